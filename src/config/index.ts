@@ -1,0 +1,4 @@
+// config: the node's one configuration schema, its defaults, and loading from flags and KV_* env.
+
+export { envName, flagName, helpText, type LoadResult, loadConfig } from './load.ts';
+export { type Config, configSchema, DEFAULTS, HELP } from './schema.ts';

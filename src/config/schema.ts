@@ -1,0 +1,90 @@
+// The node's configuration: one zod schema, one defaults object, help text per option.
+
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positive = z.coerce.number().int().positive();
+
+/** Defaults; each can be overridden by `--kebab-name value` or `KV_UPPER_SNAKE_NAME`. */
+export const DEFAULTS = {
+  /** Stable identity of this node (pod or compose service name); defaults to the host name. */
+  nodeName: hostname(),
+  /** Address the client port listens on. Loopback by default: set 0.0.0.0 to serve others. */
+  host: '127.0.0.1',
+  /** Client port (seed protocol). 0 picks a free port (logged at start). */
+  port: 8081,
+  /** Address of the HTTP port; empty means the same as --host. */
+  httpHost: '',
+  /** HTTP port: /metrics, /healthz, /readyz. 0 picks a free port. */
+  httpPort: 9090,
+  /** Peer port for node-to-node traffic (used once clustering is enabled). */
+  peerPort: 7946,
+  /** LMDB directory; created when missing. Relative paths are from the working directory. */
+  dataDir: './kvstore-data',
+  /** pino log level. */
+  logLevel: 'info' as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent',
+  /** Longest key in bytes (LMDB's own limit is 1978). */
+  maxKeyBytes: 1024,
+  /** Largest value in bytes. */
+  maxValueBytes: 1024 * 1024,
+  /** Longest command line in bytes; longer lines are discarded with one error reply. */
+  maxLineBytes: 1024 * 1024 + 4096,
+  /** Most keys one RANGE/PREFIX returns: the cap without LIMIT and the largest LIMIT. */
+  maxScanKeys: 10_000,
+  /** Most client connections at once; further ones get ERR MAX_CLIENTS and are closed. */
+  maxConnections: 10_000,
+  /** Unanswered commands per connection before the node stops reading from it. */
+  maxPipeline: 1024,
+  /** How long SIGTERM/SIGINT waits for in-flight commands before closing connections. */
+  shutdownTimeoutMs: 10_000,
+};
+
+export const configSchema = z
+  .object({
+    nodeName: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(/^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/, 'must be a DNS-style name'),
+    host: z.string().min(1),
+    port,
+    httpHost: z.string(),
+    httpPort: port,
+    peerPort: port,
+    dataDir: z.string().min(1),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    maxKeyBytes: positive.max(1900),
+    maxValueBytes: positive.max(512 * 1024 * 1024),
+    maxLineBytes: positive,
+    maxScanKeys: positive.max(1_000_000),
+    maxConnections: positive,
+    maxPipeline: positive,
+    shutdownTimeoutMs: positive,
+  })
+  .strict()
+  .refine((c) => c.maxLineBytes >= c.maxKeyBytes + c.maxValueBytes + 8, {
+    message: 'must be at least max-key-bytes + max-value-bytes + 8 so every valid PUT fits',
+    path: ['maxLineBytes'],
+  });
+
+export type Config = z.infer<typeof configSchema>;
+
+/** One line of --help per option. */
+export const HELP: Record<keyof Config, string> = {
+  nodeName: 'stable node name (pod or service name)',
+  host: 'client port listen address',
+  port: 'client port (seed text protocol)',
+  httpHost: 'HTTP listen address (empty: same as --host)',
+  httpPort: 'HTTP port for /metrics /healthz /readyz',
+  peerPort: 'node-to-node port',
+  dataDir: 'LMDB data directory',
+  logLevel: 'fatal|error|warn|info|debug|trace|silent',
+  maxKeyBytes: 'longest key in bytes',
+  maxValueBytes: 'largest value in bytes',
+  maxLineBytes: 'longest command line in bytes',
+  maxScanKeys: 'RANGE/PREFIX cap without LIMIT, and largest LIMIT',
+  maxConnections: 'most client connections at once',
+  maxPipeline: 'unanswered commands per connection before reads pause',
+  shutdownTimeoutMs: 'grace period for in-flight commands on SIGTERM',
+};

@@ -1,0 +1,47 @@
+// errors: stable error codes shared by every module, and the one table that maps them to the wire.
+
+/**
+ * Every error kvstore reports has one of these codes. Inside the process the code is
+ * `KV_ERR_<NAME>`; on the wire it is `ERR <NAME> <message>`. Codes are stable: clients match on
+ * them, so never rename one, only add.
+ */
+export const ERROR_CODES = {
+  KV_ERR_UNKNOWN_COMMAND: 'the command name is not one kvstore knows',
+  KV_ERR_WRONG_ARITY: 'the command got the wrong number of arguments',
+  KV_ERR_INVALID_KEY: 'the key is empty, longer than --max-key-bytes, or has control characters',
+  KV_ERR_VALUE_TOO_LARGE: 'the value is longer than --max-value-bytes',
+  KV_ERR_LINE_TOO_LONG:
+    'the line is longer than --max-line-bytes; it was discarded up to the next newline',
+  KV_ERR_INVALID_UTF8: 'the line is not valid UTF-8',
+  KV_ERR_INVALID_ARGUMENT:
+    'an option is malformed (for example LIMIT that is not a positive integer)',
+  KV_ERR_LIMIT_EXCEEDED: 'a RANGE/PREFIX without LIMIT matched more keys than --max-scan-keys',
+  KV_ERR_MAX_CLIENTS: 'the node already has --max-connections clients; the connection is closed',
+  KV_ERR_SHUTTING_DOWN: 'the node is shutting down and takes no new commands',
+  KV_ERR_STORAGE: 'the storage engine failed; the write was not acknowledged',
+  KV_ERR_INTERNAL: 'an unexpected failure; the node keeps running',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** An error with a stable code. `message` starts with the module name (`storage: ...`). */
+export class KvError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'KvError';
+    this.code = code;
+  }
+}
+
+/** The code as it appears on the wire: `KV_ERR_INVALID_KEY` -> `INVALID_KEY`. */
+export function wireCode(code: ErrorCode): string {
+  return code.slice('KV_ERR_'.length);
+}
+
+/** Any thrown value as a KvError: KvErrors pass through, anything else becomes KV_ERR_INTERNAL. */
+export function toKvError(err: unknown, module: string): KvError {
+  if (err instanceof KvError) return err;
+  const text = err instanceof Error ? err.message : String(err);
+  return new KvError('KV_ERR_INTERNAL', `${module}: ${text}`, { cause: err });
+}

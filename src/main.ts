@@ -1,0 +1,39 @@
+// kvstore entry point: parse configuration, start the node, stop it on SIGTERM/SIGINT.
+
+import { loadConfig } from './config/index.ts';
+import { startNode } from './node/index.ts';
+
+async function main(): Promise<number> {
+  const loaded = loadConfig(process.argv.slice(2), process.env);
+  if (loaded.kind === 'help') {
+    process.stdout.write(`${loaded.text}\n`);
+    return 0;
+  }
+  if (loaded.kind === 'error') {
+    process.stderr.write(`${loaded.text}\n`);
+    return 2;
+  }
+  const node = await startNode(loaded.config);
+  const signalled = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  const signal = await signalled;
+  node.logger.info({ signal }, 'signal received');
+  // A second signal while draining forces the exit.
+  const force = () => process.exit(1);
+  process.once('SIGTERM', force);
+  process.once('SIGINT', force);
+  await node.stop();
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`kvstore: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

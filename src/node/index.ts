@@ -1,0 +1,91 @@
+// node: assembles one kvstore node from its configuration and stops it cleanly.
+
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Config } from '../config/index.ts';
+import { LocalCoordinator } from '../coordinator/index.ts';
+import {
+  createLogger,
+  createRegistry,
+  type HttpEndpoint,
+  type Logger,
+  startHttp,
+} from '../observability/index.ts';
+import { KvServer } from '../server/index.ts';
+import { Storage } from '../storage/index.ts';
+
+/** A running node. */
+export interface KvNode {
+  readonly port: number;
+  readonly httpPort: number;
+  readonly logger: Logger;
+  /** Stops accepting, finishes in-flight commands, flushes and closes storage. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Opens storage, then starts the client port and the HTTP port. */
+export async function startNode(config: Config, logger?: Logger): Promise<KvNode> {
+  const log = logger ?? createLogger(config.logLevel, { node: config.nodeName });
+  const dataDir = resolve(config.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  const registry = createRegistry();
+  const storage = Storage.open({ path: dataDir, nodeName: config.nodeName, registry });
+  const coordinator = new LocalCoordinator(storage, { maxScanKeys: config.maxScanKeys });
+  let ready = false;
+  let server: KvServer | undefined;
+  let http: HttpEndpoint | undefined;
+  try {
+    server = await KvServer.start({
+      host: config.host,
+      port: config.port,
+      limits: config,
+      maxLineBytes: config.maxLineBytes,
+      maxPipeline: config.maxPipeline,
+      maxConnections: config.maxConnections,
+      coordinator,
+      registry,
+      logger: log,
+    });
+    http = await startHttp({
+      host: config.httpHost,
+      port: config.httpPort,
+      registry,
+      ready: () => ready,
+      logger: log,
+    });
+  } catch (err) {
+    await server?.shutdown(0);
+    await storage.close();
+    throw err;
+  }
+  ready = true;
+  const srv = server;
+  const web = http;
+  log.info(
+    {
+      host: config.host,
+      port: srv.port,
+      httpPort: web.port,
+      dataDir,
+      keys: storage.stats().liveKeys,
+    },
+    'node listening',
+  );
+  let stopping: Promise<void> | null = null;
+  return {
+    port: srv.port,
+    httpPort: web.port,
+    logger: log,
+    stop() {
+      stopping ??= (async () => {
+        ready = false;
+        log.info({ connections: srv.connectionCount }, 'node stopping');
+        await srv.shutdown(config.shutdownTimeoutMs);
+        await storage.close();
+        await web.close();
+        log.info({}, 'node stopped');
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,66 @@
+// The HTTP port: /metrics (Prometheus text exposition), /healthz (alive), /readyz (serving).
+
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import type { Logger } from './logger.ts';
+
+export interface HttpOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly registry: Registry;
+  /** True while the node accepts and serves commands; /readyz answers 503 otherwise. */
+  readonly ready: () => boolean;
+  readonly logger: Logger;
+}
+
+/** A started HTTP server; `port` is the bound port (useful when 0 was asked). */
+export interface HttpEndpoint {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Starts the HTTP server. Resolves once it listens; rejects if it cannot bind. */
+export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    } else if (path === '/readyz') {
+      const ok = opts.ready();
+      res
+        .writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' })
+        .end(ok ? 'ready\n' : 'not ready\n');
+    } else if (path === '/metrics') {
+      opts.registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': opts.registry.contentType }).end(text),
+        (err: unknown) => {
+          opts.logger.error({ err }, 'metrics collection failed');
+          res.writeHead(500).end();
+        },
+      );
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    }
+  });
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,122 @@
+// The command table shared by every framing: a read-only tagged union and its validation.
+
+import { KvError } from '../errors/index.ts';
+
+/** Scan pagination: at most `limit` keys, strictly after `cursor` when one is given. */
+export interface ScanPage {
+  /** Keys to return at most; null when the client gave no LIMIT (the node's cap applies). */
+  readonly limit: number | null;
+  /** Resume strictly after this key (the cursor a previous paged reply returned). */
+  readonly cursor: Buffer | null;
+}
+
+export type Command =
+  | { readonly type: 'put'; readonly key: Buffer; readonly value: Buffer }
+  | { readonly type: 'get'; readonly key: Buffer }
+  | { readonly type: 'remove'; readonly key: Buffer }
+  /** Keys k with start <= k <= end in byte order. */
+  | {
+      readonly type: 'range';
+      readonly start: Buffer;
+      readonly end: Buffer;
+      readonly page: ScanPage;
+    }
+  /** Keys that start with prefix: the range [prefix, successor(prefix)). */
+  | { readonly type: 'prefix'; readonly prefix: Buffer; readonly page: ScanPage }
+  | { readonly type: 'ping' }
+  | { readonly type: 'quit' };
+
+export type CommandType = Command['type'];
+
+/** Every command type, for metrics that pre-create one series per command. */
+export const COMMAND_TYPES: readonly CommandType[] = [
+  'put',
+  'get',
+  'remove',
+  'range',
+  'prefix',
+  'ping',
+  'quit',
+];
+
+/** True for commands that change data (they are applied in the order a connection sent them). */
+export function isWrite(cmd: Command): boolean {
+  return cmd.type === 'put' || cmd.type === 'remove';
+}
+
+/** Limits every command is validated against; from the node's configuration. */
+export interface CommandLimits {
+  readonly maxKeyBytes: number;
+  readonly maxValueBytes: number;
+  /** The largest LIMIT a client may ask for. */
+  readonly maxScanKeys: number;
+}
+
+/**
+ * Checks a key: non-empty, at most maxKeyBytes, no ASCII control characters, space or DEL.
+ * Throws KV_ERR_INVALID_KEY.
+ */
+export function validateKey(key: Buffer, limits: CommandLimits, what = 'key'): Buffer {
+  if (key.length === 0) throw new KvError('KV_ERR_INVALID_KEY', `protocol: ${what} is empty`);
+  if (key.length > limits.maxKeyBytes) {
+    throw new KvError(
+      'KV_ERR_INVALID_KEY',
+      `protocol: ${what} is ${key.length} bytes, the limit is ${limits.maxKeyBytes}`,
+    );
+  }
+  for (let i = 0; i < key.length; i++) {
+    const b = key[i]!;
+    if (b <= 0x20 || b === 0x7f) {
+      throw new KvError(
+        'KV_ERR_INVALID_KEY',
+        `protocol: ${what} has a control or whitespace character at byte ${i}`,
+      );
+    }
+  }
+  return key;
+}
+
+/** Checks a value against maxValueBytes. Throws KV_ERR_VALUE_TOO_LARGE. */
+export function validateValue(value: Buffer, limits: CommandLimits): Buffer {
+  if (value.length > limits.maxValueBytes) {
+    throw new KvError(
+      'KV_ERR_VALUE_TOO_LARGE',
+      `protocol: value is ${value.length} bytes, the limit is ${limits.maxValueBytes}`,
+    );
+  }
+  return value;
+}
+
+/** Parses a LIMIT argument: a positive integer no larger than maxScanKeys. */
+export function parseLimit(raw: Buffer, limits: CommandLimits): number {
+  const text = raw.toString('latin1');
+  if (!/^[1-9][0-9]{0,9}$/.test(text)) {
+    throw new KvError('KV_ERR_INVALID_ARGUMENT', `protocol: LIMIT must be a positive integer`);
+  }
+  const n = Number(text);
+  if (n > limits.maxScanKeys) {
+    throw new KvError(
+      'KV_ERR_INVALID_ARGUMENT',
+      `protocol: LIMIT ${n} is above the node's cap of ${limits.maxScanKeys}`,
+    );
+  }
+  return n;
+}
+
+/**
+ * Parses the optional scan options after RANGE/PREFIX arguments: `LIMIT n` then optionally
+ * `CURSOR key`, keywords case-insensitive. CURSOR needs LIMIT.
+ */
+export function parseScanPage(args: readonly Buffer[], limits: CommandLimits): ScanPage {
+  if (args.length === 0) return { limit: null, cursor: null };
+  const kw = (i: number) => args[i]?.toString('latin1').toUpperCase();
+  if (kw(0) !== 'LIMIT' || (args.length !== 2 && args.length !== 4)) {
+    throw new KvError('KV_ERR_WRONG_ARITY', 'protocol: expected [LIMIT n [CURSOR key]]');
+  }
+  const limit = parseLimit(args[1]!, limits);
+  if (args.length === 2) return { limit, cursor: null };
+  if (kw(2) !== 'CURSOR') {
+    throw new KvError('KV_ERR_WRONG_ARITY', 'protocol: expected [LIMIT n [CURSOR key]]');
+  }
+  return { limit, cursor: validateKey(args[3]!, limits, 'cursor') };
+}

@@ -1,0 +1,101 @@
+// Incremental splitter of a byte stream into lines, bounded in memory.
+
+/** One unit the decoder produced from the stream. */
+export type LineFrame =
+  /** A complete line without its `\n` and without one trailing `\r`. */
+  | { readonly kind: 'line'; readonly line: Buffer }
+  /** A line longer than the limit; its bytes were discarded up to and including its `\n`. */
+  | { readonly kind: 'too_long'; readonly bytes: number };
+
+const LF = 0x0a;
+const CR = 0x0d;
+
+/**
+ * Splits bytes into lines terminated by `\n` (a `\r` before it is removed). Pure: no I/O, no
+ * timers; the caller pushes chunks split anywhere and gets the same frames whatever the split.
+ * Never holds more than `maxLineBytes + 1` bytes of an unfinished line: a longer line is
+ * discarded as it arrives and reported once, as `too_long`, when its `\n` comes.
+ */
+export class LineDecoder {
+  readonly maxLineBytes: number;
+  #parts: Buffer[] = [];
+  #partBytes = 0;
+  #discarding = false;
+  #discarded = 0;
+
+  constructor(maxLineBytes: number) {
+    this.maxLineBytes = maxLineBytes;
+  }
+
+  /** Bytes of the unfinished line held in memory (0 while discarding an over-long line). */
+  get bufferedBytes(): number {
+    return this.#partBytes;
+  }
+
+  /** True when a line has started but its `\n` has not arrived yet. */
+  get midLine(): boolean {
+    return this.#partBytes > 0 || this.#discarding;
+  }
+
+  /** Feeds one chunk; calls `onFrame` for every frame it completes, in stream order. */
+  push(chunk: Buffer, onFrame: (frame: LineFrame) => void): void {
+    let start = 0;
+    while (start < chunk.length) {
+      const nl = chunk.indexOf(LF, start);
+      if (nl === -1) {
+        this.#hold(chunk, start, chunk.length);
+        return;
+      }
+      if (this.#discarding) {
+        const bytes = this.#discarded + (nl - start);
+        this.#discarding = false;
+        this.#discarded = 0;
+        onFrame({ kind: 'too_long', bytes });
+      } else {
+        const line = this.#take(chunk, start, nl);
+        if (line.length > this.maxLineBytes) onFrame({ kind: 'too_long', bytes: line.length });
+        else onFrame({ kind: 'line', line });
+      }
+      start = nl + 1;
+    }
+  }
+
+  /** Forgets any unfinished line (the peer went away mid-line). */
+  reset(): void {
+    this.#parts = [];
+    this.#partBytes = 0;
+    this.#discarding = false;
+    this.#discarded = 0;
+  }
+
+  #hold(chunk: Buffer, from: number, to: number): void {
+    const n = to - from;
+    if (this.#discarding) {
+      this.#discarded += n;
+      return;
+    }
+    // One byte of slack: the `\r` of a `\r\n` ending arrives before we know it is one.
+    if (this.#partBytes + n > this.maxLineBytes + 1) {
+      this.#discarding = true;
+      this.#discarded = this.#partBytes + n;
+      this.#parts = [];
+      this.#partBytes = 0;
+      return;
+    }
+    this.#parts.push(chunk.subarray(from, to));
+    this.#partBytes += n;
+  }
+
+  #take(chunk: Buffer, from: number, nl: number): Buffer {
+    let line: Buffer;
+    if (this.#partBytes === 0) {
+      line = chunk.subarray(from, nl);
+    } else {
+      this.#parts.push(chunk.subarray(from, nl));
+      line = Buffer.concat(this.#parts, this.#partBytes + (nl - from));
+      this.#parts = [];
+      this.#partBytes = 0;
+    }
+    return line.length > 0 && line[line.length - 1] === CR ? line.subarray(0, -1) : line;
+  }
+}

@@ -1,0 +1,160 @@
+// The seed's line protocol: one command per line in, one reply (a line, or two when paged) out.
+
+import { isUtf8 } from 'node:buffer';
+import { type ErrorCode, KvError, wireCode } from '../errors/index.ts';
+import {
+  type Command,
+  type CommandLimits,
+  parseScanPage,
+  validateKey,
+  validateValue,
+} from './command.ts';
+
+const SPACE = 0x20;
+
+/** What a command answers; each framing encodes it its own way. */
+export type Reply =
+  | { readonly type: 'ok' }
+  | { readonly type: 'pong' }
+  | { readonly type: 'not_found' }
+  | { readonly type: 'value'; readonly value: Buffer }
+  /**
+   * Keys in ascending byte order. `paged` is true when the client asked for LIMIT; then `next`
+   * is the cursor to resume after, or null when the answer is complete.
+   */
+  | {
+      readonly type: 'keys';
+      readonly keys: readonly Buffer[];
+      readonly paged: boolean;
+      readonly next: Buffer | null;
+    }
+  | { readonly type: 'error'; readonly code: ErrorCode; readonly message: string };
+
+/** Splits on single spaces; runs of spaces between tokens are tolerated. */
+function tokens(line: Buffer, from: number): Buffer[] {
+  const out: Buffer[] = [];
+  let i = from;
+  while (i < line.length) {
+    if (line[i] === SPACE) {
+      i++;
+      continue;
+    }
+    let j = line.indexOf(SPACE, i);
+    if (j === -1) j = line.length;
+    out.push(line.subarray(i, j));
+    i = j;
+  }
+  return out;
+}
+
+function arity(name: string, want: string): KvError {
+  return new KvError('KV_ERR_WRONG_ARITY', `protocol: ${name} expects ${want}`);
+}
+
+/**
+ * Parses one line (without its terminator) into a command. Returns null for a blank line, which
+ * gets no reply. Throws KvError for anything malformed; the connection stays usable.
+ * `PUT key value`: the value is every byte after the single space that follows the key.
+ */
+export function parseTextLine(line: Buffer, limits: CommandLimits): Command | null {
+  if (!isUtf8(line)) throw new KvError('KV_ERR_INVALID_UTF8', 'protocol: line is not valid UTF-8');
+  let start = 0;
+  while (start < line.length && line[start] === SPACE) start++;
+  if (start === line.length) return null;
+  let nameEnd = line.indexOf(SPACE, start);
+  if (nameEnd === -1) nameEnd = line.length;
+  const name = line.toString('latin1', start, nameEnd).toUpperCase();
+  if (name === 'PUT') return parsePut(line, nameEnd, limits);
+  const args = tokens(line, nameEnd);
+  switch (name) {
+    case 'GET':
+    case 'REMOVE':
+      if (args.length !== 1) throw arity(name, 'one key');
+      return { type: name === 'GET' ? 'get' : 'remove', key: validateKey(args[0]!, limits) };
+    case 'RANGE':
+      if (args.length < 2) throw arity(name, '<start> <end> [LIMIT n [CURSOR key]]');
+      return {
+        type: 'range',
+        start: validateKey(args[0]!, limits, 'start'),
+        end: validateKey(args[1]!, limits, 'end'),
+        page: parseScanPage(args.slice(2), limits),
+      };
+    case 'PREFIX':
+      if (args.length < 1) throw arity(name, '<prefix> [LIMIT n [CURSOR key]]');
+      return {
+        type: 'prefix',
+        prefix: validateKey(args[0]!, limits, 'prefix'),
+        page: parseScanPage(args.slice(1), limits),
+      };
+    case 'PING':
+    case 'QUIT':
+      if (args.length !== 0) throw arity(name, 'no arguments');
+      return { type: name === 'PING' ? 'ping' : 'quit' };
+    default:
+      throw new KvError(
+        'KV_ERR_UNKNOWN_COMMAND',
+        `protocol: unknown command '${name.slice(0, 32)}'`,
+      );
+  }
+}
+
+function parsePut(line: Buffer, nameEnd: number, limits: CommandLimits): Command {
+  let keyStart = nameEnd;
+  while (keyStart < line.length && line[keyStart] === SPACE) keyStart++;
+  const keyEnd = line.indexOf(SPACE, keyStart);
+  if (keyStart >= line.length || keyEnd === -1) throw arity('PUT', '<key> <value>');
+  const key = validateKey(line.subarray(keyStart, keyEnd), limits);
+  const value = validateValue(line.subarray(keyEnd + 1), limits);
+  return { type: 'put', key, value };
+}
+
+const OK = Buffer.from('OK\n');
+const PONG = Buffer.from('PONG\n');
+const NOT_FOUND = Buffer.from('NOT_FOUND\n');
+const NL = Buffer.from('\n');
+const SP = Buffer.from(' ');
+const END = Buffer.from('END\n');
+const MORE = Buffer.from('MORE ');
+
+/**
+ * Encodes a reply as text. Appends buffers to `out` (so a batch of replies becomes one write):
+ * OK, PONG, NOT_FOUND, the raw value, `ERR <CODE> <message>`, or the keys space-separated on one
+ * line (empty line when none). A paged answer adds a second line: `END` when complete, or
+ * `MORE <cursor>` where the next page is `... LIMIT n CURSOR <cursor>`.
+ */
+export function encodeTextReply(reply: Reply, out: Buffer[]): void {
+  switch (reply.type) {
+    case 'ok':
+      out.push(OK);
+      return;
+    case 'pong':
+      out.push(PONG);
+      return;
+    case 'not_found':
+      out.push(NOT_FOUND);
+      return;
+    case 'value':
+      out.push(reply.value, NL);
+      return;
+    case 'error': {
+      const msg = reply.message.replace(/[\r\n]+/g, ' ');
+      out.push(Buffer.from(`ERR ${wireCode(reply.code)} ${msg}\n`));
+      return;
+    }
+    case 'keys':
+      for (let i = 0; i < reply.keys.length; i++) {
+        if (i > 0) out.push(SP);
+        out.push(reply.keys[i]!);
+      }
+      out.push(NL);
+      if (reply.paged) {
+        if (reply.next === null) out.push(END);
+        else out.push(MORE, reply.next, NL);
+      }
+      return;
+    default: {
+      const never: never = reply;
+      throw new Error(`protocol: unhandled reply ${JSON.stringify(never)}`);
+    }
+  }
+}

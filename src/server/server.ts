@@ -1,0 +1,107 @@
+// The client-port TCP listener: accepts connections, enforces the connection cap, drains on stop.
+
+import type { AddressInfo } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Registry } from 'prom-client';
+import type { Coordinator } from '../coordinator/index.ts';
+import { KvError, wireCode } from '../errors/index.ts';
+import type { Logger } from '../observability/index.ts';
+import type { CommandLimits } from '../protocol/index.ts';
+import { Connection, type ConnectionContext } from './connection.ts';
+import { registerServerMetrics, type ServerMetrics } from './metrics.ts';
+
+export interface ServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly limits: CommandLimits;
+  readonly maxLineBytes: number;
+  readonly maxPipeline: number;
+  readonly maxConnections: number;
+  readonly coordinator: Coordinator;
+  readonly registry: Registry;
+  readonly logger: Logger;
+}
+
+/** The listening client port. */
+export class KvServer {
+  readonly #server: Server;
+  readonly #connections = new Set<Connection>();
+  readonly #ctx: ConnectionContext;
+  readonly #metrics: ServerMetrics;
+  readonly #opts: ServerOptions;
+
+  private constructor(opts: ServerOptions) {
+    this.#opts = opts;
+    this.#metrics = registerServerMetrics(opts.registry);
+    this.#ctx = {
+      coordinator: opts.coordinator,
+      limits: opts.limits,
+      maxLineBytes: opts.maxLineBytes,
+      maxPipeline: opts.maxPipeline,
+      metrics: this.#metrics,
+      logger: opts.logger,
+    };
+    this.#server = createServer({ allowHalfOpen: true }, (socket) => this.#accept(socket));
+    this.#server.on('error', (err) => opts.logger.error({ err }, 'client listener error'));
+  }
+
+  /** Starts listening; resolves with the server once bound, rejects if the port is taken. */
+  static async start(opts: ServerOptions): Promise<KvServer> {
+    const s = new KvServer(opts);
+    await new Promise<void>((resolve, reject) => {
+      s.#server.once('error', reject);
+      s.#server.listen(opts.port, opts.host, () => {
+        s.#server.off('error', reject);
+        resolve();
+      });
+    });
+    return s;
+  }
+
+  /** The bound port (useful when 0 was asked). */
+  get port(): number {
+    return (this.#server.address() as AddressInfo).port;
+  }
+
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  #accept(socket: Socket): void {
+    if (this.#connections.size >= this.#opts.maxConnections) {
+      this.#metrics.rejectedConnections.inc();
+      const err = new KvError('KV_ERR_MAX_CLIENTS', 'server: too many client connections');
+      socket.on('error', () => {});
+      socket.end(`ERR ${wireCode(err.code)} ${err.message}\n`);
+      return;
+    }
+    const conn = new Connection(socket, this.#ctx);
+    this.#connections.add(conn);
+    this.#metrics.connections.inc();
+    this.#metrics.connectionsTotal.inc();
+    socket.once('close', () => {
+      this.#connections.delete(conn);
+      this.#metrics.connections.dec();
+    });
+  }
+
+  /**
+   * Stops accepting, lets every connection finish its in-flight commands and send their replies,
+   * then closes them. Connections still busy after `timeoutMs` are destroyed.
+   */
+  async shutdown(timeoutMs: number): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const drained = Promise.all([...this.#connections].map((c) => c.drain()));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), timeoutMs);
+    });
+    const late = await Promise.race([drained.then(() => false), timedOut]);
+    clearTimeout(timer);
+    if (late) {
+      this.#opts.logger.warn({ connections: this.#connections.size }, 'shutdown timed out');
+      for (const c of this.#connections) c.destroy();
+    }
+    await closed;
+  }
+}
