@@ -17,7 +17,6 @@ export const ERROR_CODES = {
     'an option is malformed (for example LIMIT that is not a positive integer)',
   KV_ERR_LIMIT_EXCEEDED: 'a RANGE/PREFIX without LIMIT matched more keys than --max-scan-keys',
   KV_ERR_MAX_CLIENTS: 'the node already has --max-connections clients; the connection is closed',
-  KV_ERR_SHUTTING_DOWN: 'the node is shutting down and takes no new commands',
   KV_ERR_STORAGE: 'the storage engine failed; the write was not acknowledged',
   KV_ERR_INTERNAL: 'an unexpected failure; the node keeps running',
 } as const;

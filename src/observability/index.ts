@@ -5,9 +5,18 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 export { type HttpEndpoint, type HttpOptions, startHttp } from './http.ts';
 export { createLogger, type Logger } from './logger.ts';
 
+const NON_COUNTER_TOTALS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
 /** A fresh registry with the default process metrics (one per node, so tests can run several). */
 export function createRegistry(): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // prom-client names these gauges `*_total`, which promtool rejects (a suffix reserved for
+  // counters). The per-type gauges `nodejs_active_{handles,requests,resources}` remain; sum them.
+  for (const name of NON_COUNTER_TOTALS) registry.removeSingleMetric(name);
   return registry;
 }

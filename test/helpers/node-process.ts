@@ -1,0 +1,113 @@
+// Starts real kvstore processes for tests and cleans them (and their data) up, even on failure.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+/** The pinned Node 24 binary (vitest may itself run on another node). */
+export const NODE = join(ROOT, 'node_modules/.bin/node');
+export const MAIN = join(ROOT, 'src/main.ts');
+
+export interface NodeProcess {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly httpPort: number;
+  readonly dataDir: string;
+  /** Every JSON log line the node printed so far. */
+  readonly logs: Record<string, unknown>[];
+  /** Sends a signal and resolves with the exit code (or the signal name). */
+  stop(signal?: NodeJS.Signals): Promise<number | string>;
+}
+
+const live = new Set<ChildProcess>();
+const dirs = new Set<string>();
+
+/** A fresh temporary directory, removed by cleanup(). */
+export function tempDir(prefix = 'kvstore-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.add(dir);
+  return dir;
+}
+
+/**
+ * Starts `node src/main.ts` on free ports (port 0) with `extraArgs`, waits for its
+ * "node listening" log line and returns the bound ports.
+ */
+export async function startNodeProcess(
+  opts: { dataDir?: string; args?: string[]; env?: NodeJS.ProcessEnv } = {},
+): Promise<NodeProcess> {
+  const dataDir = opts.dataDir ?? tempDir();
+  const args = [
+    MAIN,
+    '--node-name',
+    'test-node',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--http-port',
+    '0',
+    '--data-dir',
+    dataDir,
+    ...(opts.args ?? []),
+  ];
+  const child = spawn(NODE, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...opts.env },
+  });
+  live.add(child);
+  const logs: Record<string, unknown>[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<number | string>((res) => {
+    child.once('exit', (code, signal) => {
+      live.delete(child);
+      res(code ?? signal ?? -1);
+    });
+  });
+  const listening = new Promise<Record<string, unknown>>((res, rej) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.on('line', (line) => {
+      let entry: Record<string, unknown>;
+      try {
+        entry = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      logs.push(entry);
+      if (entry.msg === 'node listening') res(entry);
+    });
+    exited.then((code) => rej(new Error(`kvstore exited (${code}) before listening: ${stderr}`)));
+  });
+  const started = await listening;
+  return {
+    child,
+    port: started.port as number,
+    httpPort: started.httpPort as number,
+    dataDir,
+    logs,
+    stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Kills every process started here and removes every temporary directory. */
+export async function cleanup(): Promise<void> {
+  const waits = [...live].map(
+    (c) =>
+      new Promise<void>((res) => {
+        c.once('exit', () => res());
+        c.kill('SIGKILL');
+      }),
+  );
+  await Promise.all(waits);
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  dirs.clear();
+}

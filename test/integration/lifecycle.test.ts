@@ -1,0 +1,110 @@
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LineClient } from '../helpers/line-client.ts';
+import { cleanup, MAIN, NODE, startNodeProcess, tempDir } from '../helpers/node-process.ts';
+
+const run = promisify(execFile);
+
+afterEach(cleanup);
+
+describe('durability', () => {
+  it('keeps every acknowledged write after SIGKILL right after the acknowledgements', async () => {
+    const dataDir = tempDir();
+    const first = await startNodeProcess({ dataDir });
+    const c = await LineClient.connect(first.port);
+    const n = 3000;
+    const lines = [];
+    for (let i = 0; i < n; i++) lines.push(`PUT durable:${i} value-${i}`);
+    lines.push('REMOVE durable:7');
+    c.send(`${lines.join('\n')}\n`);
+    const replies = await c.lines(n + 1);
+    expect(replies.every((r) => r === 'OK')).toBe(true);
+    expect(await first.stop('SIGKILL')).toBe('SIGKILL');
+    c.close();
+
+    const second = await startNodeProcess({ dataDir });
+    const d = await LineClient.connect(second.port);
+    d.send(`${Array.from({ length: n }, (_, i) => `GET durable:${i}`).join('\n')}\n`);
+    const values = await d.lines(n);
+    for (let i = 0; i < n; i++) {
+      expect(values[i]).toBe(i === 7 ? 'NOT_FOUND' : `value-${i}`);
+    }
+    d.close();
+  });
+});
+
+describe('shutdown', () => {
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`${signal}: stops accepting, answers in-flight commands, flushes and exits 0`, async () => {
+      const dataDir = tempDir();
+      const node = await startNodeProcess({ dataDir });
+      const c = await LineClient.connect(node.port);
+      const n = 2000;
+      c.send(`${Array.from({ length: n }, (_, i) => `PUT inflight:${i} v${i}`).join('\n')}\n`);
+      await c.lines(1); // the node is working on the batch
+      const exited = node.stop(signal);
+      const rest = await c.lines(n - 1);
+      expect(rest.every((r) => r === 'OK')).toBe(true);
+      expect(await exited).toBe(0);
+      await expect(LineClient.connect(node.port)).rejects.toThrow(/ECONNREFUSED/);
+      const msgs = node.logs.map((l) => l.msg);
+      expect(msgs).toContain('node stopped');
+
+      const again = await startNodeProcess({ dataDir });
+      const d = await LineClient.connect(again.port);
+      expect(await d.call(`GET inflight:${n - 1}`)).toBe(`v${n - 1}`);
+      d.close();
+      c.close();
+    });
+  }
+
+  it('closes idle connections and exits quickly', async () => {
+    const node = await startNodeProcess();
+    const idle = await LineClient.connect(node.port);
+    const started = Date.now();
+    expect(await node.stop('SIGTERM')).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
+    await expect(idle.lines(1, 2000)).rejects.toThrow(/closed/);
+  });
+});
+
+describe('configuration', () => {
+  it('exits 2 and says what is wrong for invalid configuration', async () => {
+    const err = await run(NODE, [MAIN, '--port', 'seventy', '--data-dir', tempDir()]).catch(
+      (e) => e,
+    );
+    expect(err.code).toBe(2);
+    expect(err.stderr).toContain('--port (KV_PORT)');
+    const fromEnv = await run(NODE, [MAIN], {
+      env: { ...process.env, KV_MAX_VALUE_BYTES: '-1' },
+    }).catch((e) => e);
+    expect(fromEnv.code).toBe(2);
+    expect(fromEnv.stderr).toContain('KV_MAX_VALUE_BYTES');
+  });
+
+  it('prints every option with its default for --help', async () => {
+    const { stdout } = await run(NODE, [MAIN, '--help']);
+    expect(stdout).toContain('--max-scan-keys');
+    expect(stdout).toMatch(/--port <v>\s+KV_PORT\s+.*\(default 8081\)/);
+  });
+
+  it('fails clearly when the port is taken', async () => {
+    const a = await startNodeProcess();
+    const dir = tempDir();
+    writeFileSync(join(dir, 'x'), '');
+    const err = await run(NODE, [
+      MAIN,
+      '--port',
+      String(a.port),
+      '--http-port',
+      '0',
+      '--data-dir',
+      dir,
+    ]).catch((e) => e);
+    expect(err.code).toBe(1);
+    expect(err.stderr).toContain('EADDRINUSE');
+  });
+});

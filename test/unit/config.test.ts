@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULTS, envName, flagName, loadConfig } from '../../src/config/index.ts';
+
+describe('loadConfig', () => {
+  it('uses the defaults when nothing is given', () => {
+    const r = loadConfig([], {});
+    expect(r.kind).toBe('config');
+    if (r.kind !== 'config') return;
+    expect(r.config.port).toBe(8081);
+    expect(r.config.httpPort).toBe(9090);
+    expect(r.config.httpHost).toBe(DEFAULTS.host);
+    expect(r.config.dataDir).toBe('./kvstore-data');
+  });
+
+  it('takes KV_* variables, and flags over them', () => {
+    const r = loadConfig(['--port', '7000', '--max-key-bytes=64'], {
+      KV_PORT: '6000',
+      KV_HTTP_PORT: '6001',
+      KV_NODE_NAME: 'kvstore-1',
+    });
+    if (r.kind !== 'config') throw new Error(JSON.stringify(r));
+    expect(r.config).toMatchObject({
+      port: 7000,
+      httpPort: 6001,
+      maxKeyBytes: 64,
+      nodeName: 'kvstore-1',
+    });
+  });
+
+  it('explains what is wrong, naming the flag and the variable', () => {
+    const r = loadConfig(['--port', 'abc', '--max-key-bytes', '5000'], {});
+    expect(r.kind).toBe('error');
+    if (r.kind !== 'error') return;
+    expect(r.text).toContain('--port (KV_PORT)');
+    expect(r.text).toContain('--max-key-bytes (KV_MAX_KEY_BYTES)');
+  });
+
+  it('rejects unknown flags, missing values and a line limit too small for the value limit', () => {
+    expect(loadConfig(['--nope', '1'], {})).toMatchObject({ kind: 'error' });
+    expect(loadConfig(['--port'], {})).toMatchObject({ kind: 'error' });
+    const r = loadConfig(['--max-value-bytes', '2000', '--max-line-bytes', '1000'], {});
+    expect(r.kind === 'error' && r.text.includes('--max-line-bytes')).toBe(true);
+    expect(loadConfig(['--node-name', 'bad name'], {})).toMatchObject({ kind: 'error' });
+  });
+
+  it('lists every option with its variable and default in --help', () => {
+    const r = loadConfig(['--help'], {});
+    if (r.kind !== 'help') throw new Error('expected help');
+    for (const key of Object.keys(DEFAULTS)) {
+      expect(r.text).toContain(flagName(key));
+      expect(r.text).toContain(envName(key));
+    }
+    expect(r.text).toContain('(default 8081)');
+  });
+});

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { successorOfPrefix } from '../../src/coordinator/index.ts';
+import {
+  compareVersions,
+  decodeRecord,
+  encodeRecord,
+  HybridClock,
+} from '../../src/storage/index.ts';
+
+describe('record codec', () => {
+  it('round-trips values, tombstones and versions', () => {
+    const version = { wall: 1_764_000_000_123, logical: 65535, node: 'kvstore-2' };
+    for (const rec of [
+      { version, tombstone: false, value: Buffer.from('hello world') },
+      { version, tombstone: true, value: Buffer.alloc(0) },
+      {
+        version: { wall: 0, logical: 0, node: 'n' },
+        tombstone: false,
+        value: Buffer.from([0, 255]),
+      },
+    ]) {
+      expect(decodeRecord(encodeRecord(rec))).toEqual(rec);
+    }
+  });
+
+  it('rejects an unknown format', () => {
+    expect(() => decodeRecord(Buffer.from([9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]))).toThrow(
+      /unknown format/,
+    );
+  });
+});
+
+describe('HybridClock', () => {
+  it('is strictly increasing even when the wall clock stands still or goes back', () => {
+    let t = 1000;
+    const clock = new HybridClock('a', () => t);
+    const seen = [clock.now()];
+    for (const next of [1000, 1000, 999, 500, 1001, 1001]) {
+      t = next;
+      seen.push(clock.now());
+    }
+    for (let i = 1; i < seen.length; i++) {
+      expect(compareVersions(seen[i]!, seen[i - 1]!)).toBeGreaterThan(0);
+    }
+  });
+
+  it('moves past observed versions from a faster clock', () => {
+    const clock = new HybridClock('a', () => 10);
+    const remote = { wall: 5000, logical: 7, node: 'b' };
+    clock.observe(remote);
+    expect(compareVersions(clock.now(), remote)).toBeGreaterThan(0);
+  });
+
+  it('carries the logical counter over into the wall clock', () => {
+    const clock = new HybridClock('a', () => 10);
+    clock.observe({ wall: 10, logical: 0xffff, node: 'b' });
+    expect(clock.now()).toEqual({ wall: 11, logical: 0, node: 'a' });
+  });
+
+  it('breaks ties by node name', () => {
+    expect(
+      compareVersions({ wall: 1, logical: 1, node: 'a' }, { wall: 1, logical: 1, node: 'b' }),
+    ).toBeLessThan(0);
+  });
+});
+
+describe('successorOfPrefix', () => {
+  it('is the smallest key after every key with the prefix', () => {
+    expect(successorOfPrefix(Buffer.from('ab'))).toEqual(Buffer.from('ac'));
+    expect(successorOfPrefix(Buffer.from([0x61, 0xff, 0xff]))).toEqual(Buffer.from([0x62]));
+    expect(successorOfPrefix(Buffer.from([0xff]))).toBeNull();
+  });
+});

@@ -1,0 +1,124 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { LocalCoordinator } from '../../src/coordinator/index.ts';
+import { KvError } from '../../src/errors/index.ts';
+import type { Command, Reply } from '../../src/protocol/index.ts';
+import { Storage } from '../../src/storage/index.ts';
+import { cleanup, tempDir } from '../helpers/node-process.ts';
+
+const b = (s: string) => Buffer.from(s);
+const opened: Storage[] = [];
+
+function openStore(path = tempDir()): Storage {
+  const s = Storage.open({ path, nodeName: 'n1' });
+  opened.push(s);
+  return s;
+}
+
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((s) => s.close()));
+  await cleanup();
+});
+
+function keysOf(reply: Reply): string[] {
+  if (reply.type !== 'keys') throw new Error(`expected keys, got ${reply.type}`);
+  return reply.keys.map((k) => k.toString());
+}
+
+describe('Storage', () => {
+  it('keeps the newest version: older writes are ignored', async () => {
+    const s = openStore();
+    const newer = { wall: 200, logical: 0, node: 'b' };
+    const older = { wall: 100, logical: 5, node: 'z' };
+    expect(await s.apply(b('k'), { version: newer, tombstone: false, value: b('new') })).toBe(true);
+    expect(await s.apply(b('k'), { version: older, tombstone: false, value: b('old') })).toBe(
+      false,
+    );
+    expect(s.get(b('k'))?.value.toString()).toBe('new');
+    expect(s.stats().liveKeys).toBe(1);
+  });
+
+  it('counts live keys and tombstones exactly and keeps them across reopen', async () => {
+    const dir = tempDir();
+    const s = openStore(dir);
+    for (const k of ['a', 'b', 'c']) {
+      await s.apply(b(k), { version: s.clock.now(), tombstone: false, value: b('v') });
+    }
+    expect(await s.removeIfLive(b('b'), s.clock.now())).toBe(true);
+    expect(await s.removeIfLive(b('b'), s.clock.now())).toBe(false);
+    expect(await s.removeIfLive(b('zz'), s.clock.now())).toBe(false);
+    expect(s.stats()).toMatchObject({ liveKeys: 2, tombstones: 1 });
+    const last = s.clock.now();
+    await s.close();
+    const again = openStore(dir);
+    expect(again.stats()).toMatchObject({ liveKeys: 2, tombstones: 1 });
+    expect(again.get(b('b'))?.tombstone).toBe(true);
+    // The clock resumes above every version written before the restart.
+    expect(again.clock.now().wall).toBeGreaterThanOrEqual(last.wall);
+  });
+
+  it('scans in byte order, not string or locale order', async () => {
+    const s = openStore();
+    const keys = [b('a'), b('B'), b('aa'), Buffer.from([0xc3, 0xa9]), b('a~'), b('a0')];
+    for (const k of keys)
+      await s.apply(k, { version: s.clock.now(), tombstone: false, value: b('') });
+    const scanned = [...s.scan({ start: Buffer.from([0]), end: null })].map((r) => r.key);
+    expect(scanned).toEqual([...keys].sort(Buffer.compare));
+  });
+});
+
+describe('LocalCoordinator scans', () => {
+  async function seeded(n: number, maxScanKeys = 1000) {
+    const s = openStore();
+    const c = new LocalCoordinator(s, { maxScanKeys });
+    const run = async (cmd: Command) => c.execute(cmd);
+    for (let i = 0; i < n; i++) {
+      await run({ type: 'put', key: b(`k${String(i).padStart(3, '0')}`), value: b('v') });
+    }
+    return run;
+  }
+  const page = (limit: number | null, cursor: string | null = null) => ({
+    limit,
+    cursor: cursor === null ? null : b(cursor),
+  });
+
+  it('RANGE is inclusive at both ends and skips deleted keys', async () => {
+    const run = await seeded(10);
+    await run({ type: 'remove', key: b('k003') });
+    const r = await run({ type: 'range', start: b('k002'), end: b('k005'), page: page(null) });
+    expect(keysOf(r)).toEqual(['k002', 'k004', 'k005']);
+    const empty = await run({ type: 'range', start: b('k009'), end: b('k001'), page: page(null) });
+    expect(keysOf(empty)).toEqual([]);
+  });
+
+  it('pages with LIMIT and CURSOR to the same keys as one scan', async () => {
+    const run = await seeded(25);
+    const got: string[] = [];
+    let cursor: string | null = null;
+    for (let i = 0; i < 10; i++) {
+      const r = await run({ type: 'prefix', prefix: b('k0'), page: page(7, cursor) });
+      if (r.type !== 'keys') throw new Error(r.type);
+      got.push(...keysOf(r));
+      expect(r.paged).toBe(true);
+      cursor = r.next?.toString() ?? null;
+      if (cursor === null) break;
+    }
+    const all = await run({ type: 'prefix', prefix: b('k0'), page: page(null) });
+    expect(got).toEqual(keysOf(all));
+    expect(got).toHaveLength(25);
+  });
+
+  it('says a LIMIT answer is complete when exactly LIMIT keys match', async () => {
+    const run = await seeded(5);
+    const r = await run({ type: 'prefix', prefix: b('k'), page: page(5) });
+    expect(r).toMatchObject({ type: 'keys', paged: true, next: null });
+  });
+
+  it('refuses an uncapped scan above the cap instead of truncating it', async () => {
+    const run = await seeded(6, 5);
+    await expect(run({ type: 'prefix', prefix: b('k'), page: page(null) })).rejects.toSatisfy(
+      (e: unknown) => e instanceof KvError && e.code === 'KV_ERR_LIMIT_EXCEEDED',
+    );
+    const ok = await run({ type: 'range', start: b('k000'), end: b('k004'), page: page(null) });
+    expect(keysOf(ok)).toHaveLength(5);
+  });
+});
