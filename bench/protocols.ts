@@ -39,7 +39,10 @@ function writeCommand(out: Buffer, at: number, name: Buffer, args: Buffer[], end
 }
 
 function startsWith(buf: Buffer, from: number, end: number, prefix: Buffer): boolean {
-  return end - from >= prefix.length && buf.compare(prefix, 0, prefix.length, from, from + prefix.length) === 0;
+  return (
+    end - from >= prefix.length &&
+    buf.compare(prefix, 0, prefix.length, from, from + prefix.length) === 0
+  );
 }
 
 const KV_PUT = Buffer.from('PUT');

@@ -84,6 +84,8 @@ export function scanSuffix(opts: ScanOptions | undefined): string {
  * LIMIT gets a two-line reply; `scan` carries what its keys must satisfy (see replies.ts).
  */
 export interface RawShape {
+  /** QUIT: the node closes the connection after its reply. */
+  readonly quit: boolean;
   readonly paged: boolean;
   readonly scan: ScanShape | null;
 }
@@ -124,7 +126,7 @@ export function rawShape(line: string): RawShape {
   const tokens = line.split(' ').filter((t) => t.length > 0);
   const name = tokens[0]?.toUpperCase();
   const isRange = name === 'RANGE';
-  if (!isRange && name !== 'PREFIX') return { paged: false, scan: null };
+  if (!isRange && name !== 'PREFIX') return { quit: name === 'QUIT', paged: false, scan: null };
   const opts = tokens.slice(isRange ? 3 : 2);
   const paged = opts[0]?.toUpperCase() === 'LIMIT';
   const limit = paged ? Number(opts[1]) : Number.NaN;
@@ -137,5 +139,5 @@ export function rawShape(line: string): RawShape {
     after: cursor === undefined ? null : Buffer.from(cursor),
     limit: Number.isSafeInteger(limit) && limit > 0 ? limit : null,
   };
-  return { paged, scan };
+  return { quit: false, paged, scan };
 }

@@ -48,7 +48,14 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Loa
     return { kind: 'error', text: `config: invalid configuration\n${lines.join('\n')}` };
   }
   const config = parsed.data;
-  return { kind: 'config', config: { ...config, httpHost: config.httpHost || config.host } };
+  return {
+    kind: 'config',
+    config: {
+      ...config,
+      httpHost: config.httpHost || config.host,
+      peerHost: config.peerHost || config.host,
+    },
+  };
 }
 
 /** The text of `kvstore --help`: every option, its variable and its default. */

@@ -38,6 +38,38 @@ export const DEFAULTS = {
   maxPipeline: 1024,
   /** How long SIGTERM/SIGINT waits for in-flight commands before closing connections. */
   shutdownTimeoutMs: 10_000,
+  /** Address the peer port listens on; empty means the same as --host. */
+  peerHost: '',
+  /** Static members `name=host:peerPort,...` (this node may be listed). Empty: no static peers. */
+  peers: '',
+  /** Dynamic members: `dns:<name>` of a headless Service (SRV or A records). Empty: none. */
+  discovery: '',
+  /** DNS servers for --discovery as `ip:port,...`; empty uses the system resolver. */
+  dnsServers: '',
+  /** How often DNS discovery re-resolves the member list. */
+  resolveIntervalMs: 5000,
+  /** Replicas per key (clamped to the member count). */
+  replicationFactor: 3,
+  /** Replicas that must answer a read (clamped like the replication factor). */
+  readQuorum: 2,
+  /** Replicas that must make a write durable before OK (clamped like the replication factor). */
+  writeQuorum: 2,
+  /** Timeout of one request to a peer. */
+  peerTimeoutMs: 2000,
+  /** How often each peer is probed; a peer failing --probe-failures probes in a row is down. */
+  probeIntervalMs: 1000,
+  /** Consecutive failed probes before a peer is marked down. */
+  probeFailures: 3,
+  /** Tombstones older than this, held by every replica, are collected; hints older are dropped. */
+  tombstoneGraceMs: 3_600_000,
+  /** How often tombstone collection runs. */
+  gcIntervalMs: 60_000,
+  /** Most hints (writes kept for down replicas) stored on this node. */
+  maxHints: 100_000,
+  /** How often hints are offered to peers that are up again. */
+  hintIntervalMs: 1000,
+  /** Throttle for rebalancing and decommission streams, bytes per second. */
+  rebalanceRateBytes: 32 * 1024 * 1024,
 };
 
 export const configSchema = z
@@ -61,8 +93,36 @@ export const configSchema = z
     maxConnections: positive,
     maxPipeline: positive,
     shutdownTimeoutMs: positive,
+    peerHost: z.string(),
+    peers: z.string(),
+    discovery: z.string().regex(/^(dns:.+)?$/, 'must be dns:<name> or empty'),
+    dnsServers: z.string(),
+    resolveIntervalMs: positive,
+    replicationFactor: positive.max(7),
+    readQuorum: positive,
+    writeQuorum: positive,
+    peerTimeoutMs: positive,
+    probeIntervalMs: positive,
+    probeFailures: positive,
+    tombstoneGraceMs: positive,
+    gcIntervalMs: positive,
+    maxHints: z.coerce.number().int().min(0),
+    hintIntervalMs: positive,
+    rebalanceRateBytes: positive,
   })
   .strict()
+  .refine((c) => c.readQuorum <= c.replicationFactor, {
+    message: 'must be at most --replication-factor',
+    path: ['readQuorum'],
+  })
+  .refine((c) => c.writeQuorum <= c.replicationFactor, {
+    message: 'must be at most --replication-factor',
+    path: ['writeQuorum'],
+  })
+  .refine((c) => !(c.peers && c.discovery), {
+    message: 'use either --peers or --discovery, not both',
+    path: ['discovery'],
+  })
   .refine((c) => c.maxLineBytes >= c.maxKeyBytes + c.maxValueBytes + 8, {
     message: 'must be at least max-key-bytes + max-value-bytes + 8 so every valid PUT fits',
     path: ['maxLineBytes'],
@@ -87,4 +147,20 @@ export const HELP: Record<keyof Config, string> = {
   maxConnections: 'most client connections at once',
   maxPipeline: 'unanswered commands per connection before reads pause',
   shutdownTimeoutMs: 'grace period for in-flight commands on SIGTERM',
+  peerHost: 'peer port listen address (empty: same as --host)',
+  peers: 'static members name=host:peerPort,...',
+  discovery: 'dns:<headless service name> (SRV or A records)',
+  dnsServers: 'DNS servers ip:port,... for --discovery (empty: system)',
+  resolveIntervalMs: 'DNS re-resolve interval',
+  replicationFactor: 'replicas per key (clamped to members)',
+  readQuorum: 'replicas that must answer a read',
+  writeQuorum: 'replicas that must make a write durable before OK',
+  peerTimeoutMs: 'timeout of one peer request',
+  probeIntervalMs: 'peer health probe interval',
+  probeFailures: 'failed probes in a row before a peer is down',
+  tombstoneGraceMs: 'age before a fully replicated tombstone is collected',
+  gcIntervalMs: 'tombstone collection interval',
+  maxHints: 'most hints kept for down replicas',
+  hintIntervalMs: 'hint delivery interval',
+  rebalanceRateBytes: 'rebalance/decommission throttle in bytes/s',
 };

@@ -1,9 +1,6 @@
 // coordinator: decides where a command runs and merges what comes back into one reply.
 
-export { successorOfPrefix } from './keyspace.ts';
-export {
-  applyCursor,
-  type Coordinator,
-  type CoordinatorOptions,
-  LocalCoordinator,
-} from './local.ts';
+export { ClusterCoordinator, type ClusterOptions, type Coordinator } from './cluster.ts';
+export { applyCursor, successorOfPrefix } from './keyspace.ts';
+export { type QuorumGroup, quorum } from './quorum.ts';
+export { type PeerCall, Replicas } from './replicas.ts';

@@ -17,6 +17,15 @@ export const ERROR_CODES = {
     'an option is malformed (for example LIMIT that is not a positive integer)',
   KV_ERR_LIMIT_EXCEEDED: 'a RANGE/PREFIX without LIMIT matched more keys than --max-scan-keys',
   KV_ERR_MAX_CLIENTS: 'the node already has --max-connections clients; the connection is closed',
+  KV_ERR_UNAVAILABLE:
+    'too few replicas answered to meet the read or write quorum; a write may still have been applied on some',
+  KV_ERR_PEER_UNAVAILABLE:
+    'a peer could not be reached or the connection to it was lost; the request may have been applied',
+  KV_ERR_PEER_TIMEOUT:
+    'a peer did not answer within the request timeout; the request may have been applied',
+  KV_ERR_PEER_PROTOCOL:
+    'a peer frame was malformed or over the frame size limit; a bad received frame closes the connection',
+  KV_ERR_PEER_OVERLOADED: 'too many requests to one peer are outstanding; the request was not sent',
   KV_ERR_STORAGE: 'the storage engine failed; the write was not acknowledged',
   KV_ERR_INTERNAL: 'an unexpected failure; the node keeps running',
 } as const;

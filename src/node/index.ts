@@ -3,7 +3,6 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Config } from '../config/index.ts';
-import { LocalCoordinator } from '../coordinator/index.ts';
 import {
   createLogger,
   createRegistry,
@@ -13,11 +12,13 @@ import {
 } from '../observability/index.ts';
 import { KvServer } from '../server/index.ts';
 import { Storage } from '../storage/index.ts';
+import { startCluster } from './cluster.ts';
 
 /** A running node. */
 export interface KvNode {
   readonly port: number;
   readonly httpPort: number;
+  readonly peerPort: number;
   readonly logger: Logger;
   /** Stops accepting, finishes in-flight commands, flushes and closes storage. Idempotent. */
   stop(): Promise<void>;
@@ -30,11 +31,12 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
   mkdirSync(dataDir, { recursive: true });
   const registry = createRegistry();
   const storage = Storage.open({ path: dataDir, nodeName: config.nodeName, registry });
-  const coordinator = new LocalCoordinator(storage, { maxScanKeys: config.maxScanKeys });
+  let cluster: Awaited<ReturnType<typeof startCluster>> | undefined;
   let ready = false;
   let server: KvServer | undefined;
   let http: HttpEndpoint | undefined;
   try {
+    cluster = await startCluster(config, storage, registry, log);
     server = await KvServer.start({
       host: config.host,
       port: config.port,
@@ -42,7 +44,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
       maxLineBytes: config.maxLineBytes,
       maxPipeline: config.maxPipeline,
       maxConnections: config.maxConnections,
-      coordinator,
+      coordinator: cluster.coordinator,
       registry,
       logger: log,
     });
@@ -52,15 +54,18 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
       registry,
       ready: () => ready,
       logger: log,
+      routes: adminRoutes(cluster),
     });
   } catch (err) {
     await server?.shutdown(0);
+    await cluster?.stop();
     await storage.close();
     throw err;
   }
   ready = true;
   const srv = server;
   const web = http;
+  const clu = cluster;
   log.info(
     {
       host: config.host,
@@ -75,17 +80,37 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
   return {
     port: srv.port,
     httpPort: web.port,
+    peerPort: clu.peerPort,
     logger: log,
     stop() {
       stopping ??= (async () => {
         ready = false;
         log.info({ connections: srv.connectionCount }, 'node stopping');
         await srv.shutdown(config.shutdownTimeoutMs);
+        await clu.stop();
         await storage.close();
         await web.close();
         log.info({}, 'node stopped');
       })();
       return stopping;
+    },
+  };
+}
+
+function adminRoutes(cluster: {
+  info(): unknown;
+  decommission(): unknown;
+  decommissionStatus(): unknown;
+}) {
+  return {
+    'GET /admin/cluster': () => ({ status: 200, body: cluster.info() }),
+    'GET /admin/decommission': () => ({ status: 200, body: cluster.decommissionStatus() }),
+    'POST /admin/decommission': () => {
+      try {
+        return { status: 202, body: cluster.decommission() };
+      } catch (err) {
+        return { status: 409, body: { error: err instanceof Error ? err.message : String(err) } };
+      }
     },
   };
 }

@@ -12,7 +12,14 @@ export interface HttpOptions {
   /** True while the node accepts and serves commands; /readyz answers 503 otherwise. */
   readonly ready: () => boolean;
   readonly logger: Logger;
+  /** Extra JSON endpoints by `METHOD /path` (admin calls); they answer `{ status, body }`. */
+  readonly routes?: Readonly<Record<string, AdminRoute>>;
 }
+
+/** An admin endpoint: returns the HTTP status and a JSON body. */
+export type AdminRoute = () =>
+  | { status: number; body: unknown }
+  | Promise<{ status: number; body: unknown }>;
 
 /** A started HTTP server; `port` is the bound port (useful when 0 was asked). */
 export interface HttpEndpoint {
@@ -24,6 +31,25 @@ export interface HttpEndpoint {
 export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    const route = opts.routes?.[`${req.method} ${path}`];
+    if (route) {
+      Promise.resolve()
+        .then(route)
+        .then(
+          ({ status, body }) =>
+            res
+              .writeHead(status, { 'content-type': 'application/json' })
+              .end(`${JSON.stringify(body)}\n`),
+          (err: unknown) => {
+            opts.logger.error({ err, path }, 'admin call failed');
+            const message = err instanceof Error ? err.message : String(err);
+            res
+              .writeHead(500, { 'content-type': 'application/json' })
+              .end(`${JSON.stringify({ error: message })}\n`);
+          },
+        );
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;

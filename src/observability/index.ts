@@ -2,7 +2,7 @@
 
 import { collectDefaultMetrics, Registry } from 'prom-client';
 
-export { type HttpEndpoint, type HttpOptions, startHttp } from './http.ts';
+export { type AdminRoute, type HttpEndpoint, type HttpOptions, startHttp } from './http.ts';
 export { createLogger, type Logger } from './logger.ts';
 
 const NON_COUNTER_TOTALS = [

@@ -24,7 +24,9 @@ export type Command =
   /** Keys that start with prefix: the range [prefix, successor(prefix)). */
   | { readonly type: 'prefix'; readonly prefix: Buffer; readonly page: ScanPage }
   | { readonly type: 'ping' }
-  | { readonly type: 'quit' };
+  | { readonly type: 'quit' }
+  /** Cluster state as one JSON line: members, states, ring shares, transfers. */
+  | { readonly type: 'cluster' };
 
 export type CommandType = Command['type'];
 
@@ -37,11 +39,18 @@ export const COMMAND_TYPES: readonly CommandType[] = [
   'prefix',
   'ping',
   'quit',
+  'cluster',
 ];
 
-/** True for commands that change data (they are applied in the order a connection sent them). */
-export function isWrite(cmd: Command): boolean {
-  return cmd.type === 'put' || cmd.type === 'remove';
+/**
+ * How a command may overlap with its neighbours on one connection: consecutive `write`s (PUT)
+ * or consecutive `read`s may run together; an `exclusive` command (REMOVE: it reads, then writes)
+ * runs alone, after everything before it and before anything after it.
+ */
+export type Ordering = 'read' | 'write' | 'exclusive';
+
+export function orderingOf(cmd: Command): Ordering {
+  return cmd.type === 'put' ? 'write' : cmd.type === 'remove' ? 'exclusive' : 'read';
 }
 
 /** Limits every command is validated against; from the node's configuration. */

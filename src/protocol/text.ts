@@ -18,6 +18,8 @@ export type Reply =
   | { readonly type: 'pong' }
   | { readonly type: 'not_found' }
   | { readonly type: 'value'; readonly value: Buffer }
+  /** A one-line informational answer (CLUSTER's JSON); never contains a newline. */
+  | { readonly type: 'info'; readonly text: string }
   /**
    * Keys in ascending byte order. `paged` is true when the client asked for LIMIT; then `next`
    * is the cursor to resume after, or null when the answer is complete.
@@ -88,8 +90,9 @@ export function parseTextLine(line: Buffer, limits: CommandLimits): Command | nu
       };
     case 'PING':
     case 'QUIT':
+    case 'CLUSTER':
       if (args.length !== 0) throw arity(name, 'no arguments');
-      return { type: name === 'PING' ? 'ping' : 'quit' };
+      return { type: name === 'PING' ? 'ping' : name === 'QUIT' ? 'quit' : 'cluster' };
     default:
       throw new KvError(
         'KV_ERR_UNKNOWN_COMMAND',
@@ -135,6 +138,9 @@ export function encodeTextReply(reply: Reply, out: Buffer[]): void {
       return;
     case 'value':
       out.push(reply.value, NL);
+      return;
+    case 'info':
+      out.push(Buffer.from(`${reply.text.replace(/[\r\n]+/g, ' ')}\n`));
       return;
     case 'error': {
       const msg = reply.message.replace(/[\r\n]+/g, ' ');

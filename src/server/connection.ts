@@ -9,9 +9,10 @@ import {
   type CommandLimits,
   type CommandType,
   encodeTextReply,
-  isWrite,
   LineDecoder,
   type LineFrame,
+  type Ordering,
+  orderingOf,
   parseTextLine,
   type Reply,
 } from '../protocol/index.ts';
@@ -28,7 +29,7 @@ export interface ConnectionContext {
 
 /** Consecutive commands of one kind that may run concurrently; see #execute. */
 interface Group {
-  readonly kind: 'read' | 'write';
+  readonly kind: Ordering;
   /** Settles when every command before this group settled; null when nothing was before. */
   readonly gate: Promise<void> | null;
   /** Commands of this group not yet settled. */
@@ -38,7 +39,7 @@ interface Group {
   readonly resolve: () => void;
 }
 
-function newGroup(kind: 'read' | 'write', gate: Promise<void> | null): Group {
+function newGroup(kind: Ordering, gate: Promise<void> | null): Group {
   const { promise, resolve } = Promise.withResolvers<void>();
   return { kind, gate, pending: 0, done: promise, resolve };
 }
@@ -159,22 +160,27 @@ export class Connection {
 
   /**
    * Runs a command with this connection's ordering guarantee: commands take effect in the order
-   * they were sent. Consecutive writes (or consecutive reads) run concurrently, since storage
-   * applies writes in submission order; a read waits for the writes before it, and a write for
-   * the reads before it, so a pipelined GET after PUT sees the PUT and never a later write.
+   * they were sent. Consecutive PUTs (or consecutive reads) run concurrently, since replicas
+   * apply writes in submission order; a read waits for the writes before it, a write for the
+   * reads before it, and a REMOVE for everything before it, so a pipelined GET after PUT sees
+   * the PUT and never a later write.
    */
   #execute(cmd: Command): Reply | Promise<Reply> {
-    const kind = isWrite(cmd) ? 'write' : 'read';
+    const kind = orderingOf(cmd);
     const coordinator = this.#ctx.coordinator;
     let group = this.#group;
     if (group === null || group.pending === 0) {
       // Nothing in flight: run now; only an asynchronous result needs a group.
       this.#group = null;
       const result = coordinator.execute(cmd);
-      if (result instanceof Promise) this.#track((this.#group = newGroup(kind, null)), result);
+      if (result instanceof Promise) {
+        this.#group = newGroup(kind, null);
+        this.#track(this.#group, result);
+      }
       return result;
     }
-    if (group.kind !== kind) group = this.#group = newGroup(kind, group.done);
+    if (group.kind !== kind || kind === 'exclusive')
+      group = this.#group = newGroup(kind, group.done);
     const gate = group.gate;
     const result =
       gate === null ? coordinator.execute(cmd) : gate.then(() => coordinator.execute(cmd));

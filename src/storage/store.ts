@@ -31,6 +31,14 @@ export interface ScanBounds {
 export interface ScannedRecord {
   readonly key: Buffer;
   readonly record: StoredRecord;
+  /** The record as stored (encodeRecord bytes): what peers send each other. */
+  readonly raw: Buffer;
+}
+
+/** One write of a batch. */
+export interface Entry {
+  readonly key: Buffer;
+  readonly record: StoredRecord;
 }
 
 interface MetaState {
@@ -44,14 +52,17 @@ const EMPTY = Buffer.alloc(0);
 
 /**
  * One node's store. Reads are synchronous (memory-mapped); writes are batched by LMDB and each
- * `apply()` resolves only once its transaction is flushed to disk, so an acknowledgement built
+ * write call resolves only once its transaction is flushed to disk, so an acknowledgement built
  * on it means durable. Keys compare as raw bytes. Every write is last-write-wins by version.
+ * Besides the data it keeps an index of tombstones (so garbage collection reads only them), a
+ * small JSON state table for other modules, and the environment the hint store shares.
  */
 export class Storage {
   readonly clock: HybridClock;
   readonly #root: RootDatabase;
   readonly #data: Database<Buffer, Buffer>;
-  readonly #meta: Database<MetaState, string>;
+  readonly #tombs: Database<Buffer, Buffer>;
+  readonly #meta: Database<unknown, string>;
   readonly #dataFile: string;
   readonly #metrics: StorageMetrics | null;
   #state: MetaState;
@@ -59,15 +70,13 @@ export class Storage {
 
   private constructor(opts: StorageOptions, root: RootDatabase) {
     this.#root = root;
-    this.#data = root.openDB<Buffer, Buffer>({
-      name: 'data',
-      keyEncoding: 'binary',
-      encoding: 'binary',
-    });
-    this.#meta = root.openDB<MetaState, string>({ name: 'meta', encoding: 'json' });
+    const binary = { keyEncoding: 'binary', encoding: 'binary' } as const;
+    this.#data = root.openDB<Buffer, Buffer>({ name: 'data', ...binary });
+    this.#tombs = root.openDB<Buffer, Buffer>({ name: 'tombstones', ...binary });
+    this.#meta = root.openDB<unknown, string>({ name: 'meta', encoding: 'json' });
     this.#dataFile = join(opts.path, 'data.mdb');
     this.clock = new HybridClock(opts.nodeName);
-    this.#state = this.#meta.get(META_KEY) ?? {
+    this.#state = (this.#meta.get(META_KEY) as MetaState | undefined) ?? {
       liveKeys: 0,
       tombstones: 0,
       hlc: { wall: 0, logical: 0, node: opts.nodeName },
@@ -79,11 +88,16 @@ export class Storage {
   /** Opens (or creates) the store at `opts.path`. Throws KV_ERR_STORAGE when LMDB cannot. */
   static open(opts: StorageOptions): Storage {
     try {
-      const root = open({ path: opts.path, maxDbs: 4, compression: false });
+      const root = open({ path: opts.path, noSubdir: false, maxDbs: 8, compression: false });
       return new Storage(opts, root);
     } catch (err) {
       throw new KvError('KV_ERR_STORAGE', `storage: cannot open ${opts.path}`, { cause: err });
     }
+  }
+
+  /** The LMDB environment, for stores that share it (hints). */
+  get root(): RootDatabase {
+    return this.#root;
   }
 
   /** The record at `key`, tombstones included; undefined when the key was never written. */
@@ -92,12 +106,28 @@ export class Storage {
     return raw === undefined ? undefined : decodeRecord(raw);
   }
 
+  /** The stored bytes at `key` (encodeRecord format), or undefined. */
+  getRaw(key: Buffer): Buffer | undefined {
+    return this.#data.getBinary(key);
+  }
+
   /**
    * Stores `record` at `key` unless the stored version is the same or newer (last write wins).
    * Resolves once the write is durable: true when it was applied, false when it was older.
    */
   async apply(key: Buffer, record: StoredRecord): Promise<boolean> {
-    return this.#write(key, record, false);
+    return this.#write(() => this.#applyInTxn(key, record, false), record.version);
+  }
+
+  /** Applies many entries in one transaction (last write wins each); resolves with how many applied. */
+  async applyBatch(entries: readonly Entry[]): Promise<number> {
+    if (entries.length === 0) return 0;
+    for (const e of entries) this.clock.observe(e.record.version);
+    return this.#write(() => {
+      let n = 0;
+      for (const e of entries) if (this.#applyInTxn(e.key, e.record, false)) n++;
+      return n;
+    }, null);
   }
 
   /**
@@ -105,22 +135,37 @@ export class Storage {
    * runs (atomic check and write). Resolves once durable: true when a value was deleted.
    */
   async removeIfLive(key: Buffer, version: Version): Promise<boolean> {
-    return this.#write(key, { version, tombstone: true, value: EMPTY }, true);
+    const record = { version, tombstone: true, value: EMPTY };
+    return this.#write(() => this.#applyInTxn(key, record, true), version);
   }
 
-  async #write(key: Buffer, record: StoredRecord, onlyIfLive: boolean): Promise<boolean> {
+  /**
+   * Physically deletes each key whose stored version still equals the given one (so a newer
+   * write is never lost): collected tombstones, and data this node no longer owns.
+   * Resolves with how many were deleted, once durable.
+   */
+  async discard(entries: readonly { key: Buffer; version: Version }[]): Promise<number> {
+    if (entries.length === 0) return 0;
+    return this.#write(() => {
+      let n = 0;
+      for (const e of entries) if (this.#discardInTxn(e.key, e.version)) n++;
+      return n;
+    }, null);
+  }
+
+  async #write<T>(body: () => T, version: Version | null): Promise<T> {
     if (this.#closed) throw new KvError('KV_ERR_STORAGE', 'storage: store is closed');
-    this.clock.observe(record.version);
+    if (version) this.clock.observe(version);
     const started = performance.now();
-    let applied: boolean;
+    let result: T;
     try {
-      applied = await this.#root.transaction(() => this.#applyInTxn(key, record, onlyIfLive));
+      result = await this.#root.transaction(body);
       await this.#root.flushed;
     } catch (err) {
       throw new KvError('KV_ERR_STORAGE', 'storage: write failed', { cause: err });
     }
     this.#metrics?.commitSeconds.observe((performance.now() - started) / 1000);
-    return applied;
+    return result;
   }
 
   #applyInTxn(key: Buffer, record: StoredRecord, onlyIfLive: boolean): boolean {
@@ -134,10 +179,31 @@ export class Storage {
       if (old.tombstone) s.tombstones--;
       else s.liveKeys--;
     }
-    if (record.tombstone) s.tombstones++;
-    else s.liveKeys++;
+    if (record.tombstone) {
+      s.tombstones++;
+      if (!old?.tombstone) this.#tombs.putSync(key, EMPTY);
+    } else {
+      s.liveKeys++;
+      if (old?.tombstone) this.#tombs.removeSync(key);
+    }
     if (compareVersions(record.version, s.hlc) > 0) s.hlc = record.version;
     this.#meta.putSync(META_KEY, s);
+    return true;
+  }
+
+  #discardInTxn(key: Buffer, version: Version): boolean {
+    const raw = this.#data.getBinary(key);
+    if (raw === undefined) return false;
+    const old = decodeRecord(raw);
+    if (compareVersions(old.version, version) !== 0) return false;
+    this.#data.removeSync(key);
+    if (old.tombstone) {
+      this.#state.tombstones--;
+      this.#tombs.removeSync(key);
+    } else {
+      this.#state.liveKeys--;
+    }
+    this.#meta.putSync(META_KEY, this.#state);
     return true;
   }
 
@@ -154,8 +220,24 @@ export class Storage {
       exclusiveStart: bounds.exclusiveStart ?? false,
     });
     for (const { key, value } of range) {
-      yield { key, record: decodeRecord(value) };
+      yield { key, record: decodeRecord(value), raw: value };
     }
+  }
+
+  /** Keys that hold a tombstone, ascending, strictly after `after` when given. */
+  *tombstoneKeys(after: Buffer | null = null): Generator<Buffer> {
+    const range = this.#tombs.getRange(after ? { start: after, exclusiveStart: true } : {});
+    for (const { key } of range) yield key;
+  }
+
+  /** A small JSON document other modules keep durable (rebalance cursors and the like). */
+  readState<T>(name: string): T | undefined {
+    return this.#meta.get(`x:${name}`) as T | undefined;
+  }
+
+  /** Stores a JSON document; resolves once durable. */
+  async writeState(name: string, value: unknown): Promise<void> {
+    await this.#write(() => this.#meta.putSync(`x:${name}`, value), null);
   }
 
   /** Counters for metrics and admin: exact, kept in the same transactions as the data. */

@@ -15,6 +15,7 @@ export interface NodeProcess {
   readonly child: ChildProcess;
   readonly port: number;
   readonly httpPort: number;
+  readonly peerPort: number;
   readonly dataDir: string;
   /** Every JSON log line the node printed so far. */
   readonly logs: Record<string, unknown>[];
@@ -49,6 +50,8 @@ export async function startNodeProcess(
     '--port',
     '0',
     '--http-port',
+    '0',
+    '--peer-port',
     '0',
     '--data-dir',
     dataDir,
@@ -89,6 +92,7 @@ export async function startNodeProcess(
     child,
     port: started.port as number,
     httpPort: started.httpPort as number,
+    peerPort: started.peerPort as number,
     dataDir,
     logs,
     stop(signal: NodeJS.Signals = 'SIGTERM') {

@@ -1,6 +1,8 @@
+import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LocalCoordinator } from '../../src/coordinator/index.ts';
+import { ClusterCoordinator, Replicas } from '../../src/coordinator/index.ts';
 import { KvError } from '../../src/errors/index.ts';
+import { Topology } from '../../src/membership/index.ts';
 import type { Command, Reply } from '../../src/protocol/index.ts';
 import { Storage } from '../../src/storage/index.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
@@ -66,10 +68,29 @@ describe('Storage', () => {
   });
 });
 
-describe('LocalCoordinator scans', () => {
+/** A one-member cluster: every key is local, as on a standalone node. */
+function standalone(s: Storage, maxScanKeys: number): ClusterCoordinator {
+  const noPeers = () => Promise.reject(new Error('no peers in this test'));
+  return new ClusterCoordinator({
+    storage: s,
+    topology: new Topology(['n1'], null, 3),
+    replicas: new Replicas('n1', s, noPeers),
+    isUp: () => true,
+    hint: () => {
+      throw new Error('no hints on a single node');
+    },
+    info: () => ({}),
+    readQuorum: 2,
+    writeQuorum: 2,
+    maxScanKeys,
+    registry: new Registry(),
+  });
+}
+
+describe('single-node coordinator scans', () => {
   async function seeded(n: number, maxScanKeys = 1000) {
     const s = openStore();
-    const c = new LocalCoordinator(s, { maxScanKeys });
+    const c = standalone(s, maxScanKeys);
     const run = async (cmd: Command) => c.execute(cmd);
     for (let i = 0; i < n; i++) {
       await run({ type: 'put', key: b(`k${String(i).padStart(3, '0')}`), value: b('v') });

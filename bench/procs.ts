@@ -1,0 +1,170 @@
+// Starts and stops the servers under test (a kvstore node, redis-server) and removes their temp dirs.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const ROOT = resolve(import.meta.dirname, '..');
+/** The pinned Node 24 binary from devDependencies. */
+export const NODE = join(ROOT, 'node_modules/.bin/node');
+const START_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+/** A server process under test. */
+export interface Server {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly dir: string;
+}
+
+const live = new Set<ChildProcess>();
+const dirs = new Set<string>();
+
+/** A fresh directory under `root`, removed by cleanupSync(). */
+export function tempDir(root: string, prefix: string): string {
+  const dir = mkdtempSync(join(root, prefix));
+  dirs.add(dir);
+  return dir;
+}
+
+function track(child: ChildProcess): Promise<string> {
+  live.add(child);
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  return new Promise((res) => {
+    child.once('exit', (code, signal) => {
+      live.delete(child);
+      res(`exit ${code ?? signal}: ${stderr.trim()}`);
+    });
+  });
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, rej) => {
+    timer = setTimeout(() => rej(new Error(`bench: ${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Starts `node src/main.ts` on free ports with a fresh data dir at log level info, and reads the
+ * bound port from its `node listening` JSON log line. Writes stay durable (the node's defaults).
+ */
+export async function startKvstore(root: string): Promise<Server> {
+  const dir = tempDir(root, 'kvstore-bench-');
+  const args = [join(ROOT, 'src/main.ts'), '--node-name', 'bench', '--host', '127.0.0.1'];
+  args.push(
+    '--port',
+    '0',
+    '--http-port',
+    '0',
+    '--peer-port',
+    '0',
+    '--data-dir',
+    dir,
+    '--log-level',
+    'info',
+  );
+  const child = spawn(NODE, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  const exited = track(child);
+  const listening = new Promise<number>((res, rej) => {
+    // Keep reading stdout for the whole run so the pipe never fills.
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (!line.startsWith('{')) return;
+      const entry = JSON.parse(line) as { msg?: string; port?: number };
+      if (entry.msg === 'node listening' && typeof entry.port === 'number') res(entry.port);
+    });
+    exited.then((why) => rej(new Error(`bench: kvstore ${why}`)));
+  });
+  const port = await withTimeout(listening, START_TIMEOUT_MS, 'kvstore start');
+  return { name: 'kvstore', child, port, dir };
+}
+
+/** A port that was free a moment ago (redis-server cannot bind port 0 and report it). */
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      srv.close(() => res(port));
+    });
+  });
+}
+
+/** One PING over a fresh connection: true when the answer is `+PONG`. */
+function ping(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = connect({ host: '127.0.0.1', port }, () => s.write('PING\r\n'));
+    const done = (ok: boolean) => {
+      s.destroy();
+      res(ok);
+    };
+    s.once('data', (d) => done(d.toString().startsWith('+PONG')));
+    s.once('error', () => done(false));
+    s.once('close', () => done(false));
+  });
+}
+
+/** Resolves once the port answers PING; retries until the deadline. */
+async function waitForPong(port: number, deadline: number): Promise<void> {
+  while (!(await ping(port))) {
+    if (Date.now() > deadline) throw new Error(`bench: redis on port ${port} did not answer PING`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Starts redis-server on a free loopback port with a temp dir; `aof` turns on appendfsync everysec. */
+export async function startRedis(root: string, aof: boolean): Promise<Server> {
+  const dir = tempDir(root, 'redis-bench-');
+  const port = await freePort();
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir];
+  args.push('--daemonize', 'no', '--logfile', '', '--loglevel', 'warning');
+  args.push(
+    ...(aof ? ['--appendonly', 'yes', '--appendfsync', 'everysec'] : ['--appendonly', 'no']),
+  );
+  const child = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = track(child);
+  const failed = exited.then((why) => Promise.reject(new Error(`bench: redis-server ${why}`)));
+  await Promise.race([waitForPong(port, Date.now() + START_TIMEOUT_MS), failed]);
+  failed.catch(() => {});
+  return { name: aof ? 'redis-aof' : 'redis', child, port, dir };
+}
+
+/** SIGTERM, then SIGKILL after a grace period; resolves when the process has exited. */
+export async function stopServer(server: Server): Promise<void> {
+  const child = server.child;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((res) => child.once('exit', () => res()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Kills every child still running and removes every temp dir; safe to call more than once. */
+export function cleanupSync(): void {
+  for (const c of live) c.kill('SIGKILL');
+  live.clear();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  dirs.clear();
+}
+
+/** CPU time (user + system, ms) a process has used so far, from /proc/<pid>/stat; 0 if unknown. */
+export function processCpuMs(pid: number | undefined, ticksPerSecond: number): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
+  } catch {
+    return 0;
+  }
+}

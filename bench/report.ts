@@ -1,0 +1,221 @@
+// Benchmark results: machine info, the side-by-side table (console and Markdown), and the JSON/MD files.
+
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import type { LatencySummary } from './histogram.ts';
+import type { Op } from './loadgen.ts';
+
+export type TargetName = 'kvstore' | 'redis' | 'redis-aof';
+export const TARGETS: readonly TargetName[] = ['kvstore', 'redis', 'redis-aof'];
+
+export interface Cell {
+  readonly op: Op;
+  readonly connections: number;
+  readonly depth: number;
+}
+
+/** One server's measurement of one cell. */
+export interface TargetResult {
+  readonly opsPerSec: number;
+  readonly latency: LatencySummary;
+  readonly errors: number;
+  readonly misses: number;
+  readonly firstError: string | null;
+  readonly windowMs: number;
+  /** Server process CPU during the window, percent of one core. */
+  readonly serverCpuPct: number;
+  /** All load generator threads' CPU during the window, percent of one core. */
+  readonly loadgenCpuPct: number;
+  /** Highest event-loop utilization among the generator threads (1 = saturated). */
+  readonly loadgenMaxElu: number;
+}
+
+export interface CellResult {
+  readonly cell: Cell;
+  readonly results: Record<TargetName, TargetResult>;
+}
+
+export interface MachineInfo {
+  readonly nproc: number;
+  readonly cpuModel: string;
+  readonly memoryGiB: number;
+  readonly kernel: string;
+  readonly node: string;
+  readonly redis: string;
+  readonly dataFs: string;
+  readonly loadAvgAtStart: readonly number[];
+  readonly gitCommit: string;
+}
+
+export interface Report {
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly options: Record<string, unknown>;
+  readonly machine: MachineInfo;
+  readonly cells: readonly CellResult[];
+  readonly crosscheck: readonly string[];
+}
+
+function run(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function machineInfo(dataRoot: string, root: string): MachineInfo {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? 'unknown';
+  const redis = /v=(\S+)/.exec(run('redis-server', ['--version']))?.[1] ?? 'unknown';
+  const dirty = run('git', ['-C', root, 'status', '--porcelain']).length > 0 ? '+dirty' : '';
+  return {
+    nproc: availableParallelism(),
+    cpuModel: model,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    redis,
+    dataFs: run('stat', ['-f', '-c', '%T', dataRoot]),
+    loadAvgAtStart: loadavg().map((l) => Math.round(l * 100) / 100),
+    gitCommit: run('git', ['-C', root, 'rev-parse', '--short', 'HEAD']) + dirty,
+  };
+}
+
+const num = (n: number) => Math.round(n).toLocaleString('en-US');
+const us = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
+const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}x` : 'n/a');
+const cellName = (c: Cell) => [
+  c.op === 'put' ? 'PUT/SET' : 'GET',
+  String(c.connections),
+  String(c.depth),
+];
+
+/** Rows of the main table: ops/s and latency side by side, ratios kvstore/Redis. */
+function mainTable(cells: readonly CellResult[]): string[][] {
+  const head = ['op', 'conns', 'depth', 'kvstore ops/s', 'kv p50 µs', 'kv p99 µs', 'redis ops/s'];
+  head.push(
+    'redis p50 µs',
+    'redis p99 µs',
+    'redis-aof ops/s',
+    'kv/redis ops',
+    'kv/redis p99',
+    'kv/aof ops',
+  );
+  const rows = cells.map(({ cell, results: r }) => {
+    const kv = r.kvstore;
+    const rd = r.redis;
+    const aof = r['redis-aof'];
+    return [
+      ...cellName(cell),
+      num(kv.opsPerSec),
+      us(kv.latency.p50Us),
+      us(kv.latency.p99Us),
+      num(rd.opsPerSec),
+      us(rd.latency.p50Us),
+      us(rd.latency.p99Us),
+      num(aof.opsPerSec),
+      ratio(kv.opsPerSec, rd.opsPerSec),
+      ratio(kv.latency.p99Us, rd.latency.p99Us),
+      ratio(kv.opsPerSec, aof.opsPerSec),
+    ];
+  });
+  return [head, ...rows];
+}
+
+/** Rows of the resource table: server and generator CPU, generator saturation, errors. */
+function resourceTable(cells: readonly CellResult[]): string[][] {
+  const head = ['op', 'conns', 'depth'];
+  for (const t of TARGETS) head.push(`${t} CPU%`, `gen CPU% / ELU (${t})`);
+  head.push('errors', 'GET misses');
+  const rows = cells.map(({ cell, results: r }) => {
+    const row = cellName(cell);
+    for (const t of TARGETS) {
+      row.push(
+        r[t].serverCpuPct.toFixed(0),
+        `${r[t].loadgenCpuPct.toFixed(0)} / ${r[t].loadgenMaxElu.toFixed(2)}`,
+      );
+    }
+    row.push(String(TARGETS.reduce((s, t) => s + r[t].errors, 0)));
+    row.push(String(TARGETS.reduce((s, t) => s + r[t].misses, 0)));
+    return row;
+  });
+  return [head, ...rows];
+}
+
+/** A Markdown table with padded columns, readable as plain text too. Numeric columns align right. */
+export function markdownTable(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) =>
+    `| ${r.map((c, i) => (i < 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  const rule = `|${widths.map((w, i) => (i < 1 ? `${'-'.repeat(w + 1)}-` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  return [line(rows[0]!), rule, ...rows.slice(1).map(line)].join('\n');
+}
+
+export function renderTables(cells: readonly CellResult[]): string {
+  return `${markdownTable(mainTable(cells))}\n\nResource use during each window (CPU% of one core; gen = load generator threads):\n\n${markdownTable(resourceTable(cells))}`;
+}
+
+export function renderMarkdown(report: Report): string {
+  const m = report.machine;
+  const o = report.options;
+  const lines = [
+    '# kvstore single-node benchmark',
+    '',
+    `Run ${report.startedAt} – ${report.finishedAt}, commit ${m.gitCommit}.`,
+    '',
+    '## Machine',
+    '',
+    `- CPU: ${m.cpuModel}, nproc ${m.nproc}, memory ${m.memoryGiB} GiB, kernel ${m.kernel}`,
+    `- Node ${m.node}, Redis ${m.redis}; data dirs on ${m.dataFs}; load average at start ${m.loadAvgAtStart.join(' ')}`,
+    '',
+    '## Setup',
+    '',
+    `- Key space ${o.keys} keys (\`key:<8 hex>\`, pre-filled on every server), values ${o.valueBytes} bytes;`,
+    `  uniformly random keys; ${o.warmupS} s warm-up then ${o.durationS} s measured per cell and server.`,
+    '- kvstore: one node, text protocol (`PUT k v` / `GET k`), durable writes (LMDB, fsync per batch).',
+    '- redis: `--save "" --appendonly no` (no persistence); redis-aof: `--appendonly yes --appendfsync everysec`.',
+    '  Both spoken to with inline commands (`SET k v` / `GET k`), RESP replies.',
+    `- Load generator: ${o.workers} worker_threads splitting the connections; each connection keeps \`depth\``,
+    '  requests outstanding; latency = reply read time − request write time, log-bucket histogram (<1% error).',
+    '- Servers run side by side in the same run, each cell measured on kvstore, redis, redis-aof in turn.',
+    '',
+    '## Results',
+    '',
+    renderTables(report.cells),
+    '',
+    'Reading it: kv/redis ops < 1 means kvstore serves fewer ops/s than Redis; kv/redis p99 > 1 means',
+    "kvstore's p99 is higher. Latency includes time queued behind the connection's other outstanding",
+    "requests, so with many requests in flight p50 ≈ in-flight requests / ops/s (Little's law).",
+    "Single-connection cells are round-trip bound: the generator's own turnaround (Node event loop",
+    'in a worker thread, tens of µs) is part of every round trip for both servers.',
+    '',
+  ];
+  if (report.crosscheck.length > 0) {
+    lines.push(
+      '## Generator check (redis-benchmark against the no-persistence Redis)',
+      '',
+      ...report.crosscheck,
+      '',
+    );
+  }
+  return lines.join('\n');
+}
+
+/** Writes `<stamp>-single-node.md/.json` and `latest-single-node.md/.json` into `outDir`. */
+export function writeReport(report: Report, outDir: string): string {
+  mkdirSync(outDir, { recursive: true });
+  const stamp = report.startedAt.replace(/\.\d+Z$/, 'Z').replaceAll(':', '-');
+  const md = join(outDir, `${stamp}-single-node.md`);
+  const json = join(outDir, `${stamp}-single-node.json`);
+  writeFileSync(md, renderMarkdown(report));
+  writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
+  copyFileSync(md, join(outDir, 'latest-single-node.md'));
+  copyFileSync(json, join(outDir, 'latest-single-node.json'));
+  return md;
+}

@@ -1,0 +1,179 @@
+// kvctl command line: global options, env fallbacks and per-command arguments (pure).
+
+/** A mistake in how kvctl was called: printed with a hint, exit code 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export type CliCommand =
+  | { readonly name: 'put'; readonly key: string; readonly value: string }
+  | { readonly name: 'get'; readonly key: string }
+  | { readonly name: 'remove'; readonly key: string }
+  | {
+      readonly name: 'range';
+      readonly start: string;
+      readonly end: string;
+      readonly limit?: number;
+      readonly cursor?: string;
+    }
+  | {
+      readonly name: 'prefix';
+      readonly prefix: string;
+      readonly limit?: number;
+      readonly cursor?: string;
+    }
+  | { readonly name: 'ping' }
+  | { readonly name: 'shell' }
+  | { readonly name: 'help' };
+
+export interface CliArgs {
+  readonly host: string;
+  readonly port: number;
+  readonly timeoutMs: number;
+  readonly command: CliCommand;
+}
+
+export const HELP = `kvctl: command-line client of a kvstore node
+
+usage: kvctl [--host H] [--port P] [--timeout-ms N] <command> [args]
+
+commands:
+  put <key> <value...>                       store a value (the words joined by spaces)
+  get <key>                                  print the value; exit 1 if absent
+  remove <key>                               remove a key; exit 1 if absent
+  range <start> <end> [--limit n] [--cursor c]  keys with start <= key <= end, one per line
+  prefix <prefix> [--limit n] [--cursor c]   keys that start with prefix, one per line
+  ping                                       check the node answers (prints PONG)
+  shell                                      interactive session: type protocol lines
+                                             (PUT k v, GET k, RANGE a b LIMIT 10, ...);
+                                             reads piped stdin too; exit, quit or EOF leave
+
+options:
+  --host H        node address (env KVCTL_HOST, default 127.0.0.1)
+  --port P        client port (env KVCTL_PORT, default 8081)
+  --timeout-ms N  per-request timeout in ms, 0 for none (default 10000)
+  -h, --help      this help
+
+With --limit, when more keys remain, range/prefix print "next cursor: <c>" on stderr;
+pass it as --cursor to get the next page. Errors go to stderr as "kvctl: <message>" with
+exit code 1; usage mistakes exit 2.
+`;
+
+function intOption(name: string, raw: string | undefined, min: number, max: number): number {
+  if (raw === undefined || !/^[0-9]+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new UsageError(`${name} must be an integer from ${min} to ${max}, got '${raw ?? ''}'`);
+  }
+  return Number(raw);
+}
+
+/** Splits `--name=value` into its parts; other words come back as they are. */
+function splitEquals(word: string): [string, string | undefined] {
+  const eq = word.indexOf('=');
+  return word.startsWith('--') && eq !== -1
+    ? [word.slice(0, eq), word.slice(eq + 1)]
+    : [word, undefined];
+}
+
+/**
+ * Parses argv (without node and the script). Global options come before the command; env
+ * KVCTL_HOST / KVCTL_PORT are the fallbacks. Throws UsageError.
+ */
+export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliArgs {
+  let host = env.KVCTL_HOST || '127.0.0.1';
+  let port = env.KVCTL_PORT ? intOption('KVCTL_PORT', env.KVCTL_PORT, 1, 65535) : 8081;
+  let timeoutMs = 10_000;
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const [flag, inline] = splitEquals(argv[i]!);
+    if (flag === '-h' || flag === '--help')
+      return { host, port, timeoutMs, command: { name: 'help' } };
+    if (!flag.startsWith('-')) break;
+    const value = inline ?? argv[++i];
+    switch (flag) {
+      case '--host':
+        if (!value) throw new UsageError('--host needs a value');
+        host = value;
+        break;
+      case '--port':
+        port = intOption('--port', value, 1, 65535);
+        break;
+      case '--timeout-ms':
+        timeoutMs = intOption('--timeout-ms', value, 0, 2_147_483_647);
+        break;
+      default:
+        throw new UsageError(`unknown option '${flag}'`);
+    }
+  }
+  const name = argv[i];
+  if (name === undefined) throw new UsageError('no command given');
+  return { host, port, timeoutMs, command: parseCommand(name, argv.slice(i + 1)) };
+}
+
+function exactly(name: string, args: readonly string[], n: number, want: string): void {
+  if (args.length !== n) throw new UsageError(`${name} expects ${want}`);
+}
+
+function parseCommand(name: string, args: readonly string[]): CliCommand {
+  switch (name) {
+    case 'put':
+      if (args.length < 2) throw new UsageError('put expects <key> <value...>');
+      return { name, key: args[0]!, value: args.slice(1).join(' ') };
+    case 'get':
+    case 'remove':
+      exactly(name, args, 1, '<key>');
+      return { name, key: args[0]! };
+    case 'range': {
+      const { positional, limit, cursor } = scanArgs(name, args);
+      exactly(name, positional, 2, '<start> <end> [--limit n] [--cursor c]');
+      return { name, start: positional[0]!, end: positional[1]!, limit, cursor };
+    }
+    case 'prefix': {
+      const { positional, limit, cursor } = scanArgs(name, args);
+      exactly(name, positional, 1, '<prefix> [--limit n] [--cursor c]');
+      return { name, prefix: positional[0]!, limit, cursor };
+    }
+    case 'ping':
+    case 'shell':
+      exactly(name, args, 0, 'no arguments');
+      return { name };
+    case 'help':
+      return { name };
+    default:
+      throw new UsageError(`unknown command '${name}'`);
+  }
+}
+
+interface ScanArgs {
+  positional: string[];
+  limit: number | undefined;
+  cursor: string | undefined;
+}
+
+/** Separates --limit/--cursor from the positional arguments of range/prefix; `--` ends options. */
+function scanArgs(name: string, args: readonly string[]): ScanArgs {
+  const out: ScanArgs = { positional: [], limit: undefined, cursor: undefined };
+  let optionsEnded = false;
+  for (let i = 0; i < args.length; i++) {
+    const [flag, inline] = splitEquals(args[i]!);
+    if (optionsEnded || !flag.startsWith('--')) {
+      out.positional.push(args[i]!);
+    } else if (flag === '--') {
+      optionsEnded = true;
+    } else if (flag === '--limit') {
+      out.limit = intOption('--limit', inline ?? args[++i], 1, 1_000_000_000);
+    } else if (flag === '--cursor') {
+      const value = inline ?? args[++i];
+      if (!value) throw new UsageError('--cursor needs a value');
+      out.cursor = value;
+    } else {
+      throw new UsageError(`${name}: unknown option '${flag}' (use -- before keys starting --)`);
+    }
+  }
+  if (out.cursor !== undefined && out.limit === undefined) {
+    throw new UsageError(`${name}: --cursor needs --limit`);
+  }
+  return out;
+}

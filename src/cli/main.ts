@@ -1,0 +1,44 @@
+// kvctl entry: parse the command line, connect, run one command or the shell, set the exit code.
+
+import { KvClient, KvClientError } from '../client/index.ts';
+import { HELP, parseArgs, UsageError } from './args.ts';
+import { type CliOutput, runCommand } from './commands.ts';
+import { runShell } from './shell.ts';
+
+/** Runs kvctl with `argv` (after the script name); resolves with the exit code. */
+async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const out: CliOutput = { stdout: process.stdout, stderr: process.stderr };
+  let client: KvClient | null = null;
+  try {
+    const args = parseArgs(argv, env);
+    const cmd = args.command;
+    if (cmd.name === 'help') {
+      out.stdout.write(HELP);
+      return 0;
+    }
+    client = await KvClient.connect({
+      host: args.host,
+      port: args.port,
+      timeoutMs: args.timeoutMs,
+    });
+    if (cmd.name === 'shell') return await runShell(client, { ...out, stdin: process.stdin });
+    return await runCommand(client, cmd, out);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      out.stderr.write(`kvctl: ${err.message}\nTry 'kvctl --help'.\n`);
+      return 2;
+    }
+    out.stderr.write(`kvctl: ${describe(err)}\n`);
+    return 1;
+  } finally {
+    await client?.close().catch(() => {});
+  }
+}
+
+/** The message of an error, with the node's or client's code and a connect failure's cause. */
+function describe(err: unknown): string {
+  if (!(err instanceof KvClientError)) return err instanceof Error ? err.message : String(err);
+  return err.remote ? `${err.message} (${err.code})` : err.message;
+}
+
+process.exitCode = await main(process.argv.slice(2), process.env);

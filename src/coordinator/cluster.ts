@@ -1,0 +1,188 @@
+// Coordinates any command on any node: quorum writes and reads, read repair, hints, scans.
+
+import { Counter, type Registry } from 'prom-client';
+import type { Placement, Topology } from '../membership/index.ts';
+import type { Command, Reply } from '../protocol/index.ts';
+import type { WireEntry } from '../replica/index.ts';
+import {
+  compareVersions,
+  decodeRecord,
+  encodeRecord,
+  type Storage,
+  type StoredRecord,
+} from '../storage/index.ts';
+import { type QuorumGroup, quorum } from './quorum.ts';
+import type { Replicas } from './replicas.ts';
+import { scatterScan } from './scatter.ts';
+
+/** Turns commands into replies. A reply that needs other nodes or the disk comes as a promise. */
+export interface Coordinator {
+  execute(cmd: Command): Reply | Promise<Reply>;
+}
+
+export interface ClusterOptions {
+  readonly storage: Storage;
+  readonly topology: Topology;
+  readonly replicas: Replicas;
+  /** Whether a member answers probes; down members get hints instead of requests. */
+  readonly isUp: (name: string) => boolean;
+  /** Keeps a write for a replica that did not take it. */
+  readonly hint: (target: string, key: Buffer, raw: Buffer) => void;
+  /** The CLUSTER command's answer. */
+  readonly info: () => unknown;
+  readonly readQuorum: number;
+  readonly writeQuorum: number;
+  readonly maxScanKeys: number;
+  readonly registry: Registry;
+}
+
+const OK: Reply = { type: 'ok' };
+const PONG: Reply = { type: 'pong' };
+const NOT_FOUND: Reply = { type: 'not_found' };
+
+/**
+ * Replicated execution. A write goes to every owner of the key (both rings while data moves) and
+ * answers OK once `writeQuorum` owners in each ring made it durable; owners that are down or fail
+ * get a hint. A read asks every owner, answers with the newest version once `readQuorum` owners
+ * in each ring answered, and repairs owners that returned an older version. Too few answers is
+ * `ERR UNAVAILABLE`, never a guess.
+ */
+export class ClusterCoordinator implements Coordinator {
+  readonly #o: ClusterOptions;
+  readonly #repairs: Counter;
+
+  constructor(opts: ClusterOptions) {
+    this.#o = opts;
+    this.#repairs = new Counter({
+      name: 'kvstore_read_repairs_total',
+      help: 'Replicas sent a newer version because a read found them stale.',
+      registers: [opts.registry],
+    });
+  }
+
+  execute(cmd: Command): Reply | Promise<Reply> {
+    switch (cmd.type) {
+      case 'put': {
+        const record = { version: this.#o.storage.clock.now(), tombstone: false, value: cmd.value };
+        if (this.#alone(cmd.key)) return this.#o.storage.apply(cmd.key, record).then(() => OK);
+        return this.#write(cmd.key, record);
+      }
+      case 'get': {
+        if (!this.#alone(cmd.key)) return this.#get(cmd.key);
+        const rec = this.#o.storage.get(cmd.key);
+        return rec && !rec.tombstone ? { type: 'value', value: rec.value } : NOT_FOUND;
+      }
+      case 'remove': {
+        if (!this.#alone(cmd.key)) return this.#remove(cmd.key);
+        const gone = this.#o.storage.removeIfLive(cmd.key, this.#o.storage.clock.now());
+        return gone.then((removed) => (removed ? OK : NOT_FOUND));
+      }
+      case 'range':
+      case 'prefix':
+        return scatterScan(cmd, {
+          topology: this.#o.topology,
+          replicas: this.#o.replicas,
+          isUp: this.#o.isUp,
+          readQuorum: this.#o.readQuorum,
+          maxScanKeys: this.#o.maxScanKeys,
+        });
+      case 'ping':
+        return PONG;
+      case 'quit':
+        return OK;
+      case 'cluster':
+        return { type: 'info', text: JSON.stringify(this.#o.info()) };
+      default: {
+        const never: never = cmd;
+        throw new Error(`coordinator: unhandled command ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  /** True when this node is the key's only replica (one member, or RF 1 owned here). */
+  #alone(key: Buffer): boolean {
+    const all = this.#o.topology.place(key).all;
+    return all.length === 1 && all[0] === this.#o.replicas.self;
+  }
+
+  #groups(p: Placement, need: number): QuorumGroup[] {
+    const groups = [{ members: p.target, need: Math.min(need, p.target.length) }];
+    if (p.settled !== p.target)
+      groups.push({ members: p.settled, need: Math.min(need, p.settled.length) });
+    return groups;
+  }
+
+  async #write(key: Buffer, record: StoredRecord): Promise<Reply> {
+    const p = this.#o.topology.place(key);
+    const raw = encodeRecord(record);
+    const entry: WireEntry[] = [[key, raw]];
+    const calls = new Map<string, Promise<void>>();
+    for (const name of p.all) {
+      if (!this.#o.isUp(name)) {
+        this.#o.hint(name, key, raw);
+        continue;
+      }
+      const call = this.#o.replicas.apply(name, entry);
+      call.catch(() => this.#o.hint(name, key, raw));
+      calls.set(name, call);
+    }
+    await quorum(calls, this.#groups(p, this.#o.writeQuorum), 'write quorum');
+    return OK;
+  }
+
+  /** Reads the newest record among a read quorum; repairs stale replicas in the background. */
+  async #read(key: Buffer): Promise<StoredRecord | null> {
+    const p = this.#o.topology.place(key);
+    const calls = new Map<string, Promise<Buffer | null>>();
+    for (const name of p.all) {
+      if (this.#o.isUp(name)) calls.set(name, this.#o.replicas.get(name, key));
+    }
+    const answers = await quorum(calls, this.#groups(p, this.#o.readQuorum), 'read quorum');
+    let newest: StoredRecord | null = null;
+    let newestRaw: Buffer | null = null;
+    for (const raw of answers.values()) {
+      if (raw === null) continue;
+      const rec = decodeRecord(raw);
+      if (newest === null || compareVersions(rec.version, newest.version) > 0) {
+        newest = rec;
+        newestRaw = raw;
+      }
+    }
+    if (newest !== null && newestRaw !== null) this.#repair(key, newest, newestRaw, calls);
+    return newest;
+  }
+
+  /** Once every replica answered, sends the newest record to those that returned older ones. */
+  #repair(
+    key: Buffer,
+    newest: StoredRecord,
+    raw: Buffer,
+    calls: Map<string, Promise<Buffer | null>>,
+  ): void {
+    for (const [name, call] of calls) {
+      call.then(
+        (theirs) => {
+          if (theirs !== null && compareVersions(decodeRecord(theirs).version, newest.version) >= 0)
+            return;
+          this.#repairs.inc();
+          this.#o.replicas.apply(name, [[key, raw]]).catch(() => this.#o.hint(name, key, raw));
+        },
+        () => {},
+      );
+    }
+  }
+
+  async #get(key: Buffer): Promise<Reply> {
+    const rec = await this.#read(key);
+    return rec && !rec.tombstone ? { type: 'value', value: rec.value } : NOT_FOUND;
+  }
+
+  async #remove(key: Buffer): Promise<Reply> {
+    const rec = await this.#read(key);
+    if (!rec || rec.tombstone) return NOT_FOUND;
+    const clock = this.#o.storage.clock;
+    clock.observe(rec.version);
+    await this.#write(key, { version: clock.now(), tombstone: true, value: Buffer.alloc(0) });
+    return OK;
+  }
+}

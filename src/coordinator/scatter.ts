@@ -1,0 +1,156 @@
+// RANGE and PREFIX across the cluster: scatter to members, k-way merge, newest version per key.
+
+import { KvError } from '../errors/index.ts';
+import type { Topology } from '../membership/index.ts';
+import type { Command, Reply } from '../protocol/index.ts';
+import type { ScanReply, WireEntry } from '../replica/index.ts';
+import {
+  compareVersions,
+  decodeRecord,
+  type ScanBounds,
+  type StoredRecord,
+} from '../storage/index.ts';
+import { applyCursor, successorOfPrefix } from './keyspace.ts';
+import type { Replicas } from './replicas.ts';
+
+export interface ScatterOptions {
+  readonly topology: Topology;
+  readonly replicas: Replicas;
+  readonly isUp: (name: string) => boolean;
+  readonly readQuorum: number;
+  readonly maxScanKeys: number;
+}
+
+type ScanCommand = Extract<Command, { type: 'range' | 'prefix' }>;
+
+/** Per-member entries fetched in one round beyond what is still needed (absorbs tombstones). */
+const SLACK = 32;
+
+function boundsOf(cmd: ScanCommand): ScanBounds | null {
+  if (cmd.type === 'prefix') return { start: cmd.prefix, end: successorOfPrefix(cmd.prefix) };
+  if (Buffer.compare(cmd.start, cmd.end) > 0) return null;
+  return { start: cmd.start, end: cmd.end, inclusiveEnd: true };
+}
+
+/**
+ * Answers RANGE/PREFIX as one node holding all data would. Every member is asked for its records
+ * (tombstones included) in rounds; a member that had more than it sent bounds the round at its
+ * last key, so only keys every member has reported are merged. Per key the newest version wins
+ * and tombstones are dropped. Missing answers from more than RF - R members is UNAVAILABLE: then
+ * some key might have fewer than R replicas heard.
+ */
+export async function scatterScan(cmd: ScanCommand, o: ScatterOptions): Promise<Reply> {
+  const page = cmd.page;
+  const full = boundsOf(cmd);
+  let bounds = full && applyCursor(full, page.cursor);
+  const cap = page.limit ?? o.maxScanKeys;
+  const keys: Buffer[] = [];
+  const members = o.topology.allMembers();
+  const rf = Math.min(o.topology.rf(o.topology.settled), o.topology.rf(o.topology.target));
+  const tolerated = rf - Math.min(o.readQuorum, rf);
+  let pending = members.filter(o.isUp);
+  let missing = members.length - pending.length;
+  // Entries from members that already sent everything, above the last round's frontier.
+  let carried: ScanReply[] = [];
+  while (bounds !== null && keys.length <= cap) {
+    checkCoverage(missing, tolerated, members.length);
+    const b: ScanBounds = bounds;
+    const l = Math.min(cap + 1 - keys.length + SLACK, o.maxScanKeys + SLACK);
+    const req = {
+      s: b.start,
+      e: b.end,
+      ie: b.inclusiveEnd ?? false,
+      xs: b.exclusiveStart ?? false,
+      l,
+    };
+    const results = await Promise.allSettled(pending.map((m) => o.replicas.scan(m, req)));
+    const replies: ScanReply[] = [...carried];
+    const stillMore: string[] = [];
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') missing++;
+      else {
+        replies.push(r.value);
+        if (r.value.more) stillMore.push(pending[i]!);
+      }
+    });
+    checkCoverage(missing, tolerated, members.length);
+    const frontier = roundFrontier(replies);
+    mergeNewest(replies, frontier, (key, rec) => {
+      if (!rec.tombstone && keys.length <= cap) keys.push(key);
+    });
+    if (frontier === null) break;
+    carried = replies
+      .filter((r) => !r.more)
+      .map((r) => ({ e: r.e.filter(([k]) => Buffer.compare(k, frontier) > 0), more: false }))
+      .filter((r) => r.e.length > 0);
+    bounds = { ...b, start: frontier, exclusiveStart: true };
+    pending = stillMore;
+  }
+  const more = keys.length > cap;
+  if (more && page.limit === null) {
+    throw new KvError(
+      'KV_ERR_LIMIT_EXCEEDED',
+      `coordinator: more than ${cap} keys match; page with LIMIT n [CURSOR key]`,
+    );
+  }
+  const out = more ? keys.slice(0, cap) : keys;
+  return {
+    type: 'keys',
+    keys: out,
+    paged: page.limit !== null,
+    next: more ? out[out.length - 1]! : null,
+  };
+}
+
+function checkCoverage(missing: number, tolerated: number, total: number): void {
+  if (missing > tolerated) {
+    throw new KvError(
+      'KV_ERR_UNAVAILABLE',
+      `replication: scan heard ${total - missing}/${total} members, needs ${total - tolerated}`,
+    );
+  }
+}
+
+/** The smallest last key among replies that had more: keys above it are not complete yet. */
+function roundFrontier(replies: readonly ScanReply[]): Buffer | null {
+  let frontier: Buffer | null = null;
+  for (const r of replies) {
+    if (!r.more || r.e.length === 0) continue;
+    const last = r.e[r.e.length - 1]![0];
+    if (frontier === null || Buffer.compare(last, frontier) < 0) frontier = last;
+  }
+  return frontier;
+}
+
+/**
+ * K-way merge of sorted replies up to `frontier` (all when null), calling `emit` once per key
+ * in ascending order with the newest record among the replies.
+ */
+function mergeNewest(
+  replies: readonly ScanReply[],
+  frontier: Buffer | null,
+  emit: (key: Buffer, rec: StoredRecord) => void,
+): void {
+  const pos = replies.map(() => 0);
+  const head = (i: number): WireEntry | undefined => {
+    const e = replies[i]!.e[pos[i]!];
+    return e && (frontier === null || Buffer.compare(e[0], frontier) <= 0) ? e : undefined;
+  };
+  for (;;) {
+    let min: Buffer | null = null;
+    for (let i = 0; i < replies.length; i++) {
+      const e = head(i);
+      if (e && (min === null || Buffer.compare(e[0], min) < 0)) min = e[0];
+    }
+    if (min === null) return;
+    let best: StoredRecord | null = null;
+    for (let i = 0; i < replies.length; i++) {
+      const e = head(i);
+      if (!e?.[0].equals(min)) continue;
+      pos[i]!++;
+      const rec = decodeRecord(e[1]);
+      if (best === null || compareVersions(rec.version, best.version) > 0) best = rec;
+    }
+    emit(min, best!);
+  }
+}

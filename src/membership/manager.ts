@@ -1,0 +1,202 @@
+// Tracks who the members are (from a source) and whether each answers (probes): up, down, left.
+
+import { EventEmitter } from 'node:events';
+import { Gauge, type Registry } from 'prom-client';
+import type { Logger } from '../observability/index.ts';
+import type { HelloReply } from '../replica/index.ts';
+import type { MemberAddress, PeerSource } from './sources.ts';
+
+/** up: answered the last probe; down: failed `probeFailures` in a row; unknown: not probed yet. */
+export type PeerState = 'up' | 'down' | 'unknown';
+
+export interface MemberView extends MemberAddress {
+  readonly self: boolean;
+  readonly state: PeerState;
+  /** The member's last hello answer (null until one arrived). */
+  readonly hello: HelloReply | null;
+}
+
+export interface MembershipOptions {
+  readonly self: MemberAddress;
+  /** Where the member list comes from; null: this node alone. */
+  readonly source: PeerSource | null;
+  /** Asks a member who it is; rejects when it does not answer. */
+  readonly probe: (m: MemberAddress) => Promise<HelloReply>;
+  /** This node's own hello (it is never probed). */
+  readonly selfHello: () => HelloReply;
+  readonly resolveIntervalMs: number;
+  readonly probeIntervalMs: number;
+  readonly probeFailures: number;
+  readonly logger: Logger;
+  readonly registry: Registry;
+}
+
+interface Tracked {
+  addr: MemberAddress;
+  state: PeerState;
+  failures: number;
+  hello: HelloReply | null;
+}
+
+/**
+ * The member list and each member's health. A member the source stops listing has *left*: it is
+ * forgotten at once. A listed member that stops answering is *down*: it stays a member (and in
+ * the ring). Emits `change` whenever the list, a state, or a member's hello changes.
+ */
+export class Membership extends EventEmitter<{ change: [] }> {
+  readonly #opts: MembershipOptions;
+  readonly #members = new Map<string, Tracked>();
+  #timers: NodeJS.Timeout[] = [];
+  #probing = false;
+  #stopped = false;
+
+  constructor(opts: MembershipOptions) {
+    super();
+    this.#opts = opts;
+    this.#members.set(opts.self.name, { addr: opts.self, state: 'up', failures: 0, hello: null });
+    const states = new Gauge({
+      name: 'kvstore_members',
+      help: 'Members this node knows, by state (up, down, unknown).',
+      labelNames: ['state'] as const,
+      registers: [opts.registry],
+      collect: () => {
+        for (const s of ['up', 'down', 'unknown'] as const) states.labels(s).set(0);
+        for (const m of this.#members.values()) states.labels(m.state).inc();
+      },
+    });
+  }
+
+  /**
+   * Resolves the source once (a failure is logged, not thrown: the node starts and serves what
+   * it can), probes once, then keeps doing both on their intervals. Resolves with whether the
+   * first resolution succeeded.
+   */
+  async start(): Promise<boolean> {
+    const resolved = await this.resolveNow();
+    await this.probeNow();
+    if (this.#opts.source) {
+      this.#timers.push(setInterval(() => void this.resolveNow(), this.#opts.resolveIntervalMs));
+    }
+    this.#timers.push(setInterval(() => void this.probeNow(), this.#opts.probeIntervalMs));
+    for (const t of this.#timers) t.unref();
+    return resolved;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+  }
+
+  /** Every member, this node included, sorted by name. */
+  members(): MemberView[] {
+    const self = this.#opts.self.name;
+    return [...this.#members.values()]
+      .map((t) => ({
+        ...t.addr,
+        self: t.addr.name === self,
+        state: t.state,
+        hello: t.addr.name === self ? this.#opts.selfHello() : t.hello,
+      }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  get(name: string): MemberView | undefined {
+    return this.members().find((m) => m.name === name);
+  }
+
+  /** True unless the member is down or unknown to this node. This node is always up. */
+  isUp(name: string): boolean {
+    const t = this.#members.get(name);
+    return t !== undefined && t.state !== 'down';
+  }
+
+  /** Address `host:port` of a member's peer port, or undefined for a non-member. */
+  address(name: string): MemberAddress | undefined {
+    return this.#members.get(name)?.addr;
+  }
+
+  /** Names that belong in the ring: every member that has not reported itself decommissioned. */
+  ringMembers(): string[] {
+    return this.members()
+      .filter((m) => m.hello?.status !== 'decommissioned')
+      .map((m) => m.name);
+  }
+
+  /** Re-reads the source now; true when it answered. */
+  async resolveNow(): Promise<boolean> {
+    const source = this.#opts.source;
+    if (!source || this.#stopped) return source === null;
+    let listed: MemberAddress[];
+    try {
+      listed = await source.resolve();
+    } catch (err) {
+      this.#opts.logger.warn({ err, source: source.description }, 'member source failed');
+      return false;
+    }
+    this.#setListed(listed);
+    return true;
+  }
+
+  #setListed(listed: MemberAddress[]): void {
+    const self = this.#opts.self.name;
+    const names = new Set(listed.map((m) => m.name));
+    let changed = false;
+    for (const name of [...this.#members.keys()]) {
+      if (name !== self && !names.has(name)) {
+        this.#members.delete(name);
+        this.#opts.logger.info({ member: name }, 'member left');
+        changed = true;
+      }
+    }
+    for (const addr of listed) {
+      if (addr.name === self) continue;
+      const t = this.#members.get(addr.name);
+      if (!t) {
+        this.#members.set(addr.name, { addr, state: 'unknown', failures: 0, hello: null });
+        this.#opts.logger.info({ member: addr.name, host: addr.host }, 'member joined');
+        changed = true;
+      } else if (t.addr.host !== addr.host || t.addr.peerPort !== addr.peerPort) {
+        t.addr = addr;
+        changed = true;
+      }
+    }
+    if (changed) this.emit('change');
+  }
+
+  /** Probes every other member once, concurrently. */
+  async probeNow(): Promise<void> {
+    if (this.#probing || this.#stopped) return;
+    this.#probing = true;
+    try {
+      const others = [...this.#members.values()].filter(
+        (t) => t.addr.name !== this.#opts.self.name,
+      );
+      const changes = await Promise.all(others.map((t) => this.#probeOne(t)));
+      if (changes.some(Boolean)) this.emit('change');
+    } finally {
+      this.#probing = false;
+    }
+  }
+
+  async #probeOne(t: Tracked): Promise<boolean> {
+    const before = JSON.stringify([t.state, t.hello]);
+    try {
+      const hello = await this.#opts.probe(t.addr);
+      if (hello.name !== t.addr.name) {
+        throw new Error(`membership: ${t.addr.host} says it is '${hello.name}'`);
+      }
+      t.hello = hello;
+      t.failures = 0;
+      if (t.state !== 'up') this.#opts.logger.info({ member: t.addr.name }, 'member up');
+      t.state = 'up';
+    } catch (err) {
+      t.failures++;
+      if (t.failures >= this.#opts.probeFailures && t.state !== 'down') {
+        this.#opts.logger.warn({ member: t.addr.name, err }, 'member down');
+        t.state = 'down';
+      }
+    }
+    return JSON.stringify([t.state, t.hello]) !== before;
+  }
+}

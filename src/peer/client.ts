@@ -1,0 +1,326 @@
+// The client side of one peer: a persistent multiplexed connection with timeouts and backoff.
+
+import { connect, type Socket } from 'node:net';
+import type { Registry } from 'prom-client';
+import { KvError, toKvError, wireCode } from '../errors/index.ts';
+import type { Logger } from '../observability/index.ts';
+import { type PeerAddress, parsePeerAddress } from './address.ts';
+import { decodeResponse, encodeRequest, MAX_REQUEST_ID, type ResponseMessage } from './codec.ts';
+import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from './frame.ts';
+import { FrameWriter } from './frame-writer.ts';
+import { type PeerMetrics, peerMetrics } from './metrics.ts';
+import { KEEPALIVE_MS } from './server-connection.ts';
+
+export interface PeerClientOptions {
+  /** `host:port` of the peer's peer port (`[addr]:port` for IPv6). */
+  readonly address: string;
+  readonly logger: Logger;
+  /** Where the `kvstore_peer_*` metrics go; shared with the node's server when the same. */
+  readonly registry?: Registry;
+  /** Default per-request timeout in ms (request() may override it). */
+  readonly timeoutMs?: number;
+  /** How long a TCP connect may take before it counts as failed, in ms. */
+  readonly connectTimeoutMs?: number;
+  /** Outstanding requests at which further request() calls are refused. */
+  readonly maxInFlight?: number;
+  /** Largest request body sent and response body accepted, in bytes. */
+  readonly maxFrameBytes?: number;
+  /** Wait after the first failed connect, doubled per further failure, in ms. */
+  readonly initialBackoffMs?: number;
+  /** Cap of the reconnect wait, in ms. */
+  readonly maxBackoffMs?: number;
+}
+
+export const PEER_CLIENT_DEFAULTS = {
+  /** Quorum operations answer in ms; 2 s means the peer is stuck, not slow. */
+  timeoutMs: 2000,
+  /** Same as a request: a peer that cannot accept in 2 s is treated as down. */
+  connectTimeoutMs: 2000,
+  /** Four times the server's per-connection limit: room for bursts, still bounded memory. */
+  maxInFlight: 4096,
+  /** Matches the server's frame limit. */
+  maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+  /** First retry soon (a restarting pod), then back off to one attempt per 2 s. */
+  initialBackoffMs: 50,
+  maxBackoffMs: 2000,
+} as const;
+
+/** `idle`: no socket, the next request connects. `backoff`: failed, requests fail fast. */
+export type PeerClientState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'closed';
+
+interface Pending {
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (err: KvError) => void;
+  readonly timer: NodeJS.Timeout;
+  readonly method: string;
+  readonly started: number;
+}
+
+type Options = Required<Omit<PeerClientOptions, 'registry'>>;
+
+/**
+ * Requests to one peer over one TCP connection, multiplexed by id.
+ *
+ * - Lazy: nothing connects until the first request. Requests made while connecting are queued
+ *   in the socket and sent on connect.
+ * - A failed connect rejects the requests waiting on it with KV_ERR_PEER_UNAVAILABLE and starts a
+ *   backoff (`initialBackoffMs` doubling to `maxBackoffMs`, with jitter in [50%, 100%]); until it
+ *   ends, request() rejects at once with KV_ERR_PEER_UNAVAILABLE. The first request after it tries
+ *   again. A successful connect resets the backoff.
+ * - Losing an established connection (peer closed, reset, malformed frame from the peer) rejects
+ *   every outstanding request with KV_ERR_PEER_UNAVAILABLE; the next request reconnects at once.
+ * - Frames queued in one event-loop turn leave in one socket write.
+ */
+export class PeerClient {
+  readonly address: string;
+  readonly #target: PeerAddress;
+  readonly #opts: Options;
+  readonly #metrics: PeerMetrics;
+  readonly #decoder: FrameDecoder;
+  readonly #pending = new Map<number, Pending>();
+  #state: PeerClientState = 'idle';
+  #socket: Socket | null = null;
+  #writer: FrameWriter | null = null;
+  #lastId = 0;
+  #failures = 0;
+  #retryAt = 0;
+  #closed: Promise<void> | null = null;
+
+  /** Throws KvError KV_ERR_INVALID_ARGUMENT for a malformed address; does not connect. */
+  constructor(opts: PeerClientOptions) {
+    this.address = opts.address;
+    this.#target = parsePeerAddress(opts.address);
+    this.#opts = { ...PEER_CLIENT_DEFAULTS, ...withoutUndefined(opts) } as Options;
+    this.#metrics = peerMetrics(opts.registry);
+    this.#decoder = new FrameDecoder(this.#opts.maxFrameBytes);
+  }
+
+  get state(): PeerClientState {
+    return this.#state;
+  }
+
+  /** Requests sent and not yet settled. */
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * Sends `method` with `body` (see codec.ts for what survives msgpack) and resolves with the
+   * handler's result, unchecked: `T` is the caller's claim. Rejects with a KvError:
+   * - the remote handler's code and message (unknown remote codes become KV_ERR_INTERNAL);
+   * - KV_ERR_PEER_TIMEOUT after `timeoutMs` (the request may still run remotely; a late response
+   *   is ignored);
+   * - KV_ERR_PEER_UNAVAILABLE when closed, within backoff, or the connection fails or is lost;
+   * - KV_ERR_PEER_OVERLOADED at once, without sending, while `maxInFlight` requests are
+   *   outstanding (no queueing: callers see the overload and may shed or retry);
+   * - KV_ERR_PEER_PROTOCOL when the encoded request is over `maxFrameBytes` (not sent);
+   * - KV_ERR_INTERNAL when the body cannot be encoded.
+   * `method` labels metrics: use a fixed set of names.
+   */
+  request<T>(method: string, body: unknown, opts: { timeoutMs?: number } = {}): Promise<T> {
+    const started = performance.now();
+    this.#metrics.requestsSent.labels(method).inc();
+    const refusal = this.#refusal();
+    if (refusal !== null) return this.#refuse(method, started, refusal);
+    const id = this.#nextId();
+    let frame: Buffer;
+    try {
+      frame = encodeRequest(id, method, body);
+    } catch (err) {
+      return this.#refuse(method, started, toKvError(err, 'peer'));
+    }
+    if (frame.length > this.#opts.maxFrameBytes) {
+      const msg = `peer: ${method} request of ${frame.length} bytes is over the frame limit`;
+      return this.#refuse(method, started, new KvError('KV_ERR_PEER_PROTOCOL', msg));
+    }
+    if (this.#socket === null) this.#connect();
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    const timeoutMs = opts.timeoutMs ?? this.#opts.timeoutMs;
+    const timer = setTimeout(() => this.#onTimeout(id, timeoutMs), timeoutMs);
+    this.#pending.set(id, {
+      resolve: resolve as (v: unknown) => void,
+      reject,
+      timer,
+      method,
+      started,
+    });
+    this.#metrics.inFlight.labels('client').inc();
+    this.#writer!.write(frame);
+    return promise;
+  }
+
+  /**
+   * Rejects every outstanding request with KV_ERR_PEER_UNAVAILABLE, closes the connection and
+   * refuses later requests the same way. Resolves once the socket is closed. Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.#closed !== null) return this.#closed;
+    this.#state = 'closed';
+    this.#rejectAll(
+      new KvError('KV_ERR_PEER_UNAVAILABLE', `peer: client for ${this.address} closed`),
+    );
+    const socket = this.#socket;
+    if (socket === null) {
+      this.#closed = Promise.resolve();
+    } else {
+      this.#closed = new Promise((resolve) => socket.once('close', () => resolve()));
+      socket.destroy();
+    }
+    return this.#closed;
+  }
+
+  #refusal(): KvError | null {
+    if (this.#state === 'closed') {
+      return new KvError('KV_ERR_PEER_UNAVAILABLE', `peer: client for ${this.address} closed`);
+    }
+    if (this.#pending.size >= this.#opts.maxInFlight) {
+      const msg = `peer: ${this.#pending.size} requests to ${this.address} outstanding`;
+      return new KvError('KV_ERR_PEER_OVERLOADED', msg);
+    }
+    if (this.#state === 'backoff' && performance.now() < this.#retryAt) {
+      const msg = `peer: ${this.address} unreachable, retrying after backoff`;
+      return new KvError('KV_ERR_PEER_UNAVAILABLE', msg);
+    }
+    return null;
+  }
+
+  #refuse<T>(method: string, started: number, err: KvError): Promise<T> {
+    this.#observe(method, started, err);
+    return Promise.reject(err);
+  }
+
+  #observe(method: string, started: number, err: KvError | null): void {
+    this.#metrics.duration.labels(method).observe((performance.now() - started) / 1000);
+    if (err !== null) this.#metrics.errors.labels(wireCode(err.code), 'client').inc();
+  }
+
+  #nextId(): number {
+    do {
+      this.#lastId = this.#lastId >= MAX_REQUEST_ID ? 1 : this.#lastId + 1;
+    } while (this.#pending.has(this.#lastId));
+    return this.#lastId;
+  }
+
+  #connect(): void {
+    const socket = connect({ host: this.#target.host, port: this.#target.port });
+    this.#socket = socket;
+    this.#writer = new FrameWriter(socket, (n) => this.#metrics.sentBytes.labels('client').inc(n));
+    this.#decoder.reset();
+    this.#state = 'connecting';
+    let connected = false;
+    let error: Error | undefined;
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, KEEPALIVE_MS);
+    socket.setTimeout(this.#opts.connectTimeoutMs, () => {
+      socket.destroy(new Error(`connect timed out after ${this.#opts.connectTimeoutMs} ms`));
+    });
+    socket.once('connect', () => {
+      connected = true;
+      this.#metrics.connections.labels('client').inc();
+      socket.setTimeout(0);
+      this.#onConnect(socket);
+    });
+    socket.on('data', (chunk: Buffer) => this.#onData(socket, chunk));
+    socket.on('error', (err) => {
+      error = err;
+    });
+    socket.on('close', () => this.#onClose(socket, connected, error));
+  }
+
+  #onConnect(socket: Socket): void {
+    this.#metrics.connects.labels('ok').inc();
+    if (socket !== this.#socket || this.#state === 'closed') return;
+    this.#state = 'connected';
+    this.#failures = 0;
+    this.#opts.logger.info({ peer: this.address }, 'peer connected');
+  }
+
+  #onData(socket: Socket, chunk: Buffer): void {
+    this.#metrics.receivedBytes.labels('client').inc(chunk.length);
+    if (socket !== this.#socket) return;
+    this.#decoder.push(chunk);
+    for (;;) {
+      let msg: ResponseMessage;
+      try {
+        const frame = this.#decoder.next();
+        if (frame === null) return;
+        msg = decodeResponse(frame);
+      } catch (err) {
+        socket.destroy(err as Error);
+        return;
+      }
+      this.#onResponse(msg);
+    }
+  }
+
+  #onResponse(msg: ResponseMessage): void {
+    const p = this.#pending.get(msg.i);
+    if (p === undefined) return; // timed out earlier: the late response is ignored
+    if (msg.ok) this.#settle(msg.i, p, null, msg.r);
+    else this.#settle(msg.i, p, new KvError(msg.code, msg.message), undefined);
+  }
+
+  #onTimeout(id: number, timeoutMs: number): void {
+    const p = this.#pending.get(id);
+    if (p === undefined) return;
+    const msg = `peer: ${p.method} to ${this.address} timed out after ${timeoutMs} ms`;
+    this.#settle(id, p, new KvError('KV_ERR_PEER_TIMEOUT', msg), undefined);
+  }
+
+  #settle(id: number, p: Pending, err: KvError | null, value: unknown): void {
+    clearTimeout(p.timer);
+    this.#pending.delete(id);
+    this.#metrics.inFlight.labels('client').dec();
+    this.#observe(p.method, p.started, err);
+    if (err === null) p.resolve(value);
+    else p.reject(err);
+  }
+
+  #rejectAll(err: KvError): void {
+    for (const [id, p] of this.#pending) this.#settle(id, p, err, undefined);
+  }
+
+  #onClose(socket: Socket, connected: boolean, error: Error | undefined): void {
+    if (connected) this.#metrics.connections.labels('client').dec();
+    if (socket !== this.#socket) return;
+    this.#socket = null;
+    this.#writer = null;
+    this.#decoder.reset();
+    if (this.#state === 'closed') return;
+    const log = this.#opts.logger;
+    let err: KvError;
+    if (connected) {
+      this.#state = 'idle';
+      err = new KvError('KV_ERR_PEER_UNAVAILABLE', `peer: connection to ${this.address} lost`, {
+        cause: error,
+      });
+      log.warn(
+        { peer: this.address, err: error, pending: this.#pending.size },
+        'peer connection lost',
+      );
+    } else {
+      this.#failures++;
+      this.#state = 'backoff';
+      this.#retryAt = performance.now() + this.#backoffMs();
+      this.#metrics.connects.labels('error').inc();
+      err = new KvError('KV_ERR_PEER_UNAVAILABLE', `peer: cannot connect to ${this.address}`, {
+        cause: error,
+      });
+      const fields = { peer: this.address, err: error, failures: this.#failures };
+      if (this.#failures === 1) log.warn(fields, 'peer connect failed');
+      else log.debug(fields, 'peer connect failed');
+    }
+    this.#rejectAll(err);
+  }
+
+  #backoffMs(): number {
+    const { initialBackoffMs, maxBackoffMs } = this.#opts;
+    const base = Math.min(maxBackoffMs, initialBackoffMs * 2 ** Math.min(this.#failures - 1, 30));
+    return base / 2 + (Math.random() * base) / 2;
+  }
+}
+
+/** `opts` without keys set to undefined, so spreading it over defaults keeps the defaults. */
+function withoutUndefined<T extends object>(opts: T): Partial<T> {
+  return Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

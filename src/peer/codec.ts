@@ -1,0 +1,105 @@
+// Peer messages: msgpack bodies of request and response frames, encoded and validated.
+
+import { Packr } from 'msgpackr';
+import { ERROR_CODES, type ErrorCode, KvError } from '../errors/index.ts';
+
+/**
+ * The msgpack codec of every peer frame body. Plain MessagePack (`useRecords: false`, no msgpackr
+ * extensions besides its `undefined` and Date encodings), so any MessagePack implementation can
+ * speak the protocol. What survives a round trip:
+ * - objects (string keys), arrays, strings, booleans, null, undefined, finite and non-finite
+ *   numbers, bigints within 64 bits (they come back as bigint), Dates;
+ * - Buffer and Uint8Array are sent as msgpack `bin` and always come back as a Node `Buffer`
+ *   holding its own copy of the bytes (`copyBuffers`), so keeping one never pins a socket chunk;
+ * - other typed arrays come back as a Buffer of their bytes, Maps as plain objects (keys become
+ *   strings), Sets as arrays; class instances lose their prototype.
+ */
+const packr = new Packr({ useRecords: false, copyBuffers: true });
+
+/** A request: `i` is the connection-unique id echoed by the response, `m` the method. */
+export interface RequestMessage {
+  readonly i: number;
+  readonly m: string;
+  readonly b: unknown;
+}
+
+/** A response: exactly one of `r` (the handler's result) or `e` (its error) is meaningful. */
+export type ResponseMessage =
+  | { readonly i: number; readonly ok: true; readonly r: unknown }
+  | { readonly i: number; readonly ok: false; readonly code: ErrorCode; readonly message: string };
+
+/** Largest request id; ids wrap to 1 after it (0 is never used). */
+export const MAX_REQUEST_ID = 0xffff_ffff;
+
+function protocolError(message: string, cause?: unknown): KvError {
+  return new KvError('KV_ERR_PEER_PROTOCOL', `peer: ${message}`, { cause });
+}
+
+/** Msgpack of a request body; throws KvError KV_ERR_INTERNAL when `body` cannot be encoded. */
+export function encodeRequest(id: number, method: string, body: unknown): Buffer {
+  try {
+    return packr.pack({ i: id, m: method, b: body });
+  } catch (err) {
+    throw new KvError('KV_ERR_INTERNAL', `peer: request body for ${method} not encodable`, {
+      cause: err,
+    });
+  }
+}
+
+/** Msgpack of a success response; throws KvError KV_ERR_INTERNAL when `result` cannot be encoded. */
+export function encodeResult(id: number, result: unknown): Buffer {
+  try {
+    return packr.pack({ i: id, r: result });
+  } catch (err) {
+    throw new KvError('KV_ERR_INTERNAL', 'peer: handler result not encodable', { cause: err });
+  }
+}
+
+/** Msgpack of an error response carrying `err.code` and `err.message`. */
+export function encodeError(id: number, err: KvError): Buffer {
+  return packr.pack({ i: id, e: { code: err.code, message: err.message } });
+}
+
+function unpack(frame: Buffer): unknown {
+  try {
+    return packr.unpack(frame);
+  } catch (err) {
+    throw protocolError(`malformed msgpack frame of ${frame.length} bytes`, err);
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isId(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0;
+}
+
+/** A request frame body; throws KvError KV_ERR_PEER_PROTOCOL unless it is `{i: uint, m: string}`. */
+export function decodeRequest(frame: Buffer): RequestMessage {
+  const msg = unpack(frame);
+  if (!isRecord(msg) || !isId(msg.i) || typeof msg.m !== 'string') {
+    throw protocolError('request frame is not {i: uint, m: string, b}');
+  }
+  return { i: msg.i, m: msg.m, b: msg.b };
+}
+
+/**
+ * A response frame body; throws KvError KV_ERR_PEER_PROTOCOL unless it is `{i: uint, r}` or
+ * `{i: uint, e: {code: string, message: string}}`. A code this node does not know (a newer peer)
+ * becomes KV_ERR_INTERNAL with the remote code in the message.
+ */
+export function decodeResponse(frame: Buffer): ResponseMessage {
+  const msg = unpack(frame);
+  if (!isRecord(msg) || !isId(msg.i)) throw protocolError('response frame is not {i: uint, ...}');
+  const e = msg.e;
+  if (e === undefined) return { i: msg.i, ok: true, r: msg.r };
+  if (!isRecord(e) || typeof e.code !== 'string' || typeof e.message !== 'string') {
+    throw protocolError('response error is not {code: string, message: string}');
+  }
+  if (Object.hasOwn(ERROR_CODES, e.code)) {
+    return { i: msg.i, ok: false, code: e.code as ErrorCode, message: e.message };
+  }
+  return { i: msg.i, ok: false, code: 'KV_ERR_INTERNAL', message: `${e.code}: ${e.message}` };
+}

@@ -1,0 +1,23 @@
+// peer: the node-to-node transport: length-prefixed msgpack frames, multiplexed, pooled.
+
+export { type PeerAddress, parsePeerAddress } from './address.ts';
+export {
+  PEER_CLIENT_DEFAULTS,
+  PeerClient,
+  type PeerClientOptions,
+  type PeerClientState,
+} from './client.ts';
+export {
+  decodeRequest,
+  decodeResponse,
+  encodeError,
+  encodeRequest,
+  encodeResult,
+  type RequestMessage,
+  type ResponseMessage,
+} from './codec.ts';
+export { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameDecoder, frameHeader } from './frame.ts';
+export { PEER_LATENCY_BUCKETS, type PeerMetrics, type PeerSide, peerMetrics } from './metrics.ts';
+export { PEER_POOL_DEFAULTS, PeerPool, type PeerPoolOptions } from './pool.ts';
+export { PEER_SERVER_DEFAULTS, PeerServer, type PeerServerOptions } from './server.ts';
+export type { PeerHandler, PeerRequestContext } from './server-connection.ts';

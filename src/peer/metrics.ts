@@ -1,0 +1,140 @@
+// Metrics owned by the peer transport (both the client and the server side).
+
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { ERROR_CODES, type ErrorCode, wireCode } from '../errors/index.ts';
+
+/** Which end of a peer connection a sample is about: this node calling out, or answering. */
+export type PeerSide = 'client' | 'server';
+const SIDES: readonly PeerSide[] = ['client', 'server'];
+
+export interface PeerMetrics {
+  /** Client: request() calls, by method, counted when called (fast failures included). */
+  readonly requestsSent: Counter<'method'>;
+  /** Client: request() to settlement (result, remote error, timeout or failure), by method. */
+  readonly duration: Histogram<'method'>;
+  /** Server: request frames dispatched to the handler. */
+  readonly requestsReceived: Counter;
+  /** Errors by wire code: client = request() rejections, server = error responses and bad frames. */
+  readonly errors: Counter<'code' | 'side'>;
+  /** Client: outstanding requests; server: handlers not yet answered. */
+  readonly inFlight: Gauge<'side'>;
+  /** Client: outbound connection attempts, by result (`ok` or `error`). */
+  readonly connects: Counter<'result'>;
+  /** Server: inbound connections accepted. */
+  readonly accepted: Counter;
+  /** Open connections, by side. */
+  readonly connections: Gauge<'side'>;
+  readonly sentBytes: Counter<'side'>;
+  readonly receivedBytes: Counter<'side'>;
+}
+
+/** Latency buckets in seconds, from 100 µs to 10 s (the same as the client port's). */
+export const PEER_LATENCY_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10,
+];
+
+const byRegistry = new WeakMap<Registry, PeerMetrics>();
+
+/**
+ * The peer metrics registered on `registry`, created on first use: every server, client and pool
+ * of a node shares one set. Without a registry, a private one is used (nothing is exported).
+ */
+export function peerMetrics(registry: Registry = new Registry()): PeerMetrics {
+  let metrics = byRegistry.get(registry);
+  if (metrics === undefined) {
+    metrics = register(registry);
+    byRegistry.set(registry, metrics);
+  }
+  return metrics;
+}
+
+function counter<T extends string>(
+  name: string,
+  help: string,
+  labels: T[],
+  registry: Registry,
+): Counter<T> {
+  return new Counter({ name, help, labelNames: labels, registers: [registry] });
+}
+
+function register(registry: Registry): PeerMetrics {
+  const registers = [registry];
+  const metrics: PeerMetrics = {
+    requestsSent: counter(
+      'kvstore_peer_requests_sent_total',
+      'Requests sent to peers, by method (including ones that failed).',
+      ['method'],
+      registry,
+    ),
+    duration: new Histogram({
+      name: 'kvstore_peer_request_duration_seconds',
+      help: 'Time from sending a peer request to its result or error, by method.',
+      labelNames: ['method'] as const,
+      buckets: PEER_LATENCY_BUCKETS,
+      registers,
+    }),
+    requestsReceived: new Counter({
+      name: 'kvstore_peer_requests_received_total',
+      help: 'Requests received from peers and passed to the handler.',
+      registers,
+    }),
+    errors: counter(
+      'kvstore_peer_errors_total',
+      'Peer errors by wire code; side=client: failed requests, side=server: error responses.',
+      ['code', 'side'],
+      registry,
+    ),
+    inFlight: new Gauge({
+      name: 'kvstore_peer_requests_in_flight',
+      help: 'Peer requests not answered yet; side=client: sent, side=server: being handled.',
+      labelNames: ['side'] as const,
+      registers,
+    }),
+    connects: counter(
+      'kvstore_peer_connects_total',
+      'Outbound peer connection attempts (first connects and reconnects), by result.',
+      ['result'],
+      registry,
+    ),
+    accepted: new Counter({
+      name: 'kvstore_peer_connections_accepted_total',
+      help: 'Inbound peer connections accepted.',
+      registers,
+    }),
+    connections: new Gauge({
+      name: 'kvstore_peer_connections',
+      help: 'Open peer connections; side=client: outbound, side=server: inbound.',
+      labelNames: ['side'] as const,
+      registers,
+    }),
+    sentBytes: counter(
+      'kvstore_peer_sent_bytes_total',
+      'Bytes written to peer sockets.',
+      ['side'],
+      registry,
+    ),
+    receivedBytes: counter(
+      'kvstore_peer_received_bytes_total',
+      'Bytes read from peer sockets.',
+      ['side'],
+      registry,
+    ),
+  };
+  zero(metrics);
+  return metrics;
+}
+
+/** Exposes every bounded series at 0 so rates and alerts work before the first event. */
+function zero(m: PeerMetrics): void {
+  for (const side of SIDES) {
+    m.inFlight.labels(side).set(0);
+    m.connections.labels(side).set(0);
+    m.sentBytes.labels(side).inc(0);
+    m.receivedBytes.labels(side).inc(0);
+    for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) {
+      m.errors.labels(wireCode(code), side).inc(0);
+    }
+  }
+  m.connects.labels('ok').inc(0);
+  m.connects.labels('error').inc(0);
+}

@@ -1,0 +1,243 @@
+// One inbound peer connection: decode request frames, run handlers concurrently, reply by id.
+
+import type { Socket } from 'node:net';
+import { KvError, toKvError, wireCode } from '../errors/index.ts';
+import type { Logger } from '../observability/index.ts';
+import { decodeRequest, encodeError, encodeResult, type RequestMessage } from './codec.ts';
+import { FrameDecoder } from './frame.ts';
+import { FrameWriter } from './frame-writer.ts';
+import type { PeerMetrics } from './metrics.ts';
+
+/** What a handler learns about the request besides method and body. */
+export interface PeerRequestContext {
+  /** `address:port` of the calling socket (an IP, not a node name). */
+  readonly remote: string;
+}
+
+/**
+ * Serves one request. The result (or the resolved value) is sent back as the response. A thrown
+ * or rejected KvError is sent with its code and message; anything else as KV_ERR_INTERNAL (and
+ * logged). A result that cannot be encoded, or encodes to more than the frame limit, is sent as
+ * KV_ERR_INTERNAL or KV_ERR_PEER_PROTOCOL respectively. Handlers of one connection run
+ * concurrently; their responses go out in completion order.
+ */
+export type PeerHandler = (
+  method: string,
+  body: unknown,
+  ctx: PeerRequestContext,
+) => unknown | Promise<unknown>;
+
+export interface ServerConnectionContext {
+  readonly handler: PeerHandler;
+  readonly maxInFlight: number;
+  readonly maxFrameBytes: number;
+  readonly metrics: PeerMetrics;
+  readonly logger: Logger;
+}
+
+/** TCP keepalive probe delay for peer sockets, so a vanished host is noticed while idle. */
+export const KEEPALIVE_MS = 10_000;
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+/**
+ * Reads request frames and dispatches them while fewer than `maxInFlight` are unanswered; at the
+ * limit, or while the socket's write buffer needs draining, it stops pulling frames and pauses
+ * the socket (so at most `maxInFlight` handlers of this connection run at once, and the bytes
+ * held are bounded by one read). A malformed or oversize frame closes the connection without a
+ * reply (there is no trustworthy id to answer). After the client half-closes, requests already
+ * received are answered, then the socket is ended.
+ */
+export class ServerConnection {
+  readonly #socket: Socket;
+  readonly #ctx: ServerConnectionContext;
+  readonly #decoder: FrameDecoder;
+  readonly #writer: FrameWriter;
+  readonly #requestContext: PeerRequestContext;
+  readonly #closed = Promise.withResolvers<void>();
+  readonly #done = Promise.withResolvers<void>();
+  #inFlight = 0;
+  #pumping = false;
+  #ending = false;
+  #draining = false;
+  #ended = false;
+  #isClosed = false;
+
+  constructor(socket: Socket, ctx: ServerConnectionContext) {
+    this.#socket = socket;
+    this.#ctx = ctx;
+    this.#decoder = new FrameDecoder(ctx.maxFrameBytes);
+    this.#writer = new FrameWriter(socket, (n) => ctx.metrics.sentBytes.labels('server').inc(n));
+    this.#requestContext = { remote: `${socket.remoteAddress}:${socket.remotePort}` };
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, KEEPALIVE_MS);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('drain', () => this.#pump());
+    socket.on('end', () => {
+      this.#ending = true;
+      this.#pump();
+    });
+    socket.on('error', (err) =>
+      ctx.logger.debug({ err, remote: this.#requestContext.remote }, 'peer socket error'),
+    );
+    socket.on('close', () => this.#onClose());
+  }
+
+  /** Resolves once the socket is closed and every handler it started has settled. */
+  get done(): Promise<void> {
+    return this.#done.promise;
+  }
+
+  /** Takes no further requests; ends the socket once every started handler answered. */
+  drain(): void {
+    this.#draining = true;
+    this.#socket.pause();
+    this.#checkIdle();
+  }
+
+  /** Closes the socket now (late handler results are dropped); resolves once it is closed. */
+  destroy(): Promise<void> {
+    this.#socket.destroy();
+    return this.#closed.promise;
+  }
+
+  get #stopped(): boolean {
+    return this.#draining || this.#isClosed || this.#socket.destroyed;
+  }
+
+  #onData(chunk: Buffer): void {
+    this.#ctx.metrics.receivedBytes.labels('server').inc(chunk.length);
+    if (this.#stopped) return;
+    this.#decoder.push(chunk);
+    this.#pump();
+  }
+
+  /** Dispatches buffered frames up to the in-flight limit, then adjusts reading. Not re-entrant. */
+  #pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      while (!this.#stopped && this.#inFlight < this.#ctx.maxInFlight) {
+        const frame = this.#nextFrame();
+        if (frame === null) break;
+        this.#dispatch(frame);
+      }
+    } finally {
+      this.#pumping = false;
+    }
+    this.#updateFlow();
+    this.#checkIdle();
+  }
+
+  #nextFrame(): Buffer | null {
+    try {
+      return this.#decoder.next();
+    } catch (err) {
+      this.#protocolError(toKvError(err, 'peer'));
+      return null;
+    }
+  }
+
+  #dispatch(frame: Buffer): void {
+    let req: RequestMessage;
+    try {
+      req = decodeRequest(frame);
+    } catch (err) {
+      this.#protocolError(toKvError(err, 'peer'));
+      return;
+    }
+    this.#inFlight++;
+    this.#ctx.metrics.requestsReceived.inc();
+    this.#ctx.metrics.inFlight.labels('server').inc();
+    let result: unknown;
+    try {
+      result = this.#ctx.handler(req.m, req.b, this.#requestContext);
+    } catch (err) {
+      this.#fail(req, err);
+      return;
+    }
+    if (isThenable(result)) {
+      result.then(
+        (value) => this.#reply(req, value),
+        (err: unknown) => this.#fail(req, err),
+      );
+    } else {
+      this.#reply(req, result);
+    }
+  }
+
+  #reply(req: RequestMessage, result: unknown): void {
+    let body: Buffer;
+    try {
+      body = encodeResult(req.i, result);
+    } catch (err) {
+      this.#fail(req, err);
+      return;
+    }
+    if (body.length > this.#ctx.maxFrameBytes) {
+      const msg = `peer: result of ${req.m} is ${body.length} bytes, over the frame limit`;
+      this.#fail(req, new KvError('KV_ERR_PEER_PROTOCOL', msg));
+      return;
+    }
+    this.#settle(body);
+  }
+
+  #fail(req: RequestMessage, err: unknown): void {
+    const e = toKvError(err, 'peer');
+    if (e.code === 'KV_ERR_INTERNAL') {
+      this.#ctx.logger.error({ err: e, method: req.m }, 'peer handler failed');
+    }
+    this.#ctx.metrics.errors.labels(wireCode(e.code), 'server').inc();
+    this.#settle(encodeError(req.i, e));
+  }
+
+  #settle(body: Buffer): void {
+    this.#inFlight--;
+    this.#ctx.metrics.inFlight.labels('server').dec();
+    if (!this.#isClosed) this.#writer.write(body);
+    if (this.#isClosed) this.#maybeDone();
+    else this.#pump();
+  }
+
+  #protocolError(err: KvError): void {
+    this.#ctx.metrics.errors.labels(wireCode(err.code), 'server').inc();
+    this.#ctx.logger.warn(
+      { err, remote: this.#requestContext.remote },
+      'peer protocol error, closing connection',
+    );
+    this.#socket.destroy();
+  }
+
+  #updateFlow(): void {
+    if (this.#stopped) return;
+    const full = this.#inFlight >= this.#ctx.maxInFlight || this.#writer.needsDrain;
+    if (full) this.#socket.pause();
+    else if (this.#socket.isPaused()) this.#socket.resume();
+  }
+
+  /** Ends the socket when nothing is in flight and no more requests will be taken. */
+  #checkIdle(): void {
+    if (this.#inFlight > 0 || this.#isClosed || this.#ended) return;
+    if (this.#draining || this.#ending) {
+      this.#ended = true;
+      this.#socket.end();
+    }
+  }
+
+  #onClose(): void {
+    this.#isClosed = true;
+    this.#decoder.reset();
+    this.#closed.resolve();
+    this.#maybeDone();
+  }
+
+  #maybeDone(): void {
+    if (this.#isClosed && this.#inFlight === 0) this.#done.resolve();
+  }
+}

@@ -1,0 +1,133 @@
+// The peer-port TCP listener: accepts node-to-node connections and drains them on close.
+
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../observability/index.ts';
+import { DEFAULT_MAX_FRAME_BYTES } from './frame.ts';
+import { type PeerMetrics, peerMetrics } from './metrics.ts';
+import {
+  type PeerHandler,
+  ServerConnection,
+  type ServerConnectionContext,
+} from './server-connection.ts';
+
+export interface PeerServerOptions {
+  readonly host: string;
+  /** 0 picks a free port; read it back from `PeerServer.port`. */
+  readonly port: number;
+  readonly handler: PeerHandler;
+  readonly logger: Logger;
+  /** Where the `kvstore_peer_*` metrics go; shared with the node's clients when the same. */
+  readonly registry?: Registry;
+  /** Unanswered requests per connection at which the server stops reading it. */
+  readonly maxInFlightPerConnection?: number;
+  /** Largest request body accepted and response body sent, in bytes. */
+  readonly maxFrameBytes?: number;
+  /** How long `close()` waits for in-flight handlers before destroying connections. */
+  readonly closeTimeoutMs?: number;
+}
+
+export const PEER_SERVER_DEFAULTS = {
+  /** A fast peer keeps this many requests busy per connection; more waits in TCP buffers. */
+  maxInFlightPerConnection: 1024,
+  /** 64 MiB: room for a rebalance batch, small enough to refuse garbage lengths. */
+  maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+  /** Handlers are short (storage ops); a handler still running after 5 s is abandoned. */
+  closeTimeoutMs: 5000,
+} as const;
+
+/**
+ * The listening peer port. Every accepted connection is served by a ServerConnection: requests
+ * are multiplexed by id, handlers run concurrently, responses go out in completion order.
+ */
+export class PeerServer {
+  readonly #server: Server;
+  readonly #connections = new Set<ServerConnection>();
+  readonly #ctx: ServerConnectionContext;
+  readonly #metrics: PeerMetrics;
+  readonly #logger: Logger;
+  readonly #closeTimeoutMs: number;
+  #closing: Promise<void> | null = null;
+
+  private constructor(opts: PeerServerOptions) {
+    this.#metrics = peerMetrics(opts.registry);
+    this.#logger = opts.logger;
+    this.#closeTimeoutMs = opts.closeTimeoutMs ?? PEER_SERVER_DEFAULTS.closeTimeoutMs;
+    this.#ctx = {
+      handler: opts.handler,
+      maxInFlight: opts.maxInFlightPerConnection ?? PEER_SERVER_DEFAULTS.maxInFlightPerConnection,
+      maxFrameBytes: opts.maxFrameBytes ?? PEER_SERVER_DEFAULTS.maxFrameBytes,
+      metrics: this.#metrics,
+      logger: opts.logger,
+    };
+    // allowHalfOpen: a client that half-closes still gets the answers to what it sent.
+    this.#server = createServer({ allowHalfOpen: true }, (socket) => this.#accept(socket));
+    this.#server.on('error', (err) => opts.logger.error({ err }, 'peer listener error'));
+  }
+
+  /** Starts listening; resolves once bound, rejects if the address is taken or invalid. */
+  static async start(opts: PeerServerOptions): Promise<PeerServer> {
+    const s = new PeerServer(opts);
+    await new Promise<void>((resolve, reject) => {
+      s.#server.once('error', reject);
+      s.#server.listen(opts.port, opts.host, () => {
+        s.#server.off('error', reject);
+        resolve();
+      });
+    });
+    return s;
+  }
+
+  /** The bound port (useful when 0 was asked). */
+  get port(): number {
+    return (this.#server.address() as AddressInfo).port;
+  }
+
+  /** Connections open now, plus closed ones whose handlers have not settled yet. */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  #accept(socket: Socket): void {
+    if (this.#closing !== null) {
+      socket.destroy();
+      return;
+    }
+    const conn = new ServerConnection(socket, this.#ctx);
+    this.#connections.add(conn);
+    this.#metrics.accepted.inc();
+    this.#metrics.connections.labels('server').inc();
+    socket.once('close', () => this.#metrics.connections.labels('server').dec());
+    conn.done.then(() => this.#connections.delete(conn));
+  }
+
+  /**
+   * Stops accepting, stops reading every connection (requests not yet dispatched are dropped;
+   * their callers see the connection close), waits for the running handlers to answer, then
+   * ends the connections. Connections still busy after `closeTimeoutMs` are destroyed and their
+   * late results dropped. Resolves when the listener and every socket are closed. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const listenerClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const conns = [...this.#connections];
+    for (const c of conns) c.drain();
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([
+      Promise.all(conns.map((c) => c.done)).then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), this.#closeTimeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (late) {
+      this.#logger.warn({ connections: this.#connections.size }, 'peer server close timed out');
+      await Promise.all(conns.map((c) => c.destroy()));
+    }
+    await listenerClosed;
+  }
+}

@@ -1,0 +1,7 @@
+// rebalance: moving data on ring changes and decommission, hinted handoff, tombstone collection.
+
+export { collectTombstones, type GcOptions } from './gc.ts';
+export { Hints, type HintsOptions } from './hints.ts';
+export { Rebalancer, type RebalancerOptions } from './manager.ts';
+export { type RebalanceMetrics, registerRebalanceMetrics } from './metrics.ts';
+export type { StreamProgress } from './stream.ts';

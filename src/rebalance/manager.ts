@@ -1,0 +1,200 @@
+// Moves data when the ring changes, hands a node's data off on decommission, cleans up after.
+
+import { EventEmitter } from 'node:events';
+import type { Replicas } from '../coordinator/index.ts';
+import { KvError } from '../errors/index.ts';
+import type { Topology } from '../membership/index.ts';
+import type { Logger } from '../observability/index.ts';
+import type { NodeStatus } from '../replica/index.ts';
+import { Ring } from '../ring/index.ts';
+import type { ScanBounds, Storage, Version } from '../storage/index.ts';
+import type { RebalanceMetrics } from './metrics.ts';
+import { runStream, type StreamJob, type StreamProgress } from './stream.ts';
+
+export interface RebalancerOptions {
+  readonly self: string;
+  readonly storage: Storage;
+  readonly topology: Topology;
+  readonly replicas: Replicas;
+  readonly rateBytes: number;
+  readonly metrics: RebalanceMetrics;
+  readonly logger: Logger;
+}
+
+interface Running {
+  readonly kind: 'rebalance' | 'decommission';
+  readonly ringId: string;
+  readonly abort: AbortController;
+  readonly done: Promise<void>;
+}
+
+const STATUS_KEY = 'status';
+
+/**
+ * One stream at a time. On a target-ring change, sends every local record to the target owners
+ * that were not owners under the settled ring, then reports the target as `rebalanced` (which
+ * the other nodes see in hello). After the ring settles, drops records this node no longer owns.
+ * `decommission()` instead sends every local record to its owners in the ring without this node
+ * and then reports the node `decommissioned`; both survive restarts (cursor and status are
+ * stored). Emits `change` when the reported state changes.
+ */
+export class Rebalancer extends EventEmitter<{ change: [] }> {
+  readonly #o: RebalancerOptions;
+  #running: Running | null = null;
+  #rebalanced: string | null = null;
+  #status: NodeStatus;
+  #progress: StreamProgress | null = null;
+  #stopped = false;
+
+  constructor(opts: RebalancerOptions) {
+    super();
+    this.#o = opts;
+    this.#status = opts.storage.readState<NodeStatus>(STATUS_KEY) ?? 'active';
+  }
+
+  get status(): NodeStatus {
+    return this.#status;
+  }
+
+  /** Id of the target ring whose outbound transfer finished, or null. */
+  get rebalanced(): string | null {
+    return this.#rebalanced;
+  }
+
+  get progress(): StreamProgress | null {
+    return this.#progress;
+  }
+
+  /** Starts what the current state needs: resume a decommission, or rebalance to the target. */
+  resume(): void {
+    if (this.#status === 'decommissioning') this.#startDecommission();
+    else this.onTargetChanged();
+  }
+
+  /** Call when the target ring changed: restarts the rebalance stream toward it. */
+  onTargetChanged(): void {
+    if (this.#stopped || this.#status !== 'active') return;
+    const { topology, self } = this.#o;
+    const target = topology.target;
+    if (this.#running?.kind === 'rebalance' && this.#running.ringId === target.id) return;
+    this.#cancel();
+    if (!topology.moving) {
+      this.#setRebalanced(target.id);
+      return;
+    }
+    const settled = topology.settled;
+    const rfT = topology.rf(target);
+    const rfS = topology.rf(settled);
+    this.#start({
+      kind: 'rebalance',
+      ringId: target.id,
+      targets: (key) => {
+        const before = settled.owners(key, rfS);
+        return target.owners(key, rfT).filter((n) => n !== self && !before.includes(n));
+      },
+    });
+  }
+
+  /** Call when the target became the settled ring: removes records this node no longer owns. */
+  async onSettled(): Promise<number> {
+    const ring = this.#o.topology.settled;
+    const rf = this.#o.topology.rf(ring);
+    const self = this.#o.self;
+    let removed = 0;
+    let after: Buffer | null = null;
+    for (;;) {
+      const drop: { key: Buffer; version: Version }[] = [];
+      let last: Buffer | null = null;
+      let n = 0;
+      const bounds: ScanBounds = after
+        ? { start: after, end: null, exclusiveStart: true }
+        : { start: Buffer.alloc(0), end: null };
+      for (const { key, record } of this.#o.storage.scan(bounds)) {
+        if (n++ === 1024) break;
+        last = Buffer.from(key);
+        if (!ring.owners(key, rf).includes(self)) drop.push({ key: last, version: record.version });
+      }
+      if (last === null || this.#o.topology.settled !== ring) break;
+      removed += await this.#o.storage.discard(drop);
+      after = last;
+    }
+    this.#o.metrics.cleanedUp.inc(removed);
+    if (removed > 0)
+      this.#o.logger.info({ removed, ring: ring.id }, 'removed records no longer owned');
+    return removed;
+  }
+
+  /**
+   * Starts handing this node's data to the other members. Throws KV_ERR_INVALID_ARGUMENT when
+   * no other member could take it. Idempotent while running or done.
+   */
+  decommission(): void {
+    if (this.#status !== 'active') return;
+    const others = this.#o.topology.target.members.filter((n) => n !== this.#o.self);
+    if (others.length === 0) {
+      throw new KvError('KV_ERR_INVALID_ARGUMENT', 'rebalance: no other member to hand data to');
+    }
+    this.#setStatus('decommissioning');
+    this.#startDecommission();
+  }
+
+  #startDecommission(): void {
+    this.#cancel();
+    const remaining = new Ring(this.#o.topology.target.members.filter((n) => n !== this.#o.self));
+    const rf = this.#o.topology.rf(remaining);
+    this.#start(
+      { kind: 'decommission', ringId: remaining.id, targets: (key) => remaining.owners(key, rf) },
+      () => this.#setStatus('decommissioned'),
+    );
+  }
+
+  #start(job: StreamJob, onDone?: () => void): void {
+    const abort = new AbortController();
+    const { storage, replicas, rateBytes, metrics, logger } = this.#o;
+    const ctx = { storage, replicas, rateBytes, metrics, logger };
+    logger.info({ kind: job.kind, ring: job.ringId }, 'stream started');
+    metrics.active.set(1);
+    const done = runStream(job, ctx, abort.signal, (p) => {
+      this.#progress = p;
+    }).then(
+      (complete) => {
+        if (this.#running?.abort === abort) {
+          this.#running = null;
+          metrics.active.set(0);
+        }
+        if (!complete) return;
+        logger.info({ kind: job.kind, ring: job.ringId, ...this.#progress }, 'stream finished');
+        if (job.kind === 'rebalance') this.#setRebalanced(job.ringId);
+        onDone?.();
+      },
+      (err: unknown) => logger.error({ err, kind: job.kind }, 'stream failed'),
+    );
+    this.#running = { kind: job.kind, ringId: job.ringId, abort, done };
+  }
+
+  #cancel(): void {
+    this.#running?.abort.abort();
+    this.#running = null;
+  }
+
+  #setRebalanced(id: string): void {
+    if (this.#rebalanced === id) return;
+    this.#rebalanced = id;
+    this.emit('change');
+  }
+
+  #setStatus(status: NodeStatus): void {
+    this.#status = status;
+    void this.#o.storage.writeState(STATUS_KEY, status);
+    this.#o.logger.info({ status }, 'node status');
+    this.emit('change');
+  }
+
+  /** Cancels the running stream and waits for it to stop. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    const r = this.#running;
+    this.#cancel();
+    await r?.done;
+  }
+}

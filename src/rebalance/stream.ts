@@ -1,0 +1,168 @@
+// Streams local records to the replicas that need them: throttled, resumable, cancellable.
+
+import type { Replicas } from '../coordinator/index.ts';
+import type { Logger } from '../observability/index.ts';
+import type { WireEntry } from '../replica/index.ts';
+import type { Storage } from '../storage/index.ts';
+import type { RebalanceMetrics } from './metrics.ts';
+
+/** Progress of one stream, as CLUSTER and the admin endpoint show it. */
+export interface StreamProgress {
+  readonly kind: 'rebalance' | 'decommission';
+  readonly ringId: string;
+  readonly scanned: number;
+  readonly sent: number;
+  readonly bytes: number;
+  readonly done: boolean;
+  readonly startedAt: string;
+}
+
+export interface StreamJob {
+  readonly kind: 'rebalance' | 'decommission';
+  /** The ring the stream moves data toward; the resume cursor is kept per ring id. */
+  readonly ringId: string;
+  /** Replicas (other than this node) that must receive `key`. */
+  readonly targets: (key: Buffer) => readonly string[];
+}
+
+export interface StreamContext {
+  readonly storage: Storage;
+  readonly replicas: Replicas;
+  readonly rateBytes: number;
+  readonly metrics: RebalanceMetrics;
+  readonly logger: Logger;
+}
+
+interface Cursor {
+  ringId: string;
+  after: string | null;
+  done: boolean;
+}
+
+const READ_CHUNK = 256;
+const BATCH_BYTES = 256 * 1024;
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+
+/**
+ * Runs a stream to completion or until `signal` aborts. Reads local records in key order in
+ * chunks, sends each to the replicas `job.targets` names (retrying a replica until it takes the
+ * batch), throttled to `rateBytes`, and stores the cursor after every batch under `job.kind`,
+ * so a restart of this node resumes where it stopped. Resolves true once every record was
+ * acknowledged by every target.
+ */
+export async function runStream(
+  job: StreamJob,
+  ctx: StreamContext,
+  signal: AbortSignal,
+  progress: (p: StreamProgress) => void,
+): Promise<boolean> {
+  const saved = ctx.storage.readState<Cursor>(`stream:${job.kind}`);
+  let after: Buffer | null =
+    saved?.ringId === job.ringId && saved.after ? Buffer.from(saved.after, 'base64') : null;
+  const startedAt = new Date().toISOString();
+  let p = {
+    kind: job.kind,
+    ringId: job.ringId,
+    scanned: 0,
+    sent: 0,
+    bytes: 0,
+    done: false,
+    startedAt,
+  };
+  if (saved?.ringId === job.ringId && saved.done) {
+    progress({ ...p, done: true });
+    return true;
+  }
+  progress(p);
+  const started = Date.now();
+  for (;;) {
+    const chunk = [...take(ctx.storage, after, READ_CHUNK)];
+    if (chunk.length === 0) break;
+    const batches = new Map<string, WireEntry[]>();
+    let bytes = 0;
+    for (const [key, raw] of chunk) {
+      for (const t of job.targets(key)) {
+        const b = batches.get(t);
+        if (b) b.push([key, raw]);
+        else batches.set(t, [[key, raw]]);
+        bytes += key.length + raw.length;
+      }
+    }
+    for (const [target, entries] of batches) {
+      if (!(await sendUntilTaken(target, entries, ctx, signal))) return false;
+    }
+    const sent = [...batches.values()].reduce((n, b) => n + b.length, 0);
+    const last: Buffer = chunk[chunk.length - 1]![0];
+    after = last;
+    p = { ...p, scanned: p.scanned + chunk.length, sent: p.sent + sent, bytes: p.bytes + bytes };
+    ctx.metrics.scanned.inc(chunk.length);
+    ctx.metrics.sentKeys.inc(sent);
+    ctx.metrics.sentBytes.inc(bytes);
+    progress(p);
+    await ctx.storage.writeState(`stream:${job.kind}`, {
+      ringId: job.ringId,
+      after: last.toString('base64'),
+      done: false,
+    } satisfies Cursor);
+    const due = (p.bytes / ctx.rateBytes) * 1000 - (Date.now() - started);
+    if (due > 0) await sleep(due, signal);
+    if (signal.aborted) return false;
+  }
+  await ctx.storage.writeState(`stream:${job.kind}`, {
+    ringId: job.ringId,
+    after: null,
+    done: true,
+  });
+  progress({ ...p, done: true });
+  return true;
+}
+
+function* take(storage: Storage, after: Buffer | null, n: number): Generator<WireEntry> {
+  let i = 0;
+  const bounds = after
+    ? { start: after, end: null, exclusiveStart: true }
+    : { start: Buffer.alloc(0), end: null };
+  for (const { key, raw } of storage.scan(bounds)) {
+    if (i++ === n) return;
+    yield [Buffer.from(key), Buffer.from(raw)];
+  }
+}
+
+async function sendUntilTaken(
+  target: string,
+  entries: WireEntry[],
+  ctx: StreamContext,
+  signal: AbortSignal,
+): Promise<boolean> {
+  let delay = 200;
+  for (let from = 0; from < entries.length; ) {
+    const slice: WireEntry[] = [];
+    let size = 0;
+    while (from < entries.length && (slice.length === 0 || size < BATCH_BYTES)) {
+      const e = entries[from++]!;
+      slice.push(e);
+      size += e[0].length + e[1].length;
+    }
+    for (;;) {
+      if (signal.aborted) return false;
+      try {
+        await ctx.replicas.apply(target, slice);
+        delay = 200;
+        break;
+      } catch (err) {
+        ctx.logger.warn({ target, err }, 'stream batch not taken; retrying');
+        await sleep(delay, signal);
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+  return true;
+}

@@ -1,0 +1,9 @@
+// replica: the peer methods nodes call on each other and this node's handler that serves them.
+
+export {
+  createReplicaHandler,
+  localScan,
+  type ReplicaHandlerOptions,
+  toEntries,
+} from './handler.ts';
+export * from './messages.ts';

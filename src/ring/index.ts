@@ -1,0 +1,10 @@
+// ring: consistent hashing of keys onto members (xxh32 tokens, virtual nodes, owners(key, n)).
+
+export { keyToken, TOKEN_SPACE, vnodeToken } from './hash.ts';
+export {
+  DEFAULT_VNODES,
+  Ring,
+  type RingOptions,
+  rangeContains,
+  type TokenRangeChange,
+} from './ring.ts';

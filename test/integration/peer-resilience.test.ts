@@ -1,0 +1,253 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { KvError } from '../../src/errors/index.ts';
+import { createLogger } from '../../src/observability/index.ts';
+import {
+  PeerClient,
+  type PeerClientOptions,
+  type PeerHandler,
+  PeerPool,
+  PeerServer,
+  type PeerServerOptions,
+} from '../../src/peer/index.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const NODE = join(ROOT, 'node_modules/.bin/node');
+const logger = createLogger('silent', {});
+const cleanups: (() => Promise<unknown>)[] = [];
+
+afterEach(async () => {
+  const errors: unknown[] = [];
+  while (cleanups.length > 0) await cleanups.pop()!().catch((err: unknown) => errors.push(err));
+  if (errors.length > 0) throw errors[0];
+});
+
+async function server(
+  handler: PeerHandler,
+  opts: Partial<PeerServerOptions> = {},
+): Promise<PeerServer> {
+  const s = await PeerServer.start({ host: '127.0.0.1', port: 0, handler, logger, ...opts });
+  cleanups.push(() => s.close());
+  return s;
+}
+
+function client(port: number, opts: Partial<PeerClientOptions> = {}): PeerClient {
+  const c = new PeerClient({ address: `127.0.0.1:${port}`, logger, ...opts });
+  cleanups.push(() => c.close());
+  return c;
+}
+
+async function failure(p: Promise<unknown>): Promise<KvError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(KvError);
+    return err as KvError;
+  }
+  throw new Error('expected a rejection');
+}
+
+/** Retries `fn` every 10 ms until it returns true or resolves, failing after `ms`. */
+async function until<T>(fn: () => Promise<T> | T, ms = 5000): Promise<T> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== false) return v;
+    } catch (err) {
+      if (performance.now() > deadline) throw err;
+    }
+    if (performance.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A gate handlers can wait on; opened by the test (and by cleanup, so nothing hangs). */
+function gate(): { wait: Promise<void>; open: () => void } {
+  const { promise, resolve } = Promise.withResolvers<void>();
+  cleanups.push(async () => resolve());
+  return { wait: promise, open: resolve };
+}
+
+const CHILD_SERVER = `
+const { PeerServer } = await import(${JSON.stringify(join(ROOT, 'src/peer/index.ts'))});
+const { createLogger } = await import(${JSON.stringify(join(ROOT, 'src/observability/index.ts'))});
+const handler = (m, b) => (m === 'hang' ? new Promise(() => {}) : b);
+const s = await PeerServer.start({
+  host: '127.0.0.1', port: Number(process.argv[1]), handler, logger: createLogger('silent', {}),
+});
+console.log(s.port);
+`;
+
+/** A PeerServer in its own process, so the test can SIGKILL it. */
+async function childServer(port: number): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(NODE, ['--input-type=module', '-e', CHILD_SERVER, String(port)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  const line = await new Promise<string>((res, rej) => {
+    createInterface({ input: child.stdout! }).once('line', res);
+    child.once('exit', (code) => rej(new Error(`child server exited with ${code}`)));
+  });
+  return { child, port: Number(line) };
+}
+
+describe('peer failures and recovery', () => {
+  it('rejects pending requests when the server is killed and reconnects after restart', async () => {
+    const first = await childServer(0);
+    const c = client(first.port, { initialBackoffMs: 10, maxBackoffMs: 50, timeoutMs: 5000 });
+    expect(await c.request('echo', 'before')).toBe('before');
+    const pending = Array.from({ length: 20 }, () => failure(c.request('hang', null)));
+    await until(() => c.inFlight === 20);
+    const killed = new Promise((r) => first.child.once('exit', r));
+    first.child.kill('SIGKILL');
+    await killed;
+    const errors = await Promise.all(pending);
+    for (const e of errors) expect(e.code).toBe('KV_ERR_PEER_UNAVAILABLE');
+    // While it is down, requests fail fast instead of waiting for the timeout.
+    const started = performance.now();
+    expect((await failure(c.request('echo', 1))).code).toBe('KV_ERR_PEER_UNAVAILABLE');
+    expect((await failure(c.request('echo', 2))).code).toBe('KV_ERR_PEER_UNAVAILABLE');
+    expect(performance.now() - started).toBeLessThan(1000);
+
+    await childServer(first.port);
+    expect(await until(() => c.request('echo', 'after'))).toBe('after');
+    expect(c.state).toBe('connected');
+  });
+
+  it('close() waits for running handlers, then the client reconnects to a new server', async () => {
+    const registry = new Registry();
+    const g = gate();
+    let started = 0;
+    const handler: PeerHandler = async (method, body) => {
+      started++;
+      if (method === 'slow') await g.wait;
+      return body;
+    };
+    const s1 = await server(handler, { registry });
+    const port = s1.port;
+    const c = client(port, { initialBackoffMs: 10, maxBackoffMs: 50 });
+    const slow = c.request('slow', 'done');
+    await until(() => started === 1);
+    let closed = false;
+    const closing = s1.close().then(() => {
+      closed = true;
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(closed).toBe(false);
+    g.open();
+    expect(await slow).toBe('done');
+    await closing;
+    await until(
+      async () => (await failure(c.request('echo', 1))).code === 'KV_ERR_PEER_UNAVAILABLE',
+    );
+
+    await server(handler, { port });
+    expect(await until(() => c.request('echo', 'back'))).toBe('back');
+  });
+
+  it('destroys connections whose handlers outlive closeTimeoutMs', async () => {
+    const s = await server(() => new Promise(() => {}), { closeTimeoutMs: 100 });
+    const c = client(s.port, { timeoutMs: 5000 });
+    const pending = failure(c.request('hang', null));
+    await until(() => s.connectionCount === 1 && c.state === 'connected');
+    await s.close();
+    expect((await pending).code).toBe('KV_ERR_PEER_UNAVAILABLE');
+  });
+
+  it('fails fast during backoff when nothing listens', async () => {
+    const s = await server(() => null);
+    const port = s.port;
+    await s.close();
+    const c = client(port, { initialBackoffMs: 60_000, maxBackoffMs: 60_000 });
+    const first = await failure(c.request('x', null));
+    expect(first.code).toBe('KV_ERR_PEER_UNAVAILABLE');
+    expect(first.message).toBe(`peer: cannot connect to 127.0.0.1:${port}`);
+    expect(c.state).toBe('backoff');
+    const second = await failure(c.request('x', null));
+    expect(second.message).toMatch(/retrying after backoff/);
+  });
+});
+
+describe('peer backpressure', () => {
+  it('lets at most maxInFlightPerConnection requests into handlers', async () => {
+    const g = gate();
+    let running = 0;
+    let peak = 0;
+    let calls = 0;
+    const s = await server(
+      async (_m, body) => {
+        calls++;
+        peak = Math.max(peak, ++running);
+        await g.wait;
+        running--;
+        return body;
+      },
+      { maxInFlightPerConnection: 50 },
+    );
+    const c = client(s.port, { timeoutMs: 10_000 });
+    const all = Promise.all(Array.from({ length: 600 }, (_, i) => c.request<number>('m', i)));
+    await until(() => calls === 50);
+    // Give the rest every chance to (wrongly) get in.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(calls).toBe(50);
+    g.open();
+    expect(await all).toEqual(Array.from({ length: 600 }, (_, i) => i));
+    expect(calls).toBe(600);
+    expect(peak).toBe(50);
+  });
+
+  it('refuses requests beyond the client maxInFlight with KV_ERR_PEER_OVERLOADED', async () => {
+    const g = gate();
+    const s = await server(async (_m, body) => {
+      await g.wait;
+      return body;
+    });
+    const c = client(s.port, { maxInFlight: 10 });
+    const admitted = Array.from({ length: 10 }, (_, i) => c.request('m', i));
+    const err = await failure(c.request('m', 10));
+    expect(err.code).toBe('KV_ERR_PEER_OVERLOADED');
+    g.open();
+    expect(await Promise.all(admitted)).toEqual(Array.from({ length: 10 }, (_, i) => i));
+    expect(await c.request('m', 11)).toBe(11);
+  });
+});
+
+describe('PeerPool', () => {
+  it('reuses one client per address; round-robins when configured with more', async () => {
+    const registry = new Registry();
+    const s = await server((_m, body) => body, { registry });
+    const address = `127.0.0.1:${s.port}`;
+    const pool = new PeerPool({ logger, registry });
+    cleanups.push(() => pool.close());
+    expect(pool.get(address)).toBe(pool.get(address));
+    await Promise.all(Array.from({ length: 100 }, (_, i) => pool.get(address).request('m', i)));
+
+    const pool2 = new PeerPool({ logger, registry, connectionsPerAddress: 2 });
+    cleanups.push(() => pool2.close());
+    const a = pool2.get(address);
+    const b = pool2.get(address);
+    expect(a).not.toBe(b);
+    expect(pool2.get(address)).toBe(a);
+    await Promise.all(Array.from({ length: 100 }, (_, i) => pool2.get(address).request('m', i)));
+    await until(() => s.connectionCount === 3);
+
+    const pending = failure(a.request('m', 1));
+    await pool2.remove(address);
+    expect(pool2.addresses).toEqual([]);
+    expect(a.state).toBe('closed');
+    expect((await pending).code).toBe('KV_ERR_PEER_UNAVAILABLE');
+    expect(pool2.get(address)).not.toBe(a);
+    await pool2.close();
+    expect(() => pool2.get(address)).toThrow(/pool closed/);
+  });
+});

@@ -1,0 +1,76 @@
+// Unit tests of kvctl's command-line parsing.
+
+import { describe, expect, it } from 'vitest';
+import { parseArgs, UsageError } from '../../src/cli/args.ts';
+
+function usage(argv: string[], env: NodeJS.ProcessEnv = {}): string {
+  try {
+    parseArgs(argv, env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(UsageError);
+    return (err as Error).message;
+  }
+  throw new Error('did not throw');
+}
+
+describe('kvctl arguments', () => {
+  it('uses defaults, then env, then flags', () => {
+    expect(parseArgs(['ping'], {})).toEqual({
+      host: '127.0.0.1',
+      port: 8081,
+      timeoutMs: 10_000,
+      command: { name: 'ping' },
+    });
+    const env = { KVCTL_HOST: 'db', KVCTL_PORT: '9000' };
+    expect(parseArgs(['ping'], env)).toMatchObject({ host: 'db', port: 9000 });
+    expect(parseArgs(['--host', 'h', '--port=7', '--timeout-ms', '0', 'ping'], env)).toMatchObject({
+      host: 'h',
+      port: 7,
+      timeoutMs: 0,
+    });
+  });
+
+  it('joins the value words of put, even ones that look like options', () => {
+    expect(parseArgs(['put', 'k', 'a', 'b', '--c'], {}).command).toEqual({
+      name: 'put',
+      key: 'k',
+      value: 'a b --c',
+    });
+  });
+
+  it('parses scan paging options anywhere after the command', () => {
+    expect(parseArgs(['range', '--limit', '5', 'a', 'z', '--cursor=c'], {}).command).toEqual({
+      name: 'range',
+      start: 'a',
+      end: 'z',
+      limit: 5,
+      cursor: 'c',
+    });
+    expect(parseArgs(['prefix', '--', '--odd'], {}).command).toEqual({
+      name: 'prefix',
+      prefix: '--odd',
+      limit: undefined,
+      cursor: undefined,
+    });
+  });
+
+  it('reports usage mistakes', () => {
+    expect(usage([])).toMatch(/no command/);
+    expect(usage(['frob'])).toMatch(/unknown command 'frob'/);
+    expect(usage(['--bogus', 'ping'])).toMatch(/unknown option '--bogus'/);
+    expect(usage(['--port', 'x', 'ping'])).toMatch(/--port must be an integer/);
+    expect(usage(['ping'], { KVCTL_PORT: '70000' })).toMatch(/KVCTL_PORT/);
+    expect(usage(['get'])).toMatch(/get expects <key>/);
+    expect(usage(['get', 'a', 'b'])).toMatch(/get expects <key>/);
+    expect(usage(['put', 'k'])).toMatch(/put expects/);
+    expect(usage(['range', 'a'])).toMatch(/range expects/);
+    expect(usage(['prefix', 'a', '--limit', '0'])).toMatch(/--limit must be/);
+    expect(usage(['prefix', 'a', '--cursor', 'c'])).toMatch(/--cursor needs --limit/);
+    expect(usage(['ping', 'x'])).toMatch(/ping expects no arguments/);
+  });
+
+  it('asks for help', () => {
+    expect(parseArgs(['--help'], {}).command).toEqual({ name: 'help' });
+    expect(parseArgs(['-h', 'get'], {}).command).toEqual({ name: 'help' });
+  });
+});

@@ -1,0 +1,257 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { KvError } from '../../src/errors/index.ts';
+import {
+  DEFAULT_MAX_FRAME_BYTES,
+  decodeRequest,
+  decodeResponse,
+  encodeError,
+  encodeRequest,
+  encodeResult,
+  FrameDecoder,
+  frameHeader,
+  parsePeerAddress,
+} from '../../src/peer/index.ts';
+
+function frame(body: Buffer | string): Buffer {
+  const b = typeof body === 'string' ? Buffer.from(body) : body;
+  return Buffer.concat([frameHeader(b.length), b]);
+}
+
+/** Feeds `input` in chunks of the given sizes (cycling), pulling every frame after each push. */
+function feed(input: Buffer, max: number, sizes: number[] = [input.length || 1]): string[] {
+  const d = new FrameDecoder(max);
+  const out: string[] = [];
+  let i = 0;
+  let k = 0;
+  while (i < input.length) {
+    const n = Math.max(1, sizes[k++ % sizes.length]!);
+    d.push(input.subarray(i, i + n));
+    for (let f = d.next(); f !== null; f = d.next()) out.push(f.toString('latin1'));
+    i += n;
+  }
+  return out;
+}
+
+const SAMPLES: { name: string; input: Buffer; frames: string[]; rest: number; max?: number }[] = [
+  { name: 'one frame', input: frame('hello'), frames: ['hello'], rest: 0 },
+  { name: 'empty frame', input: frame(''), frames: [''], rest: 0 },
+  {
+    name: 'three frames back to back',
+    input: Buffer.concat([frame('a'), frame(''), frame('x'.repeat(300))]),
+    frames: ['a', '', 'x'.repeat(300)],
+    rest: 0,
+  },
+  {
+    name: 'unfinished body is held',
+    input: Buffer.concat([frame('ab'), frame('cdef').subarray(0, 6)]),
+    frames: ['ab'],
+    rest: 6,
+  },
+  {
+    name: 'unfinished header is held',
+    input: Buffer.concat([frame('ab'), Buffer.from([0, 0])]),
+    frames: ['ab'],
+    rest: 2,
+  },
+  {
+    name: 'frame of exactly the limit',
+    input: frame('y'.repeat(64)),
+    frames: ['y'.repeat(64)],
+    rest: 0,
+    max: 64,
+  },
+];
+
+describe('FrameDecoder', () => {
+  for (const s of SAMPLES) {
+    it(`${s.name}: whole`, () => {
+      expect(feed(s.input, s.max ?? 1024)).toEqual(s.frames);
+    });
+    it(`${s.name}: byte by byte`, () => {
+      expect(feed(s.input, s.max ?? 1024, [1])).toEqual(s.frames);
+    });
+    it(`${s.name}: leaves the unfinished bytes buffered`, () => {
+      const d = new FrameDecoder(s.max ?? 1024);
+      d.push(s.input);
+      while (d.next() !== null) {}
+      expect(d.bufferedBytes).toBe(s.rest);
+    });
+  }
+
+  it('gives the same frames for any split', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ maxLength: 40 }), { maxLength: 12 }),
+        fc.array(fc.integer({ min: 1, max: 17 }), { minLength: 1, maxLength: 8 }),
+        (bodies, sizes) => {
+          const input = Buffer.concat(bodies.map((b) => frame(Buffer.from(b))));
+          const expected = bodies.map((b) => Buffer.from(b).toString('latin1'));
+          expect(feed(input, 64, sizes)).toEqual(expected);
+        },
+      ),
+    );
+  });
+
+  it('returns a view for a frame within one chunk and a copy across chunks', () => {
+    const input = Buffer.concat([frame('abc'), frame('defg')]);
+    const d = new FrameDecoder();
+    d.push(input.subarray(0, 9));
+    const first = d.next()!;
+    d.push(input.subarray(9));
+    const second = d.next()!;
+    input.fill(0x2e);
+    expect(first.toString()).toBe('...');
+    expect(second.toString()).toBe('defg');
+  });
+
+  for (const mode of ['whole', 'byte by byte'] as const) {
+    it(`rejects an oversize frame as soon as its header arrives (${mode})`, () => {
+      const d = new FrameDecoder(16);
+      const input = Buffer.concat([frame('ok'), frameHeader(17)]);
+      const got: string[] = [];
+      let error: unknown;
+      const chunks = mode === 'whole' ? [input] : [...input].map((b) => Buffer.from([b]));
+      for (const c of chunks) {
+        d.push(c);
+        try {
+          for (let f = d.next(); f !== null; f = d.next()) got.push(f.toString());
+        } catch (err) {
+          error = err;
+          break;
+        }
+      }
+      expect(got).toEqual(['ok']);
+      expect(error).toBeInstanceOf(KvError);
+      expect((error as KvError).code).toBe('KV_ERR_PEER_PROTOCOL');
+      expect((error as KvError).message).toMatch(/^peer: frame of 17 bytes/);
+      // Stays failed: the connection must be closed.
+      d.push(frame('more'));
+      expect(() => d.next()).toThrow(KvError);
+      expect(d.bufferedBytes).toBe(0);
+    });
+  }
+
+  it('defaults to a 64 MiB limit', () => {
+    const d = new FrameDecoder();
+    expect(d.maxFrameBytes).toBe(DEFAULT_MAX_FRAME_BYTES);
+    d.push(frameHeader(DEFAULT_MAX_FRAME_BYTES + 1));
+    expect(() => d.next()).toThrow(/over the limit of 67108864/);
+  });
+});
+
+describe('peer codec', () => {
+  it('round-trips requests; Buffers and Uint8Arrays come back as Buffers', () => {
+    const body = {
+      key: Buffer.from([0, 1, 2, 255]),
+      raw: new Uint8Array([9, 8]),
+      big: 2n ** 60n,
+      n: 2 ** 40,
+      list: ['a', null, true, 1.5],
+      none: undefined,
+      empty: Buffer.alloc(0),
+    };
+    const req = decodeRequest(encodeRequest(7, 'put', body));
+    expect(req.i).toBe(7);
+    expect(req.m).toBe('put');
+    const b = req.b as typeof body;
+    expect(Buffer.isBuffer(b.key)).toBe(true);
+    expect(b.key.equals(body.key)).toBe(true);
+    expect(Buffer.isBuffer(b.raw)).toBe(true);
+    expect([...b.raw]).toEqual([9, 8]);
+    expect(Buffer.isBuffer(b.empty) && b.empty.length === 0).toBe(true);
+    expect(b.big).toBe(2n ** 60n);
+    expect(b.n).toBe(2 ** 40);
+    expect(b.list).toEqual(['a', null, true, 1.5]);
+    expect('none' in b && b.none === undefined).toBe(true);
+  });
+
+  it('decoded Buffers own their bytes (they do not pin the received frame)', () => {
+    const encoded = encodeRequest(1, 'm', Buffer.from('value'));
+    const frameCopy = Buffer.from(encoded);
+    const b = decodeRequest(frameCopy).b as Buffer;
+    frameCopy.fill(0);
+    expect(b.toString()).toBe('value');
+  });
+
+  it('round-trips results and errors', () => {
+    expect(decodeResponse(encodeResult(3, { ok: 1 }))).toEqual({ i: 3, ok: true, r: { ok: 1 } });
+    expect(decodeResponse(encodeResult(4, undefined))).toEqual({ i: 4, ok: true, r: undefined });
+    const err = new KvError('KV_ERR_STORAGE', 'storage: disk full');
+    expect(decodeResponse(encodeError(5, err))).toEqual({
+      i: 5,
+      ok: false,
+      code: 'KV_ERR_STORAGE',
+      message: 'storage: disk full',
+    });
+  });
+
+  it('maps an unknown remote code to KV_ERR_INTERNAL, keeping the code in the message', () => {
+    const raw = encodeError(6, new KvError('KV_ERR_STORAGE', 'x'));
+    const patched = Buffer.from(
+      raw.toString('latin1').replace('KV_ERR_STORAGE', 'KV_ERR_FUTURE1'),
+      'latin1',
+    );
+    expect(decodeResponse(patched)).toEqual({
+      i: 6,
+      ok: false,
+      code: 'KV_ERR_INTERNAL',
+      message: 'KV_ERR_FUTURE1: x',
+    });
+  });
+
+  it('rejects malformed messages with KV_ERR_PEER_PROTOCOL', () => {
+    const bad = [
+      Buffer.alloc(0),
+      Buffer.from([0x93, 1]),
+      encodeResult(1, 1).subarray(0, 3),
+      encodeRequest(1, 'm', 1).subarray(1),
+    ];
+    for (const b of bad) {
+      expect(() => decodeRequest(b)).toThrow(
+        expect.objectContaining({ code: 'KV_ERR_PEER_PROTOCOL' }),
+      );
+      expect(() => decodeResponse(b)).toThrow(
+        expect.objectContaining({ code: 'KV_ERR_PEER_PROTOCOL' }),
+      );
+    }
+    // Well-formed msgpack, wrong shape.
+    expect(() => decodeRequest(encodeResult(1, 2))).toThrow(/request frame is not/);
+    expect(() => decodeRequest(encodeRequest(-1, 'm', 1))).toThrow(/request frame is not/);
+  });
+
+  it('refuses to encode what msgpack cannot hold', () => {
+    expect(() => encodeRequest(1, 'm', 2n ** 70n)).toThrow(
+      expect.objectContaining({ code: 'KV_ERR_INTERNAL' }),
+    );
+  });
+});
+
+describe('parsePeerAddress', () => {
+  it('splits host and port', () => {
+    expect(parsePeerAddress('127.0.0.1:7946')).toEqual({ host: '127.0.0.1', port: 7946 });
+    expect(parsePeerAddress('kvstore-0.kvstore:7946')).toEqual({
+      host: 'kvstore-0.kvstore',
+      port: 7946,
+    });
+    expect(parsePeerAddress('[::1]:7946')).toEqual({ host: '::1', port: 7946 });
+  });
+
+  it('rejects anything else', () => {
+    for (const a of [
+      '',
+      'host',
+      ':1',
+      'host:',
+      'host:0',
+      'host:65536',
+      'h:1x',
+      '::1:80',
+      '[::1]',
+    ]) {
+      expect(() => parsePeerAddress(a), a).toThrow(
+        expect.objectContaining({ code: 'KV_ERR_INVALID_ARGUMENT' }),
+      );
+    }
+  });
+});
