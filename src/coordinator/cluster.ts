@@ -24,7 +24,7 @@ export interface ClusterOptions {
   readonly storage: Storage;
   readonly topology: Topology;
   readonly replicas: Replicas;
-  /** Whether a member answers probes; down members get hints instead of requests. */
+  /** Whether a member answers probes; scans skip members that are down. */
   readonly isUp: (name: string) => boolean;
   /** Keeps a write for a replica that did not take it. */
   readonly hint: (target: string, key: Buffer, raw: Buffer) => void;
@@ -118,10 +118,8 @@ export class ClusterCoordinator implements Coordinator {
     const entry: WireEntry[] = [[key, raw]];
     const calls = new Map<string, Promise<void>>();
     for (const name of p.all) {
-      if (!this.#o.isUp(name)) {
-        this.#o.hint(name, key, raw);
-        continue;
-      }
+      // Every owner is tried, even one the failure detector calls down: a dead peer fails fast
+      // (refused, or in reconnect backoff) and gets a hint; a slow one is not waited for.
       const call = this.#o.replicas.apply(name, entry);
       call.catch(() => this.#o.hint(name, key, raw));
       calls.set(name, call);
@@ -134,9 +132,7 @@ export class ClusterCoordinator implements Coordinator {
   async #read(key: Buffer): Promise<StoredRecord | null> {
     const p = this.#o.topology.place(key);
     const calls = new Map<string, Promise<Buffer | null>>();
-    for (const name of p.all) {
-      if (this.#o.isUp(name)) calls.set(name, this.#o.replicas.get(name, key));
-    }
+    for (const name of p.all) calls.set(name, this.#o.replicas.get(name, key));
     const answers = await quorum(calls, this.#groups(p, this.#o.readQuorum), 'read quorum');
     let newest: StoredRecord | null = null;
     let newestRaw: Buffer | null = null;

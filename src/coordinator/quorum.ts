@@ -12,7 +12,8 @@ export interface QuorumGroup {
  * Resolves with the successes so far as soon as every group has `need` of them; rejects with
  * KV_ERR_UNAVAILABLE as soon as some group can no longer reach its count. Calls keep running
  * after it settles (callers attach their own handlers for late answers). `what` names the
- * operation in the error: `replication: write quorum 1/2 (kvstore-1: timeout)`.
+ * operation in the error: `replication: write quorum 1/2 (kvstore-1: peer_timeout)`, where 1 is
+ * how many replicas could still answer and 2 how many are needed.
  */
 export function quorum<T>(
   calls: ReadonlyMap<string, Promise<T>>,
@@ -37,7 +38,10 @@ export function quorum<T>(
           done = true;
           const why = [...failed].map(([n, e]) => `${n}: ${e}`).join(', ') || 'replicas down';
           reject(
-            new KvError('KV_ERR_UNAVAILABLE', `replication: ${what} ${good}/${g.need} (${why})`),
+            new KvError(
+              'KV_ERR_UNAVAILABLE',
+              `replication: ${what} ${possible}/${g.need} (${why})`,
+            ),
           );
           return;
         }

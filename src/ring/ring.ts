@@ -224,7 +224,7 @@ function clampCount(n: number, size: number): number {
   if (!Number.isInteger(n) || n < 0) {
     throw invalid(`owner count must be a non-negative integer, got ${n}`);
   }
-  return n;
+  return Math.min(n, size);
 }
 
 /**

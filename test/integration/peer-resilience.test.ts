@@ -40,6 +40,14 @@ function client(port: number, opts: Partial<PeerClientOptions> = {}): PeerClient
   return c;
 }
 
+async function metric(registry: Registry, name: string, labels: Record<string, string>) {
+  const values = (await registry.getSingleMetric(name)!.get()).values;
+  const match = values.find((v) =>
+    Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want),
+  );
+  return match?.value ?? 0;
+}
+
 async function failure(p: Promise<unknown>): Promise<KvError> {
   try {
     await p;
@@ -179,7 +187,8 @@ describe('peer failures and recovery', () => {
 });
 
 describe('peer backpressure', () => {
-  it('lets at most maxInFlightPerConnection requests into handlers', async () => {
+  it('lets at most maxInFlightPerConnection requests in and stops reading the rest', async () => {
+    const registry = new Registry();
     const g = gate();
     let running = 0;
     let peak = 0;
@@ -190,19 +199,24 @@ describe('peer backpressure', () => {
         peak = Math.max(peak, ++running);
         await g.wait;
         running--;
-        return body;
+        return (body as { n: number }).n;
       },
-      { maxInFlightPerConnection: 50 },
+      { maxInFlightPerConnection: 50, registry },
     );
-    const c = client(s.port, { timeoutMs: 10_000 });
-    const all = Promise.all(Array.from({ length: 600 }, (_, i) => c.request<number>('m', i)));
+    const c = client(s.port, { timeoutMs: 20_000 });
+    // 4000 requests of 2 KiB: 8 MiB, far more than the server may read while blocked.
+    const pad = Buffer.alloc(2048, 1);
+    const n = 4000;
+    const all = Promise.all(Array.from({ length: n }, (_, i) => c.request('m', { n: i, pad })));
     await until(() => calls === 50);
     // Give the rest every chance to (wrongly) get in.
     await new Promise((r) => setTimeout(r, 100));
     expect(calls).toBe(50);
+    const read = await metric(registry, 'kvstore_peer_received_bytes_total', { side: 'server' });
+    expect(read).toBeLessThan(2 * 1024 * 1024);
     g.open();
-    expect(await all).toEqual(Array.from({ length: 600 }, (_, i) => i));
-    expect(calls).toBe(600);
+    expect(await all).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(calls).toBe(n);
     expect(peak).toBe(50);
   });
 

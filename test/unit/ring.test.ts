@@ -217,6 +217,8 @@ describe('determinism and edge cases', () => {
     ]) {
       const ring = new Ring(order, { vnodes: 1 });
       expect(ring.owners(KEYS[0]!, 2)).toEqual(['node-138741', 'node-47939']);
+      expect(ring.ownersOfToken(1065552706, 2)).toEqual(['node-138741', 'node-47939']);
+      expect(ring.ownersOfToken(1065552707, 1)).toEqual(['node-138741']);
       expect(ring.share('node-138741')).toBe(1);
       expect(ring.share('node-47939')).toBe(0);
     }
@@ -258,19 +260,21 @@ function findRange(ranges: TokenRangeChange[], token: number): TokenRangeChange 
 }
 
 describe('diff', () => {
-  const cases: Array<[string, string[], string[], { vnodes?: number }]> = [
-    ['join 5 -> 6', names(5), names(6), {}],
-    ['leave 6 -> 5', names(6), names(5), {}],
-    ['replace a member', names(5), [...names(4), 'kvstore-9'], { vnodes: 64 }],
-    ['grow 1 -> 4', names(1), names(4), { vnodes: 16 }],
-    ['from empty', [], names(3), { vnodes: 8 }],
-    ['to empty', names(3), [], { vnodes: 8 }],
+  const cases: Array<[string, string[], string[], number, number]> = [
+    ['join 5 -> 6', names(5), names(6), DEFAULT_VNODES, DEFAULT_VNODES],
+    ['leave 6 -> 5', names(6), names(5), DEFAULT_VNODES, DEFAULT_VNODES],
+    ['replace a member', names(5), [...names(4), 'kvstore-9'], 64, 64],
+    ['grow 1 -> 4', names(1), names(4), 16, 16],
+    ['from empty', [], names(3), 8, 8],
+    ['to empty', names(3), [], 8, 8],
+    // Owners get reordered without changing the set: not a change.
+    ['vnodes 16 -> 32', names(4), names(4), 16, 32],
   ];
-  for (const [label, from, to, opts] of cases) {
+  for (const [label, from, to, fromVnodes, toVnodes] of cases) {
     for (const n of [1, 3]) {
       it(`${label}, n=${n}: a key is in a range iff its owner set changed`, () => {
-        const before = new Ring(from, opts);
-        const after = new Ring(to, opts);
+        const before = new Ring(from, { vnodes: fromVnodes });
+        const after = new Ring(to, { vnodes: toVnodes });
         const ranges = before.diff(after, n);
         expect(ranges.length).toBeGreaterThan(0);
         const wrong: string[] = [];
@@ -303,6 +307,13 @@ describe('diff', () => {
         }
         const last = ranges.at(-1)!;
         if (last.start >= last.end) expect(last.end).toBeLessThanOrEqual(ranges[0]!.start);
+        // Touching ranges (also across the wrap) differ in owners, else they would be merged.
+        ranges.forEach((r, i) => {
+          const following = ranges[(i + 1) % ranges.length]!;
+          if (ranges.length > 1 && r.end === following.start) {
+            expect([r.before, r.after]).not.toEqual([following.before, following.after]);
+          }
+        });
       });
     }
   }

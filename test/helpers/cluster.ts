@@ -1,0 +1,99 @@
+// Starts a cluster of real kvstore processes, each on its own loopback address (127.a.b.i).
+
+import { LineClient } from './line-client.ts';
+import { type NodeProcess, startNodeProcess, tempDir } from './node-process.ts';
+
+export interface ClusterNode {
+  readonly name: string;
+  readonly host: string;
+  readonly dataDir: string;
+  proc: NodeProcess;
+}
+
+/** Flags that make failure detection fast enough for tests. */
+export const FAST_PROBES = [
+  '--probe-interval-ms',
+  '150',
+  '--probe-failures',
+  '2',
+  '--peer-timeout-ms',
+  '1000',
+];
+
+/** A random 127.x.y.0/24 block, so concurrent test files never share addresses. */
+export function loopbackBlock(): string {
+  const a = 1 + Math.floor(Math.random() * 250);
+  const b = 1 + Math.floor(Math.random() * 250);
+  return `127.${a}.${b}`;
+}
+
+/** Starts one member at `host` with the seed's fixed ports (each member has its own address). */
+export async function startMember(
+  name: string,
+  host: string,
+  args: string[],
+  dataDir: string = tempDir(),
+): Promise<ClusterNode> {
+  const proc = await startNodeProcess({
+    dataDir,
+    args: [
+      '--node-name',
+      name,
+      '--host',
+      host,
+      '--port',
+      '8081',
+      '--http-port',
+      '9090',
+      '--peer-port',
+      '7946',
+      ...FAST_PROBES,
+      ...args,
+    ],
+  });
+  return { name, host, dataDir, proc };
+}
+
+/** n members `kvstore-0..n-1` that list each other with --peers. */
+export async function startStaticCluster(n: number, args: string[] = []): Promise<ClusterNode[]> {
+  const block = loopbackBlock();
+  const hosts = Array.from({ length: n }, (_, i) => `${block}.${i + 1}`);
+  const peers = hosts.map((h, i) => `kvstore-${i}=${h}:7946`).join(',');
+  return Promise.all(
+    hosts.map((h, i) => startMember(`kvstore-${i}`, h, ['--peers', peers, ...args])),
+  );
+}
+
+export async function restart(node: ClusterNode, args: string[]): Promise<void> {
+  node.proc = (await startMember(node.name, node.host, args, node.dataDir)).proc;
+}
+
+export function connect(node: ClusterNode): Promise<LineClient> {
+  return LineClient.connect(node.proc.port, node.host);
+}
+
+/** The node's CLUSTER answer. */
+export async function clusterInfo(node: ClusterNode): Promise<ClusterInfo> {
+  const c = await connect(node);
+  try {
+    return JSON.parse(await c.call('CLUSTER')) as ClusterInfo;
+  } finally {
+    c.close();
+  }
+}
+
+export interface ClusterInfo {
+  node: string;
+  status: string;
+  ring: { target: string; settled: string; moving: boolean };
+  members: { name: string; state: string; status: string | null; share: number }[];
+  transfer: { done: boolean; sent: number } | null;
+  hints: number;
+}
+
+/** One sample of the node's /metrics. */
+export async function metric(node: ClusterNode, series: string): Promise<number> {
+  const res = await fetch(`http://${node.host}:${node.proc.httpPort}/metrics`);
+  const line = (await res.text()).split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? Number.NaN : Number(line.slice(series.length + 1));
+}

@@ -1,0 +1,141 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  type ClusterNode,
+  clusterInfo,
+  connect,
+  metric,
+  restart,
+  startStaticCluster,
+} from '../helpers/cluster.ts';
+import type { LineClient } from '../helpers/line-client.ts';
+import { cleanup } from '../helpers/node-process.ts';
+
+const clients: LineClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await cleanup();
+});
+
+async function client(node: ClusterNode): Promise<LineClient> {
+  const c = await connect(node);
+  clients.push(c);
+  return c;
+}
+
+async function send(c: LineClient, lines: string[]): Promise<string[]> {
+  c.send(`${lines.join('\n')}\n`);
+  return c.lines(lines.length);
+}
+
+describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
+  it('answers the seed test plan from any node', async () => {
+    const nodes = await startStaticCluster(3);
+    const [a, b, c] = await Promise.all(nodes.map(client));
+    expect(
+      await send(a!, [
+        'PUT session:user1 {token:xyz123}',
+        'PUT session:user2 {token:abc}',
+        'PUT session:user3 v3',
+      ]),
+    ).toEqual(['OK', 'OK', 'OK']);
+    expect(await b!.call('GET session:user1')).toBe('{token:xyz123}');
+    expect(await c!.call('RANGE session:user1 session:user3')).toBe(
+      'session:user1 session:user2 session:user3',
+    );
+    expect(await b!.call('PREFIX session:user')).toBe('session:user1 session:user2 session:user3');
+    expect(await c!.call('REMOVE session:user2')).toBe('OK');
+    expect(await a!.call('GET session:user2')).toBe('NOT_FOUND');
+    expect(await b!.call('REMOVE session:user2')).toBe('NOT_FOUND');
+    expect(await a!.call('PREFIX session:user')).toBe('session:user1 session:user3');
+    // RF=3 on 3 nodes: every node stores every key.
+    for (const n of nodes) expect(await metric(n, 'kvstore_storage_keys')).toBe(2);
+  });
+
+  it('pages a scan across nodes to the same keys as one node would return', async () => {
+    const nodes = await startStaticCluster(3, ['--replication-factor', '2', '--write-quorum', '2']);
+    const a = await client(nodes[0]!);
+    const keys = Array.from({ length: 150 }, (_, i) => `page:${String(i).padStart(3, '0')}`);
+    expect(
+      new Set(
+        await send(
+          a,
+          keys.map((k) => `PUT ${k} v`),
+        ),
+      ),
+    ).toEqual(new Set(['OK']));
+    expect(await send(a, ['REMOVE page:010', 'REMOVE page:077'])).toEqual(['OK', 'OK']);
+    const expected = keys.filter((k) => k !== 'page:010' && k !== 'page:077');
+    const b = await client(nodes[1]!);
+    const got: string[] = [];
+    let cursor = '';
+    for (;;) {
+      const [line, tail] = await send(b, [
+        `PREFIX page: LIMIT 40${cursor ? ` CURSOR ${cursor}` : ''}`,
+      ]).then(async (first) => [first[0]!, (await b.lines(1))[0]!]);
+      got.push(...line!.split(' ').filter(Boolean));
+      if (tail === 'END') break;
+      cursor = tail!.slice('MORE '.length);
+    }
+    expect(got).toEqual(expected);
+    expect((await b.call('RANGE page:000 page:999')).split(' ')).toEqual(expected);
+  });
+
+  it('keeps serving with one node down, refuses with two, and the returning node converges', async () => {
+    const nodes = await startStaticCluster(3);
+    const [n0, n1, n2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const a = await client(n0);
+    expect(await send(a, ['PUT before k0', 'PUT gone x'])).toEqual(['OK', 'OK']);
+    await n2.proc.stop('SIGKILL');
+    const writes = Array.from({ length: 50 }, (_, i) => `PUT during:${i} v${i}`);
+    expect(new Set(await send(a, writes))).toEqual(new Set(['OK']));
+    expect(await a.call('REMOVE gone')).toBe('OK');
+    expect(await a.call('GET during:7')).toBe('v7');
+    expect((await a.call('PREFIX during:')).split(' ')).toHaveLength(50);
+
+    await n1.proc.stop('SIGKILL');
+    expect(await a.call('PUT lonely x')).toMatch(/^ERR UNAVAILABLE replication: write quorum 1\/2/);
+    expect(await a.call('GET before')).toMatch(/^ERR UNAVAILABLE replication: read quorum 1\/2/);
+    expect(await a.call('PREFIX during:')).toMatch(/^ERR UNAVAILABLE /);
+
+    // n2 comes back; hints bring it every write it missed (50 puts, the failed PUT, the delete).
+    await restart(n2, ['--peers', peersOf(nodes)]);
+    // Live: before, during:0..49, and lonely (it reached n0 before the quorum failed, and was
+    // hinted to n2 too: a failed write may still be applied). Deleted: gone.
+    await expect.poll(() => metric(n2, 'kvstore_storage_keys'), { timeout: 15_000 }).toBe(52);
+    await expect.poll(() => metric(n2, 'kvstore_storage_tombstones'), { timeout: 15_000 }).toBe(1);
+    expect(await metric(n0, 'kvstore_hints_delivered_total')).toBe(52);
+    // The hint for n1, still down, stays.
+    expect(await metric(n0, 'kvstore_hints_stored')).toBe(1);
+    const c = await client(n2);
+    expect(await c.call('GET during:49')).toBe('v49');
+    expect(await c.call('GET gone')).toBe('NOT_FOUND');
+  });
+
+  it('repairs a stale replica when a read finds it', async () => {
+    const nodes = await startStaticCluster(3, ['--max-hints', '0']);
+    const [n0, , n2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const a = await client(n0);
+    await n2.proc.stop('SIGKILL');
+    expect(await send(a, ['PUT r:1 one', 'PUT r:2 two'])).toEqual(['OK', 'OK']);
+    await restart(n2, ['--peers', peersOf(nodes), '--max-hints', '0']);
+    expect(await metric(n2, 'kvstore_storage_keys')).toBe(0);
+    const c = await client(n2);
+    expect(await c.call('GET r:1')).toBe('one');
+    await expect.poll(() => metric(n2, 'kvstore_storage_keys'), { timeout: 5000 }).toBe(1);
+    expect(await metric(n2, 'kvstore_read_repairs_total')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('describes itself with CLUSTER', async () => {
+    const nodes = await startStaticCluster(3);
+    const info = await clusterInfo(nodes[1]!);
+    expect(info.node).toBe('kvstore-1');
+    expect(info.ring.moving).toBe(false);
+    expect(info.members.map((m) => m.name)).toEqual(['kvstore-0', 'kvstore-1', 'kvstore-2']);
+    const shares = info.members.map((m) => m.share);
+    expect(shares.reduce((x, y) => x + y, 0)).toBeCloseTo(1, 3);
+  });
+});
+
+function peersOf(nodes: ClusterNode[]): string {
+  return nodes.map((n) => `${n.name}=${n.host}:7946`).join(',');
+}
