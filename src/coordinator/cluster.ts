@@ -144,18 +144,23 @@ export class ClusterCoordinator implements Coordinator {
         newestRaw = raw;
       }
     }
-    if (newest !== null && newestRaw !== null) this.#repair(key, newest, newestRaw, calls);
+    if (newest !== null && newestRaw !== null)
+      this.#repair(key, newest, newestRaw, calls, p.target);
     return newest;
   }
 
-  /** Once every replica answered, sends the newest record to those that returned older ones. */
+  /** As each replica answers, sends the newest record to target owners that returned older. */
   #repair(
     key: Buffer,
     newest: StoredRecord,
     raw: Buffer,
     calls: Map<string, Promise<Buffer | null>>,
+    owners: readonly string[],
   ): void {
     for (const [name, call] of calls) {
+      // Only owners in the target ring are repaired: a settled-ring owner that is losing the key
+      // may already have dropped it, and must not be handed a copy it no longer owns.
+      if (!owners.includes(name)) continue;
       call.then(
         (theirs) => {
           if (theirs !== null && compareVersions(decodeRecord(theirs).version, newest.version) >= 0)

@@ -118,9 +118,13 @@ export async function startCluster(
   const resolved = await membership.start();
   const savedSettled = storage.readState<string[]>(SETTLED_KEY) ?? null;
   const initial = resolved || !savedSettled ? membership.ringMembers() : savedSettled;
+  // A node with no saved ring is new: the data it may have to take lives on the other members,
+  // so until the ring settles it routes as if they alone held the data (the settled ring).
+  const others = initial.filter((n) => n !== self);
+  const settledAtStart = savedSettled ?? (others.length > 0 ? others : null);
   topology = new Topology(
     initial.length > 0 ? initial : [self],
-    savedSettled,
+    settledAtStart,
     config.replicationFactor,
   );
   const topo = topology;
@@ -154,12 +158,17 @@ export async function startCluster(
     if (topo.trySettle(membership.members())) {
       log.info({ ring: topo.settled.id }, 'ring settled');
       void storage.writeState(SETTLED_KEY, topo.settled.members);
-      void rb.onSettled().catch((err: unknown) => log.error({ err }, 'cleanup failed'));
+      const cleanup = () =>
+        rb.onSettled().catch((err: unknown) => log.error({ err }, 'cleanup failed'));
+      void cleanup();
+      // Coordinators that settle a moment later may still send this node writes for keys it no
+      // longer owns; a second pass once they have all settled removes those copies too.
+      const again = setTimeout(cleanup, 5 * config.probeIntervalMs + config.peerTimeoutMs);
+      again.unref();
     }
   };
   membership.on('change', reconcile);
   rb.on('change', reconcile);
-  if (!savedSettled) await storage.writeState(SETTLED_KEY, topo.settled.members);
   rb.resume();
   reconcile();
   hints.start();

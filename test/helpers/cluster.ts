@@ -56,9 +56,25 @@ export async function startStaticCluster(n: number, args: string[] = []): Promis
   const block = loopbackBlock();
   const hosts = Array.from({ length: n }, (_, i) => `${block}.${i + 1}`);
   const peers = hosts.map((h, i) => `kvstore-${i}=${h}:7946`).join(',');
-  return Promise.all(
+  const nodes = await Promise.all(
     hosts.map((h, i) => startMember(`kvstore-${i}`, h, ['--peers', peers, ...args])),
   );
+  await waitAllUp(nodes);
+  return nodes;
+}
+
+/** Waits until every node sees every other node up (the failure detector has probed them). */
+export async function waitAllUp(nodes: readonly ClusterNode[], timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (const n of nodes) {
+    for (;;) {
+      const info = await clusterInfo(n);
+      const up = info.members.filter((m) => m.state === 'up').length;
+      if (up === nodes.length) break;
+      if (Date.now() > deadline) throw new Error(`${n.name} sees ${up}/${nodes.length} members up`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 }
 
 export async function restart(node: ClusterNode, args: string[]): Promise<void> {

@@ -1,0 +1,161 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  type ClusterNode,
+  clusterInfo,
+  connect,
+  loopbackBlock,
+  metric,
+  startMember,
+  waitAllUp,
+} from '../helpers/cluster.ts';
+import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
+import type { LineClient } from '../helpers/line-client.ts';
+import { cleanup } from '../helpers/node-process.ts';
+
+const SERVICE = 'kvstore-headless.test.svc.cluster.local';
+let dns: TestDnsServer | null = null;
+const clients: LineClient[] = [];
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await cleanup();
+  await dns?.close();
+  dns = null;
+});
+
+async function client(node: ClusterNode): Promise<LineClient> {
+  const c = await connect(node);
+  clients.push(c);
+  return c;
+}
+
+/** Nodes that find each other through the headless-Service A records of the test DNS server. */
+async function dnsMember(server: TestDnsServer, name: string, host: string, extra: string[] = []) {
+  return startMember(name, host, [
+    '--discovery',
+    `dns:${SERVICE}`,
+    '--dns-servers',
+    `127.0.0.1:${server.port}`,
+    '--resolve-interval-ms',
+    '300',
+    ...extra,
+  ]);
+}
+
+/** Waits until every node routes by a settled ring of exactly `names`. */
+async function waitSettled(nodes: readonly ClusterNode[], names: string[], timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (const n of nodes) {
+    for (;;) {
+      const info = await clusterInfo(n);
+      const ring = info.members.filter((m) => m.share > 0).map((m) => m.name);
+      if (!info.ring.moving && JSON.stringify(ring) === JSON.stringify(names)) break;
+      if (Date.now() > deadline) throw new Error(`${n.name} not settled: ${JSON.stringify(info)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** Reads random keys in a loop until stopped; counts any answer that is not the written value. */
+function readLoop(c: LineClient, values: Map<string, string>) {
+  const keys = [...values.keys()];
+  let stop = false;
+  let reads = 0;
+  const wrong: string[] = [];
+  const done = (async () => {
+    while (!stop) {
+      const k = keys[Math.floor(Math.random() * keys.length)]!;
+      const got = await c.call(`GET ${k}`).catch((err: Error) => {
+        stop = true; // the node went away (a failed test's cleanup): end the loop
+        return `(${err.message})`;
+      });
+      reads++;
+      if (got !== values.get(k)) wrong.push(`${k}: ${got}`);
+    }
+  })();
+  return {
+    async finish() {
+      stop = true;
+      await done;
+      return { reads, wrong };
+    },
+  };
+}
+
+async function storedTotal(nodes: readonly ClusterNode[]): Promise<number> {
+  const counts = await Promise.all(nodes.map((n) => metric(n, 'kvstore_storage_keys')));
+  return counts.reduce((a, b) => a + b, 0);
+}
+
+describe('membership through DNS, rebalancing and decommission', () => {
+  it('moves data to a joining node and off a decommissioned one, keys readable throughout', async () => {
+    dns = await startDnsServer();
+    const block = loopbackBlock();
+    const hosts = [1, 2, 3, 4].map((i) => `${block}.${i}`);
+    dns.setA(SERVICE, hosts.slice(0, 3));
+    const nodes = await Promise.all(
+      hosts.slice(0, 3).map((h, i) => dnsMember(dns!, `kvstore-${i}`, h)),
+    );
+    await waitAllUp(nodes);
+    await waitSettled(nodes, ['kvstore-0', 'kvstore-1', 'kvstore-2']);
+
+    const writer = await client(nodes[0]!);
+    const values = new Map<string, string>();
+    for (let i = 0; i < 600; i++) values.set(`user:${String(i).padStart(4, '0')}`, `value-${i}`);
+    const puts = [...values].map(([k, v]) => `PUT ${k} ${v}`);
+    writer.send(`${puts.join('\n')}\n`);
+    expect(new Set(await writer.lines(puts.length))).toEqual(new Set(['OK']));
+    expect(await storedTotal(nodes)).toBe(3 * 600);
+
+    // Join: a fourth pod appears in DNS. Reads go on while data moves.
+    const reader = readLoop(await client(nodes[1]!), values);
+    const joiner = await dnsMember(dns, 'kvstore-3', hosts[3]!);
+    dns.setA(SERVICE, hosts);
+    const four = [...nodes, joiner];
+    await waitSettled(four, ['kvstore-0', 'kvstore-1', 'kvstore-2', 'kvstore-3']);
+    // Old owners drop what they no longer own once the ring settled: RF copies remain.
+    await expect.poll(() => storedTotal(four), { timeout: 15_000 }).toBe(3 * 600);
+    const joined = await metric(joiner, 'kvstore_storage_keys');
+    expect(joined).toBeGreaterThan(600 * 0.6);
+    expect(joined).toBeLessThan(600 * 0.9);
+    const duringJoin = await reader.finish();
+    expect(duringJoin.wrong).toEqual([]);
+    expect(duringJoin.reads).toBeGreaterThan(10);
+    const fromJoiner = await client(joiner);
+    expect(await fromJoiner.call('GET user:0042')).toBe('value-42');
+    expect((await fromJoiner.call('PREFIX user:')).split(' ')).toHaveLength(600);
+
+    // Leave: decommission kvstore-1, then it leaves DNS.
+    const reader2 = readLoop(await client(nodes[0]!), values);
+    const leaving = nodes[1]!;
+    const admin = `http://${leaving.host}:${leaving.proc.httpPort}/admin/decommission`;
+    expect((await fetch(admin, { method: 'POST' })).status).toBe(202);
+    await expect
+      .poll(async () => ((await (await fetch(admin)).json()) as { status: string }).status, {
+        timeout: 20_000,
+      })
+      .toBe('decommissioned');
+    const rest = four.filter((n) => n !== leaving);
+    await waitSettled(rest, ['kvstore-0', 'kvstore-2', 'kvstore-3']);
+    dns.setA(SERVICE, [hosts[0]!, hosts[2]!, hosts[3]!]);
+    await leaving.proc.stop('SIGTERM');
+    await expect.poll(() => storedTotal(rest), { timeout: 15_000 }).toBe(3 * 600);
+    const duringLeave = await reader2.finish();
+    expect(duringLeave.wrong).toEqual([]);
+    const after = await client(nodes[2]!);
+    expect((await after.call('PREFIX user:')).split(' ')).toHaveLength(600);
+    expect(await after.call('GET user:0599')).toBe('value-599');
+  });
+
+  it('starts and serves its own data while its peers do not resolve yet', async () => {
+    dns = await startDnsServer();
+    const host = `${loopbackBlock()}.1`;
+    const node = await dnsMember(dns, 'kvstore-0', host);
+    const c = await client(node);
+    expect(await c.call('PUT alone yes')).toBe('OK');
+    expect(await c.call('GET alone')).toBe('yes');
+    dns.setA(SERVICE, [host]);
+    const info = await clusterInfo(node);
+    expect(info.members.map((m) => m.name)).toEqual(['kvstore-0']);
+  });
+});
