@@ -83,6 +83,7 @@ export async function startCluster(
     status: rebalancer?.status ?? 'active',
     ringId: topology?.target.id ?? '',
     rebalanced: rebalancer?.rebalanced ?? null,
+    settled: topology?.settled.members ?? [],
   });
   const peerServer = await PeerServer.start({
     host: config.peerHost,
@@ -118,10 +119,11 @@ export async function startCluster(
   const resolved = await membership.start();
   const savedSettled = storage.readState<string[]>(SETTLED_KEY) ?? null;
   const initial = resolved || !savedSettled ? membership.ringMembers() : savedSettled;
-  // A node with no saved ring is new: the data it may have to take lives on the other members,
-  // so until the ring settles it routes as if they alone held the data (the settled ring).
-  const others = initial.filter((n) => n !== self);
-  const settledAtStart = savedSettled ?? (others.length > 0 ? others : null);
+  // A node with no saved ring is new: it adopts the settled ring its peers report (a joiner
+  // routes to the old owners until the data moved); with no peer answering, nothing is settled
+  // elsewhere and its own ring is the settled one.
+  const reported = membership.members().find((m) => !m.self && (m.hello?.settled.length ?? 0) > 0);
+  const settledAtStart = savedSettled ?? reported?.hello?.settled ?? null;
   topology = new Topology(
     initial.length > 0 ? initial : [self],
     settledAtStart,

@@ -14,6 +14,8 @@ export interface HelloReply {
   readonly ringId: string;
   /** Id of the target ring whose outbound transfer this node finished, or null. */
   readonly rebalanced: string | null;
+  /** Members of the ring this node knows holds the data (a new node adopts it). */
+  readonly settled: readonly string[];
 }
 
 /** `get`: the record stored at a key (tombstones included). */

@@ -15,7 +15,7 @@ import { keyToken, TOKEN_SPACE, vnodeToken } from './hash.ts';
  */
 export const DEFAULT_VNODES = 1024;
 
-/** Upper bound on vnodes: keeps a ring of a few hundred members within a few MB. */
+/** Upper bound on vnodes: each entry is 8 bytes, so at most 512 KB of ring per member. */
 const MAX_VNODES = 65_536;
 
 /** Version of the token scheme, hashed into Ring.id so rings built by other schemes never match. */

@@ -329,6 +329,16 @@ describe('diff', () => {
     expect(rangeContains(whole[0]!.start, whole[0]!.end, 0)).toBe(true);
     expect(rangeContains(whole[0]!.start, whole[0]!.end, 2 ** 32 - 1)).toBe(true);
   });
+
+  it('merges ranges that touch across 2^32 - 1 -> 0', () => {
+    // y36 holds the lowest and the highest token, x the two between: y's two ranges touch
+    // across 2^32 - 1 -> 0 and merge into one wrapping range.
+    expect(vnodeToken('y36', 0)).toBeLessThan(vnodeToken('x', 0));
+    expect(vnodeToken('y36', 1)).toBeGreaterThan(vnodeToken('x', 1));
+    const across = new Ring(['x'], { vnodes: 2 }).diff(new Ring(['x', 'y36'], { vnodes: 2 }), 1);
+    const [high, low] = [vnodeToken('x', 1), vnodeToken('y36', 0)];
+    expect(across).toEqual([{ start: high, end: low, before: ['x'], after: ['y36'] }]);
+  });
 });
 
 describe('share', () => {
