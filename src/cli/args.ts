@@ -26,12 +26,17 @@ export type CliCommand =
       readonly cursor?: string;
     }
   | { readonly name: 'ping' }
+  | { readonly name: 'cluster' }
+  | { readonly name: 'decommission'; readonly wait: boolean }
+  | { readonly name: 'decommission-status' }
   | { readonly name: 'shell' }
   | { readonly name: 'help' };
 
 export interface CliArgs {
   readonly host: string;
   readonly port: number;
+  /** The node's HTTP port, for admin commands (decommission). */
+  readonly httpPort: number;
   readonly timeoutMs: number;
   readonly command: CliCommand;
 }
@@ -47,6 +52,10 @@ commands:
   range <start> <end> [--limit n] [--cursor c]  keys with start <= key <= end, one per line
   prefix <prefix> [--limit n] [--cursor c]   keys that start with prefix, one per line
   ping                                       check the node answers (prints PONG)
+  cluster                                    members, states, ring shares and transfers (JSON)
+  decommission [--wait]                      hand this node's data to the others (admin, HTTP
+                                             port); --wait prints progress until it is done
+  decommission-status                        the node's decommission state and progress
   shell                                      interactive session: type protocol lines
                                              (PUT k v, GET k, RANGE a b LIMIT 10, ...);
                                              reads piped stdin too; exit, quit or EOF leave
@@ -54,6 +63,7 @@ commands:
 options:
   --host H        node address (env KVCTL_HOST, default 127.0.0.1)
   --port P        client port (env KVCTL_PORT, default 8081)
+  --http-port P   HTTP/admin port (env KVCTL_HTTP_PORT, default 9090)
   --timeout-ms N  per-request timeout in ms, 0 for none (default 10000)
   -h, --help      this help
 
@@ -84,12 +94,15 @@ function splitEquals(word: string): [string, string | undefined] {
 export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliArgs {
   let host = env.KVCTL_HOST || '127.0.0.1';
   let port = env.KVCTL_PORT ? intOption('KVCTL_PORT', env.KVCTL_PORT, 1, 65535) : 8081;
+  let httpPort = env.KVCTL_HTTP_PORT
+    ? intOption('KVCTL_HTTP_PORT', env.KVCTL_HTTP_PORT, 1, 65535)
+    : 9090;
   let timeoutMs = 10_000;
   let i = 0;
   for (; i < argv.length; i++) {
     const [flag, inline] = splitEquals(argv[i]!);
     if (flag === '-h' || flag === '--help')
-      return { host, port, timeoutMs, command: { name: 'help' } };
+      return { host, port, httpPort, timeoutMs, command: { name: 'help' } };
     if (!flag.startsWith('-')) break;
     const value = inline ?? argv[++i];
     switch (flag) {
@@ -100,6 +113,9 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliA
       case '--port':
         port = intOption('--port', value, 1, 65535);
         break;
+      case '--http-port':
+        httpPort = intOption('--http-port', value, 1, 65535);
+        break;
       case '--timeout-ms':
         timeoutMs = intOption('--timeout-ms', value, 0, 2_147_483_647);
         break;
@@ -109,7 +125,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliA
   }
   const name = argv[i];
   if (name === undefined) throw new UsageError('no command given');
-  return { host, port, timeoutMs, command: parseCommand(name, argv.slice(i + 1)) };
+  return { host, port, httpPort, timeoutMs, command: parseCommand(name, argv.slice(i + 1)) };
 }
 
 function exactly(name: string, args: readonly string[], n: number, want: string): void {
@@ -137,8 +153,15 @@ function parseCommand(name: string, args: readonly string[]): CliCommand {
     }
     case 'ping':
     case 'shell':
+    case 'cluster':
+    case 'decommission-status':
       exactly(name, args, 0, 'no arguments');
       return { name };
+    case 'decommission':
+      if (args.length > 1 || (args.length === 1 && args[0] !== '--wait')) {
+        throw new UsageError('decommission expects [--wait]');
+      }
+      return { name, wait: args.length === 1 };
     case 'help':
       return { name };
     default:

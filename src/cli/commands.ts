@@ -9,7 +9,10 @@ export interface CliOutput {
   readonly stderr: NodeJS.WritableStream;
 }
 
-type OneShot = Exclude<CliCommand, { name: 'shell' } | { name: 'help' }>;
+type OneShot = Exclude<
+  CliCommand,
+  { name: 'shell' | 'help' | 'cluster' | 'decommission' | 'decommission-status' }
+>;
 
 /**
  * Runs one command and returns the exit code: 0 on success, 1 when get/remove found no key

@@ -1,6 +1,7 @@
 // kvctl entry: parse the command line, connect, run one command or the shell, set the exit code.
 
 import { KvClient, KvClientError } from '../client/index.ts';
+import { decommission, decommissionStatus, printCluster } from './admin.ts';
 import { HELP, parseArgs, UsageError } from './args.ts';
 import { type CliOutput, runCommand } from './commands.ts';
 import { runShell } from './shell.ts';
@@ -16,12 +17,16 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<nu
       out.stdout.write(HELP);
       return 0;
     }
+    const admin = `http://${args.host.includes(':') ? `[${args.host}]` : args.host}:${args.httpPort}`;
+    if (cmd.name === 'decommission') return await decommission(admin, cmd.wait, out);
+    if (cmd.name === 'decommission-status') return await decommissionStatus(admin, out);
     client = await KvClient.connect({
       host: args.host,
       port: args.port,
       timeoutMs: args.timeoutMs,
     });
     if (cmd.name === 'shell') return await runShell(client, { ...out, stdin: process.stdin });
+    if (cmd.name === 'cluster') return printCluster(await client.raw('CLUSTER'), out);
     return await runCommand(client, cmd, out);
   } catch (err) {
     if (err instanceof UsageError) {

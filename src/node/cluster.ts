@@ -171,6 +171,7 @@ export async function startCluster(
   };
   membership.on('change', reconcile);
   rb.on('change', reconcile);
+  if (!savedSettled) await storage.writeState(SETTLED_KEY, topo.settled.members);
   rb.resume();
   reconcile();
   hints.start();

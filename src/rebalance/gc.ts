@@ -27,6 +27,7 @@ const BATCH = 256;
  */
 export async function collectTombstones(o: GcOptions): Promise<number> {
   if (o.topology.moving) return 0;
+  o.metrics.gcPasses.inc();
   const ring = o.topology.settled;
   const rf = o.topology.rf(ring);
   const cutoff = Date.now() - o.graceMs;

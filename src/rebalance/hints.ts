@@ -13,7 +13,7 @@ export interface HintsOptions {
   readonly isUp: (name: string) => boolean;
   /** True when `name` is still a member (hints for members that left are dropped). */
   readonly isMember: (name: string) => boolean;
-  /** Hints whose record is older than this are dropped (a tombstone may have been collected). */
+  /** Hints of values older than this are dropped (the key may have been deleted and collected). */
   readonly ttlMs: number;
   readonly intervalMs: number;
   readonly metrics: RebalanceMetrics;
@@ -92,7 +92,12 @@ export class Hints {
       }
       if (!this.#o.isUp(target)) return delivered;
       const oldest = Date.now() - this.#o.ttlMs;
-      const fresh = hints.filter((h) => decodeRecord(h.raw).version.wall >= oldest);
+      // A value older than the grace period may have been deleted and its tombstone collected
+      // since: delivering it could bring the key back. A tombstone is always safe to deliver.
+      const fresh = hints.filter((h) => {
+        const rec = decodeRecord(h.raw);
+        return rec.tombstone || rec.version.wall >= oldest;
+      });
       metrics.hintsDropped.labels('expired').inc(hints.length - fresh.length);
       try {
         const entries: WireEntry[] = fresh.map((h) => [h.key, h.raw]);

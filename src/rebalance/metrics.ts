@@ -10,6 +10,7 @@ export interface RebalanceMetrics {
   readonly hintsDelivered: Counter;
   readonly hintsDropped: Counter<'reason'>;
   readonly tombstonesCollected: Counter;
+  readonly gcPasses: Counter;
   readonly cleanedUp: Counter;
 }
 
@@ -63,6 +64,11 @@ export function registerRebalanceMetrics(
     tombstonesCollected: new Counter({
       name: 'kvstore_tombstones_collected_total',
       help: 'Tombstones removed after every replica had them and the grace period passed.',
+      registers: r,
+    }),
+    gcPasses: new Counter({
+      name: 'kvstore_gc_passes_total',
+      help: 'Tombstone collection passes run (skipped while data moves).',
       registers: r,
     }),
     cleanedUp: new Counter({

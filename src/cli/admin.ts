@@ -1,0 +1,62 @@
+// kvctl admin commands: they talk to the node's HTTP port (decommission) or print CLUSTER.
+
+import type { CliOutput } from './commands.ts';
+
+interface DecommissionState {
+  status: 'active' | 'decommissioning' | 'decommissioned';
+  transfer: { scanned: number; sent: number; done: boolean } | null;
+  error?: string;
+}
+
+async function call(
+  url: string,
+  method: 'GET' | 'POST',
+): Promise<{ status: number; body: DecommissionState }> {
+  const res = await fetch(url, { method });
+  return { status: res.status, body: (await res.json()) as DecommissionState };
+}
+
+function line(s: DecommissionState): string {
+  const t = s.transfer;
+  return t
+    ? `${s.status}: ${t.scanned} records read, ${t.sent} sent${t.done ? ', done' : ''}`
+    : s.status;
+}
+
+/**
+ * Starts a decommission (POST /admin/decommission). With `wait`, polls every `pollMs` printing
+ * progress until the node reports `decommissioned`. Exit code 0 when started (or done), 1 when
+ * the node refused.
+ */
+export async function decommission(
+  base: string,
+  wait: boolean,
+  out: CliOutput,
+  pollMs = 500,
+): Promise<number> {
+  const started = await call(`${base}/admin/decommission`, 'POST');
+  if (started.status !== 202) {
+    out.stderr.write(`kvctl: decommission refused: ${started.body.error ?? started.status}\n`);
+    return 1;
+  }
+  out.stdout.write(`${line(started.body)}\n`);
+  let state = started.body;
+  while (wait && state.status !== 'decommissioned') {
+    await new Promise((r) => setTimeout(r, pollMs));
+    state = (await call(`${base}/admin/decommission`, 'GET')).body;
+    out.stdout.write(`${line(state)}\n`);
+  }
+  return 0;
+}
+
+/** Prints GET /admin/decommission. */
+export async function decommissionStatus(base: string, out: CliOutput): Promise<number> {
+  out.stdout.write(`${line((await call(`${base}/admin/decommission`, 'GET')).body)}\n`);
+  return 0;
+}
+
+/** Pretty-prints the JSON line CLUSTER answers. */
+export function printCluster(json: string, out: CliOutput): number {
+  out.stdout.write(`${JSON.stringify(JSON.parse(json), null, 2)}\n`);
+  return 0;
+}

@@ -1,0 +1,119 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  type ClusterNode,
+  clusterInfo,
+  connect,
+  metric,
+  restart,
+  startStaticCluster,
+} from '../helpers/cluster.ts';
+import type { LineClient } from '../helpers/line-client.ts';
+import { cleanup, NODE, ROOT } from '../helpers/node-process.ts';
+
+const run = promisify(execFile);
+const clients: LineClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await cleanup();
+});
+
+async function client(node: ClusterNode): Promise<LineClient> {
+  const c = await connect(node);
+  clients.push(c);
+  return c;
+}
+
+function peersOf(nodes: ClusterNode[]): string {
+  return nodes.map((n) => `${n.name}=${n.host}:7946`).join(',');
+}
+
+const GC = ['--tombstone-grace-ms', '300', '--gc-interval-ms', '200', '--hint-interval-ms', '200'];
+
+describe('tombstone collection', () => {
+  it('collects a tombstone once every replica has it, never while one is missing', async () => {
+    const nodes = await startStaticCluster(3, GC);
+    const [n0, , n2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const a = await client(n0);
+    expect(await a.call('PUT quick v')).toBe('OK');
+    expect(await a.call('PUT slow v')).toBe('OK');
+    expect(await a.call('REMOVE quick')).toBe('OK');
+    for (const n of nodes) {
+      await expect.poll(() => metric(n, 'kvstore_storage_tombstones'), { timeout: 10_000 }).toBe(0);
+    }
+    expect(await a.call('GET quick')).toBe('NOT_FOUND');
+
+    await n2.proc.stop('SIGKILL');
+    expect(await a.call('REMOVE slow')).toBe('OK');
+    // Several collection passes run past the grace period while n2 lacks the tombstone: n0 keeps it.
+    const passes = await metric(n0, 'kvstore_gc_passes_total');
+    await expect
+      .poll(() => metric(n0, 'kvstore_gc_passes_total'), { timeout: 10_000 })
+      .toBeGreaterThan(passes + 4);
+    expect(await metric(n0, 'kvstore_storage_tombstones')).toBe(1);
+
+    await restart(n2, ['--peers', peersOf(nodes), ...GC]);
+    for (const n of nodes) {
+      await expect.poll(() => metric(n, 'kvstore_storage_tombstones'), { timeout: 15_000 }).toBe(0);
+      expect(await metric(n, 'kvstore_storage_keys')).toBe(0);
+    }
+    const c = await client(n2);
+    expect(await c.call('GET slow')).toBe('NOT_FOUND');
+    expect(await c.call('PREFIX s')).toBe('');
+  });
+});
+
+describe('kvctl admin commands', () => {
+  it('decommissions a node with kvctl and the others keep every key', async () => {
+    const nodes = await startStaticCluster(3, ['--replication-factor', '2']);
+    const [n0, n1, n2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const a = await client(n0);
+    const puts = Array.from({ length: 200 }, (_, i) => `PUT d:${String(i).padStart(3, '0')} v${i}`);
+    a.send(`${puts.join('\n')}\n`);
+    expect(new Set(await a.lines(200))).toEqual(new Set(['OK']));
+    const kvctl = (...args: string[]) =>
+      run(NODE, [
+        join(ROOT, 'src/cli/main.ts'),
+        '--host',
+        n1.host,
+        '--port',
+        '8081',
+        '--http-port',
+        '9090',
+        ...args,
+      ]);
+    const { stdout } = await kvctl('decommission', '--wait');
+    expect(stdout.trim().split('\n').at(-1)).toMatch(
+      /^decommissioned: \d+ records read, \d+ sent, done$/,
+    );
+    expect((await kvctl('decommission-status')).stdout).toMatch(/^decommissioned/);
+    const cluster = JSON.parse((await kvctl('cluster')).stdout) as {
+      members: { name: string; share: number }[];
+    };
+    expect(cluster.members.find((m) => m.name === 'kvstore-1')?.share).toBe(0);
+    // The two remaining members settle and hold two copies of every key between them.
+    await expect
+      .poll(
+        async () =>
+          (await metric(n0, 'kvstore_storage_keys')) + (await metric(n2, 'kvstore_storage_keys')),
+        {
+          timeout: 15_000,
+        },
+      )
+      .toBe(400);
+    await n1.proc.stop('SIGTERM');
+    const c = await client(n2);
+    expect((await c.call('PREFIX d:')).split(' ')).toHaveLength(200);
+    expect(await c.call('GET d:123')).toBe('v123');
+    expect((await clusterInfo(n2)).ring.moving).toBe(false);
+  });
+
+  it('refuses to decommission the last member', async () => {
+    const [only] = await startStaticCluster(1);
+    const res = await fetch(`http://${only!.host}:9090/admin/decommission`, { method: 'POST' });
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as { error: string }).error).toMatch(/no other member/);
+  });
+});

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Builds the test control plane (Kubernetes, etcd, kwok, helm) with `go build` from the Go module proxy into a cache outside the clone, keyed by version.
+#
+# Usage: test/k8s/build-tools.sh [tool...]       (default: every tool)
+#   tools: kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm
+# Prints `<tool>=<absolute path>` for each requested tool on stdout (plus `kwok-stages=<file>`
+# when kwok is requested); progress and build times go to stderr. A cached binary is reused when
+# it exists and answers its version command with the expected version, so reruns are cheap.
+# Environment: KVSTORE_K8S_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/kvstore-k8s),
+#   KVSTORE_K8S_BUILD_JOBS (go build -p, default 2). Builds run under `nice -n 15`.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cache=${KVSTORE_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kvstore-k8s}
+jobs=${KVSTORE_K8S_BUILD_JOBS:-2}
+all_tools=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm)
+
+log() { printf '[k8s-tools] %s\n' "$*" >&2; }
+
+# wrapper <tool>: the wrapper module directory under test/k8s/go.
+wrapper() {
+  case $1 in
+  kube-apiserver | kube-controller-manager | kube-scheduler | kubectl) echo kubernetes ;;
+  etcd | kwok | helm) echo "$1" ;;
+  *) log "unknown tool: $1 (known: ${all_tools[*]})" && exit 2 ;;
+  esac
+}
+
+# module <tool>: the upstream module whose version keys the cache.
+module() {
+  case $(wrapper "$1") in
+  kubernetes) echo k8s.io/kubernetes ;;
+  etcd) echo go.etcd.io/etcd/server/v3 ;;
+  kwok) echo sigs.k8s.io/kwok ;;
+  helm) echo helm.sh/helm/v4 ;;
+  esac
+}
+
+# package <tool>: the main package to build.
+package() {
+  case $1 in
+  kube-*) echo "k8s.io/kubernetes/cmd/$1" ;;
+  kubectl) echo k8s.io/kubernetes/cmd/kubectl ;;
+  etcd) echo go.etcd.io/etcd/server/v3 ;;
+  kwok) echo sigs.k8s.io/kwok/cmd/kwok ;;
+  helm) echo helm.sh/helm/v4/cmd/helm ;;
+  esac
+}
+
+# version <tool>: the required version, read from the wrapper's go.mod (no network needed).
+version() {
+  local mod
+  mod=$(module "$1")
+  awk -v m="$mod" '{ for (i = 1; i < NF; i++) if ($i == m && $(i + 1) ~ /^v[0-9]/) { print $(i + 1); exit } }' \
+    "$here/go/$(wrapper "$1")/go.mod"
+}
+
+# ldflags <tool> <version>: version stamping, as each project's release build does it.
+ldflags() {
+  local tool=$1 v=$2 minor date
+  date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  case $(wrapper "$tool") in
+  kubernetes)
+    minor=$(echo "$v" | cut -d. -f2)
+    local flags="-s -w" pkg
+    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      flags+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+      flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$date"
+    done
+    echo "$flags"
+    ;;
+  etcd) echo "-s -w" ;; # etcd's version is a constant in go.etcd.io/etcd/api/v3/version
+  kwok) echo "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$v" ;;
+  helm) echo "-s -w -X helm.sh/helm/v4/internal/version.version=$v -X helm.sh/helm/v4/internal/version.gitTreeState=clean" ;;
+  esac
+}
+
+# works <tool> <binary> <version>: the binary runs and reports the expected version.
+works() {
+  local tool=$1 bin=$2 v=$3 out
+  [[ -x $bin ]] || return 1
+  case $tool in
+  kubectl) out=$("$bin" version --client 2>&1) ;;
+  helm) out=$("$bin" version --short 2>&1) ;;
+  *) out=$("$bin" --version 2>&1) ;;
+  esac || return 1
+  [[ $out == *"${v#v}"* ]]
+}
+
+# kwok needs Stage configs (kwok >= 0.4): copy the upstream default fast stages out of the module.
+kwok_stages() {
+  local dir=$1 src
+  src=$(cd "$here/go/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+  [[ -n $src ]] || { log "kwok module not in the module cache" && return 1; }
+  {
+    cat "$src/kustomize/stage/node/fast/node-initialize.yaml"
+    printf -- '---\n'
+    cat "$src/kustomize/stage/node/heartbeat/node-heartbeat.yaml"
+    for f in pod-ready pod-complete pod-delete; do
+      printf -- '---\n'
+      cat "$src/kustomize/stage/pod/fast/$f.yaml"
+    done
+  } >"$dir/stages.yaml"
+}
+
+build() {
+  local tool=$1 v=$2 dest=$3 tmp start
+  tmp=$(mktemp -d "$cache/.build-$tool-XXXXXX")
+  start=$(date +%s)
+  log "building $tool $v ($(package "$tool")) with $(go version | cut -d' ' -f3), -p=$jobs, nice 15 ..."
+  (
+    cd "$here/go/$(wrapper "$tool")"
+    CGO_ENABLED=0 GOFLAGS="-p=$jobs -buildvcs=false -mod=readonly" \
+      nice -n 15 go build -trimpath -ldflags "$(ldflags "$tool" "$v")" -o "$tmp/$tool" "$(package "$tool")"
+  ) || {
+    rm -rf "$tmp"
+    log "FAILED to build $tool $v"
+    return 1
+  }
+  if [[ $tool == kwok ]]; then kwok_stages "$tmp" || { rm -rf "$tmp" && return 1; }; fi
+  works "$tool" "$tmp/$tool" "$v" || {
+    rm -rf "$tmp"
+    log "built $tool does not report version $v"
+    return 1
+  }
+  rm -rf "$dest"
+  mv "$tmp" "$dest"
+  log "built $tool $v in $(($(date +%s) - start))s -> $dest/$tool"
+}
+
+main() {
+  local tools=("$@") tool v dest missing=()
+  ((${#tools[@]})) || tools=("${all_tools[@]}")
+  mkdir -p "$cache"
+  for tool in "${tools[@]}"; do
+    v=$(version "$tool")
+    [[ -n $v ]] || { log "no version for $tool in $here/go/$(wrapper "$tool")/go.mod" && exit 1; }
+    works "$tool" "$cache/$tool-$v/$tool" "$v" || missing+=("$tool")
+  done
+  if ((${#missing[@]})); then
+    command -v go >/dev/null || { log "go is needed to build: ${missing[*]}" && exit 1; }
+    # One builder at a time (other test runs may be building the same tools).
+    exec 9>"$cache/.build.lock"
+    flock 9
+    local total_start
+    total_start=$(date +%s)
+    for tool in "${missing[@]}"; do
+      v=$(version "$tool")
+      dest="$cache/$tool-$v"
+      if works "$tool" "$dest/$tool" "$v"; then continue; fi
+      build "$tool" "$v" "$dest"
+    done
+    log "build finished in $(($(date +%s) - total_start))s"
+    exec 9>&-
+  fi
+  for tool in "${tools[@]}"; do
+    v=$(version "$tool")
+    echo "$tool=$cache/$tool-$v/$tool"
+    [[ $tool != kwok ]] || echo "kwok-stages=$cache/kwok-$v/stages.yaml"
+  done
+}
+
+main "$@"
