@@ -103,15 +103,16 @@ export async function runStream(
     const last: Buffer = chunk[chunk.length - 1]![0];
     after = last;
     p = { ...p, scanned: p.scanned + chunk.length, sent: p.sent + sent, bytes: p.bytes + bytes };
-    ctx.metrics.scanned.inc(chunk.length);
-    ctx.metrics.sentKeys.inc(sent);
-    ctx.metrics.sentBytes.inc(bytes);
-    progress(p);
+    // The cursor is durable before progress shows the chunk: what is reported is never redone.
     await ctx.storage.writeState(`stream:${job.kind}`, {
       ringId: job.ringId,
       after: last.toString('base64'),
       done: false,
     } satisfies Cursor);
+    ctx.metrics.scanned.inc(chunk.length);
+    ctx.metrics.sentKeys.inc(sent);
+    ctx.metrics.sentBytes.inc(bytes);
+    progress(p);
     const due = (p.bytes / ctx.rateBytes) * 1000 - (Date.now() - started);
     if (due > 0) await sleep(due, signal);
     if (signal.aborted) return false;

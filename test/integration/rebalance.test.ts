@@ -147,6 +147,47 @@ describe('membership through DNS, rebalancing and decommission', () => {
     expect(await after.call('GET user:0599')).toBe('value-599');
   });
 
+  it('resumes a throttled transfer where it stopped after the sending node restarts', async () => {
+    dns = await startDnsServer();
+    const block = loopbackBlock();
+    const hosts = [1, 2, 3, 4].map((i) => `${block}.${i}`);
+    const slow = ['--rebalance-rate-bytes', '4000'];
+    dns.setA(SERVICE, hosts.slice(0, 3));
+    const nodes = await Promise.all(
+      hosts.slice(0, 3).map((h, i) => dnsMember(dns!, `kvstore-${i}`, h, slow)),
+    );
+    await waitAllUp(nodes);
+    await waitSettled(nodes, ['kvstore-0', 'kvstore-1', 'kvstore-2']);
+    const w = await client(nodes[0]!);
+    const value = 'x'.repeat(100);
+    const puts = Array.from(
+      { length: 400 },
+      (_, i) => `PUT r:${String(i).padStart(3, '0')} ${value}`,
+    );
+    w.send(`${puts.join('\n')}\n`);
+    expect(new Set(await w.lines(400))).toEqual(new Set(['OK']));
+
+    const joiner = await dnsMember(dns, 'kvstore-3', hosts[3]!, slow);
+    dns.setA(SERVICE, hosts);
+    const n0 = nodes[0]!;
+    // The first chunk went out (and its cursor is durable); the throttle holds the rest back.
+    await expect
+      .poll(() => metric(n0, 'kvstore_rebalance_keys_sent_total'), { timeout: 15_000 })
+      .toBeGreaterThan(0);
+    expect(await metric(n0, 'kvstore_rebalance_active')).toBe(1);
+    await n0.proc.stop('SIGKILL');
+    n0.proc = (await dnsMember(dns, n0.name, n0.host, [...slow, '--data-dir', n0.dataDir])).proc;
+    const all = [...nodes, joiner];
+    await waitSettled(all, ['kvstore-0', 'kvstore-1', 'kvstore-2', 'kvstore-3'], 60_000);
+    // After the restart n0 read only what was left after its saved cursor.
+    const rescanned = await metric(n0, 'kvstore_rebalance_keys_scanned_total');
+    expect(rescanned).toBeGreaterThan(0);
+    expect(rescanned).toBeLessThan(400);
+    await expect.poll(() => storedTotal(all), { timeout: 15_000 }).toBe(3 * 400);
+    const c = await client(joiner);
+    expect((await c.call('PREFIX r:')).split(' ')).toHaveLength(400);
+  });
+
   it('starts and serves its own data while its peers do not resolve yet', async () => {
     dns = await startDnsServer();
     const host = `${loopbackBlock()}.1`;
