@@ -28,6 +28,10 @@ export const ERROR_CODES = {
   KV_ERR_PEER_OVERLOADED: 'too many requests to one peer are outstanding; the request was not sent',
   KV_ERR_STORAGE: 'the storage engine failed; the write was not acknowledged',
   KV_ERR_INTERNAL: 'an unexpected failure; the node keeps running',
+  KV_ERR_PROTOCOL:
+    'a RESP request is malformed or over a size limit; one error reply, then the connection is closed',
+  KV_ERR_NOT_REPRESENTABLE:
+    'a key or value written over RESP cannot be expressed on a text-protocol line (whitespace, control bytes, a newline); read it over RESP',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -9,28 +9,9 @@ import {
   validateKey,
   validateValue,
 } from './command.ts';
+import type { Reply } from './reply.ts';
 
 const SPACE = 0x20;
-
-/** What a command answers; each framing encodes it its own way. */
-export type Reply =
-  | { readonly type: 'ok' }
-  | { readonly type: 'pong' }
-  | { readonly type: 'not_found' }
-  | { readonly type: 'value'; readonly value: Buffer }
-  /** A one-line informational answer (CLUSTER's JSON); never contains a newline. */
-  | { readonly type: 'info'; readonly text: string }
-  /**
-   * Keys in ascending byte order. `paged` is true when the client asked for LIMIT; then `next`
-   * is the cursor to resume after, or null when the answer is complete.
-   */
-  | {
-      readonly type: 'keys';
-      readonly keys: readonly Buffer[];
-      readonly paged: boolean;
-      readonly next: Buffer | null;
-    }
-  | { readonly type: 'error'; readonly code: ErrorCode; readonly message: string };
 
 /** Splits on single spaces; runs of spaces between tokens are tolerated. */
 function tokens(line: Buffer, from: number): Buffer[] {
@@ -119,11 +100,37 @@ const SP = Buffer.from(' ');
 const END = Buffer.from('END\n');
 const MORE = Buffer.from('MORE ');
 
+/** True when `key` could have been written by the text protocol (see validateKey), as UTF-8. */
+function textKey(key: Buffer): boolean {
+  for (let i = 0; i < key.length; i++) {
+    const b = key[i]!;
+    if (b <= 0x20 || b === 0x7f) return false;
+  }
+  return isUtf8(key);
+}
+
+function errorLine(code: ErrorCode, message: string): Buffer {
+  return Buffer.from(`ERR ${wireCode(code)} ${message.replace(/[\r\n]+/g, ' ')}\n`);
+}
+
+const VALUE_NEWLINE = errorLine(
+  'KV_ERR_NOT_REPRESENTABLE',
+  'protocol: the value has a newline (written over RESP); read it over RESP',
+);
+const KEY_NOT_TEXT = errorLine(
+  'KV_ERR_NOT_REPRESENTABLE',
+  'protocol: a key in the answer has whitespace, control bytes or invalid UTF-8 (written over RESP); scan over RESP',
+);
+
 /**
  * Encodes a reply as text. Appends buffers to `out` (so a batch of replies becomes one write):
  * OK, PONG, NOT_FOUND, the raw value, `ERR <CODE> <message>`, or the keys space-separated on one
  * line (empty line when none). A paged answer adds a second line: `END` when complete, or
  * `MORE <cursor>` where the next page is `... LIMIT n CURSOR <cursor>`.
+ * Data written over RESP that a line cannot carry (a value with `\n`; a key with whitespace,
+ * control bytes or invalid UTF-8) is answered with `ERR NOT_REPRESENTABLE` instead, so the
+ * line framing never breaks. RESP-only replies (integer, status, array, sections) never reach
+ * this encoder; if one did, it is answered `ERR INTERNAL`, again one line.
  */
 export function encodeTextReply(reply: Reply, out: Buffer[]): void {
   switch (reply.type) {
@@ -137,30 +144,43 @@ export function encodeTextReply(reply: Reply, out: Buffer[]): void {
       out.push(NOT_FOUND);
       return;
     case 'value':
-      out.push(reply.value, NL);
+      if (reply.value.includes(0x0a)) out.push(VALUE_NEWLINE);
+      else out.push(reply.value, NL);
       return;
     case 'info':
       out.push(Buffer.from(`${reply.text.replace(/[\r\n]+/g, ' ')}\n`));
       return;
-    case 'error': {
-      const msg = reply.message.replace(/[\r\n]+/g, ' ');
-      out.push(Buffer.from(`ERR ${wireCode(reply.code)} ${msg}\n`));
+    case 'error':
+      out.push(errorLine(reply.code, reply.message));
       return;
-    }
     case 'keys':
-      for (let i = 0; i < reply.keys.length; i++) {
-        if (i > 0) out.push(SP);
-        out.push(reply.keys[i]!);
-      }
-      out.push(NL);
-      if (reply.paged) {
-        if (reply.next === null) out.push(END);
-        else out.push(MORE, reply.next, NL);
-      }
+      encodeKeys(reply, out);
+      return;
+    case 'integer':
+    case 'status':
+    case 'array':
+    case 'sections':
+      out.push(errorLine('KV_ERR_INTERNAL', `protocol: a ${reply.type} reply has no text form`));
       return;
     default: {
       const never: never = reply;
       throw new Error(`protocol: unhandled reply ${JSON.stringify(never)}`);
     }
+  }
+}
+
+function encodeKeys(reply: Extract<Reply, { type: 'keys' }>, out: Buffer[]): void {
+  if (!reply.keys.every(textKey) || (reply.next !== null && !textKey(reply.next))) {
+    out.push(KEY_NOT_TEXT);
+    return;
+  }
+  for (let i = 0; i < reply.keys.length; i++) {
+    if (i > 0) out.push(SP);
+    out.push(reply.keys[i]!);
+  }
+  out.push(NL);
+  if (reply.paged) {
+    if (reply.next === null) out.push(END);
+    else out.push(MORE, reply.next, NL);
   }
 }

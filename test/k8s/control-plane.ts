@@ -1,0 +1,114 @@
+// CLI for the test Kubernetes control plane: `node test/k8s/control-plane.ts up|down|env|build|status`.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import {
+  buildTools,
+  type ControlPlaneState,
+  isReady,
+  startControlPlane,
+  stateFile,
+  stateOf,
+  stopFromState,
+} from './control-plane-lib.ts';
+
+const USAGE = `usage: node test/k8s/control-plane.ts <command>
+  build   build the tools into the version-keyed cache (no-op when cached)
+  up      build if needed, start a control plane that keeps running, print its KUBECONFIG
+  env     print shell exports for the running control plane (eval "$(... env)")
+  status  exit 0 when the recorded control plane answers /readyz
+  down    stop the recorded control plane and remove its files
+state file: ${stateFile()}`;
+
+function readState(): ControlPlaneState | undefined {
+  const file = stateFile();
+  if (!existsSync(file)) return undefined;
+  return JSON.parse(readFileSync(file, 'utf8')) as ControlPlaneState;
+}
+
+function exports(state: ControlPlaneState): string {
+  return Object.entries(state.env)
+    .map(([k, v]) => `export ${k}='${v}'`)
+    .join('\n');
+}
+
+async function up(): Promise<void> {
+  const existing = readState();
+  if (existing) {
+    if (await isReady(existing)) {
+      console.error(`control plane already running (${existing.server}); state ${stateFile()}`);
+      console.log(exports(existing));
+      return;
+    }
+    console.error('recorded control plane is not ready; stopping its leftovers');
+    await stopFromState(existing);
+    await rm(stateFile(), { force: true });
+  }
+  const start = Date.now();
+  const cp = await startControlPlane({ persistent: true });
+  await mkdir(dirname(stateFile()), { recursive: true });
+  await writeFile(stateFile(), `${JSON.stringify(stateOf(cp), null, 2)}\n`);
+  console.error(
+    `control plane ${cp.version} up at ${cp.server} in ${((Date.now() - start) / 1000).toFixed(1)}s`,
+  );
+  console.error(`kubeconfig: ${cp.kubeconfig}`);
+  console.error(`logs:       ${cp.dir}/logs`);
+  console.error(`stop with:  npm run k8s:down`);
+  console.log(exports(cp));
+}
+
+async function down(): Promise<void> {
+  const state = readState();
+  if (!state) {
+    console.error(`no control plane recorded in ${stateFile()}`);
+    return;
+  }
+  await stopFromState(state);
+  await rm(stateFile(), { force: true });
+  console.error(`control plane at ${state.server} stopped; removed ${state.dir}`);
+}
+
+async function main(cmd: string | undefined): Promise<number> {
+  switch (cmd) {
+    case 'build': {
+      const { bins } = await buildTools();
+      for (const [tool, path] of Object.entries(bins)) console.log(`${tool}=${path}`);
+      return 0;
+    }
+    case 'up':
+      await up();
+      return 0;
+    case 'down':
+      await down();
+      return 0;
+    case 'env': {
+      const state = readState();
+      if (!state) {
+        console.error(`no control plane recorded in ${stateFile()}; run npm run k8s:up`);
+        return 1;
+      }
+      console.log(exports(state));
+      return 0;
+    }
+    case 'status': {
+      const state = readState();
+      const ready = state !== undefined && (await isReady(state));
+      console.error(ready ? `ready: ${state?.server}` : 'not running');
+      return ready ? 0 : 1;
+    }
+    default:
+      console.error(USAGE);
+      return cmd === undefined || cmd === 'help' || cmd === '--help' ? 0 : 2;
+  }
+}
+
+main(process.argv[2]).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    console.error(e instanceof Error ? e.message : e);
+    process.exitCode = 1;
+  },
+);
