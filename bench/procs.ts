@@ -1,7 +1,15 @@
 // Starts and stops the servers under test (a kvstore node, redis-server) and removes their temp dirs.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasyncSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -167,4 +175,33 @@ export function processCpuMs(pid: number | undefined, ticksPerSecond: number): n
   } catch {
     return 0;
   }
+}
+
+/** Latency of a 4 KiB write + fdatasync in `root`: what bounds every durable write batch. */
+export interface FsyncProbe {
+  readonly p50Us: number;
+  readonly p99Us: number;
+}
+
+/** Times `count` small write + fdatasync rounds on a temp file under `root` (about 0.1-1 s). */
+export function fsyncProbe(root: string, count = 100): FsyncProbe {
+  const dir = mkdtempSync(join(root, 'fsync-probe-'));
+  const page = Buffer.alloc(4096, 0x61);
+  const times: number[] = [];
+  const fd = openSync(join(dir, 'probe'), 'w');
+  try {
+    for (let i = 0; i < count; i++) {
+      const t0 = performance.now();
+      writeSync(fd, page, 0, page.length, (i % 16) * page.length);
+      fdatasyncSync(fd);
+      times.push((performance.now() - t0) * 1000);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  times.sort((a, b) => a - b);
+  const at = (q: number) =>
+    Math.round(times[Math.min(times.length - 1, Math.floor(q * times.length))]!);
+  return { p50Us: at(0.5), p99Us: at(0.99) };
 }

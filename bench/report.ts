@@ -6,6 +6,7 @@ import { availableParallelism, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { LatencySummary } from './histogram.ts';
 import type { Op } from './loadgen.ts';
+import type { FsyncProbe } from './procs.ts';
 
 export type TargetName = 'kvstore' | 'redis' | 'redis-aof';
 export const TARGETS: readonly TargetName[] = ['kvstore', 'redis', 'redis-aof'];
@@ -56,6 +57,12 @@ export interface Report {
   readonly machine: MachineInfo;
   readonly cells: readonly CellResult[];
   readonly crosscheck: readonly string[];
+  /** Conditions around the run: the machine is shared, so these explain much of the variance. */
+  readonly conditions: {
+    readonly fsyncAtStart: FsyncProbe;
+    readonly fsyncAtEnd: FsyncProbe;
+    readonly loadAvgAtEnd: readonly number[];
+  };
 }
 
 function run(cmd: string, args: string[]): string {
@@ -67,6 +74,11 @@ function run(cmd: string, args: string[]): string {
   } catch {
     return 'unknown';
   }
+}
+
+/** 1, 5 and 15 minute load averages, rounded. */
+export function loadAverage(): number[] {
+  return loadavg().map((l) => Math.round(l * 100) / 100);
 }
 
 export function machineInfo(dataRoot: string, root: string): MachineInfo {
@@ -82,7 +94,7 @@ export function machineInfo(dataRoot: string, root: string): MachineInfo {
     node: process.version,
     redis,
     dataFs: run('stat', ['-f', '-c', '%T', dataRoot]),
-    loadAvgAtStart: loadavg().map((l) => Math.round(l * 100) / 100),
+    loadAvgAtStart: loadAverage(),
     gitCommit: run('git', ['-C', root, 'rev-parse', '--short', 'HEAD']) + dirty,
   };
 }
@@ -164,6 +176,7 @@ export function renderTables(cells: readonly CellResult[]): string {
 export function renderMarkdown(report: Report): string {
   const m = report.machine;
   const o = report.options;
+  const c = report.conditions;
   const lines = [
     '# kvstore single-node benchmark',
     '',
@@ -172,7 +185,10 @@ export function renderMarkdown(report: Report): string {
     '## Machine',
     '',
     `- CPU: ${m.cpuModel}, nproc ${m.nproc}, memory ${m.memoryGiB} GiB, kernel ${m.kernel}`,
-    `- Node ${m.node}, Redis ${m.redis}; data dirs on ${m.dataFs}; load average at start ${m.loadAvgAtStart.join(' ')}`,
+    `- Node ${m.node}, Redis ${m.redis}; data dirs on ${m.dataFs}`,
+    `- Load average ${m.loadAvgAtStart.join(' ')} at start, ${c.loadAvgAtEnd.join(' ')} at end (others share this machine)`,
+    `- 4 KiB write + fdatasync in the data dir: p50 ${c.fsyncAtStart.p50Us} µs, p99 ${c.fsyncAtStart.p99Us} µs at start;`,
+    `  p50 ${c.fsyncAtEnd.p50Us} µs, p99 ${c.fsyncAtEnd.p99Us} µs at end (bounds every kvstore write batch)`,
     '',
     '## Setup',
     '',

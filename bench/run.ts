@@ -10,6 +10,7 @@ import { Histogram } from './histogram.ts';
 import type { FromWorker, LoadTarget, Op, ToWorker, WorkerInit, WorkerResult } from './loadgen.ts';
 import {
   cleanupSync,
+  fsyncProbe,
   processCpuMs,
   ROOT,
   type Server,
@@ -17,9 +18,11 @@ import {
   startRedis,
   stopServer,
 } from './procs.ts';
+import type { ProtocolName } from './protocols.ts';
 import {
   type Cell,
   type CellResult,
+  loadAverage,
   machineInfo,
   type Report,
   renderTables,
@@ -159,9 +162,14 @@ function split(n: number, workers: number): number[] {
   );
 }
 
+/** The framing the main cells use: kvstore text lines, Redis inline commands. */
+function protocolOf(server: Server): ProtocolName {
+  return server.name === 'kvstore' ? 'kvstore' : 'redis';
+}
+
 /** Writes every key once (unmeasured) so GETs find values. */
 async function fill(workers: LoadWorker[], server: Server, keys: number): Promise<void> {
-  const protocol = server.name === 'kvstore' ? 'kvstore' : 'redis';
+  const protocol = protocolOf(server);
   const per = Math.ceil(keys / workers.length);
   workers.forEach((w, i) => {
     const from = Math.min(keys, i * per);
@@ -186,10 +194,10 @@ async function fill(workers: LoadWorker[], server: Server, keys: number): Promis
 async function measure(
   workers: LoadWorker[],
   server: Server,
+  protocol: ProtocolName,
   cell: Cell,
-  opts: Options,
+  timing: { readonly warmupS: number; readonly durationS: number },
 ): Promise<TargetResult> {
-  const protocol = server.name === 'kvstore' ? 'kvstore' : 'redis';
   const active = split(cell.connections, workers.length)
     .map((connections, i) => ({ w: workers[i]!, connections }))
     .filter((a) => a.connections > 0);
@@ -198,12 +206,12 @@ async function measure(
     w.send({ type: 'start', op: cell.op, ...target });
   }
   for (const { w } of active) await w.next('started');
-  await sleep(opts.warmupS * 1000);
+  await sleep(timing.warmupS * 1000);
   const ticks = 100; // USER_HZ: /proc reports CPU time in 1/100 s on Linux
   const cpu0 = processCpuMs(server.child.pid, ticks);
   const t0 = performance.now();
   for (const { w } of active) w.send({ type: 'record' });
-  await sleep(opts.durationS * 1000);
+  await sleep(timing.durationS * 1000);
   for (const { w } of active) w.send({ type: 'stop' });
   const serverCpuMs = processCpuMs(server.child.pid, ticks) - cpu0;
   const wallMs = performance.now() - t0;
@@ -238,12 +246,47 @@ function progress(cell: Cell, name: TargetName, r: TargetResult): void {
   );
 }
 
+/** Every cell on every server in turn (kvstore, redis, redis-aof), so they share conditions. */
+async function runCells(
+  workers: LoadWorker[],
+  servers: Map<TargetName, Server>,
+  opts: Options,
+): Promise<CellResult[]> {
+  const cells: CellResult[] = [];
+  for (const cell of cellsFor(opts.quick)) {
+    const results = {} as Record<TargetName, TargetResult>;
+    for (const t of TARGETS) {
+      const server = servers.get(t)!;
+      results[t] = await measure(workers, server, protocolOf(server), cell, opts);
+      progress(cell, t, results[t]);
+    }
+    cells.push({ cell, results });
+  }
+  return cells;
+}
+
+/** redis-benchmark vs this harness speaking RESP, on the no-persistence Redis (shorter runs). */
+function checkGenerator(
+  workers: LoadWorker[],
+  redis: Server,
+  cells: CellResult[],
+  opts: Options,
+): Promise<string[]> {
+  if (!opts.crosscheck) return Promise.resolve([]);
+  process.stderr.write('generator check: redis-benchmark vs this harness (RESP)\n');
+  const timing = { warmupS: Math.min(opts.warmupS, 0.5), durationS: Math.min(opts.durationS, 2) };
+  return crosscheck(redis.port, cells, opts, (cell) =>
+    measure(workers, redis, 'redis-resp', cell, timing),
+  );
+}
+
 async function bench(opts: Options): Promise<void> {
   const startedAt = new Date().toISOString();
   const machine = machineInfo(opts.dataRoot, ROOT);
+  const fsyncAtStart = fsyncProbe(opts.dataRoot);
   const m = machine;
   process.stderr.write(
-    `${m.cpuModel} x${m.nproc}, node ${m.node}, redis ${m.redis}, data on ${m.dataFs}\n`,
+    `${m.cpuModel} x${m.nproc}, node ${m.node}, redis ${m.redis}, data on ${m.dataFs}, fsync p50 ${fsyncAtStart.p50Us} µs p99 ${fsyncAtStart.p99Us} µs, load ${m.loadAvgAtStart.join(' ')}\n`,
   );
   const servers = new Map<TargetName, Server>();
   const workers: LoadWorker[] = [];
@@ -257,18 +300,8 @@ async function bench(opts: Options): Promise<void> {
       process.stderr.write(`filling ${t} with ${opts.keys} keys\n`);
       await fill(workers, servers.get(t)!, opts.keys);
     }
-    const cells: CellResult[] = [];
-    for (const cell of cellsFor(opts.quick)) {
-      const results = {} as Record<TargetName, TargetResult>;
-      for (const t of TARGETS) {
-        results[t] = await measure(workers, servers.get(t)!, cell, opts);
-        progress(cell, t, results[t]);
-      }
-      cells.push({ cell, results });
-    }
-    const checks = opts.crosscheck
-      ? await crosscheck(servers.get('redis')!.port, cells, opts.keys, opts.valueBytes)
-      : [];
+    const cells = await runCells(workers, servers, opts);
+    const checks = await checkGenerator(workers, servers.get('redis')!, cells, opts);
     const report: Report = {
       startedAt,
       finishedAt: new Date().toISOString(),
@@ -276,6 +309,11 @@ async function bench(opts: Options): Promise<void> {
       machine,
       cells,
       crosscheck: checks,
+      conditions: {
+        fsyncAtStart,
+        fsyncAtEnd: fsyncProbe(opts.dataRoot),
+        loadAvgAtEnd: loadAverage(),
+      },
     };
     process.stdout.write(`\n${renderTables(cells)}\n\n${checks.join('\n')}\n`);
     process.stdout.write(`\nreport: ${writeReport(report, opts.out)}\n`);

@@ -13,11 +13,13 @@ async function main(): Promise<number> {
     process.stderr.write(`${loaded.text}\n`);
     return 2;
   }
-  const node = await startNode(loaded.config);
+  // Handlers go in before the node starts, so a signal during start-up is not the default
+  // (immediate) exit: the node finishes starting, then stops cleanly.
   const signalled = new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
+  const node = await startNode(loaded.config);
   const signal = await signalled;
   node.logger.info({ signal }, 'signal received');
   // A second signal while draining forces the exit.

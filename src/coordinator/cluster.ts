@@ -11,6 +11,7 @@ import {
   type Storage,
   type StoredRecord,
 } from '../storage/index.ts';
+import { estimateKeys, executeMulti, infoSections, type KeyspaceSource } from './multi.ts';
 import { type QuorumGroup, quorum } from './quorum.ts';
 import type { Replicas } from './replicas.ts';
 import { scatterScan } from './scatter.ts';
@@ -92,11 +93,32 @@ export class ClusterCoordinator implements Coordinator {
         return OK;
       case 'cluster':
         return { type: 'info', text: JSON.stringify(this.#o.info()) };
+      case 'del':
+      case 'exists':
+      case 'mget':
+      case 'mset':
+        return executeMulti(cmd, (one) => this.execute(one));
+      case 'dbsize':
+        return { type: 'integer', value: estimateKeys(this.#keyspace()) };
+      case 'info':
+        return infoSections(this.#keyspace(), cmd.sections);
       default: {
         const never: never = cmd;
         throw new Error(`coordinator: unhandled command ${JSON.stringify(never)}`);
       }
     }
+  }
+
+  #keyspace(): KeyspaceSource {
+    const o = this.#o;
+    return {
+      self: o.replicas.self,
+      topology: o.topology,
+      isUp: o.isUp,
+      liveKeys: () => o.storage.stats().liveKeys,
+      readQuorum: o.readQuorum,
+      writeQuorum: o.writeQuorum,
+    };
   }
 
   /** True when this node is the key's only replica (one member, or RF 1 owned here). */

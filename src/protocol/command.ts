@@ -21,12 +21,31 @@ export type Command =
       readonly end: Buffer;
       readonly page: ScanPage;
     }
-  /** Keys that start with prefix: the range [prefix, successor(prefix)). */
+  /**
+   * Keys that start with prefix: the range [prefix, successor(prefix)). An empty prefix (only
+   * from RESP's SCAN and KEYS) is every key.
+   */
   | { readonly type: 'prefix'; readonly prefix: Buffer; readonly page: ScanPage }
   | { readonly type: 'ping' }
   | { readonly type: 'quit' }
   /** Cluster state as one JSON line: members, states, ring shares, transfers. */
-  | { readonly type: 'cluster' };
+  | { readonly type: 'cluster' }
+  // Multi-key and server commands; only RESP produces them.
+  /** REMOVE of each distinct key; answers the integer count of keys that were live. */
+  | { readonly type: 'del'; readonly keys: readonly Buffer[] }
+  /** GET of each key; answers the integer count of live keys (a key given twice counts twice). */
+  | { readonly type: 'exists'; readonly keys: readonly Buffer[] }
+  /** GET of each key; answers an array of values, not_found for absent keys. */
+  | { readonly type: 'mget'; readonly keys: readonly Buffer[] }
+  /** PUT of each pair, concurrently; OK once every one is durable, else the first error. */
+  | { readonly type: 'mset'; readonly entries: readonly (readonly [Buffer, Buffer])[] }
+  /** The cluster's number of live keys (an estimate, see the coordinator). */
+  | { readonly type: 'dbsize' }
+  /**
+   * INFO's cluster-side sections (`replication`, `keyspace`); `sections` are the lower-case
+   * names asked for, empty for all.
+   */
+  | { readonly type: 'info'; readonly sections: readonly string[] };
 
 export type CommandType = Command['type'];
 
@@ -40,17 +59,32 @@ export const COMMAND_TYPES: readonly CommandType[] = [
   'ping',
   'quit',
   'cluster',
+  'del',
+  'exists',
+  'mget',
+  'mset',
+  'dbsize',
+  'info',
 ];
 
 /**
- * How a command may overlap with its neighbours on one connection: consecutive `write`s (PUT)
- * or consecutive `read`s may run together; an `exclusive` command (REMOVE: it reads, then writes)
- * runs alone, after everything before it and before anything after it.
+ * How a command may overlap with its neighbours on one connection: consecutive `write`s (PUT,
+ * MSET) or consecutive `read`s may run together; an `exclusive` command (REMOVE, DEL: they read,
+ * then write) runs alone, after everything before it and before anything after it.
  */
 export type Ordering = 'read' | 'write' | 'exclusive';
 
 export function orderingOf(cmd: Command): Ordering {
-  return cmd.type === 'put' ? 'write' : cmd.type === 'remove' ? 'exclusive' : 'read';
+  switch (cmd.type) {
+    case 'put':
+    case 'mset':
+      return 'write';
+    case 'remove':
+    case 'del':
+      return 'exclusive';
+    default:
+      return 'read';
+  }
 }
 
 /** Limits every command is validated against; from the node's configuration. */
@@ -81,6 +115,21 @@ export function validateKey(key: Buffer, limits: CommandLimits, what = 'key'): B
         `protocol: ${what} has a control or whitespace character at byte ${i}`,
       );
     }
+  }
+  return key;
+}
+
+/**
+ * Checks a key as RESP carries it: binary-safe, any bytes, but non-empty and at most
+ * maxKeyBytes. Throws KV_ERR_INVALID_KEY.
+ */
+export function validateBinaryKey(key: Buffer, limits: CommandLimits, what = 'key'): Buffer {
+  if (key.length === 0) throw new KvError('KV_ERR_INVALID_KEY', `protocol: ${what} is empty`);
+  if (key.length > limits.maxKeyBytes) {
+    throw new KvError(
+      'KV_ERR_INVALID_KEY',
+      `protocol: ${what} is ${key.length} bytes, the limit is ${limits.maxKeyBytes}`,
+    );
   }
   return key;
 }

@@ -1,4 +1,4 @@
-// protocol: pure codecs for the client port: the incremental line decoder, the command table, text replies.
+// protocol: pure codecs for the client port: the command table, text lines (seed) and RESP2.
 
 export {
   COMMAND_TYPES,
@@ -10,8 +10,32 @@ export {
   parseLimit,
   parseScanPage,
   type ScanPage,
+  validateBinaryKey,
   validateKey,
   validateValue,
 } from './command.ts';
 export { LineDecoder, type LineFrame } from './line-decoder.ts';
-export { encodeTextReply, parseTextLine, type Reply } from './text.ts';
+export { errorReply, type InfoSection, type Reply, RespError } from './reply.ts';
+export {
+  ARG_OVERHEAD,
+  encodeRespReply,
+  RespDecoder,
+  type RespFrame,
+  type RespLimits,
+  renderSections,
+} from './resp.ts';
+export {
+  decodeScanCursor,
+  parseRespRequest,
+  patternPrefix,
+  RESP_COMMANDS,
+} from './resp-commands.ts';
+export type {
+  RespContext,
+  RespRequest,
+  RespSession,
+  RespSpec,
+  ScanCursors,
+  ServerFacts,
+} from './resp-spec.ts';
+export { encodeTextReply, parseTextLine } from './text.ts';

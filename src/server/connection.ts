@@ -1,31 +1,41 @@
-// One client connection: decode lines, dispatch in order, reply in order, apply backpressure.
+// One client connection: pick the framing, dispatch in order, reply in order, apply backpressure.
 
 import type { Socket } from 'node:net';
 import type { Coordinator } from '../coordinator/index.ts';
-import { KvError, toKvError, wireCode } from '../errors/index.ts';
+import { toKvError, wireCode } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import {
   type Command,
   type CommandLimits,
   type CommandType,
-  encodeTextReply,
-  LineDecoder,
-  type LineFrame,
+  errorReply,
   type Ordering,
   orderingOf,
-  parseTextLine,
   type Reply,
+  type RespLimits,
+  type ScanCursors,
+  type ServerFacts,
 } from '../protocol/index.ts';
+import { type Framing, type FramingSink, RespFraming, TextFraming } from './framing.ts';
 import type { ServerMetrics } from './metrics.ts';
 
 export interface ConnectionContext {
   readonly coordinator: Coordinator;
   readonly limits: CommandLimits;
   readonly maxLineBytes: number;
+  readonly respLimits: RespLimits;
   readonly maxPipeline: number;
   readonly metrics: ServerMetrics;
   readonly logger: Logger;
+  /** A fresh CLIENT ID. */
+  readonly nextClientId: () => number;
+  /** What INFO and HELLO report about the node. */
+  readonly serverFacts: () => ServerFacts;
+  /** SCAN cursors, shared by the node's RESP connections. */
+  readonly scanCursors: ScanCursors;
 }
+
+const STAR = 0x2a;
 
 /** Consecutive commands of one kind that may run concurrently; see #execute. */
 interface Group {
@@ -49,22 +59,24 @@ interface Slot {
   reply: Reply | null;
   readonly command: CommandType | null;
   readonly started: number;
-}
-
-function errorReply(err: KvError): Reply {
-  return { type: 'error', code: err.code, message: err.message };
+  /** Rewrites the command's reply for its framing (RESP shapes); errors pass unchanged. */
+  readonly shape: ((r: Reply) => Reply) | undefined;
 }
 
 /**
- * Serves one socket. Commands run as soon as they are decoded (pipelining); replies go out in
- * command order, batched into one write per turn. Reading pauses while `maxPipeline` replies are
+ * Serves one socket. The first byte picks the framing for the whole connection: `*` is RESP2,
+ * anything else the seed's text protocol; both share everything below. Commands run as soon as
+ * they are decoded (pipelining); replies go out in command order, batched into one write per
+ * turn. A RESP protocol error is answered after the earlier replies, then the connection ends,
+ * as after QUIT. Reading pauses while `maxPipeline` replies are
  * outstanding or the socket's write buffer is full, so a client that does not read its replies
  * cannot make the node buffer without bound.
  */
 export class Connection {
   readonly #socket: Socket;
   readonly #ctx: ConnectionContext;
-  readonly #decoder: LineDecoder;
+  readonly #sink: FramingSink;
+  #framing: Framing | null = null;
   #slots: Slot[] = [];
   #head = 0;
   #flushScheduled = false;
@@ -77,7 +89,19 @@ export class Connection {
   constructor(socket: Socket, ctx: ConnectionContext) {
     this.#socket = socket;
     this.#ctx = ctx;
-    this.#decoder = new LineDecoder(ctx.maxLineBytes);
+    this.#sink = {
+      command: (cmd, shape) => {
+        if (!this.#quitting) this.#dispatch(cmd, shape);
+      },
+      reply: (reply) => {
+        if (!this.#quitting) this.#pushReply(reply);
+      },
+      fatal: (reply) => {
+        if (this.#quitting) return;
+        this.#pushReply(reply);
+        this.#quitting = true;
+      },
+    };
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('drain', () => this.#maybeResume());
@@ -107,33 +131,26 @@ export class Connection {
 
   #onData(chunk: Buffer): void {
     if (this.#quitting || this.#draining) return;
-    this.#decoder.push(chunk, (frame) => this.#onFrame(frame));
+    this.#framing ??= this.#pickFraming(chunk[0]!);
+    this.#framing.decode(chunk, this.#sink);
     this.#flush();
     if (this.#pending >= this.#ctx.maxPipeline || this.#socket.writableNeedDrain) {
       this.#socket.pause();
     }
   }
 
-  #onFrame(frame: LineFrame): void {
-    if (this.#quitting) return;
-    if (frame.kind === 'too_long') {
-      const limit = this.#ctx.maxLineBytes;
-      const msg = `protocol: line of ${frame.bytes} bytes is over the limit of ${limit}`;
-      this.#pushError(null, new KvError('KV_ERR_LINE_TOO_LONG', msg));
-      return;
-    }
-    let cmd: Command | null;
-    try {
-      cmd = parseTextLine(frame.line, this.#ctx.limits);
-    } catch (err) {
-      this.#pushError(null, toKvError(err, 'protocol'));
-      return;
-    }
-    if (cmd !== null) this.#dispatch(cmd);
+  #pickFraming(first: number): Framing {
+    const ctx = this.#ctx;
+    if (first !== STAR) return new TextFraming(ctx.limits, ctx.maxLineBytes);
+    const session = { id: ctx.nextClientId(), name: null, libName: null, libVer: null };
+    return new RespFraming(
+      { limits: ctx.limits, session, server: ctx.serverFacts, cursors: ctx.scanCursors },
+      ctx.respLimits,
+    );
   }
 
-  #dispatch(cmd: Command): void {
-    const slot: Slot = { reply: null, command: cmd.type, started: performance.now() };
+  #dispatch(cmd: Command, shape?: (r: Reply) => Reply): void {
+    const slot: Slot = { reply: null, command: cmd.type, started: performance.now(), shape };
     this.#slots.push(slot);
     this.#ctx.metrics.requests.labels(cmd.type).inc();
     if (cmd.type === 'quit') this.#quitting = true;
@@ -204,7 +221,15 @@ export class Connection {
     return errorReply(e);
   }
 
-  #finish(slot: Slot, reply: Reply): void {
+  #finish(slot: Slot, result: Reply): void {
+    let reply = result;
+    if (slot.shape !== undefined && reply.type !== 'error') {
+      try {
+        reply = slot.shape(reply);
+      } catch (err) {
+        reply = this.#failure(err);
+      }
+    }
     slot.reply = reply;
     if (slot.command !== null) {
       this.#ctx.metrics.duration
@@ -214,10 +239,11 @@ export class Connection {
     if (reply.type === 'error') this.#ctx.metrics.errors.labels(wireCode(reply.code)).inc();
   }
 
-  #pushError(command: CommandType | null, err: KvError): void {
-    const slot: Slot = { reply: null, command, started: performance.now() };
+  /** A reply that needed no command (an error, or a connection-local answer), in its place. */
+  #pushReply(reply: Reply): void {
+    const slot: Slot = { reply: null, command: null, started: performance.now(), shape: undefined };
     this.#slots.push(slot);
-    this.#finish(slot, errorReply(err));
+    this.#finish(slot, reply);
   }
 
   #scheduleFlush(): void {
@@ -235,7 +261,7 @@ export class Connection {
     while (this.#head < this.#slots.length) {
       const slot = this.#slots[this.#head]!;
       if (slot.reply === null) break;
-      encodeTextReply(slot.reply, out);
+      this.#framing!.encode(slot.reply, out);
       this.#head++;
     }
     if (this.#head === this.#slots.length) {
@@ -261,7 +287,7 @@ export class Connection {
 
   #onEnd(): void {
     // The client half-closed: answer what it sent, then close our side.
-    this.#decoder.reset();
+    this.#framing?.reset();
     this.#quitting = true;
     this.#checkIdle();
   }
@@ -278,7 +304,7 @@ export class Connection {
 
   #onClose(): void {
     this.#closed = true;
-    this.#decoder.reset();
+    this.#framing?.reset();
     const done = this.#onIdle;
     this.#onIdle = null;
     done?.();

@@ -3,12 +3,14 @@
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Registry } from 'prom-client';
+import pkg from '../../package.json' with { type: 'json' };
 import type { Coordinator } from '../coordinator/index.ts';
 import { KvError, wireCode } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
-import type { CommandLimits } from '../protocol/index.ts';
+import { ARG_OVERHEAD, type CommandLimits, type RespLimits } from '../protocol/index.ts';
 import { Connection, type ConnectionContext } from './connection.ts';
 import { registerServerMetrics, type ServerMetrics } from './metrics.ts';
+import { ScanCursorTable } from './scan-cursors.ts';
 
 export interface ServerOptions {
   readonly host: string;
@@ -22,6 +24,24 @@ export interface ServerOptions {
   readonly logger: Logger;
 }
 
+/** Bytes a RESP bulk string may exceed --max-value-bytes by and still get VALUE_TOO_LARGE. */
+const BULK_SLACK = 4096;
+
+/**
+ * RESP's bounds from the node's limits: a bulk string up to the largest key or value plus
+ * slack, up to 1Mi arguments, at most max(64 MiB, one full SET) held per request, inline
+ * requests up to 64 KiB (Redis's own inline limit).
+ */
+export function respLimitsOf(limits: CommandLimits): RespLimits {
+  const maxBulkBytes = Math.max(limits.maxValueBytes, limits.maxKeyBytes) + BULK_SLACK;
+  return {
+    maxBulkBytes,
+    maxArgs: 1024 * 1024,
+    maxRequestBytes: Math.max(64 * 1024 * 1024, 2 * maxBulkBytes + 4 * ARG_OVERHEAD),
+    maxInlineBytes: 64 * 1024,
+  };
+}
+
 /** The listening client port. */
 export class KvServer {
   readonly #server: Server;
@@ -29,6 +49,7 @@ export class KvServer {
   readonly #ctx: ConnectionContext;
   readonly #metrics: ServerMetrics;
   readonly #opts: ServerOptions;
+  #clientIds = 0;
 
   private constructor(opts: ServerOptions) {
     this.#opts = opts;
@@ -37,9 +58,19 @@ export class KvServer {
       coordinator: opts.coordinator,
       limits: opts.limits,
       maxLineBytes: opts.maxLineBytes,
+      respLimits: respLimitsOf(opts.limits),
       maxPipeline: opts.maxPipeline,
       metrics: this.#metrics,
       logger: opts.logger,
+      nextClientId: () => ++this.#clientIds,
+      serverFacts: () => ({
+        version: pkg.version,
+        port: this.port,
+        connectedClients: this.#connections.size,
+        uptimeSeconds: Math.floor(process.uptime()),
+      }),
+      // Up to ~20 MB of resume keys at the largest key size; a scan idle for 10 minutes ends.
+      scanCursors: new ScanCursorTable({ max: 10_000, ttlMs: 10 * 60_000 }),
     };
     this.#server = createServer({ allowHalfOpen: true }, (socket) => this.#accept(socket));
     this.#server.on('error', (err) => opts.logger.error({ err }, 'client listener error'));

@@ -18,11 +18,16 @@ describe('kvctl arguments', () => {
     expect(parseArgs(['ping'], {})).toEqual({
       host: '127.0.0.1',
       port: 8081,
+      httpPort: 9090,
       timeoutMs: 10_000,
       command: { name: 'ping' },
     });
-    const env = { KVCTL_HOST: 'db', KVCTL_PORT: '9000' };
-    expect(parseArgs(['ping'], env)).toMatchObject({ host: 'db', port: 9000 });
+    const env = { KVCTL_HOST: 'db', KVCTL_PORT: '9000', KVCTL_HTTP_PORT: '9100' };
+    expect(parseArgs(['ping'], env)).toMatchObject({ host: 'db', port: 9000, httpPort: 9100 });
+    expect(parseArgs(['--http-port', '9200', 'decommission', '--wait'], env)).toMatchObject({
+      httpPort: 9200,
+      command: { name: 'decommission', wait: true },
+    });
     expect(parseArgs(['--host', 'h', '--port=7', '--timeout-ms', '0', 'ping'], env)).toMatchObject({
       host: 'h',
       port: 7,

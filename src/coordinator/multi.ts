@@ -1,0 +1,133 @@
+// Multi-key commands (DEL, EXISTS, MGET, MSET) as concurrent single-key commands, and INFO's data.
+
+import type { Topology } from '../membership/index.ts';
+import type { Command, InfoSection, Reply } from '../protocol/index.ts';
+
+type MultiCommand = Extract<Command, { type: 'del' | 'exists' | 'mget' | 'mset' }>;
+
+/** Runs one single-key command (the coordinator's own execute). */
+type Run = (cmd: Command) => Reply | Promise<Reply>;
+
+/**
+ * Runs every part concurrently; answers synchronously when every part did (a node that is
+ * each key's only replica), else once all settled. Any failure fails the whole command with the
+ * first error; parts already applied stay applied (these commands are not atomic).
+ */
+function all(
+  parts: (Reply | Promise<Reply>)[],
+  merge: (r: Reply[]) => Reply,
+): Reply | Promise<Reply> {
+  if (parts.every((p) => !(p instanceof Promise))) return merge(parts as Reply[]);
+  return Promise.all(parts).then(merge);
+}
+
+/** Runs one part; a synchronous throw becomes a rejection, so no other part's is left unhandled. */
+function attempt(run: Run, cmd: Command): Reply | Promise<Reply> {
+  try {
+    return run(cmd);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+function count(replies: readonly Reply[], type: Reply['type']): Reply {
+  return { type: 'integer', value: replies.filter((r) => r.type === type).length };
+}
+
+/**
+ * DEL: REMOVE of each distinct key, the count of keys that were live. EXISTS: GET of each key,
+ * the count found (a key named twice counts twice, as in Redis). MGET: GET of each key, an array
+ * with not_found (RESP null) for absent keys. MSET: PUT of each pair; OK when all are durable.
+ * Versions are taken in argument order, so a key set twice in one MSET keeps the later value.
+ */
+export function executeMulti(cmd: MultiCommand, run: Run): Reply | Promise<Reply> {
+  switch (cmd.type) {
+    case 'del': {
+      const distinct = new Map(cmd.keys.map((k) => [k.toString('latin1'), k]));
+      const parts = [...distinct.values()].map((key) => attempt(run, { type: 'remove', key }));
+      return all(parts, (r) => count(r, 'ok'));
+    }
+    case 'exists':
+      return all(
+        cmd.keys.map((key) => attempt(run, { type: 'get', key })),
+        (r) => count(r, 'value'),
+      );
+    case 'mget':
+      return all(
+        cmd.keys.map((key) => attempt(run, { type: 'get', key })),
+        (items) => ({ type: 'array', items }),
+      );
+    case 'mset':
+      return all(
+        cmd.entries.map(([key, value]) => attempt(run, { type: 'put', key, value })),
+        () => ({ type: 'ok' }),
+      );
+    default: {
+      const never: never = cmd;
+      throw new Error(`coordinator: unhandled command ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+/** What INFO and DBSIZE read from the node. */
+export interface KeyspaceSource {
+  readonly self: string;
+  readonly topology: Topology;
+  readonly isUp: (name: string) => boolean;
+  readonly liveKeys: () => number;
+  readonly readQuorum: number;
+  readonly writeQuorum: number;
+}
+
+const shareCache = new WeakMap<object, number>();
+
+/**
+ * The cluster's live keys, estimated from this node alone: its live keys divided by the
+ * fraction of the ring it replicates. Exact on one node and whenever every member holds every
+ * key (members <= RF, all replicas caught up); otherwise it assumes keys hash evenly. Keys this
+ * node still holds for a range it is handing off count too, until they are cleaned up.
+ */
+export function estimateKeys(o: KeyspaceSource): number {
+  const ring = o.topology.target;
+  let share = shareCache.get(ring);
+  if (share === undefined) {
+    share = ring.share(o.self, o.topology.rf(ring));
+    shareCache.set(ring, share);
+  }
+  const live = o.liveKeys();
+  return share > 0 ? Math.round(live / share) : live;
+}
+
+/** INFO's `replication` (the cluster, in Redis's shape) and `keyspace` sections. */
+export function infoSections(o: KeyspaceSource, want: readonly string[]): Reply {
+  const all = want.length === 0 || want.some((w) => ['all', 'everything', 'default'].includes(w));
+  const sections: InfoSection[] = [];
+  const t = o.topology;
+  if (all || want.includes('replication')) {
+    const members = t.allMembers();
+    sections.push({
+      name: 'replication',
+      fields: [
+        ['role', 'master'],
+        ['connected_slaves', 0],
+        ['kvstore_node', o.self],
+        ['kvstore_members', members.length],
+        ['kvstore_members_up', members.filter((m) => m === o.self || o.isUp(m)).length],
+        ['kvstore_member_names', members.join(',')],
+        ['kvstore_ring', t.target.id],
+        ['kvstore_ring_settled', t.settled.id],
+        ['kvstore_ring_moving', t.moving ? 1 : 0],
+        ['kvstore_replication_factor', t.rf(t.target)],
+        ['kvstore_read_quorum', Math.min(o.readQuorum, t.rf(t.target))],
+        ['kvstore_write_quorum', Math.min(o.writeQuorum, t.rf(t.target))],
+      ],
+    });
+  }
+  if (all || want.includes('keyspace')) {
+    sections.push({
+      name: 'keyspace',
+      fields: [['db0', `keys=${estimateKeys(o)},expires=0,avg_ttl=0`]],
+    });
+  }
+  return { type: 'sections', sections };
+}

@@ -1,0 +1,257 @@
+// RESP2 connection and server commands: HELLO, CLIENT, COMMAND, CONFIG, INFO, SELECT, ECHO, AUTH.
+
+import { arch, platform, release } from 'node:os';
+import type { InfoSection, Reply } from './reply.ts';
+import { RespError } from './reply.ts';
+import {
+  arityError,
+  array,
+  bulk,
+  integer,
+  integerArg,
+  keyword,
+  notInteger,
+  type RespContext,
+  type RespSpec,
+  reply,
+  status,
+  syntaxError,
+} from './resp-spec.ts';
+
+const OK: Reply = { type: 'ok' };
+const NULL: Reply = { type: 'not_found' };
+const NO_KEYS: readonly [number, number, number] = [0, 0, 0];
+
+/** HELLO's answer in RESP2: the map as a flat array of names and values. */
+function hello(args: readonly Buffer[], ctx: RespContext): Reply {
+  if (args.length > 1) {
+    const v = integerArg(args[1]);
+    if (v === null) {
+      throw new RespError(
+        'KV_ERR_INVALID_ARGUMENT',
+        'ERR Protocol version is not an integer or out of range',
+      );
+    }
+    if (v !== 2)
+      throw new RespError('KV_ERR_INVALID_ARGUMENT', 'NOPROTO unsupported protocol version');
+  }
+  for (let i = 2; i < args.length; i++) {
+    const opt = keyword(args[i]);
+    if (opt === 'AUTH' && i + 2 < args.length) throw noPassword();
+    if (opt === 'SETNAME' && i + 1 < args.length) {
+      setName(ctx, args[++i]!);
+      continue;
+    }
+    throw syntaxError();
+  }
+  const facts = ctx.server();
+  return array([
+    bulk('server'),
+    bulk('kvstore'),
+    bulk('version'),
+    bulk(facts.version),
+    bulk('proto'),
+    integer(2),
+    bulk('id'),
+    integer(ctx.session.id),
+    bulk('mode'),
+    bulk('standalone'),
+    bulk('role'),
+    bulk('master'),
+    bulk('modules'),
+    array([]),
+  ]);
+}
+
+/** Redis's answer to AUTH without configured passwords (ioredis then only warns). */
+function noPassword(): RespError {
+  return new RespError(
+    'KV_ERR_INVALID_ARGUMENT',
+    'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?',
+  );
+}
+
+function setName(ctx: RespContext, raw: Buffer): void {
+  for (const b of raw) {
+    if (b < 0x21 || b > 0x7e) {
+      throw new RespError(
+        'KV_ERR_INVALID_ARGUMENT',
+        'ERR Client names cannot contain spaces, newlines or special characters.',
+      );
+    }
+  }
+  ctx.session.name = raw.length === 0 ? null : raw.toString('latin1');
+}
+
+function client(args: readonly Buffer[], ctx: RespContext): Reply {
+  const sub = keyword(args[1]);
+  const s = ctx.session;
+  switch (sub) {
+    case 'SETNAME':
+      if (args.length !== 3) throw arityError('client|setname');
+      setName(ctx, args[2]!);
+      return OK;
+    case 'GETNAME':
+      return s.name === null ? NULL : bulk(s.name);
+    case 'ID':
+      return integer(s.id);
+    case 'SETINFO': {
+      if (args.length !== 4) throw arityError('client|setinfo');
+      const attr = keyword(args[2]);
+      const value = args[3]!.toString('latin1');
+      if (attr === 'LIB-NAME') s.libName = value;
+      else if (attr === 'LIB-VER') s.libVer = value;
+      else {
+        throw new RespError(
+          'KV_ERR_INVALID_ARGUMENT',
+          `ERR Unrecognized option '${args[2]!.toString('latin1').slice(0, 64)}'`,
+        );
+      }
+      return OK;
+    }
+    case 'INFO': {
+      const text = `id=${s.id} name=${s.name ?? ''} db=0 lib-name=${s.libName ?? ''} lib-ver=${s.libVer ?? ''}\n`;
+      return bulk(text);
+    }
+    default:
+      throw unknownSubcommand(args[1]!, 'CLIENT');
+  }
+}
+
+function unknownSubcommand(sub: Buffer, cmd: string): RespError {
+  return new RespError(
+    'KV_ERR_INVALID_ARGUMENT',
+    `ERR unknown subcommand '${sub.toString('latin1').slice(0, 64)}'. Try ${cmd} HELP.`,
+  );
+}
+
+/** COMMAND's entry: name, arity, flags, first key, last key, step, then Redis 7's four lists. */
+function commandEntry(name: string, spec: RespSpec): Reply {
+  return array([
+    bulk(name),
+    integer(spec.arity),
+    array(spec.flags.map(status)),
+    integer(spec.keys[0]),
+    integer(spec.keys[1]),
+    integer(spec.keys[2]),
+    array([]),
+    array([]),
+    array([]),
+    array([]),
+  ]);
+}
+
+function command(args: readonly Buffer[], table: () => Readonly<Record<string, RespSpec>>): Reply {
+  const all = table();
+  const sub = keyword(args[1]);
+  switch (sub) {
+    case '':
+      return array(Object.entries(all).map(([n, s]) => commandEntry(n, s)));
+    case 'COUNT':
+      return integer(Object.keys(all).length);
+    case 'LIST':
+      return array(Object.keys(all).map((n) => bulk(n)));
+    case 'INFO':
+      return array(
+        args.slice(2).map((raw) => {
+          const n = raw.toString('latin1').toLowerCase();
+          return Object.hasOwn(all, n) ? commandEntry(n, all[n]!) : { type: 'array', items: null };
+        }),
+      );
+    case 'DOCS':
+      return array([]); // no documentation: redis-cli then simply shows no hints
+    default:
+      throw unknownSubcommand(args[1]!, 'COMMAND');
+  }
+}
+
+/**
+ * CONFIG GET with the parameters clients ask about (redis-benchmark reads `save` and
+ * `appendonly`): kvstore has neither snapshots nor an AOF; every OK is an LMDB commit.
+ */
+const CONFIG: Readonly<Record<string, string>> = { save: '', appendonly: 'no', databases: '1' };
+
+function config(args: readonly Buffer[]): Reply {
+  if (keyword(args[1]) !== 'GET') throw unknownSubcommand(args[1]!, 'CONFIG');
+  if (args.length < 3) throw arityError('config|get');
+  const out: Reply[] = [];
+  for (const raw of args.slice(2)) {
+    const p = raw.toString('latin1').toLowerCase();
+    for (const [name, value] of Object.entries(CONFIG)) {
+      if (p === '*' || p === name) out.push(bulk(name), bulk(value));
+    }
+  }
+  return array(out);
+}
+
+const WANT_ALL = new Set(['all', 'everything', 'default']);
+
+/** INFO's server and clients sections, put before the coordinator's sections. */
+function serverSections(facts: ReturnType<RespContext['server']>, want: readonly string[]) {
+  const all = want.length === 0 || want.some((w) => WANT_ALL.has(w));
+  const out: InfoSection[] = [];
+  if (all || want.includes('server')) {
+    out.push({
+      name: 'server',
+      fields: [
+        ['kvstore_version', facts.version],
+        ['redis_mode', 'standalone'],
+        ['os', `${platform()} ${release()} ${arch()}`],
+        ['arch_bits', 64],
+        ['process_id', process.pid],
+        ['tcp_port', facts.port],
+        ['uptime_in_seconds', facts.uptimeSeconds],
+        ['uptime_in_days', Math.floor(facts.uptimeSeconds / 86400)],
+      ],
+    });
+  }
+  if (all || want.includes('clients')) {
+    out.push({ name: 'clients', fields: [['connected_clients', facts.connectedClients]] });
+  }
+  return out;
+}
+
+/** The connection and server commands, given the whole table (for COMMAND). */
+export function adminCommands(
+  table: () => Readonly<Record<string, RespSpec>>,
+): Record<string, RespSpec> {
+  const local = (arity: number, f: (a: readonly Buffer[], c: RespContext) => Reply): RespSpec => ({
+    arity,
+    flags: ['fast'],
+    keys: NO_KEYS,
+    run: (a, c) => reply(f(a, c)),
+  });
+  return {
+    echo: local(2, (a) => bulk(a[1]!)),
+    select: local(2, (a) => {
+      const db = integerArg(a[1]);
+      if (db === null) throw notInteger();
+      if (db !== 0) throw new RespError('KV_ERR_INVALID_ARGUMENT', 'ERR DB index is out of range');
+      return OK;
+    }),
+    auth: local(-2, (a) => {
+      if (a.length > 3) throw syntaxError();
+      throw noPassword();
+    }),
+    hello: local(-1, hello),
+    client: local(-2, client),
+    command: local(-1, (a) => command(a, table)),
+    config: local(-2, config),
+    info: {
+      arity: -1,
+      flags: ['readonly'],
+      keys: NO_KEYS,
+      run: (a, c) => {
+        const want: readonly string[] = a.slice(1).map((s) => s.toString('latin1').toLowerCase());
+        const shape = (r: Reply): Reply => {
+          if (r.type !== 'sections') return r;
+          return {
+            type: 'sections',
+            sections: [...serverSections(c.server(), want), ...r.sections],
+          };
+        };
+        return { kind: 'command' as const, cmd: { type: 'info' as const, sections: want }, shape };
+      },
+    },
+  };
+}

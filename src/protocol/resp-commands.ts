@@ -1,0 +1,249 @@
+// The RESP2 command table: a request's arguments -> a Command for the coordinator, or an answer.
+
+import { KvError } from '../errors/index.ts';
+import {
+  type Command,
+  type CommandLimits,
+  parseLimit,
+  type ScanPage,
+  validateBinaryKey,
+  validateValue,
+} from './command.ts';
+import { type Reply, RespError } from './reply.ts';
+import { adminCommands } from './resp-admin.ts';
+import {
+  arityError,
+  bulk,
+  integerArg,
+  keyword,
+  notInteger,
+  type RespContext,
+  type RespRequest,
+  type RespSpec,
+  type ScanCursors,
+  syntaxError,
+} from './resp-spec.ts';
+
+const upper = keyword;
+const run = (cmd: Command, shape?: (r: Reply) => Reply): RespRequest =>
+  shape ? { kind: 'command', cmd, shape } : { kind: 'command', cmd };
+const key = (b: Buffer, l: CommandLimits, what?: string) => validateBinaryKey(b, l, what);
+
+/** `[LIMIT n [CURSOR key]]` after RANGE/PREFIX arguments, the cursor binary-safe. */
+function scanPage(args: readonly Buffer[], l: CommandLimits): ScanPage {
+  if (args.length === 0) return { limit: null, cursor: null };
+  if (upper(args[0]) !== 'LIMIT' || (args.length !== 2 && args.length !== 4)) throw syntaxError();
+  const limit = parseLimit(args[1]!, l);
+  if (args.length === 2) return { limit, cursor: null };
+  if (upper(args[2]) !== 'CURSOR') throw syntaxError();
+  return { limit, cursor: key(args[3]!, l, 'cursor') };
+}
+
+/**
+ * The literal prefix of a MATCH/KEYS pattern: glob escapes (`\x`) allowed, exactly one
+ * unescaped `*`, at the end; anything else (`?`, `[`, a `*` elsewhere, no `*`) is refused.
+ */
+export function patternPrefix(pattern: Buffer): Buffer {
+  const out: number[] = [];
+  const refuse = () =>
+    new KvError(
+      'KV_ERR_INVALID_ARGUMENT',
+      "protocol: MATCH supports only a literal prefix followed by '*'",
+    );
+  for (let i = 0; i < pattern.length; i++) {
+    const b = pattern[i]!;
+    if (b === 0x5c) {
+      if (i + 1 === pattern.length) throw refuse();
+      out.push(pattern[++i]!);
+    } else if (b === 0x2a) {
+      if (i + 1 !== pattern.length) throw refuse();
+      return Buffer.from(out);
+    } else if (b === 0x3f || b === 0x5b) {
+      throw refuse();
+    } else {
+      out.push(b);
+    }
+  }
+  throw refuse();
+}
+
+/** SCAN's cursor: `0` to start, else a token the node issued (see ScanCursors). */
+export function decodeScanCursor(raw: Buffer, cursors: ScanCursors): Buffer | null {
+  const text = raw.toString('latin1');
+  if (text === '0') return null;
+  const key = /^[1-9][0-9]{0,15}$/.test(text) ? cursors.resolve(text) : undefined;
+  if (key === undefined) throw new RespError('KV_ERR_INVALID_ARGUMENT', 'ERR invalid cursor');
+  return key;
+}
+
+/** SCAN cursor [MATCH prefix*] [COUNT n]: a paged PREFIX over the whole cluster. */
+function scan(args: readonly Buffer[], ctx: RespContext): RespRequest {
+  const l = ctx.limits;
+  const cursor = decodeScanCursor(args[1]!, ctx.cursors);
+  let prefix: Buffer = Buffer.alloc(0);
+  let count = 100;
+  for (let i = 2; i < args.length; i += 2) {
+    const opt = upper(args[i]);
+    if (i + 1 >= args.length) throw syntaxError();
+    if (opt === 'MATCH') prefix = patternPrefix(args[i + 1]!);
+    else if (opt === 'COUNT') {
+      const n = integerArg(args[i + 1]);
+      if (n === null) throw notInteger();
+      if (n < 1) throw syntaxError();
+      count = Math.min(n, l.maxScanKeys); // COUNT is a hint in Redis too
+    } else throw syntaxError();
+  }
+  if (prefix.length > l.maxKeyBytes) key(prefix, l, 'prefix');
+  const shape = (r: Reply): Reply => {
+    if (r.type !== 'keys') return r;
+    const next = Buffer.from(r.next === null ? '0' : ctx.cursors.issue(r.next));
+    return { type: 'array', items: [bulk(next), { type: 'array', items: r.keys.map(bulk) }] };
+  };
+  return run({ type: 'prefix', prefix, page: { limit: count, cursor } }, shape);
+}
+
+const READ = ['readonly', 'fast'];
+const WRITE = ['write'];
+const NONE = ['fast'];
+const ONE: readonly [number, number, number] = [1, 1, 1];
+const ALL: readonly [number, number, number] = [1, -1, 1];
+const NO_KEYS: readonly [number, number, number] = [0, 0, 0];
+
+function put(args: readonly Buffer[], l: CommandLimits): RespRequest {
+  if (args.length !== 3) throw syntaxError(); // SET's EX/PX/NX/XX/GET/KEEPTTL
+  return run({ type: 'put', key: key(args[1]!, l), value: validateValue(args[2]!, l) });
+}
+
+/** Every command RESP understands, by lower-case name. */
+export const RESP_COMMANDS: Readonly<Record<string, RespSpec>> = {
+  get: {
+    arity: 2,
+    flags: READ,
+    keys: ONE,
+    run: (a, c) => run({ type: 'get', key: key(a[1]!, c.limits) }),
+  },
+  set: { arity: -3, flags: WRITE, keys: ONE, run: (a, c) => put(a, c.limits) },
+  put: { arity: 3, flags: WRITE, keys: ONE, run: (a, c) => put(a, c.limits) },
+  remove: {
+    arity: 2,
+    flags: WRITE,
+    keys: ONE,
+    run: (a, c) => run({ type: 'remove', key: key(a[1]!, c.limits) }),
+  },
+  del: {
+    arity: -2,
+    flags: WRITE,
+    keys: ALL,
+    run: (a, c) => run({ type: 'del', keys: a.slice(1).map((k) => key(k, c.limits)) }),
+  },
+  exists: {
+    arity: -2,
+    flags: READ,
+    keys: ALL,
+    run: (a, c) => run({ type: 'exists', keys: a.slice(1).map((k) => key(k, c.limits)) }),
+  },
+  mget: {
+    arity: -2,
+    flags: READ,
+    keys: ALL,
+    run: (a, c) => run({ type: 'mget', keys: a.slice(1).map((k) => key(k, c.limits)) }),
+  },
+  mset: {
+    arity: -3,
+    flags: WRITE,
+    keys: [1, -1, 2],
+    run: (a, c) => {
+      if (a.length % 2 !== 1) throw arityError('mset');
+      const entries: [Buffer, Buffer][] = [];
+      for (let i = 1; i < a.length; i += 2) {
+        entries.push([key(a[i]!, c.limits), validateValue(a[i + 1]!, c.limits)]);
+      }
+      return run({ type: 'mset', entries });
+    },
+  },
+  range: {
+    arity: -3,
+    flags: ['readonly'],
+    keys: NO_KEYS,
+    run: (a, c) =>
+      run({
+        type: 'range',
+        start: key(a[1]!, c.limits, 'start'),
+        end: key(a[2]!, c.limits, 'end'),
+        page: scanPage(a.slice(3), c.limits),
+      }),
+  },
+  prefix: {
+    arity: -2,
+    flags: ['readonly'],
+    keys: NO_KEYS,
+    run: (a, c) =>
+      run({
+        type: 'prefix',
+        prefix: key(a[1]!, c.limits, 'prefix'),
+        page: scanPage(a.slice(2), c.limits),
+      }),
+  },
+  scan: { arity: -2, flags: ['readonly'], keys: NO_KEYS, run: (a, c) => scan(a, c) },
+  keys: {
+    arity: 2,
+    flags: ['readonly'],
+    keys: NO_KEYS,
+    run: (a) => run({ type: 'prefix', prefix: patternPrefix(a[1]!), page: NO_PAGE }),
+  },
+  ping: {
+    arity: -1,
+    flags: NONE,
+    keys: NO_KEYS,
+    run: (a) => {
+      if (a.length > 2) throw arityError('ping');
+      const msg = a[1];
+      return msg === undefined ? run({ type: 'ping' }) : run({ type: 'ping' }, () => bulk(msg));
+    },
+  },
+  quit: { arity: -1, flags: NONE, keys: NO_KEYS, run: () => run({ type: 'quit' }) },
+  dbsize: { arity: 1, flags: ['readonly'], keys: NO_KEYS, run: () => run({ type: 'dbsize' }) },
+  cluster: {
+    arity: -1,
+    flags: NONE,
+    keys: NO_KEYS,
+    run: (a) => {
+      // redis-cli -c and cluster-aware clients probe CLUSTER INFO/NODES/SLOTS: say no cluster.
+      if (a.length > 1) {
+        throw new RespError(
+          'KV_ERR_INVALID_ARGUMENT',
+          'ERR This instance has cluster support disabled',
+        );
+      }
+      return run({ type: 'cluster' });
+    },
+  },
+  ...adminCommands(() => RESP_COMMANDS),
+};
+
+const NO_PAGE: ScanPage = { limit: null, cursor: null };
+
+function unknownCommand(args: readonly Buffer[]): RespError {
+  const show = (b: Buffer) => b.toString('utf8', 0, 128).replace(/[\r\n]/g, ' ');
+  let rest = '';
+  for (let i = 1; i < args.length && rest.length < 128; i++) rest += `'${show(args[i]!)}' `;
+  return new RespError(
+    'KV_ERR_UNKNOWN_COMMAND',
+    `ERR unknown command '${show(args[0]!)}', with args beginning with: ${rest.slice(0, 128)}`,
+  );
+}
+
+/**
+ * Turns one decoded request into what to do. Throws KvError (a RespError for Redis-defined
+ * forms: unknown command, wrong arity, syntax error) when the request is malformed; the
+ * connection answers it and stays usable.
+ */
+export function parseRespRequest(args: readonly Buffer[], ctx: RespContext): RespRequest {
+  const name = args[0]!.length <= 32 ? args[0]!.toString('latin1').toLowerCase() : '';
+  const spec = Object.hasOwn(RESP_COMMANDS, name) ? RESP_COMMANDS[name] : undefined;
+  if (spec === undefined) throw unknownCommand(args);
+  if (spec.arity >= 0 ? args.length !== spec.arity : args.length < -spec.arity) {
+    throw arityError(name);
+  }
+  return spec.run(args, ctx);
+}

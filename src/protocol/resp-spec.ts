@@ -1,0 +1,87 @@
+// Shapes shared by the RESP2 command table: requests, specs, per-connection session, errors.
+
+import type { Command, CommandLimits } from './command.ts';
+import { type Reply, RespError } from './reply.ts';
+
+/** What one RESP request becomes. */
+export type RespRequest =
+  /** Run `cmd` through the coordinator; `shape`, when set, rewrites its (non-error) reply. */
+  | { readonly kind: 'command'; readonly cmd: Command; readonly shape?: (r: Reply) => Reply }
+  /** Answered on the spot (connection-local commands: HELLO, CLIENT, ECHO, SELECT, ...). */
+  | { readonly kind: 'reply'; readonly reply: Reply };
+
+/** Per-connection state RESP commands read and change. */
+export interface RespSession {
+  /** CLIENT ID: unique per node while it runs. */
+  readonly id: number;
+  /** CLIENT SETNAME (null when unset). */
+  name: string | null;
+  /** CLIENT SETINFO LIB-NAME / LIB-VER. */
+  libName: string | null;
+  libVer: string | null;
+}
+
+/** Facts about the node for INFO and HELLO, read when a command is answered. */
+export interface ServerFacts {
+  readonly version: string;
+  readonly port: number;
+  readonly connectedClients: number;
+  readonly uptimeSeconds: number;
+}
+
+/** SCAN's cursors: clients parse them as integers, so they stand for resume keys kept aside. */
+export interface ScanCursors {
+  /** A decimal token (never `0`) for resuming strictly after `key`. */
+  issue(key: Buffer): string;
+  /** The key a token stands for; undefined when unknown or expired. */
+  resolve(token: string): Buffer | undefined;
+}
+
+export interface RespContext {
+  readonly limits: CommandLimits;
+  readonly session: RespSession;
+  readonly server: () => ServerFacts;
+  readonly cursors: ScanCursors;
+}
+
+/** One command: Redis's arity convention (n exact, -n at least n, the name counted). */
+export interface RespSpec {
+  readonly arity: number;
+  /** COMMAND's flags (`readonly`, `write`, `fast`). */
+  readonly flags: readonly string[];
+  /** COMMAND's first key, last key (-1: the last argument), step; 0 0 0 without keys. */
+  readonly keys: readonly [number, number, number];
+  readonly run: (args: readonly Buffer[], ctx: RespContext) => RespRequest;
+}
+
+export function syntaxError(): RespError {
+  return new RespError('KV_ERR_INVALID_ARGUMENT', 'ERR syntax error');
+}
+
+export function notInteger(): RespError {
+  return new RespError('KV_ERR_INVALID_ARGUMENT', 'ERR value is not an integer or out of range');
+}
+
+export function arityError(name: string): RespError {
+  return new RespError('KV_ERR_WRONG_ARITY', `ERR wrong number of arguments for '${name}' command`);
+}
+
+/** A decimal integer argument, or null when it is not one. */
+export function integerArg(raw: Buffer | undefined): number | null {
+  const text = raw?.toString('latin1') ?? '';
+  return /^-?[0-9]{1,15}$/.test(text) ? Number(text) : null;
+}
+
+/** An argument's keyword form (upper case), '' when absent. */
+export function keyword(raw: Buffer | undefined): string {
+  return raw?.toString('latin1').toUpperCase() ?? '';
+}
+
+export const reply = (r: Reply): RespRequest => ({ kind: 'reply', reply: r });
+export const bulk = (value: Buffer | string): Reply => ({
+  type: 'value',
+  value: typeof value === 'string' ? Buffer.from(value) : value,
+});
+export const status = (text: string): Reply => ({ type: 'status', text });
+export const integer = (value: number): Reply => ({ type: 'integer', value });
+export const array = (items: readonly Reply[]): Reply => ({ type: 'array', items });

@@ -1,0 +1,386 @@
+// RESP2 (the Redis protocol): an incremental request decoder and the reply encoder.
+
+import { wireCode } from '../errors/index.ts';
+import type { InfoSection, Reply } from './reply.ts';
+
+/** Bounds that keep one connection's unfinished request small. */
+export interface RespLimits {
+  /** Longest bulk string; a longer declared length is a protocol error. */
+  readonly maxBulkBytes: number;
+  /** Most elements in one request array. */
+  readonly maxArgs: number;
+  /**
+   * Most bytes one request may hold: the sum over its arguments of their length plus
+   * ARG_OVERHEAD (so a huge count of empty arguments is bounded too).
+   */
+  readonly maxRequestBytes: number;
+  /** Longest inline request (a line that does not start with `*`). */
+  readonly maxInlineBytes: number;
+}
+
+/** Bytes charged per argument against maxRequestBytes, for the object that holds it. */
+export const ARG_OVERHEAD = 64;
+
+/** One unit the decoder produced from the stream. */
+export type RespFrame =
+  /** A request: its arguments, the command name first (never empty). */
+  | { readonly kind: 'request'; readonly args: Buffer[] }
+  /**
+   * A malformed request (Redis's wording, `Protocol error: ...`). The decoder stops: the stream
+   * cannot be resynchronised, so the connection answers this error and closes.
+   */
+  | { readonly kind: 'error'; readonly message: string };
+
+const STAR = 0x2a;
+const DOLLAR = 0x24;
+const MINUS = 0x2d;
+const CR = 0x0d;
+const LF = 0x0a;
+const SPACE = 0x20;
+const TAB = 0x09;
+
+// Decoder states (plain numbers: erasable TypeScript has no enums).
+const START = 0; // before a request: `*` starts an array, anything else an inline line
+const ARRAY_LEN = 1; // digits of `*<n>\r\n`
+const BULK_TYPE = 2; // the `$` of the next element
+const BULK_LEN = 3; // digits of `$<len>\r\n`
+const BULK_DATA = 4; // the element's bytes
+const BULK_CR = 5; // the `\r` after them
+const BULK_LF = 6; // the `\n` after them
+const INLINE = 7; // an inline line up to `\n`
+
+/**
+ * Splits a byte stream into RESP2 requests: arrays of bulk strings
+ * (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`), or inline lines of words split on spaces and tabs
+ * (`PING\r\n`; no quoting). `*0` and `*-1` are empty requests and produce nothing, as do blank
+ * inline lines. Pure: no I/O, no timers; chunks may be split anywhere and give the same frames.
+ * Memory held for an unfinished request is bounded by RespLimits; exceeding one (or any
+ * malformed header) produces one `error` frame, after which the decoder ignores all input until
+ * reset(). A bulk string that arrives within one chunk is a view of it, not a copy.
+ */
+export class RespDecoder {
+  readonly limits: RespLimits;
+  #state = START;
+  #failed = false;
+  // Header number being read.
+  #num = 0;
+  #neg = false;
+  #digits = 0;
+  #sawCr = false;
+  // The request being assembled.
+  #args: Buffer[] = [];
+  #want = 0;
+  #bytes = 0;
+  // The bulk string (or inline line) being assembled from several chunks.
+  #parts: Buffer[] = [];
+  #partBytes = 0;
+  #left = 0;
+
+  constructor(limits: RespLimits) {
+    this.limits = limits;
+  }
+
+  /** True when a request has started but is not complete. */
+  get midRequest(): boolean {
+    return this.#state !== START || this.#failed;
+  }
+
+  /** Forgets any unfinished request and a past error. */
+  reset(): void {
+    this.#state = START;
+    this.#failed = false;
+    this.#args = [];
+    this.#want = 0;
+    this.#bytes = 0;
+    this.#parts = [];
+    this.#partBytes = 0;
+    this.#resetNum();
+  }
+
+  /** Feeds one chunk; calls `onFrame` for every frame it completes, in stream order. */
+  push(chunk: Buffer, onFrame: (frame: RespFrame) => void): void {
+    let i = 0;
+    const n = chunk.length;
+    while (i < n && !this.#failed) {
+      switch (this.#state) {
+        case START:
+          if (chunk[i] === STAR) {
+            this.#state = ARRAY_LEN;
+            i++;
+          } else {
+            this.#state = INLINE;
+          }
+          break;
+        case ARRAY_LEN:
+        case BULK_LEN:
+          i = this.#header(chunk, i, onFrame);
+          break;
+        case BULK_TYPE:
+          if (chunk[i] !== DOLLAR) {
+            this.#fail(onFrame, `expected '$', got '${printable(chunk[i]!)}'`);
+            return;
+          }
+          this.#state = BULK_LEN;
+          i++;
+          break;
+        case BULK_DATA:
+          i = this.#bulkData(chunk, i);
+          break;
+        case BULK_CR:
+        case BULK_LF: {
+          const expect = this.#state === BULK_CR ? CR : LF;
+          if (chunk[i] !== expect) {
+            this.#fail(onFrame, 'expected CRLF after bulk string');
+            return;
+          }
+          i++;
+          if (this.#state === BULK_CR) this.#state = BULK_LF;
+          else this.#endBulk(onFrame);
+          break;
+        }
+        case INLINE:
+          i = this.#inline(chunk, i, onFrame);
+          break;
+      }
+    }
+  }
+
+  /** Reads `*<n>\r\n` or `$<len>\r\n` digits from `i`; returns where it stopped. */
+  #header(chunk: Buffer, i: number, onFrame: (frame: RespFrame) => void): number {
+    const array = this.#state === ARRAY_LEN;
+    const what = array ? 'invalid multibulk length' : 'invalid bulk length';
+    const max = array ? this.limits.maxArgs : this.limits.maxBulkBytes;
+    while (i < chunk.length) {
+      const b = chunk[i++]!;
+      if (this.#sawCr) {
+        if (b !== LF) return this.#failAt(chunk, onFrame, what);
+        const value = this.#neg ? -this.#num : this.#num;
+        this.#resetNum();
+        if (array) this.#startArray(value, onFrame);
+        else this.#startBulk(value, onFrame);
+        return i;
+      }
+      if (b >= 0x30 && b <= 0x39) {
+        this.#num = this.#num * 10 + (b - 0x30);
+        this.#digits++;
+        // A count or length above the limit is refused at once, without waiting for its end.
+        if (this.#num > max && !(array && this.#neg)) return this.#failAt(chunk, onFrame, what);
+        if (this.#digits > 12) return this.#failAt(chunk, onFrame, what);
+      } else if (b === MINUS && this.#digits === 0 && !this.#neg && array) {
+        this.#neg = true;
+      } else if (b === CR && this.#digits > 0) {
+        this.#sawCr = true;
+      } else {
+        return this.#failAt(chunk, onFrame, what);
+      }
+    }
+    return i;
+  }
+
+  #resetNum(): void {
+    this.#num = 0;
+    this.#neg = false;
+    this.#digits = 0;
+    this.#sawCr = false;
+  }
+
+  #startArray(count: number, onFrame: (frame: RespFrame) => void): void {
+    if (count <= 0) {
+      this.#state = START; // `*0` and `*-1`: nothing to do, as in Redis
+      return;
+    }
+    if (count * ARG_OVERHEAD > this.limits.maxRequestBytes) {
+      this.#fail(onFrame, 'invalid multibulk length');
+      return;
+    }
+    this.#want = count;
+    this.#state = BULK_TYPE;
+  }
+
+  #startBulk(len: number, onFrame: (frame: RespFrame) => void): void {
+    this.#bytes += len + ARG_OVERHEAD;
+    if (this.#bytes > this.limits.maxRequestBytes) {
+      this.#fail(onFrame, `request over ${this.limits.maxRequestBytes} bytes`);
+      return;
+    }
+    this.#left = len;
+    this.#state = BULK_DATA;
+  }
+
+  /** Takes the bulk string's bytes from `i`; returns where it stopped. */
+  #bulkData(chunk: Buffer, i: number): number {
+    const take = Math.min(this.#left, chunk.length - i);
+    if (take === this.#left && this.#partBytes === 0) {
+      this.#args.push(chunk.subarray(i, i + take)); // whole in this chunk: no copy
+    } else {
+      this.#parts.push(chunk.subarray(i, i + take));
+      this.#partBytes += take;
+      if (take === this.#left) {
+        this.#args.push(Buffer.concat(this.#parts, this.#partBytes));
+        this.#parts = [];
+        this.#partBytes = 0;
+      }
+    }
+    this.#left -= take;
+    if (this.#left === 0) this.#state = BULK_CR;
+    return i + take;
+  }
+
+  #endBulk(onFrame: (frame: RespFrame) => void): void {
+    if (this.#args.length < this.#want) {
+      this.#state = BULK_TYPE;
+      return;
+    }
+    const args = this.#args;
+    this.#args = [];
+    this.#want = 0;
+    this.#bytes = 0;
+    this.#state = START;
+    onFrame({ kind: 'request', args });
+  }
+
+  /** Collects an inline line from `i`; returns where it stopped. */
+  #inline(chunk: Buffer, i: number, onFrame: (frame: RespFrame) => void): number {
+    const nl = chunk.indexOf(LF, i);
+    const end = nl === -1 ? chunk.length : nl;
+    if (this.#partBytes + (end - i) > this.limits.maxInlineBytes + 1) {
+      this.#fail(onFrame, 'too big inline request');
+      return chunk.length;
+    }
+    this.#parts.push(chunk.subarray(i, end));
+    this.#partBytes += end - i;
+    if (nl === -1) return chunk.length;
+    const line =
+      this.#parts.length === 1 ? this.#parts[0]! : Buffer.concat(this.#parts, this.#partBytes);
+    this.#parts = [];
+    this.#partBytes = 0;
+    this.#state = START;
+    const args = splitInline(line);
+    if (args.length > 0) onFrame({ kind: 'request', args });
+    return nl + 1;
+  }
+
+  /** #fail, returning the end of `chunk` (nothing more is read). */
+  #failAt(chunk: Buffer, onFrame: (frame: RespFrame) => void, what: string): number {
+    this.#fail(onFrame, what);
+    return chunk.length;
+  }
+
+  #fail(onFrame: (frame: RespFrame) => void, what: string): void {
+    this.#failed = true;
+    this.#args = [];
+    this.#parts = [];
+    this.#partBytes = 0;
+    onFrame({ kind: 'error', message: `Protocol error: ${what}` });
+  }
+}
+
+/** Words of an inline line, split on spaces and tabs; a trailing `\r` is dropped. */
+function splitInline(line: Buffer): Buffer[] {
+  const end = line.length > 0 && line[line.length - 1] === CR ? line.length - 1 : line.length;
+  const out: Buffer[] = [];
+  let i = 0;
+  while (i < end) {
+    while (i < end && (line[i] === SPACE || line[i] === TAB)) i++;
+    let j = i;
+    while (j < end && line[j] !== SPACE && line[j] !== TAB) j++;
+    if (j > i) out.push(line.subarray(i, j));
+    i = j;
+  }
+  return out;
+}
+
+function printable(b: number): string {
+  return b > 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
+}
+
+const CRLF = Buffer.from('\r\n');
+const R_OK = Buffer.from('+OK\r\n');
+const R_PONG = Buffer.from('+PONG\r\n');
+const R_NULL = Buffer.from('$-1\r\n');
+const R_NULL_ARRAY = Buffer.from('*-1\r\n');
+const R_EMPTY_ARRAY = Buffer.from('*0\r\n');
+const SMALL_INTS = Array.from({ length: 64 }, (_, i) => Buffer.from(`:${i}\r\n`));
+
+function bulk(value: Buffer, out: Buffer[]): void {
+  out.push(Buffer.from(`$${value.length}\r\n`), value, CRLF);
+}
+
+function oneLine(text: string): string {
+  return text.replace(/[\r\n]+/g, ' ');
+}
+
+/** INFO's text: `# Name` then `field:value` lines per section, sections separated by a blank line. */
+export function renderSections(sections: readonly InfoSection[]): string {
+  return sections
+    .map((s) => {
+      const title = s.name.charAt(0).toUpperCase() + s.name.slice(1);
+      const lines = s.fields.map(([k, v]) => `${k}:${oneLine(String(v))}\r\n`);
+      return `# ${title}\r\n${lines.join('')}`;
+    })
+    .join('\r\n');
+}
+
+/**
+ * Encodes a reply as RESP2, appending buffers to `out` (a batch becomes one write):
+ * ok/pong `+OK`/`+PONG`; not_found the null bulk `$-1`; value and info (CLUSTER's JSON) bulk
+ * strings; keys an array of bulk strings, or when paged `[keys, next cursor or null]`; error
+ * `-<resp>` or `-ERR <CODE> <message>`; integer `:n`; status `+text`; array `*n` (null array
+ * `*-1`); sections one bulk string. CR and LF in one-line forms become spaces.
+ */
+export function encodeRespReply(reply: Reply, out: Buffer[]): void {
+  switch (reply.type) {
+    case 'ok':
+      out.push(R_OK);
+      return;
+    case 'pong':
+      out.push(R_PONG);
+      return;
+    case 'not_found':
+      out.push(R_NULL);
+      return;
+    case 'value':
+      bulk(reply.value, out);
+      return;
+    case 'info':
+      bulk(Buffer.from(reply.text), out);
+      return;
+    case 'keys':
+      if (reply.paged) out.push(Buffer.from('*2\r\n'));
+      out.push(Buffer.from(`*${reply.keys.length}\r\n`));
+      for (const k of reply.keys) bulk(k, out);
+      if (reply.paged) {
+        if (reply.next === null) out.push(R_NULL);
+        else bulk(reply.next, out);
+      }
+      return;
+    case 'error': {
+      const line = reply.resp ?? `ERR ${wireCode(reply.code)} ${reply.message}`;
+      out.push(Buffer.from(`-${oneLine(line)}\r\n`));
+      return;
+    }
+    case 'integer': {
+      const v = reply.value;
+      out.push(v >= 0 && v < SMALL_INTS.length ? SMALL_INTS[v]! : Buffer.from(`:${v}\r\n`));
+      return;
+    }
+    case 'status':
+      out.push(Buffer.from(`+${oneLine(reply.text)}\r\n`));
+      return;
+    case 'array':
+      if (reply.items === null) out.push(R_NULL_ARRAY);
+      else if (reply.items.length === 0) out.push(R_EMPTY_ARRAY);
+      else {
+        out.push(Buffer.from(`*${reply.items.length}\r\n`));
+        for (const item of reply.items) encodeRespReply(item, out);
+      }
+      return;
+    case 'sections':
+      bulk(Buffer.from(renderSections(reply.sections)), out);
+      return;
+    default: {
+      const never: never = reply;
+      throw new Error(`protocol: unhandled reply ${JSON.stringify(never)}`);
+    }
+  }
+}

@@ -1,0 +1,119 @@
+// The two framings of the client port, chosen per connection: the seed's text lines and RESP2.
+
+import { toKvError } from '../errors/index.ts';
+import {
+  type Command,
+  type CommandLimits,
+  encodeRespReply,
+  encodeTextReply,
+  errorReply,
+  LineDecoder,
+  parseRespRequest,
+  parseTextLine,
+  type Reply,
+  type RespContext,
+  RespDecoder,
+  RespError,
+  type RespLimits,
+} from '../protocol/index.ts';
+
+/** Where a framing delivers what it decoded, in stream order. */
+export interface FramingSink {
+  /** A command for the coordinator; `shape`, when set, rewrites its non-error reply. */
+  command(cmd: Command, shape?: (r: Reply) => Reply): void;
+  /** A request answered without the coordinator: a malformed one, or a connection-local one. */
+  reply(reply: Reply): void;
+  /** The stream cannot be decoded any further: send this reply after the earlier ones, close. */
+  fatal(reply: Reply): void;
+}
+
+/** Decodes requests from a byte stream and encodes replies, for one connection. */
+export interface Framing {
+  readonly name: 'text' | 'resp';
+  /** Feeds one chunk (split anywhere); calls `sink` for each complete request. */
+  decode(chunk: Buffer, sink: FramingSink): void;
+  /** Appends the reply's bytes to `out`. */
+  encode(reply: Reply, out: Buffer[]): void;
+  /** Forgets an unfinished request (the client went away mid-request). */
+  reset(): void;
+}
+
+/** The seed's protocol: one command per line; every error keeps the connection usable. */
+export class TextFraming implements Framing {
+  readonly name = 'text';
+  readonly #decoder: LineDecoder;
+  readonly #limits: CommandLimits;
+
+  constructor(limits: CommandLimits, maxLineBytes: number) {
+    this.#limits = limits;
+    this.#decoder = new LineDecoder(maxLineBytes);
+  }
+
+  decode(chunk: Buffer, sink: FramingSink): void {
+    this.#decoder.push(chunk, (frame) => {
+      if (frame.kind === 'too_long') {
+        const limit = this.#decoder.maxLineBytes;
+        const msg = `protocol: line of ${frame.bytes} bytes is over the limit of ${limit}`;
+        sink.reply({ type: 'error', code: 'KV_ERR_LINE_TOO_LONG', message: msg });
+        return;
+      }
+      let cmd: Command | null;
+      try {
+        cmd = parseTextLine(frame.line, this.#limits);
+      } catch (err) {
+        sink.reply(errorReply(toKvError(err, 'protocol')));
+        return;
+      }
+      if (cmd !== null) sink.command(cmd);
+    });
+  }
+
+  encode(reply: Reply, out: Buffer[]): void {
+    encodeTextReply(reply, out);
+  }
+
+  reset(): void {
+    this.#decoder.reset();
+  }
+}
+
+/**
+ * RESP2: arrays of bulk strings (and inline lines). A malformed command (unknown, wrong arity,
+ * bad key) gets one error and the connection goes on; a malformed frame is fatal, as in Redis.
+ */
+export class RespFraming implements Framing {
+  readonly name = 'resp';
+  readonly #decoder: RespDecoder;
+  readonly #ctx: RespContext;
+
+  constructor(ctx: RespContext, limits: RespLimits) {
+    this.#ctx = ctx;
+    this.#decoder = new RespDecoder(limits);
+  }
+
+  decode(chunk: Buffer, sink: FramingSink): void {
+    this.#decoder.push(chunk, (frame) => {
+      if (frame.kind === 'error') {
+        sink.fatal(errorReply(new RespError('KV_ERR_PROTOCOL', `ERR ${frame.message}`)));
+        return;
+      }
+      let req: ReturnType<typeof parseRespRequest>;
+      try {
+        req = parseRespRequest(frame.args, this.#ctx);
+      } catch (err) {
+        sink.reply(errorReply(toKvError(err, 'protocol')));
+        return;
+      }
+      if (req.kind === 'reply') sink.reply(req.reply);
+      else sink.command(req.cmd, req.shape);
+    });
+  }
+
+  encode(reply: Reply, out: Buffer[]): void {
+    encodeRespReply(reply, out);
+  }
+
+  reset(): void {
+    this.#decoder.reset();
+  }
+}

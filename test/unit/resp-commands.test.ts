@@ -1,0 +1,343 @@
+import { describe, expect, it } from 'vitest';
+import { executeMulti } from '../../src/coordinator/multi.ts';
+import { KvError } from '../../src/errors/index.ts';
+import {
+  type Command,
+  type CommandLimits,
+  encodeRespReply,
+  encodeTextReply,
+  errorReply,
+  parseRespRequest,
+  patternPrefix,
+  RESP_COMMANDS,
+  type Reply,
+  type RespContext,
+  type RespRequest,
+} from '../../src/protocol/index.ts';
+import { ScanCursorTable } from '../../src/server/scan-cursors.ts';
+
+const LIMITS: CommandLimits = { maxKeyBytes: 16, maxValueBytes: 32, maxScanKeys: 100 };
+
+const cursors = new ScanCursorTable({ max: 100, ttlMs: 60_000 });
+
+function ctx(): RespContext {
+  return {
+    limits: LIMITS,
+    session: { id: 7, name: null, libName: null, libVer: null },
+    server: () => ({ version: '9.9.9', port: 6379, connectedClients: 3, uptimeSeconds: 90000 }),
+    cursors,
+  };
+}
+
+const b = (s: string) => Buffer.from(s, 'latin1');
+const parse = (c: RespContext, ...args: (string | Buffer)[]): RespRequest =>
+  parseRespRequest(
+    args.map((a) => (typeof a === 'string' ? b(a) : a)),
+    c,
+  );
+const cmdOf = (...args: (string | Buffer)[]): Command => {
+  const r = parse(ctx(), ...args);
+  if (r.kind !== 'command') throw new Error('expected a command');
+  return r.cmd;
+};
+const replyOf = (c: RespContext, ...args: string[]): Reply => {
+  const r = parse(c, ...args);
+  if (r.kind !== 'reply') throw new Error('expected a reply');
+  return r.reply;
+};
+function wire(reply: Reply): string {
+  const out: Buffer[] = [];
+  encodeRespReply(reply, out);
+  return Buffer.concat(out).toString('latin1');
+}
+/** The RESP error line a malformed request gets. */
+function errorOf(...args: (string | Buffer)[]): string {
+  try {
+    parse(ctx(), ...args);
+  } catch (err) {
+    if (!(err instanceof KvError)) throw err;
+    return wire(errorReply(err)).trimEnd();
+  }
+  throw new Error(`expected an error for ${args.join(' ')}`);
+}
+
+describe('parseRespRequest: data commands', () => {
+  it('maps each command to the shared command table, names case-insensitive', () => {
+    expect(cmdOf('get', 'k')).toEqual({ type: 'get', key: b('k') });
+    expect(cmdOf('SET', 'k', 'v')).toEqual({ type: 'put', key: b('k'), value: b('v') });
+    expect(cmdOf('PUT', 'k', 'v w')).toEqual({ type: 'put', key: b('k'), value: b('v w') });
+    expect(cmdOf('Remove', 'k')).toEqual({ type: 'remove', key: b('k') });
+    expect(cmdOf('DEL', 'a', 'b')).toEqual({ type: 'del', keys: [b('a'), b('b')] });
+    expect(cmdOf('EXISTS', 'a', 'a')).toEqual({ type: 'exists', keys: [b('a'), b('a')] });
+    expect(cmdOf('MGET', 'a', 'b')).toEqual({ type: 'mget', keys: [b('a'), b('b')] });
+    expect(cmdOf('MSET', 'a', '1', 'b', '2')).toEqual({
+      type: 'mset',
+      entries: [
+        [b('a'), b('1')],
+        [b('b'), b('2')],
+      ],
+    });
+    expect(cmdOf('DBSIZE')).toEqual({ type: 'dbsize' });
+    expect(cmdOf('QUIT')).toEqual({ type: 'quit' });
+    expect(cmdOf('CLUSTER')).toEqual({ type: 'cluster' });
+    expect(cmdOf('RANGE', 'a', 'c', 'LIMIT', '5', 'CURSOR', 'b\x00')).toEqual({
+      type: 'range',
+      start: b('a'),
+      end: b('c'),
+      page: { limit: 5, cursor: b('b\x00') },
+    });
+    expect(cmdOf('PREFIX', 'p:')).toEqual({
+      type: 'prefix',
+      prefix: b('p:'),
+      page: { limit: null, cursor: null },
+    });
+    expect(cmdOf('KEYS', '*')).toEqual({
+      type: 'prefix',
+      prefix: b(''),
+      page: { limit: null, cursor: null },
+    });
+  });
+
+  it('keys are binary-safe: any bytes, but non-empty and at most max-key-bytes', () => {
+    expect(cmdOf('GET', b('a b\r\n\x00\xff'))).toEqual({ type: 'get', key: b('a b\r\n\x00\xff') });
+    expect(errorOf('GET', '')).toBe('-ERR INVALID_KEY protocol: key is empty');
+    expect(errorOf('GET', 'k'.repeat(17))).toMatch(/^-ERR INVALID_KEY .*17 bytes/);
+    expect(errorOf('SET', 'k', 'v'.repeat(33))).toMatch(/^-ERR VALUE_TOO_LARGE /);
+  });
+
+  it('answers malformed requests in Redis form', () => {
+    expect(errorOf('FLY', 'away', 'now')).toBe(
+      "-ERR unknown command 'FLY', with args beginning with: 'away' 'now'",
+    );
+    expect(errorOf('GET')).toBe("-ERR wrong number of arguments for 'get' command");
+    expect(errorOf('GET', 'a', 'b')).toBe("-ERR wrong number of arguments for 'get' command");
+    expect(errorOf('MSET', 'a', '1', 'b')).toBe(
+      "-ERR wrong number of arguments for 'mset' command",
+    );
+    expect(errorOf('PING', 'a', 'b')).toBe("-ERR wrong number of arguments for 'ping' command");
+    expect(errorOf('SET', 'k', 'v', 'EX', '10')).toBe('-ERR syntax error');
+    expect(errorOf('RANGE', 'a', 'b', 'LIMIT')).toBe('-ERR syntax error');
+    expect(errorOf('RANGE', 'a', 'b', 'LIMIT', '0')).toMatch(/^-ERR INVALID_ARGUMENT /);
+    expect(errorOf('CLUSTER', 'INFO')).toBe('-ERR This instance has cluster support disabled');
+  });
+
+  it('SCAN pages a prefix; its cursor is an integer token, "0" starts and ends', () => {
+    const r = parse(ctx(), 'SCAN', '0', 'MATCH', 'user:*', 'COUNT', '1000');
+    expect(r.kind === 'command' && r.cmd).toEqual({
+      type: 'prefix',
+      prefix: b('user:'),
+      page: { limit: 100, cursor: null },
+    });
+    if (r.kind !== 'command' || r.shape === undefined) throw new Error('expected a shape');
+    const more = r.shape({ type: 'keys', keys: [b('user:1')], paged: true, next: b('user:1') });
+    const token = /^\*2\r\n\$\d+\r\n([1-9]\d*)\r\n\*1\r\n\$6\r\nuser:1\r\n$/.exec(wire(more))?.[1];
+    expect(Number(token)).toBeLessThan(2 ** 48);
+    const next = parse(ctx(), 'scan', token!, 'MATCH', 'user:*');
+    expect(next.kind === 'command' && next.cmd).toEqual({
+      type: 'prefix',
+      prefix: b('user:'),
+      page: { limit: 100, cursor: b('user:1') },
+    });
+    const done = r.shape({ type: 'keys', keys: [], paged: true, next: null });
+    expect(wire(done)).toBe('*2\r\n$1\r\n0\r\n*0\r\n');
+    expect(errorOf('SCAN', 'zz')).toBe('-ERR invalid cursor');
+    expect(errorOf('SCAN', '12345')).toBe('-ERR invalid cursor');
+    expect(errorOf('SCAN', '0', 'COUNT', '0')).toBe('-ERR syntax error');
+    expect(errorOf('SCAN', '0', 'COUNT', 'x')).toBe('-ERR value is not an integer or out of range');
+    expect(errorOf('SCAN', '0', 'TYPE', 'string')).toBe('-ERR syntax error');
+    expect(errorOf('SCAN', '0', 'MATCH', 'a?*')).toMatch(/^-ERR INVALID_ARGUMENT .*literal prefix/);
+  });
+
+  it('SCAN cursors expire, the oldest are dropped beyond the cap, and a cursor can be reused', () => {
+    let now = 0;
+    const t = new ScanCursorTable({ max: 3, ttlMs: 1000, now: () => now });
+    const first = t.issue(b('k1'));
+    expect(t.resolve(first)).toEqual(b('k1'));
+    expect(t.resolve(first)).toEqual(b('k1'));
+    const tokens = [t.issue(b('k2')), t.issue(b('k3')), t.issue(b('k4'))];
+    expect(t.size).toBe(3);
+    expect(t.resolve(first)).toBeUndefined();
+    expect(t.resolve(tokens[2]!)).toEqual(b('k4'));
+    now = 1000;
+    expect(t.resolve(tokens[2]!)).toBeUndefined();
+    t.issue(b('k5'));
+    expect(t.size).toBe(1);
+  });
+
+  it('MATCH and KEYS take only a literal prefix followed by *', () => {
+    expect(patternPrefix(b('*'))).toEqual(b(''));
+    expect(patternPrefix(b('abc*'))).toEqual(b('abc'));
+    expect(patternPrefix(b('a\\*b\\?*'))).toEqual(b('a*b?'));
+    for (const bad of ['abc', 'a*b', 'a?*', '[ab]*', '**', 'a\\']) {
+      expect(() => patternPrefix(b(bad)), bad).toThrow(/literal prefix/);
+    }
+  });
+
+  it('PING answers PONG, or its argument', () => {
+    const r = parse(ctx(), 'PING', 'hello');
+    expect(r.kind === 'command' && r.cmd).toEqual({ type: 'ping' });
+    expect(r.kind === 'command' && r.shape?.({ type: 'pong' })).toEqual({
+      type: 'value',
+      value: b('hello'),
+    });
+  });
+});
+
+describe('parseRespRequest: connection and server commands', () => {
+  it('HELLO: RESP2 only; HELLO 3 gets NOPROTO so clients fall back', () => {
+    expect(errorOf('HELLO', '3')).toBe('-NOPROTO unsupported protocol version');
+    expect(errorOf('HELLO', 'x')).toBe('-ERR Protocol version is not an integer or out of range');
+    const c = ctx();
+    expect(wire(replyOf(c, 'HELLO', '2', 'SETNAME', 'app'))).toBe(
+      '*14\r\n$6\r\nserver\r\n$7\r\nkvstore\r\n$7\r\nversion\r\n$5\r\n9.9.9\r\n$5\r\nproto\r\n:2\r\n' +
+        '$2\r\nid\r\n:7\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n' +
+        '$7\r\nmodules\r\n*0\r\n',
+    );
+    expect(c.session.name).toBe('app');
+    expect(wire(replyOf(c, 'HELLO'))).toMatch(/^\*14\r\n/);
+  });
+
+  it('CLIENT SETNAME/GETNAME/ID/SETINFO keep per-connection state', () => {
+    const c = ctx();
+    expect(wire(replyOf(c, 'CLIENT', 'GETNAME'))).toBe('$-1\r\n');
+    expect(wire(replyOf(c, 'client', 'setname', 'worker-1'))).toBe('+OK\r\n');
+    expect(wire(replyOf(c, 'CLIENT', 'GETNAME'))).toBe('$8\r\nworker-1\r\n');
+    expect(wire(replyOf(c, 'CLIENT', 'ID'))).toBe(':7\r\n');
+    expect(wire(replyOf(c, 'CLIENT', 'SETINFO', 'LIB-NAME', 'ioredis'))).toBe('+OK\r\n');
+    expect(c.session.libName).toBe('ioredis');
+    expect(errorOf('CLIENT', 'SETNAME', 'a b')).toMatch(/^-ERR Client names cannot contain/);
+    expect(errorOf('CLIENT', 'KILL')).toBe("-ERR unknown subcommand 'KILL'. Try CLIENT HELP.");
+  });
+
+  it('COMMAND, COMMAND COUNT, COMMAND DOCS, COMMAND INFO', () => {
+    const c = ctx();
+    const n = Object.keys(RESP_COMMANDS).length;
+    expect(wire(replyOf(c, 'COMMAND', 'COUNT'))).toBe(`:${n}\r\n`);
+    expect(wire(replyOf(c, 'COMMAND', 'DOCS'))).toBe('*0\r\n');
+    expect(wire(replyOf(c, 'COMMAND'))).toMatch(new RegExp(`^\\*${n}\\r\\n\\*10\\r\\n`));
+    expect(wire(replyOf(c, 'COMMAND', 'INFO', 'get', 'nope'))).toBe(
+      '*2\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n*0\r\n*0\r\n*0\r\n*0\r\n*-1\r\n',
+    );
+  });
+
+  it('SELECT 0, ECHO, CONFIG GET, AUTH', () => {
+    const c = ctx();
+    expect(wire(replyOf(c, 'SELECT', '0'))).toBe('+OK\r\n');
+    expect(errorOf('SELECT', '1')).toBe('-ERR DB index is out of range');
+    expect(errorOf('SELECT', 'x')).toBe('-ERR value is not an integer or out of range');
+    expect(wire(replyOf(c, 'ECHO', 'hi'))).toBe('$2\r\nhi\r\n');
+    expect(wire(replyOf(c, 'CONFIG', 'GET', 'save'))).toBe('*2\r\n$4\r\nsave\r\n$0\r\n\r\n');
+    expect(wire(replyOf(c, 'CONFIG', 'GET', 'nothing'))).toBe('*0\r\n');
+    expect(errorOf('AUTH', 'pw')).toMatch(/without any password configured/);
+  });
+
+  it('INFO: server and clients sections come before the coordinator sections', () => {
+    const r = parse(ctx(), 'INFO', 'Keyspace');
+    expect(r.kind === 'command' && r.cmd).toEqual({ type: 'info', sections: ['keyspace'] });
+    const all = parse(ctx(), 'INFO');
+    if (all.kind !== 'command' || !all.shape) throw new Error('expected a shape');
+    const shaped = all.shape({
+      type: 'sections',
+      sections: [{ name: 'keyspace', fields: [['db0', 'keys=2,expires=0,avg_ttl=0']] }],
+    });
+    const text = wire(shaped);
+    expect(text).toMatch(/# Server\r\nkvstore_version:9\.9\.9\r\n/);
+    expect(text).toMatch(/tcp_port:6379\r\n/);
+    expect(text).toMatch(/uptime_in_days:1\r\n/);
+    expect(text).toMatch(/# Clients\r\nconnected_clients:3\r\n\r\n# Keyspace\r\ndb0:keys=2,/);
+  });
+});
+
+describe('text encoder and data written over RESP', () => {
+  const text = (reply: Reply) => {
+    const out: Buffer[] = [];
+    encodeTextReply(reply, out);
+    return Buffer.concat(out).toString('latin1');
+  };
+  it('answers NOT_REPRESENTABLE instead of breaking its line framing', () => {
+    expect(text({ type: 'value', value: b('a\nb') })).toMatch(/^ERR NOT_REPRESENTABLE .*\n$/);
+    expect(text({ type: 'value', value: b('a\rb') })).toBe('a\rb\n');
+    const keys = (k: string[], next: string | null = null): Reply => ({
+      type: 'keys',
+      keys: k.map(b),
+      paged: next !== null,
+      next: next === null ? null : b(next),
+    });
+    expect(text(keys(['a', 'b c']))).toMatch(/^ERR NOT_REPRESENTABLE /);
+    expect(text(keys(['a', '\xff']))).toMatch(/^ERR NOT_REPRESENTABLE /);
+    expect(text(keys(['a'], 'x\ny'))).toMatch(/^ERR NOT_REPRESENTABLE /);
+    const utf8 = Buffer.from('ключ');
+    expect(text({ type: 'keys', keys: [b('a'), utf8], paged: false, next: null })).toBe(
+      `a ${utf8.toString('latin1')}\n`,
+    );
+  });
+
+  it('never receives RESP-only replies; if one came, it is one ERR INTERNAL line', () => {
+    expect(text({ type: 'integer', value: 1 })).toMatch(/^ERR INTERNAL .*\n$/);
+    expect(text({ type: 'array', items: [] })).toMatch(/^ERR INTERNAL .*\n$/);
+  });
+});
+
+describe('executeMulti', () => {
+  const store = new Map<string, string>([['a', '1']]);
+  const run = (cmd: Command): Reply | Promise<Reply> => {
+    switch (cmd.type) {
+      case 'get': {
+        const v = store.get(cmd.key.toString());
+        return v === undefined ? { type: 'not_found' } : { type: 'value', value: b(v) };
+      }
+      case 'put':
+        if (cmd.key.toString() === 'fail')
+          return Promise.reject(new KvError('KV_ERR_UNAVAILABLE', 'x'));
+        store.set(cmd.key.toString(), cmd.value.toString());
+        return Promise.resolve({ type: 'ok' });
+      case 'remove':
+        return Promise.resolve(
+          store.delete(cmd.key.toString()) ? { type: 'ok' } : { type: 'not_found' },
+        );
+      default:
+        throw new Error('unexpected');
+    }
+  };
+
+  it('MGET and EXISTS answer synchronously when every part does', () => {
+    expect(executeMulti({ type: 'mget', keys: [b('a'), b('z')] }, run)).toEqual({
+      type: 'array',
+      items: [{ type: 'value', value: b('1') }, { type: 'not_found' }],
+    });
+    expect(executeMulti({ type: 'exists', keys: [b('a'), b('a'), b('z')] }, run)).toEqual({
+      type: 'integer',
+      value: 2,
+    });
+  });
+
+  it('MSET is OK only when every write is; DEL counts distinct live keys', async () => {
+    await expect(
+      executeMulti(
+        {
+          type: 'mset',
+          entries: [
+            [b('b'), b('2')],
+            [b('c'), b('3')],
+          ],
+        },
+        run,
+      ),
+    ).resolves.toEqual({ type: 'ok' });
+    await expect(
+      executeMulti(
+        {
+          type: 'mset',
+          entries: [
+            [b('d'), b('4')],
+            [b('fail'), b('x')],
+          ],
+        },
+        run,
+      ),
+    ).rejects.toThrow(KvError);
+    await expect(
+      executeMulti({ type: 'del', keys: [b('b'), b('b'), b('c'), b('zz')] }, run),
+    ).resolves.toEqual({ type: 'integer', value: 2 });
+  });
+});

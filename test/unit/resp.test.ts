@@ -1,0 +1,290 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  ARG_OVERHEAD,
+  encodeRespReply,
+  type Reply,
+  RespDecoder,
+  type RespFrame,
+  type RespLimits,
+} from '../../src/protocol/index.ts';
+
+type Out = { args: string[] } | { error: string };
+
+const LIMITS: RespLimits = {
+  maxBulkBytes: 300,
+  maxArgs: 8,
+  maxRequestBytes: 1000,
+  maxInlineBytes: 32,
+};
+
+function show(f: RespFrame): Out {
+  return f.kind === 'request'
+    ? { args: f.args.map((a) => a.toString('latin1')) }
+    : { error: f.message };
+}
+
+/** Feeds `input` in chunks of the given sizes (cycling) and collects every frame. */
+function feed(input: Buffer, sizes: number[] = [input.length || 1], limits = LIMITS): Out[] {
+  const d = new RespDecoder(limits);
+  const out: Out[] = [];
+  let i = 0;
+  let k = 0;
+  while (i < input.length) {
+    const n = Math.max(1, sizes[k++ % sizes.length]!);
+    d.push(input.subarray(i, i + n), (f) => out.push(show(f)));
+    i += n;
+  }
+  return out;
+}
+
+const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+const lat = (b: Buffer) => b.toString('latin1');
+const req = (...args: (string | Buffer)[]) =>
+  Buffer.concat([
+    Buffer.from(`*${args.length}\r\n`),
+    ...args.flatMap((a) => {
+      const b = typeof a === 'string' ? Buffer.from(a, 'latin1') : a;
+      return [Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n')];
+    }),
+  ]);
+
+const SAMPLES: { name: string; input: Buffer; frames: Out[] }[] = [
+  { name: 'one request', input: req('GET', 'k'), frames: [{ args: ['GET', 'k'] }] },
+  {
+    name: 'pipelined requests',
+    input: Buffer.concat([req('SET', 'a', 'b'), req('GET', 'a'), req('PING')]),
+    frames: [{ args: ['SET', 'a', 'b'] }, { args: ['GET', 'a'] }, { args: ['PING'] }],
+  },
+  {
+    name: 'binary-safe bulk strings: every byte, CRLF inside',
+    input: req('SET', ALL_BYTES, 'x\r\ny'),
+    frames: [{ args: ['SET', lat(ALL_BYTES), 'x\r\ny'] }],
+  },
+  {
+    name: 'empty bulk string',
+    input: req('SET', 'k', ''),
+    frames: [{ args: ['SET', 'k', ''] }],
+  },
+  {
+    name: '*0 and *-1 are empty requests',
+    input: Buffer.concat([Buffer.from('*0\r\n*-1\r\n'), req('PING')]),
+    frames: [{ args: ['PING'] }],
+  },
+  {
+    name: 'inline requests, spaces and tabs, blank lines ignored',
+    input: Buffer.from('PING\r\n\r\n  SET   a\tb \r\nGET a\n'),
+    frames: [{ args: ['PING'] }, { args: ['SET', 'a', 'b'] }, { args: ['GET', 'a'] }],
+  },
+  {
+    name: 'inline between arrays',
+    input: Buffer.concat([req('GET', 'a'), Buffer.from('PING\r\n'), req('GET', 'b')]),
+    frames: [{ args: ['GET', 'a'] }, { args: ['PING'] }, { args: ['GET', 'b'] }],
+  },
+  {
+    name: 'largest bulk string allowed',
+    input: req('SET', 'k', 'v'.repeat(300)),
+    frames: [{ args: ['SET', 'k', 'v'.repeat(300)] }],
+  },
+  {
+    name: 'unfinished request is held',
+    input: Buffer.concat([req('GET', 'a'), req('GET', 'b').subarray(0, 10)]),
+    frames: [{ args: ['GET', 'a'] }],
+  },
+  // Protocol errors: the frames before, one error, then nothing.
+  {
+    name: 'non-numeric count',
+    input: Buffer.concat([req('PING'), Buffer.from('*x\r\n'), req('PING')]),
+    frames: [{ args: ['PING'] }, { error: 'Protocol error: invalid multibulk length' }],
+  },
+  {
+    name: 'count without digits',
+    input: Buffer.from('*\r\n'),
+    frames: [{ error: 'Protocol error: invalid multibulk length' }],
+  },
+  {
+    name: 'CR not followed by LF in a header',
+    input: Buffer.from('*1\rX'),
+    frames: [{ error: 'Protocol error: invalid multibulk length' }],
+  },
+  {
+    name: 'element that is not a bulk string',
+    input: Buffer.from('*2\r\n+GET\r\n'),
+    frames: [{ error: "Protocol error: expected '$', got '+'" }],
+  },
+  {
+    name: 'negative bulk length',
+    input: Buffer.from('*1\r\n$-1\r\n'),
+    frames: [{ error: 'Protocol error: invalid bulk length' }],
+  },
+  {
+    name: 'bulk string longer than declared',
+    input: Buffer.from('*1\r\n$3\r\nabcd\r\n'),
+    frames: [{ error: 'Protocol error: expected CRLF after bulk string' }],
+  },
+  {
+    name: 'bulk string over the limit (refused at its header)',
+    input: Buffer.from('*2\r\n$3\r\nSET\r\n$301\r\n'),
+    frames: [{ error: 'Protocol error: invalid bulk length' }],
+  },
+  {
+    name: 'huge declared bulk length (refused before its end)',
+    input: Buffer.from('*1\r\n$99999999999999999999'),
+    frames: [{ error: 'Protocol error: invalid bulk length' }],
+  },
+  {
+    name: 'too many elements',
+    input: Buffer.from('*9\r\n'),
+    frames: [{ error: 'Protocol error: invalid multibulk length' }],
+  },
+  {
+    name: 'request over the byte budget',
+    input: req('MSET', 'a', 'v'.repeat(300), 'b', 'v'.repeat(300), 'c', 'v'.repeat(300)),
+    frames: [{ error: 'Protocol error: request over 1000 bytes' }],
+  },
+  {
+    name: 'inline request over the limit',
+    input: Buffer.from(`GET ${'k'.repeat(40)}\r\n`),
+    frames: [{ error: 'Protocol error: too big inline request' }],
+  },
+];
+
+describe('RespDecoder', () => {
+  for (const s of SAMPLES) {
+    it(`${s.name}: whole, byte by byte, and in odd chunks`, () => {
+      expect(feed(s.input)).toEqual(s.frames);
+      expect(feed(s.input, [1])).toEqual(s.frames);
+      expect(feed(s.input, [2, 3, 5, 7])).toEqual(s.frames);
+    });
+  }
+
+  it('gives the same frames for every split of every sample', () => {
+    const input = Buffer.concat(SAMPLES.slice(0, 8).map((s) => s.input));
+    const expected = SAMPLES.slice(0, 8).flatMap((s) => s.frames);
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1 }), (sizes) => {
+        expect(feed(input, sizes)).toEqual(expected);
+      }),
+    );
+  });
+
+  it('round-trips any arguments, whatever the split', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ maxLength: 40 }), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.integer({ min: 1, max: 17 }), { minLength: 1 }),
+        (args, sizes) => {
+          const bufs = args.map((a) => Buffer.from(a));
+          expect(feed(req(...bufs), sizes)).toEqual([{ args: bufs.map(lat) }]);
+        },
+      ),
+    );
+  });
+
+  it('ignores everything after an error until reset', () => {
+    const d = new RespDecoder(LIMITS);
+    const out: Out[] = [];
+    d.push(Buffer.from('*1\r\n$x'), (f) => out.push(show(f)));
+    d.push(req('PING'), (f) => out.push(show(f)));
+    expect(out).toEqual([{ error: 'Protocol error: invalid bulk length' }]);
+    d.reset();
+    d.push(req('PING'), (f) => out.push(show(f)));
+    expect(out.at(-1)).toEqual({ args: ['PING'] });
+  });
+
+  it('bounds memory: a huge declared count is refused before any element arrives', () => {
+    const big: RespLimits = { ...LIMITS, maxArgs: 1024 * 1024, maxRequestBytes: 10 * ARG_OVERHEAD };
+    expect(feed(Buffer.from('*11\r\n'), [1], big)).toEqual([
+      { error: 'Protocol error: invalid multibulk length' },
+    ]);
+    expect(feed(req(...Array.from({ length: 10 }, () => '')), [1], big)).toHaveLength(1);
+  });
+
+  it('copies nothing for a bulk string that arrives in one chunk', () => {
+    const input = req('GET', 'key');
+    let frame: RespFrame | undefined;
+    new RespDecoder(LIMITS).push(input, (f) => {
+      frame = f;
+    });
+    expect(frame?.kind).toBe('request');
+    if (frame?.kind === 'request') expect(frame.args[1]!.buffer).toBe(input.buffer);
+  });
+});
+
+function resp(reply: Reply): string {
+  const out: Buffer[] = [];
+  encodeRespReply(reply, out);
+  return Buffer.concat(out).toString('latin1');
+}
+
+describe('encodeRespReply', () => {
+  const b = (s: string) => Buffer.from(s, 'latin1');
+  it('encodes every reply type', () => {
+    expect(resp({ type: 'ok' })).toBe('+OK\r\n');
+    expect(resp({ type: 'pong' })).toBe('+PONG\r\n');
+    expect(resp({ type: 'not_found' })).toBe('$-1\r\n');
+    expect(resp({ type: 'value', value: b('a\r\nb') })).toBe('$4\r\na\r\nb\r\n');
+    expect(resp({ type: 'value', value: b('') })).toBe('$0\r\n\r\n');
+    expect(resp({ type: 'info', text: '{"a":1}' })).toBe('$7\r\n{"a":1}\r\n');
+    expect(resp({ type: 'integer', value: 0 })).toBe(':0\r\n');
+    expect(resp({ type: 'integer', value: 12345 })).toBe(':12345\r\n');
+    expect(resp({ type: 'integer', value: -1 })).toBe(':-1\r\n');
+    expect(resp({ type: 'status', text: 'A\r\nB' })).toBe('+A B\r\n');
+    expect(resp({ type: 'array', items: null })).toBe('*-1\r\n');
+    expect(resp({ type: 'array', items: [] })).toBe('*0\r\n');
+    expect(
+      resp({
+        type: 'array',
+        items: [
+          { type: 'value', value: b('x') },
+          { type: 'not_found' },
+          { type: 'integer', value: 2 },
+        ],
+      }),
+    ).toBe('*3\r\n$1\r\nx\r\n$-1\r\n:2\r\n');
+  });
+
+  it('encodes keys as an array, and paged keys as [keys, next or null]', () => {
+    expect(resp({ type: 'keys', keys: [b('a'), b('b c')], paged: false, next: null })).toBe(
+      '*2\r\n$1\r\na\r\n$3\r\nb c\r\n',
+    );
+    expect(resp({ type: 'keys', keys: [], paged: false, next: null })).toBe('*0\r\n');
+    expect(resp({ type: 'keys', keys: [b('a')], paged: true, next: null })).toBe(
+      '*2\r\n*1\r\n$1\r\na\r\n$-1\r\n',
+    );
+    expect(resp({ type: 'keys', keys: [b('a')], paged: true, next: b('a') })).toBe(
+      '*2\r\n*1\r\n$1\r\na\r\n$1\r\na\r\n',
+    );
+  });
+
+  it('encodes errors as -ERR <CODE> <message>, or in their Redis form', () => {
+    expect(
+      resp({
+        type: 'error',
+        code: 'KV_ERR_UNAVAILABLE',
+        message: 'replication: write\nquorum 1/2',
+      }),
+    ).toBe('-ERR UNAVAILABLE replication: write quorum 1/2\r\n');
+    expect(
+      resp({
+        type: 'error',
+        code: 'KV_ERR_INVALID_ARGUMENT',
+        message: 'x',
+        resp: 'NOPROTO unsupported protocol version',
+      }),
+    ).toBe('-NOPROTO unsupported protocol version\r\n');
+  });
+
+  it('renders INFO sections as one bulk string', () => {
+    const text = resp({
+      type: 'sections',
+      sections: [
+        { name: 'server', fields: [['kvstore_version', '1.0']] },
+        { name: 'keyspace', fields: [['db0', 'keys=1,expires=0,avg_ttl=0']] },
+      ],
+    });
+    const body =
+      '# Server\r\nkvstore_version:1.0\r\n\r\n# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n';
+    expect(text).toBe(`$${body.length}\r\n${body}\r\n`);
+  });
+});
