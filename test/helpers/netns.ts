@@ -1,0 +1,141 @@
+// Private test networks: one network namespace per host on a bridge, each with its own /etc/hosts; removed with every process in them.
+
+import { type ChildProcess, execFile, type SpawnOptions, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface LanHost {
+  /** The host name others resolve (the compose service name). */
+  readonly name: string;
+  /** The network namespace, unique per run: kvt-<random>-<name>. */
+  readonly ns: string;
+  readonly ip: string;
+}
+
+export interface Lan {
+  readonly hosts: ReadonlyMap<string, LanHost>;
+  /** Starts `argv` inside the host's namespace (`ip netns exec`, which also binds its /etc/hosts). */
+  spawn(host: string, argv: readonly string[], opts?: SpawnOptions): ChildProcess;
+  /** Runs `argv` inside the host's namespace to completion; rejects on a non-zero exit. */
+  exec(
+    host: string,
+    argv: readonly string[],
+    opts?: { env?: NodeJS.ProcessEnv; cwd?: string; timeout?: number },
+  ): Promise<{ stdout: string; stderr: string }>;
+  /** Kills every process in the namespaces, deletes them and their hosts files. Idempotent. */
+  destroy(): Promise<void>;
+}
+
+/** Fails clearly when the test cannot manage namespaces (it needs root; it never skips). */
+export function requireRoot(test: string): void {
+  if (process.getuid?.() !== 0) {
+    throw new Error(`${test} needs root to create network namespaces (ip netns); run it as root`);
+  }
+}
+
+/** iproute2's `ip`, by absolute path: callers pass environments whose PATH lacks sbin. */
+const IP =
+  ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? 'ip';
+
+async function ip(...args: string[]): Promise<void> {
+  await run(IP, args);
+}
+
+/**
+ * Creates hosts `names` on a private /24 in 10.0.0.0/8 that exists only inside the namespaces:
+ * a bridge in a switch namespace `kvt-<random>-net`, and per host a namespace with a veth to it
+ * (eth0), loopback up, and /etc/netns/<ns>/hosts naming every host. Nothing is added to the
+ * host's own network namespace. On failure the partial network is removed before rethrowing.
+ */
+export async function createLan(names: readonly string[]): Promise<Lan> {
+  const prefix = `kvt-${randomBytes(3).toString('hex')}`;
+  const subnet = `10.${1 + Math.floor(Math.random() * 254)}.${1 + Math.floor(Math.random() * 254)}`;
+  const sw = `${prefix}-net`;
+  const hosts = new Map<string, LanHost>(
+    names.map((name, i) => [name, { name, ns: `${prefix}-${name}`, ip: `${subnet}.${i + 2}` }]),
+  );
+  const created: string[] = [];
+  const etcNetnsExisted = existsSync('/etc/netns');
+
+  const destroy = async (): Promise<void> => {
+    for (const ns of created) {
+      const pids = await run(IP, ['netns', 'pids', ns]).then(
+        (r) => r.stdout.split(/\s+/).filter(Boolean),
+        () => [],
+      );
+      for (const pid of pids) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      await ip('netns', 'del', ns).catch(() => {});
+      rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+    }
+    created.length = 0;
+    if (!etcNetnsExisted) {
+      try {
+        rmdirSync('/etc/netns');
+      } catch {
+        // not empty (another run's namespaces) or already gone
+      }
+    }
+  };
+
+  try {
+    await ip('netns', 'add', sw);
+    created.push(sw);
+    await ip('-n', sw, 'link', 'add', 'br0', 'type', 'bridge');
+    await ip('-n', sw, 'link', 'set', 'br0', 'up');
+    const hostsFile = [
+      '127.0.0.1 localhost',
+      ...[...hosts.values()].map((h) => `${h.ip} ${h.name}`),
+      '',
+    ].join('\n');
+    let i = 0;
+    for (const h of hosts.values()) {
+      await ip('netns', 'add', h.ns);
+      created.push(h.ns);
+      mkdirSync(`/etc/netns/${h.ns}`, { recursive: true });
+      writeFileSync(`/etc/netns/${h.ns}/hosts`, hostsFile);
+      const port = `v${i++}`;
+      await ip(
+        '-n',
+        sw,
+        'link',
+        'add',
+        port,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'eth0',
+        'netns',
+        h.ns,
+      );
+      await ip('-n', sw, 'link', 'set', port, 'master', 'br0', 'up');
+      await ip('-n', h.ns, 'addr', 'add', `${h.ip}/24`, 'dev', 'eth0');
+      await ip('-n', h.ns, 'link', 'set', 'eth0', 'up');
+      await ip('-n', h.ns, 'link', 'set', 'lo', 'up');
+    }
+  } catch (err) {
+    await destroy();
+    throw err;
+  }
+
+  const nsOf = (host: string): string => {
+    const h = hosts.get(host);
+    if (!h) throw new Error(`netns: no host ${host}`);
+    return h.ns;
+  };
+  return {
+    hosts,
+    spawn: (host, argv, opts = {}) => spawn(IP, ['netns', 'exec', nsOf(host), ...argv], opts),
+    exec: (host, argv, opts = {}) => run(IP, ['netns', 'exec', nsOf(host), ...argv], opts),
+    destroy,
+  };
+}
