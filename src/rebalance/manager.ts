@@ -167,7 +167,15 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
         if (job.kind === 'rebalance') this.#setRebalanced(job.ringId);
         onDone?.();
       },
-      (err: unknown) => logger.error({ err, kind: job.kind }, 'stream failed'),
+      (err: unknown) => {
+        logger.error({ err, kind: job.kind }, 'stream failed; retrying in 5 s');
+        if (this.#running?.abort !== abort) return;
+        this.#running = null;
+        metrics.active.set(0);
+        setTimeout(() => {
+          if (!this.#stopped && this.#running === null) this.resume();
+        }, 5000).unref();
+      },
     );
     this.#running = { kind: job.kind, ringId: job.ringId, abort, done };
   }
