@@ -3,6 +3,10 @@
 #
 # Usage: test/k8s/build-tools.sh [tool...]       (default: every tool)
 #   tools: kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm
+#        test/k8s/build-tools.sh bump-kubernetes v1.X.Y
+#   rewrites go/kubernetes/go.mod for another release: requires it and replaces every staging
+#   module listed in its own go.mod replace block with the published v0.X.Y. (Other tools:
+#   `cd test/k8s/go/<tool> && go get <module>@<version> && go mod tidy`.)
 # Prints `<tool>=<absolute path>` for each requested tool on stdout (plus `kwok-stages=<file>`
 # when kwok is requested); progress and build times go to stderr. A cached binary is reused when
 # it exists and answers its version command with the expected version, so reruns are cheap.
@@ -128,7 +132,46 @@ build() {
   log "built $tool $v in $(($(date +%s) - start))s -> $dest/$tool"
 }
 
+# bump-kubernetes <version>: rewrite the kubernetes wrapper's go.mod for another release.
+bump_kubernetes() {
+  local v=${1:?usage: build-tools.sh bump-kubernetes v1.X.Y} gomod m t
+  [[ $v =~ ^v1\.([0-9]+)\.([0-9]+)$ ]] || { log "not a release version: $v" && exit 2; }
+  local published="v0.${BASH_REMATCH[1]}.${BASH_REMATCH[2]}"
+  cd "$here/go/kubernetes"
+  gomod=$(go mod download -json "k8s.io/kubernetes@$v" | awk -F'"' '$2 == "GoMod" { print $4 }')
+  {
+    echo "// Wrapper module: builds kube-apiserver, kube-controller-manager, kube-scheduler and kubectl"
+    echo "// from k8s.io/kubernetes with every staging module replaced by its published v0.<minor>.<patch>."
+    echo "module kvstore.test/k8s/kubernetes"
+    echo
+    awk '$1 == "go" { print; exit }' "$gomod"
+    echo
+    echo "require k8s.io/kubernetes $v"
+    echo
+    echo "replace ("
+    for m in $(awk '/^replace \(/ { r = 1; next } r && /^\)/ { r = 0 } r && /=>/ { print $1 }' "$gomod"); do
+      printf '\t%s => %s %s\n' "$m" "$m" "$published"
+    done
+    echo ")"
+    echo
+    echo "tool ("
+    for t in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+      printf '\tk8s.io/kubernetes/cmd/%s\n' "$t"
+    done
+    echo ")"
+  } >go.mod.new
+  mv go.mod.new go.mod
+  rm -f go.sum
+  nice -n 15 go mod tidy
+  log "kubernetes wrapper now at $v, staging modules replaced by $published"
+}
+
 main() {
+  if [[ ${1:-} == bump-kubernetes ]]; then
+    shift
+    bump_kubernetes "$@"
+    return
+  fi
   local tools=("$@") tool v dest missing=()
   ((${#tools[@]})) || tools=("${all_tools[@]}")
   mkdir -p "$cache"

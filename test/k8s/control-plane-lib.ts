@@ -76,13 +76,20 @@ export interface RunOptions {
 }
 
 /** Runs a command to completion; rejects on a non-zero exit unless allowFailure. */
-export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+export function run(
+  cmd: string,
+  args: readonly string[],
+  opts: RunOptions = {},
+): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: 'pipe' });
+    const child = spawn(cmd, args, {
+      env: opts.env ?? process.env,
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => {
+    child.stdout?.on('data', (d: Buffer) => out.push(d));
+    child.stderr?.on('data', (d: Buffer) => {
       err.push(d);
       opts.stderrTo?.write(d);
     });
@@ -107,7 +114,11 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
         resolvePromise(result);
       }
     });
-    child.stdin.end(opts.input ?? '');
+    if (child.stdin) {
+      // A command may exit without reading its input; its exit code tells what happened.
+      child.stdin.on('error', () => {});
+      child.stdin.end(opts.input);
+    }
   });
 }
 
@@ -151,7 +162,10 @@ export function freePort(): Promise<number> {
 }
 
 async function openssl(args: string[], cwd: string): Promise<void> {
-  await run('openssl', args.map((a) => (a.startsWith('@') ? join(cwd, a.slice(1)) : a)));
+  await run(
+    'openssl',
+    args.map((a) => (a.startsWith('@') ? join(cwd, a.slice(1)) : a)),
+  );
 }
 
 interface Pki {
@@ -166,23 +180,27 @@ interface Pki {
 async function makePki(dir: string, clients: Record<string, string>): Promise<Pki> {
   await mkdir(dir, { recursive: true });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  await openssl(
-    [
-      'req',
-      '-x509',
-      ...ec,
-      '-keyout',
-      '@ca.key',
-      '-out',
-      '@ca.crt',
-      '-days',
-      '3650',
-      '-subj',
-      '/CN=kvstore-test-ca',
-    ],
-    dir,
-  );
-  const sign = async (name: string, subject: string, ext: string): Promise<void> => {
+  const makeCa = (name: string, cn: string) =>
+    openssl(
+      [
+        'req',
+        '-x509',
+        ...ec,
+        '-keyout',
+        `@${name}.key`,
+        '-out',
+        `@${name}.crt`,
+        '-days',
+        '3650',
+        '-subj',
+        `/CN=${cn}`,
+      ],
+      dir,
+    );
+  await makeCa('ca', 'kvstore-test-ca');
+  // A separate CA for the aggregation layer's request-header client, as kubeadm does.
+  await makeCa('front-proxy-ca', 'kvstore-test-front-proxy-ca');
+  const sign = async (name: string, subject: string, ext: string, ca = 'ca'): Promise<void> => {
     await writeFile(join(dir, `${name}.ext`), ext);
     await openssl(
       ['req', '-new', ...ec, '-keyout', `@${name}.key`, '-out', `@${name}.csr`, '-subj', subject],
@@ -195,9 +213,9 @@ async function makePki(dir: string, clients: Record<string, string>): Promise<Pk
         '-in',
         `@${name}.csr`,
         '-CA',
-        '@ca.crt',
+        `@${ca}.crt`,
         '-CAkey',
-        '@ca.key',
+        `@${ca}.key`,
         '-CAcreateserial',
         '-days',
         '3650',
@@ -218,7 +236,8 @@ async function makePki(dir: string, clients: Record<string, string>): Promise<Pk
     'DNS:kubernetes.default.svc',
     'DNS:kubernetes.default.svc.cluster.local',
   ];
-  const common = 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n';
+  const common =
+    'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n';
   await sign(
     'apiserver',
     '/CN=kube-apiserver',
@@ -227,6 +246,12 @@ async function makePki(dir: string, clients: Record<string, string>): Promise<Pk
   for (const [name, subject] of Object.entries(clients)) {
     await sign(name, subject, `${common}extendedKeyUsage=clientAuth\n`);
   }
+  await sign(
+    'front-proxy-client',
+    '/CN=front-proxy-client',
+    `${common}extendedKeyUsage=clientAuth\n`,
+    'front-proxy-ca',
+  );
   await openssl(
     ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', '@sa.key'],
     dir,
@@ -311,12 +336,19 @@ function startComponent(name: string, bin: string, args: string[], logDir: strin
   return c;
 }
 
+/** Whether pid is running; a zombie (exited, not yet reaped by its new parent) is not. */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    // Fields after the parenthesised command name: the first is the state.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
   }
 }
 
@@ -329,6 +361,23 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
     } catch {
       // already gone
     }
+  }
+}
+
+/**
+ * Stops recorded components in dependency order: clients of the apiserver first, then
+ * kube-apiserver, then etcd (an apiserver without etcd shuts down slowly).
+ */
+export async function stopComponents(pids: Readonly<Record<string, number>>): Promise<void> {
+  const last = ['kube-apiserver', 'etcd'];
+  await killProcesses(
+    Object.entries(pids)
+      .filter(([name]) => !last.includes(name))
+      .map(([, pid]) => pid),
+  );
+  for (const name of last) {
+    const pid = pids[name];
+    if (pid !== undefined) await killProcesses([pid]);
   }
 }
 
@@ -508,7 +557,7 @@ async function startOnce(
     if (stopped) return;
     stopped = true;
     process.off('exit', killOnExit);
-    await killProcesses(components.map((c) => c.pid).reverse());
+    await stopComponents(Object.fromEntries(components.map((c) => [c.name, c.pid])));
     await rm(dir, { recursive: true, force: true, maxRetries: 3 });
   };
   try {
@@ -575,6 +624,13 @@ async function startOnce(
         `--tls-cert-file=${join(pki.dir, 'apiserver.crt')}`,
         `--tls-private-key-file=${join(pki.dir, 'apiserver.key')}`,
         `--client-ca-file=${pki.ca}`,
+        `--requestheader-client-ca-file=${join(pki.dir, 'front-proxy-ca.crt')}`,
+        '--requestheader-allowed-names=front-proxy-client',
+        '--requestheader-username-headers=X-Remote-User',
+        '--requestheader-group-headers=X-Remote-Group',
+        '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+        `--proxy-client-cert-file=${join(pki.dir, 'front-proxy-client.crt')}`,
+        `--proxy-client-key-file=${join(pki.dir, 'front-proxy-client.key')}`,
         '--authorization-mode=Node,RBAC',
         '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
         `--service-account-key-file=${pki.saPub}`,
@@ -727,7 +783,7 @@ export function stateOf(cp: ControlPlaneState): ControlPlaneState {
 
 /** Stops a control plane recorded in a state file (possibly started by another process). */
 export async function stopFromState(state: ControlPlaneState): Promise<void> {
-  await killProcesses(Object.values(state.pids).reverse());
+  await stopComponents(state.pids);
   await rm(state.dir, { recursive: true, force: true, maxRetries: 3 });
 }
 

@@ -81,7 +81,9 @@ describe('test control plane', () => {
             metadata: { labels: { app: 'web' } },
             spec: {
               nodeSelector: { [KWOK_NODE_LABEL.key]: KWOK_NODE_LABEL.value },
-              tolerations: [{ key: 'kwok.x-k8s.io/node', operator: 'Exists', effect: 'NoSchedule' }],
+              tolerations: [
+                { key: 'kwok.x-k8s.io/node', operator: 'Exists', effect: 'NoSchedule' },
+              ],
               containers: [{ name: 'web', image: 'example.invalid/web:1' }],
             },
           },

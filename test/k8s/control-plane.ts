@@ -29,7 +29,9 @@ function readState(): ControlPlaneState | undefined {
 
 function exports(state: ControlPlaneState): string {
   return Object.entries(state.env)
-    .map(([k, v]) => `export ${k}='${v}'`)
+    .map(([k, v]) =>
+      k === 'PATH' ? `export PATH='${state.binDir}':"$PATH"` : `export ${k}='${v}'`,
+    )
     .join('\n');
 }
 
