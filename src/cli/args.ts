@@ -64,6 +64,7 @@ options:
   --host H        node address (env KVCTL_HOST, default 127.0.0.1)
   --port P        client port (env KVCTL_PORT, default 8081)
   --http-port P   HTTP/admin port (env KVCTL_HTTP_PORT, default 9090)
+  (env KVCTL_PASSWORD: sent with AUTH first, for nodes that require a password)
   --timeout-ms N  per-request timeout in ms, 0 for none (default 10000)
   -h, --help      this help
 

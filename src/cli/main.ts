@@ -25,6 +25,12 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<nu
       port: args.port,
       timeoutMs: args.timeoutMs,
     });
+    const password = env.KVCTL_PASSWORD;
+    if (password) {
+      // From the environment only: a --password flag would show in `ps`.
+      const answer = await client.raw(`AUTH ${password}`);
+      if (answer !== 'OK') throw new Error(`AUTH failed: ${answer}`);
+    }
     if (cmd.name === 'shell') return await runShell(client, { ...out, stdin: process.stdin });
     if (cmd.name === 'cluster') return printCluster(await client.raw('CLUSTER'), out);
     return await runCommand(client, cmd, out);

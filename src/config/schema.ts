@@ -70,6 +70,21 @@ export const DEFAULTS = {
   hintIntervalMs: 1000,
   /** Throttle for rebalancing and decommission streams, bytes per second. */
   rebalanceRateBytes: 32 * 1024 * 1024,
+  /** Password clients must send with AUTH. Prefer KV_PASSWORD or --password-file (flags show in ps). */
+  password: '',
+  /** File holding the AUTH password (trailing newline ignored); wins over --password. */
+  passwordFile: '',
+  /** Secret every node proves on its peer connections. Prefer KV_CLUSTER_SECRET or the file. */
+  clusterSecret: '',
+  /** File holding the cluster secret. */
+  clusterSecretFile: '',
+  /** PEM certificate and key: the client port serves TLS when both are set. */
+  tlsCertFile: '',
+  tlsKeyFile: '',
+  /** PEM certificate, key and CA: the peer port uses mutual TLS when all three are set. */
+  peerTlsCertFile: '',
+  peerTlsKeyFile: '',
+  peerTlsCaFile: '',
 };
 
 export const configSchema = z
@@ -109,6 +124,15 @@ export const configSchema = z
     maxHints: z.coerce.number().int().min(0),
     hintIntervalMs: positive,
     rebalanceRateBytes: positive,
+    password: z.string(),
+    passwordFile: z.string(),
+    clusterSecret: z.string(),
+    clusterSecretFile: z.string(),
+    tlsCertFile: z.string(),
+    tlsKeyFile: z.string(),
+    peerTlsCertFile: z.string(),
+    peerTlsKeyFile: z.string(),
+    peerTlsCaFile: z.string(),
   })
   .strict()
   .refine((c) => c.readQuorum <= c.replicationFactor, {
@@ -118,6 +142,14 @@ export const configSchema = z
   .refine((c) => c.writeQuorum <= c.replicationFactor, {
     message: 'must be at most --replication-factor',
     path: ['writeQuorum'],
+  })
+  .refine((c) => !c.tlsCertFile === !c.tlsKeyFile, {
+    message: 'needs --tls-cert-file and --tls-key-file together',
+    path: ['tlsKeyFile'],
+  })
+  .refine((c) => new Set([!c.peerTlsCertFile, !c.peerTlsKeyFile, !c.peerTlsCaFile]).size === 1, {
+    message: 'needs --peer-tls-cert-file, --peer-tls-key-file and --peer-tls-ca-file together',
+    path: ['peerTlsCaFile'],
   })
   .refine((c) => !(c.peers && c.discovery), {
     message: 'use either --peers or --discovery, not both',
@@ -163,4 +195,13 @@ export const HELP: Record<keyof Config, string> = {
   maxHints: 'most hints kept for down replicas',
   hintIntervalMs: 'hint delivery interval',
   rebalanceRateBytes: 'rebalance/decommission throttle in bytes/s',
+  password: 'AUTH password (prefer KV_PASSWORD or --password-file)',
+  passwordFile: 'file holding the AUTH password',
+  clusterSecret: 'peer authentication secret (prefer KV_CLUSTER_SECRET or the file)',
+  clusterSecretFile: 'file holding the cluster secret',
+  tlsCertFile: 'client port TLS certificate (PEM)',
+  tlsKeyFile: 'client port TLS key (PEM)',
+  peerTlsCertFile: 'peer port mutual-TLS certificate (PEM)',
+  peerTlsKeyFile: 'peer port mutual-TLS key (PEM)',
+  peerTlsCaFile: 'CA that signs every peer certificate (PEM)',
 };

@@ -102,6 +102,8 @@ export class ClusterCoordinator implements Coordinator {
         return { type: 'integer', value: estimateKeys(this.#keyspace()) };
       case 'info':
         return infoSections(this.#keyspace(), cmd.sections);
+      case 'auth':
+        throw new Error('coordinator: AUTH is answered by the server');
       default: {
         const never: never = cmd;
         throw new Error(`coordinator: unhandled command ${JSON.stringify(never)}`);

@@ -16,6 +16,8 @@ export const ERROR_CODES = {
   KV_ERR_INVALID_ARGUMENT:
     'an option is malformed (for example LIMIT that is not a positive integer)',
   KV_ERR_LIMIT_EXCEEDED: 'a RANGE/PREFIX without LIMIT matched more keys than --max-scan-keys',
+  KV_ERR_NOAUTH: 'a password is configured and this connection has not sent AUTH yet',
+  KV_ERR_WRONGPASS: 'AUTH was given a wrong password (counted in kvstore_auth_failures_total)',
   KV_ERR_MAX_CLIENTS: 'the node already has --max-connections clients; the connection is closed',
   KV_ERR_UNAVAILABLE:
     'too few replicas answered to meet the read or write quorum; a write may still have been applied on some',

@@ -22,8 +22,9 @@ import {
   Rebalancer,
   registerRebalanceMetrics,
 } from '../rebalance/index.ts';
-import { createReplicaHandler, type HelloReply, METHODS } from '../replica/index.ts';
+import { createReplicaHandler, type HelloReply, METHODS, peerProof } from '../replica/index.ts';
 import { HintStore, type Storage } from '../storage/index.ts';
+import type { Secrets } from './secrets.ts';
 
 const SETTLED_KEY = 'settled-ring';
 
@@ -65,9 +66,19 @@ export async function startCluster(
   storage: Storage,
   registry: Registry,
   log: Logger,
+  secrets: Secrets,
 ): Promise<Cluster> {
   const self = config.nodeName;
-  const pool = new PeerPool({ logger: log, registry, client: { timeoutMs: config.peerTimeoutMs } });
+  const secret = secrets.clusterSecret;
+  const pool = new PeerPool({
+    logger: log,
+    registry,
+    client: {
+      timeoutMs: config.peerTimeoutMs,
+      tls: secrets.peerTls?.client ?? null,
+      ...(secret ? { handshake: () => ({ method: METHODS.auth, body: peerProof(secret) }) } : {}),
+    },
+  });
   const hello = (address: string) => pool.get(address).request<HelloReply>(METHODS.hello, {});
   const identify = (host: string, port: number) =>
     hello(peerAddress({ name: '', host, peerPort: port })).then(
@@ -92,9 +103,11 @@ export async function startCluster(
       storage,
       hello: selfHello,
       maxScanEntries: config.maxScanKeys + 64,
+      clusterSecret: secret,
     }),
     logger: log,
     registry,
+    tls: secrets.peerTls?.server ?? null,
   });
   const membership = new Membership({
     self: { name: self, host: config.peerHost, peerPort: peerServer.port },

@@ -13,6 +13,7 @@ import {
 import { KvServer } from '../server/index.ts';
 import { Storage } from '../storage/index.ts';
 import { startCluster } from './cluster.ts';
+import { loadSecrets } from './secrets.ts';
 
 /** A running node. */
 export interface KvNode {
@@ -30,13 +31,14 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true });
   const registry = createRegistry();
+  const secrets = loadSecrets(config);
   const storage = Storage.open({ path: dataDir, nodeName: config.nodeName, registry });
   let cluster: Awaited<ReturnType<typeof startCluster>> | undefined;
   let ready = false;
   let server: KvServer | undefined;
   let http: HttpEndpoint | undefined;
   try {
-    cluster = await startCluster(config, storage, registry, log);
+    cluster = await startCluster(config, storage, registry, log, secrets);
     server = await KvServer.start({
       host: config.host,
       port: config.port,
@@ -47,6 +49,8 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
       coordinator: cluster.coordinator,
       registry,
       logger: log,
+      password: secrets.password,
+      tls: secrets.clientTls,
     });
     http = await startHttp({
       host: config.httpHost,

@@ -1,6 +1,7 @@
 // The client side of one peer: a persistent multiplexed connection with timeouts and backoff.
 
 import { connect, type Socket } from 'node:net';
+import { type ConnectionOptions as TlsConnectionOptions, connect as tlsConnect } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { KvError, toKvError, wireCode } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
@@ -29,6 +30,10 @@ export interface PeerClientOptions {
   readonly initialBackoffMs?: number;
   /** Cap of the reconnect wait, in ms. */
   readonly maxBackoffMs?: number;
+  /** A request sent first on every new connection (the cluster-secret proof). */
+  readonly handshake?: () => { readonly method: string; readonly body: unknown };
+  /** Connect with TLS using these options (CA, client certificate); null: plain TCP. */
+  readonly tls?: TlsConnectionOptions | null;
 }
 
 export const PEER_CLIENT_DEFAULTS = {
@@ -56,7 +61,8 @@ interface Pending {
   readonly started: number;
 }
 
-type Options = Required<Omit<PeerClientOptions, 'registry'>>;
+type Options = Required<Omit<PeerClientOptions, 'registry' | 'handshake' | 'tls'>> &
+  Pick<PeerClientOptions, 'handshake' | 'tls'>;
 
 /**
  * Requests to one peer over one TCP connection, multiplexed by id.
@@ -202,9 +208,18 @@ export class PeerClient {
   }
 
   #connect(): void {
-    const socket = connect({ host: this.#target.host, port: this.#target.port });
+    const { host, port } = this.#target;
+    const tls = this.#opts.tls;
+    const socket = tls ? tlsConnect({ ...tls, host, port }) : connect({ host, port });
     this.#socket = socket;
     this.#writer = new FrameWriter(socket, (n) => this.#metrics.sentBytes.labels('client').inc(n));
+    const handshake = this.#opts.handshake?.();
+    if (handshake) {
+      // Written before any other request: the server checks it before serving anything else.
+      this.request(handshake.method, handshake.body).catch((err: unknown) =>
+        this.#opts.logger.warn({ peer: this.address, err }, 'peer handshake refused'),
+      );
+    }
     this.#decoder.reset();
     this.#state = 'connecting';
     let connected = false;
@@ -214,7 +229,7 @@ export class PeerClient {
     socket.setTimeout(this.#opts.connectTimeoutMs, () => {
       socket.destroy(new Error(`connect timed out after ${this.#opts.connectTimeoutMs} ms`));
     });
-    socket.once('connect', () => {
+    socket.once(tls ? 'secureConnect' : 'connect', () => {
       connected = true;
       this.#metrics.connections.labels('client').inc();
       socket.setTimeout(0);

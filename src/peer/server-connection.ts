@@ -12,6 +12,12 @@ import type { PeerMetrics } from './metrics.ts';
 export interface PeerRequestContext {
   /** `address:port` of the calling socket (an IP, not a node name). */
   readonly remote: string;
+  /**
+   * State of this connection that handlers may keep (the cluster-secret check marks it
+   * authenticated). Handlers are called in frame order, so what one sets synchronously is
+   * seen by the next request of the same connection.
+   */
+  readonly session: { authenticated: boolean };
 }
 
 /**
@@ -74,7 +80,10 @@ export class ServerConnection {
     this.#ctx = ctx;
     this.#decoder = new FrameDecoder(ctx.maxFrameBytes);
     this.#writer = new FrameWriter(socket, (n) => ctx.metrics.sentBytes.labels('server').inc(n));
-    this.#requestContext = { remote: `${socket.remoteAddress}:${socket.remotePort}` };
+    this.#requestContext = {
+      remote: `${socket.remoteAddress}:${socket.remotePort}`,
+      session: { authenticated: false },
+    };
     socket.setNoDelay(true);
     socket.setKeepAlive(true, KEEPALIVE_MS);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));

@@ -1,6 +1,7 @@
 // The peer-port TCP listener: accepts node-to-node connections and drains them on close.
 
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../observability/index.ts';
 import { DEFAULT_MAX_FRAME_BYTES } from './frame.ts';
@@ -25,6 +26,8 @@ export interface PeerServerOptions {
   readonly maxFrameBytes?: number;
   /** How long `close()` waits for in-flight handlers before destroying connections. */
   readonly closeTimeoutMs?: number;
+  /** Serve TLS with these options (certificate, key; CA and requestCert for mutual TLS). */
+  readonly tls?: TlsOptions | null;
 }
 
 export const PEER_SERVER_DEFAULTS = {
@@ -61,7 +64,13 @@ export class PeerServer {
       logger: opts.logger,
     };
     // allowHalfOpen: a client that half-closes still gets the answers to what it sent.
-    this.#server = createServer({ allowHalfOpen: true }, (socket) => this.#accept(socket));
+    const accept = (socket: Socket) => this.#accept(socket);
+    this.#server = opts.tls
+      ? createTlsServer({ allowHalfOpen: true, ...opts.tls }, accept)
+      : createServer({ allowHalfOpen: true }, accept);
+    this.#server.on('tlsClientError', (err) =>
+      opts.logger.warn({ err }, 'peer TLS handshake failed'),
+    );
     this.#server.on('error', (err) => opts.logger.error({ err }, 'peer listener error'));
   }
 

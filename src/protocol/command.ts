@@ -30,6 +30,8 @@ export type Command =
   | { readonly type: 'quit' }
   /** Cluster state as one JSON line: members, states, ring shares, transfers. */
   | { readonly type: 'cluster' }
+  /** Authenticates the connection; handled by the server, never by the coordinator. */
+  | { readonly type: 'auth'; readonly password: Buffer }
   // Multi-key and server commands; only RESP produces them.
   /** REMOVE of each distinct key; answers the integer count of keys that were live. */
   | { readonly type: 'del'; readonly keys: readonly Buffer[] }
@@ -59,6 +61,7 @@ export const COMMAND_TYPES: readonly CommandType[] = [
   'ping',
   'quit',
   'cluster',
+  'auth',
   'del',
   'exists',
   'mget',

@@ -229,10 +229,20 @@ export function adminCommands(
       if (db !== 0) throw new RespError('KV_ERR_INVALID_ARGUMENT', 'ERR DB index is out of range');
       return OK;
     }),
-    auth: local(-2, (a) => {
-      if (a.length > 3) throw syntaxError();
-      throw noPassword();
-    }),
+    auth: {
+      arity: -2,
+      flags: ['fast'],
+      keys: NO_KEYS,
+      run: (a) => {
+        if (a.length > 3) throw syntaxError();
+        // AUTH <password>, or AUTH <username> <password> where the only user is `default`.
+        if (a.length === 3 && a[1]!.toString('latin1') !== 'default') return reply(wrongPass());
+        return {
+          kind: 'command' as const,
+          cmd: { type: 'auth' as const, password: a[a.length - 1]! },
+        };
+      },
+    },
     hello: local(-1, hello),
     client: local(-2, client),
     command: local(-1, (a) => command(a, table)),
@@ -253,5 +263,15 @@ export function adminCommands(
         return { kind: 'command' as const, cmd: { type: 'info' as const, sections: want }, shape };
       },
     },
+  };
+}
+
+/** Redis's answer to a wrong user or password. */
+export function wrongPass(): Reply {
+  return {
+    type: 'error',
+    code: 'KV_ERR_WRONGPASS',
+    message: 'server: invalid password',
+    resp: 'WRONGPASS invalid username-password pair or user is disabled.',
   };
 }

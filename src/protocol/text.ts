@@ -48,6 +48,11 @@ export function parseTextLine(line: Buffer, limits: CommandLimits): Command | nu
   if (nameEnd === -1) nameEnd = line.length;
   const name = line.toString('latin1', start, nameEnd).toUpperCase();
   if (name === 'PUT') return parsePut(line, nameEnd, limits);
+  if (name === 'AUTH') {
+    // The password is every byte after the single space that follows AUTH.
+    if (nameEnd >= line.length - 1) throw arity('AUTH', '<password>');
+    return { type: 'auth', password: line.subarray(nameEnd + 1) };
+  }
   const args = tokens(line, nameEnd);
   switch (name) {
     case 'GET':

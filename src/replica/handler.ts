@@ -1,7 +1,9 @@
 // Serves peer requests against this node's storage: the replica side of every quorum operation.
 
 import { KvError } from '../errors/index.ts';
+import type { PeerRequestContext } from '../peer/index.ts';
 import { decodeRecord, type Entry, type Storage } from '../storage/index.ts';
+import { checkPeerProof } from './auth.ts';
 import {
   type ApplyReply,
   type ApplyRequest,
@@ -20,6 +22,8 @@ export interface ReplicaHandlerOptions {
   readonly hello: () => HelloReply;
   /** Largest `l` a scan request may ask for. */
   readonly maxScanEntries: number;
+  /** When set, every connection must first prove it knows this secret (`auth`). */
+  readonly clusterSecret?: string | null;
 }
 
 function asBuffer(v: unknown, what: string): Buffer {
@@ -57,7 +61,24 @@ export function toEntries(wire: unknown): Entry[] {
 /** The peer-method handler: `(method, body) => reply` for the peer server. */
 export function createReplicaHandler(opts: ReplicaHandlerOptions) {
   const { storage } = opts;
-  return async (method: string, body: unknown): Promise<unknown> => {
+  const secret = opts.clusterSecret || null;
+  return (method: string, body: unknown, ctx?: PeerRequestContext): unknown => {
+    if (secret !== null) {
+      if (method === METHODS.auth) {
+        checkPeerProof(secret, body);
+        if (ctx) ctx.session.authenticated = true;
+        return { ok: true };
+      }
+      if (!ctx?.session.authenticated) {
+        throw new KvError('KV_ERR_NOAUTH', 'replica: peer did not authenticate');
+      }
+    } else if (method === METHODS.auth) {
+      return { ok: true };
+    }
+    return serve(method, body);
+  };
+
+  async function serve(method: string, body: unknown): Promise<unknown> {
     const req = (body ?? {}) as Record<string, unknown>;
     switch (method) {
       case METHODS.hello:
@@ -86,5 +107,5 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
       default:
         throw new KvError('KV_ERR_UNKNOWN_COMMAND', `replica: unknown peer method '${method}'`);
     }
-  };
+  }
 }

@@ -1,5 +1,6 @@
 // replica: the peer methods nodes call on each other and this node's handler that serves them.
 
+export { checkPeerProof, type PeerProof, PROOF_WINDOW_MS, peerProof } from './auth.ts';
 export {
   createReplicaHandler,
   localScan,

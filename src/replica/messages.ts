@@ -58,5 +58,6 @@ export const METHODS = {
   get: 'get',
   apply: 'apply',
   scan: 'scan',
-  decommission: 'decommission',
+  /** First request of every connection when a cluster secret is set: a PeerProof. */
+  auth: 'auth',
 } as const;

@@ -16,6 +16,7 @@ import {
   type ScanCursors,
   type ServerFacts,
 } from '../protocol/index.ts';
+import type { Authenticator } from './auth.ts';
 import { type Framing, type FramingSink, RespFraming, TextFraming } from './framing.ts';
 import type { ServerMetrics } from './metrics.ts';
 
@@ -33,6 +34,8 @@ export interface ConnectionContext {
   readonly serverFacts: () => ServerFacts;
   /** SCAN cursors, shared by the node's RESP connections. */
   readonly scanCursors: ScanCursors;
+  /** The password check (AUTH); `required` false when no password is configured. */
+  readonly auth: Authenticator;
 }
 
 const STAR = 0x2a;
@@ -84,11 +87,13 @@ export class Connection {
   #draining = false;
   #closed = false;
   #onIdle: (() => void) | null = null;
+  #authenticated: boolean;
   #group: Group | null = null;
 
   constructor(socket: Socket, ctx: ConnectionContext) {
     this.#socket = socket;
     this.#ctx = ctx;
+    this.#authenticated = !ctx.auth.required;
     this.#sink = {
       command: (cmd, shape) => {
         if (!this.#quitting) this.#dispatch(cmd, shape);
@@ -149,11 +154,28 @@ export class Connection {
     );
   }
 
+  /** Answers AUTH and refuses commands before it: the reply to send instead, or null to run. */
+  #authenticate(cmd: Command): Reply | null {
+    const auth = this.#ctx.auth;
+    if (cmd.type === 'auth') {
+      const { reply, ok } = auth.check(cmd.password);
+      if (ok) this.#authenticated = true;
+      else this.#ctx.metrics.authFailures.inc();
+      return reply;
+    }
+    return auth.gate(this.#authenticated, cmd.type);
+  }
+
   #dispatch(cmd: Command, shape?: (r: Reply) => Reply): void {
     const slot: Slot = { reply: null, command: cmd.type, started: performance.now(), shape };
     this.#slots.push(slot);
     this.#ctx.metrics.requests.labels(cmd.type).inc();
     if (cmd.type === 'quit') this.#quitting = true;
+    const denied = this.#authenticate(cmd);
+    if (denied !== null) {
+      this.#finish(slot, denied);
+      return;
+    }
     let result: Reply | Promise<Reply>;
     try {
       result = this.#execute(cmd);

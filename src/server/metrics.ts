@@ -11,6 +11,7 @@ export interface ServerMetrics {
   readonly connections: Gauge;
   readonly connectionsTotal: Counter;
   readonly rejectedConnections: Counter;
+  readonly authFailures: Counter;
 }
 
 /** Latency buckets in seconds, from 100 µs to 10 s. */
@@ -57,6 +58,11 @@ export function registerServerMetrics(registry: Registry): ServerMetrics {
     connectionsTotal: new Counter({
       name: 'kvstore_connections_accepted_total',
       help: 'Client connections accepted since start.',
+      registers: [registry],
+    }),
+    authFailures: new Counter({
+      name: 'kvstore_auth_failures_total',
+      help: 'AUTH commands with a wrong password.',
       registers: [registry],
     }),
     rejectedConnections: new Counter({

@@ -2,12 +2,14 @@
 
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import type { Registry } from 'prom-client';
 import pkg from '../../package.json' with { type: 'json' };
 import type { Coordinator } from '../coordinator/index.ts';
 import { KvError, wireCode } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { ARG_OVERHEAD, type CommandLimits, type RespLimits } from '../protocol/index.ts';
+import { Authenticator } from './auth.ts';
 import { Connection, type ConnectionContext } from './connection.ts';
 import { registerServerMetrics, type ServerMetrics } from './metrics.ts';
 import { ScanCursorTable } from './scan-cursors.ts';
@@ -22,6 +24,10 @@ export interface ServerOptions {
   readonly coordinator: Coordinator;
   readonly registry: Registry;
   readonly logger: Logger;
+  /** Required AUTH password; null or empty: none. */
+  readonly password?: string | null;
+  /** Serve TLS on the client port with this certificate and key (PEM); null: plain TCP. */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer } | null;
 }
 
 /** Bytes a RESP bulk string may exceed --max-value-bytes by and still get VALUE_TOO_LARGE. */
@@ -71,9 +77,17 @@ export class KvServer {
       }),
       // Up to ~20 MB of resume keys at the largest key size; a scan idle for 10 minutes ends.
       scanCursors: new ScanCursorTable({ max: 10_000, ttlMs: 10 * 60_000 }),
+      auth: new Authenticator(opts.password ?? null),
     };
-    this.#server = createServer({ allowHalfOpen: true }, (socket) => this.#accept(socket));
+    const accept = (socket: Socket) => this.#accept(socket);
+    this.#server = opts.tls
+      ? createTlsServer({ allowHalfOpen: true, cert: opts.tls.cert, key: opts.tls.key }, accept)
+      : createServer({ allowHalfOpen: true }, accept);
     this.#server.on('error', (err) => opts.logger.error({ err }, 'client listener error'));
+    // A client that fails the TLS handshake is its own problem; the listener carries on.
+    this.#server.on('tlsClientError', (err) =>
+      opts.logger.debug({ err }, 'client TLS handshake failed'),
+    );
   }
 
   /** Starts listening; resolves with the server once bound, rejects if the port is taken. */

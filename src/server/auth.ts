@@ -1,0 +1,61 @@
+// Client authentication: checks AUTH passwords in constant time and gates unauthenticated commands.
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { CommandType, Reply } from '../protocol/index.ts';
+
+/** Commands a connection may send before it authenticated. */
+const OPEN: ReadonlySet<CommandType> = new Set(['auth', 'ping', 'quit']);
+
+const OK: Reply = { type: 'ok' };
+const NOAUTH: Reply = {
+  type: 'error',
+  code: 'KV_ERR_NOAUTH',
+  message: 'server: authentication required',
+  resp: 'NOAUTH Authentication required.',
+};
+const WRONGPASS: Reply = {
+  type: 'error',
+  code: 'KV_ERR_WRONGPASS',
+  message: 'server: invalid password',
+  resp: 'WRONGPASS invalid username-password pair or user is disabled.',
+};
+const NO_PASSWORD: Reply = {
+  type: 'error',
+  code: 'KV_ERR_INVALID_ARGUMENT',
+  message: 'server: AUTH called without any password configured',
+  resp: 'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?',
+};
+
+/**
+ * The node's password check. Only a SHA-256 digest of the password is kept, and digests are
+ * compared with timingSafeEqual, so neither the length nor a prefix of the password leaks
+ * through timing. Passwords are never logged.
+ */
+export class Authenticator {
+  readonly #digest: Buffer | null;
+
+  /** `password` null or empty: no authentication (every connection starts authenticated). */
+  constructor(password: string | null) {
+    this.#digest = password ? digest(Buffer.from(password, 'utf8')) : null;
+  }
+
+  get required(): boolean {
+    return this.#digest !== null;
+  }
+
+  /** The reply to AUTH, and whether the connection is now authenticated. */
+  check(password: Buffer): { reply: Reply; ok: boolean } {
+    if (this.#digest === null) return { reply: NO_PASSWORD, ok: true };
+    const ok = timingSafeEqual(digest(password), this.#digest);
+    return { reply: ok ? OK : WRONGPASS, ok };
+  }
+
+  /** NOAUTH when an unauthenticated connection sends anything but AUTH, PING or QUIT. */
+  gate(authenticated: boolean, type: CommandType): Reply | null {
+    return authenticated || OPEN.has(type) ? null : NOAUTH;
+  }
+}
+
+function digest(b: Buffer): Buffer {
+  return createHash('sha256').update(b).digest();
+}
