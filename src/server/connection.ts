@@ -57,6 +57,16 @@ function newGroup(kind: Ordering, gate: Promise<void> | null): Group {
   return { kind, gate, pending: 0, done: promise, resolve };
 }
 
+/** A decoded request not yet run. */
+type Pending =
+  | { readonly kind: 'command'; readonly cmd: Command; readonly shape?: (r: Reply) => Reply }
+  | { readonly kind: 'reply' | 'fatal'; readonly reply: Reply };
+
+/** Bytes queued in the socket beyond which no further command runs until it drains. */
+const WRITE_HIGH_WATER = 1024 * 1024;
+/** A reply at least this large is written at once instead of waiting for the batch. */
+const LARGE_REPLY = 64 * 1024;
+
 /** A command's place in the reply order; `reply` is null until the command finished. */
 interface Slot {
   reply: Reply | null;
@@ -71,9 +81,10 @@ interface Slot {
  * anything else the seed's text protocol; both share everything below. Commands run as soon as
  * they are decoded (pipelining); replies go out in command order, batched into one write per
  * turn. A RESP protocol error is answered after the earlier replies, then the connection ends,
- * as after QUIT. Reading pauses while `maxPipeline` replies are
- * outstanding or the socket's write buffer is full, so a client that does not read its replies
- * cannot make the node buffer without bound.
+ * as after QUIT. A command runs only while fewer than `maxPipeline` replies are outstanding and
+ * less than 1 MiB waits in the socket; otherwise decoded requests wait in a backlog (at most one
+ * read's worth) and reading pauses, so a client that does not read its replies cannot make the
+ * node buffer without bound.
  */
 export class Connection {
   readonly #socket: Socket;
@@ -89,23 +100,27 @@ export class Connection {
   #onIdle: (() => void) | null = null;
   #authenticated: boolean;
   #group: Group | null = null;
+  #backlog: Pending[] = [];
+  #resuming = false;
 
   constructor(socket: Socket, ctx: ConnectionContext) {
     this.#socket = socket;
     this.#ctx = ctx;
     this.#authenticated = !ctx.auth.required;
-    this.#sink = {
-      command: (cmd, shape) => {
-        if (!this.#quitting) this.#dispatch(cmd, shape);
-      },
-      reply: (reply) => {
-        if (!this.#quitting) this.#pushReply(reply);
-      },
-      fatal: (reply) => {
-        if (this.#quitting) return;
-        this.#pushReply(reply);
+    // Decoded requests go to the backlog while the connection must wait (too many replies
+    // outstanding, or the socket's write buffer full), and run in order once it may go on.
+    const take = (item: Pending) => {
+      if (this.#quitting) return; // nothing after QUIT or a fatal frame counts
+      if (item.kind === 'fatal' || (item.kind === 'command' && item.cmd.type === 'quit')) {
         this.#quitting = true;
-      },
+      }
+      if (this.#backlog.length > 0 || this.#mustWait()) this.#backlog.push(item);
+      else this.#run(item);
+    };
+    this.#sink = {
+      command: (cmd, shape) => take({ kind: 'command', cmd, shape }),
+      reply: (reply) => take({ kind: 'reply', reply }),
+      fatal: (reply) => take({ kind: 'fatal', reply }),
     };
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
@@ -139,9 +154,30 @@ export class Connection {
     this.#framing ??= this.#pickFraming(chunk[0]!);
     this.#framing.decode(chunk, this.#sink);
     this.#flush();
-    if (this.#pending >= this.#ctx.maxPipeline || this.#socket.writableNeedDrain) {
-      this.#socket.pause();
-    }
+    if (this.#backlog.length > 0 || this.#mustWait()) this.#socket.pause();
+  }
+
+  /** True while no further command may run: too many replies outstanding, or output piling up. */
+  #mustWait(): boolean {
+    return (
+      this.#pending >= this.#ctx.maxPipeline || this.#socket.writableLength >= WRITE_HIGH_WATER
+    );
+  }
+
+  #run(item: Pending): void {
+    if (item.kind === 'command') this.#dispatch(item.cmd, item.shape);
+    else this.#pushReply(item.reply);
+    // A large synchronous reply (a big GET) goes out now, so the write buffer, not the reply
+    // queue, holds it and #mustWait sees it.
+    const last = this.#slots[this.#slots.length - 1];
+    if (last?.reply?.type === 'value' && last.reply.value.length >= LARGE_REPLY) this.#flush();
+  }
+
+  /** Runs backlog items, in order, until the connection must wait again. */
+  #runBacklog(): void {
+    let i = 0;
+    while (i < this.#backlog.length && !this.#mustWait()) this.#run(this.#backlog[i++]!);
+    this.#backlog = i === this.#backlog.length ? [] : this.#backlog.slice(i);
   }
 
   #pickFraming(first: number): Framing {
@@ -170,7 +206,6 @@ export class Connection {
     const slot: Slot = { reply: null, command: cmd.type, started: performance.now(), shape };
     this.#slots.push(slot);
     this.#ctx.metrics.requests.labels(cmd.type).inc();
-    if (cmd.type === 'quit') this.#quitting = true;
     const denied = this.#authenticate(cmd);
     if (denied !== null) {
       this.#finish(slot, denied);
@@ -301,7 +336,19 @@ export class Connection {
   }
 
   #maybeResume(): void {
-    if (this.#draining || this.#quitting || this.#closed) return;
+    if (this.#closed || this.#resuming) return;
+    this.#resuming = true;
+    try {
+      // Synchronous replies free their slots only when flushed: run, flush, and go on while
+      // that made room.
+      while (this.#backlog.length > 0 && !this.#mustWait()) {
+        this.#runBacklog();
+        this.#flush();
+      }
+    } finally {
+      this.#resuming = false;
+    }
+    if (this.#draining || this.#quitting || this.#backlog.length > 0) return;
     if (this.#pending < this.#ctx.maxPipeline / 2 + 1 && !this.#socket.writableNeedDrain) {
       this.#socket.resume();
     }
@@ -315,7 +362,7 @@ export class Connection {
   }
 
   #checkIdle(): void {
-    if (this.#pending > 0) return;
+    if (this.#pending > 0 || this.#backlog.length > 0) return;
     if (this.#quitting || this.#draining) {
       if (!this.#closed) this.#socket.end();
       const done = this.#onIdle;

@@ -228,7 +228,18 @@ describe('parseRespRequest: connection and server commands', () => {
     expect(wire(replyOf(c, 'ECHO', 'hi'))).toBe('$2\r\nhi\r\n');
     expect(wire(replyOf(c, 'CONFIG', 'GET', 'save'))).toBe('*2\r\n$4\r\nsave\r\n$0\r\n\r\n');
     expect(wire(replyOf(c, 'CONFIG', 'GET', 'nothing'))).toBe('*0\r\n');
-    expect(errorOf('AUTH', 'pw')).toMatch(/without any password configured/);
+    // AUTH is answered by the server (it knows the password); the table only parses it.
+    const auth = parse(c, 'AUTH', 'pw');
+    expect(auth.kind === 'command' && auth.cmd).toEqual({
+      type: 'auth',
+      password: Buffer.from('pw'),
+    });
+    const named = parse(c, 'AUTH', 'default', 'pw');
+    expect(named.kind === 'command' && named.cmd).toEqual({
+      type: 'auth',
+      password: Buffer.from('pw'),
+    });
+    expect(wire(replyOf(c, 'AUTH', 'alice', 'pw'))).toMatch(/^-WRONGPASS /);
   });
 
   it('INFO: server and clients sections come before the coordinator sections', () => {

@@ -1,0 +1,260 @@
+// Operator owned objects: StatefulSet, Services, ConfigMap, PDB, ServiceMonitor; pod URLs; options.
+
+import { describe, expect, it } from 'vitest';
+import { parseKVCluster } from '../../operator/api/v1alpha1/index.ts';
+import {
+  buildClientService,
+  buildConfigMap,
+  buildEvent,
+  buildHeadlessService,
+  buildPdb,
+  buildServiceMonitor,
+  buildStatefulSet,
+  type Cluster,
+  configHash,
+  DEFAULT_POD_URL_TEMPLATE,
+  ordinalOf,
+  podUrl,
+} from '../../operator/controller/index.ts';
+import { envName, flagName, loadOptions } from '../../operator/options.ts';
+
+function cluster(spec: Record<string, unknown> = {}): Cluster {
+  const r = parseKVCluster('kv', spec);
+  if (!r.ok) throw new Error(r.message);
+  return { name: 'kv', namespace: 'prod', uid: 'u-1', generation: 3, spec: r.spec };
+}
+
+const OWNER = {
+  apiVersion: 'kvstore.dev/v1alpha1',
+  kind: 'KVCluster',
+  name: 'kv',
+  uid: 'u-1',
+  controller: true,
+  blockOwnerDeletion: true,
+};
+
+describe('StatefulSet', () => {
+  const c = cluster({
+    replicas: 5,
+    image: 'kvstore:1.2',
+    storage: { size: '5Gi', storageClassName: 'fast', retainOnScaleDown: true },
+    resources: { limits: { cpu: 2, memory: '1Gi' } },
+    tolerations: [{ key: 'k', operator: 'Exists' }],
+    nodeSelector: { disk: 'ssd' },
+  });
+  const sts = buildStatefulSet(c, { replicas: 4, partition: 2, configHash: 'abc' });
+  const pod = sts.spec!.template.spec!;
+  const container = pod.containers[0]!;
+
+  it('is owned by the KVCluster and sized and partitioned by the plan', () => {
+    expect(sts.metadata?.ownerReferences).toEqual([OWNER]);
+    expect(sts.spec).toMatchObject({
+      replicas: 4,
+      serviceName: 'kv-headless',
+      podManagementPolicy: 'Parallel',
+      updateStrategy: { type: 'RollingUpdate', rollingUpdate: { partition: 2 } },
+      persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Retain' },
+      selector: {
+        matchLabels: { 'app.kubernetes.io/name': 'kvstore', 'app.kubernetes.io/instance': 'kv' },
+      },
+    });
+    expect(sts.metadata?.annotations?.['kvstore.dev/template-hash']).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it('runs the node with its config, probes, ports and data volume', () => {
+    expect(container).toMatchObject({
+      image: 'kvstore:1.2',
+      imagePullPolicy: 'IfNotPresent',
+      envFrom: [{ configMapRef: { name: 'kv-config' } }],
+      env: [{ name: 'KV_NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+      readinessProbe: { httpGet: { path: '/readyz', port: 'http' } },
+      livenessProbe: { httpGet: { path: '/healthz', port: 'http' } },
+      volumeMounts: [{ name: 'data', mountPath: '/data' }],
+      resources: { limits: { cpu: 2, memory: '1Gi' } },
+    });
+    expect(container.ports?.map((p) => [p.name, p.containerPort])).toEqual([
+      ['client', 8081],
+      ['http', 9090],
+      ['peer', 7946],
+    ]);
+    expect(pod).toMatchObject({
+      tolerations: [{ key: 'k', operator: 'Exists' }],
+      nodeSelector: { disk: 'ssd' },
+    });
+    expect(sts.spec?.template.metadata?.annotations).toMatchObject({
+      'prometheus.io/scrape': 'true',
+      'prometheus.io/port': '9090',
+      'kvstore.dev/config-hash': 'abc',
+    });
+    expect(sts.spec?.volumeClaimTemplates?.[0]?.spec).toEqual({
+      accessModes: ['ReadWriteOnce'],
+      storageClassName: 'fast',
+      resources: { requests: { storage: '5Gi' } },
+    });
+  });
+
+  it('changes its template hash with the image or config, not with the size', () => {
+    const hash = (cl: Cluster, h: string, replicas = 3) =>
+      buildStatefulSet(cl, { replicas, partition: 0, configHash: h }).metadata?.annotations?.[
+        'kvstore.dev/template-hash'
+      ];
+    const base = cluster();
+    expect(hash(base, 'a')).toBe(hash(base, 'a', 9));
+    expect(hash(base, 'a')).not.toBe(hash(base, 'b'));
+    expect(hash(base, 'a')).not.toBe(hash(cluster({ image: 'kvstore:2' }), 'a'));
+  });
+
+  it('leaves scrape annotations out when metrics are disabled', () => {
+    const s = buildStatefulSet(cluster({ metrics: { enabled: false } }), {
+      replicas: 1,
+      partition: 0,
+      configHash: 'x',
+    });
+    expect(Object.keys(s.spec?.template.metadata?.annotations ?? {})).toEqual([
+      'kvstore.dev/config-hash',
+    ]);
+  });
+});
+
+describe('Services, ConfigMap, PDB, ServiceMonitor', () => {
+  const c = cluster({ ports: { client: 6000 }, replicationFactor: 5, writeQuorum: 3 });
+
+  it('headless Service publishes not-ready pods; client Service serves the client port', () => {
+    const h = buildHeadlessService(c);
+    expect(h.metadata).toMatchObject({
+      name: 'kv-headless',
+      namespace: 'prod',
+      ownerReferences: [OWNER],
+    });
+    expect(h.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true });
+    expect(h.spec?.ports?.map((p) => p.name)).toEqual(['client', 'http', 'peer']);
+    const s = buildClientService(c);
+    expect(s.spec?.ports?.[0]).toEqual({
+      name: 'client',
+      port: 6000,
+      targetPort: 'client',
+      protocol: 'TCP',
+    });
+    expect(s.spec?.publishNotReadyAddresses).toBeUndefined();
+  });
+
+  it('ConfigMap carries the KV_* settings and discovery through the headless Service', () => {
+    const cm = buildConfigMap(c, 'cluster.local');
+    expect(cm.data).toMatchObject({
+      KV_HOST: '0.0.0.0',
+      KV_PORT: '6000',
+      KV_DATA_DIR: '/data',
+      KV_DISCOVERY: 'dns:kv-headless.prod.svc.cluster.local',
+      KV_REPLICATION_FACTOR: '5',
+      KV_WRITE_QUORUM: '3',
+    });
+    expect(configHash(cm)).toBe(configHash(buildConfigMap(c, 'cluster.local')));
+    expect(configHash(cm)).not.toBe(configHash(buildConfigMap(c, 'example.org')));
+  });
+
+  it('PDB and ServiceMonitor select the pods', () => {
+    expect(buildPdb(c).spec).toEqual({
+      maxUnavailable: 1,
+      selector: {
+        matchLabels: { 'app.kubernetes.io/name': 'kvstore', 'app.kubernetes.io/instance': 'kv' },
+      },
+    });
+    const sm = buildServiceMonitor(
+      cluster({ metrics: { serviceMonitor: { enabled: true, labels: { release: 'prom' } } } }),
+    );
+    expect(sm.metadata?.labels?.release).toBe('prom');
+    expect(sm.spec).toMatchObject({
+      endpoints: [{ port: 'http', path: '/metrics', interval: '30s' }],
+    });
+  });
+});
+
+describe('pod admin URLs', () => {
+  const a = {
+    pod: 'kv-2',
+    headless: 'kv-headless',
+    namespace: 'prod',
+    cluster: 'kv',
+    httpPort: 9090,
+    clusterDomain: 'cluster.local',
+  };
+
+  it('defaults to the pod DNS name through the headless Service', () => {
+    expect(podUrl(DEFAULT_POD_URL_TEMPLATE, a)).toBe(
+      'http://kv-2.kv-headless.prod.svc.cluster.local:9090',
+    );
+  });
+
+  it('lets tests point at a stand-in', () => {
+    expect(podUrl('http://127.0.0.1:1234/{namespace}/{pod}/', a)).toBe(
+      'http://127.0.0.1:1234/prod/kv-2',
+    );
+  });
+
+  it('parses pod ordinals strictly', () => {
+    expect([
+      ordinalOf('kv', 'kv-0'),
+      ordinalOf('kv', 'kv-12'),
+      ordinalOf('kv', 'kv-01'),
+      ordinalOf('kv', 'kvx-1'),
+    ]).toEqual([0, 12, -1, -1]);
+  });
+});
+
+describe('Events', () => {
+  it('point at the KVCluster', () => {
+    const e = buildEvent(
+      { name: 'kv', namespace: 'prod', uid: 'u-1' },
+      'Warning',
+      'Blocked',
+      'why',
+      new Date(0),
+      'op-1',
+    );
+    expect(e).toMatchObject({
+      metadata: { namespace: 'prod' },
+      involvedObject: { kind: 'KVCluster', name: 'kv', uid: 'u-1' },
+      type: 'Warning',
+      reason: 'Blocked',
+      reportingInstance: 'op-1',
+    });
+    expect(e.metadata?.name).toMatch(/^kv\.0[0-9a-f]{6}$/);
+  });
+});
+
+describe('operator options', () => {
+  it('reads flags over KVSTORE_OPERATOR_* over defaults', () => {
+    const env = {
+      KVSTORE_OPERATOR_POD_URL_TEMPLATE: 'http://x/{pod}',
+      KVSTORE_OPERATOR_WORKERS: '3',
+      KVSTORE_OPERATOR_LEADER_ELECT: 'false',
+    };
+    const r = loadOptions(['--workers', '5', '--namespace=team'], env);
+    expect(r.kind).toBe('options');
+    if (r.kind !== 'options') return;
+    expect(r.options).toMatchObject({
+      podUrlTemplate: 'http://x/{pod}',
+      workers: 5,
+      namespace: 'team',
+      leaderElect: false,
+      httpPort: 8080,
+    });
+    expect(r.options.identity).not.toBe('');
+    expect(r.options.leaseNamespace).toBe('kvstore-system');
+  });
+
+  it('rejects unknown flags and bad values with the flag and variable names', () => {
+    expect(loadOptions(['--nope', '1'], {})).toEqual({
+      kind: 'error',
+      text: "options: unknown option '--nope'",
+    });
+    const bad = loadOptions(['--pod-url-template', 'http://x'], {});
+    expect(bad.kind === 'error' && bad.text).toContain(
+      '--pod-url-template (KVSTORE_OPERATOR_POD_URL_TEMPLATE)',
+    );
+    expect([flagName('leaseDurationMs'), envName('leaseDurationMs')]).toEqual([
+      '--lease-duration-ms',
+      'KVSTORE_OPERATOR_LEASE_DURATION_MS',
+    ]);
+  });
+});

@@ -1,0 +1,411 @@
+// Operator reconcile plan: scale-down through decommission, health-gated rollout, status and phase.
+
+import type { V1StatefulSet } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { parseKVCluster } from '../../operator/api/v1alpha1/index.ts';
+import {
+  buildStatefulSet,
+  buildStatus,
+  type Cluster,
+  clusterHealth,
+  type NodeView,
+  type Observed,
+  type PodView,
+  planCluster,
+  planRollout,
+  planScale,
+  STARTUP_GRACE_MS,
+  unreadyTolerance,
+} from '../../operator/controller/index.ts';
+
+const NOW = new Date('2030-01-01T00:00:00Z');
+
+function cluster(spec: Record<string, unknown> = {}, name = 'kv'): Cluster {
+  const r = parseKVCluster(name, spec);
+  if (!r.ok) throw new Error(r.message);
+  return { name, namespace: 'ns', uid: 'uid-1', generation: 1, spec: r.spec };
+}
+
+function pod(i: number, o: Partial<PodView> = {}): PodView {
+  return {
+    name: `kv-${i}`,
+    ordinal: i,
+    ready: true,
+    started: true,
+    terminating: false,
+    revision: 'rev-b',
+    createdAtMs: NOW.getTime() - 2 * STARTUP_GRACE_MS,
+    ...o,
+  };
+}
+
+function node(members: string[], o: { moving?: boolean; status?: string; down?: string[] } = {}) {
+  const view = {
+    status: o.status ?? 'active',
+    ring: { moving: o.moving ?? false },
+    members: members.map((name) => ({ name, state: o.down?.includes(name) ? 'down' : 'up' })),
+  };
+  return { reachable: true, view } as NodeView;
+}
+
+function healthyNodes(n: number, o: Parameters<typeof node>[1] = {}): Map<string, NodeView> {
+  const names = Array.from({ length: n }, (_, i) => `kv-${i}`);
+  return new Map(names.map((p) => [p, node(names, o)]));
+}
+
+function sts(
+  replicas: number,
+  partition: number,
+  o: Partial<V1StatefulSet['status']> = {},
+): V1StatefulSet {
+  return {
+    metadata: { generation: 2 },
+    spec: {
+      replicas,
+      selector: {},
+      serviceName: 'kv-headless',
+      template: {},
+      updateStrategy: { type: 'RollingUpdate', rollingUpdate: { partition } },
+    },
+    status: {
+      observedGeneration: 2,
+      replicas,
+      readyReplicas: replicas,
+      updatedReplicas: replicas,
+      updateRevision: 'rev-b',
+      currentRevision: 'rev-b',
+      ...o,
+    },
+  };
+}
+
+const active = { kind: 'reported', view: { status: 'active', transfer: null } } as const;
+
+describe('planScale', () => {
+  const base = { cluster: 'kv', replicationFactor: 3 };
+
+  it('creates the StatefulSet at the desired size and grows at once', () => {
+    expect(planScale({ ...base, desired: 3, current: null, leaving: null })).toEqual({
+      replicas: 3,
+      step: { kind: 'steady' },
+    });
+    expect(planScale({ ...base, desired: 5, current: 3, leaving: null })).toEqual({
+      replicas: 5,
+      step: { kind: 'up', from: 3, to: 5 },
+    });
+  });
+
+  it('asks the highest pod to decommission and keeps the size until it is done', () => {
+    const start = planScale({ ...base, desired: 3, current: 5, leaving: active });
+    expect(start).toMatchObject({
+      replicas: 5,
+      step: { kind: 'down', pod: 'kv-4', action: 'start' },
+    });
+    const going = {
+      kind: 'reported',
+      view: { status: 'decommissioning', transfer: { sent: 7 } },
+    } as const;
+    expect(planScale({ ...base, desired: 3, current: 5, leaving: going })).toMatchObject({
+      replicas: 5,
+      step: { action: 'wait' },
+    });
+    const gone = { kind: 'reported', view: { status: 'decommissioned', transfer: null } } as const;
+    expect(planScale({ ...base, desired: 3, current: 5, leaving: gone })).toMatchObject({
+      replicas: 4,
+      step: { pod: 'kv-4', action: 'shrink' },
+    });
+  });
+
+  it('removes a pod that never started without asking it', () => {
+    for (const kind of ['absent', 'not-started'] as const) {
+      expect(planScale({ ...base, desired: 3, current: 4, leaving: { kind } })).toMatchObject({
+        replicas: 3,
+        step: { action: 'skip' },
+      });
+    }
+  });
+
+  it('waits, saying why, when the pod does not answer or members would drop below RF', () => {
+    const unreachable = { kind: 'unreachable', error: 'ECONNREFUSED' } as const;
+    const u = planScale({ ...base, desired: 3, current: 4, leaving: unreachable });
+    expect(u).toMatchObject({ replicas: 4, step: { kind: 'blocked', reason: 'NodeUnreachable' } });
+    expect(u.step.kind === 'blocked' && u.step.message).toContain(
+      'kv-3 does not answer: ECONNREFUSED',
+    );
+    const rf = planScale({ ...base, desired: 2, current: 3, leaving: active });
+    expect(rf).toMatchObject({
+      replicas: 3,
+      step: { kind: 'blocked', reason: 'BelowReplicationFactor' },
+    });
+  });
+});
+
+describe('clusterHealth', () => {
+  it('is healthy when every pod is ready, answers, sees all members up and nothing moves', () => {
+    expect(clusterHealth([pod(0), pod(1)], healthyNodes(2))).toEqual({
+      healthy: true,
+      rebalancing: false,
+      problems: [],
+    });
+  });
+
+  it('reports unready and unreachable pods, down members and moving rings', () => {
+    const nodes = healthyNodes(3, { down: ['kv-2'] });
+    nodes.set('kv-1', { reachable: false, error: 'timeout' });
+    const h = clusterHealth([pod(0), pod(1), pod(2, { ready: false })], nodes);
+    expect(h.healthy).toBe(false);
+    expect(h.problems).toEqual([
+      'kv-0 sees kv-2 down',
+      'kv-1 unreachable (timeout)',
+      'kv-2 not ready',
+      'kv-2 sees kv-2 down',
+    ]);
+    const moving = clusterHealth([pod(0)], healthyNodes(1, { moving: true }));
+    expect(moving).toMatchObject({ healthy: false, rebalancing: true, problems: [] });
+  });
+});
+
+describe('planRollout', () => {
+  const healthy = clusterHealth([], new Map());
+  const unhealthy = { healthy: false, rebalancing: true, problems: [] };
+  const pods = (revs: string[]) => revs.map((revision, i) => pod(i, { revision }));
+
+  it('starts with partition 0 and holds every pod when the template changes', () => {
+    expect(
+      planRollout({ sts: null, templateChanged: false, replicas: 3, pods: [], health: healthy }),
+    ).toEqual({
+      partition: 0,
+      rolling: false,
+    });
+    const start = planRollout({
+      sts: sts(3, 0),
+      templateChanged: true,
+      replicas: 3,
+      pods: pods(['a', 'a', 'a']),
+      health: healthy,
+    });
+    expect(start).toMatchObject({ partition: 3, rolling: true });
+  });
+
+  it('steps down one pod at a time, only once the updated pods are ready and the cluster healthy', () => {
+    const s = sts(3, 3);
+    const old = pods(['a', 'a', 'a']);
+    expect(
+      planRollout({ sts: s, templateChanged: false, replicas: 3, pods: old, health: healthy })
+        .partition,
+    ).toBe(2);
+    const s2 = sts(3, 2);
+    expect(
+      planRollout({ sts: s2, templateChanged: false, replicas: 3, pods: old, health: healthy }),
+    ).toMatchObject({
+      partition: 2,
+      waiting: 'kv-2 is not updated and ready yet',
+    });
+    const updated = pods(['a', 'a', 'rev-b']);
+    const notHealthy = planRollout({
+      sts: s2,
+      templateChanged: false,
+      replicas: 3,
+      pods: updated,
+      health: unhealthy,
+    });
+    expect(notHealthy).toMatchObject({
+      partition: 2,
+      waiting: 'cluster not healthy: data is moving between nodes',
+    });
+    expect(
+      planRollout({ sts: s2, templateChanged: false, replicas: 3, pods: updated, health: healthy })
+        .partition,
+    ).toBe(1);
+  });
+
+  it('holds while the StatefulSet status is stale and reports rolling until every pod is updated', () => {
+    const stale = sts(3, 2, { observedGeneration: 1 });
+    expect(
+      planRollout({
+        sts: stale,
+        templateChanged: false,
+        replicas: 3,
+        pods: pods(['a', 'a', 'rev-b']),
+        health: healthy,
+      }),
+    ).toMatchObject({
+      partition: 2,
+      waiting: 'StatefulSet status is stale',
+    });
+    const last = planRollout({
+      sts: sts(3, 0),
+      templateChanged: false,
+      replicas: 3,
+      pods: pods(['a', 'rev-b', 'rev-b']),
+      health: healthy,
+    });
+    expect(last).toEqual({ partition: 0, rolling: true });
+    const done = planRollout({
+      sts: sts(3, 0),
+      templateChanged: false,
+      replicas: 3,
+      pods: pods(['rev-b', 'rev-b', 'rev-b']),
+      health: healthy,
+    });
+    expect(done).toEqual({ partition: 0, rolling: false });
+  });
+});
+
+describe('planCluster', () => {
+  it('detects a template change (new image) against the applied StatefulSet', () => {
+    const c = cluster({ replicas: 3 });
+    const applied = buildStatefulSet(c, { replicas: 3, partition: 0, configHash: 'h' });
+    const current = {
+      ...applied,
+      status: sts(3, 0).status,
+      metadata: { ...applied.metadata, generation: 2 },
+    };
+    const observed: Observed = {
+      sts: current,
+      pods: [pod(0), pod(1), pod(2)],
+      nodes: healthyNodes(3),
+    };
+    expect(planCluster(c, observed, null, 'h').statefulSet).toEqual({
+      replicas: 3,
+      partition: 0,
+      configHash: 'h',
+    });
+    const upgraded = cluster({ replicas: 3, image: 'kvstore:2' });
+    expect(planCluster(upgraded, observed, null, 'h').statefulSet.partition).toBe(3);
+    expect(planCluster(c, observed, null, 'other-config').statefulSet.partition).toBe(3);
+  });
+});
+
+describe('buildStatus', () => {
+  const c = cluster({ replicas: 3 });
+  const steady = { replicas: 3, step: { kind: 'steady' } } as const;
+  const input = (o: Partial<Parameters<typeof buildStatus>[0]> = {}) => {
+    const observed = o.observed ?? {
+      sts: sts(3, 0),
+      pods: [pod(0), pod(1), pod(2)],
+      nodes: healthyNodes(3),
+    };
+    return {
+      spec: c.spec,
+      generation: 4,
+      selector: 'app=kv',
+      previous: { phase: 'Available' as const },
+      now: NOW,
+      observed,
+      scale: steady,
+      rollout: { partition: 0, rolling: false },
+      health: clusterHealth(observed.pods, observed.nodes),
+      ...o,
+    };
+  };
+  const reason = (s: ReturnType<typeof buildStatus>, type: string) =>
+    s.conditions?.find((x) => x.type === type)?.reason;
+
+  it('is Available when every pod is ready and healthy', () => {
+    const s = buildStatus(input());
+    expect(s).toMatchObject({
+      observedGeneration: 4,
+      phase: 'Available',
+      replicas: 3,
+      readyReplicas: 3,
+      selector: 'app=kv',
+      rebalancing: false,
+    });
+    expect(s.conditions?.map((x) => [x.type, x.status, x.reason])).toEqual([
+      ['Available', 'True', 'QuorumAvailable'],
+      ['Progressing', 'False', 'Stable'],
+      ['Degraded', 'False', 'AsExpected'],
+    ]);
+    expect(s.members).toEqual(
+      [0, 1, 2].map((i) => ({ name: `kv-${i}`, ready: true, state: 'active' })),
+    );
+  });
+
+  it('stays Pending on first start until every pod is ready', () => {
+    const young = NOW.getTime() - 1000;
+    const pods = [
+      pod(0),
+      pod(1, { ready: false, createdAtMs: young }),
+      pod(2, { ready: false, createdAtMs: young }),
+    ];
+    const observed = { sts: sts(3, 0, { readyReplicas: 1 }), pods, nodes: healthyNodes(1) };
+    expect(buildStatus(input({ observed, previous: undefined })).phase).toBe('Pending');
+    expect(buildStatus(input({ observed, previous: { phase: 'Available' } })).phase).toBe(
+      'Scaling',
+    );
+    const none = { sts: sts(3, 0, { readyReplicas: 0 }), pods: [], nodes: new Map() };
+    expect(buildStatus(input({ observed: none })).phase).toBe('Pending');
+  });
+
+  it('shows decommission progress while scaling down, and Blocked with the reason', () => {
+    const view = {
+      status: 'decommissioning' as const,
+      transfer: { scanned: 10, sent: 4, done: false },
+    };
+    const down = {
+      replicas: 3,
+      step: { kind: 'down', pod: 'kv-2', action: 'wait', view },
+    } as const;
+    const s = buildStatus(input({ scale: down }));
+    expect(s.phase).toBe('Scaling');
+    expect(s.decommission).toEqual({
+      member: 'kv-2',
+      state: 'decommissioning',
+      scanned: 10,
+      sent: 4,
+    });
+    const blocked = {
+      replicas: 3,
+      step: { kind: 'blocked', pod: 'kv-2', reason: 'BelowReplicationFactor', message: 'lower it' },
+    } as const;
+    const b = buildStatus(input({ scale: blocked }));
+    expect(b.phase).toBe('Blocked');
+    expect(b.conditions?.find((x) => x.type === 'Progressing')).toMatchObject({
+      status: 'False',
+      reason: 'BelowReplicationFactor',
+      message: 'lower it',
+    });
+  });
+
+  it('reports Upgrading, Rebalancing and Degraded', () => {
+    expect(buildStatus(input({ rollout: { partition: 1, rolling: true } })).phase).toBe(
+      'Upgrading',
+    );
+    const movingNodes = healthyNodes(3, { moving: true });
+    const moving = { sts: sts(3, 0), pods: [pod(0), pod(1), pod(2)], nodes: movingNodes };
+    const r = buildStatus(input({ observed: moving }));
+    expect([r.phase, r.rebalancing, reason(r, 'Progressing')]).toEqual([
+      'Rebalancing',
+      true,
+      'Rebalancing',
+    ]);
+    const stuck = {
+      sts: sts(3, 0, { readyReplicas: 2 }),
+      pods: [pod(0), pod(1), pod(2, { ready: false })],
+      nodes: healthyNodes(2),
+    };
+    const d = buildStatus(input({ observed: stuck }));
+    expect([d.phase, reason(d, 'Degraded'), reason(d, 'Available')]).toEqual([
+      'Degraded',
+      'PodsNotReady',
+      'QuorumAvailable',
+    ]);
+    const failed = buildStatus(input({ applyError: 'admission webhook said no' }));
+    expect([failed.phase, reason(failed, 'Degraded')]).toEqual(['Degraded', 'ApplyFailed']);
+  });
+
+  it('keeps lastTransitionTime while a condition keeps its status', () => {
+    const first = buildStatus(input());
+    const later = buildStatus(input({ previous: first, now: new Date(NOW.getTime() + 60_000) }));
+    expect(later.conditions).toEqual(first.conditions);
+  });
+
+  it('tolerates as many unready pods as the quorums allow', () => {
+    expect(unreadyTolerance(c.spec, 3)).toBe(1);
+    expect(unreadyTolerance(c.spec, 1)).toBe(0);
+    expect(
+      unreadyTolerance({ ...c.spec, replicationFactor: 5, readQuorum: 2, writeQuorum: 3 }, 5),
+    ).toBe(2);
+  });
+});
