@@ -67,6 +67,11 @@ export class Storage {
   readonly #metrics: StorageMetrics | null;
   #state: MetaState;
   #closed = false;
+  /** Writes queued and not yet committed, by key (latin1 of the key bytes); raw null: delete. */
+  readonly #queued = new Map<string, { raw: Buffer | null }>();
+  /** The newest queued write: when it commits, every earlier one has. */
+  #lastWrite: Promise<unknown> = Promise.resolve();
+  #stateQueued = false;
 
   private constructor(opts: StorageOptions, root: RootDatabase) {
     this.#root = root;
@@ -116,27 +121,29 @@ export class Storage {
    * Resolves once the write is durable: true when it was applied, false when it was older.
    */
   async apply(key: Buffer, record: StoredRecord): Promise<boolean> {
-    return this.#write(() => this.#applyInTxn(key, record, false), record.version);
+    this.clock.observe(record.version);
+    return this.#durable(() => this.#applyOne(key, record, false)) as Promise<boolean>;
   }
 
-  /** Applies many entries in one transaction (last write wins each); resolves with how many applied. */
+  /** Applies many entries (last write wins each); resolves with how many applied, once durable. */
   async applyBatch(entries: readonly Entry[]): Promise<number> {
-    if (entries.length === 0) return 0;
     for (const e of entries) this.clock.observe(e.record.version);
-    return this.#write(() => {
+    return this.#durable(() => {
       let n = 0;
-      for (const e of entries) if (this.#applyInTxn(e.key, e.record, false)) n++;
+      for (const e of entries) if (this.#applyOne(e.key, e.record, false)) n++;
       return n;
-    }, null);
+    }) as Promise<number>;
   }
 
   /**
-   * Writes a tombstone at `version` only if the key holds a live value when the transaction
-   * runs (atomic check and write). Resolves once durable: true when a value was deleted.
+   * Writes a tombstone at `version` only if the key holds a live value (checked and queued as
+   * one step: no other write can come between). Resolves once durable: true when a value was
+   * deleted.
    */
   async removeIfLive(key: Buffer, version: Version): Promise<boolean> {
+    this.clock.observe(version);
     const record = { version, tombstone: true, value: EMPTY };
-    return this.#write(() => this.#applyInTxn(key, record, true), version);
+    return this.#durable(() => this.#applyOne(key, record, true)) as Promise<boolean>;
   }
 
   /**
@@ -145,21 +152,27 @@ export class Storage {
    * Resolves with how many were deleted, once durable.
    */
   async discard(entries: readonly { key: Buffer; version: Version }[]): Promise<number> {
-    if (entries.length === 0) return 0;
-    return this.#write(() => {
+    return this.#durable(() => {
       let n = 0;
-      for (const e of entries) if (this.#discardInTxn(e.key, e.version)) n++;
+      for (const e of entries) if (this.#discardOne(e.key, e.version)) n++;
       return n;
-    }, null);
+    }) as Promise<number>;
   }
 
-  async #write<T>(body: () => T, version: Version | null): Promise<T> {
+  /**
+   * Runs `decide`, which checks and queues writes synchronously, then waits until everything
+   * queued so far is committed and flushed to disk. Every write of this process is decided here,
+   * on the main thread, against the stored value or a queued newer one, so the decisions are
+   * serial; LMDB's writer thread applies the queued puts in the same order, batching those of
+   * one event-loop turn into one transaction. (A `transaction()` callback would make the
+   * writer thread wait for the main thread on every commit.)
+   */
+  async #durable(decide: () => number | boolean): Promise<number | boolean> {
     if (this.#closed) throw new KvError('KV_ERR_STORAGE', 'storage: store is closed');
-    if (version) this.clock.observe(version);
     const started = performance.now();
-    let result: T;
+    const result = decide();
     try {
-      result = await this.#root.transaction(body);
+      await this.#lastWrite;
       await this.#root.flushed;
     } catch (err) {
       throw new KvError('KV_ERR_STORAGE', 'storage: write failed', { cause: err });
@@ -168,12 +181,33 @@ export class Storage {
     return result;
   }
 
-  #applyInTxn(key: Buffer, record: StoredRecord, onlyIfLive: boolean): boolean {
-    const raw = this.#data.getBinary(key);
+  /** The record bytes a write must compare with: a queued write, else what is stored. */
+  #current(key: Buffer): Buffer | undefined {
+    const queued = this.#queued.get(key.toString('latin1'));
+    if (queued !== undefined) return queued.raw ?? undefined;
+    return this.#data.getBinary(key);
+  }
+
+  /** Queues a put (raw) or a delete (null) of `key` and remembers it until committed. */
+  #queue(key: Buffer, raw: Buffer | null): void {
+    const k = key.toString('latin1');
+    const entry = { raw };
+    this.#queued.set(k, entry);
+    const done = raw === null ? this.#data.remove(key) : this.#data.put(key, raw);
+    this.#lastWrite = done;
+    const forget = () => {
+      if (this.#queued.get(k) === entry) this.#queued.delete(k);
+    };
+    done.then(forget, forget);
+    this.#saveStateSoon();
+  }
+
+  #applyOne(key: Buffer, record: StoredRecord, onlyIfLive: boolean): boolean {
+    const raw = this.#current(key);
     const old = raw === undefined ? undefined : decodeRecord(raw);
     if (onlyIfLive && (!old || old.tombstone)) return false;
     if (old && compareVersions(old.version, record.version) >= 0) return false;
-    this.#data.putSync(key, encodeRecord(record));
+    this.#queue(key, encodeRecord(record));
     const s = this.#state;
     if (old) {
       if (old.tombstone) s.tombstones--;
@@ -181,30 +215,41 @@ export class Storage {
     }
     if (record.tombstone) {
       s.tombstones++;
-      if (!old?.tombstone) this.#tombs.putSync(key, EMPTY);
+      if (!old?.tombstone) void this.#tombs.put(key, EMPTY);
     } else {
       s.liveKeys++;
-      if (old?.tombstone) this.#tombs.removeSync(key);
+      if (old?.tombstone) void this.#tombs.remove(key);
     }
     if (compareVersions(record.version, s.hlc) > 0) s.hlc = record.version;
-    this.#meta.putSync(META_KEY, s);
     return true;
   }
 
-  #discardInTxn(key: Buffer, version: Version): boolean {
-    const raw = this.#data.getBinary(key);
+  #discardOne(key: Buffer, version: Version): boolean {
+    const raw = this.#current(key);
     if (raw === undefined) return false;
     const old = decodeRecord(raw);
     if (compareVersions(old.version, version) !== 0) return false;
-    this.#data.removeSync(key);
+    this.#queue(key, null);
     if (old.tombstone) {
       this.#state.tombstones--;
-      this.#tombs.removeSync(key);
+      void this.#tombs.remove(key);
     } else {
       this.#state.liveKeys--;
     }
-    this.#meta.putSync(META_KEY, this.#state);
     return true;
+  }
+
+  /**
+   * Writes the counters once per event-loop turn, after that turn's data writes, so they land
+   * in the same LMDB transaction (LMDB batches the writes of one turn into one transaction).
+   */
+  #saveStateSoon(): void {
+    if (this.#stateQueued) return;
+    this.#stateQueued = true;
+    queueMicrotask(() => {
+      this.#stateQueued = false;
+      this.#lastWrite = this.#meta.put(META_KEY, { ...this.#state });
+    });
   }
 
   /**
@@ -237,10 +282,13 @@ export class Storage {
 
   /** Stores a JSON document; resolves once durable. */
   async writeState(name: string, value: unknown): Promise<void> {
-    await this.#write(() => this.#meta.putSync(`x:${name}`, value), null);
+    await this.#durable(() => {
+      this.#lastWrite = this.#meta.put(`x:${name}`, value);
+      return true;
+    });
   }
 
-  /** Counters for metrics and admin: exact, kept in the same transactions as the data. */
+  /** Counters for metrics and admin: exact, written in the same transactions as the data. */
   stats(): { liveKeys: number; tombstones: number; sizeBytes: number } {
     let sizeBytes = 0;
     try {
