@@ -164,6 +164,7 @@ describe('Services, ConfigMap, PDB, ServiceMonitor', () => {
     );
     expect(sm.metadata?.labels?.release).toBe('prom');
     expect(sm.spec).toMatchObject({
+      jobLabel: 'app.kubernetes.io/name',
       endpoints: [{ port: 'http', path: '/metrics', interval: '30s' }],
     });
   });

@@ -1,0 +1,308 @@
+// KVCluster v1alpha1: the one zod schema of spec and status; the CRD and the operator both use it.
+
+import { z } from 'zod';
+
+export const GROUP = 'kvstore.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = 'KVCluster';
+export const PLURAL = 'kvclusters';
+export const SINGULAR = 'kvcluster';
+export const SHORT_NAMES = ['kvc'];
+
+/** Kubernetes resource quantity (the apiserver's own pattern; no lookahead). */
+export const QUANTITY_PATTERN =
+  /^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$/;
+
+/** A quantity as Kubernetes accepts it: an integer or a string like `500m` or `1Gi`. */
+const quantity = z
+  .union([z.int(), z.string().regex(QUANTITY_PATTERN)])
+  .meta({ 'x-kubernetes-int-or-string': true });
+
+/** A Kubernetes object kept as is (affinity, tolerations...): the apiserver validates it in the StatefulSet. */
+const kubeObject = z
+  .record(z.string(), z.unknown())
+  .meta({ 'x-kubernetes-preserve-unknown-fields': true });
+
+const port = (def: number, what: string) =>
+  z.int().min(1).max(65535).default(def).describe(`${what} port of every node.`);
+
+/** A validation rule kept once: CEL for the apiserver, `check` for the operator (absent for transition rules). */
+export interface Rule<T> {
+  readonly rule: string;
+  readonly message: string;
+  readonly check?: (value: T) => boolean;
+}
+
+/** Attaches rules as `x-kubernetes-validations` and as zod refinements. */
+function withRules<S extends z.ZodType>(schema: S, rules: readonly Rule<z.output<S>>[]): S {
+  const cel = rules.map(({ rule, message }) => ({ rule, message }));
+  const refined = schema.superRefine((value, ctx) => {
+    for (const r of rules) {
+      if (r.check && !r.check(value)) ctx.addIssue({ code: 'custom', message: r.message });
+    }
+  });
+  return refined.meta({ 'x-kubernetes-validations': cel }) as S;
+}
+
+const portsSchema = withRules(
+  z
+    .object({
+      client: port(8081, 'Client (seed text protocol and RESP)'),
+      http: port(9090, 'HTTP (/metrics, /healthz, /readyz, admin)'),
+      peer: port(7946, 'Node-to-node'),
+    })
+    .describe('Ports of the kvstore nodes.'),
+  [
+    {
+      rule: 'self.client != self.http && self.client != self.peer && self.http != self.peer',
+      message: 'ports.client, ports.http and ports.peer must differ',
+      check: (p) => new Set([p.client, p.http, p.peer]).size === 3,
+    },
+  ],
+);
+
+const storageSchema = withRules(
+  z
+    .object({
+      size: z
+        .string()
+        .regex(QUANTITY_PATTERN)
+        .default('1Gi')
+        .describe('Size of each node PersistentVolumeClaim. Immutable.'),
+      storageClassName: z
+        .string()
+        .min(1)
+        .optional()
+        .describe('StorageClass of the claims; the cluster default when absent. Immutable.'),
+      retainOnScaleDown: z
+        .boolean()
+        .default(false)
+        .describe(
+          'Keep the claim of a pod removed by scale-down. Its node was decommissioned, so the ' +
+            'default deletes it: a retained claim would make a re-added pod start decommissioned.',
+        ),
+      retainOnDelete: z
+        .boolean()
+        .default(true)
+        .describe('Keep the claims when the KVCluster is deleted.'),
+    })
+    .describe('Persistent storage of each node.'),
+  [
+    {
+      rule: 'self.size == oldSelf.size',
+      message: 'storage.size is immutable (StatefulSet volumeClaimTemplates cannot change)',
+    },
+    {
+      rule:
+        'has(self.storageClassName) == has(oldSelf.storageClassName) && ' +
+        '(!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)',
+      message: 'storage.storageClassName is immutable',
+    },
+  ],
+);
+
+const resourcesSchema = z
+  .object({
+    limits: z.record(z.string(), quantity).optional().describe('Most each node may use.'),
+    requests: z.record(z.string(), quantity).optional().describe('What each node is given.'),
+  })
+  .describe('Compute resources of the kvstore container.');
+
+const metricsSchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe('Annotate pods for Prometheus scraping of the HTTP port /metrics.'),
+    serviceMonitor: z
+      .object({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe('Create a ServiceMonitor (only when its CRD is installed).'),
+        interval: z.string().default('30s').describe('Scrape interval.'),
+        labels: z
+          .record(z.string(), z.string())
+          .optional()
+          .describe('Extra labels, e.g. the one your Prometheus selects ServiceMonitors by.'),
+      })
+      .prefault({})
+      .describe('A prometheus-operator ServiceMonitor.'),
+  })
+  .describe('Metrics of the kvstore nodes.');
+
+const pdbSchema = z
+  .object({
+    enabled: z.boolean().default(true).describe('Create a PodDisruptionBudget.'),
+    maxUnavailable: z
+      .int()
+      .min(0)
+      .default(1)
+      .describe('Pods that voluntary disruptions may take down at once.'),
+  })
+  .describe('PodDisruptionBudget of the nodes.');
+
+const SPEC_RULES: readonly Rule<{
+  replicationFactor: number;
+  readQuorum: number;
+  writeQuorum: number;
+}>[] = [
+  {
+    rule: 'self.readQuorum <= self.replicationFactor',
+    message: 'readQuorum must not exceed replicationFactor',
+    check: (s) => s.readQuorum <= s.replicationFactor,
+  },
+  {
+    rule: 'self.writeQuorum <= self.replicationFactor',
+    message: 'writeQuorum must not exceed replicationFactor',
+    check: (s) => s.writeQuorum <= s.replicationFactor,
+  },
+];
+
+export const kvClusterSpecSchema = withRules(
+  z
+    .object({
+      replicas: z.int().min(1).max(1000).default(3).describe('Number of kvstore nodes (pods).'),
+      image: z.string().min(1).default('kvstore:latest').describe('kvstore container image.'),
+      imagePullPolicy: z
+        .enum(['Always', 'IfNotPresent', 'Never'])
+        .default('IfNotPresent')
+        .describe('Image pull policy of the kvstore container.'),
+      replicationFactor: z.int().min(1).max(15).default(3).describe('Replicas per key.'),
+      readQuorum: z.int().min(1).max(15).default(2).describe('Replicas that must answer a read.'),
+      writeQuorum: z
+        .int()
+        .min(1)
+        .max(15)
+        .default(2)
+        .describe('Replicas that must make a write durable before OK.'),
+      logLevel: z
+        .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'])
+        .default('info')
+        .describe('Log level of the nodes.'),
+      resources: resourcesSchema.optional(),
+      storage: storageSchema.prefault({}),
+      ports: portsSchema.prefault({}),
+      metrics: metricsSchema.prefault({}),
+      podDisruptionBudget: pdbSchema.prefault({}),
+      affinity: kubeObject.optional().describe('Pod affinity (core/v1 Affinity).'),
+      tolerations: z.array(kubeObject).optional().describe('Pod tolerations (core/v1).'),
+      nodeSelector: z.record(z.string(), z.string()).optional().describe('Pod node selector.'),
+      topologySpreadConstraints: z
+        .array(kubeObject)
+        .optional()
+        .describe('Pod topology spread constraints (core/v1).'),
+      paused: z
+        .boolean()
+        .default(false)
+        .describe('Stop reconciling owned objects (status is still reported).'),
+    })
+    .describe('Desired state of a kvstore cluster.'),
+  SPEC_RULES,
+);
+
+export type KVClusterSpec = z.output<typeof kvClusterSpecSchema>;
+export type KVClusterSpecInput = z.input<typeof kvClusterSpecSchema>;
+
+export const PHASES = [
+  'Pending',
+  'Available',
+  'Scaling',
+  'Upgrading',
+  'Rebalancing',
+  'Blocked',
+  'Degraded',
+  'Paused',
+  'Invalid',
+] as const;
+export type Phase = (typeof PHASES)[number];
+
+export const CONDITION_TYPES = ['Available', 'Progressing', 'Degraded'] as const;
+export type ConditionType = (typeof CONDITION_TYPES)[number];
+
+const conditionSchema = z.object({
+  type: z.enum(CONDITION_TYPES),
+  status: z.enum(['True', 'False', 'Unknown']),
+  reason: z.string().min(1).describe('CamelCase reason.'),
+  message: z.string().describe('Why, for people.'),
+  lastTransitionTime: z.string().describe('When status last changed (RFC 3339).'),
+  observedGeneration: z.int().min(0).optional(),
+});
+export type Condition = z.output<typeof conditionSchema>;
+
+const memberSchema = z.object({
+  name: z.string().describe('Pod (node) name.'),
+  ready: z.boolean().describe('The pod is Ready.'),
+  state: z
+    .string()
+    .describe('What the node reports: active, decommissioning, decommissioned, or unreachable.'),
+});
+export type Member = z.output<typeof memberSchema>;
+
+const decommissionSchema = z
+  .object({
+    member: z.string().describe('The node being decommissioned.'),
+    state: z.string().describe('Its decommission state.'),
+    scanned: z.int().min(0).describe('Records scanned so far.'),
+    sent: z.int().min(0).describe('Records handed to other nodes so far.'),
+  })
+  .describe('Progress of the scale-down step in progress.');
+
+export const kvClusterStatusSchema = z
+  .object({
+    observedGeneration: z.int().min(0).optional(),
+    phase: z.enum(PHASES).optional(),
+    replicas: z.int().min(0).optional().describe('Pods of the StatefulSet.'),
+    readyReplicas: z.int().min(0).optional(),
+    updatedReplicas: z.int().min(0).optional().describe('Pods at the current pod template.'),
+    selector: z.string().optional().describe('Label selector of the pods (scale subresource).'),
+    members: z
+      .array(memberSchema)
+      .optional()
+      .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
+    conditions: z
+      .array(conditionSchema)
+      .optional()
+      .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
+    decommission: decommissionSchema.optional(),
+    rebalancing: z.boolean().optional().describe('A node reports data moving between rings.'),
+  })
+  .describe('Observed state of a kvstore cluster.');
+
+export type KVClusterStatus = z.output<typeof kvClusterStatusSchema>;
+
+/** Longest KVCluster name: the StatefulSet's `controller-revision-hash` label adds 11 characters. */
+export const MAX_NAME_LENGTH = 52;
+export const NAME_PATTERN = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+
+/** Rules on the whole object (names become Service and pod names). */
+export const OBJECT_RULES: readonly Rule<{ name: string }>[] = [
+  {
+    rule: `self.metadata.name.size() <= ${MAX_NAME_LENGTH}`,
+    message: `metadata.name must be at most ${MAX_NAME_LENGTH} characters`,
+    check: (m) => m.name.length <= MAX_NAME_LENGTH,
+  },
+  {
+    rule: `self.metadata.name.matches('${NAME_PATTERN.source}')`,
+    message:
+      'metadata.name must be a DNS-1035 label (lower case letters, digits, -; starts with a letter)',
+    check: (m) => NAME_PATTERN.test(m.name),
+  },
+];
+
+export type ParseResult =
+  | { readonly ok: true; readonly spec: KVClusterSpec }
+  | { readonly ok: false; readonly message: string };
+
+/** Validates a KVCluster's name and spec (defaults filled in); a readable message when invalid. */
+export function parseKVCluster(name: string, spec: unknown): ParseResult {
+  const bad = OBJECT_RULES.find((r) => r.check && !r.check({ name }));
+  if (bad) return { ok: false, message: bad.message };
+  const parsed = kvClusterSpecSchema.safeParse(spec ?? {});
+  if (parsed.success) return { ok: true, spec: parsed.data };
+  const message = parsed.error.issues
+    .map((i) => `spec${i.path.map((p) => `.${String(p)}`).join('')}: ${i.message}`)
+    .join('; ');
+  return { ok: false, message };
+}

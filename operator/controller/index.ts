@@ -1,0 +1,33 @@
+// controller: reconciles KVClusters into a StatefulSet, Services, PDB, ConfigMap, ServiceMonitor.
+
+export { buildConfigMap, configHash, nodeEnvironment } from './configmap.ts';
+export type { ControllerContext, ControllerSettings } from './context.ts';
+export { buildEvent, createEventRecorder, type EventRecorder } from './events.ts';
+export { Controller, type ControllerOptions } from './manager.ts';
+export * from './names.ts';
+export {
+  type ClusterView,
+  createNodeAdmin,
+  DEFAULT_POD_URL_TEMPLATE,
+  type DecommissionView,
+  type NodeAdmin,
+  type PodAddress,
+  podUrl,
+} from './node-admin.ts';
+export { type NodeView, type Observed, type PodView, podView } from './observe.ts';
+export { buildPdb } from './pdb.ts';
+export { type ClusterPlan, planCluster } from './plan.ts';
+export { reconcile } from './reconcile.ts';
+export { clusterHealth, type Health, planRollout, type RolloutPlan } from './rollout.ts';
+export { type LeavingState, planScale, type ScalePlan, type ScaleStep } from './scale.ts';
+export { buildServiceMonitor } from './servicemonitor.ts';
+export { buildClientService, buildHeadlessService } from './services.ts';
+export { buildPodTemplate, buildStatefulSet, type StatefulSetPlan } from './statefulset.ts';
+export {
+  buildStatus,
+  heldStatus,
+  phaseOf,
+  STARTUP_GRACE_MS,
+  statusChanged,
+  unreadyTolerance,
+} from './status.ts';

@@ -1,0 +1,176 @@
+// The controller: informers on KVClusters and their StatefulSets feed a work queue of reconciles.
+
+import type { KubernetesListObject, V1StatefulSet } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { GROUP, type Phase, PLURAL, VERSION } from '../api/v1alpha1/index.ts';
+import type { OperatorMetrics } from '../metrics.ts';
+import {
+  type BackoffOptions,
+  errorMessage,
+  type Kube,
+  RestartingInformer,
+  runWorkers,
+  WorkQueue,
+} from '../runtime/index.ts';
+import type { ControllerContext, ControllerSettings } from './context.ts';
+import { createEventRecorder } from './events.ts';
+import { CLUSTER_LABEL, type KVClusterObject, keyOf, MANAGED_BY, splitKey } from './names.ts';
+import type { NodeAdmin } from './node-admin.ts';
+import { reconcile } from './reconcile.ts';
+
+export interface ControllerOptions {
+  readonly kube: Kube;
+  readonly admin: NodeAdmin;
+  readonly logger: Logger;
+  readonly metrics: OperatorMetrics;
+  readonly settings: ControllerSettings;
+  /** Watch only this namespace ('' = all). */
+  readonly namespace: string;
+  readonly workers: number;
+  /** Name of this process in Events (reportingInstance). */
+  readonly identity: string;
+  /** Backoff of failed reconciles and of informer restarts. */
+  readonly backoff: BackoffOptions;
+}
+
+const MANAGED_SELECTOR = `app.kubernetes.io/managed-by=${MANAGED_BY}`;
+
+/** One leadership term's worth of controller: start() once, stop() once. */
+export class Controller {
+  readonly #o: ControllerOptions;
+  readonly #queue: WorkQueue;
+  readonly #clusters: RestartingInformer<KVClusterObject & { metadata?: { name?: string } }>;
+  readonly #statefulSets: RestartingInformer<V1StatefulSet>;
+  readonly #ctx: ControllerContext;
+  #workers: Promise<void> | undefined;
+
+  constructor(o: ControllerOptions) {
+    this.#o = o;
+    this.#queue = new WorkQueue({ backoff: o.backoff, onDepth: (d) => o.metrics.setQueueDepth(d) });
+    this.#ctx = {
+      kube: o.kube,
+      admin: o.admin,
+      events: createEventRecorder(o.kube, o.identity, o.logger),
+      logger: o.logger,
+      settings: o.settings,
+      now: () => new Date(),
+      written: new Map(),
+      warned: new Set(),
+    };
+    this.#clusters = this.#clusterInformer();
+    this.#statefulSets = this.#statefulSetInformer();
+  }
+
+  #clusterInformer(): RestartingInformer<KVClusterObject> {
+    const { kube, namespace } = this.#o;
+    const base = `/apis/${GROUP}/${VERSION}`;
+    const list = () =>
+      (namespace
+        ? kube.custom.listNamespacedCustomObject({
+            group: GROUP,
+            version: VERSION,
+            namespace,
+            plural: PLURAL,
+          })
+        : kube.custom.listClusterCustomObject({
+            group: GROUP,
+            version: VERSION,
+            plural: PLURAL,
+          })) as Promise<KubernetesListObject<KVClusterObject>>;
+    return new RestartingInformer<KVClusterObject>({
+      ...this.#informerCommon('kvclusters'),
+      path: namespace ? `${base}/namespaces/${namespace}/${PLURAL}` : `${base}/${PLURAL}`,
+      list,
+      onEvent: (ev, obj) => {
+        const m = obj.metadata;
+        if (ev === 'delete' && m?.uid) this.#ctx.written.delete(m.uid);
+        if (m?.name && m.namespace) this.#queue.add(keyOf(m.namespace, m.name));
+      },
+    });
+  }
+
+  #statefulSetInformer(): RestartingInformer<V1StatefulSet> {
+    const { kube, namespace } = this.#o;
+    const list = () =>
+      namespace
+        ? kube.apps.listNamespacedStatefulSet({ namespace, labelSelector: MANAGED_SELECTOR })
+        : kube.apps.listStatefulSetForAllNamespaces({ labelSelector: MANAGED_SELECTOR });
+    return new RestartingInformer<V1StatefulSet>({
+      ...this.#informerCommon('statefulsets'),
+      path: namespace
+        ? `/apis/apps/v1/namespaces/${namespace}/statefulsets`
+        : '/apis/apps/v1/statefulsets',
+      list,
+      labelSelector: MANAGED_SELECTOR,
+      onEvent: (_ev, sts) => {
+        const cluster = sts.metadata?.labels?.[CLUSTER_LABEL];
+        const ns = sts.metadata?.namespace;
+        if (cluster && ns) this.#queue.add(keyOf(ns, cluster));
+      },
+    });
+  }
+
+  #informerCommon(name: string) {
+    const { kube, logger, backoff, metrics } = this.#o;
+    return {
+      name,
+      kubeConfig: kube.kubeConfig,
+      backoff,
+      logger,
+      onRestart: () => metrics.watchRestarted(name),
+    };
+  }
+
+  /** Starts the informers and, once KVClusters are listed, the workers. */
+  async start(): Promise<void> {
+    await Promise.all([this.#clusters.start(), this.#statefulSets.start()]);
+    if (this.#queue.isShutdown) return;
+    this.#workers = runWorkers(
+      this.#queue,
+      this.#o.workers,
+      (key) => this.#handle(key),
+      (key, err, retryMs) =>
+        this.#o.logger.warn({ key, retryMs, err: errorMessage(err) }, 'reconcile failed'),
+    );
+    this.#o.logger.info({ namespace: this.#o.namespace || '*' }, 'controller started');
+  }
+
+  get synced(): boolean {
+    return this.#clusters.synced && this.#statefulSets.synced;
+  }
+
+  async #handle(key: string) {
+    const { namespace, name } = splitKey(key);
+    const obj = this.#clusters.get(name, namespace);
+    if (!obj) return undefined;
+    const started = process.hrtime.bigint();
+    const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
+    try {
+      const result = await reconcile(this.#ctx, obj);
+      this.#o.metrics.reconciled('success', seconds());
+      return result;
+    } catch (err) {
+      this.#o.metrics.reconciled('error', seconds());
+      throw err;
+    } finally {
+      this.#countPhases();
+    }
+  }
+
+  #countPhases(): void {
+    const counts = new Map<Phase, number>();
+    for (const c of this.#clusters.list()) {
+      const p = c.status?.phase;
+      if (p) counts.set(p, (counts.get(p) ?? 0) + 1);
+    }
+    this.#o.metrics.setPhases(counts);
+  }
+
+  /** Stops informers and waits for running reconciles to finish. */
+  async stop(): Promise<void> {
+    this.#queue.shutdown();
+    await Promise.all([this.#clusters.stop(), this.#statefulSets.stop()]);
+    await this.#workers;
+    this.#o.logger.info({}, 'controller stopped');
+  }
+}

@@ -1,0 +1,87 @@
+// Reads what a reconcile decides from: the StatefulSet, its pods, and each started node's own view.
+
+import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import type { ControllerContext } from './context.ts';
+import { type Cluster, namesOf, ordinalOf, selectorString } from './names.ts';
+import type { ClusterView, PodAddress } from './node-admin.ts';
+import { readStatefulSet } from './statefulset.ts';
+
+export interface PodView {
+  readonly name: string;
+  readonly ordinal: number;
+  /** The pod's Ready condition is True. */
+  readonly ready: boolean;
+  /** Running with an IP: its node process may answer. */
+  readonly started: boolean;
+  readonly terminating: boolean;
+  /** `controller-revision-hash` label: the StatefulSet revision the pod runs. */
+  readonly revision: string;
+  readonly createdAtMs: number;
+}
+
+export type NodeView =
+  | { readonly reachable: true; readonly view: ClusterView }
+  | { readonly reachable: false; readonly error: string };
+
+export interface Observed {
+  readonly sts: V1StatefulSet | null;
+  /** Pods of the StatefulSet, by ordinal. */
+  readonly pods: readonly PodView[];
+  /** GET /admin/cluster of each started pod. */
+  readonly nodes: ReadonlyMap<string, NodeView>;
+}
+
+export function podView(cluster: string, pod: V1Pod): PodView | null {
+  const name = pod.metadata?.name ?? '';
+  const ordinal = ordinalOf(cluster, name);
+  if (ordinal < 0) return null;
+  const ready = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+  const created = pod.metadata?.creationTimestamp;
+  return {
+    name,
+    ordinal,
+    ready: ready === true,
+    started: pod.status?.phase === 'Running' && Boolean(pod.status?.podIP),
+    terminating: pod.metadata?.deletionTimestamp !== undefined,
+    revision: pod.metadata?.labels?.['controller-revision-hash'] ?? '',
+    createdAtMs: created ? new Date(created).getTime() : 0,
+  };
+}
+
+/** The admin address of a pod of `c`. */
+export function addressOf(ctx: ControllerContext, c: Cluster, pod: string): PodAddress {
+  return {
+    pod,
+    headless: namesOf(c.name).headless,
+    namespace: c.namespace,
+    cluster: c.name,
+    httpPort: c.spec.ports.http,
+    clusterDomain: ctx.settings.clusterDomain,
+  };
+}
+
+async function listPods(ctx: ControllerContext, c: Cluster): Promise<PodView[]> {
+  const list = await ctx.kube.core.listNamespacedPod({
+    namespace: c.namespace,
+    labelSelector: selectorString(c.name),
+  });
+  return list.items
+    .map((p) => podView(c.name, p))
+    .filter((p): p is PodView => p !== null)
+    .sort((a, b) => a.ordinal - b.ordinal);
+}
+
+async function nodeView(ctx: ControllerContext, c: Cluster, pod: string): Promise<NodeView> {
+  try {
+    return { reachable: true, view: await ctx.admin.cluster(addressOf(ctx, c, pod)) };
+  } catch (err) {
+    return { reachable: false, error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+export async function observe(ctx: ControllerContext, c: Cluster): Promise<Observed> {
+  const [sts, pods] = await Promise.all([readStatefulSet(ctx, c), listPods(ctx, c)]);
+  const started = pods.filter((p) => p.started && !p.terminating);
+  const views = await Promise.all(started.map((p) => nodeView(ctx, c, p.name)));
+  return { sts, pods, nodes: new Map(started.map((p, i) => [p.name, views[i]!])) };
+}

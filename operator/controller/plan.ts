@@ -1,0 +1,52 @@
+// The reconcile plan: StatefulSet size and partition from what was observed (pure, unit-tested).
+
+import type { Cluster } from './names.ts';
+import type { Observed } from './observe.ts';
+import { clusterHealth, type Health, planRollout, type RolloutPlan } from './rollout.ts';
+import { type LeavingState, planScale, type ScalePlan } from './scale.ts';
+import { appliedTemplateHash, desiredTemplateHash, type StatefulSetPlan } from './statefulset.ts';
+
+export interface ClusterPlan {
+  readonly scale: ScalePlan;
+  readonly rollout: RolloutPlan;
+  readonly health: Health;
+  /** What ensureStatefulSet applies. */
+  readonly statefulSet: StatefulSetPlan;
+}
+
+/**
+ * Decides this round: scale first (decommission before shrinking), then the rollout partition
+ * for the replicas being applied, gated on cluster health.
+ */
+export function planCluster(
+  c: Cluster,
+  observed: Observed,
+  leaving: LeavingState | null,
+  configHash: string,
+): ClusterPlan {
+  const current = observed.sts?.spec?.replicas ?? null;
+  const scale = planScale({
+    cluster: c.name,
+    desired: c.spec.replicas,
+    current,
+    replicationFactor: c.spec.replicationFactor,
+    leaving,
+  });
+  const health = clusterHealth(observed.pods, observed.nodes);
+  const templateChanged =
+    observed.sts !== null &&
+    appliedTemplateHash(observed.sts) !== desiredTemplateHash(c, configHash);
+  const rollout = planRollout({
+    sts: observed.sts,
+    templateChanged,
+    replicas: scale.replicas,
+    pods: observed.pods,
+    health,
+  });
+  return {
+    scale,
+    rollout,
+    health,
+    statefulSet: { replicas: scale.replicas, partition: rollout.partition, configHash },
+  };
+}

@@ -1,0 +1,155 @@
+// reconcile(): validate the KVCluster, then a short list of ensureX() steps, then its status.
+
+import { type KVClusterStatus, parseKVCluster } from '../api/v1alpha1/index.ts';
+import { errorMessage, type HandlerResult, statusCode } from '../runtime/index.ts';
+import { ensureConfigMap } from './configmap.ts';
+import type { ControllerContext } from './context.ts';
+import type { Cluster, KVClusterObject } from './names.ts';
+import { selectorString } from './names.ts';
+import { type Observed, observe } from './observe.ts';
+import { ensurePdb } from './pdb.ts';
+import { type ClusterPlan, planCluster } from './plan.ts';
+import { clusterHealth } from './rollout.ts';
+import { ensureDecommission, observeLeaving } from './scale.ts';
+import { ensureServiceMonitor } from './servicemonitor.ts';
+import { ensureServices } from './services.ts';
+import { ensureStatefulSet } from './statefulset.ts';
+import { buildStatus, ensureStatus, heldStatus } from './status.ts';
+
+type Ref = { readonly name: string; readonly namespace: string; readonly uid: string };
+
+/** Reconciles one KVCluster; throws to be retried with backoff. */
+export async function reconcile(
+  ctx: ControllerContext,
+  obj: KVClusterObject,
+): Promise<HandlerResult> {
+  const m = obj.metadata;
+  if (!m?.name || !m.namespace || !m.uid) return {};
+  // Owned objects carry a controller ownerReference: the garbage collector deletes them.
+  if (m.deletionTimestamp) return {};
+  const ref: Ref = { name: m.name, namespace: m.namespace, uid: m.uid };
+  const generation = m.generation ?? 0;
+  const parsed = parseKVCluster(m.name, obj.spec);
+  if (!parsed.ok) return hold(ctx, ref, obj.status, 'Invalid', parsed.message, generation);
+  if (parsed.spec.paused)
+    return hold(ctx, ref, obj.status, 'Paused', 'spec.paused is true', generation);
+  return reconcileCluster(ctx, { ...ref, generation, spec: parsed.spec }, obj.status);
+}
+
+async function hold(
+  ctx: ControllerContext,
+  ref: Ref,
+  previous: KVClusterStatus | undefined,
+  kind: 'Invalid' | 'Paused',
+  message: string,
+  generation: number,
+): Promise<HandlerResult> {
+  await ensureStatus(
+    ctx,
+    ref,
+    previous,
+    heldStatus(kind, message, previous, generation, ctx.now()),
+  );
+  return { requeueAfterMs: ctx.settings.resyncMs };
+}
+
+/** The owned objects, in order; the StatefulSet gets the planned size and partition. */
+async function ensureOwned(
+  ctx: ControllerContext,
+  c: Cluster,
+): Promise<{ plan: ClusterPlan; observed: Observed }> {
+  const configHash = await ensureConfigMap(ctx, c);
+  await ensureServices(ctx, c);
+  const observed = await observe(ctx, c);
+  const current = observed.sts?.spec?.replicas ?? null;
+  const leaving = await observeLeaving(ctx, c, current, observed.pods);
+  const plan = planCluster(c, observed, leaving, configHash);
+  await ensureStatefulSet(ctx, c, plan.statefulSet);
+  await ensurePdb(ctx, c);
+  if (await ensureServiceMonitor(ctx, c)) await warnOnce(ctx, c, 'ServiceMonitorUnavailable');
+  const scale = await ensureDecommission(ctx, c, plan.scale);
+  return { plan: { ...plan, scale }, observed };
+}
+
+const WARNINGS: Readonly<Record<string, string>> = {
+  ServiceMonitorUnavailable:
+    'metrics.serviceMonitor.enabled but monitoring.coreos.com/v1 ServiceMonitor is not served: install the prometheus-operator CRDs',
+};
+
+/** A Warning Event and log line, once per KVCluster generation. */
+async function warnOnce(ctx: ControllerContext, c: Cluster, reason: string): Promise<void> {
+  const key = `${c.uid}/${c.generation}/${reason}`;
+  if (ctx.warned.has(key)) return;
+  ctx.warned.add(key);
+  const message = WARNINGS[reason] ?? reason;
+  ctx.logger.warn({ cluster: c.name, namespace: c.namespace, reason }, message);
+  await ctx.events.record(c, 'Warning', reason, message);
+}
+
+/** A rejected apply (bad affinity, quota...) is the spec's problem: shown in status, retried. */
+function isSpecError(err: unknown): boolean {
+  const code = statusCode(err);
+  return code !== undefined && code >= 400 && code < 500 && code !== 409 && code !== 429;
+}
+
+async function reconcileCluster(
+  ctx: ControllerContext,
+  c: Cluster,
+  previous: KVClusterStatus | undefined,
+): Promise<HandlerResult> {
+  let done: { plan: ClusterPlan; observed: Observed };
+  try {
+    done = await ensureOwned(ctx, c);
+  } catch (err) {
+    if (isSpecError(err)) await reportApplyError(ctx, c, previous, errorMessage(err));
+    throw err;
+  }
+  const status = statusOf(ctx, c, previous, done.observed, done.plan);
+  await ensureStatus(ctx, c, previous, status);
+  return { requeueAfterMs: requeueDelay(ctx, status) };
+}
+
+function statusOf(
+  ctx: ControllerContext,
+  c: Cluster,
+  previous: KVClusterStatus | undefined,
+  observed: Observed,
+  plan: Omit<ClusterPlan, 'statefulSet'>,
+  applyError?: string,
+): KVClusterStatus {
+  return buildStatus({
+    spec: c.spec,
+    generation: c.generation,
+    selector: selectorString(c.name),
+    previous,
+    now: ctx.now(),
+    observed,
+    ...plan,
+    ...(applyError ? { applyError } : {}),
+  });
+}
+
+/** Status after an owned object was rejected: Degraded with the apiserver's message. */
+async function reportApplyError(
+  ctx: ControllerContext,
+  c: Cluster,
+  previous: KVClusterStatus | undefined,
+  message: string,
+): Promise<void> {
+  const observed = await observe(ctx, c);
+  const replicas = observed.sts?.spec?.replicas ?? 0;
+  const plan = {
+    scale: { replicas, step: { kind: 'steady' } } as const,
+    rollout: { partition: 0, rolling: false },
+    health: clusterHealth(observed.pods, observed.nodes),
+  };
+  await ensureStatus(ctx, c, previous, statusOf(ctx, c, previous, observed, plan, message));
+}
+
+/** Poll soon while something moves; a settled cluster is looked at again after the resync period. */
+function requeueDelay(ctx: ControllerContext, s: KVClusterStatus): number {
+  const { pollMs, resyncMs } = ctx.settings;
+  if (s.phase === 'Available') return resyncMs;
+  if (s.phase === 'Degraded') return Math.min(resyncMs, pollMs * 5);
+  return pollMs;
+}

@@ -1,0 +1,147 @@
+// Scaling: grow the StatefulSet at once; shrink one pod at a time, each decommissioned first.
+
+import type { ControllerContext } from './context.ts';
+import { type Cluster, podName } from './names.ts';
+import type { DecommissionView } from './node-admin.ts';
+import { addressOf, type PodView } from './observe.ts';
+
+/** What the highest leaving pod reported (or why it could not be asked). */
+export type LeavingState =
+  | { readonly kind: 'absent' }
+  | { readonly kind: 'not-started' }
+  | { readonly kind: 'unreachable'; readonly error: string }
+  | { readonly kind: 'reported'; readonly view: DecommissionView };
+
+export type ScaleStep =
+  | { readonly kind: 'steady' }
+  | { readonly kind: 'up'; readonly from: number; readonly to: number }
+  /** start: POST decommission; wait: in progress; shrink: done, remove the pod; skip: never joined. */
+  | {
+      readonly kind: 'down';
+      readonly pod: string;
+      readonly action: 'start' | 'wait' | 'shrink' | 'skip';
+      readonly view?: DecommissionView;
+    }
+  | {
+      readonly kind: 'blocked';
+      readonly pod: string;
+      readonly reason: string;
+      readonly message: string;
+    };
+
+export interface ScaleInput {
+  /** KVCluster name (pods are `<cluster>-<ordinal>`). */
+  readonly cluster: string;
+  readonly desired: number;
+  /** StatefulSet spec.replicas, or null when there is no StatefulSet yet. */
+  readonly current: number | null;
+  readonly replicationFactor: number;
+  /** State of pod `current - 1`, asked only when scaling down. */
+  readonly leaving: LeavingState | null;
+}
+
+export interface ScalePlan {
+  /** StatefulSet replicas to apply this round. */
+  readonly replicas: number;
+  readonly step: ScaleStep;
+}
+
+/** Decides the StatefulSet size for this round (pure). */
+export function planScale(s: ScaleInput): ScalePlan {
+  if (s.current === null || s.desired === s.current)
+    return { replicas: s.desired, step: { kind: 'steady' } };
+  if (s.desired > s.current) {
+    return { replicas: s.desired, step: { kind: 'up', from: s.current, to: s.desired } };
+  }
+  const pod = podName(s.cluster, s.current - 1);
+  const hold = (reason: string, message: string): ScalePlan => ({
+    replicas: s.current as number,
+    step: { kind: 'blocked', pod, reason, message },
+  });
+  if (s.current - 1 < s.replicationFactor) {
+    return hold(
+      'BelowReplicationFactor',
+      `scale-down to ${s.desired} waits at ${s.current} pods: fewer than replicationFactor ` +
+        `${s.replicationFactor} members could not hold every replica; lower spec.replicationFactor first`,
+    );
+  }
+  return planLeaving(pod, s.current, s.leaving, hold);
+}
+
+function planLeaving(
+  pod: string,
+  current: number,
+  leaving: LeavingState | null,
+  hold: (reason: string, message: string) => ScalePlan,
+): ScalePlan {
+  const down = (
+    action: 'start' | 'wait' | 'shrink' | 'skip',
+    view?: DecommissionView,
+  ): ScalePlan => ({
+    replicas: action === 'shrink' || action === 'skip' ? current - 1 : current,
+    step: { kind: 'down', pod, action, ...(view ? { view } : {}) },
+  });
+  if (leaving === null || leaving.kind === 'absent' || leaving.kind === 'not-started') {
+    // No container ever ran for it (or it is gone): it holds no data to hand off.
+    return down('skip');
+  }
+  if (leaving.kind === 'unreachable') {
+    return hold('NodeUnreachable', `scale-down waits: ${pod} does not answer: ${leaving.error}`);
+  }
+  const status = leaving.view.status;
+  return down(
+    status === 'decommissioned' ? 'shrink' : status === 'decommissioning' ? 'wait' : 'start',
+    leaving.view,
+  );
+}
+
+/** Asks the leaving pod for its decommission state (only when the StatefulSet must shrink). */
+export async function observeLeaving(
+  ctx: ControllerContext,
+  c: Cluster,
+  current: number | null,
+  pods: readonly PodView[],
+): Promise<LeavingState | null> {
+  if (current === null || c.spec.replicas >= current) return null;
+  const pod = pods.find((p) => p.ordinal === current - 1);
+  if (!pod || pod.terminating) return { kind: 'absent' };
+  if (!pod.started) return { kind: 'not-started' };
+  try {
+    const view = await ctx.admin.decommissionStatus(addressOf(ctx, c, pod.name));
+    return { kind: 'reported', view };
+  } catch (err) {
+    return { kind: 'unreachable', error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/**
+ * Carries out the decommission step: POSTs to a leaving pod that is still active. A refusal (the
+ * node's 409) turns the step into `blocked` with the node's reason.
+ */
+export async function ensureDecommission(
+  ctx: ControllerContext,
+  c: Cluster,
+  plan: ScalePlan,
+): Promise<ScalePlan> {
+  const step = plan.step;
+  if (step.kind !== 'down' || step.action !== 'start') return plan;
+  const result = await ctx.admin.decommission(addressOf(ctx, c, step.pod));
+  if (!result.accepted) {
+    const message = `scale-down waits: ${step.pod} refused to decommission: ${result.error}`;
+    return {
+      ...plan,
+      step: { kind: 'blocked', pod: step.pod, reason: 'DecommissionRefused', message },
+    };
+  }
+  ctx.logger.info(
+    { cluster: c.name, namespace: c.namespace, pod: step.pod },
+    'decommission started',
+  );
+  await ctx.events.record(
+    c,
+    'Normal',
+    'Decommissioning',
+    `decommissioning ${step.pod} before scale-down`,
+  );
+  return { ...plan, step: { ...step, action: 'wait' } };
+}

@@ -1,0 +1,159 @@
+// The StatefulSet of kvstore nodes: pod template, probes, PVC template and retention, partition.
+
+import type {
+  V1Affinity,
+  V1Container,
+  V1PersistentVolumeClaim,
+  V1PodTemplateSpec,
+  V1StatefulSet,
+  V1Toleration,
+  V1TopologySpreadConstraint,
+} from '@kubernetes/client-node';
+import { DATA_DIR } from './configmap.ts';
+import type { ControllerContext } from './context.ts';
+import {
+  type Cluster,
+  CONFIG_HASH_ANNOTATION,
+  hashOf,
+  labelsOf,
+  namesOf,
+  ownedMeta,
+  selectorLabels,
+  TEMPLATE_HASH_ANNOTATION,
+} from './names.ts';
+
+/** What the reconcile decided for the StatefulSet this round. */
+export interface StatefulSetPlan {
+  readonly replicas: number;
+  /** Pods with an ordinal >= partition run the current template (RollingUpdate partition). */
+  readonly partition: number;
+  /** Hash of the ConfigMap data, so a config change is a template change. */
+  readonly configHash: string;
+}
+
+function container(c: Cluster): V1Container {
+  const s = c.spec;
+  const probe = (path: string, period: number, failures: number) => ({
+    httpGet: { path, port: 'http' },
+    periodSeconds: period,
+    failureThreshold: failures,
+    timeoutSeconds: 2,
+  });
+  return {
+    name: 'kvstore',
+    image: s.image,
+    imagePullPolicy: s.imagePullPolicy,
+    env: [{ name: 'KV_NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+    envFrom: [{ configMapRef: { name: namesOf(c.name).configMap } }],
+    ports: [
+      { name: 'client', containerPort: s.ports.client, protocol: 'TCP' },
+      { name: 'http', containerPort: s.ports.http, protocol: 'TCP' },
+      { name: 'peer', containerPort: s.ports.peer, protocol: 'TCP' },
+    ],
+    readinessProbe: probe('/readyz', 5, 3),
+    livenessProbe: { ...probe('/healthz', 10, 6), initialDelaySeconds: 10 },
+    ...(s.resources ? { resources: s.resources as V1Container['resources'] } : {}),
+    volumeMounts: [{ name: 'data', mountPath: DATA_DIR }],
+  };
+}
+
+function podAnnotations(c: Cluster, configHash: string): Record<string, string> {
+  const scrape: Record<string, string> = c.spec.metrics.enabled
+    ? {
+        'prometheus.io/scrape': 'true',
+        'prometheus.io/port': String(c.spec.ports.http),
+        'prometheus.io/path': '/metrics',
+      }
+    : {};
+  return { ...scrape, [CONFIG_HASH_ANNOTATION]: configHash };
+}
+
+/** The pod template; its hash decides whether a rollout starts. */
+export function buildPodTemplate(c: Cluster, configHash: string): V1PodTemplateSpec {
+  const s = c.spec;
+  return {
+    metadata: { labels: labelsOf(c.name, 'node'), annotations: podAnnotations(c, configHash) },
+    spec: {
+      containers: [container(c)],
+      // The node drains in-flight commands for up to 10 s (KV_SHUTDOWN_TIMEOUT_MS) on SIGTERM.
+      terminationGracePeriodSeconds: 30,
+      securityContext: { fsGroup: 1000, fsGroupChangePolicy: 'OnRootMismatch' },
+      ...(s.affinity ? { affinity: s.affinity as V1Affinity } : {}),
+      ...(s.tolerations ? { tolerations: s.tolerations as V1Toleration[] } : {}),
+      ...(s.nodeSelector ? { nodeSelector: s.nodeSelector } : {}),
+      ...(s.topologySpreadConstraints
+        ? {
+            topologySpreadConstraints:
+              s.topologySpreadConstraints as unknown as V1TopologySpreadConstraint[],
+          }
+        : {}),
+    },
+  };
+}
+
+function claimTemplate(c: Cluster): V1PersistentVolumeClaim {
+  const st = c.spec.storage;
+  return {
+    metadata: { name: 'data', labels: labelsOf(c.name, 'data') },
+    spec: {
+      accessModes: ['ReadWriteOnce'],
+      ...(st.storageClassName ? { storageClassName: st.storageClassName } : {}),
+      resources: { requests: { storage: st.size } },
+    },
+  };
+}
+
+/** The desired StatefulSet; its template hash annotation records which template was applied. */
+export function buildStatefulSet(c: Cluster, plan: StatefulSetPlan): V1StatefulSet {
+  const template = buildPodTemplate(c, plan.configHash);
+  const names = namesOf(c.name);
+  const meta = ownedMeta(c, names.statefulSet, 'node');
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: { ...meta, annotations: { [TEMPLATE_HASH_ANNOTATION]: hashOf(template) } },
+    spec: {
+      replicas: plan.replicas,
+      serviceName: names.headless,
+      // Nodes join through DNS and the ring moves data, so they need not start in order.
+      podManagementPolicy: 'Parallel',
+      selector: { matchLabels: selectorLabels(c.name) },
+      updateStrategy: { type: 'RollingUpdate', rollingUpdate: { partition: plan.partition } },
+      persistentVolumeClaimRetentionPolicy: {
+        whenDeleted: c.spec.storage.retainOnDelete ? 'Retain' : 'Delete',
+        whenScaled: c.spec.storage.retainOnScaleDown ? 'Retain' : 'Delete',
+      },
+      template,
+      volumeClaimTemplates: [claimTemplate(c)],
+    },
+  };
+}
+
+/** The template hash the StatefulSet was last applied with ('' when absent). */
+export function appliedTemplateHash(sts: V1StatefulSet | null): string {
+  return sts?.metadata?.annotations?.[TEMPLATE_HASH_ANNOTATION] ?? '';
+}
+
+/** The hash `buildStatefulSet` would record for this cluster and config. */
+export function desiredTemplateHash(c: Cluster, configHash: string): string {
+  return hashOf(buildPodTemplate(c, configHash));
+}
+
+export async function ensureStatefulSet(
+  ctx: ControllerContext,
+  c: Cluster,
+  plan: StatefulSetPlan,
+): Promise<void> {
+  await ctx.kube.apply(buildStatefulSet(c, plan));
+}
+
+/** The current StatefulSet (read fresh: the rollout and scale steps must not act on a stale copy). */
+export function readStatefulSet(ctx: ControllerContext, c: Cluster): Promise<V1StatefulSet | null> {
+  const name = namesOf(c.name).statefulSet;
+  return ctx.kube.read<V1StatefulSet>({
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    namespace: c.namespace,
+    name,
+  });
+}

@@ -1,0 +1,269 @@
+// KVCluster status: conditions Available/Progressing/Degraded, the phase they imply, members.
+
+import {
+  API_VERSION,
+  type Condition,
+  type ConditionType,
+  KIND,
+  type KVClusterSpec,
+  type KVClusterStatus,
+  type Member,
+  type Phase,
+  PLURAL,
+} from '../api/v1alpha1/index.ts';
+import type { ControllerContext } from './context.ts';
+import { canonicalJson } from './names.ts';
+import type { Observed, PodView } from './observe.ts';
+import type { Health, RolloutPlan } from './rollout.ts';
+import type { ScalePlan } from './scale.ts';
+
+/** A pod not Ready for longer than this after creation counts as a problem, not as starting. */
+export const STARTUP_GRACE_MS = 5 * 60_000;
+
+type Cond = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>;
+
+export interface StatusInput {
+  readonly spec: KVClusterSpec;
+  readonly generation: number;
+  readonly selector: string;
+  readonly previous: KVClusterStatus | undefined;
+  readonly now: Date;
+  readonly observed: Observed;
+  readonly scale: ScalePlan;
+  readonly rollout: RolloutPlan;
+  readonly health: Health;
+  /** The apiserver's message when applying an owned object failed this round. */
+  readonly applyError?: string;
+}
+
+function cond(type: ConditionType, ok: boolean, reason: string, message: string): Cond {
+  return { type, status: ok ? 'True' : 'False', reason, message };
+}
+
+/** Conditions with lastTransitionTime kept from `previous` while their status is unchanged. */
+export function stamp(
+  conds: readonly Cond[],
+  previous: KVClusterStatus | undefined,
+  now: Date,
+  generation: number,
+): Condition[] {
+  return conds.map((c) => {
+    const old = previous?.conditions?.find((p) => p.type === c.type);
+    const at = old && old.status === c.status ? old.lastTransitionTime : now.toISOString();
+    return { ...c, lastTransitionTime: at, observedGeneration: generation };
+  });
+}
+
+function starting(p: PodView, now: Date): boolean {
+  return !p.ready && !p.terminating && now.getTime() - p.createdAtMs < STARTUP_GRACE_MS;
+}
+
+/** Pods that may be unready while reads and writes still reach their quorums. */
+export function unreadyTolerance(spec: KVClusterSpec, members: number): number {
+  const rf = Math.min(spec.replicationFactor, members);
+  return Math.max(0, rf - Math.max(Math.min(spec.readQuorum, rf), Math.min(spec.writeQuorum, rf)));
+}
+
+function available(s: StatusInput): Cond {
+  const pods = s.observed.pods.filter((p) => !p.terminating);
+  const ready = pods.filter((p) => p.ready).length;
+  const tolerance = unreadyTolerance(s.spec, pods.length);
+  const ok = ready > 0 && pods.length - ready <= tolerance;
+  const message = `${ready}/${pods.length} pods ready; quorums hold with up to ${tolerance} unready`;
+  return cond('Available', ok, ok ? 'QuorumAvailable' : 'QuorumUnavailable', message);
+}
+
+function progressing(s: StatusInput): Cond {
+  const step = s.scale.step;
+  if (step.kind === 'blocked') return cond('Progressing', false, step.reason, step.message);
+  if (step.kind === 'down') {
+    const sent = step.view?.transfer?.sent ?? 0;
+    const what =
+      step.action === 'skip'
+        ? `removing ${step.pod} (never started)`
+        : `decommissioning ${step.pod} (${sent} records sent)`;
+    return cond('Progressing', true, 'ScalingDown', `scale-down to ${s.spec.replicas}: ${what}`);
+  }
+  const stsReplicas = s.observed.sts?.status?.replicas ?? 0;
+  if (step.kind === 'up' || stsReplicas < s.spec.replicas) {
+    return cond('Progressing', true, 'ScalingUp', `${stsReplicas}/${s.spec.replicas} pods created`);
+  }
+  if (s.rollout.rolling) {
+    const why = s.rollout.waiting ? `; waiting: ${s.rollout.waiting}` : '';
+    return cond('Progressing', true, 'RollingUpdate', `partition ${s.rollout.partition}${why}`);
+  }
+  const young = s.observed.pods.filter((p) => starting(p, s.now));
+  if (young.length) {
+    return cond(
+      'Progressing',
+      true,
+      'PodsStarting',
+      `starting: ${young.map((p) => p.name).join(', ')}`,
+    );
+  }
+  if (s.health.rebalancing)
+    return cond('Progressing', true, 'Rebalancing', 'data is moving to its new owners');
+  return cond('Progressing', false, 'Stable', 'the cluster matches the spec');
+}
+
+function wantedButLeaving(s: StatusInput): string[] {
+  const leaving = s.scale.step.kind === 'down' ? s.scale.step.pod : '';
+  return s.observed.pods
+    .filter((p) => p.ordinal < s.spec.replicas && p.name !== leaving)
+    .filter((p) => {
+      const n = s.observed.nodes.get(p.name);
+      return (
+        n?.reachable === true &&
+        (n.view.status === 'decommissioning' || n.view.status === 'decommissioned')
+      );
+    })
+    .map((p) => p.name);
+}
+
+function degraded(s: StatusInput): Cond {
+  if (s.applyError) return cond('Degraded', true, 'ApplyFailed', s.applyError);
+  const leaving = wantedButLeaving(s);
+  if (leaving.length) {
+    const msg = `${leaving.join(', ')} decommissioned but still wanted: delete its pod and claim to rejoin it`;
+    return cond('Degraded', true, 'DecommissionedMemberWanted', msg);
+  }
+  const stuck = s.observed.pods.filter((p) => !p.ready && !p.terminating && !starting(p, s.now));
+  if (stuck.length)
+    return cond(
+      'Degraded',
+      true,
+      'PodsNotReady',
+      `not ready: ${stuck.map((p) => p.name).join(', ')}`,
+    );
+  const others = s.health.problems.filter((p) => !p.endsWith(' not ready'));
+  if (others.length)
+    return cond('Degraded', true, 'MembersUnhealthy', others.slice(0, 5).join('; '));
+  return cond('Degraded', false, 'AsExpected', 'no problems found');
+}
+
+const PHASE_OF_REASON: Readonly<Record<string, Phase>> = {
+  ScalingDown: 'Scaling',
+  ScalingUp: 'Scaling',
+  PodsStarting: 'Scaling',
+  RollingUpdate: 'Upgrading',
+  Rebalancing: 'Rebalancing',
+};
+
+/** The phase the conditions imply; a cluster stays Pending until it was first fully up. */
+export function phaseOf(conds: readonly Cond[], ready: number, previous: Phase | undefined): Phase {
+  const get = (t: ConditionType) => conds.find((c) => c.type === t)!;
+  const prog = get('Progressing');
+  if (prog.status === 'False' && prog.reason !== 'Stable') return 'Blocked';
+  if (get('Degraded').reason === 'ApplyFailed') return 'Degraded';
+  if (ready === 0) return 'Pending';
+  const firstStart = previous === undefined || previous === 'Pending';
+  if (prog.status === 'True' && firstStart && ['ScalingUp', 'PodsStarting'].includes(prog.reason)) {
+    return 'Pending';
+  }
+  if (prog.status === 'True') return PHASE_OF_REASON[prog.reason] ?? 'Scaling';
+  if (get('Degraded').status === 'True' || get('Available').status === 'False') return 'Degraded';
+  return 'Available';
+}
+
+function members(o: Observed): Member[] {
+  return o.pods.map((p) => {
+    const n = o.nodes.get(p.name);
+    let state = p.terminating ? 'terminating' : 'pending';
+    if (n) state = n.reachable ? (n.view.status ?? 'active') : 'unreachable';
+    return { name: p.name, ready: p.ready, state };
+  });
+}
+
+function decommission(scale: ScalePlan): KVClusterStatus['decommission'] {
+  const step = scale.step;
+  if (step.kind !== 'down' || !step.view) return undefined;
+  const t = step.view.transfer;
+  return {
+    member: step.pod,
+    state: step.view.status,
+    scanned: t?.scanned ?? 0,
+    sent: t?.sent ?? 0,
+  };
+}
+
+/** The status of a valid, unpaused cluster (pure). */
+export function buildStatus(s: StatusInput): KVClusterStatus {
+  const conds = [available(s), progressing(s), degraded(s)];
+  const sts = s.observed.sts?.status;
+  const ready = sts?.readyReplicas ?? 0;
+  const d = decommission(s.scale);
+  return {
+    observedGeneration: s.generation,
+    phase: phaseOf(conds, ready, s.previous?.phase),
+    replicas: sts?.replicas ?? 0,
+    readyReplicas: ready,
+    updatedReplicas: sts?.updatedReplicas ?? 0,
+    selector: s.selector,
+    members: members(s.observed),
+    conditions: stamp(conds, s.previous, s.now, s.generation),
+    ...(d ? { decommission: d } : {}),
+    rebalancing: s.health.rebalancing,
+  };
+}
+
+/** Status of a KVCluster whose spec failed validation, or that is paused: nothing else changes. */
+export function heldStatus(
+  kind: 'Invalid' | 'Paused',
+  message: string,
+  previous: KVClusterStatus | undefined,
+  generation: number,
+  now: Date,
+): KVClusterStatus {
+  const invalid = kind === 'Invalid';
+  const conds: Cond[] = [
+    cond(
+      'Available',
+      previous?.conditions?.find((c) => c.type === 'Available')?.status === 'True',
+      'Unchanged',
+      'not evaluated',
+    ),
+    cond('Progressing', false, invalid ? 'InvalidSpec' : 'Paused', message),
+    cond('Degraded', invalid, invalid ? 'InvalidSpec' : 'Paused', message),
+  ];
+  const { decommission: _d, ...rest } = previous ?? {};
+  return {
+    ...rest,
+    observedGeneration: generation,
+    phase: kind,
+    conditions: stamp(conds, previous, now, generation),
+  };
+}
+
+/** Whether `next` differs from what the KVCluster shows (key order ignored). */
+export function statusChanged(
+  previous: KVClusterStatus | undefined,
+  next: KVClusterStatus,
+): boolean {
+  return canonicalJson(previous ?? {}) !== canonicalJson(next);
+}
+
+/** Writes the status subresource when it changed, with an Event when the phase changed. */
+export async function ensureStatus(
+  ctx: ControllerContext,
+  ref: { readonly name: string; readonly namespace: string; readonly uid: string },
+  previous: KVClusterStatus | undefined,
+  next: KVClusterStatus,
+): Promise<void> {
+  if (!statusChanged(previous, next)) return;
+  await ctx.kube.applyStatus({ apiVersion: API_VERSION, kind: KIND, plural: PLURAL, ...ref }, next);
+  ctx.written.set(ref.uid, next);
+  if (next.phase && next.phase !== previous?.phase) {
+    await ctx.events.phaseChanged(ref, previous?.phase, next.phase, phaseMessage(next));
+  }
+}
+
+function phaseMessage(s: KVClusterStatus): string {
+  const interesting = s.conditions?.find(
+    (c) =>
+      (c.type === 'Progressing' && c.status === 'True') ||
+      (c.type === 'Degraded' && c.status === 'True'),
+  );
+  const members = s.members ?? [];
+  const base = `${members.filter((m) => m.ready).length}/${members.length} pods ready`;
+  return interesting ? `${base}; ${interesting.message}` : base;
+}

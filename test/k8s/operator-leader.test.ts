@@ -1,0 +1,126 @@
+// Leader election of kvstore-operator on a real control plane: two processes (each as the
+// operator's ServiceAccount), one reconciles; the other takes over when it stops or dies.
+// The nodes' admin API is a stand-in (kwok pods run no container); see operator-fixtures.ts.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ControlPlane, startControlPlane } from './control-plane-lib.ts';
+import {
+  CRD_FILE,
+  getJson,
+  OPERATOR_NS,
+  type OperatorProcess,
+  RBAC_FILE,
+  StandIn,
+  serviceAccountKubeconfig,
+  startOperator,
+  stopOperators,
+  waitUntil,
+} from './operator-fixtures.ts';
+
+const START_TIMEOUT_MS = 60 * 60_000;
+const NS = 'kv-leader';
+// A lease short enough that a killed leader (no release) is replaced within seconds, and long
+// enough to tell that apart from a released one (taken over within a retry period).
+const LEASE = [
+  '--lease-duration-ms',
+  '6000',
+  '--renew-deadline-ms',
+  '4000',
+  '--retry-period-ms',
+  '300',
+];
+
+let cp: ControlPlane | undefined;
+let kubeconfig = '';
+const standIn = new StandIn();
+
+const k = (): ControlPlane => {
+  if (!cp) throw new Error('control plane did not start');
+  return cp;
+};
+
+async function holder(): Promise<string | undefined> {
+  const lease = await getJson(k(), ['lease', 'kvstore-operator', '-n', OPERATOR_NS]);
+  return lease?.spec.holderIdentity || undefined;
+}
+
+function start(identity: string): Promise<OperatorProcess> {
+  return startOperator(kubeconfig, [
+    '--identity',
+    identity,
+    '--pod-url-template',
+    standIn.template,
+    '--poll-ms',
+    '300',
+    ...LEASE,
+  ]);
+}
+
+async function replicas(): Promise<number | undefined> {
+  return (await getJson(k(), ['statefulset', 'lead', '-n', NS]))?.spec.replicas;
+}
+
+async function leaderGauge(op: OperatorProcess): Promise<string> {
+  return /^kvstore_operator_leader (\d)$/m.exec(await op.metrics())?.[1] ?? '';
+}
+
+beforeAll(async () => {
+  cp = await startControlPlane();
+  await k().kubectl(['apply', '--server-side', '-f', CRD_FILE]);
+  await k().kubectl([
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    'crd/kvclusters.kvstore.dev',
+  ]);
+  await k().kubectl(['apply', '-f', RBAC_FILE]);
+  await k().kubectl(['create', 'namespace', NS]);
+  await standIn.start();
+  kubeconfig = await serviceAccountKubeconfig(k());
+}, START_TIMEOUT_MS);
+
+afterAll(async () => {
+  await stopOperators();
+  await standIn.close();
+  await cp?.stop();
+}, 120_000);
+
+describe('leader election', { timeout: 180_000 }, () => {
+  it('lets one of two operators reconcile and hands over when it stops or dies', async () => {
+    const a = await start('op-a');
+    const first = await waitUntil('a lease holder', holder);
+    expect(first).toBe('op-a');
+    const b = await start('op-b');
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await holder()).toBe('op-a');
+    expect([await leaderGauge(a), await leaderGauge(b)]).toEqual(['1', '0']);
+
+    const kvc =
+      'apiVersion: kvstore.dev/v1alpha1\nkind: KVCluster\nmetadata: {name: lead}\nspec: {replicas: 1}\n';
+    await k().kubectl(['apply', '-n', NS, '-f', '-'], { input: kvc });
+    await waitUntil('StatefulSet from op-a', async () => (await replicas()) === 1);
+    const bLogs = b.logs.filter((l) => l.msg === 'controller started');
+    expect(bLogs).toEqual([]);
+
+    // Graceful stop releases the Lease: op-b takes over without waiting for it to expire.
+    const stoppedAt = Date.now();
+    expect(await a.stop('SIGTERM')).toBe(0);
+    await waitUntil('op-b leads', async () => (await holder()) === 'op-b', 10_000);
+    expect(Date.now() - stoppedAt).toBeLessThan(3000);
+    await k().kubectl(['scale', 'kvcluster/lead', '-n', NS, '--replicas=2']);
+    await waitUntil('StatefulSet scaled by op-b', async () => (await replicas()) === 2, 30_000);
+    expect(await leaderGauge(b)).toBe('1');
+
+    // A killed leader cannot release: the next one waits for the lease to expire.
+    const c = await start('op-c');
+    expect(await b.stop('SIGKILL')).toBe('SIGKILL');
+    const killedAt = Date.now();
+    await waitUntil('op-c leads', async () => (await holder()) === 'op-c', 30_000);
+    expect(Date.now() - killedAt).toBeGreaterThan(4000);
+    await k().kubectl(['scale', 'kvcluster/lead', '-n', NS, '--replicas=3']);
+    await waitUntil('StatefulSet scaled by op-c', async () => (await replicas()) === 3, 30_000);
+    const lease = await getJson(k(), ['lease', 'kvstore-operator', '-n', OPERATOR_NS]);
+    expect(lease?.spec.leaseTransitions).toBeGreaterThanOrEqual(2);
+    expect(await c.stop('SIGTERM')).toBe(0);
+  });
+});

@@ -1,0 +1,405 @@
+// kvstore-operator against a real control plane (etcd, apiserver, controller-manager, scheduler,
+// kwok): CRD, validation, owned objects, status, scaling through decommission, upgrades, GC, RBAC.
+//
+// kwok pods are fake (no container runs), so the nodes' admin API is served by a stand-in HTTP
+// server in this test (see StandIn); the operator reaches it through --pod-url-template.
+
+import { CoreV1Api } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openApiSchema } from '../../operator/api/v1alpha1/index.ts';
+import { type ControlPlane, startControlPlane } from './control-plane-lib.ts';
+import {
+  adminApi,
+  CRD_FILE,
+  createStaticVolumes,
+  getJson,
+  type Json,
+  type KVC,
+  OPERATOR_NS,
+  OPERATOR_SA,
+  type OperatorProcess,
+  RBAC_FILE,
+  SERVICE_MONITOR_CRD,
+  STORAGE_CLASS,
+  StandIn,
+  serviceAccountKubeconfig,
+  startOperator,
+  stopOperators,
+  waitUntil,
+} from './operator-fixtures.ts';
+
+// A cold tool cache means building Kubernetes from source; warm, start-up takes seconds.
+const START_TIMEOUT_MS = 60 * 60_000;
+const NS = 'kv-test';
+const FAST = [
+  '--poll-ms',
+  '300',
+  '--resync-ms',
+  '3000',
+  '--lease-duration-ms',
+  '3000',
+  '--renew-deadline-ms',
+  '2000',
+  '--retry-period-ms',
+  '300',
+];
+
+let cp: ControlPlane | undefined;
+let operator: OperatorProcess | undefined;
+const standIn = new StandIn();
+
+const k = (): ControlPlane => {
+  if (!cp) throw new Error('control plane did not start');
+  return cp;
+};
+const kvc = (name: string) => getJson<KVC>(k(), ['kvcluster', name, '-n', NS]);
+const sts = (name: string) => getJson(k(), ['statefulset', name, '-n', NS]);
+const apply = (yaml: string) =>
+  k().kubectlResult(['apply', '-n', NS, '-f', '-'], { input: yaml, allowFailure: true });
+
+function kvcYaml(name: string, spec: string): string {
+  return `apiVersion: kvstore.dev/v1alpha1\nkind: KVCluster\nmetadata:\n  name: ${name}\nspec:\n${spec}`;
+}
+
+async function phase(name: string, want: string, timeoutMs = 60_000): Promise<KVC> {
+  return waitUntil(
+    `${name} phase ${want}`,
+    async () => {
+      const o = await kvc(name);
+      return o?.status?.phase === want && o.status.observedGeneration === o.metadata?.generation
+        ? o
+        : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+beforeAll(async () => {
+  cp = await startControlPlane({ nodes: 2 });
+  await k().kubectl(['apply', '--server-side', '-f', CRD_FILE]);
+  await k().kubectl([
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    'crd/kvclusters.kvstore.dev',
+  ]);
+  await k().kubectl(['apply', '-f', RBAC_FILE]);
+  await k().kubectl(['create', 'namespace', NS]);
+  await createStaticVolumes(k(), 24);
+  await standIn.start();
+  const kubeconfig = await serviceAccountKubeconfig(k());
+  operator = await startOperator(kubeconfig, ['--pod-url-template', standIn.template, ...FAST]);
+}, START_TIMEOUT_MS);
+
+afterAll(async () => {
+  if (process.env.DEBUG_OPERATOR_LOGS) {
+    for (const l of operator?.logs ?? [])
+      if ((l.level as number) >= 40) console.log(JSON.stringify(l));
+  }
+  await operator?.stop();
+  await stopOperators();
+  await standIn.close();
+  await cp?.stop();
+}, 120_000);
+
+describe('CRD', { timeout: 60_000 }, () => {
+  it('installs with the generated structural schema intact', async () => {
+    const crd = await getJson(k(), ['crd', 'kvclusters.kvstore.dev']);
+    expect(crd?.spec.versions[0].schema.openAPIV3Schema).toEqual(openApiSchema());
+    const explain = await k().kubectl(['explain', 'kvcluster.spec.storage.retainOnScaleDown']);
+    expect(explain).toContain('decommissioned');
+  });
+
+  it('fills defaults', async () => {
+    expect((await apply(kvcYaml('defaults', '  paused: true\n'))).code).toBe(0);
+    const o = await kvc('defaults');
+    expect(o?.spec).toMatchObject({
+      replicas: 3,
+      image: 'kvstore:latest',
+      replicationFactor: 3,
+      storage: { size: '1Gi', retainOnDelete: true },
+      ports: { client: 8081 },
+    });
+    await phase('defaults', 'Paused');
+    expect(await sts('defaults')).toBeNull();
+    await k().kubectl(['delete', 'kvcluster', 'defaults', '-n', NS]);
+  });
+
+  it('rejects invalid KVClusters with a clear message', async () => {
+    const cases: [string, string, RegExp][] = [
+      [
+        'bad-quorum',
+        '  replicationFactor: 2\n  readQuorum: 3\n',
+        /readQuorum must not exceed replicationFactor/,
+      ],
+      [
+        'bad-replicas',
+        '  replicas: 0\n',
+        /spec\.replicas: Invalid value: 0: .*greater than or equal to 1/,
+      ],
+      [
+        'bad-ports',
+        '  ports: {client: 9000, http: 9000}\n',
+        /ports\.client, ports\.http and ports\.peer must differ/,
+      ],
+      ['bad-size', '  storage: {size: lots}\n', /spec\.storage\.size/],
+      ['9lives', '  replicas: 1\n', /metadata\.name must be a DNS-1035 label/],
+    ];
+    for (const [name, spec, message] of cases) {
+      const r = await apply(kvcYaml(name, spec));
+      expect(r.code, name).not.toBe(0);
+      expect(r.stderr, name).toMatch(message);
+    }
+  });
+
+  it('reports owned objects the apiserver rejects as Degraded with its message', async () => {
+    const bad = '  replicas: 1\n  tolerations: [{key: k, operator: Sometimes}]\n';
+    expect((await apply(kvcYaml('bad-pod', bad))).code).toBe(0);
+    const o = await phase('bad-pod', 'Degraded');
+    const degraded = o.status?.conditions?.find((c) => c.type === 'Degraded');
+    expect(degraded?.reason).toBe('ApplyFailed');
+    expect(degraded?.message).toMatch(/StatefulSet.*tolerations\[0\]\.operator/);
+    await k().kubectl(['delete', 'kvcluster', 'bad-pod', '-n', NS]);
+  });
+});
+
+describe('a KVCluster', { timeout: 180_000 }, () => {
+  const spec = `  replicas: 3\n  image: kvstore:1\n  storage: {size: 1Gi, storageClassName: ${STORAGE_CLASS}}\n  metrics: {serviceMonitor: {enabled: true}}\n`;
+
+  it('produces every owned object with the expected spec', async () => {
+    expect((await apply(kvcYaml('kv', spec))).stderr).toBe('');
+    const owner = await kvc('kv');
+    const s = await waitUntil('StatefulSet', () =>
+      getJson(k(), ['statefulset', 'kv', '-n', NS, '--show-managed-fields']).then(
+        (o) => o ?? undefined,
+      ),
+    );
+    const ownedBy = (o: Json) => o?.metadata.ownerReferences?.[0];
+    expect(ownedBy(s)).toMatchObject({
+      kind: 'KVCluster',
+      name: 'kv',
+      uid: owner?.metadata?.uid,
+      controller: true,
+    });
+    expect(s.spec).toMatchObject({
+      replicas: 3,
+      serviceName: 'kv-headless',
+      podManagementPolicy: 'Parallel',
+      persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Delete' },
+    });
+    expect(s.spec.template.spec.containers[0].readinessProbe.httpGet.path).toBe('/readyz');
+    expect(s.spec.volumeClaimTemplates[0].spec.storageClassName).toBe(STORAGE_CLASS);
+    const headless = await getJson(k(), ['service', 'kv-headless', '-n', NS]);
+    expect(headless?.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true });
+    const client = await getJson(k(), ['service', 'kv', '-n', NS]);
+    expect(client?.spec.ports.map((p: Json) => p.port)).toEqual([8081, 9090]);
+    const cm = await getJson(k(), ['configmap', 'kv-config', '-n', NS]);
+    expect(cm?.data.KV_DISCOVERY).toBe(`dns:kv-headless.${NS}.svc.cluster.local`);
+    const pdb = await getJson(k(), ['pdb', 'kv', '-n', NS]);
+    expect(pdb?.spec.maxUnavailable).toBe(1);
+    for (const o of [headless, client, cm, pdb]) expect(ownedBy(o)?.uid).toBe(owner?.metadata?.uid);
+    const fields = s.metadata.managedFields.map((f: Json) => f.manager);
+    expect(fields).toContain('kvstore-operator');
+  });
+
+  it('makes a ServiceMonitor only once its CRD exists', async () => {
+    const served = await k().kubectlResult(['get', 'servicemonitors', '-n', NS], {
+      allowFailure: true,
+    });
+    expect(served.code).not.toBe(0);
+    await k().kubectl(['apply', '-f', '-'], { input: SERVICE_MONITOR_CRD });
+    const sm = await waitUntil('ServiceMonitor', () =>
+      getJson(k(), ['servicemonitor', 'kv', '-n', NS]).then((o) => o ?? undefined),
+    );
+    expect(sm.spec.endpoints[0]).toMatchObject({ port: 'http', path: '/metrics' });
+  });
+
+  it('reports status that follows the StatefulSet as kwok makes pods Ready', async () => {
+    const o = await phase('kv', 'Available', 90_000);
+    expect(o.status).toMatchObject({
+      replicas: 3,
+      readyReplicas: 3,
+      selector: 'app.kubernetes.io/name=kvstore,app.kubernetes.io/instance=kv',
+      rebalancing: false,
+    });
+    expect(o.status?.members?.map((m) => [m.name, m.ready, m.state])).toEqual([
+      ['kv-0', true, 'active'],
+      ['kv-1', true, 'active'],
+      ['kv-2', true, 'active'],
+    ]);
+    const conds = Object.fromEntries((o.status?.conditions ?? []).map((c) => [c.type, c.status]));
+    expect(conds).toEqual({ Available: 'True', Progressing: 'False', Degraded: 'False' });
+    const table = await k().kubectl(['get', 'kvc', 'kv', '-n', NS]);
+    expect(table).toMatch(/NAME\s+REPLICAS\s+READY\s+PHASE\s+AGE\nkv\s+3\s+3\s+Available/);
+    const events = await k().kubectl([
+      'get',
+      'events',
+      '-n',
+      NS,
+      '--field-selector',
+      'involvedObject.name=kv',
+      '-o',
+      'jsonpath={.items[*].reason}',
+    ]);
+    expect(events.split(' ')).toContain('Available');
+  });
+
+  it('scales up with kubectl scale and reports rebalancing until it ends', async () => {
+    standIn.moving = true;
+    await k().kubectl(['scale', 'kvcluster/kv', '-n', NS, '--replicas=5']);
+    const r = await phase('kv', 'Rebalancing', 60_000);
+    expect(r.status?.rebalancing).toBe(true);
+    expect((await sts('kv'))?.spec.replicas).toBe(5);
+    standIn.moving = false;
+    const o = await phase('kv', 'Available');
+    expect(o.status?.readyReplicas).toBe(5);
+  });
+
+  it('scales down one pod at a time, each decommissioned first', async () => {
+    standIn.posts.length = 0;
+    standIn.holdDecommission = true;
+    await k().kubectl(['scale', 'kvcluster/kv', '-n', NS, '--replicas=3']);
+    const during = await waitUntil('decommission in status', async () => {
+      const o = await kvc('kv');
+      return o?.status?.decommission?.member === 'kv-4' ? o : undefined;
+    });
+    expect(during.status?.phase).toBe('Scaling');
+    expect(standIn.posts).toEqual(['kv-4']);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await sts('kv'))?.spec.replicas).toBe(5);
+    standIn.holdDecommission = false;
+    await phase('kv', 'Available', 60_000);
+    expect((await sts('kv'))?.spec.replicas).toBe(3);
+    expect(standIn.posts).toEqual(['kv-4', 'kv-3']);
+    for (const pod of ['kv-3', 'kv-4']) standIn.reset(NS, pod);
+  });
+
+  it('waits, with a condition saying why, when a scale-down would go below replicationFactor', async () => {
+    await k().kubectl(['scale', 'kvcluster/kv', '-n', NS, '--replicas=2']);
+    const o = await phase('kv', 'Blocked');
+    const progressing = o.status?.conditions?.find((c) => c.type === 'Progressing');
+    expect(progressing).toMatchObject({ status: 'False', reason: 'BelowReplicationFactor' });
+    expect(progressing?.message).toContain('lower spec.replicationFactor first');
+    expect((await sts('kv'))?.spec.replicas).toBe(3);
+    const warnings = await k().kubectl([
+      'get',
+      'events',
+      '-n',
+      NS,
+      '--field-selector',
+      'involvedObject.name=kv,type=Warning',
+      '-o',
+      'jsonpath={.items[*].reason}',
+    ]);
+    expect(warnings).toContain('Blocked');
+    await k().kubectl(['scale', 'kvcluster/kv', '-n', NS, '--replicas=3']);
+    await phase('kv', 'Available');
+  });
+
+  it('upgrades one pod at a time, each step gated on cluster health, not only readiness', async () => {
+    const partition = async () =>
+      (await sts('kv'))?.spec.updateStrategy.rollingUpdate.partition as number;
+    // The restarted kv-2, once on the new image, reports kv-0 down until the gate opens: Ready
+    // in Kubernetes, not yet healthy in the cluster.
+    let gate = true;
+    const core = adminApi(k(), CoreV1Api);
+    standIn.viewHook = async (ns, pod) => {
+      if (!gate || pod !== 'kv-2') return {};
+      const p = await core.readNamespacedPod({ name: pod, namespace: ns }).catch(() => null);
+      return p?.spec?.containers[0]?.image === 'kvstore:2' ? { down: ['kv-0'] } : {};
+    };
+    standIn.down = ['kv-1'];
+    await k().kubectl([
+      'patch',
+      'kvcluster',
+      'kv',
+      '-n',
+      NS,
+      '--type=merge',
+      '-p',
+      '{"spec":{"image":"kvstore:2"}}',
+    ]);
+    await waitUntil('partition 3', async () => (await partition()) === 3);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(await partition()).toBe(3);
+    expect((await kvc('kv'))?.status?.phase).toBe('Upgrading');
+    standIn.down = [];
+    await waitUntil('partition 2', async () => (await partition()) === 2, 30_000);
+    await waitUntil('kv-2 updated and ready', async () => {
+      const pod = await getJson(k(), ['pod', 'kv-2', '-n', NS]);
+      const ready = pod?.status.conditions?.some(
+        (c: Json) => c.type === 'Ready' && c.status === 'True',
+      );
+      return pod?.spec.containers[0].image === 'kvstore:2' && ready;
+    });
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(await partition()).toBe(2);
+    const progressing = (await kvc('kv'))?.status?.conditions?.find(
+      (c) => c.type === 'Progressing',
+    );
+    expect(progressing?.message).toContain('cluster not healthy: kv-2 sees kv-0 down');
+    gate = false;
+    standIn.viewHook = null;
+    await waitUntil('partition 0', async () => (await partition()) === 0, 60_000);
+    const o = await phase('kv', 'Available', 60_000);
+    expect(o.status?.conditions?.find((c) => c.type === 'Progressing')?.reason).toBe('Stable');
+    const images = await k().kubectl([
+      'get',
+      'pods',
+      '-n',
+      NS,
+      '-l',
+      'app.kubernetes.io/instance=kv',
+      '-o',
+      'jsonpath={.items[*].spec.containers[0].image}',
+    ]);
+    expect(images.split(' ')).toEqual(['kvstore:2', 'kvstore:2', 'kvstore:2']);
+  });
+
+  it('is garbage-collected with its KVCluster (claims kept: retainOnDelete)', async () => {
+    await k().kubectl(['delete', 'kvcluster', 'kv', '-n', NS, '--wait=true']);
+    for (const [kind, name] of [
+      ['statefulset', 'kv'],
+      ['service', 'kv'],
+      ['service', 'kv-headless'],
+      ['configmap', 'kv-config'],
+      ['pdb', 'kv'],
+      ['servicemonitor', 'kv'],
+    ]) {
+      await waitUntil(
+        `${kind}/${name} deleted`,
+        async () => (await getJson(k(), [kind!, name!, '-n', NS])) === null,
+      );
+    }
+    const claims = await k().kubectl([
+      'get',
+      'pvc',
+      '-n',
+      NS,
+      '-o',
+      'jsonpath={.items[*].metadata.name}',
+    ]);
+    expect(claims).toContain('data-kv-0');
+  });
+});
+
+describe('operator identity', { timeout: 60_000 }, () => {
+  it('runs as its ServiceAccount with only operator/rbac.yaml', async () => {
+    const sa = `system:serviceaccount:${OPERATOR_NS}:${OPERATOR_SA}`;
+    const can = async (args: string[]) =>
+      (
+        await k().kubectlResult(['auth', 'can-i', '--as', sa, ...args], { allowFailure: true })
+      ).stdout.trim();
+    expect(await can(['patch', 'statefulsets', '-n', NS])).toBe('yes');
+    expect(await can(['delete', 'statefulsets', '-n', NS])).toBe('no');
+    expect(await can(['get', 'secrets', '-n', NS])).toBe('no');
+    expect(await can(['update', 'kvclusters', '-n', NS])).toBe('no');
+    expect(await can(['update', 'leases/other', '-n', OPERATOR_NS])).toBe('no');
+    const forbidden = operator?.logs.filter((l) => JSON.stringify(l).includes('forbidden')) ?? [];
+    expect(forbidden).toEqual([]);
+    const metrics = await operator!.metrics();
+    expect(metrics).toMatch(/kvstore_operator_reconciles_total\{result="success"\} [1-9]/);
+    expect(metrics).toContain('kvstore_operator_reconcile_duration_seconds_bucket');
+    expect(metrics).toMatch(/^kvstore_operator_leader 1$/m);
+  });
+});
