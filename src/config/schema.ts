@@ -38,6 +38,8 @@ export const DEFAULTS = {
   maxPipeline: 1024,
   /** How long SIGTERM/SIGINT waits for in-flight commands before closing connections. */
   shutdownTimeoutMs: 10_000,
+  /** Bytes of writes not yet durable, node-wide, before connections stop reading. */
+  maxInflightWriteBytes: 64 * 1024 * 1024,
   /** Address the peer port listens on; empty means the same as --host. */
   peerHost: '',
   /** Static members `name=host:peerPort,...` (this node may be listed). Empty: no static peers. */
@@ -108,6 +110,7 @@ export const configSchema = z
     maxConnections: positive,
     maxPipeline: positive,
     shutdownTimeoutMs: positive,
+    maxInflightWriteBytes: positive,
     peerHost: z.string(),
     peers: z.string(),
     discovery: z.string().regex(/^(dns:.+)?$/, 'must be dns:<name> or empty'),
@@ -179,6 +182,7 @@ export const HELP: Record<keyof Config, string> = {
   maxConnections: 'most client connections at once',
   maxPipeline: 'unanswered commands per connection before reads pause',
   shutdownTimeoutMs: 'grace period for in-flight commands on SIGTERM',
+  maxInflightWriteBytes: 'bytes of writes not yet durable before reads pause',
   peerHost: 'peer port listen address (empty: same as --host)',
   peers: 'static members name=host:peerPort,...',
   discovery: 'dns:<headless service name> (SRV or A records)',

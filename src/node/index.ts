@@ -46,6 +46,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
       maxLineBytes: config.maxLineBytes,
       maxPipeline: config.maxPipeline,
       maxConnections: config.maxConnections,
+      maxInflightWriteBytes: config.maxInflightWriteBytes,
       coordinator: cluster.coordinator,
       registry,
       logger: log,

@@ -17,6 +17,7 @@ import {
   type ServerFacts,
 } from '../protocol/index.ts';
 import type { Authenticator } from './auth.ts';
+import { WriteBudget } from './budget.ts';
 import { type Framing, type FramingSink, RespFraming, TextFraming } from './framing.ts';
 import type { ServerMetrics } from './metrics.ts';
 
@@ -36,6 +37,8 @@ export interface ConnectionContext {
   readonly scanCursors: ScanCursors;
   /** The password check (AUTH); `required` false when no password is configured. */
   readonly auth: Authenticator;
+  /** Node-wide bound on bytes of writes in flight. */
+  readonly budget: WriteBudget;
 }
 
 const STAR = 0x2a;
@@ -160,9 +163,13 @@ export class Connection {
   /** True while no further command may run: too many replies outstanding, or output piling up. */
   #mustWait(): boolean {
     return (
-      this.#pending >= this.#ctx.maxPipeline || this.#socket.writableLength >= WRITE_HIGH_WATER
+      this.#pending >= this.#ctx.maxPipeline ||
+      this.#socket.writableLength >= WRITE_HIGH_WATER ||
+      this.#ctx.budget.exhausted(this.#wake)
     );
   }
+
+  readonly #wake = () => this.#maybeResume();
 
   #run(item: Pending): void {
     if (item.kind === 'command') this.#dispatch(item.cmd, item.shape);
@@ -219,6 +226,13 @@ export class Connection {
       return;
     }
     if (result instanceof Promise) {
+      const cost = WriteBudget.cost(cmd);
+      if (cost > 0) {
+        const budget = this.#ctx.budget;
+        budget.take(cost);
+        const give = () => budget.give(cost);
+        result.then(give, give);
+      }
       result.then(
         (reply) => this.#finish(slot, reply),
         (err: unknown) => this.#finish(slot, this.#failure(err)),

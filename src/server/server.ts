@@ -10,6 +10,7 @@ import { KvError, wireCode } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { ARG_OVERHEAD, type CommandLimits, type RespLimits } from '../protocol/index.ts';
 import { Authenticator } from './auth.ts';
+import { WriteBudget } from './budget.ts';
 import { Connection, type ConnectionContext } from './connection.ts';
 import { registerServerMetrics, type ServerMetrics } from './metrics.ts';
 import { ScanCursorTable } from './scan-cursors.ts';
@@ -24,6 +25,8 @@ export interface ServerOptions {
   readonly coordinator: Coordinator;
   readonly registry: Registry;
   readonly logger: Logger;
+  /** Bytes of writes in flight on the whole node before connections stop reading. */
+  readonly maxInflightWriteBytes?: number;
   /** Required AUTH password; null or empty: none. */
   readonly password?: string | null;
   /** Serve TLS on the client port with this certificate and key (PEM); null: plain TCP. */
@@ -78,6 +81,7 @@ export class KvServer {
       // Up to ~20 MB of resume keys at the largest key size; a scan idle for 10 minutes ends.
       scanCursors: new ScanCursorTable({ max: 10_000, ttlMs: 10 * 60_000 }),
       auth: new Authenticator(opts.password ?? null),
+      budget: new WriteBudget(opts.maxInflightWriteBytes ?? 64 * 1024 * 1024),
     };
     const accept = (socket: Socket) => this.#accept(socket);
     this.#server = opts.tls

@@ -1,0 +1,133 @@
+import { readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LineClient } from '../helpers/line-client.ts';
+import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
+
+const sockets: Socket[] = [];
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  await cleanup();
+});
+
+/**
+ * The node's anonymous resident memory in bytes (/proc RssAnon): what it buffers and allocates.
+ * File-backed pages of LMDB's memory map are left out: they are the data file itself.
+ */
+function rss(node: NodeProcess): number {
+  const status = readFileSync(`/proc/${node.child.pid}/status`, 'utf8');
+  return Number(/RssAnon:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+async function metric(node: NodeProcess, series: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${node.httpPort}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return Number(line?.slice(series.length + 1));
+}
+
+function rawSocket(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ port, host: '127.0.0.1' }, () => resolve(s));
+    s.once('error', reject);
+    sockets.push(s);
+  });
+}
+
+const MiB = 1024 * 1024;
+
+describe('limits under load', () => {
+  it('stops reading from a client that does not read its replies; memory stays bounded', async () => {
+    const node = await startNodeProcess();
+    const c = await LineClient.connect(node.port);
+    const big = 'v'.repeat(16 * 1024);
+    expect(await c.call(`PUT big ${big}`)).toBe('OK');
+    c.close();
+    const before = rss(node);
+    const slow = await rawSocket(node.port);
+    slow.pause(); // never read: replies pile up in the kernel, then in the node if it let them
+    const n = 2_000_000; // 16 MiB of requests; 30 GiB of replies if the node buffered them all
+    const request = Buffer.from('GET big\n'.repeat(n));
+    slow.write(request);
+    // The node stops reading once its write buffer is full: our send buffer stops draining.
+    await expect.poll(() => slow.writableLength, { timeout: 10_000 }).toBeGreaterThan(0);
+    const samples: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      samples.push(rss(node));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(Math.max(...samples) - before).toBeLessThan(64 * MiB);
+    // Reading resumes the flow: the replies arrive whole (the first 2000 are checked).
+    let bytes = 0;
+    const want = 2000 * (big.length + 1);
+    await new Promise<void>((resolve) => {
+      slow.on('data', (d: Buffer) => {
+        bytes += d.length;
+        if (bytes >= want) resolve();
+      });
+      slow.resume();
+    });
+    expect(bytes).toBeGreaterThanOrEqual(want);
+  }, 60_000);
+
+  it('takes a flood of maximum-size values from many clients with bounded memory', async () => {
+    const node = await startNodeProcess({
+      args: ['--max-value-bytes', String(MiB), '--max-inflight-write-bytes', String(16 * MiB)],
+    });
+    const before = rss(node);
+    const value = 'x'.repeat(MiB);
+    const clients = await Promise.all(
+      Array.from({ length: 16 }, () => LineClient.connect(node.port)),
+    );
+    const puts = clients.map(async (c, i) => {
+      for (let j = 0; j < 8; j++) c.send(`PUT flood:${i}:${j} ${value}\n`);
+      const replies = await c.lines(8, 30_000);
+      c.close();
+      return replies;
+    });
+    const all = (await Promise.all(puts)).flat();
+    expect(all).toEqual(Array(128).fill('OK'));
+    expect(await metric(node, 'kvstore_storage_keys')).toBe(128);
+    // 128 MiB went through; with 16 MiB of writes allowed in flight the node holds far less.
+    expect(rss(node) - before).toBeLessThan(128 * MiB);
+  }, 60_000);
+
+  it('discards floods of over-long lines as they arrive', async () => {
+    const node = await startNodeProcess({ args: ['--max-line-bytes', String(2 * MiB)] });
+    const before = rss(node);
+    const line = Buffer.alloc(8 * MiB, 0x61);
+    const clients = await Promise.all(
+      Array.from({ length: 8 }, () => LineClient.connect(node.port)),
+    );
+    const answers = await Promise.all(
+      clients.map(async (c) => {
+        for (let j = 0; j < 4; j++)
+          c.send(Buffer.concat([Buffer.from('PUT long '), line, Buffer.from('\n')]));
+        c.send('PING\n');
+        const replies = await c.lines(5, 30_000);
+        c.close();
+        return replies;
+      }),
+    );
+    for (const replies of answers) {
+      expect(replies.slice(0, 4).every((r) => r.startsWith('ERR LINE_TOO_LONG'))).toBe(true);
+      expect(replies[4]).toBe('PONG');
+    }
+    // 256 MiB of line bytes went through; none of it was kept (the slack is garbage not yet
+    // collected, not buffers).
+    expect(rss(node) - before).toBeLessThan(128 * MiB);
+  }, 60_000);
+
+  it('holds 10,000 idle connections with bounded memory and keeps serving', async () => {
+    const node = await startNodeProcess({ args: ['--max-connections', '10100'] });
+    const before = rss(node);
+    for (let i = 0; i < 10_000; i += 500) {
+      await Promise.all(Array.from({ length: 500 }, () => rawSocket(node.port)));
+    }
+    await expect.poll(() => metric(node, 'kvstore_connections'), { timeout: 20_000 }).toBe(10_000);
+    const perConnection = (rss(node) - before) / 10_000;
+    expect(perConnection).toBeLessThan(16 * 1024); // < 16 KiB each, < 160 MiB for all
+    const c = await LineClient.connect(node.port);
+    expect(await c.call('PING')).toBe('PONG');
+    c.close();
+  }, 90_000);
+});
