@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LineDecoder, type LineFrame } from '../../src/protocol/index.ts';
+import { fuzzRuns } from '../helpers/fuzz.ts';
 
 type Out = { kind: 'line'; text: string } | { kind: 'too_long'; bytes: number };
 
@@ -127,6 +128,7 @@ describe('LineDecoder', () => {
           expect(feed(input, 24, sizes)).toEqual(feed(input, 24));
         },
       ),
+      { numRuns: fuzzRuns(100) },
     );
   });
 });

@@ -8,6 +8,7 @@ import {
   type RespFrame,
   type RespLimits,
 } from '../../src/protocol/index.ts';
+import { fuzzRuns } from '../helpers/fuzz.ts';
 
 type Out = { args: string[] } | { error: string };
 
@@ -165,6 +166,7 @@ describe('RespDecoder', () => {
       fc.property(fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1 }), (sizes) => {
         expect(feed(input, sizes)).toEqual(expected);
       }),
+      { numRuns: fuzzRuns(100) },
     );
   });
 
@@ -178,6 +180,7 @@ describe('RespDecoder', () => {
           expect(feed(req(...bufs), sizes)).toEqual([{ args: bufs.map(lat) }]);
         },
       ),
+      { numRuns: fuzzRuns(100) },
     );
   });
 
