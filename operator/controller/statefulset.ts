@@ -3,11 +3,14 @@
 import type {
   V1Affinity,
   V1Container,
+  V1EnvVar,
   V1PersistentVolumeClaim,
   V1PodTemplateSpec,
   V1StatefulSet,
   V1Toleration,
   V1TopologySpreadConstraint,
+  V1Volume,
+  V1VolumeMount,
 } from '@kubernetes/client-node';
 import { DATA_DIR } from './configmap.ts';
 import type { ControllerContext } from './context.ts';
@@ -43,7 +46,10 @@ function container(c: Cluster): V1Container {
     name: 'kvstore',
     image: s.image,
     imagePullPolicy: s.imagePullPolicy,
-    env: [{ name: 'KV_NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+    env: [
+      { name: 'KV_NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      ...securityEnv(c),
+    ],
     envFrom: [{ configMapRef: { name: namesOf(c.name).configMap } }],
     ports: [
       { name: 'client', containerPort: s.ports.client, protocol: 'TCP' },
@@ -53,8 +59,48 @@ function container(c: Cluster): V1Container {
     readinessProbe: probe('/readyz', 5, 3),
     livenessProbe: { ...probe('/healthz', 10, 6), initialDelaySeconds: 10 },
     ...(s.resources ? { resources: s.resources as V1Container['resources'] } : {}),
-    volumeMounts: [{ name: 'data', mountPath: DATA_DIR }],
+    volumeMounts: [{ name: 'data', mountPath: DATA_DIR }, ...tlsVolumes(c).mounts],
   };
+}
+
+const TLS_DIR = '/etc/kvstore/tls';
+
+/** KV_PASSWORD / KV_CLUSTER_SECRET from Secrets, and the TLS file paths when TLS is on. */
+function securityEnv(c: Cluster): V1EnvVar[] {
+  const { auth, tls } = c.spec;
+  const fromSecret = (name: string, ref: { name: string; key: string }): V1EnvVar => ({
+    name,
+    valueFrom: { secretKeyRef: { name: ref.name, key: ref.key } },
+  });
+  const env: V1EnvVar[] = [];
+  if (auth?.passwordSecret) env.push(fromSecret('KV_PASSWORD', auth.passwordSecret));
+  if (auth?.clusterSecret) env.push(fromSecret('KV_CLUSTER_SECRET', auth.clusterSecret));
+  if (tls?.clientSecretName) {
+    env.push({ name: 'KV_TLS_CERT_FILE', value: `${TLS_DIR}/client/tls.crt` });
+    env.push({ name: 'KV_TLS_KEY_FILE', value: `${TLS_DIR}/client/tls.key` });
+  }
+  if (tls?.peerSecretName) {
+    env.push({ name: 'KV_PEER_TLS_CERT_FILE', value: `${TLS_DIR}/peer/tls.crt` });
+    env.push({ name: 'KV_PEER_TLS_KEY_FILE', value: `${TLS_DIR}/peer/tls.key` });
+    env.push({ name: 'KV_PEER_TLS_CA_FILE', value: `${TLS_DIR}/peer/ca.crt` });
+  }
+  return env;
+}
+
+/** Read-only Secret volumes for the client and peer certificates. */
+function tlsVolumes(c: Cluster): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  const tls = c.spec.tls;
+  const volumes: V1Volume[] = [];
+  const mounts: V1VolumeMount[] = [];
+  for (const [which, secretName] of [
+    ['client', tls?.clientSecretName],
+    ['peer', tls?.peerSecretName],
+  ] as const) {
+    if (!secretName) continue;
+    volumes.push({ name: `tls-${which}`, secret: { secretName, defaultMode: 0o440 } });
+    mounts.push({ name: `tls-${which}`, mountPath: `${TLS_DIR}/${which}`, readOnly: true });
+  }
+  return { volumes, mounts };
 }
 
 function podAnnotations(c: Cluster, configHash: string): Record<string, string> {
@@ -75,6 +121,7 @@ export function buildPodTemplate(c: Cluster, configHash: string): V1PodTemplateS
     metadata: { labels: labelsOf(c.name, 'node'), annotations: podAnnotations(c, configHash) },
     spec: {
       containers: [container(c)],
+      ...(c.spec.tls ? { volumes: tlsVolumes(c).volumes } : {}),
       // The node drains in-flight commands for up to 10 s (KV_SHUTDOWN_TIMEOUT_MS) on SIGTERM.
       terminationGracePeriodSeconds: 30,
       securityContext: { fsGroup: 1000, fsGroupChangePolicy: 'OnRootMismatch' },

@@ -114,6 +114,43 @@ describe('StatefulSet', () => {
       'kvstore.dev/config-hash',
     ]);
   });
+
+  it('wires the password, cluster secret and TLS Secrets into the pods', () => {
+    const s = buildStatefulSet(
+      cluster({
+        auth: {
+          passwordSecret: { name: 'kv-auth', key: 'password' },
+          clusterSecret: { name: 'kv-auth', key: 'cluster' },
+        },
+        tls: { clientSecretName: 'kv-client-tls', peerSecretName: 'kv-peer-tls' },
+      }),
+      { replicas: 1, partition: 0, configHash: 'x' },
+    );
+    const pod = s.spec!.template.spec!;
+    const env = pod.containers[0]!.env!;
+    const byName = new Map(env.map((e) => [e.name, e]));
+    expect(byName.get('KV_PASSWORD')?.valueFrom?.secretKeyRef).toEqual({
+      name: 'kv-auth',
+      key: 'password',
+    });
+    expect(byName.get('KV_CLUSTER_SECRET')?.valueFrom?.secretKeyRef).toEqual({
+      name: 'kv-auth',
+      key: 'cluster',
+    });
+    expect(byName.get('KV_TLS_CERT_FILE')?.value).toBe('/etc/kvstore/tls/client/tls.crt');
+    expect(byName.get('KV_PEER_TLS_CA_FILE')?.value).toBe('/etc/kvstore/tls/peer/ca.crt');
+    expect(pod.volumes?.map((v) => [v.name, v.secret?.secretName])).toEqual([
+      ['tls-client', 'kv-client-tls'],
+      ['tls-peer', 'kv-peer-tls'],
+    ]);
+    // Without auth or TLS, nothing of it appears.
+    const plain = buildStatefulSet(cluster(), { replicas: 1, partition: 0, configHash: 'x' });
+    const names = plain.spec!.template.spec!.containers[0]!.env!.map((e) => e.name);
+    expect(
+      names.some((n) => n.includes('PASSWORD') || n.includes('TLS') || n.includes('SECRET')),
+    ).toBe(false);
+    expect(plain.spec!.template.spec!.volumes).toBeUndefined();
+  });
 });
 
 describe('Services, ConfigMap, PDB, ServiceMonitor', () => {

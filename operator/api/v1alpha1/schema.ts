@@ -62,6 +62,40 @@ const portsSchema = withRules(
   ],
 );
 
+/** A key of a Secret in the KVCluster's namespace. */
+const secretKeyRef = z
+  .object({
+    name: z.string().min(1).describe('Secret name.'),
+    key: z.string().min(1).describe('Key in the Secret.'),
+  })
+  .describe('A key of a Secret in the same namespace.');
+
+const authSchema = z
+  .object({
+    passwordSecret: secretKeyRef
+      .optional()
+      .describe('Password clients must send with AUTH (KV_PASSWORD); none when absent.'),
+    clusterSecret: secretKeyRef
+      .optional()
+      .describe('Secret every node proves on peer connections (KV_CLUSTER_SECRET).'),
+  })
+  .describe('Client password and cluster secret, from Secrets.');
+
+const tlsSchema = z
+  .object({
+    clientSecretName: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('kubernetes.io/tls Secret (tls.crt, tls.key): the client port serves TLS.'),
+    peerSecretName: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Secret with tls.crt, tls.key and ca.crt: the peer port uses mutual TLS.'),
+  })
+  .describe('TLS for the client and peer ports, from Secrets.');
+
 const storageSchema = withRules(
   z
     .object({
@@ -186,6 +220,8 @@ export const kvClusterSpecSchema = withRules(
       ports: portsSchema.prefault({}),
       metrics: metricsSchema.prefault({}),
       podDisruptionBudget: pdbSchema.prefault({}),
+      auth: authSchema.optional(),
+      tls: tlsSchema.optional(),
       affinity: kubeObject.optional().describe('Pod affinity (core/v1 Affinity).'),
       tolerations: z.array(kubeObject).optional().describe('Pod tolerations (core/v1).'),
       nodeSelector: z.record(z.string(), z.string()).optional().describe('Pod node selector.'),
