@@ -1,0 +1,441 @@
+// charts/kvstore against a real control plane: lint, server-side dry run of the rendered
+// manifests, install, the operator reconciling the chart's KVCluster to Available, upgrade
+// (CRD and values), uninstall keeping the CRD.
+//
+// kwok runs no containers: the chart's operator pods become Ready without running anything, so
+// the test runs the operator from this repository, as the chart's ServiceAccount and with the
+// chart's Deployment flags, and stands in for the nodes' admin API (as operator.test.ts does).
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { type ControlPlane, type RunResult, run, startControlPlane } from './control-plane-lib.ts';
+import {
+  createStaticVolumes,
+  getJson,
+  type Json,
+  type KVC,
+  type OperatorProcess,
+  RBAC_FILE,
+  ROOT,
+  STORAGE_CLASS,
+  StandIn,
+  serviceAccountKubeconfig,
+  startOperator,
+  stopOperators,
+  waitUntil,
+} from './operator-fixtures.ts';
+
+const START_TIMEOUT_MS = 60 * 60_000;
+const CHART = join(ROOT, 'charts/kvstore');
+const RELEASE = 'kvstore';
+const NS = 'kvstore-system';
+const CRD = 'kvclusters.kvstore.dev';
+/** kwok has no volume provisioner: the claims bind to pre-made volumes of this class. */
+const BASE_VALUES = ['--set', `cluster.storage.storageClassName=${STORAGE_CLASS}`];
+/** Every optional object on, for lint and the server-side dry run. */
+const ALL_TOGGLES = [
+  '--set',
+  'networkPolicy.enabled=true,networkPolicy.allowExternal=false',
+  '--set',
+  'networkPolicy.clientNamespaceSelector.matchLabels.team=apps',
+  '--set',
+  'operator.metrics.serviceMonitor.enabled=true,cluster.metrics.podMonitor.enabled=true',
+  '--set',
+  'cluster.metrics.serviceMonitor.enabled=false,prometheusRule.enabled=true',
+  '--set',
+  'grafanaDashboard.enabled=true,operator.watchNamespace=kv-dry',
+  '--set',
+  'commonLabels.team=kv,commonAnnotations.owner=kv',
+  '--set',
+  'cluster.auth.passwordSecret.name=kv-password,cluster.auth.clusterSecret.name=kv-cluster',
+  '--set',
+  'cluster.tls.clientSecretName=kv-tls,cluster.tls.peerSecretName=kv-peer-tls',
+];
+/** Fast operator timings for the test (flags given later win). */
+const FAST = [
+  '--poll-ms=300',
+  '--resync-ms=3000',
+  '--lease-duration-ms=3000',
+  '--renew-deadline-ms=2000',
+  '--retry-period-ms=300',
+];
+
+/** Minimal prometheus-operator CRDs (open schemas), so the monitoring objects can be validated. */
+function monitoringCrd(kind: string, plural: string): string {
+  return `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: ${plural}.monitoring.coreos.com}
+spec:
+  group: monitoring.coreos.com
+  names: {kind: ${kind}, listKind: ${kind}List, plural: ${plural}, singular: ${kind.toLowerCase()}}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+---
+`;
+}
+
+let cp: ControlPlane | undefined;
+let operator: OperatorProcess | undefined;
+const standIn = new StandIn();
+
+const k = (): ControlPlane => {
+  if (!cp) throw new Error('control plane did not start');
+  return cp;
+};
+
+/** helm against the control plane, resolving with the exit code and both outputs. */
+function helm(args: string[], timeoutMs = 240_000): Promise<RunResult> {
+  return run(join(k().binDir, 'helm'), ['--kubeconfig', k().kubeconfig, ...args], {
+    env: { ...process.env, ...k().env },
+    allowFailure: true,
+    timeoutMs,
+  });
+}
+
+async function helmOk(args: string[], timeoutMs?: number): Promise<string> {
+  const r = await helm(args, timeoutMs);
+  if (r.code !== 0) throw new Error(`helm ${args.join(' ')} failed: ${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+const kvc = () => getJson<KVC>(k(), ['kvcluster', RELEASE, '-n', NS]);
+
+async function available(replicas: number, timeoutMs = 120_000): Promise<KVC> {
+  return waitUntil<KVC>(
+    `KVCluster ${NS}/${RELEASE} Available with ${replicas} ready nodes`,
+    async () => {
+      const o = await kvc();
+      const s = o?.status;
+      if (!o || !s) return undefined;
+      return s.phase === 'Available' &&
+        s.readyReplicas === replicas &&
+        s.observedGeneration === o.metadata?.generation
+        ? o
+        : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+function objects(text: string): Json[] {
+  return parseAllDocuments(text)
+    .map((d) => d.toJS() as Json)
+    .filter((o) => o !== null);
+}
+
+interface Rbac {
+  kind: string;
+  metadata: { name: string };
+  rules?: unknown[];
+}
+
+beforeAll(async () => {
+  cp = await startControlPlane({ nodes: 2 });
+  await createStaticVolumes(k(), 10);
+  await k().kubectl(['apply', '-f', '-'], {
+    input:
+      monitoringCrd('ServiceMonitor', 'servicemonitors') +
+      monitoringCrd('PodMonitor', 'podmonitors') +
+      monitoringCrd('PrometheusRule', 'prometheusrules'),
+  });
+  await standIn.start();
+}, START_TIMEOUT_MS);
+
+afterAll(async () => {
+  await operator?.stop();
+  await stopOperators();
+  await standIn.close();
+  await cp?.stop();
+}, 120_000);
+
+describe('charts/kvstore', () => {
+  it('lints clean, with the defaults and with every toggle on', async () => {
+    for (const values of [[], ALL_TOGGLES]) {
+      const out = await helmOk(['lint', '--strict', CHART, ...values]);
+      expect(out).toContain('1 chart(s) linted, 0 chart(s) failed');
+      expect(out).not.toMatch(/\[(WARNING|ERROR)\]/);
+    }
+  }, 60_000);
+
+  it('rejects inconsistent values: the schema and the templates fail with the reason', async () => {
+    const template = (...set: string[]) =>
+      helm(['template', RELEASE, CHART, ...set.flatMap((s) => ['--set', s])]);
+    const cases: [string[], RegExp][] = [
+      [
+        ['cluster.readQuorum=3', 'cluster.replicationFactor=2'],
+        /cluster\.readQuorum \(3\) must not exceed cluster\.replicationFactor \(2\)/,
+      ],
+      [['cluster.writeQuorum=4'], /cluster\.writeQuorum \(4\) must not exceed/],
+      [['cluster.ports.peer=8081'], /client, http and peer must differ/],
+      [['operator.leaderElection.enabled=false'], /operator\.replicas is 2 but/],
+      [['fullnameOverride=a-name-that-is-much-too-long-for-a-kvcluster-over-52-chars'], /52/],
+      [['cluster.readQuorum=0'], /readQuorum.*minimum/],
+      [['cluster.replica=3'], /additional properties 'replica' not allowed/],
+      [['operator.logLevel=loud'], /logLevel/],
+    ];
+    for (const [set, error] of cases) {
+      const r = await template(...set);
+      expect(r.code, set.join(',')).not.toBe(0);
+      expect(r.stderr, set.join(',')).toMatch(error);
+    }
+  }, 60_000);
+
+  it('installs: the CRD from crds/, the operator Deployment (2 replicas, leader election), RBAC as operator/rbac.yaml, NOTES with the nc recipe', async () => {
+    const out = await helmOk([
+      'install',
+      RELEASE,
+      CHART,
+      '-n',
+      NS,
+      '--create-namespace',
+      ...BASE_VALUES,
+      '--wait',
+      '--timeout=3m',
+    ]);
+    expect(out).toContain(`kubectl -n ${NS} port-forward svc/${RELEASE} 8081:8081`);
+    expect(out).toContain('echo "PING" | nc -N localhost 8081');
+
+    const crd = await getJson(k(), ['crd', CRD]);
+    expect(crd?.spec.versions[0].name).toBe('v1alpha1');
+    const deploy = await getJson(k(), ['deployment', 'kvstore-operator', '-n', NS]);
+    expect(deploy?.spec.replicas).toBe(2);
+    expect(deploy?.status.readyReplicas).toBe(2);
+    const pod = deploy?.spec.template.spec;
+    const container = pod.containers[0];
+    expect(container.args[0]).toBe('kvstore-operator');
+    expect(container.command).toBeUndefined();
+    expect(container.args).toContain('--leader-elect=true');
+    expect(container.args).toContain('--lease-name=kvstore-operator');
+    expect(pod.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 1000,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(container.securityContext).toMatchObject({
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    });
+
+    // The same permissions as operator/rbac.yaml, object by object.
+    const want = parseAllDocuments(readFileSync(RBAC_FILE, 'utf8'))
+      .map((d) => d.toJS() as Rbac | null)
+      .filter((o): o is Rbac => o?.rules !== undefined);
+    for (const w of want) {
+      const kind = w.kind.toLowerCase();
+      const got = await getJson(k(), [
+        kind,
+        w.metadata.name,
+        ...(kind === 'role' ? ['-n', NS] : []),
+      ]);
+      expect(got?.rules, `${w.kind} ${w.metadata.name}`).toEqual(
+        (w.rules as Record<string, unknown>[]).map((r) => ({ ...r })),
+      );
+    }
+    // Not more: the ServiceAccount cannot, e.g., read Secrets or delete StatefulSets.
+    const can = async (verb: string, what: string) =>
+      (
+        await k().kubectlResult(
+          [
+            'auth',
+            'can-i',
+            verb,
+            what,
+            '-n',
+            NS,
+            `--as=system:serviceaccount:${NS}:kvstore-operator`,
+          ],
+          { allowFailure: true },
+        )
+      ).stdout.trim();
+    expect(await can('get', 'secrets')).toBe('no');
+    expect(await can('delete', 'statefulsets')).toBe('no');
+    expect(await can('patch', 'statefulsets')).toBe('yes');
+  }, 300_000);
+
+  it("reconciles the chart's KVCluster to Available: the operator runs as the chart's ServiceAccount with the Deployment's flags", async () => {
+    const deploy = await getJson(k(), ['deployment', 'kvstore-operator', '-n', NS]);
+    const args = (deploy.spec.template.spec.containers[0].args as string[]).slice(1);
+    const kubeconfig = await serviceAccountKubeconfig(k());
+    // What the Deployment's downward API gives the pods.
+    const saved = { ns: process.env.POD_NAMESPACE, id: process.env.KVSTORE_OPERATOR_IDENTITY };
+    process.env.POD_NAMESPACE = NS;
+    process.env.KVSTORE_OPERATOR_IDENTITY = 'kvstore-operator-test';
+    try {
+      operator = await startOperator(kubeconfig, [
+        ...args,
+        ...FAST,
+        '--pod-url-template',
+        standIn.template,
+        '--http-host=127.0.0.1',
+        '--http-port=0',
+      ]);
+    } finally {
+      if (saved.ns === undefined) delete process.env.POD_NAMESPACE;
+      else process.env.POD_NAMESPACE = saved.ns;
+      if (saved.id === undefined) delete process.env.KVSTORE_OPERATOR_IDENTITY;
+      else process.env.KVSTORE_OPERATOR_IDENTITY = saved.id;
+    }
+    const o = await available(3);
+    expect(o.spec).toMatchObject({ replicas: 3, image: 'kvstore:0.1.0', readQuorum: 2 });
+    const lease = await waitUntil('the Lease held by the test operator', async () => {
+      const l = await getJson(k(), ['lease', 'kvstore-operator', '-n', NS]);
+      return l?.spec.holderIdentity === 'kvstore-operator-test' ? l : undefined;
+    });
+    expect(lease.metadata.namespace).toBe(NS);
+    const sts = await getJson(k(), ['statefulset', RELEASE, '-n', NS]);
+    expect(sts?.spec.template.spec.containers[0].image).toBe('kvstore:0.1.0');
+    const svc = await getJson(k(), ['service', RELEASE, '-n', NS]);
+    expect(svc?.spec.ports.map((p: Json) => p.port)).toContain(8081);
+  }, 180_000);
+
+  it('renders manifests the apiserver accepts (server-side dry run), every toggle on, and the upgrade hook', async () => {
+    await k().kubectl(['create', 'namespace', 'kv-dry']);
+    for (const extra of [[], ['--is-upgrade']]) {
+      const manifests = await helmOk([
+        'template',
+        'dry',
+        CHART,
+        '-n',
+        'kv-dry',
+        ...BASE_VALUES,
+        ...ALL_TOGGLES,
+        ...extra,
+      ]);
+      const kinds = parseAllDocuments(manifests)
+        .map((d) => (d.toJS() as { kind?: string } | null)?.kind)
+        .filter((x) => x !== undefined);
+      const r = await k().kubectlResult(['apply', '--dry-run=server', '-f', '-'], {
+        input: manifests,
+        allowFailure: true,
+      });
+      expect(r.code, r.stderr).toBe(0);
+      // Only the notice that kubectl (client-side apply) did not create the CRD (Helm did).
+      const warnings = r.stderr.split('\n').filter((l) => l.trim() !== '');
+      for (const w of warnings) {
+        expect(w).toMatch(
+          new RegExp(
+            `^Warning: resource customresourcedefinitions/${CRD} is missing the kubectl.kubernetes.io/last-applied-configuration annotation`,
+          ),
+        );
+      }
+      expect(r.stdout.match(/\(server dry run\)/g)?.length).toBe(kinds.length);
+      for (const kind of [
+        'KVCluster',
+        'Deployment',
+        'NetworkPolicy',
+        'PodMonitor',
+        'ServiceMonitor',
+        'PrometheusRule',
+        'ConfigMap',
+        'Role',
+        'RoleBinding',
+      ]) {
+        expect(kinds).toContain(kind);
+      }
+      // operator.watchNamespace: a Role in that namespace instead of a ClusterRole.
+      expect(kinds).not.toContain('ClusterRole');
+      expect(kinds.includes('CustomResourceDefinition')).toBe(extra.length > 0);
+    }
+    await k().kubectl(['delete', 'namespace', 'kv-dry', '--wait=false']);
+  }, 120_000);
+
+  it("ships monitoring/'s alert rules and dashboard unchanged, and scrapes the nodes as job kvstore", async () => {
+    const rendered = objects(
+      await helmOk(['template', RELEASE, CHART, '-n', NS, ...BASE_VALUES, ...ALL_TOGGLES]),
+    );
+    const rule = rendered.find((o) => o.kind === 'PrometheusRule');
+    const rules = parse(
+      readFileSync(join(ROOT, 'monitoring/prometheus-rules.yaml'), 'utf8'),
+    ) as Json;
+    expect(rule.spec.groups).toEqual(rules.groups);
+    const dashboard = rendered.find((o) => o.kind === 'ConfigMap');
+    expect(dashboard.metadata.labels.grafana_dashboard).toBe('1');
+    expect(JSON.parse(dashboard.data['kvstore.json'])).toEqual(
+      JSON.parse(readFileSync(join(CHART, 'files/grafana-dashboard.json'), 'utf8')),
+    );
+    const podMonitor = rendered.find((o) => o.kind === 'PodMonitor' && o.metadata.name === RELEASE);
+    // job = the pods' app.kubernetes.io/name, which the operator sets to kvstore.
+    expect(podMonitor.spec.jobLabel).toBe('app.kubernetes.io/name');
+    expect(podMonitor.spec.selector.matchLabels['app.kubernetes.io/name']).toBe('kvstore');
+  }, 60_000);
+
+  it('upgrades: the CRD comes from the new chart (pre-upgrade hook), changed values reach the KVCluster and the Deployment', async () => {
+    // Stand in for the CRD of an older chart: applied by the same field manager as Helm's, one
+    // printer column short.
+    const crd = JSON.parse(
+      await k().kubectl(['get', 'crd', CRD, '-o', 'json', '--show-managed-fields']),
+    ) as Json;
+    // Helm created it with server-side apply (the apiserver's own entry is the status).
+    const appliers = (crd.metadata.managedFields as Json[]).filter((f) => f.operation === 'Apply');
+    expect(appliers.length).toBe(1);
+    const manager = appliers[0].manager as string;
+    const file = join(k().dir, 'old-crd.yaml');
+    const old = parse(readFileSync(join(CHART, 'crds', `${CRD}.yaml`), 'utf8')) as Json;
+    old.spec.versions[0].additionalPrinterColumns =
+      old.spec.versions[0].additionalPrinterColumns.filter((c: Json) => c.name !== 'Image');
+    writeFileSync(file, JSON.stringify(old));
+    await k().kubectl(['apply', '--server-side', `--field-manager=${manager}`, '-f', file]);
+    const columns = async () => {
+      const now = await getJson(k(), ['crd', CRD]);
+      return (now.spec.versions[0].additionalPrinterColumns as Json[]).map((c) => c.name);
+    };
+    expect(await columns()).not.toContain('Image');
+
+    await helmOk([
+      'upgrade',
+      RELEASE,
+      CHART,
+      '-n',
+      NS,
+      '--reuse-values',
+      '--set',
+      'cluster.replicas=4,operator.podLabels.upgraded=yes',
+      '--wait',
+      '--timeout=3m',
+    ]);
+    expect(await columns()).toContain('Image');
+    const after = await getJson(k(), ['crd', CRD]);
+    expect(after?.metadata.annotations).toMatchObject({
+      'helm.sh/hook': 'pre-upgrade',
+      'helm.sh/resource-policy': 'keep',
+    });
+    const o = await available(4);
+    expect(o.spec.replicas).toBe(4);
+    const deploy = await getJson(k(), ['deployment', 'kvstore-operator', '-n', NS]);
+    expect(deploy?.spec.template.metadata.labels.upgraded).toBe('yes');
+    expect(deploy?.status.readyReplicas).toBe(2);
+    const history = JSON.parse(await helmOk(['history', RELEASE, '-n', NS, '-o', 'json'])) as {
+      revision: number;
+      status: string;
+    }[];
+    expect(history.at(-1)).toMatchObject({ revision: 2, status: 'deployed' });
+  }, 300_000);
+
+  it('uninstalls: the release and its objects go, the CRD (and the claims) stay, and a new install adopts nothing', async () => {
+    await helmOk(['uninstall', RELEASE, '-n', NS, '--wait', '--timeout=2m']);
+    expect((await helmOk(['list', '-n', NS, '-q'])).trim()).toBe('');
+    expect(await getJson(k(), ['deployment', 'kvstore-operator', '-n', NS])).toBeNull();
+    expect(await getJson(k(), ['clusterrole', 'kvstore-operator'])).toBeNull();
+    expect(await kvc()).toBeNull();
+    expect(await getJson(k(), ['crd', CRD])).not.toBeNull();
+    // The garbage collector removes the operator's StatefulSet; the claims are retained.
+    await waitUntil('the StatefulSet to be collected', async () =>
+      (await getJson(k(), ['statefulset', RELEASE, '-n', NS])) === null ? true : undefined,
+    );
+    const pvcs = await getJson(k(), ['pvc', '-n', NS]);
+    expect(pvcs?.items.length).toBe(4);
+
+    // The kept CRD is not part of any release: installing again works without adopting it.
+    await helmOk(['install', 'again', CHART, '-n', NS, '--set', 'cluster.enabled=false']);
+    await helmOk(['uninstall', 'again', '-n', NS, '--wait']);
+    expect(await getJson(k(), ['crd', CRD])).not.toBeNull();
+  }, 240_000);
+});
