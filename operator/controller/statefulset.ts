@@ -60,6 +60,16 @@ function container(c: Cluster): V1Container {
     livenessProbe: { ...probe('/healthz', 10, 6), initialDelaySeconds: 10 },
     ...(s.resources ? { resources: s.resources as V1Container['resources'] } : {}),
     volumeMounts: [{ name: 'data', mountPath: DATA_DIR }, ...tlsVolumes(c).mounts],
+    // The image runs as uid 1000 and writes only to the data volume.
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: 1000,
+      runAsGroup: 1000,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
   };
 }
 

@@ -143,6 +143,12 @@ describe('StatefulSet', () => {
       ['tls-client', 'kv-client-tls'],
       ['tls-peer', 'kv-peer-tls'],
     ]);
+    expect(pod.containers[0]!.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    });
     // Without auth or TLS, nothing of it appears.
     const plain = buildStatefulSet(cluster(), { replicas: 1, partition: 0, configHash: 'x' });
     const names = plain.spec!.template.spec!.containers[0]!.env!.map((e) => e.name);
