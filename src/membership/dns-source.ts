@@ -49,7 +49,10 @@ const LABEL = /^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?$/;
  *    queries; each address is a member with host = the address, peerPort = defaultPeerPort, and
  *    name = the first label of its PTR record (PTR names under `<name>` preferred, then code-unit
  *    order); with no usable PTR (none, or any PTR failure), `identify(host, defaultPeerPort)`
- *    names it; if that gives null (or is absent) the address is skipped.
+ *    names it; if that gives null (or is absent), the name this source last gave the address
+ *    (while it stayed listed) is kept, so a listed member that does not answer for a moment
+ *    (paused, partitioned, restarting) stays a member (down) rather than leaving the ring;
+ *    an address never named is skipped.
  * The result is sorted by name with one member per name (pickByName; defaultPeerPort preferred,
  * then lower SRV priority, then host). NXDOMAIN/NODATA everywhere gives []. Any other DNS
  * failure of SRV, A or AAAA (SERVFAIL, REFUSED, unreachable server, no answer within timeoutMs)
@@ -63,7 +66,9 @@ export function dnsSource(opts: DnsSourceOptions): PeerSource {
   }
   makeResolver(o); // throws now for a malformed server
   const servers = o.servers?.length ? `@${o.servers.join(',')}` : '';
-  return { description: `dns:${o.name}${servers}`, resolve: () => resolveOnce(o) };
+  // Names of listed addresses, from earlier answers: see step 2.
+  const known = new Map<string, string>();
+  return { description: `dns:${o.name}${servers}`, resolve: () => resolveOnce(o, known) };
 }
 
 /** One resolve() call's resolver and the promise that rejects when its time is up. */
@@ -71,9 +76,14 @@ interface Query {
   readonly opts: DnsSourceOptions;
   readonly resolver: dns.Resolver;
   readonly deadline: Promise<never>;
+  /** address -> the name it had when last named (kept while the address stays listed). */
+  readonly known: Map<string, string>;
 }
 
-async function resolveOnce(opts: DnsSourceOptions): Promise<MemberAddress[]> {
+async function resolveOnce(
+  opts: DnsSourceOptions,
+  known: Map<string, string>,
+): Promise<MemberAddress[]> {
   const resolver = makeResolver(opts);
   const ms = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   let timer: NodeJS.Timeout | undefined;
@@ -85,7 +95,7 @@ async function resolveOnce(opts: DnsSourceOptions): Promise<MemberAddress[]> {
   });
   deadline.catch(() => {}); // rejects after the lookup finished when nobody races it any more
   try {
-    return await lookup({ opts, resolver, deadline });
+    return await lookup({ opts, resolver, deadline, known });
   } finally {
     clearTimeout(timer);
   }
@@ -114,6 +124,7 @@ async function lookup(q: Query): Promise<MemberAddress[]> {
     ask(q, 'AAAA', name, () => q.resolver.resolve6(name)),
   ]);
   const hosts = [...new Set([...v4, ...v6])];
+  for (const host of [...q.known.keys()]) if (!hosts.includes(host)) q.known.delete(host);
   const named = await Promise.all(hosts.map((host) => nameAddress(q, host)));
   const members = named.filter((m): m is MemberAddress => m !== null);
   return pickByName(members, defaultPeerPort);
@@ -140,11 +151,17 @@ function fromSrv(records: readonly SrvRecord[], defaultPeerPort: number): Member
   return pickByName([...priority.keys()], defaultPeerPort, (m) => priority.get(m) ?? 0);
 }
 
-/** The member at an A/AAAA address, named by PTR, else by identify; null when unnamed. */
+/** The member at an A/AAAA address, named by PTR, else identify, else its last name; or null. */
 async function nameAddress(q: Query, host: string): Promise<MemberAddress | null> {
   const peerPort = q.opts.defaultPeerPort;
-  const name = (await ptrName(q, host)) ?? (await identifyName(q.opts, host, peerPort));
-  return name === null ? null : { name, host, peerPort };
+  const name =
+    (await ptrName(q, host)) ??
+    (await identifyName(q.opts, host, peerPort)) ??
+    q.known.get(host) ??
+    null;
+  if (name === null) return null;
+  q.known.set(host, name);
+  return { name, host, peerPort };
 }
 
 /** The first label of the best PTR name of `ip`; null when there is none or the query failed. */

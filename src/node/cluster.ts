@@ -194,6 +194,7 @@ export async function startCluster(
     topology: topo,
     replicas,
     isUp,
+    handingOff: () => membership.members().some((m) => m.hello?.status === 'decommissioning'),
     graceMs: config.tombstoneGraceMs,
     metrics,
     logger: log,

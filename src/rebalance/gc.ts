@@ -12,6 +12,11 @@ export interface GcOptions {
   readonly topology: Topology;
   readonly replicas: Replicas;
   readonly isUp: (name: string) => boolean;
+  /**
+   * True while some member (this node included) is decommissioning: its hand-off sends records
+   * it read earlier (and retries them until taken), which may be older than a tombstone.
+   */
+  readonly handingOff: () => boolean;
   readonly graceMs: number;
   readonly metrics: RebalanceMetrics;
   readonly logger: Logger;
@@ -20,13 +25,14 @@ export interface GcOptions {
 const BATCH = 256;
 
 /**
- * One collection pass. Skipped while data moves between rings. A tombstone older than the grace
- * period is removed from this node only when every owner of its key is up and answers with the
- * same tombstone or something newer, or with nothing: then no replica holds an older value that
- * could come back. Each node collects its own copy. Returns how many it removed.
+ * One collection pass. Skipped while data moves between rings or a member hands its data off
+ * (a late copy of an older value must meet the tombstone, not an empty key). A tombstone older
+ * than the grace period is removed from this node only when every owner of its key is up and
+ * answers with the same tombstone or something newer, or with nothing: then no replica holds an
+ * older value that could come back. Each node collects its own copy. Returns how many it removed.
  */
 export async function collectTombstones(o: GcOptions): Promise<number> {
-  if (o.topology.moving) return 0;
+  if (o.topology.moving || o.handingOff()) return 0;
   o.metrics.gcPasses.inc();
   const ring = o.topology.settled;
   const rf = o.topology.rf(ring);

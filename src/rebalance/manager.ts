@@ -9,7 +9,7 @@ import type { NodeStatus } from '../replica/index.ts';
 import { Ring } from '../ring/index.ts';
 import type { ScanBounds, Storage, Version } from '../storage/index.ts';
 import type { RebalanceMetrics } from './metrics.ts';
-import { runStream, type StreamJob, type StreamProgress } from './stream.ts';
+import { resetCursor, runStream, type StreamJob, type StreamProgress } from './stream.ts';
 
 export interface RebalancerOptions {
   readonly self: string;
@@ -65,20 +65,33 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
     return this.#progress;
   }
 
-  /** Starts what the current state needs: resume a decommission, or rebalance to the target. */
+  /**
+   * Starts what the current state needs: resume a decommission, or rebalance to the target
+   * (from the saved cursor: at start-up, or after a failed attempt).
+   */
   resume(): void {
     if (this.#status === 'decommissioning') this.#startDecommission();
-    else this.onTargetChanged();
+    else this.#rebalance(false);
   }
 
-  /** Call when the target ring changed: restarts the rebalance stream toward it. */
+  /**
+   * Call when the target ring changed: restarts the rebalance stream toward it from the first
+   * key. A ring can become the target again (A -> B -> A): the cursor of an earlier stream to
+   * it would skip records written since.
+   */
   onTargetChanged(): void {
+    this.#rebalance(true);
+  }
+
+  #rebalance(fresh: boolean): void {
     if (this.#stopped || this.#status !== 'active') return;
     const { topology, self } = this.#o;
     const target = topology.target;
     if (this.#running?.kind === 'rebalance' && this.#running.ringId === target.id) return;
     this.#cancel();
     if (!topology.moving) {
+      // Nothing to send now; a later stream to any ring must not resume an old cursor.
+      if (fresh) void resetCursor(this.#o.storage, 'rebalance');
       this.#setRebalanced(target.id);
       return;
     }
@@ -88,6 +101,7 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
     this.#start({
       kind: 'rebalance',
       ringId: target.id,
+      fresh,
       targets: (key) => {
         const before = settled.owners(key, rfS);
         return target.owners(key, rfT).filter((n) => n !== self && !before.includes(n));

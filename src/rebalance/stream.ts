@@ -23,6 +23,12 @@ export interface StreamJob {
   readonly ringId: string;
   /** Replicas (other than this node) that must receive `key`. */
   readonly targets: (key: Buffer) => readonly string[];
+  /**
+   * Start from the first key, ignoring a saved cursor of the same ring: the ring became the
+   * target anew, and records written since an earlier stream to it may need sending. False
+   * resumes (after a restart or a failed attempt of this same stream).
+   */
+  readonly fresh?: boolean;
 }
 
 export interface StreamContext {
@@ -64,6 +70,7 @@ export async function runStream(
   signal: AbortSignal,
   progress: (p: StreamProgress) => void,
 ): Promise<boolean> {
+  if (job.fresh) await resetCursor(ctx.storage, job.kind);
   const saved = ctx.storage.readState<Cursor>(`stream:${job.kind}`);
   let after: Buffer | null =
     saved?.ringId === job.ringId && saved.after ? Buffer.from(saved.after, 'base64') : null;
@@ -124,6 +131,11 @@ export async function runStream(
   });
   progress({ ...p, done: true });
   return true;
+}
+
+/** Forgets the saved cursor of `kind`: the next stream of any ring starts from the first key. */
+export async function resetCursor(storage: Storage, kind: StreamJob['kind']): Promise<void> {
+  await storage.writeState(`stream:${kind}`, null);
 }
 
 function* take(storage: Storage, after: Buffer | null, n: number): Generator<WireEntry> {

@@ -1,4 +1,4 @@
-// A real UDP DNS server on 127.0.0.1 for tests, built on dns-packet, whose records change while it runs.
+// A real UDP DNS server (127.0.0.1 unless told) for tests, built on dns-packet, whose records change while it runs.
 
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { isIPv4, isIPv6 } from 'node:net';
@@ -16,8 +16,10 @@ export type Failure = 'SERVFAIL' | 'REFUSED' | 'NOTIMP' | 'FORMERR' | 'drop';
 
 /** A running test DNS server. Names are case-insensitive; a trailing dot is ignored. */
 export interface TestDnsServer {
-  /** The UDP port on 127.0.0.1; pass `127.0.0.1:<port>` as a resolver server. */
+  /** The UDP port on `host`; pass `<host>:<port>` as a resolver server. */
   readonly port: number;
+  /** The address it listens on. */
+  readonly host: string;
   /** Every question received, in order (`{ name, type }`). */
   readonly queries: readonly { readonly name: string; readonly type: string }[];
   /** Replaces the addresses of `name`: IPv4 ones answer A queries, IPv6 ones AAAA queries. */
@@ -58,8 +60,8 @@ function ptrKey(name: string): string {
   return isIPv4(name) ? `${name.split('.').reverse().join('.')}.in-addr.arpa` : key(name);
 }
 
-/** Starts a server on 127.0.0.1, port 0 (a free port). Unknown names answer NXDOMAIN. */
-export async function startDnsServer(): Promise<TestDnsServer> {
+/** Starts a server on `host` (an IPv4 address), port 0 (a free port). Unknown names answer NXDOMAIN. */
+export async function startDnsServer(host = '127.0.0.1'): Promise<TestDnsServer> {
   const records = new Map<string, Records>();
   const failures = new Map<string, Failure>();
   const queries: { name: string; type: string }[] = [];
@@ -76,10 +78,11 @@ export async function startDnsServer(): Promise<TestDnsServer> {
   });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
-    socket.bind(0, '127.0.0.1', () => resolve());
+    socket.bind(0, host, () => resolve());
   });
   return {
     port: socket.address().port,
+    host,
     queries,
     setA: (name, ips) => {
       const e = entry(name);

@@ -15,7 +15,8 @@ export interface LanHost {
   readonly ip: string;
 }
 
-export interface Lan {
+/** Running commands in the hosts of a network, also from a process that did not create it. */
+export interface LanAccess {
   readonly hosts: ReadonlyMap<string, LanHost>;
   /** Starts `argv` inside the host's namespace (`ip netns exec`, which also binds its /etc/hosts). */
   spawn(host: string, argv: readonly string[], opts?: SpawnOptions): ChildProcess;
@@ -25,6 +26,9 @@ export interface Lan {
     argv: readonly string[],
     opts?: { env?: NodeJS.ProcessEnv; cwd?: string; timeout?: number },
   ): Promise<{ stdout: string; stderr: string }>;
+}
+
+export interface Lan extends LanAccess {
   /** Kills every process in the namespaces, deletes them and their hosts files. Idempotent. */
   destroy(): Promise<void>;
 }
@@ -127,15 +131,28 @@ export async function createLan(names: readonly string[]): Promise<Lan> {
     throw err;
   }
 
+  return { ...attachLan([...hosts.values()]), destroy };
+}
+
+/**
+ * Access to the hosts of a network created elsewhere (by createLan in a parent process, which
+ * passes `lan.hosts` on). Works from inside any namespace: `ip netns exec` enters the target.
+ */
+export function attachLan(hosts: readonly LanHost[]): LanAccess {
+  const byName = new Map(hosts.map((h) => [h.name, h]));
   const nsOf = (host: string): string => {
-    const h = hosts.get(host);
+    const h = byName.get(host);
     if (!h) throw new Error(`netns: no host ${host}`);
     return h.ns;
   };
   return {
-    hosts,
+    hosts: byName,
     spawn: (host, argv, opts = {}) => spawn(IP, ['netns', 'exec', nsOf(host), ...argv], opts),
     exec: (host, argv, opts = {}) => run(IP, ['netns', 'exec', nsOf(host), ...argv], opts),
-    destroy,
   };
+}
+
+/** `ip` with `args` (e.g. `['-n', ns, 'link', 'set', 'eth0', 'down']`); rejects on failure. */
+export async function ipCommand(...args: string[]): Promise<void> {
+  await ip(...args);
 }

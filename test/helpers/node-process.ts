@@ -35,10 +35,16 @@ export function tempDir(prefix = 'kvstore-test-'): string {
 
 /**
  * Starts `node src/main.ts` on free ports (port 0) with `extraArgs`, waits for its
- * "node listening" log line and returns the bound ports.
+ * "node listening" log line and returns the bound ports. `command` is a prefix that runs the
+ * node, e.g. `['ip', 'netns', 'exec', ns]` (it must exec the node, so the child is the node).
  */
 export async function startNodeProcess(
-  opts: { dataDir?: string; args?: string[]; env?: NodeJS.ProcessEnv } = {},
+  opts: {
+    dataDir?: string;
+    args?: string[];
+    env?: NodeJS.ProcessEnv;
+    command?: readonly string[];
+  } = {},
 ): Promise<NodeProcess> {
   const dataDir = opts.dataDir ?? tempDir();
   const args = [
@@ -57,7 +63,8 @@ export async function startNodeProcess(
     dataDir,
     ...(opts.args ?? []),
   ];
-  const child = spawn(NODE, args, {
+  const [cmd, ...prefix] = [...(opts.command ?? []), NODE];
+  const child = spawn(cmd!, [...prefix, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
   });

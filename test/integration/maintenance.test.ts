@@ -65,6 +65,47 @@ describe('tombstone collection', () => {
   });
 });
 
+describe('tombstone collection during a decommission', () => {
+  it('collects nothing while a member hands its data off: the hand-off may carry older values', async () => {
+    const nodes = await startStaticCluster(4, GC);
+    const [a, , c, d] = nodes as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
+    const w = await client(a);
+    const keys = Array.from({ length: 40 }, (_, i) => `handoff:${String(i).padStart(2, '0')}`);
+    w.send(`${keys.map((k) => `PUT ${k} old`).join('\n')}\n`);
+    expect(new Set(await w.lines(keys.length))).toEqual(new Set(['OK']));
+    // With c stopped, d's hand-off (to every owner in the ring without d) reads its records now
+    // and waits for c to take them.
+    process.kill(c.proc.child.pid!, 'SIGSTOP');
+    const admin = `http://${d.host}:${d.proc.httpPort}/admin/decommission`;
+    try {
+      expect((await fetch(admin, { method: 'POST' })).status).toBe(202);
+      w.send(`${keys.map((k) => `REMOVE ${k}`).join('\n')}\n`);
+      expect(new Set(await w.lines(keys.length))).toEqual(new Set(['OK']));
+      // Many collection intervals past the grace period (nothing to poll: nothing may happen).
+      await new Promise((r) => setTimeout(r, 2000));
+    } finally {
+      process.kill(c.proc.child.pid!, 'SIGCONT');
+    }
+    await expect
+      .poll(async () => ((await (await fetch(admin)).json()) as { status: string }).status, {
+        timeout: 20_000,
+      })
+      .toBe('decommissioned');
+    const rest = nodes.filter((n) => n !== d);
+    for (const n of rest) {
+      await expect
+        .poll(async () => (await clusterInfo(n)).ring.moving, { timeout: 15_000 })
+        .toBe(false);
+    }
+    // The old values d sent late lost to the tombstones: no key came back.
+    const r = await client(rest[1]!);
+    expect(await r.call('PREFIX handoff:')).toBe('');
+    for (const n of rest) {
+      await expect.poll(() => metric(n, 'kvstore_storage_keys'), { timeout: 10_000 }).toBe(0);
+    }
+  });
+});
+
 describe('kvctl admin commands', () => {
   it('decommissions a node with kvctl and the others keep every key', async () => {
     const nodes = await startStaticCluster(3, ['--replication-factor', '2']);

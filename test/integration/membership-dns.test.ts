@@ -148,6 +148,24 @@ describe('dnsSource with A records', () => {
     server.clear(name);
   });
 
+  it('keeps the name of a listed address that stops answering identify, until it is unlisted', async () => {
+    // A paused or partitioned member is still listed: it must stay a member (down), not leave.
+    const answering = new Set(['127.0.0.61', '127.0.0.62']);
+    const identify = async (host: string) =>
+      answering.has(host) ? `node-${host.split('.')[3]}` : null;
+    const s = source(name, { identify });
+    server.setA(name, ['127.0.0.61', '127.0.0.62']);
+    expect((await s.resolve()).map((m) => m.name)).toEqual(['node-61', 'node-62']);
+    answering.delete('127.0.0.62');
+    expect((await s.resolve()).map((m) => m.name)).toEqual(['node-61', 'node-62']);
+    server.setA(name, ['127.0.0.61']);
+    expect((await s.resolve()).map((m) => m.name)).toEqual(['node-61']);
+    // Listed again but never named since it was unlisted: skipped until it answers.
+    server.setA(name, ['127.0.0.61', '127.0.0.62']);
+    expect((await s.resolve()).map((m) => m.name)).toEqual(['node-61']);
+    server.clear(name);
+  });
+
   it('treats a failing PTR query as no PTR', async () => {
     server.setA(name, ['127.0.0.41']);
     server.fail('127.0.0.41', 'SERVFAIL');

@@ -188,6 +188,52 @@ describe('membership through DNS, rebalancing and decommission', () => {
     expect((await c.call('PREFIX r:')).split(' ')).toHaveLength(400);
   });
 
+  it('streams again to a ring it streamed to before (A -> B -> A): records written meanwhile reach the new owner', async () => {
+    dns = await startDnsServer();
+    const block = loopbackBlock();
+    const hosts = [1, 2, 3, 4].map((i) => `${block}.${i}`);
+    dns.setA(SERVICE, hosts.slice(0, 3));
+    const nodes = await Promise.all(
+      hosts.slice(0, 3).map((h, i) => dnsMember(dns!, `kvstore-${i}`, h)),
+    );
+    const names = ['kvstore-0', 'kvstore-1', 'kvstore-2'];
+    await waitAllUp(nodes);
+    await waitSettled(nodes, names);
+    const w = await client(nodes[0]!);
+    const put = async (prefix: string) => {
+      const lines = Array.from({ length: 200 }, (_, i) => `PUT ${prefix}:${i} v${i}`);
+      w.send(`${lines.join('\n')}\n`);
+      expect(new Set(await w.lines(200))).toEqual(new Set(['OK']));
+    };
+    await put('early');
+    // kvstore-3 is listed, so every node streams to it, but it routes by a ring of its own and
+    // never reports the four-node ring: that ring never settles. Then it goes away again.
+    const stray = await startMember('kvstore-3', hosts[3]!, [
+      '--peers',
+      `kvstore-3=${hosts[3]}:7946`,
+    ]);
+    dns.setA(SERVICE, hosts);
+    await expect
+      .poll(
+        async () =>
+          (
+            await Promise.all(nodes.map((n) => metric(n, 'kvstore_rebalance_keys_sent_total')))
+          ).every((x) => x > 0),
+        { timeout: 15_000 },
+      )
+      .toBe(true);
+    dns.setA(SERVICE, hosts.slice(0, 3));
+    await stray.proc.stop('SIGKILL');
+    await waitSettled(nodes, names);
+    // Written while the three-node ring is the target again: the next stream must carry these.
+    await put('late');
+    const joiner = await dnsMember(dns, 'kvstore-3', hosts[3]!);
+    dns.setA(SERVICE, hosts);
+    const four = [...nodes, joiner];
+    await waitSettled(four, [...names, 'kvstore-3'], 30_000);
+    await expect.poll(() => storedTotal(four), { timeout: 15_000 }).toBe(3 * 400);
+  });
+
   it('starts and serves its own data while its peers do not resolve yet', async () => {
     dns = await startDnsServer();
     const host = `${loopbackBlock()}.1`;

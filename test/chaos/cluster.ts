@@ -1,0 +1,302 @@
+// The chaos cluster: kvstore processes in their own network namespaces, members listed by a test DNS server.
+
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
+import { ipCommand, type LanHost } from '../helpers/netns.ts';
+import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
+
+/** The headless-Service-like name whose A records list the members. */
+export const SERVICE = 'kvstore.chaos.test';
+export const CLIENT_PORT = 8081;
+export const HTTP_PORT = 9090;
+export const PEER_PORT = 7946;
+/** A MAC no interface has: a neighbour entry pointing at it silently drops the traffic. */
+const NOWHERE = '02:00:00:00:de:ad';
+
+/** idle: no process, not in DNS; member: in DNS; leaving: being decommissioned. */
+export type SlotState = 'idle' | 'member' | 'leaving';
+
+export interface Slot {
+  readonly host: LanHost;
+  state: SlotState;
+  /** The running process; null when idle or killed. */
+  proc: NodeProcess | null;
+  dataDir: string;
+  generation: number;
+  paused: boolean;
+  isolated: boolean;
+  /** Hosts this one cannot reach (neighbour entries pointing nowhere). */
+  readonly cutFrom: Set<string>;
+}
+
+/** A node process that exited without the run asking it to. */
+export interface Crash {
+  readonly node: string;
+  readonly t: number;
+  readonly exit: number | string;
+  readonly stderr: string;
+}
+
+export class ChaosCluster {
+  readonly slots: Slot[];
+  readonly crashes: Crash[] = [];
+  readonly #dns: TestDnsServer;
+  readonly #workDir: string;
+  readonly #now: () => number;
+  readonly #logs = new Map<string, WriteStream>();
+  readonly #expectedExit = new Set<NodeProcess>();
+  readonly #stderr = new Map<NodeProcess, string>();
+  readonly #starting = new Map<Slot, Promise<void>>();
+
+  private constructor(slots: Slot[], dns: TestDnsServer, workDir: string, now: () => number) {
+    this.slots = slots;
+    this.#dns = dns;
+    this.#workDir = workDir;
+    this.#now = now;
+  }
+
+  /** Starts the DNS server on `ctl` (this process's namespace) and the first `n` members. */
+  static async start(
+    hosts: readonly LanHost[],
+    ctl: LanHost,
+    n: number,
+    workDir: string,
+    now: () => number,
+  ): Promise<ChaosCluster> {
+    const dns = await startDnsServer(ctl.ip);
+    const slots = hosts.map((host) => ({
+      host,
+      state: 'idle' as SlotState,
+      proc: null,
+      dataDir: '',
+      generation: 0,
+      paused: false,
+      isolated: false,
+      cutFrom: new Set<string>(),
+    }));
+    const cluster = new ChaosCluster(slots, dns, workDir, now);
+    for (const s of slots.slice(0, n)) s.state = 'member';
+    cluster.#publish();
+    await Promise.all(slots.slice(0, n).map((s) => cluster.#spawn(s, true)));
+    return cluster;
+  }
+
+  /** Members (in DNS), leaving ones included. */
+  members(): Slot[] {
+    return this.slots.filter((s) => s.state !== 'idle');
+  }
+
+  /** Members clients may send to (not leaving); killed ones too: clients do not know. */
+  clientTargets(): Slot[] {
+    return this.slots.filter((s) => s.state === 'member');
+  }
+
+  /** Members a point fault may hit: running, not leaving, not already faulted. */
+  healthy(): Slot[] {
+    return this.clientTargets().filter(
+      (s) => s.proc !== null && !s.paused && !s.isolated && s.cutFrom.size === 0,
+    );
+  }
+
+  get dnsAddress(): string {
+    return `${this.#dns.host}:${this.#dns.port}`;
+  }
+
+  async kill(s: Slot): Promise<void> {
+    const proc = s.proc;
+    if (!proc) return;
+    this.#expectedExit.add(proc);
+    s.proc = null;
+    s.paused = false;
+    await proc.stop('SIGKILL');
+  }
+
+  /** Starts the slot's process again on its data directory (once, when called concurrently). */
+  async restart(s: Slot): Promise<void> {
+    const pending = this.#starting.get(s);
+    if (pending) return pending;
+    if (s.proc !== null || s.state === 'idle') return;
+    const start = this.#spawn(s, false).finally(() => this.#starting.delete(s));
+    this.#starting.set(s, start);
+    return start;
+  }
+
+  pause(s: Slot): void {
+    if (s.proc?.child.pid === undefined) return;
+    process.kill(s.proc.child.pid, 'SIGSTOP');
+    s.paused = true;
+  }
+
+  resume(s: Slot): void {
+    if (s.paused && s.proc?.child.pid !== undefined) process.kill(s.proc.child.pid, 'SIGCONT');
+    s.paused = false;
+  }
+
+  /** Cuts the slot's link: no peer, client or DNS traffic in or out. */
+  async isolate(s: Slot): Promise<void> {
+    await ipCommand('-n', s.host.ns, 'link', 'set', 'eth0', 'down');
+    s.isolated = true;
+  }
+
+  async reconnect(s: Slot): Promise<void> {
+    if (!s.isolated) return;
+    await ipCommand('-n', s.host.ns, 'link', 'set', 'eth0', 'up');
+    s.isolated = false;
+  }
+
+  /** Drops all traffic between the two groups (both ways); clients and DNS still reach both. */
+  async split(a: readonly Slot[], b: readonly Slot[]): Promise<void> {
+    for (const x of a) {
+      for (const y of b) {
+        for (const [from, to] of [
+          [x, y],
+          [y, x],
+        ] as const) {
+          const entry = [to.host.ip, 'lladdr', NOWHERE, 'nud', 'permanent', 'dev', 'eth0'];
+          await ipCommand('-n', from.host.ns, 'neigh', 'replace', ...entry);
+          from.cutFrom.add(to.host.name);
+        }
+      }
+    }
+  }
+
+  /** Removes every cut the slot has (the next packet resolves the neighbour again). */
+  async unsplit(s: Slot): Promise<void> {
+    for (const name of s.cutFrom) {
+      const to = this.slots.find((x) => x.host.name === name)!;
+      await ipCommand('-n', s.host.ns, 'neigh', 'del', to.host.ip, 'dev', 'eth0').catch(() => {});
+    }
+    s.cutFrom.clear();
+  }
+
+  /** Undoes every fault: resumes, reconnects, removes cuts, restarts killed members. */
+  async healAll(): Promise<void> {
+    for (const s of this.slots) {
+      this.resume(s);
+      await this.reconnect(s);
+      await this.unsplit(s);
+    }
+    await Promise.all(this.members().map((s) => this.restart(s)));
+  }
+
+  /** Adds a member on an idle slot with an empty data directory; null when none is idle. */
+  async join(): Promise<Slot | null> {
+    const s = this.slots.find((x) => x.state === 'idle');
+    if (!s) return null;
+    s.state = 'member';
+    this.#publish();
+    await this.#spawn(s, true);
+    return s;
+  }
+
+  /**
+   * Decommissions a member: the node hands its data off and reports `decommissioned`, then it
+   * leaves DNS and is stopped (SIGTERM). Throws when it does not finish by `deadline` (ms on the
+   * run clock); the slot stays `leaving` then, and may be finished by calling this again.
+   */
+  async decommission(s: Slot, deadline: number): Promise<void> {
+    s.state = 'leaving';
+    const url = `http://${s.host.ip}:${HTTP_PORT}/admin/decommission`;
+    let status = '';
+    while (status !== 'decommissioned') {
+      if (this.#now() > deadline) throw new Error(`${s.host.name} is still '${status}'`);
+      const res = await fetch(url, {
+        method: status === '' ? 'POST' : 'GET',
+        signal: AbortSignal.timeout(2000),
+      }).catch(() => null);
+      if (res?.status === 409) throw new Error(`${s.host.name} refused: ${await res.text()}`);
+      if (res?.ok) status = ((await res.json()) as { status: string }).status;
+      if (status !== 'decommissioned') await new Promise((r) => setTimeout(r, 200));
+    }
+    s.state = 'idle';
+    this.#publish();
+    const proc = s.proc;
+    s.proc = null;
+    if (proc) {
+      this.#expectedExit.add(proc);
+      const code = await proc.stop('SIGTERM');
+      if (code !== 0) this.#crash(s, proc, code);
+    }
+  }
+
+  /** The node's CLUSTER answer over its HTTP port; null when it does not answer. */
+  async info(s: Slot): Promise<NodeInfo | null> {
+    const url = `http://${s.host.ip}:${HTTP_PORT}/admin/cluster`;
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      return res.ok ? ((await res.json()) as NodeInfo) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Stops every process (SIGKILL), the DNS server, and closes the log files. */
+  async destroy(): Promise<void> {
+    for (const s of this.slots) {
+      this.resume(s);
+      await this.kill(s);
+    }
+    await this.#dns.close();
+    for (const log of this.#logs.values()) log.end();
+  }
+
+  #publish(): void {
+    this.#dns.setA(
+      SERVICE,
+      this.members().map((s) => s.host.ip),
+    );
+  }
+
+  async #spawn(s: Slot, fresh: boolean): Promise<void> {
+    if (fresh) s.dataDir = join(this.#workDir, `${s.host.name}.${++s.generation}`);
+    let log = this.#logs.get(s.host.name);
+    if (!log) {
+      log = createWriteStream(join(this.#workDir, `${s.host.name}.log`), { flags: 'a' });
+      this.#logs.set(s.host.name, log);
+    }
+    const proc = await startNodeProcess({
+      dataDir: s.dataDir,
+      command: ['ip', 'netns', 'exec', s.host.ns],
+      args: nodeArgs(s.host, this.dnsAddress),
+    }).catch((err: unknown) => {
+      this.crashes.push({ node: s.host.name, t: this.#now(), exit: 'start', stderr: String(err) });
+      throw err;
+    });
+    for (const entry of proc.logs) log.write(`${JSON.stringify(entry)}\n`);
+    proc.child.stdout!.on('data', (d: Buffer) => log.write(d));
+    this.#stderr.set(proc, '');
+    proc.child.stderr!.on('data', (d: Buffer) => {
+      this.#stderr.set(proc, `${this.#stderr.get(proc)}${d}`.slice(-4000));
+    });
+    proc.child.once('exit', (code, signal) => {
+      if (!this.#expectedExit.has(proc)) this.#crash(s, proc, code ?? signal ?? -1);
+      if (s.proc === proc) s.proc = null;
+    });
+    s.proc = proc;
+  }
+
+  #crash(s: Slot, proc: NodeProcess, exit: number | string): void {
+    const stderr = this.#stderr.get(proc) ?? '';
+    this.crashes.push({ node: s.host.name, t: this.#now(), exit, stderr });
+  }
+}
+
+export interface NodeInfo {
+  node: string;
+  status: string;
+  ring: { target: string; settled: string; moving: boolean };
+  members: { name: string; state: string; status: string | null; share: number }[];
+  hints: number;
+}
+
+function nodeArgs(host: LanHost, dns: string): string[] {
+  return [
+    ...['--node-name', host.name, '--host', host.ip],
+    ...['--port', `${CLIENT_PORT}`, '--http-port', `${HTTP_PORT}`, '--peer-port', `${PEER_PORT}`],
+    ...['--discovery', `dns:${SERVICE}`, '--dns-servers', dns, '--resolve-interval-ms', '1000'],
+    ...['--probe-interval-ms', '200', '--probe-failures', '3'],
+    // Collection during the run: tombstones older than 5 s go once every replica has them.
+    ...['--tombstone-grace-ms', '5000', '--gc-interval-ms', '1000', '--hint-interval-ms', '500'],
+  ];
+}

@@ -1,0 +1,192 @@
+// The nemesis: on a seeded schedule, kills and restarts, pauses, partitions, adds and decommissions nodes.
+
+import type { ChaosCluster, Slot } from './cluster.ts';
+import type { Rng } from './options.ts';
+
+export interface NemesisEvent {
+  /** Seconds since the run started. */
+  readonly t: number;
+  readonly kind: string;
+  readonly target: string;
+  /** Extra facts (`down 1.2 s`), or the error when the step failed. */
+  readonly detail: string;
+  readonly ok: boolean;
+}
+
+/** Point faults and their weights; each lasts a random time, then is undone. */
+const FAULTS = { kill: 3, pause: 2, isolate: 2, split: 2 } as const;
+type Fault = keyof typeof FAULTS;
+/** Seconds a fault lasts: [min, max). */
+const HOLD: Record<Fault, [number, number]> = {
+  kill: [0.3, 5],
+  pause: [0.5, 5],
+  // Up to beyond the tombstone grace (5 s): hints of older values are dropped meanwhile.
+  isolate: [1, 7],
+  split: [1, 7],
+};
+/** Longest a decommission may take before it counts as stuck. */
+const DECOMMISSION_MS = 30_000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class Nemesis {
+  readonly events: NemesisEvent[] = [];
+  readonly #cluster: ChaosCluster;
+  readonly #rng: Rng;
+  readonly #baseMembers: number;
+  readonly #membershipEveryMs: number;
+  readonly #now: () => number;
+  /** The join or decommission in progress (one at a time). */
+  #membership: Promise<void> | null = null;
+  #stopped = false;
+
+  constructor(
+    cluster: ChaosCluster,
+    rng: Rng,
+    opts: { baseMembers: number; membershipEveryS: number },
+    now: () => number,
+  ) {
+    this.#cluster = cluster;
+    this.#rng = rng;
+    this.#baseMembers = opts.baseMembers;
+    this.#membershipEveryMs = opts.membershipEveryS * 1000;
+    this.#now = now;
+  }
+
+  /**
+   * Injects faults until `untilMs` on the run clock: `lanes` loops, each one fault at a time on a
+   * node no other fault holds, then undone; the first lane also changes the membership.
+   */
+  async run(untilMs: number, lanes = 1): Promise<void> {
+    // The next membership change comes `membershipEveryS` after the previous one finished.
+    let nextMembership = this.#now() + this.#membershipEveryMs;
+    const lane = async (first: boolean): Promise<void> => {
+      while (!this.#stopped && this.#now() < untilMs) {
+        await sleep(this.#rng.between(300, 2000));
+        if (this.#now() >= untilMs) break;
+        if (first && this.#now() >= nextMembership && this.#membership === null) {
+          nextMembership = Infinity;
+          this.#membership = this.#changeMembership().finally(() => {
+            this.#membership = null;
+            nextMembership = this.#now() + this.#membershipEveryMs;
+          });
+        }
+        const fault = this.#rng.weighted(FAULTS);
+        const [lo, hi] = HOLD[fault];
+        const holdMs = Math.min(this.#rng.between(lo * 1000, hi * 1000), untilMs - this.#now());
+        await this.#inject(fault, Math.max(holdMs, 100));
+      }
+    };
+    await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i === 0)));
+  }
+
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  /**
+   * Waits for a join or decommission in progress, then finishes decommissions that did not
+   * finish by their deadline (faults may hold a hand-off back): another `DECOMMISSION_MS`.
+   */
+  async settleMembership(): Promise<void> {
+    await this.#membership;
+    for (const s of this.#cluster.members().filter((m) => m.state === 'leaving')) {
+      await this.#decommission(s);
+    }
+  }
+
+  #record(kind: string, target: string, detail: string, ok = true): void {
+    this.events.push({ t: this.#now() / 1000, kind, target, detail, ok });
+  }
+
+  async #inject(fault: Fault, holdMs: number): Promise<void> {
+    const healthy = this.#cluster.healthy();
+    if (healthy.length === 0) return;
+    const victim = this.#rng.pick(healthy);
+    const name = victim.host.name;
+    const hold = `${(holdMs / 1000).toFixed(1)} s`;
+    try {
+      switch (fault) {
+        case 'kill':
+          await this.#cluster.kill(victim);
+          this.#record('kill', name, `SIGKILL, restart after ${hold}`);
+          await sleep(holdMs);
+          await this.#cluster.restart(victim);
+          this.#record('restart', name, 'reopened its data directory');
+          break;
+        case 'pause':
+          this.#cluster.pause(victim);
+          this.#record('pause', name, `SIGSTOP for ${hold}`);
+          await sleep(holdMs);
+          this.#cluster.resume(victim);
+          this.#record('resume', name, 'SIGCONT');
+          break;
+        case 'isolate':
+          await this.#cluster.isolate(victim);
+          this.#record('isolate', name, `link down for ${hold} (peers, clients, DNS)`);
+          await sleep(holdMs);
+          await this.#cluster.reconnect(victim);
+          this.#record('reconnect', name, 'link up');
+          break;
+        case 'split':
+          await this.#split(victim, holdMs);
+          break;
+      }
+    } catch (err) {
+      this.#record(fault, name, err instanceof Error ? err.message : String(err), false);
+    }
+  }
+
+  /** Cuts the victim (and maybe another member) off from the other members; clients reach all. */
+  async #split(victim: Slot, holdMs: number): Promise<void> {
+    const others = this.#cluster.members().filter((s) => s !== victim);
+    const side = [victim];
+    if (others.length >= 4 && this.#rng.next() < 0.5) side.push(this.#rng.pick(others));
+    const rest = others.filter((s) => !side.includes(s));
+    await this.#cluster.split(side, rest);
+    const names = (g: Slot[]) => g.map((s) => s.host.name).join(',');
+    this.#record(
+      'split',
+      names(side),
+      `cut from ${names(rest)} for ${(holdMs / 1000).toFixed(1)} s`,
+    );
+    await sleep(holdMs);
+    for (const s of [...side, ...rest]) await this.#cluster.unsplit(s);
+    this.#record('heal-split', names(side), 'reachable again');
+  }
+
+  /** Adds a member when at the base size, otherwise decommissions a random member. */
+  async #changeMembership(): Promise<void> {
+    const members = this.#cluster.clientTargets();
+    if (members.length <= this.#baseMembers) {
+      try {
+        const joined = await this.#cluster.join();
+        if (joined) this.#record('join', joined.host.name, 'started empty, added to DNS');
+      } catch (err) {
+        this.#record('join', '?', String(err), false);
+      }
+      return;
+    }
+    const leaving = this.#rng.pick(members);
+    leaving.state = 'leaving'; // no new point fault picks it from now on
+    this.#record('decommission', leaving.host.name, 'POST /admin/decommission');
+    await this.#decommission(leaving);
+  }
+
+  async #decommission(leaving: Slot): Promise<void> {
+    const name = leaving.host.name;
+    const started = this.#now();
+    try {
+      // A fault in progress on the leaving node is undone first: it must be able to hand off.
+      this.#cluster.resume(leaving);
+      await this.#cluster.reconnect(leaving);
+      await this.#cluster.restart(leaving);
+      await this.#cluster.decommission(leaving, started + DECOMMISSION_MS);
+      const took = ((this.#now() - started) / 1000).toFixed(1);
+      this.#record('decommissioned', name, `handed off in ${took} s, left DNS, stopped`);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      this.#record('decommission', name, `not done in ${DECOMMISSION_MS / 1000} s: ${why}`, false);
+    }
+  }
+}

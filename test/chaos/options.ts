@@ -1,0 +1,131 @@
+// Chaos run options (command line) and the seeded random generator every decision comes from.
+
+export interface ChaosOptions {
+  /** How long the workload and the nemesis run, in seconds. */
+  readonly durationS: number;
+  /** Members at the start (3..5); one more slot exists for the member the nemesis adds. */
+  readonly nodes: number;
+  /** Concurrent clients, each doing one operation at a time. */
+  readonly clients: number;
+  readonly seed: number;
+  /** Keys k00..k<n-1>: few, so that operations conflict. */
+  readonly keys: number;
+  /** Seconds of quiet (healed, no load) before the final reads. */
+  readonly quietS: number;
+  /** Seconds from one membership change's end to the next (a join or a decommission). */
+  readonly membershipEveryS: number;
+  /** Point faults at the same time (each on its own node). */
+  readonly maxFaults: number;
+  /** Keep the work directory (node logs, history.json) instead of removing it. */
+  readonly keep: boolean;
+}
+
+export const DEFAULT_OPTIONS: ChaosOptions = {
+  durationS: 60,
+  nodes: 3,
+  clients: 8,
+  seed: 1,
+  keys: 30,
+  quietS: 3,
+  membershipEveryS: 12,
+  maxFaults: 1,
+  keep: false,
+};
+
+const USAGE = `Usage: npm run chaos -- [options]
+  --duration-s N          workload and nemesis time in seconds (default 60)
+  --nodes N               members at the start, 3..5 (default 3)
+  --clients N             concurrent clients (default 8)
+  --seed S                seed of the nemesis schedule and the workload (default: random)
+  --keys N                size of the key space (default 30)
+  --quiet-s N             quiet seconds before the final reads (default 3)
+  --membership-every-s N  seconds from a join or decommission to the next (default 12)
+  --max-faults N          point faults at once, each on its own node (default 1)
+  --keep                  keep the work directory (node logs, history.json)`;
+
+/** Parses argv; throws an Error with the usage text on a bad option. */
+export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
+  const o: { -readonly [K in keyof ChaosOptions]: ChaosOptions[K] } = {
+    ...DEFAULT_OPTIONS,
+    seed: Math.floor(Math.random() * 2 ** 31),
+  };
+  const ints: Record<string, [keyof ChaosOptions, number, number]> = {
+    '--duration-s': ['durationS', 1, 86_400],
+    '--nodes': ['nodes', 3, 5],
+    '--clients': ['clients', 1, 64],
+    '--seed': ['seed', 0, 2 ** 31],
+    '--keys': ['keys', 1, 100],
+    '--quiet-s': ['quietS', 0, 600],
+    '--membership-every-s': ['membershipEveryS', 1, 3600],
+    '--max-faults': ['maxFaults', 1, 5],
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--help' || arg === '-h') return 'help';
+    if (arg === '--keep') {
+      o.keep = true;
+      continue;
+    }
+    const [flag, inline] = arg.includes('=') ? arg.split('=', 2) : [arg, undefined];
+    const spec = ints[flag!];
+    const raw = inline ?? argv[++i];
+    const n = Number(raw);
+    if (!spec || !Number.isInteger(n) || n < spec[1] || n > spec[2]) {
+      const why = spec ? `${flag} takes an integer ${spec[1]}..${spec[2]}` : `unknown ${arg}`;
+      throw new Error(`chaos: ${why}\n${USAGE}`);
+    }
+    (o as Record<string, unknown>)[spec[0]] = n;
+  }
+  return o;
+}
+
+export { USAGE };
+
+/** A small deterministic generator (mulberry32) with the helpers the run needs. */
+export class Rng {
+  #state: number;
+
+  constructor(seed: number) {
+    this.#state = seed >>> 0;
+  }
+
+  /** Uniform in [0, 1). */
+  next(): number {
+    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
+    let t = this.#state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** Integer in [min, max]. */
+  int(min: number, max: number): number {
+    return min + Math.floor(this.next() * (max - min + 1));
+  }
+
+  /** Uniform in [min, max). */
+  between(min: number, max: number): number {
+    return min + this.next() * (max - min);
+  }
+
+  pick<T>(items: readonly T[]): T {
+    if (items.length === 0) throw new Error('rng: pick from nothing');
+    return items[Math.floor(this.next() * items.length)]!;
+  }
+
+  /** A name by weight: `{ put: 4, get: 3 }`. */
+  weighted<K extends string>(weights: Readonly<Record<K, number>>): K {
+    const entries = Object.entries(weights) as [K, number][];
+    let r = this.next() * entries.reduce((s, [, w]) => s + w, 0);
+    for (const [k, w] of entries) {
+      r -= w;
+      if (r < 0) return k;
+    }
+    return entries[entries.length - 1]![0];
+  }
+
+  /** A new generator derived from this one (so one consumer's draws do not shift another's). */
+  fork(): Rng {
+    return new Rng(Math.floor(this.next() * 2 ** 32));
+  }
+}

@@ -1,0 +1,114 @@
+// The chaos run's summary: operations by type and outcome, nemesis events, final state, violations.
+
+import type { Violation } from './checker.ts';
+import type { Crash } from './cluster.ts';
+import type { FinalReport } from './final.ts';
+import type { Op } from './history.ts';
+import type { NemesisEvent } from './nemesis.ts';
+import type { ChaosOptions } from './options.ts';
+
+/** Violations shown in full; the rest are counted. */
+const SHOWN = 12;
+
+export interface RunResult {
+  readonly options: ChaosOptions;
+  readonly ops: readonly Op[];
+  readonly events: readonly NemesisEvent[];
+  readonly crashes: readonly Crash[];
+  readonly final: FinalReport;
+  readonly violations: readonly Violation[];
+  readonly seconds: number;
+}
+
+/** Crashes and failed node starts are violations too: a node must survive and reopen. */
+export function crashViolations(crashes: readonly Crash[]): Violation[] {
+  return crashes.map((c) => ({
+    kind: 'node-failure' as const,
+    key: '*',
+    message: `${c.node} exited on its own (${c.exit}) at ${(c.t / 1000).toFixed(1)} s`,
+    excerpt: c.stderr
+      .trim()
+      .split('\n')
+      .slice(-8)
+      .map((l) => `  ${l}`),
+  }));
+}
+
+export function formatSummary(r: RunResult): string {
+  const o = r.options;
+  const out: string[] = [];
+  out.push(
+    `chaos: seed ${o.seed}, ${o.nodes} nodes (RF=3 W=2 R=2), ${o.clients} clients, ` +
+      `${o.keys} keys, ${o.durationS} s of faults (at most ${o.maxFaults} at once); ` +
+      `${r.seconds.toFixed(0)} s in all`,
+  );
+  out.push('', 'operations (during the run):');
+  const during = r.ops.filter((op) => !op.final);
+  const outcomes = ['ok', 'value', 'not_found', 'keys', 'error', 'timeout'] as const;
+  for (const type of ['put', 'get', 'remove', 'range', 'prefix'] as const) {
+    const ofType = during.filter((op) => op.type === type);
+    const parts = outcomes
+      .map((oc) => [oc, ofType.filter((op) => op.outcome === oc).length] as const)
+      .filter(([, n]) => n > 0)
+      .map(([oc, n]) => `${oc} ${n}`);
+    out.push(`  ${type.padEnd(7)} ${String(ofType.length).padStart(7)}  ${parts.join(', ')}`);
+  }
+  const errors = new Map<string, number>();
+  for (const op of during) {
+    if (op.error)
+      errors.set(op.error.split(' ')[0]!, (errors.get(op.error.split(' ')[0]!) ?? 0) + 1);
+  }
+  const errorList = [...errors].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${c} ${n}`);
+  out.push(
+    `  total   ${String(during.length).padStart(7)}  errors by code: ${errorList.join(', ') || 'none'}`,
+  );
+  out.push(`  rate    ${(during.length / o.durationS).toFixed(0)} ops/s`);
+
+  out.push('', `nemesis (${r.events.length} events):`);
+  for (const e of r.events) {
+    const mark = e.ok ? ' ' : '!';
+    out.push(
+      `${mark} ${e.t.toFixed(1).padStart(6)} s  ${e.kind.padEnd(14)} ${e.target.padEnd(8)} ${e.detail}`,
+    );
+  }
+
+  const f = r.final;
+  out.push('', 'final state:');
+  out.push(`  members ${f.members.join(', ')}`);
+  out.push(
+    f.settleS === null
+      ? '  did not settle after the heal'
+      : `  settled (same ring, all up, no hints) ${f.settleS.toFixed(1)} s after the heal`,
+  );
+  out.push(
+    `  replicas differing before the final reads: ${f.divergentBeforeReads} keys ` +
+      '(hints of values older than the tombstone grace are dropped by design)',
+  );
+  out.push(
+    f.repairS === null
+      ? '  replicas still differ 10 s after the final reads'
+      : `  replicas equal ${f.repairS.toFixed(1)} s after the final reads (read repair)`,
+  );
+  const finals = r.ops.filter((op) => op.final && op.type === 'get');
+  const present = new Set(finals.filter((op) => op.outcome === 'value').map((op) => op.key));
+  out.push(
+    `  final reads: ${finals.length} GETs on ${f.members.length} nodes, ${present.size} keys present`,
+  );
+
+  const byKind = new Map<string, number>();
+  for (const v of r.violations) byKind.set(v.kind, (byKind.get(v.kind) ?? 0) + 1);
+  out.push('');
+  if (r.violations.length === 0) {
+    out.push(
+      'violations: none (no lost writes, no phantom or stale reads, no resurrections; converged)',
+    );
+    return out.join('\n');
+  }
+  const kinds = [...byKind].map(([k, n]) => `${k} ${n}`).join(', ');
+  out.push(`violations: ${r.violations.length} (${kinds})`);
+  for (const v of r.violations.slice(0, SHOWN)) {
+    out.push(`- ${v.kind}: ${v.message}`, ...v.excerpt.map((l) => `    ${l}`));
+  }
+  if (r.violations.length > SHOWN) out.push(`  ... and ${r.violations.length - SHOWN} more`);
+  return out.join('\n');
+}

@@ -1,0 +1,74 @@
+// npm run chaos: a kvstore cluster in network namespaces under faults, its history checked; see README.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createLan, type LanHost, requireRoot } from '../helpers/netns.ts';
+import { NODE } from '../helpers/node-process.ts';
+import type { ControllerSpec } from './controller.ts';
+import { parseOptions, USAGE } from './options.ts';
+
+const CONTROLLER = resolve(import.meta.dirname, 'controller.ts');
+/** Beyond the run itself: start-up, settling, the quiet period, final reads and checks. */
+const OVERHEAD_S = 240;
+
+async function main(): Promise<number> {
+  const options = parseOptions(process.argv.slice(2));
+  if (options === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  requireRoot('npm run chaos');
+  const workDir = mkdtempSync(join(tmpdir(), 'kvstore-chaos-'));
+  // Slots kv0..kvN: N members at the start, one spare for the member the nemesis adds.
+  const names = Array.from({ length: options.nodes + 1 }, (_, i) => `kv${i}`);
+  let code = 2;
+  const lan = await createLan([...names, 'ctl']);
+  try {
+    const hosts = (n: string): LanHost => lan.hosts.get(n)!;
+    const spec: ControllerSpec = {
+      options,
+      slots: names.map(hosts),
+      ctl: hosts('ctl'),
+      workDir,
+    };
+    // The controller runs in the ctl namespace: it reaches every node over the private network,
+    // and cutting a node's link cuts it off from the clients too.
+    const child = lan.spawn('ctl', [NODE, CONTROLLER, JSON.stringify(spec)], {
+      stdio: 'inherit',
+    });
+    const exited = new Promise<number>((res) => {
+      child.once('exit', (c, signal) => res(c ?? (signal ? 128 : 2)));
+    });
+    let interrupts = 0;
+    const interrupt = () => {
+      // First Ctrl-C: the controller stops its processes and exits; second: kill it.
+      child.kill(++interrupts === 1 ? 'SIGTERM' : 'SIGKILL');
+    };
+    process.on('SIGINT', interrupt);
+    process.on('SIGTERM', interrupt);
+    const limit = setTimeout(
+      () => {
+        process.stderr.write('chaos: the run exceeded its time limit; killing it\n');
+        child.kill('SIGKILL');
+      },
+      (options.durationS + options.quietS + OVERHEAD_S) * 1000,
+    );
+    code = await exited;
+    clearTimeout(limit);
+  } finally {
+    // Kills whatever still runs in the namespaces, then removes them and the data.
+    await lan.destroy();
+    if (options.keep) process.stdout.write(`chaos: work directory kept: ${workDir}\n`);
+    else rmSync(workDir, { recursive: true, force: true });
+  }
+  return code;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,175 @@
+// Chaos clients: random PUT, GET, REMOVE, RANGE and PREFIX on a small key space, every operation recorded.
+
+import { KvClient, KvClientError } from '../../src/client/index.ts';
+import { type ChaosCluster, CLIENT_PORT } from './cluster.ts';
+import type { History, Op, Outcome } from './history.ts';
+import type { Rng } from './options.ts';
+
+/** How long a client waits for a reply before the operation counts as indeterminate. */
+export const CLIENT_TIMEOUT_MS = 3000;
+
+const MIX = { put: 40, get: 30, remove: 15, range: 10, prefix: 5 } as const;
+
+/** Key `i` of the key space: k00, k01, ... (byte order = numeric order). */
+export function keyName(i: number): string {
+  return `k${String(i).padStart(2, '0')}`;
+}
+
+/** Connections by node, opened on first use; one per client and node. */
+class Connections {
+  readonly #clients = new Map<string, Promise<KvClient>>();
+
+  get(node: string, ip: string): Promise<KvClient> {
+    let c = this.#clients.get(node);
+    if (!c) {
+      c = KvClient.connect({ host: ip, port: CLIENT_PORT, timeoutMs: CLIENT_TIMEOUT_MS });
+      // A failed connect is forgotten so that the next operation tries again.
+      c.catch(() => this.#clients.delete(node));
+      this.#clients.set(node, c);
+    }
+    return c;
+  }
+
+  /** Forgets a closed connection: the next operation connects anew (and a refusal is definite). */
+  drop(node: string): void {
+    const c = this.#clients.get(node);
+    this.#clients.delete(node);
+    c?.then(
+      (k) => k.destroy(),
+      () => {},
+    );
+  }
+
+  closeAll(): void {
+    for (const c of this.#clients.values())
+      c.then(
+        (k) => k.destroy(),
+        () => {},
+      );
+    this.#clients.clear();
+  }
+}
+
+/** Runs `clients` clients until stop() (which waits for their last operations). */
+export function startWorkload(
+  cluster: ChaosCluster,
+  history: History,
+  rng: Rng,
+  clients: number,
+  keys: number,
+): { stop(): Promise<void> } {
+  let stopped = false;
+  const loops = Array.from({ length: clients }, (_, i) =>
+    clientLoop(`c${i}`, rng.fork(), () => stopped),
+  );
+  async function clientLoop(id: string, r: Rng, done: () => boolean): Promise<void> {
+    const conns = new Connections();
+    let seq = 0;
+    try {
+      while (!done()) {
+        const targets = cluster.clientTargets();
+        if (targets.length === 0) {
+          await new Promise((res) => setTimeout(res, 50));
+          continue;
+        }
+        const slot = r.pick(targets);
+        const type = r.weighted(MIX);
+        const key = keyName(r.int(0, keys - 1));
+        let op: Op;
+        if (type === 'range') {
+          const [a, b] = [r.int(0, keys - 1), r.int(0, keys - 1)].sort((x, y) => x - y);
+          op = history.invoke({
+            client: id,
+            node: slot.host.name,
+            type,
+            key: keyName(a!),
+            end: keyName(b!),
+          });
+        } else if (type === 'prefix') {
+          const p = r.pick(['k', 'k0', 'k1', 'k2', `k${r.int(0, Math.floor((keys - 1) / 10))}`]);
+          op = history.invoke({ client: id, node: slot.host.name, type, key: p });
+        } else {
+          const value = type === 'put' ? `${id}-${++seq}` : undefined;
+          op = history.invoke({
+            client: id,
+            node: slot.host.name,
+            type,
+            key,
+            ...(value ? { value } : {}),
+          });
+        }
+        await perform(op, conns, slot.host.ip, history);
+        // An error from a node that is down comes back at once: do not spin on it.
+        if (op.outcome === 'error' || op.outcome === 'timeout') {
+          await new Promise((res) => setTimeout(res, r.int(5, 50)));
+        }
+      }
+    } finally {
+      conns.closeAll();
+    }
+  }
+  return {
+    async stop() {
+      stopped = true;
+      await Promise.all(loops);
+    },
+  };
+}
+
+/** Where perform gets its connection to a node. */
+export interface ConnectionSource {
+  get(node: string, ip: string): Promise<KvClient>;
+  drop?(node: string): void;
+}
+
+/** Sends one operation and records its outcome. */
+export async function perform(
+  op: Op,
+  conns: ConnectionSource,
+  ip: string,
+  history: History,
+): Promise<void> {
+  let c: KvClient;
+  try {
+    c = await conns.get(op.node, ip);
+  } catch (err) {
+    // Not connected: the operation was never sent, a definite failure.
+    const code = err instanceof KvClientError ? err.code : String(err);
+    history.complete(op, 'error', { error: `CONNECT_FAILED ${code}` });
+    return;
+  }
+  try {
+    switch (op.type) {
+      case 'put':
+        await c.put(op.key, op.value!);
+        history.complete(op, 'ok');
+        break;
+      case 'get': {
+        const v = await c.get(op.key);
+        history.complete(op, v === null ? 'not_found' : 'value', { read: v });
+        break;
+      }
+      case 'remove':
+        history.complete(op, (await c.remove(op.key)) ? 'ok' : 'not_found');
+        break;
+      case 'range':
+        history.complete(op, 'keys', { keys: (await c.range(op.key, op.end!)).keys });
+        break;
+      case 'prefix':
+        history.complete(op, 'keys', { keys: (await c.prefix(op.key)).keys });
+        break;
+    }
+  } catch (err) {
+    const { outcome, code } = classify(err);
+    history.complete(op, outcome, { error: code });
+    if (code === 'CONNECTION_CLOSED') conns.drop?.(op.node);
+  }
+}
+
+/** A node's `ERR <code>` is a definite answer; anything else leaves the operation indeterminate. */
+function classify(err: unknown): { outcome: Outcome; code: string } {
+  if (err instanceof KvClientError) {
+    return { outcome: err.remote ? 'error' : 'timeout', code: err.code };
+  }
+  return { outcome: 'timeout', code: err instanceof Error ? err.message : String(err) };
+}
