@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { envNameWith, flagName, parseOptions } from '../src/config/index.ts';
 import { DEFAULT_POD_URL_TEMPLATE } from './controller/index.ts';
 
 const bool = z.union([z.boolean(), z.stringbool()]);
@@ -88,12 +89,12 @@ export const optionsSchema = z.object({
 
 export type Options = z.output<typeof optionsSchema>;
 
-export function flagName(key: string): string {
-  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-}
+export { flagName };
+
+const KEYS = Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[];
 
 export function envName(key: string): string {
-  return `KVSTORE_OPERATOR_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+  return envNameWith('KVSTORE_OPERATOR', key);
 }
 
 export type LoadResult =
@@ -101,36 +102,19 @@ export type LoadResult =
   | { readonly kind: 'help'; readonly text: string }
   | { readonly kind: 'error'; readonly text: string };
 
-const KEYS = Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[];
-
 /** Parses argv (without node and script) over env over defaults. Never exits. */
 export function loadOptions(argv: readonly string[], env: NodeJS.ProcessEnv): LoadResult {
-  const raw: Record<string, unknown> = { ...DEFAULTS };
-  for (const key of KEYS) {
-    const v = env[envName(key)];
-    if (v !== undefined) raw[key] = v;
-  }
-  const byFlag = new Map(KEYS.map((k) => [flagName(k), k]));
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--help' || arg === '-h') return { kind: 'help', text: helpText() };
-    const eq = arg.indexOf('=');
-    const flag = eq === -1 ? arg : arg.slice(0, eq);
-    const key = byFlag.get(flag);
-    if (key === undefined) return { kind: 'error', text: `options: unknown option '${flag}'` };
-    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
-    if (value === undefined) return { kind: 'error', text: `options: ${flag} needs a value` };
-    raw[key] = value;
-  }
-  const parsed = optionsSchema.safeParse(raw);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => {
-      const key = String(issue.path[0] ?? '');
-      return `  ${key ? `${flagName(key)} (${envName(key)})` : 'options'}: ${issue.message}`;
-    });
-    return { kind: 'error', text: `options: invalid\n${lines.join('\n')}` };
-  }
-  return { kind: 'options', options: withDerived(parsed.data, env) };
+  const r = parseOptions({
+    schema: optionsSchema,
+    defaults: DEFAULTS,
+    envPrefix: 'KVSTORE_OPERATOR',
+    module: 'options',
+    argv,
+    env,
+  });
+  if (r.kind === 'help') return { kind: 'help', text: helpText() };
+  if (r.kind === 'error') return r;
+  return { kind: 'options', options: withDerived(r.value, env) };
 }
 
 const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';

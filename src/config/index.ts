@@ -1,4 +1,5 @@
 // config: the node's one configuration schema, its defaults, and loading from flags and KV_* env.
 
+export { envNameWith, type Parsed, parseOptions } from './flags.ts';
 export { envName, flagName, helpText, type LoadResult, loadConfig } from './load.ts';
 export { type Config, configSchema, DEFAULTS, HELP } from './schema.ts';

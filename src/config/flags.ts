@@ -1,0 +1,60 @@
+// Shared by every entry point: `--kebab-flag value` over `PREFIX_UPPER_SNAKE` env over defaults.
+
+import type { z } from 'zod';
+
+/** camelCase option -> `--kebab-case` flag. */
+export function flagName(key: string): string {
+  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/** camelCase option -> `<prefix>_UPPER_SNAKE` environment variable. */
+export function envNameWith(prefix: string, key: string): string {
+  return `${prefix}_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}
+
+export type Parsed<T> =
+  | { readonly kind: 'ok'; readonly value: T }
+  | { readonly kind: 'help' }
+  | { readonly kind: 'error'; readonly text: string };
+
+/**
+ * Builds the raw options from `defaults`, then `<envPrefix>_*` variables, then flags (later
+ * wins), and validates them with `schema`. Errors name the flag and the variable; `module`
+ * starts every message. Never exits.
+ */
+export function parseOptions<S extends z.ZodType>(opts: {
+  readonly schema: S;
+  readonly defaults: Readonly<Record<string, unknown>>;
+  readonly envPrefix: string;
+  readonly module: string;
+  readonly argv: readonly string[];
+  readonly env: NodeJS.ProcessEnv;
+}): Parsed<z.output<S>> {
+  const { defaults, envPrefix, module } = opts;
+  const keys = Object.keys(defaults);
+  const raw: Record<string, unknown> = { ...defaults };
+  for (const key of keys) {
+    const v = opts.env[envNameWith(envPrefix, key)];
+    if (v !== undefined) raw[key] = v;
+  }
+  const byFlag = new Map(keys.map((k) => [flagName(k), k]));
+  for (let i = 0; i < opts.argv.length; i++) {
+    const arg = opts.argv[i]!;
+    if (arg === '--help' || arg === '-h') return { kind: 'help' };
+    const eq = arg.indexOf('=');
+    const flag = eq === -1 ? arg : arg.slice(0, eq);
+    const key = byFlag.get(flag);
+    if (key === undefined) return { kind: 'error', text: `${module}: unknown option '${flag}'` };
+    const value = eq === -1 ? opts.argv[++i] : arg.slice(eq + 1);
+    if (value === undefined) return { kind: 'error', text: `${module}: ${flag} needs a value` };
+    raw[key] = value;
+  }
+  const parsed = opts.schema.safeParse(raw);
+  if (parsed.success) return { kind: 'ok', value: parsed.data };
+  const lines = parsed.error.issues.map((issue) => {
+    const key = String(issue.path[0] ?? '');
+    const where = key ? `${flagName(key)} (${envNameWith(envPrefix, key)})` : module;
+    return `  ${where}: ${issue.message}`;
+  });
+  return { kind: 'error', text: `${module}: invalid configuration\n${lines.join('\n')}` };
+}
