@@ -1,10 +1,8 @@
 // Checks the generator: redis-benchmark vs this harness (same RESP framing) on the same Redis.
 
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { type Cell, type CellResult, markdownTable, type TargetResult } from './report.ts';
-
-const execFileAsync = promisify(execFile);
+import { redisBenchmark } from './redisbench.ts';
+import type { Cell, CellResult, TargetResult } from './report.ts';
+import { markdownTable } from './table.ts';
 
 interface BenchmarkRow {
   readonly op: 'put' | 'get';
@@ -13,41 +11,32 @@ interface BenchmarkRow {
   readonly p99Us: number;
 }
 
-/** `redis-benchmark -t set,get --csv` with a bounded request count; parses its CSV lines. */
-async function redisBenchmark(
+/** `redis-benchmark -t set,get --csv` with a bounded request count, as harness-shaped rows. */
+async function benchmarkRows(
   port: number,
-  connections: number,
-  depth: number,
+  clients: number,
+  pipeline: number,
   requests: number,
   keys: number,
   valueBytes: number,
 ): Promise<BenchmarkRow[]> {
-  const args = ['-h', '127.0.0.1', '-p', String(port), '-t', 'set,get', '-n', String(requests)];
-  args.push(
-    '-c',
-    String(connections),
-    '-P',
-    String(depth),
-    '-d',
-    String(valueBytes),
-    '-r',
-    String(keys),
-    '--csv',
-  );
-  const { stdout } = await execFileAsync('redis-benchmark', args, { timeout: 120_000 });
-  const rows: BenchmarkRow[] = [];
-  for (const line of stdout.split('\n')) {
-    const f = line.split(',').map((s) => s.replaceAll('"', ''));
-    if (f[0] !== 'SET' && f[0] !== 'GET') continue;
-    const ms = (s: string | undefined) => Number(s) * 1000;
-    rows.push({
-      op: f[0] === 'SET' ? 'put' : 'get',
-      rps: Number(f[1]),
-      p50Us: ms(f[4]),
-      p99Us: ms(f[6]),
-    });
-  }
-  return rows;
+  const { rows } = await redisBenchmark({
+    host: '127.0.0.1',
+    port,
+    tests: 'set,get',
+    requests,
+    clients,
+    pipeline,
+    keys,
+    valueBytes,
+    timeoutMs: 120_000,
+  });
+  return rows.map((r) => ({
+    op: r.test === 'SET' ? 'put' : 'get',
+    rps: r.rps,
+    p50Us: r.p50Ms * 1000,
+    p99Us: r.p99Ms * 1000,
+  }));
 }
 
 const fmt = (n: number | undefined) =>
@@ -94,7 +83,7 @@ export async function crosscheck(
   const shapes = new Map(cells.map((c) => [`${c.cell.connections}x${c.cell.depth}`, c.cell]));
   for (const { connections, depth } of shapes.values()) {
     const requests = Math.min(400_000, 20_000 * connections * depth);
-    const bench = await redisBenchmark(
+    const bench = await benchmarkRows(
       port,
       connections,
       depth,

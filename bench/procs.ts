@@ -1,4 +1,4 @@
-// Starts and stops the servers under test (a kvstore node, redis-server) and removes their temp dirs.
+// Starts and stops the servers under test (kvstore nodes, redis-server), reads their CPU and RSS, cleans up.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
@@ -24,8 +24,13 @@ const STOP_TIMEOUT_MS = 10_000;
 export interface Server {
   readonly name: string;
   readonly child: ChildProcess;
+  readonly host: string;
   readonly port: number;
   readonly dir: string;
+  /** performance.now() just before the process was spawned. */
+  readonly spawnedAt: number;
+  /** Milliseconds from spawn to ready: kvstore's `node listening` log line, Redis's first PONG. */
+  readonly readyMs: number;
 }
 
 const live = new Set<ChildProcess>();
@@ -60,25 +65,43 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
+export interface KvstoreOptions {
+  readonly name?: string;
+  readonly host?: string;
+  /** Client, HTTP and peer ports; 0 (the default) picks free ones. */
+  readonly ports?: readonly [number, number, number];
+  /** An existing data dir (a restart); otherwise a fresh temp dir under the root. */
+  readonly dir?: string;
+  /** Extra flags, e.g. `--peers ...` and the quorums. */
+  readonly args?: readonly string[];
+  /** Flags for node itself, before the script (e.g. `--inspect=...`). */
+  readonly nodeArgs?: readonly string[];
+}
+
+/** A single node keeps one replica of each key: RF=1, W=1, R=1 (writes durable, the default). */
+export const SINGLE_NODE_ARGS = [
+  '--replication-factor',
+  '1',
+  '--write-quorum',
+  '1',
+  '--read-quorum',
+  '1',
+] as const;
+
 /**
- * Starts `node src/main.ts` on free ports with a fresh data dir at log level info, and reads the
- * bound port from its `node listening` JSON log line. Writes stay durable (the node's defaults).
+ * Starts `node src/main.ts` at log level info, and reads the bound client port from its
+ * `node listening` JSON log line. Writes stay durable (the node's defaults).
  */
-export async function startKvstore(root: string): Promise<Server> {
-  const dir = tempDir(root, 'kvstore-bench-');
-  const args = [join(ROOT, 'src/main.ts'), '--node-name', 'bench', '--host', '127.0.0.1'];
-  args.push(
-    '--port',
-    '0',
-    '--http-port',
-    '0',
-    '--peer-port',
-    '0',
-    '--data-dir',
-    dir,
-    '--log-level',
-    'info',
-  );
+export async function startKvstore(root: string, opts: KvstoreOptions = {}): Promise<Server> {
+  const dir = opts.dir ?? tempDir(root, 'kvstore-bench-');
+  const host = opts.host ?? '127.0.0.1';
+  const [port, httpPort, peerPort] = (opts.ports ?? [0, 0, 0]).map(String);
+  const name = opts.name ?? 'kvstore';
+  const args = [...(opts.nodeArgs ?? []), join(ROOT, 'src/main.ts'), '--node-name', name];
+  args.push('--host', host, '--port', port!);
+  args.push('--http-port', httpPort!, '--peer-port', peerPort!, '--data-dir', dir);
+  args.push('--log-level', 'info', ...(opts.args ?? []));
+  const spawnedAt = performance.now();
   const child = spawn(NODE, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
   const exited = track(child);
   const listening = new Promise<number>((res, rej) => {
@@ -88,10 +111,11 @@ export async function startKvstore(root: string): Promise<Server> {
       const entry = JSON.parse(line) as { msg?: string; port?: number };
       if (entry.msg === 'node listening' && typeof entry.port === 'number') res(entry.port);
     });
-    exited.then((why) => rej(new Error(`bench: kvstore ${why}`)));
+    exited.then((why) => rej(new Error(`bench: kvstore ${name} ${why}`)));
   });
-  const port = await withTimeout(listening, START_TIMEOUT_MS, 'kvstore start');
-  return { name: 'kvstore', child, port, dir };
+  const bound = await withTimeout(listening, START_TIMEOUT_MS, `kvstore ${name} start`);
+  const readyMs = performance.now() - spawnedAt;
+  return { name, child, host, port: bound, dir, spawnedAt, readyMs };
 }
 
 /** A port that was free a moment ago (redis-server cannot bind port 0 and report it). */
@@ -107,10 +131,10 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** One PING over a fresh connection: true when the answer is `+PONG`. */
-function ping(port: number): Promise<boolean> {
+/** One RESP PING over a fresh connection (Redis and kvstore alike): true when the answer is `+PONG`. */
+export function ping(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((res) => {
-    const s = connect({ host: '127.0.0.1', port }, () => s.write('PING\r\n'));
+    const s = connect({ host, port }, () => s.write('*1\r\n$4\r\nPING\r\n'));
     const done = (ok: boolean) => {
       s.destroy();
       res(ok);
@@ -121,11 +145,16 @@ function ping(port: number): Promise<boolean> {
   });
 }
 
-/** Resolves once the port answers PING; retries until the deadline. */
-async function waitForPong(port: number, deadline: number): Promise<void> {
-  while (!(await ping(port))) {
-    if (Date.now() > deadline) throw new Error(`bench: redis on port ${port} did not answer PING`);
-    await new Promise((r) => setTimeout(r, 50));
+/** Resolves once host:port answers PING; retries every `everyMs` until the deadline. */
+export async function waitForPong(
+  port: number,
+  deadline: number,
+  host = '127.0.0.1',
+  everyMs = 50,
+): Promise<void> {
+  while (!(await ping(port, host))) {
+    if (Date.now() > deadline) throw new Error(`bench: ${host}:${port} did not answer PING`);
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
@@ -138,12 +167,15 @@ export async function startRedis(root: string, aof: boolean): Promise<Server> {
   args.push(
     ...(aof ? ['--appendonly', 'yes', '--appendfsync', 'everysec'] : ['--appendonly', 'no']),
   );
+  const spawnedAt = performance.now();
   const child = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = track(child);
   const failed = exited.then((why) => Promise.reject(new Error(`bench: redis-server ${why}`)));
   await Promise.race([waitForPong(port, Date.now() + START_TIMEOUT_MS), failed]);
   failed.catch(() => {});
-  return { name: aof ? 'redis-aof' : 'redis', child, port, dir };
+  const readyMs = performance.now() - spawnedAt;
+  const host = '127.0.0.1';
+  return { name: aof ? 'redis-aof' : 'redis', child, host, port, dir, spawnedAt, readyMs };
 }
 
 /** SIGTERM, then SIGKILL after a grace period; resolves when the process has exited. */
@@ -175,6 +207,29 @@ export function processCpuMs(pid: number | undefined, ticksPerSecond: number): n
   } catch {
     return 0;
   }
+}
+
+/** Resident memory of a process from /proc/<pid>/status, in bytes (0 when unknown). */
+export interface Rss {
+  readonly rss: number;
+  readonly anon: number;
+  readonly file: number;
+  readonly peak: number;
+}
+
+export function processRss(pid: number | undefined): Rss {
+  let status = '';
+  try {
+    status = pid === undefined ? '' : readFileSync(`/proc/${pid}/status`, 'latin1');
+  } catch {}
+  const kb = (field: string) =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
+  return {
+    rss: kb('VmRSS') * 1024,
+    anon: kb('RssAnon') * 1024,
+    file: kb('RssFile') * 1024,
+    peak: kb('VmHWM') * 1024,
+  };
 }
 
 /** Latency of a 4 KiB write + fdatasync in `root`: what bounds every durable write batch. */

@@ -1,12 +1,16 @@
-// Benchmark results: machine info, the side-by-side table (console and Markdown), and the JSON/MD files.
+// Benchmark report: machine info, the text-protocol tables, the whole Markdown report and its files.
 
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { type Goal, renderHeadline } from './goals.ts';
 import type { LatencySummary } from './histogram.ts';
 import type { Op } from './loadgen.ts';
+import type { MemoryResult } from './memory.ts';
 import type { FsyncProbe } from './procs.ts';
+import type { RbCellResult } from './redisbench.ts';
+import { markdownTable, num, ratio, us } from './table.ts';
 
 export type TargetName = 'kvstore' | 'redis' | 'redis-aof';
 export const TARGETS: readonly TargetName[] = ['kvstore', 'redis', 'redis-aof'];
@@ -55,6 +59,12 @@ export interface Report {
   readonly finishedAt: string;
   readonly options: Record<string, unknown>;
   readonly machine: MachineInfo;
+  /** redis-benchmark cells: the issue's workload on Redis, Redis AOF, kvstore, a 3-node cluster. */
+  readonly rb: readonly RbCellResult[];
+  readonly goals: readonly Goal[];
+  /** The 1M-key memory and restart probe; null with --skip-memory or --quick. */
+  readonly memory: MemoryResult | null;
+  /** The text-protocol generator cells (issue 2). */
   readonly cells: readonly CellResult[];
   readonly crosscheck: readonly string[];
   /** Conditions around the run: the machine is shared, so these explain much of the variance. */
@@ -99,9 +109,6 @@ export function machineInfo(dataRoot: string, root: string): MachineInfo {
   };
 }
 
-const num = (n: number) => Math.round(n).toLocaleString('en-US');
-const us = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
-const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}x` : 'n/a');
 const cellName = (c: Cell) => [
   c.op === 'put' ? 'PUT/SET' : 'GET',
   String(c.connections),
@@ -160,16 +167,7 @@ function resourceTable(cells: readonly CellResult[]): string[][] {
   return [head, ...rows];
 }
 
-/** A Markdown table with padded columns, readable as plain text too. Numeric columns align right. */
-export function markdownTable(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) =>
-    `| ${r.map((c, i) => (i < 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i < 1 ? `${'-'.repeat(w + 1)}-` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(rows[0]!), rule, ...rows.slice(1).map(line)].join('\n');
-}
-
-export function renderTables(cells: readonly CellResult[]): string {
+export function renderTextTables(cells: readonly CellResult[]): string {
   return `${markdownTable(mainTable(cells))}\n\nResource use during each window (CPU% of one core; gen = load generator threads):\n\n${markdownTable(resourceTable(cells))}`;
 }
 
@@ -177,41 +175,56 @@ export function renderMarkdown(report: Report): string {
   const m = report.machine;
   const o = report.options;
   const c = report.conditions;
+  const rb = report.rb[0];
   const lines = [
-    '# kvstore single-node benchmark',
+    '# kvstore benchmark: kvstore vs Redis, side by side',
     '',
-    `Run ${report.startedAt} – ${report.finishedAt}, commit ${m.gitCommit}.`,
+    `Run ${report.startedAt} – ${report.finishedAt}, commit ${m.gitCommit}${o.quick ? ' (--quick: a smoke test, not a measurement)' : ''}.`,
     '',
     '## Machine',
     '',
     `- CPU: ${m.cpuModel}, nproc ${m.nproc}, memory ${m.memoryGiB} GiB, kernel ${m.kernel}`,
-    `- Node ${m.node}, Redis ${m.redis}; data dirs on ${m.dataFs}`,
+    `- Node ${m.node}, Redis ${m.redis} (redis-server and redis-benchmark from Debian); data dirs on ${m.dataFs}`,
     `- Load average ${m.loadAvgAtStart.join(' ')} at start, ${c.loadAvgAtEnd.join(' ')} at end (others share this machine)`,
     `- 4 KiB write + fdatasync in the data dir: p50 ${c.fsyncAtStart.p50Us} µs, p99 ${c.fsyncAtStart.p99Us} µs at start;`,
     `  p50 ${c.fsyncAtEnd.p50Us} µs, p99 ${c.fsyncAtEnd.p99Us} µs at end (bounds every kvstore write batch)`,
     '',
-    '## Setup',
+    '## redis-benchmark: kvstore as a ratio of Redis, and the goals',
     '',
-    `- Key space ${o.keys} keys (\`key:<8 hex>\`, pre-filled on every server), values ${o.valueBytes} bytes;`,
-    `  uniformly random keys; ${o.warmupS} s warm-up then ${o.durationS} s measured per cell and server.`,
-    '- kvstore: one node, text protocol (`PUT k v` / `GET k`), durable writes (LMDB, fsync per batch).',
-    '- redis: `--save "" --appendonly no` (no persistence); redis-aof: `--appendonly yes --appendfsync everysec`.',
-    '  Both spoken to with inline commands (`SET k v` / `GET k`), RESP replies.',
-    `- Load generator: ${o.workers} worker_threads splitting the connections; each connection keeps \`depth\``,
-    '  requests outstanding; latency = reply read time − request write time, log-bucket histogram (<1% error).',
-    '- Servers run side by side in the same run, each cell measured on kvstore, redis, redis-aof in turn.',
+    `\`redis-benchmark -t set|get -c ${rb?.clients ?? 50} -P 1|16 -r ${rb?.keys ?? 0} -d ${rb?.valueBytes ?? 0} --csv\`, ${o.quick ? 'one short run' : 'each run sized to'}`,
+    `${o.quick ? 'of 4 x clients x pipeline requests (--quick)' : `about ${o.durationS} s after short warm-up runs`}; the keys \`key:000000000000\`.. are pre-filled on`,
+    'every target so GETs hit. Targets, each cell measured on all four in turn: Redis `--save "" --appendonly no`;',
+    'Redis `--appendonly yes --appendfsync everysec`; one kvstore node with `--replication-factor 1`',
+    '(`OK` = durable, LMDB fsync per batch); three kvstore nodes on 127.x.y.1-3, RF=3 W=2 R=2, with',
+    'redis-benchmark driving node 1 (which forwards). Latency is per request, or per pipeline of 16 with',
+    '-P 16 (redis-benchmark times a batch). Ratios are kvstore/Redis from this run: ops > 1 and p99 < 1',
+    'favour kvstore. Server CPU% is of one core (the cluster row sums three nodes); redis-benchmark',
+    'itself takes most of the other core.',
     '',
-    '## Results',
-    '',
-    renderTables(report.cells),
-    '',
-    'Reading it: kv/redis ops < 1 means kvstore serves fewer ops/s than Redis; kv/redis p99 > 1 means',
-    "kvstore's p99 is higher. Latency includes time queued behind the connection's other outstanding",
-    "requests, so with many requests in flight p50 ≈ in-flight requests / ops/s (Little's law).",
-    "Single-connection cells are round-trip bound: the generator's own turnaround (Node event loop",
-    'in a worker thread, tens of µs) is part of every round trip for both servers.',
+    renderHeadline(report.rb, report.goals, report.memory),
     '',
   ];
+  if (report.cells.length > 0) {
+    lines.push(
+      '## Text-protocol generator cells',
+      '',
+      `- Key space ${o.keys} keys (\`key:<8 hex>\`, pre-filled on every server), values ${o.valueBytes} bytes;`,
+      `  uniformly random keys; ${o.warmupS} s warm-up then ${o.durationS} s measured per cell and server.`,
+      '- kvstore: the single node above, text protocol (`PUT k v` / `GET k`), durable writes.',
+      '- redis, redis-aof: as above, spoken to with inline commands (`SET k v` / `GET k`), RESP replies.',
+      `- Load generator: ${o.workers} worker_threads splitting the connections; each connection keeps \`depth\``,
+      '  requests outstanding; latency = reply read time − request write time, log-bucket histogram (<1% error).',
+      '',
+      renderTextTables(report.cells),
+      '',
+      'Reading it: kv/redis ops < 1 means kvstore serves fewer ops/s than Redis; kv/redis p99 > 1 means',
+      "kvstore's p99 is higher. Latency includes time queued behind the connection's other outstanding",
+      "requests, so with many requests in flight p50 ≈ in-flight requests / ops/s (Little's law).",
+      "Single-connection cells are round-trip bound: the generator's own turnaround (Node event loop",
+      'in a worker thread, tens of µs) is part of every round trip for both servers.',
+      '',
+    );
+  }
   if (report.crosscheck.length > 0) {
     lines.push(
       '## Generator check (redis-benchmark against the no-persistence Redis)',
@@ -223,15 +236,15 @@ export function renderMarkdown(report: Report): string {
   return lines.join('\n');
 }
 
-/** Writes `<stamp>-single-node.md/.json` and `latest-single-node.md/.json` into `outDir`. */
+/** Writes `<stamp>-bench.md/.json` and `latest-bench.md/.json` into `outDir`; returns the .md path. */
 export function writeReport(report: Report, outDir: string): string {
   mkdirSync(outDir, { recursive: true });
   const stamp = report.startedAt.replace(/\.\d+Z$/, 'Z').replaceAll(':', '-');
-  const md = join(outDir, `${stamp}-single-node.md`);
-  const json = join(outDir, `${stamp}-single-node.json`);
+  const md = join(outDir, `${stamp}-bench.md`);
+  const json = join(outDir, `${stamp}-bench.json`);
   writeFileSync(md, renderMarkdown(report));
   writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
-  copyFileSync(md, join(outDir, 'latest-single-node.md'));
-  copyFileSync(json, join(outDir, 'latest-single-node.json'));
+  copyFileSync(md, join(outDir, 'latest-bench.md'));
+  copyFileSync(json, join(outDir, 'latest-bench.json'));
   return md;
 }

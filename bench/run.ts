@@ -1,58 +1,75 @@
-// `npm run bench`: kvstore vs Redis side by side on one machine; prints a table, writes bench/results.
+// `npm run bench`: kvstore vs Redis side by side (redis-benchmark, text cells, memory); one report.
 
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { Worker } from 'node:worker_threads';
-import { crosscheck } from './crosscheck.ts';
-import { Histogram } from './histogram.ts';
-import type { FromWorker, LoadTarget, Op, ToWorker, WorkerInit, WorkerResult } from './loadgen.ts';
+import { startCluster } from './cluster.ts';
+import { evaluateGoals, renderHeadline, TARGET_LABELS } from './goals.ts';
+import { type MemoryResult, memoryProbe } from './memory.ts';
 import {
   cleanupSync,
   fsyncProbe,
-  processCpuMs,
   ROOT,
   type Server,
+  SINGLE_NODE_ARGS,
   startKvstore,
   startRedis,
   stopServer,
 } from './procs.ts';
-import type { ProtocolName } from './protocols.ts';
 import {
-  type Cell,
+  prefillRb,
+  type RbCell,
+  type RbCellResult,
+  type RbMeasurement,
+  type RbTarget,
+  type RbTargetName,
+  runRbCells,
+} from './redisbench.ts';
+import {
   type CellResult,
   loadAverage,
   machineInfo,
   type Report,
-  renderTables,
+  renderTextTables,
   TARGETS,
   type TargetName,
-  type TargetResult,
   writeReport,
 } from './report.ts';
+import { checkGenerator, fill, LoadWorker, runCells } from './textcells.ts';
 
 const USAGE = `Usage: node bench/run.ts [options]
-  --duration-s N    measured seconds per cell and server (default 5; --quick: 1)
-  --warmup-s N      unmeasured seconds before each measurement (default 1; --quick: 0.25)
-  --keys N          key space, pre-filled on every server (default 100000; --quick: 10000)
-  --value-bytes N   value size in bytes (default 100)
-  --workers N       load generator threads (default 2)
-  --out DIR         where the reports go (default bench/results)
-  --data-root DIR   where temp data dirs are made (default the OS temp dir)
-  --quick           4 cells instead of 8, short runs, no redis-benchmark check (a smoke test)
-  --no-crosscheck   skip the redis-benchmark comparison
-  --help            print this text`;
+  --duration-s N     measured seconds per cell and server (default 5; --quick: 1); redis-benchmark
+                     runs are sized to it after short warm-up runs
+  --warmup-s N       unmeasured seconds before each text cell (default 1; --quick: 0.25)
+  --keys N           key space of every cell, pre-filled everywhere; redis-benchmark -r
+                     (default 100000; --quick: 10000)
+  --value-bytes N    value size in bytes (default 100)
+  --clients N        redis-benchmark connections (default 50)
+  --workers N        text load generator threads (default 2)
+  --memory-keys N    keys for the memory/restart probe (default 1000000)
+  --out DIR          where the reports go (default bench/results)
+  --data-root DIR    where temp data dirs are made (default the OS temp dir)
+  --quick            a smoke test: short runs, 4 text cells instead of 8, no generator check,
+                     no memory probe
+  --skip-memory      skip the memory/restart probe
+  --skip-text        skip the text-protocol cells (and the generator check)
+  --no-crosscheck    skip the generator check (redis-benchmark vs this harness on Redis)
+  --help             print this text`;
 
 interface Options {
   readonly durationS: number;
   readonly warmupS: number;
   readonly keys: number;
   readonly valueBytes: number;
+  readonly clients: number;
   readonly workers: number;
+  readonly memoryKeys: number;
   readonly out: string;
   readonly dataRoot: string;
   readonly quick: boolean;
+  readonly memory: boolean;
+  readonly text: boolean;
   readonly crosscheck: boolean;
 }
 
@@ -65,6 +82,7 @@ function positive(name: string, raw: string | undefined, fallback: number): numb
 }
 
 function parseOptions(argv: string[]): Options | null {
+  const flag = { type: 'boolean', default: false } as const;
   const { values: v } = parseArgs({
     args: argv,
     options: {
@@ -72,241 +90,151 @@ function parseOptions(argv: string[]): Options | null {
       'warmup-s': { type: 'string' },
       keys: { type: 'string' },
       'value-bytes': { type: 'string' },
+      clients: { type: 'string' },
       workers: { type: 'string' },
+      'memory-keys': { type: 'string' },
       out: { type: 'string' },
       'data-root': { type: 'string' },
-      quick: { type: 'boolean', default: false },
-      'no-crosscheck': { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
+      quick: flag,
+      'skip-memory': flag,
+      'skip-text': flag,
+      'no-crosscheck': flag,
+      help: flag,
     },
   });
   if (v.help) return null;
   const quick = v.quick === true;
+  const text = v['skip-text'] !== true;
   return {
     durationS: positive('duration-s', v['duration-s'], quick ? 1 : 5),
     warmupS: positive('warmup-s', v['warmup-s'], quick ? 0.25 : 1),
     keys: Math.floor(positive('keys', v.keys, quick ? 10_000 : 100_000)),
     valueBytes: Math.floor(positive('value-bytes', v['value-bytes'], 100)),
+    clients: Math.floor(positive('clients', v.clients, 50)),
     workers: Math.floor(positive('workers', v.workers, 2)),
+    memoryKeys: Math.floor(positive('memory-keys', v['memory-keys'], 1_000_000)),
     out: resolve(v.out ?? join(ROOT, 'bench/results')),
     dataRoot: resolve(v['data-root'] ?? tmpdir()),
     quick,
-    crosscheck: !quick && v['no-crosscheck'] !== true,
+    memory: !quick && v['skip-memory'] !== true,
+    text,
+    crosscheck: text && !quick && v['no-crosscheck'] !== true,
   };
 }
 
-function cellsFor(quick: boolean): Cell[] {
-  const shapes = quick
-    ? [
-        [1, 1],
-        [50, 16],
-      ]
-    : [
-        [1, 1],
-        [1, 16],
-        [50, 1],
-        [50, 16],
-      ];
-  const ops: Op[] = ['put', 'get'];
-  return ops.flatMap((op) =>
-    shapes.map(([connections, depth]) => ({ op, connections: connections!, depth: depth! })),
+const t0 = performance.now();
+/** A progress line on stderr, stamped with the seconds since the start. */
+const say = (line: string) =>
+  process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${line}\n`);
+
+function rbProgress(cell: RbCell, name: RbTargetName, m: RbMeasurement): void {
+  const what = `${cell.op.toUpperCase()} P${String(cell.pipeline).padEnd(2)} ${TARGET_LABELS[name].padEnd(29)}`;
+  const err = m.error === null ? '' : ` ERRORS (${m.error})`;
+  say(
+    `${what} ${Math.round(m.rps).toLocaleString('en-US').padStart(9)} ops/s p50 ${m.p50Ms} ms p99 ${m.p99Ms} ms (${m.requests} requests, ${(m.wallMs / 1000).toFixed(1)} s)${err}`,
   );
 }
 
-/** A load generator thread with a queue of its replies. */
-class LoadWorker {
-  readonly worker: Worker;
-  readonly #inbox: FromWorker[] = [];
-  readonly #waiters: { resolve: (m: FromWorker) => void; reject: (e: Error) => void }[] = [];
-  #dead: Error | null = null;
-
-  constructor(init: WorkerInit) {
-    this.worker = new Worker(new URL('./loadgen.ts', import.meta.url), { workerData: init });
-    this.worker.on('message', (m: FromWorker) => {
-      const w = this.#waiters.shift();
-      if (w) w.resolve(m);
-      else this.#inbox.push(m);
-    });
-    const die = (err: Error) => {
-      this.#dead = err;
-      for (const w of this.#waiters.splice(0)) w.reject(err);
-    };
-    this.worker.on('error', die);
-    this.worker.on('exit', (code) => die(new Error(`bench: load generator exited (${code})`)));
-  }
-
-  send(msg: ToWorker): void {
-    this.worker.postMessage(msg);
-  }
-
-  /** The next reply; a `failed` reply or a dead worker rejects. */
-  async next<T extends FromWorker['type']>(type: T): Promise<Extract<FromWorker, { type: T }>> {
-    const m =
-      this.#inbox.shift() ??
-      (await new Promise<FromWorker>((resolve, reject) => {
-        if (this.#dead) reject(this.#dead);
-        else this.#waiters.push({ resolve, reject });
-      }));
-    if (m.type === 'failed') throw new Error(m.message);
-    if (m.type !== type)
-      throw new Error(`bench: expected '${type}' from load generator, got '${m.type}'`);
-    return m as Extract<FromWorker, { type: T }>;
-  }
-}
-
-/** Splits n connections over the workers as evenly as possible; workers with 0 stay idle. */
-function split(n: number, workers: number): number[] {
-  return Array.from(
-    { length: workers },
-    (_, i) => Math.floor(n / workers) + (i < n % workers ? 1 : 0),
-  );
-}
-
-/** The framing the main cells use: kvstore text lines, Redis inline commands. */
-function protocolOf(server: Server): ProtocolName {
-  return server.name === 'kvstore' ? 'kvstore' : 'redis';
-}
-
-/** Writes every key once (unmeasured) so GETs find values. */
-async function fill(workers: LoadWorker[], server: Server, keys: number): Promise<void> {
-  const protocol = protocolOf(server);
-  const per = Math.ceil(keys / workers.length);
-  workers.forEach((w, i) => {
-    const from = Math.min(keys, i * per);
-    w.send({
-      type: 'fill',
-      port: server.port,
-      protocol,
-      connections: 8,
-      depth: 32,
-      from,
-      to: Math.min(keys, from + per),
-    });
-  });
-  for (const w of workers) {
-    const done = await w.next('filled');
-    if (done.errors > 0)
-      throw new Error(`bench: ${done.errors} errors while filling ${server.name}`);
-  }
-}
-
-/** Runs one cell on one server: start, warm up, measure, stop, merge the workers' results. */
-async function measure(
-  workers: LoadWorker[],
-  server: Server,
-  protocol: ProtocolName,
-  cell: Cell,
-  timing: { readonly warmupS: number; readonly durationS: number },
-): Promise<TargetResult> {
-  const active = split(cell.connections, workers.length)
-    .map((connections, i) => ({ w: workers[i]!, connections }))
-    .filter((a) => a.connections > 0);
-  for (const { w, connections } of active) {
-    const target: LoadTarget = { port: server.port, protocol, connections, depth: cell.depth };
-    w.send({ type: 'start', op: cell.op, ...target });
-  }
-  for (const { w } of active) await w.next('started');
-  await sleep(timing.warmupS * 1000);
-  const ticks = 100; // USER_HZ: /proc reports CPU time in 1/100 s on Linux
-  const cpu0 = processCpuMs(server.child.pid, ticks);
-  const t0 = performance.now();
-  for (const { w } of active) w.send({ type: 'record' });
-  await sleep(timing.durationS * 1000);
-  for (const { w } of active) w.send({ type: 'stop' });
-  const serverCpuMs = processCpuMs(server.child.pid, ticks) - cpu0;
-  const wallMs = performance.now() - t0;
-  const results: WorkerResult[] = [];
-  for (const { w } of active) results.push((await w.next('result')).result);
-  return combine(results, serverCpuMs, wallMs);
-}
-
-function combine(results: WorkerResult[], serverCpuMs: number, wallMs: number): TargetResult {
-  const hist = new Histogram();
-  for (const r of results) hist.merge(r);
-  const sum = (f: (r: WorkerResult) => number) => results.reduce((s, r) => s + f(r), 0);
-  return {
-    opsPerSec: sum((r) => r.ops / (r.windowMs / 1000)),
-    latency: hist.summary(),
-    errors: sum((r) => r.errors),
-    misses: sum((r) => r.misses),
-    firstError: results.find((r) => r.firstError !== null)?.firstError ?? null,
-    windowMs: wallMs,
-    serverCpuPct: (100 * serverCpuMs) / wallMs,
-    loadgenCpuPct: (100 * sum((r) => r.cpuMs)) / wallMs,
-    loadgenMaxElu: Math.max(...results.map((r) => r.elu)),
-  };
-}
-
-function progress(cell: Cell, name: TargetName, r: TargetResult): void {
-  const what = `${cell.op.padEnd(3)} c=${String(cell.connections).padStart(2)} d=${String(cell.depth).padStart(2)} ${name.padEnd(9)}`;
-  const lat = `p50 ${r.latency.p50Us.toFixed(0)} µs p99 ${r.latency.p99Us.toFixed(0)} µs`;
-  const err = r.errors > 0 ? ` ERRORS ${r.errors} (${r.firstError})` : '';
-  process.stderr.write(
-    `${what} ${Math.round(r.opsPerSec).toLocaleString('en-US').padStart(9)} ops/s ${lat}${err}\n`,
-  );
-}
-
-/** Every cell on every server in turn (kvstore, redis, redis-aof), so they share conditions. */
-async function runCells(
-  workers: LoadWorker[],
+/** Phase 1: the issue's redis-benchmark workload on Redis, Redis AOF, one node and a cluster. */
+async function redisBenchmarkPhase(
   servers: Map<TargetName, Server>,
   opts: Options,
-): Promise<CellResult[]> {
-  const cells: CellResult[] = [];
-  for (const cell of cellsFor(opts.quick)) {
-    const results = {} as Record<TargetName, TargetResult>;
-    for (const t of TARGETS) {
-      const server = servers.get(t)!;
-      results[t] = await measure(workers, server, protocolOf(server), cell, opts);
-      progress(cell, t, results[t]);
+): Promise<RbCellResult[]> {
+  say('starting a 3-node kvstore cluster (RF=3, W=2, R=2)');
+  const cluster = await startCluster(opts.dataRoot);
+  try {
+    const single = (name: TargetName, as: RbTargetName): RbTarget => {
+      const s = servers.get(name)!;
+      return { name: as, host: s.host, port: s.port, pids: [s.child.pid!] };
+    };
+    const targets: RbTarget[] = [
+      single('redis', 'redis'),
+      single('redis-aof', 'redis-aof'),
+      single('kvstore', 'kvstore'),
+      {
+        name: 'cluster',
+        host: cluster[0]!.host,
+        port: cluster[0]!.port,
+        pids: cluster.map((n) => n.child.pid!),
+      },
+    ];
+    for (const t of targets) {
+      say(`filling ${TARGET_LABELS[t.name]} with ${opts.keys} redis-benchmark keys`);
+      await prefillRb(t, opts.keys, opts.valueBytes);
     }
-    cells.push({ cell, results });
+    const rbOpts = {
+      clients: opts.clients,
+      keys: opts.keys,
+      valueBytes: opts.valueBytes,
+      durationS: opts.durationS,
+      // A smoke test needs one short run per cell, not a measurement.
+      fixedRequests: opts.quick ? 4 : null,
+    };
+    return await runRbCells(targets, rbOpts, rbProgress);
+  } finally {
+    await Promise.all(cluster.map(stopServer));
   }
-  return cells;
 }
 
-/** redis-benchmark vs this harness speaking RESP, on the no-persistence Redis (shorter runs). */
-function checkGenerator(
-  workers: LoadWorker[],
-  redis: Server,
-  cells: CellResult[],
+/** Phase 2: the text-protocol generator cells (issue 2) and the generator check. */
+async function textPhase(
+  servers: Map<TargetName, Server>,
   opts: Options,
-): Promise<string[]> {
-  if (!opts.crosscheck) return Promise.resolve([]);
-  process.stderr.write('generator check: redis-benchmark vs this harness (RESP)\n');
-  const timing = { warmupS: Math.min(opts.warmupS, 0.5), durationS: Math.min(opts.durationS, 2) };
-  return crosscheck(redis.port, cells, opts, (cell) =>
-    measure(workers, redis, 'redis-resp', cell, timing),
-  );
-}
-
-async function bench(opts: Options): Promise<void> {
-  const startedAt = new Date().toISOString();
-  const machine = machineInfo(opts.dataRoot, ROOT);
-  const fsyncAtStart = fsyncProbe(opts.dataRoot);
-  const m = machine;
-  process.stderr.write(
-    `${m.cpuModel} x${m.nproc}, node ${m.node}, redis ${m.redis}, data on ${m.dataFs}, fsync p50 ${fsyncAtStart.p50Us} µs p99 ${fsyncAtStart.p99Us} µs, load ${m.loadAvgAtStart.join(' ')}\n`,
-  );
-  const servers = new Map<TargetName, Server>();
+): Promise<{ cells: CellResult[]; checks: string[] }> {
+  if (!opts.text) return { cells: [], checks: [] };
   const workers: LoadWorker[] = [];
   try {
-    servers.set('kvstore', await startKvstore(opts.dataRoot));
-    servers.set('redis', await startRedis(opts.dataRoot, false));
-    servers.set('redis-aof', await startRedis(opts.dataRoot, true));
     for (let i = 0; i < opts.workers; i++)
       workers.push(new LoadWorker({ keys: opts.keys, valueBytes: opts.valueBytes }));
     for (const t of TARGETS) {
-      process.stderr.write(`filling ${t} with ${opts.keys} keys\n`);
+      say(`filling ${t} with ${opts.keys} text-cell keys`);
       await fill(workers, servers.get(t)!, opts.keys);
     }
     const cells = await runCells(workers, servers, opts);
     const checks = await checkGenerator(workers, servers.get('redis')!, cells, opts);
+    return { cells, checks };
+  } finally {
+    await Promise.all(workers.map((w) => w.worker.terminate()));
+  }
+}
+
+/** Both Redis tools are required: the comparison is the point (Debian redis-server, redis-tools). */
+function requireRedisTools(): void {
+  for (const tool of ['redis-server', 'redis-benchmark']) {
+    if (spawnSync(tool, ['--version']).status !== 0)
+      throw new Error(`bench: ${tool} not found; install Debian's redis-server and redis-tools`);
+  }
+}
+
+async function bench(opts: Options): Promise<void> {
+  requireRedisTools();
+  const startedAt = new Date().toISOString();
+  const machine = machineInfo(opts.dataRoot, ROOT);
+  const fsyncAtStart = fsyncProbe(opts.dataRoot);
+  const m = machine;
+  say(
+    `${m.cpuModel} x${m.nproc}, node ${m.node}, redis ${m.redis}, data on ${m.dataFs}, fsync p50 ${fsyncAtStart.p50Us} µs p99 ${fsyncAtStart.p99Us} µs, load ${m.loadAvgAtStart.join(' ')}`,
+  );
+  const servers = new Map<TargetName, Server>();
+  try {
+    servers.set('kvstore', await startKvstore(opts.dataRoot, { args: SINGLE_NODE_ARGS }));
+    servers.set('redis', await startRedis(opts.dataRoot, false));
+    servers.set('redis-aof', await startRedis(opts.dataRoot, true));
+    const rb = await redisBenchmarkPhase(servers, opts);
+    const { cells, checks } = await textPhase(servers, opts);
+    await Promise.all([...servers.values()].map(stopServer));
+    let memory: MemoryResult | null = null;
+    if (opts.memory)
+      memory = await memoryProbe(opts.dataRoot, opts.memoryKeys, opts.valueBytes, say);
+    const goals = evaluateGoals(rb, memory);
     const report: Report = {
       startedAt,
       finishedAt: new Date().toISOString(),
       options: { ...opts },
       machine,
+      rb,
+      goals,
+      memory,
       cells,
       crosscheck: checks,
       conditions: {
@@ -315,11 +243,17 @@ async function bench(opts: Options): Promise<void> {
         loadAvgAtEnd: loadAverage(),
       },
     };
-    process.stdout.write(`\n${renderTables(cells)}\n\n${checks.join('\n')}\n`);
+    const text = cells.length > 0 ? `\n\n${renderTextTables(cells)}` : '';
+    const c = report.conditions;
+    const conditions = `load ${m.loadAvgAtStart.join(' ')} -> ${c.loadAvgAtEnd.join(' ')}; fsync p50/p99 ${fsyncAtStart.p50Us}/${fsyncAtStart.p99Us} µs -> ${c.fsyncAtEnd.p50Us}/${c.fsyncAtEnd.p99Us} µs`;
+    process.stdout.write(
+      `\n${renderHeadline(rb, goals, memory)}${text}\n\n${checks.join('\n')}\n${conditions}\n`,
+    );
     process.stdout.write(`\nreport: ${writeReport(report, opts.out)}\n`);
-    if (cells.some((c) => TARGETS.some((t) => c.results[t].errors > 0))) process.exitCode = 1;
+    const textErrors = cells.some((x) => TARGETS.some((t) => x.results[t].errors > 0));
+    const rbErrors = rb.some((x) => Object.values(x.results).some((r) => r.error !== null));
+    if (textErrors || rbErrors) process.exitCode = 1;
   } finally {
-    await Promise.all(workers.map((w) => w.worker.terminate()));
     await Promise.all([...servers.values()].map(stopServer));
     cleanupSync();
   }
@@ -330,7 +264,7 @@ function main(): void {
   try {
     opts = parseOptions(process.argv.slice(2));
   } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${USAGE}\n`);
+    say(`${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
     process.exitCode = 2;
     return;
   }
@@ -340,14 +274,14 @@ function main(): void {
   }
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
-      process.stderr.write(`bench: ${signal}, cleaning up\n`);
+      say(`bench: ${signal}, cleaning up`);
       cleanupSync();
       process.exit(signal === 'SIGINT' ? 130 : 143);
     });
   }
   process.once('exit', cleanupSync);
   bench(opts).catch((err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    say(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     process.exitCode = 1;
   });
 }

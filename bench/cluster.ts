@@ -1,0 +1,72 @@
+// Starts a 3-node kvstore cluster (RF=3, W=2, R=2) on loopback addresses 127.a.b.1-3 for the bench.
+
+import { type Server, startKvstore, stopServer } from './procs.ts';
+import { respCall } from './respload.ts';
+
+/** The same ports on every member; each member has its own loopback address. */
+const PORTS = [8081, 9090, 7946] as const;
+export const CLUSTER_ARGS = [
+  '--replication-factor',
+  '3',
+  '--write-quorum',
+  '2',
+  '--read-quorum',
+  '2',
+] as const;
+
+interface ClusterInfo {
+  readonly members: readonly { readonly name: string; readonly state: string }[];
+}
+
+/** A random 127.x.y.0/24 block, so a test run on the same machine does not share addresses. */
+function loopbackBlock(): string {
+  const octet = () => 1 + Math.floor(Math.random() * 250);
+  return `127.${octet()}.${octet()}`;
+}
+
+/** How many members `node` sees up, from its CLUSTER JSON (0 while it does not answer). */
+async function membersUp(node: Server): Promise<number> {
+  try {
+    const reply = await respCall(node.host, node.port, ['CLUSTER']);
+    if (typeof reply !== 'string') return 0;
+    return (JSON.parse(reply) as ClusterInfo).members.filter((m) => m.state === 'up').length;
+  } catch {
+    return 0;
+  }
+}
+
+/** Starts `n` members that list each other with --peers; resolves once each sees all n up. */
+export async function startCluster(root: string, n = 3, timeoutMs = 30_000): Promise<Server[]> {
+  const block = loopbackBlock();
+  const hosts = Array.from({ length: n }, (_, i) => `${block}.${i + 1}`);
+  const peers = hosts.map((h, i) => `kvstore-${i}=${h}:${PORTS[2]}`).join(',');
+  const started = await Promise.allSettled(
+    hosts.map((host, i) =>
+      startKvstore(root, {
+        name: `kvstore-${i}`,
+        host,
+        ports: PORTS,
+        args: ['--peers', peers, ...CLUSTER_ARGS],
+      }),
+    ),
+  );
+  const nodes = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failed = started.find((s) => s.status === 'rejected');
+  if (failed !== undefined) {
+    await Promise.all(nodes.map(stopServer));
+    throw failed.reason;
+  }
+  const deadline = Date.now() + timeoutMs;
+  for (const node of nodes) {
+    for (;;) {
+      const up = await membersUp(node);
+      if (up === n) break;
+      if (Date.now() > deadline) {
+        await Promise.all(nodes.map(stopServer));
+        throw new Error(`bench: cluster member ${node.name} sees ${up}/${n} members up`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return nodes;
+}

@@ -1,0 +1,196 @@
+// The headline: redis-benchmark figures as ratios of Redis's from the same run, and the issue's goals.
+
+import type { MemoryResult } from './memory.ts';
+import type { RbCellResult, RbMeasurement, RbOp, RbTargetName } from './redisbench.ts';
+import { markdownTable, mib, ms, num, ratio } from './table.ts';
+
+export const TARGET_LABELS: Record<RbTargetName, string> = {
+  redis: 'Redis, no persistence',
+  'redis-aof': 'Redis, AOF everysec',
+  kvstore: 'kvstore, 1 node RF=1',
+  cluster: 'kvstore, 3 nodes RF=3 W=2 R=2',
+};
+
+/** One goal of the issue, with what this run measured. */
+export interface Goal {
+  readonly goal: string;
+  readonly measured: string;
+  /** The measured ratio (or seconds, for the restart goal); null when not measured. */
+  readonly value: number | null;
+  /** null: not measured in this run (e.g. --skip-memory). */
+  readonly pass: boolean | null;
+}
+
+const workload = (op: RbOp, pipeline: number) => `${op.toUpperCase()} P${pipeline}`;
+
+/** Rows: workload x target; ratios of kvstore (and the cluster) to Redis, and cluster to 1 node. */
+export function rbTable(cells: readonly RbCellResult[]): string[][] {
+  const head = ['workload', 'target', 'ops/s', 'p50 ms', 'p99 ms', 'ops vs Redis'];
+  head.push('ops vs Redis AOF', 'ops vs 1 node', 'p99 vs Redis', 'p99 vs Redis AOF', 'server CPU%');
+  const rows = [head];
+  for (const { cell, results: r } of cells) {
+    for (const [name, m] of Object.entries(r) as [RbTargetName, RbMeasurement][]) {
+      const ours = name === 'kvstore' || name === 'cluster';
+      rows.push([
+        workload(cell.op, cell.pipeline),
+        TARGET_LABELS[name] + (m.error === null ? '' : ' (errors!)'),
+        num(m.rps),
+        ms(m.p50Ms),
+        ms(m.p99Ms),
+        name === 'redis' ? '' : ratio(m.rps, r.redis.rps),
+        ours ? ratio(m.rps, r['redis-aof'].rps) : '',
+        name === 'cluster' ? ratio(m.rps, r.kvstore.rps) : '',
+        name === 'redis' ? '' : ratio(m.p99Ms, r.redis.p99Ms),
+        ours ? ratio(m.p99Ms, r['redis-aof'].p99Ms) : '',
+        m.serverCpuPct.toFixed(0),
+      ]);
+    }
+  }
+  return rows;
+}
+
+function find(cells: readonly RbCellResult[], op: RbOp, pipeline: number) {
+  return cells.find((c) => c.cell.op === op && c.cell.pipeline === pipeline)?.results;
+}
+
+/** A goal on a/b: at least `min` (throughput) or at most `max` (latency). */
+function ratioGoal(
+  goal: string,
+  a: number | undefined,
+  b: number | undefined,
+  bound: { readonly min?: number; readonly max?: number },
+  unit: (n: number) => string,
+): Goal {
+  if (a === undefined || b === undefined || !(b > 0))
+    return { goal, measured: 'not measured', value: null, pass: null };
+  const value = a / b;
+  const pass = bound.min !== undefined ? value >= bound.min : value <= bound.max!;
+  return { goal, measured: `${value.toFixed(2)}x (${unit(a)} / ${unit(b)})`, value, pass };
+}
+
+const opsUnit = (n: number) => `${num(n)} ops/s`;
+const msUnit = (n: number) => `${ms(n)} ms`;
+
+/** The goals of issue 6, item 4, in its order. */
+export function evaluateGoals(cells: readonly RbCellResult[], memory: MemoryResult | null): Goal[] {
+  const at = (op: RbOp, p: number, t: RbTargetName) => find(cells, op, p)?.[t];
+  const goals: Goal[] = [
+    ratioGoal(
+      'GET P1: kvstore >= 0.8x Redis',
+      at('get', 1, 'kvstore')?.rps,
+      at('get', 1, 'redis')?.rps,
+      { min: 0.8 },
+      opsUnit,
+    ),
+    ratioGoal(
+      'GET P16: kvstore >= 0.5x Redis',
+      at('get', 16, 'kvstore')?.rps,
+      at('get', 16, 'redis')?.rps,
+      { min: 0.5 },
+      opsUnit,
+    ),
+    ratioGoal(
+      'SET P1: kvstore >= 0.6x Redis AOF everysec',
+      at('set', 1, 'kvstore')?.rps,
+      at('set', 1, 'redis-aof')?.rps,
+      { min: 0.6 },
+      opsUnit,
+    ),
+    ratioGoal(
+      'SET P16: kvstore >= 0.35x Redis AOF everysec',
+      at('set', 16, 'kvstore')?.rps,
+      at('set', 16, 'redis-aof')?.rps,
+      { min: 0.35 },
+      opsUnit,
+    ),
+    ratioGoal(
+      'p99, 50 conns, GET P1: kvstore <= 2x Redis',
+      at('get', 1, 'kvstore')?.p99Ms,
+      at('get', 1, 'redis')?.p99Ms,
+      { max: 2 },
+      msUnit,
+    ),
+    ratioGoal(
+      'p99, 50 conns, SET P1: kvstore <= 2x Redis AOF everysec',
+      at('set', 1, 'kvstore')?.p99Ms,
+      at('set', 1, 'redis-aof')?.p99Ms,
+      { max: 2 },
+      msUnit,
+    ),
+  ];
+  for (const op of ['set', 'get'] as const) {
+    for (const p of [1, 16]) {
+      goals.push(
+        ratioGoal(
+          `3-node cluster ${workload(op, p)}: >= 0.25x 1 node`,
+          at(op, p, 'cluster')?.rps,
+          at(op, p, 'kvstore')?.rps,
+          { min: 0.25 },
+          opsUnit,
+        ),
+      );
+    }
+  }
+  const keys = memory === null ? '1,000,000 keys' : `${num(memory.keys)} keys`;
+  goals.push(
+    ratioGoal(
+      `${keys} x 100 B: node RSS <= 2x raw data`,
+      memory?.settled.rss,
+      memory?.rawBytes,
+      { max: 2 },
+      mib,
+    ),
+  );
+  const restartGoal = 'restart to serving (spawn to PONG) < 2 s';
+  if (memory === null)
+    goals.push({ goal: restartGoal, measured: 'not measured', value: null, pass: null });
+  else {
+    const s = memory.restart.pingMs / 1000;
+    const measured = `${s.toFixed(2)} s (node listening at ${(memory.restart.listeningMs / 1000).toFixed(2)} s)`;
+    goals.push({ goal: restartGoal, measured, value: s, pass: s < 2 && memory.restart.readBack });
+  }
+  return goals;
+}
+
+export function goalsTable(goals: readonly Goal[]): string[][] {
+  const verdict = (p: boolean | null) => (p === null ? 'SKIPPED' : p ? 'PASS' : 'FAIL');
+  return [
+    ['goal', 'measured', 'result'],
+    ...goals.map((g) => [g.goal, g.measured, verdict(g.pass)]),
+  ];
+}
+
+/** The memory/restart probe as Markdown lines. */
+export function memoryLines(m: MemoryResult): string[] {
+  const rss = (r: { rss: number; anon: number; file: number }) =>
+    `${mib(r.rss)} (anon ${mib(r.anon)}, file-backed ${mib(r.file)})`;
+  return [
+    `- Loaded ${num(m.keys)} distinct keys (\`key:%012d\`, ${m.valueBytes}-byte values; raw ${mib(m.rawBytes)}) into a fresh node`,
+    `  with pipelined MSETs in ${(m.loadMs / 1000).toFixed(1)} s (${num((m.keys * 1000) / m.loadMs)} keys/s); DBSIZE ${num(m.dbsize)}.`,
+    `- Node RSS empty ${rss(m.empty)}; right after the load ${rss(m.afterLoad)}, peak ${mib(m.afterLoad.peak)};`,
+    `  after ${m.settleMs / 1000} s idle ${rss(m.settled)}: **${ratio(m.settled.rss, m.rawBytes)} the raw data**.`,
+    ...(m.afterGc === null
+      ? []
+      : [
+          `- Diagnosis: V8 heap ${mib(m.afterGc.heapUsedBefore)} used of ${mib(m.afterGc.heapTotalBefore)} before a full GC forced over the`,
+          `  inspector, ${mib(m.afterGc.heapUsed)} of ${mib(m.afterGc.heapTotal)} after; RSS then ${rss(m.afterGc.rss)}, ${ratio(m.afterGc.rss.rss, m.rawBytes)} raw.`,
+        ]),
+    `- Data dir ${mib(m.dataDirBytes)} (${ratio(m.dataDirBytes, m.rawBytes)} raw).`,
+    `- SIGTERM to exit ${(m.stopMs / 1000).toFixed(2)} s; restart: \`node listening\` after ${(m.restart.listeningMs / 1000).toFixed(2)} s,`,
+    `  first PONG after ${(m.restart.pingMs / 1000).toFixed(2)} s; DBSIZE ${num(m.restart.dbsize)}, read-back ${m.restart.readBack ? 'ok' : 'FAILED'};`,
+    `  RSS after the restart ${rss(m.restart.rss)}.`,
+    `- Redis (no persistence) with the same keys: RSS ${mib(m.redis.rss.rss)} (${ratio(m.redis.rss.rss, m.rawBytes)} raw),`,
+    `  used_memory ${mib(m.redis.usedMemory)}; kvstore/Redis RSS ${ratio(m.settled.rss, m.redis.rss.rss)}.`,
+  ];
+}
+
+/** The goals and the redis-benchmark table, as printed on the console and in the report. */
+export function renderHeadline(
+  cells: readonly RbCellResult[],
+  goals: readonly Goal[],
+  memory: MemoryResult | null,
+): string {
+  const parts = [markdownTable(rbTable(cells), 2), '', markdownTable(goalsTable(goals), 2)];
+  if (memory !== null) parts.push('', ...memoryLines(memory));
+  return parts.join('\n');
+}

@@ -1,0 +1,219 @@
+// Memory and restart probe: N distinct 100-byte keys into one node, RSS vs raw bytes, restart time.
+
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  freePort,
+  processRss,
+  type Rss,
+  type Server,
+  SINGLE_NODE_ARGS,
+  startKvstore,
+  startRedis,
+  stopServer,
+  waitForPong,
+} from './procs.ts';
+import { rbKey, respCall, respLoad } from './respload.ts';
+
+export interface MemoryResult {
+  readonly keys: number;
+  readonly valueBytes: number;
+  /** Sum of key and value bytes: what the data is worth before any overhead. */
+  readonly rawBytes: number;
+  readonly loadMs: number;
+  readonly dbsize: number;
+  /** The fresh node before the load: the process's fixed cost. */
+  readonly empty: Rss;
+  readonly afterLoad: Rss;
+  /** After `settleMs` idle following the load: the figure the goal uses. */
+  readonly settled: Rss;
+  readonly settleMs: number;
+  /**
+   * Diagnosis, not the goal: after a full GC forced over the inspector, and V8's heap then
+   * (what the load left as garbage vs what the node keeps); null when the inspector failed.
+   */
+  readonly afterGc: {
+    readonly rss: Rss;
+    readonly heapTotal: number;
+    readonly heapUsed: number;
+    readonly heapTotalBefore: number;
+    readonly heapUsedBefore: number;
+  } | null;
+  /** Bytes of the files in the node's data dir. */
+  readonly dataDirBytes: number;
+  /** SIGTERM to exit. */
+  readonly stopMs: number;
+  readonly restart: {
+    /** Spawn to the `node listening` log line. */
+    readonly listeningMs: number;
+    /** Spawn to the first `+PONG` (polled every 5 ms). */
+    readonly pingMs: number;
+    readonly dbsize: number;
+    /** A GET of the last key loaded returned the value. */
+    readonly readBack: boolean;
+    readonly rss: Rss;
+  };
+  /** The same keys in Redis without persistence, for reference. */
+  readonly redis: { readonly rss: Rss; readonly usedMemory: number; readonly loadMs: number };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function dirBytes(dir: string): number {
+  return readdirSync(dir).reduce((s, f) => s + statSync(join(dir, f)).size, 0);
+}
+
+async function load(server: Server, keys: number, valueBytes: number): Promise<number> {
+  const r = await respLoad({
+    host: server.host,
+    port: server.port,
+    from: 0,
+    to: keys,
+    valueBytes,
+    connections: 8,
+    depth: 16,
+    pairs: 20,
+  });
+  if (r.errors > 0)
+    throw new Error(`bench: ${r.errors} errors loading ${server.name}: ${r.firstError}`);
+  return r.ms;
+}
+
+async function dbsize(server: Server): Promise<number> {
+  return Number(await respCall(server.host, server.port, ['DBSIZE'], 30_000));
+}
+
+interface HeapUsage {
+  readonly heapTotal: number;
+  readonly heapUsed: number;
+}
+
+/**
+ * Over the inspector (Chrome DevTools Protocol): V8's heap figures, a full GC, the figures again.
+ * Node 24 has a WebSocket client built in.
+ */
+async function forceGc(inspectPort: number): Promise<{ before: HeapUsage; after: HeapUsage }> {
+  const list = (await (await fetch(`http://127.0.0.1:${inspectPort}/json/list`)).json()) as {
+    webSocketDebuggerUrl: string;
+  }[];
+  const ws = new WebSocket(list[0]!.webSocketDebuggerUrl);
+  await new Promise((res, rej) => {
+    ws.addEventListener('open', res);
+    ws.addEventListener('error', () => rej(new Error('bench: inspector connection failed')));
+  });
+  const pending = new Map<number, (result: unknown) => void>();
+  ws.addEventListener('message', (e) => {
+    const m = JSON.parse(String(e.data)) as { id?: number; result?: unknown };
+    if (m.id !== undefined) pending.get(m.id)?.(m.result);
+  });
+  let id = 0;
+  const call = (method: string, params: object = {}) =>
+    new Promise<unknown>((res) => {
+      pending.set(++id, res);
+      ws.send(JSON.stringify({ id, method, params }));
+    });
+  const heap = async () => {
+    const expression = 'JSON.stringify(process.memoryUsage())';
+    const r = (await call('Runtime.evaluate', { expression })) as { result: { value: string } };
+    return JSON.parse(r.result.value) as HeapUsage;
+  };
+  try {
+    const before = await heap();
+    await call('HeapProfiler.collectGarbage');
+    await sleep(500);
+    return { before, after: await heap() };
+  } finally {
+    ws.close();
+  }
+}
+
+/** Starts the node with a fixed client port and times spawn -> `node listening` and -> PONG. */
+async function timedStart(
+  root: string,
+  port: number,
+  dir: string | undefined,
+  nodeArgs: string[] = [],
+) {
+  const starting = startKvstore(root, {
+    name: 'bench-memory',
+    ports: [port, 0, 0],
+    args: SINGLE_NODE_ARGS,
+    nodeArgs,
+    ...(dir === undefined ? {} : { dir }),
+  });
+  // The spawn happens synchronously inside startKvstore, so polling starts right after it.
+  const pong = waitForPong(port, Date.now() + 60_000, '127.0.0.1', 5).then(() => performance.now());
+  const [server, pongAt] = await Promise.all([starting, pong]);
+  return { server, pingMs: pongAt - server.spawnedAt };
+}
+
+/** Loads `keys` keys into a fresh node, measures memory, restarts it; then Redis for reference. */
+export async function memoryProbe(
+  root: string,
+  keys: number,
+  valueBytes: number,
+  log: (line: string) => void,
+): Promise<MemoryResult> {
+  const rawBytes = keys * (rbKey(0).length + valueBytes);
+  const port = await freePort();
+  const inspectPort = await freePort();
+  // The inspector only serves the diagnostic GC below; the restarted node runs without it.
+  let { server } = await timedStart(root, port, undefined, [`--inspect=127.0.0.1:${inspectPort}`]);
+  let restarted: Server | null = null;
+  try {
+    const empty = processRss(server.child.pid);
+    log(`memory: loading ${keys.toLocaleString('en-US')} keys into a fresh node`);
+    const loadMs = await load(server, keys, valueBytes);
+    const size = await dbsize(server);
+    if (size !== keys) throw new Error(`bench: DBSIZE ${size} after loading ${keys} keys`);
+    const afterLoad = processRss(server.child.pid);
+    const settleMs = 3000;
+    await sleep(settleMs);
+    const settled = processRss(server.child.pid);
+    let afterGc: MemoryResult['afterGc'] = null;
+    try {
+      const { before, after } = await forceGc(inspectPort);
+      const rss = processRss(server.child.pid);
+      afterGc = {
+        rss,
+        heapTotal: after.heapTotal,
+        heapUsed: after.heapUsed,
+        heapTotalBefore: before.heapTotal,
+        heapUsedBefore: before.heapUsed,
+      };
+    } catch (err) {
+      log(`memory: no forced GC (${err instanceof Error ? err.message : String(err)})`);
+    }
+    const t0 = performance.now();
+    await stopServer(server);
+    const stopMs = performance.now() - t0;
+    const dataDirBytes = dirBytes(server.dir);
+    log('memory: restarting the node');
+    const again = await timedStart(root, port, server.dir);
+    restarted = again.server;
+    const reply = await respCall('127.0.0.1', port, ['GET', rbKey(keys - 1)]);
+    const restart = {
+      listeningMs: restarted.readyMs,
+      pingMs: again.pingMs,
+      dbsize: await dbsize(restarted),
+      readBack: typeof reply === 'string' && reply.length === valueBytes,
+      rss: processRss(restarted.child.pid),
+    };
+    await stopServer(restarted);
+    server = restarted;
+    log('memory: the same keys into Redis (no persistence) for reference');
+    const redis = await startRedis(root, false);
+    try {
+      const redisLoadMs = await load(redis, keys, valueBytes);
+      const info = String(await respCall(redis.host, redis.port, ['INFO', 'memory']));
+      const usedMemory = Number(/used_memory:(\d+)/.exec(info)?.[1] ?? Number.NaN);
+      const redisResult = { rss: processRss(redis.child.pid), usedMemory, loadMs: redisLoadMs };
+      const base = { keys, valueBytes, rawBytes, loadMs, dbsize: size, empty, afterLoad, settled };
+      return { ...base, settleMs, afterGc, dataDirBytes, stopMs, restart, redis: redisResult };
+    } finally {
+      await stopServer(redis);
+    }
+  } finally {
+    await stopServer(server);
+  }
+}
