@@ -96,6 +96,8 @@ export function machineInfo(dataRoot: string, root: string): MachineInfo {
   const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? 'unknown';
   const redis = /v=(\S+)/.exec(run('redis-server', ['--version']))?.[1] ?? 'unknown';
   const dirty = run('git', ['-C', root, 'status', '--porcelain']).length > 0 ? '+dirty' : '';
+  // findmnt tells ext4 apart; `stat -f` says ext2/ext3 for all three.
+  const fs = run('findmnt', ['-n', '-o', 'FSTYPE', '--target', dataRoot]);
   return {
     nproc: availableParallelism(),
     cpuModel: model,
@@ -103,7 +105,7 @@ export function machineInfo(dataRoot: string, root: string): MachineInfo {
     kernel: release(),
     node: process.version,
     redis,
-    dataFs: run('stat', ['-f', '-c', '%T', dataRoot]),
+    dataFs: fs === 'unknown' || fs === '' ? run('stat', ['-f', '-c', '%T', dataRoot]) : fs,
     loadAvgAtStart: loadAverage(),
     gitCommit: run('git', ['-C', root, 'rev-parse', '--short', 'HEAD']) + dirty,
   };
