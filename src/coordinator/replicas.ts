@@ -31,7 +31,7 @@ export class Replicas {
   async get(name: string, key: Buffer): Promise<Buffer | null> {
     if (name === this.self) return this.#storage.getRaw(key) ?? null;
     const reply = (await this.#call(name, METHODS.get, { k: key })) as GetReply;
-    return reply.r === null ? null : Buffer.from(reply.r);
+    return reply.r === null ? null : owned(reply.r);
   }
 
   /** Applies entries on `name` (last write wins); resolves once durable there. */
@@ -53,8 +53,13 @@ export class Replicas {
     if (name === this.self) return localScan(this.#storage, req);
     const reply = (await this.#call(name, METHODS.scan, req)) as ScanReply;
     return {
-      e: reply.e.map(([k, r]) => [Buffer.from(k), Buffer.from(r)] as WireEntry),
+      e: reply.e.map(([k, r]) => [owned(k), owned(r)] as WireEntry),
       more: reply.more,
     };
   }
+}
+
+/** The peer codec decodes bytes as Buffers that own their memory: no copy unless it did not. */
+function owned(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b);
 }

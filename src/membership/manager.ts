@@ -101,10 +101,6 @@ export class Membership extends EventEmitter<{ change: [] }> {
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
-  get(name: string): MemberView | undefined {
-    return this.members().find((m) => m.name === name);
-  }
-
   /** True unless the member is down or unknown to this node. This node is always up. */
   isUp(name: string): boolean {
     const t = this.#members.get(name);

@@ -3,6 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { listen } from './listen.ts';
 import type { Logger } from './logger.ts';
 
 export interface HttpOptions {
@@ -74,13 +75,7 @@ export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
     }
   });
   server.keepAliveTimeout = 5000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listen(server, opts.port, opts.host);
   return {
     port: (server.address() as AddressInfo).port,
     close: () =>

@@ -3,6 +3,7 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 
 export { type AdminRoute, type HttpEndpoint, type HttpOptions, startHttp } from './http.ts';
+export { listen } from './listen.ts';
 export { createLogger, type Logger } from './logger.ts';
 
 const NON_COUNTER_TOTALS = [

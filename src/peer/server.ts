@@ -3,7 +3,7 @@
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import type { Registry } from 'prom-client';
-import type { Logger } from '../observability/index.ts';
+import { type Logger, listen } from '../observability/index.ts';
 import { DEFAULT_MAX_FRAME_BYTES } from './frame.ts';
 import { type PeerMetrics, peerMetrics } from './metrics.ts';
 import {
@@ -77,13 +77,7 @@ export class PeerServer {
   /** Starts listening; resolves once bound, rejects if the address is taken or invalid. */
   static async start(opts: PeerServerOptions): Promise<PeerServer> {
     const s = new PeerServer(opts);
-    await new Promise<void>((resolve, reject) => {
-      s.#server.once('error', reject);
-      s.#server.listen(opts.port, opts.host, () => {
-        s.#server.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(s.#server, opts.port, opts.host);
     return s;
   }
 

@@ -7,7 +7,7 @@ import type { Registry } from 'prom-client';
 import pkg from '../../package.json' with { type: 'json' };
 import type { Coordinator } from '../coordinator/index.ts';
 import { KvError, wireCode } from '../errors/index.ts';
-import type { Logger } from '../observability/index.ts';
+import { type Logger, listen } from '../observability/index.ts';
 import { ARG_OVERHEAD, type CommandLimits, type RespLimits } from '../protocol/index.ts';
 import { Authenticator } from './auth.ts';
 import { WriteBudget } from './budget.ts';
@@ -97,13 +97,7 @@ export class KvServer {
   /** Starts listening; resolves with the server once bound, rejects if the port is taken. */
   static async start(opts: ServerOptions): Promise<KvServer> {
     const s = new KvServer(opts);
-    await new Promise<void>((resolve, reject) => {
-      s.#server.once('error', reject);
-      s.#server.listen(opts.port, opts.host, () => {
-        s.#server.off('error', reject);
-        resolve();
-      });
-    });
+    await listen(s.#server, opts.port, opts.host);
     return s;
   }
 

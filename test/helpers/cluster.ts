@@ -77,6 +77,11 @@ export async function waitAllUp(nodes: readonly ClusterNode[], timeoutMs = 10_00
   }
 }
 
+/** The --peers list naming every node of a static cluster. */
+export function peersOf(nodes: readonly ClusterNode[]): string {
+  return nodes.map((n) => `${n.name}=${n.host}:7946`).join(',');
+}
+
 export async function restart(node: ClusterNode, args: string[]): Promise<void> {
   node.proc = (await startMember(node.name, node.host, args, node.dataDir)).proc;
 }

@@ -4,6 +4,7 @@ import {
   clusterInfo,
   connect,
   metric,
+  peersOf,
   restart,
   startStaticCluster,
 } from '../helpers/cluster.ts';
@@ -139,7 +140,3 @@ describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
     expect(shares.reduce((x, y) => x + y, 0)).toBeCloseTo(1, 3);
   });
 });
-
-function peersOf(nodes: ClusterNode[]): string {
-  return nodes.map((n) => `${n.name}=${n.host}:7946`).join(',');
-}

@@ -7,6 +7,7 @@ import {
   clusterInfo,
   connect,
   metric,
+  peersOf,
   restart,
   startStaticCluster,
 } from '../helpers/cluster.ts';
@@ -24,10 +25,6 @@ async function client(node: ClusterNode): Promise<LineClient> {
   const c = await connect(node);
   clients.push(c);
   return c;
-}
-
-function peersOf(nodes: ClusterNode[]): string {
-  return nodes.map((n) => `${n.name}=${n.host}:7946`).join(',');
 }
 
 const GC = ['--tombstone-grace-ms', '300', '--gc-interval-ms', '200', '--hint-interval-ms', '200'];
