@@ -8,6 +8,7 @@ import { KvError } from '../errors/index.ts';
 import { compareVersions, HybridClock, type Version } from './hlc.ts';
 import { registerStorageMetrics, type StorageMetrics } from './metrics.ts';
 import { decodeRecord, encodeRecord, type StoredRecord } from './record.ts';
+import { type Recovered, WAL_DISCARD, WAL_PUT, WriteAheadLog } from './wal.ts';
 
 export interface StorageOptions {
   /** Directory of the LMDB environment; created when missing. */
@@ -16,7 +17,11 @@ export interface StorageOptions {
   readonly nodeName: string;
   /** Registry for the storage metrics; none are registered when omitted. */
   readonly registry?: Registry;
+  /** Size of a write-ahead log segment (default 4 MiB): bounds what a restart replays. */
+  readonly walSegmentBytes?: number;
 }
+
+const WAL_SEGMENT_BYTES = 4 * 1024 * 1024;
 
 /** Bounds of an ordered scan, on raw key bytes. */
 export interface ScanBounds {
@@ -51,11 +56,14 @@ const META_KEY = 'state';
 const EMPTY = Buffer.alloc(0);
 
 /**
- * One node's store. Reads are synchronous (memory-mapped); writes are batched by LMDB and each
- * write call resolves only once its transaction is flushed to disk, so an acknowledgement built
- * on it means durable. Keys compare as raw bytes. Every write is last-write-wins by version.
- * Besides the data it keeps an index of tombstones (so garbage collection reads only them), a
- * small JSON state table for other modules, and the environment the hint store shares.
+ * One node's store. Reads are synchronous (memory-mapped LMDB, overlaid with the writes LMDB has
+ * not committed yet). A data write is decided on the main thread, queued to LMDB and appended to
+ * the write-ahead log; the write call resolves once the log has it on disk (one fdatasync per
+ * group of writes), so an acknowledgement built on it means durable. LMDB commits and syncs
+ * behind the log; a log segment is dropped once LMDB has flushed past it, and a restart replays
+ * what remains (idempotent: every write is last-write-wins by version). Keys compare as raw
+ * bytes. Besides the data it keeps an index of tombstones (so garbage collection reads only
+ * them), a small JSON state table for other modules, and the environment the hint store shares.
  */
 export class Storage {
   readonly clock: HybridClock;
@@ -69,9 +77,11 @@ export class Storage {
   #closed = false;
   /** Writes queued and not yet committed, by key (latin1 of the key bytes); raw null: delete. */
   readonly #queued = new Map<string, { raw: Buffer | null }>();
-  /** The newest queued write: when it commits, every earlier one has. */
-  #lastWrite: Promise<unknown> = Promise.resolve();
   #stateQueued = false;
+  /** Null while replaying the log at open (replayed writes are in it already). */
+  #wal: WriteAheadLog | null = null;
+  /** Set when LMDB failed to commit a queued write: no further writes are accepted. */
+  #lmdbError: unknown = null;
 
   private constructor(opts: StorageOptions, root: RootDatabase) {
     this.#root = root;
@@ -90,13 +100,43 @@ export class Storage {
     this.#metrics = opts.registry ? registerStorageMetrics(opts.registry, this) : null;
   }
 
-  /** Opens (or creates) the store at `opts.path`. Throws KV_ERR_STORAGE when LMDB cannot. */
+  /**
+   * Opens (or creates) the store at `opts.path` and replays its write-ahead log. Throws
+   * KV_ERR_STORAGE when LMDB or the log cannot be opened.
+   */
   static open(opts: StorageOptions): Storage {
+    const walDir = join(opts.path, 'wal');
+    let store: Storage;
+    let recovered: Recovered;
     try {
       const root = open({ path: opts.path, noSubdir: false, maxDbs: 8, compression: false });
-      return new Storage(opts, root);
+      store = new Storage(opts, root);
+      recovered = WriteAheadLog.recover(walDir);
+      store.#replay(recovered);
     } catch (err) {
       throw new KvError('KV_ERR_STORAGE', `storage: cannot open ${opts.path}`, { cause: err });
+    }
+    const m = store.#metrics;
+    m?.walReplayed.set(recovered.entries.length);
+    store.#wal = WriteAheadLog.open(
+      {
+        dir: walDir,
+        segmentBytes: opts.walSegmentBytes ?? WAL_SEGMENT_BYTES,
+        checkpoint: () => store.#root.flushed,
+        ...(m ? { onSync: (sec, records, bytes) => m.walSynced(sec, records, bytes) } : {}),
+      },
+      recovered,
+    );
+    return store;
+  }
+
+  /** Applies what the log holds beyond LMDB's last flush (most of it is already there). */
+  #replay(recovered: Recovered): void {
+    for (const e of recovered.entries) {
+      const record = decodeRecord(e.payload);
+      this.clock.observe(record.version);
+      if (e.op === WAL_PUT) this.#applyOne(e.key, record, false);
+      else this.#discardOne(e.key, record.version);
     }
   }
 
@@ -107,13 +147,13 @@ export class Storage {
 
   /** The record at `key`, tombstones included; undefined when the key was never written. */
   get(key: Buffer): StoredRecord | undefined {
-    const raw = this.#data.getBinary(key);
+    const raw = this.getRaw(key);
     return raw === undefined ? undefined : decodeRecord(raw);
   }
 
   /** The stored bytes at `key` (encodeRecord format), or undefined. */
   getRaw(key: Buffer): Buffer | undefined {
-    return this.#data.getBinary(key);
+    return this.#queued.size === 0 ? this.#data.getBinary(key) : this.#current(key);
   }
 
   /**
@@ -160,23 +200,25 @@ export class Storage {
   }
 
   /**
-   * Runs `decide`, which checks and queues writes synchronously, then waits until everything
-   * queued so far is committed and flushed to disk. Every write of this process is decided here,
-   * on the main thread, against the stored value or a queued newer one, so the decisions are
-   * serial; LMDB's writer thread applies the queued puts in the same order, batching those of
-   * one event-loop turn into one transaction. (A `transaction()` callback would make the
-   * writer thread wait for the main thread on every commit.)
+   * Runs `decide`, which checks and queues writes synchronously, then waits until the log has
+   * everything appended so far on disk. Every write of this process is decided here, on the
+   * main thread, against the stored value or a queued newer one, so the decisions are serial;
+   * the log and LMDB's writer thread get them in the same order. (A `transaction()` callback
+   * would make the writer thread wait for the main thread on every commit.)
    */
   async #durable(decide: () => number | boolean): Promise<number | boolean> {
-    if (this.#closed) throw new KvError('KV_ERR_STORAGE', 'storage: store is closed');
+    const wal = this.#wal;
+    if (this.#closed || wal === null) {
+      throw new KvError('KV_ERR_STORAGE', 'storage: store is closed');
+    }
+    if (this.#lmdbError !== null) {
+      throw new KvError('KV_ERR_STORAGE', 'storage: LMDB failed to commit', {
+        cause: this.#lmdbError,
+      });
+    }
     const started = performance.now();
     const result = decide();
-    try {
-      await this.#lastWrite;
-      await this.#root.flushed;
-    } catch (err) {
-      throw new KvError('KV_ERR_STORAGE', 'storage: write failed', { cause: err });
-    }
+    await wal.sync();
     this.#metrics?.commitSeconds.observe((performance.now() - started) / 1000);
     return result;
   }
@@ -188,17 +230,24 @@ export class Storage {
     return this.#data.getBinary(key);
   }
 
-  /** Queues a put (raw) or a delete (null) of `key` and remembers it until committed. */
+  /**
+   * Queues a put (raw) or a delete (null) of `key` to LMDB and remembers it until committed,
+   * so reads see it at once. The caller has logged it (or is replaying the log).
+   */
   #queue(key: Buffer, raw: Buffer | null): void {
     const k = key.toString('latin1');
     const entry = { raw };
     this.#queued.set(k, entry);
     const done = raw === null ? this.#data.remove(key) : this.#data.put(key, raw);
-    this.#lastWrite = done;
-    const forget = () => {
-      if (this.#queued.get(k) === entry) this.#queued.delete(k);
-    };
-    done.then(forget, forget);
+    done.then(
+      () => {
+        if (this.#queued.get(k) === entry) this.#queued.delete(k);
+      },
+      (err: unknown) => {
+        // The log has the write; reads keep seeing it; a restart replays it.
+        this.#lmdbError ??= err;
+      },
+    );
     this.#saveStateSoon();
   }
 
@@ -207,7 +256,9 @@ export class Storage {
     const old = raw === undefined ? undefined : decodeRecord(raw);
     if (onlyIfLive && (!old || old.tombstone)) return false;
     if (old && compareVersions(old.version, record.version) >= 0) return false;
-    this.#queue(key, encodeRecord(record));
+    const encoded = encodeRecord(record);
+    this.#queue(key, encoded);
+    this.#wal?.append(WAL_PUT, key, encoded);
     const s = this.#state;
     if (old) {
       if (old.tombstone) s.tombstones--;
@@ -230,6 +281,7 @@ export class Storage {
     const old = decodeRecord(raw);
     if (compareVersions(old.version, version) !== 0) return false;
     this.#queue(key, null);
+    this.#wal?.append(WAL_DISCARD, key, encodeRecord({ version, tombstone: true, value: EMPTY }));
     if (old.tombstone) {
       this.#state.tombstones--;
       void this.#tombs.remove(key);
@@ -248,7 +300,7 @@ export class Storage {
     this.#stateQueued = true;
     queueMicrotask(() => {
       this.#stateQueued = false;
-      this.#lastWrite = this.#meta.put(META_KEY, { ...this.#state });
+      void this.#meta.put(META_KEY, { ...this.#state });
     });
   }
 
@@ -264,9 +316,43 @@ export class Storage {
       inclusiveEnd: bounds.inclusiveEnd ?? false,
       exclusiveStart: bounds.exclusiveStart ?? false,
     });
+    // Writes LMDB has not committed yet (acknowledged: they are in the log) merged in.
+    const overlay = this.#queued.size === 0 ? [] : this.#overlay(bounds);
+    let i = 0;
     for (const { key, value } of range) {
-      yield { key, record: decodeRecord(value), raw: value };
+      let shadowed = false;
+      while (i < overlay.length) {
+        const c = Buffer.compare(overlay[i]!.key, key);
+        if (c > 0) break;
+        const o = overlay[i++]!;
+        if (o.raw !== null) yield { key: o.key, record: decodeRecord(o.raw), raw: o.raw };
+        if (c === 0) {
+          shadowed = true;
+          break;
+        }
+      }
+      if (!shadowed) yield { key, record: decodeRecord(value), raw: value };
     }
+    for (; i < overlay.length; i++) {
+      const o = overlay[i]!;
+      if (o.raw !== null) yield { key: o.key, record: decodeRecord(o.raw), raw: o.raw };
+    }
+  }
+
+  /** The queued writes within `bounds`, in key order. */
+  #overlay(bounds: ScanBounds): { key: Buffer; raw: Buffer | null }[] {
+    const out: { key: Buffer; raw: Buffer | null }[] = [];
+    for (const [k, e] of this.#queued) {
+      const key = Buffer.from(k, 'latin1');
+      const c = Buffer.compare(key, bounds.start);
+      if (c < 0 || (c === 0 && bounds.exclusiveStart)) continue;
+      if (bounds.end !== null) {
+        const d = Buffer.compare(key, bounds.end);
+        if (d > 0 || (d === 0 && !bounds.inclusiveEnd)) continue;
+      }
+      out.push({ key, raw: e.raw });
+    }
+    return out.sort((a, b) => Buffer.compare(a.key, b.key));
   }
 
   /** Keys that hold a tombstone, ascending, strictly after `after` when given. */
@@ -280,12 +366,15 @@ export class Storage {
     return this.#meta.get(`x:${name}`) as T | undefined;
   }
 
-  /** Stores a JSON document; resolves once durable. */
+  /** Stores a JSON document; resolves once durable (LMDB-synced, not through the log). */
   async writeState(name: string, value: unknown): Promise<void> {
-    await this.#durable(() => {
-      this.#lastWrite = this.#meta.put(`x:${name}`, value);
-      return true;
-    });
+    if (this.#closed) throw new KvError('KV_ERR_STORAGE', 'storage: store is closed');
+    try {
+      await this.#meta.put(`x:${name}`, value);
+      await this.#root.flushed;
+    } catch (err) {
+      throw new KvError('KV_ERR_STORAGE', 'storage: write failed', { cause: err });
+    }
   }
 
   /** Counters for metrics and admin: exact, written in the same transactions as the data. */
@@ -299,10 +388,14 @@ export class Storage {
     return { liveKeys: this.#state.liveKeys, tombstones: this.#state.tombstones, sizeBytes };
   }
 
-  /** Waits for every write to be durable, then closes the environment. Idempotent. */
+  /**
+   * Waits for every write to be durable, flushes LMDB, drops the log (nothing to replay after a
+   * clean stop), then closes the environment. Idempotent.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#wal?.close();
     await this.#root.flushed;
     await this.#root.close();
   }
