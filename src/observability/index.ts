@@ -2,6 +2,12 @@
 
 import { collectDefaultMetrics, Registry } from 'prom-client';
 
+export {
+  type CounterCell,
+  type HistogramCell,
+  HotCounter,
+  HotHistogram,
+} from './hot-metrics.ts';
 export { type AdminRoute, type HttpEndpoint, type HttpOptions, startHttp } from './http.ts';
 export { listen } from './listen.ts';
 export { createLogger, type Logger } from './logger.ts';

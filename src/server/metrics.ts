@@ -1,13 +1,14 @@
 // Metrics owned by the client-port server.
 
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { ERROR_CODES, wireCode } from '../errors/index.ts';
-import { COMMAND_TYPES } from '../protocol/index.ts';
+import { HotCounter, HotHistogram } from '../observability/index.ts';
+import { COMMAND_TYPES, type CommandType } from '../protocol/index.ts';
 
 export interface ServerMetrics {
-  readonly requests: Counter<'command'>;
-  readonly duration: Histogram<'command'>;
-  readonly errors: Counter<'code'>;
+  readonly requests: HotCounter<CommandType>;
+  readonly duration: HotHistogram<CommandType>;
+  readonly errors: HotCounter<string>;
   readonly connections: Gauge;
   readonly connectionsTotal: Counter;
   readonly rejectedConnections: Counter;
@@ -20,32 +21,29 @@ export const LATENCY_BUCKETS = [
 ];
 
 export function registerServerMetrics(registry: Registry): ServerMetrics {
-  const requests = new Counter({
+  // Recorded for every command: the array-backed kind (see hot-metrics.ts).
+  const requests = new HotCounter({
     name: 'kvstore_requests_total',
     help: 'Commands handled, by command (errors included).',
-    labelNames: ['command'] as const,
+    labelName: 'command',
+    labelValues: COMMAND_TYPES,
     registers: [registry],
   });
-  const duration = new Histogram({
+  const duration = new HotHistogram({
     name: 'kvstore_request_duration_seconds',
     help: 'Time from a command being decoded to its reply being ready, by command.',
-    labelNames: ['command'] as const,
+    labelName: 'command',
+    labelValues: COMMAND_TYPES,
     buckets: LATENCY_BUCKETS,
     registers: [registry],
   });
-  const errors = new Counter({
+  const errors = new HotCounter({
     name: 'kvstore_errors_total',
     help: 'Error replies sent, by wire error code.',
-    labelNames: ['code'] as const,
+    labelName: 'code',
+    labelValues: (Object.keys(ERROR_CODES) as (keyof typeof ERROR_CODES)[]).map(wireCode),
     registers: [registry],
   });
-  for (const c of COMMAND_TYPES) {
-    requests.labels(c).inc(0);
-    duration.zero({ command: c });
-  }
-  for (const code of Object.keys(ERROR_CODES) as (keyof typeof ERROR_CODES)[]) {
-    errors.labels(wireCode(code)).inc(0);
-  }
   return {
     requests,
     duration,
