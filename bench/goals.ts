@@ -168,7 +168,8 @@ export function memoryLines(m: MemoryResult): string[] {
     `- Loaded ${num(m.keys)} distinct keys (\`key:%012d\`, ${m.valueBytes}-byte values; raw ${mib(m.rawBytes)}) into a fresh node`,
     `  with pipelined MSETs in ${(m.loadMs / 1000).toFixed(1)} s (${num((m.keys * 1000) / m.loadMs)} keys/s); DBSIZE ${num(m.dbsize)}.`,
     `- Node RSS empty ${rss(m.empty)}; right after the load ${rss(m.afterLoad)}, peak ${mib(m.afterLoad.peak)};`,
-    `  after ${m.settleMs / 1000} s idle ${rss(m.settled)}: **${ratio(m.settled.rss, m.rawBytes)} the raw data**.`,
+    `  after ${m.settleMs / 1000} s idle ${rss(m.settled)}: **${ratio(m.settled.rss, m.rawBytes)} the raw data**`,
+    '  (an idle node runs one full GC after a burst and returns the freed heap: `kvstore_heap_trims_total`).',
     ...(m.afterGc === null
       ? []
       : [

@@ -167,7 +167,8 @@ export async function memoryProbe(
     const size = await dbsize(server);
     if (size !== keys) throw new Error(`bench: DBSIZE ${size} after loading ${keys} keys`);
     const afterLoad = processRss(server.child.pid);
-    const settleMs = 3000;
+    // The node trims its heap after one whole 2 s interval of idleness (src/node/heap-trim.ts).
+    const settleMs = 6000;
     await sleep(settleMs);
     const settled = processRss(server.child.pid);
     let afterGc: MemoryResult['afterGc'] = null;

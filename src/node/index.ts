@@ -13,6 +13,7 @@ import {
 import { KvServer } from '../server/index.ts';
 import { Storage } from '../storage/index.ts';
 import { startCluster } from './cluster.ts';
+import { HEAP_TRIM_DEFAULTS, startHeapTrimmer } from './heap-trim.ts';
 import { loadSecrets } from './secrets.ts';
 
 /** A running node. */
@@ -68,6 +69,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
     throw err;
   }
   ready = true;
+  const trimmer = startHeapTrimmer({ ...HEAP_TRIM_DEFAULTS, logger: log, registry });
   const srv = server;
   const web = http;
   const clu = cluster;
@@ -90,6 +92,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
     stop() {
       stopping ??= (async () => {
         ready = false;
+        trimmer.stop();
         log.info({ connections: srv.connectionCount }, 'node stopping');
         await srv.shutdown(config.shutdownTimeoutMs);
         await clu.stop();

@@ -1,0 +1,45 @@
+import { getHeapStatistics } from 'node:v8';
+import { Registry } from 'prom-client';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { startHeapTrimmer } from '../../src/node/heap-trim.ts';
+import { createLogger } from '../../src/observability/index.ts';
+
+const trims = async (r: Registry) =>
+  (await r.getSingleMetric('kvstore_heap_trims_total')?.get())?.values[0]?.value ?? 0;
+
+async function until(what: () => Promise<boolean>, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await what())) {
+    if (Date.now() > end) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('heap trimmer', () => {
+  it('collects once after a burst, when idle, and gives the heap back', async () => {
+    const registry = new Registry();
+    let keep: unknown[] = [];
+    // A burst: short-lived objects that grow the young generation and old space.
+    for (let i = 0; i < 200; i++) {
+      keep.push(Array.from({ length: 5000 }, (_, j) => ({ i, j, s: `v${j}` })));
+      if (keep.length > 20) keep = keep.slice(10);
+    }
+    keep = [];
+    const before = getHeapStatistics().total_heap_size;
+    const t = startHeapTrimmer({
+      intervalMs: 150,
+      idleCpuShare: 0.3,
+      minSlackBytes: 8 << 20,
+      logger: createLogger('silent', {}),
+      registry,
+    });
+    onTestFinished(() => t.stop());
+    await until(async () => (await trims(registry)) === 1, 10_000);
+    expect(getHeapStatistics().total_heap_size).toBeLessThan(before);
+    // Still idle: no second collection until the next burst.
+    const stillOne = Date.now() + 600;
+    while (Date.now() < stillOne) await new Promise((r) => setTimeout(r, 50));
+    expect(await trims(registry)).toBe(1);
+    expect(keep).toEqual([]);
+  });
+});
