@@ -3,6 +3,7 @@
 import { promises as dns, type SrvRecord } from 'node:dns';
 import { isIPv4 } from 'node:net';
 import { KvError } from '../errors/index.ts';
+import type { AddressBook } from './address-book.ts';
 import {
   checkDnsName,
   type MemberAddress,
@@ -30,6 +31,12 @@ export interface DnsSourceOptions {
    * by timeoutMs: it must time out by itself.
    */
   readonly identify?: (host: string, port: number) => Promise<string | null>;
+  /**
+   * Keeps the names of A/AAAA addresses across restarts: loaded when the source is made, saved
+   * whenever they change. Without it a restarted node cannot name a listed peer that is down
+   * (no PTR, identify fails) and would take it for gone.
+   */
+  readonly names?: AddressBook;
 }
 
 const DEFAULT_TIMEOUT_MS = 5000;
@@ -50,9 +57,11 @@ const LABEL = /^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?$/;
  *    name = the first label of its PTR record (PTR names under `<name>` preferred, then code-unit
  *    order); with no usable PTR (none, or any PTR failure), `identify(host, defaultPeerPort)`
  *    names it; if that gives null (or is absent), the name this source last gave the address
- *    (while it stayed listed) is kept, so a listed member that does not answer for a moment
- *    (paused, partitioned, restarting) stays a member (down) rather than leaving the ring;
- *    an address never named is skipped.
+ *    (while it stayed listed; from `names` after a restart) is kept, so a listed member that
+ *    does not answer for a moment (paused, partitioned, restarting, down while this node
+ *    restarted) stays a member (down) rather than leaving the ring; an address never named is
+ *    skipped. A remembered name that another listed address was just given (by PTR or
+ *    identify) is dropped: the member moved. The names are saved to `names` when they change.
  * The result is sorted by name with one member per name (pickByName; defaultPeerPort preferred,
  * then lower SRV priority, then host). NXDOMAIN/NODATA everywhere gives []. Any other DNS
  * failure of SRV, A or AAAA (SERVFAIL, REFUSED, unreachable server, no answer within timeoutMs)
@@ -66,8 +75,8 @@ export function dnsSource(opts: DnsSourceOptions): PeerSource {
   }
   makeResolver(o); // throws now for a malformed server
   const servers = o.servers?.length ? `@${o.servers.join(',')}` : '';
-  // Names of listed addresses, from earlier answers: see step 2.
-  const known = new Map<string, string>();
+  // Names of listed addresses, from earlier answers (and earlier runs): see step 2.
+  const known = o.names?.load() ?? new Map<string, string>();
   return { description: `dns:${o.name}${servers}`, resolve: () => resolveOnce(o, known) };
 }
 
@@ -124,9 +133,18 @@ async function lookup(q: Query): Promise<MemberAddress[]> {
     ask(q, 'AAAA', name, () => q.resolver.resolve6(name)),
   ]);
   const hosts = [...new Set([...v4, ...v6])];
+  const before = JSON.stringify([...q.known]);
   for (const host of [...q.known.keys()]) if (!hosts.includes(host)) q.known.delete(host);
-  const named = await Promise.all(hosts.map((host) => nameAddress(q, host)));
-  const members = named.filter((m): m is MemberAddress => m !== null);
+  const named = (await Promise.all(hosts.map((host) => nameAddress(q, host)))).filter(
+    (n) => n !== null,
+  );
+  const fresh = new Set(named.filter((n) => !n.remembered).map((n) => n.member.name));
+  const members: MemberAddress[] = [];
+  for (const { member, remembered } of named) {
+    if (remembered && fresh.has(member.name)) q.known.delete(member.host);
+    else members.push(member);
+  }
+  if (JSON.stringify([...q.known]) !== before) q.opts.names?.save(q.known);
   return pickByName(members, defaultPeerPort);
 }
 
@@ -151,17 +169,20 @@ function fromSrv(records: readonly SrvRecord[], defaultPeerPort: number): Member
   return pickByName([...priority.keys()], defaultPeerPort, (m) => priority.get(m) ?? 0);
 }
 
-/** The member at an A/AAAA address, named by PTR, else identify, else its last name; or null. */
-async function nameAddress(q: Query, host: string): Promise<MemberAddress | null> {
+/**
+ * The member at an A/AAAA address, named by PTR, else identify, else its last name
+ * (`remembered`); or null.
+ */
+async function nameAddress(
+  q: Query,
+  host: string,
+): Promise<{ member: MemberAddress; remembered: boolean } | null> {
   const peerPort = q.opts.defaultPeerPort;
-  const name =
-    (await ptrName(q, host)) ??
-    (await identifyName(q.opts, host, peerPort)) ??
-    q.known.get(host) ??
-    null;
+  const asked = (await ptrName(q, host)) ?? (await identifyName(q.opts, host, peerPort));
+  const name = asked ?? q.known.get(host) ?? null;
   if (name === null) return null;
   q.known.set(host, name);
-  return { name, host, peerPort };
+  return { member: { name, host, peerPort }, remembered: asked === null };
 }
 
 /** The first label of the best PTR name of `ip`; null when there is none or the query failed. */

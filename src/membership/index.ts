@@ -1,12 +1,17 @@
 // membership: who the members are (static list or DNS), whether each answers, and the rings to route by.
 
+export { type AddressBook, type StateStore, stateAddressBook } from './address-book.ts';
 export { dnsSource } from './dns-source.ts';
+export { readHello } from './hello.ts';
+export { loadIncarnation } from './incarnation.ts';
 export {
   Membership,
   type MembershipOptions,
   type MemberView,
   type PeerState,
 } from './manager.ts';
+export { type RingMetrics, registerRingMetrics, type SettledChange } from './metrics.ts';
+export { newerSettled, parseSettled, settledRing } from './settled.ts';
 export {
   type MemberAddress,
   type PeerSource,
@@ -14,4 +19,4 @@ export {
   parsePeers,
   staticSource,
 } from './sources.ts';
-export { type Placement, Topology } from './topology.ts';
+export { inRing, type Placement, type RingChanges, Topology } from './topology.ts';

@@ -1,7 +1,9 @@
-// The rings this node routes by: the settled ring and the target ring while data moves.
+// The rings this node routes by: the settled ring (epoch, owner incarnations) and the target ring while data moves.
 
+import type { SettledRing } from '../replica/index.ts';
 import { Ring } from '../ring/index.ts';
 import type { MemberView } from './manager.ts';
+import { newerSettled, sameMembers, settledRing } from './settled.ts';
 
 /** The replicas of one key, and how many of each ring's replicas must answer. */
 export interface Placement {
@@ -13,25 +15,60 @@ export interface Placement {
   readonly all: readonly string[];
 }
 
+/** What one Topology.update() changed, for logs, metrics and the rebalancer. */
+export interface RingChanges {
+  /** A newer settled ring a peer reported, now this node's settled ring. */
+  readonly adopted: { readonly from: string; readonly ring: SettledRing } | null;
+  /**
+   * Members taken out of the settled ring: they answer with an incarnation other than the one
+   * the ring recorded (a new data directory under an old name), so they do not hold its data.
+   */
+  readonly replaced: readonly { name: string; recorded: string; incarnation: string }[];
+  /** Members whose incarnation the settled ring did not know and now records. */
+  readonly recorded: readonly string[];
+  /** The target ring changed (member list). */
+  readonly targetChanged: boolean;
+  /** The target became the settled ring. */
+  readonly settled: boolean;
+  /** The settled ring record changed in any way (it must be saved). */
+  readonly settledChanged: boolean;
+}
+
+/** Whether a member belongs in the target ring: every member not reporting itself decommissioned. */
+export function inRing(m: MemberView): boolean {
+  return m.hello?.status !== 'decommissioned';
+}
+
 /**
  * Two rings: `settled`, whose owners are known to hold the data, and `target`, built from the
  * current member list. While they differ, data is moving: writes must reach a quorum in both,
- * reads ask both (old owners answer until new owners hold the data). The target becomes settled
- * once every target member reports it routes by the target and finished sending its data.
+ * reads ask both (old owners answer until new owners hold the data).
+ *
+ * The settled ring is a record (SettledRing): an epoch and the incarnation of each owner's data
+ * directory. It only ever moves forward: update() adopts a newer record a peer reports (higher
+ * epoch, see newerSettled) and every local change (the target settling, an owner replaced) gets
+ * an epoch above every epoch seen. An owner answering with an incarnation other than the
+ * recorded one is taken out of the settled ring (it is filled by rebalancing like a new member),
+ * and reads that count it as a holder carry the recorded incarnation (incarnationOf), which a
+ * replaced directory refuses.
  */
 export class Topology {
   readonly replicationFactor: number;
   #settled: Ring;
+  #record: SettledRing;
   #target: Ring;
+  /** Highest settled epoch any member reported. */
+  #seenEpoch = 0;
 
-  constructor(
-    initial: readonly string[],
-    settled: readonly string[] | null,
-    replicationFactor: number,
-  ) {
+  /**
+   * `initial`: the target members. `settled`: the saved (or adopted) record; null makes one of
+   * the initial members at epoch 0 (a cluster's first ring), incarnations filled in by update().
+   */
+  constructor(initial: readonly string[], settled: SettledRing | null, replicationFactor: number) {
     this.replicationFactor = replicationFactor;
     this.#target = new Ring(initial);
-    this.#settled = settled && settled.length > 0 ? new Ring(settled) : this.#target;
+    this.#record = settled ?? settledRing(0, this.#target.members, {});
+    this.#settled = this.#ringOf(this.#record);
   }
 
   get settled(): Ring {
@@ -42,9 +79,28 @@ export class Topology {
     return this.#target;
   }
 
+  /** The settled ring as a record: what this node saves and reports in hello. */
+  get settledRing(): SettledRing {
+    return this.#record;
+  }
+
   /** True while data moves between the settled and the target ring. */
   get moving(): boolean {
     return this.#settled.id !== this.#target.id;
+  }
+
+  /**
+   * Names the data movement from the settled to the target ring: `<settled id>:<target id>`.
+   * A node reports the transfer it finished; the target settles only when every target member
+   * finished this same one (an owner replaced in the settled ring makes it another transfer).
+   */
+  get transferId(): string {
+    return `${this.#settled.id}:${this.#target.id}`;
+  }
+
+  /** The incarnation the settled ring recorded for `name`; undefined when none or not an owner. */
+  incarnationOf(name: string): string | undefined {
+    return this.#record.incarnations[name];
   }
 
   /** Replicas per key in `ring`: the configured factor clamped to its member count. */
@@ -61,20 +117,63 @@ export class Topology {
   }
 
   /**
+   * Brings the rings up to date with what the members (this node included, with its own hello)
+   * report, in this order: adopt the newest settled ring a peer reports when it is newer than
+   * this node's; check the settled owners' incarnations (record unknown ones, take replaced
+   * owners out); set the target from the members not decommissioned; settle the target when
+   * every target member finished the transfer to it.
+   */
+  update(members: readonly MemberView[]): RingChanges {
+    const before = this.#record;
+    for (const m of members) {
+      if (!m.self && m.hello) this.#seenEpoch = Math.max(this.#seenEpoch, m.hello.settled.epoch);
+    }
+    const adopted = this.#adoptNewest(members);
+    const { replaced, recorded } = this.#checkIncarnations(members);
+    const names = members.filter(inRing).map((m) => m.name);
+    const targetChanged = names.length > 0 && this.setMembers(names);
+    const settled = this.trySettle(members);
+    return {
+      adopted,
+      replaced,
+      recorded,
+      targetChanged,
+      settled,
+      settledChanged: this.#record !== before,
+    };
+  }
+
+  /** Adopts `ring` when it is newer than the settled ring; true when it did. */
+  adopt(ring: SettledRing): boolean {
+    if (!newerSettled(ring, this.#record)) return false;
+    this.#seenEpoch = Math.max(this.#seenEpoch, ring.epoch);
+    this.#setRecord(settledRing(ring.epoch, ring.members, ring.incarnations));
+    return true;
+  }
+
+  /**
    * Settles the target when every target member (this node included, through `members`) is up
-   * and reports the target ring as both routed and rebalanced. True when it settled now.
+   * and reports the target ring as routed and the transfer to it (transferId) as finished. The
+   * new settled ring records each member's incarnation and an epoch above every one seen. True
+   * when it settled now.
    */
   trySettle(members: readonly MemberView[]): boolean {
     if (!this.moving) return false;
     const byName = new Map(members.map((m) => [m.name, m]));
     const id = this.#target.id;
+    const transfer = this.transferId;
+    const incarnations: Record<string, string> = {};
     for (const name of this.#target.members) {
       const m = byName.get(name);
-      if (!m || m.state === 'down' || m.hello?.ringId !== id || m.hello.rebalanced !== id) {
+      if (!m || m.state === 'down' || m.hello?.ringId !== id || m.hello.rebalanced !== transfer) {
         return false;
       }
+      if (m.hello.incarnation) incarnations[name] = m.hello.incarnation;
     }
-    this.#settled = this.#target;
+    this.#setRecord(
+      settledRing(this.#nextEpoch(), this.#target.members, incarnations),
+      this.#target,
+    );
     return true;
   }
 
@@ -92,5 +191,65 @@ export class Topology {
   allMembers(): string[] {
     const set = new Set([...this.#settled.members, ...this.#target.members]);
     return [...set].sort();
+  }
+
+  #adoptNewest(members: readonly MemberView[]): RingChanges['adopted'] {
+    let best: { from: string; ring: SettledRing } | null = null;
+    for (const m of members) {
+      const r = m.self ? undefined : m.hello?.settled;
+      if (r && newerSettled(r, best?.ring ?? this.#record)) best = { from: m.name, ring: r };
+    }
+    if (best === null || !this.adopt(best.ring)) return null;
+    return { from: best.from, ring: this.#record };
+  }
+
+  /**
+   * Compares each settled owner's incarnation, as the member itself reports it, with the one the
+   * ring recorded. A report counts only from a member not down whose hello is at least as new as
+   * the ring (its settled epoch >= the ring's): an older hello may predate the directory the
+   * ring recorded. Unknown ones are recorded; a differing one takes the owner out of the ring.
+   */
+  #checkIncarnations(members: readonly MemberView[]): Pick<RingChanges, 'replaced' | 'recorded'> {
+    const r = this.#record;
+    const replaced: { name: string; recorded: string; incarnation: string }[] = [];
+    const recorded: string[] = [];
+    const incarnations = { ...r.incarnations };
+    for (const m of members) {
+      const h = m.hello;
+      if (!r.members.includes(m.name) || !h?.incarnation || m.state === 'down') continue;
+      if (h.settled.epoch < r.epoch) continue;
+      const want = r.incarnations[m.name];
+      if (want === undefined) {
+        incarnations[m.name] = h.incarnation;
+        recorded.push(m.name);
+      } else if (want !== h.incarnation) {
+        replaced.push({ name: m.name, recorded: want, incarnation: h.incarnation });
+      }
+    }
+    if (replaced.length > 0) {
+      const gone = new Set(replaced.map((x) => x.name));
+      const owners = r.members.filter((n) => !gone.has(n));
+      this.#setRecord(settledRing(this.#nextEpoch(), owners, incarnations));
+    } else if (recorded.length > 0) {
+      this.#setRecord(settledRing(r.epoch, r.members, incarnations), this.#settled);
+    }
+    return { replaced, recorded };
+  }
+
+  #nextEpoch(): number {
+    return Math.max(this.#record.epoch, this.#seenEpoch) + 1;
+  }
+
+  #setRecord(record: SettledRing, ring?: Ring): void {
+    const same = sameMembers(record, this.#record);
+    this.#record = record;
+    this.#settled = ring ?? (same ? this.#settled : this.#ringOf(record));
+  }
+
+  /** The ring of a record's members; the target ring itself when they are the same members. */
+  #ringOf(record: SettledRing): Ring {
+    const target = this.#target.members;
+    if (JSON.stringify(record.members) === JSON.stringify(target)) return this.#target;
+    return new Ring(record.members);
   }
 }

@@ -5,12 +5,21 @@ import type { Config } from '../config/index.ts';
 import { ClusterCoordinator, Replicas } from '../coordinator/index.ts';
 import { KvError } from '../errors/index.ts';
 import {
+  type AddressBook,
   dnsSource,
+  loadIncarnation,
   type MemberAddress,
   Membership,
+  type MemberView,
+  newerSettled,
   type PeerSource,
   parseDiscovery,
   parsePeers,
+  parseSettled,
+  type RingChanges,
+  readHello,
+  registerRingMetrics,
+  stateAddressBook,
   staticSource,
   Topology,
 } from '../membership/index.ts';
@@ -22,11 +31,19 @@ import {
   Rebalancer,
   registerRebalanceMetrics,
 } from '../rebalance/index.ts';
-import { createReplicaHandler, type HelloReply, METHODS, peerProof } from '../replica/index.ts';
+import {
+  createReplicaHandler,
+  type HelloReply,
+  METHODS,
+  peerProof,
+  type SettledRing,
+} from '../replica/index.ts';
 import { HintStore, type Storage } from '../storage/index.ts';
 import type { Secrets } from './secrets.ts';
 
 const SETTLED_KEY = 'settled-ring';
+/** Names of peer addresses the DNS source learned (A/AAAA discovery). */
+const DNS_NAMES_KEY = 'dns-names';
 
 export interface Cluster {
   readonly coordinator: ClusterCoordinator;
@@ -47,6 +64,7 @@ function peerAddress(m: MemberAddress): string {
 function sourceOf(
   config: Config,
   identify: (host: string, port: number) => Promise<string | null>,
+  names: AddressBook,
 ): PeerSource | null {
   if (config.peers) return staticSource(parsePeers(config.peers));
   if (!config.discovery) return null;
@@ -57,7 +75,18 @@ function sourceOf(
     defaultPeerPort: config.peerPort,
     ...(servers ? { servers } : {}),
     identify,
+    names,
   });
+}
+
+/** The newest settled ring a peer reports (a new node starts from it), or null. */
+function newestReported(members: readonly MemberView[]): SettledRing | null {
+  let best: SettledRing | null = null;
+  for (const m of members) {
+    const r = m.self ? undefined : m.hello?.settled;
+    if (r && r.members.length > 0 && (best === null || newerSettled(r, best))) best = r;
+  }
+  return best;
 }
 
 /** Starts the peer port, resolves members once, and wires replication and data movement. */
@@ -70,6 +99,8 @@ export async function startCluster(
 ): Promise<Cluster> {
   const self = config.nodeName;
   const secret = secrets.clusterSecret;
+  const incarnation = await loadIncarnation(storage);
+  log.info({ incarnation: incarnation.id, new: incarnation.created }, 'data directory incarnation');
   const pool = new PeerPool({
     logger: log,
     registry,
@@ -79,7 +110,8 @@ export async function startCluster(
       ...(secret ? { handshake: () => ({ method: METHODS.auth, body: peerProof(secret) }) } : {}),
     },
   });
-  const hello = (address: string) => pool.get(address).request<HelloReply>(METHODS.hello, {});
+  const hello = (address: string) =>
+    pool.get(address).request<unknown>(METHODS.hello, {}).then(readHello);
   const identify = (host: string, port: number) =>
     hello(peerAddress({ name: '', host, peerPort: port })).then(
       (h) => h.name,
@@ -89,19 +121,30 @@ export async function startCluster(
   const metrics = registerRebalanceMetrics(registry, () => hintStore.count);
   let rebalancer: Rebalancer | null = null;
   let topology: Topology | null = null;
+  const ringMetrics = registerRingMetrics(registry, () => topology?.settledRing.epoch ?? 0);
   const selfHello = (): HelloReply => ({
     name: self,
+    incarnation: incarnation.id,
     status: rebalancer?.status ?? 'active',
     ringId: topology?.target.id ?? '',
     rebalanced: rebalancer?.rebalanced ?? null,
-    settled: topology?.settled.members ?? [],
+    settled: topology?.settledRing ?? { epoch: 0, members: [], incarnations: {} },
   });
+  // Before anything listens: a malformed --peers fails the start without a port left open.
+  const source = sourceOf(
+    config,
+    identify,
+    stateAddressBook(storage, DNS_NAMES_KEY, (err) =>
+      log.warn({ err }, 'peer address names not saved'),
+    ),
+  );
   const peerServer = await PeerServer.start({
     host: config.peerHost,
     port: config.peerPort,
     handler: createReplicaHandler({
       storage,
       hello: selfHello,
+      incarnation: incarnation.id,
       maxScanEntries: config.maxScanKeys + 64,
       clusterSecret: secret,
     }),
@@ -111,7 +154,7 @@ export async function startCluster(
   });
   const membership = new Membership({
     self: { name: self, host: config.peerHost, peerPort: peerServer.port },
-    source: sourceOf(config, identify),
+    source,
     probe: (m) => hello(peerAddress(m)),
     selfHello,
     resolveIntervalMs: config.resolveIntervalMs,
@@ -128,18 +171,18 @@ export async function startCluster(
       );
     return pool.get(peerAddress(m)).request(method, body);
   };
-  const replicas = new Replicas(self, storage, call);
+  // Reads count a settled owner only if it still has the data directory the ring recorded.
+  const replicas = new Replicas(self, storage, call, (name) => topology?.incarnationOf(name));
   const resolved = await membership.start();
-  const savedSettled = storage.readState<string[]>(SETTLED_KEY) ?? null;
-  const initial = resolved || !savedSettled ? membership.ringMembers() : savedSettled;
-  // A node with no saved ring is new: it adopts the settled ring its peers report (a joiner
-  // routes to the old owners until the data moved); with no peer answering, nothing is settled
-  // elsewhere and its own ring is the settled one.
-  const reported = membership.members().find((m) => !m.self && (m.hello?.settled.length ?? 0) > 0);
-  const settledAtStart = savedSettled ?? reported?.hello?.settled ?? null;
+  const saved = parseSettled(storage.readState<unknown>(SETTLED_KEY));
+  const initial = resolved || !saved ? membership.ringMembers() : [...saved.members];
+  // A node with no saved ring is new: it starts from the newest settled ring its peers report
+  // (a joiner routes to the old owners until the data moved); with no peer answering, nothing
+  // is settled elsewhere and its own ring is the settled one. A node with a saved ring adopts a
+  // newer one its peers report in the first update below, before it serves anything.
   topology = new Topology(
     initial.length > 0 ? initial : [self],
-    settledAtStart,
+    saved ?? newestReported(membership.members()),
     config.replicationFactor,
   );
   const topo = topology;
@@ -164,29 +207,73 @@ export async function startCluster(
     logger: log,
   });
   rebalancer = rb;
-  const reconcile = () => {
-    const names = membership.ringMembers();
-    if (names.length > 0 && topo.setMembers(names)) {
-      log.info({ ring: topo.target.id, members: topo.target.members }, 'ring changed');
-      rb.onTargetChanged();
+  // Saves the settled ring as it is when the write runs: writes in order, the last one current.
+  let saving: Promise<void> = Promise.resolve();
+  const save = () => {
+    saving = saving
+      .then(() => storage.writeState(SETTLED_KEY, topo.settledRing))
+      .catch((err: unknown) => log.error({ err }, 'settled ring not saved'));
+    return saving;
+  };
+  const cleanup = () => {
+    const run = () => rb.onSettled().catch((err: unknown) => log.error({ err }, 'cleanup failed'));
+    void run();
+    // Coordinators that settle a moment later may still send this node writes for keys it no
+    // longer owns; a second pass once they have all settled removes those copies too.
+    setTimeout(run, 5 * config.probeIntervalMs + config.peerTimeoutMs).unref();
+  };
+  let transfer = topo.transferId;
+  const report = (c: RingChanges) => {
+    const ring = topo.settledRing;
+    if (c.adopted) {
+      const { from } = c.adopted;
+      log.info({ from, epoch: ring.epoch, members: ring.members }, 'settled ring adopted');
+      ringMetrics.changed('adopted');
     }
-    if (topo.trySettle(membership.members())) {
-      log.info({ ring: topo.settled.id }, 'ring settled');
-      void storage.writeState(SETTLED_KEY, topo.settled.members);
-      const cleanup = () =>
-        rb.onSettled().catch((err: unknown) => log.error({ err }, 'cleanup failed'));
-      void cleanup();
-      // Coordinators that settle a moment later may still send this node writes for keys it no
-      // longer owns; a second pass once they have all settled removes those copies too.
-      const again = setTimeout(cleanup, 5 * config.probeIntervalMs + config.peerTimeoutMs);
-      again.unref();
+    for (const r of c.replaced) {
+      log.warn(
+        { member: r.name, recorded: r.recorded, incarnation: r.incarnation, epoch: ring.epoch },
+        'member has a new data directory: not a holder of data until rebalanced',
+      );
+      ringMetrics.changed('replaced');
+    }
+    if (c.recorded.length > 0) log.info({ members: c.recorded }, 'member incarnations recorded');
+    if (c.targetChanged) {
+      log.info({ ring: topo.target.id, members: topo.target.members }, 'ring changed');
+    }
+    if (c.settled) {
+      log.info({ ring: topo.settled.id, epoch: ring.epoch }, 'ring settled');
+      ringMetrics.changed('settled');
+    }
+  };
+  // One update at a time: the rebalancer reports synchronously from inside onRingsChanged().
+  let updating = false;
+  let pending = false;
+  const reconcile = () => {
+    pending = true;
+    if (updating) return;
+    updating = true;
+    try {
+      while (pending) {
+        pending = false;
+        const c = topo.update(membership.members());
+        report(c);
+        if (c.settledChanged) void save();
+        if ((c.settled || c.adopted) && !topo.moving) cleanup();
+        if (topo.transferId !== transfer) {
+          transfer = topo.transferId;
+          rb.onRingsChanged();
+        }
+      }
+    } finally {
+      updating = false;
     }
   };
   membership.on('change', reconcile);
   rb.on('change', reconcile);
-  if (!savedSettled) await storage.writeState(SETTLED_KEY, topo.settled.members);
   rb.resume();
   reconcile();
+  await save();
   hints.start();
   const gcOptions = {
     self,
@@ -208,8 +295,14 @@ export async function startCluster(
 
   const info = () => ({
     node: self,
+    incarnation: incarnation.id,
     status: rb.status,
-    ring: { target: topo.target.id, settled: topo.settled.id, moving: topo.moving },
+    ring: {
+      target: topo.target.id,
+      settled: topo.settled.id,
+      epoch: topo.settledRing.epoch,
+      moving: topo.moving,
+    },
     replicationFactor: topo.rf(topo.target),
     members: membership.members().map((m) => ({
       name: m.name,
@@ -219,6 +312,8 @@ export async function startCluster(
       share: topo.target.members.includes(m.name)
         ? Number(topo.target.share(m.name).toFixed(4))
         : 0,
+      incarnation: m.hello?.incarnation || null,
+      recorded: topo.incarnationOf(m.name) ?? null,
       ringId: m.hello?.ringId ?? null,
       rebalanced: m.hello?.rebalanced ?? null,
     })),

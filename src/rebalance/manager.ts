@@ -31,9 +31,10 @@ interface Running {
 const STATUS_KEY = 'status';
 
 /**
- * One stream at a time. On a target-ring change, sends every local record to the target owners
- * that were not owners under the settled ring, then reports the target as `rebalanced` (which
- * the other nodes see in hello). After the ring settles, drops records this node no longer owns.
+ * One stream at a time. When the target or the settled ring changes, sends every local record to
+ * the target owners that were not owners under the settled ring, then reports that transfer
+ * (Topology.transferId) as `rebalanced` (which the other nodes see in hello). After the ring
+ * settles, drops records this node no longer owns.
  * `decommission()` instead sends every local record to its owners in the ring without this node
  * and then reports the node `decommissioned`; both survive restarts (cursor and status are
  * stored). Emits `change` when the reported state changes.
@@ -56,7 +57,7 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
     return this.#status;
   }
 
-  /** Id of the target ring whose outbound transfer finished, or null. */
+  /** The transfer (Topology.transferId) whose outbound stream finished, or null. */
   get rebalanced(): string | null {
     return this.#rebalanced;
   }
@@ -75,11 +76,12 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
   }
 
   /**
-   * Call when the target ring changed: restarts the rebalance stream toward it from the first
-   * key. A ring can become the target again (A -> B -> A): the cursor of an earlier stream to
-   * it would skip records written since.
+   * Call when the target or the settled ring changed (a new target, a settled ring adopted from
+   * a peer, an owner replaced): restarts the rebalance stream for the new transfer from the
+   * first key. A transfer can come back (A -> B -> A): the cursor of an earlier stream of it
+   * would skip records written since.
    */
-  onTargetChanged(): void {
+  onRingsChanged(): void {
     this.#rebalance(true);
   }
 
@@ -87,12 +89,13 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
     if (this.#stopped || this.#status !== 'active') return;
     const { topology, self } = this.#o;
     const target = topology.target;
-    if (this.#running?.kind === 'rebalance' && this.#running.ringId === target.id) return;
+    const transfer = topology.transferId;
+    if (this.#running?.kind === 'rebalance' && this.#running.ringId === transfer) return;
     this.#cancel();
     if (!topology.moving) {
       // Nothing to send now; a later stream to any ring must not resume an old cursor.
       if (fresh) void resetCursor(this.#o.storage, 'rebalance');
-      this.#setRebalanced(target.id);
+      this.#setRebalanced(transfer);
       return;
     }
     const settled = topology.settled;
@@ -100,7 +103,7 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
     const rfS = topology.rf(settled);
     this.#start({
       kind: 'rebalance',
-      ringId: target.id,
+      ringId: transfer,
       fresh,
       targets: (key) => {
         const before = settled.owners(key, rfS);
@@ -109,10 +112,15 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
     });
   }
 
-  /** Call when the target became the settled ring: removes records this node no longer owns. */
+  /**
+   * Call when the target became the settled ring: removes records this node owns in neither
+   * ring (the settled ring is the target then, unless the target changed again meanwhile).
+   */
   async onSettled(): Promise<number> {
     const ring = this.#o.topology.settled;
     const rf = this.#o.topology.rf(ring);
+    const target = this.#o.topology.target;
+    const rfT = this.#o.topology.rf(target);
     const self = this.#o.self;
     let removed = 0;
     let after: Buffer | null = null;
@@ -126,7 +134,9 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
       for (const { key, record } of this.#o.storage.scan(bounds)) {
         if (n++ === 1024) break;
         last = Buffer.from(key);
-        if (!ring.owners(key, rf).includes(self)) drop.push({ key: last, version: record.version });
+        if (!ring.owners(key, rf).includes(self) && !target.owners(key, rfT).includes(self)) {
+          drop.push({ key: last, version: record.version });
+        }
       }
       if (last === null || this.#o.topology.settled !== ring) break;
       removed += await this.#o.storage.discard(drop);

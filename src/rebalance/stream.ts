@@ -19,7 +19,10 @@ export interface StreamProgress {
 
 export interface StreamJob {
   readonly kind: 'rebalance' | 'decommission';
-  /** The ring the stream moves data toward; the resume cursor is kept per ring id. */
+  /**
+   * What the stream moves data toward (a transfer id for a rebalance, the remaining ring's id
+   * for a decommission); the resume cursor is kept per id.
+   */
   readonly ringId: string;
   /** Replicas (other than this node) that must receive `key`. */
   readonly targets: (key: Buffer) => readonly string[];

@@ -20,6 +20,8 @@ export interface ReplicaHandlerOptions {
   readonly storage: Storage;
   /** This node's hello answer (status and ring progress come from above). */
   readonly hello: () => HelloReply;
+  /** This node's data-directory incarnation: `get` and `scan` expecting another one are refused. */
+  readonly incarnation: string;
   /** Largest `l` a scan request may ask for. */
   readonly maxScanEntries: number;
   /** When set, every connection must first prove it knows this secret (`auth`). */
@@ -60,7 +62,15 @@ export function toEntries(wire: unknown): Entry[] {
 
 /** The peer-method handler: `(method, body) => reply` for the peer server. */
 export function createReplicaHandler(opts: ReplicaHandlerOptions) {
-  const { storage } = opts;
+  const { storage, incarnation } = opts;
+  /** Refuses a read addressed to a settled-ring holder this data directory is not. */
+  const checkIncarnation = (expected: unknown) => {
+    if (expected === undefined || expected === null || expected === incarnation) return;
+    throw new KvError(
+      'KV_ERR_WRONG_INCARNATION',
+      `replica: asked as incarnation ${String(expected)}, this data directory is ${incarnation}`,
+    );
+  };
   const secret = opts.clusterSecret || null;
   return (method: string, body: unknown, ctx?: PeerRequestContext): unknown => {
     if (secret !== null) {
@@ -84,6 +94,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
       case METHODS.hello:
         return opts.hello();
       case METHODS.get: {
+        checkIncarnation(req.i);
         const r = storage.getRaw(asBuffer((req as unknown as GetRequest).k, 'k'));
         return { r: r ?? null } satisfies GetReply;
       }
@@ -92,6 +103,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
         return { n } satisfies ApplyReply;
       }
       case METHODS.scan: {
+        checkIncarnation(req.i);
         const l = Number(req.l);
         if (!Number.isInteger(l) || l < 1 || l > opts.maxScanEntries) {
           throw new KvError('KV_ERR_INVALID_ARGUMENT', `replica: scan limit ${String(req.l)}`);

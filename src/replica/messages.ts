@@ -6,20 +6,54 @@ export type WireEntry = [key: Buffer, raw: Buffer];
 /** Lifecycle of a node as it reports itself. */
 export type NodeStatus = 'active' | 'decommissioning' | 'decommissioned';
 
+/**
+ * A settled ring as nodes save and exchange it: the members known to hold the data. Every change
+ * makes a higher epoch; a node adopts a newer one a peer reports and never goes back (see
+ * membership/settled.ts for the order).
+ */
+export interface SettledRing {
+  /** 0 for the ring a cluster started with; higher for every later change. */
+  readonly epoch: number;
+  /** Member names, sorted. */
+  readonly members: readonly string[];
+  /**
+   * Incarnation of each member's data directory when it became a holder of this ring's data.
+   * A name without one was not known yet (a ring the cluster started with).
+   */
+  readonly incarnations: Readonly<Record<string, string>>;
+}
+
 /** `hello`: who a node is and how far its view of the ring has come. */
 export interface HelloReply {
   readonly name: string;
+  /**
+   * Random id of this node's data directory, made when the directory was created: a node back
+   * under the same name with a new (empty) directory has a new one.
+   */
+  readonly incarnation: string;
   readonly status: NodeStatus;
   /** Id of the ring this node routes to (its target ring). */
   readonly ringId: string;
-  /** Id of the target ring whose outbound transfer this node finished, or null. */
+  /**
+   * The transfer whose outbound stream this node finished (`<settled id>:<target id>`, see
+   * Topology.transferId), or null.
+   */
   readonly rebalanced: string | null;
-  /** Members of the ring this node knows holds the data (a new node adopts it). */
-  readonly settled: readonly string[];
+  /** The ring this node knows holds the data (a new node adopts it, others a newer one). */
+  readonly settled: SettledRing;
+}
+
+/**
+ * Asking a replica for data as a holder of the settled ring: `i` is the incarnation the settled
+ * ring recorded for it. A replica with another incarnation refuses (KV_ERR_WRONG_INCARNATION)
+ * rather than answer from a directory that does not hold that data.
+ */
+export interface ExpectIncarnation {
+  readonly i?: string;
 }
 
 /** `get`: the record stored at a key (tombstones included). */
-export interface GetRequest {
+export interface GetRequest extends ExpectIncarnation {
   readonly k: Buffer;
 }
 export interface GetReply {
@@ -36,7 +70,7 @@ export interface ApplyReply {
 }
 
 /** `scan`: records in key order within bounds, tombstones included. */
-export interface ScanRequest {
+export interface ScanRequest extends ExpectIncarnation {
   readonly s: Buffer;
   /** End bound, or null for the end of the keyspace. */
   readonly e: Buffer | null;

@@ -166,6 +166,46 @@ describe('dnsSource with A records', () => {
     server.clear(name);
   });
 
+  it('names a listed address from the saved names after a restart, and saves what it learns', async () => {
+    // A node restarted while a peer is down: identify fails, only the saved name names it.
+    const saved: Map<string, string>[] = [];
+    const names = {
+      load: () => new Map([['127.0.0.72', 'node-72']]),
+      save: (m: ReadonlyMap<string, string>) => saved.push(new Map(m)),
+    };
+    const answering = new Set(['127.0.0.71']);
+    const identify = async (host: string) =>
+      answering.has(host) ? `node-${host.split('.')[3]}` : null;
+    server.setA(name, ['127.0.0.71', '127.0.0.72', '127.0.0.73']);
+    const s = source(name, { identify, names });
+    expect((await s.resolve()).map((m) => m.name)).toEqual(['node-71', 'node-72']);
+    expect(saved.at(-1)).toEqual(
+      new Map([
+        ['127.0.0.72', 'node-72'],
+        ['127.0.0.71', 'node-71'],
+      ]),
+    );
+    // Nothing new: nothing saved. Unlisted: forgotten, and saved so.
+    const count = saved.length;
+    await s.resolve();
+    expect(saved.length).toBe(count);
+    server.setA(name, ['127.0.0.71']);
+    expect((await s.resolve()).map((m) => m.name)).toEqual(['node-71']);
+    expect(saved.at(-1)).toEqual(new Map([['127.0.0.71', 'node-71']]));
+    server.clear(name);
+  });
+
+  it('drops a saved name that a listed address was just given by its owner', async () => {
+    // node-82 moved from .81 (now silent) to .82: the remembered .81 is not a second node-82.
+    const names = { load: () => new Map([['127.0.0.81', 'node-82']]), save: () => {} };
+    const identify = async (host: string) => (host === '127.0.0.82' ? 'node-82' : null);
+    server.setA(name, ['127.0.0.81', '127.0.0.82']);
+    expect(await source(name, { identify, names }).resolve()).toEqual([
+      member('node-82', '127.0.0.82'),
+    ]);
+    server.clear(name);
+  });
+
   it('treats a failing PTR query as no PTR', async () => {
     server.setA(name, ['127.0.0.41']);
     server.fail('127.0.0.41', 'SERVFAIL');

@@ -1,0 +1,30 @@
+// Metrics owned by the membership module's rings: the settled epoch and how the settled ring changed.
+
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+export type SettledChange = 'settled' | 'adopted' | 'replaced';
+
+export interface RingMetrics {
+  /** Counts a settled-ring change by reason. */
+  readonly changed: (reason: SettledChange) => void;
+}
+
+/** Registers `kvstore_ring_epoch` (read from `epoch` at scrape) and the change counter. */
+export function registerRingMetrics(registry: Registry, epoch: () => number): RingMetrics {
+  new Gauge({
+    name: 'kvstore_ring_epoch',
+    help: 'Epoch of the settled ring this node routes by (it only grows).',
+    registers: [registry],
+    collect() {
+      this.set(epoch());
+    },
+  });
+  const changes = new Counter({
+    name: 'kvstore_ring_settled_changes_total',
+    help: 'Changes of the settled ring, by reason: settled (the target settled here), adopted (a newer ring a peer reported), replaced (an owner came back with a new data directory and was taken out).',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  for (const r of ['settled', 'adopted', 'replaced'] as const) changes.labels(r).inc(0);
+  return { changed: (reason) => changes.labels(reason).inc() };
+}

@@ -1,0 +1,231 @@
+// Restarts that must not fool the cluster: a member back with an empty data directory, a node
+// back with an older saved ring, a node back while a peer it can only name by asking is down.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { Ring } from '../../src/ring/index.ts';
+import { Storage } from '../../src/storage/index.ts';
+import {
+  type ClusterNode,
+  clusterInfo,
+  connect,
+  loopbackBlock,
+  metric,
+  startMember,
+  startStaticCluster,
+  waitAllUp,
+} from '../helpers/cluster.ts';
+import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
+import type { LineClient } from '../helpers/line-client.ts';
+import { cleanup, tempDir } from '../helpers/node-process.ts';
+
+const SERVICE = 'kvstore-headless.test.svc.cluster.local';
+const SETTLED_KEY = 'settled-ring';
+/** No hints: a replica that missed a write keeps missing it, so who holds what is exact. */
+const NO_HINTS = ['--max-hints', '0'];
+const servers: TestDnsServer[] = [];
+const clients: LineClient[] = [];
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await cleanup();
+  for (const s of servers.splice(0)) await s.close();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function client(node: ClusterNode): Promise<LineClient> {
+  const c = await connect(node);
+  clients.push(c);
+  return c;
+}
+
+async function dnsServer(): Promise<TestDnsServer> {
+  const s = await startDnsServer();
+  servers.push(s);
+  return s;
+}
+
+function dnsArgs(server: TestDnsServer): string[] {
+  return [
+    ...['--discovery', `dns:${SERVICE}`, '--dns-servers', `127.0.0.1:${server.port}`],
+    ...['--resolve-interval-ms', '300'],
+  ];
+}
+
+/** Waits until every node routes by one settled ring of exactly `names`, data not moving. */
+async function waitSettled(nodes: readonly ClusterNode[], names: string[], timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (const n of nodes) {
+    for (;;) {
+      const info = await clusterInfo(n);
+      const ring = info.members.filter((m) => m.share > 0).map((m) => m.name);
+      if (!info.ring.moving && JSON.stringify(ring) === JSON.stringify(names)) break;
+      if (Date.now() > deadline) throw new Error(`${n.name} not settled: ${JSON.stringify(info)}`);
+      await sleep(100);
+    }
+  }
+}
+
+/** Waits until `node` sees `name` in `state`. */
+async function waitState(node: ClusterNode, name: string, state: string, timeoutMs = 10_000) {
+  await expect
+    .poll(
+      async () => (await clusterInfo(node)).members.find((m) => m.name === name)?.state ?? null,
+      { timeout: timeoutMs, interval: 50 },
+    )
+    .toBe(state);
+}
+
+/** Reads or replaces one state document of a stopped node's data directory. */
+async function withStorage<T>(dataDir: string, use: (s: Storage) => Promise<T> | T): Promise<T> {
+  const storage = Storage.open({ path: dataDir, nodeName: 'test' });
+  try {
+    return await use(storage);
+  } finally {
+    await storage.close();
+  }
+}
+
+/** A key whose owners in the ring of `members` (RF 3) are exactly `owners`. */
+function keyOwnedBy(members: string[], owners: string[]): string {
+  const ring = new Ring(members);
+  for (let i = 0; ; i++) {
+    const key = `key-${i}`;
+    const got = ring.owners(Buffer.from(key), 3).sort();
+    if (JSON.stringify(got) === JSON.stringify([...owners].sort())) return key;
+  }
+}
+
+describe('a member back under its name with an empty data directory (bug 1)', () => {
+  it('is not counted as holding data until rebalancing filled it', async () => {
+    const nodes = await startStaticCluster(3, NO_HINTS);
+    const [a, b, c] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const peers = nodes.map((n) => `${n.name}=${n.host}:7946`).join(',');
+    const ca = await client(a);
+    expect(await ca.call('PUT k v1')).toBe('OK');
+    for (const n of nodes) {
+      await expect.poll(() => metric(n, 'kvstore_storage_keys'), { timeout: 5000 }).toBe(1);
+    }
+    // v2 reaches b and c only: a is down for it, and no hint is kept.
+    await a.proc.stop('SIGKILL');
+    const cb = await client(b);
+    expect(await cb.call('PUT k v2')).toBe('OK');
+    a.proc = (await startMember(a.name, a.host, ['--peers', peers, ...NO_HINTS], a.dataDir)).proc;
+    await waitAllUp(nodes);
+
+    // c's volume is lost: it comes back empty under its name, while b cannot answer. Only a
+    // (v1) and the empty c answer a read: counting c as a replica holding data answers v1.
+    await c.proc.stop('SIGKILL');
+    b.proc.child.kill('SIGSTOP');
+    try {
+      c.proc = (await startMember(c.name, c.host, ['--peers', peers, ...NO_HINTS], tempDir())).proc;
+      await waitState(a, c.name, 'up');
+      await sleep(1000); // several probes: a knows the new c
+      const ra = await client(a);
+      const read = await ra.call('GET k');
+      expect(read).not.toBe('v1');
+      expect(read).toMatch(/^ERR UNAVAILABLE/);
+      // a routes by a settled ring without c (it holds no data yet) toward the ring with it.
+      expect((await clusterInfo(a)).ring.moving).toBe(true);
+    } finally {
+      b.proc.child.kill('SIGCONT');
+    }
+    await waitSettled(nodes, [a.name, b.name, c.name]);
+    const ra = await client(a);
+    expect(await ra.call('GET k')).toBe('v2');
+    // c was filled by the others' streams: it holds the newest value itself.
+    a.proc.child.kill('SIGSTOP');
+    try {
+      const rc = await client(c);
+      expect(await rc.call('GET k')).toBe('v2');
+    } finally {
+      a.proc.child.kill('SIGCONT');
+    }
+  }, 90_000);
+});
+
+describe('a node restarted with an older saved ring (bug 2)', () => {
+  it('adopts the newer settled ring its peers report and does not route by the old one', async () => {
+    const dns = await dnsServer();
+    const block = loopbackBlock();
+    const hosts = [1, 2, 3, 4].map((i) => `${block}.${i}`);
+    const names = ['kvstore-0', 'kvstore-1', 'kvstore-2', 'kvstore-3'];
+    dns.setA(SERVICE, hosts.slice(0, 3));
+    const member = (i: number, server: TestDnsServer, dataDir?: string) =>
+      startMember(names[i]!, hosts[i]!, [...dnsArgs(server), ...NO_HINTS], dataDir);
+    const three = await Promise.all([0, 1, 2].map((i) => member(i, dns)));
+    const [a, b, c] = three as [ClusterNode, ClusterNode, ClusterNode];
+    await waitAllUp(three);
+    await waitSettled(three, names.slice(0, 3));
+    // k: every node holds it now; in the four-node ring its owners are a, c and d.
+    const k = keyOwnedBy(names, ['kvstore-0', 'kvstore-2', 'kvstore-3']);
+    expect(await (await client(a)).call(`PUT ${k} v1`)).toBe('OK');
+    for (const n of three) {
+      await expect.poll(() => metric(n, 'kvstore_storage_keys'), { timeout: 5000 }).toBe(1);
+    }
+    // The three-node ring as c saved it.
+    await c.proc.stop('SIGKILL');
+    const older = await withStorage(c.dataDir, (s) => s.readState<unknown>(SETTLED_KEY));
+    expect(older).toBeTruthy();
+    c.proc = (await member(2, dns, c.dataDir)).proc;
+    await waitAllUp(three);
+
+    // d joins; the four-node ring settles and b drops k, which it no longer owns.
+    const d = await member(3, dns);
+    dns.setA(SERVICE, hosts);
+    const four = [a, b, c, d];
+    await waitSettled(four, names);
+    await expect.poll(() => metric(b, 'kvstore_storage_keys'), { timeout: 15_000 }).toBe(0);
+    const settled = (await clusterInfo(a)).ring.settled;
+
+    // c dies as if just before it saved the four-node ring; v2 is written without it.
+    await c.proc.stop('SIGKILL');
+    expect(await (await client(a)).call(`PUT ${k} v2`)).toBe('OK');
+    await withStorage(c.dataDir, (s) => s.writeState(SETTLED_KEY, older));
+    // c's view of DNS still lists three members (a stale cache): its target is the old ring.
+    const stale = await dnsServer();
+    stale.setA(SERVICE, hosts.slice(0, 3));
+    c.proc = (await member(2, stale, c.dataDir)).proc;
+
+    // With a silent, c routing by the old ring would count b's empty answer and its own v1.
+    a.proc.child.kill('SIGSTOP');
+    try {
+      const read = await (await client(c)).call(`GET ${k}`);
+      expect(read).not.toBe('v1');
+    } finally {
+      a.proc.child.kill('SIGCONT');
+    }
+    expect((await clusterInfo(c)).ring.settled).toBe(settled);
+    const rc = await client(c);
+    await expect.poll(() => rc.call(`GET ${k}`), { timeout: 10_000 }).toBe('v2');
+    stale.setA(SERVICE, hosts);
+    await waitSettled(four, names);
+    expect((await clusterInfo(c)).ring.settled).toBe(settled);
+  }, 120_000);
+});
+
+describe('a node restarted while a peer it names by asking is down (bug 3)', () => {
+  it('still names that peer from the addresses it saved, and keeps it in the ring', async () => {
+    const dns = await dnsServer();
+    const block = loopbackBlock();
+    const hosts = [1, 2, 3].map((i) => `${block}.${i}`);
+    const names = ['kvstore-0', 'kvstore-1', 'kvstore-2'];
+    dns.setA(SERVICE, hosts); // A records only: no PTR, no SRV; each address is asked its name
+    const nodes = await Promise.all(
+      [0, 1, 2].map((i) => startMember(names[i]!, hosts[i]!, dnsArgs(dns))),
+    );
+    const [a, b, c] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    await waitAllUp(nodes);
+    await waitSettled(nodes, names);
+    const ring = (await clusterInfo(a)).ring;
+
+    await b.proc.stop('SIGKILL');
+    await c.proc.stop('SIGKILL');
+    c.proc = (await startMember(c.name, c.host, dnsArgs(dns), c.dataDir)).proc;
+    await sleep(1000); // a few resolves: b's address stays listed and does not answer
+    const info = await clusterInfo(c);
+    expect(info.members.map((m) => m.name)).toEqual(names);
+    expect(info.members.find((m) => m.name === b.name)?.state).not.toBe('up');
+    expect(info.ring).toEqual(ring);
+  }, 60_000);
+});

@@ -1,0 +1,126 @@
+// A replica refuses reads meant for another incarnation of its name; the data-directory id and address names persist.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { Replicas } from '../../src/coordinator/index.ts';
+import { KvError } from '../../src/errors/index.ts';
+import { loadIncarnation, type StateStore, stateAddressBook } from '../../src/membership/index.ts';
+import { createReplicaHandler, type HelloReply, METHODS } from '../../src/replica/index.ts';
+import { encodeRecord, Storage } from '../../src/storage/index.ts';
+import { cleanup, tempDir } from '../helpers/node-process.ts';
+
+const opened: Storage[] = [];
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((s) => s.close()));
+  await cleanup();
+});
+
+function openStore(path = tempDir()): Storage {
+  const s = Storage.open({ path, nodeName: 'peer' });
+  opened.push(s);
+  return s;
+}
+
+/** A state store in memory that keeps every write, in order. */
+function memoryState(initial: Record<string, unknown> = {}) {
+  const docs = new Map<string, unknown>(Object.entries(initial));
+  const writes: [string, unknown][] = [];
+  const store: StateStore = {
+    readState: <T>(name: string) => docs.get(name) as T | undefined,
+    writeState: async (name, value) => {
+      writes.push([name, value]);
+      docs.set(name, value);
+    },
+  };
+  return { store, writes };
+}
+
+describe('reads that expect an incarnation', () => {
+  it('are refused by a replica whose data directory is another one; writes are not', async () => {
+    const storage = openStore();
+    const key = Buffer.from('k');
+    const record = { version: storage.clock.now(), tombstone: false, value: Buffer.from('v') };
+    await storage.apply(key, record);
+    const handler = createReplicaHandler({
+      storage,
+      hello: () => ({}) as HelloReply,
+      incarnation: 'peer-now',
+      maxScanEntries: 100,
+    });
+    const sent: unknown[] = [];
+    const expected = new Map([['peer', 'peer-before']]);
+    const replicas = new Replicas(
+      'self',
+      storage,
+      async (_name, method, body) => {
+        sent.push(body);
+        return handler(method, body);
+      },
+      (name) => expected.get(name),
+    );
+    const refused = await replicas.get('peer', key).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(KvError);
+    expect((refused as KvError).code).toBe('KV_ERR_WRONG_INCARNATION');
+    expect(sent[0]).toMatchObject({ i: 'peer-before' });
+    const scan = { s: Buffer.alloc(0), e: null, ie: false, xs: false, l: 10 };
+    await expect(replicas.scan('peer', scan)).rejects.toMatchObject({
+      code: 'KV_ERR_WRONG_INCARNATION',
+    });
+    // A copy written there is real: writes carry no expectation.
+    const raw = encodeRecord({ ...record, version: storage.clock.now() });
+    await expect(replicas.apply('peer', [[key, raw]])).resolves.toBeUndefined();
+    // Recorded as it is, or not a settled holder (no expectation): answered.
+    expected.set('peer', 'peer-now');
+    expect(await replicas.get('peer', key)).toEqual(raw);
+    expected.delete('peer');
+    expect((await replicas.scan('peer', scan)).e).toHaveLength(1);
+    expect(sent.at(-1)).not.toHaveProperty('i');
+    await expect(Promise.resolve(handler(METHODS.get, { k: key, i: 'peer-now' }))).resolves.toEqual(
+      { r: raw },
+    );
+  });
+});
+
+describe('loadIncarnation', () => {
+  it('makes a random id once per data directory and keeps it', async () => {
+    const dir = tempDir();
+    const first = openStore(dir);
+    const made = await loadIncarnation(first);
+    expect(made.created).toBe(true);
+    expect(made.id).toMatch(/^[0-9a-f]{16}$/);
+    await first.close();
+    const again = await loadIncarnation(openStore(dir));
+    expect(again).toEqual({ id: made.id, created: false });
+    const other = await loadIncarnation(openStore());
+    expect(other.id).not.toBe(made.id);
+  });
+});
+
+describe('stateAddressBook', () => {
+  it('loads valid entries only and saves whole maps in order', async () => {
+    const { store, writes } = memoryState({
+      names: { '10.0.0.1': 'kv0', 'not-an-ip': 'kv1', '10.0.0.2': '-bad-', '::1': 'kv6' },
+    });
+    const errors: unknown[] = [];
+    const book = stateAddressBook(store, 'names', (e) => errors.push(e));
+    expect(book.load()).toEqual(
+      new Map([
+        ['10.0.0.1', 'kv0'],
+        ['::1', 'kv6'],
+      ]),
+    );
+    book.save(new Map([['10.0.0.9', 'kv9']]));
+    book.save(
+      new Map([
+        ['10.0.0.9', 'kv9'],
+        ['10.0.0.3', 'kv3'],
+      ]),
+    );
+    await new Promise((r) => setTimeout(r, 10));
+    expect(writes).toEqual([
+      ['names', { '10.0.0.9': 'kv9' }],
+      ['names', { '10.0.0.3': 'kv3', '10.0.0.9': 'kv9' }],
+    ]);
+    expect(errors).toEqual([]);
+    expect(stateAddressBook(memoryState().store, 'names', () => {}).load().size).toBe(0);
+  });
+});

@@ -1,0 +1,224 @@
+// The settled ring: epochs that only move forward, adopted from peers, and owners recorded by incarnation.
+
+import { describe, expect, it } from 'vitest';
+import {
+  type MemberView,
+  newerSettled,
+  parseSettled,
+  readHello,
+  settledRing,
+  Topology,
+} from '../../src/membership/index.ts';
+import type { HelloReply, SettledRing } from '../../src/replica/index.ts';
+import { Ring } from '../../src/ring/index.ts';
+
+const RF = 3;
+
+interface ViewOptions {
+  self?: boolean;
+  state?: MemberView['state'];
+  incarnation?: string;
+  status?: HelloReply['status'];
+  settled?: SettledRing;
+  ringId?: string;
+  rebalanced?: string | null;
+  /** No hello yet (listed, never answered). */
+  silent?: boolean;
+}
+
+/** A member as Membership shows it; by default up, active, reporting `t`'s rings. */
+function view(name: string, t: Topology, o: ViewOptions = {}): MemberView {
+  const hello: HelloReply = {
+    name,
+    incarnation: o.incarnation ?? `inc-${name}`,
+    status: o.status ?? 'active',
+    ringId: o.ringId ?? t.target.id,
+    rebalanced: o.rebalanced === undefined ? null : o.rebalanced,
+    settled: o.settled ?? t.settledRing,
+  };
+  return {
+    name,
+    host: '127.0.0.1',
+    peerPort: 7946,
+    self: o.self ?? false,
+    state: o.state ?? 'up',
+    hello: o.silent ? null : hello,
+  };
+}
+
+/** Every name up and reporting the transfer `t` is at as finished. */
+function allDone(t: Topology, names: string[], self = names[0]): MemberView[] {
+  return names.map((n) => view(n, t, { self: n === self, rebalanced: t.transferId }));
+}
+
+const incs = (names: string[]) => Object.fromEntries(names.map((n) => [n, `inc-${n}`]));
+
+describe('Topology: settling', () => {
+  it('settles the target once every target member finished the transfer, one epoch above every epoch seen', () => {
+    const saved = settledRing(3, ['a', 'b', 'c'], incs(['a', 'b', 'c']));
+    const t = new Topology(['a', 'b', 'c', 'd'], saved, RF);
+    expect(t.moving).toBe(true);
+    // d has not finished yet; b reports a settled epoch of 5 elsewhere (same members).
+    const views = allDone(t, ['a', 'b', 'c', 'd']);
+    views[3] = view('d', t, { rebalanced: null });
+    expect(t.update(views).settled).toBe(false);
+    views[3] = view('d', t, { rebalanced: t.transferId });
+    views[1] = view('b', t, { rebalanced: t.transferId, settled: { ...saved, epoch: 5 } });
+    const c = t.update(views);
+    expect(c.settled).toBe(true);
+    expect(c.settledChanged).toBe(true);
+    expect(t.moving).toBe(false);
+    expect(t.settledRing).toEqual(settledRing(6, ['a', 'b', 'c', 'd'], incs(['a', 'b', 'c', 'd'])));
+  });
+
+  it('does not settle on a report of another transfer, nor with a member down', () => {
+    const t = new Topology(['a', 'b', 'c', 'd'], settledRing(1, ['a', 'b', 'c'], {}), RF);
+    const target = t.target.id;
+    const stale = ['a', 'b', 'c', 'd'].map((n, i) =>
+      view(n, t, { self: i === 0, rebalanced: `other:${target}` }),
+    );
+    expect(t.update(stale).settled).toBe(false);
+    const down = allDone(t, ['a', 'b', 'c', 'd']);
+    down[2] = view('c', t, { state: 'down', rebalanced: t.transferId });
+    expect(t.update(down).settled).toBe(false);
+    expect(t.settledRing.epoch).toBe(1);
+  });
+});
+
+describe('Topology: epochs (a node never routes by an older settled ring)', () => {
+  it('adopts the newer settled ring a peer reports, e.g. after restarting with an older saved one', () => {
+    // Saved before the node died: the three-node ring. The others settled the four-node one.
+    const older = settledRing(1, ['a', 'b', 'c'], incs(['a', 'b', 'c']));
+    const newer = settledRing(2, ['a', 'b', 'c', 'd'], incs(['a', 'b', 'c', 'd']));
+    // Its member source does not list d yet: alone it would route by the three-node ring.
+    const t = new Topology(['a', 'b', 'c'], older, RF);
+    expect(t.moving).toBe(false);
+    const c = t.update([
+      view('c', t, { self: true }),
+      view('a', t, { settled: newer }),
+      view('b', t, { settled: newer }),
+    ]);
+    expect(c.adopted).toEqual({ from: 'a', ring: newer });
+    expect(t.settledRing).toEqual(newer);
+    expect(t.settled.id).toBe(new Ring(['a', 'b', 'c', 'd']).id);
+    // It routes to both rings (the four-node one holds the data) until its target catches up.
+    expect(t.moving).toBe(true);
+    const key = Buffer.from('k');
+    const p = t.place(key);
+    expect(p.settled).toEqual(t.settled.owners(key, 3));
+  });
+
+  it('never goes back to an older ring, whoever reports it', () => {
+    const newer = settledRing(4, ['a', 'b', 'c', 'd'], {});
+    const t = new Topology(['a', 'b', 'c', 'd'], newer, RF);
+    const c = t.update([
+      view('a', t, { self: true }),
+      view('b', t, { settled: settledRing(3, ['a', 'b', 'c'], {}) }),
+      view('c', t, { settled: settledRing(0, ['c'], {}) }),
+    ]);
+    expect(c.adopted).toBeNull();
+    expect(t.settledRing.epoch).toBe(4);
+    expect(t.adopt(settledRing(3, ['a', 'b', 'c'], {}))).toBe(false);
+    expect(t.settledRing.members).toEqual(newer.members);
+    expect(t.settledRing.epoch).toBe(4);
+  });
+
+  it('orders rings by epoch, then (a tie) more members, then the member list', () => {
+    const r = (e: number, m: string[]) => settledRing(e, m, {});
+    expect(newerSettled(r(2, ['a']), r(1, ['a', 'b', 'c']))).toBe(true);
+    expect(newerSettled(r(1, ['a', 'b']), r(1, ['a']))).toBe(true);
+    expect(newerSettled(r(1, ['a', 'c']), r(1, ['a', 'b']))).toBe(true);
+    expect(newerSettled(r(1, ['a', 'b']), r(1, ['a', 'c']))).toBe(false);
+    expect(newerSettled(r(1, ['a', 'b']), r(1, ['a', 'b']))).toBe(false);
+  });
+});
+
+describe('Topology: incarnations (a new data directory under an old name holds no data)', () => {
+  it('takes a member back under a decommissioned name out of the settled ring until it is filled', () => {
+    // d was decommissioned (its data handed off to a, b, c), but b was down: the ring without d
+    // never settled. Then d comes back empty under its name (a new volume): target = settled.
+    const names = ['a', 'b', 'c', 'd'];
+    const t = new Topology(names, settledRing(7, names, incs(names)), RF);
+    expect(t.incarnationOf('d')).toBe('inc-d');
+    const views = allDone(t, names);
+    views[3] = view('d', t, { incarnation: 'fresh', rebalanced: t.transferId });
+    const c = t.update(views);
+    expect(c.replaced).toEqual([{ name: 'd', recorded: 'inc-d', incarnation: 'fresh' }]);
+    expect(c.settled).toBe(false); // everyone's report was for the transfer before d was out
+    expect(t.settledRing).toEqual(settledRing(8, ['a', 'b', 'c'], incs(['a', 'b', 'c'])));
+    expect(t.moving).toBe(true);
+    expect(t.incarnationOf('d')).toBeUndefined();
+    // Owners of every key under the settled ring are a, b, c: d's answers never count there.
+    for (const k of ['x', 'y', 'z']) expect(t.place(Buffer.from(k)).settled).not.toContain('d');
+    // Once every member finished streaming to d, the ring with d settles, recording 'fresh'.
+    const done = allDone(t, names);
+    done[3] = view('d', t, { incarnation: 'fresh', rebalanced: t.transferId });
+    expect(t.update(done).settled).toBe(true);
+    expect(t.settledRing).toEqual(settledRing(9, names, { ...incs(['a', 'b', 'c']), d: 'fresh' }));
+  });
+
+  it('takes itself out when it adopts a ring recording another incarnation under its name', () => {
+    const ring = settledRing(2, ['a', 'b', 'c'], incs(['a', 'b', 'c']));
+    const t = new Topology(['a', 'b', 'c'], ring, RF);
+    const c = t.update([
+      view('c', t, { self: true, incarnation: 'new-c' }),
+      view('a', t),
+      view('b', t),
+    ]);
+    expect(c.replaced.map((r) => r.name)).toEqual(['c']);
+    expect(t.settledRing.members).toEqual(['a', 'b']);
+  });
+
+  it('records an unknown incarnation; ignores members down and hellos older than the ring', () => {
+    const t = new Topology(['a', 'b', 'c'], settledRing(3, ['a', 'b', 'c'], { a: 'inc-a' }), RF);
+    const old = settledRing(2, ['a', 'b', 'c'], {});
+    const c = t.update([
+      view('a', t, { self: true }),
+      view('b', t, { incarnation: 'other-b', settled: old }), // from before this ring
+      view('c', t, { state: 'down', incarnation: 'other-c' }),
+    ]);
+    expect(c.replaced).toEqual([]);
+    expect(c.recorded).toEqual([]);
+    const d = t.update([view('a', t, { self: true }), view('b', t), view('c', t)]);
+    expect(d.recorded).toEqual(['b', 'c']);
+    expect(d.settledChanged).toBe(true);
+    expect(t.settledRing).toEqual(settledRing(3, ['a', 'b', 'c'], incs(['a', 'b', 'c'])));
+    expect(t.moving).toBe(false);
+  });
+
+  it('starts a cluster at epoch 0 and leaves out members not listed any more', () => {
+    const t = new Topology(['a', 'b'], null, RF);
+    expect(t.settledRing).toEqual(settledRing(0, ['a', 'b'], {}));
+    const c = t.update([view('a', t, { self: true }), view('b', t, { silent: true })]);
+    expect(c.recorded).toEqual(['a']);
+    expect(t.settledRing.incarnations).toEqual({ a: 'inc-a' });
+  });
+});
+
+describe('settled ring records and hello replies', () => {
+  it('reads a saved record, the member list older versions saved, and rejects malformed ones', () => {
+    const r = settledRing(4, ['b', 'a'], { a: 'x', z: 'y' });
+    expect(r).toEqual({ epoch: 4, members: ['a', 'b'], incarnations: { a: 'x' } });
+    expect(parseSettled(JSON.parse(JSON.stringify(r)))).toEqual(r);
+    expect(parseSettled(['b', 'a'])).toEqual(settledRing(0, ['a', 'b'], {}));
+    expect(parseSettled([])).toBeNull();
+    expect(parseSettled(undefined)).toBeNull();
+    expect(parseSettled({ epoch: -1, members: [], incarnations: {} })).toBeNull();
+    expect(parseSettled({ epoch: 1, members: [3], incarnations: {} })).toBeNull();
+  });
+
+  it("reads an older version's hello (no incarnation, settled as a member list)", () => {
+    const h = readHello({
+      name: 'a',
+      status: 'active',
+      ringId: 'r',
+      rebalanced: null,
+      settled: ['a', 'b'],
+    });
+    expect(h.incarnation).toBe('');
+    expect(h.settled).toEqual(settledRing(0, ['a', 'b'], {}));
+    expect(() => readHello({ name: 'a', status: 'gone', ringId: 'r', rebalanced: null })).toThrow(
+      /malformed hello/,
+    );
+  });
+});
