@@ -232,7 +232,7 @@ export function processRss(pid: number | undefined): Rss {
   };
 }
 
-/** Latency of a 4 KiB write + fdatasync in `root`: what bounds every durable write batch. */
+/** Latency of a 4 KiB write + fdatasync in `root`: what bounds every write-ahead log group commit. */
 export interface FsyncProbe {
   readonly p50Us: number;
   readonly p99Us: number;
