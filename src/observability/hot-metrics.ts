@@ -1,23 +1,26 @@
-// Counters and histograms for the per-request path. prom-client hashes and validates the label
-// set on every inc()/observe() (about a tenth of a node's CPU under load when every command
-// records two of them); these keep one preallocated cell per label value, so recording is an
-// array update, and produce prom-client's value objects only when scraped. They register with a
-// prom-client Registry like its own metrics and print the same exposition text.
+// Counters, gauges and histograms for the per-request paths. prom-client hashes and validates
+// the label set on every inc()/observe() (about a tenth of a node's CPU under load when every
+// command records two of them); these keep one cell per label value, so recording is a map
+// lookup and an add, and produce prom-client's value objects only when scraped. They register
+// with a prom-client Registry like its own metrics and print the same exposition text
+// (test/unit/hot-metrics.test.ts compares them). One label each: that is all these paths need.
 
 import type { Metric, Registry } from 'prom-client';
+
+type Kind = 'counter' | 'gauge' | 'histogram';
+
+interface Sample {
+  value: number;
+  labels: Record<string, string | number>;
+  metricName?: string;
+}
 
 interface Exposed {
   readonly name: string;
   readonly help: string;
-  readonly type: 'counter' | 'histogram';
+  readonly type: Kind;
   readonly aggregator: 'sum';
-  get(): Promise<{
-    name: string;
-    help: string;
-    type: 'counter' | 'histogram';
-    aggregator: 'sum';
-    values: { value: number; labels: Record<string, string | number>; metricName?: string }[];
-  }>;
+  get(): Promise<{ name: string; help: string; type: Kind; aggregator: 'sum'; values: Sample[] }>;
   reset(): void;
 }
 
@@ -30,7 +33,7 @@ export interface HotMetricConfig<L extends string> {
   readonly name: string;
   readonly help: string;
   readonly labelName: string;
-  /** Every label value, known up front: each gets its cell (and a zero sample) at once. */
+  /** Label values exposed from the start (at zero); others get their cell on first use. */
   readonly labelValues: readonly L[];
   readonly registers: readonly Registry[];
 }
@@ -39,43 +42,56 @@ export interface CounterCell {
   inc(by?: number): void;
 }
 
-/** A counter with one label whose values are fixed up front. */
-export class HotCounter<L extends string> implements Exposed {
+export interface GaugeCell extends CounterCell {
+  dec(by?: number): void;
+  set(value: number): void;
+}
+
+class ValueCell implements GaugeCell {
+  value = 0;
+  inc(by = 1): void {
+    this.value += by;
+  }
+  dec(by = 1): void {
+    this.value -= by;
+  }
+  set(value: number): void {
+    this.value = value;
+  }
+}
+
+/** A counter or a gauge with one label: one number per label value. */
+class HotValue<L extends string> implements Exposed {
   readonly name: string;
   readonly help: string;
-  readonly type = 'counter' as const;
+  readonly type: 'counter' | 'gauge';
   readonly aggregator = 'sum' as const;
   readonly #labelName: string;
-  readonly #cells = new Map<string, { value: number; inc(by?: number): void }>();
+  readonly #cells = new Map<string, ValueCell>();
 
-  constructor(c: HotMetricConfig<L>) {
+  constructor(type: 'counter' | 'gauge', c: HotMetricConfig<L>) {
+    this.type = type;
     this.name = c.name;
     this.help = c.help;
     this.#labelName = c.labelName;
-    for (const v of c.labelValues) {
-      const cell = {
-        value: 0,
-        inc(by = 1) {
-          cell.value += by;
-        },
-      };
-      this.#cells.set(v, cell);
-    }
+    for (const v of c.labelValues) this.#cells.set(v, new ValueCell());
     register(this, c.registers);
   }
 
-  /** The cell of label value `v`. Throws on a value not declared up front (a programming error). */
-  labels(v: L): CounterCell {
-    const cell = this.#cells.get(v);
-    if (cell === undefined) throw new Error(`${this.name}: unknown ${this.#labelName} "${v}"`);
+  protected cell(v: L): ValueCell {
+    let cell = this.#cells.get(v);
+    if (cell === undefined) {
+      cell = new ValueCell();
+      this.#cells.set(v, cell);
+    }
     return cell;
   }
 
   async get() {
-    const values = [...this.#cells].map(([v, cell]) => ({
-      value: cell.value,
-      labels: { [this.#labelName]: v },
-    }));
+    const values: Sample[] = [];
+    for (const [v, cell] of this.#cells) {
+      values.push({ value: cell.value, labels: { [this.#labelName]: v } });
+    }
     return {
       name: this.name,
       help: this.help,
@@ -87,6 +103,30 @@ export class HotCounter<L extends string> implements Exposed {
 
   reset(): void {
     for (const cell of this.#cells.values()) cell.value = 0;
+  }
+}
+
+/** A counter with one label. */
+export class HotCounter<L extends string> extends HotValue<L> {
+  constructor(c: HotMetricConfig<L>) {
+    super('counter', c);
+  }
+
+  /** The cell of label value `v` (created at zero on first use). */
+  labels(v: L): CounterCell {
+    return this.cell(v);
+  }
+}
+
+/** A gauge with one label. */
+export class HotGauge<L extends string> extends HotValue<L> {
+  constructor(c: HotMetricConfig<L>) {
+    super('gauge', c);
+  }
+
+  /** The cell of label value `v` (created at zero on first use). */
+  labels(v: L): GaugeCell {
+    return this.cell(v);
   }
 }
 
@@ -122,7 +162,7 @@ class HistogramData implements HistogramCell {
   }
 }
 
-/** A histogram with one label whose values are fixed up front. */
+/** A histogram with one label. */
 export class HotHistogram<L extends string> implements Exposed {
   readonly name: string;
   readonly help: string;
@@ -141,16 +181,18 @@ export class HotHistogram<L extends string> implements Exposed {
     register(this, c.registers);
   }
 
-  /** The cell of label value `v`. Throws on a value not declared up front (a programming error). */
+  /** The cell of label value `v` (created empty on first use). */
   labels(v: L): HistogramCell {
-    const cell = this.#cells.get(v);
-    if (cell === undefined) throw new Error(`${this.name}: unknown ${this.#labelName} "${v}"`);
+    let cell = this.#cells.get(v);
+    if (cell === undefined) {
+      cell = new HistogramData(this.#bounds);
+      this.#cells.set(v, cell);
+    }
     return cell;
   }
 
   async get() {
-    const values: { value: number; labels: Record<string, string | number>; metricName: string }[] =
-      [];
+    const values: Sample[] = [];
     for (const [v, cell] of this.#cells) {
       let cumulative = 0;
       for (let i = 0; i <= this.#bounds.length; i++) {

@@ -4,8 +4,10 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 
 export {
   type CounterCell,
+  type GaugeCell,
   type HistogramCell,
   HotCounter,
+  HotGauge,
   HotHistogram,
 } from './hot-metrics.ts';
 export { type AdminRoute, type HttpEndpoint, type HttpOptions, startHttp } from './http.ts';

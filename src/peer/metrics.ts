@@ -1,31 +1,33 @@
 // Metrics owned by the peer transport (both the client and the server side).
 
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Registry } from 'prom-client';
 import { ERROR_CODES, type ErrorCode, wireCode } from '../errors/index.ts';
+import { HotCounter, HotGauge, HotHistogram } from '../observability/index.ts';
 
 /** Which end of a peer connection a sample is about: this node calling out, or answering. */
 export type PeerSide = 'client' | 'server';
 const SIDES: readonly PeerSide[] = ['client', 'server'];
 
+// Recorded on every request: the array-backed kinds (observability/hot-metrics.ts).
 export interface PeerMetrics {
   /** Client: request() calls, by method, counted when called (fast failures included). */
-  readonly requestsSent: Counter<'method'>;
+  readonly requestsSent: HotCounter<string>;
   /** Client: request() to settlement (result, remote error, timeout or failure), by method. */
-  readonly duration: Histogram<'method'>;
+  readonly duration: HotHistogram<string>;
   /** Server: request frames dispatched to the handler. */
   readonly requestsReceived: Counter;
   /** Errors by wire code: client = request() rejections, server = error responses and bad frames. */
   readonly errors: Counter<'code' | 'side'>;
   /** Client: outstanding requests; server: handlers not yet answered. */
-  readonly inFlight: Gauge<'side'>;
+  readonly inFlight: HotGauge<PeerSide>;
   /** Client: outbound connection attempts, by result (`ok` or `error`). */
   readonly connects: Counter<'result'>;
   /** Server: inbound connections accepted. */
   readonly accepted: Counter;
   /** Open connections, by side. */
-  readonly connections: Gauge<'side'>;
-  readonly sentBytes: Counter<'side'>;
-  readonly receivedBytes: Counter<'side'>;
+  readonly connections: HotGauge<PeerSide>;
+  readonly sentBytes: HotCounter<PeerSide>;
+  readonly receivedBytes: HotCounter<PeerSide>;
 }
 
 /** Latency buckets in seconds, from 100 µs to 10 s (the same as the client port's). */
@@ -60,16 +62,18 @@ function counter<T extends string>(
 function register(registry: Registry): PeerMetrics {
   const registers = [registry];
   const metrics: PeerMetrics = {
-    requestsSent: counter(
-      'kvstore_peer_requests_sent_total',
-      'Requests sent to peers, by method (including ones that failed).',
-      ['method'],
-      registry,
-    ),
-    duration: new Histogram({
+    requestsSent: new HotCounter<string>({
+      name: 'kvstore_peer_requests_sent_total',
+      help: 'Requests sent to peers, by method (including ones that failed).',
+      labelName: 'method',
+      labelValues: [],
+      registers,
+    }),
+    duration: new HotHistogram<string>({
       name: 'kvstore_peer_request_duration_seconds',
       help: 'Time from sending a peer request to its result or error, by method.',
-      labelNames: ['method'] as const,
+      labelName: 'method',
+      labelValues: [],
       buckets: PEER_LATENCY_BUCKETS,
       registers,
     }),
@@ -84,10 +88,11 @@ function register(registry: Registry): PeerMetrics {
       ['code', 'side'],
       registry,
     ),
-    inFlight: new Gauge({
+    inFlight: new HotGauge({
       name: 'kvstore_peer_requests_in_flight',
       help: 'Peer requests not answered yet; side=client: sent, side=server: being handled.',
-      labelNames: ['side'] as const,
+      labelName: 'side',
+      labelValues: SIDES,
       registers,
     }),
     connects: counter(
@@ -101,24 +106,27 @@ function register(registry: Registry): PeerMetrics {
       help: 'Inbound peer connections accepted.',
       registers,
     }),
-    connections: new Gauge({
+    connections: new HotGauge({
       name: 'kvstore_peer_connections',
       help: 'Open peer connections; side=client: outbound, side=server: inbound.',
-      labelNames: ['side'] as const,
+      labelName: 'side',
+      labelValues: SIDES,
       registers,
     }),
-    sentBytes: counter(
-      'kvstore_peer_sent_bytes_total',
-      'Bytes written to peer sockets.',
-      ['side'],
-      registry,
-    ),
-    receivedBytes: counter(
-      'kvstore_peer_received_bytes_total',
-      'Bytes read from peer sockets.',
-      ['side'],
-      registry,
-    ),
+    sentBytes: new HotCounter({
+      name: 'kvstore_peer_sent_bytes_total',
+      help: 'Bytes written to peer sockets.',
+      labelName: 'side',
+      labelValues: SIDES,
+      registers,
+    }),
+    receivedBytes: new HotCounter({
+      name: 'kvstore_peer_received_bytes_total',
+      help: 'Bytes read from peer sockets.',
+      labelName: 'side',
+      labelValues: SIDES,
+      registers,
+    }),
   };
   zero(metrics);
   return metrics;
@@ -127,10 +135,6 @@ function register(registry: Registry): PeerMetrics {
 /** Exposes every bounded series at 0 so rates and alerts work before the first event. */
 function zero(m: PeerMetrics): void {
   for (const side of SIDES) {
-    m.inFlight.labels(side).set(0);
-    m.connections.labels(side).set(0);
-    m.sentBytes.labels(side).inc(0);
-    m.receivedBytes.labels(side).inc(0);
     for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) {
       m.errors.labels(wireCode(code), side).inc(0);
     }
