@@ -285,7 +285,7 @@ export class ChaosCluster {
 export interface NodeInfo {
   node: string;
   status: string;
-  ring: { target: string; settled: string; moving: boolean };
+  ring: { target: string; settled: string; epoch: number; moving: boolean };
   members: { name: string; state: string; status: string | null; share: number }[];
   hints: number;
 }

@@ -31,8 +31,9 @@ export interface FinalReport {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Waits until every member answers CLUSTER with every member up, the same ring, not moving and
- * no hints left. Resolves with null then, or with what was still missing after `timeoutMs`.
+ * Waits until every member answers CLUSTER with every member up, the same ring (and settled
+ * epoch: nodes adopt the newest settled ring from each other), not moving and no hints left.
+ * Resolves with null then, or with what was still missing after `timeoutMs`.
  */
 export async function waitSettled(
   cluster: ChaosCluster,
@@ -50,7 +51,9 @@ export async function waitSettled(
       if (!info) why ||= `${n} does not answer`;
       else if (info.ring.moving) why ||= `${n} is moving data`;
       else if (info.ring.target !== infos[0]?.ring.target) why ||= `${n} has another ring`;
-      else if (info.members.map((m) => m.name).join() !== names.join()) {
+      else if (info.ring.epoch !== infos[0]?.ring.epoch) {
+        why ||= `${n} has settled epoch ${info.ring.epoch}, ${infos[0]?.node} ${infos[0]?.ring.epoch}`;
+      } else if (info.members.map((m) => m.name).join() !== names.join()) {
         why ||= `${info.node} sees members ${info.members.map((m) => m.name).join(',')}`;
       } else if (info.members.some((m) => m.state !== 'up'))
         why ||= `${info.node} sees a member down`;
