@@ -19,7 +19,7 @@ export interface HeapTrimOptions {
   readonly intervalMs: number;
   /** CPU time (user + system) below this share of the interval counts as idle. */
   readonly idleCpuShare: number;
-  /** Trim only when the heap holds at least this many bytes more than its live objects. */
+  /** Trim only when the heap holds this many bytes more than its live objects (plus Buffers). */
   readonly minSlackBytes: number;
   readonly logger: Logger;
   readonly registry: Registry;
@@ -55,7 +55,10 @@ export function startHeapTrimmer(o: HeapTrimOptions): { stop(): void } {
     }
     if (trimmedThisIdle) return;
     const before = getHeapStatistics();
-    if (before.total_heap_size - before.used_heap_size < o.minSlackBytes) return;
+    // External memory (Buffers) counts too: after a burst of large values it is mostly garbage
+    // that only a collection frees, and V8 starts one only when more is allocated.
+    const slack = before.total_heap_size - before.used_heap_size + before.external_memory;
+    if (slack < o.minSlackBytes) return;
     const started = performance.now();
     // 'last-resort': V8's CollectAllAvailableGarbage, which also shrinks the young generation.
     gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
@@ -69,6 +72,7 @@ export function startHeapTrimmer(o: HeapTrimOptions): { stop(): void } {
       {
         heapTotalMiB: [mib(before.total_heap_size), mib(after.total_heap_size)],
         heapUsedMiB: [mib(before.used_heap_size), mib(after.used_heap_size)],
+        externalMiB: [mib(before.external_memory), mib(after.external_memory)],
         ms: Math.round(performance.now() - started),
       },
       'idle: heap trimmed',

@@ -22,6 +22,12 @@ export interface StorageOptions {
 }
 
 const WAL_SEGMENT_BYTES = 4 * 1024 * 1024;
+/**
+ * Acknowledged writes LMDB has not committed yet are held in memory (for reads, and in LMDB's
+ * queue). Past this many bytes of them a write also waits for LMDB, so a burst of large values
+ * cannot pile up behind it.
+ */
+const MAX_UNCOMMITTED_BYTES = 16 * 1024 * 1024;
 
 /** Bounds of an ordered scan, on raw key bytes. */
 export interface ScanBounds {
@@ -82,6 +88,9 @@ export class Storage {
   #wal: WriteAheadLog | null = null;
   /** Set when LMDB failed to commit a queued write: no further writes are accepted. */
   #lmdbError: unknown = null;
+  /** Bytes of queued writes LMDB has not committed, and the newest one's commit. */
+  #uncommittedBytes = 0;
+  #lastCommit: Promise<unknown> = Promise.resolve();
 
   private constructor(opts: StorageOptions, root: RootDatabase) {
     this.#root = root;
@@ -219,6 +228,8 @@ export class Storage {
     const started = performance.now();
     const result = decide();
     await wal.sync();
+    // LMDB commits in queue order: the newest queued write's commit covers this one's.
+    if (this.#uncommittedBytes > MAX_UNCOMMITTED_BYTES) await this.#lastCommit.catch(() => {});
     this.#metrics?.commitSeconds.observe((performance.now() - started) / 1000);
     return result;
   }
@@ -239,8 +250,12 @@ export class Storage {
     const entry = { raw };
     this.#queued.set(k, entry);
     const done = raw === null ? this.#data.remove(key) : this.#data.put(key, raw);
+    const size = key.length + (raw?.length ?? 0);
+    this.#uncommittedBytes += size;
+    this.#lastCommit = done;
     done.then(
       () => {
+        this.#uncommittedBytes -= size;
         if (this.#queued.get(k) === entry) this.#queued.delete(k);
       },
       (err: unknown) => {

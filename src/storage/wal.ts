@@ -76,6 +76,8 @@ export interface Recovered {
 // (bytes of a torn write, zeros of the preallocation, older records of a recycled segment)
 // ends the segment.
 const HEADER = 8;
+/** Payloads from this size on are written from the caller's buffer instead of a copy. */
+const LARGE_PAYLOAD = 16 * 1024;
 // O_DSYNC: a write returns once its data (and any size change) is on disk, like write+fdatasync
 // in one system call, so a group commit costs one thread-pool round trip.
 const DSYNC = constants.O_RDWR | constants.O_DSYNC;
@@ -101,8 +103,10 @@ export class WriteAheadLog {
   #seq: number;
   #fd: number;
   #pos = 0;
-  /** Encoded records not yet handed to the disk, and their total size. */
+  /** Encoded records not yet handed to the disk (1 or 2 buffers each), and their total size. */
   #pending: Buffer[] = [];
+  /** How many buffers of #pending each record has. */
+  #pendingRecords: number[] = [];
   #pendingBytes = 0;
   #appended = 0;
   #durable = 0;
@@ -198,14 +202,19 @@ export class WriteAheadLog {
   /** Appends one record (in memory until the next group commit). */
   append(op: WalEntry['op'], key: Buffer, payload: Buffer): void {
     const len = BODY_MIN + key.length + payload.length;
-    const buf = Buffer.allocUnsafe(HEADER + len);
-    buf.writeUInt32LE(len, 0);
-    buf[HEADER] = op;
-    buf.writeUInt32LE(key.length, HEADER + 1);
-    key.copy(buf, HEADER + BODY_MIN);
-    payload.copy(buf, HEADER + BODY_MIN + key.length);
-    this.#pending.push(buf);
-    this.#pendingBytes += buf.length;
+    // A large payload is written from the caller's buffer (which must not change afterwards)
+    // rather than copied: the store holds it anyway until LMDB has committed it.
+    const copy = payload.length < LARGE_PAYLOAD;
+    const head = Buffer.allocUnsafe(HEADER + BODY_MIN + key.length + (copy ? payload.length : 0));
+    head.writeUInt32LE(len, 0);
+    head[HEADER] = op;
+    head.writeUInt32LE(key.length, HEADER + 1);
+    key.copy(head, HEADER + BODY_MIN);
+    if (copy) payload.copy(head, HEADER + BODY_MIN + key.length);
+    this.#pending.push(head);
+    if (!copy) this.#pending.push(payload);
+    this.#pendingRecords.push(copy ? 1 : 2);
+    this.#pendingBytes += HEADER + len;
     this.#appended++;
   }
 
@@ -252,12 +261,19 @@ export class WriteAheadLog {
       while (this.#pending.length > 0) {
         if (this.#pos >= this.#o.segmentBytes) await this.#rotate();
         const group = this.#pending;
+        const records = this.#pendingRecords;
         const bytes = this.#pendingBytes;
         const upTo = this.#appended;
         this.#pending = [];
+        this.#pendingRecords = [];
         this.#pendingBytes = 0;
         const s = seed(this.#seq);
-        for (const buf of group) buf.writeUInt32LE(crc32(buf.subarray(HEADER), s), 4);
+        for (let r = 0, b = 0; r < records.length; b += records[r++]!) {
+          const head = group[b]!;
+          let crc = crc32(head.subarray(HEADER), s);
+          if (records[r] === 2) crc = crc32(group[b + 1]!, crc);
+          head.writeUInt32LE(crc, 4);
+        }
         const started = performance.now();
         let done = 0;
         while (done < group.length) {
@@ -270,7 +286,7 @@ export class WriteAheadLog {
           this.#pos += partBytes;
           done += part.length;
         }
-        this.#o.onSync?.((performance.now() - started) / 1000, group.length, bytes);
+        this.#o.onSync?.((performance.now() - started) / 1000, records.length, bytes);
         this.#durable = upTo;
         const waiters = this.#waiters;
         let i = 0;

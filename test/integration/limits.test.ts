@@ -87,8 +87,12 @@ describe('limits under load', () => {
     const all = (await Promise.all(puts)).flat();
     expect(all).toEqual(Array(128).fill('OK'));
     expect(await metric(node, 'kvstore_storage_keys')).toBe(128);
-    // 128 MiB went through; with 16 MiB of writes allowed in flight the node holds far less.
-    expect(rss(node) - before).toBeLessThan(128 * MiB);
+    // 128 MiB went through. What the node may hold: 16 MiB of writes in flight (the budget) and
+    // at most 16 MiB acknowledged but not yet committed by LMDB, each value in two or three
+    // copies (decoded line, stored record, LMDB's queue), plus the garbage V8 lets build up
+    // before it collects Buffers (about 64 MiB): ~150 MiB. Without the budget it grows by
+    // 300 MiB and more (measured +307 MiB).
+    expect(rss(node) - before).toBeLessThan(192 * MiB);
   }, 60_000);
 
   it('discards floods of over-long lines as they arrive', async () => {

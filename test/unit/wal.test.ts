@@ -50,10 +50,27 @@ describe('WriteAheadLog', () => {
     log.append(WAL_DISCARD, b('b'), b('2'));
     await log.sync();
     log.append(WAL_PUT, b('c'), b(''));
+    // A large payload goes out from the caller's buffer, not a copy.
+    const big = Buffer.alloc(100_000, 0x5a);
+    log.append(WAL_PUT, b('d'), big);
+    log.append(WAL_PUT, b('e'), b('5'));
     await log.sync();
     crash(log);
     const { recovered } = openLog(dir);
-    expect(text(recovered)).toEqual(['1:a=1', '2:b=2', '1:c=']);
+    expect(recovered.entries.map((e) => `${e.op}:${e.key}`)).toEqual([
+      '1:a',
+      '2:b',
+      '1:c',
+      '1:d',
+      '1:e',
+    ]);
+    expect(text(recovered).filter((t) => !t.startsWith('1:d='))).toEqual([
+      '1:a=1',
+      '2:b=2',
+      '1:c=',
+      '1:e=5',
+    ]);
+    expect(recovered.entries[3]?.payload.equals(big)).toBe(true);
   });
 
   it('makes every record appended before sync() durable, in groups', async () => {
