@@ -21,7 +21,7 @@ import {
   writeSync,
   writev,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
 import { KvError } from '../errors/index.ts';
@@ -188,7 +188,9 @@ export class WriteAheadLog {
       fd = openSync(path, CREATE_DSYNC);
       preallocateSync(fd, opts.segmentBytes);
     }
+    // The segment's name, and the log directory's own entry, are on disk before any record.
     syncDirSync(opts.dir);
+    syncDirSync(dirname(opts.dir));
     this.#fd = fd;
     for (const seq of recovered.segments) this.#retire(seq);
     this.#prepareSpare();
