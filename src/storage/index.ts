@@ -1,4 +1,5 @@
-// storage: the durable ordered store (LMDB), the record codec and hybrid-logical-clock versions.
+// storage: the durable ordered store (a write-ahead log in front of LMDB), the record codec and
+// hybrid-logical-clock versions.
 
 export { type Hint, HintStore } from './hints.ts';
 export { compareVersions, HybridClock, type Version } from './hlc.ts';
