@@ -13,7 +13,8 @@ import {
   stopServer,
   waitForPong,
 } from './procs.ts';
-import { rbKey, respCall, respLoad } from './respload.ts';
+import { prefillRb } from './redisbench.ts';
+import { rbKey, respCall } from './respload.ts';
 
 export interface MemoryResult {
   readonly keys: number;
@@ -64,19 +65,7 @@ function dirBytes(dir: string): number {
 }
 
 async function load(server: Server, keys: number, valueBytes: number): Promise<number> {
-  const r = await respLoad({
-    host: server.host,
-    port: server.port,
-    from: 0,
-    to: keys,
-    valueBytes,
-    connections: 8,
-    depth: 16,
-    pairs: 20,
-  });
-  if (r.errors > 0)
-    throw new Error(`bench: ${r.errors} errors loading ${server.name}: ${r.firstError}`);
-  return r.ms;
+  return (await prefillRb(server, keys, valueBytes)).ms;
 }
 
 async function dbsize(server: Server): Promise<number> {

@@ -198,7 +198,11 @@ export async function runRbCells(
 }
 
 /** Writes redis-benchmark's keys `key:000000000000` .. once (MSET batches) so GETs hit. */
-export async function prefillRb(target: RbTarget, keys: number, valueBytes: number) {
+export async function prefillRb(
+  target: { readonly name: string; readonly host: string; readonly port: number },
+  keys: number,
+  valueBytes: number,
+) {
   const r = await respLoad({
     host: target.host,
     port: target.port,

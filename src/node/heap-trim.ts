@@ -46,9 +46,10 @@ export function startHeapTrimmer(o: HeapTrimOptions): { stop(): void } {
   let last = process.cpuUsage();
   let trimmedThisIdle = false;
   const timer = setInterval(() => {
-    const used = process.cpuUsage(last);
-    last = process.cpuUsage();
-    const idle = (used.user + used.system) / 1000 < o.intervalMs * o.idleCpuShare;
+    const now = process.cpuUsage();
+    const usedMs = (now.user - last.user + now.system - last.system) / 1000;
+    last = now;
+    const idle = usedMs < o.intervalMs * o.idleCpuShare;
     if (!idle) {
       trimmedThisIdle = false;
       return;

@@ -58,75 +58,8 @@ class ValueCell implements GaugeCell {
   set(value: number): void {
     this.value = value;
   }
-}
-
-/** A counter or a gauge with one label: one number per label value. */
-class HotValue<L extends string> implements Exposed {
-  readonly name: string;
-  readonly help: string;
-  readonly type: 'counter' | 'gauge';
-  readonly aggregator = 'sum' as const;
-  readonly #labelName: string;
-  readonly #cells = new Map<string, ValueCell>();
-
-  constructor(type: 'counter' | 'gauge', c: HotMetricConfig<L>) {
-    this.type = type;
-    this.name = c.name;
-    this.help = c.help;
-    this.#labelName = c.labelName;
-    for (const v of c.labelValues) this.#cells.set(v, new ValueCell());
-    register(this, c.registers);
-  }
-
-  protected cell(v: L): ValueCell {
-    let cell = this.#cells.get(v);
-    if (cell === undefined) {
-      cell = new ValueCell();
-      this.#cells.set(v, cell);
-    }
-    return cell;
-  }
-
-  async get() {
-    const values: Sample[] = [];
-    for (const [v, cell] of this.#cells) {
-      values.push({ value: cell.value, labels: { [this.#labelName]: v } });
-    }
-    return {
-      name: this.name,
-      help: this.help,
-      type: this.type,
-      aggregator: this.aggregator,
-      values,
-    };
-  }
-
   reset(): void {
-    for (const cell of this.#cells.values()) cell.value = 0;
-  }
-}
-
-/** A counter with one label. */
-export class HotCounter<L extends string> extends HotValue<L> {
-  constructor(c: HotMetricConfig<L>) {
-    super('counter', c);
-  }
-
-  /** The cell of label value `v` (created at zero on first use). */
-  labels(v: L): CounterCell {
-    return this.cell(v);
-  }
-}
-
-/** A gauge with one label. */
-export class HotGauge<L extends string> extends HotValue<L> {
-  constructor(c: HotMetricConfig<L>) {
-    super('gauge', c);
-  }
-
-  /** The cell of label value `v` (created at zero on first use). */
-  labels(v: L): GaugeCell {
-    return this.cell(v);
+    this.value = 0;
   }
 }
 
@@ -139,10 +72,10 @@ class HistogramData implements HistogramCell {
   readonly counts: Float64Array;
   sum = 0;
   count = 0;
-  readonly #bounds: readonly number[];
+  readonly bounds: readonly number[];
 
   constructor(bounds: readonly number[]) {
-    this.#bounds = bounds;
+    this.bounds = bounds;
     this.counts = new Float64Array(bounds.length + 1);
   }
 
@@ -153,7 +86,7 @@ class HistogramData implements HistogramCell {
   }
 
   observe(value: number): void {
-    const b = this.#bounds;
+    const b = this.bounds;
     let i = 0;
     while (i < b.length && value > b[i]!) i++;
     this.counts[i]!++;
@@ -162,52 +95,40 @@ class HistogramData implements HistogramCell {
   }
 }
 
-/** A histogram with one label. */
-export class HotHistogram<L extends string> implements Exposed {
+/** One cell per label value, made on first use; the samples of each cell when scraped. */
+abstract class HotMetric<L extends string, C extends { reset(): void }> implements Exposed {
   readonly name: string;
   readonly help: string;
-  readonly type = 'histogram' as const;
+  abstract readonly type: Kind;
   readonly aggregator = 'sum' as const;
-  readonly #labelName: string;
-  readonly #bounds: readonly number[];
-  readonly #cells = new Map<string, HistogramData>();
+  protected readonly labelName: string;
+  readonly #cells = new Map<string, C>();
+  readonly #make: () => C;
 
-  constructor(c: HotMetricConfig<L> & { readonly buckets: readonly number[] }) {
+  constructor(c: HotMetricConfig<L>, make: () => C) {
     this.name = c.name;
     this.help = c.help;
-    this.#labelName = c.labelName;
-    this.#bounds = [...c.buckets].sort((a, b) => a - b);
-    for (const v of c.labelValues) this.#cells.set(v, new HistogramData(this.#bounds));
+    this.labelName = c.labelName;
+    this.#make = make;
+    for (const v of c.labelValues) this.#cells.set(v, make());
     register(this, c.registers);
   }
 
-  /** The cell of label value `v` (created empty on first use). */
-  labels(v: L): HistogramCell {
+  protected cell(v: L): C {
     let cell = this.#cells.get(v);
     if (cell === undefined) {
-      cell = new HistogramData(this.#bounds);
+      cell = this.#make();
       this.#cells.set(v, cell);
     }
     return cell;
   }
 
+  /** Appends the samples of the cell of label value `v`. */
+  protected abstract samples(out: Sample[], v: string, cell: C): void;
+
   async get() {
     const values: Sample[] = [];
-    for (const [v, cell] of this.#cells) {
-      let cumulative = 0;
-      for (let i = 0; i <= this.#bounds.length; i++) {
-        cumulative += cell.counts[i]!;
-        const le = i < this.#bounds.length ? this.#bounds[i]! : '+Inf';
-        values.push({
-          value: cumulative,
-          labels: { le, [this.#labelName]: v },
-          metricName: `${this.name}_bucket`,
-        });
-      }
-      const labels = { [this.#labelName]: v };
-      values.push({ value: cell.sum, labels, metricName: `${this.name}_sum` });
-      values.push({ value: cell.count, labels, metricName: `${this.name}_count` });
-    }
+    for (const [v, cell] of this.#cells) this.samples(values, v, cell);
     return {
       name: this.name,
       help: this.help,
@@ -219,5 +140,66 @@ export class HotHistogram<L extends string> implements Exposed {
 
   reset(): void {
     for (const cell of this.#cells.values()) cell.reset();
+  }
+}
+
+abstract class HotValue<L extends string> extends HotMetric<L, ValueCell> {
+  constructor(c: HotMetricConfig<L>) {
+    super(c, () => new ValueCell());
+  }
+
+  protected samples(out: Sample[], v: string, cell: ValueCell): void {
+    out.push({ value: cell.value, labels: { [this.labelName]: v } });
+  }
+}
+
+/** A counter with one label. */
+export class HotCounter<L extends string> extends HotValue<L> {
+  readonly type = 'counter' as const;
+
+  /** The cell of label value `v` (created at zero on first use). */
+  labels(v: L): CounterCell {
+    return this.cell(v);
+  }
+}
+
+/** A gauge with one label. */
+export class HotGauge<L extends string> extends HotValue<L> {
+  readonly type = 'gauge' as const;
+
+  /** The cell of label value `v` (created at zero on first use). */
+  labels(v: L): GaugeCell {
+    return this.cell(v);
+  }
+}
+
+/** A histogram with one label. */
+export class HotHistogram<L extends string> extends HotMetric<L, HistogramData> {
+  readonly type = 'histogram' as const;
+
+  constructor(c: HotMetricConfig<L> & { readonly buckets: readonly number[] }) {
+    const bounds = [...c.buckets].sort((a, b) => a - b);
+    super(c, () => new HistogramData(bounds));
+  }
+
+  /** The cell of label value `v` (created empty on first use). */
+  labels(v: L): HistogramCell {
+    return this.cell(v);
+  }
+
+  protected samples(out: Sample[], v: string, cell: HistogramData): void {
+    let cumulative = 0;
+    for (let i = 0; i <= cell.bounds.length; i++) {
+      cumulative += cell.counts[i]!;
+      const le = i < cell.bounds.length ? cell.bounds[i]! : '+Inf';
+      out.push({
+        value: cumulative,
+        labels: { le, [this.labelName]: v },
+        metricName: `${this.name}_bucket`,
+      });
+    }
+    const labels = { [this.labelName]: v };
+    out.push({ value: cell.sum, labels, metricName: `${this.name}_sum` });
+    out.push({ value: cell.count, labels, metricName: `${this.name}_count` });
   }
 }

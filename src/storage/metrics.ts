@@ -13,6 +13,9 @@ export interface StorageMetrics {
   walSynced(seconds: number, records: number, bytes: number): void;
 }
 
+/** Buckets of the storage latency histograms, 100 µs to 1 s. */
+const SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+
 /** Registers the storage metrics; gauges read `source` at scrape time. */
 export function registerStorageMetrics(
   registry: Registry,
@@ -45,13 +48,13 @@ export function registerStorageMetrics(
   const commitSeconds = new Histogram({
     name: 'kvstore_storage_commit_duration_seconds',
     help: 'Time from a write being queued to it being durable on disk.',
-    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    buckets: SECONDS,
     registers: [registry],
   });
   const walSyncSeconds = new Histogram({
     name: 'kvstore_wal_sync_duration_seconds',
     help: 'Time to write and fdatasync one group of write-ahead log records.',
-    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    buckets: SECONDS,
     registers: [registry],
   });
   const walGroupRecords = new Histogram({

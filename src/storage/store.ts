@@ -162,7 +162,7 @@ export class Storage {
 
   /** The stored bytes at `key` (encodeRecord format), or undefined. */
   getRaw(key: Buffer): Buffer | undefined {
-    return this.#queued.size === 0 ? this.#data.getBinary(key) : this.#current(key);
+    return this.#current(key);
   }
 
   /**
@@ -234,8 +234,10 @@ export class Storage {
     return result;
   }
 
-  /** The record bytes a write must compare with: a queued write, else what is stored. */
+  /** The newest record bytes at `key`: a queued (uncommitted) write, else what LMDB holds. */
   #current(key: Buffer): Buffer | undefined {
+    // Nothing queued (the common case for reads): no key string to build.
+    if (this.#queued.size === 0) return this.#data.getBinary(key);
     const queued = this.#queued.get(key.toString('latin1'));
     if (queued !== undefined) return queued.raw ?? undefined;
     return this.#data.getBinary(key);

@@ -68,7 +68,6 @@ export interface Recovered {
   readonly segments: readonly number[];
   /** The preallocated spare segment's number, if there is one. */
   readonly spare: number | null;
-  readonly bytes: number;
 }
 
 // Record: [u32 body length][u32 crc32 of the body, seeded with the segment number][body];
@@ -139,7 +138,6 @@ export class WriteAheadLog {
     // A crash between recycling two segments can leave two spares: one is enough.
     for (const extra of spares.slice(0, -1)) rmSync(join(dir, spareName(extra)), { force: true });
     const entries: WalEntry[] = [];
-    let bytes = 0;
     for (const seq of segments) {
       const buf = readFileSync(join(dir, segmentName(seq)));
       let pos = 0;
@@ -157,9 +155,8 @@ export class WriteAheadLog {
         entries.push({ op, key, payload });
         pos += HEADER + len;
       }
-      bytes += pos;
     }
-    return { entries, segments, spare: spares.at(-1) ?? null, bytes };
+    return { entries, segments, spare: spares.at(-1) ?? null };
   }
 
   /**
@@ -196,9 +193,9 @@ export class WriteAheadLog {
     this.#prepareSpare();
   }
 
-  /** The segment being written, the ones waiting for a checkpoint, and the write position. */
-  get status(): { segment: number; retired: number; position: number } {
-    return { segment: this.#seq, retired: this.#retired.size, position: this.#pos };
+  /** How many full segments wait for a checkpoint before they can go. */
+  get retiredSegments(): number {
+    return this.#retired.size;
   }
 
   /** Appends one record (in memory until the next group commit). */
@@ -322,12 +319,7 @@ export class WriteAheadLog {
       fd = await openAsync(path, CREATE_DSYNC);
     }
     // The new name must be on disk before any record in it is acknowledged.
-    const dirFd = await openAsync(dir, 'r');
-    try {
-      await fsyncAsync(dirFd);
-    } finally {
-      await closeAsync(dirFd);
-    }
+    await syncDir(dir);
     await closeAsync(this.#fd);
     this.#fd = fd;
     this.#seq = next;
@@ -394,6 +386,16 @@ function preallocateSync(fd: number, bytes: number): void {
     writeSync(fd, chunk, 0, Math.min(chunk.length, bytes - at), at);
   }
   fsyncSync(fd);
+}
+
+/** syncDirSync without blocking the event loop. */
+async function syncDir(dir: string): Promise<void> {
+  const fd = await openAsync(dir, 'r');
+  try {
+    await fsyncAsync(fd);
+  } finally {
+    await closeAsync(fd);
+  }
 }
 
 /** fsync of a directory: a created or renamed entry in it is on disk. */

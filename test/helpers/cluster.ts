@@ -100,11 +100,38 @@ export async function clusterInfo(node: ClusterNode): Promise<ClusterInfo> {
   }
 }
 
+/** Waits until every node routes by one settled ring of exactly `names`, data not moving. */
+export async function waitSettled(
+  nodes: readonly ClusterNode[],
+  names: string[],
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (const n of nodes) {
+    for (;;) {
+      const info = await clusterInfo(n);
+      const ring = info.members.filter((m) => m.share > 0).map((m) => m.name);
+      if (!info.ring.moving && JSON.stringify(ring) === JSON.stringify(names)) break;
+      if (Date.now() > deadline) throw new Error(`${n.name} not settled: ${JSON.stringify(info)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 export interface ClusterInfo {
   node: string;
+  /** This node's data-directory incarnation. */
+  incarnation: string;
   status: string;
   ring: { target: string; settled: string; moving: boolean };
-  members: { name: string; state: string; status: string | null; share: number }[];
+  members: {
+    name: string;
+    state: string;
+    status: string | null;
+    share: number;
+    /** The incarnation the member reported in its last hello. */
+    incarnation: string | null;
+  }[];
   transfer: { done: boolean; sent: number } | null;
   hints: number;
 }

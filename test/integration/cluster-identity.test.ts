@@ -13,6 +13,7 @@ import {
   startMember,
   startStaticCluster,
   waitAllUp,
+  waitSettled,
 } from '../helpers/cluster.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import type { LineClient } from '../helpers/line-client.ts';
@@ -31,8 +32,6 @@ afterEach(async () => {
   for (const s of servers.splice(0)) await s.close();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 async function client(node: ClusterNode): Promise<LineClient> {
   const c = await connect(node);
   clients.push(c);
@@ -50,20 +49,6 @@ function dnsArgs(server: TestDnsServer): string[] {
     ...['--discovery', `dns:${SERVICE}`, '--dns-servers', `127.0.0.1:${server.port}`],
     ...['--resolve-interval-ms', '300'],
   ];
-}
-
-/** Waits until every node routes by one settled ring of exactly `names`, data not moving. */
-async function waitSettled(nodes: readonly ClusterNode[], names: string[], timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (const n of nodes) {
-    for (;;) {
-      const info = await clusterInfo(n);
-      const ring = info.members.filter((m) => m.share > 0).map((m) => m.name);
-      if (!info.ring.moving && JSON.stringify(ring) === JSON.stringify(names)) break;
-      if (Date.now() > deadline) throw new Error(`${n.name} not settled: ${JSON.stringify(info)}`);
-      await sleep(100);
-    }
-  }
 }
 
 /** Waits until `node` sees `name` in `state`. */
@@ -120,7 +105,17 @@ describe('a member back under its name with an empty data directory (bug 1)', ()
     try {
       c.proc = (await startMember(c.name, c.host, ['--peers', peers, ...NO_HINTS], tempDir())).proc;
       await waitState(a, c.name, 'up');
-      await sleep(1000); // several probes: a knows the new c
+      // a has c's hello from the new data directory.
+      const fresh = (await clusterInfo(c)).incarnation;
+      await expect
+        .poll(
+          async () => (await clusterInfo(a)).members.find((m) => m.name === c.name)?.incarnation,
+          {
+            timeout: 10_000,
+            interval: 50,
+          },
+        )
+        .toBe(fresh);
       const ra = await client(a);
       const read = await ra.call('GET k');
       expect(read).not.toBe('v1');
@@ -222,7 +217,8 @@ describe('a node restarted while a peer it names by asking is down (bug 3)', () 
     await b.proc.stop('SIGKILL');
     await c.proc.stop('SIGKILL');
     c.proc = (await startMember(c.name, c.host, dnsArgs(dns), c.dataDir)).proc;
-    await sleep(1000); // a few resolves: b's address stays listed and does not answer
+    // c has resolved the service and probed what it found; b's address does not answer.
+    await waitState(c, a.name, 'up');
     const info = await clusterInfo(c);
     expect(info.members.map((m) => m.name)).toEqual(names);
     expect(info.members.find((m) => m.name === b.name)?.state).not.toBe('up');

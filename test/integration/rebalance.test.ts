@@ -7,6 +7,7 @@ import {
   metric,
   startMember,
   waitAllUp,
+  waitSettled,
 } from '../helpers/cluster.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import type { LineClient } from '../helpers/line-client.ts';
@@ -40,20 +41,6 @@ async function dnsMember(server: TestDnsServer, name: string, host: string, extr
     '300',
     ...extra,
   ]);
-}
-
-/** Waits until every node routes by a settled ring of exactly `names`. */
-async function waitSettled(nodes: readonly ClusterNode[], names: string[], timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (const n of nodes) {
-    for (;;) {
-      const info = await clusterInfo(n);
-      const ring = info.members.filter((m) => m.share > 0).map((m) => m.name);
-      if (!info.ring.moving && JSON.stringify(ring) === JSON.stringify(names)) break;
-      if (Date.now() > deadline) throw new Error(`${n.name} not settled: ${JSON.stringify(info)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
 }
 
 /** Reads random keys in a loop until stopped; counts any answer that is not the written value. */

@@ -266,6 +266,19 @@ current-context: sa
   return path;
 }
 
+/** What every operator test installs first: the KVCluster CRD (Established), RBAC, namespace `ns`. */
+export async function installOperatorBasics(cp: ControlPlane, ns: string): Promise<void> {
+  await cp.kubectl(['apply', '--server-side', '-f', CRD_FILE]);
+  await cp.kubectl([
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    'crd/kvclusters.kvstore.dev',
+  ]);
+  await cp.kubectl(['apply', '-f', RBAC_FILE]);
+  await cp.kubectl(['create', 'namespace', ns]);
+}
+
 /**
  * kwok runs no volume provisioner: a no-provisioner StorageClass and pre-made PersistentVolumes
  * that kube-controller-manager's binder matches to the StatefulSet's claims.

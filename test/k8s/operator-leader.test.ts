@@ -5,11 +5,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ControlPlane, startControlPlane } from './control-plane-lib.ts';
 import {
-  CRD_FILE,
   getJson,
+  installOperatorBasics,
   OPERATOR_NS,
   type OperatorProcess,
-  RBAC_FILE,
   StandIn,
   serviceAccountKubeconfig,
   startOperator,
@@ -66,15 +65,7 @@ async function leaderGauge(op: OperatorProcess): Promise<string> {
 
 beforeAll(async () => {
   cp = await startControlPlane();
-  await k().kubectl(['apply', '--server-side', '-f', CRD_FILE]);
-  await k().kubectl([
-    'wait',
-    '--for=condition=Established',
-    '--timeout=60s',
-    'crd/kvclusters.kvstore.dev',
-  ]);
-  await k().kubectl(['apply', '-f', RBAC_FILE]);
-  await k().kubectl(['create', 'namespace', NS]);
+  await installOperatorBasics(k(), NS);
   await standIn.start();
   kubeconfig = await serviceAccountKubeconfig(k());
 }, START_TIMEOUT_MS);

@@ -11,11 +11,10 @@ import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import { cleanup } from '../helpers/node-process.ts';
 import { type ControlPlane, startControlPlane } from './control-plane-lib.ts';
 import {
-  CRD_FILE,
   createStaticVolumes,
   getJson,
+  installOperatorBasics,
   type OperatorProcess,
-  RBAC_FILE,
   STORAGE_CLASS,
   StandIn,
   serviceAccountKubeconfig,
@@ -151,15 +150,7 @@ async function phases(until: string, timeoutMs: number): Promise<Set<string>> {
 
 beforeAll(async () => {
   cp = await startControlPlane({ nodes: 2 });
-  await k().kubectl(['apply', '--server-side', '-f', CRD_FILE]);
-  await k().kubectl([
-    'wait',
-    '--for=condition=Established',
-    '--timeout=60s',
-    'crd/kvclusters.kvstore.dev',
-  ]);
-  await k().kubectl(['apply', '-f', RBAC_FILE]);
-  await k().kubectl(['create', 'namespace', NS]);
+  await installOperatorBasics(k(), NS);
   await createStaticVolumes(k(), 12);
   dns = await startDnsServer();
   await standIn.start();

@@ -10,15 +10,14 @@ import { openApiSchema } from '../../operator/api/v1alpha1/index.ts';
 import { type ControlPlane, startControlPlane } from './control-plane-lib.ts';
 import {
   adminApi,
-  CRD_FILE,
   createStaticVolumes,
   getJson,
+  installOperatorBasics,
   type Json,
   type KVC,
   OPERATOR_NS,
   OPERATOR_SA,
   type OperatorProcess,
-  RBAC_FILE,
   SERVICE_MONITOR_CRD,
   STORAGE_CLASS,
   StandIn,
@@ -76,15 +75,7 @@ async function phase(name: string, want: string, timeoutMs = 60_000): Promise<KV
 
 beforeAll(async () => {
   cp = await startControlPlane({ nodes: 2 });
-  await k().kubectl(['apply', '--server-side', '-f', CRD_FILE]);
-  await k().kubectl([
-    'wait',
-    '--for=condition=Established',
-    '--timeout=60s',
-    'crd/kvclusters.kvstore.dev',
-  ]);
-  await k().kubectl(['apply', '-f', RBAC_FILE]);
-  await k().kubectl(['create', 'namespace', NS]);
+  await installOperatorBasics(k(), NS);
   await createStaticVolumes(k(), 24);
   await standIn.start();
   const kubeconfig = await serviceAccountKubeconfig(k());

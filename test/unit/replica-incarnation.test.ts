@@ -115,7 +115,8 @@ describe('stateAddressBook', () => {
         ['10.0.0.3', 'kv3'],
       ]),
     );
-    await new Promise((r) => setTimeout(r, 10));
+    // Saves chain on promises that settle in microtasks here: a macrotask runs after them all.
+    await new Promise((r) => setImmediate(r));
     expect(writes).toEqual([
       ['names', { '10.0.0.9': 'kv9' }],
       ['names', { '10.0.0.3': 'kv3', '10.0.0.9': 'kv9' }],

@@ -132,11 +132,11 @@ describe('WriteAheadLog', () => {
     }
     // Records of 118 (key-0..9) and 119 bytes; a segment is left once it reaches 4 KiB:
     // 35 + 35 records in two retired segments, 30 in the current one.
-    expect(log.status.retired).toBe(2);
+    expect(log.retiredSegments).toBe(2);
     expect(segmentFiles(dir)).toHaveLength(3);
     g.release();
     await log.idle();
-    expect(log.status.retired).toBe(0);
+    expect(log.retiredSegments).toBe(0);
     expect(segmentFiles(dir)).toHaveLength(1);
     // One retired segment became the spare; the next rotation reuses it.
     expect(readdirSync(dir).filter((n) => n.startsWith('spare-'))).toHaveLength(1);
