@@ -79,9 +79,17 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
    * Call when the target or the settled ring changed (a new target, a settled ring adopted from
    * a peer, an owner replaced): restarts the rebalance stream for the new transfer from the
    * first key. A transfer can come back (A -> B -> A): the cursor of an earlier stream of it
-   * would skip records written since.
+   * would skip records written since. While decommissioning, a hand-off toward a ring whose
+   * members changed (one left, or decommissioned itself) restarts toward the members that remain
+   * now: the old ring may name a member that will never take the data.
    */
   onRingsChanged(): void {
+    if (this.#status === 'decommissioning') {
+      if (!this.#stopped && this.#running?.ringId !== this.#remaining().id) {
+        this.#startDecommission();
+      }
+      return;
+    }
     this.#rebalance(true);
   }
 
@@ -162,9 +170,19 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
     this.#startDecommission();
   }
 
+  /** The ring a hand-off goes to: the target without this node. */
+  #remaining(): Ring {
+    return new Ring(this.#o.topology.target.members.filter((n) => n !== this.#o.self));
+  }
+
   #startDecommission(): void {
     this.#cancel();
-    const remaining = new Ring(this.#o.topology.target.members.filter((n) => n !== this.#o.self));
+    const remaining = this.#remaining();
+    if (remaining.members.length === 0) {
+      // Nobody to hand the data to: keep it and wait until a member is back.
+      this.#o.logger.warn({}, 'decommission waits: no other member to hand data to');
+      return;
+    }
     const rf = this.#o.topology.rf(remaining);
     this.#start(
       { kind: 'decommission', ringId: remaining.id, targets: (key) => remaining.owners(key, rf) },

@@ -221,6 +221,49 @@ describe('membership through DNS, rebalancing and decommission', () => {
     await expect.poll(() => storedTotal(four), { timeout: 15_000 }).toBe(3 * 400);
   });
 
+  it('hands off to the members that remain when a member leaves during a decommission', async () => {
+    dns = await startDnsServer();
+    const block = loopbackBlock();
+    const hosts = [1, 2, 3, 4].map((i) => `${block}.${i}`);
+    dns.setA(SERVICE, hosts);
+    const [a, b, c, d] = await Promise.all(hosts.map((h, i) => dnsMember(dns!, `kvstore-${i}`, h)));
+    const four = [a!, b!, c!, d!];
+    await waitAllUp(four);
+    await waitSettled(four, ['kvstore-0', 'kvstore-1', 'kvstore-2', 'kvstore-3']);
+    const w = await client(a!);
+    const puts = Array.from({ length: 400 }, (_, i) => `PUT h:${String(i).padStart(3, '0')} v${i}`);
+    w.send(`${puts.join('\n')}\n`);
+    expect(new Set(await w.lines(400))).toEqual(new Set(['OK']));
+
+    // kvstore-3 dies but is still listed: kvstore-2 starts its hand-off toward a ring that has
+    // kvstore-3 in it, and cannot finish while kvstore-3 does not answer.
+    await d!.proc.stop('SIGKILL');
+    await expect
+      .poll(async () => (await clusterInfo(c!)).members.find((m) => m.name === 'kvstore-3')?.state)
+      .toBe('down');
+    const admin = `http://${c!.host}:${c!.proc.httpPort}/admin/decommission`;
+    expect((await fetch(admin, { method: 'POST' })).status).toBe(202);
+    await expect
+      .poll(() => c!.proc.logs.some((l) => l.msg === 'stream batch not taken; retrying'), {
+        timeout: 15_000,
+      })
+      .toBe(true);
+    // Its pod goes away: kvstore-3 leaves the member list, and the hand-off must now go to the
+    // two members that remain.
+    dns.setA(SERVICE, hosts.slice(0, 3));
+    await expect
+      .poll(async () => ((await (await fetch(admin)).json()) as { status: string }).status, {
+        timeout: 20_000,
+      })
+      .toBe('decommissioned');
+    dns.setA(SERVICE, hosts.slice(0, 2));
+    await c!.proc.stop('SIGTERM');
+    await waitSettled([a!, b!], ['kvstore-0', 'kvstore-1']);
+    await expect.poll(() => storedTotal([a!, b!]), { timeout: 15_000 }).toBe(2 * 400);
+    const r = await client(b!);
+    expect((await r.call('PREFIX h:')).split(' ')).toHaveLength(400);
+  });
+
   it('starts and serves its own data while its peers do not resolve yet', async () => {
     dns = await startDnsServer();
     const host = `${loopbackBlock()}.1`;

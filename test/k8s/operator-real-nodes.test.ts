@@ -42,6 +42,8 @@ const k = (): ControlPlane => {
 /** Runs a real node per live pod of KVCluster `real`; stops it when its pod goes away. */
 class PodRunner {
   readonly running = new Map<string, ClusterNode>();
+  /** Nodes stopped because their pod went away (their logs go into a timeout's report). */
+  readonly stopped = new Map<string, ClusterNode>();
   /** Each stopped node's own decommission status at the moment its pod was deleted. */
   readonly statusAtRemoval = new Map<string, string>();
   readonly #block = loopbackBlock();
@@ -115,37 +117,66 @@ class PodRunner {
   }
 
   async #remove(pod: string, node: ClusterNode): Promise<void> {
-    const r = await fetch(`http://${node.host}:${node.proc.httpPort}/admin/decommission`).catch(
-      () => null,
-    );
+    const r = await fetch(`http://${node.host}:${node.proc.httpPort}/admin/decommission`, {
+      signal: AbortSignal.timeout(5000),
+    }).catch(() => null);
     this.statusAtRemoval.set(
       pod,
       ((await r?.json()) as { status?: string } | undefined)?.status ?? 'unreachable',
     );
     standIn.proxy.delete(`${NS}/${pod}`);
     this.running.delete(pod);
+    this.stopped.set(pod, node);
     await node.proc.stop('SIGTERM');
   }
 }
 
 async function phases(until: string, timeoutMs: number): Promise<Set<string>> {
   const seen = new Set<string>();
-  await waitUntil(
-    `phase ${until}`,
-    async () => {
-      if (runner?.lastError) throw new Error(`pod runner: ${runner.lastError}`);
-      const o = await getJson(k(), ['kvcluster', 'real', '-n', NS]);
-      const p = o?.status?.phase as string | undefined;
-      if (p) seen.add(p);
-      return (
-        p === until &&
-        o?.status.observedGeneration === o?.metadata.generation &&
-        o?.status.replicas === o?.spec.replicas
-      );
-    },
-    timeoutMs,
-  );
+  let status = '';
+  try {
+    await waitUntil(
+      `phase ${until}`,
+      async () => {
+        if (runner?.lastError) throw new Error(`pod runner: ${runner.lastError}`);
+        const o = await getJson(k(), ['kvcluster', 'real', '-n', NS]);
+        const p = o?.status?.phase as string | undefined;
+        if (p) seen.add(p);
+        status = JSON.stringify(o?.status);
+        return (
+          p === until &&
+          o?.status.observedGeneration === o?.metadata.generation &&
+          o?.status.replicas === o?.spec.replicas
+        );
+      },
+      timeoutMs,
+    );
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\nstatus: ${status}\n${await nodeViews()}`);
+  }
   return seen;
+}
+
+/** What each running node says about the cluster and its decommission, and its last log lines. */
+async function nodeViews(): Promise<string> {
+  const out: string[] = [];
+  for (const [pod, n] of runner?.stopped ?? []) {
+    out.push(...n.proc.logs.slice(-10).map((l) => `${pod} (stopped) log: ${JSON.stringify(l)}`));
+  }
+  for (const [pod, n] of runner?.running ?? []) {
+    const base = `http://${n.host}:${n.proc.httpPort}`;
+    const get = async (path: string) =>
+      fetch(`${base}${path}`, { signal: AbortSignal.timeout(2000) })
+        .then((r) => r.text())
+        .catch((e: unknown) => String(e));
+    const recent = n.proc.logs.slice(-25).map((l) => JSON.stringify(l));
+    out.push(
+      `${pod} cluster: ${await get('/admin/cluster')}`,
+      `${pod} decommission: ${await get('/admin/decommission')}`,
+      ...recent.map((w) => `${pod} log: ${w}`),
+    );
+  }
+  return out.join('\n');
 }
 
 beforeAll(async () => {
