@@ -56,6 +56,13 @@ export const DEFAULTS = {
   readQuorum: 2,
   /** Replicas that must make a write durable before OK (clamped like the replication factor). */
   writeQuorum: 2,
+  /**
+   * Share of quorum reads that ask every replica (and repair the stale ones) instead of only
+   * --read-quorum of them. 1 asks every replica on every read.
+   */
+  readRepairChance: 0.1,
+  /** A read asks the replicas it has not asked yet when its quorum has not answered after this. */
+  readSpeculateMs: 20,
   /** Timeout of one request to a peer. */
   peerTimeoutMs: 2000,
   /** How often each peer is probed; a peer failing --probe-failures probes in a row is down. */
@@ -119,6 +126,8 @@ export const configSchema = z
     replicationFactor: positive.max(7),
     readQuorum: positive,
     writeQuorum: positive,
+    readRepairChance: z.coerce.number().min(0).max(1),
+    readSpeculateMs: positive,
     peerTimeoutMs: positive,
     probeIntervalMs: positive,
     probeFailures: positive,
@@ -191,6 +200,8 @@ export const HELP: Record<keyof Config, string> = {
   replicationFactor: 'replicas per key (clamped to members)',
   readQuorum: 'replicas that must answer a read',
   writeQuorum: 'replicas that must make a write durable before OK',
+  readRepairChance: 'share of reads that ask (and repair) every replica, 0..1',
+  readSpeculateMs: 'ask the other replicas when a read quorum is this late',
   peerTimeoutMs: 'timeout of one peer request',
   probeIntervalMs: 'peer health probe interval',
   probeFailures: 'failed probes in a row before a peer is down',

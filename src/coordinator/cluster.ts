@@ -12,7 +12,7 @@ import {
   type StoredRecord,
 } from '../storage/index.ts';
 import { estimateKeys, executeMulti, infoSections, type KeyspaceSource } from './multi.ts';
-import { type QuorumGroup, quorum } from './quorum.ts';
+import { type QuorumGroup, quorum, targetedQuorum } from './quorum.ts';
 import type { Replicas } from './replicas.ts';
 import { scatterScan } from './scatter.ts';
 
@@ -33,8 +33,18 @@ export interface ClusterOptions {
   readonly info: () => unknown;
   readonly readQuorum: number;
   readonly writeQuorum: number;
+  /** Share (0..1) of reads that ask every replica rather than only a read quorum of them. */
+  readonly readRepairChance: number;
+  /** How long a read waits for its quorum before it asks the replicas it has not asked. */
+  readonly readSpeculateMs: number;
   readonly maxScanKeys: number;
   readonly registry: Registry;
+}
+
+/** What a read got: the answers of its quorum, and every request it made. */
+interface Asked {
+  readonly answers: Map<string, Buffer | null>;
+  readonly calls: Map<string, Promise<Buffer | null>>;
 }
 
 const OK: Reply = { type: 'ok' };
@@ -44,13 +54,18 @@ const NOT_FOUND: Reply = { type: 'not_found' };
 /**
  * Replicated execution. A write goes to every owner of the key (both rings while data moves) and
  * answers OK once `writeQuorum` owners in each ring made it durable; owners that are down or fail
- * get a hint. A read asks every owner, answers with the newest version once `readQuorum` owners
- * in each ring answered, and repairs owners that returned an older version. Too few answers is
- * `ERR UNAVAILABLE`, never a guess.
+ * get a hint. A read asks `readQuorum` owners (this node first when it is one, then owners the
+ * failure detector has up), one more for each that fails, and all the others when the quorum is
+ * `readSpeculateMs` late; it answers with the newest version and repairs the owners it asked
+ * that returned an older one. `readRepairChance` of the reads, and every read while data moves,
+ * ask every owner instead, so stale replicas are also repaired by reads that did not need them.
+ * Too few answers is `ERR UNAVAILABLE`, never a guess.
  */
 export class ClusterCoordinator implements Coordinator {
   readonly #o: ClusterOptions;
   readonly #repairs: Counter;
+  readonly #speculations: Counter;
+  readonly #reads: Counter<'replicas'>;
 
   constructor(opts: ClusterOptions) {
     this.#o = opts;
@@ -59,6 +74,18 @@ export class ClusterCoordinator implements Coordinator {
       help: 'Replicas sent a newer version because a read found them stale.',
       registers: [opts.registry],
     });
+    this.#speculations = new Counter({
+      name: 'kvstore_read_speculations_total',
+      help: 'Reads whose quorum was late, so they asked the replicas they had not asked yet.',
+      registers: [opts.registry],
+    });
+    this.#reads = new Counter({
+      name: 'kvstore_quorum_reads_total',
+      help: 'Quorum reads, by the replicas first asked: quorum (a read quorum) or all.',
+      labelNames: ['replicas'] as const,
+      registers: [opts.registry],
+    });
+    for (const r of ['quorum', 'all']) this.#reads.labels(r).inc(0);
   }
 
   execute(cmd: Command): Reply | Promise<Reply> {
@@ -155,9 +182,10 @@ export class ClusterCoordinator implements Coordinator {
   /** Reads the newest record among a read quorum; repairs stale replicas in the background. */
   async #read(key: Buffer): Promise<StoredRecord | null> {
     const p = this.#o.topology.place(key);
-    const calls = new Map<string, Promise<Buffer | null>>();
-    for (const name of p.all) calls.set(name, this.#o.replicas.get(name, key));
-    const answers = await quorum(calls, this.#groups(p, this.#o.readQuorum), 'read quorum');
+    const { answers, calls } =
+      p.settled === p.target && Math.random() >= this.#o.readRepairChance
+        ? await this.#askQuorum(key, p.target)
+        : await this.#askAll(key, p);
     let newest: StoredRecord | null = null;
     let newestRaw: Buffer | null = null;
     for (const raw of answers.values()) {
@@ -171,6 +199,34 @@ export class ClusterCoordinator implements Coordinator {
     if (newest !== null && newestRaw !== null)
       this.#repair(key, newest, newestRaw, calls, p.target);
     return newest;
+  }
+
+  /** Asks a read quorum of `owners` first (see the class comment). */
+  async #askQuorum(key: Buffer, owners: readonly string[]): Promise<Asked> {
+    this.#reads.labels('quorum').inc();
+    const { replicas } = this.#o;
+    const self = replicas.self;
+    const order: string[] = owners.includes(self) ? [self] : [];
+    for (const n of owners) if (n !== self && this.#o.isUp(n)) order.push(n);
+    for (const n of owners) if (n !== self && !this.#o.isUp(n)) order.push(n);
+    const { ok, calls } = await targetedQuorum({
+      order,
+      need: Math.min(this.#o.readQuorum, owners.length),
+      call: (name) => replicas.get(name, key),
+      speculateMs: this.#o.readSpeculateMs,
+      onSpeculate: () => this.#speculations.inc(),
+      what: 'read quorum',
+    });
+    return { answers: ok, calls };
+  }
+
+  /** Asks every owner in both rings; a read quorum in each must answer. */
+  async #askAll(key: Buffer, p: Placement): Promise<Asked> {
+    this.#reads.labels('all').inc();
+    const calls = new Map<string, Promise<Buffer | null>>();
+    for (const name of p.all) calls.set(name, this.#o.replicas.get(name, key));
+    const answers = await quorum(calls, this.#groups(p, this.#o.readQuorum), 'read quorum');
+    return { answers, calls };
   }
 
   /** As each replica answers, sends the newest record to target owners that returned older. */

@@ -67,3 +67,79 @@ export function quorum<T>(
     check();
   });
 }
+
+/** How a targeted quorum asks its replicas. */
+export interface TargetedAsk<T> {
+  /** Every replica, most preferred first; the first `need` are asked at once. */
+  readonly order: readonly string[];
+  readonly need: number;
+  readonly call: (name: string) => Promise<T>;
+  /** After this many ms without a quorum, every replica not asked yet is asked. */
+  readonly speculateMs: number;
+  /** Called once when the speculative requests go out. */
+  readonly onSpeculate: () => void;
+  /** Names the operation in the error, as for quorum(). */
+  readonly what: string;
+}
+
+/** A targeted quorum's successes, and every call it made (for read repair). */
+export interface TargetedResult<T> {
+  readonly ok: Map<string, T>;
+  readonly calls: Map<string, Promise<T>>;
+}
+
+/**
+ * Asks only the first `need` replicas of `order`; each failure asks the next one not asked yet,
+ * and when the quorum is still short after `speculateMs` (a slow or paused replica the failure
+ * detector has not caught yet) every replica not asked yet is asked at once. Resolves once `need`
+ * succeeded; rejects with KV_ERR_UNAVAILABLE, as quorum() does, once too many failed.
+ */
+export function targetedQuorum<T>(t: TargetedAsk<T>): Promise<TargetedResult<T>> {
+  return new Promise((resolve, reject) => {
+    const calls = new Map<string, Promise<T>>();
+    const ok = new Map<string, T>();
+    const failed = new Map<string, string>();
+    let next = 0;
+    let done = false;
+    let timer: NodeJS.Timeout | undefined;
+    const check = () => {
+      if (done) return;
+      const possible = t.order.length - failed.size;
+      if (ok.size < t.need && possible >= t.need) return;
+      done = true;
+      clearTimeout(timer);
+      if (ok.size >= t.need) {
+        resolve({ ok, calls });
+        return;
+      }
+      const why = [...failed].map(([n, e]) => `${n}: ${e}`).join(', ') || 'replicas down';
+      reject(
+        new KvError('KV_ERR_UNAVAILABLE', `replication: ${t.what} ${possible}/${t.need} (${why})`),
+      );
+    };
+    const ask = (name: string) => {
+      const call = t.call(name);
+      calls.set(name, call);
+      call.then(
+        (v) => {
+          ok.set(name, v);
+          check();
+        },
+        (err: unknown) => {
+          failed.set(name, err instanceof KvError ? err.code.slice(7).toLowerCase() : 'error');
+          if (!done && next < t.order.length) ask(t.order[next++]!);
+          check();
+        },
+      );
+    };
+    while (next < Math.min(t.need, t.order.length)) ask(t.order[next++]!);
+    if (next < t.order.length) {
+      timer = setTimeout(() => {
+        if (done || next >= t.order.length) return;
+        t.onSpeculate();
+        while (next < t.order.length) ask(t.order[next++]!);
+      }, t.speculateMs);
+    }
+    check();
+  });
+}

@@ -329,6 +329,8 @@ export async function startCluster(
     info,
     readQuorum: config.readQuorum,
     writeQuorum: config.writeQuorum,
+    readRepairChance: config.readRepairChance,
+    readSpeculateMs: config.readSpeculateMs,
     maxScanKeys: config.maxScanKeys,
     registry,
   });

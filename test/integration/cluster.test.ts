@@ -131,6 +131,57 @@ describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
     expect(await metric(n2, 'kvstore_read_repairs_total')).toBeGreaterThanOrEqual(1);
   });
 
+  it('reads from a read quorum of replicas, and from the others when one of them is paused', async () => {
+    // The failure detector is slowed down so that a paused node stays "up": only speculation
+    // can route around it.
+    const nodes = await startStaticCluster(3, [
+      '--read-repair-chance',
+      '0',
+      '--probe-failures',
+      '1000',
+    ]);
+    const [n0, n1] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const a = await client(n0);
+    const keys = Array.from({ length: 60 }, (_, i) => `rq:${i}`);
+    expect(
+      new Set(
+        await send(
+          a,
+          keys.map((k) => `PUT ${k} v-${k}`),
+        ),
+      ),
+    ).toEqual(new Set(['OK']));
+    // A series appears with its first request: absent counts as 0.
+    const gets = async () =>
+      (await metric(n0, 'kvstore_peer_requests_sent_total{method="get"}')) || 0;
+    const speculations = () => metric(n0, 'kvstore_read_speculations_total');
+    const reads = () => metric(n0, 'kvstore_quorum_reads_total{replicas="quorum"}');
+
+    // Every replica answers: each read asks n0 itself and one other node, plus the third one
+    // for each read whose quorum was late.
+    const [g0, s0, r0] = [await gets(), await speculations(), await reads()];
+    expect(
+      await send(
+        a,
+        keys.map((k) => `GET ${k}`),
+      ),
+    ).toEqual(keys.map((k) => `v-${k}`));
+    expect((await reads()) - r0).toBe(keys.length);
+    expect((await gets()) - g0).toBe(keys.length + ((await speculations()) - s0));
+
+    // n1 pauses: the reads that picked it ask n2 once their quorum is late, and all answer.
+    n1.proc.child.kill('SIGSTOP');
+    const s1 = await speculations();
+    expect(
+      await send(
+        a,
+        keys.map((k) => `GET ${k}`),
+      ),
+    ).toEqual(keys.map((k) => `v-${k}`));
+    expect((await speculations()) - s1).toBeGreaterThan(0);
+    n1.proc.child.kill('SIGCONT');
+  });
+
   it('describes itself with CLUSTER', async () => {
     const nodes = await startStaticCluster(3);
     const info = await clusterInfo(nodes[1]!);

@@ -89,6 +89,8 @@ function standalone(s: Storage, maxScanKeys: number): ClusterCoordinator {
     info: () => ({}),
     readQuorum: 2,
     writeQuorum: 2,
+    readRepairChance: 0.1,
+    readSpeculateMs: 20,
     maxScanKeys,
     registry: new Registry(),
   });

@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import { targetedQuorum } from '../../src/coordinator/quorum.ts';
+import { KvError } from '../../src/errors/index.ts';
+
+/** Replicas whose answers the test hands out one by one. */
+function replicas() {
+  const asked: string[] = [];
+  const pending = new Map<string, { ok: (v: string) => void; fail: (e: Error) => void }>();
+  return {
+    asked,
+    call: (name: string) =>
+      new Promise<string>((ok, fail) => {
+        asked.push(name);
+        pending.set(name, { ok, fail });
+      }),
+    answer: (name: string) => pending.get(name)!.ok(`v@${name}`),
+    fail: (name: string) =>
+      pending.get(name)!.fail(new KvError('KV_ERR_PEER_TIMEOUT', `${name} timed out`)),
+  };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe('targetedQuorum', () => {
+  it('asks only the quorum first and answers from it', async () => {
+    const r = replicas();
+    let speculated = 0;
+    const done = targetedQuorum({
+      order: ['a', 'b', 'c'],
+      need: 2,
+      call: r.call,
+      speculateMs: 60_000,
+      onSpeculate: () => speculated++,
+      what: 'read quorum',
+    });
+    expect(r.asked).toEqual(['a', 'b']);
+    r.answer('b');
+    r.answer('a');
+    const { ok, calls } = await done;
+    expect([...ok.keys()].sort()).toEqual(['a', 'b']);
+    expect([...calls.keys()]).toEqual(['a', 'b']);
+    expect(r.asked).toEqual(['a', 'b']);
+    expect(speculated).toBe(0);
+  });
+
+  it('asks the next replica for each one that fails, and fails when too few are left', async () => {
+    const r = replicas();
+    const done = targetedQuorum({
+      order: ['a', 'b', 'c'],
+      need: 2,
+      call: r.call,
+      speculateMs: 60_000,
+      onSpeculate: () => {},
+      what: 'read quorum',
+    });
+    r.fail('b');
+    await tick();
+    expect(r.asked).toEqual(['a', 'b', 'c']);
+    r.answer('a');
+    r.fail('c');
+    await expect(done).rejects.toThrow(
+      'replication: read quorum 1/2 (b: peer_timeout, c: peer_timeout)',
+    );
+  });
+
+  it('asks every other replica once the quorum is late, and takes whichever answer first', async () => {
+    const r = replicas();
+    let speculated = 0;
+    const done = targetedQuorum({
+      order: ['a', 'b', 'c', 'd'],
+      need: 2,
+      call: r.call,
+      speculateMs: 5,
+      onSpeculate: () => speculated++,
+      what: 'read quorum',
+    });
+    r.answer('a'); // b, paused, never answers
+    await expect.poll(() => r.asked).toEqual(['a', 'b', 'c', 'd']);
+    expect(speculated).toBe(1);
+    r.answer('d');
+    const { ok, calls } = await done;
+    expect([...ok.keys()].sort()).toEqual(['a', 'd']);
+    expect([...calls.keys()]).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('never speculates when it already asked every replica', async () => {
+    const r = replicas();
+    let speculated = 0;
+    const done = targetedQuorum({
+      order: ['a', 'b'],
+      need: 2,
+      call: r.call,
+      speculateMs: 1,
+      onSpeculate: () => speculated++,
+      what: 'read quorum',
+    });
+    await new Promise((res) => setTimeout(res, 20));
+    r.answer('a');
+    r.answer('b');
+    await done;
+    expect(speculated).toBe(0);
+  });
+});
