@@ -1,7 +1,7 @@
 // The operator process: leader election decides when a Controller runs; stop() shuts down cleanly.
 
 import type { Logger } from 'pino';
-import { Controller, createNodeAdmin } from './controller/index.ts';
+import { Controller, cachedSecretReader, createNodeAdmin } from './controller/index.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import type { Options } from './options.ts';
 import { type Kube, LeaderElector } from './runtime/index.ts';
@@ -63,7 +63,11 @@ export class Operator {
     const o = this.#d.options;
     this.#controller = new Controller({
       kube: this.#d.kube,
-      admin: createNodeAdmin(o.podUrlTemplate, o.adminTimeoutMs),
+      admin: createNodeAdmin(
+        o.podUrlTemplate,
+        o.adminTimeoutMs,
+        cachedSecretReader(this.#d.kube.core),
+      ),
       logger: this.#d.logger,
       metrics: this.#d.metrics,
       settings: { clusterDomain: o.clusterDomain, pollMs: o.pollMs, resyncMs: o.resyncMs },

@@ -7,12 +7,14 @@ export { Controller, type ControllerOptions } from './manager.ts';
 export * from './names.ts';
 export {
   type ClusterView,
+  cachedSecretReader,
   createNodeAdmin,
   DEFAULT_POD_URL_TEMPLATE,
   type DecommissionView,
   type NodeAdmin,
   type PodAddress,
   podUrl,
+  type SecretReader,
 } from './node-admin.ts';
 export { type NodeView, type Observed, type PodView, podView } from './observe.ts';
 export { buildPdb } from './pdb.ts';

@@ -1,6 +1,8 @@
 // HTTP client of the kvstore node admin API (decommission, cluster view) on each pod's HTTP port.
 
+import type { CoreV1Api } from '@kubernetes/client-node';
 import { z } from 'zod';
+import { adminAuthorization } from '../../src/replica/auth.ts';
 
 /**
  * How the operator reaches a pod's HTTP port. Placeholders: {pod}, {headless}, {namespace},
@@ -19,11 +21,23 @@ export interface PodAddress {
   readonly cluster: string;
   readonly httpPort: number;
   readonly clusterDomain: string;
+  /**
+   * The KVCluster's cluster secret (spec.auth.clusterSecret): the nodes then refuse admin calls
+   * that do not prove it. Absent or null: calls go without proof.
+   */
+  readonly clusterSecret?: { readonly name: string; readonly key: string } | null;
 }
+
+/** Reads a key of a Secret in `namespace`; rejects when it cannot (missing, forbidden). */
+export type SecretReader = (
+  namespace: string,
+  ref: { readonly name: string; readonly key: string },
+) => Promise<string>;
 
 /** The base URL of a pod's HTTP port (no trailing slash). */
 export function podUrl(template: string, a: PodAddress): string {
-  const vars: Record<string, string> = { ...a, httpPort: String(a.httpPort) };
+  const { clusterSecret: _secret, ...names } = a;
+  const vars: Record<string, string> = { ...names, httpPort: String(a.httpPort) };
   return template.replace(/\{(\w+)\}/g, (m, k: string) => vars[k] ?? m).replace(/\/+$/, '');
 }
 
@@ -70,8 +84,10 @@ async function call(
   url: string,
   method: string,
   timeoutMs: number,
+  authorization: string | null,
 ): Promise<{ status: number; body: unknown }> {
-  const res = await fetch(url, { method, signal: AbortSignal.timeout(timeoutMs) });
+  const headers: Record<string, string> = authorization ? { authorization } : {};
+  const res = await fetch(url, { method, headers, signal: AbortSignal.timeout(timeoutMs) });
   const text = await res.text();
   let body: unknown = text;
   try {
@@ -87,23 +103,67 @@ function expectOk(path: string, r: { status: number; body: unknown }): unknown {
   return r.body;
 }
 
-export function createNodeAdmin(template: string, timeoutMs: number): NodeAdmin {
-  const url = (a: PodAddress, path: string) => `${podUrl(template, a)}${path}`;
+/**
+ * The admin client. `readSecret` reads the cluster secret of pods whose address names one; each
+ * call then carries an HMAC proof of it (the secret itself is never sent).
+ */
+export function createNodeAdmin(
+  template: string,
+  timeoutMs: number,
+  readSecret?: SecretReader,
+): NodeAdmin {
+  const send = async (a: PodAddress, path: string, method: 'GET' | 'POST') => {
+    let authorization: string | null = null;
+    if (a.clusterSecret) {
+      if (!readSecret) throw new Error('node-admin: no way to read the cluster secret');
+      const secret = await readSecret(a.namespace, a.clusterSecret);
+      authorization = adminAuthorization(secret, method, path);
+    }
+    const r = await call(`${podUrl(template, a)}${path}`, method, timeoutMs, authorization);
+    if (r.status === 401) {
+      throw new Error(`node-admin: ${method} ${path} answered 401: the cluster secret differs`);
+    }
+    return r;
+  };
   return {
     async cluster(a) {
-      const r = await call(url(a, '/admin/cluster'), 'GET', timeoutMs);
+      const r = await send(a, '/admin/cluster', 'GET');
       return clusterSchema.parse(expectOk('/admin/cluster', r));
     },
     async decommissionStatus(a) {
-      const r = await call(url(a, '/admin/decommission'), 'GET', timeoutMs);
+      const r = await send(a, '/admin/decommission', 'GET');
       return decommissionSchema.parse(expectOk('/admin/decommission', r));
     },
     async decommission(a) {
-      const r = await call(url(a, '/admin/decommission'), 'POST', timeoutMs);
+      const r = await send(a, '/admin/decommission', 'POST');
       if (r.status === 202 || r.status === 200) return { accepted: true };
       const error = (r.body as { error?: unknown } | null)?.error;
       if (r.status === 409) return { accepted: false, error: String(error ?? 'refused') };
       throw new Error(`node-admin: POST /admin/decommission answered ${r.status}`);
     },
+  };
+}
+
+/**
+ * Reads Secret keys through the API, each kept for `ttlMs` (a rotated secret is used within
+ * that). The value is used as stored: it is what the pods get in KV_CLUSTER_SECRET.
+ */
+export function cachedSecretReader(
+  core: Pick<CoreV1Api, 'readNamespacedSecret'>,
+  ttlMs = 30_000,
+): SecretReader {
+  const cache = new Map<string, { readonly value: string; readonly at: number }>();
+  return async (namespace, ref) => {
+    const id = `${namespace}/${ref.name}/${ref.key}`;
+    const hit = cache.get(id);
+    if (hit && Date.now() - hit.at < ttlMs) return hit.value;
+    const secret = await core.readNamespacedSecret({ name: ref.name, namespace });
+    const b64 = secret.data?.[ref.key];
+    if (b64 === undefined) {
+      throw new Error(`node-admin: Secret ${namespace}/${ref.name} has no key ${ref.key}`);
+    }
+    const value = Buffer.from(b64, 'base64').toString('utf8');
+    cache.set(id, { value, at: Date.now() });
+    return value;
   };
 }

@@ -57,6 +57,7 @@ export function addressOf(ctx: ControllerContext, c: Cluster, pod: string): PodA
     cluster: c.name,
     httpPort: c.spec.ports.http,
     clusterDomain: ctx.settings.clusterDomain,
+    clusterSecret: c.spec.auth?.clusterSecret ?? null,
   };
 }
 

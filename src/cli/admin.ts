@@ -1,5 +1,6 @@
 // kvctl admin commands: they talk to the node's HTTP port (decommission) or print CLUSTER.
 
+import { adminAuthorization } from '../replica/index.ts';
 import type { CliOutput } from './commands.ts';
 
 interface DecommissionState {
@@ -8,12 +9,25 @@ interface DecommissionState {
   error?: string;
 }
 
+/** A node's HTTP port, and the cluster secret that proves admin calls (null: none set). */
+export interface AdminTarget {
+  readonly base: string;
+  readonly secret: string | null;
+}
+
 async function call(
-  url: string,
+  target: AdminTarget,
+  path: string,
   method: 'GET' | 'POST',
 ): Promise<{ status: number; body: DecommissionState }> {
-  const res = await fetch(url, { method });
-  return { status: res.status, body: (await res.json()) as DecommissionState };
+  const headers: Record<string, string> = target.secret
+    ? { authorization: adminAuthorization(target.secret, method, path) }
+    : {};
+  const res = await fetch(`${target.base}${path}`, { method, headers });
+  const body = (await res.json()) as DecommissionState;
+  if (res.status === 401)
+    throw new Error(`${path}: ${body.error ?? 'unauthorized'}; set KVCTL_CLUSTER_SECRET`);
+  return { status: res.status, body };
 }
 
 function line(s: DecommissionState): string {
@@ -29,12 +43,12 @@ function line(s: DecommissionState): string {
  * the node refused.
  */
 export async function decommission(
-  base: string,
+  target: AdminTarget,
   wait: boolean,
   out: CliOutput,
   pollMs = 500,
 ): Promise<number> {
-  const started = await call(`${base}/admin/decommission`, 'POST');
+  const started = await call(target, '/admin/decommission', 'POST');
   if (started.status !== 202) {
     out.stderr.write(`kvctl: decommission refused: ${started.body.error ?? started.status}\n`);
     return 1;
@@ -43,15 +57,15 @@ export async function decommission(
   let state = started.body;
   while (wait && state.status !== 'decommissioned') {
     await new Promise((r) => setTimeout(r, pollMs));
-    state = (await call(`${base}/admin/decommission`, 'GET')).body;
+    state = (await call(target, '/admin/decommission', 'GET')).body;
     out.stdout.write(`${line(state)}\n`);
   }
   return 0;
 }
 
 /** Prints GET /admin/decommission. */
-export async function decommissionStatus(base: string, out: CliOutput): Promise<number> {
-  out.stdout.write(`${line((await call(`${base}/admin/decommission`, 'GET')).body)}\n`);
+export async function decommissionStatus(target: AdminTarget, out: CliOutput): Promise<number> {
+  out.stdout.write(`${line((await call(target, '/admin/decommission', 'GET')).body)}\n`);
   return 0;
 }
 

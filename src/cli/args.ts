@@ -65,6 +65,7 @@ options:
   --port P        client port (env KVCTL_PORT, default 8081)
   --http-port P   HTTP/admin port (env KVCTL_HTTP_PORT, default 9090)
   (env KVCTL_PASSWORD: sent with AUTH first, for nodes that require a password)
+  (env KVCTL_CLUSTER_SECRET: proves the decommission calls to nodes that have a cluster secret)
   --timeout-ms N  per-request timeout in ms, 0 for none (default 10000)
   -h, --help      this help
 

@@ -17,7 +17,11 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<nu
       out.stdout.write(HELP);
       return 0;
     }
-    const admin = `http://${args.host.includes(':') ? `[${args.host}]` : args.host}:${args.httpPort}`;
+    const admin = {
+      base: `http://${args.host.includes(':') ? `[${args.host}]` : args.host}:${args.httpPort}`,
+      // From the environment only, like the password.
+      secret: env.KVCTL_CLUSTER_SECRET || null,
+    };
     if (cmd.name === 'decommission') return await decommission(admin, cmd.wait, out);
     if (cmd.name === 'decommission-status') return await decommissionStatus(admin, out);
     client = await KvClient.connect({

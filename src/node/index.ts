@@ -2,6 +2,7 @@
 
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/index.ts';
 import {
   createLogger,
@@ -10,6 +11,7 @@ import {
   type Logger,
   startHttp,
 } from '../observability/index.ts';
+import { ADMIN_AUTH_SCHEME, checkAdminAuthorization } from '../replica/index.ts';
 import { KvServer } from '../server/index.ts';
 import { Storage } from '../storage/index.ts';
 import { startCluster } from './cluster.ts';
@@ -61,6 +63,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
       ready: () => ready,
       logger: log,
       routes: adminRoutes(cluster),
+      ...(secrets.clusterSecret ? { authorize: adminAuth(secrets.clusterSecret, registry) } : {}),
     });
   } catch (err) {
     await server?.shutdown(0);
@@ -101,6 +104,23 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
         log.info({}, 'node stopped');
       })();
       return stopping;
+    },
+  };
+}
+
+/** Admin calls must prove the cluster secret (checkAdminAuthorization); failures are counted. */
+function adminAuth(secret: string, registry: Registry) {
+  const failures = new Counter({
+    name: 'kvstore_admin_auth_failures_total',
+    help: 'Admin HTTP calls refused because they did not prove the cluster secret.',
+    registers: [registry],
+  });
+  return {
+    scheme: ADMIN_AUTH_SCHEME,
+    check: (method: string, path: string, header: string | undefined) => {
+      const ok = checkAdminAuthorization(secret, header, method, path);
+      if (!ok) failures.inc();
+      return ok;
     },
   };
 }

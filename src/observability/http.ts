@@ -15,6 +15,15 @@ export interface HttpOptions {
   readonly logger: Logger;
   /** Extra JSON endpoints by `METHOD /path` (admin calls); they answer `{ status, body }`. */
   readonly routes?: Readonly<Record<string, AdminRoute>>;
+  /**
+   * Checks a route call's Authorization header; a false answers 401 with `WWW-Authenticate:
+   * <scheme>` and the route does not run. Absent: routes are open. /metrics, /healthz and
+   * /readyz are always open (probes and Prometheus).
+   */
+  readonly authorize?: {
+    readonly scheme: string;
+    readonly check: (method: string, path: string, header: string | undefined) => boolean;
+  };
 }
 
 /** An admin endpoint: returns the HTTP status and a JSON body. */
@@ -33,6 +42,19 @@ export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const route = opts.routes?.[`${req.method} ${path}`];
+    if (
+      route &&
+      opts.authorize &&
+      !opts.authorize.check(req.method!, path!, req.headers.authorization)
+    ) {
+      res
+        .writeHead(401, {
+          'content-type': 'application/json',
+          'www-authenticate': opts.authorize.scheme,
+        })
+        .end(`${JSON.stringify({ error: 'admin: authentication required (cluster secret)' })}\n`);
+      return;
+    }
     if (route) {
       Promise.resolve()
         .then(route)

@@ -1,6 +1,14 @@
 // replica: the peer methods nodes call on each other and this node's handler that serves them.
 
-export { checkPeerProof, type PeerProof, PROOF_WINDOW_MS, peerProof } from './auth.ts';
+export {
+  ADMIN_AUTH_SCHEME,
+  adminAuthorization,
+  checkAdminAuthorization,
+  checkPeerProof,
+  type PeerProof,
+  PROOF_WINDOW_MS,
+  peerProof,
+} from './auth.ts';
 export {
   createReplicaHandler,
   localScan,

@@ -1,16 +1,17 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/index.ts';
 import { PeerClient } from '../../src/peer/index.ts';
-import { peerProof } from '../../src/replica/index.ts';
+import { adminAuthorization, peerProof } from '../../src/replica/index.ts';
 import { createPki } from '../helpers/certs.ts';
 import { type ClusterNode, connect, metric, startStaticCluster } from '../helpers/cluster.ts';
 import { LineClient } from '../helpers/line-client.ts';
-import { cleanup, startNodeProcess } from '../helpers/node-process.ts';
+import { cleanup, NODE, ROOT, startNodeProcess } from '../helpers/node-process.ts';
 
 const run = promisify(execFile);
 const PASSWORD = 'correct horse battery staple';
@@ -161,5 +162,46 @@ describe('peer authentication', () => {
     });
     const plain = peerClient(nodes[0]!);
     await expect(plain.request('hello', {})).rejects.toHaveProperty('code');
+  });
+});
+
+describe('admin endpoints', () => {
+  it('require a proof of the cluster secret when one is set; metrics and probes stay open', async () => {
+    const node = await startNodeProcess({ env: { KV_CLUSTER_SECRET: 'swordfish' } });
+    const path = '/admin/decommission';
+    const call = (authorization?: string, method = 'GET') =>
+      fetch(`http://127.0.0.1:${node.httpPort}${path}`, {
+        method,
+        headers: authorization ? { authorization } : {},
+      });
+    const none = await call();
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toBe('KVSTORE-HMAC');
+    expect((await call(adminAuthorization('guess', 'GET', path))).status).toBe(401);
+    // A proof is good for one method and path, for five minutes.
+    expect((await call(adminAuthorization('swordfish', 'GET', path), 'POST')).status).toBe(401);
+    const old = Date.now() - 6 * 60_000;
+    expect((await call(adminAuthorization('swordfish', 'GET', path, old))).status).toBe(401);
+    const ok = await call(adminAuthorization('swordfish', 'GET', path));
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({ status: 'active' });
+    expect((await fetch(`http://127.0.0.1:${node.httpPort}/readyz`)).status).toBe(200);
+    const metrics = await (await fetch(`http://127.0.0.1:${node.httpPort}/metrics`)).text();
+    expect(metrics).toMatch(/^kvstore_admin_auth_failures_total 4$/m);
+
+    // kvctl proves it with KVCTL_CLUSTER_SECRET.
+    const args = [join(ROOT, 'src/cli/main.ts'), '--http-port', String(node.httpPort)];
+    const env = (secret: string) => ({ env: { ...process.env, KVCTL_CLUSTER_SECRET: secret } });
+    const good = await run(NODE, [...args, 'decommission-status'], env('swordfish'));
+    expect(good.stdout.trim()).toBe('active');
+    await expect(run(NODE, [...args, 'decommission'], env(''))).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('set KVCTL_CLUSTER_SECRET'),
+    });
+    // The one member refuses to hand off: the POST got past authentication.
+    await expect(run(NODE, [...args, 'decommission'], env('swordfish'))).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('decommission refused'),
+    });
   });
 });

@@ -86,7 +86,12 @@ export class StandIn {
         return;
       }
       if (target) {
-        void relay(`${target}/${rest.join('/')}`, req.method ?? 'GET', res);
+        void relay(
+          `${target}/${rest.join('/')}`,
+          req.method ?? 'GET',
+          req.headers.authorization,
+          res,
+        );
         return;
       }
       const hook = this.viewHook ? this.viewHook(ns, pod) : Promise.resolve({});
@@ -150,9 +155,15 @@ export class StandIn {
 }
 
 /** Forwards one admin call to a real node; 503 when it does not answer (like a refused port). */
-async function relay(url: string, method: string, res: ServerResponse): Promise<void> {
+async function relay(
+  url: string,
+  method: string,
+  authorization: string | undefined,
+  res: ServerResponse,
+): Promise<void> {
   try {
-    const r = await fetch(url, { method, signal: AbortSignal.timeout(2000) });
+    const headers: Record<string, string> = authorization ? { authorization } : {};
+    const r = await fetch(url, { method, headers, signal: AbortSignal.timeout(2000) });
     res.writeHead(r.status, { 'content-type': 'application/json' }).end(await r.text());
   } catch (err) {
     res.writeHead(503).end(JSON.stringify({ error: String(err) }));

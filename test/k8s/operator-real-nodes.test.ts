@@ -6,7 +6,14 @@
 
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ClusterNode, connect, loopbackBlock, startMember } from '../helpers/cluster.ts';
+import { adminAuthorization } from '../../src/replica/index.ts';
+import {
+  type ClusterNode,
+  connect,
+  loopbackBlock,
+  metric,
+  startMember,
+} from '../helpers/cluster.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import { cleanup } from '../helpers/node-process.ts';
 import { type ControlPlane, startControlPlane } from './control-plane-lib.ts';
@@ -26,6 +33,8 @@ import {
 const START_TIMEOUT_MS = 60 * 60_000;
 const NS = 'kv-real';
 const SERVICE = `real-headless.${NS}.svc.cluster.local`;
+/** The KVCluster's cluster secret: the nodes refuse admin calls that do not prove it. */
+const CLUSTER_SECRET = 'operator-proves-this\n';
 
 let cp: ControlPlane | undefined;
 let dns: TestDnsServer | undefined;
@@ -102,6 +111,8 @@ class PodRunner {
     ];
     // The KVCluster's settings (the ConfigMap's KV_*), and a throttle so data moves visibly long.
     args.push(
+      '--cluster-secret',
+      CLUSTER_SECRET,
       '--replication-factor',
       '2',
       '--read-quorum',
@@ -118,6 +129,7 @@ class PodRunner {
 
   async #remove(pod: string, node: ClusterNode): Promise<void> {
     const r = await fetch(`http://${node.host}:${node.proc.httpPort}/admin/decommission`, {
+      headers: { authorization: adminAuthorization(CLUSTER_SECRET, 'GET', '/admin/decommission') },
       signal: AbortSignal.timeout(5000),
     }).catch(() => null);
     this.statusAtRemoval.set(
@@ -166,7 +178,10 @@ async function nodeViews(): Promise<string> {
   for (const [pod, n] of runner?.running ?? []) {
     const base = `http://${n.host}:${n.proc.httpPort}`;
     const get = async (path: string) =>
-      fetch(`${base}${path}`, { signal: AbortSignal.timeout(2000) })
+      fetch(`${base}${path}`, {
+        headers: { authorization: adminAuthorization(CLUSTER_SECRET, 'GET', path) },
+        signal: AbortSignal.timeout(2000),
+      })
         .then((r) => r.text())
         .catch((e: unknown) => String(e));
     const recent = n.proc.logs.slice(-25).map((l) => JSON.stringify(l));
@@ -210,9 +225,15 @@ afterAll(async () => {
 
 describe('real kvstore nodes', () => {
   it('rebalance on scale-up and hand their data off before scale-down removes them', async () => {
-    const spec = `{replicas: 3, replicationFactor: 2, readQuorum: 1, writeQuorum: 2, storage: {storageClassName: ${STORAGE_CLASS}}}`;
+    // The nodes get the Secret's value as it is stored, trailing newline included (env from a
+    // secretKeyRef); the operator must prove exactly that value.
+    const secret = Buffer.from(CLUSTER_SECRET).toString('base64');
+    const auth = '{clusterSecret: {name: real-secret, key: cluster-secret}}';
+    const spec = `{replicas: 3, replicationFactor: 2, readQuorum: 1, writeQuorum: 2, auth: ${auth}, storage: {storageClassName: ${STORAGE_CLASS}}}`;
     await k().kubectl(['apply', '-n', NS, '-f', '-'], {
-      input: `apiVersion: kvstore.dev/v1alpha1\nkind: KVCluster\nmetadata: {name: real}\nspec: ${spec}\n`,
+      input:
+        `apiVersion: v1\nkind: Secret\nmetadata: {name: real-secret}\ndata: {cluster-secret: ${secret}}\n---\n` +
+        `apiVersion: kvstore.dev/v1alpha1\nkind: KVCluster\nmetadata: {name: real}\nspec: ${spec}\n`,
     });
     await phases('Available', 120_000);
 
@@ -231,6 +252,10 @@ describe('real kvstore nodes', () => {
     await k().kubectl(['scale', 'kvcluster/real', '-n', NS, '--replicas=2']);
     const down = await phases('Available', 180_000);
     expect(down).toContain('Scaling');
+    // Every admin call of the operator proved the secret: no node refused one.
+    for (const n of runner!.running.values()) {
+      expect(await metric(n, 'kvstore_admin_auth_failures_total')).toBe(0);
+    }
     expect(Object.fromEntries(runner!.statusAtRemoval)).toEqual({
       'real-3': 'decommissioned',
       'real-2': 'decommissioned',

@@ -77,7 +77,9 @@ const authSchema = z
       .describe('Password clients must send with AUTH (KV_PASSWORD); none when absent.'),
     clusterSecret: secretKeyRef
       .optional()
-      .describe('Secret every node proves on peer connections (KV_CLUSTER_SECRET).'),
+      .describe(
+        'Secret every node proves on peer connections, and the operator on admin calls (KV_CLUSTER_SECRET).',
+      ),
   })
   .describe('Client password and cluster secret, from Secrets.');
 
