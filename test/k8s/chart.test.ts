@@ -239,7 +239,8 @@ describe('charts/kvstore', () => {
         (w.rules as Record<string, unknown>[]).map((r) => ({ ...r })),
       );
     }
-    // Not more: the ServiceAccount cannot, e.g., read Secrets or delete StatefulSets.
+    // Not more: the ServiceAccount can read a Secret it is told the name of (a KVCluster's
+    // cluster secret) but not list them, and cannot delete StatefulSets.
     const can = async (verb: string, what: string) =>
       (
         await k().kubectlResult(
@@ -255,7 +256,9 @@ describe('charts/kvstore', () => {
           { allowFailure: true },
         )
       ).stdout.trim();
-    expect(await can('get', 'secrets')).toBe('no');
+    expect(await can('get', 'secrets')).toBe('yes');
+    expect(await can('list', 'secrets')).toBe('no');
+    expect(await can('watch', 'secrets')).toBe('no');
     expect(await can('delete', 'statefulsets')).toBe('no');
     expect(await can('patch', 'statefulsets')).toBe('yes');
   }, 300_000);

@@ -383,7 +383,9 @@ describe('operator identity', { timeout: 60_000 }, () => {
       ).stdout.trim();
     expect(await can(['patch', 'statefulsets', '-n', NS])).toBe('yes');
     expect(await can(['delete', 'statefulsets', '-n', NS])).toBe('no');
-    expect(await can(['get', 'secrets', '-n', NS])).toBe('no');
+    // A Secret only by name (a KVCluster's cluster secret), never a list of them.
+    expect(await can(['get', 'secrets', '-n', NS])).toBe('yes');
+    expect(await can(['list', 'secrets', '-n', NS])).toBe('no');
     expect(await can(['update', 'kvclusters', '-n', NS])).toBe('no');
     expect(await can(['update', 'leases/other', '-n', OPERATOR_NS])).toBe('no');
     const forbidden = operator?.logs.filter((l) => JSON.stringify(l).includes('forbidden')) ?? [];
