@@ -36,13 +36,7 @@ export function quorum<T>(
         }
         if (possible < g.need) {
           done = true;
-          const why = [...failed].map(([n, e]) => `${n}: ${e}`).join(', ') || 'replicas down';
-          reject(
-            new KvError(
-              'KV_ERR_UNAVAILABLE',
-              `replication: ${what} ${possible}/${g.need} (${why})`,
-            ),
-          );
+          reject(unavailable(what, possible, g.need, failed));
           return;
         }
         if (good < g.need) satisfied = false;
@@ -52,20 +46,40 @@ export function quorum<T>(
         resolve(ok);
       }
     };
-    for (const [name, call] of calls) {
-      call.then(
-        (v) => {
-          ok.set(name, v);
-          check();
-        },
-        (err: unknown) => {
-          failed.set(name, err instanceof KvError ? err.code.slice(7).toLowerCase() : 'error');
-          check();
-        },
-      );
-    }
+    for (const [name, call] of calls) track(name, call, ok, failed, check);
     check();
   });
+}
+
+/** Records a call's outcome in `ok` or, as a short reason (`peer_timeout`), in `failed`. */
+function track<T>(
+  name: string,
+  call: Promise<T>,
+  ok: Map<string, T>,
+  failed: Map<string, string>,
+  after: (failed: boolean) => void,
+): void {
+  call.then(
+    (v) => {
+      ok.set(name, v);
+      after(false);
+    },
+    (err: unknown) => {
+      failed.set(name, err instanceof KvError ? err.code.slice(7).toLowerCase() : 'error');
+      after(true);
+    },
+  );
+}
+
+/** `replication: read quorum 1/2 (kvstore-1: peer_timeout)`. */
+function unavailable(
+  what: string,
+  possible: number,
+  need: number,
+  failed: ReadonlyMap<string, string>,
+): KvError {
+  const why = [...failed].map(([n, e]) => `${n}: ${e}`).join(', ') || 'replicas down';
+  return new KvError('KV_ERR_UNAVAILABLE', `replication: ${what} ${possible}/${need} (${why})`);
 }
 
 /** How a targeted quorum asks its replicas. */
@@ -112,25 +126,15 @@ export function targetedQuorum<T>(t: TargetedAsk<T>): Promise<TargetedResult<T>>
         resolve({ ok, calls });
         return;
       }
-      const why = [...failed].map(([n, e]) => `${n}: ${e}`).join(', ') || 'replicas down';
-      reject(
-        new KvError('KV_ERR_UNAVAILABLE', `replication: ${t.what} ${possible}/${t.need} (${why})`),
-      );
+      reject(unavailable(t.what, possible, t.need, failed));
     };
     const ask = (name: string) => {
       const call = t.call(name);
       calls.set(name, call);
-      call.then(
-        (v) => {
-          ok.set(name, v);
-          check();
-        },
-        (err: unknown) => {
-          failed.set(name, err instanceof KvError ? err.code.slice(7).toLowerCase() : 'error');
-          if (!done && next < t.order.length) ask(t.order[next++]!);
-          check();
-        },
-      );
+      track(name, call, ok, failed, (failedNow) => {
+        if (failedNow && !done && next < t.order.length) ask(t.order[next++]!);
+        check();
+      });
     };
     while (next < Math.min(t.need, t.order.length)) ask(t.order[next++]!);
     if (next < t.order.length) {
