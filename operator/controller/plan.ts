@@ -25,14 +25,15 @@ export function planCluster(
   configHash: string,
 ): ClusterPlan {
   const current = observed.sts?.spec?.replicas ?? null;
+  const health = clusterHealth(observed.pods, observed.nodes);
   const scale = planScale({
     cluster: c.name,
     desired: c.spec.replicas,
     current,
     replicationFactor: c.spec.replicationFactor,
     leaving,
+    rebalancing: health.rebalancing,
   });
-  const health = clusterHealth(observed.pods, observed.nodes);
   const templateChanged =
     observed.sts !== null &&
     appliedTemplateHash(observed.sts) !== desiredTemplateHash(c, configHash);

@@ -15,11 +15,14 @@ export type LeavingState =
 export type ScaleStep =
   | { readonly kind: 'steady' }
   | { readonly kind: 'up'; readonly from: number; readonly to: number }
-  /** start: POST decommission; wait: in progress; shrink: done, remove the pod; skip: never joined. */
+  /**
+   * start: POST decommission; settle: start once no data moves; wait: in progress; shrink: done,
+   * remove the pod; skip: never joined.
+   */
   | {
       readonly kind: 'down';
       readonly pod: string;
-      readonly action: 'start' | 'wait' | 'shrink' | 'skip';
+      readonly action: 'start' | 'settle' | 'wait' | 'shrink' | 'skip';
       readonly view?: DecommissionView;
     }
   | {
@@ -38,6 +41,12 @@ export interface ScaleInput {
   readonly replicationFactor: number;
   /** State of pod `current - 1`, asked only when scaling down. */
   readonly leaving: LeavingState | null;
+  /**
+   * Some node reports data moving (a join, or the previous pod's hand-off still settling): the
+   * next decommission starts only once it has stopped, so one transfer runs at a time and the
+   * leaving node hands off to a ring every member agrees on.
+   */
+  readonly rebalancing: boolean;
 }
 
 export interface ScalePlan {
@@ -65,17 +74,18 @@ export function planScale(s: ScaleInput): ScalePlan {
         `${s.replicationFactor} members could not hold every replica; lower spec.replicationFactor first`,
     );
   }
-  return planLeaving(pod, s.current, s.leaving, hold);
+  return planLeaving(pod, s.current, s.leaving, s.rebalancing, hold);
 }
 
 function planLeaving(
   pod: string,
   current: number,
   leaving: LeavingState | null,
+  rebalancing: boolean,
   hold: (reason: string, message: string) => ScalePlan,
 ): ScalePlan {
   const down = (
-    action: 'start' | 'wait' | 'shrink' | 'skip',
+    action: 'start' | 'settle' | 'wait' | 'shrink' | 'skip',
     view?: DecommissionView,
   ): ScalePlan => ({
     replicas: action === 'shrink' || action === 'skip' ? current - 1 : current,
@@ -89,10 +99,9 @@ function planLeaving(
     return hold('NodeUnreachable', `scale-down waits: ${pod} does not answer: ${leaving.error}`);
   }
   const status = leaving.view.status;
-  return down(
-    status === 'decommissioned' ? 'shrink' : status === 'decommissioning' ? 'wait' : 'start',
-    leaving.view,
-  );
+  if (status === 'decommissioned') return down('shrink', leaving.view);
+  if (status === 'decommissioning') return down('wait', leaving.view);
+  return down(rebalancing ? 'settle' : 'start', leaving.view);
 }
 
 /** Asks the leaving pod for its decommission state (only when the StatefulSet must shrink). */

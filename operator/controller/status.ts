@@ -81,7 +81,9 @@ function progressing(s: StatusInput): Cond {
     const what =
       step.action === 'skip'
         ? `removing ${step.pod} (never started)`
-        : `decommissioning ${step.pod} (${sent} records sent)`;
+        : step.action === 'settle'
+          ? `${step.pod} decommissions once data stops moving`
+          : `decommissioning ${step.pod} (${sent} records sent)`;
     return cond('Progressing', true, 'ScalingDown', `scale-down to ${s.spec.replicas}: ${what}`);
   }
   const stsReplicas = s.observed.sts?.status?.replicas ?? 0;

@@ -249,10 +249,22 @@ describe('a KVCluster', { timeout: 180_000 }, () => {
   it('scales down one pod at a time, each decommissioned first', async () => {
     standIn.posts.length = 0;
     standIn.holdDecommission = true;
+    // Data is still moving (an earlier join, say): no decommission starts until it stops.
+    let moving = true;
+    standIn.viewHook = async () => ({ moving });
     await k().kubectl(['scale', 'kvcluster/kv', '-n', NS, '--replicas=3']);
+    await waitUntil('the decommission waiting for data to settle', async () => {
+      const o = await kvc('kv');
+      const progressing = o?.status?.conditions?.find((c) => c.type === 'Progressing');
+      return progressing?.message?.includes('kv-4 decommissions once data stops moving');
+    });
+    expect(standIn.posts).toEqual([]);
+    moving = false;
+    standIn.viewHook = null;
     const during = await waitUntil('decommission in status', async () => {
       const o = await kvc('kv');
-      return o?.status?.decommission?.member === 'kv-4' ? o : undefined;
+      const d = o?.status?.decommission;
+      return d?.member === 'kv-4' && d.state === 'decommissioning' ? o : undefined;
     });
     expect(during.status?.phase).toBe('Scaling');
     expect(standIn.posts).toEqual(['kv-4']);

@@ -82,7 +82,7 @@ function sts(
 const active = { kind: 'reported', view: { status: 'active', transfer: null } } as const;
 
 describe('planScale', () => {
-  const base = { cluster: 'kv', replicationFactor: 3 };
+  const base = { cluster: 'kv', replicationFactor: 3, rebalancing: false };
 
   it('creates the StatefulSet at the desired size and grows at once', () => {
     expect(planScale({ ...base, desired: 3, current: null, leaving: null })).toEqual({
@@ -113,6 +113,24 @@ describe('planScale', () => {
     expect(planScale({ ...base, desired: 3, current: 5, leaving: gone })).toMatchObject({
       replicas: 4,
       step: { pod: 'kv-4', action: 'shrink' },
+    });
+  });
+
+  it('starts the next decommission only once no data moves; one in progress or done goes on', () => {
+    const moving = { ...base, desired: 3, current: 5, rebalancing: true };
+    expect(planScale({ ...moving, leaving: active })).toMatchObject({
+      replicas: 5,
+      step: { kind: 'down', pod: 'kv-4', action: 'settle' },
+    });
+    const going = {
+      kind: 'reported',
+      view: { status: 'decommissioning', transfer: null },
+    } as const;
+    expect(planScale({ ...moving, leaving: going }).step).toMatchObject({ action: 'wait' });
+    const gone = { kind: 'reported', view: { status: 'decommissioned', transfer: null } } as const;
+    expect(planScale({ ...moving, leaving: gone })).toMatchObject({
+      replicas: 4,
+      step: { action: 'shrink' },
     });
   });
 
