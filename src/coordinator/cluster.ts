@@ -2,6 +2,7 @@
 
 import { Counter, type Registry } from 'prom-client';
 import type { Placement, Topology } from '../membership/index.ts';
+import { type CounterCell, HotCounter } from '../observability/index.ts';
 import type { Command, Reply } from '../protocol/index.ts';
 import type { WireEntry } from '../replica/index.ts';
 import {
@@ -65,7 +66,9 @@ export class ClusterCoordinator implements Coordinator {
   readonly #o: ClusterOptions;
   readonly #repairs: Counter;
   readonly #speculations: Counter;
-  readonly #reads: Counter<'replicas'>;
+  /** Per-read counts of kvstore_quorum_reads_total (array-backed: one per GET). */
+  readonly #quorumReads: CounterCell;
+  readonly #allReads: CounterCell;
 
   constructor(opts: ClusterOptions) {
     this.#o = opts;
@@ -79,13 +82,15 @@ export class ClusterCoordinator implements Coordinator {
       help: 'Reads whose quorum was late, so they asked the replicas they had not asked yet.',
       registers: [opts.registry],
     });
-    this.#reads = new Counter({
+    const reads = new HotCounter({
       name: 'kvstore_quorum_reads_total',
       help: 'Quorum reads, by the replicas first asked: quorum (a read quorum) or all.',
-      labelNames: ['replicas'] as const,
+      labelName: 'replicas',
+      labelValues: ['quorum', 'all'],
       registers: [opts.registry],
     });
-    for (const r of ['quorum', 'all']) this.#reads.labels(r).inc(0);
+    this.#quorumReads = reads.labels('quorum');
+    this.#allReads = reads.labels('all');
   }
 
   execute(cmd: Command): Reply | Promise<Reply> {
@@ -203,7 +208,7 @@ export class ClusterCoordinator implements Coordinator {
 
   /** Asks a read quorum of `owners` first (see the class comment). */
   async #askQuorum(key: Buffer, owners: readonly string[]): Promise<Asked> {
-    this.#reads.labels('quorum').inc();
+    this.#quorumReads.inc();
     const { replicas } = this.#o;
     const self = replicas.self;
     const order: string[] = owners.includes(self) ? [self] : [];
@@ -222,7 +227,7 @@ export class ClusterCoordinator implements Coordinator {
 
   /** Asks every owner in both rings; a read quorum in each must answer. */
   async #askAll(key: Buffer, p: Placement): Promise<Asked> {
-    this.#reads.labels('all').inc();
+    this.#allReads.inc();
     const calls = new Map<string, Promise<Buffer | null>>();
     for (const name of p.all) calls.set(name, this.#o.replicas.get(name, key));
     const answers = await quorum(calls, this.#groups(p, this.#o.readQuorum), 'read quorum');

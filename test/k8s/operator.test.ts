@@ -264,7 +264,7 @@ describe('a KVCluster', { timeout: 180_000 }, () => {
     const during = await waitUntil('decommission in status', async () => {
       const o = await kvc('kv');
       const d = o?.status?.decommission;
-      return d?.member === 'kv-4' && d.state === 'decommissioning' ? o : undefined;
+      return o && d?.member === 'kv-4' && d.state === 'decommissioning' ? o : undefined;
     });
     expect(during.status?.phase).toBe('Scaling');
     expect(standIn.posts).toEqual(['kv-4']);
