@@ -2,7 +2,7 @@
 
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { adminAuthorization } from '../../src/replica/auth.ts';
+import { adminHeaders } from '../../src/replica/auth.ts';
 
 /**
  * How the operator reaches a pod's HTTP port. Placeholders: {pod}, {headless}, {namespace},
@@ -36,8 +36,14 @@ export type SecretReader = (
 
 /** The base URL of a pod's HTTP port (no trailing slash). */
 export function podUrl(template: string, a: PodAddress): string {
-  const { clusterSecret: _secret, ...names } = a;
-  const vars: Record<string, string> = { ...names, httpPort: String(a.httpPort) };
+  const vars: Record<string, string> = {
+    pod: a.pod,
+    headless: a.headless,
+    namespace: a.namespace,
+    cluster: a.cluster,
+    httpPort: String(a.httpPort),
+    clusterDomain: a.clusterDomain,
+  };
   return template.replace(/\{(\w+)\}/g, (m, k: string) => vars[k] ?? m).replace(/\/+$/, '');
 }
 
@@ -84,9 +90,8 @@ async function call(
   url: string,
   method: string,
   timeoutMs: number,
-  authorization: string | null,
+  headers: Record<string, string>,
 ): Promise<{ status: number; body: unknown }> {
-  const headers: Record<string, string> = authorization ? { authorization } : {};
   const res = await fetch(url, { method, headers, signal: AbortSignal.timeout(timeoutMs) });
   const text = await res.text();
   let body: unknown = text;
@@ -110,16 +115,12 @@ function expectOk(path: string, r: { status: number; body: unknown }): unknown {
 export function createNodeAdmin(
   template: string,
   timeoutMs: number,
-  readSecret?: SecretReader,
+  readSecret: SecretReader,
 ): NodeAdmin {
   const send = async (a: PodAddress, path: string, method: 'GET' | 'POST') => {
-    let authorization: string | null = null;
-    if (a.clusterSecret) {
-      if (!readSecret) throw new Error('node-admin: no way to read the cluster secret');
-      const secret = await readSecret(a.namespace, a.clusterSecret);
-      authorization = adminAuthorization(secret, method, path);
-    }
-    const r = await call(`${podUrl(template, a)}${path}`, method, timeoutMs, authorization);
+    const secret = a.clusterSecret ? await readSecret(a.namespace, a.clusterSecret) : null;
+    const headers = adminHeaders(secret, method, path);
+    const r = await call(`${podUrl(template, a)}${path}`, method, timeoutMs, headers);
     if (r.status === 401) {
       throw new Error(`node-admin: ${method} ${path} answered 401: the cluster secret differs`);
     }

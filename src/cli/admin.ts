@@ -1,6 +1,6 @@
 // kvctl admin commands: they talk to the node's HTTP port (decommission) or print CLUSTER.
 
-import { adminAuthorization } from '../replica/index.ts';
+import { adminHeaders } from '../replica/index.ts';
 import type { CliOutput } from './commands.ts';
 
 interface DecommissionState {
@@ -20,9 +20,7 @@ async function call(
   path: string,
   method: 'GET' | 'POST',
 ): Promise<{ status: number; body: DecommissionState }> {
-  const headers: Record<string, string> = target.secret
-    ? { authorization: adminAuthorization(target.secret, method, path) }
-    : {};
+  const headers = adminHeaders(target.secret, method, path);
   const res = await fetch(`${target.base}${path}`, { method, headers });
   const body = (await res.json()) as DecommissionState;
   if (res.status === 401)

@@ -13,7 +13,11 @@ import {
   type StoredRecord,
 } from '../storage/index.ts';
 import { estimateKeys, executeMulti, infoSections, type KeyspaceSource } from './multi.ts';
-import { type QuorumGroup, quorum, targetedQuorum } from './quorum.ts';
+import { type QuorumGroup, quorum, type TargetedResult, targetedQuorum } from './quorum.ts';
+
+/** What a read got: the answers of its quorum, and every request it made (for read repair). */
+type Asked = TargetedResult<Buffer | null>;
+
 import type { Replicas } from './replicas.ts';
 import { scatterScan } from './scatter.ts';
 
@@ -40,12 +44,6 @@ export interface ClusterOptions {
   readonly readSpeculateMs: number;
   readonly maxScanKeys: number;
   readonly registry: Registry;
-}
-
-/** What a read got: the answers of its quorum, and every request it made. */
-interface Asked {
-  readonly answers: Map<string, Buffer | null>;
-  readonly calls: Map<string, Promise<Buffer | null>>;
 }
 
 const OK: Reply = { type: 'ok' };
@@ -187,7 +185,7 @@ export class ClusterCoordinator implements Coordinator {
   /** Reads the newest record among a read quorum; repairs stale replicas in the background. */
   async #read(key: Buffer): Promise<StoredRecord | null> {
     const p = this.#o.topology.place(key);
-    const { answers, calls } =
+    const { ok: answers, calls } =
       p.settled === p.target && Math.random() >= this.#o.readRepairChance
         ? await this.#askQuorum(key, p.target)
         : await this.#askAll(key, p);
@@ -207,22 +205,24 @@ export class ClusterCoordinator implements Coordinator {
   }
 
   /** Asks a read quorum of `owners` first (see the class comment). */
-  async #askQuorum(key: Buffer, owners: readonly string[]): Promise<Asked> {
+  #askQuorum(key: Buffer, owners: readonly string[]): Promise<Asked> {
     this.#quorumReads.inc();
     const { replicas } = this.#o;
     const self = replicas.self;
-    const order: string[] = owners.includes(self) ? [self] : [];
-    for (const n of owners) if (n !== self && this.#o.isUp(n)) order.push(n);
-    for (const n of owners) if (n !== self && !this.#o.isUp(n)) order.push(n);
-    const { ok, calls } = await targetedQuorum({
-      order,
+    const up: string[] = [];
+    const down: string[] = [];
+    for (const n of owners) {
+      if (n === self) up.unshift(n);
+      else (this.#o.isUp(n) ? up : down).push(n);
+    }
+    return targetedQuorum({
+      order: down.length === 0 ? up : [...up, ...down],
       need: Math.min(this.#o.readQuorum, owners.length),
       call: (name) => replicas.get(name, key),
       speculateMs: this.#o.readSpeculateMs,
       onSpeculate: () => this.#speculations.inc(),
       what: 'read quorum',
     });
-    return { answers: ok, calls };
   }
 
   /** Asks every owner in both rings; a read quorum in each must answer. */
@@ -230,8 +230,8 @@ export class ClusterCoordinator implements Coordinator {
     this.#allReads.inc();
     const calls = new Map<string, Promise<Buffer | null>>();
     for (const name of p.all) calls.set(name, this.#o.replicas.get(name, key));
-    const answers = await quorum(calls, this.#groups(p, this.#o.readQuorum), 'read quorum');
-    return { answers, calls };
+    const ok = await quorum(calls, this.#groups(p, this.#o.readQuorum), 'read quorum');
+    return { ok, calls };
   }
 
   /** As each replica answers, sends the newest record to target owners that returned older. */

@@ -3,4 +3,4 @@
 export { ClusterCoordinator, type ClusterOptions, type Coordinator } from './cluster.ts';
 export { applyCursor, successorOfPrefix } from './keyspace.ts';
 export { type QuorumGroup, quorum } from './quorum.ts';
-export { type ExpectedIncarnation, type PeerCall, Replicas } from './replicas.ts';
+export { type PeerCall, Replicas } from './replicas.ts';

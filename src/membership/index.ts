@@ -11,7 +11,7 @@ export {
   type PeerState,
 } from './manager.ts';
 export { type RingMetrics, registerRingMetrics, type SettledChange } from './metrics.ts';
-export { newerSettled, parseSettled, settledRing } from './settled.ts';
+export { newerSettled, newestReported, parseSettled, settledRing } from './settled.ts';
 export {
   type MemberAddress,
   type PeerSource,
@@ -19,4 +19,4 @@ export {
   parsePeers,
   staticSource,
 } from './sources.ts';
-export { inRing, type Placement, type RingChanges, Topology } from './topology.ts';
+export { type Placement, type RingChanges, Topology } from './topology.ts';

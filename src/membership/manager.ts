@@ -38,6 +38,11 @@ interface Tracked {
   hello: HelloReply | null;
 }
 
+/** Whether a member belongs in the ring: every member not reporting itself decommissioned. */
+export function inRing(m: MemberView): boolean {
+  return m.hello?.status !== 'decommissioned';
+}
+
 /**
  * The member list and each member's health. A member the source stops listing has *left*: it is
  * forgotten at once. A listed member that stops answering is *down*: it stays a member (and in
@@ -115,7 +120,7 @@ export class Membership extends EventEmitter<{ change: [] }> {
   /** Names that belong in the ring: every member that has not reported itself decommissioned. */
   ringMembers(): string[] {
     return this.members()
-      .filter((m) => m.hello?.status !== 'decommissioned')
+      .filter(inRing)
       .map((m) => m.name);
   }
 

@@ -1,6 +1,7 @@
 // Settled-ring records: parsing what a node saved, and the order that says which of two is newer.
 
 import type { SettledRing } from '../replica/index.ts';
+import type { MemberView } from './manager.ts';
 
 /**
  * A saved settled ring: the current shape, or the member list older versions saved (epoch 0,
@@ -51,9 +52,27 @@ export function newerSettled(a: SettledRing, b: SettledRing): boolean {
   return x > y;
 }
 
-/** Whether two records name the same members (whatever their epochs). */
-export function sameMembers(a: SettledRing, b: SettledRing): boolean {
-  return JSON.stringify(a.members) === JSON.stringify(b.members);
+/** Whether two sorted member lists are the same. */
+export function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((n, i) => n === b[i]);
+}
+
+/**
+ * The newest non-empty settled ring another member reports, and who reported it; only one newer
+ * than `floor` when given. null when there is none.
+ */
+export function newestReported(
+  members: readonly MemberView[],
+  floor: SettledRing | null = null,
+): { from: string; ring: SettledRing } | null {
+  let best: { from: string; ring: SettledRing } | null = null;
+  for (const m of members) {
+    const r = m.self ? undefined : m.hello?.settled;
+    if (!r || r.members.length === 0) continue;
+    const bar = best?.ring ?? floor;
+    if (bar === null || newerSettled(r, bar)) best = { from: m.name, ring: r };
+  }
+  return best;
 }
 
 function isName(x: unknown): x is string {

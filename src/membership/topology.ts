@@ -2,8 +2,8 @@
 
 import type { SettledRing } from '../replica/index.ts';
 import { Ring } from '../ring/index.ts';
-import type { MemberView } from './manager.ts';
-import { newerSettled, sameMembers, settledRing } from './settled.ts';
+import { inRing, type MemberView } from './manager.ts';
+import { newerSettled, newestReported, sameNames, settledRing } from './settled.ts';
 
 /** The replicas of one key, and how many of each ring's replicas must answer. */
 export interface Placement {
@@ -32,11 +32,6 @@ export interface RingChanges {
   readonly settled: boolean;
   /** The settled ring record changed in any way (it must be saved). */
   readonly settledChanged: boolean;
-}
-
-/** Whether a member belongs in the target ring: every member not reporting itself decommissioned. */
-export function inRing(m: MemberView): boolean {
-  return m.hello?.status !== 'decommissioned';
 }
 
 /**
@@ -109,7 +104,7 @@ export class Topology {
   }
 
   /** Sets the target ring from the member names; true when it changed. */
-  setMembers(names: readonly string[]): boolean {
+  #setMembers(names: readonly string[]): boolean {
     const next = new Ring(names);
     if (next.id === this.#target.id) return false;
     this.#target = next;
@@ -131,8 +126,8 @@ export class Topology {
     const adopted = this.#adoptNewest(members);
     const { replaced, recorded } = this.#checkIncarnations(members);
     const names = members.filter(inRing).map((m) => m.name);
-    const targetChanged = names.length > 0 && this.setMembers(names);
-    const settled = this.trySettle(members);
+    const targetChanged = names.length > 0 && this.#setMembers(names);
+    const settled = this.#trySettle(members);
     return {
       adopted,
       replaced,
@@ -157,7 +152,7 @@ export class Topology {
    * new settled ring records each member's incarnation and an epoch above every one seen. True
    * when it settled now.
    */
-  trySettle(members: readonly MemberView[]): boolean {
+  #trySettle(members: readonly MemberView[]): boolean {
     if (!this.moving) return false;
     const byName = new Map(members.map((m) => [m.name, m]));
     const id = this.#target.id;
@@ -194,11 +189,7 @@ export class Topology {
   }
 
   #adoptNewest(members: readonly MemberView[]): RingChanges['adopted'] {
-    let best: { from: string; ring: SettledRing } | null = null;
-    for (const m of members) {
-      const r = m.self ? undefined : m.hello?.settled;
-      if (r && newerSettled(r, best?.ring ?? this.#record)) best = { from: m.name, ring: r };
-    }
+    const best = newestReported(members, this.#record);
     if (best === null || !this.adopt(best.ring)) return null;
     return { from: best.from, ring: this.#record };
   }
@@ -241,15 +232,14 @@ export class Topology {
   }
 
   #setRecord(record: SettledRing, ring?: Ring): void {
-    const same = sameMembers(record, this.#record);
+    const same = sameNames(record.members, this.#record.members);
     this.#record = record;
     this.#settled = ring ?? (same ? this.#settled : this.#ringOf(record));
   }
 
   /** The ring of a record's members; the target ring itself when they are the same members. */
   #ringOf(record: SettledRing): Ring {
-    const target = this.#target.members;
-    if (JSON.stringify(record.members) === JSON.stringify(target)) return this.#target;
+    if (sameNames(record.members, this.#target.members)) return this.#target;
     return new Ring(record.members);
   }
 }

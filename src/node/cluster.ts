@@ -10,8 +10,7 @@ import {
   loadIncarnation,
   type MemberAddress,
   Membership,
-  type MemberView,
-  newerSettled,
+  newestReported,
   type PeerSource,
   parseDiscovery,
   parsePeers,
@@ -31,13 +30,7 @@ import {
   Rebalancer,
   registerRebalanceMetrics,
 } from '../rebalance/index.ts';
-import {
-  createReplicaHandler,
-  type HelloReply,
-  METHODS,
-  peerProof,
-  type SettledRing,
-} from '../replica/index.ts';
+import { createReplicaHandler, type HelloReply, METHODS, peerProof } from '../replica/index.ts';
 import { HintStore, type Storage } from '../storage/index.ts';
 import type { Secrets } from './secrets.ts';
 
@@ -77,16 +70,6 @@ function sourceOf(
     identify,
     names,
   });
-}
-
-/** The newest settled ring a peer reports (a new node starts from it), or null. */
-function newestReported(members: readonly MemberView[]): SettledRing | null {
-  let best: SettledRing | null = null;
-  for (const m of members) {
-    const r = m.self ? undefined : m.hello?.settled;
-    if (r && r.members.length > 0 && (best === null || newerSettled(r, best))) best = r;
-  }
-  return best;
 }
 
 /** Starts the peer port, resolves members once, and wires replication and data movement. */
@@ -182,7 +165,7 @@ export async function startCluster(
   // newer one its peers report in the first update below, before it serves anything.
   topology = new Topology(
     initial.length > 0 ? initial : [self],
-    saved ?? newestReported(membership.members()),
+    saved ?? newestReported(membership.members())?.ring ?? null,
     config.replicationFactor,
   );
   const topo = topology;
@@ -273,7 +256,8 @@ export async function startCluster(
   rb.on('change', reconcile);
   rb.resume();
   reconcile();
-  await save();
+  // A new node's ring is durable before it serves; a saved one is rewritten only if it changed.
+  await (saved === null ? save() : saving);
   hints.start();
   const gcOptions = {
     self,

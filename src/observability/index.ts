@@ -4,8 +4,6 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 
 export {
   type CounterCell,
-  type GaugeCell,
-  type HistogramCell,
   HotCounter,
   HotGauge,
   HotHistogram,

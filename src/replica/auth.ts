@@ -63,6 +63,15 @@ export function adminAuthorization(
   return `${ADMIN_AUTH_SCHEME} t=${now},mac=${adminMac(secret, method, path, now)}`;
 }
 
+/** Request headers for one admin call: its Authorization proof, or none without a secret. */
+export function adminHeaders(
+  secret: string | null,
+  method: string,
+  path: string,
+): Record<string, string> {
+  return secret ? { authorization: adminAuthorization(secret, method, path) } : {};
+}
+
 /** Whether `header` is a valid adminAuthorization() for this method and path, now. */
 export function checkAdminAuthorization(
   secret: string,

@@ -3,6 +3,7 @@
 export {
   ADMIN_AUTH_SCHEME,
   adminAuthorization,
+  adminHeaders,
   checkAdminAuthorization,
   checkPeerProof,
   type PeerProof,

@@ -132,7 +132,7 @@ export class Storage {
         dir: walDir,
         segmentBytes: opts.walSegmentBytes ?? WAL_SEGMENT_BYTES,
         checkpoint: () => store.#root.flushed,
-        ...(m ? { onSync: (sec, records, bytes) => m.walSynced(sec, records, bytes) } : {}),
+        ...(m ? { onSync: m.walSynced } : {}),
       },
       recovered,
     );
@@ -245,7 +245,9 @@ export class Storage {
 
   /**
    * Queues a put (raw) or a delete (null) of `key` to LMDB and remembers it until committed,
-   * so reads see it at once. The caller has logged it (or is replaying the log).
+   * so reads see it at once. The caller appends it to the log in the same turn (or is replaying
+   * the log). The key is kept only as its latin1 string (the map key): scans rebuild Buffers
+   * from it, which keeps the write path to that one conversion.
    */
   #queue(key: Buffer, raw: Buffer | null): void {
     const k = key.toString('latin1');

@@ -46,7 +46,7 @@ export interface WalEntry {
 }
 
 /** What the log reports after each group commit, for metrics. */
-export type WalSyncObserver = (seconds: number, records: number, bytes: number) => void;
+type WalSyncObserver = (seconds: number, records: number, bytes: number) => void;
 
 export interface WalOptions {
   /** Directory of the segments (created when missing). */

@@ -7,14 +7,6 @@ import { createLogger } from '../../src/observability/index.ts';
 const trims = async (r: Registry) =>
   (await r.getSingleMetric('kvstore_heap_trims_total')?.get())?.values[0]?.value ?? 0;
 
-async function until(what: () => Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await what())) {
-    if (Date.now() > end) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** Short-lived objects that grow the young generation and old space; all garbage on return. */
 function burst(): void {
   let keep: unknown[] = [];
@@ -39,7 +31,7 @@ describe('heap trimmer', () => {
       registry,
     });
     onTestFinished(() => t.stop());
-    await until(async () => (await trims(registry)) === 1, 10_000);
+    await expect.poll(() => trims(registry), { timeout: 10_000 }).toBe(1);
     expect(getHeapStatistics().total_heap_size).toBeLessThan(before);
   });
 
@@ -54,12 +46,12 @@ describe('heap trimmer', () => {
       registry,
     });
     onTestFinished(() => t.stop());
-    await until(async () => (await trims(registry)) === 1, 10_000);
+    await expect.poll(() => trims(registry), { timeout: 10_000 }).toBe(1);
     await sleep(800); // eight idle intervals
     expect(await trims(registry)).toBe(1);
     // Busy for a while (well over the idle share of an interval), then idle again.
     const end = Date.now() + 300;
     while (Date.now() < end) burst();
-    await until(async () => (await trims(registry)) === 2, 10_000);
+    await expect.poll(() => trims(registry), { timeout: 10_000 }).toBe(2);
   });
 });

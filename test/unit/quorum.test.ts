@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { targetedQuorum } from '../../src/coordinator/quorum.ts';
 import { KvError } from '../../src/errors/index.ts';
 
@@ -84,6 +84,10 @@ describe('targetedQuorum', () => {
   });
 
   it('never speculates when it already asked every replica', async () => {
+    vi.useFakeTimers();
+    onTestFinished(() => {
+      vi.useRealTimers();
+    });
     const r = replicas();
     let speculated = 0;
     const done = targetedQuorum({
@@ -94,7 +98,8 @@ describe('targetedQuorum', () => {
       onSpeculate: () => speculated++,
       what: 'read quorum',
     });
-    await new Promise((res) => setTimeout(res, 20));
+    expect(vi.getTimerCount()).toBe(0);
+    vi.runAllTimers();
     r.answer('a');
     r.answer('b');
     await done;

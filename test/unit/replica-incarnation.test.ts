@@ -115,8 +115,7 @@ describe('stateAddressBook', () => {
         ['10.0.0.3', 'kv3'],
       ]),
     );
-    // Saves chain on promises that settle in microtasks here: a macrotask runs after them all.
-    await new Promise((r) => setImmediate(r));
+    await expect.poll(() => writes.length).toBe(2);
     expect(writes).toEqual([
       ['names', { '10.0.0.9': 'kv9' }],
       ['names', { '10.0.0.3': 'kv3', '10.0.0.9': 'kv9' }],
