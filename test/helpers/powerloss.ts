@@ -1,0 +1,168 @@
+// Disks that lose what was not synced when the power is cut: powerlossfs (test/powerloss/go), a
+// FUSE filesystem, mounted by tests and unmounted again, even on failure.
+
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface, type Interface } from 'node:readline';
+import { promisify } from 'node:util';
+import { ROOT } from './node-process.ts';
+
+const run = promisify(execFile);
+
+/** Builds powerlossfs (cached outside the clone; minutes when cold) and returns its path. */
+export async function buildPowerlossfs(): Promise<string> {
+  const { stdout } = await run(join(ROOT, 'test/powerloss/build-powerlossfs.sh'), [], {
+    timeout: 900_000,
+  });
+  return stdout.trim();
+}
+
+/** What a power cut took back (see test/powerloss/go/journal.go). */
+export interface CutReport {
+  readonly opsUndone: number;
+  readonly opsKept: number;
+  readonly pagesReverted: number;
+  readonly pagesKept: number;
+  readonly filesResized: number;
+  readonly errors: string[];
+}
+
+/** The filesystem's counters. */
+export interface DiskStats {
+  readonly writes: number;
+  readonly dsyncWrites: number;
+  readonly fileSyncs: number;
+  readonly dirSyncs: number;
+  readonly unsyncedPages: number;
+  readonly unsyncedOps: number;
+}
+
+const disks = new Set<PowerlossDisk>();
+
+/** One disk: a store directory, mounted at `mountPoint` by a powerlossfs process while up. */
+export class PowerlossDisk {
+  readonly store: string;
+  readonly mountPoint: string;
+  readonly #binary: string;
+  #proc: ChildProcess | null = null;
+  #lines: Interface | null = null;
+  #replies: ((line: string) => void)[] = [];
+  #exited: Promise<void> = Promise.resolve();
+
+  private constructor(binary: string) {
+    this.#binary = binary;
+    this.store = mkdtempSync(join(tmpdir(), 'kvstore-powerloss-'));
+    this.mountPoint = join(this.store, 'mnt');
+    mkdirSync(join(this.store, 'disk'));
+    mkdirSync(this.mountPoint);
+  }
+
+  /** A new, empty disk, mounted. */
+  static async create(binary: string): Promise<PowerlossDisk> {
+    const disk = new PowerlossDisk(binary);
+    disks.add(disk);
+    await disk.mount();
+    return disk;
+  }
+
+  /** A path on the mounted disk. */
+  path(...parts: string[]): string {
+    return join(this.mountPoint, ...parts);
+  }
+
+  /** Mounts the disk (the machine coming back after a cut). */
+  async mount(): Promise<void> {
+    if (this.#proc) throw new Error('powerlossfs: already mounted');
+    const proc = spawn(
+      this.#binary,
+      ['-store', join(this.store, 'disk'), '-mount', this.mountPoint],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    proc.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    this.#proc = proc;
+    this.#exited = new Promise((res) => proc.once('exit', () => res()));
+    this.#lines = createInterface({ input: proc.stdout! });
+    this.#lines.on('line', (line) => this.#replies.shift()?.(line));
+    const ready = new Promise<string>((res) => this.#replies.push(res));
+    const failed = this.#exited.then(() => {
+      throw new Error(`powerlossfs exited before mounting: ${stderr}`);
+    });
+    const line = await Promise.race([ready, failed]);
+    if (!(JSON.parse(line) as { ready?: boolean }).ready) throw new Error(`powerlossfs: ${line}`);
+  }
+
+  async #command<T>(line: string): Promise<T> {
+    const proc = this.#proc;
+    if (!proc) throw new Error('powerlossfs: not mounted');
+    const reply = new Promise<string>((res) => this.#replies.push(res));
+    proc.stdin!.write(`${line}\n`);
+    const text = await Promise.race([
+      reply,
+      this.#exited.then(() => {
+        throw new Error(`powerlossfs exited during "${line}"`);
+      }),
+    ]);
+    const parsed = JSON.parse(text) as T & { error?: string };
+    if (parsed.error) throw new Error(`powerlossfs ${line}: ${parsed.error}`);
+    return parsed;
+  }
+
+  /** Makes everything written so far durable (a clean shutdown), e.g. after setting up. */
+  async sync(): Promise<void> {
+    await this.#command('sync');
+  }
+
+  async stats(): Promise<DiskStats> {
+    return this.#command<DiskStats>('stats');
+  }
+
+  /**
+   * Cuts the power: every operation on the disk fails from now on, and what was not synced is
+   * lost (keep 0), or each unsynced page write survives with probability `keep` (seeded).
+   * Kill the processes using the disk, then unmount() and mount() to bring it back.
+   */
+  async cut(seed: number, keep = 0): Promise<CutReport> {
+    const report = await this.#command<CutReport>(`cut ${seed} ${keep}`);
+    if (report.errors.length > 0) throw new Error(`powerlossfs cut: ${report.errors.join('; ')}`);
+    return report;
+  }
+
+  /** Unmounts (lazily if files are still open) and waits for powerlossfs to exit. */
+  async unmount(): Promise<void> {
+    const proc = this.#proc;
+    if (!proc) return;
+    proc.stdin!.end();
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+    await this.#exited;
+    clearTimeout(timer);
+    this.#lines?.close();
+    this.#proc = null;
+    this.#replies = [];
+    await detach(this.mountPoint);
+  }
+
+  /** Unmounts and deletes the disk. */
+  async destroy(): Promise<void> {
+    await this.unmount();
+    disks.delete(this);
+    rmSync(this.store, { recursive: true, force: true });
+  }
+}
+
+/** `umount -l` of `mountPoint` if it is still mounted (powerlossfs died, or was killed). */
+async function detach(mountPoint: string): Promise<void> {
+  const mounts = readFileSync('/proc/mounts', 'utf8');
+  if (mounts.split('\n').some((l) => l.split(' ')[1] === mountPoint)) {
+    await run('umount', ['-l', mountPoint]);
+  }
+}
+
+/** Unmounts and deletes every disk made here (kill the processes using them first). */
+export async function destroyDisks(): Promise<void> {
+  for (const d of [...disks]) await d.destroy();
+}

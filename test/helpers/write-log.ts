@@ -1,0 +1,113 @@
+// A record of every write sent and acknowledged per key, a pipelined write load that fills it,
+// and the check that what a node reads back is the last acknowledged operation or a later one.
+
+import type { KvClient } from '../../src/client/index.ts';
+
+/**
+ * Every operation sent per key, in send order (null = REMOVE), and the highest index acknowledged.
+ * Each key is written over one connection only, so its operations take effect in send order: after
+ * a crash the key must hold the result of the last acknowledged operation or of a later one.
+ */
+export class WriteLog {
+  readonly keys = new Map<string, { ops: (string | null)[]; acked: number }>();
+  acks = 0;
+  errors = 0;
+
+  sent(key: string, value: string | null): number {
+    const k = this.keys.get(key) ?? { ops: [], acked: -1 };
+    this.keys.set(key, k);
+    return k.ops.push(value) - 1;
+  }
+
+  ack(key: string, index: number): void {
+    const k = this.keys.get(key)!;
+    k.acked = Math.max(k.acked, index);
+    this.acks++;
+  }
+
+  /** The acknowledged index of every key now (for reads made while writes go on). */
+  snapshot(): Map<string, number> {
+    return new Map([...this.keys].map(([key, k]) => [key, k.acked]));
+  }
+
+  /**
+   * Keys whose value read is not the last acknowledged one (as of `ackedBefore`, the reads'
+   * start, when writes went on during them) or a later one.
+   */
+  check(read: ReadonlyMap<string, string | null>, ackedBefore?: Map<string, number>): string[] {
+    const bad: string[] = [];
+    for (const [key, { ops, acked: now }] of this.keys) {
+      const acked = ackedBefore ? (ackedBefore.get(key) ?? -1) : now;
+      const got = read.get(key) ?? null;
+      const allowed = acked === -1 ? [null, ...ops] : ops.slice(acked);
+      if (!allowed.includes(got)) {
+        const last = acked === -1 ? 'none' : brief(ops[acked]!);
+        bad.push(`${key}: read ${brief(got)}, last acknowledged ${last} (#${acked})`);
+      }
+    }
+    return bad;
+  }
+}
+
+/** A value as the reports show it: its `key#seq` part and its length, not its padding. */
+function brief(value: string | null): string {
+  if (value === null) return 'null';
+  const end = value.indexOf(':', value.lastIndexOf('#'));
+  return `${JSON.stringify(end === -1 ? value : value.slice(0, end))} (${value.length} bytes)`;
+}
+
+/**
+ * Keeps `depth` writes in flight on `c` over `keys` (90% PUT of a unique value of padding
+ * 100..1100 bytes times `scale`, 10% REMOVE) until `stop()`; errors (the node was killed) are
+ * counted, never retried.
+ */
+export function writeLoad(
+  c: KvClient,
+  keys: readonly string[],
+  log: WriteLog,
+  depth: number,
+  scale = 1,
+) {
+  let stopped = false;
+  let seq = 0;
+  const pad = 'x'.repeat(1100 * scale);
+  const lane = async (): Promise<void> => {
+    while (!stopped) {
+      const key = keys[Math.floor(Math.random() * keys.length)]!;
+      const remove = Math.random() < 0.1;
+      const value = remove ? null : `${key}#${seq++}:${pad.slice(0, (100 + (seq % 1000)) * scale)}`;
+      const index = log.sent(key, value);
+      try {
+        if (value === null) await c.remove(key);
+        else await c.put(key, value);
+        log.ack(key, index);
+      } catch {
+        log.errors++;
+        await new Promise((r) => setTimeout(r, 20)); // the node is down: do not spin
+      }
+    }
+  };
+  const lanes = Array.from({ length: depth }, lane);
+  return {
+    async stop(): Promise<void> {
+      stopped = true;
+      await Promise.all(lanes);
+    },
+  };
+}
+
+/** Reads every key of the log through `c`, pipelined. */
+export async function readAll(c: KvClient, log: WriteLog): Promise<Map<string, string | null>> {
+  const keys = [...log.keys.keys()];
+  const values = await Promise.all(keys.map((k) => c.get(k)));
+  return new Map(keys.map((k, i) => [k, values[i]!]));
+}
+
+/** Polls until `cond` holds (at most `ms`). */
+export async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,0 +1,153 @@
+// powerlossfs itself: what survives a simulated power cut is exactly what was made durable
+// (fsync/fdatasync, O_DSYNC writes, directory fsync for names), and nothing else.
+
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fdatasyncSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { buildPowerlossfs, destroyDisks, PowerlossDisk } from '../helpers/powerloss.ts';
+
+let binary = '';
+beforeAll(async () => {
+  binary = await buildPowerlossfs();
+}, 900_000);
+afterEach(destroyDisks);
+
+function syncDir(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writes `data` to `path` (created or truncated) and fsyncs the file, not its directory. */
+function writeSynced(path: string, data: string): void {
+  const fd = openSync(path, 'w');
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Cuts the power and brings the disk back. */
+async function powerCycle(disk: PowerlossDisk, seed = 1, keep = 0) {
+  const report = await disk.cut(seed, keep);
+  await disk.unmount();
+  await disk.mount();
+  return report;
+}
+
+describe('powerlossfs', () => {
+  it('keeps synced file data and loses unsynced data', async () => {
+    const disk = await PowerlossDisk.create(binary);
+    writeSynced(disk.path('fsynced'), 'durable');
+    writeFileSync(disk.path('datasynced'), '');
+    writeFileSync(disk.path('dsync'), '');
+    writeFileSync(disk.path('unsynced'), 'old');
+    syncDir(disk.mountPoint);
+    await disk.sync();
+
+    let fd = openSync(disk.path('fsynced'), 'a');
+    writeSync(fd, ' + lost');
+    closeSync(fd);
+    fd = openSync(disk.path('datasynced'), 'r+');
+    writeSync(fd, 'fdatasync');
+    fdatasyncSync(fd);
+    closeSync(fd);
+    // O_DSYNC: every write is durable when it returns, with no fsync call.
+    fd = openSync(disk.path('dsync'), constants.O_RDWR | constants.O_DSYNC);
+    writeSync(fd, 'o_dsync');
+    closeSync(fd);
+    writeFileSync(disk.path('unsynced'), 'new, longer and never synced');
+    expect(readFileSync(disk.path('unsynced'), 'utf8')).toBe('new, longer and never synced');
+
+    const report = await powerCycle(disk);
+    expect(report.pagesReverted).toBeGreaterThan(0);
+    expect(readFileSync(disk.path('fsynced'), 'utf8')).toBe('durable');
+    expect(readFileSync(disk.path('datasynced'), 'utf8')).toBe('fdatasync');
+    expect(readFileSync(disk.path('dsync'), 'utf8')).toBe('o_dsync');
+    expect(readFileSync(disk.path('unsynced'), 'utf8')).toBe('old');
+  });
+
+  it('keeps a name change only once its directory is synced', async () => {
+    const disk = await PowerlossDisk.create(binary);
+    mkdirSync(disk.path('d'));
+    writeSynced(disk.path('d/renamed-away'), 'a');
+    writeSynced(disk.path('d/unlinked'), 'b');
+    writeSynced(disk.path('d/replaced'), 'old target');
+    syncDir(disk.path('d'));
+    syncDir(disk.mountPoint);
+    await disk.sync();
+
+    // File fsync alone does not make a new name durable (fsync(2)): a directory fsync does.
+    writeSynced(disk.path('d/new-file-only'), 'c');
+    writeSynced(disk.path('other-dir-synced'), 'd');
+    syncDir(disk.mountPoint);
+    renameSync(disk.path('d/renamed-away'), disk.path('d/renamed-to'));
+    unlinkSync(disk.path('d/unlinked'));
+    writeSynced(disk.path('d/source'), 'new target');
+    renameSync(disk.path('d/source'), disk.path('d/replaced'));
+    mkdirSync(disk.path('d/newdir'));
+    expect(readdirSync(disk.path('d')).sort()).toEqual([
+      'new-file-only',
+      'newdir',
+      'renamed-to',
+      'replaced',
+    ]);
+
+    const report = await powerCycle(disk);
+    expect(report.opsUndone).toBe(6);
+    expect(readdirSync(disk.path('d')).sort()).toEqual(['renamed-away', 'replaced', 'unlinked']);
+    expect(readFileSync(disk.path('d/unlinked'), 'utf8')).toBe('b');
+    expect(readFileSync(disk.path('d/replaced'), 'utf8')).toBe('old target');
+    expect(readFileSync(disk.path('other-dir-synced'), 'utf8')).toBe('d');
+
+    // The same changes followed by a directory fsync survive.
+    renameSync(disk.path('d/renamed-away'), disk.path('d/renamed-to'));
+    unlinkSync(disk.path('d/unlinked'));
+    syncDir(disk.path('d'));
+    await powerCycle(disk);
+    expect(readdirSync(disk.path('d')).sort()).toEqual(['renamed-to', 'replaced']);
+  });
+
+  it('fails every operation after the cut', async () => {
+    const disk = await PowerlossDisk.create(binary);
+    writeSynced(disk.path('f'), 'x');
+    await disk.cut(1, 0);
+    expect(() => writeFileSync(disk.path('f'), 'y')).toThrow(/EIO/);
+    expect(() => readdirSync(disk.mountPoint)).toThrow(/EIO/);
+  });
+
+  it('with keep > 0, a seeded random subset of unsynced page writes survives', async () => {
+    const disk = await PowerlossDisk.create(binary);
+    const pages = 64;
+    writeSynced(disk.path('f'), 'a'.repeat(4096 * pages));
+    syncDir(disk.mountPoint);
+    await disk.sync();
+    writeFileSync(disk.path('f'), 'b'.repeat(4096 * pages));
+    const report = await powerCycle(disk, 7, 0.5);
+    const after = readFileSync(disk.path('f'), 'latin1');
+    expect(after.length).toBe(4096 * pages);
+    const kept = Array.from({ length: pages }, (_, p) => after[p * 4096]).filter((c) => c === 'b');
+    expect(kept.length).toBe(report.pagesKept);
+    expect(report.pagesKept).toBeGreaterThan(0);
+    expect(report.pagesReverted).toBeGreaterThan(0);
+    expect(existsSync(disk.path('f'))).toBe(true);
+  });
+});

@@ -1,0 +1,130 @@
+// powerlossfs: a FUSE filesystem that loses what was not synced when the power is cut, for
+// kvstore's power-loss tests (like the LazyFS filesystem etcd's robustness tests use).
+//
+// Usage: powerlossfs -store DIR -mount DIR
+//
+// It exposes DIR/root (the "disk", created when missing) at the mount point and keeps the trash
+// in DIR/trash (unlinked files that may come back), so both must be on one filesystem. Commands,
+// one a line on standard input, each answered by one JSON line on standard output:
+//
+//	cut SEED KEEP   power cut: everything fails with EIO from now on, and the unsynced changes are
+//	                taken back (KEEP 0: all of them; 0 < KEEP <= 1: each page write survives with
+//	                that probability and a random prefix of the name changes survives; seeded)
+//	sync            make everything durable (like a clean shutdown), e.g. after setting up
+//	stats           counters: writes, O_DSYNC writes, fsyncs, directory fsyncs, unsynced pages/ops
+//
+// The first line it prints is {"ready":true,...} once mounted. End of input, SIGTERM or SIGINT
+// unmounts (lazily when busy) and exits; after a cut, a new process on the same store is the
+// machine coming back.
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+func main() {
+	store := flag.String("store", "", "directory holding the disk (root/) and the trash (trash/)")
+	mnt := flag.String("mount", "", "mount point")
+	debug := flag.Bool("debug", false, "log every FUSE request")
+	flag.Parse()
+	if *store == "" || *mnt == "" {
+		log.Fatal("powerlossfs: -store and -mount are required")
+	}
+	root := filepath.Join(*store, "root")
+	trash := filepath.Join(*store, "trash")
+	for _, d := range []string{root, trash} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			log.Fatalf("powerlossfs: %v", err)
+		}
+	}
+	j := NewJournal(root, trash)
+	rootNode, err := newRoot(j, root)
+	if err != nil {
+		log.Fatalf("powerlossfs: %v", err)
+	}
+	zero := time.Duration(0)
+	server, err := fs.Mount(*mnt, rootNode, &fs.Options{
+		MountOptions: fuse.MountOptions{
+			DirectMountStrict: true, // root: mount(2) itself, no fusermount needed
+			FsName:            "powerlossfs",
+			Name:              "powerlossfs",
+			DisableXAttrs:     true,
+			Debug:             *debug,
+			// No writeback cache (it is off unless asked for) and no passthrough: every write
+			// reaches this process when it is made, and every fsync too.
+			DisabledCapabilities: fuse.CAP_PASSTHROUGH | fuse.CAP_WRITEBACK_CACHE,
+		},
+		NegativeTimeout: &zero,
+	})
+	if err != nil {
+		log.Fatalf("powerlossfs: mount %s: %v", *mnt, err)
+	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			if err := server.Unmount(); err != nil {
+				// Busy (a process still has files open): detach it, as `umount -l` does.
+				_ = syscall.Unmount(*mnt, syscall.MNT_DETACH)
+			}
+		})
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-sigs
+		stop()
+	}()
+	out := bufio.NewWriter(os.Stdout)
+	reply := func(s string) {
+		fmt.Fprintln(out, s)
+		out.Flush()
+	}
+	reply(mustJSON(map[string]any{"ready": true, "mount": *mnt, "root": root, "pid": os.Getpid()}))
+	go func() {
+		in := bufio.NewScanner(os.Stdin)
+		for in.Scan() {
+			reply(command(j, strings.Fields(in.Text())))
+		}
+		stop()
+	}()
+	server.Wait()
+	stop()
+}
+
+func command(j *Journal, args []string) string {
+	if len(args) == 0 {
+		return `{"error":"empty command"}`
+	}
+	switch args[0] {
+	case "cut":
+		if len(args) != 3 {
+			return `{"error":"usage: cut SEED KEEP"}`
+		}
+		seed, err1 := strconv.ParseInt(args[1], 10, 64)
+		keep, err2 := strconv.ParseFloat(args[2], 64)
+		if err1 != nil || err2 != nil || keep < 0 || keep > 1 {
+			return `{"error":"cut: SEED is an integer, KEEP a probability in [0, 1]"}`
+		}
+		return mustJSON(j.Cut(seed, keep))
+	case "sync":
+		j.SyncAll()
+		return `{"ok":true}`
+	case "stats":
+		return mustJSON(j.Stats())
+	}
+	return mustJSON(map[string]string{"error": "unknown command " + args[0]})
+}
