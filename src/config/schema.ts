@@ -65,6 +65,11 @@ export const DEFAULTS = {
   readSpeculateMs: 20,
   /** Timeout of one request to a peer. */
   peerTimeoutMs: 2000,
+  /**
+   * How far ahead of this node's clock a version from a peer may be; further ones are refused,
+   * never adopted (CockroachDB's default). Raise it only for hosts without NTP.
+   */
+  maxClockOffsetMs: 500,
   /** How often each peer is probed; a peer failing --probe-failures probes in a row is down. */
   probeIntervalMs: 1000,
   /** Consecutive failed probes before a peer is marked down. */
@@ -129,6 +134,7 @@ export const configSchema = z
     readRepairChance: z.coerce.number().min(0).max(1),
     readSpeculateMs: positive,
     peerTimeoutMs: positive,
+    maxClockOffsetMs: positive.max(86_400_000),
     probeIntervalMs: positive,
     probeFailures: positive,
     tombstoneGraceMs: positive,
@@ -203,6 +209,7 @@ export const HELP: Record<keyof Config, string> = {
   readRepairChance: 'share of reads that ask (and repair) every replica, 0..1',
   readSpeculateMs: 'ask the other replicas when a read quorum is this late',
   peerTimeoutMs: 'timeout of one peer request',
+  maxClockOffsetMs: 'refuse peer versions further ahead of this clock (ms)',
   probeIntervalMs: 'peer health probe interval',
   probeFailures: 'failed probes in a row before a peer is down',
   tombstoneGraceMs: 'age before a fully replicated tombstone is collected',

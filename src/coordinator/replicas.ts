@@ -1,17 +1,18 @@
 // Reaches a replica by name: this node's storage directly, any other node over the peer port.
 
-import { KvError } from '../errors/index.ts';
 import {
-  type ApplyReply,
-  type GetReply,
   type GetRequest,
   localScan,
   METHODS,
+  RemoteVersions,
+  readApplyReply,
+  readGetReply,
+  readScanReply,
   type ScanReply,
   type ScanRequest,
   type WireEntry,
 } from '../replica/index.ts';
-import { decodeRecord, type Storage } from '../storage/index.ts';
+import { decodeRecord, type Storage, validWall } from '../storage/index.ts';
 
 /** Sends one peer request; rejects with a KvError (unavailable, timeout, remote code). */
 export type PeerCall = (name: string, method: string, body: unknown) => Promise<unknown>;
@@ -27,32 +28,49 @@ export type ExpectedIncarnation = (name: string) => string | undefined;
  * `scan`) of another member carry the incarnation `expected` gives for it: a member back with
  * another data directory refuses them (KV_ERR_WRONG_INCARNATION) instead of answering as a
  * holder of data it does not have. Writes carry none: a copy written there is real.
+ *
+ * Every reply from another member is checked before it is used (replica/wire.ts), and so is
+ * every version in it (RemoteVersions): a malformed reply rejects with KV_ERR_PEER_PROTOCOL or
+ * KV_ERR_BAD_RECORD, a version too far ahead with KV_ERR_CLOCK_OFFSET, so a quorum counts it as
+ * a failed replica and nothing of it is adopted or repaired onto others.
  */
 export class Replicas {
   readonly self: string;
   readonly #storage: Storage;
   readonly #call: PeerCall;
   readonly #expected: ExpectedIncarnation;
+  readonly #versions: RemoteVersions;
 
   constructor(
     self: string,
     storage: Storage,
     call: PeerCall,
     expected: ExpectedIncarnation = () => undefined,
+    versions: RemoteVersions = new RemoteVersions({ clock: storage.clock }),
   ) {
     this.self = self;
     this.#storage = storage;
     this.#call = call;
     this.#expected = expected;
+    this.#versions = versions;
   }
 
-  /** The record stored at `key` on `name` (encodeRecord bytes, tombstones included), or null. */
+  /**
+   * The record stored at `key` on `name` (encodeRecord bytes, tombstones included), or null.
+   * A local record whose version is out of range (stored before versions were checked) reads
+   * as null, so any write replaces it.
+   */
   async get(name: string, key: Buffer): Promise<Buffer | null> {
-    if (name === this.self) return this.#storage.getRaw(key) ?? null;
+    if (name === this.self) {
+      const raw = this.#storage.getRaw(key);
+      return raw !== undefined && validWall(raw) ? raw : null;
+    }
     const i = this.#expected(name);
     const body: GetRequest = i === undefined ? { k: key } : { k: key, i };
-    const reply = (await this.#call(name, METHODS.get, body)) as GetReply;
-    return reply.r === null ? null : owned(reply.r);
+    const reply = readGetReply(await this.#call(name, METHODS.get, body));
+    if (reply === null) return null;
+    this.#versions.check(reply.record.version, 'reply', name);
+    return reply.raw;
   }
 
   /** Applies entries on `name` (last write wins); resolves once durable there. */
@@ -63,10 +81,7 @@ export class Replicas {
       );
       return;
     }
-    const reply = (await this.#call(name, METHODS.apply, { e: entries })) as ApplyReply;
-    if (typeof reply?.n !== 'number') {
-      throw new KvError('KV_ERR_INTERNAL', `replication: bad apply reply from ${name}`);
-    }
+    readApplyReply(await this.#call(name, METHODS.apply, { e: entries }));
   }
 
   /** Scans `name`'s local records (tombstones included). */
@@ -74,15 +89,8 @@ export class Replicas {
     if (name === this.self) return localScan(this.#storage, req);
     const i = this.#expected(name);
     const body: ScanRequest = i === undefined ? req : { ...req, i };
-    const reply = (await this.#call(name, METHODS.scan, body)) as ScanReply;
-    return {
-      e: reply.e.map(([k, r]) => [owned(k), owned(r)] as WireEntry),
-      more: reply.more,
-    };
+    const reply = readScanReply(await this.#call(name, METHODS.scan, body), req.l);
+    this.#versions.checkAll(reply.records, 'reply', name);
+    return { e: reply.e, more: reply.more };
   }
-}
-
-/** The peer codec decodes bytes as Buffers that own their memory: no copy unless it did not. */
-function owned(b: Uint8Array): Buffer {
-  return Buffer.isBuffer(b) ? b : Buffer.from(b);
 }

@@ -31,6 +31,10 @@ export const ERROR_CODES = {
   KV_ERR_WRONG_INCARNATION:
     'a replica was asked for data as a holder of the settled ring, but its data directory is not the one that ring recorded (new or replaced); it counts once rebalancing filled it',
   KV_ERR_STORAGE: 'the storage engine failed; the write was not acknowledged',
+  KV_ERR_BAD_RECORD:
+    'a record is malformed (too short, an unknown format or flag, a node name running past its end) or its version is out of range',
+  KV_ERR_CLOCK_OFFSET:
+    "a peer sent a version more than --max-clock-offset-ms ahead of this node's clock; it was refused, never adopted (kvstore_clock_offset_rejections_total)",
   KV_ERR_INTERNAL: 'an unexpected failure; the node keeps running',
   KV_ERR_PROTOCOL:
     'a RESP request is malformed or over a size limit; one error reply, then the connection is closed',

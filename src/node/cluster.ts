@@ -30,7 +30,13 @@ import {
   Rebalancer,
   registerRebalanceMetrics,
 } from '../rebalance/index.ts';
-import { createReplicaHandler, type HelloReply, METHODS, peerProof } from '../replica/index.ts';
+import {
+  createReplicaHandler,
+  type HelloReply,
+  METHODS,
+  peerProof,
+  RemoteVersions,
+} from '../replica/index.ts';
 import { HintStore, type Storage } from '../storage/index.ts';
 import type { Secrets } from './secrets.ts';
 
@@ -121,6 +127,7 @@ export async function startCluster(
       log.warn({ err }, 'peer address names not saved'),
     ),
   );
+  const versions = new RemoteVersions({ clock: storage.clock, registry, logger: log });
   const peerServer = await PeerServer.start({
     host: config.peerHost,
     port: config.peerPort,
@@ -130,6 +137,7 @@ export async function startCluster(
       incarnation: incarnation.id,
       maxScanEntries: config.maxScanKeys + 64,
       clusterSecret: secret,
+      versions,
     }),
     logger: log,
     registry,
@@ -155,7 +163,13 @@ export async function startCluster(
     return pool.get(peerAddress(m)).request(method, body);
   };
   // Reads count a settled owner only if it still has the data directory the ring recorded.
-  const replicas = new Replicas(self, storage, call, (name) => topology?.incarnationOf(name));
+  const replicas = new Replicas(
+    self,
+    storage,
+    call,
+    (name) => topology?.incarnationOf(name),
+    versions,
+  );
   const resolved = await membership.start();
   const saved = parseSettled(storage.readState<unknown>(SETTLED_KEY));
   const initial = resolved || !saved ? membership.ringMembers() : [...saved.members];

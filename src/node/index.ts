@@ -35,7 +35,12 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
   mkdirSync(dataDir, { recursive: true });
   const registry = createRegistry();
   const secrets = loadSecrets(config);
-  const storage = Storage.open({ path: dataDir, nodeName: config.nodeName, registry });
+  const storage = Storage.open({
+    path: dataDir,
+    nodeName: config.nodeName,
+    registry,
+    maxClockOffsetMs: config.maxClockOffsetMs,
+  });
   let cluster: Awaited<ReturnType<typeof startCluster>> | undefined;
   let ready = false;
   let server: KvServer | undefined;

@@ -2,19 +2,19 @@
 
 import { KvError } from '../errors/index.ts';
 import type { PeerRequestContext } from '../peer/index.ts';
-import { decodeRecord, type Entry, type Storage } from '../storage/index.ts';
+import { type Storage, validWall } from '../storage/index.ts';
 import { checkPeerProof } from './auth.ts';
 import {
   type ApplyReply,
-  type ApplyRequest,
   type GetReply,
-  type GetRequest,
   type HelloReply,
   METHODS,
   type ScanReply,
   type ScanRequest,
   type WireEntry,
 } from './messages.ts';
+import { RemoteVersions } from './versions.ts';
+import { readApplyRequest, readGetRequest, readScanRequest } from './wire.ts';
 
 export interface ReplicaHandlerOptions {
   readonly storage: Storage;
@@ -26,14 +26,14 @@ export interface ReplicaHandlerOptions {
   readonly maxScanEntries: number;
   /** When set, every connection must first prove it knows this secret (`auth`). */
   readonly clusterSecret?: string | null;
+  /** The check of versions in `apply` requests (default: storage's clock, metrics unexported). */
+  readonly versions?: RemoteVersions;
 }
 
-function asBuffer(v: unknown, what: string): Buffer {
-  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-  throw new KvError('KV_ERR_INVALID_ARGUMENT', `replica: ${what} must be bytes`);
-}
-
-/** Scans local storage for a peer: at most `l` entries and whether more remain. */
+/**
+ * Scans local storage for a peer: at most `l` entries and whether more remain. A record whose
+ * version is out of range (written before versions were checked) is left out: never sent on.
+ */
 export function localScan(storage: Storage, req: ScanRequest): ScanReply {
   const entries: WireEntry[] = [];
   let more = false;
@@ -43,32 +43,25 @@ export function localScan(storage: Storage, req: ScanRequest): ScanReply {
       more = true;
       break;
     }
-    entries.push([key, raw]);
+    if (validWall(raw)) entries.push([key, raw]);
   }
   return { e: entries, more };
 }
 
-/** Decodes wire entries into storage entries, checking their shape. */
-export function toEntries(wire: unknown): Entry[] {
-  if (!Array.isArray(wire))
-    throw new KvError('KV_ERR_INVALID_ARGUMENT', 'replica: e must be a list');
-  return wire.map((pair: unknown) => {
-    if (!Array.isArray(pair) || pair.length !== 2) {
-      throw new KvError('KV_ERR_INVALID_ARGUMENT', 'replica: entry must be [key, record]');
-    }
-    return { key: asBuffer(pair[0], 'key'), record: decodeRecord(asBuffer(pair[1], 'record')) };
-  });
-}
-
-/** The peer-method handler: `(method, body) => reply` for the peer server. */
+/**
+ * The peer-method handler: `(method, body, ctx) => reply` for the peer server. Every body is
+ * checked by its method's decoder (wire.ts) before it reaches storage, and every version of an
+ * `apply` by RemoteVersions; a bad one is answered with an error and nothing is applied.
+ */
 export function createReplicaHandler(opts: ReplicaHandlerOptions) {
   const { storage, incarnation } = opts;
+  const versions = opts.versions ?? new RemoteVersions({ clock: storage.clock });
   /** Refuses a read addressed to a settled-ring holder this data directory is not. */
-  const checkIncarnation = (expected: unknown) => {
-    if (expected === undefined || expected === null || expected === incarnation) return;
+  const checkIncarnation = (expected: string | undefined) => {
+    if (expected === undefined || expected === incarnation) return;
     throw new KvError(
       'KV_ERR_WRONG_INCARNATION',
-      `replica: asked as incarnation ${String(expected)}, this data directory is ${incarnation}`,
+      `replica: asked as incarnation ${expected}, this data directory is ${incarnation}`,
     );
   };
   const secret = opts.clusterSecret || null;
@@ -85,39 +78,39 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
     } else if (method === METHODS.auth) {
       return { ok: true };
     }
-    return serve(method, body);
+    return serve(method, body, ctx?.remote ?? 'local');
   };
 
-  async function serve(method: string, body: unknown): Promise<unknown> {
-    const req = (body ?? {}) as Record<string, unknown>;
+  async function serve(method: string, body: unknown, remote: string): Promise<unknown> {
     switch (method) {
       case METHODS.hello:
         return opts.hello();
       case METHODS.get: {
+        const req = readGetRequest(body);
         checkIncarnation(req.i);
-        const r = storage.getRaw(asBuffer((req as unknown as GetRequest).k, 'k'));
-        return { r: r ?? null } satisfies GetReply;
+        const r = storage.getRaw(req.k);
+        return { r: r !== undefined && validWall(r) ? r : null } satisfies GetReply;
       }
       case METHODS.apply: {
-        const n = await storage.applyBatch(toEntries((req as unknown as ApplyRequest).e));
+        const entries = readApplyRequest(body);
+        versions.checkAll(
+          entries.map((e) => e.record),
+          'request',
+          remote,
+        );
+        const n = await storage.applyBatch(entries);
         return { n } satisfies ApplyReply;
       }
       case METHODS.scan: {
+        const req = readScanRequest(body, opts.maxScanEntries);
         checkIncarnation(req.i);
-        const l = Number(req.l);
-        if (!Number.isInteger(l) || l < 1 || l > opts.maxScanEntries) {
-          throw new KvError('KV_ERR_INVALID_ARGUMENT', `replica: scan limit ${String(req.l)}`);
-        }
-        return localScan(storage, {
-          s: asBuffer(req.s, 's'),
-          e: req.e === null || req.e === undefined ? null : asBuffer(req.e, 'e'),
-          ie: req.ie === true,
-          xs: req.xs === true,
-          l,
-        });
+        return localScan(storage, req);
       }
       default:
-        throw new KvError('KV_ERR_UNKNOWN_COMMAND', `replica: unknown peer method '${method}'`);
+        throw new KvError(
+          'KV_ERR_UNKNOWN_COMMAND',
+          `replica: unknown peer method '${method.slice(0, 64)}'`,
+        );
     }
   }
 }

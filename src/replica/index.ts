@@ -14,6 +14,14 @@ export {
   createReplicaHandler,
   localScan,
   type ReplicaHandlerOptions,
-  toEntries,
 } from './handler.ts';
 export * from './messages.ts';
+export { RemoteVersions, type VersionSource } from './versions.ts';
+export {
+  readApplyReply,
+  readApplyRequest,
+  readGetReply,
+  readGetRequest,
+  readScanReply,
+  readScanRequest,
+} from './wire.ts';

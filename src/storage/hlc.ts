@@ -17,22 +17,58 @@ export function compareVersions(a: Version, b: Version): number {
   return a.node < b.node ? -1 : a.node > b.node ? 1 : 0;
 }
 
-const MAX_LOGICAL = 0xffff;
+/** Largest logical counter (16 bits); the next tick carries into the wall time. */
+export const MAX_LOGICAL = 0xffff;
+
+/**
+ * Largest wall time a valid version may carry: 2^47 - 1 ms, the year 6429. The record format has
+ * 48 bits; the half above this is never valid, so the clock's carries (+1 ms when the counter
+ * overflows) can never run out of the field. A version above it is corrupt or hostile: the clock
+ * never adopts it, peers refuse it, and a write replaces such a record whatever its version.
+ */
+export const MAX_VALID_WALL = 2 ** 47 - 1;
+
+/** Default of --max-clock-offset-ms (CockroachDB's default maximum offset). */
+export const DEFAULT_MAX_CLOCK_OFFSET_MS = 500;
+
+/** Whether `v` is a version a node may hold or make: wall and logical within their ranges. */
+export function isValidVersion(v: Version): boolean {
+  return (
+    Number.isInteger(v.wall) &&
+    v.wall >= 0 &&
+    v.wall <= MAX_VALID_WALL &&
+    Number.isInteger(v.logical) &&
+    v.logical >= 0 &&
+    v.logical <= MAX_LOGICAL
+  );
+}
 
 /**
  * The clock of one node. `now()` is strictly increasing for this node even if the wall clock goes
  * backwards; `observe()` moves it past a version seen from elsewhere (or read from disk at start),
  * so a write made after reading version v always gets a version above v.
+ *
+ * Remote versions are first checked with `aheadMs()`: one more than `maxOffsetMs` ahead of this
+ * node's physical clock is refused by the peer boundary (replica/), never observed, the way
+ * CockroachDB refuses timestamps beyond its maximum clock offset. `observe()` itself never adopts
+ * an invalid version (see MAX_VALID_WALL), so nothing can push the clock out of its range.
  */
 export class HybridClock {
   readonly node: string;
+  /** How far ahead of the physical clock a remote version may be, in ms. */
+  readonly maxOffsetMs: number;
   #wall = 0;
   #logical = 0;
   readonly #physical: () => number;
 
-  constructor(node: string, physical: () => number = Date.now) {
+  constructor(
+    node: string,
+    physical: () => number = Date.now,
+    maxOffsetMs: number = DEFAULT_MAX_CLOCK_OFFSET_MS,
+  ) {
     this.node = node;
     this.#physical = physical;
+    this.maxOffsetMs = maxOffsetMs;
   }
 
   /** A new version, above every version this clock made or observed. */
@@ -50,11 +86,21 @@ export class HybridClock {
     return { wall: this.#wall, logical: this.#logical, node: this.node };
   }
 
-  /** Moves the clock to at least `v`, so the next `now()` is above it. */
-  observe(v: Version): void {
+  /**
+   * Moves the clock to at least `v`, so the next `now()` is above it. Returns false, and leaves
+   * the clock alone, for an invalid version (isValidVersion).
+   */
+  observe(v: Version): boolean {
+    if (!isValidVersion(v)) return false;
     if (v.wall > this.#wall || (v.wall === this.#wall && v.logical > this.#logical)) {
       this.#wall = v.wall;
       this.#logical = v.logical;
     }
+    return true;
+  }
+
+  /** How many ms `v` is ahead of this node's physical clock (negative when behind). */
+  aheadMs(v: Version): number {
+    return v.wall - this.#physical();
   }
 }

@@ -2,8 +2,23 @@
 // hybrid-logical-clock versions.
 
 export { type Hint, HintStore } from './hints.ts';
-export { compareVersions, HybridClock, type Version } from './hlc.ts';
-export { decodeRecord, encodeRecord, type StoredRecord } from './record.ts';
+export {
+  compareVersions,
+  DEFAULT_MAX_CLOCK_OFFSET_MS,
+  HybridClock,
+  isValidVersion,
+  MAX_LOGICAL,
+  MAX_VALID_WALL,
+  type Version,
+} from './hlc.ts';
+export {
+  decodeRecord,
+  encodeRecord,
+  MAX_KEY_BYTES,
+  RECORD_HEADER_BYTES,
+  type StoredRecord,
+  validWall,
+} from './record.ts';
 export {
   type Entry,
   type ScanBounds,

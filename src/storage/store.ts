@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
 import type { Registry } from 'prom-client';
 import { KvError } from '../errors/index.ts';
-import { compareVersions, HybridClock, type Version } from './hlc.ts';
+import { compareVersions, HybridClock, isValidVersion, type Version } from './hlc.ts';
 import { registerStorageMetrics, type StorageMetrics } from './metrics.ts';
 import { decodeRecord, encodeRecord, type StoredRecord } from './record.ts';
 import { type Recovered, WAL_DISCARD, WAL_PUT, WriteAheadLog } from './wal.ts';
@@ -19,6 +19,8 @@ export interface StorageOptions {
   readonly registry?: Registry;
   /** Size of a write-ahead log segment (default 4 MiB): bounds what a restart replays. */
   readonly walSegmentBytes?: number;
+  /** The clock's --max-clock-offset-ms (see HybridClock). */
+  readonly maxClockOffsetMs?: number;
 }
 
 const WAL_SEGMENT_BYTES = 4 * 1024 * 1024;
@@ -99,7 +101,7 @@ export class Storage {
     this.#tombs = root.openDB<Buffer, Buffer>({ name: 'tombstones', ...binary });
     this.#meta = root.openDB<unknown, string>({ name: 'meta', encoding: 'json' });
     this.#dataFile = join(opts.path, 'data.mdb');
-    this.clock = new HybridClock(opts.nodeName);
+    this.clock = new HybridClock(opts.nodeName, Date.now, opts.maxClockOffsetMs);
     this.#state = (this.#meta.get(META_KEY) as MetaState | undefined) ?? {
       liveKeys: 0,
       tombstones: 0,
@@ -170,13 +172,13 @@ export class Storage {
    * Resolves once the write is durable: true when it was applied, false when it was older.
    */
   async apply(key: Buffer, record: StoredRecord): Promise<boolean> {
-    this.clock.observe(record.version);
+    this.#observe(record.version);
     return this.#durable(() => this.#applyOne(key, record, false)) as Promise<boolean>;
   }
 
   /** Applies many entries (last write wins each); resolves with how many applied, once durable. */
   async applyBatch(entries: readonly Entry[]): Promise<number> {
-    for (const e of entries) this.clock.observe(e.record.version);
+    for (const e of entries) this.#observe(e.record.version);
     return this.#durable(() => {
       let n = 0;
       for (const e of entries) if (this.#applyOne(e.key, e.record, false)) n++;
@@ -190,9 +192,16 @@ export class Storage {
    * deleted.
    */
   async removeIfLive(key: Buffer, version: Version): Promise<boolean> {
-    this.clock.observe(version);
+    this.#observe(version);
     const record = { version, tombstone: true, value: EMPTY };
     return this.#durable(() => this.#applyOne(key, record, true)) as Promise<boolean>;
+  }
+
+  /** Moves the clock past `v`; throws KV_ERR_BAD_RECORD (nothing written) if `v` is invalid. */
+  #observe(v: Version): void {
+    if (!this.clock.observe(v)) {
+      throw new KvError('KV_ERR_BAD_RECORD', `storage: version wall ${v.wall} is out of range`);
+    }
   }
 
   /**
@@ -274,7 +283,9 @@ export class Storage {
     const raw = this.#current(key);
     const old = raw === undefined ? undefined : decodeRecord(raw);
     if (onlyIfLive && (!old || old.tombstone)) return false;
-    if (old && compareVersions(old.version, record.version) >= 0) return false;
+    // A stored version out of range (written before versions were checked) loses to any write.
+    if (old && compareVersions(old.version, record.version) >= 0 && isValidVersion(old.version))
+      return false;
     const encoded = encodeRecord(record);
     this.#queue(key, encoded);
     this.#wal?.append(WAL_PUT, key, encoded);

@@ -5,6 +5,7 @@ import {
   decodeRecord,
   encodeRecord,
   HybridClock,
+  MAX_VALID_WALL,
 } from '../../src/storage/index.ts';
 
 describe('record codec', () => {
@@ -24,8 +25,8 @@ describe('record codec', () => {
   });
 
   it('rejects an unknown format', () => {
-    expect(() => decodeRecord(Buffer.from([9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]))).toThrow(
-      /unknown format/,
+    expect(() => decodeRecord(Buffer.from([9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x61]))).toThrow(
+      /unknown format 9/,
     );
   });
 });
@@ -47,8 +48,25 @@ describe('HybridClock', () => {
   it('moves past observed versions from a faster clock', () => {
     const clock = new HybridClock('a', () => 10);
     const remote = { wall: 5000, logical: 7, node: 'b' };
-    clock.observe(remote);
+    expect(clock.observe(remote)).toBe(true);
     expect(compareVersions(clock.now(), remote)).toBeGreaterThan(0);
+    expect(clock.aheadMs(remote)).toBe(4990);
+  });
+
+  it('never adopts a version out of range, so its arithmetic cannot overflow', () => {
+    const clock = new HybridClock('a', () => 10);
+    for (const wall of [2 ** 48 - 1, MAX_VALID_WALL + 1, -1, 1.5, Number.NaN]) {
+      expect(clock.observe({ wall, logical: 0, node: 'b' })).toBe(false);
+    }
+    expect(clock.observe({ wall: 20, logical: 0x10000, node: 'b' })).toBe(false);
+    expect(clock.now()).toEqual({ wall: 10, logical: 0, node: 'a' });
+    // The largest valid version still leaves room for every carry.
+    expect(clock.observe({ wall: MAX_VALID_WALL, logical: 0xffff, node: 'b' })).toBe(true);
+    const next = clock.now();
+    expect(next).toEqual({ wall: MAX_VALID_WALL + 1, logical: 0, node: 'a' });
+    expect(() =>
+      encodeRecord({ version: next, tombstone: false, value: Buffer.alloc(0) }),
+    ).not.toThrow();
   });
 
   it('carries the logical counter over into the wall clock', () => {

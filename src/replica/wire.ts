@@ -1,0 +1,163 @@
+// Decoders of every peer message body: each method's request and reply, checked field by field.
+
+import { KvError } from '../errors/index.ts';
+import { decodeRecord, type Entry, MAX_KEY_BYTES, type StoredRecord } from '../storage/index.ts';
+import type { ApplyReply, ScanReply, ScanRequest, WireEntry } from './messages.ts';
+
+/**
+ * Hand-written rather than zod: they run on every peer request and reply, and a zod parse of an
+ * `apply` body cost several times the request's own decode when measured (docs/security.md).
+ * Every decoder takes the msgpack-decoded body (`unknown`), returns a typed copy holding only the
+ * known fields, and throws a KvError naming the field:
+ * - KV_ERR_INVALID_ARGUMENT for a wrong shape or type (in a request), KV_ERR_PEER_PROTOCOL for
+ *   the same in a reply;
+ * - KV_ERR_INVALID_KEY for a key that is empty or longer than MAX_KEY_BYTES;
+ * - KV_ERR_BAD_RECORD for a record decodeRecord refuses.
+ * Versions are checked against the clock separately (RemoteVersions), after the shape.
+ */
+
+/** Longest incarnation id accepted (they are 32 hex characters). */
+const MAX_INCARNATION_CHARS = 128;
+
+type Side = 'request' | 'reply';
+
+function fail(side: Side, message: string): KvError {
+  const code = side === 'request' ? 'KV_ERR_INVALID_ARGUMENT' : 'KV_ERR_PEER_PROTOCOL';
+  return new KvError(code, `replica: ${message}`);
+}
+
+function object(v: unknown, side: Side, what: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) {
+    throw fail(side, `${what} must be a map`);
+  }
+  return v as Record<string, unknown>;
+}
+
+function bytes(v: unknown, side: Side, what: string): Buffer {
+  if (!(v instanceof Uint8Array)) throw fail(side, `${what} must be bytes`);
+  return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
+
+/** A key: 1 to MAX_KEY_BYTES bytes (`empty` allows 0, for scan bounds). */
+function key(v: unknown, side: Side, what: string, empty = false): Buffer {
+  const k = bytes(v, side, what);
+  if ((k.length === 0 && !empty) || k.length > MAX_KEY_BYTES) {
+    throw new KvError(
+      'KV_ERR_INVALID_KEY',
+      `replica: ${what} of ${k.length} bytes (must be ${empty ? 0 : 1} to ${MAX_KEY_BYTES})`,
+    );
+  }
+  return k;
+}
+
+function flag(v: unknown, side: Side, what: string): boolean {
+  if (v === undefined || v === null) return false;
+  if (typeof v !== 'boolean') throw fail(side, `${what} must be a boolean`);
+  return v;
+}
+
+function record(v: unknown, side: Side, what: string): StoredRecord {
+  const raw = bytes(v, side, what);
+  try {
+    return decodeRecord(raw);
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    throw new KvError('KV_ERR_BAD_RECORD', `replica: ${what}: ${msg}`, { cause: err });
+  }
+}
+
+/** The optional expected incarnation `i` of a read request. */
+function incarnation(v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || v.length > MAX_INCARNATION_CHARS) {
+    throw fail('request', 'i must be an incarnation id');
+  }
+  return v;
+}
+
+/** A list of `[key, record]` pairs, decoded: the body of `apply` and of a scan reply. */
+function entries(v: unknown, side: Side): { entries: Entry[]; wire: WireEntry[] } {
+  if (!Array.isArray(v)) throw fail(side, 'e must be a list');
+  const out: Entry[] = [];
+  const wire: WireEntry[] = [];
+  for (let i = 0; i < v.length; i++) {
+    const pair: unknown = v[i];
+    if (!Array.isArray(pair) || pair.length !== 2) {
+      throw fail(side, `entry ${i} must be [key, record]`);
+    }
+    const k = key(pair[0], side, `entry ${i} key`);
+    const raw = bytes(pair[1], side, `entry ${i} record`);
+    out.push({ key: k, record: record(raw, side, `entry ${i} record`) });
+    wire.push([k, raw]);
+  }
+  return { entries: out, wire };
+}
+
+/** `get` request: `{k: key, i?: incarnation}`. */
+export function readGetRequest(body: unknown): { k: Buffer; i: string | undefined } {
+  const b = object(body, 'request', 'get body');
+  return { k: key(b.k, 'request', 'k'), i: incarnation(b.i) };
+}
+
+/** `apply` request: `{e: [[key, record], ...]}`, every record decoded. */
+export function readApplyRequest(body: unknown): Entry[] {
+  return entries(object(body, 'request', 'apply body').e, 'request').entries;
+}
+
+/**
+ * `scan` request: bounds of 0 to MAX_KEY_BYTES bytes (`e` may be null: to the end), booleans
+ * `ie`/`xs` (absent: false) and a limit `l` of 1 to `maxEntries`.
+ */
+export function readScanRequest(
+  body: unknown,
+  maxEntries: number,
+): ScanRequest & { i: string | undefined } {
+  const b = object(body, 'request', 'scan body');
+  const l = b.l;
+  if (typeof l !== 'number' || !Number.isInteger(l) || l < 1 || l > maxEntries) {
+    const got = typeof l === 'number' ? l : typeof l;
+    throw fail('request', `scan limit ${got} (must be 1 to ${maxEntries})`);
+  }
+  return {
+    s: key(b.s, 'request', 's', true),
+    e: b.e === null || b.e === undefined ? null : key(b.e, 'request', 'e', true),
+    ie: flag(b.ie, 'request', 'ie'),
+    xs: flag(b.xs, 'request', 'xs'),
+    l,
+    i: incarnation(b.i),
+  };
+}
+
+/** `get` reply: `{r: record | null}`; the record decoded, or null. */
+export function readGetReply(reply: unknown): { raw: Buffer; record: StoredRecord } | null {
+  const r = object(reply, 'reply', 'get reply').r;
+  if (r === null || r === undefined) return null;
+  const raw = bytes(r, 'reply', 'get reply r');
+  return { raw, record: record(raw, 'reply', 'get reply r') };
+}
+
+/** `apply` reply: `{n: count}`. */
+export function readApplyReply(reply: unknown): ApplyReply {
+  const n = object(reply, 'reply', 'apply reply').n;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) {
+    throw fail('reply', 'apply reply n must be a count');
+  }
+  return { n };
+}
+
+/** `scan` reply: `{e: [[key, record], ...], more: boolean}`; at most `limit` entries, keys ascending. */
+export function readScanReply(
+  reply: unknown,
+  limit: number,
+): ScanReply & { records: StoredRecord[] } {
+  const b = object(reply, 'reply', 'scan reply');
+  const { entries: decoded, wire } = entries(b.e, 'reply');
+  if (wire.length > limit) throw fail('reply', `scan reply of ${wire.length} > ${limit} entries`);
+  for (let i = 1; i < wire.length; i++) {
+    if (Buffer.compare(wire[i - 1]![0], wire[i]![0]) >= 0) {
+      throw fail('reply', `scan reply keys not ascending at entry ${i}`);
+    }
+  }
+  if (typeof b.more !== 'boolean') throw fail('reply', 'scan reply more must be a boolean');
+  return { e: wire, more: b.more, records: decoded.map((d) => d.record) };
+}
