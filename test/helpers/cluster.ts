@@ -24,15 +24,20 @@ export function loopbackBlock(): string {
   return `127.${a}.${b}`;
 }
 
-/** Starts one member at `host` with the seed's fixed ports (each member has its own address). */
+/**
+ * Starts one member at `host` with the seed's fixed ports (each member has its own address).
+ * `command` prefixes the node's command line (see startNodeProcess).
+ */
 export async function startMember(
   name: string,
   host: string,
   args: string[],
   dataDir: string = tempDir(),
+  command?: readonly string[],
 ): Promise<ClusterNode> {
   const proc = await startNodeProcess({
     dataDir,
+    ...(command ? { command } : {}),
     args: [
       '--node-name',
       name,
@@ -82,8 +87,12 @@ export function peersOf(nodes: readonly ClusterNode[]): string {
   return nodes.map((n) => `${n.name}=${n.host}:7946`).join(',');
 }
 
-export async function restart(node: ClusterNode, args: string[]): Promise<void> {
-  node.proc = (await startMember(node.name, node.host, args, node.dataDir)).proc;
+export async function restart(
+  node: ClusterNode,
+  args: string[],
+  command?: readonly string[],
+): Promise<void> {
+  node.proc = (await startMember(node.name, node.host, args, node.dataDir, command)).proc;
 }
 
 export function connect(node: ClusterNode): Promise<LineClient> {

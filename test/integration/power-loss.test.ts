@@ -73,7 +73,8 @@ const ROUNDS = [
 describe('power loss', () => {
   it('a single node keeps every acknowledged write and delete when the power is cut under load', async () => {
     const { disk, dataDir } = await diskWithDataDir();
-    let node: NodeProcess = await startNodeProcess({ dataDir });
+    const command = disk.command();
+    let node: NodeProcess = await startNodeProcess({ dataDir, command });
     const log = new WriteLog();
     const writers = [0, 1, 2, 3].map((w) => keysOf(w, 200));
     const lost: CutReport[] = [];
@@ -87,7 +88,7 @@ describe('power loss', () => {
       await node.stop('SIGKILL');
       await Promise.all(loads.map((l) => l.stop()));
       await powerOn(disk);
-      node = await startNodeProcess({ dataDir });
+      node = await startNodeProcess({ dataDir, command });
       const read = await readAll(await client('127.0.0.1', node.port), log);
       expect({ round, bad: log.check(read) }).toEqual({ round, bad: [] });
     }
@@ -103,7 +104,9 @@ describe('power loss', () => {
     const peers = ['--peers', hosts.map((h, i) => `${names[i]}=${h}:7946`).join(',')];
     const disks = await Promise.all(hosts.map(() => diskWithDataDir()));
     const nodes: ClusterNode[] = await Promise.all(
-      hosts.map((h, i) => startMember(names[i]!, h, peers, disks[i]!.dataDir)),
+      hosts.map((h, i) =>
+        startMember(names[i]!, h, peers, disks[i]!.dataDir, disks[i]!.disk.command()),
+      ),
     );
     await waitAllUp(nodes);
     const log = new WriteLog();
@@ -119,7 +122,7 @@ describe('power loss', () => {
       await Promise.all(nodes.map((n) => n.proc.stop('SIGKILL')));
       await Promise.all(loads.map((l) => l.stop()));
       await Promise.all(disks.map(({ disk }) => powerOn(disk)));
-      await Promise.all(nodes.map((n) => restart(n, peers)));
+      await Promise.all(nodes.map((n, i) => restart(n, peers, disks[i]!.disk.command())));
       await waitAllUp(nodes, 20_000);
       for (const n of nodes) {
         const read = await readAll(await client(n.host, n.proc.port), log);

@@ -85,6 +85,21 @@ describe('powerlossfs', () => {
     expect(readFileSync(disk.path('unsynced'), 'utf8')).toBe('old');
   });
 
+  it('an O_DSYNC write makes its own pages durable, not the rest of the file', async () => {
+    const disk = await PowerlossDisk.create(binary);
+    writeSynced(disk.path('f'), 'a'.repeat(8192));
+    syncDir(disk.mountPoint);
+    await disk.sync();
+    let fd = openSync(disk.path('f'), 'r+');
+    writeSync(fd, 'b'.repeat(4096), 4096); // page 1, never synced
+    closeSync(fd);
+    fd = openSync(disk.path('f'), constants.O_RDWR | constants.O_DSYNC);
+    writeSync(fd, 'c', 0); // page 0, synchronous
+    closeSync(fd);
+    await powerCycle(disk);
+    expect(readFileSync(disk.path('f'), 'latin1')).toBe(`c${'a'.repeat(8191)}`);
+  });
+
   it('keeps a name change only once its directory is synced', async () => {
     const disk = await PowerlossDisk.create(binary);
     mkdirSync(disk.path('d'));

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -18,6 +19,9 @@ type file struct {
 	fd    int
 	// Opened with O_DSYNC or O_SYNC: every write is durable when it returns.
 	sync bool
+	// A synchronous write was made and the fsync request the kernel sends after it (to
+	// implement O_DSYNC) has not come yet.
+	kernelSync atomic.Bool
 }
 
 var (
@@ -49,12 +53,22 @@ func (f *file) Read(ctx context.Context, buf []byte, off int64) (fuse.ReadResult
 
 func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	n, err := f.j.Write(f.fd, data, off, f.sync)
+	if f.sync && err == nil {
+		f.kernelSync.Store(true)
+	}
 	return uint32(max(n, 0)), fs.ToErrno(err)
 }
 
 // Fsync (fsync and fdatasync alike) makes the file's data and size durable. The backing file
 // is not synced: durability is what the journal says, not the backing disk's.
+//
+// After each write on an O_DSYNC/O_SYNC descriptor the kernel sends an fsync of that descriptor
+// (FUSE does not pass its range): that one stands for the write only, which Write already made
+// durable, and not for the file's other unsynced pages, which Linux would not write either.
 func (f *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	if f.sync && f.kernelSync.Swap(false) {
+		return 0
+	}
 	return fs.ToErrno(f.j.SyncFile(f.fd))
 }
 
