@@ -76,10 +76,14 @@ func main() {
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
-			if err := server.Unmount(); err != nil {
+			if err := syscall.Unmount(*mnt, 0); err != nil {
 				// Busy (a process still has files open): detach it, as `umount -l` does.
 				_ = syscall.Unmount(*mnt, syscall.MNT_DETACH)
 			}
+			// Exiting closes /dev/fuse, which ends the connection at once. (go-fuse's Unmount
+			// would wait for that instead, forever if another mount namespace, such as one
+			// `ip netns exec` made meanwhile, holds a copy of the mount.)
+			os.Exit(0)
 		})
 	}
 	sigs := make(chan os.Signal, 1)
