@@ -1,6 +1,7 @@
 // kvstore entry point: parse configuration, start the node, stop it on SIGTERM/SIGINT.
 
 import { loadConfig } from './config/index.ts';
+import { KvError } from './errors/index.ts';
 import { startNode } from './node/index.ts';
 
 async function main(): Promise<number> {
@@ -35,6 +36,12 @@ main().then(
     process.exitCode = code;
   },
   (err: unknown) => {
+    // A damaged data directory is a configuration-level stop (2): restarting will not help.
+    if (err instanceof KvError && err.code === 'KV_ERR_CORRUPT') {
+      process.stderr.write(`kvstore: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
     process.stderr.write(`kvstore: ${err instanceof Error ? err.stack : String(err)}\n`);
     process.exitCode = 1;
   },

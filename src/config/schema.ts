@@ -22,6 +22,18 @@ export const DEFAULTS = {
   peerPort: 7946,
   /** LMDB directory; created when missing. Relative paths are from the working directory. */
   dataDir: './kvstore-data',
+  /**
+   * Writes are refused (ERR STORAGE, reads keep working) while the data directory's file system
+   * has less free space than this, so LMDB and the log never hit a full disk; 0 turns it off.
+   */
+  minFreeDiskBytes: 64 * 1024 * 1024,
+  /** Write-ahead log segment size: a restart replays at most a few segments. */
+  walSegmentBytes: 4 * 1024 * 1024,
+  /**
+   * Start even when the write-ahead log is damaged before its last group: cut it at the damage
+   * (the records after it are lost and logged). Off: such a log stops start-up with exit code 2.
+   */
+  walTruncateCorrupt: false as boolean,
   /** pino log level. */
   logLevel: 'info' as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent',
   /** Longest key in bytes (LMDB's own limit is 1978). */
@@ -114,6 +126,9 @@ export const configSchema = z
     httpPort: port,
     peerPort: port,
     dataDir: z.string().min(1),
+    minFreeDiskBytes: z.coerce.number().int().min(0),
+    walSegmentBytes: positive.min(64 * 1024).max(1024 * 1024 * 1024),
+    walTruncateCorrupt: z.union([z.boolean(), z.stringbool()]),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     maxKeyBytes: positive.max(1900),
     maxValueBytes: positive.max(512 * 1024 * 1024),
@@ -189,6 +204,10 @@ export const HELP: Record<keyof Config, string> = {
   httpPort: 'HTTP port for /metrics /healthz /readyz',
   peerPort: 'node-to-node port',
   dataDir: 'LMDB data directory',
+  minFreeDiskBytes: 'refuse writes below this much free disk space (0: off)',
+  walSegmentBytes: 'write-ahead log segment size in bytes',
+  walTruncateCorrupt:
+    'true: cut a damaged write-ahead log at the damage and start (loses what follows)',
   logLevel: 'fatal|error|warn|info|debug|trace|silent',
   maxKeyBytes: 'longest key in bytes',
   maxValueBytes: 'largest value in bytes',

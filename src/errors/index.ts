@@ -35,6 +35,8 @@ export const ERROR_CODES = {
     'a record is malformed (too short, an unknown format or flag, a node name running past its end) or its version is out of range',
   KV_ERR_CLOCK_OFFSET:
     "a peer sent a version more than --max-clock-offset-ms ahead of this node's clock; it was refused, never adopted (kvstore_clock_offset_rejections_total)",
+  KV_ERR_CORRUPT:
+    'the data directory is damaged (write-ahead log or LMDB file); the node does not start (exit code 2)',
   KV_ERR_INTERNAL: 'an unexpected failure; the node keeps running',
   KV_ERR_PROTOCOL:
     'a RESP request is malformed or over a size limit; one error reply, then the connection is closed',

@@ -4,6 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/index.ts';
+import { KvError } from '../errors/index.ts';
 import {
   createLogger,
   createRegistry,
@@ -35,12 +36,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
   mkdirSync(dataDir, { recursive: true });
   const registry = createRegistry();
   const secrets = loadSecrets(config);
-  const storage = Storage.open({
-    path: dataDir,
-    nodeName: config.nodeName,
-    registry,
-    maxClockOffsetMs: config.maxClockOffsetMs,
-  });
+  const storage = openStorage(config, dataDir, registry, log);
   let cluster: Awaited<ReturnType<typeof startCluster>> | undefined;
   let ready = false;
   let server: KvServer | undefined;
@@ -66,6 +62,10 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
       port: config.httpPort,
       registry,
       ready: () => ready,
+      degraded: () => {
+        const failure = storage.writeFailure();
+        return failure === null ? null : `storage not writable: ${failure}`;
+      },
       logger: log,
       routes: adminRoutes(cluster),
       ...(secrets.clusterSecret ? { authorize: adminAuth(secrets.clusterSecret, registry) } : {}),
@@ -111,6 +111,47 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
       return stopping;
     },
   };
+}
+
+/**
+ * Opens the store, logging what its log held: a torn tail (warn), damage cut off by
+ * --wal-truncate-corrupt (error), or why it cannot open (fatal; KV_ERR_CORRUPT exits with 2).
+ */
+function openStorage(config: Config, dataDir: string, registry: Registry, log: Logger): Storage {
+  let storage: Storage;
+  try {
+    storage = Storage.open({
+      path: dataDir,
+      nodeName: config.nodeName,
+      registry,
+      maxClockOffsetMs: config.maxClockOffsetMs,
+      minFreeBytes: config.minFreeDiskBytes,
+      walSegmentBytes: config.walSegmentBytes,
+      walTruncateCorrupt: config.walTruncateCorrupt,
+      onWritable: (failure) => {
+        if (failure === null) log.info({}, 'storage: writes accepted again');
+        else log.error({ failure }, 'storage: refusing writes');
+      },
+    });
+  } catch (err) {
+    const code = err instanceof KvError ? err.code : undefined;
+    log.fatal({ err, code, dataDir }, 'storage: cannot open the data directory');
+    throw err;
+  }
+  const { torn, truncated, replayed } = storage.recovery;
+  if (torn) {
+    const { segment, offset, records } = torn;
+    log.warn({ segment, offset, records }, 'storage: torn write-ahead log tail dropped');
+  }
+  if (truncated) {
+    const { segment, offset, reason, droppedRecords, droppedSegments } = truncated;
+    log.error(
+      { segment, offset, reason, droppedRecords, droppedSegments },
+      'storage: damaged write-ahead log cut (--wal-truncate-corrupt)',
+    );
+  }
+  log.info({ replayed }, 'storage: opened');
+  return storage;
 }
 
 /** Admin calls must prove the cluster secret (checkAdminAuthorization); failures are counted. */

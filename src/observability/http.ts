@@ -12,6 +12,11 @@ export interface HttpOptions {
   readonly registry: Registry;
   /** True while the node accepts and serves commands; /readyz answers 503 otherwise. */
   readonly ready: () => boolean;
+  /**
+   * What the node cannot do although it serves (`storage not writable: disk full (ENOSPC)`), or
+   * null. A degraded node stays ready: /readyz answers 200 with `degraded: <reason>`.
+   */
+  readonly degraded?: () => string | null;
   readonly logger: Logger;
   /** Extra JSON endpoints by `METHOD /path` (admin calls); they answer `{ status, body }`. */
   readonly routes?: Readonly<Record<string, AdminRoute>>;
@@ -81,9 +86,9 @@ export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
       const ok = opts.ready();
-      res
-        .writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' })
-        .end(ok ? 'ready\n' : 'not ready\n');
+      const degraded = ok ? (opts.degraded?.() ?? null) : null;
+      const body = !ok ? 'not ready\n' : degraded === null ? 'ready\n' : `degraded: ${degraded}\n`;
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(body);
     } else if (path === '/metrics') {
       opts.registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': opts.registry.contentType }).end(text),

@@ -235,7 +235,10 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
 
   #setStatus(status: NodeStatus): void {
     this.#status = status;
-    void this.#o.storage.writeState(STATUS_KEY, status);
+    // Refused while the disk is full: the status is kept in memory and saved with the next change.
+    this.#o.storage.writeState(STATUS_KEY, status).catch((err: unknown) => {
+      this.#o.logger.warn({ err }, 'node status not saved');
+    });
     this.#o.logger.info({ status }, 'node status');
     this.emit('change');
   }

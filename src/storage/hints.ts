@@ -53,7 +53,7 @@ export class HintStore {
     const room = Math.max(0, this.maxHints - this.#count);
     const taken = hints.slice(0, room);
     if (taken.length === 0) return 0;
-    await this.#storage.root.transaction(() => {
+    await this.#storage.transact(() => {
       for (const h of taken) {
         const id = this.#id(h.target, this.#seq++);
         const value = Buffer.allocUnsafe(2 + h.key.length + h.raw.length);
@@ -63,7 +63,6 @@ export class HintStore {
         this.#db.putSync(id, value);
       }
     });
-    await this.#storage.root.flushed;
     this.#count += taken.length;
     return taken.length;
   }
@@ -105,10 +104,9 @@ export class HintStore {
   async remove(ids: readonly Buffer[]): Promise<void> {
     if (ids.length === 0) return;
     let removed = 0;
-    await this.#storage.root.transaction(() => {
+    await this.#storage.transact(() => {
       for (const id of ids) if (this.#db.removeSync(id)) removed++;
     });
-    await this.#storage.root.flushed;
     this.#count -= removed;
   }
 

@@ -4,6 +4,8 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export interface StorageStatsSource {
   stats(): { liveKeys: number; tombstones: number; sizeBytes: number };
+  /** Why writes are refused (a full disk, ...), or null. */
+  writeFailure(): string | null;
 }
 
 export interface StorageMetrics {
@@ -43,6 +45,14 @@ export function registerStorageMetrics(
     registers: [registry],
     collect() {
       this.set(source.stats().sizeBytes);
+    },
+  });
+  new Gauge({
+    name: 'kvstore_storage_writable',
+    help: 'Whether the store takes writes (0 while a full disk, an I/O error or no file descriptors refuse them; reads still work).',
+    registers: [registry],
+    collect() {
+      this.set(source.writeFailure() === null ? 1 : 0);
     },
   });
   const commitSeconds = new Histogram({

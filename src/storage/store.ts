@@ -1,11 +1,13 @@
 // The durable ordered store: LMDB with binary keys (byte order) and versioned records.
 
-import { statSync } from 'node:fs';
+import { statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
 import type { Registry } from 'prom-client';
 import { KvError } from '../errors/index.ts';
+import { guardLmdbRejections, LmdbHealth } from './health.ts';
 import { compareVersions, HybridClock, isValidVersion, type Version } from './hlc.ts';
+import { checkLmdbFile } from './lmdb-check.ts';
 import { registerStorageMetrics, type StorageMetrics } from './metrics.ts';
 import { decodeRecord, encodeRecord, type StoredRecord } from './record.ts';
 import { type Recovered, WAL_DISCARD, WAL_PUT, WriteAheadLog } from './wal.ts';
@@ -21,6 +23,22 @@ export interface StorageOptions {
   readonly walSegmentBytes?: number;
   /** The clock's --max-clock-offset-ms (see HybridClock). */
   readonly maxClockOffsetMs?: number;
+  /** Damage before the log's last group: cut the log there and start (else KV_ERR_CORRUPT). */
+  readonly walTruncateCorrupt?: boolean;
+  /**
+   * Writes are refused while the data directory's file system has less free space than this
+   * (0: never), so LMDB and the log never run into a full disk under their own writes.
+   */
+  readonly minFreeBytes?: number;
+  /** Called when the store starts refusing writes (with why) and when it takes them again. */
+  readonly onWritable?: (failure: string | null) => void;
+}
+
+/** What opening the store found in its log, for the node to log. */
+export interface RecoveryReport {
+  readonly replayed: number;
+  readonly torn: Recovered['torn'];
+  readonly truncated: Recovered['truncated'];
 }
 
 const WAL_SEGMENT_BYTES = 4 * 1024 * 1024;
@@ -88,8 +106,20 @@ export class Storage {
   #stateQueued = false;
   /** Null while replaying the log at open (replayed writes are in it already). */
   #wal: WriteAheadLog | null = null;
-  /** Set when LMDB failed to commit a queued write: no further writes are accepted. */
-  #lmdbError: unknown = null;
+  /** LMDB failures: while one stands, writes are refused and a repair re-queues what failed. */
+  readonly #health: LmdbHealth;
+  readonly #unguard: () => void;
+  #repairing: Promise<void> | null = null;
+  #repairTimer: NodeJS.Timeout | null = null;
+  #recovery: RecoveryReport = { replayed: 0, torn: null, truncated: null };
+  readonly #onWritable: (failure: string | null) => void;
+  #reported: string | null = null;
+  readonly #path: string;
+  readonly #minFreeBytes: number;
+  /** The last free-space check: when, and why space is short (null: enough). */
+  #space = { at: 0, short: null as string | null };
+  /** True while replayed writes stay in memory only (too little space to give them to LMDB). */
+  #held = false;
   /** Bytes of queued writes LMDB has not committed, and the newest one's commit. */
   #uncommittedBytes = 0;
   #lastCommit: Promise<unknown> = Promise.resolve();
@@ -101,6 +131,11 @@ export class Storage {
     this.#tombs = root.openDB<Buffer, Buffer>({ name: 'tombstones', ...binary });
     this.#meta = root.openDB<unknown, string>({ name: 'meta', encoding: 'json' });
     this.#dataFile = join(opts.path, 'data.mdb');
+    this.#onWritable = opts.onWritable ?? (() => {});
+    this.#path = opts.path;
+    this.#minFreeBytes = opts.minFreeBytes ?? 0;
+    this.#health = new LmdbHealth(opts.path, (failure) => this.#healthChanged(failure));
+    this.#unguard = guardLmdbRejections(this.#health);
     this.clock = new HybridClock(opts.nodeName, Date.now, opts.maxClockOffsetMs);
     this.#state = (this.#meta.get(META_KEY) as MetaState | undefined) ?? {
       liveKeys: 0,
@@ -113,27 +148,36 @@ export class Storage {
 
   /**
    * Opens (or creates) the store at `opts.path` and replays its write-ahead log. Throws
-   * KV_ERR_STORAGE when LMDB or the log cannot be opened.
+   * KV_ERR_CORRUPT when the LMDB file or the log is damaged (checked before LMDB maps the file),
+   * KV_ERR_STORAGE when they cannot be opened. A disk too full to replay into, or to start a log
+   * segment on, opens the store refusing writes (see `writeFailure`) rather than failing.
    */
   static open(opts: StorageOptions): Storage {
     const walDir = join(opts.path, 'wal');
+    checkLmdbFile(opts.path);
+    const recovered = WriteAheadLog.recover(walDir, {
+      truncateCorrupt: opts.walTruncateCorrupt ?? false,
+    });
     let store: Storage;
-    let recovered: Recovered;
     try {
       const root = open({ path: opts.path, noSubdir: false, maxDbs: 8, compression: false });
       store = new Storage(opts, root);
-      recovered = WriteAheadLog.recover(walDir);
       store.#replay(recovered);
     } catch (err) {
       throw new KvError('KV_ERR_STORAGE', `storage: cannot open ${opts.path}`, { cause: err });
     }
     const m = store.#metrics;
     m?.walReplayed.set(recovered.entries.length);
+    store.#recovery = {
+      replayed: recovered.entries.length,
+      torn: recovered.torn,
+      truncated: recovered.truncated,
+    };
     store.#wal = WriteAheadLog.open(
       {
         dir: walDir,
         segmentBytes: opts.walSegmentBytes ?? WAL_SEGMENT_BYTES,
-        checkpoint: () => store.#root.flushed,
+        checkpoint: () => store.#checkpoint(),
         ...(m ? { onSync: m.walSynced } : {}),
       },
       recovered,
@@ -141,8 +185,31 @@ export class Storage {
     return store;
   }
 
+  /** What the log held at open: replayed records, a torn tail dropped, damage cut off. */
+  get recovery(): RecoveryReport {
+    return this.#recovery;
+  }
+
+  /**
+   * Why writes are refused now (`disk full (ENOSPC)`, `out of file descriptors (EMFILE)`), or
+   * null while the store takes writes. Reads work either way. The next write, and a retry every
+   * second, try again, so writes resume once the cause is gone.
+   */
+  writeFailure(): string | null {
+    const space = this.#spaceShort();
+    if (space !== null) return space;
+    const lmdb = this.#health.failure;
+    if (lmdb !== null) return `LMDB: ${lmdb}`;
+    const wal = this.#wal?.broken;
+    return wal ? wal.message.replace(/^storage: /, '') : null;
+  }
+
   /** Applies what the log holds beyond LMDB's last flush (most of it is already there). */
   #replay(recovered: Recovered): void {
+    // On a disk too full for them, replayed writes are kept in memory (reads see them) and the
+    // repair gives them to LMDB once there is room.
+    this.#held = recovered.entries.length > 0 && this.#spaceShort(true) !== null;
+    if (this.#held) this.#health.fail(new Error(this.#spaceShort()!));
     for (const e of recovered.entries) {
       const record = decodeRecord(e.payload);
       this.clock.observe(record.version);
@@ -229,18 +296,145 @@ export class Storage {
     if (this.#closed || wal === null) {
       throw new KvError('KV_ERR_STORAGE', 'storage: store is closed');
     }
-    if (this.#lmdbError !== null) {
-      throw new KvError('KV_ERR_STORAGE', 'storage: LMDB failed to commit', {
-        cause: this.#lmdbError,
-      });
-    }
+    // Checked before deciding, so a refused write is never queued to LMDB.
+    if (this.#refusing()) await this.#ensureWritable();
     const started = performance.now();
     const result = decide();
-    await wal.sync();
+    try {
+      await wal.sync();
+    } finally {
+      this.#report();
+    }
     // LMDB commits in queue order: the newest queued write's commit covers this one's.
     if (this.#uncommittedBytes > MAX_UNCOMMITTED_BYTES) await this.#lastCommit.catch(() => {});
     this.#metrics?.commitSeconds.observe((performance.now() - started) / 1000);
     return result;
+  }
+
+  #refusing(): boolean {
+    return this.#spaceShort() !== null || this.#health.failure !== null || !!this.#wal?.broken;
+  }
+
+  /**
+   * Why free space is short (below minFreeBytes), or null. Checked at most every 100 ms unless
+   * `fresh`: a write is refused from the check after space ran short, at most that late.
+   */
+  #spaceShort(fresh = false): string | null {
+    if (this.#minFreeBytes === 0) return null;
+    const now = Date.now();
+    if (fresh || now - this.#space.at >= 100) {
+      let short: string | null = null;
+      try {
+        const fs = statfsSync(this.#path);
+        const free = fs.bavail * fs.bsize;
+        if (free < this.#minFreeBytes) {
+          short = `disk full (${free} bytes free in ${this.#path}, below --min-free-disk-bytes ${this.#minFreeBytes})`;
+        }
+      } catch {
+        // Cannot tell: the writes themselves will say.
+      }
+      this.#space = { at: now, short };
+    }
+    return this.#space.short;
+  }
+
+  /** Repairs what it can; throws KV_ERR_STORAGE (with the reason) if writes are still refused. */
+  async #ensureWritable(): Promise<void> {
+    if (this.#spaceShort(true) !== null) {
+      this.#report();
+      throw this.#refusal();
+    }
+    if (this.#health.failure !== null) {
+      this.#repairing ??= this.#repairLmdb().finally(() => {
+        this.#repairing = null;
+      });
+      await this.#repairing;
+    }
+    // With nothing appended, a sync of a broken log only tries to start a new segment.
+    if (this.#health.failure === null) await this.#wal?.sync().catch(() => {});
+    this.#report();
+    if (this.writeFailure() !== null) throw this.#refusal();
+  }
+
+  /** Tells `onWritable` when writes start being refused or accepted. */
+  #report(): void {
+    const failure = this.writeFailure();
+    if ((failure === null) === (this.#reported === null)) return;
+    this.#reported = failure;
+    this.#onWritable(failure);
+  }
+
+  #refusal(): KvError {
+    return new KvError(
+      'KV_ERR_STORAGE',
+      `storage: not writable: ${this.writeFailure() ?? 'LMDB commit failed'}; reads work, writes resume once that is fixed`,
+    );
+  }
+
+  /**
+   * Queues again every write LMDB has not committed (the failed ones stayed queued), with its
+   * tombstone index entry and the counters; LMDB is writable again once that commits.
+   */
+  async #repairLmdb(): Promise<void> {
+    const generation = this.#health.generation;
+    this.#held = false;
+    for (const [k, { raw }] of [...this.#queued]) {
+      const key = Buffer.from(k, 'latin1');
+      this.#queue(key, raw);
+      const tomb = raw !== null && decodeRecord(raw).tombstone;
+      this.#watch(() => (tomb ? this.#tombs.put(key, EMPTY) : this.#tombs.remove(key)));
+    }
+    const probe = this.#meta.put(META_KEY, { ...this.#state });
+    try {
+      await probe;
+      this.#health.recovered(generation);
+    } catch (err) {
+      this.#health.fail(err);
+    }
+  }
+
+  /** While writes are refused, retries the repair every second (unref'd). */
+  #healthChanged(failure: string | null): void {
+    this.#report();
+    if (failure !== null && this.#repairTimer === null && !this.#closed) {
+      this.#repairTimer = setInterval(() => {
+        void this.#ensureWritable().catch(() => {});
+      }, 1000).unref();
+    } else if (failure === null && this.#repairTimer !== null) {
+      clearInterval(this.#repairTimer);
+      this.#repairTimer = null;
+    }
+  }
+
+  /**
+   * Resolves once LMDB has flushed every write queued before the call, rejects when a commit
+   * fails meanwhile (LMDB's own `flushed` never resolves for a failed transaction).
+   */
+  async #flushed(generation = this.#health.generation): Promise<void> {
+    const ok = await Promise.race([
+      Promise.resolve(this.#root.flushed).then(() => true),
+      this.#health.failed().then(() => false),
+    ]);
+    if (!ok || this.#health.generation !== generation) {
+      throw new KvError('KV_ERR_STORAGE', `storage: LMDB flush failed: ${this.writeFailure()}`);
+    }
+  }
+
+  /**
+   * The log's checkpoint: resolves once every write queued before the call is flushed in
+   * LMDB, waiting through failures for the repair that queues them again. Rejects once the
+   * store closes (the segment then stays for the next start to replay).
+   */
+  async #checkpoint(): Promise<void> {
+    for (;;) {
+      if (this.#closed && this.#health.failure !== null) throw this.#refusal();
+      try {
+        if (this.#health.failure === null) return await this.#flushed();
+      } catch {
+        // A failure while flushing: wait for the repair, then flush again.
+      }
+      await this.#health.healthy();
+    }
   }
 
   /** The newest record bytes at `key`: a queued (uncommitted) write, else what LMDB holds. */
@@ -262,6 +456,7 @@ export class Storage {
     const k = key.toString('latin1');
     const entry = { raw };
     this.#queued.set(k, entry);
+    if (this.#held) return;
     const done = raw === null ? this.#data.remove(key) : this.#data.put(key, raw);
     const size = key.length + (raw?.length ?? 0);
     this.#uncommittedBytes += size;
@@ -272,11 +467,19 @@ export class Storage {
         if (this.#queued.get(k) === entry) this.#queued.delete(k);
       },
       (err: unknown) => {
-        // The log has the write; reads keep seeing it; a restart replays it.
-        this.#lmdbError ??= err;
+        // The log has the write and reads keep seeing it (the entry stays queued); a repair
+        // queues it again, and a restart replays it.
+        this.#uncommittedBytes -= size;
+        this.#health.fail(err);
       },
     );
     this.#saveStateSoon();
+  }
+
+  /** Any other LMDB write: a failure makes the store refuse writes until repaired. */
+  #watch(write: () => Promise<unknown>): void {
+    if (this.#held) return; // the repair writes the index and counters
+    write().catch((err: unknown) => this.#health.fail(err));
   }
 
   #applyOne(key: Buffer, record: StoredRecord, onlyIfLive: boolean): boolean {
@@ -296,10 +499,10 @@ export class Storage {
     }
     if (record.tombstone) {
       s.tombstones++;
-      if (!old?.tombstone) void this.#tombs.put(key, EMPTY);
+      if (!old?.tombstone) this.#watch(() => this.#tombs.put(key, EMPTY));
     } else {
       s.liveKeys++;
-      if (old?.tombstone) void this.#tombs.remove(key);
+      if (old?.tombstone) this.#watch(() => this.#tombs.remove(key));
     }
     if (compareVersions(record.version, s.hlc) > 0) s.hlc = record.version;
     return true;
@@ -314,7 +517,7 @@ export class Storage {
     this.#wal?.append(WAL_DISCARD, key, encodeRecord({ version, tombstone: true, value: EMPTY }));
     if (old.tombstone) {
       this.#state.tombstones--;
-      void this.#tombs.remove(key);
+      this.#watch(() => this.#tombs.remove(key));
     } else {
       this.#state.liveKeys--;
     }
@@ -330,7 +533,7 @@ export class Storage {
     this.#stateQueued = true;
     queueMicrotask(() => {
       this.#stateQueued = false;
-      void this.#meta.put(META_KEY, { ...this.#state });
+      this.#watch(() => this.#meta.put(META_KEY, { ...this.#state }));
     });
   }
 
@@ -396,14 +599,32 @@ export class Storage {
     return this.#meta.get(`x:${name}`) as T | undefined;
   }
 
-  /** Stores a JSON document; resolves once durable (LMDB-synced, not through the log). */
+  /**
+   * Stores a JSON document; resolves once durable (LMDB-synced, not through the log). Rejects
+   * with KV_ERR_STORAGE while the store refuses writes.
+   */
   async writeState(name: string, value: unknown): Promise<void> {
+    await this.transact(() => {
+      this.#meta.putSync(`x:${name}`, value);
+    });
+  }
+
+  /**
+   * Runs `fn` (synchronous LMDB writes, e.g. `putSync`) as one LMDB transaction of the shared
+   * environment; resolves once it is flushed. Rejects with KV_ERR_STORAGE when the store
+   * refuses writes or the commit fails (the store then refuses writes until repaired).
+   */
+  async transact(fn: () => void): Promise<void> {
     if (this.#closed) throw new KvError('KV_ERR_STORAGE', 'storage: store is closed');
+    if (this.#refusing()) await this.#ensureWritable();
     try {
-      await this.#meta.put(`x:${name}`, value);
-      await this.#root.flushed;
+      const generation = this.#health.generation;
+      await this.#root.transaction(fn);
+      await this.#flushed(generation);
     } catch (err) {
-      throw new KvError('KV_ERR_STORAGE', 'storage: write failed', { cause: err });
+      if (err instanceof KvError) throw err;
+      this.#health.fail(err);
+      throw this.#refusal();
     }
   }
 
@@ -424,9 +645,19 @@ export class Storage {
    */
   async close(): Promise<void> {
     if (this.#closed) return;
+    if (this.#health.failure !== null) await this.#ensureWritable().catch(() => {});
     this.#closed = true;
+    if (this.#repairTimer !== null) clearInterval(this.#repairTimer);
+    this.#health.wake();
+    this.#unguard();
     await this.#wal?.close();
-    await this.#root.flushed;
+    if (this.#health.failure !== null) {
+      // LMDB's close waits for a flush that never comes after a failed commit; the log keeps
+      // every acknowledged write for the next start.
+      void this.#root.close().catch(() => {});
+      return;
+    }
+    await this.#flushed().catch(() => {});
     await this.#root.close();
   }
 }

@@ -19,9 +19,25 @@ export interface NodeProcess {
   readonly dataDir: string;
   /** Every JSON log line the node printed so far. */
   readonly logs: Record<string, unknown>[];
+  /** What the node wrote to stderr so far. */
+  stderr(): string;
   /** Sends a signal and resolves with the exit code (or the signal name). */
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
+
+/** A test node's name and free loopback ports. */
+const LOOPBACK_ARGS = [
+  '--node-name',
+  'test-node',
+  '--host',
+  '127.0.0.1',
+  '--port',
+  '0',
+  '--http-port',
+  '0',
+  '--peer-port',
+  '0',
+];
 
 const live = new Set<ChildProcess>();
 const dirs = new Set<string>();
@@ -47,22 +63,7 @@ export async function startNodeProcess(
   } = {},
 ): Promise<NodeProcess> {
   const dataDir = opts.dataDir ?? tempDir();
-  const args = [
-    MAIN,
-    '--node-name',
-    'test-node',
-    '--host',
-    '127.0.0.1',
-    '--port',
-    '0',
-    '--http-port',
-    '0',
-    '--peer-port',
-    '0',
-    '--data-dir',
-    dataDir,
-    ...(opts.args ?? []),
-  ];
+  const args = [MAIN, ...LOOPBACK_ARGS, '--data-dir', dataDir, ...(opts.args ?? [])];
   const [cmd, ...prefix] = [...(opts.command ?? []), NODE];
   const child = spawn(cmd!, [...prefix, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -102,6 +103,7 @@ export async function startNodeProcess(
     peerPort: started.peerPort as number,
     dataDir,
     logs,
+    stderr: () => stderr,
     stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
@@ -121,4 +123,43 @@ export async function cleanup(): Promise<void> {
   await Promise.all(waits);
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
   dirs.clear();
+}
+
+/**
+ * Runs `node src/main.ts` with `args` until it exits (for start-ups that must fail) and returns
+ * the exit code, the signal, the JSON log lines and stderr. Killed by cleanup() if it hangs.
+ */
+export async function runNodeToExit(args: readonly string[]): Promise<{
+  code: number | null;
+  signal: string | null;
+  logs: Record<string, unknown>[];
+  stderr: string;
+}> {
+  const child = spawn(NODE, [MAIN, ...LOOPBACK_ARGS, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  live.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const [code, signal] = await new Promise<[number | null, string | null]>((res) => {
+    child.once('exit', (c, s) => {
+      live.delete(child);
+      res([c, s]);
+    });
+  });
+  const logs: Record<string, unknown>[] = [];
+  for (const line of stdout.split('\n')) {
+    try {
+      logs.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // not a log line
+    }
+  }
+  return { code, signal, logs, stderr };
 }

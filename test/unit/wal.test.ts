@@ -100,25 +100,38 @@ describe('WriteAheadLog', () => {
     expect(openLog(dir).recovered.entries).toHaveLength(200);
   });
 
-  it('stops at a torn record and keeps everything before it', async () => {
+  it('drops a torn last group with a count, and stops at damage before it unless told to cut', async () => {
     const dir = tempDir();
     const { log } = openLog(dir);
-    for (let i = 0; i < 10; i++) log.append(WAL_PUT, b(`k${i}`), Buffer.alloc(100, i));
+    for (let i = 0; i < 4; i++) log.append(WAL_PUT, b(`a${i}`), Buffer.alloc(100, i));
+    await log.sync();
+    for (let i = 0; i < 6; i++) log.append(WAL_PUT, b(`b${i}`), Buffer.alloc(100, i));
     await log.sync();
     crash(log);
     const file = join(dir, segmentFiles(dir)[0]!);
     const bytes = readFileSync(file);
-    // Each record is 8 + 5 + 2 + 100 bytes; cut the 10th in half, then corrupt the 9th's body.
-    const rec = 115;
-    truncateSync(file, rec * 9 + 50);
-    expect(openLog(dir).recovered.entries).toHaveLength(9);
-    crash(logs.at(-1)!);
-    bytes[rec * 8 + 20] = bytes[rec * 8 + 20]! ^ 0xff;
-    writeFileSync(file, bytes);
-    const again = openLog(dir).recovered;
-    expect(again.entries.map((e) => e.key.toString())).toEqual(
-      Array.from({ length: 8 }, (_, i) => `k${i}`),
+    // Groups: a 24-byte header, then records of 8 + 5 + 2 + 100 bytes.
+    const group1 = 24 + 4 * 115;
+    const end = group1 + 24 + 6 * 115;
+    // The second (last) group cut in half: a torn tail, its 6 records dropped.
+    truncateSync(file, group1 + 300);
+    const torn = WriteAheadLog.recover(dir);
+    expect(torn.entries.map((e) => e.key.toString())).toEqual(['a0', 'a1', 'a2', 'a3']);
+    expect(torn.torn).toMatchObject({ offset: group1, records: 6 });
+    // A byte of the first group flipped: acknowledged records are missing, start-up stops.
+    bytes[24 + 115 + 20] = bytes[24 + 115 + 20]! ^ 0xff;
+    writeFileSync(file, bytes.subarray(0, end));
+    expect(() => WriteAheadLog.recover(dir)).toThrow(
+      expect.objectContaining({
+        code: 'KV_ERR_CORRUPT',
+        message: expect.stringMatching(/0000000000000001\.wal at offset 139 .*10 records/),
+      }),
     );
+    const cut = WriteAheadLog.recover(dir, { truncateCorrupt: true });
+    expect(cut.entries).toEqual([]);
+    expect(cut.truncated).toMatchObject({ segment: 1, offset: 139, droppedRecords: 10 });
+    // Cut on disk: the next start finds a clean (empty) log.
+    expect(WriteAheadLog.recover(dir)).toMatchObject({ entries: [], truncated: null, torn: null });
   });
 
   it('keeps a full segment until the store has flushed past it, then recycles it', async () => {
@@ -130,10 +143,10 @@ describe('WriteAheadLog', () => {
       log.append(WAL_PUT, b(`key-${i}`), Buffer.alloc(100, 7));
       await log.sync();
     }
-    // Records of 118 (key-0..9) and 119 bytes; a segment is left once it reaches 4 KiB:
-    // 35 + 35 records in two retired segments, 30 in the current one.
-    expect(log.retiredSegments).toBe(2);
-    expect(segmentFiles(dir)).toHaveLength(3);
+    // Groups of one record: 24 + 118 bytes (key-0..9) or 24 + 119; a segment is left once it
+    // reaches 4 KiB: 29 groups in each of three retired segments, 13 in the current one.
+    expect(log.retiredSegments).toBe(3);
+    expect(segmentFiles(dir)).toHaveLength(4);
     g.release();
     await log.idle();
     expect(log.retiredSegments).toBe(0);
@@ -144,7 +157,7 @@ describe('WriteAheadLog', () => {
     const { recovered } = openLog(dir, 4096);
     // Only the records of the segment being written are replayed.
     expect(recovered.entries.map((e) => e.key.toString())).toEqual(
-      Array.from({ length: 30 }, (_, i) => `key-${70 + i}`),
+      Array.from({ length: 13 }, (_, i) => `key-${87 + i}`),
     );
   });
 

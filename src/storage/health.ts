@@ -1,0 +1,123 @@
+// Whether the store can take writes: LMDB commit failures (a full disk, I/O errors), how they
+// are described, and the signals the store's checkpoints and repairs wait on.
+
+import { describeIoError, errnoName } from './io-errors.ts';
+
+/** A one-shot broadcast that can be re-armed: `wait()` resolves at the next `fire()`. */
+class Signal {
+  #waiters: (() => void)[] = [];
+  wait(): Promise<void> {
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+  fire(): void {
+    for (const w of this.#waiters.splice(0)) w();
+  }
+}
+
+/**
+ * LMDB's state as the store sees it. lmdb-js reports a failed commit three ways: the write's
+ * promise rejects with `Commit failed` (its `commitError` a promise of the errno error), that
+ * inner promise rejects, and `flushed` never resolves for the failed transaction. `fail` takes
+ * the first (and handles the second); `flushed` callers race `failed()`.
+ */
+export class LmdbHealth {
+  readonly #dir: string;
+  #failure: { reason: string } | null = null;
+  #generation = 0;
+  readonly #failed = new Signal();
+  readonly #healthy = new Signal();
+  readonly #onChange: (failure: string | null) => void;
+
+  constructor(dir: string, onChange: (failure: string | null) => void = () => {}) {
+    this.#dir = dir;
+    this.#onChange = onChange;
+  }
+
+  /** Why LMDB is not taking writes (`disk full (ENOSPC)`), or null while it is. */
+  get failure(): string | null {
+    return this.#failure?.reason ?? null;
+  }
+
+  /** Counts failures: a flush waited for is complete only if this did not move meanwhile. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** Records a failed LMDB write (any rejection of an LMDB write promise). */
+  fail(err: unknown): void {
+    this.#generation++;
+    const failure = this.#failure ?? { reason: this.describe(err) };
+    this.#failure = failure;
+    const inner = (err as { commitError?: unknown } | null)?.commitError;
+    if (inner instanceof Promise) {
+      inner.catch((cause: unknown) => {
+        if (this.#failure === failure) failure.reason = this.describe(cause);
+      });
+    }
+    this.#onChange(failure.reason);
+    this.#failed.fire();
+  }
+
+  /** Marks LMDB writable again, if no failure came after `generation` was read. */
+  recovered(generation: number): boolean {
+    if (this.#failure === null) return true;
+    if (generation !== this.#generation) return false;
+    this.#failure = null;
+    this.#onChange(null);
+    this.#healthy.fire();
+    return true;
+  }
+
+  /** Resolves at the next failure. */
+  failed(): Promise<void> {
+    return this.#failed.wait();
+  }
+
+  /** Resolves once LMDB is writable again (at once when it is). */
+  healthy(): Promise<void> {
+    return this.#failure === null ? Promise.resolve() : this.#healthy.wait();
+  }
+
+  /** Wakes every `healthy()` waiter (the store is closing). */
+  wake(): void {
+    this.#healthy.fire();
+  }
+
+  /** A short reason; an I/O error on a file system with no room left is a full disk. */
+  describe(err: unknown): string {
+    if (errnoName(err) === null && err instanceof Error && /^Commit failed/.test(err.message)) {
+      return describeIoError(new Error('LMDB commit failed'), this.#dir);
+    }
+    return describeIoError(err, this.#dir);
+  }
+}
+
+const guarded = new Set<LmdbHealth>();
+let installed = false;
+
+/**
+ * lmdb-js also rejects promises of its own, which nothing can attach a handler to, when a
+ * commit fails; Node would end the process for them. This handler takes exactly those (an error
+ * with a `commitError`, or the errno error lmdb's writer reports), tells every open store, and
+ * rethrows anything else so other unhandled rejections still end the process as before.
+ */
+export function guardLmdbRejections(health: LmdbHealth): () => void {
+  guarded.add(health);
+  if (!installed) {
+    installed = true;
+    process.on('unhandledRejection', (reason) => {
+      if (!isLmdbWriteError(reason)) throw reason;
+      for (const h of guarded) h.fail(reason);
+    });
+  }
+  return () => guarded.delete(health);
+}
+
+function isLmdbWriteError(reason: unknown): boolean {
+  if (!(reason instanceof Error)) return false;
+  if ('commitError' in reason) return true;
+  return (
+    typeof (reason as { code?: unknown }).code === 'number' &&
+    /lmdb\/write\.js/.test(reason.stack ?? '')
+  );
+}

@@ -1,0 +1,123 @@
+// Write-ahead log recovery: reads the segments of a log directory and decides what to replay
+// (scanLog), cutting the log at damage only when asked to.
+
+import {
+  closeSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { KvError } from '../errors/index.ts';
+import { type LogScan, scanLog, type WalEntry } from './wal-format.ts';
+
+/** What `WriteAheadLog.recover` found: the entries to replay, oldest first. */
+export interface Recovered {
+  readonly entries: WalEntry[];
+  /** Segments the entries came from: to be deleted once the replayed writes are flushed. */
+  readonly segments: readonly number[];
+  /** The preallocated spare segment's number, if there is one. */
+  readonly spare: number | null;
+  /** The last segment and the end of its valid groups: the new segment's first group names it. */
+  readonly last: { readonly seq: number; readonly end: number } | null;
+  /** A torn last group that was dropped (never acknowledged), for a warning. */
+  readonly torn: LogScan['torn'];
+  /** Damage that `truncateCorrupt` cut the log at (records from there on are gone). */
+  readonly truncated: LogScan['corrupt'];
+}
+
+const SEGMENT = /^(\d{16})\.wal$/;
+const SPARE = /^spare-(\d{16})\.wal$/;
+
+export const segmentName = (seq: number) => `${String(seq).padStart(16, '0')}.wal`;
+// A spare keeps the number of the segment it was, so that the segment it becomes gets a higher
+// one: the CRC seed of a file's new records never equals that of the older records left in it.
+export const spareName = (seq: number) => `spare-${String(seq).padStart(16, '0')}.wal`;
+
+/** Segment and spare numbers in `dir`, ascending. */
+export function listLog(dir: string): { segments: number[]; spares: number[] } {
+  const names = readdirSync(dir);
+  const numbers = (re: RegExp) =>
+    names
+      .map((name) => re.exec(name)?.[1])
+      .filter((s): s is string => s !== undefined)
+      .map(Number)
+      .sort((a, b) => a - b);
+  return { segments: numbers(SEGMENT), spares: numbers(SPARE) };
+}
+
+/** Reads and scans the log in `dir` without changing anything (replay and `verify`). */
+export function scanDir(dir: string): LogScan & { segments: number[]; spares: number[] } {
+  const { segments, spares } = listLog(dir);
+  const bytes = segments.map((seq) => ({ seq, buf: readFileSync(join(dir, segmentName(seq))) }));
+  return { ...scanLog(bytes), segments, spares };
+}
+
+/**
+ * Reads every segment in `dir` and decides what to replay (see scanLog). Damage before the
+ * last group throws KV_ERR_CORRUPT naming the segment and offset, unless `truncateCorrupt`:
+ * then the damaged segment is cut there, the later ones are deleted, and `truncated` says what
+ * was dropped. Synchronous: it runs once, before the node serves anything.
+ */
+export function recoverLog(dir: string, opts: { truncateCorrupt?: boolean } = {}): Recovered {
+  mkdirSync(dir, { recursive: true });
+  const scan = scanDir(dir);
+  const { spares } = scan;
+  let { segments } = scan;
+  // A crash between recycling two segments can leave two spares: one is enough.
+  for (const extra of spares.slice(0, -1)) rmSync(join(dir, spareName(extra)), { force: true });
+  const bad = scan.corrupt;
+  if (bad !== null) {
+    const where = `${join(dir, segmentName(bad.segment))} at offset ${bad.offset}`;
+    if (!opts.truncateCorrupt) {
+      throw new KvError(
+        'KV_ERR_CORRUPT',
+        `storage: write-ahead log damaged in ${where} (${bad.reason}), before its last group: ` +
+          `${bad.droppedRecords} records would be lost. Restore the data directory, or ` +
+          'start with --wal-truncate-corrupt true to cut the log there and continue',
+      );
+    }
+    const fd = openSync(join(dir, segmentName(bad.segment)), 'r+');
+    try {
+      ftruncateSync(fd, bad.groupStart);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    for (const seq of segments.filter((n) => n > bad.segment)) {
+      unlinkSync(join(dir, segmentName(seq)));
+    }
+    syncDirSync(dir);
+    segments = segments.filter((n) => n <= bad.segment);
+  }
+  // Copies: the file buffers are dropped once the entries are replayed.
+  const entries = scan.entries.map((e) => ({
+    op: e.op,
+    key: Buffer.from(e.key),
+    payload: Buffer.from(e.payload),
+  }));
+  const lastSeq = segments.at(-1);
+  return {
+    entries,
+    segments,
+    spare: spares.at(-1) ?? null,
+    last: lastSeq === undefined ? null : { seq: lastSeq, end: scan.ends.get(lastSeq) ?? 0 },
+    torn: bad === null ? scan.torn : null,
+    truncated: bad,
+  };
+}
+
+/** fsync of a directory: a created or renamed entry in it is on disk. */
+export function syncDirSync(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,129 @@
+// Corruption is loud: a damaged log or LMDB file stops start-up with a log line naming the
+// damage and exit code 2 (never a signal); --wal-truncate-corrupt cuts the log and starts; a torn
+// tail is dropped with a warning that counts its records.
+
+import {
+  closeSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LineClient } from '../helpers/line-client.ts';
+import { cleanup, runNodeToExit, startNodeProcess, tempDir } from '../helpers/node-process.ts';
+
+const clients: LineClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.socket.destroy();
+  await cleanup();
+});
+
+/**
+ * A data directory whose log holds `groups` group commits of 10 PUTs each (keys g<group>-<i>),
+ * left by a SIGKILL; returns it and its one log segment.
+ */
+async function crashedDir(groups: number): Promise<{ dataDir: string; segment: string }> {
+  const dataDir = tempDir();
+  const node = await startNodeProcess({ dataDir });
+  const c = await LineClient.connect(node.port);
+  clients.push(c);
+  for (let g = 0; g < groups; g++) {
+    // One pipelined batch per group: the node writes what arrives together as one group.
+    c.send(Array.from({ length: 10 }, (_, i) => `PUT g${g}-${i} ${'v'.repeat(200)}\r\n`).join(''));
+    expect(await c.lines(10)).toEqual(Array(10).fill('OK'));
+  }
+  expect(await node.stop('SIGKILL')).toBe('SIGKILL');
+  const wal = join(dataDir, 'wal');
+  const name = readdirSync(wal).find((n) => /^\d{16}\.wal$/.test(n))!;
+  return { dataDir, segment: join(wal, name) };
+}
+
+const fatal = (logs: Record<string, unknown>[]) => logs.find((l) => l.level === 60);
+
+describe('corrupt data directories', () => {
+  it('stops start-up with exit code 2 naming the segment and offset when the log is damaged before its last group', async () => {
+    const { dataDir, segment } = await crashedDir(3);
+    const bytes = readFileSync(segment);
+    bytes[100] = bytes[100]! ^ 0xff; // inside the first group
+    writeFileSync(segment, bytes);
+    const run = await runNodeToExit(['--data-dir', dataDir]);
+    expect({ code: run.code, signal: run.signal }).toEqual({ code: 2, signal: null });
+    const line = fatal(run.logs);
+    expect(line).toMatchObject({
+      msg: 'storage: cannot open the data directory',
+      code: 'KV_ERR_CORRUPT',
+    });
+    const message = (line!.err as { message: string }).message;
+    expect(message).toContain(`${segment} at offset `);
+    expect(message).toContain('--wal-truncate-corrupt');
+    expect(run.stderr).toContain('write-ahead log damaged');
+    // With the flag it cuts the log there, logs what it dropped, and starts.
+    const node = await startNodeProcess({ dataDir, args: ['--wal-truncate-corrupt', 'true'] });
+    const cut = node.logs.find(
+      (l) => l.msg === 'storage: damaged write-ahead log cut (--wal-truncate-corrupt)',
+    );
+    expect(cut).toMatchObject({ segment: 1, droppedRecords: 30, droppedSegments: 0 });
+    expect(await node.stop()).toBe(0);
+    // The cut is on disk: the next start needs no flag.
+    const again = await startNodeProcess({ dataDir });
+    expect(await again.stop()).toBe(0);
+  }, 60_000);
+
+  it('drops a torn last group with a warning that counts its records', async () => {
+    const { dataDir, segment } = await crashedDir(2);
+    // Cut 300 bytes off the end of the log: its last group.
+    const end = readFileSync(segment).indexOf(Buffer.alloc(64));
+    truncateSync(segment, end - 300);
+    // Nothing acknowledged is lost at SIGKILL: LMDB may hold the torn group's writes already.
+    const node = await startNodeProcess({ dataDir });
+    const warning = node.logs.find((l) => l.msg === 'storage: torn write-ahead log tail dropped');
+    expect(warning).toMatchObject({ level: 40, segment: 1, records: expect.any(Number) });
+    expect(warning!.records).toBeGreaterThan(0);
+    expect(node.logs.find((l) => l.msg === 'storage: opened')).toMatchObject({
+      replayed: 20 - (warning!.records as number),
+    });
+  }, 60_000);
+
+  it.each([
+    [
+      'cut in half',
+      (file: string) => truncateSync(file, Math.floor(statSync(file).size / 2 / 4096) * 4096),
+    ],
+    ['meta pages overwritten', (file: string) => overwrite(file, 0, 8192)],
+    ['second meta page overwritten', (file: string) => overwrite(file, 4096, 4096)],
+  ])(
+    'an LMDB file %s ends start-up with a log line and exit code 2, not a signal',
+    async (_, damage) => {
+      const dataDir = tempDir();
+      const node = await startNodeProcess({ dataDir });
+      const c = await LineClient.connect(node.port);
+      clients.push(c);
+      for (let i = 0; i < 40; i++) c.send(`PUT k${i} ${'x'.repeat(4000)}\r\n`);
+      await c.lines(40);
+      expect(await node.stop()).toBe(0);
+      damage(join(dataDir, 'data.mdb'));
+      const run = await runNodeToExit(['--data-dir', dataDir]);
+      expect({ code: run.code, signal: run.signal }).toEqual({ code: 2, signal: null });
+      expect(fatal(run.logs)).toMatchObject({ code: 'KV_ERR_CORRUPT' });
+      expect((fatal(run.logs)!.err as { message: string }).message).toMatch(
+        /LMDB file .*data\.mdb is damaged/,
+      );
+    },
+    60_000,
+  );
+});
+
+/** Overwrites `length` bytes at `at` with a pattern that is not LMDB's. */
+function overwrite(file: string, at: number, length: number): void {
+  const fd = openSync(file, 'r+');
+  try {
+    writeSync(fd, Buffer.alloc(length, 0xa7), 0, length, at);
+  } finally {
+    closeSync(fd);
+  }
+}
