@@ -172,6 +172,30 @@ export class Topology {
     return true;
   }
 
+  /**
+   * Whether the whole cluster is at rest as `members` (this node included) show it: this node is
+   * not moving data, and every member is up, active, routes by this node's target ring, holds
+   * this node's settled ring (same epoch and members) and reports the transfer to it finished. A
+   * member decommissioning, a hand-off or stream anywhere, a ring change some member has seen
+   * first: not at rest.
+   */
+  atRest(members: readonly MemberView[]): boolean {
+    if (this.moving) return false;
+    const r = this.#record;
+    return members.every((m) => {
+      const h = m.hello;
+      return (
+        m.state === 'up' &&
+        h !== null &&
+        h.status === 'active' &&
+        h.ringId === this.#target.id &&
+        h.rebalanced === this.transferId &&
+        h.settled.epoch === r.epoch &&
+        sameNames(h.settled.members, r.members)
+      );
+    });
+  }
+
   /** Where a key lives. */
   place(key: Buffer): Placement {
     const target = this.#target.owners(key, this.rf(this.#target));

@@ -273,21 +273,34 @@ export async function startCluster(
   // A new node's ring is durable before it serves; a saved one is rewritten only if it changed.
   await (saved === null ? save() : saving);
   hints.start();
+  const atRest = () => topo.atRest(membership.members());
   const gcOptions = {
     self,
     storage,
     topology: topo,
     replicas,
-    isUp,
-    handingOff: () => membership.members().some((m) => m.hello?.status === 'decommissioning'),
+    quiet: atRest,
     graceMs: config.tombstoneGraceMs,
     metrics,
     logger: log,
   };
+  // While the cluster is at rest: first drop copies of keys this node does not own (left by a
+  // late hint, hand-off batch or write from a coordinator that had not seen the ring change yet),
+  // then collect tombstones, which waits for every member to hold no older copy.
+  let collecting = false;
   const gcTimer = setInterval(() => {
-    collectTombstones(gcOptions).catch((err: unknown) =>
-      log.error({ err }, 'tombstone collection failed'),
-    );
+    if (collecting) return;
+    if (!atRest()) {
+      metrics.gcSkipped.inc();
+      return;
+    }
+    collecting = true;
+    rb.onSettled()
+      .then(() => collectTombstones(gcOptions))
+      .catch((err: unknown) => log.error({ err }, 'tombstone collection failed'))
+      .finally(() => {
+        collecting = false;
+      });
   }, config.gcIntervalMs);
   gcTimer.unref();
 

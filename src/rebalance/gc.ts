@@ -1,4 +1,4 @@
-// Tombstone collection: remove a delete marker once every replica has it and the grace passed.
+// Tombstone collection: remove a delete marker once no member holds anything older and the grace passed.
 
 import type { Replicas } from '../coordinator/index.ts';
 import type { Topology } from '../membership/index.ts';
@@ -11,12 +11,13 @@ export interface GcOptions {
   readonly storage: Storage;
   readonly topology: Topology;
   readonly replicas: Replicas;
-  readonly isUp: (name: string) => boolean;
   /**
-   * True while some member (this node included) is decommissioning: its hand-off sends records
-   * it read earlier (and retries them until taken), which may be older than a tombstone.
+   * True when the whole cluster is at rest, as this node sees it: every member up, active (none
+   * decommissioning), routing by this node's target ring, holding this node's settled ring and
+   * reporting the transfer to it finished. Then no stream, hand-off or ring change is under way
+   * that could carry a record older than a tombstone to a member after the tombstone went.
    */
-  readonly handingOff: () => boolean;
+  readonly quiet: () => boolean;
   readonly graceMs: number;
   readonly metrics: RebalanceMetrics;
   readonly logger: Logger;
@@ -25,17 +26,25 @@ export interface GcOptions {
 const BATCH = 256;
 
 /**
- * One collection pass. Skipped while data moves between rings or a member hands its data off
- * (a late copy of an older value must meet the tombstone, not an empty key). A tombstone older
- * than the grace period is removed from this node only when every owner of its key is up and
- * answers with the same tombstone or something newer, or with nothing: then no replica holds an
- * older value that could come back. Each node collects its own copy. Returns how many it removed.
+ * One collection pass, only while the cluster is quiet (GcOptions.quiet), and only as long as it
+ * stays quiet and on the same rings (checked again after every round of questions). A tombstone
+ * older than the grace period is removed from this node when every member, owner of its key or
+ * not, answers with the same tombstone, something newer, or nothing: then no member holds an
+ * older value that could come back (a member holding a copy it does not own drops it in its own
+ * clean-up, Rebalancer.onSettled, and the tombstone goes in a later pass). Each node collects its
+ * own copy. Returns how many it removed.
  */
 export async function collectTombstones(o: GcOptions): Promise<number> {
-  if (o.topology.moving || o.handingOff()) return 0;
+  if (o.topology.moving || !o.quiet()) return 0;
   o.metrics.gcPasses.inc();
-  const ring = o.topology.settled;
-  const rf = o.topology.rf(ring);
+  const transfer = o.topology.transferId;
+  const epoch = o.topology.settledRing.epoch;
+  const unchanged = () =>
+    !o.topology.moving &&
+    o.topology.transferId === transfer &&
+    o.topology.settledRing.epoch === epoch &&
+    o.quiet();
+  const members = o.topology.target.members.filter((n) => n !== o.self);
   const cutoff = Date.now() - o.graceMs;
   let removed = 0;
   let after: Buffer | null = null;
@@ -49,7 +58,9 @@ export async function collectTombstones(o: GcOptions): Promise<number> {
       if (batch.length === BATCH) break;
     }
     if (batch.length === 0) break;
-    const safe = await Promise.all(batch.map((t) => everyReplicaHas(o, ring.owners(t.key, rf), t)));
+    const safe = await Promise.all(batch.map((t) => noOlderCopy(o, members, t)));
+    // The answers count only for the rings they were asked under.
+    if (!unchanged()) break;
     removed += await o.storage.discard(batch.filter((_, i) => safe[i]));
     if (batch.length < BATCH) break;
   }
@@ -58,15 +69,14 @@ export async function collectTombstones(o: GcOptions): Promise<number> {
   return removed;
 }
 
-async function everyReplicaHas(
+/** True when every one of `members` answers with `t`'s version or newer, or with nothing. */
+async function noOlderCopy(
   o: GcOptions,
-  owners: readonly string[],
+  members: readonly string[],
   t: { key: Buffer; version: Version },
 ): Promise<boolean> {
-  const others = owners.filter((n) => n !== o.self);
-  if (!others.every(o.isUp)) return false;
   try {
-    const answers = await Promise.all(others.map((n) => o.replicas.get(n, t.key)));
+    const answers = await Promise.all(members.map((n) => o.replicas.get(n, t.key)));
     return answers.every((raw) => {
       if (raw === null) return true;
       return compareVersions(decodeRecord(raw).version, t.version) >= 0;

@@ -128,6 +128,7 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
     const ring = this.#o.topology.settled;
     const rf = this.#o.topology.rf(ring);
     const target = this.#o.topology.target;
+    const transfer = this.#o.topology.transferId;
     const rfT = this.#o.topology.rf(target);
     const self = this.#o.self;
     let removed = 0;
@@ -146,7 +147,7 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
           drop.push({ key: last, version: record.version });
         }
       }
-      if (last === null || this.#o.topology.settled !== ring) break;
+      if (last === null || this.#o.topology.transferId !== transfer) break;
       removed += await this.#o.storage.discard(drop);
       after = last;
     }

@@ -11,6 +11,7 @@ export interface RebalanceMetrics {
   readonly hintsDropped: Counter<'reason'>;
   readonly tombstonesCollected: Counter;
   readonly gcPasses: Counter;
+  readonly gcSkipped: Counter;
   readonly cleanedUp: Counter;
 }
 
@@ -63,12 +64,17 @@ export function registerRebalanceMetrics(
     hintsDropped,
     tombstonesCollected: new Counter({
       name: 'kvstore_tombstones_collected_total',
-      help: 'Tombstones removed after every replica had them and the grace period passed.',
+      help: 'Tombstones removed after the grace period, once no member held anything older.',
       registers: r,
     }),
     gcPasses: new Counter({
       name: 'kvstore_gc_passes_total',
-      help: 'Tombstone collection passes run (skipped while data moves).',
+      help: 'Tombstone collection passes run (only while the whole cluster is at rest).',
+      registers: r,
+    }),
+    gcSkipped: new Counter({
+      name: 'kvstore_gc_skipped_total',
+      help: 'Tombstone collection intervals skipped: some member down, moving data or leaving.',
       registers: r,
     }),
     cleanedUp: new Counter({

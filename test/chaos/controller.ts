@@ -70,7 +70,15 @@ async function main(spec: ControllerSpec): Promise<number> {
     ];
     if (o.keep) {
       const file = join(spec.workDir, 'history.json');
-      writeFileSync(file, JSON.stringify({ options: o, events: nemesis.events, ops: history.ops }));
+      writeFileSync(
+        file,
+        JSON.stringify({
+          options: o,
+          events: nemesis.events,
+          ops: history.ops,
+          storesBefore: final.storesBefore,
+        }),
+      );
     }
     const summary = formatSummary({
       options: o,

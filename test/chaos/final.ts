@@ -26,6 +26,8 @@ export interface FinalReport {
   /** Seconds the replicas took to agree after the final reads (read repair). */
   readonly repairS: number | null;
   readonly members: string[];
+  /** Every member's records (tombstones included) before the final reads: node -> key -> record. */
+  readonly storesBefore: Record<string, Record<string, ReplicaRecord>>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -109,7 +111,10 @@ export async function finalPhase(
     await sleep(200);
   }
   violations.push(...replicaViolations);
-  return { violations, settleS, divergentBeforeReads, repairS, members: names };
+  const storesBefore = Object.fromEntries(
+    [...before].map(([node, records]) => [node, Object.fromEntries(records)]),
+  );
+  return { violations, settleS, divergentBeforeReads, repairS, members: names, storesBefore };
 }
 
 /** Owners of a key in the ring of `names` (RF 3, clamped), as every node computes them. */

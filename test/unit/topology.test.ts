@@ -85,6 +85,51 @@ describe('Topology: settling', () => {
   });
 });
 
+describe('Topology: at rest (when tombstones may be collected)', () => {
+  const names = ['a', 'b', 'c', 'd'];
+  const settledAll = () => {
+    const t = new Topology(names, settledRing(2, names, incs(names)), RF);
+    t.update(allDone(t, names));
+    return t;
+  };
+
+  it('is at rest when every member is up, active and reports this ring and transfer', () => {
+    const t = settledAll();
+    expect(t.moving).toBe(false);
+    expect(t.atRest(allDone(t, names))).toBe(true);
+  });
+
+  it('is not at rest as soon as a hello shows a change this node has not applied yet', () => {
+    const t = settledAll();
+    // The failure detector has d's new hello (its hand-off finished: decommissioned), but the
+    // rings are updated a moment later: d's records are on their way to other members.
+    const seen = allDone(t, names);
+    seen[3] = view('d', t, { status: 'decommissioned', rebalanced: t.transferId });
+    expect(t.moving).toBe(false);
+    expect(t.atRest(seen)).toBe(false);
+    const cases: ViewOptions[] = [
+      { status: 'decommissioning' },
+      { ringId: new Ring(['a', 'b', 'c']).id },
+      { rebalanced: null },
+      { settled: settledRing(1, names, incs(names)) },
+      { settled: settledRing(2, ['a', 'b', 'c'], incs(names)) },
+      { state: 'down' },
+      { state: 'unknown' },
+      { silent: true },
+    ];
+    for (const o of cases) {
+      const views = allDone(t, names);
+      views[2] = view('c', t, { rebalanced: t.transferId, ...o });
+      expect(t.atRest(views), JSON.stringify(o)).toBe(false);
+    }
+  });
+
+  it('is not at rest while this node moves data', () => {
+    const t = new Topology(names, settledRing(2, ['a', 'b', 'c'], incs(names)), RF);
+    expect(t.atRest(allDone(t, names))).toBe(false);
+  });
+});
+
 describe('Topology: epochs (a node never routes by an older settled ring)', () => {
   it('adopts the newer settled ring a peer reports, e.g. after restarting with an older saved one', () => {
     // Saved before the node died: the three-node ring. The others settled the four-node one.
