@@ -82,6 +82,15 @@ export const DEFAULTS = {
    * never adopted (CockroachDB's default). Raise it only for hosts without NTP.
    */
   maxClockOffsetMs: 500,
+  /** Most inbound peer connections at once; further ones are closed at once (and counted). */
+  maxPeerConnections: 512,
+  /** Time a peer connection has to finish TLS, and again to authenticate, or it is closed. */
+  peerHandshakeTimeoutMs: 5000,
+  /**
+   * Bytes of unfinished peer frames held at once over all peer connections (at least one
+   * 64 MiB frame); the connection that goes over is closed.
+   */
+  maxPeerBufferBytes: 256 * 1024 * 1024,
   /** How often each peer is probed; a peer failing --probe-failures probes in a row is down. */
   probeIntervalMs: 1000,
   /** Consecutive failed probes before a peer is marked down. */
@@ -150,6 +159,9 @@ export const configSchema = z
     readSpeculateMs: positive,
     peerTimeoutMs: positive,
     maxClockOffsetMs: positive.max(86_400_000),
+    maxPeerConnections: positive.max(1_000_000),
+    peerHandshakeTimeoutMs: positive,
+    maxPeerBufferBytes: positive.min(64 * 1024 * 1024),
     probeIntervalMs: positive,
     probeFailures: positive,
     tombstoneGraceMs: positive,
@@ -229,6 +241,9 @@ export const HELP: Record<keyof Config, string> = {
   readSpeculateMs: 'ask the other replicas when a read quorum is this late',
   peerTimeoutMs: 'timeout of one peer request',
   maxClockOffsetMs: 'refuse peer versions further ahead of this clock (ms)',
+  maxPeerConnections: 'most inbound peer connections at once',
+  peerHandshakeTimeoutMs: 'time a peer connection has for TLS, then to authenticate',
+  maxPeerBufferBytes: 'bytes of unfinished peer frames held at once (>= 64 MiB)',
   probeIntervalMs: 'peer health probe interval',
   probeFailures: 'failed probes in a row before a peer is down',
   tombstoneGraceMs: 'age before a fully replicated tombstone is collected',

@@ -142,6 +142,10 @@ export async function startCluster(
     logger: log,
     registry,
     tls: secrets.peerTls?.server ?? null,
+    requireAuth: secret !== null,
+    handshakeTimeoutMs: config.peerHandshakeTimeoutMs,
+    maxConnections: config.maxPeerConnections,
+    maxBufferedBytes: config.maxPeerBufferBytes,
   });
   const membership = new Membership({
     self: { name: self, host: config.peerHost, peerPort: peerServer.port },

@@ -86,6 +86,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
       host: config.host,
       port: srv.port,
       httpPort: web.port,
+      peerPort: clu.peerPort,
       dataDir,
       keys: storage.stats().liveKeys,
     },

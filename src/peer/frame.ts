@@ -25,10 +25,13 @@ export function frameHeader(bodyBytes: number): Buffer {
  *
  * A header announcing more than `maxFrameBytes` makes `next()` throw KvError KV_ERR_PEER_PROTOCOL
  * as soon as the header has arrived (the body is never buffered); the decoder then stays failed
- * and every later `next()` throws the same error: the caller must close the connection.
+ * and every later `next()` throws the same error: the caller must close the connection. The
+ * limit may be changed between frames (`maxFrameBytes`): the peer server starts a connection
+ * with a small one and raises it once the connection has authenticated.
  */
 export class FrameDecoder {
-  readonly maxFrameBytes: number;
+  /** Largest frame body accepted; applies to every header read after it is set. */
+  maxFrameBytes: number;
   #parts: Buffer[] = [];
   /** Bytes of `#parts[0]` already consumed. */
   #offset = 0;

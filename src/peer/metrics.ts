@@ -1,12 +1,28 @@
 // Metrics owned by the peer transport (both the client and the server side).
 
-import { Counter, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import { ERROR_CODES, type ErrorCode, wireCode } from '../errors/index.ts';
 import { HotCounter, HotGauge, HotHistogram } from '../observability/index.ts';
 
 /** Which end of a peer connection a sample is about: this node calling out, or answering. */
 export type PeerSide = 'client' | 'server';
 const SIDES: readonly PeerSide[] = ['client', 'server'];
+
+/** Why the peer server closed a connection before (or instead of) serving it. */
+export type RejectReason =
+  | 'limit'
+  | 'handshake_timeout'
+  | 'hello_too_large'
+  | 'unauthenticated'
+  | 'buffer_full';
+
+export const REJECT_REASONS: readonly RejectReason[] = [
+  'limit',
+  'handshake_timeout',
+  'hello_too_large',
+  'unauthenticated',
+  'buffer_full',
+];
 
 // Recorded on every request: the array-backed kinds (observability/hot-metrics.ts).
 export interface PeerMetrics {
@@ -24,6 +40,12 @@ export interface PeerMetrics {
   readonly connects: Counter<'result'>;
   /** Server: inbound connections accepted. */
   readonly accepted: Counter;
+  /** Server: inbound connections closed by a guard (guard.ts RejectReason). */
+  readonly rejected: Counter<'reason'>;
+  /** Server: bytes received and not yet taken as whole frames, over every connection. */
+  readonly bufferedBytes: Gauge;
+  /** Server: the highest bufferedBytes since the start. */
+  readonly bufferedBytesPeak: Gauge;
   /** Open connections, by side. */
   readonly connections: HotGauge<PeerSide>;
   readonly sentBytes: HotCounter<PeerSide>;
@@ -106,6 +128,22 @@ function register(registry: Registry): PeerMetrics {
       help: 'Inbound peer connections accepted.',
       registers,
     }),
+    rejected: counter(
+      'kvstore_peer_connections_rejected_total',
+      'Inbound peer connections closed by a guard: limit (--max-peer-connections), handshake_timeout, hello_too_large (a frame over the pre-authentication limit), unauthenticated (a request or proof refused before authentication), buffer_full.',
+      ['reason'],
+      registry,
+    ),
+    bufferedBytes: new Gauge({
+      name: 'kvstore_peer_buffered_bytes',
+      help: 'Bytes received on inbound peer connections and not yet taken as whole frames.',
+      registers,
+    }),
+    bufferedBytesPeak: new Gauge({
+      name: 'kvstore_peer_buffered_bytes_peak',
+      help: 'The highest kvstore_peer_buffered_bytes since the node started.',
+      registers,
+    }),
     connections: new HotGauge({
       name: 'kvstore_peer_connections',
       help: 'Open peer connections; side=client: outbound, side=server: inbound.',
@@ -139,6 +177,7 @@ function zero(m: PeerMetrics): void {
       m.errors.labels(wireCode(code), side).inc(0);
     }
   }
+  for (const reason of REJECT_REASONS) m.rejected.labels(reason).inc(0);
   m.connects.labels('ok').inc(0);
   m.connects.labels('error').inc(0);
 }

@@ -6,7 +6,8 @@ import type { Logger } from '../observability/index.ts';
 import { decodeRequest, encodeError, encodeResult, type RequestMessage } from './codec.ts';
 import { FrameDecoder } from './frame.ts';
 import { FrameWriter } from './frame-writer.ts';
-import type { PeerMetrics } from './metrics.ts';
+import type { PeerBuffers } from './guard.ts';
+import type { PeerMetrics, RejectReason } from './metrics.ts';
 
 /** What a handler learns about the request besides method and body. */
 export interface PeerRequestContext {
@@ -37,6 +38,17 @@ export interface ServerConnectionContext {
   readonly handler: PeerHandler;
   readonly maxInFlight: number;
   readonly maxFrameBytes: number;
+  /**
+   * Connections start unauthenticated: until a request leaves `session.authenticated` true, frames
+   * are limited to `helloFrameBytes`, one request is handled at a time, a request the handler
+   * refuses closes the connection after its reply, and `handshakeTimeoutMs` after the start an
+   * unauthenticated connection is closed. False: connections are authenticated from the start.
+   */
+  readonly requireAuth: boolean;
+  readonly helloFrameBytes: number;
+  readonly handshakeTimeoutMs: number;
+  /** The node-wide count of buffered bytes; a read that would take it over the limit closes. */
+  readonly buffers: PeerBuffers;
   readonly metrics: PeerMetrics;
   readonly logger: Logger;
 }
@@ -58,7 +70,8 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
  * the socket (so at most `maxInFlight` handlers of this connection run at once, and the bytes
  * held are bounded by one read). A malformed or oversize frame closes the connection without a
  * reply (there is no trustworthy id to answer). After the client half-closes, requests already
- * received are answered, then the socket is ended.
+ * received are answered, then the socket is ended. See ServerConnectionContext.requireAuth for
+ * what an unauthenticated connection may do.
  */
 export class ServerConnection {
   readonly #socket: Socket;
@@ -74,16 +87,26 @@ export class ServerConnection {
   #draining = false;
   #ended = false;
   #isClosed = false;
+  /** Bytes this connection has reported to ctx.buffers. */
+  #buffered = 0;
+  #handshakeTimer: NodeJS.Timeout | null = null;
 
   constructor(socket: Socket, ctx: ServerConnectionContext) {
     this.#socket = socket;
     this.#ctx = ctx;
-    this.#decoder = new FrameDecoder(ctx.maxFrameBytes);
+    this.#decoder = new FrameDecoder(ctx.requireAuth ? ctx.helloFrameBytes : ctx.maxFrameBytes);
     this.#writer = new FrameWriter(socket, (n) => ctx.metrics.sentBytes.labels('server').inc(n));
     this.#requestContext = {
       remote: `${socket.remoteAddress}:${socket.remotePort}`,
-      session: { authenticated: false },
+      session: { authenticated: !ctx.requireAuth },
     };
+    if (ctx.requireAuth) {
+      this.#handshakeTimer = setTimeout(
+        () => this.#reject('handshake_timeout'),
+        ctx.handshakeTimeoutMs,
+      );
+      this.#handshakeTimer.unref();
+    }
     socket.setNoDelay(true);
     socket.setKeepAlive(true, KEEPALIVE_MS);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
@@ -123,8 +146,34 @@ export class ServerConnection {
   #onData(chunk: Buffer): void {
     this.#ctx.metrics.receivedBytes.labels('server').inc(chunk.length);
     if (this.#stopped) return;
+    if (!this.#ctx.buffers.fits(chunk.length)) {
+      this.#reject('buffer_full');
+      return;
+    }
     this.#decoder.push(chunk);
     this.#pump();
+  }
+
+  get #authenticated(): boolean {
+    return this.#requestContext.session.authenticated;
+  }
+
+  /** Reports this connection's buffered bytes to the node-wide count. */
+  #account(): void {
+    const now = this.#isClosed ? 0 : this.#decoder.bufferedBytes;
+    this.#ctx.buffers.update(this.#buffered, now);
+    this.#buffered = now;
+  }
+
+  /** Closes the connection now for `reason` (counted in kvstore_peer_connections_rejected_total). */
+  #reject(reason: RejectReason): void {
+    if (this.#isClosed || this.#socket.destroyed) return;
+    this.#ctx.metrics.rejected.labels(reason).inc();
+    this.#ctx.logger.debug(
+      { remote: this.#requestContext.remote, reason },
+      'peer connection refused',
+    );
+    this.#socket.destroy();
   }
 
   /** Dispatches buffered frames up to the in-flight limit, then adjusts reading. Not re-entrant. */
@@ -132,7 +181,7 @@ export class ServerConnection {
     if (this.#pumping) return;
     this.#pumping = true;
     try {
-      while (!this.#stopped && this.#inFlight < this.#ctx.maxInFlight) {
+      while (!this.#stopped && this.#inFlight < this.#limit) {
         const frame = this.#nextFrame();
         if (frame === null) break;
         this.#dispatch(frame);
@@ -140,15 +189,22 @@ export class ServerConnection {
     } finally {
       this.#pumping = false;
     }
+    this.#account();
     this.#updateFlow();
     this.#checkIdle();
+  }
+
+  /** Requests handled at once: one until authenticated. */
+  get #limit(): number {
+    return this.#authenticated ? this.#ctx.maxInFlight : 1;
   }
 
   #nextFrame(): Buffer | null {
     try {
       return this.#decoder.next();
     } catch (err) {
-      this.#protocolError(toKvError(err, 'peer'));
+      if (!this.#authenticated) this.#reject('hello_too_large');
+      else this.#protocolError(toKvError(err, 'peer'));
       return null;
     }
   }
@@ -165,12 +221,14 @@ export class ServerConnection {
     this.#ctx.metrics.requestsReceived.inc();
     this.#ctx.metrics.inFlight.labels('server').inc();
     let result: unknown;
+    const wasAuthenticated = this.#authenticated;
     try {
       result = this.#ctx.handler(req.m, req.b, this.#requestContext);
     } catch (err) {
       this.#fail(req, err);
       return;
     }
+    if (!wasAuthenticated) this.#afterHello();
     if (isThenable(result)) {
       result.then(
         (value) => this.#reply(req, value),
@@ -197,8 +255,22 @@ export class ServerConnection {
     this.#settle(body);
   }
 
+  /** After the first request of an unauthenticated connection: full limits, or the way out. */
+  #afterHello(): void {
+    if (!this.#authenticated) return;
+    if (this.#handshakeTimer !== null) clearTimeout(this.#handshakeTimer);
+    this.#handshakeTimer = null;
+    this.#decoder.maxFrameBytes = this.#ctx.maxFrameBytes;
+  }
+
   #fail(req: RequestMessage, err: unknown): void {
     const e = toKvError(err, 'peer');
+    if (!this.#authenticated && !this.#draining) {
+      // Refused before authentication: answer, read nothing more, close once answered.
+      this.#ctx.metrics.rejected.labels('unauthenticated').inc();
+      this.#draining = true;
+      this.#socket.pause();
+    }
     if (e.code === 'KV_ERR_INTERNAL') {
       this.#ctx.logger.error({ err: e, method: req.m }, 'peer handler failed');
     }
@@ -215,6 +287,7 @@ export class ServerConnection {
   }
 
   #protocolError(err: KvError): void {
+    if (!this.#authenticated) this.#ctx.metrics.rejected.labels('unauthenticated').inc();
     this.#ctx.metrics.errors.labels(wireCode(err.code), 'server').inc();
     this.#ctx.logger.warn(
       { err, remote: this.#requestContext.remote },
@@ -225,7 +298,7 @@ export class ServerConnection {
 
   #updateFlow(): void {
     if (this.#stopped) return;
-    const full = this.#inFlight >= this.#ctx.maxInFlight || this.#writer.needsDrain;
+    const full = this.#inFlight >= this.#limit || this.#writer.needsDrain;
     if (full) this.#socket.pause();
     else if (this.#socket.isPaused()) this.#socket.resume();
   }
@@ -241,7 +314,9 @@ export class ServerConnection {
 
   #onClose(): void {
     this.#isClosed = true;
+    if (this.#handshakeTimer !== null) clearTimeout(this.#handshakeTimer);
     this.#decoder.reset();
+    this.#account();
     this.#closed.resolve();
     this.#maybeDone();
   }

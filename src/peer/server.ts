@@ -5,6 +5,7 @@ import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { type Logger, listen } from '../observability/index.ts';
 import { DEFAULT_MAX_FRAME_BYTES } from './frame.ts';
+import { PeerBuffers } from './guard.ts';
 import { type PeerMetrics, peerMetrics } from './metrics.ts';
 import {
   type PeerHandler,
@@ -28,6 +29,19 @@ export interface PeerServerOptions {
   readonly closeTimeoutMs?: number;
   /** Serve TLS with these options (certificate, key; CA and requestCert for mutual TLS). */
   readonly tls?: TlsOptions | null;
+  /**
+   * Connections must authenticate (the handler sets `session.authenticated`) before anything
+   * but a hello of at most `helloFrameBytes` (see ServerConnectionContext.requireAuth).
+   */
+  readonly requireAuth?: boolean;
+  /** Largest frame before authentication. */
+  readonly helloFrameBytes?: number;
+  /** Time a connection has to finish TLS, and again to authenticate, before it is closed. */
+  readonly handshakeTimeoutMs?: number;
+  /** Most open connections; one more is closed at once. */
+  readonly maxConnections?: number;
+  /** Bytes of unfinished frames held over all connections; the one that passes it is closed. */
+  readonly maxBufferedBytes?: number;
 }
 
 export const PEER_SERVER_DEFAULTS = {
@@ -37,6 +51,14 @@ export const PEER_SERVER_DEFAULTS = {
   maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
   /** Handlers are short (storage ops); a handler still running after 5 s is abandoned. */
   closeTimeoutMs: 5000,
+  /** An `auth` proof is about 100 bytes: 4 KiB leaves room, and nothing for an attacker. */
+  helloFrameBytes: 4096,
+  /** A peer on the same network finishes TLS and authenticates in milliseconds. */
+  handshakeTimeoutMs: 5000,
+  /** A node has one or two connections per peer; 512 covers large clusters and restarts. */
+  maxConnections: 512,
+  /** Four maximum frames in flight at once; peers' usual frames are a few KiB. */
+  maxBufferedBytes: 4 * DEFAULT_MAX_FRAME_BYTES,
 } as const;
 
 /**
@@ -51,23 +73,39 @@ export class PeerServer {
   readonly #logger: Logger;
   readonly #closeTimeoutMs: number;
   #closing: Promise<void> | null = null;
+  #lastDropLog = 0;
 
   private constructor(opts: PeerServerOptions) {
     this.#metrics = peerMetrics(opts.registry);
     this.#logger = opts.logger;
     this.#closeTimeoutMs = opts.closeTimeoutMs ?? PEER_SERVER_DEFAULTS.closeTimeoutMs;
+    const d = PEER_SERVER_DEFAULTS;
+    const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? d.handshakeTimeoutMs;
     this.#ctx = {
       handler: opts.handler,
-      maxInFlight: opts.maxInFlightPerConnection ?? PEER_SERVER_DEFAULTS.maxInFlightPerConnection,
-      maxFrameBytes: opts.maxFrameBytes ?? PEER_SERVER_DEFAULTS.maxFrameBytes,
+      maxInFlight: opts.maxInFlightPerConnection ?? d.maxInFlightPerConnection,
+      maxFrameBytes: opts.maxFrameBytes ?? d.maxFrameBytes,
+      requireAuth: opts.requireAuth ?? false,
+      helloFrameBytes: opts.helloFrameBytes ?? d.helloFrameBytes,
+      handshakeTimeoutMs,
+      buffers: new PeerBuffers(opts.maxBufferedBytes ?? d.maxBufferedBytes, this.#metrics),
       metrics: this.#metrics,
       logger: opts.logger,
     };
     // allowHalfOpen: a client that half-closes still gets the answers to what it sent.
     const accept = (socket: Socket) => this.#accept(socket);
     this.#server = opts.tls
-      ? createTlsServer({ allowHalfOpen: true, ...opts.tls }, accept)
+      ? createTlsServer(
+          { allowHalfOpen: true, handshakeTimeout: handshakeTimeoutMs, ...opts.tls },
+          accept,
+        )
       : createServer({ allowHalfOpen: true }, accept);
+    // Counts connections still in the TLS handshake too; Node closes one more at once.
+    this.#server.maxConnections = opts.maxConnections ?? d.maxConnections;
+    this.#server.on('drop', () => {
+      this.#metrics.rejected.labels('limit').inc();
+      this.#logDrop();
+    });
     this.#server.on('tlsClientError', (err) =>
       opts.logger.warn({ err }, 'peer TLS handshake failed'),
     );
@@ -84,6 +122,19 @@ export class PeerServer {
   /** The bound port (useful when 0 was asked). */
   get port(): number {
     return (this.#server.address() as AddressInfo).port;
+  }
+
+  /** Bytes of unfinished frames held over all connections now. */
+  get bufferedBytes(): number {
+    return this.#ctx.buffers.bytes;
+  }
+
+  /** One warning per second at most while connections are dropped at the limit. */
+  #logDrop(): void {
+    const now = Date.now();
+    if (now - this.#lastDropLog < 1000) return;
+    this.#lastDropLog = now;
+    this.#logger.warn({ max: this.#server.maxConnections }, 'peer connection limit reached');
   }
 
   /** Connections open now, plus closed ones whose handlers have not settled yet. */

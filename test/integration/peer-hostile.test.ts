@@ -90,7 +90,7 @@ async function expectWritable(nodes: readonly ClusterNode[]): Promise<void> {
   }
 }
 
-describe('records from the future', () => {
+describe('records from the future', { timeout: 120_000 }, () => {
   it('refuses a peer apply at the maximum version; every node keeps taking writes', async () => {
     const nodes = await startStaticCluster(3);
     const target = nodes[1]!;
@@ -177,7 +177,7 @@ async function outcome(p: Promise<unknown>): Promise<string> {
   }
 }
 
-describe('malformed peer messages', () => {
+describe('malformed peer messages', { timeout: 120_000 }, () => {
   it('are answered with clear codes or close the connection; every node keeps working', async () => {
     const nodes = await startStaticCluster(3);
     const k = Buffer.from('k');

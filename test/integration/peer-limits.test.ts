@@ -1,0 +1,123 @@
+// The peer port's guards against a hostile client: the pre-authentication frame limit, the
+// node-wide bound on buffered bytes, the connection cap and the handshake timeout. Every bound is
+// checked on the node's own counters (kvstore_peer_*, process_resident_memory_bytes).
+
+import { connect as netConnect, type Socket } from 'node:net';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/observability/index.ts';
+import { frameHeader, PeerClient } from '../../src/peer/index.ts';
+import { peerProof } from '../../src/replica/index.ts';
+import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
+
+const MiB = 1024 * 1024;
+const SECRET = 'swordfish';
+const sockets: Socket[] = [];
+const closers: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  for (const c of closers.splice(0)) await c();
+  await cleanup();
+});
+
+async function metric(node: NodeProcess, series: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${node.httpPort}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? Number.NaN : Number(line.slice(series.length + 1));
+}
+
+const rejected = (node: NodeProcess, reason: string) =>
+  metric(node, `kvstore_peer_connections_rejected_total{reason="${reason}"}`);
+
+/** A raw connection to the peer port; `closed` resolves when the node (or anyone) closes it. */
+function raw(node: NodeProcess): Promise<{ socket: Socket; closed: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect({ host: '127.0.0.1', port: node.peerPort });
+    sockets.push(socket);
+    const closed = new Promise<void>((r) => socket.once('close', () => r()));
+    socket.on('error', () => {});
+    socket.once('connect', () => resolve({ socket, closed }));
+    socket.once('error', reject);
+  });
+}
+
+/**
+ * The issue's attack: `n` connections each send the header of a 64 MiB frame and 63 MiB of its
+ * body, and never finish.
+ */
+async function halfSentFrames(node: NodeProcess, n: number) {
+  const body = Buffer.alloc(63 * MiB, 0x61);
+  const conns = await Promise.all(Array.from({ length: n }, () => raw(node)));
+  for (const { socket } of conns) {
+    socket.write(frameHeader(64 * MiB));
+    socket.write(body);
+  }
+  return conns;
+}
+
+function member(node: NodeProcess): PeerClient {
+  const c = new PeerClient({
+    address: `127.0.0.1:${node.peerPort}`,
+    logger: createLogger('silent', {}),
+    registry: new Registry(),
+    timeoutMs: 5000,
+    handshake: () => ({ method: 'auth', body: peerProof(SECRET) }),
+  });
+  closers.push(() => c.close());
+  return c;
+}
+
+describe('peer port limits', { timeout: 120_000 }, () => {
+  it('closes a connection whose first frame is over the hello limit, holding almost nothing', async () => {
+    const node = await startNodeProcess({ env: { KV_CLUSTER_SECRET: SECRET } });
+    const rssBefore = await metric(node, 'process_resident_memory_bytes');
+    const conns = await halfSentFrames(node, 16);
+    await Promise.all(conns.map((c) => c.closed));
+    expect(await rejected(node, 'hello_too_large')).toBe(16);
+    // At most the first socket read of each connection was ever held (reads are 64 KiB to
+    // a few hundred KiB on loopback).
+    expect(await metric(node, 'kvstore_peer_buffered_bytes_peak')).toBeLessThanOrEqual(16 * MiB);
+    expect(await metric(node, 'kvstore_peer_buffered_bytes')).toBe(0);
+    const rssAfter = await metric(node, 'process_resident_memory_bytes');
+    expect(rssAfter - rssBefore).toBeLessThan(64 * MiB);
+    // A member that proves the secret is served as before, with full-size frames.
+    const big = Buffer.alloc(MiB, 0x62);
+    await expect(member(node).request('apply', { e: [] })).resolves.toEqual({ n: 0 });
+    await expect(member(node).request('get', { k: big.subarray(0, 10) })).resolves.toEqual({
+      r: null,
+    });
+  });
+
+  it('without a cluster secret, bounds unfinished frames node-wide and frees them when they leave', async () => {
+    const node = await startNodeProcess({ args: ['--max-peer-buffer-bytes', String(64 * MiB)] });
+    const rssBefore = await metric(node, 'process_resident_memory_bytes');
+    const conns = await halfSentFrames(node, 16);
+    // One 63 MiB body fits in 64 MiB, two do not: each connection whose bytes took the total
+    // over was closed, until one was left with its whole body held.
+    await expect.poll(() => rejected(node, 'buffer_full'), { timeout: 60_000 }).toBe(15);
+    await expect
+      .poll(() => metric(node, 'kvstore_peer_buffered_bytes'), { timeout: 60_000 })
+      .toBe(4 + 63 * MiB);
+    expect(conns.filter((c) => !c.socket.destroyed)).toHaveLength(1);
+    // A read that would take the total over the limit is refused before it is kept.
+    expect(await metric(node, 'kvstore_peer_buffered_bytes_peak')).toBeLessThanOrEqual(64 * MiB);
+    const rssDuring = await metric(node, 'process_resident_memory_bytes');
+    expect(rssDuring - rssBefore).toBeLessThan(160 * MiB);
+    for (const s of sockets.splice(0)) s.destroy();
+    await expect.poll(() => metric(node, 'kvstore_peer_buffered_bytes')).toBe(0);
+  });
+
+  it('caps connections and closes the ones that do not authenticate in time', async () => {
+    const node = await startNodeProcess({
+      env: { KV_CLUSTER_SECRET: SECRET },
+      args: ['--max-peer-connections', '20', '--peer-handshake-timeout-ms', '300'],
+    });
+    const conns = await Promise.all(Array.from({ length: 30 }, () => raw(node)));
+    await Promise.all(conns.map((c) => c.closed));
+    expect(await rejected(node, 'limit')).toBe(10);
+    expect(await rejected(node, 'handshake_timeout')).toBe(20);
+    expect(await metric(node, 'kvstore_peer_connections{side="server"}')).toBe(0);
+    const hello = (await member(node).request('hello', {})) as { name: string };
+    expect(hello.name).toBe('test-node');
+  });
+});
