@@ -1,56 +1,72 @@
 # kvstore image: the node (default command), kvctl and kvstore-operator, run from the TypeScript sources by Node 24.
 #
-#   docker build -t kvstore:local .
-#   docker run --rm -p 8081:8081 -p 9090:9090 -v kvstore-data:/data kvstore:local
-#   docker run --rm -it --network host kvstore:local kvctl --port 8081 ping
-#   docker run --rm kvstore:local kvstore-operator --help
+#   npm run image        # = scripts/image.sh: builds kvstore:<package.json version> (docs/containers.md)
+#   docker build -t kvstore:0.1.0 .
+#   docker build --secret id=npm_ca,src=/path/to/proxy-ca.pem -t kvstore:0.1.0 .   # npm behind a TLS proxy
+#   docker run --rm -p 127.0.0.1:8081:8081 -v kvstore-data:/data kvstore:0.1.0
+#   docker run --rm --network host kvstore:0.1.0 kvctl --port 8081 ping
 #
-# test/integration/dockerfile.test.ts runs these same steps outside Docker (keep the RUN lines of
-# the deps stage plain commands, and the bin links as `ln -s /app/bin/X.js /usr/local/bin/X`).
+# Needs BuildKit (the default builder since Docker 23; DOCKER_BUILDKIT=1 before that) for the
+# secret mount. test/integration/docker-image.test.ts builds and runs this image for real.
 
-# Same major as the `node` devDependency (package.json); the slim Debian variant has glibc, which
-# the prebuilt lmdb, msgpackr-extract and @node-rs/xxhash binaries from the registry need.
+# Same major as the `node` devDependency (package.json). Any Debian-based Node 24 image with npm
+# works (scripts/base-image.sh makes one when Docker Hub is out of reach); the runtime stage
+# takes node, glibc and tini from it, so both stages share one C library.
 ARG NODE_IMAGE=node:24-trixie-slim
 
-# --- deps: production dependencies only, from the lock file ---------------------------------------
+# --- deps: production dependencies from the lock file, and the runtime's root filesystem --------
 FROM ${NODE_IMAGE} AS deps
+# tini (PID 1 of the runtime image), unless the base image has it already.
+# hadolint ignore=DL3008
+RUN if ! command -v tini-static >/dev/null; then \
+      apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*; \
+    fi
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 # `node` (the pinned runtime) is a devDependency and is omitted: the image's own Node 24 runs the
 # sources. Install scripts of lmdb/msgpackr-extract are approved by `allowScripts` in package.json
-# and only pick their prebuilt binaries (no compiler in this image).
-RUN npm ci --omit=dev --no-audit --no-fund
+# and only pick their prebuilt binaries (no compiler here). A CA for a TLS-intercepting proxy
+# comes in as the BuildKit secret `npm_ca`: it is mounted for this step only, never in a layer.
+# Type declarations, source maps and musl binaries are never loaded at run time: removed.
+RUN --mount=type=secret,id=npm_ca \
+    if [ -s /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi; \
+    npm ci --omit=dev --no-audit --no-fund || { \
+      echo 'kvstore image: npm ci failed (see above). The build needs the npm registry (npm config, HTTPS_PROXY build args). Behind a proxy with its own CA: --secret id=npm_ca,src=<ca.pem>, or KVSTORE_BUILD_CA=<ca.pem> npm run image. See docs/containers.md.' >&2; \
+      exit 1; }; \
+    find node_modules -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \
+      -o -name '*.map' -o -name '*.musl.node' \) -delete
+# The runtime's whole root filesystem: node, tini, env (the bins' #!/usr/bin/env) and sh (the
+# healthcheck), the npm bins on PATH (links to /app/bin), the shared libraries these and the
+# native addons load (found with ldd), the users, /tmp, and /data owned by the unprivileged
+# user. No package manager, npm or compiler.
+RUN set -eu; r=/rootfs; \
+    mkdir -p "$r/usr/local/bin" "$r/usr/bin" "$r/bin" "$r/etc" "$r/tmp" "$r/data"; \
+    chmod 1777 "$r/tmp"; chown 1000:1000 "$r/data"; \
+    cp "$(command -v node)" "$r/usr/local/bin/node"; \
+    cp "$(command -v tini-static)" "$r/usr/local/bin/tini"; \
+    cp "$(command -v env)" "$r/usr/bin/env"; \
+    cp "$(command -v dash)" "$r/bin/sh"; \
+    cp /etc/passwd /etc/group /etc/nsswitch.conf "$r/etc/"; \
+    for b in kvstore kvctl kvstore-operator; do ln -s "/app/bin/$b.js" "$r/usr/local/bin/$b"; done; \
+    for f in "$(command -v node)" "$(command -v env)" "$(command -v dash)" \
+      $(find node_modules -type f -name '*.node'); do \
+      ldd "$f" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'; \
+    done | sort -u | xargs cp -L --parents -t "$r"
 
-# --- runtime --------------------------------------------------------------------------------------
-FROM ${NODE_IMAGE}
-# tini as PID 1: forwards SIGTERM/SIGINT to the program and reaps zombies. The node itself handles
-# SIGTERM, but PID 1 gets no default signal actions, so kvctl or any other command run in this
-# image would ignore `docker stop` until SIGKILL; tini makes every entry point behave the same.
-# hadolint ignore=DL3008
-RUN apt-get update \
-  && apt-get install -y --no-install-recommends tini \
-  && rm -rf /var/lib/apt/lists/*
-
+# --- runtime ---------------------------------------------------------------------------------------
+FROM scratch
+COPY --from=deps /rootfs/ /
 WORKDIR /app
-ENV NODE_ENV=production \
+ENV PATH=/usr/local/bin:/usr/bin:/bin \
+    NODE_ENV=production \
     KV_HOST=0.0.0.0 \
     KV_DATA_DIR=/data
-
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin/ ./bin/
 COPY src/ ./src/
 COPY operator/ ./operator/
 COPY scripts/seed-test-plan.ts ./scripts/
-
-# The npm bins on PATH (`kvstore`, `kvctl`, `kvstore-operator`), and a data directory the
-# unprivileged user owns (a new named volume copies this ownership).
-RUN ln -s /app/bin/kvstore.js /usr/local/bin/kvstore \
-  && ln -s /app/bin/kvctl.js /usr/local/bin/kvctl \
-  && ln -s /app/bin/kvstore-operator.js /usr/local/bin/kvstore-operator \
-  && mkdir -p /data \
-  && chown node:node /data
-
 # The base image's `node` user, numerically (Kubernetes' runAsNonRoot can only verify a numeric
 # user); the application files stay root-owned, so they are read-only at run time.
 USER 1000:1000
@@ -62,5 +78,8 @@ EXPOSE 8081 9090 7946
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
   CMD ["sh", "-c", "kvctl --port \"${KV_PORT:-8081}\" --timeout-ms 4000 ping"]
 
+# tini as PID 1: forwards SIGTERM/SIGINT to the program and reaps zombies. The node itself handles
+# SIGTERM, but PID 1 gets no default signal actions, so kvctl or any other command run in this
+# image would ignore `docker stop` until SIGKILL; tini makes every entry point behave the same.
 ENTRYPOINT ["tini", "--"]
 CMD ["kvstore"]

@@ -106,7 +106,7 @@ describe('CRD', { timeout: 60_000 }, () => {
     const o = await kvc('defaults');
     expect(o?.spec).toMatchObject({
       replicas: 3,
-      image: 'kvstore:latest',
+      image: 'kvstore:0.1.0',
       replicationFactor: 3,
       storage: { size: '1Gi', retainOnDelete: true },
       ports: { client: 8081 },

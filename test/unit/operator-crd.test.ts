@@ -141,7 +141,8 @@ describe('parseKVCluster (the operator validates with the same schema)', () => {
     if (!r.ok) return;
     expect(r.spec).toMatchObject({
       replicas: 3,
-      image: 'kvstore:latest',
+      // The image `npm run image` builds: kvstore:<package.json version>.
+      image: `kvstore:${(JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as { version: string }).version}`,
       replicationFactor: 3,
       readQuorum: 2,
       writeQuorum: 2,

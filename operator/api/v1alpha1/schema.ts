@@ -200,7 +200,7 @@ export const kvClusterSpecSchema = withRules(
   z
     .object({
       replicas: z.int().min(1).max(1000).default(3).describe('Number of kvstore nodes (pods).'),
-      image: z.string().min(1).default('kvstore:latest').describe('kvstore container image.'),
+      image: z.string().min(1).default('kvstore:0.1.0').describe('kvstore container image.'),
       imagePullPolicy: z
         .enum(['Always', 'IfNotPresent', 'Never'])
         .default('IfNotPresent')
