@@ -75,8 +75,8 @@ VOLUME ["/data"]
 EXPOSE 8081 9090 7946
 
 # A real protocol round trip (PING -> PONG) on the configured client port.
-HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["sh", "-c", "kvctl --port \"${KV_PORT:-8081}\" --timeout-ms 4000 ping"]
+HEALTHCHECK --interval=10s --timeout=10s --start-period=30s --retries=3 \
+  CMD ["sh", "-c", "kvctl --port \"${KV_PORT:-8081}\" --timeout-ms 8000 ping"]
 
 # tini as PID 1: forwards SIGTERM/SIGINT to the program and reaps zombies. The node itself handles
 # SIGTERM, but PID 1 gets no default signal actions, so kvctl or any other command run in this

@@ -1,6 +1,8 @@
 // kvctl admin commands: they talk to the node's HTTP port (decommission) or print CLUSTER.
 
-import { adminHeaders } from '../replica/index.ts';
+// auth.ts directly, not the replica index: that loads storage and lmdb, and kvctl is the image's
+// healthcheck (a process every few seconds), as light as it can be.
+import { adminHeaders } from '../replica/auth.ts';
 import type { CliOutput } from './commands.ts';
 
 interface DecommissionState {
