@@ -346,8 +346,10 @@ export class WriteAheadLog {
       this.#spare = null;
       fd = spare.fd;
     } else {
-      // Writes outran the spare: a fresh file, synced as it grows (slower, still durable).
+      // Writes outran the spare: a fresh file, synced as it grows (slower, still durable). After
+      // a failure it is preallocated first, so a disk still full fails here, before any write.
       fd = await openAsync(path, CREATE_DSYNC);
+      if (this.#broken !== null) await preallocate(fd, path, this.#o.segmentBytes);
     }
     try {
       // The new name must be on disk before any record in it is acknowledged.
@@ -414,16 +416,7 @@ export class WriteAheadLog {
     const path = join(this.#o.dir, spareName(seq));
     const done = (async () => {
       const fd = await openAsync(path, CREATE_DSYNC);
-      try {
-        const chunk = Buffer.alloc(Math.min(this.#o.segmentBytes, 1 << 20));
-        for (let at = 0; at < this.#o.segmentBytes; at += chunk.length) {
-          await writeAsync(fd, chunk, 0, Math.min(chunk.length, this.#o.segmentBytes - at), at);
-        }
-      } catch (err) {
-        await closeAsync(fd);
-        await unlinkAsync(path).catch(() => {});
-        throw err;
-      }
+      await preallocate(fd, path, this.#o.segmentBytes);
       this.#adoptSpare(seq, fd);
     })()
       .catch(() => {
@@ -441,6 +434,20 @@ function brokenError(err: unknown, dir: string): KvError {
   return new KvError('KV_ERR_STORAGE', `storage: write-ahead log: ${describeIoError(err, dir)}`, {
     cause: err,
   });
+}
+
+/** Writes `bytes` of zeros to a new file (O_DSYNC: on disk); closes and deletes it on failure. */
+async function preallocate(fd: number, path: string, bytes: number): Promise<void> {
+  try {
+    const chunk = Buffer.alloc(Math.min(bytes, 1 << 20));
+    for (let at = 0; at < bytes; at += chunk.length) {
+      await writeAsync(fd, chunk, 0, Math.min(chunk.length, bytes - at), at);
+    }
+  } catch (err) {
+    await closeAsync(fd).catch(() => {});
+    await unlinkAsync(path).catch(() => {});
+    throw err;
+  }
 }
 
 function preallocateSync(fd: number, bytes: number): void {

@@ -1,7 +1,16 @@
-import { existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  statfsSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { type Recovered, WAL_DISCARD, WAL_PUT, WriteAheadLog } from '../../src/storage/wal.ts';
+import { mountTmpfs, unmountAll } from '../helpers/mount.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 
 const b = (s: string) => Buffer.from(s);
@@ -10,6 +19,7 @@ const logs: WriteAheadLog[] = [];
 afterEach(async () => {
   await Promise.all(logs.splice(0).map((l) => l.close()));
   await cleanup();
+  unmountAll();
 });
 
 /** A checkpoint the test releases by hand: segments may go only after it resolves. */
@@ -184,6 +194,53 @@ describe('WriteAheadLog', () => {
     await next.sync();
     crash(next);
     expect(text(openLog(dir, 2048).recovered).map((t) => t.slice(0, 9))).toEqual(['1:new-000']);
+  });
+
+  it('after a failed write (a full disk) the next sync starts a new segment, and replay skips the failed group', async () => {
+    const fs = mountTmpfs(1 << 20);
+    const dir = join(fs, 'wal');
+    // Retired segments wait for the checkpoint, so they are not recycled into spares: the log
+    // has to create new files, on a disk that is full.
+    const g = gate();
+    onTestFinished(() => g.release());
+    const { log } = openLog(dir, 16 * 1024, g.checkpoint);
+    try {
+      await log.idle(); // the spare is ready
+      const free = statfsSync(fs);
+      const filler = join(fs, 'filler');
+      writeFileSync(filler, Buffer.alloc(free.bavail * free.bsize - 8192));
+      const acked: string[] = [];
+      let failure: unknown = null;
+      for (let i = 0; i < 200 && failure === null; i++) {
+        log.append(WAL_PUT, b(`k${i}`), Buffer.alloc(1000, i));
+        await log.sync().then(
+          () => acked.push(`k${i}`),
+          (err: unknown) => {
+            failure = err;
+          },
+        );
+      }
+      expect(failure).toMatchObject({
+        code: 'KV_ERR_STORAGE',
+        message: expect.stringMatching(/disk full/),
+      });
+      expect(log.broken?.message).toMatch(/disk full/);
+      expect(acked.length).toBeGreaterThan(20); // two preallocated segments' worth, at least
+      // Still full: the repair (a new segment) fails again, nothing is written.
+      await expect(log.sync()).rejects.toMatchObject({ code: 'KV_ERR_STORAGE' });
+      unlinkSync(filler);
+      await log.sync();
+      expect(log.broken).toBeNull();
+      for (let i = 0; i < 5; i++) log.append(WAL_PUT, b(`after${i}`), Buffer.alloc(1000, 9));
+      await log.sync();
+      crash(log);
+      const recovered = WriteAheadLog.recover(dir);
+      expect(recovered).toMatchObject({ torn: null, truncated: null });
+      const keys = recovered.entries.map((e) => e.key.toString());
+      expect(keys).toEqual([...acked, ...Array.from({ length: 5 }, (_, i) => `after${i}`)]);
+    } finally {
+      g.release();
+    }
   });
 
   it('deletes every segment on a clean close', async () => {
