@@ -200,6 +200,11 @@ export const configSchema = z
     message: 'use either --peers or --discovery, not both',
     path: ['discovery'],
   })
+  .refine((c) => c.tombstoneGraceMs > c.peerTimeoutMs + c.maxClockOffsetMs, {
+    message:
+      'must be more than --peer-timeout-ms + --max-clock-offset-ms: a write still in flight could land after its key was deleted and the tombstone collected',
+    path: ['tombstoneGraceMs'],
+  })
   .refine((c) => c.maxLineBytes >= c.maxKeyBytes + c.maxValueBytes + 8, {
     message: 'must be at least max-key-bytes + max-value-bytes + 8 so every valid PUT fits',
     path: ['maxLineBytes'],

@@ -1,6 +1,7 @@
 // Reaches a replica by name: this node's storage directly, any other node over the peer port.
 
 import {
+  type ApplyRequest,
   type GetRequest,
   localScan,
   METHODS,
@@ -40,6 +41,7 @@ export class Replicas {
   readonly #call: PeerCall;
   readonly #expected: ExpectedIncarnation;
   readonly #versions: RemoteVersions;
+  readonly #applyTimeoutMs: number | null;
 
   constructor(
     self: string,
@@ -47,12 +49,14 @@ export class Replicas {
     call: PeerCall,
     expected: ExpectedIncarnation = () => undefined,
     versions: RemoteVersions = new RemoteVersions({ clock: storage.clock }),
+    applyTimeoutMs: number | null = null,
   ) {
     this.self = self;
     this.#storage = storage;
     this.#call = call;
     this.#expected = expected;
     this.#versions = versions;
+    this.#applyTimeoutMs = applyTimeoutMs;
   }
 
   /**
@@ -73,7 +77,11 @@ export class Replicas {
     return reply.raw;
   }
 
-  /** Applies entries on `name` (last write wins); resolves once durable there. */
+  /**
+   * Applies entries on `name` (last write wins); resolves once durable there. With
+   * `applyTimeoutMs` (the peer request timeout) the request carries its deadline, and a replica
+   * that reads it too late refuses it (ApplyRequest.d).
+   */
   async apply(name: string, entries: WireEntry[]): Promise<void> {
     if (name === this.self) {
       await this.#storage.applyBatch(
@@ -81,7 +89,9 @@ export class Replicas {
       );
       return;
     }
-    readApplyReply(await this.#call(name, METHODS.apply, { e: entries }));
+    const t = this.#applyTimeoutMs;
+    const body: ApplyRequest = t === null ? { e: entries } : { e: entries, d: Date.now() + t };
+    readApplyReply(await this.#call(name, METHODS.apply, body));
   }
 
   /** Scans `name`'s local records (tombstones included). */

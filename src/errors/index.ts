@@ -28,6 +28,8 @@ export const ERROR_CODES = {
   KV_ERR_PEER_PROTOCOL:
     'a peer frame was malformed or over the frame size limit; a bad received frame closes the connection',
   KV_ERR_PEER_OVERLOADED: 'too many requests to one peer are outstanding; the request was not sent',
+  KV_ERR_EXPIRED:
+    'a peer write arrived after its sender stopped waiting for it (its deadline plus --max-clock-offset-ms); it was not applied',
   KV_ERR_WRONG_INCARNATION:
     'a replica was asked for data as a holder of the settled ring, but its data directory is not the one that ring recorded (new or replaced); it counts once rebalancing filled it',
   KV_ERR_STORAGE: 'the storage engine failed; the write was not acknowledged',

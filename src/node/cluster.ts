@@ -138,6 +138,7 @@ export async function startCluster(
       maxScanEntries: config.maxScanKeys + 64,
       clusterSecret: secret,
       versions,
+      maxClockOffsetMs: config.maxClockOffsetMs,
     }),
     logger: log,
     registry,
@@ -166,13 +167,15 @@ export async function startCluster(
       );
     return pool.get(peerAddress(m)).request(method, body);
   };
-  // Reads count a settled owner only if it still has the data directory the ring recorded.
+  // Reads count a settled owner only if it still has the data directory the ring recorded;
+  // writes carry the peer timeout as their deadline.
   const replicas = new Replicas(
     self,
     storage,
     call,
     (name) => topology?.incarnationOf(name),
     versions,
+    config.peerTimeoutMs,
   );
   const resolved = await membership.start();
   const saved = parseSettled(storage.readState<unknown>(SETTLED_KEY));

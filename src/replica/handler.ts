@@ -14,7 +14,7 @@ import {
   type WireEntry,
 } from './messages.ts';
 import { RemoteVersions } from './versions.ts';
-import { readApplyRequest, readGetRequest, readScanRequest } from './wire.ts';
+import { readApplyDeadline, readApplyRequest, readGetRequest, readScanRequest } from './wire.ts';
 
 export interface ReplicaHandlerOptions {
   readonly storage: Storage;
@@ -26,6 +26,11 @@ export interface ReplicaHandlerOptions {
   readonly maxScanEntries: number;
   /** When set, every connection must first prove it knows this secret (`auth`). */
   readonly clusterSecret?: string | null;
+  /**
+   * Clock offset allowed between members (--max-clock-offset-ms): an `apply` read later than its
+   * deadline plus this is refused with KV_ERR_EXPIRED. Default 0.
+   */
+  readonly maxClockOffsetMs?: number;
   /** The check of versions in `apply` requests (default: storage's clock, metrics unexported). */
   readonly versions?: RemoteVersions;
 }
@@ -56,6 +61,7 @@ export function localScan(storage: Storage, req: ScanRequest): ScanReply {
 export function createReplicaHandler(opts: ReplicaHandlerOptions) {
   const { storage, incarnation } = opts;
   const versions = opts.versions ?? new RemoteVersions({ clock: storage.clock });
+  const allowance = opts.maxClockOffsetMs ?? 0;
   /** Refuses a read addressed to a settled-ring holder this data directory is not. */
   const checkIncarnation = (expected: string | undefined) => {
     if (expected === undefined || expected === incarnation) return;
@@ -93,6 +99,14 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
       }
       case METHODS.apply: {
         const entries = readApplyRequest(body);
+        const deadline = readApplyDeadline(body);
+        const late = deadline === undefined ? 0 : Date.now() - deadline - allowance;
+        if (late > 0) {
+          throw new KvError(
+            'KV_ERR_EXPIRED',
+            `replica: apply arrived ${late} ms past its deadline`,
+          );
+        }
         versions.checkAll(
           entries.map((e) => e.record),
           'request',

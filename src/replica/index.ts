@@ -18,6 +18,7 @@ export {
 export * from './messages.ts';
 export { RemoteVersions, type VersionSource } from './versions.ts';
 export {
+  readApplyDeadline,
   readApplyReply,
   readApplyRequest,
   readGetReply,

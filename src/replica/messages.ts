@@ -63,6 +63,13 @@ export interface GetReply {
 /** `apply`: last-write-wins writes, durable before the reply. */
 export interface ApplyRequest {
   readonly e: WireEntry[];
+  /**
+   * Deadline (ms since the epoch, sender's clock): when the sender stops waiting for the reply.
+   * A replica that reads the request later than that (plus --max-clock-offset-ms) refuses it
+   * (KV_ERR_EXPIRED): a write nobody waits for could land after a delete of its key was
+   * collected. Absent: no deadline (older senders).
+   */
+  readonly d?: number;
 }
 export interface ApplyReply {
   /** Entries that were newer than what the replica had. */

@@ -104,6 +104,16 @@ export function readApplyRequest(body: unknown): Entry[] {
   return entries(object(body, 'request', 'apply body').e, 'request').entries;
 }
 
+/** An `apply` request's deadline `d` (ms since the epoch), or undefined when it has none. */
+export function readApplyDeadline(body: unknown): number | undefined {
+  const d = object(body, 'request', 'apply body').d;
+  if (d === undefined || d === null) return undefined;
+  if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
+    throw fail('request', 'apply deadline d must be a non-negative integer');
+  }
+  return d;
+}
+
 /**
  * `scan` request: bounds of 0 to MAX_KEY_BYTES bytes (`e` may be null: to the end), booleans
  * `ie`/`xs` (absent: false) and a limit `l` of 1 to `maxEntries`.

@@ -27,7 +27,8 @@ async function client(node: ClusterNode): Promise<LineClient> {
   return c;
 }
 
-const GC = ['--tombstone-grace-ms', '300', '--gc-interval-ms', '200', '--hint-interval-ms', '200'];
+/** The shortest grace the defaults allow: more than the peer timeout (2 s) + clock offset (0.5 s). */
+const GC = ['--tombstone-grace-ms', '2600', '--gc-interval-ms', '200', '--hint-interval-ms', '200'];
 
 describe('tombstone collection', () => {
   it('collects a tombstone once every replica has it, never while one is missing', async () => {
@@ -80,7 +81,7 @@ describe('tombstone collection during a decommission', () => {
       w.send(`${keys.map((k) => `REMOVE ${k}`).join('\n')}\n`);
       expect(new Set(await w.lines(keys.length))).toEqual(new Set(['OK']));
       // Many collection intervals past the grace period (nothing to poll: nothing may happen).
-      await new Promise((r) => setTimeout(r, 2000));
+      await new Promise((r) => setTimeout(r, 4000));
     } finally {
       process.kill(c.proc.child.pid!, 'SIGCONT');
     }

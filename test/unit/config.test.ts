@@ -43,6 +43,13 @@ describe('loadConfig', () => {
     expect(loadConfig(['--node-name', 'bad name'], {})).toMatchObject({ kind: 'error' });
   });
 
+  it('rejects a tombstone grace that a write still in flight could outlast', () => {
+    const r = loadConfig(['--tombstone-grace-ms', '2500'], {});
+    expect(r.kind === 'error' && r.text.includes('--tombstone-grace-ms')).toBe(true);
+    const ok = ['--tombstone-grace-ms', '2000', '--peer-timeout-ms', '1000'];
+    expect(loadConfig([...ok, '--max-clock-offset-ms', '900'], {}).kind).toBe('config');
+  });
+
   it('lists every option with its variable and default in --help', () => {
     const r = loadConfig(['--help'], {});
     if (r.kind !== 'help') throw new Error('expected help');

@@ -8,6 +8,7 @@ import { Replicas } from '../../src/coordinator/index.ts';
 import { KvError } from '../../src/errors/index.ts';
 import {
   RemoteVersions,
+  readApplyDeadline,
   readApplyReply,
   readApplyRequest,
   readGetReply,
@@ -129,6 +130,11 @@ describe('peer request decoders', () => {
       () => readApplyRequest({ e: [[k, live.subarray(0, 5)]] }),
       'KV_ERR_BAD_RECORD',
     ],
+    ['apply deadline', () => readApplyDeadline({ e: [], d: 1_800_000_000_000 }), 'ok'],
+    ['apply no deadline', () => readApplyDeadline({ e: [] }), 'ok'],
+    ['apply deadline text', () => readApplyDeadline({ e: [], d: '5' }), 'KV_ERR_INVALID_ARGUMENT'],
+    ['apply deadline < 0', () => readApplyDeadline({ e: [], d: -1 }), 'KV_ERR_INVALID_ARGUMENT'],
+    ['apply deadline 0.5', () => readApplyDeadline({ e: [], d: 0.5 }), 'KV_ERR_INVALID_ARGUMENT'],
     ['scan', () => readScanRequest({ s: Buffer.alloc(0), e: null, l: 10 }, 100), 'ok'],
     ['scan limit 0', () => readScanRequest({ s: k, l: 0 }, 100), 'KV_ERR_INVALID_ARGUMENT'],
     ['scan limit over', () => readScanRequest({ s: k, l: 101 }, 100), 'KV_ERR_INVALID_ARGUMENT'],
