@@ -1,6 +1,8 @@
 // kvstore-operator entry point: options, kubeconfig, /metrics + /healthz, leader election, signals.
 
 import { KubeConfig } from '@kubernetes/client-node';
+import { KvError } from '../src/errors/index.ts';
+import { onStopSignals, startFailure } from '../src/lifecycle/index.ts';
 import { createLogger, createRegistry, startHttp } from '../src/observability/index.ts';
 import { createOperatorMetrics } from './metrics.ts';
 import { Operator } from './operator.ts';
@@ -9,27 +11,45 @@ import { Kube } from './runtime/index.ts';
 
 function kubeConfig(o: Options): KubeConfig {
   const kc = new KubeConfig();
-  if (o.kubeconfig) kc.loadFromFile(o.kubeconfig);
-  else kc.loadFromDefault();
+  try {
+    if (o.kubeconfig) kc.loadFromFile(o.kubeconfig);
+    else kc.loadFromDefault();
+  } catch (err) {
+    const which = o.kubeconfig ? `--kubeconfig ${o.kubeconfig}` : 'the default kubeconfig';
+    const why = err instanceof Error ? err.message : String(err);
+    throw new KvError('KV_ERR_CONFIG', `config: cannot load ${which}: ${why}`, { cause: err });
+  }
   return kc;
-}
-
-function signalled(): Promise<string> {
-  return new Promise((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
 }
 
 async function main(): Promise<number> {
   const loaded = loadOptions(process.argv.slice(2), process.env);
-  if (loaded.kind !== 'options') {
-    (loaded.kind === 'help' ? process.stdout : process.stderr).write(`${loaded.text}\n`);
-    return loaded.kind === 'help' ? 0 : 2;
+  if (loaded.kind === 'help') {
+    process.stdout.write(`${loaded.text}\n`);
+    return 0;
+  }
+  if (loaded.kind === 'error') {
+    process.stderr.write(`kvstore-operator: ${loaded.text}\n`);
+    return 2;
   }
   const o = loaded.options;
   const logger = createLogger(o.logLevel, { component: 'kvstore-operator', identity: o.identity });
-  const kube = new Kube(kubeConfig(o));
+  const signalled = onStopSignals((kind, signal, count) =>
+    logger.warn(
+      { signal, count },
+      kind === 'forced'
+        ? 'signal received again, exiting now'
+        : 'signal received again, still stopping',
+    ),
+  );
+  let kube: Kube;
+  try {
+    kube = new Kube(kubeConfig(o));
+  } catch (err) {
+    const { text, code } = startFailure('kvstore-operator', err);
+    process.stderr.write(`${text}\n`);
+    return code;
+  }
   const registry = createRegistry();
   const metrics = createOperatorMetrics(registry);
   const operator = new Operator({ options: o, kube, logger, metrics });
@@ -45,11 +65,8 @@ async function main(): Promise<number> {
     'operator listening',
   );
   operator.start();
-  const signal = await signalled();
+  const signal = await signalled;
   logger.info({ signal }, 'signal received');
-  const force = () => process.exit(1);
-  process.once('SIGTERM', force);
-  process.once('SIGINT', force);
   await operator.stop();
   await http.close();
   logger.info({}, 'operator stopped');
@@ -61,7 +78,7 @@ main().then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`kvstore-operator: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.stderr.write(`${startFailure('kvstore-operator', err).text}\n`);
     process.exitCode = 1;
   },
 );

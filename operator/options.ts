@@ -108,7 +108,7 @@ export function loadOptions(argv: readonly string[], env: NodeJS.ProcessEnv): Lo
     schema: optionsSchema,
     defaults: DEFAULTS,
     envPrefix: 'KVSTORE_OPERATOR',
-    module: 'options',
+    module: 'config',
     argv,
     env,
   });

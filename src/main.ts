@@ -1,8 +1,11 @@
-// kvstore entry point: parse configuration, start the node, stop it on SIGTERM/SIGINT.
+// kvstore entry point: parse configuration, start the node, drain it on SIGTERM/SIGINT.
 
 import { loadConfig } from './config/index.ts';
-import { KvError } from './errors/index.ts';
-import { startNode } from './node/index.ts';
+import { onStopSignals, startFailure } from './lifecycle/index.ts';
+import { type KvNode, startNode } from './node/index.ts';
+
+/** Past --shutdown-timeout-ms, the stop has this long before the process exits regardless. */
+const BACKSTOP_MS = 900;
 
 async function main(): Promise<number> {
   const loaded = loadConfig(process.argv.slice(2), process.env);
@@ -11,30 +14,43 @@ async function main(): Promise<number> {
     return 0;
   }
   if (loaded.kind === 'error') {
-    process.stderr.write(`${loaded.text}\n`);
+    process.stderr.write(`kvstore: ${loaded.text}\n`);
     return 2;
   }
-  // Handlers go in before the node starts, so a signal during start-up is not the default
-  // (immediate) exit: the node finishes starting, then stops cleanly.
-  const signalled = new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
+  let node: KvNode | null = null;
+  // Before the node starts, so a signal during start-up is not the default immediate exit: the
+  // node finishes starting, then drains.
+  const signalled = onStopSignals((kind, signal, count) => {
+    const msg =
+      kind === 'forced'
+        ? 'signal received again, exiting now'
+        : 'signal received again, still draining';
+    if (node) node.logger.warn({ signal, count }, msg);
+    else process.stderr.write(`kvstore: ${signal}: ${msg}\n`);
   });
-  const node = await startNode(loaded.config);
+  try {
+    node = await startNode(loaded.config);
+  } catch (err) {
+    const { text, code } = startFailure('kvstore', err);
+    process.stderr.write(`${text}\n`);
+    return code;
+  }
   const signal = await signalled;
   node.logger.info({ signal }, 'signal received');
-  // A second signal while draining forces the exit.
-  const force = () => process.exit(1);
-  process.once('SIGTERM', force);
-  process.once('SIGINT', force);
+  const started = node;
+  // Every stage of stop() is bounded; this catches a stage that is not (a bug), so a pod stop
+  // never waits for the kubelet's SIGKILL.
+  setTimeout(() => {
+    started.logger.error({}, 'shutdown overran its deadline, exiting');
+    process.exit(1);
+  }, loaded.config.shutdownTimeoutMs + BACKSTOP_MS).unref();
   await node.stop();
   return 0;
 }
 
 main().then(
-  (code) => {
-    process.exitCode = code;
-  },
+  // Exit now: a timer or socket some module left behind must not keep a stopped node alive.
+  (code) => process.exit(code),
   (err: unknown) => {
     // A damaged data directory is a configuration-level stop (2): restarting will not help.
     if (err instanceof KvError && err.code === 'KV_ERR_CORRUPT') {
@@ -43,6 +59,6 @@ main().then(
       return;
     }
     process.stderr.write(`kvstore: ${err instanceof Error ? err.stack : String(err)}\n`);
-    process.exitCode = 1;
+    process.exit(1);
   },
 );

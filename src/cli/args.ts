@@ -32,18 +32,28 @@ export type CliCommand =
   | { readonly name: 'shell' }
   | { readonly name: 'help' };
 
+/** TLS to the client port: on with --tls, --tls-ca-file or --tls-insecure (or their KVCTL_* vars). */
+export interface CliTls {
+  /** PEM file of the CA that signed the node's certificate; absent: the system's CAs. */
+  readonly caFile?: string;
+  /** Skip verifying the node's certificate. */
+  readonly insecure: boolean;
+}
+
 export interface CliArgs {
   readonly host: string;
   readonly port: number;
   /** The node's HTTP port, for admin commands (decommission). */
   readonly httpPort: number;
   readonly timeoutMs: number;
+  /** Null: plain TCP. */
+  readonly tls: CliTls | null;
   readonly command: CliCommand;
 }
 
 export const HELP = `kvctl: command-line client of a kvstore node
 
-usage: kvctl [--host H] [--port P] [--timeout-ms N] <command> [args]
+usage: kvctl [--host H] [--port P] [--timeout-ms N] [--tls ...] <command> [args]
 
 commands:
   put <key> <value...>                       store a value (the words joined by spaces)
@@ -67,6 +77,10 @@ options:
   (env KVCTL_PASSWORD: sent with AUTH first, for nodes that require a password)
   (env KVCTL_CLUSTER_SECRET: proves the decommission calls to nodes that have a cluster secret)
   --timeout-ms N  per-request timeout in ms, 0 for none (default 10000)
+  --tls           speak TLS to the client port (env KVCTL_TLS=1); the node's certificate is
+                  checked against the system CAs and must name --host
+  --tls-ca-file F  ... or against the CA in PEM file F (env KVCTL_TLS_CA_FILE); implies --tls
+  --tls-insecure  TLS without checking the certificate (env KVCTL_TLS_INSECURE=1; testing only)
   -h, --help      this help
 
 With --limit, when more keys remain, range/prefix print "next cursor: <c>" on stderr;
@@ -100,14 +114,29 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliA
     ? intOption('KVCTL_HTTP_PORT', env.KVCTL_HTTP_PORT, 1, 65535)
     : 9090;
   let timeoutMs = 10_000;
+  let useTls = envFlag(env, 'KVCTL_TLS');
+  let insecure = envFlag(env, 'KVCTL_TLS_INSECURE');
+  let caFile = env.KVCTL_TLS_CA_FILE || undefined;
+  const tlsOf = (): CliTls | null =>
+    useTls || insecure || caFile ? { insecure, ...(caFile ? { caFile } : {}) } : null;
   let i = 0;
   for (; i < argv.length; i++) {
     const [flag, inline] = splitEquals(argv[i]!);
     if (flag === '-h' || flag === '--help')
-      return { host, port, httpPort, timeoutMs, command: { name: 'help' } };
+      return { host, port, httpPort, timeoutMs, tls: tlsOf(), command: { name: 'help' } };
     if (!flag.startsWith('-')) break;
+    if (flag === '--tls' || flag === '--tls-insecure') {
+      if (inline !== undefined) throw new UsageError(`${flag} takes no value`);
+      if (flag === '--tls') useTls = true;
+      else insecure = true;
+      continue;
+    }
     const value = inline ?? argv[++i];
     switch (flag) {
+      case '--tls-ca-file':
+        if (!value) throw new UsageError('--tls-ca-file needs a value');
+        caFile = value;
+        break;
       case '--host':
         if (!value) throw new UsageError('--host needs a value');
         host = value;
@@ -127,7 +156,16 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliA
   }
   const name = argv[i];
   if (name === undefined) throw new UsageError('no command given');
-  return { host, port, httpPort, timeoutMs, command: parseCommand(name, argv.slice(i + 1)) };
+  const command = parseCommand(name, argv.slice(i + 1));
+  return { host, port, httpPort, timeoutMs, tls: tlsOf(), command };
+}
+
+/** A boolean KVCTL_* variable: 1/true/yes on, 0/false/no/empty off; anything else is a mistake. */
+function envFlag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = (env[name] ?? '').toLowerCase();
+  if (raw === '' || raw === '0' || raw === 'false' || raw === 'no') return false;
+  if (raw === '1' || raw === 'true' || raw === 'yes') return true;
+  throw new UsageError(`${name} must be 1 or 0, got '${env[name]}'`);
 }
 
 function exactly(name: string, args: readonly string[], n: number, want: string): void {

@@ -5,11 +5,13 @@ import { decommission, decommissionStatus, printCluster } from './admin.ts';
 import { HELP, parseArgs, UsageError } from './args.ts';
 import { type CliOutput, runCommand } from './commands.ts';
 import { runShell } from './shell.ts';
+import { ConfigError, clientTls, servesTls } from './tls.ts';
 
 /** Runs kvctl with `argv` (after the script name); resolves with the exit code. */
 async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
   const out: CliOutput = { stdout: process.stdout, stderr: process.stderr };
   let client: KvClient | null = null;
+  let plainTarget: { host: string; port: number } | null = null;
   try {
     const args = parseArgs(argv, env);
     const cmd = args.command;
@@ -24,10 +26,13 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<nu
     };
     if (cmd.name === 'decommission') return await decommission(admin, cmd.wait, out);
     if (cmd.name === 'decommission-status') return await decommissionStatus(admin, out);
+    const tls = clientTls(args.tls);
+    if (tls === null) plainTarget = { host: args.host, port: args.port };
     client = await KvClient.connect({
       host: args.host,
       port: args.port,
       timeoutMs: args.timeoutMs,
+      tls,
     });
     const password = env.KVCTL_PASSWORD;
     if (password) {
@@ -40,8 +45,20 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<nu
     return await runCommand(client, cmd, out);
   } catch (err) {
     if (err instanceof UsageError) {
-      out.stderr.write(`kvctl: ${err.message}\nTry 'kvctl --help'.\n`);
+      out.stderr.write(`kvctl: ${err.message} (see kvctl --help)\n`);
       return 2;
+    }
+    if (err instanceof ConfigError) {
+      out.stderr.write(`kvctl: ${err.message}\n`);
+      return 2;
+    }
+    const closed = err instanceof KvClientError && err.code === 'CONNECTION_CLOSED';
+    if (closed && plainTarget && (await servesTls(plainTarget.host, plainTarget.port))) {
+      const { host, port } = plainTarget;
+      out.stderr.write(
+        `kvctl: ${host}:${port} serves TLS and closed this plain-text connection: use --tls with --tls-ca-file <ca.pem> (or KVCTL_TLS_CA_FILE)\n`,
+      );
+      return 1;
     }
     out.stderr.write(`kvctl: ${describe(err)}\n`);
     return 1;

@@ -1,6 +1,6 @@
 // KvClient: typed, pipelined calls over one connection to a kvstore node.
 
-import { Connection } from './connection.ts';
+import { type ClientTls, Connection } from './connection.ts';
 import { KvClientError } from './errors.ts';
 import {
   GET_BUFFER_READER,
@@ -37,6 +37,8 @@ export interface KvClientOptions {
    * CONNECTION_CLOSED, since a write may or may not have been applied.
    */
   readonly reconnect?: boolean;
+  /** Speak TLS to a node that serves it (--tls-cert-file); default null: plain TCP. */
+  readonly tls?: ClientTls | null;
 }
 
 /** What scanAll walks: an inclusive key range, or every key with a prefix. */
@@ -80,6 +82,7 @@ export class KvClient {
       timeoutMs: options.timeoutMs ?? 10_000,
       maxReplyBytes: options.maxReplyBytes ?? 64 * 1024 * 1024,
       reconnect: options.reconnect ?? true,
+      tls: options.tls ?? null,
     };
     if (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 65535) {
       throw new KvClientError('INVALID_ARGUMENT', `client: port ${opts.port} is not 1-65535`);

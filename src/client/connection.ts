@@ -1,6 +1,7 @@
 // One pipelined TCP connection: requests written in batches, replies matched to them in order.
 
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { LineDecoder, type LineFrame } from '../protocol/index.ts';
 import { KvClientError } from './errors.ts';
 import { errorFromLine, isErrorLine, type ReplyReader } from './replies.ts';
@@ -12,6 +13,18 @@ export interface ConnectionOptions {
   readonly timeoutMs: number;
   /** Longest reply line accepted; longer ones are discarded and fail with REPLY_TOO_LONG. */
   readonly maxReplyBytes: number;
+  /** Speak TLS with these settings; null: plain TCP. */
+  readonly tls: ClientTls | null;
+}
+
+/** TLS to a node's client port (one started with --tls-cert-file). */
+export interface ClientTls {
+  /** CA certificates (PEM) the node's certificate must chain to; absent: the system's CAs. */
+  readonly ca?: Buffer;
+  /** False skips verifying the node's certificate (testing only). Default true. */
+  readonly rejectUnauthorized?: boolean;
+  /** Name the certificate must carry; default the host (an IP host is checked as an IP). */
+  readonly servername?: string;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -77,7 +90,16 @@ export class Connection {
   constructor(opts: ConnectionOptions) {
     this.#opts = opts;
     this.#decoder = new LineDecoder(opts.maxReplyBytes);
-    const socket = connect({ host: opts.host, port: opts.port });
+    const { host, port, tls } = opts;
+    const socket = tls
+      ? tlsConnect({
+          host,
+          port,
+          ...(tls.ca ? { ca: tls.ca } : {}),
+          rejectUnauthorized: tls.rejectUnauthorized ?? true,
+          ...(tls.servername || !isIP(host) ? { servername: tls.servername ?? host } : {}),
+        })
+      : connect({ host, port });
     this.#socket = socket;
     socket.setNoDelay(true);
     const ready = Promise.withResolvers<void>();
@@ -91,7 +113,7 @@ export class Connection {
             this.destroy(new KvClientError('TIMEOUT', `client: connect timed out (${this.name})`));
           }, opts.timeoutMs)
         : null;
-    socket.once('connect', () => {
+    socket.once(tls ? 'secureConnect' : 'connect', () => {
       if (connectTimer !== null) clearTimeout(connectTimer);
       this.#connected = true;
       ready.resolve();

@@ -6,6 +6,7 @@ export {
   type ScanAllOptions,
   type ScanQuery,
 } from './client.ts';
+export type { ClientTls } from './connection.ts';
 export { CLIENT_ERROR_CODES, type ClientErrorCode, KvClientError } from './errors.ts';
 export type { ScanResult } from './replies.ts';
 export type { ScanOptions } from './request.ts';

@@ -12,6 +12,7 @@ export function envNameWith(prefix: string, key: string): string {
   return `${prefix}_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
 }
 
+/** `error` text is one line: `<module>: <flag> (<VAR>): <problem>[; ...]`. */
 export type Parsed<T> =
   | { readonly kind: 'ok'; readonly value: T }
   | { readonly kind: 'help' }
@@ -51,10 +52,10 @@ export function parseOptions<S extends z.ZodType>(opts: {
   }
   const parsed = opts.schema.safeParse(raw);
   if (parsed.success) return { kind: 'ok', value: parsed.data };
-  const lines = parsed.error.issues.map((issue) => {
+  const problems = parsed.error.issues.map((issue) => {
     const key = String(issue.path[0] ?? '');
-    const where = key ? `${flagName(key)} (${envNameWith(envPrefix, key)})` : module;
-    return `  ${where}: ${issue.message}`;
+    const where = key ? `${flagName(key)} (${envNameWith(envPrefix, key)})` : 'options';
+    return `${where}: ${issue.message}`;
   });
-  return { kind: 'error', text: `${module}: invalid configuration\n${lines.join('\n')}` };
+  return { kind: 'error', text: `${module}: ${problems.join('; ')}` };
 }

@@ -46,9 +46,14 @@ export const DEFAULTS = {
   maxScanKeys: 10_000,
   /** Most client connections at once; further ones get ERR MAX_CLIENTS and are closed. */
   maxConnections: 10_000,
+  /** Close a client connection idle this long (no command running, no bytes moving); 0: never. */
+  clientIdleTimeoutMs: 0,
   /** Unanswered commands per connection before the node stops reading from it. */
   maxPipeline: 1024,
-  /** How long SIGTERM/SIGINT waits for in-flight commands before closing connections. */
+  /**
+   * How long SIGTERM/SIGINT waits for in-flight commands and their replies before closing what
+   * is left; the process exits within this plus about a second.
+   */
   shutdownTimeoutMs: 10_000,
   /** Bytes of writes not yet durable, node-wide, before connections stop reading. */
   maxInflightWriteBytes: 64 * 1024 * 1024,
@@ -144,6 +149,7 @@ export const configSchema = z
     maxLineBytes: positive,
     maxScanKeys: positive.max(1_000_000),
     maxConnections: positive,
+    clientIdleTimeoutMs: z.coerce.number().int().min(0),
     maxPipeline: positive,
     shutdownTimeoutMs: positive,
     maxInflightWriteBytes: positive,
@@ -231,8 +237,9 @@ export const HELP: Record<keyof Config, string> = {
   maxLineBytes: 'longest command line in bytes',
   maxScanKeys: 'RANGE/PREFIX cap without LIMIT, and largest LIMIT',
   maxConnections: 'most client connections at once',
+  clientIdleTimeoutMs: 'close client connections idle this long (0: never, like Redis timeout)',
   maxPipeline: 'unanswered commands per connection before reads pause',
-  shutdownTimeoutMs: 'grace period for in-flight commands on SIGTERM',
+  shutdownTimeoutMs: 'SIGTERM drain bound: in-flight commands, then the rest is closed',
   maxInflightWriteBytes: 'bytes of writes not yet durable before reads pause',
   peerHost: 'peer port listen address (empty: same as --host)',
   peers: 'static members name=host:peerPort,...',

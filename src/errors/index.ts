@@ -42,6 +42,10 @@ export const ERROR_CODES = {
   KV_ERR_INTERNAL: 'an unexpected failure; the node keeps running',
   KV_ERR_PROTOCOL:
     'a RESP request is malformed or over a size limit; one error reply, then the connection is closed',
+  KV_ERR_CONFIG:
+    'a flag, an environment variable or a file it names is invalid; the process does not start (exit code 2)',
+  KV_ERR_DATA_DIR_LOCKED:
+    'another process holds the --data-dir lock; the node does not start (exit code 2)',
   KV_ERR_NOT_REPRESENTABLE:
     'a key or value written over RESP cannot be expressed on a text-protocol line (whitespace, control bytes, a newline); read it over RESP',
 } as const;

@@ -14,7 +14,7 @@ import {
 } from '../observability/index.ts';
 import { ADMIN_AUTH_SCHEME, checkAdminAuthorization } from '../replica/index.ts';
 import { KvServer } from '../server/index.ts';
-import { Storage } from '../storage/index.ts';
+import { lockDataDir, Storage } from '../storage/index.ts';
 import { startCluster } from './cluster.ts';
 import { HEAP_TRIM_DEFAULTS, startHeapTrimmer } from './heap-trim.ts';
 import { loadSecrets } from './secrets.ts';
@@ -25,7 +25,10 @@ export interface KvNode {
   readonly httpPort: number;
   readonly peerPort: number;
   readonly logger: Logger;
-  /** Stops accepting, finishes in-flight commands, flushes and closes storage. Idempotent. */
+  /**
+   * Stops accepting, finishes in-flight commands, flushes and closes storage, within
+   * --shutdown-timeout-ms plus about half a second whatever clients and peers do. Idempotent.
+   */
   stop(): Promise<void>;
 }
 
@@ -33,10 +36,23 @@ export interface KvNode {
 export async function startNode(config: Config, logger?: Logger): Promise<KvNode> {
   const log = logger ?? createLogger(config.logLevel, { node: config.nodeName });
   const dataDir = resolve(config.dataDir);
-  mkdirSync(dataDir, { recursive: true });
+  try {
+    mkdirSync(dataDir, { recursive: true });
+  } catch (err) {
+    throw new KvError('KV_ERR_CONFIG', `config: cannot create --data-dir ${dataDir}`, {
+      cause: err,
+    });
+  }
   const registry = createRegistry();
   const secrets = loadSecrets(config);
-  const storage = openStorage(config, dataDir, registry, log);
+  const lock = lockDataDir(dataDir);
+  let storage: Storage;
+  try {
+    storage = openStorage(config, dataDir, registry, log);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   let cluster: Awaited<ReturnType<typeof startCluster>> | undefined;
   let ready = false;
   let server: KvServer | undefined;
@@ -56,6 +72,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
       logger: log,
       password: secrets.password,
       tls: secrets.clientTls,
+      idleTimeoutMs: config.clientIdleTimeoutMs,
     });
     http = await startHttp({
       host: config.httpHost,
@@ -74,6 +91,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
     await server?.shutdown(0);
     await cluster?.stop();
     await storage.close();
+    lock.release();
     throw err;
   }
   ready = true;
@@ -103,9 +121,15 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
         ready = false;
         trimmer.stop();
         log.info({ connections: srv.connectionCount }, 'node stopping');
+        const deadline = performance.now() + config.shutdownTimeoutMs;
         await srv.shutdown(config.shutdownTimeoutMs);
-        await clu.stop();
+        // Peers had their chance while clients drained (commands in flight need them): what is
+        // left of the cluster's stop gets the rest of the time, at least PEER_STOP_MIN_MS.
+        const left = Math.max(PEER_STOP_MIN_MS, deadline - performance.now());
+        if (!(await within(clu.stop(), left)))
+          log.warn({ ms: Math.round(left) }, 'cluster stop timed out');
         await storage.close();
+        lock.release();
         await web.close();
         log.info({}, 'node stopped');
       })();
@@ -153,6 +177,24 @@ function openStorage(config: Config, dataDir: string, registry: Registry, log: L
   }
   log.info({ replayed }, 'storage: opened');
   return storage;
+}
+
+/** Time the cluster's stop (peer connections, streams, hints) gets after the clients drained. */
+const PEER_STOP_MIN_MS = 500;
+
+/** Waits for `work` at most `ms`: true when it settled in time (its failure counts as settled). */
+async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  const done = work.then(
+    () => true as const,
+    () => true as const,
+  );
+  const inTime = await Promise.race([done, late]);
+  clearTimeout(timer);
+  return inTime;
 }
 
 /** Admin calls must prove the cluster secret (checkAdminAuthorization); failures are counted. */

@@ -18,7 +18,7 @@ function read(path: string, what: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new KvError('KV_ERR_INVALID_ARGUMENT', `config: cannot read ${what} ${path}`, {
+    throw new KvError('KV_ERR_CONFIG', `config: cannot read ${what} ${path}`, {
       cause: err,
     });
   }
@@ -34,7 +34,7 @@ function secret(inline: string, file: string, what: string): string | null {
   return inline || null;
 }
 
-/** Loads every configured secret file. Throws KV_ERR_INVALID_ARGUMENT naming an unreadable one. */
+/** Loads every configured secret file. Throws KV_ERR_CONFIG naming an unreadable one. */
 export function loadSecrets(c: Config): Secrets {
   const peerTls = c.peerTlsCaFile
     ? (() => {

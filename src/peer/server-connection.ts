@@ -308,7 +308,13 @@ export class ServerConnection {
     if (this.#inFlight > 0 || this.#isClosed || this.#ended) return;
     if (this.#draining || this.#ending) {
       this.#ended = true;
-      this.#socket.end();
+      // On a drain, close once the answers are handed to the kernel: a peer that never closes
+      // its side must not hold the node's stop. Input is read and dropped until then (unread
+      // input would turn the close into a reset).
+      this.#socket.resume();
+      this.#socket.end(() => {
+        if (this.#draining) this.#socket.destroy();
+      });
     }
   }
 

@@ -39,6 +39,8 @@ export interface ConnectionContext {
   readonly auth: Authenticator;
   /** Node-wide bound on bytes of writes in flight. */
   readonly budget: WriteBudget;
+  /** A connection with no command running and no bytes moving this long is closed; 0: never. */
+  readonly idleTimeoutMs: number;
 }
 
 const STAR = 0x2a;
@@ -69,6 +71,12 @@ type Pending =
 const WRITE_HIGH_WATER = 1024 * 1024;
 /** A reply at least this large is written at once instead of waiting for the batch. */
 const LARGE_REPLY = 64 * 1024;
+/**
+ * After the node's last reply and its FIN, how long it reads (and drops) what the client still
+ * sends before closing: closing with unread input resets the connection, and a reset can destroy
+ * replies still on their way. A client that closes its side ends this at once.
+ */
+const LINGER_MS = 250;
 
 /** A command's place in the reply order; `reply` is null until the command finished. */
 interface Slot {
@@ -100,7 +108,9 @@ export class Connection {
   #quitting = false;
   #draining = false;
   #closed = false;
-  #onIdle: (() => void) | null = null;
+  #closing = false;
+  #peerEnded = false;
+  #onClosed: (() => void) | null = null;
   #authenticated: boolean;
   #group: Group | null = null;
   #backlog: Pending[] = [];
@@ -131,18 +141,26 @@ export class Connection {
     socket.on('end', () => this.#onEnd());
     socket.on('error', (err) => ctx.logger.debug({ err }, 'client socket error'));
     socket.on('close', () => this.#onClose());
+    if (ctx.idleTimeoutMs > 0) {
+      socket.setTimeout(ctx.idleTimeoutMs);
+      socket.on('timeout', () => this.#onIdleTimeout());
+    }
   }
 
   get #pending(): number {
     return this.#slots.length - this.#head;
   }
 
-  /** Stops reading, lets in-flight commands finish and their replies go out, then ends. */
+  /**
+   * Takes no further commands (later input is read and dropped), lets the ones already decoded
+   * finish and their replies go out, then closes. Resolves once the socket is closed; a client
+   * that does not read its replies keeps it open until destroy().
+   */
   drain(): Promise<void> {
     this.#draining = true;
-    this.#socket.pause();
     return new Promise((resolve) => {
-      this.#onIdle = resolve;
+      if (this.#closed) return resolve();
+      this.#onClosed = resolve;
       this.#checkIdle();
     });
   }
@@ -370,6 +388,7 @@ export class Connection {
 
   #onEnd(): void {
     // The client half-closed: answer what it sent, then close our side.
+    this.#peerEnded = true;
     this.#framing?.reset();
     this.#quitting = true;
     this.#checkIdle();
@@ -377,19 +396,44 @@ export class Connection {
 
   #checkIdle(): void {
     if (this.#pending > 0 || this.#backlog.length > 0) return;
-    if (this.#quitting || this.#draining) {
-      if (!this.#closed) this.#socket.end();
-      const done = this.#onIdle;
-      this.#onIdle = null;
-      done?.();
+    if (this.#quitting || this.#draining) this.#close();
+  }
+
+  /**
+   * Sends what is queued and a FIN, then closes: at once when the client has closed its side,
+   * otherwise after LINGER_MS of reading and dropping its input.
+   */
+  #close(): void {
+    if (this.#closing || this.#closed) return;
+    this.#closing = true;
+    const socket = this.#socket;
+    socket.resume(); // read and drop: unread input would turn the close into a reset
+    socket.end(() => {
+      if (this.#peerEnded) return socket.destroy();
+      const linger = setTimeout(() => socket.destroy(), LINGER_MS);
+      socket.once('end', () => socket.destroy());
+      socket.once('close', () => clearTimeout(linger));
+    });
+  }
+
+  /** No bytes moved for --client-idle-timeout-ms: close unless a command is still running. */
+  #onIdleTimeout(): void {
+    for (let i = this.#head; i < this.#slots.length; i++)
+      if (this.#slots[i]!.reply === null) return;
+    this.#ctx.metrics.idleClosed.inc();
+    // Replies waiting in the buffer mean the client stopped reading: nothing to finish.
+    if (this.#socket.writableLength > 0) this.#socket.destroy();
+    else {
+      this.#quitting = true;
+      this.#close();
     }
   }
 
   #onClose(): void {
     this.#closed = true;
     this.#framing?.reset();
-    const done = this.#onIdle;
-    this.#onIdle = null;
+    const done = this.#onClosed;
+    this.#onClosed = null;
     done?.();
   }
 }

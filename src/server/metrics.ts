@@ -12,6 +12,7 @@ export interface ServerMetrics {
   readonly connections: Gauge;
   readonly connectionsTotal: Counter;
   readonly rejectedConnections: Counter;
+  readonly idleClosed: Counter;
   readonly authFailures: Counter;
 }
 
@@ -66,6 +67,11 @@ export function registerServerMetrics(registry: Registry): ServerMetrics {
     rejectedConnections: new Counter({
       name: 'kvstore_connections_rejected_total',
       help: 'Client connections refused because --max-connections was reached.',
+      registers: [registry],
+    }),
+    idleClosed: new Counter({
+      name: 'kvstore_connections_idle_closed_total',
+      help: 'Client connections closed by the node after --client-idle-timeout-ms without traffic.',
       registers: [registry],
     }),
   };

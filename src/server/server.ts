@@ -31,7 +31,15 @@ export interface ServerOptions {
   readonly password?: string | null;
   /** Serve TLS on the client port with this certificate and key (PEM); null: plain TCP. */
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer } | null;
+  /** Close connections idle (no command running, no bytes moving) this long; 0 or absent: never. */
+  readonly idleTimeoutMs?: number;
 }
+
+const STAR = 0x2a;
+/** How long a refused connection may take to send its first byte (which picks the framing). */
+const REFUSAL_WAIT_MS = 1000;
+/** Refused connections waiting for that byte at once; beyond it they get the text reply at once. */
+const MAX_REFUSALS_WAITING = 256;
 
 /** Bytes a RESP bulk string may exceed --max-value-bytes by and still get VALUE_TOO_LARGE. */
 const BULK_SLACK = 4096;
@@ -58,6 +66,9 @@ export class KvServer {
   readonly #ctx: ConnectionContext;
   readonly #metrics: ServerMetrics;
   readonly #opts: ServerOptions;
+  /** Every socket the listener accepted, served or not (a TLS handshake, a refusal). */
+  readonly #sockets = new Set<Socket>();
+  #refusalsWaiting = 0;
   #clientIds = 0;
 
   private constructor(opts: ServerOptions) {
@@ -82,11 +93,16 @@ export class KvServer {
       scanCursors: new ScanCursorTable({ max: 10_000, ttlMs: 10 * 60_000 }),
       auth: new Authenticator(opts.password ?? null),
       budget: new WriteBudget(opts.maxInflightWriteBytes ?? 64 * 1024 * 1024),
+      idleTimeoutMs: opts.idleTimeoutMs ?? 0,
     };
     const accept = (socket: Socket) => this.#accept(socket);
     this.#server = opts.tls
       ? createTlsServer({ allowHalfOpen: true, cert: opts.tls.cert, key: opts.tls.key }, accept)
       : createServer({ allowHalfOpen: true }, accept);
+    this.#server.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
     this.#server.on('error', (err) => opts.logger.error({ err }, 'client listener error'));
     // A client that fails the TLS handshake is its own problem; the listener carries on.
     this.#server.on('tlsClientError', (err) =>
@@ -112,10 +128,7 @@ export class KvServer {
 
   #accept(socket: Socket): void {
     if (this.#connections.size >= this.#opts.maxConnections) {
-      this.#metrics.rejectedConnections.inc();
-      const err = new KvError('KV_ERR_MAX_CLIENTS', 'server: too many client connections');
-      socket.on('error', () => {});
-      socket.end(`ERR ${wireCode(err.code)} ${err.message}\n`);
+      this.#refuse(socket);
       return;
     }
     const conn = new Connection(socket, this.#ctx);
@@ -129,8 +142,38 @@ export class KvServer {
   }
 
   /**
-   * Stops accepting, lets every connection finish its in-flight commands and send their replies,
-   * then closes them. Connections still busy after `timeoutMs` are destroyed.
+   * Answers a connection over --max-connections with `ERR MAX_CLIENTS` and closes it. The reply
+   * is framed like the client's first byte (`-ERR ...` for RESP, which starts with `*`); a
+   * client silent for REFUSAL_WAIT_MS, or one refused while many wait, gets the text line.
+   */
+  #refuse(socket: Socket): void {
+    this.#metrics.rejectedConnections.inc();
+    const err = new KvError('KV_ERR_MAX_CLIENTS', 'server: too many client connections');
+    const line = `ERR ${wireCode(err.code)} ${err.message}`;
+    socket.on('error', () => {});
+    let answered = false;
+    const answer = (resp: boolean) => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(timer);
+      this.#refusalsWaiting--;
+      if (socket.destroyed) return;
+      socket.end(resp ? `-${line}\r\n` : `${line}\n`, () => socket.destroy());
+    };
+    this.#refusalsWaiting++;
+    const timer = setTimeout(() => answer(false), REFUSAL_WAIT_MS);
+    // Flowing, so later input is read and dropped (unread input would reset the reply away).
+    socket.on('data', (chunk: Buffer) => answer(chunk[0] === STAR));
+    socket.once('end', () => answer(false));
+    socket.once('close', () => answer(false));
+    if (this.#refusalsWaiting > MAX_REFUSALS_WAITING) answer(false);
+  }
+
+  /**
+   * Stops accepting and drains every connection: idle ones close at once, busy ones once their
+   * in-flight commands are answered. After `timeoutMs` whatever is left (a client that does not
+   * read, a reply that cannot be delivered) is destroyed, as is every socket that never became a
+   * connection (a TLS handshake, a refusal). Resolves when every socket is closed.
    */
   async shutdown(timeoutMs: number): Promise<void> {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
@@ -145,6 +188,7 @@ export class KvServer {
       this.#opts.logger.warn({ connections: this.#connections.size }, 'shutdown timed out');
       for (const c of this.#connections) c.destroy();
     }
+    for (const s of this.#sockets) s.destroy();
     await closed;
   }
 }

@@ -1,6 +1,7 @@
 // storage: the durable ordered store (a write-ahead log in front of LMDB), the record codec and
 // hybrid-logical-clock versions.
 
+export { type DirLock, LOCK_FILE, lockDataDir } from './dir-lock.ts';
 export { type Hint, HintStore } from './hints.ts';
 export {
   compareVersions,

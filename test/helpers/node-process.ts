@@ -23,6 +23,8 @@ export interface NodeProcess {
   stderr(): string;
   /** Sends a signal and resolves with the exit code (or the signal name). */
   stop(signal?: NodeJS.Signals): Promise<number | string>;
+  /** Resolves with the exit code (or the signal name) once the process exited. */
+  readonly exited: Promise<number | string>;
 }
 
 /** A test node's name and free loopback ports. */
@@ -104,6 +106,7 @@ export async function startNodeProcess(
     dataDir,
     logs,
     stderr: () => stderr,
+    exited,
     stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPki } from '../helpers/certs.ts';
 import {
   cleanup,
   NODE,
@@ -140,7 +141,7 @@ describe('kvctl', () => {
   it('exits 2 on usage mistakes and prints help', async () => {
     const bad = await kvctl(['frobnicate']);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toBe("kvctl: unknown command 'frobnicate'\nTry 'kvctl --help'.\n");
+    expect(bad.stderr).toBe("kvctl: unknown command 'frobnicate' (see kvctl --help)\n");
     expect((await kvctl([...at, 'get'])).code).toBe(2);
     expect((await kvctl(['--port', 'x', 'ping'])).code).toBe(2);
     const help = await kvctl(['--help']);
@@ -186,5 +187,49 @@ describe('kvctl', () => {
   it('ends the shell at end of input, even without a final newline', async () => {
     const run = await kvctl([...at, 'shell'], { input: 'PUT eof:b 2\nGET eof:b' });
     expect(run).toEqual({ code: 0, stdout: 'OK\n2\n', stderr: '' });
+  });
+});
+
+describe('kvctl over TLS', () => {
+  afterAll(cleanup);
+
+  it('talks to a TLS node, and says what is wrong when it cannot', async () => {
+    const pki = createPki();
+    const { cert, key } = pki.issue('kvstore', ['127.0.0.1']);
+    const node = await startNodeProcess({ args: ['--tls-cert-file', cert, '--tls-key-file', key] });
+    const at = ['--port', String(node.port)];
+    const noTls = {
+      KVCTL_TLS: undefined,
+      KVCTL_TLS_CA_FILE: undefined,
+      KVCTL_TLS_INSECURE: undefined,
+    };
+    const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+      kvctl([...at, ...args], { env: { ...noTls, ...env } });
+    expect(await run(['--tls-ca-file', pki.ca, 'put', 'tls:k', 'secret'])).toEqual({
+      code: 0,
+      stdout: 'OK\n',
+      stderr: '',
+    });
+    expect(await run(['get', 'tls:k'], { KVCTL_TLS_CA_FILE: pki.ca })).toEqual({
+      code: 0,
+      stdout: 'secret\n',
+      stderr: '',
+    });
+    expect(await run(['--tls-insecure', 'ping'])).toMatchObject({ code: 0, stdout: 'PONG\n' });
+    // The system's CAs do not know the test CA: the certificate is refused, and it says so.
+    const untrusted = await run(['--tls', 'ping']);
+    expect(untrusted.code).toBe(1);
+    expect(untrusted.stderr).toMatch(/^kvctl: .*certificate/);
+    // Plain text to a TLS port: not "connection closed", but what to do about it.
+    const plain = await run(['ping']);
+    expect(plain.code).toBe(1);
+    expect(plain.stderr).toBe(
+      `kvctl: 127.0.0.1:${node.port} serves TLS and closed this plain-text connection: use --tls with --tls-ca-file <ca.pem> (or KVCTL_TLS_CA_FILE)\n`,
+    );
+    expect(await run(['--tls-ca-file', '/nonexistent/ca.pem', 'ping'])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'kvctl: config: cannot read --tls-ca-file /nonexistent/ca.pem (ENOENT)\n',
+    });
   });
 });

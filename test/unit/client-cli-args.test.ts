@@ -20,6 +20,7 @@ describe('kvctl arguments', () => {
       port: 8081,
       httpPort: 9090,
       timeoutMs: 10_000,
+      tls: null,
       command: { name: 'ping' },
     });
     const env = { KVCTL_HOST: 'db', KVCTL_PORT: '9000', KVCTL_HTTP_PORT: '9100' };
@@ -72,6 +73,24 @@ describe('kvctl arguments', () => {
     expect(usage(['prefix', 'a', '--limit', '0'])).toMatch(/--limit must be/);
     expect(usage(['prefix', 'a', '--cursor', 'c'])).toMatch(/--cursor needs --limit/);
     expect(usage(['ping', 'x'])).toMatch(/ping expects no arguments/);
+  });
+
+  it('turns TLS on by flag or environment', () => {
+    expect(parseArgs(['--tls', 'ping'], {}).tls).toEqual({ insecure: false });
+    expect(parseArgs(['--tls-ca-file', '/ca.pem', 'ping'], {}).tls).toEqual({
+      insecure: false,
+      caFile: '/ca.pem',
+    });
+    expect(parseArgs(['--tls-insecure', 'ping'], {}).tls).toEqual({ insecure: true });
+    expect(parseArgs(['ping'], { KVCTL_TLS: '1' }).tls).toEqual({ insecure: false });
+    expect(parseArgs(['ping'], { KVCTL_TLS_CA_FILE: '/c' }).tls).toEqual({
+      insecure: false,
+      caFile: '/c',
+    });
+    expect(parseArgs(['ping'], { KVCTL_TLS: '0' }).tls).toBeNull();
+    expect(usage(['ping'], { KVCTL_TLS: 'maybe' })).toMatch(/KVCTL_TLS must be 1 or 0/);
+    expect(usage(['--tls=yes', 'ping'])).toMatch(/--tls takes no value/);
+    expect(usage(['--tls-ca-file'])).toMatch(/--tls-ca-file needs a value/);
   });
 
   it('asks for help', () => {

@@ -290,7 +290,7 @@ describe('operator options', () => {
   it('rejects unknown flags and bad values with the flag and variable names', () => {
     expect(loadOptions(['--nope', '1'], {})).toEqual({
       kind: 'error',
-      text: "options: unknown option '--nope'",
+      text: "config: unknown option '--nope'",
     });
     const bad = loadOptions(['--pod-url-template', 'http://x'], {});
     expect(bad.kind === 'error' && bad.text).toContain(

@@ -1,0 +1,92 @@
+// Idle clients cannot starve others: --client-idle-timeout-ms, and ERR MAX_CLIENTS in both framings.
+
+import { connect, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LineClient } from '../helpers/line-client.ts';
+import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
+
+const sockets: Socket[] = [];
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  await cleanup();
+});
+
+/** A raw connection that records what it received and whether the node closed it. */
+async function raw(
+  port: number,
+): Promise<{ socket: Socket; got: () => string; closed: () => boolean }> {
+  const socket = await new Promise<Socket>((resolve, reject) => {
+    const s = connect({ port, host: '127.0.0.1' }, () => resolve(s));
+    s.once('error', reject);
+  });
+  socket.on('error', () => {});
+  sockets.push(socket);
+  let got = '';
+  let closed = false;
+  socket.on('data', (d: Buffer) => {
+    got += d.toString();
+  });
+  socket.on('close', () => {
+    closed = true;
+  });
+  return { socket, got: () => got, closed: () => closed };
+}
+
+async function metric(node: NodeProcess, series: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${node.httpPort}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return Number(line?.slice(series.length + 1));
+}
+
+const LINE = 'ERR MAX_CLIENTS server: too many client connections';
+const WAIT = { timeout: 15_000 };
+
+describe('the connection cap', () => {
+  it('answers ERR MAX_CLIENTS framed like the client (text, RESP, silent) and closes', async () => {
+    const node = await startNodeProcess({ args: ['--max-connections', '2'] });
+    const a = await LineClient.connect(node.port);
+    const b = await LineClient.connect(node.port);
+    expect(await a.call('PING')).toBe('PONG');
+    expect(await b.call('PING')).toBe('PONG');
+
+    const text = await raw(node.port);
+    text.socket.write('PING\n');
+    const resp = await raw(node.port);
+    resp.socket.write('*1\r\n$4\r\nPING\r\n');
+    const silent = await raw(node.port); // says nothing: gets the text line
+    for (const r of [text, resp, silent]) await expect.poll(r.closed, WAIT).toBe(true);
+    expect(text.got()).toBe(`${LINE}\n`);
+    expect(resp.got()).toBe(`-${LINE}\r\n`);
+    expect(silent.got()).toBe(`${LINE}\n`);
+
+    expect(await metric(node, 'kvstore_connections_rejected_total')).toBe(3);
+    expect(await metric(node, 'kvstore_connections')).toBe(2);
+    expect(await a.call('PING')).toBe('PONG'); // the clients inside are undisturbed
+    a.close();
+    await expect.poll(() => metric(node, 'kvstore_connections'), WAIT).toBe(1);
+    const c = await LineClient.connect(node.port); // room again
+    expect(await c.call('PING')).toBe('PONG');
+    b.close();
+    c.close();
+  }, 60_000);
+});
+
+describe('--client-idle-timeout-ms', () => {
+  it('closes a connection idle that long; traffic keeps one open', async () => {
+    const node = await startNodeProcess({ args: ['--client-idle-timeout-ms', '3000'] });
+    const idle = await raw(node.port);
+    idle.socket.write('PING\n');
+    const busy = await LineClient.connect(node.port);
+    // 4 s of PINGs 200 ms apart: longer than the timeout, so only the traffic keeps it open.
+    const until = Date.now() + 4000;
+    while (Date.now() < until) {
+      expect(await busy.call('PING')).toBe('PONG');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await expect.poll(idle.closed, WAIT).toBe(true);
+    expect(idle.got()).toBe('PONG\n');
+    expect(busy.closed).toBe(false);
+    expect(await metric(node, 'kvstore_connections_idle_closed_total')).toBe(1);
+    busy.close();
+  }, 60_000);
+});

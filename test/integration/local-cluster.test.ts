@@ -1,0 +1,70 @@
+// `npm run cluster` as a user runs it: Ctrl-C (SIGINT to the whole process group) drains every node.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LineClient } from '../helpers/line-client.ts';
+import { cleanup, ROOT, tempDir } from '../helpers/node-process.ts';
+
+let group: ChildProcess | null = null;
+afterEach(async () => {
+  // npm may be gone while the script and nodes it started live on in its process group.
+  const pgid = group?.pid;
+  group = null;
+  if (pgid !== undefined) {
+    const alive = () => {
+      try {
+        process.kill(-pgid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    if (alive()) process.kill(-pgid, 'SIGKILL');
+    await expect.poll(alive, { timeout: 10_000 }).toBe(false);
+  }
+  await cleanup();
+});
+
+const random = (n: number) => Math.floor(Math.random() * n);
+
+describe('npm run cluster', () => {
+  it('drains every node on Ctrl-C: each logs "node stopped" and exits 0', async () => {
+    // A loopback address and ports of its own, so other tests and a developer's cluster are safe.
+    const host = `127.0.${1 + random(250)}.${1 + random(250)}`;
+    const offset = 30_000 + random(20_000);
+    const npm = spawn('npm', ['run', '-s', 'cluster'], {
+      cwd: ROOT,
+      detached: true, // a process group of its own, like a terminal's foreground job
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        KV_LOCAL_DATA: tempDir(),
+        KV_LOCAL_HOST: host,
+        KV_LOCAL_PORT_OFFSET: String(offset),
+      },
+    });
+    group = npm;
+    const lines: string[] = [];
+    const rl = createInterface({ input: npm.stdout! });
+    rl.on('line', (l) => lines.push(l));
+    // npm (and its sh) die of the SIGINT at once, as they do in a terminal; the nodes and the
+    // script go on draining, printing to the same pipe: it closes when the last of them exits.
+    const allGone = new Promise<void>((resolve) => rl.once('close', resolve));
+    const npmExited = new Promise((resolve) => npm.once('exit', resolve));
+    const listening = () => lines.filter((l) => l.includes('"node listening"')).length;
+    await expect.poll(listening, { timeout: 60_000, interval: 200 }).toBe(3);
+    const c = await LineClient.connect(offset + 8081, host);
+    expect(await c.call('PUT ctrl-c drained')).toBe('OK');
+    c.close();
+
+    process.kill(-npm.pid!, 'SIGINT');
+    await Promise.all([allGone, npmExited]);
+    for (const name of ['kvstore1', 'kvstore2', 'kvstore3']) {
+      const mine = lines.filter((l) => l.startsWith(`${name.padEnd(9)}|`));
+      expect(mine.some((l) => l.includes('"node stopped"'))).toBe(true);
+      expect(mine).toContain(`${name.padEnd(9)}| exited (0)`);
+    }
+    expect(() => process.kill(-npm.pid!, 0)).toThrow(/ESRCH/); // nothing of the group is left
+  }, 120_000);
+});
