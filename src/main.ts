@@ -52,12 +52,6 @@ main().then(
   // Exit now: a timer or socket some module left behind must not keep a stopped node alive.
   (code) => process.exit(code),
   (err: unknown) => {
-    // A damaged data directory is a configuration-level stop (2): restarting will not help.
-    if (err instanceof KvError && err.code === 'KV_ERR_CORRUPT') {
-      process.stderr.write(`kvstore: ${err.message}\n`);
-      process.exitCode = 2;
-      return;
-    }
     process.stderr.write(`kvstore: ${err instanceof Error ? err.stack : String(err)}\n`);
     process.exit(1);
   },

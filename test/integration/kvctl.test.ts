@@ -193,7 +193,9 @@ describe('kvctl', () => {
 describe('kvctl over TLS', () => {
   afterAll(cleanup);
 
-  it('talks to a TLS node, and says what is wrong when it cannot', async () => {
+  it('talks to a TLS node, and says what is wrong when it cannot', {
+    timeout: 120_000,
+  }, async () => {
     const pki = createPki();
     const { cert, key } = pki.issue('kvstore', ['127.0.0.1']);
     const node = await startNodeProcess({ args: ['--tls-cert-file', cert, '--tls-key-file', key] });

@@ -113,7 +113,7 @@ describe.concurrent('kvstore refuses bad configuration with one line and exit 2'
     it(what, async () => {
       const o = await outcome(MAIN, [...NODE_ARGS, '--data-dir', tempDir(), ...args], env);
       expectOneLine(o, 'kvstore: config: ', mentions);
-    });
+    }, 60_000);
   }
 });
 
@@ -166,7 +166,7 @@ describe.concurrent('kvctl and kvstore-operator refuse bad configuration the sam
   for (const [what, script, args, env, prefix, mentions] of cases) {
     it(what, async () => {
       expectOneLine(await outcome(script, args, env), prefix, mentions);
-    });
+    }, 60_000);
   }
 });
 
