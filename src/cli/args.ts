@@ -30,6 +30,7 @@ export type CliCommand =
   | { readonly name: 'decommission'; readonly wait: boolean }
   | { readonly name: 'decommission-status' }
   | { readonly name: 'shell' }
+  | { readonly name: 'verify'; readonly dataDir: string }
   | { readonly name: 'help' };
 
 /** TLS to the client port: on with --tls, --tls-ca-file or --tls-insecure (or their KVCTL_* vars). */
@@ -66,6 +67,8 @@ commands:
   decommission [--wait]                      hand this node's data to the others (admin, HTTP
                                              port); --wait prints progress until it is done
   decommission-status                        the node's decommission state and progress
+  verify <data-dir>                          check a node's data directory offline (log CRCs,
+                                             LMDB file and entries, metadata); exit 1 on problems
   shell                                      interactive session: type protocol lines
                                              (PUT k v, GET k, RANGE a b LIMIT 10, ...);
                                              reads piped stdin too; exit, quit or EOF leave
@@ -202,6 +205,9 @@ function parseCommand(name: string, args: readonly string[]): CliCommand {
         throw new UsageError('decommission expects [--wait]');
       }
       return { name, wait: args.length === 1 };
+    case 'verify':
+      exactly(name, args, 1, '<data-dir>');
+      return { name, dataDir: args[0]! };
     case 'help':
       return { name };
     default:

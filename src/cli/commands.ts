@@ -11,7 +11,7 @@ export interface CliOutput {
 
 type OneShot = Exclude<
   CliCommand,
-  { name: 'shell' | 'help' | 'cluster' | 'decommission' | 'decommission-status' }
+  { name: 'shell' | 'help' | 'cluster' | 'decommission' | 'decommission-status' | 'verify' }
 >;
 
 /**

@@ -24,6 +24,11 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<nu
       // From the environment only, like the password.
       secret: env.KVCTL_CLUSTER_SECRET || null,
     };
+    if (cmd.name === 'verify') {
+      // Loaded only here: it brings storage and LMDB, which other commands never need.
+      const { verify } = await import('./verify.ts');
+      return await verify(cmd.dataDir, out);
+    }
     if (cmd.name === 'decommission') return await decommission(admin, cmd.wait, out);
     if (cmd.name === 'decommission-status') return await decommissionStatus(admin, out);
     const tls = clientTls(args.tls);

@@ -27,3 +27,4 @@ export {
   Storage,
   type StorageOptions,
 } from './store.ts';
+export { type StoreCheck, verifyStore } from './verify.ts';

@@ -2,6 +2,7 @@
 // damage and exit code 2 (never a signal); --wal-truncate-corrupt cuts the log and starts; a torn
 // tail is dropped with a warning that counts its records.
 
+import { spawnSync } from 'node:child_process';
 import {
   closeSync,
   openSync,
@@ -15,7 +16,20 @@ import {
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LineClient } from '../helpers/line-client.ts';
-import { cleanup, runNodeToExit, startNodeProcess, tempDir } from '../helpers/node-process.ts';
+import {
+  cleanup,
+  NODE,
+  ROOT,
+  runNodeToExit,
+  startNodeProcess,
+  tempDir,
+} from '../helpers/node-process.ts';
+
+/** Runs `kvctl verify <dir>`: its exit code and output. */
+function verify(dir: string): { code: number | null; out: string } {
+  const r = spawnSync(NODE, [join(ROOT, 'src/cli/main.ts'), 'verify', dir], { encoding: 'utf8' });
+  return { code: r.status, out: r.stdout + r.stderr };
+}
 
 const clients: LineClient[] = [];
 afterEach(async () => {
@@ -51,6 +65,9 @@ describe('corrupt data directories', () => {
     const bytes = readFileSync(segment);
     bytes[100] = bytes[100]! ^ 0xff; // inside the first group
     writeFileSync(segment, bytes);
+    const offline = verify(dataDir);
+    expect(offline.code).toBe(1);
+    expect(offline.out).toMatch(/^PROBLEM wal: damaged in .*0000000000000001\.wal at offset \d+/m);
     const run = await runNodeToExit(['--data-dir', dataDir]);
     expect({ code: run.code, signal: run.signal }).toEqual({ code: 2, signal: null });
     const line = fatal(run.logs);
@@ -69,9 +86,13 @@ describe('corrupt data directories', () => {
     );
     expect(cut).toMatchObject({ segment: 1, droppedRecords: 30, droppedSegments: 0 });
     expect(await node.stop()).toBe(0);
-    // The cut is on disk: the next start needs no flag.
+    // The cut is on disk: the next start needs no flag, and verify finds nothing wrong.
     const again = await startNodeProcess({ dataDir });
     expect(await again.stop()).toBe(0);
+    const healthy = verify(dataDir);
+    expect(healthy.out).toMatch(/^lmdb: .*30 records \(30 live, 0 tombstones\)/m);
+    expect(healthy.out).toMatch(/^metadata: \d+ keys \(.*state.*x:incarnation/m);
+    expect(healthy).toMatchObject({ code: 0, out: expect.stringMatching(/^OK$/m) });
   }, 60_000);
 
   it('drops a torn last group with a warning that counts its records', async () => {
@@ -106,7 +127,12 @@ describe('corrupt data directories', () => {
       for (let i = 0; i < 40; i++) c.send(`PUT k${i} ${'x'.repeat(4000)}\r\n`);
       await c.lines(40);
       expect(await node.stop()).toBe(0);
+      expect(verify(dataDir).code).toBe(0);
       damage(join(dataDir, 'data.mdb'));
+      expect(verify(dataDir)).toEqual({
+        code: 1,
+        out: expect.stringMatching(/^PROBLEM lmdb: .*data\.mdb is damaged: /m),
+      });
       const run = await runNodeToExit(['--data-dir', dataDir]);
       expect({ code: run.code, signal: run.signal }).toEqual({ code: 2, signal: null });
       expect(fatal(run.logs)).toMatchObject({ code: 'KV_ERR_CORRUPT' });
