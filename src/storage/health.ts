@@ -1,6 +1,7 @@
 // Whether the store can take writes: LMDB commit failures (a full disk, I/O errors), how they
 // are described, and the signals the store's checkpoints and repairs wait on.
 
+import { statfsSync } from 'node:fs';
 import { describeIoError, errnoName } from './io-errors.ts';
 
 /** A one-shot broadcast that can be re-armed: `wait()` resolves at the next `fire()`. */
@@ -89,6 +90,41 @@ export class LmdbHealth {
       return describeIoError(new Error('LMDB commit failed'), this.#dir);
     }
     return describeIoError(err, this.#dir);
+  }
+}
+
+/** Whether a directory's file system has at least `minFree` bytes free (0: always). */
+export class SpaceCheck {
+  readonly #dir: string;
+  readonly #minFree: number;
+  #at = 0;
+  #short: string | null = null;
+
+  constructor(dir: string, minFree: number) {
+    this.#dir = dir;
+    this.#minFree = minFree;
+  }
+
+  /**
+   * Why free space is short, or null. Checked at most every 100 ms unless `fresh`: a write is
+   * refused from the first check after space ran short, at most that late.
+   */
+  short(fresh = false): string | null {
+    if (this.#minFree === 0) return null;
+    const now = Date.now();
+    if (!fresh && now - this.#at < 100) return this.#short;
+    this.#at = now;
+    this.#short = null;
+    try {
+      const fs = statfsSync(this.#dir);
+      const free = fs.bavail * fs.bsize;
+      if (free < this.#minFree) {
+        this.#short = `disk full (${free} bytes free in ${this.#dir}, below --min-free-disk-bytes ${this.#minFree})`;
+      }
+    } catch {
+      // Cannot tell: the writes themselves will say.
+    }
+    return this.#short;
   }
 }
 

@@ -20,11 +20,6 @@ export {
   type StoredRecord,
   validWall,
 } from './record.ts';
-export {
-  type Entry,
-  type ScanBounds,
-  type ScannedRecord,
-  Storage,
-  type StorageOptions,
-} from './store.ts';
+export type { ScanBounds, ScannedRecord } from './scan.ts';
+export { type Entry, Storage, type StorageOptions } from './store.ts';
 export { type StoreCheck, verifyStore } from './verify.ts';

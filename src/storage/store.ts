@@ -1,45 +1,20 @@
 // The durable ordered store: LMDB with binary keys (byte order) and versioned records.
 
-import { statfsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
-import type { Registry } from 'prom-client';
 import { KvError } from '../errors/index.ts';
-import { guardLmdbRejections, LmdbHealth } from './health.ts';
+import { guardLmdbRejections } from './health.ts';
 import { compareVersions, HybridClock, isValidVersion, type Version } from './hlc.ts';
 import { checkLmdbFile } from './lmdb-check.ts';
 import { registerStorageMetrics, type StorageMetrics } from './metrics.ts';
 import { decodeRecord, encodeRecord, type StoredRecord } from './record.ts';
+import { mergeOverlay, overlayWithin, type ScanBounds, type ScannedRecord } from './scan.ts';
+import type { Entry, RecoveryReport, StorageOptions } from './types.ts';
 import { type Recovered, WAL_DISCARD, WAL_PUT, WriteAheadLog } from './wal.ts';
+import { Writability } from './writability.ts';
 
-export interface StorageOptions {
-  /** Directory of the LMDB environment; created when missing. */
-  readonly path: string;
-  /** This node's name: the node part of the versions it makes. */
-  readonly nodeName: string;
-  /** Registry for the storage metrics; none are registered when omitted. */
-  readonly registry?: Registry;
-  /** Size of a write-ahead log segment (default 4 MiB): bounds what a restart replays. */
-  readonly walSegmentBytes?: number;
-  /** The clock's --max-clock-offset-ms (see HybridClock). */
-  readonly maxClockOffsetMs?: number;
-  /** Damage before the log's last group: cut the log there and start (else KV_ERR_CORRUPT). */
-  readonly walTruncateCorrupt?: boolean;
-  /**
-   * Writes are refused while the data directory's file system has less free space than this
-   * (0: never), so LMDB and the log never run into a full disk under their own writes.
-   */
-  readonly minFreeBytes?: number;
-  /** Called when the store starts refusing writes (with why) and when it takes them again. */
-  readonly onWritable?: (failure: string | null) => void;
-}
-
-/** What opening the store found in its log, for the node to log. */
-export interface RecoveryReport {
-  readonly replayed: number;
-  readonly torn: Recovered['torn'];
-  readonly truncated: Recovered['truncated'];
-}
+export type { Entry, RecoveryReport, StorageOptions } from './types.ts';
 
 const WAL_SEGMENT_BYTES = 4 * 1024 * 1024;
 /**
@@ -48,29 +23,6 @@ const WAL_SEGMENT_BYTES = 4 * 1024 * 1024;
  * cannot pile up behind it.
  */
 const MAX_UNCOMMITTED_BYTES = 16 * 1024 * 1024;
-
-/** Bounds of an ordered scan, on raw key bytes. */
-export interface ScanBounds {
-  /** First key (inclusive unless `exclusiveStart`). */
-  readonly start: Buffer;
-  /** Last key: exclusive by default, inclusive with `inclusiveEnd`; null scans to the end. */
-  readonly end: Buffer | null;
-  readonly inclusiveEnd?: boolean;
-  readonly exclusiveStart?: boolean;
-}
-
-export interface ScannedRecord {
-  readonly key: Buffer;
-  readonly record: StoredRecord;
-  /** The record as stored (encodeRecord bytes): what peers send each other. */
-  readonly raw: Buffer;
-}
-
-/** One write of a batch. */
-export interface Entry {
-  readonly key: Buffer;
-  readonly record: StoredRecord;
-}
 
 interface MetaState {
   liveKeys: number;
@@ -106,18 +58,10 @@ export class Storage {
   #stateQueued = false;
   /** Null while replaying the log at open (replayed writes are in it already). */
   #wal: WriteAheadLog | null = null;
-  /** LMDB failures: while one stands, writes are refused and a repair re-queues what failed. */
-  readonly #health: LmdbHealth;
+  /** Free space, LMDB failures, the log: while one stands, writes are refused until repaired. */
+  readonly #w: Writability;
   readonly #unguard: () => void;
-  #repairing: Promise<void> | null = null;
-  #repairTimer: NodeJS.Timeout | null = null;
   #recovery: RecoveryReport = { replayed: 0, torn: null, truncated: null };
-  readonly #onWritable: (failure: string | null) => void;
-  #reported: string | null = null;
-  readonly #path: string;
-  readonly #minFreeBytes: number;
-  /** The last free-space check: when, and why space is short (null: enough). */
-  #space = { at: 0, short: null as string | null };
   /** True while replayed writes stay in memory only (too little space to give them to LMDB). */
   #held = false;
   /** Bytes of queued writes LMDB has not committed, and the newest one's commit. */
@@ -131,11 +75,15 @@ export class Storage {
     this.#tombs = root.openDB<Buffer, Buffer>({ name: 'tombstones', ...binary });
     this.#meta = root.openDB<unknown, string>({ name: 'meta', encoding: 'json' });
     this.#dataFile = join(opts.path, 'data.mdb');
-    this.#onWritable = opts.onWritable ?? (() => {});
-    this.#path = opts.path;
-    this.#minFreeBytes = opts.minFreeBytes ?? 0;
-    this.#health = new LmdbHealth(opts.path, (failure) => this.#healthChanged(failure));
-    this.#unguard = guardLmdbRejections(this.#health);
+    this.#w = new Writability({
+      dir: opts.path,
+      minFreeBytes: opts.minFreeBytes ?? 0,
+      walBroken: () => this.#wal?.broken ?? null,
+      walSync: () => this.#wal?.sync() ?? Promise.resolve(),
+      repairLmdb: () => this.#repairLmdb(),
+      onWritable: opts.onWritable ?? (() => {}),
+    });
+    this.#unguard = guardLmdbRejections(this.#w.health);
     this.clock = new HybridClock(opts.nodeName, Date.now, opts.maxClockOffsetMs);
     this.#state = (this.#meta.get(META_KEY) as MetaState | undefined) ?? {
       liveKeys: 0,
@@ -177,7 +125,7 @@ export class Storage {
       {
         dir: walDir,
         segmentBytes: opts.walSegmentBytes ?? WAL_SEGMENT_BYTES,
-        checkpoint: () => store.#checkpoint(),
+        checkpoint: () => store.#w.checkpoint(store.#root),
         ...(m ? { onSync: m.walSynced } : {}),
       },
       recovered,
@@ -196,20 +144,15 @@ export class Storage {
    * second, try again, so writes resume once the cause is gone.
    */
   writeFailure(): string | null {
-    const space = this.#spaceShort();
-    if (space !== null) return space;
-    const lmdb = this.#health.failure;
-    if (lmdb !== null) return `LMDB: ${lmdb}`;
-    const wal = this.#wal?.broken;
-    return wal ? wal.message.replace(/^storage: /, '') : null;
+    return this.#w.failure();
   }
 
   /** Applies what the log holds beyond LMDB's last flush (most of it is already there). */
   #replay(recovered: Recovered): void {
     // On a disk too full for them, replayed writes are kept in memory (reads see them) and the
     // repair gives them to LMDB once there is room.
-    this.#held = recovered.entries.length > 0 && this.#spaceShort(true) !== null;
-    if (this.#held) this.#health.fail(new Error(this.#spaceShort()!));
+    this.#held = recovered.entries.length > 0 && this.#w.space.short(true) !== null;
+    if (this.#held) this.#w.health.fail(new Error(this.#w.space.short()!));
     for (const e of recovered.entries) {
       const record = decodeRecord(e.payload);
       this.clock.observe(record.version);
@@ -297,13 +240,13 @@ export class Storage {
       throw new KvError('KV_ERR_STORAGE', 'storage: store is closed');
     }
     // Checked before deciding, so a refused write is never queued to LMDB.
-    if (this.#refusing()) await this.#ensureWritable();
+    if (this.#w.refusing()) await this.#w.ensure();
     const started = performance.now();
     const result = decide();
     try {
       await wal.sync();
     } finally {
-      this.#report();
+      this.#w.report();
     }
     // LMDB commits in queue order: the newest queued write's commit covers this one's.
     if (this.#uncommittedBytes > MAX_UNCOMMITTED_BYTES) await this.#lastCommit.catch(() => {});
@@ -311,72 +254,12 @@ export class Storage {
     return result;
   }
 
-  #refusing(): boolean {
-    return this.#spaceShort() !== null || this.#health.failure !== null || !!this.#wal?.broken;
-  }
-
-  /**
-   * Why free space is short (below minFreeBytes), or null. Checked at most every 100 ms unless
-   * `fresh`: a write is refused from the check after space ran short, at most that late.
-   */
-  #spaceShort(fresh = false): string | null {
-    if (this.#minFreeBytes === 0) return null;
-    const now = Date.now();
-    if (fresh || now - this.#space.at >= 100) {
-      let short: string | null = null;
-      try {
-        const fs = statfsSync(this.#path);
-        const free = fs.bavail * fs.bsize;
-        if (free < this.#minFreeBytes) {
-          short = `disk full (${free} bytes free in ${this.#path}, below --min-free-disk-bytes ${this.#minFreeBytes})`;
-        }
-      } catch {
-        // Cannot tell: the writes themselves will say.
-      }
-      this.#space = { at: now, short };
-    }
-    return this.#space.short;
-  }
-
-  /** Repairs what it can; throws KV_ERR_STORAGE (with the reason) if writes are still refused. */
-  async #ensureWritable(): Promise<void> {
-    if (this.#spaceShort(true) !== null) {
-      this.#report();
-      throw this.#refusal();
-    }
-    if (this.#health.failure !== null) {
-      this.#repairing ??= this.#repairLmdb().finally(() => {
-        this.#repairing = null;
-      });
-      await this.#repairing;
-    }
-    // With nothing appended, a sync of a broken log only tries to start a new segment.
-    if (this.#health.failure === null) await this.#wal?.sync().catch(() => {});
-    this.#report();
-    if (this.writeFailure() !== null) throw this.#refusal();
-  }
-
-  /** Tells `onWritable` when writes start being refused or accepted. */
-  #report(): void {
-    const failure = this.writeFailure();
-    if ((failure === null) === (this.#reported === null)) return;
-    this.#reported = failure;
-    this.#onWritable(failure);
-  }
-
-  #refusal(): KvError {
-    return new KvError(
-      'KV_ERR_STORAGE',
-      `storage: not writable: ${this.writeFailure() ?? 'LMDB commit failed'}; reads work, writes resume once that is fixed`,
-    );
-  }
-
   /**
    * Queues again every write LMDB has not committed (the failed ones stayed queued), with its
    * tombstone index entry and the counters; LMDB is writable again once that commits.
    */
   async #repairLmdb(): Promise<void> {
-    const generation = this.#health.generation;
+    const generation = this.#w.health.generation;
     this.#held = false;
     for (const [k, { raw }] of [...this.#queued]) {
       const key = Buffer.from(k, 'latin1');
@@ -387,53 +270,9 @@ export class Storage {
     const probe = this.#meta.put(META_KEY, { ...this.#state });
     try {
       await probe;
-      this.#health.recovered(generation);
+      this.#w.health.recovered(generation);
     } catch (err) {
-      this.#health.fail(err);
-    }
-  }
-
-  /** While writes are refused, retries the repair every second (unref'd). */
-  #healthChanged(failure: string | null): void {
-    this.#report();
-    if (failure !== null && this.#repairTimer === null && !this.#closed) {
-      this.#repairTimer = setInterval(() => {
-        void this.#ensureWritable().catch(() => {});
-      }, 1000).unref();
-    } else if (failure === null && this.#repairTimer !== null) {
-      clearInterval(this.#repairTimer);
-      this.#repairTimer = null;
-    }
-  }
-
-  /**
-   * Resolves once LMDB has flushed every write queued before the call, rejects when a commit
-   * fails meanwhile (LMDB's own `flushed` never resolves for a failed transaction).
-   */
-  async #flushed(generation = this.#health.generation): Promise<void> {
-    const ok = await Promise.race([
-      Promise.resolve(this.#root.flushed).then(() => true),
-      this.#health.failed().then(() => false),
-    ]);
-    if (!ok || this.#health.generation !== generation) {
-      throw new KvError('KV_ERR_STORAGE', `storage: LMDB flush failed: ${this.writeFailure()}`);
-    }
-  }
-
-  /**
-   * The log's checkpoint: resolves once every write queued before the call is flushed in
-   * LMDB, waiting through failures for the repair that queues them again. Rejects once the
-   * store closes (the segment then stays for the next start to replay).
-   */
-  async #checkpoint(): Promise<void> {
-    for (;;) {
-      if (this.#closed && this.#health.failure !== null) throw this.#refusal();
-      try {
-        if (this.#health.failure === null) return await this.#flushed();
-      } catch {
-        // A failure while flushing: wait for the repair, then flush again.
-      }
-      await this.#health.healthy();
+      this.#w.health.fail(err);
     }
   }
 
@@ -470,7 +309,7 @@ export class Storage {
         // The log has the write and reads keep seeing it (the entry stays queued); a repair
         // queues it again, and a restart replays it.
         this.#uncommittedBytes -= size;
-        this.#health.fail(err);
+        this.#w.health.fail(err);
       },
     );
     this.#saveStateSoon();
@@ -479,7 +318,7 @@ export class Storage {
   /** Any other LMDB write: a failure makes the store refuse writes until repaired. */
   #watch(write: () => Promise<unknown>): void {
     if (this.#held) return; // the repair writes the index and counters
-    write().catch((err: unknown) => this.#health.fail(err));
+    write().catch((err: unknown) => this.#w.health.fail(err));
   }
 
   #applyOne(key: Buffer, record: StoredRecord, onlyIfLive: boolean): boolean {
@@ -550,42 +389,7 @@ export class Storage {
       exclusiveStart: bounds.exclusiveStart ?? false,
     });
     // Writes LMDB has not committed yet (acknowledged: they are in the log) merged in.
-    const overlay = this.#queued.size === 0 ? [] : this.#overlay(bounds);
-    let i = 0;
-    for (const { key, value } of range) {
-      let shadowed = false;
-      while (i < overlay.length) {
-        const c = Buffer.compare(overlay[i]!.key, key);
-        if (c > 0) break;
-        const o = overlay[i++]!;
-        if (o.raw !== null) yield { key: o.key, record: decodeRecord(o.raw), raw: o.raw };
-        if (c === 0) {
-          shadowed = true;
-          break;
-        }
-      }
-      if (!shadowed) yield { key, record: decodeRecord(value), raw: value };
-    }
-    for (; i < overlay.length; i++) {
-      const o = overlay[i]!;
-      if (o.raw !== null) yield { key: o.key, record: decodeRecord(o.raw), raw: o.raw };
-    }
-  }
-
-  /** The queued writes within `bounds`, in key order. */
-  #overlay(bounds: ScanBounds): { key: Buffer; raw: Buffer | null }[] {
-    const out: { key: Buffer; raw: Buffer | null }[] = [];
-    for (const [k, e] of this.#queued) {
-      const key = Buffer.from(k, 'latin1');
-      const c = Buffer.compare(key, bounds.start);
-      if (c < 0 || (c === 0 && bounds.exclusiveStart)) continue;
-      if (bounds.end !== null) {
-        const d = Buffer.compare(key, bounds.end);
-        if (d > 0 || (d === 0 && !bounds.inclusiveEnd)) continue;
-      }
-      out.push({ key, raw: e.raw });
-    }
-    return out.sort((a, b) => Buffer.compare(a.key, b.key));
+    yield* mergeOverlay(range, this.#queued.size === 0 ? [] : overlayWithin(this.#queued, bounds));
   }
 
   /** Keys that hold a tombstone, ascending, strictly after `after` when given. */
@@ -616,15 +420,15 @@ export class Storage {
    */
   async transact(fn: () => void): Promise<void> {
     if (this.#closed) throw new KvError('KV_ERR_STORAGE', 'storage: store is closed');
-    if (this.#refusing()) await this.#ensureWritable();
+    if (this.#w.refusing()) await this.#w.ensure();
     try {
-      const generation = this.#health.generation;
+      const generation = this.#w.health.generation;
       await this.#root.transaction(fn);
-      await this.#flushed(generation);
+      await this.#w.flushed(this.#root, generation);
     } catch (err) {
       if (err instanceof KvError) throw err;
-      this.#health.fail(err);
-      throw this.#refusal();
+      this.#w.health.fail(err);
+      throw this.#w.refusal();
     }
   }
 
@@ -645,19 +449,18 @@ export class Storage {
    */
   async close(): Promise<void> {
     if (this.#closed) return;
-    if (this.#health.failure !== null) await this.#ensureWritable().catch(() => {});
+    if (this.#w.health.failure !== null) await this.#w.ensure().catch(() => {});
     this.#closed = true;
-    if (this.#repairTimer !== null) clearInterval(this.#repairTimer);
-    this.#health.wake();
+    this.#w.close();
     this.#unguard();
     await this.#wal?.close();
-    if (this.#health.failure !== null) {
+    if (this.#w.health.failure !== null) {
       // LMDB's close waits for a flush that never comes after a failed commit; the log keeps
       // every acknowledged write for the next start.
       void this.#root.close().catch(() => {});
       return;
     }
-    await this.#flushed().catch(() => {});
+    await this.#w.flushed(this.#root).catch(() => {});
     await this.#root.close();
   }
 }

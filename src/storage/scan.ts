@@ -1,0 +1,71 @@
+// Ordered scans: LMDB's range merged with the writes LMDB has not committed yet.
+
+import { decodeRecord, type StoredRecord } from './record.ts';
+
+/** Bounds of an ordered scan, on raw key bytes. */
+export interface ScanBounds {
+  /** First key (inclusive unless `exclusiveStart`). */
+  readonly start: Buffer;
+  /** Last key: exclusive by default, inclusive with `inclusiveEnd`; null scans to the end. */
+  readonly end: Buffer | null;
+  readonly inclusiveEnd?: boolean;
+  readonly exclusiveStart?: boolean;
+}
+
+export interface ScannedRecord {
+  readonly key: Buffer;
+  readonly record: StoredRecord;
+  /** The record as stored (encodeRecord bytes): what peers send each other. */
+  readonly raw: Buffer;
+}
+
+/** A write LMDB has not committed yet: the record bytes, or null for a delete. */
+interface Pending {
+  readonly key: Buffer;
+  readonly raw: Buffer | null;
+}
+
+/** The queued writes (by latin1 key) within `bounds`, in key order. */
+export function overlayWithin(
+  queued: ReadonlyMap<string, { readonly raw: Buffer | null }>,
+  bounds: ScanBounds,
+): Pending[] {
+  const out: Pending[] = [];
+  for (const [k, e] of queued) {
+    const key = Buffer.from(k, 'latin1');
+    const c = Buffer.compare(key, bounds.start);
+    if (c < 0 || (c === 0 && bounds.exclusiveStart)) continue;
+    if (bounds.end !== null) {
+      const d = Buffer.compare(key, bounds.end);
+      if (d > 0 || (d === 0 && !bounds.inclusiveEnd)) continue;
+    }
+    out.push({ key, raw: e.raw });
+  }
+  return out.sort((a, b) => Buffer.compare(a.key, b.key));
+}
+
+/** `range` (ascending) with `overlay` (ascending) merged in: an overlay entry shadows its key. */
+export function* mergeOverlay(
+  range: Iterable<{ key: Buffer; value: Buffer }>,
+  overlay: readonly Pending[],
+): Generator<ScannedRecord> {
+  let i = 0;
+  for (const { key, value } of range) {
+    let shadowed = false;
+    while (i < overlay.length) {
+      const c = Buffer.compare(overlay[i]!.key, key);
+      if (c > 0) break;
+      const o = overlay[i++]!;
+      if (o.raw !== null) yield { key: o.key, record: decodeRecord(o.raw), raw: o.raw };
+      if (c === 0) {
+        shadowed = true;
+        break;
+      }
+    }
+    if (!shadowed) yield { key, record: decodeRecord(value), raw: value };
+  }
+  for (; i < overlay.length; i++) {
+    const o = overlay[i]!;
+    if (o.raw !== null) yield { key: o.key, record: decodeRecord(o.raw), raw: o.raw };
+  }
+}

@@ -1,0 +1,40 @@
+// The store's options and the shapes it takes and reports.
+
+import type { Registry } from 'prom-client';
+import type { StoredRecord } from './record.ts';
+import type { Recovered } from './wal.ts';
+
+export interface StorageOptions {
+  /** Directory of the LMDB environment; created when missing. */
+  readonly path: string;
+  /** This node's name: the node part of the versions it makes. */
+  readonly nodeName: string;
+  /** Registry for the storage metrics; none are registered when omitted. */
+  readonly registry?: Registry;
+  /** Size of a write-ahead log segment (default 4 MiB): bounds what a restart replays. */
+  readonly walSegmentBytes?: number;
+  /** The clock's --max-clock-offset-ms (see HybridClock). */
+  readonly maxClockOffsetMs?: number;
+  /** Damage before the log's last group: cut the log there and start (else KV_ERR_CORRUPT). */
+  readonly walTruncateCorrupt?: boolean;
+  /**
+   * Writes are refused while the data directory's file system has less free space than this
+   * (0: never), so LMDB and the log never run into a full disk under their own writes.
+   */
+  readonly minFreeBytes?: number;
+  /** Called when the store starts refusing writes (with why) and when it takes them again. */
+  readonly onWritable?: (failure: string | null) => void;
+}
+
+/** What opening the store found in its log, for the node to log. */
+export interface RecoveryReport {
+  readonly replayed: number;
+  readonly torn: Recovered['torn'];
+  readonly truncated: Recovered['truncated'];
+}
+
+/** One write of a batch. */
+export interface Entry {
+  readonly key: Buffer;
+  readonly record: StoredRecord;
+}
