@@ -17,6 +17,7 @@ const ALERTS = [
   'KvstoreQuorumErrors',
   'KvstoreRebalanceStuck',
   'KvstoreDiskNearlyFull',
+  'KvstoreStorageNotWritable',
   'KvstoreHintsBacklog',
   'KvstoreHintsDropped',
 ];
