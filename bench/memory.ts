@@ -81,7 +81,9 @@ interface HeapUsage {
  * Over the inspector (Chrome DevTools Protocol): V8's heap figures, a full GC, the figures again.
  * Node 24 has a WebSocket client built in.
  */
-async function forceGc(inspectPort: number): Promise<{ before: HeapUsage; after: HeapUsage }> {
+export async function forceGc(
+  inspectPort: number,
+): Promise<{ before: HeapUsage; after: HeapUsage }> {
   const list = (await (await fetch(`http://127.0.0.1:${inspectPort}/json/list`)).json()) as {
     webSocketDebuggerUrl: string;
   }[];

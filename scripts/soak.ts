@@ -6,17 +6,55 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
 import { KvClient } from '../src/client/index.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const arg = (name: string, def: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i === -1 ? def : Number(process.argv[i + 1]);
-};
-const minutes = arg('minutes', 10);
-const clients = arg('clients', 8);
-const sampleSec = arg('sample-seconds', 10);
-const keySpace = arg('keys', 20_000);
+const USAGE = `Usage: npm run soak -- [options]
+A local 3-node cluster (client ports 18181..18183) under mixed load, sampling throughput, errors,
+anonymous RSS and open fds; exits 1 on errors or a growth trend. Needs 5+ minutes (warm-up).
+  --minutes N          how long to run (default 10)
+  --clients N          concurrent clients (default 8)
+  --sample-seconds N   seconds between samples (default 10)
+  --keys N             key space (default 20000)
+  --help               print this text and start nothing
+Ctrl-C or SIGTERM stops the nodes and removes the temporary data directory.`;
+
+function options(): { minutes: number; clients: number; sampleSec: number; keySpace: number } {
+  const { values } = parseArgs({
+    options: {
+      minutes: { type: 'string', default: '10' },
+      clients: { type: 'string', default: '8' },
+      'sample-seconds': { type: 'string', default: '10' },
+      keys: { type: 'string', default: '20000' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const num = (name: keyof typeof values) => {
+    const n = Number(values[name]);
+    if (!(n > 0) || !Number.isFinite(n)) throw new Error(`--${name} must be a positive number`);
+    return n;
+  };
+  return {
+    minutes: num('minutes'),
+    clients: num('clients'),
+    sampleSec: num('sample-seconds'),
+    keySpace: num('keys'),
+  };
+}
+
+let parsed: ReturnType<typeof options>;
+try {
+  parsed = options();
+} catch (err) {
+  process.stderr.write(`soak: ${err instanceof Error ? err.message : String(err)} (see --help)\n`);
+  process.exit(2);
+}
+const { minutes, clients, sampleSec, keySpace } = parsed;
 
 const dir = mkdtempSync(join(tmpdir(), 'kvstore-soak-'));
 const nodes = [0, 1, 2].map((i) => ({
@@ -146,22 +184,45 @@ async function main(): Promise<number> {
   return c.errors > 0 || growing ? 1 : 0;
 }
 
-const stop = () => {
-  for (const p of procs) p.kill('SIGTERM');
+/** Stops the nodes (SIGTERM, SIGKILL after 15 s), then removes the data directory. */
+async function stop(): Promise<void> {
+  const running = procs.filter((p) => p.exitCode === null && p.signalCode === null);
+  await Promise.all(
+    running.map(
+      (p) =>
+        new Promise<void>((done) => {
+          const force = setTimeout(() => p.kill('SIGKILL'), 15_000);
+          p.once('exit', () => {
+            clearTimeout(force);
+            done();
+          });
+          p.kill('SIGTERM');
+        }),
+    ),
+  );
   rmSync(dir, { recursive: true, force: true });
-};
-process.on('SIGINT', () => {
-  stop();
-  process.exit(130);
-});
+}
+
+let stopping = false;
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+  ['SIGHUP', 129],
+] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    stop().finally(() => process.exit(code));
+  });
+}
 main().then(
-  (code) => {
-    stop();
-    process.exitCode = code;
+  async (code) => {
+    await stop();
+    process.exit(code);
   },
-  (err: unknown) => {
+  async (err: unknown) => {
     console.error(err);
-    stop();
-    process.exitCode = 1;
+    await stop();
+    process.exit(1);
   },
 );

@@ -1,10 +1,13 @@
-// `npm run cluster` as a user runs it: Ctrl-C (SIGINT to the whole process group) drains every node.
+// The npm scripts that start processes, run as a user runs them: --help, Ctrl-C, a kill.
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LineClient } from '../helpers/line-client.ts';
-import { cleanup, ROOT, tempDir } from '../helpers/node-process.ts';
+import { cleanup, NODE, ROOT, tempDir } from '../helpers/node-process.ts';
 
 let group: ChildProcess | null = null;
 afterEach(async () => {
@@ -66,5 +69,46 @@ describe('npm run cluster', () => {
       expect(mine).toContain(`${name.padEnd(9)}| exited (0)`);
     }
     expect(() => process.kill(-npm.pid!, 0)).toThrow(/ESRCH/); // nothing of the group is left
+  }, 120_000);
+});
+
+const run = promisify(execFile);
+
+describe('--help starts nothing', () => {
+  for (const script of ['scripts/soak.ts', 'scripts/local-cluster.ts']) {
+    it(script, async () => {
+      const tmp = tempDir();
+      const { stdout } = await run(NODE, [join(ROOT, script), '--help'], {
+        env: { ...process.env, TMPDIR: tmp, KV_LOCAL_DATA: join(tmp, 'cluster') },
+        timeout: 30_000,
+      });
+      expect(stdout).toMatch(/^Usage: npm run /);
+      expect(readdirSync(tmp)).toEqual([]); // no data directory, so no node started
+    }, 60_000);
+  }
+});
+
+describe('npm run soak', () => {
+  it('stopped by SIGTERM, stops its nodes and removes its temporary directory', async () => {
+    const tmp = tempDir();
+    const soak = spawn(NODE, [join(ROOT, 'scripts/soak.ts'), '--minutes', '5'], {
+      env: { ...process.env, TMPDIR: tmp },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // its group holds its nodes: afterEach can kill them all if this fails
+    });
+    group = soak;
+    const exited = new Promise<number | string>((resolve) =>
+      soak.once('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+    );
+    let out = '';
+    soak.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    await expect.poll(() => out, { timeout: 60_000, interval: 200 }).toContain('ops/s');
+    expect(readdirSync(tmp).filter((f) => f.startsWith('kvstore-soak-'))).toHaveLength(1);
+    soak.kill('SIGTERM');
+    expect(await exited).toBe(143);
+    expect(readdirSync(tmp)).toEqual([]);
+    await expect(LineClient.connect(18181)).rejects.toThrow(/ECONNREFUSED/); // its nodes are gone
   }, 120_000);
 });
