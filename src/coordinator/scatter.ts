@@ -48,8 +48,11 @@ export async function scatterScan(cmd: ScanCommand, o: ScatterOptions): Promise<
   const members = o.topology.allMembers();
   const rf = Math.min(o.topology.rf(o.topology.settled), o.topology.rf(o.topology.target));
   const tolerated = rf - Math.min(o.readQuorum, rf);
+  // A lost member (back empty under its name) is asked, but counts as missing: it holds only
+  // what was streamed to it so far.
+  const lost = o.topology.lost;
   let pending = members.filter(o.isUp);
-  let missing = members.length - pending.length;
+  let missing = members.filter((m) => lost.includes(m) || !o.isUp(m)).length;
   // Entries from members that already sent everything, above the last round's frontier.
   let carried: ScanReply[] = [];
   while (bounds !== null && keys.length <= cap) {
@@ -67,8 +70,9 @@ export async function scatterScan(cmd: ScanCommand, o: ScatterOptions): Promise<
     const replies: ScanReply[] = [...carried];
     const stillMore: string[] = [];
     results.forEach((r, i) => {
-      if (r.status === 'rejected') missing++;
-      else {
+      if (r.status === 'rejected') {
+        if (!lost.includes(pending[i]!)) missing++;
+      } else {
         replies.push(r.value);
         if (r.value.more) stillMore.push(pending[i]!);
       }

@@ -14,7 +14,7 @@ const STATUSES: readonly NodeStatus[] = ['active', 'decommissioning', 'decommiss
  */
 export function readHello(raw: unknown): HelloReply {
   const h = (raw ?? {}) as Partial<Record<keyof HelloReply, unknown>>;
-  const settled = parseSettled(h.settled) ?? { epoch: 0, members: [], incarnations: {} };
+  const settled = parseSettled(h.settled) ?? { epoch: 0, members: [], incarnations: {}, lost: [] };
   if (
     typeof h.name !== 'string' ||
     !STATUSES.includes(h.status as NodeStatus) ||

@@ -165,7 +165,11 @@ export class Membership extends EventEmitter<{ change: [] }> {
     if (changed) this.emit('change');
   }
 
-  /** Probes every other member once, concurrently. */
+  /**
+   * Probes every other member once, concurrently. Each answer that changes something emits
+   * `change` at once: one member slow to answer (paused, cut off) does not hold back what the
+   * others reported.
+   */
   async probeNow(): Promise<void> {
     if (this.#probing || this.#stopped) return;
     this.#probing = true;
@@ -173,8 +177,11 @@ export class Membership extends EventEmitter<{ change: [] }> {
       const others = [...this.#members.values()].filter(
         (t) => t.addr.name !== this.#opts.self.name,
       );
-      const changes = await Promise.all(others.map((t) => this.#probeOne(t)));
-      if (changes.some(Boolean)) this.emit('change');
+      await Promise.all(
+        others.map(async (t) => {
+          if ((await this.#probeOne(t)) && !this.#stopped) this.emit('change');
+        }),
+      );
     } finally {
       this.#probing = false;
     }

@@ -20,36 +20,46 @@ export function parseSettled(saved: unknown): SettledRing | null {
   if (inc === null || typeof inc !== 'object' || Array.isArray(inc)) return null;
   const incarnations: Record<string, string> = {};
   for (const [name, id] of Object.entries(inc)) if (typeof id === 'string') incarnations[name] = id;
-  return settledRing(r.epoch, r.members as string[], incarnations);
+  if (r.lost !== undefined && (!Array.isArray(r.lost) || !r.lost.every(isName))) return null;
+  return settledRing(r.epoch, r.members as string[], incarnations, (r.lost ?? []) as string[]);
 }
 
-/** A settled ring record: members sorted and unique, incarnations only of members. */
+/**
+ * A settled ring record: members sorted and unique; lost ones sorted, only members; incarnations
+ * only of members not lost.
+ */
 export function settledRing(
   epoch: number,
   members: readonly string[],
   incarnations: Readonly<Record<string, string>>,
+  lost: readonly string[] = [],
 ): SettledRing {
   const names = [...new Set(members)].sort();
+  const gone = names.filter((n) => lost.includes(n));
   const kept: Record<string, string> = {};
   for (const n of names) {
     const id = incarnations[n];
-    if (id !== undefined) kept[n] = id;
+    if (id !== undefined && !gone.includes(n)) kept[n] = id;
   }
-  return { epoch, members: names, incarnations: kept };
+  return { epoch, members: names, incarnations: kept, lost: gone };
 }
 
 /**
  * Whether `a` is newer than `b`: a higher epoch. At the same epoch with other members (two nodes
  * settled different rings at the same moment, or a cluster's nodes started with different
  * member lists) the ring with more members, then the greater member list in code-unit order:
- * every node picks the same one, so they converge. Same epoch and members: not newer.
+ * every node picks the same one, so they converge; with the same members, the one with more lost
+ * members. The same record: not newer.
  */
 export function newerSettled(a: SettledRing, b: SettledRing): boolean {
   if (a.epoch !== b.epoch) return a.epoch > b.epoch;
   if (a.members.length !== b.members.length) return a.members.length > b.members.length;
   const x = JSON.stringify(a.members);
   const y = JSON.stringify(b.members);
-  return x > y;
+  if (x !== y) return x > y;
+  // Same members, other members lost: the one with more lost holds less, so trusts less.
+  if (a.lost.length !== b.lost.length) return a.lost.length > b.lost.length;
+  return JSON.stringify(a.lost) > JSON.stringify(b.lost);
 }
 
 /** Whether two sorted member lists are the same. */

@@ -7,7 +7,10 @@ import { newerSettled, newestReported, sameNames, settledRing } from './settled.
 
 /** The replicas of one key, and how many of each ring's replicas must answer. */
 export interface Placement {
-  /** Owners under the settled ring (they hold the data). */
+  /**
+   * Owners under the settled ring that hold the data: its owners there, less lost ones (a
+   * member back empty under its name keeps its place, but holds nothing yet).
+   */
   readonly settled: readonly string[];
   /** Owners under the target ring (equal to settled when nothing moves). */
   readonly target: readonly string[];
@@ -20,8 +23,8 @@ export interface RingChanges {
   /** A newer settled ring a peer reported, now this node's settled ring. */
   readonly adopted: { readonly from: string; readonly ring: SettledRing } | null;
   /**
-   * Members taken out of the settled ring: they answer with an incarnation other than the one
-   * the ring recorded (a new data directory under an old name), so they do not hold its data.
+   * Settled owners now recorded as lost: they answer with an incarnation other than the one the
+   * ring recorded (a new data directory under an old name), so they do not hold its data.
    */
   readonly replaced: readonly { name: string; recorded: string; incarnation: string }[];
   /** Members whose incarnation the settled ring did not know and now records. */
@@ -43,9 +46,11 @@ export interface RingChanges {
  * directory. It only ever moves forward: update() adopts a newer record a peer reports (higher
  * epoch, see newerSettled) and every local change (the target settling, an owner replaced) gets
  * an epoch above every epoch seen. An owner answering with an incarnation other than the
- * recorded one is taken out of the settled ring (it is filled by rebalancing like a new member),
- * and reads that count it as a holder carry the recorded incarnation (incarnationOf), which a
- * replaced directory refuses.
+ * recorded one is recorded as lost: it keeps its place in the settled ring (so none of its keys
+ * moves to a member that never held them), but is no holder of them (Placement.settled leaves it
+ * out) and data moves to it until the target settles, as to a new member. Reads that count an
+ * owner as a holder carry the recorded incarnation (incarnationOf), which a replaced directory
+ * refuses: a node that has not seen the new incarnation yet does not count its answers either.
  */
 export class Topology {
   readonly replicationFactor: number;
@@ -79,9 +84,14 @@ export class Topology {
     return this.#record;
   }
 
-  /** True while data moves between the settled and the target ring. */
+  /** Settled owners that hold nothing (see the class comment); sorted. */
+  get lost(): readonly string[] {
+    return this.#record.lost;
+  }
+
+  /** True while data moves between the settled and the target ring, or to a lost member. */
   get moving(): boolean {
-    return this.#settled.id !== this.#target.id;
+    return this.#settled.id !== this.#target.id || this.#record.lost.length > 0;
   }
 
   /**
@@ -90,7 +100,9 @@ export class Topology {
    * finished this same one (an owner replaced in the settled ring makes it another transfer).
    */
   get transferId(): string {
-    return `${this.#settled.id}:${this.#target.id}`;
+    const lost = this.#record.lost;
+    const from = lost.length === 0 ? this.#settled.id : `${this.#settled.id}-${lost.join('+')}`;
+    return `${from}:${this.#target.id}`;
   }
 
   /** The incarnation the settled ring recorded for `name`; undefined when none or not an owner. */
@@ -142,7 +154,7 @@ export class Topology {
   adopt(ring: SettledRing): boolean {
     if (!newerSettled(ring, this.#record)) return false;
     this.#seenEpoch = Math.max(this.#seenEpoch, ring.epoch);
-    this.#setRecord(settledRing(ring.epoch, ring.members, ring.incarnations));
+    this.#setRecord(settledRing(ring.epoch, ring.members, ring.incarnations, ring.lost));
     return true;
   }
 
@@ -200,10 +212,17 @@ export class Topology {
   place(key: Buffer): Placement {
     const target = this.#target.owners(key, this.rf(this.#target));
     if (!this.moving) return { settled: target, target, all: target };
-    const settled = this.#settled.owners(key, this.rf(this.#settled));
+    const settled = this.holders(key);
     const all = [...settled];
     for (const n of target) if (!all.includes(n)) all.push(n);
     return { settled, target, all };
+  }
+
+  /** The settled owners of `key` that hold it: its owners in the settled ring less lost ones. */
+  holders(key: Buffer): string[] {
+    const lost = this.#record.lost;
+    const owners = this.#settled.owners(key, this.rf(this.#settled));
+    return lost.length === 0 ? owners : owners.filter((n) => !lost.includes(n));
   }
 
   /** Every member of either ring. */
@@ -222,7 +241,8 @@ export class Topology {
    * Compares each settled owner's incarnation, as the member itself reports it, with the one the
    * ring recorded. A report counts only from a member not down whose hello is at least as new as
    * the ring (its settled epoch >= the ring's): an older hello may predate the directory the
-   * ring recorded. Unknown ones are recorded; a differing one takes the owner out of the ring.
+   * ring recorded. Unknown ones are recorded; a differing one records the owner as lost (it keeps
+   * its place; see the class comment). Members already lost are left as they are.
    */
   #checkIncarnations(members: readonly MemberView[]): Pick<RingChanges, 'replaced' | 'recorded'> {
     const r = this.#record;
@@ -231,7 +251,8 @@ export class Topology {
     const incarnations = { ...r.incarnations };
     for (const m of members) {
       const h = m.hello;
-      if (!r.members.includes(m.name) || !h?.incarnation || m.state === 'down') continue;
+      if (!r.members.includes(m.name) || r.lost.includes(m.name)) continue;
+      if (!h?.incarnation || m.state === 'down') continue;
       if (h.settled.epoch < r.epoch) continue;
       const want = r.incarnations[m.name];
       if (want === undefined) {
@@ -242,11 +263,10 @@ export class Topology {
       }
     }
     if (replaced.length > 0) {
-      const gone = new Set(replaced.map((x) => x.name));
-      const owners = r.members.filter((n) => !gone.has(n));
-      this.#setRecord(settledRing(this.#nextEpoch(), owners, incarnations));
+      const lost = [...r.lost, ...replaced.map((x) => x.name)];
+      this.#setRecord(settledRing(this.#nextEpoch(), r.members, incarnations, lost));
     } else if (recorded.length > 0) {
-      this.#setRecord(settledRing(r.epoch, r.members, incarnations), this.#settled);
+      this.#setRecord(settledRing(r.epoch, r.members, incarnations, r.lost), this.#settled);
     }
     return { replaced, recorded };
   }

@@ -117,7 +117,7 @@ export async function startCluster(
     status: rebalancer?.status ?? 'active',
     ringId: topology?.target.id ?? '',
     rebalanced: rebalancer?.rebalanced ?? null,
-    settled: topology?.settledRing ?? { epoch: 0, members: [], incarnations: {} },
+    settled: topology?.settledRing ?? { epoch: 0, members: [], incarnations: {}, lost: [] },
   });
   // Before anything listens: a malformed --peers fails the start without a port left open.
   const source = sourceOf(

@@ -32,9 +32,9 @@ const STATUS_KEY = 'status';
 
 /**
  * One stream at a time. When the target or the settled ring changes, sends every local record to
- * the target owners that were not owners under the settled ring, then reports that transfer
- * (Topology.transferId) as `rebalanced` (which the other nodes see in hello). After the ring
- * settles, drops records this node no longer owns.
+ * the target owners that do not hold it under the settled ring (not owners there, or lost), then
+ * reports that transfer (Topology.transferId) as `rebalanced` (which the other nodes see in
+ * hello). After the ring settles, drops records this node no longer owns.
  * `decommission()` instead sends every local record to its owners in the ring without this node
  * and then reports the node `decommissioned`; both survive restarts (cursor and status are
  * stored). Emits `change` when the reported state changes.
@@ -107,14 +107,16 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
       return;
     }
     const settled = topology.settled;
+    const lost = topology.lost;
     const rfT = topology.rf(target);
     const rfS = topology.rf(settled);
     this.#start({
       kind: 'rebalance',
       ringId: transfer,
       fresh,
+      // Target owners that do not hold the key yet: not its settled owners, or lost ones.
       targets: (key) => {
-        const before = settled.owners(key, rfS);
+        const before = settled.owners(key, rfS).filter((n) => !lost.includes(n));
         return target.owners(key, rfT).filter((n) => n !== self && !before.includes(n));
       },
     });

@@ -21,6 +21,12 @@ export interface SettledRing {
    * A name without one was not known yet (a ring the cluster started with).
    */
   readonly incarnations: Readonly<Record<string, string>>;
+  /**
+   * Members whose data directory is not the one this ring's data was put in (back empty under
+   * their name): they keep their place in the ring, so no key moves to a member that never held
+   * it, but hold nothing until the ring with them settles again. Sorted; [] from older versions.
+   */
+  readonly lost: readonly string[];
 }
 
 /** `hello`: who a node is and how far its view of the ring has come. */

@@ -10,6 +10,8 @@ import {
   connect,
   loopbackBlock,
   metric,
+  peersOf,
+  restart,
   startMember,
   startStaticCluster,
   waitAllUp,
@@ -136,6 +138,53 @@ describe('a member back under its name with an empty data directory (bug 1)', ()
     } finally {
       a.proc.child.kill('SIGCONT');
     }
+  }, 90_000);
+});
+
+describe('a member back empty among four (bug 4: its keys went to a member that never held them)', () => {
+  it('keeps its place in the ring: only the other owners of its keys count as holding them', async () => {
+    const nodes = await startStaticCluster(4, NO_HINTS);
+    const [a, b, c] = nodes as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
+    const peers = peersOf(nodes);
+    const names = nodes.map((n) => n.name);
+    // k lives on a, b and c; d never holds it.
+    const k = keyOwnedBy(names, [a.name, b.name, c.name]);
+    expect(await (await client(a)).call(`PUT ${k} v1`)).toBe('OK');
+    for (const n of [a, b, c]) {
+      await expect.poll(() => metric(n, 'kvstore_storage_keys'), { timeout: 5000 }).toBe(1);
+    }
+    // v2 reaches b and c only.
+    await a.proc.stop('SIGKILL');
+    expect(await (await client(b)).call(`PUT ${k} v2`)).toBe('OK');
+    await restart(a, ['--peers', peers, ...NO_HINTS]);
+    await waitAllUp(nodes);
+
+    // b (v2) stops: it cannot stream v2 to anyone. c comes back with an empty data directory;
+    // a learns it.
+    b.proc.child.kill('SIGSTOP');
+    try {
+      await c.proc.stop('SIGKILL');
+      c.proc = (await startMember(c.name, c.host, ['--peers', peers, ...NO_HINTS], tempDir())).proc;
+      const fresh = (await clusterInfo(c)).incarnation;
+      await expect
+        .poll(
+          async () => (await clusterInfo(a)).members.find((m) => m.name === c.name)?.incarnation,
+          { timeout: 10_000, interval: 50 },
+        )
+        .toBe(fresh);
+      await expect
+        .poll(async () => (await clusterInfo(a)).ring.moving, { timeout: 10_000, interval: 50 })
+        .toBe(true);
+      // a (v1) is the only other holder of k that answers: counting d (never an owner of k,
+      // holding nothing) or the empty c as a holder answers v1, losing the acknowledged v2.
+      const read = await (await client(a)).call(`GET ${k}`);
+      expect(read).not.toBe('v1');
+      expect(read).toMatch(/^ERR UNAVAILABLE/);
+    } finally {
+      b.proc.child.kill('SIGCONT');
+    }
+    await waitSettled(nodes, names);
+    expect(await (await client(a)).call(`GET ${k}`)).toBe('v2');
   }, 90_000);
 });
 

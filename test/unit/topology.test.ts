@@ -179,7 +179,7 @@ describe('Topology: epochs (a node never routes by an older settled ring)', () =
 });
 
 describe('Topology: incarnations (a new data directory under an old name holds no data)', () => {
-  it('takes a member back under a decommissioned name out of the settled ring until it is filled', () => {
+  it('records a member back under a decommissioned name as lost until it is filled', () => {
     // d was decommissioned (its data handed off to a, b, c), but b was down: the ring without d
     // never settled. Then d comes back empty under its name (a new volume): target = settled.
     const names = ['a', 'b', 'c', 'd'];
@@ -190,7 +190,8 @@ describe('Topology: incarnations (a new data directory under an old name holds n
     const c = t.update(views);
     expect(c.replaced).toEqual([{ name: 'd', recorded: 'inc-d', incarnation: 'fresh' }]);
     expect(c.settled).toBe(false); // everyone's report was for the transfer before d was out
-    expect(t.settledRing).toEqual(settledRing(8, ['a', 'b', 'c'], incs(['a', 'b', 'c'])));
+    expect(t.settledRing).toEqual(settledRing(8, names, incs(['a', 'b', 'c']), ['d']));
+    expect(t.settledRing.lost).toEqual(['d']);
     expect(t.moving).toBe(true);
     expect(t.incarnationOf('d')).toBeUndefined();
     // Owners of every key under the settled ring are a, b, c: d's answers never count there.
@@ -202,7 +203,40 @@ describe('Topology: incarnations (a new data directory under an old name holds n
     expect(t.settledRing).toEqual(settledRing(9, names, { ...incs(['a', 'b', 'c']), d: 'fresh' }));
   });
 
-  it('takes itself out when it adopts a ring recording another incarnation under its name', () => {
+  it('never counts a member that was not an owner of a key as holding it (5 members, one replaced)', () => {
+    // Taking the replaced member out of the ring would move its keys to the next member
+    // clockwise, which never received them: a read quorum of it and one stale owner would miss an
+    // acknowledged write. The replaced member keeps its place; only the other owners hold data.
+    const names = ['a', 'b', 'c', 'd', 'e'];
+    const t = new Topology(names, settledRing(4, names, incs(names)), RF);
+    const before = new Ring(names);
+    const views = allDone(t, names);
+    views[2] = view('c', t, { incarnation: 'fresh' });
+    expect(t.update(views).replaced.map((r) => r.name)).toEqual(['c']);
+    expect(t.moving).toBe(true);
+    let moved = 0;
+    for (let i = 0; i < 200; i++) {
+      const key = Buffer.from(`k${i}`);
+      const owners = before.owners(key, RF);
+      const p = t.place(key);
+      expect(p.settled).toEqual(owners.filter((n) => n !== 'c'));
+      expect(p.target).toEqual(owners);
+      if (owners.includes('c')) moved++;
+    }
+    expect(moved).toBeGreaterThan(0);
+    expect(t.incarnationOf('c')).toBeUndefined();
+    // The ring settles (c recorded as 'fresh') only once every member finished filling c.
+    const done = allDone(t, names);
+    done[2] = view('c', t, { incarnation: 'fresh', rebalanced: t.transferId });
+    expect(t.update(done).settled).toBe(true);
+    expect(t.settledRing).toEqual(settledRing(6, names, { ...incs(names), c: 'fresh' }));
+    for (let i = 0; i < 20; i++) {
+      const key = Buffer.from(`k${i}`);
+      expect(t.place(key).settled).toEqual(before.owners(key, RF));
+    }
+  });
+
+  it('records itself as lost when it adopts a ring recording another incarnation under its name', () => {
     const ring = settledRing(2, ['a', 'b', 'c'], incs(['a', 'b', 'c']));
     const t = new Topology(['a', 'b', 'c'], ring, RF);
     const c = t.update([
@@ -211,7 +245,9 @@ describe('Topology: incarnations (a new data directory under an old name holds n
       view('b', t),
     ]);
     expect(c.replaced.map((r) => r.name)).toEqual(['c']);
-    expect(t.settledRing.members).toEqual(['a', 'b']);
+    expect(t.settledRing).toEqual(settledRing(3, ['a', 'b', 'c'], incs(['a', 'b']), ['c']));
+    // Another member reporting the same record under another epoch: the higher one wins.
+    expect(t.adopt(settledRing(3, ['a', 'b', 'c'], incs(['a', 'b'])))).toBe(false);
   });
 
   it('records an unknown incarnation; ignores members down and hellos older than the ring', () => {
@@ -243,7 +279,11 @@ describe('Topology: incarnations (a new data directory under an old name holds n
 describe('settled ring records and hello replies', () => {
   it('reads a saved record, the member list older versions saved, and rejects malformed ones', () => {
     const r = settledRing(4, ['b', 'a'], { a: 'x', z: 'y' });
-    expect(r).toEqual({ epoch: 4, members: ['a', 'b'], incarnations: { a: 'x' } });
+    expect(r).toEqual({ epoch: 4, members: ['a', 'b'], incarnations: { a: 'x' }, lost: [] });
+    const lost = settledRing(5, ['a', 'b'], { a: 'x', b: 'y' }, ['b', 'z']);
+    expect(lost).toEqual({ epoch: 5, members: ['a', 'b'], incarnations: { a: 'x' }, lost: ['b'] });
+    expect(parseSettled(JSON.parse(JSON.stringify(lost)))).toEqual(lost);
+    expect(parseSettled({ ...lost, lost: 'b' })).toBeNull();
     expect(parseSettled(JSON.parse(JSON.stringify(r)))).toEqual(r);
     expect(parseSettled(['b', 'a'])).toEqual(settledRing(0, ['a', 'b'], {}));
     expect(parseSettled([])).toBeNull();
