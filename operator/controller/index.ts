@@ -1,5 +1,10 @@
 // controller: reconciles KVClusters into a StatefulSet, Services, PDB, ConfigMap, ServiceMonitor.
 
+export {
+  buildClusterSecret,
+  ensureClusterSecret,
+  GENERATED_SECRET_KEY,
+} from './cluster-secret.ts';
 export { buildConfigMap, configHash, nodeEnvironment } from './configmap.ts';
 export type { ControllerContext, ControllerSettings } from './context.ts';
 export { buildEvent, createEventRecorder, type EventRecorder } from './events.ts';

@@ -40,6 +40,8 @@ export interface Names {
   readonly configMap: string;
   readonly pdb: string;
   readonly serviceMonitor: string;
+  /** The cluster secret the operator makes when the spec names none. */
+  readonly clusterSecret: string;
 }
 
 export function namesOf(cluster: string): Names {
@@ -50,6 +52,7 @@ export function namesOf(cluster: string): Names {
     configMap: `${cluster}-config`,
     pdb: cluster,
     serviceMonitor: cluster,
+    clusterSecret: `${cluster}-cluster-secret`,
   };
 }
 

@@ -2,6 +2,7 @@
 
 import { type KVClusterStatus, parseKVCluster } from '../api/v1alpha1/index.ts';
 import { errorMessage, type HandlerResult, statusCode } from '../runtime/index.ts';
+import { ensureClusterSecret } from './cluster-secret.ts';
 import { ensureConfigMap } from './configmap.ts';
 import type { ControllerContext } from './context.ts';
 import type { Cluster, KVClusterObject } from './names.ts';
@@ -13,7 +14,7 @@ import { clusterHealth } from './rollout.ts';
 import { ensureDecommission, observeLeaving } from './scale.ts';
 import { ensureServiceMonitor } from './servicemonitor.ts';
 import { ensureServices } from './services.ts';
-import { ensureStatefulSet } from './statefulset.ts';
+import { ensureStatefulSet, readStatefulSet } from './statefulset.ts';
 import { buildStatus, ensureStatus, heldStatus } from './status.ts';
 
 type Ref = { readonly name: string; readonly namespace: string; readonly uid: string };
@@ -72,6 +73,8 @@ async function ensureOwned(
 }
 
 const WARNINGS: Readonly<Record<string, string>> = {
+  NoClusterSecret:
+    'this cluster was made without a cluster secret, so any host that reaches the peer port is trusted: set spec.auth.clusterSecret (the pods restart with it)',
   ServiceMonitorUnavailable:
     'metrics.serviceMonitor.enabled but monitoring.coreos.com/v1 ServiceMonitor is not served: install the prometheus-operator CRDs',
 };
@@ -94,11 +97,15 @@ function isSpecError(err: unknown): boolean {
 
 async function reconcileCluster(
   ctx: ControllerContext,
-  c: Cluster,
+  spec: Cluster,
   previous: KVClusterStatus | undefined,
 ): Promise<HandlerResult> {
   let done: { plan: ClusterPlan; observed: Observed };
+  let c = spec;
   try {
+    const secret = await ensureClusterSecret(ctx, spec, await readStatefulSet(ctx, spec));
+    c = secret.cluster;
+    if (secret.legacy) await warnOnce(ctx, c, 'NoClusterSecret');
     done = await ensureOwned(ctx, c);
   } catch (err) {
     if (isSpecError(err)) await reportApplyError(ctx, c, previous, errorMessage(err));

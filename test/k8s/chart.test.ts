@@ -258,6 +258,8 @@ describe('charts/kvstore', () => {
       ).stdout.trim();
     expect(await can('get', 'secrets')).toBe('yes');
     expect(await can('list', 'secrets')).toBe('no');
+    expect(await can('create', 'secrets')).toBe('yes');
+    expect(await can('update', 'secrets')).toBe('no');
     expect(await can('watch', 'secrets')).toBe('no');
     expect(await can('delete', 'statefulsets')).toBe('no');
     expect(await can('patch', 'statefulsets')).toBe('yes');
@@ -297,6 +299,11 @@ describe('charts/kvstore', () => {
     expect(sts?.spec.template.spec.containers[0].image).toBe('kvstore:0.1.0');
     const svc = await getJson(k(), ['service', RELEASE, '-n', NS]);
     expect(svc?.spec.ports.map((p: Json) => p.port)).toContain(8081);
+    // The values name no cluster secret: the operator made one and the pods take it.
+    const env = sts?.spec.template.spec.containers[0].env as Json[];
+    const ref = env.find((e) => e.name === 'KV_CLUSTER_SECRET')?.valueFrom.secretKeyRef;
+    expect(ref).toEqual({ name: `${RELEASE}-cluster-secret`, key: 'secret' });
+    expect(await getJson(k(), ['secret', ref.name, '-n', NS])).not.toBeNull();
   }, 180_000);
 
   it('renders manifests the apiserver accepts (server-side dry run), every toggle on, and the upgrade hook', async () => {
@@ -391,6 +398,9 @@ describe('charts/kvstore', () => {
       return (now.spec.versions[0].additionalPrinterColumns as Json[]).map((c) => c.name);
     };
     expect(await columns()).not.toContain('Image');
+    const secretUid = (await getJson(k(), ['secret', `${RELEASE}-cluster-secret`, '-n', NS]))
+      ?.metadata.uid;
+    expect(secretUid).toBeTruthy();
 
     await helmOk([
       'upgrade',
@@ -412,6 +422,9 @@ describe('charts/kvstore', () => {
     });
     const o = await available(4);
     expect(o.spec.replicas).toBe(4);
+    // The generated cluster secret is the one from before the upgrade.
+    const secret = await getJson(k(), ['secret', `${RELEASE}-cluster-secret`, '-n', NS]);
+    expect(secret?.metadata.uid).toBe(secretUid);
     const deploy = await getJson(k(), ['deployment', 'kvstore-operator', '-n', NS]);
     expect(deploy?.spec.template.metadata.labels.upgraded).toBe('yes');
     expect(deploy?.status.readyReplicas).toBe(2);

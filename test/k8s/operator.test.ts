@@ -188,7 +188,16 @@ describe('a KVCluster', { timeout: 180_000 }, () => {
     expect(cm?.data.KV_DISCOVERY).toBe(`dns:kv-headless.${NS}.svc.cluster.local`);
     const pdb = await getJson(k(), ['pdb', 'kv', '-n', NS]);
     expect(pdb?.spec.maxUnavailable).toBe(1);
-    for (const o of [headless, client, cm, pdb]) expect(ownedBy(o)?.uid).toBe(owner?.metadata?.uid);
+    // No cluster secret in the spec: the operator made one, and the pods prove it to each other.
+    const secret = await getJson(k(), ['secret', 'kv-cluster-secret', '-n', NS]);
+    expect(Buffer.from(secret?.data.secret, 'base64').toString()).toMatch(/^[\w-]{43}$/);
+    const env = s.spec.template.spec.containers[0].env as Json[];
+    expect(env.find((e) => e.name === 'KV_CLUSTER_SECRET')?.valueFrom.secretKeyRef).toEqual({
+      name: 'kv-cluster-secret',
+      key: 'secret',
+    });
+    for (const o of [headless, client, cm, pdb, secret])
+      expect(ownedBy(o)?.uid).toBe(owner?.metadata?.uid);
     const fields = s.metadata.managedFields.map((f: Json) => f.manager);
     expect(fields).toContain('kvstore-operator');
   });
@@ -302,6 +311,9 @@ describe('a KVCluster', { timeout: 180_000 }, () => {
   it('upgrades one pod at a time, each step gated on cluster health, not only readiness', async () => {
     const partition = async () =>
       (await sts('kv'))?.spec.updateStrategy.rollingUpdate.partition as number;
+    const secretValue = async () =>
+      (await getJson(k(), ['secret', 'kv-cluster-secret', '-n', NS]))?.data.secret as string;
+    const secretBefore = await secretValue();
     // The restarted kv-2, once on the new image, reports kv-0 down until the gate opens: Ready
     // in Kubernetes, not yet healthy in the cluster.
     let gate = true;
@@ -357,6 +369,8 @@ describe('a KVCluster', { timeout: 180_000 }, () => {
       'jsonpath={.items[*].spec.containers[0].image}',
     ]);
     expect(images.split(' ')).toEqual(['kvstore:2', 'kvstore:2', 'kvstore:2']);
+    // The generated cluster secret outlives every reconcile of the upgrade unchanged.
+    expect(await secretValue()).toBe(secretBefore);
   });
 
   it('is garbage-collected with its KVCluster (claims kept: retainOnDelete)', async () => {
@@ -368,6 +382,7 @@ describe('a KVCluster', { timeout: 180_000 }, () => {
       ['configmap', 'kv-config'],
       ['pdb', 'kv'],
       ['servicemonitor', 'kv'],
+      ['secret', 'kv-cluster-secret'],
     ]) {
       await waitUntil(
         `${kind}/${name} deleted`,
@@ -398,6 +413,10 @@ describe('operator identity', { timeout: 60_000 }, () => {
     // A Secret only by name (a KVCluster's cluster secret), never a list of them.
     expect(await can(['get', 'secrets', '-n', NS])).toBe('yes');
     expect(await can(['list', 'secrets', '-n', NS])).toBe('no');
+    // Created once when a KVCluster names none; never changed or deleted by the operator.
+    expect(await can(['create', 'secrets', '-n', NS])).toBe('yes');
+    expect(await can(['update', 'secrets', '-n', NS])).toBe('no');
+    expect(await can(['delete', 'secrets', '-n', NS])).toBe('no');
     expect(await can(['update', 'kvclusters', '-n', NS])).toBe('no');
     expect(await can(['update', 'leases/other', '-n', OPERATOR_NS])).toBe('no');
     const forbidden = operator?.logs.filter((l) => JSON.stringify(l).includes('forbidden')) ?? [];

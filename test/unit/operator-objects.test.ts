@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parseKVCluster } from '../../operator/api/v1alpha1/index.ts';
 import {
   buildClientService,
+  buildClusterSecret,
   buildConfigMap,
   buildEvent,
   buildHeadlessService,
@@ -300,5 +301,20 @@ describe('operator options', () => {
       '--lease-duration-ms',
       'KVSTORE_OPERATOR_LEASE_DURATION_MS',
     ]);
+  });
+});
+
+describe('generated cluster secret', () => {
+  it('is an owned Secret of 32 random bytes, different for every cluster', () => {
+    const a = buildClusterSecret(cluster());
+    const b = buildClusterSecret(cluster());
+    expect(a.metadata).toMatchObject({
+      name: 'kv-cluster-secret',
+      namespace: 'prod',
+      ownerReferences: [OWNER],
+    });
+    const value = Buffer.from(a.data!.secret!, 'base64').toString();
+    expect(Buffer.from(value, 'base64url')).toHaveLength(32);
+    expect(b.data!.secret).not.toBe(a.data!.secret);
   });
 });

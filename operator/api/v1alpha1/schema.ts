@@ -78,7 +78,7 @@ const authSchema = z
     clusterSecret: secretKeyRef
       .optional()
       .describe(
-        'Secret every node proves on peer connections, and the operator on admin calls (KV_CLUSTER_SECRET).',
+        'Secret every node proves on peer connections, and the operator on admin calls (KV_CLUSTER_SECRET). Absent: the operator makes one, Secret <name>-cluster-secret (key secret).',
       ),
   })
   .describe('Client password and cluster secret, from Secrets.');
