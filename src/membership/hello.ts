@@ -30,5 +30,7 @@ export function readHello(raw: unknown): HelloReply {
     ringId: h.ringId,
     rebalanced: h.rebalanced as string | null,
     settled,
+    hints:
+      typeof h.hints === 'number' && Number.isSafeInteger(h.hints) && h.hints > 0 ? h.hints : 0,
   };
 }

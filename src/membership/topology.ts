@@ -187,9 +187,9 @@ export class Topology {
   /**
    * Whether the whole cluster is at rest as `members` (this node included) show it: this node is
    * not moving data, and every member is up, active, routes by this node's target ring, holds
-   * this node's settled ring (same epoch and members) and reports the transfer to it finished. A
-   * member decommissioning, a hand-off or stream anywhere, a ring change some member has seen
-   * first: not at rest.
+   * this node's settled ring (same epoch and members), reports the transfer to it finished and
+   * holds no hints. A member decommissioning, a hand-off or stream anywhere, a ring change some
+   * member has seen first, a write not delivered yet: not at rest.
    */
   atRest(members: readonly MemberView[]): boolean {
     if (this.moving) return false;
@@ -202,6 +202,7 @@ export class Topology {
         h.status === 'active' &&
         h.ringId === this.#target.id &&
         h.rebalanced === this.transferId &&
+        h.hints === 0 &&
         h.settled.epoch === r.epoch &&
         sameNames(h.settled.members, r.members)
       );

@@ -118,6 +118,7 @@ export async function startCluster(
     ringId: topology?.target.id ?? '',
     rebalanced: rebalancer?.rebalanced ?? null,
     settled: topology?.settledRing ?? { epoch: 0, members: [], incarnations: {}, lost: [] },
+    hints: hintStore.count,
   });
   // Before anything listens: a malformed --peers fails the start without a port left open.
   const source = sourceOf(
@@ -196,7 +197,6 @@ export async function startCluster(
     replicas,
     isUp,
     isMember: (name) => membership.address(name) !== undefined,
-    ttlMs: config.tombstoneGraceMs,
     intervalMs: config.hintIntervalMs,
     metrics,
     logger: log,

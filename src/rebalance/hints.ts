@@ -3,7 +3,7 @@
 import type { Replicas } from '../coordinator/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { WireEntry } from '../replica/index.ts';
-import { decodeRecord, type HintStore } from '../storage/index.ts';
+import type { HintStore } from '../storage/index.ts';
 import type { RebalanceMetrics } from './metrics.ts';
 
 export interface HintsOptions {
@@ -13,8 +13,6 @@ export interface HintsOptions {
   readonly isUp: (name: string) => boolean;
   /** True when `name` is still a member (hints for members that left are dropped). */
   readonly isMember: (name: string) => boolean;
-  /** Hints of values older than this are dropped (the key may have been deleted and collected). */
-  readonly ttlMs: number;
   readonly intervalMs: number;
   readonly metrics: RebalanceMetrics;
   readonly logger: Logger;
@@ -91,24 +89,18 @@ export class Hints {
         continue;
       }
       if (!this.#o.isUp(target)) return delivered;
-      const oldest = Date.now() - this.#o.ttlMs;
-      // A value older than the grace period may have been deleted and its tombstone collected
-      // since: delivering it could bring the key back. A tombstone is always safe to deliver.
-      const fresh = hints.filter((h) => {
-        const rec = decodeRecord(h.raw);
-        return rec.tombstone || rec.version.wall >= oldest;
-      });
-      metrics.hintsDropped.labels('expired').inc(hints.length - fresh.length);
+      // Every hint is delivered, however old: no tombstone is collected while any member holds
+      // hints (Topology.atRest), so an old value cannot outlive a delete of its key here.
       try {
-        const entries: WireEntry[] = fresh.map((h) => [h.key, h.raw]);
-        if (entries.length > 0) await this.#o.replicas.apply(target, entries);
+        const entries: WireEntry[] = hints.map((h) => [h.key, h.raw]);
+        await this.#o.replicas.apply(target, entries);
       } catch (err) {
         this.#o.logger.debug({ target, err }, 'hint delivery failed');
         return delivered;
       }
       await store.remove(hints.map((h) => h.id));
-      metrics.hintsDelivered.inc(fresh.length);
-      delivered += fresh.length;
+      metrics.hintsDelivered.inc(hints.length);
+      delivered += hints.length;
     }
   }
 

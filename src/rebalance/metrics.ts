@@ -30,7 +30,7 @@ export function registerRebalanceMetrics(
   });
   const hintsDropped = new Counter({
     name: 'kvstore_hints_dropped_total',
-    help: 'Hints not kept or not delivered, by reason (full, expired, left).',
+    help: 'Hints not kept or not delivered, by reason (full, left; expired: no longer used).',
     labelNames: ['reason'] as const,
     registers: r,
   });

@@ -169,8 +169,11 @@ async function sendUntilTaken(
     }
     for (;;) {
       if (signal.aborted) return false;
+      // Each attempt sends what is stored now, not what was read before: a retried batch must
+      // not carry a value that a later write or delete here has replaced.
+      const current = fresh(ctx.storage, slice);
       try {
-        await ctx.replicas.apply(target, slice);
+        if (current.length > 0) await ctx.replicas.apply(target, current);
         delay = 200;
         break;
       } catch (err) {
@@ -181,4 +184,14 @@ async function sendUntilTaken(
     }
   }
   return true;
+}
+
+/** `entries` with each record as stored now (left out when it is gone). */
+function fresh(storage: Storage, entries: readonly WireEntry[]): WireEntry[] {
+  const out: WireEntry[] = [];
+  for (const [key] of entries) {
+    const raw = storage.getRaw(key);
+    if (raw !== undefined) out.push([key, Buffer.from(raw)]);
+  }
+  return out;
 }

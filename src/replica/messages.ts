@@ -47,6 +47,11 @@ export interface HelloReply {
   readonly rebalanced: string | null;
   /** The ring this node knows holds the data (a new node adopts it, others a newer one). */
   readonly settled: SettledRing;
+  /**
+   * Hints this node holds (writes not delivered yet): while any member holds one, no tombstone
+   * is collected (Topology.atRest). 0 from older versions.
+   */
+  readonly hints: number;
 }
 
 /**

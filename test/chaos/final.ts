@@ -21,7 +21,7 @@ export interface FinalReport {
   readonly violations: Violation[];
   /** Seconds from the heal until every node reported the same settled ring, all up, no hints. */
   readonly settleS: number | null;
-  /** Keys whose replicas differed before the final reads repaired them (hints expire by design). */
+  /** Keys whose replicas differed before the final reads repaired them (a failed write is on some replicas only until read or hinted). */
   readonly divergentBeforeReads: number;
   /** Seconds the replicas took to agree after the final reads (read repair). */
   readonly repairS: number | null;

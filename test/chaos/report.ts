@@ -82,7 +82,7 @@ export function formatSummary(r: RunResult): string {
   );
   out.push(
     `  replicas differing before the final reads: ${f.divergentBeforeReads} keys ` +
-      '(hints of values older than the tombstone grace are dropped by design)',
+      '(failed writes on some replicas only, or a hint delivered late)',
   );
   out.push(
     f.repairS === null

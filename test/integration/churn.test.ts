@@ -5,6 +5,7 @@ import { createLogger } from '../../src/observability/index.ts';
 import { PeerClient } from '../../src/peer/index.ts';
 import type { ApplyReply, GetReply } from '../../src/replica/index.ts';
 import { Ring } from '../../src/ring/index.ts';
+import { decodeRecord } from '../../src/storage/index.ts';
 import { type ClusterNode, connect, metric, startStaticCluster } from '../helpers/cluster.ts';
 import type { LineClient } from '../helpers/line-client.ts';
 import { cleanup } from '../helpers/node-process.ts';
@@ -104,5 +105,30 @@ describe('a write that reaches a replica after its coordinator gave up', () => {
       .toBeGreaterThan(0);
     expect(await metric(c, 'kvstore_storage_keys')).toBe(0);
     expect(await expired()).toBe(1);
+  }, 60_000);
+});
+
+describe('a write that failed, applied on one replica only', () => {
+  it('reaches the other replicas once they are back, however long it took', async () => {
+    const hints = ['--tombstone-grace-ms', '2600', '--hint-interval-ms', '200'];
+    const nodes = await startStaticCluster(3, hints);
+    const [a, b, c] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const ca = await client(a);
+    expect(await ca.call('PUT k v1')).toBe('OK');
+    for (const n of [b, c]) n.proc.child.kill('SIGSTOP');
+    try {
+      // a applies v2 itself; b and c do not answer: the write fails, and a keeps hints for them.
+      expect(await ca.call('PUT k v2')).toMatch(/^ERR UNAVAILABLE/);
+      // Longer than the tombstone grace: hints that old used to be dropped, leaving a alone
+      // with v2, so nodes answered v1 or v2 depending on the replicas a read asked.
+      await new Promise((r) => setTimeout(r, 4000));
+    } finally {
+      for (const n of [b, c]) n.proc.child.kill('SIGCONT');
+    }
+    await expect.poll(() => metric(a, 'kvstore_hints_stored'), { timeout: 20_000 }).toBe(0);
+    for (const n of [b, c]) {
+      const { r } = await peerOf(n).request<GetReply>('get', { k: Buffer.from('k') });
+      expect(r === null ? null : decodeRecord(Buffer.from(r)).value.toString()).toBe('v2');
+    }
   }, 60_000);
 });

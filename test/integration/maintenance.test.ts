@@ -61,7 +61,7 @@ describe('tombstone collection', () => {
     const c = await client(n2);
     expect(await c.call('GET slow')).toBe('NOT_FOUND');
     expect(await c.call('PREFIX s')).toBe('');
-  });
+  }, 90_000);
 });
 
 describe('tombstone collection during a decommission', () => {
@@ -102,7 +102,7 @@ describe('tombstone collection during a decommission', () => {
     for (const n of rest) {
       await expect.poll(() => metric(n, 'kvstore_storage_keys'), { timeout: 10_000 }).toBe(0);
     }
-  });
+  }, 90_000);
 });
 
 describe('kvctl admin commands', () => {

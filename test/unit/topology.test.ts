@@ -22,6 +22,7 @@ interface ViewOptions {
   settled?: SettledRing;
   ringId?: string;
   rebalanced?: string | null;
+  hints?: number;
   /** No hello yet (listed, never answered). */
   silent?: boolean;
 }
@@ -35,6 +36,7 @@ function view(name: string, t: Topology, o: ViewOptions = {}): MemberView {
     ringId: o.ringId ?? t.target.id,
     rebalanced: o.rebalanced === undefined ? null : o.rebalanced,
     settled: o.settled ?? t.settledRing,
+    hints: o.hints ?? 0,
   };
   return {
     name,
@@ -114,6 +116,7 @@ describe('Topology: at rest (when tombstones may be collected)', () => {
       { settled: settledRing(1, names, incs(names)) },
       { settled: settledRing(2, ['a', 'b', 'c'], incs(names)) },
       { state: 'down' },
+      { hints: 3 },
       { state: 'unknown' },
       { silent: true },
     ];
