@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Builds the test control plane (Kubernetes, etcd, kwok, helm) with `go build` from the Go module proxy into a cache outside the clone, keyed by version.
+# Builds the test control plane (Kubernetes, etcd, kwok, helm) and the real node (kubelet,
+# kube-proxy, containerd, CoreDNS, pause) with `go build` from the Go module proxy into a cache
+# outside the clone, keyed by version.
 #
 # Usage: test/k8s/build-tools.sh [tool...]       (default: every tool)
 #   tools: kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm
+#          kubelet kube-proxy containerd containerd-shim-runc-v2 ctr coredns pause
+#          prometheus (only when asked: Kubernetes service discovery only)
 #        test/k8s/build-tools.sh bump-kubernetes v1.X.Y
 #   rewrites go/kubernetes/go.mod for another release: requires it and replaces every staging
 #   module listed in its own go.mod replace block with the published v0.X.Y. (Other tools:
@@ -17,15 +21,17 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${KVSTORE_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kvstore-k8s}
 jobs=${KVSTORE_K8S_BUILD_JOBS:-2}
-all_tools=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm)
+all_tools=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm
+  kubelet kube-proxy containerd containerd-shim-runc-v2 ctr coredns pause)
 
 log() { printf '[k8s-tools] %s\n' "$*" >&2; }
 
 # wrapper <tool>: the wrapper module directory under test/k8s/go.
 wrapper() {
   case $1 in
-  kube-apiserver | kube-controller-manager | kube-scheduler | kubectl) echo kubernetes ;;
-  etcd | kwok | helm) echo "$1" ;;
+  kube-* | kubectl | kubelet) echo kubernetes ;;
+  containerd | containerd-shim-runc-v2 | ctr) echo containerd ;;
+  etcd | kwok | helm | coredns | pause | prometheus) echo "$1" ;;
   *) log "unknown tool: $1 (known: ${all_tools[*]})" && exit 2 ;;
   esac
 }
@@ -37,6 +43,9 @@ module() {
   etcd) echo go.etcd.io/etcd/server/v3 ;;
   kwok) echo sigs.k8s.io/kwok ;;
   helm) echo helm.sh/helm/v4 ;;
+  containerd) echo github.com/containerd/containerd/v2 ;;
+  coredns) echo github.com/coredns/coredns ;;
+  prometheus) echo github.com/prometheus/prometheus ;;
   esac
 }
 
@@ -44,7 +53,11 @@ module() {
 package() {
   case $1 in
   kube-*) echo "k8s.io/kubernetes/cmd/$1" ;;
-  kubectl) echo k8s.io/kubernetes/cmd/kubectl ;;
+  kubectl | kubelet) echo "k8s.io/kubernetes/cmd/$1" ;;
+  containerd | containerd-shim-runc-v2 | ctr) echo "github.com/containerd/containerd/v2/cmd/$1" ;;
+  coredns) echo kvstore.test/k8s/coredns ;;
+  pause) echo kvstore.test/k8s/pause ;;
+  prometheus) echo github.com/prometheus/prometheus/cmd/prometheus ;;
   etcd) echo go.etcd.io/etcd/server/v3 ;;
   kwok) echo sigs.k8s.io/kwok/cmd/kwok ;;
   helm) echo helm.sh/helm/v4/cmd/helm ;;
@@ -54,6 +67,8 @@ package() {
 # version <tool>: the required version, read from the wrapper's go.mod (no network needed).
 version() {
   local mod
+  # pause is this repository's own code: its version is a constant in its main.go.
+  [[ $1 != pause ]] || { sed -n 's/^const version = "\(.*\)"$/\1/p' "$here/go/pause/main.go" && return; }
   mod=$(module "$1")
   awk -v m="$mod" '{ for (i = 1; i < NF; i++) if ($i == m && $(i + 1) ~ /^v[0-9]/) { print $(i + 1); exit } }' \
     "$here/go/$(wrapper "$1")/go.mod"
@@ -76,6 +91,18 @@ ldflags() {
   etcd) echo "-s -w" ;; # etcd's version is a constant in go.etcd.io/etcd/api/v3/version
   kwok) echo "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$v" ;;
   helm) echo "-s -w -X helm.sh/helm/v4/internal/version.version=$v -X helm.sh/helm/v4/internal/version.gitTreeState=clean" ;;
+  containerd) echo "-s -w -X github.com/containerd/containerd/v2/version.Version=$v" ;;
+  coredns | pause) echo "-s -w" ;; # versions are constants in the code
+  prometheus) echo "-s -w -X github.com/prometheus/common/version.Version=${v#v}" ;;
+  esac
+}
+
+# tags <tool>: build tags (containerd: no snapshotters that need cgo or kernel headers).
+tags() {
+  case $(wrapper "$1") in
+  containerd) echo "no_btrfs no_devmapper no_zfs" ;;
+  # Only the Kubernetes service discovery (Debian's prometheus package has none).
+  prometheus) echo "remove_all_sd enable_kubernetes_sd" ;;
   esac
 }
 
@@ -86,6 +113,8 @@ works() {
   case $tool in
   kubectl) out=$("$bin" version --client 2>&1) ;;
   helm) out=$("$bin" version --short 2>&1) ;;
+  containerd-shim-runc-v2) out=$("$bin" -v 2>&1) ;;
+  coredns) out=$("$bin" -version 2>&1) ;;
   *) out=$("$bin" --version 2>&1) ;;
   esac || return 1
   [[ $out == *"${v#v}"* ]]
@@ -115,7 +144,7 @@ build() {
   (
     cd "$here/go/$(wrapper "$tool")"
     CGO_ENABLED=0 GOFLAGS="-p=$jobs -buildvcs=false -mod=readonly" \
-      nice -n 15 go build -trimpath -ldflags "$(ldflags "$tool" "$v")" -o "$tmp/$tool" "$(package "$tool")"
+      nice -n 15 go build -trimpath -tags "$(tags "$tool")" -ldflags "$(ldflags "$tool" "$v")" -o "$tmp/$tool" "$(package "$tool")"
   ) || {
     rm -rf "$tmp"
     log "FAILED to build $tool $v"
@@ -140,7 +169,7 @@ bump_kubernetes() {
   cd "$here/go/kubernetes"
   gomod=$(go mod download -json "k8s.io/kubernetes@$v" | awk -F'"' '$2 == "GoMod" { print $4 }')
   {
-    echo "// Wrapper module: builds kube-apiserver, kube-controller-manager, kube-scheduler and kubectl"
+    echo "// Wrapper module: builds kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet and kube-proxy"
     echo "// from k8s.io/kubernetes with every staging module replaced by its published v0.<minor>.<patch>."
     echo "module kvstore.test/k8s/kubernetes"
     echo
@@ -155,7 +184,7 @@ bump_kubernetes() {
     echo ")"
     echo
     echo "tool ("
-    for t in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    for t in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do
       printf '\tk8s.io/kubernetes/cmd/%s\n' "$t"
     done
     echo ")"

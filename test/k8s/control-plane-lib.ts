@@ -1,14 +1,39 @@
 // Starts a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok) on loopback for tests.
 
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { request } from 'node:https';
-import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createNodeNetwork, type NodeNetwork, removeNodeNetwork } from './node-host.ts';
+import {
+  checkHostPackages,
+  NODE_NAME,
+  NODE_TOOLS,
+  type NodeState,
+  type NodeTool,
+  newNodeState,
+  nodeSocket,
+  startNode,
+  stopNode,
+} from './node-lib.ts';
+import {
+  type Component,
+  freePort,
+  type HttpsProbe,
+  httpGet,
+  httpsGet,
+  type RunOptions,
+  type RunResult,
+  run,
+  signalGroup,
+  startComponent,
+  stopComponents,
+  waitFor,
+} from './processes.ts';
+
+export { freePort, type RunOptions, type RunResult, run, stopComponents } from './processes.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = resolve(HERE, '..', '..');
@@ -25,12 +50,22 @@ export const TOOLS = [
   'helm',
 ] as const;
 export type Tool = (typeof TOOLS)[number];
+export type AnyTool = Tool | NodeTool;
 
 /** Annotation kwok is told to manage nodes by; the fake nodes carry it. */
 export const KWOK_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
 /** Label on every fake node (`type: kwok`), for nodeSelectors. */
 export const KWOK_NODE_LABEL = { key: 'type', value: 'kwok' } as const;
 export const SERVICE_CIDR = '10.96.0.0/16';
+
+/** Client certificates of the real node's parts (and of the API server towards the kubelet). */
+const NODE_CLIENTS = {
+  'kubelet-client': `/O=system:nodes/CN=system:node:${NODE_NAME}`,
+  'kube-proxy': '/CN=system:kube-proxy',
+  coredns: '/CN=system:coredns',
+  'local-path-provisioner': '/CN=kvstore-test:local-path-provisioner',
+  'apiserver-kubelet-client': '/O=system:masters/CN=kube-apiserver-kubelet-client',
+};
 
 /** The cache root: KVSTORE_K8S_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/kvstore-k8s. */
 export function cacheDir(): string {
@@ -57,76 +92,11 @@ export function helmVersion(): string {
   return wrapperVersion('helm', 'helm.sh/helm/v4');
 }
 
-export interface RunResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-export interface RunOptions {
-  /** Written to stdin. */
-  readonly input?: string;
-  readonly env?: NodeJS.ProcessEnv;
-  /** Resolve with a non-zero exit code instead of rejecting. */
-  readonly allowFailure?: boolean;
-  /** Kill the command after this long (default 120 s). */
-  readonly timeoutMs?: number;
-  /** Where stderr goes while it runs, besides being collected (e.g. process.stderr). */
-  readonly stderrTo?: NodeJS.WritableStream;
-}
-
-/** Runs a command to completion; rejects on a non-zero exit unless allowFailure. */
-export function run(
-  cmd: string,
-  args: readonly string[],
-  opts: RunOptions = {},
-): Promise<RunResult> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(cmd, args, {
-      env: opts.env ?? process.env,
-      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout?.on('data', (d: Buffer) => out.push(d));
-    child.stderr?.on('data', (d: Buffer) => {
-      err.push(d);
-      opts.stderrTo?.write(d);
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const result = {
-        code: code ?? 128,
-        stdout: Buffer.concat(out).toString(),
-        stderr: Buffer.concat(err).toString(),
-      };
-      if (result.code !== 0 && !opts.allowFailure) {
-        const how = signal ? `signal ${signal}` : `code ${code}`;
-        reject(
-          new Error(`${cmd} ${args.join(' ')} failed (${how}): ${result.stderr || result.stdout}`),
-        );
-      } else {
-        resolvePromise(result);
-      }
-    });
-    if (child.stdin) {
-      // A command may exit without reading its input; its exit code tells what happened.
-      child.stdin.on('error', () => {});
-      child.stdin.end(opts.input);
-    }
-  });
-}
-
 /** Builds (or finds in the cache) the tools; returns each binary's path and kwok's stage file. */
-export async function buildTools(
-  tools: readonly Tool[] = TOOLS,
+export async function buildTools<T extends AnyTool = Tool>(
+  tools: readonly T[] = TOOLS as readonly AnyTool[] as readonly T[],
   progress: NodeJS.WritableStream = process.stderr,
-): Promise<{ bins: Record<Tool, string>; kwokStages: string }> {
+): Promise<{ bins: Record<T, string>; kwokStages: string }> {
   const { stdout } = await run('bash', [BUILD_SCRIPT, ...tools], {
     timeoutMs: 3 * 60 * 60_000,
     stderrTo: progress,
@@ -136,29 +106,13 @@ export async function buildTools(
     const eq = line.indexOf('=');
     if (eq > 0) found.set(line.slice(0, eq), line.slice(eq + 1));
   }
-  const bins = {} as Record<Tool, string>;
+  const bins = {} as Record<T, string>;
   for (const t of tools) {
     const p = found.get(t);
     if (!p) throw new Error(`build-tools.sh did not report ${t}`);
     bins[t] = p;
   }
   return { bins, kwokStages: found.get('kwok-stages') ?? '' };
-}
-
-/** A free TCP port on 127.0.0.1 (asked from the OS, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen({ host: '127.0.0.1', port: 0 }, () => {
-      const addr = srv.address();
-      srv.close(() => {
-        if (addr && typeof addr === 'object') resolvePromise(addr.port);
-        else reject(new Error('no port'));
-      });
-    });
-  });
 }
 
 async function openssl(args: string[], cwd: string): Promise<void> {
@@ -177,7 +131,14 @@ interface Pki {
 }
 
 /** A CA, the apiserver serving cert, the service-account key pair and client certs (EC P-256). */
-async function makePki(dir: string, clients: Record<string, string>): Promise<Pki> {
+async function makePki(
+  dir: string,
+  clients: Record<string, string>,
+  /** More names of the API server (the node mode's listen address). */
+  apiserverSans: readonly string[] = [],
+  /** Serving certificates to sign: name -> [subject, subjectAltNames]. */
+  servers: Record<string, [string, readonly string[]]> = {},
+): Promise<Pki> {
   await mkdir(dir, { recursive: true });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
   const makeCa = (name: string, cn: string) =>
@@ -235,6 +196,7 @@ async function makePki(dir: string, clients: Record<string, string>): Promise<Pk
     'DNS:kubernetes.default',
     'DNS:kubernetes.default.svc',
     'DNS:kubernetes.default.svc.cluster.local',
+    ...apiserverSans,
   ];
   const common =
     'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n';
@@ -245,6 +207,13 @@ async function makePki(dir: string, clients: Record<string, string>): Promise<Pk
   );
   for (const [name, subject] of Object.entries(clients)) {
     await sign(name, subject, `${common}extendedKeyUsage=clientAuth\n`);
+  }
+  for (const [name, [subject, names]] of Object.entries(servers)) {
+    await sign(
+      name,
+      subject,
+      `${common}extendedKeyUsage=serverAuth\nsubjectAltName=${names.join(',')}\n`,
+    );
   }
   await sign(
     'front-proxy-client',
@@ -300,159 +269,6 @@ current-context: ${user}@kvstore-test
   );
 }
 
-/** A started component: its process group leader, log file and exit state. */
-interface Component {
-  readonly name: string;
-  readonly pid: number;
-  readonly log: string;
-  readonly child: ChildProcess;
-  exited: string | undefined;
-}
-
-/** Last lines of a component's log, for error messages. */
-function tail(path: string, lines = 25): string {
-  try {
-    return readFileSync(path, 'utf8').split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
-}
-
-function startComponent(name: string, bin: string, args: string[], logDir: string): Component {
-  const log = join(logDir, `${name}.log`);
-  const fd = openSync(log, 'a');
-  // Own process group (detached), so stop() reaches any children and `k8s:up` can exit and leave it running.
-  const child = spawn(bin, args, { detached: true, stdio: ['ignore', fd, fd] });
-  closeSync(fd);
-  child.unref();
-  if (child.pid === undefined) throw new Error(`${name} did not start`);
-  const c: Component = { name, pid: child.pid, log, child, exited: undefined };
-  child.on('exit', (code, signal) => {
-    c.exited = signal ? `signal ${signal}` : `code ${code}`;
-  });
-  child.on('error', (e) => {
-    c.exited = e.message;
-  });
-  return c;
-}
-
-/** Whether pid is running; a zombie (exited, not yet reaped by its new parent) is not. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    // Fields after the parenthesised command name: the first is the state.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-function signalGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // already gone
-    }
-  }
-}
-
-/**
- * Stops recorded components in dependency order: clients of the apiserver first, then
- * kube-apiserver, then etcd (an apiserver without etcd shuts down slowly).
- */
-export async function stopComponents(pids: Readonly<Record<string, number>>): Promise<void> {
-  const last = ['kube-apiserver', 'etcd'];
-  await killProcesses(
-    Object.entries(pids)
-      .filter(([name]) => !last.includes(name))
-      .map(([, pid]) => pid),
-  );
-  for (const name of last) {
-    const pid = pids[name];
-    if (pid !== undefined) await killProcesses([pid]);
-  }
-}
-
-/** SIGTERM each process group, then SIGKILL what is left after graceMs. */
-export async function killProcesses(pids: readonly number[], graceMs = 5_000): Promise<void> {
-  for (const pid of pids) signalGroup(pid, 'SIGTERM');
-  const deadline = Date.now() + graceMs;
-  while (pids.some(alive) && Date.now() < deadline) await sleep(100);
-  for (const pid of pids) if (alive(pid)) signalGroup(pid, 'SIGKILL');
-  const hard = Date.now() + 5_000;
-  while (pids.some(alive) && Date.now() < hard) await sleep(50);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-interface HttpsProbe {
-  readonly ca?: Buffer;
-  readonly cert?: Buffer;
-  readonly key?: Buffer;
-}
-
-function httpsGet(url: string, tls: HttpsProbe): Promise<{ status: number; body: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const req = request(
-      url,
-      { ...tls, rejectUnauthorized: tls.ca !== undefined, timeout: 5_000 },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (d: Buffer) => chunks.push(d));
-        res.on('end', () =>
-          resolvePromise({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }),
-        );
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-async function httpGet(url: string): Promise<{ status: number; body: string }> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
-  return { status: res.status, body: await res.text() };
-}
-
-/** Polls check() until it returns true; fails early when the component exits. */
-async function waitFor(
-  what: string,
-  component: Component | undefined,
-  timeoutMs: number,
-  check: () => Promise<boolean>,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    if (component?.exited) {
-      throw new Error(
-        `${component.name} exited (${component.exited}) while waiting for ${what}:\n${tail(component.log)}`,
-      );
-    }
-    try {
-      if (await check()) return;
-    } catch (e) {
-      last = (e as Error).message;
-    }
-    if (Date.now() > deadline) {
-      const logs = component ? `\n${component.name} log:\n${tail(component.log)}` : '';
-      throw new Error(`timed out waiting for ${what}${last ? ` (${last})` : ''}${logs}`);
-    }
-    await sleep(250);
-  }
-}
-
 export interface StartOptions {
   /** Number of kwok fake nodes `kwok-node-0..n-1` (default 1). */
   readonly nodes?: number;
@@ -465,6 +281,13 @@ export interface StartOptions {
   readonly persistent?: boolean;
   /** Where build progress goes (default process.stderr). */
   readonly progress?: NodeJS.WritableStream;
+  /**
+   * Start a real node too (node-lib.ts: kubelet, containerd, CNI, CoreDNS, kube-proxy in a
+   * network namespace). The API server then listens on the host end of the node's link, which
+   * pods reach, with the `kubernetes` Service's endpoints kept by the lease reconciler; no fake
+   * nodes unless `nodes` says so.
+   */
+  readonly node?: boolean;
 }
 
 /** What a state file holds; enough for another process to use or stop the control plane. */
@@ -476,6 +299,8 @@ export interface ControlPlaneState {
   readonly version: string;
   readonly pids: Record<string, number>;
   readonly env: Record<string, string>;
+  /** The real node, when started with `node: true`. */
+  readonly node?: NodeState;
 }
 
 export interface ControlPlane extends ControlPlaneState {
@@ -529,7 +354,12 @@ ${taint ? `  taints:\n  - key: ${KWOK_NODE_ANNOTATION}\n    value: fake\n    eff
  * are Ready and the default ServiceAccount exists. On failure everything started is stopped.
  */
 export async function startControlPlane(opts: StartOptions = {}): Promise<ControlPlane> {
-  const { bins, kwokStages } = await buildTools(TOOLS, opts.progress);
+  const tools: readonly AnyTool[] = opts.node ? [...TOOLS, ...NODE_TOOLS] : TOOLS;
+  // Without a node the node tools are not built, and not used.
+  const { bins, kwokStages } = (await buildTools(tools, opts.progress)) as {
+    bins: Record<AnyTool, string>;
+    kwokStages: string;
+  };
   for (let attempt = 1; ; attempt++) {
     try {
       return await startOnce(bins, kwokStages, opts);
@@ -542,41 +372,60 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
 }
 
 async function startOnce(
-  bins: Record<Tool, string>,
+  bins: Record<AnyTool, string>,
   kwokStages: string,
   opts: StartOptions,
 ): Promise<ControlPlane> {
   const dir = await mkdtemp(join(tmpdir(), 'kvstore-k8s-'));
   const components: Component[] = [];
+  const nodeComponents: Component[] = [];
   const killOnExit = () => {
-    for (const c of components) signalGroup(c.pid, 'SIGKILL');
+    for (const c of [...nodeComponents, ...components]) signalGroup(c.pid, 'SIGKILL');
   };
   if (!opts.persistent) process.on('exit', killOnExit);
+  let net: NodeNetwork | undefined;
+  let node: NodeState | undefined;
   let stopped = false;
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
     process.off('exit', killOnExit);
-    await stopComponents(Object.fromEntries(components.map((c) => [c.name, c.pid])));
-    await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+    try {
+      if (node) await stopNode(node);
+      else if (net) await removeNodeNetwork(net, join(dir, 'node'));
+    } finally {
+      await stopComponents(Object.fromEntries(components.map((c) => [c.name, c.pid])));
+      await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+    }
   };
   try {
     const binDir = join(dir, 'bin');
     const logDir = join(dir, 'logs');
     await mkdir(binDir);
     await mkdir(logDir);
-    for (const t of TOOLS) await symlink(bins[t], join(binDir, t));
-
-    const pki = await makePki(join(dir, 'pki'), {
-      admin: '/O=system:masters/CN=kubernetes-admin',
-      'controller-manager': '/CN=system:kube-controller-manager',
-      scheduler: '/CN=system:kube-scheduler',
-      kwok: '/O=system:masters/CN=kwok-controller',
-    });
+    for (const [t, path] of Object.entries(bins)) await symlink(path, join(binDir, t));
+    if (opts.node) {
+      checkHostPackages();
+      net = await createNodeNetwork();
+    }
+    // Without a node, loopback only; with one, the host end of its link (pods reach it).
+    const address = net?.hostIp ?? '127.0.0.1';
+    const pki = await makePki(
+      join(dir, 'pki'),
+      {
+        admin: '/O=system:masters/CN=kubernetes-admin',
+        'controller-manager': '/CN=system:kube-controller-manager',
+        scheduler: '/CN=system:kube-scheduler',
+        kwok: '/O=system:masters/CN=kwok-controller',
+        ...(net ? NODE_CLIENTS : {}),
+      },
+      net ? [`IP:${net.hostIp}`] : [],
+      net ? { kubelet: [`/CN=${NODE_NAME}`, [`IP:${net.nodeIp}`, `DNS:${NODE_NAME}`]] } : {},
+    );
     const [etcdClient, etcdPeer, apiPort, kcmPort, schedPort] = await Promise.all(
       Array.from({ length: 5 }, freePort),
     );
-    const server = `https://127.0.0.1:${apiPort}`;
+    const server = `https://${address}:${apiPort}`;
     const kubeconfig = join(dir, 'admin.kubeconfig');
     await writeKubeconfig(kubeconfig, server, pki, 'admin', 'kubernetes-admin');
     const kcmConfig = join(dir, 'controller-manager.kubeconfig');
@@ -617,8 +466,8 @@ async function startOnce(
       bins['kube-apiserver'],
       [
         `--etcd-servers=${etcdUrl}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
+        `--bind-address=${address}`,
+        `--advertise-address=${address}`,
         `--secure-port=${apiPort}`,
         `--cert-dir=${join(dir, 'apiserver')}`,
         `--tls-cert-file=${join(pki.dir, 'apiserver.crt')}`,
@@ -637,7 +486,14 @@ async function startOnce(
         `--service-account-signing-key-file=${pki.saKey}`,
         `--service-cluster-ip-range=${SERVICE_CIDR}`,
         // The endpoints of `default/kubernetes` would have to be a non-loopback address.
-        '--endpoint-reconciler-type=none',
+        ...(net
+          ? [
+              `--kubelet-client-certificate=${join(pki.dir, 'apiserver-kubelet-client.crt')}`,
+              `--kubelet-client-key=${join(pki.dir, 'apiserver-kubelet-client.key')}`,
+              `--kubelet-certificate-authority=${pki.ca}`,
+              '--kubelet-preferred-address-types=InternalIP',
+            ]
+          : ['--endpoint-reconciler-type=none']),
         '--allow-privileged=true',
         '--profiling=false',
         '--v=1',
@@ -718,7 +574,12 @@ async function startOnce(
       return r.status === 200;
     });
 
-    const env = toolEnv(dir, kubeconfig, binDir);
+    const nodeDir = join(dir, 'node');
+    const env: Record<string, string> = {
+      ...toolEnv(dir, kubeconfig, binDir),
+      // `ctr images import` (and any ctr command) talks to the node's containerd.
+      ...(net ? { CONTAINERD_ADDRESS: nodeSocket(nodeDir), CONTAINERD_NAMESPACE: 'k8s.io' } : {}),
+    };
     const toolOpts = (o: RunOptions | undefined): RunOptions => ({
       ...o,
       env: { ...process.env, ...env, ...o?.env },
@@ -730,11 +591,14 @@ async function startOnce(
     const helm = async (args: readonly string[], o?: RunOptions) =>
       (await run(bins.helm, ['--kubeconfig', kubeconfig, ...args], toolOpts(o))).stdout;
 
-    const nodes = Array.from({ length: opts.nodes ?? 1 }, (_, i) => `kwok-node-${i}`);
-    await kubectl(['apply', '-f', '-'], {
-      input: nodes.map((n) => fakeNode(n, opts.taintNodes ?? false)).join(''),
-    });
+    const nodes = Array.from({ length: opts.nodes ?? (net ? 0 : 1) }, (_, i) => `kwok-node-${i}`);
+    if (nodes.length) {
+      await kubectl(['apply', '-f', '-'], {
+        input: nodes.map((n) => fakeNode(n, opts.taintNodes ?? false)).join(''),
+      });
+    }
     await waitFor('kwok to make the fake nodes Ready', kwok, 60_000, async () => {
+      if (!nodes.length) return true;
       const r = await kubectlResult(
         ['wait', '--for=condition=Ready', '--timeout=5s', ...nodes.map((n) => `node/${n}`)],
         { allowFailure: true },
@@ -749,9 +613,40 @@ async function startOnce(
       return r.code === 0;
     });
 
+    if (net) {
+      const kc = async (client: string) => {
+        const path = join(dir, `${client}.kubeconfig`);
+        await writeKubeconfig(path, server, pki, client, client);
+        return path;
+      };
+      node = newNodeState(net, nodeDir, bins.ctr);
+      await startNode(
+        {
+          dir: nodeDir,
+          logDir,
+          net,
+          bins,
+          binDir,
+          credentials: {
+            ca: pki.ca,
+            kubeletCert: join(pki.dir, 'kubelet.crt'),
+            kubeletKey: join(pki.dir, 'kubelet.key'),
+            kubelet: await kc('kubelet-client'),
+            kubeProxy: await kc('kube-proxy'),
+            coredns: await kc('coredns'),
+            provisioner: await kc('local-path-provisioner'),
+          },
+          kubectl: kubectlResult,
+          onStart: (c) => nodeComponents.push(c),
+        },
+        node,
+      );
+    }
+
     const pids: Record<string, number> = {};
     for (const c of components) pids[c.name] = c.pid;
     return {
+      node,
       dir,
       kubeconfig,
       server,
@@ -777,13 +672,17 @@ export function stateFile(): string {
 }
 
 export function stateOf(cp: ControlPlaneState): ControlPlaneState {
-  const { dir, kubeconfig, server, binDir, version, pids, env } = cp;
-  return { dir, kubeconfig, server, binDir, version, pids, env };
+  const { dir, kubeconfig, server, binDir, version, pids, env, node } = cp;
+  return { dir, kubeconfig, server, binDir, version, pids, env, node };
 }
 
 /** Stops a control plane recorded in a state file (possibly started by another process). */
 export async function stopFromState(state: ControlPlaneState): Promise<void> {
-  await stopComponents(state.pids);
+  try {
+    if (state.node) await stopNode(state.node);
+  } finally {
+    await stopComponents(state.pids);
+  }
   await rm(state.dir, { recursive: true, force: true, maxRetries: 3 });
 }
 

@@ -1,4 +1,4 @@
-// CLI for the test Kubernetes control plane: `node test/k8s/control-plane.ts up|down|env|build|status`.
+// CLI for the test Kubernetes control plane: `node test/k8s/control-plane.ts up [--node]|down|env|build|status`.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -11,11 +11,15 @@ import {
   stateFile,
   stateOf,
   stopFromState,
+  TOOLS,
 } from './control-plane-lib.ts';
+import { NODE_TOOLS } from './node-lib.ts';
 
 const USAGE = `usage: node test/k8s/control-plane.ts <command>
   build   build the tools into the version-keyed cache (no-op when cached)
   up      build if needed, start a control plane that keeps running, print its KUBECONFIG
+          --node: with a real node (kubelet, containerd, CNI, CoreDNS, kube-proxy; see
+          docs/kubernetes.md); load an image with: docker save IMAGE | ctr images import -
   env     print shell exports for the running control plane (eval "$(... env)")
   status  exit 0 when the recorded control plane answers /readyz
   down    stop the recorded control plane and remove its files
@@ -35,7 +39,7 @@ function exports(state: ControlPlaneState): string {
     .join('\n');
 }
 
-async function up(): Promise<void> {
+async function up(withNode: boolean): Promise<void> {
   const existing = readState();
   if (existing) {
     if (await isReady(existing)) {
@@ -48,7 +52,7 @@ async function up(): Promise<void> {
     await rm(stateFile(), { force: true });
   }
   const start = Date.now();
-  const cp = await startControlPlane({ persistent: true });
+  const cp = await startControlPlane({ persistent: true, node: withNode });
   await mkdir(dirname(stateFile()), { recursive: true });
   await writeFile(stateFile(), `${JSON.stringify(stateOf(cp), null, 2)}\n`);
   console.error(
@@ -56,6 +60,12 @@ async function up(): Promise<void> {
   );
   console.error(`kubeconfig: ${cp.kubeconfig}`);
   console.error(`logs:       ${cp.dir}/logs`);
+  if (cp.node) {
+    console.error(`node:       ${cp.node.net.nodeIp} (network namespace ${cp.node.net.netns})`);
+    console.error(
+      `images:     docker save IMAGE | ctr images import -   (after eval "$(npm run -s k8s:env)")`,
+    );
+  }
   console.error(`stop with:  npm run k8s:down`);
   console.log(exports(cp));
 }
@@ -71,15 +81,20 @@ async function down(): Promise<void> {
   console.error(`control plane at ${state.server} stopped; removed ${state.dir}`);
 }
 
-async function main(cmd: string | undefined): Promise<number> {
+async function main(cmd: string | undefined, flags: readonly string[]): Promise<number> {
+  const unknown = flags.filter((f) => !(cmd === 'up' && f === '--node'));
+  if (unknown.length) {
+    console.error(`unknown argument: ${unknown.join(' ')}\n${USAGE}`);
+    return 2;
+  }
   switch (cmd) {
     case 'build': {
-      const { bins } = await buildTools();
+      const { bins } = await buildTools([...TOOLS, ...NODE_TOOLS]);
       for (const [tool, path] of Object.entries(bins)) console.log(`${tool}=${path}`);
       return 0;
     }
     case 'up':
-      await up();
+      await up(flags.includes('--node'));
       return 0;
     case 'down':
       await down();
@@ -105,7 +120,7 @@ async function main(cmd: string | undefined): Promise<number> {
   }
 }
 
-main(process.argv[2]).then(
+main(process.argv[2], process.argv.slice(3)).then(
   (code) => {
     process.exitCode = code;
   },

@@ -1,0 +1,202 @@
+// Fixtures of the real-node tests: the kvstore image loaded into the node, `kubectl port-forward`, `nc`, and a Debian Prometheus discovering pods through the API.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parse, stringify } from 'yaml';
+import type { ControlPlane } from './control-plane-lib.ts';
+import { ROOT, waitUntil } from './operator-fixtures.ts';
+import { freePort, type RunResult, run } from './processes.ts';
+
+export const VERSION = (
+  JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
+).version;
+/** The image the README builds and the chart runs by default. */
+export const IMAGE = `kvstore:${VERSION}`;
+
+/** Runs a shell command with the control plane's tool environment (kubectl, helm, ctr on PATH). */
+export function sh(
+  cp: ControlPlane,
+  script: string,
+  opts: { allowFailure?: boolean; timeoutMs?: number } = {},
+): Promise<RunResult> {
+  return run('bash', ['-euo', 'pipefail', '-c', script], {
+    env: { ...process.env, ...cp.env, PATH: `${cp.binDir}:${process.env.PATH ?? ''}` },
+    allowFailure: opts.allowFailure,
+    timeoutMs: opts.timeoutMs ?? 300_000,
+    cwd: ROOT,
+  });
+}
+
+/**
+ * The README's way in, with the node's containerd in place of kind: build the image when the
+ * Docker engine lacks it (`npm run image`), then `docker save IMAGE | ctr images import -`.
+ */
+export async function loadImage(cp: ControlPlane, image = IMAGE): Promise<void> {
+  const has = await run('docker', ['image', 'inspect', image], { allowFailure: true });
+  if (has.code !== 0) {
+    await run('npm', ['run', 'image'], { timeoutMs: 30 * 60_000, stderrTo: process.stderr });
+  }
+  await sh(cp, `docker save ${image} | ctr images import -`, { timeoutMs: 600_000 });
+}
+
+/** Tags an image already in the node under another tag (a "new version" for rolling upgrades). */
+export async function tagImage(cp: ControlPlane, from: string, to: string): Promise<void> {
+  const full = (i: string) => `docker.io/library/${i}`;
+  await sh(cp, `ctr images tag --force ${full(from)} ${full(to)}`);
+}
+
+/** A running `kubectl port-forward` on a local port kubectl chose. */
+export interface PortForward {
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+const forwards = new Set<ChildProcess>();
+
+/** `kubectl -n ns port-forward target :remotePort` (127.0.0.1); resolves once it forwards. */
+export async function portForward(
+  cp: ControlPlane,
+  ns: string,
+  target: string,
+  remotePort: number,
+): Promise<PortForward> {
+  const child = spawn(
+    join(cp.binDir, 'kubectl'),
+    [
+      '--kubeconfig',
+      cp.kubeconfig,
+      '-n',
+      ns,
+      'port-forward',
+      target,
+      `:${remotePort}`,
+      '--address',
+      '127.0.0.1',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  forwards.add(child);
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<void>((r) => child.on('exit', () => r()));
+  void exited.then(() => forwards.delete(child));
+  const port = await new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const m = /Forwarding from 127\.0\.0\.1:(\d+) ->/.exec(line);
+      if (m) resolve(Number(m[1]));
+    });
+    void exited.then(() => reject(new Error(`port-forward ${target} exited: ${stderr}`)));
+  });
+  return {
+    port,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+export async function stopPortForwards(): Promise<void> {
+  await Promise.all(
+    [...forwards].map(
+      (c) =>
+        new Promise<void>((r) => {
+          c.once('exit', () => r());
+          c.kill('SIGKILL');
+        }),
+    ),
+  );
+}
+
+/** `echo "<line>" | nc -N 127.0.0.1 <port>`, as the README does it; resolves with the reply. */
+export async function nc(port: number, line: string): Promise<string> {
+  const r = await run('nc', ['-N', '127.0.0.1', String(port)], {
+    input: `${line}\n`,
+    timeoutMs: 15_000,
+  });
+  return r.stdout.trim();
+}
+
+/** Debian's Prometheus with monitoring/prometheus-kubernetes.yml, outside the cluster. */
+export interface Prometheus {
+  readonly url: string;
+  query(expr: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]>;
+  alerts(): Promise<{ labels: Record<string, string>; state: string }[]>;
+  targets(): Promise<{ labels: Record<string, string>; health: string; lastError: string }[]>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `prometheus` with the repository's Kubernetes scrape configuration and alert rules, the
+ * admin kubeconfig for discovery and fast intervals (the rules' `for:` durations stay).
+ */
+export async function startPrometheus(cp: ControlPlane, dir: string): Promise<Prometheus> {
+  await mkdir(join(dir, 'data'), { recursive: true });
+  const config = parse(readFileSync(join(ROOT, 'monitoring/prometheus-kubernetes.yml'), 'utf8'));
+  config.global = { scrape_interval: '2s', evaluation_interval: '2s', scrape_timeout: '1s' };
+  config.rule_files = [join(ROOT, 'monitoring/prometheus-rules.yaml')];
+  for (const job of config.scrape_configs) {
+    for (const sd of job.kubernetes_sd_configs) sd.kubeconfig_file = cp.kubeconfig;
+  }
+  await writeFile(join(dir, 'prometheus.yml'), stringify(config));
+  const port = await freePort();
+  const child = spawn(
+    'prometheus',
+    [
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let log = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    log += d.toString();
+  });
+  const exited = new Promise<void>((r) => child.on('exit', () => r()));
+  const url = `http://127.0.0.1:${port}`;
+  const api = async <T>(path: string): Promise<T> => {
+    const res = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(5_000) });
+    const body = (await res.json()) as { status: string; data: T; error?: string };
+    if (body.status !== 'success') throw new Error(`prometheus ${path}: ${body.error}`);
+    return body.data;
+  };
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  try {
+    await waitUntil('prometheus ready', async () => {
+      if (child.exitCode !== null) throw new Error(`prometheus exited: ${log}`);
+      return (await fetch(`${url}/-/ready`)).ok;
+    });
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return {
+    url,
+    stop,
+    query: async (expr) =>
+      (
+        await api<{ result: { metric: Record<string, string>; value: [number, string] }[] }>(
+          `/api/v1/query?query=${encodeURIComponent(expr)}`,
+        )
+      ).result,
+    alerts: async () =>
+      (await api<{ alerts: { labels: Record<string, string>; state: string }[] }>('/api/v1/alerts'))
+        .alerts,
+    targets: async () =>
+      (
+        await api<{
+          activeTargets: { labels: Record<string, string>; health: string; lastError: string }[];
+        }>('/api/v1/targets?state=active')
+      ).activeTargets,
+  };
+}

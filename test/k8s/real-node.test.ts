@@ -1,0 +1,326 @@
+// The README's Kubernetes recipe on a real node (kubelet, containerd, CNI, CoreDNS, kube-proxy): helm install runs the operator and three kvstore pods with bound claims, port-forward + nc and redis-cli reach them, Prometheus scrapes them, and day two (scale, pod loss, rolling upgrade under a writer, uninstall) works.
+
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KvClient } from '../../src/client/index.ts';
+import { type ControlPlane, startControlPlane } from './control-plane-lib.ts';
+import { mountsUnder } from './node-host.ts';
+import { getJson, type Json, type KVC, NODE, waitUntil } from './operator-fixtures.ts';
+import { alive, run } from './processes.ts';
+import {
+  IMAGE,
+  loadImage,
+  nc,
+  type Prometheus,
+  portForward,
+  sh,
+  stopPortForwards,
+  tagImage,
+  VERSION,
+} from './real-node-fixtures.ts';
+
+// A cold tool cache means building Kubernetes and containerd from source; warm, start-up takes
+// seconds and loading the image about 20 s.
+const START_TIMEOUT_MS = 60 * 60_000;
+const NS = 'kvstore-system';
+const KVC_NAME = 'kvstore';
+const POD_SELECTOR = 'app.kubernetes.io/instance=kvstore,app.kubernetes.io/component=node';
+
+let cp: ControlPlane;
+let work: string;
+let prometheus: Prometheus | undefined;
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'kvstore-real-node-'));
+  cp = await startControlPlane({ node: true });
+  await loadImage(cp);
+}, START_TIMEOUT_MS);
+
+afterAll(async () => {
+  await prometheus?.stop();
+  await stopPortForwards();
+  await cp?.stop();
+  await rm(work, { recursive: true, force: true });
+}, 120_000);
+
+const kvc = () => getJson<KVC>(cp, ['kvcluster', KVC_NAME, '-n', NS]);
+
+/** The KVCluster is Available with `replicas` members, every pod Ready. */
+async function available(replicas: number, timeoutMs = 300_000): Promise<KVC> {
+  return waitUntil(
+    `KVCluster ${KVC_NAME} Available with ${replicas} ready`,
+    async () => {
+      const c = await kvc();
+      const s = c?.status;
+      if (!c) return undefined;
+      return (
+        s?.phase === 'Available' && s.readyReplicas === replicas && s.replicas === replicas && c
+      );
+    },
+    timeoutMs,
+  );
+}
+
+async function pods(): Promise<Json[]> {
+  return (await getJson(cp, ['pods', '-n', NS, '-l', POD_SELECTOR]))?.items ?? [];
+}
+
+async function claims(): Promise<Json[]> {
+  return (await getJson(cp, ['pvc', '-n', NS]))?.items ?? [];
+}
+
+/** A client through `kubectl port-forward svc/kvstore :8081` (closed with its forward). */
+async function client(): Promise<{ kv: KvClient; close(): Promise<void> }> {
+  const pf = await portForward(cp, NS, `svc/${KVC_NAME}`, 8081);
+  const kv = await KvClient.connect({ host: '127.0.0.1', port: pf.port });
+  return {
+    kv,
+    close: async () => {
+      await kv.close();
+      await pf.stop();
+    },
+  };
+}
+
+describe('a real node', () => {
+  it('runs the README recipe: helm install gives 2 operator pods (one leader) and 3 Ready kvstore pods with bound claims', async () => {
+    await sh(cp, 'helm install kvstore charts/kvstore -n kvstore-system --create-namespace', {});
+    const c = await available(3);
+    expect(c.status?.members?.map((m) => m.name).sort()).toEqual([
+      'kvstore-0',
+      'kvstore-1',
+      'kvstore-2',
+    ]);
+
+    const operators = await waitUntil('2 Running operator pods', async () => {
+      const items: Json[] =
+        (await getJson(cp, ['pods', '-n', NS, '-l', 'app.kubernetes.io/component=operator']))
+          ?.items ?? [];
+      const running = items.filter(
+        (p) =>
+          p.status.phase === 'Running' &&
+          p.status.conditions?.some((x: Json) => x.type === 'Ready' && x.status === 'True'),
+      );
+      return running.length === 2 && running;
+    });
+    const lease = await waitUntil('the operator Lease held', async () => {
+      const l = await getJson(cp, ['lease', '-n', NS, 'kvstore-operator']);
+      return l?.spec?.holderIdentity && l;
+    });
+    expect(operators.map((p: Json) => p.metadata.name)).toContain(lease.spec.holderIdentity);
+
+    const running = await pods();
+    expect(running).toHaveLength(3);
+    for (const p of running) {
+      expect(p.spec.nodeName).toBe('kvstore-node');
+      expect(p.spec.containers[0].image).toBe(IMAGE);
+      // The pod IP is on the node's pod bridge, not the host.
+      expect(p.status.podIP).toMatch(/^10\.244\.\d+\.\d+$/);
+    }
+    const pvcs = await claims();
+    expect(pvcs.map((p) => [p.metadata.name, p.status.phase]).sort()).toEqual([
+      ['data-kvstore-0', 'Bound'],
+      ['data-kvstore-1', 'Bound'],
+      ['data-kvstore-2', 'Bound'],
+    ]);
+  }, 600_000);
+
+  it('serves the seed lines through kubectl port-forward svc/kvstore and nc, and redis-cli through the same forward', async () => {
+    const pf = await portForward(cp, NS, 'svc/kvstore', 8081);
+    try {
+      expect(await nc(pf.port, 'PING')).toBe('PONG');
+      expect(await nc(pf.port, 'PUT session:user1 {token:xyz123}')).toBe('OK');
+      expect(await nc(pf.port, 'GET session:user1')).toBe('{token:xyz123}');
+      const cli = (args: string[]) =>
+        run('redis-cli', ['-h', '127.0.0.1', '-p', String(pf.port), ...args]);
+      expect((await cli(['GET', 'session:user1'])).stdout.trim()).toBe('{token:xyz123}');
+      expect((await cli(['SET', 'session:user2', 'via-redis-cli'])).stdout.trim()).toBe('OK');
+      expect(await nc(pf.port, 'GET session:user2')).toBe('via-redis-cli');
+    } finally {
+      await pf.stop();
+    }
+  }, 120_000);
+
+  it('scales 3 -> 5 -> 3 with real decommissions: every key stays readable, removed members lose their claims', async () => {
+    const c = await client();
+    const keys = Array.from({ length: 200 }, (_, i) => `scale-${i}`);
+    try {
+      for (const k of keys) await c.kv.put(k, `v-${k}`);
+    } finally {
+      await c.close();
+    }
+    await sh(cp, `kubectl -n ${NS} scale kvc ${KVC_NAME} --replicas=5`);
+    await available(5);
+    expect((await claims()).filter((p) => p.status.phase === 'Bound')).toHaveLength(5);
+    await sh(cp, `kubectl -n ${NS} scale kvc ${KVC_NAME} --replicas=3`);
+    await available(3, 600_000);
+    // retainOnScaleDown: false (the default): the decommissioned members' claims are deleted.
+    await waitUntil('claims of kvstore-3 and kvstore-4 deleted', async () => {
+      const names = (await claims()).map((p) => p.metadata.name).sort();
+      return names.join(',') === 'data-kvstore-0,data-kvstore-1,data-kvstore-2';
+    });
+    const r = await client();
+    try {
+      for (const k of keys) expect(await r.kv.get(k)).toBe(`v-${k}`);
+    } finally {
+      await r.close();
+    }
+  }, 900_000);
+
+  it('a deleted pod comes back on its claim with its data', async () => {
+    const before = await getJson(cp, ['pod', 'kvstore-1', '-n', NS]);
+    const claim = await getJson(cp, ['pvc', 'data-kvstore-1', '-n', NS]);
+    await sh(cp, `kubectl -n ${NS} delete pod kvstore-1`);
+    await waitUntil(
+      'kvstore-1 recreated and Ready',
+      async () => {
+        const p = await getJson(cp, ['pod', 'kvstore-1', '-n', NS]);
+        return (
+          p &&
+          p.metadata.uid !== before.metadata.uid &&
+          p.status.conditions?.some((x: Json) => x.type === 'Ready' && x.status === 'True')
+        );
+      },
+      300_000,
+    );
+    expect((await getJson(cp, ['pvc', 'data-kvstore-1', '-n', NS])).metadata.uid).toBe(
+      claim.metadata.uid,
+    );
+    // The node's own store (its metrics, not a quorum read) holds keys as soon as it is back.
+    const pf = await portForward(cp, NS, 'pod/kvstore-1', 9090);
+    try {
+      const metrics = await (await fetch(`http://127.0.0.1:${pf.port}/metrics`)).text();
+      const keys = Number(/^kvstore_storage_keys(?:\{[^}]*\})? (\d+)/m.exec(metrics)?.[1]);
+      expect(keys).toBeGreaterThan(100);
+    } finally {
+      await pf.stop();
+    }
+    await available(3);
+  }, 600_000);
+
+  it('rolls to a new image tag one pod at a time under a writer without losing an acknowledged write', async () => {
+    const next = `${VERSION}-rolled`;
+    await tagImage(cp, IMAGE, `kvstore:${next}`);
+    const svc = await getJson(cp, ['service', KVC_NAME, '-n', NS]);
+    const net = cp.node?.net;
+    if (!net) throw new Error('no node');
+    // The writer runs on the node's network and writes to the client Service's ClusterIP.
+    const writer = spawn(
+      'nsenter',
+      [
+        `--net=/run/netns/${net.netns}`,
+        '--',
+        NODE,
+        join(import.meta.dirname, 'cluster-writer.ts'),
+        svc.spec.clusterIP,
+        '8081',
+        'roll',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const acked: string[] = [];
+    let done = '';
+    createInterface({ input: writer.stdout! }).on('line', (l) => {
+      if (l.startsWith('ACK ')) acked.push(l.slice(4));
+      if (l.startsWith('DONE ')) done = l;
+    });
+    const exited = new Promise<void>((r) => writer.on('exit', () => r()));
+    try {
+      await waitUntil('the writer acknowledged writes', async () => acked.length >= 20);
+      await sh(
+        cp,
+        `helm upgrade kvstore charts/kvstore -n ${NS} --reuse-values --set cluster.image.repository=kvstore --set cluster.image.tag=${next}`,
+      );
+      // One pod at a time: never more than one member not Ready while the image changes.
+      let worst = 0;
+      await waitUntil(
+        'every pod on the new image and Available',
+        async () => {
+          const items = await pods();
+          const notReady = items.filter(
+            (p) =>
+              !p.status.conditions?.some((x: Json) => x.type === 'Ready' && x.status === 'True'),
+          );
+          worst = Math.max(worst, notReady.length);
+          const c = await kvc();
+          return (
+            items.length === 3 &&
+            items.every((p) => p.spec.containers[0].image === `kvstore:${next}`) &&
+            c?.status?.phase === 'Available' &&
+            c.status.readyReplicas === 3
+          );
+        },
+        900_000,
+      );
+      expect(worst).toBeLessThanOrEqual(1);
+      const n = acked.length;
+      await waitUntil('the writer wrote after the roll', async () => acked.length >= n + 20);
+    } finally {
+      writer.kill('SIGTERM');
+      await exited;
+    }
+    expect(done).toMatch(/^DONE \d+ \d+$/);
+    const c = await client();
+    try {
+      for (const k of acked) expect(await c.kv.get(k), k).toBe(`value of ${k}`);
+    } finally {
+      await c.close();
+    }
+  }, 1_200_000);
+
+  it('helm uninstall removes the operator and the cluster, and keeps the CRD and the data claims', async () => {
+    await sh(cp, `helm uninstall kvstore -n ${NS} --wait`);
+    await waitUntil('kvstore pods gone', async () => (await pods()).length === 0, 180_000);
+    expect(await getJson(cp, ['crd', 'kvclusters.kvstore.dev'])).not.toBeNull();
+    expect((await claims()).map((p) => p.metadata.name).sort()).toEqual([
+      'data-kvstore-0',
+      'data-kvstore-1',
+      'data-kvstore-2',
+    ]);
+  }, 300_000);
+
+  it('runs the README path without Helm: kubectl apply -k k8s/ gives a Ready demo cluster', async () => {
+    await sh(
+      cp,
+      'kubectl apply -k k8s/crd && kubectl wait --for=condition=Established crd/kvclusters.kvstore.dev',
+    );
+    await sh(cp, 'kubectl apply -k k8s/');
+    const demo = await waitUntil(
+      'KVCluster demo Available',
+      async () => {
+        const c = await getJson<KVC>(cp, ['kvcluster', 'demo', '-n', 'default']);
+        return c?.status?.phase === 'Available' && c;
+      },
+      600_000,
+    );
+    expect(demo.spec.image).toBe(IMAGE);
+    const pf = await portForward(cp, 'default', 'svc/demo', 8081);
+    try {
+      expect(await nc(pf.port, 'PING')).toBe('PONG');
+    } finally {
+      await pf.stop();
+    }
+  }, 900_000);
+});
+
+describe('stopping the node', () => {
+  it('leaves no process, mount, cgroup or network namespace of the node behind', async () => {
+    const node = cp.node;
+    if (!node) throw new Error('no node');
+    const pids = Object.values(node.pids);
+    await cp.stop();
+    for (const pid of pids) expect(alive(pid), `pid ${pid}`).toBe(false);
+    expect(mountsUnder(node.dir)).toEqual([]);
+    expect(existsSync(`/run/netns/${node.net.netns}`)).toBe(false);
+    expect(existsSync(`/sys/fs/cgroup/pids${node.net.cgroupRoot}`)).toBe(false);
+    const routes = (await run('ip', ['-4', 'route'])).stdout;
+    expect(routes).not.toContain(node.net.podCidr.split('/')[0]);
+    const shims = readFileSync('/proc/self/mountinfo', 'utf8');
+    expect(shims).not.toContain(node.dir);
+  }, 120_000);
+});
