@@ -1,9 +1,9 @@
 // skaffold.yaml checked by skaffold itself (built from the Go module proxy by scripts/build-skaffold.sh):
-// strict parsing and profiles (`skaffold diagnose`), and `skaffold render` of the Helm release
-// with a given image, compared with the chart.
+// strict parsing and profiles (`skaffold diagnose`), `skaffold render` of the Helm release with a
+// given image, compared with the chart, and `skaffold build` with the local Docker engine.
 //
-// No Docker engine and no cluster here: nothing is built or deployed. `skaffold render` runs
-// `helm template` (Helm 3: skaffold v2 does not drive Helm 4) with skaffold as post-renderer.
+// No cluster here: nothing is deployed. `skaffold render` runs `helm template` (Helm 3: skaffold
+// v2 does not drive Helm 4) with skaffold as post-renderer.
 
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
+import { docker, Made, requireEngine, uniqueName, VERSION } from '../helpers/docker.ts';
 import { buildTools, run } from './control-plane-lib.ts';
 import { type Json, ROOT } from './operator-fixtures.ts';
 
@@ -25,10 +26,12 @@ let helm4 = '';
 let home = '';
 let env: NodeJS.ProcessEnv = {};
 
+const made = new Made();
+
 /** Runs skaffold in the repository (where skaffold.yaml is) with a throw-away HOME. */
-async function sk(args: string[], allowFailure = false) {
+async function sk(args: string[], allowFailure = false, timeout = 120_000) {
   try {
-    const r = await exec(skaffold, args, { cwd: ROOT, env, maxBuffer: 64 << 20, timeout: 120_000 });
+    const r = await exec(skaffold, args, { cwd: ROOT, env, maxBuffer: 64 << 20, timeout });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
     const err = e as { code?: number; stdout?: string; stderr?: string };
@@ -69,8 +72,9 @@ beforeAll(async () => {
 }, BUILD_TIMEOUT_MS);
 
 afterAll(async () => {
+  await made.remove();
   if (home) await rm(home, { recursive: true, force: true });
-});
+}, 300_000);
 
 describe('skaffold.yaml', () => {
   it('parses strictly at the newest schema skaffold knows', async () => {
@@ -79,7 +83,14 @@ describe('skaffold.yaml', () => {
     expect(file.apiVersion).toBe(schemas.at(-1));
     const config = parse((await sk(['diagnose', '--yaml-only'])).stdout) as Json;
     expect(config.build.artifacts).toEqual([
-      { image: 'kvstore', context: ROOT, docker: { dockerfile: 'Dockerfile' } },
+      {
+        image: 'kvstore',
+        context: ROOT,
+        custom: {
+          buildCommand: 'scripts/image.sh',
+          dependencies: { dockerfile: { path: 'Dockerfile' } },
+        },
+      },
     ]);
     const release = config.deploy.helm.releases[0];
     expect(release).toMatchObject({
@@ -166,4 +177,28 @@ describe('skaffold.yaml', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr + r.stdout).toMatch(/field pushImages not found/);
   }, 60_000);
+
+  it('skaffold build builds the image with the local engine (scripts/image.sh, tagged by skaffold)', async () => {
+    await requireEngine();
+    const tag = uniqueName();
+    const ref = made.image(`kvstore:${tag}`);
+    const out = join(home, 'build.json');
+    const r = await sk(
+      ['build', '--tag', tag, '--push=false', '--cache-artifacts=false', '--file-output', out],
+      false,
+      1_200_000,
+    );
+    const { builds } = JSON.parse(await readFile(out, 'utf8')) as {
+      builds: { imageName: string; tag: string }[];
+    };
+    // A local build without push: skaffold also tags the image by its ID, and deploys that tag.
+    for (const b of builds) made.image(b.tag);
+    const id = (await docker(['image', 'inspect', '--format', '{{.Id}}', ref])).trim();
+    expect(builds).toEqual([{ imageName: 'kvstore', tag: `kvstore:${id.replace('sha256:', '')}` }]);
+    expect(r.stdout + r.stderr).toContain(`[image] built ${ref}`);
+    const cfg = JSON.parse(await docker(['image', 'inspect', '--format', '{{json .Config}}', ref]));
+    expect(cfg.Labels['org.opencontainers.image.version']).toBe(VERSION);
+    expect(cfg.Cmd).toEqual(['kvstore']);
+    expect(cfg.User).toBe('1000:1000');
+  }, 1_200_000);
 });
