@@ -6,12 +6,23 @@ import { describeIoError, errnoName } from './io-errors.ts';
 
 /** A one-shot broadcast that can be re-armed: `wait()` resolves at the next `fire()`. */
 class Signal {
-  #waiters: (() => void)[] = [];
+  readonly #waiters = new Set<() => void>();
   wait(): Promise<void> {
-    return new Promise((resolve) => this.#waiters.push(resolve));
+    return new Promise((resolve) => this.#waiters.add(resolve));
+  }
+  /** Resolves with `p`, or with `fallback` at the next fire(); leaves no waiter behind. */
+  race<T, F>(p: PromiseLike<T>, fallback: F): Promise<T | F> {
+    let waiter = () => {};
+    const fired = new Promise<F>((resolve) => {
+      waiter = () => resolve(fallback);
+      this.#waiters.add(waiter);
+    });
+    return Promise.race([Promise.resolve(p), fired]).finally(() => this.#waiters.delete(waiter));
   }
   fire(): void {
-    for (const w of this.#waiters.splice(0)) w();
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const w of waiters) w();
   }
 }
 
@@ -19,7 +30,7 @@ class Signal {
  * LMDB's state as the store sees it. lmdb-js reports a failed commit three ways: the write's
  * promise rejects with `Commit failed` (its `commitError` a promise of the errno error), that
  * inner promise rejects, and `flushed` never resolves for the failed transaction. `fail` takes
- * the first (and handles the second); `flushed` callers race `failed()`.
+ * the first (and handles the second); `flushed` callers use `unlessFailed`.
  */
 export class LmdbHealth {
   readonly #dir: string;
@@ -69,9 +80,9 @@ export class LmdbHealth {
     return true;
   }
 
-  /** Resolves at the next failure. */
-  failed(): Promise<void> {
-    return this.#failed.wait();
+  /** Resolves with `p`, or with `fallback` if a failure comes first. */
+  unlessFailed<T, F>(p: PromiseLike<T>, fallback: F): Promise<T | F> {
+    return this.#failed.race(p, fallback);
   }
 
   /** Resolves once LMDB is writable again (at once when it is). */

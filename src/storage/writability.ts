@@ -85,10 +85,10 @@ export class Writability {
    * fails meanwhile (LMDB's own `flushed` never resolves for a failed transaction).
    */
   async flushed(root: { flushed: PromiseLike<unknown> }, generation = this.health.generation) {
-    const ok = await Promise.race([
+    const ok = await this.health.unlessFailed(
       Promise.resolve(root.flushed).then(() => true),
-      this.health.failed().then(() => false),
-    ]);
+      false,
+    );
     if (!ok || this.health.generation !== generation) {
       throw new KvError('KV_ERR_STORAGE', `storage: LMDB flush failed: ${this.failure()}`);
     }
