@@ -408,9 +408,7 @@ export class Storage {
    * with KV_ERR_STORAGE while the store refuses writes.
    */
   async writeState(name: string, value: unknown): Promise<void> {
-    await this.transact(() => {
-      this.#meta.putSync(`x:${name}`, value);
-    });
+    await this.#commit(() => this.#meta.put(`x:${name}`, value));
   }
 
   /**
@@ -419,11 +417,16 @@ export class Storage {
    * refuses writes or the commit fails (the store then refuses writes until repaired).
    */
   async transact(fn: () => void): Promise<void> {
+    await this.#commit(() => this.#root.transaction(fn));
+  }
+
+  /** Runs an LMDB write outside the log and waits until it is flushed, through failures. */
+  async #commit(write: () => PromiseLike<unknown>): Promise<void> {
     if (this.#closed) throw new KvError('KV_ERR_STORAGE', 'storage: store is closed');
     if (this.#w.refusing()) await this.#w.ensure();
     try {
       const generation = this.#w.health.generation;
-      await this.#root.transaction(fn);
+      await write();
       await this.#w.flushed(this.#root, generation);
     } catch (err) {
       if (err instanceof KvError) throw err;
