@@ -161,7 +161,10 @@ export class Nemesis {
     if (members.length <= this.#baseMembers) {
       try {
         const joined = await this.#cluster.join();
-        if (joined) this.#record('join', joined.host.name, 'started empty, added to DNS');
+        // A slot that ran before is a decommissioned member's name, back with an empty directory.
+        const reused = joined !== null && joined.generation > 1;
+        const how = reused ? 'started empty under a decommissioned name' : 'started empty';
+        if (joined) this.#record('join', joined.host.name, `${how}, added to DNS`);
       } catch (err) {
         this.#record('join', '?', String(err), false);
       }

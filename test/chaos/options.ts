@@ -18,6 +18,8 @@ export interface ChaosOptions {
   readonly maxFaults: number;
   /** Keep the work directory (node logs, history.json) instead of removing it. */
   readonly keep: boolean;
+  /** Runs of consecutive seeds (seed, seed + 1, ...), stopping at the first that fails. */
+  readonly seeds: number;
 }
 
 export const DEFAULT_OPTIONS: ChaosOptions = {
@@ -30,6 +32,7 @@ export const DEFAULT_OPTIONS: ChaosOptions = {
   membershipEveryS: 12,
   maxFaults: 1,
   keep: false,
+  seeds: 1,
 };
 
 const USAGE = `Usage: npm run chaos -- [options]
@@ -41,7 +44,9 @@ const USAGE = `Usage: npm run chaos -- [options]
   --quiet-s N             quiet seconds before the final reads (default 3)
   --membership-every-s N  seconds from a join or decommission to the next (default 12)
   --max-faults N          point faults at once, each on its own node (default 1)
-  --keep                  keep the work directory (node logs, history.json)`;
+  --keep                  keep the work directory (node logs, history.json)
+  --seeds N               run seeds S, S+1, ... S+N-1 one after another, stopping at the first
+                          failure (its work directory is always kept) (default 1)`;
 
 /** Parses argv; throws an Error with the usage text on a bad option. */
 export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
@@ -58,6 +63,7 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
     '--quiet-s': ['quietS', 0, 600],
     '--membership-every-s': ['membershipEveryS', 1, 3600],
     '--max-faults': ['maxFaults', 1, 5],
+    '--seeds': ['seeds', 1, 10_000],
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;

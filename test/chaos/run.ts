@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { createLan, type LanHost, requireRoot } from '../helpers/netns.ts';
 import { NODE } from '../helpers/node-process.ts';
 import type { ControllerSpec } from './controller.ts';
-import { parseOptions, USAGE } from './options.ts';
+import { type ChaosOptions, parseOptions, USAGE } from './options.ts';
 
 const CONTROLLER = resolve(import.meta.dirname, 'controller.ts');
 /** Beyond the run itself: start-up, settling, the quiet period, final reads and checks. */
@@ -19,6 +19,34 @@ async function main(): Promise<number> {
     return 0;
   }
   requireRoot('npm run chaos');
+  if (options.seeds === 1) return (await runSeed(options, options.keep)).code;
+  // Many seeds: one after another, each on a fresh network; the first failure stops the series
+  // and keeps its work directory (history.json, node logs).
+  for (let i = 0; i < options.seeds; i++) {
+    const seed = options.seed + i;
+    process.stdout.write(`chaos: seed ${seed} (${i + 1} of ${options.seeds})\n`);
+    const { code, workDir } = await runSeed({ ...options, seed }, true);
+    if (code !== 0) {
+      process.stdout.write(
+        `chaos: seed ${seed} failed (exit ${code}) after ${i} seeds passed in a row; ` +
+          `its work directory is kept: ${workDir}\n`,
+      );
+      return code;
+    }
+    if (!options.keep) rmSync(workDir, { recursive: true, force: true });
+  }
+  const last = options.seed + options.seeds - 1;
+  process.stdout.write(
+    `chaos: ${options.seeds} seeds passed in a row (${options.seed}..${last})\n`,
+  );
+  return 0;
+}
+
+/** One chaos run on its own network; the work directory is removed unless `keep`. */
+async function runSeed(
+  options: ChaosOptions,
+  keep: boolean,
+): Promise<{ code: number; workDir: string }> {
   const workDir = mkdtempSync(join(tmpdir(), 'kvstore-chaos-'));
   // Slots kv0..kvN: N members at the start, one spare for the member the nemesis adds.
   const names = Array.from({ length: options.nodes + 1 }, (_, i) => `kv${i}`);
@@ -56,13 +84,15 @@ async function main(): Promise<number> {
     );
     code = await exited;
     clearTimeout(limit);
+    process.off('SIGINT', interrupt);
+    process.off('SIGTERM', interrupt);
   } finally {
     // Kills whatever still runs in the namespaces, then removes them and the data.
     await lan.destroy();
-    if (options.keep) process.stdout.write(`chaos: work directory kept: ${workDir}\n`);
+    if (keep) process.stdout.write(`chaos: work directory kept: ${workDir}\n`);
     else rmSync(workDir, { recursive: true, force: true });
   }
-  return code;
+  return { code, workDir };
 }
 
 main().then(

@@ -1,4 +1,4 @@
-// A short chaos run (about a minute) with a fixed seed: faults, membership changes, zero violations.
+// A seeded chaos run (about 3 minutes): 5 nodes, 2 faults at once, membership churn, zero violations.
 
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -23,20 +23,31 @@ function runChaos(args: string[]): Promise<{ code: number | null; out: string }>
   });
 }
 
+/** The CI profile: the class issue 11 found (5 nodes, 2 faults at once, membership churn). */
+const PROFILE = ['--duration-s', '110', '--nodes', '5', '--max-faults', '2', '--clients', '8'];
+
 describe('chaos', () => {
-  it('a seeded run: kills, pauses, partitions, a join and a decommission; no violation', async () => {
+  it('5 nodes, 2 faults at once, joins, decommissions and a name reused: no violation', async () => {
     requireRoot('the chaos test');
-    const { code, out } = await runChaos(['--duration-s', '35', '--seed', '20261126']);
+    const { code, out } = await runChaos([
+      ...PROFILE,
+      ...['--membership-every-s', '4', '--seed', '20261203'],
+    ]);
     // The summary is the useful failure message: history excerpts of every violation.
     expect(out).toContain('violations: none');
     expect(code).toBe(0);
     const events = out.split('\n');
+    const happened = (kind: string, detail = '') =>
+      events.some((l) => new RegExp(`^ +[0-9.]+ s {2}${kind} .*${detail}`).test(l));
     for (const kind of ['kill', 'pause', 'join', 'decommissioned']) {
-      expect(events.some((l) => new RegExp(`^ +[0-9.]+ s {2}${kind} `).test(l))).toBe(true);
+      expect(happened(kind), kind).toBe(true);
     }
     expect(events.some((l) => /s {2}(isolate|split) /.test(l))).toBe(true);
+    // A decommissioned member's name joined again with an empty data directory.
+    expect(happened('join', 'under a decommissioned name')).toBe(true);
     expect(out).toMatch(/settled \(same ring, all up, no hints\)/);
+    // The workload ran all along (a busy machine does a few hundred; an idle one thousands).
     const total = /total +(\d+)/.exec(out);
-    expect(Number(total?.[1])).toBeGreaterThan(2000);
-  }, 180_000);
+    expect(Number(total?.[1])).toBeGreaterThan(500);
+  }, 600_000);
 });
