@@ -6,7 +6,7 @@
 # Usage: test/k8s/build-tools.sh [tool...]       (default: every tool)
 #   tools: kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm
 #          kubelet kube-proxy containerd containerd-shim-runc-v2 ctr coredns pause
-#          prometheus (only when asked: Kubernetes service discovery only)
+#          prometheus (with only the Kubernetes service discovery, for the real-node test)
 #        test/k8s/build-tools.sh bump-kubernetes v1.X.Y
 #   rewrites go/kubernetes/go.mod for another release: requires it and replaces every staging
 #   module listed in its own go.mod replace block with the published v0.X.Y. (Other tools:
@@ -22,7 +22,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${KVSTORE_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kvstore-k8s}
 jobs=${KVSTORE_K8S_BUILD_JOBS:-2}
 all_tools=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm
-  kubelet kube-proxy containerd containerd-shim-runc-v2 ctr coredns pause)
+  kubelet kube-proxy containerd containerd-shim-runc-v2 ctr coredns pause prometheus)
 
 log() { printf '[k8s-tools] %s\n' "$*" >&2; }
 

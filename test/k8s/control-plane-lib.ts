@@ -50,7 +50,9 @@ export const TOOLS = [
   'helm',
 ] as const;
 export type Tool = (typeof TOOLS)[number];
-export type AnyTool = Tool | NodeTool;
+/** Prometheus with the Kubernetes service discovery (Debian's has none), for the real-node test. */
+export const PROMETHEUS = 'prometheus';
+export type AnyTool = Tool | NodeTool | typeof PROMETHEUS;
 
 /** Annotation kwok is told to manage nodes by; the fake nodes carry it. */
 export const KWOK_NODE_ANNOTATION = 'kwok.x-k8s.io/node';

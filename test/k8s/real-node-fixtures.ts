@@ -6,7 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parse, stringify } from 'yaml';
-import type { ControlPlane } from './control-plane-lib.ts';
+import { buildTools, type ControlPlane, PROMETHEUS } from './control-plane-lib.ts';
 import { ROOT, waitUntil } from './operator-fixtures.ts';
 import { freePort, type RunResult, run } from './processes.ts';
 
@@ -122,7 +122,7 @@ export async function nc(port: number, line: string): Promise<string> {
   return r.stdout.trim();
 }
 
-/** Debian's Prometheus with monitoring/prometheus-kubernetes.yml, outside the cluster. */
+/** Prometheus with monitoring/prometheus-kubernetes.yml, outside the cluster. */
 export interface Prometheus {
   readonly url: string;
   query(expr: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]>;
@@ -132,10 +132,12 @@ export interface Prometheus {
 }
 
 /**
- * Starts `prometheus` with the repository's Kubernetes scrape configuration and alert rules, the
- * admin kubeconfig for discovery and fast intervals (the rules' `for:` durations stay).
+ * Starts Prometheus (build-tools.sh's: Debian's has no Kubernetes discovery) with the
+ * repository's Kubernetes scrape configuration and alert rules, the admin kubeconfig for
+ * discovery and fast intervals (the rules' `for:` durations stay).
  */
 export async function startPrometheus(cp: ControlPlane, dir: string): Promise<Prometheus> {
+  const { bins } = await buildTools([PROMETHEUS]);
   await mkdir(join(dir, 'data'), { recursive: true });
   const config = parse(readFileSync(join(ROOT, 'monitoring/prometheus-kubernetes.yml'), 'utf8'));
   config.global = { scrape_interval: '2s', evaluation_interval: '2s', scrape_timeout: '1s' };
@@ -146,7 +148,7 @@ export async function startPrometheus(cp: ControlPlane, dir: string): Promise<Pr
   await writeFile(join(dir, 'prometheus.yml'), stringify(config));
   const port = await freePort();
   const child = spawn(
-    'prometheus',
+    bins.prometheus,
     [
       `--config.file=${join(dir, 'prometheus.yml')}`,
       `--storage.tsdb.path=${join(dir, 'data')}`,

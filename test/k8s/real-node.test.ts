@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvClient } from '../../src/client/index.ts';
 import { type ControlPlane, startControlPlane } from './control-plane-lib.ts';
 import { mountsUnder } from './node-host.ts';
-import { getJson, type Json, type KVC, NODE, waitUntil } from './operator-fixtures.ts';
+import { getJson, type Json, type KVC, NODE, ROOT, waitUntil } from './operator-fixtures.ts';
 import { alive, run } from './processes.ts';
 import {
   IMAGE,
@@ -19,6 +19,7 @@ import {
   type Prometheus,
   portForward,
   sh,
+  startPrometheus,
   stopPortForwards,
   tagImage,
   VERSION,
@@ -146,6 +147,88 @@ describe('a real node', () => {
     }
   }, 120_000);
 
+  it('is scraped by Prometheus through kubernetes_sd_configs; the rules evaluate and KvstoreNodeDown fires for a killed pod', async () => {
+    prometheus = await startPrometheus(cp, join(work, 'prometheus'));
+    const p = prometheus;
+    const up = await waitUntil(
+      '3 kvstore targets up',
+      async () => {
+        const r = await p.query('up{job="kvstore"}');
+        return r.length === 3 && r.every((s) => s.value[1] === '1') && r;
+      },
+      120_000,
+    );
+    expect(up.map((s) => s.metric.instance).sort()).toEqual([
+      'kvstore-0',
+      'kvstore-1',
+      'kvstore-2',
+    ]);
+    expect((await p.query('sum(kvstore_storage_keys)'))[0]?.value[1]).toBeDefined();
+    await waitUntil(
+      'the operator targets up',
+      async () => {
+        const r = await p.query('up{job="kvstore-operator"}');
+        return r.length === 2 && r.every((s) => s.value[1] === '1');
+      },
+      120_000,
+    );
+    // Every rule of monitoring/prometheus-rules.yaml evaluates against these series without error.
+    await waitUntil('every rule evaluated', async () => {
+      const res = await fetch(`${p.url}/api/v1/rules`);
+      const groups: Json[] = ((await res.json()) as Json).data.groups;
+      const rules = groups.flatMap((g) => g.rules);
+      return (
+        rules.length > 0 &&
+        rules.every((r: Json) => r.health === 'ok' && r.lastEvaluation !== '0001-01-01T00:00:00Z')
+      );
+    });
+
+    // Kill kvstore-2's process and keep it down: the kubelet is frozen so it cannot restart it.
+    const kubelet = cp.node?.pids.kubelet;
+    expect(kubelet !== undefined && alive(kubelet)).toBe(true);
+    const pod = await getJson(cp, ['pod', 'kvstore-2', '-n', NS]);
+    const containerId = String(pod.status.containerStatuses[0].containerID).replace(
+      'containerd://',
+      '',
+    );
+    const tasks = (await sh(cp, 'ctr tasks ls')).stdout;
+    const pid = Number(
+      tasks
+        .split('\n')
+        .find((l) => l.startsWith(containerId))
+        ?.split(/\s+/)[1],
+    );
+    expect(pid).toBeGreaterThan(1);
+    process.kill(kubelet as number, 'SIGSTOP');
+    try {
+      process.kill(pid, 'SIGKILL');
+      // `for: 1m`: pending first, firing after a minute of up == 0.
+      const fired = await waitUntil(
+        'KvstoreNodeDown firing for kvstore-2',
+        async () => {
+          const alerts = await p.alerts();
+          return alerts.find(
+            (a) => a.labels.alertname === 'KvstoreNodeDown' && a.state === 'firing',
+          );
+        },
+        180_000,
+      );
+      expect(fired.labels.instance).toBe('kvstore-2');
+      expect(fired.labels.severity).toBeDefined();
+    } finally {
+      process.kill(kubelet as number, 'SIGCONT');
+    }
+    await waitUntil(
+      'kvstore-2 restarted and up',
+      async () => {
+        const r = await p.query('up{job="kvstore",instance="kvstore-2"}');
+        return r[0]?.value[1] === '1';
+      },
+      180_000,
+    );
+    await available(3);
+  }, 600_000);
+
   it('scales 3 -> 5 -> 3 with real decommissions: every key stays readable, removed members lose their claims', async () => {
     const c = await client();
     const keys = Array.from({ length: 200 }, (_, i) => `scale-${i}`);
@@ -272,6 +355,30 @@ describe('a real node', () => {
       await c.close();
     }
   }, 1_200_000);
+
+  it('helm upgrade works with Helm 3 too (skaffold drives it), given crds.upgrade=false as skaffold.yaml sets', async () => {
+    const built = await run('bash', [join(ROOT, 'scripts/build-skaffold.sh')], {
+      timeoutMs: 3 * 60 * 60_000,
+    });
+    const helm3 = /^helm3=(.+)$/m.exec(built.stdout)?.[1];
+    if (!helm3) throw new Error(`build-skaffold.sh did not report helm3: ${built.stdout}`);
+    const upgrade = (extra: string) =>
+      sh(
+        cp,
+        `'${helm3}' upgrade kvstore charts/kvstore -n ${NS} --reuse-values --set operator.logLevel=debug ${extra}`,
+        { allowFailure: true },
+      );
+    // Without it, Helm 3 creates the CRD hook with a plain create, which fails (documented).
+    const plain = await upgrade('');
+    expect(plain.code).not.toBe(0);
+    expect(plain.stderr).toContain('kvclusters.kvstore.dev" already exists');
+    const r = await upgrade('--set crds.upgrade=false');
+    expect(r.code, r.stderr).toBe(0);
+    const deploy = await getJson(cp, ['deployment', 'kvstore-operator', '-n', NS]);
+    expect(deploy.spec.template.spec.containers[0].args.join(' ')).toContain('debug');
+    expect(await getJson(cp, ['crd', 'kvclusters.kvstore.dev'])).not.toBeNull();
+    await available(3);
+  }, 900_000);
 
   it('helm uninstall removes the operator and the cluster, and keeps the CRD and the data claims', async () => {
     await sh(cp, `helm uninstall kvstore -n ${NS} --wait`);
