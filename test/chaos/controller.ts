@@ -50,7 +50,7 @@ async function main(spec: ControllerSpec): Promise<number> {
       { baseMembers: o.nodes, membershipEveryS: o.membershipEveryS },
       () => history.now(),
     );
-    await nemesis.run(history.now() + o.durationS * 1000, o.maxFaults);
+    await nemesis.run(history.now() + o.durationS * 1000, o.maxFaults, o.reuseName);
     await workload.stop();
     log(`nemesis stopped after ${nemesis.events.length} events; healing`);
     await nemesis.settleMembership();

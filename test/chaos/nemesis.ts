@@ -26,6 +26,8 @@ const HOLD: Record<Fault, [number, number]> = {
 };
 /** Longest a decommission may take before it counts as stuck. */
 const DECOMMISSION_MS = 30_000;
+/** With `reuseName`: how long the run may go on past its end waiting for a name to be reused. */
+export const REUSE_EXTRA_MS = 180_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -39,6 +41,8 @@ export class Nemesis {
   /** The join or decommission in progress (one at a time). */
   #membership: Promise<void> | null = null;
   #stopped = false;
+  /** A decommissioned member's name joined again (empty). */
+  #reused = false;
 
   constructor(
     cluster: ChaosCluster,
@@ -54,16 +58,19 @@ export class Nemesis {
   }
 
   /**
-   * Injects faults until `untilMs` on the run clock: `lanes` loops, each one fault at a time on a
+   * Injects faults until `endMs` on the run clock (with `reuseName`, until a decommissioned name
+   * joined again, at most REUSE_EXTRA_MS later): `lanes` loops, each one fault at a time on a
    * node no other fault holds, then undone; the first lane also changes the membership.
    */
-  async run(untilMs: number, lanes = 1): Promise<void> {
+  async run(endMs: number, lanes = 1, reuseName = false): Promise<void> {
     // The next membership change comes `membershipEveryS` after the previous one finished.
     let nextMembership = this.#now() + this.#membershipEveryMs;
+    // With reuseName the run goes on past endMs (bounded) until a name was reused.
+    const untilMs = () => (reuseName && !this.#reused ? endMs + REUSE_EXTRA_MS : endMs);
     const lane = async (first: boolean): Promise<void> => {
-      while (!this.#stopped && this.#now() < untilMs) {
+      while (!this.#stopped && this.#now() < untilMs()) {
         await sleep(this.#rng.between(300, 2000));
-        if (this.#now() >= untilMs) break;
+        if (this.#now() >= untilMs()) break;
         if (first && this.#now() >= nextMembership && this.#membership === null) {
           nextMembership = Infinity;
           this.#membership = this.#changeMembership().finally(() => {
@@ -73,7 +80,7 @@ export class Nemesis {
         }
         const fault = this.#rng.weighted(FAULTS);
         const [lo, hi] = HOLD[fault];
-        const holdMs = Math.min(this.#rng.between(lo * 1000, hi * 1000), untilMs - this.#now());
+        const holdMs = Math.min(this.#rng.between(lo * 1000, hi * 1000), untilMs() - this.#now());
         await this.#inject(fault, Math.max(holdMs, 100));
       }
     };
@@ -157,6 +164,13 @@ export class Nemesis {
 
   /** Adds a member when at the base size, otherwise decommissions a random member. */
   async #changeMembership(): Promise<void> {
+    // A decommission that did not finish by its deadline is tried again first: its name is free
+    // for the next join only once it finished.
+    const stuck = this.#cluster.members().find((m) => m.state === 'leaving');
+    if (stuck) {
+      await this.#decommission(stuck);
+      return;
+    }
     const members = this.#cluster.clientTargets();
     if (members.length <= this.#baseMembers) {
       try {
@@ -165,6 +179,7 @@ export class Nemesis {
         const reused = joined !== null && joined.generation > 1;
         const how = reused ? 'started empty under a decommissioned name' : 'started empty';
         if (joined) this.#record('join', joined.host.name, `${how}, added to DNS`);
+        if (reused) this.#reused = true;
       } catch (err) {
         this.#record('join', '?', String(err), false);
       }

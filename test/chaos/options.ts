@@ -20,6 +20,11 @@ export interface ChaosOptions {
   readonly keep: boolean;
   /** Runs of consecutive seeds (seed, seed + 1, ...), stopping at the first that fails. */
   readonly seeds: number;
+  /**
+   * Go on past durationS (faults, membership changes, clients), at most REUSE_EXTRA_S more, until
+   * a decommissioned member's name has joined again with an empty data directory.
+   */
+  readonly reuseName: boolean;
 }
 
 export const DEFAULT_OPTIONS: ChaosOptions = {
@@ -33,6 +38,7 @@ export const DEFAULT_OPTIONS: ChaosOptions = {
   maxFaults: 1,
   keep: false,
   seeds: 1,
+  reuseName: false,
 };
 
 const USAGE = `Usage: npm run chaos -- [options]
@@ -46,7 +52,9 @@ const USAGE = `Usage: npm run chaos -- [options]
   --max-faults N          point faults at once, each on its own node (default 1)
   --keep                  keep the work directory (node logs, history.json)
   --seeds N               run seeds S, S+1, ... S+N-1 one after another, stopping at the first
-                          failure (its work directory is always kept) (default 1)`;
+                          failure (its work directory is always kept) (default 1)
+  --reuse-name            go on past --duration-s (at most 180 s more) until a decommissioned
+                          member's name joined again, empty (a slow machine gets there late)`;
 
 /** Parses argv; throws an Error with the usage text on a bad option. */
 export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
@@ -68,8 +76,9 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') return 'help';
-    if (arg === '--keep') {
-      o.keep = true;
+    if (arg === '--keep' || arg === '--reuse-name') {
+      if (arg === '--keep') o.keep = true;
+      else o.reuseName = true;
       continue;
     }
     const [flag, inline] = arg.includes('=') ? arg.split('=', 2) : [arg, undefined];

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { createLan, type LanHost, requireRoot } from '../helpers/netns.ts';
 import { NODE } from '../helpers/node-process.ts';
 import type { ControllerSpec } from './controller.ts';
+import { REUSE_EXTRA_MS } from './nemesis.ts';
 import { type ChaosOptions, parseOptions, USAGE } from './options.ts';
 
 const CONTROLLER = resolve(import.meta.dirname, 'controller.ts');
@@ -80,7 +81,8 @@ async function runSeed(
         process.stderr.write('chaos: the run exceeded its time limit; killing it\n');
         child.kill('SIGKILL');
       },
-      (options.durationS + options.quietS + OVERHEAD_S) * 1000,
+      (options.durationS + options.quietS + OVERHEAD_S) * 1000 +
+        (options.reuseName ? REUSE_EXTRA_MS : 0),
     );
     code = await exited;
     clearTimeout(limit);

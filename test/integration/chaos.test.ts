@@ -31,7 +31,7 @@ describe('chaos', () => {
     requireRoot('the chaos test');
     const { code, out } = await runChaos([
       ...PROFILE,
-      ...['--membership-every-s', '4', '--seed', '20261203'],
+      ...['--membership-every-s', '4', '--reuse-name', '--seed', '20261203'],
     ]);
     // The summary is the useful failure message: history excerpts of every violation.
     expect(out).toContain('violations: none');
