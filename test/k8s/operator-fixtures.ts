@@ -393,7 +393,7 @@ spec:
 `;
 
 // `node test/k8s/operator-fixtures.ts stand-in [port]`: serve the stand-in admin API for a local
-// operator run against the kwok control plane (README "Operator").
+// operator run against the kwok control plane (docs/operator.md).
 if (import.meta.main && process.argv[2] === 'stand-in') {
   const s = new StandIn();
   await s.start(Number(process.argv[3] ?? 0));
