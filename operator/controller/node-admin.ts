@@ -2,7 +2,7 @@
 
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { adminHeaders } from '../../src/replica/auth.ts';
+import { adminHeaders } from '../../src/auth/index.ts';
 
 /**
  * How the operator reaches a pod's HTTP port. Placeholders: {pod}, {headless}, {namespace},

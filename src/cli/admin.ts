@@ -2,7 +2,7 @@
 
 // auth.ts directly, not the replica index: that loads storage and lmdb, and kvctl is the image's
 // healthcheck (a process every few seconds), as light as it can be.
-import { adminHeaders } from '../replica/auth.ts';
+import { adminHeaders } from '../auth/index.ts';
 import type { CliOutput } from './commands.ts';
 
 interface DecommissionState {

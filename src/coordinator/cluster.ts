@@ -4,7 +4,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { Placement, Topology } from '../membership/index.ts';
 import { type CounterCell, HotCounter } from '../observability/index.ts';
 import type { Command, Reply } from '../protocol/index.ts';
-import type { WireEntry } from '../replica/index.ts';
+import type { Replicas, WireEntry } from '../replica/index.ts';
 import {
   compareVersions,
   decodeRecord,
@@ -18,7 +18,6 @@ import { type QuorumGroup, quorum, type TargetedResult, targetedQuorum } from '.
 /** What a read got: the answers of its quorum, and every request it made (for read repair). */
 type Asked = TargetedResult<Buffer | null>;
 
-import type { Replicas } from './replicas.ts';
 import { scatterScan } from './scatter.ts';
 
 /** Turns commands into replies. A reply that needs other nodes or the disk comes as a promise. */

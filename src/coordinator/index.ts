@@ -3,4 +3,3 @@
 export { ClusterCoordinator, type ClusterOptions, type Coordinator } from './cluster.ts';
 export { applyCursor, successorOfPrefix } from './keyspace.ts';
 export { type QuorumGroup, quorum } from './quorum.ts';
-export { type PeerCall, Replicas } from './replicas.ts';

@@ -3,7 +3,7 @@
 import { KvError } from '../errors/index.ts';
 import type { Topology } from '../membership/index.ts';
 import type { Command, Reply } from '../protocol/index.ts';
-import type { ScanReply, WireEntry } from '../replica/index.ts';
+import type { Replicas, ScanReply, WireEntry } from '../replica/index.ts';
 import {
   compareVersions,
   decodeRecord,
@@ -11,7 +11,6 @@ import {
   type StoredRecord,
 } from '../storage/index.ts';
 import { applyCursor, successorOfPrefix } from './keyspace.ts';
-import type { Replicas } from './replicas.ts';
 
 export interface ScatterOptions {
   readonly topology: Topology;

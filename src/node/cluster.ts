@@ -1,8 +1,9 @@
 // Builds this node's cluster parts: membership, rings, peer transport, replication, rebalancing.
 
 import type { Registry } from 'prom-client';
+import { peerProof } from '../auth/index.ts';
 import type { Config } from '../config/index.ts';
-import { ClusterCoordinator, Replicas } from '../coordinator/index.ts';
+import { ClusterCoordinator } from '../coordinator/index.ts';
 import { KvError } from '../errors/index.ts';
 import {
   type AddressBook,
@@ -34,8 +35,8 @@ import {
   createReplicaHandler,
   type HelloReply,
   METHODS,
-  peerProof,
   RemoteVersions,
+  Replicas,
 } from '../replica/index.ts';
 import { HintStore, type Storage } from '../storage/index.ts';
 import type { Secrets } from './secrets.ts';

@@ -3,6 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Counter, type Registry } from 'prom-client';
+import { ADMIN_AUTH_SCHEME, checkAdminAuthorization } from '../auth/index.ts';
 import type { Config } from '../config/index.ts';
 import { KvError } from '../errors/index.ts';
 import {
@@ -12,7 +13,6 @@ import {
   type Logger,
   startHttp,
 } from '../observability/index.ts';
-import { ADMIN_AUTH_SCHEME, checkAdminAuthorization } from '../replica/index.ts';
 import { KvServer } from '../server/index.ts';
 import { lockDataDir, Storage } from '../storage/index.ts';
 import { startCluster } from './cluster.ts';

@@ -3,7 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { listen } from './listen.ts';
+import { listen } from '../net/index.ts';
 import type { Logger } from './logger.ts';
 
 export interface HttpOptions {

@@ -9,7 +9,6 @@ export {
   HotHistogram,
 } from './hot-metrics.ts';
 export { type AdminRoute, type HttpEndpoint, type HttpOptions, startHttp } from './http.ts';
-export { listen } from './listen.ts';
 export { createLogger, type Logger } from './logger.ts';
 
 const NON_COUNTER_TOTALS = [

@@ -10,7 +10,7 @@ import { decodeResponse, encodeRequest, MAX_REQUEST_ID, type ResponseMessage } f
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from './frame.ts';
 import { FrameWriter } from './frame-writer.ts';
 import { type PeerMetrics, peerMetrics } from './metrics.ts';
-import { KEEPALIVE_MS } from './server-connection.ts';
+import { tunePeerSocket } from './socket.ts';
 
 export interface PeerClientOptions {
   /** `host:port` of the peer's peer port (`[addr]:port` for IPv6). */
@@ -224,8 +224,7 @@ export class PeerClient {
     this.#state = 'connecting';
     let connected = false;
     let error: Error | undefined;
-    socket.setNoDelay(true);
-    socket.setKeepAlive(true, KEEPALIVE_MS);
+    tunePeerSocket(socket);
     socket.setTimeout(this.#opts.connectTimeoutMs, () => {
       socket.destroy(new Error(`connect timed out after ${this.#opts.connectTimeoutMs} ms`));
     });

@@ -8,6 +8,7 @@ import { FrameDecoder } from './frame.ts';
 import { FrameWriter } from './frame-writer.ts';
 import type { PeerBuffers } from './guard.ts';
 import type { PeerMetrics, RejectReason } from './metrics.ts';
+import { tunePeerSocket } from './socket.ts';
 
 /** What a handler learns about the request besides method and body. */
 export interface PeerRequestContext {
@@ -52,9 +53,6 @@ export interface ServerConnectionContext {
   readonly metrics: PeerMetrics;
   readonly logger: Logger;
 }
-
-/** TCP keepalive probe delay for peer sockets, so a vanished host is noticed while idle. */
-export const KEEPALIVE_MS = 10_000;
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
@@ -107,8 +105,7 @@ export class ServerConnection {
       );
       this.#handshakeTimer.unref();
     }
-    socket.setNoDelay(true);
-    socket.setKeepAlive(true, KEEPALIVE_MS);
+    tunePeerSocket(socket);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('drain', () => this.#pump());
     socket.on('end', () => {

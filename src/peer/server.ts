@@ -3,7 +3,8 @@
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import type { Registry } from 'prom-client';
-import { type Logger, listen } from '../observability/index.ts';
+import { listen } from '../net/index.ts';
+import type { Logger } from '../observability/index.ts';
 import { DEFAULT_MAX_FRAME_BYTES } from './frame.ts';
 import { PeerBuffers } from './guard.ts';
 import { type PeerMetrics, peerMetrics } from './metrics.ts';

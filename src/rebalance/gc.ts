@@ -1,8 +1,8 @@
 // Tombstone collection: remove a delete marker once no member holds anything older and the grace passed.
 
-import type { Replicas } from '../coordinator/index.ts';
 import type { Topology } from '../membership/index.ts';
 import type { Logger } from '../observability/index.ts';
+import type { Replicas } from '../replica/index.ts';
 import { compareVersions, decodeRecord, type Storage, type Version } from '../storage/index.ts';
 import type { RebalanceMetrics } from './metrics.ts';
 

@@ -1,8 +1,7 @@
 // Hinted handoff: keep writes for unreachable replicas, deliver them when the replica is back.
 
-import type { Replicas } from '../coordinator/index.ts';
 import type { Logger } from '../observability/index.ts';
-import type { WireEntry } from '../replica/index.ts';
+import type { Replicas, WireEntry } from '../replica/index.ts';
 import type { HintStore } from '../storage/index.ts';
 import type { RebalanceMetrics } from './metrics.ts';
 

@@ -1,11 +1,10 @@
 // Moves data when the ring changes, hands a node's data off on decommission, cleans up after.
 
 import { EventEmitter } from 'node:events';
-import type { Replicas } from '../coordinator/index.ts';
 import { KvError } from '../errors/index.ts';
 import type { Topology } from '../membership/index.ts';
 import type { Logger } from '../observability/index.ts';
-import type { NodeStatus } from '../replica/index.ts';
+import type { NodeStatus, Replicas } from '../replica/index.ts';
 import { Ring } from '../ring/index.ts';
 import type { ScanBounds, Storage, Version } from '../storage/index.ts';
 import type { RebalanceMetrics } from './metrics.ts';

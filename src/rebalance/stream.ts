@@ -1,8 +1,7 @@
 // Streams local records to the replicas that need them: throttled, resumable, cancellable.
 
-import type { Replicas } from '../coordinator/index.ts';
 import type { Logger } from '../observability/index.ts';
-import type { WireEntry } from '../replica/index.ts';
+import type { Replicas, WireEntry } from '../replica/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { RebalanceMetrics } from './metrics.ts';
 

@@ -1,18 +1,11 @@
 // Serves peer requests against this node's storage: the replica side of every quorum operation.
 
+import { checkPeerProof } from '../auth/index.ts';
 import { KvError } from '../errors/index.ts';
 import type { PeerRequestContext } from '../peer/index.ts';
 import { type Storage, validWall } from '../storage/index.ts';
-import { checkPeerProof } from './auth.ts';
-import {
-  type ApplyReply,
-  type GetReply,
-  type HelloReply,
-  METHODS,
-  type ScanReply,
-  type ScanRequest,
-  type WireEntry,
-} from './messages.ts';
+import { type ApplyReply, type GetReply, type HelloReply, METHODS } from './messages.ts';
+import { localScan } from './scan.ts';
 import { RemoteVersions } from './versions.ts';
 import { readApplyDeadline, readApplyRequest, readGetRequest, readScanRequest } from './wire.ts';
 
@@ -33,24 +26,6 @@ export interface ReplicaHandlerOptions {
   readonly maxClockOffsetMs?: number;
   /** The check of versions in `apply` requests (default: storage's clock, metrics unexported). */
   readonly versions?: RemoteVersions;
-}
-
-/**
- * Scans local storage for a peer: at most `l` entries and whether more remain. A record whose
- * version is out of range (written before versions were checked) is left out: never sent on.
- */
-export function localScan(storage: Storage, req: ScanRequest): ScanReply {
-  const entries: WireEntry[] = [];
-  let more = false;
-  const bounds = { start: req.s, end: req.e, inclusiveEnd: req.ie, exclusiveStart: req.xs };
-  for (const { key, raw } of storage.scan(bounds)) {
-    if (entries.length === req.l) {
-      more = true;
-      break;
-    }
-    if (validWall(raw)) entries.push([key, raw]);
-  }
-  return { e: entries, more };
 }
 
 /**

@@ -1,21 +1,8 @@
-// replica: the peer methods nodes call on each other and this node's handler that serves them.
+// replica: the peer methods, the handler that serves them, and Replicas that reach any replica by name.
 
-export {
-  ADMIN_AUTH_SCHEME,
-  adminAuthorization,
-  adminHeaders,
-  checkAdminAuthorization,
-  checkPeerProof,
-  type PeerProof,
-  PROOF_WINDOW_MS,
-  peerProof,
-} from './auth.ts';
-export {
-  createReplicaHandler,
-  localScan,
-  type ReplicaHandlerOptions,
-} from './handler.ts';
+export { createReplicaHandler, type ReplicaHandlerOptions } from './handler.ts';
 export * from './messages.ts';
+export { type ExpectedIncarnation, type PeerCall, Replicas } from './replicas.ts';
 export { RemoteVersions, type VersionSource } from './versions.ts';
 export {
   readApplyDeadline,

@@ -5,9 +5,9 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
+import { peerProof } from '../../src/auth/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import { frameHeader, PeerClient } from '../../src/peer/index.ts';
-import { peerProof } from '../../src/replica/index.ts';
 import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 
 const MiB = 1024 * 1024;

@@ -6,7 +6,7 @@
 
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminAuthorization } from '../../src/replica/index.ts';
+import { adminAuthorization } from '../../src/auth/index.ts';
 import {
   type ClusterNode,
   connect,

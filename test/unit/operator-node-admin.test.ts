@@ -8,7 +8,7 @@ import {
   createNodeAdmin,
   type PodAddress,
 } from '../../operator/controller/index.ts';
-import { checkAdminAuthorization } from '../../src/replica/index.ts';
+import { checkAdminAuthorization } from '../../src/auth/index.ts';
 
 const servers: ReturnType<typeof createServer>[] = [];
 afterEach(async () => {

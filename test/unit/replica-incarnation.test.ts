@@ -1,10 +1,14 @@
 // A replica refuses reads meant for another incarnation of its name; the data-directory id and address names persist.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { Replicas } from '../../src/coordinator/index.ts';
 import { KvError } from '../../src/errors/index.ts';
 import { loadIncarnation, type StateStore, stateAddressBook } from '../../src/membership/index.ts';
-import { createReplicaHandler, type HelloReply, METHODS } from '../../src/replica/index.ts';
+import {
+  createReplicaHandler,
+  type HelloReply,
+  METHODS,
+  Replicas,
+} from '../../src/replica/index.ts';
 import { encodeRecord, Storage } from '../../src/storage/index.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 

@@ -4,10 +4,10 @@
 import fc from 'fast-check';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Replicas } from '../../src/coordinator/index.ts';
 import { KvError } from '../../src/errors/index.ts';
 import {
   RemoteVersions,
+  Replicas,
   readApplyDeadline,
   readApplyReply,
   readApplyRequest,

@@ -5,10 +5,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
-import { ClusterCoordinator, Replicas } from '../../src/coordinator/index.ts';
+import { ClusterCoordinator } from '../../src/coordinator/index.ts';
 import { KvError } from '../../src/errors/index.ts';
 import { Topology } from '../../src/membership/index.ts';
 import type { Command, Reply } from '../../src/protocol/index.ts';
+import { Replicas } from '../../src/replica/index.ts';
 import { Storage } from '../../src/storage/index.ts';
 import { cleanup, NODE, ROOT, tempDir } from '../helpers/node-process.ts';
 

@@ -1,19 +1,17 @@
 // Reaches a replica by name: this node's storage directly, any other node over the peer port.
 
+import { decodeRecord, type Storage, validWall } from '../storage/index.ts';
 import {
   type ApplyRequest,
   type GetRequest,
-  localScan,
   METHODS,
-  RemoteVersions,
-  readApplyReply,
-  readGetReply,
-  readScanReply,
   type ScanReply,
   type ScanRequest,
   type WireEntry,
-} from '../replica/index.ts';
-import { decodeRecord, type Storage, validWall } from '../storage/index.ts';
+} from './messages.ts';
+import { localScan } from './scan.ts';
+import { RemoteVersions } from './versions.ts';
+import { readApplyReply, readGetReply, readScanReply } from './wire.ts';
 
 /** Sends one peer request; rejects with a KvError (unavailable, timeout, remote code). */
 export type PeerCall = (name: string, method: string, body: unknown) => Promise<unknown>;
