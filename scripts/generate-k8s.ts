@@ -13,7 +13,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { type Document, isMap, parseAllDocuments } from 'yaml';
-import { buildTools } from '../test/k8s/control-plane-lib.ts';
+import { buildTools } from '../test/k8s/tools.ts';
 import { CHART, ROOT } from './chart-readme.ts';
 
 const run = promisify(execFile);

@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
-import { type ControlPlane, type RunResult, run, startControlPlane } from './control-plane-lib.ts';
+import { type RunResult, run } from './control-plane-lib.ts';
 import {
   createStaticVolumes,
   getJson,
@@ -26,8 +26,8 @@ import {
   stopOperators,
   waitUntil,
 } from './operator-fixtures.ts';
+import { START_TIMEOUT_MS, useControlPlane } from './use-control-plane.ts';
 
-const START_TIMEOUT_MS = 60 * 60_000;
 const CHART = join(ROOT, 'charts/kvstore');
 const RELEASE = 'kvstore';
 const NS = 'kvstore-system';
@@ -81,14 +81,9 @@ spec:
 `;
 }
 
-let cp: ControlPlane | undefined;
+const k = useControlPlane({ nodes: 2 });
 let operator: OperatorProcess | undefined;
 const standIn = new StandIn();
-
-const k = (): ControlPlane => {
-  if (!cp) throw new Error('control plane did not start');
-  return cp;
-};
 
 /** helm against the control plane, resolving with the exit code and both outputs. */
 function helm(args: string[], timeoutMs = 240_000): Promise<RunResult> {
@@ -137,7 +132,6 @@ interface Rbac {
 }
 
 beforeAll(async () => {
-  cp = await startControlPlane({ nodes: 2 });
   await createStaticVolumes(k(), 10);
   await k().kubectl(['apply', '-f', '-'], {
     input:
@@ -152,7 +146,6 @@ afterAll(async () => {
   await operator?.stop();
   await stopOperators();
   await standIn.close();
-  await cp?.stop();
 }, 120_000);
 
 describe('charts/kvstore', () => {

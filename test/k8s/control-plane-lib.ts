@@ -1,23 +1,22 @@
 // Starts a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok) on loopback for tests.
 
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { homedir, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ControlPlaneState } from './control-plane-state.ts';
+import { fakeNode, KWOK_NODE_ANNOTATION } from './fake-nodes.ts';
 import { createNodeNetwork, type NodeNetwork, removeNodeNetwork } from './node-host.ts';
 import {
   checkHostPackages,
   NODE_NAME,
   NODE_TOOLS,
   type NodeState,
-  type NodeTool,
   newNodeState,
   nodeSocket,
   startNode,
   stopNode,
 } from './node-lib.ts';
+import { makePki, NODE_CLIENTS, writeKubeconfig } from './pki.ts';
 import {
   type Component,
   freePort,
@@ -32,244 +31,12 @@ import {
   stopComponents,
   waitFor,
 } from './processes.ts';
+import { type AnyTool, buildTools, kubernetesVersion, TOOLS } from './tools.ts';
 
+export type { ControlPlaneState } from './control-plane-state.ts';
 export { freePort, type RunOptions, type RunResult, run, stopComponents } from './processes.ts';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-export const REPO_ROOT = resolve(HERE, '..', '..');
-const BUILD_SCRIPT = join(HERE, 'build-tools.sh');
-
-/** The tools build-tools.sh builds, each a binary in the version-keyed cache. */
-export const TOOLS = [
-  'kube-apiserver',
-  'kube-controller-manager',
-  'kube-scheduler',
-  'kubectl',
-  'etcd',
-  'kwok',
-  'helm',
-] as const;
-export type Tool = (typeof TOOLS)[number];
-/** Prometheus with the Kubernetes service discovery (Debian's has none), for the real-node test. */
-export const PROMETHEUS = 'prometheus';
-export type AnyTool = Tool | NodeTool | typeof PROMETHEUS;
-
-/** Annotation kwok is told to manage nodes by; the fake nodes carry it. */
-export const KWOK_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
-/** Label on every fake node (`type: kwok`), for nodeSelectors. */
-export const KWOK_NODE_LABEL = { key: 'type', value: 'kwok' } as const;
 export const SERVICE_CIDR = '10.96.0.0/16';
-
-/** Client certificates of the real node's parts (and of the API server towards the kubelet). */
-const NODE_CLIENTS = {
-  'kubelet-client': `/O=system:nodes/CN=system:node:${NODE_NAME}`,
-  'kube-proxy': '/CN=system:kube-proxy',
-  coredns: '/CN=system:coredns',
-  'local-path-provisioner': '/CN=kvstore-test:local-path-provisioner',
-  'apiserver-kubelet-client': '/O=system:masters/CN=kube-apiserver-kubelet-client',
-};
-
-/** The cache root: KVSTORE_K8S_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/kvstore-k8s. */
-export function cacheDir(): string {
-  return (
-    process.env.KVSTORE_K8S_CACHE ??
-    join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'kvstore-k8s')
-  );
-}
-
-/** The module version a wrapper go.mod requires (e.g. kubernetesVersion() === 'v1.37.2'). */
-export function wrapperVersion(wrapper: string, module: string): string {
-  const gomod = readFileSync(join(HERE, 'go', wrapper, 'go.mod'), 'utf8');
-  const escaped = module.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-  const m = new RegExp(`(?:^|\\s)${escaped}\\s+(v\\d[^\\s]*)`, 'm').exec(gomod);
-  if (!m?.[1]) throw new Error(`no ${module} version in test/k8s/go/${wrapper}/go.mod`);
-  return m[1];
-}
-
-export function kubernetesVersion(): string {
-  return wrapperVersion('kubernetes', 'k8s.io/kubernetes');
-}
-
-export function helmVersion(): string {
-  return wrapperVersion('helm', 'helm.sh/helm/v4');
-}
-
-/** Builds (or finds in the cache) the tools; returns each binary's path and kwok's stage file. */
-export async function buildTools<T extends AnyTool = Tool>(
-  tools: readonly T[] = TOOLS as readonly AnyTool[] as readonly T[],
-  progress: NodeJS.WritableStream = process.stderr,
-): Promise<{ bins: Record<T, string>; kwokStages: string }> {
-  const { stdout } = await run('bash', [BUILD_SCRIPT, ...tools], {
-    timeoutMs: 3 * 60 * 60_000,
-    stderrTo: progress,
-  });
-  const found = new Map<string, string>();
-  for (const line of stdout.split('\n')) {
-    const eq = line.indexOf('=');
-    if (eq > 0) found.set(line.slice(0, eq), line.slice(eq + 1));
-  }
-  const bins = {} as Record<T, string>;
-  for (const t of tools) {
-    const p = found.get(t);
-    if (!p) throw new Error(`build-tools.sh did not report ${t}`);
-    bins[t] = p;
-  }
-  return { bins, kwokStages: found.get('kwok-stages') ?? '' };
-}
-
-async function openssl(args: string[], cwd: string): Promise<void> {
-  await run(
-    'openssl',
-    args.map((a) => (a.startsWith('@') ? join(cwd, a.slice(1)) : a)),
-  );
-}
-
-interface Pki {
-  readonly dir: string;
-  readonly ca: string;
-  readonly caKey: string;
-  readonly saKey: string;
-  readonly saPub: string;
-}
-
-/** A CA, the apiserver serving cert, the service-account key pair and client certs (EC P-256). */
-async function makePki(
-  dir: string,
-  clients: Record<string, string>,
-  /** More names of the API server (the node mode's listen address). */
-  apiserverSans: readonly string[] = [],
-  /** Serving certificates to sign: name -> [subject, subjectAltNames]. */
-  servers: Record<string, [string, readonly string[]]> = {},
-): Promise<Pki> {
-  await mkdir(dir, { recursive: true });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  const makeCa = (name: string, cn: string) =>
-    openssl(
-      [
-        'req',
-        '-x509',
-        ...ec,
-        '-keyout',
-        `@${name}.key`,
-        '-out',
-        `@${name}.crt`,
-        '-days',
-        '3650',
-        '-subj',
-        `/CN=${cn}`,
-      ],
-      dir,
-    );
-  await makeCa('ca', 'kvstore-test-ca');
-  // A separate CA for the aggregation layer's request-header client, as kubeadm does.
-  await makeCa('front-proxy-ca', 'kvstore-test-front-proxy-ca');
-  const sign = async (name: string, subject: string, ext: string, ca = 'ca'): Promise<void> => {
-    await writeFile(join(dir, `${name}.ext`), ext);
-    await openssl(
-      ['req', '-new', ...ec, '-keyout', `@${name}.key`, '-out', `@${name}.csr`, '-subj', subject],
-      dir,
-    );
-    await openssl(
-      [
-        'x509',
-        '-req',
-        '-in',
-        `@${name}.csr`,
-        '-CA',
-        `@${ca}.crt`,
-        '-CAkey',
-        `@${ca}.key`,
-        '-CAcreateserial',
-        '-days',
-        '3650',
-        '-extfile',
-        `@${name}.ext`,
-        '-out',
-        `@${name}.crt`,
-      ],
-      dir,
-    );
-  };
-  const sans = [
-    'IP:127.0.0.1',
-    'IP:10.96.0.1',
-    'DNS:localhost',
-    'DNS:kubernetes',
-    'DNS:kubernetes.default',
-    'DNS:kubernetes.default.svc',
-    'DNS:kubernetes.default.svc.cluster.local',
-    ...apiserverSans,
-  ];
-  const common =
-    'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n';
-  await sign(
-    'apiserver',
-    '/CN=kube-apiserver',
-    `${common}extendedKeyUsage=serverAuth\nsubjectAltName=${sans.join(',')}\n`,
-  );
-  for (const [name, subject] of Object.entries(clients)) {
-    await sign(name, subject, `${common}extendedKeyUsage=clientAuth\n`);
-  }
-  for (const [name, [subject, names]] of Object.entries(servers)) {
-    await sign(
-      name,
-      subject,
-      `${common}extendedKeyUsage=serverAuth\nsubjectAltName=${names.join(',')}\n`,
-    );
-  }
-  await sign(
-    'front-proxy-client',
-    '/CN=front-proxy-client',
-    `${common}extendedKeyUsage=clientAuth\n`,
-    'front-proxy-ca',
-  );
-  await openssl(
-    ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', '@sa.key'],
-    dir,
-  );
-  await openssl(['pkey', '-in', '@sa.key', '-pubout', '-out', '@sa.pub'], dir);
-  return {
-    dir,
-    ca: join(dir, 'ca.crt'),
-    caKey: join(dir, 'ca.key'),
-    saKey: join(dir, 'sa.key'),
-    saPub: join(dir, 'sa.pub'),
-  };
-}
-
-/** A kubeconfig with the CA and the client cert/key embedded. */
-async function writeKubeconfig(
-  path: string,
-  server: string,
-  pki: Pki,
-  client: string,
-  user: string,
-): Promise<void> {
-  const b64 = async (f: string) => (await readFile(join(pki.dir, f))).toString('base64');
-  await writeFile(
-    path,
-    `apiVersion: v1
-kind: Config
-clusters:
-- name: kvstore-test
-  cluster:
-    server: ${server}
-    certificate-authority-data: ${await b64('ca.crt')}
-users:
-- name: ${user}
-  user:
-    client-certificate-data: ${await b64(`${client}.crt`)}
-    client-key-data: ${await b64(`${client}.key`)}
-contexts:
-- name: ${user}@kvstore-test
-  context:
-    cluster: kvstore-test
-    user: ${user}
-current-context: ${user}@kvstore-test
-`,
-    { mode: 0o600 },
-  );
-}
 
 export interface StartOptions {
   /** Number of kwok fake nodes `kwok-node-0..n-1` (default 1). */
@@ -292,19 +59,6 @@ export interface StartOptions {
   readonly node?: boolean;
 }
 
-/** What a state file holds; enough for another process to use or stop the control plane. */
-export interface ControlPlaneState {
-  readonly dir: string;
-  readonly kubeconfig: string;
-  readonly server: string;
-  readonly binDir: string;
-  readonly version: string;
-  readonly pids: Record<string, number>;
-  readonly env: Record<string, string>;
-  /** The real node, when started with `node: true`. */
-  readonly node?: NodeState;
-}
-
 export interface ControlPlane extends ControlPlaneState {
   /** Runs the built kubectl against this control plane (admin); resolves with stdout. */
   kubectl(args: readonly string[], opts?: RunOptions): Promise<string>;
@@ -325,28 +79,6 @@ function toolEnv(dir: string, kubeconfig: string, binDir: string): Record<string
     HELM_CONFIG_HOME: join(dir, 'helm', 'config'),
     HELM_DATA_HOME: join(dir, 'helm', 'data'),
   };
-}
-
-function fakeNode(name: string, taint: boolean): string {
-  return `apiVersion: v1
-kind: Node
-metadata:
-  name: ${name}
-  annotations:
-    ${KWOK_NODE_ANNOTATION}: fake
-    node.alpha.kubernetes.io/ttl: "0"
-  labels:
-    ${KWOK_NODE_LABEL.key}: ${KWOK_NODE_LABEL.value}
-    kubernetes.io/arch: amd64
-    kubernetes.io/os: linux
-    kubernetes.io/hostname: ${name}
-    node-role.kubernetes.io/agent: ""
-spec:
-${taint ? `  taints:\n  - key: ${KWOK_NODE_ANNOTATION}\n    value: fake\n    effect: NoSchedule\n` : '  {}\n'}status:
-  allocatable: { cpu: "32", memory: 256Gi, pods: "110" }
-  capacity: { cpu: "32", memory: 256Gi, pods: "110" }
----
-`;
 }
 
 /**
@@ -665,35 +397,4 @@ async function startOnce(
     await stop();
     throw e;
   }
-}
-
-/** Where `k8s:up` records the running control plane; one per clone (cache dirs are shared). */
-export function stateFile(): string {
-  const id = createHash('sha256').update(REPO_ROOT).digest('hex').slice(0, 12);
-  return process.env.KVSTORE_K8S_STATE ?? join(cacheDir(), `control-plane-${id}.json`);
-}
-
-export function stateOf(cp: ControlPlaneState): ControlPlaneState {
-  const { dir, kubeconfig, server, binDir, version, pids, env, node } = cp;
-  return { dir, kubeconfig, server, binDir, version, pids, env, node };
-}
-
-/** Stops a control plane recorded in a state file (possibly started by another process). */
-export async function stopFromState(state: ControlPlaneState): Promise<void> {
-  try {
-    if (state.node) await stopNode(state.node);
-  } finally {
-    await stopComponents(state.pids);
-  }
-  await rm(state.dir, { recursive: true, force: true, maxRetries: 3 });
-}
-
-/** Whether the apiserver of a recorded control plane answers /readyz. */
-export async function isReady(state: ControlPlaneState): Promise<boolean> {
-  const r = await run(
-    join(state.binDir, 'kubectl'),
-    ['--kubeconfig', state.kubeconfig, 'get', '--raw', '/readyz', '--request-timeout=5s'],
-    { allowFailure: true, timeoutMs: 10_000 },
-  ).catch(() => undefined);
-  return r?.code === 0 && r.stdout.trim() === 'ok';
 }

@@ -2,18 +2,10 @@
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type ControlPlane,
-  helmVersion,
-  KWOK_NODE_LABEL,
-  kubernetesVersion,
-  startControlPlane,
-} from './control-plane-lib.ts';
-
-// A cold tool cache means building Kubernetes from source (tens of minutes on two cores);
-// with the cache warm, start-up takes seconds.
-const START_TIMEOUT_MS = 60 * 60_000;
+import { describe, expect, it } from 'vitest';
+import { KWOK_NODE_LABEL } from './fake-nodes.ts';
+import { helmVersion, kubernetesVersion } from './tools.ts';
+import { useControlPlane } from './use-control-plane.ts';
 
 interface PodList {
   items: {
@@ -24,20 +16,7 @@ interface PodList {
 }
 
 describe('test control plane', () => {
-  let cp: ControlPlane | undefined;
-
-  beforeAll(async () => {
-    cp = await startControlPlane({ nodes: 2 });
-  }, START_TIMEOUT_MS);
-
-  afterAll(async () => {
-    await cp?.stop();
-  }, 60_000);
-
-  const k = (): ControlPlane => {
-    if (!cp) throw new Error('control plane did not start');
-    return cp;
-  };
+  const k = useControlPlane({ nodes: 2 });
 
   it('serves the built Kubernetes version to the built kubectl', async () => {
     const v = JSON.parse(await k().kubectl(['version', '-o', 'json'])) as {

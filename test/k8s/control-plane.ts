@@ -3,17 +3,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { startControlPlane } from './control-plane-lib.ts';
 import {
-  buildTools,
   type ControlPlaneState,
   isReady,
-  startControlPlane,
   stateFile,
   stateOf,
   stopFromState,
-  TOOLS,
-} from './control-plane-lib.ts';
+} from './control-plane-state.ts';
 import { NODE_TOOLS } from './node-lib.ts';
+import { buildTools, TOOLS } from './tools.ts';
 
 const USAGE = `usage: node test/k8s/control-plane.ts <command>
   build   build the tools into the version-keyed cache (no-op when cached)

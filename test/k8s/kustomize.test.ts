@@ -15,7 +15,7 @@ import {
   SAMPLE,
   SAMPLE_ARGS,
 } from '../../scripts/generate-k8s.ts';
-import { type ControlPlane, run, startControlPlane } from './control-plane-lib.ts';
+import { run } from './control-plane-lib.ts';
 import {
   getJson,
   type Json,
@@ -28,19 +28,15 @@ import {
   stopOperators,
   waitUntil,
 } from './operator-fixtures.ts';
+import { START_TIMEOUT_MS, useControlPlane } from './use-control-plane.ts';
 
-const START_TIMEOUT_MS = 60 * 60_000;
 const K8S = join(ROOT, 'k8s');
 const CRD = 'kvclusters.kvstore.dev';
 
-let cp: ControlPlane | undefined;
+const k = useControlPlane({ nodes: 2 });
 let operator: OperatorProcess | undefined;
 const standIn = new StandIn();
 
-const k = (): ControlPlane => {
-  if (!cp) throw new Error('control plane did not start');
-  return cp;
-};
 const helmBin = () => join(k().binDir, 'helm');
 
 interface Obj {
@@ -74,7 +70,6 @@ function comparable(o: Obj): Obj {
 const key = (o: Obj) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
 
 beforeAll(async () => {
-  cp = await startControlPlane({ nodes: 2 });
   await standIn.start();
 }, START_TIMEOUT_MS);
 
@@ -82,7 +77,6 @@ afterAll(async () => {
   await operator?.stop();
   await stopOperators();
   await standIn.close();
-  await cp?.stop();
 }, 120_000);
 
 describe('k8s/ kustomize manifests', () => {

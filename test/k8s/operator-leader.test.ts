@@ -3,7 +3,6 @@
 // The nodes' admin API is a stand-in (kwok pods run no container); see operator-fixtures.ts.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ControlPlane, startControlPlane } from './control-plane-lib.ts';
 import {
   getJson,
   installOperatorBasics,
@@ -15,8 +14,8 @@ import {
   stopOperators,
   waitUntil,
 } from './operator-fixtures.ts';
+import { START_TIMEOUT_MS, useControlPlane } from './use-control-plane.ts';
 
-const START_TIMEOUT_MS = 60 * 60_000;
 const NS = 'kv-leader';
 // A lease short enough that a killed leader (no release) is replaced within seconds, and long
 // enough to tell that apart from a released one (taken over within a retry period).
@@ -29,14 +28,9 @@ const LEASE = [
   '300',
 ];
 
-let cp: ControlPlane | undefined;
+const k = useControlPlane();
 let kubeconfig = '';
 const standIn = new StandIn();
-
-const k = (): ControlPlane => {
-  if (!cp) throw new Error('control plane did not start');
-  return cp;
-};
 
 async function holder(): Promise<string | undefined> {
   const lease = await getJson(k(), ['lease', 'kvstore-operator', '-n', OPERATOR_NS]);
@@ -64,7 +58,6 @@ async function leaderGauge(op: OperatorProcess): Promise<string> {
 }
 
 beforeAll(async () => {
-  cp = await startControlPlane();
   await installOperatorBasics(k(), NS);
   await standIn.start();
   kubeconfig = await serviceAccountKubeconfig(k());
@@ -73,7 +66,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await stopOperators();
   await standIn.close();
-  await cp?.stop();
 }, 120_000);
 
 describe('leader election', { timeout: 180_000 }, () => {

@@ -16,7 +16,6 @@ import {
 } from '../helpers/cluster.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import { cleanup } from '../helpers/node-process.ts';
-import { type ControlPlane, startControlPlane } from './control-plane-lib.ts';
 import {
   createStaticVolumes,
   getJson,
@@ -29,24 +28,19 @@ import {
   stopOperators,
   waitUntil,
 } from './operator-fixtures.ts';
+import { START_TIMEOUT_MS, useControlPlane } from './use-control-plane.ts';
 
-const START_TIMEOUT_MS = 60 * 60_000;
 const NS = 'kv-real';
 const SERVICE = `real-headless.${NS}.svc.cluster.local`;
 /** The KVCluster's cluster secret: the nodes refuse admin calls that do not prove it. */
 const CLUSTER_SECRET = 'operator-proves-this\n';
 
-let cp: ControlPlane | undefined;
+const k = useControlPlane({ nodes: 2 });
 let dns: TestDnsServer | undefined;
 let operator: OperatorProcess | undefined;
 let runner: PodRunner | undefined;
 const standIn = new StandIn();
 standIn.proxyOnly = true;
-
-const k = (): ControlPlane => {
-  if (!cp) throw new Error('control plane did not start');
-  return cp;
-};
 
 /** Runs a real node per live pod of KVCluster `real`; stops it when its pod goes away. */
 class PodRunner {
@@ -195,7 +189,6 @@ async function nodeViews(): Promise<string> {
 }
 
 beforeAll(async () => {
-  cp = await startControlPlane({ nodes: 2 });
   await installOperatorBasics(k(), NS);
   await createStaticVolumes(k(), 12);
   dns = await startDnsServer();
@@ -220,7 +213,6 @@ afterAll(async () => {
   await cleanup();
   await dns?.close();
   await standIn.close();
-  await cp?.stop();
 }, 120_000);
 
 describe('real kvstore nodes', () => {

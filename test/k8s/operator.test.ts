@@ -7,7 +7,6 @@
 import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApiSchema } from '../../operator/api/v1alpha1/index.ts';
-import { type ControlPlane, startControlPlane } from './control-plane-lib.ts';
 import {
   adminApi,
   createStaticVolumes,
@@ -26,9 +25,8 @@ import {
   stopOperators,
   waitUntil,
 } from './operator-fixtures.ts';
+import { START_TIMEOUT_MS, useControlPlane } from './use-control-plane.ts';
 
-// A cold tool cache means building Kubernetes from source; warm, start-up takes seconds.
-const START_TIMEOUT_MS = 60 * 60_000;
 const NS = 'kv-test';
 const FAST = [
   '--poll-ms',
@@ -43,14 +41,10 @@ const FAST = [
   '300',
 ];
 
-let cp: ControlPlane | undefined;
+const k = useControlPlane({ nodes: 2 });
 let operator: OperatorProcess | undefined;
 const standIn = new StandIn();
 
-const k = (): ControlPlane => {
-  if (!cp) throw new Error('control plane did not start');
-  return cp;
-};
 const kvc = (name: string) => getJson<KVC>(k(), ['kvcluster', name, '-n', NS]);
 const sts = (name: string) => getJson(k(), ['statefulset', name, '-n', NS]);
 const apply = (yaml: string) =>
@@ -74,7 +68,6 @@ async function phase(name: string, want: string, timeoutMs = 60_000): Promise<KV
 }
 
 beforeAll(async () => {
-  cp = await startControlPlane({ nodes: 2 });
   await installOperatorBasics(k(), NS);
   await createStaticVolumes(k(), 24);
   await standIn.start();
@@ -90,7 +83,6 @@ afterAll(async () => {
   await operator?.stop();
   await stopOperators();
   await standIn.close();
-  await cp?.stop();
 }, 120_000);
 
 describe('CRD', { timeout: 60_000 }, () => {

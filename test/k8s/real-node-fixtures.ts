@@ -6,9 +6,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parse, stringify } from 'yaml';
-import { buildTools, type ControlPlane, PROMETHEUS } from './control-plane-lib.ts';
+import type { ControlPlane } from './control-plane-lib.ts';
 import { ROOT, waitUntil } from './operator-fixtures.ts';
 import { freePort, type RunResult, run } from './processes.ts';
+import { buildTools, PROMETHEUS } from './tools.ts';
 
 export const VERSION = (
   JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }

@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvClient } from '../../src/client/index.ts';
-import { type ControlPlane, startControlPlane } from './control-plane-lib.ts';
 import { mountsUnder } from './node-host.ts';
 import { getJson, type Json, type KVC, NODE, ROOT, waitUntil } from './operator-fixtures.ts';
 import { alive, run } from './processes.ts';
@@ -24,32 +23,28 @@ import {
   tagImage,
   VERSION,
 } from './real-node-fixtures.ts';
+import { START_TIMEOUT_MS, useControlPlane } from './use-control-plane.ts';
 
-// A cold tool cache means building Kubernetes and containerd from source; warm, start-up takes
-// seconds and loading the image about 20 s.
-const START_TIMEOUT_MS = 60 * 60_000;
 const NS = 'kvstore-system';
 const KVC_NAME = 'kvstore';
 const POD_SELECTOR = 'app.kubernetes.io/instance=kvstore,app.kubernetes.io/component=node';
 
-let cp: ControlPlane;
+const k = useControlPlane({ node: true });
 let work: string;
 let prometheus: Prometheus | undefined;
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'kvstore-real-node-'));
-  cp = await startControlPlane({ node: true });
-  await loadImage(cp);
+  await loadImage(k()); // about 20 s
 }, START_TIMEOUT_MS);
 
 afterAll(async () => {
   await prometheus?.stop();
   await stopPortForwards();
-  await cp?.stop();
   await rm(work, { recursive: true, force: true });
 }, 120_000);
 
-const kvc = () => getJson<KVC>(cp, ['kvcluster', KVC_NAME, '-n', NS]);
+const kvc = () => getJson<KVC>(k(), ['kvcluster', KVC_NAME, '-n', NS]);
 
 /** The KVCluster is Available with `replicas` members, every pod Ready. */
 async function available(replicas: number, timeoutMs = 300_000): Promise<KVC> {
@@ -68,16 +63,16 @@ async function available(replicas: number, timeoutMs = 300_000): Promise<KVC> {
 }
 
 async function pods(): Promise<Json[]> {
-  return (await getJson(cp, ['pods', '-n', NS, '-l', POD_SELECTOR]))?.items ?? [];
+  return (await getJson(k(), ['pods', '-n', NS, '-l', POD_SELECTOR]))?.items ?? [];
 }
 
 async function claims(): Promise<Json[]> {
-  return (await getJson(cp, ['pvc', '-n', NS]))?.items ?? [];
+  return (await getJson(k(), ['pvc', '-n', NS]))?.items ?? [];
 }
 
 /** A client through `kubectl port-forward svc/kvstore :8081` (closed with its forward). */
 async function client(): Promise<{ kv: KvClient; close(): Promise<void> }> {
-  const pf = await portForward(cp, NS, `svc/${KVC_NAME}`, 8081);
+  const pf = await portForward(k(), NS, `svc/${KVC_NAME}`, 8081);
   const kv = await KvClient.connect({ host: '127.0.0.1', port: pf.port });
   return {
     kv,
@@ -90,7 +85,7 @@ async function client(): Promise<{ kv: KvClient; close(): Promise<void> }> {
 
 describe('a real node', () => {
   it('runs the README recipe: helm install gives 2 operator pods (one leader) and 3 Ready kvstore pods with bound claims', async () => {
-    await sh(cp, 'helm install kvstore charts/kvstore -n kvstore-system --create-namespace', {});
+    await sh(k(), 'helm install kvstore charts/kvstore -n kvstore-system --create-namespace', {});
     const c = await available(3);
     expect(c.status?.members?.map((m) => m.name).sort()).toEqual([
       'kvstore-0',
@@ -100,7 +95,7 @@ describe('a real node', () => {
 
     const operators = await waitUntil('2 Running operator pods', async () => {
       const items: Json[] =
-        (await getJson(cp, ['pods', '-n', NS, '-l', 'app.kubernetes.io/component=operator']))
+        (await getJson(k(), ['pods', '-n', NS, '-l', 'app.kubernetes.io/component=operator']))
           ?.items ?? [];
       const running = items.filter(
         (p) =>
@@ -110,7 +105,7 @@ describe('a real node', () => {
       return running.length === 2 && running;
     });
     const lease = await waitUntil('the operator Lease held', async () => {
-      const l = await getJson(cp, ['lease', '-n', NS, 'kvstore-operator']);
+      const l = await getJson(k(), ['lease', '-n', NS, 'kvstore-operator']);
       return l?.spec?.holderIdentity && l;
     });
     expect(operators.map((p: Json) => p.metadata.name)).toContain(lease.spec.holderIdentity);
@@ -132,7 +127,7 @@ describe('a real node', () => {
   }, 600_000);
 
   it('serves the seed lines through kubectl port-forward svc/kvstore and nc, and redis-cli through the same forward', async () => {
-    const pf = await portForward(cp, NS, 'svc/kvstore', 8081);
+    const pf = await portForward(k(), NS, 'svc/kvstore', 8081);
     try {
       expect(await nc(pf.port, 'PING')).toBe('PONG');
       expect(await nc(pf.port, 'PUT session:user1 {token:xyz123}')).toBe('OK');
@@ -148,7 +143,7 @@ describe('a real node', () => {
   }, 120_000);
 
   it('is scraped by Prometheus through kubernetes_sd_configs; the rules evaluate and KvstoreNodeDown fires for a killed pod', async () => {
-    prometheus = await startPrometheus(cp, join(work, 'prometheus'));
+    prometheus = await startPrometheus(k(), join(work, 'prometheus'));
     const p = prometheus;
     const up = await waitUntil(
       '3 kvstore targets up',
@@ -184,14 +179,14 @@ describe('a real node', () => {
     });
 
     // Kill kvstore-2's process and keep it down: the kubelet is frozen so it cannot restart it.
-    const kubelet = cp.node?.pids.kubelet;
+    const kubelet = k().node?.pids.kubelet;
     expect(kubelet !== undefined && alive(kubelet)).toBe(true);
-    const pod = await getJson(cp, ['pod', 'kvstore-2', '-n', NS]);
+    const pod = await getJson(k(), ['pod', 'kvstore-2', '-n', NS]);
     const containerId = String(pod.status.containerStatuses[0].containerID).replace(
       'containerd://',
       '',
     );
-    const tasks = (await sh(cp, 'ctr tasks ls')).stdout;
+    const tasks = (await sh(k(), 'ctr tasks ls')).stdout;
     const pid = Number(
       tasks
         .split('\n')
@@ -237,10 +232,10 @@ describe('a real node', () => {
     } finally {
       await c.close();
     }
-    await sh(cp, `kubectl -n ${NS} scale kvc ${KVC_NAME} --replicas=5`);
+    await sh(k(), `kubectl -n ${NS} scale kvc ${KVC_NAME} --replicas=5`);
     await available(5);
     expect((await claims()).filter((p) => p.status.phase === 'Bound')).toHaveLength(5);
-    await sh(cp, `kubectl -n ${NS} scale kvc ${KVC_NAME} --replicas=3`);
+    await sh(k(), `kubectl -n ${NS} scale kvc ${KVC_NAME} --replicas=3`);
     await available(3, 600_000);
     // retainOnScaleDown: false (the default): the decommissioned members' claims are deleted.
     await waitUntil('claims of kvstore-3 and kvstore-4 deleted', async () => {
@@ -256,13 +251,13 @@ describe('a real node', () => {
   }, 900_000);
 
   it('a deleted pod comes back on its claim with its data', async () => {
-    const before = await getJson(cp, ['pod', 'kvstore-1', '-n', NS]);
-    const claim = await getJson(cp, ['pvc', 'data-kvstore-1', '-n', NS]);
-    await sh(cp, `kubectl -n ${NS} delete pod kvstore-1`);
+    const before = await getJson(k(), ['pod', 'kvstore-1', '-n', NS]);
+    const claim = await getJson(k(), ['pvc', 'data-kvstore-1', '-n', NS]);
+    await sh(k(), `kubectl -n ${NS} delete pod kvstore-1`);
     await waitUntil(
       'kvstore-1 recreated and Ready',
       async () => {
-        const p = await getJson(cp, ['pod', 'kvstore-1', '-n', NS]);
+        const p = await getJson(k(), ['pod', 'kvstore-1', '-n', NS]);
         return (
           p &&
           p.metadata.uid !== before.metadata.uid &&
@@ -271,11 +266,11 @@ describe('a real node', () => {
       },
       300_000,
     );
-    expect((await getJson(cp, ['pvc', 'data-kvstore-1', '-n', NS])).metadata.uid).toBe(
+    expect((await getJson(k(), ['pvc', 'data-kvstore-1', '-n', NS])).metadata.uid).toBe(
       claim.metadata.uid,
     );
     // The node's own store (its metrics, not a quorum read) holds keys as soon as it is back.
-    const pf = await portForward(cp, NS, 'pod/kvstore-1', 9090);
+    const pf = await portForward(k(), NS, 'pod/kvstore-1', 9090);
     try {
       const metrics = await (await fetch(`http://127.0.0.1:${pf.port}/metrics`)).text();
       const keys = Number(/^kvstore_storage_keys(?:\{[^}]*\})? (\d+)/m.exec(metrics)?.[1]);
@@ -288,9 +283,9 @@ describe('a real node', () => {
 
   it('rolls to a new image tag one pod at a time under a writer without losing an acknowledged write', async () => {
     const next = `${VERSION}-rolled`;
-    await tagImage(cp, IMAGE, `kvstore:${next}`);
-    const svc = await getJson(cp, ['service', KVC_NAME, '-n', NS]);
-    const net = cp.node?.net;
+    await tagImage(k(), IMAGE, `kvstore:${next}`);
+    const svc = await getJson(k(), ['service', KVC_NAME, '-n', NS]);
+    const net = k().node?.net;
     if (!net) throw new Error('no node');
     // The writer runs on the node's network and writes to the client Service's ClusterIP.
     const writer = spawn(
@@ -316,7 +311,7 @@ describe('a real node', () => {
     try {
       await waitUntil('the writer acknowledged writes', async () => acked.length >= 20);
       await sh(
-        cp,
+        k(),
         `helm upgrade kvstore charts/kvstore -n ${NS} --reuse-values --set cluster.image.repository=kvstore --set cluster.image.tag=${next}`,
       );
       // One pod at a time: never more than one member not Ready while the image changes.
@@ -364,7 +359,7 @@ describe('a real node', () => {
     if (!helm3) throw new Error(`build-skaffold.sh did not report helm3: ${built.stdout}`);
     const upgrade = (extra: string) =>
       sh(
-        cp,
+        k(),
         `'${helm3}' upgrade kvstore charts/kvstore -n ${NS} --reuse-values --set operator.logLevel=debug ${extra}`,
         { allowFailure: true },
       );
@@ -374,16 +369,16 @@ describe('a real node', () => {
     expect(plain.stderr).toContain('kvclusters.kvstore.dev" already exists');
     const r = await upgrade('--set crds.upgrade=false');
     expect(r.code, r.stderr).toBe(0);
-    const deploy = await getJson(cp, ['deployment', 'kvstore-operator', '-n', NS]);
+    const deploy = await getJson(k(), ['deployment', 'kvstore-operator', '-n', NS]);
     expect(deploy.spec.template.spec.containers[0].args.join(' ')).toContain('debug');
-    expect(await getJson(cp, ['crd', 'kvclusters.kvstore.dev'])).not.toBeNull();
+    expect(await getJson(k(), ['crd', 'kvclusters.kvstore.dev'])).not.toBeNull();
     await available(3);
   }, 900_000);
 
   it('helm uninstall removes the operator and the cluster, and keeps the CRD and the data claims', async () => {
-    await sh(cp, `helm uninstall kvstore -n ${NS} --wait`);
+    await sh(k(), `helm uninstall kvstore -n ${NS} --wait`);
     await waitUntil('kvstore pods gone', async () => (await pods()).length === 0, 180_000);
-    expect(await getJson(cp, ['crd', 'kvclusters.kvstore.dev'])).not.toBeNull();
+    expect(await getJson(k(), ['crd', 'kvclusters.kvstore.dev'])).not.toBeNull();
     expect((await claims()).map((p) => p.metadata.name).sort()).toEqual([
       'data-kvstore-0',
       'data-kvstore-1',
@@ -393,20 +388,20 @@ describe('a real node', () => {
 
   it('runs the README path without Helm: kubectl apply -k k8s/ gives a Ready demo cluster', async () => {
     await sh(
-      cp,
+      k(),
       'kubectl apply -k k8s/crd && kubectl wait --for=condition=Established crd/kvclusters.kvstore.dev',
     );
-    await sh(cp, 'kubectl apply -k k8s/');
+    await sh(k(), 'kubectl apply -k k8s/');
     const demo = await waitUntil(
       'KVCluster demo Available',
       async () => {
-        const c = await getJson<KVC>(cp, ['kvcluster', 'demo', '-n', 'default']);
+        const c = await getJson<KVC>(k(), ['kvcluster', 'demo', '-n', 'default']);
         return c?.status?.phase === 'Available' && c;
       },
       600_000,
     );
     expect(demo.spec.image).toBe(IMAGE);
-    const pf = await portForward(cp, 'default', 'svc/demo', 8081);
+    const pf = await portForward(k(), 'default', 'svc/demo', 8081);
     try {
       expect(await nc(pf.port, 'PING')).toBe('PONG');
     } finally {
@@ -417,10 +412,10 @@ describe('a real node', () => {
 
 describe('stopping the node', () => {
   it('leaves no process, mount, cgroup or network namespace of the node behind', async () => {
-    const node = cp.node;
+    const node = k().node;
     if (!node) throw new Error('no node');
     const pids = Object.values(node.pids);
-    await cp.stop();
+    await k().stop();
     for (const pid of pids) expect(alive(pid), `pid ${pid}`).toBe(false);
     expect(mountsUnder(node.dir)).toEqual([]);
     expect(existsSync(`/run/netns/${node.net.netns}`)).toBe(false);

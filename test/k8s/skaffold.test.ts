@@ -13,8 +13,9 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { docker, Made, requireEngine, uniqueName, VERSION } from '../helpers/docker.ts';
-import { buildTools, run } from './control-plane-lib.ts';
 import { type Json, ROOT } from './operator-fixtures.ts';
+import { run } from './processes.ts';
+import { buildTools } from './tools.ts';
 
 const exec = promisify(execFile);
 // A cold cache builds skaffold (about 12 minutes on 2 cores) and Helm 3 (about 5).
