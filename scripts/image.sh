@@ -19,6 +19,11 @@
 # - skaffold's custom builder runs this with IMAGE and PUSH_IMAGE set (skaffold.yaml).
 set -euo pipefail
 
+if [[ ${1:-} == --help || ${1:-} == -h ]]; then
+  sed -n '2,5p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  exit 0
+fi
+
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 log() { printf '[image] %s\n' "$*" >&2; }
 die() { log "$*" && exit 1; }

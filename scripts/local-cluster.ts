@@ -2,8 +2,9 @@
 //
 // Ctrl-C drains every node. The terminal signals the whole process group, nodes included, and
 // this script sends each node one SIGTERM as well (for a `kill` of this script alone); a node
-// takes a second signal as part of the same stop and keeps draining. A second Ctrl-C is each
-// node's third signal: it exits at once. The exit code is 0 when every node exited 0.
+// takes a second signal within its 1 s grace period as part of the same stop and keeps
+// draining. A second Ctrl-C, later than that, makes each node exit at once. The exit code is 0
+// when every node exited 0.
 //
 // Environment: KV_LOCAL_NODES (3), KV_LOCAL_DATA (./kvstore-cluster-data), KV_LOCAL_HOST
 // (127.0.0.1), KV_LOCAL_PORT_OFFSET (0, added to every port). Arguments go to every node.
@@ -17,7 +18,7 @@ const USAGE = `Usage: npm run cluster [-- <kvstore options for every node>]
 Starts kvstore1..N as local processes: client ports 8081.., HTTP 9091.., peer 7947...
 Environment: KV_LOCAL_NODES (default 3), KV_LOCAL_DATA (default ./kvstore-cluster-data),
   KV_LOCAL_HOST (default 127.0.0.1), KV_LOCAL_PORT_OFFSET (default 0, added to every port).
-Ctrl-C drains every node (each exits 0); a second Ctrl-C stops them at once.`;
+Ctrl-C drains every node (each exits 0); a second Ctrl-C, over a second later, stops them at once.`;
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   process.stdout.write(`${USAGE}\n`);
   process.exit(0);

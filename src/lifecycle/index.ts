@@ -1,4 +1,4 @@
 // lifecycle: what every entry point shares about starting and stopping a process.
 
 export { startFailure } from './failure.ts';
-export { FORCE_SIGNALS, onStopSignals, type SignalNotice } from './signals.ts';
+export { FORCE_GRACE_MS, onStopSignals, type SignalNotice } from './signals.ts';

@@ -1,7 +1,12 @@
-// Stop signals: the first SIGTERM/SIGINT starts a drain, repeats are noted, the third forces exit.
+// Stop signals: the first SIGTERM/SIGINT starts a drain; a repeat within a grace period is the
+// same stop, a later one forces exit.
 
-/** Signals, counted from the first, at which the process exits at once with code 1. */
-export const FORCE_SIGNALS = 3;
+/**
+ * A repeated stop signal this soon after the first (ms) is taken as the same stop: one Ctrl-C
+ * often arrives twice (the terminal signals the process group and a supervisor forwards its
+ * own). A signal after it forces exit.
+ */
+export const FORCE_GRACE_MS = 1000;
 
 /** What a repeated signal means: `repeat` (the drain goes on) or `forced` (exit 1 follows). */
 export type SignalNotice = (
@@ -14,18 +19,21 @@ export type SignalNotice = (
  * Installs SIGTERM and SIGINT handlers and resolves with the first signal. Install it before
  * start-up, so a signal during start is not the default immediate exit.
  *
- * One Ctrl-C often arrives twice: the terminal signals the whole process group and a supervisor
- * (`npm run cluster`, a shell wrapper) forwards its own. So the second signal does not cut the
- * drain short (the drain is bounded by --shutdown-timeout-ms anyway); the third, e.g. a second
- * Ctrl-C, exits at once with code 1 after `notice`.
+ * A second signal within FORCE_GRACE_MS of the first does not cut the drain short (the drain is
+ * bounded by --shutdown-timeout-ms anyway); any signal after that, e.g. a second Ctrl-C, exits
+ * at once with code 1 after `notice`.
  */
 export function onStopSignals(notice: SignalNotice): Promise<NodeJS.Signals> {
   const { promise, resolve } = Promise.withResolvers<NodeJS.Signals>();
   let count = 0;
+  let first = 0;
   const handler = (signal: NodeJS.Signals) => {
     count++;
-    if (count === 1) return resolve(signal);
-    if (count < FORCE_SIGNALS) return notice('repeat', signal, count);
+    if (count === 1) {
+      first = performance.now();
+      return resolve(signal);
+    }
+    if (performance.now() - first < FORCE_GRACE_MS) return notice('repeat', signal, count);
     notice('forced', signal, count);
     process.exit(1);
   };

@@ -75,17 +75,38 @@ describe('npm run cluster', () => {
 const run = promisify(execFile);
 
 describe('--help starts nothing', () => {
-  for (const script of ['scripts/soak.ts', 'scripts/local-cluster.ts']) {
-    it(script, async () => {
+  // Every npm script that starts a process, with the words npm passes before `-- --help`.
+  const scripts: [script: string, args: string[], usage: RegExp][] = [
+    ['scripts/soak.ts', [], /^Usage: npm run soak/],
+    ['scripts/local-cluster.ts', [], /^Usage: npm run cluster/],
+    ['src/main.ts', [], /^Usage: kvstore /],
+    ['operator/main.ts', [], /^Usage: kvstore-operator /],
+    ['src/cli/main.ts', [], /^kvctl: command-line client/],
+    ['bench/run.ts', [], /^Usage: node bench\/run.ts/],
+    ['bench/connection-memory.ts', [], /^Usage: npm run bench:connections/],
+    ['test/chaos/run.ts', [], /^Usage: npm run chaos/],
+    ['test/k8s/control-plane.ts', ['up'], /^usage: node test\/k8s\/control-plane.ts/],
+    ['test/k8s/control-plane.ts', ['down'], /^usage: node test\/k8s\/control-plane.ts/],
+  ];
+  for (const [script, args, usage] of scripts) {
+    it(`${script} ${args.join(' ')}`, async () => {
       const tmp = tempDir();
-      const { stdout } = await run(NODE, [join(ROOT, script), '--help'], {
+      const { stdout } = await run(NODE, [join(ROOT, script), ...args, '--help'], {
+        cwd: tmp,
         env: { ...process.env, TMPDIR: tmp, KV_LOCAL_DATA: join(tmp, 'cluster') },
         timeout: 30_000,
       });
-      expect(stdout).toMatch(/^Usage: npm run /);
+      expect(stdout).toMatch(usage);
       expect(readdirSync(tmp)).toEqual([]); // no data directory, so no node started
     }, 60_000);
   }
+  it('scripts/image.sh', async () => {
+    const { stdout } = await run('bash', [join(ROOT, 'scripts/image.sh'), '--help'], {
+      env: { ...process.env, KVSTORE_DOCKER: '/nonexistent/docker' }, // would fail if it built
+      timeout: 30_000,
+    });
+    expect(stdout).toMatch(/^Builds the kvstore image/);
+  });
 });
 
 describe('npm run soak', () => {

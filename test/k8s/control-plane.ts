@@ -81,6 +81,10 @@ async function down(): Promise<void> {
 }
 
 async function main(cmd: string | undefined, flags: readonly string[]): Promise<number> {
+  if (flags.includes('--help') || flags.includes('-h')) {
+    console.log(USAGE); // npm run k8s:up -- --help: usage, nothing started
+    return 0;
+  }
   const unknown = flags.filter((f) => !(cmd === 'up' && f === '--node'));
   if (unknown.length) {
     console.error(`unknown argument: ${unknown.join(' ')}\n${USAGE}`);
