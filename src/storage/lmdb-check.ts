@@ -1,5 +1,6 @@
 // Checks an LMDB data file before LMDB maps it: a file cut short or meta pages overwritten would
-// otherwise end the process with SIGBUS or SIGSEGV, with no log line.
+// otherwise end the process with SIGBUS or SIGSEGV, with no log line. Also the options every
+// LMDB environment here is opened with: the check reads the snapshot those options make LMDB open.
 
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,18 +20,53 @@ const P_LEAF = 0x02;
 const P_META = 0x08;
 const DB_SIZE = 48;
 const NO_PAGE = 0xffff_ffff_ffff_ffffn;
+/** Set in a meta's free-db flags by a commit whose pages may not be on disk yet. */
+const MDB_OVERLAPPINGSYNC = 0x1000;
+
+/**
+ * How every LMDB environment of a store is opened (lmdb-js options).
+ *
+ * With overlapping sync (lmdb-js's default on Linux) a commit writes its meta page before its
+ * data pages are flushed, and marks it unflushed; after the flush a copy of the meta without the
+ * mark is written at half a page. On open lmdb-js trusts an unflushed meta when the machine has
+ * not rebooted since (same /proc boot id), which a process crash allows but a power cut without a
+ * reboot does not: a VM restored or paused, storage failing over, a FUSE or network disk. Its
+ * data pages may never have reached the disk. `safeRestore` makes LMDB always open the newest
+ * flushed snapshot instead; the store loses nothing by it, because a write-ahead log segment is
+ * dropped only after LMDB flushed past it, and writes outside the log wait for the flush.
+ */
+export const LMDB_ENV_OPTIONS = {
+  noSubdir: false,
+  maxDbs: 8,
+  compression: false,
+  overlappingSync: true,
+  safeRestore: true,
+} as const;
 
 interface Meta {
   readonly where: string;
   readonly txnid: bigint;
+  readonly unflushed: boolean;
   readonly lastPage: bigint;
   readonly roots: readonly bigint[];
 }
 
 /**
+ * The meta LMDB opens with LMDB_ENV_OPTIONS: mdb_pick_meta with MDB_PREVSNAPSHOT and
+ * MDB_SAFE_RESTORE, applied to the two meta pages and then to the flushed copy (lmdb-js's
+ * mdb_env_pick_meta). An unflushed newest meta gives way to the older candidate.
+ */
+function pick(a: Meta, b: Meta): Meta {
+  if (b.txnid === 0n) return a;
+  const latest = a.txnid >= b.txnid ? a : b;
+  if (!latest.unflushed) return latest;
+  return a.txnid > b.txnid ? b : a;
+}
+
+/**
  * Throws KV_ERR_CORRUPT naming the file and the problem when `dir/data.mdb` exists but its
- * meta pages are not LMDB's, point past the end of the file, or the newest one's tree roots are
- * not tree pages. A missing or empty file is fine (a new store).
+ * meta pages are not LMDB's, or the snapshot LMDB would open points past the end of the file or
+ * names tree roots that are not tree pages. A missing or empty file is fine (a new store).
  */
 export function checkLmdbFile(dir: string): void {
   const problem = lmdbFileProblem(join(dir, 'data.mdb'));
@@ -78,29 +114,25 @@ export function lmdbFileProblem(path: string): string | null {
     const newest = metas[0]!.txnid >= metas[1]!.txnid ? metas[0]! : metas[1]!;
     const flushed = parseMeta(read(pageSize / 2, PAGE_HEADER + 160), 'flushed meta copy', false);
     if (typeof flushed === 'string') return flushed;
-    if (flushed.txnid !== 0n) {
-      if (flushed.txnid > newest.txnid) return 'flushed meta copy is newer than both meta pages';
-      metas.push(flushed);
+    if (flushed.txnid > newest.txnid) return 'flushed meta copy is newer than both meta pages';
+    // Only the snapshot LMDB opens is read: an unflushed meta it passes over may name pages that
+    // never reached the disk, and that is no damage.
+    const opened = pick(pick(metas[0]!, metas[1]!), flushed);
+    if (opened.lastPage >= pages) {
+      return `${opened.where} needs ${opened.lastPage + 1n} pages of ${pageSize} bytes, the file has ${pages} (cut short?)`;
     }
-    for (const m of metas) {
-      if (m.lastPage >= pages) {
-        return `${m.where} needs ${m.lastPage + 1n} pages of ${pageSize} bytes, the file has ${pages} (cut short?)`;
-      }
-      for (const root of m.roots) {
-        if (root !== NO_PAGE && (root < 2n || root > m.lastPage)) {
-          return `${m.where} names root page ${root} outside pages 2..${m.lastPage}`;
-        }
-      }
-    }
-    for (const root of newest.roots) {
+    for (const root of opened.roots) {
       if (root === NO_PAGE) continue;
+      if (root < 2n || root > opened.lastPage) {
+        return `${opened.where} names root page ${root} outside pages 2..${opened.lastPage}`;
+      }
       const header = read(Number(root) * pageSize, PAGE_HEADER);
       const flags = header.length === PAGE_HEADER ? header.readUInt16LE(18) : 0;
       if (header.length < PAGE_HEADER || header.readBigUInt64LE(0) !== root) {
-        return `page ${root} (a tree root in ${newest.where}) does not carry its own number`;
+        return `page ${root} (a tree root in ${opened.where}) does not carry its own number`;
       }
       if ((flags & (P_BRANCH | P_LEAF)) === 0) {
-        return `page ${root} (a tree root in ${newest.where}) is not a tree page (flags ${flags})`;
+        return `page ${root} (a tree root in ${opened.where}) is not a tree page (flags ${flags})`;
       }
     }
     return null;
@@ -121,6 +153,7 @@ function parseMeta(buf: Buffer, where: string, stamped: boolean): Meta | string 
   const dbs = m + 24;
   return {
     where,
+    unflushed: (buf.readUInt16LE(dbs + 4) & MDB_OVERLAPPINGSYNC) !== 0,
     roots: [0, 1].map((i) => buf.readBigUInt64LE(dbs + i * DB_SIZE + 40)),
     lastPage: buf.readBigUInt64LE(dbs + 2 * DB_SIZE),
     txnid: buf.readBigUInt64LE(dbs + 2 * DB_SIZE + 8),

@@ -6,7 +6,7 @@ import { type Database, open, type RootDatabase } from 'lmdb';
 import { KvError } from '../errors/index.ts';
 import { guardLmdbRejections } from './health.ts';
 import { compareVersions, HybridClock, isValidVersion, type Version } from './hlc.ts';
-import { checkLmdbFile } from './lmdb-check.ts';
+import { checkLmdbFile, LMDB_ENV_OPTIONS } from './lmdb-check.ts';
 import { registerStorageMetrics, type StorageMetrics } from './metrics.ts';
 import { decodeRecord, encodeRecord, type StoredRecord } from './record.ts';
 import { mergeOverlay, overlayWithin, type ScanBounds, type ScannedRecord } from './scan.ts';
@@ -108,7 +108,7 @@ export class Storage {
     });
     let store: Storage;
     try {
-      const root = open({ path: opts.path, noSubdir: false, maxDbs: 8, compression: false });
+      const root = open({ path: opts.path, ...LMDB_ENV_OPTIONS });
       store = new Storage(opts, root);
       store.#replay(recovered);
     } catch (err) {

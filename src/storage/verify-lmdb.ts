@@ -3,11 +3,13 @@
 // reported instead of ending the caller. Usage: node verify-lmdb.ts <data-dir>
 
 import { open } from 'lmdb';
+import { LMDB_ENV_OPTIONS } from './lmdb-check.ts';
 import { decodeRecord } from './record.ts';
 
 const dir = process.argv[2];
 if (!dir) throw new Error('usage: verify-lmdb.ts <data-dir>');
-const root = open({ path: dir, noSubdir: false, maxDbs: 8, compression: false, readOnly: true });
+// The store's options, so that the snapshot read is the one the node would open.
+const root = open({ path: dir, ...LMDB_ENV_OPTIONS, readOnly: true });
 const binary = { keyEncoding: 'binary', encoding: 'binary' } as const;
 const data = root.openDB<Buffer, Buffer>({ name: 'data', ...binary });
 const tombs = root.openDB<Buffer, Buffer>({ name: 'tombstones', ...binary });

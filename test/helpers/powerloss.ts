@@ -2,8 +2,7 @@
 // FUSE filesystem, mounted by tests and unmounted again, even on failure.
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
@@ -58,31 +57,6 @@ export class PowerlossDisk {
     this.mountPoint = join(this.store, 'mnt');
     mkdirSync(join(this.store, 'disk'));
     mkdirSync(this.mountPoint);
-    this.#boot();
-  }
-
-  /** A new boot id for the machine this disk is in (it booted). */
-  #boot(): void {
-    writeFileSync(join(this.store, 'boot_id'), `${randomUUID()}\n`);
-  }
-
-  /**
-   * The command prefix that runs a process on this disk's machine (startNodeProcess's
-   * `command`): in a mount namespace of its own where /proc/sys/kernel/random/boot_id is this
-   * machine's boot id, which changes with every power cut. lmdb-js reads it to tell a process
-   * crash (same boot: the page cache kept every write, the newest commit is trusted) from a
-   * reboot (only the newest flushed commit is); a simulated cut does not reboot the kernel.
-   */
-  command(): string[] {
-    return [
-      'unshare',
-      '--mount',
-      '--',
-      'sh',
-      '-c',
-      'mount --bind "$0" /proc/sys/kernel/random/boot_id && exec "$@"',
-      join(this.store, 'boot_id'),
-    ];
   }
 
   /** A new, empty disk, mounted. */
@@ -154,7 +128,6 @@ export class PowerlossDisk {
    */
   async cut(seed: number, keep = 0): Promise<CutReport> {
     const report = await this.#command<CutReport>(`cut ${seed} ${keep}`);
-    this.#boot();
     if (report.errors.length > 0) throw new Error(`powerlossfs cut: ${report.errors.join('; ')}`);
     return report;
   }

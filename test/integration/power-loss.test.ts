@@ -73,8 +73,7 @@ const ROUNDS = [
 describe('power loss', () => {
   it('a single node keeps every acknowledged write and delete when the power is cut under load, and again at start-up', async () => {
     const { disk, dataDir } = await diskWithDataDir();
-    const command = disk.command();
-    let node: NodeProcess = await startNodeProcess({ dataDir, command });
+    let node: NodeProcess = await startNodeProcess({ dataDir });
     const log = new WriteLog();
     const writers = [0, 1, 2, 3].map((w) => keysOf(w, 200));
     const lost: CutReport[] = [];
@@ -88,13 +87,13 @@ describe('power loss', () => {
       await node.stop('SIGKILL');
       await Promise.all(loads.map((l) => l.stop()));
       await powerOn(disk);
-      node = await startNodeProcess({ dataDir, command });
+      node = await startNodeProcess({ dataDir });
       // And again as soon as it is up: the replayed log's segments are being retired and the
       // spare segment written behind the node's back.
       lost.push(await disk.cut(seed + 100, keep));
       await node.stop('SIGKILL');
       await powerOn(disk);
-      node = await startNodeProcess({ dataDir, command });
+      node = await startNodeProcess({ dataDir });
       const read = await readAll(await client('127.0.0.1', node.port), log);
       expect({ round, bad: log.check(read) }).toEqual({ round, bad: [] });
     }
@@ -110,9 +109,7 @@ describe('power loss', () => {
     const peers = ['--peers', hosts.map((h, i) => `${names[i]}=${h}:7946`).join(',')];
     const disks = await Promise.all(hosts.map(() => diskWithDataDir()));
     const nodes: ClusterNode[] = await Promise.all(
-      hosts.map((h, i) =>
-        startMember(names[i]!, h, peers, disks[i]!.dataDir, disks[i]!.disk.command()),
-      ),
+      hosts.map((h, i) => startMember(names[i]!, h, peers, disks[i]!.dataDir)),
     );
     await waitAllUp(nodes);
     const log = new WriteLog();
@@ -128,7 +125,7 @@ describe('power loss', () => {
       await Promise.all(nodes.map((n) => n.proc.stop('SIGKILL')));
       await Promise.all(loads.map((l) => l.stop()));
       await Promise.all(disks.map(({ disk }) => powerOn(disk)));
-      await Promise.all(nodes.map((n, i) => restart(n, peers, disks[i]!.disk.command())));
+      await Promise.all(nodes.map((n) => restart(n, peers)));
       await waitAllUp(nodes, 20_000);
       for (const n of nodes) {
         const read = await readAll(await client(n.host, n.proc.port), log);

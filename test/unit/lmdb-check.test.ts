@@ -1,0 +1,124 @@
+// The LMDB file check and the snapshot LMDB opens after a power cut without a reboot: a meta page
+// whose commit was never flushed may be on disk while its data pages are not (a disk keeps the
+// writes it likes). Real LMDB (lmdb-js) files, damaged the way such a cut leaves them.
+
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { open } from 'lmdb';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LMDB_ENV_OPTIONS, lmdbFileProblem } from '../../src/storage/lmdb-check.ts';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+// Offsets in a meta page (see lmdb-check.ts): the meta follows the 24-byte page header; its
+// free db's flags at +28, the main db's root at +24+48+40, its txnid at +24+96+8.
+const META = 24;
+const FREE_FLAGS = META + 24 + 4;
+const MAIN_ROOT = META + 24 + 48 + 40;
+const TXNID = META + 24 + 96 + 8;
+const UNFLUSHED = 0x1000;
+
+/** Five commits of k = 1..5, one per transaction (txnid n holds k = n), closed cleanly. */
+async function fiveCommits(): Promise<{ dir: string; file: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'kvstore-lmdb-check-'));
+  dirs.push(dir);
+  const env = open({ path: dir, ...LMDB_ENV_OPTIONS });
+  for (let i = 1; i <= 5; i++) await env.put('k', i);
+  await env.close();
+  return { dir, file: join(dir, 'data.mdb') };
+}
+
+/** Reads, edits and writes back `length` bytes at `at`. */
+function patch(file: string, at: number, length: number, edit: (b: Buffer) => void): void {
+  const fd = openSync(file, 'r+');
+  try {
+    const b = Buffer.alloc(length);
+    readSync(fd, b, 0, length, at);
+    edit(b);
+    writeSync(fd, b, 0, length, at);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function read(file: string, at: number, length: number): Buffer {
+  const b = Buffer.alloc(length);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, b, 0, length, at);
+  } finally {
+    closeSync(fd);
+  }
+  return b;
+}
+
+/**
+ * The file as a power cut leaves it when commit 5's meta page reached the disk but its data pages
+ * did not: commit 5's main-db root page holds something else (here an overflow page), and the
+ * flushed copy still describes commit 4. With `flushedMark`, commit 5 is marked flushed instead.
+ */
+function cutAfterCommit5(file: string, flushedMark = false): void {
+  const pageSize = read(file, 0, 512).readUInt32LE(META + 24);
+  const metas = [0, pageSize].map((at) => ({ at, b: read(file, at, 512) }));
+  const [older, newest] = metas.sort((x, y) =>
+    Number(x.b.readBigUInt64LE(TXNID) - y.b.readBigUInt64LE(TXNID)),
+  ) as [(typeof metas)[0], (typeof metas)[0]];
+  expect(newest.b.readBigUInt64LE(TXNID)).toBe(5n);
+  // Commit 5's root page: its own number, and the flags of an overflow page (4).
+  const root = Number(newest.b.readBigUInt64LE(MAIN_ROOT));
+  patch(file, root * pageSize, 24, (b) => b.writeUInt16LE(4, 18));
+  // The flushed copy (at half a page, without page header flags) describes commit 4 or 5.
+  const flushedFrom = flushedMark ? newest : older;
+  patch(file, pageSize / 2, 256, (b) => {
+    flushedFrom.b.copy(b, 0, 0, 256);
+    b.writeUInt16LE(b.readUInt16LE(FREE_FLAGS) & ~UNFLUSHED, FREE_FLAGS);
+  });
+  if (flushedMark) {
+    patch(file, newest.at, 512, (b) => {
+      b.writeUInt16LE(b.readUInt16LE(FREE_FLAGS) & ~UNFLUSHED, FREE_FLAGS);
+    });
+  }
+}
+
+describe('LMDB after a power cut without a reboot', () => {
+  it('every commit of the store marks its meta unflushed, and the flushed copy follows', async () => {
+    const { file } = await fiveCommits();
+    const pageSize = read(file, 0, 512).readUInt32LE(META + 24);
+    const flags = [0, pageSize].map((at) => read(file, at, 512).readUInt16LE(FREE_FLAGS));
+    expect(flags.map((f) => f & UNFLUSHED)).toEqual([UNFLUSHED, UNFLUSHED]);
+    const copy = read(file, pageSize / 2, 256);
+    expect(copy.readBigUInt64LE(TXNID)).toBe(5n);
+    expect(copy.readUInt16LE(FREE_FLAGS) & UNFLUSHED).toBe(0);
+  });
+
+  it('opens the newest flushed snapshot, and the check finds nothing wrong with it', async () => {
+    const { dir, file } = await fiveCommits();
+    cutAfterCommit5(file);
+    expect(lmdbFileProblem(file)).toBeNull();
+    const env = open({ path: dir, ...LMDB_ENV_OPTIONS });
+    try {
+      expect(env.get('k')).toBe(4);
+    } finally {
+      await env.close();
+    }
+    // Read-only, as `kvctl verify` opens it: the same snapshot.
+    const ro = open({ path: dir, ...LMDB_ENV_OPTIONS, readOnly: true });
+    try {
+      expect(ro.get('k')).toBe(4);
+    } finally {
+      await ro.close();
+    }
+  });
+
+  it('reports damage in the snapshot LMDB would open', async () => {
+    const { file } = await fiveCommits();
+    cutAfterCommit5(file, true);
+    expect(lmdbFileProblem(file)).toMatch(
+      /^page \d+ \(a tree root in meta page [01]\) is not a tree page \(flags 4\)$/,
+    );
+  });
+});
