@@ -1,6 +1,6 @@
 // Waits for enough replicas: each group of replicas needs its own number of successes.
 
-import { KvError } from '../errors/index.ts';
+import { KvError, wireCode } from '../errors/index.ts';
 
 /** A set of replicas of which at least `need` must succeed. */
 export interface QuorumGroup {
@@ -65,7 +65,7 @@ function track<T>(
       after(false);
     },
     (err: unknown) => {
-      failed.set(name, err instanceof KvError ? err.code.slice(7).toLowerCase() : 'error');
+      failed.set(name, err instanceof KvError ? wireCode(err.code).toLowerCase() : 'error');
       after(true);
     },
   );

@@ -48,6 +48,14 @@ export const ERROR_CODES = {
     'another process holds the --data-dir lock; the node does not start (exit code 2)',
   KV_ERR_NOT_REPRESENTABLE:
     'a key or value written over RESP cannot be expressed on a text-protocol line (whitespace, control bytes, a newline); read it over RESP',
+  KV_ERR_NOT_ATOMIC:
+    'a conditional or read-modify-write command (SET NX/XX/GET, SETNX, INCR, GETSET, WATCH, ...) needs consensus kvstore does not have; refused, nothing applied',
+  KV_ERR_UNSUPPORTED:
+    'a Redis command kvstore deliberately does not have (other data types, pub/sub, scripts, ...); the message names the reason',
+  KV_ERR_EXECABORT:
+    'EXEC of a transaction in which a command was refused while queued; nothing in it was applied',
+  KV_ERR_NOT_RUN:
+    'a command queued in a transaction was not run because an earlier command in the same EXEC failed',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -98,26 +98,27 @@ export interface CommandLimits {
   readonly maxScanKeys: number;
 }
 
-/**
- * Checks a key: non-empty, at most maxKeyBytes, no ASCII control characters, space or DEL.
- * Throws KV_ERR_INVALID_KEY.
- */
-export function validateKey(key: Buffer, limits: CommandLimits, what = 'key'): Buffer {
-  if (key.length === 0) throw new KvError('KV_ERR_INVALID_KEY', `protocol: ${what} is empty`);
-  if (key.length > limits.maxKeyBytes) {
-    throw new KvError(
-      'KV_ERR_INVALID_KEY',
-      `protocol: ${what} is ${key.length} bytes, the limit is ${limits.maxKeyBytes}`,
-    );
-  }
+/** The index of the first ASCII control character, space or DEL in `key`, or -1 when none. */
+export function controlByteAt(key: Buffer): number {
   for (let i = 0; i < key.length; i++) {
     const b = key[i]!;
-    if (b <= 0x20 || b === 0x7f) {
-      throw new KvError(
-        'KV_ERR_INVALID_KEY',
-        `protocol: ${what} has a control or whitespace character at byte ${i}`,
-      );
-    }
+    if (b <= 0x20 || b === 0x7f) return i;
+  }
+  return -1;
+}
+
+/**
+ * Checks a key as the text protocol carries it: a binary-safe key (validateBinaryKey) with no
+ * ASCII control characters, space or DEL. Throws KV_ERR_INVALID_KEY.
+ */
+export function validateKey(key: Buffer, limits: CommandLimits, what = 'key'): Buffer {
+  validateBinaryKey(key, limits, what);
+  const at = controlByteAt(key);
+  if (at !== -1) {
+    throw new KvError(
+      'KV_ERR_INVALID_KEY',
+      `protocol: ${what} has a control or whitespace character at byte ${at}`,
+    );
   }
   return key;
 }
@@ -164,20 +165,27 @@ export function parseLimit(raw: Buffer, limits: CommandLimits): number {
   return n;
 }
 
+/** How a framing checks the scan options: its key rule and its error for malformed options. */
+export interface ScanPageRules {
+  readonly key: (key: Buffer, limits: CommandLimits, what: string) => Buffer;
+  readonly malformed: () => KvError;
+}
+
 /**
  * Parses the optional scan options after RANGE/PREFIX arguments: `LIMIT n` then optionally
- * `CURSOR key`, keywords case-insensitive. CURSOR needs LIMIT.
+ * `CURSOR key`, keywords case-insensitive. CURSOR needs LIMIT. The cursor is checked with the
+ * framing's key rule; anything else malformed throws `rules.malformed()`.
  */
-export function parseScanPage(args: readonly Buffer[], limits: CommandLimits): ScanPage {
+export function parseScanPage(
+  args: readonly Buffer[],
+  limits: CommandLimits,
+  rules: ScanPageRules,
+): ScanPage {
   if (args.length === 0) return { limit: null, cursor: null };
   const kw = (i: number) => args[i]?.toString('latin1').toUpperCase();
-  if (kw(0) !== 'LIMIT' || (args.length !== 2 && args.length !== 4)) {
-    throw new KvError('KV_ERR_WRONG_ARITY', 'protocol: expected [LIMIT n [CURSOR key]]');
-  }
+  if (kw(0) !== 'LIMIT' || (args.length !== 2 && args.length !== 4)) throw rules.malformed();
   const limit = parseLimit(args[1]!, limits);
   if (args.length === 2) return { limit, cursor: null };
-  if (kw(2) !== 'CURSOR') {
-    throw new KvError('KV_ERR_WRONG_ARITY', 'protocol: expected [LIMIT n [CURSOR key]]');
-  }
-  return { limit, cursor: validateKey(args[3]!, limits, 'cursor') };
+  if (kw(2) !== 'CURSOR') throw rules.malformed();
+  return { limit, cursor: rules.key(args[3]!, limits, 'cursor') };
 }

@@ -30,6 +30,7 @@ export {
   patternPrefix,
   RESP_COMMANDS,
 } from './resp-commands.ts';
+export { NOT_ATOMIC, notAtomic, respErrors, UNSUPPORTED, unsupported } from './resp-errors.ts';
 export type {
   RespContext,
   RespRequest,

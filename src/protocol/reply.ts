@@ -57,8 +57,9 @@ export type Reply =
  */
 export class RespError extends KvError {
   readonly resp: string;
-  constructor(code: ErrorCode, resp: string) {
-    super(code, `protocol: ${resp}`);
+  /** `message` is what the text protocol and logs show; by default `protocol: <resp>`. */
+  constructor(code: ErrorCode, resp: string, message = `protocol: ${resp}`) {
+    super(code, message);
     this.name = 'RespError';
     this.resp = resp;
   }

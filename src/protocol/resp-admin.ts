@@ -1,21 +1,18 @@
 // RESP2 connection and server commands: HELLO, CLIENT, COMMAND, CONFIG, INFO, SELECT, ECHO, AUTH.
 
 import { arch, platform, release } from 'node:os';
-import type { InfoSection, Reply } from './reply.ts';
-import { RespError } from './reply.ts';
+import { errorReply, type InfoSection, type Reply } from './reply.ts';
+import { respErrors } from './resp-errors.ts';
 import {
-  arityError,
   array,
   bulk,
   integer,
   integerArg,
   keyword,
-  notInteger,
   type RespContext,
   type RespSpec,
   reply,
   status,
-  syntaxError,
 } from './resp-spec.ts';
 
 const OK: Reply = { type: 'ok' };
@@ -27,22 +24,18 @@ function hello(args: readonly Buffer[], ctx: RespContext): Reply {
   if (args.length > 1) {
     const v = integerArg(args[1]);
     if (v === null) {
-      throw new RespError(
-        'KV_ERR_INVALID_ARGUMENT',
-        'ERR Protocol version is not an integer or out of range',
-      );
+      throw respErrors.protoNotInteger();
     }
-    if (v !== 2)
-      throw new RespError('KV_ERR_INVALID_ARGUMENT', 'NOPROTO unsupported protocol version');
+    if (v !== 2) throw respErrors.noProto();
   }
   for (let i = 2; i < args.length; i++) {
     const opt = keyword(args[i]);
-    if (opt === 'AUTH' && i + 2 < args.length) throw noPassword();
+    if (opt === 'AUTH' && i + 2 < args.length) throw respErrors.noPassword();
     if (opt === 'SETNAME' && i + 1 < args.length) {
       setName(ctx, args[++i]!);
       continue;
     }
-    throw syntaxError();
+    throw respErrors.syntax();
   }
   const facts = ctx.server();
   return array([
@@ -63,21 +56,10 @@ function hello(args: readonly Buffer[], ctx: RespContext): Reply {
   ]);
 }
 
-/** Redis's answer to AUTH without configured passwords (ioredis then only warns). */
-function noPassword(): RespError {
-  return new RespError(
-    'KV_ERR_INVALID_ARGUMENT',
-    'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?',
-  );
-}
-
 function setName(ctx: RespContext, raw: Buffer): void {
   for (const b of raw) {
     if (b < 0x21 || b > 0x7e) {
-      throw new RespError(
-        'KV_ERR_INVALID_ARGUMENT',
-        'ERR Client names cannot contain spaces, newlines or special characters.',
-      );
+      throw respErrors.badClientName();
     }
   }
   ctx.session.name = raw.length === 0 ? null : raw.toString('latin1');
@@ -88,7 +70,7 @@ function client(args: readonly Buffer[], ctx: RespContext): Reply {
   const s = ctx.session;
   switch (sub) {
     case 'SETNAME':
-      if (args.length !== 3) throw arityError('client|setname');
+      if (args.length !== 3) throw respErrors.arity('client|setname');
       setName(ctx, args[2]!);
       return OK;
     case 'GETNAME':
@@ -96,16 +78,13 @@ function client(args: readonly Buffer[], ctx: RespContext): Reply {
     case 'ID':
       return integer(s.id);
     case 'SETINFO': {
-      if (args.length !== 4) throw arityError('client|setinfo');
+      if (args.length !== 4) throw respErrors.arity('client|setinfo');
       const attr = keyword(args[2]);
       const value = args[3]!.toString('latin1');
       if (attr === 'LIB-NAME') s.libName = value;
       else if (attr === 'LIB-VER') s.libVer = value;
       else {
-        throw new RespError(
-          'KV_ERR_INVALID_ARGUMENT',
-          `ERR Unrecognized option '${args[2]!.toString('latin1').slice(0, 64)}'`,
-        );
+        throw respErrors.unrecognizedOption(args[2]!);
       }
       return OK;
     }
@@ -114,15 +93,8 @@ function client(args: readonly Buffer[], ctx: RespContext): Reply {
       return bulk(text);
     }
     default:
-      throw unknownSubcommand(args[1]!, 'CLIENT');
+      throw respErrors.unknownSubcommand(args[1]!, 'CLIENT');
   }
-}
-
-function unknownSubcommand(sub: Buffer, cmd: string): RespError {
-  return new RespError(
-    'KV_ERR_INVALID_ARGUMENT',
-    `ERR unknown subcommand '${sub.toString('latin1').slice(0, 64)}'. Try ${cmd} HELP.`,
-  );
 }
 
 /** COMMAND's entry: name, arity, flags, first key, last key, step, then Redis 7's four lists. */
@@ -161,7 +133,7 @@ function command(args: readonly Buffer[], table: () => Readonly<Record<string, R
     case 'DOCS':
       return array([]); // no documentation: redis-cli then simply shows no hints
     default:
-      throw unknownSubcommand(args[1]!, 'COMMAND');
+      throw respErrors.unknownSubcommand(args[1]!, 'COMMAND');
   }
 }
 
@@ -172,8 +144,8 @@ function command(args: readonly Buffer[], table: () => Readonly<Record<string, R
 const CONFIG: Readonly<Record<string, string>> = { save: '', appendonly: 'no', databases: '1' };
 
 function config(args: readonly Buffer[]): Reply {
-  if (keyword(args[1]) !== 'GET') throw unknownSubcommand(args[1]!, 'CONFIG');
-  if (args.length < 3) throw arityError('config|get');
+  if (keyword(args[1]) !== 'GET') throw respErrors.unknownSubcommand(args[1]!, 'CONFIG');
+  if (args.length < 3) throw respErrors.arity('config|get');
   const out: Reply[] = [];
   for (const raw of args.slice(2)) {
     const p = raw.toString('latin1').toLowerCase();
@@ -225,8 +197,8 @@ export function adminCommands(
     echo: local(2, (a) => bulk(a[1]!)),
     select: local(2, (a) => {
       const db = integerArg(a[1]);
-      if (db === null) throw notInteger();
-      if (db !== 0) throw new RespError('KV_ERR_INVALID_ARGUMENT', 'ERR DB index is out of range');
+      if (db === null) throw respErrors.notInteger();
+      if (db !== 0) throw respErrors.dbOutOfRange();
       return OK;
     }),
     auth: {
@@ -234,9 +206,10 @@ export function adminCommands(
       flags: ['fast'],
       keys: NO_KEYS,
       run: (a) => {
-        if (a.length > 3) throw syntaxError();
+        if (a.length > 3) throw respErrors.syntax();
         // AUTH <password>, or AUTH <username> <password> where the only user is `default`.
-        if (a.length === 3 && a[1]!.toString('latin1') !== 'default') return reply(wrongPass());
+        if (a.length === 3 && a[1]!.toString('latin1') !== 'default')
+          return reply(errorReply(respErrors.wrongPass()));
         return {
           kind: 'command' as const,
           cmd: { type: 'auth' as const, password: a[a.length - 1]! },
@@ -263,15 +236,5 @@ export function adminCommands(
         return { kind: 'command' as const, cmd: { type: 'info' as const, sections: want }, shape };
       },
     },
-  };
-}
-
-/** Redis's answer to a wrong user or password. */
-export function wrongPass(): Reply {
-  return {
-    type: 'error',
-    code: 'KV_ERR_WRONGPASS',
-    message: 'server: invalid password',
-    resp: 'WRONGPASS invalid username-password pair or user is disabled.',
   };
 }

@@ -4,24 +4,23 @@ import { KvError } from '../errors/index.ts';
 import {
   type Command,
   type CommandLimits,
-  parseLimit,
+  parseScanPage,
   type ScanPage,
+  type ScanPageRules,
   validateBinaryKey,
   validateValue,
 } from './command.ts';
-import { type Reply, RespError } from './reply.ts';
+import type { Reply } from './reply.ts';
 import { adminCommands } from './resp-admin.ts';
+import { NOT_ATOMIC, notAtomic, respErrors, UNSUPPORTED, unsupported } from './resp-errors.ts';
 import {
-  arityError,
   bulk,
   integerArg,
   keyword,
-  notInteger,
   type RespContext,
   type RespRequest,
   type RespSpec,
   type ScanCursors,
-  syntaxError,
 } from './resp-spec.ts';
 
 const upper = keyword;
@@ -29,15 +28,9 @@ const run = (cmd: Command, shape?: (r: Reply) => Reply): RespRequest =>
   shape ? { kind: 'command', cmd, shape } : { kind: 'command', cmd };
 const key = (b: Buffer, l: CommandLimits, what?: string) => validateBinaryKey(b, l, what);
 
-/** `[LIMIT n [CURSOR key]]` after RANGE/PREFIX arguments, the cursor binary-safe. */
-function scanPage(args: readonly Buffer[], l: CommandLimits): ScanPage {
-  if (args.length === 0) return { limit: null, cursor: null };
-  if (upper(args[0]) !== 'LIMIT' || (args.length !== 2 && args.length !== 4)) throw syntaxError();
-  const limit = parseLimit(args[1]!, l);
-  if (args.length === 2) return { limit, cursor: null };
-  if (upper(args[2]) !== 'CURSOR') throw syntaxError();
-  return { limit, cursor: key(args[3]!, l, 'cursor') };
-}
+/** `[LIMIT n [CURSOR key]]` after RANGE/PREFIX arguments: the cursor binary-safe. */
+const RESP_PAGE: ScanPageRules = { key: validateBinaryKey, malformed: () => respErrors.syntax() };
+const scanPage = (args: readonly Buffer[], l: CommandLimits) => parseScanPage(args, l, RESP_PAGE);
 
 /**
  * The literal prefix of a MATCH/KEYS pattern: glob escapes (`\x`) allowed, exactly one
@@ -72,7 +65,7 @@ export function decodeScanCursor(raw: Buffer, cursors: ScanCursors): Buffer | nu
   const text = raw.toString('latin1');
   if (text === '0') return null;
   const key = /^[1-9][0-9]{0,15}$/.test(text) ? cursors.resolve(text) : undefined;
-  if (key === undefined) throw new RespError('KV_ERR_INVALID_ARGUMENT', 'ERR invalid cursor');
+  if (key === undefined) throw respErrors.invalidCursor();
   return key;
 }
 
@@ -84,14 +77,14 @@ function scan(args: readonly Buffer[], ctx: RespContext): RespRequest {
   let count = 100;
   for (let i = 2; i < args.length; i += 2) {
     const opt = upper(args[i]);
-    if (i + 1 >= args.length) throw syntaxError();
+    if (i + 1 >= args.length) throw respErrors.syntax();
     if (opt === 'MATCH') prefix = patternPrefix(args[i + 1]!);
     else if (opt === 'COUNT') {
       const n = integerArg(args[i + 1]);
-      if (n === null) throw notInteger();
-      if (n < 1) throw syntaxError();
+      if (n === null) throw respErrors.notInteger();
+      if (n < 1) throw respErrors.syntax();
       count = Math.min(n, l.maxScanKeys); // COUNT is a hint in Redis too
-    } else throw syntaxError();
+    } else throw respErrors.syntax();
   }
   if (prefix.length > l.maxKeyBytes) key(prefix, l, 'prefix');
   const shape = (r: Reply): Reply => {
@@ -109,8 +102,15 @@ const ONE: readonly [number, number, number] = [1, 1, 1];
 const ALL: readonly [number, number, number] = [1, -1, 1];
 const NO_KEYS: readonly [number, number, number] = [0, 0, 0];
 
+/** SET's options that make it conditional (or read the old value): refused, see notAtomic. */
+const CONDITIONAL_SET = new Set(['NX', 'XX', 'GET', 'IFEQ', 'IFNE', 'IFDEQ', 'IFDNE']);
+
 function put(args: readonly Buffer[], l: CommandLimits): RespRequest {
-  if (args.length !== 3) throw syntaxError(); // SET's EX/PX/NX/XX/GET/KEEPTTL
+  for (let i = 3; i < args.length; i++) {
+    const opt = upper(args[i]);
+    if (CONDITIONAL_SET.has(opt)) throw notAtomic(`SET ... ${opt}`);
+  }
+  if (args.length !== 3) throw respErrors.syntax(); // SET's EX/PX/KEEPTTL
   return run({ type: 'put', key: key(args[1]!, l), value: validateValue(args[2]!, l) });
 }
 
@@ -153,7 +153,7 @@ export const RESP_COMMANDS: Readonly<Record<string, RespSpec>> = {
     flags: WRITE,
     keys: [1, -1, 2],
     run: (a, c) => {
-      if (a.length % 2 !== 1) throw arityError('mset');
+      if (a.length % 2 !== 1) throw respErrors.arity('mset');
       const entries: [Buffer, Buffer][] = [];
       for (let i = 1; i < a.length; i += 2) {
         entries.push([key(a[i]!, c.limits), validateValue(a[i + 1]!, c.limits)]);
@@ -196,7 +196,7 @@ export const RESP_COMMANDS: Readonly<Record<string, RespSpec>> = {
     flags: NONE,
     keys: NO_KEYS,
     run: (a) => {
-      if (a.length > 2) throw arityError('ping');
+      if (a.length > 2) throw respErrors.arity('ping');
       const msg = a[1];
       return msg === undefined ? run({ type: 'ping' }) : run({ type: 'ping' }, () => bulk(msg));
     },
@@ -210,10 +210,7 @@ export const RESP_COMMANDS: Readonly<Record<string, RespSpec>> = {
     run: (a) => {
       // redis-cli -c and cluster-aware clients probe CLUSTER INFO/NODES/SLOTS: say no cluster.
       if (a.length > 1) {
-        throw new RespError(
-          'KV_ERR_INVALID_ARGUMENT',
-          'ERR This instance has cluster support disabled',
-        );
+        throw respErrors.clusterDisabled();
       }
       return run({ type: 'cluster' });
     },
@@ -223,16 +220,6 @@ export const RESP_COMMANDS: Readonly<Record<string, RespSpec>> = {
 
 const NO_PAGE: ScanPage = { limit: null, cursor: null };
 
-function unknownCommand(args: readonly Buffer[]): RespError {
-  const show = (b: Buffer) => b.toString('utf8', 0, 128).replace(/[\r\n]/g, ' ');
-  let rest = '';
-  for (let i = 1; i < args.length && rest.length < 128; i++) rest += `'${show(args[i]!)}' `;
-  return new RespError(
-    'KV_ERR_UNKNOWN_COMMAND',
-    `ERR unknown command '${show(args[0]!)}', with args beginning with: ${rest.slice(0, 128)}`,
-  );
-}
-
 /**
  * Turns one decoded request into what to do. Throws KvError (a RespError for Redis-defined
  * forms: unknown command, wrong arity, syntax error) when the request is malformed; the
@@ -241,9 +228,14 @@ function unknownCommand(args: readonly Buffer[]): RespError {
 export function parseRespRequest(args: readonly Buffer[], ctx: RespContext): RespRequest {
   const name = args[0]!.length <= 32 ? args[0]!.toString('latin1').toLowerCase() : '';
   const spec = Object.hasOwn(RESP_COMMANDS, name) ? RESP_COMMANDS[name] : undefined;
-  if (spec === undefined) throw unknownCommand(args);
+  if (spec === undefined) {
+    const reason = UNSUPPORTED.get(name);
+    if (reason !== undefined) throw unsupported(name, reason);
+    if (NOT_ATOMIC.has(name)) throw notAtomic(name.toUpperCase());
+    throw respErrors.unknownCommand(args);
+  }
   if (spec.arity >= 0 ? args.length !== spec.arity : args.length < -spec.arity) {
-    throw arityError(name);
+    throw respErrors.arity(name);
   }
   return spec.run(args, ctx);
 }

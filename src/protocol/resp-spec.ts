@@ -1,7 +1,7 @@
 // Shapes shared by the RESP2 command table: requests, specs, per-connection session, errors.
 
 import type { Command, CommandLimits } from './command.ts';
-import { type Reply, RespError } from './reply.ts';
+import type { Reply } from './reply.ts';
 
 /** What one RESP request becomes. */
 export type RespRequest =
@@ -52,18 +52,6 @@ export interface RespSpec {
   /** COMMAND's first key, last key (-1: the last argument), step; 0 0 0 without keys. */
   readonly keys: readonly [number, number, number];
   readonly run: (args: readonly Buffer[], ctx: RespContext) => RespRequest;
-}
-
-export function syntaxError(): RespError {
-  return new RespError('KV_ERR_INVALID_ARGUMENT', 'ERR syntax error');
-}
-
-export function notInteger(): RespError {
-  return new RespError('KV_ERR_INVALID_ARGUMENT', 'ERR value is not an integer or out of range');
-}
-
-export function arityError(name: string): RespError {
-  return new RespError('KV_ERR_WRONG_ARITY', `ERR wrong number of arguments for '${name}' command`);
 }
 
 /** A decimal integer argument, or null when it is not one. */

@@ -5,13 +5,21 @@ import { type ErrorCode, KvError, wireCode } from '../errors/index.ts';
 import {
   type Command,
   type CommandLimits,
+  controlByteAt,
   parseScanPage,
+  type ScanPageRules,
   validateKey,
   validateValue,
 } from './command.ts';
 import type { Reply } from './reply.ts';
 
 const SPACE = 0x20;
+
+/** RANGE/PREFIX's `[LIMIT n [CURSOR key]]` on a text line: the cursor is a text key. */
+const TEXT_PAGE: ScanPageRules = {
+  key: validateKey,
+  malformed: () => new KvError('KV_ERR_WRONG_ARITY', 'protocol: expected [LIMIT n [CURSOR key]]'),
+};
 
 /** Splits on single spaces; runs of spaces between tokens are tolerated. */
 function tokens(line: Buffer, from: number): Buffer[] {
@@ -65,14 +73,14 @@ export function parseTextLine(line: Buffer, limits: CommandLimits): Command | nu
         type: 'range',
         start: validateKey(args[0]!, limits, 'start'),
         end: validateKey(args[1]!, limits, 'end'),
-        page: parseScanPage(args.slice(2), limits),
+        page: parseScanPage(args.slice(2), limits, TEXT_PAGE),
       };
     case 'PREFIX':
       if (args.length < 1) throw arity(name, '<prefix> [LIMIT n [CURSOR key]]');
       return {
         type: 'prefix',
         prefix: validateKey(args[0]!, limits, 'prefix'),
-        page: parseScanPage(args.slice(1), limits),
+        page: parseScanPage(args.slice(1), limits, TEXT_PAGE),
       };
     case 'PING':
     case 'QUIT':
@@ -107,11 +115,7 @@ const MORE = Buffer.from('MORE ');
 
 /** True when `key` could have been written by the text protocol (see validateKey), as UTF-8. */
 function textKey(key: Buffer): boolean {
-  for (let i = 0; i < key.length; i++) {
-    const b = key[i]!;
-    if (b <= 0x20 || b === 0x7f) return false;
-  }
-  return isUtf8(key);
+  return controlByteAt(key) === -1 && isUtf8(key);
 }
 
 function errorLine(code: ErrorCode, message: string): Buffer {

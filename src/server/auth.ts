@@ -1,30 +1,15 @@
 // Client authentication: checks AUTH passwords in constant time and gates unauthenticated commands.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { CommandType, Reply } from '../protocol/index.ts';
+import { type CommandType, errorReply, type Reply, respErrors } from '../protocol/index.ts';
 
 /** Commands a connection may send before it authenticated. */
 const OPEN: ReadonlySet<CommandType> = new Set(['auth', 'ping', 'quit']);
 
 const OK: Reply = { type: 'ok' };
-const NOAUTH: Reply = {
-  type: 'error',
-  code: 'KV_ERR_NOAUTH',
-  message: 'server: authentication required',
-  resp: 'NOAUTH Authentication required.',
-};
-const WRONGPASS: Reply = {
-  type: 'error',
-  code: 'KV_ERR_WRONGPASS',
-  message: 'server: invalid password',
-  resp: 'WRONGPASS invalid username-password pair or user is disabled.',
-};
-const NO_PASSWORD: Reply = {
-  type: 'error',
-  code: 'KV_ERR_INVALID_ARGUMENT',
-  message: 'server: AUTH called without any password configured',
-  resp: 'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?',
-};
+const NOAUTH = errorReply(respErrors.noAuth());
+const WRONGPASS = errorReply(respErrors.wrongPass());
+const NO_PASSWORD = errorReply(respErrors.noPassword());
 
 /**
  * The node's password check. Only a SHA-256 digest of the password is kept, and digests are

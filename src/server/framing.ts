@@ -13,8 +13,8 @@ import {
   type Reply,
   type RespContext,
   RespDecoder,
-  RespError,
   type RespLimits,
+  respErrors,
 } from '../protocol/index.ts';
 
 /** Where a framing delivers what it decoded, in stream order. */
@@ -94,7 +94,7 @@ export class RespFraming implements Framing {
   decode(chunk: Buffer, sink: FramingSink): void {
     this.#decoder.push(chunk, (frame) => {
       if (frame.kind === 'error') {
-        sink.fatal(errorReply(new RespError('KV_ERR_PROTOCOL', `ERR ${frame.message}`)));
+        sink.fatal(errorReply(respErrors.protocol(frame.message)));
         return;
       }
       let req: ReturnType<typeof parseRespRequest>;

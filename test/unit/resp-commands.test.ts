@@ -121,6 +121,42 @@ describe('parseRespRequest: data commands', () => {
     expect(errorOf('CLUSTER', 'INFO')).toBe('-ERR This instance has cluster support disabled');
   });
 
+  it('refuses conditional and read-modify-write commands: NOT_ATOMIC, pointing to the docs', () => {
+    for (const args of [
+      ['SET', 'k', 'v', 'NX'],
+      ['SET', 'k', 'v', 'xx'],
+      ['SET', 'k', 'v', 'GET'],
+      ['SETNX', 'k', 'v'],
+      ['GETSET', 'k', 'v'],
+      ['INCR', 'k'],
+      ['INCRBY', 'k', '2'],
+      ['DECR', 'k'],
+      ['APPEND', 'k', 'v'],
+      ['MSETNX', 'k', 'v'],
+      ['WATCH', 'k'],
+    ]) {
+      const line = errorOf(...args);
+      expect(line, args.join(' ')).toMatch(
+        /^-ERR NOT_ATOMIC protocol: .*without consensus; nothing was applied\. See docs\/redis\.md#conditional-writes$/,
+      );
+    }
+    expect(errorOf('SET', 'k', 'v', 'NX')).toContain('SET ... NX needs');
+    expect(errorOf('incr', 'k')).toContain('INCR needs');
+  });
+
+  it('names the reason for each Redis command kvstore does not have; unknown names keep Redis form', () => {
+    expect(errorOf('LPUSH', 'l', 'a')).toBe(
+      "-ERR UNSUPPORTED protocol: 'lpush' is not supported: kvstore stores strings only (no lists, hashes, sets, sorted sets, streams, geo or HyperLogLog). See docs/redis.md#unsupported-commands",
+    );
+    expect(errorOf('SUBSCRIBE', 'c')).toMatch(/^-ERR UNSUPPORTED .*no publish\/subscribe/);
+    expect(errorOf('EVAL', 'return 1', '0')).toMatch(/^-ERR UNSUPPORTED .*no scripts/);
+    expect(errorOf('FLUSHALL')).toMatch(/^-ERR UNSUPPORTED .*destructive/);
+    expect(errorOf('BGSAVE')).toMatch(/^-ERR UNSUPPORTED .*persists every write/);
+    expect(errorOf('NOSUCHCMD', 'x')).toBe(
+      "-ERR unknown command 'NOSUCHCMD', with args beginning with: 'x'",
+    );
+  });
+
   it('SCAN pages a prefix; its cursor is an integer token, "0" starts and ends', () => {
     const r = parse(ctx(), 'SCAN', '0', 'MATCH', 'user:*', 'COUNT', '1000');
     expect(r.kind === 'command' && r.cmd).toEqual({
