@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import { Controller, cachedSecretReader, createNodeAdmin } from './controller/index.ts';
 import type { OperatorMetrics } from './metrics.ts';
-import type { Options } from './options.ts';
+import { type Options, RETRY_BACKOFF } from './options.ts';
 import { type Kube, LeaderElector } from './runtime/index.ts';
 
 export interface OperatorDeps {
@@ -74,7 +74,7 @@ export class Operator {
       namespace: o.namespace,
       workers: o.workers,
       identity: o.identity,
-      backoff: { baseMs: 200, maxMs: 60_000, jitter: 0.2 },
+      backoff: RETRY_BACKOFF,
     });
     this.#d.metrics.setLeader(true);
     // Not awaited: start() waits for the first list, which retries until it works or stop().

@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { envNameWith, flagName, parseOptions } from '../src/config/index.ts';
 import { DEFAULT_POD_URL_TEMPLATE } from './controller/index.ts';
+import type { BackoffOptions } from './runtime/index.ts';
 
 const bool = z.union([z.boolean(), z.stringbool()]);
 const ms = z.coerce.number().int().positive();
@@ -42,6 +43,12 @@ export const DEFAULTS = {
   resyncMs: 30_000,
   logLevel: 'info' as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent',
 };
+
+/**
+ * Retry delays of failed reconciles and of informer restarts: 200 ms, doubling up to a minute,
+ * plus up to 20% at random so KVClusters that failed together do not retry in step.
+ */
+export const RETRY_BACKOFF: BackoffOptions = { baseMs: 200, maxMs: 60_000, jitter: 0.2 };
 
 /** One line of --help per option. */
 const HELP: Record<keyof typeof DEFAULTS, string> = {

@@ -2,7 +2,6 @@
 
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { KVClusterStatus } from '../api/v1alpha1/index.ts';
 import type { Kube, ObjectRef } from '../runtime/index.ts';
 import type { EventRecorder } from './events.ts';
 import type { NodeAdmin } from './node-admin.ts';
@@ -23,11 +22,6 @@ export interface ControllerContext {
   readonly logger: Logger;
   readonly settings: ControllerSettings;
   readonly now: () => Date;
-  /**
-   * The status this process last wrote, by KVCluster uid: newer than the informer's copy until
-   * the watch delivers it, so a quick second reconcile neither rewrites it nor repeats Events.
-   */
-  readonly written: Map<string, KVClusterStatus>;
   /** Keys of warnings already reported (one Event per KVCluster generation, not per reconcile). */
   readonly warned: Set<string>;
 }

@@ -54,7 +54,6 @@ export class Controller {
       logger: o.logger,
       settings: o.settings,
       now: () => new Date(),
-      written: new Map(),
       warned: new Set(),
     };
     this.#clusters = this.#clusterInformer();
@@ -81,9 +80,8 @@ export class Controller {
       ...this.#informerCommon('kvclusters'),
       path: namespace ? `${base}/namespaces/${namespace}/${PLURAL}` : `${base}/${PLURAL}`,
       list,
-      onEvent: (ev, obj) => {
+      onEvent: (_ev, obj) => {
         const m = obj.metadata;
-        if (ev === 'delete' && m?.uid) this.#ctx.written.delete(m.uid);
         if (m?.name && m.namespace) this.#queue.add(keyOf(m.namespace, m.name));
       },
     });

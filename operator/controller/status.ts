@@ -253,7 +253,6 @@ export async function ensureStatus(
 ): Promise<void> {
   if (!statusChanged(previous, next)) return;
   await ctx.kube.applyStatus({ apiVersion: API_VERSION, kind: KIND, plural: PLURAL, ...ref }, next);
-  ctx.written.set(ref.uid, next);
   if (next.phase && next.phase !== previous?.phase) {
     await ctx.events.phaseChanged(ref, previous?.phase, next.phase, phaseMessage(next));
   }

@@ -3,7 +3,13 @@
 import { KvError } from '../errors/index.ts';
 import type { Topology } from '../membership/index.ts';
 import type { Command, Reply } from '../protocol/index.ts';
-import type { Replicas, ScanReply, WireEntry } from '../replica/index.ts';
+import {
+  type Replicas,
+  SCAN_SLACK,
+  type ScanReply,
+  scanRoundLimit,
+  type WireEntry,
+} from '../replica/index.ts';
 import {
   compareVersions,
   decodeRecord,
@@ -21,9 +27,6 @@ export interface ScatterOptions {
 }
 
 type ScanCommand = Extract<Command, { type: 'range' | 'prefix' }>;
-
-/** Per-member entries fetched in one round beyond what is still needed (absorbs tombstones). */
-const SLACK = 32;
 
 function boundsOf(cmd: ScanCommand): ScanBounds | null {
   if (cmd.type === 'prefix') return { start: cmd.prefix, end: successorOfPrefix(cmd.prefix) };
@@ -57,7 +60,7 @@ export async function scatterScan(cmd: ScanCommand, o: ScatterOptions): Promise<
   while (bounds !== null && keys.length <= cap) {
     checkCoverage(missing, tolerated, members.length);
     const b: ScanBounds = bounds;
-    const l = Math.min(cap + 1 - keys.length + SLACK, o.maxScanKeys + SLACK);
+    const l = Math.min(cap + 1 - keys.length + SCAN_SLACK, scanRoundLimit(o.maxScanKeys));
     const req = {
       s: b.start,
       e: b.end,

@@ -37,6 +37,7 @@ import {
   METHODS,
   RemoteVersions,
   Replicas,
+  scanServeLimit,
 } from '../replica/index.ts';
 import { HintStore, type Storage } from '../storage/index.ts';
 import type { Secrets } from './secrets.ts';
@@ -137,7 +138,7 @@ export async function startCluster(
       storage,
       hello: selfHello,
       incarnation: incarnation.id,
-      maxScanEntries: config.maxScanKeys + 64,
+      maxScanEntries: scanServeLimit(config.maxScanKeys),
       clusterSecret: secret,
       versions,
       maxClockOffsetMs: config.maxClockOffsetMs,

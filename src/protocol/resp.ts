@@ -80,11 +80,6 @@ export class RespDecoder {
     this.limits = limits;
   }
 
-  /** True when a request has started but is not complete. */
-  get midRequest(): boolean {
-    return this.#state !== START || this.#failed;
-  }
-
   /** Forgets any unfinished request and a past error. */
   reset(): void {
     this.#state = START;

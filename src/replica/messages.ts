@@ -99,6 +99,26 @@ export interface ScanRequest extends ExpectIncarnation {
   /** Most entries to return. */
   readonly l: number;
 }
+/**
+ * Entries a coordinator's scan round asks of each member beyond what it still needs: room for
+ * tombstones, which the merge drops.
+ */
+export const SCAN_SLACK = 32;
+
+/** The most entries one scan round asks a member for, with --max-scan-keys `maxScanKeys`. */
+export function scanRoundLimit(maxScanKeys: number): number {
+  return maxScanKeys + SCAN_SLACK;
+}
+
+/**
+ * The largest `l` a member serves (larger asks are refused): what its own coordinator may ask
+ * (scanRoundLimit) and SCAN_SLACK more, for a coordinator whose --max-scan-keys is that much
+ * larger while a configuration change rolls through the cluster.
+ */
+export function scanServeLimit(maxScanKeys: number): number {
+  return scanRoundLimit(maxScanKeys) + SCAN_SLACK;
+}
+
 export interface ScanReply {
   readonly e: WireEntry[];
   /** True when entries remain after the last one returned. */
