@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import { ipCommand, type LanHost } from '../helpers/netns.ts';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
+import { type Link, LinkCuts } from './cuts.ts';
 
 /** The headless-Service-like name whose A records list the members. */
 export const SERVICE = 'kvstore.chaos.test';
@@ -26,8 +27,6 @@ export interface Slot {
   generation: number;
   paused: boolean;
   isolated: boolean;
-  /** Hosts this one cannot reach (neighbour entries pointing nowhere). */
-  readonly cutFrom: Set<string>;
 }
 
 /** A node process that exited without the run asking it to. */
@@ -48,6 +47,8 @@ export class ChaosCluster {
   readonly #expectedExit = new Set<NodeProcess>();
   readonly #stderr = new Map<NodeProcess, string>();
   readonly #starting = new Map<Slot, Promise<void>>();
+  /** Links cut by splits (a neighbour entry pointing nowhere in the sender's namespace). */
+  readonly #cuts = new LinkCuts((link, cut) => this.#neighbour(link, cut));
 
   private constructor(slots: Slot[], dns: TestDnsServer, workDir: string, now: () => number) {
     this.slots = slots;
@@ -73,7 +74,6 @@ export class ChaosCluster {
       generation: 0,
       paused: false,
       isolated: false,
-      cutFrom: new Set<string>(),
     }));
     const cluster = new ChaosCluster(slots, dns, workDir, now);
     for (const s of slots.slice(0, n)) s.state = 'member';
@@ -95,7 +95,8 @@ export class ChaosCluster {
   /** Members a point fault may hit: running, not leaving, not already faulted. */
   healthy(): Slot[] {
     return this.clientTargets().filter(
-      (s) => s.proc !== null && !s.paused && !s.isolated && s.cutFrom.size === 0,
+      (s) =>
+        s.proc !== null && !s.paused && !s.isolated && this.#cuts.cutFrom(s.host.name).length === 0,
     );
   }
 
@@ -145,29 +146,61 @@ export class ChaosCluster {
     s.isolated = false;
   }
 
-  /** Drops all traffic between the two groups (both ways); clients and DNS still reach both. */
-  async split(a: readonly Slot[], b: readonly Slot[]): Promise<void> {
+  /**
+   * Drops all traffic between the two groups (both ways); clients and DNS still reach both.
+   * Returns the links cut, for heal().
+   */
+  async split(a: readonly Slot[], b: readonly Slot[]): Promise<Link[]> {
+    const links: Link[] = [];
     for (const x of a) {
-      for (const y of b) {
-        for (const [from, to] of [
-          [x, y],
-          [y, x],
-        ] as const) {
-          const entry = [to.host.ip, 'lladdr', NOWHERE, 'nud', 'permanent', 'dev', 'eth0'];
-          await ipCommand('-n', from.host.ns, 'neigh', 'replace', ...entry);
-          from.cutFrom.add(to.host.name);
-        }
-      }
+      for (const y of b) links.push([x.host.name, y.host.name], [y.host.name, x.host.name]);
+    }
+    await this.#cuts.cut(links);
+    return links;
+  }
+
+  /** Gives back the links one split took, except those another split still holds. */
+  async heal(links: readonly Link[]): Promise<void> {
+    await this.#cuts.heal(links);
+  }
+
+  /** Removes every cut out of the slot, whichever split made it. */
+  async unsplit(s: Slot): Promise<void> {
+    await this.#cuts.healFrom(s.host.name);
+  }
+
+  /** Points `from`'s neighbour entry for `to` nowhere (cut), or deletes it (the next packet resolves it again). */
+  async #neighbour([from, to]: Link, cut: boolean): Promise<void> {
+    const ns = this.#slot(from).host.ns;
+    const ip = this.#slot(to).host.ip;
+    if (cut) {
+      await ipCommand(
+        '-n',
+        ns,
+        'neigh',
+        'replace',
+        ip,
+        'lladdr',
+        NOWHERE,
+        'nud',
+        'permanent',
+        'dev',
+        'eth0',
+      );
+      return;
+    }
+    try {
+      await ipCommand('-n', ns, 'neigh', 'del', ip, 'dev', 'eth0');
+    } catch (err) {
+      // Already gone is fine; any other failure would leave the link cut for good.
+      if (!/No such file or directory|Cannot find/i.test(String(err))) throw err;
     }
   }
 
-  /** Removes every cut the slot has (the next packet resolves the neighbour again). */
-  async unsplit(s: Slot): Promise<void> {
-    for (const name of s.cutFrom) {
-      const to = this.slots.find((x) => x.host.name === name)!;
-      await ipCommand('-n', s.host.ns, 'neigh', 'del', to.host.ip, 'dev', 'eth0').catch(() => {});
-    }
-    s.cutFrom.clear();
+  #slot(name: string): Slot {
+    const s = this.slots.find((x) => x.host.name === name);
+    if (!s) throw new Error(`chaos: no slot ${name}`);
+    return s;
   }
 
   /** Undoes every fault: resumes, reconnects, removes cuts, restarts killed members. */

@@ -150,7 +150,7 @@ export class Nemesis {
     const side = [victim];
     if (others.length >= 4 && this.#rng.next() < 0.5) side.push(this.#rng.pick(others));
     const rest = others.filter((s) => !side.includes(s));
-    await this.#cluster.split(side, rest);
+    const cut = await this.#cluster.split(side, rest);
     const names = (g: Slot[]) => g.map((s) => s.host.name).join(',');
     this.#record(
       'split',
@@ -158,7 +158,7 @@ export class Nemesis {
       `cut from ${names(rest)} for ${(holdMs / 1000).toFixed(1)} s`,
     );
     await sleep(holdMs);
-    for (const s of [...side, ...rest]) await this.#cluster.unsplit(s);
+    await this.#cluster.heal(cut);
     this.#record('heal-split', names(side), 'reachable again');
   }
 
