@@ -3,9 +3,14 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Stops at once, with a clear message, on any Node but the pinned one.
+    globalSetup: ['test/global-setup.ts'],
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    // expect.poll's own default is 1 s: too short for a wait on another process on a busy
+    // machine. Waits that cross processes still say their own timeout.
+    expect: { poll: { timeout: 10_000 } },
     // Integration tests start real node processes; two cores leave no room for more parallelism.
     maxWorkers: 2,
     // After-hooks run last registered first: fixtures such as useControlPlane() rely on it.

@@ -10,10 +10,18 @@ import type { KvClient } from '../../src/client/index.ts';
  */
 export class WriteLog {
   readonly keys = new Map<string, { ops: (string | null)[]; acked: number }>();
+  /** Operations sent, acknowledged, and failed; the rest are in flight. */
+  sends = 0;
   acks = 0;
   errors = 0;
 
+  /** Writes sent and neither acknowledged nor failed yet. */
+  get inFlight(): number {
+    return this.sends - this.acks - this.errors;
+  }
+
   sent(key: string, value: string | null): number {
+    this.sends++;
     const k = this.keys.get(key) ?? { ops: [], acked: -1 };
     this.keys.set(key, k);
     return k.ops.push(value) - 1;

@@ -46,8 +46,18 @@ describe('chaos', () => {
     // A decommissioned member's name joined again with an empty data directory.
     expect(happened('join', 'under a decommissioned name')).toBe(true);
     expect(out).toMatch(/settled \(same ring, all up, no hints\)/);
-    // The workload ran all along (a busy machine does a few hundred; an idle one thousands).
-    const total = /total +(\d+)/.exec(out);
-    expect(Number(total?.[1])).toBeGreaterThan(500);
+    // The workload ran, and every kind of operation succeeded (how many depends on the
+    // machine's load, so no count is asserted): `  put  1234  ok 1200, error 34`.
+    const succeeded = (type: string, outcome: string) =>
+      Number(new RegExp(`^ +${type} +\\d+ .*\\b${outcome} (\\d+)`, 'm').exec(out)?.[1] ?? 0);
+    for (const [type, outcome] of [
+      ['put', 'ok'],
+      ['remove', 'ok'],
+      ['get', 'value'],
+      ['range', 'keys'],
+      ['prefix', 'keys'],
+    ] as const) {
+      expect(succeeded(type, outcome), `${type} ${outcome}`).toBeGreaterThan(0);
+    }
   }, 600_000);
 });

@@ -33,7 +33,10 @@ describe('crash recovery', () => {
       // Kill at a different point each round, but only once the load is heavy.
       const target = log.acks + 2000 + round * 1500;
       await until(() => log.acks >= target, 30_000, `${target} acknowledgements`);
+      // The kill lands with writes in flight (the load keeps 4 x 64 going).
+      const inFlight = log.inFlight;
       expect(await node.stop('SIGKILL')).toBe('SIGKILL');
+      expect(inFlight).toBeGreaterThan(0);
       await Promise.all(loads.map((l) => l.stop()));
       node = await startNodeProcess({ dataDir });
       const reader = await client('127.0.0.1', node.port);
@@ -44,8 +47,7 @@ describe('crash recovery', () => {
       const metrics = await (await fetch(`http://127.0.0.1:${node.httpPort}/metrics`)).text();
       expect(metrics).toMatch(new RegExp(`^kvstore_storage_keys ${live}$`, 'm'));
     }
-    expect(log.acks).toBeGreaterThan(10_000);
-    expect(log.errors).toBeGreaterThan(0); // writes were in flight at every kill
+    expect(log.errors).toBeGreaterThan(0); // the writes in flight at the kills failed
   }, 120_000);
 
   it('a 3-node cluster with one node killed mid-load, 5 times, keeps every acknowledged write', async () => {

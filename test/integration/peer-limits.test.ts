@@ -104,7 +104,9 @@ describe('peer port limits', { timeout: 120_000 }, () => {
     const rssDuring = await metric(node, 'process_resident_memory_bytes');
     expect(rssDuring - rssBefore).toBeLessThan(160 * MiB);
     for (const s of sockets.splice(0)) s.destroy();
-    await expect.poll(() => metric(node, 'kvstore_peer_buffered_bytes')).toBe(0);
+    await expect
+      .poll(() => metric(node, 'kvstore_peer_buffered_bytes'), { timeout: 15_000 })
+      .toBe(0);
   });
 
   it('caps connections and closes the ones that do not authenticate in time', async () => {

@@ -107,14 +107,12 @@ describe('peer transport', () => {
     const elapsed = performance.now() - started;
     expect(err.code).toBe('KV_ERR_PEER_TIMEOUT');
     expect(err.message).toMatch(/^peer: hang to 127\.0\.0\.1:\d+ timed out after 200 ms/);
+    // Not before the timeout (how late after it depends on the machine's load, not the code).
     expect(elapsed).toBeGreaterThanOrEqual(190);
-    expect(elapsed).toBeLessThan(1000);
-    // A per-request timeout overrides the client's.
-    const short = performance.now();
-    expect((await failure(c.request('hang', null, { timeoutMs: 50 }))).code).toBe(
-      'KV_ERR_PEER_TIMEOUT',
-    );
-    expect(performance.now() - short).toBeLessThan(180);
+    // A per-request timeout overrides the client's: the message names the one that fired.
+    const short = await failure(c.request('hang', null, { timeoutMs: 50 }));
+    expect(short.code).toBe('KV_ERR_PEER_TIMEOUT');
+    expect(short.message).toMatch(/ timed out after 50 ms/);
     // The late responses are ignored; the connection stays usable.
     for (const release of hung.splice(0)) release();
     expect(await c.request('echo', 'after')).toBe('after');

@@ -239,7 +239,10 @@ describe('membership through DNS, rebalancing and decommission', () => {
     // kvstore-3 in it, and cannot finish while kvstore-3 does not answer.
     await d!.proc.stop('SIGKILL');
     await expect
-      .poll(async () => (await clusterInfo(c!)).members.find((m) => m.name === 'kvstore-3')?.state)
+      .poll(
+        async () => (await clusterInfo(c!)).members.find((m) => m.name === 'kvstore-3')?.state,
+        { timeout: 15_000 },
+      )
       .toBe('down');
     const admin = `http://${c!.host}:${c!.proc.httpPort}/admin/decommission`;
     expect((await fetch(admin, { method: 'POST' })).status).toBe(202);

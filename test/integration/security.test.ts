@@ -118,7 +118,8 @@ describe('peer authentication', () => {
     const c = await connect(nodes[0]!);
     closers.push(() => c.close());
     expect(await c.call('PUT s:1 v')).toBe('OK');
-    for (const n of nodes) await expect.poll(() => metric(n, 'kvstore_storage_keys')).toBe(1);
+    for (const n of nodes)
+      await expect.poll(() => metric(n, 'kvstore_storage_keys'), { timeout: 15_000 }).toBe(1);
 
     const anonymous = peerClient(nodes[1]!);
     await expect(anonymous.request('get', { k: Buffer.from('s:1') })).rejects.toMatchObject({
@@ -157,7 +158,8 @@ describe('peer authentication', () => {
     const c = await connect(nodes[2]!);
     closers.push(() => c.close());
     expect(await c.call('PUT m:1 v')).toBe('OK');
-    for (const n of nodes) await expect.poll(() => metric(n, 'kvstore_storage_keys')).toBe(1);
+    for (const n of nodes)
+      await expect.poll(() => metric(n, 'kvstore_storage_keys'), { timeout: 15_000 }).toBe(1);
     // Without a client certificate from the cluster CA the peer port does not serve.
     const stranger = peerClient(nodes[0]!, {
       tls: { ca: readFileSync(pki.ca), checkServerIdentity: () => undefined },

@@ -127,7 +127,7 @@ describe('full disk', () => {
     const c2 = await client(restarted);
     expect(await ask(c2, `GET ${acked.at(-1)}`)).toBe(VALUE);
     await expect
-      .poll(() => readyz(restarted))
+      .poll(() => readyz(restarted), { timeout: 15_000 })
       .toEqual({
         status: 200,
         body: expect.stringMatching(/^degraded: storage not writable: .*disk full/),

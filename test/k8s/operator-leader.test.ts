@@ -17,16 +17,14 @@ import {
 import { START_TIMEOUT_MS, useControlPlane } from './use-control-plane.ts';
 
 const NS = 'kv-leader';
-// A lease short enough that a killed leader (no release) is replaced within seconds, and long
-// enough to tell that apart from a released one (taken over within a retry period).
-const LEASE = [
-  '--lease-duration-ms',
-  '6000',
-  '--renew-deadline-ms',
-  '4000',
-  '--retry-period-ms',
-  '300',
-];
+// A lease short enough that a killed leader (no release) is replaced within seconds.
+const LEASE = ['--lease-duration-ms', '6000', '--renew-deadline-ms', '4000'];
+/**
+ * A lease no test waits out: a follower that takes it over did so because it was released,
+ * however slow the machine (the holder writes its duration into the Lease; followers judge
+ * expiry by it).
+ */
+const LONG_LEASE = ['--lease-duration-ms', '3600000', '--renew-deadline-ms', '4000'];
 
 const k = useControlPlane();
 let kubeconfig = '';
@@ -37,7 +35,7 @@ async function holder(): Promise<string | undefined> {
   return lease?.spec.holderIdentity || undefined;
 }
 
-function start(identity: string): Promise<OperatorProcess> {
+function start(identity: string, lease = LEASE): Promise<OperatorProcess> {
   return startOperator(kubeconfig, [
     '--identity',
     identity,
@@ -45,7 +43,9 @@ function start(identity: string): Promise<OperatorProcess> {
     standIn.template,
     '--poll-ms',
     '300',
-    ...LEASE,
+    '--retry-period-ms',
+    '300',
+    ...lease,
   ]);
 }
 
@@ -70,7 +70,7 @@ afterAll(async () => {
 
 describe('leader election', { timeout: 180_000 }, () => {
   it('lets one of two operators reconcile and hands over when it stops or dies', async () => {
-    const a = await start('op-a');
+    const a = await start('op-a', LONG_LEASE);
     const first = await waitUntil('a lease holder', holder);
     expect(first).toBe('op-a');
     const b = await start('op-b');
@@ -85,11 +85,10 @@ describe('leader election', { timeout: 180_000 }, () => {
     const bLogs = b.logs.filter((l) => l.msg === 'controller started');
     expect(bLogs).toEqual([]);
 
-    // Graceful stop releases the Lease: op-b takes over without waiting for it to expire.
-    const stoppedAt = Date.now();
+    // Graceful stop releases the Lease: op-b takes over without waiting for it to expire (an
+    // hour: op-a's lease).
     expect(await a.stop('SIGTERM')).toBe(0);
-    await waitUntil('op-b leads', async () => (await holder()) === 'op-b', 10_000);
-    expect(Date.now() - stoppedAt).toBeLessThan(3000);
+    await waitUntil('op-b leads', async () => (await holder()) === 'op-b', 60_000);
     await k().kubectl(['scale', 'kvcluster/lead', '-n', NS, '--replicas=2']);
     await waitUntil('StatefulSet scaled by op-b', async () => (await replicas()) === 2, 30_000);
     expect(await leaderGauge(b)).toBe('1');

@@ -5,7 +5,7 @@
 // server in this test (see StandIn); the operator reaches it through --pod-url-template.
 
 import { CoreV1Api } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openApiSchema } from '../../operator/api/v1alpha1/index.ts';
 import {
   adminApi,
@@ -147,10 +147,33 @@ describe('CRD', { timeout: 60_000 }, () => {
 });
 
 describe('a KVCluster', { timeout: 180_000 }, () => {
-  const spec = `  replicas: 3\n  image: kvstore:1\n  storage: {size: 1Gi, storageClassName: ${STORAGE_CLASS}}\n  metrics: {serviceMonitor: {enabled: true}}\n`;
+  const spec = (replicas: number) =>
+    `  replicas: ${replicas}\n  image: kvstore:1\n  storage: {size: 1Gi, storageClassName: ${STORAGE_CLASS}}\n  metrics: {serviceMonitor: {enabled: true}}\n`;
+
+  /**
+   * Brings KVCluster `kv` to what a test starts from, so that each test also runs alone
+   * (`-t`): made when missing, scaled to `replicas` when given, then Available. In file order
+   * the previous test already left it so, and this costs one read.
+   */
+  async function kvReady(replicas?: number): Promise<void> {
+    const o = await kvc('kv');
+    if (!o) expect((await apply(kvcYaml('kv', spec(replicas ?? 3)))).stderr).toBe('');
+    else if (replicas !== undefined && o.spec.replicas !== replicas)
+      await k().kubectl(['scale', 'kvcluster/kv', '-n', NS, `--replicas=${replicas}`]);
+    const ready = await phase('kv', 'Available', 90_000);
+    if (replicas !== undefined) expect(ready.status?.readyReplicas).toBe(replicas);
+  }
+
+  afterEach(() => {
+    // A failed test leaves no stand-in behaviour to the next one.
+    standIn.moving = false;
+    standIn.holdDecommission = false;
+    standIn.down = [];
+    standIn.viewHook = null;
+  });
 
   it('produces every owned object with the expected spec', async () => {
-    expect((await apply(kvcYaml('kv', spec))).stderr).toBe('');
+    if (!(await kvc('kv'))) expect((await apply(kvcYaml('kv', spec(3)))).stderr).toBe('');
     const owner = await kvc('kv');
     const s = await waitUntil('StatefulSet', () =>
       getJson(k(), ['statefulset', 'kv', '-n', NS, '--show-managed-fields']).then(
@@ -195,6 +218,7 @@ describe('a KVCluster', { timeout: 180_000 }, () => {
   });
 
   it('makes a ServiceMonitor only once its CRD exists', async () => {
+    await kvReady();
     const served = await k().kubectlResult(['get', 'servicemonitors', '-n', NS], {
       allowFailure: true,
     });
@@ -207,7 +231,8 @@ describe('a KVCluster', { timeout: 180_000 }, () => {
   });
 
   it('reports status that follows the StatefulSet as kwok makes pods Ready', async () => {
-    const o = await phase('kv', 'Available', 90_000);
+    await kvReady(3);
+    const o = await phase('kv', 'Available');
     expect(o.status).toMatchObject({
       replicas: 3,
       readyReplicas: 3,
@@ -237,6 +262,7 @@ describe('a KVCluster', { timeout: 180_000 }, () => {
   });
 
   it('scales up with kubectl scale and reports rebalancing until it ends', async () => {
+    await kvReady(3);
     standIn.moving = true;
     await k().kubectl(['scale', 'kvcluster/kv', '-n', NS, '--replicas=5']);
     const r = await phase('kv', 'Rebalancing', 60_000);
@@ -248,6 +274,7 @@ describe('a KVCluster', { timeout: 180_000 }, () => {
   });
 
   it('scales down one pod at a time, each decommissioned first', async () => {
+    await kvReady(5);
     standIn.posts.length = 0;
     standIn.holdDecommission = true;
     // Data is still moving (an earlier join, say): no decommission starts until it stops.
@@ -279,6 +306,7 @@ describe('a KVCluster', { timeout: 180_000 }, () => {
   });
 
   it('waits, with a condition saying why, when a scale-down would go below replicationFactor', async () => {
+    await kvReady(3);
     await k().kubectl(['scale', 'kvcluster/kv', '-n', NS, '--replicas=2']);
     const o = await phase('kv', 'Blocked');
     const progressing = o.status?.conditions?.find((c) => c.type === 'Progressing');
@@ -301,6 +329,8 @@ describe('a KVCluster', { timeout: 180_000 }, () => {
   });
 
   it('upgrades one pod at a time, each step gated on cluster health, not only readiness', async () => {
+    await kvReady(3);
+    expect((await kvc('kv'))?.spec.image).toBe('kvstore:1');
     const partition = async () =>
       (await sts('kv'))?.spec.updateStrategy.rollingUpdate.partition as number;
     const secretValue = async () =>
@@ -366,6 +396,11 @@ describe('a KVCluster', { timeout: 180_000 }, () => {
   });
 
   it('is garbage-collected with its KVCluster (claims kept: retainOnDelete)', async () => {
+    await k().kubectl(['apply', '-f', '-'], { input: SERVICE_MONITOR_CRD });
+    await kvReady();
+    await waitUntil('ServiceMonitor', () =>
+      getJson(k(), ['servicemonitor', 'kv', '-n', NS]).then((o) => o ?? undefined),
+    );
     await k().kubectl(['delete', 'kvcluster', 'kv', '-n', NS, '--wait=true']);
     for (const [kind, name] of [
       ['statefulset', 'kv'],
