@@ -2,6 +2,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { V1Secret, V1StatefulSet } from '@kubernetes/client-node';
+import { envName } from '../../src/config/index.ts';
 import { statusCode } from '../runtime/index.ts';
 import type { ControllerContext } from './context.ts';
 import { type Cluster, namesOf, ownedMeta } from './names.ts';
@@ -14,7 +15,7 @@ function usesSecret(sts: V1StatefulSet, name: string): boolean {
   const containers = sts.spec?.template?.spec?.containers ?? [];
   return containers.some((c) =>
     (c.env ?? []).some(
-      (e) => e.name === 'KV_CLUSTER_SECRET' && e.valueFrom?.secretKeyRef?.name === name,
+      (e) => e.name === envName('clusterSecret') && e.valueFrom?.secretKeyRef?.name === name,
     ),
   );
 }

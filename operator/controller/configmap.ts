@@ -1,28 +1,35 @@
 // The ConfigMap holding each node's KV_* settings (loaded with envFrom; its hash rolls the pods).
 
 import type { V1ConfigMap } from '@kubernetes/client-node';
+import { type Config, envName } from '../../src/config/index.ts';
 import type { ControllerContext } from './context.ts';
 import { type Cluster, hashOf, namesOf, ownedMeta } from './names.ts';
 
 /** Where each node's PersistentVolumeClaim is mounted. */
 export const DATA_DIR = '/data';
 
-/** The KV_* environment of every node (KV_NODE_NAME comes from the pod name, not from here). */
+/**
+ * The KV_* environment of every node (KV_NODE_NAME comes from the pod name, not from here):
+ * named by the node's own config (src/config), so the names cannot drift from what it reads.
+ */
 export function nodeEnvironment(c: Cluster, clusterDomain: string): Record<string, string> {
   const s = c.spec;
   const headless = namesOf(c.name).headless;
-  return {
-    KV_HOST: '0.0.0.0',
-    KV_PORT: String(s.ports.client),
-    KV_HTTP_PORT: String(s.ports.http),
-    KV_PEER_PORT: String(s.ports.peer),
-    KV_DATA_DIR: DATA_DIR,
-    KV_DISCOVERY: `dns:${headless}.${c.namespace}.svc.${clusterDomain}`,
-    KV_REPLICATION_FACTOR: String(s.replicationFactor),
-    KV_READ_QUORUM: String(s.readQuorum),
-    KV_WRITE_QUORUM: String(s.writeQuorum),
-    KV_LOG_LEVEL: s.logLevel,
+  const settings: Partial<Record<keyof Config, string>> = {
+    host: '0.0.0.0',
+    port: String(s.ports.client),
+    httpPort: String(s.ports.http),
+    peerPort: String(s.ports.peer),
+    dataDir: DATA_DIR,
+    discovery: `dns:${headless}.${c.namespace}.svc.${clusterDomain}`,
+    replicationFactor: String(s.replicationFactor),
+    readQuorum: String(s.readQuorum),
+    writeQuorum: String(s.writeQuorum),
+    logLevel: s.logLevel,
   };
+  return Object.fromEntries(
+    Object.entries(settings).map(([key, v]) => [envName(key as keyof Config), v]),
+  );
 }
 
 export function buildConfigMap(c: Cluster, clusterDomain: string): V1ConfigMap {

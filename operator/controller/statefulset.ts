@@ -12,6 +12,7 @@ import type {
   V1Volume,
   V1VolumeMount,
 } from '@kubernetes/client-node';
+import { envName } from '../../src/config/index.ts';
 import { DATA_DIR } from './configmap.ts';
 import type { ControllerContext } from './context.ts';
 import {
@@ -47,7 +48,7 @@ function container(c: Cluster): V1Container {
     image: s.image,
     imagePullPolicy: s.imagePullPolicy,
     env: [
-      { name: 'KV_NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      { name: envName('nodeName'), valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       ...securityEnv(c),
     ],
     envFrom: [{ configMapRef: { name: namesOf(c.name).configMap } }],
@@ -83,16 +84,16 @@ function securityEnv(c: Cluster): V1EnvVar[] {
     valueFrom: { secretKeyRef: { name: ref.name, key: ref.key } },
   });
   const env: V1EnvVar[] = [];
-  if (auth?.passwordSecret) env.push(fromSecret('KV_PASSWORD', auth.passwordSecret));
-  if (auth?.clusterSecret) env.push(fromSecret('KV_CLUSTER_SECRET', auth.clusterSecret));
+  if (auth?.passwordSecret) env.push(fromSecret(envName('password'), auth.passwordSecret));
+  if (auth?.clusterSecret) env.push(fromSecret(envName('clusterSecret'), auth.clusterSecret));
   if (tls?.clientSecretName) {
-    env.push({ name: 'KV_TLS_CERT_FILE', value: `${TLS_DIR}/client/tls.crt` });
-    env.push({ name: 'KV_TLS_KEY_FILE', value: `${TLS_DIR}/client/tls.key` });
+    env.push({ name: envName('tlsCertFile'), value: `${TLS_DIR}/client/tls.crt` });
+    env.push({ name: envName('tlsKeyFile'), value: `${TLS_DIR}/client/tls.key` });
   }
   if (tls?.peerSecretName) {
-    env.push({ name: 'KV_PEER_TLS_CERT_FILE', value: `${TLS_DIR}/peer/tls.crt` });
-    env.push({ name: 'KV_PEER_TLS_KEY_FILE', value: `${TLS_DIR}/peer/tls.key` });
-    env.push({ name: 'KV_PEER_TLS_CA_FILE', value: `${TLS_DIR}/peer/ca.crt` });
+    env.push({ name: envName('peerTlsCertFile'), value: `${TLS_DIR}/peer/tls.crt` });
+    env.push({ name: envName('peerTlsKeyFile'), value: `${TLS_DIR}/peer/tls.key` });
+    env.push({ name: envName('peerTlsCaFile'), value: `${TLS_DIR}/peer/ca.crt` });
   }
   return env;
 }

@@ -1,6 +1,46 @@
-// Shared by every entry point: `--kebab-flag value` over `PREFIX_UPPER_SNAKE` env over defaults.
+// Shared by every entry point: `--kebab-flag value` over `PREFIX_UPPER_SNAKE` env over defaults, and --help from the schema.
 
 import type { z } from 'zod';
+
+/** Options as a zod object shape: each with `.default()` and `.describe()` (its --help line). */
+export type OptionShape = Readonly<Record<string, z.ZodType>>;
+
+/** Each option's default (what parsing nothing gives). Throws for an option without one. */
+export function defaultsOf<S extends OptionShape>(shape: S): { [K in keyof S]: z.output<S[K]> } {
+  const out: Record<string, unknown> = {};
+  for (const [key, schema] of Object.entries(shape)) {
+    const r = schema.safeParse(undefined);
+    if (!r.success || r.data === undefined) throw new Error(`config: option ${key} has no default`);
+    out[key] = r.data;
+  }
+  return out as { [K in keyof S]: z.output<S[K]> };
+}
+
+/**
+ * The --help text: `intro` lines, a blank line, then one row per option of `shape` (flag,
+ * `<envPrefix>_*` variable, its description, its default) padded to the given widths, and --help.
+ */
+export function formatHelp(opts: {
+  readonly intro: readonly string[];
+  readonly shape: OptionShape;
+  readonly envPrefix: string;
+  readonly flagWidth: number;
+  readonly envWidth: number;
+}): string {
+  const { shape, envPrefix, flagWidth, envWidth } = opts;
+  const defaults = defaultsOf(shape);
+  const rows = Object.entries(shape).map(([key, schema]) => {
+    const flag = `${flagName(key)} <v>`.padEnd(flagWidth);
+    const env = envNameWith(envPrefix, key).padEnd(envWidth);
+    return `  ${flag} ${env} ${schema.description} (default ${JSON.stringify(defaults[key])})`;
+  });
+  return [
+    ...opts.intro,
+    '',
+    ...rows,
+    `  ${'--help'.padEnd(flagWidth)} ${''.padEnd(envWidth)} print this text`,
+  ].join('\n');
+}
 
 /** camelCase option -> `--kebab-case` flag. */
 export function flagName(key: string): string {

@@ -1,5 +1,12 @@
 // config: the node's one configuration schema, its defaults, and loading from flags and KV_* env.
 
-export { envNameWith, type Parsed, parseOptions } from './flags.ts';
+export {
+  defaultsOf,
+  envNameWith,
+  formatHelp,
+  type OptionShape,
+  type Parsed,
+  parseOptions,
+} from './flags.ts';
 export { envName, flagName, helpText, type LoadResult, loadConfig } from './load.ts';
-export { type Config, configSchema, DEFAULTS, HELP } from './schema.ts';
+export { type Config, configSchema, DEFAULTS } from './schema.ts';

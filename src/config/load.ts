@@ -1,12 +1,12 @@
 // Builds the configuration from defaults, KV_* environment variables and --flags, in that order.
 
-import { envNameWith, flagName, parseOptions } from './flags.ts';
-import { type Config, configSchema, DEFAULTS, HELP } from './schema.ts';
+import { envNameWith, flagName, formatHelp, parseOptions } from './flags.ts';
+import { type Config, configSchema, DEFAULTS } from './schema.ts';
 
 export { flagName };
 
-/** camelCase option -> `KV_UPPER_SNAKE` environment variable. */
-export function envName(key: string): string {
+/** Option -> its `KV_UPPER_SNAKE` environment variable (a typo in `key` does not compile). */
+export function envName(key: keyof Config): string {
   return envNameWith('KV', key);
 }
 
@@ -14,8 +14,6 @@ export type LoadResult =
   | { readonly kind: 'config'; readonly config: Config }
   | { readonly kind: 'help'; readonly text: string }
   | { readonly kind: 'error'; readonly text: string };
-
-const KEYS = Object.keys(DEFAULTS) as (keyof Config)[];
 
 /** Parses argv (without node and script) and env. Never exits: main decides what to do. */
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): LoadResult {
@@ -42,16 +40,15 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Loa
 
 /** The text of `kvstore --help`: every option, its variable and its default. */
 export function helpText(): string {
-  const rows = KEYS.map((k) => {
-    const def = JSON.stringify(DEFAULTS[k]);
-    return `  ${`${flagName(k)} <v>`.padEnd(26)} ${envName(k).padEnd(24)} ${HELP[k]} (default ${def})`;
+  return formatHelp({
+    intro: [
+      'Usage: kvstore [options]',
+      '',
+      'Every option is also read from the environment variable beside it; flags win.',
+    ],
+    shape: configSchema.shape,
+    envPrefix: 'KV',
+    flagWidth: 26,
+    envWidth: 24,
   });
-  return [
-    'Usage: kvstore [options]',
-    '',
-    'Every option is also read from the environment variable beside it; flags win.',
-    '',
-    ...rows,
-    `  ${'--help'.padEnd(26)} ${''.padEnd(24)} print this text`,
-  ].join('\n');
 }

@@ -1,190 +1,216 @@
-// The node's configuration: one zod schema, one defaults object, help text per option.
+// The node's configuration: one zod schema; each option's default, its comment and its --help line are beside it.
 
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { defaultsOf } from './flags.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positive = z.coerce.number().int().positive();
 
-/** Defaults; each can be overridden by `--kebab-name value` or `KV_UPPER_SNAKE_NAME`. */
-export const DEFAULTS = {
+/**
+ * Every option: its schema, `.default()` (overridden by `--kebab-name value` or
+ * `KV_UPPER_SNAKE_NAME`) and `.describe()` (its line in --help). The comment says more.
+ */
+const options = {
   /** Stable identity of this node (pod or compose service name); defaults to the host name. */
-  nodeName: hostname(),
+  nodeName: z
+    .string()
+    .min(1)
+    .max(253)
+    .regex(/^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/, 'must be a DNS-style name')
+    .default(hostname())
+    .describe('stable node name (pod or service name)'),
   /** Address the client port listens on. Loopback by default: set 0.0.0.0 to serve others. */
-  host: '127.0.0.1',
+  host: z.string().min(1).default('127.0.0.1').describe('client port listen address'),
   /** Client port (seed protocol). 0 picks a free port (logged at start). */
-  port: 8081,
+  port: port.default(8081).describe('client port (seed text protocol)'),
   /** Address of the HTTP port; empty means the same as --host. */
-  httpHost: '',
+  httpHost: z.string().default('').describe('HTTP listen address (empty: same as --host)'),
   /** HTTP port: /metrics, /healthz, /readyz. 0 picks a free port. */
-  httpPort: 9090,
+  httpPort: port.default(9090).describe('HTTP port for /metrics /healthz /readyz'),
   /** Peer port for node-to-node traffic (used once clustering is enabled). */
-  peerPort: 7946,
+  peerPort: port.default(7946).describe('node-to-node port'),
   /** LMDB directory; created when missing. Relative paths are from the working directory. */
-  dataDir: './kvstore-data',
+  dataDir: z.string().min(1).default('./kvstore-data').describe('LMDB data directory'),
   /**
    * Writes are refused (ERR STORAGE, reads keep working) while the data directory's file system
    * has less free space than this, so LMDB and the log never hit a full disk; 0 turns it off.
    */
-  minFreeDiskBytes: 64 * 1024 * 1024,
+  minFreeDiskBytes: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(64 * 1024 * 1024)
+    .describe('refuse writes below this much free disk space (0: off)'),
   /** Write-ahead log segment size: a restart replays at most a few segments. */
-  walSegmentBytes: 4 * 1024 * 1024,
+  walSegmentBytes: positive
+    .min(64 * 1024)
+    .max(1024 * 1024 * 1024)
+    .default(4 * 1024 * 1024)
+    .describe('write-ahead log segment size in bytes'),
   /**
    * Start even when the write-ahead log is damaged before its last group: cut it at the damage
    * (the records after it are lost and logged). Off: such a log stops start-up with exit code 2.
    */
-  walTruncateCorrupt: false as boolean,
+  walTruncateCorrupt: z
+    .union([z.boolean(), z.stringbool()])
+    .default(false)
+    .describe('true: cut a damaged write-ahead log at the damage and start (loses what follows)'),
   /** pino log level. */
-  logLevel: 'info' as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent',
+  logLevel: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('fatal|error|warn|info|debug|trace|silent'),
   /** Longest key in bytes (LMDB's own limit is 1978). */
-  maxKeyBytes: 1024,
+  maxKeyBytes: positive.max(1900).default(1024).describe('longest key in bytes'),
   /** Largest value in bytes. */
-  maxValueBytes: 1024 * 1024,
+  maxValueBytes: positive
+    .max(512 * 1024 * 1024)
+    .default(1024 * 1024)
+    .describe('largest value in bytes'),
   /** Longest command line in bytes; longer lines are discarded with one error reply. */
-  maxLineBytes: 1024 * 1024 + 4096,
+  maxLineBytes: positive.default(1024 * 1024 + 4096).describe('longest command line in bytes'),
   /** Most keys one RANGE/PREFIX returns: the cap without LIMIT and the largest LIMIT. */
-  maxScanKeys: 10_000,
+  maxScanKeys: positive
+    .max(1_000_000)
+    .default(10_000)
+    .describe('RANGE/PREFIX cap without LIMIT, and largest LIMIT'),
   /** Most client connections at once; further ones get ERR MAX_CLIENTS and are closed. */
-  maxConnections: 10_000,
+  maxConnections: positive.default(10_000).describe('most client connections at once'),
   /** Close a client connection idle this long (no command running, no bytes moving); 0: never. */
-  clientIdleTimeoutMs: 0,
+  clientIdleTimeoutMs: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(0)
+    .describe('close client connections idle this long (0: never, like Redis timeout)'),
   /** Unanswered commands per connection before the node stops reading from it. */
-  maxPipeline: 1024,
+  maxPipeline: positive
+    .default(1024)
+    .describe('unanswered commands per connection before reads pause'),
   /**
    * How long SIGTERM/SIGINT waits for in-flight commands and their replies before closing what
    * is left; the process exits within this plus about a second.
    */
-  shutdownTimeoutMs: 10_000,
+  shutdownTimeoutMs: positive
+    .default(10_000)
+    .describe('SIGTERM drain bound: in-flight commands, then the rest is closed'),
   /** Bytes of writes not yet durable, node-wide, before connections stop reading. */
-  maxInflightWriteBytes: 64 * 1024 * 1024,
+  maxInflightWriteBytes: positive
+    .default(64 * 1024 * 1024)
+    .describe('bytes of writes not yet durable before reads pause'),
   /** Address the peer port listens on; empty means the same as --host. */
-  peerHost: '',
+  peerHost: z.string().default('').describe('peer port listen address (empty: same as --host)'),
   /** Static members `name=host:peerPort,...` (this node may be listed). Empty: no static peers. */
-  peers: '',
+  peers: z.string().default('').describe('static members name=host:peerPort,...'),
   /** Dynamic members: `dns:<name>` of a headless Service (SRV or A records). Empty: none. */
-  discovery: '',
+  discovery: z
+    .string()
+    .regex(/^(dns:.+)?$/, 'must be dns:<name> or empty')
+    .default('')
+    .describe('dns:<headless service name> (SRV or A records)'),
   /** DNS servers for --discovery as `ip:port,...`; empty uses the system resolver. */
-  dnsServers: '',
+  dnsServers: z
+    .string()
+    .default('')
+    .describe('DNS servers ip:port,... for --discovery (empty: system)'),
   /** How often DNS discovery re-resolves the member list. */
-  resolveIntervalMs: 5000,
+  resolveIntervalMs: positive.default(5000).describe('DNS re-resolve interval'),
   /** Replicas per key (clamped to the member count). */
-  replicationFactor: 3,
+  replicationFactor: positive.max(7).default(3).describe('replicas per key (clamped to members)'),
   /** Replicas that must answer a read (clamped like the replication factor). */
-  readQuorum: 2,
+  readQuorum: positive.default(2).describe('replicas that must answer a read'),
   /** Replicas that must make a write durable before OK (clamped like the replication factor). */
-  writeQuorum: 2,
+  writeQuorum: positive.default(2).describe('replicas that must make a write durable before OK'),
   /**
    * Share of quorum reads that ask every replica (and repair the stale ones) instead of only
    * --read-quorum of them. 1 asks every replica on every read.
    */
-  readRepairChance: 0.1,
+  readRepairChance: z.coerce
+    .number()
+    .min(0)
+    .max(1)
+    .default(0.1)
+    .describe('share of reads that ask (and repair) every replica, 0..1'),
   /** A read asks the replicas it has not asked yet when its quorum has not answered after this. */
-  readSpeculateMs: 20,
+  readSpeculateMs: positive
+    .default(20)
+    .describe('ask the other replicas when a read quorum is this late'),
   /** Timeout of one request to a peer. */
-  peerTimeoutMs: 2000,
+  peerTimeoutMs: positive.default(2000).describe('timeout of one peer request'),
   /**
    * How far ahead of this node's clock a version from a peer may be; further ones are refused,
    * never adopted (CockroachDB's default). Raise it only for hosts without NTP.
    */
-  maxClockOffsetMs: 500,
+  maxClockOffsetMs: positive
+    .max(86_400_000)
+    .default(500)
+    .describe('refuse peer versions further ahead of this clock (ms)'),
   /** Most inbound peer connections at once; further ones are closed at once (and counted). */
-  maxPeerConnections: 512,
+  maxPeerConnections: positive
+    .max(1_000_000)
+    .default(512)
+    .describe('most inbound peer connections at once'),
   /** Time a peer connection has to finish TLS, and again to authenticate, or it is closed. */
-  peerHandshakeTimeoutMs: 5000,
+  peerHandshakeTimeoutMs: positive
+    .default(5000)
+    .describe('time a peer connection has for TLS, then to authenticate'),
   /**
    * Bytes of unfinished peer frames held at once over all peer connections (at least one
    * 64 MiB frame); the connection that goes over is closed.
    */
-  maxPeerBufferBytes: 256 * 1024 * 1024,
+  maxPeerBufferBytes: positive
+    .min(64 * 1024 * 1024)
+    .default(256 * 1024 * 1024)
+    .describe('bytes of unfinished peer frames held at once (>= 64 MiB)'),
   /** How often each peer is probed; a peer failing --probe-failures probes in a row is down. */
-  probeIntervalMs: 1000,
+  probeIntervalMs: positive.default(1000).describe('peer health probe interval'),
   /** Consecutive failed probes before a peer is marked down. */
-  probeFailures: 3,
+  probeFailures: positive.default(3).describe('failed probes in a row before a peer is down'),
   /** Tombstones older than this, held by every replica, are collected; hints older are dropped. */
-  tombstoneGraceMs: 3_600_000,
+  tombstoneGraceMs: positive
+    .default(3_600_000)
+    .describe('age before a fully replicated tombstone is collected'),
   /** How often tombstone collection runs. */
-  gcIntervalMs: 60_000,
+  gcIntervalMs: positive.default(60_000).describe('tombstone collection interval'),
   /** Most hints (writes kept for down replicas) stored on this node. */
-  maxHints: 100_000,
+  maxHints: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(100_000)
+    .describe('most hints kept for down replicas'),
   /** How often hints are offered to peers that are up again. */
-  hintIntervalMs: 1000,
+  hintIntervalMs: positive.default(1000).describe('hint delivery interval'),
   /** Throttle for rebalancing and decommission streams, bytes per second. */
-  rebalanceRateBytes: 32 * 1024 * 1024,
+  rebalanceRateBytes: positive
+    .default(32 * 1024 * 1024)
+    .describe('rebalance/decommission throttle in bytes/s'),
   /** Password clients must send with AUTH. Prefer KV_PASSWORD or --password-file (flags show in ps). */
-  password: '',
+  password: z
+    .string()
+    .default('')
+    .describe('AUTH password (prefer KV_PASSWORD or --password-file)'),
   /** File holding the AUTH password (trailing newline ignored); wins over --password. */
-  passwordFile: '',
+  passwordFile: z.string().default('').describe('file holding the AUTH password'),
   /** Secret every node proves on its peer connections. Prefer KV_CLUSTER_SECRET or the file. */
-  clusterSecret: '',
+  clusterSecret: z
+    .string()
+    .default('')
+    .describe('peer authentication secret (prefer KV_CLUSTER_SECRET or the file)'),
   /** File holding the cluster secret. */
-  clusterSecretFile: '',
+  clusterSecretFile: z.string().default('').describe('file holding the cluster secret'),
   /** PEM certificate and key: the client port serves TLS when both are set. */
-  tlsCertFile: '',
-  tlsKeyFile: '',
+  tlsCertFile: z.string().default('').describe('client port TLS certificate (PEM)'),
+  tlsKeyFile: z.string().default('').describe('client port TLS key (PEM)'),
   /** PEM certificate, key and CA: the peer port uses mutual TLS when all three are set. */
-  peerTlsCertFile: '',
-  peerTlsKeyFile: '',
-  peerTlsCaFile: '',
+  peerTlsCertFile: z.string().default('').describe('peer port mutual-TLS certificate (PEM)'),
+  peerTlsKeyFile: z.string().default('').describe('peer port mutual-TLS key (PEM)'),
+  peerTlsCaFile: z.string().default('').describe('CA that signs every peer certificate (PEM)'),
 };
 
 export const configSchema = z
-  .object({
-    nodeName: z
-      .string()
-      .min(1)
-      .max(253)
-      .regex(/^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/, 'must be a DNS-style name'),
-    host: z.string().min(1),
-    port,
-    httpHost: z.string(),
-    httpPort: port,
-    peerPort: port,
-    dataDir: z.string().min(1),
-    minFreeDiskBytes: z.coerce.number().int().min(0),
-    walSegmentBytes: positive.min(64 * 1024).max(1024 * 1024 * 1024),
-    walTruncateCorrupt: z.union([z.boolean(), z.stringbool()]),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
-    maxKeyBytes: positive.max(1900),
-    maxValueBytes: positive.max(512 * 1024 * 1024),
-    maxLineBytes: positive,
-    maxScanKeys: positive.max(1_000_000),
-    maxConnections: positive,
-    clientIdleTimeoutMs: z.coerce.number().int().min(0),
-    maxPipeline: positive,
-    shutdownTimeoutMs: positive,
-    maxInflightWriteBytes: positive,
-    peerHost: z.string(),
-    peers: z.string(),
-    discovery: z.string().regex(/^(dns:.+)?$/, 'must be dns:<name> or empty'),
-    dnsServers: z.string(),
-    resolveIntervalMs: positive,
-    replicationFactor: positive.max(7),
-    readQuorum: positive,
-    writeQuorum: positive,
-    readRepairChance: z.coerce.number().min(0).max(1),
-    readSpeculateMs: positive,
-    peerTimeoutMs: positive,
-    maxClockOffsetMs: positive.max(86_400_000),
-    maxPeerConnections: positive.max(1_000_000),
-    peerHandshakeTimeoutMs: positive,
-    maxPeerBufferBytes: positive.min(64 * 1024 * 1024),
-    probeIntervalMs: positive,
-    probeFailures: positive,
-    tombstoneGraceMs: positive,
-    gcIntervalMs: positive,
-    maxHints: z.coerce.number().int().min(0),
-    hintIntervalMs: positive,
-    rebalanceRateBytes: positive,
-    password: z.string(),
-    passwordFile: z.string(),
-    clusterSecret: z.string(),
-    clusterSecretFile: z.string(),
-    tlsCertFile: z.string(),
-    tlsKeyFile: z.string(),
-    peerTlsCertFile: z.string(),
-    peerTlsKeyFile: z.string(),
-    peerTlsCaFile: z.string(),
-  })
+  .object(options)
   .strict()
   .refine((c) => c.readQuorum <= c.replicationFactor, {
     message: 'must be at most --replication-factor',
@@ -218,58 +244,5 @@ export const configSchema = z
 
 export type Config = z.infer<typeof configSchema>;
 
-/** One line of --help per option. */
-export const HELP: Record<keyof Config, string> = {
-  nodeName: 'stable node name (pod or service name)',
-  host: 'client port listen address',
-  port: 'client port (seed text protocol)',
-  httpHost: 'HTTP listen address (empty: same as --host)',
-  httpPort: 'HTTP port for /metrics /healthz /readyz',
-  peerPort: 'node-to-node port',
-  dataDir: 'LMDB data directory',
-  minFreeDiskBytes: 'refuse writes below this much free disk space (0: off)',
-  walSegmentBytes: 'write-ahead log segment size in bytes',
-  walTruncateCorrupt:
-    'true: cut a damaged write-ahead log at the damage and start (loses what follows)',
-  logLevel: 'fatal|error|warn|info|debug|trace|silent',
-  maxKeyBytes: 'longest key in bytes',
-  maxValueBytes: 'largest value in bytes',
-  maxLineBytes: 'longest command line in bytes',
-  maxScanKeys: 'RANGE/PREFIX cap without LIMIT, and largest LIMIT',
-  maxConnections: 'most client connections at once',
-  clientIdleTimeoutMs: 'close client connections idle this long (0: never, like Redis timeout)',
-  maxPipeline: 'unanswered commands per connection before reads pause',
-  shutdownTimeoutMs: 'SIGTERM drain bound: in-flight commands, then the rest is closed',
-  maxInflightWriteBytes: 'bytes of writes not yet durable before reads pause',
-  peerHost: 'peer port listen address (empty: same as --host)',
-  peers: 'static members name=host:peerPort,...',
-  discovery: 'dns:<headless service name> (SRV or A records)',
-  dnsServers: 'DNS servers ip:port,... for --discovery (empty: system)',
-  resolveIntervalMs: 'DNS re-resolve interval',
-  replicationFactor: 'replicas per key (clamped to members)',
-  readQuorum: 'replicas that must answer a read',
-  writeQuorum: 'replicas that must make a write durable before OK',
-  readRepairChance: 'share of reads that ask (and repair) every replica, 0..1',
-  readSpeculateMs: 'ask the other replicas when a read quorum is this late',
-  peerTimeoutMs: 'timeout of one peer request',
-  maxClockOffsetMs: 'refuse peer versions further ahead of this clock (ms)',
-  maxPeerConnections: 'most inbound peer connections at once',
-  peerHandshakeTimeoutMs: 'time a peer connection has for TLS, then to authenticate',
-  maxPeerBufferBytes: 'bytes of unfinished peer frames held at once (>= 64 MiB)',
-  probeIntervalMs: 'peer health probe interval',
-  probeFailures: 'failed probes in a row before a peer is down',
-  tombstoneGraceMs: 'age before a fully replicated tombstone is collected',
-  gcIntervalMs: 'tombstone collection interval',
-  maxHints: 'most hints kept for down replicas',
-  hintIntervalMs: 'hint delivery interval',
-  rebalanceRateBytes: 'rebalance/decommission throttle in bytes/s',
-  password: 'AUTH password (prefer KV_PASSWORD or --password-file)',
-  passwordFile: 'file holding the AUTH password',
-  clusterSecret: 'peer authentication secret (prefer KV_CLUSTER_SECRET or the file)',
-  clusterSecretFile: 'file holding the cluster secret',
-  tlsCertFile: 'client port TLS certificate (PEM)',
-  tlsKeyFile: 'client port TLS key (PEM)',
-  peerTlsCertFile: 'peer port mutual-TLS certificate (PEM)',
-  peerTlsKeyFile: 'peer port mutual-TLS key (PEM)',
-  peerTlsCaFile: 'CA that signs every peer certificate (PEM)',
-};
+/** The defaults, as --help shows them and loading starts from. */
+export const DEFAULTS: Config = defaultsOf(options);

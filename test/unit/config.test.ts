@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULTS, envName, flagName, loadConfig } from '../../src/config/index.ts';
+import {
+  type Config,
+  configSchema,
+  DEFAULTS,
+  envName,
+  flagName,
+  loadConfig,
+} from '../../src/config/index.ts';
+
+const KEYS = Object.keys(configSchema.shape) as (keyof Config)[];
 
 describe('loadConfig', () => {
   it('uses the defaults when nothing is given', () => {
@@ -53,10 +62,34 @@ describe('loadConfig', () => {
   it('lists every option with its variable and default in --help', () => {
     const r = loadConfig(['--help'], {});
     if (r.kind !== 'help') throw new Error('expected help');
-    for (const key of Object.keys(DEFAULTS)) {
+    for (const key of KEYS) {
       expect(r.text).toContain(flagName(key));
       expect(r.text).toContain(envName(key));
     }
     expect(r.text).toContain('(default 8081)');
+  });
+
+  it('gives every option a default, a description, and names that lead back to it', () => {
+    expect(KEYS.length).toBeGreaterThan(40);
+    expect(Object.keys(DEFAULTS)).toEqual(KEYS);
+    const fromEnv = (name: string) =>
+      name
+        .slice(3)
+        .toLowerCase()
+        .replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+    const fromFlag = (flag: string) =>
+      flag.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    for (const key of KEYS) {
+      expect(configSchema.shape[key].description, key).toMatch(/\S/);
+      expect(DEFAULTS[key], key).not.toBeUndefined();
+      expect(envName(key), key).toMatch(/^KV_[A-Z0-9]+(_[A-Z0-9]+)*$/);
+      expect(fromEnv(envName(key)), key).toBe(key);
+      expect(fromFlag(flagName(key)), key).toBe(key);
+    }
+    // Each variable is read into its option: an invalid value is reported under both names.
+    for (const key of KEYS.filter((k) => typeof DEFAULTS[k] === 'number')) {
+      const r = loadConfig([], { [envName(key)]: 'not-a-number' });
+      expect(r.kind === 'error' && r.text, key).toContain(`${flagName(key)} (${envName(key)})`);
+    }
   });
 });
