@@ -31,7 +31,12 @@ export type Command =
   /** Cluster state as one JSON line: members, states, ring shares, transfers. */
   | { readonly type: 'cluster' }
   /** Authenticates the connection; handled by the server, never by the coordinator. */
-  | { readonly type: 'auth'; readonly password: Buffer }
+  | {
+      readonly type: 'auth';
+      readonly password: Buffer;
+      /** Sent as `AUTH default <password>` (RESP's two-argument form). */
+      readonly named: boolean;
+    }
   // Multi-key and server commands; only RESP produces them.
   /** REMOVE of each distinct key; answers the integer count of keys that were live. */
   | { readonly type: 'del'; readonly keys: readonly Buffer[] }

@@ -15,7 +15,7 @@ export {
   validateValue,
 } from './command.ts';
 export { LineDecoder, type LineFrame } from './line-decoder.ts';
-export { errorReply, type InfoSection, type Reply, RespError } from './reply.ts';
+export { errorReply, type InfoSection, type Reply, RespError, type RespVersion } from './reply.ts';
 export {
   ARG_OVERHEAD,
   encodeRespReply,
@@ -24,6 +24,7 @@ export {
   type RespLimits,
   renderSections,
 } from './resp.ts';
+export { helloReply } from './resp-admin.ts';
 export {
   decodeScanCursor,
   parseRespRequest,
@@ -38,5 +39,6 @@ export type {
   RespSpec,
   ScanCursors,
   ServerFacts,
+  SessionOp,
 } from './resp-spec.ts';
 export { encodeTextReply, parseTextLine } from './text.ts';

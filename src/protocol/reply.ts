@@ -49,7 +49,16 @@ export type Reply =
   /** RESP array of replies; `items: null` is the null array (`*-1`). */
   | { readonly type: 'array'; readonly items: readonly Reply[] | null }
   /** INFO's answer: sections rendered as one RESP bulk string. */
-  | { readonly type: 'sections'; readonly sections: readonly InfoSection[] };
+  | { readonly type: 'sections'; readonly sections: readonly InfoSection[] }
+  /** RESP3 map (`%n`); RESP2 sends it as a flat array of names and values. */
+  | { readonly type: 'map'; readonly entries: readonly (readonly [Reply, Reply])[] }
+  /** RESP3 set (`~n`); RESP2 sends it as an array. */
+  | { readonly type: 'set'; readonly items: readonly Reply[] }
+  /** RESP3 double (`,1.5`); RESP2 sends it as a bulk string. */
+  | { readonly type: 'double'; readonly value: number };
+
+/** The RESP version a connection speaks: 2 until `HELLO 3`. */
+export type RespVersion = 2 | 3;
 
 /**
  * A KvError whose RESP form Redis defines (`resp` is the error line after `-`). The text

@@ -1,7 +1,7 @@
 // RESP2 connection and server commands: HELLO, CLIENT, COMMAND, CONFIG, INFO, SELECT, ECHO, AUTH.
 
 import { arch, platform, release } from 'node:os';
-import { errorReply, type InfoSection, type Reply } from './reply.ts';
+import { errorReply, type InfoSection, type Reply, type RespVersion } from './reply.ts';
 import { respErrors } from './resp-errors.ts';
 import {
   array,
@@ -10,8 +10,11 @@ import {
   integerArg,
   keyword,
   type RespContext,
+  type RespSession,
   type RespSpec,
   reply,
+  type ServerFacts,
+  type SessionOp,
   status,
 } from './resp-spec.ts';
 
@@ -19,50 +22,56 @@ const OK: Reply = { type: 'ok' };
 const NULL: Reply = { type: 'not_found' };
 const NO_KEYS: readonly [number, number, number] = [0, 0, 0];
 
-/** HELLO's answer in RESP2: the map as a flat array of names and values. */
-function hello(args: readonly Buffer[], ctx: RespContext): Reply {
+/** HELLO [protover [AUTH username password] [SETNAME clientname]]: what the connection does. */
+function hello(args: readonly Buffer[]): SessionOp {
+  let proto: RespVersion | null = null;
   if (args.length > 1) {
     const v = integerArg(args[1]);
-    if (v === null) {
-      throw respErrors.protoNotInteger();
-    }
-    if (v !== 2) throw respErrors.noProto();
+    if (v === null) throw respErrors.protoNotInteger();
+    if (v !== 2 && v !== 3) throw respErrors.noProto();
+    proto = v;
   }
+  let user: string | null = null;
+  let password: Buffer | null = null;
+  let name: string | null = null;
   for (let i = 2; i < args.length; i++) {
     const opt = keyword(args[i]);
-    if (opt === 'AUTH' && i + 2 < args.length) throw respErrors.noPassword();
-    if (opt === 'SETNAME' && i + 1 < args.length) {
-      setName(ctx, args[++i]!);
-      continue;
+    if (opt === 'AUTH' && i + 2 < args.length) {
+      user = args[i + 1]!.toString('latin1');
+      password = args[i + 2]!;
+      i += 2;
+    } else if (opt === 'SETNAME' && i + 1 < args.length) {
+      name = clientName(args[++i]!);
+    } else {
+      throw respErrors.syntax();
     }
-    throw respErrors.syntax();
   }
-  const facts = ctx.server();
-  return array([
-    bulk('server'),
-    bulk('kvstore'),
-    bulk('version'),
-    bulk(facts.version),
-    bulk('proto'),
-    integer(2),
-    bulk('id'),
-    integer(ctx.session.id),
-    bulk('mode'),
-    bulk('standalone'),
-    bulk('role'),
-    bulk('master'),
-    bulk('modules'),
-    array([]),
-  ]);
+  return { op: 'hello', proto, user, password, name };
+}
+
+/** HELLO's answer: the server map (a flat array of names and values in RESP2). */
+export function helloReply(session: RespSession, facts: ServerFacts): Reply {
+  const entries: [string, Reply][] = [
+    ['server', bulk('kvstore')],
+    ['version', bulk(facts.version)],
+    ['proto', integer(session.proto)],
+    ['id', integer(session.id)],
+    ['mode', bulk('standalone')],
+    ['role', bulk('master')],
+    ['modules', array([])],
+  ];
+  return { type: 'map', entries: entries.map(([k, v]) => [bulk(k), v]) };
+}
+
+/** A CLIENT SETNAME / HELLO SETNAME argument: printable ASCII without spaces; '' clears. */
+function clientName(raw: Buffer): string {
+  for (const b of raw) if (b < 0x21 || b > 0x7e) throw respErrors.badClientName();
+  return raw.toString('latin1');
 }
 
 function setName(ctx: RespContext, raw: Buffer): void {
-  for (const b of raw) {
-    if (b < 0x21 || b > 0x7e) {
-      throw respErrors.badClientName();
-    }
-  }
-  ctx.session.name = raw.length === 0 ? null : raw.toString('latin1');
+  const name = clientName(raw);
+  ctx.session.name = name === '' ? null : name;
 }
 
 function client(args: readonly Buffer[], ctx: RespContext): Reply {
@@ -102,7 +111,7 @@ function commandEntry(name: string, spec: RespSpec): Reply {
   return array([
     bulk(name),
     integer(spec.arity),
-    array(spec.flags.map(status)),
+    { type: 'set', items: spec.flags.map(status) },
     integer(spec.keys[0]),
     integer(spec.keys[1]),
     integer(spec.keys[2]),
@@ -146,14 +155,15 @@ const CONFIG: Readonly<Record<string, string>> = { save: '', appendonly: 'no', d
 function config(args: readonly Buffer[]): Reply {
   if (keyword(args[1]) !== 'GET') throw respErrors.unknownSubcommand(args[1]!, 'CONFIG');
   if (args.length < 3) throw respErrors.arity('config|get');
-  const out: Reply[] = [];
-  for (const raw of args.slice(2)) {
-    const p = raw.toString('latin1').toLowerCase();
-    for (const [name, value] of Object.entries(CONFIG)) {
-      if (p === '*' || p === name) out.push(bulk(name), bulk(value));
-    }
+  const entries: [Reply, Reply][] = [];
+  for (const [name, value] of Object.entries(CONFIG)) {
+    const wanted = args.slice(2).some((raw) => {
+      const p = raw.toString('latin1').toLowerCase();
+      return p === '*' || p === name;
+    });
+    if (wanted) entries.push([bulk(name), bulk(value)]);
   }
-  return array(out);
+  return { type: 'map', entries };
 }
 
 const WANT_ALL = new Set(['all', 'everything', 'default']);
@@ -193,6 +203,12 @@ export function adminCommands(
     keys: NO_KEYS,
     run: (a, c) => reply(f(a, c)),
   });
+  const session = (arity: number, f: (a: readonly Buffer[]) => SessionOp): RespSpec => ({
+    arity,
+    flags: ['fast'],
+    keys: NO_KEYS,
+    run: (a) => ({ kind: 'session', op: f(a) }),
+  });
   return {
     echo: local(2, (a) => bulk(a[1]!)),
     select: local(2, (a) => {
@@ -212,11 +228,16 @@ export function adminCommands(
           return reply(errorReply(respErrors.wrongPass()));
         return {
           kind: 'command' as const,
-          cmd: { type: 'auth' as const, password: a[a.length - 1]! },
+          cmd: { type: 'auth' as const, password: a[a.length - 1]!, named: a.length === 3 },
         };
       },
     },
-    hello: local(-1, hello),
+    hello: session(-1, hello),
+    multi: session(1, () => ({ op: 'multi' })),
+    exec: session(1, () => ({ op: 'exec' })),
+    discard: session(1, () => ({ op: 'discard' })),
+    // Nothing is ever watched (WATCH is refused), so UNWATCH has nothing to undo.
+    unwatch: local(1, () => OK),
     client: local(-2, client),
     command: local(-1, (a) => command(a, table)),
     config: local(-2, config),

@@ -1,14 +1,36 @@
 // Shapes shared by the RESP2 command table: requests, specs, per-connection session, errors.
 
 import type { Command, CommandLimits } from './command.ts';
-import type { Reply } from './reply.ts';
+import type { Reply, RespVersion } from './reply.ts';
 
 /** What one RESP request becomes. */
 export type RespRequest =
   /** Run `cmd` through the coordinator; `shape`, when set, rewrites its (non-error) reply. */
   | { readonly kind: 'command'; readonly cmd: Command; readonly shape?: (r: Reply) => Reply }
-  /** Answered on the spot (connection-local commands: HELLO, CLIENT, ECHO, SELECT, ...). */
-  | { readonly kind: 'reply'; readonly reply: Reply };
+  /** Answered on the spot (connection-local commands: CLIENT, ECHO, SELECT, ...). */
+  | { readonly kind: 'reply'; readonly reply: Reply }
+  /** Answered by the connection, whose state it reads or changes (HELLO, MULTI, EXEC, ...). */
+  | { readonly kind: 'session'; readonly op: SessionOp };
+
+/** A request about the connection itself, which the server answers. */
+export type SessionOp =
+  /**
+   * HELLO: authenticate when `password` is set (user `default` only), then switch to `proto`
+   * (null: keep), set the client name (null: keep), answer the server map (helloReply).
+   */
+  | {
+      readonly op: 'hello';
+      readonly proto: RespVersion | null;
+      readonly user: string | null;
+      readonly password: Buffer | null;
+      readonly name: string | null;
+    }
+  /** MULTI: queue the following commands until EXEC or DISCARD. */
+  | { readonly op: 'multi' }
+  /** EXEC: run the queued commands in order, one array of their replies. */
+  | { readonly op: 'exec' }
+  /** DISCARD: drop the queued commands. */
+  | { readonly op: 'discard' };
 
 /** Per-connection state RESP commands read and change. */
 export interface RespSession {
@@ -19,6 +41,8 @@ export interface RespSession {
   /** CLIENT SETINFO LIB-NAME / LIB-VER. */
   libName: string | null;
   libVer: string | null;
+  /** The RESP version replies are encoded in: 2 until `HELLO 3`. */
+  proto: RespVersion;
 }
 
 /** Facts about the node for INFO and HELLO, read when a command is answered. */

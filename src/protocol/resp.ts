@@ -1,7 +1,7 @@
 // RESP2 (the Redis protocol): an incremental request decoder and the reply encoder.
 
 import { wireCode } from '../errors/index.ts';
-import type { InfoSection, Reply } from './reply.ts';
+import type { InfoSection, Reply, RespVersion } from './reply.ts';
 
 /** Bounds that keep one connection's unfinished request small. */
 export interface RespLimits {
@@ -294,6 +294,7 @@ const R_OK = Buffer.from('+OK\r\n');
 const R_PONG = Buffer.from('+PONG\r\n');
 const R_NULL = Buffer.from('$-1\r\n');
 const R_NULL_ARRAY = Buffer.from('*-1\r\n');
+const R3_NULL = Buffer.from('_\r\n');
 const R_EMPTY_ARRAY = Buffer.from('*0\r\n');
 const SMALL_INTS = Array.from({ length: 64 }, (_, i) => Buffer.from(`:${i}\r\n`));
 
@@ -317,13 +318,15 @@ export function renderSections(sections: readonly InfoSection[]): string {
 }
 
 /**
- * Encodes a reply as RESP2, appending buffers to `out` (a batch becomes one write):
- * ok/pong `+OK`/`+PONG`; not_found the null bulk `$-1`; value and info (CLUSTER's JSON) bulk
- * strings; keys an array of bulk strings, or when paged `[keys, next cursor or null]`; error
- * `-<resp>` or `-ERR <CODE> <message>`; integer `:n`; status `+text`; array `*n` (null array
- * `*-1`); sections one bulk string. CR and LF in one-line forms become spaces.
+ * Encodes a reply as RESP2, or RESP3 when `proto` is 3, appending buffers to `out` (a batch
+ * becomes one write): ok/pong `+OK`/`+PONG`; not_found the null bulk `$-1` (RESP3 null `_`);
+ * value and info (CLUSTER's JSON) bulk strings; keys an array of bulk strings, or when paged
+ * `[keys, next cursor or null]`; error `-<resp>` or `-ERR <CODE> <message>`; integer `:n`;
+ * status `+text`; array `*n` (null array `*-1`, RESP3 `_`); sections one bulk string; map
+ * `%n` (RESP2: a flat `*2n` array); set `~n` (RESP2: an array); double `,x` (RESP2: a bulk
+ * string; `inf`, `-inf`, `nan`). CR and LF in one-line forms become spaces.
  */
-export function encodeRespReply(reply: Reply, out: Buffer[]): void {
+export function encodeRespReply(reply: Reply, out: Buffer[], proto: RespVersion = 2): void {
   switch (reply.type) {
     case 'ok':
       out.push(R_OK);
@@ -332,7 +335,7 @@ export function encodeRespReply(reply: Reply, out: Buffer[]): void {
       out.push(R_PONG);
       return;
     case 'not_found':
-      out.push(R_NULL);
+      out.push(proto === 3 ? R3_NULL : R_NULL);
       return;
     case 'value':
       bulk(reply.value, out);
@@ -345,7 +348,7 @@ export function encodeRespReply(reply: Reply, out: Buffer[]): void {
       out.push(Buffer.from(`*${reply.keys.length}\r\n`));
       for (const k of reply.keys) bulk(k, out);
       if (reply.paged) {
-        if (reply.next === null) out.push(R_NULL);
+        if (reply.next === null) out.push(proto === 3 ? R3_NULL : R_NULL);
         else bulk(reply.next, out);
       }
       return;
@@ -363,16 +366,44 @@ export function encodeRespReply(reply: Reply, out: Buffer[]): void {
       out.push(Buffer.from(`+${oneLine(reply.text)}\r\n`));
       return;
     case 'array':
-      if (reply.items === null) out.push(R_NULL_ARRAY);
+      if (reply.items === null) out.push(proto === 3 ? R3_NULL : R_NULL_ARRAY);
       else if (reply.items.length === 0) out.push(R_EMPTY_ARRAY);
       else {
         out.push(Buffer.from(`*${reply.items.length}\r\n`));
-        for (const item of reply.items) encodeRespReply(item, out);
+        for (const item of reply.items) encodeRespReply(item, out, proto);
       }
       return;
     case 'sections':
       bulk(Buffer.from(renderSections(reply.sections)), out);
       return;
+    case 'map':
+      out.push(
+        Buffer.from(
+          proto === 3 ? `%${reply.entries.length}\r\n` : `*${reply.entries.length * 2}\r\n`,
+        ),
+      );
+      for (const [k, v] of reply.entries) {
+        encodeRespReply(k, out, proto);
+        encodeRespReply(v, out, proto);
+      }
+      return;
+    case 'set':
+      out.push(Buffer.from(`${proto === 3 ? '~' : '*'}${reply.items.length}\r\n`));
+      for (const item of reply.items) encodeRespReply(item, out, proto);
+      return;
+    case 'double': {
+      const v = reply.value;
+      const text = Number.isNaN(v)
+        ? 'nan'
+        : v === Infinity
+          ? 'inf'
+          : v === -Infinity
+            ? '-inf'
+            : String(v);
+      if (proto === 3) out.push(Buffer.from(`,${text}\r\n`));
+      else bulk(Buffer.from(text), out);
+      return;
+    }
     default: {
       const never: never = reply;
       throw new Error(`protocol: unhandled reply ${JSON.stringify(never)}`);

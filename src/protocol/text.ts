@@ -59,7 +59,7 @@ export function parseTextLine(line: Buffer, limits: CommandLimits): Command | nu
   if (name === 'AUTH') {
     // The password is every byte after the single space that follows AUTH.
     if (nameEnd >= line.length - 1) throw arity('AUTH', '<password>');
-    return { type: 'auth', password: line.subarray(nameEnd + 1) };
+    return { type: 'auth', password: line.subarray(nameEnd + 1), named: false };
   }
   const args = tokens(line, nameEnd);
   switch (name) {
@@ -169,6 +169,9 @@ export function encodeTextReply(reply: Reply, out: Buffer[]): void {
     case 'status':
     case 'array':
     case 'sections':
+    case 'map':
+    case 'set':
+    case 'double':
       out.push(errorLine('KV_ERR_INTERNAL', `protocol: a ${reply.type} reply has no text form`));
       return;
     default: {

@@ -28,9 +28,13 @@ export class Authenticator {
     return this.#digest !== null;
   }
 
-  /** The reply to AUTH, and whether the connection is now authenticated. */
-  check(password: Buffer): { reply: Reply; ok: boolean } {
-    if (this.#digest === null) return { reply: NO_PASSWORD, ok: true };
+  /**
+   * The reply to AUTH, and whether the connection is now authenticated. `named`: the password
+   * came with the user name `default` (AUTH default p, HELLO AUTH default p), which Redis
+   * accepts when no password is configured; the bare AUTH p then gets Redis's no-password error.
+   */
+  check(password: Buffer, named = false): { reply: Reply; ok: boolean } {
+    if (this.#digest === null) return { reply: named ? OK : NO_PASSWORD, ok: true };
     const ok = timingSafeEqual(digest(password), this.#digest);
     return { reply: ok ? OK : WRONGPASS, ok };
   }

@@ -9,17 +9,23 @@ import {
   type CommandLimits,
   type CommandType,
   errorReply,
+  helloReply,
   type Ordering,
   orderingOf,
   type Reply,
   type RespLimits,
+  type RespSession,
+  type RespVersion,
+  respErrors,
   type ScanCursors,
   type ServerFacts,
+  type SessionOp,
 } from '../protocol/index.ts';
 import type { Authenticator } from './auth.ts';
 import { WriteBudget } from './budget.ts';
 import { type Framing, type FramingSink, RespFraming, TextFraming } from './framing.ts';
 import type { ServerMetrics } from './metrics.ts';
+import { execQueued, type Queued, Transaction } from './transaction.ts';
 
 export interface ConnectionContext {
   readonly coordinator: Coordinator;
@@ -65,7 +71,15 @@ function newGroup(kind: Ordering, gate: Promise<void> | null): Group {
 /** A decoded request not yet run. */
 type Pending =
   | { readonly kind: 'command'; readonly cmd: Command; readonly shape?: (r: Reply) => Reply }
-  | { readonly kind: 'reply' | 'fatal'; readonly reply: Reply };
+  | { readonly kind: 'reply'; readonly reply: Reply }
+  | { readonly kind: 'fatal'; readonly reply: Reply }
+  | { readonly kind: 'session'; readonly op: SessionOp };
+
+const OK: Reply = { type: 'ok' };
+
+function isQuit(item: Pending): boolean {
+  return item.kind === 'command' && item.cmd.type === 'quit';
+}
 
 /** Bytes queued in the socket beyond which no further command runs until it drains. */
 const WRITE_HIGH_WATER = 1024 * 1024;
@@ -85,6 +99,8 @@ interface Slot {
   readonly started: number;
   /** Rewrites the command's reply for its framing (RESP shapes); errors pass unchanged. */
   readonly shape: ((r: Reply) => Reply) | undefined;
+  /** The RESP version the reply is encoded in: the connection's when the command arrived. */
+  readonly proto: RespVersion;
 }
 
 /**
@@ -115,6 +131,10 @@ export class Connection {
   #group: Group | null = null;
   #backlog: Pending[] = [];
   #resuming = false;
+  /** The RESP connection's state (null for text connections). */
+  #session: RespSession | null = null;
+  /** The open transaction, between MULTI and EXEC/DISCARD. */
+  #tx: Transaction | null = null;
 
   constructor(socket: Socket, ctx: ConnectionContext) {
     this.#socket = socket;
@@ -134,6 +154,7 @@ export class Connection {
       command: (cmd, shape) => take({ kind: 'command', cmd, shape }),
       reply: (reply) => take({ kind: 'reply', reply }),
       fatal: (reply) => take({ kind: 'fatal', reply }),
+      session: (op) => take({ kind: 'session', op }),
     };
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
@@ -190,7 +211,9 @@ export class Connection {
   readonly #wake = () => this.#maybeResume();
 
   #run(item: Pending): void {
-    if (item.kind === 'command') this.#dispatch(item.cmd, item.shape);
+    if (item.kind === 'session') this.#sessionOp(item.op);
+    else if (this.#tx !== null && item.kind !== 'fatal' && !isQuit(item)) this.#queue(item);
+    else if (item.kind === 'command') this.#dispatch(item.cmd, item.shape);
     else this.#pushReply(item.reply);
     // A large synchronous reply (a big GET) goes out now, so the write buffer, not the reply
     // queue, holds it and #mustWait sees it.
@@ -208,7 +231,14 @@ export class Connection {
   #pickFraming(first: number): Framing {
     const ctx = this.#ctx;
     if (first !== STAR) return new TextFraming(ctx.limits, ctx.maxLineBytes);
-    const session = { id: ctx.nextClientId(), name: null, libName: null, libVer: null };
+    const session: RespSession = {
+      id: ctx.nextClientId(),
+      name: null,
+      libName: null,
+      libVer: null,
+      proto: 2,
+    };
+    this.#session = session;
     return new RespFraming(
       { limits: ctx.limits, session, server: ctx.serverFacts, cursors: ctx.scanCursors },
       ctx.respLimits,
@@ -219,7 +249,7 @@ export class Connection {
   #authenticate(cmd: Command): Reply | null {
     const auth = this.#ctx.auth;
     if (cmd.type === 'auth') {
-      const { reply, ok } = auth.check(cmd.password);
+      const { reply, ok } = auth.check(cmd.password, cmd.named);
       if (ok) this.#authenticated = true;
       else this.#ctx.metrics.authFailures.inc();
       return reply;
@@ -228,23 +258,34 @@ export class Connection {
   }
 
   #dispatch(cmd: Command, shape?: (r: Reply) => Reply): void {
-    const slot: Slot = { reply: null, command: cmd.type, started: performance.now(), shape };
-    this.#slots.push(slot);
+    const slot = this.#slot(cmd.type, shape);
     this.#ctx.metrics.requests.labels(cmd.type).inc();
     const denied = this.#authenticate(cmd);
     if (denied !== null) {
       this.#finish(slot, denied);
       return;
     }
+    const coordinator = this.#ctx.coordinator;
+    this.#start(slot, orderingOf(cmd), WriteBudget.cost(cmd), () => coordinator.execute(cmd));
+  }
+
+  #slot(command: CommandType | null, shape?: (r: Reply) => Reply): Slot {
+    const proto = this.#session?.proto ?? 2;
+    const slot: Slot = { reply: null, command, started: performance.now(), shape, proto };
+    this.#slots.push(slot);
+    return slot;
+  }
+
+  /** Runs `run` in its place in the connection's order (see #execute) and fills `slot`. */
+  #start(slot: Slot, kind: Ordering, cost: number, run: () => Reply | Promise<Reply>): void {
     let result: Reply | Promise<Reply>;
     try {
-      result = this.#execute(cmd);
+      result = this.#execute(kind, run);
     } catch (err) {
       this.#finish(slot, this.#failure(err));
       return;
     }
     if (result instanceof Promise) {
-      const cost = WriteBudget.cost(cmd);
       if (cost > 0) {
         const budget = this.#ctx.budget;
         budget.take(cost);
@@ -268,17 +309,15 @@ export class Connection {
    * Runs a command with this connection's ordering guarantee: commands take effect in the order
    * they were sent. Consecutive PUTs (or consecutive reads) run concurrently, since replicas
    * apply writes in submission order; a read waits for the writes before it, a write for the
-   * reads before it, and a REMOVE for everything before it, so a pipelined GET after PUT sees
-   * the PUT and never a later write.
+   * reads before it, and a REMOVE (or an EXEC) for everything before it, so a pipelined GET
+   * after PUT sees the PUT and never a later write.
    */
-  #execute(cmd: Command): Reply | Promise<Reply> {
-    const kind = orderingOf(cmd);
-    const coordinator = this.#ctx.coordinator;
+  #execute(kind: Ordering, run: () => Reply | Promise<Reply>): Reply | Promise<Reply> {
     let group = this.#group;
     if (group === null || group.pending === 0) {
       // Nothing in flight: run now; only an asynchronous result needs a group.
       this.#group = null;
-      const result = coordinator.execute(cmd);
+      const result = run();
       if (result instanceof Promise) {
         this.#group = newGroup(kind, null);
         this.#track(this.#group, result);
@@ -288,10 +327,97 @@ export class Connection {
     if (group.kind !== kind || kind === 'exclusive')
       group = this.#group = newGroup(kind, group.done);
     const gate = group.gate;
-    const result =
-      gate === null ? coordinator.execute(cmd) : gate.then(() => coordinator.execute(cmd));
+    const result = gate === null ? run() : gate.then(run);
     if (result instanceof Promise) this.#track(group, result);
     return result;
+  }
+
+  /** HELLO, MULTI, EXEC, DISCARD: requests about the connection itself. */
+  #sessionOp(op: SessionOp): void {
+    const tx = this.#tx;
+    switch (op.op) {
+      case 'hello':
+        if (tx !== null) {
+          tx.fail();
+          this.#pushReply(errorReply(respErrors.notInMulti('hello')));
+        } else this.#pushReply(this.#hello(op));
+        return;
+      case 'multi':
+        if (!this.#authenticated) this.#pushReply(errorReply(respErrors.noAuth()));
+        else if (tx !== null) this.#pushReply(errorReply(respErrors.multiNested()));
+        else {
+          this.#tx = new Transaction(this.#ctx.respLimits.maxRequestBytes);
+          this.#pushReply(OK);
+        }
+        return;
+      case 'discard':
+        this.#tx = null;
+        this.#pushReply(tx === null ? errorReply(respErrors.discardWithoutMulti()) : OK);
+        return;
+      case 'exec':
+        this.#tx = null;
+        if (tx === null) this.#pushReply(errorReply(respErrors.execWithoutMulti()));
+        else if (tx.failed) this.#pushReply(errorReply(respErrors.execAbort()));
+        else this.#exec(tx.take());
+        return;
+      default: {
+        const never: never = op;
+        throw new Error(`server: unhandled session request ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  /** Queues a request inside MULTI (after the checks a command gets before it runs). */
+  #queue(item: Queued): void {
+    const tx = this.#tx!;
+    if (item.kind === 'command') {
+      const denied =
+        item.cmd.type === 'auth'
+          ? errorReply(respErrors.notInMulti('auth'))
+          : this.#ctx.auth.gate(this.#authenticated, item.cmd.type);
+      if (denied !== null) {
+        tx.fail();
+        this.#pushReply(denied);
+        return;
+      }
+    }
+    this.#pushReply(tx.add(item));
+  }
+
+  /** EXEC: the queued commands, in order, after everything before them; one array reply. */
+  #exec(items: readonly Queued[]): void {
+    const slot = this.#slot(null);
+    const metrics = this.#ctx.metrics;
+    const coordinator = this.#ctx.coordinator;
+    let cost = 0;
+    for (const item of items) if (item.kind === 'command') cost += WriteBudget.cost(item.cmd);
+    const run = (cmd: Command) => {
+      metrics.requests.labels(cmd.type).inc();
+      return coordinator.execute(cmd);
+    };
+    this.#start(slot, 'exclusive', cost, () => execQueued(items, run, (err) => this.#failure(err)));
+  }
+
+  /** HELLO: authenticate if asked, then switch protocol and name; the server map, or an error. */
+  #hello(op: Extract<SessionOp, { op: 'hello' }>): Reply {
+    const ctx = this.#ctx;
+    const session = this.#session!;
+    if (op.password !== null) {
+      const { reply, ok } =
+        op.user === 'default'
+          ? ctx.auth.check(op.password, true)
+          : { reply: errorReply(respErrors.wrongPass()), ok: false };
+      if (!ok) {
+        ctx.metrics.authFailures.inc();
+        return reply;
+      }
+      this.#authenticated = true;
+    } else if (!this.#authenticated) {
+      return errorReply(respErrors.noAuthHello());
+    }
+    if (op.proto !== null) session.proto = op.proto;
+    if (op.name !== null) session.name = op.name === '' ? null : op.name;
+    return helloReply(session, ctx.serverFacts());
   }
 
   #track(group: Group, result: Promise<Reply>): void {
@@ -330,9 +456,7 @@ export class Connection {
 
   /** A reply that needed no command (an error, or a connection-local answer), in its place. */
   #pushReply(reply: Reply): void {
-    const slot: Slot = { reply: null, command: null, started: performance.now(), shape: undefined };
-    this.#slots.push(slot);
-    this.#finish(slot, reply);
+    this.#finish(this.#slot(null), reply);
   }
 
   #scheduleFlush(): void {
@@ -350,7 +474,7 @@ export class Connection {
     while (this.#head < this.#slots.length) {
       const slot = this.#slots[this.#head]!;
       if (slot.reply === null) break;
-      this.#framing!.encode(slot.reply, out);
+      this.#framing!.encode(slot.reply, out, slot.proto);
       this.#head++;
     }
     if (this.#head === this.#slots.length) {

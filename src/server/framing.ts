@@ -1,4 +1,4 @@
-// The two framings of the client port, chosen per connection: the seed's text lines and RESP2.
+// The two framings of the client port, chosen per connection: the seed's text lines and RESP2/3.
 
 import { toKvError } from '../errors/index.ts';
 import {
@@ -14,7 +14,9 @@ import {
   type RespContext,
   RespDecoder,
   type RespLimits,
+  type RespVersion,
   respErrors,
+  type SessionOp,
 } from '../protocol/index.ts';
 
 /** Where a framing delivers what it decoded, in stream order. */
@@ -25,6 +27,8 @@ export interface FramingSink {
   reply(reply: Reply): void;
   /** The stream cannot be decoded any further: send this reply after the earlier ones, close. */
   fatal(reply: Reply): void;
+  /** A request about the connection itself (HELLO, MULTI, EXEC, ...), answered by it. */
+  session(op: SessionOp): void;
 }
 
 /** Decodes requests from a byte stream and encodes replies, for one connection. */
@@ -32,8 +36,8 @@ export interface Framing {
   readonly name: 'text' | 'resp';
   /** Feeds one chunk (split anywhere); calls `sink` for each complete request. */
   decode(chunk: Buffer, sink: FramingSink): void;
-  /** Appends the reply's bytes to `out`. */
-  encode(reply: Reply, out: Buffer[]): void;
+  /** Appends the reply's bytes to `out`, in RESP version `proto` (text ignores it). */
+  encode(reply: Reply, out: Buffer[], proto: RespVersion): void;
   /** Forgets an unfinished request (the client went away mid-request). */
   reset(): void;
 }
@@ -105,12 +109,13 @@ export class RespFraming implements Framing {
         return;
       }
       if (req.kind === 'reply') sink.reply(req.reply);
+      else if (req.kind === 'session') sink.session(req.op);
       else sink.command(req.cmd, req.shape);
     });
   }
 
-  encode(reply: Reply, out: Buffer[]): void {
-    encodeRespReply(reply, out);
+  encode(reply: Reply, out: Buffer[], proto: RespVersion): void {
+    encodeRespReply(reply, out, proto);
   }
 
   reset(): void {

@@ -93,7 +93,7 @@ describe('RESP2 on one node', () => {
       [['GET'], "ERR wrong number of arguments for 'get' command"],
       [['FLY', 'away'], "ERR unknown command 'FLY', with args beginning with: 'away'"],
       [['CLUSTER', 'INFO'], 'ERR This instance has cluster support disabled'],
-      [['HELLO', '3'], 'NOPROTO unsupported protocol version'],
+      [['HELLO', '4'], 'NOPROTO unsupported protocol version'],
       [
         ['SCAN', '0', 'MATCH', 'r?*'],
         "ERR INVALID_ARGUMENT protocol: MATCH supports only a literal prefix followed by '*'",

@@ -7,12 +7,14 @@ import {
   encodeRespReply,
   encodeTextReply,
   errorReply,
+  helloReply,
   parseRespRequest,
   patternPrefix,
   RESP_COMMANDS,
   type Reply,
   type RespContext,
   type RespRequest,
+  type RespVersion,
 } from '../../src/protocol/index.ts';
 import { ScanCursorTable } from '../../src/server/scan-cursors.ts';
 
@@ -23,7 +25,7 @@ const cursors = new ScanCursorTable({ max: 100, ttlMs: 60_000 });
 function ctx(): RespContext {
   return {
     limits: LIMITS,
-    session: { id: 7, name: null, libName: null, libVer: null },
+    session: { id: 7, name: null, libName: null, libVer: null, proto: 2 },
     server: () => ({ version: '9.9.9', port: 6379, connectedClients: 3, uptimeSeconds: 90000 }),
     cursors,
   };
@@ -45,9 +47,9 @@ const replyOf = (c: RespContext, ...args: string[]): Reply => {
   if (r.kind !== 'reply') throw new Error('expected a reply');
   return r.reply;
 };
-function wire(reply: Reply): string {
+function wire(reply: Reply, proto: RespVersion = 2): string {
   const out: Buffer[] = [];
-  encodeRespReply(reply, out);
+  encodeRespReply(reply, out, proto);
   return Buffer.concat(out).toString('latin1');
 }
 /** The RESP error line a malformed request gets. */
@@ -220,17 +222,64 @@ describe('parseRespRequest: data commands', () => {
 });
 
 describe('parseRespRequest: connection and server commands', () => {
-  it('HELLO: RESP2 only; HELLO 3 gets NOPROTO so clients fall back', () => {
-    expect(errorOf('HELLO', '3')).toBe('-NOPROTO unsupported protocol version');
+  it('HELLO parses into a request the connection answers; versions 2 and 3, else NOPROTO', () => {
+    expect(errorOf('HELLO', '4')).toBe('-NOPROTO unsupported protocol version');
+    expect(errorOf('HELLO', '1')).toBe('-NOPROTO unsupported protocol version');
     expect(errorOf('HELLO', 'x')).toBe('-ERR Protocol version is not an integer or out of range');
+    expect(errorOf('HELLO', '3', 'AUTH', 'default')).toBe('-ERR syntax error');
+    expect(errorOf('HELLO', '3', 'SETNAME', 'a b')).toMatch(/^-ERR Client names cannot contain/);
     const c = ctx();
-    expect(wire(replyOf(c, 'HELLO', '2', 'SETNAME', 'app'))).toBe(
+    expect(parse(c, 'HELLO', '3', 'AUTH', 'default', 'pw', 'SETNAME', 'app')).toEqual({
+      kind: 'session',
+      op: { op: 'hello', proto: 3, user: 'default', password: b('pw'), name: 'app' },
+    });
+    expect(parse(c, 'hello')).toEqual({
+      kind: 'session',
+      op: { op: 'hello', proto: null, user: null, password: null, name: null },
+    });
+    for (const op of ['multi', 'exec', 'discard']) {
+      expect(parse(c, op.toUpperCase())).toEqual({ kind: 'session', op: { op } });
+    }
+    expect(wire(replyOf(c, 'UNWATCH'))).toBe('+OK\r\n');
+  });
+
+  it("HELLO's answer is a map: a flat array in RESP2, a RESP3 map after HELLO 3", () => {
+    const c = ctx();
+    const facts = c.server();
+    const tail =
+      '$2\r\nid\r\n:7\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n' +
+      '$7\r\nmodules\r\n*0\r\n';
+    expect(wire(helloReply(c.session, facts))).toBe(
       '*14\r\n$6\r\nserver\r\n$7\r\nkvstore\r\n$7\r\nversion\r\n$5\r\n9.9.9\r\n$5\r\nproto\r\n:2\r\n' +
-        '$2\r\nid\r\n:7\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n' +
-        '$7\r\nmodules\r\n*0\r\n',
+        tail,
     );
-    expect(c.session.name).toBe('app');
-    expect(wire(replyOf(c, 'HELLO'))).toMatch(/^\*14\r\n/);
+    c.session.proto = 3;
+    expect(wire(helloReply(c.session, facts), 3)).toBe(
+      '%7\r\n$6\r\nserver\r\n$7\r\nkvstore\r\n$7\r\nversion\r\n$5\r\n9.9.9\r\n$5\r\nproto\r\n:3\r\n' +
+        tail,
+    );
+  });
+
+  it('RESP3 encodes null, maps, sets and doubles; RESP2 keeps its forms for the same replies', () => {
+    const both = (r: Reply) => [wire(r, 2), wire(r, 3)];
+    expect(both({ type: 'not_found' })).toEqual(['$-1\r\n', '_\r\n']);
+    expect(both({ type: 'array', items: null })).toEqual(['*-1\r\n', '_\r\n']);
+    expect(both({ type: 'keys', keys: [b('a')], paged: true, next: null })).toEqual([
+      '*2\r\n*1\r\n$1\r\na\r\n$-1\r\n',
+      '*2\r\n*1\r\n$1\r\na\r\n_\r\n',
+    ]);
+    expect(both({ type: 'set', items: [{ type: 'status', text: 'readonly' }] })).toEqual([
+      '*1\r\n+readonly\r\n',
+      '~1\r\n+readonly\r\n',
+    ]);
+    expect(both({ type: 'double', value: 1.5 })).toEqual(['$3\r\n1.5\r\n', ',1.5\r\n']);
+    expect(wire({ type: 'double', value: -Infinity }, 3)).toBe(',-inf\r\n');
+    expect(wire({ type: 'double', value: Number.NaN }, 3)).toBe(',nan\r\n');
+    const mget: Reply = {
+      type: 'array',
+      items: [{ type: 'value', value: b('v') }, { type: 'not_found' }],
+    };
+    expect(both(mget)).toEqual(['*2\r\n$1\r\nv\r\n$-1\r\n', '*2\r\n$1\r\nv\r\n_\r\n']);
   });
 
   it('CLIENT SETNAME/GETNAME/ID/SETINFO keep per-connection state', () => {
@@ -269,11 +318,13 @@ describe('parseRespRequest: connection and server commands', () => {
     expect(auth.kind === 'command' && auth.cmd).toEqual({
       type: 'auth',
       password: Buffer.from('pw'),
+      named: false,
     });
     const named = parse(c, 'AUTH', 'default', 'pw');
     expect(named.kind === 'command' && named.cmd).toEqual({
       type: 'auth',
       password: Buffer.from('pw'),
+      named: true,
     });
     expect(wire(replyOf(c, 'AUTH', 'alice', 'pw'))).toMatch(/^-WRONGPASS /);
   });

@@ -1,0 +1,140 @@
+// MULTI/EXEC/DISCARD for one connection: the queue, its bounds, and EXEC's in-order run.
+
+import { KvError } from '../errors/index.ts';
+import { type Command, errorReply, type Reply } from '../protocol/index.ts';
+
+/** A request queued between MULTI and EXEC. */
+export type Queued =
+  | { readonly kind: 'command'; readonly cmd: Command; readonly shape?: (r: Reply) => Reply }
+  /** A connection-local answer (ECHO, CLIENT ID, ...), computed when it was queued. */
+  | { readonly kind: 'reply'; readonly reply: Reply };
+
+/** Most commands one transaction may queue. */
+export const MAX_QUEUED = 100_000;
+/** Bytes charged per queued command on top of its keys and values. */
+const ENTRY_OVERHEAD = 64;
+
+const QUEUED: Reply = { type: 'status', text: 'QUEUED' };
+
+/** Key and value bytes a command holds while queued. */
+function bytesOf(cmd: Command): number {
+  switch (cmd.type) {
+    case 'put':
+      return cmd.key.length + cmd.value.length;
+    case 'get':
+    case 'remove':
+      return cmd.key.length;
+    case 'mset':
+      return cmd.entries.reduce((n, [k, v]) => n + k.length + v.length, 0);
+    case 'del':
+    case 'exists':
+    case 'mget':
+      return cmd.keys.reduce((n, k) => n + k.length, 0);
+    case 'range':
+      return cmd.start.length + cmd.end.length;
+    case 'prefix':
+      return cmd.prefix.length;
+    default:
+      return 0;
+  }
+}
+
+/**
+ * One open transaction (after MULTI). Commands are only queued, never run, until EXEC; a
+ * command refused while queueing (unknown, malformed, NOT_ATOMIC, NOAUTH, over the bounds)
+ * marks it failed, and its EXEC then answers EXECABORT and runs nothing. At most MAX_QUEUED
+ * commands and `maxBytes` of keys and values are held.
+ */
+export class Transaction {
+  readonly #maxBytes: number;
+  #items: Queued[] = [];
+  #bytes = 0;
+  #failed = false;
+
+  constructor(maxBytes: number) {
+    this.#maxBytes = maxBytes;
+  }
+
+  /** True once a command was refused while queueing: EXEC will answer EXECABORT. */
+  get failed(): boolean {
+    return this.#failed;
+  }
+
+  /** Marks the transaction failed (a refused command was answered with an error). */
+  fail(): void {
+    this.#failed = true;
+  }
+
+  /** Queues an item; answers QUEUED, or an error (and the transaction is then failed). */
+  add(item: Queued): Reply {
+    if (item.kind === 'reply' && item.reply.type === 'error') {
+      this.#failed = true;
+      return item.reply;
+    }
+    const bytes = ENTRY_OVERHEAD + (item.kind === 'command' ? bytesOf(item.cmd) : 0);
+    if (this.#items.length >= MAX_QUEUED || this.#bytes + bytes > this.#maxBytes) {
+      this.#failed = true;
+      return errorReply(
+        new KvError(
+          'KV_ERR_LIMIT_EXCEEDED',
+          `server: a transaction holds at most ${MAX_QUEUED} commands and ${this.#maxBytes} bytes`,
+        ),
+      );
+    }
+    this.#bytes += bytes;
+    this.#items.push(item);
+    return QUEUED;
+  }
+
+  /** The queued items, in order (the transaction is over). */
+  take(): readonly Queued[] {
+    const items = this.#items;
+    this.#items = [];
+    this.#bytes = 0;
+    return items;
+  }
+}
+
+/**
+ * EXEC: runs the queued items one after another, in order, each waiting for the one before, and
+ * answers one array of their replies. When a command fails (a quorum not met, storage), the
+ * commands after it are not run: each answers NOT_RUN. `run` executes one command; `failure`
+ * turns a thrown error into its reply.
+ */
+export async function execQueued(
+  items: readonly Queued[],
+  run: (cmd: Command) => Reply | Promise<Reply>,
+  failure: (err: unknown) => Reply,
+): Promise<Reply> {
+  const out: Reply[] = [];
+  let failedAt = -1;
+  for (const [i, item] of items.entries()) {
+    if (failedAt !== -1) {
+      out.push(notRun(failedAt));
+      continue;
+    }
+    if (item.kind === 'reply') {
+      out.push(item.reply);
+      continue;
+    }
+    let reply: Reply;
+    try {
+      reply = await run(item.cmd);
+      if (reply.type !== 'error' && item.shape !== undefined) reply = item.shape(reply);
+    } catch (err) {
+      reply = failure(err);
+    }
+    if (reply.type === 'error') failedAt = i + 1;
+    out.push(reply);
+  }
+  return { type: 'array', items: out };
+}
+
+function notRun(failedAt: number): Reply {
+  return errorReply(
+    new KvError(
+      'KV_ERR_NOT_RUN',
+      `server: not run, because command ${failedAt} of this EXEC failed before it`,
+    ),
+  );
+}
