@@ -31,6 +31,13 @@ export type CliCommand =
   | { readonly name: 'decommission-status' }
   | { readonly name: 'shell' }
   | { readonly name: 'verify'; readonly dataDir: string }
+  | { readonly name: 'backup'; readonly target: string; readonly node?: string }
+  | {
+      readonly name: 'restore';
+      readonly source: string;
+      readonly force: boolean;
+      readonly rateBytes: number;
+    }
   | { readonly name: 'help' };
 
 /** TLS to the client port: on with --tls, --tls-ca-file or --tls-insecure (or their KVCTL_* vars). */
@@ -69,6 +76,14 @@ commands:
   decommission-status                        the node's decommission state and progress
   verify <data-dir>                          check a node's data directory offline (log CRCs,
                                              LMDB file and entries, metadata); exit 1 on problems
+  backup <dir|-> [--node NAME]               back up the whole cluster (every key once, newest
+                                             version, tombstones included) or NAME's records into
+                                             a new directory, or as a tar on stdout (-); admin,
+                                             HTTP port; progress on stderr (docs/backup.md)
+  restore <dir|-> [--force] [--rate-bytes N] check a backup (directory, or tar on stdin), then
+                                             write every record, version kept, to its owners in
+                                             this cluster; refused into a cluster holding data
+                                             unless --force; run again to finish an interrupted one
   shell                                      interactive session: type protocol lines
                                              (PUT k v, GET k, RANGE a b LIMIT 10, ...);
                                              reads piped stdin too; exit, quit or EOF leave
@@ -208,11 +223,53 @@ function parseCommand(name: string, args: readonly string[]): CliCommand {
     case 'verify':
       exactly(name, args, 1, '<data-dir>');
       return { name, dataDir: args[0]! };
+    case 'backup': {
+      const { positional, values } = options(name, args, ['--node'], []);
+      exactly(name, positional, 1, '<dir|-> [--node NAME]');
+      const node = values.get('--node');
+      return { name, target: positional[0]!, ...(node ? { node } : {}) };
+    }
+    case 'restore': {
+      const { positional, values, flags } = options(name, args, ['--rate-bytes'], ['--force']);
+      exactly(name, positional, 1, '<dir|-> [--force] [--rate-bytes N]');
+      const rate = values.get('--rate-bytes');
+      const rateBytes = rate === undefined ? 0 : intOption('--rate-bytes', rate, 1, 2 ** 40);
+      return { name, source: positional[0]!, force: flags.has('--force'), rateBytes };
+    }
     case 'help':
       return { name };
     default:
       throw new UsageError(`unknown command '${name}'`);
   }
+}
+
+/** Splits a command's words into positionals, `--name value` options and `--flag`s. */
+function options(
+  name: string,
+  args: readonly string[],
+  valued: readonly string[],
+  bare: readonly string[],
+): { positional: string[]; values: Map<string, string>; flags: Set<string> } {
+  const out = {
+    positional: [] as string[],
+    values: new Map<string, string>(),
+    flags: new Set<string>(),
+  };
+  for (let i = 0; i < args.length; i++) {
+    const [flag, inline] = splitEquals(args[i]!);
+    if (!flag.startsWith('--') || flag === '-') {
+      out.positional.push(args[i]!);
+    } else if (valued.includes(flag)) {
+      const value = inline ?? args[++i];
+      if (!value) throw new UsageError(`${name}: ${flag} needs a value`);
+      out.values.set(flag, value);
+    } else if (bare.includes(flag) && inline === undefined) {
+      out.flags.add(flag);
+    } else {
+      throw new UsageError(`${name}: unknown option '${flag}'`);
+    }
+  }
+  return out;
 }
 
 interface ScanArgs {

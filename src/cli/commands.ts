@@ -11,7 +11,17 @@ export interface CliOutput {
 
 type OneShot = Exclude<
   CliCommand,
-  { name: 'shell' | 'help' | 'cluster' | 'decommission' | 'decommission-status' | 'verify' }
+  {
+    name:
+      | 'shell'
+      | 'help'
+      | 'cluster'
+      | 'decommission'
+      | 'decommission-status'
+      | 'verify'
+      | 'backup'
+      | 'restore';
+  }
 >;
 
 /**

@@ -29,6 +29,14 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<nu
       const { verify } = await import('./verify.ts');
       return await verify(cmd.dataDir, out);
     }
+    if (cmd.name === 'backup') {
+      const { backup } = await import('./backup.ts');
+      return await backup(admin, cmd, out);
+    }
+    if (cmd.name === 'restore') {
+      const { restore } = await import('./restore.ts');
+      return await restore(admin, cmd, out);
+    }
     if (cmd.name === 'decommission') return await decommission(admin, cmd.wait, out);
     if (cmd.name === 'decommission-status') return await decommissionStatus(admin, out);
     const tls = clientTls(args.tls);

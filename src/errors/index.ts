@@ -46,6 +46,8 @@ export const ERROR_CODES = {
     'a flag, an environment variable or a file it names is invalid; the process does not start (exit code 2)',
   KV_ERR_DATA_DIR_LOCKED:
     'another process holds the --data-dir lock; the node does not start (exit code 2)',
+  KV_ERR_BACKUP:
+    'a backup or restore could not go on: the ring moved, a member could not be read, a backup file is damaged or incomplete, or the cluster to restore into is not empty',
   KV_ERR_NOT_REPRESENTABLE:
     'a key or value written over RESP cannot be expressed on a text-protocol line (whitespace, control bytes, a newline); read it over RESP',
   KV_ERR_NOT_ATOMIC:

@@ -2,6 +2,7 @@
 
 import type { Registry } from 'prom-client';
 import { peerProof } from '../auth/index.ts';
+import { BackupSessions, backupRoutes } from '../backup/index.ts';
 import type { Config } from '../config/index.ts';
 import { ClusterCoordinator } from '../coordinator/index.ts';
 import { KvError } from '../errors/index.ts';
@@ -23,7 +24,7 @@ import {
   staticSource,
   Topology,
 } from '../membership/index.ts';
-import type { Logger } from '../observability/index.ts';
+import type { Logger, StreamRoute } from '../observability/index.ts';
 import { PeerPool, PeerServer } from '../peer/index.ts';
 import {
   collectTombstones,
@@ -55,6 +56,8 @@ export interface Cluster {
   decommission(): unknown;
   /** GET /admin/decommission. */
   decommissionStatus(): unknown;
+  /** Backup and restore endpoints (GET /admin/backup, POST /admin/restore/...). */
+  readonly streams: Readonly<Record<string, StreamRoute>>;
   stop(): Promise<void>;
 }
 
@@ -131,6 +134,7 @@ export async function startCluster(
     ),
   );
   const versions = new RemoteVersions({ clock: storage.clock, registry, logger: log });
+  const backups = new BackupSessions(storage, incarnation.id);
   const peerServer = await PeerServer.start({
     host: config.peerHost,
     port: config.peerPort,
@@ -142,6 +146,7 @@ export async function startCluster(
       clusterSecret: secret,
       versions,
       maxClockOffsetMs: config.maxClockOffsetMs,
+      methods: backups.methods(),
     }),
     logger: log,
     registry,
@@ -363,7 +368,16 @@ export async function startCluster(
       return { status: rb.status, transfer: rb.progress };
     },
     decommissionStatus: () => ({ status: rb.status, transfer: rb.progress }),
+    streams: backupRoutes({
+      self,
+      sessions: backups,
+      call,
+      topology: topo,
+      replicas,
+      logger: log,
+    }),
     async stop() {
+      backups.close();
       clearInterval(gcTimer);
       membership.stop();
       await rb.stop();

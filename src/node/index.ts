@@ -85,6 +85,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
       },
       logger: log,
       routes: adminRoutes(cluster),
+      streams: cluster.streams,
       ...(secrets.clusterSecret ? { authorize: adminAuth(secrets.clusterSecret, registry) } : {}),
     });
   } catch (err) {

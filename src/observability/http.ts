@@ -1,6 +1,6 @@
 // The HTTP port: /metrics (Prometheus text exposition), /healthz (alive), /readyz (serving).
 
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { listen } from '../net/index.ts';
@@ -20,6 +20,8 @@ export interface HttpOptions {
   readonly logger: Logger;
   /** Extra JSON endpoints by `METHOD /path` (admin calls); they answer `{ status, body }`. */
   readonly routes?: Readonly<Record<string, AdminRoute>>;
+  /** Admin endpoints that read the request and write the response themselves (backups). */
+  readonly streams?: Readonly<Record<string, StreamRoute>>;
   /**
    * Checks a route call's Authorization header; a false answers 401 with `WWW-Authenticate:
    * <scheme>` and the route does not run. Absent: routes are open. /metrics, /healthz and
@@ -36,6 +38,16 @@ export type AdminRoute = () =>
   | { status: number; body: unknown }
   | Promise<{ status: number; body: unknown }>;
 
+/**
+ * An admin endpoint that handles the request itself (a streamed body either way). A rejection
+ * before it wrote anything answers 500 with the error; after that, the connection is closed.
+ */
+export type StreamRoute = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  query: URLSearchParams,
+) => Promise<void>;
+
 /** A started HTTP server; `port` is the bound port (useful when 0 was asked). */
 export interface HttpEndpoint {
   readonly port: number;
@@ -45,10 +57,12 @@ export interface HttpEndpoint {
 /** Starts the HTTP server. Resolves once it listens; rejects if it cannot bind. */
 export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
   const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    const route = opts.routes?.[`${req.method} ${path}`];
+    const [path, search] = (req.url ?? '/').split('?', 2);
+    const name = `${req.method} ${path}`;
+    const route = opts.routes?.[name];
+    const stream = opts.streams && Object.hasOwn(opts.streams, name) ? opts.streams[name] : null;
     if (
-      route &&
+      (route || stream) &&
       opts.authorize &&
       !opts.authorize.check(req.method!, path!, req.headers.authorization)
     ) {
@@ -58,6 +72,17 @@ export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
           'www-authenticate': opts.authorize.scheme,
         })
         .end(`${JSON.stringify({ error: 'admin: authentication required (cluster secret)' })}\n`);
+      return;
+    }
+    if (stream) {
+      stream(req, res, new URLSearchParams(search ?? '')).catch((err: unknown) => {
+        opts.logger.error({ err, path }, 'admin call failed');
+        if (res.headersSent) return void res.destroy();
+        const message = err instanceof Error ? err.message : String(err);
+        res
+          .writeHead(500, { 'content-type': 'application/json' })
+          .end(`${JSON.stringify({ error: message })}\n`);
+      });
       return;
     }
     if (route) {

@@ -8,7 +8,13 @@ export {
   HotGauge,
   HotHistogram,
 } from './hot-metrics.ts';
-export { type AdminRoute, type HttpEndpoint, type HttpOptions, startHttp } from './http.ts';
+export {
+  type AdminRoute,
+  type HttpEndpoint,
+  type HttpOptions,
+  type StreamRoute,
+  startHttp,
+} from './http.ts';
 export { createLogger, type Logger } from './logger.ts';
 
 const NON_COUNTER_TOTALS = [

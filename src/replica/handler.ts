@@ -26,6 +26,11 @@ export interface ReplicaHandlerOptions {
   readonly maxClockOffsetMs?: number;
   /** The check of versions in `apply` requests (default: storage's clock, metrics unexported). */
   readonly versions?: RemoteVersions;
+  /**
+   * More peer methods by name (backup sessions), served after authentication like the others;
+   * each checks its own body.
+   */
+  readonly methods?: Readonly<Record<string, (body: unknown) => unknown>>;
 }
 
 /**
@@ -95,11 +100,15 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
         checkIncarnation(req.i);
         return localScan(storage, req);
       }
-      default:
+      default: {
+        const more =
+          opts.methods && Object.hasOwn(opts.methods, method) ? opts.methods[method] : null;
+        if (more) return more(body);
         throw new KvError(
           'KV_ERR_UNKNOWN_COMMAND',
           `replica: unknown peer method '${method.slice(0, 64)}'`,
         );
+      }
     }
   }
 }

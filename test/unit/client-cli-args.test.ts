@@ -36,6 +36,28 @@ describe('kvctl arguments', () => {
     });
   });
 
+  it('parses backup and restore with their options, and refuses what they do not take', () => {
+    expect(parseArgs(['backup', '--node', 'kvstore-1', 'dir'], {}).command).toEqual({
+      name: 'backup',
+      target: 'dir',
+      node: 'kvstore-1',
+    });
+    expect(parseArgs(['backup', '-'], {}).command).toEqual({ name: 'backup', target: '-' });
+    expect(parseArgs(['restore', '-', '--force', '--rate-bytes=1000'], {}).command).toEqual({
+      name: 'restore',
+      source: '-',
+      force: true,
+      rateBytes: 1000,
+    });
+    expect(() => parseArgs(['backup'], {})).toThrow(/backup expects <dir\|->/);
+    expect(() => parseArgs(['backup', 'a', 'b'], {})).toThrow(/backup expects/);
+    expect(() => parseArgs(['restore', 'd', '--forse'], {})).toThrow(/unknown option '--forse'/);
+    expect(() => parseArgs(['restore', 'd', '--rate-bytes', '0'], {})).toThrow(
+      /--rate-bytes must be/,
+    );
+    expect(() => parseArgs(['backup', 'd', '--node'], {})).toThrow(/--node needs a value/);
+  });
+
   it('joins the value words of put, even ones that look like options', () => {
     expect(parseArgs(['put', 'k', 'a', 'b', '--c'], {}).command).toEqual({
       name: 'put',
