@@ -3,8 +3,8 @@
 #
 # Usage: scripts/build-skaffold.sh
 # Prints `skaffold=<absolute path>` and `helm3=<absolute path>` on stdout; progress goes to
-# stderr. A cached binary that reports the pinned version is reused. Cold, the builds take about
-# 12 (skaffold) and 5 (helm 3) minutes on 2 cores. test/k8s/skaffold.test.ts runs this to check
+# stderr. A cached binary that reports the pinned version is reused. Cold, the builds took 13
+# (skaffold) and 11 (helm 3) minutes on 2 shared cores. test/k8s/skaffold.test.ts runs this to check
 # skaffold.yaml with the real skaffold (`skaffold diagnose`, `skaffold render`).
 #
 # Why a second Helm: skaffold v2 runs `helm version --client` and passes itself to
@@ -43,8 +43,9 @@ works() {
 }
 
 # build <name> <wrapper> <package> <version> <ldflags>
+# build <name> <wrapper> <package> <version> <ldflags> <minutes: first build on 2 shared cores>
 build() {
-  local name=$1 wrapper=$2 package=$3 v=$4 ldflags=$5 dest tmp start
+  local name=$1 wrapper=$2 package=$3 v=$4 ldflags=$5 minutes=$6 dest tmp start
   dest=$cache/$name-$v
   if works "$dest/${package##*/}" "$v"; then
     echo "$name=$dest/${package##*/}"
@@ -57,7 +58,7 @@ build() {
   if ! works "$dest/${package##*/}" "$v"; then
     tmp=$(mktemp -d "$cache/.build-$name-XXXXXX")
     start=$(date +%s)
-    log "building $name $v ($package) with $(go version | cut -d' ' -f3), -p=$jobs, nice 15 ..."
+    log "building $name $v (first run only, ~$minutes min; $(go version | cut -d' ' -f3), -p=$jobs, nice 15)"
     if ! (
       cd "$root/test/k8s/go/$wrapper"
       CGO_ENABLED=0 GOFLAGS="-p=$jobs -buildvcs=false -mod=readonly" \
@@ -81,5 +82,5 @@ h3=helm.sh/helm/v3
 h3v=$(version helm3 "$h3")
 [[ -n $skv && -n $h3v ]] || { log "no version in test/k8s/go/{skaffold,helm3}/go.mod" && exit 1; }
 
-build skaffold skaffold "$sk/cmd/skaffold" "$skv" "-s -w -X $sk/pkg/skaffold/version.version=$skv"
-build helm3 helm3 "$h3/cmd/helm" "$h3v" "-s -w -X $h3/internal/version.version=$h3v -X $h3/internal/version.gitTreeState=clean"
+build skaffold skaffold "$sk/cmd/skaffold" "$skv" "-s -w -X $sk/pkg/skaffold/version.version=$skv" 13
+build helm3 helm3 "$h3/cmd/helm" "$h3v" "-s -w -X $h3/internal/version.version=$h3v -X $h3/internal/version.gitTreeState=clean" 11

@@ -26,7 +26,7 @@ if ! works "$dest"; then
   if ! works "$dest"; then
     tmp=$(mktemp -d "$cache/.build-XXXXXX")
     start=$(date +%s)
-    log "building docker compose $version with $(go version | cut -d' ' -f3) ..."
+    log "building docker compose $version (first run only, ~14 min; $(go version | cut -d' ' -f3), nice 15)"
     (
       cd "$here/go"
       CGO_ENABLED=0 GOFLAGS="-buildvcs=false -mod=readonly" nice -n 15 go build -trimpath \

@@ -7,16 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { promisify } from 'node:util';
-import { ROOT } from './node-process.ts';
+import { runBuildScript } from './build-script.ts';
 
 const run = promisify(execFile);
 
 /** Builds powerlossfs (cached outside the clone; minutes when cold) and returns its path. */
 export async function buildPowerlossfs(): Promise<string> {
-  const { stdout } = await run(join(ROOT, 'test/powerloss/build-powerlossfs.sh'), [], {
-    timeout: 900_000,
-  });
-  return stdout.trim();
+  return (await runBuildScript('test/powerloss/build-powerlossfs.sh', 900_000)).trim();
 }
 
 /** What a power cut took back (see test/powerloss/go/journal.go). */

@@ -1,11 +1,10 @@
 // docker-compose.yml with the compose v2 plugin and the real engine: `config`, then `up -d` with the image `npm run image` builds, a node killed and restarted, `down` and `up`.
 
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runBuildScript } from '../helpers/build-script.ts';
 import {
   buildImage,
   dockerResult,
@@ -21,7 +20,6 @@ import {
 import { LineClient } from '../helpers/line-client.ts';
 import { cleanup, ROOT, tempDir } from '../helpers/node-process.ts';
 
-const run = promisify(execFile);
 const NODES = ['kvstore1', 'kvstore2', 'kvstore3'];
 /** Host ports the compose file publishes on 127.0.0.1: client 8081..8083, HTTP 9091..9093. */
 const CLIENT = { kvstore1: 8081, kvstore2: 8082, kvstore3: 8083 } as const;
@@ -110,9 +108,7 @@ async function metricsOf(node: keyof typeof HTTP): Promise<string> {
 }
 
 beforeAll(async () => {
-  const { stdout } = await run(join(ROOT, 'test/compose/build-compose.sh'), [], {
-    timeout: 900_000,
-  });
+  const stdout = await runBuildScript('test/compose/build-compose.sh', 900_000);
   dockerConfig = tempDir('kvstore-docker-config-');
   mkdirSync(join(dockerConfig, 'cli-plugins'));
   symlinkSync(stdout.trim(), join(dockerConfig, 'cli-plugins/docker-compose'));

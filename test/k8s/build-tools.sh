@@ -26,6 +26,25 @@ all_tools=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kw
 
 log() { printf '[k8s-tools] %s\n' "$*" >&2; }
 
+# minutes <tool>: about how long its first build takes on 2 shared cores (measured here, rounded
+# up; the first Kubernetes binary also compiles what the others share).
+minutes() {
+  case $1 in
+  kube-apiserver) echo 40 ;;
+  prometheus) echo 27 ;;
+  helm) echo 20 ;;
+  kubelet) echo 16 ;;
+  coredns) echo 15 ;;
+  kwok) echo 13 ;;
+  containerd) echo 12 ;;
+  kube-controller-manager) echo 9 ;;
+  etcd) echo 5 ;;
+  kubectl) echo 4 ;;
+  kube-scheduler | kube-proxy) echo 3 ;;
+  *) echo 1 ;;
+  esac
+}
+
 # wrapper <tool>: the wrapper module directory under test/k8s/go.
 wrapper() {
   case $1 in
@@ -140,7 +159,7 @@ build() {
   local tool=$1 v=$2 dest=$3 tmp start
   tmp=$(mktemp -d "$cache/.build-$tool-XXXXXX")
   start=$(date +%s)
-  log "building $tool $v ($(package "$tool")) with $(go version | cut -d' ' -f3), -p=$jobs, nice 15 ..."
+  log "building $tool $v (first run only, ~$(minutes "$tool") min; $(go version | cut -d' ' -f3), -p=$jobs, nice 15)"
   (
     cd "$here/go/$(wrapper "$tool")"
     CGO_ENABLED=0 GOFLAGS="-p=$jobs -buildvcs=false -mod=readonly" \

@@ -354,6 +354,7 @@ describe('a real node', () => {
   it('helm upgrade works with Helm 3 too (skaffold drives it), given crds.upgrade=false as skaffold.yaml sets', async () => {
     const built = await run('bash', [join(ROOT, 'scripts/build-skaffold.sh')], {
       timeoutMs: 3 * 60 * 60_000,
+      stderrTo: process.stderr,
     });
     const helm3 = /^helm3=(.+)$/m.exec(built.stdout)?.[1];
     if (!helm3) throw new Error(`build-skaffold.sh did not report helm3: ${built.stdout}`);

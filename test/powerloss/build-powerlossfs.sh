@@ -22,7 +22,7 @@ if [[ ! -x $dest ]]; then
   if [[ ! -x $dest ]]; then
     tmp=$(mktemp -d "$cache/.build-XXXXXX")
     start=$(date +%s)
-    log "building powerlossfs $key with $(go version | cut -d' ' -f3) ..."
+    log "building powerlossfs $key (after a change to its source or first run, ~2 min; $(go version | cut -d' ' -f3), nice 15)"
     (
       cd "$here/go"
       CGO_ENABLED=0 GOFLAGS="-buildvcs=false -mod=readonly" nice -n 15 go build -trimpath \
