@@ -173,6 +173,15 @@ const options = {
     .describe('age before a fully replicated tombstone is collected'),
   /** How often tombstone collection runs. */
   gcIntervalMs: positive.default(60_000).describe('tombstone collection interval'),
+  /** How often the expiry sweeper turns expired keys into tombstones (reads hide them at once). */
+  expirySweepIntervalMs: positive
+    .default(1000)
+    .describe('interval of the sweep that turns expired keys into tombstones'),
+  /** Most keys one expiry sweep handles; a full batch is followed by the next at once. */
+  expirySweepBatch: positive
+    .max(1_000_000)
+    .default(1000)
+    .describe('most keys one expiry sweep handles'),
   /** Most hints (writes kept for down replicas) stored on this node. */
   maxHints: z.coerce
     .number()

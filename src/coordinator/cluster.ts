@@ -6,12 +6,14 @@ import { type CounterCell, HotCounter } from '../observability/index.ts';
 import type { Command, Reply } from '../protocol/index.ts';
 import type { Replicas, WireEntry } from '../replica/index.ts';
 import {
-  compareVersions,
+  compareRecords,
   decodeRecord,
   encodeRecord,
+  isLive,
   type Storage,
   type StoredRecord,
 } from '../storage/index.ts';
+import { executeExpiry, type RecordAccess } from './expiry.ts';
 import { estimateKeys, executeMulti, infoSections, type KeyspaceSource } from './multi.ts';
 import { type QuorumGroup, quorum, type TargetedResult, targetedQuorum } from './quorum.ts';
 
@@ -69,6 +71,14 @@ export class ClusterCoordinator implements Coordinator {
 
   constructor(opts: ClusterOptions) {
     this.#o = opts;
+    this.#io = {
+      clock: opts.storage.clock,
+      read: async (key) => (this.#alone(key) ? (opts.storage.get(key) ?? null) : this.#read(key)),
+      write: async (key, record) => {
+        if (this.#alone(key)) await opts.storage.apply(key, record);
+        else await this.#write(key, record);
+      },
+    };
     this.#repairs = new Counter({
       name: 'kvstore_read_repairs_total',
       help: 'Replicas sent a newer version because a read found them stale.',
@@ -93,15 +103,20 @@ export class ClusterCoordinator implements Coordinator {
   execute(cmd: Command): Reply | Promise<Reply> {
     switch (cmd.type) {
       case 'put': {
+        if (cmd.expiry || cmd.keepTtl) return executeExpiry(cmd, this.#io);
         const record = { version: this.#o.storage.clock.now(), tombstone: false, value: cmd.value };
         if (this.#alone(cmd.key)) return this.#o.storage.apply(cmd.key, record).then(() => OK);
         return this.#write(cmd.key, record);
       }
       case 'get': {
         if (!this.#alone(cmd.key)) return this.#get(cmd.key);
-        const rec = this.#o.storage.get(cmd.key);
-        return rec && !rec.tombstone ? { type: 'value', value: rec.value } : NOT_FOUND;
+        return this.#valueOf(this.#o.storage.get(cmd.key) ?? null);
       }
+      case 'expire':
+      case 'persist':
+      case 'ttl':
+      case 'getex':
+        return executeExpiry(cmd, this.#io);
       case 'remove': {
         if (!this.#alone(cmd.key)) return this.#remove(cmd.key);
         const gone = this.#o.storage.removeIfLive(cmd.key, this.#o.storage.clock.now());
@@ -115,6 +130,7 @@ export class ClusterCoordinator implements Coordinator {
           isUp: this.#o.isUp,
           readQuorum: this.#o.readQuorum,
           maxScanKeys: this.#o.maxScanKeys,
+          now: () => this.#o.storage.clock.wallNow(),
         });
       case 'ping':
         return PONG;
@@ -140,13 +156,24 @@ export class ClusterCoordinator implements Coordinator {
     }
   }
 
+  /** Reads and writes for the expiry commands: local when this node is the key's only replica. */
+  readonly #io: RecordAccess;
+
+  /** A record as GET answers it: its value when live (not a tombstone, not expired). */
+  #valueOf(rec: StoredRecord | null): Reply {
+    return rec && isLive(rec, this.#o.storage.clock.wallNow())
+      ? { type: 'value', value: rec.value }
+      : NOT_FOUND;
+  }
+
   #keyspace(): KeyspaceSource {
     const o = this.#o;
     return {
       self: o.replicas.self,
       topology: o.topology,
       isUp: o.isUp,
-      liveKeys: () => o.storage.stats().liveKeys,
+      // Expired records not turned into tombstones yet do not count.
+      liveKeys: () => o.storage.stats().liveKeys - o.storage.dueCount(o.storage.clock.wallNow()),
       readQuorum: o.readQuorum,
       writeQuorum: o.writeQuorum,
     };
@@ -193,7 +220,7 @@ export class ClusterCoordinator implements Coordinator {
     for (const raw of answers.values()) {
       if (raw === null) continue;
       const rec = decodeRecord(raw);
-      if (newest === null || compareVersions(rec.version, newest.version) > 0) {
+      if (newest === null || compareRecords(rec, newest) > 0) {
         newest = rec;
         newestRaw = raw;
       }
@@ -247,8 +274,7 @@ export class ClusterCoordinator implements Coordinator {
       if (!owners.includes(name)) continue;
       call.then(
         (theirs) => {
-          if (theirs !== null && compareVersions(decodeRecord(theirs).version, newest.version) >= 0)
-            return;
+          if (theirs !== null && compareRecords(decodeRecord(theirs), newest) >= 0) return;
           this.#repairs.inc();
           this.#o.replicas.apply(name, [[key, raw]]).catch(() => this.#o.hint(name, key, raw));
         },
@@ -258,13 +284,12 @@ export class ClusterCoordinator implements Coordinator {
   }
 
   async #get(key: Buffer): Promise<Reply> {
-    const rec = await this.#read(key);
-    return rec && !rec.tombstone ? { type: 'value', value: rec.value } : NOT_FOUND;
+    return this.#valueOf(await this.#read(key));
   }
 
   async #remove(key: Buffer): Promise<Reply> {
     const rec = await this.#read(key);
-    if (!rec || rec.tombstone) return NOT_FOUND;
+    if (!rec || !isLive(rec, this.#o.storage.clock.wallNow())) return NOT_FOUND;
     const clock = this.#o.storage.clock;
     clock.observe(rec.version);
     await this.#write(key, { version: clock.now(), tombstone: true, value: Buffer.alloc(0) });

@@ -11,8 +11,9 @@ import {
   type WireEntry,
 } from '../replica/index.ts';
 import {
-  compareVersions,
+  compareRecords,
   decodeRecord,
+  isLive,
   type ScanBounds,
   type StoredRecord,
 } from '../storage/index.ts';
@@ -24,6 +25,8 @@ export interface ScatterOptions {
   readonly isUp: (name: string) => boolean;
   readonly readQuorum: number;
   readonly maxScanKeys: number;
+  /** The time expiry is judged by (the coordinator's clock, see HybridClock.wallNow). */
+  readonly now: () => number;
 }
 
 type ScanCommand = Extract<Command, { type: 'range' | 'prefix' }>;
@@ -37,8 +40,8 @@ function boundsOf(cmd: ScanCommand): ScanBounds | null {
 /**
  * Answers RANGE/PREFIX as one node holding all data would. Every member is asked for its records
  * (tombstones included) in rounds; a member that had more than it sent bounds the round at its
- * last key, so only keys every member has reported are merged. Per key the newest version wins
- * and tombstones are dropped. Missing answers from more than RF - R members is UNAVAILABLE: then
+ * last key, so only keys every member has reported are merged. Per key the newest record wins
+ * (compareRecords) and tombstones and expired records are dropped. Missing answers from more than RF - R members is UNAVAILABLE: then
  * some key might have fewer than R replicas heard.
  */
 export async function scatterScan(cmd: ScanCommand, o: ScatterOptions): Promise<Reply> {
@@ -81,8 +84,9 @@ export async function scatterScan(cmd: ScanCommand, o: ScatterOptions): Promise<
     });
     checkCoverage(missing, tolerated, members.length);
     const frontier = roundFrontier(replies);
+    const now = o.now();
     mergeNewest(replies, frontier, (key, rec) => {
-      if (!rec.tombstone && keys.length <= cap) keys.push(key);
+      if (isLive(rec, now) && keys.length <= cap) keys.push(key);
     });
     if (frontier === null) break;
     carried = replies
@@ -155,7 +159,7 @@ function mergeNewest(
       if (!e?.[0].equals(min)) continue;
       pos[i]!++;
       const rec = decodeRecord(e[1]);
-      if (best === null || compareVersions(rec.version, best.version) > 0) best = rec;
+      if (best === null || compareRecords(rec, best) > 0) best = rec;
     }
     emit(min, best!);
   }

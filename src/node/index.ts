@@ -14,7 +14,7 @@ import {
   startHttp,
 } from '../observability/index.ts';
 import { KvServer } from '../server/index.ts';
-import { lockDataDir, Storage } from '../storage/index.ts';
+import { ExpirySweeper, lockDataDir, Storage } from '../storage/index.ts';
 import { startCluster } from './cluster.ts';
 import { HEAP_TRIM_DEFAULTS, startHeapTrimmer } from './heap-trim.ts';
 import { loadSecrets } from './secrets.ts';
@@ -97,6 +97,14 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
   }
   ready = true;
   const trimmer = startHeapTrimmer({ ...HEAP_TRIM_DEFAULTS, logger: log, registry });
+  const sweeper = new ExpirySweeper({
+    storage,
+    intervalMs: config.expirySweepIntervalMs,
+    batch: config.expirySweepBatch,
+    registry,
+    logger: log,
+  });
+  sweeper.start();
   const srv = server;
   const web = http;
   const clu = cluster;
@@ -124,6 +132,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
         log.info({ connections: srv.connectionCount }, 'node stopping');
         const deadline = performance.now() + config.shutdownTimeoutMs;
         await srv.shutdown(config.shutdownTimeoutMs);
+        await sweeper.stop();
         // Peers had their chance while clients drained (commands in flight need them): what is
         // left of the cluster's stop gets the rest of the time, at least PEER_STOP_MIN_MS.
         const left = Math.max(PEER_STOP_MIN_MS, deadline - performance.now());

@@ -10,8 +10,40 @@ export interface ScanPage {
   readonly cursor: Buffer | null;
 }
 
+/**
+ * When a key expires: `ms` after the write's own time (relative: EX, PX, EXPIRE, ...) or at `ms`
+ * since the epoch (EXAT, PXAT, EXPIREAT, ...). The coordinator resolves it against its clock.
+ * Parsers have checked it the way Redis does; it may be zero or negative (already expired) only
+ * for the EXPIRE family, which then deletes the key.
+ */
+export interface ExpirySpec {
+  readonly relative: boolean;
+  readonly ms: number;
+}
+
+/** What GETEX does to the key's expiry after reading it. */
+export type ExpiryChange =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'persist' }
+  | { readonly kind: 'set'; readonly expiry: ExpirySpec }
+  /** An option Redis only checks once the key is found: answered with `error` then. */
+  | { readonly kind: 'invalid'; readonly error: KvError };
+
+/** Which TTL query: seconds or ms left (TTL, PTTL), or the absolute expiry (EXPIRETIME, ...). */
+export type TtlForm = 'ttl' | 'pttl' | 'expiretime' | 'pexpiretime';
+
 export type Command =
-  | { readonly type: 'put'; readonly key: Buffer; readonly value: Buffer }
+  /**
+   * A write of a value. `expiry`: the value expires then (an expiry already past deletes the
+   * key); `keepTtl`: the value keeps the expiry the key has (read first); neither: no expiry.
+   */
+  | {
+      readonly type: 'put';
+      readonly key: Buffer;
+      readonly value: Buffer;
+      readonly expiry?: ExpirySpec;
+      readonly keepTtl?: boolean;
+    }
   | { readonly type: 'get'; readonly key: Buffer }
   | { readonly type: 'remove'; readonly key: Buffer }
   /** Keys k with start <= k <= end in byte order. */
@@ -52,7 +84,19 @@ export type Command =
    * INFO's cluster-side sections (`replication`, `keyspace`); `sections` are the lower-case
    * names asked for, empty for all.
    */
-  | { readonly type: 'info'; readonly sections: readonly string[] };
+  | { readonly type: 'info'; readonly sections: readonly string[] }
+  // Expiry (see docs/redis.md, Expiry). Each reads the key (a quorum read), then writes.
+  /**
+   * Sets the key's expiry (an expiry already past deletes it). Answers integer 1, or not_found
+   * when the key is absent or expired (nothing written).
+   */
+  | { readonly type: 'expire'; readonly key: Buffer; readonly expiry: ExpirySpec }
+  /** Removes the expiry. Answers integer 1 when it had one, 0 when not, not_found when absent. */
+  | { readonly type: 'persist'; readonly key: Buffer }
+  /** The key's expiry: integer (see TtlForm), -1 when it has none, not_found when absent. */
+  | { readonly type: 'ttl'; readonly key: Buffer; readonly form: TtlForm }
+  /** GET that may change the expiry: the value (read before the change), or not_found. */
+  | { readonly type: 'getex'; readonly key: Buffer; readonly change: ExpiryChange };
 
 export type CommandType = Command['type'];
 
@@ -73,23 +117,33 @@ export const COMMAND_TYPES: readonly CommandType[] = [
   'mset',
   'dbsize',
   'info',
+  'expire',
+  'persist',
+  'ttl',
+  'getex',
 ];
 
 /**
  * How a command may overlap with its neighbours on one connection: consecutive `write`s (PUT,
- * MSET) or consecutive `read`s may run together; an `exclusive` command (REMOVE, DEL: they read,
- * then write) runs alone, after everything before it and before anything after it.
+ * MSET) or consecutive `read`s may run together; an `exclusive` command (REMOVE, DEL, EXPIRE,
+ * PERSIST, GETEX with an option, SET KEEPTTL: they read, then write) runs alone, after
+ * everything before it and before anything after it.
  */
 export type Ordering = 'read' | 'write' | 'exclusive';
 
 export function orderingOf(cmd: Command): Ordering {
   switch (cmd.type) {
     case 'put':
+      return cmd.keepTtl ? 'exclusive' : 'write';
     case 'mset':
       return 'write';
     case 'remove':
     case 'del':
+    case 'expire':
+    case 'persist':
       return 'exclusive';
+    case 'getex':
+      return cmd.change.kind === 'none' ? 'read' : 'exclusive';
     default:
       return 'read';
   }

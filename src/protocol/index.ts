@@ -5,11 +5,14 @@ export {
   type Command,
   type CommandLimits,
   type CommandType,
+  type ExpiryChange,
+  type ExpirySpec,
   type Ordering,
   orderingOf,
   parseLimit,
   parseScanPage,
   type ScanPage,
+  type TtlForm,
   validateBinaryKey,
   validateKey,
   validateValue,
@@ -41,4 +44,4 @@ export type {
   ServerFacts,
   SessionOp,
 } from './resp-spec.ts';
-export { encodeTextReply, parseTextLine } from './text.ts';
+export { encodeTextReply, parseTextLine, textShape } from './text.ts';

@@ -13,6 +13,7 @@ import {
 import type { Reply } from './reply.ts';
 import { adminCommands } from './resp-admin.ts';
 import { NOT_ATOMIC, notAtomic, respErrors, UNSUPPORTED, unsupported } from './resp-errors.ts';
+import { EXPIRY_COMMANDS, parseSet } from './resp-expiry.ts';
 import {
   bulk,
   integerArg,
@@ -102,15 +103,7 @@ const ONE: readonly [number, number, number] = [1, 1, 1];
 const ALL: readonly [number, number, number] = [1, -1, 1];
 const NO_KEYS: readonly [number, number, number] = [0, 0, 0];
 
-/** SET's options that make it conditional (or read the old value): refused, see notAtomic. */
-const CONDITIONAL_SET = new Set(['NX', 'XX', 'GET', 'IFEQ', 'IFNE', 'IFDEQ', 'IFDNE']);
-
 function put(args: readonly Buffer[], l: CommandLimits): RespRequest {
-  for (let i = 3; i < args.length; i++) {
-    const opt = upper(args[i]);
-    if (CONDITIONAL_SET.has(opt)) throw notAtomic(`SET ... ${opt}`);
-  }
-  if (args.length !== 3) throw respErrors.syntax(); // SET's EX/PX/KEEPTTL
   return run({ type: 'put', key: key(args[1]!, l), value: validateValue(args[2]!, l) });
 }
 
@@ -122,7 +115,7 @@ export const RESP_COMMANDS: Readonly<Record<string, RespSpec>> = {
     keys: ONE,
     run: (a, c) => run({ type: 'get', key: key(a[1]!, c.limits) }),
   },
-  set: { arity: -3, flags: WRITE, keys: ONE, run: (a, c) => put(a, c.limits) },
+  set: { arity: -3, flags: WRITE, keys: ONE, run: (a, c) => parseSet(a, c.limits) },
   put: { arity: 3, flags: WRITE, keys: ONE, run: (a, c) => put(a, c.limits) },
   remove: {
     arity: 2,
@@ -215,6 +208,7 @@ export const RESP_COMMANDS: Readonly<Record<string, RespSpec>> = {
       return run({ type: 'cluster' });
     },
   },
+  ...EXPIRY_COMMANDS,
   ...adminCommands(() => RESP_COMMANDS),
 };
 

@@ -32,6 +32,15 @@ export const respErrors = {
       `ERR Unrecognized option '${opt.toString('latin1').slice(0, 64)}'`,
     ),
   invalidCursor: () => err('KV_ERR_INVALID_ARGUMENT', 'ERR invalid cursor'),
+  /** An expiry out of range (`name`: the command, lower case). */
+  invalidExpire: (name: string) =>
+    err('KV_ERR_INVALID_ARGUMENT', `ERR invalid expire time in '${name}' command`),
+  /** An option EXPIRE does not know. */
+  unsupportedOption: (opt: Buffer) =>
+    err(
+      'KV_ERR_INVALID_ARGUMENT',
+      `ERR Unsupported option ${opt.toString('utf8', 0, 128).replace(/[\r\n]/g, ' ')}`,
+    ),
   clusterDisabled: () =>
     err('KV_ERR_INVALID_ARGUMENT', 'ERR This instance has cluster support disabled'),
   dbOutOfRange: () => err('KV_ERR_INVALID_ARGUMENT', 'ERR DB index is out of range'),

@@ -6,6 +6,7 @@ import {
   type Command,
   type CommandLimits,
   controlByteAt,
+  type ExpirySpec,
   parseScanPage,
   type ScanPageRules,
   validateKey,
@@ -42,6 +43,34 @@ function arity(name: string, want: string): KvError {
   return new KvError('KV_ERR_WRONG_ARITY', `protocol: ${name} expects ${want}`);
 }
 
+/** Words that look like an expiry option: refused after a command that takes none. */
+const EXPIRY_WORDS = new Set(['EX', 'PX', 'EXAT', 'PXAT', 'KEEPTTL', 'TTL', 'PERSIST']);
+
+/** A syntax error for an expiry option given to a command that cannot take one. */
+function noExpiryOption(name: string, args: readonly Buffer[]): void {
+  if (!args.some((a) => EXPIRY_WORDS.has(a.toString('latin1').toUpperCase()))) return;
+  throw new KvError(
+    'KV_ERR_WRONG_ARITY',
+    `protocol: ${name} takes no expiry option; use SETEX <key> <seconds> <value> or EXPIRE <key> <seconds>`,
+  );
+}
+
+/** Largest number of seconds an expiry may be: 2^53 ms. */
+const MAX_TEXT_SECONDS = Math.floor(Number.MAX_SAFE_INTEGER / 1000);
+
+/** A text-protocol expiry: whole seconds from 1 to MAX_TEXT_SECONDS. */
+function seconds(name: string, raw: Buffer): ExpirySpec {
+  const text = raw.toString('latin1');
+  const n = /^[1-9][0-9]{0,15}$/.test(text) ? Number(text) : 0;
+  if (n < 1 || n > MAX_TEXT_SECONDS) {
+    throw new KvError(
+      'KV_ERR_INVALID_ARGUMENT',
+      `protocol: ${name} seconds must be an integer from 1 to ${MAX_TEXT_SECONDS}`,
+    );
+  }
+  return { relative: true, ms: n * 1000 };
+}
+
 /**
  * Parses one line (without its terminator) into a command. Returns null for a blank line, which
  * gets no reply. Throws KvError for anything malformed; the connection stays usable.
@@ -56,6 +85,7 @@ export function parseTextLine(line: Buffer, limits: CommandLimits): Command | nu
   if (nameEnd === -1) nameEnd = line.length;
   const name = line.toString('latin1', start, nameEnd).toUpperCase();
   if (name === 'PUT') return parsePut(line, nameEnd, limits);
+  if (name === 'SETEX') return parseSetex(line, nameEnd, limits);
   if (name === 'AUTH') {
     // The password is every byte after the single space that follows AUTH.
     if (nameEnd >= line.length - 1) throw arity('AUTH', '<password>');
@@ -65,9 +95,29 @@ export function parseTextLine(line: Buffer, limits: CommandLimits): Command | nu
   switch (name) {
     case 'GET':
     case 'REMOVE':
+      noExpiryOption(name, args);
       if (args.length !== 1) throw arity(name, 'one key');
       return { type: name === 'GET' ? 'get' : 'remove', key: validateKey(args[0]!, limits) };
+    case 'EXPIRE':
+      if (args.length !== 2) throw arity(name, '<key> <seconds>');
+      return {
+        type: 'expire',
+        key: validateKey(args[0]!, limits),
+        expiry: seconds(name, args[1]!),
+      };
+    case 'TTL':
+    case 'PTTL':
+      if (args.length !== 1) throw arity(name, 'one key');
+      return {
+        type: 'ttl',
+        key: validateKey(args[0]!, limits),
+        form: name === 'TTL' ? 'ttl' : 'pttl',
+      };
+    case 'PERSIST':
+      if (args.length !== 1) throw arity(name, 'one key');
+      return { type: 'persist', key: validateKey(args[0]!, limits) };
     case 'RANGE':
+      noExpiryOption(name, args.slice(2));
       if (args.length < 2) throw arity(name, '<start> <end> [LIMIT n [CURSOR key]]');
       return {
         type: 'range',
@@ -76,6 +126,7 @@ export function parseTextLine(line: Buffer, limits: CommandLimits): Command | nu
         page: parseScanPage(args.slice(2), limits, TEXT_PAGE),
       };
     case 'PREFIX':
+      noExpiryOption(name, args.slice(1));
       if (args.length < 1) throw arity(name, '<prefix> [LIMIT n [CURSOR key]]');
       return {
         type: 'prefix',
@@ -103,6 +154,35 @@ function parsePut(line: Buffer, nameEnd: number, limits: CommandLimits): Command
   const key = validateKey(line.subarray(keyStart, keyEnd), limits);
   const value = validateValue(line.subarray(keyEnd + 1), limits);
   return { type: 'put', key, value };
+}
+
+/**
+ * `SETEX <key> <seconds> <value>`: PUT with an expiry, as one write. The value is every byte after
+ * the single space that follows the seconds, as for PUT.
+ */
+function parseSetex(line: Buffer, nameEnd: number, limits: CommandLimits): Command {
+  const fields: Buffer[] = [];
+  let at = nameEnd;
+  for (let i = 0; i < 2; i++) {
+    while (at < line.length && line[at] === SPACE) at++;
+    const end = line.indexOf(SPACE, at);
+    if (at >= line.length || end === -1) throw arity('SETEX', '<key> <seconds> <value>');
+    fields.push(line.subarray(at, end));
+    at = end;
+  }
+  const key = validateKey(fields[0]!, limits);
+  const expiry = seconds('SETEX', fields[1]!);
+  return { type: 'put', key, value: validateValue(line.subarray(at + 1), limits), expiry };
+}
+
+const INT_OK = (r: Reply): Reply => (r.type === 'integer' ? { type: 'ok' } : r);
+
+/**
+ * How the text protocol shows a command's reply when it differs from the coordinator's: EXPIRE
+ * and PERSIST answer `OK` (or `NOT_FOUND`), not Redis's integers.
+ */
+export function textShape(cmd: Command): ((r: Reply) => Reply) | undefined {
+  return cmd.type === 'expire' || cmd.type === 'persist' ? INT_OK : undefined;
 }
 
 const OK = Buffer.from('OK\n');
@@ -133,12 +213,12 @@ const KEY_NOT_TEXT = errorLine(
 
 /**
  * Encodes a reply as text. Appends buffers to `out` (so a batch of replies becomes one write):
- * OK, PONG, NOT_FOUND, the raw value, `ERR <CODE> <message>`, or the keys space-separated on one
- * line (empty line when none). A paged answer adds a second line: `END` when complete, or
+ * OK, PONG, NOT_FOUND, the raw value, `ERR <CODE> <message>`, a decimal integer (TTL), or the
+ * keys space-separated on one line (empty line when none). A paged answer adds a second line: `END` when complete, or
  * `MORE <cursor>` where the next page is `... LIMIT n CURSOR <cursor>`.
  * Data written over RESP that a line cannot carry (a value with `\n`; a key with whitespace,
  * control bytes or invalid UTF-8) is answered with `ERR NOT_REPRESENTABLE` instead, so the
- * line framing never breaks. RESP-only replies (integer, status, array, sections) never reach
+ * line framing never breaks. RESP-only replies (status, array, sections) never reach
  * this encoder; if one did, it is answered `ERR INTERNAL`, again one line.
  */
 export function encodeTextReply(reply: Reply, out: Buffer[]): void {
@@ -166,6 +246,8 @@ export function encodeTextReply(reply: Reply, out: Buffer[]): void {
       encodeKeys(reply, out);
       return;
     case 'integer':
+      out.push(Buffer.from(`${reply.value}\n`));
+      return;
     case 'status':
     case 'array':
     case 'sections':

@@ -3,7 +3,14 @@
 import type { Topology } from '../membership/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { Replicas } from '../replica/index.ts';
-import { compareVersions, decodeRecord, type Storage, type Version } from '../storage/index.ts';
+import {
+  compareRecords,
+  decodeRecord,
+  deletedAt,
+  type Storage,
+  type StoredRecord,
+  type Version,
+} from '../storage/index.ts';
 import type { RebalanceMetrics } from './metrics.ts';
 
 export interface GcOptions {
@@ -49,12 +56,13 @@ export async function collectTombstones(o: GcOptions): Promise<number> {
   let removed = 0;
   let after: Buffer | null = null;
   for (;;) {
-    const batch: { key: Buffer; version: Version }[] = [];
+    const batch: { key: Buffer; version: Version; record: StoredRecord }[] = [];
     for (const key of o.storage.tombstoneKeys(after)) {
       after = Buffer.from(key);
       const rec = o.storage.get(key);
-      if (rec?.tombstone && rec.version.wall < cutoff)
-        batch.push({ key: after, version: rec.version });
+      // An expired record's tombstone counts its age from the expiry (deletedAt).
+      if (rec?.tombstone && deletedAt(rec) < cutoff)
+        batch.push({ key: after, version: rec.version, record: rec });
       if (batch.length === BATCH) break;
     }
     if (batch.length === 0) break;
@@ -69,17 +77,20 @@ export async function collectTombstones(o: GcOptions): Promise<number> {
   return removed;
 }
 
-/** True when every one of `members` answers with `t`'s version or newer, or with nothing. */
+/**
+ * True when every one of `members` answers with `t`'s record or one that wins over it
+ * (compareRecords), or with nothing.
+ */
 async function noOlderCopy(
   o: GcOptions,
   members: readonly string[],
-  t: { key: Buffer; version: Version },
+  t: { key: Buffer; record: StoredRecord },
 ): Promise<boolean> {
   try {
     const answers = await Promise.all(members.map((n) => o.replicas.get(n, t.key)));
     return answers.every((raw) => {
       if (raw === null) return true;
-      return compareVersions(decodeRecord(raw).version, t.version) >= 0;
+      return compareRecords(decodeRecord(raw), t.record) >= 0;
     });
   } catch {
     return false;

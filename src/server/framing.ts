@@ -17,6 +17,7 @@ import {
   type RespVersion,
   respErrors,
   type SessionOp,
+  textShape,
 } from '../protocol/index.ts';
 
 /** Where a framing delivers what it decoded, in stream order. */
@@ -68,7 +69,7 @@ export class TextFraming implements Framing {
         sink.reply(errorReply(toKvError(err, 'protocol')));
         return;
       }
-      if (cmd !== null) sink.command(cmd);
+      if (cmd !== null) sink.command(cmd, textShape(cmd));
     });
   }
 

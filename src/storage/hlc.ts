@@ -99,6 +99,17 @@ export class HybridClock {
     return true;
   }
 
+  /**
+   * The time expiry is judged by (ms since the epoch): the physical clock, or the clock's own
+   * wall time when that is ahead (a version observed from a node up to --max-clock-offset-ms
+   * ahead). It never goes back while the process runs, so a key seen expired stays expired.
+   */
+  wallNow(): number {
+    const pt = this.#physical();
+    if (pt > this.#wall) return pt;
+    return this.#wall;
+  }
+
   /** How many ms `v` is ahead of this node's physical clock (negative when behind). */
   aheadMs(v: Version): number {
     return v.wall - this.#physical();

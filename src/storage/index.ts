@@ -13,8 +13,13 @@ export {
   type Version,
 } from './hlc.ts';
 export {
+  compareRecords,
   decodeRecord,
+  deletedAt,
   encodeRecord,
+  expiredForm,
+  isLive,
+  MAX_EXPIRES_AT,
   MAX_KEY_BYTES,
   RECORD_HEADER_BYTES,
   type StoredRecord,
@@ -22,4 +27,5 @@ export {
 } from './record.ts';
 export type { ScanBounds, ScannedRecord } from './scan.ts';
 export { type Entry, Storage, type StorageOptions } from './store.ts';
+export { ExpirySweeper, type SweeperOptions } from './sweeper.ts';
 export { type StoreCheck, verifyStore } from './verify.ts';

@@ -1,39 +1,78 @@
-// Binary codec of a stored record: version, tombstone flag and value in one LMDB value.
+// Binary codec of a stored record: version, tombstone flag, expiry and value in one LMDB value.
 
 import { KvError } from '../errors/index.ts';
-import { MAX_VALID_WALL, type Version } from './hlc.ts';
+import { compareVersions, MAX_VALID_WALL, type Version } from './hlc.ts';
 
-/** What one key holds. A tombstone has an empty value and marks a delete at `version`. */
+/**
+ * What one key holds. A tombstone has an empty value and marks a delete at `version`.
+ *
+ * `version` identifies the write that made the record (unique: an HLC time and the node).
+ * `base`, when present, is the version of the write that stored `value`: the record was made by
+ * an expiry change (EXPIRE, PERSIST, GETEX) that kept the value. `expiresAt` is an absolute time
+ * (ms since the epoch) at which the record stops being live; absent: never. See compareRecords
+ * for how records order, and docs/redis.md (Expiry) for what that means for racing writes.
+ */
 export interface StoredRecord {
   readonly version: Version;
   readonly tombstone: boolean;
   readonly value: Buffer;
+  /** Absolute expiry in ms since the epoch; absent for a record that never expires. */
+  readonly expiresAt?: number;
+  /** The value's own version when the record only changed the expiry; always below `version`. */
+  readonly base?: Version;
 }
 
 /** Longest key LMDB stores (its compiled-in limit): no peer may send a longer one. */
 export const MAX_KEY_BYTES = 1978;
 
+/**
+ * Largest expiry a record carries: Redis's limit (a signed 64-bit count of milliseconds), as the
+ * largest double below 2^63. Later expiries are stored as this (the year 292 million).
+ */
+export const MAX_EXPIRES_AT = 2 ** 63 - 1024;
+
 const FORMAT = 1;
 const FLAG_TOMBSTONE = 1;
+const FLAG_EXPIRES = 2;
+const FLAG_BASE = 4;
+const KNOWN_FLAGS = FLAG_TOMBSTONE | FLAG_EXPIRES | FLAG_BASE;
 /** Bytes before the node name: format u8, flags u8, wall u48, logical u16, node length u8. */
 export const RECORD_HEADER_BYTES = 11;
 const HEADER = RECORD_HEADER_BYTES;
 
 /**
- * Layout: `[format=1][flags][wall: 6 bytes BE][logical: 2 bytes BE][node len][node][value]`.
- * Node names are 1 to 255 bytes of UTF-8 (the config enforces 253, a DNS name). A tombstone
- * carries no value.
+ * Layout: `[format=1][flags][wall: 6 bytes BE][logical: 2 bytes BE][node len][node]`, then
+ * `[expiresAt: 8 bytes BE]` when flag 2 is set, then the base version `[wall: 6][logical: 2]
+ * [node len][node]` when flag 4 is set, then the value. Records written before expiry existed
+ * have neither flag and decode unchanged. Node names are 1 to 255 bytes of UTF-8 (the config
+ * enforces 253, a DNS name). A tombstone carries no value.
  */
 export function encodeRecord(r: StoredRecord): Buffer {
   const node = Buffer.from(r.version.node, 'utf8');
-  const out = Buffer.allocUnsafe(HEADER + node.length + r.value.length);
+  const baseNode = r.base ? Buffer.from(r.base.node, 'utf8') : null;
+  const expires = r.expiresAt !== undefined;
+  const size =
+    HEADER +
+    node.length +
+    (expires ? 8 : 0) +
+    (baseNode ? 9 + baseNode.length : 0) +
+    r.value.length;
+  const out = Buffer.allocUnsafe(size);
   out[0] = FORMAT;
-  out[1] = r.tombstone ? FLAG_TOMBSTONE : 0;
+  out[1] =
+    (r.tombstone ? FLAG_TOMBSTONE : 0) | (expires ? FLAG_EXPIRES : 0) | (baseNode ? FLAG_BASE : 0);
   out.writeUIntBE(r.version.wall, 2, 6);
   out.writeUInt16BE(r.version.logical, 8);
   out[10] = node.length;
-  node.copy(out, HEADER);
-  r.value.copy(out, HEADER + node.length);
+  let at = HEADER + node.copy(out, HEADER);
+  if (expires) at = out.writeBigUInt64BE(BigInt(r.expiresAt!), at);
+  if (r.base && baseNode) {
+    out.writeUIntBE(r.base.wall, at, 6);
+    out.writeUInt16BE(r.base.logical, at + 6);
+    out[at + 8] = baseNode.length;
+    at += 9 + baseNode.copy(out, at + 9);
+  }
+  r.value.copy(out, at);
   return out;
 }
 
@@ -41,10 +80,22 @@ function bad(why: string, buf: Buffer): KvError {
   return new KvError('KV_ERR_BAD_RECORD', `storage: record of ${buf.length} bytes ${why}`);
 }
 
+/** A UTF-8 node name of `len` (1..255) bytes at `at`; throws when it runs past the end. */
+function nodeName(buf: Buffer, at: number, len: number, what: string): string {
+  if (len === 0 || at + len > buf.length) {
+    throw bad(`has a ${what} length of ${len} past its end`, buf);
+  }
+  const node = buf.toString('utf8', at, at + len);
+  // Invalid UTF-8 decodes to U+FFFD, which no node name contains (cheaper than isUtf8()).
+  if (node.includes('\uFFFD')) throw bad(`has a ${what} that is not UTF-8`, buf);
+  return node;
+}
+
 /**
  * Decodes what encodeRecord wrote, checking every length: throws KvError KV_ERR_BAD_RECORD for
  * fewer than 12 bytes, an unknown format or flag, a node length of 0 or past the end, a node name
- * that is not UTF-8 (or holds U+FFFD), or a tombstone with a value. The version's range is not checked here (see
+ * that is not UTF-8 (or holds U+FFFD), a tombstone with a value, an expiry above MAX_EXPIRES_AT,
+ * or a base version that is not below the version. The version's range is not checked here (see
  * isValidVersion): a record written before that check existed must still be readable.
  * The value is a view into `buf`.
  */
@@ -52,23 +103,88 @@ export function decodeRecord(buf: Buffer): StoredRecord {
   if (buf.length <= HEADER) throw bad('is shorter than its header and node name', buf);
   if (buf[0] !== FORMAT) throw bad(`has unknown format ${buf[0]}`, buf);
   const flags = buf[1]!;
-  if ((flags & ~FLAG_TOMBSTONE) !== 0) throw bad(`has unknown flags ${flags}`, buf);
+  if ((flags & ~KNOWN_FLAGS) !== 0) throw bad(`has unknown flags ${flags}`, buf);
   const nodeLen = buf[10]!;
-  const end = HEADER + nodeLen;
-  if (nodeLen === 0 || end > buf.length) {
-    throw bad(`has a node length of ${nodeLen} past its end`, buf);
-  }
-  const node = buf.toString('utf8', HEADER, end);
-  // Invalid UTF-8 decodes to U+FFFD, which no node name contains (cheaper than isUtf8()).
-  if (node.includes('\uFFFD')) throw bad('has a node name that is not UTF-8', buf);
-  const tombstone = (flags & FLAG_TOMBSTONE) !== 0;
-  if (tombstone && end !== buf.length) throw bad('is a tombstone with a value', buf);
+  const node = nodeName(buf, HEADER, nodeLen, 'node');
+  let end = HEADER + nodeLen;
   const version: Version = {
     wall: buf.readUIntBE(2, 6),
     logical: buf.readUInt16BE(8),
     node,
   };
-  return { version, tombstone, value: buf.subarray(end) };
+  let expiresAt: number | undefined;
+  if ((flags & FLAG_EXPIRES) !== 0) {
+    if (end + 8 > buf.length) throw bad('has an expiry past its end', buf);
+    const at = buf.readBigUInt64BE(end);
+    if (at > BigInt(MAX_EXPIRES_AT)) throw bad('has an expiry out of range', buf);
+    expiresAt = Number(at);
+    end += 8;
+  }
+  let base: Version | undefined;
+  if ((flags & FLAG_BASE) !== 0) {
+    if (end + 9 > buf.length) throw bad('has a base version past its end', buf);
+    const len = buf[end + 8]!;
+    base = {
+      wall: buf.readUIntBE(end, 6),
+      logical: buf.readUInt16BE(end + 6),
+      node: nodeName(buf, end + 9, len, 'base node'),
+    };
+    if (compareVersions(base, version) >= 0) throw bad('has a base not below its version', buf);
+    end += 9 + len;
+  }
+  const tombstone = (flags & FLAG_TOMBSTONE) !== 0;
+  if (tombstone && end !== buf.length) throw bad('is a tombstone with a value', buf);
+  const rec: { -readonly [K in keyof StoredRecord]: StoredRecord[K] } = {
+    version,
+    tombstone,
+    value: buf.subarray(end),
+  };
+  if (expiresAt !== undefined) rec.expiresAt = expiresAt;
+  if (base !== undefined) rec.base = base;
+  return rec;
+}
+
+/**
+ * The order of last-write-wins: the higher record wins everywhere (storage, read repair, scans,
+ * hinted handoff, rebalancing, tombstone collection). Records order by the version of their value
+ * (`base`, else `version`), then by `version`, then a tombstone above a live record of the same
+ * versions (an expired record turned into a tombstone, see expiredForm). So an expiry change
+ * made on a value never beats a later write of another value or a delete, and two expiry
+ * changes of one value order by their own versions. Negative when a < b, positive when a > b,
+ * 0 only for the same write in the same form.
+ */
+export function compareRecords(a: StoredRecord, b: StoredRecord): number {
+  const byValue = compareVersions(a.base ?? a.version, b.base ?? b.version);
+  if (byValue !== 0) return byValue;
+  const byWrite = compareVersions(a.version, b.version);
+  if (byWrite !== 0) return byWrite;
+  return (a.tombstone ? 1 : 0) - (b.tombstone ? 1 : 0);
+}
+
+/** Whether `r` holds a value at time `now` (ms since the epoch): not a tombstone, not expired. */
+export function isLive(r: StoredRecord, now: number): boolean {
+  return !r.tombstone && (r.expiresAt === undefined || r.expiresAt > now);
+}
+
+/**
+ * The tombstone an expired record becomes: the same versions (so it sorts right above the
+ * record and below every later write, see compareRecords), no value, the expiry kept (tombstone
+ * collection counts its age from it). Every replica makes the same one from the same record.
+ */
+export function expiredForm(r: StoredRecord): StoredRecord {
+  const t: { -readonly [K in keyof StoredRecord]: StoredRecord[K] } = {
+    version: r.version,
+    tombstone: true,
+    value: Buffer.alloc(0),
+  };
+  if (r.expiresAt !== undefined) t.expiresAt = r.expiresAt;
+  if (r.base !== undefined) t.base = r.base;
+  return t;
+}
+
+/** When a tombstone took effect: its expiry for an expired record, else its version's time. */
+export function deletedAt(r: StoredRecord): number {
+  return r.expiresAt === undefined ? r.version.wall : Math.max(r.expiresAt, r.version.wall);
 }
 
 /**

@@ -4,11 +4,19 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
 import { KvError } from '../errors/index.ts';
+import { dueEnd, expiryIndexKey, INDEX_START, parseExpiryIndexKey } from './expiry-index.ts';
 import { guardLmdbRejections } from './health.ts';
 import { compareVersions, HybridClock, isValidVersion, type Version } from './hlc.ts';
 import { checkLmdbFile, LMDB_ENV_OPTIONS } from './lmdb-check.ts';
 import { registerStorageMetrics, type StorageMetrics } from './metrics.ts';
-import { decodeRecord, encodeRecord, type StoredRecord } from './record.ts';
+import {
+  compareRecords,
+  decodeRecord,
+  encodeRecord,
+  expiredForm,
+  isLive,
+  type StoredRecord,
+} from './record.ts';
 import { mergeOverlay, overlayWithin, type ScanBounds, type ScannedRecord } from './scan.ts';
 import type { Entry, RecoveryReport, StorageOptions } from './types.ts';
 import { type Recovered, WAL_DISCARD, WAL_PUT, WriteAheadLog } from './wal.ts';
@@ -27,6 +35,8 @@ const MAX_UNCOMMITTED_BYTES = 16 * 1024 * 1024;
 interface MetaState {
   liveKeys: number;
   tombstones: number;
+  /** Live records with an expiry (absent in stores from before expiry: 0). */
+  expiring?: number;
   hlc: Version;
 }
 
@@ -48,6 +58,8 @@ export class Storage {
   readonly #root: RootDatabase;
   readonly #data: Database<Buffer, Buffer>;
   readonly #tombs: Database<Buffer, Buffer>;
+  /** Live records that expire, by (expiry, key): see expiry-index.ts. */
+  readonly #expiries: Database<Buffer, Buffer>;
   readonly #meta: Database<unknown, string>;
   readonly #dataFile: string;
   readonly #metrics: StorageMetrics | null;
@@ -73,6 +85,7 @@ export class Storage {
     const binary = { keyEncoding: 'binary', encoding: 'binary' } as const;
     this.#data = root.openDB<Buffer, Buffer>({ name: 'data', ...binary });
     this.#tombs = root.openDB<Buffer, Buffer>({ name: 'tombstones', ...binary });
+    this.#expiries = root.openDB<Buffer, Buffer>({ name: 'expiries', ...binary });
     this.#meta = root.openDB<unknown, string>({ name: 'meta', encoding: 'json' });
     this.#dataFile = join(opts.path, 'data.mdb');
     this.#w = new Writability({
@@ -183,7 +196,7 @@ export class Storage {
    */
   async apply(key: Buffer, record: StoredRecord): Promise<boolean> {
     this.#observe(record.version);
-    return this.#durable(() => this.#applyOne(key, record, false)) as Promise<boolean>;
+    return this.#durable(() => this.#applyOne(key, record, false));
   }
 
   /** Applies many entries (last write wins each); resolves with how many applied, once durable. */
@@ -193,18 +206,18 @@ export class Storage {
       let n = 0;
       for (const e of entries) if (this.#applyOne(e.key, e.record, false)) n++;
       return n;
-    }) as Promise<number>;
+    });
   }
 
   /**
-   * Writes a tombstone at `version` only if the key holds a live value (checked and queued as
-   * one step: no other write can come between). Resolves once durable: true when a value was
-   * deleted.
+   * Writes a tombstone at `version` only if the key holds a live value, not expired by the
+   * clock's wallNow (checked and queued as one step: no other write can come between). Resolves
+   * once durable: true when a value was deleted.
    */
   async removeIfLive(key: Buffer, version: Version): Promise<boolean> {
     this.#observe(version);
     const record = { version, tombstone: true, value: EMPTY };
-    return this.#durable(() => this.#applyOne(key, record, true)) as Promise<boolean>;
+    return this.#durable(() => this.#applyOne(key, record, true));
   }
 
   /** Moves the clock past `v`; throws KV_ERR_BAD_RECORD (nothing written) if `v` is invalid. */
@@ -224,7 +237,39 @@ export class Storage {
       let n = 0;
       for (const e of entries) if (this.#discardOne(e.key, e.version)) n++;
       return n;
-    }) as Promise<number>;
+    });
+  }
+
+  /**
+   * Turns up to `limit` records whose expiry has passed (by the clock's wallNow) into their
+   * tombstones (expiredForm), earliest expiry first, and drops index entries that no longer
+   * match their record (each counts toward `limit`). Resolves once durable: how many records
+   * expired, and whether due entries remain beyond the limit.
+   */
+  async expireDue(limit: number): Promise<{ expired: number; more: boolean }> {
+    const now = this.clock.wallNow();
+    return this.#durable(() => {
+      let expired = 0;
+      let seen = 0;
+      for (const ik of this.#expiries.getKeys({ start: INDEX_START, end: dueEnd(now) })) {
+        if (seen++ === limit) return { expired, more: true };
+        const { expiresAt, key } = parseExpiryIndexKey(ik);
+        const raw = this.#current(key);
+        const rec = raw === undefined ? undefined : decodeRecord(raw);
+        if (rec && !rec.tombstone && rec.expiresAt === expiresAt) {
+          if (this.#applyOne(Buffer.from(key), expiredForm(rec), false)) expired++;
+        } else {
+          const stale = Buffer.from(ik);
+          this.#watch(() => this.#expiries.remove(stale));
+        }
+      }
+      return { expired, more: false };
+    });
+  }
+
+  /** Index entries whose expiry is at or before `now`: live records not swept yet. */
+  dueCount(now: number): number {
+    return this.#expiries.getKeysCount({ start: INDEX_START, end: dueEnd(now) });
   }
 
   /**
@@ -234,7 +279,7 @@ export class Storage {
    * the log and LMDB's writer thread get them in the same order. (A `transaction()` callback
    * would make the writer thread wait for the main thread on every commit.)
    */
-  async #durable(decide: () => number | boolean): Promise<number | boolean> {
+  async #durable<T>(decide: () => T): Promise<T> {
     const wal = this.#wal;
     if (this.#closed || wal === null) {
       throw new KvError('KV_ERR_STORAGE', 'storage: store is closed');
@@ -264,8 +309,12 @@ export class Storage {
     for (const [k, { raw }] of [...this.#queued]) {
       const key = Buffer.from(k, 'latin1');
       this.#queue(key, raw);
-      const tomb = raw !== null && decodeRecord(raw).tombstone;
+      const rec = raw === null ? null : decodeRecord(raw);
+      const tomb = rec?.tombstone ?? false;
       this.#watch(() => (tomb ? this.#tombs.put(key, EMPTY) : this.#tombs.remove(key)));
+      // An index entry of an older record may stay behind: the sweeper drops it when due.
+      const at = rec && !rec.tombstone ? rec.expiresAt : undefined;
+      if (at !== undefined) this.#watch(() => this.#expiries.put(expiryIndexKey(at, key), EMPTY));
     }
     const probe = this.#meta.put(META_KEY, { ...this.#state });
     try {
@@ -324,10 +373,9 @@ export class Storage {
   #applyOne(key: Buffer, record: StoredRecord, onlyIfLive: boolean): boolean {
     const raw = this.#current(key);
     const old = raw === undefined ? undefined : decodeRecord(raw);
-    if (onlyIfLive && (!old || old.tombstone)) return false;
+    if (onlyIfLive && (!old || !isLive(old, this.clock.wallNow()))) return false;
     // A stored version out of range (written before versions were checked) loses to any write.
-    if (old && compareVersions(old.version, record.version) >= 0 && isValidVersion(old.version))
-      return false;
+    if (old && compareRecords(old, record) >= 0 && isValidVersion(old.version)) return false;
     const encoded = encodeRecord(record);
     this.#queue(key, encoded);
     this.#wal?.append(WAL_PUT, key, encoded);
@@ -343,8 +391,27 @@ export class Storage {
       s.liveKeys++;
       if (old?.tombstone) this.#watch(() => this.#tombs.remove(key));
     }
+    this.#indexExpiry(key, old, record);
     if (compareVersions(record.version, s.hlc) > 0) s.hlc = record.version;
     return true;
+  }
+
+  /** Keeps the expiry index and its counter in step with `key` going from `old` to `next`. */
+  #indexExpiry(key: Buffer, old: StoredRecord | undefined, next: StoredRecord | null): void {
+    const was = old && !old.tombstone ? old.expiresAt : undefined;
+    const now = next && !next.tombstone ? next.expiresAt : undefined;
+    if (was === now) return;
+    const s = this.#state;
+    if (was !== undefined) {
+      s.expiring = (s.expiring ?? 1) - 1;
+      const ik = expiryIndexKey(was, key);
+      this.#watch(() => this.#expiries.remove(ik));
+    }
+    if (now !== undefined) {
+      s.expiring = (s.expiring ?? 0) + 1;
+      const ik = expiryIndexKey(now, key);
+      this.#watch(() => this.#expiries.put(ik, EMPTY));
+    }
   }
 
   #discardOne(key: Buffer, version: Version): boolean {
@@ -360,6 +427,7 @@ export class Storage {
     } else {
       this.#state.liveKeys--;
     }
+    this.#indexExpiry(key, old, null);
     return true;
   }
 
@@ -435,15 +503,20 @@ export class Storage {
     }
   }
 
-  /** Counters for metrics and admin: exact, written in the same transactions as the data. */
-  stats(): { liveKeys: number; tombstones: number; sizeBytes: number } {
+  /**
+   * Counters for metrics and admin: exact, written in the same transactions as the data.
+   * `liveKeys` counts every record that is not a tombstone, expired ones the sweeper has not
+   * turned into tombstones yet included (see dueCount); `expiring` those of them with an expiry.
+   */
+  stats(): { liveKeys: number; tombstones: number; expiring: number; sizeBytes: number } {
     let sizeBytes = 0;
     try {
       sizeBytes = statSync(this.#dataFile).size;
     } catch {
       // Not created yet: an empty store.
     }
-    return { liveKeys: this.#state.liveKeys, tombstones: this.#state.tombstones, sizeBytes };
+    const { liveKeys, tombstones, expiring } = this.#state;
+    return { liveKeys, tombstones, expiring: expiring ?? 0, sizeBytes };
   }
 
   /**

@@ -89,7 +89,7 @@ describe('RESP2 on one node', () => {
       [['ECHO', 'echo'], 'echo'],
       [['SELECT', '0'], 'OK'],
       [['SELECT', '1'], 'ERR DB index is out of range'],
-      [['SET', 'k', 'v', 'EX', '10'], 'ERR syntax error'],
+      [['SET', 'k', 'v', 'EX', '10', 'PX', '10'], 'ERR syntax error'],
       [['GET'], "ERR wrong number of arguments for 'get' command"],
       [['FLY', 'away'], "ERR unknown command 'FLY', with args beginning with: 'away'"],
       [['CLUSTER', 'INFO'], 'ERR This instance has cluster support disabled'],
@@ -155,7 +155,9 @@ describe('RESP2 on one node', () => {
     expect(await r.exists('io:a', 'io:b', 'io:none')).toBe(2);
     expect(await r.del('io:a', 'io:b', 'io:none')).toBe(2);
     expect(await r.exists('io:a', 'io:b', 'io:c')).toBe(1);
-    await expect(r.set('io:x', 'y', 'EX', 10)).rejects.toThrow('ERR syntax error');
+    await expect(r.call('SET', 'io:x', 'y', 'EX', '10', 'PX', '10')).rejects.toThrow(
+      'ERR syntax error',
+    );
     await expect(r.get('')).rejects.toThrow(/^ERR INVALID_KEY /);
     await expect(r.set('io:big', 'v'.repeat(300))).rejects.toThrow(/^ERR VALUE_TOO_LARGE /);
     expect(await r.ping()).toBe('PONG');

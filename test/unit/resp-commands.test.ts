@@ -117,7 +117,7 @@ describe('parseRespRequest: data commands', () => {
       "-ERR wrong number of arguments for 'mset' command",
     );
     expect(errorOf('PING', 'a', 'b')).toBe("-ERR wrong number of arguments for 'ping' command");
-    expect(errorOf('SET', 'k', 'v', 'EX', '10')).toBe('-ERR syntax error');
+    expect(errorOf('SET', 'k', 'v', 'EX', '10', 'PX', '10')).toBe('-ERR syntax error');
     expect(errorOf('RANGE', 'a', 'b', 'LIMIT')).toBe('-ERR syntax error');
     expect(errorOf('RANGE', 'a', 'b', 'LIMIT', '0')).toMatch(/^-ERR INVALID_ARGUMENT /);
     expect(errorOf('CLUSTER', 'INFO')).toBe('-ERR This instance has cluster support disabled');
@@ -371,8 +371,12 @@ describe('text encoder and data written over RESP', () => {
   });
 
   it('never receives RESP-only replies; if one came, it is one ERR INTERNAL line', () => {
-    expect(text({ type: 'integer', value: 1 })).toMatch(/^ERR INTERNAL .*\n$/);
     expect(text({ type: 'array', items: [] })).toMatch(/^ERR INTERNAL .*\n$/);
+    expect(text({ type: 'status', text: 'x' })).toMatch(/^ERR INTERNAL .*\n$/);
+  });
+
+  it('shows an integer (TTL) as a decimal line', () => {
+    expect(text({ type: 'integer', value: -1 })).toBe('-1\n');
   });
 });
 

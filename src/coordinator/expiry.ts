@@ -1,0 +1,146 @@
+// Expiry commands: each reads the key's newest record, then writes a record with a new version.
+
+import type { Command, ExpirySpec, Reply } from '../protocol/index.ts';
+import {
+  type HybridClock,
+  isLive,
+  MAX_EXPIRES_AT,
+  type StoredRecord,
+  type Version,
+} from '../storage/index.ts';
+
+type ExpiryCommand = Extract<Command, { type: 'expire' | 'persist' | 'ttl' | 'getex' | 'put' }>;
+
+/** How the expiry commands reach the key's replicas (the coordinator's quorum read and write). */
+export interface RecordAccess {
+  readonly clock: HybridClock;
+  /** The newest record of `key` among a read quorum (tombstones included), or null. */
+  read(key: Buffer): Promise<StoredRecord | null>;
+  /** Writes `record` to the key's replicas; resolves once a write quorum made it durable. */
+  write(key: Buffer, record: StoredRecord): Promise<void>;
+}
+
+const NOT_FOUND: Reply = { type: 'not_found' };
+const OK: Reply = { type: 'ok' };
+const EMPTY = Buffer.alloc(0);
+const int = (value: number): Reply => ({ type: 'integer', value });
+
+/** The absolute expiry of `spec` for a write made at `version`, within MAX_EXPIRES_AT. */
+export function resolveExpiry(spec: ExpirySpec, version: Version): number {
+  const at = spec.relative ? version.wall + spec.ms : spec.ms;
+  return Math.min(at, MAX_EXPIRES_AT);
+}
+
+/**
+ * A write of `value` at `version` that expires at `at` (undefined: never); an expiry at or before
+ * the write's own time is a delete, so an already expired value is never stored.
+ */
+function valueRecord(version: Version, value: Buffer, at: number | undefined): StoredRecord {
+  if (at === undefined) return { version, tombstone: false, value };
+  if (at <= version.wall) return { version, tombstone: true, value: EMPTY };
+  return { version, tombstone: false, value, expiresAt: at };
+}
+
+/**
+ * `rec`'s value again at a new `version` with expiry `at` (undefined: none): an expiry change.
+ * It keeps `base`, the version of the value, so it never wins over a later write of another
+ * value or a delete, even one with a lower version than its own (compareRecords).
+ */
+function expiryChange(rec: StoredRecord, version: Version, at: number | undefined): StoredRecord {
+  const base = rec.base ?? rec.version;
+  if (at === undefined) return { version, tombstone: false, value: rec.value, base };
+  return { version, tombstone: false, value: rec.value, expiresAt: at, base };
+}
+
+/**
+ * Reads the key's newest record and takes a version above it. The record counts only if live
+ * at that version's time: a key that expired before the write's time is absent for it.
+ */
+async function readForWrite(
+  io: RecordAccess,
+  key: Buffer,
+): Promise<{ rec: StoredRecord | null; version: Version }> {
+  const rec = await io.read(key);
+  if (rec) io.clock.observe(rec.version);
+  const version = io.clock.now();
+  return { rec: rec && isLive(rec, version.wall) ? rec : null, version };
+}
+
+/**
+ * Runs an expiry command (and PUT with an expiry or KEEPTTL). A write that only changes the
+ * expiry carries the value it read; see expiryChange for why a racing write of another value
+ * still wins.
+ */
+export async function executeExpiry(cmd: ExpiryCommand, io: RecordAccess): Promise<Reply> {
+  switch (cmd.type) {
+    case 'put': {
+      if (!cmd.keepTtl) {
+        const version = io.clock.now();
+        const at = cmd.expiry && resolveExpiry(cmd.expiry, version);
+        await io.write(cmd.key, valueRecord(version, cmd.value, at));
+        return OK;
+      }
+      const { rec, version } = await readForWrite(io, cmd.key);
+      await io.write(cmd.key, valueRecord(version, cmd.value, rec?.expiresAt));
+      return OK;
+    }
+    case 'expire': {
+      const { rec, version } = await readForWrite(io, cmd.key);
+      if (!rec) return NOT_FOUND;
+      const at = resolveExpiry(cmd.expiry, version);
+      const next =
+        at <= version.wall
+          ? { version, tombstone: true, value: EMPTY }
+          : expiryChange(rec, version, at);
+      await io.write(cmd.key, next);
+      return int(1);
+    }
+    case 'persist': {
+      const { rec, version } = await readForWrite(io, cmd.key);
+      if (!rec) return NOT_FOUND;
+      if (rec.expiresAt === undefined) return int(0);
+      await io.write(cmd.key, expiryChange(rec, version, undefined));
+      return int(1);
+    }
+    case 'getex': {
+      const { rec, version } = await readForWrite(io, cmd.key);
+      if (!rec) return NOT_FOUND;
+      const c = cmd.change;
+      if (c.kind === 'invalid') throw c.error;
+      const value: Reply = { type: 'value', value: rec.value };
+      if (c.kind === 'none' || (c.kind === 'persist' && rec.expiresAt === undefined)) return value;
+      const at = c.kind === 'set' ? resolveExpiry(c.expiry, version) : undefined;
+      const next =
+        at !== undefined && at <= version.wall
+          ? { version, tombstone: true, value: EMPTY }
+          : expiryChange(rec, version, at);
+      await io.write(cmd.key, next);
+      return value;
+    }
+    case 'ttl': {
+      const rec = await io.read(cmd.key);
+      const now = io.clock.wallNow();
+      if (!rec || !isLive(rec, now)) return NOT_FOUND;
+      const at = rec.expiresAt;
+      if (at === undefined) return int(-1);
+      switch (cmd.form) {
+        case 'pttl':
+          return int(at - now);
+        case 'ttl':
+          return int(Math.floor((at - now + 500) / 1000));
+        case 'pexpiretime':
+          return int(at);
+        case 'expiretime':
+          return int(Math.floor(at / 1000));
+        default: {
+          const never: never = cmd.form;
+          throw new Error(`coordinator: unhandled TTL form ${String(never)}`);
+        }
+      }
+    }
+    default: {
+      const never: never = cmd;
+      throw new Error(`coordinator: unhandled command ${JSON.stringify(never)}`);
+    }
+  }
+}
