@@ -2,7 +2,7 @@
 
 import { KvError } from '../errors/index.ts';
 import { readScanReply } from '../replica/index.ts';
-import { compareVersions, decodeRecord, type StoredRecord } from '../storage/index.ts';
+import { compareRecords, decodeRecord, type StoredRecord } from '../storage/index.ts';
 import type { BackupEntry } from './format.ts';
 import { BACKUP_METHODS, type BackupPage, MAX_PAGE_ENTRIES } from './sessions.ts';
 
@@ -101,7 +101,7 @@ export class SnapshotMerge {
         if (!h?.[0].equals(min)) continue;
         const record = c.records[c.i] ?? decodeRecord(h[1]);
         c.i++;
-        if (!best || compareVersions(record.version, best.record.version) > 0) {
+        if (!best || compareRecords(record, best.record) > 0) {
           best = { entry: h, record };
         }
       }

@@ -17,7 +17,7 @@ import {
 } from '../../src/backup/index.ts';
 import { extractTar, writeTar } from '../../src/backup/tar.ts';
 import type { KvError } from '../../src/errors/index.ts';
-import { encodeRecord, Storage, type StoredRecord } from '../../src/storage/index.ts';
+import { decodeRecord, encodeRecord, Storage, type StoredRecord } from '../../src/storage/index.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 
 const b = (s: string) => Buffer.from(s);
@@ -160,18 +160,29 @@ describe('snapshot sessions', () => {
     await x.apply(b('b'), rec(5, '', true));
     await y.apply(b('b'), rec(4, 'deleted later'));
     await y.apply(b('c'), rec(1, 'only y'));
+    // An EXPIRE made at 9 on the value written at 1 loses to the value written at 3 (its base is
+    // older), though its own version is higher.
+    const expireChange = { ...rec(9, 'expiring'), expiresAt: 2 ** 40, base: rec(1, '').version };
+    await x.apply(b('d'), expireChange);
+    await y.apply(b('d'), rec(3, 'newer value'));
     const members = { x: new BackupSessions(x, 'ix'), y: new BackupSessions(y, 'iy') };
     const merge = new SnapshotMerge(['x', 'y'], async (m, method, body) =>
       members[m as 'x' | 'y'].methods()[method]!(body),
     );
     await merge.open();
     const out = [];
-    for await (const r of merge.records()) out.push([r.entry[0].toString(), r.tombstone]);
+    const kept = new Map<string, Buffer>();
+    for await (const r of merge.records()) {
+      out.push([r.entry[0].toString(), r.tombstone]);
+      kept.set(r.entry[0].toString(), r.entry[1]);
+    }
     expect(out).toEqual([
       ['a', false],
       ['b', true],
       ['c', false],
+      ['d', false],
     ]);
+    expect(decodeRecord(kept.get('d')!).value.toString()).toBe('newer value');
     expect(merge.snapshots().map((s) => s.incarnation)).toEqual(['ix', 'iy']);
   });
 });
