@@ -118,13 +118,16 @@ export function lmdbFileProblem(path: string): string | null {
     // Only the snapshot LMDB opens is read: an unflushed meta it passes over may name pages that
     // never reached the disk, and that is no damage.
     const opened = pick(pick(metas[0]!, metas[1]!), flushed);
-    if (opened.lastPage >= pages) {
-      return `${opened.where} needs ${opened.lastPage + 1n} pages of ${pageSize} bytes, the file has ${pages} (cut short?)`;
-    }
+    // The last page may lie past the end of the file: pages a commit allocated and freed again
+    // (LMDB's loose pages) go to the free list unwritten, so the file can end before them; they
+    // are written when reused. The roots must be in the file.
     for (const root of opened.roots) {
       if (root === NO_PAGE) continue;
       if (root < 2n || root > opened.lastPage) {
         return `${opened.where} names root page ${root} outside pages 2..${opened.lastPage}`;
+      }
+      if (root >= pages) {
+        return `${opened.where} names root page ${root}, past the file's ${pages} pages of ${pageSize} bytes (cut short?)`;
       }
       const header = read(Number(root) * pageSize, PAGE_HEADER);
       const flags = header.length === PAGE_HEADER ? header.readUInt16LE(18) : 0;

@@ -2,11 +2,12 @@
 // whose commit was never flushed may be on disk while its data pages are not (a disk keeps the
 // writes it likes). Real LMDB (lmdb-js) files, damaged the way such a cut leaves them.
 
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Storage } from '../../src/storage/index.ts';
 import { LMDB_ENV_OPTIONS, lmdbFileProblem } from '../../src/storage/lmdb-check.ts';
 
 const dirs: string[] = [];
@@ -112,6 +113,42 @@ describe('LMDB after a power cut without a reboot', () => {
     } finally {
       await ro.close();
     }
+  });
+
+  it('a file that ends before its last page, after keys were deleted, is sound and opens', async () => {
+    // Deleting many keys in one commit frees pages it allocated without writing them: LMDB's
+    // last page then lies past the end of the file (seen after a node dropped the records it
+    // handed off, which then refused to start).
+    const dir = mkdtempSync(join(tmpdir(), 'kvstore-lmdb-check-'));
+    dirs.push(dir);
+    const file = join(dir, 'data.mdb');
+    const store = Storage.open({ path: dir, nodeName: 'n' });
+    const entries = Array.from({ length: 400 }, (_, i) => ({
+      key: Buffer.from(`r:${i}`),
+      record: {
+        version: { wall: 1000 + i, logical: 0, node: 'n' },
+        tombstone: false,
+        value: Buffer.from(`v${i}`),
+      },
+    }));
+    await store.applyBatch(entries);
+    await store.discard(entries.map((e) => ({ key: e.key, version: e.record.version })));
+    await store.close();
+    const pages = BigInt(statSync(file).size / 4096);
+    const lastPage = [0, 4096, 2048]
+      .map((at) => read(file, at + META + 24 + 96, 8).readBigUInt64LE(0))
+      .reduce((a, b) => (b > a ? b : a));
+    expect(lastPage).toBeGreaterThanOrEqual(pages); // the case at hand
+    expect(lmdbFileProblem(file)).toBeNull();
+    const again = Storage.open({ path: dir, nodeName: 'n' });
+    try {
+      expect(again.stats().liveKeys).toBe(0);
+      await again.apply(Buffer.from('after'), entries[0]!.record);
+      expect(again.get(Buffer.from('after'))?.value.toString()).toBe('v0');
+    } finally {
+      await again.close();
+    }
+    expect(lmdbFileProblem(file)).toBeNull();
   });
 
   it('reports damage in the snapshot LMDB would open', async () => {
