@@ -63,6 +63,45 @@ export async function decommission(
   return 0;
 }
 
+interface ClusterState {
+  node: string;
+  status: string;
+  ring: { moving: boolean };
+  members: { name: string; share: number }[];
+  transfer: { scanned: number; sent: number } | null;
+}
+
+/**
+ * Takes a decommissioned (or decommissioning) node back (POST /admin/recommission). With `wait`,
+ * polls GET /admin/cluster every `pollMs` until the ring settled with the node holding a share.
+ * Exit code 0 when done (or started), 1 when the node refused.
+ */
+export async function recommission(
+  target: AdminTarget,
+  wait: boolean,
+  out: CliOutput,
+  pollMs = 500,
+): Promise<number> {
+  const started = await call(target, '/admin/recommission', 'POST');
+  const body = started.body as DecommissionState & { dropped?: number };
+  if (started.status !== 200) {
+    out.stderr.write(`kvctl: recommission refused: ${body.error ?? started.status}\n`);
+    return 1;
+  }
+  out.stdout.write(`${body.status}: ${body.dropped ?? 0} stale records dropped, rejoining\n`);
+  while (wait) {
+    const c = (await call(target, '/admin/cluster', 'GET')).body as unknown as ClusterState;
+    const share = c.members.find((m) => m.name === c.node)?.share ?? 0;
+    const done = !c.ring.moving && share > 0;
+    out.stdout.write(
+      `${c.status}: ring ${c.ring.moving ? 'moving' : 'settled'}, share ${share}${done ? ', done' : ''}\n`,
+    );
+    if (done) break;
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+  return 0;
+}
+
 /** Prints GET /admin/decommission. */
 export async function decommissionStatus(target: AdminTarget, out: CliOutput): Promise<number> {
   out.stdout.write(`${line((await call(target, '/admin/decommission', 'GET')).body)}\n`);

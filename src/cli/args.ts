@@ -29,6 +29,7 @@ export type CliCommand =
   | { readonly name: 'cluster' }
   | { readonly name: 'decommission'; readonly wait: boolean }
   | { readonly name: 'decommission-status' }
+  | { readonly name: 'recommission'; readonly wait: boolean }
   | { readonly name: 'shell' }
   | { readonly name: 'verify'; readonly dataDir: string }
   | { readonly name: 'backup'; readonly target: string; readonly node?: string }
@@ -74,6 +75,10 @@ commands:
   decommission [--wait]                      hand this node's data to the others (admin, HTTP
                                              port); --wait prints progress until it is done
   decommission-status                        the node's decommission state and progress
+  recommission [--wait]                      take a decommissioned node back with its data
+                                             directory (admin, HTTP port): it drops its stale
+                                             records and receives its share again; --wait
+                                             prints progress until the ring settled with it
   verify <data-dir>                          check a node's data directory offline (log CRCs,
                                              LMDB file and entries, metadata); exit 1 on problems
   backup <dir|-> [--node NAME]               back up the whole cluster (every key once, newest
@@ -216,8 +221,9 @@ function parseCommand(name: string, args: readonly string[]): CliCommand {
       exactly(name, args, 0, 'no arguments');
       return { name };
     case 'decommission':
+    case 'recommission':
       if (args.length > 1 || (args.length === 1 && args[0] !== '--wait')) {
-        throw new UsageError('decommission expects [--wait]');
+        throw new UsageError(`${name} expects [--wait]`);
       }
       return { name, wait: args.length === 1 };
     case 'verify':

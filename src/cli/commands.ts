@@ -18,6 +18,7 @@ type OneShot = Exclude<
       | 'cluster'
       | 'decommission'
       | 'decommission-status'
+      | 'recommission'
       | 'verify'
       | 'backup'
       | 'restore';

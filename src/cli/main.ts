@@ -1,7 +1,7 @@
 // kvctl entry: parse the command line, connect, run one command or the shell, set the exit code.
 
 import { KvClient, KvClientError } from '../client/index.ts';
-import { decommission, decommissionStatus, printCluster } from './admin.ts';
+import { decommission, decommissionStatus, printCluster, recommission } from './admin.ts';
 import { HELP, parseArgs, UsageError } from './args.ts';
 import { type CliOutput, runCommand } from './commands.ts';
 import { runShell } from './shell.ts';
@@ -39,6 +39,7 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<nu
     }
     if (cmd.name === 'decommission') return await decommission(admin, cmd.wait, out);
     if (cmd.name === 'decommission-status') return await decommissionStatus(admin, out);
+    if (cmd.name === 'recommission') return await recommission(admin, cmd.wait, out);
     const tls = clientTls(args.tls);
     if (tls === null) plainTarget = { host: args.host, port: args.port };
     client = await KvClient.connect({

@@ -56,6 +56,8 @@ export interface Cluster {
   decommission(): unknown;
   /** GET /admin/decommission. */
   decommissionStatus(): unknown;
+  /** POST /admin/recommission: rejects with KV_ERR_INVALID_ARGUMENT when it cannot. */
+  recommission(): Promise<unknown>;
   /** Backup and restore endpoints (GET /admin/backup, POST /admin/restore/...). */
   readonly streams: Readonly<Record<string, StreamRoute>>;
   stop(): Promise<void>;
@@ -368,6 +370,10 @@ export async function startCluster(
       return { status: rb.status, transfer: rb.progress };
     },
     decommissionStatus: () => ({ status: rb.status, transfer: rb.progress }),
+    async recommission() {
+      const { dropped } = await rb.recommission();
+      return { status: rb.status, dropped };
+    },
     streams: backupRoutes({
       self,
       sessions: backups,

@@ -228,7 +228,13 @@ function adminRoutes(cluster: {
   info(): unknown;
   decommission(): unknown;
   decommissionStatus(): unknown;
+  recommission(): Promise<unknown>;
 }) {
+  const refused = (err: unknown) => {
+    if (err instanceof KvError && err.code === 'KV_ERR_INVALID_ARGUMENT')
+      return { status: 409, body: { error: err.message } };
+    throw err;
+  };
   return {
     'GET /admin/cluster': () => ({ status: 200, body: cluster.info() }),
     'GET /admin/decommission': () => ({ status: 200, body: cluster.decommissionStatus() }),
@@ -239,5 +245,7 @@ function adminRoutes(cluster: {
         return { status: 409, body: { error: err instanceof Error ? err.message : String(err) } };
       }
     },
+    'POST /admin/recommission': () =>
+      cluster.recommission().then((body) => ({ status: 200, body }), refused),
   };
 }

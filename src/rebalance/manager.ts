@@ -7,6 +7,7 @@ import type { Logger } from '../observability/index.ts';
 import type { NodeStatus, Replicas } from '../replica/index.ts';
 import { Ring } from '../ring/index.ts';
 import type { ScanBounds, Storage, Version } from '../storage/index.ts';
+import { dropAll } from './drop.ts';
 import type { RebalanceMetrics } from './metrics.ts';
 import { resetCursor, runStream, type StreamJob, type StreamProgress } from './stream.ts';
 
@@ -170,6 +171,37 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
     }
     this.#setStatus('decommissioning');
     this.#startDecommission();
+  }
+
+  /**
+   * Takes the node back after a decommission, its data directory (incarnation, settings) kept:
+   * - decommissioning: the hand-off stops and the node keeps its records (they are current: it
+   *   stayed a holder of the settled ring, and no tombstone is collected meanwhile);
+   * - decommissioned: its records were all handed off and may be stale by now (tombstones
+   *   collected since could let an old value come back), so they are dropped first; it then
+   *   rejoins the target ring and a rebalance brings its share, as for a new member.
+   * Resolves with how many records were dropped. Throws KV_ERR_INVALID_ARGUMENT when the node is
+   * active, or decommissioned while its settled ring still lists it (not settled without it yet).
+   */
+  async recommission(): Promise<{ dropped: number }> {
+    const { storage, topology, self, logger } = this.#o;
+    if (this.#status === 'active') {
+      throw new KvError('KV_ERR_INVALID_ARGUMENT', 'rebalance: this node is not decommissioned');
+    }
+    const decommissioned = this.#status === 'decommissioned';
+    if (decommissioned && topology.settledRing.members.includes(self)) {
+      throw new KvError(
+        'KV_ERR_INVALID_ARGUMENT',
+        'rebalance: the ring has not settled without this node yet; recommission it once it has (kvctl cluster: "moving": false)',
+      );
+    }
+    this.#cancel();
+    const dropped = decommissioned ? await dropAll(storage) : 0;
+    await resetCursor(storage, 'decommission');
+    logger.info({ dropped }, 'recommissioned');
+    this.#setStatus('active');
+    this.#rebalance(true);
+    return { dropped };
   }
 
   /** The ring a hand-off goes to: the target without this node. */

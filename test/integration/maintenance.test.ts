@@ -150,6 +150,44 @@ describe('kvctl admin commands', () => {
     expect((await clusterInfo(n2)).ring.moving).toBe(false);
   });
 
+  it('recommission: a decommissioned node rejoins with its directory and gets its share again', async () => {
+    const nodes = await startStaticCluster(3, ['--replication-factor', '2']);
+    const [n0, n1, n2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const a = await client(n0);
+    const puts = Array.from({ length: 200 }, (_, i) => `PUT r:${String(i).padStart(3, '0')} v${i}`);
+    a.send(`${puts.join('\n')}\n`);
+    expect(new Set(await a.lines(200))).toEqual(new Set(['OK']));
+    const kvctl = (...args: string[]) =>
+      run(NODE, [join(ROOT, 'src/cli/main.ts'), '--host', n1.host, '--http-port', '9090', ...args]);
+    const refused = await kvctl('recommission').catch((e: { code: number; stderr: string }) => e);
+    expect(refused).toMatchObject({ code: 1, stderr: expect.stringMatching(/not decommissioned/) });
+    await kvctl('decommission', '--wait');
+    const keys = async (ns: ClusterNode[]) => {
+      let sum = 0;
+      for (const n of ns) sum += await metric(n, 'kvstore_storage_keys');
+      return sum;
+    };
+    await expect.poll(() => keys([n0, n2]), { timeout: 30_000 }).toBe(400);
+    // Stopped while decommissioned (a pod scaled away, its volume kept), keys deleted meanwhile,
+    // then back with the same directory: still decommissioned until told otherwise.
+    await n1.proc.stop('SIGTERM');
+    for (let i = 0; i < 20; i++)
+      expect(await a.call(`REMOVE r:${String(i).padStart(3, '0')}`)).toBe('OK');
+    await restart(n1, ['--peers', peersOf(nodes), '--replication-factor', '2']);
+    expect((await clusterInfo(n1)).status).toBe('decommissioned');
+    const { stdout } = await kvctl('recommission', '--wait');
+    expect(stdout.split('\n')[0]).toMatch(/^active: \d+ stale records dropped, rejoining$/);
+    expect(stdout.trim().split('\n').at(-1)).toMatch(/^active: ring settled, share 0\.\d+, done$/);
+    // It holds its share again: two copies of each of the 180 live keys among the three.
+    await expect.poll(() => keys(nodes), { timeout: 30_000 }).toBe(360);
+    expect(await metric(n1, 'kvstore_storage_keys')).toBeGreaterThan(0);
+    const c = await client(n1);
+    for (let i = 0; i < 200; i++) {
+      const k = String(i).padStart(3, '0');
+      expect(await c.call(`GET r:${k}`)).toBe(i < 20 ? 'NOT_FOUND' : `v${i}`);
+    }
+  }, 120_000);
+
   it('refuses to decommission the last member', async () => {
     const [only] = await startStaticCluster(1);
     const res = await fetch(`http://${only!.host}:9090/admin/decommission`, { method: 'POST' });
