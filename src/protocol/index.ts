@@ -35,6 +35,7 @@ export {
   RESP_COMMANDS,
 } from './resp-commands.ts';
 export { NOT_ATOMIC, notAtomic, respErrors, UNSUPPORTED, unsupported } from './resp-errors.ts';
+export type { ClientInfo, ClientRegistry } from './resp-inspect.ts';
 export type {
   RespContext,
   RespRequest,

@@ -1,8 +1,8 @@
 // RESP2 connection and server commands: HELLO, CLIENT, COMMAND, CONFIG, INFO, SELECT, ECHO, AUTH.
 
-import { arch, platform, release } from 'node:os';
-import { errorReply, type InfoSection, type Reply, type RespVersion } from './reply.ts';
+import { errorReply, type Reply, type RespVersion } from './reply.ts';
 import { respErrors } from './resp-errors.ts';
+import { clientKill, clientList, serverSections } from './resp-inspect.ts';
 import {
   array,
   bulk,
@@ -97,6 +97,10 @@ function client(args: readonly Buffer[], ctx: RespContext): Reply {
       }
       return OK;
     }
+    case 'LIST':
+      return clientList(args, ctx);
+    case 'KILL':
+      return clientKill(args, ctx);
     case 'INFO': {
       const text = `id=${s.id} name=${s.name ?? ''} db=0 lib-name=${s.libName ?? ''} lib-ver=${s.libVer ?? ''}\n`;
       return bulk(text);
@@ -164,33 +168,6 @@ function config(args: readonly Buffer[]): Reply {
     if (wanted) entries.push([bulk(name), bulk(value)]);
   }
   return { type: 'map', entries };
-}
-
-const WANT_ALL = new Set(['all', 'everything', 'default']);
-
-/** INFO's server and clients sections, put before the coordinator's sections. */
-function serverSections(facts: ReturnType<RespContext['server']>, want: readonly string[]) {
-  const all = want.length === 0 || want.some((w) => WANT_ALL.has(w));
-  const out: InfoSection[] = [];
-  if (all || want.includes('server')) {
-    out.push({
-      name: 'server',
-      fields: [
-        ['kvstore_version', facts.version],
-        ['redis_mode', 'standalone'],
-        ['os', `${platform()} ${release()} ${arch()}`],
-        ['arch_bits', 64],
-        ['process_id', process.pid],
-        ['tcp_port', facts.port],
-        ['uptime_in_seconds', facts.uptimeSeconds],
-        ['uptime_in_days', Math.floor(facts.uptimeSeconds / 86400)],
-      ],
-    });
-  }
-  if (all || want.includes('clients')) {
-    out.push({ name: 'clients', fields: [['connected_clients', facts.connectedClients]] });
-  }
-  return out;
 }
 
 /** The connection and server commands, given the whole table (for COMMAND). */

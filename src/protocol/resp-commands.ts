@@ -14,6 +14,7 @@ import type { Reply } from './reply.ts';
 import { adminCommands } from './resp-admin.ts';
 import { NOT_ATOMIC, notAtomic, respErrors, UNSUPPORTED, unsupported } from './resp-errors.ts';
 import { EXPIRY_COMMANDS, parseSet } from './resp-expiry.ts';
+import { memory, object, strlen, typeOf } from './resp-inspect.ts';
 import {
   bulk,
   integerArg,
@@ -178,6 +179,20 @@ export const RESP_COMMANDS: Readonly<Record<string, RespSpec>> = {
       }),
   },
   scan: { arity: -2, flags: ['readonly'], keys: NO_KEYS, run: (a, c) => scan(a, c) },
+  type: { arity: 2, flags: READ, keys: ONE, run: (a, c) => typeOf(a, c.limits, run) },
+  strlen: { arity: 2, flags: READ, keys: ONE, run: (a, c) => strlen(a, c.limits, run) },
+  memory: {
+    arity: -2,
+    flags: ['readonly'],
+    keys: [2, 2, 1],
+    run: (a, c) => memory(a, c.limits, run),
+  },
+  object: {
+    arity: -2,
+    flags: ['readonly'],
+    keys: [2, 2, 1],
+    run: (a, c) => object(a, c.limits, run),
+  },
   keys: {
     arity: 2,
     flags: ['readonly'],
@@ -228,6 +243,7 @@ export function parseRespRequest(args: readonly Buffer[], ctx: RespContext): Res
     if (NOT_ATOMIC.has(name)) throw notAtomic(name.toUpperCase());
     throw respErrors.unknownCommand(args);
   }
+  ctx.session.lastCommand = name;
   if (spec.arity >= 0 ? args.length !== spec.arity : args.length < -spec.arity) {
     throw respErrors.arity(name);
   }

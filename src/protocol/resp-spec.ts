@@ -2,6 +2,7 @@
 
 import type { Command, CommandLimits } from './command.ts';
 import type { Reply, RespVersion } from './reply.ts';
+import type { ClientRegistry } from './resp-inspect.ts';
 
 /** What one RESP request becomes. */
 export type RespRequest =
@@ -43,6 +44,8 @@ export interface RespSession {
   libVer: string | null;
   /** The RESP version replies are encoded in: 2 until `HELLO 3`. */
   proto: RespVersion;
+  /** The last command's name (lower case), for CLIENT LIST. */
+  lastCommand: string;
 }
 
 /** Facts about the node for INFO and HELLO, read when a command is answered. */
@@ -51,6 +54,16 @@ export interface ServerFacts {
   readonly port: number;
   readonly connectedClients: number;
   readonly uptimeSeconds: number;
+  /** Connections accepted since start. */
+  readonly totalConnections: number;
+  /** Connections refused by --max-connections since start. */
+  readonly rejectedConnections: number;
+  /** Requests answered since start, over every connection. */
+  readonly totalCommands: number;
+  /** Requests answered per second, recently. */
+  readonly opsPerSec: number;
+  /** Process memory in bytes: `used` heap and buffers, `rss` resident, `peak` highest rss seen. */
+  readonly memory: { readonly used: number; readonly rss: number; readonly peak: number };
 }
 
 /** SCAN's cursors: clients parse them as integers, so they stand for resume keys kept aside. */
@@ -66,6 +79,7 @@ export interface RespContext {
   readonly session: RespSession;
   readonly server: () => ServerFacts;
   readonly cursors: ScanCursors;
+  readonly clients: ClientRegistry;
 }
 
 /** One command: Redis's arity convention (n exact, -n at least n, the name counted). */

@@ -5,6 +5,8 @@ import type { Coordinator } from '../coordinator/index.ts';
 import { toKvError, wireCode } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import {
+  type ClientInfo,
+  type ClientRegistry,
   type Command,
   type CommandLimits,
   type CommandType,
@@ -25,6 +27,7 @@ import type { Authenticator } from './auth.ts';
 import { WriteBudget } from './budget.ts';
 import { type Framing, type FramingSink, RespFraming, TextFraming } from './framing.ts';
 import type { ServerMetrics } from './metrics.ts';
+import type { ServerStats } from './stats.ts';
 import { execQueued, type Queued, Transaction } from './transaction.ts';
 
 export interface ConnectionContext {
@@ -41,6 +44,10 @@ export interface ConnectionContext {
   readonly serverFacts: () => ServerFacts;
   /** SCAN cursors, shared by the node's RESP connections. */
   readonly scanCursors: ScanCursors;
+  /** Every connection of the node (CLIENT LIST, CLIENT KILL). */
+  readonly clients: ClientRegistry;
+  /** Node-wide request counts (INFO). */
+  readonly stats: ServerStats;
   /** The password check (AUTH); `required` false when no password is configured. */
   readonly auth: Authenticator;
   /** Node-wide bound on bytes of writes in flight. */
@@ -114,6 +121,11 @@ interface Slot {
  * node buffer without bound.
  */
 export class Connection {
+  /** CLIENT ID: unique on this node while it runs. */
+  readonly id: number;
+  readonly #created = performance.now();
+  #lastActive = performance.now();
+  #lastCommand = '';
   readonly #socket: Socket;
   readonly #ctx: ConnectionContext;
   readonly #sink: FramingSink;
@@ -126,7 +138,7 @@ export class Connection {
   #closed = false;
   #closing = false;
   #peerEnded = false;
-  #onClosed: (() => void) | null = null;
+  #onClosed: (() => void)[] = [];
   #authenticated: boolean;
   #group: Group | null = null;
   #backlog: Pending[] = [];
@@ -139,6 +151,7 @@ export class Connection {
   constructor(socket: Socket, ctx: ConnectionContext) {
     this.#socket = socket;
     this.#ctx = ctx;
+    this.id = ctx.nextClientId();
     this.#authenticated = !ctx.auth.required;
     // Decoded requests go to the backlog while the connection must wait (too many replies
     // outstanding, or the socket's write buffer full), and run in order once it may go on.
@@ -181,7 +194,7 @@ export class Connection {
     this.#draining = true;
     return new Promise((resolve) => {
       if (this.#closed) return resolve();
-      this.#onClosed = resolve;
+      this.#onClosed.push(resolve);
       this.#checkIdle();
     });
   }
@@ -191,7 +204,37 @@ export class Connection {
     this.#socket.destroy();
   }
 
+  /** What CLIENT LIST shows about this connection. */
+  info(): ClientInfo {
+    const now = performance.now();
+    const s = this.#session;
+    const addr = (host: string | undefined, port: number | undefined) =>
+      host?.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    return {
+      id: this.id,
+      addr: addr(this.#socket.remoteAddress, this.#socket.remotePort),
+      laddr: addr(this.#socket.localAddress, this.#socket.localPort),
+      name: s?.name ?? null,
+      ageSeconds: Math.floor((now - this.#created) / 1000),
+      idleSeconds: Math.floor((now - this.#lastActive) / 1000),
+      multi: this.#tx?.size ?? -1,
+      lastCommand: s?.lastCommand ?? this.#lastCommand,
+      proto: s?.proto ?? 0,
+      libName: s?.libName ?? null,
+      libVer: s?.libVer ?? null,
+    };
+  }
+
+  /**
+   * CLIENT KILL: takes no further commands, answers those already read (the KILL's own reply
+   * too, when a client kills itself), then closes.
+   */
+  kill(): void {
+    setImmediate(() => void this.drain());
+  }
+
   #onData(chunk: Buffer): void {
+    this.#lastActive = performance.now();
     if (this.#quitting || this.#draining) return;
     this.#framing ??= this.#pickFraming(chunk[0]!);
     this.#framing.decode(chunk, this.#sink);
@@ -232,17 +275,22 @@ export class Connection {
     const ctx = this.#ctx;
     if (first !== STAR) return new TextFraming(ctx.limits, ctx.maxLineBytes);
     const session: RespSession = {
-      id: ctx.nextClientId(),
+      id: this.id,
       name: null,
       libName: null,
       libVer: null,
       proto: 2,
+      lastCommand: '',
     };
     this.#session = session;
-    return new RespFraming(
-      { limits: ctx.limits, session, server: ctx.serverFacts, cursors: ctx.scanCursors },
-      ctx.respLimits,
-    );
+    const respCtx = {
+      limits: ctx.limits,
+      session,
+      server: ctx.serverFacts,
+      cursors: ctx.scanCursors,
+      clients: ctx.clients,
+    };
+    return new RespFraming(respCtx, ctx.respLimits);
   }
 
   /** Answers AUTH and refuses commands before it: the reply to send instead, or null to run. */
@@ -271,6 +319,8 @@ export class Connection {
 
   #slot(command: CommandType | null, shape?: (r: Reply) => Reply): Slot {
     const proto = this.#session?.proto ?? 2;
+    this.#ctx.stats.commands++;
+    if (command !== null) this.#lastCommand = command;
     const slot: Slot = { reply: null, command, started: performance.now(), shape, proto };
     this.#slots.push(slot);
     return slot;
@@ -556,8 +606,6 @@ export class Connection {
   #onClose(): void {
     this.#closed = true;
     this.#framing?.reset();
-    const done = this.#onClosed;
-    this.#onClosed = null;
-    done?.();
+    for (const done of this.#onClosed.splice(0)) done();
   }
 }

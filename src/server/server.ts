@@ -15,6 +15,7 @@ import { WriteBudget } from './budget.ts';
 import { Connection, type ConnectionContext } from './connection.ts';
 import { registerServerMetrics, type ServerMetrics } from './metrics.ts';
 import { ScanCursorTable } from './scan-cursors.ts';
+import { ServerStats } from './stats.ts';
 
 export interface ServerOptions {
   readonly host: string;
@@ -71,6 +72,9 @@ export class KvServer {
   readonly #sockets = new Set<Socket>();
   #refusalsWaiting = 0;
   #clientIds = 0;
+  #accepted = 0;
+  #rejected = 0;
+  readonly #stats = new ServerStats();
 
   private constructor(opts: ServerOptions) {
     this.#opts = opts;
@@ -89,7 +93,24 @@ export class KvServer {
         port: this.port,
         connectedClients: this.#connections.size,
         uptimeSeconds: Math.floor(process.uptime()),
+        totalConnections: this.#accepted,
+        rejectedConnections: this.#rejected,
+        totalCommands: this.#stats.commands,
+        opsPerSec: this.#stats.opsPerSec,
+        memory: this.#stats.memory(),
       }),
+      stats: this.#stats,
+      clients: {
+        list: () => [...this.#connections].map((c) => c.info()),
+        kill: (id) => {
+          for (const c of this.#connections) {
+            if (c.id !== id) continue;
+            c.kill();
+            return true;
+          }
+          return false;
+        },
+      },
       // Up to ~20 MB of resume keys at the largest key size; a scan idle for 10 minutes ends.
       scanCursors: new ScanCursorTable({ max: 10_000, ttlMs: 10 * 60_000 }),
       auth: new Authenticator(opts.password ?? null),
@@ -133,6 +154,7 @@ export class KvServer {
       return;
     }
     const conn = new Connection(socket, this.#ctx);
+    this.#accepted++;
     this.#connections.add(conn);
     this.#metrics.connections.inc();
     this.#metrics.connectionsTotal.inc();
@@ -149,6 +171,7 @@ export class KvServer {
    */
   #refuse(socket: Socket): void {
     this.#metrics.rejectedConnections.inc();
+    this.#rejected++;
     const err = new KvError('KV_ERR_MAX_CLIENTS', 'server: too many client connections');
     const line = `ERR ${wireCode(err.code)} ${err.message}`;
     socket.on('error', () => {});
@@ -177,6 +200,7 @@ export class KvServer {
    * connection (a TLS handshake, a refusal). Resolves when every socket is closed.
    */
   async shutdown(timeoutMs: number): Promise<void> {
+    this.#stats.stop();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     const drained = Promise.all([...this.#connections].map((c) => c.drain()));
     let timer: NodeJS.Timeout | undefined;

@@ -55,6 +55,11 @@ export class Transaction {
     this.#maxBytes = maxBytes;
   }
 
+  /** Commands queued so far. */
+  get size(): number {
+    return this.#items.length;
+  }
+
   /** True once a command was refused while queueing: EXEC will answer EXECABORT. */
   get failed(): boolean {
     return this.#failed;

@@ -14,7 +14,6 @@ import {
 } from '../../src/protocol/index.ts';
 import { int64Arg } from '../../src/protocol/resp-expiry.ts';
 import { Replicas } from '../../src/replica/index.ts';
-import { ScanCursorTable } from '../../src/server/scan-cursors.ts';
 import {
   compareRecords,
   decodeRecord,
@@ -26,6 +25,7 @@ import {
   type Version,
 } from '../../src/storage/index.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
+import { respContext } from '../helpers/resp-context.ts';
 
 const b = (s: string) => Buffer.from(s);
 const v = (wall: number, node = 'n1', logical = 0): Version => ({ wall, logical, node });
@@ -234,12 +234,7 @@ function standalone(s: Storage): ClusterCoordinator {
 }
 
 const LIMITS: CommandLimits = { maxKeyBytes: 64, maxValueBytes: 64, maxScanKeys: 100 };
-const CTX: RespContext = {
-  limits: LIMITS,
-  session: { id: 1, name: null, libName: null, libVer: null, proto: 2 },
-  server: () => ({ version: '0', port: 0, connectedClients: 0, uptimeSeconds: 0 }),
-  cursors: new ScanCursorTable({ max: 10, ttlMs: 60_000 }),
-};
+const CTX: RespContext = respContext(LIMITS);
 
 /** Runs a RESP command on `c` and shapes its reply as the RESP framing does. */
 async function resp(c: ClusterCoordinator, ...args: string[]): Promise<Reply> {

@@ -17,18 +17,14 @@ import {
   type RespVersion,
 } from '../../src/protocol/index.ts';
 import { ScanCursorTable } from '../../src/server/scan-cursors.ts';
+import { respContext } from '../helpers/resp-context.ts';
 
 const LIMITS: CommandLimits = { maxKeyBytes: 16, maxValueBytes: 32, maxScanKeys: 100 };
 
 const cursors = new ScanCursorTable({ max: 100, ttlMs: 60_000 });
 
 function ctx(): RespContext {
-  return {
-    limits: LIMITS,
-    session: { id: 7, name: null, libName: null, libVer: null, proto: 2 },
-    server: () => ({ version: '9.9.9', port: 6379, connectedClients: 3, uptimeSeconds: 90000 }),
-    cursors,
-  };
+  return respContext(LIMITS, cursors);
 }
 
 const b = (s: string) => Buffer.from(s, 'latin1');
@@ -291,7 +287,7 @@ describe('parseRespRequest: connection and server commands', () => {
     expect(wire(replyOf(c, 'CLIENT', 'SETINFO', 'LIB-NAME', 'ioredis'))).toBe('+OK\r\n');
     expect(c.session.libName).toBe('ioredis');
     expect(errorOf('CLIENT', 'SETNAME', 'a b')).toMatch(/^-ERR Client names cannot contain/);
-    expect(errorOf('CLIENT', 'KILL')).toBe("-ERR unknown subcommand 'KILL'. Try CLIENT HELP.");
+    expect(errorOf('CLIENT', 'NOPE')).toBe("-ERR unknown subcommand 'NOPE'. Try CLIENT HELP.");
   });
 
   it('COMMAND, COMMAND COUNT, COMMAND DOCS, COMMAND INFO', () => {
@@ -342,7 +338,15 @@ describe('parseRespRequest: connection and server commands', () => {
     expect(text).toMatch(/# Server\r\nkvstore_version:9\.9\.9\r\n/);
     expect(text).toMatch(/tcp_port:6379\r\n/);
     expect(text).toMatch(/uptime_in_days:1\r\n/);
-    expect(text).toMatch(/# Clients\r\nconnected_clients:3\r\n\r\n# Keyspace\r\ndb0:keys=2,/);
+    expect(text).toMatch(
+      /# Clients\r\nconnected_clients:3\r\nblocked_clients:0\r\n\r\n# Memory\r\n/,
+    );
+    expect(text).toMatch(
+      /\r\nused_memory:2048\r\nused_memory_human:2\.00K\r\nused_memory_rss:4096\r\n/,
+    );
+    expect(text).toMatch(
+      /# Stats\r\ntotal_connections_received:10\r\ntotal_commands_processed:1234\r\ninstantaneous_ops_per_sec:56\r\nrejected_connections:0\r\n\r\n# Keyspace\r\ndb0:keys=2,/,
+    );
   });
 });
 
