@@ -2,7 +2,15 @@
 
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { adminHeaders } from '../../src/auth/index.ts';
+import {
+  ADMIN_PATHS,
+  adminCall,
+  adminErrorOf,
+  clusterInfoSchema,
+  decommissionStateSchema,
+  memberInfoSchema,
+  transferSchema,
+} from '../../src/admin/index.ts';
 
 /**
  * How the operator reaches a pod's HTTP port. Placeholders: {pod}, {headless}, {namespace},
@@ -47,30 +55,20 @@ export function podUrl(template: string, a: PodAddress): string {
   return template.replace(/\{(\w+)\}/g, (m, k: string) => vars[k] ?? m).replace(/\/+$/, '');
 }
 
-const transferSchema = z
-  .object({
-    scanned: z.number().optional(),
-    sent: z.number().optional(),
-    done: z.boolean().optional(),
-  })
-  .loose()
-  .nullable()
-  .optional();
+// The operator reads the parts of the node's answers (src/admin schema) it decides from, each
+// checked by that schema's own field: the rest of an answer may change without failing it.
 
-const decommissionSchema = z.object({
-  status: z.enum(['active', 'decommissioning', 'decommissioned']),
-  transfer: transferSchema,
+/** What a decommission state tells the operator: the status and how far the hand-off came. */
+const decommissionSchema = decommissionStateSchema.pick({ status: true }).extend({
+  transfer: transferSchema.pick({ scanned: true, sent: true, done: true }).nullable(),
 });
 export type DecommissionView = z.output<typeof decommissionSchema>;
 
-const clusterSchema = z
-  .object({
-    node: z.string().optional(),
-    status: z.string().optional(),
-    ring: z.object({ moving: z.boolean() }).loose(),
-    members: z.array(z.object({ name: z.string(), state: z.string() }).loose()),
-  })
-  .loose();
+/** What a node's cluster view tells the operator: its status, moving data, members' states. */
+const clusterSchema = clusterInfoSchema.pick({ status: true }).extend({
+  ring: clusterInfoSchema.shape.ring.pick({ moving: true }),
+  members: z.array(memberInfoSchema.pick({ name: true, state: true })),
+});
 export type ClusterView = z.output<typeof clusterSchema>;
 
 export type PostResult =
@@ -84,23 +82,6 @@ export interface NodeAdmin {
   decommissionStatus(a: PodAddress): Promise<DecommissionView>;
   /** POST /admin/decommission: accepted (202), or refused with the node's reason (409). */
   decommission(a: PodAddress): Promise<PostResult>;
-}
-
-async function call(
-  url: string,
-  method: string,
-  timeoutMs: number,
-  headers: Record<string, string>,
-): Promise<{ status: number; body: unknown }> {
-  const res = await fetch(url, { method, headers, signal: AbortSignal.timeout(timeoutMs) });
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // keep the text
-  }
-  return { status: res.status, body };
 }
 
 function expectOk(path: string, r: { status: number; body: unknown }): unknown {
@@ -119,8 +100,7 @@ export function createNodeAdmin(
 ): NodeAdmin {
   const send = async (a: PodAddress, path: string, method: 'GET' | 'POST') => {
     const secret = a.clusterSecret ? await readSecret(a.namespace, a.clusterSecret) : null;
-    const headers = adminHeaders(secret, method, path);
-    const r = await call(`${podUrl(template, a)}${path}`, method, timeoutMs, headers);
+    const r = await adminCall({ base: podUrl(template, a), secret, timeoutMs }, method, path);
     if (r.status === 401) {
       throw new Error(`node-admin: ${method} ${path} answered 401: the cluster secret differs`);
     }
@@ -128,19 +108,18 @@ export function createNodeAdmin(
   };
   return {
     async cluster(a) {
-      const r = await send(a, '/admin/cluster', 'GET');
-      return clusterSchema.parse(expectOk('/admin/cluster', r));
+      const r = await send(a, ADMIN_PATHS.cluster, 'GET');
+      return clusterSchema.parse(expectOk(ADMIN_PATHS.cluster, r));
     },
     async decommissionStatus(a) {
-      const r = await send(a, '/admin/decommission', 'GET');
-      return decommissionSchema.parse(expectOk('/admin/decommission', r));
+      const r = await send(a, ADMIN_PATHS.decommission, 'GET');
+      return decommissionSchema.parse(expectOk(ADMIN_PATHS.decommission, r));
     },
     async decommission(a) {
-      const r = await send(a, '/admin/decommission', 'POST');
+      const r = await send(a, ADMIN_PATHS.decommission, 'POST');
       if (r.status === 202 || r.status === 200) return { accepted: true };
-      const error = (r.body as { error?: unknown } | null)?.error;
-      if (r.status === 409) return { accepted: false, error: String(error ?? 'refused') };
-      throw new Error(`node-admin: POST /admin/decommission answered ${r.status}`);
+      if (r.status === 409) return { accepted: false, error: adminErrorOf(r.body) ?? 'refused' };
+      throw new Error(`node-admin: POST ${ADMIN_PATHS.decommission} answered ${r.status}`);
     },
   };
 }

@@ -1,33 +1,40 @@
-// kvctl admin commands: they talk to the node's HTTP port (decommission) or print CLUSTER.
+// kvctl admin commands: they talk to the node's HTTP port (decommission, recommission).
 
-// auth.ts directly, not the replica index: that loads storage and lmdb, and kvctl is the image's
-// healthcheck (a process every few seconds), as light as it can be.
-import { adminHeaders } from '../auth/index.ts';
+// Loaded only for these commands (cli/main.ts): the admin schema brings zod, and kvctl is the
+// image's healthcheck (a process every few seconds), as light as it can be.
+import type { z } from 'zod';
+import {
+  ADMIN_PATHS,
+  type AdminTarget,
+  adminCall,
+  adminErrorOf,
+  clusterInfoSchema,
+  type DecommissionState,
+  decommissionStateSchema,
+  recommissionResultSchema,
+} from '../admin/index.ts';
 import type { CliOutput } from './commands.ts';
 
-interface DecommissionState {
-  status: 'active' | 'decommissioning' | 'decommissioned';
-  transfer: { scanned: number; sent: number; done: boolean } | null;
-  error?: string;
+export type { AdminTarget };
+
+const PATH = ADMIN_PATHS.decommission;
+
+/** One admin call; a 401 throws, saying to set the secret. */
+async function checked(target: AdminTarget, method: 'GET' | 'POST', path: string) {
+  const answer = await adminCall(target, method, path);
+  if (answer.status === 401) {
+    throw new Error(
+      `${path}: ${adminErrorOf(answer.body) ?? 'unauthorized'}; set KVCTL_CLUSTER_SECRET`,
+    );
+  }
+  return answer;
 }
 
-/** A node's HTTP port, and the cluster secret that proves admin calls (null: none set). */
-export interface AdminTarget {
-  readonly base: string;
-  readonly secret: string | null;
-}
-
-async function call(
-  target: AdminTarget,
-  path: string,
-  method: 'GET' | 'POST',
-): Promise<{ status: number; body: DecommissionState }> {
-  const headers = adminHeaders(target.secret, method, path);
-  const res = await fetch(`${target.base}${path}`, { method, headers });
-  const body = (await res.json()) as DecommissionState;
-  if (res.status === 401)
-    throw new Error(`${path}: ${body.error ?? 'unauthorized'}; set KVCTL_CLUSTER_SECRET`);
-  return { status: res.status, body };
+/** `body` as `schema` describes it; throws when the node answered something else. */
+function parse<T>(schema: z.ZodType<T>, path: string, body: unknown): T {
+  const r = schema.safeParse(body);
+  if (!r.success) throw new Error(`${path}: malformed answer`);
+  return r.data;
 }
 
 function line(s: DecommissionState): string {
@@ -35,6 +42,14 @@ function line(s: DecommissionState): string {
   return t
     ? `${s.status}: ${t.scanned} records read, ${t.sent} sent${t.done ? ', done' : ''}`
     : s.status;
+}
+
+/** GET /admin/decommission; throws when the node answers anything but its state. */
+async function state(target: AdminTarget): Promise<DecommissionState> {
+  const r = await checked(target, 'GET', PATH);
+  if (r.status !== 200)
+    throw new Error(`${PATH}: ${adminErrorOf(r.body) ?? `answered ${r.status}`}`);
+  return parse(decommissionStateSchema, PATH, r.body);
 }
 
 /**
@@ -48,27 +63,21 @@ export async function decommission(
   out: CliOutput,
   pollMs = 500,
 ): Promise<number> {
-  const started = await call(target, '/admin/decommission', 'POST');
+  const started = await checked(target, 'POST', PATH);
   if (started.status !== 202) {
-    out.stderr.write(`kvctl: decommission refused: ${started.body.error ?? started.status}\n`);
+    out.stderr.write(
+      `kvctl: decommission refused: ${adminErrorOf(started.body) ?? started.status}\n`,
+    );
     return 1;
   }
-  out.stdout.write(`${line(started.body)}\n`);
-  let state = started.body;
-  while (wait && state.status !== 'decommissioned') {
+  let s = parse(decommissionStateSchema, PATH, started.body);
+  out.stdout.write(`${line(s)}\n`);
+  while (wait && s.status !== 'decommissioned') {
     await new Promise((r) => setTimeout(r, pollMs));
-    state = (await call(target, '/admin/decommission', 'GET')).body;
-    out.stdout.write(`${line(state)}\n`);
+    s = await state(target);
+    out.stdout.write(`${line(s)}\n`);
   }
   return 0;
-}
-
-interface ClusterState {
-  node: string;
-  status: string;
-  ring: { moving: boolean };
-  members: { name: string; share: number }[];
-  transfer: { scanned: number; sent: number } | null;
 }
 
 /**
@@ -82,15 +91,18 @@ export async function recommission(
   out: CliOutput,
   pollMs = 500,
 ): Promise<number> {
-  const started = await call(target, '/admin/recommission', 'POST');
-  const body = started.body as DecommissionState & { dropped?: number };
+  const started = await checked(target, 'POST', ADMIN_PATHS.recommission);
   if (started.status !== 200) {
-    out.stderr.write(`kvctl: recommission refused: ${body.error ?? started.status}\n`);
+    out.stderr.write(
+      `kvctl: recommission refused: ${adminErrorOf(started.body) ?? started.status}\n`,
+    );
     return 1;
   }
-  out.stdout.write(`${body.status}: ${body.dropped ?? 0} stale records dropped, rejoining\n`);
+  const r = parse(recommissionResultSchema, ADMIN_PATHS.recommission, started.body);
+  out.stdout.write(`${r.status}: ${r.dropped} stale records dropped, rejoining\n`);
   while (wait) {
-    const c = (await call(target, '/admin/cluster', 'GET')).body as unknown as ClusterState;
+    const answer = await checked(target, 'GET', ADMIN_PATHS.cluster);
+    const c = parse(clusterInfoSchema, ADMIN_PATHS.cluster, answer.body);
     const share = c.members.find((m) => m.name === c.node)?.share ?? 0;
     const done = !c.ring.moving && share > 0;
     out.stdout.write(
@@ -104,12 +116,6 @@ export async function recommission(
 
 /** Prints GET /admin/decommission. */
 export async function decommissionStatus(target: AdminTarget, out: CliOutput): Promise<number> {
-  out.stdout.write(`${line((await call(target, '/admin/decommission', 'GET')).body)}\n`);
-  return 0;
-}
-
-/** Pretty-prints the JSON line CLUSTER answers. */
-export function printCluster(json: string, out: CliOutput): number {
-  out.stdout.write(`${JSON.stringify(JSON.parse(json), null, 2)}\n`);
+  out.stdout.write(`${line(await state(target))}\n`);
   return 0;
 }

@@ -76,3 +76,9 @@ function printKeys(keys: readonly string[], next: string | null, out: CliOutput)
   if (next !== null) out.stderr.write(`next cursor: ${next}\n`);
   return 0;
 }
+
+/** Pretty-prints the JSON line CLUSTER answers. */
+export function printCluster(json: string, out: CliOutput): number {
+  out.stdout.write(`${JSON.stringify(JSON.parse(json), null, 2)}\n`);
+  return 0;
+}

@@ -1,9 +1,8 @@
 // kvctl entry: parse the command line, connect, run one command or the shell, set the exit code.
 
 import { KvClient, KvClientError } from '../client/index.ts';
-import { decommission, decommissionStatus, printCluster, recommission } from './admin.ts';
 import { HELP, parseArgs, UsageError } from './args.ts';
-import { type CliOutput, runCommand } from './commands.ts';
+import { type CliOutput, printCluster, runCommand } from './commands.ts';
 import { runShell } from './shell.ts';
 import { ConfigError, clientTls, servesTls } from './tls.ts';
 
@@ -37,9 +36,18 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<nu
       const { restore } = await import('./restore.ts');
       return await restore(admin, cmd, out);
     }
-    if (cmd.name === 'decommission') return await decommission(admin, cmd.wait, out);
-    if (cmd.name === 'decommission-status') return await decommissionStatus(admin, out);
-    if (cmd.name === 'recommission') return await recommission(admin, cmd.wait, out);
+    if (
+      cmd.name === 'decommission' ||
+      cmd.name === 'decommission-status' ||
+      cmd.name === 'recommission'
+    ) {
+      // Loaded only here: the admin schema brings zod, which other commands never need.
+      const { decommission, decommissionStatus, recommission } = await import('./admin.ts');
+      if (cmd.name === 'recommission') return await recommission(admin, cmd.wait, out);
+      return cmd.name === 'decommission'
+        ? await decommission(admin, cmd.wait, out)
+        : await decommissionStatus(admin, out);
+    }
     const tls = clientTls(args.tls);
     if (tls === null) plainTarget = { host: args.host, port: args.port };
     client = await KvClient.connect({

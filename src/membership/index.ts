@@ -11,12 +11,21 @@ export {
   type PeerState,
 } from './manager.ts';
 export { type RingMetrics, registerRingMetrics, type SettledChange } from './metrics.ts';
+export {
+  RingKeeper,
+  type RingKeeperOptions,
+  type StartingRings,
+  settleSpreadMs,
+  startingTopology,
+} from './ring-keeper.ts';
 export { newerSettled, newestReported, parseSettled, settledRing } from './settled.ts';
 export {
   type MemberAddress,
   type PeerSource,
   parseDiscovery,
   parsePeers,
+  peerAddressOf,
   staticSource,
 } from './sources.ts';
 export { type Placement, type RingChanges, Topology } from './topology.ts';
+export { type ClusterViewParts, clusterInfo } from './view.ts';

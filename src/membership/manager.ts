@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../observability/index.ts';
 import type { HelloReply } from '../replica/index.ts';
-import type { MemberAddress, PeerSource } from './sources.ts';
+import { type MemberAddress, type PeerSource, peerAddressOf } from './sources.ts';
 
 /** up: answered the last probe; down: failed `probeFailures` in a row; unknown: not probed yet. */
 export type PeerState = 'up' | 'down' | 'unknown';
@@ -46,9 +46,11 @@ export function inRing(m: MemberView): boolean {
 /**
  * The member list and each member's health. A member the source stops listing has *left*: it is
  * forgotten at once. A listed member that stops answering is *down*: it stays a member (and in
- * the ring). Emits `change` whenever the list, a state, or a member's hello changes.
+ * the ring). Emits `change` whenever the list, a state, or a member's hello changes, and `gone`
+ * (before that `change`) with each peer address no member has any more: a member's that left,
+ * or a member's old address when it moved.
  */
-export class Membership extends EventEmitter<{ change: [] }> {
+export class Membership extends EventEmitter<{ change: []; gone: [address: string] }> {
   readonly #opts: MembershipOptions;
   readonly #members = new Map<string, Tracked>();
   #timers: NodeJS.Timeout[] = [];
@@ -142,6 +144,7 @@ export class Membership extends EventEmitter<{ change: [] }> {
   #setListed(listed: MemberAddress[]): void {
     const self = this.#opts.self.name;
     const names = new Set(listed.map((m) => m.name));
+    const before = new Set([...this.#members.values()].map((t) => peerAddressOf(t.addr)));
     let changed = false;
     for (const name of [...this.#members.keys()]) {
       if (name !== self && !names.has(name)) {
@@ -162,7 +165,10 @@ export class Membership extends EventEmitter<{ change: [] }> {
         changed = true;
       }
     }
-    if (changed) this.emit('change');
+    if (!changed) return;
+    const now = new Set([...this.#members.values()].map((t) => peerAddressOf(t.addr)));
+    for (const address of before) if (!now.has(address)) this.emit('gone', address);
+    this.emit('change');
   }
 
   /**

@@ -13,6 +13,11 @@ export interface MemberAddress {
   readonly peerPort: number;
 }
 
+/** `host:port` of a member's peer port, `[addr]:port` for IPv6: the peer pool's address. */
+export function peerAddressOf(m: Pick<MemberAddress, 'host' | 'peerPort'>): string {
+  return m.host.includes(':') ? `[${m.host}]:${m.peerPort}` : `${m.host}:${m.peerPort}`;
+}
+
 /** Where the member list comes from. */
 export interface PeerSource {
   /**

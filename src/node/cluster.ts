@@ -1,6 +1,7 @@
 // Builds this node's cluster parts: membership, rings, peer transport, replication, rebalancing.
 
 import type { Registry } from 'prom-client';
+import type { ClusterInfo, DecommissionState, RecommissionResult } from '../admin/index.ts';
 import { peerProof } from '../auth/index.ts';
 import { BackupSessions, backupRoutes } from '../backup/index.ts';
 import type { Config } from '../config/index.ts';
@@ -8,30 +9,27 @@ import { ClusterCoordinator } from '../coordinator/index.ts';
 import { KvError } from '../errors/index.ts';
 import {
   type AddressBook,
+  clusterInfo,
   dnsSource,
   loadIncarnation,
-  type MemberAddress,
   Membership,
-  newestReported,
   type PeerSource,
   parseDiscovery,
   parsePeers,
   parseSettled,
-  type RingChanges,
+  peerAddressOf,
+  RingKeeper,
   readHello,
   registerRingMetrics,
+  settleSpreadMs,
+  startingTopology,
   stateAddressBook,
   staticSource,
-  Topology,
+  type Topology,
 } from '../membership/index.ts';
 import type { Logger, StreamRoute } from '../observability/index.ts';
 import { PeerPool, PeerServer } from '../peer/index.ts';
-import {
-  collectTombstones,
-  Hints,
-  Rebalancer,
-  registerRebalanceMetrics,
-} from '../rebalance/index.ts';
+import { Hints, Rebalancer, registerRebalanceMetrics, startCollector } from '../rebalance/index.ts';
 import {
   createReplicaHandler,
   type HelloReply,
@@ -51,20 +49,16 @@ export interface Cluster {
   readonly coordinator: ClusterCoordinator;
   readonly peerPort: number;
   /** CLUSTER's answer and GET /admin/cluster. */
-  info(): unknown;
-  /** POST /admin/decommission. */
-  decommission(): unknown;
+  info(): ClusterInfo;
+  /** POST /admin/decommission; throws when this node cannot decommission now. */
+  decommission(): DecommissionState;
   /** GET /admin/decommission. */
-  decommissionStatus(): unknown;
+  decommissionStatus(): DecommissionState;
   /** POST /admin/recommission: rejects with KV_ERR_INVALID_ARGUMENT when it cannot. */
-  recommission(): Promise<unknown>;
+  recommission(): Promise<RecommissionResult>;
   /** Backup and restore endpoints (GET /admin/backup, POST /admin/restore/...). */
   readonly streams: Readonly<Record<string, StreamRoute>>;
   stop(): Promise<void>;
-}
-
-function peerAddress(m: MemberAddress): string {
-  return m.host.includes(':') ? `[${m.host}]:${m.peerPort}` : `${m.host}:${m.peerPort}`;
 }
 
 function sourceOf(
@@ -109,7 +103,7 @@ export async function startCluster(
   const hello = (address: string) =>
     pool.get(address).request<unknown>(METHODS.hello, {}).then(readHello);
   const identify = (host: string, port: number) =>
-    hello(peerAddress({ name: '', host, peerPort: port })).then(
+    hello(peerAddressOf({ host, peerPort: port })).then(
       (h) => h.name,
       () => null,
     );
@@ -161,7 +155,7 @@ export async function startCluster(
   const membership = new Membership({
     self: { name: self, host: config.peerHost, peerPort: peerServer.port },
     source,
-    probe: (m) => hello(peerAddress(m)),
+    probe: (m) => hello(peerAddressOf(m)),
     selfHello,
     resolveIntervalMs: config.resolveIntervalMs,
     probeIntervalMs: config.probeIntervalMs,
@@ -175,7 +169,7 @@ export async function startCluster(
       return Promise.reject(
         new KvError('KV_ERR_PEER_UNAVAILABLE', `replication: ${name} is not a member`),
       );
-    return pool.get(peerAddress(m)).request(method, body);
+    return pool.get(peerAddressOf(m)).request(method, body);
   };
   // Reads count a settled owner only if it still has the data directory the ring recorded;
   // writes carry the peer timeout as their deadline.
@@ -189,17 +183,14 @@ export async function startCluster(
   );
   const resolved = await membership.start();
   const saved = parseSettled(storage.readState<unknown>(SETTLED_KEY));
-  const initial = resolved || !saved ? membership.ringMembers() : [...saved.members];
-  // A node with no saved ring is new: it starts from the newest settled ring its peers report
-  // (a joiner routes to the old owners until the data moved); with no peer answering, nothing
-  // is settled elsewhere and its own ring is the settled one. A node with a saved ring adopts a
-  // newer one its peers report in the first update below, before it serves anything.
-  topology = new Topology(
-    initial.length > 0 ? initial : [self],
-    saved ?? newestReported(membership.members())?.ring ?? null,
-    config.replicationFactor,
-  );
-  const topo = topology;
+  const topo = startingTopology({
+    self,
+    resolved,
+    saved,
+    members: membership.members(),
+    replicationFactor: config.replicationFactor,
+  });
+  topology = topo;
   const isUp = (name: string) => membership.isUp(name);
   const hints = new Hints({
     store: hintStore,
@@ -220,133 +211,49 @@ export async function startCluster(
     logger: log,
   });
   rebalancer = rb;
-  // Saves the settled ring as it is when the write runs: writes in order, the last one current.
-  let saving: Promise<void> = Promise.resolve();
-  const save = () => {
-    saving = saving
-      .then(() => storage.writeState(SETTLED_KEY, topo.settledRing))
-      .catch((err: unknown) => log.error({ err }, 'settled ring not saved'));
-    return saving;
-  };
-  const cleanup = () => {
-    const run = () => rb.onSettled().catch((err: unknown) => log.error({ err }, 'cleanup failed'));
-    void run();
-    // Coordinators that settle a moment later may still send this node writes for keys it no
-    // longer owns; a second pass once they have all settled removes those copies too.
-    setTimeout(run, 5 * config.probeIntervalMs + config.peerTimeoutMs).unref();
-  };
-  let transfer = topo.transferId;
-  const report = (c: RingChanges) => {
-    const ring = topo.settledRing;
-    if (c.adopted) {
-      const { from } = c.adopted;
-      log.info({ from, epoch: ring.epoch, members: ring.members }, 'settled ring adopted');
-      ringMetrics.changed('adopted');
-    }
-    for (const r of c.replaced) {
-      log.warn(
-        { member: r.name, recorded: r.recorded, incarnation: r.incarnation, epoch: ring.epoch },
-        'member has a new data directory: not a holder of data until rebalanced',
-      );
-      ringMetrics.changed('replaced');
-    }
-    if (c.recorded.length > 0) log.info({ members: c.recorded }, 'member incarnations recorded');
-    if (c.targetChanged) {
-      log.info({ ring: topo.target.id, members: topo.target.members }, 'ring changed');
-    }
-    if (c.settled) {
-      log.info({ ring: topo.settled.id, epoch: ring.epoch }, 'ring settled');
-      ringMetrics.changed('settled');
-    }
-  };
-  // One update at a time: the rebalancer reports synchronously from inside onRingsChanged().
-  let updating = false;
-  let pending = false;
-  const reconcile = () => {
-    pending = true;
-    if (updating) return;
-    updating = true;
-    try {
-      while (pending) {
-        pending = false;
-        const c = topo.update(membership.members());
-        report(c);
-        if (c.settledChanged) void save();
-        if ((c.settled || c.adopted) && !topo.moving) cleanup();
-        if (topo.transferId !== transfer) {
-          transfer = topo.transferId;
-          rb.onRingsChanged();
-        }
-      }
-    } finally {
-      updating = false;
-    }
-  };
-  membership.on('change', reconcile);
-  rb.on('change', reconcile);
+  const rings = new RingKeeper({
+    topology: topo,
+    members: () => membership.members(),
+    save: (ring) => storage.writeState(SETTLED_KEY, ring),
+    metrics: ringMetrics,
+    logger: log,
+    onTransfer: () => rb.onRingsChanged(),
+    cleanup: () => rb.onSettled(),
+    cleanupDelayMs: settleSpreadMs(config.probeIntervalMs, config.peerTimeoutMs),
+  });
+  const update = () => rings.update();
+  membership.on('change', update);
+  // A member that left (or moved) is never called at that address again: close its connections.
+  membership.on('gone', (address) => void pool.remove(address));
+  rb.on('change', update);
   rb.resume();
-  reconcile();
+  update();
   // A new node's ring is durable before it serves; a saved one is rewritten only if it changed.
-  await (saved === null ? save() : saving);
+  await (saved === null ? rings.save() : rings.saved);
   hints.start();
-  const atRest = () => topo.atRest(membership.members());
-  const gcOptions = {
+  const stopCollector = startCollector({
     self,
     storage,
     topology: topo,
     replicas,
-    quiet: atRest,
+    quiet: () => topo.atRest(membership.members()),
     graceMs: config.tombstoneGraceMs,
+    intervalMs: config.gcIntervalMs,
+    dropUnowned: () => rb.onSettled(),
     metrics,
     logger: log,
-  };
-  // While the cluster is at rest: first drop copies of keys this node does not own (left by a
-  // late hint, hand-off batch or write from a coordinator that had not seen the ring change yet),
-  // then collect tombstones, which waits for every member to hold no older copy.
-  let collecting = false;
-  const gcTimer = setInterval(() => {
-    if (collecting) return;
-    if (!atRest()) {
-      metrics.gcSkipped.inc();
-      return;
-    }
-    collecting = true;
-    rb.onSettled()
-      .then(() => collectTombstones(gcOptions))
-      .catch((err: unknown) => log.error({ err }, 'tombstone collection failed'))
-      .finally(() => {
-        collecting = false;
-      });
-  }, config.gcIntervalMs);
-  gcTimer.unref();
-
-  const info = () => ({
-    node: self,
-    incarnation: incarnation.id,
-    status: rb.status,
-    ring: {
-      target: topo.target.id,
-      settled: topo.settled.id,
-      epoch: topo.settledRing.epoch,
-      moving: topo.moving,
-    },
-    replicationFactor: topo.rf(topo.target),
-    members: membership.members().map((m) => ({
-      name: m.name,
-      address: peerAddress(m),
-      state: m.state,
-      status: m.hello?.status ?? null,
-      share: topo.target.members.includes(m.name)
-        ? Number(topo.target.share(m.name).toFixed(4))
-        : 0,
-      incarnation: m.hello?.incarnation || null,
-      recorded: topo.incarnationOf(m.name) ?? null,
-      ringId: m.hello?.ringId ?? null,
-      rebalanced: m.hello?.rebalanced ?? null,
-    })),
-    transfer: rb.progress,
-    hints: hintStore.count,
   });
+
+  const info = () =>
+    clusterInfo({
+      self,
+      incarnation: incarnation.id,
+      status: rb.status,
+      topology: topo,
+      members: membership.members(),
+      transfer: rb.progress,
+      hints: hintStore.count,
+    });
   const coordinator = new ClusterCoordinator({
     storage,
     topology: topo,
@@ -384,7 +291,8 @@ export async function startCluster(
     }),
     async stop() {
       backups.close();
-      clearInterval(gcTimer);
+      stopCollector();
+      rings.stop();
       membership.stop();
       await rb.stop();
       await hints.stop();

@@ -3,10 +3,12 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Counter, type Registry } from 'prom-client';
+import { ADMIN_PATHS, type AdminError } from '../admin/index.ts';
 import { ADMIN_AUTH_SCHEME, checkAdminAuthorization } from '../auth/index.ts';
 import type { Config } from '../config/index.ts';
 import { KvError } from '../errors/index.ts';
 import {
+  type AdminRoute,
   createLogger,
   createRegistry,
   type HttpEndpoint,
@@ -15,7 +17,7 @@ import {
 } from '../observability/index.ts';
 import { KvServer } from '../server/index.ts';
 import { ExpirySweeper, lockDataDir, Storage } from '../storage/index.ts';
-import { startCluster } from './cluster.ts';
+import { type Cluster, startCluster } from './cluster.ts';
 import { HEAP_TRIM_DEFAULTS, startHeapTrimmer } from './heap-trim.ts';
 import { loadSecrets } from './secrets.ts';
 
@@ -53,7 +55,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
     lock.release();
     throw err;
   }
-  let cluster: Awaited<ReturnType<typeof startCluster>> | undefined;
+  let cluster: Cluster | undefined;
   let ready = false;
   let server: KvServer | undefined;
   let http: HttpEndpoint | undefined;
@@ -224,28 +226,28 @@ function adminAuth(secret: string, registry: Registry) {
   };
 }
 
-function adminRoutes(cluster: {
-  info(): unknown;
-  decommission(): unknown;
-  decommissionStatus(): unknown;
-  recommission(): Promise<unknown>;
-}) {
+/** The admin API (admin/ schema): each route answers the body its schema describes. */
+function adminRoutes(cluster: Cluster): Record<string, AdminRoute> {
+  const { cluster: clusterPath, decommission, recommission } = ADMIN_PATHS;
   const refused = (err: unknown) => {
-    if (err instanceof KvError && err.code === 'KV_ERR_INVALID_ARGUMENT')
-      return { status: 409, body: { error: err.message } };
+    if (err instanceof KvError && err.code === 'KV_ERR_INVALID_ARGUMENT') {
+      const body: AdminError = { error: err.message };
+      return { status: 409, body };
+    }
     throw err;
   };
   return {
-    'GET /admin/cluster': () => ({ status: 200, body: cluster.info() }),
-    'GET /admin/decommission': () => ({ status: 200, body: cluster.decommissionStatus() }),
-    'POST /admin/decommission': () => {
+    [`GET ${clusterPath}`]: () => ({ status: 200, body: cluster.info() }),
+    [`GET ${decommission}`]: () => ({ status: 200, body: cluster.decommissionStatus() }),
+    [`POST ${decommission}`]: () => {
       try {
         return { status: 202, body: cluster.decommission() };
       } catch (err) {
-        return { status: 409, body: { error: err instanceof Error ? err.message : String(err) } };
+        const body: AdminError = { error: err instanceof Error ? err.message : String(err) };
+        return { status: 409, body };
       }
     },
-    'POST /admin/recommission': () =>
+    [`POST ${recommission}`]: () =>
       cluster.recommission().then((body) => ({ status: 200, body }), refused),
   };
 }

@@ -96,3 +96,37 @@ async function noOlderCopy(
     return false;
   }
 }
+
+export interface CollectorOptions extends GcOptions {
+  /** Time between passes (--gc-interval-ms). */
+  readonly intervalMs: number;
+  /** Drops copies of keys this node does not own (Rebalancer.onSettled), before each pass. */
+  readonly dropUnowned: () => Promise<unknown>;
+}
+
+/**
+ * Every `intervalMs` while the cluster is quiet: first drops copies of keys this node does not
+ * own (left by a late hint, hand-off batch or write from a coordinator that had not seen the
+ * ring change yet), then collects tombstones, which waits for every member to hold no older
+ * copy. A pass still running when the next is due skips that one; a pass the cluster is not
+ * quiet for counts in kvstore_gc_skipped_total. Returns the stop function.
+ */
+export function startCollector(o: CollectorOptions): () => void {
+  let collecting = false;
+  const timer = setInterval(() => {
+    if (collecting) return;
+    if (!o.quiet()) {
+      o.metrics.gcSkipped.inc();
+      return;
+    }
+    collecting = true;
+    o.dropUnowned()
+      .then(() => collectTombstones(o))
+      .catch((err: unknown) => o.logger.error({ err }, 'tombstone collection failed'))
+      .finally(() => {
+        collecting = false;
+      });
+  }, o.intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}

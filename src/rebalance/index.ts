@@ -1,6 +1,11 @@
 // rebalance: moving data on ring changes and decommission, hinted handoff, tombstone collection.
 
-export { collectTombstones, type GcOptions } from './gc.ts';
+export {
+  type CollectorOptions,
+  collectTombstones,
+  type GcOptions,
+  startCollector,
+} from './gc.ts';
 export { Hints, type HintsOptions } from './hints.ts';
 export { Rebalancer, type RebalancerOptions } from './manager.ts';
 export { type RebalanceMetrics, registerRebalanceMetrics } from './metrics.ts';

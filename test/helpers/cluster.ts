@@ -56,6 +56,21 @@ export async function startMember(
   return { name, host, dataDir, proc };
 }
 
+/**
+ * A member that finds the others through the records of `service` on the test DNS server at
+ * 127.0.0.1:`dnsPort` (re-resolved every 300 ms).
+ */
+export function startDnsMember(
+  dnsPort: number,
+  service: string,
+  name: string,
+  host: string,
+  extra: string[] = [],
+): Promise<ClusterNode> {
+  const discovery = ['--discovery', `dns:${service}`, '--dns-servers', `127.0.0.1:${dnsPort}`];
+  return startMember(name, host, [...discovery, '--resolve-interval-ms', '300', ...extra]);
+}
+
 /** n members `kvstore-0..n-1` that list each other with --peers. */
 export async function startStaticCluster(n: number, args: string[] = []): Promise<ClusterNode[]> {
   const block = loopbackBlock();

@@ -5,6 +5,7 @@ import {
   connect,
   loopbackBlock,
   metric,
+  startDnsMember,
   startMember,
   waitAllUp,
   waitSettled,
@@ -31,16 +32,8 @@ async function client(node: ClusterNode): Promise<LineClient> {
 }
 
 /** Nodes that find each other through the headless-Service A records of the test DNS server. */
-async function dnsMember(server: TestDnsServer, name: string, host: string, extra: string[] = []) {
-  return startMember(name, host, [
-    '--discovery',
-    `dns:${SERVICE}`,
-    '--dns-servers',
-    `127.0.0.1:${server.port}`,
-    '--resolve-interval-ms',
-    '300',
-    ...extra,
-  ]);
+function dnsMember(server: TestDnsServer, name: string, host: string, extra: string[] = []) {
+  return startDnsMember(server.port, SERVICE, name, host, extra);
 }
 
 /** Reads random keys in a loop until stopped; counts any answer that is not the written value. */

@@ -103,7 +103,7 @@ describe('planScale', () => {
     });
     const going = {
       kind: 'reported',
-      view: { status: 'decommissioning', transfer: { sent: 7 } },
+      view: { status: 'decommissioning', transfer: { scanned: 7, sent: 7, done: false } },
     } as const;
     expect(planScale({ ...base, desired: 3, current: 5, leaving: going })).toMatchObject({
       replicas: 5,

@@ -1,0 +1,176 @@
+// Keeps this node's rings up to date: one update at a time, the settled ring saved, cleanup after a settle.
+
+import type { Logger } from '../observability/index.ts';
+import type { SettledRing } from '../replica/index.ts';
+import { inRing, type MemberView } from './manager.ts';
+import type { RingMetrics } from './metrics.ts';
+import { newestReported } from './settled.ts';
+import { type RingChanges, Topology } from './topology.ts';
+
+/** Probe rounds after which every member has probed this one (and seen its settled ring). */
+const SPREAD_PROBE_ROUNDS = 5;
+
+/**
+ * How long after this node's rings settle every other member has settled too: they learn of it
+ * by probing this node (every --probe-interval-ms), and a probe takes up to --peer-timeout-ms.
+ */
+export function settleSpreadMs(probeIntervalMs: number, peerTimeoutMs: number): number {
+  return SPREAD_PROBE_ROUNDS * probeIntervalMs + peerTimeoutMs;
+}
+
+export interface RingKeeperOptions {
+  readonly topology: Topology;
+  /** Every member as this node sees it now, this node included (Membership.members). */
+  readonly members: () => readonly MemberView[];
+  /** Saves the settled ring durably; a rejection is logged and the next change saves again. */
+  readonly save: (ring: SettledRing) => Promise<void>;
+  readonly metrics: RingMetrics;
+  readonly logger: Logger;
+  /**
+   * Data must move: the transfer (Topology.transferId) changed. Called synchronously from
+   * update(); an update() it calls in turn runs once this one is done.
+   */
+  readonly onTransfer: () => void;
+  /**
+   * Drops local copies of keys this node no longer owns. Runs when the rings settle (or a
+   * settled ring is adopted) with no data moving, and again `cleanupDelayMs` later.
+   */
+  readonly cleanup: () => Promise<unknown>;
+  /** Delay of the second cleanup pass: settleSpreadMs(), when every coordinator has settled. */
+  readonly cleanupDelayMs: number;
+}
+
+/**
+ * Runs Topology.update() whenever something changed (a member, a hello, the rebalancer's state)
+ * and acts on what it reports: logs and counts settled-ring changes, saves the settled ring in
+ * order (the last write holds the current ring), starts data movement when the transfer
+ * changes, and cleans up after a settle. Updates never overlap: one asked for during another
+ * (the rebalancer reports synchronously from onTransfer) runs right after it.
+ */
+export class RingKeeper {
+  readonly #o: RingKeeperOptions;
+  #saving: Promise<void> = Promise.resolve();
+  #transfer: string;
+  #updating = false;
+  #pending = false;
+  #timers = new Set<NodeJS.Timeout>();
+  #stopped = false;
+
+  constructor(o: RingKeeperOptions) {
+    this.#o = o;
+    this.#transfer = o.topology.transferId;
+  }
+
+  /** The last save asked for: resolves once it is written (or its failure logged). */
+  get saved(): Promise<void> {
+    return this.#saving;
+  }
+
+  /** Brings the rings up to date with the members now; see the class comment. */
+  update(): void {
+    this.#pending = true;
+    if (this.#updating) return;
+    this.#updating = true;
+    const topo = this.#o.topology;
+    try {
+      while (this.#pending) {
+        this.#pending = false;
+        const c = topo.update(this.#o.members());
+        this.#report(c);
+        if (c.settledChanged) void this.save();
+        if ((c.settled || c.adopted) && !topo.moving) this.#cleanup();
+        if (topo.transferId !== this.#transfer) {
+          this.#transfer = topo.transferId;
+          this.#o.onTransfer();
+        }
+      }
+    } finally {
+      this.#updating = false;
+    }
+  }
+
+  /** Saves the settled ring as it is when the write runs, after every save asked before. */
+  save(): Promise<void> {
+    this.#saving = this.#saving
+      .then(() => this.#o.save(this.#o.topology.settledRing))
+      .catch((err: unknown) => this.#o.logger.error({ err }, 'settled ring not saved'));
+    return this.#saving;
+  }
+
+  /** Cancels the delayed cleanup passes; update() and save() still work. */
+  stop(): void {
+    this.#stopped = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+  }
+
+  #cleanup(): void {
+    const run = () => {
+      this.#o.cleanup().catch((err: unknown) => this.#o.logger.error({ err }, 'cleanup failed'));
+    };
+    run();
+    if (this.#stopped) return;
+    // Coordinators that settle a moment later may still send this node writes for keys it no
+    // longer owns; a second pass once they have all settled removes those copies too.
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      run();
+    }, this.#o.cleanupDelayMs);
+    timer.unref();
+    this.#timers.add(timer);
+  }
+
+  #report(c: RingChanges): void {
+    const { logger: log, metrics, topology: topo } = this.#o;
+    const ring = topo.settledRing;
+    if (c.adopted) {
+      const { from } = c.adopted;
+      log.info({ from, epoch: ring.epoch, members: ring.members }, 'settled ring adopted');
+      metrics.changed('adopted');
+    }
+    for (const r of c.replaced) {
+      log.warn(
+        { member: r.name, recorded: r.recorded, incarnation: r.incarnation, epoch: ring.epoch },
+        'member has a new data directory: not a holder of data until rebalanced',
+      );
+      metrics.changed('replaced');
+    }
+    if (c.recorded.length > 0) log.info({ members: c.recorded }, 'member incarnations recorded');
+    if (c.targetChanged) {
+      log.info({ ring: topo.target.id, members: topo.target.members }, 'ring changed');
+    }
+    if (c.settled) {
+      log.info({ ring: topo.settled.id, epoch: ring.epoch }, 'ring settled');
+      metrics.changed('settled');
+    }
+  }
+}
+
+export interface StartingRings {
+  readonly self: string;
+  /** Whether the member source answered at start (a list to trust over the saved ring). */
+  readonly resolved: boolean;
+  /** The settled ring this node saved; null for a new node. */
+  readonly saved: SettledRing | null;
+  /** The members after the first resolve and probe (Membership.members). */
+  readonly members: readonly MemberView[];
+  readonly replicationFactor: number;
+}
+
+/**
+ * The rings a node starts with. The target: the members the source listed (the saved ring's
+ * members when the source did not answer), or this node alone. The settled ring: the saved one;
+ * a node with none is new and starts from the newest settled ring its peers report (a joiner
+ * routes to the old owners until the data moved); with no peer answering, nothing is settled
+ * elsewhere and its own ring is the settled one. A node with a saved ring adopts a newer one its
+ * peers report in its first update, before it serves anything.
+ */
+export function startingTopology(s: StartingRings): Topology {
+  const listed = s.members.filter(inRing).map((m) => m.name);
+  const initial = s.resolved || !s.saved ? listed : [...s.saved.members];
+  return new Topology(
+    initial.length > 0 ? initial : [s.self],
+    s.saved ?? newestReported(s.members)?.ring ?? null,
+    s.replicationFactor,
+  );
+}

@@ -1,0 +1,197 @@
+// RingKeeper: updates that never overlap, the settled ring saved in order, cleanup after a settle.
+
+import { Writable } from 'node:stream';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  type MemberView,
+  RingKeeper,
+  type RingKeeperOptions,
+  type SettledChange,
+  settledRing,
+  settleSpreadMs,
+  startingTopology,
+  Topology,
+} from '../../src/membership/index.ts';
+import { createLogger } from '../../src/observability/index.ts';
+import type { SettledRing } from '../../src/replica/index.ts';
+import { allDone, incs, view } from '../helpers/member-views.ts';
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/** A keeper over a real Topology; what it saves, counts and cleans is recorded. */
+function keeper(
+  topology: Topology,
+  members: () => readonly MemberView[],
+  o: Partial<RingKeeperOptions> = {},
+) {
+  const saves: SettledRing[] = [];
+  const changes: SettledChange[] = [];
+  let cleanups = 0;
+  const k = new RingKeeper({
+    topology,
+    members,
+    save: async (ring) => {
+      saves.push(ring);
+    },
+    metrics: { changed: (reason) => changes.push(reason) },
+    logger: createLogger('silent', {}),
+    onTransfer: () => {},
+    cleanup: async () => {
+      cleanups++;
+    },
+    cleanupDelayMs: 1000,
+    ...o,
+  });
+  return { k, saves, changes, cleanups: () => cleanups };
+}
+
+describe('RingKeeper', () => {
+  it('saves the ring that settled, counts it, and cleans up at once and once more after the delay', async () => {
+    vi.useFakeTimers();
+    const t = new Topology(
+      ['a', 'b', 'c', 'd'],
+      settledRing(1, ['a', 'b', 'c'], incs(['a', 'b', 'c'])),
+      3,
+    );
+    const k = keeper(t, () => allDone(t, ['a', 'b', 'c', 'd']));
+    k.k.update();
+    await k.k.saved;
+    expect(t.moving).toBe(false);
+    expect(k.saves).toEqual([settledRing(2, ['a', 'b', 'c', 'd'], incs(['a', 'b', 'c', 'd']))]);
+    expect(k.changes).toEqual(['settled']);
+    expect(k.cleanups()).toBe(1);
+    vi.advanceTimersByTime(999);
+    expect(k.cleanups()).toBe(1);
+    vi.advanceTimersByTime(1);
+    expect(k.cleanups()).toBe(2);
+    // Nothing changed: no save, no cleanup.
+    k.k.update();
+    await k.k.saved;
+    expect(k.saves).toHaveLength(1);
+    expect(k.cleanups()).toBe(2);
+  });
+
+  it('stop() cancels the second cleanup pass', () => {
+    vi.useFakeTimers();
+    const t = new Topology(['a', 'b'], settledRing(1, ['a'], incs(['a'])), 3);
+    const k = keeper(t, () => allDone(t, ['a', 'b']));
+    k.k.update();
+    expect(k.cleanups()).toBe(1);
+    k.k.stop();
+    vi.advanceTimersByTime(10_000);
+    expect(k.cleanups()).toBe(1);
+  });
+
+  it('runs an update asked for during another after it, never inside it', () => {
+    const t = new Topology(
+      ['a', 'b', 'c'],
+      settledRing(1, ['a', 'b', 'c'], incs(['a', 'b', 'c'])),
+      3,
+    );
+    let members = allDone(t, ['a', 'b', 'c']);
+    const events: string[] = [];
+    let k: ReturnType<typeof keeper> | undefined;
+    k = keeper(
+      t,
+      () => {
+        events.push('pass');
+        return members;
+      },
+      {
+        // The rebalancer reports a change synchronously when the transfer changes.
+        onTransfer: () => {
+          events.push('transfer');
+          k!.k.update();
+          events.push('transfer done');
+        },
+      },
+    );
+    members = [...members, view('d', t)];
+    k.k.update();
+    expect(events).toEqual(['pass', 'transfer', 'transfer done', 'pass']);
+    expect(t.target.members).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('saves in the order asked, each write the ring as it is when it runs; a failure is logged and the next save writes again', async () => {
+    const t = new Topology(['a'], settledRing(1, ['a'], incs(['a'])), 3);
+    const written: number[] = [];
+    let fail = true;
+    const lines: string[] = [];
+    const k = keeper(t, () => [], {
+      logger: createLogger(
+        'error',
+        {},
+        new Writable({
+          write(chunk: Buffer, _enc, done) {
+            lines.push(chunk.toString());
+            done();
+          },
+        }),
+      ),
+      save: async (ring) => {
+        if (fail) {
+          fail = false;
+          throw new Error('disk full');
+        }
+        written.push(ring.epoch);
+      },
+    });
+    const first = k.k.save();
+    t.adopt(settledRing(5, ['a'], incs(['a'])));
+    const second = k.k.save();
+    await first;
+    await second;
+    // The first write failed (logged, not thrown); the second wrote the current ring.
+    expect(written).toEqual([5]);
+    expect(k.k.saved).toBe(second);
+    expect(lines.map((l) => JSON.parse(l).msg)).toEqual(['settled ring not saved']);
+  });
+});
+
+describe('startingTopology', () => {
+  const reported = settledRing(4, ['a', 'b'], incs(['a', 'b']));
+  const peer = (t: Topology) => view('b', t, { settled: reported });
+
+  it('a new node starts from the newest settled ring a peer reports, routing to the listed members', () => {
+    const probe = new Topology(['a', 'b', 'c'], null, 3);
+    const self = view('c', probe, { self: true, settled: settledRing(0, [], {}) });
+    const t = startingTopology({
+      self: 'c',
+      resolved: true,
+      saved: null,
+      members: [view('a', probe, { settled: reported }), peer(probe), self],
+      replicationFactor: 3,
+    });
+    expect(t.settledRing).toEqual(reported);
+    expect(t.target.members).toEqual(['a', 'b', 'c']);
+    expect(t.moving).toBe(true);
+  });
+
+  it('a node whose source did not answer routes by its saved ring; alone and new, by itself', () => {
+    const saved = settledRing(2, ['a', 'b', 'c'], incs(['a', 'b', 'c']));
+    const t = startingTopology({
+      self: 'a',
+      resolved: false,
+      saved,
+      members: [],
+      replicationFactor: 3,
+    });
+    expect(t.target.members).toEqual(['a', 'b', 'c']);
+    expect(t.settledRing).toEqual(saved);
+    const alone = startingTopology({
+      self: 'a',
+      resolved: false,
+      saved: null,
+      members: [],
+      replicationFactor: 3,
+    });
+    expect(alone.target.members).toEqual(['a']);
+    expect(alone.settledRing).toEqual(settledRing(0, ['a'], {}));
+  });
+
+  it('the second cleanup waits five probe rounds and a peer timeout', () => {
+    expect(settleSpreadMs(1000, 2000)).toBe(7000);
+  });
+});
