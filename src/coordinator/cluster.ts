@@ -174,6 +174,8 @@ export class ClusterCoordinator implements Coordinator {
       isUp: o.isUp,
       // Expired records not turned into tombstones yet do not count.
       liveKeys: () => o.storage.stats().liveKeys - o.storage.dueCount(o.storage.clock.wallNow()),
+      expiringKeys: () =>
+        o.storage.stats().expiring - o.storage.dueCount(o.storage.clock.wallNow()),
       readQuorum: o.readQuorum,
       writeQuorum: o.writeQuorum,
     };

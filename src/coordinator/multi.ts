@@ -75,6 +75,8 @@ export interface KeyspaceSource {
   readonly topology: Topology;
   readonly isUp: (name: string) => boolean;
   readonly liveKeys: () => number;
+  /** Live keys with an expiry (INFO's `expires`), counted like liveKeys. */
+  readonly expiringKeys: () => number;
   readonly readQuorum: number;
   readonly writeQuorum: number;
 }
@@ -85,16 +87,17 @@ const shareCache = new WeakMap<object, number>();
  * The cluster's live keys, estimated from this node alone: its live keys divided by the
  * fraction of the ring it replicates. Exact on one node and whenever every member holds every
  * key (members <= RF, all replicas caught up); otherwise it assumes keys hash evenly. Keys this
- * node still holds for a range it is handing off count too, until they are cleaned up.
+ * node still holds for a range it is handing off count too, until they are cleaned up. `count`
+ * (default: liveKeys) is the local number to scale.
  */
-export function estimateKeys(o: KeyspaceSource): number {
+export function estimateKeys(o: KeyspaceSource, count: () => number = o.liveKeys): number {
   const ring = o.topology.target;
   let share = shareCache.get(ring);
   if (share === undefined) {
     share = ring.share(o.self, o.topology.rf(ring));
     shareCache.set(ring, share);
   }
-  const live = o.liveKeys();
+  const live = count();
   return share > 0 ? Math.round(live / share) : live;
 }
 
@@ -126,7 +129,9 @@ export function infoSections(o: KeyspaceSource, want: readonly string[]): Reply 
   if (all || want.includes('keyspace')) {
     sections.push({
       name: 'keyspace',
-      fields: [['db0', `keys=${estimateKeys(o)},expires=0,avg_ttl=0`]],
+      fields: [
+        ['db0', `keys=${estimateKeys(o)},expires=${estimateKeys(o, o.expiringKeys)},avg_ttl=0`],
+      ],
     });
   }
   return { type: 'sections', sections };

@@ -259,6 +259,21 @@ describe('expiry commands side by side with Redis 7', () => {
   });
 });
 
+describe('INFO keyspace', () => {
+  it('counts the keys that have an expiry in db0 expires=', async () => {
+    const expires = async () => {
+      const info = await kv.info('keyspace');
+      return Number(/expires=(\d+)/.exec(info)?.[1]);
+    };
+    const before = await expires();
+    for (const k of ['i:1', 'i:2', 'i:3']) await kv.set(k, 'v', 'EX', 1000);
+    await kv.set('i:4', 'v');
+    expect(await expires()).toBe(before + 3);
+    await kv.persist('i:1');
+    expect(await expires()).toBe(before + 2);
+  });
+});
+
 describe('expiry over the text protocol', () => {
   it('SETEX, EXPIRE, TTL, PTTL and PERSIST; PUT keeps its value with spaces', async () => {
     const c = await LineClient.connect(node.port, HOST);
