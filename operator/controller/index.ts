@@ -24,6 +24,7 @@ export {
 export { type NodeView, type Observed, type PodView, podView } from './observe.ts';
 export { buildPdb } from './pdb.ts';
 export { type ClusterPlan, planCluster } from './plan.ts';
+export { ensureRecommission, planRecommission } from './recommission.ts';
 export { reconcile } from './reconcile.ts';
 export { clusterHealth, type Health, planRollout, type RolloutPlan } from './rollout.ts';
 export { type LeavingState, planScale, type ScalePlan, type ScaleStep } from './scale.ts';

@@ -82,6 +82,8 @@ export interface NodeAdmin {
   decommissionStatus(a: PodAddress): Promise<DecommissionView>;
   /** POST /admin/decommission: accepted (202), or refused with the node's reason (409). */
   decommission(a: PodAddress): Promise<PostResult>;
+  /** POST /admin/recommission: accepted (200), or refused with the node's reason (409). */
+  recommission(a: PodAddress): Promise<PostResult>;
 }
 
 function expectOk(path: string, r: { status: number; body: unknown }): unknown {
@@ -106,6 +108,13 @@ export function createNodeAdmin(
     }
     return r;
   };
+  /** A POST answered 200/202 (accepted) or 409 (refused, with the node's reason). */
+  const post = async (a: PodAddress, path: string): Promise<PostResult> => {
+    const r = await send(a, path, 'POST');
+    if (r.status === 202 || r.status === 200) return { accepted: true };
+    if (r.status === 409) return { accepted: false, error: adminErrorOf(r.body) ?? 'refused' };
+    throw new Error(`node-admin: POST ${path} answered ${r.status}`);
+  };
   return {
     async cluster(a) {
       const r = await send(a, ADMIN_PATHS.cluster, 'GET');
@@ -115,12 +124,8 @@ export function createNodeAdmin(
       const r = await send(a, ADMIN_PATHS.decommission, 'GET');
       return decommissionSchema.parse(expectOk(ADMIN_PATHS.decommission, r));
     },
-    async decommission(a) {
-      const r = await send(a, ADMIN_PATHS.decommission, 'POST');
-      if (r.status === 202 || r.status === 200) return { accepted: true };
-      if (r.status === 409) return { accepted: false, error: adminErrorOf(r.body) ?? 'refused' };
-      throw new Error(`node-admin: POST ${ADMIN_PATHS.decommission} answered ${r.status}`);
-    },
+    decommission: (a) => post(a, ADMIN_PATHS.decommission),
+    recommission: (a) => post(a, ADMIN_PATHS.recommission),
   };
 }
 

@@ -10,6 +10,7 @@ import { selectorString } from './names.ts';
 import { type Observed, observe } from './observe.ts';
 import { ensurePdb } from './pdb.ts';
 import { type ClusterPlan, planCluster } from './plan.ts';
+import { ensureRecommission, planRecommission } from './recommission.ts';
 import { clusterHealth } from './rollout.ts';
 import { ensureDecommission, observeLeaving } from './scale.ts';
 import { ensureServiceMonitor } from './servicemonitor.ts';
@@ -69,6 +70,11 @@ async function ensureOwned(
   await ensurePdb(ctx, c);
   if (await ensureServiceMonitor(ctx, c)) await warnOnce(ctx, c, 'ServiceMonitorUnavailable');
   const scale = await ensureDecommission(ctx, c, plan.scale);
+  await ensureRecommission(
+    ctx,
+    c,
+    planRecommission(c.spec.replicas, current, observed.pods, observed.nodes),
+  );
   return { plan: { ...plan, scale }, observed };
 }
 

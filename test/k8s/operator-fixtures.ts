@@ -131,6 +131,14 @@ export class StandIn {
       if (n.status === 'active') n.status = 'decommissioning';
       return { status: 202, body: { status: n.status, transfer } };
     }
+    if (method === 'POST' && path === '/admin/recommission') {
+      if (n.status === 'active') {
+        return { status: 409, body: { error: 'rebalance: this node is not decommissioned' } };
+      }
+      this.posts.push(`recommission ${pod}`);
+      Object.assign(n, { status: 'active', pollsLeft: 2, sent: 0 });
+      return { status: 200, body: { status: 'active', dropped: 0 } };
+    }
     if (path === '/admin/decommission') {
       if (n.status === 'decommissioning' && !this.holdDecommission && --n.pollsLeft <= 0)
         n.status = 'decommissioned';

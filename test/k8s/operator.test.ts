@@ -305,6 +305,34 @@ describe('a KVCluster', { timeout: 180_000 }, () => {
     for (const pod of ['kv-3', 'kv-4']) standIn.reset(NS, pod);
   });
 
+  it('scaled back up onto a retained volume, a pod that comes back decommissioned is recommissioned', async () => {
+    await kvReady(4);
+    standIn.posts.length = 0;
+    await k().kubectl(['scale', 'kvcluster/kv', '-n', NS, '--replicas=3']);
+    await waitUntil('kv-3 gone', async () => (await sts('kv'))?.spec.replicas === 3);
+    await phase('kv', 'Available', 60_000);
+    // The stand-in keeps kv-3's state, as its PersistentVolumeClaim keeps its data directory.
+    expect(standIn.node(NS, 'kv-3').status).toBe('decommissioned');
+    await k().kubectl(['scale', 'kvcluster/kv', '-n', NS, '--replicas=4']);
+    await waitUntil('kv-3 recommissioned', async () => standIn.posts.includes('recommission kv-3'));
+    expect(standIn.node(NS, 'kv-3').status).toBe('active');
+    await phase('kv', 'Available', 60_000);
+    expect(standIn.posts.filter((p) => p.startsWith('recommission'))).toEqual([
+      'recommission kv-3',
+    ]);
+    const reasons = await k().kubectl([
+      'get',
+      'events',
+      '-n',
+      NS,
+      '--field-selector',
+      'involvedObject.name=kv,reason=Recommissioned',
+      '-o',
+      'jsonpath={.items[*].message}',
+    ]);
+    expect(reasons).toContain('kv-3 was decommissioned: taken back into the ring');
+  });
+
   it('waits, with a condition saying why, when a scale-down would go below replicationFactor', async () => {
     await kvReady(3);
     await k().kubectl(['scale', 'kvcluster/kv', '-n', NS, '--replicas=2']);

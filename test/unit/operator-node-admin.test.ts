@@ -70,6 +70,21 @@ describe('node admin client', () => {
     expect(reads).toHaveLength(2);
   });
 
+  it('recommission: POST /admin/recommission, proved; a 409 is a refusal with the reason', async () => {
+    const n = await node();
+    const admin = createNodeAdmin('http://127.0.0.1:{httpPort}', 2000, async () => 'sekret');
+    expect(await admin.recommission(address(n.port, true))).toEqual({ accepted: true });
+    const [post] = n.seen;
+    expect(post).toMatchObject({ method: 'POST', path: '/admin/recommission' });
+    const proof = post!.headers.authorization;
+    expect(checkAdminAuthorization('sekret', proof, 'POST', '/admin/recommission')).toBe(true);
+    const refusing = await node(409);
+    expect(await admin.recommission(address(refusing.port, false))).toEqual({
+      accepted: false,
+      error: 'refused',
+    });
+  });
+
   it('says the cluster secret differs when the node answers 401', async () => {
     const n = await node(401);
     const admin = createNodeAdmin('http://127.0.0.1:{httpPort}', 2000, async () => 'old');

@@ -12,6 +12,7 @@ import {
   type Observed,
   type PodView,
   planCluster,
+  planRecommission,
   planRollout,
   planScale,
   STARTUP_GRACE_MS,
@@ -155,6 +156,31 @@ describe('planScale', () => {
       replicas: 3,
       step: { kind: 'blocked', reason: 'BelowReplicationFactor' },
     });
+  });
+});
+
+describe('planRecommission', () => {
+  const names = ['kv-0', 'kv-1', 'kv-2', 'kv-3'];
+  const pods = [0, 1, 2, 3].map((i) => pod(i));
+  const views = (status: Record<string, string>) =>
+    new Map(names.map((n) => [n, node(names, { status: status[n] ?? 'active' })]));
+
+  it('takes back pods kept by the scale that report decommissioned or decommissioning', () => {
+    const nodes = views({ 'kv-2': 'decommissioned', 'kv-3': 'decommissioning' });
+    expect(planRecommission(4, 4, pods, nodes)).toEqual(['kv-2', 'kv-3']);
+    expect(planRecommission(4, 4, pods, views({}))).toEqual([]);
+  });
+
+  it('leaves the pods a scale-down removes, and unreachable or terminating ones', () => {
+    const nodes = views({ 'kv-2': 'decommissioned', 'kv-3': 'decommissioning' });
+    // Scaling 4 -> 3: kv-3 is the one handing off; kv-2 stays and comes back.
+    expect(planRecommission(3, 4, pods, nodes)).toEqual(['kv-2']);
+    // The StatefulSet not grown yet (3 pods, 4 wanted): only existing ordinals below 3.
+    expect(planRecommission(4, 3, pods, nodes)).toEqual(['kv-2']);
+    nodes.set('kv-2', { reachable: false, error: 'connection refused' });
+    expect(planRecommission(4, 4, pods, nodes)).toEqual(['kv-3']);
+    const going = pods.map((p) => (p.ordinal === 3 ? { ...p, terminating: true } : p));
+    expect(planRecommission(4, 4, going, nodes)).toEqual([]);
   });
 });
 
