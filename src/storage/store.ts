@@ -40,6 +40,9 @@ interface MetaState {
   hlc: Version;
 }
 
+/** Most due expiry index entries dueCount counts. */
+const MAX_DUE_COUNT = 100_000;
+
 const META_KEY = 'state';
 const EMPTY = Buffer.alloc(0);
 
@@ -267,9 +270,17 @@ export class Storage {
     });
   }
 
-  /** Index entries whose expiry is at or before `now`: live records not swept yet. */
+  /**
+   * Index entries whose expiry is at or before `now` (live records not swept yet), counted up
+   * to MAX_DUE_COUNT: the sweeper keeps the backlog far below that, and a count stays cheap for
+   * DBSIZE, INFO and metrics while it catches up.
+   */
   dueCount(now: number): number {
-    return this.#expiries.getKeysCount({ start: INDEX_START, end: dueEnd(now) });
+    return this.#expiries.getKeysCount({
+      start: INDEX_START,
+      end: dueEnd(now),
+      limit: MAX_DUE_COUNT,
+    });
   }
 
   /**

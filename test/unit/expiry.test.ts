@@ -189,6 +189,33 @@ describe('Storage expiry index and sweep', () => {
     expect(s.get(b('k'))!.value.toString()).toBe('b');
   });
 
+  it('converges in either arrival order when an EXPIRE races a PUT and a DEL', async () => {
+    // EXPIRE read the value written at 100 and wrote at 300; a PUT wrote another value at 200,
+    // and (on the other key) a DEL at 200.
+    const base = v(100);
+    const value = { version: base, tombstone: false, value: b('v1') };
+    const change = { ...value, version: v(300, 'n2'), base, expiresAt: 10 ** 13 };
+    const put = { version: v(200, 'n3'), tombstone: false, value: b('v2') };
+    const del = { version: v(200, 'n3'), tombstone: true, value: b('') };
+    for (const [later, want] of [
+      [put, 'v2'],
+      [del, null],
+    ] as const) {
+      const x = openStore();
+      const y = openStore();
+      for (const s of [x, y]) await s.apply(b('k'), value);
+      await x.apply(b('k'), change);
+      await x.apply(b('k'), later);
+      await y.apply(b('k'), later);
+      await y.apply(b('k'), change);
+      for (const s of [x, y]) {
+        const got = s.get(b('k'))!;
+        expect(got.tombstone ? null : got.value.toString()).toBe(want);
+        expect(got.expiresAt).toBeUndefined();
+      }
+    }
+  });
+
   it('does not remove an expired value: REMOVE finds nothing live', async () => {
     const s = openStore();
     const rec = { version: s.clock.now(), tombstone: false, value: b('a'), expiresAt: 1 };
