@@ -1,5 +1,7 @@
 // Reply readers: how many lines a reply has and what it means, per kind of request (pure).
 
+import { KvError } from '../errors/index.ts';
+import { ERROR_LINE, parseErrorLine, readCursor, TEXT_REPLY } from '../protocol/index.ts';
 import { KvClientError } from './errors.ts';
 import type { ScanShape } from './request.ts';
 
@@ -17,15 +19,12 @@ export interface ReplyReader<T> {
   read(first: Buffer, second: Buffer | null): T;
 }
 
+// The reply words and the error form are the server's own (protocol/text-reply.ts).
 const SP = 0x20;
-const ERR_PREFIX = Buffer.from('ERR ');
-const OK = Buffer.from('OK');
-const PONG = Buffer.from('PONG');
-const NOT_FOUND = Buffer.from('NOT_FOUND');
-const END = Buffer.from('END');
-const MORE_PREFIX = Buffer.from('MORE ');
-/** `ERR <CODE> ` as the node writes it: an upper-case code after `ERR `. */
-const ERR_LINE = /^ERR ([A-Z][A-Z0-9_]*)(?: |$)/;
+const ERR_PREFIX = Buffer.from(TEXT_REPLY.errPrefix);
+const OK = Buffer.from(TEXT_REPLY.ok);
+const PONG = Buffer.from(TEXT_REPLY.pong);
+const NOT_FOUND = Buffer.from(TEXT_REPLY.notFound);
 
 function startsWith(line: Buffer, prefix: Buffer): boolean {
   return (
@@ -35,15 +34,13 @@ function startsWith(line: Buffer, prefix: Buffer): boolean {
 
 /** True when the line has the form of an error reply: `ERR <CODE> <message>`. */
 export function isErrorLine(line: Buffer): boolean {
-  return startsWith(line, ERR_PREFIX) && ERR_LINE.test(line.toString('latin1', 0, 64));
+  return startsWith(line, ERR_PREFIX) && ERROR_LINE.test(line.toString('latin1', 0, 64));
 }
 
 /** The KvClientError for an error line (the caller checked isErrorLine). */
 export function errorFromLine(line: Buffer): KvClientError {
-  const text = line.toString('utf8');
-  const code = ERR_LINE.exec(text)?.[1] ?? 'INTERNAL';
-  const message = text.slice(4 + code.length + 1) || `kvstore: ${code}`;
-  return new KvClientError(code, message, { remote: true });
+  const e = parseErrorLine(line.toString('utf8')) ?? { code: 'INTERNAL', message: '' };
+  return new KvClientError(e.code, e.message || `kvstore: ${e.code}`, { remote: true });
 }
 
 function mismatch(line: Buffer, what: string): KvClientError {
@@ -154,13 +151,12 @@ export interface ScanResult {
 
 /** The cursor of a paged scan's second line: `END` -> null, `MORE <cursor>` -> the cursor. */
 export function readTrailer(second: Buffer | null): string | null {
-  if (second === null)
-    throw new KvClientError('PROTOCOL', 'client: paged scan reply lacks END/MORE');
-  if (second.equals(END)) return null;
-  if (startsWith(second, MORE_PREFIX) && second.length > MORE_PREFIX.length) {
-    return second.toString('utf8', MORE_PREFIX.length);
+  try {
+    return readCursor(second)?.toString('utf8') ?? null;
+  } catch (err) {
+    if (!(err instanceof KvError)) throw err;
+    throw new KvClientError('PROTOCOL', `client: ${err.message.replace(/^protocol: /, '')}`);
   }
-  throw mismatch(second, 'the END/MORE line of a paged scan');
 }
 
 /** RANGE/PREFIX: one keys line, plus END/MORE when LIMIT was given. */

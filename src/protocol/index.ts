@@ -45,4 +45,13 @@ export type {
   ServerFacts,
   SessionOp,
 } from './resp-spec.ts';
-export { encodeTextReply, parseTextLine, textShape } from './text.ts';
+export { parseTextLine, textShape } from './text.ts';
+export {
+  decodeTextReply,
+  ERROR_LINE,
+  encodeTextReply,
+  parseErrorLine,
+  readCursor,
+  TEXT_REPLY,
+  type TextReplyKind,
+} from './text-reply.ts';

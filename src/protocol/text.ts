@@ -1,11 +1,10 @@
 // The seed's line protocol: one command per line in, one reply (a line, or two when paged) out.
 
 import { isUtf8 } from 'node:buffer';
-import { type ErrorCode, KvError, wireCode } from '../errors/index.ts';
+import { KvError } from '../errors/index.ts';
 import {
   type Command,
   type CommandLimits,
-  controlByteAt,
   type ExpirySpec,
   parseScanPage,
   type ScanPageRules,
@@ -183,98 +182,4 @@ const INT_OK = (r: Reply): Reply => (r.type === 'integer' ? { type: 'ok' } : r);
  */
 export function textShape(cmd: Command): ((r: Reply) => Reply) | undefined {
   return cmd.type === 'expire' || cmd.type === 'persist' ? INT_OK : undefined;
-}
-
-const OK = Buffer.from('OK\n');
-const PONG = Buffer.from('PONG\n');
-const NOT_FOUND = Buffer.from('NOT_FOUND\n');
-const NL = Buffer.from('\n');
-const SP = Buffer.from(' ');
-const END = Buffer.from('END\n');
-const MORE = Buffer.from('MORE ');
-
-/** True when `key` could have been written by the text protocol (see validateKey), as UTF-8. */
-function textKey(key: Buffer): boolean {
-  return controlByteAt(key) === -1 && isUtf8(key);
-}
-
-function errorLine(code: ErrorCode, message: string): Buffer {
-  return Buffer.from(`ERR ${wireCode(code)} ${message.replace(/[\r\n]+/g, ' ')}\n`);
-}
-
-const VALUE_NEWLINE = errorLine(
-  'KV_ERR_NOT_REPRESENTABLE',
-  'protocol: the value has a newline (written over RESP); read it over RESP',
-);
-const KEY_NOT_TEXT = errorLine(
-  'KV_ERR_NOT_REPRESENTABLE',
-  'protocol: a key in the answer has whitespace, control bytes or invalid UTF-8 (written over RESP); scan over RESP',
-);
-
-/**
- * Encodes a reply as text. Appends buffers to `out` (so a batch of replies becomes one write):
- * OK, PONG, NOT_FOUND, the raw value, `ERR <CODE> <message>`, a decimal integer (TTL), or the
- * keys space-separated on one line (empty line when none). A paged answer adds a second line: `END` when complete, or
- * `MORE <cursor>` where the next page is `... LIMIT n CURSOR <cursor>`.
- * Data written over RESP that a line cannot carry (a value with `\n`; a key with whitespace,
- * control bytes or invalid UTF-8) is answered with `ERR NOT_REPRESENTABLE` instead, so the
- * line framing never breaks. RESP-only replies (status, array, sections) never reach
- * this encoder; if one did, it is answered `ERR INTERNAL`, again one line.
- */
-export function encodeTextReply(reply: Reply, out: Buffer[]): void {
-  switch (reply.type) {
-    case 'ok':
-      out.push(OK);
-      return;
-    case 'pong':
-      out.push(PONG);
-      return;
-    case 'not_found':
-      out.push(NOT_FOUND);
-      return;
-    case 'value':
-      if (reply.value.includes(0x0a)) out.push(VALUE_NEWLINE);
-      else out.push(reply.value, NL);
-      return;
-    case 'info':
-      out.push(Buffer.from(`${reply.text.replace(/[\r\n]+/g, ' ')}\n`));
-      return;
-    case 'error':
-      out.push(errorLine(reply.code, reply.message));
-      return;
-    case 'keys':
-      encodeKeys(reply, out);
-      return;
-    case 'integer':
-      out.push(Buffer.from(`${reply.value}\n`));
-      return;
-    case 'status':
-    case 'array':
-    case 'sections':
-    case 'map':
-    case 'set':
-    case 'double':
-      out.push(errorLine('KV_ERR_INTERNAL', `protocol: a ${reply.type} reply has no text form`));
-      return;
-    default: {
-      const never: never = reply;
-      throw new Error(`protocol: unhandled reply ${JSON.stringify(never)}`);
-    }
-  }
-}
-
-function encodeKeys(reply: Extract<Reply, { type: 'keys' }>, out: Buffer[]): void {
-  if (!reply.keys.every(textKey) || (reply.next !== null && !textKey(reply.next))) {
-    out.push(KEY_NOT_TEXT);
-    return;
-  }
-  for (let i = 0; i < reply.keys.length; i++) {
-    if (i > 0) out.push(SP);
-    out.push(reply.keys[i]!);
-  }
-  out.push(NL);
-  if (reply.paged) {
-    if (reply.next === null) out.push(END);
-    else out.push(MORE, reply.next, NL);
-  }
 }
