@@ -8,6 +8,8 @@ export interface ClusterNode {
   readonly host: string;
   readonly dataDir: string;
   proc: NodeProcess;
+  /** The node's --password, which connect() sends with AUTH; undefined when none. */
+  readonly password?: string;
 }
 
 /**
@@ -53,7 +55,10 @@ export async function startMember(
       ...args,
     ],
   });
-  return { name, host, dataDir, proc };
+  const at = args.indexOf('--password');
+  return at === -1
+    ? { name, host, dataDir, proc }
+    : { name, host, dataDir, proc, password: args[at + 1]! };
 }
 
 /**
@@ -110,8 +115,11 @@ export async function restart(
   node.proc = (await startMember(node.name, node.host, args, node.dataDir, command)).proc;
 }
 
-export function connect(node: ClusterNode): Promise<LineClient> {
-  return LineClient.connect(node.proc.port, node.host);
+/** A text-protocol client of `node`, authenticated when the node has a password. */
+export async function connect(node: ClusterNode): Promise<LineClient> {
+  const c = await LineClient.connect(node.proc.port, node.host);
+  if (node.password !== undefined) await c.call(`AUTH ${node.password}`);
+  return c;
 }
 
 /** The node's CLUSTER answer. */

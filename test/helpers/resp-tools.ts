@@ -4,6 +4,12 @@ import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
 
+/** Where a RESP client connects: one node's client address. */
+export interface Target {
+  readonly host: string;
+  readonly port: number;
+}
+
 export interface ToolResult {
   readonly code: number | null;
   readonly stdout: string;

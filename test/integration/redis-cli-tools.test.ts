@@ -6,17 +6,12 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ClusterNode, startStaticCluster } from '../helpers/cluster.ts';
 import { cleanup, startNodeProcess } from '../helpers/node-process.ts';
-import { closeResp, ioredis, RawResp, redisCli } from '../helpers/resp-tools.ts';
+import { closeResp, ioredis, RawResp, redisCli, type Target } from '../helpers/resp-tools.ts';
 
 afterAll(async () => {
   closeResp();
   await cleanup();
 });
-
-interface Target {
-  readonly host: string;
-  readonly port: number;
-}
 
 /** The keys every target gets: 29 small values and one big one. */
 const SMALL = Array.from({ length: 29 }, (_, i) => [

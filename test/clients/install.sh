@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs the Redis client libraries the client tests drive (test/integration/redis-clients.test.ts)
+# into a cache outside the clone, each keyed by its version:
+#   redis-py   (PyPI, `pip install --target`)            -> $cache/redis-py-<version>
+#   go-redis   (Go module proxy, test/clients/go built)  -> $cache/go-redis-<hash>/redis-client-check
+# node-redis and ioredis are npm devDependencies (installed by `npm ci`).
+#
+# Usage: test/clients/install.sh    prints `name=path` lines on stdout (what the tests read).
+# Environment: KVSTORE_CLIENTS_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/kvstore-clients).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cache=${KVSTORE_CLIENTS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kvstore-clients}
+REDIS_PY_VERSION=8.1.0
+log() { printf '[redis-clients] %s\n' "$*" >&2; }
+
+mkdir -p "$cache"
+exec 9>"$cache/.install.lock" # one installer at a time
+flock 9
+
+py="$cache/redis-py-$REDIS_PY_VERSION"
+if [[ ! -f $py/redis/__init__.py ]]; then
+  command -v python3 >/dev/null || { log "python3 is needed for redis-py" && exit 1; }
+  start=$(date +%s)
+  log "installing redis-py $REDIS_PY_VERSION (first run only, a few seconds) ..."
+  tmp=$(mktemp -d "$cache/.py-XXXXXX")
+  python3 -m pip install --quiet --disable-pip-version-check --no-cache-dir --root-user-action=ignore \
+    --target "$tmp" "redis==$REDIS_PY_VERSION" >&2 || { rm -rf "$tmp" && exit 1; }
+  rm -rf "$py"
+  mv "$tmp" "$py"
+  log "installed redis-py in $(($(date +%s) - start))s -> $py"
+fi
+
+key=$(cd "$here/go" && cat go.mod go.sum main.go | sha256sum | cut -c1-16)
+gobin="$cache/go-redis-$key/redis-client-check"
+if [[ ! -x $gobin ]]; then
+  command -v go >/dev/null || { log "go is needed to build the go-redis check" && exit 1; }
+  start=$(date +%s)
+  log "building the go-redis check $key (first run only, about a minute) ..."
+  tmp=$(mktemp -d "$cache/.go-XXXXXX")
+  (
+    cd "$here/go"
+    CGO_ENABLED=0 GOFLAGS="-buildvcs=false -mod=readonly" nice -n 15 go build -trimpath \
+      -ldflags "-s -w" -o "$tmp/redis-client-check" .
+  ) || { rm -rf "$tmp" && log "FAILED to build the go-redis check" && exit 1; }
+  rm -rf "$(dirname "$gobin")"
+  mv "$tmp" "$(dirname "$gobin")"
+  log "built the go-redis check in $(($(date +%s) - start))s -> $gobin"
+fi
+
+echo "redis-py=$py"
+echo "go-redis=$gobin"
