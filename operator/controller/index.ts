@@ -1,6 +1,15 @@
 // controller: reconciles KVClusters into a StatefulSet, Services, PDB, ConfigMap, ServiceMonitor.
 
 export {
+  BACKUP_LABEL,
+  buildBackupCronJob,
+  buildRestoreJob,
+  ensureBackup,
+  ensureRestore,
+  RESTORE_LABEL,
+  runStatus,
+} from './backup.ts';
+export {
   buildClusterSecret,
   ensureClusterSecret,
   GENERATED_SECRET_KEY,

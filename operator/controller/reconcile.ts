@@ -2,6 +2,7 @@
 
 import { type KVClusterStatus, parseKVCluster } from '../api/v1alpha1/index.ts';
 import { errorMessage, type HandlerResult, statusCode } from '../runtime/index.ts';
+import { ensureBackup, ensureRestore } from './backup.ts';
 import { ensureClusterSecret } from './cluster-secret.ts';
 import { ensureConfigMap } from './configmap.ts';
 import type { ControllerContext } from './context.ts';
@@ -117,7 +118,11 @@ async function reconcileCluster(
     if (isSpecError(err)) await reportApplyError(ctx, c, previous, errorMessage(err));
     throw err;
   }
-  const status = statusOf(ctx, c, previous, done.observed, done.plan);
+  const built = statusOf(ctx, c, previous, done.observed, done.plan);
+  const available = built.phase === 'Available' && built.readyReplicas === c.spec.replicas;
+  const backup = await ensureBackup(ctx, c);
+  const restore = await ensureRestore(ctx, c, available, previous);
+  const status = { ...built, ...(backup ? { backup } : {}), ...(restore ? { restore } : {}) };
   await ensureStatus(ctx, c, previous, status);
   return { requeueAfterMs: requeueDelay(ctx, status) };
 }

@@ -32,12 +32,18 @@ export type CliCommand =
   | { readonly name: 'recommission'; readonly wait: boolean }
   | { readonly name: 'shell' }
   | { readonly name: 'verify'; readonly dataDir: string }
-  | { readonly name: 'backup'; readonly target: string; readonly node?: string }
+  | {
+      readonly name: 'backup';
+      readonly target: string;
+      readonly node?: string;
+      readonly summaryFile?: string;
+    }
   | {
       readonly name: 'restore';
       readonly source: string;
       readonly force: boolean;
       readonly rateBytes: number;
+      readonly summaryFile?: string;
     }
   | { readonly name: 'help' };
 
@@ -83,8 +89,10 @@ commands:
                                              LMDB file and entries, metadata); exit 1 on problems
   backup <dir|-> [--node NAME]               back up the whole cluster (every key once, newest
                                              version, tombstones included) or NAME's records into
-                                             a new directory, or as a tar on stdout (-); admin,
-                                             HTTP port; progress on stderr (docs/backup.md)
+                                             a new directory ({time} in it: the UTC start time),
+                                             or as a tar on stdout (-); admin, HTTP port; progress
+                                             on stderr (docs/backup.md); --summary-file F: the
+                                             outcome as JSON (backup and restore)
   restore <dir|-> [--force] [--rate-bytes N] check a backup (directory, or tar on stdin), then
                                              write every record, version kept, to its owners in
                                              this cluster; refused into a cluster holding data
@@ -230,17 +238,32 @@ function parseCommand(name: string, args: readonly string[]): CliCommand {
       exactly(name, args, 1, '<data-dir>');
       return { name, dataDir: args[0]! };
     case 'backup': {
-      const { positional, values } = options(name, args, ['--node'], []);
-      exactly(name, positional, 1, '<dir|-> [--node NAME]');
+      const { positional, values } = options(name, args, ['--node', '--summary-file'], []);
+      exactly(name, positional, 1, '<dir|-> [--node NAME] [--summary-file F]');
       const node = values.get('--node');
-      return { name, target: positional[0]!, ...(node ? { node } : {}) };
+      const summaryFile = values.get('--summary-file');
+      return {
+        name,
+        target: positional[0]!,
+        ...(node ? { node } : {}),
+        ...(summaryFile ? { summaryFile } : {}),
+      };
     }
     case 'restore': {
-      const { positional, values, flags } = options(name, args, ['--rate-bytes'], ['--force']);
-      exactly(name, positional, 1, '<dir|-> [--force] [--rate-bytes N]');
+      const valued = ['--rate-bytes', '--summary-file'];
+      const { positional, values, flags } = options(name, args, valued, ['--force']);
+      exactly(name, positional, 1, '<dir|-> [--force] [--rate-bytes N] [--summary-file F]');
       const rate = values.get('--rate-bytes');
       const rateBytes = rate === undefined ? 0 : intOption('--rate-bytes', rate, 1, 2 ** 40);
-      return { name, source: positional[0]!, force: flags.has('--force'), rateBytes };
+      const summaryFile = values.get('--summary-file');
+      const force = flags.has('--force');
+      return {
+        name,
+        source: positional[0]!,
+        force,
+        rateBytes,
+        ...(summaryFile ? { summaryFile } : {}),
+      };
     }
     case 'help':
       return { name };

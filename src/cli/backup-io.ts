@@ -1,5 +1,6 @@
 // What kvctl backup and restore share: signed admin HTTP calls and a progress line per second.
 
+import { writeFileSync } from 'node:fs';
 import { adminHeaders } from '../auth/index.ts';
 import type { AdminTarget } from './admin.ts';
 
@@ -67,5 +68,18 @@ export class Progress {
     this.#out.write(
       `${this.#what}: ${records}${this.#total} records, ${mib(bytes)} MiB (${mib(rate)} MiB/s)\n`,
     );
+  }
+}
+
+/**
+ * Writes the outcome as one JSON object to `file` (--summary-file), when given: a Kubernetes Job
+ * points it at /dev/termination-log, where the operator reads it. Never fails the command.
+ */
+export function writeSummary(file: string | undefined, summary: Record<string, unknown>): void {
+  if (file === undefined) return;
+  try {
+    writeFileSync(file, `${JSON.stringify(summary)}\n`);
+  } catch {
+    // The summary is a courtesy: the exit code and stderr say the same.
   }
 }

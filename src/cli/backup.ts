@@ -18,14 +18,24 @@ import { MANIFEST_FILE, type Manifest, RECORDS_FILE } from '../backup/manifest.t
 import { writeTar } from '../backup/tar.ts';
 import { decodeRecord } from '../storage/record.ts';
 import type { AdminTarget } from './admin.ts';
-import { adminFetch, Progress } from './backup-io.ts';
+import { adminFetch, Progress, writeSummary } from './backup-io.ts';
 import type { CliOutput } from './commands.ts';
 
 export interface BackupCommand {
-  /** A directory (created; must be empty), or `-` for a tar stream on stdout. */
+  /**
+   * A directory (created; must be empty), or `-` for a tar stream on stdout. `{time}` in it is
+   * replaced with the start time (UTC, `20261203T174500Z`), for scheduled backups.
+   */
   readonly target: string;
   /** Back up only this member's records. */
   readonly node?: string;
+  /** Where to write the outcome as JSON (see writeSummary). */
+  readonly summaryFile?: string;
+}
+
+/** `2026-12-03T17:45:00.123Z` -> `20261203T174500Z`. */
+function stamp(d: Date): string {
+  return `${d.toISOString().slice(0, 19).replace(/[-:]/g, '')}Z`;
 }
 
 /** Fsyncs a directory, so the names created in it are durable. */
@@ -51,10 +61,13 @@ export async function backup(
   out: CliOutput,
 ): Promise<number> {
   const toStdout = cmd.target === '-';
-  const dir = toStdout ? mkdtempSync(join(tmpdir(), 'kvctl-backup-')) : cmd.target;
+  const target = cmd.target.replaceAll('{time}', stamp(new Date()));
+  const dir = toStdout ? mkdtempSync(join(tmpdir(), 'kvctl-backup-')) : target;
   const created = !existsSync(dir);
   if (!toStdout && !created && readdirSync(dir).length > 0) {
-    out.stderr.write(`kvctl: backup: ${dir} is not empty; give a new or empty directory\n`);
+    const error = `backup: ${dir} is not empty; give a new or empty directory`;
+    out.stderr.write(`kvctl: ${error}\n`);
+    writeSummary(cmd.summaryFile, { ok: false, error });
     return 1;
   }
   mkdirSync(dir, { recursive: true });
@@ -108,15 +121,25 @@ export async function backup(
     } else {
       out.stdout.write(summary);
     }
+    const { records, liveKeys, tombstones } = trailer;
+    writeSummary(cmd.summaryFile, {
+      ok: true,
+      ...(toStdout ? {} : { path: dir }),
+      records,
+      keys: liveKeys,
+      tombstones,
+      bytes,
+      epoch: header.epoch,
+    });
     return 0;
   } catch (err) {
     await fh?.close().catch(() => {});
     if (!toStdout) for (const f of made) await rm(f, { force: true }).catch(() => {});
     if (!toStdout && created) rmSync(dir, { recursive: true, force: true });
     const why = err instanceof Error ? err.message : String(err);
-    out.stderr.write(
-      `kvctl: ${why.startsWith('backup:') ? '' : 'backup: '}${why}; no backup was kept\n`,
-    );
+    const error = `${why.startsWith('backup:') ? '' : 'backup: '}${why}; no backup was kept`;
+    out.stderr.write(`kvctl: ${error}\n`);
+    writeSummary(cmd.summaryFile, { ok: false, error });
     return 1;
   } finally {
     if (toStdout) rmSync(dir, { recursive: true, force: true });

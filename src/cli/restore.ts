@@ -16,7 +16,7 @@ import { MANIFEST_FILE, type Manifest, ManifestSchema, RECORDS_FILE } from '../b
 import { extractTar } from '../backup/tar.ts';
 import { decodeRecord } from '../storage/record.ts';
 import type { AdminTarget } from './admin.ts';
-import { adminFetch, Progress } from './backup-io.ts';
+import { adminFetch, Progress, writeSummary } from './backup-io.ts';
 import type { CliOutput } from './commands.ts';
 
 export interface RestoreCommand {
@@ -26,6 +26,8 @@ export interface RestoreCommand {
   readonly force: boolean;
   /** At most this many bytes of records per second (0: no limit). */
   readonly rateBytes: number;
+  /** Where to write the outcome as JSON (see writeSummary). */
+  readonly summaryFile?: string;
 }
 
 class Damaged extends Error {}
@@ -139,9 +141,9 @@ export async function restore(
       checked = await verifyBackup(dir);
     } catch (err) {
       const where = fromStdin ? 'the backup on stdin' : dir;
-      out.stderr.write(
-        `kvctl: restore: ${where} is not usable: ${(err as Error).message}; nothing was restored\n`,
-      );
+      const error = `restore: ${where} is not usable: ${(err as Error).message}; nothing was restored`;
+      out.stderr.write(`kvctl: ${error}\n`);
+      writeSummary(cmd.summaryFile, { ok: false, error });
       return 1;
     }
     const { manifest, id } = checked;
@@ -179,6 +181,8 @@ export async function restore(
     out.stdout.write(
       `restore: ${done} records (${manifest.liveKeys} keys, ${manifest.tombstones} tombstones) restored into ${begin.members.join(',')}\n`,
     );
+    const { liveKeys: keys, tombstones } = manifest;
+    writeSummary(cmd.summaryFile, { ok: true, records: done, keys, tombstones });
     return 0;
   } catch (err) {
     const why = (err as Error).message.replace(/^restore: /, '');
@@ -186,6 +190,7 @@ export async function restore(
       ? `; stopped after ${done} of ${total} records: run the same command again to finish it (records keep their versions, so writing them again is safe)`
       : '';
     out.stderr.write(`kvctl: restore: ${why}${next}\n`);
+    writeSummary(cmd.summaryFile, { ok: false, error: `restore: ${why}${next}` });
     return 1;
   } finally {
     if (fromStdin) rmSync(dir, { recursive: true, force: true });

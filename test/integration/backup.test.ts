@@ -118,10 +118,20 @@ describe('kvctl backup and restore', () => {
     })();
     await new Promise((r) => setTimeout(r, 200)); // some writes before the backup starts
     const before = written;
-    const dir = join(tempDir(), 'backup-1');
-    const b = await kvctl(a[2]!, ['backup', dir]);
+    const parent = tempDir();
+    const summaryFile = join(parent, 'summary.json');
+    const b = await kvctl(a[2]!, [
+      'backup',
+      join(parent, 'b-{time}'),
+      '--summary-file',
+      summaryFile,
+    ]);
     writing = false;
     await writer;
+    // {time} became the start time; --summary-file has the outcome (what a Job's pod reports).
+    const summary = JSON.parse(readFileSync(summaryFile, 'utf8'));
+    expect(summary.path).toMatch(/\/b-\d{8}T\d{6}Z$/);
+    const dir: string = summary.path;
     expect(b.stderr).toMatch(/^backup: \d+ records, [\d.]+ MiB/m); // progress
     expect(b.code, b.stderr).toBe(0);
     expect(b.stdout).toMatch(/^backup: \d+ records \(\d+ keys, 50 tombstones\)/);
@@ -138,6 +148,15 @@ describe('kvctl backup and restore', () => {
     expect(manifest.liveKeys).toBeGreaterThanOrEqual(250 + before);
     expect(manifest.liveKeys).toBeLessThanOrEqual(250 + written);
     expect(manifest.records).toBe(manifest.liveKeys + 50);
+    expect(summary).toEqual({
+      ok: true,
+      path: dir,
+      records: manifest.records,
+      keys: manifest.liveKeys,
+      tombstones: 50,
+      bytes: manifest.files[0].bytes,
+      epoch: 0,
+    });
     await stopAll(a);
 
     // Restored into 4 members with RF 2: each record on its 2 owners, versions kept.
@@ -222,9 +241,14 @@ describe('kvctl backup and restore', () => {
     await fill(a[0]!);
     const small = mountTmpfs(64 * 1024); // the backup is about 200 KiB
     const dir = join(small, 'b');
-    const r = await kvctl(a[0]!, ['backup', dir]);
+    const summaryFile = join(tempDir(), 'summary.json');
+    const r = await kvctl(a[0]!, ['backup', dir, '--summary-file', summaryFile]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/ENOSPC.*no backup was kept/);
+    expect(JSON.parse(readFileSync(summaryFile, 'utf8'))).toEqual({
+      ok: false,
+      error: expect.stringMatching(/ENOSPC.*no backup was kept$/),
+    });
     expect(existsSync(join(dir, 'MANIFEST.json'))).toBe(false);
     expect(existsSync(dir)).toBe(false); // what it made is gone
   }, 120_000);

@@ -374,6 +374,8 @@ export interface KVC extends KubernetesObject {
     decommission?: { member: string; state: string };
     rebalancing?: boolean;
     selector?: string;
+    backup?: { phase: string; pod: string; error?: string };
+    restore?: { phase: string; pod: string; error?: string };
   };
 }
 

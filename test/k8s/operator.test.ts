@@ -333,6 +333,79 @@ describe('a KVCluster', { timeout: 180_000 }, () => {
     expect(reasons).toContain('kv-3 was decommissioned: taken back into the ring');
   });
 
+  it('spec.backup makes a backup CronJob; spec.restoreFrom runs the restore Job once pods are ready', async () => {
+    // The claim the backups go to: a volume of its own, bound to it by name.
+    await k().kubectl(['apply', '-f', '-'], {
+      input: `apiVersion: v1
+kind: PersistentVolume
+metadata: {name: kwok-pv-backups}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  storageClassName: ${STORAGE_CLASS}
+  claimRef: {namespace: ${NS}, name: kvb-backups}
+  hostPath: {path: /tmp/kwok-pv-backups}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: kvb-backups, namespace: ${NS}}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: ${STORAGE_CLASS}
+  volumeName: kwok-pv-backups
+  resources: {requests: {storage: 1Gi}}
+`,
+    });
+    const backupSpec =
+      `  replicas: 1\n  replicationFactor: 1\n  readQuorum: 1\n  writeQuorum: 1\n  image: kvstore:1\n` +
+      `  storage: {size: 1Gi, storageClassName: ${STORAGE_CLASS}}\n` +
+      `  backup: {schedule: "0 3 * * *", claimName: kvb-backups}\n` +
+      `  restoreFrom: {claimName: kvb-backups, path: kv-20261203T030000Z}\n`;
+    expect((await apply(kvcYaml('kvb', backupSpec))).stderr).toBe('');
+    const cron = await waitUntil('backup CronJob', () =>
+      getJson(k(), ['cronjob', 'kvb-backup', '-n', NS]).then((o) => o ?? undefined),
+    );
+    expect(cron.spec.schedule).toBe('0 3 * * *');
+    expect(cron.metadata.ownerReferences[0]).toMatchObject({ kind: 'KVCluster', name: 'kvb' });
+    const backupCommand = cron.spec.jobTemplate.spec.template.spec.containers[0].command;
+    expect(backupCommand.slice(-4)).toEqual([
+      'backup',
+      '/backups/kvb-{time}',
+      '--summary-file',
+      '/dev/termination-log',
+    ]);
+    // The restore runs once the cluster is up, and only once (kwok completes Job pods).
+    const job = await waitUntil('restore Job', () =>
+      getJson(k(), ['job', 'kvb-restore', '-n', NS]).then((o) => o ?? undefined),
+    );
+    expect(job.spec.template.spec.containers[0].command).toContain('/backups/kv-20261203T030000Z');
+    expect((await kvc('kvb'))?.status?.readyReplicas).toBe(1);
+    await waitUntil('restore Succeeded in status', async () =>
+      (await kvc('kvb'))?.status?.restore?.phase === 'Succeeded' ? true : undefined,
+    );
+    // A backup on demand, from the CronJob's template: its run shows in status.backup.
+    await k().kubectl(['create', 'job', '--from=cronjob/kvb-backup', 'kvb-backup-now', '-n', NS]);
+    await waitUntil('backup run in status', async () => {
+      const b = (await kvc('kvb'))?.status?.backup;
+      return b?.phase === 'Succeeded' && b.pod.startsWith('kvb-backup-now') ? true : undefined;
+    });
+    // Dropping spec.backup removes the CronJob.
+    await k().kubectl([
+      'patch',
+      'kvcluster',
+      'kvb',
+      '-n',
+      NS,
+      '--type=json',
+      '-p',
+      '[{"op":"remove","path":"/spec/backup"}]',
+    ]);
+    await waitUntil('CronJob removed', async () =>
+      (await getJson(k(), ['cronjob', 'kvb-backup', '-n', NS])) === null ? true : undefined,
+    );
+    await k().kubectl(['delete', 'kvcluster', 'kvb', '-n', NS, '--wait=true']);
+  });
+
   it('waits, with a condition saying why, when a scale-down would go below replicationFactor', async () => {
     await kvReady(3);
     await k().kubectl(['scale', 'kvcluster/kv', '-n', NS, '--replicas=2']);

@@ -179,6 +179,41 @@ const pdbSchema = z
   })
   .describe('PodDisruptionBudget of the nodes.');
 
+const claimName = z
+  .string()
+  .regex(/^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/)
+  .max(253)
+  .describe('A PersistentVolumeClaim in the KVCluster namespace, mounted at /backups.');
+
+const backupSchema = z
+  .object({
+    schedule: z
+      .string()
+      .regex(/^(@(hourly|daily|weekly|monthly|yearly|annually|midnight)|(\S+\s+){4}\S+)$/)
+      .describe('Cron schedule of the backups, in CronJob syntax (0 3 * * * is daily at 03:00).'),
+    claimName,
+    suspend: z.boolean().default(false).describe('Suspend the schedule (runs already made stay).'),
+  })
+  .describe(
+    'Scheduled backups (kvctl backup, docs/backup.md) into /backups/<name>-<UTC time> on the claim.',
+  );
+
+const restoreFromSchema = z
+  .object({
+    claimName,
+    path: z
+      .string()
+      .min(1)
+      .max(1024)
+      .regex(/^[^\0]*$/)
+      .describe(
+        'The backup directory on the claim, relative to its root (e.g. kv-20261203T030000Z).',
+      ),
+  })
+  .describe(
+    'Start from a backup: once every pod is ready the operator runs kvctl restore from it, once.',
+  );
+
 const SPEC_RULES: readonly Rule<{
   replicationFactor: number;
   readQuorum: number;
@@ -224,6 +259,8 @@ export const kvClusterSpecSchema = withRules(
       podDisruptionBudget: pdbSchema.prefault({}),
       auth: authSchema.optional(),
       tls: tlsSchema.optional(),
+      backup: backupSchema.optional(),
+      restoreFrom: restoreFromSchema.optional(),
       affinity: kubeObject.optional().describe('Pod affinity (core/v1 Affinity).'),
       tolerations: z.array(kubeObject).optional().describe('Pod tolerations (core/v1).'),
       nodeSelector: z.record(z.string(), z.string()).optional().describe('Pod node selector.'),
@@ -287,6 +324,25 @@ const decommissionSchema = z
   })
   .describe('Progress of the scale-down step in progress.');
 
+const runSchema = z
+  .object({
+    phase: z
+      .string()
+      .describe('Scheduled, Pending, Running, Succeeded or Failed (the newest run).'),
+    pod: z.string().describe('The pod of the newest run.'),
+    startTime: z.string().optional(),
+    completionTime: z.string().optional(),
+    lastScheduleTime: z.string().optional(),
+    lastSuccessfulTime: z.string().optional(),
+    path: z.string().optional().describe('Where the newest backup went on the claim.'),
+    records: z.int().min(0).optional(),
+    keys: z.int().min(0).optional(),
+    tombstones: z.int().min(0).optional(),
+    bytes: z.int().min(0).optional(),
+    error: z.string().optional(),
+  })
+  .describe('A backup or restore run: what kvctl reported in its termination message.');
+
 export const kvClusterStatusSchema = z
   .object({
     observedGeneration: z.int().min(0).optional(),
@@ -305,6 +361,8 @@ export const kvClusterStatusSchema = z
       .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
     decommission: decommissionSchema.optional(),
     rebalancing: z.boolean().optional().describe('A node reports data moving between rings.'),
+    backup: runSchema.optional().describe('spec.backup: the newest backup run.'),
+    restore: runSchema.optional().describe('spec.restoreFrom: the restore run.'),
   })
   .describe('Observed state of a kvstore cluster.');
 

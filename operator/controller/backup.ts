@@ -1,0 +1,207 @@
+// Backups and restores of a KVCluster: a CronJob running `kvctl backup` onto a claim
+// (spec.backup), and a Job running `kvctl restore` once a new cluster is up (spec.restoreFrom).
+
+import type { V1CronJob, V1EnvVar, V1Job, V1Pod, V1PodTemplateSpec } from '@kubernetes/client-node';
+import type { KVClusterStatus } from '../api/v1alpha1/index.ts';
+import { type ControllerContext, deleteIfOwned } from './context.ts';
+import { type Cluster, namesOf, ownedMeta } from './names.ts';
+
+/** Pod label naming the cluster a backup or restore pod works for, and which of the two. */
+export const BACKUP_LABEL = 'kvstore.dev/backup';
+export const RESTORE_LABEL = 'kvstore.dev/restore';
+const MOUNT = '/backups';
+
+export function backupCronJobName(cluster: string): string {
+  return `${cluster}-backup`;
+}
+
+export function restoreJobName(cluster: string): string {
+  return `${cluster}-restore`;
+}
+
+/** A pod that runs kvctl against the cluster's HTTP port with the claim mounted at /backups. */
+function kvctlPod(
+  c: Cluster,
+  label: Record<string, string>,
+  claimName: string,
+  args: string[],
+): V1PodTemplateSpec {
+  const n = namesOf(c.name);
+  const env: V1EnvVar[] = [];
+  const secret = c.spec.auth?.clusterSecret;
+  if (secret) {
+    env.push({
+      name: 'KVCTL_CLUSTER_SECRET',
+      valueFrom: { secretKeyRef: { name: secret.name, key: secret.key } },
+    });
+  }
+  return {
+    metadata: { labels: label },
+    spec: {
+      restartPolicy: 'Never',
+      containers: [
+        {
+          name: 'kvctl',
+          image: c.spec.image,
+          imagePullPolicy: c.spec.imagePullPolicy,
+          // Any node answers: the headless Service's name resolves to every pod.
+          command: [
+            'kvctl',
+            '--host',
+            `${n.headless}.${c.namespace}.svc`,
+            '--http-port',
+            String(c.spec.ports.http),
+            ...args,
+            '--summary-file',
+            '/dev/termination-log',
+          ],
+          env,
+          volumeMounts: [{ name: 'backups', mountPath: MOUNT }],
+          terminationMessagePolicy: 'File',
+        },
+      ],
+      volumes: [{ name: 'backups', persistentVolumeClaim: { claimName } }],
+    },
+  };
+}
+
+/** The CronJob of spec.backup (null without one): each run writes `/backups/<cluster>-<time>`. */
+export function buildBackupCronJob(c: Cluster): V1CronJob | null {
+  const b = c.spec.backup;
+  if (!b) return null;
+  const target = `${MOUNT}/${c.name}-{time}`;
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'CronJob',
+    metadata: ownedMeta(c, backupCronJobName(c.name), 'backup'),
+    spec: {
+      schedule: b.schedule,
+      suspend: b.suspend,
+      concurrencyPolicy: 'Forbid',
+      successfulJobsHistoryLimit: 3,
+      failedJobsHistoryLimit: 3,
+      jobTemplate: {
+        spec: {
+          backoffLimit: 1,
+          template: kvctlPod(c, { [BACKUP_LABEL]: c.name }, b.claimName, ['backup', target]),
+        },
+      },
+    },
+  };
+}
+
+/**
+ * The Job of spec.restoreFrom. `kvctl restore` refuses a cluster that holds other data, and an
+ * interrupted restore of the same backup resumes, so retries (backoffLimit) are safe.
+ */
+export function buildRestoreJob(c: Cluster): V1Job | null {
+  const r = c.spec.restoreFrom;
+  if (!r) return null;
+  const source = `${MOUNT}/${r.path.replace(/^\/+/, '')}`;
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: ownedMeta(c, restoreJobName(c.name), 'restore'),
+    spec: {
+      backoffLimit: 6,
+      template: kvctlPod(c, { [RESTORE_LABEL]: c.name }, r.claimName, ['restore', source]),
+    },
+  };
+}
+
+type BackupStatus = NonNullable<KVClusterStatus['backup']>;
+
+/**
+ * What the newest kvctl pod with `label` says: Running, Succeeded or Failed with its start and
+ * end, and the counts (or error) of its --summary-file, read from the termination message.
+ */
+export function runStatus(pods: readonly V1Pod[]): BackupStatus | undefined {
+  const newest = [...pods].sort((a, b) =>
+    String(b.metadata?.creationTimestamp ?? '').localeCompare(
+      String(a.metadata?.creationTimestamp ?? ''),
+    ),
+  )[0];
+  if (!newest) return undefined;
+  const phase = newest.status?.phase;
+  const terminated = newest.status?.containerStatuses?.[0]?.state?.terminated;
+  let summary: Record<string, unknown> = {};
+  try {
+    summary = JSON.parse(terminated?.message ?? '{}') as Record<string, unknown>;
+  } catch {
+    // A message that is not kvctl's summary: counts unknown.
+  }
+  const num = (k: string) => (typeof summary[k] === 'number' ? { [k]: summary[k] as number } : {});
+  const time = (t: unknown) => (t ? new Date(t as string).toISOString() : undefined);
+  const started = time(newest.status?.startTime);
+  const finished = time(terminated?.finishedAt);
+  return {
+    phase: phase === 'Succeeded' || phase === 'Failed' ? phase : 'Running',
+    pod: newest.metadata?.name ?? '',
+    ...(started ? { startTime: started } : {}),
+    ...(finished ? { completionTime: finished } : {}),
+    ...(typeof summary.path === 'string' ? { path: summary.path } : {}),
+    ...num('records'),
+    ...num('keys'),
+    ...num('tombstones'),
+    ...num('bytes'),
+    ...(typeof summary.error === 'string' ? { error: summary.error } : {}),
+  };
+}
+
+async function podsLabelled(ctx: ControllerContext, c: Cluster, label: string): Promise<V1Pod[]> {
+  const list = await ctx.kube.core.listNamespacedPod({
+    namespace: c.namespace,
+    labelSelector: `${label}=${c.name}`,
+  });
+  return list.items;
+}
+
+/** Applies (or removes) the backup CronJob; the newest run as status.backup. */
+export async function ensureBackup(
+  ctx: ControllerContext,
+  c: Cluster,
+): Promise<BackupStatus | undefined> {
+  const cron = buildBackupCronJob(c);
+  if (cron === null) {
+    const ref = { apiVersion: 'batch/v1', kind: 'CronJob', namespace: c.namespace };
+    await deleteIfOwned(ctx, c.uid, { ...ref, name: backupCronJobName(c.name) });
+    return undefined;
+  }
+  const applied = await ctx.kube.apply(cron);
+  const run = runStatus(await podsLabelled(ctx, c, BACKUP_LABEL));
+  const last = applied.status?.lastScheduleTime;
+  const lastOk = applied.status?.lastSuccessfulTime;
+  return {
+    ...(run ?? { phase: 'Scheduled', pod: '' }),
+    ...(last ? { lastScheduleTime: new Date(last).toISOString() } : {}),
+    ...(lastOk ? { lastSuccessfulTime: new Date(lastOk).toISOString() } : {}),
+  };
+}
+
+/**
+ * spec.restoreFrom: once every pod is ready (`available`), creates the restore Job (once: a
+ * Succeeded restore in `previous` status is never run again); its run as status.restore.
+ */
+export async function ensureRestore(
+  ctx: ControllerContext,
+  c: Cluster,
+  available: boolean,
+  previous: KVClusterStatus | undefined,
+): Promise<BackupStatus | undefined> {
+  const job = buildRestoreJob(c);
+  if (job === null) return undefined;
+  if (previous?.restore?.phase === 'Succeeded') return previous.restore;
+  const run = runStatus(await podsLabelled(ctx, c, RESTORE_LABEL));
+  if (run === undefined && !available) return { phase: 'Pending', pod: '' };
+  const ref = { apiVersion: 'batch/v1', kind: 'Job', namespace: c.namespace };
+  if ((await ctx.kube.read({ ...ref, name: restoreJobName(c.name) })) === null) {
+    await ctx.kube.apply(job);
+    await ctx.events.record(
+      c,
+      'Normal',
+      'Restoring',
+      `restoring from ${c.spec.restoreFrom!.claimName}:${c.spec.restoreFrom!.path}`,
+    );
+  }
+  return run ?? { phase: 'Running', pod: '' };
+}
