@@ -58,16 +58,32 @@ export function podUrl(template: string, a: PodAddress): string {
 // The operator reads the parts of the node's answers (src/admin schema) it decides from, each
 // checked by that schema's own field: the rest of an answer may change without failing it.
 
+/** How far a node's stream came: counts, and the total, percent and ETA newer nodes add. */
+const progressView = transferSchema.pick({
+  scanned: true,
+  sent: true,
+  done: true,
+  total: true,
+  percent: true,
+  etaSeconds: true,
+});
+
 /** What a decommission state tells the operator: the status and how far the hand-off came. */
 const decommissionSchema = decommissionStateSchema.pick({ status: true }).extend({
-  transfer: transferSchema.pick({ scanned: true, sent: true, done: true }).nullable(),
+  transfer: progressView.nullable(),
 });
 export type DecommissionView = z.output<typeof decommissionSchema>;
+/** A stream's progress as the operator reads it; `kind` only in cluster views. */
+const streamView = progressView.extend({ kind: transferSchema.shape.kind });
+export type ProgressView = z.output<typeof progressView>;
+export type TransferView = z.output<typeof streamView>;
 
 /** What a node's cluster view tells the operator: its status, moving data, members' states. */
 const clusterSchema = clusterInfoSchema.pick({ status: true }).extend({
   ring: clusterInfoSchema.shape.ring.pick({ moving: true }),
   members: z.array(memberInfoSchema.pick({ name: true, state: true })),
+  /** The node's own running or last stream (absent from a node of an older version). */
+  transfer: streamView.nullable().optional(),
 });
 export type ClusterView = z.output<typeof clusterSchema>;
 

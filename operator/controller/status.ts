@@ -14,6 +14,7 @@ import {
 import type { ControllerContext } from './context.ts';
 import { canonicalJson } from './names.ts';
 import type { Observed, PodView } from './observe.ts';
+import { progressText, rebalanceProgress, transferFields } from './progress.ts';
 import type { Health, RolloutPlan } from './rollout.ts';
 import type { ScalePlan } from './scale.ts';
 
@@ -77,13 +78,12 @@ function progressing(s: StatusInput): Cond {
   const step = s.scale.step;
   if (step.kind === 'blocked') return cond('Progressing', false, step.reason, step.message);
   if (step.kind === 'down') {
-    const sent = step.view?.transfer?.sent ?? 0;
     const what =
       step.action === 'skip'
         ? `removing ${step.pod} (never started)`
         : step.action === 'settle'
           ? `${step.pod} decommissions once data stops moving`
-          : `decommissioning ${step.pod} (${sent} records sent)`;
+          : `decommissioning ${step.pod}: ${progressText(step.view?.transfer ?? {})}`;
     return cond('Progressing', true, 'ScalingDown', `scale-down to ${s.spec.replicas}: ${what}`);
   }
   const stsReplicas = s.observed.sts?.status?.replicas ?? 0;
@@ -103,8 +103,11 @@ function progressing(s: StatusInput): Cond {
       `starting: ${young.map((p) => p.name).join(', ')}`,
     );
   }
-  if (s.health.rebalancing)
-    return cond('Progressing', true, 'Rebalancing', 'data is moving to its new owners');
+  if (s.health.rebalancing) {
+    const r = rebalanceProgress(s.observed);
+    const how = r ? `: ${progressText(r)} on ${r.nodes} node${r.nodes === 1 ? '' : 's'}` : '';
+    return cond('Progressing', true, 'Rebalancing', `data is moving to its new owners${how}`);
+  }
   return cond('Progressing', false, 'Stable', 'the cluster matches the spec');
 }
 
@@ -185,6 +188,7 @@ function decommission(scale: ScalePlan): KVClusterStatus['decommission'] {
     state: step.view.status,
     scanned: t?.scanned ?? 0,
     sent: t?.sent ?? 0,
+    ...transferFields(t),
   };
 }
 
@@ -194,6 +198,12 @@ export function buildStatus(s: StatusInput): KVClusterStatus {
   const sts = s.observed.sts?.status;
   const ready = sts?.readyReplicas ?? 0;
   const d = decommission(s.scale);
+  const r = s.health.rebalancing ? rebalanceProgress(s.observed) : undefined;
+  const progress = d
+    ? `decommission ${d.member}: ${progressText(d)}`
+    : r
+      ? `rebalance: ${progressText(r)}`
+      : undefined;
   return {
     observedGeneration: s.generation,
     phase: phaseOf(conds, ready, s.previous?.phase),
@@ -205,6 +215,8 @@ export function buildStatus(s: StatusInput): KVClusterStatus {
     conditions: stamp(conds, s.previous, s.now, s.generation),
     ...(d ? { decommission: d } : {}),
     rebalancing: s.health.rebalancing,
+    ...(r ? { rebalance: r } : {}),
+    ...(progress ? { progress } : {}),
   };
 }
 
@@ -227,7 +239,7 @@ export function heldStatus(
     cond('Progressing', false, invalid ? 'InvalidSpec' : 'Paused', message),
     cond('Degraded', invalid, invalid ? 'InvalidSpec' : 'Paused', message),
   ];
-  const { decommission: _d, ...rest } = previous ?? {};
+  const { decommission: _d, rebalance: _r, progress: _p, ...rest } = previous ?? {};
   return {
     ...rest,
     observedGeneration: generation,

@@ -10,6 +10,10 @@ export const ADMIN_PATHS = {
   decommission: '/admin/decommission',
   /** POST: take a decommissioned node back (200 with a RecommissionResult, or 409). */
   recommission: '/admin/recommission',
+  /** GET: everything the web console shows (a ConsoleView). */
+  console: '/admin/console',
+  /** GET `?key=`: the key's replicas in the settled and the target ring (an OwnersView). */
+  owners: '/admin/owners',
 } as const;
 
 // Unknown keys are dropped, not refused: a newer node may add a field without failing an older
@@ -31,7 +35,24 @@ export const transferSchema = z.object({
   done: z.boolean(),
   /** ISO 8601 time the stream started. */
   startedAt: z.string(),
+  /**
+   * Local records the stream examines in all: those stored when it started plus those written
+   * since (an estimate while writes arrive; equal to `scanned` once done). The fields below are
+   * absent from nodes of older versions.
+   */
+  total: z.number().int().nonnegative().optional(),
+  /** scanned / total, 0-100 with one decimal; 100 only once done. */
+  percent: z.number().min(0).max(100).optional(),
+  /** Records examined per second since this process (re)started the stream. */
+  rate: z.number().nonnegative().optional(),
+  /** Bytes sent per second since this process (re)started the stream. */
+  bytesRate: z.number().nonnegative().optional(),
+  /** Seconds left at the current rate; null until a rate is known, 0 once done. */
+  etaSeconds: z.number().nonnegative().nullable().optional(),
 });
+
+/** Where a member is in its life (see membership's clusterInfo). */
+export const memberPhaseSchema = z.enum(['normal', 'joining', 'leaving', 'decommissioned']);
 
 /** One member as this node sees it. */
 export const memberInfoSchema = z.object({
@@ -51,6 +72,18 @@ export const memberInfoSchema = z.object({
   ringId: z.string().nullable(),
   /** The transfer it finished streaming; null when none. */
   rebalanced: z.string().nullable(),
+  // For status views (kvctl status, the console); absent from nodes of older versions.
+  phase: memberPhaseSchema.optional(),
+  /** Live keys it reported in its last hello; null before one arrived. */
+  keys: z.number().int().nonnegative().nullable().optional(),
+  /** Size of its LMDB data file as it reported it; null before a hello. */
+  bytes: z.number().int().nonnegative().nullable().optional(),
+  /** Hints the members hold for it (as they reported them). */
+  hintsHeldFor: z.number().int().nonnegative().optional(),
+  /** ISO 8601 time it last answered this node's probes; null: never. */
+  lastContact: z.string().nullable().optional(),
+  /** Its running or last outbound stream, as it reported it. */
+  transfer: transferSchema.nullable().optional(),
 });
 
 /** GET /admin/cluster and the CLUSTER command. */
@@ -84,6 +117,51 @@ export const recommissionResultSchema = z.object({
   dropped: z.number().int().nonnegative(),
 });
 
+/** GET /admin/owners?key=: the replicas of a key, in preference order. */
+export const ownersViewSchema = z.object({
+  key: z.string(),
+  settled: z.array(z.string()),
+  target: z.array(z.string()),
+});
+
+/** Each ring's members and their shares of the keys. */
+export const ringsViewSchema = z.object({
+  replicationFactor: z.number().int().nonnegative(),
+  moving: z.boolean(),
+  settled: z.object({ id: z.string(), shares: z.record(z.string(), z.number()) }),
+  target: z.object({ id: z.string(), shares: z.record(z.string(), z.number()) }),
+});
+
+/** GET /admin/console: the node's facts, its cluster view, the rings and recent traffic. */
+export const consoleViewSchema = z.object({
+  time: z.string(),
+  facts: z.object({
+    name: z.string(),
+    version: z.string(),
+    node: z.string(),
+    startedAt: z.string(),
+    uptimeSeconds: z.number(),
+    dataDir: z.string(),
+    dataDirBytes: z.number(),
+    /** `kvstore_storage_*` and `kvstore_wal_*` series by name (with labels). */
+    storage: z.record(z.string(), z.number()),
+    /** The config in force; passwords and secrets are `(set)` or `(not set)`. */
+    config: z.record(z.string(), z.unknown()),
+  }),
+  cluster: clusterInfoSchema,
+  rings: ringsViewSchema,
+  /** One entry per 5 s interval, oldest first: rates, p50/p99 seconds, errors by code. */
+  traffic: z.array(
+    z.object({
+      t: z.number(),
+      rate: z.record(z.string(), z.number()),
+      p50: z.record(z.string(), z.number()),
+      p99: z.record(z.string(), z.number()),
+      errors: z.record(z.string(), z.number()),
+    }),
+  ),
+});
+
 /** The body of a refusal (409) or of an unauthorized call (401). */
 export const adminErrorSchema = z.object({ error: z.string() });
 
@@ -94,3 +172,7 @@ export type ClusterInfo = z.output<typeof clusterInfoSchema>;
 export type DecommissionState = z.output<typeof decommissionStateSchema>;
 export type RecommissionResult = z.output<typeof recommissionResultSchema>;
 export type AdminError = z.output<typeof adminErrorSchema>;
+export type MemberPhase = z.output<typeof memberPhaseSchema>;
+export type OwnersView = z.output<typeof ownersViewSchema>;
+export type RingsView = z.output<typeof ringsViewSchema>;
+export type ConsoleView = z.output<typeof consoleViewSchema>;

@@ -14,13 +14,14 @@ import {
   recommissionResultSchema,
 } from '../admin/index.ts';
 import type { CliOutput } from './commands.ts';
+import { bar, transferLine } from './progress.ts';
 
 export type { AdminTarget };
 
 const PATH = ADMIN_PATHS.decommission;
 
 /** One admin call; a 401 throws, saying to set the secret. */
-async function checked(target: AdminTarget, method: 'GET' | 'POST', path: string) {
+export async function checked(target: AdminTarget, method: 'GET' | 'POST', path: string) {
   const answer = await adminCall(target, method, path);
   if (answer.status === 401) {
     throw new Error(
@@ -31,17 +32,26 @@ async function checked(target: AdminTarget, method: 'GET' | 'POST', path: string
 }
 
 /** `body` as `schema` describes it; throws when the node answered something else. */
-function parse<T>(schema: z.ZodType<T>, path: string, body: unknown): T {
+export function parse<T>(schema: z.ZodType<T>, path: string, body: unknown): T {
   const r = schema.safeParse(body);
   if (!r.success) throw new Error(`${path}: malformed answer`);
   return r.data;
 }
 
 function line(s: DecommissionState): string {
-  const t = s.transfer;
-  return t
-    ? `${s.status}: ${t.scanned} records read, ${t.sent} sent${t.done ? ', done' : ''}`
-    : s.status;
+  return s.transfer ? `${s.status}: ${transferLine(s.transfer)}` : s.status;
+}
+
+/** On a terminal, one line redrawn with a bar; piped, one plain line per poll. */
+function show(s: DecommissionState, out: CliOutput, last: boolean): void {
+  const tty = (out.stdout as { isTTY?: boolean }).isTTY === true;
+  if (!tty) {
+    out.stdout.write(`${line(s)}\n`);
+    return;
+  }
+  const percent = s.transfer?.percent;
+  const b = percent === undefined ? '' : `${bar(percent)} `;
+  out.stdout.write(`\r\x1b[K${b}${line(s)}${last ? '\n' : ''}`);
 }
 
 /** GET /admin/decommission; throws when the node answers anything but its state. */
@@ -71,11 +81,11 @@ export async function decommission(
     return 1;
   }
   let s = parse(decommissionStateSchema, PATH, started.body);
-  out.stdout.write(`${line(s)}\n`);
+  show(s, out, !wait || s.status === 'decommissioned');
   while (wait && s.status !== 'decommissioned') {
     await new Promise((r) => setTimeout(r, pollMs));
     s = await state(target);
-    out.stdout.write(`${line(s)}\n`);
+    show(s, out, s.status === 'decommissioned');
   }
   return 0;
 }

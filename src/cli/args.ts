@@ -30,6 +30,7 @@ export type CliCommand =
   | { readonly name: 'decommission'; readonly wait: boolean }
   | { readonly name: 'decommission-status' }
   | { readonly name: 'recommission'; readonly wait: boolean }
+  | { readonly name: 'status'; readonly watch: boolean; readonly json: boolean }
   | { readonly name: 'shell' }
   | { readonly name: 'verify'; readonly dataDir: string }
   | {
@@ -85,6 +86,10 @@ commands:
                                              directory (admin, HTTP port): it drops its stale
                                              records and receives its share again; --wait
                                              prints progress until the ring settled with it
+  status [--watch] [--json]                  a table of the members as this node sees them:
+                                             state, keys, bytes, owns %, hints, transfer %;
+                                             --watch redraws it every 2 s, --json prints the
+                                             node's raw view (GET /admin/cluster)
   verify <data-dir>                          check a node's data directory offline (log CRCs,
                                              LMDB file and entries, metadata); exit 1 on problems
   backup <dir|-> [--node NAME]               back up the whole cluster (every key once, newest
@@ -106,7 +111,8 @@ options:
   --port P        client port (env KVCTL_PORT, default 8081)
   --http-port P   HTTP/admin port (env KVCTL_HTTP_PORT, default 9090)
   (env KVCTL_PASSWORD: sent with AUTH first, for nodes that require a password)
-  (env KVCTL_CLUSTER_SECRET: proves the decommission calls to nodes that have a cluster secret)
+  (env KVCTL_CLUSTER_SECRET: proves the admin calls (decommission, status) to nodes that
+                   have a cluster secret)
   --timeout-ms N  per-request timeout in ms, 0 for none (default 10000)
   --tls           speak TLS to the client port (env KVCTL_TLS=1); the node's certificate is
                   checked against the system CAs and must name --host
@@ -234,6 +240,11 @@ function parseCommand(name: string, args: readonly string[]): CliCommand {
         throw new UsageError(`${name} expects [--wait]`);
       }
       return { name, wait: args.length === 1 };
+    case 'status': {
+      const unknown = args.filter((a) => a !== '--watch' && a !== '--json');
+      if (unknown.length > 0) throw new UsageError('status expects [--watch] [--json]');
+      return { name, watch: args.includes('--watch'), json: args.includes('--json') };
+    }
     case 'verify':
       exactly(name, args, 1, '<data-dir>');
       return { name, dataDir: args[0]! };

@@ -21,7 +21,8 @@ type OneShot = Exclude<
       | 'recommission'
       | 'verify'
       | 'backup'
-      | 'restore';
+      | 'restore'
+      | 'status';
   }
 >;
 

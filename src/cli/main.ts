@@ -48,6 +48,10 @@ async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<nu
         ? await decommission(admin, cmd.wait, out)
         : await decommissionStatus(admin, out);
     }
+    if (cmd.name === 'status') {
+      const { status } = await import('./status.ts');
+      return await status(admin, cmd, out);
+    }
     const tls = clientTls(args.tls);
     if (tls === null) plainTarget = { host: args.host, port: args.port };
     client = await KvClient.connect({

@@ -1,7 +1,8 @@
 // Reads a peer's hello reply: checks its shape, so nothing downstream trusts a malformed one.
 
+import { type TransferView, transferSchema } from '../admin/index.ts';
 import { KvError } from '../errors/index.ts';
-import type { HelloReply, NodeStatus } from '../replica/index.ts';
+import type { HelloReply, MemberLoad, NodeStatus } from '../replica/index.ts';
 import { parseSettled } from './settled.ts';
 
 const STATUSES: readonly NodeStatus[] = ['active', 'decommissioning', 'decommissioned'];
@@ -23,6 +24,7 @@ export function readHello(raw: unknown): HelloReply {
   ) {
     throw new KvError('KV_ERR_PEER_PROTOCOL', 'membership: malformed hello reply');
   }
+  const load = readLoad(h.load);
   return {
     name: h.name,
     incarnation: typeof h.incarnation === 'string' ? h.incarnation : '',
@@ -32,5 +34,31 @@ export function readHello(raw: unknown): HelloReply {
     settled,
     hints:
       typeof h.hints === 'number' && Number.isSafeInteger(h.hints) && h.hints > 0 ? h.hints : 0,
+    ...(load ? { load } : {}),
   };
+}
+
+const count = (v: unknown): v is number =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+/** Members a hello may name hints for: more is not a real cluster's answer. */
+const MAX_HINT_TARGETS = 1024;
+
+/** A hello's load figures, or undefined when absent or malformed (they only inform status views). */
+export function readLoad(raw: unknown): MemberLoad | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const l = raw as Partial<Record<keyof MemberLoad, unknown>>;
+  if (!count(l.keys) || !count(l.tombstones) || !count(l.bytes)) return undefined;
+  if (typeof l.hintsFor !== 'object' || l.hintsFor === null) return undefined;
+  const entries = Object.entries(l.hintsFor);
+  if (entries.length > MAX_HINT_TARGETS || !entries.every(([, n]) => count(n))) return undefined;
+  // fromEntries: a member named `__proto__` stays an own property.
+  const hintsFor = Object.fromEntries(entries) as Record<string, number>;
+  const transfer = l.transfer === null ? null : readTransfer(l.transfer);
+  if (transfer === undefined) return undefined;
+  return { keys: l.keys, tombstones: l.tombstones, bytes: l.bytes, hintsFor, transfer };
+}
+
+function readTransfer(raw: unknown): TransferView | undefined {
+  const t = transferSchema.safeParse(raw);
+  return t.success ? t.data : undefined;
 }

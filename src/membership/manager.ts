@@ -14,6 +14,8 @@ export interface MemberView extends MemberAddress {
   readonly state: PeerState;
   /** The member's last hello answer (null until one arrived). */
   readonly hello: HelloReply | null;
+  /** When the member last answered a probe (ms since the epoch; now for this node), or null. */
+  readonly lastContact: number | null;
 }
 
 export interface MembershipOptions {
@@ -36,6 +38,7 @@ interface Tracked {
   state: PeerState;
   failures: number;
   hello: HelloReply | null;
+  lastContact: number | null;
 }
 
 /** Whether a member belongs in the ring: every member not reporting itself decommissioned. */
@@ -60,7 +63,13 @@ export class Membership extends EventEmitter<{ change: []; gone: [address: strin
   constructor(opts: MembershipOptions) {
     super();
     this.#opts = opts;
-    this.#members.set(opts.self.name, { addr: opts.self, state: 'up', failures: 0, hello: null });
+    this.#members.set(opts.self.name, {
+      addr: opts.self,
+      state: 'up',
+      failures: 0,
+      hello: null,
+      lastContact: null,
+    });
     const states = new Gauge({
       name: 'kvstore_members',
       help: 'Members this node knows, by state (up, down, unknown).',
@@ -104,6 +113,7 @@ export class Membership extends EventEmitter<{ change: []; gone: [address: strin
         self: t.addr.name === self,
         state: t.state,
         hello: t.addr.name === self ? this.#opts.selfHello() : t.hello,
+        lastContact: t.addr.name === self ? Date.now() : t.lastContact,
       }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
@@ -157,7 +167,13 @@ export class Membership extends EventEmitter<{ change: []; gone: [address: strin
       if (addr.name === self) continue;
       const t = this.#members.get(addr.name);
       if (!t) {
-        this.#members.set(addr.name, { addr, state: 'unknown', failures: 0, hello: null });
+        this.#members.set(addr.name, {
+          addr,
+          state: 'unknown',
+          failures: 0,
+          hello: null,
+          lastContact: null,
+        });
         this.#opts.logger.info({ member: addr.name, host: addr.host }, 'member joined');
         changed = true;
       } else if (t.addr.host !== addr.host || t.addr.peerPort !== addr.peerPort) {
@@ -194,13 +210,14 @@ export class Membership extends EventEmitter<{ change: []; gone: [address: strin
   }
 
   async #probeOne(t: Tracked): Promise<boolean> {
-    const before = JSON.stringify([t.state, t.hello]);
+    const before = routingView(t);
     try {
       const hello = await this.#opts.probe(t.addr);
       if (hello.name !== t.addr.name) {
         throw new Error(`membership: ${t.addr.host} says it is '${hello.name}'`);
       }
       t.hello = hello;
+      t.lastContact = Date.now();
       t.failures = 0;
       if (t.state !== 'up') this.#opts.logger.info({ member: t.addr.name }, 'member up');
       t.state = 'up';
@@ -211,6 +228,11 @@ export class Membership extends EventEmitter<{ change: []; gone: [address: strin
         t.state = 'down';
       }
     }
-    return JSON.stringify([t.state, t.hello]) !== before;
+    return routingView(t) !== before;
   }
+}
+
+/** What a change event is about: state and hello, not the load figures (status views only). */
+function routingView(t: Tracked): string {
+  return JSON.stringify([t.state, t.hello ? { ...t.hello, load: null } : null]);
 }

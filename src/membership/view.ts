@@ -1,6 +1,6 @@
 // The node's view of the cluster as the admin API and CLUSTER show it (admin/ schema ClusterInfo).
 
-import type { ClusterInfo, NodeStatusView, TransferView } from '../admin/index.ts';
+import type { ClusterInfo, MemberPhase, NodeStatusView, TransferView } from '../admin/index.ts';
 import type { MemberView } from './manager.ts';
 import { peerAddressOf } from './sources.ts';
 import type { Topology } from './topology.ts';
@@ -32,6 +32,7 @@ export function clusterInfo(p: ClusterViewParts): ClusterInfo {
     },
     replicationFactor: topo.rf(topo.target),
     members: p.members.map((m) => ({
+      ...memberFigures(m, p),
       name: m.name,
       address: peerAddressOf(m),
       state: m.state,
@@ -46,5 +47,32 @@ export function clusterInfo(p: ClusterViewParts): ClusterInfo {
     })),
     transfer: p.transfer,
     hints: p.hints,
+  };
+}
+
+/**
+ * Where a member is in its life: joining (in the target ring, not yet in the settled one),
+ * leaving (the reverse, or decommissioning), decommissioned, or normal.
+ */
+function phaseOf(name: string, status: string | null, topo: Topology): MemberPhase {
+  if (status === 'decommissioned') return 'decommissioned';
+  if (status === 'decommissioning') return 'leaving';
+  const inTarget = topo.target.members.includes(name);
+  const inSettled = topo.settled.members.includes(name);
+  if (inTarget && !inSettled) return 'joining';
+  if (!inTarget && inSettled) return 'leaving';
+  return 'normal';
+}
+
+/** What status views show of a member: its phase, figures from its last hello, last contact. */
+function memberFigures(m: MemberView, p: ClusterViewParts) {
+  const load = m.hello?.load;
+  return {
+    phase: phaseOf(m.name, m.hello?.status ?? null, p.topology),
+    keys: load?.keys ?? null,
+    bytes: load?.bytes ?? null,
+    hintsHeldFor: p.members.reduce((n, o) => n + (o.hello?.load?.hintsFor[m.name] ?? 0), 0),
+    lastContact: m.lastContact === null ? null : new Date(m.lastContact).toISOString(),
+    transfer: load?.transfer ?? null,
   };
 }

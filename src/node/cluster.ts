@@ -1,7 +1,12 @@
 // Builds this node's cluster parts: membership, rings, peer transport, replication, rebalancing.
 
 import type { Registry } from 'prom-client';
-import type { ClusterInfo, DecommissionState, RecommissionResult } from '../admin/index.ts';
+import type {
+  ClusterInfo,
+  DecommissionState,
+  RecommissionResult,
+  RingsView,
+} from '../admin/index.ts';
 import { peerProof } from '../auth/index.ts';
 import { BackupSessions, backupRoutes } from '../backup/index.ts';
 import type { Config } from '../config/index.ts';
@@ -34,6 +39,7 @@ import {
   createReplicaHandler,
   type HelloReply,
   METHODS,
+  type MemberLoad,
   RemoteVersions,
   Replicas,
   scanServeLimit,
@@ -56,6 +62,10 @@ export interface Cluster {
   decommissionStatus(): DecommissionState;
   /** POST /admin/recommission: rejects with KV_ERR_INVALID_ARGUMENT when it cannot. */
   recommission(): Promise<RecommissionResult>;
+  /** Each ring's members and their shares of the keys (the console's ring picture). */
+  rings(): RingsView;
+  /** The replicas of `key` in the settled and the target ring, in preference order. */
+  owners(key: Buffer): { settled: string[]; target: string[] };
   /** Backup and restore endpoints (GET /admin/backup, POST /admin/restore/...). */
   readonly streams: Readonly<Record<string, StreamRoute>>;
   stop(): Promise<void>;
@@ -120,7 +130,18 @@ export async function startCluster(
     rebalanced: rebalancer?.rebalanced ?? null,
     settled: topology?.settledRing ?? { epoch: 0, members: [], incarnations: {}, lost: [] },
     hints: hintStore.count,
+    load: selfLoad(),
   });
+  const selfLoad = (): MemberLoad => {
+    const { liveKeys, tombstones, sizeBytes } = storage.stats();
+    return {
+      keys: liveKeys,
+      tombstones,
+      bytes: sizeBytes,
+      hintsFor: hintStore.countsByTarget(),
+      transfer: rebalancer?.progress ?? null,
+    };
+  };
   // Before anything listens: a malformed --peers fails the start without a port left open.
   const source = sourceOf(
     config,
@@ -277,6 +298,20 @@ export async function startCluster(
       return { status: rb.status, transfer: rb.progress };
     },
     decommissionStatus: () => ({ status: rb.status, transfer: rb.progress }),
+    rings: () => {
+      const shares = (r: typeof topo.target) =>
+        Object.fromEntries(r.members.map((n) => [n, Number(r.share(n).toFixed(4))]));
+      return {
+        replicationFactor: topo.rf(topo.target),
+        moving: topo.moving,
+        settled: { id: topo.settled.id, shares: shares(topo.settled) },
+        target: { id: topo.target.id, shares: shares(topo.target) },
+      };
+    },
+    owners: (key) => ({
+      settled: topo.settled.owners(key, topo.rf(topo.settled)),
+      target: topo.target.owners(key, topo.rf(topo.target)),
+    }),
     async recommission() {
       const { dropped } = await rb.recommission();
       return { status: rb.status, dropped };

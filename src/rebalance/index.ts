@@ -9,4 +9,5 @@ export {
 export { Hints, type HintsOptions } from './hints.ts';
 export { Rebalancer, type RebalancerOptions } from './manager.ts';
 export { type RebalanceMetrics, registerRebalanceMetrics } from './metrics.ts';
-export type { StreamProgress } from './stream.ts';
+export type { StreamProgress } from './progress.ts';
+export { ProgressCounter } from './progress.ts';

@@ -4,17 +4,9 @@ import type { Logger } from '../observability/index.ts';
 import type { Replicas, WireEntry } from '../replica/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { RebalanceMetrics } from './metrics.ts';
+import { type Cursor, ProgressCounter, type StreamProgress } from './progress.ts';
 
-/** Progress of one stream, as CLUSTER and the admin endpoint show it. */
-export interface StreamProgress {
-  readonly kind: 'rebalance' | 'decommission';
-  readonly ringId: string;
-  readonly scanned: number;
-  readonly sent: number;
-  readonly bytes: number;
-  readonly done: boolean;
-  readonly startedAt: string;
-}
+export type { StreamProgress } from './progress.ts';
 
 export interface StreamJob {
   readonly kind: 'rebalance' | 'decommission';
@@ -39,12 +31,6 @@ export interface StreamContext {
   readonly rateBytes: number;
   readonly metrics: RebalanceMetrics;
   readonly logger: Logger;
-}
-
-interface Cursor {
-  ringId: string;
-  after: string | null;
-  done: boolean;
 }
 
 const READ_CHUNK = 256;
@@ -76,22 +62,15 @@ export async function runStream(
   const saved = ctx.storage.readState<Cursor>(`stream:${job.kind}`);
   let after: Buffer | null =
     saved?.ringId === job.ringId && saved.after ? Buffer.from(saved.after, 'base64') : null;
-  const startedAt = new Date().toISOString();
-  let p = {
-    kind: job.kind,
-    ringId: job.ringId,
-    scanned: 0,
-    sent: 0,
-    bytes: 0,
-    done: false,
-    startedAt,
-  };
-  if (saved?.ringId === job.ringId && saved.done) {
-    progress({ ...p, done: true });
+  const resumed = saved?.ringId === job.ringId ? saved : null;
+  const counter = new ProgressCounter(job, ctx.storage, resumed);
+  if (resumed?.done) {
+    progress(counter.finish());
     return true;
   }
-  progress(p);
+  progress(counter.now());
   const started = Date.now();
+  let sentBytes = 0;
   for (;;) {
     const chunk = [...take(ctx.storage, after, READ_CHUNK)];
     if (chunk.length === 0) break;
@@ -111,18 +90,23 @@ export async function runStream(
     const sent = [...batches.values()].reduce((n, b) => n + b.length, 0);
     const last: Buffer = chunk[chunk.length - 1]![0];
     after = last;
-    p = { ...p, scanned: p.scanned + chunk.length, sent: p.sent + sent, bytes: p.bytes + bytes };
+    const p = counter.add(chunk.length, sent, bytes);
     // The cursor is durable before progress shows the chunk: what is reported is never redone.
     await ctx.storage.writeState(`stream:${job.kind}`, {
       ringId: job.ringId,
       after: last.toString('base64'),
       done: false,
+      scanned: p.scanned,
+      sent: p.sent,
+      bytes: p.bytes,
+      total: p.total,
     } satisfies Cursor);
     ctx.metrics.scanned.inc(chunk.length);
     ctx.metrics.sentKeys.inc(sent);
     ctx.metrics.sentBytes.inc(bytes);
     progress(p);
-    const due = (p.bytes / ctx.rateBytes) * 1000 - (Date.now() - started);
+    sentBytes += bytes;
+    const due = (sentBytes / ctx.rateBytes) * 1000 - (Date.now() - started);
     if (due > 0) await sleep(due, signal);
     if (signal.aborted) return false;
   }
@@ -130,8 +114,9 @@ export async function runStream(
     ringId: job.ringId,
     after: null,
     done: true,
-  });
-  progress({ ...p, done: true });
+    ...counter.counts(),
+  } satisfies Cursor);
+  progress(counter.finish());
   return true;
 }
 

@@ -1,5 +1,7 @@
 // The peer methods nodes call on each other, with their request and reply shapes.
 
+import type { TransferView } from '../admin/index.ts';
+
 /** A key and its record in encodeRecord format, as sent between nodes. */
 export type WireEntry = [key: Buffer, raw: Buffer];
 
@@ -52,6 +54,24 @@ export interface HelloReply {
    * is collected (Topology.atRest). 0 from older versions.
    */
   readonly hints: number;
+  /** What the node holds and moves, for status views (absent from older versions). */
+  readonly load?: MemberLoad;
+}
+
+/**
+ * A node's figures as it reports them in hello: for `kvctl status` and the console only (never
+ * for routing; a change of them alone is not a membership change).
+ */
+export interface MemberLoad {
+  /** Live keys stored. */
+  readonly keys: number;
+  readonly tombstones: number;
+  /** Size of the LMDB data file. */
+  readonly bytes: number;
+  /** Hints this node holds, by the member they are for. */
+  readonly hintsFor: Readonly<Record<string, number>>;
+  /** The node's running or last stream (rebalance's StreamProgress), or null. */
+  readonly transfer: TransferView | null;
 }
 
 /**

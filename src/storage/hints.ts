@@ -22,6 +22,7 @@ export class HintStore {
   readonly #db: Database<Buffer, Buffer>;
   readonly #storage: Storage;
   #count: number;
+  readonly #byTarget = new Map<string, number>();
   #seq: bigint;
 
   constructor(storage: Storage, maxHints: number) {
@@ -36,6 +37,7 @@ export class HintStore {
     this.#seq = 0n;
     for (const { key } of this.#db.getRange({})) {
       this.#count++;
+      this.#counted(targetOf(key), 1);
       const seq = key.readBigUInt64BE(key.length - 8);
       if (seq >= this.#seq) this.#seq = seq + 1n;
     }
@@ -43,6 +45,17 @@ export class HintStore {
 
   get count(): number {
     return this.#count;
+  }
+
+  /** Hints held, by the member they are for (members with none are left out). */
+  countsByTarget(): Record<string, number> {
+    return Object.fromEntries(this.#byTarget);
+  }
+
+  #counted(target: string, n: number): void {
+    const left = (this.#byTarget.get(target) ?? 0) + n;
+    if (left > 0) this.#byTarget.set(target, left);
+    else this.#byTarget.delete(target);
   }
 
   /**
@@ -64,6 +77,7 @@ export class HintStore {
       }
     });
     this.#count += taken.length;
+    for (const h of taken) this.#counted(h.target, 1);
     return taken.length;
   }
 
@@ -77,7 +91,7 @@ export class HintStore {
         first = key;
       }
       if (!first) return out;
-      const target = first.toString('utf8', 0, first.length - 9);
+      const target = targetOf(first);
       out.push(target);
       after = Buffer.concat([Buffer.from(target, 'utf8'), Buffer.from([1])]);
     }
@@ -103,11 +117,13 @@ export class HintStore {
   /** Deletes delivered (or expired) hints; resolves once durable. */
   async remove(ids: readonly Buffer[]): Promise<void> {
     if (ids.length === 0) return;
-    let removed = 0;
+    const removed: string[] = [];
     await this.#storage.transact(() => {
-      for (const id of ids) if (this.#db.removeSync(id)) removed++;
+      for (const id of ids) if (this.#db.removeSync(id)) removed.push(targetOf(id));
     });
-    this.#count -= removed;
+    // Counted once committed: a transaction that fails removed nothing.
+    this.#count -= removed.length;
+    for (const target of removed) this.#counted(target, -1);
   }
 
   #id(target: string, seq: bigint): Buffer {
@@ -118,4 +134,9 @@ export class HintStore {
     id.writeBigUInt64BE(seq, t.length + 1);
     return id;
   }
+}
+
+/** The member a hint id (`target \0 seq`) is for. */
+function targetOf(id: Buffer): string {
+  return id.toString('utf8', 0, id.length - 9);
 }

@@ -76,13 +76,22 @@ export function startDnsMember(
   return startMember(name, host, [...discovery, '--resolve-interval-ms', '300', ...extra]);
 }
 
-/** n members `kvstore-0..n-1` that list each other with --peers. */
-export async function startStaticCluster(n: number, args: string[] = []): Promise<ClusterNode[]> {
+/**
+ * n members `kvstore-0..n-1` that list each other with --peers; `dataDirs[i]` (when given) is
+ * member i's data directory, else a new temporary one.
+ */
+export async function startStaticCluster(
+  n: number,
+  args: string[] = [],
+  dataDirs: readonly string[] = [],
+): Promise<ClusterNode[]> {
   const block = loopbackBlock();
   const hosts = Array.from({ length: n }, (_, i) => `${block}.${i + 1}`);
   const peers = hosts.map((h, i) => `kvstore-${i}=${h}:7946`).join(',');
   const nodes = await Promise.all(
-    hosts.map((h, i) => startMember(`kvstore-${i}`, h, ['--peers', peers, ...args])),
+    hosts.map((h, i) =>
+      startMember(`kvstore-${i}`, h, ['--peers', peers, ...args], dataDirs[i] ?? tempDir()),
+    ),
   );
   await waitAllUp(nodes);
   return nodes;

@@ -31,6 +31,7 @@ export function view(name: string, t: Topology, o: ViewOptions = {}): MemberView
     name,
     host: '127.0.0.1',
     peerPort: 7946,
+    lastContact: null,
     self: o.self ?? false,
     state: o.state ?? 'up',
     hello: o.silent ? null : hello,

@@ -106,13 +106,25 @@ describe('tombstone collection during a decommission', () => {
 });
 
 describe('kvctl admin commands', () => {
-  it('decommissions a node with kvctl and the others keep every key', async () => {
-    const nodes = await startStaticCluster(3, ['--replication-factor', '2']);
+  it('decommissions a node with kvctl, showing records against the total, and the others keep every key', async () => {
+    // Throttled so the hand-off of 2000 records takes several polls of --wait.
+    const nodes = await startStaticCluster(3, [
+      '--replication-factor',
+      '2',
+      '--rebalance-rate-bytes',
+      '40000',
+    ]);
     const [n0, n1, n2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
     const a = await client(n0);
-    const puts = Array.from({ length: 200 }, (_, i) => `PUT d:${String(i).padStart(3, '0')} v${i}`);
-    a.send(`${puts.join('\n')}\n`);
-    expect(new Set(await a.lines(200))).toEqual(new Set(['OK']));
+    const N = 2000;
+    // In batches of 200: a loaded machine must not time the peers out.
+    for (let from = 0; from < N; from += 200) {
+      const puts = Array.from({ length: 200 }, (_, j) => from + j).map(
+        (i) => `PUT d:${String(i).padStart(4, '0')} v${i}`,
+      );
+      a.send(`${puts.join('\n')}\n`);
+      expect(new Set(await a.lines(200))).toEqual(new Set(['OK']));
+    }
     const kvctl = (...args: string[]) =>
       run(NODE, [
         join(ROOT, 'src/cli/main.ts'),
@@ -124,15 +136,59 @@ describe('kvctl admin commands', () => {
         '9090',
         ...args,
       ]);
-    const { stdout } = await kvctl('decommission', '--wait');
-    expect(stdout.trim().split('\n').at(-1)).toMatch(
-      /^decommissioned: \d+ records read, \d+ sent, done$/,
+    // The status table: every member up, owning a third of the ring, and N * RF keys between them
+    // (each member's figures arrive with its next hello).
+    await expect
+      .poll(
+        async () => {
+          const rows = (await kvctl('status')).stdout.trim().split('\n').slice(2);
+          return rows.reduce((n, r) => n + Number(r.split(/\s+/)[4]), 0);
+        },
+        { timeout: 10_000 },
+      )
+      .toBe(2 * N);
+    const table = (await kvctl('status')).stdout.trim().split('\n');
+    expect(table[0]).toMatch(/^as seen by kvstore-1 \(active\); ring: settled/);
+    expect(table[1]).toMatch(
+      /^NAME\s+ADDRESS\s+STATE\s+PHASE\s+KEYS\s+BYTES\s+OWNS\s+HINTS\s+TRANSFER$/,
     );
+    for (const [i, row] of table.slice(2).entries()) {
+      expect(row).toMatch(
+        new RegExp(
+          `^kvstore-${i}\\s+${nodes[i]!.host.replaceAll('.', '\\.')}:7946\\s+up\\s+normal\\s+\\d+\\s+\\S+ \\S+\\s+\\d+\\.\\d%\\s+0\\s+-$`,
+        ),
+      );
+    }
+    const json = JSON.parse((await kvctl('status', '--json')).stdout) as {
+      members: { name: string; keys: number }[];
+    };
+    expect(json.members.map((m) => m.name)).toEqual(['kvstore-0', 'kvstore-1', 'kvstore-2']);
+    const own = await metric(n1, 'kvstore_storage_keys');
+
+    const { stdout } = await kvctl('decommission', '--wait');
+    const lines = stdout.trim().split('\n');
+    // Piped: one plain line per poll; the total is known from the first one on.
+    expect(lines.at(-1)).toMatch(
+      new RegExp(`^decommissioned: ${own}/${own} records \\(100%\\), [\\d.]+ KiB sent, done$`),
+    );
+    const running = lines.filter((l) => l.startsWith('decommissioning: '));
+    expect(running.length).toBeGreaterThan(1);
+    for (const l of running) {
+      expect(l).toMatch(
+        new RegExp(
+          `^decommissioning: \\d+/${own} records \\([\\d.]+%\\), [\\d.]+ K?i?B sent, (\\d+ records/s, )?ETA (unknown|\\d+s)$`,
+        ),
+      );
+    }
+    expect(running.some((l) => / ETA \d+s$/.test(l))).toBe(true);
     expect((await kvctl('decommission-status')).stdout).toMatch(/^decommissioned/);
     const cluster = JSON.parse((await kvctl('cluster')).stdout) as {
-      members: { name: string; share: number }[];
+      members: { name: string; share: number; phase: string }[];
     };
-    expect(cluster.members.find((m) => m.name === 'kvstore-1')?.share).toBe(0);
+    expect(cluster.members.find((m) => m.name === 'kvstore-1')).toMatchObject({
+      share: 0,
+      phase: 'decommissioned',
+    });
     // The two remaining members settle and hold two copies of every key between them.
     await expect
       .poll(
@@ -142,13 +198,13 @@ describe('kvctl admin commands', () => {
           timeout: 15_000,
         },
       )
-      .toBe(400);
+      .toBe(2 * N);
     await n1.proc.stop('SIGTERM');
     const c = await client(n2);
-    expect((await c.call('PREFIX d:')).split(' ')).toHaveLength(200);
-    expect(await c.call('GET d:123')).toBe('v123');
+    expect((await c.call('PREFIX d:')).split(' ')).toHaveLength(N);
+    expect(await c.call('GET d:1234')).toBe('v1234');
     expect((await clusterInfo(n2)).ring.moving).toBe(false);
-  });
+  }, 60_000);
 
   it('recommission: a decommissioned node rejoins with its directory and gets its share again', async () => {
     const nodes = await startStaticCluster(3, ['--replication-factor', '2']);

@@ -58,7 +58,7 @@ describe('generated CRD', () => {
       },
     });
     const columns = (v.additionalPrinterColumns as { name: string }[]).map((c) => c.name);
-    expect(columns).toEqual(['Replicas', 'Ready', 'Phase', 'Image', 'Age']);
+    expect(columns).toEqual(['Replicas', 'Ready', 'Phase', 'Progress', 'Image', 'Age']);
     expect(crd.spec.names.shortNames).toEqual(['kvc']);
   });
 

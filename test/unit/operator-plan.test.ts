@@ -412,6 +412,75 @@ describe('buildStatus', () => {
     });
   });
 
+  it('shows the percentage and time left of a decommission and of rebalancing', () => {
+    const view = {
+      status: 'decommissioning' as const,
+      transfer: { scanned: 512, total: 1000, percent: 51.2, etaSeconds: 3, sent: 700, done: false },
+    };
+    const down = {
+      replicas: 3,
+      step: { kind: 'down', pod: 'kv-2', action: 'wait', view },
+    } as const;
+    const s = buildStatus(input({ scale: down }));
+    expect(s.decommission).toEqual({
+      member: 'kv-2',
+      state: 'decommissioning',
+      scanned: 512,
+      sent: 700,
+      total: 1000,
+      percent: 51.2,
+      etaSeconds: 3,
+    });
+    expect(s.progress).toBe('decommission kv-2: 51.2% (512/1000 records), ETA 3s');
+    expect(s.conditions?.find((x) => x.type === 'Progressing')?.message).toBe(
+      'scale-down to 3: decommissioning kv-2: 51.2% (512/1000 records), ETA 3s',
+    );
+    // Two nodes stream for a ring change: their records add up, the slower one sets the ETA.
+    const nodes = healthyNodes(3, { moving: true });
+    const streaming = (scanned: number, total: number, etaSeconds: number | null) => {
+      const n = nodes.get(`kv-${scanned % 3}`)!;
+      if (!n.reachable) throw new Error('reachable');
+      const transfer = {
+        kind: 'rebalance',
+        scanned,
+        total,
+        percent: 0,
+        etaSeconds,
+        sent: 0,
+        done: false,
+      };
+      return { reachable: true, view: { ...n.view, transfer } } as NodeView;
+    };
+    nodes.set('kv-0', streaming(300, 1000, 7));
+    nodes.set('kv-1', streaming(100, 1000, 20));
+    const observed = { sts: sts(3, 0), pods: [pod(0), pod(1), pod(2)], nodes };
+    const r = buildStatus(input({ observed, health: clusterHealth(observed.pods, nodes) }));
+    expect(r.rebalance).toEqual({
+      nodes: 2,
+      scanned: 400,
+      total: 2000,
+      percent: 20,
+      etaSeconds: 20,
+    });
+    expect(r.progress).toBe('rebalance: 20% (400/2000 records), ETA 20s');
+    expect(r.conditions?.find((x) => x.type === 'Progressing')?.message).toBe(
+      'data is moving to its new owners: 20% (400/2000 records), ETA 20s on 2 nodes',
+    );
+    // Nodes of an older version report no total: no percentage is made up.
+    const old = buildStatus(
+      input({
+        scale: {
+          ...down,
+          step: {
+            ...down.step,
+            view: { status: 'decommissioning', transfer: { scanned: 5, sent: 4, done: false } },
+          },
+        },
+      }),
+    );
+    expect(old.progress).toBe('decommission kv-2: 4 records sent');
+  });
+
   it('reports Upgrading, Rebalancing and Degraded', () => {
     expect(buildStatus(input({ rollout: { partition: 1, rolling: true } })).phase).toBe(
       'Upgrading',

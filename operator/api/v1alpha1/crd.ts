@@ -46,6 +46,7 @@ const PRINTER_COLUMNS = [
   { name: 'Replicas', type: 'integer', jsonPath: '.spec.replicas' },
   { name: 'Ready', type: 'integer', jsonPath: '.status.readyReplicas' },
   { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+  { name: 'Progress', type: 'string', jsonPath: '.status.progress' },
   { name: 'Image', type: 'string', jsonPath: '.spec.image', priority: 1 },
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
 ];

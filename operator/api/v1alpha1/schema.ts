@@ -321,6 +321,9 @@ const decommissionSchema = z
     state: z.string().describe('Its decommission state.'),
     scanned: z.int().min(0).describe('Records scanned so far.'),
     sent: z.int().min(0).describe('Records handed to other nodes so far.'),
+    total: z.int().min(0).optional().describe('Records to scan in all (the node counts them).'),
+    percent: z.number().min(0).max(100).optional().describe('scanned / total, in percent.'),
+    etaSeconds: z.int().min(0).optional().describe('Seconds left at the current rate.'),
   })
   .describe('Progress of the scale-down step in progress.');
 
@@ -342,6 +345,15 @@ const runSchema = z
     error: z.string().optional(),
   })
   .describe('A backup or restore run: what kvctl reported in its termination message.');
+const rebalanceSchema = z
+  .object({
+    nodes: z.int().min(0).describe('Nodes streaming data to new owners.'),
+    scanned: z.int().min(0).describe('Records they scanned so far.'),
+    total: z.int().min(0).describe('Records they scan in all.'),
+    percent: z.number().min(0).max(100).describe('scanned / total, in percent.'),
+    etaSeconds: z.int().min(0).optional().describe('Seconds left: the slowest node at its rate.'),
+  })
+  .describe('Progress of data moving between rings (join, leave, replaced member).');
 
 export const kvClusterStatusSchema = z
   .object({
@@ -363,6 +375,11 @@ export const kvClusterStatusSchema = z
     rebalancing: z.boolean().optional().describe('A node reports data moving between rings.'),
     backup: runSchema.optional().describe('spec.backup: the newest backup run.'),
     restore: runSchema.optional().describe('spec.restoreFrom: the restore run.'),
+    rebalance: rebalanceSchema.optional(),
+    progress: z
+      .string()
+      .optional()
+      .describe('The transfer in progress in one line: what, percent and time left.'),
   })
   .describe('Observed state of a kvstore cluster.');
 

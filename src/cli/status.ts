@@ -1,0 +1,83 @@
+// kvctl status: the members as one node sees them, as a table like `nodetool status`.
+
+import {
+  ADMIN_PATHS,
+  type ClusterInfo,
+  clusterInfoSchema,
+  type TransferView,
+} from '../admin/index.ts';
+import { type AdminTarget, checked, parse } from './admin.ts';
+import type { CliOutput } from './commands.ts';
+import { formatBytes, formatDuration } from './progress.ts';
+
+const COLUMNS = ['NAME', 'ADDRESS', 'STATE', 'PHASE', 'KEYS', 'BYTES', 'OWNS', 'HINTS', 'TRANSFER'];
+
+function transferCell(t: TransferView | null | undefined): string {
+  if (!t || t.done || t.percent === undefined) return '-';
+  const eta = typeof t.etaSeconds === 'number' ? ` ETA ${formatDuration(t.etaSeconds)}` : '';
+  return `${t.kind} ${t.percent}%${eta}`;
+}
+
+/** The table (with a heading line), one row per member, columns padded to line up. */
+export function statusTable(view: ClusterInfo): string {
+  const ring = view.ring.moving
+    ? 'ring: data moving'
+    : `ring: settled${view.ring.epoch === undefined ? '' : ` (epoch ${view.ring.epoch})`}`;
+  const rows = view.members.map((m) => [
+    m.name,
+    m.address,
+    m.state,
+    m.phase ?? '-',
+    m.keys === null || m.keys === undefined ? '?' : String(m.keys),
+    m.bytes === null || m.bytes === undefined ? '?' : formatBytes(m.bytes),
+    `${(m.share * 100).toFixed(1)}%`,
+    String(m.hintsHeldFor ?? 0),
+    transferCell(m.transfer),
+  ]);
+  const widths = COLUMNS.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i]!.length)));
+  const fmt = (r: readonly string[]) =>
+    r
+      .map((cell, i) => cell.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  return [`as seen by ${view.node} (${view.status}); ${ring}`, fmt(COLUMNS), ...rows.map(fmt)]
+    .join('\n')
+    .concat('\n');
+}
+
+/**
+ * Prints the table (or, with `json`, the node's view as one JSON line). With `watch`, again every
+ * `intervalMs` until interrupted: a terminal is cleared before each table; piped output gets one
+ * table (or JSON line) after another. A node that stops answering is reported and asked again.
+ */
+export async function status(
+  target: AdminTarget,
+  opts: { readonly watch: boolean; readonly json: boolean; readonly intervalMs?: number },
+  out: CliOutput,
+): Promise<number> {
+  const tty = (out.stdout as { isTTY?: boolean }).isTTY === true;
+  for (let first = true; ; first = false) {
+    if (!first) await new Promise((r) => setTimeout(r, opts.intervalMs ?? 2000));
+    let text: string;
+    try {
+      const { status: code, body } = await checked(target, 'GET', ADMIN_PATHS.cluster);
+      if (code !== 200) throw new Error(`${ADMIN_PATHS.cluster} answered ${code}`);
+      text = opts.json
+        ? `${JSON.stringify(body)}\n`
+        : statusTable(parse(clusterInfoSchema, ADMIN_PATHS.cluster, body));
+    } catch (err) {
+      if (!opts.watch) throw err;
+      text = `kvctl: ${target.base} does not answer: ${err instanceof Error ? err.message : String(err)}\n`;
+    }
+    if (!opts.watch) {
+      out.stdout.write(text);
+      return 0;
+    }
+    const stamp = opts.json ? '' : `${new Date().toISOString()}\n`;
+    out.stdout.write(
+      tty && !opts.json
+        ? `\x1b[H\x1b[2J${stamp}${text}`
+        : `${stamp}${text}${opts.json ? '' : '\n'}`,
+    );
+  }
+}
