@@ -6,6 +6,7 @@ import { Counter, type Registry } from 'prom-client';
 import { ADMIN_PATHS, type AdminError } from '../admin/index.ts';
 import { ADMIN_AUTH_SCHEME, checkAdminAuthorization } from '../auth/index.ts';
 import type { Config } from '../config/index.ts';
+import { createConsole, type NodeConsole } from '../console/index.ts';
 import { KvError } from '../errors/index.ts';
 import {
   type AdminRoute,
@@ -59,6 +60,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
   let ready = false;
   let server: KvServer | undefined;
   let http: HttpEndpoint | undefined;
+  let web: NodeConsole | undefined;
   try {
     cluster = await startCluster(config, storage, registry, log, secrets);
     server = await KvServer.start({
@@ -76,6 +78,14 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
       tls: secrets.clientTls,
       idleTimeoutMs: config.clientIdleTimeoutMs,
     });
+    web = createConsole({
+      name: config.nodeName,
+      dataDir,
+      config,
+      maxKeyBytes: config.maxKeyBytes,
+      registry,
+      cluster,
+    });
     http = await startHttp({
       host: config.httpHost,
       port: config.httpPort,
@@ -86,11 +96,13 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
         return failure === null ? null : `storage not writable: ${failure}`;
       },
       logger: log,
-      routes: adminRoutes(cluster),
+      routes: { ...adminRoutes(cluster), ...web.routes },
       streams: cluster.streams,
+      pages: web.pages,
       ...(secrets.clusterSecret ? { authorize: adminAuth(secrets.clusterSecret, registry) } : {}),
     });
   } catch (err) {
+    web?.stop();
     await server?.shutdown(0);
     await cluster?.stop();
     await storage.close();
@@ -108,13 +120,14 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
   });
   sweeper.start();
   const srv = server;
-  const web = http;
+  const page = web;
+  const httpEnd = http;
   const clu = cluster;
   log.info(
     {
       host: config.host,
       port: srv.port,
-      httpPort: web.port,
+      httpPort: httpEnd.port,
       peerPort: clu.peerPort,
       dataDir,
       keys: storage.stats().liveKeys,
@@ -124,13 +137,14 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
   let stopping: Promise<void> | null = null;
   return {
     port: srv.port,
-    httpPort: web.port,
+    httpPort: httpEnd.port,
     peerPort: clu.peerPort,
     logger: log,
     stop() {
       stopping ??= (async () => {
         ready = false;
         trimmer.stop();
+        page.stop();
         log.info({ connections: srv.connectionCount }, 'node stopping');
         const deadline = performance.now() + config.shutdownTimeoutMs;
         await srv.shutdown(config.shutdownTimeoutMs);
@@ -142,7 +156,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
           log.warn({ ms: Math.round(left) }, 'cluster stop timed out');
         await storage.close();
         lock.release();
-        await web.close();
+        await httpEnd.close();
         log.info({}, 'node stopped');
       })();
       return stopping;

@@ -1,4 +1,5 @@
-// The HTTP port: /metrics (Prometheus text exposition), /healthz (alive), /readyz (serving).
+// The HTTP port: /metrics (Prometheus text exposition), /healthz (alive), /readyz (serving),
+// admin JSON routes and static pages (the console).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,6 +24,12 @@ export interface HttpOptions {
   /** Admin endpoints that read the request and write the response themselves (backups). */
   readonly streams?: Readonly<Record<string, StreamRoute>>;
   /**
+   * Static pages by path, served to GET and HEAD without authorization (they hold no data: what
+   * they show comes from the routes). Sent with a Content-Security-Policy that allows only this
+   * origin's scripts and styles, and no framing.
+   */
+  readonly pages?: Readonly<Record<string, StaticPage>>;
+  /**
    * Checks a route call's Authorization header; a false answers 401 with `WWW-Authenticate:
    * <scheme>` and the route does not run. Absent: routes are open. /metrics, /healthz and
    * /readyz are always open (probes and Prometheus).
@@ -33,10 +40,41 @@ export interface HttpOptions {
   };
 }
 
-/** An admin endpoint: returns the HTTP status and a JSON body. */
-export type AdminRoute = () =>
-  | { status: number; body: unknown }
-  | Promise<{ status: number; body: unknown }>;
+/** An admin endpoint: returns the HTTP status and a JSON body. `query` is the URL's query. */
+export type AdminRoute = (request: {
+  readonly query: URLSearchParams;
+}) => { status: number; body: unknown } | Promise<{ status: number; body: unknown }>;
+
+/** A static page: its content type and bytes. */
+export interface StaticPage {
+  readonly type: string;
+  readonly body: string | Buffer;
+}
+
+const PAGE_HEADERS = {
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-cache',
+};
+
+/**
+ * Whether a browser sent this request from another site's page (a cross-site form POST needs no
+ * preflight). Such a request never runs an admin route: a page elsewhere must not drive a node
+ * through the browser of someone who can reach it.
+ */
+function crossSite(req: IncomingMessage): boolean {
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return true;
+  const origin = req.headers.origin;
+  if (origin === undefined) return false;
+  try {
+    return new URL(origin).host !== req.headers.host;
+  } catch {
+    return true;
+  }
+}
 
 /**
  * An admin endpoint that handles the request itself (a streamed body either way). A rejection
@@ -57,14 +95,23 @@ export interface HttpEndpoint {
 /** Starts the HTTP server. Resolves once it listens; rejects if it cannot bind. */
 export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
   const server: Server = createServer((req, res) => {
-    const [path, search] = (req.url ?? '/').split('?', 2);
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
     const name = `${req.method} ${path}`;
-    const route = opts.routes?.[name];
+    const route = opts.routes && Object.hasOwn(opts.routes, name) ? opts.routes[name] : undefined;
     const stream = opts.streams && Object.hasOwn(opts.streams, name) ? opts.streams[name] : null;
+    if ((route || stream) && crossSite(req)) {
+      res
+        .writeHead(403, { 'content-type': 'application/json' })
+        .end(`${JSON.stringify({ error: 'admin: cross-site request refused' })}\n`);
+      return;
+    }
     if (
       (route || stream) &&
       opts.authorize &&
-      !opts.authorize.check(req.method!, path!, req.headers.authorization)
+      !opts.authorize.check(req.method!, path, req.headers.authorization)
     ) {
       res
         .writeHead(401, {
@@ -75,7 +122,7 @@ export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
       return;
     }
     if (stream) {
-      stream(req, res, new URLSearchParams(search ?? '')).catch((err: unknown) => {
+      stream(req, res, query).catch((err: unknown) => {
         opts.logger.error({ err, path }, 'admin call failed');
         if (res.headersSent) return void res.destroy();
         const message = err instanceof Error ? err.message : String(err);
@@ -86,7 +133,7 @@ export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
       return;
     }
     if (route) {
-      Promise.resolve()
+      Promise.resolve({ query })
         .then(route)
         .then(
           ({ status, body }) =>
@@ -105,6 +152,12 @@ export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    const page = opts.pages?.[path];
+    if (page) {
+      res.writeHead(200, { 'content-type': page.type, ...PAGE_HEADERS });
+      res.end(req.method === 'HEAD' ? undefined : page.body);
       return;
     }
     if (path === '/healthz') {

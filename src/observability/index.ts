@@ -12,6 +12,7 @@ export {
   type AdminRoute,
   type HttpEndpoint,
   type HttpOptions,
+  type StaticPage,
   type StreamRoute,
   startHttp,
 } from './http.ts';

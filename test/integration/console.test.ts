@@ -1,0 +1,255 @@
+// The web console in a real browser (Debian's chromium, headless, driven by playwright-core)
+// against real kvstore processes.
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type ClusterNode,
+  connect,
+  peersOf,
+  restart,
+  startStaticCluster,
+  waitAllUp,
+} from '../helpers/cluster.ts';
+import { cleanup, tempDir } from '../helpers/node-process.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+let browser: Browser;
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} missing: apt-get install chromium`);
+  // --no-sandbox: the tests run as root, where chromium's sandbox refuses to start.
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+}, 60_000);
+afterAll(async () => {
+  await browser?.close();
+});
+afterEach(cleanup);
+
+const base = (n: ClusterNode) => `http://${n.host}:${n.proc.httpPort}`;
+
+interface Member {
+  name: string;
+  state: string;
+  address: string;
+  share: number;
+}
+
+async function adminCluster(n: ClusterNode): Promise<{ members: Member[] }> {
+  return (await (await fetch(`${base(n)}/admin/cluster`)).json()) as { members: Member[] };
+}
+
+/** A page that records every console error and uncaught exception it meets. */
+async function open(url: string): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(url);
+  await page.waitForSelector('body[data-loaded]');
+  return { page, errors };
+}
+
+/** The members table as the page shows it. */
+function rows(page: Page) {
+  return page.$$eval('#members tbody tr', (trs) =>
+    trs.map((tr) => ({
+      name: tr.getAttribute('data-name'),
+      state: tr.querySelector('.state')?.textContent,
+      address: tr.querySelector('.address')?.textContent,
+      share: tr.querySelector('.share')?.textContent,
+    })),
+  );
+}
+
+async function startCluster(n: number, args: string[], dirs: string[] = []) {
+  const nodes = await startStaticCluster(n, args, dirs);
+  return { nodes, peers: peersOf(nodes) };
+}
+
+describe('web console (headless chromium)', () => {
+  it('shows a 3-node cluster as /admin/cluster does, escapes what it shows, and sees a killed node down', async () => {
+    // A data directory whose name is markup: the page shows it in the node facts.
+    const hostileDir = join(tempDir(), '<img src=x onerror=window.__pwned=1>');
+    const { nodes, peers } = await startCluster(3, ['--replication-factor', '2'], [hostileDir]);
+    const [n0, , n2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const c = await connect(n0);
+    for (let i = 0; i < 50; i++) expect(await c.call(`PUT user:${i} v${i}`)).toBe('OK');
+    expect(await c.call('GET user:7')).toBe('v7');
+    c.close();
+
+    const { page, errors } = await open(`${base(n0)}/`);
+    // The members table matches the node's admin view.
+    const want = (await adminCluster(n0)).members.map((m) => ({
+      name: m.name,
+      state: m.state,
+      address: m.address,
+      share: `${(m.share * 100).toFixed(1)}%`,
+    }));
+    expect(await rows(page)).toEqual(want);
+    expect(want.map((m) => m.state)).toEqual(['up', 'up', 'up']);
+    // Traffic and facts are drawn: the writes above show in the rate chart's legend.
+    await expect
+      .poll(() => page.$$eval('#legend-rate li', (li) => li.map((l) => l.textContent)), {
+        timeout: 15_000,
+      })
+      .toContain('put');
+    const facts = await page.$eval('#facts', (t) => t.textContent);
+    expect(facts).toContain(hostileDir);
+    expect(await page.$eval('#config', (t) => t.textContent)).toContain('clusterSecret(not set)');
+
+    // A key holding markup: shown as text, with its replicas from /admin/owners.
+    const key = '<script>window.__pwned=2</script>';
+    await page.fill('#owners-key', key);
+    await page.click('#owners-form button');
+    await page.waitForSelector('.owners');
+    expect(await page.$eval('.owners-key', (e) => e.textContent)).toBe(key);
+    const owners = (await (
+      await fetch(`${base(n0)}/admin/owners?key=${encodeURIComponent(key)}`)
+    ).json()) as { settled: string[] };
+    expect(owners.settled).toHaveLength(2);
+    expect(await page.$eval('.owners', (e) => e.textContent)).toContain(owners.settled.join(', '));
+    expect(await page.evaluate(() => (globalThis as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(await page.$$eval('script', (s) => s.length)).toBe(1);
+    expect(await page.$$eval('img', (s) => s.length)).toBe(0);
+
+    const shot = await page.screenshot({ fullPage: true, path: join(tempDir(), 'console.png') });
+    expect(shot.subarray(1, 4).toString()).toBe('PNG');
+    expect(shot.length).toBeGreaterThan(10_000);
+
+    // A killed node turns down on the page once the failure detector calls it down.
+    await n2.proc.stop('SIGKILL');
+    await expect
+      .poll(async () => (await rows(page)).find((r) => r.name === 'kvstore-2')?.state, {
+        timeout: 15_000,
+      })
+      .toBe('down');
+    expect((await adminCluster(n0)).members.find((m) => m.name === 'kvstore-2')?.state).toBe(
+      'down',
+    );
+
+    // The console of a node that goes down keeps its last view and says the node does not answer.
+    await restart(n2, ['--peers', peers, '--replication-factor', '2']);
+    await waitAllUp(nodes);
+    const other = await open(`${base(n2)}/`);
+    await n2.proc.stop('SIGKILL');
+    await other.page.waitForSelector('#banner:not([hidden])', { timeout: 15_000 });
+    expect(await other.page.$eval('#banner', (b) => b.textContent)).toMatch(
+      /^kvstore-2 does not answer since .*showing its last view/,
+    );
+    expect((await rows(other.page)).map((r) => r.name)).toEqual([
+      'kvstore-0',
+      'kvstore-1',
+      'kvstore-2',
+    ]);
+    await other.page.close();
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 120_000);
+
+  it('shows a decommission as a progress bar that reaches 100%', async () => {
+    const { nodes } = await startCluster(3, [
+      '--replication-factor',
+      '2',
+      '--rebalance-rate-bytes',
+      '20000',
+    ]);
+    const [n0, n1, n2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const c = await connect(n0);
+    for (let from = 0; from < 1000; from += 100) {
+      const puts = Array.from({ length: 100 }, (_, j) => `PUT k:${from + j} value-${from + j}`);
+      c.send(`${puts.join('\n')}\n`);
+      expect(new Set(await c.lines(100))).toEqual(new Set(['OK']));
+    }
+    c.close();
+    const { page, errors } = await open(`${base(n0)}/`);
+    // kvstore-2, one of the two members taking the data, is paused: the hand-off cannot finish
+    // until it runs again, so the page must show the bar short of 100% first.
+    const paused = n2.proc.child.pid!;
+    process.kill(paused, 'SIGSTOP');
+    const res = await fetch(`${base(n1)}/admin/decommission`, { method: 'POST' });
+    expect(res.status).toBe(202);
+    const bar = '.transfer[data-member="kvstore-1"][data-kind="decommission"] [role=progressbar]';
+    const value = () => page.$eval(bar, (b) => Number(b.getAttribute('aria-valuenow')));
+    await page.waitForSelector(bar, { timeout: 30_000 });
+    const before = await value();
+    expect(before).toBeLessThan(100);
+    expect(
+      await page.$eval('.transfer[data-member="kvstore-1"] .figures', (e) => e.textContent),
+    ).toMatch(/^\d+\/\d+ records \([\d.]+%\), .* sent, .*ETA/);
+    process.kill(paused, 'SIGCONT');
+    const seen = [before];
+    await expect
+      .poll(
+        async () => {
+          const v = await value();
+          if (seen.at(-1) !== v) seen.push(v);
+          return v;
+        },
+        { timeout: 60_000, interval: 200 },
+      )
+      .toBe(100);
+    // The bar never went back.
+    expect([...seen].sort((a, b) => a - b)).toEqual(seen);
+    const figures = await page.$eval(
+      '.transfer[data-member="kvstore-1"] .figures',
+      (e) => e.textContent ?? '',
+    );
+    const m = /^(\d+)\/(\d+) records \(100%\), .* sent, done$/.exec(figures);
+    expect(m?.[1]).toBe(m?.[2]);
+    await expect
+      .poll(async () => (await rows(page)).find((r) => r.name === 'kvstore-1')?.share, {
+        timeout: 15_000,
+      })
+      .toBe('0.0%');
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 120_000);
+
+  it('asks for the cluster secret, and no page elsewhere can drive an admin action', async () => {
+    const { nodes } = await startCluster(1, ['--cluster-secret', 'correct horse']);
+    const [n] = nodes as [ClusterNode];
+    expect((await fetch(`${base(n)}/admin/console`)).status).toBe(401);
+    const page = await browser.newPage();
+    await page.goto(`${base(n)}/`);
+    await page.waitForSelector('#login:not([hidden])');
+    expect(await page.$eval('#main', (m) => (m as unknown as { hidden: boolean }).hidden)).toBe(
+      true,
+    );
+    await page.fill('#secret', 'wrong');
+    await page.click('#login button');
+    await page.waitForSelector('#banner:has-text("refused")');
+    await page.fill('#secret', 'correct horse');
+    await page.click('#login button');
+    await page.waitForSelector('body[data-loaded]');
+    expect((await rows(page)).map((r) => r.name)).toEqual(['kvstore-0']);
+    // The page never sends the secret itself, only proofs made from it.
+    const sent: string[] = [];
+    page.on('request', (r) => sent.push(JSON.stringify(r.headers()) + r.url()));
+    await page.waitForRequest((r) => r.url().endsWith('/admin/console'));
+    expect(sent.join('\n')).not.toContain('correct horse');
+    await page.close();
+
+    // A page on another origin posts a form to the admin endpoint: refused, nothing starts.
+    const { nodes: open2 } = await startCluster(2, []);
+    const target = open2[0]!;
+    const evil = await browser.newPage();
+    await evil.setContent(
+      `<form method="post" action="${base(target)}/admin/decommission"></form>`,
+    );
+    const [response] = await Promise.all([
+      evil.waitForResponse((r) => r.url().endsWith('/admin/decommission')),
+      evil.$eval('form', (f) => (f as unknown as { submit(): void }).submit()),
+    ]);
+    expect(response.status()).toBe(403);
+    const state = (await (await fetch(`${base(target)}/admin/decommission`)).json()) as {
+      status: string;
+    };
+    expect(state.status).toBe('active');
+    await evil.close();
+  }, 120_000);
+});
