@@ -11,14 +11,12 @@ import {
   type CommandLimits,
   type CommandType,
   errorReply,
-  helloReply,
   type Ordering,
   orderingOf,
   type Reply,
   type RespLimits,
   type RespSession,
   type RespVersion,
-  respErrors,
   type ScanCursors,
   type ServerFacts,
   type SessionOp,
@@ -27,8 +25,10 @@ import type { Authenticator } from './auth.ts';
 import { WriteBudget } from './budget.ts';
 import { type Framing, type FramingSink, RespFraming, TextFraming } from './framing.ts';
 import type { ServerMetrics } from './metrics.ts';
+import { CommandOrder } from './ordering.ts';
+import { SessionState } from './session.ts';
 import type { ServerStats } from './stats.ts';
-import { execQueued, type Queued, Transaction } from './transaction.ts';
+import { execQueued, type Queued } from './transaction.ts';
 
 export interface ConnectionContext {
   readonly coordinator: Coordinator;
@@ -58,31 +58,12 @@ export interface ConnectionContext {
 
 const STAR = 0x2a;
 
-/** Consecutive commands of one kind that may run concurrently; see #execute. */
-interface Group {
-  readonly kind: Ordering;
-  /** Settles when every command before this group settled; null when nothing was before. */
-  readonly gate: Promise<void> | null;
-  /** Commands of this group not yet settled. */
-  pending: number;
-  /** Resolves when `pending` reaches 0 (which implies every earlier group settled too). */
-  readonly done: Promise<void>;
-  readonly resolve: () => void;
-}
-
-function newGroup(kind: Ordering, gate: Promise<void> | null): Group {
-  const { promise, resolve } = Promise.withResolvers<void>();
-  return { kind, gate, pending: 0, done: promise, resolve };
-}
-
 /** A decoded request not yet run. */
 type Pending =
   | { readonly kind: 'command'; readonly cmd: Command; readonly shape?: (r: Reply) => Reply }
   | { readonly kind: 'reply'; readonly reply: Reply }
   | { readonly kind: 'fatal'; readonly reply: Reply }
   | { readonly kind: 'session'; readonly op: SessionOp };
-
-const OK: Reply = { type: 'ok' };
 
 function isQuit(item: Pending): boolean {
   return item.kind === 'command' && item.cmd.type === 'quit';
@@ -139,20 +120,18 @@ export class Connection {
   #closing = false;
   #peerEnded = false;
   #onClosed: (() => void)[] = [];
-  #authenticated: boolean;
-  #group: Group | null = null;
+  readonly #order = new CommandOrder();
+  readonly #state: SessionState;
   #backlog: Pending[] = [];
   #resuming = false;
   /** The RESP connection's state (null for text connections). */
   #session: RespSession | null = null;
-  /** The open transaction, between MULTI and EXEC/DISCARD. */
-  #tx: Transaction | null = null;
 
   constructor(socket: Socket, ctx: ConnectionContext) {
     this.#socket = socket;
     this.#ctx = ctx;
     this.id = ctx.nextClientId();
-    this.#authenticated = !ctx.auth.required;
+    this.#state = new SessionState(ctx.auth, ctx.metrics, ctx.respLimits.maxRequestBytes);
     // Decoded requests go to the backlog while the connection must wait (too many replies
     // outstanding, or the socket's write buffer full), and run in order once it may go on.
     const take = (item: Pending) => {
@@ -217,7 +196,7 @@ export class Connection {
       name: s?.name ?? null,
       ageSeconds: Math.floor((now - this.#created) / 1000),
       idleSeconds: Math.floor((now - this.#lastActive) / 1000),
-      multi: this.#tx?.size ?? -1,
+      multi: this.#state.queued,
       lastCommand: s?.lastCommand ?? this.#lastCommand,
       proto: s?.proto ?? 0,
       libName: s?.libName ?? null,
@@ -254,9 +233,13 @@ export class Connection {
   readonly #wake = () => this.#maybeResume();
 
   #run(item: Pending): void {
-    if (item.kind === 'session') this.#sessionOp(item.op);
-    else if (this.#tx !== null && item.kind !== 'fatal' && !isQuit(item)) this.#queue(item);
-    else if (item.kind === 'command') this.#dispatch(item.cmd, item.shape);
+    if (item.kind === 'session') {
+      const outcome = this.#state.handle(item.op, this.#session, this.#ctx.serverFacts);
+      if ('exec' in outcome) this.#exec(outcome.exec);
+      else this.#pushReply(outcome.reply);
+    } else if (this.#state.inMulti && item.kind !== 'fatal' && !isQuit(item)) {
+      this.#pushReply(this.#state.queue(item));
+    } else if (item.kind === 'command') this.#dispatch(item.cmd, item.shape);
     else this.#pushReply(item.reply);
     // A large synchronous reply (a big GET) goes out now, so the write buffer, not the reply
     // queue, holds it and #mustWait sees it.
@@ -293,22 +276,10 @@ export class Connection {
     return new RespFraming(respCtx, ctx.respLimits);
   }
 
-  /** Answers AUTH and refuses commands before it: the reply to send instead, or null to run. */
-  #authenticate(cmd: Command): Reply | null {
-    const auth = this.#ctx.auth;
-    if (cmd.type === 'auth') {
-      const { reply, ok } = auth.check(cmd.password, cmd.named);
-      if (ok) this.#authenticated = true;
-      else this.#ctx.metrics.authFailures.inc();
-      return reply;
-    }
-    return auth.gate(this.#authenticated, cmd.type);
-  }
-
   #dispatch(cmd: Command, shape?: (r: Reply) => Reply): void {
     const slot = this.#slot(cmd.type, shape);
     this.#ctx.metrics.requests.labels(cmd.type).inc();
-    const denied = this.#authenticate(cmd);
+    const denied = this.#state.admit(cmd);
     if (denied !== null) {
       this.#finish(slot, denied);
       return;
@@ -326,11 +297,11 @@ export class Connection {
     return slot;
   }
 
-  /** Runs `run` in its place in the connection's order (see #execute) and fills `slot`. */
+  /** Runs `run` in its place in the connection's order (CommandOrder) and fills `slot`. */
   #start(slot: Slot, kind: Ordering, cost: number, run: () => Reply | Promise<Reply>): void {
     let result: Reply | Promise<Reply>;
     try {
-      result = this.#execute(kind, run);
+      result = this.#order.run(kind, run);
     } catch (err) {
       this.#finish(slot, this.#failure(err));
       return;
@@ -355,85 +326,6 @@ export class Connection {
     }
   }
 
-  /**
-   * Runs a command with this connection's ordering guarantee: commands take effect in the order
-   * they were sent. Consecutive PUTs (or consecutive reads) run concurrently, since replicas
-   * apply writes in submission order; a read waits for the writes before it, a write for the
-   * reads before it, and a REMOVE (or an EXEC) for everything before it, so a pipelined GET
-   * after PUT sees the PUT and never a later write.
-   */
-  #execute(kind: Ordering, run: () => Reply | Promise<Reply>): Reply | Promise<Reply> {
-    let group = this.#group;
-    if (group === null || group.pending === 0) {
-      // Nothing in flight: run now; only an asynchronous result needs a group.
-      this.#group = null;
-      const result = run();
-      if (result instanceof Promise) {
-        this.#group = newGroup(kind, null);
-        this.#track(this.#group, result);
-      }
-      return result;
-    }
-    if (group.kind !== kind || kind === 'exclusive')
-      group = this.#group = newGroup(kind, group.done);
-    const gate = group.gate;
-    const result = gate === null ? run() : gate.then(run);
-    if (result instanceof Promise) this.#track(group, result);
-    return result;
-  }
-
-  /** HELLO, MULTI, EXEC, DISCARD: requests about the connection itself. */
-  #sessionOp(op: SessionOp): void {
-    const tx = this.#tx;
-    switch (op.op) {
-      case 'hello':
-        if (tx !== null) {
-          tx.fail();
-          this.#pushReply(errorReply(respErrors.notInMulti('hello')));
-        } else this.#pushReply(this.#hello(op));
-        return;
-      case 'multi':
-        if (!this.#authenticated) this.#pushReply(errorReply(respErrors.noAuth()));
-        else if (tx !== null) this.#pushReply(errorReply(respErrors.multiNested()));
-        else {
-          this.#tx = new Transaction(this.#ctx.respLimits.maxRequestBytes);
-          this.#pushReply(OK);
-        }
-        return;
-      case 'discard':
-        this.#tx = null;
-        this.#pushReply(tx === null ? errorReply(respErrors.discardWithoutMulti()) : OK);
-        return;
-      case 'exec':
-        this.#tx = null;
-        if (tx === null) this.#pushReply(errorReply(respErrors.execWithoutMulti()));
-        else if (tx.failed) this.#pushReply(errorReply(respErrors.execAbort()));
-        else this.#exec(tx.take());
-        return;
-      default: {
-        const never: never = op;
-        throw new Error(`server: unhandled session request ${JSON.stringify(never)}`);
-      }
-    }
-  }
-
-  /** Queues a request inside MULTI (after the checks a command gets before it runs). */
-  #queue(item: Queued): void {
-    const tx = this.#tx!;
-    if (item.kind === 'command') {
-      const denied =
-        item.cmd.type === 'auth'
-          ? errorReply(respErrors.notInMulti('auth'))
-          : this.#ctx.auth.gate(this.#authenticated, item.cmd.type);
-      if (denied !== null) {
-        tx.fail();
-        this.#pushReply(denied);
-        return;
-      }
-    }
-    this.#pushReply(tx.add(item));
-  }
-
   /** EXEC: the queued commands, in order, after everything before them; one array reply. */
   #exec(items: readonly Queued[]): void {
     const slot = this.#slot(null);
@@ -446,36 +338,6 @@ export class Connection {
       return coordinator.execute(cmd);
     };
     this.#start(slot, 'exclusive', cost, () => execQueued(items, run, (err) => this.#failure(err)));
-  }
-
-  /** HELLO: authenticate if asked, then switch protocol and name; the server map, or an error. */
-  #hello(op: Extract<SessionOp, { op: 'hello' }>): Reply {
-    const ctx = this.#ctx;
-    const session = this.#session!;
-    if (op.password !== null) {
-      const { reply, ok } =
-        op.user === 'default'
-          ? ctx.auth.check(op.password, true)
-          : { reply: errorReply(respErrors.wrongPass()), ok: false };
-      if (!ok) {
-        ctx.metrics.authFailures.inc();
-        return reply;
-      }
-      this.#authenticated = true;
-    } else if (!this.#authenticated) {
-      return errorReply(respErrors.noAuthHello());
-    }
-    if (op.proto !== null) session.proto = op.proto;
-    if (op.name !== null) session.name = op.name === '' ? null : op.name;
-    return helloReply(session, ctx.serverFacts());
-  }
-
-  #track(group: Group, result: Promise<Reply>): void {
-    group.pending++;
-    const settle = () => {
-      if (--group.pending === 0) group.resolve();
-    };
-    result.then(settle, settle);
   }
 
   #failure(err: unknown): Reply {

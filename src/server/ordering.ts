@@ -1,0 +1,60 @@
+// The order in which one connection's commands take effect: overlapping runs of reads or writes.
+
+import type { Ordering, Reply } from '../protocol/index.ts';
+
+/** Consecutive commands of one kind that may run concurrently. */
+interface Group {
+  readonly kind: Ordering;
+  /** Settles when every command before this group settled; null when nothing was before. */
+  readonly gate: Promise<void> | null;
+  /** Commands of this group not yet settled. */
+  pending: number;
+  /** Resolves when `pending` reaches 0 (which implies every earlier group settled too). */
+  readonly done: Promise<void>;
+  readonly resolve: () => void;
+}
+
+function newGroup(kind: Ordering, gate: Promise<void> | null): Group {
+  const { promise, resolve } = Promise.withResolvers<void>();
+  return { kind, gate, pending: 0, done: promise, resolve };
+}
+
+/**
+ * Runs a connection's commands so that they take effect in the order they were sent.
+ * Consecutive writes (or consecutive reads) run concurrently, since replicas apply writes in
+ * submission order; a read waits for the writes before it, a write for the reads before it, and
+ * an `exclusive` command (REMOVE, DEL, EXEC) for everything before it, so a pipelined GET after
+ * PUT sees the PUT and never a later write.
+ */
+export class CommandOrder {
+  #group: Group | null = null;
+
+  /** Runs `run` in its place; its result (or a promise of it). */
+  run(kind: Ordering, run: () => Reply | Promise<Reply>): Reply | Promise<Reply> {
+    let group = this.#group;
+    if (group === null || group.pending === 0) {
+      // Nothing in flight: run now; only an asynchronous result needs a group.
+      this.#group = null;
+      const result = run();
+      if (result instanceof Promise) {
+        this.#group = newGroup(kind, null);
+        this.#track(this.#group, result);
+      }
+      return result;
+    }
+    if (group.kind !== kind || kind === 'exclusive')
+      group = this.#group = newGroup(kind, group.done);
+    const gate = group.gate;
+    const result = gate === null ? run() : gate.then(run);
+    if (result instanceof Promise) this.#track(group, result);
+    return result;
+  }
+
+  #track(group: Group, result: Promise<Reply>): void {
+    group.pending++;
+    const settle = () => {
+      if (--group.pending === 0) group.resolve();
+    };
+    result.then(settle, settle);
+  }
+}
