@@ -116,8 +116,10 @@ options:
   --timeout-ms N  per-request timeout in ms, 0 for none (default 10000)
   --tls           speak TLS to the client port (env KVCTL_TLS=1); the node's certificate is
                   checked against the system CAs and must name --host
-  --tls-ca-file F  ... or against the CA in PEM file F (env KVCTL_TLS_CA_FILE); implies --tls
-  --tls-insecure  TLS without checking the certificate (env KVCTL_TLS_INSECURE=1; testing only)
+  --tls-ca-file F  ... or against the CA in PEM file F (env KVCTL_TLS_CA_FILE); implies --tls;
+                  --ca F is the same
+  --tls-insecure  TLS without checking the certificate (env KVCTL_TLS_INSECURE=1; testing only);
+                  --insecure is the same
   -h, --help      this help
 
 With --limit, when more keys remain, range/prefix print "next cursor: <c>" on stderr;
@@ -162,7 +164,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliA
     if (flag === '-h' || flag === '--help')
       return { host, port, httpPort, timeoutMs, tls: tlsOf(), command: { name: 'help' } };
     if (!flag.startsWith('-')) break;
-    if (flag === '--tls' || flag === '--tls-insecure') {
+    if (flag === '--tls' || flag === '--tls-insecure' || flag === '--insecure') {
       if (inline !== undefined) throw new UsageError(`${flag} takes no value`);
       if (flag === '--tls') useTls = true;
       else insecure = true;
@@ -171,7 +173,8 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliA
     const value = inline ?? argv[++i];
     switch (flag) {
       case '--tls-ca-file':
-        if (!value) throw new UsageError('--tls-ca-file needs a value');
+      case '--ca':
+        if (!value) throw new UsageError(`${flag} needs a value`);
         caFile = value;
         break;
       case '--host':

@@ -22,7 +22,9 @@ export function clientTls(tls: CliTls | null): ClientTls | null {
       ca = readFileSync(tls.caFile);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      throw new ConfigError(`config: cannot read --tls-ca-file ${tls.caFile} (${code})`);
+      throw new ConfigError(
+        `config: cannot read --tls-ca-file (KVCTL_TLS_CA_FILE) ${tls.caFile} (${code})`,
+      );
     }
   }
   return { rejectUnauthorized: !tls.insecure, ...(ca ? { ca } : {}) };

@@ -90,7 +90,9 @@ export function parsePeers(spec: string): MemberAddress[] {
     );
     if (clash !== undefined) {
       const what = clash.name === member.name ? 'name' : 'address';
-      throw invalid(`--peers entry ${i + 1} '${entry}' repeats the ${what} of '${clash.name}'`);
+      throw invalid(
+        `--peers (KV_PEERS) entry ${i + 1} '${entry}' repeats the ${what} of '${clash.name}'`,
+      );
     }
     members.push(member);
   }
@@ -99,7 +101,9 @@ export function parsePeers(spec: string): MemberAddress[] {
 
 function parseEntry(entry: string, index: number): MemberAddress {
   const bad = (why: string) =>
-    invalid(`--peers entry ${index} '${entry}' is malformed: ${why} (expected name=host:peerPort)`);
+    invalid(
+      `--peers (KV_PEERS) entry ${index} '${entry}' is malformed: ${why} (expected name=host:peerPort)`,
+    );
   const eq = entry.indexOf('=');
   if (eq === -1) throw bad("missing '='");
   const name = entry.slice(0, eq).trim();
@@ -165,7 +169,7 @@ export function checkDnsName(raw: string, what: string): string {
 export function parseDiscovery(spec: string): { kind: 'dns'; name: string } {
   const text = spec.trim();
   if (!text.startsWith('dns:')) {
-    throw invalid(`--discovery '${spec}' is not supported: expected dns:<name>`);
+    throw invalid(`--discovery (KV_DISCOVERY) '${spec}' is not supported: expected dns:<name>`);
   }
   return { kind: 'dns', name: checkDnsName(text.slice('dns:'.length).trim(), '--discovery') };
 }

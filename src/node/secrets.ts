@@ -18,7 +18,9 @@ function read(path: string, what: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new KvError('KV_ERR_CONFIG', `config: cannot read ${what} ${path}`, {
+    // `--tls-cert-file (KV_TLS_CERT_FILE)`: the flag and its variable, whichever was used.
+    const env = `KV_${what.slice(2).toUpperCase().replaceAll('-', '_')}`;
+    throw new KvError('KV_ERR_CONFIG', `config: cannot read ${what} (${env}) ${path}`, {
       cause: err,
     });
   }

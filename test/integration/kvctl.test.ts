@@ -231,7 +231,8 @@ describe('kvctl over TLS', () => {
     expect(await run(['--tls-ca-file', '/nonexistent/ca.pem', 'ping'])).toEqual({
       code: 2,
       stdout: '',
-      stderr: 'kvctl: config: cannot read --tls-ca-file /nonexistent/ca.pem (ENOENT)\n',
+      stderr:
+        'kvctl: config: cannot read --tls-ca-file (KVCTL_TLS_CA_FILE) /nonexistent/ca.pem (ENOENT)\n',
     });
   });
 });

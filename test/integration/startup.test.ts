@@ -52,12 +52,17 @@ const NODE_ARGS = ['--port', '0', '--http-port', '0', '--peer-port', '0'];
 
 describe.concurrent('kvstore refuses bad configuration with one line and exit 2', () => {
   const cases: [string, string[], NodeJS.ProcessEnv, string][] = [
-    ['a malformed --peers', ['--peers', 'foo'], {}, '--peers'],
+    [
+      'a malformed --peers',
+      ['--peers', 'foo'],
+      {},
+      "--peers (KV_PEERS) entry 1 'foo' is malformed",
+    ],
     [
       'a missing TLS certificate',
       ['--tls-cert-file', '/nonexistent/c.pem', '--tls-key-file', '/nonexistent/k.pem'],
       {},
-      '--tls-cert-file /nonexistent/c.pem (ENOENT)',
+      '--tls-cert-file (KV_TLS_CERT_FILE) /nonexistent/c.pem (ENOENT)',
     ],
     [
       'a TLS certificate without its key',
@@ -76,14 +81,19 @@ describe.concurrent('kvstore refuses bad configuration with one line and exit 2'
         '/nonexistent/ca.pem',
       ],
       {},
-      '--peer-tls-cert-file /x',
+      '--peer-tls-cert-file (KV_PEER_TLS_CERT_FILE) /x',
     ],
-    ['a missing password file', ['--password-file', '/nonexistent/pw'], {}, '--password-file'],
+    [
+      'a missing password file',
+      ['--password-file', '/nonexistent/pw'],
+      {},
+      '--password-file (KV_PASSWORD_FILE)',
+    ],
     [
       'a missing cluster secret file',
       ['--cluster-secret-file', '/nonexistent/s'],
       {},
-      '--cluster-secret-file',
+      '--cluster-secret-file (KV_CLUSTER_SECRET_FILE)',
     ],
     [
       'a data directory that cannot be made',

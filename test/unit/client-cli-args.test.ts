@@ -104,6 +104,12 @@ describe('kvctl arguments', () => {
       caFile: '/ca.pem',
     });
     expect(parseArgs(['--tls-insecure', 'ping'], {}).tls).toEqual({ insecure: true });
+    // The short names the issue asked for.
+    expect(parseArgs(['--insecure', 'ping'], {}).tls).toEqual({ insecure: true });
+    expect(parseArgs(['--ca', '/ca.pem', 'ping'], {}).tls).toEqual({
+      insecure: false,
+      caFile: '/ca.pem',
+    });
     expect(parseArgs(['ping'], { KVCTL_TLS: '1' }).tls).toEqual({ insecure: false });
     expect(parseArgs(['ping'], { KVCTL_TLS_CA_FILE: '/c' }).tls).toEqual({
       insecure: false,

@@ -68,15 +68,19 @@ describe('parsePeers', () => {
   it.each(malformed)('rejects %j naming the entry and the reason', (spec, message) => {
     const err = thrown(() => parsePeers(spec));
     expect(err.code).toBe('KV_ERR_INVALID_ARGUMENT');
-    expect(err.message).toMatch(/^membership: --peers entry \d+ /);
+    expect(err.message).toMatch(/^membership: --peers \(KV_PEERS\) entry \d+ /);
     expect(err.message).toContain(message);
   });
 
   it('rejects a repeated name or address', () => {
     const name = thrown(() => parsePeers('a=h1:1, b=h2:2, a=h3:3'));
-    expect(name.message).toBe("membership: --peers entry 3 'a=h3:3' repeats the name of 'a'");
+    expect(name.message).toBe(
+      "membership: --peers (KV_PEERS) entry 3 'a=h3:3' repeats the name of 'a'",
+    );
     const address = thrown(() => parsePeers('a=h1:1,b=h1:1'));
-    expect(address.message).toBe("membership: --peers entry 2 'b=h1:1' repeats the address of 'a'");
+    expect(address.message).toBe(
+      "membership: --peers (KV_PEERS) entry 2 'b=h1:1' repeats the address of 'a'",
+    );
   });
 });
 
@@ -126,8 +130,11 @@ describe('parseDiscovery', () => {
   });
 
   it.each([
-    ['kvstore-headless', "--discovery 'kvstore-headless' is not supported: expected dns:<name>"],
-    ['srv:x', "--discovery 'srv:x' is not supported"],
+    [
+      'kvstore-headless',
+      "--discovery (KV_DISCOVERY) 'kvstore-headless' is not supported: expected dns:<name>",
+    ],
+    ['srv:x', "--discovery (KV_DISCOVERY) 'srv:x' is not supported"],
     ['dns:', "--discovery: '' is not a valid DNS name"],
     ['dns:a..b', "--discovery: 'a..b' is not a valid DNS name"],
     ['dns:a b', "--discovery: 'a b' is not a valid DNS name"],
