@@ -4,12 +4,13 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { KvError } from '../src/errors/index.ts';
 import { onStopSignals, startFailure } from '../src/lifecycle/index.ts';
 import { createLogger, createRegistry, startHttp } from '../src/observability/index.ts';
+import { applyCrd, loadApplyCrdOptions, readCrd } from './apply-crd.ts';
 import { createOperatorMetrics } from './metrics.ts';
 import { Operator } from './operator.ts';
 import { loadOptions, type Options } from './options.ts';
 import { Kube } from './runtime/index.ts';
 
-function kubeConfig(o: Options): KubeConfig {
+function kubeConfig(o: Pick<Options, 'kubeconfig'>): KubeConfig {
   const kc = new KubeConfig();
   try {
     if (o.kubeconfig) kc.loadFromFile(o.kubeconfig);
@@ -22,8 +23,36 @@ function kubeConfig(o: Options): KubeConfig {
   return kc;
 }
 
+/** `kvstore-operator apply-crd ...`: one server-side apply of a CRD, then exit (apply-crd.ts). */
+async function applyCrdMain(argv: readonly string[]): Promise<number> {
+  const loaded = loadApplyCrdOptions(argv, process.env);
+  if (loaded.kind !== 'options') {
+    const out = loaded.kind === 'help' ? process.stdout : process.stderr;
+    out.write(`${loaded.kind === 'help' ? '' : 'kvstore-operator apply-crd: '}${loaded.text}\n`);
+    return loaded.kind === 'help' ? 0 : 2;
+  }
+  const o = loaded.options;
+  const logger = createLogger('info', { component: 'kvstore-operator', command: 'apply-crd' });
+  try {
+    const crd = readCrd(o.file);
+    const kube = new Kube(kubeConfig(o));
+    const generation = await applyCrd(kube, crd, o);
+    logger.info(
+      { crd: crd.metadata?.name, generation, fieldManager: o.fieldManager },
+      'crd applied and established',
+    );
+    return 0;
+  } catch (err) {
+    const { text, code } = startFailure('kvstore-operator apply-crd', err);
+    process.stderr.write(`${text}\n`);
+    return code;
+  }
+}
+
 async function main(): Promise<number> {
-  const loaded = loadOptions(process.argv.slice(2), process.env);
+  const argv = process.argv.slice(2);
+  if (argv[0] === 'apply-crd') return applyCrdMain(argv.slice(1));
+  const loaded = loadOptions(argv, process.env);
   if (loaded.kind === 'help') {
     process.stdout.write(`${loaded.text}\n`);
     return 0;

@@ -16,6 +16,7 @@ import {
   getJson,
   type Json,
   type KVC,
+  NODE,
   type OperatorProcess,
   RBAC_FILE,
   ROOT,
@@ -117,6 +118,12 @@ async function available(replicas: number, timeoutMs = 120_000): Promise<KVC> {
     },
     timeoutMs,
   );
+}
+
+/** The names of the KVCluster CRD's printer columns, as the cluster has them. */
+async function columns(): Promise<string[]> {
+  const now = await getJson(k(), ['crd', CRD]);
+  return (now.spec.versions[0].additionalPrinterColumns as Json[]).map((c) => c.name);
 }
 
 function objects(text: string): Json[] {
@@ -343,9 +350,14 @@ describe('charts/kvstore', () => {
       ]) {
         expect(kinds).toContain(kind);
       }
-      // operator.watchNamespace: a Role in that namespace instead of a ClusterRole.
-      expect(kinds).not.toContain('ClusterRole');
-      expect(kinds.includes('CustomResourceDefinition')).toBe(extra.length > 0);
+      // operator.watchNamespace: a Role in that namespace instead of a ClusterRole; the only
+      // ClusterRole is the CRD upgrade hook's, on upgrade. The CRD itself is never a template.
+      const clusterRoles = objects(manifests).filter((o) => o.kind === 'ClusterRole');
+      expect(clusterRoles.map((o) => o.metadata.name)).toEqual(
+        extra.length > 0 ? ['dry-kvstore-crd-upgrade'] : [],
+      );
+      expect(kinds).not.toContain('CustomResourceDefinition');
+      expect(kinds.includes('Job')).toBe(extra.length > 0);
     }
     await k().kubectl(['delete', 'namespace', 'kv-dry', '--wait=false']);
   }, 120_000);
@@ -370,27 +382,109 @@ describe('charts/kvstore', () => {
     expect(podMonitor.spec.selector.matchLabels['app.kubernetes.io/name']).toBe('kvstore');
   }, 60_000);
 
-  it('upgrades: the CRD comes from the new chart (pre-upgrade hook), changed values reach the KVCluster and the Deployment', async () => {
-    // Stand in for the CRD of an older chart: applied by the same field manager as Helm's, one
-    // printer column short.
-    const crd = JSON.parse(
-      await k().kubectl(['get', 'crd', CRD, '-o', 'json', '--show-managed-fields']),
-    ) as Json;
-    // Helm created it with server-side apply (the apiserver's own entry is the status).
-    const appliers = (crd.metadata.managedFields as Json[]).filter((f) => f.operation === 'Apply');
-    expect(appliers.length).toBe(1);
-    const manager = appliers[0].manager as string;
-    const file = join(k().dir, 'old-crd.yaml');
-    const old = parse(readFileSync(join(CHART, 'crds', `${CRD}.yaml`), 'utf8')) as Json;
-    old.spec.versions[0].additionalPrinterColumns =
-      old.spec.versions[0].additionalPrinterColumns.filter((c: Json) => c.name !== 'Image');
-    writeFileSync(file, JSON.stringify(old));
-    await k().kubectl(['apply', '--server-side', `--field-manager=${manager}`, '-f', file]);
-    const columns = async () => {
-      const now = await getJson(k(), ['crd', CRD]);
-      return (now.spec.versions[0].additionalPrinterColumns as Json[]).map((c) => c.name);
-    };
-    expect(await columns()).not.toContain('Image');
+  it("the CRD upgrade hook's ServiceAccount applies the chart's CRD with apply-crd, and may change nothing else", async () => {
+    // kwok completes a Job's pods without running them (real-node.test.ts runs the Job for
+    // real): here the hook's own objects are created and its command runs with their identity.
+    const hook = objects(
+      await helmOk([
+        'template',
+        RELEASE,
+        CHART,
+        '-n',
+        NS,
+        '--is-upgrade',
+        '--show-only',
+        'templates/crd-upgrade.yaml',
+      ]),
+    );
+    const job = hook.find((o) => o.kind === 'Job');
+    const setup = hook.filter((o) => o.kind !== 'Job');
+    expect(setup.map((o) => o.kind).sort()).toEqual([
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'ConfigMap',
+      'ServiceAccount',
+    ]);
+    const sa = job.spec.template.spec.serviceAccountName as string;
+    const container = job.spec.template.spec.containers[0];
+    expect(container.args.slice(0, 2)).toEqual(['kvstore-operator', 'apply-crd']);
+    const file = join(k().dir, 'hook-crd.json');
+    const hookCrd = setup.find((o) => o.kind === 'ConfigMap').data['crd.json'] as string;
+    writeFileSync(file, hookCrd);
+    // The hook applies the chart's CRD, every key of it.
+    const chartCrd = parse(readFileSync(join(CHART, 'crds', `${CRD}.yaml`), 'utf8')) as Json;
+    expect(JSON.parse(hookCrd)).toEqual(chartCrd);
+    await k().kubectl(['apply', '-f', '-'], {
+      input: JSON.stringify({ items: setup, kind: 'List', apiVersion: 'v1' }),
+    });
+    try {
+      const can = async (verb: string, what: string) =>
+        (
+          await k().kubectlResult(
+            ['auth', 'can-i', verb, what, `--as=system:serviceaccount:${NS}:${sa}`],
+            { allowFailure: true },
+          )
+        ).stdout.trim();
+      expect(await can('patch', `customresourcedefinitions/${CRD}`)).toBe('yes');
+      expect(await can('get', `customresourcedefinitions/${CRD}`)).toBe('yes');
+      expect(
+        await can('patch', 'customresourcedefinitions/servicemonitors.monitoring.coreos.com'),
+      ).toBe('no');
+      expect(await can('create', 'customresourcedefinitions')).toBe('no');
+      expect(await can('delete', `customresourcedefinitions/${CRD}`)).toBe('no');
+      expect(await can('list', 'customresourcedefinitions')).toBe('no');
+
+      // Stand in for the CRD of an older chart: one printer column short.
+      const old = JSON.parse(hookCrd) as Json;
+      old.spec.versions[0].additionalPrinterColumns =
+        old.spec.versions[0].additionalPrinterColumns.filter((c: Json) => c.name !== 'Image');
+      const oldFile = join(k().dir, 'old-crd.yaml');
+      writeFileSync(oldFile, JSON.stringify(old));
+      await k().kubectl([
+        'apply',
+        '--server-side',
+        '--force-conflicts',
+        '--field-manager=helm',
+        '-f',
+        oldFile,
+      ]);
+      expect(await columns()).not.toContain('Image');
+
+      const kubeconfig = await serviceAccountKubeconfig(k(), sa, NS);
+      const applyCrd = (args: string[]) =>
+        run(NODE, [join(ROOT, 'bin/kvstore-operator.js'), 'apply-crd', ...args], {
+          env: { ...process.env, KUBECONFIG: kubeconfig },
+          allowFailure: true,
+        });
+      const r = await applyCrd(
+        container.args.slice(2).map((a: string) => a.replace('/crd/crd.json', file)),
+      );
+      expect(r.code, r.stderr).toBe(0);
+      expect(await columns()).toContain('Image');
+      // The schema arrived whole: defaults, CEL rules, x-kubernetes-* keys.
+      const applied = await getJson(k(), ['crd', CRD]);
+      expect(applied.spec.versions).toHaveLength(1);
+      expect(applied.spec.versions[0].schema).toEqual(chartCrd.spec.versions[0].schema);
+      expect(JSON.stringify(applied.spec.versions[0].schema)).toContain('x-kubernetes-validations');
+      // Another CRD is refused, with the API server's reason.
+      const other = join(k().dir, 'other-crd.json');
+      writeFileSync(
+        other,
+        JSON.stringify(parse(monitoringCrd('PodMonitor', 'podmonitors').replace(/---\n$/, ''))),
+      );
+      const refused = await applyCrd([`--file=${other}`]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(
+        /crd: cannot apply podmonitors\.monitoring\.coreos\.com: .*forbidden/,
+      );
+    } finally {
+      await k().kubectl(['delete', '-f', '-', '--ignore-not-found'], {
+        input: JSON.stringify({ items: setup, kind: 'List', apiVersion: 'v1' }),
+      });
+    }
+  }, 120_000);
+
+  it('upgrades: changed values reach the KVCluster and the Deployment, the CRD hook objects are gone after', async () => {
     const secretUid = (await getJson(k(), ['secret', `${RELEASE}-cluster-secret`, '-n', NS]))
       ?.metadata.uid;
     expect(secretUid).toBeTruthy();
@@ -407,12 +501,15 @@ describe('charts/kvstore', () => {
       '--wait',
       '--timeout=3m',
     ]);
-    expect(await columns()).toContain('Image');
-    const after = await getJson(k(), ['crd', CRD]);
-    expect(after?.metadata.annotations).toMatchObject({
-      'helm.sh/hook': 'pre-upgrade',
-      'helm.sh/resource-policy': 'keep',
-    });
+    for (const [kind, ns] of [
+      ['job', NS],
+      ['configmap', NS],
+      ['serviceaccount', NS],
+      ['clusterrole', ''],
+    ] as const) {
+      const args = [kind, `${RELEASE}-crd-upgrade`, ...(ns ? ['-n', ns] : [])];
+      expect(await getJson(k(), args), kind).toBeNull();
+    }
     const o = await available(4);
     expect(o.spec.replicas).toBe(4);
     // The generated cluster secret is the one from before the upgrade.

@@ -3,7 +3,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -47,10 +47,6 @@ export class StandIn {
   holdDecommission = false;
   /** POST /admin/decommission answers 409 with this message when set. */
   refuse: string | null = null;
-  /** `namespace/pod` -> base URL of a real kvstore node's HTTP port: requests are relayed there. */
-  readonly proxy = new Map<string, string>();
-  /** Answer 503 for pods without a proxy entry (no node process runs for them) instead of faking. */
-  proxyOnly = false;
   /** Per-request override of what a node reports (may look the pod up in the API). */
   viewHook: ((ns: string, pod: string) => Promise<{ down?: string[]; moving?: boolean }>) | null =
     null;
@@ -80,20 +76,6 @@ export class StandIn {
   async start(port = 0): Promise<void> {
     this.#server = createServer((req, res) => {
       const [, ns = '', pod = '', ...rest] = (req.url ?? '').split('?')[0]!.split('/');
-      const target = this.proxy.get(`${ns}/${pod}`);
-      if (!target && this.proxyOnly) {
-        res.writeHead(503).end(JSON.stringify({ error: `no node process for ${pod}` }));
-        return;
-      }
-      if (target) {
-        void relay(
-          `${target}/${rest.join('/')}`,
-          req.method ?? 'GET',
-          req.headers.authorization,
-          res,
-        );
-        return;
-      }
       const hook = this.viewHook ? this.viewHook(ns, pod) : Promise.resolve({});
       void hook.then(
         (extra) => {
@@ -159,22 +141,6 @@ export class StandIn {
 
   close(): Promise<void> {
     return new Promise((r) => (this.#server ? this.#server.close(() => r()) : r()));
-  }
-}
-
-/** Forwards one admin call to a real node; 503 when it does not answer (like a refused port). */
-async function relay(
-  url: string,
-  method: string,
-  authorization: string | undefined,
-  res: ServerResponse,
-): Promise<void> {
-  try {
-    const headers: Record<string, string> = authorization ? { authorization } : {};
-    const r = await fetch(url, { method, headers, signal: AbortSignal.timeout(2000) });
-    res.writeHead(r.status, { 'content-type': 'application/json' }).end(await r.text());
-  } catch (err) {
-    res.writeHead(503).end(JSON.stringify({ error: String(err) }));
   }
 }
 
@@ -253,11 +219,13 @@ export async function stopOperators(): Promise<void> {
   );
 }
 
-/** A kubeconfig that authenticates as the operator's ServiceAccount (token from TokenRequest). */
-export async function serviceAccountKubeconfig(cp: ControlPlane): Promise<string> {
-  const token = (
-    await cp.kubectl(['create', 'token', OPERATOR_SA, '-n', OPERATOR_NS, '--duration=2h'])
-  ).trim();
+/** A kubeconfig that authenticates as a ServiceAccount (default the operator's; token from TokenRequest). */
+export async function serviceAccountKubeconfig(
+  cp: ControlPlane,
+  sa = OPERATOR_SA,
+  ns = OPERATOR_NS,
+): Promise<string> {
+  const token = (await cp.kubectl(['create', 'token', sa, '-n', ns, '--duration=2h'])).trim();
   const ca = (
     await cp.kubectl([
       'config',
@@ -267,18 +235,18 @@ export async function serviceAccountKubeconfig(cp: ControlPlane): Promise<string
       'jsonpath={.clusters[0].cluster.certificate-authority-data}',
     ])
   ).trim();
-  const path = join(cp.dir, 'operator-sa.kubeconfig');
+  const path = join(cp.dir, sa === OPERATOR_SA ? 'operator-sa.kubeconfig' : `${sa}.kubeconfig`);
   const text = `apiVersion: v1
 kind: Config
 clusters:
 - name: test
   cluster: {server: "${cp.server}", certificate-authority-data: ${ca}}
 users:
-- name: ${OPERATOR_SA}
+- name: ${sa}
   user: {token: ${token}}
 contexts:
 - name: sa
-  context: {cluster: test, user: ${OPERATOR_SA}}
+  context: {cluster: test, user: ${sa}}
 current-context: sa
 `;
   await writeFile(path, text, { mode: 0o600 });

@@ -2,7 +2,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { cp as copy, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parse, stringify } from 'yaml';
@@ -32,15 +32,49 @@ export function sh(
 }
 
 /**
- * The README's way in, with the node's containerd in place of kind: build the image when the
- * Docker engine lacks it (`npm run image`), then `docker save IMAGE | ctr images import -`.
+ * `npm run image`: the image from this checkout. Always run: Docker's build cache makes it a few
+ * seconds when nothing changed, and an image left from older sources would test old code.
+ */
+export async function buildImage(): Promise<void> {
+  await run('npm', ['run', 'image'], { timeoutMs: 30 * 60_000, stderrTo: process.stderr });
+}
+
+/**
+ * The README's way in, with the node's containerd in place of kind (`kind load docker-image`):
+ * `docker save IMAGE | ctr images import -`.
  */
 export async function loadImage(cp: ControlPlane, image = IMAGE): Promise<void> {
-  const has = await run('docker', ['image', 'inspect', image], { allowFailure: true });
-  if (has.code !== 0) {
-    await run('npm', ['run', 'image'], { timeoutMs: 30 * 60_000, stderrTo: process.stderr });
-  }
   await sh(cp, `docker save ${image} | ctr images import -`, { timeoutMs: 600_000 });
+}
+
+/** The Helm 3 skaffold drives (scripts/build-skaffold.sh, cached by version): its path. */
+export async function buildHelm3(): Promise<string> {
+  const built = await run('bash', [join(ROOT, 'scripts/build-skaffold.sh')], {
+    timeoutMs: 3 * 60 * 60_000,
+    stderrTo: process.stderr,
+  });
+  const helm3 = /^helm3=(.+)$/m.exec(built.stdout)?.[1];
+  if (!helm3) throw new Error(`build-skaffold.sh did not report helm3: ${built.stdout}`);
+  return helm3;
+}
+
+export const CRD = 'kvclusters.kvstore.dev';
+
+/**
+ * A newer chart in `dir`: charts/kvstore whose CRD has one more printer column named `column`,
+ * as a chart release that changes the schema would bring.
+ */
+export async function newerChart(dir: string, column: string): Promise<string> {
+  await copy(join(ROOT, 'charts/kvstore'), dir, { recursive: true });
+  const file = join(dir, 'crds', `${CRD}.yaml`);
+  const crd = parse(readFileSync(file, 'utf8'));
+  crd.spec.versions[0].additionalPrinterColumns.push({
+    name: column,
+    type: 'string',
+    jsonPath: '.spec.image',
+  });
+  await writeFile(file, stringify(crd));
+  return dir;
 }
 
 /** Tags an image already in the node under another tag (a "new version" for rolling upgrades). */
@@ -135,14 +169,29 @@ export interface Prometheus {
 /**
  * Starts Prometheus (build-tools.sh's: Debian's has no Kubernetes discovery) with the
  * repository's Kubernetes scrape configuration and alert rules, the admin kubeconfig for
- * discovery and fast intervals (the rules' `for:` durations stay).
+ * discovery and fast intervals. `alertFor` shortens the `for:` of the alerts it names (a test
+ * need not wait the minute a production alert waits); every other rule stays as written.
  */
-export async function startPrometheus(cp: ControlPlane, dir: string): Promise<Prometheus> {
+export async function startPrometheus(
+  cp: ControlPlane,
+  dir: string,
+  alertFor: Readonly<Record<string, string>> = {},
+): Promise<Prometheus> {
   const { bins } = await buildTools([PROMETHEUS]);
   await mkdir(join(dir, 'data'), { recursive: true });
   const config = parse(readFileSync(join(ROOT, 'monitoring/prometheus-kubernetes.yml'), 'utf8'));
   config.global = { scrape_interval: '2s', evaluation_interval: '2s', scrape_timeout: '1s' };
-  config.rule_files = [join(ROOT, 'monitoring/prometheus-rules.yaml')];
+  const rules = parse(readFileSync(join(ROOT, 'monitoring/prometheus-rules.yaml'), 'utf8'));
+  for (const group of rules.groups) {
+    for (const rule of group.rules) {
+      const shorter = alertFor[rule.alert];
+      if (shorter === undefined) continue;
+      if (rule.for === undefined) throw new Error(`alert ${rule.alert} has no for: to shorten`);
+      rule.for = shorter;
+    }
+  }
+  await writeFile(join(dir, 'rules.yaml'), stringify(rules));
+  config.rule_files = [join(dir, 'rules.yaml')];
   for (const job of config.scrape_configs) {
     for (const sd of job.kubernetes_sd_configs) sd.kubeconfig_file = cp.kubeconfig;
   }
