@@ -3,6 +3,7 @@
 # into a cache outside the clone, each keyed by its version:
 #   redis-py   (PyPI, `pip install --target`)            -> $cache/redis-py-<version>
 #   go-redis   (Go module proxy, test/clients/go built)  -> $cache/go-redis-<hash>/redis-client-check
+#   Jedis      (Maven Central via mvn, test/clients/java compiled with javac) -> $cache/jedis-<hash>
 # node-redis and ioredis are npm devDependencies (installed by `npm ci`).
 #
 # Usage: test/clients/install.sh    prints `name=path` lines on stdout (what the tests read).
@@ -48,5 +49,24 @@ if [[ ! -x $gobin ]]; then
   log "built the go-redis check in $(($(date +%s) - start))s -> $gobin"
 fi
 
+key=$(cd "$here/java" && cat pom.xml JedisCheck.java | sha256sum | cut -c1-16)
+jedis="$cache/jedis-$key"
+if [[ ! -f $jedis/classes/JedisCheck.class ]]; then
+  command -v mvn >/dev/null && command -v javac >/dev/null ||
+    { log "mvn and javac (JDK 17+) are needed for the Jedis check" && exit 1; }
+  start=$(date +%s)
+  log "fetching Jedis and compiling its check $key (first run only, about a minute) ..."
+  tmp=$(mktemp -d "$cache/.java-XXXXXX")
+  (
+    cd "$here/java"
+    mvn -q -B dependency:copy-dependencies -DoutputDirectory="$tmp/lib" >&2
+    javac -nowarn -d "$tmp/classes" -cp "$tmp/lib/*" JedisCheck.java >&2
+  ) || { rm -rf "$tmp" && log "FAILED to build the Jedis check" && exit 1; }
+  rm -rf "$jedis"
+  mv "$tmp" "$jedis"
+  log "built the Jedis check in $(($(date +%s) - start))s -> $jedis"
+fi
+
 echo "redis-py=$py"
 echo "go-redis=$gobin"
+echo "jedis=$jedis"

@@ -1,9 +1,9 @@
-// Real Redis client libraries with their DEFAULT settings, from three languages, against one
+// Real Redis client libraries with their DEFAULT settings, from four languages, against one
 // node and against a 3-node cluster, both with a password: redis-py 8 (Python, RESP3), node-redis
-// 6 and ioredis (JavaScript; RESP3 and RESP2), go-redis v9 (Go, RESP3). Each connects (AUTH),
+// 6 and ioredis 6 (JavaScript, RESP3), go-redis v9 (Go, RESP3), Jedis 7 (Java, RESP2). Each connects (AUTH),
 // does SET/GET/MGET/DEL, a pipeline, a SCAN iteration, a transaction that applies and one that
-// aborts, and a conditional write that is refused. test/clients/install.sh installs redis-py and
-// builds the go-redis program into a cache (.ci/run calls it first).
+// aborts, and a conditional write that is refused. test/clients/install.sh installs redis-py,
+// builds the go-redis program and the Jedis check into a cache (.ci/run calls it first).
 
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -57,7 +57,7 @@ function expectResult(r: Result, prefix: string, proto: number): void {
   });
 }
 
-let tools: { 'redis-py': string; 'go-redis': string };
+let tools: { 'redis-py': string; 'go-redis': string; jedis: string };
 
 beforeAll(async () => {
   const { stdout } = await run('bash', ['test/clients/install.sh'], { timeout: 15 * 60_000 });
@@ -101,6 +101,35 @@ async function goRedis(t: Target, prefix: string): Promise<Result> {
     txAbortApplied: r.txAbortApplied as number,
     setnx: r.setnx as string,
     del: r.del as number,
+  };
+}
+
+async function jedis(t: Target, prefix: string): Promise<Result> {
+  const dir = tools.jedis;
+  const { stdout } = await run(
+    'java',
+    ['-cp', `${dir}/lib/*:${dir}/classes`, 'JedisCheck', t.host, String(t.port), prefix, PASSWORD],
+    { timeout: 60_000 },
+  );
+  const r = JSON.parse(stdout) as Record<string, string | null>;
+  const list = (s: string | null) =>
+    s!
+      .slice(1, -1)
+      .split(', ')
+      .map((v) => (v === 'null' ? null : v));
+  return {
+    proto: Number(/proto, (\d)/.exec(r.hello!)?.[1]),
+    get: r.get!,
+    getAbsent: r.getAbsent as null,
+    mget: list(r.mget!),
+    pipelineLast: r.pipelineLast!,
+    scanned: Number(r.scanned),
+    scanFirst: r.scanFirst!,
+    tx: list(r.tx!) as string[],
+    txAbort: r.txAbort!,
+    txAbortApplied: Number(r.txAbortApplied),
+    setnx: r.setnx!,
+    del: Number(r.del),
   };
 }
 
@@ -194,10 +223,11 @@ async function everyClient(t: Target, via: string): Promise<void> {
   expectResult(await nodeRedis(t, `nr${via}`), `nr${via}`, 3);
   expectResult(await ioRedis(t, `io${via}`), `io${via}`, 3);
   expectResult(await goRedis(t, `go${via}`), `go${via}`, 3);
+  expectResult(await jedis(t, `jd${via}`), `jd${via}`, 2); // Jedis defaults to RESP2
 }
 
 describe('Redis clients with default settings, one node with a password', () => {
-  it('redis-py, node-redis, ioredis, go-redis', { timeout: 120_000 }, async () => {
+  it('redis-py, node-redis, ioredis, go-redis, Jedis', { timeout: 120_000 }, async () => {
     const node = await startNodeProcess({ args: ['--password', PASSWORD] });
     await everyClient({ host: '127.0.0.1', port: node.port }, '1');
   });
@@ -210,7 +240,7 @@ describe('Redis clients with default settings, a 3-node cluster with a password'
     nodes = await startStaticCluster(3, ['--password', PASSWORD]);
   }, 60_000);
 
-  it('redis-py, node-redis, ioredis, go-redis, each through another node', {
+  it('redis-py, node-redis, ioredis, go-redis, Jedis, each through another node', {
     timeout: 180_000,
   }, async () => {
     for (const [i, n] of nodes.entries())
