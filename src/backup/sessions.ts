@@ -3,7 +3,13 @@
 import { randomBytes } from 'node:crypto';
 import { KvError } from '../errors/index.ts';
 import type { ScanReply, WireEntry } from '../replica/index.ts';
-import { type ScannedRecord, type Storage, validWall } from '../storage/index.ts';
+import {
+  readStateDoc,
+  type ScannedRecord,
+  type Storage,
+  validWall,
+  writeStateDoc,
+} from '../storage/index.ts';
 
 /** Peer methods of the backup (served after the peer authenticated, like every other). */
 export const BACKUP_METHODS = {
@@ -39,7 +45,6 @@ const MAX_SESSIONS = 4;
 const MAX_PAGE_BYTES = 8 * 1024 * 1024;
 /** Entries per page at most (a peer reply is checked against it). */
 export const MAX_PAGE_ENTRIES = 8192;
-const RESTORE_KEY = 'restore';
 
 interface Session {
   readonly records: Generator<ScannedRecord>;
@@ -147,9 +152,9 @@ export class BackupSessions {
 
   /** This member's counts and restore marker; with `set` (an id, or null) stores it first. */
   async restoreState(set?: string | null): Promise<RestoreState> {
-    if (set !== undefined) await this.#storage.writeState(RESTORE_KEY, set);
+    if (set !== undefined) await writeStateDoc(this.#storage, 'restore', set);
     const { liveKeys, tombstones } = this.#storage.stats();
-    const restoring = this.#storage.readState<string | null>(RESTORE_KEY) ?? null;
+    const restoring = readStateDoc(this.#storage, 'restore') ?? null;
     return { keys: liveKeys, tombstones, restoring };
   }
 

@@ -1,17 +1,17 @@
 // kvctl verify <data-dir>: checks a node's data directory offline and says what is wrong.
 
-import { isIP } from 'node:net';
-import { parseSettled } from '../membership/index.ts';
-import { verifyStore } from '../storage/index.ts';
+import { validStateDoc, verifyStore } from '../storage/index.ts';
 import type { CliOutput } from './commands.ts';
 
-const NAME = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/;
 const isObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v);
 const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
 
 /** Each metadata document the node writes, with what a valid one looks like. */
-const METADATA: readonly { match: (key: string) => boolean; valid: (v: unknown) => boolean }[] = [
+const METADATA: readonly {
+  match: (key: string) => boolean;
+  valid: (v: unknown, key: string) => boolean;
+}[] = [
   {
     match: (k) => k === 'state',
     valid: (v) =>
@@ -23,29 +23,10 @@ const METADATA: readonly { match: (key: string) => boolean; valid: (v: unknown) 
       count(v.hlc.logical) &&
       typeof v.hlc.node === 'string',
   },
+  // The node's own documents (x:<key>), each checked by the schema the node reads it with.
   {
-    match: (k) => k === 'x:incarnation',
-    valid: (v) => typeof v === 'string' && /^[0-9a-f]{16}$/.test(v),
-  },
-  { match: (k) => k === 'x:settled-ring', valid: (v) => parseSettled(v) !== null },
-  {
-    match: (k) => k === 'x:status',
-    valid: (v) => ['active', 'decommissioning', 'decommissioned'].includes(v as string),
-  },
-  {
-    match: (k) => k.startsWith('x:stream:'),
-    valid: (v) =>
-      v === null ||
-      (isObject(v) &&
-        typeof v.ringId === 'string' &&
-        (v.after === null || typeof v.after === 'string') &&
-        typeof v.done === 'boolean'),
-  },
-  {
-    match: (k) => k === 'x:dns-names',
-    valid: (v) =>
-      isObject(v) &&
-      Object.entries(v).every(([ip, n]) => isIP(ip) !== 0 && typeof n === 'string' && NAME.test(n)),
+    match: (k) => k.startsWith('x:') && validStateDoc(k.slice(2), undefined) !== null,
+    valid: (v, k) => validStateDoc(k.slice(2), v) === true,
   },
 ];
 
@@ -62,7 +43,8 @@ export async function verify(dir: string, out: CliOutput): Promise<number> {
     for (const key of keys) {
       const kind = METADATA.find((m) => m.match(key));
       if (kind === undefined) notes.push(`metadata: unrecognized key '${key}'`);
-      else if (!kind.valid(check.metadata[key])) problems.push(`metadata: '${key}' does not parse`);
+      else if (!kind.valid(check.metadata[key], key))
+        problems.push(`metadata: '${key}' does not parse`);
     }
     notes.push(`metadata: ${keys.length} keys (${keys.join(', ')})`);
   }

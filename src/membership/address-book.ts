@@ -1,7 +1,6 @@
 // Durable address -> name memory of the DNS source, so a restarted node can still name a silent peer.
 
-import { isIP } from 'node:net';
-import { NODE_NAME } from './sources.ts';
+import { readStateDoc, type StateStore, writeStateDoc } from '../storage/index.ts';
 
 /**
  * Where the DNS source keeps the names it learned for A/AAAA addresses (by PTR or by asking the
@@ -17,40 +16,21 @@ export interface AddressBook {
   save(names: ReadonlyMap<string, string>): void;
 }
 
-/** The small durable JSON state a node keeps in its data directory (Storage implements it). */
-export interface StateStore {
-  readState<T>(name: string): T | undefined;
-  /** Stores a JSON document atomically; resolves once durable. */
-  writeState(name: string, value: unknown): Promise<void>;
-}
-
 /**
- * An address book kept as one JSON document `{ address: name }` under `key` of `store` (the
- * node's data directory, written in one transaction). Entries that are not an IP address and a
- * node name are ignored on load. Saves are written in call order; a failed save is passed to
- * `onError` and the next save writes the whole map again.
+ * An address book kept as the `dns-names` document of `store` (the node's data directory,
+ * written in one transaction; its schema leaves out entries that are not an IP address and a
+ * node name). Saves are written in call order; a failed save is passed to `onError` and the
+ * next save writes the whole map again.
  */
-export function stateAddressBook(
-  store: StateStore,
-  key: string,
-  onError: (err: unknown) => void,
-): AddressBook {
+export function stateAddressBook(store: StateStore, onError: (err: unknown) => void): AddressBook {
   let last: Promise<void> = Promise.resolve();
   return {
     load() {
-      const saved = store.readState<unknown>(key);
-      const names = new Map<string, string>();
-      if (saved === null || typeof saved !== 'object' || Array.isArray(saved)) return names;
-      for (const [host, name] of Object.entries(saved)) {
-        if (isIP(host) !== 0 && typeof name === 'string' && NODE_NAME.test(name)) {
-          names.set(host, name);
-        }
-      }
-      return names;
+      return new Map(Object.entries(readStateDoc(store, 'dns-names') ?? {}));
     },
     save(names) {
       const doc = Object.fromEntries([...names].sort(([a], [b]) => (a < b ? -1 : 1)));
-      last = last.then(() => store.writeState(key, doc)).catch(onError);
+      last = last.then(() => writeStateDoc(store, 'dns-names', doc)).catch(onError);
     },
   };
 }

@@ -1,9 +1,7 @@
 // The incarnation of a data directory: a random id made when the directory is new, kept in it.
 
 import { randomBytes } from 'node:crypto';
-import type { StateStore } from './address-book.ts';
-
-const INCARNATION_KEY = 'incarnation';
+import { readStateDoc, type StateStore, writeStateDoc } from '../storage/index.ts';
 
 /**
  * This data directory's incarnation: the id saved in it, or a new random one (16 hex digits)
@@ -14,11 +12,9 @@ const INCARNATION_KEY = 'incarnation';
 export async function loadIncarnation(
   store: StateStore,
 ): Promise<{ readonly id: string; readonly created: boolean }> {
-  const saved = store.readState<unknown>(INCARNATION_KEY);
-  if (typeof saved === 'string' && /^[0-9a-f]{16}$/.test(saved)) {
-    return { id: saved, created: false };
-  }
+  const saved = readStateDoc(store, 'incarnation');
+  if (saved !== undefined) return { id: saved, created: false };
   const id = randomBytes(8).toString('hex');
-  await store.writeState(INCARNATION_KEY, id);
+  await writeStateDoc(store, 'incarnation', id);
   return { id, created: true };
 }

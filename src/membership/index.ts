@@ -1,6 +1,6 @@
 // membership: who the members are (static list or DNS), whether each answers, and the rings to route by.
 
-export { type AddressBook, type StateStore, stateAddressBook } from './address-book.ts';
+export { type AddressBook, stateAddressBook } from './address-book.ts';
 export { dnsSource } from './dns-source.ts';
 export { readHello } from './hello.ts';
 export { loadIncarnation } from './incarnation.ts';

@@ -2,6 +2,7 @@
 
 import { isIPv4, isIPv6 } from 'node:net';
 import { KvError } from '../errors/index.ts';
+import { NODE_NAME } from '../storage/index.ts';
 
 /** A member as a source reports it. `name` is the stable identity (pod name, compose service), never an IP. */
 export interface MemberAddress {
@@ -30,8 +31,9 @@ export interface PeerSource {
   readonly description: string;
 }
 
-/** A node name: what `--node-name` accepts (letters, digits, `.`, `_`, `-`; alphanumeric ends). */
-export const NODE_NAME = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/;
+/** A node name: what `--node-name` accepts (storage/ owns it: saved documents hold names too). */
+export { NODE_NAME };
+
 const HOST_NAME =
   /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 const DNS_LABEL = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$/;

@@ -44,12 +44,8 @@ import {
   Replicas,
   scanServeLimit,
 } from '../replica/index.ts';
-import { HintStore, type Storage } from '../storage/index.ts';
+import { HintStore, readStateDoc, type Storage, writeStateDoc } from '../storage/index.ts';
 import type { Secrets } from './secrets.ts';
-
-const SETTLED_KEY = 'settled-ring';
-/** Names of peer addresses the DNS source learned (A/AAAA discovery). */
-const DNS_NAMES_KEY = 'dns-names';
 
 export interface Cluster {
   readonly coordinator: ClusterCoordinator;
@@ -146,9 +142,7 @@ export async function startCluster(
   const source = sourceOf(
     config,
     identify,
-    stateAddressBook(storage, DNS_NAMES_KEY, (err) =>
-      log.warn({ err }, 'peer address names not saved'),
-    ),
+    stateAddressBook(storage, (err) => log.warn({ err }, 'peer address names not saved')),
   );
   const versions = new RemoteVersions({ clock: storage.clock, registry, logger: log });
   const backups = new BackupSessions(storage, incarnation.id);
@@ -203,7 +197,7 @@ export async function startCluster(
     config.peerTimeoutMs,
   );
   const resolved = await membership.start();
-  const saved = parseSettled(storage.readState<unknown>(SETTLED_KEY));
+  const saved = parseSettled(readStateDoc(storage, 'settled-ring') ?? null);
   const topo = startingTopology({
     self,
     resolved,
@@ -235,7 +229,7 @@ export async function startCluster(
   const rings = new RingKeeper({
     topology: topo,
     members: () => membership.members(),
-    save: (ring) => storage.writeState(SETTLED_KEY, ring),
+    save: (ring) => writeStateDoc(storage, 'settled-ring', ring),
     metrics: ringMetrics,
     logger: log,
     onTransfer: () => rb.onRingsChanged(),

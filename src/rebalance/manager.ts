@@ -6,7 +6,13 @@ import type { Topology } from '../membership/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { NodeStatus, Replicas } from '../replica/index.ts';
 import { Ring } from '../ring/index.ts';
-import type { ScanBounds, Storage, Version } from '../storage/index.ts';
+import {
+  readStateDoc,
+  type ScanBounds,
+  type Storage,
+  type Version,
+  writeStateDoc,
+} from '../storage/index.ts';
 import { dropAll } from './drop.ts';
 import type { RebalanceMetrics } from './metrics.ts';
 import { resetCursor, runStream, type StreamJob, type StreamProgress } from './stream.ts';
@@ -28,8 +34,6 @@ interface Running {
   readonly done: Promise<void>;
 }
 
-const STATUS_KEY = 'status';
-
 /**
  * One stream at a time. When the target or the settled ring changes, sends every local record to
  * the target owners that do not hold it under the settled ring (not owners there, or lost), then
@@ -50,7 +54,7 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
   constructor(opts: RebalancerOptions) {
     super();
     this.#o = opts;
-    this.#status = opts.storage.readState<NodeStatus>(STATUS_KEY) ?? 'active';
+    this.#status = readStateDoc(opts.storage, 'status') ?? 'active';
   }
 
   get status(): NodeStatus {
@@ -270,7 +274,7 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
   #setStatus(status: NodeStatus): void {
     this.#status = status;
     // Refused while the disk is full: the status is kept in memory and saved with the next change.
-    this.#o.storage.writeState(STATUS_KEY, status).catch((err: unknown) => {
+    writeStateDoc(this.#o.storage, 'status', status).catch((err: unknown) => {
       this.#o.logger.warn({ err }, 'node status not saved');
     });
     this.#o.logger.info({ status }, 'node status');

@@ -1,6 +1,6 @@
 // Progress of a stream: records examined against records to examine, rates and time left.
 
-import type { Storage } from '../storage/index.ts';
+import type { Storage, StreamCursor } from '../storage/index.ts';
 
 /**
  * Progress of one stream, as CLUSTER, the admin endpoints, the console and kvctl show it (peers
@@ -34,16 +34,8 @@ export interface StreamProgress {
   readonly startedAt: string;
 }
 
-export interface Cursor {
-  ringId: string;
-  after: string | null;
-  done: boolean;
-  /** Counts so far, so a resumed stream reports its whole progress (absent: written by 1.x). */
-  scanned?: number;
-  sent?: number;
-  bytes?: number;
-  total?: number;
-}
+/** A stream's saved resume cursor (storage's `stream:*` documents). */
+export type Cursor = StreamCursor;
 
 const count = (v: unknown): number =>
   typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : 0;

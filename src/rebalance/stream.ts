@@ -2,9 +2,9 @@
 
 import type { Logger } from '../observability/index.ts';
 import type { Replicas, WireEntry } from '../replica/index.ts';
-import type { Storage } from '../storage/index.ts';
+import { readStateDoc, type Storage, writeStateDoc } from '../storage/index.ts';
 import type { RebalanceMetrics } from './metrics.ts';
-import { type Cursor, ProgressCounter, type StreamProgress } from './progress.ts';
+import { ProgressCounter, type StreamProgress } from './progress.ts';
 
 export type { StreamProgress } from './progress.ts';
 
@@ -59,7 +59,7 @@ export async function runStream(
   progress: (p: StreamProgress) => void,
 ): Promise<boolean> {
   if (job.fresh) await resetCursor(ctx.storage, job.kind);
-  const saved = ctx.storage.readState<Cursor>(`stream:${job.kind}`);
+  const saved = readStateDoc(ctx.storage, `stream:${job.kind}`);
   let after: Buffer | null =
     saved?.ringId === job.ringId && saved.after ? Buffer.from(saved.after, 'base64') : null;
   const resumed = saved?.ringId === job.ringId ? saved : null;
@@ -92,7 +92,7 @@ export async function runStream(
     after = last;
     const p = counter.add(chunk.length, sent, bytes);
     // The cursor is durable before progress shows the chunk: what is reported is never redone.
-    await ctx.storage.writeState(`stream:${job.kind}`, {
+    await writeStateDoc(ctx.storage, `stream:${job.kind}`, {
       ringId: job.ringId,
       after: last.toString('base64'),
       done: false,
@@ -100,7 +100,7 @@ export async function runStream(
       sent: p.sent,
       bytes: p.bytes,
       total: p.total,
-    } satisfies Cursor);
+    });
     ctx.metrics.scanned.inc(chunk.length);
     ctx.metrics.sentKeys.inc(sent);
     ctx.metrics.sentBytes.inc(bytes);
@@ -110,19 +110,19 @@ export async function runStream(
     if (due > 0) await sleep(due, signal);
     if (signal.aborted) return false;
   }
-  await ctx.storage.writeState(`stream:${job.kind}`, {
+  await writeStateDoc(ctx.storage, `stream:${job.kind}`, {
     ringId: job.ringId,
     after: null,
     done: true,
     ...counter.counts(),
-  } satisfies Cursor);
+  });
   progress(counter.finish());
   return true;
 }
 
 /** Forgets the saved cursor of `kind`: the next stream of any ring starts from the first key. */
 export async function resetCursor(storage: Storage, kind: StreamJob['kind']): Promise<void> {
-  await storage.writeState(`stream:${kind}`, null);
+  await writeStateDoc(storage, `stream:${kind}`, null);
 }
 
 function* take(storage: Storage, after: Buffer | null, n: number): Generator<WireEntry> {

@@ -26,6 +26,17 @@ export {
   validWall,
 } from './record.ts';
 export type { ScanBounds, ScannedRecord } from './scan.ts';
+export {
+  NODE_NAME,
+  readStateDoc,
+  STATE_DOCS,
+  type StateDoc,
+  type StateKey,
+  type StateStore,
+  type StreamCursor,
+  validStateDoc,
+  writeStateDoc,
+} from './state-keys.ts';
 export { type Entry, Storage, type StorageOptions } from './store.ts';
 export { ExpirySweeper, type SweeperOptions } from './sweeper.ts';
 export { type StoreCheck, verifyStore } from './verify.ts';

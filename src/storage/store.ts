@@ -477,9 +477,12 @@ export class Storage {
     for (const { key } of range) yield key;
   }
 
-  /** A small JSON document other modules keep durable (rebalance cursors and the like). */
-  readState<T>(name: string): T | undefined {
-    return this.#meta.get(`x:${name}`) as T | undefined;
+  /**
+   * A small JSON document other modules keep durable, as stored (unchecked): read it with
+   * readStateDoc (state-keys.ts), which checks it against its key's schema.
+   */
+  readState(name: string): unknown {
+    return this.#meta.get(`x:${name}`);
   }
 
   /**

@@ -209,7 +209,7 @@ describe('a node restarted with an older saved ring (bug 2)', () => {
     }
     // The three-node ring as c saved it.
     await c.proc.stop('SIGKILL');
-    const older = await withStorage(c.dataDir, (s) => s.readState<unknown>(SETTLED_KEY));
+    const older = await withStorage(c.dataDir, (s) => s.readState(SETTLED_KEY));
     expect(older).toBeTruthy();
     c.proc = (await member(2, dns, c.dataDir)).proc;
     await waitAllUp(three);

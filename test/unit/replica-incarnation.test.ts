@@ -2,14 +2,14 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
-import { loadIncarnation, type StateStore, stateAddressBook } from '../../src/membership/index.ts';
+import { loadIncarnation, stateAddressBook } from '../../src/membership/index.ts';
 import {
   createReplicaHandler,
   type HelloReply,
   METHODS,
   Replicas,
 } from '../../src/replica/index.ts';
-import { encodeRecord, Storage } from '../../src/storage/index.ts';
+import { encodeRecord, type StateStore, Storage } from '../../src/storage/index.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 
 const opened: Storage[] = [];
@@ -29,7 +29,7 @@ function memoryState(initial: Record<string, unknown> = {}) {
   const docs = new Map<string, unknown>(Object.entries(initial));
   const writes: [string, unknown][] = [];
   const store: StateStore = {
-    readState: <T>(name: string) => docs.get(name) as T | undefined,
+    readState: (name: string) => docs.get(name),
     writeState: async (name, value) => {
       writes.push([name, value]);
       docs.set(name, value);
@@ -102,10 +102,10 @@ describe('loadIncarnation', () => {
 describe('stateAddressBook', () => {
   it('loads valid entries only and saves whole maps in order', async () => {
     const { store, writes } = memoryState({
-      names: { '10.0.0.1': 'kv0', 'not-an-ip': 'kv1', '10.0.0.2': '-bad-', '::1': 'kv6' },
+      'dns-names': { '10.0.0.1': 'kv0', 'not-an-ip': 'kv1', '10.0.0.2': '-bad-', '::1': 'kv6' },
     });
     const errors: unknown[] = [];
-    const book = stateAddressBook(store, 'names', (e) => errors.push(e));
+    const book = stateAddressBook(store, (e) => errors.push(e));
     expect(book.load()).toEqual(
       new Map([
         ['10.0.0.1', 'kv0'],
@@ -121,10 +121,10 @@ describe('stateAddressBook', () => {
     );
     await expect.poll(() => writes.length).toBe(2);
     expect(writes).toEqual([
-      ['names', { '10.0.0.9': 'kv9' }],
-      ['names', { '10.0.0.3': 'kv3', '10.0.0.9': 'kv9' }],
+      ['dns-names', { '10.0.0.9': 'kv9' }],
+      ['dns-names', { '10.0.0.3': 'kv3', '10.0.0.9': 'kv9' }],
     ]);
     expect(errors).toEqual([]);
-    expect(stateAddressBook(memoryState().store, 'names', () => {}).load().size).toBe(0);
+    expect(stateAddressBook(memoryState().store, () => {}).load().size).toBe(0);
   });
 });
