@@ -190,6 +190,17 @@ describe('kvctl backup and restore', () => {
     await fill(a[0]!);
     const good = join(tempDir(), 'good');
     expect((await kvctl(a[0]!, ['backup', good])).code).toBe(0);
+    // One member's share: its own records only, a point in time of that member.
+    const share = join(tempDir(), 'share');
+    expect((await kvctl(a[0]!, ['backup', '--node', 'kvstore-1', share])).code).toBe(0);
+    const m = JSON.parse(readFileSync(join(share, 'MANIFEST.json'), 'utf8'));
+    expect(m).toMatchObject({ scope: 'node', cluster: { members: ['kvstore-1'] }, tombstones: 50 });
+    expect(m.snapshots.map((x: { member: string }) => x.member)).toEqual(['kvstore-1']);
+    const held = await (await fetch(`http://${a[1]!.host}:9090/metrics`)).text();
+    expect(held).toContain(`kvstore_storage_keys ${m.liveKeys}\n`);
+    const none = await kvctl(a[0]!, ['backup', '--node', 'kvstore-9', join(tempDir(), 'x')]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain('backup: kvstore-9 is not a member');
     await stopAll(a);
     const b = await startStaticCluster(2);
     const variant = (name: string, damage: (dir: string) => void) => {
