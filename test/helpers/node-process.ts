@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { runDeferred } from './deferred.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 /** The pinned Node 24 binary (vitest may itself run on another node). */
@@ -114,8 +115,18 @@ export async function startNodeProcess(
   };
 }
 
-/** Kills every process started here and removes every temporary directory. */
+/** Runs what the test deferred, then kills every process started here and removes every temporary directory. */
 export async function cleanup(): Promise<void> {
+  // What the test deferred (clients, servers) goes first, then the nodes; the nodes go even when
+  // a deferred cleanup failed.
+  try {
+    await runDeferred();
+  } finally {
+    await stopAll();
+  }
+}
+
+async function stopAll(): Promise<void> {
   const waits = [...live].map(
     (c) =>
       new Promise<void>((res) => {

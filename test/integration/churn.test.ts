@@ -7,21 +7,15 @@ import type { ApplyReply, GetReply } from '../../src/replica/index.ts';
 import { Ring } from '../../src/ring/index.ts';
 import { decodeRecord } from '../../src/storage/index.ts';
 import { type ClusterNode, connect, metric, startStaticCluster } from '../helpers/cluster.ts';
+import { defer } from '../helpers/defer.ts';
 import type { LineClient } from '../helpers/line-client.ts';
 import { cleanup } from '../helpers/node-process.ts';
 
-const clients: LineClient[] = [];
-const peers: PeerClient[] = [];
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  for (const p of peers.splice(0)) await p.close();
-  await cleanup();
-});
+afterEach(cleanup);
 
 async function client(node: ClusterNode): Promise<LineClient> {
   const c = await connect(node);
-  clients.push(c);
+  defer(() => c.close());
   return c;
 }
 
@@ -32,7 +26,7 @@ function peerOf(node: ClusterNode): PeerClient {
     logger: createLogger('silent', {}),
     timeoutMs: 5000,
   });
-  peers.push(p);
+  defer(() => p.close());
   return p;
 }
 

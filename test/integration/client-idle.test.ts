@@ -2,14 +2,11 @@
 
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
 import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 
-const sockets: Socket[] = [];
-afterEach(async () => {
-  for (const s of sockets.splice(0)) s.destroy();
-  await cleanup();
-});
+afterEach(cleanup);
 
 /** A raw connection that records what it received and whether the node closed it. */
 async function raw(
@@ -20,7 +17,7 @@ async function raw(
     s.once('error', reject);
   });
   socket.on('error', () => {});
-  sockets.push(socket);
+  defer(() => socket.destroy());
   let got = '';
   let closed = false;
   socket.on('data', (d: Buffer) => {

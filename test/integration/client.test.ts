@@ -1,8 +1,9 @@
 // The TypeScript client against a real kvstore process: pipelining, errors, paging, failures.
 
 import { readFileSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvClient, KvClientError } from '../../src/client/index.ts';
+import { defer } from '../helpers/defer.ts';
 import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 
 const pad = (i: number) => String(i).padStart(5, '0');
@@ -43,19 +44,15 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
 
 describe('client against one node', () => {
   let node: NodeProcess;
-  const clients: KvClient[] = [];
 
   async function client(opts: { timeoutMs?: number; maxReplyBytes?: number } = {}) {
     const c = await KvClient.connect({ port: node.port, ...opts });
-    clients.push(c);
+    defer(() => c.destroy());
     return c;
   }
 
   beforeAll(async () => {
     node = await startNodeProcess({ args: ['--max-scan-keys', '500', '--max-key-bytes', '64'] });
-  });
-  afterEach(() => {
-    for (const c of clients.splice(0)) c.destroy();
   });
   afterAll(cleanup);
 

@@ -17,6 +17,7 @@ import {
   waitAllUp,
   waitSettled,
 } from '../helpers/cluster.ts';
+import { defer } from '../helpers/defer.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import type { LineClient } from '../helpers/line-client.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
@@ -25,24 +26,18 @@ const SERVICE = 'kvstore-headless.test.svc.cluster.local';
 const SETTLED_KEY = 'settled-ring';
 /** No hints: a replica that missed a write keeps missing it, so who holds what is exact. */
 const NO_HINTS = ['--max-hints', '0'];
-const servers: TestDnsServer[] = [];
-const clients: LineClient[] = [];
 
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await cleanup();
-  for (const s of servers.splice(0)) await s.close();
-});
+afterEach(cleanup);
 
 async function client(node: ClusterNode): Promise<LineClient> {
   const c = await connect(node);
-  clients.push(c);
+  defer(() => c.close());
   return c;
 }
 
 async function dnsServer(): Promise<TestDnsServer> {
   const s = await startDnsServer();
-  servers.push(s);
+  defer(() => s.close());
   return s;
 }
 

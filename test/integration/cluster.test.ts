@@ -8,18 +8,15 @@ import {
   restart,
   startStaticCluster,
 } from '../helpers/cluster.ts';
+import { defer } from '../helpers/defer.ts';
 import type { LineClient } from '../helpers/line-client.ts';
 import { cleanup } from '../helpers/node-process.ts';
 
-const clients: LineClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await cleanup();
-});
+afterEach(cleanup);
 
 async function client(node: ClusterNode): Promise<LineClient> {
   const c = await connect(node);
-  clients.push(c);
+  defer(() => c.close());
   return c;
 }
 

@@ -3,18 +3,15 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvClient } from '../../src/client/index.ts';
 import { metric, restart, startStaticCluster, waitAllUp } from '../helpers/cluster.ts';
+import { defer } from '../helpers/defer.ts';
 import { cleanup, type NodeProcess, startNodeProcess, tempDir } from '../helpers/node-process.ts';
 import { readAll, until, WriteLog, writeLoad } from '../helpers/write-log.ts';
 
-const clients: KvClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.destroy();
-  await cleanup();
-});
+afterEach(cleanup);
 
 async function client(host: string, port: number): Promise<KvClient> {
   const c = await KvClient.connect({ host, port, timeoutMs: 10_000 });
-  clients.push(c);
+  defer(() => c.destroy());
   return c;
 }
 

@@ -1,14 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
 import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 
-const sockets: Socket[] = [];
-afterEach(async () => {
-  for (const s of sockets.splice(0)) s.destroy();
-  await cleanup();
-});
+afterEach(cleanup);
 
 /**
  * The node's anonymous resident memory in bytes (/proc RssAnon): what it buffers and allocates.
@@ -29,7 +26,7 @@ function rawSocket(port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = connect({ port, host: '127.0.0.1' }, () => resolve(s));
     s.once('error', reject);
-    sockets.push(s);
+    defer(() => s.destroy());
   });
 }
 

@@ -17,13 +17,10 @@ import {
   startStaticCluster,
   waitAllUp,
 } from '../helpers/cluster.ts';
+import { defer } from '../helpers/defer.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 
-const closers: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of closers.splice(0)) await c();
-  await cleanup();
-});
+afterEach(cleanup);
 
 /** The largest 48-bit wall time and 16-bit counter: what broke every node's writes. */
 const MAX_WALL = 2 ** 48 - 1;
@@ -49,7 +46,7 @@ function peer(node: ClusterNode): PeerClient {
     registry: new Registry(),
     timeoutMs: 5000,
   });
-  closers.push(() => c.close());
+  defer(() => c.close());
   return c;
 }
 

@@ -8,17 +8,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { peerProof } from '../../src/auth/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import { frameHeader, PeerClient } from '../../src/peer/index.ts';
+import { defer } from '../helpers/defer.ts';
 import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 
 const MiB = 1024 * 1024;
 const SECRET = 'swordfish';
-const sockets: Socket[] = [];
-const closers: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const s of sockets.splice(0)) s.destroy();
-  for (const c of closers.splice(0)) await c();
-  await cleanup();
-});
+afterEach(cleanup);
 
 async function metric(node: NodeProcess, series: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${node.httpPort}/metrics`)).text();
@@ -33,7 +28,7 @@ const rejected = (node: NodeProcess, reason: string) =>
 function raw(node: NodeProcess): Promise<{ socket: Socket; closed: Promise<void> }> {
   return new Promise((resolve, reject) => {
     const socket = netConnect({ host: '127.0.0.1', port: node.peerPort });
-    sockets.push(socket);
+    defer(() => socket.destroy());
     const closed = new Promise<void>((r) => socket.once('close', () => r()));
     socket.on('error', () => {});
     socket.once('connect', () => resolve({ socket, closed }));
@@ -63,7 +58,7 @@ function member(node: NodeProcess): PeerClient {
     timeoutMs: 5000,
     handshake: () => ({ method: 'auth', body: peerProof(SECRET) }),
   });
-  closers.push(() => c.close());
+  defer(() => c.close());
   return c;
 }
 
@@ -103,7 +98,7 @@ describe('peer port limits', { timeout: 120_000 }, () => {
     expect(await metric(node, 'kvstore_peer_buffered_bytes_peak')).toBeLessThanOrEqual(64 * MiB);
     const rssDuring = await metric(node, 'process_resident_memory_bytes');
     expect(rssDuring - rssBefore).toBeLessThan(160 * MiB);
-    for (const s of sockets.splice(0)) s.destroy();
+    for (const c of conns) c.socket.destroy();
     await expect
       .poll(() => metric(node, 'kvstore_peer_buffered_bytes'), { timeout: 15_000 })
       .toBe(0);

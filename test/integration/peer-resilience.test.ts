@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Registry } from 'prom-client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import {
@@ -13,30 +13,24 @@ import {
   PeerServer,
   type PeerServerOptions,
 } from '../../src/peer/index.ts';
+import { defer } from '../helpers/defer.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const NODE = join(ROOT, 'node_modules/.bin/node');
 const logger = createLogger('silent', {});
-const cleanups: (() => Promise<unknown>)[] = [];
-
-afterEach(async () => {
-  const errors: unknown[] = [];
-  while (cleanups.length > 0) await cleanups.pop()!().catch((err: unknown) => errors.push(err));
-  if (errors.length > 0) throw errors[0];
-});
 
 async function server(
   handler: PeerHandler,
   opts: Partial<PeerServerOptions> = {},
 ): Promise<PeerServer> {
   const s = await PeerServer.start({ host: '127.0.0.1', port: 0, handler, logger, ...opts });
-  cleanups.push(() => s.close());
+  defer(() => s.close());
   return s;
 }
 
 function client(port: number, opts: Partial<PeerClientOptions> = {}): PeerClient {
   const c = new PeerClient({ address: `127.0.0.1:${port}`, logger, ...opts });
-  cleanups.push(() => c.close());
+  defer(() => c.close());
   return c;
 }
 
@@ -76,7 +70,7 @@ async function until<T>(fn: () => Promise<T> | T, ms = 5000): Promise<T> {
 /** A gate handlers can wait on; opened by the test (and by cleanup, so nothing hangs). */
 function gate(): { wait: Promise<void>; open: () => void } {
   const { promise, resolve } = Promise.withResolvers<void>();
-  cleanups.push(async () => resolve());
+  defer(async () => resolve());
   return { wait: promise, open: resolve };
 }
 
@@ -95,7 +89,7 @@ async function childServer(port: number): Promise<{ child: ChildProcess; port: n
   const child = spawn(NODE, ['--input-type=module', '-e', CHILD_SERVER, String(port)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  cleanups.push(async () => {
+  defer(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGKILL');
@@ -242,12 +236,12 @@ describe('PeerPool', () => {
     const s = await server((_m, body) => body, { registry });
     const address = `127.0.0.1:${s.port}`;
     const pool = new PeerPool({ logger, registry });
-    cleanups.push(() => pool.close());
+    defer(() => pool.close());
     expect(pool.get(address)).toBe(pool.get(address));
     await Promise.all(Array.from({ length: 100 }, (_, i) => pool.get(address).request('m', i)));
 
     const pool2 = new PeerPool({ logger, registry, connectionsPerAddress: 2 });
-    cleanups.push(() => pool2.close());
+    defer(() => pool2.close());
     const a = pool2.get(address);
     const b = pool2.get(address);
     expect(a).not.toBe(b);

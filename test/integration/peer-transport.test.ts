@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { Registry } from 'prom-client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import {
@@ -15,29 +15,22 @@ import {
   PeerServer,
   type PeerServerOptions,
 } from '../../src/peer/index.ts';
+import { defer } from '../helpers/defer.ts';
 
 const logger = createLogger('silent', {});
-const cleanups: (() => Promise<unknown>)[] = [];
-
-afterEach(async () => {
-  // Last started, first stopped; one failing cleanup does not skip the others.
-  const errors: unknown[] = [];
-  while (cleanups.length > 0) await cleanups.pop()!().catch((err: unknown) => errors.push(err));
-  if (errors.length > 0) throw errors[0];
-});
 
 async function server(
   handler: PeerHandler,
   opts: Partial<PeerServerOptions> = {},
 ): Promise<PeerServer> {
   const s = await PeerServer.start({ host: '127.0.0.1', port: 0, handler, logger, ...opts });
-  cleanups.push(() => s.close());
+  defer(() => s.close());
   return s;
 }
 
 function client(port: number, opts: Partial<PeerClientOptions> = {}): PeerClient {
   const c = new PeerClient({ address: `127.0.0.1:${port}`, logger, ...opts });
-  cleanups.push(() => c.close());
+  defer(() => c.close());
   return c;
 }
 
@@ -94,7 +87,7 @@ describe('peer transport', () => {
 
   it('times out a request that is never answered; later requests still work', async () => {
     const hung: (() => void)[] = [];
-    cleanups.push(async () => {
+    defer(async () => {
       for (const release of hung) release();
     });
     const s = await server((method, body) =>
@@ -222,7 +215,7 @@ async function rawPeer(): Promise<{
   });
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
-  cleanups.push(async () => {
+  defer(async () => {
     for (const s of sockets) s.destroy();
     await new Promise((resolve) => srv.close(resolve));
   });
@@ -265,7 +258,7 @@ describe('peer wire behaviour', () => {
     const s = await server((_m, body) => body, { registry });
     const { connect } = await import('node:net');
     const socket = connect(s.port, '127.0.0.1');
-    cleanups.push(async () => socket.destroy());
+    defer(async () => socket.destroy());
     await once(socket, 'connect');
     const junk = Buffer.from([0x93, 1, 2, 3]); // an array, not {i, m, b}
     socket.write(Buffer.concat([frameHeader(junk.length), junk]));

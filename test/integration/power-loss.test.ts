@@ -11,6 +11,7 @@ import {
   startMember,
   waitAllUp,
 } from '../helpers/cluster.ts';
+import { defer } from '../helpers/defer.ts';
 import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 import {
   buildPowerlossfs,
@@ -25,16 +26,14 @@ beforeAll(async () => {
   binary = await buildPowerlossfs();
 }, 900_000);
 
-const clients: KvClient[] = [];
 afterEach(async () => {
-  for (const c of clients.splice(0)) c.destroy();
   await cleanup(); // the nodes first: their files are on the disks
   await destroyDisks();
 });
 
 async function client(host: string, port: number): Promise<KvClient> {
   const c = await KvClient.connect({ host, port, timeoutMs: 10_000 });
-  clients.push(c);
+  defer(() => c.destroy());
   return c;
 }
 

@@ -10,16 +10,15 @@ import {
   waitAllUp,
   waitSettled,
 } from '../helpers/cluster.ts';
+import { defer } from '../helpers/defer.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import type { LineClient } from '../helpers/line-client.ts';
 import { cleanup } from '../helpers/node-process.ts';
 
 const SERVICE = 'kvstore-headless.test.svc.cluster.local';
 let dns: TestDnsServer | null = null;
-const clients: LineClient[] = [];
 
 afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
   await cleanup();
   await dns?.close();
   dns = null;
@@ -27,7 +26,7 @@ afterEach(async () => {
 
 async function client(node: ClusterNode): Promise<LineClient> {
   const c = await connect(node);
-  clients.push(c);
+  defer(() => c.close());
   return c;
 }
 

@@ -10,20 +10,17 @@ import { createLogger } from '../../src/observability/index.ts';
 import { PeerClient } from '../../src/peer/index.ts';
 import { createPki } from '../helpers/certs.ts';
 import { type ClusterNode, connect, metric, startStaticCluster } from '../helpers/cluster.ts';
+import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
 import { cleanup, NODE, ROOT, startNodeProcess } from '../helpers/node-process.ts';
 
 const run = promisify(execFile);
 const PASSWORD = 'correct horse battery staple';
-const closers: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of closers.splice(0)) await c();
-  await cleanup();
-});
+afterEach(cleanup);
 
 async function line(port: number, host = '127.0.0.1'): Promise<LineClient> {
   const c = await LineClient.connect(port, host);
-  closers.push(() => c.close());
+  defer(() => c.close());
   return c;
 }
 
@@ -38,7 +35,7 @@ function peerClient(
     timeoutMs: 2000,
     ...extra,
   });
-  closers.push(() => c.close());
+  defer(() => c.close());
   return c;
 }
 
@@ -93,7 +90,7 @@ describe('TLS on the client port', () => {
     const { cert, key } = pki.issue('kvstore', ['127.0.0.1', 'localhost']);
     const node = await startNodeProcess({ args: ['--tls-cert-file', cert, '--tls-key-file', key] });
     const socket = tlsConnect({ host: '127.0.0.1', port: node.port, ca: readFileSync(pki.ca) });
-    closers.push(() => socket.destroy());
+    defer(() => socket.destroy());
     await new Promise<void>((resolve, reject) => {
       socket.once('secureConnect', resolve);
       socket.once('error', reject);
@@ -116,7 +113,7 @@ describe('peer authentication', () => {
   it('replicates between nodes that share the cluster secret, and refuses peers that do not', async () => {
     const nodes = await startStaticCluster(3, ['--cluster-secret', 'swordfish']);
     const c = await connect(nodes[0]!);
-    closers.push(() => c.close());
+    defer(() => c.close());
     expect(await c.call('PUT s:1 v')).toBe('OK');
     for (const n of nodes)
       await expect.poll(() => metric(n, 'kvstore_storage_keys'), { timeout: 15_000 }).toBe(1);
@@ -156,7 +153,7 @@ describe('peer authentication', () => {
     ];
     const nodes = await startStaticCluster(3, tls);
     const c = await connect(nodes[2]!);
-    closers.push(() => c.close());
+    defer(() => c.close());
     expect(await c.call('PUT m:1 v')).toBe('OK');
     for (const n of nodes)
       await expect.poll(() => metric(n, 'kvstore_storage_keys'), { timeout: 15_000 }).toBe(1);

@@ -4,21 +4,18 @@ import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FORCE_GRACE_MS } from '../../src/lifecycle/index.ts';
+import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
 import { cleanup, type NodeProcess, startNodeProcess, tempDir } from '../helpers/node-process.ts';
 
-const sockets: Socket[] = [];
-afterEach(async () => {
-  for (const s of sockets.splice(0)) s.destroy();
-  await cleanup();
-});
+afterEach(cleanup);
 
 function raw(port: number, allowHalfOpen = false): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = connect({ port, host: '127.0.0.1', allowHalfOpen }, () => resolve(s));
     s.once('error', reject);
     s.on('error', () => {});
-    sockets.push(s);
+    defer(() => s.destroy());
   });
 }
 

@@ -15,6 +15,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
 import {
   cleanup,
@@ -31,11 +32,7 @@ function verify(dir: string): { code: number | null; out: string } {
   return { code: r.status, out: r.stdout + r.stderr };
 }
 
-const clients: LineClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.socket.destroy();
-  await cleanup();
-});
+afterEach(cleanup);
 
 /**
  * A data directory whose log holds `groups` group commits of 10 PUTs each (keys g<group>-<i>),
@@ -45,7 +42,7 @@ async function crashedDir(groups: number): Promise<{ dataDir: string; segment: s
   const dataDir = tempDir();
   const node = await startNodeProcess({ dataDir });
   const c = await LineClient.connect(node.port);
-  clients.push(c);
+  defer(() => c.socket.destroy());
   for (let g = 0; g < groups; g++) {
     // One pipelined batch per group: the node writes what arrives together as one group.
     c.send(Array.from({ length: 10 }, (_, i) => `PUT g${g}-${i} ${'v'.repeat(200)}\r\n`).join(''));
@@ -123,7 +120,7 @@ describe('corrupt data directories', () => {
       const dataDir = tempDir();
       const node = await startNodeProcess({ dataDir });
       const c = await LineClient.connect(node.port);
-      clients.push(c);
+      defer(() => c.socket.destroy());
       for (let i = 0; i < 40; i++) c.send(`PUT k${i} ${'x'.repeat(4000)}\r\n`);
       await c.lines(40);
       expect(await node.stop()).toBe(0);

@@ -6,14 +6,11 @@
 
 import { readdirSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
 import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 
-const clients: LineClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.socket.destroy();
-  await cleanup();
-});
+afterEach(cleanup);
 
 const VALUE = 'f'.repeat(4000);
 
@@ -28,7 +25,7 @@ async function exhaust(node: NodeProcess, max: number): Promise<LineClient[]> {
   const held: LineClient[] = [];
   for (let i = 0; i < max; i++) {
     const c = await LineClient.connect(node.port);
-    clients.push(c);
+    defer(() => c.socket.destroy());
     const answer = await ask(c, 'PING').catch(() => null);
     if (answer !== 'PONG') return held; // accepted and closed at once: EMFILE
     held.push(c);
@@ -46,7 +43,7 @@ describe('file descriptor exhaustion', () => {
       args: ['--wal-segment-bytes', String(64 * 1024), '--max-connections', '10000'],
     });
     const c = await LineClient.connect(node.port);
-    clients.push(c);
+    defer(() => c.socket.destroy());
     expect(await ask(c, 'PUT before 1')).toBe('OK');
     const held = await exhaust(node, 400);
     expect(held.length).toBeGreaterThan(20);
@@ -62,7 +59,7 @@ describe('file descriptor exhaustion', () => {
     // The pressure ends: everything still works, new connections too.
     for (const h of held) h.socket.destroy();
     const fresh = await LineClient.connect(node.port);
-    clients.push(fresh);
+    defer(() => fresh.socket.destroy());
     await expect.poll(() => ask(fresh, 'PUT after 2'), { timeout: 20_000 }).toBe('OK');
     for (let i = 0; i < 50; i++) expect(await ask(c, `PUT more${i} ${VALUE}`)).toBe('OK');
     for (const key of acked) expect(await ask(c, `GET ${key}`)).toBe(VALUE);
@@ -70,7 +67,7 @@ describe('file descriptor exhaustion', () => {
     // Everything acknowledged survived, the log replays cleanly.
     const again = await startNodeProcess({ dataDir: node.dataDir });
     const r = await LineClient.connect(again.port);
-    clients.push(r);
+    defer(() => r.socket.destroy());
     for (const key of [...acked, 'before', 'after', 'more49']) {
       expect(await ask(r, `GET ${key}`)).not.toBe('NOT_FOUND');
     }

@@ -5,13 +5,12 @@
 import { statfsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
 import { mountTmpfs, unmountAll } from '../helpers/mount.ts';
 import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 
-const clients: LineClient[] = [];
 afterEach(async () => {
-  for (const c of clients.splice(0)) c.socket.destroy();
   await cleanup();
   unmountAll();
 });
@@ -29,7 +28,7 @@ const VALUE = 'v'.repeat(4000);
 
 async function client(node: NodeProcess): Promise<LineClient> {
   const c = await LineClient.connect(node.port);
-  clients.push(c);
+  defer(() => c.socket.destroy());
   return c;
 }
 

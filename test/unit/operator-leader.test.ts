@@ -3,8 +3,9 @@
 
 import { ApiException, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { LeaderElector } from '../../operator/runtime/index.ts';
+import { defer } from '../helpers/defer.ts';
 
 /** One Lease with optimistic concurrency on resourceVersion, like the apiserver. */
 class LeaseStore {
@@ -67,12 +68,8 @@ function elector(store: LeaseStore, identity: string, events: string[], leaseDur
 }
 
 describe('LeaderElector', () => {
-  const started: LeaderElector[] = [];
-  afterEach(async () => {
-    await Promise.all(started.splice(0).map((e) => e.stop()));
-  });
   const run = (e: LeaderElector) => {
-    started.push(e);
+    defer(() => e.stop());
     e.start();
     return e;
   };

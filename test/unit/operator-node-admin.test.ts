@@ -2,18 +2,14 @@
 
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   cachedSecretReader,
   createNodeAdmin,
   type PodAddress,
 } from '../../operator/controller/index.ts';
 import { checkAdminAuthorization } from '../../src/auth/index.ts';
-
-const servers: ReturnType<typeof createServer>[] = [];
-afterEach(async () => {
-  for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
-});
+import { defer } from '../helpers/defer.ts';
 
 /** A node stand-in that records each request's headers and answers `status`. */
 async function node(status = 200) {
@@ -24,7 +20,7 @@ async function node(status = 200) {
       .writeHead(status, { 'content-type': 'application/json' })
       .end(JSON.stringify({ ring: { moving: false }, members: [], status: 'active' }));
   });
-  servers.push(server);
+  defer(() => new Promise((r) => server.close(r)));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { seen, port: (server.address() as AddressInfo).port };
 }

@@ -23,13 +23,10 @@ import {
   MAX_KEY_BYTES,
   Storage,
 } from '../../src/storage/index.ts';
+import { defer } from '../helpers/defer.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 
-const opened: Storage[] = [];
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((s) => s.close()));
-  await cleanup();
-});
+afterEach(cleanup);
 
 const NOW = 1_764_000_000_000;
 const version = { wall: NOW, logical: 3, node: 'kvstore-1' };
@@ -256,7 +253,7 @@ describe('versions from peers', () => {
 
   it('in replies: a peer answering a record from the future counts as a failed replica', async () => {
     const storage = Storage.open({ path: tempDir(), nodeName: 'me' });
-    opened.push(storage);
+    defer(() => storage.close());
     const registry = new Registry();
     const versions = new RemoteVersions({ clock: storage.clock, registry });
     const poison = encodeRecord({

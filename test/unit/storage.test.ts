@@ -11,23 +11,20 @@ import { Topology } from '../../src/membership/index.ts';
 import type { Command, Reply } from '../../src/protocol/index.ts';
 import { Replicas } from '../../src/replica/index.ts';
 import { Storage } from '../../src/storage/index.ts';
+import { defer } from '../helpers/defer.ts';
 import { cleanup, NODE, ROOT, tempDir } from '../helpers/node-process.ts';
 
 const WRITER = join(ROOT, 'test/helpers/storage-writer.ts');
 
 const b = (s: string) => Buffer.from(s);
-const opened: Storage[] = [];
 
 function openStore(path = tempDir()): Storage {
   const s = Storage.open({ path, nodeName: 'n1' });
-  opened.push(s);
+  defer(() => s.close());
   return s;
 }
 
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((s) => s.close()));
-  await cleanup();
-});
+afterEach(cleanup);
 
 function keysOf(reply: Reply): string[] {
   if (reply.type !== 'keys') throw new Error(`expected keys, got ${reply.type}`);
@@ -155,7 +152,7 @@ describe('Storage write-ahead log', () => {
     rmSync(join(dir, 'lock.mdb'), { force: true });
     const registry = new Registry();
     const s = Storage.open({ path: dir, nodeName: 'n1', registry });
-    opened.push(s);
+    defer(() => s.close());
     for (let i = 0; i < 3000; i++) {
       expect(s.get(b(`p2-${i}`))?.value.toString()).toBe(`value of p2-${i}`);
     }
