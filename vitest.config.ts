@@ -6,8 +6,10 @@ export default defineConfig({
     // Stops at once, with a clear message, on any Node but the pinned one.
     globalSetup: ['test/global-setup.ts'],
     pool: 'forks',
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
+    // A timeout finds a hang, it does not measure speed: on 2 cores shared with other work a
+    // node takes seconds to start (8 s at load average 60), so the default leaves room for that.
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
     // expect.poll's own default is 1 s: too short for a wait on another process on a busy
     // machine. Waits that cross processes still say their own timeout.
     expect: { poll: { timeout: 10_000 } },

@@ -5,34 +5,13 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
-import {
-  PeerClient,
-  type PeerClientOptions,
-  type PeerHandler,
-  PeerPool,
-  PeerServer,
-  type PeerServerOptions,
-} from '../../src/peer/index.ts';
+import { type PeerHandler, PeerPool } from '../../src/peer/index.ts';
 import { defer } from '../helpers/defer.ts';
+import { peerClient as client, peerServer as server } from '../helpers/peer.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const NODE = join(ROOT, 'node_modules/.bin/node');
 const logger = createLogger('silent', {});
-
-async function server(
-  handler: PeerHandler,
-  opts: Partial<PeerServerOptions> = {},
-): Promise<PeerServer> {
-  const s = await PeerServer.start({ host: '127.0.0.1', port: 0, handler, logger, ...opts });
-  defer(() => s.close());
-  return s;
-}
-
-function client(port: number, opts: Partial<PeerClientOptions> = {}): PeerClient {
-  const c = new PeerClient({ address: `127.0.0.1:${port}`, logger, ...opts });
-  defer(() => c.close());
-  return c;
-}
 
 async function metric(registry: Registry, name: string, labels: Record<string, string>) {
   const values = (await registry.getSingleMetric(name)!.get()).values;

@@ -3,36 +3,9 @@ import { type AddressInfo, createServer, type Server, type Socket } from 'node:n
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
-import { createLogger } from '../../src/observability/index.ts';
-import {
-  decodeRequest,
-  encodeResult,
-  FrameDecoder,
-  frameHeader,
-  PeerClient,
-  type PeerClientOptions,
-  type PeerHandler,
-  PeerServer,
-  type PeerServerOptions,
-} from '../../src/peer/index.ts';
+import { decodeRequest, encodeResult, FrameDecoder, frameHeader } from '../../src/peer/index.ts';
 import { defer } from '../helpers/defer.ts';
-
-const logger = createLogger('silent', {});
-
-async function server(
-  handler: PeerHandler,
-  opts: Partial<PeerServerOptions> = {},
-): Promise<PeerServer> {
-  const s = await PeerServer.start({ host: '127.0.0.1', port: 0, handler, logger, ...opts });
-  defer(() => s.close());
-  return s;
-}
-
-function client(port: number, opts: Partial<PeerClientOptions> = {}): PeerClient {
-  const c = new PeerClient({ address: `127.0.0.1:${port}`, logger, ...opts });
-  defer(() => c.close());
-  return c;
-}
+import { peerClient as client, peerServer as server } from '../helpers/peer.ts';
 
 /** The error a promise rejects with (fails the test if it resolves). */
 async function failure(p: Promise<unknown>): Promise<KvError> {
