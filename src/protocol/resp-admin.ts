@@ -10,6 +10,7 @@ import {
   integerArg,
   keyword,
   type RespContext,
+  type RespRequest,
   type RespSession,
   type RespSpec,
   reply,
@@ -97,10 +98,6 @@ function client(args: readonly Buffer[], ctx: RespContext): Reply {
       }
       return OK;
     }
-    case 'LIST':
-      return clientList(args, ctx);
-    case 'KILL':
-      return clientKill(args, ctx);
     case 'INFO': {
       const text = `id=${s.id} name=${s.name ?? ''} db=0 lib-name=${s.libName ?? ''} lib-ver=${s.libVer ?? ''}\n`;
       return bulk(text);
@@ -170,6 +167,11 @@ function config(args: readonly Buffer[]): Reply {
   return { type: 'map', entries };
 }
 
+const clientsOp = (name: string, run: () => Reply): RespRequest => ({
+  kind: 'session',
+  op: { op: 'clients', name, run },
+});
+
 /** The connection and server commands, given the whole table (for COMMAND). */
 export function adminCommands(
   table: () => Readonly<Record<string, RespSpec>>,
@@ -215,7 +217,17 @@ export function adminCommands(
     discard: session(1, () => ({ op: 'discard' })),
     // Nothing is ever watched (WATCH is refused), so UNWATCH has nothing to undo.
     unwatch: local(1, () => OK),
-    client: local(-2, client),
+    client: {
+      arity: -2,
+      flags: ['fast'],
+      keys: NO_KEYS,
+      run: (a, c) => {
+        const sub = keyword(a[1]);
+        if (sub === 'LIST') return clientsOp('client|list', () => clientList(a, c));
+        if (sub === 'KILL') return clientsOp('client|kill', () => clientKill(a, c));
+        return reply(client(a, c));
+      },
+    },
     command: local(-1, (a) => command(a, table)),
     config: local(-2, config),
     info: {

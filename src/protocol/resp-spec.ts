@@ -31,7 +31,12 @@ export type SessionOp =
   /** EXEC: run the queued commands in order, one array of their replies. */
   | { readonly op: 'exec' }
   /** DISCARD: drop the queued commands. */
-  | { readonly op: 'discard' };
+  | { readonly op: 'discard' }
+  /**
+   * CLIENT LIST / CLIENT KILL: they read or close other connections, so they run only on an
+   * authenticated connection, in their turn (not when decoded), and not inside MULTI.
+   */
+  | { readonly op: 'clients'; readonly name: string; readonly run: () => Reply };
 
 /** Per-connection state RESP commands read and change. */
 export interface RespSession {

@@ -17,6 +17,7 @@ import {
   type RespLimits,
   type RespSession,
   type RespVersion,
+  respErrors,
   type ScanCursors,
   type ServerFacts,
   type SessionOp,
@@ -64,6 +65,8 @@ type Pending =
   | { readonly kind: 'reply'; readonly reply: Reply }
   | { readonly kind: 'fatal'; readonly reply: Reply }
   | { readonly kind: 'session'; readonly op: SessionOp };
+
+const NOAUTH = errorReply(respErrors.noAuth());
 
 function isQuit(item: Pending): boolean {
   return item.kind === 'command' && item.cmd.type === 'quit';
@@ -240,7 +243,9 @@ export class Connection {
     } else if (this.#state.inMulti && item.kind !== 'fatal' && !isQuit(item)) {
       this.#pushReply(this.#state.queue(item));
     } else if (item.kind === 'command') this.#dispatch(item.cmd, item.shape);
-    else this.#pushReply(item.reply);
+    else if (item.kind === 'fatal' || item.reply.type === 'error' || this.#state.authenticated) {
+      this.#pushReply(item.reply);
+    } else this.#pushReply(NOAUTH); // a connection-local answer (ECHO, CLIENT, ...) before AUTH
     // A large synchronous reply (a big GET) goes out now, so the write buffer, not the reply
     // queue, holds it and #mustWait sees it.
     const last = this.#slots[this.#slots.length - 1];

@@ -42,6 +42,10 @@ export class SessionState {
     return this.#tx?.size ?? -1;
   }
 
+  get authenticated(): boolean {
+    return this.#authenticated;
+  }
+
   get inMulti(): boolean {
     return this.#tx !== null;
   }
@@ -73,7 +77,7 @@ export class SessionState {
     return tx.add(item);
   }
 
-  /** HELLO, MULTI, EXEC, DISCARD. */
+  /** HELLO, MULTI, EXEC, DISCARD, CLIENT LIST/KILL. */
   handle(op: SessionOp, session: RespSession | null, facts: () => ServerFacts): SessionOutcome {
     const tx = this.#tx;
     switch (op.op) {
@@ -86,6 +90,11 @@ export class SessionState {
         if (tx !== null) return { reply: errorReply(respErrors.multiNested()) };
         this.#tx = new Transaction(this.#maxTxBytes);
         return { reply: OK };
+      case 'clients':
+        if (!this.#authenticated) return { reply: errorReply(respErrors.noAuth()) };
+        if (tx === null) return { reply: op.run() };
+        tx.fail();
+        return { reply: errorReply(respErrors.notInMulti(op.name)) };
       case 'discard':
         this.#tx = null;
         return { reply: tx === null ? errorReply(respErrors.discardWithoutMulti()) : OK };

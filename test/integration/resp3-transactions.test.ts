@@ -45,7 +45,7 @@ describe('RESP3 and transactions on one node with a password', () => {
     await node.stop();
   });
 
-  it('HELLO 3 needs AUTH first or inside it; a wrong password switches nothing', async () => {
+  it('HELLO 3 needs AUTH first or inside it; a wrong password switches nothing; CLIENT LIST/KILL and ECHO need AUTH', async () => {
     const text = await exchange(
       node.port,
       [
@@ -53,6 +53,9 @@ describe('RESP3 and transactions on one node with a password', () => {
         ['HELLO', '3', 'AUTH', 'default', 'wrong'],
         ['HELLO', '3', 'AUTH', 'alice', PASSWORD],
         ['GET', 'absent'],
+        ['CLIENT', 'LIST'],
+        ['CLIENT', 'KILL', 'ID', '1'],
+        ['ECHO', 'x'],
         ['PING'],
       ],
       /PONG/,
@@ -61,7 +64,8 @@ describe('RESP3 and transactions on one node with a password', () => {
       '-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n' +
         '-WRONGPASS invalid username-password pair or user is disabled.\r\n' +
         '-WRONGPASS invalid username-password pair or user is disabled.\r\n' +
-        '-NOAUTH Authentication required.\r\n+PONG\r\n',
+        '-NOAUTH Authentication required.\r\n'.repeat(4) +
+        '+PONG\r\n',
     );
   });
 
@@ -145,6 +149,7 @@ describe('RESP3 and transactions on one node with a password', () => {
         ['SET', 'tx:d', '1'],
         ['INCR', 'tx:counter'],
         ['SET', 'tx:e'],
+        ['CLIENT', 'KILL', 'ID', '1'],
         ['NOSUCH'],
         ['SET', 'tx:f', '1'],
         ['EXEC'],
@@ -156,6 +161,7 @@ describe('RESP3 and transactions on one node with a password', () => {
       '+OK\r\n+OK\r\n+QUEUED\r\n' +
         '-ERR NOT_ATOMIC protocol: INCR needs an atomic read-modify-write, which kvstore (leaderless, last-write-wins) cannot give without consensus; nothing was applied. See docs/redis.md#conditional-writes\r\n' +
         "-ERR wrong number of arguments for 'set' command\r\n" +
+        "-ERR Command not allowed inside a transaction: 'client|kill'\r\n" +
         "-ERR unknown command 'NOSUCH', with args beginning with: \r\n" +
         '+QUEUED\r\n-EXECABORT Transaction discarded because of previous errors.\r\n' +
         '*2\r\n$-1\r\n$-1\r\n',
