@@ -75,7 +75,7 @@ function ttlOptions(
   let raw: Buffer | null = null;
   for (let i = from; i < args.length; i++) {
     const opt = keyword(args[i]);
-    if (opt === allowed && option === null) {
+    if (opt === allowed && (option === null || option === allowed)) {
       option = opt;
     } else if (
       TTL_OPTIONS[opt] !== undefined &&
