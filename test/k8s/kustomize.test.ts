@@ -1,7 +1,9 @@
-// k8s/ (kustomize): rendered from charts/kvstore (never drifts), builds with kubectl's kustomize,
-// and `kubectl apply -k` brings up the CRD, the operator and the sample on a real control plane.
+// k8s/ (kustomize): rendered from charts/kvstore (never drifts) and builds with kubectl's
+// kustomize into the chart's objects. `kubectl apply -k` of it runs on the real node
+// (real-node.test.ts: the operator in-cluster reconciles the sample to Available).
 
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
@@ -12,32 +14,27 @@ import {
   OPERATOR_ARGS,
   RELEASE,
   renderK8s,
-  SAMPLE,
   SAMPLE_ARGS,
 } from '../../scripts/generate-k8s.ts';
-import { run } from './control-plane-lib.ts';
-import {
-  getJson,
-  type Json,
-  type KVC,
-  type OperatorProcess,
-  ROOT,
-  StandIn,
-  serviceAccountKubeconfig,
-  startOperator,
-  stopOperators,
-  waitUntil,
-} from './operator-fixtures.ts';
-import { START_TIMEOUT_MS, useControlPlane } from './use-control-plane.ts';
+import { type Json, ROOT } from './operator-fixtures.ts';
+import { run } from './processes.ts';
+import { buildTools } from './tools.ts';
 
+/** A cold tool cache means building kubectl and helm from source. */
+const BUILD_TIMEOUT_MS = 60 * 60_000;
 const K8S = join(ROOT, 'k8s');
 const CRD = 'kvclusters.kvstore.dev';
 
-const k = useControlPlane({ nodes: 2 });
-let operator: OperatorProcess | undefined;
-const standIn = new StandIn();
-
-const helmBin = () => join(k().binDir, 'helm');
+let bins: { helm: string; kubectl: string };
+/** Helm's cache, config and data directories (no cluster is needed: templates and kustomize). */
+const helmHome = mkdtempSync(join(tmpdir(), 'kvstore-kustomize-'));
+const helmEnv = {
+  ...process.env,
+  HELM_CACHE_HOME: join(helmHome, 'cache'),
+  HELM_CONFIG_HOME: join(helmHome, 'config'),
+  HELM_DATA_HOME: join(helmHome, 'data'),
+};
+const helmBin = () => bins.helm;
 
 interface Obj {
   apiVersion: string;
@@ -70,14 +67,10 @@ function comparable(o: Obj): Obj {
 const key = (o: Obj) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
 
 beforeAll(async () => {
-  await standIn.start();
-}, START_TIMEOUT_MS);
+  bins = (await buildTools(['helm', 'kubectl'])).bins;
+}, BUILD_TIMEOUT_MS);
 
-afterAll(async () => {
-  await operator?.stop();
-  await stopOperators();
-  await standIn.close();
-}, 120_000);
+afterAll(() => rmSync(helmHome, { recursive: true, force: true }));
 
 describe('k8s/ kustomize manifests', () => {
   it('are what scripts/generate-k8s.ts renders from the chart (else: node scripts/generate-k8s.ts)', async () => {
@@ -85,15 +78,13 @@ describe('k8s/ kustomize manifests', () => {
   }, 60_000);
 
   it("build with kubectl's kustomize into the chart's objects", async () => {
-    const built = objects(await k().kubectl(['kustomize', K8S]));
+    const built = objects((await run(bins.kubectl, ['kustomize', K8S])).stdout);
     const helm = async (namespace: string, args: string[]) =>
       (
         await run(
           helmBin(),
           ['template', RELEASE, join(ROOT, 'charts/kvstore'), '-n', namespace, ...args],
-          {
-            env: { ...process.env, ...k().env },
-          },
+          { env: helmEnv },
         )
       ).stdout;
     const chart = [
@@ -113,52 +104,4 @@ describe('k8s/ kustomize manifests', () => {
     }
     expect(built.length).toBe(chart.length + 1);
   }, 60_000);
-
-  it('apply to the control plane: the CRD, the operator Deployment and the sample KVCluster appear, and the operator reconciles the sample', async () => {
-    // kwok has no volume provisioner: a default StorageClass with pre-made volumes.
-    await k().kubectl(['apply', '-f', join(ROOT, 'operator/samples/kwok-volumes.yaml')]);
-
-    // The README's recipe: the CRD first (a KVCluster cannot be applied before its kind is
-    // served), then everything.
-    await k().kubectl(['apply', '-k', join(K8S, 'crd')]);
-    await k().kubectl(['wait', '--for=condition=Established', '--timeout=60s', `crd/${CRD}`]);
-    const out = await k().kubectl(['apply', '-k', K8S]);
-    expect(out).toContain(`kvcluster.kvstore.dev/${SAMPLE} created`);
-    expect(out).toContain('deployment.apps/kvstore-operator created');
-    await k().kubectl(
-      ['rollout', 'status', '-n', NAMESPACE, 'deployment/kvstore-operator', '--timeout=120s'],
-      { timeoutMs: 140_000 },
-    );
-    const deploy = await getJson(k(), ['deployment', 'kvstore-operator', '-n', NAMESPACE]);
-    expect(deploy?.status.readyReplicas).toBe(2);
-    expect(deploy?.metadata.labels['helm.sh/chart']).toBeUndefined();
-    const sample = await getJson<KVC>(k(), ['kvcluster', SAMPLE, '-n', 'default']);
-    expect(sample?.spec).toMatchObject({ replicas: 3, image: 'kvstore:0.1.0' });
-
-    // What is applied is what k8s/ says (kubectl diff exits 0 when nothing would change).
-    const diff = await k().kubectlResult(['diff', '-k', K8S], { allowFailure: true });
-    expect(diff.code, diff.stdout + diff.stderr).toBe(0);
-
-    // The operator, as k8s/'s ServiceAccount with k8s/'s Deployment flags, reconciles the sample.
-    const args = (deploy.spec.template.spec.containers[0].args as string[]).slice(1);
-    const kubeconfig = await serviceAccountKubeconfig(k());
-    operator = await startOperator(kubeconfig, [
-      ...args,
-      `--lease-namespace=${NAMESPACE}`,
-      '--poll-ms=300',
-      '--resync-ms=3000',
-      '--pod-url-template',
-      standIn.template,
-      '--http-host=127.0.0.1',
-      '--http-port=0',
-    ]);
-    await waitUntil(
-      `${SAMPLE} Available`,
-      async () => {
-        const o = await getJson<KVC>(k(), ['kvcluster', SAMPLE, '-n', 'default']);
-        return o?.status?.phase === 'Available' && o.status.readyReplicas === 3;
-      },
-      120_000,
-    );
-  }, 300_000);
 });

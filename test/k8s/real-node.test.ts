@@ -469,16 +469,25 @@ describe('a real node', () => {
       k(),
       'kubectl apply -k k8s/crd && kubectl wait --for=condition=Established crd/kvclusters.kvstore.dev',
     );
-    await sh(k(), 'kubectl apply -k k8s/');
+    const out = (await sh(k(), 'kubectl apply -k k8s/')).stdout;
+    expect(out).toContain('kvcluster.kvstore.dev/demo created');
+    expect(out).toContain('deployment.apps/kvstore-operator created');
     const demo = await waitUntil(
       'KVCluster demo Available',
       async () => {
         const c = await getJson<KVC>(k(), ['kvcluster', 'demo', '-n', 'default']);
-        return c?.status?.phase === 'Available' && c;
+        return c?.status?.phase === 'Available' && c.status.readyReplicas === 3 && c;
       },
       600_000,
     );
-    expect(demo.spec.image).toBe(IMAGE);
+    expect(demo.spec).toMatchObject({ replicas: 3, image: IMAGE });
+    // The operator k8s/ made reconciled it: 2 Ready replicas, none of Helm's labels.
+    const deploy = await getJson(k(), ['deployment', 'kvstore-operator', '-n', NS]);
+    expect(deploy.status.readyReplicas).toBe(2);
+    expect(deploy.metadata.labels['helm.sh/chart']).toBeUndefined();
+    // What is applied is what k8s/ says (kubectl diff exits 0 when nothing would change).
+    const diff = await sh(k(), 'kubectl diff -k k8s/', { allowFailure: true });
+    expect(diff.code, diff.stdout + diff.stderr).toBe(0);
     const pf = await portForward(k(), 'default', 'svc/demo', 8081);
     try {
       expect(await nc(pf.port, 'PING')).toBe('PONG');
