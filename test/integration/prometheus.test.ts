@@ -1,17 +1,21 @@
 // Alert rules and dashboard through promtool, then a real Prometheus scraping a live 3-node cluster with those rules loaded.
 
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ClusterNode, connect, startStaticCluster } from '../helpers/cluster.ts';
 import { cleanup, ROOT, tempDir } from '../helpers/node-process.ts';
+import {
+  COMPOSE_PROMETHEUS,
+  concrete,
+  type PrometheusProcess,
+  RULES,
+  startPrometheus,
+} from '../helpers/prometheus.ts';
 
 const run = promisify(execFile);
-const RULES = join(ROOT, 'monitoring/prometheus-rules.yaml');
-const COMPOSE_PROMETHEUS = join(ROOT, 'monitoring/prometheus.yml');
 const ALERTS = [
   'KvstoreNodeDown',
   'KvstoreQuorumErrors',
@@ -37,11 +41,6 @@ const dashboard = JSON.parse(
 const panelExprs = dashboard.panels.flatMap((p) =>
   p.targets.map((t) => ({ title: p.title, expr: t.expr })),
 );
-
-/** A dashboard expression with Grafana's variables replaced as Grafana would (all nodes). */
-function concrete(expr: string, rateInterval: string): string {
-  return expr.replaceAll('$__rate_interval', rateInterval).replaceAll('$instance', '.*');
-}
 
 describe('alert rules and dashboard (promtool)', () => {
   it('promtool check rules accepts the alert rules', async () => {
@@ -112,52 +111,17 @@ describe('alert rules and dashboard (promtool)', () => {
 
 describe('a real Prometheus scraping a live 3-node cluster', () => {
   let nodes: ClusterNode[];
-  let prometheus: ChildProcess;
+  let prometheus: PrometheusProcess;
   let api: string;
-  let promLog = '';
 
   beforeAll(async () => {
     nodes = await startStaticCluster(3);
-    const dir = tempDir('kvstore-prom-');
-    // The compose configuration with the test's targets, 1 s intervals and this repo's rules file.
-    const targets = nodes.map((n) => `"${n.host}:9090"`).join(', ');
-    const config = readFileSync(COMPOSE_PROMETHEUS, 'utf8')
-      .replaceAll('15s', '1s')
-      .replace('/etc/prometheus/rules/*.yaml', RULES)
-      .replace('"kvstore1:9090", "kvstore2:9090", "kvstore3:9090"', targets);
-    expect(config).toContain(targets);
-    writeFileSync(join(dir, 'prometheus.yml'), config);
-    const port = await new Promise<number>((res) => {
-      const srv = createServer().listen(0, '127.0.0.1', () => {
-        const { port: p } = srv.address() as { port: number };
-        srv.close(() => res(p));
-      });
-    });
-    api = `http://127.0.0.1:${port}`;
-    prometheus = spawn(
-      'prometheus',
-      [
-        `--config.file=${join(dir, 'prometheus.yml')}`,
-        `--storage.tsdb.path=${join(dir, 'data')}`,
-        `--web.listen-address=127.0.0.1:${port}`,
-        '--web.enable-lifecycle',
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    prometheus.stderr!.on('data', (d: Buffer) => {
-      promLog = (promLog + d.toString()).slice(-20_000);
-    });
-    await until('Prometheus ready', async () => (await fetch(`${api}/-/ready`)).ok);
+    prometheus = await startPrometheus(nodes.map((n) => `${n.host}:9090`));
+    api = prometheus.api;
   }, 60_000);
 
   afterAll(async () => {
-    if (prometheus && prometheus.exitCode === null && prometheus.signalCode === null) {
-      const exited = new Promise((res) => prometheus.once('exit', res));
-      prometheus.kill('SIGTERM');
-      const timer = setTimeout(() => prometheus.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await prometheus?.stop();
     await cleanup();
   });
 
@@ -173,7 +137,7 @@ describe('a real Prometheus scraping a live 3-node cluster', () => {
       }
       if (Date.now() > deadline) {
         throw new Error(
-          `${what}: not true after ${ms} ms (last error: ${String(last)})\n${promLog}`,
+          `${what}: not true after ${ms} ms (last error: ${String(last)})\n${prometheus.log()}`,
         );
       }
       await new Promise((r) => setTimeout(r, 250));

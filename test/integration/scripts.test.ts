@@ -85,6 +85,8 @@ describe('--help starts nothing', () => {
     ['bench/run.ts', [], /^Usage: node bench\/run.ts/],
     ['bench/connection-memory.ts', [], /^Usage: npm run bench:connections/],
     ['test/chaos/run.ts', [], /^Usage: npm run chaos/],
+    ['scripts/console-screenshot.ts', [], /^Usage: node scripts\/console-screenshot.ts/],
+    ['scripts/dashboard-render.ts', [], /^Usage: node scripts\/dashboard-render.ts/],
     ['test/k8s/control-plane.ts', ['up'], /^usage: node test\/k8s\/control-plane.ts/],
     ['test/k8s/control-plane.ts', ['down'], /^usage: node test\/k8s\/control-plane.ts/],
   ];
