@@ -158,15 +158,20 @@ export async function waitForPong(
   }
 }
 
-/** Starts redis-server on a free loopback port with a temp dir; `aof` turns on appendfsync everysec. */
-export async function startRedis(root: string, aof: boolean): Promise<Server> {
+/**
+ * Starts redis-server on a free loopback port with a temp dir; `aof` turns on the append-only
+ * file, fsynced once a second (`everysec`) or before every reply (`always`: OK means on disk).
+ */
+export async function startRedis(
+  root: string,
+  aof: boolean,
+  fsync: 'everysec' | 'always' = 'everysec',
+): Promise<Server> {
   const dir = tempDir(root, 'redis-bench-');
   const port = await freePort();
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir];
   args.push('--daemonize', 'no', '--logfile', '', '--loglevel', 'warning');
-  args.push(
-    ...(aof ? ['--appendonly', 'yes', '--appendfsync', 'everysec'] : ['--appendonly', 'no']),
-  );
+  args.push(...(aof ? ['--appendonly', 'yes', '--appendfsync', fsync] : ['--appendonly', 'no']));
   const spawnedAt = performance.now();
   const child = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = track(child);
@@ -175,7 +180,8 @@ export async function startRedis(root: string, aof: boolean): Promise<Server> {
   failed.catch(() => {});
   const readyMs = performance.now() - spawnedAt;
   const host = '127.0.0.1';
-  return { name: aof ? 'redis-aof' : 'redis', child, host, port, dir, spawnedAt, readyMs };
+  const name = !aof ? 'redis' : fsync === 'always' ? 'redis-always' : 'redis-aof';
+  return { name, child, host, port, dir, spawnedAt, readyMs };
 }
 
 /** SIGTERM, then SIGKILL after a grace period; resolves when the process has exited. */

@@ -135,13 +135,18 @@ function rbProgress(cell: RbCell, name: RbTargetName, m: RbMeasurement): void {
   );
 }
 
-/** Phase 1: the redis-benchmark workload on Redis, Redis AOF, one node and a cluster. */
+/** Phase 1: the redis-benchmark workload on the three Redis targets, one node and a cluster. */
 async function redisBenchmarkPhase(
   servers: Map<TargetName, Server>,
   opts: Options,
 ): Promise<RbCellResult[]> {
   say('starting a 3-node kvstore cluster (RF=3, W=2, R=2)');
   const cluster = await startCluster(opts.dataRoot);
+  // Only these cells use Redis with appendfsync always: the same guarantee as kvstore's OK.
+  const always = await startRedis(opts.dataRoot, true, 'always').catch(async (err: unknown) => {
+    await Promise.all(cluster.map(stopServer));
+    throw err;
+  });
   try {
     const single = (name: TargetName, as: RbTargetName): RbTarget => {
       const s = servers.get(name)!;
@@ -150,6 +155,7 @@ async function redisBenchmarkPhase(
     const targets: RbTarget[] = [
       single('redis', 'redis'),
       single('redis-aof', 'redis-aof'),
+      { name: 'redis-always', host: always.host, port: always.port, pids: [always.child.pid!] },
       single('kvstore', 'kvstore'),
       {
         name: 'cluster',
@@ -172,7 +178,7 @@ async function redisBenchmarkPhase(
     };
     return await runRbCells(targets, rbOpts, rbProgress);
   } finally {
-    await Promise.all(cluster.map(stopServer));
+    await Promise.all([...cluster, always].map(stopServer));
   }
 }
 

@@ -64,13 +64,21 @@ describe('bench harness (--quick)', () => {
     const md = readFileSync(join(out, 'latest-bench.md'), 'utf8');
     expect(md).toContain('ops vs Redis AOF');
     expect(md).toContain('kvstore ops/s');
-    expect(md).toMatch(/GET P1: kvstore >= 0\.8x Redis .*\| +(PASS|FAIL) \|/);
+    expect(md).toContain('ops vs Redis always');
+    expect(md).toMatch(/GET P1: kvstore >= 0\.9x Redis .*\| +(PASS|FAIL) \|/);
+    expect(md).toMatch(/durable SET P1: kvstore >= 1x Redis AOF always .*\| +(PASS|FAIL) \|/);
     const report = JSON.parse(readFileSync(join(out, 'latest-bench.json'), 'utf8')) as Report;
 
     const shapes = report.rb.map((c) => `${c.cell.op} P${c.cell.pipeline}`);
     expect(shapes).toEqual(['set P1', 'set P16', 'get P1', 'get P16']);
     for (const { cell, results } of report.rb) {
-      expect(Object.keys(results)).toEqual(['redis', 'redis-aof', 'kvstore', 'cluster']);
+      expect(Object.keys(results)).toEqual([
+        'redis',
+        'redis-aof',
+        'redis-always',
+        'kvstore',
+        'cluster',
+      ]);
       for (const [name, r] of Object.entries(results)) {
         const where = `${cell.op} P${cell.pipeline} ${name}`;
         expect(r.error, where).toBeNull();
@@ -81,9 +89,9 @@ describe('bench harness (--quick)', () => {
     }
     // Every goal of the issue is listed; the throughput and latency ones have a ratio even in
     // quick mode, the memory and restart ones are skipped.
-    expect(report.goals.length).toBe(12);
+    expect(report.goals.length).toBe(13);
     expect(report.goals.slice(0, 10).every((g) => g.value !== null && g.pass !== null)).toBe(true);
-    expect(report.goals.slice(10).map((g) => g.pass)).toEqual([null, null]);
+    expect(report.goals.slice(10).map((g) => g.pass)).toEqual([null, null, null]);
     expect(report.memory).toBeNull();
 
     expect(report.cells.length).toBe(4);
