@@ -57,6 +57,8 @@ export class Topology {
   #settled: Ring;
   #record: SettledRing;
   #target: Ring;
+  /** The placement of every key while the target ring has one member (see place). */
+  #sole: { readonly ring: Ring; readonly placement: Placement } | null = null;
   /** Highest settled epoch any member reported. */
   #seenEpoch = 0;
 
@@ -211,7 +213,16 @@ export class Topology {
 
   /** Where a key lives. */
   place(key: Buffer): Placement {
-    const target = this.#target.owners(key, this.rf(this.#target));
+    const ring = this.#target;
+    // One member owns every key: no hash, no walk (one placement per ring, never mutated).
+    if (ring.members.length === 1 && !this.moving) {
+      if (this.#sole?.ring !== ring) {
+        const only = Object.freeze([ring.members[0]!]);
+        this.#sole = { ring, placement: Object.freeze({ settled: only, target: only, all: only }) };
+      }
+      return this.#sole.placement;
+    }
+    const target = ring.owners(key, this.rf(ring));
     if (!this.moving) return { settled: target, target, all: target };
     const settled = this.holders(key);
     const all = [...settled];

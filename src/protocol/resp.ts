@@ -100,6 +100,13 @@ export class RespDecoder {
       switch (this.#state) {
         case START:
           if (chunk[i] === STAR) {
+            // The common case, a whole request in this chunk, in one pass; anything else (split,
+            // malformed, over a limit) goes through the states below from the same byte.
+            const next = this.#whole(chunk, i, onFrame);
+            if (next !== -1) {
+              i = next;
+              break;
+            }
             this.#state = ARRAY_LEN;
             i++;
           } else {
@@ -138,6 +145,48 @@ export class RespDecoder {
           break;
       }
     }
+  }
+
+  /**
+   * Decodes the array request starting at `chunk[i]` (a `*`) when all of it is in `chunk`, well
+   * formed and within the limits: emits it and returns the index after it. Otherwise returns -1
+   * having consumed nothing, and the state machine decodes it (and words any error).
+   */
+  #whole(chunk: Buffer, i: number, onFrame: (frame: RespFrame) => void): number {
+    const n = chunk.length;
+    const limits = this.limits;
+    let p = i + 1;
+    let count = 0;
+    let digits = 0;
+    for (let b = chunk[p]; p < n && b! >= 0x30 && b! <= 0x39; b = chunk[++p]) {
+      count = count * 10 + (b! - 0x30);
+      if (++digits > 12) return -1;
+    }
+    if (digits === 0 || p + 1 >= n || chunk[p] !== CR || chunk[p + 1] !== LF) return -1;
+    if (count === 0 || count > limits.maxArgs || count * ARG_OVERHEAD > limits.maxRequestBytes)
+      return -1;
+    p += 2;
+    const args: Buffer[] = [];
+    let bytes = 0;
+    for (let a = 0; a < count; a++) {
+      if (p >= n || chunk[p] !== DOLLAR) return -1;
+      p++;
+      let len = 0;
+      digits = 0;
+      for (let b = chunk[p]; p < n && b! >= 0x30 && b! <= 0x39; b = chunk[++p]) {
+        len = len * 10 + (b! - 0x30);
+        if (++digits > 12) return -1;
+      }
+      if (digits === 0 || p + 1 >= n || chunk[p] !== CR || chunk[p + 1] !== LF) return -1;
+      bytes += len + ARG_OVERHEAD;
+      if (len > limits.maxBulkBytes || bytes > limits.maxRequestBytes) return -1;
+      p += 2;
+      if (p + len + 2 > n || chunk[p + len] !== CR || chunk[p + len + 1] !== LF) return -1;
+      args.push(chunk.subarray(p, p + len));
+      p += len + 2;
+    }
+    onFrame({ kind: 'request', args });
+    return p;
   }
 
   /** Reads `*<n>\r\n` or `$<len>\r\n` digits from `i`; returns where it stopped. */
@@ -298,8 +347,22 @@ const R3_NULL = Buffer.from('_\r\n');
 const R_EMPTY_ARRAY = Buffer.from('*0\r\n');
 const SMALL_INTS = Array.from({ length: 64 }, (_, i) => Buffer.from(`:${i}\r\n`));
 
+/** `$<n>\r\n` for the bulk lengths most replies have, made on first use. */
+const BULK_HEADERS: (Buffer | undefined)[] = [];
+const CACHED_HEADERS = 4096;
+
+function bulkHeader(n: number): Buffer {
+  if (n >= CACHED_HEADERS) return Buffer.from(`$${n}\r\n`);
+  let h = BULK_HEADERS[n];
+  if (h === undefined) {
+    h = Buffer.from(`$${n}\r\n`);
+    BULK_HEADERS[n] = h;
+  }
+  return h;
+}
+
 function bulk(value: Buffer, out: Buffer[]): void {
-  out.push(Buffer.from(`$${value.length}\r\n`), value, CRLF);
+  out.push(bulkHeader(value.length), value, CRLF);
 }
 
 function oneLine(text: string): string {

@@ -312,19 +312,20 @@ export class Connection {
       return;
     }
     if (result instanceof Promise) {
-      if (cost > 0) {
-        const budget = this.#ctx.budget;
-        budget.take(cost);
-        const give = () => budget.give(cost);
-        result.then(give, give);
-      }
+      // One reaction per outcome: give back the budget, fill the slot, flush soon.
+      const budget = cost > 0 ? this.#ctx.budget : null;
+      budget?.take(cost);
       result.then(
-        (reply) => this.#finish(slot, reply),
-        (err: unknown) => this.#finish(slot, this.#failure(err)),
-      );
-      result.then(
-        () => this.#scheduleFlush(),
-        () => this.#scheduleFlush(),
+        (reply) => {
+          budget?.give(cost);
+          this.#finish(slot, reply);
+          this.#scheduleFlush();
+        },
+        (err: unknown) => {
+          budget?.give(cost);
+          this.#finish(slot, this.#failure(err));
+          this.#scheduleFlush();
+        },
       );
     } else {
       this.#finish(slot, result);

@@ -80,14 +80,25 @@ function bad(why: string, buf: Buffer): KvError {
   return new KvError('KV_ERR_BAD_RECORD', `storage: record of ${buf.length} bytes ${why}`);
 }
 
+/** The bytes and the name of the last node name decoded: most records carry the same few. */
+let lastNodeBytes = Buffer.alloc(0);
+let lastNode = '';
+
 /** A UTF-8 node name of `len` (1..255) bytes at `at`; throws when it runs past the end. */
 function nodeName(buf: Buffer, at: number, len: number, what: string): string {
   if (len === 0 || at + len > buf.length) {
     throw bad(`has a ${what} length of ${len} past its end`, buf);
   }
+  if (len === lastNodeBytes.length) {
+    let i = 0;
+    while (i < len && buf[at + i] === lastNodeBytes[i]) i++;
+    if (i === len) return lastNode;
+  }
   const node = buf.toString('utf8', at, at + len);
   // Invalid UTF-8 decodes to U+FFFD, which no node name contains (cheaper than isUtf8()).
   if (node.includes('\uFFFD')) throw bad(`has a ${what} that is not UTF-8`, buf);
+  lastNodeBytes = Buffer.from(buf.subarray(at, at + len));
+  lastNode = node;
   return node;
 }
 

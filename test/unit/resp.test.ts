@@ -170,6 +170,23 @@ describe('RespDecoder', () => {
     );
   });
 
+  it('decodes a damaged stream the same whole as byte by byte (one-pass and state machine agree)', () => {
+    const valid = Buffer.concat(SAMPLES.slice(0, 8).map((s) => s.input));
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(valid.length - 1), fc.constantFrom(...'*$\r\n09-a '.split(''))), {
+          maxLength: 3,
+        }),
+        (edits) => {
+          const input = Buffer.from(valid);
+          for (const [at, ch] of edits) input[at] = ch.charCodeAt(0);
+          expect(feed(input)).toEqual(feed(input, [1]));
+        },
+      ),
+      { numRuns: fuzzRuns(300) },
+    );
+  });
+
   it('round-trips any arguments, whatever the split', () => {
     fc.assert(
       fc.property(
