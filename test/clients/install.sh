@@ -2,7 +2,7 @@
 # Installs the Redis client libraries the client tests drive (test/integration/redis-clients.test.ts)
 # into a cache outside the clone, each keyed by its version:
 #   redis-py   (PyPI, `pip install --target`)            -> $cache/redis-py-<version>
-#   go-redis   (Go module proxy, test/clients/go built)  -> $cache/go-redis-<hash>/redis-client-check
+#   go-redis   (Go module proxy, test/clients/go built)  -> $cache/redis-client-check-<hash>/redis-client-check
 #   Jedis      (Maven Central via mvn, test/clients/java compiled with javac) -> $cache/jedis-<hash>
 # node-redis and ioredis are npm devDependencies (installed by `npm ci`).
 #
@@ -32,22 +32,8 @@ if [[ ! -f $py/redis/__init__.py ]]; then
   log "installed redis-py in $(($(date +%s) - start))s -> $py"
 fi
 
-key=$(cd "$here/go" && cat go.mod go.sum main.go | sha256sum | cut -c1-16)
-gobin="$cache/go-redis-$key/redis-client-check"
-if [[ ! -x $gobin ]]; then
-  command -v go >/dev/null || { log "go is needed to build the go-redis check" && exit 1; }
-  start=$(date +%s)
-  log "building the go-redis check $key (first run only, about a minute) ..."
-  tmp=$(mktemp -d "$cache/.go-XXXXXX")
-  (
-    cd "$here/go"
-    CGO_ENABLED=0 GOFLAGS="-buildvcs=false -mod=readonly" nice -n 15 go build -trimpath \
-      -ldflags "-s -w" -o "$tmp/redis-client-check" .
-  ) || { rm -rf "$tmp" && log "FAILED to build the go-redis check" && exit 1; }
-  rm -rf "$(dirname "$gobin")"
-  mv "$tmp" "$(dirname "$gobin")"
-  log "built the go-redis check in $(($(date +%s) - start))s -> $gobin"
-fi
+gobin=$(bash "$here/../../scripts/go-build-cached.sh" redis-client-check "$here/go" "$cache" \
+  'about a minute')
 
 key=$(cd "$here/java" && cat pom.xml JedisCheck.java | sha256sum | cut -c1-16)
 jedis="$cache/jedis-$key"
