@@ -19,7 +19,7 @@ interface ClusterInfo {
 }
 
 /** A random 127.x.y.0/24 block, so a test run on the same machine does not share addresses. */
-function loopbackBlock(): string {
+export function loopbackBlock(): string {
   const octet = () => 1 + Math.floor(Math.random() * 250);
   return `127.${octet()}.${octet()}`;
 }

@@ -57,7 +57,7 @@ function find(cells: readonly RbCellResult[], op: RbOp, pipeline: number) {
 }
 
 /** A goal on a/b: at least `min` (throughput) or at most `max` (latency). */
-function ratioGoal(
+export function ratioGoal(
   goal: string,
   a: number | undefined,
   b: number | undefined,

@@ -43,7 +43,8 @@ export function tempDir(root: string, prefix: string): string {
   return dir;
 }
 
-function track(child: ChildProcess): Promise<string> {
+/** Keeps `child` for cleanupSync(); resolves with how it exited and its last stderr. */
+export function track(child: ChildProcess): Promise<string> {
   live.add(child);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {

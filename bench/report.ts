@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { type EtcdComparison, etcdSection } from './etcd.ts';
 import { type Goal, renderHeadline } from './goals.ts';
 import type { LatencySummary } from './histogram.ts';
 import type { Op } from './loadgen.ts';
@@ -62,6 +63,8 @@ export interface Report {
   /** redis-benchmark cells: the issue's workload on Redis, Redis AOF, kvstore, a 3-node cluster. */
   readonly rb: readonly RbCellResult[];
   readonly goals: readonly Goal[];
+  /** The 3-node comparison with etcd (bench/etcd.ts); null with --skip-etcd. */
+  readonly etcd: EtcdComparison | null;
   /** The 1M-key memory and restart probe; null with --skip-memory or --quick. */
   readonly memory: MemoryResult | null;
   /** The text-protocol generator cells (issue 2). */
@@ -206,6 +209,7 @@ export function renderMarkdown(report: Report): string {
     '',
     renderHeadline(report.rb, report.goals, report.memory),
     '',
+    ...(report.etcd === null ? [] : etcdSection(report.etcd)),
   ];
   if (report.cells.length > 0) {
     lines.push(

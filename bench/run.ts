@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startCluster } from './cluster.ts';
+import { type EtcdComparison, etcdComparison, etcdSection } from './etcd.ts';
 import { evaluateGoals, renderHeadline, TARGET_LABELS } from './goals.ts';
 import { type MemoryResult, memoryProbe } from './memory.ts';
 import {
@@ -54,6 +55,8 @@ const USAGE = `Usage: node bench/run.ts [options]
                      no memory probe
   --skip-memory      skip the memory/restart probe
   --skip-text        skip the text-protocol cells (and the generator check)
+  --skip-etcd        skip the 3-node comparison with etcd (bench/etcd.ts; it builds etcd and
+                     bench/storeload with Go the first time)
   --no-crosscheck    skip the generator check (redis-benchmark vs this harness on Redis)
   --help             print this text`;
 
@@ -71,6 +74,7 @@ interface Options {
   readonly memory: boolean;
   readonly text: boolean;
   readonly crosscheck: boolean;
+  readonly etcd: boolean;
 }
 
 function positive(name: string, raw: string | undefined, fallback: number): number {
@@ -98,6 +102,7 @@ function parseOptions(argv: string[]): Options | null {
       quick: flag,
       'skip-memory': flag,
       'skip-text': flag,
+      'skip-etcd': flag,
       'no-crosscheck': flag,
       help: flag,
     },
@@ -119,6 +124,7 @@ function parseOptions(argv: string[]): Options | null {
     memory: !quick && v['skip-memory'] !== true,
     text,
     crosscheck: text && !quick && v['no-crosscheck'] !== true,
+    etcd: v['skip-etcd'] !== true,
   };
 }
 
@@ -229,6 +235,8 @@ async function bench(opts: Options): Promise<void> {
     const rb = await redisBenchmarkPhase(servers, opts);
     const { cells, checks } = await textPhase(servers, opts);
     await Promise.all([...servers.values()].map(stopServer));
+    let etcd: EtcdComparison | null = null;
+    if (opts.etcd) etcd = await etcdComparison(opts, say);
     let memory: MemoryResult | null = null;
     if (opts.memory)
       memory = await memoryProbe(opts.dataRoot, opts.memoryKeys, opts.valueBytes, say);
@@ -240,6 +248,7 @@ async function bench(opts: Options): Promise<void> {
       machine,
       rb,
       goals,
+      etcd,
       memory,
       cells,
       crosscheck: checks,
@@ -250,15 +259,17 @@ async function bench(opts: Options): Promise<void> {
       },
     };
     const text = cells.length > 0 ? `\n\n${renderTextTables(cells)}` : '';
+    const etcdText = etcd === null ? '' : `\n\n${etcdSection(etcd).join('\n')}`;
     const c = report.conditions;
     const conditions = `load ${m.loadAvgAtStart.join(' ')} -> ${c.loadAvgAtEnd.join(' ')}; fsync p50/p99 ${fsyncAtStart.p50Us}/${fsyncAtStart.p99Us} µs -> ${c.fsyncAtEnd.p50Us}/${c.fsyncAtEnd.p99Us} µs`;
     process.stdout.write(
-      `\n${renderHeadline(rb, goals, memory)}${text}\n\n${checks.join('\n')}\n${conditions}\n`,
+      `\n${renderHeadline(rb, goals, memory)}${etcdText}${text}\n\n${checks.join('\n')}\n${conditions}\n`,
     );
     process.stdout.write(`\nreport: ${writeReport(report, opts.out)}\n`);
     const textErrors = cells.some((x) => TARGETS.some((t) => x.results[t].errors > 0));
     const rbErrors = rb.some((x) => Object.values(x.results).some((r) => r.error !== null));
-    if (textErrors || rbErrors) process.exitCode = 1;
+    const etcdErrors = etcd?.cells.some((x) => x.result.errors > 0) === true;
+    if (textErrors || rbErrors || etcdErrors) process.exitCode = 1;
   } finally {
     await Promise.all([...servers.values()].map(stopServer));
     cleanupSync();

@@ -1,9 +1,10 @@
-// Smoke test of the benchmark harness: a quick run (redis-benchmark and text cells) writes a sane report.
+// Smoke test of the benchmark harness: a quick run (redis-benchmark, text cells, the etcd comparison) writes a sane report.
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { etcdBinary, storeloadBinary } from '../../bench/etcd.ts';
 import { cleanup, NODE, ROOT, tempDir } from '../helpers/node-process.ts';
 
 let child: ChildProcess | null = null;
@@ -31,7 +32,24 @@ interface RbMeasurement {
   error: string | null;
 }
 
+interface StoreCell {
+  store: string;
+  op: string;
+  result: {
+    requests: number;
+    errors: number;
+    misses: number;
+    opsPerSec: number;
+    latencyMs: { p50: number; p99: number };
+  };
+}
+
 interface Report {
+  etcd: {
+    etcdVersion: string;
+    cells: StoreCell[];
+    goals: { goal: string; value: number | null; pass: boolean | null }[];
+  };
   rb: { cell: { op: string; pipeline: number }; results: Record<string, RbMeasurement> }[];
   goals: { goal: string; value: number | null; pass: boolean | null }[];
   memory: unknown;
@@ -44,12 +62,27 @@ describe('bench harness (--quick)', () => {
     expect(spawnSync('redis-benchmark', ['--version']).status).toBe(0);
   });
 
-  it('runs redis-benchmark and the text cells on kvstore, a cluster and Redis, and writes the report', {
-    timeout: 90_000,
+  it('has etcd v3.7.3 (test/k8s/build-tools.sh) and storeload (bench/storeload/build.sh), both built by .ci/run', {
+    timeout: 30 * 60_000, // a cold build: etcd about 5 minutes, storeload about 2
+  }, async () => {
+    expect(spawnSync(await etcdBinary(), ['--version']).stdout.toString()).toContain('3.7.3');
+    const storeload = await storeloadBinary();
+    expect(spawnSync(storeload, ['-help']).stderr.toString()).toContain('get-serializable');
+    // A store that does not answer is an error with its address, not a result.
+    const args = ['-store', 'kvstore', '-endpoints', '127.0.0.1:1', '-op', 'put'];
+    const refused = spawnSync(storeload, args, { encoding: 'utf8' });
+    expect(refused.status).toBe(1);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toMatch(/^storeload: PING 127\.0\.0\.1:1: .*connection refused/);
+  });
+
+  it('runs redis-benchmark and the text cells on kvstore, a cluster and Redis, the etcd comparison, and writes the report', {
+    timeout: 240_000,
   }, async () => {
     const out = tempDir('kvstore-bench-out-');
+    const dataRoot = tempDir('kvstore-bench-data-');
     const args = ['bench/run.ts', '--quick', '--duration-s', '0.5', '--warmup-s', '0.2'];
-    args.push('--keys', '2000', '--out', out);
+    args.push('--keys', '2000', '--out', out, '--data-root', dataRoot);
     child = spawn(NODE, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout!.on('data', (d: Buffer) => {
@@ -60,6 +93,16 @@ describe('bench harness (--quick)', () => {
     });
     const code = await new Promise((res) => child!.once('exit', (c, s) => res(c ?? s)));
     expect(code, output).toBe(0);
+    // Every server it started (Redis, kvstore nodes, etcd members) is gone, with its data dir.
+    expect(readdirSync(dataRoot)).toEqual([]);
+    const left = readdirSync('/proc').filter((pid) => {
+      try {
+        return /^\d+$/.test(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dataRoot);
+      } catch {
+        return false;
+      }
+    });
+    expect(left).toEqual([]);
     expect(existsSync(join(out, 'latest-bench.md'))).toBe(true);
     const md = readFileSync(join(out, 'latest-bench.md'), 'utf8');
     expect(md).toContain('ops vs Redis AOF');
@@ -93,6 +136,32 @@ describe('bench harness (--quick)', () => {
     expect(report.goals.slice(0, 10).every((g) => g.value !== null && g.pass !== null)).toBe(true);
     expect(report.goals.slice(10).map((g) => g.pass)).toEqual([null, null, null]);
     expect(report.memory).toBeNull();
+
+    // The 3-node comparison with etcd (etcd from test/k8s/build-tools.sh, storeload from
+    // bench/storeload/build.sh: both built by .ci/run), every cell measured, its goals decided.
+    expect(md).toContain('kvstore/etcd ops');
+    expect(report.etcd.etcdVersion).toBe('3.7.3');
+    const etcdCells = report.etcd.cells.map((c) => `${c.store} ${c.op}`);
+    expect(etcdCells).toEqual([
+      'etcd put',
+      'kvstore put',
+      'kvstore get',
+      'etcd get',
+      'etcd get-serializable',
+    ]);
+    for (const { store, op, result: r } of report.etcd.cells) {
+      const where = `${store} ${op}`;
+      expect(r.errors, where).toBe(0);
+      expect(r.misses, where).toBe(0);
+      expect(r.requests, where).toBeGreaterThan(0);
+      expect(r.opsPerSec, where).toBeGreaterThan(0);
+      expect(r.latencyMs.p99, where).toBeGreaterThanOrEqual(r.latencyMs.p50);
+    }
+    expect(report.etcd.goals.map((g) => g.pass !== null && g.value !== null)).toEqual([
+      true,
+      true,
+      true,
+    ]);
 
     expect(report.cells.length).toBe(4);
     for (const { cell, results } of report.cells) {
