@@ -3,7 +3,7 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { extname, join } from 'node:path';
 import { lmdbFileProblem } from './lmdb-check.ts';
 import { scanDir, segmentName } from './wal-recover.ts';
 
@@ -83,9 +83,9 @@ interface Summary {
   metadata: Record<string, unknown>;
 }
 
-/** Runs verify-lmdb.ts on `dir` in a child process. */
+/** Runs verify-lmdb.ts (or its compiled .js, beside this module when compiled) on `dir` in a child process. */
 function readAll(dir: string): Promise<Summary | { failure: string }> {
-  const script = join(import.meta.dirname, 'verify-lmdb.ts');
+  const script = join(import.meta.dirname, `verify-lmdb${extname(import.meta.filename)}`);
   const child = spawn(process.execPath, [script, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';

@@ -63,10 +63,12 @@ export async function startNodeProcess(
     args?: string[];
     env?: NodeJS.ProcessEnv;
     command?: readonly string[];
+    /** The entry module instead of src/main.ts (e.g. a compiled one, or a bin shim). */
+    main?: string;
   } = {},
 ): Promise<NodeProcess> {
   const dataDir = opts.dataDir ?? tempDir();
-  const args = [MAIN, ...LOOPBACK_ARGS, '--data-dir', dataDir, ...(opts.args ?? [])];
+  const args = [opts.main ?? MAIN, ...LOOPBACK_ARGS, '--data-dir', dataDir, ...(opts.args ?? [])];
   const [cmd, ...prefix] = [...(opts.command ?? []), NODE];
   const child = spawn(cmd!, [...prefix, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
