@@ -63,6 +63,8 @@ export interface EtcdComparison {
   readonly goals: readonly Goal[];
   readonly loadAvgAtStart: readonly number[];
   readonly loadAvgAtEnd: readonly number[];
+  /** Why the comparison stopped early (the cells before it are kept); null when it ran through. */
+  readonly error: string | null;
 }
 
 export interface EtcdOptions {
@@ -225,27 +227,30 @@ export function etcdGoals(cells: readonly StoreCell[]): Goal[] {
 
 /**
  * Starts both 3-node stores, fills each with the key space, runs every cell of PLAN on one or
- * the other in turn, and stops everything (also on failure; run.ts's cleanupSync removes the
- * data dirs).
+ * the other in turn, and stops everything. A failure (a build, a start, a fill, storeload) ends
+ * the comparison with `error` set and the cells measured so far, so the rest of the bench's
+ * report is kept; run.ts's cleanupSync removes the data dirs.
  */
 export async function etcdComparison(
   o: EtcdOptions,
   say: (line: string) => void,
 ): Promise<EtcdComparison> {
-  const [etcdBin, loadBin] = [await etcdBinary(), await storeloadBinary()];
-  const etcdVersion = /etcd Version: (\S+)/.exec(
-    (await execFileAsync(etcdBin, ['--version'])).stdout,
-  )?.[1];
   const loadAvgAtStart = loadAverage();
-  say(`starting 3 etcd ${etcdVersion} members and a 3-node kvstore cluster`);
   const stores = new Map<StoreName, Server[]>();
+  const fillS = { etcd: 0, kvstore: 0 };
+  const cells: StoreCell[] = [];
+  let etcdVersion = 'unknown';
+  let error: string | null = null;
   try {
+    const [etcdBin, loadBin] = [await etcdBinary(), await storeloadBinary()];
+    const { stdout } = await execFileAsync(etcdBin, ['--version']);
+    etcdVersion = /etcd Version: (\S+)/.exec(stdout)?.[1] ?? etcdVersion;
+    say(`starting 3 etcd ${etcdVersion} members and a 3-node kvstore cluster`);
     stores.set(
       'etcd',
       (await startEtcd(etcdBin, o.dataRoot)).map((m) => m.server),
     );
     stores.set('kvstore', await startCluster(o.dataRoot));
-    const fillS = { etcd: 0, kvstore: 0 };
     for (const [store, servers] of stores) {
       say(`filling ${store} with ${o.keys} keys (storeload, batches of 100)`);
       const { result } = await storeload(loadBin, store, servers, 'fill', o);
@@ -253,7 +258,6 @@ export async function etcdComparison(
         throw new Error(`bench: ${result.errors} errors filling ${store}: ${result.firstError}`);
       fillS[store] = result.windowS;
     }
-    const cells: StoreCell[] = [];
     for (const [store, op] of PLAN) {
       const loadBefore = loadAverage()[0]!;
       const { result, serverCpuPct } = await storeload(loadBin, store, stores.get(store)!, op, o);
@@ -264,22 +268,27 @@ export async function etcdComparison(
         `${CELL_LABELS[store][op].padEnd(44)} ${num(result.opsPerSec).padStart(7)} ops/s p50 ${ms(l.p50)} ms p99 ${ms(l.p99)} ms (load ${loadBefore})${err}`,
       );
     }
-    return {
-      etcdVersion: etcdVersion ?? 'unknown',
-      clients: o.clients,
-      keys: o.keys,
-      valueBytes: o.valueBytes,
-      durationS: o.durationS,
-      warmupS: o.warmupS,
-      fillS,
-      cells,
-      goals: etcdGoals(cells),
-      loadAvgAtStart,
-      loadAvgAtEnd: loadAverage(),
-    };
+  } catch (err) {
+    error = err instanceof Error ? err.message : String(err);
+    say(`the etcd comparison FAILED: ${error}`);
   } finally {
     await Promise.all([...stores.values()].flat().map(stopServer));
   }
+  const { clients, keys, valueBytes, durationS, warmupS } = o;
+  return {
+    etcdVersion,
+    clients,
+    keys,
+    valueBytes,
+    durationS,
+    warmupS,
+    fillS,
+    cells,
+    goals: etcdGoals(cells),
+    loadAvgAtStart,
+    loadAvgAtEnd: loadAverage(),
+    error,
+  };
 }
 
 const CELL_LABELS: Record<StoreName, Record<StoreOp, string>> = {
@@ -339,6 +348,7 @@ export function etcdSection(c: EtcdComparison): string[] {
     `Server CPU% sums the three processes (% of one core); load = 1-minute load average before the`,
     `run (${c.loadAvgAtStart.join(' ')} at the start of the comparison, ${c.loadAvgAtEnd.join(' ')} at its end).`,
     '',
+    ...(c.error === null ? [] : [`**The comparison FAILED**: ${c.error}`, '']),
     markdownTable(etcdTable(c), 2),
     '',
     markdownTable(goalsTable(c.goals)),

@@ -268,7 +268,8 @@ async function bench(opts: Options): Promise<void> {
     process.stdout.write(`\nreport: ${writeReport(report, opts.out)}\n`);
     const textErrors = cells.some((x) => TARGETS.some((t) => x.results[t].errors > 0));
     const rbErrors = rb.some((x) => Object.values(x.results).some((r) => r.error !== null));
-    const etcdErrors = etcd?.cells.some((x) => x.result.errors > 0) === true;
+    const etcdErrors =
+      etcd !== null && (etcd.error !== null || etcd.cells.some((x) => x.result.errors > 0));
     if (textErrors || rbErrors || etcdErrors) process.exitCode = 1;
   } finally {
     await Promise.all([...servers.values()].map(stopServer));

@@ -47,6 +47,7 @@ interface StoreCell {
 interface Report {
   etcd: {
     etcdVersion: string;
+    error: string | null;
     cells: StoreCell[];
     goals: { goal: string; value: number | null; pass: boolean | null }[];
   };
@@ -140,6 +141,7 @@ describe('bench harness (--quick)', () => {
     // The 3-node comparison with etcd (etcd from test/k8s/build-tools.sh, storeload from
     // bench/storeload/build.sh: both built by .ci/run), every cell measured, its goals decided.
     expect(md).toContain('kvstore/etcd ops');
+    expect(report.etcd.error).toBeNull();
     expect(report.etcd.etcdVersion).toBe('3.7.3');
     const etcdCells = report.etcd.cells.map((c) => `${c.store} ${c.op}`);
     expect(etcdCells).toEqual([
