@@ -137,6 +137,7 @@ export class BackupSessions {
         }
         // Copies: the scan's buffers may be views into LMDB's memory map.
         if (!validWall(r.value.raw)) continue; // never sent on (see replica/scan.ts)
+        void r.value.record; // a record that does not decode fails the backup: never copied
         next = [Buffer.from(r.value.key), Buffer.from(r.value.raw)];
       }
       if (e.length > 0 && bytes + next[0].length + next[1].length > maxBytes) {

@@ -198,11 +198,13 @@ export class ClusterCoordinator implements Coordinator {
     const p = this.#o.topology.place(key);
     const raw = encodeRecord(record);
     const entry: WireEntry[] = [[key, raw]];
+    const records = [record];
     const calls = new Map<string, Promise<void>>();
     for (const name of p.all) {
       // Every owner is tried, even one the failure detector calls down: a dead peer fails fast
       // (refused, or in reconnect backoff) and gets a hint; a slow one is not waited for.
-      const call = this.#o.replicas.apply(name, entry);
+      // Encoded once: this node stores and every peer receives the same bytes.
+      const call = this.#o.replicas.apply(name, entry, records);
       call.catch(() => this.#o.hint(name, key, raw));
       calls.set(name, call);
     }

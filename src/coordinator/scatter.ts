@@ -91,7 +91,7 @@ export async function scatterScan(cmd: ScanCommand, o: ScatterOptions): Promise<
     if (frontier === null) break;
     carried = replies
       .filter((r) => !r.more)
-      .map((r) => ({ e: r.e.filter(([k]) => Buffer.compare(k, frontier) > 0), more: false }))
+      .map((r) => above(r, frontier))
       .filter((r) => r.e.length > 0);
     bounds = { ...b, start: frontier, exclusiveStart: true };
     pending = stillMore;
@@ -136,6 +136,16 @@ function roundFrontier(replies: readonly ScanReply[]): Buffer | null {
  * K-way merge of sorted replies up to `frontier` (all when null), calling `emit` once per key
  * in ascending order with the newest record among the replies.
  */
+/** The entries of `r` (keys ascending) above `frontier`, with their decoded records if any. */
+function above(r: ScanReply, frontier: Buffer): ScanReply {
+  let i = 0;
+  while (i < r.e.length && Buffer.compare(r.e[i]![0], frontier) <= 0) i++;
+  const e = r.e.slice(i);
+  return r.records === undefined
+    ? { e, more: false }
+    : { e, more: false, records: r.records.slice(i) };
+}
+
 function mergeNewest(
   replies: readonly ScanReply[],
   frontier: Buffer | null,
@@ -157,8 +167,8 @@ function mergeNewest(
     for (let i = 0; i < replies.length; i++) {
       const e = head(i);
       if (!e?.[0].equals(min)) continue;
+      const rec = replies[i]!.records?.[pos[i]!] ?? decodeRecord(e[1]);
       pos[i]!++;
-      const rec = decodeRecord(e[1]);
       if (best === null || compareRecords(rec, best) > 0) best = rec;
     }
     emit(min, best!);

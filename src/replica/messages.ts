@@ -1,6 +1,7 @@
 // The peer methods nodes call on each other, with their request and reply shapes.
 
 import type { TransferView } from '../admin/index.ts';
+import type { StoredRecord } from '../storage/index.ts';
 
 /** A key and its record in encodeRecord format, as sent between nodes. */
 export type WireEntry = [key: Buffer, raw: Buffer];
@@ -143,6 +144,11 @@ export interface ScanReply {
   readonly e: WireEntry[];
   /** True when entries remain after the last one returned. */
   readonly more: boolean;
+  /**
+   * The records of `e`, decoded, when the receiver already decoded them (to check a peer's
+   * reply): the coordinator's merge uses them instead of decoding again. Never sent.
+   */
+  readonly records?: readonly StoredRecord[];
 }
 
 export const METHODS = {

@@ -1,6 +1,6 @@
 // Reaches a replica by name: this node's storage directly, any other node over the peer port.
 
-import { decodeRecord, type Storage, validWall } from '../storage/index.ts';
+import { decodeRecord, type Storage, type StoredRecord, validWall } from '../storage/index.ts';
 import {
   type ApplyRequest,
   type GetRequest,
@@ -78,12 +78,17 @@ export class Replicas {
   /**
    * Applies entries on `name` (last write wins); resolves once durable there. With
    * `applyTimeoutMs` (the peer request timeout) the request carries its deadline, and a replica
-   * that reads it too late refuses it (ApplyRequest.d).
+   * that reads it too late refuses it (ApplyRequest.d). `records`, when given, are the entries'
+   * records decoded (in the same order): a local apply then neither decodes nor re-encodes them.
    */
-  async apply(name: string, entries: WireEntry[]): Promise<void> {
+  async apply(
+    name: string,
+    entries: WireEntry[],
+    records?: readonly StoredRecord[],
+  ): Promise<void> {
     if (name === this.self) {
       await this.#storage.applyBatch(
-        entries.map(([key, raw]) => ({ key, record: decodeRecord(raw) })),
+        entries.map(([key, raw], i) => ({ key, record: records?.[i] ?? decodeRecord(raw), raw })),
       );
       return;
     }
@@ -99,6 +104,6 @@ export class Replicas {
     const body: ScanRequest = i === undefined ? req : { ...req, i };
     const reply = readScanReply(await this.#call(name, METHODS.scan, body), req.l);
     this.#versions.checkAll(reply.records, 'reply', name);
-    return { e: reply.e, more: reply.more };
+    return { e: reply.e, more: reply.more, records: reply.records };
   }
 }

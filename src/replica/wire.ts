@@ -87,7 +87,7 @@ function entries(v: unknown, side: Side): { entries: Entry[]; wire: WireEntry[] 
     }
     const k = key(pair[0], side, `entry ${i} key`);
     const raw = bytes(pair[1], side, `entry ${i} record`);
-    out.push({ key: k, record: record(raw, side, `entry ${i} record`) });
+    out.push({ key: k, record: record(raw, side, `entry ${i} record`), raw });
     wire.push([k, raw]);
   }
   return { entries: out, wire };

@@ -14,9 +14,27 @@ export interface ScanBounds {
 
 export interface ScannedRecord {
   readonly key: Buffer;
+  /** The record decoded, on first use (callers that pass `raw` on never decode it). */
   readonly record: StoredRecord;
   /** The record as stored (encodeRecord bytes): what peers send each other. */
   readonly raw: Buffer;
+}
+
+/** A scanned entry whose record is decoded when first asked for. */
+class Scanned implements ScannedRecord {
+  readonly key: Buffer;
+  readonly raw: Buffer;
+  #record: StoredRecord | null = null;
+
+  constructor(key: Buffer, raw: Buffer) {
+    this.key = key;
+    this.raw = raw;
+  }
+
+  get record(): StoredRecord {
+    this.#record ??= decodeRecord(this.raw);
+    return this.#record;
+  }
 }
 
 /** A write LMDB has not committed yet: the record bytes, or null for a delete. */
@@ -56,16 +74,16 @@ export function* mergeOverlay(
       const c = Buffer.compare(overlay[i]!.key, key);
       if (c > 0) break;
       const o = overlay[i++]!;
-      if (o.raw !== null) yield { key: o.key, record: decodeRecord(o.raw), raw: o.raw };
+      if (o.raw !== null) yield new Scanned(o.key, o.raw);
       if (c === 0) {
         shadowed = true;
         break;
       }
     }
-    if (!shadowed) yield { key, record: decodeRecord(value), raw: value };
+    if (!shadowed) yield new Scanned(key, value);
   }
   for (; i < overlay.length; i++) {
     const o = overlay[i]!;
-    if (o.raw !== null) yield { key: o.key, record: decodeRecord(o.raw), raw: o.raw };
+    if (o.raw !== null) yield new Scanned(o.key, o.raw);
   }
 }

@@ -207,7 +207,7 @@ export class Storage {
     for (const e of entries) this.#observe(e.record.version);
     return this.#durable(() => {
       let n = 0;
-      for (const e of entries) if (this.#applyOne(e.key, e.record, false)) n++;
+      for (const e of entries) if (this.#applyOne(e.key, e.record, false, e.raw)) n++;
       return n;
     });
   }
@@ -381,15 +381,16 @@ export class Storage {
     write().catch((err: unknown) => this.#w.health.fail(err));
   }
 
-  #applyOne(key: Buffer, record: StoredRecord, onlyIfLive: boolean): boolean {
+  /** `encoded`, when given, is encodeRecord(record): stored as it is. */
+  #applyOne(key: Buffer, record: StoredRecord, onlyIfLive: boolean, encoded?: Buffer): boolean {
     const raw = this.#current(key);
     const old = raw === undefined ? undefined : decodeRecord(raw);
     if (onlyIfLive && (!old || !isLive(old, this.clock.wallNow()))) return false;
     // A stored version out of range (written before versions were checked) loses to any write.
     if (old && compareRecords(old, record) >= 0 && isValidVersion(old.version)) return false;
-    const encoded = encodeRecord(record);
-    this.#queue(key, encoded);
-    this.#wal?.append(WAL_PUT, key, encoded);
+    const bytes = encoded ?? encodeRecord(record);
+    this.#queue(key, bytes);
+    this.#wal?.append(WAL_PUT, key, bytes);
     const s = this.#state;
     if (old) {
       if (old.tombstone) s.tombstones--;

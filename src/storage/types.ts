@@ -37,4 +37,9 @@ export interface RecoveryReport {
 export interface Entry {
   readonly key: Buffer;
   readonly record: StoredRecord;
+  /**
+   * The record's encodeRecord bytes when the caller has them (a peer's apply, the coordinator's
+   * write): stored and logged as they are, instead of encoding the record again.
+   */
+  readonly raw?: Buffer;
 }

@@ -10,7 +10,7 @@ import { KvError } from '../../src/errors/index.ts';
 import { Topology } from '../../src/membership/index.ts';
 import type { Command, Reply } from '../../src/protocol/index.ts';
 import { Replicas } from '../../src/replica/index.ts';
-import { Storage } from '../../src/storage/index.ts';
+import { decodeRecord, encodeRecord, Storage } from '../../src/storage/index.ts';
 import { defer } from '../helpers/defer.ts';
 import { cleanup, NODE, ROOT, tempDir } from '../helpers/node-process.ts';
 
@@ -61,6 +61,23 @@ describe('Storage', () => {
     expect(again.get(b('b'))?.tombstone).toBe(true);
     // The clock resumes above every version written before the restart.
     expect(again.clock.now().wall).toBeGreaterThanOrEqual(last.wall);
+  });
+
+  it("stores and logs an entry's encoded bytes as given, and scans hand them back undecoded", async () => {
+    const dir = tempDir();
+    const s = openStore(dir);
+    const record = { version: s.clock.now(), tombstone: false, value: b('v1'), expiresAt: 4e12 };
+    const raw = encodeRecord(record);
+    expect(await s.applyBatch([{ key: b('k'), record, raw }])).toBe(1);
+    expect(s.getRaw(b('k'))).toBe(raw); // the same buffer while LMDB has not committed it
+    await s.close();
+    const again = openStore(dir); // replayed from the log, or read from LMDB
+    expect(again.getRaw(b('k'))?.equals(raw)).toBe(true);
+    expect(again.stats()).toMatchObject({ liveKeys: 1, expiring: 1 });
+    // The scan decodes the record only when asked.
+    const [scanned] = [...again.scan({ start: b('k'), end: null })];
+    expect(scanned!.raw.equals(raw)).toBe(true);
+    expect(scanned!.record).toEqual(decodeRecord(raw));
   });
 
   it('scans in byte order, not string or locale order', async () => {
