@@ -1,4 +1,5 @@
-# kvstore image: the node (default command), kvctl and kvstore-operator, run from the TypeScript sources by Node 24.
+# kvstore image: the node (default command), kvctl and kvstore-operator, compiled to JavaScript
+# (scripts/build.ts) and run by Node 24.
 #
 #   npm run image        # = scripts/image.sh: builds kvstore:<package.json version> (docs/containers.md)
 #   docker build -t kvstore:0.1.0 .
@@ -13,9 +14,12 @@
 # works (scripts/base-image.sh makes one when Docker Hub is out of reach); the runtime stage
 # takes node, glibc and tini from it, so both stages share one C library.
 ARG NODE_IMAGE=node:24-trixie-slim
+# What a failed `npm ci` says (the deps and build stages both run one).
+ARG NPM_CI_FAILED="kvstore image: npm ci failed (see above). The build needs the npm registry (npm config, HTTPS_PROXY build args). Behind a proxy with its own CA: --secret id=npm_ca,src=<ca.pem>, or KVSTORE_BUILD_CA=<ca.pem> npm run image. See docs/containers.md."
 
 # --- deps: production dependencies from the lock file, and the runtime's root filesystem --------
 FROM ${NODE_IMAGE} AS deps
+ARG NPM_CI_FAILED
 # tini (PID 1 of the runtime image), unless the base image has it already.
 # hadolint ignore=DL3008
 RUN if ! command -v tini-static >/dev/null; then \
@@ -31,7 +35,7 @@ COPY package.json package-lock.json .npmrc ./
 RUN --mount=type=secret,id=npm_ca \
     if [ -s /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi; \
     npm ci --omit=dev --no-audit --no-fund || { \
-      echo 'kvstore image: npm ci failed (see above). The build needs the npm registry (npm config, HTTPS_PROXY build args). Behind a proxy with its own CA: --secret id=npm_ca,src=<ca.pem>, or KVSTORE_BUILD_CA=<ca.pem> npm run image. See docs/containers.md.' >&2; \
+      echo "$NPM_CI_FAILED" >&2; \
       exit 1; }; \
     find node_modules -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \
       -o -name '*.map' -o -name '*.musl.node' \) -delete
@@ -53,6 +57,25 @@ RUN set -eu; r=/rootfs; \
       ldd "$f" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'; \
     done | sort -u | xargs cp -L --parents -t "$r"
 
+# --- build: src/ and operator/ compiled to JavaScript (scripts/build.ts: tsc from the lock file) ----
+# Node 24 could run the .ts sources directly, but its type stripping keeps a WebAssembly compiler
+# in every process: the compiled node starts with about 28 MiB less RSS (docs/performance.md).
+# Dev dependencies (typescript) are needed here only; their install scripts are not.
+FROM ${NODE_IMAGE} AS build
+ARG NPM_CI_FAILED
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+RUN --mount=type=secret,id=npm_ca \
+    if [ -s /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi; \
+    npm ci --ignore-scripts --no-audit --no-fund || { \
+      echo "$NPM_CI_FAILED" >&2; \
+      exit 1; }
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build.ts ./scripts/
+COPY src/ ./src/
+COPY operator/ ./operator/
+RUN node scripts/build.ts
+
 # --- runtime ---------------------------------------------------------------------------------------
 FROM scratch
 COPY --from=deps /rootfs/ /
@@ -64,8 +87,12 @@ ENV PATH=/usr/local/bin:/usr/bin:/bin \
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin/ ./bin/
+# The compiled modules beside their sources: the bin shims (bin/*.js) run the .js when it is there.
+# The .ts stay for `node scripts/seed-test-plan.ts` (docker-compose's test client).
 COPY src/ ./src/
 COPY operator/ ./operator/
+COPY --from=build /app/dist/src/ ./src/
+COPY --from=build /app/dist/operator/ ./operator/
 COPY scripts/seed-test-plan.ts ./scripts/
 # The base image's `node` user, numerically (Kubernetes' runAsNonRoot can only verify a numeric
 # user); the application files stay root-owned, so they are read-only at run time.

@@ -105,9 +105,11 @@ describe('the image (scripts/image.sh, the Dockerfile, the real engine)', () => 
     const list = `const fs=require('fs');const d=['/usr/local/bin','/usr/bin','/bin','/usr/sbin','/sbin'];
       console.log(JSON.stringify({bins:d.flatMap(p=>{try{return fs.readdirSync(p)}catch{return []}}),
       mods:fs.readdirSync('/app/node_modules').flatMap(m=>m.startsWith('@')?fs.readdirSync('/app/node_modules/'+m).map(s=>m+'/'+s):[m]),
-      uid:process.getuid()}))`;
+      uid:process.getuid(),compiled:['src/main.js','src/cli/main.js','operator/main.js'].filter(f=>fs.existsSync('/app/'+f))}))`;
     const inside = JSON.parse(await docker(['run', '--rm', image, 'node', '-e', list]));
     expect(inside.uid).toBe(1000);
+    // The bins run the compiled modules (scripts/build.ts), not the .ts through type stripping.
+    expect(inside.compiled).toEqual(['src/main.js', 'src/cli/main.js', 'operator/main.js']);
     expect(inside.bins.sort()).toEqual(
       [...Object.keys(pkg.bin), 'env', 'node', 'sh', 'tini'].sort(),
     );
