@@ -230,12 +230,25 @@ export const RESP_COMMANDS: Readonly<Record<string, RespSpec>> = {
 const NO_PAGE: ScanPage = { limit: null, cursor: null };
 
 /**
+ * The command name in lower case ('' when over 32 bytes); GET and SET, in any case, without
+ * making a string (`b | 0x20` is `e` only for `E` and `e`, and so on).
+ */
+function commandName(b: Buffer): string {
+  if (b.length === 3 && (b[1]! | 0x20) === 0x65 && (b[2]! | 0x20) === 0x74) {
+    const first = b[0]! | 0x20;
+    if (first === 0x67) return 'get';
+    if (first === 0x73) return 'set';
+  }
+  return b.length <= 32 ? b.toString('latin1').toLowerCase() : '';
+}
+
+/**
  * Turns one decoded request into what to do. Throws KvError (a RespError for Redis-defined
  * forms: unknown command, wrong arity, syntax error) when the request is malformed; the
  * connection answers it and stays usable.
  */
 export function parseRespRequest(args: readonly Buffer[], ctx: RespContext): RespRequest {
-  const name = args[0]!.length <= 32 ? args[0]!.toString('latin1').toLowerCase() : '';
+  const name = commandName(args[0]!);
   const spec = Object.hasOwn(RESP_COMMANDS, name) ? RESP_COMMANDS[name] : undefined;
   if (spec === undefined) {
     const reason = UNSUPPORTED.get(name);

@@ -68,10 +68,6 @@ type Pending =
 
 const NOAUTH = errorReply(respErrors.noAuth());
 
-function isQuit(item: Pending): boolean {
-  return item.kind === 'command' && item.cmd.type === 'quit';
-}
-
 /** Bytes queued in the socket beyond which no further command runs until it drains. */
 const WRITE_HIGH_WATER = 1024 * 1024;
 /** A reply at least this large is written at once instead of waiting for the batch. */
@@ -146,7 +142,14 @@ export class Connection {
       else this.#run(item);
     };
     this.#sink = {
-      command: (cmd, shape) => take({ kind: 'command', cmd, shape }),
+      // take() without the Pending object when the command can run at once (most of them).
+      command: (cmd, shape) => {
+        if (this.#quitting) return;
+        if (cmd.type === 'quit') this.#quitting = true;
+        if (this.#backlog.length > 0 || this.#mustWait())
+          this.#backlog.push({ kind: 'command', cmd, shape });
+        else this.#runCommand(cmd, shape, null);
+      },
       reply: (reply) => take({ kind: 'reply', reply }),
       fatal: (reply) => take({ kind: 'fatal', reply }),
       session: (op) => take({ kind: 'session', op }),
@@ -236,18 +239,39 @@ export class Connection {
   readonly #wake = () => this.#maybeResume();
 
   #run(item: Pending): void {
+    if (item.kind === 'command') {
+      this.#runCommand(item.cmd, item.shape, item);
+      return;
+    }
     if (item.kind === 'session') {
       const outcome = this.#state.handle(item.op, this.#session, this.#ctx.serverFacts);
       if ('exec' in outcome) this.#exec(outcome.exec);
       else this.#pushReply(outcome.reply);
-    } else if (this.#state.inMulti && item.kind !== 'fatal' && !isQuit(item)) {
+    } else if (this.#state.inMulti && item.kind !== 'fatal') {
       this.#pushReply(this.#state.queue(item));
-    } else if (item.kind === 'command') this.#dispatch(item.cmd, item.shape);
-    else if (item.kind === 'fatal' || item.reply.type === 'error' || this.#state.authenticated) {
+    } else if (item.kind === 'fatal' || item.reply.type === 'error' || this.#state.authenticated) {
       this.#pushReply(item.reply);
     } else this.#pushReply(NOAUTH); // a connection-local answer (ECHO, CLIENT, ...) before AUTH
-    // A large synchronous reply (a big GET) goes out now, so the write buffer, not the reply
-    // queue, holds it and #mustWait sees it.
+    this.#flushLarge();
+  }
+
+  /** A command: queued inside MULTI (QUIT excepted), else dispatched. `item`: its Pending, if made. */
+  #runCommand(
+    cmd: Command,
+    shape: ((r: Reply) => Reply) | undefined,
+    item: Extract<Pending, { kind: 'command' }> | null,
+  ): void {
+    if (this.#state.inMulti && cmd.type !== 'quit') {
+      this.#pushReply(this.#state.queue(item ?? { kind: 'command', cmd, shape }));
+    } else this.#dispatch(cmd, shape);
+    this.#flushLarge();
+  }
+
+  /**
+   * A large synchronous reply (a big GET) goes out now, so the write buffer, not the reply
+   * queue, holds it and #mustWait sees it.
+   */
+  #flushLarge(): void {
     const last = this.#slots[this.#slots.length - 1];
     if (last?.reply?.type === 'value' && last.reply.value.length >= LARGE_REPLY) this.#flush();
   }
