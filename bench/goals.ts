@@ -2,6 +2,7 @@
 
 import type { MemoryResult } from './memory.ts';
 import type { RbCellResult, RbMeasurement, RbOp, RbTargetName } from './redisbench.ts';
+import { emptyNodeLines, medianNode } from './startup-memory.ts';
 import { markdownTable, mib, ms, num, ratio } from './table.ts';
 
 export const TARGET_LABELS: Record<RbTargetName, string> = {
@@ -134,8 +135,11 @@ export function evaluateGoals(cells: readonly RbCellResult[], memory: MemoryResu
   if (memory === null)
     goals.push({ goal: emptyGoal, measured: 'not measured', value: null, pass: null });
   else {
-    const rss = memory.empty.rss;
-    goals.push({ goal: emptyGoal, measured: mib(rss), value: rss, pass: rss <= 64 * 1024 * 1024 });
+    // The compiled node, as the image runs it, without the probe's inspector; the .ts node is
+    // beside it in the memory lines.
+    const rss = medianNode(memory.emptyNode.js).rss.rss;
+    const measured = `${mib(rss)} (compiled; from the .ts sources ${mib(medianNode(memory.emptyNode.ts).rss.rss)})`;
+    goals.push({ goal: emptyGoal, measured, value: rss, pass: rss <= 64 * 1024 * 1024 });
   }
   goals.push(
     ratioGoal(
@@ -170,9 +174,11 @@ export function memoryLines(m: MemoryResult): string[] {
   const rss = (r: { rss: number; anon: number; file: number }) =>
     `${mib(r.rss)} (anon ${mib(r.anon)}, file-backed ${mib(r.file)})`;
   return [
-    `- Loaded ${num(m.keys)} distinct keys (\`key:%012d\`, ${m.valueBytes}-byte values; raw ${mib(m.rawBytes)}) into a fresh node`,
+    ...emptyNodeLines(m.emptyNode),
+    '',
+    `- Loaded ${num(m.keys)} distinct keys (\`key:%012d\`, ${m.valueBytes}-byte values; raw ${mib(m.rawBytes)}) into a fresh compiled node`,
     `  with pipelined MSETs in ${(m.loadMs / 1000).toFixed(1)} s (${num((m.keys * 1000) / m.loadMs)} keys/s); DBSIZE ${num(m.dbsize)}.`,
-    `- Node RSS empty ${rss(m.empty)}; right after the load ${rss(m.afterLoad)}, peak ${mib(m.afterLoad.peak)};`,
+    `- Node RSS empty (with the inspector) ${rss(m.empty)}; right after the load ${rss(m.afterLoad)}, peak ${mib(m.afterLoad.peak)};`,
     `  after ${m.settleMs / 1000} s idle ${rss(m.settled)}: **${ratio(m.settled.rss, m.rawBytes)} the raw data**`,
     '  (an idle node runs one full GC after a burst and returns the freed heap: `kvstore_heap_trims_total`).',
     ...(m.afterGc === null

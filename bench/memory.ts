@@ -1,8 +1,13 @@
-// Memory and restart probe: N distinct 100-byte keys into one node, RSS vs raw bytes, restart time.
+// Memory and restart probe: an empty node from the sources and compiled, side by side; then N
+// distinct 100-byte keys into one compiled node (what the image runs), RSS vs raw bytes, restart time.
 
 import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { evaluateGoals, goalsTable, memoryLines } from './goals.ts';
 import {
+  cleanupSync,
   freePort,
   processRss,
   type Rss,
@@ -14,16 +19,21 @@ import {
   waitForPong,
 } from './procs.ts';
 import { prefillRb } from './redisbench.ts';
+import { loadAverage } from './report.ts';
 import { rbKey, respCall } from './respload.ts';
+import { buildCompiled, type EmptyNodeMemory, emptyNodeMemory } from './startup-memory.ts';
+import { markdownTable } from './table.ts';
 
 export interface MemoryResult {
+  /** Empty nodes, `node src/main.ts` against the compiled main.js, alternating. */
+  readonly emptyNode: EmptyNodeMemory;
   readonly keys: number;
   readonly valueBytes: number;
   /** Sum of key and value bytes: what the data is worth before any overhead. */
   readonly rawBytes: number;
   readonly loadMs: number;
   readonly dbsize: number;
-  /** The fresh node before the load: the process's fixed cost. */
+  /** The fresh (compiled) node before the load: the process's fixed cost. */
   readonly empty: Rss;
   readonly afterLoad: Rss;
   /** After `settleMs` idle following the load: the figure the goal uses. */
@@ -121,6 +131,7 @@ export async function forceGc(
 /** Starts the node with a fixed client port and times spawn -> `node listening` and -> PONG. */
 async function timedStart(
   root: string,
+  script: string,
   port: number,
   dir: string | undefined,
   nodeArgs: string[] = [],
@@ -130,6 +141,7 @@ async function timedStart(
     ports: [port, 0, 0],
     args: SINGLE_NODE_ARGS,
     nodeArgs,
+    script,
     ...(dir === undefined ? {} : { dir }),
   });
   // The spawn happens synchronously inside startKvstore, so polling starts right after it.
@@ -144,12 +156,18 @@ export async function memoryProbe(
   keys: number,
   valueBytes: number,
   log: (line: string) => void,
+  emptyRounds = 3,
 ): Promise<MemoryResult> {
   const rawBytes = keys * (rbKey(0).length + valueBytes);
+  log('memory: compiling the sources (scripts/build.ts) for the empty-node comparison');
+  const script = buildCompiled(root);
+  log('memory: empty nodes, node src/main.ts against the compiled main.js');
+  const emptyNode = await emptyNodeMemory(root, script, emptyRounds);
   const port = await freePort();
   const inspectPort = await freePort();
   // The inspector only serves the diagnostic GC below; the restarted node runs without it.
-  let { server } = await timedStart(root, port, undefined, [`--inspect=127.0.0.1:${inspectPort}`]);
+  const inspect = [`--inspect=127.0.0.1:${inspectPort}`];
+  let { server } = await timedStart(root, script, port, undefined, inspect);
   let restarted: Server | null = null;
   try {
     const empty = processRss(server.child.pid);
@@ -181,7 +199,7 @@ export async function memoryProbe(
     const stopMs = performance.now() - t0;
     const dataDirBytes = dirBytes(server.dir);
     log('memory: restarting the node');
-    const again = await timedStart(root, port, server.dir);
+    const again = await timedStart(root, script, port, server.dir);
     restarted = again.server;
     const reply = await respCall('127.0.0.1', port, ['GET', rbKey(keys - 1)]);
     const restart = {
@@ -200,12 +218,55 @@ export async function memoryProbe(
       const info = String(await respCall(redis.host, redis.port, ['INFO', 'memory']));
       const usedMemory = Number(/used_memory:(\d+)/.exec(info)?.[1] ?? Number.NaN);
       const redisResult = { rss: processRss(redis.child.pid), usedMemory, loadMs: redisLoadMs };
-      const base = { keys, valueBytes, rawBytes, loadMs, dbsize: size, empty, afterLoad, settled };
-      return { ...base, settleMs, afterGc, dataDirBytes, stopMs, restart, redis: redisResult };
+      const base = { emptyNode, keys, valueBytes, rawBytes, loadMs, dbsize: size, empty };
+      const after = { afterLoad, settled, settleMs, afterGc };
+      return { ...base, ...after, dataDirBytes, stopMs, restart, redis: redisResult };
     } finally {
       await stopServer(redis);
     }
   } finally {
     await stopServer(server);
   }
+}
+
+/**
+ * `node bench/memory.ts [--keys N] [--value-bytes N] [--rounds N] [--data-root DIR]`: the probe
+ * alone (the 10M-key run takes many minutes and gigabytes, so `npm run bench` keeps 1M), with N
+ * rounds of empty nodes (default 3), printed as Markdown with the load average before and after.
+ */
+async function main(): Promise<void> {
+  const { values: v } = parseArgs({
+    options: {
+      keys: { type: 'string', default: '1000000' },
+      'value-bytes': { type: 'string', default: '100' },
+      'data-root': { type: 'string', default: tmpdir() },
+      rounds: { type: 'string', default: '3' },
+    },
+  });
+  const keys = Number(v.keys);
+  const valueBytes = Number(v['value-bytes']);
+  const rounds = Number(v.rounds);
+  if (!(keys > 0 && valueBytes > 0 && rounds > 0))
+    throw new Error('bench: --keys, --value-bytes and --rounds must be > 0');
+  const t0 = performance.now();
+  const say = (line: string) =>
+    process.stderr.write(
+      `[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${line}\n`,
+    );
+  const loadBefore = loadAverage();
+  process.once('exit', cleanupSync);
+  const m = await memoryProbe(resolve(v['data-root']), keys, valueBytes, say, rounds);
+  const goals = evaluateGoals([], m).filter((g) => g.value !== null);
+  const lines = [markdownTable(goalsTable(goals), 2), '', ...memoryLines(m), ''];
+  lines.push(
+    `Load average ${loadBefore.join(' ')} -> ${loadAverage().join(' ')}; ${new Date().toISOString()}, ${((performance.now() - t0) / 1000).toFixed(0)} s.`,
+  );
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+if (import.meta.main) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  });
 }

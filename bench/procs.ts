@@ -77,6 +77,8 @@ export interface KvstoreOptions {
   readonly args?: readonly string[];
   /** Flags for node itself, before the script (e.g. `--inspect=...`). */
   readonly nodeArgs?: readonly string[];
+  /** The entry module: src/main.ts (the default), or a compiled main.js (startup-memory.ts). */
+  readonly script?: string;
 }
 
 /** A single node keeps one replica of each key: RF=1, W=1, R=1 (writes durable, the default). */
@@ -90,7 +92,7 @@ export const SINGLE_NODE_ARGS = [
 ] as const;
 
 /**
- * Starts `node src/main.ts` at log level info, and reads the bound client port from its
+ * Starts `node src/main.ts` (or `opts.script`) at log level info, and reads the bound client port from its
  * `node listening` JSON log line. Writes stay durable (the node's defaults).
  */
 export async function startKvstore(root: string, opts: KvstoreOptions = {}): Promise<Server> {
@@ -98,7 +100,8 @@ export async function startKvstore(root: string, opts: KvstoreOptions = {}): Pro
   const host = opts.host ?? '127.0.0.1';
   const [port, httpPort, peerPort] = (opts.ports ?? [0, 0, 0]).map(String);
   const name = opts.name ?? 'kvstore';
-  const args = [...(opts.nodeArgs ?? []), join(ROOT, 'src/main.ts'), '--node-name', name];
+  const script = opts.script ?? join(ROOT, 'src/main.ts');
+  const args = [...(opts.nodeArgs ?? []), script, '--node-name', name];
   args.push('--host', host, '--port', port!);
   args.push('--http-port', httpPort!, '--peer-port', peerPort!, '--data-dir', dir);
   args.push('--log-level', 'info', ...(opts.args ?? []));

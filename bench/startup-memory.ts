@@ -1,0 +1,137 @@
+// An empty node's memory, side by side: started from the TypeScript sources (Node's type stripping)
+// and from the compiled JavaScript that the image runs (scripts/build.ts), alternating in one run.
+
+import { execFileSync } from 'node:child_process';
+import { readFileSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  NODE,
+  processRss,
+  ROOT,
+  type Rss,
+  SINGLE_NODE_ARGS,
+  startKvstore,
+  stopServer,
+  tempDir,
+} from './procs.ts';
+import { markdownTable, mib, ratio } from './table.ts';
+
+/** One empty node, a few seconds after `node listening`. */
+export interface EmptyNode {
+  readonly rss: Rss;
+  /** Pages of the node binary itself (file-backed, shared with every node process). */
+  readonly binary: number;
+  readonly listeningMs: number;
+}
+
+export interface EmptyNodeMemory {
+  /** `node src/main.ts`, one entry per round. */
+  readonly ts: readonly EmptyNode[];
+  /** `node <build>/src/main.js`, one entry per round, each started right after the .ts one. */
+  readonly js: readonly EmptyNode[];
+  readonly settleMs: number;
+}
+
+/**
+ * Compiles the sources into a temp dir under `root` (scripts/build.ts) and returns its main.js.
+ * The dir gets a node_modules link to the repository's, so the compiled modules resolve the same
+ * packages.
+ */
+export function buildCompiled(root: string): string {
+  const out = tempDir(root, 'kvstore-build-');
+  execFileSync(NODE, [join(ROOT, 'scripts/build.ts'), '--out-dir', out], { stdio: 'pipe' });
+  symlinkSync(join(ROOT, 'node_modules'), join(out, 'node_modules'), 'dir');
+  return join(out, 'src/main.js');
+}
+
+/** RSS of the mappings of the node binary, from /proc/<pid>/smaps (0 when unknown). */
+function binaryRss(pid: number | undefined): number {
+  let smaps = '';
+  try {
+    smaps = pid === undefined ? '' : readFileSync(`/proc/${pid}/smaps`, 'latin1');
+  } catch {}
+  let ofNode = false;
+  let kb = 0;
+  for (const line of smaps.split('\n')) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) ofNode = /\/node$/.test(line);
+    else if (ofNode && line.startsWith('Rss:')) kb += Number(line.split(/\s+/)[1]);
+  }
+  return kb * 1024;
+}
+
+async function emptyNode(root: string, script: string, settleMs: number): Promise<EmptyNode> {
+  const server = await startKvstore(root, { name: 'bench-empty', args: SINGLE_NODE_ARGS, script });
+  try {
+    await new Promise((r) => setTimeout(r, settleMs));
+    const pid = server.child.pid;
+    return { rss: processRss(pid), binary: binaryRss(pid), listeningMs: server.readyMs };
+  } finally {
+    await stopServer(server);
+  }
+}
+
+/** `rounds` pairs of fresh empty nodes (.ts then compiled), each measured `settleMs` after start. */
+export async function emptyNodeMemory(
+  root: string,
+  compiledMain: string,
+  rounds = 3,
+  settleMs = 3000,
+): Promise<EmptyNodeMemory> {
+  const ts: EmptyNode[] = [];
+  const js: EmptyNode[] = [];
+  for (let i = 0; i < rounds; i++) {
+    ts.push(await emptyNode(root, join(ROOT, 'src/main.ts'), settleMs));
+    js.push(await emptyNode(root, compiledMain, settleMs));
+  }
+  return { ts, js, settleMs };
+}
+
+const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** The medians of each field over the rounds. */
+export function medianNode(nodes: readonly EmptyNode[]): EmptyNode {
+  const f = (g: (n: EmptyNode) => number) => median(nodes.map(g));
+  return {
+    rss: {
+      rss: f((n) => n.rss.rss),
+      anon: f((n) => n.rss.anon),
+      file: f((n) => n.rss.file),
+      peak: f((n) => n.rss.peak),
+    },
+    binary: f((n) => n.binary),
+    listeningMs: f((n) => n.listeningMs),
+  };
+}
+
+/** The side-by-side table: medians of the rounds, compiled as a ratio of the .ts node. */
+export function emptyNodeLines(m: EmptyNodeMemory): string[] {
+  const ts = medianNode(m.ts);
+  const js = medianNode(m.js);
+  const head = ['empty node (RF=1)', 'RSS', 'anon', 'file-backed', 'of it node binary', 'start ms'];
+  const row = (label: string, n: EmptyNode) => [
+    label,
+    mib(n.rss.rss),
+    mib(n.rss.anon),
+    mib(n.rss.file),
+    mib(n.binary),
+    n.listeningMs.toFixed(0),
+  ];
+  const ratios = (a: EmptyNode, b: EmptyNode) => [
+    'compiled / .ts',
+    ratio(a.rss.rss, b.rss.rss),
+    ratio(a.rss.anon, b.rss.anon),
+    ratio(a.rss.file, b.rss.file),
+    ratio(a.binary, b.binary),
+    ratio(a.listeningMs, b.listeningMs),
+  ];
+  return [
+    `Empty node, ${m.ts.length} alternating rounds, medians, measured ${m.settleMs / 1000} s after \`node listening\`:`,
+    '',
+    markdownTable([
+      head,
+      row('`node src/main.ts` (type stripping)', ts),
+      row('`node dist/src/main.js` (compiled: the image)', js),
+      ratios(js, ts),
+    ]),
+  ];
+}
