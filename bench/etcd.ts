@@ -22,6 +22,8 @@ export interface StoreloadResult {
   readonly store: StoreName;
   readonly op: StoreOp | 'fill';
   readonly clients: number;
+  /** Connections the clients share: etcd one per member (gRPC multiplexes), kvstore one each. */
+  readonly connections: number;
   readonly keys: number;
   readonly valueBytes: number;
   readonly windowS: number;
@@ -306,7 +308,7 @@ const CELL_LABELS: Record<StoreName, Record<StoreOp, string>> = {
 
 /** One table: every cell, and on each etcd row kvstore's figure of the same kind over it. */
 export function etcdTable(c: EtcdComparison): string[][] {
-  const head = ['workload', 'store, request', 'ops/s', 'p50 ms', 'p99 ms', 'p99.9 ms'];
+  const head = ['workload', 'store, request', 'conns', 'ops/s', 'p50 ms', 'p99 ms', 'p99.9 ms'];
   head.push('server CPU%', 'load', 'kvstore/etcd ops', 'kvstore/etcd p99');
   const rows = [head];
   for (const cell of c.cells) {
@@ -319,6 +321,7 @@ export function etcdTable(c: EtcdComparison): string[][] {
     rows.push([
       cell.op === 'put' ? 'durable writes' : 'reads',
       CELL_LABELS[cell.store][cell.op] + errors,
+      String(r.connections),
       num(r.opsPerSec),
       ms(r.latencyMs.p50),
       ms(r.latencyMs.p99),
@@ -341,8 +344,11 @@ export function etcdSection(c: EtcdComparison): string[] {
     `same filesystem, writes durable: kvstore RF=3 W=2 R=2 (OK after two replicas' write-ahead logs`,
     `are on disk), etcd with its defaults (a Put is acknowledged once a quorum fsynced it). The same`,
     `Go program (bench/storeload: go.etcd.io/etcd/client/v3 for etcd, go-redis v9 over RESP for`,
-    `kvstore) runs ${c.clients} clients, each on its own connection, client i on member i mod 3,`,
-    `one request at a time; keys uniformly random over ${num(c.keys)} pre-filled keys, ${c.valueBytes}-byte values;`,
+    `kvstore) runs ${c.clients} clients, one request at a time each, client i on member i mod 3; each`,
+    `store's clients connect as its client library is meant to be used: a connection each to kvstore`,
+    `(RESP carries one request at a time), one gRPC connection per member shared by its clients to etcd`,
+    `(HTTP/2 multiplexes them; faster for etcd than a connection each). Keys uniformly random over`,
+    `${num(c.keys)} pre-filled keys, ${c.valueBytes}-byte values;`,
     `${c.warmupS} s warm-up, then ${c.durationS} s measured; latency of every request (exact percentiles).`,
     `Filling the key space (batches of 100) took ${c.fillS.etcd.toFixed(1)} s on etcd and ${c.fillS.kvstore.toFixed(1)} s on kvstore.`,
     `Server CPU% sums the three processes (% of one core); load = 1-minute load average before the`,

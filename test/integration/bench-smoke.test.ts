@@ -37,6 +37,7 @@ interface StoreCell {
   op: string;
   result: {
     requests: number;
+    connections: number;
     errors: number;
     misses: number;
     opsPerSec: number;
@@ -155,6 +156,8 @@ describe('bench harness (--quick)', () => {
       const where = `${store} ${op}`;
       expect(r.errors, where).toBe(0);
       expect(r.misses, where).toBe(0);
+      // etcd's clients share a gRPC connection per member; kvstore's have one each.
+      expect(r.connections, where).toBe(store === 'etcd' ? 3 : 50);
       expect(r.requests, where).toBeGreaterThan(0);
       expect(r.opsPerSec, where).toBeGreaterThan(0);
       expect(r.latencyMs.p99, where).toBeGreaterThanOrEqual(r.latencyMs.p50);
