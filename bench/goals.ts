@@ -179,7 +179,7 @@ export function memoryLines(m: MemoryResult): string[] {
     `- Loaded ${num(m.keys)} distinct keys (\`key:%012d\`, ${m.valueBytes}-byte values; raw ${mib(m.rawBytes)}) into a fresh compiled node`,
     `  with pipelined MSETs in ${(m.loadMs / 1000).toFixed(1)} s (${num((m.keys * 1000) / m.loadMs)} keys/s); DBSIZE ${num(m.dbsize)}.`,
     `- Node RSS empty (with the inspector) ${rss(m.empty)}; right after the load ${rss(m.afterLoad)}, peak ${mib(m.afterLoad.peak)};`,
-    `  after ${m.settleMs / 1000} s idle ${rss(m.settled)}: **${ratio(m.settled.rss, m.rawBytes)} the raw data**`,
+    `  ${(m.settleMs / 1000).toFixed(0)} s later, 6 s after its CPU went quiet, ${rss(m.settled)}: **${ratio(m.settled.rss, m.rawBytes)} the raw data**`,
     '  (an idle node runs one full GC after a burst and returns the freed heap: `kvstore_heap_trims_total`).',
     ...(m.afterGc === null
       ? []

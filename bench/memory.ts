@@ -9,6 +9,7 @@ import { evaluateGoals, goalsTable, memoryLines } from './goals.ts';
 import {
   cleanupSync,
   freePort,
+  processCpuMs,
   processRss,
   type Rss,
   type Server,
@@ -36,7 +37,7 @@ export interface MemoryResult {
   /** The fresh (compiled) node before the load: the process's fixed cost. */
   readonly empty: Rss;
   readonly afterLoad: Rss;
-  /** After `settleMs` idle following the load: the figure the goal uses. */
+  /** `settleMs` after the load: once the node's CPU went quiet, 6 s more; the figure the goal uses. */
   readonly settled: Rss;
   readonly settleMs: number;
   /**
@@ -69,6 +70,23 @@ export interface MemoryResult {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Resolves once the process used under 3% of a core in each of two 1 s samples in a row (the
+ * heap trimmer's idleness, src/node/heap-trim.ts), or after 10 minutes; with the ms it waited.
+ */
+async function quiet(pid: number | undefined): Promise<number> {
+  const t0 = performance.now();
+  let quietSamples = 0;
+  let last = processCpuMs(pid, 100);
+  while (quietSamples < 2 && performance.now() - t0 < 600_000) {
+    await sleep(1000);
+    const now = processCpuMs(pid, 100);
+    quietSamples = now - last < 30 ? quietSamples + 1 : 0;
+    last = now;
+  }
+  return performance.now() - t0;
+}
 
 function dirBytes(dir: string): number {
   return readdirSync(dir).reduce((s, f) => s + statSync(join(dir, f)).size, 0);
@@ -176,9 +194,11 @@ export async function memoryProbe(
     const size = await dbsize(server);
     if (size !== keys) throw new Error(`bench: DBSIZE ${size} after loading ${keys} keys`);
     const afterLoad = processRss(server.child.pid);
-    // The node trims its heap after one whole 2 s interval of idleness (src/node/heap-trim.ts).
-    const settleMs = 6000;
-    await sleep(settleMs);
+    // Acknowledged writes may still be committing to LMDB behind the write-ahead log (minutes
+    // for 10M keys on a busy machine); the node trims its heap after one whole 2 s interval of
+    // idleness (src/node/heap-trim.ts). So: wait for the node's CPU to go quiet, then 6 s more.
+    const settleMs = (await quiet(server.child.pid)) + 6000;
+    await sleep(6000);
     const settled = processRss(server.child.pid);
     let afterGc: MemoryResult['afterGc'] = null;
     try {
