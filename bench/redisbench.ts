@@ -187,6 +187,27 @@ export async function measureRb(
   return runOnce(target, cell, sized(m.rps), opts);
 }
 
+/** A cell redis-benchmark could not finish: no figures (NaN fails every goal), the reason. */
+function failed(err: unknown): RbMeasurement {
+  const message = err instanceof Error ? err.message : String(err);
+  const reason = message.match(/Error from server: .*/)?.[0] ?? message.split('\n')[0]!;
+  const none = Number.NaN;
+  return {
+    test: '',
+    rps: none,
+    avgMs: none,
+    minMs: none,
+    p50Ms: none,
+    p95Ms: none,
+    p99Ms: none,
+    maxMs: none,
+    requests: 0,
+    wallMs: 0,
+    serverCpuPct: none,
+    error: reason,
+  };
+}
+
 /** Every cell on every target in turn (the order of RB_TARGETS): shared conditions. */
 export async function runRbCells(
   targets: readonly RbTarget[],
@@ -197,7 +218,9 @@ export async function runRbCells(
   for (const cell of RB_CELLS) {
     const results = {} as Record<RbTargetName, RbMeasurement>;
     for (const t of targets) {
-      results[t.name] = await measureRb(t, cell, opts);
+      // A target that fails a cell (a cluster timing out on a loaded machine) is reported as
+      // such; the other targets and cells are still measured.
+      results[t.name] = await measureRb(t, cell, opts).catch(failed);
       progress(cell, t.name, results[t.name]);
     }
     const { clients, keys, valueBytes } = opts;
