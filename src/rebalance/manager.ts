@@ -137,6 +137,12 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
     const transfer = this.#o.topology.transferId;
     const rfT = this.#o.topology.rf(target);
     const self = this.#o.self;
+    // A ring whose every member holds every key (RF >= its size) with this node in it: no key can
+    // be dropped, and the scan below would read the whole store for nothing (one node, or three
+    // with RF=3: every --gc-interval-ms; 10M keys kept a core busy).
+    const ownsAll = (r: typeof ring, n: number) =>
+      n >= r.members.length && r.members.includes(self);
+    if (ownsAll(ring, rf) || ownsAll(target, rfT)) return 0;
     let removed = 0;
     let after: Buffer | null = null;
     for (;;) {
