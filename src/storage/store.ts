@@ -346,13 +346,23 @@ export class Storage {
   }
 
   /**
+   * #current for a write's decision, with the key's latin1 string made once for #queue too.
+   * LMDB's bytes are not copied: they are valid only until the next LMDB read, so the caller
+   * must be done with them (and with a record decoded from them) before it reads again.
+   */
+  #peek(key: Buffer, k: string): Buffer | undefined {
+    const queued = this.#queued.get(k);
+    if (queued !== undefined) return queued.raw ?? undefined;
+    return this.#data.getBinaryFast(key);
+  }
+
+  /**
    * Queues a put (raw) or a delete (null) of `key` to LMDB and remembers it until committed,
    * so reads see it at once. The caller appends it to the log in the same turn (or is replaying
-   * the log). The key is kept only as its latin1 string (the map key): scans rebuild Buffers
-   * from it, which keeps the write path to that one conversion.
+   * the log). The key is kept only as its latin1 string `k` (the map key): scans rebuild
+   * Buffers from it, which keeps the write path to that one conversion.
    */
-  #queue(key: Buffer, raw: Buffer | null): void {
-    const k = key.toString('latin1');
+  #queue(key: Buffer, raw: Buffer | null, k = key.toString('latin1')): void {
     const entry = { raw };
     this.#queued.set(k, entry);
     if (this.#held) return;
@@ -383,13 +393,15 @@ export class Storage {
 
   /** `encoded`, when given, is encodeRecord(record): stored as it is. */
   #applyOne(key: Buffer, record: StoredRecord, onlyIfLive: boolean, encoded?: Buffer): boolean {
-    const raw = this.#current(key);
+    const k = key.toString('latin1');
+    // `old` is used only in this call, and nothing below reads LMDB (see #peek).
+    const raw = this.#peek(key, k);
     const old = raw === undefined ? undefined : decodeRecord(raw);
     if (onlyIfLive && (!old || !isLive(old, this.clock.wallNow()))) return false;
     // A stored version out of range (written before versions were checked) loses to any write.
     if (old && compareRecords(old, record) >= 0 && isValidVersion(old.version)) return false;
     const bytes = encoded ?? encodeRecord(record);
-    this.#queue(key, bytes);
+    this.#queue(key, bytes, k);
     this.#wal?.append(WAL_PUT, key, bytes);
     const s = this.#state;
     if (old) {
