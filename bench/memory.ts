@@ -261,8 +261,18 @@ async function main(): Promise<void> {
       'value-bytes': { type: 'string', default: '100' },
       'data-root': { type: 'string', default: tmpdir() },
       rounds: { type: 'string', default: '3' },
+      help: { type: 'boolean', default: false },
     },
   });
+  if (v.help) {
+    process.stdout.write(
+      'Usage: node bench/memory.ts [--keys N] [--value-bytes N] [--rounds N] [--data-root DIR]\n' +
+        '  The memory/restart probe alone (docs/performance.md, Memory): N keys (default 1000000),\n' +
+        '  N rounds of empty nodes from the .ts and compiled (default 3), data under DIR (default\n' +
+        '  the OS temp dir); needs redis-server.\n',
+    );
+    return;
+  }
   const keys = Number(v.keys);
   const valueBytes = Number(v['value-bytes']);
   const rounds = Number(v.rounds);

@@ -7,7 +7,7 @@
 // (dist/src, dist/operator, dist/package.json), with the files that are not TypeScript (console
 // assets, operator manifests) copied beside the compiled modules, so relative paths still hold.
 //
-// Usage: node scripts/build.ts [--out-dir DIR]   (default dist/; DIR is replaced)
+// Usage: node scripts/build.ts [--out-dir DIR]   (default dist/; DIR is replaced; --help)
 
 import { execFileSync } from 'node:child_process';
 import { cpSync, readdirSync, rmSync } from 'node:fs';
@@ -15,7 +15,16 @@ import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const { values } = parseArgs({ options: { 'out-dir': { type: 'string' } } });
+const USAGE = `Usage: node scripts/build.ts [--out-dir DIR]   (npm run build)
+  Compiles src/ and operator/ to JavaScript in DIR (default dist/, replaced) with tsc
+  (tsconfig.build.json) and copies the files that are not TypeScript beside them.`;
+const { values } = parseArgs({
+  options: { 'out-dir': { type: 'string' }, help: { type: 'boolean', default: false } },
+});
+if (values.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
 const out = resolve(values['out-dir'] ?? join(ROOT, 'dist'));
 
 rmSync(out, { recursive: true, force: true });

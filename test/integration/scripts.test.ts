@@ -84,6 +84,8 @@ describe('--help starts nothing', () => {
     ['src/cli/main.ts', [], /^kvctl: command-line client/],
     ['bench/run.ts', [], /^Usage: node bench\/run.ts/],
     ['bench/connection-memory.ts', [], /^Usage: npm run bench:connections/],
+    ['bench/memory.ts', [], /^Usage: node bench\/memory.ts/],
+    ['scripts/build.ts', [], /^Usage: node scripts\/build.ts/],
     ['test/chaos/run.ts', [], /^Usage: npm run chaos/],
     ['scripts/console-screenshot.ts', [], /^Usage: node scripts\/console-screenshot.ts/],
     ['scripts/dashboard-render.ts', [], /^Usage: node scripts\/dashboard-render.ts/],
