@@ -244,7 +244,14 @@ export class Connection {
       return;
     }
     if (item.kind === 'session') {
-      const outcome = this.#state.handle(item.op, this.#session, this.#ctx.serverFacts);
+      // CLIENT LIST/KILL run here, in their turn: what they throw (ERR No such client, or a bug)
+      // becomes this command's error reply, never an exception that would end the process.
+      let outcome: ReturnType<SessionState['handle']>;
+      try {
+        outcome = this.#state.handle(item.op, this.#session, this.#ctx.serverFacts);
+      } catch (err) {
+        outcome = { reply: this.#failure(err) };
+      }
       if ('exec' in outcome) this.#exec(outcome.exec);
       else this.#pushReply(outcome.reply);
     } else if (this.#state.inMulti && item.kind !== 'fatal') {
