@@ -157,7 +157,7 @@ export class ServerConnection {
 
   /** Reports this connection's buffered bytes to the node-wide count. */
   #account(): void {
-    const now = this.#isClosed ? 0 : this.#decoder.bufferedBytes;
+    const now = this.#isClosed || this.#socket.destroyed ? 0 : this.#decoder.bufferedBytes;
     this.#ctx.buffers.update(this.#buffered, now);
     this.#buffered = now;
   }
@@ -171,6 +171,9 @@ export class ServerConnection {
       'peer connection refused',
     );
     this.#socket.destroy();
+    // Its bytes leave the node-wide count now, not at 'close' (a later tick): a connection read
+    // in between must not be refused for bytes that are already being let go.
+    this.#account();
   }
 
   /** Dispatches buffered frames up to the in-flight limit, then adjusts reading. Not re-entrant. */
