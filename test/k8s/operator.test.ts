@@ -247,7 +247,10 @@ describe('a KVCluster', { timeout: 180_000 }, () => {
     const conds = Object.fromEntries((o.status?.conditions ?? []).map((c) => [c.type, c.status]));
     expect(conds).toEqual({ Available: 'True', Progressing: 'False', Degraded: 'False' });
     const table = await k().kubectl(['get', 'kvc', 'kv', '-n', NS]);
-    expect(table).toMatch(/NAME\s+REPLICAS\s+READY\s+PHASE\s+AGE\nkv\s+3\s+3\s+Available/);
+    // PROGRESS (a transfer's percentage and ETA) is empty while nothing moves.
+    expect(table).toMatch(
+      /^NAME\s+REPLICAS\s+READY\s+PHASE\s+PROGRESS\s+AGE\nkv\s+3\s+3\s+Available\s+\d+s\n/,
+    );
     const events = await k().kubectl([
       'get',
       'events',
