@@ -5,6 +5,7 @@ import type { V1CronJob, V1EnvVar, V1Job, V1Pod, V1PodTemplateSpec } from '@kube
 import type { KVClusterStatus } from '../api/v1alpha1/index.ts';
 import { type ControllerContext, deleteIfOwned } from './context.ts';
 import { type Cluster, namesOf, ownedMeta } from './names.ts';
+import { CONTAINER_SECURITY, POD_SECURITY } from './statefulset.ts';
 
 /** Pod label naming the cluster a backup or restore pod works for, and which of the two. */
 export const BACKUP_LABEL = 'kvstore.dev/backup';
@@ -58,8 +59,12 @@ function kvctlPod(
           env,
           volumeMounts: [{ name: 'backups', mountPath: MOUNT }],
           terminationMessagePolicy: 'File',
+          // As the nodes: uid 1000, and a claim whose storage honours fsGroup is writable to it
+          // (without it only a world-writable volume, like kind's local-path, takes a backup).
+          securityContext: CONTAINER_SECURITY,
         },
       ],
+      securityContext: POD_SECURITY,
       volumes: [{ name: 'backups', persistentVolumeClaim: { claimName } }],
     },
   };
@@ -112,6 +117,14 @@ export function buildRestoreJob(c: Cluster): V1Job | null {
 type BackupStatus = NonNullable<KVClusterStatus['backup']>;
 
 /**
+ * kvctl's path in the pod (`/backups/kv-20261203T030000Z`) as spec.restoreFrom.path takes it:
+ * relative to the claim's root (`kv-20261203T030000Z`).
+ */
+function onClaim(path: string): string {
+  return path.startsWith(`${MOUNT}/`) ? path.slice(MOUNT.length + 1) : path;
+}
+
+/**
  * What the newest kvctl pod with `label` says: Running, Succeeded or Failed with its start and
  * end, and the counts (or error) of its --summary-file, read from the termination message.
  */
@@ -139,7 +152,7 @@ export function runStatus(pods: readonly V1Pod[]): BackupStatus | undefined {
     pod: newest.metadata?.name ?? '',
     ...(started ? { startTime: started } : {}),
     ...(finished ? { completionTime: finished } : {}),
-    ...(typeof summary.path === 'string' ? { path: summary.path } : {}),
+    ...(typeof summary.path === 'string' ? { path: onClaim(summary.path) } : {}),
     ...num('records'),
     ...num('keys'),
     ...num('tombstones'),

@@ -5,7 +5,9 @@ import type {
   V1Container,
   V1EnvVar,
   V1PersistentVolumeClaim,
+  V1PodSecurityContext,
   V1PodTemplateSpec,
+  V1SecurityContext,
   V1StatefulSet,
   V1Toleration,
   V1TopologySpreadConstraint,
@@ -61,18 +63,26 @@ function container(c: Cluster): V1Container {
     livenessProbe: { ...probe('/healthz', 10, 6), initialDelaySeconds: 10 },
     ...(s.resources ? { resources: s.resources as V1Container['resources'] } : {}),
     volumeMounts: [{ name: 'data', mountPath: DATA_DIR }, ...tlsVolumes(c).mounts],
-    // The image runs as uid 1000 and writes only to the data volume.
-    securityContext: {
-      runAsNonRoot: true,
-      runAsUser: 1000,
-      runAsGroup: 1000,
-      readOnlyRootFilesystem: true,
-      allowPrivilegeEscalation: false,
-      capabilities: { drop: ['ALL'] },
-      seccompProfile: { type: 'RuntimeDefault' },
-    },
+    securityContext: CONTAINER_SECURITY,
   };
 }
+
+/** The image's uid 1000, writing only to its volumes: the node's and the backup pods' containers. */
+export const CONTAINER_SECURITY: V1SecurityContext = {
+  runAsNonRoot: true,
+  runAsUser: 1000,
+  runAsGroup: 1000,
+  readOnlyRootFilesystem: true,
+  allowPrivilegeEscalation: false,
+  capabilities: { drop: ['ALL'] },
+  seccompProfile: { type: 'RuntimeDefault' },
+};
+
+/** Volumes group-owned by the image's gid, so uid 1000 can write to a fresh claim. */
+export const POD_SECURITY: V1PodSecurityContext = {
+  fsGroup: 1000,
+  fsGroupChangePolicy: 'OnRootMismatch',
+};
 
 const TLS_DIR = '/etc/kvstore/tls';
 
@@ -135,7 +145,7 @@ export function buildPodTemplate(c: Cluster, configHash: string): V1PodTemplateS
       ...(c.spec.tls ? { volumes: tlsVolumes(c).volumes } : {}),
       // The node drains in-flight commands for up to 10 s (KV_SHUTDOWN_TIMEOUT_MS) on SIGTERM.
       terminationGracePeriodSeconds: 30,
-      securityContext: { fsGroup: 1000, fsGroupChangePolicy: 'OnRootMismatch' },
+      securityContext: POD_SECURITY,
       ...(s.affinity ? { affinity: s.affinity as V1Affinity } : {}),
       ...(s.tolerations ? { tolerations: s.tolerations as V1Toleration[] } : {}),
       ...(s.nodeSelector ? { nodeSelector: s.nodeSelector } : {}),

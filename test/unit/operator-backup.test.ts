@@ -65,6 +65,9 @@ describe('spec.backup', () => {
       { name: 'backups', persistentVolumeClaim: { claimName: 'kv-backups' } },
     ]);
     expect(pod.spec!.restartPolicy).toBe('Never');
+    // The image's uid, and the claim group-owned by its gid where the storage honours fsGroup.
+    expect(container.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
+    expect(pod.spec!.securityContext).toMatchObject({ fsGroup: 1000 });
     expect(buildBackupCronJob(cluster())).toBeNull();
   });
 
@@ -120,7 +123,7 @@ describe('runStatus', () => {
     },
   });
 
-  it('reports the newest run with the counts kvctl wrote, or its error', () => {
+  it('reports the newest run with the counts kvctl wrote (its path on the claim, as restoreFrom takes it), or its error', () => {
     const ok = JSON.stringify({
       ok: true,
       path: '/backups/kv-x',
@@ -143,7 +146,7 @@ describe('runStatus', () => {
       pod: 'b',
       startTime: '2030-01-02T00:00:00.000Z',
       completionTime: '2030-01-01T00:05:00.000Z',
-      path: '/backups/kv-x',
+      path: 'kv-x',
       records: 12,
       keys: 10,
       tombstones: 2,
