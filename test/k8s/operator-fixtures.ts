@@ -330,6 +330,15 @@ export async function getJson<T = Json>(cp: ControlPlane, args: string[]): Promi
 }
 
 /** A KVCluster as the tests read it. */
+/** status.backup and status.restore: a kvctl run, with what its summary reported. */
+export interface BackupRun {
+  phase: string;
+  pod: string;
+  path?: string;
+  keys?: number;
+  error?: string;
+}
+
 export interface KVC extends KubernetesObject {
   spec: Json;
   status?: {
@@ -342,8 +351,8 @@ export interface KVC extends KubernetesObject {
     decommission?: { member: string; state: string };
     rebalancing?: boolean;
     selector?: string;
-    backup?: { phase: string; pod: string; error?: string };
-    restore?: { phase: string; pod: string; error?: string };
+    backup?: BackupRun;
+    restore?: BackupRun;
   };
 }
 

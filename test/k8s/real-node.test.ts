@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { KvClient } from '../../src/client/index.ts';
+import { STORAGE_CLASS } from './node-config.ts';
 import { mountsUnder } from './node-host.ts';
 import { getJson, type Json, type KVC, NODE, waitUntil } from './operator-fixtures.ts';
 import { alive, run } from './processes.ts';
@@ -63,14 +64,14 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 }, 120_000);
 
-const kvc = () => getJson<KVC>(k(), ['kvcluster', KVC_NAME, '-n', NS]);
+const kvc = (name = KVC_NAME) => getJson<KVC>(k(), ['kvcluster', name, '-n', NS]);
 
 /** The KVCluster is Available with `replicas` members, every pod Ready. */
-async function available(replicas: number, timeoutMs = 300_000): Promise<KVC> {
+async function available(replicas: number, timeoutMs = 300_000, name = KVC_NAME): Promise<KVC> {
   return waitUntil(
-    `KVCluster ${KVC_NAME} Available with ${replicas} ready`,
+    `KVCluster ${name} Available with ${replicas} ready`,
     async () => {
-      const c = await kvc();
+      const c = await kvc(name);
       const s = c?.status;
       if (!c) return undefined;
       return (
@@ -89,9 +90,9 @@ async function claims(): Promise<Json[]> {
   return (await getJson(k(), ['pvc', '-n', NS]))?.items ?? [];
 }
 
-/** A client through `kubectl port-forward svc/kvstore :8081` (closed with its forward). */
-async function client(): Promise<{ kv: KvClient; close(): Promise<void> }> {
-  const pf = await portForward(k(), NS, `svc/${KVC_NAME}`, 8081);
+/** A client through `kubectl port-forward svc/<name> :8081` (closed with its forward). */
+async function client(name = KVC_NAME): Promise<{ kv: KvClient; close(): Promise<void> }> {
+  const pf = await portForward(k(), NS, `svc/${name}`, 8081);
   const kv = await KvClient.connect({ host: '127.0.0.1', port: pf.port });
   return {
     kv,
@@ -451,6 +452,88 @@ describe('a real node', () => {
     const history = JSON.parse((await sh(k(), `helm history kvstore -n ${NS} -o json`)).stdout);
     expect(history.at(-1).status).toBe('deployed');
     await available(3);
+  }, 900_000);
+
+  it('backs up a KVCluster onto a claim (an on-demand run of its CronJob), and a new KVCluster starts from it (spec.restoreFrom)', async () => {
+    // One member, RF 1: the cheapest real clusters. The schedule (January 1st) does not fire
+    // during the test; the backup runs on demand from the CronJob's template.
+    const cluster = (name: string, extra: string) =>
+      `apiVersion: kvstore.dev/v1alpha1\nkind: KVCluster\nmetadata: {name: ${name}, namespace: ${NS}}\n` +
+      `spec:\n  replicas: 1\n  replicationFactor: 1\n  readQuorum: 1\n  writeQuorum: 1\n` +
+      `  image: ${IMAGE}\n  storage: {size: 1Gi, retainOnDelete: false}\n${extra}`;
+    // Terminal: Succeeded, or Failed with kvctl's error (a retried pod shows Running again).
+    const run = (name: string, which: 'backup' | 'restore', pod: string) =>
+      waitUntil(
+        `${which} of ${name} finished in its status`,
+        async () => {
+          const r = (await kvc(name))?.status?.[which];
+          return r?.pod.startsWith(pod) && (r.phase === 'Succeeded' || r.phase === 'Failed') && r;
+        },
+        300_000,
+      );
+    const keys = Array.from({ length: 50 }, (_, i) => `bk-${i}`);
+    try {
+      // The backups' claim: the node's default StorageClass (bound when the first backup pod
+      // lands on the node).
+      await k().kubectl(['apply', '-f', '-'], {
+        input:
+          `apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: kvb-backups, namespace: ${NS}}\n` +
+          `spec:\n  accessModes: [ReadWriteOnce]\n  storageClassName: ${STORAGE_CLASS}\n` +
+          `  resources: {requests: {storage: 1Gi}}\n---\n` +
+          cluster('kvb', '  backup: {schedule: "0 3 1 1 *", claimName: kvb-backups}\n'),
+      });
+      await available(1, 300_000, 'kvb');
+      const w = await client('kvb');
+      try {
+        for (const key of keys) await w.kv.put(key, `v-${key}`);
+        await w.kv.put('bk-gone', 'deleted before the backup');
+        expect(await w.kv.remove('bk-gone')).toBe(true);
+      } finally {
+        await w.close();
+      }
+      await sh(k(), `kubectl -n ${NS} create job --from=cronjob/kvb-backup kvb-backup-now`);
+      const backup = await run('kvb', 'backup', 'kvb-backup-now');
+      expect(backup, JSON.stringify(backup)).toMatchObject({ phase: 'Succeeded', keys: 50 });
+      // The path as spec.restoreFrom takes it, relative to the claim.
+      expect(backup.path).toMatch(/^kvb-\d{8}T\d{6}Z$/);
+      // On the node's disk: the claim's directory holds the backup with its manifest.
+      const pvc = await getJson(k(), ['pvc', 'kvb-backups', '-n', NS]);
+      const pv = await getJson(k(), ['pv', pvc.spec.volumeName]);
+      const manifest = JSON.parse(
+        readFileSync(join(pv.spec.local.path, String(backup.path), 'MANIFEST.json'), 'utf8'),
+      );
+      expect(manifest).toMatchObject({ kind: 'kvstore-backup', liveKeys: 50 });
+
+      await k().kubectl(['apply', '-f', '-'], {
+        input: cluster(
+          'kvr',
+          `  restoreFrom: {claimName: kvb-backups, path: ${JSON.stringify(backup.path)}}\n`,
+        ),
+      });
+      const restore = await run('kvr', 'restore', 'kvr-restore');
+      expect(restore, JSON.stringify(restore)).toMatchObject({ phase: 'Succeeded', keys: 50 });
+      const r = await client('kvr');
+      try {
+        for (const key of keys) expect(await r.kv.get(key), key).toBe(`v-${key}`);
+        expect(await r.kv.get('bk-gone')).toBeNull();
+      } finally {
+        await r.close();
+      }
+    } finally {
+      // Both clusters with their claims (retainOnDelete: false), and the backups' claim: the
+      // uninstall test below expects only the chart cluster's claims.
+      await sh(
+        k(),
+        `kubectl -n ${NS} delete kvcluster kvb kvr --ignore-not-found --wait && ` +
+          `kubectl -n ${NS} delete pvc kvb-backups --ignore-not-found --wait`,
+      );
+      await waitUntil(
+        'the claims of kvb and kvr gone',
+        async () =>
+          !(await claims()).some((p) => /^(data-kvb-|data-kvr-|kvb-)/.test(p.metadata.name)),
+        120_000,
+      );
+    }
   }, 900_000);
 
   it('helm uninstall removes the operator and the cluster, and keeps the CRD and the data claims', async () => {
