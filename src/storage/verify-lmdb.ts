@@ -8,11 +8,8 @@ import { decodeRecord } from './record.ts';
 
 const dir = process.argv[2];
 if (!dir) throw new Error('usage: verify-lmdb.ts <data-dir>');
-// The store's options, so that the snapshot read is the one the node would open; but the map no
-// larger than the file: a read-only environment mapped past a file left by a SIGKILL answered
-// MDB_PANIC on its first read (4 times in 5 with the store's 1 TiB map).
-const { mapSize: _storeMap, ...readOptions } = LMDB_ENV_OPTIONS;
-const root = open({ path: dir, ...readOptions, readOnly: true });
+// The store's options, so that the snapshot read is the one the node would open.
+const root = open({ path: dir, ...LMDB_ENV_OPTIONS, readOnly: true });
 const binary = { keyEncoding: 'binary', encoding: 'binary' } as const;
 const data = root.openDB<Buffer, Buffer>({ name: 'data', ...binary });
 const tombs = root.openDB<Buffer, Buffer>({ name: 'tombstones', ...binary });
