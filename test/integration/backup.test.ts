@@ -116,7 +116,8 @@ describe('kvctl backup and restore', () => {
         expect(await w.call(`PUT live:${String(written++).padStart(6, '0')} x`)).toBe('OK');
       w.close();
     })();
-    await new Promise((r) => setTimeout(r, 200)); // some writes before the backup starts
+    // Some writes before the backup starts.
+    await expect.poll(() => written, { timeout: 30_000 }).toBeGreaterThanOrEqual(20);
     const before = written;
     const parent = tempDir();
     const summaryFile = join(parent, 'summary.json');

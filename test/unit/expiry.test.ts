@@ -1,10 +1,8 @@
 // Expiring keys below the network: the record codec and its order, the storage index and sweep,
 // the coordinator's expiry commands on one node, and Redis's argument checks.
 
-import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ClusterCoordinator } from '../../src/coordinator/index.ts';
-import { Topology } from '../../src/membership/index.ts';
+import type { ClusterCoordinator } from '../../src/coordinator/index.ts';
 import {
   type CommandLimits,
   parseRespRequest,
@@ -13,7 +11,6 @@ import {
   type RespContext,
 } from '../../src/protocol/index.ts';
 import { int64Arg } from '../../src/protocol/resp-expiry.ts';
-import { Replicas } from '../../src/replica/index.ts';
 import {
   compareRecords,
   decodeRecord,
@@ -26,6 +23,7 @@ import {
 } from '../../src/storage/index.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 import { respContext } from '../helpers/resp-context.ts';
+import { standalone } from '../helpers/standalone.ts';
 
 const b = (s: string) => Buffer.from(s);
 const v = (wall: number, node = 'n1', logical = 0): Version => ({ wall, logical, node });
@@ -239,26 +237,6 @@ describe('Storage expiry index and sweep', () => {
     expect(await again.expireDue(10)).toEqual({ expired: 1, more: false });
   });
 });
-
-function standalone(s: Storage): ClusterCoordinator {
-  const noPeers = () => Promise.reject(new Error('no peers in this test'));
-  return new ClusterCoordinator({
-    storage: s,
-    topology: new Topology(['n1'], null, 3),
-    replicas: new Replicas('n1', s, noPeers),
-    isUp: () => true,
-    hint: () => {
-      throw new Error('no hints on a single node');
-    },
-    info: () => ({}),
-    readQuorum: 2,
-    writeQuorum: 2,
-    readRepairChance: 0.1,
-    readSpeculateMs: 20,
-    maxScanKeys: 100,
-    registry: new Registry(),
-  });
-}
 
 const LIMITS: CommandLimits = { maxKeyBytes: 64, maxValueBytes: 64, maxScanKeys: 100 };
 const CTX: RespContext = respContext(LIMITS);

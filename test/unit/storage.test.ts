@@ -5,14 +5,12 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
-import { ClusterCoordinator } from '../../src/coordinator/index.ts';
 import { KvError } from '../../src/errors/index.ts';
-import { Topology } from '../../src/membership/index.ts';
 import type { Command, Reply } from '../../src/protocol/index.ts';
-import { Replicas } from '../../src/replica/index.ts';
 import { decodeRecord, encodeRecord, Storage } from '../../src/storage/index.ts';
 import { defer } from '../helpers/defer.ts';
 import { cleanup, NODE, ROOT, tempDir } from '../helpers/node-process.ts';
+import { standalone } from '../helpers/standalone.ts';
 
 const WRITER = join(ROOT, 'test/helpers/storage-writer.ts');
 
@@ -89,27 +87,6 @@ describe('Storage', () => {
     expect(scanned).toEqual([...keys].sort(Buffer.compare));
   });
 });
-
-/** A one-member cluster: every key is local, as on a standalone node. */
-function standalone(s: Storage, maxScanKeys: number): ClusterCoordinator {
-  const noPeers = () => Promise.reject(new Error('no peers in this test'));
-  return new ClusterCoordinator({
-    storage: s,
-    topology: new Topology(['n1'], null, 3),
-    replicas: new Replicas('n1', s, noPeers),
-    isUp: () => true,
-    hint: () => {
-      throw new Error('no hints on a single node');
-    },
-    info: () => ({}),
-    readQuorum: 2,
-    writeQuorum: 2,
-    readRepairChance: 0.1,
-    readSpeculateMs: 20,
-    maxScanKeys,
-    registry: new Registry(),
-  });
-}
 
 describe('Storage write-ahead log', () => {
   it('reads and scans see acknowledged writes before LMDB has committed them', async () => {
