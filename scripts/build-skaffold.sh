@@ -3,8 +3,9 @@
 #
 # Usage: scripts/build-skaffold.sh
 # Prints `skaffold=<absolute path>` and `helm3=<absolute path>` on stdout; progress goes to
-# stderr. A cached binary that reports the pinned version is reused. Cold, the builds took 13
-# (skaffold) and 11 (helm 3) minutes on 2 shared cores. test/k8s/skaffold.test.ts runs this to check
+# stderr. A cached binary that reports the pinned version is reused. Cold, the builds took 19
+# (skaffold) and 5 (helm 3, after it) minutes on 2 shared cores (2026-12-03, load 13-31).
+# test/k8s/skaffold.test.ts runs this to check
 # skaffold.yaml with the real skaffold (`skaffold diagnose`, `skaffold render`).
 #
 # Why a second Helm: skaffold v2 runs `helm version --client` and passes itself to
@@ -82,5 +83,5 @@ h3=helm.sh/helm/v3
 h3v=$(version helm3 "$h3")
 [[ -n $skv && -n $h3v ]] || { log "no version in test/k8s/go/{skaffold,helm3}/go.mod" && exit 1; }
 
-build skaffold skaffold "$sk/cmd/skaffold" "$skv" "-s -w -X $sk/pkg/skaffold/version.version=$skv" 13
-build helm3 helm3 "$h3/cmd/helm" "$h3v" "-s -w -X $h3/internal/version.version=$h3v -X $h3/internal/version.gitTreeState=clean" 11
+build skaffold skaffold "$sk/cmd/skaffold" "$skv" "-s -w -X $sk/pkg/skaffold/version.version=$skv" 19
+build helm3 helm3 "$h3/cmd/helm" "$h3v" "-s -w -X $h3/internal/version.version=$h3v -X $h3/internal/version.gitTreeState=clean" 5

@@ -26,21 +26,17 @@ all_tools=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kw
 
 log() { printf '[k8s-tools] %s\n' "$*" >&2; }
 
-# minutes <tool>: about how long its first build takes on 2 shared cores (measured here, rounded
-# up; the first Kubernetes binary also compiles what the others share).
+# minutes <tool>: about how long its first build takes on 2 shared cores, in this order (measured
+# in a cold .ci/run on 2026-12-03 at load average 13-31, rounded up; the first Kubernetes binary
+# also compiles what the others share, so a tool built alone takes longer).
 minutes() {
   case $1 in
-  kube-apiserver) echo 40 ;;
-  prometheus) echo 27 ;;
-  helm) echo 20 ;;
-  kubelet) echo 16 ;;
-  coredns) echo 15 ;;
-  kwok) echo 13 ;;
-  containerd) echo 12 ;;
-  kube-controller-manager) echo 9 ;;
-  etcd) echo 5 ;;
-  kubectl) echo 4 ;;
-  kube-scheduler | kube-proxy) echo 3 ;;
+  helm) echo 9 ;;
+  coredns | prometheus) echo 8 ;;
+  kube-apiserver) echo 7 ;;
+  kwok) echo 6 ;;
+  kube-controller-manager) echo 5 ;;
+  kubelet | containerd) echo 4 ;;
   *) echo 1 ;;
   esac
 }
