@@ -43,23 +43,25 @@ interface Pending {
   readonly raw: Buffer | null;
 }
 
-/** The queued writes (by latin1 key) within `bounds`, in key order. */
+/**
+ * The queued writes (by latin1 key) within `bounds`, in key order. The bounds are compared as
+ * latin1 strings (one char per byte, so string order is byte order): only the entries inside
+ * get a Buffer, which keeps a scan cheap while many writes wait for LMDB.
+ */
 export function overlayWithin(
   queued: ReadonlyMap<string, { readonly raw: Buffer | null }>,
   bounds: ScanBounds,
 ): Pending[] {
-  const out: Pending[] = [];
+  const start = bounds.start.toString('latin1');
+  const end = bounds.end === null ? null : bounds.end.toString('latin1');
+  const out: { k: string; raw: Buffer | null }[] = [];
   for (const [k, e] of queued) {
-    const key = Buffer.from(k, 'latin1');
-    const c = Buffer.compare(key, bounds.start);
-    if (c < 0 || (c === 0 && bounds.exclusiveStart)) continue;
-    if (bounds.end !== null) {
-      const d = Buffer.compare(key, bounds.end);
-      if (d > 0 || (d === 0 && !bounds.inclusiveEnd)) continue;
-    }
-    out.push({ key, raw: e.raw });
+    if (k < start || (k === start && bounds.exclusiveStart)) continue;
+    if (end !== null && (k > end || (k === end && !bounds.inclusiveEnd))) continue;
+    out.push({ k, raw: e.raw });
   }
-  return out.sort((a, b) => Buffer.compare(a.key, b.key));
+  out.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+  return out.map(({ k, raw }) => ({ key: Buffer.from(k, 'latin1'), raw }));
 }
 
 /** `range` (ascending) with `overlay` (ascending) merged in: an overlay entry shadows its key. */

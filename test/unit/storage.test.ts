@@ -120,8 +120,26 @@ describe('Storage write-ahead log', () => {
       'k-014',
     ]);
     await Promise.all(acks);
-    await s.root.flushed;
+    await s.flush();
     expect(live({ start: b('k-'), end: null })).toEqual(all);
+  });
+
+  it('gives LMDB separately acknowledged writes in batches, not a transaction each', async () => {
+    const s = openStore();
+    const txnId = () => (s.root.getStats() as { lastTxnId: number }).lastTxnId;
+    const before = txnId();
+    for (let i = 0; i < 50; i++) {
+      // Each write is acknowledged (durable in the log) before the next one is made.
+      expect(
+        await s.apply(b(`k${i}`), { version: s.clock.now(), tombstone: false, value: b('v') }),
+      ).toBe(true);
+    }
+    expect(s.get(b('k49'))?.value.toString()).toBe('v');
+    await s.flush();
+    const transactions = txnId() - before;
+    expect(transactions).toBeGreaterThan(0);
+    expect(transactions).toBeLessThan(25);
+    expect(s.stats().liveKeys).toBe(50);
   });
 
   it('replays acknowledged writes that LMDB lost after a crash, counters included', async () => {

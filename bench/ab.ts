@@ -1,0 +1,126 @@
+// `node bench/ab.ts`: two builds of the node side by side under the same redis-benchmark cells,
+// alternating, with the node CPU per request: how a change is measured on a shared machine.
+
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  cleanupSync,
+  processCpuMs,
+  type Server,
+  SINGLE_NODE_ARGS,
+  startKvstore,
+  startRedis,
+  stopServer,
+  tempDir,
+} from './procs.ts';
+
+const USAGE = `Usage: node bench/ab.ts --a SCRIPT --b SCRIPT [options]
+  --a, --b SCRIPT    the node entry points to compare, e.g. a worktree of main built with
+                     \`npm run build\` (OTHER/dist/src/main.js) against this one's dist/src/main.js
+  --cells LIST       op:pipeline pairs (default set:1,set:16; ops: set, get)
+  --rounds N         rounds; each runs every cell on every target in turn (default 3)
+  --requests N       requests per pipeline-1 run, 4x that at depth (default 60000)
+  --redis-always     also Redis with appendfsync always, as the yardstick
+Each target is one node with --replication-factor 1, pre-filled with 100,000 keys (100 B values).
+Prints every run, then per cell the median ops/s and node CPU µs per request, and B/A.`;
+
+const { values: o } = parseArgs({
+  options: {
+    a: { type: 'string' },
+    b: { type: 'string' },
+    cells: { type: 'string', default: 'set:1,set:16' },
+    rounds: { type: 'string', default: '3' },
+    requests: { type: 'string', default: '60000' },
+    'redis-always': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (o.help || !o.a || !o.b) {
+  console.log(USAGE);
+  process.exit(o.help ? 0 : 2);
+}
+const cells = o.cells.split(',').map((c) => {
+  const [op, pipeline] = c.split(':');
+  if ((op !== 'set' && op !== 'get') || !/^\d+$/.test(pipeline ?? '')) {
+    throw new Error(`bench/ab: bad cell ${c} (want set:1, get:16, ...)`);
+  }
+  return { op, pipeline: Number(pipeline) };
+});
+const ticks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+const root = tempDir(tmpdir(), 'kvstore-ab-');
+const servers: Server[] = [];
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+
+function rb(port: number, op: string, pipeline: number, requests: number): string[] {
+  const args = ['-p', String(port), '-t', op, '-c', '50', '-P', String(pipeline)];
+  args.push('-r', '100000', '-d', '100', '-n', String(requests), '--csv');
+  const out = spawnSync('redis-benchmark', args, { encoding: 'utf8' });
+  const row = out.stdout.trim().split('\n').at(-1) ?? '';
+  const fields = row.split(',').map((s) => s.replaceAll('"', ''));
+  if (!Number(fields[1]))
+    throw new Error(`bench/ab: redis-benchmark said ${out.stdout}${out.stderr}`);
+  return fields;
+}
+
+try {
+  const targets: { name: string; server: Server }[] = [];
+  for (const [name, script] of [
+    ['A', o.a],
+    ['B', o.b],
+  ] as const) {
+    const server = await startKvstore(root, {
+      name,
+      script: resolve(script),
+      args: SINGLE_NODE_ARGS,
+    });
+    servers.push(server);
+    targets.push({ name, server });
+  }
+  if (o['redis-always']) {
+    const server = await startRedis(root, true, 'always');
+    servers.push(server);
+    targets.push({ name: 'Redis always', server });
+  }
+  for (const t of targets) rb(t.server.port, 'set', 16, 400_000); // fill every key
+  const results = new Map<string, { ops: number[]; cpu: number[] }>();
+  for (let round = 0; round < Number(o.rounds); round++) {
+    for (const { op, pipeline } of cells) {
+      for (const t of targets) {
+        const requests = Number(o.requests) * (pipeline === 1 ? 1 : 4);
+        const pid = t.server.child?.pid;
+        const cpu0 = processCpuMs(pid, ticks);
+        const f = rb(t.server.port, op, pipeline, requests);
+        const cpuUs = ((processCpuMs(pid, ticks) - cpu0) * 1000) / requests;
+        const key = `${op.toUpperCase()} P${pipeline}|${t.name}`;
+        const r = results.get(key) ?? { ops: [], cpu: [] };
+        r.ops.push(Number(f[1]));
+        r.cpu.push(cpuUs);
+        results.set(key, r);
+        console.log(
+          `round ${round} ${key.replace('|', ' ')}: ${f[1]} ops/s p50 ${f[5]} ms p99 ${f[7]} ms, ${cpuUs.toFixed(1)} µs CPU/request`,
+        );
+      }
+    }
+  }
+  console.log('\n| cell | target | ops/s (median) | CPU µs/request (median) | B/A ops | B/A CPU |');
+  console.log('|---|---|--:|--:|--:|--:|');
+  for (const { op, pipeline } of cells) {
+    const cell = `${op.toUpperCase()} P${pipeline}`;
+    const a = results.get(`${cell}|A`)!;
+    for (const t of targets) {
+      const r = results.get(`${cell}|${t.name}`)!;
+      const ratio =
+        t.name === 'B'
+          ? `${(median(r.ops) / median(a.ops)).toFixed(2)}x | ${(median(r.cpu) / median(a.cpu)).toFixed(2)}x`
+          : ' | ';
+      console.log(
+        `| ${cell} | ${t.name} | ${Math.round(median(r.ops)).toLocaleString('en-US')} | ${median(r.cpu).toFixed(1)} | ${ratio} |`,
+      );
+    }
+  }
+} finally {
+  for (const s of servers) await stopServer(s).catch(() => {});
+  cleanupSync();
+}
