@@ -10,6 +10,7 @@ import {
   decodeRecord,
   encodeRecord,
   isLive,
+  liveValueStart,
   type Storage,
   type StoredRecord,
 } from '../storage/index.ts';
@@ -25,7 +26,17 @@ import { scatterScan } from './scatter.ts';
 /** Turns commands into replies. A reply that needs other nodes or the disk comes as a promise. */
 export interface Coordinator {
   execute(cmd: Command): Reply | Promise<Reply>;
+  /**
+   * GET answered at once when this node is the key's only replica: calls `use` with the stored
+   * record and where its live value starts (`raw` is valid only during the call; `start` is -1
+   * when the key holds no live value, and `raw` may then be undefined) and returns true. False
+   * when the key needs other replicas: `execute` answers it then.
+   */
+  getNow(key: Buffer, use: ValueUse): boolean;
 }
+
+/** Gets GET's answer from getNow: the value is `raw` from `start` to its end; -1: none. */
+export type ValueUse = (raw: Buffer | undefined, start: number) => void;
 
 export interface ClusterOptions {
   readonly storage: Storage;
@@ -154,6 +165,14 @@ export class ClusterCoordinator implements Coordinator {
         throw new Error(`coordinator: unhandled command ${JSON.stringify(never)}`);
       }
     }
+  }
+
+  getNow(key: Buffer, use: ValueUse): boolean {
+    if (!this.#alone(key)) return false;
+    const storage = this.#o.storage;
+    const now = storage.clock.wallNow();
+    storage.withRaw(key, (raw) => use(raw, raw === undefined ? -1 : liveValueStart(raw, now)));
+    return true;
   }
 
   /** Reads and writes for the expiry commands: local when this node is the key's only replica. */

@@ -18,10 +18,19 @@ export {
   validateValue,
 } from './command.ts';
 export { LineDecoder, type LineFrame } from './line-decoder.ts';
-export { errorReply, type InfoSection, type Reply, RespError, type RespVersion } from './reply.ts';
+export {
+  errorReply,
+  type InfoSection,
+  type Reply,
+  type ReplySink,
+  RespError,
+  type RespVersion,
+} from './reply.ts';
 export {
   ARG_OVERHEAD,
   encodeRespReply,
+  encodeRespValueAt,
+  type RangeSink,
   RespDecoder,
   type RespFrame,
   type RespLimits,

@@ -57,6 +57,11 @@ export type Reply =
   /** RESP3 double (`,1.5`); RESP2 sends it as a bulk string. */
   | { readonly type: 'double'; readonly value: number };
 
+/** Where the encoders append a reply's bytes: an array of buffers, or a connection's output. */
+export interface ReplySink {
+  push(bytes: Buffer): unknown;
+}
+
 /** The RESP version a connection speaks: 2 until `HELLO 3`. */
 export type RespVersion = 2 | 3;
 

@@ -1,7 +1,7 @@
 // RESP2 (the Redis protocol): an incremental request decoder and the reply encoder.
 
 import { wireCode } from '../errors/index.ts';
-import type { InfoSection, Reply, RespVersion } from './reply.ts';
+import type { InfoSection, Reply, ReplySink, RespVersion } from './reply.ts';
 
 /** Bounds that keep one connection's unfinished request small. */
 export interface RespLimits {
@@ -361,8 +361,34 @@ function bulkHeader(n: number): Buffer {
   return h;
 }
 
-function bulk(value: Buffer, out: Buffer[]): void {
-  out.push(bulkHeader(value.length), value, CRLF);
+function bulk(value: Buffer, out: ReplySink): void {
+  out.push(bulkHeader(value.length));
+  out.push(value);
+  out.push(CRLF);
+}
+
+/** A sink that also takes part of a buffer without a view of it being made. */
+export interface RangeSink extends ReplySink {
+  pushRange(bytes: Buffer, start: number, end: number): void;
+}
+
+/**
+ * GET's answer straight from a stored record: the bulk string of `raw` from `start` to its end,
+ * or the null reply when `start` is -1 (encodeRespReply's `value` and `not_found`).
+ */
+export function encodeRespValueAt(
+  out: RangeSink,
+  raw: Buffer | undefined,
+  start: number,
+  proto: RespVersion,
+): void {
+  if (raw === undefined || start < 0) {
+    out.push(proto === 3 ? R3_NULL : R_NULL);
+    return;
+  }
+  out.push(bulkHeader(raw.length - start));
+  out.pushRange(raw, start, raw.length);
+  out.push(CRLF);
 }
 
 function oneLine(text: string): string {
@@ -389,7 +415,7 @@ export function renderSections(sections: readonly InfoSection[]): string {
  * `%n` (RESP2: a flat `*2n` array); set `~n` (RESP2: an array); double `,x` (RESP2: a bulk
  * string; `inf`, `-inf`, `nan`). CR and LF in one-line forms become spaces.
  */
-export function encodeRespReply(reply: Reply, out: Buffer[], proto: RespVersion = 2): void {
+export function encodeRespReply(reply: Reply, out: ReplySink, proto: RespVersion = 2): void {
   switch (reply.type) {
     case 'ok':
       out.push(R_OK);

@@ -4,7 +4,7 @@
 import { isUtf8 } from 'node:buffer';
 import { ERROR_CODES, type ErrorCode, KvError, wireCode } from '../errors/index.ts';
 import { controlByteAt } from './command.ts';
-import type { Reply } from './reply.ts';
+import type { Reply, ReplySink } from './reply.ts';
 
 /** The fixed words of text replies (each on a line of its own, but MORE's cursor follows). */
 export const TEXT_REPLY = {
@@ -70,7 +70,7 @@ const KEY_NOT_TEXT = errorLine(
  * line framing never breaks. RESP-only replies (status, array, sections) never reach
  * this encoder; if one did, it is answered `ERR INTERNAL`, again one line.
  */
-export function encodeTextReply(reply: Reply, out: Buffer[]): void {
+export function encodeTextReply(reply: Reply, out: ReplySink): void {
   switch (reply.type) {
     case 'ok':
       out.push(OK);
@@ -83,7 +83,10 @@ export function encodeTextReply(reply: Reply, out: Buffer[]): void {
       return;
     case 'value':
       if (reply.value.includes(0x0a)) out.push(VALUE_NEWLINE);
-      else out.push(reply.value, NL);
+      else {
+        out.push(reply.value);
+        out.push(NL);
+      }
       return;
     case 'info':
       out.push(Buffer.from(`${oneLine(reply.text)}\n`));
@@ -112,7 +115,7 @@ export function encodeTextReply(reply: Reply, out: Buffer[]): void {
   }
 }
 
-function encodeKeys(reply: Extract<Reply, { type: 'keys' }>, out: Buffer[]): void {
+function encodeKeys(reply: Extract<Reply, { type: 'keys' }>, out: ReplySink): void {
   if (!reply.keys.every(textKey) || (reply.next !== null && !textKey(reply.next))) {
     out.push(KEY_NOT_TEXT);
     return;
@@ -124,7 +127,11 @@ function encodeKeys(reply: Extract<Reply, { type: 'keys' }>, out: Buffer[]): voi
   out.push(NL);
   if (reply.paged) {
     if (reply.next === null) out.push(END);
-    else out.push(MORE, reply.next, NL);
+    else {
+      out.push(MORE);
+      out.push(reply.next);
+      out.push(NL);
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 // One client connection: pick the framing, dispatch in order, reply in order, apply backpressure.
 
 import type { Socket } from 'node:net';
-import type { Coordinator } from '../coordinator/index.ts';
+import type { Coordinator, ValueUse } from '../coordinator/index.ts';
 import { toKvError, wireCode } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import {
@@ -10,6 +10,7 @@ import {
   type Command,
   type CommandLimits,
   type CommandType,
+  encodeRespValueAt,
   errorReply,
   type Ordering,
   orderingOf,
@@ -27,6 +28,7 @@ import { WriteBudget } from './budget.ts';
 import { type Framing, type FramingSink, RespFraming, TextFraming } from './framing.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { CommandOrder } from './ordering.ts';
+import { output } from './output.ts';
 import { SessionState } from './session.ts';
 import type { ServerStats } from './stats.ts';
 import { execQueued, type Queued } from './transaction.ts';
@@ -70,7 +72,7 @@ const NOAUTH = errorReply(respErrors.noAuth());
 
 /** Bytes queued in the socket beyond which no further command runs until it drains. */
 const WRITE_HIGH_WATER = 1024 * 1024;
-/** A reply at least this large is written at once instead of waiting for the batch. */
+/** Once this much output is encoded it is written at once instead of waiting for the batch. */
 const LARGE_REPLY = 64 * 1024;
 /**
  * After the node's last reply and its FIN, how long it reads (and drops) what the client still
@@ -276,11 +278,15 @@ export class Connection {
 
   /**
    * A large synchronous reply (a big GET) goes out now, so the write buffer, not the reply
-   * queue, holds it and #mustWait sees it.
+   * queue or the output, holds it and #mustWait sees it.
    */
   #flushLarge(): void {
     const last = this.#slots[this.#slots.length - 1];
-    if (last?.reply?.type === 'value' && last.reply.value.length >= LARGE_REPLY) this.#flush();
+    if (
+      output.length >= LARGE_REPLY ||
+      (last?.reply?.type === 'value' && last.reply.value.length >= LARGE_REPLY)
+    )
+      this.#flush();
   }
 
   /** Runs backlog items, in order, until the connection must wait again. */
@@ -313,6 +319,7 @@ export class Connection {
   }
 
   #dispatch(cmd: Command, shape?: (r: Reply) => Reply): void {
+    if (cmd.type === 'get' && shape === undefined && this.#getNow(cmd.key)) return;
     const slot = this.#slot(cmd.type, shape);
     this.#ctx.metrics.requests.labels(cmd.type).inc();
     const denied = this.#state.admit(cmd);
@@ -323,6 +330,37 @@ export class Connection {
     const coordinator = this.#ctx.coordinator;
     this.#start(slot, orderingOf(cmd), WriteBudget.cost(cmd), () => coordinator.execute(cmd));
   }
+
+  /**
+   * GET (not TYPE, STRLEN, ...: no shape) on a RESP connection with nothing ahead of it, for a
+   * key this node alone holds: the reply is encoded from the stored bytes straight into the
+   * output (no Reply, no copy of the value, no slot). False when it must go the general way
+   * (then nothing was done); an error (a bad record) goes that way too, which answers it.
+   */
+  #getNow(key: Buffer): boolean {
+    if (
+      this.#head !== this.#slots.length ||
+      this.#session === null ||
+      !this.#state.authenticated ||
+      !this.#order.idle
+    )
+      return false;
+    const started = performance.now();
+    try {
+      if (!this.#ctx.coordinator.getNow(key, this.#encodeValue)) return false;
+    } catch {
+      return false;
+    }
+    this.#ctx.stats.commands++;
+    this.#lastCommand = 'get';
+    const metrics = this.#ctx.metrics;
+    metrics.requests.labels('get').inc();
+    metrics.duration.labels('get').observe((performance.now() - started) / 1000);
+    return true;
+  }
+
+  readonly #encodeValue: ValueUse = (raw, start) =>
+    encodeRespValueAt(output, raw, start, this.#session!.proto);
 
   #slot(command: CommandType | null, shape?: (r: Reply) => Reply): Slot {
     const proto = this.#session?.proto ?? 2;
@@ -417,14 +455,18 @@ export class Connection {
     });
   }
 
-  /** Writes every finished reply at the head of the queue, in order, as one write. */
+  /**
+   * Writes what the output holds (answers made without a slot) and every finished reply at the
+   * head of the queue, in order, as one write (or one per LARGE_REPLY bytes).
+   */
   #flush(): void {
-    const out: Buffer[] = [];
     while (this.#head < this.#slots.length) {
       const slot = this.#slots[this.#head]!;
       if (slot.reply === null) break;
-      this.#framing!.encode(slot.reply, out, slot.proto);
+      this.#framing!.encode(slot.reply, output, slot.proto);
       this.#head++;
+      // A long batch goes out in pieces: the socket holds them, no one buffer grows to it all.
+      if (output.length >= LARGE_REPLY && !this.#closed) output.writeTo(this.#socket);
     }
     if (this.#head === this.#slots.length) {
       this.#slots = [];
@@ -433,9 +475,8 @@ export class Connection {
       this.#slots = this.#slots.slice(this.#head);
       this.#head = 0;
     }
-    if (out.length > 0 && !this.#closed) {
-      this.#socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
-    }
+    if (this.#closed) output.clear();
+    else output.writeTo(this.#socket);
     this.#maybeResume();
     this.#checkIdle();
   }

@@ -11,6 +11,7 @@ import {
   parseRespRequest,
   parseTextLine,
   type Reply,
+  type ReplySink,
   type RespContext,
   RespDecoder,
   type RespLimits,
@@ -38,7 +39,7 @@ export interface Framing {
   /** Feeds one chunk (split anywhere); calls `sink` for each complete request. */
   decode(chunk: Buffer, sink: FramingSink): void;
   /** Appends the reply's bytes to `out`, in RESP version `proto` (text ignores it). */
-  encode(reply: Reply, out: Buffer[], proto: RespVersion): void;
+  encode(reply: Reply, out: ReplySink, proto: RespVersion): void;
   /** Forgets an unfinished request (the client went away mid-request). */
   reset(): void;
 }
@@ -73,7 +74,7 @@ export class TextFraming implements Framing {
     });
   }
 
-  encode(reply: Reply, out: Buffer[]): void {
+  encode(reply: Reply, out: ReplySink): void {
     encodeTextReply(reply, out);
   }
 
@@ -115,7 +116,7 @@ export class RespFraming implements Framing {
     });
   }
 
-  encode(reply: Reply, out: Buffer[], proto: RespVersion): void {
+  encode(reply: Reply, out: ReplySink, proto: RespVersion): void {
     encodeRespReply(reply, out, proto);
   }
 

@@ -29,6 +29,11 @@ function newGroup(kind: Ordering, gate: Promise<void> | null): Group {
 export class CommandOrder {
   #group: Group | null = null;
 
+  /** True when no command is in flight: the next one would run at once. */
+  get idle(): boolean {
+    return this.#group === null || this.#group.pending === 0;
+  }
+
   /** Runs `run` in its place; its result (or a promise of it). */
   run(kind: Ordering, run: () => Reply | Promise<Reply>): Reply | Promise<Reply> {
     let group = this.#group;

@@ -19,6 +19,7 @@ export {
   encodeRecord,
   expiredForm,
   isLive,
+  liveValueStart,
   MAX_EXPIRES_AT,
   MAX_KEY_BYTES,
   RECORD_HEADER_BYTES,

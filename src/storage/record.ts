@@ -156,6 +156,42 @@ export function decodeRecord(buf: Buffer): StoredRecord {
 }
 
 /**
+ * Where the value of the encoded record `buf` starts when the record holds a value at `now` (ms
+ * since the epoch), or -1 when it does not (a tombstone, or expired): GET's answer read from the
+ * header without making objects. It throws what decodeRecord throws: a record it does not read
+ * itself (one with a base version, or anything malformed) goes through decodeRecord.
+ */
+export function liveValueStart(buf: Buffer, now: number): number {
+  const flags = buf[1]!;
+  const nodeLen = buf[10]!;
+  let end = HEADER + nodeLen;
+  if (
+    buf.length <= HEADER ||
+    buf[0] !== FORMAT ||
+    (flags & ~(FLAG_TOMBSTONE | FLAG_EXPIRES)) !== 0 ||
+    nodeLen === 0 ||
+    end > buf.length
+  )
+    return decodedValueStart(buf, now);
+  nodeName(buf, HEADER, nodeLen, 'node'); // the UTF-8 check (the last name is remembered)
+  let expired = false;
+  if ((flags & FLAG_EXPIRES) !== 0) {
+    // Two 32-bit halves: no BigInt. The highest expiries (near MAX_EXPIRES_AT) go the long way.
+    const high = end + 8 <= buf.length ? buf.readUInt32BE(end) : 0x7fffffff;
+    if (high >= 0x7fffffff) return decodedValueStart(buf, now);
+    expired = high * 2 ** 32 + buf.readUInt32BE(end + 4) <= now;
+    end += 8;
+  }
+  if ((flags & FLAG_TOMBSTONE) !== 0) return end === buf.length ? -1 : decodedValueStart(buf, now);
+  return expired ? -1 : end;
+}
+
+function decodedValueStart(buf: Buffer, now: number): number {
+  const r = decodeRecord(buf);
+  return isLive(r, now) ? buf.length - r.value.length : -1;
+}
+
+/**
  * The order of last-write-wins: the higher record wins everywhere (storage, read repair, scans,
  * hinted handoff, rebalancing, tombstone collection). Records order by the version of their value
  * (`base`, else `version`), then by `version`, then a tombstone above a live record of the same

@@ -208,6 +208,18 @@ export class Storage {
     return raw === undefined ? undefined : decodeRecord(raw);
   }
 
+  /**
+   * Calls `use` with the stored bytes at `key` (encodeRecord format; undefined when the key was
+   * never written) and returns what it returns. The bytes are LMDB's own, not a copy: they are
+   * valid only during the call, which must not read the store again (GET encodes its reply from
+   * them).
+   */
+  withRaw<T>(key: Buffer, use: (raw: Buffer | undefined) => T): T {
+    if (this.#queued.size === 0) return use(this.#data.getBinaryFast(key));
+    const queued = this.#queued.get(key.toString('latin1'));
+    return use(queued === undefined ? this.#data.getBinaryFast(key) : (queued.raw ?? undefined));
+  }
+
   /** The stored bytes at `key` (encodeRecord format), or undefined. */
   getRaw(key: Buffer): Buffer | undefined {
     return this.#current(key);

@@ -250,6 +250,55 @@ describe('RESP2 on one node', () => {
     expect(text.endsWith('+PONG\r\n+OK\r\n')).toBe(true);
   });
 
+  it('pipelined GETs answer in order around writes, expiry, TYPE and RESP3, and are counted', async () => {
+    const metric = async (series: string) => {
+      const text = await (await fetch(`http://127.0.0.1:${node.httpPort}/metrics`)).text();
+      return Number(
+        text
+          .split('\n')
+          .find((l) => l.startsWith(`${series} `))
+          ?.split(' ')[1],
+      );
+    };
+    const gets = () => metric('kvstore_requests_total{command="get"}');
+    const timed = () => metric('kvstore_request_duration_seconds_count{command="get"}');
+    const [getsBefore, timedBefore] = [await gets(), await timed()];
+    const req = (...args: string[]) =>
+      `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+    const c = await RawResp.open(HOST, node.port);
+    c.socket.write(
+      req('SET', 'fast:a', 'one') +
+        req('SET', 'fast:gone', 'x', 'PX', '1') +
+        req('SET', 'fast:empty', '') +
+        req('GET', 'fast:a') +
+        req('SET', 'fast:a', 'two') +
+        req('GET', 'fast:a') +
+        req('TYPE', 'fast:a') +
+        req('DEL', 'fast:a') +
+        req('GET', 'fast:a') +
+        req('GET', 'fast:empty'),
+    );
+    const first =
+      '+OK\r\n+OK\r\n+OK\r\n$3\r\none\r\n+OK\r\n$3\r\ntwo\r\n+string\r\n:1\r\n$-1\r\n$0\r\n\r\n';
+    await c.until(() => c.data.length >= first.length);
+    expect(c.data.toString()).toBe(first);
+    await new Promise((r) => setTimeout(r, 20)); // fast:gone expires
+    c.data = Buffer.alloc(0);
+    c.socket.write(
+      req('GET', 'fast:gone') +
+        req('HELLO', '3') +
+        req('GET', 'fast:gone') +
+        req('GET', 'fast:empty'),
+    );
+    await c.until(() => c.data.toString().endsWith('_\r\n$0\r\n\r\n'));
+    expect(c.data.toString()).toMatch(/^\$-1\r\n%\d+\r\n[\s\S]*_\r\n\$0\r\n\r\n$/);
+    // Seven GETs and a TYPE (a GET with a shape): each counted and timed, however answered.
+    expect(await gets()).toBe(getsBefore + 8);
+    expect(await timed()).toBe(timedBefore + 8);
+    const list = (await cli('CLIENT', 'LIST')).stdout;
+    expect(list).toMatch(/ cmd=get .*resp=3 /);
+  });
+
   it('redis-benchmark -t set,get runs clean and its writes are there', {
     timeout: 120_000,
   }, async () => {

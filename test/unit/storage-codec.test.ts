@@ -5,7 +5,11 @@ import {
   decodeRecord,
   encodeRecord,
   HybridClock,
+  isLive,
+  liveValueStart,
+  MAX_EXPIRES_AT,
   MAX_VALID_WALL,
+  type StoredRecord,
 } from '../../src/storage/index.ts';
 
 describe('record codec', () => {
@@ -28,6 +32,50 @@ describe('record codec', () => {
     expect(() => decodeRecord(Buffer.from([9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x61]))).toThrow(
       /unknown format 9/,
     );
+  });
+});
+
+describe('liveValueStart (GET read from the header)', () => {
+  const version = { wall: 1_764_000_000_123, logical: 7, node: 'kvstore-2' };
+  const base = { wall: 1_764_000_000_100, logical: 0, node: 'kvstore-1' };
+  const value = Buffer.from('the value');
+  const now = 1_764_000_050_000;
+
+  it('agrees with decodeRecord and isLive for every kind of record', () => {
+    const records: StoredRecord[] = [
+      { version, tombstone: false, value },
+      { version, tombstone: false, value: Buffer.alloc(0) },
+      { version, tombstone: true, value: Buffer.alloc(0) },
+      { version, tombstone: false, value, expiresAt: now + 1 },
+      { version, tombstone: false, value, expiresAt: now },
+      { version, tombstone: false, value, expiresAt: now - 1 },
+      { version, tombstone: false, value, expiresAt: 2 ** 32 + 5 },
+      { version, tombstone: false, value, expiresAt: MAX_EXPIRES_AT },
+      { version, tombstone: true, value: Buffer.alloc(0), expiresAt: now - 1 },
+      { version, tombstone: false, value, base },
+      { version, tombstone: false, value, base, expiresAt: now - 1 },
+    ];
+    for (const rec of records) {
+      const raw = encodeRecord(rec);
+      const start = liveValueStart(raw, now);
+      if (isLive(rec, now)) expect(raw.subarray(start)).toEqual(rec.value);
+      else expect(start).toBe(-1);
+    }
+  });
+
+  it('throws what decodeRecord throws for a malformed record', () => {
+    const good = encodeRecord({ version, tombstone: false, value });
+    const bad = [
+      Buffer.from([9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x61]), // unknown format
+      Buffer.from([1, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x61]), // unknown flag
+      good.subarray(0, 12), // node name past the end
+      Buffer.concat([encodeRecord({ version, tombstone: true, value: Buffer.alloc(0) }), value]),
+      Buffer.from([1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x61, 0, 0]), // expiry past the end
+    ];
+    for (const raw of bad) {
+      expect(() => decodeRecord(raw)).toThrow(/storage: record/);
+      expect(() => liveValueStart(raw, now)).toThrow(/storage: record/);
+    }
   });
 });
 
