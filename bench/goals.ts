@@ -187,6 +187,12 @@ export function memoryLines(m: MemoryResult): string[] {
           `- Diagnosis: V8 heap ${mib(m.afterGc.heapUsedBefore)} used of ${mib(m.afterGc.heapTotalBefore)} before a full GC forced over the`,
           `  inspector, ${mib(m.afterGc.heapUsed)} of ${mib(m.afterGc.heapTotal)} after; RSS then ${rss(m.afterGc.rss)}, ${ratio(m.afterGc.rss.rss, m.rawBytes)} raw.`,
         ]),
+    ...(m.afterMallocTrim === null
+      ? []
+      : [
+          `- Diagnosis: glibc's \`malloc_trim(0)\` called in the node over gdb after that: RSS ${rss(m.afterMallocTrim)},`,
+          `  ${ratio(m.afterMallocTrim.rss, m.rawBytes)} raw (the anon it gave back is memory the load freed that glibc's allocator kept).`,
+        ]),
     `- Data dir ${mib(m.dataDirBytes)} (${ratio(m.dataDirBytes, m.rawBytes)} raw).`,
     `- SIGTERM to exit ${(m.stopMs / 1000).toFixed(2)} s; restart: \`node listening\` after ${(m.restart.listeningMs / 1000).toFixed(2)} s,`,
     `  first PONG after ${(m.restart.pingMs / 1000).toFixed(2)} s; DBSIZE ${num(m.restart.dbsize)}, read-back ${m.restart.readBack ? 'ok' : 'FAILED'};`,

@@ -1,6 +1,7 @@
 // Memory and restart probe: an empty node from the sources and compiled, side by side; then N
 // distinct 100-byte keys into one compiled node (what the image runs), RSS vs raw bytes, restart time.
 
+import { execFileSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -51,6 +52,11 @@ export interface MemoryResult {
     readonly heapTotalBefore: number;
     readonly heapUsedBefore: number;
   } | null;
+  /**
+   * Diagnosis, not the goal: RSS after glibc's `malloc_trim(0)` was called in the node over gdb
+   * (after the forced GC): what the allocator kept of the memory the load freed. Null without gdb.
+   */
+  readonly afterMallocTrim: Rss | null;
   /** Bytes of the files in the node's data dir. */
   readonly dataDirBytes: number;
   /** SIGTERM to exit. */
@@ -86,6 +92,22 @@ async function quiet(pid: number | undefined): Promise<number> {
     last = now;
   }
   return performance.now() - t0;
+}
+
+/**
+ * Calls glibc's `malloc_trim(0)` inside the process over gdb (which must be on PATH and allowed to
+ * attach): it returns every free page of every malloc arena to the OS, which free() alone does only
+ * for the top of each arena. The RSS after it, or null when gdb is missing or failed.
+ */
+function mallocTrim(pid: number | undefined): Rss | null {
+  if (pid === undefined) return null;
+  try {
+    const call = ['-p', String(pid), '-batch', '-ex', 'call (int) malloc_trim(0)'];
+    execFileSync('gdb', call, { stdio: 'ignore', timeout: 60_000 });
+  } catch {
+    return null;
+  }
+  return processRss(pid);
 }
 
 function dirBytes(dir: string): number {
@@ -214,6 +236,8 @@ export async function memoryProbe(
     } catch (err) {
       log(`memory: no forced GC (${err instanceof Error ? err.message : String(err)})`);
     }
+    const afterMallocTrim = mallocTrim(server.child.pid);
+    if (afterMallocTrim === null) log('memory: no malloc_trim diagnosis (gdb missing or failed)');
     const t0 = performance.now();
     await stopServer(server);
     const stopMs = performance.now() - t0;
@@ -239,7 +263,7 @@ export async function memoryProbe(
       const usedMemory = Number(/used_memory:(\d+)/.exec(info)?.[1] ?? Number.NaN);
       const redisResult = { rss: processRss(redis.child.pid), usedMemory, loadMs: redisLoadMs };
       const base = { emptyNode, keys, valueBytes, rawBytes, loadMs, dbsize: size, empty };
-      const after = { afterLoad, settled, settleMs, afterGc };
+      const after = { afterLoad, settled, settleMs, afterGc, afterMallocTrim };
       return { ...base, ...after, dataDirBytes, stopMs, restart, redis: redisResult };
     } finally {
       await stopServer(redis);

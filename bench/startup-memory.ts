@@ -1,7 +1,8 @@
 // An empty node's memory, side by side: started from the TypeScript sources (Node's type stripping)
-// and from the compiled JavaScript that the image runs (scripts/build.ts), alternating in one run.
+// and from the compiled JavaScript that the image runs (scripts/build.ts), alternating in one run,
+// with a bare Node net server beside them: the floor of any Node 24 process that serves TCP.
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -13,6 +14,7 @@ import {
   startKvstore,
   stopServer,
   tempDir,
+  track,
 } from './procs.ts';
 import { markdownTable, mib, ratio } from './table.ts';
 
@@ -29,6 +31,8 @@ export interface EmptyNodeMemory {
   readonly ts: readonly EmptyNode[];
   /** `node <build>/src/main.js`, one entry per round, each started right after the .ts one. */
   readonly js: readonly EmptyNode[];
+  /** A bare `node -e` TCP server (BARE_SERVER), one entry per round, right after the compiled one. */
+  readonly bare: readonly EmptyNode[];
   readonly settleMs: number;
 }
 
@@ -70,7 +74,34 @@ async function emptyNode(root: string, script: string, settleMs: number): Promis
   }
 }
 
-/** `rounds` pairs of fresh empty nodes (.ts then compiled), each measured `settleMs` after start. */
+/** The floor: a Node process that listens on a loopback TCP port and echoes, nothing else. */
+export const BARE_SERVER =
+  "require('node:net').createServer((s) => s.pipe(s)).listen(0, '127.0.0.1', () => console.log('listening'))";
+
+/** A bare Node net server (BARE_SERVER) with the same Node binary, measured like an empty node. */
+async function bareNode(settleMs: number): Promise<EmptyNode> {
+  const spawnedAt = performance.now();
+  const child = spawn(NODE, ['-e', BARE_SERVER], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = track(child);
+  try {
+    await new Promise<void>((res, rej) => {
+      child.stdout!.once('data', () => res());
+      exited.then((why) => rej(new Error(`bench: bare node server ${why}`)));
+    });
+    const listeningMs = performance.now() - spawnedAt;
+    await new Promise((r) => setTimeout(r, settleMs));
+    const pid = child.pid;
+    return { rss: processRss(pid), binary: binaryRss(pid), listeningMs };
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+/**
+ * `rounds` rounds of fresh empty nodes (.ts, compiled, then the bare server), each measured
+ * `settleMs` after start.
+ */
 export async function emptyNodeMemory(
   root: string,
   compiledMain: string,
@@ -79,11 +110,13 @@ export async function emptyNodeMemory(
 ): Promise<EmptyNodeMemory> {
   const ts: EmptyNode[] = [];
   const js: EmptyNode[] = [];
+  const bare: EmptyNode[] = [];
   for (let i = 0; i < rounds; i++) {
     ts.push(await emptyNode(root, join(ROOT, 'src/main.ts'), settleMs));
     js.push(await emptyNode(root, compiledMain, settleMs));
+    bare.push(await bareNode(settleMs));
   }
-  return { ts, js, settleMs };
+  return { ts, js, bare, settleMs };
 }
 
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -103,10 +136,11 @@ export function medianNode(nodes: readonly EmptyNode[]): EmptyNode {
   };
 }
 
-/** The side-by-side table: medians of the rounds, compiled as a ratio of the .ts node. */
+/** The side-by-side table: medians of the rounds, compiled as a ratio of the .ts node, and the floor. */
 export function emptyNodeLines(m: EmptyNodeMemory): string[] {
   const ts = medianNode(m.ts);
   const js = medianNode(m.js);
+  const bare = medianNode(m.bare);
   const head = ['empty node (RF=1)', 'RSS', 'anon', 'file-backed', 'of it node binary', 'start ms'];
   const row = (label: string, n: EmptyNode) => [
     label,
@@ -125,13 +159,17 @@ export function emptyNodeLines(m: EmptyNodeMemory): string[] {
     ratio(a.listeningMs, b.listeningMs),
   ];
   return [
-    `Empty node, ${m.ts.length} alternating rounds, medians, measured ${m.settleMs / 1000} s after \`node listening\`:`,
+    `Empty node, ${m.ts.length} alternating rounds, medians, measured ${m.settleMs / 1000} s after \`node listening\` (the bare server: after \`listening\`):`,
     '',
     markdownTable([
       head,
       row('`node src/main.ts` (type stripping)', ts),
       row('`node dist/src/main.js` (compiled: the image)', js),
       ratios(js, ts),
+      row('bare Node net server (`node -e`, the floor)', bare),
     ]),
+    '',
+    `Above the floor, the compiled node has ${mib(js.rss.rss - bare.rss.rss)} more RSS: anon ${mib(js.rss.anon - bare.rss.anon)}, file-backed ${mib(js.rss.file - bare.rss.file)}`,
+    `(of it node binary pages ${mib(js.binary - bare.binary)}: code that the node runs and the bare server does not, V8's optimizing compilers among it).`,
   ];
 }
