@@ -4,6 +4,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 
 export {
   type CounterCell,
+  type HistogramCell,
   HotCounter,
   HotGauge,
   HotHistogram,

@@ -92,14 +92,25 @@ export class RespDecoder {
     this.#resetNum();
   }
 
-  /** Feeds one chunk; calls `onFrame` for every frame it completes, in stream order. */
-  push(chunk: Buffer, onFrame: (frame: RespFrame) => void): void {
+  /**
+   * Feeds one chunk; calls `onFrame` for every frame it completes, in stream order. `onGet`,
+   * when given, is offered each `GET <key>` that arrives whole in one chunk first (its key a
+   * view of the chunk, no frame made); when it returns false the request becomes a frame.
+   */
+  push(chunk: Buffer, onFrame: (frame: RespFrame) => void, onGet?: (key: Buffer) => boolean): void {
     let i = 0;
     const n = chunk.length;
     while (i < n && !this.#failed) {
       switch (this.#state) {
         case START:
           if (chunk[i] === STAR) {
+            if (onGet !== undefined) {
+              const next = this.#wholeGet(chunk, i, onGet);
+              if (next !== -1) {
+                i = next;
+                break;
+              }
+            }
             // The common case, a whole request in this chunk, in one pass; anything else (split,
             // malformed, over a limit) goes through the states below from the same byte.
             const next = this.#whole(chunk, i, onFrame);
@@ -187,6 +198,48 @@ export class RespDecoder {
     }
     onFrame({ kind: 'request', args });
     return p;
+  }
+
+  /**
+   * `*2\r\n$3\r\nGET\r\n$<len>\r\n<key>\r\n` (GET in any case) whole in `chunk` from `i`,
+   * within the limits and taken by `onGet`: the index after it. Otherwise -1, nothing consumed.
+   */
+  #wholeGet(chunk: Buffer, i: number, onGet: (key: Buffer) => boolean): number {
+    const n = chunk.length;
+    if (
+      i + 14 > n ||
+      chunk[i + 1] !== 0x32 ||
+      chunk[i + 2] !== CR ||
+      chunk[i + 3] !== LF ||
+      chunk[i + 4] !== DOLLAR ||
+      chunk[i + 5] !== 0x33 ||
+      chunk[i + 6] !== CR ||
+      chunk[i + 7] !== LF ||
+      (chunk[i + 8]! | 0x20) !== 0x67 ||
+      (chunk[i + 9]! | 0x20) !== 0x65 ||
+      (chunk[i + 10]! | 0x20) !== 0x74 ||
+      chunk[i + 11] !== CR ||
+      chunk[i + 12] !== LF ||
+      chunk[i + 13] !== DOLLAR
+    )
+      return -1;
+    let p = i + 14;
+    let len = 0;
+    for (let b = chunk[p]; p < n && b! >= 0x30 && b! <= 0x39; b = chunk[++p]) {
+      len = len * 10 + (b! - 0x30);
+      if (p - i > 24) return -1; // more than 10 digits: the general way words the error
+    }
+    if (p === i + 14 || p + 1 >= n || chunk[p] !== CR || chunk[p + 1] !== LF) return -1;
+    const limits = this.limits;
+    if (
+      len > limits.maxBulkBytes ||
+      limits.maxArgs < 2 ||
+      3 + len + 2 * ARG_OVERHEAD > limits.maxRequestBytes
+    )
+      return -1;
+    p += 2;
+    if (p + len + 2 > n || chunk[p + len] !== CR || chunk[p + len + 1] !== LF) return -1;
+    return onGet(chunk.subarray(p, p + len)) ? p + len + 2 : -1;
   }
 
   /** Reads `*<n>\r\n` or `$<len>\r\n` digits from `i`; returns where it stopped. */

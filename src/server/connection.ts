@@ -3,7 +3,7 @@
 import type { Socket } from 'node:net';
 import type { Coordinator, ValueUse } from '../coordinator/index.ts';
 import { toKvError, wireCode } from '../errors/index.ts';
-import type { Logger } from '../observability/index.ts';
+import type { CounterCell, HistogramCell, Logger } from '../observability/index.ts';
 import {
   type ClientInfo,
   type ClientRegistry,
@@ -133,6 +133,8 @@ export class Connection {
     this.#ctx = ctx;
     this.id = ctx.nextClientId();
     this.#state = new SessionState(ctx.auth, ctx.metrics, ctx.respLimits.maxRequestBytes);
+    this.#getCount = ctx.metrics.requests.labels('get');
+    this.#getDuration = ctx.metrics.duration.labels('get');
     // Decoded requests go to the backlog while the connection must wait (too many replies
     // outstanding, or the socket's write buffer full), and run in order once it may go on.
     const take = (item: Pending) => {
@@ -151,6 +153,13 @@ export class Connection {
         if (this.#backlog.length > 0 || this.#mustWait())
           this.#backlog.push({ kind: 'command', cmd, shape });
         else this.#runCommand(cmd, shape, null);
+      },
+      get: (key) => {
+        if (this.#quitting) return;
+        if (this.#backlog.length > 0 || this.#mustWait())
+          this.#backlog.push({ kind: 'command', cmd: { type: 'get', key } });
+        else if (this.#getNow(key)) this.#flushLarge();
+        else this.#runCommand({ type: 'get', key }, undefined, null);
       },
       reply: (reply) => take({ kind: 'reply', reply }),
       fatal: (reply) => take({ kind: 'fatal', reply }),
@@ -342,6 +351,7 @@ export class Connection {
       this.#head !== this.#slots.length ||
       this.#session === null ||
       !this.#state.authenticated ||
+      this.#state.inMulti ||
       !this.#order.idle
     )
       return false;
@@ -353,12 +363,13 @@ export class Connection {
     }
     this.#ctx.stats.commands++;
     this.#lastCommand = 'get';
-    const metrics = this.#ctx.metrics;
-    metrics.requests.labels('get').inc();
-    metrics.duration.labels('get').observe((performance.now() - started) / 1000);
+    this.#getCount.inc();
+    this.#getDuration.observe((performance.now() - started) / 1000);
     return true;
   }
 
+  readonly #getCount: CounterCell;
+  readonly #getDuration: HistogramCell;
   readonly #encodeValue: ValueUse = (raw, start) =>
     encodeRespValueAt(output, raw, start, this.#session!.proto);
 

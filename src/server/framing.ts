@@ -14,6 +14,7 @@ import {
   type ReplySink,
   type RespContext,
   RespDecoder,
+  type RespFrame,
   type RespLimits,
   type RespVersion,
   respErrors,
@@ -25,6 +26,8 @@ import {
 export interface FramingSink {
   /** A command for the coordinator; `shape`, when set, rewrites its non-error reply. */
   command(cmd: Command, shape?: (r: Reply) => Reply): void;
+  /** `GET key` with a valid key: command() of it, without the objects (RESP's common case). */
+  get(key: Buffer): void;
   /** A request answered without the coordinator: a malformed one, or a connection-local one. */
   reply(reply: Reply): void;
   /** The stream cannot be decoded any further: send this reply after the earlier ones, close. */
@@ -98,7 +101,14 @@ export class RespFraming implements Framing {
   }
 
   decode(chunk: Buffer, sink: FramingSink): void {
-    this.#decoder.push(chunk, (frame) => {
+    const get = (key: Buffer): boolean => {
+      // An empty or long key goes the general way, which words its error.
+      if (key.length === 0 || key.length > this.#ctx.limits.maxKeyBytes) return false;
+      this.#ctx.session.lastCommand = 'get';
+      sink.get(key);
+      return true;
+    };
+    const frame = (frame: RespFrame) => {
       if (frame.kind === 'error') {
         sink.fatal(errorReply(respErrors.protocol(frame.message)));
         return;
@@ -113,7 +123,8 @@ export class RespFraming implements Framing {
       if (req.kind === 'reply') sink.reply(req.reply);
       else if (req.kind === 'session') sink.session(req.op);
       else sink.command(req.cmd, req.shape);
-    });
+    };
+    this.#decoder.push(chunk, frame, get);
   }
 
   encode(reply: Reply, out: ReplySink, proto: RespVersion): void {

@@ -220,6 +220,66 @@ describe('RespDecoder', () => {
     expect(feed(req(...Array.from({ length: 10 }, () => '')), [1], big)).toHaveLength(1);
   });
 
+  it('offers whole GETs to onGet, which changes nothing but who takes them', () => {
+    // onGet takes the keys it likes (not those starting with 'x') and leaves the rest as frames.
+    const viaGet = (input: Buffer, sizes: number[]): Out[] => {
+      const d = new RespDecoder(LIMITS);
+      const out: Out[] = [];
+      const onGet = (key: Buffer) => {
+        if (key[0] === 0x78) return false;
+        out.push({ args: ['GET', lat(key)] });
+        return true;
+      };
+      for (let i = 0, k = 0; i < input.length; ) {
+        const n = Math.max(1, sizes[k++ % sizes.length]!);
+        d.push(input.subarray(i, i + n), (f) => out.push(show(f)), onGet);
+        i += n;
+      }
+      return out;
+    };
+    const same = (frames: Out[]) =>
+      frames.map((f) =>
+        'args' in f && f.args.length === 2 && f.args[0]!.toUpperCase() === 'GET'
+          ? { args: ['GET', f.args[1]!] }
+          : f,
+      );
+    const plain = (input: Buffer) => same(feed(input));
+    const input = Buffer.concat([
+      req('get', 'a'),
+      req('GET', 'xa'),
+      req('GeT', ''),
+      req('GET', 'k'.repeat(300)),
+      req('GET', 'k'.repeat(301)), // over maxBulkBytes: the general way words the error
+      ...SAMPLES.slice(0, 8).map((s) => s.input),
+    ]);
+    expect(same(viaGet(input, [input.length]))).toEqual(plain(input));
+    expect(same(viaGet(input, [1]))).toEqual(plain(input));
+    const taken: string[] = [];
+    new RespDecoder(LIMITS).push(
+      req('get', 'a'),
+      () => {},
+      (key) => taken.push(lat(key)) > 0,
+    );
+    expect(taken).toEqual(['a']);
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.tuple(fc.nat(input.length - 1), fc.constantFrom(...'*$\r\n09-aGx '.split(''))),
+          {
+            maxLength: 3,
+          },
+        ),
+        fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1 }),
+        (edits, sizes) => {
+          const damaged = Buffer.from(input);
+          for (const [at, ch] of edits) damaged[at] = ch.charCodeAt(0);
+          expect(same(viaGet(damaged, sizes))).toEqual(plain(damaged));
+        },
+      ),
+      { numRuns: fuzzRuns(300) },
+    );
+  });
+
   it('copies nothing for a bulk string that arrives in one chunk', () => {
     const input = req('GET', 'key');
     let frame: RespFrame | undefined;
