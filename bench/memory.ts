@@ -1,4 +1,4 @@
-// Memory and restart probe: an empty node from the sources and compiled, side by side; then N
+// Memory and restart probe: an empty node from the sources and compiled and a bare Node server, side by side; then N
 // distinct 100-byte keys into one compiled node (what the image runs), RSS vs raw bytes, restart time.
 
 import { execFileSync } from 'node:child_process';
@@ -292,8 +292,9 @@ async function main(): Promise<void> {
     process.stdout.write(
       'Usage: node bench/memory.ts [--keys N] [--value-bytes N] [--rounds N] [--data-root DIR]\n' +
         '  The memory/restart probe alone (docs/performance.md, Memory): N keys (default 1000000),\n' +
-        '  N rounds of empty nodes from the .ts and compiled (default 3), data under DIR (default\n' +
-        '  the OS temp dir); needs redis-server.\n',
+        '  N rounds of empty nodes from the .ts and compiled and a bare Node server (default 3), data\n' +
+        '  under DIR (default the OS temp dir); needs redis-server; with gdb on PATH it also reports\n' +
+        "  the RSS after glibc's malloc_trim(0) (a diagnosis).\n",
     );
     return;
   }
