@@ -23,6 +23,7 @@ const USAGE = `Usage: node bench/ab.ts --a SCRIPT --b SCRIPT [options]
   --rounds N         rounds; each runs every cell on every target in turn (default 3)
   --requests N       requests per pipeline-1 run, 4x that at depth (default 60000)
   --redis-always     also Redis with appendfsync always, as the yardstick
+  --redis            also Redis without persistence (the yardstick of the GET cells)
 Each target is one node with --replication-factor 1, pre-filled with 100,000 keys (100 B values).
 Prints every run, then per cell the median ops/s and node CPU µs per request, and B/A.`;
 
@@ -34,6 +35,7 @@ const { values: o } = parseArgs({
     rounds: { type: 'string', default: '3' },
     requests: { type: 'string', default: '60000' },
     'redis-always': { type: 'boolean', default: false },
+    redis: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -78,13 +80,18 @@ try {
     servers.push(server);
     targets.push({ name, server });
   }
+  if (o.redis) {
+    const server = await startRedis(root, false);
+    servers.push(server);
+    targets.push({ name: 'Redis', server });
+  }
   if (o['redis-always']) {
     const server = await startRedis(root, true, 'always');
     servers.push(server);
     targets.push({ name: 'Redis always', server });
   }
   for (const t of targets) rb(t.server.port, 'set', 16, 400_000); // fill every key
-  const results = new Map<string, { ops: number[]; cpu: number[] }>();
+  const results = new Map<string, { ops: number[]; cpu: number[]; p99: number[] }>();
   for (let round = 0; round < Number(o.rounds); round++) {
     for (const { op, pipeline } of cells) {
       for (const t of targets) {
@@ -94,9 +101,10 @@ try {
         const f = rb(t.server.port, op, pipeline, requests);
         const cpuUs = ((processCpuMs(pid, ticks) - cpu0) * 1000) / requests;
         const key = `${op.toUpperCase()} P${pipeline}|${t.name}`;
-        const r = results.get(key) ?? { ops: [], cpu: [] };
+        const r = results.get(key) ?? { ops: [], cpu: [], p99: [] };
         r.ops.push(Number(f[1]));
         r.cpu.push(cpuUs);
+        r.p99.push(Number(f[7]));
         results.set(key, r);
         console.log(
           `round ${round} ${key.replace('|', ' ')}: ${f[1]} ops/s p50 ${f[5]} ms p99 ${f[7]} ms, ${cpuUs.toFixed(1)} µs CPU/request`,
@@ -104,8 +112,12 @@ try {
       }
     }
   }
-  console.log('\n| cell | target | ops/s (median) | CPU µs/request (median) | B/A ops | B/A CPU |');
-  console.log('|---|---|--:|--:|--:|--:|');
+  // The yardstick of the ratios in the last columns: plain Redis, else Redis always.
+  const yardstick = o.redis ? 'Redis' : o['redis-always'] ? 'Redis always' : null;
+  console.log(
+    '\n| cell | target | ops/s (median) | CPU µs/request (median) | p99 ms (median) | B/A ops | B/A CPU | ops / Redis | p99 / Redis |',
+  );
+  console.log('|---|---|--:|--:|--:|--:|--:|--:|--:|');
   for (const { op, pipeline } of cells) {
     const cell = `${op.toUpperCase()} P${pipeline}`;
     const a = results.get(`${cell}|A`)!;
@@ -115,8 +127,12 @@ try {
         t.name === 'B'
           ? `${(median(r.ops) / median(a.ops)).toFixed(2)}x | ${(median(r.cpu) / median(a.cpu)).toFixed(2)}x`
           : ' | ';
+      const y = yardstick === null ? undefined : results.get(`${cell}|${yardstick}`);
+      const vsRedis = y
+        ? `${(median(r.ops) / median(y.ops)).toFixed(2)}x | ${(median(r.p99) / median(y.p99)).toFixed(2)}x`
+        : ' | ';
       console.log(
-        `| ${cell} | ${t.name} | ${Math.round(median(r.ops)).toLocaleString('en-US')} | ${median(r.cpu).toFixed(1)} | ${ratio} |`,
+        `| ${cell} | ${t.name} | ${Math.round(median(r.ops)).toLocaleString('en-US')} | ${median(r.cpu).toFixed(1)} | ${median(r.p99).toFixed(2)} | ${ratio} | ${vsRedis} |`,
       );
     }
   }
