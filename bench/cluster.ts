@@ -35,8 +35,19 @@ async function membersUp(node: Server): Promise<number> {
   }
 }
 
+/** What else each member runs with: the entry module (default src/main.ts) and extra flags. */
+export interface ClusterOptions {
+  readonly script?: string;
+  readonly args?: readonly string[];
+}
+
 /** Starts `n` members that list each other with --peers; resolves once each sees all n up. */
-export async function startCluster(root: string, n = 3, timeoutMs = 30_000): Promise<Server[]> {
+export async function startCluster(
+  root: string,
+  n = 3,
+  timeoutMs = 30_000,
+  opts: ClusterOptions = {},
+): Promise<Server[]> {
   const block = loopbackBlock();
   const hosts = Array.from({ length: n }, (_, i) => `${block}.${i + 1}`);
   const peers = hosts.map((h, i) => `kvstore-${i}=${h}:${PORTS[2]}`).join(',');
@@ -46,7 +57,8 @@ export async function startCluster(root: string, n = 3, timeoutMs = 30_000): Pro
         name: `kvstore-${i}`,
         host,
         ports: PORTS,
-        args: ['--peers', peers, ...CLUSTER_ARGS],
+        args: ['--peers', peers, ...CLUSTER_ARGS, ...(opts.args ?? [])],
+        ...(opts.script === undefined ? {} : { script: opts.script }),
       }),
     ),
   );

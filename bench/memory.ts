@@ -81,7 +81,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Resolves once the process used under 3% of a core in each of two 1 s samples in a row (the
  * heap trimmer's idleness, src/node/heap-trim.ts), or after 10 minutes; with the ms it waited.
  */
-async function quiet(pid: number | undefined): Promise<number> {
+export async function quiet(pid: number | undefined): Promise<number> {
   const t0 = performance.now();
   let quietSamples = 0;
   let last = processCpuMs(pid, 100);
