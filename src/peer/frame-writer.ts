@@ -1,12 +1,13 @@
 // Batched frame output: every frame queued in one event-loop turn leaves in one socket write.
 
 import type { Socket } from 'node:net';
+import { atTurnEnd } from '../net/index.ts';
 import { FRAME_HEADER_BYTES, frameHeader } from './frame.ts';
 
 /**
- * Writes length-prefixed frames to a socket. The first frame of a turn corks the socket and a
- * `setImmediate` uncorks it, so all frames queued before then reach the kernel in one writev
- * (no copy of the bodies). Frames for a destroyed or ended socket are dropped silently.
+ * Writes length-prefixed frames to a socket. The first frame of a turn corks the socket and the
+ * end of the turn (atTurnEnd) uncorks it, so all frames queued before then reach the kernel in
+ * one writev (no copy of the bodies). Frames for a destroyed or ended socket are dropped silently.
  */
 export class FrameWriter {
   readonly #socket: Socket;
@@ -31,7 +32,7 @@ export class FrameWriter {
     if (!this.#corked) {
       this.#corked = true;
       socket.cork();
-      setImmediate(() => this.#uncork());
+      atTurnEnd(() => this.#uncork());
     }
     socket.write(frameHeader(body.length));
     socket.write(body);

@@ -1,5 +1,6 @@
 // Reaches a replica by name: this node's storage directly, any other node over the peer port.
 
+import { atTurnEnd } from '../net/index.ts';
 import { decodeRecord, type Storage, type StoredRecord, validWall } from '../storage/index.ts';
 import {
   type ApplyRequest,
@@ -12,6 +13,23 @@ import {
 import { localScan } from './scan.ts';
 import { RemoteVersions } from './versions.ts';
 import { readApplyReply, readGetReply, readScanReply } from './wire.ts';
+
+/**
+ * Single-entry applies to one member that are made in the same event-loop turn (one each per
+ * client write) go out as one request: one frame, one decode, one log group wait and one reply
+ * on the replica, instead of one per write. A batch goes at once past these bounds.
+ */
+const COALESCE_MAX_ENTRIES = 256;
+const COALESCE_MAX_BYTES = 1024 * 1024;
+/** An entry at least this large is sent on its own. */
+const COALESCE_ENTRY_BYTES = 64 * 1024;
+
+/** Applies to one member waiting for the end of the turn. */
+interface Outbox {
+  readonly entries: WireEntry[];
+  readonly waiters: { resolve: () => void; reject: (err: unknown) => void }[];
+  bytes: number;
+}
 
 /** Sends one peer request; rejects with a KvError (unavailable, timeout, remote code). */
 export type PeerCall = (name: string, method: string, body: unknown) => Promise<unknown>;
@@ -40,6 +58,7 @@ export class Replicas {
   readonly #expected: ExpectedIncarnation;
   readonly #versions: RemoteVersions;
   readonly #applyTimeoutMs: number | null;
+  readonly #outboxes = new Map<string, Outbox>();
 
   constructor(
     self: string,
@@ -80,6 +99,8 @@ export class Replicas {
    * `applyTimeoutMs` (the peer request timeout) the request carries its deadline, and a replica
    * that reads it too late refuses it (ApplyRequest.d). `records`, when given, are the entries'
    * records decoded (in the same order): a local apply then neither decodes nor re-encodes them.
+   * A single small entry for another member joins the others of this turn (see COALESCE_*): they
+   * succeed or fail together, each caller seeing the request's outcome.
    */
   async apply(
     name: string,
@@ -92,6 +113,40 @@ export class Replicas {
       );
       return;
     }
+    const [only] = entries;
+    if (entries.length !== 1 || only![0].length + only![1].length >= COALESCE_ENTRY_BYTES) {
+      return this.#send(name, entries);
+    }
+    let box = this.#outboxes.get(name);
+    if (box === undefined) {
+      box = { entries: [], waiters: [], bytes: 0 };
+      this.#outboxes.set(name, box);
+      atTurnEnd(() => this.#flush(name, box!));
+    }
+    box.entries.push(only!);
+    box.bytes += only![0].length + only![1].length;
+    const done = new Promise<void>((resolve, reject) => box.waiters.push({ resolve, reject }));
+    if (box.entries.length >= COALESCE_MAX_ENTRIES || box.bytes >= COALESCE_MAX_BYTES) {
+      this.#flush(name, box);
+    }
+    return done;
+  }
+
+  /** Sends `box` (once: a full box goes early, and its turn's flush then finds it gone). */
+  #flush(name: string, box: Outbox): void {
+    if (this.#outboxes.get(name) !== box) return;
+    this.#outboxes.delete(name);
+    this.#send(name, box.entries).then(
+      () => {
+        for (const w of box.waiters) w.resolve();
+      },
+      (err: unknown) => {
+        for (const w of box.waiters) w.reject(err);
+      },
+    );
+  }
+
+  async #send(name: string, entries: WireEntry[]): Promise<void> {
     const t = this.#applyTimeoutMs;
     const body: ApplyRequest = t === null ? { e: entries } : { e: entries, d: Date.now() + t };
     readApplyReply(await this.#call(name, METHODS.apply, body));

@@ -1,0 +1,33 @@
+// One setImmediate for everything that waits for the end of the event-loop turn.
+
+let queue: (() => void)[] = [];
+let scheduled = false;
+
+/**
+ * Runs `fn` once the turn's I/O callbacks are done (in setImmediate's phase), after the
+ * functions queued before it. A function queued while they run joins the same pass rather than
+ * the next turn: a batch sent at the end of the turn (coalesced replica writes) is then still in
+ * time for the end-of-turn write of its socket (FrameWriter).
+ */
+export function atTurnEnd(fn: () => void): void {
+  queue.push(fn);
+  if (scheduled) return;
+  scheduled = true;
+  setImmediate(runQueue);
+}
+
+function runQueue(): void {
+  // Indexed, not iterated over a copy: functions queued meanwhile run in this pass.
+  for (let i = 0; i < queue.length; i++) {
+    try {
+      queue[i]!();
+    } catch (err) {
+      // One failing function must not stop the others; the error still surfaces.
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
+  }
+  queue = [];
+  scheduled = false;
+}
