@@ -22,9 +22,10 @@ const USAGE = `Usage: node bench/ab.ts --a SCRIPT --b SCRIPT [options]
   --cells LIST       op:pipeline pairs (default set:1,set:16; ops: set, get)
   --rounds N         rounds; each runs every cell on every target in turn (default 3)
   --requests N       requests per pipeline-1 run, 4x that at depth (default 60000)
+  --keys N           key space, redis-benchmark -r (default 100000)
   --redis-always     also Redis with appendfsync always, as the yardstick
   --redis            also Redis without persistence (the yardstick of the GET cells)
-Each target is one node with --replication-factor 1, pre-filled with 100,000 keys (100 B values).
+Each target is one node with --replication-factor 1, pre-filled with the keys (100 B values).
 Prints every run, then per cell the median ops/s and node CPU µs per request, and B/A.`;
 
 const { values: o } = parseArgs({
@@ -34,6 +35,7 @@ const { values: o } = parseArgs({
     cells: { type: 'string', default: 'set:1,set:16' },
     rounds: { type: 'string', default: '3' },
     requests: { type: 'string', default: '60000' },
+    keys: { type: 'string', default: '100000' },
     'redis-always': { type: 'boolean', default: false },
     redis: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -50,6 +52,8 @@ const cells = o.cells.split(',').map((c) => {
   }
   return { op, pipeline: Number(pipeline) };
 });
+const keys = Number(o.keys);
+if (!Number.isInteger(keys) || keys < 1) throw new Error(`bench/ab: bad --keys ${o.keys}`);
 const ticks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
 const root = tempDir(tmpdir(), 'kvstore-ab-');
 const servers: Server[] = [];
@@ -57,7 +61,7 @@ const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.len
 
 function rb(port: number, op: string, pipeline: number, requests: number): string[] {
   const args = ['-p', String(port), '-t', op, '-c', '50', '-P', String(pipeline)];
-  args.push('-r', '100000', '-d', '100', '-n', String(requests), '--csv');
+  args.push('-r', String(keys), '-d', '100', '-n', String(requests), '--csv');
   const out = spawnSync('redis-benchmark', args, { encoding: 'utf8' });
   const row = out.stdout.trim().split('\n').at(-1) ?? '';
   const fields = row.split(',').map((s) => s.replaceAll('"', ''));
@@ -90,7 +94,7 @@ try {
     servers.push(server);
     targets.push({ name: 'Redis always', server });
   }
-  for (const t of targets) rb(t.server.port, 'set', 16, 400_000); // fill every key
+  for (const t of targets) rb(t.server.port, 'set', 16, 4 * keys); // fill (nearly) every key
   const results = new Map<string, { ops: number[]; cpu: number[]; p99: number[] }>();
   for (let round = 0; round < Number(o.rounds); round++) {
     for (const { op, pipeline } of cells) {
