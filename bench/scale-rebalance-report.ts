@@ -54,6 +54,8 @@ export function fitLine(points: readonly [number, number][]): { a: number; b: nu
   return { a: my - b * mx, b };
 }
 
+/** CPU seconds member i used during the rebalance. */
+const cpuSeconds = (r: SizeResult, i: number) => (r.cpuPct[i]! / 100) * (r.rebalanceMs / 1000);
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 const mb = (bytes: number) => (bytes / 1e6).toFixed(bytes >= 1e8 ? 0 : 1);
 const sec = (ms: number) => (ms / 1000).toFixed(ms >= 100_000 ? 0 : 1);
@@ -89,7 +91,7 @@ function sizesTable(results: readonly SizeResult[]): string {
 
 function nodesTable(results: readonly SizeResult[]): string {
   const head = ['D (MB)', 'member', 'CPU during', 'sent MB', 'keys sent', 'stream done s'];
-  head.push('sent MB/s from 0', 'removed after', 'holds after');
+  head.push('sent MB/s from 0', 'CPU s per GB of D', 'removed after', 'holds after');
   const rows = results.flatMap((r) =>
     r.cpuPct.map((c, i) => [
       mb(r.dataBytes),
@@ -99,6 +101,7 @@ function nodesTable(results: readonly SizeResult[]): string {
       num(r.sentKeys[i]!),
       i === 3 || r.streamMs[i] === null ? '-' : sec(r.streamMs[i]!),
       i === 3 || !r.streamMs[i] ? '-' : (r.sentBytes[i]! / 1e3 / r.streamMs[i]!).toFixed(1),
+      (cpuSeconds(r, i) / (r.dataBytes / 1e9)).toFixed(0),
       num(r.removedKeys[i]!),
       num(r.heldAfter[i]!),
     ]),
@@ -134,18 +137,31 @@ function extrapolation(results: readonly SizeResult[], rate: number) {
   const senderPerByte = Math.max(
     ...results.map((r) => Math.max(...r.sentBytes.slice(0, 3)) / r.dataBytes),
   );
+  // The busiest member's CPU per byte of D over all sizes: the time if each member had a core.
+  const cpuPerByte = Math.max(
+    ...[0, 1, 2, 3].map(
+      (i) => sum(results.map((r) => cpuSeconds(r, i))) / sum(results.map((r) => r.dataBytes)),
+    ),
+  );
+  const minutes = (t: number) => `${num(t)} s (${(t / 60).toFixed(1)} min)`;
   const rows = [1e9, 1e10, 5e10].map((d) => {
-    const t = fit.a + fit.b * d;
     const floor = (senderPerByte * d) / rate;
     return [
       `${d / 1e9} GB`,
-      `${num(t)} s (${(t / 60).toFixed(1)} min)`,
-      `${num((movedPerByte * d) / 1e9)} GB`,
+      minutes(fit.a + fit.b * d),
+      minutes(Math.max(cpuPerByte * d, floor)),
       `${num(floor)} s`,
+      `${num((movedPerByte * d) / 1e9)} GB`,
     ];
   });
-  const head = ['D', 'rebalance time (fit)', 'bytes moved', 'throttle floor'];
-  return { fit, movedPerByte, senderPerByte, table: markdownTable([head, ...rows]) };
+  const head = [
+    'D',
+    'time, fitted here',
+    'time, a core per member',
+    'throttle floor',
+    'bytes moved',
+  ];
+  return { fit, movedPerByte, senderPerByte, cpuPerByte, table: markdownTable([head, ...rows]) };
 }
 
 export function renderReport(input: ReportInput): string {
@@ -190,7 +206,7 @@ export function renderReport(input: ReportInput): string {
     '## Extrapolation (not measured)',
     '',
     `Fitted over the ${results.length} sizes above: rebalance time = ${x.fit.a.toFixed(1)} s + D / ${rateMBs.toFixed(1)} MB/s.`,
-    `Bytes moved scale with D (${x.movedPerByte.toFixed(2)} D). The throttle floor is the busiest sender's share (${x.senderPerByte.toFixed(2)} D) at ${(rate / 2 ** 20).toFixed(0)} MiB/s: no run can be faster than that.`,
+    `The fit carries this machine's share of CPU along (2 cores shared by the lead and other helpers). "A core per member" is the busiest member's CPU time per byte of D (${(x.cpuPerByte * 1e9).toFixed(0)} CPU-s per GB, summed over the sizes) times D, or the throttle floor when that is longer: the busiest sender's share (${x.senderPerByte.toFixed(2)} D) at ${(rate / 2 ** 20).toFixed(0)} MiB/s, which no run can beat. Bytes moved scale with D (${x.movedPerByte.toFixed(2)} D).`,
     '',
     x.table,
     '',

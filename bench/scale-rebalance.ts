@@ -346,6 +346,10 @@ async function main(): Promise<void> {
   const stamp = startedAt.replace(/\.\d+Z$/, 'Z').replaceAll(':', '-');
   const file = join(v.out, `${stamp}-scale-rebalance.md`);
   writeFileSync(file, md);
+  writeFileSync(
+    file.replace(/\.md$/, '.json'),
+    `${JSON.stringify({ startedAt, command, o, results, failed }, null, 2)}\n`,
+  );
   process.stdout.write(`${md}\nWrote ${file}\n`);
 }
 

@@ -49,10 +49,13 @@ it('joins a 4th member to 3 loaded ones at two sizes and reports time, bytes mov
   const out = tempDir('kvstore-bench-rebalance-');
   const args = [SCRIPT, '--sizes-mb', '1,3', '--probe-s', '1', '--gets-per-s', '100'];
   const { stdout } = await run(NODE, [...args, '--timeout-s', '120', '--out', out], { cwd: ROOT });
-  const files = readdirSync(out);
-  expect(files).toHaveLength(1);
-  expect(files[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ-scale-rebalance\.md$/);
-  const md = readFileSync(join(out, files[0]!), 'utf8');
+  const files = readdirSync(out).sort();
+  expect(files).toHaveLength(2);
+  expect(files[1]).toMatch(/^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ-scale-rebalance\.md$/);
+  expect(files[0]).toBe(files[1]!.replace(/md$/, 'json'));
+  const md = readFileSync(join(out, files[1]!), 'utf8');
+  const raw = JSON.parse(readFileSync(join(out, files[0]!), 'utf8')) as { results: unknown[] };
+  expect(raw.results).toHaveLength(2);
   expect(stdout).toContain(md);
   expect(md).toMatch(/^Load average [\d.]+ [\d.]+ [\d.]+ -> [\d.]+ [\d.]+ [\d.]+; /m);
 
@@ -96,11 +99,18 @@ it('joins a 4th member to 3 loaded ones at two sizes and reports time, bytes mov
     expect(n(r['p99 ms']!)).toBeGreaterThanOrEqual(n(r['p50 ms']!));
   }
 
-  const extra = table(md, 'D', 'rebalance time (fit)');
+  const extra = table(md, 'D', 'time, fitted here');
   expect(extra.map((r) => r.D)).toEqual(['1 GB', '10 GB', '50 GB']);
-  const times = extra.map((r) => n(r['rebalance time (fit)']!));
-  expect(times[1]).toBeGreaterThan(times[0]!);
-  expect(times[2]).toBeGreaterThan(times[1]!);
+  for (const column of ['time, a core per member', 'throttle floor', 'bytes moved']) {
+    const [gb1, gb10, gb50] = extra.map((r) => n(r[column]!));
+    expect(gb1).toBeGreaterThan(0);
+    expect(gb10).toBeGreaterThan(gb1!);
+    expect(gb50).toBeGreaterThan(gb10!);
+  }
+  // Never faster than the throttle allows.
+  for (const r of extra) {
+    expect(n(r['time, a core per member']!)).toBeGreaterThanOrEqual(n(r['throttle floor']!));
+  }
   expect(md).toContain('Expected vs measured');
 });
 
