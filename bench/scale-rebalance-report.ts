@@ -169,6 +169,8 @@ export function renderReport(input: ReportInput): string {
   const rate = input.rateBytes ?? DEFAULTS.rebalanceRateBytes;
   const x = extrapolation(results, rate);
   const rateMBs = 1 / x.fit.b / 1e6;
+  const floorPerGb = (x.senderPerByte * 1e9) / rate;
+  const cpuBound = x.cpuPerByte * 1e9 > floorPerGb;
   const first = results[0]!;
   const joinerShare = sum(results.map((r) => r.heldAfter[3]!)) / sum(results.map((r) => r.keys));
   return [
@@ -213,9 +215,8 @@ export function renderReport(input: ReportInput): string {
     'What bends the line: the data here fits in the page cache (a larger D is read from disk by',
     "the senders' scans and written by the joiner's LMDB, at the disk's speed); loopback has no",
     `network limit (the joiner receives ${x.movedPerByte.toFixed(2)} D: at 1 Gb/s, 125 MB/s, 50 GB would take at least`,
-    `${num((x.movedPerByte * 5e10) / 125e6 / 60)} min on its link); with a core per member instead of 4 members and the load`,
-    'generator on 2 shared cores, the throttle floor, not CPU, becomes the bound; client load',
-    'competes for the same CPU and disk.',
+    `${num((x.movedPerByte * 5e10) / 125e6 / 60)} min on its link); ${cpuBound ? `even with a core per member, CPU (${num(x.cpuPerByte * 1e9)} s per GB) stays the bound, not the throttle (${num(floorPerGb)} s per GB)` : `with a core per member the throttle (${num(floorPerGb)} s per GB), not CPU (${num(x.cpuPerByte * 1e9)} s per GB), is the bound`};`,
+    'client load competes for the same CPU and disk.',
     '',
     `Load average ${input.loadBefore.join(' ')} -> ${input.loadAfter.join(' ')}; ${num(input.seconds)} s in all.`,
     '',

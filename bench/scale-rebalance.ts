@@ -331,7 +331,7 @@ async function main(): Promise<void> {
     `--value-bytes ${o.valueBytes}`,
     ...(o.rateBytes === null ? [] : [`--rate-bytes ${o.rateBytes}`]),
   ].join(' ');
-  const md = renderReport({
+  const input = {
     startedAt,
     command,
     results,
@@ -341,14 +341,15 @@ async function main(): Promise<void> {
     loadBefore,
     loadAfter: loadAverage(),
     seconds: (performance.now() - t0) / 1000,
-  });
+  };
+  const md = renderReport(input);
   mkdirSync(v.out, { recursive: true });
   const stamp = startedAt.replace(/\.\d+Z$/, 'Z').replaceAll(':', '-');
   const file = join(v.out, `${stamp}-scale-rebalance.md`);
   writeFileSync(file, md);
   writeFileSync(
     file.replace(/\.md$/, '.json'),
-    `${JSON.stringify({ startedAt, command, o, results, failed }, null, 2)}\n`,
+    `${JSON.stringify({ ...input, options: o }, null, 2)}\n`,
   );
   process.stdout.write(`${md}\nWrote ${file}\n`);
 }
