@@ -32,6 +32,7 @@ function register(metric: Exposed, registers: readonly Registry[]): void {
 export interface HotMetricConfig<L extends string> {
   readonly name: string;
   readonly help: string;
+  /** The one label's name; '' for a metric without labels (its one cell is `labels('')`). */
   readonly labelName: string;
   /** Label values exposed from the start (at zero); others get their cell on first use. */
   readonly labelValues: readonly L[];
@@ -123,6 +124,11 @@ abstract class HotMetric<L extends string, C extends { reset(): void }> implemen
     return cell;
   }
 
+  /** The labels of the cell of label value `v`: none for a metric without labels. */
+  protected own(v: string): Record<string, string> {
+    return this.labelName === '' ? {} : { [this.labelName]: v };
+  }
+
   /** Appends the samples of the cell of label value `v`. */
   protected abstract samples(out: Sample[], v: string, cell: C): void;
 
@@ -149,7 +155,7 @@ abstract class HotValue<L extends string> extends HotMetric<L, ValueCell> {
   }
 
   protected samples(out: Sample[], v: string, cell: ValueCell): void {
-    out.push({ value: cell.value, labels: { [this.labelName]: v } });
+    out.push({ value: cell.value, labels: this.own(v) });
   }
 }
 
@@ -194,11 +200,11 @@ export class HotHistogram<L extends string> extends HotMetric<L, HistogramData> 
       const le = i < cell.bounds.length ? cell.bounds[i]! : '+Inf';
       out.push({
         value: cumulative,
-        labels: { le, [this.labelName]: v },
+        labels: { le, ...this.own(v) },
         metricName: `${this.name}_bucket`,
       });
     }
-    const labels = { [this.labelName]: v };
+    const labels = this.own(v);
     out.push({ value: cell.sum, labels, metricName: `${this.name}_sum` });
     out.push({ value: cell.count, labels, metricName: `${this.name}_count` });
   }

@@ -1,6 +1,7 @@
 // Metrics owned by the storage module.
 
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { type HistogramCell, HotHistogram } from '../observability/index.ts';
 
 export interface StorageStatsSource {
   stats(): { liveKeys: number; tombstones: number; sizeBytes: number };
@@ -9,11 +10,15 @@ export interface StorageStatsSource {
 }
 
 export interface StorageMetrics {
-  readonly commitSeconds: Histogram;
+  /** Observed on every write: an array-backed cell (see observability/hot-metrics.ts). */
+  readonly commitSeconds: HistogramCell;
   readonly walReplayed: Gauge;
   /** One write-ahead log group commit: its sync time, records and bytes. */
   walSynced(seconds: number, records: number, bytes: number): void;
 }
+
+/** A hot metric's config for one without labels. */
+const UNLABELED = { labelName: '', labelValues: [''] } as const;
 
 /** Buckets of the storage latency histograms, 100 µs to 1 s. */
 const SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
@@ -55,24 +60,27 @@ export function registerStorageMetrics(
       this.set(source.writeFailure() === null ? 1 : 0);
     },
   });
-  const commitSeconds = new Histogram({
+  const commitSeconds = new HotHistogram({
+    ...UNLABELED,
     name: 'kvstore_storage_commit_duration_seconds',
     help: 'Time from a write being queued to it being durable on disk.',
     buckets: SECONDS,
     registers: [registry],
-  });
-  const walSyncSeconds = new Histogram({
+  }).labels('');
+  const walSyncSeconds = new HotHistogram({
+    ...UNLABELED,
     name: 'kvstore_wal_sync_duration_seconds',
     help: 'Time to write and fdatasync one group of write-ahead log records.',
     buckets: SECONDS,
     registers: [registry],
-  });
-  const walGroupRecords = new Histogram({
+  }).labels('');
+  const walGroupRecords = new HotHistogram({
+    ...UNLABELED,
     name: 'kvstore_wal_group_commit_records',
     help: 'Records made durable by one write-ahead log sync (group commit size).',
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096],
     registers: [registry],
-  });
+  }).labels('');
   const walBytes = new Counter({
     name: 'kvstore_wal_written_bytes_total',
     help: 'Bytes written to the write-ahead log.',

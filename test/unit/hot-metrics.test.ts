@@ -43,6 +43,33 @@ function both() {
 }
 
 describe('hot metrics', () => {
+  it('print what prom-client prints for a histogram without labels', async () => {
+    const theirs = new Registry();
+    const ours = new Registry();
+    const h1 = new Histogram({
+      name: 'p_seconds',
+      help: 'h',
+      buckets: BUCKETS,
+      registers: [theirs],
+    });
+    const h2 = new HotHistogram({
+      name: 'p_seconds',
+      help: 'h',
+      labelName: '',
+      labelValues: [''],
+      buckets: BUCKETS,
+      registers: [ours],
+    }).labels('');
+    expect((await ours.metrics()).split('\n')).toEqual((await theirs.metrics()).split('\n'));
+    for (const v of [0.0005, 0.02, 0.02, 5]) {
+      h1.observe(v);
+      h2.observe(v);
+    }
+    const text = await ours.metrics();
+    expect(text).toContain('p_seconds_bucket{le="0.1"} 3');
+    expect(text.split('\n')).toEqual((await theirs.metrics()).split('\n'));
+  });
+
   it('print exactly what prom-client prints for the same observations', async () => {
     const m = both();
     expect((await m.ours.metrics()).split('\n')).toEqual((await m.theirs.metrics()).split('\n'));
