@@ -154,13 +154,8 @@ export class Connection {
           this.#backlog.push({ kind: 'command', cmd, shape });
         else this.#runCommand(cmd, shape, null);
       },
-      get: (key) => {
-        if (this.#quitting) return;
-        if (this.#backlog.length > 0 || this.#mustWait())
-          this.#backlog.push({ kind: 'command', cmd: { type: 'get', key } });
-        else if (this.#getNow(key)) this.#flushLarge();
-        else this.#runCommand({ type: 'get', key }, undefined, null);
-      },
+      // A GET that can run at once tries #getNow (in #dispatch) exactly once.
+      get: (key) => this.#sink.command({ type: 'get', key }),
       reply: (reply) => take({ kind: 'reply', reply }),
       fatal: (reply) => take({ kind: 'fatal', reply }),
       session: (op) => take({ kind: 'session', op }),

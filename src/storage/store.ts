@@ -46,6 +46,14 @@ const LMDB_BATCH_MS = 1000;
 /** A batch this large goes to LMDB at once. */
 const LMDB_BATCH_BYTES = 4 * 1024 * 1024;
 
+/** A data write waiting for its batch: `entry` is its #queued entry (raw null: a delete). */
+interface Batched {
+  readonly key: Buffer;
+  readonly k: string;
+  readonly entry: { readonly raw: Buffer | null };
+  readonly size: number;
+}
+
 interface MetaState {
   liveKeys: number;
   tombstones: number;
@@ -86,8 +94,8 @@ export class Storage {
   readonly #queued = new Map<string, { raw: Buffer | null }>();
   /** The counters changed since the last batch went to LMDB. */
   #stateDirty = false;
-  /** LMDB writes decided and not yet issued (see LMDB_BATCH_MS), in decision order. */
-  #batch: (() => void)[] = [];
+  /** Data writes decided and not yet given to LMDB (see LMDB_BATCH_MS), in decision order. */
+  #batch: Batched[] = [];
   #batchBytes = 0;
   #batchTimer: NodeJS.Timeout | null = null;
   /** Null while replaying the log at open (replayed writes are in it already). */
@@ -217,9 +225,9 @@ export class Storage {
    * them).
    */
   withRaw<T>(key: Buffer, use: (raw: Buffer | undefined) => T): T {
+    // Nothing queued (the common case for reads): no key string to build.
     if (this.#queued.size === 0) return use(this.#data.getBinaryFast(key));
-    const queued = this.#queued.get(key.toString('latin1'));
-    return use(queued === undefined ? this.#data.getBinaryFast(key) : (queued.raw ?? undefined));
+    return use(this.#peek(key, key.toString('latin1')));
   }
 
   /** The stored bytes at `key` (encodeRecord format), or undefined. */
@@ -408,7 +416,34 @@ export class Storage {
     const size = key.length + (raw?.length ?? 0);
     this.#uncommittedBytes += size;
     this.#stateDirty = true;
-    this.#later(() => {
+    this.#batch.push({ key, k, entry, size });
+    this.#batchBytes += size;
+    if (this.#batchBytes >= LMDB_BATCH_BYTES) this.#issue();
+    else this.#batchTimer ??= setTimeout(() => this.#issue(), LMDB_BATCH_MS);
+  }
+
+  /**
+   * Any other LMDB write (the tombstone and expiry indexes), queued at once rather than in the
+   * batch: they are read from LMDB directly (garbage collection, the sweeper, DBSIZE's count of
+   * due keys), without the overlay. A failure makes the store refuse writes until repaired.
+   */
+  #watch(write: () => Promise<unknown>): void {
+    if (this.#held) return; // the repair writes the index and counters
+    write().catch((err: unknown) => this.#w.health.fail(err));
+  }
+
+  /**
+   * Gives LMDB the batch, with the counters as they stand after it, in one synchronous run: lmdb-js
+   * commits the writes of one event-loop turn as one transaction, in the order they were made.
+   */
+  #issue(): void {
+    if (this.#batchTimer !== null) clearTimeout(this.#batchTimer);
+    this.#batchTimer = null;
+    const batch = this.#batch;
+    this.#batch = [];
+    this.#batchBytes = 0;
+    for (const { key, k, entry, size } of batch) {
+      const raw = entry.raw;
       const done = raw === null ? this.#data.remove(key) : this.#data.put(key, raw);
       this.#lastCommit = done;
       done.then(
@@ -423,38 +458,7 @@ export class Storage {
           this.#w.health.fail(err);
         },
       );
-    }, size);
-  }
-
-  /**
-   * Any other LMDB write (the tombstone and expiry indexes), queued at once rather than in the
-   * batch: they are read from LMDB directly (garbage collection, the sweeper, DBSIZE's count of
-   * due keys), without the overlay. A failure makes the store refuse writes until repaired.
-   */
-  #watch(write: () => Promise<unknown>): void {
-    if (this.#held) return; // the repair writes the index and counters
-    write().catch((err: unknown) => this.#w.health.fail(err));
-  }
-
-  /** Adds an LMDB write to the batch; the batch goes in LMDB_BATCH_MS, or now when it is large. */
-  #later(issue: () => void, bytes: number): void {
-    this.#batch.push(issue);
-    this.#batchBytes += bytes;
-    if (this.#batchBytes >= LMDB_BATCH_BYTES) this.#issue();
-    else this.#batchTimer ??= setTimeout(() => this.#issue(), LMDB_BATCH_MS);
-  }
-
-  /**
-   * Gives LMDB the batch, with the counters as they stand after it, in one synchronous run: lmdb-js
-   * commits the writes of one event-loop turn as one transaction, in the order they were made.
-   */
-  #issue(): void {
-    if (this.#batchTimer !== null) clearTimeout(this.#batchTimer);
-    this.#batchTimer = null;
-    const batch = this.#batch;
-    this.#batch = [];
-    this.#batchBytes = 0;
-    for (const issue of batch) issue();
+    }
     if (this.#stateDirty && !this.#held) {
       this.#stateDirty = false;
       const state = { ...this.#state };
