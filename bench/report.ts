@@ -243,10 +243,15 @@ export function renderMarkdown(report: Report): string {
   return lines.join('\n');
 }
 
+/** The date part of a report's file name: the run's ISO start, seconds only, `:` as `-`. */
+export function reportStamp(startedAt: string): string {
+  return startedAt.replace(/\.\d+Z$/, 'Z').replaceAll(':', '-');
+}
+
 /** Writes `<stamp>-bench.md/.json` and `latest-bench.md/.json` into `outDir`; returns the .md path. */
 export function writeReport(report: Report, outDir: string): string {
   mkdirSync(outDir, { recursive: true });
-  const stamp = report.startedAt.replace(/\.\d+Z$/, 'Z').replaceAll(':', '-');
+  const stamp = reportStamp(report.startedAt);
   const md = join(outDir, `${stamp}-bench.md`);
   const json = join(outDir, `${stamp}-bench.json`);
   writeFileSync(md, renderMarkdown(report));

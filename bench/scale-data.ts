@@ -39,7 +39,7 @@ import {
   tempDir,
 } from './procs.ts';
 import { measureRb, prefillRb, RB_CELLS, type RbCell, type RbMeasurement } from './redisbench.ts';
-import { loadAverage } from './report.ts';
+import { loadAverage, reportStamp } from './report.ts';
 import { rbKey, respCall, respLoad } from './respload.ts';
 import { buildCompiled } from './startup-memory.ts';
 import { markdownTable, mib, ms, num, us } from './table.ts';
@@ -756,10 +756,7 @@ async function main(): Promise<void> {
     '',
   ].join('\n');
   mkdirSync(v.out, { recursive: true });
-  const file = join(
-    v.out,
-    `${startedAt.replace(/\.\d+Z$/, 'Z').replaceAll(':', '-')}-scale-data.md`,
-  );
+  const file = join(v.out, `${reportStamp(startedAt)}-scale-data.md`);
   writeFileSync(file, md);
   process.stdout.write(`${md}\nWrote ${file}\n`);
 }

@@ -51,7 +51,7 @@ import {
   FRAME_HEADER_BYTES,
 } from '../src/peer/index.ts';
 import { type HelloReply, METHODS } from '../src/replica/index.ts';
-import { loadAverage } from './report.ts';
+import { loadAverage, reportStamp } from './report.ts';
 import { markdownTable, num } from './table.ts';
 
 const HELP = `Usage: node bench/scale-membership.ts [options]
@@ -334,10 +334,7 @@ async function main(): Promise<void> {
     '',
   ].join('\n');
   mkdirSync(v.out, { recursive: true });
-  const file = join(
-    v.out,
-    `${startedAt.replace(/\.\d+Z$/, 'Z').replaceAll(':', '-')}-scale-membership.md`,
-  );
+  const file = join(v.out, `${reportStamp(startedAt)}-scale-membership.md`);
   writeFileSync(file, md);
   process.stdout.write(`${md}\nWrote ${file}\n`);
 }

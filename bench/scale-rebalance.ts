@@ -32,7 +32,7 @@ import {
   stopServer,
   tempDir,
 } from './procs.ts';
-import { loadAverage } from './report.ts';
+import { loadAverage, reportStamp } from './report.ts';
 import { rbKey, respCall, respLoad } from './respload.ts';
 import { renderReport, type SizeResult } from './scale-rebalance-report.ts';
 
@@ -344,8 +344,7 @@ async function main(): Promise<void> {
   };
   const md = renderReport(input);
   mkdirSync(v.out, { recursive: true });
-  const stamp = startedAt.replace(/\.\d+Z$/, 'Z').replaceAll(':', '-');
-  const file = join(v.out, `${stamp}-scale-rebalance.md`);
+  const file = join(v.out, `${reportStamp(startedAt)}-scale-rebalance.md`);
   writeFileSync(file, md);
   writeFileSync(
     file.replace(/\.md$/, '.json'),
