@@ -1,7 +1,8 @@
 // A backup directory as a tar stream (POSIX ustar, regular files only), and back.
 
 import { once } from 'node:events';
-import { createReadStream, createWriteStream, statSync, type WriteStream } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { KvError } from '../errors/index.ts';
 
@@ -80,7 +81,7 @@ export async function extractTar(
   allowed: ReadonlySet<string>,
 ): Promise<string[]> {
   let buf: Buffer = Buffer.alloc(0);
-  let file: { out: WriteStream; left: number; pad: number } | null = null;
+  let file: { fh: FileHandle; left: number; pad: number } | null = null;
   let ended = false;
   const names: string[] = [];
   const step = async (): Promise<boolean> => {
@@ -90,14 +91,16 @@ export async function extractTar(
         const part = buf.subarray(0, Math.min(file.left, buf.length));
         buf = buf.subarray(part.length);
         file.left -= part.length;
-        await write(file.out, part);
+        for (let off = 0; off < part.length; ) {
+          off += (await file.fh.write(part, off, part.length - off)).bytesWritten;
+        }
         return true;
       }
       if (buf.length < file.pad) return false;
       buf = buf.subarray(file.pad);
-      file.out.end();
-      await once(file.out, 'close');
+      const { fh } = file;
       file = null;
+      await fh.close();
       return true;
     }
     if (buf.length < BLOCK) return false;
@@ -114,8 +117,10 @@ export async function extractTar(
       throw fail(`unexpected entry '${h.name.slice(0, 100)}' (type ${h.type})`);
     }
     names.push(name);
-    const out = createWriteStream(join(dir, name), { flags: 'wx' });
-    file = { out, left: h.size, pad: (BLOCK - (h.size % BLOCK)) % BLOCK };
+    // A file handle, not a write stream: every write and its failure (a full disk, the name
+    // taken) is awaited here, and nothing is still in flight once this function has settled.
+    const fh = await open(join(dir, name), 'wx');
+    file = { fh, left: h.size, pad: (BLOCK - (h.size % BLOCK)) % BLOCK };
     return true;
   };
   try {
@@ -126,9 +131,8 @@ export async function extractTar(
     }
     while (!ended && (await step()));
   } finally {
-    if (file !== null) {
-      (file as { out: WriteStream }).out.destroy();
-    }
+    // On failure the failure is what the caller hears; the close of the half-written file is not.
+    if (file !== null) await (file as { fh: FileHandle }).fh.close().catch(() => undefined);
   }
   if (!ended) throw fail('the stream ended inside an entry (cut short)');
   return names;

@@ -1,7 +1,7 @@
 // The backup format (blocks read whole and byte by byte), the tar stream, and snapshot sessions
 // against real storage: a session's pages are one point in time whatever is written meanwhile.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -21,6 +21,19 @@ import { decodeRecord, encodeRecord, Storage, type StoredRecord } from '../../sr
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 
 const b = (s: string) => Buffer.from(s);
+/** This process's open files under `dir` (from /proc/self/fd). */
+function openFilesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith(`${dir}/`)) out.push(target);
+    } catch {
+      // closed between the listing and the read
+    }
+  }
+  return out;
+}
 const rec = (wall: number, value: string, tombstone = false): StoredRecord => ({
   version: { wall, logical: 0, node: 'n1' },
   tombstone,
@@ -111,9 +124,20 @@ describe('tar', () => {
     await expect(extractTar(Readable.from([tar]), tempDir(), new Set(['x']))).rejects.toThrow(
       /unexpected entry 'records.kvb'/,
     );
-    await expect(
-      extractTar(Readable.from([tar.subarray(0, 1200)]), tempDir(), allowed),
-    ).rejects.toThrow(/cut short/);
+    // A stream cut inside an entry: refused, and no file of the target is still open when the
+    // promise settles (the caller removes the directory next; a write still in flight would
+    // then fail with nobody listening).
+    const cut = tempDir();
+    await expect(extractTar(Readable.from([tar.subarray(0, 1200)]), cut, allowed)).rejects.toThrow(
+      /cut short/,
+    );
+    expect(openFilesUnder(cut)).toEqual([]);
+    // A name already taken: the caller hears EEXIST, nothing is left open.
+    const taken = tempDir();
+    writeFileSync(join(taken, 'records.kvb'), 'mine');
+    await expect(extractTar(Readable.from([tar]), taken, allowed)).rejects.toThrow(/EEXIST/);
+    expect(readFileSync(join(taken, 'records.kvb'), 'utf8')).toBe('mine');
+    expect(openFilesUnder(taken)).toEqual([]);
   });
 });
 
