@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { startCluster } from './cluster.ts';
 import {
   cleanupSync,
   processCpuMs,
@@ -25,7 +26,10 @@ const USAGE = `Usage: node bench/ab.ts --a SCRIPT --b SCRIPT [options]
   --keys N           key space, redis-benchmark -r (default 100000)
   --redis-always     also Redis with appendfsync always, as the yardstick
   --redis            also Redis without persistence (the yardstick of the GET cells)
-Each target is one node with --replication-factor 1, pre-filled with the keys (100 B values).
+  --nodes N          1 (default): each target is one node with --replication-factor 1; 3: a
+                     3-node cluster (RF=3, W=2, R=2) on its own loopback addresses, the load on
+                     its first member, the CPU of all three counted
+Each target is pre-filled with the keys (100 B values).
 Prints every run, then per cell the median ops/s and node CPU µs per request, and B/A.`;
 
 const { values: o } = parseArgs({
@@ -38,6 +42,7 @@ const { values: o } = parseArgs({
     keys: { type: 'string', default: '100000' },
     'redis-always': { type: 'boolean', default: false },
     redis: { type: 'boolean', default: false },
+    nodes: { type: 'string', default: '1' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -54,13 +59,14 @@ const cells = o.cells.split(',').map((c) => {
 });
 const keys = Number(o.keys);
 if (!Number.isInteger(keys) || keys < 1) throw new Error(`bench/ab: bad --keys ${o.keys}`);
+if (o.nodes !== '1' && o.nodes !== '3') throw new Error(`bench/ab: --nodes must be 1 or 3`);
 const ticks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
 const root = tempDir(tmpdir(), 'kvstore-ab-');
 const servers: Server[] = [];
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 
-function rb(port: number, op: string, pipeline: number, requests: number): string[] {
-  const args = ['-p', String(port), '-t', op, '-c', '50', '-P', String(pipeline)];
+function rb(host: string, port: number, op: string, pipeline: number, requests: number): string[] {
+  const args = ['-h', host, '-p', String(port), '-t', op, '-c', '50', '-P', String(pipeline)];
   args.push('-r', String(keys), '-d', '100', '-n', String(requests), '--csv');
   const out = spawnSync('redis-benchmark', args, { encoding: 'utf8' });
   const row = out.stdout.trim().split('\n').at(-1) ?? '';
@@ -71,39 +77,45 @@ function rb(port: number, op: string, pipeline: number, requests: number): strin
 }
 
 try {
-  const targets: { name: string; server: Server }[] = [];
+  const targets: { name: string; server: Server; pids: number[] }[] = [];
   for (const [name, script] of [
     ['A', o.a],
     ['B', o.b],
   ] as const) {
+    if (o.nodes === '3') {
+      const members = await startCluster(root, 3, 30_000, { script: resolve(script) });
+      servers.push(...members);
+      targets.push({ name, server: members[0]!, pids: members.map((m) => m.child!.pid!) });
+      continue;
+    }
     const server = await startKvstore(root, {
       name,
       script: resolve(script),
       args: SINGLE_NODE_ARGS,
     });
     servers.push(server);
-    targets.push({ name, server });
+    targets.push({ name, server, pids: [server.child!.pid!] });
   }
   if (o.redis) {
     const server = await startRedis(root, false);
     servers.push(server);
-    targets.push({ name: 'Redis', server });
+    targets.push({ name: 'Redis', server, pids: [server.child!.pid!] });
   }
   if (o['redis-always']) {
     const server = await startRedis(root, true, 'always');
     servers.push(server);
-    targets.push({ name: 'Redis always', server });
+    targets.push({ name: 'Redis always', server, pids: [server.child!.pid!] });
   }
-  for (const t of targets) rb(t.server.port, 'set', 16, 4 * keys); // fill (nearly) every key
+  for (const t of targets) rb(t.server.host, t.server.port, 'set', 16, 4 * keys); // fill (nearly) every key
   const results = new Map<string, { ops: number[]; cpu: number[]; p99: number[] }>();
   for (let round = 0; round < Number(o.rounds); round++) {
     for (const { op, pipeline } of cells) {
       for (const t of targets) {
         const requests = Number(o.requests) * (pipeline === 1 ? 1 : 4);
-        const pid = t.server.child?.pid;
-        const cpu0 = processCpuMs(pid, ticks);
-        const f = rb(t.server.port, op, pipeline, requests);
-        const cpuUs = ((processCpuMs(pid, ticks) - cpu0) * 1000) / requests;
+        const cpu = () => t.pids.reduce((sum, pid) => sum + processCpuMs(pid, ticks), 0);
+        const cpu0 = cpu();
+        const f = rb(t.server.host, t.server.port, op, pipeline, requests);
+        const cpuUs = ((cpu() - cpu0) * 1000) / requests;
         const key = `${op.toUpperCase()} P${pipeline}|${t.name}`;
         const r = results.get(key) ?? { ops: [], cpu: [], p99: [] };
         r.ops.push(Number(f[1]));

@@ -79,6 +79,8 @@ export class ClusterCoordinator implements Coordinator {
   /** Per-read counts of kvstore_quorum_reads_total (array-backed: one per GET). */
   readonly #quorumReads: CounterCell;
   readonly #allReads: CounterCell;
+  readonly #readsHere: CounterCell;
+  readonly #readsThere: CounterCell;
 
   constructor(opts: ClusterOptions) {
     this.#o = opts;
@@ -109,6 +111,15 @@ export class ClusterCoordinator implements Coordinator {
     });
     this.#quorumReads = reads.labels('quorum');
     this.#allReads = reads.labels('all');
+    const asked = new HotCounter({
+      name: 'kvstore_replica_reads_total',
+      help: 'Records quorum reads asked for, by where: this node (self) or another member (other; the asks of one turn to a member share one getMany request).',
+      labelName: 'replica',
+      labelValues: ['self', 'other'],
+      registers: [opts.registry],
+    });
+    this.#readsHere = asked.labels('self');
+    this.#readsThere = asked.labels('other');
   }
 
   execute(cmd: Command): Reply | Promise<Reply> {
@@ -259,6 +270,12 @@ export class ClusterCoordinator implements Coordinator {
     return newest;
   }
 
+  /** One replica's record of `key` for a quorum read, counted by where it is read. */
+  #ask(name: string, key: Buffer): Promise<Buffer | null> {
+    (name === this.#o.replicas.self ? this.#readsHere : this.#readsThere).inc();
+    return this.#o.replicas.get(name, key);
+  }
+
   /** Asks a read quorum of `owners` first (see the class comment). */
   #askQuorum(key: Buffer, owners: readonly string[]): Promise<Asked> {
     this.#quorumReads.inc();
@@ -273,7 +290,7 @@ export class ClusterCoordinator implements Coordinator {
     return targetedQuorum({
       order: down.length === 0 ? up : [...up, ...down],
       need: Math.min(this.#o.readQuorum, owners.length),
-      call: (name) => replicas.get(name, key),
+      call: (name) => this.#ask(name, key),
       speculateMs: this.#o.readSpeculateMs,
       onSpeculate: () => this.#speculations.inc(),
       what: 'read quorum',
@@ -284,7 +301,7 @@ export class ClusterCoordinator implements Coordinator {
   async #askAll(key: Buffer, p: Placement): Promise<Asked> {
     this.#allReads.inc();
     const calls = new Map<string, Promise<Buffer | null>>();
-    for (const name of p.all) calls.set(name, this.#o.replicas.get(name, key));
+    for (const name of p.all) calls.set(name, this.#ask(name, key));
     const ok = await quorum(calls, this.#groups(p, this.#o.readQuorum), 'read quorum');
     return { ok, calls };
   }

@@ -4,10 +4,23 @@ import { checkPeerProof } from '../auth/index.ts';
 import { KvError } from '../errors/index.ts';
 import type { PeerRequestContext } from '../peer/index.ts';
 import { type Storage, validWall } from '../storage/index.ts';
-import { type ApplyReply, type GetReply, type HelloReply, METHODS } from './messages.ts';
+import {
+  type ApplyReply,
+  GET_MANY_REPLY_BYTES,
+  type GetManyReply,
+  type GetReply,
+  type HelloReply,
+  METHODS,
+} from './messages.ts';
 import { localScan } from './scan.ts';
 import { RemoteVersions } from './versions.ts';
-import { readApplyDeadline, readApplyRequest, readGetRequest, readScanRequest } from './wire.ts';
+import {
+  readApplyDeadline,
+  readApplyRequest,
+  readGetManyRequest,
+  readGetRequest,
+  readScanRequest,
+} from './wire.ts';
 
 export interface ReplicaHandlerOptions {
   readonly storage: Storage;
@@ -76,6 +89,20 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
         checkIncarnation(req.i);
         const r = storage.getRaw(req.k);
         return { r: r !== undefined && validWall(r) ? r : null } satisfies GetReply;
+      }
+      case METHODS.getMany: {
+        const req = readGetManyRequest(body);
+        checkIncarnation(req.i);
+        const rs: (Buffer | null)[] = [];
+        let bytes = 0;
+        for (const k of req.ks) {
+          const r = storage.getRaw(k);
+          const ok = r !== undefined && validWall(r);
+          rs.push(ok ? r : null);
+          if (ok) bytes += r.length;
+          if (bytes >= GET_MANY_REPLY_BYTES) break;
+        }
+        return { rs } satisfies GetManyReply;
       }
       case METHODS.apply: {
         const entries = readApplyRequest(body);

@@ -8,6 +8,8 @@ export {
   readApplyDeadline,
   readApplyReply,
   readApplyRequest,
+  readGetManyReply,
+  readGetManyRequest,
   readGetReply,
   readGetRequest,
   readScanReply,

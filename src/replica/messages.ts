@@ -92,6 +92,23 @@ export interface GetReply {
   readonly r: Buffer | null;
 }
 
+/**
+ * `getMany`: the records stored at several keys (tombstones included), in the order asked. A
+ * replica answers a prefix: every key up to the one whose record takes the reply past
+ * GET_MANY_REPLY_BYTES (always at least one key); the caller asks again for the rest. Members
+ * before this method answer KV_ERR_UNKNOWN_COMMAND, and the caller falls back to `get`.
+ */
+export interface GetManyRequest extends ExpectIncarnation {
+  readonly ks: Buffer[];
+}
+export interface GetManyReply {
+  readonly rs: (Buffer | null)[];
+}
+/** The most keys one `getMany` may ask for. */
+export const GET_MANY_MAX_KEYS = 256;
+/** Record bytes after which a replica stops adding to a `getMany` reply. */
+export const GET_MANY_REPLY_BYTES = 4 * 1024 * 1024;
+
 /** `apply`: last-write-wins writes, durable before the reply. */
 export interface ApplyRequest {
   readonly e: WireEntry[];
@@ -154,6 +171,7 @@ export interface ScanReply {
 export const METHODS = {
   hello: 'hello',
   get: 'get',
+  getMany: 'getMany',
   apply: 'apply',
   scan: 'scan',
   /** First request of every connection when a cluster secret is set: a PeerProof. */

@@ -1,9 +1,12 @@
 // Reaches a replica by name: this node's storage directly, any other node over the peer port.
 
+import { KvError } from '../errors/index.ts';
 import { atTurnEnd } from '../net/index.ts';
 import { decodeRecord, type Storage, type StoredRecord, validWall } from '../storage/index.ts';
 import {
   type ApplyRequest,
+  GET_MANY_MAX_KEYS,
+  type GetManyRequest,
   type GetRequest,
   METHODS,
   type ScanReply,
@@ -12,7 +15,7 @@ import {
 } from './messages.ts';
 import { localScan } from './scan.ts';
 import { RemoteVersions } from './versions.ts';
-import { readApplyReply, readGetReply, readScanReply } from './wire.ts';
+import { readApplyReply, readGetManyReply, readGetReply, readScanReply } from './wire.ts';
 
 /**
  * Single-entry applies to one member that are made in the same event-loop turn (one each per
@@ -23,6 +26,27 @@ const COALESCE_MAX_ENTRIES = 256;
 const COALESCE_MAX_BYTES = 1024 * 1024;
 /** An entry at least this large is sent on its own. */
 const COALESCE_ENTRY_BYTES = 64 * 1024;
+
+/** Key bytes after which a turn's gets to one member go out at once. */
+const COALESCE_GET_KEY_BYTES = 256 * 1024;
+/**
+ * How long a member that answered `getMany` with KV_ERR_UNKNOWN_COMMAND (an older version, in a
+ * rolling upgrade) is sent single `get`s before `getMany` is tried again.
+ */
+const GET_MANY_RETRY_MS = 30_000;
+
+/** A caller of get waiting for its record. */
+interface GetWaiter {
+  readonly key: Buffer;
+  readonly resolve: (raw: Buffer | null) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/** Gets to one member waiting for the end of the turn. */
+interface GetBox {
+  readonly waiters: GetWaiter[];
+  bytes: number;
+}
 
 /** Applies to one member waiting for the end of the turn. */
 interface Outbox {
@@ -59,6 +83,9 @@ export class Replicas {
   readonly #versions: RemoteVersions;
   readonly #applyTimeoutMs: number | null;
   readonly #outboxes = new Map<string, Outbox>();
+  readonly #getBoxes = new Map<string, GetBox>();
+  /** Members that did not know `getMany`, and when to try it again. */
+  readonly #singleGets = new Map<string, number>();
 
   constructor(
     self: string,
@@ -79,19 +106,97 @@ export class Replicas {
   /**
    * The record stored at `key` on `name` (encodeRecord bytes, tombstones included), or null.
    * A local record whose version is out of range (stored before versions were checked) reads
-   * as null, so any write replaces it.
+   * as null, so any write replaces it. The gets to one other member made in one event-loop turn
+   * (one per client read) go out as one `getMany` request at the end of the turn; each caller
+   * gets its own record, or its own error when its record's version is refused.
    */
-  async get(name: string, key: Buffer): Promise<Buffer | null> {
+  get(name: string, key: Buffer): Promise<Buffer | null> {
     if (name === this.self) {
       const raw = this.#storage.getRaw(key);
-      return raw !== undefined && validWall(raw) ? raw : null;
+      return Promise.resolve(raw !== undefined && validWall(raw) ? raw : null);
     }
+    let box = this.#getBoxes.get(name);
+    if (box === undefined) {
+      box = { waiters: [], bytes: 0 };
+      this.#getBoxes.set(name, box);
+      atTurnEnd(() => this.#flushGets(name, box!));
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<Buffer | null>();
+    box.waiters.push({ key, resolve, reject });
+    box.bytes += key.length;
+    if (box.waiters.length >= GET_MANY_MAX_KEYS || box.bytes >= COALESCE_GET_KEY_BYTES) {
+      this.#flushGets(name, box);
+    }
+    return promise;
+  }
+
+  /** Sends `box` (once: a full box goes early, and its turn's flush then finds it gone). */
+  #flushGets(name: string, box: GetBox): void {
+    if (this.#getBoxes.get(name) !== box) return;
+    this.#getBoxes.delete(name);
+    const retryAt = this.#singleGets.get(name);
+    if (retryAt !== undefined && retryAt <= Date.now()) this.#singleGets.delete(name);
+    if (box.waiters.length === 1 || this.#singleGets.has(name)) {
+      for (const w of box.waiters) this.#getOne(name, w);
+    } else {
+      this.#getMany(name, box.waiters);
+    }
+  }
+
+  /** One `get` request for one waiter. */
+  #getOne(name: string, w: GetWaiter): void {
     const i = this.#expected(name);
-    const body: GetRequest = i === undefined ? { k: key } : { k: key, i };
-    const reply = readGetReply(await this.#call(name, METHODS.get, body));
-    if (reply === null) return null;
-    this.#versions.check(reply.record.version, 'reply', name);
-    return reply.raw;
+    const body: GetRequest = i === undefined ? { k: w.key } : { k: w.key, i };
+    this.#call(name, METHODS.get, body).then((reply) => {
+      try {
+        const got = readGetReply(reply);
+        if (got !== null) this.#versions.check(got.record.version, 'reply', name);
+        w.resolve(got === null ? null : got.raw);
+      } catch (err) {
+        w.reject(err);
+      }
+    }, w.reject);
+  }
+
+  /**
+   * One `getMany` request for `waiters` (2 or more); asks again for the keys a reply left out,
+   * and falls back to single gets on a member that does not know the method.
+   */
+  #getMany(name: string, waiters: readonly GetWaiter[]): void {
+    const i = this.#expected(name);
+    const ks = waiters.map((w) => w.key);
+    const body: GetManyRequest = i === undefined ? { ks } : { ks, i };
+    this.#call(name, METHODS.getMany, body).then(
+      (reply) => {
+        let got: ReturnType<typeof readGetManyReply>;
+        try {
+          got = readGetManyReply(reply, waiters.length);
+        } catch (err) {
+          for (const w of waiters) w.reject(err);
+          return;
+        }
+        for (let n = 0; n < got.length; n++) {
+          const r = got[n]!;
+          try {
+            if (r !== null) this.#versions.check(r.record.version, 'reply', name);
+            waiters[n]!.resolve(r === null ? null : r.raw);
+          } catch (err) {
+            waiters[n]!.reject(err);
+          }
+        }
+        const rest = waiters.slice(got.length);
+        if (rest.length === 1) this.#getOne(name, rest[0]!);
+        else if (rest.length > 1) this.#getMany(name, rest);
+      },
+      (err: unknown) => {
+        if (err instanceof KvError && err.code === 'KV_ERR_UNKNOWN_COMMAND') {
+          this.#singleGets.set(name, Date.now() + GET_MANY_RETRY_MS);
+          for (const w of waiters) this.#getOne(name, w);
+          return;
+        }
+        for (const w of waiters) w.reject(err);
+      },
+    );
   }
 
   /**

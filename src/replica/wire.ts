@@ -2,7 +2,13 @@
 
 import { KvError } from '../errors/index.ts';
 import { decodeRecord, type Entry, MAX_KEY_BYTES, type StoredRecord } from '../storage/index.ts';
-import type { ApplyReply, ScanReply, ScanRequest, WireEntry } from './messages.ts';
+import {
+  type ApplyReply,
+  GET_MANY_MAX_KEYS,
+  type ScanReply,
+  type ScanRequest,
+  type WireEntry,
+} from './messages.ts';
 
 /**
  * Hand-written rather than zod: they run on every peer request and reply, and a zod parse of an
@@ -99,6 +105,16 @@ export function readGetRequest(body: unknown): { k: Buffer; i: string | undefine
   return { k: key(b.k, 'request', 'k'), i: incarnation(b.i) };
 }
 
+/** `getMany` request: `{ks: [key, ...], i?: incarnation}`, 1 to GET_MANY_MAX_KEYS keys. */
+export function readGetManyRequest(body: unknown): { ks: Buffer[]; i: string | undefined } {
+  const b = object(body, 'request', 'getMany body');
+  if (!Array.isArray(b.ks) || b.ks.length === 0 || b.ks.length > GET_MANY_MAX_KEYS) {
+    throw fail('request', `ks must be a list of 1 to ${GET_MANY_MAX_KEYS} keys`);
+  }
+  const ks = b.ks.map((k: unknown, n) => key(k, 'request', `ks[${n}]`));
+  return { ks, i: incarnation(b.i) };
+}
+
 /** `apply` request: `{e: [[key, record], ...]}`, every record decoded. */
 export function readApplyRequest(body: unknown): Entry[] {
   return entries(object(body, 'request', 'apply body').e, 'request').entries;
@@ -144,6 +160,25 @@ export function readGetReply(reply: unknown): { raw: Buffer; record: StoredRecor
   if (r === null || r === undefined) return null;
   const raw = bytes(r, 'reply', 'get reply r');
   return { raw, record: record(raw, 'reply', 'get reply r') };
+}
+
+/**
+ * `getMany` reply: `{rs: [record | null, ...]}`, the records of the first 1 to `asked` keys
+ * asked, each checked as in `get`.
+ */
+export function readGetManyReply(
+  reply: unknown,
+  asked: number,
+): ({ raw: Buffer; record: StoredRecord } | null)[] {
+  const rs = object(reply, 'reply', 'getMany reply').rs;
+  if (!Array.isArray(rs) || rs.length === 0 || rs.length > asked) {
+    throw fail('reply', `getMany reply rs must be a list of 1 to ${asked} records`);
+  }
+  return rs.map((r: unknown, n) => {
+    if (r === null || r === undefined) return null;
+    const raw = bytes(r, 'reply', `getMany reply rs[${n}]`);
+    return { raw, record: record(raw, 'reply', `getMany reply rs[${n}]`) };
+  });
 }
 
 /** `apply` reply: `{n: count}`. */

@@ -150,13 +150,16 @@ describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
     ).toEqual(new Set(['OK']));
     // A series appears with its first request: absent counts as 0.
     const gets = async () =>
-      (await metric(n0, 'kvstore_peer_requests_sent_total{method="get"}')) || 0;
+      (await metric(n0, 'kvstore_replica_reads_total{replica="other"}')) || 0;
+    const requests = async () =>
+      ((await metric(n0, 'kvstore_peer_requests_sent_total{method="get"}')) || 0) +
+      ((await metric(n0, 'kvstore_peer_requests_sent_total{method="getMany"}')) || 0);
     const speculations = () => metric(n0, 'kvstore_read_speculations_total');
     const reads = () => metric(n0, 'kvstore_quorum_reads_total{replicas="quorum"}');
 
     // Every replica answers: each read asks n0 itself and one other node, plus the third one
     // for each read whose quorum was late.
-    const [g0, s0, r0] = [await gets(), await speculations(), await reads()];
+    const [g0, s0, r0, q0] = [await gets(), await speculations(), await reads(), await requests()];
     expect(
       await send(
         a,
@@ -165,6 +168,11 @@ describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
     ).toEqual(keys.map((k) => `v-${k}`));
     expect((await reads()) - r0).toBe(keys.length);
     expect((await gets()) - g0).toBe(keys.length + ((await speculations()) - s0));
+    expect(await metric(n0, 'kvstore_replica_reads_total{replica="self"}')).toBeGreaterThanOrEqual(
+      keys.length,
+    );
+    // The pipelined reads' asks of one turn to a member share a request (getMany).
+    expect((await requests()) - q0).toBeLessThan(keys.length / 2);
 
     // n1 pauses: the reads that picked it ask n2 once their quorum is late, and all answer.
     n1.proc.child.kill('SIGSTOP');

@@ -1,6 +1,8 @@
 // Single-entry applies to one member made in the same turn go out as one request, succeed or
-// fail together, and stay within bounds. The peer is a real replica handler on a real store,
-// reached through an in-process PeerCall (the socket path is covered by the cluster tests).
+// fail together, and stay within bounds; so do the gets of one turn (getMany), with a fallback
+// to single gets for a member from before getMany. The peer is a real replica handler on a real
+// store, reached through an in-process PeerCall (the socket path is covered by the cluster
+// tests).
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
@@ -8,19 +10,22 @@ import {
   type ApplyRequest,
   createReplicaHandler,
   type HelloReply,
+  METHODS,
   Replicas,
   type WireEntry,
 } from '../../src/replica/index.ts';
 import { encodeRecord, Storage } from '../../src/storage/index.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 
+const b = (s: string) => Buffer.from(s);
 const opened: Storage[] = [];
 afterEach(async () => {
   await Promise.all(opened.splice(0).map((s) => s.close()));
   await cleanup();
 });
 
-function setup(fail: KvError | null = null) {
+/** This node's store, the peer's, and the peer's replica handler (incarnation peer-1). */
+function stores() {
   const local = Storage.open({ path: tempDir(), nodeName: 'me' });
   const peer = Storage.open({ path: tempDir(), nodeName: 'peer' });
   opened.push(local, peer);
@@ -30,6 +35,11 @@ function setup(fail: KvError | null = null) {
     incarnation: 'peer-1',
     maxScanEntries: 100,
   });
+  return { local, peer, handler };
+}
+
+function setup(fail: KvError | null = null) {
+  const { local, peer, handler } = stores();
   const requests: { method: string; entries: number }[] = [];
   const replicas = new Replicas('me', local, async (_name, method, body) => {
     requests.push({ method, entries: (body as ApplyRequest).e.length });
@@ -85,5 +95,118 @@ describe('Replicas.apply to another member', () => {
     await replicas.apply('me', [e]);
     expect(requests).toEqual([]);
     expect(local.getRaw(e[0])?.equals(e[1])).toBe(true);
+  });
+});
+
+/**
+ * A replica that records what it is asked. `older` makes it a member from before `getMany`: it
+ * answers that method as such a member's handler does (KV_ERR_UNKNOWN_COMMAND), so the fallback
+ * is shown without running an older build.
+ */
+function getSetup(opts: { older?: boolean; reply?: (body: unknown) => unknown } = {}) {
+  const { local, peer, handler } = stores();
+  const requests: { method: string; keys: number }[] = [];
+  const replicas = new Replicas(
+    'me',
+    local,
+    async (_name, method, body) => {
+      const b = body as { k?: Buffer; ks?: Buffer[] };
+      requests.push({ method, keys: b.ks?.length ?? 1 });
+      if (opts.older && method === METHODS.getMany) {
+        throw new KvError('KV_ERR_UNKNOWN_COMMAND', `replica: unknown peer method '${method}'`);
+      }
+      return opts.reply ? opts.reply(body) : handler(method, body);
+    },
+    () => 'peer-1',
+  );
+  const put = async (k: string, value: Buffer | null, wall?: number) => {
+    const version = wall === undefined ? peer.clock.now() : { wall, logical: 0, node: 'peer' };
+    const record = { version, tombstone: value === null, value: value ?? Buffer.alloc(0) };
+    await peer.apply(Buffer.from(k), record);
+    return encodeRecord(record);
+  };
+  return { peer, replicas, requests, put };
+}
+
+describe('Replicas.get from another member', () => {
+  it('asks for the gets of one turn in one getMany; each caller gets its own record', async () => {
+    const { replicas, requests, put } = getSetup();
+    const a = await put('a', Buffer.from('one'));
+    const gone = await put('gone', null);
+    const got = await Promise.all(['a', 'missing', 'gone'].map((k) => replicas.get('peer', b(k))));
+    expect(requests).toEqual([{ method: 'getMany', keys: 3 }]);
+    expect(got[0]!.equals(a)).toBe(true);
+    expect(got[1]).toBeNull();
+    expect(got[2]!.equals(gone)).toBe(true);
+    // One get in a turn is a plain get, as any member version understands.
+    expect((await replicas.get('peer', b('a')))!.equals(a)).toBe(true);
+    expect(requests.at(-1)).toEqual({ method: 'get', keys: 1 });
+  });
+
+  it('falls back to single gets on a member that does not know getMany, and keeps to them', async () => {
+    const { replicas, requests, put } = getSetup({ older: true });
+    const a = await put('a', Buffer.from('one'));
+    const got = await Promise.all(['a', 'b', 'a'].map((k) => replicas.get('peer', b(k))));
+    expect(got.map((r) => r?.equals(a) ?? null)).toEqual([true, null, true]);
+    expect(requests.map((r) => r.method)).toEqual(['getMany', 'get', 'get', 'get']);
+    await Promise.all(['a', 'b'].map((k) => replicas.get('peer', b(k))));
+    expect(requests.slice(4).map((r) => r.method)).toEqual(['get', 'get']);
+  });
+
+  it('asks again for what a reply left out (a reply stops past 4 MiB of records)', async () => {
+    const { replicas, requests, put } = getSetup();
+    const big = Buffer.alloc(1024 * 1024, 1);
+    const raws = await Promise.all(Array.from({ length: 6 }, (_, i) => put(`big${i}`, big)));
+    const got = await Promise.all(raws.map((_, i) => replicas.get('peer', b(`big${i}`))));
+    for (let i = 0; i < 6; i++) expect(got[i]!.equals(raws[i]!)).toBe(true);
+    // Four records reach 4 MiB; the other two are asked for again, together.
+    expect(requests).toEqual([
+      { method: 'getMany', keys: 6 },
+      { method: 'getMany', keys: 2 },
+    ]);
+  });
+
+  it('keeps a request to 256 keys', async () => {
+    const { replicas, requests } = getSetup();
+    const got = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => replicas.get('peer', b(`k${i}`))),
+    );
+    expect(got.every((r) => r === null)).toBe(true);
+    expect(requests.map((r) => r.keys)).toEqual([256, 44]);
+  });
+
+  it('refuses only the record whose version is too far ahead; a bad reply fails every caller', async () => {
+    const { replicas, put } = getSetup();
+    const ok = await put('ok', Buffer.from('fine'));
+    await put('ahead', Buffer.from('from the future'), Date.now() + 3_600_000);
+    const [first, second] = await Promise.allSettled([
+      replicas.get('peer', b('ok')),
+      replicas.get('peer', b('ahead')),
+    ]);
+    expect(first).toEqual({ status: 'fulfilled', value: ok });
+    expect(second).toMatchObject({ status: 'rejected', reason: { code: 'KV_ERR_CLOCK_OFFSET' } });
+
+    const bad = getSetup({ reply: () => ({ rs: [null, null, null] }) });
+    const outcomes = await Promise.allSettled(
+      ['x', 'y'].map((k) => bad.replicas.get('peer', b(k))),
+    );
+    for (const o of outcomes) {
+      expect(o).toMatchObject({ status: 'rejected', reason: { code: 'KV_ERR_PEER_PROTOCOL' } });
+    }
+  });
+
+  it('serves getMany as a replica: checks the body and the incarnation', async () => {
+    const { handler } = stores();
+    for (const body of [{}, { ks: [] }, { ks: 'a' }, { ks: Array(257).fill(b('k')) }]) {
+      await expect(handler(METHODS.getMany, body)).rejects.toMatchObject({
+        code: 'KV_ERR_INVALID_ARGUMENT',
+      });
+    }
+    await expect(handler(METHODS.getMany, { ks: [b('')] })).rejects.toMatchObject({
+      code: 'KV_ERR_INVALID_KEY',
+    });
+    await expect(handler(METHODS.getMany, { ks: [b('a')], i: 'other' })).rejects.toMatchObject({
+      code: 'KV_ERR_WRONG_INCARNATION',
+    });
   });
 });
