@@ -442,28 +442,43 @@ export class Storage {
     const batch = this.#batch;
     this.#batch = [];
     this.#batchBytes = 0;
-    for (const { key, k, entry, size } of batch) {
+    // lmdb-js gives the writes of one transaction the same promise: one reaction per promise,
+    // not one per write, which ran all at once when a batch of up to 1 s of writes committed.
+    let from = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const { key, entry } = batch[i]!;
       const raw = entry.raw;
       const done = raw === null ? this.#data.remove(key) : this.#data.put(key, raw);
+      if (i > from && done !== this.#lastCommit) {
+        this.#settle(this.#lastCommit, batch.slice(from, i));
+        from = i;
+      }
       this.#lastCommit = done;
-      done.then(
-        () => {
-          this.#uncommittedBytes -= size;
-          if (this.#queued.get(k) === entry) this.#queued.delete(k);
-        },
-        (err: unknown) => {
-          // The log has the write and reads keep seeing it (the entry stays queued); a repair
-          // queues it again, and a restart replays it.
-          this.#uncommittedBytes -= size;
-          this.#w.health.fail(err);
-        },
-      );
     }
+    if (batch.length > 0) this.#settle(this.#lastCommit, from === 0 ? batch : batch.slice(from));
     if (this.#stateDirty && !this.#held) {
       this.#stateDirty = false;
       const state = { ...this.#state };
       this.#meta.put(META_KEY, state).catch((err: unknown) => this.#w.health.fail(err));
     }
+  }
+
+  /** When `done` (the LMDB commit of `writes`) settles, forgets them as queued or fails health. */
+  #settle(done: Promise<unknown>, writes: readonly Batched[]): void {
+    done.then(
+      () => {
+        for (const { k, entry, size } of writes) {
+          this.#uncommittedBytes -= size;
+          if (this.#queued.get(k) === entry) this.#queued.delete(k);
+        }
+      },
+      (err: unknown) => {
+        // The log has the writes and reads keep seeing them (they stay queued); a repair queues
+        // them again, and a restart replays them.
+        for (const { size } of writes) this.#uncommittedBytes -= size;
+        this.#w.health.fail(err);
+      },
+    );
   }
 
   /** `encoded`, when given, is encodeRecord(record): stored as it is. */
