@@ -258,7 +258,8 @@ export class ClusterCoordinator implements Coordinator {
     let newest: StoredRecord | null = null;
     let newestRaw: Buffer | null = null;
     for (const raw of answers.values()) {
-      if (raw === null) continue;
+      // Replicas in step return the same bytes: decoded once.
+      if (raw === null || (newestRaw !== null && raw.equals(newestRaw))) continue;
       const rec = decodeRecord(raw);
       if (newest === null || compareRecords(rec, newest) > 0) {
         newest = rec;
@@ -266,7 +267,7 @@ export class ClusterCoordinator implements Coordinator {
       }
     }
     if (newest !== null && newestRaw !== null)
-      this.#repair(key, newest, newestRaw, calls, p.target);
+      this.#repair(key, newest, newestRaw, calls, answers, p.target);
     return newest;
   }
 
@@ -306,27 +307,47 @@ export class ClusterCoordinator implements Coordinator {
     return { ok, calls };
   }
 
-  /** As each replica answers, sends the newest record to target owners that returned older. */
+  /**
+   * Sends the newest record to the target owners that returned an older one (or none): those in
+   * `answers` at once, the others as they answer.
+   */
   #repair(
     key: Buffer,
     newest: StoredRecord,
     raw: Buffer,
     calls: Map<string, Promise<Buffer | null>>,
+    answers: ReadonlyMap<string, Buffer | null>,
     owners: readonly string[],
   ): void {
     for (const [name, call] of calls) {
       // Only owners in the target ring are repaired: a settled-ring owner that is losing the key
       // may already have dropped it, and must not be handed a copy it no longer owns.
       if (!owners.includes(name)) continue;
-      call.then(
-        (theirs) => {
-          if (theirs !== null && compareRecords(decodeRecord(theirs), newest) >= 0) return;
-          this.#repairs.inc();
-          this.#o.replicas.apply(name, [[key, raw]]).catch(() => this.#o.hint(name, key, raw));
-        },
-        () => {},
-      );
+      const theirs = answers.get(name);
+      if (theirs !== undefined) this.#repairOne(name, key, newest, raw, theirs);
+      else
+        call.then(
+          (t) => this.#repairOne(name, key, newest, raw, t),
+          () => {},
+        );
     }
+  }
+
+  /** Repairs `name` when `theirs` (its answer) is older than `newest` (encoded as `raw`). */
+  #repairOne(
+    name: string,
+    key: Buffer,
+    newest: StoredRecord,
+    raw: Buffer,
+    theirs: Buffer | null,
+  ): void {
+    if (
+      theirs !== null &&
+      (theirs.equals(raw) || compareRecords(decodeRecord(theirs), newest) >= 0)
+    )
+      return;
+    this.#repairs.inc();
+    this.#o.replicas.apply(name, [[key, raw]]).catch(() => this.#o.hint(name, key, raw));
   }
 
   async #get(key: Buffer): Promise<Reply> {
