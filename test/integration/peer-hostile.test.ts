@@ -221,6 +221,13 @@ describe('malformed peer messages', { timeout: 120_000 }, () => {
       ['scan', { s: Buffer.alloc(3000), l: 1 }, 'KV_ERR_INVALID_KEY'],
       ['scan', { s: k, e: 5, l: 1 }, 'KV_ERR_INVALID_ARGUMENT'],
       ['scan', { s: k, l: 1, xs: 'yes' }, 'KV_ERR_INVALID_ARGUMENT'],
+      ['getMany', {}, 'KV_ERR_INVALID_ARGUMENT'],
+      ['getMany', { ks: [] }, 'KV_ERR_INVALID_ARGUMENT'],
+      ['getMany', { ks: k }, 'KV_ERR_INVALID_ARGUMENT'],
+      ['getMany', { ks: Array.from({ length: 257 }, () => k) }, 'KV_ERR_INVALID_ARGUMENT'],
+      ['getMany', { ks: [k, Buffer.alloc(3000)] }, 'KV_ERR_INVALID_KEY'],
+      ['getMany', { ks: [k, 7] }, 'KV_ERR_INVALID_ARGUMENT'],
+      ['getMany', { ks: [k], i: 5 }, 'KV_ERR_INVALID_ARGUMENT'],
       ['nope', {}, 'KV_ERR_UNKNOWN_COMMAND'],
       ['x'.repeat(10_000), {}, 'KV_ERR_UNKNOWN_COMMAND'],
     ];
@@ -249,6 +256,12 @@ describe('malformed peer messages', { timeout: 120_000 }, () => {
       fc.anything({ withTypedArray: true, maxDepth: 3 }),
       fc.record({ k: fc.uint8Array({ maxLength: 2100 }), i: fc.option(fc.string()) }),
       fc.record({ s: fc.uint8Array(), e: fc.option(fc.uint8Array()), l: fc.integer() }),
+      fc.record({
+        ks: fc.array(fc.oneof(fc.uint8Array({ maxLength: 2100 }), fc.anything()), {
+          maxLength: 300,
+        }),
+        i: fc.option(fc.string()),
+      }),
       fc
         .array(fc.tuple(fc.nat(good.length - 1), fc.integer({ min: 0, max: 255 })), {
           minLength: 1,
@@ -260,7 +273,10 @@ describe('malformed peer messages', { timeout: 120_000 }, () => {
           return { e: [[Buffer.from(`gen-${flips[0]![0]}`), r]] };
         }),
     );
-    const method = fc.oneof(fc.constantFrom('get', 'apply', 'scan', 'hello', 'auth'), fc.string());
+    const method = fc.oneof(
+      fc.constantFrom('get', 'getMany', 'apply', 'scan', 'hello', 'auth'),
+      fc.string(),
+    );
     const clients = nodes.map(peer);
     await fc.assert(
       fc.asyncProperty(fc.nat(2), method, bodies, async (at, m, body) => {
