@@ -143,11 +143,25 @@ export class Replicas {
     }
   }
 
+  /**
+   * Sends a request from the end-of-turn flush: whatever goes wrong reaches the caller as a
+   * rejection, never as an exception thrown out of the flush.
+   */
+  #request(name: string, method: string, body: () => unknown): Promise<unknown> {
+    try {
+      return this.#call(name, method, body());
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
   /** One `get` request for one waiter. */
   #getOne(name: string, w: GetWaiter): void {
-    const i = this.#expected(name);
-    const body: GetRequest = i === undefined ? { k: w.key } : { k: w.key, i };
-    this.#call(name, METHODS.get, body).then((reply) => {
+    const body = (): GetRequest => {
+      const i = this.#expected(name);
+      return i === undefined ? { k: w.key } : { k: w.key, i };
+    };
+    this.#request(name, METHODS.get, body).then((reply) => {
       try {
         const got = readGetReply(reply);
         if (got !== null) this.#versions.check(got.record.version, 'reply', name);
@@ -163,10 +177,12 @@ export class Replicas {
    * and falls back to single gets on a member that does not know the method.
    */
   #getMany(name: string, waiters: readonly GetWaiter[]): void {
-    const i = this.#expected(name);
-    const ks = waiters.map((w) => w.key);
-    const body: GetManyRequest = i === undefined ? { ks } : { ks, i };
-    this.#call(name, METHODS.getMany, body).then(
+    const body = (): GetManyRequest => {
+      const i = this.#expected(name);
+      const ks = waiters.map((w) => w.key);
+      return i === undefined ? { ks } : { ks, i };
+    };
+    this.#request(name, METHODS.getMany, body).then(
       (reply) => {
         let got: ReturnType<typeof readGetManyReply>;
         try {

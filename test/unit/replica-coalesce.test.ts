@@ -103,22 +103,28 @@ describe('Replicas.apply to another member', () => {
  * answers that method as such a member's handler does (KV_ERR_UNKNOWN_COMMAND), so the fallback
  * is shown without running an older build.
  */
-function getSetup(opts: { older?: boolean; reply?: (body: unknown) => unknown } = {}) {
+function getSetup(
+  opts: { older?: boolean; reply?: (body: unknown) => unknown; throws?: Error } = {},
+) {
   const { local, peer, handler } = stores();
   const requests: { method: string; keys: number }[] = [];
   const replicas = new Replicas(
     'me',
     local,
-    async (_name, method, body) => {
-      const b = body as { k?: Buffer; ks?: Buffer[] };
-      requests.push({ method, keys: b.ks?.length ?? 1 });
-      if (opts.older && method === METHODS.getMany) {
-        throw new KvError('KV_ERR_UNKNOWN_COMMAND', `replica: unknown peer method '${method}'`);
-      }
-      return opts.reply ? opts.reply(body) : handler(method, body);
+    (_name, method, body) => {
+      if (opts.throws) throw opts.throws;
+      return answer(method, body);
     },
     () => 'peer-1',
   );
+  async function answer(method: string, body: unknown) {
+    const b = body as { k?: Buffer; ks?: Buffer[] };
+    requests.push({ method, keys: b.ks?.length ?? 1 });
+    if (opts.older && method === METHODS.getMany) {
+      throw new KvError('KV_ERR_UNKNOWN_COMMAND', `replica: unknown peer method '${method}'`);
+    }
+    return opts.reply ? opts.reply(body) : handler(method, body);
+  }
   const put = async (k: string, value: Buffer | null, wall?: number) => {
     const version = wall === undefined ? peer.clock.now() : { wall, logical: 0, node: 'peer' };
     const record = { version, tombstone: value === null, value: value ?? Buffer.alloc(0) };
@@ -192,6 +198,17 @@ describe('Replicas.get from another member', () => {
     );
     for (const o of outcomes) {
       expect(o).toMatchObject({ status: 'rejected', reason: { code: 'KV_ERR_PEER_PROTOCOL' } });
+    }
+  });
+
+  it('turns a call that throws at once into a rejection for each caller', async () => {
+    const { replicas } = getSetup({ throws: new KvError('KV_ERR_INTERNAL', 'boom') });
+    for (const n of [1, 3]) {
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: n }, (_, i) => replicas.get('peer', b(`k${i}`))),
+      );
+      for (const o of outcomes)
+        expect(o).toMatchObject({ status: 'rejected', reason: { message: 'boom' } });
     }
   });
 
