@@ -116,7 +116,7 @@ describe('the image (scripts/image.sh, the Dockerfile, the real engine)', () => 
     for (const d of Object.keys(pkg.dependencies)) expect(inside.mods, d).toContain(d);
     for (const dev of ['node', 'vitest', 'typescript', '@biomejs/biome', 'npm'])
       expect(inside.mods, dev).not.toContain(dev);
-    // The CA the build trusted (a BuildKit secret) is in no layer's history or file.
+    // The CA the build trusted (a BuildKit secret, mounted for one RUN and never a layer) is named in no layer's history.
     const history = await docker(['history', '--no-trunc', '--format', '{{.CreatedBy}}', image]);
     expect(history).not.toMatch(/npm_ca|BEGIN CERTIFICATE/);
     expect(buildLog).toMatch(/built kvstore|built kvt-/);
