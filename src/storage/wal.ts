@@ -24,6 +24,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
 import { KvError } from '../errors/index.ts';
+import { atTurnEnd } from '../net/index.ts';
 import { describeIoError } from './io-errors.ts';
 import {
   BODY_MIN,
@@ -40,6 +41,7 @@ export { WAL_DISCARD, WAL_PUT, type WalEntry } from './wal-format.ts';
 export type { Recovered } from './wal-recover.ts';
 
 const writevAsync = promisify(writev);
+const turnEnd = (): Promise<void> => new Promise((resolve) => atTurnEnd(resolve));
 const writeAsync = promisify(write);
 const fsyncAsync = promisify(fsync);
 const openAsync = promisify(open);
@@ -230,11 +232,17 @@ export class WriteAheadLog {
     this.#retired.clear();
   }
 
-  /** Writes and syncs groups until nothing is pending. One runs at a time. */
+  /**
+   * Writes and syncs groups until nothing is pending. One runs at a time. Each group starts at the
+   * end of the event-loop turn, not at once: the records of every request read in this turn (the
+   * sockets that were ready with the one that called `sync`, or with the previous group's
+   * completion) join it instead of waiting a whole group behind it.
+   */
   async #pump(): Promise<void> {
     this.#writing = true;
     try {
       while (this.#pending.length > 0 || this.#broken !== null) {
+        await turnEnd();
         if (this.#broken !== null || this.#pos >= this.#o.segmentBytes) await this.#rotate();
         if (this.#pending.length === 0) break;
         await this.#writeGroup();
