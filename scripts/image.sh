@@ -87,7 +87,7 @@ log "building $ref from $base with $docker ..."
 start=$(date +%s)
 DOCKER_BUILDKIT=1 "$docker" "${args[@]}" "$root" >&2 || die "docker build of $ref failed (the reason is above)"
 size=$("$docker" image inspect --format '{{.Size}}' "$ref")
-log "built $ref in $(($(date +%s) - start))s: $((size / 1000000)) MB"
+log "built $ref in $(($(date +%s) - start))s: $(((size + 500000) / 1000000)) MB"
 if [[ ${PUSH_IMAGE:-false} == true ]]; then
   "$docker" push "$ref" >&2
 fi
