@@ -37,6 +37,15 @@ class Scanned implements ScannedRecord {
   }
 }
 
+/**
+ * A queued delete of a key. One object per delete (not a shared marker), so the commit of an
+ * earlier delete can tell that a later write of the same key replaced it in the queue.
+ */
+export class QueuedDelete {}
+
+/** What a key's queued write is: the record bytes (encodeRecord), or a delete. */
+export type Queued = Buffer | QueuedDelete;
+
 /** A write LMDB has not committed yet: the record bytes, or null for a delete. */
 interface Pending {
   readonly key: Buffer;
@@ -48,17 +57,14 @@ interface Pending {
  * latin1 strings (one char per byte, so string order is byte order): only the entries inside
  * get a Buffer, which keeps a scan cheap while many writes wait for LMDB.
  */
-export function overlayWithin(
-  queued: ReadonlyMap<string, { readonly raw: Buffer | null }>,
-  bounds: ScanBounds,
-): Pending[] {
+export function overlayWithin(queued: ReadonlyMap<string, Queued>, bounds: ScanBounds): Pending[] {
   const start = bounds.start.toString('latin1');
   const end = bounds.end === null ? null : bounds.end.toString('latin1');
   const out: { k: string; raw: Buffer | null }[] = [];
   for (const [k, e] of queued) {
     if (k < start || (k === start && bounds.exclusiveStart)) continue;
     if (end !== null && (k > end || (k === end && !bounds.inclusiveEnd))) continue;
-    out.push({ k, raw: e.raw });
+    out.push({ k, raw: e instanceof QueuedDelete ? null : e });
   }
   out.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
   return out.map(({ k, raw }) => ({ key: Buffer.from(k, 'latin1'), raw }));

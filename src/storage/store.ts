@@ -17,7 +17,14 @@ import {
   isLive,
   type StoredRecord,
 } from './record.ts';
-import { mergeOverlay, overlayWithin, type ScanBounds, type ScannedRecord } from './scan.ts';
+import {
+  mergeOverlay,
+  overlayWithin,
+  type Queued,
+  QueuedDelete,
+  type ScanBounds,
+  type ScannedRecord,
+} from './scan.ts';
 import type { Entry, RecoveryReport, StorageOptions } from './types.ts';
 import { type Recovered, WAL_DISCARD, WAL_PUT, WriteAheadLog } from './wal.ts';
 import { Writability } from './writability.ts';
@@ -46,14 +53,6 @@ const LMDB_BATCH_MS = 1000;
 /** A batch this large goes to LMDB at once. */
 const LMDB_BATCH_BYTES = 4 * 1024 * 1024;
 
-/** A data write waiting for its batch: `entry` is its #queued entry (raw null: a delete). */
-interface Batched {
-  readonly key: Buffer;
-  readonly k: string;
-  readonly entry: { readonly raw: Buffer | null };
-  readonly size: number;
-}
-
 interface MetaState {
   liveKeys: number;
   tombstones: number;
@@ -66,6 +65,11 @@ interface MetaState {
 const MAX_DUE_COUNT = 100_000;
 
 const META_KEY = 'state';
+
+/** The bytes a queued write counts (key and record) against MAX_UNCOMMITTED_BYTES and the batch. */
+function queuedSize(k: string, v: Queued): number {
+  return k.length + (v instanceof QueuedDelete ? 0 : v.length);
+}
 const EMPTY = Buffer.alloc(0);
 
 /**
@@ -91,11 +95,16 @@ export class Storage {
   #state: MetaState;
   #closed = false;
   /** Writes queued and not yet committed, by key (latin1 of the key bytes); raw null: delete. */
-  readonly #queued = new Map<string, { raw: Buffer | null }>();
+  readonly #queued = new Map<string, Queued>();
   /** The counters changed since the last batch went to LMDB. */
   #stateDirty = false;
-  /** Data writes decided and not yet given to LMDB (see LMDB_BATCH_MS), in decision order. */
-  #batch: Batched[] = [];
+  /**
+   * Data writes decided and not yet given to LMDB (see LMDB_BATCH_MS), in decision order: each
+   * key's latin1 string and its #queued value. Two arrays and no object per write: a batch lives
+   * up to a second, long enough for the garbage collector to copy and promote what it holds.
+   */
+  #batchKs: string[] = [];
+  #batchValues: Queued[] = [];
   #batchBytes = 0;
   #batchTimer: NodeJS.Timeout | null = null;
   /** Null while replaying the log at open (replayed writes are in it already). */
@@ -362,8 +371,9 @@ export class Storage {
   async #repairLmdb(): Promise<void> {
     const generation = this.#w.health.generation;
     this.#held = false;
-    for (const [k, { raw }] of [...this.#queued]) {
+    for (const [k, queued] of [...this.#queued]) {
       const key = Buffer.from(k, 'latin1');
+      const raw = queued instanceof QueuedDelete ? null : queued;
       this.#queue(key, raw);
       const rec = raw === null ? null : decodeRecord(raw);
       const tomb = rec?.tombstone ?? false;
@@ -388,7 +398,7 @@ export class Storage {
     // Nothing queued (the common case for reads): no key string to build.
     if (this.#queued.size === 0) return this.#data.getBinary(key);
     const queued = this.#queued.get(key.toString('latin1'));
-    if (queued !== undefined) return queued.raw ?? undefined;
+    if (queued !== undefined) return queued instanceof QueuedDelete ? undefined : queued;
     return this.#data.getBinary(key);
   }
 
@@ -399,24 +409,26 @@ export class Storage {
    */
   #peek(key: Buffer, k: string): Buffer | undefined {
     const queued = this.#queued.get(k);
-    if (queued !== undefined) return queued.raw ?? undefined;
+    if (queued !== undefined) return queued instanceof QueuedDelete ? undefined : queued;
     return this.#data.getBinaryFast(key);
   }
 
   /**
    * Queues a put (raw) or a delete (null) of `key` to LMDB (in the next batch) and remembers it
    * until committed, so reads see it at once. The caller appends it to the log in the same turn
-   * (or is replaying the log). The key is kept only as its latin1 string `k` (the map key):
-   * scans rebuild Buffers from it, which keeps the write path to that one conversion.
+   * (or is replaying the log). The key is kept only as its latin1 string `k` (the map key): the
+   * batch and scans rebuild Buffers from it, so a queued write does not keep the caller's key
+   * (often a view of a whole socket read) alive.
    */
   #queue(key: Buffer, raw: Buffer | null, k = key.toString('latin1')): void {
-    const entry = { raw };
-    this.#queued.set(k, entry);
+    const queued = raw ?? new QueuedDelete();
+    this.#queued.set(k, queued);
     if (this.#held) return;
-    const size = key.length + (raw?.length ?? 0);
+    const size = queuedSize(k, queued);
     this.#uncommittedBytes += size;
     this.#stateDirty = true;
-    this.#batch.push({ key, k, entry, size });
+    this.#batchKs.push(k);
+    this.#batchValues.push(queued);
     this.#batchBytes += size;
     if (this.#batchBytes >= LMDB_BATCH_BYTES) this.#issue();
     else this.#batchTimer ??= setTimeout(() => this.#issue(), LMDB_BATCH_MS);
@@ -439,23 +451,25 @@ export class Storage {
   #issue(): void {
     if (this.#batchTimer !== null) clearTimeout(this.#batchTimer);
     this.#batchTimer = null;
-    const batch = this.#batch;
-    this.#batch = [];
+    const ks = this.#batchKs;
+    const values = this.#batchValues;
+    this.#batchKs = [];
+    this.#batchValues = [];
     this.#batchBytes = 0;
     // lmdb-js gives the writes of one transaction the same promise: one reaction per promise,
     // not one per write, which ran all at once when a batch of up to 1 s of writes committed.
     let from = 0;
-    for (let i = 0; i < batch.length; i++) {
-      const { key, entry } = batch[i]!;
-      const raw = entry.raw;
-      const done = raw === null ? this.#data.remove(key) : this.#data.put(key, raw);
+    for (let i = 0; i < ks.length; i++) {
+      const key = Buffer.from(ks[i]!, 'latin1');
+      const v = values[i]!;
+      const done = v instanceof QueuedDelete ? this.#data.remove(key) : this.#data.put(key, v);
       if (i > from && done !== this.#lastCommit) {
-        this.#settle(this.#lastCommit, batch.slice(from, i));
+        this.#settle(this.#lastCommit, ks, values, from, i);
         from = i;
       }
       this.#lastCommit = done;
     }
-    if (batch.length > 0) this.#settle(this.#lastCommit, from === 0 ? batch : batch.slice(from));
+    if (ks.length > 0) this.#settle(this.#lastCommit, ks, values, from, ks.length);
     if (this.#stateDirty && !this.#held) {
       this.#stateDirty = false;
       const state = { ...this.#state };
@@ -463,19 +477,30 @@ export class Storage {
     }
   }
 
-  /** When `done` (the LMDB commit of `writes`) settles, forgets them as queued or fails health. */
-  #settle(done: Promise<unknown>, writes: readonly Batched[]): void {
+  /**
+   * When `done` (the LMDB commit of the writes `from` to `to` of a batch) settles, forgets them as
+   * queued (unless a later write of the key replaced them) or fails health.
+   */
+  #settle(
+    done: Promise<unknown>,
+    ks: readonly string[],
+    values: readonly Queued[],
+    from: number,
+    to: number,
+  ): void {
     done.then(
       () => {
-        for (const { k, entry, size } of writes) {
-          this.#uncommittedBytes -= size;
-          if (this.#queued.get(k) === entry) this.#queued.delete(k);
+        for (let i = from; i < to; i++) {
+          const k = ks[i]!;
+          const v = values[i]!;
+          this.#uncommittedBytes -= queuedSize(k, v);
+          if (this.#queued.get(k) === v) this.#queued.delete(k);
         }
       },
       (err: unknown) => {
         // The log has the writes and reads keep seeing them (they stay queued); a repair queues
         // them again, and a restart replays them.
-        for (const { size } of writes) this.#uncommittedBytes -= size;
+        for (let i = from; i < to; i++) this.#uncommittedBytes -= queuedSize(ks[i]!, values[i]!);
         this.#w.health.fail(err);
       },
     );
