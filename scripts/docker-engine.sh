@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Starts a Docker engine (Debian's docker.io dockerd, as root) when none answers, and stops the one it started.
 #
-# Usage: scripts/docker-engine.sh start   start dockerd unless `docker info` already works
+# Usage: scripts/docker-engine.sh start   start dockerd unless `docker info` already works; prints
+#                                         `started` or `running` (an engine answered already)
 #        scripts/docker-engine.sh stop    stop the dockerd that `start` started (nothing otherwise)
-# .ci/run calls `start` before the tests and `stop` on exit. The engine uses overlay2 and the
+# .ci/run calls `start` before the tests and, only when it printed `started`, `stop` on exit: an
+# engine that ran before (even one an earlier `start` made, whose pid file stays) keeps running. The engine uses overlay2 and the
 # cgroupfs driver (cgroup v1, no systemd) and leaves the host's firewall alone (--iptables=false:
 # no FORWARD DROP policy, no NAT rules; other tests share this network namespace). Published
 # ports still work through docker-proxy, containers on one network reach each other, and builds
@@ -17,7 +19,8 @@ die() { log "$*" && exit 1; }
 case ${1:-} in
 start)
   if docker info >/dev/null 2>&1; then
-    log "a Docker engine is running already"
+    log "a Docker engine is running already; it stays running"
+    echo running
     exit 0
   fi
   [[ $(id -u) == 0 ]] || die "starting dockerd needs root"
@@ -28,6 +31,7 @@ start)
   for _ in $(seq 1 120); do
     if docker info >/dev/null 2>&1; then
       log "dockerd started (pid $(cat "$pidfile"), log /var/log/kvstore-dockerd.log)"
+      echo started
       exit 0
     fi
     kill -0 "$(cat "$pidfile")" 2>/dev/null || break

@@ -65,12 +65,12 @@ interface MetaState {
 const MAX_DUE_COUNT = 100_000;
 
 const META_KEY = 'state';
+const EMPTY = Buffer.alloc(0);
 
 /** The bytes a queued write counts (key and record) against MAX_UNCOMMITTED_BYTES and the batch. */
 function queuedSize(k: string, v: Queued): number {
   return k.length + (v instanceof QueuedDelete ? 0 : v.length);
 }
-const EMPTY = Buffer.alloc(0);
 
 /**
  * One node's store. Reads are synchronous (memory-mapped LMDB, overlaid with the writes LMDB has
@@ -94,7 +94,7 @@ export class Storage {
   readonly #metrics: StorageMetrics | null;
   #state: MetaState;
   #closed = false;
-  /** Writes queued and not yet committed, by key (latin1 of the key bytes); raw null: delete. */
+  /** Writes queued and not yet committed, by key (latin1 of the key bytes): bytes or a delete. */
   readonly #queued = new Map<string, Queued>();
   /** The counters changed since the last batch went to LMDB. */
   #stateDirty = false;

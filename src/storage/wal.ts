@@ -41,13 +41,14 @@ export { WAL_DISCARD, WAL_PUT, type WalEntry } from './wal-format.ts';
 export type { Recovered } from './wal-recover.ts';
 
 const writevAsync = promisify(writev);
-const turnEnd = (): Promise<void> => new Promise((resolve) => atTurnEnd(resolve));
 const writeAsync = promisify(write);
 const fsyncAsync = promisify(fsync);
 const openAsync = promisify(open);
 const closeAsync = promisify(close);
 const renameAsync = promisify(rename);
 const unlinkAsync = promisify(unlink);
+/** Resolves once the event-loop turn's I/O callbacks are done (see atTurnEnd). */
+const turnEnd = (): Promise<void> => new Promise((resolve) => atTurnEnd(resolve));
 
 /** What the log reports after each group commit, for metrics. */
 type WalSyncObserver = (seconds: number, records: number, bytes: number) => void;
