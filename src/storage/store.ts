@@ -231,7 +231,8 @@ export class Storage {
    * Calls `use` with the stored bytes at `key` (encodeRecord format; undefined when the key was
    * never written) and returns what it returns. The bytes are LMDB's own, not a copy: they are
    * valid only during the call, which must not read the store again (GET encodes its reply from
-   * them).
+   * them). They are a view of lmdb-js's 16 MiB read buffer whose `length` alone is the record's:
+   * copy() and subarray() them only with explicit ends (bench/results/2026-12-04-read-cache.md).
    */
   withRaw<T>(key: Buffer, use: (raw: Buffer | undefined) => T): T {
     // Nothing queued (the common case for reads): no key string to build.
