@@ -231,8 +231,9 @@ export class Storage {
    * Calls `use` with the stored bytes at `key` (encodeRecord format; undefined when the key was
    * never written) and returns what it returns. The bytes are LMDB's own, not a copy: they are
    * valid only during the call, which must not read the store again (GET encodes its reply from
-   * them). They are a view of lmdb-js's 16 MiB read buffer whose `length` alone is the record's:
-   * copy() and subarray() them only with explicit ends (bench/results/2026-12-04-read-cache.md).
+   * them). LMDB's bytes are a view of lmdb-js's 16 MiB read buffer whose `length` alone is the
+   * record's: copy() and subarray() them only with explicit ends
+   * (bench/results/2026-12-04-read-cache.md).
    */
   withRaw<T>(key: Buffer, use: (raw: Buffer | undefined) => T): T {
     // Nothing queued (the common case for reads): no key string to build.
@@ -406,7 +407,9 @@ export class Storage {
   /**
    * #current for a write's decision, with the key's latin1 string made once for #queue too.
    * LMDB's bytes are not copied: they are valid only until the next LMDB read, so the caller
-   * must be done with them (and with a record decoded from them) before it reads again.
+   * must be done with them (and with a record decoded from them) before it reads again. They are
+   * the same view of lmdb-js's read buffer as in withRaw, so a decoded record's `value` runs to
+   * that buffer's end: only its versions and flags are read.
    */
   #peek(key: Buffer, k: string): Buffer | undefined {
     const queued = this.#queued.get(k);
