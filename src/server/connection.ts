@@ -3,6 +3,7 @@
 import type { Socket } from 'node:net';
 import type { Coordinator, ValueUse } from '../coordinator/index.ts';
 import { toKvError, wireCode } from '../errors/index.ts';
+import { atTurnEnd } from '../net/index.ts';
 import type { CounterCell, HistogramCell, Logger } from '../observability/index.ts';
 import {
   type ClientInfo,
@@ -96,7 +97,8 @@ interface Slot {
  * Serves one socket. The first byte picks the framing for the whole connection: `*` is RESP2,
  * anything else the seed's text protocol; both share everything below. Commands run as soon as
  * they are decoded (pipelining); replies go out in command order, batched into one write per
- * turn. A RESP protocol error is answered after the earlier replies, then the connection ends,
+ * turn, written with every other connection's at the end of the event loop's poll phase
+ * (output.ts). A RESP protocol error is answered after the earlier replies, then the connection ends,
  * as after QUIT. A command runs only while fewer than `maxPipeline` replies are outstanding and
  * less than 1 MiB waits in the socket; otherwise decoded requests wait in a backlog (at most one
  * read's worth) and reading pauses, so a client that does not read its replies cannot make the
@@ -455,15 +457,18 @@ export class Connection {
   #scheduleFlush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    setImmediate(() => {
-      this.#flushScheduled = false;
-      this.#flush();
-    });
+    atTurnEnd(this.#flushLater);
   }
 
+  readonly #flushLater = () => {
+    this.#flushScheduled = false;
+    this.#flush();
+  };
+
   /**
-   * Writes what the output holds (answers made without a slot) and every finished reply at the
-   * head of the queue, in order, as one write (or one per LARGE_REPLY bytes).
+   * Sends what the output holds (answers made without a slot) and every finished reply at the
+   * head of the queue, in order: one write at the end of the turn (output.send), or one per
+   * LARGE_REPLY bytes at once.
    */
   #flush(): void {
     while (this.#head < this.#slots.length) {
@@ -472,7 +477,7 @@ export class Connection {
       this.#framing!.encode(slot.reply, output, slot.proto);
       this.#head++;
       // A long batch goes out in pieces: the socket holds them, no one buffer grows to it all.
-      if (output.length >= LARGE_REPLY && !this.#closed) output.writeTo(this.#socket);
+      if (output.length >= LARGE_REPLY && !this.#closed) output.send(this.#socket);
     }
     if (this.#head === this.#slots.length) {
       this.#slots = [];
@@ -481,8 +486,8 @@ export class Connection {
       this.#slots = this.#slots.slice(this.#head);
       this.#head = 0;
     }
-    if (this.#closed) output.clear();
-    else output.writeTo(this.#socket);
+    if (this.#closed) output.discard();
+    else output.send(this.#socket);
     this.#maybeResume();
     this.#checkIdle();
   }
@@ -528,6 +533,7 @@ export class Connection {
     this.#closing = true;
     const socket = this.#socket;
     socket.resume(); // read and drop: unread input would turn the close into a reset
+    output.writeAll(); // the replies sent and not written yet go before the FIN
     socket.end(() => {
       if (this.#peerEnded) return socket.destroy();
       const linger = setTimeout(() => socket.destroy(), LINGER_MS);

@@ -1,7 +1,9 @@
-// The bytes one connection writes in one socket write: replies encoded into one growable buffer
-// that every connection of the process shares, instead of a Buffer per reply and a concat.
+// The bytes the client connections write: replies encoded into one growable buffer that every
+// connection of the process shares, and written once per event-loop turn, every connection's at
+// the same point (as Redis writes its replies before it sleeps), instead of each as it is made.
 
 import type { Socket } from 'node:net';
+import { atTurnEnd } from '../net/index.ts';
 import type { RangeSink } from '../protocol/index.ts';
 
 const INITIAL_BYTES = 64 * 1024;
@@ -9,20 +11,48 @@ const INITIAL_BYTES = 64 * 1024;
 const KEEP_BYTES = 1024 * 1024;
 /** Copies up to this many bytes go byte by byte: cheaper than a native call for a header. */
 const SMALL_COPY = 16;
+/** Once the output holds this much, everything sent so far is written at once. */
+export const WRITE_NOW_BYTES = 64 * 1024;
 
 /**
- * Replies encoded since the last write. A connection encodes into it and writes it out within
- * one synchronous turn (a flush), so one buffer serves every connection; it is empty whenever
- * control goes back to the event loop. After a write the kernel did not take at once, the
- * socket still holds the written bytes, so the next replies go to a new buffer.
+ * Replies encoded and not written yet. A connection encodes its replies into it and then calls
+ * send() within one synchronous run, so the bytes since the last send are that connection's.
+ * send() does not write: the sockets are written at the end of the event loop's turn, after its
+ * I/O callbacks (atTurnEnd, net/turn.ts), each socket once with all its bytes, in the order they
+ * were sent; a connection that finishes replies asynchronously flushes them with atTurnEnd too,
+ * so they join the same pass. Written at once instead: everything, as soon as WRITE_NOW_BYTES
+ * are waiting (a large reply, so that the socket's own buffer and its `writableLength` hold it),
+ * and on writeAll() (a connection about to end its socket).
+ *
+ * Why: at pipeline 1 a socket `write` wakes the client's process, and when the writes of a turn
+ * are spread between the reads, a client that answers quickly is asleep again at every write.
+ * Writing all of a turn's replies together wakes it once (bench/results/2026-12-04-write-batch.md).
+ *
+ * After a write the kernel did not take at once, the socket keeps a view of the buffer until it
+ * is sent, so the next replies go to a new buffer.
  */
 export class Output implements RangeSink {
   #buf = Buffer.allocUnsafeSlow(INITIAL_BYTES);
   #length = 0;
+  /** Bytes before this were sent (belong to a socket); after it, encoded since the last send. */
+  #mark = 0;
+  readonly #sockets: (Socket | undefined)[] = [];
+  readonly #starts: number[] = [];
+  readonly #ends: number[] = [];
+  #scheduled = false;
+  readonly #run = () => {
+    this.#scheduled = false;
+    this.writeAll();
+  };
 
-  /** Bytes encoded and not written yet. */
+  /** Bytes encoded and not written yet (sent or not). */
   get length(): number {
     return this.#length;
+  }
+
+  /** Bytes encoded since the last send() or discard(). */
+  get unsent(): number {
+    return this.#length - this.#mark;
   }
 
   push(bytes: Buffer): void {
@@ -40,22 +70,68 @@ export class Output implements RangeSink {
     this.#length += n;
   }
 
-  /** Writes what was encoded to `socket` as one write (nothing when empty), and empties. */
-  writeTo(socket: Socket): void {
-    if (this.#length === 0) return;
-    const bytes = this.#buf.subarray(0, this.#length);
-    this.#length = 0;
-    socket.write(bytes);
-    // writableLength is 0 when the kernel took every byte during write(); otherwise the socket
-    // keeps `bytes` (not a copy) until it is sent.
-    if (socket.writableLength > 0 || this.#buf.length > KEEP_BYTES) {
-      this.#buf = Buffer.allocUnsafeSlow(INITIAL_BYTES);
+  /**
+   * The bytes encoded since the last send() are `socket`'s: written with the turn's other
+   * writes, or at once when WRITE_NOW_BYTES are waiting.
+   */
+  send(socket: Socket): void {
+    const end = this.#length;
+    if (end > this.#mark) {
+      const last = this.#sockets.length - 1;
+      if (last >= 0 && this.#sockets[last] === socket && this.#ends[last] === this.#mark) {
+        this.#ends[last] = end;
+      } else {
+        this.#sockets.push(socket);
+        this.#starts.push(this.#mark);
+        this.#ends.push(end);
+      }
+      this.#mark = end;
     }
+    if (this.#length >= WRITE_NOW_BYTES) this.writeAll();
+    else if (this.#sockets.length > 0) this.#schedule();
   }
 
-  /** Drops what was encoded (the socket closed). */
-  clear(): void {
-    this.#length = 0;
+  /** Drops the bytes encoded since the last send() (their socket closed). */
+  discard(): void {
+    this.#length = this.#mark;
+  }
+
+  /**
+   * Writes everything sent so far, now, each socket's bytes in the order sent. A socket already
+   * destroyed or ended is skipped (its replies are dropped, as they would be in its own buffer).
+   */
+  writeAll(): void {
+    const n = this.#sockets.length;
+    if (n === 0) return;
+    const buf = this.#buf;
+    let kept = false;
+    for (let i = 0; i < n; i++) {
+      const socket = this.#sockets[i]!;
+      this.#sockets[i] = undefined;
+      if (socket.destroyed || socket.writableEnded) continue;
+      socket.write(buf.subarray(this.#starts[i]!, this.#ends[i]!));
+      // writableLength is 0 when the kernel took every byte during write(); otherwise the socket
+      // keeps the view (not a copy) until it is sent.
+      if (socket.writableLength > 0) kept = true;
+    }
+    this.#sockets.length = 0;
+    this.#starts.length = 0;
+    this.#ends.length = 0;
+    // Bytes encoded but not sent yet (none when a send or a connection's close calls this) move
+    // to the front of the buffer the next replies go to.
+    const unsent = this.#length - this.#mark;
+    if (kept || buf.length > KEEP_BYTES) {
+      this.#buf = Buffer.allocUnsafeSlow(Math.max(INITIAL_BYTES, unsent));
+      buf.copy(this.#buf, 0, this.#mark, this.#length);
+    } else if (unsent > 0) buf.copyWithin(0, this.#mark, this.#length);
+    this.#length = unsent;
+    this.#mark = 0;
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    atTurnEnd(this.#run);
   }
 
   #grow(n: number): void {

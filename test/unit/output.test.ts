@@ -1,7 +1,8 @@
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Output } from '../../src/server/output.ts';
+import { atTurnEnd } from '../../src/net/index.ts';
+import { Output, WRITE_NOW_BYTES } from '../../src/server/output.ts';
 
 const closers: (() => void)[] = [];
 afterEach(() => {
@@ -26,6 +27,20 @@ async function pair(): Promise<{ server: Socket; client: Socket }> {
   return { server, client };
 }
 
+/** Resumes the client and gives the first chunk it reads, as text. */
+async function firstRead(client: Socket): Promise<string> {
+  const got = once(client, 'data');
+  client.resume();
+  const [data] = (await got) as [Buffer];
+  return data.toString();
+}
+
+/** Encodes `text` into `out` and sends it to `socket`. */
+function sendText(out: Output, socket: Socket, text: string): void {
+  out.push(Buffer.from(text));
+  out.send(socket);
+}
+
 describe('Output', () => {
   it('encodes pieces and ranges in order and writes them as one write', async () => {
     const { server, client } = await pair();
@@ -35,11 +50,10 @@ describe('Output', () => {
     out.push(Buffer.from('\r\n'));
     out.pushRange(Buffer.alloc(100, 0x61), 10, 90); // longer than a byte-by-byte copy
     expect(out.length).toBe(4 + 5 + 2 + 80);
-    out.writeTo(server);
+    out.send(server);
+    out.writeAll();
     expect(out.length).toBe(0);
-    client.resume();
-    const [data] = (await once(client, 'data')) as [Buffer];
-    expect(data.toString()).toBe(`$5\r\nhello\r\n${'a'.repeat(80)}`);
+    expect(await firstRead(client)).toBe(`$5\r\nhello\r\n${'a'.repeat(80)}`);
   });
 
   it('never overwrites bytes a write still holds when the kernel did not take them at once', async () => {
@@ -50,13 +64,13 @@ describe('Output', () => {
     let queued = 0;
     while (server.writableLength === 0) {
       out.pushRange(Buffer.alloc(piece, 0x41), 0, piece);
-      out.writeTo(server);
+      out.send(server); // past WRITE_NOW_BYTES: written at once
       queued += piece;
       expect(queued).toBeLessThan(1024 * 1024 * 1024);
     }
     // The next replies must go to another buffer: the queued write still points at the old one.
     out.pushRange(Buffer.alloc(piece, 0x42), 0, piece);
-    out.writeTo(server);
+    out.send(server);
     const want = queued + piece;
     let got = Buffer.alloc(0);
     client.on('data', (d: Buffer) => {
@@ -66,5 +80,100 @@ describe('Output', () => {
     await expect.poll(() => got.length, { timeout: 10_000 }).toBe(want);
     expect(got.subarray(0, queued).every((b) => b === 0x41)).toBe(true);
     expect(got.subarray(queued).every((b) => b === 0x42)).toBe(true);
+  });
+
+  it('writes each socket its own bytes at the end of the turn, not when sent', async () => {
+    const a = await pair();
+    const b = await pair();
+    const out = new Output();
+    sendText(out, a.server, '+A1\r\n');
+    sendText(out, b.server, '+B1\r\n');
+    sendText(out, a.server, '+A2\r\n');
+    // Nothing is written while this run goes on: the sends wait for the turn's end.
+    expect(a.server.bytesWritten + b.server.bytesWritten).toBe(0);
+    expect(out.length).toBe(15);
+    await new Promise((r) => setImmediate(r));
+    expect(out.length).toBe(0);
+    expect(a.server.bytesWritten).toBe(10);
+    expect(b.server.bytesWritten).toBe(5);
+    const got = Promise.all([once(a.client, 'data'), once(b.client, 'data')]);
+    a.client.resume();
+    b.client.resume();
+    const [[da], [db]] = (await got) as [[Buffer], [Buffer]];
+    expect(da.toString()).toBe('+A1\r\n+A2\r\n');
+    expect(db.toString()).toBe('+B1\r\n');
+  });
+
+  it("merges a socket's sends in a row into one write", async () => {
+    const { server, client } = await pair();
+    const out = new Output();
+    const writes: number[] = [];
+    const write = server.write.bind(server);
+    server.write = ((chunk: Buffer) => {
+      writes.push(chunk.length);
+      return write(chunk);
+    }) as typeof server.write;
+    for (let i = 0; i < 5; i++) {
+      out.push(Buffer.from(`:${i}\r\n`));
+      out.send(server);
+    }
+    out.writeAll();
+    expect(writes).toEqual([20]);
+    expect(await firstRead(client)).toBe(':0\r\n:1\r\n:2\r\n:3\r\n:4\r\n');
+  });
+
+  it('writes at once once WRITE_NOW_BYTES wait, every socket sent before included', async () => {
+    const a = await pair();
+    const b = await pair();
+    const out = new Output();
+    sendText(out, a.server, '+small\r\n');
+    expect(a.server.bytesWritten).toBe(0);
+    out.pushRange(Buffer.alloc(WRITE_NOW_BYTES, 0x62), 0, WRITE_NOW_BYTES);
+    out.send(b.server);
+    expect(out.length).toBe(0);
+    expect(a.server.bytesWritten).toBe(8);
+    expect(b.server.bytesWritten).toBe(WRITE_NOW_BYTES);
+  });
+
+  it('skips a socket destroyed before the turn ended, and the others still get theirs', async () => {
+    const a = await pair();
+    const b = await pair();
+    const out = new Output();
+    sendText(out, a.server, '+gone\r\n');
+    sendText(out, b.server, '+kept\r\n');
+    a.server.destroy();
+    const errors: unknown[] = [];
+    a.server.on('error', (e) => errors.push(e));
+    await new Promise((r) => setImmediate(r));
+    expect(await firstRead(b.client)).toBe('+kept\r\n');
+    expect(a.server.bytesWritten).toBe(0);
+    expect(errors).toEqual([]);
+  });
+
+  it('discard drops only what was not sent yet', async () => {
+    const { server, client } = await pair();
+    const out = new Output();
+    sendText(out, server, '+sent\r\n');
+    out.push(Buffer.from('+dropped\r\n'));
+    out.discard();
+    expect(out.length).toBe(7);
+    expect(out.unsent).toBe(0);
+    out.writeAll();
+    expect(await firstRead(client)).toBe('+sent\r\n');
+  });
+
+  it('writes replies flushed later in the same end-of-turn pass (atTurnEnd) with the others', async () => {
+    const a = await pair();
+    const b = await pair();
+    const out = new Output();
+    sendText(out, a.server, '+first\r\n'); // its write is queued for the end of this turn
+    // A connection whose reply finished asynchronously flushes at the end of the turn too.
+    atTurnEnd(() => {
+      sendText(out, b.server, '+b\r\n');
+    });
+    await new Promise((r) => setImmediate(r));
+    expect(a.server.bytesWritten).toBe(8);
+    expect(b.server.bytesWritten).toBe(4);
+    expect(out.length).toBe(0);
   });
 });
