@@ -36,7 +36,7 @@ export class Output implements RangeSink {
   #length = 0;
   /** Bytes before this were sent (belong to a socket); after it, encoded since the last send. */
   #mark = 0;
-  readonly #sockets: (Socket | undefined)[] = [];
+  readonly #sockets: Socket[] = [];
   readonly #starts: number[] = [];
   readonly #ends: number[] = [];
   #scheduled = false;
@@ -105,27 +105,32 @@ export class Output implements RangeSink {
     if (n === 0) return;
     const buf = this.#buf;
     let kept = false;
-    for (let i = 0; i < n; i++) {
-      const socket = this.#sockets[i]!;
-      this.#sockets[i] = undefined;
-      if (socket.destroyed || socket.writableEnded) continue;
-      socket.write(buf.subarray(this.#starts[i]!, this.#ends[i]!));
-      // writableLength is 0 when the kernel took every byte during write(); otherwise the socket
-      // keeps the view (not a copy) until it is sent.
-      if (socket.writableLength > 0) kept = true;
+    let i = 0;
+    try {
+      for (; i < n; i++) {
+        const socket = this.#sockets[i]!;
+        if (socket.destroyed || socket.writableEnded) continue;
+        socket.write(buf.subarray(this.#starts[i]!, this.#ends[i]!));
+        // writableLength is 0 when the kernel took every byte during write(); otherwise the
+        // socket keeps the view (not a copy) until it is sent.
+        if (socket.writableLength > 0) kept = true;
+      }
+    } finally {
+      // A write that threw may have kept its view too; the sockets after it lose their bytes.
+      if (i < n) kept = true;
+      this.#sockets.length = 0;
+      this.#starts.length = 0;
+      this.#ends.length = 0;
+      // Bytes encoded but not sent yet (none when a send or a connection's close calls this)
+      // move to the front of the buffer the next replies go to.
+      const unsent = this.#length - this.#mark;
+      if (kept || buf.length > KEEP_BYTES) {
+        this.#buf = Buffer.allocUnsafeSlow(Math.max(INITIAL_BYTES, unsent));
+        buf.copy(this.#buf, 0, this.#mark, this.#length);
+      } else if (unsent > 0) buf.copyWithin(0, this.#mark, this.#length);
+      this.#length = unsent;
+      this.#mark = 0;
     }
-    this.#sockets.length = 0;
-    this.#starts.length = 0;
-    this.#ends.length = 0;
-    // Bytes encoded but not sent yet (none when a send or a connection's close calls this) move
-    // to the front of the buffer the next replies go to.
-    const unsent = this.#length - this.#mark;
-    if (kept || buf.length > KEEP_BYTES) {
-      this.#buf = Buffer.allocUnsafeSlow(Math.max(INITIAL_BYTES, unsent));
-      buf.copy(this.#buf, 0, this.#mark, this.#length);
-    } else if (unsent > 0) buf.copyWithin(0, this.#mark, this.#length);
-    this.#length = unsent;
-    this.#mark = 0;
   }
 
   #schedule(): void {

@@ -150,6 +150,21 @@ describe('Output', () => {
     expect(errors).toEqual([]);
   });
 
+  it('keeps bytes encoded but not sent yet across a writeAll, for the socket that sends them', async () => {
+    const a = await pair();
+    const b = await pair();
+    const out = new Output();
+    sendText(out, a.server, '+a\r\n');
+    out.push(Buffer.from('+later\r\n')); // encoded, not sent yet
+    out.writeAll();
+    expect(a.server.bytesWritten).toBe(4);
+    expect(out.unsent).toBe(8);
+    out.send(b.server);
+    out.writeAll();
+    expect(await firstRead(b.client)).toBe('+later\r\n');
+    expect(await firstRead(a.client)).toBe('+a\r\n');
+  });
+
   it('discard drops only what was not sent yet', async () => {
     const { server, client } = await pair();
     const out = new Output();
