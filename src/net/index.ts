@@ -1,4 +1,5 @@
-// net: what every TCP/HTTP listener of the node shares (binding that reports its error).
+// net: what every TCP/HTTP listener of the node shares (binding that reports its error), and
+// the end-of-turn pass where sockets are written (client replies, peer frames) and log groups start.
 
 export { listen } from './listen.ts';
 export { atTurnEnd } from './turn.ts';

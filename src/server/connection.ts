@@ -97,9 +97,9 @@ interface Slot {
  * Serves one socket. The first byte picks the framing for the whole connection: `*` is RESP2,
  * anything else the seed's text protocol; both share everything below. Commands run as soon as
  * they are decoded (pipelining); replies go out in command order, batched into one write per
- * turn, written with every other connection's at the end of the event loop's poll phase
- * (output.ts). A RESP protocol error is answered after the earlier replies, then the connection ends,
- * as after QUIT. A command runs only while fewer than `maxPipeline` replies are outstanding and
+ * turn, written with every other connection's at the end of the event-loop turn (output.ts). A
+ * RESP protocol error is answered after the earlier replies, then the connection ends, as after
+ * QUIT. A command runs only while fewer than `maxPipeline` replies are outstanding and
  * less than 1 MiB waits in the socket; otherwise decoded requests wait in a backlog (at most one
  * read's worth) and reading pauses, so a client that does not read its replies cannot make the
  * node buffer without bound.
