@@ -41,6 +41,20 @@ function sendText(out: Output, socket: Socket, text: string): void {
   out.send(socket);
 }
 
+/** The end of this turn: every end-of-turn pass queued so far has run. */
+const turnEnd = () => new Promise((r) => setImmediate(r));
+
+/** An Output whose last turn wrote to two sockets, so this turn's replies wait for its end. */
+async function busyOutput(): Promise<Output> {
+  const out = new Output();
+  const x = await pair();
+  const y = await pair();
+  sendText(out, x.server, '+x\r\n');
+  sendText(out, y.server, '+y\r\n');
+  await turnEnd();
+  return out;
+}
+
 describe('Output', () => {
   it('encodes pieces and ranges in order and writes them as one write', async () => {
     const { server, client } = await pair();
@@ -85,14 +99,14 @@ describe('Output', () => {
   it('writes each socket its own bytes at the end of the turn, not when sent', async () => {
     const a = await pair();
     const b = await pair();
-    const out = new Output();
+    const out = await busyOutput();
     sendText(out, a.server, '+A1\r\n');
     sendText(out, b.server, '+B1\r\n');
     sendText(out, a.server, '+A2\r\n');
     // Nothing is written while this run goes on: the sends wait for the turn's end.
     expect(a.server.bytesWritten + b.server.bytesWritten).toBe(0);
     expect(out.length).toBe(15);
-    await new Promise((r) => setImmediate(r));
+    await turnEnd();
     expect(out.length).toBe(0);
     expect(a.server.bytesWritten).toBe(10);
     expect(b.server.bytesWritten).toBe(5);
@@ -106,7 +120,7 @@ describe('Output', () => {
 
   it("merges a socket's sends in a row into one write", async () => {
     const { server, client } = await pair();
-    const out = new Output();
+    const out = await busyOutput();
     const writes: number[] = [];
     const write = server.write.bind(server);
     server.write = ((chunk: Buffer) => {
@@ -125,7 +139,7 @@ describe('Output', () => {
   it('writes at once once WRITE_NOW_BYTES wait, every socket sent before included', async () => {
     const a = await pair();
     const b = await pair();
-    const out = new Output();
+    const out = await busyOutput();
     sendText(out, a.server, '+small\r\n');
     expect(a.server.bytesWritten).toBe(0);
     out.pushRange(Buffer.alloc(WRITE_NOW_BYTES, 0x62), 0, WRITE_NOW_BYTES);
@@ -138,13 +152,13 @@ describe('Output', () => {
   it('skips a socket destroyed before the turn ended, and the others still get theirs', async () => {
     const a = await pair();
     const b = await pair();
-    const out = new Output();
+    const out = await busyOutput();
     sendText(out, a.server, '+gone\r\n');
     sendText(out, b.server, '+kept\r\n');
     a.server.destroy();
     const errors: unknown[] = [];
     a.server.on('error', (e) => errors.push(e));
-    await new Promise((r) => setImmediate(r));
+    await turnEnd();
     expect(await firstRead(b.client)).toBe('+kept\r\n');
     expect(a.server.bytesWritten).toBe(0);
     expect(errors).toEqual([]);
@@ -153,7 +167,7 @@ describe('Output', () => {
   it('keeps bytes encoded but not sent yet across a writeAll, for the socket that sends them', async () => {
     const a = await pair();
     const b = await pair();
-    const out = new Output();
+    const out = await busyOutput();
     sendText(out, a.server, '+a\r\n');
     out.push(Buffer.from('+later\r\n')); // encoded, not sent yet
     out.writeAll();
@@ -167,7 +181,7 @@ describe('Output', () => {
 
   it('discard drops only what was not sent yet', async () => {
     const { server, client } = await pair();
-    const out = new Output();
+    const out = await busyOutput();
     sendText(out, server, '+sent\r\n');
     out.push(Buffer.from('+dropped\r\n'));
     out.discard();
@@ -180,15 +194,42 @@ describe('Output', () => {
   it('writes replies flushed later in the same end-of-turn pass (atTurnEnd) with the others', async () => {
     const a = await pair();
     const b = await pair();
-    const out = new Output();
+    const out = await busyOutput();
     sendText(out, a.server, '+first\r\n'); // its write is queued for the end of this turn
     // A connection whose reply finished asynchronously flushes at the end of the turn too.
     atTurnEnd(() => {
       sendText(out, b.server, '+b\r\n');
     });
-    await new Promise((r) => setImmediate(r));
+    await turnEnd();
     expect(a.server.bytesWritten).toBe(8);
     expect(b.server.bytesWritten).toBe(4);
     expect(out.length).toBe(0);
+  });
+
+  it("writes a lone connection's reply at once, and waits again after a turn with several", async () => {
+    const a = await pair();
+    const b = await pair();
+    const out = new Output();
+    sendText(out, a.server, '+1\r\n');
+    expect(a.server.bytesWritten).toBe(4); // the turn before wrote to no socket: at once
+    await turnEnd();
+    sendText(out, a.server, '+2\r\n');
+    expect(a.server.bytesWritten).toBe(8); // the turn before had one socket: at once
+    sendText(out, b.server, '+3\r\n');
+    expect(b.server.bytesWritten).toBe(0); // a second socket in this turn waits for its end
+    await turnEnd();
+    expect(b.server.bytesWritten).toBe(4);
+    sendText(out, a.server, '+4\r\n');
+    expect(a.server.bytesWritten).toBe(8); // the turn before had two sockets: waits
+    await turnEnd();
+    expect(a.server.bytesWritten).toBe(12);
+    sendText(out, b.server, '+5\r\n');
+    expect(b.server.bytesWritten).toBe(8); // the turn before had one socket again
+    let got = '';
+    a.client.on('data', (d: Buffer) => {
+      got += d.toString();
+    });
+    a.client.resume();
+    await expect.poll(() => got).toBe('+1\r\n+2\r\n+4\r\n');
   });
 });
