@@ -91,7 +91,8 @@ async function runSeed(
   } finally {
     // Kills whatever still runs in the namespaces, then removes them and the data.
     await lan.destroy();
-    if (keep) process.stdout.write(`chaos: work directory kept: ${workDir}\n`);
+    // With --seeds, the caller keeps a failed seed's directory and says so; a passed one goes.
+    if (keep && options.keep) process.stdout.write(`chaos: work directory kept: ${workDir}\n`);
     else rmSync(workDir, { recursive: true, force: true });
   }
   return { code, workDir };
