@@ -29,7 +29,7 @@ import { WriteBudget } from './budget.ts';
 import { type Framing, type FramingSink, RespFraming, TextFraming } from './framing.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { CommandOrder } from './ordering.ts';
-import { output } from './output.ts';
+import { output, WRITE_NOW_BYTES } from './output.ts';
 import { SessionState } from './session.ts';
 import type { ServerStats } from './stats.ts';
 import { execQueued, type Queued } from './transaction.ts';
@@ -74,7 +74,7 @@ const NOAUTH = errorReply(respErrors.noAuth());
 /** Bytes queued in the socket beyond which no further command runs until it drains. */
 const WRITE_HIGH_WATER = 1024 * 1024;
 /** Once this much output is encoded it is written at once instead of waiting for the batch. */
-const LARGE_REPLY = 64 * 1024;
+const LARGE_REPLY = WRITE_NOW_BYTES;
 /**
  * After the node's last reply and its FIN, how long it reads (and drops) what the client still
  * sends before closing: closing with unread input resets the connection, and a reset can destroy

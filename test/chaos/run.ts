@@ -91,9 +91,9 @@ async function runSeed(
   } finally {
     // Kills whatever still runs in the namespaces, then removes them and the data.
     await lan.destroy();
-    // With --seeds, the caller keeps a failed seed's directory and says so; a passed one goes.
-    if (keep && options.keep) process.stdout.write(`chaos: work directory kept: ${workDir}\n`);
-    else rmSync(workDir, { recursive: true, force: true });
+    if (!keep) rmSync(workDir, { recursive: true, force: true });
+    // With --seeds the caller decides: it names a failed seed's directory, removes a passed one.
+    else if (options.keep) process.stdout.write(`chaos: work directory kept: ${workDir}\n`);
   }
   return { code, workDir };
 }

@@ -9,8 +9,13 @@ afterEach(() => {
   for (const close of closers.splice(0)) close();
 });
 
+interface Pair {
+  readonly server: Socket;
+  readonly client: Socket;
+}
+
 /** A connected pair on loopback: the server's end, and the client's (paused: nothing is read). */
-async function pair(): Promise<{ server: Socket; client: Socket }> {
+async function pair(): Promise<Pair> {
   const listener = createServer();
   listener.listen(0, '127.0.0.1');
   await once(listener, 'listening');
@@ -55,6 +60,11 @@ async function busyOutput(): Promise<Output> {
   return out;
 }
 
+/** Two connected pairs and a busy Output (see busyOutput). */
+async function busyPairs(): Promise<{ a: Pair; b: Pair; out: Output }> {
+  return { a: await pair(), b: await pair(), out: await busyOutput() };
+}
+
 describe('Output', () => {
   it('encodes pieces and ranges in order and writes them as one write', async () => {
     const { server, client } = await pair();
@@ -97,9 +107,7 @@ describe('Output', () => {
   });
 
   it('writes each socket its own bytes at the end of the turn, not when sent', async () => {
-    const a = await pair();
-    const b = await pair();
-    const out = await busyOutput();
+    const { a, b, out } = await busyPairs();
     sendText(out, a.server, '+A1\r\n');
     sendText(out, b.server, '+B1\r\n');
     sendText(out, a.server, '+A2\r\n');
@@ -137,9 +145,7 @@ describe('Output', () => {
   });
 
   it('writes at once once WRITE_NOW_BYTES wait, every socket sent before included', async () => {
-    const a = await pair();
-    const b = await pair();
-    const out = await busyOutput();
+    const { a, b, out } = await busyPairs();
     sendText(out, a.server, '+small\r\n');
     expect(a.server.bytesWritten).toBe(0);
     out.pushRange(Buffer.alloc(WRITE_NOW_BYTES, 0x62), 0, WRITE_NOW_BYTES);
@@ -150,9 +156,7 @@ describe('Output', () => {
   });
 
   it('skips a socket destroyed before the turn ended, and the others still get theirs', async () => {
-    const a = await pair();
-    const b = await pair();
-    const out = await busyOutput();
+    const { a, b, out } = await busyPairs();
     sendText(out, a.server, '+gone\r\n');
     sendText(out, b.server, '+kept\r\n');
     a.server.destroy();
@@ -165,9 +169,7 @@ describe('Output', () => {
   });
 
   it('keeps bytes encoded but not sent yet across a writeAll, for the socket that sends them', async () => {
-    const a = await pair();
-    const b = await pair();
-    const out = await busyOutput();
+    const { a, b, out } = await busyPairs();
     sendText(out, a.server, '+a\r\n');
     out.push(Buffer.from('+later\r\n')); // encoded, not sent yet
     out.writeAll();
@@ -192,9 +194,7 @@ describe('Output', () => {
   });
 
   it('writes replies flushed later in the same end-of-turn pass (atTurnEnd) with the others', async () => {
-    const a = await pair();
-    const b = await pair();
-    const out = await busyOutput();
+    const { a, b, out } = await busyPairs();
     sendText(out, a.server, '+first\r\n'); // its write is queued for the end of this turn
     // A connection whose reply finished asynchronously flushes at the end of the turn too.
     atTurnEnd(() => {
