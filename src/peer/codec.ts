@@ -9,12 +9,17 @@ import { ERROR_CODES, type ErrorCode, KvError } from '../errors/index.ts';
  * speak the protocol. What survives a round trip:
  * - objects (string keys), arrays, strings, booleans, null, undefined, finite and non-finite
  *   numbers, bigints within 64 bits (they come back as bigint), Dates;
- * - Buffer and Uint8Array are sent as msgpack `bin` and always come back as a Node `Buffer`
- *   holding its own copy of the bytes (`copyBuffers`), so keeping one never pins a socket chunk;
+ * - Buffer and Uint8Array are sent as msgpack `bin` and always come back as a Node `Buffer`: a
+ *   view into the decoder's own copy of the frame, never into a socket chunk. The copy is one
+ *   `Buffer.allocUnsafe`: under 32 KiB a slice of Node's shared 64 KiB pool, else the frame's
+ *   size. msgpackr's `copyBuffers` gave every `bin` an ArrayBuffer of its own instead, 1.5 µs
+ *   per record of a 3-node read (`node bench/copy-bench.ts`). What a handler keeps beyond the
+ *   request it copies (as the scan cursors and LMDB do); records queued for LMDB are held about
+ *   a second, as their copies were;
  * - other typed arrays come back as a Buffer of their bytes, Maps as plain objects (keys become
  *   strings), Sets as arrays; class instances lose their prototype.
  */
-const packr = new Packr({ useRecords: false, copyBuffers: true });
+const packr = new Packr({ useRecords: false });
 
 /** A request: `i` is the connection-unique id echoed by the response, `m` the method. */
 export interface RequestMessage {
@@ -61,8 +66,10 @@ export function encodeError(id: number, err: KvError): Buffer {
 }
 
 function unpack(frame: Buffer): unknown {
+  const own = Buffer.allocUnsafe(frame.length);
+  own.set(frame);
   try {
-    return packr.unpack(frame);
+    return packr.unpack(own);
   } catch (err) {
     throw protocolError(`malformed msgpack frame of ${frame.length} bytes`, err);
   }

@@ -166,12 +166,29 @@ describe('peer codec', () => {
     expect('none' in b && b.none === undefined).toBe(true);
   });
 
-  it('decoded Buffers own their bytes (they do not pin the received frame)', () => {
-    const encoded = encodeRequest(1, 'm', Buffer.from('value'));
-    const frameCopy = Buffer.from(encoded);
-    const b = decodeRequest(frameCopy).b as Buffer;
-    frameCopy.fill(0);
-    expect(b.toString()).toBe('value');
+  it('decoded Buffers do not share or pin the received chunk: they view a copy of their frame', () => {
+    const values = [Buffer.from('value'), Buffer.alloc(40_000, 7)]; // under and over the pool's limit
+    for (const value of values) {
+      const encoded = encodeRequest(1, 'm', { a: value, b: Buffer.from('other') });
+      // The frame as FrameDecoder hands it out: a view into a 64 KiB socket chunk.
+      const chunk = Buffer.alloc(64 * 1024);
+      encoded.copy(chunk, 100);
+      const frame = chunk.subarray(100, 100 + encoded.length);
+      const body = decodeRequest(frame).b as { a: Buffer; b: Buffer };
+      chunk.fill(0);
+      expect(body.a.equals(value)).toBe(true);
+      expect(body.b.toString()).toBe('other');
+      expect(body.a.buffer).not.toBe(chunk.buffer);
+      // What keeping one holds: a slice of Node's 64 KiB pool, or a large frame's own bytes.
+      if (encoded.length >= Buffer.poolSize >>> 1) {
+        expect(body.a.buffer.byteLength).toBe(encoded.length);
+      }
+      // A frame decoded from the same chunk again shares nothing with the first.
+      encoded.copy(chunk, 100);
+      const again = decodeRequest(frame).b as { a: Buffer };
+      again.a.fill(1);
+      expect(body.a.equals(value)).toBe(true);
+    }
   });
 
   it('round-trips results and errors', () => {

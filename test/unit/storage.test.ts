@@ -78,6 +78,28 @@ describe('Storage', () => {
     expect(scanned!.record).toEqual(decodeRecord(raw));
   });
 
+  it("hands out LMDB's records as copies of their own length that later reads leave alone", async () => {
+    const dir = tempDir();
+    const s = openStore(dir);
+    // Around the limit of Node's buffer pool (32 KiB), and past lmdb-js's read buffer (16 MiB).
+    const sizes = [0, 1, 100, 32_700, 32_768, 70_000, 17 * 1024 * 1024];
+    const raws = sizes.map((n, i) =>
+      encodeRecord({ version: s.clock.now(), tombstone: false, value: Buffer.alloc(n, i + 1) }),
+    );
+    for (const [i, raw] of raws.entries()) {
+      expect(await s.apply(b(`k${i}`), decodeRecord(raw))).toBe(true);
+    }
+    await s.close();
+    const again = openStore(dir); // LMDB's bytes now, not the queued ones
+    await again.flush();
+    const read = sizes.map((_, i) => again.getRaw(b(`k${i}`))!);
+    for (const [i, raw] of raws.entries()) {
+      expect(read[i]!.length).toBe(raw.length);
+      expect(read[i]!.equals(raw)).toBe(true);
+      expect(again.get(b(`k${i}`))!.value.equals(decodeRecord(raw).value)).toBe(true);
+    }
+  });
+
   it('scans in byte order, not string or locale order', async () => {
     const s = openStore();
     const keys = [b('a'), b('B'), b('aa'), Buffer.from([0xc3, 0xa9]), b('a~'), b('a0')];
