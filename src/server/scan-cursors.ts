@@ -43,7 +43,11 @@ export class ScanCursorTable implements ScanCursors {
     let token: string;
     do token = String(randomInt(1, 2 ** 48 - 1));
     while (this.#entries.has(token));
-    this.#entries.set(token, { key: Buffer.from(key), expires: now + this.#o.ttlMs });
+    // A copy in memory of its own: a small Buffer.from is a slice of Node's shared 64 KiB pool,
+    // which a cursor kept for its ttl would keep whole (10,000 cursors: 640 MiB).
+    const own = Buffer.allocUnsafeSlow(key.length);
+    own.set(key);
+    this.#entries.set(token, { key: own, expires: now + this.#o.ttlMs });
     return token;
   }
 

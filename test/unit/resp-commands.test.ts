@@ -198,6 +198,15 @@ describe('parseRespRequest: data commands', () => {
     expect(t.size).toBe(1);
   });
 
+  it("a SCAN cursor keeps a copy of its key in memory of its own, not a slab of Node's pool", () => {
+    const t = new ScanCursorTable({ max: 10, ttlMs: 1000 });
+    const key = b('user:42');
+    const kept = t.resolve(t.issue(key))!;
+    key.fill(0);
+    expect(kept).toEqual(b('user:42'));
+    expect(kept.buffer.byteLength).toBe(kept.length);
+  });
+
   it('MATCH and KEYS take only a literal prefix followed by *', () => {
     expect(patternPrefix(b('*'))).toEqual(b(''));
     expect(patternPrefix(b('abc*'))).toEqual(b('abc'));

@@ -298,6 +298,23 @@ function resp(reply: Reply): string {
 }
 
 describe('encodeRespReply', () => {
+  it('heads every value length with $<n>, from the shared headers and past them', () => {
+    const lengths = [0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 1001, 4094, 4095, 4096, 70_000];
+    for (const n of [...Array.from({ length: 4100 }, (_, i) => i), ...lengths]) {
+      const chunks: Buffer[] = [];
+      encodeRespReply(
+        { type: 'value', value: Buffer.alloc(n, 120) },
+        { push: (c) => chunks.push(c) },
+      );
+      const bytes = Buffer.concat(chunks);
+      const head = `$${n}\r\n`;
+      if (bytes.toString('latin1', 0, head.length) !== head || bytes.length !== head.length + n + 2)
+        throw new Error(`length ${n}: ${JSON.stringify(bytes.subarray(0, 12).toString('latin1'))}`);
+      // A header kept for the life of the process is not a slab of Node's 64 KiB pool.
+      if (n < 4096) expect(chunks[0]!.buffer.byteLength).toBeLessThan(Buffer.poolSize);
+    }
+  });
+
   const b = (s: string) => Buffer.from(s, 'latin1');
   it('encodes every reply type', () => {
     expect(resp({ type: 'ok' })).toBe('+OK\r\n');
