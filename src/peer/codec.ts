@@ -12,7 +12,8 @@ import { ERROR_CODES, type ErrorCode, KvError } from '../errors/index.ts';
  * - Buffer and Uint8Array are sent as msgpack `bin` and always come back as a Node `Buffer`: a
  *   view into the decoder's own copy of the frame, never into a socket chunk. The copy is one
  *   `Buffer.allocUnsafe`: under 32 KiB a slice of Node's shared 64 KiB pool, else the frame's
- *   size. msgpackr's `copyBuffers` gave every `bin` an ArrayBuffer of its own instead, 1.5 µs
+ *   size (a frame that already fills its own memory, FrameDecoder's copy of a large frame that
+ *   spanned chunks, is decoded where it is). msgpackr's `copyBuffers` gave every `bin` an ArrayBuffer of its own instead, 1.5 µs
  *   per record of a 3-node read (`node bench/copy-bench.ts`). What a handler keeps beyond the
  *   request it copies (as the scan cursors and LMDB do); records queued for LMDB are held about
  *   a second, as their copies were;
@@ -65,9 +66,17 @@ export function encodeError(id: number, err: KvError): Buffer {
   return packr.pack({ i: id, e: { code: err.code, message: err.message } });
 }
 
+/** Bytes a frame's memory may hold beside the frame: FrameDecoder's length prefix. */
+const PREFIX_BYTES = 4;
+
 function unpack(frame: Buffer): unknown {
-  const own = Buffer.allocUnsafe(frame.length);
-  own.set(frame);
+  // A frame that fills its memory but for the prefix (FrameDecoder's copy of a large frame that
+  // spanned chunks) holds nothing else, so its bins may keep it: decoded in place, not copied.
+  let own = frame;
+  if (frame.buffer.byteLength - frame.length > PREFIX_BYTES) {
+    own = Buffer.allocUnsafe(frame.length);
+    own.set(frame);
+  }
   try {
     return packr.unpack(own);
   } catch (err) {

@@ -183,6 +183,16 @@ describe('peer codec', () => {
       if (encoded.length >= Buffer.poolSize >>> 1) {
         expect(body.a.buffer.byteLength).toBe(encoded.length);
       }
+      // A large frame FrameDecoder copied out of several chunks is decoded in place.
+      const copied = new FrameDecoder();
+      const framed = Buffer.concat([frameHeader(encoded.length), encoded]);
+      copied.push(framed.subarray(0, 10));
+      copied.push(framed.subarray(10));
+      const whole = copied.next()!;
+      const inPlace = decodeRequest(whole).b as { a: Buffer };
+      expect(inPlace.a.equals(value)).toBe(true);
+      whole.fill(0); // in place: the frame's own memory; copied: a pool slice of its own
+      expect(inPlace.a.equals(value)).toBe(encoded.length < Buffer.poolSize >>> 1);
       // A frame decoded from the same chunk again shares nothing with the first.
       encoded.copy(chunk, 100);
       const again = decodeRequest(frame).b as { a: Buffer };
