@@ -2,6 +2,7 @@
 
 import { Packr } from 'msgpackr';
 import { ERROR_CODES, type ErrorCode, KvError } from '../errors/index.ts';
+import { FRAME_HEADER_BYTES } from './frame.ts';
 
 /**
  * The msgpack codec of every peer frame body. Plain MessagePack (`useRecords: false`, no msgpackr
@@ -13,10 +14,11 @@ import { ERROR_CODES, type ErrorCode, KvError } from '../errors/index.ts';
  *   view into the decoder's own copy of the frame, never into a socket chunk. The copy is one
  *   `Buffer.allocUnsafe`: under 32 KiB a slice of Node's shared 64 KiB pool, else the frame's
  *   size (a frame that already fills its own memory, FrameDecoder's copy of a large frame that
- *   spanned chunks, is decoded where it is). msgpackr's `copyBuffers` gave every `bin` an ArrayBuffer of its own instead, 1.5 µs
- *   per record of a 3-node read (`node bench/copy-bench.ts`). What a handler keeps beyond the
- *   request it copies (as the scan cursors and LMDB do); records queued for LMDB are held about
- *   a second, as their copies were;
+ *   spanned chunks, is decoded where it is). msgpackr's `copyBuffers` gave every `bin` an
+ *   ArrayBuffer of its own instead, 1.5 µs per record of a 3-node read
+ *   (`node bench/copy-bench.ts`). What a handler keeps beyond the request it copies (as the
+ *   scan cursors and LMDB do); records queued for LMDB are held about a second, as their
+ *   copies were;
  * - other typed arrays come back as a Buffer of their bytes, Maps as plain objects (keys become
  *   strings), Sets as arrays; class instances lose their prototype.
  */
@@ -66,14 +68,11 @@ export function encodeError(id: number, err: KvError): Buffer {
   return packr.pack({ i: id, e: { code: err.code, message: err.message } });
 }
 
-/** Bytes a frame's memory may hold beside the frame: FrameDecoder's length prefix. */
-const PREFIX_BYTES = 4;
-
 function unpack(frame: Buffer): unknown {
   // A frame that fills its memory but for the prefix (FrameDecoder's copy of a large frame that
   // spanned chunks) holds nothing else, so its bins may keep it: decoded in place, not copied.
   let own = frame;
-  if (frame.buffer.byteLength - frame.length > PREFIX_BYTES) {
+  if (frame.buffer.byteLength - frame.length > FRAME_HEADER_BYTES) {
     own = Buffer.allocUnsafe(frame.length);
     own.set(frame);
   }

@@ -407,28 +407,26 @@ const SMALL_INTS = Array.from({ length: 64 }, (_, i) => Buffer.from(`:${i}\r\n`)
  * of its own for the life of the process (4096 of them: 256 MiB).
  */
 const CACHED_HEADERS = 4096;
-const BULK_HEADER_TEXT = Array.from({ length: CACHED_HEADERS }, (_, n) => `$${n}\r\n`).join('');
-const BULK_HEADER_BYTES = Buffer.allocUnsafeSlow(BULK_HEADER_TEXT.length);
-BULK_HEADER_BYTES.write(BULK_HEADER_TEXT, 'latin1');
+/** Where `$<n>\r\n` starts in BULK_HEADER_BYTES (and, at n + 1, where it ends). */
+const HEADER_AT = new Uint32Array(CACHED_HEADERS + 1);
+let headerText = '';
+for (let n = 0; n < CACHED_HEADERS; n++) {
+  HEADER_AT[n] = headerText.length;
+  headerText += `$${n}\r\n`;
+}
+HEADER_AT[CACHED_HEADERS] = headerText.length;
+const BULK_HEADER_BYTES = Buffer.allocUnsafeSlow(headerText.length);
+BULK_HEADER_BYTES.write(headerText, 'latin1');
 const BULK_HEADERS: (Buffer | undefined)[] = [];
 
 function bulkHeader(n: number): Buffer {
   if (n >= CACHED_HEADERS) return Buffer.from(`$${n}\r\n`);
   let h = BULK_HEADERS[n];
   if (h === undefined) {
-    h = BULK_HEADER_BYTES.subarray(headerStart(n), headerStart(n + 1));
+    h = BULK_HEADER_BYTES.subarray(HEADER_AT[n], HEADER_AT[n + 1]);
     BULK_HEADERS[n] = h;
   }
   return h;
-}
-
-/** Where `$<n>\r\n` starts in BULK_HEADER_BYTES: each length before it takes its digits + 3. */
-function headerStart(n: number): number {
-  let start = 0;
-  for (let lo = 0, hi = 10, digits = 1; n > lo; lo = hi, hi *= 10, digits++) {
-    start += (Math.min(n, hi) - lo) * (digits + 3);
-  }
-  return start;
 }
 
 function bulk(value: Buffer, out: ReplySink): void {

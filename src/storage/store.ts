@@ -67,7 +67,6 @@ const MAX_DUE_COUNT = 100_000;
 const META_KEY = 'state';
 const EMPTY = Buffer.alloc(0);
 
-/** The bytes a queued write counts (key and record) against MAX_UNCOMMITTED_BYTES and the batch. */
 /**
  * A copy of bytes LMDB lent (getBinaryFast: a view of lmdb-js's read buffer, valid until the next
  * read, whose `length` alone is the record's). lmdb-js's own getBinary copies with
@@ -85,6 +84,7 @@ function copyOut(lent: Buffer | undefined): Buffer | undefined {
   return copy;
 }
 
+/** The bytes a queued write counts (key and record) against MAX_UNCOMMITTED_BYTES and the batch. */
 function queuedSize(k: string, v: Queued): number {
   return k.length + (v instanceof QueuedDelete ? 0 : v.length);
 }
