@@ -8,6 +8,7 @@ import type { Replicas, WireEntry } from '../replica/index.ts';
 import {
   compareRecords,
   decodeRecord,
+  type Entry,
   encodeRecord,
   isLive,
   liveValueStart,
@@ -76,6 +77,7 @@ export class ClusterCoordinator implements Coordinator {
   readonly #o: ClusterOptions;
   readonly #repairs: Counter;
   readonly #speculations: Counter;
+  readonly #rerouted: Counter;
   /** Per-read counts of kvstore_quorum_reads_total (array-backed: one per GET). */
   readonly #quorumReads: CounterCell;
   readonly #allReads: CounterCell;
@@ -104,6 +106,11 @@ export class ClusterCoordinator implements Coordinator {
     this.#speculations = new Counter({
       name: 'kvstore_read_speculations_total',
       help: 'Reads whose quorum was late, so they asked the replicas they had not asked yet.',
+      registers: [opts.registry],
+    });
+    this.#rerouted = new Counter({
+      name: 'kvstore_writes_rerouted_total',
+      help: 'Writes a coordinator placed under other rings than this node routes by (it had not learned of a ring change yet, or this node had not), which this node wrote to the owners under its own rings.',
       registers: [opts.registry],
     });
     const reads = new HotCounter({
@@ -185,6 +192,22 @@ export class ClusterCoordinator implements Coordinator {
     }
   }
 
+  /**
+   * Writes that a coordinator placed under other rings than this node's (ApplyRequest.p): each
+   * goes to its key's owners under this node's rings, as this node would write it itself, and
+   * resolves once every one of them reached a write quorum in each ring. This node stores one
+   * only if it is an owner here. Owners that do not take it get a hint. The copies go without
+   * rings of their own, so a member routing by yet other rings stores them as they are.
+   */
+  async reroute(entries: readonly Entry[]): Promise<void> {
+    this.#rerouted.inc(entries.length);
+    await Promise.all(
+      entries.map((e) =>
+        this.#write(e.key, e.record, this.#o.topology.place(e.key), e.raw, undefined),
+      ),
+    );
+  }
+
   getNow(key: Buffer, use: ValueUse): boolean {
     if (!this.#alone(key)) return false;
     this.#use = use;
@@ -246,8 +269,18 @@ export class ClusterCoordinator implements Coordinator {
     return groups;
   }
 
-  async #write(key: Buffer, record: StoredRecord, p: Placement): Promise<Reply> {
-    const raw = encodeRecord(record);
+  /**
+   * Writes `record` to every owner in `p` (see the class comment). `rings` goes with it to the
+   * other owners (ApplyRequest.p): one that routes by other rings passes it on; a write passed
+   * on here (reroute) goes without, so it is never passed on twice.
+   */
+  async #write(
+    key: Buffer,
+    record: StoredRecord,
+    p: Placement,
+    raw: Buffer = encodeRecord(record),
+    rings: string | undefined = p.rings,
+  ): Promise<Reply> {
     const entry: WireEntry[] = [[key, raw]];
     const records = [record];
     const calls = new Map<string, Promise<void>>();
@@ -255,7 +288,7 @@ export class ClusterCoordinator implements Coordinator {
       // Every owner is tried, even one the failure detector calls down: a dead peer fails fast
       // (refused, or in reconnect backoff) and gets a hint; a slow one is not waited for.
       // Encoded once: this node stores and every peer receives the same bytes.
-      const call = this.#o.replicas.apply(name, entry, records);
+      const call = this.#o.replicas.apply(name, entry, records, rings);
       call.catch(() => this.#o.hint(name, key, raw));
       calls.set(name, call);
     }

@@ -16,6 +16,12 @@ export interface Placement {
   readonly target: readonly string[];
   /** Both lists merged, each name once: where requests go. */
   readonly all: readonly string[];
+  /**
+   * The rings this placement was made under (Topology.transferId). A write carries it to its
+   * replicas: one that routes by other rings passes the write on to the key's owners in its own
+   * (see Replicas.apply).
+   */
+  readonly rings: string;
 }
 
 /** What one Topology.update() changed, for logs, metrics and the rebalancer. */
@@ -61,6 +67,8 @@ export class Topology {
   #sole: { readonly ring: Ring; readonly placement: Placement } | null = null;
   /** Highest settled epoch any member reported. */
   #seenEpoch = 0;
+  /** transferId, made again whenever the rings or the lost members change. */
+  #transferId = '';
 
   /**
    * `initial`: the target members. `settled`: the saved (or adopted) record; null makes one of
@@ -71,6 +79,7 @@ export class Topology {
     this.#target = new Ring(initial);
     this.#record = settled ?? settledRing(0, this.#target.members, {});
     this.#settled = this.#ringOf(this.#record);
+    this.#transferId = this.#makeTransferId();
   }
 
   get settled(): Ring {
@@ -102,6 +111,10 @@ export class Topology {
    * finished this same one (an owner replaced in the settled ring makes it another transfer).
    */
   get transferId(): string {
+    return this.#transferId;
+  }
+
+  #makeTransferId(): string {
     const lost = this.#record.lost;
     const from = lost.length === 0 ? this.#settled.id : `${this.#settled.id}-${lost.join('+')}`;
     return `${from}:${this.#target.id}`;
@@ -122,6 +135,7 @@ export class Topology {
     const next = new Ring(names);
     if (next.id === this.#target.id) return false;
     this.#target = next;
+    this.#transferId = this.#makeTransferId();
     return true;
   }
 
@@ -218,16 +232,21 @@ export class Topology {
     if (ring.members.length === 1 && !this.moving) {
       if (this.#sole?.ring !== ring) {
         const only = Object.freeze([ring.members[0]!]);
-        this.#sole = { ring, placement: Object.freeze({ settled: only, target: only, all: only }) };
+        const rings = this.#transferId;
+        this.#sole = {
+          ring,
+          placement: Object.freeze({ settled: only, target: only, all: only, rings }),
+        };
       }
       return this.#sole.placement;
     }
     const target = ring.owners(key, this.rf(ring));
-    if (!this.moving) return { settled: target, target, all: target };
+    const rings = this.#transferId;
+    if (!this.moving) return { settled: target, target, all: target, rings };
     const settled = this.holders(key);
     const all = [...settled];
     for (const n of target) if (!all.includes(n)) all.push(n);
-    return { settled, target, all };
+    return { settled, target, all, rings };
   }
 
   /** The settled owners of `key` that hold it: its owners in the settled ring less lost ones. */
@@ -291,6 +310,7 @@ export class Topology {
     const same = sameNames(record.members, this.#record.members);
     this.#record = record;
     this.#settled = ring ?? (same ? this.#settled : this.#ringOf(record));
+    this.#transferId = this.#makeTransferId();
   }
 
   /** The ring of a record's members; the target ring itself when they are the same members. */

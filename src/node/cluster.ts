@@ -117,6 +117,8 @@ export async function startCluster(
   const metrics = registerRebalanceMetrics(registry, () => hintStore.count);
   let rebalancer: Rebalancer | null = null;
   let topology: Topology | null = null;
+  // Set once the node routes; writes placed under other rings are passed on by it (reroute).
+  let coordinator: ClusterCoordinator | null = null;
   const ringMetrics = registerRingMetrics(registry, () => topology?.settledRing.epoch ?? 0);
   const selfHello = (): HelloReply => ({
     name: self,
@@ -158,6 +160,10 @@ export async function startCluster(
       versions,
       maxClockOffsetMs: config.maxClockOffsetMs,
       methods: backups.methods(),
+      reroute: {
+        rings: () => (coordinator === null ? undefined : topology?.transferId),
+        write: (entries) => coordinator!.reroute(entries),
+      },
     }),
     logger: log,
     registry,
@@ -269,7 +275,7 @@ export async function startCluster(
       transfer: rb.progress,
       hints: hintStore.count,
     });
-  const coordinator = new ClusterCoordinator({
+  coordinator = new ClusterCoordinator({
     storage,
     topology: topo,
     replicas,

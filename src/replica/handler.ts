@@ -3,7 +3,7 @@
 import { checkPeerProof } from '../auth/index.ts';
 import { KvError } from '../errors/index.ts';
 import type { PeerRequestContext } from '../peer/index.ts';
-import { type Storage, validWall } from '../storage/index.ts';
+import { type Entry, type Storage, validWall } from '../storage/index.ts';
 import {
   type ApplyReply,
   GET_MANY_REPLY_BYTES,
@@ -16,6 +16,7 @@ import { localScan } from './scan.ts';
 import { RemoteVersions } from './versions.ts';
 import {
   readApplyDeadline,
+  readApplyPlacement,
   readApplyRequest,
   readGetManyRequest,
   readGetRequest,
@@ -44,6 +45,26 @@ export interface ReplicaHandlerOptions {
    * each checks its own body.
    */
   readonly methods?: Readonly<Record<string, (body: unknown) => unknown>>;
+  /**
+   * Writes placed under other rings than this node's (ApplyRequest.p): absent, every write is
+   * stored here as it is.
+   */
+  readonly reroute?: Reroute;
+}
+
+/** How a replica passes on writes a coordinator placed under other rings than its own. */
+export interface Reroute {
+  /**
+   * The rings this node routes by now (Topology.transferId); undefined while it has none yet
+   * (starting up): a write is then stored as it is, and the rebalance stream, which starts
+   * later, sends it on wherever it must go.
+   */
+  rings(): string | undefined;
+  /**
+   * Writes each entry to the key's owners under this node's rings (this node stores it only if
+   * it is one), a write quorum in each; rejects when one of them does not reach its quorums.
+   */
+  write(entries: readonly Entry[]): Promise<void>;
 }
 
 /**
@@ -52,7 +73,7 @@ export interface ReplicaHandlerOptions {
  * `apply` by RemoteVersions; a bad one is answered with an error and nothing is applied.
  */
 export function createReplicaHandler(opts: ReplicaHandlerOptions) {
-  const { storage, incarnation } = opts;
+  const { storage, incarnation, reroute } = opts;
   const versions = opts.versions ?? new RemoteVersions({ clock: storage.clock });
   const allowance = opts.maxClockOffsetMs ?? 0;
   /** Refuses a read addressed to a settled-ring holder this data directory is not. */
@@ -119,6 +140,15 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
           'request',
           remote,
         );
+        const placed = readApplyPlacement(body);
+        const here = reroute?.rings();
+        if (reroute && placed !== undefined && here !== undefined && placed !== here) {
+          // Placed under rings this node has moved past (a join the coordinator has not learned
+          // of yet), or not reached yet: the key's owners here may differ, and a new owner
+          // whose stream from this node already went by would never get the write.
+          await reroute.write(entries);
+          return { n: entries.length } satisfies ApplyReply;
+        }
         const n = await storage.applyBatch(entries);
         return { n } satisfies ApplyReply;
       }

@@ -1,11 +1,12 @@
 // replica: the peer methods, the handler that serves them, and Replicas that reach any replica by name.
 
-export { createReplicaHandler, type ReplicaHandlerOptions } from './handler.ts';
+export { createReplicaHandler, type ReplicaHandlerOptions, type Reroute } from './handler.ts';
 export * from './messages.ts';
 export { type ExpectedIncarnation, type PeerCall, Replicas } from './replicas.ts';
 export { RemoteVersions, type VersionSource } from './versions.ts';
 export {
   readApplyDeadline,
+  readApplyPlacement,
   readApplyReply,
   readApplyRequest,
   readGetManyReply,

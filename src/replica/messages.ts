@@ -119,9 +119,23 @@ export interface ApplyRequest {
    * collected. Absent: no deadline (older senders).
    */
   readonly d?: number;
+  /**
+   * The rings the coordinator placed these writes under (Topology.transferId). A replica that
+   * routes by other rings does not just store them: it writes each to the key's owners in its
+   * own rings, a write quorum in each, before it answers (a coordinator that has not learned of
+   * a join yet would otherwise leave the new owners without a write they never stream again).
+   * Absent: a write addressed to this replica alone (hint, read repair, stream, restore; older
+   * senders), stored as it is.
+   */
+  readonly p?: string;
 }
+/** The longest `p` a replica reads (ring ids, plus the names of lost members). */
+export const MAX_PLACEMENT_CHARS = 4096;
 export interface ApplyReply {
-  /** Entries that were newer than what the replica had. */
+  /**
+   * Entries that were newer than what the replica had; for writes it passed on (see `p`), how
+   * many it passed on.
+   */
   readonly n: number;
 }
 

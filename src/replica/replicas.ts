@@ -48,8 +48,10 @@ interface GetBox {
   bytes: number;
 }
 
-/** Applies to one member waiting for the end of the turn. */
+/** Applies to one member waiting for the end of the turn, all placed under the same rings. */
 interface Outbox {
+  /** ApplyRequest.p of them all, or undefined. */
+  readonly rings: string | undefined;
   readonly entries: WireEntry[];
   readonly waiters: { resolve: () => void; reject: (err: unknown) => void }[];
   bytes: number;
@@ -220,13 +222,17 @@ export class Replicas {
    * `applyTimeoutMs` (the peer request timeout) the request carries its deadline, and a replica
    * that reads it too late refuses it (ApplyRequest.d). `records`, when given, are the entries'
    * records decoded (in the same order): a local apply then neither decodes nor re-encodes them.
-   * A single small entry for another member joins the others of this turn (see COALESCE_*): they
-   * succeed or fail together, each caller seeing the request's outcome.
+   * `rings`: the rings a coordinator placed the writes under (Placement.rings), which another
+   * member routing by other rings passes them on under (ApplyRequest.p); absent for a write meant
+   * for `name` alone. A single small entry for another member joins the others of this turn
+   * placed under the same rings (see COALESCE_*): they succeed or fail together, each caller
+   * seeing the request's outcome.
    */
   async apply(
     name: string,
     entries: WireEntry[],
     records?: readonly StoredRecord[],
+    rings?: string,
   ): Promise<void> {
     if (name === this.self) {
       await this.#storage.applyBatch(
@@ -236,11 +242,16 @@ export class Replicas {
     }
     const [only] = entries;
     if (entries.length !== 1 || only![0].length + only![1].length >= COALESCE_ENTRY_BYTES) {
-      return this.#send(name, entries);
+      return this.#send(name, entries, rings);
     }
     let box = this.#outboxes.get(name);
+    // Rings changed within the turn (rare): what was placed under the old ones goes now.
+    if (box !== undefined && box.rings !== rings) {
+      this.#flush(name, box);
+      box = undefined;
+    }
     if (box === undefined) {
-      box = { entries: [], waiters: [], bytes: 0 };
+      box = { rings, entries: [], waiters: [], bytes: 0 };
       this.#outboxes.set(name, box);
       atTurnEnd(() => this.#flush(name, box!));
     }
@@ -257,7 +268,7 @@ export class Replicas {
   #flush(name: string, box: Outbox): void {
     if (this.#outboxes.get(name) !== box) return;
     this.#outboxes.delete(name);
-    this.#send(name, box.entries).then(
+    this.#send(name, box.entries, box.rings).then(
       () => {
         for (const w of box.waiters) w.resolve();
       },
@@ -267,9 +278,11 @@ export class Replicas {
     );
   }
 
-  async #send(name: string, entries: WireEntry[]): Promise<void> {
+  async #send(name: string, entries: WireEntry[], rings: string | undefined): Promise<void> {
     const t = this.#applyTimeoutMs;
-    const body: ApplyRequest = t === null ? { e: entries } : { e: entries, d: Date.now() + t };
+    const body: { -readonly [K in keyof ApplyRequest]: ApplyRequest[K] } = { e: entries };
+    if (t !== null) body.d = Date.now() + t;
+    if (rings !== undefined) body.p = rings;
     readApplyReply(await this.#call(name, METHODS.apply, body));
   }
 

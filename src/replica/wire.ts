@@ -5,6 +5,7 @@ import { decodeRecord, type Entry, MAX_KEY_BYTES, type StoredRecord } from '../s
 import {
   type ApplyReply,
   GET_MANY_MAX_KEYS,
+  MAX_PLACEMENT_CHARS,
   type ScanReply,
   type ScanRequest,
   type WireEntry,
@@ -128,6 +129,16 @@ export function readApplyDeadline(body: unknown): number | undefined {
     throw fail('request', 'apply deadline d must be a non-negative integer');
   }
   return d;
+}
+
+/** An `apply` request's placement `p` (ApplyRequest.p), or undefined when it has none. */
+export function readApplyPlacement(body: unknown): string | undefined {
+  const p = object(body, 'request', 'apply body').p;
+  if (p === undefined || p === null) return undefined;
+  if (typeof p !== 'string' || p.length === 0 || p.length > MAX_PLACEMENT_CHARS) {
+    throw fail('request', 'apply placement p must be a ring id');
+  }
+  return p;
 }
 
 /**

@@ -1,5 +1,8 @@
 // Starts a cluster of real kvstore processes, each on its own loopback address (127.a.b.i).
 
+import { createLogger } from '../../src/observability/index.ts';
+import { PeerClient } from '../../src/peer/index.ts';
+import { defer } from './defer.ts';
 import { LineClient } from './line-client.ts';
 import { type NodeProcess, startNodeProcess, tempDir } from './node-process.ts';
 
@@ -129,6 +132,24 @@ export async function connect(node: ClusterNode): Promise<LineClient> {
   const c = await LineClient.connect(node.proc.port, node.host);
   if (node.password !== undefined) await c.call(`AUTH ${node.password}`);
   return c;
+}
+
+/** A text-protocol client of `node` (see connect), closed when the test ends. */
+export async function openClient(node: ClusterNode): Promise<LineClient> {
+  const c = await connect(node);
+  defer(() => c.close());
+  return c;
+}
+
+/** A peer-port client of `node`, as another member would use it; closed when the test ends. */
+export function peerClientOf(node: ClusterNode): PeerClient {
+  const p = new PeerClient({
+    address: `${node.host}:7946`,
+    logger: createLogger('silent', {}),
+    timeoutMs: 5000,
+  });
+  defer(() => p.close());
+  return p;
 }
 
 /** The node's CLUSTER answer. */

@@ -1,34 +1,19 @@
 // Deletes that must stay deleted under membership churn: what the chaos suite found (docs/chaos.md).
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/observability/index.ts';
-import { PeerClient } from '../../src/peer/index.ts';
 import type { ApplyReply, GetReply } from '../../src/replica/index.ts';
 import { Ring } from '../../src/ring/index.ts';
 import { decodeRecord } from '../../src/storage/index.ts';
-import { type ClusterNode, connect, metric, startStaticCluster } from '../helpers/cluster.ts';
-import { defer } from '../helpers/defer.ts';
-import type { LineClient } from '../helpers/line-client.ts';
+import {
+  type ClusterNode,
+  metric,
+  openClient,
+  peerClientOf,
+  startStaticCluster,
+} from '../helpers/cluster.ts';
 import { cleanup } from '../helpers/node-process.ts';
 
 afterEach(cleanup);
-
-async function client(node: ClusterNode): Promise<LineClient> {
-  const c = await connect(node);
-  defer(() => c.close());
-  return c;
-}
-
-/** A peer-port client of `node`, as another member would use it. */
-function peerOf(node: ClusterNode): PeerClient {
-  const p = new PeerClient({
-    address: `${node.host}:7946`,
-    logger: createLogger('silent', {}),
-    timeoutMs: 5000,
-  });
-  defer(() => p.close());
-  return p;
-}
 
 /** A key whose owners in the ring of `nodes` (RF 3) are exactly `owners`. */
 function keyOwnedBy(nodes: readonly ClusterNode[], owners: readonly ClusterNode[]): string {
@@ -49,14 +34,16 @@ describe('tombstone collection', () => {
     const nodes = await startStaticCluster(4, FAST_GC);
     const [a, b, c, d] = nodes as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
     const k = keyOwnedBy(nodes, [a, b, c]);
-    const ca = await client(a);
+    const ca = await openClient(a);
     expect(await ca.call(`PUT ${k} old`)).toBe('OK');
-    const { r: old } = await peerOf(a).request<GetReply>('get', { k: Buffer.from(k) });
+    const { r: old } = await peerClientOf(a).request<GetReply>('get', { k: Buffer.from(k) });
     expect(old).not.toBeNull();
     expect(await ca.call(`REMOVE ${k}`)).toBe('OK');
     // d, which does not own k, gets the old copy: a hand-off batch read before the delete and
     // delivered after it, a write a stale coordinator sent, a hint for a former owner.
-    const applied = await peerOf(d).request<ApplyReply>('apply', { e: [[Buffer.from(k), old]] });
+    const applied = await peerClientOf(d).request<ApplyReply>('apply', {
+      e: [[Buffer.from(k), old]],
+    });
     expect(applied.n).toBe(1);
 
     // Collecting the owners' tombstones while d holds it would let RANGE list k (d's copy is the
@@ -67,7 +54,7 @@ describe('tombstone collection', () => {
     }
     expect(await metric(d, 'kvstore_storage_keys')).toBe(0);
     for (const n of nodes) {
-      const cn = await client(n);
+      const cn = await openClient(n);
       expect(await cn.call(`GET ${k}`)).toBe('NOT_FOUND');
       expect(await cn.call('RANGE a z')).toBe('');
     }
@@ -83,7 +70,7 @@ describe('a write that reaches a replica after its coordinator gave up', () => {
     // c is stopped: the copy a sends it waits in c's socket, a gives up after its peer timeout.
     c.proc.child.kill('SIGSTOP');
     try {
-      expect(await (await client(a)).call('PUT late v')).toBe('OK');
+      expect(await (await openClient(a)).call('PUT late v')).toBe('OK');
       // Past the request's deadline: a's peer timeout (2 s) plus the clock offset allowed (0.5 s).
       await new Promise((r) => setTimeout(r, 3000));
     } finally {
@@ -107,7 +94,7 @@ describe('a write that failed, applied on one replica only', () => {
     const hints = ['--tombstone-grace-ms', '2600', '--hint-interval-ms', '200'];
     const nodes = await startStaticCluster(3, hints);
     const [a, b, c] = nodes as [ClusterNode, ClusterNode, ClusterNode];
-    const ca = await client(a);
+    const ca = await openClient(a);
     expect(await ca.call('PUT k v1')).toBe('OK');
     for (const n of [b, c]) n.proc.child.kill('SIGSTOP');
     try {
@@ -121,7 +108,7 @@ describe('a write that failed, applied on one replica only', () => {
     }
     await expect.poll(() => metric(a, 'kvstore_hints_stored'), { timeout: 20_000 }).toBe(0);
     for (const n of [b, c]) {
-      const { r } = await peerOf(n).request<GetReply>('get', { k: Buffer.from('k') });
+      const { r } = await peerClientOf(n).request<GetReply>('get', { k: Buffer.from('k') });
       expect(r === null ? null : decodeRecord(Buffer.from(r)).value.toString()).toBe('v2');
     }
   }, 60_000);

@@ -7,9 +7,9 @@ import { Storage } from '../../src/storage/index.ts';
 import {
   type ClusterNode,
   clusterInfo,
-  connect,
   loopbackBlock,
   metric,
+  openClient,
   peersOf,
   restart,
   startMember,
@@ -19,7 +19,6 @@ import {
 } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
-import type { LineClient } from '../helpers/line-client.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 
 const SERVICE = 'kvstore-headless.test.svc.cluster.local';
@@ -28,12 +27,6 @@ const SETTLED_KEY = 'settled-ring';
 const NO_HINTS = ['--max-hints', '0'];
 
 afterEach(cleanup);
-
-async function client(node: ClusterNode): Promise<LineClient> {
-  const c = await connect(node);
-  defer(() => c.close());
-  return c;
-}
 
 async function dnsServer(): Promise<TestDnsServer> {
   const s = await startDnsServer();
@@ -83,14 +76,14 @@ describe('a member back under its name with an empty data directory (bug 1)', ()
     const nodes = await startStaticCluster(3, NO_HINTS);
     const [a, b, c] = nodes as [ClusterNode, ClusterNode, ClusterNode];
     const peers = nodes.map((n) => `${n.name}=${n.host}:7946`).join(',');
-    const ca = await client(a);
+    const ca = await openClient(a);
     expect(await ca.call('PUT k v1')).toBe('OK');
     for (const n of nodes) {
       await expect.poll(() => metric(n, 'kvstore_storage_keys'), { timeout: 5000 }).toBe(1);
     }
     // v2 reaches b and c only: a is down for it, and no hint is kept.
     await a.proc.stop('SIGKILL');
-    const cb = await client(b);
+    const cb = await openClient(b);
     expect(await cb.call('PUT k v2')).toBe('OK');
     a.proc = (await startMember(a.name, a.host, ['--peers', peers, ...NO_HINTS], a.dataDir)).proc;
     await waitAllUp(nodes);
@@ -113,7 +106,7 @@ describe('a member back under its name with an empty data directory (bug 1)', ()
           },
         )
         .toBe(fresh);
-      const ra = await client(a);
+      const ra = await openClient(a);
       const read = await ra.call('GET k');
       expect(read).not.toBe('v1');
       expect(read).toMatch(/^ERR UNAVAILABLE/);
@@ -123,12 +116,12 @@ describe('a member back under its name with an empty data directory (bug 1)', ()
       b.proc.child.kill('SIGCONT');
     }
     await waitSettled(nodes, [a.name, b.name, c.name]);
-    const ra = await client(a);
+    const ra = await openClient(a);
     expect(await ra.call('GET k')).toBe('v2');
     // c was filled by the others' streams: it holds the newest value itself.
     a.proc.child.kill('SIGSTOP');
     try {
-      const rc = await client(c);
+      const rc = await openClient(c);
       expect(await rc.call('GET k')).toBe('v2');
     } finally {
       a.proc.child.kill('SIGCONT');
@@ -144,13 +137,13 @@ describe('a member back empty among four (bug 4: its keys went to a member that 
     const names = nodes.map((n) => n.name);
     // k lives on a, b and c; d never holds it.
     const k = keyOwnedBy(names, [a.name, b.name, c.name]);
-    expect(await (await client(a)).call(`PUT ${k} v1`)).toBe('OK');
+    expect(await (await openClient(a)).call(`PUT ${k} v1`)).toBe('OK');
     for (const n of [a, b, c]) {
       await expect.poll(() => metric(n, 'kvstore_storage_keys'), { timeout: 5000 }).toBe(1);
     }
     // v2 reaches b and c only.
     await a.proc.stop('SIGKILL');
-    expect(await (await client(b)).call(`PUT ${k} v2`)).toBe('OK');
+    expect(await (await openClient(b)).call(`PUT ${k} v2`)).toBe('OK');
     await restart(a, ['--peers', peers, ...NO_HINTS]);
     await waitAllUp(nodes);
 
@@ -172,14 +165,14 @@ describe('a member back empty among four (bug 4: its keys went to a member that 
         .toBe(true);
       // a (v1) is the only other holder of k that answers: counting d (never an owner of k,
       // holding nothing) or the empty c as a holder answers v1, losing the acknowledged v2.
-      const read = await (await client(a)).call(`GET ${k}`);
+      const read = await (await openClient(a)).call(`GET ${k}`);
       expect(read).not.toBe('v1');
       expect(read).toMatch(/^ERR UNAVAILABLE/);
     } finally {
       b.proc.child.kill('SIGCONT');
     }
     await waitSettled(nodes, names);
-    expect(await (await client(a)).call(`GET ${k}`)).toBe('v2');
+    expect(await (await openClient(a)).call(`GET ${k}`)).toBe('v2');
   }, 90_000);
 });
 
@@ -198,7 +191,7 @@ describe('a node restarted with an older saved ring (bug 2)', () => {
     await waitSettled(three, names.slice(0, 3));
     // k: every node holds it now; in the four-node ring its owners are a, c and d.
     const k = keyOwnedBy(names, ['kvstore-0', 'kvstore-2', 'kvstore-3']);
-    expect(await (await client(a)).call(`PUT ${k} v1`)).toBe('OK');
+    expect(await (await openClient(a)).call(`PUT ${k} v1`)).toBe('OK');
     for (const n of three) {
       await expect.poll(() => metric(n, 'kvstore_storage_keys'), { timeout: 5000 }).toBe(1);
     }
@@ -219,7 +212,7 @@ describe('a node restarted with an older saved ring (bug 2)', () => {
 
     // c dies as if just before it saved the four-node ring; v2 is written without it.
     await c.proc.stop('SIGKILL');
-    expect(await (await client(a)).call(`PUT ${k} v2`)).toBe('OK');
+    expect(await (await openClient(a)).call(`PUT ${k} v2`)).toBe('OK');
     await withStorage(c.dataDir, (s) => s.writeState(SETTLED_KEY, older));
     // c's view of DNS still lists three members (a stale cache): its target is the old ring.
     const stale = await dnsServer();
@@ -229,13 +222,13 @@ describe('a node restarted with an older saved ring (bug 2)', () => {
     // With a silent, c routing by the old ring would count b's empty answer and its own v1.
     a.proc.child.kill('SIGSTOP');
     try {
-      const read = await (await client(c)).call(`GET ${k}`);
+      const read = await (await openClient(c)).call(`GET ${k}`);
       expect(read).not.toBe('v1');
     } finally {
       a.proc.child.kill('SIGCONT');
     }
     expect((await clusterInfo(c)).ring.settled).toBe(settled);
-    const rc = await client(c);
+    const rc = await openClient(c);
     await expect.poll(() => rc.call(`GET ${k}`), { timeout: 10_000 }).toBe('v2');
     stale.setA(SERVICE, hosts);
     await waitSettled(four, names);

@@ -2,23 +2,16 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   type ClusterNode,
   clusterInfo,
-  connect,
   metric,
+  openClient,
   peersOf,
   restart,
   startStaticCluster,
 } from '../helpers/cluster.ts';
-import { defer } from '../helpers/defer.ts';
 import type { LineClient } from '../helpers/line-client.ts';
 import { cleanup } from '../helpers/node-process.ts';
 
 afterEach(cleanup);
-
-async function client(node: ClusterNode): Promise<LineClient> {
-  const c = await connect(node);
-  defer(() => c.close());
-  return c;
-}
 
 async function send(c: LineClient, lines: string[]): Promise<string[]> {
   c.send(`${lines.join('\n')}\n`);
@@ -28,7 +21,7 @@ async function send(c: LineClient, lines: string[]): Promise<string[]> {
 describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
   it('answers the seed test plan from any node', async () => {
     const nodes = await startStaticCluster(3);
-    const [a, b, c] = await Promise.all(nodes.map(client));
+    const [a, b, c] = await Promise.all(nodes.map(openClient));
     expect(
       await send(a!, [
         'PUT session:user1 {token:xyz123}',
@@ -51,7 +44,7 @@ describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
 
   it('pages a scan across nodes to the same keys as one node would return', async () => {
     const nodes = await startStaticCluster(3, ['--replication-factor', '2', '--write-quorum', '2']);
-    const a = await client(nodes[0]!);
+    const a = await openClient(nodes[0]!);
     const keys = Array.from({ length: 150 }, (_, i) => `page:${String(i).padStart(3, '0')}`);
     expect(
       new Set(
@@ -63,7 +56,7 @@ describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
     ).toEqual(new Set(['OK']));
     expect(await send(a, ['REMOVE page:010', 'REMOVE page:077'])).toEqual(['OK', 'OK']);
     const expected = keys.filter((k) => k !== 'page:010' && k !== 'page:077');
-    const b = await client(nodes[1]!);
+    const b = await openClient(nodes[1]!);
     const got: string[] = [];
     let cursor = '';
     for (;;) {
@@ -81,7 +74,7 @@ describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
   it('keeps serving with one node down, refuses with two, and the returning node converges', async () => {
     const nodes = await startStaticCluster(3);
     const [n0, n1, n2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
-    const a = await client(n0);
+    const a = await openClient(n0);
     expect(await send(a, ['PUT before k0', 'PUT gone x'])).toEqual(['OK', 'OK']);
     await n2.proc.stop('SIGKILL');
     const writes = Array.from({ length: 50 }, (_, i) => `PUT during:${i} v${i}`);
@@ -109,7 +102,7 @@ describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
     expect([52, 53, 54]).toContain(await metric(n0, 'kvstore_hints_delivered_total'));
     // The hint for n1, still down, stays.
     expect(await metric(n0, 'kvstore_hints_stored')).toBe(1);
-    const c = await client(n2);
+    const c = await openClient(n2);
     expect(await c.call('GET during:49')).toBe('v49');
     expect(await c.call('GET gone')).toBe('NOT_FOUND');
   });
@@ -117,12 +110,12 @@ describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
   it('repairs a stale replica when a read finds it', async () => {
     const nodes = await startStaticCluster(3, ['--max-hints', '0']);
     const [n0, , n2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
-    const a = await client(n0);
+    const a = await openClient(n0);
     await n2.proc.stop('SIGKILL');
     expect(await send(a, ['PUT r:1 one', 'PUT r:2 two'])).toEqual(['OK', 'OK']);
     await restart(n2, ['--peers', peersOf(nodes), '--max-hints', '0']);
     expect(await metric(n2, 'kvstore_storage_keys')).toBe(0);
-    const c = await client(n2);
+    const c = await openClient(n2);
     expect(await c.call('GET r:1')).toBe('one');
     await expect.poll(() => metric(n2, 'kvstore_storage_keys'), { timeout: 5000 }).toBe(1);
     expect(await metric(n2, 'kvstore_read_repairs_total')).toBeGreaterThanOrEqual(1);
@@ -138,7 +131,7 @@ describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
       '1000',
     ]);
     const [n0, n1] = nodes as [ClusterNode, ClusterNode, ClusterNode];
-    const a = await client(n0);
+    const a = await openClient(n0);
     const keys = Array.from({ length: 60 }, (_, i) => `rq:${i}`);
     expect(
       new Set(

@@ -5,24 +5,16 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   type ClusterNode,
   clusterInfo,
-  connect,
   metric,
+  openClient,
   peersOf,
   restart,
   startStaticCluster,
 } from '../helpers/cluster.ts';
-import { defer } from '../helpers/defer.ts';
-import type { LineClient } from '../helpers/line-client.ts';
 import { cleanup, NODE, ROOT } from '../helpers/node-process.ts';
 
 const run = promisify(execFile);
 afterEach(cleanup);
-
-async function client(node: ClusterNode): Promise<LineClient> {
-  const c = await connect(node);
-  defer(() => c.close());
-  return c;
-}
 
 /** The shortest grace the defaults allow: more than the peer timeout (2 s) + clock offset (0.5 s). */
 const GC = ['--tombstone-grace-ms', '2600', '--gc-interval-ms', '200', '--hint-interval-ms', '200'];
@@ -31,7 +23,7 @@ describe('tombstone collection', () => {
   it('collects a tombstone once every replica has it, never while one is missing', async () => {
     const nodes = await startStaticCluster(3, GC);
     const [n0, , n2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
-    const a = await client(n0);
+    const a = await openClient(n0);
     expect(await a.call('PUT quick v')).toBe('OK');
     expect(await a.call('PUT slow v')).toBe('OK');
     expect(await a.call('REMOVE quick')).toBe('OK');
@@ -55,7 +47,7 @@ describe('tombstone collection', () => {
       await expect.poll(() => metric(n, 'kvstore_storage_tombstones'), { timeout: 15_000 }).toBe(0);
       expect(await metric(n, 'kvstore_storage_keys')).toBe(0);
     }
-    const c = await client(n2);
+    const c = await openClient(n2);
     expect(await c.call('GET slow')).toBe('NOT_FOUND');
     expect(await c.call('PREFIX s')).toBe('');
   }, 90_000);
@@ -65,7 +57,7 @@ describe('tombstone collection during a decommission', () => {
   it('collects nothing while a member hands its data off: the hand-off may carry older values', async () => {
     const nodes = await startStaticCluster(4, GC);
     const [a, , c, d] = nodes as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
-    const w = await client(a);
+    const w = await openClient(a);
     const keys = Array.from({ length: 40 }, (_, i) => `handoff:${String(i).padStart(2, '0')}`);
     w.send(`${keys.map((k) => `PUT ${k} old`).join('\n')}\n`);
     expect(new Set(await w.lines(keys.length))).toEqual(new Set(['OK']));
@@ -94,7 +86,7 @@ describe('tombstone collection during a decommission', () => {
         .toBe(false);
     }
     // The old values d sent late lost to the tombstones: no key came back.
-    const r = await client(rest[1]!);
+    const r = await openClient(rest[1]!);
     expect(await r.call('PREFIX handoff:')).toBe('');
     for (const n of rest) {
       await expect.poll(() => metric(n, 'kvstore_storage_keys'), { timeout: 10_000 }).toBe(0);
@@ -112,7 +104,7 @@ describe('kvctl admin commands', () => {
       '40000',
     ]);
     const [n0, n1, n2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
-    const a = await client(n0);
+    const a = await openClient(n0);
     const N = 2000;
     // In batches of 200: a loaded machine must not time the peers out.
     for (let from = 0; from < N; from += 200) {
@@ -197,7 +189,7 @@ describe('kvctl admin commands', () => {
       )
       .toBe(2 * N);
     await n1.proc.stop('SIGTERM');
-    const c = await client(n2);
+    const c = await openClient(n2);
     expect((await c.call('PREFIX d:')).split(' ')).toHaveLength(N);
     expect(await c.call('GET d:1234')).toBe('v1234');
     expect((await clusterInfo(n2)).ring.moving).toBe(false);
@@ -206,7 +198,7 @@ describe('kvctl admin commands', () => {
   it('recommission: a decommissioned node rejoins with its directory and gets its share again', async () => {
     const nodes = await startStaticCluster(3, ['--replication-factor', '2']);
     const [n0, n1, n2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
-    const a = await client(n0);
+    const a = await openClient(n0);
     const puts = Array.from({ length: 200 }, (_, i) => `PUT r:${String(i).padStart(3, '0')} v${i}`);
     a.send(`${puts.join('\n')}\n`);
     expect(new Set(await a.lines(200))).toEqual(new Set(['OK']));
@@ -234,7 +226,7 @@ describe('kvctl admin commands', () => {
     // It holds its share again: two copies of each of the 180 live keys among the three.
     await expect.poll(() => keys(nodes), { timeout: 30_000 }).toBe(360);
     expect(await metric(n1, 'kvstore_storage_keys')).toBeGreaterThan(0);
-    const c = await client(n1);
+    const c = await openClient(n1);
     for (let i = 0; i < 200; i++) {
       const k = String(i).padStart(3, '0');
       expect(await c.call(`GET r:${k}`)).toBe(i < 20 ? 'NOT_FOUND' : `v${i}`);

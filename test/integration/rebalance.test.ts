@@ -2,15 +2,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   type ClusterNode,
   clusterInfo,
-  connect,
   loopbackBlock,
   metric,
+  openClient,
   startDnsMember,
   startMember,
   waitAllUp,
   waitSettled,
 } from '../helpers/cluster.ts';
-import { defer } from '../helpers/defer.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import type { LineClient } from '../helpers/line-client.ts';
 import { cleanup } from '../helpers/node-process.ts';
@@ -23,12 +22,6 @@ afterEach(async () => {
   await dns?.close();
   dns = null;
 });
-
-async function client(node: ClusterNode): Promise<LineClient> {
-  const c = await connect(node);
-  defer(() => c.close());
-  return c;
-}
 
 /** Nodes that find each other through the headless-Service A records of the test DNS server. */
 function dnsMember(server: TestDnsServer, name: string, host: string, extra: string[] = []) {
@@ -78,7 +71,7 @@ describe('membership through DNS, rebalancing and decommission', () => {
     await waitAllUp(nodes);
     await waitSettled(nodes, ['kvstore-0', 'kvstore-1', 'kvstore-2']);
 
-    const writer = await client(nodes[0]!);
+    const writer = await openClient(nodes[0]!);
     const values = new Map<string, string>();
     for (let i = 0; i < 600; i++) values.set(`user:${String(i).padStart(4, '0')}`, `value-${i}`);
     const puts = [...values].map(([k, v]) => `PUT ${k} ${v}`);
@@ -87,7 +80,7 @@ describe('membership through DNS, rebalancing and decommission', () => {
     expect(await storedTotal(nodes)).toBe(3 * 600);
 
     // Join: a fourth pod appears in DNS. Reads go on while data moves.
-    const reader = readLoop(await client(nodes[1]!), values);
+    const reader = readLoop(await openClient(nodes[1]!), values);
     const joiner = await dnsMember(dns, 'kvstore-3', hosts[3]!);
     dns.setA(SERVICE, hosts);
     const four = [...nodes, joiner];
@@ -100,12 +93,12 @@ describe('membership through DNS, rebalancing and decommission', () => {
     const duringJoin = await reader.finish();
     expect(duringJoin.wrong).toEqual([]);
     expect(duringJoin.reads).toBeGreaterThan(10);
-    const fromJoiner = await client(joiner);
+    const fromJoiner = await openClient(joiner);
     expect(await fromJoiner.call('GET user:0042')).toBe('value-42');
     expect((await fromJoiner.call('PREFIX user:')).split(' ')).toHaveLength(600);
 
     // Leave: decommission kvstore-1, then it leaves DNS.
-    const reader2 = readLoop(await client(nodes[0]!), values);
+    const reader2 = readLoop(await openClient(nodes[0]!), values);
     const leaving = nodes[1]!;
     const admin = `http://${leaving.host}:${leaving.proc.httpPort}/admin/decommission`;
     expect((await fetch(admin, { method: 'POST' })).status).toBe(202);
@@ -121,7 +114,7 @@ describe('membership through DNS, rebalancing and decommission', () => {
     await expect.poll(() => storedTotal(rest), { timeout: 15_000 }).toBe(3 * 600);
     const duringLeave = await reader2.finish();
     expect(duringLeave.wrong).toEqual([]);
-    const after = await client(nodes[2]!);
+    const after = await openClient(nodes[2]!);
     expect((await after.call('PREFIX user:')).split(' ')).toHaveLength(600);
     expect(await after.call('GET user:0599')).toBe('value-599');
   });
@@ -137,7 +130,7 @@ describe('membership through DNS, rebalancing and decommission', () => {
     );
     await waitAllUp(nodes);
     await waitSettled(nodes, ['kvstore-0', 'kvstore-1', 'kvstore-2']);
-    const w = await client(nodes[0]!);
+    const w = await openClient(nodes[0]!);
     const value = 'x'.repeat(100);
     const puts = Array.from(
       { length: 400 },
@@ -163,7 +156,7 @@ describe('membership through DNS, rebalancing and decommission', () => {
     expect(rescanned).toBeGreaterThan(0);
     expect(rescanned).toBeLessThan(400);
     await expect.poll(() => storedTotal(all), { timeout: 15_000 }).toBe(3 * 400);
-    const c = await client(joiner);
+    const c = await openClient(joiner);
     expect((await c.call('PREFIX r:')).split(' ')).toHaveLength(400);
   });
 
@@ -178,7 +171,7 @@ describe('membership through DNS, rebalancing and decommission', () => {
     const names = ['kvstore-0', 'kvstore-1', 'kvstore-2'];
     await waitAllUp(nodes);
     await waitSettled(nodes, names);
-    const w = await client(nodes[0]!);
+    const w = await openClient(nodes[0]!);
     const put = async (prefix: string) => {
       const lines = Array.from({ length: 200 }, (_, i) => `PUT ${prefix}:${i} v${i}`);
       w.send(`${lines.join('\n')}\n`);
@@ -222,7 +215,7 @@ describe('membership through DNS, rebalancing and decommission', () => {
     const four = [a!, b!, c!, d!];
     await waitAllUp(four);
     await waitSettled(four, ['kvstore-0', 'kvstore-1', 'kvstore-2', 'kvstore-3']);
-    const w = await client(a!);
+    const w = await openClient(a!);
     const puts = Array.from({ length: 400 }, (_, i) => `PUT h:${String(i).padStart(3, '0')} v${i}`);
     w.send(`${puts.join('\n')}\n`);
     expect(new Set(await w.lines(400))).toEqual(new Set(['OK']));
@@ -255,7 +248,7 @@ describe('membership through DNS, rebalancing and decommission', () => {
     await c!.proc.stop('SIGTERM');
     await waitSettled([a!, b!], ['kvstore-0', 'kvstore-1']);
     await expect.poll(() => storedTotal([a!, b!]), { timeout: 15_000 }).toBe(2 * 400);
-    const r = await client(b!);
+    const r = await openClient(b!);
     expect((await r.call('PREFIX h:')).split(' ')).toHaveLength(400);
   });
 
@@ -263,7 +256,7 @@ describe('membership through DNS, rebalancing and decommission', () => {
     dns = await startDnsServer();
     const host = `${loopbackBlock()}.1`;
     const node = await dnsMember(dns, 'kvstore-0', host);
-    const c = await client(node);
+    const c = await openClient(node);
     expect(await c.call('PUT alone yes')).toBe('OK');
     expect(await c.call('GET alone')).toBe('yes');
     dns.setA(SERVICE, [host]);

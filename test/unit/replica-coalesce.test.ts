@@ -40,9 +40,12 @@ function stores() {
 
 function setup(fail: KvError | null = null) {
   const { local, peer, handler } = stores();
-  const requests: { method: string; entries: number }[] = [];
+  const requests: { method: string; entries: number; p?: string }[] = [];
   const replicas = new Replicas('me', local, async (_name, method, body) => {
-    requests.push({ method, entries: (body as ApplyRequest).e.length });
+    const { e, p } = body as ApplyRequest;
+    requests.push(
+      p === undefined ? { method, entries: e.length } : { method, entries: e.length, p },
+    );
     if (fail) throw fail;
     return handler(method, body);
   });
@@ -87,6 +90,24 @@ describe('Replicas.apply to another member', () => {
     calls.push(replicas.apply('peer', [entry(64 * 1024)]));
     await Promise.all(calls);
     expect(requests.map((r) => r.entries).sort((a, b) => a - b)).toEqual([1, 2, 44, 256]);
+  });
+
+  it("keeps applies placed under other rings out of each other's request, each with its rings", async () => {
+    const { replicas, requests, entry } = setup();
+    await Promise.all([
+      replicas.apply('peer', [entry()], undefined, 'r1'),
+      replicas.apply('peer', [entry()], undefined, 'r1'),
+      // The rings changed within the turn: what was placed under r1 goes at once.
+      replicas.apply('peer', [entry()], undefined, 'r2'),
+      replicas.apply('peer', [entry()]),
+      replicas.apply('peer', [entry(), entry()], undefined, 'r2'),
+    ]);
+    expect(requests).toEqual([
+      { method: 'apply', entries: 2, p: 'r1' },
+      { method: 'apply', entries: 1, p: 'r2' },
+      { method: 'apply', entries: 2, p: 'r2' },
+      { method: 'apply', entries: 1 },
+    ]);
   });
 
   it('applies to this node at once, in its own store', async () => {
@@ -225,5 +246,55 @@ describe('Replicas.get from another member', () => {
     await expect(handler(METHODS.getMany, { ks: [b('a')], i: 'other' })).rejects.toMatchObject({
       code: 'KV_ERR_WRONG_INCARNATION',
     });
+  });
+});
+
+describe('a replica handed writes placed under other rings', () => {
+  function rerouting(rings: string | undefined) {
+    const { local, peer } = stores();
+    const passedOn: string[] = [];
+    const handler = createReplicaHandler({
+      storage: peer,
+      hello: () => ({}) as HelloReply,
+      incarnation: 'peer-1',
+      maxScanEntries: 100,
+      reroute: {
+        rings: () => rings,
+        write: async (entries) => {
+          for (const e of entries) passedOn.push(e.key.toString());
+        },
+      },
+    });
+    const apply = (key: string, p?: string) => {
+      const raw = encodeRecord({ version: local.clock.now(), tombstone: false, value: b('v') });
+      const body: ApplyRequest =
+        p === undefined ? { e: [[b(key), raw]] } : { e: [[b(key), raw]], p };
+      return handler(METHODS.apply, body) as Promise<{ n: number }>;
+    };
+    return { peer, passedOn, apply };
+  }
+
+  it('stores a write placed under its own rings, or under none (hint, repair, stream)', async () => {
+    const { peer, passedOn, apply } = rerouting('s:t');
+    expect(await apply('same', 's:t')).toEqual({ n: 1 });
+    expect(await apply('none')).toEqual({ n: 1 });
+    expect(passedOn).toEqual([]);
+    expect(peer.get(b('same'))).toBeDefined();
+    expect(peer.get(b('none'))).toBeDefined();
+  });
+
+  it('passes a write placed under other rings to its owners here instead of only storing it', async () => {
+    const { peer, passedOn, apply } = rerouting('s:t');
+    expect(await apply('moved', 's:s')).toEqual({ n: 1 });
+    expect(passedOn).toEqual(['moved']);
+    // Stored only by the reroute, and only if this node is an owner under its own rings.
+    expect(peer.get(b('moved'))).toBeUndefined();
+  });
+
+  it('stores it as it is while it has no rings yet (starting up)', async () => {
+    const { peer, passedOn, apply } = rerouting(undefined);
+    expect(await apply('early', 's:s')).toEqual({ n: 1 });
+    expect(passedOn).toEqual([]);
+    expect(peer.get(b('early'))).toBeDefined();
   });
 });
