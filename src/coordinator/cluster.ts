@@ -4,7 +4,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { Placement, Topology } from '../membership/index.ts';
 import { type CounterCell, HotCounter } from '../observability/index.ts';
 import type { Command, Reply } from '../protocol/index.ts';
-import type { Replicas, WireEntry } from '../replica/index.ts';
+import type { ApplyHow, Replicas, WireEntry } from '../replica/index.ts';
 import {
   compareRecords,
   decodeRecord,
@@ -197,14 +197,14 @@ export class ClusterCoordinator implements Coordinator {
    * goes to its key's owners under this node's rings, as this node would write it itself, and
    * resolves once every one of them reached a write quorum in each ring. This node stores one
    * only if it is an owner here. Owners that do not take it get a hint. The copies go without
-   * rings of their own, so a member routing by yet other rings stores them as they are.
+   * rings of their own, so a member routing by yet other rings stores them as they are, and with
+   * the request's `deadline` (ApplyRequest.d): a copy lands no later than the write could have.
    */
-  async reroute(entries: readonly Entry[]): Promise<void> {
+  async reroute(entries: readonly Entry[], deadline: number | undefined): Promise<void> {
     this.#rerouted.inc(entries.length);
+    const how: ApplyHow = { deadline };
     await Promise.all(
-      entries.map((e) =>
-        this.#write(e.key, e.record, this.#o.topology.place(e.key), e.raw, undefined),
-      ),
+      entries.map((e) => this.#write(e.key, e.record, this.#o.topology.place(e.key), e.raw, how)),
     );
   }
 
@@ -270,16 +270,17 @@ export class ClusterCoordinator implements Coordinator {
   }
 
   /**
-   * Writes `record` to every owner in `p` (see the class comment). `rings` goes with it to the
-   * other owners (ApplyRequest.p): one that routes by other rings passes it on; a write passed
-   * on here (reroute) goes without, so it is never passed on twice.
+   * Writes `record` to every owner in `p` (see the class comment). The placement's rings go with
+   * it to the other owners (ApplyRequest.p): one that routes by other rings passes it on. A write
+   * passed on here (reroute) goes without rings, so it is never passed on twice, and with its
+   * coordinator's deadline.
    */
   async #write(
     key: Buffer,
     record: StoredRecord,
     p: Placement,
     raw: Buffer = encodeRecord(record),
-    rings: string | undefined = p.rings,
+    how: ApplyHow = { rings: p.rings },
   ): Promise<Reply> {
     const entry: WireEntry[] = [[key, raw]];
     const records = [record];
@@ -288,7 +289,7 @@ export class ClusterCoordinator implements Coordinator {
       // Every owner is tried, even one the failure detector calls down: a dead peer fails fast
       // (refused, or in reconnect backoff) and gets a hint; a slow one is not waited for.
       // Encoded once: this node stores and every peer receives the same bytes.
-      const call = this.#o.replicas.apply(name, entry, records, rings);
+      const call = this.#o.replicas.apply(name, entry, records, how);
       call.catch(() => this.#o.hint(name, key, raw));
       calls.set(name, call);
     }

@@ -162,7 +162,7 @@ export async function startCluster(
       methods: backups.methods(),
       reroute: {
         rings: () => (coordinator === null ? undefined : topology?.transferId),
-        write: (entries) => coordinator!.reroute(entries),
+        write: (entries, deadline) => coordinator!.reroute(entries, deadline),
       },
     }),
     logger: log,

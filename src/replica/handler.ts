@@ -63,8 +63,9 @@ export interface Reroute {
   /**
    * Writes each entry to the key's owners under this node's rings (this node stores it only if
    * it is one), a write quorum in each; rejects when one of them does not reach its quorums.
+   * `deadline`: the request's (ApplyRequest.d), which the copies carry on.
    */
-  write(entries: readonly Entry[]): Promise<void>;
+  write(entries: readonly Entry[], deadline: number | undefined): Promise<void>;
 }
 
 /**
@@ -146,7 +147,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
           // Placed under rings this node has moved past (a join the coordinator has not learned
           // of yet), or not reached yet: the key's owners here may differ, and a new owner
           // whose stream from this node already went by would never get the write.
-          await reroute.write(entries);
+          await reroute.write(entries, deadline);
           return { n: entries.length } satisfies ApplyReply;
         }
         const n = await storage.applyBatch(entries);

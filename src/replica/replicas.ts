@@ -57,6 +57,12 @@ interface Outbox {
   bytes: number;
 }
 
+/** How an apply goes to another member (see Replicas.apply). */
+export interface ApplyHow {
+  readonly rings?: string | undefined;
+  readonly deadline?: number | undefined;
+}
+
 /** Sends one peer request; rejects with a KvError (unavailable, timeout, remote code). */
 export type PeerCall = (name: string, method: string, body: unknown) => Promise<unknown>;
 
@@ -222,17 +228,19 @@ export class Replicas {
    * `applyTimeoutMs` (the peer request timeout) the request carries its deadline, and a replica
    * that reads it too late refuses it (ApplyRequest.d). `records`, when given, are the entries'
    * records decoded (in the same order): a local apply then neither decodes nor re-encodes them.
-   * `rings`: the rings a coordinator placed the writes under (Placement.rings), which another
+   * `how.rings`: the rings a coordinator placed the writes under (Placement.rings), which another
    * member routing by other rings passes them on under (ApplyRequest.p); absent for a write meant
-   * for `name` alone. A single small entry for another member joins the others of this turn
-   * placed under the same rings (see COALESCE_*): they succeed or fail together, each caller
-   * seeing the request's outcome.
+   * for `name` alone. `how.deadline`: the deadline of a write passed on, the one its coordinator
+   * set (a copy must not land later than the write itself could have). A single small entry for
+   * another member, without a deadline of its own, joins the others of this turn placed under
+   * the same rings (see COALESCE_*): they succeed or fail together, each caller seeing the
+   * request's outcome.
    */
   async apply(
     name: string,
     entries: WireEntry[],
     records?: readonly StoredRecord[],
-    rings?: string,
+    how: ApplyHow = {},
   ): Promise<void> {
     if (name === this.self) {
       await this.#storage.applyBatch(
@@ -241,8 +249,13 @@ export class Replicas {
       return;
     }
     const [only] = entries;
-    if (entries.length !== 1 || only![0].length + only![1].length >= COALESCE_ENTRY_BYTES) {
-      return this.#send(name, entries, rings);
+    const { rings } = how;
+    if (
+      entries.length !== 1 ||
+      only![0].length + only![1].length >= COALESCE_ENTRY_BYTES ||
+      how.deadline !== undefined
+    ) {
+      return this.#send(name, entries, how);
     }
     let box = this.#outboxes.get(name);
     // Rings changed within the turn (rare): what was placed under the old ones goes now.
@@ -268,7 +281,7 @@ export class Replicas {
   #flush(name: string, box: Outbox): void {
     if (this.#outboxes.get(name) !== box) return;
     this.#outboxes.delete(name);
-    this.#send(name, box.entries, box.rings).then(
+    this.#send(name, box.entries, box.rings === undefined ? {} : { rings: box.rings }).then(
       () => {
         for (const w of box.waiters) w.resolve();
       },
@@ -278,11 +291,12 @@ export class Replicas {
     );
   }
 
-  async #send(name: string, entries: WireEntry[], rings: string | undefined): Promise<void> {
+  async #send(name: string, entries: WireEntry[], how: ApplyHow): Promise<void> {
     const t = this.#applyTimeoutMs;
     const body: { -readonly [K in keyof ApplyRequest]: ApplyRequest[K] } = { e: entries };
-    if (t !== null) body.d = Date.now() + t;
-    if (rings !== undefined) body.p = rings;
+    if (how.deadline !== undefined) body.d = how.deadline;
+    else if (t !== null) body.d = Date.now() + t;
+    if (how.rings !== undefined) body.p = how.rings;
     readApplyReply(await this.#call(name, METHODS.apply, body));
   }
 

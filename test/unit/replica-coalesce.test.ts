@@ -95,12 +95,12 @@ describe('Replicas.apply to another member', () => {
   it("keeps applies placed under other rings out of each other's request, each with its rings", async () => {
     const { replicas, requests, entry } = setup();
     await Promise.all([
-      replicas.apply('peer', [entry()], undefined, 'r1'),
-      replicas.apply('peer', [entry()], undefined, 'r1'),
+      replicas.apply('peer', [entry()], undefined, { rings: 'r1' }),
+      replicas.apply('peer', [entry()], undefined, { rings: 'r1' }),
       // The rings changed within the turn: what was placed under r1 goes at once.
-      replicas.apply('peer', [entry()], undefined, 'r2'),
+      replicas.apply('peer', [entry()], undefined, { rings: 'r2' }),
       replicas.apply('peer', [entry()]),
-      replicas.apply('peer', [entry(), entry()], undefined, 'r2'),
+      replicas.apply('peer', [entry(), entry()], undefined, { rings: 'r2' }),
     ]);
     expect(requests).toEqual([
       { method: 'apply', entries: 2, p: 'r1' },
@@ -108,6 +108,33 @@ describe('Replicas.apply to another member', () => {
       { method: 'apply', entries: 2, p: 'r2' },
       { method: 'apply', entries: 1 },
     ]);
+  });
+
+  it('sends a write passed on with the deadline its coordinator set, on its own', async () => {
+    const { local } = stores();
+    const bodies: ApplyRequest[] = [];
+    const timeoutMs = 2000;
+    const replicas = new Replicas(
+      'me',
+      local,
+      async (_name, _method, body) => {
+        bodies.push(body as ApplyRequest);
+        return { n: 1 };
+      },
+      undefined,
+      undefined,
+      timeoutMs,
+    );
+    const raw = encodeRecord({ version: local.clock.now(), tombstone: false, value: b('v') });
+    const deadline = Date.now() + 50;
+    await Promise.all([
+      replicas.apply('peer', [[b('mine'), raw]]),
+      replicas.apply('peer', [[b('passed-on'), raw]], undefined, { deadline }),
+    ]);
+    const byKey = new Map(bodies.map((x) => [x.e.map(([k]) => k.toString()).join(), x.d]));
+    expect([...byKey.keys()].sort()).toEqual(['mine', 'passed-on']);
+    expect(byKey.get('passed-on')).toBe(deadline);
+    expect(byKey.get('mine')).toBeGreaterThan(deadline + timeoutMs / 2);
   });
 
   it('applies to this node at once, in its own store', async () => {
@@ -260,15 +287,18 @@ describe('a replica handed writes placed under other rings', () => {
       maxScanEntries: 100,
       reroute: {
         rings: () => rings,
-        write: async (entries) => {
-          for (const e of entries) passedOn.push(e.key.toString());
+        write: async (entries, deadline) => {
+          for (const e of entries) passedOn.push(`${e.key} by ${deadline}`);
         },
       },
     });
-    const apply = (key: string, p?: string) => {
+    const apply = (key: string, p?: string, d?: number) => {
       const raw = encodeRecord({ version: local.clock.now(), tombstone: false, value: b('v') });
-      const body: ApplyRequest =
-        p === undefined ? { e: [[b(key), raw]] } : { e: [[b(key), raw]], p };
+      const body: ApplyRequest = {
+        e: [[b(key), raw]],
+        ...(p === undefined ? {} : { p }),
+        ...(d === undefined ? {} : { d }),
+      };
       return handler(METHODS.apply, body) as Promise<{ n: number }>;
     };
     return { peer, passedOn, apply };
@@ -285,8 +315,11 @@ describe('a replica handed writes placed under other rings', () => {
 
   it('passes a write placed under other rings to its owners here instead of only storing it', async () => {
     const { peer, passedOn, apply } = rerouting('s:t');
-    expect(await apply('moved', 's:s')).toEqual({ n: 1 });
-    expect(passedOn).toEqual(['moved']);
+    const d = Date.now() + 2000;
+    expect(await apply('moved', 's:s', d)).toEqual({ n: 1 });
+    expect(await apply('old-sender', 's:s')).toEqual({ n: 1 });
+    // The copies carry the request's deadline: they land no later than the write could have.
+    expect(passedOn).toEqual([`moved by ${d}`, 'old-sender by undefined']);
     // Stored only by the reroute, and only if this node is an owner under its own rings.
     expect(peer.get(b('moved'))).toBeUndefined();
   });
