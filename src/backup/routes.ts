@@ -277,8 +277,10 @@ async function restoreBatch(
   } catch (err) {
     return reply(res, 400, { error: message(err) });
   }
+  // Placed in this turn, under these rings: an owner that routes by others passes them on.
+  const how = { rings: o.topology.transferId };
   const results = await Promise.allSettled(
-    [...byOwner].map(([owner, entries]) => o.replicas.apply(owner, entries)),
+    [...byOwner].map(([owner, entries]) => o.replicas.apply(owner, entries, undefined, how)),
   );
   const failed = [...byOwner.keys()].filter((_, i) => results[i]!.status === 'rejected');
   if (failed.length > 0) {

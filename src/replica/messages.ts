@@ -124,7 +124,7 @@ export interface ApplyRequest {
    * routes by other rings does not just store them: it writes each to the key's owners in its
    * own rings, a write quorum in each, before it answers (a coordinator that has not learned of
    * a join yet would otherwise leave the new owners without a write they never stream again).
-   * Absent: a write addressed to this replica alone (hint, read repair, stream, restore; older
+   * Absent: a write addressed to this replica alone (hint, read repair, rebalance stream; older
    * senders), stored as it is.
    */
   readonly p?: string;
