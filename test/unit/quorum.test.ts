@@ -105,4 +105,48 @@ describe('targetedQuorum', () => {
     await done;
     expect(speculated).toBe(0);
   });
+
+  it('speculates each read after its own delay, and never one that already has its quorum', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    onTestFinished(() => {
+      vi.useRealTimers();
+    });
+    const speculated: string[] = [];
+    const read = (id: string) => {
+      const r = replicas();
+      const done = targetedQuorum({
+        order: ['a', 'b', 'c'],
+        need: 2,
+        call: r.call,
+        speculateMs: 50,
+        onSpeculate: () => speculated.push(id),
+        what: 'read quorum',
+      });
+      return { r, done };
+    };
+    const first = read('first');
+    await vi.advanceTimersByTimeAsync(30);
+    const second = read('second');
+    const third = read('third');
+    await vi.advanceTimersByTimeAsync(10);
+    third.r.answer('a');
+    third.r.answer('b');
+    await third.done;
+    await vi.advanceTimersByTimeAsync(9); // 49 ms after the first
+    expect(speculated).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(speculated).toEqual(['first']);
+    expect(first.r.asked).toEqual(['a', 'b', 'c']);
+    expect(second.r.asked).toEqual(['a', 'b']);
+    await vi.advanceTimersByTimeAsync(30); // 50 ms after the second and the third
+    expect(speculated).toEqual(['first', 'second']);
+    expect(second.r.asked).toEqual(['a', 'b', 'c']);
+    // Nothing left to wait for: no timer stays armed.
+    expect(vi.getTimerCount()).toBe(0);
+    for (const { r, done } of [first, second]) {
+      r.answer('c');
+      r.answer('a');
+      await done;
+    }
+  });
 });
