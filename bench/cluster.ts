@@ -15,6 +15,7 @@ export const CLUSTER_ARGS = [
 ] as const;
 
 interface ClusterInfo {
+  readonly ring: { readonly moving: boolean };
   readonly members: readonly { readonly name: string; readonly state: string }[];
 }
 
@@ -24,12 +25,18 @@ export function loopbackBlock(): string {
   return `127.${octet()}.${octet()}`;
 }
 
-/** How many members `node` sees up, from its CLUSTER JSON (0 while it does not answer). */
+/**
+ * How many members `node` sees up, from its CLUSTER JSON (0 while it does not answer, or while
+ * its ring is not settled yet: members started together settle their first ring as a join when
+ * they did not all answer each other's first probes).
+ */
 async function membersUp(node: Server): Promise<number> {
   try {
     const reply = await respCall(node.host, node.port, ['CLUSTER']);
     if (typeof reply !== 'string') return 0;
-    return (JSON.parse(reply) as ClusterInfo).members.filter((m) => m.state === 'up').length;
+    const info = JSON.parse(reply) as ClusterInfo;
+    if (info.ring.moving) return 0;
+    return info.members.filter((m) => m.state === 'up').length;
   } catch {
     return 0;
   }
@@ -41,7 +48,10 @@ export interface ClusterOptions {
   readonly args?: readonly string[];
 }
 
-/** Starts `n` members that list each other with --peers; resolves once each sees all n up. */
+/**
+ * Starts `n` members that list each other with --peers; resolves once each sees all n up and
+ * routes by a settled ring.
+ */
 export async function startCluster(
   root: string,
   n = 3,

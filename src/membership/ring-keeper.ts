@@ -4,7 +4,7 @@ import type { Logger } from '../observability/index.ts';
 import type { SettledRing } from '../replica/index.ts';
 import { inRing, type MemberView } from './manager.ts';
 import type { RingMetrics } from './metrics.ts';
-import { newestReported } from './settled.ts';
+import { newestReported, settledRing } from './settled.ts';
 import { type RingChanges, Topology } from './topology.ts';
 
 /** Probe rounds after which every member has probed this one (and seen its settled ring). */
@@ -161,16 +161,24 @@ export interface StartingRings {
  * The rings a node starts with. The target: the members the source listed (the saved ring's
  * members when the source did not answer), or this node alone. The settled ring: the saved one;
  * a node with none is new and starts from the newest settled ring its peers report (a joiner
- * routes to the old owners until the data moved); with no peer answering, nothing is settled
- * elsewhere and its own ring is the settled one. A node with a saved ring adopts a newer one its
- * peers report in its first update, before it serves anything.
+ * routes to the old owners until the data moved). With no ring reported, it founds one (epoch
+ * 0) of itself and the members that answered it, new as well (they report no ring yet). Never of
+ * a listed member that did not answer: that one may hold data under a ring this node has not
+ * heard of, and a founded ring with more members wins over that ring at the same epoch (see
+ * newerSettled), which would make this node a holder of data it never received. The members
+ * left out are in the target, so the data moves and the ring settles with them as it would for
+ * any join. A node with a saved ring adopts a newer one its peers report in its first update,
+ * before it serves anything.
  */
 export function startingTopology(s: StartingRings): Topology {
   const listed = s.members.filter(inRing).map((m) => m.name);
   const initial = s.resolved || !s.saved ? listed : [...s.saved.members];
-  return new Topology(
-    initial.length > 0 ? initial : [s.self],
-    s.saved ?? newestReported(s.members)?.ring ?? null,
-    s.replicationFactor,
-  );
+  const founders = s.members
+    .filter((m) => inRing(m) && (m.self || (m.hello !== null && m.state !== 'down')))
+    .map((m) => m.name);
+  const settled =
+    s.saved ??
+    newestReported(s.members)?.ring ??
+    settledRing(0, founders.length > 0 ? founders : [s.self], {});
+  return new Topology(initial.length > 0 ? initial : [s.self], settled, s.replicationFactor);
 }

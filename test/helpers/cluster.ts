@@ -81,7 +81,9 @@ export function startDnsMember(
 
 /**
  * n members `kvstore-0..n-1` that list each other with --peers; `dataDirs[i]` (when given) is
- * member i's data directory, else a new temporary one.
+ * member i's data directory, else a new temporary one. Resolves once every member sees the
+ * others up and routes by one settled ring of them all: members started together found it
+ * together only if they answered each other's first probes, else they settle it as a join.
  */
 export async function startStaticCluster(
   n: number,
@@ -97,6 +99,10 @@ export async function startStaticCluster(
     ),
   );
   await waitAllUp(nodes);
+  await waitSettled(
+    nodes,
+    nodes.map((n) => n.name),
+  );
   return nodes;
 }
 
@@ -185,7 +191,7 @@ export interface ClusterInfo {
   /** This node's data-directory incarnation. */
   incarnation: string;
   status: string;
-  ring: { target: string; settled: string; moving: boolean };
+  ring: { target: string; settled: string; epoch: number; moving: boolean };
   members: {
     name: string;
     state: string;

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   type ClusterNode,
+  clusterInfo,
   connect,
   restart,
   startStaticCluster,
@@ -142,7 +143,11 @@ describe('kvctl backup and restore', () => {
       kind: 'kvstore-backup',
       scope: 'cluster',
       tombstones: 50,
-      cluster: { epoch: 0, members: ['kvstore-0', 'kvstore-1', 'kvstore-2'], replicationFactor: 3 },
+      cluster: {
+        epoch: (await clusterInfo(a[0]!)).ring.epoch,
+        members: ['kvstore-0', 'kvstore-1', 'kvstore-2'],
+        replicationFactor: 3,
+      },
     });
     expect(manifest.snapshots).toHaveLength(3);
     // Every key once: the 250 live k:*, and the live:* written before it started (or more).

@@ -191,6 +191,47 @@ describe('startingTopology', () => {
     expect(alone.settledRing).toEqual(settledRing(0, ['a'], {}));
   });
 
+  it('a new node that heard no ring founds one of itself and the members that answered it', () => {
+    const probe = new Topology(['a', 'b', 'c', 'd'], null, 3);
+    const empty = settledRing(0, [], {});
+    const t = startingTopology({
+      self: 'd',
+      resolved: true,
+      saved: null,
+      members: [
+        // a answered, new as well (no ring yet); b and c did not answer (cut off, or paused):
+        // they may hold data under a ring d has not heard of.
+        view('a', probe, { settled: empty }),
+        view('b', probe, { silent: true }),
+        view('c', probe, { silent: true, state: 'down' }),
+        view('d', probe, { self: true, settled: empty }),
+      ],
+      replicationFactor: 3,
+    });
+    expect(t.settledRing).toEqual(settledRing(0, ['a', 'd'], {}));
+    expect(t.target.members).toEqual(['a', 'b', 'c', 'd']);
+    // Not settled with b and c until the data moved: a ring of [a, b, c] they may hold loses
+    // to nothing of this one, and [b, c] are targets of the transfer.
+    expect(t.moving).toBe(true);
+    expect(t.holders(Buffer.from('k')).every((n) => n === 'a' || n === 'd')).toBe(true);
+  });
+
+  it('new nodes that all answered each other found the same ring of all of them', () => {
+    const probe = new Topology(['a', 'b', 'c'], null, 3);
+    const empty = settledRing(0, [], {});
+    const rings = ['a', 'b', 'c'].map(
+      (self) =>
+        startingTopology({
+          self,
+          resolved: true,
+          saved: null,
+          members: ['a', 'b', 'c'].map((n) => view(n, probe, { self: n === self, settled: empty })),
+          replicationFactor: 3,
+        }).settledRing,
+    );
+    for (const r of rings) expect(r).toEqual(settledRing(0, ['a', 'b', 'c'], {}));
+  });
+
   it('the second cleanup waits five probe rounds and a peer timeout', () => {
     expect(settleSpreadMs(1000, 2000)).toBe(7000);
   });

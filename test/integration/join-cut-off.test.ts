@@ -1,0 +1,91 @@
+// A new member that cannot reach any listed peer when it starts: real node processes and a real
+// DNS server that names every address (PTR records, as a Kubernetes headless Service does).
+
+import { afterEach, describe, expect, it } from 'vitest';
+import type { PeerClient } from '../../src/peer/index.ts';
+import type { GetReply } from '../../src/replica/index.ts';
+import { Ring } from '../../src/ring/index.ts';
+import { decodeRecord } from '../../src/storage/index.ts';
+import {
+  clusterInfo,
+  loopbackBlock,
+  openClient,
+  peerClientOf,
+  startDnsMember,
+  waitAllUp,
+  waitSettled,
+} from '../helpers/cluster.ts';
+import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
+import { cleanup } from '../helpers/node-process.ts';
+
+const SERVICE = 'kvstore-headless.join.svc.cluster.local';
+let dns: TestDnsServer | null = null;
+
+afterEach(async () => {
+  await cleanup();
+  await dns?.close();
+  dns = null;
+});
+
+/** Whether the member behind `peer` itself stores a live record of `key`. */
+async function holds(peer: PeerClient, key: string): Promise<boolean> {
+  const { r } = await peer.request<GetReply>('get', { k: Buffer.from(key) });
+  return r !== null && !decodeRecord(Buffer.from(r)).tombstone;
+}
+
+describe('a new member whose peers do not answer when it starts', () => {
+  it('does not make itself a holder of data it never received: the data moves to it', async () => {
+    dns = await startDnsServer();
+    const block = loopbackBlock();
+    const names = ['kvstore-0', 'kvstore-1', 'kvstore-2', 'kvstore-3'];
+    const hosts = names.map((_, i) => `${block}.${i + 1}`);
+    for (let i = 0; i < 4; i++) dns.setPtr(hosts[i]!, `${names[i]}.${SERVICE}`);
+    dns.setA(SERVICE, hosts.slice(0, 3));
+    // Streams slow enough (256 records at a time, about 10 s for the keys below) that no
+    // rebalance is through before the members have heard from the new one.
+    const slow = ['--rebalance-rate-bytes', '2000'];
+    const first = await Promise.all(
+      [0, 1, 2].map((i) => startDnsMember(dns!.port, SERVICE, names[i]!, hosts[i]!, slow)),
+    );
+    await waitAllUp(first);
+    await waitSettled(first, names.slice(0, 3));
+    const c = await openClient(first[0]!);
+    const keys = Array.from({ length: 1000 }, (_, i) => `k${i}`);
+    for (const k of keys) expect(await c.call(`PUT ${k} v`)).toBe('OK');
+
+    // The new member starts while every other one is stopped: its first probes time out.
+    for (const n of first) n.proc.child.kill('SIGSTOP');
+    let resumed = false;
+    const resume = () => {
+      if (resumed) return;
+      resumed = true;
+      for (const n of first) n.proc.child.kill('SIGCONT');
+    };
+    dns.setA(SERVICE, hosts);
+    const joining = startDnsMember(dns.port, SERVICE, names[3]!, hosts[3]!);
+    try {
+      // Longer than its probes' timeout (2 s): it has given up on them by now.
+      await new Promise((r) => setTimeout(r, 3000));
+    } finally {
+      resume();
+    }
+    const d = await joining;
+    const all = [...first, d];
+    await waitAllUp(all);
+    await waitSettled(all, names, 60_000);
+
+    // Every owner of every key holds it: the new member got its share by rebalancing. Counted
+    // as a holder without it, it would hold nothing, the others would drop their copies of its
+    // keys, and each of those keys would be left on two replicas of three.
+    const ring = new Ring(names);
+    const peers = all.map(peerClientOf);
+    const missing: string[] = [];
+    for (const k of keys) {
+      for (const o of ring.owners(Buffer.from(k), 3)) {
+        if (!(await holds(peers[names.indexOf(o)]!, k))) missing.push(`${k} on ${o}`);
+      }
+    }
+    expect(missing.length, missing.slice(0, 5).join(', ')).toBe(0);
+    expect((await clusterInfo(d)).ring.moving).toBe(false);
+  }, 90_000);
+});
