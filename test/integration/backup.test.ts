@@ -161,7 +161,7 @@ describe('kvctl backup and restore', () => {
       keys: manifest.liveKeys,
       tombstones: 50,
       bytes: manifest.files[0].bytes,
-      epoch: 0,
+      epoch: manifest.cluster.epoch,
     });
     await stopAll(a);
 
