@@ -278,7 +278,7 @@ async function restoreBatch(
     return reply(res, 400, { error: message(err) });
   }
   // Placed in this turn, under these rings: an owner that routes by others passes them on.
-  const how = { rings: o.topology.transferId };
+  const how = { rings: o.topology.placementId };
   const results = await Promise.allSettled(
     [...byOwner].map(([owner, entries]) => o.replicas.apply(owner, entries, undefined, how)),
   );

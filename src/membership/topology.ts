@@ -1,6 +1,7 @@
 // The rings this node routes by: the settled ring (epoch, owner incarnations) and the target ring while data moves.
 
 import type { SettledRing } from '../replica/index.ts';
+import { xxh64 } from '@node-rs/xxhash';
 import { Ring } from '../ring/index.ts';
 import { inRing, type MemberView } from './manager.ts';
 import { newerSettled, newestReported, sameNames, settledRing } from './settled.ts';
@@ -17,7 +18,7 @@ export interface Placement {
   /** Both lists merged, each name once: where requests go. */
   readonly all: readonly string[];
   /**
-   * The rings this placement was made under (Topology.transferId). A write carries it to its
+   * The rings this placement was made under (Topology.placementId). A write carries it to its
    * replicas: one that routes by other rings passes the write on to the key's owners in its own
    * (see Replicas.apply).
    */
@@ -69,6 +70,8 @@ export class Topology {
   #seenEpoch = 0;
   /** transferId, made again whenever the rings or the lost members change. */
   #transferId = '';
+  /** placementId: a digest of #transferId, made with it. */
+  #placementId = '';
 
   /**
    * `initial`: the target members. `settled`: the saved (or adopted) record; null makes one of
@@ -79,7 +82,7 @@ export class Topology {
     this.#target = new Ring(initial);
     this.#record = settled ?? settledRing(0, this.#target.members, {});
     this.#settled = this.#ringOf(this.#record);
-    this.#transferId = this.#makeTransferId();
+    this.#renameTransfer();
   }
 
   get settled(): Ring {
@@ -114,10 +117,20 @@ export class Topology {
     return this.#transferId;
   }
 
-  #makeTransferId(): string {
+  /**
+   * The rings keys are placed under, as writes carry them (Placement.rings, ApplyRequest.p): a
+   * digest of transferId (16 hex digits), whose lost names could make it kilobytes long.
+   */
+  get placementId(): string {
+    return this.#placementId;
+  }
+
+  /** Makes transferId and placementId again (the rings or the lost members changed). */
+  #renameTransfer(): void {
     const lost = this.#record.lost;
     const from = lost.length === 0 ? this.#settled.id : `${this.#settled.id}-${lost.join('+')}`;
-    return `${from}:${this.#target.id}`;
+    this.#transferId = `${from}:${this.#target.id}`;
+    this.#placementId = xxh64(this.#transferId).toString(16).padStart(16, '0');
   }
 
   /** The incarnation the settled ring recorded for `name`; undefined when none or not an owner. */
@@ -135,7 +148,7 @@ export class Topology {
     const next = new Ring(names);
     if (next.id === this.#target.id) return false;
     this.#target = next;
-    this.#transferId = this.#makeTransferId();
+    this.#renameTransfer();
     return true;
   }
 
@@ -232,7 +245,7 @@ export class Topology {
     if (ring.members.length === 1 && !this.moving) {
       if (this.#sole?.ring !== ring) {
         const only = Object.freeze([ring.members[0]!]);
-        const rings = this.#transferId;
+        const rings = this.#placementId;
         this.#sole = {
           ring,
           placement: Object.freeze({ settled: only, target: only, all: only, rings }),
@@ -241,7 +254,7 @@ export class Topology {
       return this.#sole.placement;
     }
     const target = ring.owners(key, this.rf(ring));
-    const rings = this.#transferId;
+    const rings = this.#placementId;
     if (!this.moving) return { settled: target, target, all: target, rings };
     const settled = this.holders(key);
     const all = [...settled];
@@ -310,7 +323,7 @@ export class Topology {
     const same = sameNames(record.members, this.#record.members);
     this.#record = record;
     this.#settled = ring ?? (same ? this.#settled : this.#ringOf(record));
-    this.#transferId = this.#makeTransferId();
+    this.#renameTransfer();
   }
 
   /** The ring of a record's members; the target ring itself when they are the same members. */

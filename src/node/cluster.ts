@@ -161,7 +161,7 @@ export async function startCluster(
       maxClockOffsetMs: config.maxClockOffsetMs,
       methods: backups.methods(),
       reroute: {
-        rings: () => (coordinator === null ? undefined : topology?.transferId),
+        rings: () => (coordinator === null ? undefined : topology?.placementId),
         write: (entries, deadline) => coordinator!.reroute(entries, deadline),
       },
     }),

@@ -55,7 +55,7 @@ export interface ReplicaHandlerOptions {
 /** How a replica passes on writes a coordinator placed under other rings than its own. */
 export interface Reroute {
   /**
-   * The rings this node routes by now (Topology.transferId); undefined while it has none yet
+   * The rings this node routes by now (Topology.placementId); undefined while it has none yet
    * (starting up): a write is then stored as it is, and the rebalance stream, which starts
    * later, sends it on wherever it must go.
    */

@@ -120,7 +120,7 @@ export interface ApplyRequest {
    */
   readonly d?: number;
   /**
-   * The rings the coordinator placed these writes under (Topology.transferId). A replica that
+   * The rings the coordinator placed these writes under (Topology.placementId). A replica that
    * routes by other rings does not just store them: it writes each to the key's owners in its
    * own rings, a write quorum in each, before it answers (a coordinator that has not learned of
    * a join yet would otherwise leave the new owners without a write they never stream again).
@@ -129,7 +129,7 @@ export interface ApplyRequest {
    */
   readonly p?: string;
 }
-/** The longest `p` a replica reads (ring ids, plus the names of lost members). */
+/** The longest `p` a replica reads (a placementId is 16 characters; room for other forms). */
 export const MAX_PLACEMENT_CHARS = 4096;
 export interface ApplyReply {
   /**

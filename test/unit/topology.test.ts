@@ -268,3 +268,18 @@ describe('settled ring records and hello replies', () => {
     );
   });
 });
+
+describe('Topology: the rings writes carry (placementId)', () => {
+  it('is a 16-digit digest of the transfer, however long the lost names, and placements carry it', () => {
+    const names = Array.from({ length: 20 }, (_, i) => `${'n'.repeat(240)}-${i}`);
+    const t = new Topology(names, settledRing(3, names, {}, names.slice(0, 18)), 3);
+    expect(t.transferId.length).toBeGreaterThan(4096);
+    expect(t.placementId).toMatch(/^[0-9a-f]{16}$/);
+    expect(t.place(Buffer.from('k')).rings).toBe(t.placementId);
+    // Another transfer, another id.
+    const u = new Topology(names, settledRing(3, names, {}, names.slice(0, 17)), 3);
+    expect(u.placementId).not.toBe(t.placementId);
+    const alone = new Topology(['a'], null, 3);
+    expect(alone.place(Buffer.from('k')).rings).toBe(alone.placementId);
+  });
+});
