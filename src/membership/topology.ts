@@ -1,7 +1,7 @@
 // The rings this node routes by: the settled ring (epoch, owner incarnations) and the target ring while data moves.
 
-import type { SettledRing } from '../replica/index.ts';
 import { xxh64 } from '@node-rs/xxhash';
+import type { SettledRing } from '../replica/index.ts';
 import { Ring } from '../ring/index.ts';
 import { inRing, type MemberView } from './manager.ts';
 import { newerSettled, newestReported, sameNames, settledRing } from './settled.ts';
