@@ -7,6 +7,7 @@ import type { GetReply } from '../../src/replica/index.ts';
 import { Ring } from '../../src/ring/index.ts';
 import { decodeRecord } from '../../src/storage/index.ts';
 import {
+  type ClusterNode,
   clusterInfo,
   loopbackBlock,
   openClient,
@@ -55,21 +56,14 @@ describe('a new member whose peers do not answer when it starts', () => {
 
     // The new member starts while every other one is stopped: its first probes time out.
     for (const n of first) n.proc.child.kill('SIGSTOP');
-    let resumed = false;
-    const resume = () => {
-      if (resumed) return;
-      resumed = true;
-      for (const n of first) n.proc.child.kill('SIGCONT');
-    };
     dns.setA(SERVICE, hosts);
-    const joining = startDnsMember(dns.port, SERVICE, names[3]!, hosts[3]!);
+    let d: ClusterNode;
     try {
-      // Longer than its probes' timeout (2 s): it has given up on them by now.
-      await new Promise((r) => setTimeout(r, 3000));
+      // It serves once its first probes have timed out (2 s) and it has made its rings.
+      d = await startDnsMember(dns.port, SERVICE, names[3]!, hosts[3]!);
     } finally {
-      resume();
+      for (const n of first) n.proc.child.kill('SIGCONT');
     }
-    const d = await joining;
     const all = [...first, d];
     await waitAllUp(all);
     await waitSettled(all, names, 60_000);
