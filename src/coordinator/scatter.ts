@@ -50,12 +50,17 @@ export async function scatterScan(cmd: ScanCommand, o: ScatterOptions): Promise<
   let bounds = full && applyCursor(full, page.cursor);
   const cap = page.limit ?? o.maxScanKeys;
   const keys: Buffer[] = [];
-  const members = o.topology.allMembers();
+  const target = o.topology.target.members;
+  // A lost member out of the target ring (one that handed its data off) holds nothing the
+  // target lacks: it is not asked.
+  const lost = o.topology.lost.filter((m) => target.includes(m));
+  const members = o.topology
+    .allMembers()
+    .filter((m) => target.includes(m) || !o.topology.lost.includes(m));
   const rf = Math.min(o.topology.rf(o.topology.settled), o.topology.rf(o.topology.target));
   const tolerated = rf - Math.min(o.readQuorum, rf);
-  // A lost member (back empty under its name) is asked, but counts as missing: it holds only
-  // what was streamed to it so far.
-  const lost = o.topology.lost;
+  // A lost member in the target (back empty under its name) is asked, but counts as missing: it
+  // holds only what was streamed to it so far.
   let pending = members.filter(o.isUp);
   let missing = members.filter((m) => lost.includes(m) || !o.isUp(m)).length;
   // Entries from members that already sent everything, above the last round's frontier.

@@ -32,6 +32,8 @@ export const ERROR_CODES = {
     'a peer write arrived after its sender stopped waiting for it (its deadline plus --max-clock-offset-ms); it was not applied',
   KV_ERR_WRONG_INCARNATION:
     'a replica was asked for data as a holder of the settled ring, but its data directory is not the one that ring recorded (new or replaced); it counts once rebalancing filled it',
+  KV_ERR_HANDED_OFF:
+    'a replica was asked for data after its decommission hand-off finished: the ring without it holds everything it held, and its copies no longer count',
   KV_ERR_STORAGE: 'the storage engine failed; the write was not acknowledged',
   KV_ERR_BAD_RECORD:
     'a record is malformed (too short, an unknown format or flag, a node name running past its end) or its version is out of range',

@@ -41,9 +41,15 @@ interface Tracked {
   lastContact: number | null;
 }
 
-/** Whether a member belongs in the ring: every member not reporting itself decommissioned. */
+/**
+ * Whether a member belongs in the target ring: every member not leaving, that is, not reporting
+ * itself decommissioning or decommissioned. A member handing its data off is out of the target
+ * at once, so writes reach a quorum of the ring without it from then on (it stays a settled
+ * holder until its hand-off is done; see Topology).
+ */
 export function inRing(m: MemberView): boolean {
-  return m.hello?.status !== 'decommissioned';
+  const s = m.hello?.status;
+  return s !== 'decommissioning' && s !== 'decommissioned';
 }
 
 /**
@@ -127,13 +133,6 @@ export class Membership extends EventEmitter<{ change: []; gone: [address: strin
   /** Address `host:port` of a member's peer port, or undefined for a non-member. */
   address(name: string): MemberAddress | undefined {
     return this.#members.get(name)?.addr;
-  }
-
-  /** Names that belong in the ring: every member that has not reported itself decommissioned. */
-  ringMembers(): string[] {
-    return this.members()
-      .filter(inRing)
-      .map((m) => m.name);
   }
 
   /** Re-reads the source now; true when it answered. */

@@ -2,7 +2,7 @@
 
 import { Counter, Gauge, type Registry } from 'prom-client';
 
-export type SettledChange = 'settled' | 'adopted' | 'replaced';
+export type SettledChange = 'settled' | 'adopted' | 'replaced' | 'handed_off';
 
 export interface RingMetrics {
   /** Counts a settled-ring change by reason. */
@@ -21,10 +21,11 @@ export function registerRingMetrics(registry: Registry, epoch: () => number): Ri
   });
   const changes = new Counter({
     name: 'kvstore_ring_settled_changes_total',
-    help: 'Changes of the settled ring, by reason: settled (the target settled here), adopted (a newer ring a peer reported), replaced (an owner came back with a new data directory and was taken out).',
+    help: 'Changes of the settled ring, by reason: settled (the target settled here), adopted (a newer ring a peer reported), replaced (an owner came back with a new data directory and was taken out), handed_off (an owner finished its decommission hand-off and no longer counts as a holder).',
     labelNames: ['reason'] as const,
     registers: [registry],
   });
-  for (const r of ['settled', 'adopted', 'replaced'] as const) changes.labels(r).inc(0);
+  for (const r of ['settled', 'adopted', 'replaced', 'handed_off'] as const)
+    changes.labels(r).inc(0);
   return { changed: (reason) => changes.labels(reason).inc() };
 }

@@ -135,6 +135,13 @@ export class RingKeeper {
       );
       metrics.changed('replaced');
     }
+    if (c.handedOff.length > 0) {
+      log.info(
+        { members: c.handedOff, epoch: ring.epoch },
+        'decommissioned members handed their data off: no longer holders',
+      );
+      metrics.changed('handed_off');
+    }
     if (c.recorded.length > 0) log.info({ members: c.recorded }, 'member incarnations recorded');
     if (c.targetChanged) {
       log.info({ ring: topo.target.id, members: topo.target.members }, 'ring changed');

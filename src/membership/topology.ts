@@ -1,7 +1,7 @@
 // The rings this node routes by: the settled ring (epoch, owner incarnations) and the target ring while data moves.
 
 import { xxh64 } from '@node-rs/xxhash';
-import type { SettledRing } from '../replica/index.ts';
+import type { ExpectIncarnation, SettledRing } from '../replica/index.ts';
 import { Ring } from '../ring/index.ts';
 import { inRing, type MemberView } from './manager.ts';
 import { newerSettled, newestReported, sameNames, settledRing } from './settled.ts';
@@ -36,6 +36,11 @@ export interface RingChanges {
   readonly replaced: readonly { name: string; recorded: string; incarnation: string }[];
   /** Members whose incarnation the settled ring did not know and now records. */
   readonly recorded: readonly string[];
+  /**
+   * Settled owners now recorded as lost because they report themselves decommissioned: their
+   * hand-off finished, so the ring without them holds everything they held.
+   */
+  readonly handedOff: readonly string[];
   /** The target ring changed (member list). */
   readonly targetChanged: boolean;
   /** The target became the settled ring. */
@@ -56,8 +61,14 @@ export interface RingChanges {
  * recorded one is recorded as lost: it keeps its place in the settled ring (so none of its keys
  * moves to a member that never held them), but is no holder of them (Placement.settled leaves it
  * out) and data moves to it until the target settles, as to a new member. Reads that count an
- * owner as a holder carry the recorded incarnation (incarnationOf), which a replaced directory
+ * owner as a holder carry the recorded incarnation (readTerms), which a replaced directory
  * refuses: a node that has not seen the new incarnation yet does not count its answers either.
+ *
+ * A member leaving (decommissioning) is out of the target at once, but stays a holder in the
+ * settled ring while it hands its data off, and the target does not settle before it finishes.
+ * Once it reports `decommissioned`, it is recorded as lost too: the ring without it holds all it
+ * held (its hand-off, and every write since it left the target reached a quorum there), so reads
+ * and writes no longer wait for it, and its pod may go before the ring settles.
  */
 export class Topology {
   readonly replicationFactor: number;
@@ -125,9 +136,14 @@ export class Topology {
     return this.#placementId;
   }
 
-  /** Makes transferId and placementId again (the rings or the lost members changed). */
+  /**
+   * Makes transferId and placementId again (the rings or the lost members changed). Only lost
+   * members in the target name the transfer: data moves to them. One out of the target (it
+   * handed its data off) changes no key's target owners, and recording it must not restart
+   * every member's stream.
+   */
   #renameTransfer(): void {
-    const lost = this.#record.lost;
+    const lost = this.#record.lost.filter((n) => this.#target.members.includes(n));
     const from = lost.length === 0 ? this.#settled.id : `${this.#settled.id}-${lost.join('+')}`;
     this.#transferId = `${from}:${this.#target.id}`;
     this.#placementId = xxh64(this.#transferId).toString(16).padStart(16, '0');
@@ -136,6 +152,18 @@ export class Topology {
   /** The incarnation the settled ring recorded for `name`; undefined when none or not an owner. */
   incarnationOf(name: string): string | undefined {
     return this.#record.incarnations[name];
+  }
+
+  /**
+   * How this node's reads count `name` (ExpectIncarnation): the incarnation the settled ring
+   * recorded for it, and whether it is out of the target ring (then the read asks a quorum of
+   * the target as well, and a member that handed its data off may answer it).
+   */
+  readTerms(name: string): ExpectIncarnation {
+    const i = this.#record.incarnations[name];
+    const o = this.#target.members.includes(name) ? undefined : 1;
+    if (o === undefined) return i === undefined ? {} : { i };
+    return i === undefined ? { o } : { i, o };
   }
 
   /** Replicas per key in `ring`: the configured factor clamped to its member count. */
@@ -156,8 +184,9 @@ export class Topology {
    * Brings the rings up to date with what the members (this node included, with its own hello)
    * report, in this order: adopt the newest settled ring a peer reports when it is newer than
    * this node's; check the settled owners' incarnations (record unknown ones, take replaced
-   * owners out); set the target from the members not decommissioned; settle the target when
-   * every target member finished the transfer to it.
+   * owners out, and decommissioned ones); set the target from the members not leaving (inRing);
+   * settle the target when every target member finished the transfer to it and no settled
+   * holder is still handing its data off.
    */
   update(members: readonly MemberView[]): RingChanges {
     const before = this.#record;
@@ -166,6 +195,7 @@ export class Topology {
     }
     const adopted = this.#adoptNewest(members);
     const { replaced, recorded } = this.#checkIncarnations(members);
+    const handedOff = this.#checkHandOffs(members);
     const names = members.filter(inRing).map((m) => m.name);
     const targetChanged = names.length > 0 && this.#setMembers(names);
     const settled = this.#trySettle(members);
@@ -173,6 +203,7 @@ export class Topology {
       adopted,
       replaced,
       recorded,
+      handedOff,
       targetChanged,
       settled,
       settledChanged: this.#record !== before,
@@ -189,12 +220,19 @@ export class Topology {
 
   /**
    * Settles the target when every target member (this node included, through `members`) is up
-   * and reports the target ring as routed and the transfer to it (transferId) as finished. The
-   * new settled ring records each member's incarnation and an epoch above every one seen. True
-   * when it settled now.
+   * and reports the target ring as routed and the transfer to it (transferId) as finished, and no
+   * member that holds data in the settled ring is still handing it off (decommissioning: the
+   * target may lack what it holds until it is done). The new settled ring records each member's
+   * incarnation and an epoch above every one seen. True when it settled now.
    */
   #trySettle(members: readonly MemberView[]): boolean {
     if (!this.moving) return false;
+    const r = this.#record;
+    const leaving = (m: MemberView) =>
+      m.hello?.status === 'decommissioning' &&
+      r.members.includes(m.name) &&
+      !r.lost.includes(m.name);
+    if (members.some(leaving)) return false;
     const byName = new Map(members.map((m) => [m.name, m]));
     const id = this.#target.id;
     const transfer = this.transferId;
@@ -313,6 +351,30 @@ export class Topology {
       this.#setRecord(settledRing(r.epoch, r.members, incarnations, r.lost), this.#settled);
     }
     return { replaced, recorded };
+  }
+
+  /**
+   * Records as lost every settled owner that reports itself decommissioned (its last hello, also
+   * when it is down now): its hand-off finished, so it holds nothing the ring without it lacks.
+   * A new epoch, so that peers adopt the record, and nodes that start after its pod went learn
+   * it from them. Returns the names recorded now.
+   */
+  #checkHandOffs(members: readonly MemberView[]): string[] {
+    const r = this.#record;
+    const done = members
+      .filter(
+        (m) =>
+          m.hello?.status === 'decommissioned' &&
+          r.members.includes(m.name) &&
+          !r.lost.includes(m.name),
+      )
+      .map((m) => m.name);
+    if (done.length > 0) {
+      this.#setRecord(
+        settledRing(this.#nextEpoch(), r.members, r.incarnations, [...r.lost, ...done]),
+      );
+    }
+    return done;
   }
 
   #nextEpoch(): number {

@@ -160,6 +160,7 @@ export async function startCluster(
       versions,
       maxClockOffsetMs: config.maxClockOffsetMs,
       methods: backups.methods(),
+      handedOff: () => rebalancer?.status === 'decommissioned',
       reroute: {
         rings: () => (coordinator === null ? undefined : topology?.placementId),
         write: (entries, deadline) => coordinator!.reroute(entries, deadline),
@@ -192,13 +193,14 @@ export async function startCluster(
       );
     return pool.get(peerAddressOf(m)).request(method, body);
   };
-  // Reads count a settled owner only if it still has the data directory the ring recorded;
-  // writes carry the peer timeout as their deadline.
+  // Reads count a settled owner only if it still has the data directory the ring recorded, and
+  // say whether it is out of the target ring (Topology.readTerms); writes carry the peer timeout
+  // as their deadline.
   const replicas = new Replicas(
     self,
     storage,
     call,
-    (name) => topology?.incarnationOf(name),
+    (name) => topology?.readTerms(name) ?? {},
     versions,
     config.peerTimeoutMs,
   );

@@ -50,6 +50,12 @@ export interface ReplicaHandlerOptions {
    * stored here as it is.
    */
   readonly reroute?: Reroute;
+  /**
+   * True once this node's decommission hand-off finished: it refuses reads (get, getMany, scan)
+   * with KV_ERR_HANDED_OFF. Its copies stop getting the writes of members that know it (they no
+   * longer count it as a holder), so a member that has not learned it yet must not count them.
+   */
+  readonly handedOff?: () => boolean;
 }
 
 /** How a replica passes on writes a coordinator placed under other rings than its own. */
@@ -85,6 +91,17 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
       `replica: asked as incarnation ${expected}, this data directory is ${incarnation}`,
     );
   };
+  /**
+   * Refuses a read once this node's data was handed off, unless the asker reads the ring without
+   * this node as well (`o`; see handedOff).
+   */
+  const checkServing = (outOfTarget: boolean) => {
+    if (outOfTarget || !opts.handedOff?.()) return;
+    throw new KvError(
+      'KV_ERR_HANDED_OFF',
+      'replica: this node is decommissioned; its data was handed off to the other members',
+    );
+  };
   const secret = opts.clusterSecret || null;
   return (method: string, body: unknown, ctx?: PeerRequestContext): unknown => {
     if (secret !== null) {
@@ -109,12 +126,14 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
       case METHODS.get: {
         const req = readGetRequest(body);
         checkIncarnation(req.i);
+        checkServing(req.o);
         const r = storage.getRaw(req.k);
         return { r: r !== undefined && validWall(r) ? r : null } satisfies GetReply;
       }
       case METHODS.getMany: {
         const req = readGetManyRequest(body);
         checkIncarnation(req.i);
+        checkServing(req.o);
         const rs: (Buffer | null)[] = [];
         let bytes = 0;
         for (const k of req.ks) {
@@ -156,6 +175,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
       case METHODS.scan: {
         const req = readScanRequest(body, opts.maxScanEntries);
         checkIncarnation(req.i);
+        checkServing(req.o);
         return localScan(storage, req);
       }
       default: {

@@ -2,7 +2,7 @@
 
 export { createReplicaHandler, type ReplicaHandlerOptions, type Reroute } from './handler.ts';
 export * from './messages.ts';
-export { type ApplyHow, type ExpectedIncarnation, type PeerCall, Replicas } from './replicas.ts';
+export { type ApplyHow, type PeerCall, type ReadTerms, Replicas } from './replicas.ts';
 export { RemoteVersions, type VersionSource } from './versions.ts';
 export {
   readApplyDeadline,

@@ -76,12 +76,17 @@ export interface MemberLoad {
 }
 
 /**
- * Asking a replica for data as a holder of the settled ring: `i` is the incarnation the settled
- * ring recorded for it. A replica with another incarnation refuses (KV_ERR_WRONG_INCARNATION)
- * rather than answer from a directory that does not hold that data.
+ * How the asker counts the replica it reads from. `i`: it asks as a holder of the settled ring,
+ * with the incarnation that ring recorded for it; a replica with another incarnation refuses
+ * (KV_ERR_WRONG_INCARNATION) rather than answer from a directory that does not hold that data.
+ * `o` (1): the replica is not in the asker's target ring, so the asker reads a quorum of that
+ * ring as well. A replica whose decommission hand-off finished answers only such reads
+ * (otherwise KV_ERR_HANDED_OFF): an asker without `o` has not learned that it left, and would
+ * count its copies, which the writes of members that know no longer reach, alone.
  */
 export interface ExpectIncarnation {
   readonly i?: string;
+  readonly o?: 1;
 }
 
 /** `get`: the record stored at a key (tombstones included). */

@@ -5,6 +5,7 @@ import { atTurnEnd } from '../net/index.ts';
 import { decodeRecord, type Storage, type StoredRecord, validWall } from '../storage/index.ts';
 import {
   type ApplyRequest,
+  type ExpectIncarnation,
   GET_MANY_MAX_KEYS,
   type GetManyRequest,
   type GetRequest,
@@ -67,16 +68,21 @@ export interface ApplyHow {
 export type PeerCall = (name: string, method: string, body: unknown) => Promise<unknown>;
 
 /**
- * The incarnation a member must have for its data to count: the one the settled ring recorded
- * for it, or undefined (not a settled holder, or not recorded).
+ * How reads count a member (ExpectIncarnation): `i`, the incarnation the settled ring recorded
+ * for it (absent when not a settled holder, or not recorded); `o`, set when it is not in the
+ * target ring. Called for each request, with the rings as they are then.
  */
-export type ExpectedIncarnation = (name: string) => string | undefined;
+export type ReadTerms = (name: string) => ExpectIncarnation;
+
+const NO_TERMS: ExpectIncarnation = Object.freeze({});
 
 /**
  * The replica operations the coordinator needs, whatever node holds the replica. Reads (`get`,
- * `scan`) of another member carry the incarnation `expected` gives for it: a member back with
+ * `scan`) of another member carry the terms `terms` gives for it (ReadTerms): a member back with
  * another data directory refuses them (KV_ERR_WRONG_INCARNATION) instead of answering as a
- * holder of data it does not have. Writes carry none: a copy written there is real.
+ * holder of data it does not have, and a member that handed its data off refuses reads that
+ * count it in the target ring (KV_ERR_HANDED_OFF). Writes carry none: a copy written there is
+ * real.
  *
  * Every reply from another member is checked before it is used (replica/wire.ts), and so is
  * every version in it (RemoteVersions): a malformed reply rejects with KV_ERR_PEER_PROTOCOL or
@@ -87,7 +93,7 @@ export class Replicas {
   readonly self: string;
   readonly #storage: Storage;
   readonly #call: PeerCall;
-  readonly #expected: ExpectedIncarnation;
+  readonly #terms: ReadTerms;
   readonly #versions: RemoteVersions;
   readonly #applyTimeoutMs: number | null;
   readonly #outboxes = new Map<string, Outbox>();
@@ -99,14 +105,14 @@ export class Replicas {
     self: string,
     storage: Storage,
     call: PeerCall,
-    expected: ExpectedIncarnation = () => undefined,
+    terms: ReadTerms = () => NO_TERMS,
     versions: RemoteVersions = new RemoteVersions({ clock: storage.clock }),
     applyTimeoutMs: number | null = null,
   ) {
     this.self = self;
     this.#storage = storage;
     this.#call = call;
-    this.#expected = expected;
+    this.#terms = terms;
     this.#versions = versions;
     this.#applyTimeoutMs = applyTimeoutMs;
   }
@@ -165,10 +171,7 @@ export class Replicas {
 
   /** One `get` request for one waiter. */
   #getOne(name: string, w: GetWaiter): void {
-    const body = (): GetRequest => {
-      const i = this.#expected(name);
-      return i === undefined ? { k: w.key } : { k: w.key, i };
-    };
+    const body = (): GetRequest => ({ k: w.key, ...this.#terms(name) });
     this.#request(name, METHODS.get, body).then((reply) => {
       try {
         const got = readGetReply(reply);
@@ -185,11 +188,7 @@ export class Replicas {
    * and falls back to single gets on a member that does not know the method.
    */
   #getMany(name: string, waiters: readonly GetWaiter[]): void {
-    const body = (): GetManyRequest => {
-      const i = this.#expected(name);
-      const ks = waiters.map((w) => w.key);
-      return i === undefined ? { ks } : { ks, i };
-    };
+    const body = (): GetManyRequest => ({ ks: waiters.map((w) => w.key), ...this.#terms(name) });
     this.#request(name, METHODS.getMany, body).then(
       (reply) => {
         let got: ReturnType<typeof readGetManyReply>;
@@ -303,8 +302,7 @@ export class Replicas {
   /** Scans `name`'s local records (tombstones included). */
   async scan(name: string, req: ScanRequest): Promise<ScanReply> {
     if (name === this.self) return localScan(this.#storage, req);
-    const i = this.#expected(name);
-    const body: ScanRequest = i === undefined ? req : { ...req, i };
+    const body: ScanRequest = { ...req, ...this.#terms(name) };
     const reply = readScanReply(await this.#call(name, METHODS.scan, body), req.l);
     this.#versions.checkAll(reply.records, 'reply', name);
     return { e: reply.e, more: reply.more, records: reply.records };

@@ -7,7 +7,7 @@ import type { ScanReply, ScanRequest, WireEntry } from './messages.ts';
  * Scans local storage for a peer: at most `l` entries and whether more remain. A record whose
  * version is out of range (written before versions were checked) is left out: never sent on.
  */
-export function localScan(storage: Storage, req: ScanRequest): ScanReply {
+export function localScan(storage: Storage, req: Omit<ScanRequest, 'i' | 'o'>): ScanReply {
   const entries: WireEntry[] = [];
   let more = false;
   const bounds = { start: req.s, end: req.e, inclusiveEnd: req.ie, exclusiveStart: req.xs };

@@ -100,20 +100,33 @@ function entries(v: unknown, side: Side): { entries: Entry[]; wire: WireEntry[] 
   return { entries: out, wire };
 }
 
-/** `get` request: `{k: key, i?: incarnation}`. */
-export function readGetRequest(body: unknown): { k: Buffer; i: string | undefined } {
-  const b = object(body, 'request', 'get body');
-  return { k: key(b.k, 'request', 'k'), i: incarnation(b.i) };
+/** A read's terms (ExpectIncarnation) as parsed: `o` absent reads as false. */
+export interface ReadTermsIn {
+  readonly i: string | undefined;
+  readonly o: boolean;
 }
 
-/** `getMany` request: `{ks: [key, ...], i?: incarnation}`, 1 to GET_MANY_MAX_KEYS keys. */
-export function readGetManyRequest(body: unknown): { ks: Buffer[]; i: string | undefined } {
+/** `o` of a read request: absent, or 1 (the asker does not count this replica in its target). */
+function outOfTarget(v: unknown): boolean {
+  if (v === undefined || v === null) return false;
+  if (v !== 1) throw fail('request', 'o must be 1 when present');
+  return true;
+}
+
+/** `get` request: `{k: key, i?: incarnation, o?: 1}`. */
+export function readGetRequest(body: unknown): { k: Buffer } & ReadTermsIn {
+  const b = object(body, 'request', 'get body');
+  return { k: key(b.k, 'request', 'k'), i: incarnation(b.i), o: outOfTarget(b.o) };
+}
+
+/** `getMany` request: `{ks: [key, ...], i?: incarnation, o?: 1}`, 1 to GET_MANY_MAX_KEYS keys. */
+export function readGetManyRequest(body: unknown): { ks: Buffer[] } & ReadTermsIn {
   const b = object(body, 'request', 'getMany body');
   if (!Array.isArray(b.ks) || b.ks.length === 0 || b.ks.length > GET_MANY_MAX_KEYS) {
     throw fail('request', `ks must be a list of 1 to ${GET_MANY_MAX_KEYS} keys`);
   }
   const ks = b.ks.map((k: unknown, n) => key(k, 'request', `ks[${n}]`));
-  return { ks, i: incarnation(b.i) };
+  return { ks, i: incarnation(b.i), o: outOfTarget(b.o) };
 }
 
 /** `apply` request: `{e: [[key, record], ...]}`, every record decoded. */
@@ -148,7 +161,7 @@ export function readApplyPlacement(body: unknown): string | undefined {
 export function readScanRequest(
   body: unknown,
   maxEntries: number,
-): ScanRequest & { i: string | undefined } {
+): Omit<ScanRequest, 'i' | 'o'> & ReadTermsIn {
   const b = object(body, 'request', 'scan body');
   const l = b.l;
   if (typeof l !== 'number' || !Number.isInteger(l) || l < 1 || l > maxEntries) {
@@ -162,6 +175,7 @@ export function readScanRequest(
     xs: flag(b.xs, 'request', 'xs'),
     l,
     i: incarnation(b.i),
+    o: outOfTarget(b.o),
   };
 }
 

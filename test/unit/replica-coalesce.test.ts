@@ -163,7 +163,7 @@ function getSetup(
       if (opts.throws) throw opts.throws;
       return answer(method, body);
     },
-    () => 'peer-1',
+    () => ({ i: 'peer-1' }),
   );
   async function answer(method: string, body: unknown) {
     const b = body as { k?: Buffer; ks?: Buffer[] };

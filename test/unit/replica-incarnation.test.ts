@@ -9,7 +9,7 @@ import {
   METHODS,
   Replicas,
 } from '../../src/replica/index.ts';
-import { encodeRecord, type StateStore, Storage } from '../../src/storage/index.ts';
+import { decodeRecord, encodeRecord, type StateStore, Storage } from '../../src/storage/index.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 
 const opened: Storage[] = [];
@@ -59,7 +59,10 @@ describe('reads that expect an incarnation', () => {
         sent.push(body);
         return handler(method, body);
       },
-      (name) => expected.get(name),
+      (name) => {
+        const i = expected.get(name);
+        return i === undefined ? {} : { i };
+      },
     );
     const refused = await replicas.get('peer', key).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(KvError);
@@ -81,6 +84,54 @@ describe('reads that expect an incarnation', () => {
     await expect(Promise.resolve(handler(METHODS.get, { k: key, i: 'peer-now' }))).resolves.toEqual(
       { r: raw },
     );
+  });
+});
+
+describe('reads of a replica that handed its data off', () => {
+  it('are refused unless the asker reads the ring without it as well (o); writes are not', async () => {
+    const storage = openStore();
+    const key = Buffer.from('k');
+    const raw = encodeRecord({
+      version: storage.clock.now(),
+      tombstone: false,
+      value: Buffer.from('v'),
+    });
+    await storage.applyBatch([{ key, record: decodeRecord(raw), raw }]);
+    let handedOff = false;
+    const handler = createReplicaHandler({
+      storage,
+      hello: () => ({}) as HelloReply,
+      incarnation: 'peer-now',
+      maxScanEntries: 100,
+      handedOff: () => handedOff,
+    });
+    let terms: { i?: string; o?: 1 } = { i: 'peer-now' };
+    const replicas = new Replicas(
+      'self',
+      storage,
+      async (_n, method, body) => handler(method, body),
+      () => terms,
+    );
+    const scan = { s: Buffer.alloc(0), e: null, ie: false, xs: false, l: 10 };
+    const getMany = () => Promise.all([replicas.get('peer', key), replicas.get('peer', key)]);
+    // Still decommissioning (or active): every read is answered.
+    expect(await replicas.get('peer', key)).toEqual(raw);
+    handedOff = true;
+    // An asker that counts it in its target ring has not learned that it left.
+    for (const read of [
+      () => replicas.get('peer', key),
+      getMany,
+      () => replicas.scan('peer', scan),
+    ]) {
+      await expect(read()).rejects.toMatchObject({ code: 'KV_ERR_HANDED_OFF' });
+    }
+    // One that reads the target as well may count its copies among the settled ring's.
+    terms = { i: 'peer-now', o: 1 };
+    expect(await replicas.get('peer', key)).toEqual(raw);
+    expect(await getMany()).toEqual([raw, raw]);
+    expect((await replicas.scan('peer', scan)).e).toHaveLength(1);
+    // A copy written there is real (a write passed on from a member that has not learned yet).
+    await expect(replicas.apply('peer', [[key, raw]])).resolves.toBeUndefined();
   });
 });
 

@@ -12,6 +12,7 @@ import {
   readApplyPlacement,
   readApplyReply,
   readApplyRequest,
+  readGetManyRequest,
   readGetReply,
   readGetRequest,
   readScanReply,
@@ -113,6 +114,13 @@ describe('peer request decoders', () => {
       'KV_ERR_INVALID_KEY',
     ],
     ['get incarnation a number', () => readGetRequest({ k, i: 5 }), 'KV_ERR_INVALID_ARGUMENT'],
+    ['get out of target', () => readGetRequest({ k, o: 1 }), 'ok'],
+    ['get o other than 1', () => readGetRequest({ k, o: true }), 'KV_ERR_INVALID_ARGUMENT'],
+    [
+      'scan o other than 1',
+      () => readScanRequest({ s: k, l: 1, o: 2 }, 10),
+      'KV_ERR_INVALID_ARGUMENT',
+    ],
     ['apply', () => readApplyRequest({ e: [[k, live]] }), 'ok'],
     ['apply nothing', () => readApplyRequest({ e: [] }), 'ok'],
     ['apply e not a list', () => readApplyRequest({ e: {} }), 'KV_ERR_INVALID_ARGUMENT'],
@@ -177,7 +185,10 @@ describe('peer request decoders', () => {
       xs: false,
       l: 2,
       i: undefined,
+      o: false,
     });
+    expect(readGetRequest({ k, o: 1 })).toEqual({ k, i: undefined, o: true });
+    expect(readGetManyRequest({ ks: [k], i: 'abc', o: 1 })).toEqual({ ks: [k], i: 'abc', o: true });
     const [entry] = readApplyRequest({ e: [[k, live]] });
     // The record's bytes as received come along: storage keeps them instead of encoding again.
     expect(entry).toEqual({ key: k, record: decodeRecord(live), raw: live });
@@ -299,7 +310,7 @@ describe('versions from peers', () => {
       'me',
       storage,
       async (_name, method) => answers[method],
-      () => undefined,
+      () => ({}),
       versions,
     );
     await expect(replicas.get('evil', Buffer.from('k'))).rejects.toMatchObject({

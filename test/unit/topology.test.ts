@@ -237,6 +237,73 @@ describe('Topology: incarnations (a new data directory under an old name holds n
   });
 });
 
+describe('Topology: decommission (a member hands its data off, then goes)', () => {
+  const names = ['a', 'b', 'c', 'd', 'e'];
+  const settledFive = () => new Topology(names, settledRing(4, names, incs(names)), RF);
+
+  it('takes a member out of the target as soon as it decommissions, and settles only after its hand-off', () => {
+    const t = settledFive();
+    const views = allDone(t, names);
+    views[3] = view('d', t, { status: 'decommissioning' });
+    views[4] = view('e', t, { status: 'decommissioning' });
+    const c = t.update(views);
+    expect(c.targetChanged).toBe(true);
+    expect(t.target.members).toEqual(['a', 'b', 'c']);
+    expect(t.settled.members).toEqual(names);
+    // Writes need a quorum of the ring without them from now on; d and e still hold data.
+    const key = [...Array(1000).keys()]
+      .map((i) => Buffer.from(`k${i}`))
+      .find((k) => ['d', 'e'].every((n) => t.settled.owners(k, RF).includes(n)))!;
+    const p = t.place(key);
+    expect(p.settled).toEqual(expect.arrayContaining(['d', 'e']));
+    expect(p.target).toEqual(new Ring(['a', 'b', 'c']).owners(key, RF));
+    // a, b, c finished streaming to the ring without d and e; d still hands off: not settled.
+    const streamed = allDone(t, ['a', 'b', 'c']);
+    const handing = view('d', t, { status: 'decommissioning' });
+    const done = view('e', t, { status: 'decommissioned' });
+    expect(t.update([...streamed, handing, done]).settled).toBe(false);
+    expect(t.settled.members).toEqual(names);
+    // Down while handing off still holds the settle; gone from the member list does not.
+    const down = view('d', t, { status: 'decommissioning', state: 'down' });
+    expect(t.update([...allDone(t, ['a', 'b', 'c']), down, done]).settled).toBe(false);
+    expect(
+      t.update([...allDone(t, ['a', 'b', 'c']), view('d', t, { status: 'decommissioned' })])
+        .settled,
+    ).toBe(true);
+    expect(t.settled.members).toEqual(['a', 'b', 'c']);
+  });
+
+  it('records a member that finished its hand-off as lost: no read or write waits for it', () => {
+    const t = settledFive();
+    const views = allDone(t, names);
+    views[3] = view('d', t, { status: 'decommissioned' });
+    views[4] = view('e', t, { status: 'decommissioned', state: 'down' });
+    const c = t.update(views);
+    expect(c.handedOff).toEqual(['d', 'e']);
+    expect(c.settledChanged).toBe(true);
+    // A new epoch: peers adopt it, and a node that starts after the pods went learns it from them.
+    expect(t.settledRing).toEqual(settledRing(5, names, incs(['a', 'b', 'c']), ['d', 'e']));
+    expect(newerSettled(t.settledRing, settledRing(4, names, incs(names)))).toBe(true);
+    let both = 0;
+    for (let i = 0; i < 300; i++) {
+      const key = Buffer.from(`k${i}`);
+      const owners = t.settled.owners(key, RF);
+      const p = t.place(key);
+      expect(p.settled).toEqual(owners.filter((n) => n !== 'd' && n !== 'e'));
+      expect(p.all).not.toContain('d');
+      expect(p.all).not.toContain('e');
+      if (owners.includes('d') && owners.includes('e')) both++;
+    }
+    expect(both).toBeGreaterThan(0);
+    // Reads of them (a peer that has not learned yet) say they are out of this node's target.
+    expect(t.readTerms('d')).toEqual({ o: 1 });
+    expect(t.readTerms('a')).toEqual({ i: 'inc-a' });
+    // Reported again: nothing more changes.
+    expect(t.update(views).handedOff).toEqual([]);
+    expect(t.settledRing.epoch).toBe(5);
+  });
+});
+
 describe('settled ring records and hello replies', () => {
   it('reads a saved record, the member list older versions saved, and rejects malformed ones', () => {
     const r = settledRing(4, ['b', 'a'], { a: 'x', z: 'y' });

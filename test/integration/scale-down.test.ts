@@ -1,0 +1,223 @@
+// Decommissioned members that leave while the others still move data: real node processes and a
+// real DNS server (the pods leave the headless Service's records, as on Kubernetes).
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { Ring } from '../../src/ring/index.ts';
+import {
+  type ClusterNode,
+  clusterInfo,
+  loopbackBlock,
+  openClient,
+  startDnsMember,
+  waitAllUp,
+  waitSettled,
+} from '../helpers/cluster.ts';
+import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
+import type { LineClient } from '../helpers/line-client.ts';
+import { cleanup } from '../helpers/node-process.ts';
+
+const SERVICE = 'kvstore-headless.test.svc.cluster.local';
+let dns: TestDnsServer | null = null;
+
+afterEach(async () => {
+  await cleanup();
+  await dns?.close();
+  dns = null;
+});
+
+interface HandOff {
+  status: string;
+  transfer: { scanned: number } | null;
+}
+
+async function handOff(node: ClusterNode, method = 'GET'): Promise<HandOff> {
+  const res = await fetch(`http://${node.host}:${node.proc.httpPort}/admin/decommission`, {
+    method,
+  });
+  return (await res.json()) as HandOff;
+}
+
+/**
+ * n members kvstore-0..n-1 found through DNS, settled. Streams are throttled: the hand-offs of
+ * the `leaving` members take about 2 s per 256 records, and the others' streams to the ring
+ * without them, which start when the hand-offs do, five times as long, so the ring settles well
+ * after the leaving members are gone. No read repair, and hints only after the checks: only the
+ * write path and the streams may put values where they belong.
+ */
+async function startCluster(n: number, leaving: number, quorums: string[]) {
+  dns = await startDnsServer();
+  const block = loopbackBlock();
+  const names = Array.from({ length: n }, (_, i) => `kvstore-${i}`);
+  const hosts = names.map((_, i) => `${block}.${i + 1}`);
+  dns.setA(SERVICE, hosts);
+  const quiet = ['--read-repair-chance', '0', '--hint-interval-ms', '600000', ...quorums];
+  const rate = (i: number) => ['--rebalance-rate-bytes', i < n - leaving ? '2000' : '10000'];
+  const nodes = await Promise.all(
+    names.map((name, i) =>
+      startDnsMember(dns!.port, SERVICE, name, hosts[i]!, [...quiet, ...rate(i)]),
+    ),
+  );
+  await waitAllUp(nodes);
+  await waitSettled(nodes, names);
+  return { nodes, names, hosts };
+}
+
+/** `count` keys "a-<i>" whose owners are exactly `owners`: they sort before fill()'s padding. */
+function keysOwnedBy(names: string[], owners: ClusterNode[], rf: number, count: number) {
+  const ring = new Ring(names);
+  const want = owners
+    .map((o) => o.name)
+    .sort()
+    .join();
+  const keys: string[] = [];
+  for (let i = 0; keys.length < count && i < 100_000; i++) {
+    const k = `a-${i}`;
+    if (ring.owners(Buffer.from(k), rf).sort().join() === want) keys.push(k);
+  }
+  expect(keys).toHaveLength(count);
+  return keys;
+}
+
+/** Padding after the "a-" keys, so each stream takes several throttled chunks. */
+async function fill(c: LineClient): Promise<void> {
+  for (let i = 0; i < 1500; i++) expect(await c.call(`PUT z-${i} ${'p'.repeat(40)}`)).toBe('OK');
+}
+
+/** Starts the hand-off of `leaving` and waits until its first chunk (every "a-" key) went out. */
+async function startHandOffs(leaving: ClusterNode[], observers: ClusterNode[]): Promise<void> {
+  for (const d of leaving) expect((await handOff(d, 'POST')).status).toBe('decommissioning');
+  for (const d of leaving) {
+    await expect
+      .poll(async () => (await handOff(d)).transfer?.scanned ?? 0, { timeout: 20_000 })
+      .toBeGreaterThan(0);
+  }
+  await waitSeen(observers, leaving, 'decommissioning');
+  for (const d of leaving) expect((await handOff(d)).status).toBe('decommissioning');
+}
+
+/** Waits until `leaving` finished, every observer has seen it, and then stops them. */
+async function finishAndRemove(leaving: ClusterNode[], observers: ClusterNode[], hosts: string[]) {
+  for (const d of leaving) {
+    await expect
+      .poll(async () => (await handOff(d)).status, { timeout: 60_000 })
+      .toBe('decommissioned');
+  }
+  await waitSeen(observers, leaving, 'decommissioned');
+  await Promise.all(leaving.map((d) => d.proc.stop()));
+  dns!.setA(
+    SERVICE,
+    hosts.filter((h) => !leaving.some((d) => d.host === h)),
+  );
+}
+
+/** Waits until each of `observers` reports every one of `nodes` with `status`. */
+async function waitSeen(observers: readonly ClusterNode[], nodes: ClusterNode[], status: string) {
+  const names = nodes.map((n) => n.name);
+  for (const o of observers) {
+    await expect
+      .poll(
+        async () => {
+          const info = await clusterInfo(o);
+          return names.filter((n) => info.members.find((m) => m.name === n)?.status === status);
+        },
+        { timeout: 30_000, interval: 100 },
+      )
+      .toEqual(names);
+  }
+}
+
+/**
+ * Writes `value` to `keys` through `c` while `stopped` is stopped, and resumes it only past the
+ * deadline of the copies sent to it (peer timeout 2 s + clock offset 0.5 s), so that it refuses
+ * them as late rather than applying them. The condition is time itself, which cannot be polled
+ * while the member is stopped.
+ */
+async function writeWhileStopped(
+  stopped: ClusterNode,
+  c: LineClient,
+  keys: string[],
+  value: string,
+) {
+  stopped.proc.child.kill('SIGSTOP');
+  try {
+    for (const k of keys) expect(await c.call(`PUT ${k} ${value}`), k).toBe('OK');
+    await new Promise((r) => setTimeout(r, 3000));
+  } finally {
+    stopped.proc.child.kill('SIGCONT');
+  }
+}
+
+/** Every key reads `value` through every client. */
+async function expectValues(
+  clients: LineClient[],
+  nodes: ClusterNode[],
+  keys: string[],
+  value: string,
+) {
+  for (const [i, c] of clients.entries()) {
+    for (const k of keys)
+      expect(await c.call(`GET ${k}`), `${k} via ${nodes[i]!.name}`).toBe(value);
+  }
+}
+
+describe('scaling down: decommissioned members gone before the ring settles without them', () => {
+  it('5 -> 3, two settled owners of a key gone: reads, writes and scans answer meanwhile', async () => {
+    const { nodes, names, hosts } = await startCluster(5, 2, []);
+    const [k0, k1, k2, k3, k4] = nodes as [
+      ClusterNode,
+      ClusterNode,
+      ClusterNode,
+      ClusterNode,
+      ClusterNode,
+    ];
+    const rest = [k0, k1, k2];
+    const keys = keysOwnedBy(names, [k0, k3, k4], 3, 24);
+    const [early, late] = [keys.slice(0, 12), keys.slice(12)];
+    const c1 = await openClient(k1);
+    for (const k of keys) expect(await c1.call(`PUT ${k} v1`)).toBe('OK');
+    await fill(c1);
+
+    // Writes while both hand off, kvstore-0 (the third owner) stopped: they must reach the ring
+    // without the leaving members as well.
+    await startHandOffs([k3, k4], rest);
+    await writeWhileStopped(k0, c1, early, 'v2');
+    await finishAndRemove([k3, k4], rest, hosts);
+
+    // The others still stream (throttled): the ring has not settled without the two yet.
+    expect((await clusterInfo(k0)).ring.moving).toBe(true);
+    const clients = await Promise.all(rest.map(openClient));
+    await expectValues(clients, rest, early, 'v2');
+    await expectValues(clients, rest, late, 'v1');
+    for (const k of late) expect(await clients[2]!.call(`PUT ${k} v3`), k).toBe('OK');
+    const listed = await clients[0]!.call('PREFIX a-');
+    expect(listed.split(' ').sort()).toEqual([...keys].sort());
+    // Still in the window: the reads and writes above did not wait for the ring to settle.
+    expect((await clusterInfo(k0)).ring.moving).toBe(true);
+
+    await waitSettled(rest, names.slice(0, 3), 60_000);
+    await expectValues(clients, rest, early, 'v2');
+    await expectValues(clients, rest, late, 'v3');
+  }, 180_000);
+
+  it('4 -> 3 with RF 2, W 1: a write only the leaving member took after its stream went by is kept', async () => {
+    // R 2 + W 1 > RF 2. Keys owned by kvstore-0 and -3; kvstore-0 is stopped while -3 hands off,
+    // so one write quorum is -3 alone, after its stream sent those keys: unless the write reached
+    // the ring without -3 too, the only copy leaves with it.
+    const quorums = ['--replication-factor', '2', '--write-quorum', '1', '--read-quorum', '2'];
+    const { nodes, names, hosts } = await startCluster(4, 1, quorums);
+    const [k0, k1, k2, k3] = nodes as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
+    const rest = [k0, k1, k2];
+    const keys = keysOwnedBy(names, [k0, k3], 2, 12);
+    const c1 = await openClient(k1);
+    for (const k of keys) expect(await c1.call(`PUT ${k} v1`)).toBe('OK');
+    await fill(c1);
+
+    await startHandOffs([k3], rest);
+    await writeWhileStopped(k0, c1, keys, 'v2');
+    await finishAndRemove([k3], rest, hosts);
+    const clients = await Promise.all(rest.map(openClient));
+    await expectValues(clients, rest, keys, 'v2');
+    await waitSettled(rest, names.slice(0, 3), 60_000);
+    await expectValues(clients, rest, keys, 'v2');
+  }, 180_000);
+});
