@@ -6,7 +6,9 @@
 // allocation rate from the last garbage collections, and an idle node makes none, so it keeps
 // waiting (`--trace-memory-reducer`: "high alloc" every 8 s). This watches the process's CPU
 // time instead: after a whole interval of (near) idleness, if the heap holds much more than its
-// live objects, one full collection runs and the freed pages go back to the OS.
+// live objects, one full collection runs and the freed pages go back to the OS. The first idle
+// interval after start collects whatever the slack: start-up grows the young generation to its
+// maximum (16 MiB) while it loads ~450 modules, and leaves their garbage behind.
 
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -45,6 +47,7 @@ export function startHeapTrimmer(o: HeapTrimOptions): { stop(): void } {
   const gc = gcFunction();
   let last = process.cpuUsage();
   let trimmedThisIdle = false;
+  let trimmedOnce = false;
   const timer = setInterval(() => {
     const now = process.cpuUsage();
     const usedMs = (now.user - last.user + now.system - last.system) / 1000;
@@ -59,12 +62,13 @@ export function startHeapTrimmer(o: HeapTrimOptions): { stop(): void } {
     // External memory (Buffers) counts too: after a burst of large values it is mostly garbage
     // that only a collection frees, and V8 starts one only when more is allocated.
     const slack = before.total_heap_size - before.used_heap_size + before.external_memory;
-    if (slack < o.minSlackBytes) return;
+    if (trimmedOnce && slack < o.minSlackBytes) return;
     const started = performance.now();
     // 'last-resort': V8's CollectAllAvailableGarbage, which also shrinks the young generation.
     gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
     const after = getHeapStatistics();
     trimmedThisIdle = true;
+    trimmedOnce = true;
     trims.inc();
     // The collection's own CPU time is not activity.
     last = process.cpuUsage();
