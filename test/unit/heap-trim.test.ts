@@ -54,4 +54,22 @@ describe('heap trimmer', () => {
     while (Date.now() < end) burst();
     await expect.poll(() => trims(registry), { timeout: 10_000 }).toBe(2);
   });
+
+  it('collects once after start whatever the slack, and then only over the slack threshold', async () => {
+    const registry = new Registry();
+    // No slack could reach this: only the first idle interval after start collects.
+    const t = startHeapTrimmer({
+      intervalMs: 100,
+      idleCpuShare: 0.3,
+      minSlackBytes: 2 ** 40,
+      logger: createLogger('silent', {}),
+      registry,
+    });
+    onTestFinished(() => t.stop());
+    await expect.poll(() => trims(registry), { timeout: 10_000 }).toBe(1);
+    const end = Date.now() + 300;
+    while (Date.now() < end) burst();
+    await sleep(800); // idle again, for eight intervals
+    expect(await trims(registry)).toBe(1);
+  });
 });
