@@ -38,6 +38,8 @@ export interface RingKeeperOptions {
   readonly cleanup: () => Promise<unknown>;
   /** Delay of the second cleanup pass: settleSpreadMs(), when every coordinator has settled. */
   readonly cleanupDelayMs: number;
+  /** Whether this node stores any record (see Topology.markHolding); absent: never asked. */
+  readonly holdsData?: () => boolean;
 }
 
 /**
@@ -75,6 +77,11 @@ export class RingKeeper {
     try {
       while (this.#pending) {
         this.#pending = false;
+        // Before the peers' rings are compared: a ring that holds data must not lose a tie.
+        if (topo.settledRing.epoch === 0 && this.#o.holdsData?.() && topo.markHolding()) {
+          this.#o.logger.info({ epoch: topo.settledRing.epoch }, 'settled ring holds data');
+          void this.save();
+        }
         const c = topo.update(this.#o.members());
         this.#report(c);
         if (c.settledChanged) void this.save();

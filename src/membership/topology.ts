@@ -210,6 +210,26 @@ export class Topology {
     };
   }
 
+  /**
+   * Call when this node holds data: a settled ring still at epoch 0 (founded, never changed)
+   * that no data moves from (the data is held under it) moves to the next epoch, so that it wins
+   * over any ring founded later. At epoch 0 rings are ordered by their member lists, which know
+   * nothing of data: a newcomer that heard nobody and founded a ring of itself would otherwise
+   * win against a one-member cluster with a smaller name, which would then count the newcomer as
+   * the holder of its data. The newcomer, moving data from the start (the old member is in its
+   * target), never claims with what that member streamed to it. Members started together move
+   * to the same ring at epoch 1. True when it moved (the ring must be saved).
+   */
+  markHolding(): boolean {
+    const r = this.#record;
+    if (r.epoch !== 0 || this.moving) return false;
+    this.#setRecord(
+      settledRing(this.#nextEpoch(), r.members, r.incarnations, r.lost),
+      this.#settled,
+    );
+    return true;
+  }
+
   /** Adopts `ring` when it is newer than the settled ring; true when it did. */
   adopt(ring: SettledRing): boolean {
     if (!newerSettled(ring, this.#record)) return false;

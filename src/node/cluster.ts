@@ -243,6 +243,10 @@ export async function startCluster(
     onTransfer: () => rb.onRingsChanged(),
     cleanup: () => rb.onSettled(),
     cleanupDelayMs: settleSpreadMs(config.probeIntervalMs, config.peerTimeoutMs),
+    holdsData: () => {
+      const s = storage.stats();
+      return s.liveKeys + s.tombstones > 0;
+    },
   });
   const update = () => rings.update();
   membership.on('change', update);

@@ -82,4 +82,42 @@ describe('a new member whose peers do not answer when it starts', () => {
     expect(missing.length, missing.slice(0, 5).join(', ')).toBe(0);
     expect((await clusterInfo(d)).ring.moving).toBe(false);
   }, 90_000);
+
+  it('a one-member cluster that holds data keeps its ring against a newcomer that heard nobody', async () => {
+    // Both rings have one member at the start; the newcomer's name is the greater, which decided
+    // the tie: the old member adopted the newcomer's ring and counted it as the holder of
+    // everything, and no stream copied anything to it.
+    dns = await startDnsServer();
+    const block = loopbackBlock();
+    const names = ['kvstore-0', 'kvstore-1'];
+    const hosts = names.map((_, i) => `${block}.${i + 1}`);
+    for (let i = 0; i < 2; i++) dns.setPtr(hosts[i]!, `${names[i]}.${SERVICE}`);
+    dns.setA(SERVICE, hosts.slice(0, 1));
+    // Streams slow enough that the old member has heard the newcomer's ring before its stream
+    // to it is through (the first 256 records go at once).
+    const slow = ['--rebalance-rate-bytes', '2000'];
+    const a = await startDnsMember(dns.port, SERVICE, names[0]!, hosts[0]!, slow);
+    await waitSettled([a], names.slice(0, 1));
+    const c = await openClient(a);
+    const keys = Array.from({ length: 1000 }, (_, i) => `k${i}`);
+    for (const k of keys) expect(await c.call(`PUT ${k} v`)).toBe('OK');
+
+    a.proc.child.kill('SIGSTOP');
+    dns.setA(SERVICE, hosts);
+    let b: ClusterNode;
+    try {
+      b = await startDnsMember(dns.port, SERVICE, names[1]!, hosts[1]!, slow);
+    } finally {
+      a.proc.child.kill('SIGCONT');
+    }
+    await waitAllUp([a, b]);
+    await waitSettled([a, b], names, 60_000);
+    const peers = [a, b].map(peerClientOf);
+    const missing: string[] = [];
+    for (const k of keys) {
+      for (const [i, p] of peers.entries())
+        if (!(await holds(p, k))) missing.push(`${k} on ${names[i]}`);
+    }
+    expect(missing.length, missing.slice(0, 5).join(', ')).toBe(0);
+  }, 90_000);
 });

@@ -304,6 +304,25 @@ describe('Topology: decommission (a member hands its data off, then goes)', () =
   });
 });
 
+describe('Topology: a founded ring that holds data (markHolding)', () => {
+  it('moves to epoch 1 only from epoch 0 and at rest, so it wins over a ring founded later', () => {
+    const old = new Topology(['kvstore-0'], settledRing(0, ['kvstore-0'], {}), RF);
+    const founded = settledRing(0, ['kvstore-1'], {});
+    // At epoch 0 the member lists decide, and the newcomer's is the greater.
+    expect(newerSettled(founded, old.settledRing)).toBe(true);
+    expect(old.markHolding()).toBe(true);
+    expect(old.settledRing).toEqual(settledRing(1, ['kvstore-0'], {}));
+    expect(newerSettled(founded, old.settledRing)).toBe(false);
+    expect(old.markHolding()).toBe(false);
+    // The newcomer moves data from the start (the old member is in its target): what was
+    // streamed to it does not make its founded ring a holder's.
+    const newcomer = new Topology(['kvstore-0', 'kvstore-1'], founded, RF);
+    expect(newcomer.moving).toBe(true);
+    expect(newcomer.markHolding()).toBe(false);
+    expect(newcomer.settledRing.epoch).toBe(0);
+  });
+});
+
 describe('settled ring records and hello replies', () => {
   it('reads a saved record, the member list older versions saved, and rejects malformed ones', () => {
     const r = settledRing(4, ['b', 'a'], { a: 'x', z: 'y' });
