@@ -4,7 +4,10 @@
 export interface Version {
   /** Milliseconds since the epoch (48 bits). */
   readonly wall: number;
-  /** Counter within one millisecond (16 bits). */
+  /**
+   * Within one millisecond (16 bits): the microseconds past it times SUB_MS_STEP when made
+   * (HybridClock), and a counter above that.
+   */
   readonly logical: number;
   /** The node that made the version: breaks ties deterministically. */
   readonly node: string;
@@ -27,6 +30,25 @@ export const MAX_LOGICAL = 0xffff;
  * never adopts it, peers refuse it, and a write replaces such a record whatever its version.
  */
 export const MAX_VALID_WALL = 2 ** 47 - 1;
+
+/**
+ * Logical units per microsecond. A version's logical part starts at the microseconds past its
+ * millisecond times this (at most 999 * 64 = 63,936 < MAX_LOGICAL), so versions that nodes on
+ * one clock make a microsecond or more apart are ordered as they were made; 64 versions fit in
+ * one microsecond before the counter reaches the next one's range (still increasing).
+ */
+export const SUB_MS_STEP = 64;
+
+/**
+ * Microseconds past the millisecond `ms` (read from Date.now() just before), 0 to 999, from
+ * `performance.timeOrigin + performance.now()` (wall time with microseconds). Clamped, so a
+ * difference between the two clocks (a step of the wall clock since the process started) only
+ * makes it 0 or 999, never a value outside the millisecond.
+ */
+export function microsPast(ms: number): number {
+  const us = Math.floor((performance.timeOrigin + performance.now() - ms) * 1000);
+  return Math.max(0, Math.min(us, 999));
+}
 
 /** Default of --max-clock-offset-ms (CockroachDB's default maximum offset). */
 export const DEFAULT_MAX_CLOCK_OFFSET_MS = 500;
@@ -60,23 +82,39 @@ export class HybridClock {
   #wall = 0;
   #logical = 0;
   readonly #physical: () => number;
+  readonly #micros: (ms: number) => number;
 
+  /**
+   * `physical`: the wall clock in ms. `micros`: the microseconds past a millisecond it returned
+   * (default microsPast with Date.now, else none: 0).
+   */
   constructor(
     node: string,
     physical: () => number = Date.now,
     maxOffsetMs: number = DEFAULT_MAX_CLOCK_OFFSET_MS,
+    micros: (ms: number) => number = physical === Date.now ? microsPast : () => 0,
   ) {
     this.node = node;
     this.#physical = physical;
     this.maxOffsetMs = maxOffsetMs;
+    this.#micros = micros;
   }
 
-  /** A new version, above every version this clock made or observed. */
+  /**
+   * A new version, above every version this clock made or observed. Its logical part starts at
+   * the microseconds past the millisecond (SUB_MS_STEP), so that a write one node makes after
+   * another node's write, in the same millisecond, still gets the higher version (a client
+   * writing through one node and then another: versions counted whole milliseconds and that
+   * tie went by node name).
+   */
   now(): Version {
     const pt = this.#physical();
+    const sub = this.#micros(pt) * SUB_MS_STEP;
     if (pt > this.#wall) {
       this.#wall = pt;
-      this.#logical = 0;
+      this.#logical = sub;
+    } else if (pt === this.#wall && sub > this.#logical) {
+      this.#logical = sub;
     } else if (this.#logical < MAX_LOGICAL) {
       this.#logical++;
     } else {

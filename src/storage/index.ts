@@ -10,6 +10,8 @@ export {
   isValidVersion,
   MAX_LOGICAL,
   MAX_VALID_WALL,
+  microsPast,
+  SUB_MS_STEP,
   type Version,
 } from './hlc.ts';
 export {

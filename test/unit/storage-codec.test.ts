@@ -9,7 +9,9 @@ import {
   liveValueStart,
   MAX_EXPIRES_AT,
   MAX_VALID_WALL,
+  microsPast,
   type StoredRecord,
+  SUB_MS_STEP,
 } from '../../src/storage/index.ts';
 
 describe('record codec', () => {
@@ -121,6 +123,48 @@ describe('HybridClock', () => {
     const clock = new HybridClock('a', () => 10);
     clock.observe({ wall: 10, logical: 0xffff, node: 'b' });
     expect(clock.now()).toEqual({ wall: 11, logical: 0, node: 'a' });
+  });
+
+  it('orders versions two clocks make in one millisecond by their microseconds', () => {
+    let us = 0;
+    const a = new HybridClock(
+      'a',
+      () => 10,
+      500,
+      () => us,
+    );
+    const z = new HybridClock(
+      'z',
+      () => 10,
+      500,
+      () => us,
+    );
+    us = 300;
+    const first = z.now();
+    us = 301;
+    const second = a.now();
+    // The same millisecond, and 'z' > 'a': only the microseconds put the later write above.
+    expect(first).toEqual({ wall: 10, logical: 300 * SUB_MS_STEP, node: 'z' });
+    expect(compareVersions(second, first)).toBeGreaterThan(0);
+    // Within one microsecond, or with the microseconds going back, it still only increases.
+    const again = a.now();
+    us = 5;
+    const later = a.now();
+    expect(compareVersions(again, second)).toBeGreaterThan(0);
+    expect(compareVersions(later, again)).toBeGreaterThan(0);
+  });
+
+  it('reads the microseconds within the millisecond Date.now() gave, never outside it', () => {
+    for (let i = 0; i < 1000; i++) {
+      const us = microsPast(Date.now());
+      expect(us).toBeGreaterThanOrEqual(0);
+      expect(us).toBeLessThanOrEqual(999);
+    }
+    expect(microsPast(Date.now() + 5)).toBe(0);
+    expect(microsPast(Date.now() - 5)).toBe(999);
+    // The default clock uses them.
+    const d = new HybridClock('d');
+    expect(d.now().logical % SUB_MS_STEP).toBe(0);
   });
 
   it('breaks ties by node name', () => {
