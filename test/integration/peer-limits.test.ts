@@ -96,8 +96,11 @@ describe('peer port limits', { timeout: 120_000 }, () => {
     expect(conns.filter((c) => !c.socket.destroyed)).toHaveLength(1);
     // A read that would take the total over the limit is refused before it is kept.
     expect(await metric(node, 'kvstore_peer_buffered_bytes_peak')).toBeLessThanOrEqual(64 * MiB);
+    // Unbounded, the 16 bodies would hold about 1 GiB. The growth bound leaves room for what
+    // the allocator and the collector keep around the 63 MiB held (162 MiB was measured once,
+    // beside a chaos run), and still tells a bounded buffer from an unbounded one fourfold.
     const rssDuring = await metric(node, 'process_resident_memory_bytes');
-    expect(rssDuring - rssBefore).toBeLessThan(160 * MiB);
+    expect(rssDuring - rssBefore).toBeLessThan(256 * MiB);
     for (const c of conns) c.socket.destroy();
     await expect
       .poll(() => metric(node, 'kvstore_peer_buffered_bytes'), { timeout: 15_000 })
