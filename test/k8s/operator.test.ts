@@ -89,7 +89,14 @@ describe('CRD', { timeout: 60_000 }, () => {
   it('installs with the generated structural schema intact', async () => {
     const crd = await getJson(k(), ['crd', 'kvclusters.kvstore.dev']);
     expect(crd?.spec.versions[0].schema.openAPIV3Schema).toEqual(openApiSchema());
-    const explain = await k().kubectl(['explain', 'kvcluster.spec.storage.retainOnScaleDown']);
+    // The apiserver publishes a new CRD's OpenAPI some time after the CRD is Established;
+    // `kubectl explain` fails ("couldn't find resource") until then.
+    const explain = await waitUntil('kubectl explain of the KVCluster schema', async () => {
+      const r = await k().kubectlResult(['explain', 'kvcluster.spec.storage.retainOnScaleDown'], {
+        allowFailure: true,
+      });
+      return r.code === 0 ? r.stdout : undefined;
+    });
     expect(explain).toContain('decommissioned');
   });
 
