@@ -78,7 +78,7 @@ export class RingKeeper {
       while (this.#pending) {
         this.#pending = false;
         // Before the peers' rings are compared: a ring that holds data must not lose a tie.
-        if (topo.settledRing.epoch === 0 && this.#o.holdsData?.() && topo.markHolding()) {
+        if (this.#o.holdsData && topo.markHolding(this.#o.holdsData)) {
           this.#o.logger.info({ epoch: topo.settledRing.epoch }, 'settled ring holds data');
           void this.save();
         }

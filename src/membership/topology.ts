@@ -1,7 +1,7 @@
 // The rings this node routes by: the settled ring (epoch, owner incarnations) and the target ring while data moves.
 
 import { xxh64 } from '@node-rs/xxhash';
-import type { ExpectIncarnation, SettledRing } from '../replica/index.ts';
+import type { ExpectIncarnation, NodeStatus, SettledRing } from '../replica/index.ts';
 import { Ring } from '../ring/index.ts';
 import { inRing, type MemberView } from './manager.ts';
 import { newerSettled, newestReported, sameNames, settledRing } from './settled.ts';
@@ -211,18 +211,18 @@ export class Topology {
   }
 
   /**
-   * Call when this node holds data: a settled ring still at epoch 0 (founded, never changed)
-   * that no data moves from (the data is held under it) moves to the next epoch, so that it wins
-   * over any ring founded later. At epoch 0 rings are ordered by their member lists, which know
+   * When this node holds data (`holdsData`, asked last: it may read the disk), a settled ring
+   * still at epoch 0 (founded, never changed) that no data moves from (the data is held under
+   * it) moves to the next epoch, so that it wins over any ring founded later. At epoch 0 rings are ordered by their member lists, which know
    * nothing of data: a newcomer that heard nobody and founded a ring of itself would otherwise
    * win against a one-member cluster with a smaller name, which would then count the newcomer as
    * the holder of its data. The newcomer, moving data from the start (the old member is in its
    * target), never claims with what that member streamed to it. Members started together move
    * to the same ring at epoch 1. True when it moved (the ring must be saved).
    */
-  markHolding(): boolean {
+  markHolding(holdsData: () => boolean): boolean {
     const r = this.#record;
-    if (r.epoch !== 0 || this.moving) return false;
+    if (r.epoch !== 0 || this.moving || !holdsData()) return false;
     this.#setRecord(
       settledRing(this.#nextEpoch(), r.members, r.incarnations, r.lost),
       this.#settled,
@@ -247,12 +247,7 @@ export class Topology {
    */
   #trySettle(members: readonly MemberView[]): boolean {
     if (!this.moving) return false;
-    const r = this.#record;
-    const leaving = (m: MemberView) =>
-      m.hello?.status === 'decommissioning' &&
-      r.members.includes(m.name) &&
-      !r.lost.includes(m.name);
-    if (members.some(leaving)) return false;
+    if (members.some((m) => this.#holderReporting(m, 'decommissioning'))) return false;
     const byName = new Map(members.map((m) => [m.name, m]));
     const id = this.#target.id;
     const transfer = this.transferId;
@@ -382,12 +377,7 @@ export class Topology {
   #checkHandOffs(members: readonly MemberView[]): string[] {
     const r = this.#record;
     const done = members
-      .filter(
-        (m) =>
-          m.hello?.status === 'decommissioned' &&
-          r.members.includes(m.name) &&
-          !r.lost.includes(m.name),
-      )
+      .filter((m) => this.#holderReporting(m, 'decommissioned'))
       .map((m) => m.name);
     if (done.length > 0) {
       this.#setRecord(
@@ -395,6 +385,12 @@ export class Topology {
       );
     }
     return done;
+  }
+
+  /** Whether `m` holds data in the settled ring (a member of it, not lost) and reports `status`. */
+  #holderReporting(m: MemberView, status: NodeStatus): boolean {
+    const r = this.#record;
+    return m.hello?.status === status && r.members.includes(m.name) && !r.lost.includes(m.name);
   }
 
   #nextEpoch(): number {

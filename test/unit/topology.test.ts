@@ -310,15 +310,15 @@ describe('Topology: a founded ring that holds data (markHolding)', () => {
     const founded = settledRing(0, ['kvstore-1'], {});
     // At epoch 0 the member lists decide, and the newcomer's is the greater.
     expect(newerSettled(founded, old.settledRing)).toBe(true);
-    expect(old.markHolding()).toBe(true);
+    expect(old.markHolding(() => true)).toBe(true);
     expect(old.settledRing).toEqual(settledRing(1, ['kvstore-0'], {}));
     expect(newerSettled(founded, old.settledRing)).toBe(false);
-    expect(old.markHolding()).toBe(false);
+    expect(old.markHolding(() => true)).toBe(false);
     // The newcomer moves data from the start (the old member is in its target): what was
     // streamed to it does not make its founded ring a holder's.
     const newcomer = new Topology(['kvstore-0', 'kvstore-1'], founded, RF);
     expect(newcomer.moving).toBe(true);
-    expect(newcomer.markHolding()).toBe(false);
+    expect(newcomer.markHolding(() => true)).toBe(false);
     expect(newcomer.settledRing.epoch).toBe(0);
   });
 });
