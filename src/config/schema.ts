@@ -173,6 +173,17 @@ const options = {
     .describe('age before a fully replicated tombstone is collected'),
   /** How often tombstone collection runs. */
   gcIntervalMs: positive.default(60_000).describe('tombstone collection interval'),
+  /**
+   * Anti-entropy: while the cluster is at rest, replicas compare digests of the keys they share
+   * and send each other what differs, when the cluster comes to rest and then this often. 0 turns
+   * it off.
+   */
+  antiEntropyIntervalMs: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(600_000)
+    .describe('interval of the anti-entropy pass between replicas at rest (0: off)'),
   /** How often the expiry sweeper turns expired keys into tombstones (reads hide them at once). */
   expirySweepIntervalMs: positive
     .default(1000)

@@ -34,7 +34,15 @@ import {
 } from '../membership/index.ts';
 import type { Logger, StreamRoute } from '../observability/index.ts';
 import { PeerPool, PeerServer } from '../peer/index.ts';
-import { Hints, Rebalancer, registerRebalanceMetrics, startCollector } from '../rebalance/index.ts';
+import {
+  ANTI_ENTROPY_METHODS,
+  AntiEntropy,
+  Hints,
+  Rebalancer,
+  registerAntiEntropyMetrics,
+  registerRebalanceMetrics,
+  startCollector,
+} from '../rebalance/index.ts';
 import {
   createReplicaHandler,
   type HelloReply,
@@ -148,6 +156,18 @@ export async function startCluster(
   );
   const versions = new RemoteVersions({ clock: storage.clock, registry, logger: log });
   const backups = new BackupSessions(storage, incarnation.id);
+  // Served from the start, answering once the node routes (it needs the rings and replicas).
+  let antiEntropy: AntiEntropy | null = null;
+  const antiEntropyMethods = Object.fromEntries(
+    Object.values(ANTI_ENTROPY_METHODS).map((m) => [
+      m,
+      (body: unknown) => {
+        if (antiEntropy === null)
+          throw new KvError('KV_ERR_UNAVAILABLE', 'anti-entropy: this node is starting');
+        return antiEntropy.methods()[m]!(body);
+      },
+    ]),
+  );
   const peerServer = await PeerServer.start({
     host: config.peerHost,
     port: config.peerPort,
@@ -159,7 +179,7 @@ export async function startCluster(
       clusterSecret: secret,
       versions,
       maxClockOffsetMs: config.maxClockOffsetMs,
-      methods: backups.methods(),
+      methods: { ...backups.methods(), ...antiEntropyMethods },
       handedOff: () => rebalancer?.status === 'decommissioned',
       reroute: {
         rings: () => (coordinator === null ? undefined : topology?.placementId),
@@ -258,12 +278,26 @@ export async function startCluster(
   // A new node's ring is durable before it serves; a saved one is rewritten only if it changed.
   await (saved === null ? rings.save() : rings.saved);
   hints.start();
+  const quiet = () => topo.atRest(membership.members());
+  antiEntropy = new AntiEntropy({
+    self,
+    storage,
+    topology: topo,
+    replicas,
+    call,
+    versions,
+    quiet,
+    intervalMs: config.antiEntropyIntervalMs,
+    metrics: registerAntiEntropyMetrics(registry),
+    logger: log,
+  });
+  antiEntropy.start();
   const stopCollector = startCollector({
     self,
     storage,
     topology: topo,
     replicas,
-    quiet: () => topo.atRest(membership.members()),
+    quiet,
     graceMs: config.tombstoneGraceMs,
     intervalMs: config.gcIntervalMs,
     dropUnowned: () => rb.onSettled(),
@@ -333,6 +367,7 @@ export async function startCluster(
     async stop() {
       backups.close();
       stopCollector();
+      await antiEntropy?.stop();
       rings.stop();
       membership.stop();
       await rb.stop();

@@ -1,5 +1,15 @@
-// rebalance: moving data on ring changes and decommission, hinted handoff, tombstone collection.
+// rebalance: moving data on ring changes and decommission, hinted handoff, anti-entropy, tombstone collection.
 
+export {
+  ANTI_ENTROPY_METHODS,
+  AntiEntropy,
+  type AntiEntropyMetrics,
+  type AntiEntropyOptions,
+  DIGEST_BUCKETS,
+  DIGEST_KEYS,
+  type PassResult,
+  registerAntiEntropyMetrics,
+} from './anti-entropy.ts';
 export {
   type CollectorOptions,
   collectTombstones,

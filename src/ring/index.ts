@@ -8,3 +8,4 @@ export {
   rangeContains,
   type TokenRangeChange,
 } from './ring.ts';
+export { xxh32 } from './xxh32.ts';
