@@ -27,22 +27,23 @@ import {
  * one holding it repairs the others. Anti-entropy finds such keys without a read.
  *
  * How: the members of the ring at rest compare, pair by pair, the keys both own. The member
- * whose name sorts first walks the keyspace in key order, a range of at most DIGEST_KEYS of the
- * other's keys at a time: the other answers the range's digest (`antiEntropyDigest`), which
+ * whose name sorts first walks the keyspace in key order, a range at a time: its own next
+ * DIGEST_KEYS keys, cut short where the other's reach as many. The other answers the range's
+ * digest (`antiEntropyDigest`), which
  * sums, in DIGEST_BUCKETS buckets by the top bits of each key's token, a 64-bit hash of the key
  * and its record bytes (replicas in step hold the same bytes); the walker computes its own
  * over the same range. For the buckets that differ, the other sends its records
  * (`antiEntropyEntries`), and the walker sends back the records where its own wins
  * (compareRecords) or the other has none, and stores those where the other's wins. So only
  * records that exist on an owner move, only between owners, and last write wins: nothing a pass
- * does can bring back a value a delete replaced. Tombstone collection needs every member to hold
- * no older copy first (gc.ts), so a pass never meets one either.
+ * does can bring back a value a delete replaced. Tombstone collection removes a tombstone only
+ * once no member holds an older copy (gc.ts), so no member has one left for a pass to spread.
  *
  * When: only while the whole cluster is at rest (the tombstone collector's condition: every
  * member up, active, on this node's rings and not moving, no hints), rechecked after every range:
  * a change of rings ends the pass. A pass runs when the cluster comes to rest (after a heal, a
- * restart or a ring change) and then every `intervalMs`, never more than a tenth of the time
- * (the next pass waits nine times the length of the last).
+ * restart or a ring change) and then every `intervalMs` (an aborted one again after RETRY_MS),
+ * never more than a tenth of the time (the next pass waits nine times the length of the last).
  */
 
 /** Buckets per range: the top 8 bits of a key's token. */
@@ -63,6 +64,8 @@ const MAX_ID_CHARS = 256;
 const BITMAP_BYTES = DIGEST_BUCKETS / 8;
 /** How often the at-rest condition is looked at. */
 const TICK_MS = 1000;
+/** When a pass was aborted while the cluster stayed at rest, the next is due this much later. */
+const RETRY_MS = 30_000;
 
 export const ANTI_ENTROPY_METHODS = {
   digest: 'antiEntropyDigest',
@@ -190,8 +193,10 @@ export class AntiEntropy {
   #running: Promise<PassResult> | null = null;
   #stopped = false;
   #wasQuiet = false;
-  #lastEnd = 0;
-  #lastLength = 0;
+  /** When the next pass is due (ms since the epoch); 0: at once. */
+  #nextAt = 0;
+  /** The earliest the next pass may start: nine times the last one's length after it ended. */
+  #earliest = 0;
 
   constructor(opts: AntiEntropyOptions) {
     this.#o = opts;
@@ -222,13 +227,11 @@ export class AntiEntropy {
 
   #tick(): void {
     const quiet = this.#o.quiet();
-    const cameToRest = quiet && !this.#wasQuiet;
+    // Coming to rest makes a pass due at once (also when one is still running: it was aborted).
+    if (quiet && !this.#wasQuiet) this.#nextAt = 0;
     this.#wasQuiet = quiet;
-    if (!quiet || this.#running !== null) return;
     const now = Date.now();
-    // At most a tenth of the time, whatever triggers it.
-    if (now - this.#lastEnd < 9 * this.#lastLength) return;
-    if (!cameToRest && now - this.#lastEnd < this.#o.intervalMs) return;
+    if (!quiet || this.#running !== null || now < this.#nextAt || now < this.#earliest) return;
     void this.runPass();
   }
 
@@ -262,10 +265,14 @@ export class AntiEntropy {
     } catch (err) {
       logger.warn({ err }, 'anti-entropy pass failed');
     }
-    this.#lastEnd = Date.now();
-    this.#lastLength = this.#lastEnd - started;
+    const ended = Date.now();
+    // At most a tenth of the time, whatever makes a pass due.
+    this.#earliest = ended + 9 * (ended - started);
+    // An aborted pass (a member did not answer) is tried again sooner, unless rest ends first.
+    const { intervalMs } = this.#o;
+    this.#nextAt = ended + (totals.completed ? intervalMs : Math.min(intervalMs, RETRY_MS));
     metrics.passes.labels(totals.completed ? 'completed' : 'aborted').inc();
-    if (totals.completed) metrics.lastCompleted.set(this.#lastEnd / 1000);
+    if (totals.completed) metrics.lastCompleted.set(ended / 1000);
     if (totals.pushed + totals.pulled > 0) {
       logger.info(
         { pushed: totals.pushed, pulled: totals.pulled, buckets: totals.mismatched },
