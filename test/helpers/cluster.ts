@@ -22,6 +22,12 @@ export interface ClusterNode {
  */
 export const FAST_PROBES = ['--probe-interval-ms', '200', '--probe-failures', '3'];
 
+/**
+ * Anti-entropy off: for tests that show what one other mechanism (hints, read repair, the write
+ * path, a refusal) does alone, which a pass at rest would otherwise mend behind their back.
+ */
+export const NO_ANTI_ENTROPY = ['--anti-entropy-interval-ms', '0'];
+
 /** A random 127.x.y.0/24 block, so concurrent test files never share addresses. */
 export function loopbackBlock(): string {
   const a = 1 + Math.floor(Math.random() * 250);

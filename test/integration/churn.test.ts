@@ -7,6 +7,7 @@ import { decodeRecord } from '../../src/storage/index.ts';
 import {
   type ClusterNode,
   metric,
+  NO_ANTI_ENTROPY,
   openClient,
   peerClientOf,
   startStaticCluster,
@@ -63,7 +64,7 @@ describe('tombstone collection', () => {
 
 describe('a write that reaches a replica after its coordinator gave up', () => {
   it('is refused there: it could land after the delete that followed it was collected', async () => {
-    const nodes = await startStaticCluster(3, ['--max-hints', '0']);
+    const nodes = await startStaticCluster(3, ['--max-hints', '0', ...NO_ANTI_ENTROPY]);
     const [a, , c] = nodes as [ClusterNode, ClusterNode, ClusterNode];
     const expired = async () =>
       (await metric(c, 'kvstore_peer_errors_total{code="EXPIRED",side="server"}')) || 0;
@@ -91,7 +92,7 @@ describe('a write that reaches a replica after its coordinator gave up', () => {
 
 describe('a write that failed, applied on one replica only', () => {
   it('reaches the other replicas once they are back, however long it took', async () => {
-    const hints = ['--tombstone-grace-ms', '2600', '--hint-interval-ms', '200'];
+    const hints = ['--tombstone-grace-ms', '2600', '--hint-interval-ms', '200', ...NO_ANTI_ENTROPY];
     const nodes = await startStaticCluster(3, hints);
     const [a, b, c] = nodes as [ClusterNode, ClusterNode, ClusterNode];
     const ca = await openClient(a);

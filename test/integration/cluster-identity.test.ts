@@ -9,6 +9,7 @@ import {
   clusterInfo,
   loopbackBlock,
   metric,
+  NO_ANTI_ENTROPY,
   openClient,
   peersOf,
   restart,
@@ -23,8 +24,11 @@ import { cleanup, tempDir } from '../helpers/node-process.ts';
 
 const SERVICE = 'kvstore-headless.test.svc.cluster.local';
 const SETTLED_KEY = 'settled-ring';
-/** No hints: a replica that missed a write keeps missing it, so who holds what is exact. */
-const NO_HINTS = ['--max-hints', '0'];
+/**
+ * No hints and no anti-entropy: a replica that missed a write keeps missing it, so who holds what
+ * is exact.
+ */
+const NO_HINTS = ['--max-hints', '0', ...NO_ANTI_ENTROPY];
 
 afterEach(cleanup);
 

@@ -3,6 +3,7 @@ import {
   type ClusterNode,
   clusterInfo,
   metric,
+  NO_ANTI_ENTROPY,
   openClient,
   peersOf,
   restart,
@@ -108,12 +109,13 @@ describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
   });
 
   it('repairs a stale replica when a read finds it', async () => {
-    const nodes = await startStaticCluster(3, ['--max-hints', '0']);
+    const alone = ['--max-hints', '0', ...NO_ANTI_ENTROPY];
+    const nodes = await startStaticCluster(3, alone);
     const [n0, , n2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
     const a = await openClient(n0);
     await n2.proc.stop('SIGKILL');
     expect(await send(a, ['PUT r:1 one', 'PUT r:2 two'])).toEqual(['OK', 'OK']);
-    await restart(n2, ['--peers', peersOf(nodes), '--max-hints', '0']);
+    await restart(n2, ['--peers', peersOf(nodes), ...alone]);
     expect(await metric(n2, 'kvstore_storage_keys')).toBe(0);
     const c = await openClient(n2);
     expect(await c.call('GET r:1')).toBe('one');

@@ -7,6 +7,7 @@ import {
   type ClusterNode,
   loopbackBlock,
   metric,
+  NO_ANTI_ENTROPY,
   peersOf,
   restart,
   startMember,
@@ -55,7 +56,14 @@ describe('an expired key never comes back', () => {
   it('through hinted handoff: the hint carries the absolute expiry', async () => {
     // W=1 and R=1 with no random read repair: a read through kvstore-2 sees only its own copy.
     const extra = [...SWEEP, '--read-quorum', '1', '--write-quorum', '1'];
-    const args = [...extra, '--read-repair-chance', '0', '--hint-interval-ms', '200'];
+    const args = [
+      ...extra,
+      '--read-repair-chance',
+      '0',
+      '--hint-interval-ms',
+      '200',
+      ...NO_ANTI_ENTROPY,
+    ];
     const nodes = await startStaticCluster(3, args);
     const [a, , c] = nodes as [ClusterNode, ClusterNode, ClusterNode];
     const ra = await resp(a);
@@ -84,7 +92,7 @@ describe('an expired key never comes back', () => {
 
   it('through a returning replica that missed the expiry, and read repair then replaces its copy', async () => {
     // No hints: kvstore-2 comes back holding the value without an expiry.
-    const args = [...SWEEP, '--max-hints', '0', '--read-repair-chance', '0'];
+    const args = [...SWEEP, '--max-hints', '0', '--read-repair-chance', '0', ...NO_ANTI_ENTROPY];
     const nodes = await startStaticCluster(3, args);
     const [a, b, c] = nodes as [ClusterNode, ClusterNode, ClusterNode];
     const ra = await resp(a);

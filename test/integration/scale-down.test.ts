@@ -7,6 +7,7 @@ import {
   type ClusterNode,
   clusterInfo,
   loopbackBlock,
+  NO_ANTI_ENTROPY,
   openClient,
   startDnsMember,
   waitAllUp,
@@ -50,7 +51,14 @@ async function startCluster(n: number, leaving: number, quorums: string[]) {
   const names = Array.from({ length: n }, (_, i) => `kvstore-${i}`);
   const hosts = names.map((_, i) => `${block}.${i + 1}`);
   dns.setA(SERVICE, hosts);
-  const quiet = ['--read-repair-chance', '0', '--hint-interval-ms', '600000', ...quorums];
+  const quiet = [
+    '--read-repair-chance',
+    '0',
+    '--hint-interval-ms',
+    '600000',
+    ...NO_ANTI_ENTROPY,
+    ...quorums,
+  ];
   const rate = (i: number) => ['--rebalance-rate-bytes', i < n - leaving ? '2000' : '10000'];
   const nodes = await Promise.all(
     names.map((name, i) =>

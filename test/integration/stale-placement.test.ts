@@ -10,6 +10,7 @@ import {
   clusterInfo,
   loopbackBlock,
   metric,
+  NO_ANTI_ENTROPY,
   openClient,
   peerClientOf,
   startDnsMember,
@@ -66,7 +67,7 @@ describe('a write placed under a ring its replicas have moved past', () => {
     dns.setA(LATE_SERVICE, hosts.slice(0, 4));
     // No read repair, and hints are delivered only after the checks: nothing but the write path
     // itself may put the new values where they belong.
-    const quiet = ['--read-repair-chance', '0', '--hint-interval-ms', '600000'];
+    const quiet = ['--read-repair-chance', '0', '--hint-interval-ms', '600000', ...NO_ANTI_ENTROPY];
     const [a, b, c] = await Promise.all(
       [0, 1, 2].map((i) => startDnsMember(dns!.port, SERVICE, names[i]!, hosts[i]!, quiet)),
     );
