@@ -270,3 +270,23 @@ export function fsyncProbe(root: string, count = 100): FsyncProbe {
     Math.round(times[Math.min(times.length - 1, Math.floor(q * times.length))]!);
   return { p50Us: at(0.5), p99Us: at(0.99) };
 }
+
+/** Cleans up (cleanupSync) when the process exits, and on SIGINT/SIGTERM before exiting 1. */
+export function cleanupOnExit(): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      cleanupSync();
+      process.exit(1);
+    });
+  }
+  process.once('exit', cleanupSync);
+}
+
+/** Writes progress lines to stderr, each stamped with the seconds since this call. */
+export function progressLog(): (line: string) => void {
+  const t0 = performance.now();
+  return (line) =>
+    process.stderr.write(
+      `[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${line}\n`,
+    );
+}

@@ -25,8 +25,10 @@ import { startDnsServer, type TestDnsServer } from '../test/helpers/dns-server.t
 import { CLUSTER_ARGS, loopbackBlock } from './cluster.ts';
 import { PacedGets } from './paced-gets.ts';
 import {
+  cleanupOnExit,
   cleanupSync,
   processCpuMs,
+  progressLog,
   type Server,
   startKvstore,
   stopServer,
@@ -292,17 +294,8 @@ async function main(): Promise<void> {
     timeoutMs: positive('timeout-s', v['timeout-s']) * 1000,
   };
   const t0 = performance.now();
-  const say = (line: string) =>
-    process.stderr.write(
-      `[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${line}\n`,
-    );
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      cleanupSync();
-      process.exit(1);
-    });
-  }
-  process.once('exit', cleanupSync);
+  const say = progressLog();
+  cleanupOnExit();
   const root = tempDir(tmpdir(), 'kvstore-scale-rebalance-');
   const loadBefore = loadAverage();
   const startedAt = new Date().toISOString();

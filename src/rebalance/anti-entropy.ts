@@ -113,6 +113,7 @@ export interface AntiEntropyMetrics {
   readonly buckets: Counter;
   readonly repaired: Counter<'direction'>;
   readonly lastCompleted: Gauge;
+  readonly lastSeconds: Gauge;
 }
 
 export function registerAntiEntropyMetrics(registry: Registry): AntiEntropyMetrics {
@@ -146,6 +147,11 @@ export function registerAntiEntropyMetrics(registry: Registry): AntiEntropyMetri
     buckets: new Counter({
       name: 'kvstore_anti_entropy_buckets_mismatched_total',
       help: 'Digest buckets whose records differed between this node and a replica.',
+      registers: r,
+    }),
+    lastSeconds: new Gauge({
+      name: 'kvstore_anti_entropy_last_pass_seconds',
+      help: 'How long the last completed anti-entropy pass of this node took.',
       registers: r,
     }),
     lastCompleted: new Gauge({
@@ -272,12 +278,22 @@ export class AntiEntropy {
     const { intervalMs } = this.#o;
     this.#nextAt = ended + (totals.completed ? intervalMs : Math.min(intervalMs, RETRY_MS));
     metrics.passes.labels(totals.completed ? 'completed' : 'aborted').inc();
-    if (totals.completed) metrics.lastCompleted.set(ended / 1000);
+    if (totals.completed) {
+      metrics.lastCompleted.set(ended / 1000);
+      metrics.lastSeconds.set((ended - started) / 1000);
+    }
+    const fields = {
+      ms: ended - started,
+      peers: totals.peers,
+      buckets: totals.mismatched,
+      pushed: totals.pushed,
+      pulled: totals.pulled,
+    };
     if (totals.pushed + totals.pulled > 0) {
-      logger.info(
-        { pushed: totals.pushed, pulled: totals.pulled, buckets: totals.mismatched },
-        'anti-entropy repaired replicas',
-      );
+      logger.info(fields, 'anti-entropy repaired replicas');
+    } else {
+      const msg = totals.completed ? 'anti-entropy pass completed' : 'anti-entropy pass aborted';
+      logger.debug(fields, msg);
     }
     return totals;
   }
