@@ -316,7 +316,9 @@ export class AntiEntropy {
         reply = readDigestReply(await call(peer, ANTI_ENTROPY_METHODS.digest, req));
         checkRangeEnd(reply.end, after, mine.last);
       } catch (err) {
-        this.#o.logger.warn({ peer, err }, 'anti-entropy digest not answered');
+        // A member of an older version (a rolling upgrade) does not know the method: not news.
+        const older = err instanceof KvError && err.code === 'KV_ERR_UNKNOWN_COMMAND';
+        this.#o.logger[older ? 'debug' : 'warn']({ peer, err }, 'anti-entropy digest not answered');
         return false;
       }
       if (!unchanged()) return false;
