@@ -206,7 +206,7 @@ function render(input: {
 }): string {
   const rows = input.results.map((r) => {
     const perKey = (r.passS[0]! * 1e6) / r.keys;
-    const share = r.cpuMs.map((ms) => `${((ms / 10 / r.windowS) | 0).toString()}%`).join(' / ');
+    const share = `${r.cpuMs.join(' / ')} (${r.windowS.toFixed(0)} s)`;
     return `| ${r.keys.toLocaleString('en-US')} | ${r.passS.map((s) => s.toFixed(2)).join(' / ')} | ${perKey.toFixed(2)} | ${r.hashed.map((h) => h.toLocaleString('en-US')).join(' / ')} | ${share} | ${r.repairS.toFixed(1)} s (${r.repaired} copies) |`;
   });
   return `# Anti-entropy passes by key count
@@ -214,10 +214,12 @@ function render(input: {
 Run ${input.startedAt}: \`${input.command}\`. Load average ${input.loadBefore.map((l) => l.toFixed(2)).join(' ')} at start, ${input.loadAfter.map((l) => l.toFixed(2)).join(' ')} at end.
 
 Three members on loopback, RF=3 (each pair compares every key), ${input.o.valueBytes}-byte values,
-\`--anti-entropy-interval-ms ${input.o.intervalS * 1000}\`, no client load during the passes.
+\`--anti-entropy-interval-ms ${input.o.intervalS * 1000}\`, no client load during the passes. The window
+is one interval and then until every member completed a pass that started inside it; its CPU
+includes the idle node's own (probes, timers).
 Members: kvstore-0 walks with two members, kvstore-1 with one, kvstore-2 only answers.
 
-| keys | last pass, s (kv0 / kv1 / kv2) | µs per key (kv0) | keys hashed in one interval | CPU over one interval (% of a core) | ${input.o.diverge} keys on one replica repaired in |
+| keys | last pass, s (kv0 / kv1 / kv2) | µs per key (kv0) | keys hashed in the window | CPU ms in the window (its length) | ${input.o.diverge} keys on one replica repaired in |
 |---:|---|---:|---|---|---|
 ${rows.join('\n')}
 `;
