@@ -201,8 +201,9 @@ export async function memoryProbe(
   const rawBytes = keys * (rbKey(0).length + valueBytes);
   log('memory: compiling the sources (scripts/build.ts) for the empty-node comparison');
   const script = buildCompiled(root);
-  log('memory: empty nodes, node src/main.ts against the compiled main.js');
-  const emptyNode = await emptyNodeMemory(root, script, emptyRounds);
+  const unbundled = buildCompiled(root, false);
+  log('memory: empty nodes, node src/main.ts against the compiled main.js, bundled and not');
+  const emptyNode = await emptyNodeMemory(root, script, unbundled, emptyRounds);
   const port = await freePort();
   const inspectPort = await freePort();
   // The inspector only serves the diagnostic GC below; the restarted node runs without it.
@@ -292,7 +293,8 @@ async function main(): Promise<void> {
     process.stdout.write(
       'Usage: node bench/memory.ts [--keys N] [--value-bytes N] [--rounds N] [--data-root DIR]\n' +
         '  The memory/restart probe alone (docs/performance.md, Memory): N keys (default 1000000),\n' +
-        '  N rounds of empty nodes from the .ts and compiled and a bare Node server (default 3), data\n' +
+        '  N rounds of empty nodes from the .ts, compiled (the image: bundled) and tsc-compiled not\n' +
+        '  bundled, and a bare Node server (default 3), data\n' +
         '  under DIR (default the OS temp dir); needs redis-server; with gdb on PATH it also reports\n' +
         "  the RSS after glibc's malloc_trim(0) (a diagnosis).\n",
     );

@@ -1,6 +1,7 @@
-// An empty node's memory, side by side: started from the TypeScript sources (Node's type stripping)
-// and from the compiled JavaScript that the image runs (scripts/build.ts), alternating in one run,
-// with a bare Node net server beside them: the floor of any Node 24 process that serves TCP.
+// An empty node's memory, side by side: started from the TypeScript sources (Node's type stripping),
+// from the build that the image runs (scripts/build.ts: tsc's modules with the node bundled and
+// its code cache) and from tsc's modules alone (`--no-bundle`), alternating in one run, with a bare
+// Node net server beside them: the floor of any Node 24 process that serves TCP.
 
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, symlinkSync } from 'node:fs';
@@ -29,21 +30,29 @@ export interface EmptyNode {
 export interface EmptyNodeMemory {
   /** `node src/main.ts`, one entry per round. */
   readonly ts: readonly EmptyNode[];
-  /** `node <build>/src/main.js`, one entry per round, each started right after the .ts one. */
+  /** `node <build>/src/main.js` (the image), one entry per round, each right after the .ts one. */
   readonly js: readonly EmptyNode[];
+  /** `node <build --no-bundle>/src/main.js`, one entry per round, right after the image's. */
+  readonly unbundled: readonly EmptyNode[];
   /** A bare `node -e` TCP server (BARE_SERVER), one entry per round, right after the compiled one. */
   readonly bare: readonly EmptyNode[];
   readonly settleMs: number;
 }
 
 /**
- * Compiles the sources into a temp dir under `root` (scripts/build.ts) and returns its main.js.
- * The dir gets a node_modules link to the repository's, so the compiled modules resolve the same
- * packages.
+ * Compiles the sources into a temp dir under `root` (scripts/build.ts, as the image does; with
+ * `bundle` false, tsc's modules alone) and returns its main.js. The dir gets a node_modules link to
+ * the repository's, so the compiled modules resolve the same packages.
  */
-export function buildCompiled(root: string): string {
+export function buildCompiled(root: string, bundle = true): string {
   const out = tempDir(root, 'kvstore-build-');
-  execFileSync(NODE, [join(ROOT, 'scripts/build.ts'), '--out-dir', out], { stdio: 'pipe' });
+  const args = [
+    join(ROOT, 'scripts/build.ts'),
+    '--out-dir',
+    out,
+    ...(bundle ? [] : ['--no-bundle']),
+  ];
+  execFileSync(NODE, args, { stdio: 'pipe' });
   symlinkSync(join(ROOT, 'node_modules'), join(out, 'node_modules'), 'dir');
   return join(out, 'src/main.js');
 }
@@ -99,24 +108,33 @@ async function bareNode(settleMs: number): Promise<EmptyNode> {
 }
 
 /**
- * `rounds` rounds of fresh empty nodes (.ts, compiled, then the bare server), each measured
- * `settleMs` after start.
+ * `rounds` rounds of fresh empty nodes (.ts, the image's build, tsc's modules alone, then the bare
+ * server), each measured `settleMs` after start; every other round runs the two builds in the
+ * opposite order.
  */
 export async function emptyNodeMemory(
   root: string,
   compiledMain: string,
+  unbundledMain: string,
   rounds = 3,
   settleMs = 3000,
 ): Promise<EmptyNodeMemory> {
   const ts: EmptyNode[] = [];
   const js: EmptyNode[] = [];
+  const unbundled: EmptyNode[] = [];
   const bare: EmptyNode[] = [];
   for (let i = 0; i < rounds; i++) {
     ts.push(await emptyNode(root, join(ROOT, 'src/main.ts'), settleMs));
-    js.push(await emptyNode(root, compiledMain, settleMs));
+    const builds = [
+      { script: compiledMain, into: js },
+      { script: unbundledMain, into: unbundled },
+    ];
+    for (const b of i % 2 === 0 ? builds : builds.reverse()) {
+      b.into.push(await emptyNode(root, b.script, settleMs));
+    }
     bare.push(await bareNode(settleMs));
   }
-  return { ts, js, bare, settleMs };
+  return { ts, js, unbundled, bare, settleMs };
 }
 
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -140,6 +158,7 @@ export function medianNode(nodes: readonly EmptyNode[]): EmptyNode {
 export function emptyNodeLines(m: EmptyNodeMemory): string[] {
   const ts = medianNode(m.ts);
   const js = medianNode(m.js);
+  const unbundled = medianNode(m.unbundled);
   const bare = medianNode(m.bare);
   const head = ['empty node (RF=1)', 'RSS', 'anon', 'file-backed', 'of it node binary', 'start ms'];
   const row = (label: string, n: EmptyNode) => [
@@ -150,8 +169,8 @@ export function emptyNodeLines(m: EmptyNodeMemory): string[] {
     mib(n.binary),
     n.listeningMs.toFixed(0),
   ];
-  const ratios = (a: EmptyNode, b: EmptyNode) => [
-    'compiled / .ts',
+  const ratios = (label: string, a: EmptyNode, b: EmptyNode) => [
+    label,
     ratio(a.rss.rss, b.rss.rss),
     ratio(a.rss.anon, b.rss.anon),
     ratio(a.rss.file, b.rss.file),
@@ -165,7 +184,9 @@ export function emptyNodeLines(m: EmptyNodeMemory): string[] {
       head,
       row('`node src/main.ts` (type stripping)', ts),
       row('`node dist/src/main.js` (compiled: the image)', js),
-      ratios(js, ts),
+      ratios('compiled / .ts', js, ts),
+      row('tsc modules, not bundled (`build --no-bundle`)', unbundled),
+      ratios('compiled / not bundled', js, unbundled),
       row('bare Node net server (`node -e`, the floor)', bare),
     ]),
     '',

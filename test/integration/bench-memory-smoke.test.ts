@@ -1,4 +1,4 @@
-// Smoke test of the memory probe (bench/memory.ts): the compiled build, empty nodes from the .ts and compiled side by side with a bare Node server, a small load, the restart, Redis; nothing left behind.
+// Smoke test of the memory probe (bench/memory.ts): the compiled build, empty nodes from the .ts, compiled (bundled) and tsc's modules alone side by side with a bare Node server, a small load, the restart, Redis; nothing left behind.
 
 import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -20,6 +20,8 @@ it('measures empty nodes from the sources and compiled, loads, restarts, and cle
   expect(stdout).toMatch(/\| `node src\/main\.ts` \(type stripping\) +\| +\d+ MiB \|/);
   expect(stdout).toMatch(/\| `node dist\/src\/main\.js` \(compiled: the image\) +\| +\d+ MiB \|/);
   expect(stdout).toMatch(/\| compiled \/ \.ts +\| +\d\.\d\dx \|/);
+  expect(stdout).toMatch(/\| tsc modules, not bundled \(`build --no-bundle`\) +\| +\d+ MiB \|/);
+  expect(stdout).toMatch(/\| compiled \/ not bundled +\| +\d\.\d\dx \|/);
   expect(stdout).toMatch(/\| bare Node net server \(`node -e`, the floor\) +\| +\d+ MiB \|/);
   expect(stdout).toMatch(/^Above the floor, the compiled node has -?\d+ MiB more RSS/m);
   expect(stdout).toMatch(

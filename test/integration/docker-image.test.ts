@@ -110,11 +110,23 @@ describe('the image (scripts/image.sh, the Dockerfile, the real engine)', () => 
     expect(inside.uid).toBe(1000);
     // The bins run the compiled modules (scripts/build.ts), not the .ts through type stripping.
     expect(inside.compiled).toEqual(['src/main.js', 'src/cli/main.js', 'operator/main.js']);
+    // The node runs as one bundle with V8's code cache of it, made by the build stage's Node
+    // (scripts/build.ts): the runtime's Node must accept it, or the node pays the parse in RSS.
+    const cache = await dockerResult([
+      'run',
+      '--rm',
+      '-e',
+      'KVSTORE_CODE_CACHE_CHECK=1',
+      image,
+      'kvstore',
+      '--help',
+    ]);
+    expect(cache.stderr).toBe('kvstore: code cache accepted\n');
     expect(inside.bins.sort()).toEqual(
       [...Object.keys(pkg.bin), 'env', 'node', 'sh', 'tini'].sort(),
     );
     for (const d of Object.keys(pkg.dependencies)) expect(inside.mods, d).toContain(d);
-    for (const dev of ['node', 'vitest', 'typescript', '@biomejs/biome', 'npm'])
+    for (const dev of ['node', 'vitest', 'typescript', 'esbuild', '@biomejs/biome', 'npm'])
       expect(inside.mods, dev).not.toContain(dev);
     // The CA the build trusted (a BuildKit secret, mounted for one RUN and never a layer) is named in no layer's history.
     const history = await docker(['history', '--no-trunc', '--format', '{{.CreatedBy}}', image]);
