@@ -199,7 +199,9 @@ export class AntiEntropy {
   #running: Promise<PassResult> | null = null;
   #stopped = false;
   #wasQuiet = false;
-  /** When the next pass is due (ms since the epoch); 0: at once. */
+  /** Set when the cluster came to rest: a pass is due at once (cleared as one starts). */
+  #cameToRest = false;
+  /** When the next pass is due by the interval (ms since the epoch). */
   #nextAt = 0;
   /** The earliest the next pass may start: nine times the last one's length after it ended. */
   #earliest = 0;
@@ -233,12 +235,12 @@ export class AntiEntropy {
 
   #tick(): void {
     const quiet = this.#o.quiet();
-    // Coming to rest makes a pass due at once (also when one is still running: it was aborted).
-    if (quiet && !this.#wasQuiet) this.#nextAt = 0;
+    // Also while a pass still runs: it saw the cluster leave rest, and ends after its range.
+    if (quiet && !this.#wasQuiet) this.#cameToRest = true;
     this.#wasQuiet = quiet;
     const now = Date.now();
-    if (!quiet || this.#running !== null || now < this.#nextAt || now < this.#earliest) return;
-    void this.runPass();
+    if (!quiet || this.#running !== null || now < this.#earliest) return;
+    if (this.#cameToRest || now >= this.#nextAt) void this.runPass();
   }
 
   /**
@@ -261,6 +263,7 @@ export class AntiEntropy {
       !this.#stopped && !topology.moving && topology.target === ring && this.#o.quiet();
     const totals = { completed: false, peers: 0, mismatched: 0, pushed: 0, pulled: 0 };
     if (!unchanged()) return totals;
+    this.#cameToRest = false;
     try {
       const peers = ring.members.filter((n) => n > self);
       for (const peer of peers) {

@@ -1,0 +1,150 @@
+// When anti-entropy passes run: on coming to rest, then by the interval; a return to rest while a
+// pass runs is not lost. The timers are faked and the store, rings and peer are stand-ins
+// holding nothing (a walk of an empty keyspace is one digest request): what is under test is
+// the schedule, which real processes show only over minutes. The passes themselves run against
+// real nodes in test/integration/anti-entropy.test.ts.
+
+import { Registry } from 'prom-client';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { Topology } from '../../src/membership/index.ts';
+import { createLogger } from '../../src/observability/index.ts';
+import {
+  ANTI_ENTROPY_METHODS,
+  AntiEntropy,
+  DIGEST_BUCKETS,
+  registerAntiEntropyMetrics,
+} from '../../src/rebalance/index.ts';
+import type { RemoteVersions, Replicas } from '../../src/replica/index.ts';
+import type { Storage } from '../../src/storage/index.ts';
+
+const INTERVAL_MS = 60_000;
+const EMPTY_DIGEST = { d: Buffer.alloc(DIGEST_BUCKETS * 8), end: null };
+
+function harness() {
+  let quiet = true;
+  const waiting: { resolve: (reply: unknown) => void; reject: (err: Error) => void }[] = [];
+  const asked: string[] = [];
+  const registry = new Registry();
+  const ae = new AntiEntropy({
+    self: 'a',
+    storage: { *scan() {} } as unknown as Storage,
+    topology: {
+      target: { id: 'r', members: ['a', 'b'] },
+      moving: false,
+      rf: () => 2,
+    } as unknown as Topology,
+    replicas: {} as Replicas,
+    call: (_peer, method) => {
+      asked.push(method);
+      return new Promise((resolve, reject) => waiting.push({ resolve, reject }));
+    },
+    versions: {} as RemoteVersions,
+    quiet: () => quiet,
+    intervalMs: INTERVAL_MS,
+    metrics: registerAntiEntropyMetrics(registry),
+    logger: createLogger('silent', {}),
+  });
+  const passes = async (result: 'completed' | 'aborted') =>
+    (await registry.getSingleMetric('kvstore_anti_entropy_passes_total')!.get()).values.find(
+      (v) => v.labels.result === result,
+    )!.value;
+  const completed = () => passes('completed');
+  return {
+    ae,
+    asked,
+    completed,
+    aborted: () => passes('aborted'),
+    setQuiet: (q: boolean) => {
+      quiet = q;
+    },
+    /** Answers the oldest digest request: the peer's keyspace is empty, the walk ends. */
+    answer: async () => {
+      waiting.shift()!.resolve(EMPTY_DIGEST);
+      await vi.advanceTimersByTimeAsync(0);
+    },
+    /** Fails the oldest digest request, as a member that does not answer in time. */
+    fail: async () => {
+      waiting.shift()!.reject(new Error('peer timeout'));
+      await vi.advanceTimersByTimeAsync(0);
+    },
+  };
+}
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('anti-entropy schedule', () => {
+  it('runs on coming to rest, then once an interval', async () => {
+    const h = harness();
+    h.ae.start();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(h.asked).toEqual([ANTI_ENTROPY_METHODS.digest]);
+    await h.answer();
+    expect(await h.completed()).toBe(1);
+    await vi.advanceTimersByTimeAsync(INTERVAL_MS - 2000);
+    expect(h.asked).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(h.asked).toHaveLength(2);
+    await h.answer();
+    expect(await h.completed()).toBe(2);
+    await h.ae.stop();
+  });
+
+  it('runs at once when the cluster comes back to rest, not while it is away', async () => {
+    const h = harness();
+    h.ae.start();
+    await vi.advanceTimersByTimeAsync(1000);
+    await h.answer();
+    h.setQuiet(false);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(h.asked).toHaveLength(1);
+    h.setQuiet(true);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(h.asked).toHaveLength(2);
+    await h.answer();
+    expect(await h.completed()).toBe(2);
+    await h.ae.stop();
+  });
+
+  it('a return to rest while a pass runs makes another pass due when it ends', async () => {
+    const h = harness();
+    h.ae.start();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(h.asked).toHaveLength(1);
+    // The pass waits on its peer while the cluster leaves rest and comes back.
+    h.setQuiet(false);
+    await vi.advanceTimersByTimeAsync(1000);
+    h.setQuiet(true);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(h.asked).toHaveLength(1);
+    await h.answer();
+    // The pass took 2 s: the next waits 9 times that (a tenth of the time at most), then starts
+    // long before the interval.
+    await vi.advanceTimersByTimeAsync(17_000);
+    expect(h.asked).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(h.asked).toHaveLength(2);
+    await h.answer();
+    expect(await h.completed()).toBe(2);
+    await h.ae.stop();
+  });
+
+  it('an aborted pass is tried again after 30 s, not after the interval', async () => {
+    const h = harness();
+    h.ae.start();
+    await vi.advanceTimersByTimeAsync(1000);
+    await h.fail();
+    expect(await h.aborted()).toBe(1);
+    await vi.advanceTimersByTimeAsync(29_000);
+    expect(h.asked).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(h.asked).toHaveLength(2);
+    await h.answer();
+    expect(await h.completed()).toBe(1);
+    await h.ae.stop();
+  });
+});
