@@ -49,8 +49,26 @@ function harness() {
       (v) => v.labels.result === result,
     )!.value;
   const completed = () => passes('completed');
+  const answer = async () => {
+    waiting.shift()!.resolve(EMPTY_DIGEST);
+    await vi.advanceTimersByTimeAsync(0);
+  };
   return {
     ae,
+    /** Starts the passes and lets the first tick run (the cluster is at rest). */
+    start: async () => {
+      ae.start();
+      await vi.advanceTimersByTimeAsync(1000);
+    },
+    /** No pass starts for `ms` - 1 s (ms >= 1000), then one starts within 2 s; it is answered. */
+    nextPassAfter: async (ms: number) => {
+      const before = asked.length;
+      await vi.advanceTimersByTimeAsync(ms - 1000);
+      expect(asked).toHaveLength(before);
+      await vi.advanceTimersByTimeAsync(2000);
+      expect(asked).toHaveLength(before + 1);
+      await answer();
+    },
     asked,
     completed,
     aborted: () => passes('aborted'),
@@ -58,10 +76,7 @@ function harness() {
       quiet = q;
     },
     /** Answers the oldest digest request: the peer's keyspace is empty, the walk ends. */
-    answer: async () => {
-      waiting.shift()!.resolve(EMPTY_DIGEST);
-      await vi.advanceTimersByTimeAsync(0);
-    },
+    answer,
     /** Fails the oldest digest request, as a member that does not answer in time. */
     fail: async () => {
       waiting.shift()!.reject(new Error('peer timeout'));
@@ -80,40 +95,31 @@ afterEach(() => {
 describe('anti-entropy schedule', () => {
   it('runs on coming to rest, then once an interval', async () => {
     const h = harness();
-    h.ae.start();
-    await vi.advanceTimersByTimeAsync(1000);
+    await h.start();
     expect(h.asked).toEqual([ANTI_ENTROPY_METHODS.digest]);
     await h.answer();
     expect(await h.completed()).toBe(1);
-    await vi.advanceTimersByTimeAsync(INTERVAL_MS - 2000);
-    expect(h.asked).toHaveLength(1);
-    await vi.advanceTimersByTimeAsync(2000);
-    expect(h.asked).toHaveLength(2);
-    await h.answer();
+    await h.nextPassAfter(INTERVAL_MS - 1000);
     expect(await h.completed()).toBe(2);
     await h.ae.stop();
   });
 
   it('runs at once when the cluster comes back to rest, not while it is away', async () => {
     const h = harness();
-    h.ae.start();
-    await vi.advanceTimersByTimeAsync(1000);
+    await h.start();
     await h.answer();
     h.setQuiet(false);
     await vi.advanceTimersByTimeAsync(5000);
     expect(h.asked).toHaveLength(1);
     h.setQuiet(true);
-    await vi.advanceTimersByTimeAsync(1000);
-    expect(h.asked).toHaveLength(2);
-    await h.answer();
+    await h.nextPassAfter(1000);
     expect(await h.completed()).toBe(2);
     await h.ae.stop();
   });
 
   it('a return to rest while a pass runs makes another pass due when it ends', async () => {
     const h = harness();
-    h.ae.start();
-    await vi.advanceTimersByTimeAsync(1000);
+    await h.start();
     expect(h.asked).toHaveLength(1);
     // The pass waits on its peer while the cluster leaves rest and comes back.
     h.setQuiet(false);
@@ -124,26 +130,17 @@ describe('anti-entropy schedule', () => {
     await h.answer();
     // The pass took 2 s: the next waits 9 times that (a tenth of the time at most), then starts
     // long before the interval.
-    await vi.advanceTimersByTimeAsync(17_000);
-    expect(h.asked).toHaveLength(1);
-    await vi.advanceTimersByTimeAsync(2000);
-    expect(h.asked).toHaveLength(2);
-    await h.answer();
+    await h.nextPassAfter(18_000);
     expect(await h.completed()).toBe(2);
     await h.ae.stop();
   });
 
   it('an aborted pass is tried again after 30 s, not after the interval', async () => {
     const h = harness();
-    h.ae.start();
-    await vi.advanceTimersByTimeAsync(1000);
+    await h.start();
     await h.fail();
     expect(await h.aborted()).toBe(1);
-    await vi.advanceTimersByTimeAsync(29_000);
-    expect(h.asked).toHaveLength(1);
-    await vi.advanceTimersByTimeAsync(2000);
-    expect(h.asked).toHaveLength(2);
-    await h.answer();
+    await h.nextPassAfter(30_000);
     expect(await h.completed()).toBe(1);
     await h.ae.stop();
   });
