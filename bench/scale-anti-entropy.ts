@@ -8,7 +8,9 @@
 // 1. N keys written once through RESP (pipelined MSET), then the first pass after the load is
 //    awaited (every member's kvstore_anti_entropy_last_completed_timestamp_seconds moved past the
 //    load's end), with replicas in step: the cost of a pass that finds nothing;
-// 2. then --diverge keys are written to one replica only (a peer `apply`, as a coordinator that
+// 2. paced GETs through kvstore-0 (--gets-per-s), first with no pass running, then during its
+//    next pass: what a pass costs the reads it runs beside;
+// 3. then --diverge keys are written to one replica only (a peer `apply`, as a coordinator that
 //    died mid-write leaves them) and the pass that repairs them is awaited.
 // Reported per N: each member's last pass (kvstore_anti_entropy_last_pass_seconds; kvstore-0
 // walks with two members, kvstore-1 with one, kvstore-2 only answers), keys hashed, CPU of each
@@ -24,6 +26,8 @@ import { PeerClient } from '../src/peer/index.ts';
 import { METHODS } from '../src/replica/index.ts';
 import { encodeRecord } from '../src/storage/index.ts';
 import { startCluster } from './cluster.ts';
+import type { LatencySummary } from './histogram.ts';
+import { PacedGets } from './paced-gets.ts';
 import {
   cleanupOnExit,
   cleanupSync,
@@ -46,6 +50,7 @@ Options:
   --value-bytes <n>     value size (default 100)
   --interval-s <n>      --anti-entropy-interval-ms of the members, in seconds (default 30)
   --diverge <n>         keys written to one replica only, then repaired (default 100)
+  --gets-per-s <n>      paced GETs through kvstore-0 without a pass and during one (default 1000)
   --out <dir>           where the report goes (default bench/results)
   --data-root <dir>     where the members' data directories go (default the system temp dir)
   --help                this text
@@ -99,12 +104,15 @@ export interface KeysResult {
   readonly windowS: number;
   readonly repairS: number;
   readonly repaired: number;
+  /** Paced GETs through kvstore-0 with no pass running, and during its pass. */
+  readonly getsQuiet: LatencySummary;
+  readonly getsDuring: LatencySummary;
 }
 
 async function measure(
   root: string,
   keys: number,
-  o: { valueBytes: number; intervalS: number; diverge: number },
+  o: { valueBytes: number; intervalS: number; diverge: number; getsPerS: number },
   say: (s: string) => void,
 ): Promise<KeysResult> {
   const nodes = await startCluster(root, 3, 30_000, {
@@ -128,6 +136,36 @@ async function measure(
     say(`${keys} keys loaded in ${loadS.toFixed(1)} s`);
     const timeout = (o.intervalS * 4 + 60) * 1000 + keys / 10;
     await passesAfter(nodes, Date.now() / 1000, timeout);
+    // GET latency through kvstore-0 (which asks a replica besides itself) with no pass running,
+    // then during its next pass.
+    const kv0 = await metrics(nodes[0]!);
+    const lastEnd = kv0.get(LAST)!;
+    const lastLength = kv0.get('kvstore_anti_entropy_last_pass_seconds')!;
+    const nextStart = lastEnd + Math.max(o.intervalS, 9 * lastLength);
+    const gets = () =>
+      new PacedGets({
+        host: nodes[0]!.host,
+        port: nodes[0]!.port,
+        keys,
+        valueBytes: o.valueBytes,
+        ratePerS: o.getsPerS,
+      });
+    const quietGets = gets();
+    await quietGets.start();
+    await sleep(Math.max(1000, Math.min(8000, (nextStart - Date.now() / 1000 - 3) * 1000)));
+    const quiet = await quietGets.stop();
+    await sleep(Math.max(0, (nextStart - 1 - Date.now() / 1000) * 1000));
+    const passGets = gets();
+    await passGets.start();
+    await until('kvstore-0 pass not completed', timeout, async () => {
+      return ((await metrics(nodes[0]!)).get(LAST) ?? 0) > lastEnd;
+    });
+    const during = await passGets.stop();
+    if (quiet.wrong + during.wrong > 0)
+      throw new Error(`scale-anti-entropy: GETs failed: ${quiet.firstWrong ?? during.firstWrong}`);
+    say(
+      `GET p99 ${(quiet.latency.p99Us / 1000).toFixed(2)} ms without a pass, ${(during.latency.p99Us / 1000).toFixed(2)} ms during one`,
+    );
     // One whole interval, no client load: every member's passes and the digests it served.
     const before = await Promise.all(nodes.map(metrics));
     const cpu0 = nodes.map((n) => processCpuMs(n.child.pid, TICKS));
@@ -190,17 +228,23 @@ async function measure(
       windowS,
       repairS,
       repaired: (await moved()) - movedBefore,
+      getsQuiet: quiet.latency,
+      getsDuring: during.latency,
     };
   } finally {
     await Promise.all(nodes.map(stopServer));
   }
 }
 
+const ms = (us: number) => (us / 1000).toFixed(2);
+const lat = (l: LatencySummary) =>
+  `${ms(l.p50Us)} / ${ms(l.p99Us)} / ${ms(l.p999Us)} / ${ms(l.maxUs)}`;
+
 function render(input: {
   startedAt: string;
   command: string;
   results: KeysResult[];
-  o: { valueBytes: number; intervalS: number; diverge: number };
+  o: { valueBytes: number; intervalS: number; diverge: number; getsPerS: number };
   loadBefore: number[];
   loadAfter: number[];
 }): string {
@@ -222,6 +266,14 @@ Members: kvstore-0 walks with two members, kvstore-1 with one, kvstore-2 only an
 | keys | last pass, s (kv0 / kv1 / kv2) | µs per key (kv0) | keys hashed in the window | CPU ms in the window (its length) | ${input.o.diverge} keys on one replica repaired in |
 |---:|---|---:|---|---|---|
 ${rows.join('\n')}
+
+Paced GETs of random keys through kvstore-0 (${input.o.getsPerS}/s, one connection, open loop: latency from
+each request's scheduled time), first with no pass running, then from just before kvstore-0's
+next pass until it completed:
+
+| keys | no pass: p50 / p99 / p99.9 / max, ms | during a pass: p50 / p99 / p99.9 / max, ms | GETs (no pass / pass) |
+|---:|---|---|---|
+${input.results.map((r) => `| ${r.keys.toLocaleString('en-US')} | ${lat(r.getsQuiet)} | ${lat(r.getsDuring)} | ${r.getsQuiet.count} / ${r.getsDuring.count} |`).join('\n')}
 `;
 }
 
@@ -232,6 +284,7 @@ async function main(): Promise<void> {
       'value-bytes': { type: 'string', default: '100' },
       'interval-s': { type: 'string', default: '30' },
       diverge: { type: 'string', default: '100' },
+      'gets-per-s': { type: 'string', default: '1000' },
       out: { type: 'string', default: 'bench/results' },
       'data-root': { type: 'string', default: tmpdir() },
       help: { type: 'boolean', default: false },
@@ -253,6 +306,7 @@ async function main(): Promise<void> {
     valueBytes: positive('value-bytes', v['value-bytes']),
     intervalS: positive('interval-s', v['interval-s']),
     diverge: positive('diverge', v.diverge),
+    getsPerS: positive('gets-per-s', v['gets-per-s']),
   };
   const say = progressLog();
   cleanupOnExit();
@@ -261,7 +315,7 @@ async function main(): Promise<void> {
   const loadBefore = loadAverage();
   const results: KeysResult[] = [];
   for (const keys of counts) results.push(await measure(root, keys, o, say));
-  const command = `node bench/scale-anti-entropy.ts --keys ${v.keys} --value-bytes ${o.valueBytes} --interval-s ${o.intervalS} --diverge ${o.diverge}`;
+  const command = `node bench/scale-anti-entropy.ts --keys ${v.keys} --value-bytes ${o.valueBytes} --interval-s ${o.intervalS} --diverge ${o.diverge} --gets-per-s ${o.getsPerS}`;
   const md = render({ startedAt, command, results, o, loadBefore, loadAfter: loadAverage() });
   mkdirSync(v.out, { recursive: true });
   const file = join(v.out, `${reportStamp(startedAt)}-scale-anti-entropy.md`);

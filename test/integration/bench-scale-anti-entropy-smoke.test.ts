@@ -17,7 +17,7 @@ it('measures passes in step and a repair of keys on one replica, then cleans up'
   const out = tempDir('kvstore-bench-ae-out-');
   const dataRoot = tempDir('kvstore-bench-ae-');
   const args = ['bench/scale-anti-entropy.ts', '--keys', '3000', '--interval-s', '2'];
-  args.push('--diverge', '20', '--out', out, '--data-root', dataRoot);
+  args.push('--diverge', '20', '--gets-per-s', '200', '--out', out, '--data-root', dataRoot);
   const { stdout } = await run(NODE, args, { cwd: ROOT, maxBuffer: 16 << 20 });
   const files = readdirSync(out).filter((f) => f.endsWith('.md'));
   expect(files).toHaveLength(1);
@@ -35,5 +35,10 @@ it('measures passes in step and a repair of keys on one replica, then cleans up'
   // Each key on one replica was copied to the two others.
   expect(cells[5]).toMatch(/^[\d.]+ s \((\d+) copies\)$/);
   expect(Number(/\((\d+) copies\)/.exec(cells[5]!)![1])).toBeGreaterThanOrEqual(40);
+  // The GET latency table: a row with four latencies on each side, every GET answered right.
+  const gets = md.split('\n').filter((l) => l.startsWith('| 3,000 |'))[1];
+  expect(gets, md).toMatch(
+    /^\| 3,000 \| ([\d.]+ \/ ){3}[\d.]+ \| ([\d.]+ \/ ){3}[\d.]+ \| \d+ \/ \d+ \|$/,
+  );
   expect(readdirSync(dataRoot)).toEqual([]);
 });
