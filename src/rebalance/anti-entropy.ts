@@ -39,6 +39,11 @@ import {
  * does can bring back a value a delete replaced. Tombstone collection removes a tombstone only
  * once no member holds an older copy (gc.ts), so no member has one left for a pass to spread.
  *
+ * Pace: between ranges the walker waits as long as the range took (digest, comparison, repairs),
+ * so a pass takes at most half of both members' time while it runs; a range of DIGEST_KEYS keys
+ * blocks either event loop for about 2.5 ms (at 1M keys, DIGEST_KEYS 4,096 doubled the p99 of
+ * reads beside a pass against 1,024; 256 gained nothing more and made passes 40% longer).
+ *
  * When: only while the whole cluster is at rest (the tombstone collector's condition: every
  * member up, active, on this node's rings and not moving, no hints), rechecked after every range:
  * a change of rings ends the pass. A pass runs when the cluster comes to rest (after a heal, a
@@ -49,7 +54,7 @@ import {
 /** Buckets per range: the top 8 bits of a key's token. */
 export const DIGEST_BUCKETS = 256;
 /** The most keys one `antiEntropyDigest` request scans on the member asked. */
-export const DIGEST_KEYS = 4096;
+export const DIGEST_KEYS = 1024;
 /**
  * The most keys an `antiEntropyEntries` request may make the member asked scan: its ranges come
  * from digests of at most DIGEST_KEYS keys, with room for the writes made since.
@@ -311,6 +316,7 @@ export class AntiEntropy {
     const r = topology.target.id;
     let after: Buffer | null = null;
     for (;;) {
+      const began = performance.now();
       // The range: this node's next DIGEST_KEYS keys, cut short where the peer's reach as many.
       const mine = this.#sums(peer, after, null, DIGEST_KEYS);
       const req: DigestRequest = { r, p: self, a: after, e: mine.last, l: DIGEST_KEYS };
@@ -348,8 +354,9 @@ export class AntiEntropy {
       }
       if (reply.end === null) return true;
       after = reply.end;
-      // Let requests in between ranges.
-      await new Promise((res) => setImmediate(res));
+      // As long again before the next range: the pass takes at most half of the time of both
+      // members while it runs, and the requests they serve meanwhile get the rest.
+      await new Promise((res) => setTimeout(res, performance.now() - began));
       if (!unchanged()) return false;
     }
   }
