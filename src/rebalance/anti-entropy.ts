@@ -119,6 +119,7 @@ export interface AntiEntropyMetrics {
   readonly repaired: Counter<'direction'>;
   readonly lastCompleted: Gauge;
   readonly lastSeconds: Gauge;
+  readonly interval: Gauge;
 }
 
 export function registerAntiEntropyMetrics(registry: Registry): AntiEntropyMetrics {
@@ -152,6 +153,11 @@ export function registerAntiEntropyMetrics(registry: Registry): AntiEntropyMetri
     buckets: new Counter({
       name: 'kvstore_anti_entropy_buckets_mismatched_total',
       help: 'Digest buckets whose records differed between this node and a replica.',
+      registers: r,
+    }),
+    interval: new Gauge({
+      name: 'kvstore_anti_entropy_interval_seconds',
+      help: 'The configured time between anti-entropy passes at rest (--anti-entropy-interval-ms); 0: off.',
       registers: r,
     }),
     lastSeconds: new Gauge({
@@ -213,6 +219,7 @@ export class AntiEntropy {
 
   constructor(opts: AntiEntropyOptions) {
     this.#o = opts;
+    opts.metrics.interval.set(Math.max(0, opts.intervalMs) / 1000);
   }
 
   /** The peer methods this node serves to the members that walk their shared keys with it. */

@@ -24,6 +24,7 @@ const ALERTS = [
   'KvstoreStorageNotWritable',
   'KvstoreHintsBacklog',
   'KvstoreHintsDropped',
+  'KvstoreAntiEntropyStale',
 ];
 
 interface Dashboard {
