@@ -290,3 +290,45 @@ export function progressLog(): (line: string) => void {
       `[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${line}\n`,
     );
 }
+
+/** The `kvstore_*` samples of a node's /metrics; a labelled series is keyed with its labels. */
+export async function scrapeMetrics(host: string, httpPort: number): Promise<Map<string, number>> {
+  const res = await fetch(`http://${host}:${httpPort}/metrics`);
+  const out = new Map<string, number>();
+  for (const line of (await res.text()).split('\n')) {
+    const m = /^(kvstore_[a-z_]+(?:\{[^}]*\})?) ([\d.e+-]+)$/.exec(line);
+    if (m) out.set(m[1]!, Number(m[2]));
+  }
+  return out;
+}
+
+/** Asks `ok` every 200 ms until it is true; throws `<tool>: <what> after <timeoutMs> ms`. */
+export async function until(
+  tool: string,
+  what: string,
+  timeoutMs: number,
+  ok: () => Promise<boolean>,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`${tool}: ${what} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** A flag's value as a positive integer; throws `<tool>: --<flag> must be a positive integer`. */
+export function positiveInt(tool: string, flag: string, raw: string): number {
+  const x = Number(raw);
+  if (!Number.isSafeInteger(x) || x < 1)
+    throw new Error(`${tool}: --${flag} must be a positive integer, got '${raw}'`);
+  return x;
+}
+
+/** Runs a bench's main: a failure prints its message, cleans up (cleanupSync) and exits 1. */
+export function runBench(main: () => Promise<void>): void {
+  main().catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    cleanupSync();
+    process.exit(1);
+  });
+}

@@ -30,12 +30,15 @@ import type { LatencySummary } from './histogram.ts';
 import { PacedGets } from './paced-gets.ts';
 import {
   cleanupOnExit,
-  cleanupSync,
+  positiveInt,
   processCpuMs,
   progressLog,
+  runBench,
   type Server,
+  scrapeMetrics,
   stopServer,
   tempDir,
+  until as waitUntil,
 } from './procs.ts';
 import { loadAverage, reportStamp } from './report.ts';
 import { rbKey, respLoad } from './respload.ts';
@@ -61,23 +64,10 @@ const PEER_PORT = 7946;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const TICKS = 100; // USER_HZ on Linux
 
-async function metrics(node: Server): Promise<Map<string, number>> {
-  const res = await fetch(`http://${node.host}:${HTTP_PORT}/metrics`);
-  const out = new Map<string, number>();
-  for (const line of (await res.text()).split('\n')) {
-    const m = /^(kvstore_[a-z_]+(?:\{[^}]*\})?) ([\d.e+-]+)$/.exec(line);
-    if (m) out.set(m[1]!, Number(m[2]));
-  }
-  return out;
-}
+const metrics = (node: Server) => scrapeMetrics(node.host, HTTP_PORT);
 
-async function until(what: string, timeoutMs: number, ok: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`scale-anti-entropy: ${what} after ${timeoutMs} ms`);
-    await sleep(200);
-  }
-}
+const until = (what: string, timeoutMs: number, ok: () => Promise<boolean>) =>
+  waitUntil('scale-anti-entropy', what, timeoutMs, ok);
 
 const LAST = 'kvstore_anti_entropy_last_completed_timestamp_seconds';
 
@@ -294,13 +284,7 @@ async function main(): Promise<void> {
     process.stdout.write(HELP);
     return;
   }
-  const positive = (name: string, s: string) => {
-    const n = Number(s);
-    if (!Number.isInteger(n) || n <= 0) {
-      throw new Error(`scale-anti-entropy: --${name} must be a positive integer, got '${s}'`);
-    }
-    return n;
-  };
+  const positive = (flag: string, raw: string) => positiveInt('scale-anti-entropy', flag, raw);
   const counts = v.keys.split(',').map((k) => positive('keys', k));
   const o = {
     valueBytes: positive('value-bytes', v['value-bytes']),
@@ -327,10 +311,4 @@ async function main(): Promise<void> {
   process.stdout.write(`${md}\nWrote ${file}\n`);
 }
 
-if (import.meta.main) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-    cleanupSync();
-    process.exit(1);
-  });
-}
+if (import.meta.main) runBench(main);

@@ -51,6 +51,7 @@ import {
   FRAME_HEADER_BYTES,
 } from '../src/peer/index.ts';
 import { type HelloReply, METHODS } from '../src/replica/index.ts';
+import { positiveInt } from './procs.ts';
 import { loadAverage, reportStamp } from './report.ts';
 import { markdownTable, num } from './table.ts';
 
@@ -294,12 +295,7 @@ async function main(): Promise<void> {
     process.stdout.write(HELP);
     return;
   }
-  const positive = (flag: string, raw: string) => {
-    const x = Number(raw);
-    if (!Number.isSafeInteger(x) || x < 1)
-      throw new Error(`scale-membership: --${flag} must be a positive integer, got '${raw}'`);
-    return x;
-  };
+  const positive = (flag: string, raw: string) => positiveInt('scale-membership', flag, raw);
   const sizes = v.members.split(',').map((s) => positive('members', s.trim()));
   if (sizes.some((s) => s < 2))
     throw new Error('scale-membership: --members sizes must be at least 2');

@@ -26,13 +26,15 @@ import { CLUSTER_ARGS, loopbackBlock } from './cluster.ts';
 import { PacedGets } from './paced-gets.ts';
 import {
   cleanupOnExit,
-  cleanupSync,
   processCpuMs,
   progressLog,
+  runBench,
   type Server,
+  scrapeMetrics,
   startKvstore,
   stopServer,
   tempDir,
+  until as waitUntil,
 } from './procs.ts';
 import { loadAverage, reportStamp } from './report.ts';
 import { rbKey, respCall, respLoad } from './respload.ts';
@@ -83,25 +85,12 @@ function settledOn(view: ClusterView | null, names: readonly string[]): boolean 
   return JSON.stringify(ring) === JSON.stringify(names);
 }
 
-async function metrics(node: Server): Promise<Map<string, number>> {
-  const res = await fetch(`http://${node.host}:${PORTS[1]}/metrics`);
-  const out = new Map<string, number>();
-  for (const line of (await res.text()).split('\n')) {
-    const m = /^(kvstore_[a-z_]+) ([\d.e+-]+)$/.exec(line);
-    if (m) out.set(m[1]!, Number(m[2]));
-  }
-  return out;
-}
+const metrics = (node: Server) => scrapeMetrics(node.host, PORTS[1]);
 
 const metric = async (node: Server, name: string) => (await metrics(node)).get(name) ?? 0;
 
-async function until(what: string, timeoutMs: number, ok: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`scale-rebalance: ${what} after ${timeoutMs} ms`);
-    await sleep(200);
-  }
-}
+const until = (what: string, timeoutMs: number, ok: () => Promise<boolean>) =>
+  waitUntil('scale-rebalance', what, timeoutMs, ok);
 
 interface Options {
   readonly valueBytes: number;
@@ -346,10 +335,4 @@ async function main(): Promise<void> {
   process.stdout.write(`${md}\nWrote ${file}\n`);
 }
 
-if (import.meta.main) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-    cleanupSync();
-    process.exit(1);
-  });
-}
+if (import.meta.main) runBench(main);

@@ -158,13 +158,14 @@ export async function startCluster(
   const backups = new BackupSessions(storage, incarnation.id);
   // Served from the start, answering once the node routes (it needs the rings and replicas).
   let antiEntropy: AntiEntropy | null = null;
+  let antiEntropyServed: Record<string, (body: unknown) => unknown> | null = null;
   const antiEntropyMethods = Object.fromEntries(
     Object.values(ANTI_ENTROPY_METHODS).map((m) => [
       m,
       (body: unknown) => {
-        if (antiEntropy === null)
+        if (antiEntropyServed === null)
           throw new KvError('KV_ERR_UNAVAILABLE', 'anti-entropy: this node is starting');
-        return antiEntropy.methods()[m]!(body);
+        return antiEntropyServed[m]!(body);
       },
     ]),
   );
@@ -291,6 +292,7 @@ export async function startCluster(
     metrics: registerAntiEntropyMetrics(registry),
     logger: log,
   });
+  antiEntropyServed = antiEntropy.methods();
   antiEntropy.start();
   const stopCollector = startCollector({
     self,

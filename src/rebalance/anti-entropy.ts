@@ -192,7 +192,7 @@ export interface AntiEntropyOptions {
 }
 
 /** What one pass did. */
-export interface PassResult {
+interface PassResult {
   readonly completed: boolean;
   /** Members compared with to the end of the keyspace. */
   readonly peers: number;
@@ -252,7 +252,7 @@ export class AntiEntropy {
     this.#wasQuiet = quiet;
     const now = Date.now();
     if (!quiet || this.#running !== null || now < this.#earliest) return;
-    if (this.#cameToRest || now >= this.#nextAt) void this.runPass();
+    if (this.#cameToRest || now >= this.#nextAt) void this.#runPass();
   }
 
   /**
@@ -260,7 +260,7 @@ export class AntiEntropy {
    * repairs what differs. Resolves when done or aborted (the cluster left rest, a member failed
    * to answer); never rejects.
    */
-  runPass(): Promise<PassResult> {
+  #runPass(): Promise<PassResult> {
     this.#running ??= this.#pass().finally(() => {
       this.#running = null;
     });
@@ -338,15 +338,15 @@ export class AntiEntropy {
         return false;
       }
       if (!unchanged()) return false;
-      const ours = sameBound(reply.end, mine.last)
-        ? mine.sums
-        : this.#sums(peer, after, reply.end, Number.POSITIVE_INFINITY).sums;
-      const theirs = new Uint32Array(DIGEST_BUCKETS * 2);
-      for (let i = 0; i < theirs.length; i++) theirs[i] = reply.d.readUInt32BE(i * 4);
+      const ours = digestBytes(
+        sameBound(reply.end, mine.last)
+          ? mine.sums
+          : this.#sums(peer, after, reply.end, Number.POSITIVE_INFINITY).sums,
+      );
       const bitmap = Buffer.alloc(BITMAP_BYTES);
       let differ = 0;
       for (let b = 0; b < DIGEST_BUCKETS; b++) {
-        if (ours[2 * b] !== theirs[2 * b] || ours[2 * b + 1] !== theirs[2 * b + 1]) {
+        if (ours.compare(reply.d, b * 8, b * 8 + 8, b * 8, b * 8 + 8) !== 0) {
           bitmap[b >> 3]! |= 0x80 >> (b & 7);
           differ++;
         }

@@ -7,7 +7,6 @@ export {
   type AntiEntropyOptions,
   DIGEST_BUCKETS,
   DIGEST_KEYS,
-  type PassResult,
   registerAntiEntropyMetrics,
 } from './anti-entropy.ts';
 export {
