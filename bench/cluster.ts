@@ -46,6 +46,8 @@ async function membersUp(node: Server): Promise<number> {
 export interface ClusterOptions {
   readonly script?: string;
   readonly args?: readonly string[];
+  /** Each member's inspector listens on its own address at this port (bench/profile.ts). */
+  readonly inspectPort?: number;
 }
 
 /**
@@ -68,6 +70,7 @@ export async function startCluster(
         host,
         ports: PORTS,
         args: ['--peers', peers, ...CLUSTER_ARGS, ...(opts.args ?? [])],
+        nodeArgs: opts.inspectPort === undefined ? [] : [`--inspect=${host}:${opts.inspectPort}`],
         ...(opts.script === undefined ? {} : { script: opts.script }),
       }),
     ),

@@ -13,6 +13,20 @@ export const TARGET_LABELS: Record<RbTargetName, string> = {
   cluster: 'kvstore, 3 nodes RF=3 W=2 R=2',
 };
 
+/**
+ * The cell behind a goal: what profile.ts runs again under the profiler when the goal fails.
+ * `rb`: redis-benchmark on the single node or the 3-node cluster; `storeload`: the etcd
+ * comparison's load generator on the 3-node cluster.
+ */
+export type GoalCell =
+  | {
+      readonly kind: 'rb';
+      readonly target: 'kvstore' | 'cluster';
+      readonly op: RbOp;
+      readonly pipeline: number;
+    }
+  | { readonly kind: 'storeload'; readonly op: 'put' | 'get' };
+
 /** One goal of the issue, with what this run measured. */
 export interface Goal {
   readonly goal: string;
@@ -21,6 +35,8 @@ export interface Goal {
   readonly value: number | null;
   /** null: not measured in this run (e.g. --skip-memory). */
   readonly pass: boolean | null;
+  /** The kvstore cell it measures (none for the memory goals). */
+  readonly cell?: GoalCell;
 }
 
 const workload = (op: RbOp, pipeline: number) => `${op.toUpperCase()} P${pipeline}`;
@@ -108,26 +124,30 @@ export function evaluateGoals(cells: readonly RbCellResult[], memory: MemoryResu
       { min: 0.5 },
     ],
   ];
-  const goals = single.map(([goal, op, p, target, field, bound]) =>
-    ratioGoal(
-      goal,
-      at(op, p, 'kvstore')?.[field],
-      at(op, p, target)?.[field],
-      bound,
-      field === 'rps' ? opsUnit : msUnit,
-    ),
+  const goals = single.map(
+    ([goal, op, p, target, field, bound]): Goal => ({
+      ...ratioGoal(
+        goal,
+        at(op, p, 'kvstore')?.[field],
+        at(op, p, target)?.[field],
+        bound,
+        field === 'rps' ? opsUnit : msUnit,
+      ),
+      cell: { kind: 'rb', target: 'kvstore', op, pipeline: p },
+    }),
   );
   for (const op of ['set', 'get'] as const) {
     for (const p of [1, 16]) {
-      goals.push(
-        ratioGoal(
+      goals.push({
+        ...ratioGoal(
           `3-node cluster ${workload(op, p)}: >= 0.25x 1 node`,
           at(op, p, 'cluster')?.rps,
           at(op, p, 'kvstore')?.rps,
           { min: 0.25 },
           opsUnit,
         ),
-      );
+        cell: { kind: 'rb', target: 'cluster', op, pipeline: p },
+      });
     }
   }
   const keys = memory === null ? '1,000,000 keys' : `${num(memory.keys)} keys`;

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { evaluateGoals, goalsTable, memoryLines } from './goals.ts';
+import { openInspector } from './inspector.ts';
 import {
   cleanupSync,
   freePort,
@@ -129,30 +130,11 @@ interface HeapUsage {
 
 /**
  * Over the inspector (Chrome DevTools Protocol): V8's heap figures, a full GC, the figures again.
- * Node 24 has a WebSocket client built in.
  */
 export async function forceGc(
   inspectPort: number,
 ): Promise<{ before: HeapUsage; after: HeapUsage }> {
-  const list = (await (await fetch(`http://127.0.0.1:${inspectPort}/json/list`)).json()) as {
-    webSocketDebuggerUrl: string;
-  }[];
-  const ws = new WebSocket(list[0]!.webSocketDebuggerUrl);
-  await new Promise((res, rej) => {
-    ws.addEventListener('open', res);
-    ws.addEventListener('error', () => rej(new Error('bench: inspector connection failed')));
-  });
-  const pending = new Map<number, (result: unknown) => void>();
-  ws.addEventListener('message', (e) => {
-    const m = JSON.parse(String(e.data)) as { id?: number; result?: unknown };
-    if (m.id !== undefined) pending.get(m.id)?.(m.result);
-  });
-  let id = 0;
-  const call = (method: string, params: object = {}) =>
-    new Promise<unknown>((res) => {
-      pending.set(++id, res);
-      ws.send(JSON.stringify({ id, method, params }));
-    });
+  const { call, close } = await openInspector(inspectPort);
   const heap = async () => {
     const expression = 'JSON.stringify(process.memoryUsage())';
     const r = (await call('Runtime.evaluate', { expression })) as { result: { value: string } };
@@ -164,7 +146,7 @@ export async function forceGc(
     await sleep(500);
     return { before, after: await heap() };
   } finally {
-    ws.close();
+    close();
   }
 }
 

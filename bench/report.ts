@@ -10,6 +10,7 @@ import type { LatencySummary } from './histogram.ts';
 import type { Op } from './loadgen.ts';
 import type { MemoryResult } from './memory.ts';
 import type { FsyncProbe } from './procs.ts';
+import { type GoalProfiles, profilesSection } from './profile.ts';
 import type { RbCellResult } from './redisbench.ts';
 import { markdownTable, num, ratio, us } from './table.ts';
 
@@ -67,6 +68,8 @@ export interface Report {
   readonly etcd: EtcdComparison | null;
   /** The 1M-key memory and restart probe; null with --skip-memory or --quick. */
   readonly memory: MemoryResult | null;
+  /** Where the failing goals' cells spend their CPU (bench/profile.ts); null with --skip-profiles. */
+  readonly profiles: GoalProfiles | null;
   /** The text-protocol generator cells (issue 2). */
   readonly cells: readonly CellResult[];
   readonly crosscheck: readonly string[];
@@ -232,6 +235,7 @@ export function renderMarkdown(report: Report): string {
       '',
     );
   }
+  if (report.profiles !== null) lines.push(...profilesSection(report.profiles));
   if (report.crosscheck.length > 0) {
     lines.push(
       '## Generator check (redis-benchmark against the no-persistence Redis)',

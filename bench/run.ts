@@ -18,6 +18,7 @@ import {
   startRedis,
   stopServer,
 } from './procs.ts';
+import { type GoalProfiles, profileFailingGoals, profilesSection } from './profile.ts';
 import {
   prefillRb,
   type RbCell,
@@ -33,6 +34,7 @@ import {
   machineInfo,
   type Report,
   renderTextTables,
+  reportStamp,
   TARGETS,
   type TargetName,
   writeReport,
@@ -58,6 +60,9 @@ const USAGE = `Usage: node bench/run.ts [options]
   --skip-etcd        skip the 3-node comparison with etcd (bench/etcd.ts; it builds etcd and
                      bench/storeload with Go the first time)
   --no-crosscheck    skip the generator check (redis-benchmark vs this harness on Redis)
+  --skip-profiles    do not profile the failing goals' cells (bench/profile.ts; after the
+                     measured cells, each failing goal's kvstore cell runs again under V8's
+                     profiler, about --duration-s + 5 s a cell)
   --help             print this text`;
 
 interface Options {
@@ -75,6 +80,7 @@ interface Options {
   readonly text: boolean;
   readonly crosscheck: boolean;
   readonly etcd: boolean;
+  readonly profiles: boolean;
 }
 
 function positive(name: string, raw: string | undefined, fallback: number): number {
@@ -104,6 +110,7 @@ function parseOptions(argv: string[]): Options | null {
       'skip-text': flag,
       'skip-etcd': flag,
       'no-crosscheck': flag,
+      'skip-profiles': flag,
       help: flag,
     },
   });
@@ -125,6 +132,7 @@ function parseOptions(argv: string[]): Options | null {
     text,
     crosscheck: text && !quick && v['no-crosscheck'] !== true,
     etcd: v['skip-etcd'] !== true,
+    profiles: v['skip-profiles'] !== true,
   };
 }
 
@@ -241,6 +249,15 @@ async function bench(opts: Options): Promise<void> {
     if (opts.memory)
       memory = await memoryProbe(opts.dataRoot, opts.memoryKeys, opts.valueBytes, say);
     const goals = evaluateGoals(rb, memory);
+    let profiles: GoalProfiles | null = null;
+    if (opts.profiles) {
+      const failing = [...goals, ...(etcd?.goals ?? [])];
+      profiles = await profileFailingGoals(
+        failing,
+        { ...opts, stamp: reportStamp(startedAt), durationS: opts.quick ? 0.5 : opts.durationS },
+        say,
+      );
+    }
     const report: Report = {
       startedAt,
       finishedAt: new Date().toISOString(),
@@ -250,6 +267,7 @@ async function bench(opts: Options): Promise<void> {
       goals,
       etcd,
       memory,
+      profiles,
       cells,
       crosscheck: checks,
       conditions: {
@@ -260,10 +278,11 @@ async function bench(opts: Options): Promise<void> {
     };
     const text = cells.length > 0 ? `\n\n${renderTextTables(cells)}` : '';
     const etcdText = etcd === null ? '' : `\n\n${etcdSection(etcd).join('\n')}`;
+    const profileText = profiles === null ? '' : `\n\n${profilesSection(profiles).join('\n')}`;
     const c = report.conditions;
     const conditions = `load ${m.loadAvgAtStart.join(' ')} -> ${c.loadAvgAtEnd.join(' ')}; fsync p50/p99 ${fsyncAtStart.p50Us}/${fsyncAtStart.p99Us} µs -> ${c.fsyncAtEnd.p50Us}/${c.fsyncAtEnd.p99Us} µs`;
     process.stdout.write(
-      `\n${renderHeadline(rb, goals, memory)}${etcdText}${text}\n\n${checks.join('\n')}\n${conditions}\n`,
+      `\n${renderHeadline(rb, goals, memory)}${etcdText}${text}${profileText}\n\n${checks.join('\n')}\n${conditions}\n`,
     );
     process.stdout.write(`\nreport: ${writeReport(report, opts.out)}\n`);
     const textErrors = cells.some((x) => TARGETS.some((t) => x.results[t].errors > 0));

@@ -211,16 +211,16 @@ export class ClusterCoordinator implements Coordinator {
   getNow(key: Buffer, use: ValueUse): boolean {
     if (!this.#alone(key)) return false;
     this.#use = use;
-    this.#now = this.#o.storage.clock.wallNow();
     this.#o.storage.withRaw(key, this.#answer);
     return true;
   }
 
   // getNow's call, kept in fields so that no closure is made per GET (it is synchronous).
   #use: ValueUse = () => {};
-  #now = 0;
+  /** The clock, read only for a record that expires. */
+  readonly #wallNow = () => this.#o.storage.clock.wallNow();
   readonly #answer = (raw: Buffer | undefined) =>
-    this.#use(raw, raw === undefined ? -1 : liveValueStart(raw, this.#now));
+    this.#use(raw, raw === undefined ? -1 : liveValueStart(raw, this.#wallNow));
 
   /** Reads and writes for the expiry commands: local when this node is the key's only replica. */
   readonly #io: RecordAccess;

@@ -55,6 +55,17 @@ interface Report {
   rb: { cell: { op: string; pipeline: number }; results: Record<string, RbMeasurement> }[];
   goals: { goal: string; value: number | null; pass: boolean | null }[];
   memory: unknown;
+  profiles: {
+    profiles: {
+      cell: string;
+      goals: string[];
+      requests: number;
+      threads: { group: string; userUs: number; systemUs: number }[];
+      top: { fn: string; where: string; pct: number }[];
+      files: string[];
+      error: string | null;
+    }[];
+  };
   cells: { cell: unknown; results: Record<string, Result> }[];
 }
 
@@ -167,6 +178,31 @@ describe('bench harness (--quick)', () => {
       true,
       true,
     ]);
+
+    // Every failing goal with a kvstore cell has that cell profiled (goals sharing a cell share
+    // one), on real nodes under the inspector, their processes gone with the rest (above).
+    const failing = [...report.goals, ...report.etcd.goals].filter((g) => g.pass === false);
+    expect(failing.length).toBeGreaterThan(0); // --quick's tiny runs fail most goals
+    expect(md).toContain('## Profiles of the failing goals');
+    const profiled = report.profiles.profiles.flatMap((p) => p.goals).sort();
+    expect(profiled).toEqual(failing.map((g) => g.goal).sort());
+    for (const p of report.profiles.profiles) {
+      expect(p.error, p.cell).toBeNull();
+      expect(p.requests, p.cell).toBeGreaterThan(0);
+      expect(
+        p.threads.map((t) => t.group),
+        p.cell,
+      ).toContain('main thread');
+      expect(p.top.length, p.cell).toBeGreaterThan(0);
+      expect(p.top[0]!.pct, p.cell).toBeGreaterThan(0);
+      // One profile per process: 1 for the single node, 3 for the cluster cells.
+      expect(p.files.length, p.cell).toBe(p.cell.includes('3 nodes') ? 3 : 1);
+      for (const f of p.files) {
+        const cpu = JSON.parse(readFileSync(f, 'utf8')) as { nodes: unknown[]; samples: unknown[] };
+        expect(cpu.nodes.length, f).toBeGreaterThan(1);
+        expect(cpu.samples.length, f).toBeGreaterThan(0);
+      }
+    }
 
     expect(report.cells.length).toBe(4);
     for (const { cell, results } of report.cells) {
