@@ -27,6 +27,9 @@ export function nodeEnvironment(c: Cluster, clusterDomain: string): Record<strin
     writeQuorum: String(s.writeQuorum),
     logLevel: s.logLevel,
   };
+  // spec.settings: the node's own option names; parseKVCluster checked them with its schema.
+  for (const [key, value] of Object.entries(s.settings ?? {}))
+    if (value !== undefined) settings[key as keyof Config] = String(value);
   return Object.fromEntries(
     Object.entries(settings).map(([key, v]) => [envName(key as keyof Config), v]),
   );

@@ -53,6 +53,12 @@ const ALL_TOGGLES = [
   'cluster.auth.passwordSecret.name=kv-password,cluster.auth.clusterSecret.name=kv-cluster',
   '--set',
   'cluster.tls.clientSecretName=kv-tls,cluster.tls.peerSecretName=kv-peer-tls',
+  // Helm reads numbers as floats: the KVCluster must still get integers (4194304, not
+  // 4.194304e+06), which the apiserver's dry run below checks against the CRD.
+  '--set',
+  'cluster.settings.maxValueBytes=4194304,cluster.settings.maxLineBytes=5242880',
+  '--set',
+  'cluster.settings.readRepairChance=0.25,cluster.settings.antiEntropyIntervalMs=300000',
 ];
 /** Fast operator timings for the test (flags given later win). */
 const FAST = [
@@ -179,6 +185,8 @@ describe('charts/kvstore', () => {
       [['cluster.readQuorum=0'], /readQuorum.*minimum/],
       [['cluster.replica=3'], /additional properties 'replica' not allowed/],
       [['operator.logLevel=loud'], /logLevel/],
+      [['cluster.settings.maxValueByte=1'], /maxValueByte/],
+      [['cluster.settings.maxHints=-1'], /maxHints.*minimum/],
     ];
     for (const [set, error] of cases) {
       const r = await template(...set);
@@ -358,6 +366,13 @@ describe('charts/kvstore', () => {
       );
       expect(kinds).not.toContain('CustomResourceDefinition');
       expect(kinds.includes('Job')).toBe(extra.length > 0);
+      const cluster = objects(manifests).find((o) => o.kind === 'KVCluster');
+      expect(cluster?.spec.settings).toEqual({
+        antiEntropyIntervalMs: 300000,
+        maxLineBytes: 5242880,
+        maxValueBytes: 4194304,
+        readRepairChance: 0.25,
+      });
     }
     await k().kubectl(['delete', 'namespace', 'kv-dry', '--wait=false']);
   }, 120_000);

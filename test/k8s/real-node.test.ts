@@ -507,7 +507,9 @@ describe('a real node', () => {
       await k().kubectl(['apply', '-f', '-'], {
         input: cluster(
           'kvr',
-          `  restoreFrom: {claimName: kvb-backups, path: ${JSON.stringify(backup.path)}}\n`,
+          `  restoreFrom: {claimName: kvb-backups, path: ${JSON.stringify(backup.path)}}\n` +
+            // spec.settings reach the node (ConfigMap, envFrom): its keys are at most 16 bytes.
+            '  settings: {maxKeyBytes: 16}\n',
         ),
       });
       const restore = await run('kvr', 'restore', 'kvr-restore');
@@ -516,6 +518,10 @@ describe('a real node', () => {
       try {
         for (const key of keys) expect(await r.kv.get(key), key).toBe(`v-${key}`);
         expect(await r.kv.get('bk-gone')).toBeNull();
+        await expect(r.kv.put('k'.repeat(17), 'x')).rejects.toThrow(
+          /key is 17 bytes, the limit is 16/,
+        );
+        expect(await r.kv.put('k'.repeat(16), 'x')).toBeUndefined();
       } finally {
         await r.close();
       }

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
+import { NODE_SETTINGS } from '../../operator/api/v1alpha1/index.ts';
 import { leafPaths, parseValues, renderTables, showValue } from '../../scripts/chart-readme.ts';
 import { provisionedDashboard, staleFiles } from '../../scripts/sync-chart.ts';
 
@@ -121,6 +122,13 @@ describe('values.yaml documentation and schema', () => {
       ).toBe(true);
     }
     expect(schema.additionalProperties).toBe(false);
+  });
+
+  it('cluster.settings takes exactly the node settings the KVCluster takes', () => {
+    const cluster = schema.properties!.cluster!.properties!.settings as unknown as {
+      propertyNames: { enum: string[] };
+    };
+    expect(cluster.propertyNames.enum).toEqual([...NODE_SETTINGS]);
   });
 });
 

@@ -8,6 +8,7 @@ import {
   buildCrd,
   CRD_PATH,
   kvClusterSpecSchema,
+  NODE_SETTINGS,
   openApiSchema,
   parseKVCluster,
   renderCrdYaml,
@@ -167,6 +168,48 @@ describe('parseKVCluster (the operator validates with the same schema)', () => {
     if (!r.ok) expect(r.message).toMatch(/spec\.replicas: .*spec\.storage\.size/);
     expect(parseKVCluster('9lives', {}).ok).toBe(false);
     expect(parseKVCluster('a'.repeat(53), {}).ok).toBe(false);
+  });
+
+  it("takes node settings by their option names, with the node's own bounds and rules", () => {
+    const settings = { maxValueBytes: 4 << 20, maxLineBytes: (4 << 20) + 2048, maxHints: 0 };
+    const r = parseKVCluster('demo', { settings });
+    expect(r.ok && r.spec.settings).toEqual(settings);
+    // A setting the operator owns, or no setting at all: refused, with its path.
+    for (const bad of [{ port: 1 }, { maxValueByte: 1 }]) {
+      const p = parseKVCluster('demo', { settings: bad });
+      expect(p.ok ? '' : p.message).toMatch(/^spec\.settings: Unrecognized key/);
+    }
+    // The node's bounds: its option's schema is the one checked.
+    const low = parseKVCluster('demo', { settings: { maxPeerBufferBytes: 1024 } });
+    expect(low.ok ? '' : low.message).toMatch(/^spec\.settings\.maxPeerBufferBytes: /);
+    // The rules between options, which the node would refuse at start (a crash loop): a value
+    // limit above what a line may hold, a tombstone grace inside the peer timeout.
+    const big = parseKVCluster('demo', { settings: { maxValueBytes: 4 << 20 } });
+    expect(big).toEqual({
+      ok: false,
+      message:
+        'spec.settings.maxLineBytes: must be at least max-key-bytes + max-value-bytes + 8 so every valid PUT fits',
+    });
+    const grace = parseKVCluster('demo', { settings: { tombstoneGraceMs: 1000 } });
+    expect(grace.ok ? '' : grace.message).toMatch(
+      /^spec\.settings\.tombstoneGraceMs: must be more/,
+    );
+  });
+
+  it("lists every node setting in the CRD with the node's bounds", () => {
+    const props = at(openApiSchema(), 'spec.settings').properties as Record<
+      string,
+      { type: string; minimum?: number; maximum?: number; exclusiveMinimum?: boolean }
+    >;
+    expect(Object.keys(props)).toEqual([...NODE_SETTINGS]);
+    expect(props.maxKeyBytes).toMatchObject({
+      type: 'integer',
+      minimum: 0,
+      exclusiveMinimum: true,
+    });
+    expect(props.maxKeyBytes!.maximum).toBe(1900);
+    expect(props.readRepairChance).toMatchObject({ type: 'number', minimum: 0, maximum: 1 });
+    expect(props.antiEntropyIntervalMs).toMatchObject({ type: 'integer', minimum: 0 });
   });
 
   it('accepts quantities as numbers or strings', () => {

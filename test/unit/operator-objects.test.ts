@@ -192,8 +192,24 @@ describe('Services, ConfigMap, PDB, ServiceMonitor', () => {
       KV_REPLICATION_FACTOR: '5',
       KV_WRITE_QUORUM: '3',
     });
+    expect(Object.keys(cm.data ?? {}).filter((k) => k.startsWith('KV_MAX'))).toEqual([]);
     expect(configHash(cm)).toBe(configHash(buildConfigMap(c, 'cluster.local')));
     expect(configHash(cm)).not.toBe(configHash(buildConfigMap(c, 'example.org')));
+  });
+
+  it("ConfigMap carries spec.settings as the node's KV_* variables, and a change rolls the pods", () => {
+    const tuned = cluster({
+      settings: { maxValueBytes: 4 << 20, maxLineBytes: 5 << 20, readRepairChance: 0.25 },
+    });
+    const cm = buildConfigMap(tuned, 'cluster.local');
+    expect(cm.data).toMatchObject({
+      KV_MAX_VALUE_BYTES: '4194304',
+      KV_MAX_LINE_BYTES: '5242880',
+      KV_READ_REPAIR_CHANCE: '0.25',
+      KV_PORT: '8081', // the operator's own settings are still there
+    });
+    const before = configHash(buildConfigMap(cluster(), 'cluster.local'));
+    expect(configHash(cm)).not.toBe(before);
   });
 
   it('PDB and ServiceMonitor select the pods', () => {

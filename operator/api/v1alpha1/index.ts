@@ -15,6 +15,8 @@ export {
   kvClusterStatusSchema,
   MAX_NAME_LENGTH,
   type Member,
+  NODE_SETTINGS,
+  type NodeSetting,
   type ParseResult,
   PHASES,
   type Phase,

@@ -1,6 +1,7 @@
 // KVCluster v1alpha1: the one zod schema of spec and status; the CRD and the operator both use it.
 
 import { z } from 'zod';
+import { type Config, configSchema, flagName } from '../../../src/config/index.ts';
 
 export const GROUP = 'kvstore.dev';
 export const VERSION = 'v1alpha1';
@@ -231,6 +232,67 @@ const SPEC_RULES: readonly Rule<{
   },
 ];
 
+/**
+ * The node settings a KVCluster may set (`spec.settings`), by the node's own option names: its
+ * limits and tuning. The operator sets the others itself (addresses, ports, data directory,
+ * discovery, replication factor and quorums, log level, secrets, TLS, and the shutdown timeout,
+ * which the pods' 30 s grace period bounds); `walTruncateCorrupt` is a one-off recovery step
+ * taken by hand (docs/operations.md), not a setting to keep.
+ */
+export const NODE_SETTINGS = [
+  'minFreeDiskBytes',
+  'walSegmentBytes',
+  'maxKeyBytes',
+  'maxValueBytes',
+  'maxLineBytes',
+  'maxScanKeys',
+  'maxConnections',
+  'clientIdleTimeoutMs',
+  'maxPipeline',
+  'maxInflightWriteBytes',
+  'resolveIntervalMs',
+  'readRepairChance',
+  'readSpeculateMs',
+  'peerTimeoutMs',
+  'maxClockOffsetMs',
+  'maxPeerConnections',
+  'peerHandshakeTimeoutMs',
+  'maxPeerBufferBytes',
+  'probeIntervalMs',
+  'probeFailures',
+  'tombstoneGraceMs',
+  'gcIntervalMs',
+  'antiEntropyIntervalMs',
+  'expirySweepIntervalMs',
+  'expirySweepBatch',
+  'maxHints',
+  'hintIntervalMs',
+  'rebalanceRateBytes',
+] as const satisfies readonly (keyof Config)[];
+export type NodeSetting = (typeof NODE_SETTINGS)[number];
+
+/** The node's own schema of `key` (its bounds, so the two cannot drift), without its default. */
+function nodeOption(key: NodeSetting) {
+  const option = configSchema.shape[key];
+  return option
+    .unwrap()
+    .optional()
+    .describe(
+      `${option.description ?? key}. Node flag ${flagName(key)}; the node's default when absent.`,
+    );
+}
+
+const settingsSchema = z
+  .object(
+    Object.fromEntries(NODE_SETTINGS.map((k) => [k, nodeOption(k)])) as {
+      [K in NodeSetting]: ReturnType<typeof nodeOption>;
+    },
+  )
+  .strict()
+  .describe(
+    "Node settings beyond the fields above, by the node's option names (kvstore --help): its limits and tuning. Changing one rolls the pods.",
+  );
+
 export const kvClusterSpecSchema = withRules(
   z
     .object({
@@ -252,6 +314,7 @@ export const kvClusterSpecSchema = withRules(
         .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'])
         .default('info')
         .describe('Log level of the nodes.'),
+      settings: settingsSchema.optional(),
       resources: resourcesSchema.optional(),
       storage: storageSchema.prefault({}),
       ports: portsSchema.prefault({}),
@@ -413,9 +476,36 @@ export function parseKVCluster(name: string, spec: unknown): ParseResult {
   const bad = OBJECT_RULES.find((r) => r.check && !r.check({ name }));
   if (bad) return { ok: false, message: bad.message };
   const parsed = kvClusterSpecSchema.safeParse(spec ?? {});
-  if (parsed.success) return { ok: true, spec: parsed.data };
-  const message = parsed.error.issues
-    .map((i) => `spec${i.path.map((p) => `.${String(p)}`).join('')}: ${i.message}`)
+  if (!parsed.success) {
+    const message = parsed.error.issues
+      .map((i) => `spec${i.path.map((p) => `.${String(p)}`).join('')}: ${i.message}`)
+      .join('; ');
+    return { ok: false, message };
+  }
+  const refused = nodeConfigIssues(parsed.data);
+  if (refused !== null) return { ok: false, message: refused };
+  return { ok: true, spec: parsed.data };
+}
+
+/**
+ * What the node would refuse at start with this spec's settings (the rules between options, such
+ * as a line long enough for the largest key and value): checked here with the node's own schema,
+ * so the KVCluster is Invalid instead of its pods crash-looping. Null when the node takes them.
+ */
+function nodeConfigIssues(spec: KVClusterSpec): string | null {
+  const { replicationFactor, readQuorum, writeQuorum } = spec;
+  const checked = configSchema.safeParse({
+    ...spec.settings,
+    replicationFactor,
+    readQuorum,
+    writeQuorum,
+  });
+  if (checked.success) return null;
+  return checked.error.issues
+    .map((i) => {
+      const key = String(i.path[0] ?? '');
+      const at = (NODE_SETTINGS as readonly string[]).includes(key) ? `settings.${key}` : key;
+      return `spec.${at}: ${i.message}`;
+    })
     .join('; ');
-  return { ok: false, message };
 }
