@@ -399,10 +399,10 @@ export async function profileFailingGoals(
   for (const g of goals) {
     if (g.pass !== false) continue;
     if (g.cell === undefined) {
-      if (/RSS/.test(g.goal))
-        notes.push(
-          `${g.goal}: not a CPU profile; where the memory goes is in the memory lines above (anon, file-backed, the node binary's pages).`,
-        );
+      // The memory and restart goals: the probe's own lines break them down.
+      notes.push(
+        `${g.goal}: no CPU profile; the memory and restart lines above break it down (anon, file-backed, the node binary's pages, V8's heap; the restart's phases).`,
+      );
       continue;
     }
     const key = cellKey(g.cell);
