@@ -55,6 +55,9 @@ const BUNDLE_EXTERNAL = ['lmdb', 'msgpackr', '@node-rs/xxhash', 'fs-native-exten
 const LOADER = `// kvstore node entry, written by scripts/build.ts: compiles main.bundle.cjs (the node and its
 // dependencies in one file) with V8's code cache of it, made by the build, and runs it as a
 // CommonJS module. A cache that V8 rejects (another Node or V8 flags) only costs the parse.
+// With source maps on (NODE_OPTIONS=--enable-source-maps) it is required instead, without the
+// cache, so that stack traces name src/*.ts lines through main.bundle.cjs.map (Node maps the
+// code require() compiles, not what node:vm compiles).
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
@@ -62,17 +65,23 @@ import { fileURLToPath } from 'node:url';
 import { compileFunction } from 'node:vm';
 
 const filename = fileURLToPath(new URL('./main.bundle.cjs', import.meta.url));
-let cachedData;
-try {
-  cachedData = readFileSync(\`\${filename}.cache\`);
-} catch {}
-const params = ['exports', 'require', 'module', '__filename', '__dirname'];
-const run = compileFunction(readFileSync(filename, 'utf8'), params, { filename, cachedData });
-if (process.env.KVSTORE_CODE_CACHE_CHECK === '1') {
-  process.stderr.write(\`kvstore: code cache \${cachedData === undefined ? 'missing' : run.cachedDataRejected ? 'rejected' : 'accepted'}\\n\`);
+const check = (what) => {
+  if (process.env.KVSTORE_CODE_CACHE_CHECK === '1') process.stderr.write(\`kvstore: code cache \${what}\\n\`);
+};
+if (process.sourceMapsEnabled) {
+  check('not used (source maps on)');
+  createRequire(filename)(filename);
+} else {
+  let cachedData;
+  try {
+    cachedData = readFileSync(\`\${filename}.cache\`);
+  } catch {}
+  const params = ['exports', 'require', 'module', '__filename', '__dirname'];
+  const run = compileFunction(readFileSync(filename, 'utf8'), params, { filename, cachedData });
+  check(cachedData === undefined ? 'missing' : run.cachedDataRejected ? 'rejected' : 'accepted');
+  const module = { exports: {}, filename, id: '.' };
+  run(module.exports, createRequire(filename), module, filename, dirname(filename));
 }
-const module = { exports: {}, filename, id: '.' };
-run(module.exports, createRequire(filename), module, filename, dirname(filename));
 `;
 
 /**
@@ -117,6 +126,10 @@ async function bundleNode(dir: string): Promise<number> {
     minifySyntax: true,
     charset: 'ascii',
     legalComments: 'none',
+    // main.bundle.cjs.map beside it, read only with source maps on (see LOADER): the sources'
+    // paths and lines, not their text (sourcesContent), so the image grows by the map alone.
+    sourcemap: 'linked',
+    sourcesContent: false,
     external: BUNDLE_EXTERNAL,
     // First the directive: a "use strict" after the banner's statements would not be one, and
     // the whole bundle would run in sloppy mode.

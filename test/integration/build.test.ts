@@ -2,6 +2,7 @@
 
 import { execFile } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { SourceMap, type SourceMapPayload } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -33,6 +34,7 @@ describe('the compiled build', () => {
       'src/main.js',
       'src/main.bundle.cjs',
       'src/main.bundle.cjs.cache',
+      'src/main.bundle.cjs.map',
       'src/cli/main.js',
       'src/storage/verify-lmdb.js',
       'operator/main.js',
@@ -66,6 +68,34 @@ describe('the compiled build', () => {
       env: { ...process.env, KVSTORE_CODE_CACHE_CHECK: '1' },
     });
     expect(stderr).toBe('kvstore: code cache accepted\n');
+  });
+
+  it('maps the bundle back to src/ lines (main.bundle.cjs.map), and runs from it with source maps on', async () => {
+    const bundle = readFileSync(join(out, 'src/main.bundle.cjs'), 'utf8');
+    expect(bundle.trimEnd().endsWith('//# sourceMappingURL=main.bundle.cjs.map')).toBe(true);
+    const map = new SourceMap(
+      JSON.parse(readFileSync(join(out, 'src/main.bundle.cjs.map'), 'utf8')) as SourceMapPayload,
+    );
+    // The map holds paths and lines, not the sources' text.
+    expect(map.payload.sourcesContent ?? []).toEqual([]);
+    // Where a class of src/ starts in the bundle is where it starts in its file.
+    const wal = readFileSync(join(ROOT, 'src/storage/wal.ts'), 'utf8').split('\n');
+    const walLine = wal.findIndex((l) => l.startsWith('export class WriteAheadLog'));
+    const lines = bundle.split('\n');
+    const line = lines.findIndex((l) => l.includes('WriteAheadLog=class'));
+    expect(line).toBeGreaterThanOrEqual(0);
+    const entry = map.findEntry(line, lines[line]!.indexOf('WriteAheadLog=class'));
+    expect(entry).toMatchObject({ originalLine: walLine });
+    expect((entry as { originalSource: string }).originalSource).toMatch(/src\/storage\/wal\.ts$/);
+    // NODE_OPTIONS=--enable-source-maps: required instead of compiled with the cache, so that
+    // Node applies the map to stack traces.
+    const { stdout, stderr } = await run(
+      NODE,
+      ['--enable-source-maps', join(out, 'src/main.js'), '--help'],
+      { env: { ...process.env, KVSTORE_CODE_CACHE_CHECK: '1' } },
+    );
+    expect(stderr).toBe('kvstore: code cache not used (source maps on)\n');
+    expect(stdout).toMatch(/^Usage: kvstore/);
   });
 
   it('serves through bin/kvstore.js, kvctl answers through bin/kvctl.js, and kvctl verify checks the data dir', async () => {

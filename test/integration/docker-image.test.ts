@@ -122,6 +122,22 @@ describe('the image (scripts/image.sh, the Dockerfile, the real engine)', () => 
       '--help',
     ]);
     expect(cache.stderr).toBe('kvstore: code cache accepted\n');
+    // NODE_OPTIONS=--enable-source-maps (debugging a crash): the bundle's map is in the image,
+    // and the loader requires the bundle so that Node applies it.
+    const mapped = await dockerResult([
+      'run',
+      '--rm',
+      '-e',
+      'KVSTORE_CODE_CACHE_CHECK=1',
+      '-e',
+      'NODE_OPTIONS=--enable-source-maps',
+      image,
+      'sh',
+      '-c',
+      'test -s /app/src/main.bundle.cjs.map && kvstore --help',
+    ]);
+    expect(mapped.stderr).toBe('kvstore: code cache not used (source maps on)\n');
+    expect(mapped.stdout).toMatch(/^Usage: kvstore/);
     expect(inside.bins.sort()).toEqual(
       [...Object.keys(pkg.bin), 'env', 'node', 'sh', 'tini'].sort(),
     );
