@@ -112,7 +112,17 @@ describe('a member back under its name with an empty data directory (bug 1)', ()
         .toBe(fresh);
       const ra = await openClient(a);
       const read = await ra.call('GET k');
-      expect(read).not.toBe('v1');
+      // Failed once in a full run (2026-12-05, a fresh clone under load: 'v1'); not reproduced
+      // alone or under CPU load. What each node logged about its rings says why, if it recurs.
+      const why = async () =>
+        JSON.stringify({
+          a: (await clusterInfo(a)).ring,
+          logs: [a, c].map((n) => ({
+            node: n.name,
+            ring: n.proc.logs.filter((l) => /ring|incarnation|data directory/.test(String(l.msg))),
+          })),
+        });
+      if (read === 'v1') expect(read, await why()).not.toBe('v1');
       expect(read).toMatch(/^ERR UNAVAILABLE/);
       // a routes by a settled ring without c (it holds no data yet) toward the ring with it.
       expect((await clusterInfo(a)).ring.moving).toBe(true);
