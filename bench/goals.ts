@@ -80,12 +80,14 @@ export function ratioGoal(
   b: number | undefined,
   bound: { readonly min?: number; readonly max?: number },
   unit: (n: number) => string,
+  cell?: GoalCell,
 ): Goal {
+  const of = cell === undefined ? {} : { cell };
   if (a === undefined || b === undefined || !(b > 0))
-    return { goal, measured: 'not measured', value: null, pass: null };
+    return { goal, measured: 'not measured', value: null, pass: null, ...of };
   const value = a / b;
   const pass = bound.min !== undefined ? value >= bound.min : value <= bound.max!;
-  return { goal, measured: `${value.toFixed(2)}x (${unit(a)} / ${unit(b)})`, value, pass };
+  return { goal, measured: `${value.toFixed(2)}x (${unit(a)} / ${unit(b)})`, value, pass, ...of };
 }
 
 const opsUnit = (n: number) => `${num(n)} ops/s`;
@@ -124,30 +126,28 @@ export function evaluateGoals(cells: readonly RbCellResult[], memory: MemoryResu
       { min: 0.5 },
     ],
   ];
-  const goals = single.map(
-    ([goal, op, p, target, field, bound]): Goal => ({
-      ...ratioGoal(
-        goal,
-        at(op, p, 'kvstore')?.[field],
-        at(op, p, target)?.[field],
-        bound,
-        field === 'rps' ? opsUnit : msUnit,
-      ),
-      cell: { kind: 'rb', target: 'kvstore', op, pipeline: p },
-    }),
+  const goals = single.map(([goal, op, p, target, field, bound]) =>
+    ratioGoal(
+      goal,
+      at(op, p, 'kvstore')?.[field],
+      at(op, p, target)?.[field],
+      bound,
+      field === 'rps' ? opsUnit : msUnit,
+      { kind: 'rb', target: 'kvstore', op, pipeline: p },
+    ),
   );
   for (const op of ['set', 'get'] as const) {
     for (const p of [1, 16]) {
-      goals.push({
-        ...ratioGoal(
+      goals.push(
+        ratioGoal(
           `3-node cluster ${workload(op, p)}: >= 0.25x 1 node`,
           at(op, p, 'cluster')?.rps,
           at(op, p, 'kvstore')?.rps,
           { min: 0.25 },
           opsUnit,
+          { kind: 'rb', target: 'cluster', op, pipeline: p },
         ),
-        cell: { kind: 'rb', target: 'cluster', op, pipeline: p },
-      });
+      );
     }
   }
   const keys = memory === null ? '1,000,000 keys' : `${num(memory.keys)} keys`;

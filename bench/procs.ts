@@ -207,16 +207,30 @@ export function cleanupSync(): void {
   dirs.clear();
 }
 
+/**
+ * The name and the user and system CPU time (clock ticks) in a `/proc/<pid>/stat` or
+ * `/proc/<pid>/task/<tid>/stat` file; null when it is gone.
+ */
+export function procStat(path: string): { comm: string; user: number; system: number } | null {
+  let stat: string;
+  try {
+    stat = readFileSync(path, 'latin1');
+  } catch {
+    return null;
+  }
+  const close = stat.lastIndexOf(')');
+  const fields = stat.slice(close + 2).split(' ');
+  return {
+    comm: stat.slice(stat.indexOf('(') + 1, close),
+    user: Number(fields[11]),
+    system: Number(fields[12]),
+  };
+}
+
 /** CPU time (user + system, ms) a process has used so far, from /proc/<pid>/stat; 0 if unknown. */
 export function processCpuMs(pid: number | undefined, ticksPerSecond: number): number {
-  if (pid === undefined) return 0;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
-  } catch {
-    return 0;
-  }
+  const stat = pid === undefined ? null : procStat(`/proc/${pid}/stat`);
+  return stat === null ? 0 : ((stat.user + stat.system) * 1000) / ticksPerSecond;
 }
 
 /** Resident memory of a process from /proc/<pid>/status, in bytes (0 when unknown). */

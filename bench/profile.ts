@@ -5,7 +5,7 @@
 // CPU of every thread. The measured cells run without the inspector; these runs explain, they
 // are not the figures the goals are judged on.
 
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,7 @@ import {
   cleanupOnExit,
   freePort,
   positiveInt,
+  procStat,
   progressLog,
   ROOT,
   runBench,
@@ -121,19 +122,11 @@ export function threadTicks(pid: number): Map<string, ThreadTicks> {
     return out;
   }
   for (const tid of tasks) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    } catch {
-      continue; // the thread ended
-    }
-    const open = stat.indexOf('(');
-    const close = stat.lastIndexOf(')');
-    const comm = stat.slice(open + 1, close);
-    const f = stat.slice(close + 2).split(' ');
-    const group = GROUPS.find(([re]) => re.test(comm))?.[1] ?? 'other';
+    const stat = procStat(`/proc/${pid}/task/${tid}/stat`);
+    if (stat === null) continue; // the thread ended
+    const group = GROUPS.find(([re]) => re.test(stat.comm))?.[1] ?? 'other';
     const prev = out.get(group) ?? { user: 0, system: 0 };
-    out.set(group, { user: prev.user + Number(f[11]), system: prev.system + Number(f[12]) });
+    out.set(group, { user: prev.user + stat.user, system: prev.system + stat.system });
   }
   return out;
 }
@@ -257,11 +250,15 @@ interface Targets {
   cluster: { servers: Server[]; inspectPort: number } | null;
 }
 
+/**
+ * The cell's processes, and the port their inspectors listen on, each on its server's own
+ * address (the single node on 127.0.0.1, the cluster's members on 127.x.y.1-3).
+ */
 async function processesFor(
   cell: GoalCell,
   t: Targets,
   o: ProfileOptions,
-): Promise<{ servers: Server[]; inspectHost: (s: Server) => [string, number] }> {
+): Promise<{ servers: Server[]; inspectPort: number }> {
   if (cell.kind === 'rb' && cell.target === 'kvstore') {
     if (t.single === null) {
       const inspectPort = await freePort();
@@ -273,8 +270,7 @@ async function processesFor(
       t.single = { server, inspectPort };
       await prefillRb(server, o.keys, o.valueBytes);
     }
-    const port = t.single.inspectPort;
-    return { servers: [t.single.server], inspectHost: () => ['127.0.0.1', port] };
+    return { servers: [t.single.server], inspectPort: t.single.inspectPort };
   }
   if (t.cluster === null) {
     const inspectPort = 9229;
@@ -282,8 +278,7 @@ async function processesFor(
     t.cluster = { servers, inspectPort };
     await prefillRb(servers[0]!, o.keys, o.valueBytes);
   }
-  const port = t.cluster.inspectPort;
-  return { servers: t.cluster.servers, inspectHost: (s) => [s.host, port] };
+  return t.cluster;
 }
 
 /** Runs the cell's load once (unprofiled, to warm up), then again while profiling. */
@@ -294,7 +289,7 @@ async function profileCell(
   o: ProfileOptions,
 ): Promise<CellProfile> {
   const label = cellLabel(cell, o.clients);
-  const { servers, inspectHost } = await processesFor(cell, t, o);
+  const { servers, inspectPort } = await processesFor(cell, t, o);
   let run: () => Promise<{ requests: number }>;
   if (cell.kind === 'rb') {
     const target = servers[0]!;
@@ -338,12 +333,7 @@ async function profileCell(
       return { requests: result.requests };
     };
   }
-  const inspectors = await Promise.all(
-    servers.map((s) => {
-      const [host, port] = inspectHost(s);
-      return openInspector(port, host);
-    }),
-  );
+  const inspectors = await Promise.all(servers.map((s) => openInspector(inspectPort, s.host)));
   try {
     for (const i of inspectors) {
       await i.call('Profiler.enable');
