@@ -78,7 +78,7 @@ export class RingKeeper {
       while (this.#pending) {
         this.#pending = false;
         // Before the peers' rings are compared: a ring that holds data must not lose a tie.
-        if (this.#o.holdsData && topo.markHolding(this.#o.holdsData)) {
+        if (this.#o.holdsData && topo.markHolding(this.#o.holdsData, this.#o.members())) {
           this.#o.logger.info({ epoch: topo.settledRing.epoch }, 'settled ring holds data');
           void this.save();
         }
@@ -176,7 +176,8 @@ export interface StartingRings {
  * members when the source did not answer), or this node alone. The settled ring: the saved one;
  * a node with none is new and starts from the newest settled ring its peers report (a joiner
  * routes to the old owners until the data moved). With no ring reported, it founds one (epoch
- * 0) of itself and the members that answered it, new as well (they report no ring yet). Never of
+ * 0) of itself and the members that answered it, new as well (they report no ring yet), with
+ * the incarnations they answered with (see Topology.markHolding). Never of
  * a listed member that did not answer: that one may hold data under a ring this node has not
  * heard of, and a founded ring with more members wins over that ring at the same epoch (see
  * newerSettled), which would make this node a holder of data it never received. The members
@@ -190,9 +191,15 @@ export function startingTopology(s: StartingRings): Topology {
   const founders = s.members
     .filter((m) => inRing(m) && (m.self || (m.hello !== null && m.state !== 'down')))
     .map((m) => m.name);
+  // A founded ring records its founders' incarnations: the directories that answered now.
+  const incarnations: Record<string, string> = {};
+  for (const m of s.members) {
+    if (founders.includes(m.name) && m.hello?.incarnation)
+      incarnations[m.name] = m.hello.incarnation;
+  }
   const settled =
     s.saved ??
     newestReported(s.members)?.ring ??
-    settledRing(0, founders.length > 0 ? founders : [s.self], {});
+    settledRing(0, founders.length > 0 ? founders : [s.self], incarnations);
   return new Topology(initial.length > 0 ? initial : [s.self], settled, s.replicationFactor);
 }

@@ -213,20 +213,30 @@ export class Topology {
   /**
    * When this node holds data (`holdsData`, asked last: it may read the disk), a settled ring
    * still at epoch 0 (founded, never changed) that no data moves from (the data is held under
-   * it) moves to the next epoch, so that it wins over any ring founded later. At epoch 0 rings are ordered by their member lists, which know
-   * nothing of data: a newcomer that heard nobody and founded a ring of itself would otherwise
-   * win against a one-member cluster with a smaller name, which would then count the newcomer as
-   * the holder of its data. The newcomer, moving data from the start (the old member is in its
-   * target), never claims with what that member streamed to it. Members started together move
-   * to the same ring at epoch 1. True when it moved (the ring must be saved).
+   * it) moves to the next epoch, so that it wins over any ring founded later. At epoch 0 rings
+   * are ordered by their member lists, which know nothing of data: a newcomer that heard nobody
+   * and founded a ring of itself would otherwise win against a one-member cluster with a smaller
+   * name, which would then count the newcomer as the holder of its data. The newcomer, moving
+   * data from the start (the old member is in its target), never claims with what that member
+   * streamed to it. Members started together move to the same ring at epoch 1.
+   *
+   * The move waits until every owner's incarnation is known (recorded, or reported now by the
+   * member itself in `members`, this node included) and records them all: a ring past epoch 0
+   * that lacked one would take whatever directory first reports under that name (a volume
+   * replaced since, empty) for the holder of its data. True when it moved (the ring must be
+   * saved).
    */
-  markHolding(holdsData: () => boolean): boolean {
+  markHolding(holdsData: () => boolean, members: readonly MemberView[]): boolean {
     const r = this.#record;
-    if (r.epoch !== 0 || this.moving || !holdsData()) return false;
-    this.#setRecord(
-      settledRing(this.#nextEpoch(), r.members, r.incarnations, r.lost),
-      this.#settled,
-    );
+    if (r.epoch !== 0 || this.moving) return false;
+    const incarnations = { ...r.incarnations };
+    for (const m of members) {
+      const id = m.hello?.incarnation;
+      if (id && m.state !== 'down' && incarnations[m.name] === undefined) incarnations[m.name] = id;
+    }
+    if (r.members.some((n) => !r.lost.includes(n) && incarnations[n] === undefined)) return false;
+    if (!holdsData()) return false;
+    this.#setRecord(settledRing(this.#nextEpoch(), r.members, incarnations, r.lost), this.#settled);
     return true;
   }
 
@@ -338,8 +348,12 @@ export class Topology {
    * Compares each settled owner's incarnation, as the member itself reports it, with the one the
    * ring recorded. A report counts only from a member not down whose hello is at least as new as
    * the ring (its settled epoch >= the ring's): an older hello may predate the directory the
-   * ring recorded. Unknown ones are recorded; a differing one records the owner as lost (it keeps
-   * its place; see the class comment). Members already lost are left as they are.
+   * ring recorded. A founded ring records its founders, a settle every target member and
+   * markHolding every owner, so an owner is unknown only in a ring made by an older version (or
+   * of members that report none): then the incarnation another member's ring of the same
+   * members recorded for it is the one expected (recordedByPeers), and with none either, the
+   * reported one is recorded. A differing one records the owner as lost (it keeps its place; see
+   * the class comment). Members already lost are left as they are.
    */
   #checkIncarnations(members: readonly MemberView[]): Pick<RingChanges, 'replaced' | 'recorded'> {
     const r = this.#record;
@@ -351,12 +365,13 @@ export class Topology {
       if (!r.members.includes(m.name) || r.lost.includes(m.name)) continue;
       if (!h?.incarnation || m.state === 'down') continue;
       if (h.settled.epoch < r.epoch) continue;
-      const want = r.incarnations[m.name];
-      if (want === undefined) {
+      const own = r.incarnations[m.name];
+      const want = own ?? recordedByPeers(members, r, m.name, h.incarnation);
+      if (want !== undefined && want !== h.incarnation) {
+        replaced.push({ name: m.name, recorded: want, incarnation: h.incarnation });
+      } else if (own === undefined) {
         incarnations[m.name] = h.incarnation;
         recorded.push(m.name);
-      } else if (want !== h.incarnation) {
-        replaced.push({ name: m.name, recorded: want, incarnation: h.incarnation });
       }
     }
     if (replaced.length > 0) {
@@ -409,4 +424,30 @@ export class Topology {
     if (sameNames(record.members, this.#target.members)) return this.#target;
     return new Ring(record.members);
   }
+}
+
+/**
+ * The incarnation recorded for `name` in the rings other members (not `name` itself) report
+ * that have the same members as `ring`, are no newer and do not count `name` lost: what they
+ * know of the directory holding `name`'s data, where `ring` (no newer ring reported: update()
+ * adopted it first) records none. A directory replaced since, then refilled, would have been
+ * recorded by the settle that followed, in a ring newer than those. One that is not `reported`
+ * when they differ (the owner is then taken for replaced); undefined when none records one.
+ */
+function recordedByPeers(
+  members: readonly MemberView[],
+  ring: SettledRing,
+  name: string,
+  reported: string,
+): string | undefined {
+  let found: string | undefined;
+  for (const m of members) {
+    const r = m.self || m.name === name ? undefined : m.hello?.settled;
+    if (!r || r.epoch > ring.epoch || r.lost.includes(name)) continue;
+    const id = r.incarnations[name];
+    if (id === undefined || !sameNames(r.members, ring.members)) continue;
+    if (id !== reported) return id;
+    found = id;
+  }
+  return found;
 }

@@ -228,6 +228,39 @@ describe('Topology: incarnations (a new data directory under an old name holds n
     expect(t.moving).toBe(false);
   });
 
+  it('expects what another member recorded for an owner its own ring (an older version made) lacks', () => {
+    const names = ['a', 'b', 'c'];
+    const ring = settledRing(1, names, incs(['a', 'b']));
+    const t = new Topology(names, ring, RF);
+    // c is back with a new directory and recorded itself in its ring; a's ring has no c.
+    const cOwn = settledRing(1, names, { ...incs(['a', 'b']), c: 'new-c' });
+    const cView = view('c', t, { incarnation: 'new-c', settled: cOwn });
+    // A ring of other members does not count (an older one: a newer one would be adopted).
+    const other = settledRing(0, ['a', 'b', 'c', 'd'], incs(['a', 'b', 'c', 'd']));
+    const ignored = t.update([
+      view('a', t, { self: true }),
+      view('b', t, { settled: other }),
+      cView,
+    ]);
+    expect(ignored.recorded).toEqual(['c']);
+    // The same with b reporting a ring of these members that recorded c's old directory.
+    const u = new Topology(names, ring, RF);
+    const bRing = settledRing(1, names, incs(names));
+    const c = u.update([view('a', u, { self: true }), view('b', u, { settled: bRing }), cView]);
+    expect(c.recorded).toEqual([]);
+    expect(c.replaced).toEqual([{ name: 'c', recorded: 'inc-c', incarnation: 'new-c' }]);
+    expect(u.settledRing).toEqual(settledRing(2, names, incs(['a', 'b']), ['c']));
+    // b's record of the directory c still reports: recorded.
+    const v = new Topology(names, ring, RF);
+    const same = v.update([
+      view('a', v, { self: true }),
+      view('b', v, { settled: bRing }),
+      view('c', v),
+    ]);
+    expect(same.recorded).toEqual(['c']);
+    expect(v.settledRing).toEqual(settledRing(1, names, incs(names)));
+  });
+
   it('starts a cluster at epoch 0 and leaves out members not listed any more', () => {
     const t = new Topology(['a', 'b'], null, RF);
     expect(t.settledRing).toEqual(settledRing(0, ['a', 'b'], {}));
@@ -310,16 +343,49 @@ describe('Topology: a founded ring that holds data (markHolding)', () => {
     const founded = settledRing(0, ['kvstore-1'], {});
     // At epoch 0 the member lists decide, and the newcomer's is the greater.
     expect(newerSettled(founded, old.settledRing)).toBe(true);
-    expect(old.markHolding(() => true)).toBe(true);
-    expect(old.settledRing).toEqual(settledRing(1, ['kvstore-0'], {}));
+    const alone = [view('kvstore-0', old, { self: true })];
+    expect(old.markHolding(() => true, alone)).toBe(true);
+    expect(old.settledRing).toEqual(settledRing(1, ['kvstore-0'], incs(['kvstore-0'])));
     expect(newerSettled(founded, old.settledRing)).toBe(false);
-    expect(old.markHolding(() => true)).toBe(false);
+    expect(old.markHolding(() => true, alone)).toBe(false);
     // The newcomer moves data from the start (the old member is in its target): what was
     // streamed to it does not make its founded ring a holder's.
     const newcomer = new Topology(['kvstore-0', 'kvstore-1'], founded, RF);
     expect(newcomer.moving).toBe(true);
-    expect(newcomer.markHolding(() => true)).toBe(false);
+    expect(newcomer.markHolding(() => true, [view('kvstore-1', newcomer, { self: true })])).toBe(
+      false,
+    );
     expect(newcomer.settledRing.epoch).toBe(0);
+  });
+
+  it('moves only with every owner recorded: a directory made later is never taken for a holder (bug 1)', () => {
+    // Founded before c's incarnation was recorded (older versions founded with none).
+    const t = new Topology(['a', 'b', 'c'], settledRing(0, ['a', 'b', 'c'], incs(['a', 'b'])), RF);
+    const withoutC = [view('a', t, { self: true }), view('b', t), view('c', t, { silent: true })];
+    let asked = 0;
+    const holds = () => {
+      asked++;
+      return true;
+    };
+    // c has not answered: the move waits (and does not read the disk).
+    expect(t.markHolding(holds, withoutC)).toBe(false);
+    expect(t.markHolding(holds, [...withoutC.slice(0, 2), view('c', t, { state: 'down' })])).toBe(
+      false,
+    );
+    expect(asked).toBe(0);
+    expect(t.settledRing.epoch).toBe(0);
+    // c answers: the new epoch records it with the others.
+    expect(t.markHolding(holds, [...withoutC.slice(0, 2), view('c', t)])).toBe(true);
+    expect(t.settledRing).toEqual(settledRing(1, ['a', 'b', 'c'], incs(['a', 'b', 'c'])));
+    // c back under its name with a new directory: no holder of what the ring holds.
+    const c = t.update([
+      view('a', t, { self: true }),
+      view('b', t),
+      view('c', t, { incarnation: 'new-c' }),
+    ]);
+    expect(c.recorded).toEqual([]);
+    expect(c.replaced.map((r) => r.name)).toEqual(['c']);
+    expect(t.settledRing.lost).toEqual(['c']);
   });
 });
 
