@@ -123,6 +123,19 @@ export class ChaosCluster {
     return start;
   }
 
+  /**
+   * Starts a killed member on a new, empty data directory under its name (its volume lost; the
+   * old directory stays in the work directory). False when it was started meanwhile (a
+   * decommission restarts a killed member first) or is not a member any more.
+   */
+  async restartEmpty(s: Slot): Promise<boolean> {
+    if (this.#starting.has(s) || s.proc !== null || s.state === 'idle') return false;
+    const start = this.#spawn(s, true).finally(() => this.#starting.delete(s));
+    this.#starting.set(s, start);
+    await start;
+    return true;
+  }
+
   pause(s: Slot): void {
     if (s.proc?.child.pid === undefined) return;
     process.kill(s.proc.child.pid, 'SIGSTOP');

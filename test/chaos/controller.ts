@@ -47,7 +47,7 @@ async function main(spec: ControllerSpec): Promise<number> {
     const nemesis = new Nemesis(
       cluster,
       nemesisRng,
-      { baseMembers: o.nodes, membershipEveryS: o.membershipEveryS },
+      { baseMembers: o.nodes, membershipEveryS: o.membershipEveryS, loseVolumes: o.loseVolumes },
       () => history.now(),
     );
     await nemesis.run(history.now() + o.durationS * 1000, o.maxFaults, o.reuseName);

@@ -1,6 +1,7 @@
 // The nemesis: on a seeded schedule, kills and restarts, pauses, partitions, adds and decommissions nodes.
 
 import type { ChaosCluster, Slot } from './cluster.ts';
+import { notSettled } from './final.ts';
 import type { Rng } from './options.ts';
 
 export interface NemesisEvent {
@@ -15,10 +16,13 @@ export interface NemesisEvent {
 
 /** Point faults and their weights; each lasts a random time, then is undone. */
 const FAULTS = { kill: 3, pause: 2, isolate: 2, split: 2 } as const;
-type Fault = keyof typeof FAULTS;
+/** With `loseVolumes`: the same and a member's data directory lost. */
+const WITH_LOST_VOLUMES = { ...FAULTS, 'lose-volume': 1 } as const;
+type Fault = keyof typeof WITH_LOST_VOLUMES;
 /** Seconds a fault lasts: [min, max). */
 const HOLD: Record<Fault, [number, number]> = {
   kill: [0.3, 5],
+  'lose-volume': [0.3, 5],
   pause: [0.5, 5],
   // Up to beyond the tombstone grace (5 s): hints of older values are dropped meanwhile.
   isolate: [1, 7],
@@ -28,6 +32,8 @@ const HOLD: Record<Fault, [number, number]> = {
 const DECOMMISSION_MS = 30_000;
 /** With `reuseName`: how long the run may go on past its end waiting for a name to be reused. */
 export const REUSE_EXTRA_MS = 180_000;
+/** How long a lane waits for the cluster to refill a member whose volume it lost. */
+const REFILL_MS = 60_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -43,11 +49,15 @@ export class Nemesis {
   #stopped = false;
   /** A decommissioned member's name joined again (empty). */
   #reused = false;
+  /** The faults drawn from and their weights: FAULTS, or WITH_LOST_VOLUMES. */
+  readonly #faults: Readonly<Record<string, number>>;
+  /** A member lost its volume and the cluster has not been seen settled since. */
+  #volumeLost = false;
 
   constructor(
     cluster: ChaosCluster,
     rng: Rng,
-    opts: { baseMembers: number; membershipEveryS: number },
+    opts: { baseMembers: number; membershipEveryS: number; loseVolumes?: boolean },
     now: () => number,
   ) {
     this.#cluster = cluster;
@@ -55,6 +65,7 @@ export class Nemesis {
     this.#baseMembers = opts.baseMembers;
     this.#membershipEveryMs = opts.membershipEveryS * 1000;
     this.#now = now;
+    this.#faults = opts.loseVolumes ? WITH_LOST_VOLUMES : FAULTS;
   }
 
   /**
@@ -78,7 +89,7 @@ export class Nemesis {
             nextMembership = this.#now() + this.#membershipEveryMs;
           });
         }
-        const fault = this.#rng.weighted(FAULTS);
+        const fault = this.#rng.weighted(this.#faults) as Fault;
         const [lo, hi] = HOLD[fault];
         const holdMs = Math.min(this.#rng.between(lo * 1000, hi * 1000), untilMs() - this.#now());
         await this.#inject(fault, Math.max(holdMs, 100));
@@ -121,6 +132,9 @@ export class Nemesis {
           await this.#cluster.restart(victim);
           this.#record('restart', name, 'reopened its data directory');
           break;
+        case 'lose-volume':
+          await this.#loseVolume(victim, holdMs);
+          break;
         case 'pause':
           this.#cluster.pause(victim);
           this.#record('pause', name, `SIGSTOP for ${hold}`);
@@ -141,6 +155,50 @@ export class Nemesis {
       }
     } catch (err) {
       this.#record(fault, name, err instanceof Error ? err.message : String(err), false);
+    }
+  }
+
+  /**
+   * Kills the victim and starts it again on a new, empty data directory under its name (a lost
+   * disk), then waits (at most REFILL_MS) until the cluster settled again, refilled. Only while
+   * the cluster is at rest and no other member's loss is still being refilled: with RF 3 and
+   * W 2 every acknowledged write is then on another member's disk. Otherwise a plain kill.
+   */
+  async #loseVolume(victim: Slot, holdMs: number): Promise<void> {
+    const name = victim.host.name;
+    const hold = `${(holdMs / 1000).toFixed(1)} s`;
+    const why = await notSettled(this.#cluster);
+    if (why === null) this.#volumeLost = false;
+    if (this.#volumeLost || why !== null) {
+      await this.#cluster.kill(victim);
+      this.#record(
+        'kill',
+        name,
+        `SIGKILL, restart after ${hold} (no volume lost: ${why ?? 'one is'})`,
+      );
+      await sleep(holdMs);
+      await this.#cluster.restart(victim);
+      this.#record('restart', name, 'reopened its data directory');
+      return;
+    }
+    this.#volumeLost = true;
+    await this.#cluster.kill(victim);
+    this.#record('lose-volume', name, `SIGKILL, back after ${hold} on an empty data directory`);
+    await sleep(holdMs);
+    if (!(await this.#cluster.restartEmpty(victim))) {
+      this.#volumeLost = false;
+      this.#record('restart', name, 'reopened its data directory (restarted meanwhile)');
+      return;
+    }
+    this.#record('restart', name, 'started on a new, empty data directory');
+    const deadline = this.#now() + REFILL_MS;
+    while (this.#now() < deadline && !this.#stopped) {
+      if ((await notSettled(this.#cluster)) === null) {
+        this.#volumeLost = false;
+        this.#record('refilled', name, 'the cluster settled with it');
+        return;
+      }
+      await sleep(500);
     }
   }
 

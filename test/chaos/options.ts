@@ -25,6 +25,12 @@ export interface ChaosOptions {
    * a decommissioned member's name has joined again with an empty data directory.
    */
   readonly reuseName: boolean;
+  /**
+   * Adds the fault `lose-volume`: a member killed and started again on a new, empty data
+   * directory under its name (a lost disk or PVC), only while the cluster is at rest, so that
+   * one member's data is missing at a time.
+   */
+  readonly loseVolumes: boolean;
 }
 
 export const DEFAULT_OPTIONS: ChaosOptions = {
@@ -39,6 +45,7 @@ export const DEFAULT_OPTIONS: ChaosOptions = {
   keep: false,
   seeds: 1,
   reuseName: false,
+  loseVolumes: false,
 };
 
 const USAGE = `Usage: npm run chaos -- [options]
@@ -54,7 +61,10 @@ const USAGE = `Usage: npm run chaos -- [options]
   --seeds N               run seeds S, S+1, ... S+N-1 one after another, stopping at the first
                           failure (its work directory is always kept) (default 1)
   --reuse-name            go on past --duration-s (at most 180 s more) until a decommissioned
-                          member's name joined again, empty (a slow machine gets there late)`;
+                          member's name joined again, empty (a slow machine gets there late)
+  --lose-volumes          add the fault lose-volume: a member killed and started again on a new,
+                          empty data directory under its name, only while the cluster is at rest
+                          (one member's data missing at a time)`;
 
 /** Parses argv; throws an Error with the usage text on a bad option. */
 export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
@@ -76,13 +86,18 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') return 'help';
-    if (arg === '--keep' || arg === '--reuse-name') {
-      if (arg === '--keep') o.keep = true;
-      else o.reuseName = true;
+    const flags: Record<string, 'keep' | 'reuseName' | 'loseVolumes'> = {
+      '--keep': 'keep',
+      '--reuse-name': 'reuseName',
+      '--lose-volumes': 'loseVolumes',
+    };
+    const on = Object.hasOwn(flags, arg) ? flags[arg] : undefined;
+    if (on !== undefined) {
+      o[on] = true;
       continue;
     }
     const [flag, inline] = arg.includes('=') ? arg.split('=', 2) : [arg, undefined];
-    const spec = ints[flag!];
+    const spec = flag !== undefined && Object.hasOwn(ints, flag) ? ints[flag] : undefined;
     const raw = inline ?? argv[++i];
     const n = Number(raw);
     if (!spec || !Number.isInteger(n) || n < spec[1] || n > spec[2]) {
