@@ -33,44 +33,35 @@ export interface FinalReport {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Why the cluster is not settled now, or null when it is: every member answers CLUSTER with every
- * member up, the same ring (and settled epoch: nodes adopt the newest settled ring from each
- * other), not moving and no hints left.
- */
-export async function notSettled(cluster: ChaosCluster): Promise<string | null> {
-  const members = cluster.members();
-  const names = members.map((s) => s.host.name).sort();
-  const infos = await Promise.all(members.map((s) => cluster.info(s)));
-  for (const [i, info] of infos.entries()) {
-    const n = members[i]!.host.name;
-    if (!info) return `${n} does not answer`;
-    if (info.ring.moving) return `${n} is moving data`;
-    if (info.ring.target !== infos[0]?.ring.target) return `${n} has another ring`;
-    if (info.ring.epoch !== infos[0]?.ring.epoch) {
-      return `${n} has settled epoch ${info.ring.epoch}, ${infos[0]?.node} ${infos[0]?.ring.epoch}`;
-    }
-    if (info.members.map((m) => m.name).join() !== names.join()) {
-      return `${info.node} sees members ${info.members.map((m) => m.name).join(',')}`;
-    }
-    if (info.members.some((m) => m.state !== 'up')) return `${info.node} sees a member down`;
-    if (info.hints > 0) return `${info.node} holds ${info.hints} hints`;
-  }
-  return null;
-}
-
-/**
- * Waits until the cluster is settled (notSettled). Resolves with null then, or with what was
- * still missing after `timeoutMs`.
+ * Waits until every member answers CLUSTER with every member up, the same ring (and settled
+ * epoch: nodes adopt the newest settled ring from each other), not moving and no hints left.
+ * Resolves with null then, or with what was still missing after `timeoutMs`.
  */
 export async function waitSettled(
   cluster: ChaosCluster,
   timeoutMs: number,
 ): Promise<string | null> {
   const deadline = Date.now() + timeoutMs;
-  let why: string | null = 'not asked';
+  let why = '';
   while (Date.now() < deadline) {
-    why = await notSettled(cluster);
-    if (why === null) return null;
+    const members = cluster.members();
+    const names = members.map((s) => s.host.name).sort();
+    const infos = await Promise.all(members.map((s) => cluster.info(s)));
+    why = '';
+    for (const [i, info] of infos.entries()) {
+      const n = members[i]!.host.name;
+      if (!info) why ||= `${n} does not answer`;
+      else if (info.ring.moving) why ||= `${n} is moving data`;
+      else if (info.ring.target !== infos[0]?.ring.target) why ||= `${n} has another ring`;
+      else if (info.ring.epoch !== infos[0]?.ring.epoch) {
+        why ||= `${n} has settled epoch ${info.ring.epoch}, ${infos[0]?.node} ${infos[0]?.ring.epoch}`;
+      } else if (info.members.map((m) => m.name).join() !== names.join()) {
+        why ||= `${info.node} sees members ${info.members.map((m) => m.name).join(',')}`;
+      } else if (info.members.some((m) => m.state !== 'up'))
+        why ||= `${info.node} sees a member down`;
+      else if (info.hints > 0) why ||= `${info.node} holds ${info.hints} hints`;
+    }
+    if (!why) return null;
     await sleep(200);
   }
   return why;

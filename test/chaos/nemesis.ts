@@ -1,7 +1,6 @@
 // The nemesis: on a seeded schedule, kills and restarts, pauses, partitions, adds and decommissions nodes.
 
 import type { ChaosCluster, Slot } from './cluster.ts';
-import { notSettled } from './final.ts';
 import type { Rng } from './options.ts';
 
 export interface NemesisEvent {
@@ -32,8 +31,6 @@ const HOLD: Record<Fault, [number, number]> = {
 const DECOMMISSION_MS = 30_000;
 /** With `reuseName`: how long the run may go on past its end waiting for a name to be reused. */
 export const REUSE_EXTRA_MS = 180_000;
-/** How long a lane waits for the cluster to refill a member whose volume it lost. */
-const REFILL_MS = 60_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -51,8 +48,8 @@ export class Nemesis {
   #reused = false;
   /** The faults drawn from and their weights: FAULTS, or WITH_LOST_VOLUMES. */
   readonly #faults: Readonly<Record<string, number>>;
-  /** A member lost its volume and the cluster has not been seen settled since. */
-  #volumeLost = false;
+  /** The member whose volume was lost last, and its settled epoch before; null once refilled. */
+  #lost: { readonly slot: Slot; readonly epoch: number } | null = null;
 
   constructor(
     cluster: ChaosCluster,
@@ -160,46 +157,58 @@ export class Nemesis {
 
   /**
    * Kills the victim and starts it again on a new, empty data directory under its name (a lost
-   * disk), then waits (at most REFILL_MS) until the cluster settled again, refilled. Only while
-   * the cluster is at rest and no other member's loss is still being refilled: with RF 3 and
-   * W 2 every acknowledged write is then on another member's disk. Otherwise a plain kill.
+   * disk). Only while no earlier loss is still being refilled (refilledNow): with RF 3 and W 2
+   * every acknowledged write is then on another member's disk, whatever else is going on.
+   * Otherwise, or when the victim does not answer, a plain kill.
    */
   async #loseVolume(victim: Slot, holdMs: number): Promise<void> {
     const name = victim.host.name;
     const hold = `${(holdMs / 1000).toFixed(1)} s`;
-    const why = await notSettled(this.#cluster);
-    if (why === null) this.#volumeLost = false;
-    if (this.#volumeLost || why !== null) {
+    const info = await this.#cluster.info(victim);
+    const pending = await this.#refilling();
+    if (pending !== null || info === null) {
+      const why = pending ?? `${name} does not answer`;
       await this.#cluster.kill(victim);
-      this.#record(
-        'kill',
-        name,
-        `SIGKILL, restart after ${hold} (no volume lost: ${why ?? 'one is'})`,
-      );
+      this.#record('kill', name, `SIGKILL, restart after ${hold} (no volume lost: ${why})`);
       await sleep(holdMs);
       await this.#cluster.restart(victim);
       this.#record('restart', name, 'reopened its data directory');
       return;
     }
-    this.#volumeLost = true;
+    this.#lost = { slot: victim, epoch: info.ring.epoch };
     await this.#cluster.kill(victim);
     this.#record('lose-volume', name, `SIGKILL, back after ${hold} on an empty data directory`);
     await sleep(holdMs);
-    if (!(await this.#cluster.restartEmpty(victim))) {
-      this.#volumeLost = false;
+    if (await this.#cluster.restartEmpty(victim)) {
+      this.#record('restart', name, 'started on a new, empty data directory');
+    } else {
+      this.#lost = null;
       this.#record('restart', name, 'reopened its data directory (restarted meanwhile)');
-      return;
     }
-    this.#record('restart', name, 'started on a new, empty data directory');
-    const deadline = this.#now() + REFILL_MS;
-    while (this.#now() < deadline && !this.#stopped) {
-      if ((await notSettled(this.#cluster)) === null) {
-        this.#volumeLost = false;
-        this.#record('refilled', name, 'the cluster settled with it');
-        return;
-      }
-      await sleep(500);
+  }
+
+  /**
+   * Why the last member whose volume was lost is not refilled yet, or null when it is (or there
+   * is none): it answers CLUSTER with no data moving, at a settled epoch at least two above the
+   * one it had before (the loss recorded, then a ring settled with it holding data). Its own
+   * settled ring records nobody as lost then, itself included.
+   */
+  async #refilling(): Promise<string | null> {
+    const lost = this.#lost;
+    if (lost === null) return null;
+    const name = lost.slot.host.name;
+    if (lost.slot.state === 'idle') {
+      this.#lost = null; // decommissioned since
+      return null;
     }
+    const info = await this.#cluster.info(lost.slot);
+    if (info === null) return `${name}, not refilled yet, does not answer`;
+    if (info.ring.moving || info.ring.epoch < lost.epoch + 2) {
+      return `${name} is not refilled yet (epoch ${info.ring.epoch}, moving ${info.ring.moving})`;
+    }
+    this.#lost = null;
+    this.#record('refilled', name, `settled at epoch ${info.ring.epoch}, holding data again`);
+    return null;
   }
 
   /** Cuts the victim (and maybe another member) off from the other members; clients reach all. */
