@@ -52,7 +52,9 @@ export function podUrl(template: string, a: PodAddress): string {
     httpPort: String(a.httpPort),
     clusterDomain: a.clusterDomain,
   };
-  return template.replace(/\{(\w+)\}/g, (m, k: string) => vars[k] ?? m).replace(/\/+$/, '');
+  return template
+    .replace(/\{(\w+)\}/g, (m, k: string) => (Object.hasOwn(vars, k) ? vars[k]! : m))
+    .replace(/\/+$/, '');
 }
 
 // The operator reads the parts of the node's answers (src/admin schema) it decides from, each

@@ -38,7 +38,7 @@ export function settledRing(
   const gone = names.filter((n) => lost.includes(n));
   const kept: Record<string, string> = {};
   for (const n of names) {
-    const id = incarnations[n];
+    const id = own(incarnations, n);
     if (id !== undefined && !gone.includes(n)) kept[n] = id;
   }
   return { epoch, members: names, incarnations: kept, lost: gone };
@@ -60,6 +60,14 @@ export function newerSettled(a: SettledRing, b: SettledRing): boolean {
   // Same members, other members lost: the one with more lost holds less, so trusts less.
   if (a.lost.length !== b.lost.length) return a.lost.length > b.lost.length;
   return JSON.stringify(a.lost) > JSON.stringify(b.lost);
+}
+
+/**
+ * `record[name]` when it is the record's own property: member names are the user's (a node may
+ * be called `constructor` or `toString`), and a plain object inherits Object.prototype's.
+ */
+export function own<T>(record: Readonly<Record<string, T>>, name: string): T | undefined {
+  return Object.hasOwn(record, name) ? record[name] : undefined;
 }
 
 /** Whether two sorted member lists are the same. */

@@ -4,7 +4,7 @@ import { xxh64 } from '@node-rs/xxhash';
 import type { ExpectIncarnation, NodeStatus, SettledRing } from '../replica/index.ts';
 import { Ring } from '../ring/index.ts';
 import { inRing, type MemberView } from './manager.ts';
-import { newerSettled, newestReported, sameNames, settledRing } from './settled.ts';
+import { newerSettled, newestReported, own, sameNames, settledRing } from './settled.ts';
 
 /** The replicas of one key, and how many of each ring's replicas must answer. */
 export interface Placement {
@@ -151,7 +151,7 @@ export class Topology {
 
   /** The incarnation the settled ring recorded for `name`; undefined when none or not an owner. */
   incarnationOf(name: string): string | undefined {
-    return this.#record.incarnations[name];
+    return own(this.#record.incarnations, name);
   }
 
   /**
@@ -160,7 +160,7 @@ export class Topology {
    * the target as well, and a member that handed its data off may answer it).
    */
   readTerms(name: string): ExpectIncarnation {
-    const i = this.#record.incarnations[name];
+    const i = own(this.#record.incarnations, name);
     const o = this.#target.members.includes(name) ? undefined : 1;
     if (o === undefined) return i === undefined ? {} : { i };
     return i === undefined ? { o } : { i, o };
@@ -232,9 +232,13 @@ export class Topology {
     const incarnations = { ...r.incarnations };
     for (const m of members) {
       const id = m.hello?.incarnation;
-      if (id && m.state !== 'down' && incarnations[m.name] === undefined) incarnations[m.name] = id;
+      if (id && m.state !== 'down' && own(incarnations, m.name) === undefined) {
+        incarnations[m.name] = id;
+      }
     }
-    if (r.members.some((n) => !r.lost.includes(n) && incarnations[n] === undefined)) return false;
+    if (r.members.some((n) => !r.lost.includes(n) && own(incarnations, n) === undefined)) {
+      return false;
+    }
     if (!holdsData()) return false;
     this.#setRecord(settledRing(this.#nextEpoch(), r.members, incarnations, r.lost), this.#settled);
     return true;
@@ -365,11 +369,11 @@ export class Topology {
       if (!r.members.includes(m.name) || r.lost.includes(m.name)) continue;
       if (!h?.incarnation || m.state === 'down') continue;
       if (h.settled.epoch < r.epoch) continue;
-      const own = r.incarnations[m.name];
-      const want = own ?? recordedByPeers(members, r, m.name, h.incarnation);
+      const mine = own(r.incarnations, m.name);
+      const want = mine ?? recordedByPeers(members, r, m.name, h.incarnation);
       if (want !== undefined && want !== h.incarnation) {
         replaced.push({ name: m.name, recorded: want, incarnation: h.incarnation });
-      } else if (own === undefined) {
+      } else if (mine === undefined) {
         incarnations[m.name] = h.incarnation;
         recorded.push(m.name);
       }
@@ -444,7 +448,7 @@ function recordedByPeers(
   for (const m of members) {
     const r = m.self || m.name === name ? undefined : m.hello?.settled;
     if (!r || r.epoch > ring.epoch || r.lost.includes(name)) continue;
-    const id = r.incarnations[name];
+    const id = own(r.incarnations, name);
     if (id === undefined || !sameNames(r.members, ring.members)) continue;
     if (id !== reported) return id;
     found = id;

@@ -2,6 +2,7 @@
 
 import type { ClusterInfo, MemberPhase, NodeStatusView, TransferView } from '../admin/index.ts';
 import type { MemberView } from './manager.ts';
+import { own } from './settled.ts';
 import { peerAddressOf } from './sources.ts';
 import type { Topology } from './topology.ts';
 
@@ -71,7 +72,10 @@ function memberFigures(m: MemberView, p: ClusterViewParts) {
     phase: phaseOf(m.name, m.hello?.status ?? null, p.topology),
     keys: load?.keys ?? null,
     bytes: load?.bytes ?? null,
-    hintsHeldFor: p.members.reduce((n, o) => n + (o.hello?.load?.hintsFor[m.name] ?? 0), 0),
+    hintsHeldFor: p.members.reduce(
+      (n, o) => n + (own(o.hello?.load?.hintsFor ?? {}, m.name) ?? 0),
+      0,
+    ),
     lastContact: m.lastContact === null ? null : new Date(m.lastContact).toISOString(),
     transfer: load?.transfer ?? null,
   };

@@ -75,6 +75,38 @@ function keyOwnedBy(members: string[], owners: string[]): string {
   }
 }
 
+describe("members named after Object.prototype's members", () => {
+  it('form a cluster, serve, and are never taken for replaced directories', async () => {
+    const block = loopbackBlock();
+    const names = ['constructor', 'toString', 'valueOf'];
+    const peers = names.map((n, i) => `${n}=${block}.${i + 1}:7946`).join(',');
+    const nodes = await Promise.all(
+      names.map((n, i) => startMember(n, `${block}.${i + 1}`, ['--peers', peers])),
+    );
+    await waitAllUp(nodes);
+    await waitSettled(nodes, [...names].sort());
+    const [a, b] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    expect(await (await openClient(a)).call('PUT k v1')).toBe('OK');
+    const replaced = (n: ClusterNode) =>
+      n.proc.logs.filter((l) => /new data directory/.test(String(l.msg)));
+    await expect.poll(() => metric(b, 'kvstore_storage_keys'), { timeout: 5000 }).toBe(1);
+    expect(replaced(b)).toEqual([]);
+    // A restart on its own data directory: the same incarnation, recorded as such.
+    await b.proc.stop('SIGTERM');
+    await restart(b, ['--peers', peers]);
+    await waitAllUp(nodes);
+    await waitSettled(nodes, [...names].sort());
+    for (const n of nodes) expect(await (await openClient(n)).call('GET k')).toBe('v1');
+    for (const n of nodes) {
+      const info = await clusterInfo(n);
+      expect(info.ring.moving).toBe(false);
+      expect(info.members.map((m) => typeof m.incarnation)).toEqual(['string', 'string', 'string']);
+      expect(replaced(n)).toEqual([]);
+      expect(await metric(n, 'kvstore_ring_settled_changes_total{reason="replaced"}')).toBe(0);
+    }
+  }, 60_000);
+});
+
 describe('a member back under its name with an empty data directory (bug 1)', () => {
   it('is not counted as holding data until rebalancing filled it', async () => {
     const nodes = await startStaticCluster(3, NO_HINTS);

@@ -250,6 +250,10 @@ describe('pod admin URLs', () => {
     expect(podUrl('http://127.0.0.1:1234/{namespace}/{pod}/', a)).toBe(
       'http://127.0.0.1:1234/prod/kv-2',
     );
+    // Unknown names stay as written, names of Object.prototype's members too.
+    expect(podUrl('http://{pod}/{constructor}/{toString}/{nope}', a)).toBe(
+      'http://kv-2/{constructor}/{toString}/{nope}',
+    );
   });
 
   it('parses pod ordinals strictly', () => {

@@ -261,6 +261,24 @@ describe('Topology: incarnations (a new data directory under an old name holds n
     expect(v.settledRing).toEqual(settledRing(1, names, incs(names)));
   });
 
+  it("takes member names that are Object.prototype's (constructor, toString) for names only", () => {
+    const names = ['a', 'constructor', 'toString'];
+    // Rings with no incarnation recorded for them (an older version's): nothing inherited.
+    const ring = settledRing(1, names, { a: 'inc-a' });
+    expect(ring.incarnations).toEqual({ a: 'inc-a' });
+    const t = new Topology(names, ring, RF);
+    expect(t.incarnationOf('constructor')).toBeUndefined();
+    expect(t.readTerms('toString')).toEqual({});
+    const c = t.update(names.map((n, i) => view(n, t, { self: i === 0 })));
+    expect(c.replaced).toEqual([]);
+    expect(c.recorded).toEqual(['constructor', 'toString']);
+    expect(t.moving).toBe(false);
+    expect(t.readTerms('constructor')).toEqual({ i: 'inc-constructor' });
+    // A founded ring's move to epoch 1 waits for them like for any other member.
+    const f = new Topology(names, settledRing(0, names, { a: 'inc-a' }), RF);
+    expect(f.markHolding(() => true, [view('a', f, { self: true })])).toBe(false);
+  });
+
   it('starts a cluster at epoch 0 and leaves out members not listed any more', () => {
     const t = new Topology(['a', 'b'], null, RF);
     expect(t.settledRing).toEqual(settledRing(0, ['a', 'b'], {}));
