@@ -301,7 +301,7 @@ export class ClusterCoordinator implements Coordinator {
   async #read(key: Buffer, p: Placement): Promise<StoredRecord | null> {
     const { ok: answers, calls } =
       p.settled === p.target && Math.random() >= this.#o.readRepairChance
-        ? await this.#askQuorum(key, p.target)
+        ? await this.#askQuorum(key, p)
         : await this.#askAll(key, p);
     let newest: StoredRecord | null = null;
     let newestRaw: Buffer | null = null;
@@ -319,17 +319,22 @@ export class ClusterCoordinator implements Coordinator {
     return newest;
   }
 
-  /** One replica's record of `key` for a quorum read, counted by where it is read. */
-  #ask(name: string, key: Buffer): Promise<Buffer | null> {
+  /**
+   * One replica's record of `key` for a quorum read, counted by where it is read. The request
+   * carries the terms of the rings the read was placed under (`p`), also when it leaves later
+   * (the end of the turn, a failure, speculation) and the rings changed meanwhile.
+   */
+  #ask(name: string, key: Buffer, p: Placement): Promise<Buffer | null> {
     (name === this.#o.replicas.self ? this.#readsHere : this.#readsThere).inc();
-    return this.#o.replicas.get(name, key);
+    return this.#o.replicas.get(name, key, p.terms.of(name));
   }
 
-  /** Asks a read quorum of `owners` first (see the class comment). */
-  #askQuorum(key: Buffer, owners: readonly string[]): Promise<Asked> {
+  /** Asks a read quorum of the target owners first (see the class comment). */
+  #askQuorum(key: Buffer, p: Placement): Promise<Asked> {
     this.#quorumReads.inc();
     const { replicas } = this.#o;
     const self = replicas.self;
+    const owners = p.target;
     const up: string[] = [];
     const down: string[] = [];
     for (const n of owners) {
@@ -339,7 +344,7 @@ export class ClusterCoordinator implements Coordinator {
     return targetedQuorum({
       order: down.length === 0 ? up : [...up, ...down],
       need: Math.min(this.#o.readQuorum, owners.length),
-      call: (name) => this.#ask(name, key),
+      call: (name) => this.#ask(name, key, p),
       speculateMs: this.#o.readSpeculateMs,
       onSpeculate: () => this.#speculations.inc(),
       what: 'read quorum',
@@ -350,7 +355,7 @@ export class ClusterCoordinator implements Coordinator {
   async #askAll(key: Buffer, p: Placement): Promise<Asked> {
     this.#allReads.inc();
     const calls = new Map<string, Promise<Buffer | null>>();
-    for (const name of p.all) calls.set(name, this.#ask(name, key));
+    for (const name of p.all) calls.set(name, this.#ask(name, key, p));
     const ok = await quorum(calls, this.#groups(p, this.#o.readQuorum), 'read quorum');
     return { ok, calls };
   }

@@ -51,6 +51,9 @@ export async function scatterScan(cmd: ScanCommand, o: ScatterOptions): Promise<
   const cap = page.limit ?? o.maxScanKeys;
   const keys: Buffer[] = [];
   const target = o.topology.target.members;
+  // Every round asks as the scan was placed: a member recorded lost since (counted here as
+  // present) must still be asked for the directory the ring recorded, and refuse.
+  const terms = o.topology.termsNow();
   // A lost member out of the target ring (one that handed its data off) holds nothing the
   // target lacks: it is not asked.
   const lost = o.topology.lost.filter((m) => target.includes(m));
@@ -76,7 +79,9 @@ export async function scatterScan(cmd: ScanCommand, o: ScatterOptions): Promise<
       xs: b.exclusiveStart ?? false,
       l,
     };
-    const results = await Promise.allSettled(pending.map((m) => o.replicas.scan(m, req)));
+    const results = await Promise.allSettled(
+      pending.map((m) => o.replicas.scan(m, req, terms.of(m))),
+    );
     const replies: ScanReply[] = [...carried];
     const stillMore: string[] = [];
     results.forEach((r, i) => {

@@ -27,5 +27,5 @@ export {
   peerAddressOf,
   staticSource,
 } from './sources.ts';
-export { type Placement, type RingChanges, Topology } from './topology.ts';
+export { type Placement, type RingChanges, RingTerms, Topology } from './topology.ts';
 export { type ClusterViewParts, clusterInfo } from './view.ts';

@@ -23,6 +23,46 @@ export interface Placement {
    * (see Replicas.apply).
    */
   readonly rings: string;
+  /**
+   * What reads placed here expect of each member (RingTerms of the rings this placement was made
+   * under): a read's requests carry these, not the terms of the rings when they leave, which may
+   * have changed meanwhile (a member recorded lost since would answer from its empty directory
+   * and be counted as the holder this placement takes it for).
+   */
+  readonly terms: RingTerms;
+}
+
+/**
+ * How reads made under one version of the rings count each member (Topology.readTerms), fixed
+ * for that version. `of` answers the same object for the same name.
+ */
+export class RingTerms {
+  readonly #incarnations: Readonly<Record<string, string>>;
+  readonly #target: readonly string[];
+  readonly #memo = new Map<string, ExpectIncarnation>();
+
+  constructor(incarnations: Readonly<Record<string, string>>, target: readonly string[]) {
+    this.#incarnations = incarnations;
+    this.#target = target;
+  }
+
+  /**
+   * The incarnation the settled ring recorded for `name` (`i`), and whether it is out of the
+   * target ring (`o`: then the read asks a quorum of the target as well, and a member that
+   * handed its data off may answer it).
+   */
+  of(name: string): ExpectIncarnation {
+    let t = this.#memo.get(name);
+    if (t === undefined) {
+      const i = own(this.#incarnations, name);
+      const o = this.#target.includes(name) ? undefined : 1;
+      t = Object.freeze(
+        o === undefined ? (i === undefined ? {} : { i }) : i === undefined ? { o } : { i, o },
+      );
+      this.#memo.set(name, t);
+    }
+    return t;
+  }
 }
 
 /** What one Topology.update() changed, for logs, metrics and the rebalancer. */
@@ -76,13 +116,15 @@ export class Topology {
   #record: SettledRing;
   #target: Ring;
   /** The placement of every key while the target ring has one member (see place). */
-  #sole: { readonly ring: Ring; readonly placement: Placement } | null = null;
+  #sole: Placement | null = null;
   /** Highest settled epoch any member reported. */
   #seenEpoch = 0;
   /** transferId, made again whenever the rings or the lost members change. */
   #transferId = '';
   /** placementId: a digest of #transferId, made with it. */
   #placementId = '';
+  /** The read terms of the rings as they are now; null until asked after a change. */
+  #terms: RingTerms | null = null;
 
   /**
    * `initial`: the target members. `settled`: the saved (or adopted) record; null makes one of
@@ -143,6 +185,8 @@ export class Topology {
    * every member's stream.
    */
   #renameTransfer(): void {
+    // Every change of either ring (record or target) comes through here.
+    this.#terms = null;
     const lost = this.#record.lost.filter((n) => this.#target.members.includes(n));
     const from = lost.length === 0 ? this.#settled.id : `${this.#settled.id}-${lost.join('+')}`;
     this.#transferId = `${from}:${this.#target.id}`;
@@ -154,16 +198,15 @@ export class Topology {
     return own(this.#record.incarnations, name);
   }
 
-  /**
-   * How this node's reads count `name` (ExpectIncarnation): the incarnation the settled ring
-   * recorded for it, and whether it is out of the target ring (then the read asks a quorum of
-   * the target as well, and a member that handed its data off may answer it).
-   */
+  /** How reads made now count `name` (RingTerms.of): a read placed earlier uses its own. */
   readTerms(name: string): ExpectIncarnation {
-    const i = own(this.#record.incarnations, name);
-    const o = this.#target.members.includes(name) ? undefined : 1;
-    if (o === undefined) return i === undefined ? {} : { i };
-    return i === undefined ? { o } : { i, o };
+    return this.termsNow().of(name);
+  }
+
+  /** The read terms of the rings as they are now (the same object until they change). */
+  termsNow(): RingTerms {
+    this.#terms ??= new RingTerms(this.#record.incarnations, this.#target.members);
+    return this.#terms;
   }
 
   /** Replicas per key in `ring`: the configured factor clamped to its member count. */
@@ -309,24 +352,23 @@ export class Topology {
   place(key: Buffer): Placement {
     const ring = this.#target;
     // One member owns every key: no hash, no walk (one placement per ring, never mutated).
+    const terms = this.termsNow();
     if (ring.members.length === 1 && !this.moving) {
-      if (this.#sole?.ring !== ring) {
+      // The terms are new after every change of the rings: the placement is made again.
+      if (this.#sole?.terms !== terms) {
         const only = Object.freeze([ring.members[0]!]);
         const rings = this.#placementId;
-        this.#sole = {
-          ring,
-          placement: Object.freeze({ settled: only, target: only, all: only, rings }),
-        };
+        this.#sole = Object.freeze({ settled: only, target: only, all: only, rings, terms });
       }
-      return this.#sole.placement;
+      return this.#sole;
     }
     const target = ring.owners(key, this.rf(ring));
     const rings = this.#placementId;
-    if (!this.moving) return { settled: target, target, all: target, rings };
+    if (!this.moving) return { settled: target, target, all: target, rings, terms };
     const settled = this.holders(key);
     const all = [...settled];
     for (const n of target) if (!all.includes(n)) all.push(n);
-    return { settled, target, all, rings };
+    return { settled, target, all, rings, terms };
   }
 
   /** The settled owners of `key` that hold it: its owners in the settled ring less lost ones. */

@@ -47,6 +47,8 @@ interface GetWaiter {
 interface GetBox {
   readonly waiters: GetWaiter[];
   bytes: number;
+  /** The terms every get of the box was made with (a get with others starts a new box). */
+  readonly terms: ExpectIncarnation;
 }
 
 /** Applies to one member waiting for the end of the turn, all placed under the same rings. */
@@ -70,9 +72,15 @@ export type PeerCall = (name: string, method: string, body: unknown) => Promise<
 /**
  * How reads count a member (ExpectIncarnation): `i`, the incarnation the settled ring recorded
  * for it (absent when not a settled holder, or not recorded); `o`, set when it is not in the
- * target ring. Called for each request, with the rings as they are then.
+ * target ring. Called when a read is made without terms of its own, with the rings as they are
+ * then.
  */
 export type ReadTerms = (name: string) => ExpectIncarnation;
+
+/** Whether two reads' terms are the same. */
+function sameTerms(a: ExpectIncarnation, b: ExpectIncarnation): boolean {
+  return a === b || (a.i === b.i && a.o === b.o);
+}
 
 const NO_TERMS: ExpectIncarnation = Object.freeze({});
 
@@ -121,19 +129,32 @@ export class Replicas {
    * The record stored at `key` on `name` (encodeRecord bytes, tombstones included), or null.
    * A local record whose version is out of range (stored before versions were checked) reads
    * as null, so any write replaces it. The gets to one other member made in one event-loop turn
-   * (one per client read) go out as one `getMany` request at the end of the turn; each caller
-   * gets its own record, or its own error when its record's version is refused.
+   * (one per client read) with the same terms go out as one `getMany` request at the end of the
+   * turn; each caller gets its own record, or its own error when its record's version is
+   * refused. `terms`: those of the rings the read was placed under (Placement.terms); by default
+   * the terms of the rings now. Never the terms when the request leaves: the rings may change
+   * before the end of the turn.
    */
-  get(name: string, key: Buffer): Promise<Buffer | null> {
+  get(
+    name: string,
+    key: Buffer,
+    terms: ExpectIncarnation = this.#terms(name),
+  ): Promise<Buffer | null> {
     if (name === this.self) {
       const raw = this.#storage.getRaw(key);
       return Promise.resolve(raw !== undefined && validWall(raw) ? raw : null);
     }
     let box = this.#getBoxes.get(name);
+    // The rings changed since the box was opened: its gets go now, under their own terms.
+    if (box !== undefined && !sameTerms(box.terms, terms)) {
+      this.#flushGets(name, box);
+      box = undefined;
+    }
     if (box === undefined) {
-      box = { waiters: [], bytes: 0 };
-      this.#getBoxes.set(name, box);
-      atTurnEnd(() => this.#flushGets(name, box!));
+      const opened: GetBox = { waiters: [], bytes: 0, terms };
+      box = opened;
+      this.#getBoxes.set(name, opened);
+      atTurnEnd(() => this.#flushGets(name, opened));
     }
     const { promise, resolve, reject } = Promise.withResolvers<Buffer | null>();
     box.waiters.push({ key, resolve, reject });
@@ -151,9 +172,9 @@ export class Replicas {
     const retryAt = this.#singleGets.get(name);
     if (retryAt !== undefined && retryAt <= Date.now()) this.#singleGets.delete(name);
     if (box.waiters.length === 1 || this.#singleGets.has(name)) {
-      for (const w of box.waiters) this.#getOne(name, w);
+      for (const w of box.waiters) this.#getOne(name, w, box.terms);
     } else {
-      this.#getMany(name, box.waiters);
+      this.#getMany(name, box.waiters, box.terms);
     }
   }
 
@@ -170,8 +191,8 @@ export class Replicas {
   }
 
   /** One `get` request for one waiter. */
-  #getOne(name: string, w: GetWaiter): void {
-    const body = (): GetRequest => ({ k: w.key, ...this.#terms(name) });
+  #getOne(name: string, w: GetWaiter, terms: ExpectIncarnation): void {
+    const body = (): GetRequest => ({ k: w.key, ...terms });
     this.#request(name, METHODS.get, body).then((reply) => {
       try {
         const got = readGetReply(reply);
@@ -187,8 +208,8 @@ export class Replicas {
    * One `getMany` request for `waiters` (2 or more); asks again for the keys a reply left out,
    * and falls back to single gets on a member that does not know the method.
    */
-  #getMany(name: string, waiters: readonly GetWaiter[]): void {
-    const body = (): GetManyRequest => ({ ks: waiters.map((w) => w.key), ...this.#terms(name) });
+  #getMany(name: string, waiters: readonly GetWaiter[], terms: ExpectIncarnation): void {
+    const body = (): GetManyRequest => ({ ks: waiters.map((w) => w.key), ...terms });
     this.#request(name, METHODS.getMany, body).then(
       (reply) => {
         let got: ReturnType<typeof readGetManyReply>;
@@ -208,13 +229,13 @@ export class Replicas {
           }
         }
         const rest = waiters.slice(got.length);
-        if (rest.length === 1) this.#getOne(name, rest[0]!);
-        else if (rest.length > 1) this.#getMany(name, rest);
+        if (rest.length === 1) this.#getOne(name, rest[0]!, terms);
+        else if (rest.length > 1) this.#getMany(name, rest, terms);
       },
       (err: unknown) => {
         if (err instanceof KvError && err.code === 'KV_ERR_UNKNOWN_COMMAND') {
           this.#singleGets.set(name, Date.now() + GET_MANY_RETRY_MS);
-          for (const w of waiters) this.#getOne(name, w);
+          for (const w of waiters) this.#getOne(name, w, terms);
           return;
         }
         for (const w of waiters) w.reject(err);
@@ -299,10 +320,17 @@ export class Replicas {
     readApplyReply(await this.#call(name, METHODS.apply, body));
   }
 
-  /** Scans `name`'s local records (tombstones included). */
-  async scan(name: string, req: ScanRequest): Promise<ScanReply> {
+  /**
+   * Scans `name`'s local records (tombstones included). `terms` as for get: those of the rings
+   * the scan was placed under, by default the rings now.
+   */
+  async scan(
+    name: string,
+    req: ScanRequest,
+    terms: ExpectIncarnation = this.#terms(name),
+  ): Promise<ScanReply> {
     if (name === this.self) return localScan(this.#storage, req);
-    const body: ScanRequest = { ...req, ...this.#terms(name) };
+    const body: ScanRequest = { ...req, ...terms };
     const reply = readScanReply(await this.#call(name, METHODS.scan, body), req.l);
     this.#versions.checkAll(reply.records, 'reply', name);
     return { e: reply.e, more: reply.more, records: reply.records };
