@@ -46,3 +46,12 @@ export async function openInspector(port: number, host = '127.0.0.1'): Promise<I
     close: () => ws.close(),
   };
 }
+
+/** `process.memoryUsage()` of the inspected process. */
+export async function memoryUsage(inspector: Inspector): Promise<NodeJS.MemoryUsage> {
+  const expression = 'JSON.stringify(process.memoryUsage())';
+  const r = (await inspector.call('Runtime.evaluate', { expression })) as {
+    result: { value: string };
+  };
+  return JSON.parse(r.result.value) as NodeJS.MemoryUsage;
+}

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { evaluateGoals, goalsTable, memoryLines } from './goals.ts';
-import { openInspector } from './inspector.ts';
+import { memoryUsage, openInspector } from './inspector.ts';
 import {
   cleanupSync,
   freePort,
@@ -134,19 +134,14 @@ interface HeapUsage {
 export async function forceGc(
   inspectPort: number,
 ): Promise<{ before: HeapUsage; after: HeapUsage }> {
-  const { call, close } = await openInspector(inspectPort);
-  const heap = async () => {
-    const expression = 'JSON.stringify(process.memoryUsage())';
-    const r = (await call('Runtime.evaluate', { expression })) as { result: { value: string } };
-    return JSON.parse(r.result.value) as HeapUsage;
-  };
+  const inspector = await openInspector(inspectPort);
   try {
-    const before = await heap();
-    await call('HeapProfiler.collectGarbage');
+    const before = await memoryUsage(inspector);
+    await inspector.call('HeapProfiler.collectGarbage');
     await sleep(500);
-    return { before, after: await heap() };
+    return { before, after: await memoryUsage(inspector) };
   } finally {
-    close();
+    inspector.close();
   }
 }
 

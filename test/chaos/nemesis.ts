@@ -123,11 +123,7 @@ export class Nemesis {
     try {
       switch (fault) {
         case 'kill':
-          await this.#cluster.kill(victim);
-          this.#record('kill', name, `SIGKILL, restart after ${hold}`);
-          await sleep(holdMs);
-          await this.#cluster.restart(victim);
-          this.#record('restart', name, 'reopened its data directory');
+          await this.#kill(victim, holdMs, '');
           break;
         case 'lose-volume':
           await this.#loseVolume(victim, holdMs);
@@ -155,6 +151,16 @@ export class Nemesis {
     }
   }
 
+  /** SIGKILL, then a restart on the same data directory after `holdMs`; `note` ends the event. */
+  async #kill(victim: Slot, holdMs: number, note: string): Promise<void> {
+    const name = victim.host.name;
+    await this.#cluster.kill(victim);
+    this.#record('kill', name, `SIGKILL, restart after ${(holdMs / 1000).toFixed(1)} s${note}`);
+    await sleep(holdMs);
+    await this.#cluster.restart(victim);
+    this.#record('restart', name, 'reopened its data directory');
+  }
+
   /**
    * Kills the victim and starts it again on a new, empty data directory under its name (a lost
    * disk). Only while no earlier loss is still being refilled (refilledNow): with RF 3 and W 2
@@ -168,11 +174,7 @@ export class Nemesis {
     const pending = await this.#refilling();
     if (pending !== null || info === null) {
       const why = pending ?? `${name} does not answer`;
-      await this.#cluster.kill(victim);
-      this.#record('kill', name, `SIGKILL, restart after ${hold} (no volume lost: ${why})`);
-      await sleep(holdMs);
-      await this.#cluster.restart(victim);
-      this.#record('restart', name, 'reopened its data directory');
+      await this.#kill(victim, holdMs, ` (no volume lost: ${why})`);
       return;
     }
     this.#lost = { slot: victim, epoch: info.ring.epoch };

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openInspector } from '../../bench/inspector.ts';
+import { memoryUsage, openInspector } from '../../bench/inspector.ts';
 import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
 import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
@@ -106,11 +106,7 @@ describe('limits under load', () => {
     defer(() => inspector.close());
     const held = async () => {
       await inspector.call('HeapProfiler.collectGarbage');
-      const r = (await inspector.call('Runtime.evaluate', {
-        expression: 'JSON.stringify(process.memoryUsage())',
-        returnByValue: true,
-      })) as { result: { value: string } };
-      const m = JSON.parse(r.result.value) as { heapUsed: number; arrayBuffers: number };
+      const m = await memoryUsage(inspector);
       return m.heapUsed + m.arrayBuffers;
     };
     const before = await held();
