@@ -1,4 +1,5 @@
-// Smoke test of bench/ab.ts: two builds (here the same sources twice) side by side write a sane table and leave nothing behind.
+// Smoke test of bench/ab.ts: two servers (here the floor, bench/floor-server.ts, and the node's
+// sources) and both Redis yardsticks side by side write a sane table and leave nothing behind.
 
 import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -11,12 +12,14 @@ const run = promisify(execFile);
 
 const abDirs = () => new Set(readdirSync(tmpdir()).filter((d) => d.startsWith('kvstore-ab-')));
 
-it('compares two builds cell by cell, with node CPU per request and B/A', {
+it("compares two servers cell by cell, with CPU per request, B/A and the ratio to each cell's yardstick", {
   timeout: 180_000,
 }, async () => {
   const before = abDirs();
-  const args = ['bench/ab.ts', '--a', 'src/main.ts', '--b', 'src/main.ts'];
-  args.push('--cells', 'set:1,get:16', '--rounds', '1', '--requests', '2000', '--keys', '2000');
+  const args = ['bench/ab.ts', '--a', 'bench/floor-server.ts', '--b', 'src/main.ts'];
+  args.push('--redis', '--redis-always');
+  // Enough requests that Redis's CPU spans some clock ticks (10 ms each): 2,000 could take less.
+  args.push('--cells', 'set:1,get:16', '--rounds', '1', '--requests', '20000', '--keys', '2000');
   const { stdout } = await run(NODE, args, { cwd: ROOT });
   const rows = stdout
     .replaceAll(',', '')
@@ -31,10 +34,14 @@ it('compares two builds cell by cell, with node CPU per request and B/A', {
   expect(rows.map((r) => `${r[0]} ${r[1]}`)).toEqual([
     'SET P1 A',
     'SET P1 B',
+    'SET P1 Redis',
+    'SET P1 Redis always',
     'GET P16 A',
     'GET P16 B',
+    'GET P16 Redis',
+    'GET P16 Redis always',
   ]);
-  // cell | target | ops/s | CPU µs/request | p99 ms | B/A ops | B/A CPU | (vs Redis: not asked)
+  // cell | target | ops/s | CPU µs/request | p99 ms | B/A ops | B/A CPU | ops / yardstick | p99 / yardstick
   for (const [, , ops, cpu, p99] of rows) {
     expect(Number(ops)).toBeGreaterThan(0);
     expect(Number(cpu)).toBeGreaterThan(0);
@@ -44,6 +51,11 @@ it('compares two builds cell by cell, with node CPU per request and B/A', {
     expect(r[5]).toMatch(/^\d+\.\d\dx$/);
     expect(r[6]).toMatch(/^\d+\.\d\dx$/);
   }
-  // Its nodes and data directories are gone.
+  // A SET's yardstick is Redis always (the same guarantee as the node's OK), a GET's plain Redis.
+  const row = (cell: string, target: string) => rows.find((r) => r[0] === cell && r[1] === target)!;
+  expect(row('SET P1', 'Redis always').slice(7)).toEqual(['1.00x', '1.00x']);
+  expect(row('GET P16', 'Redis').slice(7)).toEqual(['1.00x', '1.00x']);
+  for (const r of rows) expect(r[7]).toMatch(/^\d+\.\d\dx$/);
+  // Its servers and data directories are gone.
   expect([...abDirs()].filter((d) => !before.has(d))).toEqual([]);
 });
