@@ -27,8 +27,8 @@ export interface ChaosOptions {
   readonly reuseName: boolean;
   /**
    * Adds the fault `lose-volume`: a member killed and started again on a new, empty data
-   * directory under its name (a lost disk or PVC), only while the cluster is at rest, so that
-   * one member's data is missing at a time.
+   * directory under its name (a lost disk or PVC), only while no earlier loss is still being
+   * refilled (otherwise the draw is a plain kill), so that one member's data is missing at a time.
    */
   readonly loseVolumes: boolean;
 }
@@ -63,8 +63,8 @@ const USAGE = `Usage: npm run chaos -- [options]
   --reuse-name            go on past --duration-s (at most 180 s more) until a decommissioned
                           member's name joined again, empty (a slow machine gets there late)
   --lose-volumes          add the fault lose-volume: a member killed and started again on a new,
-                          empty data directory under its name, only while the cluster is at rest
-                          (one member's data missing at a time)`;
+                          empty data directory under its name, only while no earlier loss is
+                          still being refilled (one member's data missing at a time)`;
 
 /** Parses argv; throws an Error with the usage text on a bad option. */
 export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
