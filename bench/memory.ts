@@ -123,17 +123,13 @@ async function dbsize(server: Server): Promise<number> {
   return Number(await respCall(server.host, server.port, ['DBSIZE'], 30_000));
 }
 
-interface HeapUsage {
-  readonly heapTotal: number;
-  readonly heapUsed: number;
-}
-
 /**
- * Over the inspector (Chrome DevTools Protocol): V8's heap figures, a full GC, the figures again.
+ * Over the inspector (Chrome DevTools Protocol): the process's `process.memoryUsage()`, a full
+ * GC, the figures again.
  */
 export async function forceGc(
   inspectPort: number,
-): Promise<{ before: HeapUsage; after: HeapUsage }> {
+): Promise<{ before: NodeJS.MemoryUsage; after: NodeJS.MemoryUsage }> {
   const inspector = await openInspector(inspectPort);
   try {
     const before = await memoryUsage(inspector);

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { defer } from '../helpers/defer.ts';
 import { cleanup, ROOT, startNodeProcess, tempDir } from '../helpers/node-process.ts';
+import { until } from '../helpers/write-log.ts';
 
 afterEach(cleanup);
 
@@ -18,21 +19,13 @@ const FLOOR = join(ROOT, 'bench/floor-server.ts');
 const frame = (...args: string[]) =>
   `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
 
-/**
- * Sends `parts` one write each (frames split anywhere), ends, and resolves with all replies;
- * `onData` sees the replies so far at each read.
- */
-function exchange(
-  port: number,
-  parts: readonly string[],
-  onData: (got: string) => void = () => {},
-): Promise<string> {
+/** Sends `parts` one write each (frames split anywhere), ends, and resolves with all replies. */
+function exchange(port: number, parts: readonly string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
     let got = '';
     socket.on('data', (d) => {
       got += d.toString('latin1');
-      onData(got);
     });
     socket.on('end', () => resolve(got));
     socket.on('error', reject);
@@ -99,15 +92,15 @@ it('answers a SET only once its log write returned (a log that blocks: a full FI
   const set = frame('SET', 'k', 'v');
   const drained = Buffer.alloc(filled + 4096);
   let read = 0;
-  const deadline = Date.now() + 5000;
-  while ((read < filled + set.length || !got.includes('+PONG')) && Date.now() < deadline) {
+  const drain = () => {
     try {
       read += readSync(reader, drained, read, drained.length - read, null);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
     }
-    await new Promise((r) => setTimeout(r, 10));
-  }
+    return read >= filled + set.length && got.includes('+PONG');
+  };
+  await until(drain, 5000, 'the SET in the log and its replies');
   expect(got).toBe('+OK\r\n+PONG\r\n');
   expect(drained.subarray(filled, read).toString('latin1')).toBe(set);
 });

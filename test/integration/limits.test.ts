@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { memoryUsage, openInspector } from '../../bench/inspector.ts';
+import { forceGc } from '../../bench/memory.ts';
 import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
 import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
+import { until } from '../helpers/write-log.ts';
 
 afterEach(cleanup);
 
@@ -101,13 +102,12 @@ describe('limits under load', () => {
       args: ['--max-line-bytes', String(2 * MiB)],
       env: { NODE_OPTIONS: '--inspect=127.0.0.1:0' },
     });
-    const port = Number(/ws:\/\/127\.0\.0\.1:(\d+)\//.exec(node.stderr())?.[1]);
-    const inspector = await openInspector(port);
-    defer(() => inspector.close());
+    const address = /ws:\/\/127\.0\.0\.1:(\d+)\//;
+    await until(() => address.test(node.stderr()), 10_000, "the node's inspector address");
+    const port = Number(address.exec(node.stderr())![1]);
     const held = async () => {
-      await inspector.call('HeapProfiler.collectGarbage');
-      const m = await memoryUsage(inspector);
-      return m.heapUsed + m.arrayBuffers;
+      const { after } = await forceGc(port);
+      return after.heapUsed + after.arrayBuffers;
     };
     const before = await held();
     const line = Buffer.alloc(8 * MiB, 0x61);
