@@ -17,7 +17,13 @@ import {
 } from '../storage/index.ts';
 import { executeExpiry, type RecordAccess } from './expiry.ts';
 import { estimateKeys, executeMulti, infoSections, type KeyspaceSource } from './multi.ts';
-import { type QuorumGroup, quorum, type TargetedResult, targetedQuorum } from './quorum.ts';
+import {
+  oneMore,
+  type QuorumGroup,
+  quorum,
+  type TargetedResult,
+  targetedQuorum,
+} from './quorum.ts';
 
 /** What a read got: the answers of its quorum, and every request it made (for read repair). */
 type Asked = TargetedResult<Buffer | null>;
@@ -298,11 +304,58 @@ export class ClusterCoordinator implements Coordinator {
   }
 
   /** Reads the newest record among a read quorum; repairs stale replicas in the background. */
-  async #read(key: Buffer, p: Placement): Promise<StoredRecord | null> {
-    const { ok: answers, calls } =
-      p.settled === p.target && Math.random() >= this.#o.readRepairChance
-        ? await this.#askQuorum(key, p)
-        : await this.#askAll(key, p);
+  #read(key: Buffer, p: Placement): Promise<StoredRecord | null> {
+    if (p.settled !== p.target || Math.random() < this.#o.readRepairChance) {
+      return this.#askAll(key, p).then((asked) => this.#newest(key, p, asked));
+    }
+    if (
+      Math.min(this.#o.readQuorum, p.target.length) === 2 &&
+      p.target.includes(this.#o.replicas.self)
+    ) {
+      return this.#readHereAndOne(key, p);
+    }
+    return this.#askQuorum(key, p).then((asked) => this.#newest(key, p, asked));
+  }
+
+  /**
+   * The common quorum read (a read quorum of two, this node an owner): this node's record, read
+   * at once, and one other owner's (oneMore: the same owners asked, in the same order and on the
+   * same failures and delays, as #askQuorum's). When both return the same bytes, as replicas in
+   * step do, nothing else is made: no answer maps, no repair.
+   */
+  #readHereAndOne(key: Buffer, p: Placement): Promise<StoredRecord | null> {
+    this.#quorumReads.inc();
+    this.#readsHere.inc();
+    const self = this.#o.replicas.self;
+    const mine = this.#o.replicas.getHere(key);
+    return oneMore({
+      order: this.#askOrder(p.target, false),
+      call: (name) => this.#ask(name, key, p),
+      speculateMs: this.#o.readSpeculateMs,
+      onSpeculate: () => this.#speculations.inc(),
+      what: 'read quorum',
+    }).then(({ name, value: theirs, calls }) => {
+      if (
+        calls.length === 1 &&
+        (theirs === mine || (theirs !== null && mine !== null && theirs.equals(mine)))
+      ) {
+        return mine === null ? null : decodeRecord(mine);
+      }
+      const answers = new Map<string, Buffer | null>([
+        [self, mine],
+        [name, theirs],
+      ]);
+      const all = new Map<string, Promise<Buffer | null>>([
+        [self, Promise.resolve(mine)],
+        ...calls,
+      ]);
+      return this.#newest(key, p, { ok: answers, calls: all });
+    });
+  }
+
+  /** The newest record among a quorum's answers; repairs the owners asked that hold older ones. */
+  #newest(key: Buffer, p: Placement, asked: Asked): StoredRecord | null {
+    const { ok: answers, calls } = asked;
     let newest: StoredRecord | null = null;
     let newestRaw: Buffer | null = null;
     for (const raw of answers.values()) {
@@ -332,23 +385,31 @@ export class ClusterCoordinator implements Coordinator {
   /** Asks a read quorum of the target owners first (see the class comment). */
   #askQuorum(key: Buffer, p: Placement): Promise<Asked> {
     this.#quorumReads.inc();
-    const { replicas } = this.#o;
-    const self = replicas.self;
     const owners = p.target;
-    const up: string[] = [];
-    const down: string[] = [];
-    for (const n of owners) {
-      if (n === self) up.unshift(n);
-      else (this.#o.isUp(n) ? up : down).push(n);
-    }
     return targetedQuorum({
-      order: down.length === 0 ? up : [...up, ...down],
+      order: this.#askOrder(owners, true),
       need: Math.min(this.#o.readQuorum, owners.length),
       call: (name) => this.#ask(name, key, p),
       speculateMs: this.#o.readSpeculateMs,
       onSpeculate: () => this.#speculations.inc(),
       what: 'read quorum',
     });
+  }
+
+  /**
+   * The order a quorum read asks `owners` in: this node first (when it is one of them and
+   * `withSelf`), then the others the failure detector has up, then those it has down.
+   */
+  #askOrder(owners: readonly string[], withSelf: boolean): string[] {
+    const self = this.#o.replicas.self;
+    const up: string[] = [];
+    const down: string[] = [];
+    for (const n of owners) {
+      if (n === self) {
+        if (withSelf) up.unshift(n);
+      } else (this.#o.isUp(n) ? up : down).push(n);
+    }
+    return down.length === 0 ? up : [...up, ...down];
   }
 
   /** Asks every owner in both rings; a read quorum in each must answer. */
@@ -403,9 +464,11 @@ export class ClusterCoordinator implements Coordinator {
     this.#o.replicas.apply(name, [[key, raw]]).catch(() => this.#o.hint(name, key, raw));
   }
 
-  async #get(key: Buffer, p: Placement): Promise<Reply> {
-    return this.#valueOf(await this.#read(key, p));
+  #get(key: Buffer, p: Placement): Promise<Reply> {
+    return this.#read(key, p).then(this.#valueOfRead);
   }
+
+  readonly #valueOfRead = (rec: StoredRecord | null): Reply => this.#valueOf(rec);
 
   async #remove(key: Buffer, p: Placement): Promise<Reply> {
     const rec = await this.#read(key, p);

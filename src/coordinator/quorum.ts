@@ -82,6 +82,19 @@ function unavailable(
   return new KvError('KV_ERR_UNAVAILABLE', `replication: ${what} ${possible}/${need} (${why})`);
 }
 
+/**
+ * After `speculateMs`, asks the replicas not asked yet (`askRest`, which asks none once the
+ * quorum is met or lost), counting the speculation once when it asked any.
+ */
+function speculateLater(
+  t: { readonly speculateMs: number; readonly onSpeculate: () => void },
+  askRest: () => boolean,
+): NodeJS.Timeout {
+  return setTimeout(() => {
+    if (askRest()) t.onSpeculate();
+  }, t.speculateMs);
+}
+
 /** How a targeted quorum asks its replicas. */
 export interface TargetedAsk<T> {
   /** Every replica, most preferred first; the first `need` are asked at once. */
@@ -138,12 +151,85 @@ export function targetedQuorum<T>(t: TargetedAsk<T>): Promise<TargetedResult<T>>
     };
     while (next < Math.min(t.need, t.order.length)) ask(t.order[next++]!);
     if (next < t.order.length) {
-      timer = setTimeout(() => {
-        if (done || next >= t.order.length) return;
-        t.onSpeculate();
+      timer = speculateLater(t, () => {
+        if (done || next >= t.order.length) return false;
         while (next < t.order.length) ask(t.order[next++]!);
-      }, t.speculateMs);
+        return true;
+      });
     }
     check();
   });
+}
+
+/** How oneMore asks: a targeted quorum of two whose first answer, this node's own, is in hand. */
+export interface OneMoreAsk<T> {
+  /** The other replicas, most preferred first; the first is asked at once. */
+  readonly order: readonly string[];
+  readonly call: (name: string) => Promise<T>;
+  /** After this many ms without an answer, every replica not asked yet is asked. */
+  readonly speculateMs: number;
+  readonly onSpeculate: () => void;
+  readonly what: string;
+}
+
+/** The answer that completed a oneMore quorum, and every call it made (for read repair). */
+export interface OneMoreResult<T> {
+  readonly name: string;
+  readonly value: T;
+  /** Every call made, in the order made; `name`'s among them. */
+  readonly calls: readonly (readonly [string, Promise<T>])[];
+}
+
+/**
+ * targetedQuorum with `need` 2 when this node is a replica and its answer is already in hand
+ * (read synchronously): asks `order`'s first replica, the next one on each failure, and all
+ * those not asked yet when `speculateMs` pass without an answer; resolves with the first
+ * success. Rejects with KV_ERR_UNAVAILABLE, as targetedQuorum does (this node counted among the
+ * replicas that could answer), once every replica of `order` failed. The same behaviour for
+ * the common read (R=2, this node an owner) as targetedQuorum, without its maps and its
+ * promise per replica.
+ */
+export function oneMore<T>(t: OneMoreAsk<T>): Promise<OneMoreResult<T>> {
+  const { promise, resolve, reject } = Promise.withResolvers<OneMoreResult<T>>();
+  const calls: [string, Promise<T>][] = [];
+  let failed: Map<string, string> | null = null;
+  let next = 0;
+  let done = false;
+  let timer: NodeJS.Timeout | undefined;
+  const ask = (name: string) => {
+    const call = t.call(name);
+    calls.push([name, call]);
+    call.then(
+      (value) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve({ name, value, calls });
+      },
+      (err: unknown) => {
+        if (done) return;
+        failed ??= new Map();
+        failed.set(name, err instanceof KvError ? wireCode(err.code).toLowerCase() : 'error');
+        if (next < t.order.length) {
+          ask(t.order[next++]!);
+        } else if (failed.size === t.order.length) {
+          done = true;
+          clearTimeout(timer);
+          reject(unavailable(t.what, 1, 2, failed));
+        }
+      },
+    );
+  };
+  if (t.order.length === 0) {
+    return Promise.reject(unavailable(t.what, 1, 2, new Map()));
+  }
+  ask(t.order[next++]!);
+  if (next < t.order.length) {
+    timer = speculateLater(t, () => {
+      if (done || next >= t.order.length) return false;
+      while (next < t.order.length) ask(t.order[next++]!);
+      return true;
+    });
+  }
+  return promise;
 }

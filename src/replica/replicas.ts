@@ -140,10 +140,7 @@ export class Replicas {
     key: Buffer,
     terms: ExpectIncarnation = this.#terms(name),
   ): Promise<Buffer | null> {
-    if (name === this.self) {
-      const raw = this.#storage.getRaw(key);
-      return Promise.resolve(raw !== undefined && validWall(raw) ? raw : null);
-    }
+    if (name === this.self) return Promise.resolve(this.getHere(key));
     let box = this.#getBoxes.get(name);
     // The rings changed since the box was opened: its gets go now, under their own terms.
     if (box !== undefined && !sameTerms(box.terms, terms)) {
@@ -163,6 +160,12 @@ export class Replicas {
       this.#flushGets(name, box);
     }
     return promise;
+  }
+
+  /** get() of this node's own record, at once. */
+  getHere(key: Buffer): Buffer | null {
+    const raw = this.#storage.getRaw(key);
+    return raw !== undefined && validWall(raw) ? raw : null;
   }
 
   /** Sends `box` (once: a full box goes early, and its turn's flush then finds it gone). */

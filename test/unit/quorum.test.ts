@@ -1,5 +1,5 @@
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
-import { targetedQuorum } from '../../src/coordinator/quorum.ts';
+import { oneMore, targetedQuorum } from '../../src/coordinator/quorum.ts';
 import { KvError } from '../../src/errors/index.ts';
 
 /** Replicas whose answers the test hands out one by one. */
@@ -148,5 +148,103 @@ describe('targetedQuorum', () => {
       r.answer('a');
       await done;
     }
+  });
+});
+
+/** oneMore of `order`, named `read quorum`. */
+function second(
+  order: string[],
+  call: (name: string) => Promise<string>,
+  speculateMs: number,
+  onSpeculate: () => void = () => {},
+) {
+  return oneMore({ order, call, speculateMs, onSpeculate, what: 'read quorum' });
+}
+
+// oneMore is targetedQuorum with need 2 and this node's own answer in hand: the same asks, in
+// the same order, on the same failures and delays, for the other replicas.
+describe('oneMore', () => {
+  it('asks only the first other replica and answers from it', async () => {
+    const r = replicas();
+    let speculated = 0;
+    const done = second(['b', 'c'], r.call, 60_000, () => speculated++);
+    expect(r.asked).toEqual(['b']);
+    r.answer('b');
+    const { name, value, calls } = await done;
+    expect([name, value]).toEqual(['b', 'v@b']);
+    expect(calls.map(([n]) => n)).toEqual(['b']);
+    expect(r.asked).toEqual(['b']);
+    expect(speculated).toBe(0);
+  });
+
+  it('asks the next replica for each one that fails, and fails when none is left', async () => {
+    const r = replicas();
+    const done = second(['b', 'c'], r.call, 60_000);
+    r.fail('b');
+    await tick();
+    expect(r.asked).toEqual(['b', 'c']);
+    r.fail('c');
+    await expect(done).rejects.toThrow(
+      'replication: read quorum 1/2 (b: peer_timeout, c: peer_timeout)',
+    );
+  });
+
+  it('answers from the next replica after a failure', async () => {
+    const r = replicas();
+    const done = second(['b', 'c', 'd'], r.call, 60_000);
+    r.fail('b');
+    await tick();
+    r.answer('c');
+    const { name, calls } = await done;
+    expect(name).toBe('c');
+    expect(calls.map(([n]) => n)).toEqual(['b', 'c']);
+    expect(r.asked).toEqual(['b', 'c']);
+  });
+
+  it('fails at once with no other replica to ask', async () => {
+    await expect(
+      oneMore({
+        order: [],
+        call: () => Promise.resolve('x'),
+        speculateMs: 1,
+        onSpeculate: () => {},
+        what: 'read quorum',
+      }),
+    ).rejects.toThrow('replication: read quorum 1/2 (replicas down)');
+  });
+
+  it('asks every other replica once the answer is late, and takes whichever answers first', async () => {
+    const r = replicas();
+    let speculated = 0;
+    const done = second(['b', 'c', 'd'], r.call, 5, () => speculated++);
+    // b, paused, never answers
+    await expect.poll(() => r.asked).toEqual(['b', 'c', 'd']);
+    expect(speculated).toBe(1);
+    r.fail('c');
+    await tick();
+    r.answer('d');
+    const { name, calls } = await done;
+    expect(name).toBe('d');
+    expect(calls.map(([n]) => n)).toEqual(['b', 'c', 'd']);
+    expect(speculated).toBe(1);
+  });
+
+  it('arms no timer with one other replica, and leaves none armed once answered', async () => {
+    vi.useFakeTimers();
+    onTestFinished(() => {
+      vi.useRealTimers();
+    });
+    const one = replicas();
+    const alone = second(['b'], one.call, 1);
+    expect(vi.getTimerCount()).toBe(0);
+    one.answer('b');
+    await alone;
+    const two = replicas();
+    const late = second(['b', 'c'], two.call, 50);
+    expect(vi.getTimerCount()).toBe(1);
+    two.answer('b');
+    await late;
+    expect(vi.getTimerCount()).toBe(0);
+    expect(two.asked).toEqual(['b']);
   });
 });
