@@ -17,7 +17,8 @@ const CR = 0x0d;
  * discarded as it arrives and reported once, as `too_long`, when its `\n` comes.
  */
 export class LineDecoder {
-  readonly maxLineBytes: number;
+  /** Read as each chunk arrives: a change applies from the next byte held. */
+  maxLineBytes: number;
   #parts: Buffer[] = [];
   #partBytes = 0;
   #discarding = false;

@@ -16,6 +16,11 @@ export interface RespLimits {
   readonly maxRequestBytes: number;
   /** Longest inline request (a line that does not start with `*`). */
   readonly maxInlineBytes: number;
+  /**
+   * The bounds of a connection that has not authenticated yet: its errors say so, in Redis's
+   * words (`Protocol error: unauthenticated bulk length`).
+   */
+  readonly unauthenticated?: boolean;
 }
 
 /** Bytes charged per argument against maxRequestBytes, for the object that holds it. */
@@ -59,7 +64,11 @@ const INLINE = 7; // an inline line up to `\n`
  * reset(). A bulk string that arrives within one chunk is a view of it, not a copy.
  */
 export class RespDecoder {
-  readonly limits: RespLimits;
+  /**
+   * Read at every header, so a change (the connection authenticated) applies from the next one;
+   * what was accepted under the earlier limits is kept.
+   */
+  limits: RespLimits;
   #state = START;
   #failed = false;
   // Header number being read.
@@ -261,7 +270,9 @@ export class RespDecoder {
         this.#num = this.#num * 10 + (b - 0x30);
         this.#digits++;
         // A count or length above the limit is refused at once, without waiting for its end.
-        if (this.#num > max && !(array && this.#neg)) return this.#failAt(chunk, onFrame, what);
+        if (this.#num > max && !(array && this.#neg)) {
+          return this.#failAt(chunk, onFrame, lengthError(array, this.limits));
+        }
         if (this.#digits > 12) return this.#failAt(chunk, onFrame, what);
       } else if (b === MINUS && this.#digits === 0 && !this.#neg && array) {
         this.#neg = true;
@@ -287,7 +298,7 @@ export class RespDecoder {
       return;
     }
     if (count * ARG_OVERHEAD > this.limits.maxRequestBytes) {
-      this.#fail(onFrame, 'invalid multibulk length');
+      this.#fail(onFrame, lengthError(true, this.limits));
       return;
     }
     this.#want = count;
@@ -297,7 +308,8 @@ export class RespDecoder {
   #startBulk(len: number, onFrame: (frame: RespFrame) => void): void {
     this.#bytes += len + ARG_OVERHEAD;
     if (this.#bytes > this.limits.maxRequestBytes) {
-      this.#fail(onFrame, `request over ${this.limits.maxRequestBytes} bytes`);
+      const what = this.limits.unauthenticated ? 'unauthenticated request' : 'request';
+      this.#fail(onFrame, `${what} over ${this.limits.maxRequestBytes} bytes`);
       return;
     }
     this.#left = len;
@@ -370,6 +382,12 @@ export class RespDecoder {
     this.#partBytes = 0;
     onFrame({ kind: 'error', message: `Protocol error: ${what}` });
   }
+}
+
+/** A bad or too large `*<n>` (array) or `$<len>` header, in Redis's words. */
+function lengthError(array: boolean, limits: RespLimits): string {
+  const what = array ? 'multibulk length' : 'bulk length';
+  return `${limits.unauthenticated ? 'unauthenticated' : 'invalid'} ${what}`;
 }
 
 /** Words of an inline line, split on spaces and tabs; a trailing `\r` is dropped. */

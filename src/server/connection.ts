@@ -26,7 +26,13 @@ import {
 } from '../protocol/index.ts';
 import type { Authenticator } from './auth.ts';
 import { WriteBudget } from './budget.ts';
-import { type Framing, type FramingSink, RespFraming, TextFraming } from './framing.ts';
+import {
+  type Framing,
+  type FramingSink,
+  RespFraming,
+  TextFraming,
+  type UnauthenticatedLimits,
+} from './framing.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { CommandOrder } from './ordering.ts';
 import { output, WRITE_NOW_BYTES } from './output.ts';
@@ -39,6 +45,8 @@ export interface ConnectionContext {
   readonly limits: CommandLimits;
   readonly maxLineBytes: number;
   readonly respLimits: RespLimits;
+  /** The bounds of one request before the connection authenticated (a password is set). */
+  readonly unauthenticatedLimits: UnauthenticatedLimits;
   readonly maxPipeline: number;
   readonly metrics: ServerMetrics;
   readonly logger: Logger;
@@ -70,6 +78,12 @@ type Pending =
   | { readonly kind: 'session'; readonly op: SessionOp };
 
 const NOAUTH = errorReply(respErrors.noAuth());
+
+/** A request that may authenticate the connection: AUTH, or HELLO with AUTH. */
+function authenticates(item: Pending): boolean {
+  if (item.kind === 'command') return item.cmd.type === 'auth';
+  return item.kind === 'session' && item.op.op === 'hello' && item.op.password !== null;
+}
 
 /** Bytes queued in the socket beyond which no further command runs until it drains. */
 const WRITE_HIGH_WATER = 1024 * 1024;
@@ -129,12 +143,15 @@ export class Connection {
   #resuming = false;
   /** The RESP connection's state (null for text connections). */
   #session: RespSession | null = null;
+  /** True until the connection authenticated, when a password is set: see #syncGuard. */
+  #guarded: boolean;
 
   constructor(socket: Socket, ctx: ConnectionContext) {
     this.#socket = socket;
     this.#ctx = ctx;
     this.id = ctx.nextClientId();
     this.#state = new SessionState(ctx.auth, ctx.metrics, ctx.respLimits.maxRequestBytes);
+    this.#guarded = !this.#state.authenticated;
     this.#getCount = ctx.metrics.requests.labels('get');
     this.#getDuration = ctx.metrics.duration.labels('get');
     // Decoded requests go to the backlog while the connection must wait (too many replies
@@ -146,6 +163,7 @@ export class Connection {
       }
       if (this.#backlog.length > 0 || this.#mustWait()) this.#backlog.push(item);
       else this.#run(item);
+      if (this.#guarded && item.kind === 'session') this.#syncGuard();
     };
     this.#sink = {
       // take() without the Pending object when the command can run at once (most of them).
@@ -155,6 +173,7 @@ export class Connection {
         if (this.#backlog.length > 0 || this.#mustWait())
           this.#backlog.push({ kind: 'command', cmd, shape });
         else this.#runCommand(cmd, shape, null);
+        if (this.#guarded && cmd.type === 'auth') this.#syncGuard();
       },
       // A GET that can run at once tries #getNow (in #dispatch) exactly once.
       get: (key) => this.#sink.command({ type: 'get', key }),
@@ -229,10 +248,29 @@ export class Connection {
   #onData(chunk: Buffer): void {
     this.#lastActive = performance.now();
     if (this.#quitting || this.#draining) return;
-    this.#framing ??= this.#pickFraming(chunk[0]!);
+    if (this.#framing === null) {
+      this.#framing = this.#pickFraming(chunk[0]!);
+      if (this.#guarded) this.#framing.guard(true);
+    }
     this.#framing.decode(chunk, this.#sink);
     this.#flush();
     if (this.#backlog.length > 0 || this.#mustWait()) this.#socket.pause();
+  }
+
+  /**
+   * Before authentication the framing holds at most the small unauthenticated bounds of a
+   * request (a stranger cannot make the node hold a 64 MiB request per connection), except while
+   * an AUTH (or HELLO with AUTH) waits in the backlog: the requests read behind it may be the
+   * large ones of a client that pipelined them after its password. An AUTH that is not in the
+   * backlog has run by the time the next request is decoded. Once authenticated, for good.
+   */
+  #syncGuard(): void {
+    if (this.#state.authenticated) {
+      this.#guarded = false;
+      this.#framing?.guard(false);
+      return;
+    }
+    this.#framing?.guard(!this.#backlog.some(authenticates));
   }
 
   /** True while no further command may run: too many replies outstanding, or output piling up. */
@@ -304,7 +342,9 @@ export class Connection {
 
   #pickFraming(first: number): Framing {
     const ctx = this.#ctx;
-    if (first !== STAR) return new TextFraming(ctx.limits, ctx.maxLineBytes);
+    if (first !== STAR) {
+      return new TextFraming(ctx.limits, ctx.maxLineBytes, ctx.unauthenticatedLimits);
+    }
     const session: RespSession = {
       id: this.id,
       name: null,
@@ -321,7 +361,7 @@ export class Connection {
       cursors: ctx.scanCursors,
       clients: ctx.clients,
     };
-    return new RespFraming(respCtx, ctx.respLimits);
+    return new RespFraming(respCtx, ctx.respLimits, ctx.unauthenticatedLimits);
   }
 
   #dispatch(cmd: Command, shape?: (r: Reply) => Reply): void {
@@ -505,6 +545,7 @@ export class Connection {
     } finally {
       this.#resuming = false;
     }
+    if (this.#guarded) this.#syncGuard();
     if (this.#draining || this.#quitting || this.#backlog.length > 0) return;
     if (this.#pending < this.#ctx.maxPipeline / 2 + 1 && !this.#socket.writableNeedDrain) {
       this.#socket.resume();

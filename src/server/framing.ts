@@ -45,6 +45,17 @@ export interface Framing {
   encode(reply: Reply, out: ReplySink, proto: RespVersion): void;
   /** Forgets an unfinished request (the client went away mid-request). */
   reset(): void;
+  /**
+   * Before the connection authenticated (`on`), holds at most the small unauthenticated bounds
+   * of an unfinished request; from the next byte on. Off: the node's limits.
+   */
+  guard(on: boolean): void;
+}
+
+/** What a connection that has not authenticated may make the node hold of one request. */
+export interface UnauthenticatedLimits {
+  readonly resp: RespLimits;
+  readonly lineBytes: number;
 }
 
 /** The seed's protocol: one command per line; every error keeps the connection usable. */
@@ -52,10 +63,20 @@ export class TextFraming implements Framing {
   readonly name = 'text';
   readonly #decoder: LineDecoder;
   readonly #limits: CommandLimits;
+  readonly #maxLineBytes: number;
+  readonly #unauthenticated: UnauthenticatedLimits;
 
-  constructor(limits: CommandLimits, maxLineBytes: number) {
+  constructor(limits: CommandLimits, maxLineBytes: number, unauthenticated: UnauthenticatedLimits) {
     this.#limits = limits;
+    this.#maxLineBytes = maxLineBytes;
+    this.#unauthenticated = unauthenticated;
     this.#decoder = new LineDecoder(maxLineBytes);
+  }
+
+  guard(on: boolean): void {
+    this.#decoder.maxLineBytes = on
+      ? Math.min(this.#unauthenticated.lineBytes, this.#maxLineBytes)
+      : this.#maxLineBytes;
   }
 
   decode(chunk: Buffer, sink: FramingSink): void {
@@ -94,10 +115,18 @@ export class RespFraming implements Framing {
   readonly name = 'resp';
   readonly #decoder: RespDecoder;
   readonly #ctx: RespContext;
+  readonly #limits: RespLimits;
+  readonly #unauthenticated: UnauthenticatedLimits;
 
-  constructor(ctx: RespContext, limits: RespLimits) {
+  constructor(ctx: RespContext, limits: RespLimits, unauthenticated: UnauthenticatedLimits) {
     this.#ctx = ctx;
+    this.#limits = limits;
+    this.#unauthenticated = unauthenticated;
     this.#decoder = new RespDecoder(limits);
+  }
+
+  guard(on: boolean): void {
+    this.#decoder.limits = on ? this.#unauthenticated.resp : this.#limits;
   }
 
   decode(chunk: Buffer, sink: FramingSink): void {

@@ -13,6 +13,7 @@ import { ARG_OVERHEAD, type CommandLimits, type RespLimits } from '../protocol/i
 import { Authenticator } from './auth.ts';
 import { WriteBudget } from './budget.ts';
 import { Connection, type ConnectionContext } from './connection.ts';
+import type { UnauthenticatedLimits } from './framing.ts';
 import { registerServerMetrics, type ServerMetrics } from './metrics.ts';
 import { ScanCursorTable } from './scan-cursors.ts';
 import { ServerStats } from './stats.ts';
@@ -61,6 +62,35 @@ export function respLimitsOf(limits: CommandLimits): RespLimits {
   };
 }
 
+/** Longest bulk string and text line of a connection that has not authenticated (Redis's 16 KiB). */
+const UNAUTHENTICATED_BYTES = 16 * 1024;
+/** Most arguments of one request before authentication (Redis's bound). */
+const UNAUTHENTICATED_ARGS = 10;
+
+/**
+ * What a connection may make the node hold of one request before it authenticated: enough for
+ * `AUTH`, `HELLO 3 AUTH default <password> SETNAME <name>`, PING and QUIT (the only commands it
+ * may run), so a stranger without the password cannot make the node hold --max-value-bytes (text)
+ * or 64 MiB (RESP) per connection. A password longer than 15 KiB raises the bound with it.
+ */
+export function unauthenticatedLimitsOf(
+  limits: RespLimits,
+  maxLineBytes: number,
+  passwordBytes: number,
+): UnauthenticatedLimits {
+  const bytes = Math.max(UNAUTHENTICATED_BYTES, passwordBytes + 1024);
+  return {
+    resp: {
+      maxBulkBytes: Math.min(bytes, limits.maxBulkBytes),
+      maxArgs: Math.min(UNAUTHENTICATED_ARGS, limits.maxArgs),
+      maxRequestBytes: Math.min(4 * bytes, limits.maxRequestBytes),
+      maxInlineBytes: Math.min(bytes, limits.maxInlineBytes),
+      unauthenticated: true,
+    },
+    lineBytes: Math.min(bytes, maxLineBytes),
+  };
+}
+
 /** The listening client port. */
 export class KvServer {
   readonly #server: Server;
@@ -79,11 +109,17 @@ export class KvServer {
   private constructor(opts: ServerOptions) {
     this.#opts = opts;
     this.#metrics = registerServerMetrics(opts.registry);
+    const respLimits = respLimitsOf(opts.limits);
     this.#ctx = {
       coordinator: opts.coordinator,
       limits: opts.limits,
       maxLineBytes: opts.maxLineBytes,
-      respLimits: respLimitsOf(opts.limits),
+      respLimits,
+      unauthenticatedLimits: unauthenticatedLimitsOf(
+        respLimits,
+        opts.maxLineBytes,
+        Buffer.byteLength(opts.password ?? ''),
+      ),
       maxPipeline: opts.maxPipeline,
       metrics: this.#metrics,
       logger: opts.logger,

@@ -5,6 +5,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
+import { forceGc } from '../../bench/memory.ts';
 import { adminAuthorization, peerProof } from '../../src/auth/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import { PeerClient } from '../../src/peer/index.ts';
@@ -13,10 +14,13 @@ import { type ClusterNode, connect, metric, startStaticCluster } from '../helper
 import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
 import { cleanup, NODE, ROOT, startNodeProcess } from '../helpers/node-process.ts';
+import { closeResp, RawResp } from '../helpers/resp-tools.ts';
+import { until } from '../helpers/write-log.ts';
 
 const run = promisify(execFile);
 const PASSWORD = 'correct horse battery staple';
 afterEach(cleanup);
+afterEach(closeResp);
 
 async function line(port: number, host = '127.0.0.1'): Promise<LineClient> {
   const c = await LineClient.connect(port, host);
@@ -81,6 +85,93 @@ describe('AUTH', () => {
     const node = await startNodeProcess({ args: ['--password-file', file] });
     const c = await line(node.port);
     expect(await c.call(`AUTH ${PASSWORD}`)).toBe('OK');
+  });
+
+  it('holds only a small request of a connection that has not authenticated', async () => {
+    const MiB = 1024 * 1024;
+    const big = 'v'.repeat(MiB - 64);
+    const node = await startNodeProcess({
+      env: { KV_PASSWORD: PASSWORD, NODE_OPTIONS: '--inspect=127.0.0.1:0' },
+    });
+    // What the node holds, read through its inspector after a full GC (its RSS also counts the
+    // garbage of the bytes it read and dropped).
+    const address = /ws:\/\/127\.0\.0\.1:(\d+)\//;
+    await until(() => address.test(node.stderr()), 10_000, "the node's inspector address");
+    const inspectPort = Number(address.exec(node.stderr())![1]);
+    const held = async () => {
+      const { after } = await forceGc(inspectPort);
+      return after.heapUsed + after.arrayBuffers;
+    };
+    // RESP: a stranger's large bulk string or long array is refused at its header, in Redis's
+    // words, and the connection closed; a small one is answered NOAUTH as before.
+    for (const [head, error] of [
+      ['*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048000\r\n', 'unauthenticated bulk length'],
+      ['*11\r\n', 'unauthenticated multibulk length'],
+    ]) {
+      const r = await RawResp.open('127.0.0.1', node.port);
+      r.socket.write(`*1\r\n$4\r\nPING\r\n${head}`);
+      await r.until(() => r.closed);
+      expect(r.data.toString()).toBe(`+PONG\r\n-ERR Protocol error: ${error}\r\n`);
+    }
+    // Text: a long line is discarded as it arrives and answered LINE_TOO_LONG at 16 KiB.
+    const t = await line(node.port);
+    t.send(`PUT k ${'v'.repeat(20_000)}\nPING\n`);
+    expect(await t.lines(2)).toEqual([
+      'ERR LINE_TOO_LONG protocol: line of 20006 bytes is over the limit of 16384',
+      'PONG',
+    ]);
+    // 200 strangers each sending most of a 1 MiB line: the node held 1 MiB for each (+200 MiB)
+    // before this bound; now it discards them as they arrive.
+    const before = await held();
+    const strangers = await Promise.all(
+      Array.from({ length: 200 }, () => LineClient.connect(node.port)),
+    );
+    for (const s of strangers) {
+      defer(() => s.close());
+      s.send(`PUT k ${big}`);
+    }
+    await Promise.all(strangers.map((s) => new Promise((res) => s.socket.write('', res))));
+    await new Promise((res) => setTimeout(res, 500));
+    expect((await held()) - before).toBeLessThan(32 * MiB);
+    // AUTH, or HELLO with AUTH, pipelined with a large request in one write: the node's limits
+    // hold from the request after it, over both protocols.
+    const c = await line(node.port);
+    c.send(`AUTH ${PASSWORD}\nPUT k ${big}\nPING\n`);
+    expect(await c.lines(3)).toEqual(['OK', 'OK', 'PONG']);
+    const enc = (...args: string[]) =>
+      `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+    const r = await RawResp.open('127.0.0.1', node.port);
+    r.socket.write(
+      enc('HELLO', '2', 'AUTH', 'default', PASSWORD) + enc('SET', 'k', big) + enc('STRLEN', 'k'),
+    );
+    await r.until(() => r.data.toString().endsWith(':1048512\r\n'));
+    expect(r.data.toString()).toMatch(/^\*14\r\n.*\+OK\r\n:1048512\r\n$/s);
+  }, 30_000);
+
+  it('takes a large request behind an AUTH that waits its turn', async () => {
+    // --max-pipeline 1: every request of a write after its first waits in the backlog, so the
+    // node reads the large SET before the AUTH ahead of it has run.
+    const node = await startNodeProcess({
+      env: { KV_PASSWORD: PASSWORD },
+      args: ['--max-pipeline', '1'],
+    });
+    const enc = (...args: string[]) =>
+      `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+    const big = 'v'.repeat(100_000);
+    const r = await RawResp.open('127.0.0.1', node.port);
+    r.socket.write(enc('PING') + enc('AUTH', PASSWORD) + enc('SET', 'k', big) + enc('STRLEN', 'k'));
+    expect(await r.text(22)).toBe('+PONG\r\n+OK\r\n+OK\r\n:100000\r\n');
+    // A wrong password: the request read behind it is answered NOAUTH, and the bounds are back
+    // for the next one.
+    const w = await RawResp.open('127.0.0.1', node.port);
+    w.socket.write(enc('PING') + enc('AUTH', 'wrong') + enc('SET', 'k', big));
+    await w.until(() => w.data.toString().includes('NOAUTH'));
+    w.socket.write(enc('SET', 'k', big));
+    await w.until(() => w.closed);
+    expect(w.data.toString()).toBe(
+      '+PONG\r\n-WRONGPASS invalid username-password pair or user is disabled.\r\n' +
+        '-NOAUTH Authentication required.\r\n-ERR Protocol error: unauthenticated bulk length\r\n',
+    );
   });
 });
 
