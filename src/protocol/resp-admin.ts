@@ -64,43 +64,53 @@ export function helloReply(session: RespSession, facts: ServerFacts): Reply {
   return { type: 'map', entries: entries.map(([k, v]) => [bulk(k), v]) };
 }
 
+/** Printable ASCII without spaces (what CLIENT LIST can show on its one line per client). */
+function printableWord(raw: Buffer): boolean {
+  for (const b of raw) if (b < 0x21 || b > 0x7e) return false;
+  return true;
+}
+
 /** A CLIENT SETNAME / HELLO SETNAME argument: printable ASCII without spaces; '' clears. */
 function clientName(raw: Buffer): string {
-  for (const b of raw) if (b < 0x21 || b > 0x7e) throw respErrors.badClientName();
+  if (!printableWord(raw)) throw respErrors.badClientName();
   return raw.toString('latin1');
 }
 
-function setName(ctx: RespContext, raw: Buffer): void {
-  const name = clientName(raw);
-  ctx.session.name = name === '' ? null : name;
+/** `+OK`, and the change to the connection's state made when the request runs. */
+function okThen(effect: () => void): RespRequest {
+  return { kind: 'reply', reply: OK, effect };
 }
 
-function client(args: readonly Buffer[], ctx: RespContext): Reply {
+function client(args: readonly Buffer[], ctx: RespContext): RespRequest {
   const sub = keyword(args[1]);
   const s = ctx.session;
   switch (sub) {
-    case 'SETNAME':
+    case 'SETNAME': {
       if (args.length !== 3) throw respErrors.arity('client|setname');
-      setName(ctx, args[2]!);
-      return OK;
+      const name = clientName(args[2]!);
+      return okThen(() => {
+        s.name = name === '' ? null : name;
+      });
+    }
     case 'GETNAME':
-      return s.name === null ? NULL : bulk(s.name);
+      return reply(s.name === null ? NULL : bulk(s.name));
     case 'ID':
-      return integer(s.id);
+      return reply(integer(s.id));
     case 'SETINFO': {
       if (args.length !== 4) throw respErrors.arity('client|setinfo');
       const attr = keyword(args[2]);
-      const value = args[3]!.toString('latin1');
-      if (attr === 'LIB-NAME') s.libName = value;
-      else if (attr === 'LIB-VER') s.libVer = value;
-      else {
-        throw respErrors.unrecognizedOption(args[2]!);
-      }
-      return OK;
+      if (attr !== 'LIB-NAME' && attr !== 'LIB-VER') throw respErrors.unrecognizedOption(args[2]!);
+      // As Redis: what CLIENT LIST shows on one line cannot break that line.
+      if (!printableWord(args[3]!)) throw respErrors.badClientAttr(args[2]!);
+      const value = args[3]!.length === 0 ? null : args[3]!.toString('latin1');
+      return okThen(() => {
+        if (attr === 'LIB-NAME') s.libName = value;
+        else s.libVer = value;
+      });
     }
     case 'INFO': {
       const text = `id=${s.id} name=${s.name ?? ''} db=0 lib-name=${s.libName ?? ''} lib-ver=${s.libVer ?? ''}\n`;
-      return bulk(text);
+      return reply(bulk(text));
     }
     default:
       throw respErrors.unknownSubcommand(args[1]!, 'CLIENT');
@@ -225,7 +235,7 @@ export function adminCommands(
         const sub = keyword(a[1]);
         if (sub === 'LIST') return clientsOp('client|list', () => clientList(a, c));
         if (sub === 'KILL') return clientsOp('client|kill', () => clientKill(a, c));
-        return reply(client(a, c));
+        return client(a, c);
       },
     },
     command: local(-1, (a) => command(a, table)),

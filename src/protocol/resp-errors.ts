@@ -52,6 +52,12 @@ export const respErrors = {
       'KV_ERR_INVALID_ARGUMENT',
       'ERR Client names cannot contain spaces, newlines or special characters.',
     ),
+  /** CLIENT SETINFO LIB-NAME/LIB-VER with a space or control byte (`attr` as the client sent it). */
+  badClientAttr: (attr: Buffer) =>
+    err(
+      'KV_ERR_INVALID_ARGUMENT',
+      `ERR ${attr.toString('latin1').slice(0, 32)} cannot contain spaces, newlines or special characters.`,
+    ),
   noSuchClient: () => err('KV_ERR_INVALID_ARGUMENT', 'ERR No such client'),
   /** A malformed frame (`what` is the decoder's `Protocol error: ...`); the connection closes. */
   protocol: (what: string) => err('KV_ERR_PROTOCOL', `ERR ${what}`),

@@ -8,8 +8,12 @@ import type { ClientRegistry } from './resp-inspect.ts';
 export type RespRequest =
   /** Run `cmd` through the coordinator; `shape`, when set, rewrites its (non-error) reply. */
   | { readonly kind: 'command'; readonly cmd: Command; readonly shape?: (r: Reply) => Reply }
-  /** Answered on the spot (connection-local commands: CLIENT, ECHO, SELECT, ...). */
-  | { readonly kind: 'reply'; readonly reply: Reply }
+  /**
+   * Answered on the spot (connection-local commands: CLIENT, ECHO, SELECT, ...). `effect`, the
+   * change to the connection's own state (CLIENT SETNAME/SETINFO), is made when the request runs
+   * in its turn: never before AUTH, and at EXEC inside MULTI (never for a discarded one).
+   */
+  | { readonly kind: 'reply'; readonly reply: Reply; readonly effect?: () => void }
   /** Answered by the connection, whose state it reads or changes (HELLO, MULTI, EXEC, ...). */
   | { readonly kind: 'session'; readonly op: SessionOp };
 

@@ -73,7 +73,7 @@ const STAR = 0x2a;
 /** A decoded request not yet run. */
 type Pending =
   | { readonly kind: 'command'; readonly cmd: Command; readonly shape?: (r: Reply) => Reply }
-  | { readonly kind: 'reply'; readonly reply: Reply }
+  | { readonly kind: 'reply'; readonly reply: Reply; readonly effect?: () => void }
   | { readonly kind: 'fatal'; readonly reply: Reply }
   | { readonly kind: 'session'; readonly op: SessionOp };
 
@@ -177,7 +177,7 @@ export class Connection {
       },
       // A GET that can run at once tries #getNow (in #dispatch) exactly once.
       get: (key) => this.#sink.command({ type: 'get', key }),
-      reply: (reply) => take({ kind: 'reply', reply }),
+      reply: (reply, effect) => take({ kind: 'reply', reply, effect }),
       fatal: (reply) => take({ kind: 'fatal', reply }),
       session: (op) => take({ kind: 'session', op }),
     };
@@ -303,6 +303,7 @@ export class Connection {
     } else if (this.#state.inMulti && item.kind !== 'fatal') {
       this.#pushReply(this.#state.queue(item));
     } else if (item.kind === 'fatal' || item.reply.type === 'error' || this.#state.authenticated) {
+      if (item.kind === 'reply') item.effect?.();
       this.#pushReply(item.reply);
     } else this.#pushReply(NOAUTH); // a connection-local answer (ECHO, CLIENT, ...) before AUTH
     this.#flushLarge();

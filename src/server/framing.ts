@@ -28,8 +28,11 @@ export interface FramingSink {
   command(cmd: Command, shape?: (r: Reply) => Reply): void;
   /** `GET key` with a valid key: command() of it, without the objects (RESP's common case). */
   get(key: Buffer): void;
-  /** A request answered without the coordinator: a malformed one, or a connection-local one. */
-  reply(reply: Reply): void;
+  /**
+   * A request answered without the coordinator: a malformed one, or a connection-local one;
+   * `effect`, its change to the connection's state, made when it runs (see RespRequest).
+   */
+  reply(reply: Reply, effect?: () => void): void;
   /** The stream cannot be decoded any further: send this reply after the earlier ones, close. */
   fatal(reply: Reply): void;
   /** A request about the connection itself (HELLO, MULTI, EXEC, ...), answered by it. */
@@ -149,7 +152,7 @@ export class RespFraming implements Framing {
         sink.reply(errorReply(toKvError(err, 'protocol')));
         return;
       }
-      if (req.kind === 'reply') sink.reply(req.reply);
+      if (req.kind === 'reply') sink.reply(req.reply, req.effect);
       else if (req.kind === 'session') sink.session(req.op);
       else sink.command(req.cmd, req.shape);
     };

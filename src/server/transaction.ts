@@ -6,8 +6,11 @@ import { type Command, errorReply, type Reply } from '../protocol/index.ts';
 /** A request queued between MULTI and EXEC. */
 export type Queued =
   | { readonly kind: 'command'; readonly cmd: Command; readonly shape?: (r: Reply) => Reply }
-  /** A connection-local answer (ECHO, CLIENT ID, ...), computed when it was queued. */
-  | { readonly kind: 'reply'; readonly reply: Reply };
+  /**
+   * A connection-local answer (ECHO, CLIENT ID, ...), computed when it was queued; `effect`
+   * (CLIENT SETNAME/SETINFO) is made when EXEC reaches it.
+   */
+  | { readonly kind: 'reply'; readonly reply: Reply; readonly effect?: () => void };
 
 /** Most commands one transaction may queue. */
 export const MAX_QUEUED = 100_000;
@@ -119,6 +122,7 @@ export async function execQueued(
       continue;
     }
     if (item.kind === 'reply') {
+      item.effect?.();
       out.push(item.reply);
       continue;
     }

@@ -168,6 +168,47 @@ describe('RESP3 and transactions on one node with a password', () => {
     );
   });
 
+  it('CLIENT SETNAME/SETINFO change nothing before AUTH or in a discarded MULTI; at EXEC they do', async () => {
+    const text = await exchange(
+      node.port,
+      [
+        ['CLIENT', 'SETNAME', 'stranger'],
+        ['CLIENT', 'SETINFO', 'LIB-NAME', 'stranger-lib'],
+        ['AUTH', PASSWORD],
+        ['CLIENT', 'INFO'],
+        ['MULTI'],
+        ['CLIENT', 'SETNAME', 'dropped'],
+        ['DISCARD'],
+        ['MULTI'],
+        ['CLIENT', 'SETINFO', 'LIB-VER', '9'],
+        ['GET', ''],
+        ['EXEC'],
+        ['CLIENT', 'GETNAME'],
+        ['MULTI'],
+        ['CLIENT', 'SETNAME', 'kept'],
+        ['CLIENT', 'SETINFO', 'LIB-NAME', 'lib'],
+        ['EXEC'],
+        ['CLIENT', 'INFO'],
+      ],
+      /lib-name=lib lib-ver=\n\r\n$/,
+    );
+    const info = (name: string, lib: string) =>
+      `id=\\d+ name=${name} db=0 lib-name=${lib} lib-ver=\n`;
+    expect(text).toMatch(
+      new RegExp(
+        '^' +
+          '-NOAUTH Authentication required.\r\n'.repeat(2) +
+          '\\+OK\r\n' +
+          `\\$\\d+\r\n${info('', '')}\r\n` +
+          '\\+OK\r\n\\+QUEUED\r\n\\+OK\r\n' +
+          '\\+OK\r\n\\+QUEUED\r\n-ERR INVALID_KEY [^\r]*\r\n-EXECABORT [^\r]*\r\n' +
+          '\\$-1\r\n' +
+          '\\+OK\r\n\\+QUEUED\r\n\\+QUEUED\r\n\\*2\r\n\\+OK\r\n\\+OK\r\n' +
+          `\\$\\d+\r\n${info('kept', 'lib')}\r\n$`,
+      ),
+    );
+  });
+
   it('MULTI before AUTH is NOAUTH; in RESP3 EXEC answers RESP3 replies', async () => {
     const text = await exchange(
       node.port,

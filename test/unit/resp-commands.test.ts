@@ -38,9 +38,11 @@ const cmdOf = (...args: (string | Buffer)[]): Command => {
   if (r.kind !== 'command') throw new Error('expected a command');
   return r.cmd;
 };
+/** A connection-local request's reply, with its effect made (as the connection runs it). */
 const replyOf = (c: RespContext, ...args: string[]): Reply => {
   const r = parse(c, ...args);
   if (r.kind !== 'reply') throw new Error('expected a reply');
+  r.effect?.();
   return r.reply;
 };
 function wire(reply: Reply, proto: RespVersion = 2): string {
@@ -296,6 +298,18 @@ describe('parseRespRequest: connection and server commands', () => {
     expect(wire(replyOf(c, 'CLIENT', 'SETINFO', 'LIB-NAME', 'ioredis'))).toBe('+OK\r\n');
     expect(c.session.libName).toBe('ioredis');
     expect(errorOf('CLIENT', 'SETNAME', 'a b')).toMatch(/^-ERR Client names cannot contain/);
+    // A lib-name or lib-ver is one word of CLIENT LIST's line, as in Redis.
+    expect(errorOf('CLIENT', 'SETINFO', 'lib-name', 'a\nid=9 addr=1.2.3.4:5')).toBe(
+      '-ERR lib-name cannot contain spaces, newlines or special characters.',
+    );
+    expect(errorOf('CLIENT', 'SETINFO', 'LIB-VER', '1 2')).toMatch(/^-ERR LIB-VER cannot contain/);
+    // The change is made when the request runs (never at parse: not before AUTH, not in MULTI).
+    const later = parse(c, 'CLIENT', 'SETNAME', 'worker-2');
+    expect(c.session.name).toBe('worker-1');
+    if (later.kind === 'reply') later.effect?.();
+    expect(c.session.name).toBe('worker-2');
+    expect(wire(replyOf(c, 'CLIENT', 'SETINFO', 'LIB-NAME', ''))).toBe('+OK\r\n');
+    expect(c.session.libName).toBe(null);
     expect(errorOf('CLIENT', 'NOPE')).toBe("-ERR unknown subcommand 'NOPE'. Try CLIENT HELP.");
   });
 
