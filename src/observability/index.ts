@@ -18,6 +18,7 @@ export {
   startHttp,
 } from './http.ts';
 export { createLogger, type Logger } from './logger.ts';
+export { LogThrottle } from './throttle.ts';
 
 const NON_COUNTER_TOTALS = [
   'nodejs_active_handles_total',

@@ -2,7 +2,7 @@
 
 import type { Socket } from 'node:net';
 import { KvError, toKvError, wireCode } from '../errors/index.ts';
-import type { Logger } from '../observability/index.ts';
+import type { Logger, LogThrottle } from '../observability/index.ts';
 import { decodeRequest, encodeError, encodeResult, type RequestMessage } from './codec.ts';
 import { FrameDecoder } from './frame.ts';
 import { FrameWriter } from './frame-writer.ts';
@@ -52,6 +52,8 @@ export interface ServerConnectionContext {
   readonly buffers: PeerBuffers;
   readonly metrics: PeerMetrics;
   readonly logger: Logger;
+  /** Malformed frames are logged at most once a second, node-wide (a stranger can send many). */
+  readonly protocolErrors: LogThrottle;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -289,10 +291,13 @@ export class ServerConnection {
   #protocolError(err: KvError): void {
     if (!this.#authenticated) this.#ctx.metrics.rejected.labels('unauthenticated').inc();
     this.#ctx.metrics.errors.labels(wireCode(err.code), 'server').inc();
-    this.#ctx.logger.warn(
-      { err, remote: this.#requestContext.remote },
-      'peer protocol error, closing connection',
-    );
+    const since = this.#ctx.protocolErrors.take();
+    if (since >= 0) {
+      this.#ctx.logger.warn(
+        { err, remote: this.#requestContext.remote, since },
+        'peer protocol error, closing connection',
+      );
+    }
     this.#socket.destroy();
   }
 

@@ -4,7 +4,7 @@ import { type AddressInfo, createServer, type Server, type Socket } from 'node:n
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { listen } from '../net/index.ts';
-import type { Logger } from '../observability/index.ts';
+import { type Logger, LogThrottle } from '../observability/index.ts';
 import { DEFAULT_MAX_FRAME_BYTES } from './frame.ts';
 import { PeerBuffers } from './guard.ts';
 import { type PeerMetrics, peerMetrics } from './metrics.ts';
@@ -74,7 +74,8 @@ export class PeerServer {
   readonly #logger: Logger;
   readonly #closeTimeoutMs: number;
   #closing: Promise<void> | null = null;
-  #lastDropLog = 0;
+  /** One warning per second at most while connections are dropped at the limit. */
+  readonly #drops = new LogThrottle();
 
   private constructor(opts: PeerServerOptions) {
     this.#metrics = peerMetrics(opts.registry);
@@ -92,6 +93,7 @@ export class PeerServer {
       buffers: new PeerBuffers(opts.maxBufferedBytes ?? d.maxBufferedBytes, this.#metrics),
       metrics: this.#metrics,
       logger: opts.logger,
+      protocolErrors: new LogThrottle(),
     };
     // allowHalfOpen: a client that half-closes still gets the answers to what it sent.
     const accept = (socket: Socket) => this.#accept(socket);
@@ -130,12 +132,10 @@ export class PeerServer {
     return this.#ctx.buffers.bytes;
   }
 
-  /** One warning per second at most while connections are dropped at the limit. */
   #logDrop(): void {
-    const now = Date.now();
-    if (now - this.#lastDropLog < 1000) return;
-    this.#lastDropLog = now;
-    this.#logger.warn({ max: this.#server.maxConnections }, 'peer connection limit reached');
+    const since = this.#drops.take();
+    if (since < 0) return;
+    this.#logger.warn({ max: this.#server.maxConnections, since }, 'peer connection limit reached');
   }
 
   /** Connections open now, plus closed ones whose handlers have not settled yet. */

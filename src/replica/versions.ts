@@ -2,14 +2,11 @@
 
 import { Counter, Registry } from 'prom-client';
 import { KvError } from '../errors/index.ts';
-import type { Logger } from '../observability/index.ts';
+import { type Logger, LogThrottle } from '../observability/index.ts';
 import { type HybridClock, isValidVersion, type Version } from '../storage/index.ts';
 
 /** Where a remote version came from: a peer's request (apply) or its reply (get, scan). */
 export type VersionSource = 'request' | 'reply';
-
-/** At most one warning per this many ms; the rest are counted in the next one. */
-const LOG_EVERY_MS = 1000;
 
 /**
  * Checks every version a peer sends before anything observes or stores it, the way CockroachDB
@@ -22,8 +19,8 @@ export class RemoteVersions {
   readonly clock: HybridClock;
   readonly #rejected: Counter<'source'>;
   readonly #logger: Logger | null;
-  #lastLog = 0;
-  #unlogged = 0;
+  /** At most one warning a second; the rest are counted in the next one. */
+  readonly #throttle = new LogThrottle();
 
   constructor(opts: { clock: HybridClock; registry?: Registry; logger?: Logger }) {
     this.clock = opts.clock;
@@ -61,16 +58,12 @@ export class RemoteVersions {
   }
 
   #log(peer: string, source: VersionSource, aheadMs: number): void {
-    const now = Date.now();
-    if (this.#logger === null || now - this.#lastLog < LOG_EVERY_MS) {
-      this.#unlogged++;
-      return;
-    }
+    if (this.#logger === null) return;
+    const since = this.#throttle.take();
+    if (since < 0) return;
     this.#logger.warn(
-      { peer, source, aheadMs, maxOffsetMs: this.clock.maxOffsetMs, since: this.#unlogged },
+      { peer, source, aheadMs, maxOffsetMs: this.clock.maxOffsetMs, since },
       'peer version beyond the max clock offset',
     );
-    this.#lastLog = now;
-    this.#unlogged = 0;
   }
 }

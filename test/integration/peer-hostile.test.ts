@@ -249,7 +249,18 @@ describe('malformed peer messages', { timeout: 120_000 }, () => {
       Buffer.from([0x82, 0xa1, 0x69, 0xff, 0xa1, 0x6d, 0xa3, 0x67, 0x65, 0x74]),
       Buffer.from([0x82, 0xa1, 0x69, 0x01, 0xa1, 0x6d, 0x07]),
     ];
+    const started = performance.now();
     for (const n of nodes) for (const f of frames) await rawFrames(n, [f]);
+    // A flood of malformed frames is logged at most once a second (with the count of the ones
+    // it stands for), not once per connection.
+    const flooded = nodes[0]!;
+    await Promise.all(Array.from({ length: 200 }, () => rawFrames(flooded, [Buffer.from([0xc1])])));
+    const seconds = (performance.now() - started) / 1000;
+    const logged = flooded.proc.logs.filter(
+      (l) => l.msg === 'peer protocol error, closing connection',
+    );
+    expect(logged.length).toBeGreaterThanOrEqual(1);
+    expect(logged.length).toBeLessThanOrEqual(Math.ceil(seconds) + 1);
 
     // Generated: random methods and bodies, and records with random bytes changed.
     const bodies = fc.oneof(
