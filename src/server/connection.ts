@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import type { Coordinator, ValueUse } from '../coordinator/index.ts';
 import { toKvError, wireCode } from '../errors/index.ts';
 import { atTurnEnd } from '../net/index.ts';
-import type { CounterCell, HistogramCell, Logger } from '../observability/index.ts';
+import type { CounterCell, HistogramCell, Logger, LogThrottle } from '../observability/index.ts';
 import {
   type ClientInfo,
   type ClientRegistry,
@@ -50,6 +50,11 @@ export interface ConnectionContext {
   readonly maxPipeline: number;
   readonly metrics: ServerMetrics;
   readonly logger: Logger;
+  /**
+   * Failed commands (storage, internal) are logged at most once a second node-wide, with the
+   * count not logged before (a client writing to a full disk fails every write).
+   */
+  readonly commandFailures: LogThrottle;
   /** A fresh CLIENT ID. */
   readonly nextClientId: () => number;
   /** What INFO and HELLO report about the node. */
@@ -467,7 +472,8 @@ export class Connection {
   #failure(err: unknown): Reply {
     const e = toKvError(err, 'server');
     if (e.code === 'KV_ERR_INTERNAL' || e.code === 'KV_ERR_STORAGE') {
-      this.#ctx.logger.error({ err: e, code: e.code }, 'command failed');
+      const since = this.#ctx.commandFailures.take();
+      if (since >= 0) this.#ctx.logger.error({ err: e, code: e.code, since }, 'command failed');
     }
     return errorReply(e);
   }

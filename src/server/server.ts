@@ -8,7 +8,7 @@ import pkg from '../../package.json' with { type: 'json' };
 import type { Coordinator } from '../coordinator/index.ts';
 import { KvError, wireCode } from '../errors/index.ts';
 import { listen } from '../net/index.ts';
-import type { Logger } from '../observability/index.ts';
+import { type Logger, LogThrottle } from '../observability/index.ts';
 import { ARG_OVERHEAD, type CommandLimits, type RespLimits } from '../protocol/index.ts';
 import { Authenticator } from './auth.ts';
 import { WriteBudget } from './budget.ts';
@@ -123,6 +123,7 @@ export class KvServer {
       maxPipeline: opts.maxPipeline,
       metrics: this.#metrics,
       logger: opts.logger,
+      commandFailures: new LogThrottle(),
       nextClientId: () => ++this.#clientIds,
       serverFacts: () => ({
         version: pkg.version,

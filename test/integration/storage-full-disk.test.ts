@@ -91,6 +91,13 @@ describe('full disk', () => {
     const resp = await client(node);
     resp.send('*3\r\n$3\r\nSET\r\n$4\r\nresp\r\n$1\r\nx\r\n');
     expect((await resp.lines(1))[0]).toMatch(/^-(ERR )?STORAGE .*disk full/);
+    // A client hammering the full disk does not flood the log: the refusals are logged at most
+    // once a second, each line with the count of those it stands for (since).
+    const failed = () => node.logs.filter((l) => l.msg === 'command failed');
+    const [loggedBefore, started] = [failed().length, performance.now()];
+    for (let i = 0; i < 300; i++) expect(await ask(c, `PUT flood${i} x`)).toMatch(/^ERR STORAGE /);
+    const seconds = (performance.now() - started) / 1000;
+    expect(failed().length - loggedBefore).toBeLessThanOrEqual(Math.ceil(seconds) + 1);
     expect(await readyz(node)).toEqual({
       status: 200,
       body: expect.stringMatching(/^degraded: storage not writable: .*disk full/),
