@@ -99,4 +99,10 @@ function describe(err: unknown): string {
   return err.remote ? `${err.message} (${err.code})` : err.message;
 }
 
+// A reader that leaves (`kvctl status --watch | head`) is no error: without this listener the
+// EPIPE would end kvctl with a stack trace. A watch then stops at its next table (status.ts),
+// and `backup -` reports its own failed write.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+});
 process.exitCode = await main(process.argv.slice(2), process.env);

@@ -49,6 +49,7 @@ export function statusTable(view: ClusterInfo): string {
  * Prints the table (or, with `json`, the node's view as one JSON line). With `watch`, again every
  * `intervalMs` until interrupted: a terminal is cleared before each table; piped output gets one
  * table (or JSON line) after another. A node that stops answering is reported and asked again.
+ * A watch ends (0) once its output is gone: the reader of a pipe left (`| head`).
  */
 export async function status(
   target: AdminTarget,
@@ -56,8 +57,11 @@ export async function status(
   out: CliOutput,
 ): Promise<number> {
   const tty = (out.stdout as { isTTY?: boolean }).isTTY === true;
+  // Set when a write fails (EPIPE: the reader left); process.stdout is never destroyed for it.
+  let gone = false;
   for (let first = true; ; first = false) {
     if (!first) await new Promise((r) => setTimeout(r, opts.intervalMs ?? 2000));
+    if (gone) return 0;
     let text: string;
     try {
       const { status: code, body } = await checked(target, 'GET', ADMIN_PATHS.cluster);
@@ -78,6 +82,9 @@ export async function status(
       tty && !opts.json
         ? `\x1b[H\x1b[2J${stamp}${text}`
         : `${stamp}${text}${opts.json ? '' : '\n'}`,
+      (err) => {
+        if (err) gone = true;
+      },
     );
   }
 }

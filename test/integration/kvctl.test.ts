@@ -188,6 +188,25 @@ describe('kvctl', () => {
     const run = await kvctl([...at, 'shell'], { input: 'PUT eof:b 2\nGET eof:b' });
     expect(run).toEqual({ code: 0, stdout: 'OK\n2\n', stderr: '' });
   });
+
+  it('status --watch ends quietly, exit 0, when the reader of its output leaves (| head)', async () => {
+    const child = spawn(NODE, [KVCTL, '--http-port', String(node.httpPort), 'status', '--watch'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const closed = new Promise<number | null>((resolve) => child.once('close', resolve));
+    const first = await new Promise<string>((resolve) =>
+      child.stdout.once('data', (d: Buffer) => resolve(d.toString())),
+    );
+    expect(first).toContain('as seen by');
+    // The reader goes away: the next table's write fails with EPIPE, 2 s later.
+    child.stdout.destroy();
+    expect(await closed).toBe(0);
+    expect(stderr).toBe('');
+  });
 });
 
 describe('kvctl over TLS', () => {
