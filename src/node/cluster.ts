@@ -1,5 +1,6 @@
 // Builds this node's cluster parts: membership, rings, peer transport, replication, rebalancing.
 
+import { Resolver } from 'node:dns';
 import type { Registry } from 'prom-client';
 import type {
   ClusterInfo,
@@ -75,6 +76,32 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
+/** --dns-servers as a list, or undefined for the system's resolver. */
+function dnsServersOf(config: Config): string[] | undefined {
+  return config.dnsServers ? config.dnsServers.split(',').map((s) => s.trim()) : undefined;
+}
+
+/**
+ * Checks --peers, --discovery and --dns-servers as startCluster reads them; throws
+ * a configuration error (KV_ERR_INVALID_ARGUMENT, KV_ERR_CONFIG) naming the flag. Called before anything is made.
+ */
+export function checkMembership(config: Config): void {
+  if (config.peers) parsePeers(config.peers);
+  if (!config.discovery) return;
+  parseDiscovery(config.discovery);
+  const servers = dnsServersOf(config);
+  if (servers === undefined) return;
+  try {
+    new Resolver().setServers(servers);
+  } catch (err) {
+    throw new KvError(
+      'KV_ERR_CONFIG',
+      `--dns-servers (KV_DNS_SERVERS) '${config.dnsServers}' is not a list of ip:port`,
+      { cause: err },
+    );
+  }
+}
+
 function sourceOf(
   config: Config,
   identify: (host: string, port: number) => Promise<string | null>,
@@ -83,7 +110,7 @@ function sourceOf(
   if (config.peers) return staticSource(parsePeers(config.peers));
   if (!config.discovery) return null;
   const { name } = parseDiscovery(config.discovery);
-  const servers = config.dnsServers ? config.dnsServers.split(',').map((s) => s.trim()) : undefined;
+  const servers = dnsServersOf(config);
   return dnsSource({
     name,
     defaultPeerPort: config.peerPort,

@@ -18,7 +18,7 @@ import {
 } from '../observability/index.ts';
 import { KvServer } from '../server/index.ts';
 import { ExpirySweeper, lockDataDir, Storage } from '../storage/index.ts';
-import { type Cluster, startCluster } from './cluster.ts';
+import { type Cluster, checkMembership, startCluster } from './cluster.ts';
 import { HEAP_TRIM_DEFAULTS, startHeapTrimmer } from './heap-trim.ts';
 import { loadSecrets } from './secrets.ts';
 
@@ -39,6 +39,10 @@ export interface KvNode {
 export async function startNode(config: Config, logger?: Logger): Promise<KvNode> {
   const log = logger ?? createLogger(config.logLevel, { node: config.nodeName });
   const dataDir = resolve(config.dataDir);
+  // Every file the configuration names is read, and every member setting parsed, before the
+  // data directory is made: a bad configuration leaves nothing behind (no directory, no identity).
+  const secrets = loadSecrets(config);
+  checkMembership(config);
   try {
     mkdirSync(dataDir, { recursive: true });
   } catch (err) {
@@ -47,7 +51,6 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
     });
   }
   const registry = createRegistry();
-  const secrets = loadSecrets(config);
   const lock = lockDataDir(dataDir);
   let storage: Storage;
   try {

@@ -1,7 +1,7 @@
 // Start-up failures: bad configuration and a data directory in use each say one line and exit 2.
 
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -111,6 +111,12 @@ describe.concurrent('kvstore refuses bad configuration with one line and exit 2'
     ],
     ['a bad --discovery', ['--discovery', 'consul:x'], {}, '--discovery (KV_DISCOVERY)'],
     [
+      'bad --dns-servers',
+      ['--discovery', 'dns:kv.local', '--dns-servers', '10.0.0.300:53'],
+      {},
+      "--dns-servers (KV_DNS_SERVERS) '10.0.0.300:53' is not a list of ip:port",
+    ],
+    [
       'a quorum over the replication factor',
       ['--replication-factor', '1', '--write-quorum', '2'],
       {},
@@ -121,8 +127,11 @@ describe.concurrent('kvstore refuses bad configuration with one line and exit 2'
   ];
   for (const [what, args, env, mentions] of cases) {
     it(what, async () => {
-      const o = await outcome(MAIN, [...NODE_ARGS, '--data-dir', tempDir(), ...args], env);
+      const dataDir = join(tempDir(), 'data');
+      const o = await outcome(MAIN, [...NODE_ARGS, '--data-dir', dataDir, ...args], env);
       expectOneLine(o, 'kvstore: config: ', mentions);
+      // Refused before anything is made: no data directory, no identity in it.
+      expect(existsSync(dataDir)).toBe(false);
     }, 60_000);
   }
 });
