@@ -99,6 +99,17 @@ const options = {
   maxInflightWriteBytes: positive
     .default(64 * 1024 * 1024)
     .describe('bytes of writes not yet durable before reads pause'),
+  /**
+   * Bytes of unfinished client requests (a text line or RESP request not yet whole) held at once
+   * over all client connections; a read that would take it over closes its connection with
+   * ERR LIMIT_EXCEEDED. At least 64 MiB (RESP's request limit), and raised at start to the
+   * largest single request when --max-value-bytes or --max-line-bytes make one larger, so one
+   * request of any allowed size always fits.
+   */
+  maxClientBufferBytes: positive
+    .min(64 * 1024 * 1024)
+    .default(256 * 1024 * 1024)
+    .describe('bytes of unfinished client requests held at once (>= 64 MiB, >= one request)'),
   /** Address the peer port listens on; empty means the same as --host. */
   peerHost: z.string().default('').describe('peer port listen address (empty: same as --host)'),
   /** Static members `name=host:peerPort,...` (this node may be listed). Empty: no static peers. */

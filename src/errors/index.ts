@@ -15,7 +15,8 @@ export const ERROR_CODES = {
   KV_ERR_INVALID_UTF8: 'the line is not valid UTF-8',
   KV_ERR_INVALID_ARGUMENT:
     'an option is malformed (for example LIMIT that is not a positive integer)',
-  KV_ERR_LIMIT_EXCEEDED: 'a RANGE/PREFIX without LIMIT matched more keys than --max-scan-keys',
+  KV_ERR_LIMIT_EXCEEDED:
+    'a RANGE/PREFIX without LIMIT matched more keys than --max-scan-keys; or the node holds --max-client-buffer-bytes of unfinished requests (the connection is closed)',
   KV_ERR_NOAUTH: 'a password is configured and this connection has not sent AUTH yet',
   KV_ERR_WRONGPASS: 'AUTH was given a wrong password (counted in kvstore_auth_failures_total)',
   KV_ERR_MAX_CLIENTS: 'the node already has --max-connections clients; the connection is closed',

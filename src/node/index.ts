@@ -74,6 +74,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
       maxPipeline: config.maxPipeline,
       maxConnections: config.maxConnections,
       maxInflightWriteBytes: config.maxInflightWriteBytes,
+      maxClientBufferBytes: config.maxClientBufferBytes,
       coordinator: cluster.coordinator,
       registry,
       logger: log,

@@ -89,6 +89,17 @@ export class RespDecoder {
     this.limits = limits;
   }
 
+  /**
+   * Bytes of the unfinished request held, counted as the request limit counts them: the bytes of
+   * its arguments received so far plus ARG_OVERHEAD for each one started (so a request of many
+   * tiny arguments counts what their objects cost), or an inline line's bytes. 0 between
+   * requests and after an error.
+   */
+  get bufferedBytes(): number {
+    if (this.#failed) return 0;
+    return this.#state === INLINE ? this.#partBytes : this.#bytes - this.#left;
+  }
+
   /** Forgets any unfinished request and a past error. */
   reset(): void {
     this.#state = START;
@@ -96,6 +107,7 @@ export class RespDecoder {
     this.#args = [];
     this.#want = 0;
     this.#bytes = 0;
+    this.#left = 0;
     this.#parts = [];
     this.#partBytes = 0;
     this.#resetNum();

@@ -2,7 +2,7 @@
 
 import type { Socket } from 'node:net';
 import type { Coordinator, ValueUse } from '../coordinator/index.ts';
-import { toKvError, wireCode } from '../errors/index.ts';
+import { KvError, toKvError, wireCode } from '../errors/index.ts';
 import { atTurnEnd } from '../net/index.ts';
 import type { CounterCell, HistogramCell, Logger, LogThrottle } from '../observability/index.ts';
 import {
@@ -26,6 +26,7 @@ import {
 } from '../protocol/index.ts';
 import type { Authenticator } from './auth.ts';
 import { WriteBudget } from './budget.ts';
+import type { ClientBuffers } from './buffers.ts';
 import {
   type Framing,
   type FramingSink,
@@ -69,6 +70,8 @@ export interface ConnectionContext {
   readonly auth: Authenticator;
   /** Node-wide bound on bytes of writes in flight. */
   readonly budget: WriteBudget;
+  /** Node-wide bound on bytes of unfinished requests (--max-client-buffer-bytes). */
+  readonly buffers: ClientBuffers;
   /** A connection with no command running and no bytes moving this long is closed; 0: never. */
   readonly idleTimeoutMs: number;
 }
@@ -83,6 +86,10 @@ type Pending =
   | { readonly kind: 'session'; readonly op: SessionOp };
 
 const NOAUTH = errorReply(respErrors.noAuth());
+/** The answer of a connection whose unfinished request would take ctx.buffers over its limit. */
+const BUFFER_FULL = errorReply(
+  new KvError('KV_ERR_LIMIT_EXCEEDED', 'server: too many bytes of unfinished client requests'),
+);
 
 /** A request that may authenticate the connection: AUTH, or HELLO with AUTH. */
 function authenticates(item: Pending): boolean {
@@ -121,7 +128,9 @@ interface Slot {
  * QUIT. A command runs only while fewer than `maxPipeline` replies are outstanding and
  * less than 1 MiB waits in the socket; otherwise decoded requests wait in a backlog (at most one
  * read's worth) and reading pauses, so a client that does not read its replies cannot make the
- * node buffer without bound.
+ * node buffer without bound. What the framing holds of an unfinished request counts in the
+ * node-wide ctx.buffers after every read (#hold); a read that would take it over its bound ends
+ * the connection like a protocol error.
  */
 export class Connection {
   /** CLIENT ID: unique on this node while it runs. */
@@ -150,6 +159,8 @@ export class Connection {
   #session: RespSession | null = null;
   /** True until the connection authenticated, when a password is set: see #syncGuard. */
   #guarded: boolean;
+  /** This connection's bytes in ctx.buffers: its framing's unfinished request after the last read. */
+  #buffered = 0;
 
   constructor(socket: Socket, ctx: ConnectionContext) {
     this.#socket = socket;
@@ -258,8 +269,40 @@ export class Connection {
       if (this.#guarded) this.#framing.guard(true);
     }
     this.#framing.decode(chunk, this.#sink);
+    // One comparison per read on the common path (requests whole in their read: nothing held).
+    const held = this.#framing.bufferedBytes;
+    if (held !== this.#buffered) this.#hold(held);
     this.#flush();
     if (this.#backlog.length > 0 || this.#mustWait()) this.#socket.pause();
+  }
+
+  /**
+   * Reports the framing's unfinished request, `held` bytes, to the node-wide count. When that
+   * would take it over --max-client-buffer-bytes, the connection ends as after a RESP protocol
+   * error: the request is dropped (nothing of it applied, its bytes out of the count now), the
+   * requests before it are answered, then `ERR LIMIT_EXCEEDED`, then the connection closes.
+   * Nothing read after QUIT or a fatal error counts: it is dropped too.
+   */
+  #hold(held: number): void {
+    if (this.#quitting) {
+      this.#release();
+      return;
+    }
+    const buffers = this.#ctx.buffers;
+    if (buffers.move(this.#buffered, held)) {
+      this.#buffered = held;
+      return;
+    }
+    this.#release();
+    buffers.refused(this.#socket.remoteAddress);
+    this.#sink.fatal(BUFFER_FULL);
+  }
+
+  /** Drops the framing's unfinished request and its bytes from the node-wide count. */
+  #release(): void {
+    this.#framing?.reset();
+    this.#ctx.buffers.move(this.#buffered, 0);
+    this.#buffered = 0;
   }
 
   /**
@@ -562,7 +605,7 @@ export class Connection {
   #onEnd(): void {
     // The client half-closed: answer what it sent, then close our side.
     this.#peerEnded = true;
-    this.#framing?.reset();
+    this.#release();
     this.#quitting = true;
     this.#checkIdle();
   }
@@ -605,7 +648,7 @@ export class Connection {
 
   #onClose(): void {
     this.#closed = true;
-    this.#framing?.reset();
+    this.#release();
     for (const done of this.#onClosed.splice(0)) done();
   }
 }

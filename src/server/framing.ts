@@ -48,6 +48,8 @@ export interface Framing {
   encode(reply: Reply, out: ReplySink, proto: RespVersion): void;
   /** Forgets an unfinished request (the client went away mid-request). */
   reset(): void;
+  /** Bytes of the unfinished request held (the decoder's count; 0 between requests). */
+  readonly bufferedBytes: number;
   /**
    * Before the connection authenticated (`on`), holds at most the small unauthenticated bounds
    * of an unfinished request; from the next byte on. Off: the node's limits.
@@ -108,6 +110,10 @@ export class TextFraming implements Framing {
   reset(): void {
     this.#decoder.reset();
   }
+
+  get bufferedBytes(): number {
+    return this.#decoder.bufferedBytes;
+  }
 }
 
 /**
@@ -165,5 +171,9 @@ export class RespFraming implements Framing {
 
   reset(): void {
     this.#decoder.reset();
+  }
+
+  get bufferedBytes(): number {
+    return this.#decoder.bufferedBytes;
   }
 }

@@ -11,10 +11,23 @@ export interface ServerMetrics {
   readonly errors: HotCounter<string>;
   readonly connections: Gauge;
   readonly connectionsTotal: Counter;
-  readonly rejectedConnections: Counter;
+  /** Client connections refused or closed by a guard, by reason (RejectReason). */
+  readonly rejectedConnections: Counter<'reason'>;
+  /** Bytes of unfinished requests held over every client connection (buffers.ts). */
+  readonly bufferedBytes: Gauge;
+  /** The highest bufferedBytes since the start. */
+  readonly bufferedBytesPeak: Gauge;
   readonly idleClosed: Counter;
   readonly authFailures: Counter;
 }
+
+/**
+ * Why the node refused or closed a client connection: `limit`, over --max-connections at accept;
+ * `buffer_full`, a read that would take the unfinished requests held over
+ * --max-client-buffer-bytes. (The peer port's reasons use the same words.)
+ */
+export type RejectReason = 'limit' | 'buffer_full';
+export const REJECT_REASONS: readonly RejectReason[] = ['limit', 'buffer_full'];
 
 /** Latency buckets in seconds, from 100 µs to 10 s. */
 export const LATENCY_BUCKETS = [
@@ -45,6 +58,13 @@ export function registerServerMetrics(registry: Registry): ServerMetrics {
     labelValues: (Object.keys(ERROR_CODES) as (keyof typeof ERROR_CODES)[]).map(wireCode),
     registers: [registry],
   });
+  const rejectedConnections = new Counter({
+    name: 'kvstore_connections_rejected_total',
+    help: 'Client connections refused or closed by a guard: limit (--max-connections reached), buffer_full (--max-client-buffer-bytes of unfinished requests held).',
+    labelNames: ['reason'],
+    registers: [registry],
+  });
+  for (const reason of REJECT_REASONS) rejectedConnections.labels(reason).inc(0);
   return {
     requests,
     duration,
@@ -64,9 +84,15 @@ export function registerServerMetrics(registry: Registry): ServerMetrics {
       help: 'AUTH commands with a wrong password.',
       registers: [registry],
     }),
-    rejectedConnections: new Counter({
-      name: 'kvstore_connections_rejected_total',
-      help: 'Client connections refused because --max-connections was reached.',
+    rejectedConnections,
+    bufferedBytes: new Gauge({
+      name: 'kvstore_client_buffered_bytes',
+      help: 'Bytes of unfinished requests (a text line or RESP request not yet whole) held over every client connection.',
+      registers: [registry],
+    }),
+    bufferedBytesPeak: new Gauge({
+      name: 'kvstore_client_buffered_bytes_peak',
+      help: 'The highest kvstore_client_buffered_bytes since the node started.',
       registers: [registry],
     }),
     idleClosed: new Counter({

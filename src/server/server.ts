@@ -12,6 +12,7 @@ import { type Logger, LogThrottle } from '../observability/index.ts';
 import { ARG_OVERHEAD, type CommandLimits, type RespLimits } from '../protocol/index.ts';
 import { Authenticator } from './auth.ts';
 import { WriteBudget } from './budget.ts';
+import { ClientBuffers } from './buffers.ts';
 import { Connection, type ConnectionContext } from './connection.ts';
 import type { UnauthenticatedLimits } from './framing.ts';
 import { registerServerMetrics, type ServerMetrics } from './metrics.ts';
@@ -30,6 +31,11 @@ export interface ServerOptions {
   readonly logger: Logger;
   /** Bytes of writes in flight on the whole node before connections stop reading. */
   readonly maxInflightWriteBytes?: number;
+  /**
+   * Bytes of unfinished requests held over all connections before a read that adds to them
+   * closes its connection (raised to the largest single request: clientBufferLimitOf).
+   */
+  readonly maxClientBufferBytes?: number;
   /** Required AUTH password; null or empty: none. */
   readonly password?: string | null;
   /** Serve TLS on the client port with this certificate and key (PEM); null: plain TCP. */
@@ -60,6 +66,24 @@ export function respLimitsOf(limits: CommandLimits): RespLimits {
     maxRequestBytes: Math.max(64 * 1024 * 1024, 2 * maxBulkBytes + 4 * ARG_OVERHEAD),
     maxInlineBytes: 64 * 1024,
   };
+}
+
+/** The default of --max-client-buffer-bytes. */
+const DEFAULT_CLIENT_BUFFER_BYTES = 256 * 1024 * 1024;
+
+/**
+ * The node-wide bound on unfinished request bytes: `configured`, raised to the largest single
+ * request the node accepts (a RESP request as its limit counts it, or a text line and its `\r`),
+ * so that one request of the largest size always fits while no other is held. With the default
+ * key and value limits that is 64 MiB (RESP's request limit); a larger --max-value-bytes or
+ * --max-line-bytes raises it.
+ */
+export function clientBufferLimitOf(
+  configured: number,
+  resp: RespLimits,
+  maxLineBytes: number,
+): number {
+  return Math.max(configured, resp.maxRequestBytes, maxLineBytes + 1);
 }
 
 /** Longest bulk string and text line of a connection that has not authenticated (Redis's 16 KiB). */
@@ -110,6 +134,14 @@ export class KvServer {
     this.#opts = opts;
     this.#metrics = registerServerMetrics(opts.registry);
     const respLimits = respLimitsOf(opts.limits);
+    const configured = opts.maxClientBufferBytes ?? DEFAULT_CLIENT_BUFFER_BYTES;
+    const bufferLimit = clientBufferLimitOf(configured, respLimits, opts.maxLineBytes);
+    if (bufferLimit > configured) {
+      opts.logger.info(
+        { configured, limit: bufferLimit },
+        'client buffer bound raised to the largest single request',
+      );
+    }
     this.#ctx = {
       coordinator: opts.coordinator,
       limits: opts.limits,
@@ -152,6 +184,7 @@ export class KvServer {
       scanCursors: new ScanCursorTable({ max: 10_000, ttlMs: 10 * 60_000 }),
       auth: new Authenticator(opts.password ?? null),
       budget: new WriteBudget(opts.maxInflightWriteBytes ?? 64 * 1024 * 1024),
+      buffers: new ClientBuffers(bufferLimit, this.#metrics, opts.logger),
       idleTimeoutMs: opts.idleTimeoutMs ?? 0,
     };
     const accept = (socket: Socket) => this.#accept(socket);
@@ -207,7 +240,7 @@ export class KvServer {
    * client silent for REFUSAL_WAIT_MS, or one refused while many wait, gets the text line.
    */
   #refuse(socket: Socket): void {
-    this.#metrics.rejectedConnections.inc();
+    this.#metrics.rejectedConnections.labels('limit').inc();
     this.#rejected++;
     const err = new KvError('KV_ERR_MAX_CLIENTS', 'server: too many client connections');
     const line = `ERR ${wireCode(err.code)} ${err.message}`;

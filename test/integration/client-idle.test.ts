@@ -56,7 +56,7 @@ describe('the connection cap', () => {
     expect(resp.got()).toBe(`-${LINE}\r\n`);
     expect(silent.got()).toBe(`${LINE}\n`);
 
-    expect(await metric(node, 'kvstore_connections_rejected_total')).toBe(3);
+    expect(await metric(node, 'kvstore_connections_rejected_total{reason="limit"}')).toBe(3);
     expect(await metric(node, 'kvstore_connections')).toBe(2);
     expect(await a.call('PING')).toBe('PONG'); // the clients inside are undisturbed
     a.close();

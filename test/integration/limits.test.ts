@@ -34,6 +34,87 @@ function rawSocket(port: number): Promise<Socket> {
 
 const MiB = 1024 * 1024;
 
+/** 16 MiB values and lines, and the smallest node-wide bound on unfinished requests: 64 MiB. */
+const BUFFER_ARGS = [
+  '--max-value-bytes',
+  String(16 * MiB),
+  '--max-line-bytes',
+  String(17 * MiB),
+  '--max-client-buffer-bytes',
+  String(64 * MiB),
+];
+
+/**
+ * The attack on the client port's buffers: 32 connections each send `head(key)` and 15 MiB of
+ * the request's last argument, and never finish it (unbounded, the node holds 480 MiB more).
+ * `head` starts with a PING, `answered` on every connection. Each holds `held` bytes by the
+ * node's count, so four fit in the 64 MiB bound: the 28 whose reads took the total over get
+ * `refused` after the PING's answer, and are closed. A client PUTs and GETs throughout.
+ * When the four left are destroyed mid-request, the node's count goes back to 0.
+ */
+async function unfinishedRequests(
+  node: NodeProcess,
+  attack: { head: (key: string) => string; held: number; answered: string; refused: string },
+): Promise<void> {
+  const before = rss(node);
+  const normal = await LineClient.connect(node.port);
+  defer(() => normal.close());
+  let served = 0;
+  let attacking = true;
+  const serve = (async () => {
+    for (let i = 0; attacking; i++) {
+      expect(await normal.call(`PUT normal${i} v${i}`)).toBe('OK');
+      expect(await normal.call(`GET normal${i}`)).toBe(`v${i}`);
+      served++;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  serve.catch(() => {}); // awaited below; a test that failed before must not leave it unhandled
+  defer(() => {
+    attacking = false;
+  });
+  const body = Buffer.alloc(15 * MiB, 0x76);
+  const conns = await Promise.all(
+    Array.from({ length: 32 }, async (_, i) => {
+      const socket = await rawSocket(node.port);
+      socket.on('error', () => {});
+      const conn = { socket, data: '', closed: false };
+      socket.on('data', (d: Buffer) => {
+        conn.data += d.toString('latin1');
+      });
+      socket.once('close', () => {
+        conn.closed = true;
+      });
+      socket.write(attack.head(`k${String(i).padStart(2, '0')}`));
+      socket.write(body);
+      return conn;
+    }),
+  );
+  const rejected = () => metric(node, 'kvstore_connections_rejected_total{reason="buffer_full"}');
+  await expect.poll(rejected, { timeout: 60_000 }).toBe(28);
+  await expect
+    .poll(() => metric(node, 'kvstore_client_buffered_bytes'), { timeout: 60_000 })
+    .toBe(4 * attack.held);
+  await expect.poll(() => conns.filter((c) => c.closed).length, { timeout: 10_000 }).toBe(28);
+  for (const c of conns) {
+    expect(c.data).toBe(c.closed ? attack.answered + attack.refused : attack.answered);
+  }
+  // A read that would take the total over the bound is refused before it is kept.
+  expect(await metric(node, 'kvstore_client_buffered_bytes_peak')).toBeLessThanOrEqual(64 * MiB);
+  // Unbounded, resident memory grew by 480 MiB (RESP and text alike). Bounded, it grew by
+  // 150 to 170 MiB: the 60 MiB held, and the reads of the connections closed, which are garbage
+  // the collector has not taken yet.
+  expect(rss(node) - before).toBeLessThan(256 * MiB);
+  attacking = false;
+  await serve;
+  expect(served).toBeGreaterThan(0);
+  for (const c of conns) c.socket.destroy();
+  await expect
+    .poll(() => metric(node, 'kvstore_client_buffered_bytes'), { timeout: 15_000 })
+    .toBe(0);
+  expect(await normal.call('GET normal0')).toBe('v0');
+}
+
 describe('limits under load', () => {
   it('stops reading from a client that does not read its replies; memory stays bounded', async () => {
     const node = await startNodeProcess();
@@ -132,6 +213,29 @@ describe('limits under load', () => {
     // kept line measured 7.9 MiB here, the flood without one -0.5 MiB).
     expect((await held()) - before).toBeLessThan(4 * MiB);
   }, 60_000);
+
+  it('bounds the unfinished RESP requests of all clients together, and frees them when they leave', async () => {
+    const node = await startNodeProcess({ args: BUFFER_ARGS });
+    // Each holds 15 MiB of its value and 64 bytes for each of the 3 arguments (as the request
+    // limit counts them): four fit in 64 MiB, five do not.
+    await unfinishedRequests(node, {
+      head: (key) =>
+        `*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET\r\n$3\r\n${key}\r\n$${16 * MiB - 1024}\r\n`,
+      held: 15 * MiB + 3 + 3 + 3 * 64,
+      answered: '+PONG\r\n',
+      refused: '-ERR LIMIT_EXCEEDED server: too many bytes of unfinished client requests\r\n',
+    });
+  }, 120_000);
+
+  it('bounds the unfinished text lines of all clients together, and frees them when they leave', async () => {
+    const node = await startNodeProcess({ args: BUFFER_ARGS });
+    await unfinishedRequests(node, {
+      head: (key) => `PING\nPUT ${key} `,
+      held: 8 + 15 * MiB,
+      answered: 'PONG\n',
+      refused: 'ERR LIMIT_EXCEEDED server: too many bytes of unfinished client requests\n',
+    });
+  }, 120_000);
 
   it('holds 10,000 idle connections with bounded memory and keeps serving', async () => {
     const node = await startNodeProcess({ args: ['--max-connections', '10100'] });

@@ -7,6 +7,7 @@ import {
   flagName,
   loadConfig,
 } from '../../src/config/index.ts';
+import { clientBufferLimitOf, respLimitsOf } from '../../src/server/server.ts';
 
 const KEYS = Object.keys(configSchema.shape) as (keyof Config)[];
 
@@ -57,6 +58,29 @@ describe('loadConfig', () => {
     expect(r.kind === 'error' && r.text.includes('--tombstone-grace-ms')).toBe(true);
     const ok = ['--tombstone-grace-ms', '2000', '--peer-timeout-ms', '1000'];
     expect(loadConfig([...ok, '--max-clock-offset-ms', '900'], {}).kind).toBe('config');
+  });
+
+  it('bounds unfinished client requests at 256 MiB, at least 64 MiB and one request of any size', () => {
+    const MiB = 1024 * 1024;
+    expect(DEFAULTS.maxClientBufferBytes).toBe(256 * MiB);
+    const r = loadConfig([], { KV_MAX_CLIENT_BUFFER_BYTES: String(64 * MiB) });
+    expect(r.kind === 'config' && r.config.maxClientBufferBytes).toBe(64 * MiB);
+    const low = loadConfig(['--max-client-buffer-bytes', String(64 * MiB - 1)], {});
+    expect(low.kind === 'error' && low.text).toContain('--max-client-buffer-bytes');
+    // What the node holds at most: the flag, raised to the largest request it accepts.
+    const limit = (flag: number, args: string[] = []) => {
+      const c = loadConfig(args, {});
+      if (c.kind !== 'config') throw new Error(JSON.stringify(c));
+      return clientBufferLimitOf(flag, respLimitsOf(c.config), c.config.maxLineBytes);
+    };
+    expect(limit(64 * MiB)).toBe(64 * MiB);
+    expect(limit(256 * MiB)).toBe(256 * MiB);
+    // 200 MiB values: a RESP request may hold two of them (MSET, or a key as long), a line one.
+    const big = ['--max-value-bytes', String(200 * MiB), '--max-line-bytes', String(201 * MiB)];
+    const largest = respLimitsOf({ ...DEFAULTS, maxValueBytes: 200 * MiB }).maxRequestBytes;
+    expect(largest).toBe(2 * (200 * MiB + 4096) + 4 * 64);
+    expect(limit(256 * MiB, big)).toBe(largest);
+    expect(limit(256 * MiB, ['--max-line-bytes', String(300 * MiB)])).toBe(300 * MiB + 1);
   });
 
   it('lists every option with its variable and default in --help', () => {

@@ -212,6 +212,35 @@ describe('RespDecoder', () => {
     expect(out.at(-1)).toEqual({ args: ['PING'] });
   });
 
+  it('counts the bytes of the unfinished request it holds: 0 between requests and after an error', () => {
+    const noop = () => {};
+    const d = new RespDecoder(LIMITS);
+    // Byte by byte: the count grows with every argument byte received, by ARG_OVERHEAD at each
+    // argument's header, and is 0 once the request is whole.
+    const input = req('SET', 'key', 'v'.repeat(100));
+    const seen: number[] = [];
+    for (let i = 0; i < input.length; i++) {
+      d.push(input.subarray(i, i + 1), noop);
+      seen.push(d.bufferedBytes);
+    }
+    expect(seen.at(-1)).toBe(0);
+    expect(Math.max(...seen)).toBe(3 + 3 + 100 + 3 * ARG_OVERHEAD);
+    expect(seen.slice(0, -1).every((n, i) => i === 0 || n >= seen[i - 1]!)).toBe(true);
+    // In the middle of a value split across reads: what arrived of it.
+    d.push(Buffer.from('*2\r\n$3\r\nGET\r\n$10\r\nab'), noop);
+    expect(d.bufferedBytes).toBe(3 + 2 + 2 * ARG_OVERHEAD);
+    d.reset();
+    expect(d.bufferedBytes).toBe(0);
+    // An inline line: its bytes.
+    d.push(Buffer.from('PING pi'), noop);
+    expect(d.bufferedBytes).toBe(7);
+    d.push(Buffer.from('ng\r\n'), noop);
+    expect(d.bufferedBytes).toBe(0);
+    // A malformed frame drops the request.
+    d.push(Buffer.from('*2\r\n$3\r\nGET\r\n$x'), noop);
+    expect(d.bufferedBytes).toBe(0);
+  });
+
   it('bounds memory: a huge declared count is refused before any element arrives', () => {
     const big: RespLimits = { ...LIMITS, maxArgs: 1024 * 1024, maxRequestBytes: 10 * ARG_OVERHEAD };
     expect(feed(Buffer.from('*11\r\n'), [1], big)).toEqual([

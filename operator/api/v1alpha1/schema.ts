@@ -250,6 +250,7 @@ export const NODE_SETTINGS = [
   'clientIdleTimeoutMs',
   'maxPipeline',
   'maxInflightWriteBytes',
+  'maxClientBufferBytes',
   'resolveIntervalMs',
   'readRepairChance',
   'readSpeculateMs',
