@@ -3,7 +3,7 @@
 import { Counter, type Registry } from 'prom-client';
 import type { Placement, Topology } from '../membership/index.ts';
 import { type CounterCell, HotCounter } from '../observability/index.ts';
-import type { Command, Reply } from '../protocol/index.ts';
+import { type Command, orderingOf, type Reply } from '../protocol/index.ts';
 import type { ApplyHow, Replicas, WireEntry } from '../replica/index.ts';
 import {
   compareRecords,
@@ -63,6 +63,11 @@ export interface ClusterOptions {
   readonly readSpeculateMs: number;
   readonly maxScanKeys: number;
   readonly registry: Registry;
+  /**
+   * Throws while this node must not make versions (ClockCheck: its clock is off from its
+   * peers'); called before every command that writes. Absent: never refuses.
+   */
+  readonly checkClock?: () => void;
 }
 
 const OK: Reply = { type: 'ok' };
@@ -140,6 +145,7 @@ export class ClusterCoordinator implements Coordinator {
   }
 
   execute(cmd: Command): Reply | Promise<Reply> {
+    if (this.#o.checkClock !== undefined && orderingOf(cmd) !== 'read') this.#o.checkClock();
     switch (cmd.type) {
       case 'put': {
         if (cmd.expiry || cmd.keepTtl) return executeExpiry(cmd, this.#io);

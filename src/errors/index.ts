@@ -39,7 +39,7 @@ export const ERROR_CODES = {
   KV_ERR_BAD_RECORD:
     'a record is malformed (too short, an unknown format or flag, a node name running past its end) or its version is out of range',
   KV_ERR_CLOCK_OFFSET:
-    "a peer sent a version more than --max-clock-offset-ms ahead of this node's clock; it was refused, never adopted (kvstore_clock_offset_rejections_total)",
+    "a peer sent a version more than --max-clock-offset-ms ahead of this node's clock; it was refused, never adopted (kvstore_clock_offset_rejections_total). To a client: this node's clock is more than that off from most of its peers', so it refuses writes (kvstore_clock_out_of_sync); nothing was applied",
   KV_ERR_CORRUPT:
     'the data directory is damaged (write-ahead log or LMDB file); the node does not start (exit code 2)',
   KV_ERR_INTERNAL: 'an unexpected failure; the node keeps running',

@@ -35,6 +35,9 @@ export function readHello(raw: unknown): HelloReply {
     hints:
       typeof h.hints === 'number' && Number.isSafeInteger(h.hints) && h.hints > 0 ? h.hints : 0,
     ...(load ? { load } : {}),
+    ...(typeof h.clock === 'number' && Number.isSafeInteger(h.clock) && h.clock > 0
+      ? { clock: h.clock }
+      : {}),
   };
 }
 

@@ -1,10 +1,12 @@
 // membership: who the members are (static list or DNS), whether each answers, and the rings to route by.
 
 export { type AddressBook, stateAddressBook } from './address-book.ts';
+export { ClockCheck, type ClockCheckOptions } from './clock-check.ts';
 export { dnsSource } from './dns-source.ts';
 export { readHello } from './hello.ts';
 export { loadIncarnation } from './incarnation.ts';
 export {
+  type ClockOffset,
   Membership,
   type MembershipOptions,
   type MemberView,

@@ -39,6 +39,19 @@ interface Tracked {
   failures: number;
   hello: HelloReply | null;
   lastContact: number | null;
+  /** How far the member's clock was from this node's at its last answer, or null (see ClockOffset). */
+  offset: ClockOffset | null;
+}
+
+/**
+ * A member's clock as the last probe measured it: its hello's `clock` minus this node's clock at
+ * the middle of the round trip. The member's true offset lies within `offsetMs` +/- `errorMs`
+ * (half the round trip).
+ */
+export interface ClockOffset {
+  readonly member: string;
+  readonly offsetMs: number;
+  readonly errorMs: number;
 }
 
 /**
@@ -59,7 +72,11 @@ export function inRing(m: MemberView): boolean {
  * (before that `change`) with each peer address no member has any more: a member's that left,
  * or a member's old address when it moved.
  */
-export class Membership extends EventEmitter<{ change: []; gone: [address: string] }> {
+export class Membership extends EventEmitter<{
+  change: [];
+  gone: [address: string];
+  probed: [];
+}> {
   readonly #opts: MembershipOptions;
   readonly #members = new Map<string, Tracked>();
   #timers: NodeJS.Timeout[] = [];
@@ -75,6 +92,7 @@ export class Membership extends EventEmitter<{ change: []; gone: [address: strin
       failures: 0,
       hello: null,
       lastContact: null,
+      offset: null,
     });
     const states = new Gauge({
       name: 'kvstore_members',
@@ -130,6 +148,15 @@ export class Membership extends EventEmitter<{ change: []; gone: [address: strin
     return t !== undefined && t.state !== 'down';
   }
 
+  /** The clock offsets measured by the last probe of each member that is up and reported one. */
+  clockOffsets(): ClockOffset[] {
+    const out: ClockOffset[] = [];
+    for (const t of this.#members.values()) {
+      if (t.addr.name !== this.#opts.self.name && t.state === 'up' && t.offset) out.push(t.offset);
+    }
+    return out;
+  }
+
   /** Address `host:port` of a member's peer port, or undefined for a non-member. */
   address(name: string): MemberAddress | undefined {
     return this.#members.get(name)?.addr;
@@ -172,6 +199,7 @@ export class Membership extends EventEmitter<{ change: []; gone: [address: strin
           failures: 0,
           hello: null,
           lastContact: null,
+          offset: null,
         });
         this.#opts.logger.info({ member: addr.name, host: addr.host }, 'member joined');
         changed = true;
@@ -206,17 +234,28 @@ export class Membership extends EventEmitter<{ change: []; gone: [address: strin
     } finally {
       this.#probing = false;
     }
+    if (!this.#stopped) this.emit('probed');
   }
 
   async #probeOne(t: Tracked): Promise<boolean> {
     const before = routingView(t);
     try {
+      const sent = Date.now();
       const hello = await this.#opts.probe(t.addr);
       if (hello.name !== t.addr.name) {
         throw new Error(`membership: ${t.addr.host} says it is '${hello.name}'`);
       }
+      const received = Date.now();
       t.hello = hello;
-      t.lastContact = Date.now();
+      t.lastContact = received;
+      t.offset =
+        hello.clock === undefined
+          ? null
+          : {
+              member: t.addr.name,
+              offsetMs: hello.clock - (sent + received) / 2,
+              errorMs: (received - sent) / 2,
+            };
       t.failures = 0;
       if (t.state !== 'up') this.#opts.logger.info({ member: t.addr.name }, 'member up');
       t.state = 'up';
@@ -231,7 +270,10 @@ export class Membership extends EventEmitter<{ change: []; gone: [address: strin
   }
 }
 
-/** What a change event is about: state and hello, not the load figures (status views only). */
+/**
+ * What a change event is about: state and hello, not the load figures (status views only) nor
+ * the clock (ClockCheck reads it after every round of probes).
+ */
 function routingView(t: Tracked): string {
-  return JSON.stringify([t.state, t.hello ? { ...t.hello, load: null } : null]);
+  return JSON.stringify([t.state, t.hello ? { ...t.hello, load: null, clock: null } : null]);
 }

@@ -15,6 +15,7 @@ import { ClusterCoordinator } from '../coordinator/index.ts';
 import { KvError } from '../errors/index.ts';
 import {
   type AddressBook,
+  ClockCheck,
   clusterInfo,
   dnsSource,
   loadIncarnation,
@@ -164,6 +165,7 @@ export async function startCluster(
     settled: topology?.settledRing ?? { epoch: 0, members: [], incarnations: {}, lost: [] },
     hints: hintStore.count,
     load: selfLoad(),
+    clock: Date.now(),
   });
   const selfLoad = (): MemberLoad => {
     const { liveKeys, tombstones, sizeBytes } = storage.stats();
@@ -252,6 +254,13 @@ export async function startCluster(
     versions,
     config.peerTimeoutMs,
   );
+  const clock = new ClockCheck({
+    offsets: () => membership.clockOffsets(),
+    maxOffsetMs: config.maxClockOffsetMs,
+    logger: log,
+    registry,
+  });
+  membership.on('probed', () => clock.update());
   const resolved = await membership.start();
   const saved = parseSettled(readStateDoc(storage, 'settled-ring') ?? null);
   const topo = startingTopology({
@@ -357,6 +366,7 @@ export async function startCluster(
     readSpeculateMs: config.readSpeculateMs,
     maxScanKeys: config.maxScanKeys,
     registry,
+    checkClock: () => clock.check(),
   });
   return {
     coordinator,

@@ -57,6 +57,11 @@ export interface HelloReply {
   readonly hints: number;
   /** What the node holds and moves, for status views (absent from older versions). */
   readonly load?: MemberLoad;
+  /**
+   * The node's wall clock (ms since the epoch) when it answered: the asker measures how far
+   * apart their clocks are (Membership, ClockCheck). Absent from older versions.
+   */
+  readonly clock?: number;
 }
 
 /**

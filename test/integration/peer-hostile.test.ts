@@ -12,6 +12,7 @@ import {
   type ClusterNode,
   connect,
   metric,
+  peersOf,
   restart,
   startMember,
   startStaticCluster,
@@ -19,6 +20,7 @@ import {
 } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
+import { skewedClock } from '../helpers/skewed-clock.ts';
 
 afterEach(cleanup);
 
@@ -302,4 +304,48 @@ describe('malformed peer messages', { timeout: 120_000 }, () => {
       expect(n.proc.logs.filter((l) => l.msg === 'peer handler failed')).toEqual([]);
     }
   });
+});
+
+describe('a member whose clock is off by more than --max-clock-offset-ms', {
+  timeout: 120_000,
+}, () => {
+  it.each([
+    // Within --peer-timeout-ms + --max-clock-offset-ms: further behind, the others refuse a write
+    // as sent past its deadline, and the node could not write before either.
+    ['behind', -2000],
+    ['ahead', 2000],
+  ])(
+    'refuses writes while %s, so it never acknowledges one that loses; writes again once in step',
+    async (_, skew) => {
+      const nodes = await startStaticCluster(3);
+      const [a, b, odd] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+      await odd.proc.stop();
+      await restart(odd, ['--peers', peersOf(nodes)], skewedClock(skew));
+      await waitAllUp(nodes);
+      expect(await call(a, 'PUT k first')).toBe('OK');
+      // Before: a node behind acknowledged these under versions below 'first' (lost: reads
+      // answered 'first'); a node ahead answered ERR UNAVAILABLE but kept its write, whose
+      // version won over 'third' below once its clock had passed it.
+      expect(await call(odd, 'PUT k second')).toMatch(/^ERR CLOCK_OFFSET clock: this node's clock/);
+      expect(await call(odd, 'REMOVE k')).toMatch(/^ERR CLOCK_OFFSET /);
+      expect(await call(a, 'PUT k third')).toBe('OK');
+      expect(await call(b, 'GET k')).toBe('third');
+      // A node behind refuses the others' newer versions, so it cannot answer; one ahead can.
+      const got = await call(odd, 'GET k');
+      expect(got === 'third' || got.startsWith('ERR UNAVAILABLE ')).toBe(true);
+      expect(await metric(odd, 'kvstore_clock_out_of_sync')).toBe(1);
+      expect(await metric(a, 'kvstore_clock_out_of_sync')).toBe(0);
+      const refused = odd.proc.logs.find(
+        (l) => l.msg === 'clock out of sync with peers: refusing writes',
+      );
+      expect(refused).toMatchObject({ maxOffsetMs: 500 });
+      await expectWritable([a, b]);
+
+      await odd.proc.stop();
+      await restart(odd, ['--peers', peersOf(nodes)]);
+      await waitAllUp(nodes);
+      await expectWritable(nodes);
+      expect(await metric(odd, 'kvstore_clock_out_of_sync')).toBe(0);
+    },
+  );
 });
