@@ -68,6 +68,11 @@ export interface ClusterOptions {
    * peers'); called before every command that writes. Absent: never refuses.
    */
   readonly checkClock?: () => void;
+  /**
+   * Throws while this node must not serve data (another process answers under its name at the
+   * address listed for it); called before every command but PING, QUIT and CLUSTER.
+   */
+  readonly checkIdentity?: () => void;
 }
 
 const OK: Reply = { type: 'ok' };
@@ -145,6 +150,9 @@ export class ClusterCoordinator implements Coordinator {
   }
 
   execute(cmd: Command): Reply | Promise<Reply> {
+    if (cmd.type !== 'ping' && cmd.type !== 'quit' && cmd.type !== 'cluster') {
+      this.#o.checkIdentity?.();
+    }
     if (this.#o.checkClock !== undefined && orderingOf(cmd) !== 'read') this.#o.checkClock();
     switch (cmd.type) {
       case 'put': {

@@ -7,6 +7,7 @@ export { readHello } from './hello.ts';
 export { loadIncarnation } from './incarnation.ts';
 export {
   type ClockOffset,
+  type Duplicate,
   Membership,
   type MembershipOptions,
   type MemberView,

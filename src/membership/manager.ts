@@ -43,6 +43,14 @@ interface Tracked {
   offset: ClockOffset | null;
 }
 
+/** Another node answering under this node's name at the address listed for it. */
+export interface Duplicate {
+  /** `host:port` the source lists for this node's name. */
+  readonly address: string;
+  /** The data-directory incarnation that answered there. */
+  readonly incarnation: string;
+}
+
 /**
  * A member's clock as the last probe measured it: its hello's `clock` minus this node's clock at
  * the middle of the round trip. The member's true offset lies within `offsetMs` +/- `errorMs`
@@ -76,9 +84,13 @@ export class Membership extends EventEmitter<{
   change: [];
   gone: [address: string];
   probed: [];
+  duplicate: [found: Duplicate | null];
 }> {
   readonly #opts: MembershipOptions;
   readonly #members = new Map<string, Tracked>();
+  /** Where the source lists this node's name, when that is not the address it listens on. */
+  #selfListed: MemberAddress | null = null;
+  #duplicate: Duplicate | null = null;
   #timers: NodeJS.Timeout[] = [];
   #probing = false;
   #stopped = false;
@@ -179,6 +191,11 @@ export class Membership extends EventEmitter<{
 
   #setListed(listed: MemberAddress[]): void {
     const self = this.#opts.self.name;
+    const own = this.#opts.self;
+    // Listed at this node's own listen address: only this process can answer there.
+    this.#selfListed =
+      listed.find((m) => m.name === self && (m.host !== own.host || m.peerPort !== own.peerPort)) ??
+      null;
     const names = new Set(listed.map((m) => m.name));
     const before = new Set([...this.#members.values()].map((t) => peerAddressOf(t.addr)));
     let changed = false;
@@ -226,15 +243,48 @@ export class Membership extends EventEmitter<{
       const others = [...this.#members.values()].filter(
         (t) => t.addr.name !== this.#opts.self.name,
       );
-      await Promise.all(
-        others.map(async (t) => {
+      await Promise.all([
+        ...others.map(async (t) => {
           if ((await this.#probeOne(t)) && !this.#stopped) this.emit('change');
         }),
-      );
+        this.#probeSelf(),
+      ]);
     } finally {
       this.#probing = false;
     }
     if (!this.#stopped) this.emit('probed');
+  }
+
+  /**
+   * Another process answering under this node's name, found by probing the address the source
+   * lists for this node's name, or null. Only this node's own answer (its incarnation) is
+   * expected there.
+   */
+  duplicate(): Duplicate | null {
+    return this.#duplicate;
+  }
+
+  async #probeSelf(): Promise<void> {
+    const listed = this.#selfListed;
+    let found: Duplicate | null = null;
+    if (listed !== null) {
+      const own = this.#opts.selfHello().incarnation;
+      try {
+        const hello = await this.#opts.probe(listed);
+        if (
+          hello.name === this.#opts.self.name &&
+          hello.incarnation !== '' &&
+          hello.incarnation !== own
+        ) {
+          found = { address: peerAddressOf(listed), incarnation: hello.incarnation };
+        }
+      } catch {
+        // Nothing answers there (not up yet, or not reachable from here): nothing to compare.
+      }
+    }
+    if (JSON.stringify(found) === JSON.stringify(this.#duplicate)) return;
+    this.#duplicate = found;
+    if (!this.#stopped) this.emit('duplicate', found);
   }
 
   async #probeOne(t: Tracked): Promise<boolean> {

@@ -17,6 +17,7 @@ import {
   type AddressBook,
   ClockCheck,
   clusterInfo,
+  type Duplicate,
   dnsSource,
   loadIncarnation,
   Membership,
@@ -262,6 +263,33 @@ export async function startCluster(
   });
   membership.on('probed', () => clock.update());
   const resolved = await membership.start();
+  // Two processes under one name: the one not at the address listed for the name must not serve.
+  const duplicateError = (d: Duplicate) =>
+    new KvError(
+      'KV_ERR_CONFIG',
+      `membership: another node named '${self}' answers at ${d.address}, the address listed for that name (its data directory ${d.incarnation}, this node's ${incarnation.id}): give every node its own --node-name`,
+    );
+  const found = membership.duplicate();
+  if (found !== null) {
+    membership.stop();
+    await peerServer.close();
+    await pool.close();
+    throw duplicateError(found);
+  }
+  membership.on('duplicate', (d) => {
+    if (d === null) log.info({}, 'no other node answers under this name any more');
+    else
+      log.error(
+        { err: duplicateError(d) },
+        'another node answers under this name: refusing commands',
+      );
+  });
+  const checkIdentity = () => {
+    const d = membership.duplicate();
+    if (d !== null) {
+      throw new KvError('KV_ERR_UNAVAILABLE', duplicateError(d).message);
+    }
+  };
   const saved = parseSettled(readStateDoc(storage, 'settled-ring') ?? null);
   const topo = startingTopology({
     self,
@@ -367,6 +395,7 @@ export async function startCluster(
     maxScanKeys: config.maxScanKeys,
     registry,
     checkClock: () => clock.check(),
+    checkIdentity,
   });
   return {
     coordinator,

@@ -308,3 +308,39 @@ describe('a node restarted while a peer it names by asking is down (bug 3)', () 
     expect(info.ring).toEqual(ring);
   }, 60_000);
 });
+
+describe('two processes under one name', () => {
+  it('the one not at the address listed for the name refuses to start, or refuses commands once the listed one answers', async () => {
+    const grace = ['--tombstone-grace-ms', '3000', '--gc-interval-ms', '500'];
+    const nodes = await startStaticCluster(3, grace);
+    const [a, , named] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const elsewhere = `${named.host.split('.').slice(0, 3).join('.')}.9`;
+    const args = ['--peers', peersOf(nodes), ...grace];
+    // Before: it started and served. Nobody else ever asked it anything, so tombstone collection
+    // did not wait for it: a value written through it, removed through the others, came back
+    // once the tombstone was collected (its read repaired the others with it).
+    await expect(startMember(named.name, elsewhere, args)).rejects.toThrow(
+      /exited \(2\) before listening: kvstore: config: membership: another node named 'kvstore-2' answers at .* give every node its own --node-name/,
+    );
+
+    // Started while the listed one was down, it serves until that one answers again.
+    await named.proc.stop();
+    const twin = await startMember(named.name, elsewhere, args);
+    const viaTwin = await openClient(twin);
+    expect(await viaTwin.call('PUT k v')).toBe('OK');
+    await restart(named, args);
+    await expect
+      .poll(() => viaTwin.call('GET k'), { timeout: 10_000, interval: 100 })
+      .toMatch(/^ERR UNAVAILABLE membership: another node named 'kvstore-2' answers at /);
+    expect(await viaTwin.call('PUT k w')).toMatch(/^ERR UNAVAILABLE membership: /);
+    expect(twin.proc.logs.map((l) => l.msg)).toContain(
+      'another node answers under this name: refusing commands',
+    );
+    expect(await (await openClient(a)).call('REMOVE k')).toBe('OK');
+    await expect
+      .poll(() => metric(a, 'kvstore_tombstones_collected_total'), { timeout: 15_000 })
+      .toBeGreaterThan(0);
+    expect(await viaTwin.call('GET k')).toMatch(/^ERR UNAVAILABLE /);
+    for (const n of nodes) expect(await (await openClient(n)).call('GET k')).toBe('NOT_FOUND');
+  }, 120_000);
+});
