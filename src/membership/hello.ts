@@ -2,7 +2,7 @@
 
 import { type TransferView, transferSchema } from '../admin/index.ts';
 import { KvError } from '../errors/index.ts';
-import type { HelloReply, MemberLoad, NodeStatus } from '../replica/index.ts';
+import type { HelloReply, MemberLoad, NodeStatus, ReplicationSettings } from '../replica/index.ts';
 import { parseSettled } from './settled.ts';
 
 const STATUSES: readonly NodeStatus[] = ['active', 'decommissioning', 'decommissioned'];
@@ -38,7 +38,16 @@ export function readHello(raw: unknown): HelloReply {
     ...(typeof h.clock === 'number' && Number.isSafeInteger(h.clock) && h.clock > 0
       ? { clock: h.clock }
       : {}),
+    ...readReplication(h.replication),
   };
+}
+
+/** `{ replication }` when the hello's settings are well-formed, else nothing. */
+function readReplication(raw: unknown): { replication?: ReplicationSettings } {
+  if (typeof raw !== 'object' || raw === null) return {};
+  const { rf, w, r } = raw as Partial<Record<keyof ReplicationSettings, unknown>>;
+  const n = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+  return n(rf) && n(w) && n(r) ? { replication: { rf, w, r } } : {};
 }
 
 const count = (v: unknown): v is number =>

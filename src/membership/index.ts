@@ -14,6 +14,7 @@ export {
   type PeerState,
 } from './manager.ts';
 export { type RingMetrics, registerRingMetrics, type SettledChange } from './metrics.ts';
+export { ReplicationCheck, type ReplicationCheckOptions } from './replication-check.ts';
 export {
   RingKeeper,
   type RingKeeperOptions,

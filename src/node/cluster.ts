@@ -26,6 +26,7 @@ import {
   parsePeers,
   parseSettled,
   peerAddressOf,
+  ReplicationCheck,
   RingKeeper,
   readHello,
   registerRingMetrics,
@@ -167,6 +168,11 @@ export async function startCluster(
     hints: hintStore.count,
     load: selfLoad(),
     clock: Date.now(),
+    replication: {
+      rf: config.replicationFactor,
+      w: config.writeQuorum,
+      r: config.readQuorum,
+    },
   });
   const selfLoad = (): MemberLoad => {
     const { liveKeys, tombstones, sizeBytes } = storage.stats();
@@ -261,7 +267,17 @@ export async function startCluster(
     logger: log,
     registry,
   });
-  membership.on('probed', () => clock.update());
+  const replication = new ReplicationCheck({
+    self,
+    settings: { rf: config.replicationFactor, w: config.writeQuorum, r: config.readQuorum },
+    members: () => membership.members(),
+    logger: log,
+    registry,
+  });
+  membership.on('probed', () => {
+    clock.update();
+    replication.update();
+  });
   const resolved = await membership.start();
   // Two processes under one name: the one not at the address listed for the name must not serve.
   const duplicateError = (d: Duplicate) =>
@@ -319,6 +335,8 @@ export async function startCluster(
     logger: log,
   });
   rebalancer = rb;
+  // Members that place keys by another replication factor may count on copies this node would drop.
+  const dropUnowned = () => (replication.keepAll() ? Promise.resolve(0) : rb.onSettled());
   const rings = new RingKeeper({
     topology: topo,
     members: () => membership.members(),
@@ -326,7 +344,7 @@ export async function startCluster(
     metrics: ringMetrics,
     logger: log,
     onTransfer: () => rb.onRingsChanged(),
-    cleanup: () => rb.onSettled(),
+    cleanup: () => dropUnowned(),
     cleanupDelayMs: settleSpreadMs(config.probeIntervalMs, config.peerTimeoutMs),
     holdsData: () => {
       const s = storage.stats();
@@ -366,7 +384,7 @@ export async function startCluster(
     quiet,
     graceMs: config.tombstoneGraceMs,
     intervalMs: config.gcIntervalMs,
-    dropUnowned: () => rb.onSettled(),
+    dropUnowned: () => dropUnowned(),
     metrics,
     logger: log,
   });

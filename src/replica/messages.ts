@@ -62,6 +62,18 @@ export interface HelloReply {
    * apart their clocks are (Membership, ClockCheck). Absent from older versions.
    */
   readonly clock?: number;
+  /**
+   * The node's --replication-factor, --write-quorum and --read-quorum as configured (before
+   * clamping), so members can see that they agree (ReplicationCheck). Absent from older versions.
+   */
+  readonly replication?: ReplicationSettings;
+}
+
+/** A node's replication flags. */
+export interface ReplicationSettings {
+  readonly rf: number;
+  readonly w: number;
+  readonly r: number;
 }
 
 /**

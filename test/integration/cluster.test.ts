@@ -192,3 +192,49 @@ describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
     expect(shares.reduce((x, y) => x + y, 0)).toBeCloseTo(1, 3);
   });
 });
+
+describe('a member restarted with another --replication-factor', () => {
+  it('is reported by every node, and keeps the records it does not own by its own factor', async () => {
+    const nodes = await startStaticCluster(3, ['--gc-interval-ms', '300']);
+    const odd = nodes[2]!;
+    const a = await openClient(nodes[0]!);
+    const keys = Array.from({ length: 60 }, (_, i) => `rf-${i}`);
+    expect(
+      await send(
+        a,
+        keys.map((k) => `PUT ${k} v`),
+      ),
+    ).toEqual(keys.map(() => 'OK'));
+    await odd.proc.stop();
+    await restart(odd, [
+      '--peers',
+      peersOf(nodes),
+      '--replication-factor',
+      '2',
+      '--gc-interval-ms',
+      '300',
+    ]);
+    for (const n of nodes) {
+      await expect
+        .poll(() => metric(n, 'kvstore_replication_settings_mismatch'), { timeout: 10_000 })
+        .toBe(1);
+    }
+    const said = odd.proc.logs.find((l) =>
+      String(l.msg).startsWith('members disagree on --replication-factor'),
+    );
+    expect(said).toMatchObject({ self: { rf: 2, w: 2, r: 2 }, keepingUnowned: true });
+    // Before: it dropped the records it was the third owner of at its next collection, about a
+    // third of them, which the others still counted as one of three copies.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await metric(odd, 'kvstore_storage_keys')).toBe(keys.length);
+    expect(await metric(odd, 'kvstore_rebalance_keys_removed_total')).toBe(0);
+
+    await odd.proc.stop();
+    await restart(odd, ['--peers', peersOf(nodes)]);
+    for (const n of nodes) {
+      await expect
+        .poll(() => metric(n, 'kvstore_replication_settings_mismatch'), { timeout: 10_000 })
+        .toBe(0);
+    }
+  });
+});
