@@ -91,6 +91,8 @@ export class Membership extends EventEmitter<{
   /** Where the source lists this node's name, when that is not the address it listens on. */
   #selfListed: MemberAddress | null = null;
   #duplicate: Duplicate | null = null;
+  /** Probes of the listed address in a row that got no answer. */
+  #selfFailures = 0;
   #timers: NodeJS.Timeout[] = [];
   #probing = false;
   #stopped = false;
@@ -271,6 +273,7 @@ export class Membership extends EventEmitter<{
       const own = this.#opts.selfHello().incarnation;
       try {
         const hello = await this.#opts.probe(listed);
+        this.#selfFailures = 0;
         if (
           hello.name === this.#opts.self.name &&
           hello.incarnation !== '' &&
@@ -279,7 +282,9 @@ export class Membership extends EventEmitter<{
           found = { address: peerAddressOf(listed), incarnation: hello.incarnation };
         }
       } catch {
-        // Nothing answers there (not up yet, or not reachable from here): nothing to compare.
+        // Nothing answers there (not up yet, gone, or not reachable from here): a duplicate
+        // found before counts as gone after as many failed probes as make a member down.
+        if (++this.#selfFailures < this.#opts.probeFailures) found = this.#duplicate;
       }
     }
     if (JSON.stringify(found) === JSON.stringify(this.#duplicate)) return;
