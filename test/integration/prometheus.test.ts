@@ -22,6 +22,8 @@ const ALERTS = [
   'KvstoreRebalanceStuck',
   'KvstoreDiskNearlyFull',
   'KvstoreStorageNotWritable',
+  'KvstoreClockOutOfSync',
+  'KvstoreReplicationSettingsMismatch',
   'KvstoreHintsBacklog',
   'KvstoreHintsDropped',
   'KvstoreAntiEntropyStale',
