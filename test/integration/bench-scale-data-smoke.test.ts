@@ -66,7 +66,8 @@ it('measures GET/SET at two key counts and scans on one node and three, then cle
   expect(n(large[7])).toBeGreaterThan(0);
 
   // Scans: every size on both targets (each reply was checked by the script); 1,000 keys cost
-  // more per scan and less per key than 1.
+  // more per scan (the median: the mean of a 0.3 s run is one stall away from anything, and
+  // once put 1 key at 31.7 ms against 27.1 for 1,000 on a loaded machine) and less per key than 1.
   for (const target of ['1 node', '3 nodes']) {
     const all = rows(md, target);
     const r = all.filter((c) => c.length === 9);
@@ -75,7 +76,7 @@ it('measures GET/SET at two key counts and scans on one node and three, then cle
       expect(r.filter((c) => c[1] === cmd).map((c) => c[2])).toEqual(['1', '10', '100', '1000']);
       const [one, thousand] = [byKeys(cmd, '1'), byKeys(cmd, '1000')];
       expect(n(one[3])).toBeGreaterThanOrEqual(10);
-      expect(n(thousand[4])).toBeGreaterThan(n(one[4]));
+      expect(n(thousand[5])).toBeGreaterThan(n(one[5]));
       expect(n(thousand[7])).toBeLessThan(n(one[7]));
       const fit = all.find((c) => c[1] === cmd && c.length === 7)!;
       expect(n(fit[3])).toBeGreaterThan(0);
