@@ -100,11 +100,12 @@ const options = {
     .default(64 * 1024 * 1024)
     .describe('bytes of writes not yet durable before reads pause'),
   /**
-   * Bytes of unfinished client requests (a text line or RESP request not yet whole) held at once
-   * over all client connections; a read that would take it over closes its connection with
-   * ERR LIMIT_EXCEEDED. At least 64 MiB (RESP's request limit), and raised at start to the
-   * largest single request when --max-value-bytes or --max-line-bytes make one larger, so one
-   * request of any allowed size always fits.
+   * Bytes of unfinished client requests (a text line or RESP request not yet whole), and of
+   * complete ones waiting in a connection's backlog, held at once over all client connections;
+   * a read that would take it over closes its connection with ERR LIMIT_EXCEEDED. At least
+   * 64 MiB (RESP's request limit), and raised at start to the largest single request when
+   * --max-value-bytes or --max-line-bytes make one larger, so one request of any allowed size
+   * always fits.
    */
   maxClientBufferBytes: positive
     .min(64 * 1024 * 1024)

@@ -84,6 +84,8 @@ export class RespDecoder {
   #parts: Buffer[] = [];
   #partBytes = 0;
   #left = 0;
+  /** What the request completed last counted: see requestBytes. */
+  #done = 0;
 
   constructor(limits: RespLimits) {
     this.limits = limits;
@@ -98,6 +100,15 @@ export class RespDecoder {
   get bufferedBytes(): number {
     if (this.#failed) return 0;
     return this.#state === INLINE ? this.#partBytes : this.#bytes - this.#left;
+  }
+
+  /**
+   * Bytes of the request completed last, counted as bufferedBytes counted it unfinished (its
+   * arguments' bytes plus ARG_OVERHEAD each, or an inline line's bytes): read in the frame (or
+   * GET) callback, by a caller that keeps the request waiting. One store per request.
+   */
+  get requestBytes(): number {
+    return this.#done;
   }
 
   /** Forgets any unfinished request and a past error. */
@@ -217,6 +228,7 @@ export class RespDecoder {
       args.push(chunk.subarray(p, p + len));
       p += len + 2;
     }
+    this.#done = bytes;
     onFrame({ kind: 'request', args });
     return p;
   }
@@ -260,6 +272,7 @@ export class RespDecoder {
       return -1;
     p += 2;
     if (p + len + 2 > n || chunk[p + len] !== CR || chunk[p + len + 1] !== LF) return -1;
+    this.#done = 3 + len + 2 * ARG_OVERHEAD;
     return onGet(chunk.subarray(p, p + len)) ? p + len + 2 : -1;
   }
 
@@ -353,6 +366,7 @@ export class RespDecoder {
       return;
     }
     const args = this.#args;
+    this.#done = this.#bytes;
     this.#args = [];
     this.#want = 0;
     this.#bytes = 0;
@@ -373,6 +387,7 @@ export class RespDecoder {
     if (nl === -1) return chunk.length;
     const line =
       this.#parts.length === 1 ? this.#parts[0]! : Buffer.concat(this.#parts, this.#partBytes);
+    this.#done = this.#partBytes;
     this.#parts = [];
     this.#partBytes = 0;
     this.#state = START;

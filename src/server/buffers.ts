@@ -1,16 +1,20 @@
-// A node-wide bound on the bytes the client port holds in unfinished requests.
+// A node-wide bound on the bytes the client port holds of requests not yet started.
 
 import { type Logger, LogThrottle } from '../observability/index.ts';
 import type { ServerMetrics } from './metrics.ts';
 
 /**
- * The bytes of unfinished requests (a text line without its newline yet, a RESP request missing
- * arguments), summed over every client connection, against --max-client-buffer-bytes. A
- * connection reports its framing's count after each read it decoded (`move`, refused when a
- * growth would take the sum over the limit: the connection then drops the request and closes,
- * `refused`), and 0 when it drops the request or closes, so the sum is exact, never above the
- * limit, and 0 once they leave. Exported as `kvstore_client_buffered_bytes` and its high-water
- * mark `kvstore_client_buffered_bytes_peak`.
+ * The bytes of requests not yet started, summed over every client connection, against
+ * --max-client-buffer-bytes: unfinished ones (a text line without its newline yet, a RESP request
+ * missing arguments) and complete ones parked in a connection's backlog while it must wait (the
+ * write budget used up, its pipeline full, its output piling up). A connection reports its
+ * framing's count after each read it decoded, and a request's count, unchanged, when it
+ * completes into the backlog (`move`, refused when a growth would take the sum over the limit:
+ * the connection then drops that request, answers those before it, parked ones included, and
+ * closes, `refused`). A parked request leaves the count when it runs; everything a connection
+ * holds leaves it when it drops its unfinished request or closes. So the sum is exact, never
+ * above the limit, and 0 once they leave. Exported as `kvstore_client_buffered_bytes` and its
+ * high-water mark `kvstore_client_buffered_bytes_peak`.
  */
 export class ClientBuffers {
   readonly limit: number;

@@ -126,11 +126,13 @@ interface Slot {
  * turn, written with every other connection's at the end of the event-loop turn (output.ts). A
  * RESP protocol error is answered after the earlier replies, then the connection ends, as after
  * QUIT. A command runs only while fewer than `maxPipeline` replies are outstanding and
- * less than 1 MiB waits in the socket; otherwise decoded requests wait in a backlog (at most one
- * read's worth) and reading pauses, so a client that does not read its replies cannot make the
- * node buffer without bound. What the framing holds of an unfinished request counts in the
- * node-wide ctx.buffers after every read (#hold); a read that would take it over its bound ends
- * the connection like a protocol error.
+ * less than 1 MiB waits in the socket (and the node-wide write budget is not used up); otherwise
+ * decoded requests wait in a backlog (at most one read's worth, and the request that read
+ * completed, up to the request limit) and reading pauses, so a client that does not read its
+ * replies cannot make the node buffer without bound. What the framing holds of an unfinished
+ * request counts in the node-wide ctx.buffers after every read (#hold), and a request parked in
+ * the backlog keeps counting there until it runs (#park); a read that would take it over its
+ * bound ends the connection like a protocol error.
  */
 export class Connection {
   /** CLIENT ID: unique on this node while it runs. */
@@ -154,13 +156,20 @@ export class Connection {
   readonly #order = new CommandOrder();
   readonly #state: SessionState;
   #backlog: Pending[] = [];
+  /** The bytes each backlog item counts in ctx.buffers (its framing's requestBytes), in order. */
+  #backlogBytes: number[] = [];
+  /** Their sum. */
+  #parked = 0;
   #resuming = false;
   /** The RESP connection's state (null for text connections). */
   #session: RespSession | null = null;
   /** True until the connection authenticated, when a password is set: see #syncGuard. */
   #guarded: boolean;
-  /** This connection's bytes in ctx.buffers: its framing's unfinished request after the last read. */
-  #buffered = 0;
+  /**
+   * The framing's unfinished request as last reported to ctx.buffers (after a read). This
+   * connection's bytes there are #held + #parked.
+   */
+  #held = 0;
 
   constructor(socket: Socket, ctx: ConnectionContext) {
     this.#socket = socket;
@@ -177,7 +186,7 @@ export class Connection {
       if (item.kind === 'fatal' || (item.kind === 'command' && item.cmd.type === 'quit')) {
         this.#quitting = true;
       }
-      if (this.#backlog.length > 0 || this.#mustWait()) this.#backlog.push(item);
+      if (this.#backlog.length > 0 || this.#mustWait()) this.#park(item);
       else this.#run(item);
       if (this.#guarded && item.kind === 'session') this.#syncGuard();
     };
@@ -187,7 +196,7 @@ export class Connection {
         if (this.#quitting) return;
         if (cmd.type === 'quit') this.#quitting = true;
         if (this.#backlog.length > 0 || this.#mustWait())
-          this.#backlog.push({ kind: 'command', cmd, shape });
+          this.#park({ kind: 'command', cmd, shape });
         else this.#runCommand(cmd, shape, null);
         if (this.#guarded && cmd.type === 'auth') this.#syncGuard();
       },
@@ -271,7 +280,7 @@ export class Connection {
     this.#framing.decode(chunk, this.#sink);
     // One comparison per read on the common path (requests whole in their read: nothing held).
     const held = this.#framing.bufferedBytes;
-    if (held !== this.#buffered) this.#hold(held);
+    if (held !== this.#held) this.#hold(held);
     this.#flush();
     if (this.#backlog.length > 0 || this.#mustWait()) this.#socket.pause();
   }
@@ -289,8 +298,8 @@ export class Connection {
       return;
     }
     const buffers = this.#ctx.buffers;
-    if (buffers.move(this.#buffered, held)) {
-      this.#buffered = held;
+    if (buffers.move(this.#held + this.#parked, held + this.#parked)) {
+      this.#held = held;
       return;
     }
     this.#release();
@@ -301,8 +310,54 @@ export class Connection {
   /** Drops the framing's unfinished request and its bytes from the node-wide count. */
   #release(): void {
     this.#framing?.reset();
-    this.#ctx.buffers.move(this.#buffered, 0);
-    this.#buffered = 0;
+    this.#ctx.buffers.move(this.#held + this.#parked, this.#parked);
+    this.#held = 0;
+  }
+
+  /**
+   * Puts a decoded request in the backlog, where it counts in ctx.buffers what it counted while
+   * unfinished (the framing's requestBytes; 0 for a fatal reply) until it runs or the connection
+   * closes: the node-wide bound covers the requests parked as well as the unfinished ones. Called
+   * while the framing decodes (or for this connection's own fatal reply), when the framing holds
+   * nothing: the request completed, so its unfinished part (#held, reported after the last read)
+   * becomes the parked request. When that growth (the request's bytes read since) would take the
+   * count over the limit, the request is dropped like an unfinished one in #hold: the requests
+   * before it, parked ones included, are answered, then ERR LIMIT_EXCEEDED, then the connection
+   * closes.
+   */
+  #park(item: Pending): void {
+    const bytes = item.kind === 'fatal' ? 0 : this.#framing!.requestBytes;
+    const buffers = this.#ctx.buffers;
+    const before = this.#held + this.#parked;
+    this.#held = 0;
+    if (!buffers.move(before, this.#parked + bytes)) {
+      buffers.move(before, this.#parked);
+      buffers.refused(this.#socket.remoteAddress);
+      this.#quitting = true; // what follows in this read is dropped (#hold releases the framing)
+      this.#backlog.push({ kind: 'fatal', reply: BUFFER_FULL });
+      this.#backlogBytes.push(0);
+      return;
+    }
+    this.#parked += bytes;
+    this.#backlog.push(item);
+    this.#backlogBytes.push(bytes);
+  }
+
+  /** Takes the first `n` items out of the backlog (they ran, or are dropped) and out of the count. */
+  #unpark(n: number): void {
+    if (n === 0) return;
+    let bytes = 0;
+    for (let i = 0; i < n; i++) bytes += this.#backlogBytes[i]!;
+    if (n === this.#backlog.length) {
+      this.#backlog = [];
+      this.#backlogBytes = [];
+    } else {
+      this.#backlog = this.#backlog.slice(n);
+      this.#backlogBytes = this.#backlogBytes.slice(n);
+    }
+    if (bytes === 0) return;
+    this.#ctx.buffers.move(this.#held + this.#parked, this.#held + this.#parked - bytes);
+    this.#parked -= bytes;
   }
 
   /**
@@ -386,7 +441,7 @@ export class Connection {
   #runBacklog(): void {
     let i = 0;
     while (i < this.#backlog.length && !this.#mustWait()) this.#run(this.#backlog[i++]!);
-    this.#backlog = i === this.#backlog.length ? [] : this.#backlog.slice(i);
+    this.#unpark(i);
   }
 
   #pickFraming(first: number): Framing {
@@ -649,6 +704,7 @@ export class Connection {
   #onClose(): void {
     this.#closed = true;
     this.#release();
+    this.#unpark(this.#backlog.length); // never run now: dropped
     for (const done of this.#onClosed.splice(0)) done();
   }
 }

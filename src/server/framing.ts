@@ -51,6 +51,11 @@ export interface Framing {
   /** Bytes of the unfinished request held (the decoder's count; 0 between requests). */
   readonly bufferedBytes: number;
   /**
+   * Bytes of the request just handed to the sink, as bufferedBytes counted it unfinished (0 for
+   * a line discarded as too long): read in the sink's callback, for a request kept waiting.
+   */
+  readonly requestBytes: number;
+  /**
    * Before the connection authenticated (`on`), holds at most the small unauthenticated bounds
    * of an unfinished request; from the next byte on. Off: the node's limits.
    */
@@ -70,6 +75,7 @@ export class TextFraming implements Framing {
   readonly #limits: CommandLimits;
   readonly #maxLineBytes: number;
   readonly #unauthenticated: UnauthenticatedLimits;
+  #requestBytes = 0;
 
   constructor(limits: CommandLimits, maxLineBytes: number, unauthenticated: UnauthenticatedLimits) {
     this.#limits = limits;
@@ -87,11 +93,13 @@ export class TextFraming implements Framing {
   decode(chunk: Buffer, sink: FramingSink): void {
     this.#decoder.push(chunk, (frame) => {
       if (frame.kind === 'too_long') {
+        this.#requestBytes = 0;
         const limit = this.#decoder.maxLineBytes;
         const msg = `protocol: line of ${frame.bytes} bytes is over the limit of ${limit}`;
         sink.reply({ type: 'error', code: 'KV_ERR_LINE_TOO_LONG', message: msg });
         return;
       }
+      this.#requestBytes = frame.line.length;
       let cmd: Command | null;
       try {
         cmd = parseTextLine(frame.line, this.#limits);
@@ -113,6 +121,10 @@ export class TextFraming implements Framing {
 
   get bufferedBytes(): number {
     return this.#decoder.bufferedBytes;
+  }
+
+  get requestBytes(): number {
+    return this.#requestBytes;
   }
 }
 
@@ -175,5 +187,9 @@ export class RespFraming implements Framing {
 
   get bufferedBytes(): number {
     return this.#decoder.bufferedBytes;
+  }
+
+  get requestBytes(): number {
+    return this.#decoder.requestBytes;
   }
 }

@@ -13,7 +13,7 @@ export interface ServerMetrics {
   readonly connectionsTotal: Counter;
   /** Client connections refused or closed by a guard, by reason (RejectReason). */
   readonly rejectedConnections: Counter<'reason'>;
-  /** Bytes of unfinished requests held over every client connection (buffers.ts). */
+  /** Bytes of unfinished and parked requests held over every client connection (buffers.ts). */
   readonly bufferedBytes: Gauge;
   /** The highest bufferedBytes since the start. */
   readonly bufferedBytesPeak: Gauge;
@@ -23,7 +23,7 @@ export interface ServerMetrics {
 
 /**
  * Why the node refused or closed a client connection: `limit`, over --max-connections at accept;
- * `buffer_full`, a read that would take the unfinished requests held over
+ * `buffer_full`, a read that would take the unfinished and parked requests held over
  * --max-client-buffer-bytes. (The peer port's reasons use the same words.)
  */
 export type RejectReason = 'limit' | 'buffer_full';
@@ -60,7 +60,7 @@ export function registerServerMetrics(registry: Registry): ServerMetrics {
   });
   const rejectedConnections = new Counter({
     name: 'kvstore_connections_rejected_total',
-    help: 'Client connections refused or closed by a guard: limit (--max-connections reached), buffer_full (--max-client-buffer-bytes of unfinished requests held).',
+    help: 'Client connections refused or closed by a guard: limit (--max-connections reached), buffer_full (--max-client-buffer-bytes of unfinished and parked requests held).',
     labelNames: ['reason'],
     registers: [registry],
   });
@@ -87,7 +87,7 @@ export function registerServerMetrics(registry: Registry): ServerMetrics {
     rejectedConnections,
     bufferedBytes: new Gauge({
       name: 'kvstore_client_buffered_bytes',
-      help: 'Bytes of unfinished requests (a text line or RESP request not yet whole) held over every client connection.',
+      help: 'Bytes of requests not yet started held over every client connection: unfinished ones (a text line or RESP request not yet whole) and complete ones waiting in a connection backlog.',
       registers: [registry],
     }),
     bufferedBytesPeak: new Gauge({

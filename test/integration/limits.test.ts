@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { forceGc } from '../../bench/memory.ts';
+import { type ClusterNode, startStaticCluster } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
 import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
@@ -18,15 +19,15 @@ function rss(node: NodeProcess): number {
   return Number(/RssAnon:\s+(\d+) kB/.exec(status)![1]) * 1024;
 }
 
-async function metric(node: NodeProcess, series: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${node.httpPort}/metrics`)).text();
+async function metric(node: NodeProcess, series: string, host = '127.0.0.1'): Promise<number> {
+  const text = await (await fetch(`http://${host}:${node.httpPort}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return Number(line?.slice(series.length + 1));
 }
 
-function rawSocket(port: number): Promise<Socket> {
+function rawSocket(port: number, host = '127.0.0.1'): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = connect({ port, host: '127.0.0.1' }, () => resolve(s));
+    const s = connect({ port, host }, () => resolve(s));
     s.once('error', reject);
     defer(() => s.destroy());
   });
@@ -113,6 +114,109 @@ async function unfinishedRequests(
     .poll(() => metric(node, 'kvstore_client_buffered_bytes'), { timeout: 15_000 })
     .toBe(0);
   expect(await normal.call('GET normal0')).toBe('v0');
+}
+
+/**
+ * Complete requests parked in their connections' backlogs while the node-wide write budget is
+ * used up count in the same bound as unfinished ones. Members a and b hold every key and a write
+ * is durable on both, with a write budget of 1 byte: while b is stopped, the PUT that a client
+ * sends to a waits for b, and no other write may start. Four connections each send all of a
+ * request of `request(key)` bytes but the value's last KiB (counted as unfinished), then, with
+ * the budget used up, that KiB: the requests are whole and parked, and still count,
+ * `parked` bytes each, close to the 64 MiB bound (unbounded, they left the count: 0). A fifth
+ * connection's PING and small write are then a read that would take the total over: the PING
+ * is answered, then `refused`, and the connection closed. A connection reset with a PING
+ * parked takes it out of the count. Once b goes on, the parked requests run and are answered
+ * `ok`, and the count goes back to 0.
+ */
+async function parkedRequests(attack: {
+  head: (key: string, valueBytes: number) => string;
+  end: string;
+  parked: number;
+  ping: string;
+  pingBytes: number;
+  pong: string;
+  ok: string;
+  refused: string;
+}): Promise<void> {
+  const request = (key: string, value: Buffer) =>
+    Buffer.concat([Buffer.from(attack.head(key, value.length)), value, Buffer.from(attack.end)]);
+  const [a, b] = (await startStaticCluster(2, [
+    ...BUFFER_ARGS,
+    '--replication-factor',
+    '2',
+    '--write-quorum',
+    '2',
+    '--peer-timeout-ms',
+    '60000',
+    '--max-inflight-write-bytes',
+    '1',
+  ])) as [ClusterNode, ClusterNode];
+  const node = a.proc;
+  const gauge = (series: string) => metric(node, series, a.host);
+  const open = async () => {
+    const socket = await rawSocket(node.port, a.host);
+    socket.on('error', () => {});
+    const conn = { socket, data: '', closed: false };
+    socket.on('data', (d: Buffer) => {
+      conn.data += d.toString('latin1');
+    });
+    socket.once('close', () => {
+      conn.closed = true;
+    });
+    return conn;
+  };
+  const value = Buffer.alloc(16 * MiB - 1024, 0x76);
+  const requests = ['k0', 'k1', 'k2', 'k3'].map((k) => request(k, value));
+  const tail = 1024 + attack.end.length; // the value's last KiB and the end of the request
+  const conns = await Promise.all(requests.map(() => open()));
+  for (const [i, r] of requests.entries()) conns[i]!.socket.write(r.subarray(0, r.length - tail));
+  await expect
+    .poll(() => gauge('kvstore_client_buffered_bytes'), { timeout: 30_000 })
+    .toBe(4 * (attack.parked - 1024));
+
+  b.proc.child.kill('SIGSTOP');
+  defer(() => b.proc.child.kill('SIGCONT'));
+  const puts = () => gauge('kvstore_requests_total{command="put"}');
+  const before = await puts();
+  const writer = await open();
+  writer.socket.write(request('held', Buffer.from('v')));
+  await expect.poll(puts, { timeout: 10_000 }).toBe(before + 1); // started: the budget is used up
+  for (const [i, r] of requests.entries()) conns[i]!.socket.write(r.subarray(r.length - tail));
+  // Whole now, and parked: they still count, as much as they did unfinished and their last KiB.
+  await expect
+    .poll(() => gauge('kvstore_client_buffered_bytes'), { timeout: 30_000 })
+    .toBe(4 * attack.parked);
+  expect(await puts()).toBe(before + 1);
+
+  // The PING is parked too (it counts); the write after it would take the total over.
+  const late = await open();
+  late.socket.write(
+    Buffer.concat([Buffer.from(attack.ping), request('late', Buffer.alloc(8192, 0x76))]),
+  );
+  const rejected = () => gauge('kvstore_connections_rejected_total{reason="buffer_full"}');
+  await expect.poll(rejected, { timeout: 10_000 }).toBe(1);
+  expect(await gauge('kvstore_client_buffered_bytes')).toBe(4 * attack.parked + attack.pingBytes);
+  expect(await gauge('kvstore_client_buffered_bytes_peak')).toBeLessThanOrEqual(64 * MiB);
+  // A connection reset with a request parked takes it out of the count (one that only
+  // half-closes still gets its answer: the request stays until it runs).
+  const gone = await open();
+  gone.socket.write(attack.ping);
+  const held = () => gauge('kvstore_client_buffered_bytes');
+  await expect.poll(held, { timeout: 10_000 }).toBe(4 * attack.parked + 2 * attack.pingBytes);
+  gone.socket.resetAndDestroy();
+  await expect.poll(held, { timeout: 10_000 }).toBe(4 * attack.parked + attack.pingBytes);
+
+  // b goes on: the PUT held is answered, then the parked requests run, in their turn.
+  b.proc.child.kill('SIGCONT');
+  await expect.poll(() => writer.data, { timeout: 30_000 }).toBe(attack.ok);
+  for (const c of conns) await expect.poll(() => c.data, { timeout: 30_000 }).toBe(attack.ok);
+  await expect.poll(() => late.closed, { timeout: 10_000 }).toBe(true);
+  expect(late.data).toBe(attack.pong + attack.refused);
+  expect(await gauge('kvstore_client_buffered_bytes')).toBe(0);
+  expect(await gauge('kvstore_client_buffered_bytes_peak')).toBeLessThanOrEqual(64 * MiB);
+  expect(conns.some((c) => c.closed)).toBe(false);
+  for (const c of [...conns, writer]) c.socket.destroy();
 }
 
 describe('limits under load', () => {
@@ -233,6 +337,34 @@ describe('limits under load', () => {
       head: (key) => `PING\nPUT ${key} `,
       held: 8 + 15 * MiB,
       answered: 'PONG\n',
+      refused: 'ERR LIMIT_EXCEEDED server: too many bytes of unfinished client requests\n',
+    });
+  }, 120_000);
+
+  it('counts complete RESP requests parked while the write budget is used up in the same bound', async () => {
+    // Each holds its value and 64 bytes for each of the 3 arguments: four fit in 64 MiB.
+    await parkedRequests({
+      head: (key, n) => `*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$${n}\r\n`,
+      end: '\r\n',
+      parked: 3 + 2 + 16 * MiB - 1024 + 3 * 64,
+      ping: '*1\r\n$4\r\nPING\r\n',
+      pingBytes: 4 + 64,
+      pong: '+PONG\r\n',
+      ok: '+OK\r\n',
+      refused: '-ERR LIMIT_EXCEEDED server: too many bytes of unfinished client requests\r\n',
+    });
+  }, 120_000);
+
+  it('counts complete text lines parked while the write budget is used up in the same bound', async () => {
+    // Each holds its line: four fit in 64 MiB.
+    await parkedRequests({
+      head: (key) => `PUT ${key} `,
+      end: '\n',
+      parked: 7 + 16 * MiB - 1024,
+      ping: 'PING\n',
+      pingBytes: 4,
+      pong: 'PONG\n',
+      ok: 'OK\n',
       refused: 'ERR LIMIT_EXCEEDED server: too many bytes of unfinished client requests\n',
     });
   }, 120_000);

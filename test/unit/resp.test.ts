@@ -241,6 +241,29 @@ describe('RespDecoder', () => {
     expect(d.bufferedBytes).toBe(0);
   });
 
+  it('tells the frame callback the bytes of the request it completes, as they were counted unfinished', () => {
+    const d = new RespDecoder(LIMITS);
+    const seen: number[] = [];
+    const onFrame = () => seen.push(d.requestBytes);
+    const set = req('SET', 'key', 'v'.repeat(100));
+    // Whole in one read, and byte by byte: the same count, the highest bufferedBytes reached.
+    d.push(set, onFrame);
+    let held = 0;
+    for (let i = 0; i < set.length; i++) {
+      d.push(set.subarray(i, i + 1), onFrame);
+      held = Math.max(held, d.bufferedBytes);
+    }
+    expect(seen).toEqual([3 + 3 + 100 + 3 * ARG_OVERHEAD, held]);
+    // GET offered whole to onGet, and an inline line.
+    d.push(req('GET', 'abc'), onFrame, () => {
+      seen.push(d.requestBytes);
+      return true;
+    });
+    d.push(Buffer.from('PING pi'), onFrame);
+    d.push(Buffer.from('ng\r\n'), onFrame);
+    expect(seen.slice(2)).toEqual([3 + 3 + 2 * ARG_OVERHEAD, 'PING ping\r'.length]);
+  });
+
   it('bounds memory: a huge declared count is refused before any element arrives', () => {
     const big: RespLimits = { ...LIMITS, maxArgs: 1024 * 1024, maxRequestBytes: 10 * ARG_OVERHEAD };
     expect(feed(Buffer.from('*11\r\n'), [1], big)).toEqual([
