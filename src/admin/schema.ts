@@ -103,6 +103,12 @@ export const clusterInfoSchema = z.object({
   transfer: transferSchema.nullable(),
   /** Hints this node holds (writes not delivered yet). */
   hints: z.number().int().nonnegative(),
+  /**
+   * Members that have listed other members than this node for longer than a join takes, with
+   * the names they list ({} when none; absent from nodes of older versions). See
+   * docs/cluster.md, "Same member list everywhere".
+   */
+  memberListsDiffer: z.record(z.string(), z.array(z.string())).optional(),
 });
 
 /** GET and POST /admin/decommission (202 on a started POST). */

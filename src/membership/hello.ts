@@ -39,7 +39,18 @@ export function readHello(raw: unknown): HelloReply {
       ? { clock: h.clock }
       : {}),
     ...readReplication(h.replication),
+    ...readListed(h.listed),
   };
+}
+
+/** Names a hello may list: more is not a real cluster's answer. */
+const MAX_LISTED = 4096;
+
+/** `{ listed }` (sorted, each name once) when the hello's member list is well-formed, else nothing. */
+function readListed(raw: unknown): { listed?: readonly string[] } {
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_LISTED) return {};
+  if (!raw.every((n) => typeof n === 'string' && n.length > 0)) return {};
+  return { listed: [...new Set(raw as string[])].sort() };
 }
 
 /** `{ replication }` when the hello's settings are well-formed, else nothing. */

@@ -13,6 +13,11 @@ export {
   type MemberView,
   type PeerState,
 } from './manager.ts';
+export {
+  MembershipCheck,
+  type MembershipCheckOptions,
+  membershipSpreadMs,
+} from './membership-check.ts';
 export { type RingMetrics, registerRingMetrics, type SettledChange } from './metrics.ts';
 export { ReplicationCheck, type ReplicationCheckOptions } from './replication-check.ts';
 export {

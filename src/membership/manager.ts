@@ -96,6 +96,8 @@ export class Membership extends EventEmitter<{
   #timers: NodeJS.Timeout[] = [];
   #probing = false;
   #stopped = false;
+  /** The source has answered at least once. */
+  #listed = false;
 
   constructor(opts: MembershipOptions) {
     super();
@@ -156,6 +158,15 @@ export class Membership extends EventEmitter<{
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
+  /**
+   * The names of every member, this node included, sorted; null until the source first answered
+   * (this node alone when there is no source).
+   */
+  names(): string[] | null {
+    if (this.#opts.source !== null && !this.#listed) return null;
+    return [...this.#members.keys()].sort();
+  }
+
   /** True unless the member is down or unknown to this node. This node is always up. */
   isUp(name: string): boolean {
     const t = this.#members.get(name);
@@ -187,6 +198,7 @@ export class Membership extends EventEmitter<{
       this.#opts.logger.warn({ err, source: source.description }, 'member source failed');
       return false;
     }
+    this.#listed = true;
     this.#setListed(listed);
     return true;
   }

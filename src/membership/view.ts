@@ -16,6 +16,8 @@ export interface ClusterViewParts {
   readonly transfer: TransferView | null;
   /** Hints this node holds. */
   readonly hints: number;
+  /** Members whose list has differed from this node's for too long (MembershipCheck.differing). */
+  readonly memberListsDiffer?: Readonly<Record<string, readonly string[]>>;
 }
 
 /** GET /admin/cluster and CLUSTER: the rings, and every member with what it last reported. */
@@ -48,6 +50,9 @@ export function clusterInfo(p: ClusterViewParts): ClusterInfo {
     })),
     transfer: p.transfer,
     hints: p.hints,
+    memberListsDiffer: Object.fromEntries(
+      Object.entries(p.memberListsDiffer ?? {}).map(([n, l]) => [n, [...l]]),
+    ),
   };
 }
 

@@ -21,6 +21,8 @@ import {
   dnsSource,
   loadIncarnation,
   Membership,
+  MembershipCheck,
+  membershipSpreadMs,
   type PeerSource,
   parseDiscovery,
   parsePeers,
@@ -77,6 +79,11 @@ export interface Cluster {
   /** Backup and restore endpoints (GET /admin/backup, POST /admin/restore/...). */
   readonly streams: Readonly<Record<string, StreamRoute>>;
   stop(): Promise<void>;
+}
+
+/** `{ listed }` once the member source answered, else nothing (see HelloReply.listed). */
+function listedOf(names: string[] | null): { listed?: string[] } {
+  return names === null ? {} : { listed: names };
 }
 
 /** --dns-servers as a list, or undefined for the system's resolver. */
@@ -157,6 +164,8 @@ export async function startCluster(
   let topology: Topology | null = null;
   // Set once the node routes; writes placed under other rings are passed on by it (reroute).
   let coordinator: ClusterCoordinator | null = null;
+  // Set once made: hellos answered before the member source answered carry no member list.
+  let listed: () => string[] | null = () => null;
   const ringMetrics = registerRingMetrics(registry, () => topology?.settledRing.epoch ?? 0);
   const selfHello = (): HelloReply => ({
     name: self,
@@ -173,6 +182,7 @@ export async function startCluster(
       w: config.writeQuorum,
       r: config.readQuorum,
     },
+    ...listedOf(listed()),
   });
   const selfLoad = (): MemberLoad => {
     const { liveKeys, tombstones, sizeBytes } = storage.stats();
@@ -242,6 +252,7 @@ export async function startCluster(
     logger: log,
     registry,
   });
+  listed = () => membership.names();
   const call = (name: string, method: string, body: unknown) => {
     const m = membership.address(name);
     if (!m)
@@ -274,9 +285,21 @@ export async function startCluster(
     logger: log,
     registry,
   });
+  const lists = new MembershipCheck({
+    members: () => membership.members(),
+    names: () => membership.names(),
+    boundMs: membershipSpreadMs(
+      config.resolveIntervalMs,
+      config.probeIntervalMs,
+      config.peerTimeoutMs,
+    ),
+    logger: log,
+    registry,
+  });
   membership.on('probed', () => {
     clock.update();
     replication.update();
+    lists.update();
   });
   const resolved = await membership.start();
   // Two processes under one name: the one not at the address listed for the name must not serve.
@@ -398,6 +421,7 @@ export async function startCluster(
       members: membership.members(),
       transfer: rb.progress,
       hints: hintStore.count,
+      memberListsDiffer: lists.differing(),
     });
   coordinator = new ClusterCoordinator({
     storage,

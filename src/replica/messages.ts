@@ -67,6 +67,12 @@ export interface HelloReply {
    * clamping), so members can see that they agree (ReplicationCheck). Absent from older versions.
    */
   readonly replication?: ReplicationSettings;
+  /**
+   * The names this node's member list holds (its `--peers` or DNS answer, itself included),
+   * sorted: what its target ring is made of, less members leaving. Absent until its source first
+   * answered, and from older versions. Members compare it with their own (MembershipCheck).
+   */
+  readonly listed?: readonly string[];
 }
 
 /** A node's replication flags. */

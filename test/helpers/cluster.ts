@@ -205,9 +205,13 @@ export interface ClusterInfo {
     share: number;
     /** The incarnation the member reported in its last hello. */
     incarnation: string | null;
+    /** Id of the ring it routes by (its last hello); null before one. */
+    ringId: string | null;
   }[];
   transfer: { done: boolean; sent: number } | null;
   hints: number;
+  /** Members whose member list has differed from this node's for longer than a join takes. */
+  memberListsDiffer?: Record<string, string[]>;
 }
 
 /** One sample of the node's /metrics. */

@@ -7,7 +7,9 @@ import {
   openClient,
   peersOf,
   restart,
+  startMember,
   startStaticCluster,
+  waitSettled,
 } from '../helpers/cluster.ts';
 import type { LineClient } from '../helpers/line-client.ts';
 import { cleanup } from '../helpers/node-process.ts';
@@ -235,6 +237,85 @@ describe('a member restarted with another --replication-factor', () => {
       await expect
         .poll(() => metric(n, 'kvstore_replication_settings_mismatch'), { timeout: 10_000 })
         .toBe(0);
+    }
+  });
+});
+
+describe('members started with different --peers', () => {
+  // The bound, as the node derives it (MembershipCheck): 2 x (--resolve-interval-ms + 5 probe
+  // intervals + --peer-timeout-ms), with FAST_PROBES (200 ms) and the default 2,000 ms timeout.
+  const boundMs = (resolveMs: number) => 2 * (resolveMs + 5 * 200 + 2000);
+  const reported = (n: ClusterNode) =>
+    n.proc.logs.filter((l) => String(l.msg).startsWith('member lists differ'));
+
+  it('is reported by the members once it lasts longer than a join takes, and clears when fixed', async () => {
+    const fast = ['--resolve-interval-ms', '300'];
+    const nodes = await startStaticCluster(3, fast);
+    const [n0, n1, odd] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    await odd.proc.stop();
+    const restarted = Date.now();
+    // Before: kvstore-2 stayed moving for good, the others never came to rest, and nothing said why.
+    await restart(odd, ['--peers', peersOf([n0, odd]), ...fast]);
+    for (const n of nodes) {
+      await expect
+        .poll(() => metric(n, 'kvstore_membership_mismatch'), { timeout: 30_000 })
+        .toBe(1);
+    }
+    const [said] = reported(n0);
+    expect(said?.msg).toContain(
+      'kvstore-2 lists kvstore-0,kvstore-2; this node lists kvstore-0,kvstore-1,kvstore-2',
+    );
+    expect(said?.msg).toContain('--peers');
+    expect(said).toMatchObject({ members: { 'kvstore-2': ['kvstore-0', 'kvstore-2'] } });
+    expect(Date.parse(String(said?.time)) - restarted).toBeGreaterThanOrEqual(boundMs(300) - 500);
+    expect(reported(n1)).toHaveLength(1);
+    expect(reported(odd)[0]?.msg).toContain(
+      'kvstore-0 lists kvstore-0,kvstore-1,kvstore-2; this node lists kvstore-0,kvstore-2',
+    );
+    expect((await clusterInfo(n1)).memberListsDiffer).toEqual({
+      'kvstore-2': ['kvstore-0', 'kvstore-2'],
+    });
+
+    await odd.proc.stop();
+    await restart(odd, ['--peers', peersOf(nodes), ...fast]);
+    for (const n of nodes) {
+      await expect
+        .poll(() => metric(n, 'kvstore_membership_mismatch'), { timeout: 15_000 })
+        .toBe(0);
+    }
+    await waitSettled(
+      nodes,
+      nodes.map((n) => n.name),
+    );
+    expect((await clusterInfo(n0)).memberListsDiffer).toEqual({});
+    expect(n0.proc.logs.some((l) => l.msg === 'member lists agree again')).toBe(true);
+  });
+
+  it('is not reported while a fourth member joins by a rolling restart', async () => {
+    const nodes = await startStaticCluster(3);
+    const host = nodes[0]!.host.replace(/\.\d+$/, '.4');
+    const all = `${peersOf(nodes)},kvstore-3=${host}:7946`;
+    const started = Date.now();
+    const joiner = await startMember('kvstore-3', host, ['--peers', all]);
+    const four = [...nodes, joiner];
+    // The lists differ now: the joiner routes by a ring the others do not report.
+    const info = await clusterInfo(joiner);
+    expect(info.members.filter((m) => m.ringId !== info.ring.target).length).toBeGreaterThan(0);
+    for (const n of nodes) {
+      await n.proc.stop();
+      await restart(n, ['--peers', all]);
+    }
+    await waitSettled(
+      four,
+      four.map((n) => n.name),
+    );
+    // The joiner saw lists other than its own for the whole rolling restart, within the bound.
+    expect(Date.now() - started).toBeLessThan(boundMs(5000));
+    const left = boundMs(5000) - (Date.now() - started);
+    await new Promise((r) => setTimeout(r, Math.max(0, left) + 1000));
+    for (const n of four) {
+      expect(await metric(n, 'kvstore_membership_mismatch')).toBe(0);
+      expect(reported(n)).toEqual([]);
     }
   });
 });

@@ -24,6 +24,7 @@ const ALERTS = [
   'KvstoreStorageNotWritable',
   'KvstoreClockOutOfSync',
   'KvstoreReplicationSettingsMismatch',
+  'KvstoreMembershipMismatch',
   'KvstoreHintsBacklog',
   'KvstoreHintsDropped',
   'KvstoreAntiEntropyStale',

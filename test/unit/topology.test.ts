@@ -433,9 +433,18 @@ describe('settled ring records and hello replies', () => {
     });
     expect(h.incarnation).toBe('');
     expect(h.settled).toEqual(settledRing(0, ['a', 'b'], {}));
+    expect(h.listed).toBeUndefined();
     expect(() => readHello({ name: 'a', status: 'gone', ringId: 'r', rebalanced: null })).toThrow(
       /malformed hello/,
     );
+  });
+
+  it("reads a hello's member list sorted, each name once; a malformed one as none", () => {
+    const base = { name: 'a', status: 'active', ringId: 'r', rebalanced: null, settled: ['a'] };
+    expect(readHello({ ...base, listed: ['c', 'a', 'c', 'b'] }).listed).toEqual(['a', 'b', 'c']);
+    for (const listed of [[], ['a', ''], ['a', 1], 'a,b', Array(4097).fill('a')]) {
+      expect(readHello({ ...base, listed }).listed).toBeUndefined();
+    }
   });
 });
 

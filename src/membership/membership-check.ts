@@ -1,0 +1,118 @@
+// Whether the members list the same members: a lasting difference keeps the cluster from rest for good.
+
+import { Gauge, type Registry } from 'prom-client';
+import type { Logger } from '../observability/index.ts';
+import type { MemberView } from './manager.ts';
+import { settleSpreadMs } from './ring-keeper.ts';
+import { sameNames } from './settled.ts';
+
+/**
+ * How long a member's list may differ from this node's before it is reported: twice the time a
+ * change of the member source takes to reach every member. Each member reads its source again
+ * every --resolve-interval-ms (a DNS scale-up or scale-down reaches every member's list within
+ * one interval; a resolve that fails or times out is retried an interval later, which the
+ * doubling covers), and the others see its new list at their next probe of it, which
+ * settleSpreadMs bounds (5 probe rounds and a --peer-timeout-ms). A decommission changes no
+ * list (the member stays listed until its pod or its --peers entry goes, which is again such a
+ * change). Defaults: 2 x (5 s + 5 x 1 s + 2 s) = 24 s. With static --peers a join or a removal
+ * is a rolling restart, paced by the operator: one slower than this is reported while it lasts,
+ * and the log says so.
+ */
+export function membershipSpreadMs(
+  resolveIntervalMs: number,
+  probeIntervalMs: number,
+  peerTimeoutMs: number,
+): number {
+  return 2 * (resolveIntervalMs + settleSpreadMs(probeIntervalMs, peerTimeoutMs));
+}
+
+export interface MembershipCheckOptions {
+  /** Every member as this node sees it, this node included (Membership.members). */
+  readonly members: () => readonly MemberView[];
+  /** This node's member names (Membership.names); null until its source answered. */
+  readonly names: () => readonly string[] | null;
+  /** membershipSpreadMs(). */
+  readonly boundMs: number;
+  readonly logger: Logger;
+  readonly registry: Registry;
+}
+
+/**
+ * Every node makes its target ring of the members its own source lists (less members leaving),
+ * and reports the ring's id in every hello (`ringId`). A node whose --peers names other members
+ * than the others' (a copied command line, a rolling change of --peers never finished) routes
+ * by another ring, for good: the others never settle a target it does not report (Topology
+ * trySettle: every target member must report the target's id), and it never settles its own
+ * (the others never report that one), so it shows `moving` forever; and the cluster is never at
+ * rest (Topology.atRest: every member must report this node's target id and transfer), so no
+ * tombstone is collected and no anti-entropy pass runs, on every member. Nothing said so.
+ *
+ * So every hello carries the names the node lists (`listed`), and after every round of probes
+ * this compares them with this node's own. A member that is up (its last hello is current),
+ * not decommissioned (it is leaving every list) and lists other names than this node for
+ * longer than `boundMs` (membershipSpreadMs: longer than a join or a leave takes to reach every
+ * list) is reported: an error log once per change naming each such member's list and this
+ * node's, `kvstore_membership_mismatch` 1, and CLUSTER's `memberListsDiffer`. A decommissioned
+ * node reports nothing (others stop listing it first).
+ */
+export class MembershipCheck {
+  readonly #o: MembershipCheckOptions;
+  /** Since when (ms) each member's list has differed from this node's, without a break. */
+  readonly #since = new Map<string, number>();
+  /** The members reported, with their lists. */
+  #reported: Record<string, readonly string[]> = {};
+  /** What was last logged (own list and the reported lists); '' while none is reported. */
+  #seen = '';
+
+  constructor(o: MembershipCheckOptions) {
+    this.#o = o;
+    const gauge: Gauge = new Gauge({
+      name: 'kvstore_membership_mismatch',
+      help: "1 while a member (up, its last hello) has listed other members than this node's --peers or DNS answer for longer than a join takes to reach every member, else 0.",
+      registers: [o.registry],
+      collect: () => gauge.set(this.#seen === '' ? 0 : 1),
+    });
+  }
+
+  /** The members whose list differs from this node's for longer than the bound, with their lists. */
+  differing(): Record<string, readonly string[]> {
+    return this.#reported;
+  }
+
+  update(now: number = Date.now()): void {
+    const own = this.#o.names();
+    const members = this.#o.members();
+    const self = members.find((m) => m.self);
+    const differ = new Map<string, readonly string[]>();
+    if (own !== null && self?.hello?.status !== 'decommissioned') {
+      for (const m of members) {
+        const h = m.hello;
+        if (m.self || m.state !== 'up' || h?.listed === undefined) continue;
+        if (h.status === 'decommissioned' || sameNames(h.listed, own)) continue;
+        differ.set(m.name, h.listed);
+      }
+    }
+    for (const name of [...this.#since.keys()]) if (!differ.has(name)) this.#since.delete(name);
+    const reported: [string, readonly string[]][] = [];
+    for (const [name, listed] of differ) {
+      const since = this.#since.get(name) ?? now;
+      this.#since.set(name, since);
+      if (now - since >= this.#o.boundMs) reported.push([name, listed]);
+    }
+    // fromEntries: a member named `__proto__` stays an own property.
+    this.#reported = Object.fromEntries(reported);
+    const seen = reported.length === 0 ? '' : JSON.stringify([own, reported]);
+    if (seen === this.#seen) return;
+    this.#seen = seen;
+    if (seen === '') {
+      this.#o.logger.info({ listed: own }, 'member lists agree again');
+      return;
+    }
+    const mine = (own ?? []).join(',');
+    const lists = reported.map(([n, l]) => `${n} lists ${l.join(',')}`).join('; ');
+    this.#o.logger.error(
+      { listed: own, members: this.#reported, forMs: this.#o.boundMs },
+      `member lists differ: ${lists}; this node lists ${mine} (for over ${Math.round(this.#o.boundMs / 1000)} s): give every member the same --peers (or --discovery name) and restart the odd ones. Until then they route by other rings and the cluster is never at rest: no tombstone collection, no anti-entropy (a rolling change of --peers shows this until it is done)`,
+    );
+  }
+}
