@@ -18,6 +18,11 @@ export interface HintsOptions {
 }
 
 const DELIVERY_BATCH = 256;
+/**
+ * Bytes of hints (keys and records) per delivery request, past the first: 256 hints of 1 MiB
+ * values would be a 256 MiB frame, over the 64 MiB peer frame limit, refused every time.
+ */
+const DELIVERY_BATCH_BYTES = 4 * 1024 * 1024;
 
 /**
  * Collects hints written in one event-loop turn into one durable transaction, and every
@@ -80,7 +85,7 @@ export class Hints {
     const { store, metrics } = this.#o;
     let delivered = 0;
     for (;;) {
-      const hints = store.list(target, DELIVERY_BATCH);
+      const hints = byteBatch(store.list(target, DELIVERY_BATCH));
       if (hints.length === 0) return delivered;
       if (!this.#o.isMember(target)) {
         await store.remove(hints.map((h) => h.id));
@@ -107,4 +112,14 @@ export class Hints {
     if (this.#timer) clearInterval(this.#timer);
     await this.#flush();
   }
+}
+
+/** The longest prefix of `hints` within DELIVERY_BATCH_BYTES, and at least the first hint. */
+function byteBatch<T extends { key: Buffer; raw: Buffer }>(hints: T[]): T[] {
+  let bytes = 0;
+  for (let i = 0; i < hints.length; i++) {
+    bytes += hints[i]!.key.length + hints[i]!.raw.length;
+    if (bytes > DELIVERY_BATCH_BYTES && i > 0) return hints.slice(0, i);
+  }
+  return hints;
 }

@@ -110,6 +110,22 @@ describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
     expect(await c.call('GET gone')).toBe('NOT_FOUND');
   });
 
+  it('delivers hints of large values: more of them than fit in one peer frame', async () => {
+    // 80 hints of 1 MiB: one delivery request of them all (up to 256 hints were sent in one)
+    // would be an 80 MiB frame, over the 64 MiB limit, refused on every pass, never delivered.
+    const nodes = await startStaticCluster(3, NO_ANTI_ENTROPY);
+    const [n0, , n2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    await n2.proc.stop('SIGKILL');
+    const a = await openClient(n0);
+    const value = 'h'.repeat(1024 * 1024);
+    for (let i = 0; i < 80; i++) expect(await a.call(`PUT large:${i} ${value}`)).toBe('OK');
+    expect(await metric(n0, 'kvstore_hints_stored')).toBeGreaterThanOrEqual(80);
+    await restart(n2, ['--peers', peersOf(nodes), ...NO_ANTI_ENTROPY]);
+    await expect.poll(() => metric(n0, 'kvstore_hints_stored'), { timeout: 30_000 }).toBe(0);
+    expect(await metric(n0, 'kvstore_hints_delivered_total')).toBeGreaterThanOrEqual(80);
+    expect(await metric(n2, 'kvstore_storage_keys')).toBe(80);
+  });
+
   it('repairs a stale replica when a read finds it', async () => {
     const alone = ['--max-hints', '0', ...NO_ANTI_ENTROPY];
     const nodes = await startStaticCluster(3, alone);
