@@ -7,7 +7,7 @@ import { KvError, toKvError, wireCode } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { type PeerAddress, parsePeerAddress } from './address.ts';
 import { decodeResponse, encodeRequest, MAX_REQUEST_ID, type ResponseMessage } from './codec.ts';
-import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from './frame.ts';
+import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameDecoder } from './frame.ts';
 import { FrameWriter } from './frame-writer.ts';
 import { type PeerMetrics, peerMetrics } from './metrics.ts';
 import { tunePeerSocket } from './socket.ts';
@@ -26,6 +26,11 @@ export interface PeerClientOptions {
   readonly maxInFlight?: number;
   /** Largest request body sent and response body accepted, in bytes. */
   readonly maxFrameBytes?: number;
+  /**
+   * Bytes of requests written and not yet taken by the kernel (the peer is not reading) at
+   * which further request() calls are refused; a frame into an empty queue is always sent.
+   */
+  readonly maxQueuedBytes?: number;
   /** Wait after the first failed connect, doubled per further failure, in ms. */
   readonly initialBackoffMs?: number;
   /** Cap of the reconnect wait, in ms. */
@@ -45,6 +50,12 @@ export const PEER_CLIENT_DEFAULTS = {
   maxInFlight: 4096,
   /** Matches the server's frame limit. */
   maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+  /**
+   * Two largest frames: toward a peer that reads, the queue only holds what the network has not
+   * carried yet; toward one that does not (stopped, stuck: its receive window full), every write
+   * would stay queued until memory runs out, timed out or not.
+   */
+  maxQueuedBytes: 2 * DEFAULT_MAX_FRAME_BYTES,
   /** First retry soon (a restarting pod), then back off to one attempt per 2 s. */
   initialBackoffMs: 50,
   maxBackoffMs: 2000,
@@ -91,6 +102,13 @@ export class PeerClient {
   #failures = 0;
   #retryAt = 0;
   #closed: Promise<void> | null = null;
+  /** Bytes handed to the current socket; minus its writableLength: the bytes it has flushed. */
+  #written = 0;
+  /** Armed when a request is refused for a full queue: checks the peer took something since. */
+  #stallTimer: NodeJS.Timeout | null = null;
+  #stalledAt = 0;
+  /** Set when the current socket was closed for not draining: reconnect after a backoff. */
+  #stalled = false;
 
   /** Throws KvError KV_ERR_INVALID_ARGUMENT for a malformed address; does not connect. */
   constructor(opts: PeerClientOptions) {
@@ -99,6 +117,12 @@ export class PeerClient {
     this.#opts = { ...PEER_CLIENT_DEFAULTS, ...withoutUndefined(opts) } as Options;
     this.#metrics = peerMetrics(opts.registry);
     this.#decoder = new FrameDecoder(this.#opts.maxFrameBytes);
+    this.#metrics.queues.add(this);
+  }
+
+  /** Bytes of requests written to the socket and not yet taken by the kernel. */
+  get queuedBytes(): number {
+    return this.#socket?.writableLength ?? 0;
   }
 
   get state(): PeerClientState {
@@ -117,6 +141,9 @@ export class PeerClient {
    * - KV_ERR_PEER_TIMEOUT after `timeoutMs` (the request may still run remotely; a late response
    *   is ignored);
    * - KV_ERR_PEER_UNAVAILABLE when closed, within backoff, or the connection fails or is lost;
+   *   at once, without sending, while the bytes queued to the peer (written, not yet taken by the
+   *   kernel) would pass `maxQueuedBytes`; if the peer then takes none of them for `timeoutMs`,
+   *   the connection is closed (it is not reading) and a new one is tried after `maxBackoffMs`;
    * - KV_ERR_PEER_OVERLOADED at once, without sending, while `maxInFlight` requests are
    *   outstanding (no queueing: callers see the overload and may shed or retry);
    * - KV_ERR_PEER_PROTOCOL when the encoded request is over `maxFrameBytes` (not sent);
@@ -140,6 +167,9 @@ export class PeerClient {
       return this.#refuse(method, started, new KvError('KV_ERR_PEER_PROTOCOL', msg));
     }
     if (this.#socket === null) this.#connect();
+    else if (this.#queueFull(this.#socket, frame.length)) {
+      return this.#refuse(method, started, this.#queueFullError(this.#socket));
+    }
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     const timeoutMs = opts.timeoutMs ?? this.#opts.timeoutMs;
     const timer = setTimeout(() => this.#onTimeout(id, timeoutMs), timeoutMs);
@@ -162,6 +192,7 @@ export class PeerClient {
   close(): Promise<void> {
     if (this.#closed !== null) return this.#closed;
     this.#state = 'closed';
+    this.#metrics.queues.delete(this);
     this.#rejectAll(
       new KvError('KV_ERR_PEER_UNAVAILABLE', `peer: client for ${this.address} closed`),
     );
@@ -190,6 +221,34 @@ export class PeerClient {
     return null;
   }
 
+  #queueFull(socket: Socket, frameBytes: number): boolean {
+    const queued = socket.writableLength;
+    return queued > 0 && queued + frameBytes + FRAME_HEADER_BYTES > this.#opts.maxQueuedBytes;
+  }
+
+  #queueFullError(socket: Socket): KvError {
+    this.#metrics.refused.labels('queue_full').inc();
+    if (this.#stallTimer === null) {
+      this.#stalledAt = this.#written - socket.writableLength;
+      const timeoutMs = this.#opts.timeoutMs;
+      this.#stallTimer = setTimeout(() => this.#checkStall(socket, timeoutMs), timeoutMs);
+    }
+    const msg = `peer: ${socket.writableLength} bytes queued to ${this.address}, not reading`;
+    return new KvError('KV_ERR_PEER_UNAVAILABLE', msg);
+  }
+
+  /** Closes `socket` if the peer took none of its queued bytes since the queue became full. */
+  #checkStall(socket: Socket, timeoutMs: number): void {
+    this.#stallTimer = null;
+    if (socket !== this.#socket || socket.destroyed) return;
+    const queued = socket.writableLength;
+    if (queued === 0 || this.#written - queued !== this.#stalledAt) return;
+    this.#stalled = true;
+    this.#metrics.stalled.inc();
+    const msg = `peer not reading: ${queued} bytes queued, none taken in ${timeoutMs} ms`;
+    socket.destroy(new Error(msg));
+  }
+
   #refuse<T>(method: string, started: number, err: KvError): Promise<T> {
     this.#observe(method, started, err);
     return Promise.reject(err);
@@ -212,7 +271,11 @@ export class PeerClient {
     const tls = this.#opts.tls;
     const socket = tls ? tlsConnect({ ...tls, host, port }) : connect({ host, port });
     this.#socket = socket;
-    this.#writer = new FrameWriter(socket, (n) => this.#metrics.sentBytes.labels('client').inc(n));
+    this.#written = 0;
+    this.#writer = new FrameWriter(socket, (n) => {
+      this.#written += n;
+      this.#metrics.sentBytes.labels('client').inc(n);
+    });
     const handshake = this.#opts.handshake?.();
     if (handshake) {
       // Written before any other request: the server checks it before serving anything else.
@@ -300,10 +363,25 @@ export class PeerClient {
     this.#socket = null;
     this.#writer = null;
     this.#decoder.reset();
+    if (this.#stallTimer !== null) clearTimeout(this.#stallTimer);
+    this.#stallTimer = null;
+    const stalled = this.#stalled;
+    this.#stalled = false;
     if (this.#state === 'closed') return;
     const log = this.#opts.logger;
     let err: KvError;
-    if (connected) {
+    if (stalled) {
+      // It accepts connections but does not read: a new one would fill up the same way at once.
+      this.#state = 'backoff';
+      this.#retryAt = performance.now() + this.#opts.maxBackoffMs;
+      err = new KvError('KV_ERR_PEER_UNAVAILABLE', `peer: ${this.address} is not reading`, {
+        cause: error,
+      });
+      log.warn(
+        { peer: this.address, err: error, pending: this.#pending.size },
+        'peer not reading, connection closed',
+      );
+    } else if (connected) {
       this.#state = 'idle';
       err = new KvError('KV_ERR_PEER_UNAVAILABLE', `peer: connection to ${this.address} lost`, {
         cause: error,

@@ -50,6 +50,18 @@ export interface PeerMetrics {
   readonly connections: HotGauge<PeerSide>;
   readonly sentBytes: HotCounter<PeerSide>;
   readonly receivedBytes: HotCounter<PeerSide>;
+  /** Client: the outbound connections whose queued bytes `kvstore_peer_queued_bytes` reports. */
+  readonly queues: Set<PeerQueue>;
+  /** Client: requests refused before sending, by reason (`queue_full`). */
+  readonly refused: Counter<'reason'>;
+  /** Client: outbound connections closed because the peer read nothing for a peer timeout. */
+  readonly stalled: Counter;
+}
+
+/** An outbound connection's bytes written and not yet taken by the kernel. */
+export interface PeerQueue {
+  readonly address: string;
+  readonly queuedBytes: number;
 }
 
 /** Latency buckets in seconds, from 100 µs to 10 s (the same as the client port's). */
@@ -83,6 +95,18 @@ function counter<T extends string>(
 
 function register(registry: Registry): PeerMetrics {
   const registers = [registry];
+  const queues = new Set<PeerQueue>();
+  // Read at scrape time from the sockets, so sending costs nothing extra.
+  new Gauge({
+    name: 'kvstore_peer_queued_bytes',
+    help: 'Bytes of requests written to peers and not yet taken by the kernel, over all outbound connections (at most 128 MiB each).',
+    registers,
+    collect() {
+      let bytes = 0;
+      for (const q of queues) bytes += q.queuedBytes;
+      this.set(bytes);
+    },
+  });
   const metrics: PeerMetrics = {
     requestsSent: new HotCounter<string>({
       name: 'kvstore_peer_requests_sent_total',
@@ -165,6 +189,18 @@ function register(registry: Registry): PeerMetrics {
       labelValues: SIDES,
       registers,
     }),
+    queues,
+    refused: counter(
+      'kvstore_peer_requests_refused_total',
+      'Peer requests refused before sending, by reason: queue_full (the bytes queued to that peer are at the bound, it is not reading fast enough).',
+      ['reason'],
+      registry,
+    ),
+    stalled: new Counter({
+      name: 'kvstore_peer_connections_stalled_total',
+      help: 'Outbound peer connections closed because the peer took no queued byte for a peer timeout while the queue was at the bound.',
+      registers,
+    }),
   };
   zero(metrics);
   return metrics;
@@ -180,4 +216,5 @@ function zero(m: PeerMetrics): void {
   for (const reason of REJECT_REASONS) m.rejected.labels(reason).inc(0);
   m.connects.labels('ok').inc(0);
   m.connects.labels('error').inc(0);
+  m.refused.labels('queue_full').inc(0);
 }
