@@ -85,7 +85,7 @@ export class Hints {
     const { store, metrics } = this.#o;
     let delivered = 0;
     for (;;) {
-      const hints = byteBatch(store.list(target, DELIVERY_BATCH));
+      const hints = store.list(target, DELIVERY_BATCH, DELIVERY_BATCH_BYTES);
       if (hints.length === 0) return delivered;
       if (!this.#o.isMember(target)) {
         await store.remove(hints.map((h) => h.id));
@@ -112,14 +112,4 @@ export class Hints {
     if (this.#timer) clearInterval(this.#timer);
     await this.#flush();
   }
-}
-
-/** The longest prefix of `hints` within DELIVERY_BATCH_BYTES, and at least the first hint. */
-function byteBatch<T extends { key: Buffer; raw: Buffer }>(hints: T[]): T[] {
-  let bytes = 0;
-  for (let i = 0; i < hints.length; i++) {
-    bytes += hints[i]!.key.length + hints[i]!.raw.length;
-    if (bytes > DELIVERY_BATCH_BYTES && i > 0) return hints.slice(0, i);
-  }
-  return hints;
 }

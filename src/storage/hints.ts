@@ -97,12 +97,19 @@ export class HintStore {
     }
   }
 
-  /** Up to `limit` hints for `target`, oldest first. */
-  list(target: string, limit: number): Hint[] {
+  /**
+   * Up to `limit` hints for `target`, oldest first, and no more than `maxBytes` of them (stored
+   * bytes) past the first: a delivery of large values reads only what it sends.
+   */
+  list(target: string, limit: number, maxBytes = Number.POSITIVE_INFINITY): Hint[] {
     const prefix = Buffer.concat([Buffer.from(target, 'utf8'), Buffer.from([0])]);
     const end = Buffer.concat([Buffer.from(target, 'utf8'), Buffer.from([1])]);
     const out: Hint[] = [];
+    let bytes = 0;
     for (const { key, value } of this.#db.getRange({ start: prefix, end, limit })) {
+      // Stopped here, not after reading `limit` hints of any size and dropping the rest.
+      if (out.length > 0 && bytes + value.length > maxBytes) break;
+      bytes += value.length;
       const keyLen = value.readUInt16BE(0);
       out.push({
         id: key,

@@ -7,7 +7,7 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
 import type { Command, Reply } from '../../src/protocol/index.ts';
-import { decodeRecord, encodeRecord, Storage } from '../../src/storage/index.ts';
+import { decodeRecord, encodeRecord, HintStore, Storage } from '../../src/storage/index.ts';
 import { defer } from '../helpers/defer.ts';
 import { cleanup, NODE, ROOT, tempDir } from '../helpers/node-process.ts';
 import { standalone } from '../helpers/standalone.ts';
@@ -256,5 +256,21 @@ describe('single-node coordinator scans', () => {
     );
     const ok = await run({ type: 'range', start: b('k000'), end: b('k004'), page: page(null) });
     expect(keysOf(ok)).toHaveLength(5);
+  });
+});
+
+describe('HintStore', () => {
+  it('lists the hints of a target oldest first, up to a count and a byte budget (at least one)', async () => {
+    const hints = new HintStore(openStore(), 100);
+    const big = (i: number) => ({ target: 'n2', key: b(`k${i}`), raw: Buffer.alloc(1000, i) });
+    await hints.add([big(0), big(1), big(2), { target: 'n3', key: b('x'), raw: b('y') }, big(3)]);
+    const keys = (list: { key: Buffer }[]) => list.map((h) => h.key.toString());
+    expect(keys(hints.list('n2', 10))).toEqual(['k0', 'k1', 'k2', 'k3']);
+    expect(keys(hints.list('n2', 2))).toEqual(['k0', 'k1']);
+    // Each stored hint is its key and record plus a 2-byte key length: 1,004 bytes here.
+    expect(keys(hints.list('n2', 10, 2008))).toEqual(['k0', 'k1']);
+    expect(keys(hints.list('n2', 10, 2007))).toEqual(['k0']);
+    expect(keys(hints.list('n2', 10, 1))).toEqual(['k0']);
+    expect(hints.list('n2', 10, 3000).map((h) => h.raw[0])).toEqual([0, 1]);
   });
 });
