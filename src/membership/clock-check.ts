@@ -1,8 +1,8 @@
 // Whether this node's clock agrees with its peers': a node whose clock is off from most of them refuses writes.
 
-import { Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { KvError } from '../errors/index.ts';
-import type { Logger } from '../observability/index.ts';
+import { flagGauge, type Logger } from '../observability/index.ts';
 import type { ClockOffset } from './manager.ts';
 
 export interface ClockCheckOptions {
@@ -35,12 +35,12 @@ export class ClockCheck {
 
   constructor(o: ClockCheckOptions) {
     this.#o = o;
-    const gauge: Gauge = new Gauge({
-      name: 'kvstore_clock_out_of_sync',
-      help: "1 while this node's clock is more than --max-clock-offset-ms off from most of its peers' and it refuses writes, else 0.",
-      registers: [o.registry],
-      collect: () => gauge.set(this.#refusal === null ? 0 : 1),
-    });
+    flagGauge(
+      o.registry,
+      'kvstore_clock_out_of_sync',
+      "1 while this node's clock is more than --max-clock-offset-ms off from most of its peers' and it refuses writes, else 0.",
+      () => this.#refusal !== null,
+    );
   }
 
   /** Recomputes from the last probes' offsets; logs when the verdict changes. */

@@ -282,14 +282,14 @@ export class Membership extends EventEmitter<{
     const listed = this.#selfListed;
     let found: Duplicate | null = null;
     if (listed !== null) {
-      const own = this.#opts.selfHello().incarnation;
       try {
         const hello = await this.#opts.probe(listed);
         this.#selfFailures = 0;
+        // This node's own hello (its incarnation) is made only when the name is its own.
         if (
           hello.name === this.#opts.self.name &&
           hello.incarnation !== '' &&
-          hello.incarnation !== own
+          hello.incarnation !== this.#opts.selfHello().incarnation
         ) {
           found = { address: peerAddressOf(listed), incarnation: hello.incarnation };
         }

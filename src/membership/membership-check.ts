@@ -1,7 +1,7 @@
 // Whether the members list the same members: a lasting difference keeps the cluster from rest for good.
 
-import { Gauge, type Registry } from 'prom-client';
-import type { Logger } from '../observability/index.ts';
+import type { Registry } from 'prom-client';
+import { flagGauge, type Logger } from '../observability/index.ts';
 import type { MemberView } from './manager.ts';
 import { settleSpreadMs } from './ring-keeper.ts';
 import { sameNames } from './settled.ts';
@@ -66,12 +66,12 @@ export class MembershipCheck {
 
   constructor(o: MembershipCheckOptions) {
     this.#o = o;
-    const gauge: Gauge = new Gauge({
-      name: 'kvstore_membership_mismatch',
-      help: "1 while a member (up, its last hello) has listed other members than this node's --peers or DNS answer for longer than a join takes to reach every member, else 0.",
-      registers: [o.registry],
-      collect: () => gauge.set(this.#seen === '' ? 0 : 1),
-    });
+    flagGauge(
+      o.registry,
+      'kvstore_membership_mismatch',
+      "1 while a member (up, its last hello) has listed other members than this node's --peers or DNS answer for longer than a join takes to reach every member, else 0.",
+      () => this.#seen !== '',
+    );
   }
 
   /** The members whose list differs from this node's for longer than the bound, with their lists. */

@@ -1,7 +1,7 @@
 // Whether the members agree on --replication-factor, --write-quorum and --read-quorum.
 
-import { Gauge, type Registry } from 'prom-client';
-import type { Logger } from '../observability/index.ts';
+import type { Registry } from 'prom-client';
+import { flagGauge, type Logger } from '../observability/index.ts';
 import type { ReplicationSettings } from '../replica/index.ts';
 import type { MemberView } from './manager.ts';
 
@@ -33,12 +33,12 @@ export class ReplicationCheck {
 
   constructor(o: ReplicationCheckOptions) {
     this.#o = o;
-    const gauge: Gauge = new Gauge({
-      name: 'kvstore_replication_settings_mismatch',
-      help: '1 while a member (its last hello) reports another --replication-factor, --write-quorum or --read-quorum than this node, else 0.',
-      registers: [o.registry],
-      collect: () => gauge.set(this.#seen === '' ? 0 : 1),
-    });
+    flagGauge(
+      o.registry,
+      'kvstore_replication_settings_mismatch',
+      '1 while a member (its last hello) reports another --replication-factor, --write-quorum or --read-quorum than this node, else 0.',
+      () => this.#seen !== '',
+    );
   }
 
   update(): void {

@@ -166,6 +166,12 @@ export async function startCluster(
   let coordinator: ClusterCoordinator | null = null;
   // Set once made: hellos answered before the member source answered carry no member list.
   let listed: () => string[] | null = () => null;
+  // What every hello carries, for members to check they agree (ReplicationCheck).
+  const replication = {
+    rf: config.replicationFactor,
+    w: config.writeQuorum,
+    r: config.readQuorum,
+  };
   const ringMetrics = registerRingMetrics(registry, () => topology?.settledRing.epoch ?? 0);
   const selfHello = (): HelloReply => ({
     name: self,
@@ -177,11 +183,7 @@ export async function startCluster(
     hints: hintStore.count,
     load: selfLoad(),
     clock: Date.now(),
-    replication: {
-      rf: config.replicationFactor,
-      w: config.writeQuorum,
-      r: config.readQuorum,
-    },
+    replication,
     ...listedOf(listed()),
   });
   const selfLoad = (): MemberLoad => {
@@ -278,9 +280,9 @@ export async function startCluster(
     logger: log,
     registry,
   });
-  const replication = new ReplicationCheck({
+  const settings = new ReplicationCheck({
     self,
-    settings: { rf: config.replicationFactor, w: config.writeQuorum, r: config.readQuorum },
+    settings: replication,
     members: () => membership.members(),
     logger: log,
     registry,
@@ -298,7 +300,7 @@ export async function startCluster(
   });
   membership.on('probed', () => {
     clock.update();
-    replication.update();
+    settings.update();
     lists.update();
   });
   const resolved = await membership.start();
@@ -359,7 +361,7 @@ export async function startCluster(
   });
   rebalancer = rb;
   // Members that place keys by another replication factor may count on copies this node would drop.
-  const dropUnowned = () => (replication.keepAll() ? Promise.resolve(0) : rb.onSettled());
+  const dropUnowned = () => (settings.keepAll() ? Promise.resolve(0) : rb.onSettled());
   const rings = new RingKeeper({
     topology: topo,
     members: () => membership.members(),

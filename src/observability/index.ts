@@ -1,6 +1,6 @@
 // observability: the logger, the metrics registry, and the HTTP port serving /metrics and health.
 
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 
 export {
   type CounterCell,
@@ -19,6 +19,18 @@ export {
 } from './http.ts';
 export { createLogger, type Logger } from './logger.ts';
 export { LogThrottle } from './throttle.ts';
+
+/** A gauge that reads 1 while `on()` is true and 0 otherwise, read when scraped. */
+export function flagGauge(registry: Registry, name: string, help: string, on: () => boolean): void {
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(on() ? 1 : 0);
+    },
+  });
+}
 
 const NON_COUNTER_TOTALS = [
   'nodejs_active_handles_total',

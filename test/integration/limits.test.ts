@@ -33,6 +33,20 @@ function rawSocket(port: number, host = '127.0.0.1'): Promise<Socket> {
   });
 }
 
+/** A raw connection that keeps everything it receives, and whether the node closed it. */
+async function recordingSocket(port: number, host?: string) {
+  const socket = await rawSocket(port, host);
+  socket.on('error', () => {});
+  const conn = { socket, data: '', closed: false };
+  socket.on('data', (d: Buffer) => {
+    conn.data += d.toString('latin1');
+  });
+  socket.once('close', () => {
+    conn.closed = true;
+  });
+  return conn;
+}
+
 const MiB = 1024 * 1024;
 
 /** 16 MiB values and lines, and the smallest node-wide bound on unfinished requests: 64 MiB. */
@@ -77,17 +91,9 @@ async function unfinishedRequests(
   const body = Buffer.alloc(15 * MiB, 0x76);
   const conns = await Promise.all(
     Array.from({ length: 32 }, async (_, i) => {
-      const socket = await rawSocket(node.port);
-      socket.on('error', () => {});
-      const conn = { socket, data: '', closed: false };
-      socket.on('data', (d: Buffer) => {
-        conn.data += d.toString('latin1');
-      });
-      socket.once('close', () => {
-        conn.closed = true;
-      });
-      socket.write(attack.head(`k${String(i).padStart(2, '0')}`));
-      socket.write(body);
+      const conn = await recordingSocket(node.port);
+      conn.socket.write(attack.head(`k${String(i).padStart(2, '0')}`));
+      conn.socket.write(body);
       return conn;
     }),
   );
@@ -154,18 +160,7 @@ async function parkedRequests(attack: {
   ])) as [ClusterNode, ClusterNode];
   const node = a.proc;
   const gauge = (series: string) => metric(node, series, a.host);
-  const open = async () => {
-    const socket = await rawSocket(node.port, a.host);
-    socket.on('error', () => {});
-    const conn = { socket, data: '', closed: false };
-    socket.on('data', (d: Buffer) => {
-      conn.data += d.toString('latin1');
-    });
-    socket.once('close', () => {
-      conn.closed = true;
-    });
-    return conn;
-  };
+  const open = () => recordingSocket(node.port, a.host);
   const value = Buffer.alloc(16 * MiB - 1024, 0x76);
   const requests = ['k0', 'k1', 'k2', 'k3'].map((k) => request(k, value));
   const tail = 1024 + attack.end.length; // the value's last KiB and the end of the request
