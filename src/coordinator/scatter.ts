@@ -78,6 +78,8 @@ export async function scatterScan(cmd: ScanCommand, o: ScatterOptions): Promise<
       ie: b.inclusiveEnd ?? false,
       xs: b.exclusiveStart ?? false,
       l,
+      // Versions are all the merge reads: no member sends values.
+      h: true,
     };
     const results = await Promise.allSettled(
       pending.map((m) => o.replicas.scan(m, req, terms.of(m))),
@@ -142,10 +144,6 @@ function roundFrontier(replies: readonly ScanReply[]): Buffer | null {
   return frontier;
 }
 
-/**
- * K-way merge of sorted replies up to `frontier` (all when null), calling `emit` once per key
- * in ascending order with the newest record among the replies.
- */
 /** The entries of `r` (keys ascending) above `frontier`, with their decoded records if any. */
 function above(r: ScanReply, frontier: Buffer): ScanReply {
   let i = 0;
@@ -156,6 +154,10 @@ function above(r: ScanReply, frontier: Buffer): ScanReply {
     : { e, more: false, records: r.records.slice(i) };
 }
 
+/**
+ * K-way merge of sorted replies up to `frontier` (all when null), calling `emit` once per key
+ * in ascending order with the newest record among the replies.
+ */
 function mergeNewest(
   replies: readonly ScanReply[],
   frontier: Buffer | null,

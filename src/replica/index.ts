@@ -3,6 +3,7 @@
 export { createReplicaHandler, type ReplicaHandlerOptions, type Reroute } from './handler.ts';
 export * from './messages.ts';
 export { type ApplyHow, type PeerCall, type ReadTerms, Replicas } from './replicas.ts';
+export { localScan } from './scan.ts';
 export { RemoteVersions, type VersionSource } from './versions.ts';
 export {
   readApplyDeadline,

@@ -178,7 +178,19 @@ export interface ScanRequest extends ExpectIncarnation {
   readonly xs: boolean;
   /** Most entries to return. */
   readonly l: number;
+  /**
+   * Headers only: each record without its value (withoutValue), for a RANGE or PREFIX, which
+   * merges versions and never reads values. Absent (older coordinators, and any other use):
+   * records whole. Either way a reply stops at SCAN_REPLY_BYTES.
+   */
+  readonly h?: boolean;
 }
+
+/**
+ * Bytes of records after which a member ends its scan reply (with `more`), at least one entry:
+ * records whole of large values would otherwise pass the peer frame limit (80 of 1 MiB did).
+ */
+export const SCAN_REPLY_BYTES = 4 * 1024 * 1024;
 /**
  * Entries a coordinator's scan round asks of each member beyond what it still needs: room for
  * tombstones, which the merge drops.

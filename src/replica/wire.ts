@@ -156,7 +156,7 @@ export function readApplyPlacement(body: unknown): string | undefined {
 
 /**
  * `scan` request: bounds of 0 to MAX_KEY_BYTES bytes (`e` may be null: to the end), booleans
- * `ie`/`xs` (absent: false) and a limit `l` of 1 to `maxEntries`.
+ * `ie`/`xs`/`h` (absent: false) and a limit `l` of 1 to `maxEntries`.
  */
 export function readScanRequest(
   body: unknown,
@@ -174,6 +174,7 @@ export function readScanRequest(
     ie: flag(b.ie, 'request', 'ie'),
     xs: flag(b.xs, 'request', 'xs'),
     l,
+    h: flag(b.h, 'request', 'h'),
     i: incarnation(b.i),
     o: outOfTarget(b.o),
   };

@@ -27,6 +27,7 @@ export {
   RECORD_HEADER_BYTES,
   type StoredRecord,
   validWall,
+  withoutValue,
 } from './record.ts';
 export type { ScanBounds, ScannedRecord } from './scan.ts';
 export {

@@ -188,6 +188,24 @@ export function liveValueStart(buf: Buffer, now: () => number): number {
   return expired ? -1 : end;
 }
 
+/**
+ * The encoded record `buf` without its value (a view): the same versions, flags and expiry, so
+ * it orders (compareRecords) and is live (isLive) as the whole record does. What a member sends
+ * for a RANGE or PREFIX, which merges versions and never reads values. A record whose header is
+ * cut short is returned whole, for the receiver's checks to refuse as they refuse it now.
+ */
+export function withoutValue(buf: Buffer): Buffer {
+  if (buf.length <= HEADER) return buf;
+  const flags = buf[1]!;
+  let end = HEADER + buf[10]!;
+  if ((flags & FLAG_EXPIRES) !== 0) end += 8;
+  if ((flags & FLAG_BASE) !== 0) {
+    if (end + 9 > buf.length) return buf;
+    end += 9 + buf[end + 8]!;
+  }
+  return end < buf.length ? buf.subarray(0, end) : buf;
+}
+
 function decodedValueStart(buf: Buffer, now: () => number): number {
   const r = decodeRecord(buf);
   return isLive(r, now()) ? buf.length - r.value.length : -1;

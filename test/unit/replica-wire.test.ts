@@ -167,6 +167,8 @@ describe('peer request decoders', () => {
       () => readScanRequest({ s: k, l: 1, ie: 'y' }, 100),
       'KV_ERR_INVALID_ARGUMENT',
     ],
+    ['scan headers only', () => readScanRequest({ s: k, l: 1, h: true }, 100), 'ok'],
+    ['scan h text', () => readScanRequest({ s: k, l: 1, h: 1 }, 100), 'KV_ERR_INVALID_ARGUMENT'],
     [
       'scan start over LMDB',
       () => readScanRequest({ s: Buffer.alloc(4000), l: 1 }, 100),
@@ -184,6 +186,7 @@ describe('peer request decoders', () => {
       ie: true,
       xs: false,
       l: 2,
+      h: false,
       i: undefined,
       o: false,
     });

@@ -12,6 +12,7 @@ import {
   microsPast,
   type StoredRecord,
   SUB_MS_STEP,
+  withoutValue,
 } from '../../src/storage/index.ts';
 
 describe('record codec', () => {
@@ -34,6 +35,35 @@ describe('record codec', () => {
     expect(() => decodeRecord(Buffer.from([9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x61]))).toThrow(
       /unknown format 9/,
     );
+  });
+});
+
+describe('withoutValue (what a member sends for RANGE and PREFIX)', () => {
+  const version = { wall: 1_764_000_000_123, logical: 7, node: 'kvstore-2' };
+  const base = { wall: 1_764_000_000_100, logical: 0, node: 'kvstore-10' };
+  const value = Buffer.from('the value');
+
+  it('keeps every field but the value, for every kind of record', () => {
+    const records: StoredRecord[] = [
+      { version, tombstone: false, value },
+      { version, tombstone: false, value: Buffer.alloc(0) },
+      { version, tombstone: true, value: Buffer.alloc(0) },
+      { version, tombstone: false, value, expiresAt: 1_764_000_050_000 },
+      { version, tombstone: true, value: Buffer.alloc(0), expiresAt: 1_764_000_050_000 },
+      { version, tombstone: false, value, base },
+      { version, tombstone: false, value, base, expiresAt: 2 ** 40 },
+    ];
+    for (const rec of records) {
+      const header = withoutValue(encodeRecord(rec));
+      expect(decodeRecord(header)).toEqual({ ...rec, value: Buffer.alloc(0) });
+    }
+  });
+
+  it('returns a record cut short whole, for the receiver to refuse', () => {
+    const cut = encodeRecord({ version, tombstone: false, value, base }).subarray(0, 22);
+    expect(withoutValue(cut)).toBe(cut);
+    const short = Buffer.from([1, 0, 0]);
+    expect(withoutValue(short)).toBe(short);
   });
 });
 
