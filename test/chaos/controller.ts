@@ -10,7 +10,7 @@ import { History } from './history.ts';
 import { Nemesis } from './nemesis.ts';
 import { type ChaosOptions, Rng } from './options.ts';
 import { crashViolations, formatSummary } from './report.ts';
-import { keyName, startWorkload } from './workload.ts';
+import { keyName, startWorkload, Values } from './workload.ts';
 
 /** What run.ts passes on the command line, as JSON. */
 export interface ControllerSpec {
@@ -43,7 +43,8 @@ async function main(spec: ControllerSpec): Promise<number> {
     const notReady = await waitSettled(cluster, 30_000);
     if (notReady !== null) throw new Error(`the cluster did not form: ${notReady}`);
     log(`cluster formed; ${o.clients} clients and the nemesis run for ${o.durationS} s`);
-    const workload = startWorkload(cluster, history, workloadRng, o.clients, o.keys);
+    const values = new Values(o.valueBytes);
+    const workload = startWorkload(cluster, history, workloadRng, o.clients, o.keys, values);
     const nemesis = new Nemesis(
       cluster,
       nemesisRng,
@@ -54,7 +55,7 @@ async function main(spec: ControllerSpec): Promise<number> {
     await workload.stop();
     log(`nemesis stopped after ${nemesis.events.length} events; healing`);
     await nemesis.settleMembership();
-    const final = await finalPhase(cluster, history, keys, o.quietS);
+    const final = await finalPhase(cluster, history, keys, o.quietS, values);
     log('final reads done; checking the history');
     const stuck = cluster.members().filter((m) => m.state === 'leaving');
     const violations: Violation[] = [

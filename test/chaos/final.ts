@@ -15,7 +15,7 @@ import {
 } from './checker.ts';
 import { type ChaosCluster, CLIENT_PORT, PEER_PORT, type Slot } from './cluster.ts';
 import type { History } from './history.ts';
-import { CLIENT_TIMEOUT_MS, perform } from './workload.ts';
+import { CLIENT_TIMEOUT_MS, perform, type Values } from './workload.ts';
 
 export interface FinalReport {
   readonly violations: Violation[];
@@ -73,6 +73,7 @@ export async function finalPhase(
   history: History,
   keys: readonly string[],
   quietS: number,
+  values: Values,
 ): Promise<FinalReport> {
   const violations: Violation[] = [];
   const healed = Date.now();
@@ -91,11 +92,11 @@ export async function finalPhase(
   const members = cluster.members();
   const names = members.map((s) => s.host.name);
   const owners = ownersOf(names);
-  const before = await replicaStores(members, keys);
+  const before = await replicaStores(members, keys, values);
   const divergentBeforeReads = checkReplicas(before, owners, keys).length;
 
   const answers: FinalAnswers[] = [];
-  for (const s of members) answers.push(await finalReads(s, history, keys));
+  for (const s of members) answers.push(await finalReads(s, history, keys, values));
   violations.push(...checkConvergence(answers, keys));
 
   // Every owner answered the final reads: read repair must have left every replica equal.
@@ -103,7 +104,7 @@ export async function finalPhase(
   let replicaViolations: Violation[] = [];
   let repairS: number | null = null;
   while (Date.now() - repairStart < 10_000) {
-    replicaViolations = checkReplicas(await replicaStores(members, keys), owners, keys);
+    replicaViolations = checkReplicas(await replicaStores(members, keys, values), owners, keys);
     if (replicaViolations.length === 0) {
       repairS = (Date.now() - repairStart) / 1000;
       break;
@@ -125,7 +126,7 @@ function ownersOf(names: readonly string[]): (key: string) => string[] {
 }
 
 /** GET of every key and a RANGE over the key space through one node, recorded as final reads. */
-async function finalReads(s: Slot, history: History, keys: readonly string[]) {
+async function finalReads(s: Slot, history: History, keys: readonly string[], values: Values) {
   const node = s.host.name;
   const client = KvClient.connect({
     host: s.host.ip,
@@ -137,7 +138,7 @@ async function finalReads(s: Slot, history: History, keys: readonly string[]) {
   const gets = keys.map((key) =>
     history.invoke({ client: 'final', node, type: 'get', key, final: true }),
   );
-  await Promise.all(gets.map((op) => perform(op, conns, s.host.ip, history)));
+  await Promise.all(gets.map((op) => perform(op, conns, s.host.ip, history, values)));
   const scan = history.invoke({
     client: 'final',
     node,
@@ -146,7 +147,7 @@ async function finalReads(s: Slot, history: History, keys: readonly string[]) {
     end: 'l',
     final: true,
   });
-  await perform(scan, conns, s.host.ip, history);
+  await perform(scan, conns, s.host.ip, history, values);
   await client.then(
     (c) => c.close(),
     () => {},
@@ -165,7 +166,7 @@ async function finalReads(s: Slot, history: History, keys: readonly string[]) {
 }
 
 /** Each member's own records (tombstones included), read over the peer port with `scan`. */
-async function replicaStores(members: readonly Slot[], keys: readonly string[]) {
+async function replicaStores(members: readonly Slot[], keys: readonly string[], values: Values) {
   const logger = createLogger('silent', {});
   const stores = new Map<string, Map<string, ReplicaRecord>>();
   await Promise.all(
@@ -177,22 +178,28 @@ async function replicaStores(members: readonly Slot[], keys: readonly string[]) 
       });
       const records = new Map<string, ReplicaRecord>();
       try {
-        const body = {
-          s: Buffer.from('k'),
-          e: Buffer.from('l'),
-          ie: true,
-          xs: false,
-          l: keys.length + 10,
-        };
-        const reply = await peer.request<ScanReply>('scan', body);
-        for (const [k, raw] of reply.e) {
-          const rec = decodeRecord(Buffer.from(raw));
-          const v = rec.version;
-          records.set(Buffer.from(k).toString(), {
-            version: `${v.wall}.${v.logical}.${v.node}`,
-            tombstone: rec.tombstone,
-            value: rec.value.toString(),
-          });
+        // Records whole, so in replies of at most SCAN_REPLY_BYTES: paged on from the last key.
+        let after: Buffer | null = null;
+        for (;;) {
+          const body = {
+            s: after ?? Buffer.from('k'),
+            e: Buffer.from('l'),
+            ie: true,
+            xs: after !== null,
+            l: keys.length + 10,
+          };
+          const reply: ScanReply = await peer.request<ScanReply>('scan', body);
+          for (const [k, raw] of reply.e) {
+            const rec = decodeRecord(Buffer.from(raw));
+            const v = rec.version;
+            records.set(Buffer.from(k).toString(), {
+              version: `${v.wall}.${v.logical}.${v.node}`,
+              tombstone: rec.tombstone,
+              value: values.unpad(rec.value.toString()),
+            });
+          }
+          if (!reply.more || reply.e.length === 0) break;
+          after = Buffer.from(reply.e[reply.e.length - 1]![0]);
         }
       } catch {
         // A member that does not answer holds nothing we can see: the check reports its keys.

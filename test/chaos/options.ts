@@ -31,6 +31,11 @@ export interface ChaosOptions {
    * refilled (otherwise the draw is a plain kill), so that one member's data is missing at a time.
    */
   readonly loseVolumes: boolean;
+  /**
+   * Bytes of every PUT's value (its id, a dot and a filling; 0: the id alone), so that large
+   * values go through hints, streams, anti-entropy and scans under the faults.
+   */
+  readonly valueBytes: number;
 }
 
 export const DEFAULT_OPTIONS: ChaosOptions = {
@@ -46,6 +51,7 @@ export const DEFAULT_OPTIONS: ChaosOptions = {
   seeds: 1,
   reuseName: false,
   loseVolumes: false,
+  valueBytes: 0,
 };
 
 const USAGE = `Usage: npm run chaos -- [options]
@@ -64,7 +70,9 @@ const USAGE = `Usage: npm run chaos -- [options]
                           member's name joined again, empty (a slow machine gets there late)
   --lose-volumes          add the fault lose-volume: a member killed and started again on a new,
                           empty data directory under its name, only while no earlier loss is
-                          still being refilled (one member's data missing at a time)`;
+                          still being refilled (one member's data missing at a time)
+  --value-bytes N         bytes of every PUT's value, up to 1000000 (default: the writer's id
+                          and sequence alone, a few bytes); checked whole when read back`;
 
 /** Parses argv; throws an Error with the usage text on a bad option. */
 export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
@@ -82,6 +90,7 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
     '--membership-every-s': ['membershipEveryS', 1, 3600],
     '--max-faults': ['maxFaults', 1, 5],
     '--seeds': ['seeds', 1, 10_000],
+    '--value-bytes': ['valueBytes', 0, 1_000_000],
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;

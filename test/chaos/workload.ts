@@ -10,6 +10,40 @@ export const CLIENT_TIMEOUT_MS = 3000;
 
 const MIX = { put: 40, get: 30, remove: 15, range: 10, prefix: 5 } as const;
 
+/**
+ * Values as the clients send them: the operation's id (`c3-17`), or with `--value-bytes` the id,
+ * a dot and a filling to that many bytes, the id repeated. History and checker see the
+ * id alone: a value read back whose filling is not its id's (cut, mixed with another, or of
+ * another length) is recorded as `<id>!corrupt`, which no client wrote.
+ */
+export class Values {
+  readonly bytes: number;
+
+  constructor(bytes = 0) {
+    this.bytes = bytes;
+  }
+
+  pad(id: string): string {
+    const n = this.bytes - id.length - 1;
+    return n <= 0 ? id : `${id}.${filling(id, n)}`;
+  }
+
+  unpad(value: string): string {
+    const dot = value.indexOf('.');
+    if (this.bytes === 0 || dot < 0) return value;
+    const id = value.slice(0, dot);
+    return value.length === this.bytes &&
+      value.slice(dot + 1) === filling(id, value.length - dot - 1)
+      ? id
+      : `${id}!corrupt`;
+  }
+}
+
+function filling(id: string, n: number): string {
+  const unit = `${id}|`;
+  return unit.repeat(Math.ceil(n / unit.length)).slice(0, n);
+}
+
 /** Key `i` of the key space: k00, k01, ... (byte order = numeric order). */
 export function keyName(i: number): string {
   return `k${String(i).padStart(2, '0')}`;
@@ -57,6 +91,7 @@ export function startWorkload(
   rng: Rng,
   clients: number,
   keys: number,
+  values: Values = new Values(),
 ): { stop(): Promise<void> } {
   let stopped = false;
   const loops = Array.from({ length: clients }, (_, i) =>
@@ -98,7 +133,7 @@ export function startWorkload(
             ...(value ? { value } : {}),
           });
         }
-        await perform(op, conns, slot.host.ip, history);
+        await perform(op, conns, slot.host.ip, history, values);
         // An error from a node that is down comes back at once: do not spin on it.
         if (op.outcome === 'error' || op.outcome === 'timeout') {
           await new Promise((res) => setTimeout(res, r.int(5, 50)));
@@ -128,6 +163,7 @@ export async function perform(
   conns: ConnectionSource,
   ip: string,
   history: History,
+  values: Values = new Values(),
 ): Promise<void> {
   let c: KvClient;
   try {
@@ -141,12 +177,14 @@ export async function perform(
   try {
     switch (op.type) {
       case 'put':
-        await c.put(op.key, op.value!);
+        await c.put(op.key, values.pad(op.value!));
         history.complete(op, 'ok');
         break;
       case 'get': {
         const v = await c.get(op.key);
-        history.complete(op, v === null ? 'not_found' : 'value', { read: v });
+        history.complete(op, v === null ? 'not_found' : 'value', {
+          read: v === null ? null : values.unpad(v),
+        });
         break;
       }
       case 'remove':

@@ -2,6 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_OPTIONS, parseOptions } from '../chaos/options.ts';
+import { Values } from '../chaos/workload.ts';
 
 describe('chaos options', () => {
   it('reads the switches; lost volumes are off unless asked for', () => {
@@ -13,8 +14,29 @@ describe('chaos options', () => {
   });
 
   it('refuses unknown options, names of Object.prototype included, and out-of-range numbers', () => {
-    for (const bad of [['--lose-volume'], ['toString'], ['constructor', '5'], ['--nodes', '6']]) {
+    for (const bad of [
+      ['--lose-volume'],
+      ['toString'],
+      ['constructor', '5'],
+      ['--nodes', '6'],
+      ['--value-bytes', '1000001'],
+    ]) {
       expect(() => parseOptions(bad), bad.join(' ')).toThrow(/chaos: /);
     }
+  });
+
+  it('pads values to --value-bytes, and reads back the id, or a corrupt mark', () => {
+    expect(parseOptions(['--value-bytes', '65536'])).toMatchObject({ valueBytes: 65536 });
+    expect(DEFAULT_OPTIONS.valueBytes).toBe(0);
+    const none = new Values();
+    expect(none.pad('c1-2')).toBe('c1-2');
+    expect(none.unpad('c1-2')).toBe('c1-2');
+    const values = new Values(1000);
+    const [a, b] = [values.pad('c1-2'), values.pad('c3-4')];
+    expect([a.length, b.length]).toEqual([1000, 1000]);
+    expect([values.unpad(a), values.unpad(b)]).toEqual(['c1-2', 'c3-4']);
+    // Cut short, or another value's filling under this id (a mix of two writes).
+    expect(values.unpad(a.slice(0, 999))).toBe('c1-2!corrupt');
+    expect(values.unpad(`c1-2.${b.slice(5)}`)).toBe('c1-2!corrupt');
   });
 });
