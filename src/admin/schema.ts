@@ -109,6 +109,12 @@ export const clusterInfoSchema = z.object({
    * docs/cluster.md, "Same member list everywhere".
    */
   memberListsDiffer: z.record(z.string(), z.array(z.string())).optional(),
+  /**
+   * Members that reported themselves decommissioned and that this node has still listed for
+   * longer than a leave takes ([] when none; absent from nodes of older versions). See
+   * docs/cluster.md, "Decommission".
+   */
+  decommissionedListed: z.array(z.string()).optional(),
 });
 
 /** GET and POST /admin/decommission (202 on a started POST). */

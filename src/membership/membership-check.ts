@@ -1,6 +1,6 @@
 // Whether the members list the same members: a lasting difference keeps the cluster from rest for good.
 
-import type { Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 import { flagGauge, type Logger } from '../observability/index.ts';
 import type { MemberView } from './manager.ts';
 import { settleSpreadMs } from './ring-keeper.ts';
@@ -59,6 +59,10 @@ export class MembershipCheck {
   readonly #o: MembershipCheckOptions;
   /** Since when (ms) each member's list has differed from this node's, without a break. */
   readonly #since = new Map<string, number>();
+  /** Since when (ms) each member this node lists has reported itself decommissioned. */
+  readonly #decommissionedSince = new Map<string, number>();
+  /** Decommissioned members this node has listed for longer than the bound. */
+  #decommissioned: readonly string[] = [];
   /** The members reported, with their lists. */
   #reported: Record<string, readonly string[]> = {};
   /** What was last logged (own list and the reported lists); '' while none is reported. */
@@ -72,6 +76,24 @@ export class MembershipCheck {
       "1 while a member (up, its last hello) has listed other members than this node's --peers or DNS answer for longer than a join takes to reach every member, else 0.",
       () => this.#seen !== '',
     );
+    const listed = () => this.#decommissioned.length;
+    new Gauge({
+      name: 'kvstore_decommissioned_members_listed',
+      help: "Members that reported themselves decommissioned (their data handed off) and that this node's --peers or DNS answer has still listed for longer than a leave takes to reach every member: until they are taken out the cluster is never at rest.",
+      registers: [o.registry],
+      collect() {
+        this.set(listed());
+      },
+    });
+  }
+
+  /**
+   * Members this node lists that reported themselves decommissioned, for longer than the bound
+   * (up or down since: the last hello counts). A node started after such a member stopped never
+   * heard it, and reports nothing: the others that did, do.
+   */
+  decommissionedListed(): readonly string[] {
+    return this.#decommissioned;
   }
 
   /** The members whose list differs from this node's for longer than the bound, with their lists. */
@@ -92,6 +114,7 @@ export class MembershipCheck {
         differ.set(m.name, h.listed);
       }
     }
+    this.#updateDecommissioned(own, members, now);
     for (const name of [...this.#since.keys()]) if (!differ.has(name)) this.#since.delete(name);
     const reported: [string, readonly string[]][] = [];
     for (const [name, listed] of differ) {
@@ -113,6 +136,42 @@ export class MembershipCheck {
     this.#o.logger.error(
       { listed: own, members: this.#reported, forMs: this.#o.boundMs },
       `member lists differ: ${lists}; this node lists ${mine} (for over ${Math.round(this.#o.boundMs / 1000)} s): give every member the same --peers (or --discovery name) and restart the odd ones. Until then they route by other rings and the cluster is never at rest: no tombstone collection, no anti-entropy (a rolling change of --peers shows this until it is done)`,
+    );
+  }
+
+  #updateDecommissioned(
+    own: readonly string[] | null,
+    members: readonly MemberView[],
+    now: number,
+  ): void {
+    const self = members.find((m) => m.self);
+    const listed = new Set(
+      own === null || self?.hello?.status === 'decommissioned'
+        ? []
+        : members
+            .filter((m) => !m.self && m.hello?.status === 'decommissioned' && own.includes(m.name))
+            .map((m) => m.name),
+    );
+    for (const name of [...this.#decommissionedSince.keys()]) {
+      if (!listed.has(name)) this.#decommissionedSince.delete(name);
+    }
+    const reported: string[] = [];
+    for (const name of listed) {
+      const since = this.#decommissionedSince.get(name) ?? now;
+      this.#decommissionedSince.set(name, since);
+      if (now - since >= this.#o.boundMs) reported.push(name);
+    }
+    reported.sort();
+    if (reported.join(',') === this.#decommissioned.join(',')) return;
+    const gone = this.#decommissioned.filter((n) => !reported.includes(n));
+    this.#decommissioned = reported;
+    if (gone.length > 0) {
+      this.#o.logger.info({ members: gone }, 'decommissioned members no longer listed');
+    }
+    if (reported.length === 0) return;
+    this.#o.logger.warn(
+      { members: reported, forMs: this.#o.boundMs },
+      `decommissioned members still listed: ${reported.join(', ')} handed their data off, and this node still lists them (for over ${Math.round(this.#o.boundMs / 1000)} s): take them out of every member's --peers (a rolling restart), or out of DNS (their pods deleted). Until then the cluster is never at rest: no tombstone collection, no anti-entropy`,
     );
   }
 }

@@ -18,6 +18,8 @@ export interface ClusterViewParts {
   readonly hints: number;
   /** Members whose list has differed from this node's for too long (MembershipCheck.differing). */
   readonly memberListsDiffer?: Readonly<Record<string, readonly string[]>>;
+  /** Decommissioned members this node still lists (MembershipCheck.decommissionedListed). */
+  readonly decommissionedListed?: readonly string[];
 }
 
 /** GET /admin/cluster and CLUSTER: the rings, and every member with what it last reported. */
@@ -53,6 +55,7 @@ export function clusterInfo(p: ClusterViewParts): ClusterInfo {
     memberListsDiffer: Object.fromEntries(
       Object.entries(p.memberListsDiffer ?? {}).map(([n, l]) => [n, [...l]]),
     ),
+    decommissionedListed: [...(p.decommissionedListed ?? [])],
   };
 }
 

@@ -424,6 +424,7 @@ export async function startCluster(
       transfer: rb.progress,
       hints: hintStore.count,
       memberListsDiffer: lists.differing(),
+      decommissionedListed: lists.decommissionedListed(),
     });
   coordinator = new ClusterCoordinator({
     storage,

@@ -212,6 +212,7 @@ export interface ClusterInfo {
   hints: number;
   /** Members whose member list has differed from this node's for longer than a join takes. */
   memberListsDiffer?: Record<string, string[]>;
+  decommissionedListed?: string[];
 }
 
 /** One sample of the node's /metrics. */

@@ -364,3 +364,48 @@ describe('members started with different --peers', () => {
     }
   });
 });
+
+describe('a decommissioned member still listed in --peers', () => {
+  it('is reported by the members that list it and heard it, once it lasts longer than a leave takes', async () => {
+    const fast = ['--resolve-interval-ms', '300', '--replication-factor', '2'];
+    const nodes = await startStaticCluster(3, fast);
+    const [n0, n1, gone] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const admin = `http://${gone.host}:${gone.proc.httpPort}/admin/decommission`;
+    expect((await fetch(admin, { method: 'POST' })).status).toBe(202);
+    await expect
+      .poll(async () => ((await (await fetch(admin)).json()) as { status: string }).status, {
+        timeout: 20_000,
+      })
+      .toBe('decommissioned');
+    const handedOff = Date.now();
+    // Stopped once the others heard it (a node that never heard it cannot tell it from a node down).
+    for (const n of [n0, n1]) {
+      await expect
+        .poll(
+          async () => (await clusterInfo(n)).members.find((m) => m.name === 'kvstore-2')?.status,
+        )
+        .toBe('decommissioned');
+    }
+    await gone.proc.stop();
+    // Before: both kept it `down` for good and never came to rest, and nothing said why.
+    const said = (n: ClusterNode) =>
+      n.proc.logs.filter((l) => String(l.msg).startsWith('decommissioned members still listed'));
+    for (const n of [n0, n1]) {
+      await expect
+        .poll(() => metric(n, 'kvstore_decommissioned_members_listed'), { timeout: 30_000 })
+        .toBe(1);
+      expect((await clusterInfo(n)).decommissionedListed).toEqual(['kvstore-2']);
+      expect(said(n)).toHaveLength(1);
+      expect(said(n)[0]!.msg).toContain('--peers');
+    }
+    // Not before the bound: 2 x (300 + 5 x 200 + 2000) ms, as for lists that differ.
+    expect(Date.parse(String(said(n0)[0]!.time)) - handedOff).toBeGreaterThanOrEqual(6600 - 1500);
+    // Taken out of n0's --peers: n0 reports nothing; n1, still listing it, goes on.
+    await n0.proc.stop();
+    await restart(n0, ['--peers', peersOf([n0, n1]), ...fast]);
+    await new Promise((r) => setTimeout(r, 8000));
+    expect(await metric(n0, 'kvstore_decommissioned_members_listed')).toBe(0);
+    expect((await clusterInfo(n0)).decommissionedListed).toEqual([]);
+    expect(await metric(n1, 'kvstore_decommissioned_members_listed')).toBe(1);
+  });
+});

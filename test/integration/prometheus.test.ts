@@ -25,6 +25,7 @@ const ALERTS = [
   'KvstoreClockOutOfSync',
   'KvstoreReplicationSettingsMismatch',
   'KvstoreMembershipMismatch',
+  'KvstoreDecommissionedMemberListed',
   'KvstoreHintsBacklog',
   'KvstoreHintsDropped',
   'KvstoreAntiEntropyStale',
