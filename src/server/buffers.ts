@@ -11,8 +11,12 @@ import type { ServerMetrics } from './metrics.ts';
  * framing's count after each read it decoded, and a request's count, unchanged, when it
  * completes into the backlog (`move`, refused when a growth would take the sum over the limit:
  * the connection then drops that request, answers those before it, parked ones included, and
- * closes, `refused`). A parked request leaves the count when it runs; everything a connection
- * holds leaves it when it drops its unfinished request or closes. So the sum is exact, never
+ * closes, `refused`). A request leaves the count when it runs (a request run at once, as soon
+ * as it completes); everything a connection holds leaves it when it drops its unfinished request
+ * or closes. An open MULTI's queued commands count too, from when each is queued until EXEC
+ * takes them, DISCARD or the close drops them, or the transaction fails (transaction.ts); a
+ * command whose queueing the count refuses is answered LIMIT_EXCEEDED and fails the
+ * transaction, the connection goes on. So the sum is exact, never
  * above the limit, and 0 once they leave. Exported as `kvstore_client_buffered_bytes` and its
  * high-water mark `kvstore_client_buffered_bytes_peak`.
  */

@@ -39,7 +39,7 @@ import { CommandOrder } from './ordering.ts';
 import { output, WRITE_NOW_BYTES } from './output.ts';
 import { SessionState } from './session.ts';
 import type { ServerStats } from './stats.ts';
-import { execQueued, type Queued } from './transaction.ts';
+import { BUFFER_FULL_MESSAGE, execQueued, type Queued } from './transaction.ts';
 
 export interface ConnectionContext {
   readonly coordinator: Coordinator;
@@ -87,9 +87,7 @@ type Pending =
 
 const NOAUTH = errorReply(respErrors.noAuth());
 /** The answer of a connection whose unfinished request would take ctx.buffers over its limit. */
-const BUFFER_FULL = errorReply(
-  new KvError('KV_ERR_LIMIT_EXCEEDED', 'server: too many bytes of unfinished client requests'),
-);
+const BUFFER_FULL = errorReply(new KvError('KV_ERR_LIMIT_EXCEEDED', BUFFER_FULL_MESSAGE));
 
 /** A request that may authenticate the connection: AUTH, or HELLO with AUTH. */
 function authenticates(item: Pending): boolean {
@@ -175,7 +173,12 @@ export class Connection {
     this.#socket = socket;
     this.#ctx = ctx;
     this.id = ctx.nextClientId();
-    this.#state = new SessionState(ctx.auth, ctx.metrics, ctx.respLimits.maxRequestBytes);
+    this.#state = new SessionState(
+      ctx.auth,
+      ctx.metrics,
+      ctx.respLimits.maxRequestBytes,
+      ctx.buffers,
+    );
     this.#guarded = !this.#state.authenticated;
     this.#getCount = ctx.metrics.requests.labels('get');
     this.#getDuration = ctx.metrics.duration.labels('get');
@@ -187,7 +190,10 @@ export class Connection {
         this.#quitting = true;
       }
       if (this.#backlog.length > 0 || this.#mustWait()) this.#park(item);
-      else this.#run(item);
+      else {
+        if (this.#held !== 0) this.#completed();
+        this.#run(item);
+      }
       if (this.#guarded && item.kind === 'session') this.#syncGuard();
     };
     this.#sink = {
@@ -197,7 +203,10 @@ export class Connection {
         if (cmd.type === 'quit') this.#quitting = true;
         if (this.#backlog.length > 0 || this.#mustWait())
           this.#park({ kind: 'command', cmd, shape });
-        else this.#runCommand(cmd, shape, null);
+        else {
+          if (this.#held !== 0) this.#completed();
+          this.#runCommand(cmd, shape, null);
+        }
         if (this.#guarded && cmd.type === 'auth') this.#syncGuard();
       },
       // A GET that can run at once tries #getNow (in #dispatch) exactly once.
@@ -305,6 +314,17 @@ export class Connection {
     this.#release();
     buffers.refused(this.#socket.remoteAddress);
     this.#sink.fatal(BUFFER_FULL);
+  }
+
+  /**
+   * A request the framing just completed runs at once: what it counted unfinished (#held, as
+   * reported after the last read; the framing holds nothing now) leaves the node-wide count
+   * before it runs, so a command queued in MULTI, whose bytes then count as the transaction's,
+   * is not counted twice.
+   */
+  #completed(): void {
+    this.#ctx.buffers.move(this.#held + this.#parked, this.#parked);
+    this.#held = 0;
   }
 
   /** Drops the framing's unfinished request and its bytes from the node-wide count. */
@@ -437,10 +457,21 @@ export class Connection {
       this.#flush();
   }
 
-  /** Runs backlog items, in order, until the connection must wait again. */
+  /**
+   * Runs backlog items, in order, until the connection must wait again. Each leaves the
+   * node-wide count as it starts (a command queued in MULTI then counts as the transaction's).
+   */
   #runBacklog(): void {
     let i = 0;
-    while (i < this.#backlog.length && !this.#mustWait()) this.#run(this.#backlog[i++]!);
+    while (i < this.#backlog.length && !this.#mustWait()) {
+      const bytes = this.#backlogBytes[i]!;
+      if (bytes !== 0) {
+        this.#backlogBytes[i] = 0;
+        this.#ctx.buffers.move(this.#held + this.#parked, this.#held + this.#parked - bytes);
+        this.#parked -= bytes;
+      }
+      this.#run(this.#backlog[i++]!);
+    }
     this.#unpark(i);
   }
 
@@ -704,6 +735,7 @@ export class Connection {
   #onClose(): void {
     this.#closed = true;
     this.#release();
+    this.#state.close(); // an open MULTI's queue leaves the count
     this.#unpark(this.#backlog.length); // never run now: dropped
     for (const done of this.#onClosed.splice(0)) done();
   }

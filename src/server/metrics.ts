@@ -87,7 +87,7 @@ export function registerServerMetrics(registry: Registry): ServerMetrics {
     rejectedConnections,
     bufferedBytes: new Gauge({
       name: 'kvstore_client_buffered_bytes',
-      help: 'Bytes of requests not yet started held over every client connection: unfinished ones (a text line or RESP request not yet whole) and complete ones waiting in a connection backlog.',
+      help: 'Bytes of requests not yet started held over every client connection: unfinished ones (a text line or RESP request not yet whole), complete ones waiting in a connection backlog, and commands queued in an open MULTI.',
       registers: [registry],
     }),
     bufferedBytesPeak: new Gauge({

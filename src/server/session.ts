@@ -12,7 +12,7 @@ import {
 } from '../protocol/index.ts';
 import type { Authenticator } from './auth.ts';
 import type { ServerMetrics } from './metrics.ts';
-import { type Queued, Transaction } from './transaction.ts';
+import { type HeldBytes, type Queued, Transaction } from './transaction.ts';
 
 const OK: Reply = { type: 'ok' };
 
@@ -27,13 +27,16 @@ export class SessionState {
   readonly #auth: Authenticator;
   readonly #metrics: ServerMetrics;
   readonly #maxTxBytes: number;
+  /** Where an open transaction's queue is counted (--max-client-buffer-bytes). */
+  readonly #held: HeldBytes;
   #authenticated: boolean;
   #tx: Transaction | null = null;
 
-  constructor(auth: Authenticator, metrics: ServerMetrics, maxTxBytes: number) {
+  constructor(auth: Authenticator, metrics: ServerMetrics, maxTxBytes: number, held: HeldBytes) {
     this.#auth = auth;
     this.#metrics = metrics;
     this.#maxTxBytes = maxTxBytes;
+    this.#held = held;
     this.#authenticated = !auth.required;
   }
 
@@ -88,7 +91,7 @@ export class SessionState {
       case 'multi':
         if (!this.#authenticated) return { reply: errorReply(respErrors.noAuth()) };
         if (tx !== null) return { reply: errorReply(respErrors.multiNested()) };
-        this.#tx = new Transaction(this.#maxTxBytes);
+        this.#tx = new Transaction(this.#maxTxBytes, this.#held);
         return { reply: OK };
       case 'clients':
         if (!this.#authenticated) return { reply: errorReply(respErrors.noAuth()) };
@@ -97,17 +100,27 @@ export class SessionState {
         return { reply: errorReply(respErrors.notInMulti(op.name)) };
       case 'discard':
         this.#tx = null;
+        tx?.drop();
         return { reply: tx === null ? errorReply(respErrors.discardWithoutMulti()) : OK };
       case 'exec':
         this.#tx = null;
         if (tx === null) return { reply: errorReply(respErrors.execWithoutMulti()) };
-        if (tx.failed) return { reply: errorReply(respErrors.execAbort()) };
+        if (tx.failed) {
+          tx.drop();
+          return { reply: errorReply(respErrors.execAbort()) };
+        }
         return { exec: tx.take() };
       default: {
         const never: never = op;
         throw new Error(`server: unhandled session request ${JSON.stringify(never)}`);
       }
     }
+  }
+
+  /** The connection closed: an open transaction's queue is dropped (and leaves the count). */
+  close(): void {
+    this.#tx?.drop();
+    this.#tx = null;
   }
 
   /** HELLO: authenticate if asked, then switch protocol and name; the server map, or an error. */

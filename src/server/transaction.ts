@@ -12,6 +12,18 @@ export type Queued =
    */
   | { readonly kind: 'reply'; readonly reply: Reply; readonly effect?: () => void };
 
+/**
+ * The node-wide count queued bytes are held in (ClientBuffers, --max-client-buffer-bytes):
+ * `move(before, after)` records a connection's bytes going from `before` to `after`, false
+ * (nothing changed) when a growth would take the sum over its limit.
+ */
+export interface HeldBytes {
+  move(before: number, after: number): boolean;
+}
+
+/** The answer to a command whose queueing would take the node-wide count over its limit. */
+export const BUFFER_FULL_MESSAGE = 'server: too many bytes of unfinished client requests';
+
 /** Most commands one transaction may queue. */
 export const MAX_QUEUED = 100_000;
 /** Bytes charged per queued command on top of its keys and values. */
@@ -46,21 +58,33 @@ function bytesOf(cmd: Command): number {
  * One open transaction (after MULTI). Commands are only queued, never run, until EXEC; a
  * command refused while queueing (unknown, malformed, NOT_ATOMIC, NOAUTH, over the bounds)
  * marks it failed, and its EXEC then answers EXECABORT and runs nothing. At most MAX_QUEUED
- * commands and `maxBytes` of keys and values are held.
+ * commands and `maxBytes` of keys and values (and ENTRY_OVERHEAD each) are queued, and what is
+ * held counts in the node-wide `held` (--max-client-buffer-bytes) until EXEC takes it, DISCARD
+ * or the connection's close drops it (`drop`), or the transaction fails: a failed transaction
+ * will run nothing, so it keeps nothing (the commands after the failure are still checked and
+ * counted, and answered QUEUED, as Redis does). A command whose bytes would take the node-wide
+ * count over its limit is refused with LIMIT_EXCEEDED and fails the transaction, as one over
+ * `maxBytes` does: unlike an unfinished request, it can be answered in its place, so the
+ * connection goes on.
  */
 export class Transaction {
   readonly #maxBytes: number;
+  readonly #held: HeldBytes;
   #items: Queued[] = [];
+  /** Commands queued (also after a failure, when #items is dropped). */
+  #count = 0;
+  /** Bytes of the commands queued; held in #held while the transaction has not failed. */
   #bytes = 0;
   #failed = false;
 
-  constructor(maxBytes: number) {
+  constructor(maxBytes: number, held: HeldBytes) {
     this.#maxBytes = maxBytes;
+    this.#held = held;
   }
 
   /** Commands queued so far. */
   get size(): number {
-    return this.#items.length;
+    return this.#count;
   }
 
   /** True once a command was refused while queueing: EXEC will answer EXECABORT. */
@@ -68,20 +92,26 @@ export class Transaction {
     return this.#failed;
   }
 
-  /** Marks the transaction failed (a refused command was answered with an error). */
+  /**
+   * Marks the transaction failed (a refused command was answered with an error): EXEC will run
+   * nothing, so the queue is dropped and its bytes leave the node-wide count now.
+   */
   fail(): void {
+    if (this.#failed) return;
     this.#failed = true;
+    this.#held.move(this.#bytes, 0);
+    this.#items = [];
   }
 
   /** Queues an item; answers QUEUED, or an error (and the transaction is then failed). */
   add(item: Queued): Reply {
     if (item.kind === 'reply' && item.reply.type === 'error') {
-      this.#failed = true;
+      this.fail();
       return item.reply;
     }
     const bytes = ENTRY_OVERHEAD + (item.kind === 'command' ? bytesOf(item.cmd) : 0);
-    if (this.#items.length >= MAX_QUEUED || this.#bytes + bytes > this.#maxBytes) {
-      this.#failed = true;
+    if (this.#count >= MAX_QUEUED || this.#bytes + bytes > this.#maxBytes) {
+      this.fail();
       return errorReply(
         new KvError(
           'KV_ERR_LIMIT_EXCEEDED',
@@ -89,17 +119,29 @@ export class Transaction {
         ),
       );
     }
+    if (!this.#failed && !this.#held.move(this.#bytes, this.#bytes + bytes)) {
+      this.fail();
+      return errorReply(new KvError('KV_ERR_LIMIT_EXCEEDED', BUFFER_FULL_MESSAGE));
+    }
     this.#bytes += bytes;
-    this.#items.push(item);
+    this.#count++;
+    if (!this.#failed) this.#items.push(item);
     return QUEUED;
   }
 
-  /** The queued items, in order (the transaction is over). */
+  /** The queued items, in order (the transaction is over): they leave the node-wide count. */
   take(): readonly Queued[] {
     const items = this.#items;
-    this.#items = [];
-    this.#bytes = 0;
+    this.drop();
     return items;
+  }
+
+  /** Drops the queue (DISCARD, the connection closed, EXEC taken or aborted). */
+  drop(): void {
+    if (!this.#failed) this.#held.move(this.#bytes, 0);
+    this.#items = [];
+    this.#count = 0;
+    this.#bytes = 0;
   }
 }
 

@@ -364,6 +364,63 @@ describe('limits under load', () => {
     });
   }, 120_000);
 
+  it('counts the commands queued in MULTI in the same bound, until EXEC, DISCARD or close', async () => {
+    const node = await startNodeProcess({ args: BUFFER_ARGS });
+    const held = () => metric(node, 'kvstore_client_buffered_bytes');
+    const set = (key: string, value: Buffer) =>
+      Buffer.concat([
+        Buffer.from(`*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$${value.length}\r\n`),
+        value,
+        Buffer.from('\r\n'),
+      ]);
+    const multi = '*1\r\n$5\r\nMULTI\r\n';
+    const exec = '*1\r\n$4\r\nEXEC\r\n';
+    // Each queued SET holds its key and value and 64 bytes: four of 16 MiB less 1 KiB hold
+    // 3832 bytes less than the 64 MiB bound. Unbounded, 16 connections each queueing 60 MiB of
+    // 1 MB SETs grew a node's anonymous RSS by 1041 MiB, with 0 bytes in this count.
+    const queued = 16 * MiB - 1024 + 2 + 64;
+    const a = await recordingSocket(node.port);
+    a.socket.write(multi);
+    for (const k of ['k0', 'k1', 'k2', 'k3'])
+      a.socket.write(set(k, Buffer.alloc(16 * MiB - 1024, 0x76)));
+    await expect.poll(() => a.data, { timeout: 30_000 }).toBe(`+OK\r\n${'+QUEUED\r\n'.repeat(4)}`);
+    expect(await held()).toBe(4 * queued);
+
+    // A command whose queueing would take the count over is refused in its place (it arrived
+    // whole: nothing unfinished to drop) and aborts its transaction; the connection goes on.
+    const b = await recordingSocket(node.port);
+    b.socket.write(
+      `${multi}${set('small', Buffer.alloc(4000, 0x76)).toString('latin1')}${exec}*1\r\n$4\r\nPING\r\n`,
+    );
+    const refused = '-ERR LIMIT_EXCEEDED server: too many bytes of unfinished client requests\r\n';
+    await expect
+      .poll(() => b.data, { timeout: 10_000 })
+      .toBe(
+        `+OK\r\n${refused}-EXECABORT Transaction discarded because of previous errors.\r\n+PONG\r\n`,
+      );
+    expect(b.closed).toBe(false);
+    expect(await held()).toBe(4 * queued);
+    expect(await metric(node, 'kvstore_client_buffered_bytes_peak')).toBeLessThanOrEqual(64 * MiB);
+
+    // EXEC takes the queue out of the count, and runs it.
+    a.data = '';
+    a.socket.write(exec);
+    await expect.poll(() => a.data, { timeout: 30_000 }).toBe(`*4\r\n${'+OK\r\n'.repeat(4)}`);
+    expect(await held()).toBe(0);
+    // DISCARD and a connection's close drop it.
+    a.data = '';
+    a.socket.write(`${multi}${set('k4', Buffer.alloc(MiB, 0x76)).toString('latin1')}`);
+    await expect.poll(() => a.data, { timeout: 10_000 }).toBe('+OK\r\n+QUEUED\r\n');
+    expect(await held()).toBe(MiB + 2 + 64);
+    a.socket.write('*1\r\n$7\r\nDISCARD\r\n');
+    await expect.poll(held, { timeout: 10_000 }).toBe(0);
+    b.socket.write(`${multi}${set('k5', Buffer.alloc(MiB, 0x76)).toString('latin1')}`);
+    await expect.poll(held, { timeout: 10_000 }).toBe(MiB + 2 + 64);
+    b.socket.destroy();
+    await expect.poll(held, { timeout: 10_000 }).toBe(0);
+    expect(await metric(node, 'kvstore_connections_rejected_total{reason="buffer_full"}')).toBe(0);
+  }, 120_000);
+
   it('holds 10,000 idle connections with bounded memory and keeps serving', async () => {
     const node = await startNodeProcess({ args: ['--max-connections', '10100'] });
     const before = rss(node);

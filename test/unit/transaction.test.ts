@@ -6,23 +6,73 @@ import { execQueued, MAX_QUEUED, Transaction } from '../../src/server/transactio
 const b = (s: string) => Buffer.from(s);
 const put = (k: string, v = 'v'): Command => ({ type: 'put', key: b(k), value: b(v) });
 
+/** A node-wide count (ClientBuffers' move) with room for `limit` bytes. */
+function counter(limit = Number.MAX_SAFE_INTEGER) {
+  const c = {
+    bytes: 0,
+    move(before: number, after: number): boolean {
+      if (after > before && c.bytes + after - before > limit) return false;
+      c.bytes += after - before;
+      return true;
+    },
+  };
+  return c;
+}
+
 describe('Transaction', () => {
   it('queues until its bounds, then refuses and is failed (EXEC will abort)', () => {
-    const tx = new Transaction(64 + 64 + 10);
+    const held = counter();
+    const tx = new Transaction(64 + 64 + 10, held);
     expect(tx.add({ kind: 'command', cmd: put('a') })).toEqual({ type: 'status', text: 'QUEUED' });
     expect(tx.failed).toBe(false);
+    expect(held.bytes).toBe(64 + 2);
     const over = tx.add({ kind: 'command', cmd: put('b', 'x'.repeat(20)) });
     expect(over).toMatchObject({ type: 'error', code: 'KV_ERR_LIMIT_EXCEEDED' });
     expect(tx.failed).toBe(true);
-    expect(tx.take()).toHaveLength(1);
+    // A failed transaction runs nothing: it keeps nothing, and still counts what it is sent.
+    expect(held.bytes).toBe(0);
+    expect(tx.add({ kind: 'command', cmd: put('c') })).toEqual({ type: 'status', text: 'QUEUED' });
+    expect(tx.size).toBe(2);
+    expect(held.bytes).toBe(0);
+    expect(tx.take()).toHaveLength(0);
     expect(MAX_QUEUED).toBeGreaterThan(1000);
   });
 
+  it('holds its queue in the node-wide count until EXEC takes it or it is dropped; refused when full', () => {
+    const held = counter(3 * 65);
+    const tx = new Transaction(1 << 20, held);
+    expect(tx.add({ kind: 'command', cmd: put('a') })).toEqual({ type: 'status', text: 'QUEUED' });
+    expect(tx.add({ kind: 'command', cmd: put('b') })).toEqual({ type: 'status', text: 'QUEUED' });
+    expect(held.bytes).toBe(2 * 66);
+    expect(tx.take()).toHaveLength(2);
+    expect(held.bytes).toBe(0);
+
+    const other = new Transaction(1 << 20, held);
+    other.add({ kind: 'command', cmd: put('a') });
+    other.add({ kind: 'command', cmd: put('b') });
+    expect(other.add({ kind: 'command', cmd: put('c') })).toMatchObject({
+      type: 'error',
+      code: 'KV_ERR_LIMIT_EXCEEDED',
+      message: 'server: too many bytes of unfinished client requests',
+    });
+    expect(other.failed).toBe(true);
+    expect(held.bytes).toBe(0);
+
+    const dropped = new Transaction(1 << 20, held);
+    dropped.add({ kind: 'reply', reply: { type: 'status', text: 'hi' } });
+    expect(held.bytes).toBe(64);
+    dropped.drop();
+    expect(held.bytes).toBe(0);
+  });
+
   it('an error reply queued (a refused command) fails the transaction', () => {
-    const tx = new Transaction(1 << 20);
+    const held = counter();
+    const tx = new Transaction(1 << 20, held);
+    tx.add({ kind: 'command', cmd: put('a') });
     const err: Reply = { type: 'error', code: 'KV_ERR_NOT_ATOMIC', message: 'x' };
     expect(tx.add({ kind: 'reply', reply: err })).toBe(err);
     expect(tx.failed).toBe(true);
+    expect(held.bytes).toBe(0);
   });
 });
 
