@@ -255,7 +255,29 @@ export async function startCluster(
     registry,
   });
   listed = () => membership.names();
+  // Two processes under one name: the one not at the address listed for the name must not serve.
+  const duplicateError = (d: Duplicate) =>
+    new KvError(
+      'KV_ERR_CONFIG',
+      `membership: another node named '${self}' answers at ${d.address}, the address listed for that name (its data directory ${d.incarnation}, this node's ${incarnation.id}): give every node its own --node-name`,
+    );
+  const checkIdentity = () => {
+    const d = membership.duplicate();
+    if (d !== null) {
+      throw new KvError('KV_ERR_UNAVAILABLE', duplicateError(d).message);
+    }
+  };
+  // Every data request to a peer goes through here: the replica reads and writes of commands,
+  // hint delivery, rebalance and decommission streams, anti-entropy, read repair, tombstone
+  // collection's questions, backups. While another process answers under this node's name, none
+  // is sent (the ones already sent finish): its data is not the listed node's (probes and hellos
+  // go on, so it notices when the other one is gone).
   const call = (name: string, method: string, body: unknown) => {
+    try {
+      checkIdentity();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const m = membership.address(name);
     if (!m)
       return Promise.reject(
@@ -304,12 +326,6 @@ export async function startCluster(
     lists.update();
   });
   const resolved = await membership.start();
-  // Two processes under one name: the one not at the address listed for the name must not serve.
-  const duplicateError = (d: Duplicate) =>
-    new KvError(
-      'KV_ERR_CONFIG',
-      `membership: another node named '${self}' answers at ${d.address}, the address listed for that name (its data directory ${d.incarnation}, this node's ${incarnation.id}): give every node its own --node-name`,
-    );
   const found = membership.duplicate();
   if (found !== null) {
     membership.stop();
@@ -322,15 +338,9 @@ export async function startCluster(
     else
       log.error(
         { err: duplicateError(d) },
-        'another node answers under this name: refusing commands',
+        'another node answers under this name: refusing commands and moving no data',
       );
   });
-  const checkIdentity = () => {
-    const d = membership.duplicate();
-    if (d !== null) {
-      throw new KvError('KV_ERR_UNAVAILABLE', duplicateError(d).message);
-    }
-  };
   const saved = parseSettled(readStateDoc(storage, 'settled-ring') ?? null);
   const topo = startingTopology({
     self,

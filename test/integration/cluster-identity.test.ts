@@ -334,7 +334,7 @@ describe('two processes under one name', () => {
       .toMatch(/^ERR UNAVAILABLE membership: another node named 'kvstore-2' answers at /);
     expect(await viaTwin.call('PUT k w')).toMatch(/^ERR UNAVAILABLE membership: /);
     expect(twin.proc.logs.map((l) => l.msg)).toContain(
-      'another node answers under this name: refusing commands',
+      'another node answers under this name: refusing commands and moving no data',
     );
     expect(await (await openClient(a)).call('REMOVE k')).toBe('OK');
     await expect
@@ -342,5 +342,40 @@ describe('two processes under one name', () => {
       .toBeGreaterThan(0);
     expect(await viaTwin.call('GET k')).toMatch(/^ERR UNAVAILABLE /);
     for (const n of nodes) expect(await (await openClient(n)).call('GET k')).toBe('NOT_FOUND');
+  }, 120_000);
+
+  it('the one not at the listed address moves no data once the listed one answers: its hints stay', async () => {
+    const fast = ['--hint-interval-ms', '200', ...NO_ANTI_ENTROPY];
+    const nodes = await startStaticCluster(3, fast);
+    const [a, b, named] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const elsewhere = `${named.host.split('.').slice(0, 3).join('.')}.9`;
+    const args = ['--peers', peersOf(nodes), ...fast];
+    await named.proc.stop();
+    const twin = await startMember(named.name, elsewhere, args);
+    await waitState(twin, a.name, 'up');
+    await waitState(twin, b.name, 'up');
+    await b.proc.stop();
+    // Written through the twin while b is down: a hint for b, kept whatever the reply. (The twin,
+    // a data directory under kvstore-2's name that no stream filled, routes by rings of its own,
+    // and the write misses its quorum.)
+    const viaTwin = await openClient(twin);
+    expect(await viaTwin.call('PUT k v')).toMatch(
+      /^ERR UNAVAILABLE replication: write quorum 1\/2 /,
+    );
+    await expect.poll(() => metric(twin, 'kvstore_hints_stored'), { timeout: 10_000 }).toBe(1);
+    await restart(named, args);
+    await expect
+      .poll(() => viaTwin.call('GET k'), { timeout: 10_000, interval: 100 })
+      .toMatch(/^ERR UNAVAILABLE membership: another node named 'kvstore-2' answers at /);
+    // b back: before, the twin delivered its hint to b within a hint interval.
+    const delivered = await metric(twin, 'kvstore_hints_delivered_total');
+    await restart(b, args);
+    await waitState(twin, b.name, 'up');
+    await new Promise((r) => setTimeout(r, 2000)); // ten hint intervals
+    expect(await metric(twin, 'kvstore_hints_delivered_total')).toBe(delivered);
+    expect(await metric(twin, 'kvstore_hints_stored')).toBe(1);
+    // (a, routing by other rings than the twin's, passed the write on as its own coordinator and
+    // kept and delivered its own hint for b: the cluster's copy, not the twin's.)
+    expect(await (await openClient(a)).call('GET k')).toBe('v');
   }, 120_000);
 });
