@@ -14,6 +14,7 @@ import {
 import type { Reply } from './reply.ts';
 
 const SPACE = 0x20;
+const TAB = 0x09;
 
 /** RANGE/PREFIX's `[LIMIT n [CURSOR key]]` on a text line: the cursor is a text key. */
 const TEXT_PAGE: ScanPageRules = {
@@ -70,16 +71,22 @@ function seconds(name: string, raw: Buffer): ExpirySpec {
   return { relative: true, ms: n * 1000 };
 }
 
+/** True when `line` holds only spaces and tabs from `from` on. */
+function blank(line: Buffer, from: number): boolean {
+  for (let i = from; i < line.length; i++) if (line[i] !== SPACE && line[i] !== TAB) return false;
+  return true;
+}
+
 /**
- * Parses one line (without its terminator) into a command. Returns null for a blank line, which
- * gets no reply. Throws KvError for anything malformed; the connection stays usable.
+ * Parses one line (without its terminator) into a command. Returns null for a blank line (only
+ * spaces and tabs, as RESP's inline commands ignore it), which gets no reply. Throws KvError for anything malformed; the connection stays usable.
  * `PUT key value`: the value is every byte after the single space that follows the key.
  */
 export function parseTextLine(line: Buffer, limits: CommandLimits): Command | null {
   if (!isUtf8(line)) throw new KvError('KV_ERR_INVALID_UTF8', 'protocol: line is not valid UTF-8');
   let start = 0;
   while (start < line.length && line[start] === SPACE) start++;
-  if (start === line.length) return null;
+  if (start === line.length || (line[start] === TAB && blank(line, start))) return null;
   let nameEnd = line.indexOf(SPACE, start);
   if (nameEnd === -1) nameEnd = line.length;
   const name = line.toString('latin1', start, nameEnd).toUpperCase();

@@ -24,11 +24,11 @@ const lineArb = fc.oneof(
   fc.nat({ max: 9000 }).map((n) => Buffer.alloc(n, 0x61)),
 );
 
-/** Lines that get no reply: blank after spaces and one trailing CR are removed. */
+/** Lines that get no reply: blank after spaces, tabs and one trailing CR are removed. */
 function isBlank(line: Buffer): boolean {
   let end = line.length;
   if (end > 0 && line[end - 1] === 0x0d) end--;
-  for (let i = 0; i < end; i++) if (line[i] !== 0x20) return false;
+  for (let i = 0; i < end; i++) if (line[i] !== 0x20 && line[i] !== 0x09) return false;
   return true;
 }
 

@@ -103,6 +103,11 @@ describe('seed protocol over TCP', () => {
     expect(await c.lines(2)).toEqual(['big:58 big:59', 'END']);
   });
 
+  it('ignores blank lines: only spaces or tabs, as RESP inline commands do', async () => {
+    // Before, a line of tabs was `ERR UNKNOWN_COMMAND protocol: unknown command '\t'`.
+    expect(await nc('\n   \n\t\n \t \r\nPING\n')).toBe('PONG\n');
+  });
+
   it('answers PING and QUIT, then closes on QUIT', async () => {
     const c = await client();
     expect(await c.call('ping')).toBe('PONG');

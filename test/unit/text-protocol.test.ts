@@ -68,6 +68,9 @@ describe('parseTextLine', () => {
   it('ignores blank lines', () => {
     expect(parse('')).toBeNull();
     expect(parse('   ')).toBeNull();
+    expect(parse('\t')).toBeNull();
+    expect(parse(' \t \t')).toBeNull();
+    expect(codeOf('\tx')).toBe('KV_ERR_UNKNOWN_COMMAND');
   });
 
   it('rejects bad input with stable codes', () => {
