@@ -40,9 +40,27 @@ export function statusTable(view: ClusterInfo): string {
       .map((cell, i) => cell.padEnd(widths[i]!))
       .join('  ')
       .trimEnd();
-  return [`as seen by ${view.node} (${view.status}); ${ring}`, fmt(COLUMNS), ...rows.map(fmt)]
-    .join('\n')
-    .concat('\n');
+  const lines = [
+    `as seen by ${view.node} (${view.status}); ${ring}`,
+    fmt(COLUMNS),
+    ...rows.map(fmt),
+  ];
+  const differ = memberListsDiffer(view);
+  if (differ !== null) lines.push(differ);
+  return lines.join('\n').concat('\n');
+}
+
+/**
+ * The members that have listed other members than this node for longer than a join takes
+ * (CLUSTER's memberListsDiffer, docs/cluster.md), as one line; null when none.
+ */
+export function memberListsDiffer(view: ClusterInfo): string | null {
+  const differ = Object.entries(view.memberListsDiffer ?? {}).sort(([a], [b]) =>
+    a < b ? -1 : a > b ? 1 : 0,
+  );
+  if (differ.length === 0) return null;
+  const lists = differ.map(([name, listed]) => `${name} lists ${listed.join(',')}`).join('; ');
+  return `member lists differ: ${lists}; this node lists ${view.members.map((m) => m.name).join(',')}: give every member the same --peers (or --discovery name), see docs/cluster.md`;
 }
 
 /**

@@ -210,6 +210,34 @@ describe('web console (headless chromium)', () => {
     await page.close();
   }, 120_000);
 
+  it('says which members list other members than the node (memberListsDiffer), and clears it once fixed', async () => {
+    // The bound of MembershipCheck: 2 x (300 ms + 5 probes of 200 ms + 500 ms) = 3.6 s.
+    const fast = ['--resolve-interval-ms', '300', '--peer-timeout-ms', '500'];
+    const { nodes, peers } = await startCluster(3, fast);
+    const [n0, , odd] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const { page, errors } = await open(`${base(n0)}/`);
+    expect(
+      await page.$eval('#member-lists', (p) => (p as unknown as { hidden: boolean }).hidden),
+    ).toBe(true);
+    await odd.proc.stop();
+    await restart(odd, ['--peers', peersOf([n0, odd]), ...fast]);
+    // Before, nothing on the page said so: only the logs, a metric and /admin/cluster.
+    const shown = () =>
+      page.$eval('#member-lists', (p) =>
+        (p as unknown as { hidden: boolean }).hidden ? null : p.textContent,
+      );
+    await expect
+      .poll(shown, { timeout: 30_000, interval: 500 })
+      .toMatch(
+        /^Member lists differ: kvstore-2 lists kvstore-0,kvstore-2; this node lists kvstore-0,kvstore-1,kvstore-2\. .*give every member the same --peers/,
+      );
+    await odd.proc.stop();
+    await restart(odd, ['--peers', peers, ...fast]);
+    await expect.poll(shown, { timeout: 30_000, interval: 500 }).toBeNull();
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 120_000);
+
   it('asks for the cluster secret, and no page elsewhere can drive an admin action', async () => {
     const { nodes } = await startCluster(1, ['--cluster-secret', 'correct horse']);
     const [n] = nodes as [ClusterNode];

@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPki } from '../helpers/certs.ts';
+import { type ClusterNode, peersOf, restart, startStaticCluster } from '../helpers/cluster.ts';
 import {
   cleanup,
   NODE,
@@ -207,6 +208,34 @@ describe('kvctl', () => {
     expect(await closed).toBe(0);
     expect(stderr).toBe('');
   });
+});
+
+describe('kvctl status of a cluster', () => {
+  afterAll(cleanup);
+
+  it('says under the table which members list other members than the node (memberListsDiffer)', async () => {
+    // The bound of MembershipCheck: 2 x (300 ms + 5 probes of 200 ms + 500 ms) = 3.6 s.
+    const fast = ['--resolve-interval-ms', '300', '--peer-timeout-ms', '500'];
+    const nodes = await startStaticCluster(3, fast);
+    const [n0, , odd] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const status = ['--host', n0.host, '--http-port', String(n0.proc.httpPort), 'status'];
+    expect((await kvctl(status)).stdout).not.toContain('member lists differ');
+    await odd.proc.stop();
+    await restart(odd, ['--peers', peersOf([n0, odd]), ...fast]);
+    // Before, the table looked like any other: the mismatch showed only in the logs, a metric
+    // and `status --json`.
+    await expect
+      .poll(async () => (await kvctl(status)).stdout.trim().split('\n').at(-1), {
+        timeout: 30_000,
+        interval: 500,
+      })
+      .toBe(
+        'member lists differ: kvstore-2 lists kvstore-0,kvstore-2; this node lists kvstore-0,kvstore-1,kvstore-2: give every member the same --peers (or --discovery name), see docs/cluster.md',
+      );
+    const run = await kvctl(status);
+    expect(run.code).toBe(0);
+    expect(run.stdout.split('\n')[1]).toMatch(/^NAME +ADDRESS/);
+  }, 90_000);
 });
 
 describe('kvctl over TLS', () => {

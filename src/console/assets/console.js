@@ -332,6 +332,19 @@ function drawFacts(f) {
   kvRows($('config').tBodies[0], Object.entries(f.config));
 }
 
+/** CLUSTER's memberListsDiffer: members that list other members than this node (docs/cluster.md). */
+function drawMemberLists(cluster) {
+  const differ = Object.entries(cluster.memberListsDiffer ?? {}).sort(([a], [b]) =>
+    a < b ? -1 : a > b ? 1 : 0,
+  );
+  const p = $('member-lists');
+  p.hidden = differ.length === 0;
+  p.textContent =
+    differ.length === 0
+      ? ''
+      : `Member lists differ: ${differ.map(([n, l]) => `${n} lists ${l.join(',')}`).join('; ')}; this node lists ${cluster.members.map((m) => m.name).join(',')}. They route by other rings and the cluster is never at rest (no tombstone collection, no anti-entropy): give every member the same --peers (or --discovery name).`;
+}
+
 function draw(v) {
   const color = colorOf(v.cluster.members.map((m) => m.name));
   document.title = `kvstore ${v.facts.name}`;
@@ -340,6 +353,7 @@ function draw(v) {
   $('summary').textContent =
     `${up}/${v.cluster.members.length} members up · ring ${v.rings.moving ? 'moving' : 'settled'} (epoch ${v.cluster.ring.epoch}) · status ${v.cluster.status} · hints held here ${v.cluster.hints}`;
   drawRing(v.rings, color);
+  drawMemberLists(v.cluster);
   drawMembers(v.cluster, Date.parse(v.time));
   drawTransfers(v.cluster);
   drawTraffic(v.traffic);
