@@ -129,9 +129,15 @@ export const recommissionResultSchema = z.object({
   dropped: z.number().int().nonnegative(),
 });
 
-/** GET /admin/owners?key=: the replicas of a key, in preference order. */
+/**
+ * GET /admin/owners?key=: the replicas of a key, in preference order. The key is the exact bytes
+ * of the query's value (`%ff` is the byte 0xff); `key` shows them as UTF-8 (U+FFFD where they
+ * are not), `keyHex` exactly.
+ */
 export const ownersViewSchema = z.object({
   key: z.string(),
+  /** The key's bytes in hex (absent from nodes of older versions). */
+  keyHex: z.string().optional(),
   settled: z.array(z.string()),
   target: z.array(z.string()),
 });

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { Registry } from 'prom-client';
 import { ADMIN_PATHS, type OwnersView } from '../admin/index.ts';
 import { KvError } from '../errors/index.ts';
-import type { AdminRoute, StaticPage } from '../observability/index.ts';
+import { type AdminRoute, queryBytes, type StaticPage } from '../observability/index.ts';
 import { validateBinaryKey } from '../protocol/index.ts';
 import { nodeFacts } from './facts.ts';
 import { TrafficHistory } from './history.ts';
@@ -59,16 +59,22 @@ export function createConsole(o: ConsoleOptions): NodeConsole {
         traffic: await history.points(),
       },
     }),
-    [`GET ${ADMIN_PATHS.owners}`]: ({ query }) => {
-      const key = query.get('key');
+    // The key is the exact bytes of ?key= (percent-escapes are bytes, not UTF-8: `%ff` is the
+    // byte 0xff), so keys written over RESP that are not UTF-8 can be looked up too.
+    [`GET ${ADMIN_PATHS.owners}`]: ({ rawQuery }) => {
+      const key = queryBytes(rawQuery, 'key');
       if (key === null) return { status: 400, body: { error: 'console: ?key= is required' } };
       try {
-        const raw = validateBinaryKey(Buffer.from(key, 'utf8'), {
+        const raw = validateBinaryKey(key, {
           maxKeyBytes: o.maxKeyBytes,
           maxValueBytes: 0,
           maxScanKeys: 0,
         });
-        const body: OwnersView = { key, ...o.cluster.owners(raw) };
+        const body: OwnersView = {
+          key: raw.toString('utf8'),
+          keyHex: raw.toString('hex'),
+          ...o.cluster.owners(raw),
+        };
         return { status: 200, body };
       } catch (err) {
         if (!(err instanceof KvError)) throw err;

@@ -45,10 +45,47 @@ export interface HttpOptions {
   };
 }
 
-/** An admin endpoint: returns the HTTP status and a JSON body. `query` is the URL's query. */
+/**
+ * An admin endpoint: returns the HTTP status and a JSON body. `query` is the URL's query (its
+ * values decoded as UTF-8), `rawQuery` the query as sent (for queryBytes).
+ */
 export type AdminRoute = (request: {
   readonly query: URLSearchParams;
+  readonly rawQuery: string;
 }) => { status: number; body: unknown } | Promise<{ status: number; body: unknown }>;
+
+/**
+ * The exact bytes of the first `name=` value of a raw query string: percent-escapes decoded to
+ * bytes, `+` to a space, as URLSearchParams decodes them, except that the bytes are never read as
+ * UTF-8 (where `%ff` would become U+FFFD). Null when the query has no such parameter.
+ */
+export function queryBytes(rawQuery: string, name: string): Buffer | null {
+  for (const pair of rawQuery.split('&')) {
+    const eq = pair.indexOf('=');
+    const key = eq < 0 ? pair : pair.slice(0, eq);
+    if (decodeQueryPart(key).toString('utf8') !== name) continue;
+    return decodeQueryPart(eq < 0 ? '' : pair.slice(eq + 1));
+  }
+  return null;
+}
+
+/** Percent-decodes one query part to bytes (`+` is a space; a `%` not followed by two hex digits is kept). */
+function decodeQueryPart(part: string): Buffer {
+  const out: number[] = [];
+  const bytes = Buffer.from(part.replaceAll('+', ' '), 'utf8');
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    if (b === 0x25 && i + 2 < bytes.length && isHex(bytes[i + 1]!) && isHex(bytes[i + 2]!)) {
+      out.push(Number.parseInt(String.fromCharCode(bytes[i + 1]!, bytes[i + 2]!), 16));
+      i += 2;
+    } else out.push(b);
+  }
+  return Buffer.from(out);
+}
+
+function isHex(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+}
 
 /** A static page: its content type and bytes. */
 export interface StaticPage {
@@ -103,7 +140,8 @@ export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
-    const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+    const rawQuery = q < 0 ? '' : url.slice(q + 1);
+    const query = new URLSearchParams(rawQuery);
     const name = `${req.method} ${path}`;
     const route = opts.routes && Object.hasOwn(opts.routes, name) ? opts.routes[name] : undefined;
     const stream = opts.streams && Object.hasOwn(opts.streams, name) ? opts.streams[name] : null;
@@ -138,7 +176,7 @@ export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
       return;
     }
     if (route) {
-      Promise.resolve({ query })
+      Promise.resolve({ query, rawQuery })
         .then(route)
         .then(
           ({ status, body }) =>

@@ -13,6 +13,7 @@ export {
   type AdminRoute,
   type HttpEndpoint,
   type HttpOptions,
+  queryBytes,
   type StaticPage,
   type StreamRoute,
   startHttp,

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Ring } from '../../src/ring/index.ts';
 import {
   type ClusterNode,
   connect,
@@ -116,6 +117,31 @@ describe('web console (headless chromium)', () => {
     expect(await page.evaluate(() => (globalThis as { __pwned?: number }).__pwned)).toBeUndefined();
     expect(await page.$$eval('script', (s) => s.length)).toBe(1);
     expect(await page.$$eval('img', (s) => s.length)).toBe(0);
+
+    // A key that is not UTF-8 (written over RESP): ?key= is its exact bytes, and the page takes
+    // it in hex. Before, %ff%fe was read as UTF-8, U+FFFD twice: another key, other replicas.
+    const ring = new Ring(['kvstore-0', 'kvstore-1', 'kvstore-2']);
+    const binary = Buffer.from([0xff, 0xfe, 0x00, 0x6b]);
+    const lossy = Buffer.from(binary.toString('utf8'));
+    expect(ring.owners(binary, 2)).not.toEqual(ring.owners(lossy, 2)); // so the test tells them apart
+    const byBytes = await (await fetch(`${base(n0)}/admin/owners?key=%ff%FE%00k`)).json();
+    expect(byBytes).toEqual({
+      key: lossy.toString(),
+      keyHex: 'fffe006b',
+      settled: ring.owners(binary, 2),
+      target: ring.owners(binary, 2),
+    });
+    await page.fill('#owners-key', 'ff fe 00 6b');
+    await page.check('#owners-hex');
+    await page.click('#owners-form button');
+    await expect.poll(() => page.$eval('.owners-key', (e) => e.textContent)).toBe('hex fffe006b');
+    expect(await page.$eval('.owners', (e) => e.textContent)).toContain(
+      `settled: ${ring.owners(binary, 2).join(', ')};`,
+    );
+    await page.fill('#owners-key', 'fz');
+    await page.click('#owners-form button');
+    await page.waitForSelector('#owners .error');
+    await page.uncheck('#owners-hex');
 
     const shot = await page.screenshot({ fullPage: true, path: join(tempDir(), 'console.png') });
     expect(shot.subarray(1, 4).toString()).toBe('PNG');

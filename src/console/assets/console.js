@@ -402,13 +402,21 @@ $('login').addEventListener('submit', (e) => {
 $('owners-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   const key = $('owners-key').value;
+  const hex = $('owners-hex').checked;
   const box = $('owners');
+  // In hex, the key's bytes, each sent as its percent-escape: the node takes ?key= as bytes.
+  const digits = key.replace(/\s+/g, '');
+  if (hex && !/^(?:[0-9a-fA-F]{2})+$/.test(digits)) {
+    replace(box, el('p', { class: 'error' }, 'A key in hex is an even number of digits 0-9, a-f.'));
+    return;
+  }
+  const query = hex ? digits.replace(/../g, (b) => `%${b}`) : encodeURIComponent(key);
   try {
-    const o = await get('/admin/owners', `?key=${encodeURIComponent(key)}`);
+    const o = await get('/admin/owners', `?key=${query}`);
     ownersShown = o;
     const p = el('p', { class: 'owners' });
     p.append(
-      el('code', { class: 'owners-key' }, o.key),
+      el('code', { class: 'owners-key' }, hex ? `hex ${o.keyHex}` : o.key),
       document.createTextNode(
         ` → settled: ${o.settled.join(', ')}; target: ${o.target.join(', ')}`,
       ),
