@@ -42,6 +42,7 @@ export function planCluster(
     templateChanged,
     replicas: scale.replicas,
     pods: observed.pods,
+    nodes: observed.nodes,
     health,
   });
   return {

@@ -506,6 +506,51 @@ spec:
     expect(await secretValue()).toBe(secretBefore);
   });
 
+  it('a reverted upgrade reaches the pod the bad template broke: the gate does not wait for it', async () => {
+    await kvReady(3);
+    const good = (await kvc('kv'))?.spec.image as string;
+    const partition = async () =>
+      (await sts('kv'))?.spec.updateStrategy.rollingUpdate.partition as number;
+    const image = async (pod: string) =>
+      (await getJson(k(), ['pod', pod, '-n', NS]))?.spec.containers[0].image as string;
+    const setImage = (to: string) =>
+      k().kubectl([
+        'patch',
+        'kvcluster',
+        'kv',
+        '-n',
+        NS,
+        '--type=merge',
+        '-p',
+        JSON.stringify({ spec: { image: to } }),
+      ]);
+    // A node on kvstore:bad never answers (an image or setting it cannot run with).
+    const core = adminApi(k(), CoreV1Api);
+    standIn.viewHook = async (ns, pod) => {
+      const p = await core.readNamespacedPod({ name: pod, namespace: ns }).catch(() => null);
+      if (p?.spec?.containers[0]?.image === 'kvstore:bad') throw new Error(`${pod} is broken`);
+      return {};
+    };
+    await setImage('kvstore:bad');
+    await waitUntil('kv-2 on the bad image', async () => (await image('kv-2')) === 'kvstore:bad');
+    await waitUntil('the rollout holds at kv-2', async () => {
+      const p = (await kvc('kv'))?.status?.conditions?.find((c) => c.type === 'Progressing');
+      return p?.message.includes('cluster not healthy: kv-2 unreachable');
+    });
+    expect(await partition()).toBe(2);
+    expect(await image('kv-1')).toBe(good);
+    // Back to the good image: the partition goes back above kv-2, and kv-2, still broken on the
+    // abandoned template, is the next pod to update; only it is unhealthy, so it is replaced.
+    await setImage(good);
+    await waitUntil(
+      'kv-2 back on the good image',
+      async () => (await image('kv-2')) === good,
+      60_000,
+    );
+    await phase('kv', 'Available', 60_000);
+    expect(await partition()).toBe(0);
+  });
+
   it('is garbage-collected with its KVCluster (claims kept: retainOnDelete)', async () => {
     await k().kubectl(['apply', '-f', '-'], { input: SERVICE_MONITOR_CRD });
     await kvReady();

@@ -210,13 +210,21 @@ describe('clusterHealth', () => {
 });
 
 describe('planRollout', () => {
-  const healthy = clusterHealth([], new Map());
+  const nodes = new Map<string, NodeView>();
+  const healthy = clusterHealth([], nodes);
   const unhealthy = { healthy: false, rebalancing: true, problems: [] };
   const pods = (revs: string[]) => revs.map((revision, i) => pod(i, { revision }));
 
   it('starts with partition 0 and holds every pod when the template changes', () => {
     expect(
-      planRollout({ sts: null, templateChanged: false, replicas: 3, pods: [], health: healthy }),
+      planRollout({
+        sts: null,
+        templateChanged: false,
+        replicas: 3,
+        pods: [],
+        nodes,
+        health: healthy,
+      }),
     ).toEqual({
       partition: 0,
       rolling: false,
@@ -226,6 +234,7 @@ describe('planRollout', () => {
       templateChanged: true,
       replicas: 3,
       pods: pods(['a', 'a', 'a']),
+      nodes,
       health: healthy,
     });
     expect(start).toMatchObject({ partition: 3, rolling: true });
@@ -235,12 +244,25 @@ describe('planRollout', () => {
     const s = sts(3, 3);
     const old = pods(['a', 'a', 'a']);
     expect(
-      planRollout({ sts: s, templateChanged: false, replicas: 3, pods: old, health: healthy })
-        .partition,
+      planRollout({
+        sts: s,
+        templateChanged: false,
+        replicas: 3,
+        pods: old,
+        nodes,
+        health: healthy,
+      }).partition,
     ).toBe(2);
     const s2 = sts(3, 2);
     expect(
-      planRollout({ sts: s2, templateChanged: false, replicas: 3, pods: old, health: healthy }),
+      planRollout({
+        sts: s2,
+        templateChanged: false,
+        replicas: 3,
+        pods: old,
+        nodes,
+        health: healthy,
+      }),
     ).toMatchObject({
       partition: 2,
       waiting: 'kv-2 is not updated and ready yet',
@@ -251,6 +273,7 @@ describe('planRollout', () => {
       templateChanged: false,
       replicas: 3,
       pods: updated,
+      nodes,
       health: unhealthy,
     });
     expect(notHealthy).toMatchObject({
@@ -258,9 +281,40 @@ describe('planRollout', () => {
       waiting: 'cluster not healthy: data is moving between nodes',
     });
     expect(
-      planRollout({ sts: s2, templateChanged: false, replicas: 3, pods: updated, health: healthy })
-        .partition,
+      planRollout({
+        sts: s2,
+        templateChanged: false,
+        replicas: 3,
+        pods: updated,
+        nodes,
+        health: healthy,
+      }).partition,
     ).toBe(1);
+  });
+
+  it('replaces the next pod when it is the only problem (a reverted rollout reaches its broken pod)', () => {
+    // kv-2 got a template that broke it (rev-x); the spec went back to rev-b: partition 3.
+    const revert = pods(['rev-b', 'rev-b', 'rev-x']);
+    const broken = revert.map((p) => (p.ordinal === 2 ? { ...p, ready: false } : p));
+    const views = healthyNodes(3, { down: ['kv-2'] });
+    views.set('kv-2', { reachable: false, error: 'connection refused' });
+    const health = clusterHealth(broken, views);
+    const input = { templateChanged: false, replicas: 3, pods: broken, nodes: views, health };
+    expect(planRollout({ ...input, sts: sts(3, 3) })).toMatchObject({ partition: 2 });
+    // Another pod's problem still holds the step: replacing kv-2 would take a second one down.
+    const others = broken.map((p) => (p.ordinal === 0 ? { ...p, ready: false } : p));
+    const held = planRollout({
+      ...input,
+      sts: sts(3, 3),
+      pods: others,
+      health: clusterHealth(others, views),
+    });
+    expect(held).toMatchObject({ partition: 3, waiting: 'cluster not healthy: kv-0 not ready' });
+    // An updated next pod is not replaced by a step: the gate holds.
+    const updatedBroken = broken.map((p) => ({ ...p, revision: 'rev-b' }));
+    expect(
+      planRollout({ ...input, sts: sts(3, 3), pods: updatedBroken, health: health }),
+    ).toMatchObject({ partition: 3 });
   });
 
   it('holds while the StatefulSet status is stale and reports rolling until every pod is updated', () => {
@@ -271,6 +325,7 @@ describe('planRollout', () => {
         templateChanged: false,
         replicas: 3,
         pods: pods(['a', 'a', 'rev-b']),
+        nodes,
         health: healthy,
       }),
     ).toMatchObject({
@@ -282,6 +337,7 @@ describe('planRollout', () => {
       templateChanged: false,
       replicas: 3,
       pods: pods(['a', 'rev-b', 'rev-b']),
+      nodes,
       health: healthy,
     });
     expect(last).toEqual({ partition: 0, rolling: true });
@@ -290,6 +346,7 @@ describe('planRollout', () => {
       templateChanged: false,
       replicas: 3,
       pods: pods(['rev-b', 'rev-b', 'rev-b']),
+      nodes,
       health: healthy,
     });
     expect(done).toEqual({ partition: 0, rolling: false });
