@@ -107,22 +107,24 @@ async function reconcileCluster(
   spec: Cluster,
   previous: KVClusterStatus | undefined,
 ): Promise<HandlerResult> {
-  let done: { plan: ClusterPlan; observed: Observed };
+  let status: KVClusterStatus;
   let c = spec;
+  // Every owned object, the backup CronJob and restore Job too: one the apiserver rejects (a
+  // schedule it cannot parse) is shown in status, not only logged while the status stays stale.
   try {
     const secret = await ensureClusterSecret(ctx, spec, await readStatefulSet(ctx, spec));
     c = secret.cluster;
     if (secret.legacy) await warnOnce(ctx, c, 'NoClusterSecret');
-    done = await ensureOwned(ctx, c);
+    const done = await ensureOwned(ctx, c);
+    const built = statusOf(ctx, c, previous, done.observed, done.plan);
+    const available = built.phase === 'Available' && built.readyReplicas === c.spec.replicas;
+    const backup = await ensureBackup(ctx, c);
+    const restore = await ensureRestore(ctx, c, available, previous);
+    status = { ...built, ...(backup ? { backup } : {}), ...(restore ? { restore } : {}) };
   } catch (err) {
     if (isSpecError(err)) await reportApplyError(ctx, c, previous, errorMessage(err));
     throw err;
   }
-  const built = statusOf(ctx, c, previous, done.observed, done.plan);
-  const available = built.phase === 'Available' && built.readyReplicas === c.spec.replicas;
-  const backup = await ensureBackup(ctx, c);
-  const restore = await ensureRestore(ctx, c, available, previous);
-  const status = { ...built, ...(backup ? { backup } : {}), ...(restore ? { restore } : {}) };
   await ensureStatus(ctx, c, previous, status);
   return { requeueAfterMs: requeueDelay(ctx, status) };
 }

@@ -150,6 +150,15 @@ describe('CRD', { timeout: 60_000 }, () => {
     expect(degraded?.reason).toBe('ApplyFailed');
     expect(degraded?.message).toMatch(/StatefulSet.*tolerations\[0\]\.operator/);
     await k().kubectl(['delete', 'kvcluster', 'bad-pod', '-n', NS]);
+    // The CronJob of spec.backup too (its pattern admits five fields the CronJob cannot parse):
+    // before, the cluster got no status at all.
+    const badCron = `  replicas: 1\n  backup: {schedule: 'x x x x x', claimName: backups}\n`;
+    expect((await apply(kvcYaml('bad-cron', badCron))).code).toBe(0);
+    const cron = await phase('bad-cron', 'Degraded');
+    const why = cron.status?.conditions?.find((c) => c.type === 'Degraded');
+    expect(why?.reason).toBe('ApplyFailed');
+    expect(why?.message).toMatch(/CronJob.*bad-cron-backup.*spec\.schedule/);
+    await k().kubectl(['delete', 'kvcluster', 'bad-cron', '-n', NS]);
   });
 });
 
