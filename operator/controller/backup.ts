@@ -3,7 +3,7 @@
 
 import type { V1CronJob, V1EnvVar, V1Job, V1Pod, V1PodTemplateSpec } from '@kubernetes/client-node';
 import type { KVClusterStatus } from '../api/v1alpha1/index.ts';
-import { type ControllerContext, deleteIfOwned } from './context.ts';
+import { applyOwned, type ControllerContext, deleteIfOwned } from './context.ts';
 import { type Cluster, namesOf, ownedMeta } from './names.ts';
 import { CONTAINER_SECURITY, POD_SECURITY } from './statefulset.ts';
 
@@ -180,7 +180,7 @@ export async function ensureBackup(
     await deleteIfOwned(ctx, c.uid, { ...ref, name: backupCronJobName(c.name) });
     return undefined;
   }
-  const applied = await ctx.kube.apply(cron);
+  const applied = await applyOwned(ctx, c.uid, cron);
   const run = runStatus(await podsLabelled(ctx, c, BACKUP_LABEL));
   const last = applied.status?.lastScheduleTime;
   const lastOk = applied.status?.lastSuccessfulTime;
@@ -208,7 +208,7 @@ export async function ensureRestore(
   if (run === undefined && !available) return { phase: 'Pending', pod: '' };
   const ref = { apiVersion: 'batch/v1', kind: 'Job', namespace: c.namespace };
   if ((await ctx.kube.read({ ...ref, name: restoreJobName(c.name) })) === null) {
-    await ctx.kube.apply(job);
+    await applyOwned(ctx, c.uid, job);
     await ctx.events.record(
       c,
       'Normal',

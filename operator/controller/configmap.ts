@@ -2,7 +2,7 @@
 
 import type { V1ConfigMap } from '@kubernetes/client-node';
 import { type Config, envName } from '../../src/config/index.ts';
-import type { ControllerContext } from './context.ts';
+import { applyOwned, type ControllerContext } from './context.ts';
 import { type Cluster, hashOf, namesOf, ownedMeta } from './names.ts';
 
 /** Where each node's PersistentVolumeClaim is mounted. */
@@ -52,6 +52,6 @@ export function configHash(cm: V1ConfigMap): string {
 /** Applies the ConfigMap; returns its hash for the pod template. */
 export async function ensureConfigMap(ctx: ControllerContext, c: Cluster): Promise<string> {
   const cm = buildConfigMap(c, ctx.settings.clusterDomain);
-  await ctx.kube.apply(cm);
+  await applyOwned(ctx, c.uid, cm);
   return configHash(cm);
 }

@@ -37,3 +37,33 @@ export async function deleteIfOwned(
   if (!owned) return false;
   return ctx.kube.delete(ref);
 }
+
+/** An object the operator would apply is controlled by another owner: it is not taken over. */
+export class ControlledElsewhereError extends Error {}
+
+/**
+ * Server-side applies an object a KVCluster owns, unless an object of that name exists and is
+ * controlled by another owner (another KVCluster, or anything else): the apply, forced, would
+ * take it over, ownerReference and all. Two KVClusters named `x` and `x-headless` in one
+ * namespace both wanted the Service `x-headless` (the headless one of `x`, the client one of
+ * `x-headless`) and each reconcile took it from the other, selector included, so `x`'s nodes
+ * found `x-headless`'s pods as peers. An existing object no one controls is adopted.
+ */
+export async function applyOwned<T extends KubernetesObject>(
+  ctx: ControllerContext,
+  ownerUid: string,
+  obj: T,
+): Promise<T> {
+  const { apiVersion = '', kind = '' } = obj;
+  const { name = '', namespace = '' } = obj.metadata ?? {};
+  const existing = await ctx.kube.read<KubernetesObject>({ apiVersion, kind, namespace, name });
+  const controller = existing?.metadata?.ownerReferences?.find((o) => o.controller);
+  if (controller && controller.uid !== ownerUid) {
+    throw new ControlledElsewhereError(
+      `${kind} ${namespace}/${name} is controlled by ${controller.kind} ${controller.name} ` +
+        `(uid ${controller.uid}), not by this KVCluster: not taken over; rename this KVCluster ` +
+        'or remove that object',
+    );
+  }
+  return ctx.kube.apply(obj);
+}

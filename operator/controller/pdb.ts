@@ -1,7 +1,7 @@
 // The PodDisruptionBudget of the nodes (deleted again when disabled).
 
 import type { V1PodDisruptionBudget } from '@kubernetes/client-node';
-import { type ControllerContext, deleteIfOwned } from './context.ts';
+import { applyOwned, type ControllerContext, deleteIfOwned } from './context.ts';
 import { type Cluster, namesOf, ownedMeta, selectorLabels } from './names.ts';
 
 export function buildPdb(c: Cluster): V1PodDisruptionBudget {
@@ -18,7 +18,7 @@ export function buildPdb(c: Cluster): V1PodDisruptionBudget {
 
 export async function ensurePdb(ctx: ControllerContext, c: Cluster): Promise<void> {
   if (c.spec.podDisruptionBudget.enabled) {
-    await ctx.kube.apply(buildPdb(c));
+    await applyOwned(ctx, c.uid, buildPdb(c));
     return;
   }
   const ref = { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', namespace: c.namespace };

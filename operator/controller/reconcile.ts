@@ -5,7 +5,7 @@ import { errorMessage, type HandlerResult, statusCode } from '../runtime/index.t
 import { ensureBackup, ensureRestore } from './backup.ts';
 import { ensureClusterSecret } from './cluster-secret.ts';
 import { ensureConfigMap } from './configmap.ts';
-import type { ControllerContext } from './context.ts';
+import { ControlledElsewhereError, type ControllerContext } from './context.ts';
 import type { Cluster, KVClusterObject } from './names.ts';
 import { selectorString } from './names.ts';
 import { type Observed, observe } from './observe.ts';
@@ -96,8 +96,12 @@ async function warnOnce(ctx: ControllerContext, c: Cluster, reason: string): Pro
   await ctx.events.record(c, 'Warning', reason, message);
 }
 
-/** A rejected apply (bad affinity, quota...) is the spec's problem: shown in status, retried. */
+/**
+ * A rejected apply (bad affinity, quota...), or an object of the same name another owner
+ * controls, is the spec's problem: shown in status, retried.
+ */
 function isSpecError(err: unknown): boolean {
+  if (err instanceof ControlledElsewhereError) return true;
   const code = statusCode(err);
   return code !== undefined && code >= 400 && code < 500 && code !== 409 && code !== 429;
 }

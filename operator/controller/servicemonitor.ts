@@ -1,7 +1,7 @@
 // The prometheus-operator ServiceMonitor, only when its CRD is installed and the spec asks for it.
 
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { type ControllerContext, deleteIfOwned } from './context.ts';
+import { applyOwned, type ControllerContext, deleteIfOwned } from './context.ts';
 import { type Cluster, labelsOf, namesOf, ownedMeta, selectorLabels } from './names.ts';
 
 export const SERVICE_MONITOR_API = 'monitoring.coreos.com/v1';
@@ -37,7 +37,7 @@ export async function ensureServiceMonitor(ctx: ControllerContext, c: Cluster): 
   const served = await ctx.kube.serves(SERVICE_MONITOR_API, SERVICE_MONITOR_KIND);
   if (!served) return wanted;
   if (wanted) {
-    await ctx.kube.apply(buildServiceMonitor(c));
+    await applyOwned(ctx, c.uid, buildServiceMonitor(c));
   } else {
     const name = namesOf(c.name).serviceMonitor;
     const ref = { apiVersion: SERVICE_MONITOR_API, kind: SERVICE_MONITOR_KIND };

@@ -1,7 +1,7 @@
 // The headless Service (peer discovery, stable pod DNS) and the client Service of a KVCluster.
 
 import type { V1Service, V1ServicePort } from '@kubernetes/client-node';
-import type { ControllerContext } from './context.ts';
+import { applyOwned, type ControllerContext } from './context.ts';
 import { type Cluster, namesOf, ownedMeta, selectorLabels } from './names.ts';
 
 function ports(c: Cluster, which: readonly ('client' | 'http' | 'peer')[]): V1ServicePort[] {
@@ -47,6 +47,6 @@ export function buildClientService(c: Cluster): V1Service {
 
 /** Applies both Services. */
 export async function ensureServices(ctx: ControllerContext, c: Cluster): Promise<void> {
-  await ctx.kube.apply(buildHeadlessService(c));
-  await ctx.kube.apply(buildClientService(c));
+  await applyOwned(ctx, c.uid, buildHeadlessService(c));
+  await applyOwned(ctx, c.uid, buildClientService(c));
 }

@@ -16,7 +16,7 @@ import type {
 } from '@kubernetes/client-node';
 import { envName } from '../../src/config/index.ts';
 import { DATA_DIR } from './configmap.ts';
-import type { ControllerContext } from './context.ts';
+import { applyOwned, type ControllerContext } from './context.ts';
 import {
   type Cluster,
   CONFIG_HASH_ANNOTATION,
@@ -212,7 +212,7 @@ export async function ensureStatefulSet(
   c: Cluster,
   plan: StatefulSetPlan,
 ): Promise<void> {
-  await ctx.kube.apply(buildStatefulSet(c, plan));
+  await applyOwned(ctx, c.uid, buildStatefulSet(c, plan));
 }
 
 /** The current StatefulSet (read fresh: the rollout and scale steps must not act on a stale copy). */

@@ -160,6 +160,26 @@ describe('CRD', { timeout: 60_000 }, () => {
     expect(why?.message).toMatch(/CronJob.*bad-cron-backup.*spec\.schedule/);
     await k().kubectl(['delete', 'kvcluster', 'bad-cron', '-n', NS]);
   });
+
+  it('takes over no object another owner controls: KVClusters twin and twin-headless both want Service twin-headless', async () => {
+    const one = `  replicas: 1\n  storage: {storageClassName: ${STORAGE_CLASS}}\n`;
+    expect((await apply(kvcYaml('twin', one))).code).toBe(0);
+    const twin = await phase('twin', 'Available');
+    expect((await apply(kvcYaml('twin-headless', one))).code).toBe(0);
+    const other = await phase('twin-headless', 'Degraded');
+    const why = other.status?.conditions?.find((c) => c.type === 'Degraded');
+    expect(why?.reason).toBe('ApplyFailed');
+    expect(why?.message).toMatch(
+      /Service kv-test\/twin-headless is controlled by KVCluster twin .*not taken over/,
+    );
+    // Some reconciles of both later, twin's headless Service is still twin's: its pods, its owner.
+    await new Promise((r) => setTimeout(r, 4000));
+    const svc = await getJson(k(), ['service', 'twin-headless', '-n', NS]);
+    expect(svc?.metadata.ownerReferences.map((o: Json) => o.uid)).toEqual([twin.metadata?.uid]);
+    expect(svc?.spec.selector['app.kubernetes.io/instance']).toBe('twin');
+    expect((await kvc('twin'))?.status?.phase).toBe('Available');
+    await k().kubectl(['delete', 'kvcluster', 'twin', 'twin-headless', '-n', NS]);
+  });
 });
 
 describe('a KVCluster', { timeout: 180_000 }, () => {
