@@ -133,6 +133,9 @@ describe('CRD', { timeout: 60_000 }, () => {
         /ports\.client, ports\.http and ports\.peer must differ/,
       ],
       ['bad-size', '  storage: {size: lots}\n', /spec\.storage\.size/],
+      // Quantities the StatefulSet refuses; storage.size is immutable, so they must fail here.
+      ['zero-size', "  storage: {size: '0'}\n", /spec\.storage\.size/],
+      ['negative-size', "  storage: {size: '-1Gi'}\n", /spec\.storage\.size/],
       ['9lives', '  replicas: 1\n', /metadata\.name must be a DNS-1035 label/],
     ];
     for (const [name, spec, message] of cases) {

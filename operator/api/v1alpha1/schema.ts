@@ -15,6 +15,14 @@ export const SHORT_NAMES = ['kvc'];
 export const QUANTITY_PATTERN =
   /^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$/;
 
+/**
+ * A storage size: a quantity above zero, in bytes or with a binary, decimal or exponent suffix.
+ * QUANTITY_PATTERN also admits `0` and `-1Gi`, which the StatefulSet refuses ("must be greater
+ * than zero"); storage.size is immutable, so such a KVCluster could only be deleted.
+ */
+export const POSITIVE_SIZE_PATTERN =
+  /^\+?(([0-9]*[1-9][0-9]*(\.[0-9]*)?)|([0-9]*\.[0-9]*[1-9][0-9]*))(([KMGTPE]i)|[kMGTPE]|([eE]\+?[0-9]+))?$/;
+
 /** A quantity as Kubernetes accepts it: an integer or a string like `500m` or `1Gi`. */
 const quantity = z
   .union([z.int(), z.string().regex(QUANTITY_PATTERN)])
@@ -104,9 +112,9 @@ const storageSchema = withRules(
     .object({
       size: z
         .string()
-        .regex(QUANTITY_PATTERN)
+        .regex(POSITIVE_SIZE_PATTERN)
         .default('1Gi')
-        .describe('Size of each node PersistentVolumeClaim. Immutable.'),
+        .describe('Size of each node PersistentVolumeClaim, above zero (e.g. 10Gi). Immutable.'),
       storageClassName: z
         .string()
         .min(1)
