@@ -47,6 +47,12 @@ export function statusTable(view: ClusterInfo): string {
   ];
   const differ = memberListsDiffer(view);
   if (differ !== null) lines.push(differ);
+  const listed = [...(view.decommissionedListed ?? [])].sort();
+  if (listed.length > 0) {
+    lines.push(
+      `decommissioned members still listed: ${listed.join(', ')} handed their data off: take them out of every member's --peers (a rolling restart), or delete their pods; until then the cluster is never at rest, see docs/cluster.md`,
+    );
+  }
   return lines.join('\n').concat('\n');
 }
 

@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   type ClusterNode,
@@ -12,9 +15,11 @@ import {
   waitSettled,
 } from '../helpers/cluster.ts';
 import type { LineClient } from '../helpers/line-client.ts';
-import { cleanup } from '../helpers/node-process.ts';
+import { cleanup, ROOT } from '../helpers/node-process.ts';
 
 afterEach(cleanup);
+
+const run = promisify(execFile);
 
 async function send(c: LineClient, lines: string[]): Promise<string[]> {
   c.send(`${lines.join('\n')}\n`);
@@ -398,6 +403,17 @@ describe('a decommissioned member still listed in --peers', () => {
       expect(said(n)).toHaveLength(1);
       expect(said(n)[0]!.msg).toContain('--peers');
     }
+    const { stdout } = await run(process.execPath, [
+      join(ROOT, 'src/cli/main.ts'),
+      '--host',
+      n1.host,
+      '--http-port',
+      String(n1.proc.httpPort),
+      'status',
+    ]);
+    expect(stdout.trim().split('\n').at(-1)).toMatch(
+      /^decommissioned members still listed: kvstore-2 handed their data off: take them out/,
+    );
     // Not before the bound: 2 x (300 + 5 x 200 + 2000) ms, as for lists that differ.
     expect(Date.parse(String(said(n0)[0]!.time)) - handedOff).toBeGreaterThanOrEqual(6600 - 1500);
     // Taken out of n0's --peers: n0 reports nothing; n1, still listing it, goes on.
