@@ -77,6 +77,15 @@ const options = {
     .describe('RANGE/PREFIX cap without LIMIT, and largest LIMIT'),
   /** Most client connections at once; further ones get ERR MAX_CLIENTS and are closed. */
   maxConnections: positive.default(10_000).describe('most client connections at once'),
+  /**
+   * Most connections to the HTTP port at once (metrics, probes, admin calls, the console,
+   * backups); further ones are closed as they are accepted. Unbounded, a stranger who reaches the
+   * port (Prometheus's, so reachable across a cluster) could take every file descriptor.
+   */
+  maxHttpConnections: positive
+    .max(10_000)
+    .default(256)
+    .describe('most HTTP connections (metrics, admin, console) at once'),
   /** Close a client connection idle this long (no command running, no bytes moving); 0: never. */
   clientIdleTimeoutMs: z.coerce
     .number()

@@ -93,6 +93,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
     http = await startHttp({
       host: config.httpHost,
       port: config.httpPort,
+      maxConnections: config.maxHttpConnections,
       registry,
       ready: () => ready,
       degraded: () => {

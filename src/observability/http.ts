@@ -3,18 +3,27 @@
 
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
+import { Counter, type Registry } from 'prom-client';
 import { listen } from '../net/index.ts';
 import type { Logger } from './logger.ts';
+import { LogThrottle } from './throttle.ts';
 
 // Not `import { createServer } from 'node:http'`: an ES module import of node:http reads every
 // export, and its lazy WebSocket/CloseEvent/MessageEvent getters load Node's bundled undici
 // (about 3 MiB of RSS in every node, measured; the node never uses it).
 const { createServer } = process.getBuiltinModule('node:http');
 
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 60_000;
+/** How often those two are checked (Node's default: 30 s). */
+const CHECK_INTERVAL_MS = 2000;
+const DEFAULT_MAX_CONNECTIONS = 256;
+
 export interface HttpOptions {
   readonly host: string;
   readonly port: number;
+  /** Most connections at once; further ones are closed as they are accepted. Default 256. */
+  readonly maxConnections?: number;
   readonly registry: Registry;
   /** True while the node accepts and serves commands; /readyz answers 503 otherwise. */
   readonly ready: () => boolean;
@@ -136,93 +145,123 @@ export interface HttpEndpoint {
 
 /** Starts the HTTP server. Resolves once it listens; rejects if it cannot bind. */
 export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
-  const server: Server = createServer((req, res) => {
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const path = q < 0 ? url : url.slice(0, q);
-    const rawQuery = q < 0 ? '' : url.slice(q + 1);
-    const query = new URLSearchParams(rawQuery);
-    const name = `${req.method} ${path}`;
-    const route = opts.routes && Object.hasOwn(opts.routes, name) ? opts.routes[name] : undefined;
-    const stream = opts.streams && Object.hasOwn(opts.streams, name) ? opts.streams[name] : null;
-    if ((route || stream) && crossSite(req)) {
-      res
-        .writeHead(403, { 'content-type': 'application/json' })
-        .end(`${JSON.stringify({ error: 'admin: cross-site request refused' })}\n`);
-      return;
-    }
-    if (
-      (route || stream) &&
-      opts.authorize &&
-      !opts.authorize.check(req.method!, path, req.headers.authorization)
-    ) {
-      res
-        .writeHead(401, {
-          'content-type': 'application/json',
-          'www-authenticate': opts.authorize.scheme,
-        })
-        .end(`${JSON.stringify({ error: 'admin: authentication required (cluster secret)' })}\n`);
-      return;
-    }
-    if (stream) {
-      stream(req, res, query).catch((err: unknown) => {
-        opts.logger.error({ err, path }, 'admin call failed');
-        if (res.headersSent) return void res.destroy();
-        const message = err instanceof Error ? err.message : String(err);
+  const server: Server = createServer(
+    { connectionsCheckingInterval: CHECK_INTERVAL_MS },
+    (req, res) => {
+      const url = req.url ?? '/';
+      const q = url.indexOf('?');
+      const path = q < 0 ? url : url.slice(0, q);
+      const rawQuery = q < 0 ? '' : url.slice(q + 1);
+      const query = new URLSearchParams(rawQuery);
+      const name = `${req.method} ${path}`;
+      const route = opts.routes && Object.hasOwn(opts.routes, name) ? opts.routes[name] : undefined;
+      const stream = opts.streams && Object.hasOwn(opts.streams, name) ? opts.streams[name] : null;
+      if ((route || stream) && crossSite(req)) {
         res
-          .writeHead(500, { 'content-type': 'application/json' })
-          .end(`${JSON.stringify({ error: message })}\n`);
-      });
-      return;
-    }
-    if (route) {
-      Promise.resolve({ query, rawQuery })
-        .then(route)
-        .then(
-          ({ status, body }) =>
-            res
-              .writeHead(status, { 'content-type': 'application/json' })
-              .end(`${JSON.stringify(body)}\n`),
+          .writeHead(403, { 'content-type': 'application/json' })
+          .end(`${JSON.stringify({ error: 'admin: cross-site request refused' })}\n`);
+        return;
+      }
+      if (
+        (route || stream) &&
+        opts.authorize &&
+        !opts.authorize.check(req.method!, path, req.headers.authorization)
+      ) {
+        res
+          .writeHead(401, {
+            'content-type': 'application/json',
+            'www-authenticate': opts.authorize.scheme,
+          })
+          .end(`${JSON.stringify({ error: 'admin: authentication required (cluster secret)' })}\n`);
+        return;
+      }
+      if (stream) {
+        stream(req, res, query).catch((err: unknown) => {
+          opts.logger.error({ err, path }, 'admin call failed');
+          if (res.headersSent) return void res.destroy();
+          const message = err instanceof Error ? err.message : String(err);
+          res
+            .writeHead(500, { 'content-type': 'application/json' })
+            .end(`${JSON.stringify({ error: message })}\n`);
+        });
+        return;
+      }
+      if (route) {
+        Promise.resolve({ query, rawQuery })
+          .then(route)
+          .then(
+            ({ status, body }) =>
+              res
+                .writeHead(status, { 'content-type': 'application/json' })
+                .end(`${JSON.stringify(body)}\n`),
+            (err: unknown) => {
+              opts.logger.error({ err, path }, 'admin call failed');
+              const message = err instanceof Error ? err.message : String(err);
+              res
+                .writeHead(500, { 'content-type': 'application/json' })
+                .end(`${JSON.stringify({ error: message })}\n`);
+            },
+          );
+        return;
+      }
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { allow: 'GET, HEAD' }).end();
+        return;
+      }
+      const page = opts.pages?.[path];
+      if (page) {
+        res.writeHead(200, { 'content-type': page.type, ...PAGE_HEADERS });
+        res.end(req.method === 'HEAD' ? undefined : page.body);
+        return;
+      }
+      if (path === '/healthz') {
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      } else if (path === '/readyz') {
+        const ok = opts.ready();
+        const degraded = ok ? (opts.degraded?.() ?? null) : null;
+        const body = !ok
+          ? 'not ready\n'
+          : degraded === null
+            ? 'ready\n'
+            : `degraded: ${degraded}\n`;
+        res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(body);
+      } else if (path === '/metrics') {
+        opts.registry.metrics().then(
+          (text) => res.writeHead(200, { 'content-type': opts.registry.contentType }).end(text),
           (err: unknown) => {
-            opts.logger.error({ err, path }, 'admin call failed');
-            const message = err instanceof Error ? err.message : String(err);
-            res
-              .writeHead(500, { 'content-type': 'application/json' })
-              .end(`${JSON.stringify({ error: message })}\n`);
+            opts.logger.error({ err }, 'metrics collection failed');
+            res.writeHead(500).end();
           },
         );
-      return;
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD' }).end();
-      return;
-    }
-    const page = opts.pages?.[path];
-    if (page) {
-      res.writeHead(200, { 'content-type': page.type, ...PAGE_HEADERS });
-      res.end(req.method === 'HEAD' ? undefined : page.body);
-      return;
-    }
-    if (path === '/healthz') {
-      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
-    } else if (path === '/readyz') {
-      const ok = opts.ready();
-      const degraded = ok ? (opts.degraded?.() ?? null) : null;
-      const body = !ok ? 'not ready\n' : degraded === null ? 'ready\n' : `degraded: ${degraded}\n`;
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(body);
-    } else if (path === '/metrics') {
-      opts.registry.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': opts.registry.contentType }).end(text),
-        (err: unknown) => {
-          opts.logger.error({ err }, 'metrics collection failed');
-          res.writeHead(500).end();
-        },
-      );
-    } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-    }
-  });
+      } else {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      }
+    },
+  );
   server.keepAliveTimeout = 5000;
+  // Every call here is short or streams a response: a client gets 10 s for its headers and a
+  // minute for a whole request (a restore batch is 256 KiB), not Node's 60 s and 5 minutes,
+  // and at most maxConnections are open at once. Unbounded, 20,000 connections that never
+  // finished their headers (renewed each minute) took every descriptor of a node whose limit
+  // is 20,000: its client and peer ports stopped accepting.
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  server.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const drops = new Counter({
+    name: 'kvstore_http_connections_dropped_total',
+    help: 'Connections to the HTTP port closed as they were accepted: --max-http-connections were open.',
+    registers: [opts.registry],
+  });
+  const throttle = new LogThrottle();
+  server.on('drop', () => {
+    drops.inc();
+    const since = throttle.take();
+    if (since < 0) return;
+    opts.logger.warn(
+      { max: server.maxConnections, since },
+      'HTTP connection limit reached (--max-http-connections): connection closed',
+    );
+  });
   await listen(server, opts.port, opts.host);
   return {
     port: (server.address() as AddressInfo).port,

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
@@ -299,4 +300,56 @@ describe('admin endpoints', () => {
       stderr: expect.stringContaining('decommission refused'),
     });
   });
+});
+
+describe('the HTTP port', () => {
+  it('holds at most --max-http-connections, and closes the ones that never finish their headers', async () => {
+    const node = await startNodeProcess({ args: ['--max-http-connections', '20'] });
+    const base = `http://127.0.0.1:${node.httpPort}`;
+    // Connections that send the start of a request and never finish it (a slow-loris client).
+    const open = async (n: number) => {
+      const closed: Promise<number>[] = [];
+      const sockets = await Promise.all(
+        Array.from(
+          { length: n },
+          () =>
+            new Promise<Socket>((resolve, reject) => {
+              const s = netConnect(node.httpPort, '127.0.0.1', () => {
+                s.write('GET /metrics HTTP/1.1\r\nHost: x\r\n');
+                s.resume(); // read what the node sends (a 408), so its close is seen
+                resolve(s);
+              });
+              closed.push(new Promise((r) => s.on('close', () => r(Date.now()))));
+              s.on('error', reject);
+            }),
+        ),
+      );
+      return { sockets, closed };
+    };
+    const held = await open(30);
+    try {
+      // The ten over the limit are closed as they are accepted; the others stay.
+      const times: number[] = [];
+      for (const c of held.closed) void c.then((t) => times.push(t));
+      const opened = Date.now();
+      await until(() => times.length >= 10, 5000, 'the connections over the limit closed');
+      await new Promise((r) => setTimeout(r, 500));
+      expect(times).toHaveLength(10);
+      // Before: each of the others was held for a minute, and 20,000 of them took every
+      // descriptor of a node whose limit is 20,000 (its client and peer ports stopped accepting).
+      await Promise.all(held.closed);
+      expect(Math.max(...times) - opened).toBeLessThan(20_000);
+      expect(await (await fetch(`${base}/healthz`)).text()).toBe('ok\n');
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      expect(metrics).toMatch(/^kvstore_http_connections_dropped_total (\d+)$/m);
+      expect(
+        Number(/^kvstore_http_connections_dropped_total (\d+)$/m.exec(metrics)![1]),
+      ).toBeGreaterThanOrEqual(10);
+      expect(node.logs.some((l) => String(l.msg).startsWith('HTTP connection limit reached'))).toBe(
+        true,
+      );
+    } finally {
+      for (const s of held.sockets) s.destroy();
+    }
+  }, 90_000);
 });
