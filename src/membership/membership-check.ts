@@ -54,6 +54,12 @@ export interface MembershipCheckOptions {
  * list) is reported: an error log once per change naming each such member's list and this
  * node's, `kvstore_membership_mismatch` 1, and CLUSTER's `memberListsDiffer`. A decommissioned
  * node reports nothing (others stop listing it first).
+ *
+ * The lists may also agree and still keep a member that left: a member that reported itself
+ * decommissioned (its data handed off) and is still listed by this node for longer than the
+ * same bound is down or not active for good, so the cluster never comes to rest either. It is
+ * reported the same way: a warning once per change, `kvstore_decommissioned_members_listed`,
+ * CLUSTER's `decommissionedListed`.
  */
 export class MembershipCheck {
   readonly #o: MembershipCheckOptions;
@@ -166,7 +172,7 @@ export class MembershipCheck {
     const gone = this.#decommissioned.filter((n) => !reported.includes(n));
     this.#decommissioned = reported;
     if (gone.length > 0) {
-      this.#o.logger.info({ members: gone }, 'decommissioned members no longer listed');
+      this.#o.logger.info({ members: gone }, 'decommissioned members no longer listed (or active again)');
     }
     if (reported.length === 0) return;
     this.#o.logger.warn(
