@@ -28,8 +28,8 @@ import {
  *
  * How: the members of the ring at rest compare, pair by pair, the keys both own. The member
  * whose name sorts first walks the keyspace in key order, a range at a time: its own next
- * DIGEST_KEYS keys, cut short where the other's reach as many. The other answers the range's
- * digest (`antiEntropyDigest`), which
+ * DIGEST_KEYS keys or DIGEST_BYTES of records, cut short where the other's reach as many. The
+ * other answers the range's digest (`antiEntropyDigest`), which
  * sums, in DIGEST_BUCKETS buckets by the top bits of each key's token, a 64-bit hash of the key
  * and its record bytes (replicas in step hold the same bytes); the walker computes its own
  * over the same range. For the buckets that differ, the other sends its records
@@ -42,7 +42,10 @@ import {
  * Pace: between ranges the walker waits as long as the range took (digest, comparison, repairs),
  * so a pass takes at most half of both members' time while it runs; a range of DIGEST_KEYS keys
  * blocks either event loop for about 2.5 ms (at 1M keys, DIGEST_KEYS 4,096 doubled the p99 of
- * reads beside a pass against 1,024; 256 gained nothing more and made passes 40% longer).
+ * reads beside a pass against 1,024; 256 gained nothing more and made passes 40% longer). A
+ * range also ends once its records reach DIGEST_BYTES: 1,024 values of 1 MiB are 1 GiB to read
+ * and hash, over a second of either event loop, longer than the peer timeout (every digest
+ * request timed out and no pass ever completed), and as much again in memory for the repairs.
  *
  * When: only while the whole cluster is at rest (the tombstone collector's condition: every
  * member up, active, on this node's rings and not moving, no hints), rechecked after every range:
@@ -55,6 +58,12 @@ import {
 export const DIGEST_BUCKETS = 256;
 /** The most keys one `antiEntropyDigest` request scans on the member asked. */
 export const DIGEST_KEYS = 1024;
+/**
+ * Bytes of keys and records after which a range ends (at the key that reaches it, so a range
+ * holds at least one key): the walker cuts its own range there, and the member asked cuts the
+ * digest it serves there too (a walker of an older version asks for DIGEST_KEYS keys only).
+ */
+export const DIGEST_BYTES = 4 * 1024 * 1024;
 /**
  * The most keys an `antiEntropyEntries` request may make the member asked scan: its ranges come
  * from digests of at most DIGEST_KEYS keys, with room for the writes made since.
@@ -324,8 +333,9 @@ export class AntiEntropy {
     let after: Buffer | null = null;
     for (;;) {
       const began = performance.now();
-      // The range: this node's next DIGEST_KEYS keys, cut short where the peer's reach as many.
-      const mine = this.#sums(peer, after, null, DIGEST_KEYS);
+      // The range: this node's next DIGEST_KEYS keys (or DIGEST_BYTES), cut short where the
+      // peer's reach as many.
+      const mine = this.#sums(peer, after, null, DIGEST_KEYS, DIGEST_BYTES);
       const req: DigestRequest = { r, p: self, a: after, e: mine.last, l: DIGEST_KEYS };
       let reply: DigestReply;
       try {
@@ -341,7 +351,8 @@ export class AntiEntropy {
       const ours = digestBytes(
         sameBound(reply.end, mine.last)
           ? mine.sums
-          : this.#sums(peer, after, reply.end, Number.POSITIVE_INFINITY).sums,
+          : this.#sums(peer, after, reply.end, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY)
+              .sums,
       );
       const bitmap = Buffer.alloc(BITMAP_BYTES);
       let differ = 0;
@@ -471,40 +482,49 @@ export class AntiEntropy {
 
   /**
    * Sums of this node's records that `peer` also owns, from after `after` to `end` (inclusive;
-   * null: the end of the keyspace), scanning at most `limit` keys. `last`: the last key scanned
-   * when the limit stopped the scan, null when the range ended first.
+   * null: the end of the keyspace), scanning at most `limit` keys and stopping at the key that
+   * brings the bytes scanned (keys and records) to `maxBytes`. `last`: the last key scanned when
+   * a limit stopped the scan, null when the range ended first.
    */
   #sums(
     peer: string,
     after: Buffer | null,
     end: Buffer | null,
     limit: number,
+    maxBytes: number,
   ): { sums: Sums; last: Buffer | null } {
     const shared = this.#sharedWith(peer);
     const sums: Sums = new Uint32Array(DIGEST_BUCKETS * 2);
     let n = 0;
+    let bytes = 0;
     let last: Buffer | null = null;
     let hashed = 0;
     for (const { key, raw } of this.#o.storage.scan(bounds(after, end))) {
-      if (n === limit) break;
-      // The scan may reuse its key buffer: the one that can end the range is copied.
-      if (++n === limit) last = Buffer.from(key);
-      if (!validWall(raw)) continue;
-      const token = keyToken(key);
-      if (!shared(token)) continue;
-      hashed++;
-      const b = (token >>> 24) * 2;
-      const h1 = xxh32(raw, token);
-      sums[b] = (sums[b]! + h1) >>> 0;
-      sums[b + 1] = (sums[b + 1]! + xxh32(key, h1)) >>> 0;
+      n++;
+      bytes += key.length + raw.length;
+      if (validWall(raw)) {
+        const token = keyToken(key);
+        if (shared(token)) {
+          hashed++;
+          const b = (token >>> 24) * 2;
+          const h1 = xxh32(raw, token);
+          sums[b] = (sums[b]! + h1) >>> 0;
+          sums[b + 1] = (sums[b + 1]! + xxh32(key, h1)) >>> 0;
+        }
+      }
+      if (n >= limit || bytes >= maxBytes) {
+        // The scan may reuse its key buffer: the one that ends the range is copied.
+        last = Buffer.from(key);
+        break;
+      }
     }
     this.#o.metrics.keys.inc(hashed);
-    return { sums, last: n === limit ? last : null };
+    return { sums, last };
   }
 
   #serveDigest(req: DigestRequest): DigestReply {
     this.#check(req.r);
-    const { sums, last } = this.#sums(req.p, req.a, req.e, req.l);
+    const { sums, last } = this.#sums(req.p, req.a, req.e, req.l, DIGEST_BYTES);
     // The whole range asked for, unless the limit cut it short.
     return { d: digestBytes(sums), end: last ?? req.e };
   }

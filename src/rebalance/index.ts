@@ -6,6 +6,7 @@ export {
   type AntiEntropyMetrics,
   type AntiEntropyOptions,
   DIGEST_BUCKETS,
+  DIGEST_BYTES,
   DIGEST_KEYS,
   registerAntiEntropyMetrics,
 } from './anti-entropy.ts';

@@ -4,7 +4,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PeerClient } from '../../src/peer/index.ts';
-import { ANTI_ENTROPY_METHODS, DIGEST_BUCKETS } from '../../src/rebalance/index.ts';
+import { ANTI_ENTROPY_METHODS, DIGEST_BUCKETS, DIGEST_BYTES } from '../../src/rebalance/index.ts';
 import { METHODS } from '../../src/replica/index.ts';
 import { Ring } from '../../src/ring/index.ts';
 import { decodeRecord, encodeRecord, type StoredRecord } from '../../src/storage/index.ts';
@@ -200,6 +200,68 @@ describe('anti-entropy', () => {
     }
     for (const n of nodes) expect((await clusterInfo(n)).ring.moving).toBe(false);
   }, 120_000);
+
+  it('cuts ranges by bytes: large values are compared and repaired a few at a time', async () => {
+    // 1,024 values of 1 MiB in one range were 1 GiB to hash on both members: every digest
+    // request outlasted the peer timeout and no pass ever completed (nor repaired anything).
+    const args = ['--replication-factor', '3'];
+    const nodes = await startStaticCluster(3, [...args, '--anti-entropy-interval-ms', '0']);
+    let peers = nodes.map(peerClientOf);
+    const c = await openClient(nodes[0]!);
+    const big = (tag: string) => tag.padEnd(1_000_000, '.');
+    const keys = Array.from({ length: 12 }, (_, i) => `big${String(i).padStart(2, '0')}`);
+    for (const k of keys) expect(await c.call(`PUT ${k} ${big(k)}`)).toBe('OK');
+    // The digest a member serves ends at the key that brings its records to DIGEST_BYTES.
+    const ring = (await clusterInfo(nodes[0]!)).ring.target;
+    const reply = await peers[0]!.request<{ end: Uint8Array | null }>(ANTI_ENTROPY_METHODS.digest, {
+      r: ring,
+      p: nodes[1]!.name,
+      a: null,
+      e: null,
+      l: 1024,
+    });
+    let bytes = 0;
+    let cut = '';
+    for (const k of keys) {
+      const { r } = await peers[0]!.request<{ r: Uint8Array }>(METHODS.get, { k: Buffer.from(k) });
+      bytes += k.length + r.length;
+      if (bytes >= DIGEST_BYTES) {
+        cut = k;
+        break;
+      }
+    }
+    expect(cut).not.toBe('');
+    expect(reply.end && Buffer.from(reply.end).toString()).toBe(cut);
+    // Newer large values on one replica only, each on another: the walkers' ranges and the
+    // served ones end at different keys, and every copy still moves.
+    const want = new Map<string, string | null>();
+    const later = Date.now() + 1;
+    for (const [i, k] of keys.entries()) {
+      await apply(peers[i % 3]!, [[k, record(big(`newer-${k}`), later)]]);
+      want.set(k, big(`newer-${k}`));
+    }
+    for (let i = 0; i < 8; i++) {
+      await apply(peers[i % 3]!, [[`only${i}`, record(big(`only-${i}`), later)]]);
+      want.set(`only${i}`, big(`only-${i}`));
+    }
+    // Passes from now on: each member's first, as the cluster comes to rest, repairs it all.
+    await Promise.all(nodes.map((n) => n.proc.stop('SIGTERM')));
+    await Promise.all(nodes.map((n) => restart(n, ['--peers', peersOf(nodes), ...fastPasses(3)])));
+    await waitAllUp(nodes);
+    peers = nodes.map(peerClientOf);
+    const apart = async () => {
+      const out: string[] = [];
+      for (const [k, v] of want) {
+        const got = await stored(peers, k);
+        if (got.some((g) => g !== v)) out.push(`${k}: ${got.map((g) => g?.slice(0, 12))}`);
+      }
+      return out;
+    };
+    const deadline = Date.now() + 60_000;
+    while ((await apart()).length > 0 && Date.now() < deadline) await sleep(500);
+    expect(await apart()).toEqual([]);
+    expect(await copiesMoved(nodes)).toBeGreaterThanOrEqual(20 * 2);
+  }, 180_000);
 
   it('refuses malformed requests and requests under other rings', async () => {
     const nodes = await startStaticCluster(1, ['--anti-entropy-interval-ms', '0']);
