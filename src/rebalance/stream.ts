@@ -33,7 +33,14 @@ export interface StreamContext {
   readonly logger: Logger;
 }
 
+/** Records read (and then sent, and the cursor stored) per chunk at most. */
 const READ_CHUNK = 256;
+/**
+ * Bytes of keys and records after which a chunk ends (at the record that reaches it: at least
+ * one). Counted in records alone, a chunk of 1 MiB values was 256 MiB held at once, sent at full
+ * speed before the throttle's first wait, and reported as progress only once all of it was sent.
+ */
+const READ_CHUNK_BYTES = 4 * 1024 * 1024;
 const BATCH_BYTES = 256 * 1024;
 
 const sleep = (ms: number, signal: AbortSignal) =>
@@ -72,7 +79,7 @@ export async function runStream(
   const started = Date.now();
   let sentBytes = 0;
   for (;;) {
-    const chunk = [...take(ctx.storage, after, READ_CHUNK)];
+    const chunk = take(ctx.storage, after);
     if (chunk.length === 0) break;
     const batches = new Map<string, WireEntry[]>();
     let bytes = 0;
@@ -125,15 +132,19 @@ export async function resetCursor(storage: Storage, kind: StreamJob['kind']): Pr
   await writeStateDoc(storage, `stream:${kind}`, null);
 }
 
-function* take(storage: Storage, after: Buffer | null, n: number): Generator<WireEntry> {
-  let i = 0;
+/** The next records after `after` (copied), READ_CHUNK of them or READ_CHUNK_BYTES at most. */
+function take(storage: Storage, after: Buffer | null): WireEntry[] {
+  const out: WireEntry[] = [];
+  let bytes = 0;
   const bounds = after
     ? { start: after, end: null, exclusiveStart: true }
     : { start: Buffer.alloc(0), end: null };
   for (const { key, raw } of storage.scan(bounds)) {
-    if (i++ === n) return;
-    yield [Buffer.from(key), Buffer.from(raw)];
+    out.push([Buffer.from(key), Buffer.from(raw)]);
+    bytes += key.length + raw.length;
+    if (out.length >= READ_CHUNK || bytes >= READ_CHUNK_BYTES) break;
   }
+  return out;
 }
 
 async function sendUntilTaken(

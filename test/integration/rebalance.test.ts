@@ -160,6 +160,43 @@ describe('membership through DNS, rebalancing and decommission', () => {
     expect((await c.call('PREFIX r:')).split(' ')).toHaveLength(400);
   });
 
+  it('streams large values a few at a time: read, sent, throttled and reported by bytes', async () => {
+    // A chunk was 256 records whatever their size: with 1 MiB values 256 MiB held at once, sent
+    // at full speed before the throttle's first wait, and no progress until all of it was sent.
+    dns = await startDnsServer();
+    const block = loopbackBlock();
+    const hosts = [1, 2, 3, 4].map((i) => `${block}.${i}`);
+    const slow = ['--rebalance-rate-bytes', String(4_000_000)];
+    dns.setA(SERVICE, hosts.slice(0, 3));
+    const nodes = await Promise.all(
+      hosts.slice(0, 3).map((h, i) => dnsMember(dns!, `kvstore-${i}`, h, slow)),
+    );
+    await waitAllUp(nodes);
+    await waitSettled(nodes, ['kvstore-0', 'kvstore-1', 'kvstore-2']);
+    const w = await openClient(nodes[0]!);
+    for (let i = 0; i < 30; i++) {
+      const k = `big:${String(i).padStart(2, '0')}`;
+      expect(await w.call(`PUT ${k} ${k.padEnd(1_000_000, '.')}`)).toBe('OK');
+    }
+    const joiner = await dnsMember(dns, 'kvstore-3', hosts[3]!, slow);
+    dns.setA(SERVICE, hosts);
+    const n0 = nodes[0]!;
+    await expect
+      .poll(() => metric(n0, 'kvstore_rebalance_keys_scanned_total'), {
+        timeout: 15_000,
+        interval: 50,
+      })
+      .toBeGreaterThan(0);
+    // The first chunk ended at 4 MiB (5 records of 1 MB); the throttle holds the rest back.
+    expect(await metric(n0, 'kvstore_rebalance_keys_scanned_total')).toBeLessThanOrEqual(10);
+    expect(await metric(n0, 'kvstore_rebalance_active')).toBe(1);
+    const all = [...nodes, joiner];
+    await waitSettled(all, ['kvstore-0', 'kvstore-1', 'kvstore-2', 'kvstore-3'], 60_000);
+    await expect.poll(() => storedTotal(all), { timeout: 15_000 }).toBe(3 * 30);
+    const c = await openClient(joiner);
+    expect((await c.call('GET big:29')) === 'big:29'.padEnd(1_000_000, '.')).toBe(true);
+  });
+
   it('streams again to a ring it streamed to before (A -> B -> A): records written meanwhile reach the new owner', async () => {
     dns = await startDnsServer();
     const block = loopbackBlock();
