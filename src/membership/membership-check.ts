@@ -172,7 +172,10 @@ export class MembershipCheck {
     const gone = this.#decommissioned.filter((n) => !reported.includes(n));
     this.#decommissioned = reported;
     if (gone.length > 0) {
-      this.#o.logger.info({ members: gone }, 'decommissioned members no longer listed (or active again)');
+      this.#o.logger.info(
+        { members: gone },
+        'decommissioned members no longer listed (or active again)',
+      );
     }
     if (reported.length === 0) return;
     this.#o.logger.warn(
