@@ -4,6 +4,15 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { defaultsOf } from './flags.ts';
 
+/**
+ * The largest --max-value-bytes: a write's record goes to every replica, a hint, a stream or a
+ * repair in one peer frame, at most 64 MiB (DEFAULT_MAX_FRAME_BYTES), with its key (up to LMDB's
+ * 1,978 bytes), its header and the request around it in the 64 KiB left. Before, up to 512 MiB
+ * was accepted: a PUT of 70 MB was stored on the node that took it and refused by every replica
+ * (ERR UNAVAILABLE), its hints could never be delivered, and a join never finished streaming it.
+ */
+export const MAX_VALUE_BYTES = 64 * 1024 * 1024 - 64 * 1024;
+
 const port = z.coerce.number().int().min(0).max(65535);
 const positive = z.coerce.number().int().positive();
 
@@ -65,9 +74,9 @@ const options = {
   maxKeyBytes: positive.max(1900).default(1024).describe('longest key in bytes'),
   /** Largest value in bytes. */
   maxValueBytes: positive
-    .max(512 * 1024 * 1024)
+    .max(MAX_VALUE_BYTES)
     .default(1024 * 1024)
-    .describe('largest value in bytes'),
+    .describe('largest value in bytes (at most 64 MiB - 64 KiB: one peer frame)'),
   /** Longest command line in bytes; longer lines are discarded with one error reply. */
   maxLineBytes: positive.default(1024 * 1024 + 4096).describe('longest command line in bytes'),
   /** Most keys one RANGE/PREFIX returns: the cap without LIMIT and the largest LIMIT. */

@@ -6,7 +6,9 @@ import {
   envName,
   flagName,
   loadConfig,
+  MAX_VALUE_BYTES,
 } from '../../src/config/index.ts';
+import { DEFAULT_MAX_FRAME_BYTES } from '../../src/peer/index.ts';
 import { clientBufferLimitOf, respLimitsOf } from '../../src/server/server.ts';
 
 const KEYS = Object.keys(configSchema.shape) as (keyof Config)[];
@@ -60,6 +62,16 @@ describe('loadConfig', () => {
     expect(loadConfig([...ok, '--max-clock-offset-ms', '900'], {}).kind).toBe('config');
   });
 
+  it('takes values up to what one peer frame carries to a replica, 64 MiB - 64 KiB', () => {
+    const line = ['--max-line-bytes', String(MAX_VALUE_BYTES + 8192)];
+    const most = loadConfig(['--max-value-bytes', String(MAX_VALUE_BYTES), ...line], {});
+    expect(most.kind === 'config' && most.config.maxValueBytes).toBe(MAX_VALUE_BYTES);
+    // 70 MB was accepted: stored on the node that took the PUT, refused by every replica.
+    const over = loadConfig(['--max-value-bytes', String(MAX_VALUE_BYTES + 1), ...line], {});
+    expect(over.kind === 'error' && over.text).toContain('--max-value-bytes');
+    expect(MAX_VALUE_BYTES + 64 * 1024).toBe(DEFAULT_MAX_FRAME_BYTES);
+  });
+
   it('bounds unfinished client requests at 256 MiB, at least 64 MiB and one request of any size', () => {
     const MiB = 1024 * 1024;
     expect(DEFAULTS.maxClientBufferBytes).toBe(256 * MiB);
@@ -75,11 +87,12 @@ describe('loadConfig', () => {
     };
     expect(limit(64 * MiB)).toBe(64 * MiB);
     expect(limit(256 * MiB)).toBe(256 * MiB);
-    // 200 MiB values: a RESP request may hold two of them (MSET, or a key as long), a line one.
-    const big = ['--max-value-bytes', String(200 * MiB), '--max-line-bytes', String(201 * MiB)];
-    const largest = respLimitsOf({ ...DEFAULTS, maxValueBytes: 200 * MiB }).maxRequestBytes;
-    expect(largest).toBe(2 * (200 * MiB + 4096) + 4 * 64);
-    expect(limit(256 * MiB, big)).toBe(largest);
+    // 60 MiB values: a RESP request may hold two of them (MSET, or a key as long), a line one.
+    const big = ['--max-value-bytes', String(60 * MiB), '--max-line-bytes', String(61 * MiB)];
+    const largest = respLimitsOf({ ...DEFAULTS, maxValueBytes: 60 * MiB }).maxRequestBytes;
+    expect(largest).toBe(2 * (60 * MiB + 4096) + 4 * 64);
+    expect(limit(64 * MiB, big)).toBe(largest);
+    expect(limit(256 * MiB, big)).toBe(256 * MiB);
     expect(limit(256 * MiB, ['--max-line-bytes', String(300 * MiB)])).toBe(300 * MiB + 1);
   });
 
