@@ -43,6 +43,7 @@ export { buildPodTemplate, buildStatefulSet, type StatefulSetPlan } from './stat
 export {
   buildStatus,
   heldStatus,
+  phaseMessage,
   phaseOf,
   STARTUP_GRACE_MS,
   statusChanged,

@@ -17,6 +17,12 @@ export interface PodView {
   /** `controller-revision-hash` label: the StatefulSet revision the pod runs. */
   readonly revision: string;
   readonly createdAtMs: number;
+  /**
+   * Not ready, after running: a container restarted (a crash), or the Ready condition turned
+   * False after the container started (it was Ready, and its readiness probe fails now). Such a
+   * pod is a problem at once; the start-up grace is for pods that have not run yet.
+   */
+  readonly lostReady: boolean;
 }
 
 export type NodeView =
@@ -35,17 +41,33 @@ export function podView(cluster: string, pod: V1Pod): PodView | null {
   const name = pod.metadata?.name ?? '';
   const ordinal = ordinalOf(cluster, name);
   if (ordinal < 0) return null;
-  const ready = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+  const readyCond = pod.status?.conditions?.find((c) => c.type === 'Ready');
+  const ready = readyCond?.status === 'True';
   const created = pod.metadata?.creationTimestamp;
   return {
     name,
     ordinal,
-    ready: ready === true,
+    ready,
     started: pod.status?.phase === 'Running' && Boolean(pod.status?.podIP),
     terminating: pod.metadata?.deletionTimestamp !== undefined,
     revision: pod.metadata?.labels?.['controller-revision-hash'] ?? '',
     createdAtMs: created ? new Date(created).getTime() : 0,
+    lostReady: !ready && lostReadiness(pod, readyCond?.lastTransitionTime),
   };
+}
+
+const timeMs = (t: Date | string | undefined): number => (t ? new Date(t).getTime() : Number.NaN);
+
+/**
+ * A pod that ran and is not ready any more: some container restarted, or its Ready condition
+ * last changed after a container started (a new pod's Ready=False dates from before its
+ * containers start, and keeps that time until it first turns True).
+ */
+function lostReadiness(pod: V1Pod, readySince: Date | string | undefined): boolean {
+  const statuses = pod.status?.containerStatuses ?? [];
+  if (statuses.some((c) => (c.restartCount ?? 0) > 0)) return true;
+  const since = timeMs(readySince);
+  return statuses.some((c) => since > timeMs(c.state?.running?.startedAt));
 }
 
 /** The admin address of a pod of `c`. */

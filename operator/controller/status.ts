@@ -18,7 +18,10 @@ import { progressText, rebalanceProgress, transferFields } from './progress.ts';
 import type { Health, RolloutPlan } from './rollout.ts';
 import type { ScalePlan } from './scale.ts';
 
-/** A pod not Ready for longer than this after creation counts as a problem, not as starting. */
+/**
+ * A new pod not Ready for longer than this after creation counts as a problem, not as starting.
+ * A pod that ran and lost readiness (a restart, a failing readiness probe) gets no grace.
+ */
 export const STARTUP_GRACE_MS = 5 * 60_000;
 
 type Cond = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>;
@@ -56,7 +59,22 @@ export function stamp(
 }
 
 function starting(p: PodView, now: Date): boolean {
-  return !p.ready && !p.terminating && now.getTime() - p.createdAtMs < STARTUP_GRACE_MS;
+  return (
+    !p.ready && !p.terminating && !p.lostReady && now.getTime() - p.createdAtMs < STARTUP_GRACE_MS
+  );
+}
+
+/**
+ * Phases of an operation whose new pods start: the first start, a scale-up, a rollout. A pod
+ * starting after any other phase was recreated (deleted, evicted, its node lost): no scale.
+ */
+function startsPods(previous: Phase | undefined): boolean {
+  return (
+    previous === undefined ||
+    previous === 'Pending' ||
+    previous === 'Scaling' ||
+    previous === 'Upgrading'
+  );
 }
 
 /** Pods that may be unready while reads and writes still reach their quorums. */
@@ -75,6 +93,11 @@ function available(s: StatusInput): Cond {
 }
 
 function progressing(s: StatusInput): Cond {
+  // Nothing the spec asks for moves on while an owned object is rejected.
+  if (s.applyError) {
+    const msg = 'held until every owned object applies: see the Degraded condition';
+    return cond('Progressing', false, 'ApplyFailed', msg);
+  }
   const step = s.scale.step;
   if (step.kind === 'blocked') return cond('Progressing', false, step.reason, step.message);
   if (step.kind === 'down') {
@@ -125,7 +148,7 @@ function wantedButLeaving(s: StatusInput): string[] {
     .map((p) => p.name);
 }
 
-function degraded(s: StatusInput): Cond {
+function degraded(s: StatusInput, prog: Cond): Cond {
   if (s.applyError) return cond('Degraded', true, 'ApplyFailed', s.applyError);
   const leaving = wantedButLeaving(s);
   if (leaving.length) {
@@ -133,13 +156,15 @@ function degraded(s: StatusInput): Cond {
     return cond('Degraded', true, 'DecommissionedMemberWanted', msg);
   }
   const stuck = s.observed.pods.filter((p) => !p.ready && !p.terminating && !starting(p, s.now));
-  if (stuck.length)
-    return cond(
-      'Degraded',
-      true,
-      'PodsNotReady',
-      `not ready: ${stuck.map((p) => p.name).join(', ')}`,
-    );
+  if (stuck.length) {
+    const names = stuck.map((p) => (p.lostReady ? `${p.name} (was running)` : p.name));
+    return cond('Degraded', true, 'PodsNotReady', `not ready: ${names.join(', ')}`);
+  }
+  if (prog.reason === 'PodsStarting' && !startsPods(s.previous?.phase)) {
+    const young = s.observed.pods.filter((p) => starting(p, s.now)).map((p) => p.name);
+    const msg = `recreated, starting: ${young.join(', ')} (no scale or rollout under way)`;
+    return cond('Degraded', true, 'PodsRecreated', msg);
+  }
   const others = s.health.problems.filter((p) => !p.endsWith(' not ready'));
   if (others.length)
     return cond('Degraded', true, 'MembersUnhealthy', others.slice(0, 5).join('; '));
@@ -149,23 +174,28 @@ function degraded(s: StatusInput): Cond {
 const PHASE_OF_REASON: Readonly<Record<string, Phase>> = {
   ScalingDown: 'Scaling',
   ScalingUp: 'Scaling',
-  PodsStarting: 'Scaling',
   RollingUpdate: 'Upgrading',
   Rebalancing: 'Rebalancing',
 };
 
-/** The phase the conditions imply; a cluster stays Pending until it was first fully up. */
+/**
+ * The phase the conditions imply; a cluster stays Pending until it was first fully up. Pods
+ * starting keep the phase of the scale-up or rollout that made them; started by nothing the
+ * operator did (recreated), they are not a scale: Degraded (PodsRecreated) until Ready.
+ */
 export function phaseOf(conds: readonly Cond[], ready: number, previous: Phase | undefined): Phase {
   const get = (t: ConditionType) => conds.find((c) => c.type === t)!;
   const prog = get('Progressing');
-  if (prog.status === 'False' && prog.reason !== 'Stable') return 'Blocked';
   if (get('Degraded').reason === 'ApplyFailed') return 'Degraded';
+  if (prog.status === 'False' && prog.reason !== 'Stable') return 'Blocked';
   if (ready === 0) return 'Pending';
   const firstStart = previous === undefined || previous === 'Pending';
   if (prog.status === 'True' && firstStart && ['ScalingUp', 'PodsStarting'].includes(prog.reason)) {
     return 'Pending';
   }
-  if (prog.status === 'True') return PHASE_OF_REASON[prog.reason] ?? 'Scaling';
+  if (prog.status === 'True' && prog.reason === 'PodsStarting') {
+    if (previous === 'Scaling' || previous === 'Upgrading') return previous;
+  } else if (prog.status === 'True') return PHASE_OF_REASON[prog.reason] ?? 'Scaling';
   if (get('Degraded').status === 'True' || get('Available').status === 'False') return 'Degraded';
   return 'Available';
 }
@@ -194,7 +224,8 @@ function decommission(scale: ScalePlan): KVClusterStatus['decommission'] {
 
 /** The status of a valid, unpaused cluster (pure). */
 export function buildStatus(s: StatusInput): KVClusterStatus {
-  const conds = [available(s), progressing(s), degraded(s)];
+  const prog = progressing(s);
+  const conds = [available(s), prog, degraded(s, prog)];
   const sts = s.observed.sts?.status;
   const ready = sts?.readyReplicas ?? 0;
   const d = decommission(s.scale);
@@ -270,13 +301,25 @@ export async function ensureStatus(
   }
 }
 
-function phaseMessage(s: KVClusterStatus): string {
-  const interesting = s.conditions?.find(
-    (c) =>
-      (c.type === 'Progressing' && c.status === 'True') ||
-      (c.type === 'Degraded' && c.status === 'True'),
-  );
+/**
+ * The message of a phase's Event: the ready pods, then the reason and message of the condition
+ * that explains the phase (Degraded for Degraded and Invalid, Progressing for Blocked and
+ * Paused, else whichever of Progressing and Degraded is True).
+ */
+export function phaseMessage(s: KVClusterStatus): string {
+  const get = (t: ConditionType) => s.conditions?.find((c) => c.type === t);
+  const isTrue = (c: Condition | undefined) => (c?.status === 'True' ? c : undefined);
+  const [available, progressing, degraded] = [
+    get('Available'),
+    get('Progressing'),
+    get('Degraded'),
+  ];
+  let why: Condition | undefined;
+  if (s.phase === 'Degraded' || s.phase === 'Invalid') {
+    why = isTrue(degraded) ?? (available?.status === 'False' ? available : undefined);
+  } else if (s.phase === 'Blocked' || s.phase === 'Paused') why = progressing;
+  else why = isTrue(progressing) ?? isTrue(degraded);
   const members = s.members ?? [];
   const base = `${members.filter((m) => m.ready).length}/${members.length} pods ready`;
-  return interesting ? `${base}; ${interesting.message}` : base;
+  return why ? `${base}; ${why.reason}: ${why.message}` : base;
 }

@@ -152,6 +152,22 @@ describe('CRD', { timeout: 60_000 }, () => {
     const degraded = o.status?.conditions?.find((c) => c.type === 'Degraded');
     expect(degraded?.reason).toBe('ApplyFailed');
     expect(degraded?.message).toMatch(/StatefulSet.*tolerations\[0\]\.operator/);
+    // Nothing progresses while the StatefulSet is refused, and the Event says why.
+    const progressing = o.status?.conditions?.find((c) => c.type === 'Progressing');
+    expect(progressing).toMatchObject({ status: 'False', reason: 'ApplyFailed' });
+    const events = await k().kubectl([
+      'get',
+      'events',
+      '-n',
+      NS,
+      '--field-selector',
+      'involvedObject.name=bad-pod,reason=Degraded',
+      '-o',
+      'jsonpath={.items[*].message}',
+    ]);
+    expect(events).toMatch(
+      /phase none -> Degraded: 0\/0 pods ready; ApplyFailed: StatefulSet.*tolerations\[0\]\.operator/,
+    );
     await k().kubectl(['delete', 'kvcluster', 'bad-pod', '-n', NS]);
     // The CronJob of spec.backup too (its pattern admits five fields the CronJob cannot parse):
     // before, the cluster got no status at all.
@@ -301,6 +317,47 @@ describe('a KVCluster', { timeout: 180_000 }, () => {
       'jsonpath={.items[*].reason}',
     ]);
     expect(events.split(' ')).toContain('Available');
+  });
+
+  it('a young pod that was Ready and is not any more makes it Degraded at once, not Scaling', async () => {
+    await kvReady(3);
+    // A new kv-1 (the StatefulSet recreates it): well within the start-up grace of its creation.
+    await k().kubectl(['delete', 'pod', 'kv-1', '-n', NS, '--wait=true']);
+    await waitUntil('kv-1 recreated and Ready', async () => {
+      const p = await getJson(k(), ['pod', 'kv-1', '-n', NS]);
+      return p?.status.conditions?.some((c: Json) => c.type === 'Ready' && c.status === 'True');
+    });
+    await phase('kv', 'Available');
+    await new Promise((r) => setTimeout(r, 1100)); // a Ready change a second after the start
+    // Its readiness probe fails now (kwok leaves a Running pod's status alone).
+    const readiness = (status: string) =>
+      k().kubectl([
+        'patch',
+        'pod',
+        'kv-1',
+        '-n',
+        NS,
+        '--subresource=status',
+        '-p',
+        JSON.stringify({
+          status: {
+            // Only the Ready condition (merged by type); containerStatuses, a list a patch
+            // replaces whole, keeps kwok's running container and its start time.
+            conditions: [{ type: 'Ready', status, lastTransitionTime: new Date().toISOString() }],
+          },
+        }),
+      ]);
+    await readiness('False');
+    const o = await phase('kv', 'Degraded', 20_000);
+    const degraded = o.status?.conditions?.find((c) => c.type === 'Degraded');
+    expect(degraded).toMatchObject({
+      status: 'True',
+      reason: 'PodsNotReady',
+      message: 'not ready: kv-1 (was running)',
+    });
+    expect(o.status?.conditions?.find((c) => c.type === 'Progressing')?.reason).toBe('Stable');
+    await readiness('True');
+    await phase('kv', 'Available');
   });
 
   it('scales up with kubectl scale and reports rebalancing until it ends', async () => {

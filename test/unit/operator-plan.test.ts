@@ -11,10 +11,12 @@ import {
   type NodeView,
   type Observed,
   type PodView,
+  phaseMessage,
   planCluster,
   planRecommission,
   planRollout,
   planScale,
+  podView,
   STARTUP_GRACE_MS,
   unreadyTolerance,
 } from '../../operator/controller/index.ts';
@@ -36,6 +38,7 @@ function pod(i: number, o: Partial<PodView> = {}): PodView {
     terminating: false,
     revision: 'rev-b',
     createdAtMs: NOW.getTime() - 2 * STARTUP_GRACE_MS,
+    lostReady: false,
     ...o,
   };
 }
@@ -378,6 +381,53 @@ describe('planCluster', () => {
   });
 });
 
+describe('podView', () => {
+  const t = (s: number) => new Date(NOW.getTime() + s * 1000);
+  const k8sPod = (ready: 'True' | 'False', readySince: Date, o: Record<string, unknown> = {}) => ({
+    metadata: { name: 'kv-1', creationTimestamp: t(0) },
+    status: {
+      phase: 'Running',
+      podIP: '10.0.0.2',
+      conditions: [{ type: 'Ready', status: ready, lastTransitionTime: readySince }],
+      containerStatuses: [
+        {
+          name: 'kvstore',
+          image: 'kvstore:1',
+          imageID: '',
+          ready: ready === 'True',
+          restartCount: 0,
+          state: { running: { startedAt: t(2) } },
+          ...o,
+        },
+      ],
+    },
+  });
+
+  it('tells a pod that has not been ready yet from one that ran and lost readiness', () => {
+    // Not Ready since before its container started: starting.
+    expect(podView('kv', k8sPod('False', t(1)))).toMatchObject({ ready: false, lostReady: false });
+    expect(podView('kv', k8sPod('False', t(2)))?.lostReady).toBe(false);
+    // Ready turned False after the container started: its readiness probe fails now.
+    expect(podView('kv', k8sPod('False', t(60)))?.lostReady).toBe(true);
+    // A container that restarted (a crash), whatever the times say.
+    const crashed = k8sPod('False', t(1), {
+      restartCount: 1,
+      state: { waiting: { reason: 'CrashLoopBackOff' } },
+    });
+    expect(podView('kv', crashed)?.lostReady).toBe(true);
+    // Never started (pulling its image): starting.
+    expect(
+      podView('kv', k8sPod('False', t(1), { state: { waiting: { reason: 'ErrImagePull' } } }))
+        ?.lostReady,
+    ).toBe(false);
+    // Ready: nothing lost.
+    expect(podView('kv', k8sPod('True', t(60), { restartCount: 2 }))).toMatchObject({
+      ready: true,
+      lostReady: false,
+    });
+  });
+});
+
 describe('buildStatus', () => {
   const c = cluster({ replicas: 3 });
   const steady = { replicas: 3, step: { kind: 'steady' } } as const;
@@ -432,9 +482,7 @@ describe('buildStatus', () => {
     ];
     const observed = { sts: sts(3, 0, { readyReplicas: 1 }), pods, nodes: healthyNodes(1) };
     expect(buildStatus(input({ observed, previous: undefined })).phase).toBe('Pending');
-    expect(buildStatus(input({ observed, previous: { phase: 'Available' } })).phase).toBe(
-      'Scaling',
-    );
+    expect(buildStatus(input({ observed, previous: { phase: 'Scaling' } })).phase).toBe('Scaling');
     const none = { sts: sts(3, 0, { readyReplicas: 0 }), pods: [], nodes: new Map() };
     expect(buildStatus(input({ observed: none })).phase).toBe('Pending');
   });
@@ -563,6 +611,102 @@ describe('buildStatus', () => {
     ]);
     const failed = buildStatus(input({ applyError: 'admission webhook said no' }));
     expect([failed.phase, reason(failed, 'Degraded')]).toEqual(['Degraded', 'ApplyFailed']);
+  });
+
+  it('a rejected apply is Degraded with its reason in the Event, and Progressing claims nothing', () => {
+    // What reportApplyError builds when the very first StatefulSet apply fails.
+    const none = { sts: null, pods: [], nodes: new Map() };
+    const s = buildStatus(
+      input({
+        observed: none,
+        previous: undefined,
+        health: clusterHealth([], new Map()),
+        applyError: 'StatefulSet.apps "kv" is invalid: spec.template.spec.tolerations[0].operator',
+      }),
+    );
+    expect(s.phase).toBe('Degraded');
+    expect(s.conditions?.find((x) => x.type === 'Progressing')).toMatchObject({
+      status: 'False',
+      reason: 'ApplyFailed',
+    });
+    expect(phaseMessage(s)).toBe(
+      '0/0 pods ready; ApplyFailed: StatefulSet.apps "kv" is invalid: spec.template.spec.tolerations[0].operator',
+    );
+    // Other phases: the condition that explains them, reason first.
+    const stuck = {
+      sts: sts(3, 0, { readyReplicas: 2 }),
+      pods: [pod(0), pod(1), pod(2, { ready: false })],
+      nodes: healthyNodes(2),
+    };
+    expect(phaseMessage(buildStatus(input({ observed: stuck })))).toBe(
+      '2/3 pods ready; PodsNotReady: not ready: kv-2',
+    );
+    const blocked = {
+      replicas: 3,
+      step: { kind: 'blocked', pod: 'kv-2', reason: 'NodeUnreachable', message: 'kv-2 is gone' },
+    } as const;
+    expect(phaseMessage(buildStatus(input({ scale: blocked })))).toBe(
+      '3/3 pods ready; NodeUnreachable: kv-2 is gone',
+    );
+    expect(phaseMessage(buildStatus(input()))).toBe('3/3 pods ready');
+  });
+
+  it('a pod that ran and lost readiness is a problem at once, however young', () => {
+    const young = NOW.getTime() - 1000;
+    const p = pod(1, { ready: false, createdAtMs: young, lostReady: true });
+    // Even right after a scale-up: a crash or a failing readiness probe is not the scale.
+    for (const previous of [{ phase: 'Available' as const }, { phase: 'Scaling' as const }]) {
+      const observed = {
+        sts: sts(3, 0, { readyReplicas: 2 }),
+        pods: [pod(0), p, pod(2)],
+        nodes: healthyNodes(3),
+      };
+      const s = buildStatus(
+        input({ observed, previous, health: clusterHealth(observed.pods, observed.nodes) }),
+      );
+      expect([s.phase, reason(s, 'Progressing'), reason(s, 'Degraded')]).toEqual([
+        'Degraded',
+        'Stable',
+        'PodsNotReady',
+      ]);
+      expect(s.conditions?.find((x) => x.type === 'Degraded')?.message).toBe(
+        'not ready: kv-1 (was running)',
+      );
+    }
+  });
+
+  it('a new pod is Scaling or Upgrading only within a scale-up or rollout; recreated, it is Degraded', () => {
+    const young = NOW.getTime() - 1000;
+    const observed = {
+      sts: sts(3, 0, { readyReplicas: 2 }),
+      pods: [pod(0), pod(1, { ready: false, createdAtMs: young }), pod(2)],
+      nodes: healthyNodes(3),
+    };
+    const at = (phase: 'Available' | 'Scaling' | 'Upgrading' | 'Rebalancing') =>
+      buildStatus(
+        input({
+          observed,
+          previous: { phase },
+          health: clusterHealth(observed.pods, observed.nodes),
+        }),
+      );
+    // Deleted (or evicted) and recreated by the StatefulSet: replicas did not change.
+    for (const before of ['Available', 'Rebalancing'] as const) {
+      const s = at(before);
+      expect([s.phase, reason(s, 'Progressing'), reason(s, 'Degraded')], before).toEqual([
+        'Degraded',
+        'PodsStarting',
+        'PodsRecreated',
+      ]);
+      expect(phaseMessage(s)).toBe(
+        '2/3 pods ready; PodsRecreated: recreated, starting: kv-1 (no scale or rollout under way)',
+      );
+    }
+    // The pods of a scale-up or of a rollout's last step: that operation goes on until Ready.
+    for (const before of ['Scaling', 'Upgrading'] as const) {
+      const s = at(before);
+      expect([s.phase, reason(s, 'Degraded')], before).toEqual([before, 'AsExpected']);
+    }
   });
 
   it('keeps lastTransitionTime while a condition keeps its status', () => {
