@@ -67,6 +67,8 @@ export function planScale(s: ScaleInput): ScalePlan {
     replicas: s.current as number,
     step: { kind: 'blocked', pod, reason, message },
   });
+  // A spec the CRD admits has replicationFactor <= replicas, so this holds only if that rule is
+  // bypassed: a guard, not a step.
   if (s.current - 1 < s.replicationFactor) {
     return hold(
       'BelowReplicationFactor',

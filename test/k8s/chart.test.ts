@@ -179,6 +179,10 @@ describe('charts/kvstore', () => {
         /cluster\.readQuorum \(3\) must not exceed cluster\.replicationFactor \(2\)/,
       ],
       [['cluster.writeQuorum=4'], /cluster\.writeQuorum \(4\) must not exceed/],
+      [
+        ['cluster.replicas=2'],
+        /cluster\.replicationFactor \(3\) must not exceed cluster\.replicas \(2\)/,
+      ],
       [['cluster.ports.peer=8081'], /client, http and peer must differ/],
       [['operator.leaderElection.enabled=false'], /operator\.replicas is 2 but/],
       [['fullnameOverride=a-name-that-is-much-too-long-for-a-kvcluster-over-52-chars'], /52/],

@@ -79,7 +79,7 @@ describe('leader election', { timeout: 180_000 }, () => {
     expect([await leaderGauge(a), await leaderGauge(b)]).toEqual(['1', '0']);
 
     const kvc =
-      'apiVersion: kvstore.dev/v1alpha1\nkind: KVCluster\nmetadata: {name: lead}\nspec: {replicas: 1}\n';
+      'apiVersion: kvstore.dev/v1alpha1\nkind: KVCluster\nmetadata: {name: lead}\nspec: {replicas: 1, replicationFactor: 1, readQuorum: 1, writeQuorum: 1}\n';
     await k().kubectl(['apply', '-n', NS, '-f', '-'], { input: kvc });
     await waitUntil('StatefulSet from op-a', async () => (await replicas()) === 1);
     const bLogs = b.logs.filter((l) => l.msg === 'controller started');

@@ -28,6 +28,9 @@ import {
 import { START_TIMEOUT_MS, useControlPlane } from './use-control-plane.ts';
 
 const NS = 'kv-test';
+/** One node: replicationFactor and quorums of 1 (the default replicationFactor 3 needs 3). */
+const ONE = '  replicas: 1\n  replicationFactor: 1\n  readQuorum: 1\n  writeQuorum: 1\n';
+
 const FAST = [
   '--poll-ms',
   '300',
@@ -136,7 +139,14 @@ describe('CRD', { timeout: 60_000 }, () => {
       // Quantities the StatefulSet refuses; storage.size is immutable, so they must fail here.
       ['zero-size', "  storage: {size: '0'}\n", /spec\.storage\.size/],
       ['negative-size', "  storage: {size: '-1Gi'}\n", /spec\.storage\.size/],
-      ['9lives', '  replicas: 1\n', /metadata\.name must be a DNS-1035 label/],
+      ['9lives', ONE, /metadata\.name must be a DNS-1035 label/],
+      // The nodes would keep 3 copies, not 5, and no scale-down could pass 5.
+      [
+        'rf-above-replicas',
+        '  replicas: 3\n  replicationFactor: 5\n',
+        /replicationFactor must not exceed replicas/,
+      ],
+      ['rf-default', '  replicas: 1\n', /replicationFactor must not exceed replicas/],
     ];
     for (const [name, spec, message] of cases) {
       const r = await apply(kvcYaml(name, spec));
@@ -146,7 +156,7 @@ describe('CRD', { timeout: 60_000 }, () => {
   });
 
   it('reports owned objects the apiserver rejects as Degraded with its message', async () => {
-    const bad = '  replicas: 1\n  tolerations: [{key: k, operator: Sometimes}]\n';
+    const bad = `${ONE}  tolerations: [{key: k, operator: Sometimes}]\n`;
     expect((await apply(kvcYaml('bad-pod', bad))).code).toBe(0);
     const o = await phase('bad-pod', 'Degraded');
     const degraded = o.status?.conditions?.find((c) => c.type === 'Degraded');
@@ -171,7 +181,7 @@ describe('CRD', { timeout: 60_000 }, () => {
     await k().kubectl(['delete', 'kvcluster', 'bad-pod', '-n', NS]);
     // The CronJob of spec.backup too (its pattern admits five fields the CronJob cannot parse):
     // before, the cluster got no status at all.
-    const badCron = `  replicas: 1\n  backup: {schedule: 'x x x x x', claimName: backups}\n`;
+    const badCron = `${ONE}  backup: {schedule: 'x x x x x', claimName: backups}\n`;
     expect((await apply(kvcYaml('bad-cron', badCron))).code).toBe(0);
     const cron = await phase('bad-cron', 'Degraded');
     const why = cron.status?.conditions?.find((c) => c.type === 'Degraded');
@@ -181,7 +191,7 @@ describe('CRD', { timeout: 60_000 }, () => {
   });
 
   it('takes over no object another owner controls: KVClusters twin and twin-headless both want Service twin-headless', async () => {
-    const one = `  replicas: 1\n  storage: {storageClassName: ${STORAGE_CLASS}}\n`;
+    const one = `${ONE}  storage: {storageClassName: ${STORAGE_CLASS}}\n`;
     expect((await apply(kvcYaml('twin', one))).code).toBe(0);
     const twin = await phase('twin', 'Available');
     expect((await apply(kvcYaml('twin-headless', one))).code).toBe(0);
@@ -225,6 +235,7 @@ describe('a KVCluster', { timeout: 180_000 }, () => {
     standIn.holdDecommission = false;
     standIn.down = [];
     standIn.viewHook = null;
+    standIn.refuse = null;
   });
 
   it('produces every owned object with the expected spec', async () => {
@@ -505,27 +516,41 @@ spec:
     await k().kubectl(['delete', 'kvcluster', 'kvb', '-n', NS, '--wait=true']);
   });
 
-  it('waits, with a condition saying why, when a scale-down would go below replicationFactor', async () => {
+  it('refuses a scale below replicationFactor; a refused decommission waits with a condition saying why', async () => {
     await kvReady(3);
-    await k().kubectl(['scale', 'kvcluster/kv', '-n', NS, '--replicas=2']);
+    // The scale subresource writes spec.replicas through the CRD's rules: RF 3 needs 3 nodes.
+    const below = await k().kubectlResult(['scale', 'kvcluster/kv', '-n', NS, '--replicas=2'], {
+      allowFailure: true,
+    });
+    expect(below.code).not.toBe(0);
+    expect(below.stderr).toMatch(/replicationFactor must not exceed replicas/);
+    expect((await kvc('kv'))?.spec.replicas).toBe(3);
+    // A scale-down the leaving node refuses waits: Blocked, and the Event says why.
+    await kvReady(4);
+    standIn.refuse = 'rebalance: data is still moving';
+    await k().kubectl(['scale', 'kvcluster/kv', '-n', NS, '--replicas=3']);
     const o = await phase('kv', 'Blocked');
     const progressing = o.status?.conditions?.find((c) => c.type === 'Progressing');
-    expect(progressing).toMatchObject({ status: 'False', reason: 'BelowReplicationFactor' });
-    expect(progressing?.message).toContain('lower spec.replicationFactor first');
-    expect((await sts('kv'))?.spec.replicas).toBe(3);
+    expect(progressing).toMatchObject({ status: 'False', reason: 'DecommissionRefused' });
+    expect(progressing?.message).toContain('kv-3 refused to decommission');
+    expect((await sts('kv'))?.spec.replicas).toBe(4);
     const warnings = await k().kubectl([
       'get',
       'events',
       '-n',
       NS,
       '--field-selector',
-      'involvedObject.name=kv,type=Warning',
+      'involvedObject.name=kv,type=Warning,reason=Blocked',
       '-o',
-      'jsonpath={.items[*].reason}',
+      'jsonpath={.items[*].message}',
     ]);
-    expect(warnings).toContain('Blocked');
-    await k().kubectl(['scale', 'kvcluster/kv', '-n', NS, '--replicas=3']);
+    expect(warnings).toMatch(
+      /-> Blocked: 4\/4 pods ready; DecommissionRefused: scale-down waits: kv-3 refused to decommission: rebalance: data is still moving/,
+    );
+    standIn.refuse = null;
     await phase('kv', 'Available');
+    expect((await sts('kv'))?.spec.replicas).toBe(3);
+    standIn.reset(NS, 'kv-3');
   });
 
   it('upgrades one pod at a time, each step gated on cluster health, not only readiness', async () => {

@@ -95,6 +95,7 @@ describe('generated CRD', () => {
       (r) => r.rule,
     );
     expect(rules).toContain('self.readQuorum <= self.replicationFactor');
+    expect(rules).toContain('self.replicationFactor <= self.replicas');
     expect(JSON.stringify(at(schema, 'spec.storage'))).toContain('oldSelf.size');
   });
 
@@ -160,6 +161,13 @@ describe('parseKVCluster (the operator validates with the same schema)', () => {
     expect(r).toEqual({ ok: false, message: 'spec: readQuorum must not exceed replicationFactor' });
     const p = parseKVCluster('demo', { ports: { client: 1, http: 1 } });
     expect(p.ok ? '' : p.message).toContain('must differ');
+    // RF 5 on 3 nodes: the nodes would keep 3 copies, and no scale-down could pass 5.
+    const rf = parseKVCluster('demo', { replicas: 3, replicationFactor: 5 });
+    expect(rf.ok ? '' : rf.message).toMatch(/^spec: replicationFactor must not exceed replicas/);
+    // The default replicationFactor (3) counts: one node needs replicationFactor 1.
+    expect(parseKVCluster('demo', { replicas: 1 }).ok).toBe(false);
+    const one = { replicas: 1, replicationFactor: 1, readQuorum: 1, writeQuorum: 1 };
+    expect(parseKVCluster('demo', one).ok).toBe(true);
   });
 
   it('rejects bad fields and names with a path', () => {

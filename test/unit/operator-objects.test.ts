@@ -161,7 +161,7 @@ describe('StatefulSet', () => {
 });
 
 describe('Services, ConfigMap, PDB, ServiceMonitor', () => {
-  const c = cluster({ ports: { client: 6000 }, replicationFactor: 5, writeQuorum: 3 });
+  const c = cluster({ ports: { client: 6000 }, replicas: 5, replicationFactor: 5, writeQuorum: 3 });
 
   it('headless Service publishes not-ready pods; client Service serves the client port', () => {
     const h = buildHeadlessService(c);

@@ -163,6 +163,9 @@ app.kubernetes.io/component: monitoring
 {{- if gt (int $c.writeQuorum) (int $c.replicationFactor) -}}
 {{- $errors = append $errors (printf "cluster.writeQuorum (%d) must not exceed cluster.replicationFactor (%d)" (int $c.writeQuorum) (int $c.replicationFactor)) -}}
 {{- end -}}
+{{- if gt (int $c.replicationFactor) (int $c.replicas) -}}
+{{- $errors = append $errors (printf "cluster.replicationFactor (%d) must not exceed cluster.replicas (%d): lower replicationFactor, readQuorum and writeQuorum with it" (int $c.replicationFactor) (int $c.replicas)) -}}
+{{- end -}}
 {{- if or (eq (int $c.ports.client) (int $c.ports.http)) (eq (int $c.ports.client) (int $c.ports.peer)) (eq (int $c.ports.http) (int $c.ports.peer)) -}}
 {{- $errors = append $errors "cluster.ports: client, http and peer must differ" -}}
 {{- end -}}

@@ -224,6 +224,7 @@ const restoreFromSchema = z
   );
 
 const SPEC_RULES: readonly Rule<{
+  replicas: number;
   replicationFactor: number;
   readQuorum: number;
   writeQuorum: number;
@@ -237,6 +238,15 @@ const SPEC_RULES: readonly Rule<{
     rule: 'self.writeQuorum <= self.replicationFactor',
     message: 'writeQuorum must not exceed replicationFactor',
     check: (s) => s.writeQuorum <= s.replicationFactor,
+  },
+  {
+    // The node would clamp it to the member count: fewer copies than the spec says, and a
+    // scale-down could never go below it. `kubectl scale` is refused too (the scale subresource
+    // writes spec.replicas through the same validation).
+    rule: 'self.replicationFactor <= self.replicas',
+    message:
+      'replicationFactor must not exceed replicas (each key is kept on replicationFactor nodes): lower replicationFactor, readQuorum and writeQuorum first',
+    check: (s) => s.replicationFactor <= s.replicas,
   },
 ];
 
@@ -311,7 +321,12 @@ export const kvClusterSpecSchema = withRules(
         .enum(['Always', 'IfNotPresent', 'Never'])
         .default('IfNotPresent')
         .describe('Image pull policy of the kvstore container.'),
-      replicationFactor: z.int().min(1).max(15).default(3).describe('Replicas per key.'),
+      replicationFactor: z
+        .int()
+        .min(1)
+        .max(15)
+        .default(3)
+        .describe('Replicas per key (at most replicas).'),
       readQuorum: z.int().min(1).max(15).default(2).describe('Replicas that must answer a read.'),
       writeQuorum: z
         .int()
