@@ -191,9 +191,21 @@ export async function ensureBackup(
   };
 }
 
+/** The pods a Job made: those whose controller ownerReference is that Job (by uid). */
+function podsOf(pods: readonly V1Pod[], job: V1Job): V1Pod[] {
+  const uid = job.metadata?.uid;
+  return pods.filter((p) =>
+    p.metadata?.ownerReferences?.some((o) => o.controller && o.uid === uid),
+  );
+}
+
 /**
  * spec.restoreFrom: once every pod is ready (`available`), creates the restore Job (once: a
- * Succeeded restore in `previous` status is never run again); its run as status.restore.
+ * Succeeded restore in `previous` status is never run again); its run as status.restore. The run
+ * is read from the pods of this KVCluster's own Job only: a KVCluster made again under the same
+ * name finds the restore Job and pods of the one before it until the garbage collector removes
+ * them (for ever if it was deleted with `--cascade=orphan`), and took their Succeeded run for its
+ * own restore, so it never ran one.
  */
 export async function ensureRestore(
   ctx: ControllerContext,
@@ -204,17 +216,31 @@ export async function ensureRestore(
   const job = buildRestoreJob(c);
   if (job === null) return undefined;
   if (previous?.restore?.phase === 'Succeeded') return previous.restore;
-  const run = runStatus(await podsLabelled(ctx, c, RESTORE_LABEL));
-  if (run === undefined && !available) return { phase: 'Pending', pod: '' };
-  const ref = { apiVersion: 'batch/v1', kind: 'Job', namespace: c.namespace };
-  if ((await ctx.kube.read({ ...ref, name: restoreJobName(c.name) })) === null) {
-    await applyOwned(ctx, c.uid, job);
-    await ctx.events.record(
-      c,
-      'Normal',
-      'Restoring',
-      `restoring from ${c.spec.restoreFrom!.claimName}:${c.spec.restoreFrom!.path}`,
-    );
+  const name = restoreJobName(c.name);
+  const existing = await ctx.kube.read<V1Job>({
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    namespace: c.namespace,
+    name,
+  });
+  if (existing) {
+    const ours = existing.metadata?.ownerReferences?.some((o) => o.controller && o.uid === c.uid);
+    if (!ours) {
+      const error =
+        `Job ${c.namespace}/${name} is not this KVCluster's (left by an earlier KVCluster ` +
+        `${c.name}, or made by hand): the restore waits until it is gone; delete it if it stays`;
+      return { phase: 'Pending', pod: '', error };
+    }
+    const pods = podsOf(await podsLabelled(ctx, c, RESTORE_LABEL), existing);
+    return runStatus(pods) ?? { phase: 'Running', pod: '' };
   }
-  return run ?? { phase: 'Running', pod: '' };
+  if (!available) return { phase: 'Pending', pod: '' };
+  await applyOwned(ctx, c.uid, job);
+  await ctx.events.record(
+    c,
+    'Normal',
+    'Restoring',
+    `restoring from ${c.spec.restoreFrom!.claimName}:${c.spec.restoreFrom!.path}`,
+  );
+  return { phase: 'Running', pod: '' };
 }

@@ -229,6 +229,31 @@ describe('a KVCluster', { timeout: 180_000 }, () => {
     if (replicas !== undefined) expect(ready.status?.readyReplicas).toBe(replicas);
   }
 
+  /** The claim the backups go to (kvb-backups): a volume of its own, bound to it by name. */
+  async function backupClaim(): Promise<void> {
+    await k().kubectl(['apply', '-f', '-'], {
+      input: `apiVersion: v1
+kind: PersistentVolume
+metadata: {name: kwok-pv-backups}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  storageClassName: ${STORAGE_CLASS}
+  claimRef: {namespace: ${NS}, name: kvb-backups}
+  hostPath: {path: /tmp/kwok-pv-backups}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: kvb-backups, namespace: ${NS}}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: ${STORAGE_CLASS}
+  volumeName: kwok-pv-backups
+  resources: {requests: {storage: 1Gi}}
+`,
+    });
+  }
+
   afterEach(() => {
     // A failed test leaves no stand-in behaviour to the next one.
     standIn.moving = false;
@@ -444,28 +469,7 @@ describe('a KVCluster', { timeout: 180_000 }, () => {
   });
 
   it('spec.backup makes a backup CronJob; spec.restoreFrom runs the restore Job once pods are ready', async () => {
-    // The claim the backups go to: a volume of its own, bound to it by name.
-    await k().kubectl(['apply', '-f', '-'], {
-      input: `apiVersion: v1
-kind: PersistentVolume
-metadata: {name: kwok-pv-backups}
-spec:
-  capacity: {storage: 1Gi}
-  accessModes: [ReadWriteOnce]
-  storageClassName: ${STORAGE_CLASS}
-  claimRef: {namespace: ${NS}, name: kvb-backups}
-  hostPath: {path: /tmp/kwok-pv-backups}
----
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {name: kvb-backups, namespace: ${NS}}
-spec:
-  accessModes: [ReadWriteOnce]
-  storageClassName: ${STORAGE_CLASS}
-  volumeName: kwok-pv-backups
-  resources: {requests: {storage: 1Gi}}
-`,
-    });
+    await backupClaim();
     const backupSpec =
       `  replicas: 1\n  replicationFactor: 1\n  readQuorum: 1\n  writeQuorum: 1\n  image: kvstore:1\n` +
       `  storage: {size: 1Gi, storageClassName: ${STORAGE_CLASS}}\n` +
@@ -514,6 +518,37 @@ spec:
       (await getJson(k(), ['cronjob', 'kvb-backup', '-n', NS])) === null ? true : undefined,
     );
     await k().kubectl(['delete', 'kvcluster', 'kvb', '-n', NS, '--wait=true']);
+  });
+
+  it('a KVCluster made again under the same name does not take the earlier restore for its own', async () => {
+    await backupClaim();
+    const restoreSpec =
+      `${ONE}  image: kvstore:1\n  storage: {size: 1Gi, storageClassName: ${STORAGE_CLASS}}\n` +
+      `  restoreFrom: {claimName: kvb-backups, path: kv-20261203T030000Z}\n`;
+    const restored = async () => {
+      const r = (await kvc('kvr'))?.status?.restore;
+      return r?.phase === 'Succeeded' ? r : undefined;
+    };
+    expect((await apply(kvcYaml('kvr', restoreSpec))).stderr).toBe('');
+    const first = await waitUntil('first restore Succeeded', restored, 60_000);
+    // Deleted leaving its objects (or made again before the garbage collector removed them): its
+    // restore Job and that Job's Succeeded pod stay.
+    await k().kubectl(['delete', 'kvcluster', 'kvr', '-n', NS, '--cascade=orphan', '--wait=true']);
+    expect(await getJson(k(), ['pod', first.pod, '-n', NS])).not.toBeNull();
+    expect((await apply(kvcYaml('kvr', restoreSpec))).stderr).toBe('');
+    await phase('kvr', 'Available');
+    // The new KVCluster waits for that Job to go, saying so (before, it took the old pod's run
+    // for its own restore: Succeeded, and never ran one).
+    const waiting = await waitUntil('restore waiting for the old Job', async () => {
+      const r = (await kvc('kvr'))?.status?.restore;
+      return r?.error ? r : undefined;
+    });
+    expect(waiting).toMatchObject({ phase: 'Pending', pod: '' });
+    expect(waiting.error).toMatch(/Job kv-test\/kvr-restore is not this KVCluster's/);
+    await k().kubectl(['delete', 'job', 'kvr-restore', '-n', NS, '--wait=true']);
+    const second = await waitUntil('its own restore Succeeded', restored, 60_000);
+    expect(second.pod).not.toBe(first.pod);
+    await k().kubectl(['delete', 'kvcluster', 'kvr', '-n', NS, '--wait=true']);
   });
 
   it('refuses a scale below replicationFactor; a refused decommission waits with a condition saying why', async () => {
