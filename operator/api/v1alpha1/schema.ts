@@ -265,6 +265,7 @@ export const NODE_SETTINGS = [
   'maxLineBytes',
   'maxScanKeys',
   'maxConnections',
+  'maxHttpConnections',
   'clientIdleTimeoutMs',
   'maxPipeline',
   'maxInflightWriteBytes',
