@@ -439,7 +439,10 @@ export class Storage {
    * until committed, so reads see it at once. The caller appends it to the log in the same turn
    * (or is replaying the log). The key is kept only as its latin1 string `k` (the map key): the
    * batch and scans rebuild Buffers from it, so a queued write does not keep the caller's key
-   * (often a view of a whole socket read) alive.
+   * (often a view of a whole socket read) alive. A write that fills the batch gives it to LMDB
+   * here, with the counters as they stand, in the same transaction: the caller has counted the
+   * write already. (Counted after, the write whose value filled a batch was missing from the
+   * stored counters until the next write: after a stop or a crash, for good.)
    */
   #queue(key: Buffer, raw: Buffer | null, k = key.toString('latin1')): void {
     const queued = raw ?? new QueuedDelete();
@@ -537,8 +540,7 @@ export class Storage {
     // A stored version out of range (written before versions were checked) loses to any write.
     if (old && compareRecords(old, record) >= 0 && isValidVersion(old.version)) return false;
     const bytes = encoded ?? encodeRecord(record);
-    this.#queue(key, bytes, k);
-    this.#wal?.append(WAL_PUT, key, bytes);
+    // The counters first: #queue may give LMDB the batch, with the counters, at once (see #queue).
     const s = this.#state;
     if (old) {
       if (old.tombstone) s.tombstones--;
@@ -553,6 +555,8 @@ export class Storage {
     }
     this.#indexExpiry(key, old, record);
     if (compareVersions(record.version, s.hlc) > 0) s.hlc = record.version;
+    this.#queue(key, bytes, k);
+    this.#wal?.append(WAL_PUT, key, bytes);
     return true;
   }
 
@@ -579,8 +583,7 @@ export class Storage {
     if (raw === undefined) return false;
     const old = decodeRecord(raw);
     if (compareVersions(old.version, version) !== 0) return false;
-    this.#queue(key, null);
-    this.#wal?.append(WAL_DISCARD, key, encodeRecord({ version, tombstone: true, value: EMPTY }));
+    // The counters first, as in #applyOne.
     if (old.tombstone) {
       this.#state.tombstones--;
       this.#watch(() => this.#tombs.remove(key));
@@ -588,6 +591,8 @@ export class Storage {
       this.#state.liveKeys--;
     }
     this.#indexExpiry(key, old, null);
+    this.#queue(key, null);
+    this.#wal?.append(WAL_DISCARD, key, encodeRecord({ version, tombstone: true, value: EMPTY }));
     return true;
   }
 
