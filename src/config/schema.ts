@@ -230,6 +230,19 @@ const options = {
     .min(0)
     .default(100_000)
     .describe('most hints kept for down replicas'),
+  /**
+   * Most bytes of hints stored on this node (each hint's key, record and id): with large values
+   * the count alone let a down replica cost ~100 GiB of disk (100,000 hints of 1 MiB), and a full
+   * disk refuses every write. 256 MiB is a quarter of the chart's and the operator's default
+   * 1 GiB volume (LMDB's file keeps the pages a peak of hints took); the count still binds first
+   * for values up to about 2.5 KiB. Hints beyond either bound are dropped (counted as full).
+   */
+  maxHintBytes: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(256 * 1024 * 1024)
+    .describe('most bytes of hints kept for down replicas'),
   /** How often hints are offered to peers that are up again. */
   hintIntervalMs: positive.default(1000).describe('hint delivery interval'),
   /** Throttle for rebalancing and decommission streams, bytes per second. */

@@ -158,8 +158,8 @@ export async function startCluster(
       (h) => h.name,
       () => null,
     );
-  const hintStore = new HintStore(storage, config.maxHints);
-  const metrics = registerRebalanceMetrics(registry, () => hintStore.count);
+  const hintStore = new HintStore(storage, config.maxHints, config.maxHintBytes);
+  const metrics = registerRebalanceMetrics(registry, hintStore);
   let rebalancer: Rebalancer | null = null;
   let topology: Topology | null = null;
   // Set once the node routes; writes placed under other rings are passed on by it (reroute).

@@ -88,7 +88,7 @@ export class Hints {
       const hints = store.list(target, DELIVERY_BATCH, DELIVERY_BATCH_BYTES);
       if (hints.length === 0) return delivered;
       if (!this.#o.isMember(target)) {
-        await store.remove(hints.map((h) => h.id));
+        await store.remove(hints);
         metrics.hintsDropped.labels('left').inc(hints.length);
         continue;
       }
@@ -102,7 +102,7 @@ export class Hints {
         this.#o.logger.debug({ target, err }, 'hint delivery failed');
         return delivered;
       }
-      await store.remove(hints.map((h) => h.id));
+      await store.remove(hints);
       metrics.hintsDelivered.inc(hints.length);
       delivered += hints.length;
     }

@@ -17,7 +17,7 @@ export interface RebalanceMetrics {
 
 export function registerRebalanceMetrics(
   registry: Registry,
-  hintsStored: () => number,
+  hints: { readonly count: number; readonly bytes: number },
 ): RebalanceMetrics {
   const r = [registry];
   new Gauge({
@@ -25,7 +25,15 @@ export function registerRebalanceMetrics(
     help: 'Hints (writes kept for unreachable replicas) waiting on this node.',
     registers: r,
     collect() {
-      this.set(hintsStored());
+      this.set(hints.count);
+    },
+  });
+  new Gauge({
+    name: 'kvstore_hints_stored_bytes',
+    help: 'Bytes of the hints waiting on this node (keys, records and ids; at most --max-hint-bytes).',
+    registers: r,
+    collect() {
+      this.set(hints.bytes);
     },
   });
   const hintsDropped = new Counter({

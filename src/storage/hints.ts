@@ -14,37 +14,52 @@ export interface Hint {
 
 /**
  * Hints in their own LMDB table of the node's environment, keyed by `target \0 seq` so that one
- * target's hints read in the order they were written. Bounded: beyond `maxHints` new hints are
- * refused (the caller counts them as dropped; anti-entropy by rebalancing and read repair remain).
+ * target's hints read in the order they were written. Bounded by count and by bytes: a new hint
+ * that would take the store past `maxHints` hints or `maxBytes` bytes is refused (the caller
+ * counts it as dropped; anti-entropy, rebalancing and read repair remain).
  */
 export class HintStore {
   readonly maxHints: number;
+  /** Most bytes of hints (see `bytes`) kept. */
+  readonly maxBytes: number;
   readonly #db: Database<Buffer, Buffer>;
   readonly #storage: Storage;
   #count: number;
+  #bytes: number;
   readonly #byTarget = new Map<string, number>();
   #seq: bigint;
 
-  constructor(storage: Storage, maxHints: number) {
+  constructor(storage: Storage, maxHints: number, maxBytes = Number.POSITIVE_INFINITY) {
     this.#storage = storage;
     this.maxHints = maxHints;
+    this.maxBytes = maxBytes;
     this.#db = storage.root.openDB<Buffer, Buffer>({
       name: 'hints',
       keyEncoding: 'binary',
       encoding: 'binary',
     });
     this.#count = 0;
+    this.#bytes = 0;
     this.#seq = 0n;
-    for (const { key } of this.#db.getRange({})) {
+    // The totals are counted from the stored hints, so they are exact after any stop or crash.
+    // Keys only, and each value's length from a read into lmdb-js's reused buffer: a range with
+    // values would copy every one of them into its own Buffer (1 GiB of hints: 1 GiB allocated).
+    for (const key of this.#db.getKeys({})) {
       this.#count++;
       this.#counted(targetOf(key), 1);
       const seq = key.readBigUInt64BE(key.length - 8);
       if (seq >= this.#seq) this.#seq = seq + 1n;
+      this.#bytes += sizeOf(key, this.#db.getBinaryFast(key)?.length ?? 0);
     }
   }
 
   get count(): number {
     return this.#count;
+  }
+
+  /** Bytes the stored hints take: each one's id, key and record (LMDB's own overhead aside). */
+  get bytes(): number {
+    return this.#bytes;
   }
 
   /** Hints held, by the member they are for (members with none are left out). */
@@ -60,23 +75,32 @@ export class HintStore {
 
   /**
    * Stores hints durably. Resolves with how many were stored: fewer than given when the store
-   * is full.
+   * is full (each hint is kept if it fits, by count and by bytes, beside those kept before it).
    */
   async add(hints: readonly { target: string; key: Buffer; raw: Buffer }[]): Promise<number> {
-    const room = Math.max(0, this.maxHints - this.#count);
-    const taken = hints.slice(0, room);
+    const taken: { id: Buffer; target: string; key: Buffer; raw: Buffer }[] = [];
+    let bytes = 0;
+    for (const h of hints) {
+      if (this.#count + taken.length >= this.maxHints) break;
+      const id = this.#id(h.target, this.#seq);
+      const size = sizeOf(id, 2 + h.key.length + h.raw.length);
+      if (this.#bytes + bytes + size > this.maxBytes) continue;
+      this.#seq++;
+      bytes += size;
+      taken.push({ id, target: h.target, key: h.key, raw: h.raw });
+    }
     if (taken.length === 0) return 0;
     await this.#storage.transact(() => {
       for (const h of taken) {
-        const id = this.#id(h.target, this.#seq++);
         const value = Buffer.allocUnsafe(2 + h.key.length + h.raw.length);
         value.writeUInt16BE(h.key.length, 0);
         h.key.copy(value, 2);
         h.raw.copy(value, 2 + h.key.length);
-        this.#db.putSync(id, value);
+        this.#db.putSync(h.id, value);
       }
     });
     this.#count += taken.length;
+    this.#bytes += bytes;
     for (const h of taken) this.#counted(h.target, 1);
     return taken.length;
   }
@@ -121,16 +145,20 @@ export class HintStore {
     return out;
   }
 
-  /** Deletes delivered (or expired) hints; resolves once durable. */
-  async remove(ids: readonly Buffer[]): Promise<void> {
-    if (ids.length === 0) return;
-    const removed: string[] = [];
+  /** Deletes delivered (or expired) hints, as list() gave them; resolves once durable. */
+  async remove(hints: readonly Hint[]): Promise<void> {
+    if (hints.length === 0) return;
+    const removed: Hint[] = [];
     await this.#storage.transact(() => {
-      for (const id of ids) if (this.#db.removeSync(id)) removed.push(targetOf(id));
+      for (const h of hints) if (this.#db.removeSync(h.id)) removed.push(h);
     });
-    // Counted once committed: a transaction that fails removed nothing.
+    // Counted once committed: a transaction that fails removed nothing. A hint's bytes never
+    // change once stored (its id is not reused), so those list() read are the ones removed.
     this.#count -= removed.length;
-    for (const target of removed) this.#counted(target, -1);
+    for (const h of removed) {
+      this.#bytes -= sizeOf(h.id, 2 + h.key.length + h.raw.length);
+      this.#counted(h.target, -1);
+    }
   }
 
   #id(target: string, seq: bigint): Buffer {
@@ -141,6 +169,11 @@ export class HintStore {
     id.writeBigUInt64BE(seq, t.length + 1);
     return id;
   }
+}
+
+/** The bytes a stored hint counts toward HintStore.bytes: its id and its value. */
+function sizeOf(id: Buffer, valueLength: number): number {
+  return id.length + valueLength;
 }
 
 /** The member a hint id (`target \0 seq`) is for. */

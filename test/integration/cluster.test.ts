@@ -135,6 +135,38 @@ describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
     expect(await metric(n2, 'kvstore_storage_keys')).toBe(80);
   });
 
+  it('keeps at most --max-hint-bytes of hints, exactly counted across a restart', async () => {
+    // --max-hints alone (100,000) let a down replica cost ~100 GiB of hints of 1 MiB values.
+    const bound = 8 * 1024 * 1024;
+    const args = ['--max-hint-bytes', String(bound), ...NO_ANTI_ENTROPY];
+    const nodes = await startStaticCluster(3, args);
+    const [n0, , n2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    await n2.proc.stop('SIGKILL');
+    const a = await openClient(n0);
+    const value = 'b'.repeat(1024 * 1024);
+    for (let i = 0; i < 12; i++) expect(await a.call(`PUT big:${i} ${value}`)).toBe('OK');
+    // Seven hints of 1 MiB and a little fit in 8 MiB; the other five are dropped as full.
+    const full = 'kvstore_hints_dropped_total{reason="full"}';
+    await expect.poll(() => metric(n0, full), { timeout: 10_000 }).toBe(5);
+    expect(await metric(n0, 'kvstore_hints_stored')).toBe(7);
+    const bytes = await metric(n0, 'kvstore_hints_stored_bytes');
+    expect(bytes).toBeGreaterThan(7 * 1024 * 1024);
+    expect(bytes).toBeLessThanOrEqual(bound);
+    // A small write still fits beside them.
+    expect(await a.call('PUT small:1 v')).toBe('OK');
+    await expect.poll(() => metric(n0, 'kvstore_hints_stored'), { timeout: 10_000 }).toBe(8);
+    const withSmall = await metric(n0, 'kvstore_hints_stored_bytes');
+    expect(withSmall).toBeGreaterThan(bytes);
+    // The total is the stored hints' after a restart, not 0 or what the count implies.
+    await n0.proc.stop('SIGKILL');
+    await restart(n0, ['--peers', peersOf(nodes), ...args]);
+    expect(await metric(n0, 'kvstore_hints_stored')).toBe(8);
+    expect(await metric(n0, 'kvstore_hints_stored_bytes')).toBe(withSmall);
+    await restart(n2, ['--peers', peersOf(nodes), ...args]);
+    await expect.poll(() => metric(n0, 'kvstore_hints_stored'), { timeout: 30_000 }).toBe(0);
+    expect(await metric(n0, 'kvstore_hints_stored_bytes')).toBe(0);
+  });
+
   it('scans keys of large values: more of them than fit in one peer frame, without their values', async () => {
     // 80 values of 1 MiB: a member's scan reply with the records whole (as it was) is an 80 MiB
     // frame, over the 64 MiB peer limit: PREFIX answered ERR UNAVAILABLE, whatever the LIMIT.

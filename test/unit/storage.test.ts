@@ -311,4 +311,40 @@ describe('HintStore', () => {
     expect(keys(hints.list('n2', 10, 1))).toEqual(['k0']);
     expect(hints.list('n2', 10, 3000).map((h) => h.raw[0])).toEqual([0, 1]);
   });
+
+  it('keeps at most maxBytes of hints, counted exactly across a reopen and removals', async () => {
+    const dir = tempDir();
+    // A hint counts its id (`target \0 seq`: 11 bytes here), a 2-byte key length, its key (2
+    // bytes) and record: 10,015 bytes with a 10,000-byte record.
+    const hint = (i: number, size = 10_000) => ({
+      target: 'n2',
+      key: b(`k${i}`),
+      raw: Buffer.alloc(size, i),
+    });
+    const s = openStore(dir);
+    const hints = new HintStore(s, 100, 30_000);
+    expect(await hints.add([hint(0), hint(1)])).toBe(2);
+    expect(hints.bytes).toBe(2 * 10_015);
+    // A hint that would pass the bound is refused; a smaller one after it still fits.
+    expect(await hints.add([hint(2), hint(3, 10), hint(4, 10_000)])).toBe(1);
+    expect(hints.count).toBe(3);
+    expect(hints.bytes).toBe(2 * 10_015 + 25);
+    await s.close();
+    // The byte total is counted from the stored hints, not remembered: exact after a reopen.
+    const again = openStore(dir);
+    const reopened = new HintStore(again, 100, 30_000);
+    expect(reopened.count).toBe(3);
+    expect(reopened.bytes).toBe(2 * 10_015 + 25);
+    await reopened.remove(reopened.list('n2', 1));
+    expect(reopened.bytes).toBe(10_015 + 25);
+    // Removing a hint twice (already gone) takes nothing off.
+    const rest = reopened.list('n2', 10);
+    await reopened.remove(rest);
+    await reopened.remove(rest);
+    expect(reopened.count).toBe(0);
+    expect(reopened.bytes).toBe(0);
+    expect(await reopened.add([hint(5, 30_000 - 15)])).toBe(1);
+    expect(reopened.bytes).toBe(30_000);
+    expect(await reopened.add([hint(6, 0)])).toBe(0);
+  });
 });
