@@ -286,6 +286,7 @@ export const NODE_SETTINGS = [
   'expirySweepIntervalMs',
   'expirySweepBatch',
   'maxHints',
+  'maxHintBytes',
   'hintIntervalMs',
   'rebalanceRateBytes',
 ] as const satisfies readonly (keyof Config)[];
