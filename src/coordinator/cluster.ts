@@ -16,7 +16,14 @@ import {
   type StoredRecord,
 } from '../storage/index.ts';
 import { executeExpiry, type RecordAccess } from './expiry.ts';
-import { estimateKeys, executeMulti, infoSections, type KeyspaceSource } from './multi.ts';
+import {
+  estimateKeys,
+  executeMulti,
+  infoSections,
+  type KeyspaceSource,
+  type MultiReadBounds,
+  multiReadBounds,
+} from './multi.ts';
 import {
   oneMore,
   type QuorumGroup,
@@ -62,6 +69,8 @@ export interface ClusterOptions {
   /** How long a read waits for its quorum before it asks the replicas it has not asked. */
   readonly readSpeculateMs: number;
   readonly maxScanKeys: number;
+  /** --max-value-bytes: how many keys an MGET or EXISTS reads at once (multiReadBounds). */
+  readonly maxValueBytes?: number;
   readonly registry: Registry;
   /**
    * Throws while this node must not make versions (ClockCheck: its clock is off from its
@@ -99,9 +108,11 @@ export class ClusterCoordinator implements Coordinator {
   readonly #allReads: CounterCell;
   readonly #readsHere: CounterCell;
   readonly #readsThere: CounterCell;
+  readonly #multiReads: MultiReadBounds;
 
   constructor(opts: ClusterOptions) {
     this.#o = opts;
+    this.#multiReads = multiReadBounds(opts.maxValueBytes ?? 1024 * 1024);
     this.#io = {
       clock: opts.storage.clock,
       read: async (key) => {
@@ -198,7 +209,7 @@ export class ClusterCoordinator implements Coordinator {
       case 'exists':
       case 'mget':
       case 'mset':
-        return executeMulti(cmd, (one) => this.execute(one));
+        return executeMulti(cmd, (one) => this.execute(one), this.#multiReads);
       case 'dbsize':
         return { type: 'integer', value: estimateKeys(this.#keyspace()) };
       case 'info':

@@ -7,4 +7,5 @@ export {
   type ValueUse,
 } from './cluster.ts';
 export { applyCursor, successorOfPrefix } from './keyspace.ts';
+export { MULTI_READ_BYTES } from './multi.ts';
 export { type QuorumGroup, quorum } from './quorum.ts';

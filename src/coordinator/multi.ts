@@ -1,5 +1,6 @@
 // Multi-key commands (DEL, EXISTS, MGET, MSET) as concurrent single-key commands, and INFO's data.
 
+import { KvError } from '../errors/index.ts';
 import type { Topology } from '../membership/index.ts';
 import type { Command, InfoSection, Reply } from '../protocol/index.ts';
 
@@ -35,12 +36,89 @@ function count(replies: readonly Reply[], type: Reply['type']): Reply {
 }
 
 /**
+ * Bytes of values one MGET or EXISTS may read (and MGET answer): the RESP request limit. Its
+ * request is small (3,000 key names are 40 KB) while each key may hold a value of
+ * --max-value-bytes: an MGET naming 300 keys of 1 MiB ten times each made one node hold 8.7 GB
+ * for a client that did not read its answer.
+ */
+export const MULTI_READ_BYTES = 64 * 1024 * 1024;
+
+/** How a multi-key read is bounded: MULTI_READ_BYTES, read `chunkKeys` keys at a time. */
+export interface MultiReadBounds {
+  readonly maxBytes: number;
+  /** Keys read at once: maxBytes over the largest value, so a round holds at most maxBytes more. */
+  readonly chunkKeys: number;
+}
+
+export function multiReadBounds(
+  maxValueBytes: number,
+  maxBytes = MULTI_READ_BYTES,
+): MultiReadBounds {
+  return { maxBytes, chunkKeys: Math.max(1, Math.floor(maxBytes / Math.max(1, maxValueBytes))) };
+}
+
+function overBudget(what: string, max: number): KvError {
+  return new KvError(
+    'KV_ERR_LIMIT_EXCEEDED',
+    `coordinator: ${what} reads more than ${max} bytes of values; ask for fewer keys at a time`,
+  );
+}
+
+/**
+ * GET of each key, `chunkKeys` at a time (each chunk concurrently), failing with LIMIT_EXCEEDED
+ * once the values read pass `maxBytes`. Synchronous while every part is (one node holding every
+ * key), as `all` is.
+ */
+function boundedReads(
+  what: string,
+  keys: readonly Buffer[],
+  run: Run,
+  bounds: MultiReadBounds,
+  merge: (r: Reply[]) => Reply,
+): Reply | Promise<Reply> {
+  const out: Reply[] = [];
+  let bytes = 0;
+  const take = (replies: readonly Reply[]) => {
+    for (const r of replies) if (r.type === 'value') bytes += r.value.length;
+    if (bytes > bounds.maxBytes) throw overBudget(what, bounds.maxBytes);
+    out.push(...replies);
+  };
+  const from = (start: number): Reply | Promise<Reply> => {
+    for (let i = start; i < keys.length; i += bounds.chunkKeys) {
+      const parts = keys
+        .slice(i, i + bounds.chunkKeys)
+        .map((key) => attempt(run, { type: 'get', key }));
+      if (parts.some((p) => p instanceof Promise)) {
+        const next = i + bounds.chunkKeys;
+        return Promise.all(parts).then((replies) => {
+          take(replies);
+          return from(next);
+        });
+      }
+      take(parts as Reply[]);
+    }
+    return merge(out);
+  };
+  try {
+    return from(0);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/**
  * DEL: REMOVE of each distinct key, the count of keys that were live. EXISTS: GET of each key,
  * the count found (a key named twice counts twice, as in Redis). MGET: GET of each key, an array
  * with not_found (RESP null) for absent keys. MSET: PUT of each pair; OK when all are durable.
  * Versions are taken in argument order, so a key set twice in one MSET keeps the later value.
+ * MGET and EXISTS read their keys a chunk at a time and fail with LIMIT_EXCEEDED past
+ * `bounds.maxBytes` of values (MULTI_READ_BYTES): their request is small, their values need not be.
  */
-export function executeMulti(cmd: MultiCommand, run: Run): Reply | Promise<Reply> {
+export function executeMulti(
+  cmd: MultiCommand,
+  run: Run,
+  bounds: MultiReadBounds = multiReadBounds(1024 * 1024),
+): Reply | Promise<Reply> {
   switch (cmd.type) {
     case 'del': {
       const distinct = new Map(cmd.keys.map((k) => [k.toString('latin1'), k]));
@@ -48,15 +126,9 @@ export function executeMulti(cmd: MultiCommand, run: Run): Reply | Promise<Reply
       return all(parts, (r) => count(r, 'ok'));
     }
     case 'exists':
-      return all(
-        cmd.keys.map((key) => attempt(run, { type: 'get', key })),
-        (r) => count(r, 'value'),
-      );
+      return boundedReads('EXISTS', cmd.keys, run, bounds, (r) => count(r, 'value'));
     case 'mget':
-      return all(
-        cmd.keys.map((key) => attempt(run, { type: 'get', key })),
-        (items) => ({ type: 'array', items }),
-      );
+      return boundedReads('MGET', cmd.keys, run, bounds, (items) => ({ type: 'array', items }));
     case 'mset':
       return all(
         cmd.entries.map(([key, value]) => attempt(run, { type: 'put', key, value })),

@@ -448,6 +448,7 @@ export async function startCluster(
     readRepairChance: config.readRepairChance,
     readSpeculateMs: config.readSpeculateMs,
     maxScanKeys: config.maxScanKeys,
+    maxValueBytes: config.maxValueBytes,
     registry,
     checkClock: () => clock.check(),
     checkIdentity,

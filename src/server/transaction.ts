@@ -1,5 +1,6 @@
 // MULTI/EXEC/DISCARD for one connection: the queue, its bounds, and EXEC's in-order run.
 
+import { MULTI_READ_BYTES } from '../coordinator/index.ts';
 import { KvError } from '../errors/index.ts';
 import { type Command, errorReply, type Reply } from '../protocol/index.ts';
 
@@ -155,9 +156,11 @@ export async function execQueued(
   items: readonly Queued[],
   run: (cmd: Command) => Reply | Promise<Reply>,
   failure: (err: unknown) => Reply,
+  maxValueBytes: number = MULTI_READ_BYTES,
 ): Promise<Reply> {
   const out: Reply[] = [];
   let failedAt = -1;
+  let valueBytes = 0;
   for (const [i, item] of items.entries()) {
     if (failedAt !== -1) {
       out.push(notRun(failedAt));
@@ -175,10 +178,30 @@ export async function execQueued(
     } catch (err) {
       reply = failure(err);
     }
+    // The values read so far are held until EXEC answers: at most maxValueBytes of them, as for
+    // one MGET (a transaction of 3,000 GETs of 1 MiB values would hold 3 GB).
+    valueBytes += valueBytesOf(reply);
+    if (valueBytes > maxValueBytes) {
+      reply = errorReply(
+        new KvError(
+          'KV_ERR_LIMIT_EXCEEDED',
+          `server: this EXEC's replies hold more than ${maxValueBytes} bytes of values; read fewer keys in one transaction`,
+        ),
+      );
+    }
     if (reply.type === 'error') failedAt = i + 1;
     out.push(reply);
   }
   return { type: 'array', items: out };
+}
+
+/** Bytes of values a reply holds (a GET's value, an MGET's values). */
+function valueBytesOf(reply: Reply): number {
+  if (reply.type === 'value') return reply.value.length;
+  if (reply.type !== 'array') return 0;
+  let n = 0;
+  for (const item of reply.items ?? []) n += valueBytesOf(item);
+  return n;
 }
 
 function notRun(failedAt: number): Reply {

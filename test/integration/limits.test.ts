@@ -421,6 +421,53 @@ describe('limits under load', () => {
     expect(await metric(node, 'kvstore_connections_rejected_total{reason="buffer_full"}')).toBe(0);
   }, 120_000);
 
+  it('bounds the values one MGET, EXISTS or EXEC reads at 64 MiB, whatever the keys it names', async () => {
+    const node = await startNodeProcess();
+    const c = await recordingSocket(node.port);
+    const command = (...args: string[]) =>
+      `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+    const value = 'v'.repeat(MiB - 64);
+    for (let i = 0; i < 70; i++) c.socket.write(command('SET', `big:${i}`, value));
+    await expect.poll(() => c.data, { timeout: 60_000 }).toBe('+OK\r\n'.repeat(70));
+    const keys = (n: number) => Array.from({ length: n }, (_, i) => `big:${i % 70}`);
+    const before = rss(node);
+    // 3,000 names of 70 keys of 1 MiB: a request of 40 KB, an answer of 3 GB. Before, one such
+    // MGET from a client that did not read made the node hold 8.7 GB.
+    const refused = /^-ERR LIMIT_EXCEEDED coordinator: MGET reads more than 67108864 bytes/;
+    c.data = '';
+    c.socket.write(command('MGET', ...keys(3000)));
+    await expect.poll(() => c.data, { timeout: 30_000 }).toMatch(refused);
+    expect(rss(node) - before).toBeLessThan(512 * MiB);
+    c.data = '';
+    c.socket.write(command('EXISTS', ...keys(3000)));
+    await expect
+      .poll(() => c.data, { timeout: 30_000 })
+      .toMatch(/^-ERR LIMIT_EXCEEDED coordinator: EXISTS/);
+    // Under the bound, the whole answer.
+    c.data = '';
+    c.socket.write(command('MGET', ...keys(60)));
+    await expect
+      .poll(() => c.data.length, { timeout: 30_000 })
+      .toBeGreaterThanOrEqual(60 * (MiB - 64));
+    expect(c.data.startsWith('*60\r\n$1048512\r\n')).toBe(true);
+    // A transaction's GETs: the one that passes the bound is refused, the rest not run.
+    c.data = '';
+    c.socket.write(
+      command('MULTI') +
+        keys(70)
+          .map((k) => command('GET', k))
+          .join('') +
+        command('EXEC'),
+    );
+    await expect
+      .poll(() => c.data.includes('LIMIT_EXCEEDED server: this EXEC'), { timeout: 30_000 })
+      .toBe(true);
+    expect(c.data).toContain(
+      '-ERR NOT_RUN server: not run, because command 65 of this EXEC failed',
+    );
+    expect(c.closed).toBe(false);
+  }, 120_000);
+
   it('holds 10,000 idle connections with bounded memory and keeps serving', async () => {
     const node = await startNodeProcess({ args: ['--max-connections', '10100'] });
     const before = rss(node);
