@@ -77,6 +77,15 @@ const options = {
     .max(MAX_VALUE_BYTES)
     .default(1024 * 1024)
     .describe('largest value in bytes (at most 64 MiB - 64 KiB: one peer frame)'),
+  /**
+   * Bytes of values one command may read: an MGET or EXISTS (read a chunk of keys at a time),
+   * or the GETs of one EXEC; past it, ERR LIMIT_EXCEEDED. Its request is small (3,000 key names
+   * are 40 KB) while each key may hold --max-value-bytes: unbounded, one MGET made a node hold
+   * 8.7 GB for a client that did not read. At least --max-value-bytes (one GET always fits).
+   */
+  maxMultiReadBytes: positive
+    .default(64 * 1024 * 1024)
+    .describe('bytes of values one MGET, EXISTS or EXEC may read (>= --max-value-bytes)'),
   /** Longest command line in bytes; longer lines are discarded with one error reply. */
   maxLineBytes: positive.default(1024 * 1024 + 4096).describe('longest command line in bytes'),
   /** Most keys one RANGE/PREFIX returns: the cap without LIMIT and the largest LIMIT. */
@@ -299,6 +308,10 @@ export const configSchema = z
     message:
       'must be more than --peer-timeout-ms + --max-clock-offset-ms: a write still in flight could land after its key was deleted and the tombstone collected',
     path: ['tombstoneGraceMs'],
+  })
+  .refine((c) => c.maxMultiReadBytes >= c.maxValueBytes, {
+    message: 'must be at least max-value-bytes, so one GET always fits',
+    path: ['maxMultiReadBytes'],
   })
   .refine((c) => c.maxLineBytes >= c.maxKeyBytes + c.maxValueBytes + 8, {
     message: 'must be at least max-key-bytes + max-value-bytes + 8 so every valid PUT fits',

@@ -71,6 +71,8 @@ export interface ClusterOptions {
   readonly maxScanKeys: number;
   /** --max-value-bytes: how many keys an MGET or EXISTS reads at once (multiReadBounds). */
   readonly maxValueBytes?: number;
+  /** --max-multi-read-bytes: the values one MGET or EXISTS may read (default MULTI_READ_BYTES). */
+  readonly maxMultiReadBytes?: number;
   readonly registry: Registry;
   /**
    * Throws while this node must not make versions (ClockCheck: its clock is off from its
@@ -112,7 +114,7 @@ export class ClusterCoordinator implements Coordinator {
 
   constructor(opts: ClusterOptions) {
     this.#o = opts;
-    this.#multiReads = multiReadBounds(opts.maxValueBytes ?? 1024 * 1024);
+    this.#multiReads = multiReadBounds(opts.maxValueBytes ?? 1024 * 1024, opts.maxMultiReadBytes);
     this.#io = {
       clock: opts.storage.clock,
       read: async (key) => {

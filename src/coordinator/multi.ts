@@ -36,7 +36,8 @@ function count(replies: readonly Reply[], type: Reply['type']): Reply {
 }
 
 /**
- * Bytes of values one MGET or EXISTS may read (and MGET answer): the RESP request limit. Its
+ * The default of --max-multi-read-bytes: bytes of values one MGET or EXISTS may read (and MGET
+ * answer), the RESP request limit. Its
  * request is small (3,000 key names are 40 KB) while each key may hold a value of
  * --max-value-bytes: an MGET naming 300 keys of 1 MiB ten times each made one node hold 8.7 GB
  * for a client that did not read its answer.

@@ -449,6 +449,7 @@ export async function startCluster(
     readSpeculateMs: config.readSpeculateMs,
     maxScanKeys: config.maxScanKeys,
     maxValueBytes: config.maxValueBytes,
+    maxMultiReadBytes: config.maxMultiReadBytes,
     registry,
     checkClock: () => clock.check(),
     checkIdentity,

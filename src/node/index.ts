@@ -75,6 +75,7 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
       maxConnections: config.maxConnections,
       maxInflightWriteBytes: config.maxInflightWriteBytes,
       maxClientBufferBytes: config.maxClientBufferBytes,
+      maxMultiReadBytes: config.maxMultiReadBytes,
       coordinator: cluster.coordinator,
       registry,
       logger: log,

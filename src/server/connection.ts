@@ -43,6 +43,8 @@ import { BUFFER_FULL_MESSAGE, execQueued, type Queued } from './transaction.ts';
 
 export interface ConnectionContext {
   readonly coordinator: Coordinator;
+  /** Bytes of values the GETs of one EXEC may read (--max-multi-read-bytes). */
+  readonly maxMultiReadBytes: number;
   readonly limits: CommandLimits;
   readonly maxLineBytes: number;
   readonly respLimits: RespLimits;
@@ -595,7 +597,9 @@ export class Connection {
       metrics.requests.labels(cmd.type).inc();
       return coordinator.execute(cmd);
     };
-    this.#start(slot, 'exclusive', cost, () => execQueued(items, run, (err) => this.#failure(err)));
+    this.#start(slot, 'exclusive', cost, () =>
+      execQueued(items, run, (err) => this.#failure(err), this.#ctx.maxMultiReadBytes),
+    );
   }
 
   #failure(err: unknown): Reply {

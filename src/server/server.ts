@@ -5,7 +5,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import type { Registry } from 'prom-client';
 import pkg from '../../package.json' with { type: 'json' };
-import type { Coordinator } from '../coordinator/index.ts';
+import { type Coordinator, MULTI_READ_BYTES } from '../coordinator/index.ts';
 import { KvError, wireCode } from '../errors/index.ts';
 import { listen } from '../net/index.ts';
 import { type Logger, LogThrottle } from '../observability/index.ts';
@@ -36,6 +36,8 @@ export interface ServerOptions {
    * closes its connection (raised to the largest single request: clientBufferLimitOf).
    */
   readonly maxClientBufferBytes?: number;
+  /** Bytes of values the GETs of one EXEC may read (default MULTI_READ_BYTES). */
+  readonly maxMultiReadBytes?: number;
   /** Required AUTH password; null or empty: none. */
   readonly password?: string | null;
   /** Serve TLS on the client port with this certificate and key (PEM); null: plain TCP. */
@@ -186,6 +188,7 @@ export class KvServer {
       budget: new WriteBudget(opts.maxInflightWriteBytes ?? 64 * 1024 * 1024),
       buffers: new ClientBuffers(bufferLimit, this.#metrics, opts.logger),
       idleTimeoutMs: opts.idleTimeoutMs ?? 0,
+      maxMultiReadBytes: opts.maxMultiReadBytes ?? MULTI_READ_BYTES,
     };
     const accept = (socket: Socket) => this.#accept(socket);
     this.#server = opts.tls

@@ -72,6 +72,12 @@ describe('loadConfig', () => {
     expect(MAX_VALUE_BYTES + 64 * 1024).toBe(DEFAULT_MAX_FRAME_BYTES);
   });
 
+  it('bounds the values one MGET, EXISTS or EXEC reads at 64 MiB, never below one value', () => {
+    expect(DEFAULTS.maxMultiReadBytes).toBe(64 * 1024 * 1024);
+    const low = loadConfig(['--max-multi-read-bytes', String(1024 * 1024 - 1)], {});
+    expect(low.kind === 'error' && low.text).toContain('--max-multi-read-bytes');
+  });
+
   it('bounds unfinished client requests at 256 MiB, at least 64 MiB and one request of any size', () => {
     const MiB = 1024 * 1024;
     expect(DEFAULTS.maxClientBufferBytes).toBe(256 * MiB);

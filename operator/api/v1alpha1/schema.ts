@@ -270,6 +270,7 @@ export const NODE_SETTINGS = [
   'maxPipeline',
   'maxInflightWriteBytes',
   'maxClientBufferBytes',
+  'maxMultiReadBytes',
   'resolveIntervalMs',
   'readRepairChance',
   'readSpeculateMs',
