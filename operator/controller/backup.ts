@@ -235,7 +235,7 @@ export async function ensureRestore(
     return runStatus(pods) ?? { phase: 'Running', pod: '' };
   }
   if (!available) return { phase: 'Pending', pod: '' };
-  await applyOwned(ctx, c.uid, job);
+  await applyOwned(ctx, c.uid, job, existing);
   await ctx.events.record(
     c,
     'Normal',

@@ -48,16 +48,22 @@ export class ControlledElsewhereError extends Error {}
  * namespace both wanted the Service `x-headless` (the headless one of `x`, the client one of
  * `x-headless`) and each reconcile took it from the other, selector included, so `x`'s nodes
  * found `x-headless`'s pods as peers. An existing object no one controls is adopted.
+ * `existing`: the object as this reconcile already read it (null: absent), so it is not read
+ * again; absent, it is read here.
  */
 export async function applyOwned<T extends KubernetesObject>(
   ctx: ControllerContext,
   ownerUid: string,
   obj: T,
+  existing?: KubernetesObject | null,
 ): Promise<T> {
   const { apiVersion = '', kind = '' } = obj;
   const { name = '', namespace = '' } = obj.metadata ?? {};
-  const existing = await ctx.kube.read<KubernetesObject>({ apiVersion, kind, namespace, name });
-  const controller = existing?.metadata?.ownerReferences?.find((o) => o.controller);
+  const current =
+    existing !== undefined
+      ? existing
+      : await ctx.kube.read<KubernetesObject>({ apiVersion, kind, namespace, name });
+  const controller = current?.metadata?.ownerReferences?.find((o) => o.controller);
   if (controller && controller.uid !== ownerUid) {
     throw new ControlledElsewhereError(
       `${kind} ${namespace}/${name} is controlled by ${controller.kind} ${controller.name} ` +

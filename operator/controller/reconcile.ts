@@ -67,7 +67,7 @@ async function ensureOwned(
   const current = observed.sts?.spec?.replicas ?? null;
   const leaving = await observeLeaving(ctx, c, current, observed.pods);
   const plan = planCluster(c, observed, leaving, configHash);
-  await ensureStatefulSet(ctx, c, plan.statefulSet);
+  await ensureStatefulSet(ctx, c, plan.statefulSet, observed.sts);
   await ensurePdb(ctx, c);
   if (await ensureServiceMonitor(ctx, c)) await warnOnce(ctx, c, 'ServiceMonitorUnavailable');
   const scale = await ensureDecommission(ctx, c, plan.scale);

@@ -207,12 +207,14 @@ export function desiredTemplateHash(c: Cluster, configHash: string): string {
   return hashOf(buildPodTemplate(c, configHash));
 }
 
+/** `current`: the StatefulSet as this reconcile observed it (not read again). */
 export async function ensureStatefulSet(
   ctx: ControllerContext,
   c: Cluster,
   plan: StatefulSetPlan,
+  current: V1StatefulSet | null,
 ): Promise<void> {
-  await applyOwned(ctx, c.uid, buildStatefulSet(c, plan));
+  await applyOwned(ctx, c.uid, buildStatefulSet(c, plan), current);
 }
 
 /** The current StatefulSet (read fresh: the rollout and scale steps must not act on a stale copy). */

@@ -110,24 +110,20 @@ export class MembershipCheck {
   update(now: number = Date.now()): void {
     const own = this.#o.names();
     const members = this.#o.members();
-    const self = members.find((m) => m.self);
+    // A decommissioned node reports nothing (the others stop listing it first).
+    const mine = members.find((m) => m.self)?.hello?.status === 'decommissioned' ? null : own;
     const differ = new Map<string, readonly string[]>();
-    if (own !== null && self?.hello?.status !== 'decommissioned') {
+    if (mine !== null) {
       for (const m of members) {
         const h = m.hello;
         if (m.self || m.state !== 'up' || h?.listed === undefined) continue;
-        if (h.status === 'decommissioned' || sameNames(h.listed, own)) continue;
+        if (h.status === 'decommissioned' || sameNames(h.listed, mine)) continue;
         differ.set(m.name, h.listed);
       }
     }
-    this.#updateDecommissioned(own, members, now);
-    for (const name of [...this.#since.keys()]) if (!differ.has(name)) this.#since.delete(name);
-    const reported: [string, readonly string[]][] = [];
-    for (const [name, listed] of differ) {
-      const since = this.#since.get(name) ?? now;
-      this.#since.set(name, since);
-      if (now - since >= this.#o.boundMs) reported.push([name, listed]);
-    }
+    this.#updateDecommissioned(mine, members, now);
+    const lasting = pastBound(this.#since, differ.keys(), now, this.#o.boundMs);
+    const reported = [...differ].filter(([name]) => lasting.includes(name));
     // fromEntries: a member named `__proto__` stays an own property.
     this.#reported = Object.fromEntries(reported);
     const seen = reported.length === 0 ? '' : JSON.stringify([own, reported]);
@@ -137,37 +133,27 @@ export class MembershipCheck {
       this.#o.logger.info({ listed: own }, 'member lists agree again');
       return;
     }
-    const mine = (own ?? []).join(',');
+    const ownList = (own ?? []).join(',');
     const lists = reported.map(([n, l]) => `${n} lists ${l.join(',')}`).join('; ');
     this.#o.logger.error(
       { listed: own, members: this.#reported, forMs: this.#o.boundMs },
-      `member lists differ: ${lists}; this node lists ${mine} (for over ${Math.round(this.#o.boundMs / 1000)} s): give every member the same --peers (or --discovery name) and restart the odd ones. Until then they route by other rings and the cluster is never at rest: no tombstone collection, no anti-entropy (a rolling change of --peers shows this until it is done)`,
+      `member lists differ: ${lists}; this node lists ${ownList} (for over ${Math.round(this.#o.boundMs / 1000)} s): give every member the same --peers (or --discovery name) and restart the odd ones. Until then they route by other rings and the cluster is never at rest: no tombstone collection, no anti-entropy (a rolling change of --peers shows this until it is done)`,
     );
   }
 
+  /** `own`: this node's list, null when it reports nothing (no list yet, or decommissioned). */
   #updateDecommissioned(
     own: readonly string[] | null,
     members: readonly MemberView[],
     now: number,
   ): void {
-    const self = members.find((m) => m.self);
-    const listed = new Set(
-      own === null || self?.hello?.status === 'decommissioned'
+    const listed =
+      own === null
         ? []
         : members
             .filter((m) => !m.self && m.hello?.status === 'decommissioned' && own.includes(m.name))
-            .map((m) => m.name),
-    );
-    for (const name of [...this.#decommissionedSince.keys()]) {
-      if (!listed.has(name)) this.#decommissionedSince.delete(name);
-    }
-    const reported: string[] = [];
-    for (const name of listed) {
-      const since = this.#decommissionedSince.get(name) ?? now;
-      this.#decommissionedSince.set(name, since);
-      if (now - since >= this.#o.boundMs) reported.push(name);
-    }
-    reported.sort();
+            .map((m) => m.name);
+    const reported = pastBound(this.#decommissionedSince, listed, now, this.#o.boundMs).sort();
     if (reported.join(',') === this.#decommissioned.join(',')) return;
     const gone = this.#decommissioned.filter((n) => !reported.includes(n));
     this.#decommissioned = reported;
@@ -183,4 +169,25 @@ export class MembershipCheck {
       `decommissioned members still listed: ${reported.join(', ')} handed their data off, and this node still lists them (for over ${Math.round(this.#o.boundMs / 1000)} s): take them out of every member's --peers (a rolling restart), or out of DNS (their pods deleted). Until then the cluster is never at rest: no tombstone collection, no anti-entropy`,
     );
   }
+}
+
+/**
+ * The names among `names` seen without a break for at least `boundMs`: `since` keeps when each
+ * was first seen, and forgets the names not seen now.
+ */
+function pastBound(
+  since: Map<string, number>,
+  names: Iterable<string>,
+  now: number,
+  boundMs: number,
+): string[] {
+  const seen = new Set(names);
+  for (const name of [...since.keys()]) if (!seen.has(name)) since.delete(name);
+  const out: string[] = [];
+  for (const name of seen) {
+    const first = since.get(name) ?? now;
+    since.set(name, first);
+    if (now - first >= boundMs) out.push(name);
+  }
+  return out;
 }

@@ -451,7 +451,9 @@ describe('a decommissioned member still listed in --peers', () => {
     // Taken out of n0's --peers: n0 reports nothing; n1, still listing it, goes on.
     await n0.proc.stop();
     await restart(n0, ['--peers', peersOf([n0, n1]), ...fast]);
-    await new Promise((r) => setTimeout(r, 8000));
+    await expect
+      .poll(async () => (await clusterInfo(n0)).members.find((m) => m.name === 'kvstore-1')?.state)
+      .toBe('up');
     expect(await metric(n0, 'kvstore_decommissioned_members_listed')).toBe(0);
     expect((await clusterInfo(n0)).decommissionedListed).toEqual([]);
     expect(await metric(n1, 'kvstore_decommissioned_members_listed')).toBe(1);

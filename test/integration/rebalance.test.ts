@@ -28,6 +28,25 @@ function dnsMember(server: TestDnsServer, name: string, host: string, extra: str
   return startDnsMember(server.port, SERVICE, name, host, extra);
 }
 
+/**
+ * Three members found through the test DNS server's A records, settled, on the first three of
+ * four loopback addresses (the fourth for a member that joins); the module's `dns` is set too,
+ * for afterEach to close.
+ */
+async function threeOfFour(extra: string[] = []) {
+  const server = await startDnsServer();
+  dns = server;
+  const block = loopbackBlock();
+  const hosts = [1, 2, 3, 4].map((i) => `${block}.${i}`);
+  server.setA(SERVICE, hosts.slice(0, 3));
+  const nodes = await Promise.all(
+    hosts.slice(0, 3).map((h, i) => dnsMember(server, `kvstore-${i}`, h, extra)),
+  );
+  await waitAllUp(nodes);
+  await waitSettled(nodes, ['kvstore-0', 'kvstore-1', 'kvstore-2']);
+  return { dns: server, hosts, nodes };
+}
+
 /** Reads random keys in a loop until stopped; counts any answer that is not the written value. */
 function readLoop(c: LineClient, values: Map<string, string>) {
   const keys = [...values.keys()];
@@ -61,15 +80,7 @@ async function storedTotal(nodes: readonly ClusterNode[]): Promise<number> {
 
 describe('membership through DNS, rebalancing and decommission', () => {
   it('moves data to a joining node and off a decommissioned one, keys readable throughout', async () => {
-    dns = await startDnsServer();
-    const block = loopbackBlock();
-    const hosts = [1, 2, 3, 4].map((i) => `${block}.${i}`);
-    dns.setA(SERVICE, hosts.slice(0, 3));
-    const nodes = await Promise.all(
-      hosts.slice(0, 3).map((h, i) => dnsMember(dns!, `kvstore-${i}`, h)),
-    );
-    await waitAllUp(nodes);
-    await waitSettled(nodes, ['kvstore-0', 'kvstore-1', 'kvstore-2']);
+    const { dns, hosts, nodes } = await threeOfFour();
 
     const writer = await openClient(nodes[0]!);
     const values = new Map<string, string>();
@@ -120,16 +131,8 @@ describe('membership through DNS, rebalancing and decommission', () => {
   });
 
   it('resumes a throttled transfer where it stopped after the sending node restarts', async () => {
-    dns = await startDnsServer();
-    const block = loopbackBlock();
-    const hosts = [1, 2, 3, 4].map((i) => `${block}.${i}`);
     const slow = ['--rebalance-rate-bytes', '4000'];
-    dns.setA(SERVICE, hosts.slice(0, 3));
-    const nodes = await Promise.all(
-      hosts.slice(0, 3).map((h, i) => dnsMember(dns!, `kvstore-${i}`, h, slow)),
-    );
-    await waitAllUp(nodes);
-    await waitSettled(nodes, ['kvstore-0', 'kvstore-1', 'kvstore-2']);
+    const { dns, hosts, nodes } = await threeOfFour(slow);
     const w = await openClient(nodes[0]!);
     const value = 'x'.repeat(100);
     const puts = Array.from(
@@ -163,16 +166,8 @@ describe('membership through DNS, rebalancing and decommission', () => {
   it('streams large values a few at a time: read, sent, throttled and reported by bytes', async () => {
     // A chunk was 256 records whatever their size: with 1 MiB values 256 MiB held at once, sent
     // at full speed before the throttle's first wait, and no progress until all of it was sent.
-    dns = await startDnsServer();
-    const block = loopbackBlock();
-    const hosts = [1, 2, 3, 4].map((i) => `${block}.${i}`);
     const slow = ['--rebalance-rate-bytes', String(4_000_000)];
-    dns.setA(SERVICE, hosts.slice(0, 3));
-    const nodes = await Promise.all(
-      hosts.slice(0, 3).map((h, i) => dnsMember(dns!, `kvstore-${i}`, h, slow)),
-    );
-    await waitAllUp(nodes);
-    await waitSettled(nodes, ['kvstore-0', 'kvstore-1', 'kvstore-2']);
+    const { dns, hosts, nodes } = await threeOfFour(slow);
     const w = await openClient(nodes[0]!);
     for (let i = 0; i < 30; i++) {
       const k = `big:${String(i).padStart(2, '0')}`;
@@ -198,16 +193,8 @@ describe('membership through DNS, rebalancing and decommission', () => {
   });
 
   it('streams again to a ring it streamed to before (A -> B -> A): records written meanwhile reach the new owner', async () => {
-    dns = await startDnsServer();
-    const block = loopbackBlock();
-    const hosts = [1, 2, 3, 4].map((i) => `${block}.${i}`);
-    dns.setA(SERVICE, hosts.slice(0, 3));
-    const nodes = await Promise.all(
-      hosts.slice(0, 3).map((h, i) => dnsMember(dns!, `kvstore-${i}`, h)),
-    );
+    const { dns, hosts, nodes } = await threeOfFour();
     const names = ['kvstore-0', 'kvstore-1', 'kvstore-2'];
-    await waitAllUp(nodes);
-    await waitSettled(nodes, names);
     const w = await openClient(nodes[0]!);
     const put = async (prefix: string) => {
       const lines = Array.from({ length: 200 }, (_, i) => `PUT ${prefix}:${i} v${i}`);

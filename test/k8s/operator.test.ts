@@ -50,6 +50,17 @@ const standIn = new StandIn();
 
 const kvc = (name: string) => getJson<KVC>(k(), ['kvcluster', name, '-n', NS]);
 const sts = (name: string) => getJson(k(), ['statefulset', name, '-n', NS]);
+const setImage = (name: string, image: string) =>
+  k().kubectl([
+    'patch',
+    'kvcluster',
+    name,
+    '-n',
+    NS,
+    '--type=merge',
+    '-p',
+    JSON.stringify({ spec: { image } }),
+  ]);
 const apply = (yaml: string) =>
   k().kubectlResult(['apply', '-n', NS, '-f', '-'], { input: yaml, allowFailure: true });
 
@@ -606,16 +617,7 @@ spec:
       return p?.spec?.containers[0]?.image === 'kvstore:2' ? { down: ['kv-0'] } : {};
     };
     standIn.down = ['kv-1'];
-    await k().kubectl([
-      'patch',
-      'kvcluster',
-      'kv',
-      '-n',
-      NS,
-      '--type=merge',
-      '-p',
-      '{"spec":{"image":"kvstore:2"}}',
-    ]);
+    await setImage('kv', 'kvstore:2');
     await waitUntil('partition 3', async () => (await partition()) === 3);
     await new Promise((r) => setTimeout(r, 2000));
     expect(await partition()).toBe(3);
@@ -662,17 +664,6 @@ spec:
       (await sts('kv'))?.spec.updateStrategy.rollingUpdate.partition as number;
     const image = async (pod: string) =>
       (await getJson(k(), ['pod', pod, '-n', NS]))?.spec.containers[0].image as string;
-    const setImage = (to: string) =>
-      k().kubectl([
-        'patch',
-        'kvcluster',
-        'kv',
-        '-n',
-        NS,
-        '--type=merge',
-        '-p',
-        JSON.stringify({ spec: { image: to } }),
-      ]);
     // A node on kvstore:bad never answers (an image or setting it cannot run with).
     const core = adminApi(k(), CoreV1Api);
     standIn.viewHook = async (ns, pod) => {
@@ -680,7 +671,7 @@ spec:
       if (p?.spec?.containers[0]?.image === 'kvstore:bad') throw new Error(`${pod} is broken`);
       return {};
     };
-    await setImage('kvstore:bad');
+    await setImage('kv', 'kvstore:bad');
     await waitUntil('kv-2 on the bad image', async () => (await image('kv-2')) === 'kvstore:bad');
     await waitUntil('the rollout holds at kv-2', async () => {
       const p = (await kvc('kv'))?.status?.conditions?.find((c) => c.type === 'Progressing');
@@ -690,7 +681,7 @@ spec:
     expect(await image('kv-1')).toBe(good);
     // Back to the good image: the partition goes back above kv-2, and kv-2, still broken on the
     // abandoned template, is the next pod to update; only it is unhealthy, so it is replaced.
-    await setImage(good);
+    await setImage('kv', good);
     await waitUntil(
       'kv-2 back on the good image',
       async () => (await image('kv-2')) === good,
