@@ -5,8 +5,14 @@ export {
   adminAuthorization,
   adminHeaders,
   checkAdminAuthorization,
-  checkPeerProof,
-  type PeerProof,
   PROOF_WINDOW_MS,
-  peerProof,
 } from './hmac.ts';
+export {
+  answerPeerChallenge,
+  checkPeerProof,
+  PEER_AUTH_METHODS,
+  PEER_NONCE_BYTES,
+  type PeerAsk,
+  type PeerChallengeState,
+  peerHandshake,
+} from './peer.ts';

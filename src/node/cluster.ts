@@ -8,7 +8,7 @@ import type {
   RecommissionResult,
   RingsView,
 } from '../admin/index.ts';
-import { peerProof } from '../auth/index.ts';
+import { peerHandshake } from '../auth/index.ts';
 import { BackupSessions, backupRoutes } from '../backup/index.ts';
 import type { Config } from '../config/index.ts';
 import { ClusterCoordinator } from '../coordinator/index.ts';
@@ -148,7 +148,7 @@ export async function startCluster(
     client: {
       timeoutMs: config.peerTimeoutMs,
       tls: secrets.peerTls?.client ?? null,
-      ...(secret ? { handshake: () => ({ method: METHODS.auth, body: peerProof(secret) }) } : {}),
+      ...(secret ? { handshake: peerHandshake(secret) } : {}),
     },
   });
   const hello = (address: string) =>

@@ -35,8 +35,14 @@ export interface PeerClientOptions {
   readonly initialBackoffMs?: number;
   /** Cap of the reconnect wait, in ms. */
   readonly maxBackoffMs?: number;
-  /** A request sent first on every new connection (the cluster-secret proof). */
-  readonly handshake?: () => { readonly method: string; readonly body: unknown };
+  /**
+   * Run on every new connection before anything else is sent (the cluster-secret challenge and
+   * proof, auth/peer.ts): its `ask` requests go out at once, every other request waits (counted
+   * in `maxQueuedBytes`) until it resolves. When it rejects, the connection is closed, the
+   * waiting requests fail with its error (a KvError) or KV_ERR_PEER_UNAVAILABLE, and the next
+   * attempt waits `maxBackoffMs`.
+   */
+  readonly handshake?: (ask: (method: string, body: unknown) => Promise<unknown>) => Promise<void>;
   /** Connect with TLS using these options (CA, client certificate); null: plain TCP. */
   readonly tls?: TlsConnectionOptions | null;
 }
@@ -109,6 +115,11 @@ export class PeerClient {
   #stalledAt = 0;
   /** Set when the current socket was closed for not draining: reconnect after a backoff. */
   #stalled = false;
+  /** Requests written while the handshake runs, and their bytes; null once it is done. */
+  #held: Buffer[] | null = null;
+  #heldBytes = 0;
+  /** Set when the current socket's handshake failed: reconnect after a backoff. */
+  #refused = false;
 
   /** Throws KvError KV_ERR_INVALID_ARGUMENT for a malformed address; does not connect. */
   constructor(opts: PeerClientOptions) {
@@ -151,9 +162,19 @@ export class PeerClient {
    * `method` labels metrics: use a fixed set of names.
    */
   request<T>(method: string, body: unknown, opts: { timeoutMs?: number } = {}): Promise<T> {
+    return this.#send(method, body, opts, false);
+  }
+
+  /** request(); a `handshake` request is written at once and refused only when closed. */
+  #send<T>(
+    method: string,
+    body: unknown,
+    opts: { timeoutMs?: number },
+    handshake: boolean,
+  ): Promise<T> {
     const started = performance.now();
     this.#metrics.requestsSent.labels(method).inc();
-    const refusal = this.#refusal();
+    const refusal = this.#refusal(handshake);
     if (refusal !== null) return this.#refuse(method, started, refusal);
     const id = this.#nextId();
     let frame: Buffer;
@@ -181,7 +202,12 @@ export class PeerClient {
       started,
     });
     this.#metrics.inFlight.labels('client').inc();
-    this.#writer!.write(frame);
+    if (this.#held !== null && !handshake) {
+      this.#held.push(frame);
+      this.#heldBytes += frame.length;
+    } else {
+      this.#writer!.write(frame);
+    }
     return promise;
   }
 
@@ -206,10 +232,11 @@ export class PeerClient {
     return this.#closed;
   }
 
-  #refusal(): KvError | null {
+  #refusal(handshake: boolean): KvError | null {
     if (this.#state === 'closed') {
       return new KvError('KV_ERR_PEER_UNAVAILABLE', `peer: client for ${this.address} closed`);
     }
+    if (handshake) return null;
     if (this.#pending.size >= this.#opts.maxInFlight) {
       const msg = `peer: ${this.#pending.size} requests to ${this.address} outstanding`;
       return new KvError('KV_ERR_PEER_OVERLOADED', msg);
@@ -222,7 +249,7 @@ export class PeerClient {
   }
 
   #queueFull(socket: Socket, frameBytes: number): boolean {
-    const queued = socket.writableLength;
+    const queued = socket.writableLength + this.#heldBytes;
     return queued > 0 && queued + frameBytes + FRAME_HEADER_BYTES > this.#opts.maxQueuedBytes;
   }
 
@@ -276,11 +303,14 @@ export class PeerClient {
       this.#written += n;
       this.#metrics.sentBytes.labels('client').inc(n);
     });
-    const handshake = this.#opts.handshake?.();
+    const handshake = this.#opts.handshake;
     if (handshake) {
-      // Written before any other request: the server checks it before serving anything else.
-      this.request(handshake.method, handshake.body).catch((err: unknown) =>
-        this.#opts.logger.warn({ peer: this.address, err }, 'peer handshake refused'),
+      // Before any other request: the server serves nothing else until it is done.
+      this.#held = [];
+      this.#heldBytes = 0;
+      handshake((method, body) => this.#send(method, body, {}, true)).then(
+        () => this.#release(socket),
+        (err: unknown) => this.#handshakeFailed(socket, err),
       );
     }
     this.#decoder.reset();
@@ -302,6 +332,23 @@ export class PeerClient {
       error = err;
     });
     socket.on('close', () => this.#onClose(socket, connected, error));
+  }
+
+  /** The handshake is done: the requests held behind it go out, in order. */
+  #release(socket: Socket): void {
+    if (socket !== this.#socket || this.#held === null) return;
+    const held = this.#held;
+    this.#held = null;
+    this.#heldBytes = 0;
+    for (const frame of held) this.#writer!.write(frame);
+  }
+
+  #handshakeFailed(socket: Socket, err: unknown): void {
+    if (socket !== this.#socket || this.#state === 'closed') return;
+    this.#opts.logger.warn({ peer: this.address, err }, 'peer handshake refused');
+    this.#refused = true;
+    if (err instanceof KvError && err.code === 'KV_ERR_NOAUTH') this.#rejectAll(err);
+    socket.destroy();
   }
 
   #onConnect(socket: Socket): void {
@@ -362,15 +409,24 @@ export class PeerClient {
     if (socket !== this.#socket) return;
     this.#socket = null;
     this.#writer = null;
+    this.#held = null;
+    this.#heldBytes = 0;
     this.#decoder.reset();
     if (this.#stallTimer !== null) clearTimeout(this.#stallTimer);
     this.#stallTimer = null;
     const stalled = this.#stalled;
+    const refused = this.#refused;
     this.#stalled = false;
+    this.#refused = false;
     if (this.#state === 'closed') return;
     const log = this.#opts.logger;
     let err: KvError;
-    if (stalled) {
+    if (refused) {
+      // A wrong or missing secret on either side: trying again at once would fail the same way.
+      this.#state = 'backoff';
+      this.#retryAt = performance.now() + this.#opts.maxBackoffMs;
+      err = new KvError('KV_ERR_PEER_UNAVAILABLE', `peer: ${this.address} refused the handshake`);
+    } else if (stalled) {
       // It accepts connections but does not read: a new one would fill up the same way at once.
       this.#state = 'backoff';
       this.#retryAt = performance.now() + this.#opts.maxBackoffMs;

@@ -16,10 +16,10 @@ export interface PeerRequestContext {
   readonly remote: string;
   /**
    * State of this connection that handlers may keep (the cluster-secret check marks it
-   * authenticated). Handlers are called in frame order, so what one sets synchronously is
-   * seen by the next request of the same connection.
+   * authenticated, and keeps its handshake's nonces in `handshake`). Handlers are called in frame
+   * order, so what one sets synchronously is seen by the next request of the same connection.
    */
-  readonly session: { authenticated: boolean };
+  readonly session: { authenticated: boolean; handshake?: unknown };
 }
 
 /**

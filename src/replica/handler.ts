@@ -1,6 +1,6 @@
 // Serves peer requests against this node's storage: the replica side of every quorum operation.
 
-import { checkPeerProof } from '../auth/index.ts';
+import { answerPeerChallenge, checkPeerProof, type PeerChallengeState } from '../auth/index.ts';
 import { KvError } from '../errors/index.ts';
 import type { PeerRequestContext } from '../peer/index.ts';
 import { type Entry, type Storage, validWall } from '../storage/index.ts';
@@ -105,16 +105,23 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
   const secret = opts.clusterSecret || null;
   return (method: string, body: unknown, ctx?: PeerRequestContext): unknown => {
     if (secret !== null) {
-      if (method === METHODS.auth) {
-        checkPeerProof(secret, body);
-        if (ctx) ctx.session.authenticated = true;
+      if (ctx?.session.authenticated) return serve(method, body, ctx.remote);
+      if (method === METHODS.challenge && ctx && ctx.session.handshake === undefined) {
+        const { reply, state } = answerPeerChallenge(secret, body);
+        ctx.session.handshake = state;
+        return reply;
+      }
+      if (method === METHODS.auth && ctx) {
+        const state = (ctx.session.handshake as PeerChallengeState | undefined) ?? null;
+        checkPeerProof(secret, body, state);
+        ctx.session.authenticated = true;
         return { ok: true };
       }
-      if (!ctx?.session.authenticated) {
-        throw new KvError('KV_ERR_NOAUTH', 'replica: peer did not authenticate');
-      }
-    } else if (method === METHODS.auth) {
-      return { ok: true };
+      throw new KvError('KV_ERR_NOAUTH', 'replica: peer did not authenticate');
+    }
+    if (method === METHODS.challenge || method === METHODS.auth) {
+      // The dialer has a cluster secret and this node none: tell it, rather than serve it.
+      throw new KvError('KV_ERR_NOAUTH', 'replica: this node has no cluster secret set');
     }
     return serve(method, body, ctx?.remote ?? 'local');
   };

@@ -1,6 +1,7 @@
 // The peer methods nodes call on each other, with their request and reply shapes.
 
 import type { TransferView } from '../admin/index.ts';
+import { PEER_AUTH_METHODS } from '../auth/index.ts';
 import type { StoredRecord } from '../storage/index.ts';
 
 /** A key and its record in encodeRecord format, as sent between nodes. */
@@ -228,6 +229,9 @@ export const METHODS = {
   getMany: 'getMany',
   apply: 'apply',
   scan: 'scan',
-  /** First request of every connection when a cluster secret is set: a PeerProof. */
-  auth: 'auth',
+  /**
+   * The handshake of every connection when a cluster secret is set: `challenge`, then `auth`
+   * (auth/peer.ts).
+   */
+  ...PEER_AUTH_METHODS,
 } as const;

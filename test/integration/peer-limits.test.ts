@@ -5,7 +5,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { peerProof } from '../../src/auth/index.ts';
+import { peerHandshake } from '../../src/auth/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import { frameHeader, PeerClient } from '../../src/peer/index.ts';
 import { defer } from '../helpers/defer.ts';
@@ -56,7 +56,7 @@ function member(node: NodeProcess): PeerClient {
     logger: createLogger('silent', {}),
     registry: new Registry(),
     timeoutMs: 5000,
-    handshake: () => ({ method: 'auth', body: peerProof(SECRET) }),
+    handshake: peerHandshake(SECRET),
   });
   defer(() => c.close());
   return c;

@@ -2,6 +2,12 @@ import { once } from 'node:events';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import {
+  answerPeerChallenge,
+  checkPeerProof,
+  type PeerChallengeState,
+  peerHandshake,
+} from '../../src/auth/index.ts';
 import { KvError } from '../../src/errors/index.ts';
 import { decodeRequest, encodeResult, FrameDecoder, frameHeader } from '../../src/peer/index.ts';
 import { defer } from '../helpers/defer.ts';
@@ -194,6 +200,59 @@ async function rawPeer(): Promise<{
   });
   return { server: srv, port: (srv.address() as AddressInfo).port, chunks, sockets };
 }
+
+describe('peer handshake', () => {
+  /** A server that requires the cluster-secret handshake, as the replica handler does. */
+  async function authServer(secret: string, seen: string[], challengeDelayMs = 0) {
+    return server(
+      async (method, body, ctx) => {
+        seen.push(method);
+        if (method === 'challenge') {
+          await sleep(challengeDelayMs);
+          const { reply, state } = answerPeerChallenge(secret, body);
+          ctx.session.handshake = state;
+          return reply;
+        }
+        if (method === 'auth') {
+          checkPeerProof(secret, body, (ctx.session.handshake as PeerChallengeState) ?? null);
+          ctx.session.authenticated = true;
+          return { ok: true };
+        }
+        if (!ctx.session.authenticated) throw new KvError('KV_ERR_NOAUTH', 'not authenticated');
+        return body;
+      },
+      { requireAuth: true },
+    );
+  }
+
+  it('holds the requests made while the handshake runs and sends them after it, in order', async () => {
+    const seen: string[] = [];
+    const s = await authServer('swordfish', seen, 100);
+    const c = client(s.port, { handshake: peerHandshake('swordfish') });
+    const replies = await Promise.all(Array.from({ length: 50 }, (_, n) => c.request('echo', n)));
+    expect(replies).toEqual(Array.from({ length: 50 }, (_, n) => n));
+    // The server refuses (and hangs up on) anything before the proof: none came early.
+    expect(seen).toEqual(['challenge', 'auth', ...Array<string>(50).fill('echo')]);
+  });
+
+  it('fails the held requests when the node does not prove the secret, then backs off', async () => {
+    const seen: string[] = [];
+    const s = await authServer('swordfish', seen);
+    const c = client(s.port, { handshake: peerHandshake('guess'), maxBackoffMs: 60_000 });
+    const errs = await Promise.all(
+      [c.request('echo', 1), c.request('echo', 2)].map((p) => failure(p)),
+    );
+    for (const err of errs) {
+      expect(err.code).toBe('KV_ERR_NOAUTH');
+      expect(err.message).toMatch(/did not prove the cluster secret/);
+    }
+    // Nothing but the challenge left this client: no proof of its own, no request.
+    expect(seen).toEqual(['challenge']);
+    await expect.poll(() => c.state).toBe('backoff');
+    expect((await failure(c.request('echo', 3))).message).toMatch(/retrying after backoff/);
+    expect(seen).toEqual(['challenge']);
+  });
+});
 
 describe('peer wire behaviour', () => {
   it('sends the frames queued in one turn in one socket write', async () => {

@@ -1,14 +1,17 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { connect as netConnect, type Socket } from 'node:net';
+import { createServer, connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { forceGc } from '../../bench/memory.ts';
-import { adminAuthorization, peerProof } from '../../src/auth/index.ts';
+import { adminAuthorization, peerHandshake } from '../../src/auth/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
+import { decodeRequest, decodeResponse, encodeRequest } from '../../src/peer/codec.ts';
+import { FrameDecoder, frameHeader } from '../../src/peer/frame.ts';
 import { PeerClient } from '../../src/peer/index.ts';
 import { createPki } from '../helpers/certs.ts';
 import { type ClusterNode, connect, metric, startStaticCluster } from '../helpers/cluster.ts';
@@ -201,6 +204,69 @@ describe('TLS on the client port', () => {
   });
 });
 
+/** A TCP relay to `node`'s peer port that keeps every byte its clients sent (a wire tap). */
+async function tappedRelay(node: ClusterNode): Promise<{ address: string; sent: Buffer[] }> {
+  const sent: Buffer[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = netConnect(7946, node.host);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.on('data', (chunk: Buffer) => sent.push(chunk));
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  defer(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  const { port } = server.address() as { port: number };
+  return { address: `127.0.0.1:${port}`, sent };
+}
+
+/** The request frames (headers included) in `bytes`, up to and including the `auth` request. */
+function framesThroughAuth(bytes: Buffer): Buffer[] {
+  const frames: Buffer[] = [];
+  for (let at = 0; at + 4 <= bytes.length; ) {
+    const end = at + 4 + bytes.readUInt32BE(at);
+    frames.push(bytes.subarray(at, end));
+    if (decodeRequest(bytes.subarray(at + 4, end)).m === 'auth') return frames;
+    at = end;
+  }
+  throw new Error('no auth request on the wire');
+}
+
+/**
+ * Sends `frames` as they are, then a `get` of `key`, on a new connection to `node`'s peer port;
+ * resolves with 'answered' when the get was served, its error code when refused, or 'closed' when the node hung
+ * up first.
+ */
+async function replayThenGet(node: ClusterNode, frames: Buffer[], key: string): Promise<unknown> {
+  const socket = netConnect(7946, node.host);
+  defer(() => socket.destroy());
+  const get = encodeRequest(0xfff0, 'get', { k: Buffer.from(key) });
+  socket.write(Buffer.concat([...frames, frameHeader(get.length), get]));
+  const decoder = new FrameDecoder(1 << 20);
+  return new Promise((resolve) => {
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve('closed'));
+    socket.on('data', (chunk: Buffer) => {
+      decoder.push(chunk);
+      for (let f = decoder.next(); f !== null; f = decoder.next()) {
+        const msg = decodeResponse(f);
+        if (msg.i === 0xfff0) resolve(msg.ok ? 'answered' : msg.code);
+      }
+    });
+  });
+}
+
 describe('peer authentication', () => {
   it('replicates between nodes that share the cluster secret, and refuses peers that do not', async () => {
     const nodes = await startStaticCluster(3, ['--cluster-secret', 'swordfish']);
@@ -214,10 +280,13 @@ describe('peer authentication', () => {
     await expect(anonymous.request('get', { k: Buffer.from('s:1') })).rejects.toMatchObject({
       code: 'KV_ERR_NOAUTH',
     });
-    // A refused proof is answered NOAUTH, then the connection closes: what was sent after it
+    // A guessed proof is answered NOAUTH, then the connection closes: what was sent after it
     // is never read.
     const impostor = peerClient(nodes[1]!, {
-      handshake: () => ({ method: 'auth', body: peerProof('guess') }),
+      handshake: async (ask) => {
+        await ask('challenge', { n: randomBytes(32) });
+        await ask('auth', { mac: randomBytes(32) });
+      },
     });
     await expect(impostor.request('get', { k: Buffer.from('s:1') })).rejects.toMatchObject({
       code: expect.stringMatching(/^KV_ERR_(NOAUTH|PEER_UNAVAILABLE)$/),
@@ -225,11 +294,41 @@ describe('peer authentication', () => {
     expect(
       await metric(nodes[1]!, 'kvstore_peer_connections_rejected_total{reason="unauthenticated"}'),
     ).toBe(2);
+    // A dialer with another secret finds that the node does not prove its own, and sends it
+    // nothing (no proof of its own to replay, no data).
+    const misconfigured = peerClient(nodes[1]!, { handshake: peerHandshake('guess') });
+    await expect(misconfigured.request('get', { k: Buffer.from('s:1') })).rejects.toMatchObject({
+      code: 'KV_ERR_NOAUTH',
+      message: expect.stringContaining('did not prove the cluster secret'),
+    });
     const member = peerClient(nodes[1]!, {
-      handshake: () => ({ method: 'auth', body: peerProof('swordfish') }),
+      handshake: peerHandshake('swordfish'),
     });
     const got = (await member.request('get', { k: Buffer.from('s:1') })) as { r: Buffer | null };
     expect(got.r).not.toBeNull();
+  });
+
+  it('a handshake seen on the wire does not authenticate again, on that node or another', async () => {
+    const nodes = await startStaticCluster(3, ['--cluster-secret', 'swordfish']);
+    const c = await connect(nodes[0]!);
+    defer(() => c.close());
+    expect(await c.call('PUT tap:1 v')).toBe('OK');
+    // A member's own client, through a tap: it authenticates and reads.
+    const tap = await tappedRelay(nodes[1]!);
+    const member = new PeerClient({
+      address: tap.address,
+      logger: createLogger('silent', {}),
+      registry: new Registry(),
+      handshake: peerHandshake('swordfish'),
+    });
+    defer(() => member.close());
+    const got = (await member.request('get', { k: Buffer.from('tap:1') })) as { r: unknown };
+    expect(got.r).not.toBeNull();
+    // What the tap saw, replayed byte for byte on new connections, proves nothing.
+    const frames = framesThroughAuth(Buffer.concat(tap.sent));
+    for (const n of [nodes[1]!, nodes[2]!]) {
+      expect(await replayThenGet(n, frames, 'tap:1')).toMatch(/^(KV_ERR_NOAUTH|closed)$/);
+    }
   });
 
   it('runs the peer port over mutual TLS', async () => {
