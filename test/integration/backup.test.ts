@@ -2,6 +2,7 @@
 // into a cluster of another size and RF; damaged backups refused; a restore cut by a node kill.
 
 import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import {
   copyFileSync,
   createReadStream,
@@ -50,8 +51,14 @@ function kvctl(
   });
   let stdout = '';
   let stderr = '';
-  if (opts.stdoutFile) child.stdout.pipe(createWriteStream(opts.stdoutFile));
-  else child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  // The child's exit does not wait for the file: resolve once the file has every byte (under
+  // load `tar tf` read a backup cut short, though kvctl had written all of it).
+  let written: Promise<unknown> = Promise.resolve();
+  if (opts.stdoutFile) {
+    const file = createWriteStream(opts.stdoutFile);
+    written = once(file, 'close');
+    child.stdout.pipe(file);
+  } else child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();
     opts.onStderr?.(stderr);
@@ -60,7 +67,9 @@ function kvctl(
   else child.stdin.end();
   return new Promise((resolve, reject) => {
     child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
+    child.once('close', (code) => {
+      written.then(() => resolve({ code, stdout, stderr }), reject);
+    });
   });
 }
 
