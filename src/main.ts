@@ -2,7 +2,7 @@
 
 import { loadConfig } from './config/index.ts';
 import { onStopSignals, startFailure } from './lifecycle/index.ts';
-import { type KvNode, startNode } from './node/index.ts';
+import { type KvNode, type NodeInternals, startNode } from './node/index.ts';
 
 /** Past --shutdown-timeout-ms, the stop has this long before the process exits regardless. */
 const BACKSTOP_MS = 900;
@@ -29,7 +29,7 @@ async function main(): Promise<number> {
     else process.stderr.write(`kvstore: ${signal}: ${msg}\n`);
   });
   try {
-    node = await startNode(loaded.config);
+    node = await startNode(loaded.config, undefined, testInternals(process.env));
   } catch (err) {
     const { text, code } = startFailure('kvstore', err);
     process.stderr.write(`${text}\n`);
@@ -46,6 +46,12 @@ async function main(): Promise<number> {
   }, loaded.config.shutdownTimeoutMs + BACKSTOP_MS).unref();
   await node.stop();
   return 0;
+}
+
+/** Test-only settings (not documented options): a short admin nonce lifetime. */
+function testInternals(env: NodeJS.ProcessEnv): NodeInternals {
+  const ttl = Number(env.KV_TEST_ADMIN_NONCE_TTL_MS);
+  return Number.isSafeInteger(ttl) && ttl > 0 ? { adminNonceTtlMs: ttl } : {};
 }
 
 main().then(

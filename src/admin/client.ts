@@ -1,6 +1,6 @@
 // One admin call to a node's HTTP port: the cluster-secret proof, the request, the JSON answer.
 
-import { adminHeaders } from '../auth/index.ts';
+import { adminRequest } from '../auth/index.ts';
 import { adminErrorSchema } from './schema.ts';
 
 /** A node's HTTP port, and the cluster secret that proves admin calls (null: none set). */
@@ -19,17 +19,16 @@ export interface AdminAnswer {
 }
 
 /**
- * Calls `method path` on `target` with its HMAC proof (none without a secret). Resolves with any
- * status; rejects when the node does not answer (refused, timed out).
+ * Calls `method path` (path and query) on `target` with its HMAC proof (none without a secret;
+ * adminRequest: a nonce from the node, renewed when stale). Resolves with any status; rejects
+ * when the node does not answer (refused, timed out).
  */
 export async function adminCall(
   target: AdminTarget,
   method: 'GET' | 'POST',
   path: string,
 ): Promise<AdminAnswer> {
-  const headers = adminHeaders(target.secret, method, path);
-  const signal = target.timeoutMs === undefined ? null : AbortSignal.timeout(target.timeoutMs);
-  const res = await fetch(`${target.base}${path}`, { method, headers, signal });
+  const res = await adminRequest(target, method, path);
   const text = await res.text();
   let body: unknown = text;
   try {

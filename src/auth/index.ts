@@ -2,11 +2,22 @@
 
 export {
   ADMIN_AUTH_SCHEME,
+  ADMIN_COUNTER_WINDOW,
+  ADMIN_MAX_NONCES,
+  ADMIN_NONCE_PATH,
+  ADMIN_NONCE_TTL_MS,
+  type AdminCheck,
+  AdminGuard,
+  type AdminGuardOptions,
+  type AdminRequest,
   adminAuthorization,
-  adminHeaders,
-  checkAdminAuthorization,
-  PROOF_WINDOW_MS,
-} from './hmac.ts';
+  adminChallenge,
+  bodySha256,
+  EMPTY_BODY_SHA256,
+  legacyAdminAuthorization,
+  parseAdminChallenge,
+} from './admin.ts';
+export { type AdminEndpoint, adminRequest } from './admin-client.ts';
 export {
   answerPeerChallenge,
   checkPeerProof,

@@ -1,9 +1,9 @@
 // The node's backup and restore endpoints on the HTTP port (admin, authenticated like the others).
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { KvError } from '../errors/index.ts';
 import type { Topology } from '../membership/index.ts';
-import type { Logger, StreamRoute } from '../observability/index.ts';
+import type { BodyReader, Logger, StreamRoute } from '../observability/index.ts';
 import type { Replicas, WireEntry } from '../replica/index.ts';
 import { decodeRecord, MAX_KEY_BYTES } from '../storage/index.ts';
 import {
@@ -52,9 +52,9 @@ export function backupRoutes(o: BackupRoutesOptions): Record<string, StreamRoute
     member === o.self ? local[method]!(body) : o.call(member, method, body);
   return {
     'GET /admin/backup': (_req, res, query) => streamBackup(o, call, res, query.get('node')),
-    'POST /admin/restore/begin': (req, res) => restoreBegin(o, call, req, res),
-    'POST /admin/restore/batch': (req, res) => restoreBatch(o, req, res),
-    'POST /admin/restore/end': (req, res) => restoreEnd(o, call, req, res),
+    'POST /admin/restore/begin': (_req, res, _query, body) => restoreBegin(o, call, res, body),
+    'POST /admin/restore/batch': (_req, res, _query, body) => restoreBatch(o, res, body),
+    'POST /admin/restore/end': (_req, res, _query, body) => restoreEnd(o, call, res, body),
   };
 }
 
@@ -146,31 +146,12 @@ async function streamBackup(
   if (!res.destroyed) res.end(jsonBlock(BLOCK_TRAILER, trailer));
 }
 
-/** The request body, at most `max` bytes (413 and null beyond it). */
-async function body(
-  req: IncomingMessage,
-  res: ServerResponse,
-  max: number,
-): Promise<Buffer | null> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of req as AsyncIterable<Buffer>) {
-    n += c.length;
-    if (n > max) {
-      reply(res, 413, { error: `restore: request body over ${max} bytes` });
-      return null;
-    }
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks);
-}
-
 /** `{id, force?}` / `{id}` bodies: the restore's id (1 to 64 characters). */
 async function restoreRequest(
-  req: IncomingMessage,
   res: ServerResponse,
+  body: BodyReader,
 ): Promise<{ id: string; force: boolean } | null> {
-  const raw = await body(req, res, 64 * 1024);
+  const raw = await body(64 * 1024);
   if (raw === null) return null;
   let parsed: unknown;
   try {
@@ -207,10 +188,10 @@ function readState(member: string, v: unknown): RestoreState {
 async function restoreBegin(
   o: BackupRoutesOptions,
   call: MemberCall,
-  req: IncomingMessage,
   res: ServerResponse,
+  body: BodyReader,
 ): Promise<void> {
-  const r = await restoreRequest(req, res);
+  const r = await restoreRequest(res, body);
   if (r === null) return;
   const t = o.topology;
   if (t.moving) {
@@ -248,10 +229,10 @@ async function restoreBegin(
  */
 async function restoreBatch(
   o: BackupRoutesOptions,
-  req: IncomingMessage,
   res: ServerResponse,
+  body: BodyReader,
 ): Promise<void> {
-  const raw = await body(req, res, MAX_BLOCK_BYTES + BLOCK_PREFIX_BYTES);
+  const raw = await body(MAX_BLOCK_BYTES + BLOCK_PREFIX_BYTES);
   if (raw === null) return;
   const byOwner = new Map<string, WireEntry[]>();
   let n = 0;
@@ -296,10 +277,10 @@ async function restoreBatch(
 async function restoreEnd(
   o: BackupRoutesOptions,
   call: MemberCall,
-  req: IncomingMessage,
   res: ServerResponse,
+  body: BodyReader,
 ): Promise<void> {
-  const r = await restoreRequest(req, res);
+  const r = await restoreRequest(res, body);
   if (r === null) return;
   const members = [...o.topology.target.members];
   await Promise.all(

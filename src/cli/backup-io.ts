@@ -1,12 +1,13 @@
 // What kvctl backup and restore share: signed admin HTTP calls and a progress line per second.
 
 import { writeFileSync } from 'node:fs';
-import { adminHeaders } from '../auth/index.ts';
+import { adminRequest } from '../auth/index.ts';
 import type { AdminTarget } from './admin.ts';
 
 /**
- * Calls an admin endpoint (signed when a cluster secret is set). Resolves with the response when
- * its status is 2xx; otherwise throws with the node's error message.
+ * Calls an admin endpoint (signed when a cluster secret is set: the path with its query and the
+ * body, adminRequest). Resolves with the response when its status is 2xx; otherwise throws with
+ * the node's error message.
  */
 export async function adminFetch(
   target: AdminTarget,
@@ -14,14 +15,10 @@ export async function adminFetch(
   path: string,
   body?: Buffer | string,
 ): Promise<Response> {
-  const headers: Record<string, string> = adminHeaders(target.secret, method, path.split('?')[0]!);
+  const headers: Record<string, string> = {};
   if (typeof body === 'string') headers['content-type'] = 'application/json';
   else if (body) headers['content-type'] = 'application/octet-stream';
-  const res = await fetch(`${target.base}${path}`, {
-    method,
-    headers,
-    ...(body === undefined ? {} : { body }),
-  });
+  const res = await adminRequest(target, method, path, body, headers);
   if (res.ok) return res;
   const text = await res.text();
   let error = text.trim();

@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Counter, type Registry } from 'prom-client';
 import { ADMIN_PATHS, type AdminError } from '../admin/index.ts';
-import { ADMIN_AUTH_SCHEME, checkAdminAuthorization } from '../auth/index.ts';
+import { AdminGuard, adminChallenge } from '../auth/index.ts';
 import type { Config } from '../config/index.ts';
 import { createConsole, type NodeConsole } from '../console/index.ts';
 import { KvError } from '../errors/index.ts';
@@ -36,7 +36,17 @@ export interface KvNode {
 }
 
 /** Opens storage, then starts the client port and the HTTP port. */
-export async function startNode(config: Config, logger?: Logger): Promise<KvNode> {
+/** Settings for tests only, not configuration: main.ts reads them from KV_TEST_* variables. */
+export interface NodeInternals {
+  /** How long an admin nonce is accepted (default ADMIN_NONCE_TTL_MS, 5 minutes). */
+  readonly adminNonceTtlMs?: number;
+}
+
+export async function startNode(
+  config: Config,
+  logger?: Logger,
+  internals: NodeInternals = {},
+): Promise<KvNode> {
   const log = logger ?? createLogger(config.logLevel, { node: config.nodeName });
   const dataDir = resolve(config.dataDir);
   // Every file the configuration names is read, and every member setting parsed, before the
@@ -105,7 +115,9 @@ export async function startNode(config: Config, logger?: Logger): Promise<KvNode
       routes: { ...adminRoutes(cluster), ...web.routes },
       streams: cluster.streams,
       pages: web.pages,
-      ...(secrets.clusterSecret ? { authorize: adminAuth(secrets.clusterSecret, registry) } : {}),
+      ...(secrets.clusterSecret
+        ? { authorize: adminAuth(secrets.clusterSecret, registry, internals.adminNonceTtlMs) }
+        : {}),
     });
   } catch (err) {
     web?.stop();
@@ -229,20 +241,32 @@ async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
   return inTime;
 }
 
-/** Admin calls must prove the cluster secret (checkAdminAuthorization); failures are counted. */
-function adminAuth(secret: string, registry: Registry) {
+/**
+ * Admin calls must prove the cluster secret with a nonce this node issued (AdminGuard): refusals
+ * are counted, those with a wrong or missing proof apart from those with a stale nonce or a used
+ * counter (a replay, or a caller that renews its nonce).
+ */
+function adminAuth(secret: string, registry: Registry, ttlMs?: number) {
   const failures = new Counter({
     name: 'kvstore_admin_auth_failures_total',
     help: 'Admin HTTP calls refused because they did not prove the cluster secret.',
     registers: [registry],
   });
+  const stale = new Counter({
+    name: 'kvstore_admin_auth_stale_total',
+    help: 'Admin HTTP calls that proved the cluster secret with a nonce that is too old, not from this node process, or whose counter was used (replays): refused, a new nonce offered.',
+    registers: [registry],
+  });
+  const guard = new AdminGuard(secret, ttlMs === undefined ? {} : { ttlMs });
   return {
-    scheme: ADMIN_AUTH_SCHEME,
-    check: (method: string, path: string, header: string | undefined) => {
-      const ok = checkAdminAuthorization(secret, header, method, path);
-      if (!ok) failures.inc();
-      return ok;
+    check: (method: string, target: string, header: string | undefined) => {
+      const r = guard.check(method, target, header);
+      if (!r.ok) (r.stale ? stale : failures).inc();
+      return r;
     },
+    nonce: () => guard.issue(),
+    challenge: (isStale: boolean) => adminChallenge(guard.issue(), isStale),
+    bodyRefused: () => failures.inc(),
   };
 }
 

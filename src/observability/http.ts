@@ -1,6 +1,7 @@
 // The HTTP port: /metrics (Prometheus text exposition), /healthz (alive), /readyz (serving),
 // admin JSON routes and static pages (the console).
 
+import { createHash } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, type Registry } from 'prom-client';
@@ -44,15 +45,31 @@ export interface HttpOptions {
    */
   readonly pages?: Readonly<Record<string, StaticPage>>;
   /**
-   * Checks a route call's Authorization header; a false answers 401 with `WWW-Authenticate:
-   * <scheme>` and the route does not run. Absent: routes are open. /metrics, /healthz and
-   * /readyz are always open (probes and Prometheus).
+   * Checks a route call's Authorization header against the method and the request target (path
+   * and query as sent); a refusal answers 401 with the challenge `challenge(stale)` gives (a new
+   * nonce) and the route does not run. `GET /admin/nonce` answers `{"nonce": nonce()}` to anyone
+   * (`{"nonce": null}` without this). Absent: routes are open. /metrics, /healthz and /readyz
+   * are always open (probes and Prometheus).
    */
   readonly authorize?: {
-    readonly scheme: string;
-    readonly check: (method: string, path: string, header: string | undefined) => boolean;
+    readonly check: (method: string, target: string, header: string | undefined) => AuthCheck;
+    readonly nonce: () => string;
+    readonly challenge: (stale: boolean) => string;
+    /** A proved call whose body was not the one its proof covers (counted as a failure). */
+    readonly bodyRefused: () => void;
   };
 }
+
+/**
+ * An authorization check: `ok` with the SHA-256 (hex) of the body the proof covers, or refused;
+ * `stale` when the proof was right but its nonce cannot be used (a new one is offered).
+ */
+export type AuthCheck =
+  | { readonly ok: true; readonly bodySha256: string }
+  | { readonly ok: false; readonly stale: boolean };
+
+/** The path where anyone gets a nonce to sign admin calls with. */
+const NONCE_PATH = '/admin/nonce';
 
 /**
  * An admin endpoint: returns the HTTP status and a JSON body. `query` is the URL's query (its
@@ -130,12 +147,58 @@ function crossSite(req: IncomingMessage): boolean {
 /**
  * An admin endpoint that handles the request itself (a streamed body either way). A rejection
  * before it wrote anything answers 500 with the error; after that, the connection is closed.
+ * It reads a request body only through `body`.
  */
 export type StreamRoute = (
   req: IncomingMessage,
   res: ServerResponse,
   query: URLSearchParams,
+  body: BodyReader,
 ) => Promise<void>;
+
+/**
+ * Reads the whole request body, at most `max` bytes. Null when it answered instead: 413 past
+ * `max`, 401 when the body is not the one the call's proof covers (its SHA-256).
+ */
+export type BodyReader = (max: number) => Promise<Buffer | null>;
+
+interface Proved {
+  /** The SHA-256 (hex) of the body the call's proof covers. */
+  readonly sha256: string;
+  /** Counts a body that is not that one, and returns the 401's challenge. */
+  readonly refused: () => string;
+}
+
+function bodyReader(req: IncomingMessage, res: ServerResponse, proved: Proved | null): BodyReader {
+  const reply = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+    res
+      .writeHead(status, { 'content-type': 'application/json', ...headers })
+      .end(`${JSON.stringify(body)}\n`);
+  return async (max) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    const hash = proved === null ? null : createHash('sha256');
+    for await (const c of req as AsyncIterable<Buffer>) {
+      n += c.length;
+      if (n > max) {
+        reply(413, { error: `admin: request body over ${max} bytes` });
+        return null;
+      }
+      chunks.push(c);
+      hash?.update(c);
+    }
+    if (proved !== null && hash!.digest('hex') !== proved.sha256) {
+      const challenge = proved.refused();
+      reply(
+        401,
+        { error: 'admin: the body is not the one the proof covers' },
+        { 'www-authenticate': challenge },
+      );
+      return null;
+    }
+    return Buffer.concat(chunks);
+  };
+}
 
 /** A started HTTP server; `port` is the bound port (useful when 0 was asked). */
 export interface HttpEndpoint {
@@ -162,21 +225,40 @@ export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
           .end(`${JSON.stringify({ error: 'admin: cross-site request refused' })}\n`);
         return;
       }
-      if (
-        (route || stream) &&
-        opts.authorize &&
-        !opts.authorize.check(req.method!, path, req.headers.authorization)
-      ) {
+      if (name === `GET ${NONCE_PATH}`) {
+        const nonce = opts.authorize ? opts.authorize.nonce() : null;
         res
-          .writeHead(401, {
-            'content-type': 'application/json',
-            'www-authenticate': opts.authorize.scheme,
-          })
-          .end(`${JSON.stringify({ error: 'admin: authentication required (cluster secret)' })}\n`);
+          .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+          .end(`${JSON.stringify({ nonce })}\n`);
         return;
       }
+      let proved: Proved | null = null;
+      if ((route || stream) && opts.authorize) {
+        const auth = opts.authorize;
+        const check = auth.check(req.method!, url, req.headers.authorization);
+        if (!check.ok) {
+          const error = check.stale
+            ? 'admin: the proof was made with a nonce this node no longer accepts (too old, used, or not issued by this node): sign again with the new one'
+            : 'admin: authentication required (cluster secret)';
+          res
+            .writeHead(401, {
+              'content-type': 'application/json',
+              'www-authenticate': auth.challenge(check.stale),
+              'cache-control': 'no-store',
+            })
+            .end(`${JSON.stringify({ error })}\n`);
+          return;
+        }
+        proved = {
+          sha256: check.bodySha256,
+          refused: () => {
+            auth.bodyRefused();
+            return auth.challenge(false);
+          },
+        };
+      }
       if (stream) {
-        stream(req, res, query).catch((err: unknown) => {
+        stream(req, res, query, bodyReader(req, res, proved)).catch((err: unknown) => {
           opts.logger.error({ err, path }, 'admin call failed');
           if (res.headersSent) return void res.destroy();
           const message = err instanceof Error ? err.message : String(err);

@@ -11,6 +11,8 @@ export {
 } from './hot-metrics.ts';
 export {
   type AdminRoute,
+  type AuthCheck,
+  type BodyReader,
   type HttpEndpoint,
   type HttpOptions,
   queryBytes,

@@ -8,16 +8,26 @@ import { promisify } from 'node:util';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { forceGc } from '../../bench/memory.ts';
-import { adminAuthorization, peerHandshake } from '../../src/auth/index.ts';
+import { adminCall } from '../../src/admin/index.ts';
+import {
+  type AdminRequest,
+  adminAuthorization,
+  bodySha256,
+  EMPTY_BODY_SHA256,
+  parseAdminChallenge,
+  peerHandshake,
+} from '../../src/auth/index.ts';
+import { encodeRecords } from '../../src/backup/format.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import { decodeRequest, decodeResponse, encodeRequest } from '../../src/peer/codec.ts';
 import { FrameDecoder, frameHeader } from '../../src/peer/frame.ts';
 import { PeerClient } from '../../src/peer/index.ts';
+import { encodeRecord } from '../../src/storage/index.ts';
 import { createPki } from '../helpers/certs.ts';
 import { type ClusterNode, connect, metric, startStaticCluster } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
-import { cleanup, NODE, ROOT, startNodeProcess } from '../helpers/node-process.ts';
+import { cleanup, NODE, ROOT, startNodeProcess, tempDir } from '../helpers/node-process.ts';
 import { closeResp, RawResp } from '../helpers/resp-tools.ts';
 import { until } from '../helpers/write-log.ts';
 
@@ -360,29 +370,57 @@ describe('peer authentication', () => {
   });
 });
 
+/** A nonce from the node at `base` (GET /admin/nonce, no proof needed). */
+async function nonceOf(base: string): Promise<string> {
+  const res = await fetch(`${base}/admin/nonce`);
+  expect(res.headers.get('cache-control')).toBe('no-store');
+  return ((await res.json()) as { nonce: string }).nonce;
+}
+
+/** Sends `method target` to `base` with `authorization` (a captured proof, replayed as is). */
+function send(base: string, method: string, target: string, authorization?: string, body?: Buffer) {
+  return fetch(`${base}${target}`, {
+    method,
+    headers: authorization ? { authorization } : {},
+    ...(body ? { body } : {}),
+  });
+}
+
+/** A proof of `secret` for one request, as a client makes it. */
+function sign(
+  secret: string,
+  r: Omit<AdminRequest, 'bodySha256'> & { readonly body?: Buffer },
+): string {
+  return adminAuthorization(secret, { ...r, bodySha256: bodySha256(r.body) });
+}
+
 describe('admin endpoints', () => {
   it('require a proof of the cluster secret when one is set; metrics and probes stay open', async () => {
     const node = await startNodeProcess({ env: { KV_CLUSTER_SECRET: 'swordfish' } });
+    const base = `http://127.0.0.1:${node.httpPort}`;
     const path = '/admin/decommission';
-    const call = (authorization?: string, method = 'GET') =>
-      fetch(`http://127.0.0.1:${node.httpPort}${path}`, {
-        method,
-        headers: authorization ? { authorization } : {},
-      });
-    const none = await call();
+    const none = await send(base, 'GET', path);
     expect(none.status).toBe(401);
-    expect(none.headers.get('www-authenticate')).toBe('KVSTORE-HMAC');
-    expect((await call(adminAuthorization('guess', 'GET', path))).status).toBe(401);
-    // A proof is good for one method and path, for five minutes.
-    expect((await call(adminAuthorization('swordfish', 'GET', path), 'POST')).status).toBe(401);
-    const old = Date.now() - 6 * 60_000;
-    expect((await call(adminAuthorization('swordfish', 'GET', path, old))).status).toBe(401);
-    const ok = await call(adminAuthorization('swordfish', 'GET', path));
+    // The challenge offers a nonce; not stale: no proof was made.
+    const challenge = parseAdminChallenge(none.headers.get('www-authenticate'));
+    expect(challenge).toMatchObject({ stale: false, nonce: expect.stringMatching(/^\d+\./) });
+    const nonce = await nonceOf(base);
+    const proof = (secret: string, method: string, nc: number) =>
+      sign(secret, { method, target: path, nonce, nc });
+    expect((await send(base, 'GET', path, proof('guess', 'GET', 1))).status).toBe(401);
+    // A proof is good for one method and path.
+    expect((await send(base, 'POST', path, proof('swordfish', 'GET', 2))).status).toBe(401);
+    // The scheme before nonces (a timestamp only) is refused: old clients must be upgraded.
+    expect(
+      (await send(base, 'GET', path, `KVSTORE-HMAC t=${Date.now()},mac=${'0'.repeat(64)}`)).status,
+    ).toBe(401);
+    const ok = await send(base, 'GET', path, proof('swordfish', 'GET', 3));
     expect(ok.status).toBe(200);
     expect(await ok.json()).toMatchObject({ status: 'active' });
-    expect((await fetch(`http://127.0.0.1:${node.httpPort}/readyz`)).status).toBe(200);
-    const metrics = await (await fetch(`http://127.0.0.1:${node.httpPort}/metrics`)).text();
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toMatch(/^kvstore_admin_auth_failures_total 4$/m);
+    expect(metrics).toMatch(/^kvstore_admin_auth_stale_total 0$/m);
 
     // kvctl proves it with KVCTL_CLUSTER_SECRET.
     const args = [join(ROOT, 'src/cli/main.ts'), '--http-port', String(node.httpPort)];
@@ -398,6 +436,137 @@ describe('admin endpoints', () => {
       code: 1,
       stderr: expect.stringContaining('decommission refused'),
     });
+  });
+
+  it('refuse a proof seen on the wire: replayed to the same node or another, with another query or body', async () => {
+    // Before nonces, one captured proof worked for 5 minutes on every node, with any query and
+    // any body: one backup proof downloaded every node's data, one restore-batch proof wrote
+    // any records, one decommission proof decommissioned every node.
+    const secret = 'swordfish';
+    const nodes = await startStaticCluster(2, ['--cluster-secret', secret]);
+    const [b0, b1] = nodes.map((n) => `http://${n.host}:9090`) as [string, string];
+    const c = await connect(nodes[0]!);
+    expect(await c.call('PUT k hello')).toBe('OK');
+    const nonce = await nonceOf(b0);
+    const stale = async (res: Response) => {
+      expect(res.status).toBe(401);
+      await res.arrayBuffer();
+      return parseAdminChallenge(res.headers.get('www-authenticate'))?.stale;
+    };
+
+    // A backup of kvstore-0's records, as kvctl backup --node asks for it.
+    const backup = '/admin/backup?node=kvstore-0';
+    const seen = sign(secret, { method: 'GET', target: backup, nonce, nc: 1 });
+    const first = await send(b0, 'GET', backup, seen);
+    expect(first.status).toBe(200);
+    expect(Buffer.from(await first.arrayBuffer()).includes('hello')).toBe(true);
+    expect(await stale(await send(b0, 'GET', backup, seen))).toBe(true);
+    expect(await stale(await send(b1, 'GET', backup, seen))).toBe(true);
+    // The query is part of the proof: another node's records, or the whole cluster.
+    const next = sign(secret, { method: 'GET', target: backup, nonce, nc: 2 });
+    expect(await stale(await send(b0, 'GET', '/admin/backup?node=kvstore-1', next))).toBe(false);
+    expect(await stale(await send(b0, 'GET', '/admin/backup', next))).toBe(false);
+
+    // A restore batch: the body is part of the proof.
+    const record = (value: string) =>
+      encodeRecord({
+        version: { wall: Date.now(), logical: 0, node: 'kvstore-0' },
+        value: Buffer.from(value),
+        tombstone: false,
+      });
+    const batch = encodeRecords([[Buffer.from('k'), record('restored')]]);
+    const forged = encodeRecords([[Buffer.from('k'), record('injected')]]);
+    const target = '/admin/restore/batch';
+    const post = sign(secret, { method: 'POST', target, nonce, nc: 3, body: batch });
+    const took = await send(b0, 'POST', target, post, batch);
+    expect(took.status).toBe(200);
+    expect(await took.json()).toEqual({ records: 1 });
+    expect(await c.call('GET k')).toBe('restored');
+    expect(await stale(await send(b1, 'POST', target, post, forged))).toBe(true);
+    expect(await stale(await send(b0, 'POST', target, post, forged))).toBe(true);
+    // With a counter not used yet: the node reads the body, and refuses it before acting.
+    const unused = sign(secret, { method: 'POST', target, nonce, nc: 5, body: batch });
+    expect(await stale(await send(b0, 'POST', target, unused, forged))).toBe(false);
+    expect(await c.call('GET k')).toBe('restored');
+
+    // A decommission proof made for kvstore-0 does not decommission kvstore-1.
+    const decommission = sign(secret, {
+      method: 'POST',
+      target: '/admin/decommission',
+      nonce,
+      nc: 4,
+    });
+    expect(await stale(await send(b1, 'POST', '/admin/decommission', decommission))).toBe(true);
+    const status = (await adminCall({ base: b1, secret }, 'GET', '/admin/decommission')).body;
+    expect(status).toMatchObject({ status: 'active' });
+
+    // Calls sharing the nonce in parallel, arriving in any order, each counter once.
+    const counters = [10, 8, 9, 6, 7];
+    const answers = await Promise.all(
+      counters.map((nc) =>
+        send(
+          b0,
+          'GET',
+          '/admin/cluster',
+          sign(secret, { method: 'GET', target: '/admin/cluster', nonce, nc }),
+        ),
+      ),
+    );
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    // A counter used already, even below the highest.
+    const again = sign(secret, { method: 'GET', target: '/admin/cluster', nonce, nc: 8 });
+    expect(await stale(await send(b0, 'GET', '/admin/cluster', again))).toBe(true);
+    expect(await metric(nodes[0]!, 'kvstore_admin_auth_stale_total')).toBe(3);
+    expect(await metric(nodes[0]!, 'kvstore_admin_auth_failures_total')).toBe(3);
+    expect(await metric(nodes[1]!, 'kvstore_admin_auth_stale_total')).toBe(3);
+    // An unauthenticated body is never read: the node answers 401 before it.
+    const big = await send(b0, 'POST', target, undefined, Buffer.alloc(4 << 20));
+    expect(big.status).toBe(401);
+    expect(EMPTY_BODY_SHA256).toBe(bodySha256(Buffer.alloc(0)));
+    c.close();
+  });
+
+  it('clients renew a nonce the node no longer takes (aged) without failing the call', async () => {
+    const secret = 'swordfish';
+    // A nonce lives 1.5 s here instead of 5 minutes.
+    const env = { KV_CLUSTER_SECRET: secret, KV_TEST_ADMIN_NONCE_TTL_MS: '1500' };
+    const node = await startNodeProcess({ env });
+    const base = `http://127.0.0.1:${node.httpPort}`;
+    const target = { base, secret };
+    // The admin client (kvctl, the operator): the second call's nonce aged; it asks again.
+    expect((await adminCall(target, 'GET', '/admin/cluster')).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1700));
+    expect((await adminCall(target, 'GET', '/admin/cluster')).status).toBe(200);
+    const staleOn = async (port: number) =>
+      Number(
+        /^kvstore_admin_auth_stale_total (\d+)$/m.exec(
+          await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(),
+        )?.[1],
+      );
+    expect(await staleOn(node.httpPort)).toBe(1);
+
+    // kvctl restore whose calls outlive a nonce (--rate-bytes paces it over about 3 s).
+    const c = await line(node.port);
+    for (let i = 0; i < 40; i++) expect(await c.call(`PUT key:${i} ${'v'.repeat(500)}`)).toBe('OK');
+    c.close();
+    const dir = join(tempDir(), 'backup');
+    const kvctl = [join(ROOT, 'src/cli/main.ts'), '--http-port', String(node.httpPort)];
+    const kvEnv = { env: { ...process.env, KVCTL_CLUSTER_SECRET: secret } };
+    await run(NODE, [...kvctl, 'backup', dir], kvEnv);
+    const restored = await run(
+      NODE,
+      [...kvctl, 'restore', '--force', '--rate-bytes', '7000', dir],
+      kvEnv,
+    );
+    expect(restored.stdout).toContain('restore: 40 records');
+    expect(await staleOn(node.httpPort)).toBeGreaterThan(1);
+    expect(
+      Number(
+        /^kvstore_admin_auth_failures_total (\d+)$/m.exec(
+          await (await fetch(`${base}/metrics`)).text(),
+        )?.[1],
+      ),
+    ).toBe(0);
   });
 });
 

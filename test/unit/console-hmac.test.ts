@@ -1,13 +1,26 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { adminAuthorization, checkAdminAuthorization } from '../../src/auth/index.ts';
+import {
+  AdminGuard,
+  adminAuthorization,
+  bodySha256,
+  EMPTY_BODY_SHA256,
+} from '../../src/auth/index.ts';
 // The console's own script, as the browser loads it.
 // @ts-expect-error: a plain JavaScript asset without type declarations
 import * as page from '../../src/console/assets/hmac.js';
 
 const js = page as {
   sha256(b: Uint8Array): Uint8Array;
-  adminAuthorization(secret: string, method: string, path: string, now?: number): string;
+  EMPTY_BODY_SHA256: string;
+  adminAuthorization(
+    secret: string,
+    method: string,
+    target: string,
+    nonce: string,
+    nc: number,
+    body?: string,
+  ): string;
 };
 
 describe("console's HMAC (plain JavaScript for browsers without crypto.subtle)", () => {
@@ -21,12 +34,26 @@ describe("console's HMAC (plain JavaScript for browsers without crypto.subtle)",
   });
 
   it("makes the node's admin proof for short, long and non-ASCII secrets", () => {
+    expect(js.EMPTY_BODY_SHA256).toBe(EMPTY_BODY_SHA256);
     for (const secret of ['s', 'x'.repeat(64), 'y'.repeat(200), 'pässwörd-🔑']) {
-      const header = js.adminAuthorization(secret, 'GET', '/admin/console', 1_700_000_000_000);
-      expect(header).toBe(adminAuthorization(secret, 'GET', '/admin/console', 1_700_000_000_000));
-      const now = js.adminAuthorization(secret, 'GET', '/admin/console');
-      expect(checkAdminAuthorization(secret, now, 'GET', '/admin/console')).toBe(true);
-      expect(checkAdminAuthorization(`${secret}!`, now, 'GET', '/admin/console')).toBe(false);
+      const node = new AdminGuard(secret);
+      const nonce = node.issue();
+      const target = '/admin/owners?key=%ff%20k';
+      const header = js.adminAuthorization(secret, 'GET', target, nonce, 7);
+      const bodySha = EMPTY_BODY_SHA256;
+      expect(header).toBe(
+        adminAuthorization(secret, { method: 'GET', target, nonce, nc: 7, bodySha256: bodySha }),
+      );
+      expect(node.check('GET', target, header)).toEqual({ ok: true, bodySha256: bodySha });
+      expect(node.check('GET', target, header)).toEqual({ ok: false, stale: true });
+      const other = js.adminAuthorization(`${secret}!`, 'GET', target, nonce, 8);
+      expect(node.check('GET', target, other)).toEqual({ ok: false, stale: false });
+      const body = bodySha256('{"id":"x"}');
+      const post = js.adminAuthorization(secret, 'POST', '/admin/restore/end', nonce, 9, body);
+      expect(node.check('POST', '/admin/restore/end', post)).toEqual({
+        ok: true,
+        bodySha256: body,
+      });
     }
   });
 });

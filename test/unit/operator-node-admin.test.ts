@@ -8,21 +8,52 @@ import {
   createNodeAdmin,
   type PodAddress,
 } from '../../operator/controller/index.ts';
-import { checkAdminAuthorization } from '../../src/auth/index.ts';
+import {
+  type AdminCheck,
+  AdminGuard,
+  adminChallenge,
+  EMPTY_BODY_SHA256,
+  legacyAdminAuthorization,
+} from '../../src/auth/index.ts';
 import { defer } from '../helpers/defer.ts';
 
-/** A node stand-in that records each request's headers and answers `status`. */
-async function node(status = 200) {
-  const seen: { method: string; path: string; headers: IncomingHttpHeaders }[] = [];
+/**
+ * A node stand-in that records each request's headers and answers `status`; with `secret`, it
+ * hands out nonces as a node does and records whether each call proved the secret.
+ */
+async function node(status = 200, secret?: string, predatesNonces = false) {
+  const version = { predatesNonces };
+  const guard = secret === undefined ? null : new AdminGuard(secret);
+  const seen: {
+    method: string;
+    path: string;
+    headers: IncomingHttpHeaders;
+    auth: AdminCheck | null;
+  }[] = [];
   const server = createServer((req, res) => {
-    seen.push({ method: req.method!, path: req.url!, headers: req.headers });
+    if (req.url === '/admin/nonce') {
+      if (version.predatesNonces) res.writeHead(404).end('not found\n');
+      else res.writeHead(200).end(JSON.stringify({ nonce: guard?.issue() ?? null }));
+      return;
+    }
+    const auth = version.predatesNonces
+      ? null
+      : (guard?.check(req.method!, req.url!, req.headers.authorization) ?? null);
+    seen.push({ method: req.method!, path: req.url!, headers: req.headers, auth });
+    // A proof that does not hold is refused as a node does (a call without one is answered, to
+    // see what the client sends without a secret).
+    if (auth?.ok === false && req.headers.authorization !== undefined) {
+      const challenge = adminChallenge(guard!.issue(), auth.stale);
+      res.writeHead(401, { 'www-authenticate': challenge }).end('{}');
+      return;
+    }
     res
       .writeHead(status, { 'content-type': 'application/json' })
       .end(JSON.stringify({ ring: { moving: false }, members: [], status: 'active' }));
   });
   defer(() => new Promise((r) => server.close(r)));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { seen, port: (server.address() as AddressInfo).port };
+  return { seen, version, port: (server.address() as AddressInfo).port };
 }
 
 function address(port: number, secret: boolean): PodAddress {
@@ -39,7 +70,7 @@ function address(port: number, secret: boolean): PodAddress {
 
 describe('node admin client', () => {
   it('proves the cluster secret on every call when the KVCluster names one', async () => {
-    const n = await node();
+    const n = await node(200, 'sekret\n');
     const reads: string[] = [];
     const admin = createNodeAdmin('http://127.0.0.1:{httpPort}', 2000, async (ns, ref) => {
       reads.push(`${ns}/${ref.name}/${ref.key}`);
@@ -49,17 +80,12 @@ describe('node admin client', () => {
     await admin.decommission(address(n.port, true));
     expect(reads).toEqual(['ns/kv-secret/cluster-secret', 'ns/kv-secret/cluster-secret']);
     const [get, post] = n.seen;
-    expect(
-      checkAdminAuthorization('sekret\n', get!.headers.authorization, 'GET', '/admin/cluster'),
-    ).toBe(true);
-    expect(
-      checkAdminAuthorization(
-        'sekret\n',
-        post!.headers.authorization,
-        'POST',
-        '/admin/decommission',
-      ),
-    ).toBe(true);
+    expect(get).toMatchObject({ method: 'GET', path: '/admin/cluster', auth: { ok: true } });
+    expect(post).toMatchObject({ method: 'POST', path: '/admin/decommission', auth: { ok: true } });
+    // One nonce, two counters.
+    expect(get!.headers.authorization).toMatch(/ nonce=([^,]+),nc=1,/);
+    const nonce = / nonce=([^,]+),/.exec(get!.headers.authorization!)![1];
+    expect(post!.headers.authorization).toContain(` nonce=${nonce},nc=2,`);
     // Without a secret in the spec: no header, no Secret read.
     await admin.cluster(address(n.port, false));
     expect(n.seen[2]!.headers.authorization).toBeUndefined();
@@ -67,18 +93,33 @@ describe('node admin client', () => {
   });
 
   it('recommission: POST /admin/recommission, proved; a 409 is a refusal with the reason', async () => {
-    const n = await node();
+    const n = await node(200, 'sekret');
     const admin = createNodeAdmin('http://127.0.0.1:{httpPort}', 2000, async () => 'sekret');
     expect(await admin.recommission(address(n.port, true))).toEqual({ accepted: true });
     const [post] = n.seen;
-    expect(post).toMatchObject({ method: 'POST', path: '/admin/recommission' });
-    const proof = post!.headers.authorization;
-    expect(checkAdminAuthorization('sekret', proof, 'POST', '/admin/recommission')).toBe(true);
+    expect(post).toMatchObject({ method: 'POST', path: '/admin/recommission', auth: { ok: true } });
     const refusing = await node(409);
     expect(await admin.recommission(address(refusing.port, false))).toEqual({
       accepted: false,
       error: 'refused',
     });
+  });
+
+  it('proves the secret as a node that predates nonces wants it (a rolling upgrade)', async () => {
+    const n = await node(200, 'sekret', true);
+    const admin = createNodeAdmin('http://127.0.0.1:{httpPort}', 2000, async () => 'sekret');
+    await admin.cluster(address(n.port, true));
+    const header = n.seen[0]!.headers.authorization!;
+    const t = Number(/^KVSTORE-HMAC t=(\d+),mac=[0-9a-f]{64}$/.exec(header)?.[1]);
+    expect(header).toBe(legacyAdminAuthorization('sekret', 'GET', '/admin/cluster', t));
+    // No node of this version takes it: once the pod runs one, the client takes the nonce its
+    // 401 offers, and the call succeeds.
+    n.version.predatesNonces = false;
+    await admin.cluster(address(n.port, true));
+    expect(n.seen.slice(1).map((r) => r.auth)).toEqual([
+      { ok: false, stale: false },
+      { ok: true, bodySha256: EMPTY_BODY_SHA256 },
+    ]);
   });
 
   it('says the cluster secret differs when the node answers 401', async () => {

@@ -63,10 +63,44 @@ function duration(s) {
   return `${Math.floor(t / 3600)}h${String(Math.floor((t % 3600) / 60)).padStart(2, '0')}m`;
 }
 
-/** GET an admin path, with the proof of the cluster secret once one was entered. */
+/** The node's nonce for this tab's proofs (asked at the first call, renewed when stale). */
+let nonce = null;
+let nc = 0;
+
+async function newNonce() {
+  const res = await fetch('/admin/nonce', { cache: 'no-store' });
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  nonce = (await res.json()).nonce;
+  nc = 0;
+}
+
+/**
+ * GET an admin path, with the proof of the cluster secret once one was entered: it covers the
+ * path and query as the browser sends them, this tab's nonce and counter. A 401 that says the
+ * nonce is stale (too old, the node restarted) is tried once more with the new one it offers.
+ */
 async function get(path, query = '') {
-  const headers = secret ? { authorization: adminAuthorization(secret, 'GET', path) } : {};
-  const res = await fetch(path + query, { headers, cache: 'no-store' });
+  const url = new URL(path + query, location.href);
+  const target = url.pathname + url.search;
+  let res;
+  for (let attempt = 0; ; attempt++) {
+    const headers = {};
+    if (secret) {
+      if (nonce === null) await newNonce();
+      if (nonce !== null) {
+        nc += 1;
+        headers.authorization = adminAuthorization(secret, 'GET', target, nonce, nc);
+      }
+    }
+    res = await fetch(url, { headers, cache: 'no-store' });
+    if (res.status !== 401 || attempt > 0) break;
+    const challenge = /^KVSTORE-HMAC nonce="([0-9a-f.]+)", stale=true$/.exec(
+      res.headers.get('www-authenticate') ?? '',
+    );
+    if (!challenge || !secret) break;
+    nonce = challenge[1];
+    nc = 0;
+  }
   if (res.status === 401) {
     const e = new Error('the cluster secret is needed');
     e.auth = true;

@@ -86,7 +86,15 @@ export function hmacHex(secret, message) {
   return Array.from(sha256(outer), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-/** The Authorization header of one admin GET, as the node's checkAdminAuthorization wants it. */
-export function adminAuthorization(secret, method, path, now = Date.now()) {
-  return `KVSTORE-HMAC t=${now},mac=${hmacHex(secret, `kvstore-admin:${method} ${path}:${now}`)}`;
+/** SHA-256 (hex) of an empty body: what a GET signs. */
+export const EMPTY_BODY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+/**
+ * The Authorization header of one admin call, as the node's AdminGuard checks it (src/auth/admin.ts):
+ * `target` is the path and query as sent, `nonce` one the node issued, `nc` this tab's count of
+ * calls with it.
+ */
+export function adminAuthorization(secret, method, target, nonce, nc, body = EMPTY_BODY_SHA256) {
+  const mac = hmacHex(secret, `kvstore-admin-2:${method} ${target}:${nonce}:${nc}:${body}`);
+  return `KVSTORE-HMAC nonce=${nonce},nc=${nc},body=${body},mac=${mac}`;
 }
