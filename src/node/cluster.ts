@@ -112,6 +112,18 @@ export function checkMembership(config: Config): void {
   }
 }
 
+/**
+ * How long the peer pool keeps the connection of an address nobody asks for (PeerPool
+ * idleCloseMs). Every member's address is asked for at every round of probes, and every address
+ * the DNS source names by asking it at every resolve, each round taking up to a peer timeout:
+ * three such rounds. What it closes is an address listed once and never a member to leave (one
+ * that did not answer who it is, or answered a name another address has, before it was
+ * unlisted): without it, its client and connection stayed for good, one more per such address.
+ */
+function peerIdleCloseMs(config: Config): number {
+  return 3 * (Math.max(config.resolveIntervalMs, config.probeIntervalMs) + config.peerTimeoutMs);
+}
+
 function sourceOf(
   config: Config,
   identify: (host: string, port: number) => Promise<string | null>,
@@ -145,6 +157,7 @@ export async function startCluster(
   const pool = new PeerPool({
     logger: log,
     registry,
+    idleCloseMs: peerIdleCloseMs(config),
     client: {
       timeoutMs: config.peerTimeoutMs,
       tls: secrets.peerTls?.client ?? null,

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { clusterInfoSchema } from '../../src/admin/index.ts';
 import {
   type ClusterNode,
+  clusterInfo,
   loopbackBlock,
   metric,
   startDnsMember,
@@ -53,5 +54,32 @@ describe('a member that leaves', () => {
     await expect.poll(() => metric(leaving, INBOUND), { timeout: 15_000 }).toBe(0);
     expect(await metric(a, OUTBOUND)).toBe(1);
     expect(await metric(b, OUTBOUND)).toBe(1);
+  });
+});
+
+describe('an address listed for a while that never became a member', () => {
+  it('is no longer connected to once it is unlisted', { timeout: 90_000 }, async () => {
+    dns = await startDnsServer();
+    const block = loopbackBlock();
+    const hosts = [1, 2].map((i) => `${block}.${i}`);
+    for (const [i, h] of hosts.entries()) dns.setPtr(h, `kvstore-${i}.${SERVICE}`);
+    // A pod that is listed but does not answer who it is (stuck), and is then deleted: no PTR,
+    // so the members ask it, over a connection its kernel accepts; it never gets a name.
+    const stray = `${block}.9`;
+    const stuck = await dnsMember(dns, 'kvstore-9', stray);
+    stuck.proc.child.kill('SIGSTOP');
+    dns.setA(SERVICE, [...hosts, stray]);
+    const nodes = await Promise.all(hosts.map((h, i) => dnsMember(dns!, `kvstore-${i}`, h)));
+    await waitAllUp(nodes);
+    const [a, b] = nodes as [ClusterNode, ClusterNode];
+    await expect.poll(() => metric(a, OUTBOUND), { timeout: 15_000 }).toBe(2);
+    await expect.poll(() => metric(b, OUTBOUND), { timeout: 15_000 }).toBe(2);
+    expect((await clusterInfo(a)).members.map((m) => m.name)).toEqual(['kvstore-0', 'kvstore-1']);
+
+    dns.setA(SERVICE, hosts);
+    // Nothing asks for it any more: its connection goes within a few rounds of resolves (it was
+    // never a member that left, so nothing else closes it: it stayed for good).
+    await expect.poll(() => metric(a, OUTBOUND), { timeout: 30_000 }).toBe(1);
+    await expect.poll(() => metric(b, OUTBOUND), { timeout: 30_000 }).toBe(1);
   });
 });
