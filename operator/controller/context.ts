@@ -3,7 +3,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Kube, ObjectRef } from '../runtime/index.ts';
-import type { EventRecorder } from './events.ts';
+import type { EventRecorder, Warnings } from './events.ts';
 import type { NodeAdmin } from './node-admin.ts';
 
 export interface ControllerSettings {
@@ -22,8 +22,8 @@ export interface ControllerContext {
   readonly logger: Logger;
   readonly settings: ControllerSettings;
   readonly now: () => Date;
-  /** Keys of warnings already reported (one Event per KVCluster generation, not per reconcile). */
-  readonly warned: Set<string>;
+  /** Warnings already reported (one Event per KVCluster generation, not per reconcile). */
+  readonly warned: Warnings;
 }
 
 /** Deletes an object only if this KVCluster controls it (never a same-named object of someone else). */

@@ -79,3 +79,32 @@ export function createEventRecorder(kube: Kube, instance: string, logger: Logger
     },
   };
 }
+
+/**
+ * The warnings already given (one Event per KVCluster generation and reason, not one per
+ * reconcile): the last generation warned of, by KVCluster uid and reason. A KVCluster's entries
+ * go with it (retain). Keyed by generation too, a Set kept one entry per spec change of every
+ * KVCluster that warns, for as long as the operator led.
+ */
+export class Warnings {
+  readonly #given = new Map<string, { readonly uid: string; generation: number }>();
+
+  /** True when `reason` was not given yet for this generation of KVCluster `uid` (and notes it). */
+  first(uid: string, generation: number, reason: string): boolean {
+    const key = `${uid}/${reason}`;
+    const given = this.#given.get(key);
+    if (given?.generation === generation) return false;
+    this.#given.set(key, { uid, generation });
+    return true;
+  }
+
+  /** Forgets the KVClusters whose uid is not in `uids` (deleted). */
+  retain(uids: ReadonlySet<string>): void {
+    for (const [key, g] of this.#given) if (!uids.has(g.uid)) this.#given.delete(key);
+  }
+
+  /** Entries kept. */
+  get size(): number {
+    return this.#given.size;
+  }
+}

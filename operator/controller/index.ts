@@ -16,7 +16,7 @@ export {
 } from './cluster-secret.ts';
 export { buildConfigMap, configHash, nodeEnvironment } from './configmap.ts';
 export type { ControllerContext, ControllerSettings } from './context.ts';
-export { buildEvent, createEventRecorder, type EventRecorder } from './events.ts';
+export { buildEvent, createEventRecorder, type EventRecorder, Warnings } from './events.ts';
 export { Controller, type ControllerOptions } from './manager.ts';
 export * from './names.ts';
 export {

@@ -13,7 +13,7 @@ import {
   WorkQueue,
 } from '../runtime/index.ts';
 import type { ControllerContext, ControllerSettings } from './context.ts';
-import { createEventRecorder } from './events.ts';
+import { createEventRecorder, Warnings } from './events.ts';
 import { CLUSTER_LABEL, type KVClusterObject, keyOf, MANAGED_BY, splitKey } from './names.ts';
 import type { NodeAdmin } from './node-admin.ts';
 import { reconcile } from './reconcile.ts';
@@ -54,7 +54,7 @@ export class Controller {
       logger: o.logger,
       settings: o.settings,
       now: () => new Date(),
-      warned: new Set(),
+      warned: new Warnings(),
     };
     this.#clusters = this.#clusterInformer();
     this.#statefulSets = this.#statefulSetInformer();
@@ -140,7 +140,12 @@ export class Controller {
   async #handle(key: string) {
     const { namespace, name } = splitKey(key);
     const obj = this.#clusters.get(name, namespace);
-    if (!obj) return undefined;
+    if (!obj) {
+      // Deleted: its warnings go with it.
+      const uids = this.#clusters.list().map((c) => c.metadata?.uid);
+      this.#ctx.warned.retain(new Set(uids.filter((u) => u !== undefined)));
+      return undefined;
+    }
     const started = process.hrtime.bigint();
     const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
     try {

@@ -88,9 +88,7 @@ const WARNINGS: Readonly<Record<string, string>> = {
 
 /** A Warning Event and log line, once per KVCluster generation. */
 async function warnOnce(ctx: ControllerContext, c: Cluster, reason: string): Promise<void> {
-  const key = `${c.uid}/${c.generation}/${reason}`;
-  if (ctx.warned.has(key)) return;
-  ctx.warned.add(key);
+  if (!ctx.warned.first(c.uid, c.generation, reason)) return;
   const message = WARNINGS[reason] ?? reason;
   ctx.logger.warn({ cluster: c.name, namespace: c.namespace, reason }, message);
   await ctx.events.record(c, 'Warning', reason, message);

@@ -16,6 +16,7 @@ import {
   DEFAULT_POD_URL_TEMPLATE,
   ordinalOf,
   podUrl,
+  Warnings,
 } from '../../operator/controller/index.ts';
 import { envName, flagName, loadOptions } from '../../operator/options.ts';
 
@@ -284,6 +285,24 @@ describe('Events', () => {
       reportingInstance: 'op-1',
     });
     expect(e.metadata?.name).toMatch(/^kv\.0[0-9a-f]{6}$/);
+  });
+
+  it('warn once per generation and reason, and keep one entry per KVCluster and reason', () => {
+    const w = new Warnings();
+    expect(w.first('u-1', 1, 'NoClusterSecret')).toBe(true);
+    expect(w.first('u-1', 1, 'NoClusterSecret')).toBe(false);
+    expect(w.first('u-1', 1, 'ServiceMonitorUnavailable')).toBe(true);
+    expect(w.first('u-2', 1, 'NoClusterSecret')).toBe(true);
+    // A year of spec changes of a cluster that warns at every generation.
+    for (let g = 2; g <= 1000; g++) {
+      expect(w.first('u-1', g, 'NoClusterSecret')).toBe(true);
+      expect(w.first('u-1', g, 'NoClusterSecret')).toBe(false);
+    }
+    expect(w.size).toBe(3);
+    // u-1 deleted: its entries go; u-2 warns no more for its generation.
+    w.retain(new Set(['u-2']));
+    expect(w.size).toBe(1);
+    expect(w.first('u-2', 1, 'NoClusterSecret')).toBe(false);
   });
 });
 
