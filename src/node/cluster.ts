@@ -121,7 +121,10 @@ export function checkMembership(config: Config): void {
  * unlisted): without it, its client and connection stayed for good, one more per such address.
  */
 function peerIdleCloseMs(config: Config): number {
-  return 3 * (Math.max(config.resolveIntervalMs, config.probeIntervalMs) + config.peerTimeoutMs);
+  const rounds =
+    3 * (Math.max(config.resolveIntervalMs, config.probeIntervalMs) + config.peerTimeoutMs);
+  // setInterval takes at most 2^31 - 1 ms (a longer one fires every millisecond).
+  return Math.min(rounds, 2 ** 31 - 1);
 }
 
 function sourceOf(
