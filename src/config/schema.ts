@@ -15,6 +15,16 @@ export const MAX_VALUE_BYTES = 64 * 1024 * 1024 - 64 * 1024;
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positive = z.coerce.number().int().positive();
+/**
+ * The longest delay Node's setTimeout and setInterval take (2^31 - 1 ms, about 24.8 days): a
+ * longer one fires after 1 ms (a TimeoutOverflowWarning), so an interval set past it ran every
+ * millisecond. Every flag that feeds a timer is bounded by it.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+const timerLimit = {
+  message: `at most ${MAX_TIMER_MS} ms (about 24.8 days), the longest timer Node runs`,
+};
+const timerMs = positive.max(MAX_TIMER_MS, timerLimit);
 
 /**
  * Every option: its schema, `.default()` (overridden by `--kebab-name value` or
@@ -109,6 +119,7 @@ const options = {
     .number()
     .int()
     .min(0)
+    .max(MAX_TIMER_MS, timerLimit)
     .default(0)
     .describe('close client connections idle this long (0: never, like Redis timeout)'),
   /** Unanswered commands per connection before the node stops reading from it. */
@@ -119,7 +130,7 @@ const options = {
    * How long SIGTERM/SIGINT waits for in-flight commands and their replies before closing what
    * is left; the process exits within this plus about a second.
    */
-  shutdownTimeoutMs: positive
+  shutdownTimeoutMs: timerMs
     .default(10_000)
     .describe('SIGTERM drain bound: in-flight commands, then the rest is closed'),
   /** Bytes of writes not yet durable, node-wide, before connections stop reading. */
@@ -154,7 +165,7 @@ const options = {
     .default('')
     .describe('DNS servers ip:port,... for --discovery (empty: system)'),
   /** How often DNS discovery re-resolves the member list. */
-  resolveIntervalMs: positive.default(5000).describe('DNS re-resolve interval'),
+  resolveIntervalMs: timerMs.default(5000).describe('DNS re-resolve interval'),
   /** Replicas per key (clamped to the member count). */
   replicationFactor: positive.max(7).default(3).describe('replicas per key (clamped to members)'),
   /** Replicas that must answer a read (clamped like the replication factor). */
@@ -172,11 +183,11 @@ const options = {
     .default(0.1)
     .describe('share of reads that ask (and repair) every replica, 0..1'),
   /** A read asks the replicas it has not asked yet when its quorum has not answered after this. */
-  readSpeculateMs: positive
+  readSpeculateMs: timerMs
     .default(20)
     .describe('ask the other replicas when a read quorum is this late'),
   /** Timeout of one request to a peer. */
-  peerTimeoutMs: positive.default(2000).describe('timeout of one peer request'),
+  peerTimeoutMs: timerMs.default(2000).describe('timeout of one peer request'),
   /**
    * How far ahead of this node's clock a version from a peer may be; further ones are refused,
    * never adopted (CockroachDB's default). Raise it only for hosts without NTP.
@@ -191,7 +202,7 @@ const options = {
     .default(512)
     .describe('most inbound peer connections at once'),
   /** Time a peer connection has to finish TLS, and again to authenticate, or it is closed. */
-  peerHandshakeTimeoutMs: positive
+  peerHandshakeTimeoutMs: timerMs
     .default(5000)
     .describe('time a peer connection has for TLS, then to authenticate'),
   /**
@@ -203,7 +214,7 @@ const options = {
     .default(256 * 1024 * 1024)
     .describe('bytes of unfinished peer frames held at once (>= 64 MiB)'),
   /** How often each peer is probed; a peer failing --probe-failures probes in a row is down. */
-  probeIntervalMs: positive.default(1000).describe('peer health probe interval'),
+  probeIntervalMs: timerMs.default(1000).describe('peer health probe interval'),
   /** Consecutive failed probes before a peer is marked down. */
   probeFailures: positive.default(3).describe('failed probes in a row before a peer is down'),
   /** Tombstones older than this, held by every replica, are collected; hints older are dropped. */
@@ -211,7 +222,7 @@ const options = {
     .default(3_600_000)
     .describe('age before a fully replicated tombstone is collected'),
   /** How often tombstone collection runs. */
-  gcIntervalMs: positive.default(60_000).describe('tombstone collection interval'),
+  gcIntervalMs: timerMs.default(60_000).describe('tombstone collection interval'),
   /**
    * Anti-entropy: while the cluster is at rest, replicas compare digests of the keys they share
    * and send each other what differs, when the cluster comes to rest and then this often. 0 turns
@@ -221,10 +232,11 @@ const options = {
     .number()
     .int()
     .min(0)
+    .max(MAX_TIMER_MS, timerLimit)
     .default(600_000)
     .describe('interval of the anti-entropy pass between replicas at rest (0: off)'),
   /** How often the expiry sweeper turns expired keys into tombstones (reads hide them at once). */
-  expirySweepIntervalMs: positive
+  expirySweepIntervalMs: timerMs
     .default(1000)
     .describe('interval of the sweep that turns expired keys into tombstones'),
   /** Most keys one expiry sweep handles; a full batch is followed by the next at once. */
@@ -253,7 +265,7 @@ const options = {
     .default(256 * 1024 * 1024)
     .describe('most bytes of hints kept for down replicas'),
   /** How often hints are offered to peers that are up again. */
-  hintIntervalMs: positive.default(1000).describe('hint delivery interval'),
+  hintIntervalMs: timerMs.default(1000).describe('hint delivery interval'),
   /** Throttle for rebalancing and decommission streams, bytes per second. */
   rebalanceRateBytes: positive
     .default(32 * 1024 * 1024)

@@ -6,6 +6,7 @@ import {
   envName,
   flagName,
   loadConfig,
+  MAX_TIMER_MS,
   MAX_VALUE_BYTES,
 } from '../../src/config/index.ts';
 import { DEFAULT_MAX_FRAME_BYTES } from '../../src/peer/index.ts';
@@ -70,6 +71,25 @@ describe('loadConfig', () => {
     const over = loadConfig(['--max-value-bytes', String(MAX_VALUE_BYTES + 1), ...line], {});
     expect(over.kind === 'error' && over.text).toContain('--max-value-bytes');
     expect(MAX_VALUE_BYTES + 64 * 1024).toBe(DEFAULT_MAX_FRAME_BYTES);
+  });
+
+  it('bounds every flag that feeds a timer at 2^31 - 1 ms, the longest timer Node runs', () => {
+    // Past it, Node fires the timer after 1 ms: --probe-interval-ms 3000000000 probed every
+    // millisecond (a lone node at 20% CPU).
+    const timers = KEYS.filter((k) => /(Interval|Timeout|Speculate)Ms$/.test(k));
+    expect(timers).toHaveLength(11);
+    for (const key of timers) {
+      const flag = flagName(key);
+      // (A tombstone's grace must pass the peer timeout.)
+      const grace = ['--tombstone-grace-ms', String(4 * MAX_TIMER_MS)];
+      const most = loadConfig([flag, String(MAX_TIMER_MS), ...grace], {});
+      expect(most.kind === 'config' && most.config[key], flag).toBe(MAX_TIMER_MS);
+      const over = loadConfig([flag, String(MAX_TIMER_MS + 1), ...grace], {});
+      expect(over.kind === 'error' && over.text, flag).toContain(`${flag} (`);
+      expect(over.kind === 'error' && over.text, flag).toContain('the longest timer Node runs');
+    }
+    // Not a timer: a tombstone's age is compared with the clock, so it may be longer.
+    expect(loadConfig(['--tombstone-grace-ms', String(4 * MAX_TIMER_MS)], {}).kind).toBe('config');
   });
 
   it('bounds the values one MGET, EXISTS or EXEC reads at 64 MiB, never below one value', () => {
