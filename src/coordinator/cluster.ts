@@ -1,6 +1,7 @@
 // Coordinates any command on any node: quorum writes and reads, read repair, hints, scans.
 
 import { Counter, type Registry } from 'prom-client';
+import { KvError, wireCode } from '../errors/index.ts';
 import type { Placement, Topology } from '../membership/index.ts';
 import { type CounterCell, HotCounter } from '../observability/index.ts';
 import { type Command, orderingOf, type Reply } from '../protocol/index.ts';
@@ -14,7 +15,9 @@ import {
   liveValueStart,
   type Storage,
   type StoredRecord,
+  sameWrite,
 } from '../storage/index.ts';
+import { DigestPlan, newestOf } from './digest.ts';
 import { executeExpiry, type RecordAccess } from './expiry.ts';
 import {
   estimateKeys,
@@ -32,10 +35,18 @@ import {
   targetedQuorum,
 } from './quorum.ts';
 
-/** What a read got: the answers of its quorum, and every request it made (for read repair). */
-type Asked = TargetedResult<Buffer | null>;
+/**
+ * What a read got: the answers of its quorum, every request it made (for read repair), and the
+ * replicas it asked for headers only (DigestPlan).
+ */
+type Asked = TargetedResult<Buffer | null> & { readonly heads: ReadonlySet<string> };
 
 import { scatterScan } from './scatter.ts';
+
+/** Whether a replica's answer (a record, whole or its header, or null) is older than `newest`. */
+function olderThan(theirs: Buffer | null, newest: StoredRecord): boolean {
+  return theirs === null || compareRecords(decodeRecord(theirs), newest) < 0;
+}
 
 /** Turns commands into replies. A reply that needs other nodes or the disk comes as a promise. */
 export interface Coordinator {
@@ -89,6 +100,8 @@ export interface ClusterOptions {
 const OK: Reply = { type: 'ok' };
 const PONG: Reply = { type: 'pong' };
 const NOT_FOUND: Reply = { type: 'not_found' };
+/** EXISTS's answer for a key that holds a value (which it does not read). */
+const FOUND: Reply = { type: 'value', value: Buffer.alloc(0) };
 
 /**
  * Replicated execution. A write goes to every owner of the key (both rings while data moves) and
@@ -98,12 +111,15 @@ const NOT_FOUND: Reply = { type: 'not_found' };
  * `readSpeculateMs` late; it answers with the newest version and repairs the owners it asked
  * that returned an older one. `readRepairChance` of the reads, and every read while data moves,
  * ask every owner instead, so stale replicas are also repaired by reads that did not need them.
- * Too few answers is `ERR UNAVAILABLE`, never a guess.
+ * A read moves the value once: one owner is read whole and the others send digests, their record
+ * headers (DigestPlan); a digest newer than the whole record costs one more request, for the
+ * newest record whole (#fetch). Too few answers is `ERR UNAVAILABLE`, never a guess.
  */
 export class ClusterCoordinator implements Coordinator {
   readonly #o: ClusterOptions;
   readonly #repairs: Counter;
   readonly #speculations: Counter;
+  readonly #fetches: Counter;
   readonly #rerouted: Counter;
   /** Per-read counts of kvstore_quorum_reads_total (array-backed: one per GET). */
   readonly #quorumReads: CounterCell;
@@ -135,6 +151,11 @@ export class ClusterCoordinator implements Coordinator {
     this.#speculations = new Counter({
       name: 'kvstore_read_speculations_total',
       help: 'Reads whose quorum was late, so they asked the replicas they had not asked yet.',
+      registers: [opts.registry],
+    });
+    this.#fetches = new Counter({
+      name: 'kvstore_read_fetches_total',
+      help: 'Quorum reads whose newest version came only in a digest (a header without the value), so they read its record whole from a replica that returned it: one more round trip.',
       registers: [opts.registry],
     });
     this.#rerouted = new Counter({
@@ -211,7 +232,7 @@ export class ClusterCoordinator implements Coordinator {
       case 'exists':
       case 'mget':
       case 'mset':
-        return executeMulti(cmd, (one) => this.execute(one), this.#multiReads);
+        return executeMulti(cmd, (one) => this.execute(one), this.#multiReads, this.#exists);
       case 'dbsize':
         return { type: 'integer', value: estimateKeys(this.#keyspace()) };
       case 'info':
@@ -330,41 +351,48 @@ export class ClusterCoordinator implements Coordinator {
     return OK;
   }
 
-  /** Reads the newest record among a read quorum; repairs stale replicas in the background. */
-  #read(key: Buffer, p: Placement): Promise<StoredRecord | null> {
+  /**
+   * Reads the newest record among a read quorum; repairs stale replicas in the background. One
+   * replica is read whole and the others for their headers (DigestPlan); a newer header than
+   * the whole record costs one more request, for that record whole. `value` false: the caller
+   * uses the record's versions, flags and expiry, never its value (EXISTS, REMOVE), so every
+   * other replica is asked for its header and the record may come back without its value.
+   */
+  #read(key: Buffer, p: Placement, value = true): Promise<StoredRecord | null> {
     if (p.settled !== p.target || Math.random() < this.#o.readRepairChance) {
-      return this.#askAll(key, p).then((asked) => this.#newest(key, p, asked));
+      return this.#askAll(key, p, value).then((asked) => this.#newest(key, p, asked, value));
     }
     if (
       Math.min(this.#o.readQuorum, p.target.length) === 2 &&
       p.target.includes(this.#o.replicas.self)
     ) {
-      return this.#readHereAndOne(key, p);
+      return this.#readHereAndOne(key, p, value);
     }
-    return this.#askQuorum(key, p).then((asked) => this.#newest(key, p, asked));
+    return this.#askQuorum(key, p, value).then((asked) => this.#newest(key, p, asked, value));
   }
 
   /**
    * The common quorum read (a read quorum of two, this node an owner): this node's record, read
-   * at once, and one other owner's (oneMore: the same owners asked, in the same order and on the
-   * same failures and delays, as #askQuorum's). When both return the same bytes, as replicas in
-   * step do, nothing else is made: no answer maps, no repair.
+   * at once, and one other owner's header (oneMore: the same owners asked, in the same order and
+   * on the same failures and delays, as #askQuorum's, each for its header: this node's record is
+   * the whole one). When the header is this node's record's, as replicas in step return, nothing
+   * else is made: no answer maps, no repair.
    */
-  #readHereAndOne(key: Buffer, p: Placement): Promise<StoredRecord | null> {
+  #readHereAndOne(key: Buffer, p: Placement, value: boolean): Promise<StoredRecord | null> {
     this.#quorumReads.inc();
     this.#readsHere.inc();
     const self = this.#o.replicas.self;
     const mine = this.#o.replicas.getHere(key);
     return oneMore({
       order: this.#askOrder(p.target, false),
-      call: (name) => this.#ask(name, key, p),
+      call: (name) => this.#ask(name, key, p, true),
       speculateMs: this.#o.readSpeculateMs,
       onSpeculate: () => this.#speculations.inc(),
       what: 'read quorum',
     }).then(({ name, value: theirs, calls }) => {
       if (
         calls.length === 1 &&
-        (theirs === mine || (theirs !== null && mine !== null && theirs.equals(mine)))
+        (theirs === mine || (theirs !== null && mine !== null && sameWrite(theirs, mine)))
       ) {
         return mine === null ? null : decodeRecord(mine);
       }
@@ -376,51 +404,136 @@ export class ClusterCoordinator implements Coordinator {
         [self, Promise.resolve(mine)],
         ...calls,
       ]);
-      return this.#newest(key, p, { ok: answers, calls: all });
+      const heads = new Set(calls.map(([n]) => n));
+      return this.#newest(key, p, { ok: answers, calls: all, heads }, value);
     });
-  }
-
-  /** The newest record among a quorum's answers; repairs the owners asked that hold older ones. */
-  #newest(key: Buffer, p: Placement, asked: Asked): StoredRecord | null {
-    const { ok: answers, calls } = asked;
-    let newest: StoredRecord | null = null;
-    let newestRaw: Buffer | null = null;
-    for (const raw of answers.values()) {
-      // Replicas in step return the same bytes: decoded once.
-      if (raw === null || (newestRaw !== null && raw.equals(newestRaw))) continue;
-      const rec = decodeRecord(raw);
-      if (newest === null || compareRecords(rec, newest) > 0) {
-        newest = rec;
-        newestRaw = raw;
-      }
-    }
-    if (newest !== null && newestRaw !== null)
-      this.#repair(key, newest, newestRaw, calls, answers, p.target);
-    return newest;
   }
 
   /**
-   * One replica's record of `key` for a quorum read, counted by where it is read. The request
-   * carries the terms of the rings the read was placed under (`p`), also when it leaves later
-   * (the end of the turn, a failure, speculation) and the rings changed meanwhile.
+   * The newest record among a quorum's answers; repairs the owners asked that hold older ones.
+   * When only headers held it, it is read whole from one of the owners that returned it (one
+   * more round trip, kvstore_read_fetches_total) before the read answers, or, for a read that
+   * needs no value, while it answers with the header.
    */
-  #ask(name: string, key: Buffer, p: Placement): Promise<Buffer | null> {
+  #newest(
+    key: Buffer,
+    p: Placement,
+    asked: Asked,
+    value: boolean,
+  ): StoredRecord | null | Promise<StoredRecord | null> {
+    const { ok: answers, calls, heads } = asked;
+    const newest = newestOf(answers, heads);
+    if (newest.record === null) return null;
+    if (newest.whole !== null) {
+      this.#repair(key, newest.record, newest.whole, calls, answers, p.target);
+      return newest.record;
+    }
+    const header = newest.record;
+    if (!value) {
+      this.#repairLater(key, p, header, newest.holders, asked);
+      return header;
+    }
+    return this.#fetch(key, p, newest.holders, header).then((got) => {
+      this.#repair(key, got.record, got.raw, calls, answers, p.target);
+      return got.record;
+    });
+  }
+
+  /**
+   * #repair for a read that answered from `header`, the newest record, held whole by none of the
+   * replicas it asked: once a target owner turns out older, reads the record whole from one of
+   * `holders` and repairs (anti-entropy repairs them when that fails). Nothing is read when none
+   * is older.
+   */
+  #repairLater(
+    key: Buffer,
+    p: Placement,
+    header: StoredRecord,
+    holders: readonly string[],
+    asked: Asked,
+  ): void {
+    let fetched = false;
+    const repair = () => {
+      if (fetched) return;
+      fetched = true;
+      this.#fetch(key, p, holders, header).then(
+        (got) => this.#repair(key, got.record, got.raw, asked.calls, asked.ok, p.target),
+        () => {},
+      );
+    };
+    for (const [name, call] of asked.calls) {
+      if (!p.target.includes(name)) continue;
+      const theirs = asked.ok.get(name);
+      if (theirs !== undefined) {
+        if (olderThan(theirs, header)) repair();
+      } else
+        call.then(
+          (t) => {
+            if (olderThan(t, header)) repair();
+          },
+          () => {},
+        );
+    }
+  }
+
+  /**
+   * The record of `key` whole from one of `holders` (the owners whose header was the newest a
+   * read found, tried in turn): at least as new as `header`. KV_ERR_UNAVAILABLE when none of
+   * them returns it (failed, or returned an older record: it lost it meanwhile).
+   */
+  async #fetch(
+    key: Buffer,
+    p: Placement,
+    holders: readonly string[],
+    header: StoredRecord,
+  ): Promise<{ record: StoredRecord; raw: Buffer }> {
+    this.#fetches.inc();
+    const failed: string[] = [];
+    for (const name of holders) {
+      try {
+        const raw = await this.#ask(name, key, p, false);
+        if (raw !== null) {
+          const record = decodeRecord(raw);
+          if (compareRecords(record, header) >= 0) return { record, raw };
+        }
+        failed.push(`${name}: older`);
+      } catch (err) {
+        failed.push(
+          `${name}: ${err instanceof KvError ? wireCode(err.code).toLowerCase() : 'error'}`,
+        );
+      }
+    }
+    throw new KvError(
+      'KV_ERR_UNAVAILABLE',
+      `replication: read quorum: the newest version could not be read whole (${failed.join(', ')})`,
+    );
+  }
+
+  /**
+   * One replica's record of `key` for a quorum read, counted by where it is read; `headers`: for
+   * another member, its header alone (Replicas.get). The request carries the terms of the rings
+   * the read was placed under (`p`), also when it leaves later (the end of the turn, a failure,
+   * speculation) and the rings changed meanwhile.
+   */
+  #ask(name: string, key: Buffer, p: Placement, headers: boolean): Promise<Buffer | null> {
     (name === this.#o.replicas.self ? this.#readsHere : this.#readsThere).inc();
-    return this.#o.replicas.get(name, key, p.terms.of(name));
+    return this.#o.replicas.get(name, key, p.terms.of(name), headers);
   }
 
   /** Asks a read quorum of the target owners first (see the class comment). */
-  #askQuorum(key: Buffer, p: Placement): Promise<Asked> {
+  #askQuorum(key: Buffer, p: Placement, value: boolean): Promise<Asked> {
     this.#quorumReads.inc();
     const owners = p.target;
+    const plan = new DigestPlan(this.#o.replicas.self, value);
     return targetedQuorum({
       order: this.#askOrder(owners, true),
       need: Math.min(this.#o.readQuorum, owners.length),
-      call: (name) => this.#ask(name, key, p),
+      call: (name, speculative) =>
+        plan.ask(name, speculative, (headers) => this.#ask(name, key, p, headers)),
       speculateMs: this.#o.readSpeculateMs,
       onSpeculate: () => this.#speculations.inc(),
       what: 'read quorum',
-    });
+    }).then(({ ok, calls }) => ({ ok, calls, heads: plan.heads }));
   }
 
   /**
@@ -439,18 +552,28 @@ export class ClusterCoordinator implements Coordinator {
     return down.length === 0 ? up : [...up, ...down];
   }
 
-  /** Asks every owner in both rings; a read quorum in each must answer. */
-  async #askAll(key: Buffer, p: Placement): Promise<Asked> {
+  /**
+   * Asks every owner in both rings, in #askOrder's order (the first whole, DigestPlan); a read
+   * quorum in each must answer.
+   */
+  async #askAll(key: Buffer, p: Placement, value: boolean): Promise<Asked> {
     this.#allReads.inc();
+    const plan = new DigestPlan(this.#o.replicas.self, value);
     const calls = new Map<string, Promise<Buffer | null>>();
-    for (const name of p.all) calls.set(name, this.#ask(name, key, p));
+    for (const name of this.#askOrder(p.all, true)) {
+      calls.set(
+        name,
+        plan.ask(name, false, (headers) => this.#ask(name, key, p, headers)),
+      );
+    }
     const ok = await quorum(calls, this.#groups(p, this.#o.readQuorum), 'read quorum');
-    return { ok, calls };
+    return { ok, calls, heads: plan.heads };
   }
 
   /**
    * Sends the newest record to the target owners that returned an older one (or none): those in
-   * `answers` at once, the others as they answer.
+   * `answers` at once, the others as they answer. An answer may be a header (DigestPlan): it
+   * orders as its record does.
    */
   #repair(
     key: Buffer,
@@ -474,7 +597,7 @@ export class ClusterCoordinator implements Coordinator {
     }
   }
 
-  /** Repairs `name` when `theirs` (its answer) is older than `newest` (encoded as `raw`). */
+  /** Repairs `name` when `theirs` (its answer, whole or a header) is older than `newest` (`raw`). */
   #repairOne(
     name: string,
     key: Buffer,
@@ -482,11 +605,7 @@ export class ClusterCoordinator implements Coordinator {
     raw: Buffer,
     theirs: Buffer | null,
   ): void {
-    if (
-      theirs !== null &&
-      (theirs.equals(raw) || compareRecords(decodeRecord(theirs), newest) >= 0)
-    )
-      return;
+    if (theirs !== null && (sameWrite(theirs, raw) || !olderThan(theirs, newest))) return;
     this.#repairs.inc();
     this.#o.replicas.apply(name, [[key, raw]]).catch(() => this.#o.hint(name, key, raw));
   }
@@ -497,8 +616,26 @@ export class ClusterCoordinator implements Coordinator {
 
   readonly #valueOfRead = (rec: StoredRecord | null): Reply => this.#valueOf(rec);
 
+  /**
+   * EXISTS's read of one key: whether it holds a live value, answered as an empty value (so
+   * EXISTS reads no values, and none count towards --max-multi-read-bytes). This node's record is
+   * read in place, every other replica's header alone.
+   */
+  readonly #exists = (key: Buffer): Reply | Promise<Reply> => {
+    const p = this.#shared(key);
+    if (p === null) return this.#o.storage.withRaw(key, this.#liveHere) ? FOUND : NOT_FOUND;
+    return this.#read(key, p, false).then(this.#foundOf);
+  };
+
+  readonly #liveHere = (raw: Buffer | undefined): boolean =>
+    raw !== undefined && liveValueStart(raw, this.#wallNow) >= 0;
+
+  readonly #foundOf = (rec: StoredRecord | null): Reply =>
+    rec && isLive(rec, this.#o.storage.clock.wallNow()) ? FOUND : NOT_FOUND;
+
   async #remove(key: Buffer, p: Placement): Promise<Reply> {
-    const rec = await this.#read(key, p);
+    // Its versions decide (never its value): every other replica sends a header alone.
+    const rec = await this.#read(key, p, false);
     if (!rec || !isLive(rec, this.#o.storage.clock.wallNow())) return NOT_FOUND;
     const clock = this.#o.storage.clock;
     clock.observe(rec.version);

@@ -22,10 +22,16 @@ function all(
   return Promise.all(parts).then(merge);
 }
 
+/**
+ * Reads one key for a multi-key read: GET's reply (a value or not_found). For EXISTS it may
+ * answer a value without its bytes (only whether there is one counts).
+ */
+type Read = (key: Buffer) => Reply | Promise<Reply>;
+
 /** Runs one part; a synchronous throw becomes a rejection, so no other part's is left unhandled. */
-function attempt(run: Run, cmd: Command): Reply | Promise<Reply> {
+function attempt<A>(run: (a: A) => Reply | Promise<Reply>, arg: A): Reply | Promise<Reply> {
   try {
-    return run(cmd);
+    return run(arg);
   } catch (err) {
     return Promise.reject(err);
   }
@@ -73,7 +79,7 @@ function overBudget(what: string, max: number): KvError {
 function boundedReads(
   what: string,
   keys: readonly Buffer[],
-  run: Run,
+  read: Read,
   bounds: MultiReadBounds,
   merge: (r: Reply[]) => Reply,
 ): Reply | Promise<Reply> {
@@ -86,9 +92,7 @@ function boundedReads(
   };
   const from = (start: number): Reply | Promise<Reply> => {
     for (let i = start; i < keys.length; i += bounds.chunkKeys) {
-      const parts = keys
-        .slice(i, i + bounds.chunkKeys)
-        .map((key) => attempt(run, { type: 'get', key }));
+      const parts = keys.slice(i, i + bounds.chunkKeys).map((key) => attempt(read, key));
       if (parts.some((p) => p instanceof Promise)) {
         const next = i + bounds.chunkKeys;
         return Promise.all(parts).then((replies) => {
@@ -114,12 +118,15 @@ function boundedReads(
  * Versions are taken in argument order, so a key set twice in one MSET keeps the later value.
  * MGET and EXISTS read their keys a chunk at a time and fail with LIMIT_EXCEEDED past
  * `bounds.maxBytes` of values (MULTI_READ_BYTES): their request is small, their values need not be.
+ * `exists` reads EXISTS's keys (default: GET): the coordinator's reads only their versions.
  */
 export function executeMulti(
   cmd: MultiCommand,
   run: Run,
   bounds: MultiReadBounds = multiReadBounds(1024 * 1024),
+  exists?: Read,
 ): Reply | Promise<Reply> {
+  const get: Read = (key) => run({ type: 'get', key });
   switch (cmd.type) {
     case 'del': {
       const distinct = new Map(cmd.keys.map((k) => [k.toString('latin1'), k]));
@@ -127,9 +134,9 @@ export function executeMulti(
       return all(parts, (r) => count(r, 'ok'));
     }
     case 'exists':
-      return boundedReads('EXISTS', cmd.keys, run, bounds, (r) => count(r, 'value'));
+      return boundedReads('EXISTS', cmd.keys, exists ?? get, bounds, (r) => count(r, 'value'));
     case 'mget':
-      return boundedReads('MGET', cmd.keys, run, bounds, (items) => ({ type: 'array', items }));
+      return boundedReads('MGET', cmd.keys, get, bounds, (items) => ({ type: 'array', items }));
     case 'mset':
       return all(
         cmd.entries.map(([key, value]) => attempt(run, { type: 'put', key, value })),

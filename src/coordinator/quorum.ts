@@ -100,7 +100,8 @@ export interface TargetedAsk<T> {
   /** Every replica, most preferred first; the first `need` are asked at once. */
   readonly order: readonly string[];
   readonly need: number;
-  readonly call: (name: string) => Promise<T>;
+  /** Asks one replica; `speculative` when it is asked because the quorum was late. */
+  readonly call: (name: string, speculative: boolean) => Promise<T>;
   /** After this many ms without a quorum, every replica not asked yet is asked. */
   readonly speculateMs: number;
   /** Called once when the speculative requests go out. */
@@ -141,8 +142,8 @@ export function targetedQuorum<T>(t: TargetedAsk<T>): Promise<TargetedResult<T>>
       }
       reject(unavailable(t.what, possible, t.need, failed));
     };
-    const ask = (name: string) => {
-      const call = t.call(name);
+    const ask = (name: string, speculative = false) => {
+      const call = t.call(name, speculative);
       calls.set(name, call);
       track(name, call, ok, failed, (failedNow) => {
         if (failedNow && !done && next < t.order.length) ask(t.order[next++]!);
@@ -153,7 +154,7 @@ export function targetedQuorum<T>(t: TargetedAsk<T>): Promise<TargetedResult<T>>
     if (next < t.order.length) {
       timer = speculateLater(t, () => {
         if (done || next >= t.order.length) return false;
-        while (next < t.order.length) ask(t.order[next++]!);
+        while (next < t.order.length) ask(t.order[next++]!, true);
         return true;
       });
     }
@@ -165,7 +166,7 @@ export function targetedQuorum<T>(t: TargetedAsk<T>): Promise<TargetedResult<T>>
 export interface OneMoreAsk<T> {
   /** The other replicas, most preferred first; the first is asked at once. */
   readonly order: readonly string[];
-  readonly call: (name: string) => Promise<T>;
+  readonly call: (name: string, speculative: boolean) => Promise<T>;
   /** After this many ms without an answer, every replica not asked yet is asked. */
   readonly speculateMs: number;
   readonly onSpeculate: () => void;
@@ -196,8 +197,8 @@ export function oneMore<T>(t: OneMoreAsk<T>): Promise<OneMoreResult<T>> {
   let next = 0;
   let done = false;
   let timer: NodeJS.Timeout | undefined;
-  const ask = (name: string) => {
-    const call = t.call(name);
+  const ask = (name: string, speculative = false) => {
+    const call = t.call(name, speculative);
     calls.push([name, call]);
     call.then(
       (value) => {
@@ -227,7 +228,7 @@ export function oneMore<T>(t: OneMoreAsk<T>): Promise<OneMoreResult<T>> {
   if (next < t.order.length) {
     timer = speculateLater(t, () => {
       if (done || next >= t.order.length) return false;
-      while (next < t.order.length) ask(t.order[next++]!);
+      while (next < t.order.length) ask(t.order[next++]!, true);
       return true;
     });
   }

@@ -3,7 +3,7 @@
 import { answerPeerChallenge, checkPeerProof, type PeerChallengeState } from '../auth/index.ts';
 import { KvError } from '../errors/index.ts';
 import type { PeerRequestContext } from '../peer/index.ts';
-import { type Entry, type Storage, validWall } from '../storage/index.ts';
+import { type Entry, headerBytes, type Storage, validWall } from '../storage/index.ts';
 import {
   type ApplyReply,
   GET_MANY_REPLY_BYTES,
@@ -56,6 +56,16 @@ export interface ReplicaHandlerOptions {
    * longer count it as a holder), so a member that has not learned it yet must not count them.
    */
   readonly handedOff?: () => boolean;
+}
+
+/**
+ * What a digest read (GetRequest.h) is sent of a stored record: a copy of its header (the value
+ * is neither copied nor sent), or null as for a whole read. `raw` is LMDB's own bytes
+ * (Storage.withRaw): sliced with explicit ends only.
+ */
+function headerOf(raw: Buffer | undefined): Buffer | null {
+  if (raw === undefined || !validWall(raw)) return null;
+  return Buffer.from(raw.subarray(0, headerBytes(raw)));
 }
 
 /** How a replica passes on writes a coordinator placed under other rings than its own. */
@@ -134,6 +144,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
         const req = readGetRequest(body);
         checkIncarnation(req.i);
         checkServing(req.o);
+        if (req.h) return { r: storage.withRaw(req.k, headerOf) } satisfies GetReply;
         const r = storage.getRaw(req.k);
         return { r: r !== undefined && validWall(r) ? r : null } satisfies GetReply;
       }
@@ -144,10 +155,14 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
         const rs: (Buffer | null)[] = [];
         let bytes = 0;
         for (const k of req.ks) {
-          const r = storage.getRaw(k);
-          const ok = r !== undefined && validWall(r);
-          rs.push(ok ? r : null);
-          if (ok) bytes += r.length;
+          let r: Buffer | null;
+          if (req.h) r = storage.withRaw(k, headerOf);
+          else {
+            const raw = storage.getRaw(k);
+            r = raw !== undefined && validWall(raw) ? raw : null;
+          }
+          rs.push(r);
+          if (r !== null) bytes += r.length;
           if (bytes >= GET_MANY_REPLY_BYTES) break;
         }
         return { rs } satisfies GetManyReply;

@@ -113,8 +113,17 @@ export interface ExpectIncarnation {
   readonly o?: 1;
 }
 
+/**
+ * A quorum read's digest: `h` asks for each record without its value (withoutValue), for a
+ * replica whose record the coordinator only compares with the one it reads whole from another
+ * replica. Members before it ignore it and send records whole. Absent: records whole.
+ */
+export interface HeadersOnly {
+  readonly h?: boolean;
+}
+
 /** `get`: the record stored at a key (tombstones included). */
-export interface GetRequest extends ExpectIncarnation {
+export interface GetRequest extends ExpectIncarnation, HeadersOnly {
   readonly k: Buffer;
 }
 export interface GetReply {
@@ -127,7 +136,7 @@ export interface GetReply {
  * GET_MANY_REPLY_BYTES (always at least one key); the caller asks again for the rest. Members
  * before this method answer KV_ERR_UNKNOWN_COMMAND, and the caller falls back to `get`.
  */
-export interface GetManyRequest extends ExpectIncarnation {
+export interface GetManyRequest extends ExpectIncarnation, HeadersOnly {
   readonly ks: Buffer[];
 }
 export interface GetManyReply {

@@ -49,6 +49,8 @@ interface GetBox {
   bytes: number;
   /** The terms every get of the box was made with (a get with others starts a new box). */
   readonly terms: ExpectIncarnation;
+  /** Whether its gets ask for records without their values (GetRequest.h). */
+  readonly headers: boolean;
 }
 
 /** Applies to one member waiting for the end of the turn, all placed under the same rings. */
@@ -106,6 +108,8 @@ export class Replicas {
   readonly #applyTimeoutMs: number | null;
   readonly #outboxes = new Map<string, Outbox>();
   readonly #getBoxes = new Map<string, GetBox>();
+  /** The same for gets of records without their values (a box of their own per member). */
+  readonly #headBoxes = new Map<string, GetBox>();
   /** Members that did not know `getMany`, and when to try it again. */
   readonly #singleGets = new Map<string, number>();
 
@@ -133,24 +137,27 @@ export class Replicas {
    * turn; each caller gets its own record, or its own error when its record's version is
    * refused. `terms`: those of the rings the read was placed under (Placement.terms); by default
    * the terms of the rings now. Never the terms when the request leaves: the rings may change
-   * before the end of the turn.
+   * before the end of the turn. `headers`: another member is asked for the record without its
+   * value (GetRequest.h; one before it sends it whole); this node's own is always whole.
    */
   get(
     name: string,
     key: Buffer,
     terms: ExpectIncarnation = this.#terms(name),
+    headers = false,
   ): Promise<Buffer | null> {
     if (name === this.self) return Promise.resolve(this.getHere(key));
-    let box = this.#getBoxes.get(name);
+    const boxes = headers ? this.#headBoxes : this.#getBoxes;
+    let box = boxes.get(name);
     // The rings changed since the box was opened: its gets go now, under their own terms.
     if (box !== undefined && !sameTerms(box.terms, terms)) {
       this.#flushGets(name, box);
       box = undefined;
     }
     if (box === undefined) {
-      const opened: GetBox = { waiters: [], bytes: 0, terms };
+      const opened: GetBox = { waiters: [], bytes: 0, terms, headers };
       box = opened;
-      this.#getBoxes.set(name, opened);
+      boxes.set(name, opened);
       atTurnEnd(() => this.#flushGets(name, opened));
     }
     const { promise, resolve, reject } = Promise.withResolvers<Buffer | null>();
@@ -170,14 +177,15 @@ export class Replicas {
 
   /** Sends `box` (once: a full box goes early, and its turn's flush then finds it gone). */
   #flushGets(name: string, box: GetBox): void {
-    if (this.#getBoxes.get(name) !== box) return;
-    this.#getBoxes.delete(name);
+    const boxes = box.headers ? this.#headBoxes : this.#getBoxes;
+    if (boxes.get(name) !== box) return;
+    boxes.delete(name);
     const retryAt = this.#singleGets.get(name);
     if (retryAt !== undefined && retryAt <= Date.now()) this.#singleGets.delete(name);
     if (box.waiters.length === 1 || this.#singleGets.has(name)) {
-      for (const w of box.waiters) this.#getOne(name, w, box.terms);
+      for (const w of box.waiters) this.#getOne(name, w, box.terms, box.headers);
     } else {
-      this.#getMany(name, box.waiters, box.terms);
+      this.#getMany(name, box.waiters, box.terms, box.headers);
     }
   }
 
@@ -194,8 +202,9 @@ export class Replicas {
   }
 
   /** One `get` request for one waiter. */
-  #getOne(name: string, w: GetWaiter, terms: ExpectIncarnation): void {
-    const body = (): GetRequest => ({ k: w.key, ...terms });
+  #getOne(name: string, w: GetWaiter, terms: ExpectIncarnation, headers: boolean): void {
+    const body = (): GetRequest =>
+      headers ? { k: w.key, ...terms, h: true } : { k: w.key, ...terms };
     this.#request(name, METHODS.get, body).then((reply) => {
       try {
         const got = readGetReply(reply);
@@ -211,8 +220,16 @@ export class Replicas {
    * One `getMany` request for `waiters` (2 or more); asks again for the keys a reply left out,
    * and falls back to single gets on a member that does not know the method.
    */
-  #getMany(name: string, waiters: readonly GetWaiter[], terms: ExpectIncarnation): void {
-    const body = (): GetManyRequest => ({ ks: waiters.map((w) => w.key), ...terms });
+  #getMany(
+    name: string,
+    waiters: readonly GetWaiter[],
+    terms: ExpectIncarnation,
+    headers: boolean,
+  ): void {
+    const body = (): GetManyRequest => {
+      const ks = waiters.map((w) => w.key);
+      return headers ? { ks, ...terms, h: true } : { ks, ...terms };
+    };
     this.#request(name, METHODS.getMany, body).then(
       (reply) => {
         let got: ReturnType<typeof readGetManyReply>;
@@ -232,13 +249,13 @@ export class Replicas {
           }
         }
         const rest = waiters.slice(got.length);
-        if (rest.length === 1) this.#getOne(name, rest[0]!, terms);
-        else if (rest.length > 1) this.#getMany(name, rest, terms);
+        if (rest.length === 1) this.#getOne(name, rest[0]!, terms, headers);
+        else if (rest.length > 1) this.#getMany(name, rest, terms, headers);
       },
       (err: unknown) => {
         if (err instanceof KvError && err.code === 'KV_ERR_UNKNOWN_COMMAND') {
           this.#singleGets.set(name, Date.now() + GET_MANY_RETRY_MS);
-          for (const w of waiters) this.#getOne(name, w, terms);
+          for (const w of waiters) this.#getOne(name, w, terms, headers);
           return;
         }
         for (const w of waiters) w.reject(err);

@@ -113,20 +113,28 @@ function outOfTarget(v: unknown): boolean {
   return true;
 }
 
-/** `get` request: `{k: key, i?: incarnation, o?: 1}`. */
-export function readGetRequest(body: unknown): { k: Buffer } & ReadTermsIn {
+/** `get` request: `{k: key, i?: incarnation, o?: 1, h?: boolean}`. */
+export function readGetRequest(body: unknown): { k: Buffer; h: boolean } & ReadTermsIn {
   const b = object(body, 'request', 'get body');
-  return { k: key(b.k, 'request', 'k'), i: incarnation(b.i), o: outOfTarget(b.o) };
+  return {
+    k: key(b.k, 'request', 'k'),
+    h: flag(b.h, 'request', 'h'),
+    i: incarnation(b.i),
+    o: outOfTarget(b.o),
+  };
 }
 
-/** `getMany` request: `{ks: [key, ...], i?: incarnation, o?: 1}`, 1 to GET_MANY_MAX_KEYS keys. */
-export function readGetManyRequest(body: unknown): { ks: Buffer[] } & ReadTermsIn {
+/**
+ * `getMany` request: `{ks: [key, ...], i?: incarnation, o?: 1, h?: boolean}`, 1 to
+ * GET_MANY_MAX_KEYS keys.
+ */
+export function readGetManyRequest(body: unknown): { ks: Buffer[]; h: boolean } & ReadTermsIn {
   const b = object(body, 'request', 'getMany body');
   if (!Array.isArray(b.ks) || b.ks.length === 0 || b.ks.length > GET_MANY_MAX_KEYS) {
     throw fail('request', `ks must be a list of 1 to ${GET_MANY_MAX_KEYS} keys`);
   }
   const ks = b.ks.map((k: unknown, n) => key(k, 'request', `ks[${n}]`));
-  return { ks, i: incarnation(b.i), o: outOfTarget(b.o) };
+  return { ks, h: flag(b.h, 'request', 'h'), i: incarnation(b.i), o: outOfTarget(b.o) };
 }
 
 /** `apply` request: `{e: [[key, record], ...]}`, every record decoded. */

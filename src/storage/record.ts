@@ -189,21 +189,51 @@ export function liveValueStart(buf: Buffer, now: () => number): number {
 }
 
 /**
- * The encoded record `buf` without its value (a view): the same versions, flags and expiry, so
- * it orders (compareRecords) and is live (isLive) as the whole record does. What a member sends
- * for a RANGE or PREFIX, which merges versions and never reads values. A record whose header is
- * cut short is returned whole, for the receiver's checks to refuse as they refuse it now.
+ * Bytes of the encoded record `buf` before its value: format, flags, version, expiry and base
+ * version. `buf.length` for a record whose header is cut short (decodeRecord refuses it).
  */
-export function withoutValue(buf: Buffer): Buffer {
-  if (buf.length <= HEADER) return buf;
+export function headerBytes(buf: Buffer): number {
+  if (buf.length <= HEADER) return buf.length;
   const flags = buf[1]!;
   let end = HEADER + buf[10]!;
   if ((flags & FLAG_EXPIRES) !== 0) end += 8;
   if ((flags & FLAG_BASE) !== 0) {
-    if (end + 9 > buf.length) return buf;
+    if (end + 9 > buf.length) return buf.length;
     end += 9 + buf[end + 8]!;
   }
+  return Math.min(end, buf.length);
+}
+
+/**
+ * The encoded record `buf` without its value (a view): the same versions, flags and expiry, so
+ * it orders (compareRecords) and is live (isLive) as the whole record does. What a member sends
+ * for a RANGE or PREFIX, which merges versions and never reads values, and for a quorum read's
+ * digest (GetRequest.h). A record whose header is cut short is returned whole, for the
+ * receiver's checks to refuse as they refuse it now.
+ */
+export function withoutValue(buf: Buffer): Buffer {
+  const end = headerBytes(buf);
   return end < buf.length ? buf.subarray(0, end) : buf;
+}
+
+/**
+ * Whether two encoded records (either whole or withoutValue) are the same write in the same
+ * form: their headers are the same bytes (a version names one write, hence one value). Compares
+ * headers only, not values.
+ */
+export function sameWrite(a: Buffer, b: Buffer): boolean {
+  const n = headerBytes(a);
+  return n === headerBytes(b) && a.compare(b, 0, n, 0, n) === 0;
+}
+
+/**
+ * Whether the encoded record `raw`, as a member answered a headers-only read (GetRequest.h), is
+ * the record whole: a tombstone (it has no value), or one longer than its header (a member
+ * before digest reads sends records whole). A live record of header length may have had its
+ * value left out.
+ */
+export function isWholeAnswer(raw: Buffer): boolean {
+  return raw.length > headerBytes(raw) || (raw.length > HEADER && (raw[1]! & FLAG_TOMBSTONE) !== 0);
 }
 
 function decodedValueStart(buf: Buffer, now: () => number): number {

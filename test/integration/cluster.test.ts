@@ -16,10 +16,17 @@ import {
 } from '../helpers/cluster.ts';
 import type { LineClient } from '../helpers/line-client.ts';
 import { cleanup, ROOT } from '../helpers/node-process.ts';
+import { closeResp, ioredis } from '../helpers/resp-tools.ts';
 
-afterEach(cleanup);
+afterEach(async () => {
+  closeResp();
+  await cleanup();
+});
 
 const run = promisify(execFile);
+const MiB = 1024 * 1024;
+/** Bytes a node received in replies to its own peer requests. */
+const RECEIVED = 'kvstore_peer_received_bytes_total{side="client"}';
 
 async function send(c: LineClient, lines: string[]): Promise<string[]> {
   c.send(`${lines.join('\n')}\n`);
@@ -197,14 +204,76 @@ describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
     const nodes = await startStaticCluster(3, alone);
     const [n0, , n2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
     const a = await openClient(n0);
+    const large = 'r'.repeat(MiB);
+    expect(await send(a, ['PUT r:3 old'])).toEqual(['OK']);
     await n2.proc.stop('SIGKILL');
-    expect(await send(a, ['PUT r:1 one', 'PUT r:2 two'])).toEqual(['OK', 'OK']);
+    expect(await send(a, ['PUT r:1 one', 'PUT r:2 two', `PUT r:3 ${large}`])).toEqual([
+      'OK',
+      'OK',
+      'OK',
+    ]);
     await restart(n2, ['--peers', peersOf(nodes), ...alone]);
-    expect(await metric(n2, 'kvstore_storage_keys')).toBe(0);
+    expect(await metric(n2, 'kvstore_storage_keys')).toBe(1);
     const c = await openClient(n2);
     expect(await c.call('GET r:1')).toBe('one');
-    await expect.poll(() => metric(n2, 'kvstore_storage_keys'), { timeout: 5000 }).toBe(1);
+    await expect.poll(() => metric(n2, 'kvstore_storage_keys'), { timeout: 5000 }).toBe(2);
     expect(await metric(n2, 'kvstore_read_repairs_total')).toBeGreaterThanOrEqual(1);
+    // n2 reads its own record whole, stale, and another replica's digest, newer: it reads that
+    // replica's record whole (one more request), answers it and repairs itself with it. The
+    // value crosses once.
+    const fetches = await metric(n2, 'kvstore_read_fetches_total');
+    const before = await metric(n2, RECEIVED);
+    expect(await c.call('GET r:3')).toBe(large);
+    expect((await metric(n2, RECEIVED)) - before).toBeLessThan(MiB + 64 * 1024);
+    expect(await metric(n2, 'kvstore_read_fetches_total')).toBe(fetches + 1);
+    // Repaired: n2's own record is the newest now, so the next GET needs no second request.
+    await expect
+      .poll(async () => {
+        const f = await metric(n2, 'kvstore_read_fetches_total');
+        expect(await c.call('GET r:3')).toBe(large);
+        return (await metric(n2, 'kvstore_read_fetches_total')) - f;
+      })
+      .toBe(0);
+  });
+
+  it('moves a value once per GET: the replicas not read whole send a digest (the header)', async () => {
+    // RF 2 of 3: n1 reads a key it holds from itself and the other owner's digest (no value
+    // crosses), and a key it does not hold from one owner whole and the other's digest (once).
+    // Both owners' records whole, as before, were 1 and 2 values.
+    // Speculation (a late quorum on a loaded machine) would ask a third replica: not here.
+    const args = [
+      '--replication-factor',
+      '2',
+      '--read-repair-chance',
+      '0',
+      '--read-speculate-ms',
+      '10000',
+      ...NO_ANTI_ENTROPY,
+    ];
+    const nodes = await startStaticCluster(3, args);
+    const [n0, n1] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const a = await openClient(n0);
+    const value = 'g'.repeat(MiB);
+    const keys = Array.from({ length: 9 }, (_, i) => `once:${i}`);
+    for (const k of keys) expect(await a.call(`PUT ${k} ${value}`)).toBe('OK');
+    const b = await openClient(n1);
+    const moved: number[] = [];
+    for (const k of keys) {
+      const before = await metric(n1, RECEIVED);
+      expect(await b.call(`GET ${k}`)).toBe(value);
+      moved.push((await metric(n1, RECEIVED)) - before);
+    }
+    const held = await metric(n1, 'kvstore_storage_keys');
+    expect(held).toBeGreaterThan(0);
+    expect(held).toBeLessThan(keys.length);
+    expect(moved.filter((m) => m < 64 * 1024)).toHaveLength(held);
+    expect(moved.filter((m) => m >= MiB && m < MiB + 64 * 1024)).toHaveLength(keys.length - held);
+    expect(await metric(n1, 'kvstore_read_fetches_total')).toBe(0);
+    // EXISTS and REMOVE read versions only: no value crosses.
+    const before = await metric(n1, RECEIVED);
+    expect(await (await ioredis(n1.host, n1.proc.port)).exists(...keys)).toBe(keys.length);
+    expect(await b.call(`REMOVE ${keys[0]}`)).toBe('OK');
+    expect((await metric(n1, RECEIVED)) - before).toBeLessThan(64 * 1024);
   });
 
   it('reads from a read quorum of replicas, and from the others when one of them is paused', async () => {

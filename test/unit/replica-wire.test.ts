@@ -169,6 +169,9 @@ describe('peer request decoders', () => {
     ],
     ['scan headers only', () => readScanRequest({ s: k, l: 1, h: true }, 100), 'ok'],
     ['scan h text', () => readScanRequest({ s: k, l: 1, h: 1 }, 100), 'KV_ERR_INVALID_ARGUMENT'],
+    ['get headers only', () => readGetRequest({ k, h: true }), 'ok'],
+    ['get h text', () => readGetRequest({ k, h: 'yes' }), 'KV_ERR_INVALID_ARGUMENT'],
+    ['getMany h number', () => readGetManyRequest({ ks: [k], h: 1 }), 'KV_ERR_INVALID_ARGUMENT'],
     [
       'scan start over LMDB',
       () => readScanRequest({ s: Buffer.alloc(4000), l: 1 }, 100),
@@ -190,8 +193,14 @@ describe('peer request decoders', () => {
       i: undefined,
       o: false,
     });
-    expect(readGetRequest({ k, o: 1 })).toEqual({ k, i: undefined, o: true });
-    expect(readGetManyRequest({ ks: [k], i: 'abc', o: 1 })).toEqual({ ks: [k], i: 'abc', o: true });
+    expect(readGetRequest({ k, o: 1 })).toEqual({ k, h: false, i: undefined, o: true });
+    expect(readGetRequest({ k, h: true })).toEqual({ k, h: true, i: undefined, o: false });
+    expect(readGetManyRequest({ ks: [k], i: 'abc', o: 1 })).toEqual({
+      ks: [k],
+      h: false,
+      i: 'abc',
+      o: true,
+    });
     const [entry] = readApplyRequest({ e: [[k, live]] });
     // The record's bytes as received come along: storage keeps them instead of encoding again.
     expect(entry).toEqual({ key: k, record: decodeRecord(live), raw: live });
