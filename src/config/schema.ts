@@ -88,14 +88,15 @@ const options = {
     .default(1024 * 1024)
     .describe('largest value in bytes (at most 64 MiB - 64 KiB: one peer frame)'),
   /**
-   * Bytes of values one command may read: an MGET or EXISTS (read a chunk of keys at a time),
-   * or the GETs of one EXEC; past it, ERR LIMIT_EXCEEDED. Its request is small (3,000 key names
-   * are 40 KB) while each key may hold --max-value-bytes: unbounded, one MGET made a node hold
-   * 8.7 GB for a client that did not read. At least --max-value-bytes (one GET always fits).
+   * Bytes of values one command may read: an MGET (read a chunk of keys at a time), or the GETs
+   * of one EXEC; past it, ERR LIMIT_EXCEEDED (EXISTS reads versions only). Its request is small
+   * (3,000 key names are 40 KB) while each key may hold --max-value-bytes: unbounded, one MGET
+   * made a node hold 8.7 GB for a client that did not read. At least --max-value-bytes (one GET
+   * always fits).
    */
   maxMultiReadBytes: positive
     .default(64 * 1024 * 1024)
-    .describe('bytes of values one MGET, EXISTS or EXEC may read (>= --max-value-bytes)'),
+    .describe('bytes of values one MGET or EXEC may read (>= --max-value-bytes)'),
   /** Longest command line in bytes; longer lines are discarded with one error reply. */
   maxLineBytes: positive.default(1024 * 1024 + 4096).describe('longest command line in bytes'),
   /** Most keys one RANGE/PREFIX returns: the cap without LIMIT and the largest LIMIT. */
