@@ -124,16 +124,20 @@ function onClaim(path: string): string {
   return path.startsWith(`${MOUNT}/`) ? path.slice(MOUNT.length + 1) : path;
 }
 
+function newestFirst(pods: readonly V1Pod[]): V1Pod[] {
+  return [...pods].sort((a, b) =>
+    String(b.metadata?.creationTimestamp ?? '').localeCompare(
+      String(a.metadata?.creationTimestamp ?? ''),
+    ),
+  );
+}
+
 /**
  * What the newest kvctl pod with `label` says: Running, Succeeded or Failed with its start and
  * end, and the counts (or error) of its --summary-file, read from the termination message.
  */
 export function runStatus(pods: readonly V1Pod[]): BackupStatus | undefined {
-  const newest = [...pods].sort((a, b) =>
-    String(b.metadata?.creationTimestamp ?? '').localeCompare(
-      String(a.metadata?.creationTimestamp ?? ''),
-    ),
-  )[0];
+  const newest = newestFirst(pods)[0];
   if (!newest) return undefined;
   const phase = newest.status?.phase;
   const terminated = newest.status?.containerStatuses?.[0]?.state?.terminated;
@@ -181,7 +185,8 @@ export async function ensureBackup(
     return undefined;
   }
   const applied = await applyOwned(ctx, c.uid, cron);
-  const run = runStatus(await podsLabelled(ctx, c, BACKUP_LABEL));
+  const newest = await newestRunOf(ctx, c, applied);
+  const run = runStatus(newest ? [newest] : []);
   const last = applied.status?.lastScheduleTime;
   const lastOk = applied.status?.lastSuccessfulTime;
   return {
@@ -189,6 +194,42 @@ export async function ensureBackup(
     ...(last ? { lastScheduleTime: new Date(last).toISOString() } : {}),
     ...(lastOk ? { lastSuccessfulTime: new Date(lastOk).toISOString() } : {}),
   };
+}
+
+/**
+ * The newest backup pod of this KVCluster's own CronJob: the pod's controller is a Job (by uid)
+ * whose controller is `cron` (by uid). Pods labelled `kvstore.dev/backup=<name>` alone may be
+ * the runs of an earlier KVCluster of the same name (its CronJob deleted with
+ * `--cascade=orphan`, or its Jobs not yet garbage-collected), whose Succeeded backup showed as
+ * this cluster's own. Newest first, so one Job is read per reconcile in the usual case.
+ */
+async function newestRunOf(
+  ctx: ControllerContext,
+  c: Cluster,
+  cron: V1CronJob,
+): Promise<V1Pod | undefined> {
+  const cronUid = cron.metadata?.uid;
+  if (!cronUid) return undefined;
+  const jobs = new Map<string, boolean>();
+  for (const pod of newestFirst(await podsLabelled(ctx, c, BACKUP_LABEL))) {
+    const owner = pod.metadata?.ownerReferences?.find((o) => o.controller && o.kind === 'Job');
+    if (!owner) continue;
+    let ours = jobs.get(owner.uid);
+    if (ours === undefined) {
+      const job = await ctx.kube.read<V1Job>({
+        apiVersion: 'batch/v1',
+        kind: 'Job',
+        namespace: c.namespace,
+        name: owner.name,
+      });
+      ours =
+        job?.metadata?.uid === owner.uid &&
+        (job.metadata.ownerReferences ?? []).some((o) => o.controller && o.uid === cronUid);
+      jobs.set(owner.uid, ours);
+    }
+    if (ours) return pod;
+  }
+  return undefined;
 }
 
 /** The pods a Job made: those whose controller ownerReference is that Job (by uid). */

@@ -256,12 +256,13 @@ current-context: sa
 /** What every operator test installs first: the KVCluster CRD (Established), RBAC, namespace `ns`. */
 export async function installOperatorBasics(cp: ControlPlane, ns: string): Promise<void> {
   await cp.kubectl(['apply', '--server-side', '-f', CRD_FILE]);
-  await cp.kubectl([
-    'wait',
-    '--for=condition=Established',
-    '--timeout=60s',
-    'crd/kvclusters.kvstore.dev',
-  ]);
+  // Polled, not `kubectl wait --for=condition=Established`: that fails at once ("accessor
+  // error: <nil> is of the type <nil>") when it reads the CRD before it has any conditions.
+  await waitUntil('CRD Established', async () => {
+    const crd = await getJson(cp, ['crd', 'kvclusters.kvstore.dev']);
+    const conds = (crd?.status?.conditions ?? []) as Json[];
+    return conds.some((c) => c.type === 'Established' && c.status === 'True');
+  });
   await cp.kubectl(['apply', '-f', RBAC_FILE]);
   await cp.kubectl(['create', 'namespace', ns]);
 }

@@ -562,6 +562,38 @@ spec:
     await k().kubectl(['delete', 'kvcluster', 'kvr', '-n', NS, '--wait=true']);
   });
 
+  it('a KVCluster made again under the same name does not show the earlier backup as its own', async () => {
+    await backupClaim();
+    const backupSpec =
+      `${ONE}  image: kvstore:1\n  storage: {size: 1Gi, storageClassName: ${STORAGE_CLASS}}\n` +
+      `  backup: {schedule: "0 3 * * *", claimName: kvb-backups}\n`;
+    expect((await apply(kvcYaml('kvo', backupSpec))).stderr).toBe('');
+    await waitUntil('backup CronJob', () =>
+      getJson(k(), ['cronjob', 'kvo-backup', '-n', NS]).then((o) => o ?? undefined),
+    );
+    await k().kubectl(['create', 'job', '--from=cronjob/kvo-backup', 'kvo-backup-old', '-n', NS]);
+    const old = await waitUntil('the first backup in status', async () => {
+      const b = (await kvc('kvo'))?.status?.backup;
+      return b?.phase === 'Succeeded' ? b : undefined;
+    });
+    // Deleted leaving its objects, and its CronJob too: that backup's Job and pod stay.
+    await k().kubectl(['delete', 'kvcluster', 'kvo', '-n', NS, '--cascade=orphan', '--wait=true']);
+    await k().kubectl(['delete', 'cronjob', 'kvo-backup', '-n', NS, '--cascade=orphan']);
+    expect(await getJson(k(), ['pod', old.pod, '-n', NS])).not.toBeNull();
+    expect((await apply(kvcYaml('kvo', backupSpec))).stderr).toBe('');
+    const o = await phase('kvo', 'Available');
+    // The new KVCluster's CronJob has not run: no backup yet (before, the old pod's Succeeded
+    // run, a backup of the cluster before it, showed as this one's).
+    expect(o.status?.backup).toEqual({ phase: 'Scheduled', pod: '' });
+    await k().kubectl(['create', 'job', '--from=cronjob/kvo-backup', 'kvo-backup-new', '-n', NS]);
+    await waitUntil('its own backup in status', async () => {
+      const b = (await kvc('kvo'))?.status?.backup;
+      return b?.phase === 'Succeeded' && b.pod.startsWith('kvo-backup-new') ? true : undefined;
+    });
+    await k().kubectl(['delete', 'job', 'kvo-backup-old', '-n', NS, '--wait=true']);
+    await k().kubectl(['delete', 'kvcluster', 'kvo', '-n', NS, '--wait=true']);
+  });
+
   it('refuses a scale below replicationFactor; a refused decommission waits with a condition saying why', async () => {
     await kvReady(3);
     // The scale subresource writes spec.replicas through the CRD's rules: RF 3 needs 3 nodes.
