@@ -1,10 +1,11 @@
 // The cluster secret of a KVCluster that names none: an owned Secret of random bytes, made once.
 
 import { randomBytes } from 'node:crypto';
-import type { V1Secret, V1StatefulSet } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import { envName } from '../../src/config/index.ts';
+import { KIND } from '../api/v1alpha1/index.ts';
 import { statusCode } from '../runtime/index.ts';
-import type { ControllerContext } from './context.ts';
+import { ControlledElsewhereError, type ControllerContext, HeldError } from './context.ts';
 import { type Cluster, namesOf, ownedMeta } from './names.ts';
 
 /** Key of the secret in the generated Secret. */
@@ -41,6 +42,15 @@ export function buildClusterSecret(c: Cluster): V1Secret {
  * keeps running without one (returned as `legacy`): giving its pods one in a rolling update
  * would split the cluster between pods that require the proof and pods that cannot send it;
  * set spec.auth.clusterSecret (all pods restart with it) to add one.
+ *
+ * The Secret is made only before the StatefulSet uses it. Gone afterwards (deleted by hand, or
+ * by the garbage collector while the StatefulSet was orphaned and adopted again), its value
+ * lives on only in the running pods: a new random one made then (as before) changed no pod
+ * template, so nothing rolled, the operator's admin calls (signed with the new value) were
+ * refused by every node, and each pod that restarted later (a crash, an eviction, a rollout)
+ * came up with the new value, cut off from its peers. Now the reconcile holds, Degraded
+ * (`ClusterSecretMissing`), saying how to put the pods' value back; meanwhile a restarting pod
+ * does not start (its Secret is missing) rather than start with another secret.
  */
 export async function ensureClusterSecret(
   ctx: ControllerContext,
@@ -51,7 +61,21 @@ export async function ensureClusterSecret(
   const name = namesOf(c.name).clusterSecret;
   if (sts !== null && !usesSecret(sts, name)) return { cluster: c, legacy: true };
   const ref = { apiVersion: 'v1', kind: 'Secret', namespace: c.namespace, name };
-  if ((await ctx.kube.read<V1Secret>(ref)) === null) {
+  const existing = await ctx.kube.read<V1Secret>(ref);
+  // An earlier KVCluster's of the same name, not yet garbage-collected: its pods' secret, not
+  // this cluster's (it goes with them). One made by hand or by another controller (an
+  // external-secrets operator, say) is used as it is.
+  const other = controllerOf(existing);
+  if (other?.kind === KIND && other.uid !== c.uid) {
+    throw new ControlledElsewhereError(
+      `Secret ${c.namespace}/${name} is controlled by ${other.kind} ${other.name} (uid ` +
+        `${other.uid}), not by this KVCluster: not taken over; it goes with its owner`,
+    );
+  }
+  if (existing === null) {
+    const owner = controllerOf(sts);
+    if (sts !== null && (!owner || owner.uid === c.uid))
+      throw new HeldError(missingMessage(c, name), 'ClusterSecretMissing');
     try {
       await ctx.kube.core.createNamespacedSecret({
         namespace: c.namespace,
@@ -68,4 +92,19 @@ export async function ensureClusterSecret(
   }
   const auth = { ...c.spec.auth, clusterSecret: { name, key: GENERATED_SECRET_KEY } };
   return { cluster: { ...c, spec: { ...c.spec, auth } }, legacy: false };
+}
+
+function controllerOf(o: KubernetesObject | null) {
+  return o?.metadata?.ownerReferences?.find((r) => r.controller);
+}
+
+function missingMessage(c: Cluster, name: string): string {
+  const ns = c.namespace;
+  const pod = `${namesOf(c.name).statefulSet}-0`;
+  return (
+    `Secret ${ns}/${name}, the cluster secret the pods run with, is gone; a new one would cut ` +
+    'pods that restart off from the others. Put back the value the pods run with: ' +
+    `kubectl -n ${ns} exec ${pod} -- node -e 'process.stdout.write(process.env.${envName('clusterSecret')})' > secret && ` +
+    `kubectl -n ${ns} create secret generic ${name} --from-file=${GENERATED_SECRET_KEY}=secret`
+  );
 }

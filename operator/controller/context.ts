@@ -38,8 +38,20 @@ export async function deleteIfOwned(
   return ctx.kube.delete(ref);
 }
 
+/**
+ * The reconcile cannot go on until something in the spec or the namespace changes: shown in
+ * status (Degraded and Progressing False, with `reason`), retried with backoff.
+ */
+export class HeldError extends Error {
+  readonly reason: string;
+  constructor(message: string, reason = 'ApplyFailed') {
+    super(message);
+    this.reason = reason;
+  }
+}
+
 /** An object the operator would apply is controlled by another owner: it is not taken over. */
-export class ControlledElsewhereError extends Error {}
+export class ControlledElsewhereError extends HeldError {}
 
 /**
  * Server-side applies an object a KVCluster owns, unless an object of that name exists and is

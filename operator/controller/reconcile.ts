@@ -5,7 +5,7 @@ import { errorMessage, type HandlerResult, statusCode } from '../runtime/index.t
 import { ensureBackup, ensureRestore } from './backup.ts';
 import { ensureClusterSecret } from './cluster-secret.ts';
 import { ensureConfigMap } from './configmap.ts';
-import { ControlledElsewhereError, type ControllerContext } from './context.ts';
+import { type ControllerContext, HeldError } from './context.ts';
 import type { Cluster, KVClusterObject } from './names.ts';
 import { selectorString } from './names.ts';
 import { type Observed, observe } from './observe.ts';
@@ -99,7 +99,7 @@ async function warnOnce(ctx: ControllerContext, c: Cluster, reason: string): Pro
  * controls, is the spec's problem: shown in status, retried.
  */
 function isSpecError(err: unknown): boolean {
-  if (err instanceof ControlledElsewhereError) return true;
+  if (err instanceof HeldError) return true;
   const code = statusCode(err);
   return code !== undefined && code >= 400 && code < 500 && code !== 409 && code !== 429;
 }
@@ -124,7 +124,10 @@ async function reconcileCluster(
     const restore = await ensureRestore(ctx, c, available, previous);
     status = { ...built, ...(backup ? { backup } : {}), ...(restore ? { restore } : {}) };
   } catch (err) {
-    if (isSpecError(err)) await reportApplyError(ctx, c, previous, errorMessage(err));
+    if (isSpecError(err)) {
+      const reason = err instanceof HeldError ? err.reason : undefined;
+      await reportApplyError(ctx, c, previous, errorMessage(err), reason);
+    }
     throw err;
   }
   await ensureStatus(ctx, c, previous, status);
@@ -138,6 +141,7 @@ function statusOf(
   observed: Observed,
   plan: Omit<ClusterPlan, 'statefulSet'>,
   applyError?: string,
+  applyReason?: string,
 ): KVClusterStatus {
   return buildStatus({
     spec: c.spec,
@@ -148,6 +152,7 @@ function statusOf(
     observed,
     ...plan,
     ...(applyError ? { applyError } : {}),
+    ...(applyReason ? { applyReason } : {}),
   });
 }
 
@@ -157,6 +162,7 @@ async function reportApplyError(
   c: Cluster,
   previous: KVClusterStatus | undefined,
   message: string,
+  reason?: string,
 ): Promise<void> {
   const observed = await observe(ctx, c);
   const replicas = observed.sts?.spec?.replicas ?? 0;
@@ -165,7 +171,7 @@ async function reportApplyError(
     rollout: { partition: 0, rolling: false },
     health: clusterHealth(observed.pods, observed.nodes),
   };
-  await ensureStatus(ctx, c, previous, statusOf(ctx, c, previous, observed, plan, message));
+  await ensureStatus(ctx, c, previous, statusOf(ctx, c, previous, observed, plan, message, reason));
 }
 
 /** Poll soon while something moves; a settled cluster is looked at again after the resync period. */

@@ -36,8 +36,10 @@ export interface StatusInput {
   readonly scale: ScalePlan;
   readonly rollout: RolloutPlan;
   readonly health: Health;
-  /** The apiserver's message when applying an owned object failed this round. */
+  /** The apiserver's message when applying an owned object failed this round (or why it is held). */
   readonly applyError?: string;
+  /** The reason of `applyError` (one of HELD_REASONS; ApplyFailed when absent). */
+  readonly applyReason?: string;
 }
 
 function cond(type: ConditionType, ok: boolean, reason: string, message: string): Cond {
@@ -95,8 +97,12 @@ function available(s: StatusInput): Cond {
 function progressing(s: StatusInput): Cond {
   // Nothing the spec asks for moves on while an owned object is rejected.
   if (s.applyError) {
-    const msg = 'held until every owned object applies: see the Degraded condition';
-    return cond('Progressing', false, 'ApplyFailed', msg);
+    const until =
+      s.applyReason === 'ClusterSecretMissing'
+        ? 'the cluster secret is back'
+        : 'every owned object applies';
+    const msg = `held until ${until}: see the Degraded condition`;
+    return cond('Progressing', false, s.applyReason ?? 'ApplyFailed', msg);
   }
   const step = s.scale.step;
   if (step.kind === 'blocked') return cond('Progressing', false, step.reason, step.message);
@@ -149,7 +155,7 @@ function wantedButLeaving(s: StatusInput): string[] {
 }
 
 function degraded(s: StatusInput, prog: Cond): Cond {
-  if (s.applyError) return cond('Degraded', true, 'ApplyFailed', s.applyError);
+  if (s.applyError) return cond('Degraded', true, s.applyReason ?? 'ApplyFailed', s.applyError);
   const leaving = wantedButLeaving(s);
   if (leaving.length) {
     const msg = `${leaving.join(', ')} decommissioned but still wanted: delete its pod and claim to rejoin it`;
@@ -171,6 +177,9 @@ function degraded(s: StatusInput, prog: Cond): Cond {
   return cond('Degraded', false, 'AsExpected', 'no problems found');
 }
 
+/** Reasons of a reconcile held before it could act (HeldError): the phase is Degraded. */
+export const HELD_REASONS: readonly string[] = ['ApplyFailed', 'ClusterSecretMissing'];
+
 const PHASE_OF_REASON: Readonly<Record<string, Phase>> = {
   ScalingDown: 'Scaling',
   ScalingUp: 'Scaling',
@@ -186,7 +195,7 @@ const PHASE_OF_REASON: Readonly<Record<string, Phase>> = {
 export function phaseOf(conds: readonly Cond[], ready: number, previous: Phase | undefined): Phase {
   const get = (t: ConditionType) => conds.find((c) => c.type === t)!;
   const prog = get('Progressing');
-  if (get('Degraded').reason === 'ApplyFailed') return 'Degraded';
+  if (HELD_REASONS.includes(get('Degraded').reason)) return 'Degraded';
   if (prog.status === 'False' && prog.reason !== 'Stable') return 'Blocked';
   if (ready === 0) return 'Pending';
   const firstStart = previous === undefined || previous === 'Pending';

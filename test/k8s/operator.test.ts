@@ -594,6 +594,50 @@ spec:
     await k().kubectl(['delete', 'kvcluster', 'kvo', '-n', NS, '--wait=true']);
   });
 
+  it('makes no new cluster secret once its pods run with one: Degraded until it is put back', async () => {
+    const one = `${ONE}  image: kvstore:1\n  storage: {size: 1Gi, storageClassName: ${STORAGE_CLASS}}\n`;
+    expect((await apply(kvcYaml('kvs', one))).stderr).toBe('');
+    await phase('kvs', 'Available');
+    const secret = () => getJson(k(), ['secret', 'kvs-cluster-secret', '-n', NS]);
+    const value = Buffer.from((await secret())?.data.secret, 'base64').toString();
+    await k().kubectl(['delete', 'secret', 'kvs-cluster-secret', '-n', NS, '--wait=true']);
+    // Before, a new random value at once, the cluster Available: the nodes (still on the old
+    // value) refused the operator's admin calls, and a pod that restarted could not reach its
+    // peers.
+    const o = await phase('kvs', 'Degraded', 20_000);
+    const cond = (type: string) => o.status?.conditions?.find((c) => c.type === type);
+    expect(cond('Progressing')).toMatchObject({ status: 'False', reason: 'ClusterSecretMissing' });
+    expect(cond('Degraded')).toMatchObject({ status: 'True', reason: 'ClusterSecretMissing' });
+    expect(cond('Degraded')?.message).toContain(
+      `Put back the value the pods run with: kubectl -n ${NS} exec kvs-0 -- node -e`,
+    );
+    expect(await secret()).toBeNull();
+    const events = await k().kubectl([
+      'get',
+      'events',
+      '-n',
+      NS,
+      '--field-selector',
+      'involvedObject.name=kvs,reason=Degraded',
+      '-o',
+      'jsonpath={.items[*].message}',
+    ]);
+    expect(events).toMatch(/Available -> Degraded: 1\/1 pods ready; ClusterSecretMissing: Secret/);
+    // Put back by hand with the pods' value: the cluster goes on with it.
+    await k().kubectl([
+      'create',
+      'secret',
+      'generic',
+      'kvs-cluster-secret',
+      '-n',
+      NS,
+      `--from-literal=secret=${value}`,
+    ]);
+    await phase('kvs', 'Available', 90_000);
+    await k().kubectl(['delete', 'kvcluster', 'kvs', '-n', NS, '--wait=true']);
+    await k().kubectl(['delete', 'secret', 'kvs-cluster-secret', '-n', NS]);
+  });
+
   it('refuses a scale below replicationFactor; a refused decommission waits with a condition saying why', async () => {
     await kvReady(3);
     // The scale subresource writes spec.replicas through the CRD's rules: RF 3 needs 3 nodes.
