@@ -98,6 +98,8 @@ export class Membership extends EventEmitter<{
   #stopped = false;
   /** The source has answered at least once. */
   #listed = false;
+  /** The source's last answer listed no member (ignored while others are known). */
+  #emptyAnswer = false;
 
   constructor(opts: MembershipOptions) {
     super();
@@ -197,6 +199,25 @@ export class Membership extends EventEmitter<{
     } catch (err) {
       this.#opts.logger.warn({ err, source: source.description }, 'member source failed');
       return false;
+    }
+    if (listed.length === 0 && this.#members.size > 1) {
+      // No member at all, not even this node: the name lost its records (a deleted headless
+      // Service, a DNS zone emptied by mistake), not a cluster of one. Taken as it was, every
+      // other member left at once: each node routed alone by a ring of itself, W and R clamped
+      // to 1, acknowledging writes with one copy and answering NOT_FOUND for the keys it did
+      // not hold, until the records came back.
+      if (!this.#emptyAnswer) {
+        this.#opts.logger.warn(
+          { source: source.description, members: this.#members.size },
+          'member source lists no members, not even this node: keeping the last list until it lists some',
+        );
+      }
+      this.#emptyAnswer = true;
+      return false;
+    }
+    if (this.#emptyAnswer) {
+      this.#opts.logger.info({ source: source.description }, 'member source lists members again');
+      this.#emptyAnswer = false;
     }
     this.#listed = true;
     this.#setListed(listed);

@@ -7,6 +7,7 @@ import {
   clusterInfo,
   loopbackBlock,
   metric,
+  openClient,
   startDnsMember,
   waitAllUp,
 } from '../helpers/cluster.ts';
@@ -81,5 +82,42 @@ describe('an address listed for a while that never became a member', () => {
     // never a member that left, so nothing else closes it: it stayed for good).
     await expect.poll(() => metric(a, OUTBOUND), { timeout: 30_000 }).toBe(1);
     await expect.poll(() => metric(b, OUTBOUND), { timeout: 30_000 }).toBe(1);
+  });
+});
+
+describe('a DNS answer with no members at all', () => {
+  it('is not every other member leaving: the last list stays (the headless Service deleted)', {
+    timeout: 60_000,
+  }, async () => {
+    dns = await startDnsServer();
+    const block = loopbackBlock();
+    const hosts = [1, 2, 3].map((i) => `${block}.${i}`);
+    dns.setA(SERVICE, hosts);
+    for (const [i, h] of hosts.entries()) dns.setPtr(h, `kvstore-${i}.${SERVICE}`);
+    const nodes = await Promise.all(hosts.map((h, i) => dnsMember(dns!, `kvstore-${i}`, h)));
+    await waitAllUp(nodes);
+    const first = await openClient(nodes[0]!);
+    expect(await first.call('PUT k v')).toBe('OK');
+    // The headless Service deleted (or the zone emptied): the name has no records at all.
+    dns.setA(SERVICE, []);
+    await new Promise((r) => setTimeout(r, 3000)); // ten resolve intervals
+    // Before, each node made a ring of itself alone (W and R clamped to 1): GET k through a node
+    // that did not hold it answered NOT_FOUND, and writes were acknowledged with one copy.
+    for (const n of nodes) {
+      const info = await clusterInfo(n);
+      expect(info.members.map((m) => m.name)).toEqual(['kvstore-0', 'kvstore-1', 'kvstore-2']);
+      expect(info.members.every((m) => m.state === 'up')).toBe(true);
+      expect(await (await openClient(n)).call('GET k')).toBe('v');
+      const warned = n.proc.logs.filter((l) =>
+        String(l.msg).startsWith('member source lists no members'),
+      );
+      expect(warned).toHaveLength(1); // once, not at every resolve
+    }
+    dns.setA(SERVICE, hosts);
+    await expect
+      .poll(() =>
+        nodes.every((n) => n.proc.logs.some((l) => l.msg === 'member source lists members again')),
+      )
+      .toBe(true);
   });
 });
