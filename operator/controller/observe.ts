@@ -23,6 +23,11 @@ export interface PodView {
    * pod is a problem at once; the start-up grace is for pods that have not run yet.
    */
   readonly lostReady: boolean;
+  /**
+   * The port its node serves HTTP on: its container's `http` port, which its StatefulSet
+   * revision set (absent: spec.ports.http).
+   */
+  readonly httpPort?: number;
 }
 
 export type NodeView =
@@ -44,6 +49,9 @@ export function podView(cluster: string, pod: V1Pod): PodView | null {
   const readyCond = pod.status?.conditions?.find((c) => c.type === 'Ready');
   const ready = readyCond?.status === 'True';
   const created = pod.metadata?.creationTimestamp;
+  const httpPort = pod.spec?.containers
+    ?.flatMap((c) => c.ports ?? [])
+    .find((p) => p.name === 'http')?.containerPort;
   return {
     name,
     ordinal,
@@ -53,6 +61,7 @@ export function podView(cluster: string, pod: V1Pod): PodView | null {
     revision: pod.metadata?.labels?.['controller-revision-hash'] ?? '',
     createdAtMs: created ? new Date(created).getTime() : 0,
     lostReady: !ready && lostReadiness(pod, readyCond?.lastTransitionTime),
+    ...(httpPort ? { httpPort } : {}),
   };
 }
 
@@ -70,17 +79,35 @@ function lostReadiness(pod: V1Pod, readySince: Date | string | undefined): boole
   return statuses.some((c) => since > timeMs(c.state?.running?.startedAt));
 }
 
-/** The admin address of a pod of `c`. */
-export function addressOf(ctx: ControllerContext, c: Cluster, pod: string): PodAddress {
+/**
+ * The admin address of a pod of `c`, at the pod's own HTTP port. A change of spec.ports.http
+ * rolls the pods one at a time: until a pod is replaced its node still listens on the port its
+ * revision gave it. Every call went to the spec's port, so once it changed no pod on the old
+ * revision answered, the cluster looked unhealthy, and the rollout never started (or stopped
+ * after its first pod) for good.
+ */
+export function addressOf(
+  ctx: ControllerContext,
+  c: Cluster,
+  pod: Pick<PodView, 'name' | 'httpPort'>,
+): PodAddress {
   return {
-    pod,
+    pod: pod.name,
     headless: namesOf(c.name).headless,
     namespace: c.namespace,
     cluster: c.name,
-    httpPort: c.spec.ports.http,
+    httpPort: pod.httpPort ?? c.spec.ports.http,
     clusterDomain: ctx.settings.clusterDomain,
     clusterSecret: c.spec.auth?.clusterSecret ?? null,
   };
+}
+
+/** A pod by name, as addressOf takes it: its observed view (its port), or the name alone. */
+export function podNamed(
+  pods: readonly PodView[],
+  name: string,
+): Pick<PodView, 'name' | 'httpPort'> {
+  return pods.find((p) => p.name === name) ?? { name };
 }
 
 async function listPods(ctx: ControllerContext, c: Cluster): Promise<PodView[]> {
@@ -94,7 +121,7 @@ async function listPods(ctx: ControllerContext, c: Cluster): Promise<PodView[]> 
     .sort((a, b) => a.ordinal - b.ordinal);
 }
 
-async function nodeView(ctx: ControllerContext, c: Cluster, pod: string): Promise<NodeView> {
+async function nodeView(ctx: ControllerContext, c: Cluster, pod: PodView): Promise<NodeView> {
   try {
     return { reachable: true, view: await ctx.admin.cluster(addressOf(ctx, c, pod)) };
   } catch (err) {
@@ -105,6 +132,6 @@ async function nodeView(ctx: ControllerContext, c: Cluster, pod: string): Promis
 export async function observe(ctx: ControllerContext, c: Cluster): Promise<Observed> {
   const [sts, pods] = await Promise.all([readStatefulSet(ctx, c), listPods(ctx, c)]);
   const started = pods.filter((p) => p.started && !p.terminating);
-  const views = await Promise.all(started.map((p) => nodeView(ctx, c, p.name)));
+  const views = await Promise.all(started.map((p) => nodeView(ctx, c, p)));
   return { sts, pods, nodes: new Map(started.map((p, i) => [p.name, views[i]!])) };
 }

@@ -2,7 +2,7 @@
 
 import type { ControllerContext } from './context.ts';
 import type { Cluster } from './names.ts';
-import { addressOf, type NodeView, type PodView } from './observe.ts';
+import { addressOf, type NodeView, type PodView, podNamed } from './observe.ts';
 
 /**
  * Pods the cluster keeps (ordinal below both the desired and the StatefulSet's size) whose node
@@ -35,11 +35,12 @@ export async function ensureRecommission(
   ctx: ControllerContext,
   c: Cluster,
   pods: readonly string[],
+  observed: readonly PodView[],
 ): Promise<void> {
   for (const pod of pods) {
     let result: Awaited<ReturnType<typeof ctx.admin.recommission>>;
     try {
-      result = await ctx.admin.recommission(addressOf(ctx, c, pod));
+      result = await ctx.admin.recommission(addressOf(ctx, c, podNamed(observed, pod)));
     } catch (err) {
       ctx.logger.warn({ cluster: c.name, namespace: c.namespace, pod, err }, 'recommission failed');
       continue;

@@ -70,11 +70,12 @@ async function ensureOwned(
   await ensureStatefulSet(ctx, c, plan.statefulSet, observed.sts);
   await ensurePdb(ctx, c);
   if (await ensureServiceMonitor(ctx, c)) await warnOnce(ctx, c, 'ServiceMonitorUnavailable');
-  const scale = await ensureDecommission(ctx, c, plan.scale);
+  const scale = await ensureDecommission(ctx, c, plan.scale, observed.pods);
   await ensureRecommission(
     ctx,
     c,
     planRecommission(c.spec.replicas, current, observed.pods, observed.nodes),
+    observed.pods,
   );
   return { plan: { ...plan, scale }, observed };
 }

@@ -3,7 +3,7 @@
 import type { ControllerContext } from './context.ts';
 import { type Cluster, podName } from './names.ts';
 import type { DecommissionView } from './node-admin.ts';
-import { addressOf, type PodView } from './observe.ts';
+import { addressOf, type PodView, podNamed } from './observe.ts';
 
 /** What the highest leaving pod reported (or why it could not be asked). */
 export type LeavingState =
@@ -118,7 +118,7 @@ export async function observeLeaving(
   if (!pod || pod.terminating) return { kind: 'absent' };
   if (!pod.started) return { kind: 'not-started' };
   try {
-    const view = await ctx.admin.decommissionStatus(addressOf(ctx, c, pod.name));
+    const view = await ctx.admin.decommissionStatus(addressOf(ctx, c, pod));
     return { kind: 'reported', view };
   } catch (err) {
     return { kind: 'unreachable', error: err instanceof Error ? err.message : String(err) };
@@ -133,10 +133,11 @@ export async function ensureDecommission(
   ctx: ControllerContext,
   c: Cluster,
   plan: ScalePlan,
+  pods: readonly PodView[],
 ): Promise<ScalePlan> {
   const step = plan.step;
   if (step.kind !== 'down' || step.action !== 'start') return plan;
-  const result = await ctx.admin.decommission(addressOf(ctx, c, step.pod));
+  const result = await ctx.admin.decommission(addressOf(ctx, c, podNamed(pods, step.pod)));
   if (!result.accepted) {
     const message = `scale-down waits: ${step.pod} refused to decommission: ${result.error}`;
     return {

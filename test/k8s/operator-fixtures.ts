@@ -47,15 +47,24 @@ export class StandIn {
   holdDecommission = false;
   /** POST /admin/decommission answers 409 with this message when set. */
   refuse: string | null = null;
-  /** Per-request override of what a node reports (may look the pod up in the API). */
-  viewHook: ((ns: string, pod: string) => Promise<{ down?: string[]; moving?: boolean }>) | null =
-    null;
+  /**
+   * Per-request override of what a node reports (may look the pod up in the API); `httpPort` is
+   * the port the operator called the pod at. Throwing makes the pod unreachable.
+   */
+  viewHook:
+    | ((
+        ns: string,
+        pod: string,
+        httpPort: number,
+      ) => Promise<{ down?: string[]; moving?: boolean }>)
+    | null = null;
   readonly #nodes = new Map<string, StandInNode>();
   #server: Server | null = null;
   port = 0;
 
+  /** The operator's --pod-url-template: the pod's HTTP port rides along after its name. */
   get template(): string {
-    return `http://127.0.0.1:${this.port}/{namespace}/{pod}`;
+    return `http://127.0.0.1:${this.port}/{namespace}/{pod}:{httpPort}`;
   }
 
   node(ns: string, pod: string): StandInNode {
@@ -75,8 +84,9 @@ export class StandIn {
 
   async start(port = 0): Promise<void> {
     this.#server = createServer((req, res) => {
-      const [, ns = '', pod = '', ...rest] = (req.url ?? '').split('?')[0]!.split('/');
-      const hook = this.viewHook ? this.viewHook(ns, pod) : Promise.resolve({});
+      const [, ns = '', at = '', ...rest] = (req.url ?? '').split('?')[0]!.split('/');
+      const [pod = '', httpPort = '0'] = at.split(':');
+      const hook = this.viewHook ? this.viewHook(ns, pod, Number(httpPort)) : Promise.resolve({});
       void hook.then(
         (extra) => {
           const { status, body } = this.#answer(

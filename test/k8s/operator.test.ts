@@ -767,6 +767,35 @@ spec:
     expect(await partition()).toBe(0);
   });
 
+  it('rolls a change of ports.http: each pod is asked at its own port until it is replaced', async () => {
+    const two = (http: number) =>
+      `  replicas: 2\n  replicationFactor: 1\n  readQuorum: 1\n  writeQuorum: 1\n  image: kvstore:1\n` +
+      `  storage: {size: 1Gi, storageClassName: ${STORAGE_CLASS}}\n  ports: {http: ${http}}\n`;
+    expect((await apply(kvcYaml('kvp', two(9090)))).stderr).toBe('');
+    await phase('kvp', 'Available');
+    // A node answers only at the port its pod's revision gave it.
+    const core = adminApi(k(), CoreV1Api);
+    const portOf = async (pod: string) => {
+      const p = await core.readNamespacedPod({ name: pod, namespace: NS }).catch(() => null);
+      return p?.spec?.containers[0]?.ports?.find((x) => x.name === 'http')?.containerPort;
+    };
+    standIn.viewHook = async (_ns, pod, httpPort) => {
+      if (pod.startsWith('kvp-') && (await portOf(pod)) !== httpPort)
+        throw new Error(`${pod} does not listen on ${httpPort}`);
+      return {};
+    };
+    expect((await apply(kvcYaml('kvp', two(9095)))).stderr).toBe('');
+    // Before, the operator asked every pod at 9095: the ones still on 9090 did not answer, the
+    // cluster never looked healthy, and the rollout held for good.
+    await waitUntil(
+      'both pods on the new port',
+      async () => (await portOf('kvp-0')) === 9095 && (await portOf('kvp-1')) === 9095,
+      60_000,
+    );
+    await phase('kvp', 'Available', 60_000);
+    await k().kubectl(['delete', 'kvcluster', 'kvp', '-n', NS, '--wait=true']);
+  });
+
   it('is garbage-collected with its KVCluster (claims kept: retainOnDelete)', async () => {
     await k().kubectl(['apply', '-f', '-'], { input: SERVICE_MONITOR_CRD });
     await kvReady();
