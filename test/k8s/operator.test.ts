@@ -767,12 +767,29 @@ spec:
     expect(await partition()).toBe(0);
   });
 
-  it('rolls a change of ports.http: each pod is asked at its own port until it is replaced', async () => {
+  it('refuses a change of ports.peer; rolls one of ports.http, each pod asked at its own port until replaced', async () => {
     const two = (http: number) =>
       `  replicas: 2\n  replicationFactor: 1\n  readQuorum: 1\n  writeQuorum: 1\n  image: kvstore:1\n` +
       `  storage: {size: 1Gi, storageClassName: ${STORAGE_CLASS}}\n  ports: {http: ${http}}\n`;
     expect((await apply(kvcYaml('kvp', two(9090)))).stderr).toBe('');
     await phase('kvp', 'Available');
+    // ports.peer cannot roll (a pod on the new port and the others cannot reach each other): the
+    // apiserver refuses the change.
+    const peer = await k().kubectlResult(
+      [
+        'patch',
+        'kvcluster',
+        'kvp',
+        '-n',
+        NS,
+        '--type=merge',
+        '-p',
+        '{"spec":{"ports":{"peer":7947}}}',
+      ],
+      { allowFailure: true },
+    );
+    expect(peer.code).not.toBe(0);
+    expect(peer.stderr).toMatch(/ports\.peer is immutable/);
     // A node answers only at the port its pod's revision gave it.
     const core = adminApi(k(), CoreV1Api);
     const portOf = async (pod: string) => {

@@ -68,6 +68,14 @@ const portsSchema = withRules(
       message: 'ports.client, ports.http and ports.peer must differ',
       check: (p) => new Set([p.client, p.http, p.peer]).size === 3,
     },
+    {
+      // Nodes find each other by the headless Service's addresses and dial each at their own
+      // peer port: rolled one pod at a time, the first new pod was cut off from every other
+      // (it dialled them at the new port, they it at the old) and the rollout held for good.
+      rule: 'self.peer == oldSelf.peer',
+      message:
+        'ports.peer is immutable (each node dials its peers at its own peer port, so a rolling change cuts the cluster in two)',
+    },
   ],
 );
 
