@@ -11,14 +11,23 @@ import { type Cluster, namesOf, ownedMeta } from './names.ts';
 /** Key of the secret in the generated Secret. */
 export const GENERATED_SECRET_KEY = 'secret';
 
+type SecretRef = { readonly name: string; readonly key: string };
+
+/** Where the StatefulSet's pods take KV_CLUSTER_SECRET from: a Secret's key, or null (none). */
+function templateSecret(sts: V1StatefulSet): SecretRef | null {
+  const containers = sts.spec?.template?.spec?.containers ?? [];
+  for (const c of containers) {
+    for (const e of c.env ?? []) {
+      const ref = e.valueFrom?.secretKeyRef;
+      if (e.name === envName('clusterSecret') && ref?.name) return { name: ref.name, key: ref.key };
+    }
+  }
+  return null;
+}
+
 /** Whether the StatefulSet's pods take KV_CLUSTER_SECRET from the Secret named `name`. */
 function usesSecret(sts: V1StatefulSet, name: string): boolean {
-  const containers = sts.spec?.template?.spec?.containers ?? [];
-  return containers.some((c) =>
-    (c.env ?? []).some(
-      (e) => e.name === envName('clusterSecret') && e.valueFrom?.secretKeyRef?.name === name,
-    ),
-  );
+  return templateSecret(sts)?.name === name;
 }
 
 export function buildClusterSecret(c: Cluster): V1Secret {
@@ -41,7 +50,7 @@ export function buildClusterSecret(c: Cluster): V1Secret {
  * authenticate by default. A StatefulSet made before this default, without a cluster secret,
  * keeps running without one (returned as `legacy`): giving its pods one in a rolling update
  * would split the cluster between pods that require the proof and pods that cannot send it;
- * set spec.auth.clusterSecret (all pods restart with it) to add one.
+ * adding one later is held the same way (checkSecretChange).
  *
  * The Secret is made only before the StatefulSet uses it. Gone afterwards (deleted by hand, or
  * by the garbage collector while the StatefulSet was orphaned and adopted again), its value
@@ -53,6 +62,16 @@ export function buildClusterSecret(c: Cluster): V1Secret {
  * does not start (its Secret is missing) rather than start with another secret.
  */
 export async function ensureClusterSecret(
+  ctx: ControllerContext,
+  c: Cluster,
+  sts: V1StatefulSet | null,
+): Promise<{ cluster: Cluster; legacy: boolean }> {
+  const resolved = await resolveClusterSecret(ctx, c, sts);
+  await checkSecretChange(ctx, resolved.cluster, sts);
+  return resolved;
+}
+
+async function resolveClusterSecret(
   ctx: ControllerContext,
   c: Cluster,
   sts: V1StatefulSet | null,
@@ -106,5 +125,63 @@ function missingMessage(c: Cluster, name: string): string {
     'pods that restart off from the others. Put back the value the pods run with: ' +
     `kubectl -n ${ns} exec ${pod} -- node -e 'process.stdout.write(process.env.${envName('clusterSecret')})' > secret && ` +
     `kubectl -n ${ns} create secret generic ${name} --from-file=${GENERATED_SECRET_KEY}=secret`
+  );
+}
+
+/** A Secret key's value, or undefined when the Secret or the key is missing. */
+async function secretValue(
+  ctx: ControllerContext,
+  namespace: string,
+  ref: SecretRef,
+): Promise<string | undefined> {
+  const secret = await ctx.kube.read<V1Secret>({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    namespace,
+    name: ref.name,
+  });
+  const data = secret?.data?.[ref.key];
+  return data === undefined
+    ? secret?.stringData?.[ref.key]
+    : Buffer.from(data, 'base64').toString();
+}
+
+const describeRef = (r: SecretRef | null) => (r ? `Secret ${r.name} key ${r.key}` : 'none');
+
+/**
+ * Holds a change of the cluster secret the pods run with to another value (naming another
+ * Secret, dropping spec.auth.clusterSecret for the generated one, adding one to a cluster made
+ * without): it cannot be rolled one pod at a time. A node with the new value and one with the
+ * old cannot reach each other (a node with a secret refuses peers without its proof, and the
+ * nodes still on the old one refuse the operator's admin calls signed with the new), so the
+ * first pod replaced was cut off and the rollout held there for good, that pod serving
+ * `ERR UNAVAILABLE` to the clients the Service sent it. Another Secret holding the same value
+ * rolls as usual.
+ */
+async function checkSecretChange(
+  ctx: ControllerContext,
+  c: Cluster,
+  sts: V1StatefulSet | null,
+): Promise<void> {
+  if (sts === null) return;
+  const owner = controllerOf(sts);
+  if (owner && owner.uid !== c.uid) return; // not this cluster's pods (reported on apply)
+  const before = templateSecret(sts);
+  const after = c.spec.auth?.clusterSecret ?? null;
+  if (before?.name === after?.name && before?.key === after?.key) return;
+  if (before && after) {
+    const [was, will] = await Promise.all([
+      secretValue(ctx, c.namespace, before),
+      secretValue(ctx, c.namespace, after),
+    ]);
+    if (was !== undefined && was === will) return;
+  }
+  throw new HeldError(
+    `the pods run with cluster secret ${describeRef(before)}, and the spec asks for ` +
+      `${describeRef(after)} with another value: pods replaced one at a time could not reach ` +
+      'the others, so the change is not rolled. Put back spec.auth.clusterSecret as it was' +
+      (before && after ? `, or give ${after.name} the value of ${before.name}` : '') +
+      '; a cluster with another secret is a new KVCluster (spec.restoreFrom a backup)',
+    'ClusterSecretChange',
   );
 }

@@ -82,7 +82,7 @@ async function ensureOwned(
 
 const WARNINGS: Readonly<Record<string, string>> = {
   NoClusterSecret:
-    'this cluster was made without a cluster secret, so any host that reaches the peer port is trusted: set spec.auth.clusterSecret (the pods restart with it)',
+    'this cluster was made without a cluster secret, so any host that reaches the peer port is trusted; one cannot be added in a rolling update (pods with it and pods without could not reach each other): restore a backup of it into a new KVCluster, which gets one (docs/security.md)',
   ServiceMonitorUnavailable:
     'metrics.serviceMonitor.enabled but monitoring.coreos.com/v1 ServiceMonitor is not served: install the prometheus-operator CRDs',
 };

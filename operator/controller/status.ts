@@ -97,10 +97,7 @@ function available(s: StatusInput): Cond {
 function progressing(s: StatusInput): Cond {
   // Nothing the spec asks for moves on while an owned object is rejected.
   if (s.applyError) {
-    const until =
-      s.applyReason === 'ClusterSecretMissing'
-        ? 'the cluster secret is back'
-        : 'every owned object applies';
+    const until = HELD_UNTIL[s.applyReason ?? 'ApplyFailed'] ?? 'it is resolved';
     const msg = `held until ${until}: see the Degraded condition`;
     return cond('Progressing', false, s.applyReason ?? 'ApplyFailed', msg);
   }
@@ -178,7 +175,12 @@ function degraded(s: StatusInput, prog: Cond): Cond {
 }
 
 /** Reasons of a reconcile held before it could act (HeldError): the phase is Degraded. */
-export const HELD_REASONS: readonly string[] = ['ApplyFailed', 'ClusterSecretMissing'];
+const HELD_UNTIL: Readonly<Record<string, string>> = {
+  ApplyFailed: 'every owned object applies',
+  ClusterSecretMissing: 'the cluster secret is back',
+  ClusterSecretChange: 'the cluster secret has the value the pods run with',
+};
+export const HELD_REASONS: readonly string[] = Object.keys(HELD_UNTIL);
 
 const PHASE_OF_REASON: Readonly<Record<string, Phase>> = {
   ScalingDown: 'Scaling',

@@ -638,6 +638,52 @@ spec:
     await k().kubectl(['delete', 'secret', 'kvs-cluster-secret', '-n', NS]);
   });
 
+  it('does not roll a cluster secret of another value: the pods could not reach each other', async () => {
+    const one = `${ONE}  image: kvstore:1\n  storage: {size: 1Gi, storageClassName: ${STORAGE_CLASS}}\n`;
+    expect((await apply(kvcYaml('kvx', one))).stderr).toBe('');
+    await phase('kvx', 'Available');
+    const generated = await getJson(k(), ['secret', 'kvx-cluster-secret', '-n', NS]);
+    const value = Buffer.from(generated?.data.secret, 'base64').toString();
+    const ownSecret = (v: string) =>
+      k().kubectl(['apply', '-f', '-'], {
+        input: `apiVersion: v1\nkind: Secret\nmetadata: {name: kvx-own, namespace: ${NS}}\nstringData: {cluster: ${v}}\n`,
+      });
+    const secretOfPods = async () =>
+      ((await sts('kvx'))?.spec.template.spec.containers[0].env as Json[] | undefined)?.find(
+        (e) => e.name === 'KV_CLUSTER_SECRET',
+      )?.valueFrom.secretKeyRef.name;
+    // Bring your own secret, as docs/security.md says, on a running cluster: another value.
+    await ownSecret('another-value-entirely');
+    await k().kubectl([
+      'patch',
+      'kvcluster',
+      'kvx',
+      '-n',
+      NS,
+      '--type=merge',
+      '-p',
+      JSON.stringify({ spec: { auth: { clusterSecret: { name: 'kvx-own', key: 'cluster' } } } }),
+    ]);
+    // Before, it rolled: the first pod on the new secret was cut off from the others.
+    const o = await phase('kvx', 'Degraded', 20_000);
+    const degraded = o.status?.conditions?.find((c) => c.type === 'Degraded');
+    expect(degraded?.reason).toBe('ClusterSecretChange');
+    expect(degraded?.message).toContain(
+      'the pods run with cluster secret Secret kvx-cluster-secret key secret, and the spec asks for Secret kvx-own key cluster with another value',
+    );
+    expect(await secretOfPods()).toBe('kvx-cluster-secret');
+    // The same value under the new name rolls.
+    await ownSecret(value);
+    await waitUntil(
+      'the pods on kvx-own',
+      async () => (await secretOfPods()) === 'kvx-own',
+      90_000,
+    );
+    await phase('kvx', 'Available', 60_000);
+    await k().kubectl(['delete', 'kvcluster', 'kvx', '-n', NS, '--wait=true']);
+    await k().kubectl(['delete', 'secret', 'kvx-own', '-n', NS]);
+  });
+
   it('refuses a scale below replicationFactor; a refused decommission waits with a condition saying why', async () => {
     await kvReady(3);
     // The scale subresource writes spec.replicas through the CRD's rules: RF 3 needs 3 nodes.
