@@ -578,13 +578,25 @@ spec:
     });
     // Deleted leaving its objects, and its CronJob too: that backup's Job and pod stay.
     await k().kubectl(['delete', 'kvcluster', 'kvo', '-n', NS, '--cascade=orphan', '--wait=true']);
-    await k().kubectl(['delete', 'cronjob', 'kvo-backup', '-n', NS, '--cascade=orphan']);
+    await k().kubectl([
+      'delete',
+      'cronjob',
+      'kvo-backup',
+      '-n',
+      NS,
+      '--cascade=orphan',
+      '--wait=true',
+    ]);
     expect(await getJson(k(), ['pod', old.pod, '-n', NS])).not.toBeNull();
     expect((await apply(kvcYaml('kvo', backupSpec))).stderr).toBe('');
     const o = await phase('kvo', 'Available');
     // The new KVCluster's CronJob has not run: no backup yet (before, the old pod's Succeeded
     // run, a backup of the cluster before it, showed as this one's).
     expect(o.status?.backup).toEqual({ phase: 'Scheduled', pod: '' });
+    await waitUntil('its own CronJob', async () => {
+      const cron = await getJson(k(), ['cronjob', 'kvo-backup', '-n', NS]);
+      return cron?.metadata.ownerReferences?.[0]?.uid === o.metadata?.uid;
+    });
     await k().kubectl(['create', 'job', '--from=cronjob/kvo-backup', 'kvo-backup-new', '-n', NS]);
     await waitUntil('its own backup in status', async () => {
       const b = (await kvc('kvo'))?.status?.backup;
