@@ -33,6 +33,12 @@ export class WriteLog {
     this.acks++;
   }
 
+  /** `target` acknowledgements and where the log stands, for a wait's error. */
+  awaiting(target: number): string {
+    const { acks, errors, inFlight } = this;
+    return `${target} acknowledgements (${acks} acknowledged, ${errors} failed, ${inFlight} in flight)`;
+  }
+
   /** The acknowledged index of every key now (for reads made while writes go on). */
   snapshot(): Map<string, number> {
     return new Map([...this.keys].map(([key, k]) => [key, k.acked]));
@@ -111,11 +117,17 @@ export async function readAll(c: KvClient, log: WriteLog): Promise<Map<string, s
   return new Map(keys.map((k, i) => [k, values[i]!]));
 }
 
-/** Polls until `cond` holds (at most `ms`). */
-export async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+/** Polls until `cond` holds (at most `ms`); `what` names it in the error (read at the timeout). */
+export async function until(
+  cond: () => boolean,
+  ms: number,
+  what: string | (() => string),
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
+    }
     await new Promise((r) => setTimeout(r, 10));
   }
 }

@@ -36,7 +36,11 @@ describe('crash recovery', () => {
         const loads = conns.map((c, w) => writeLoad(c, writers[w]!, log, 64));
         // Kill at a different point each round, but only once the load is heavy.
         const target = log.acks + 2000 + round * 1500;
-        await until(() => log.acks >= target, WAIT_MS, `${target} acknowledgements`);
+        await until(
+          () => log.acks >= target,
+          WAIT_MS,
+          () => log.awaiting(target),
+        );
         // The kill lands with writes in flight (the load keeps 4 x 64 going).
         const inFlight = log.inFlight;
         expect(await node.stop('SIGKILL')).toBe('SIGKILL');
@@ -70,7 +74,11 @@ describe('crash recovery', () => {
         for (let round = 0; round < 5; round++) {
           const victim = nodes[round % 3]!;
           const target = log.acks + 1500;
-          await until(() => log.acks >= target, WAIT_MS, `${target} acknowledgements`);
+          await until(
+            () => log.acks >= target,
+            WAIT_MS,
+            () => log.awaiting(target),
+          );
           expect(await victim.proc.stop('SIGKILL')).toBe('SIGKILL');
           // The other two keep acknowledging writes (W=2) while the victim is down.
           const during = log.acks + 500;

@@ -80,7 +80,11 @@ describe('power loss', () => {
       const conns = await Promise.all(writers.map(() => client('127.0.0.1', node.port)));
       const loads = conns.map((c, w) => writeLoad(c, writers[w]!, log, 64, SCALE));
       const target = log.acks + 3000 + round * 1000;
-      await until(() => log.acks >= target, 60_000, `${target} acknowledgements`);
+      await until(
+        () => log.acks >= target,
+        60_000,
+        () => log.awaiting(target),
+      );
       // The power goes: the disk keeps only what was synced, then the process is gone too.
       lost.push(await disk.cut(seed, keep));
       await node.stop('SIGKILL');
@@ -119,7 +123,11 @@ describe('power loss', () => {
       const conns = await Promise.all(nodes.map((n) => client(n.host, n.proc.port)));
       const loads = conns.map((c, w) => writeLoad(c, writers[w]!, log, 32, SCALE));
       const target = log.acks + 2500;
-      await until(() => log.acks >= target, 60_000, `${target} acknowledgements`);
+      await until(
+        () => log.acks >= target,
+        60_000,
+        () => log.awaiting(target),
+      );
       lost.push(...(await Promise.all(disks.map(({ disk }, i) => disk.cut(seed * 10 + i, keep)))));
       await Promise.all(nodes.map((n) => n.proc.stop('SIGKILL')));
       await Promise.all(loads.map((l) => l.stop()));
