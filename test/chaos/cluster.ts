@@ -2,6 +2,7 @@
 
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
+import { adminCall } from '../../src/admin/index.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import { ipCommand, type LanHost } from '../helpers/netns.ts';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
@@ -11,6 +12,12 @@ import { type Link, LinkCuts } from './cuts.ts';
 export const SERVICE = 'kvstore.chaos.test';
 export const CLIENT_PORT = 8081;
 export const HTTP_PORT = 9090;
+/**
+ * Every member runs with this cluster secret, as a KVCluster does by default: peer connections
+ * authenticate (challenge and response) through every kill, pause and cut, and the harness's own
+ * admin calls and final reads prove it too.
+ */
+export const CLUSTER_SECRET = 'chaos-cluster-secret';
 export const PEER_PORT = 7946;
 /** A MAC no interface has: a neighbour entry pointing at it silently drops the traffic. */
 const NOWHERE = '02:00:00:00:de:ad';
@@ -243,16 +250,18 @@ export class ChaosCluster {
    */
   async decommission(s: Slot, deadline: number): Promise<void> {
     s.state = 'leaving';
-    const url = `http://${s.host.ip}:${HTTP_PORT}/admin/decommission`;
+    const target = adminTarget(s);
     let status = '';
     while (status !== 'decommissioned') {
       if (this.#now() > deadline) throw new Error(`${s.host.name} is still '${status}'`);
-      const res = await fetch(url, {
-        method: status === '' ? 'POST' : 'GET',
-        signal: AbortSignal.timeout(2000),
-      }).catch(() => null);
-      if (res?.status === 409) throw new Error(`${s.host.name} refused: ${await res.text()}`);
-      if (res?.ok) status = ((await res.json()) as { status: string }).status;
+      const method = status === '' ? 'POST' : 'GET';
+      const res = await adminCall(target, method, '/admin/decommission').catch(() => null);
+      if (res?.status === 409) {
+        throw new Error(`${s.host.name} refused: ${JSON.stringify(res.body)}`);
+      }
+      if (res && res.status >= 200 && res.status < 300) {
+        status = (res.body as { status: string }).status;
+      }
       if (status !== 'decommissioned') await new Promise((r) => setTimeout(r, 200));
     }
     s.state = 'idle';
@@ -268,10 +277,9 @@ export class ChaosCluster {
 
   /** The node's CLUSTER answer over its HTTP port; null when it does not answer. */
   async info(s: Slot): Promise<NodeInfo | null> {
-    const url = `http://${s.host.ip}:${HTTP_PORT}/admin/cluster`;
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
-      return res.ok ? ((await res.json()) as NodeInfo) : null;
+      const res = await adminCall(adminTarget(s), 'GET', '/admin/cluster');
+      return res.status === 200 ? (res.body as NodeInfo) : null;
     } catch {
       return null;
     }
@@ -336,8 +344,14 @@ export interface NodeInfo {
   hints: number;
 }
 
+/** A member's HTTP port for adminCall, with the cluster secret; calls give up after 2 s. */
+function adminTarget(s: Slot) {
+  return { base: `http://${s.host.ip}:${HTTP_PORT}`, secret: CLUSTER_SECRET, timeoutMs: 2000 };
+}
+
 function nodeArgs(host: LanHost, dns: string): string[] {
   return [
+    ...['--cluster-secret', CLUSTER_SECRET],
     ...['--node-name', host.name, '--host', host.ip],
     ...['--port', `${CLIENT_PORT}`, '--http-port', `${HTTP_PORT}`, '--peer-port', `${PEER_PORT}`],
     ...['--discovery', `dns:${SERVICE}`, '--dns-servers', dns, '--resolve-interval-ms', '1000'],

@@ -1,5 +1,6 @@
 // After the nemesis: heal, wait for a settled ring and a quiet period, read every key from every node and replica.
 
+import { peerHandshake } from '../../src/auth/index.ts';
 import { KvClient } from '../../src/client/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import { PeerClient } from '../../src/peer/index.ts';
@@ -13,7 +14,7 @@ import {
   type ReplicaRecord,
   type Violation,
 } from './checker.ts';
-import { type ChaosCluster, CLIENT_PORT, PEER_PORT, type Slot } from './cluster.ts';
+import { type ChaosCluster, CLIENT_PORT, CLUSTER_SECRET, PEER_PORT, type Slot } from './cluster.ts';
 import type { History } from './history.ts';
 import { CLIENT_TIMEOUT_MS, perform, type Values } from './workload.ts';
 
@@ -175,6 +176,7 @@ async function replicaStores(members: readonly Slot[], keys: readonly string[], 
         address: `${s.host.ip}:${PEER_PORT}`,
         logger,
         timeoutMs: 5000,
+        handshake: peerHandshake(CLUSTER_SECRET),
       });
       const records = new Map<string, ReplicaRecord>();
       try {
