@@ -1,9 +1,14 @@
-// The ConfigMap holding each node's KV_* settings (loaded with envFrom; its hash rolls the pods).
+// The ConfigMaps of each node's KV_* settings (envFrom): one per configuration, named by its hash.
 
-import type { V1ConfigMap } from '@kubernetes/client-node';
+import type {
+  V1ConfigMap,
+  V1ControllerRevision,
+  V1PodTemplateSpec,
+  V1StatefulSet,
+} from '@kubernetes/client-node';
 import { type Config, envName } from '../../src/config/index.ts';
 import { applyOwned, type ControllerContext } from './context.ts';
-import { type Cluster, hashOf, namesOf, ownedMeta } from './names.ts';
+import { CLUSTER_LABEL, type Cluster, configMapName, hashOf, namesOf, ownedMeta } from './names.ts';
 
 /** Where each node's PersistentVolumeClaim is mounted. */
 export const DATA_DIR = '/data';
@@ -36,22 +41,129 @@ export function nodeEnvironment(c: Cluster, clusterDomain: string): Record<strin
 }
 
 export function buildConfigMap(c: Cluster, clusterDomain: string): V1ConfigMap {
+  const data = nodeEnvironment(c, clusterDomain);
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
-    metadata: ownedMeta(c, namesOf(c.name).configMap, 'config'),
-    data: nodeEnvironment(c, clusterDomain),
+    metadata: ownedMeta(c, configMapName(c.name, hashOf(data)), 'config'),
+    // Named by its content and never rewritten: a pod of any revision, restarted at any time,
+    // starts with the settings its revision was made with.
+    immutable: true,
+    data,
   };
 }
 
-/** Hash of the ConfigMap data, put on the pod template so a config change rolls the pods. */
+/** Hash of the ConfigMap data: its name, and the pod template's reference to it. */
 export function configHash(cm: V1ConfigMap): string {
   return hashOf(cm.data ?? {});
 }
 
-/** Applies the ConfigMap; returns its hash for the pod template. */
+/**
+ * Applies the ConfigMap of the spec's settings (made once per configuration: a Normal Event
+ * names a new one); returns its hash for the pod template.
+ */
 export async function ensureConfigMap(ctx: ControllerContext, c: Cluster): Promise<string> {
   const cm = buildConfigMap(c, ctx.settings.clusterDomain);
-  await applyOwned(ctx, c.uid, cm);
+  const name = cm.metadata?.name ?? '';
+  const existing = await ctx.kube.read<V1ConfigMap>({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    namespace: c.namespace,
+    name,
+  });
+  await applyOwned(ctx, c.uid, cm, existing);
+  if (existing === null) {
+    ctx.logger.info({ cluster: c.name, namespace: c.namespace, configMap: name }, 'settings');
+    await ctx.events.record(
+      c,
+      'Normal',
+      'ConfigMapCreated',
+      `node settings in ConfigMap ${name}; pods still on an earlier revision keep theirs until replaced`,
+    );
+  }
   return configHash(cm);
+}
+
+/** Names of the ConfigMaps a pod template uses (envFrom, env, volumes). */
+export function configMapsOf(template: V1PodTemplateSpec | undefined): Set<string> {
+  const names = new Set<string>();
+  const spec = template?.spec;
+  for (const c of [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])]) {
+    for (const f of c.envFrom ?? []) if (f.configMapRef?.name) names.add(f.configMapRef.name);
+    for (const e of c.env ?? []) {
+      const ref = e.valueFrom?.configMapKeyRef?.name;
+      if (ref) names.add(ref);
+    }
+  }
+  for (const v of spec?.volumes ?? []) if (v.configMap?.name) names.add(v.configMap.name);
+  return names;
+}
+
+/**
+ * The settings ConfigMaps of this KVCluster no pod revision uses any more (pure): controlled by
+ * `ownerUid`, not in `inUse`. The one of the pre-hash layout (`<name>-config`) goes the same
+ * way once no revision refers to it.
+ */
+export function unusedConfigMaps(
+  cms: readonly V1ConfigMap[],
+  ownerUid: string,
+  inUse: ReadonlySet<string>,
+): string[] {
+  return cms
+    .filter((cm) => cm.metadata?.ownerReferences?.some((o) => o.controller && o.uid === ownerUid))
+    .map((cm) => cm.metadata?.name ?? '')
+    .filter((name) => name !== '' && !inUse.has(name));
+}
+
+/**
+ * Deletes the settings ConfigMaps no pod revision can start with any more. Kept: the one just
+ * applied, the StatefulSet template's as observed (before this round's apply), and those of the
+ * ControllerRevisions its status names and every pod runs (a pod restarted on an older
+ * revision mid-rollout reads its own). Done only while the StatefulSet's status is current and
+ * every one of those revisions could be read; otherwise the next round does it.
+ */
+export async function pruneConfigMaps(
+  ctx: ControllerContext,
+  c: Cluster,
+  desiredHash: string,
+  sts: V1StatefulSet | null,
+  podRevisions: readonly string[],
+): Promise<void> {
+  if (sts === null) return;
+  if ((sts.status?.observedGeneration ?? 0) < (sts.metadata?.generation ?? 1)) return;
+  const inUse = configMapsOf(sts.spec?.template);
+  inUse.add(configMapName(c.name, desiredHash));
+  const revisions = new Set(
+    [sts.status?.currentRevision, sts.status?.updateRevision, ...podRevisions].filter(
+      (r): r is string => Boolean(r),
+    ),
+  );
+  for (const name of revisions) {
+    const rev = await ctx.kube.read<V1ControllerRevision>({
+      apiVersion: 'apps/v1',
+      kind: 'ControllerRevision',
+      namespace: c.namespace,
+      name,
+    });
+    const template = (rev?.data as { spec?: { template?: V1PodTemplateSpec } } | undefined)?.spec
+      ?.template;
+    if (!template) return; // unknown: keep everything this round
+    for (const cm of configMapsOf(template)) inUse.add(cm);
+  }
+  const list = await ctx.kube.core.listNamespacedConfigMap({
+    namespace: c.namespace,
+    labelSelector: `${CLUSTER_LABEL}=${c.name},app.kubernetes.io/component=config`,
+  });
+  const unused = unusedConfigMaps(list.items, c.uid, inUse);
+  for (const name of unused)
+    await ctx.kube.delete({ apiVersion: 'v1', kind: 'ConfigMap', namespace: c.namespace, name });
+  if (unused.length > 0) {
+    ctx.logger.info({ cluster: c.name, namespace: c.namespace, unused }, 'ConfigMaps deleted');
+    await ctx.events.record(
+      c,
+      'Normal',
+      'ConfigMapsDeleted',
+      `no pod revision uses ConfigMap ${unused.join(', ')} any more: deleted`,
+    );
+  }
 }

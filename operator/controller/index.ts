@@ -14,7 +14,13 @@ export {
   ensureClusterSecret,
   GENERATED_SECRET_KEY,
 } from './cluster-secret.ts';
-export { buildConfigMap, configHash, nodeEnvironment } from './configmap.ts';
+export {
+  buildConfigMap,
+  configHash,
+  configMapsOf,
+  nodeEnvironment,
+  unusedConfigMaps,
+} from './configmap.ts';
 export type { ControllerContext, ControllerSettings } from './context.ts';
 export { buildEvent, createEventRecorder, type EventRecorder, Warnings } from './events.ts';
 export { Controller, type ControllerOptions } from './manager.ts';

@@ -1,6 +1,10 @@
-// The controller: informers on KVClusters and their StatefulSets feed a work queue of reconciles.
+// The controller: informers on KVClusters and the objects they own feed a work queue of reconciles.
 
-import type { KubernetesListObject, V1StatefulSet } from '@kubernetes/client-node';
+import type {
+  KubernetesListObject,
+  KubernetesObject,
+  V1StatefulSet,
+} from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, type Phase, PLURAL, VERSION } from '../api/v1alpha1/index.ts';
 import type { OperatorMetrics } from '../metrics.ts';
@@ -41,6 +45,8 @@ export class Controller {
   readonly #queue: WorkQueue;
   readonly #clusters: RestartingInformer<KVClusterObject & { metadata?: { name?: string } }>;
   readonly #statefulSets: RestartingInformer<V1StatefulSet>;
+  /** Services, ConfigMaps, PodDisruptionBudgets: a change or deletion reconciles their owner. */
+  readonly #owned: readonly RestartingInformer<KubernetesObject>[];
   readonly #ctx: ControllerContext;
   #workers: Promise<void> | undefined;
 
@@ -58,6 +64,7 @@ export class Controller {
     };
     this.#clusters = this.#clusterInformer();
     this.#statefulSets = this.#statefulSetInformer();
+    this.#owned = this.#ownedInformers();
   }
 
   #clusterInformer(): RestartingInformer<KVClusterObject> {
@@ -89,20 +96,57 @@ export class Controller {
 
   #statefulSetInformer(): RestartingInformer<V1StatefulSet> {
     const { kube, namespace } = this.#o;
-    const list = () =>
+    return this.#ownedInformer<V1StatefulSet>('statefulsets', '/apis/apps/v1', () =>
       namespace
         ? kube.apps.listNamespacedStatefulSet({ namespace, labelSelector: MANAGED_SELECTOR })
-        : kube.apps.listStatefulSetForAllNamespaces({ labelSelector: MANAGED_SELECTOR });
-    return new RestartingInformer<V1StatefulSet>({
-      ...this.#informerCommon('statefulsets'),
-      path: namespace
-        ? `/apis/apps/v1/namespaces/${namespace}/statefulsets`
-        : '/apis/apps/v1/statefulsets',
+        : kube.apps.listStatefulSetForAllNamespaces({ labelSelector: MANAGED_SELECTOR }),
+    );
+  }
+
+  /**
+   * The other owned kinds whose loss stops the cluster at once: deleted by hand (or changed),
+   * each was made again only at the next resync (30 s by default), meanwhile a deleted headless
+   * Service took the nodes' DNS away and a deleted ConfigMap kept restarting pods from starting
+   * (what controller-runtime's Owns() does). The generated cluster Secret is not watched: that
+   * would need list and watch on every Secret, and the operator does not make it again anyway.
+   */
+  #ownedInformers(): RestartingInformer<KubernetesObject>[] {
+    const { kube, namespace } = this.#o;
+    const labelSelector = MANAGED_SELECTOR;
+    return [
+      this.#ownedInformer('services', '/api/v1', () =>
+        namespace
+          ? kube.core.listNamespacedService({ namespace, labelSelector })
+          : kube.core.listServiceForAllNamespaces({ labelSelector }),
+      ),
+      this.#ownedInformer('configmaps', '/api/v1', () =>
+        namespace
+          ? kube.core.listNamespacedConfigMap({ namespace, labelSelector })
+          : kube.core.listConfigMapForAllNamespaces({ labelSelector }),
+      ),
+      this.#ownedInformer('poddisruptionbudgets', '/apis/policy/v1', () =>
+        namespace
+          ? kube.policy.listNamespacedPodDisruptionBudget({ namespace, labelSelector })
+          : kube.policy.listPodDisruptionBudgetForAllNamespaces({ labelSelector }),
+      ),
+    ] as RestartingInformer<KubernetesObject>[];
+  }
+
+  /** An informer on the operator's objects of one kind; an event reconciles the KVCluster named by its label. */
+  #ownedInformer<T extends KubernetesObject>(
+    plural: string,
+    groupPath: string,
+    list: () => Promise<KubernetesListObject<T>>,
+  ): RestartingInformer<T> {
+    const { namespace } = this.#o;
+    return new RestartingInformer<T>({
+      ...this.#informerCommon(plural),
+      path: namespace ? `${groupPath}/namespaces/${namespace}/${plural}` : `${groupPath}/${plural}`,
       list,
       labelSelector: MANAGED_SELECTOR,
-      onEvent: (_ev, sts) => {
-        const cluster = sts.metadata?.labels?.[CLUSTER_LABEL];
-        const ns = sts.metadata?.namespace;
+      onEvent: (_ev, obj) => {
+        const cluster = obj.metadata?.labels?.[CLUSTER_LABEL];
+        const ns = obj.metadata?.namespace;
         if (cluster && ns) this.#queue.add(keyOf(ns, cluster));
       },
     });
@@ -119,9 +163,14 @@ export class Controller {
     };
   }
 
+  /** The informers of owned objects. */
+  #informers(): RestartingInformer<KubernetesObject>[] {
+    return [this.#statefulSets as RestartingInformer<KubernetesObject>, ...this.#owned];
+  }
+
   /** Starts the informers and, once KVClusters are listed, the workers. */
   async start(): Promise<void> {
-    await Promise.all([this.#clusters.start(), this.#statefulSets.start()]);
+    await Promise.all([this.#clusters.start(), ...this.#informers().map((i) => i.start())]);
     if (this.#queue.isShutdown) return;
     this.#workers = runWorkers(
       this.#queue,
@@ -134,7 +183,7 @@ export class Controller {
   }
 
   get synced(): boolean {
-    return this.#clusters.synced && this.#statefulSets.synced;
+    return this.#clusters.synced && this.#informers().every((i) => i.synced);
   }
 
   async #handle(key: string) {
@@ -172,7 +221,7 @@ export class Controller {
   /** Stops informers and waits for running reconciles to finish. */
   async stop(): Promise<void> {
     this.#queue.shutdown();
-    await Promise.all([this.#clusters.stop(), this.#statefulSets.stop()]);
+    await Promise.all([this.#clusters.stop(), ...this.#informers().map((i) => i.stop())]);
     await this.#workers;
     this.#o.logger.info({}, 'controller stopped');
   }

@@ -37,7 +37,6 @@ export interface Names {
   readonly statefulSet: string;
   readonly headless: string;
   readonly client: string;
-  readonly configMap: string;
   readonly pdb: string;
   readonly serviceMonitor: string;
   /** The cluster secret the operator makes when the spec names none. */
@@ -49,7 +48,6 @@ export function namesOf(cluster: string): Names {
     statefulSet: cluster,
     headless: `${cluster}-headless`,
     client: cluster,
-    configMap: `${cluster}-config`,
     pdb: cluster,
     serviceMonitor: cluster,
     clusterSecret: `${cluster}-cluster-secret`,
@@ -96,6 +94,15 @@ export function ownedMeta(c: Cluster, name: string, component: string): V1Object
     labels: labelsOf(c.name, component),
     ownerReferences: [ownerReference(c)],
   };
+}
+
+/**
+ * The ConfigMap of one configuration of the nodes' settings: named by the hash of its data, so
+ * each pod revision keeps the settings it was made with (`<name>-config` before: one ConfigMap
+ * for all revisions, rewritten in place).
+ */
+export function configMapName(cluster: string, configHash: string): string {
+  return `${cluster}-config-${configHash}`;
 }
 
 export function podName(cluster: string, ordinal: number): string {

@@ -4,7 +4,7 @@ import { type KVClusterStatus, parseKVCluster } from '../api/v1alpha1/index.ts';
 import { errorMessage, type HandlerResult, statusCode } from '../runtime/index.ts';
 import { ensureBackup, ensureRestore } from './backup.ts';
 import { ensureClusterSecret } from './cluster-secret.ts';
-import { ensureConfigMap } from './configmap.ts';
+import { ensureConfigMap, pruneConfigMaps } from './configmap.ts';
 import { type ControllerContext, HeldError } from './context.ts';
 import type { Cluster, KVClusterObject } from './names.ts';
 import { selectorString } from './names.ts';
@@ -68,6 +68,8 @@ async function ensureOwned(
   const leaving = await observeLeaving(ctx, c, current, observed.pods);
   const plan = planCluster(c, observed, leaving, configHash);
   await ensureStatefulSet(ctx, c, plan.statefulSet, observed.sts);
+  const revisions = observed.pods.map((p) => p.revision);
+  await pruneConfigMaps(ctx, c, configHash, observed.sts, revisions);
   await ensurePdb(ctx, c);
   if (await ensureServiceMonitor(ctx, c)) await warnOnce(ctx, c, 'ServiceMonitorUnavailable');
   const scale = await ensureDecommission(ctx, c, plan.scale, observed.pods);

@@ -20,6 +20,7 @@ import { applyOwned, type ControllerContext } from './context.ts';
 import {
   type Cluster,
   CONFIG_HASH_ANNOTATION,
+  configMapName,
   hashOf,
   labelsOf,
   namesOf,
@@ -33,11 +34,11 @@ export interface StatefulSetPlan {
   readonly replicas: number;
   /** Pods with an ordinal >= partition run the current template (RollingUpdate partition). */
   readonly partition: number;
-  /** Hash of the ConfigMap data, so a config change is a template change. */
+  /** Hash of the ConfigMap data: names the ConfigMap, so a config change is a template change. */
   readonly configHash: string;
 }
 
-function container(c: Cluster): V1Container {
+function container(c: Cluster, configHash: string): V1Container {
   const s = c.spec;
   const probe = (path: string, period: number, failures: number) => ({
     httpGet: { path, port: 'http' },
@@ -53,7 +54,7 @@ function container(c: Cluster): V1Container {
       { name: envName('nodeName'), valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       ...securityEnv(c),
     ],
-    envFrom: [{ configMapRef: { name: namesOf(c.name).configMap } }],
+    envFrom: [{ configMapRef: { name: configMapName(c.name, configHash) } }],
     ports: [
       { name: 'client', containerPort: s.ports.client, protocol: 'TCP' },
       { name: 'http', containerPort: s.ports.http, protocol: 'TCP' },
@@ -141,7 +142,7 @@ export function buildPodTemplate(c: Cluster, configHash: string): V1PodTemplateS
   return {
     metadata: { labels: labelsOf(c.name, 'node'), annotations: podAnnotations(c, configHash) },
     spec: {
-      containers: [container(c)],
+      containers: [container(c, configHash)],
       ...(c.spec.tls ? { volumes: tlsVolumes(c).volumes } : {}),
       // The node drains in-flight commands for up to 10 s (KV_SHUTDOWN_TIMEOUT_MS) on SIGTERM.
       terminationGracePeriodSeconds: 30,

@@ -10,6 +10,7 @@ import {
   type KubernetesObject,
   KubernetesObjectApi,
   PatchStrategy,
+  PolicyV1Api,
   setHeaderOptions,
 } from '@kubernetes/client-node';
 
@@ -70,6 +71,7 @@ export class Kube {
   readonly apps: AppsV1Api;
   readonly custom: CustomObjectsApi;
   readonly coordination: CoordinationV1Api;
+  readonly policy: PolicyV1Api;
 
   constructor(kc: KubeConfig) {
     this.kubeConfig = kc;
@@ -78,6 +80,7 @@ export class Kube {
     this.apps = kc.makeApiClient(AppsV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.coordination = kc.makeApiClient(CoordinationV1Api);
+    this.policy = kc.makeApiClient(PolicyV1Api);
   }
 
   /** Server-side apply of `obj` (force: the operator owns every field it sets). */

@@ -46,6 +46,8 @@ const FAST = [
 
 const k = useControlPlane({ nodes: 2 });
 let operator: OperatorProcess | undefined;
+/** The operator's ServiceAccount kubeconfig (a test may run the operator with other flags). */
+let operatorKubeconfig = '';
 const standIn = new StandIn();
 
 const kvc = (name: string) => getJson<KVC>(k(), ['kvcluster', name, '-n', NS]);
@@ -85,8 +87,12 @@ beforeAll(async () => {
   await installOperatorBasics(k(), NS);
   await createStaticVolumes(k(), 24);
   await standIn.start();
-  const kubeconfig = await serviceAccountKubeconfig(k());
-  operator = await startOperator(kubeconfig, ['--pod-url-template', standIn.template, ...FAST]);
+  operatorKubeconfig = await serviceAccountKubeconfig(k());
+  operator = await startOperator(operatorKubeconfig, [
+    '--pod-url-template',
+    standIn.template,
+    ...FAST,
+  ]);
 }, START_TIMEOUT_MS);
 
 afterAll(async () => {
@@ -301,8 +307,11 @@ spec:
     expect(headless?.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true });
     const client = await getJson(k(), ['service', 'kv', '-n', NS]);
     expect(client?.spec.ports.map((p: Json) => p.port)).toEqual([8081, 9090]);
-    const cm = await getJson(k(), ['configmap', 'kv-config', '-n', NS]);
+    const cmName = s.spec.template.spec.containers[0].envFrom[0].configMapRef.name;
+    expect(cmName).toMatch(/^kv-config-[0-9a-f]{16}$/);
+    const cm = await getJson(k(), ['configmap', cmName, '-n', NS]);
     expect(cm?.data.KV_DISCOVERY).toBe(`dns:kv-headless.${NS}.svc.cluster.local`);
+    expect(cm?.immutable).toBe(true);
     const pdb = await getJson(k(), ['pdb', 'kv', '-n', NS]);
     expect(pdb?.spec.maxUnavailable).toBe(1);
     // No cluster secret in the spec: the operator made one, and the pods prove it to each other.
@@ -330,6 +339,53 @@ spec:
       getJson(k(), ['servicemonitor', 'kv', '-n', NS]).then((o) => o ?? undefined),
     );
     expect(sm.spec.endpoints[0]).toMatchObject({ port: 'http', path: '/metrics' });
+  });
+
+  it('puts back an owned object deleted by hand at once, not at the next resync', async () => {
+    await kvReady();
+    // An operator whose resync is far away: only a watch event brings the objects back.
+    await operator?.stop();
+    operator = await startOperator(operatorKubeconfig, [
+      '--pod-url-template',
+      standIn.template,
+      ...FAST,
+      '--resync-ms',
+      '600000',
+    ]);
+    try {
+      const started = operator;
+      await waitUntil('the operator leads', async () =>
+        started.logs.some((l) => l.msg === 'controller started'),
+      );
+      await phase('kv', 'Available');
+      const template = (await sts('kv'))?.spec.template;
+      const configMap = template.spec.containers[0].envFrom[0].configMapRef.name as string;
+      const owned = [
+        ['service', 'kv-headless'],
+        ['service', 'kv'],
+        ['configmap', configMap],
+        ['pdb', 'kv'],
+      ];
+      for (const [kind, name] of owned) {
+        const before = await getJson(k(), [kind!, name!, '-n', NS]);
+        await k().kubectl(['delete', kind!, name!, '-n', NS, '--wait=true']);
+        await waitUntil(
+          `${kind} ${name} made again`,
+          async () => {
+            const o = await getJson(k(), [kind!, name!, '-n', NS]);
+            return o && o.metadata.uid !== before?.metadata.uid ? o : undefined;
+          },
+          10_000,
+        );
+      }
+    } finally {
+      await operator?.stop();
+      operator = await startOperator(operatorKubeconfig, [
+        '--pod-url-template',
+        standIn.template,
+        ...FAST,
+      ]);
+    }
   });
 
   it('reports status that follows the StatefulSet as kwok makes pods Ready', async () => {
@@ -789,6 +845,105 @@ spec:
     expect(images.split(' ')).toEqual(['kvstore:2', 'kvstore:2', 'kvstore:2']);
     // The generated cluster secret outlives every reconcile of the upgrade unchanged.
     expect(await secretValue()).toBe(secretBefore);
+  });
+
+  it('a settings change gets a ConfigMap of its own: a pod restarted on the old revision starts with the old settings', async () => {
+    await kvReady(3);
+    const partition = async () =>
+      (await sts('kv'))?.spec.updateStrategy.rollingUpdate.partition as number;
+    const configMapOf = (o: Json) =>
+      o?.spec.template?.spec.containers[0].envFrom[0].configMapRef.name as string;
+    const old = configMapOf(await sts('kv'));
+    const level = (await getJson(k(), ['configmap', old, '-n', NS]))?.data.KV_LOG_LEVEL;
+    expect(level).not.toBe('debug');
+    // The single ConfigMap of the earlier layout, left by an older operator: deleted once no pod
+    // revision uses it.
+    const owner = await kvc('kv');
+    await k().kubectl(['apply', '-n', NS, '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: {
+          name: 'kv-config',
+          labels: {
+            'app.kubernetes.io/name': 'kvstore',
+            'app.kubernetes.io/instance': 'kv',
+            'app.kubernetes.io/component': 'config',
+            'app.kubernetes.io/managed-by': 'kvstore-operator',
+            'kvstore.dev/cluster': 'kv',
+          },
+          ownerReferences: [
+            {
+              apiVersion: 'kvstore.dev/v1alpha1',
+              kind: 'KVCluster',
+              name: 'kv',
+              uid: owner?.metadata?.uid,
+              controller: true,
+            },
+          ],
+        },
+        data: { KV_LOG_LEVEL: 'info' },
+      }),
+    });
+    // kv-1 seen down holds the rollout before its first pod.
+    standIn.down = ['kv-1'];
+    await k().kubectl([
+      'patch',
+      'kvcluster',
+      'kv',
+      '-n',
+      NS,
+      '--type=merge',
+      '-p',
+      '{"spec":{"logLevel":"debug"}}',
+    ]);
+    const next = await waitUntil('the template names a new ConfigMap', async () => {
+      const o = await sts('kv');
+      return configMapOf(o) !== old && o?.spec.updateStrategy.rollingUpdate.partition === 3
+        ? configMapOf(o)
+        : undefined;
+    });
+    expect(next).toMatch(/^kv-config-[0-9a-f]{16}$/);
+    expect((await getJson(k(), ['configmap', next, '-n', NS]))?.data.KV_LOG_LEVEL).toBe('debug');
+    // A pod of the old revision restarted mid-rollout (a crash, an eviction) comes back on its
+    // own revision, and that revision's ConfigMap is still there with the settings it had.
+    const before = await getJson(k(), ['pod', 'kv-2', '-n', NS]);
+    await k().kubectl(['delete', 'pod', 'kv-2', '-n', NS, '--wait=true']);
+    const again = await waitUntil('kv-2 made again', async () => {
+      const p = await getJson(k(), ['pod', 'kv-2', '-n', NS]);
+      return p && p.metadata.uid !== before?.metadata.uid ? p : undefined;
+    });
+    expect(again.spec.containers[0].envFrom[0].configMapRef.name).toBe(old);
+    expect((await getJson(k(), ['configmap', old, '-n', NS]))?.data.KV_LOG_LEVEL).toBe(level);
+    expect(await partition()).toBe(3);
+    // Rolled out: the ConfigMaps no revision uses any more are gone, the new one stays.
+    standIn.down = [];
+    await waitUntil('partition 0', async () => (await partition()) === 0, 60_000);
+    await phase('kv', 'Available', 60_000);
+    await waitUntil('old ConfigMaps deleted', async () => {
+      const names = await k().kubectl([
+        'get',
+        'configmaps',
+        '-n',
+        NS,
+        '-l',
+        'kvstore.dev/cluster=kv',
+        '-o',
+        'jsonpath={.items[*].metadata.name}',
+      ]);
+      return names.split(' ').join(',') === next;
+    });
+    const events = await k().kubectl([
+      'get',
+      'events',
+      '-n',
+      NS,
+      '--field-selector',
+      'involvedObject.name=kv,reason=ConfigMapsDeleted',
+      '-o',
+      'jsonpath={.items[*].message}',
+    ]);
+    expect(events).toContain(old);
   });
 
   it('a reverted upgrade reaches the pod the bad template broke: the gate does not wait for it', async () => {

@@ -13,9 +13,11 @@ import {
   buildStatefulSet,
   type Cluster,
   configHash,
+  configMapsOf,
   DEFAULT_POD_URL_TEMPLATE,
   ordinalOf,
   podUrl,
+  unusedConfigMaps,
   Warnings,
 } from '../../operator/controller/index.ts';
 import { envName, flagName, loadOptions } from '../../operator/options.ts';
@@ -67,7 +69,7 @@ describe('StatefulSet', () => {
     expect(container).toMatchObject({
       image: 'kvstore:1.2',
       imagePullPolicy: 'IfNotPresent',
-      envFrom: [{ configMapRef: { name: 'kv-config' } }],
+      envFrom: [{ configMapRef: { name: 'kv-config-abc' } }],
       env: [{ name: 'KV_NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
       readinessProbe: { httpGet: { path: '/readyz', port: 'http' } },
       livenessProbe: { httpGet: { path: '/healthz', port: 'http' } },
@@ -196,6 +198,36 @@ describe('Services, ConfigMap, PDB, ServiceMonitor', () => {
     expect(Object.keys(cm.data ?? {}).filter((k) => k.startsWith('KV_MAX'))).toEqual([]);
     expect(configHash(cm)).toBe(configHash(buildConfigMap(c, 'cluster.local')));
     expect(configHash(cm)).not.toBe(configHash(buildConfigMap(c, 'example.org')));
+  });
+
+  it('ConfigMap is immutable and named by its content; the pod template refers to it by that name', () => {
+    const cm = buildConfigMap(c, 'cluster.local');
+    expect(cm.immutable).toBe(true);
+    expect(cm.metadata?.name).toBe(`kv-config-${configHash(cm)}`);
+    const other = buildConfigMap(cluster({ logLevel: 'debug' }), 'cluster.local');
+    expect(other.metadata?.name).not.toBe(cm.metadata?.name);
+    const sts = buildStatefulSet(c, { replicas: 3, partition: 0, configHash: configHash(cm) });
+    expect(configMapsOf(sts.spec?.template)).toEqual(new Set([cm.metadata?.name]));
+  });
+
+  it('a ConfigMap is unused once no pod revision refers to it; those of other owners are left alone', () => {
+    const cm = (name: string, uid: string, controller = true) => ({
+      metadata: { name, ownerReferences: [{ ...OWNER, uid, controller }] },
+    });
+    const listed = [
+      cm('kv-config', 'u-1'), // the layout before one ConfigMap per configuration
+      cm('kv-config-aaa', 'u-1'),
+      cm('kv-config-bbb', 'u-1'),
+      cm('kv-config-ccc', 'u-2'), // an earlier KVCluster of the same name
+      cm('kv-config-ddd', 'u-1', false),
+    ];
+    expect(unusedConfigMaps(listed, 'u-1', new Set(['kv-config-bbb']))).toEqual([
+      'kv-config',
+      'kv-config-aaa',
+    ]);
+    expect(unusedConfigMaps(listed, 'u-1', new Set(['kv-config', 'kv-config-aaa']))).toEqual([
+      'kv-config-bbb',
+    ]);
   });
 
   it("ConfigMap carries spec.settings as the node's KV_* variables, and a change rolls the pods", () => {
