@@ -45,7 +45,12 @@ export { clusterHealth, type Health, planRollout, type RolloutPlan } from './rol
 export { type LeavingState, planScale, type ScalePlan, type ScaleStep } from './scale.ts';
 export { buildServiceMonitor } from './servicemonitor.ts';
 export { buildClientService, buildHeadlessService } from './services.ts';
-export { buildPodTemplate, buildStatefulSet, type StatefulSetPlan } from './statefulset.ts';
+export {
+  buildPodTemplate,
+  buildStatefulSet,
+  checkPeerTlsChange,
+  type StatefulSetPlan,
+} from './statefulset.ts';
 export {
   buildStatus,
   heldStatus,

@@ -16,7 +16,7 @@ import { clusterHealth } from './rollout.ts';
 import { ensureDecommission, observeLeaving } from './scale.ts';
 import { ensureServiceMonitor } from './servicemonitor.ts';
 import { ensureServices } from './services.ts';
-import { ensureStatefulSet, readStatefulSet } from './statefulset.ts';
+import { checkPeerTlsChange, ensureStatefulSet, readStatefulSet } from './statefulset.ts';
 import { buildStatus, ensureStatus, heldStatus } from './status.ts';
 
 type Ref = { readonly name: string; readonly namespace: string; readonly uid: string };
@@ -117,7 +117,9 @@ async function reconcileCluster(
   // Every owned object, the backup CronJob and restore Job too: one the apiserver rejects (a
   // schedule it cannot parse) is shown in status, not only logged while the status stays stale.
   try {
-    const secret = await ensureClusterSecret(ctx, spec, await readStatefulSet(ctx, spec));
+    const sts = await readStatefulSet(ctx, spec);
+    checkPeerTlsChange(spec, sts);
+    const secret = await ensureClusterSecret(ctx, spec, sts);
     c = secret.cluster;
     if (secret.legacy) await warnOnce(ctx, c, 'NoClusterSecret');
     const done = await ensureOwned(ctx, c);

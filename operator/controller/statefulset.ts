@@ -16,7 +16,7 @@ import type {
 } from '@kubernetes/client-node';
 import { envName } from '../../src/config/index.ts';
 import { DATA_DIR } from './configmap.ts';
-import { applyOwned, type ControllerContext } from './context.ts';
+import { applyOwned, type ControllerContext, HeldError } from './context.ts';
 import {
   type Cluster,
   CONFIG_HASH_ANNOTATION,
@@ -227,4 +227,35 @@ export function readStatefulSet(ctx: ControllerContext, c: Cluster): Promise<V1S
     namespace: c.namespace,
     name,
   });
+}
+
+/** Whether the StatefulSet's pods run with peer TLS (their KV_PEER_TLS_* settings). */
+function templatePeerTls(sts: V1StatefulSet): boolean {
+  const containers = sts.spec?.template?.spec?.containers ?? [];
+  return containers.some((c) => c.env?.some((e) => e.name === envName('peerTlsCaFile')));
+}
+
+/**
+ * Holds turning peer TLS on or off (spec.tls.peerSecretName added or removed) on a running
+ * cluster: like a change of the cluster secret, it cannot be rolled one pod at a time. A node
+ * with peer TLS speaks only TLS on its peer port and dials its peers with TLS, one without
+ * speaks plain TCP, so the first pod replaced was cut off from every other, served
+ * `ERR UNAVAILABLE`, and the rollout held there for good. Another Secret for a cluster that has
+ * peer TLS already (a new certificate) rolls as before.
+ */
+export function checkPeerTlsChange(c: Cluster, sts: V1StatefulSet | null): void {
+  if (sts === null) return;
+  const owner = sts.metadata?.ownerReferences?.find((o) => o.controller);
+  if (owner && owner.uid !== c.uid) return; // not this cluster's pods (reported on apply)
+  const before = templatePeerTls(sts);
+  const after = Boolean(c.spec.tls?.peerSecretName);
+  if (before === after) return;
+  const [was, will] = before ? ['on', 'off'] : ['off', 'on'];
+  throw new HeldError(
+    `the pods run with peer TLS ${was}, and the spec turns it ${will} ` +
+      `(spec.tls.peerSecretName ${after ? 'added' : 'removed'}): a pod replaced with it ${will} ` +
+      `could not reach the others, so the change is not rolled. Put spec.tls.peerSecretName back ` +
+      `as it was; a cluster with peer TLS ${will} is a new KVCluster (spec.restoreFrom a backup)`,
+    'PeerTlsChange',
+  );
 }

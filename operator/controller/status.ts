@@ -179,6 +179,7 @@ const HELD_UNTIL: Readonly<Record<string, string>> = {
   ApplyFailed: 'every owned object applies',
   ClusterSecretMissing: 'the cluster secret is back',
   ClusterSecretChange: 'the cluster secret has the value the pods run with',
+  PeerTlsChange: 'peer TLS is on or off as the pods run with',
 };
 export const HELD_REASONS: readonly string[] = Object.keys(HELD_UNTIL);
 

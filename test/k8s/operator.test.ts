@@ -752,6 +752,38 @@ spec:
     await k().kubectl(['delete', 'secret', 'kvx-own', '-n', NS]);
   });
 
+  it('does not roll peer TLS turned on or off: a pod replaced with it could not reach the others', async () => {
+    const one = `${ONE}  image: kvstore:1\n  storage: {size: 1Gi, storageClassName: ${STORAGE_CLASS}}\n`;
+    expect((await apply(kvcYaml('kvt', one))).stderr).toBe('');
+    await phase('kvt', 'Available');
+    const peerTls = async () =>
+      ((await sts('kvt'))?.spec.template.spec.containers[0].env as Json[] | undefined)?.some(
+        (e) => e.name === 'KV_PEER_TLS_CA_FILE',
+      );
+    const setPeerSecret = (name: string | null) =>
+      k().kubectl([
+        'patch',
+        'kvcluster',
+        'kvt',
+        '-n',
+        NS,
+        '--type=merge',
+        '-p',
+        JSON.stringify({ spec: { tls: name ? { peerSecretName: name } : null } }),
+      ]);
+    await setPeerSecret('kvt-peer-tls');
+    // Before, it rolled: the first pod with peer TLS and the others could not reach each other.
+    const o = await phase('kvt', 'Degraded', 20_000);
+    const degraded = o.status?.conditions?.find((c) => c.type === 'Degraded');
+    expect(degraded?.reason).toBe('PeerTlsChange');
+    expect(degraded?.message).toContain('the pods run with peer TLS off, and the spec turns it on');
+    expect(await peerTls()).toBe(false);
+    await setPeerSecret(null);
+    await phase('kvt', 'Available', 30_000);
+    expect(await peerTls()).toBe(false);
+    await k().kubectl(['delete', 'kvcluster', 'kvt', '-n', NS, '--wait=true']);
+  });
+
   it('refuses a scale below replicationFactor; a refused decommission waits with a condition saying why', async () => {
     await kvReady(3);
     // The scale subresource writes spec.replicas through the CRD's rules: RF 3 needs 3 nodes.

@@ -12,6 +12,7 @@ import {
   buildServiceMonitor,
   buildStatefulSet,
   type Cluster,
+  checkPeerTlsChange,
   configHash,
   configMapsOf,
   DEFAULT_POD_URL_TEMPLATE,
@@ -243,6 +244,27 @@ describe('Services, ConfigMap, PDB, ServiceMonitor', () => {
     });
     const before = configHash(buildConfigMap(cluster(), 'cluster.local'));
     expect(configHash(cm)).not.toBe(before);
+  });
+
+  it('peer TLS turned on or off is held, not rolled; another peer Secret rolls', () => {
+    const plain = cluster();
+    const tls = (peerSecretName: string) => cluster({ tls: { peerSecretName } });
+    const stsOf = (cl: Cluster) =>
+      buildStatefulSet(cl, { replicas: 3, partition: 0, configHash: 'x' });
+    const held = (cl: Cluster, from: Cluster) => {
+      try {
+        checkPeerTlsChange(cl, stsOf(from));
+        return null;
+      } catch (err) {
+        return err as { reason: string; message: string };
+      }
+    };
+    expect(held(tls('peer-a'), plain)).toMatchObject({ reason: 'PeerTlsChange' });
+    expect(held(tls('peer-a'), plain)?.message).toContain('the pods run with peer TLS off');
+    expect(held(plain, tls('peer-a'))?.message).toContain('the pods run with peer TLS on');
+    expect(held(tls('peer-b'), tls('peer-a'))).toBeNull();
+    expect(held(plain, plain)).toBeNull();
+    expect(() => checkPeerTlsChange(tls('peer-a'), null)).not.toThrow();
   });
 
   it('PDB and ServiceMonitor select the pods', () => {
