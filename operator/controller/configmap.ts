@@ -133,9 +133,10 @@ export async function pruneConfigMaps(
   if ((sts.status?.observedGeneration ?? 0) < (sts.metadata?.generation ?? 1)) return;
   const inUse = configMapsOf(sts.spec?.template);
   inUse.add(configMapName(c.name, desiredHash));
+  // The update revision is the template's own (the status is current): no need to read it.
   const revisions = new Set(
-    [sts.status?.currentRevision, sts.status?.updateRevision, ...podRevisions].filter(
-      (r): r is string => Boolean(r),
+    [sts.status?.currentRevision, ...podRevisions].filter(
+      (r): r is string => Boolean(r) && r !== sts.status?.updateRevision,
     ),
   );
   for (const name of revisions) {
