@@ -114,6 +114,15 @@ export class PowerlossDisk {
     await this.#command('sync');
   }
 
+  /**
+   * Makes the disk slow (0: fast again): every sync waits `ms` first, fsync and fdatasync of a
+   * file or directory, and each write call on an O_DSYNC descriptor (a degraded disk or a
+   * throttled volume: the data gets there, late).
+   */
+  async slow(ms: number): Promise<void> {
+    await this.#command(`slow ${Math.round(ms)}`);
+  }
+
   async stats(): Promise<DiskStats> {
     return this.#command<DiskStats>('stats');
   }

@@ -141,6 +141,36 @@ describe('powerlossfs', () => {
     expect(readdirSync(disk.path('d')).sort()).toEqual(['renamed-to', 'replaced']);
   });
 
+  it('slow: every sync waits the delay once (fsync, fdatasync, a directory, an O_DSYNC write call), other calls do not', async () => {
+    const disk = await PowerlossDisk.create(binary);
+    writeFileSync(disk.path('f'), '');
+    await disk.slow(300);
+    const took = (f: () => void) => {
+      const started = performance.now();
+      f();
+      return performance.now() - started;
+    };
+    let fd = openSync(disk.path('f'), 'r+');
+    expect(took(() => writeSync(fd, 'x'.repeat(300_000)))).toBeLessThan(250);
+    expect(took(() => fsyncSync(fd))).toBeGreaterThanOrEqual(290);
+    expect(took(() => fdatasyncSync(fd))).toBeGreaterThanOrEqual(290);
+    closeSync(fd);
+    expect(took(() => syncDir(disk.mountPoint))).toBeGreaterThanOrEqual(290);
+    // One write call of 300 KB on an O_DSYNC descriptor (several FUSE writes): one delay.
+    fd = openSync(disk.path('f'), constants.O_RDWR | constants.O_DSYNC);
+    const dsync = took(() => writeSync(fd, 'y'.repeat(300_000), 0));
+    closeSync(fd);
+    expect(dsync).toBeGreaterThanOrEqual(290);
+    expect(dsync).toBeLessThan(550);
+    await disk.slow(0);
+    fd = openSync(disk.path('f'), 'r+');
+    expect(took(() => fsyncSync(fd))).toBeLessThan(250);
+    closeSync(fd);
+    // What was synced while slow is durable.
+    await powerCycle(disk);
+    expect(readFileSync(disk.path('f'), 'latin1')).toBe('y'.repeat(300_000));
+  });
+
   it('fails every operation after the cut', async () => {
     const disk = await PowerlossDisk.create(binary);
     writeSynced(disk.path('f'), 'x');

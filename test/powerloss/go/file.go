@@ -66,6 +66,9 @@ func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, sysca
 // (FUSE does not pass its range): that one stands for the write only, which Write already made
 // durable, and not for the file's other unsynced pages, which Linux would not write either.
 func (f *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	// A slow disk is slow once per sync: for an O_DSYNC write, at this fsync the kernel sends
+	// after the write call (once per call, however many FUSE writes it took).
+	slowSync(ctx)
 	if f.sync && f.kernelSync.Swap(false) {
 		return 0
 	}

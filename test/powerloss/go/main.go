@@ -12,6 +12,7 @@
 //	                that probability and a random prefix of the name changes survives; seeded)
 //	sync            make everything durable (like a clean shutdown), e.g. after setting up
 //	stats           counters: writes, O_DSYNC writes, fsyncs, directory fsyncs, unsynced pages/ops
+//	slow MS         every sync (fsync, fdatasync, each write call on an O_DSYNC descriptor) waits MS
 //
 // The first line it prints is {"ready":true,...} once mounted. End of input, SIGTERM or SIGINT
 // unmounts (lazily when busy) and exits; after a cut, a new process on the same store is the
@@ -20,6 +21,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"flag"
 	"fmt"
 	"log"
@@ -29,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -109,6 +112,26 @@ func main() {
 	stop()
 }
 
+// syncDelay is how long every sync waits before it is done (the `slow` command): fsync and
+// fdatasync of files and directories, and each write call on an O_DSYNC/O_SYNC descriptor (at
+// the fsync the kernel sends after it). A slow disk (a degraded RAID, a throttled cloud volume)
+// looks like this to the program on it.
+var syncDelay atomic.Int64
+
+// slowSync waits syncDelay, or less when the request is interrupted.
+func slowSync(ctx context.Context) {
+	d := time.Duration(syncDelay.Load())
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
 func command(j *Journal, args []string) string {
 	if len(args) == 0 {
 		return `{"error":"empty command"}`
@@ -129,6 +152,16 @@ func command(j *Journal, args []string) string {
 		return `{"ok":true}`
 	case "stats":
 		return mustJSON(j.Stats())
+	case "slow":
+		if len(args) != 2 {
+			return `{"error":"usage: slow MS"}`
+		}
+		ms, err := strconv.ParseInt(args[1], 10, 64)
+		if err != nil || ms < 0 {
+			return `{"error":"slow: MS is a whole number of milliseconds >= 0"}`
+		}
+		syncDelay.Store(ms * int64(time.Millisecond))
+		return `{"ok":true}`
 	}
 	return mustJSON(map[string]string{"error": "unknown command " + args[0]})
 }

@@ -241,6 +241,7 @@ func (n *node) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) syscall
 		return h.Fsync(ctx, flags)
 	}
 	if n.IsDir() {
+		slowSync(ctx)
 		return fs.ToErrno(n.j.SyncDir(n.dirIno()))
 	}
 	return syscall.EBADF
@@ -264,6 +265,7 @@ type dir struct {
 }
 
 func (d *dir) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
+	slowSync(ctx)
 	return fs.ToErrno(d.n.j.SyncDir(d.n.dirIno()))
 }
 
