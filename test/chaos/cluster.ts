@@ -4,7 +4,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { adminCall } from '../../src/admin/index.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
-import { ipCommand, type LanHost } from '../helpers/netns.ts';
+import { ipCommand, type LanHost, shapeLink } from '../helpers/netns.ts';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 import { type Link, LinkCuts } from './cuts.ts';
 
@@ -34,6 +34,8 @@ export interface Slot {
   generation: number;
   paused: boolean;
   isolated: boolean;
+  /** Its link is slow and lossy (slowLink) until fastLink. */
+  slowed: boolean;
 }
 
 /** A node process that exited without the run asking it to. */
@@ -81,6 +83,7 @@ export class ChaosCluster {
       generation: 0,
       paused: false,
       isolated: false,
+      slowed: false,
     }));
     const cluster = new ChaosCluster(slots, dns, workDir, now);
     for (const s of slots.slice(0, n)) s.state = 'member';
@@ -103,7 +106,11 @@ export class ChaosCluster {
   healthy(): Slot[] {
     return this.clientTargets().filter(
       (s) =>
-        s.proc !== null && !s.paused && !s.isolated && this.#cuts.cutFrom(s.host.name).length === 0,
+        s.proc !== null &&
+        !s.paused &&
+        !s.isolated &&
+        !s.slowed &&
+        this.#cuts.cutFrom(s.host.name).length === 0,
     );
   }
 
@@ -164,6 +171,18 @@ export class ChaosCluster {
     if (!s.isolated) return;
     await ipCommand('-n', s.host.ns, 'link', 'set', 'eth0', 'up');
     s.isolated = false;
+  }
+
+  /** Makes the slot's link slow and lossy both ways (peers, clients, DNS): see shapeLink. */
+  async slowLink(s: Slot, rateKbit: number, lossPct: number): Promise<void> {
+    s.slowed = true;
+    await shapeLink(s.host, { rateKbit, lossPct });
+  }
+
+  async fastLink(s: Slot): Promise<void> {
+    if (!s.slowed) return;
+    await shapeLink(s.host, null);
+    s.slowed = false;
   }
 
   /**
@@ -229,6 +248,7 @@ export class ChaosCluster {
       this.resume(s);
       await this.reconnect(s);
       await this.unsplit(s);
+      await this.fastLink(s);
     }
     await Promise.all(this.members().map((s) => this.restart(s)));
   }

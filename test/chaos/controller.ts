@@ -48,7 +48,12 @@ async function main(spec: ControllerSpec): Promise<number> {
     const nemesis = new Nemesis(
       cluster,
       nemesisRng,
-      { baseMembers: o.nodes, membershipEveryS: o.membershipEveryS, loseVolumes: o.loseVolumes },
+      {
+        baseMembers: o.nodes,
+        membershipEveryS: o.membershipEveryS,
+        loseVolumes: o.loseVolumes,
+        slowLinks: o.slowLinks,
+      },
       () => history.now(),
     );
     await nemesis.run(history.now() + o.durationS * 1000, o.maxFaults, o.reuseName);

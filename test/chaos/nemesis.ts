@@ -17,7 +17,12 @@ export interface NemesisEvent {
 const FAULTS = { kill: 3, pause: 2, isolate: 2, split: 2 } as const;
 /** With `loseVolumes`: the same and a member's data directory lost. */
 const WITH_LOST_VOLUMES = { ...FAULTS, 'lose-volume': 1 } as const;
-type Fault = keyof typeof WITH_LOST_VOLUMES;
+/** With `slowLinks`: one more, a member's link slow and lossy (a gray failure, not a cut). */
+const SLOW_LINK = { 'slow-link': 2 } as const;
+type Fault = keyof typeof WITH_LOST_VOLUMES | keyof typeof SLOW_LINK;
+/** Link rates (kbit/s, each way) and loss (%) a slow link is drawn from. */
+const SLOW_RATES_KBIT = [128, 512, 2048] as const;
+const SLOW_LOSS_PCT = [2, 5, 10, 20] as const;
 /** Seconds a fault lasts: [min, max). */
 const HOLD: Record<Fault, [number, number]> = {
   kill: [0.3, 5],
@@ -26,6 +31,8 @@ const HOLD: Record<Fault, [number, number]> = {
   // Up to beyond the tombstone grace (5 s): hints of older values are dropped meanwhile.
   isolate: [1, 7],
   split: [1, 7],
+  // Long enough for the failure detector to flap and hints to pile up, if they do.
+  'slow-link': [3, 12],
 };
 /** Longest a decommission may take before it counts as stuck. */
 const DECOMMISSION_MS = 30_000;
@@ -46,7 +53,7 @@ export class Nemesis {
   #stopped = false;
   /** A decommissioned member's name joined again (empty). */
   #reused = false;
-  /** The faults drawn from and their weights: FAULTS, or WITH_LOST_VOLUMES. */
+  /** The faults drawn from and their weights: FAULTS or WITH_LOST_VOLUMES, and SLOW_LINK. */
   readonly #faults: Readonly<Record<string, number>>;
   /** The member whose volume was lost last, and its settled epoch before; null once refilled. */
   #lost: { readonly slot: Slot; readonly epoch: number } | null = null;
@@ -54,7 +61,12 @@ export class Nemesis {
   constructor(
     cluster: ChaosCluster,
     rng: Rng,
-    opts: { baseMembers: number; membershipEveryS: number; loseVolumes?: boolean },
+    opts: {
+      baseMembers: number;
+      membershipEveryS: number;
+      loseVolumes?: boolean;
+      slowLinks?: boolean;
+    },
     now: () => number,
   ) {
     this.#cluster = cluster;
@@ -62,7 +74,11 @@ export class Nemesis {
     this.#baseMembers = opts.baseMembers;
     this.#membershipEveryMs = opts.membershipEveryS * 1000;
     this.#now = now;
-    this.#faults = opts.loseVolumes ? WITH_LOST_VOLUMES : FAULTS;
+    // Without the options the faults and their order are as before: seeds keep their schedules.
+    this.#faults = {
+      ...(opts.loseVolumes ? WITH_LOST_VOLUMES : FAULTS),
+      ...(opts.slowLinks ? SLOW_LINK : {}),
+    };
   }
 
   /**
@@ -145,6 +161,20 @@ export class Nemesis {
         case 'split':
           await this.#split(victim, holdMs);
           break;
+        case 'slow-link': {
+          const rate = this.#rng.pick([...SLOW_RATES_KBIT]);
+          const loss = this.#rng.pick([...SLOW_LOSS_PCT]);
+          await this.#cluster.slowLink(victim, rate, loss);
+          this.#record(
+            'slow-link',
+            name,
+            `${rate} kbit/s and ${loss}% loss each way for ${hold} (peers, clients, DNS)`,
+          );
+          await sleep(holdMs);
+          await this.#cluster.fastLink(victim);
+          this.#record('fast-link', name, 'link back to full speed');
+          break;
+        }
       }
     } catch (err) {
       this.#record(fault, name, err instanceof Error ? err.message : String(err), false);
@@ -267,6 +297,7 @@ export class Nemesis {
       // A fault in progress on the leaving node is undone first: it must be able to hand off.
       this.#cluster.resume(leaving);
       await this.#cluster.reconnect(leaving);
+      await this.#cluster.fastLink(leaving);
       await this.#cluster.restart(leaving);
       await this.#cluster.decommission(leaving, started + DECOMMISSION_MS);
       const took = ((this.#now() - started) / 1000).toFixed(1);

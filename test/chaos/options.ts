@@ -32,6 +32,11 @@ export interface ChaosOptions {
    */
   readonly loseVolumes: boolean;
   /**
+   * Adds the fault `slow-link`: a member's link limited to 128 kbit/s to 2 Mbit/s and losing 2 to
+   * 20% of its packets, both ways, for 3 to 12 s (a gray failure: slow, not cut).
+   */
+  readonly slowLinks: boolean;
+  /**
    * Bytes of every PUT's value (its id, a dot and a filling; 0: the id alone), so that large
    * values go through hints, streams, anti-entropy and scans under the faults.
    */
@@ -51,6 +56,7 @@ export const DEFAULT_OPTIONS: ChaosOptions = {
   seeds: 1,
   reuseName: false,
   loseVolumes: false,
+  slowLinks: false,
   valueBytes: 0,
 };
 
@@ -71,6 +77,8 @@ const USAGE = `Usage: npm run chaos -- [options]
   --lose-volumes          add the fault lose-volume: a member killed and started again on a new,
                           empty data directory under its name, only while no earlier loss is
                           still being refilled (one member's data missing at a time)
+  --slow-links            add the fault slow-link: a member's link slow (128 kbit/s to 2 Mbit/s)
+                          and lossy (2 to 20% of packets dropped), both ways, for 3 to 12 s
   --value-bytes N         bytes of every PUT's value, up to 1000000 (default: the writer's id
                           and sequence alone, a few bytes); checked whole when read back`;
 
@@ -95,10 +103,11 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') return 'help';
-    const flags: Record<string, 'keep' | 'reuseName' | 'loseVolumes'> = {
+    const flags: Record<string, 'keep' | 'reuseName' | 'loseVolumes' | 'slowLinks'> = {
       '--keep': 'keep',
       '--reuse-name': 'reuseName',
       '--lose-volumes': 'loseVolumes',
+      '--slow-links': 'slowLinks',
     };
     const on = Object.hasOwn(flags, arg) ? flags[arg] : undefined;
     if (on !== undefined) {

@@ -63,6 +63,24 @@ export function formatSummary(r: RunResult): string {
     `  total   ${String(during.length).padStart(7)}  errors by code: ${errorList.join(', ') || 'none'}`,
   );
   out.push(`  rate    ${(during.length / o.durationS).toFixed(0)} ops/s`);
+  out.push('', 'latency of the operations answered (ms):');
+  for (const type of ['put', 'get'] as const) {
+    out.push(`  ${type.padEnd(7)} ${latencies(during.filter((op) => op.type === type))}`);
+  }
+  const slow = slowSpans(r.events);
+  if (slow.length > 0) {
+    // Gray failures: what a slow link costs the clients of the other nodes, and its own.
+    const during_ = (op: Op) => slow.filter((w) => op.inv >= w.from && op.inv < w.to);
+    for (const type of ['put', 'get'] as const) {
+      const ofType = during.filter((op) => op.type === type && during_(op).length > 0);
+      const via = (slowNode: boolean) =>
+        ofType.filter((op) => during_(op).some((w) => w.node === op.node) === slowNode);
+      out.push(
+        `  ${type} while a link was slow, through the other nodes: ${latencies(via(false))}`,
+        `  ${type} while a link was slow, through that node:       ${latencies(via(true))}`,
+      );
+    }
+  }
 
   out.push('', `nemesis (${r.events.length} events):`);
   for (const e of r.events) {
@@ -111,4 +129,27 @@ export function formatSummary(r: RunResult): string {
   }
   if (r.violations.length > SHOWN) out.push(`  ... and ${r.violations.length - SHOWN} more`);
   return out.join('\n');
+}
+
+/** p50, p99 and max of the answered operations' latencies (errors included, timeouts not). */
+function latencies(ops: readonly Op[]): string {
+  const ms = ops
+    .filter((op) => op.cmp !== null && op.outcome !== 'timeout')
+    .map((op) => op.cmp! - op.inv)
+    .sort((a, b) => a - b);
+  if (ms.length === 0) return 'none';
+  const at = (q: number) => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))]!.toFixed(0);
+  const timeouts = ops.filter((op) => op.outcome === 'timeout').length;
+  return `n ${ms.length}, p50 ${at(0.5)}, p99 ${at(0.99)}, max ${at(1)}; ${timeouts} timed out`;
+}
+
+/** The spans (run ms) during which a node's link was slow: slow-link to its fast-link. */
+function slowSpans(events: readonly NemesisEvent[]): { node: string; from: number; to: number }[] {
+  const spans: { node: string; from: number; to: number }[] = [];
+  for (const [i, e] of events.entries()) {
+    if (e.kind !== 'slow-link' || !e.ok) continue;
+    const end = events.slice(i + 1).find((x) => x.kind === 'fast-link' && x.target === e.target);
+    spans.push({ node: e.target, from: e.t * 1000, to: (end?.t ?? Infinity) * 1000 });
+  }
+  return spans;
 }

@@ -13,6 +13,9 @@ export interface LanHost {
   /** The network namespace, unique per run: kvt-<random>-<name>. */
   readonly ns: string;
   readonly ip: string;
+  /** The switch's namespace and the host's port on the bridge (the veth end facing the host). */
+  readonly switchNs: string;
+  readonly switchPort: string;
 }
 
 /** Running commands in the hosts of a network, also from a process that did not create it. */
@@ -59,7 +62,16 @@ export async function createLan(names: readonly string[]): Promise<Lan> {
   const subnet = `10.${1 + Math.floor(Math.random() * 254)}.${1 + Math.floor(Math.random() * 254)}`;
   const sw = `${prefix}-net`;
   const hosts = new Map<string, LanHost>(
-    names.map((name, i) => [name, { name, ns: `${prefix}-${name}`, ip: `${subnet}.${i + 2}` }]),
+    names.map((name, i) => [
+      name,
+      {
+        name,
+        ns: `${prefix}-${name}`,
+        ip: `${subnet}.${i + 2}`,
+        switchNs: sw,
+        switchPort: `v${i}`,
+      },
+    ]),
   );
   const created: string[] = [];
   const etcNetnsExisted = existsSync('/etc/netns');
@@ -100,13 +112,12 @@ export async function createLan(names: readonly string[]): Promise<Lan> {
       ...[...hosts.values()].map((h) => `${h.ip} ${h.name}`),
       '',
     ].join('\n');
-    let i = 0;
     for (const h of hosts.values()) {
       await ip('netns', 'add', h.ns);
       created.push(h.ns);
       mkdirSync(`/etc/netns/${h.ns}`, { recursive: true });
       writeFileSync(`/etc/netns/${h.ns}/hosts`, hostsFile);
-      const port = `v${i++}`;
+      const port = h.switchPort;
       await ip(
         '-n',
         sw,
@@ -155,4 +166,47 @@ export function attachLan(hosts: readonly LanHost[]): LanAccess {
 /** `ip` with `args` (e.g. `['-n', ns, 'link', 'set', 'eth0', 'down']`); rejects on failure. */
 export async function ipCommand(...args: string[]): Promise<void> {
   await ip(...args);
+}
+
+/** `tc` and `iptables`, by absolute path (see IP). */
+const TC = ['/usr/sbin/tc', '/sbin/tc', '/usr/bin/tc'].find((p) => existsSync(p)) ?? 'tc';
+const IPTABLES =
+  ['/usr/sbin/iptables', '/sbin/iptables', '/usr/bin/iptables'].find((p) => existsSync(p)) ??
+  'iptables';
+
+/**
+ * Makes `host`'s link slow, both ways, or (`slow` null) fast again: each direction limited to
+ * `rateKbit` (a token bucket, `tc qdisc tbf`, queueing up to 400 ms, then dropping) and losing
+ * `lossPct` % of its packets at random (iptables `statistic`), so TCP stalls for its
+ * retransmission timeouts (200 ms and more). This kernel has no netem (sch_netem), so no fixed
+ * delay or reordering: queueing and retransmissions make the delay and the jitter. The egress of
+ * the host's eth0 shapes what it sends, the egress of its bridge port what it receives. Idempotent.
+ */
+export async function shapeLink(
+  host: LanHost,
+  slow: { readonly rateKbit: number; readonly lossPct: number } | null,
+): Promise<void> {
+  const ends = [
+    [host.ns, 'eth0'],
+    [host.switchNs, host.switchPort],
+  ] as const;
+  // Undone first, so a shape replaces another and a heal after a heal does nothing.
+  for (const [ns, dev] of ends) {
+    await run(IP, ['netns', 'exec', ns, TC, 'qdisc', 'del', 'dev', dev, 'root']).catch(() => {});
+  }
+  await run(IP, ['netns', 'exec', host.ns, IPTABLES, '-w', '-F']);
+  if (slow === null) return;
+  const rate = `${slow.rateKbit}kbit`;
+  for (const [ns, dev] of ends) {
+    const tbf = ['qdisc', 'add', 'dev', dev, 'root', 'tbf', 'rate', rate];
+    await run(IP, ['netns', 'exec', ns, TC, ...tbf, 'burst', '8kb', 'latency', '400ms']);
+  }
+  const p = String(slow.lossPct / 100);
+  for (const chain of [
+    ['INPUT', '-i', 'eth0'],
+    ['OUTPUT', '-o', 'eth0'],
+  ]) {
+    const drop = ['-m', 'statistic', '--mode', 'random', '--probability', p, '-j', 'DROP'];
+    await run(IP, ['netns', 'exec', host.ns, IPTABLES, '-w', '-A', ...chain, ...drop]);
+  }
 }

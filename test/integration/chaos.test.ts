@@ -1,4 +1,4 @@
-// A seeded chaos run (about 3 minutes): 5 nodes, 2 faults at once, membership churn, lost volumes, zero violations.
+// A seeded chaos run (about 3 minutes): 5 nodes, 2 faults at once, membership churn, lost volumes, slow links, zero violations.
 
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -27,11 +27,12 @@ function runChaos(args: string[]): Promise<{ code: number | null; out: string }>
 const PROFILE = ['--duration-s', '110', '--nodes', '5', '--max-faults', '2', '--clients', '8'];
 
 describe('chaos', () => {
-  it('5 nodes, 2 faults at once, joins, decommissions, a name reused and lost volumes: no violation', async () => {
+  it('5 nodes, 2 faults at once, joins, decommissions, a name reused, lost volumes and slow links: no violation', async () => {
     requireRoot('the chaos test');
     const { code, out } = await runChaos([
       ...PROFILE,
-      ...['--membership-every-s', '4', '--reuse-name', '--lose-volumes', '--seed', '20261203'],
+      ...['--membership-every-s', '4', '--reuse-name', '--lose-volumes', '--slow-links'],
+      ...['--seed', '20261203'],
     ]);
     // The summary is the useful failure message: history excerpts of every violation.
     expect(out).toContain('violations: none');
@@ -41,7 +42,7 @@ describe('chaos', () => {
       events.some((l) => new RegExp(`^ +[0-9.]+ s {2}${kind} .*${detail}`).test(l));
     // A member back on an empty data directory under its name, no decommission (a lost disk).
     expect(happened('restart', 'on a new, empty data directory')).toBe(true);
-    for (const kind of ['kill', 'pause', 'join', 'decommissioned', 'lose-volume']) {
+    for (const kind of ['kill', 'pause', 'join', 'decommissioned', 'lose-volume', 'slow-link']) {
       expect(happened(kind), kind).toBe(true);
     }
     expect(events.some((l) => /s {2}(isolate|split) /.test(l))).toBe(true);
