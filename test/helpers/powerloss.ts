@@ -172,3 +172,14 @@ async function detach(mountPoint: string): Promise<void> {
 export async function destroyDisks(): Promise<void> {
   for (const d of [...disks]) await d.destroy();
 }
+
+/** A mounted disk (PowerlossDisk.create) with an empty, synced data directory `data` on it. */
+export async function diskWithDataDir(
+  binary: string,
+): Promise<{ disk: PowerlossDisk; dataDir: string }> {
+  const disk = await PowerlossDisk.create(binary);
+  const dataDir = disk.path('data');
+  mkdirSync(dataDir);
+  await disk.sync();
+  return { disk, dataDir };
+}

@@ -33,16 +33,25 @@ async function adminCluster(n: ClusterNode): Promise<unknown> {
   return res.json();
 }
 
+/**
+ * Three members found by DNS (A records of SERVICE), named by PTR records: no node asks an
+ * address who it is (which would connect it to itself too); all up.
+ */
+async function threeDnsMembers() {
+  const zone = await startDnsServer();
+  dns = zone;
+  const block = loopbackBlock();
+  const hosts = [1, 2, 3].map((i) => `${block}.${i}`);
+  zone.setA(SERVICE, hosts);
+  for (const [i, h] of hosts.entries()) zone.setPtr(h, `kvstore-${i}.${SERVICE}`);
+  const nodes = await Promise.all(hosts.map((h, i) => dnsMember(zone, `kvstore-${i}`, h)));
+  await waitAllUp(nodes);
+  return { zone, hosts, nodes };
+}
+
 describe('a member that leaves', () => {
   it('is no longer connected to by the members that remain', { timeout: 60_000 }, async () => {
-    dns = await startDnsServer();
-    const block = loopbackBlock();
-    const hosts = [1, 2, 3].map((i) => `${block}.${i}`);
-    dns.setA(SERVICE, hosts);
-    // Named by PTR: no node asks an address who it is (which would connect it to itself too).
-    for (const [i, h] of hosts.entries()) dns.setPtr(h, `kvstore-${i}.${SERVICE}`);
-    const nodes = await Promise.all(hosts.map((h, i) => dnsMember(dns!, `kvstore-${i}`, h)));
-    await waitAllUp(nodes);
+    const { zone, hosts, nodes } = await threeDnsMembers();
     const [a, b, leaving] = nodes as [ClusterNode, ClusterNode, ClusterNode];
     // Both others probe it: two inbound connections.
     await expect.poll(() => metric(leaving, INBOUND), { timeout: 15_000 }).toBe(2);
@@ -50,7 +59,7 @@ describe('a member that leaves', () => {
     const info = await adminCluster(a);
     expect(clusterInfoSchema.parse(info)).toEqual(info);
 
-    dns.setA(SERVICE, [hosts[0]!, hosts[1]!]);
+    zone.setA(SERVICE, [hosts[0]!, hosts[1]!]);
     // It still runs (and still connects out to them), but nobody keeps a connection to it.
     await expect.poll(() => metric(leaving, INBOUND), { timeout: 15_000 }).toBe(0);
     expect(await metric(a, OUTBOUND)).toBe(1);
@@ -89,17 +98,11 @@ describe('a DNS answer with no members at all', () => {
   it('is not every other member leaving: the last list stays (the headless Service deleted)', {
     timeout: 60_000,
   }, async () => {
-    dns = await startDnsServer();
-    const block = loopbackBlock();
-    const hosts = [1, 2, 3].map((i) => `${block}.${i}`);
-    dns.setA(SERVICE, hosts);
-    for (const [i, h] of hosts.entries()) dns.setPtr(h, `kvstore-${i}.${SERVICE}`);
-    const nodes = await Promise.all(hosts.map((h, i) => dnsMember(dns!, `kvstore-${i}`, h)));
-    await waitAllUp(nodes);
+    const { zone, hosts, nodes } = await threeDnsMembers();
     const first = await openClient(nodes[0]!);
     expect(await first.call('PUT k v')).toBe('OK');
     // The headless Service deleted (or the zone emptied): the name has no records at all.
-    dns.setA(SERVICE, []);
+    zone.setA(SERVICE, []);
     await new Promise((r) => setTimeout(r, 3000)); // ten resolve intervals
     // Before, each node made a ring of itself alone (W and R clamped to 1): GET k through a node
     // that did not hold it answered NOT_FOUND, and writes were acknowledged with one copy.
@@ -113,7 +116,7 @@ describe('a DNS answer with no members at all', () => {
       );
       expect(warned).toHaveLength(1); // once, not at every resolve
     }
-    dns.setA(SERVICE, hosts);
+    zone.setA(SERVICE, hosts);
     await expect
       .poll(() =>
         nodes.every((n) => n.proc.logs.some((l) => l.msg === 'member source lists members again')),

@@ -1,7 +1,6 @@
 // Power loss, not only process crashes: nodes whose data directories are on powerlossfs lose
 // every write they did not sync when the power is cut; every acknowledged write must survive.
 
-import { mkdirSync } from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KvClient } from '../../src/client/index.ts';
 import {
@@ -17,7 +16,8 @@ import {
   buildPowerlossfs,
   type CutReport,
   destroyDisks,
-  PowerlossDisk,
+  diskWithDataDir,
+  type PowerlossDisk,
 } from '../helpers/powerloss.ts';
 import { readAll, until, WriteLog, writeLoad } from '../helpers/write-log.ts';
 
@@ -35,15 +35,6 @@ async function client(host: string, port: number): Promise<KvClient> {
   const c = await KvClient.connect({ host, port, timeoutMs: 10_000 });
   defer(() => c.destroy());
   return c;
-}
-
-/** A mounted disk with an empty data directory on it, made durable. */
-async function diskWithDataDir(): Promise<{ disk: PowerlossDisk; dataDir: string }> {
-  const disk = await PowerlossDisk.create(binary);
-  const dataDir = disk.path('data');
-  mkdirSync(dataDir);
-  await disk.sync();
-  return { disk, dataDir };
 }
 
 /** Unmounts and mounts again: the machine is back, with what its disk kept. */
@@ -71,7 +62,7 @@ const ROUNDS = [
 
 describe('power loss', () => {
   it('a single node keeps every acknowledged write and delete when the power is cut under load, and again at start-up', async () => {
-    const { disk, dataDir } = await diskWithDataDir();
+    const { disk, dataDir } = await diskWithDataDir(binary);
     let node: NodeProcess = await startNodeProcess({ dataDir });
     const log = new WriteLog();
     const writers = [0, 1, 2, 3].map((w) => keysOf(w, 200));
@@ -110,7 +101,7 @@ describe('power loss', () => {
     const hosts = [1, 2, 3].map((i) => `${block}.${i}`);
     const names = hosts.map((_, i) => `kvstore-${i}`);
     const peers = ['--peers', hosts.map((h, i) => `${names[i]}=${h}:7946`).join(',')];
-    const disks = await Promise.all(hosts.map(() => diskWithDataDir()));
+    const disks = await Promise.all(hosts.map(() => diskWithDataDir(binary)));
     const nodes: ClusterNode[] = await Promise.all(
       hosts.map((h, i) => startMember(names[i]!, h, peers, disks[i]!.dataDir)),
     );

@@ -52,6 +52,9 @@ const standIn = new StandIn();
 
 const kvc = (name: string) => getJson<KVC>(k(), ['kvcluster', name, '-n', NS]);
 const sts = (name: string) => getJson(k(), ['statefulset', name, '-n', NS]);
+/** The env of the node container in `name`'s StatefulSet pod template ([] when it has none). */
+const podEnv = async (name: string): Promise<Json[]> =>
+  ((await sts(name))?.spec.template.spec.containers[0].env as Json[] | undefined) ?? [];
 const setImage = (name: string, image: string) =>
   k().kubectl([
     'patch',
@@ -722,9 +725,8 @@ spec:
         input: `apiVersion: v1\nkind: Secret\nmetadata: {name: kvx-own, namespace: ${NS}}\nstringData: {cluster: ${v}}\n`,
       });
     const secretOfPods = async () =>
-      ((await sts('kvx'))?.spec.template.spec.containers[0].env as Json[] | undefined)?.find(
-        (e) => e.name === 'KV_CLUSTER_SECRET',
-      )?.valueFrom.secretKeyRef.name;
+      (await podEnv('kvx')).find((e) => e.name === 'KV_CLUSTER_SECRET')?.valueFrom.secretKeyRef
+        .name;
     // Bring your own secret, as docs/security.md says, on a running cluster: another value.
     await ownSecret('another-value-entirely');
     await k().kubectl([
@@ -761,10 +763,7 @@ spec:
     const one = `${ONE}  image: kvstore:1\n  storage: {size: 1Gi, storageClassName: ${STORAGE_CLASS}}\n`;
     expect((await apply(kvcYaml('kvt', one))).stderr).toBe('');
     await phase('kvt', 'Available');
-    const peerTls = async () =>
-      ((await sts('kvt'))?.spec.template.spec.containers[0].env as Json[] | undefined)?.some(
-        (e) => e.name === 'KV_PEER_TLS_CA_FILE',
-      );
+    const peerTls = async () => (await podEnv('kvt')).some((e) => e.name === 'KV_PEER_TLS_CA_FILE');
     const setPeerSecret = (name: string | null) =>
       k().kubectl([
         'patch',
