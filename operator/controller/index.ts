@@ -38,7 +38,7 @@ export {
 } from './node-admin.ts';
 export { type NodeView, type Observed, type PodView, podView } from './observe.ts';
 export { buildPdb } from './pdb.ts';
-export { type ClusterPlan, planCluster } from './plan.ts';
+export { type ClusterPlan, currentReplicas, planCluster } from './plan.ts';
 export { ensureRecommission, planRecommission } from './recommission.ts';
 export { reconcile } from './reconcile.ts';
 export { clusterHealth, type Health, planRollout, type RolloutPlan } from './rollout.ts';
@@ -60,3 +60,4 @@ export {
   statusChanged,
   unreadyTolerance,
 } from './status.ts';
+export { claimWaits, compareQuantities, ensureVolumes, templateSize } from './volumes.ts';

@@ -12,6 +12,20 @@ export interface ClusterPlan {
   readonly health: Health;
   /** What ensureStatefulSet applies. */
   readonly statefulSet: StatefulSetPlan;
+  /** Claims not grown to spec.storage.size yet, each with what it waits for (ensureVolumes). */
+  readonly volumes?: readonly string[];
+}
+
+/**
+ * The StatefulSet's replicas; without one (deleted with its pods orphaned: by the operator to
+ * change the claim template, or by hand), as many as the pods there are (the highest ordinal
+ * + 1), so a scale-down still decommissions each pod first; null when there are none either.
+ */
+export function currentReplicas(observed: Pick<Observed, 'sts' | 'pods'>): number | null {
+  const replicas = observed.sts?.spec?.replicas;
+  if (replicas !== undefined) return replicas;
+  const live = observed.pods.filter((p) => !p.terminating);
+  return live.length === 0 ? null : Math.max(...live.map((p) => p.ordinal)) + 1;
 }
 
 /**
@@ -24,7 +38,7 @@ export function planCluster(
   leaving: LeavingState | null,
   configHash: string,
 ): ClusterPlan {
-  const current = observed.sts?.spec?.replicas ?? null;
+  const current = currentReplicas(observed);
   const health = clusterHealth(observed.pods, observed.nodes);
   const scale = planScale({
     cluster: c.name,

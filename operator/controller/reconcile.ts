@@ -10,7 +10,7 @@ import type { Cluster, KVClusterObject } from './names.ts';
 import { selectorString } from './names.ts';
 import { type Observed, observe } from './observe.ts';
 import { ensurePdb } from './pdb.ts';
-import { type ClusterPlan, planCluster } from './plan.ts';
+import { type ClusterPlan, currentReplicas, planCluster } from './plan.ts';
 import { ensureRecommission, planRecommission } from './recommission.ts';
 import { clusterHealth } from './rollout.ts';
 import { ensureDecommission, observeLeaving } from './scale.ts';
@@ -18,6 +18,7 @@ import { ensureServiceMonitor } from './servicemonitor.ts';
 import { ensureServices } from './services.ts';
 import { checkPeerTlsChange, ensureStatefulSet, readStatefulSet } from './statefulset.ts';
 import { buildStatus, ensureStatus, heldStatus } from './status.ts';
+import { ensureVolumes } from './volumes.ts';
 
 type Ref = { readonly name: string; readonly namespace: string; readonly uid: string };
 
@@ -64,12 +65,20 @@ async function ensureOwned(
   const configHash = await ensureConfigMap(ctx, c);
   await ensureServices(ctx, c);
   const observed = await observe(ctx, c);
-  const current = observed.sts?.spec?.replicas ?? null;
+  const current = currentReplicas(observed);
   const leaving = await observeLeaving(ctx, c, current, observed.pods);
   const plan = planCluster(c, observed, leaving, configHash);
-  await ensureStatefulSet(ctx, c, plan.statefulSet, observed.sts);
-  const revisions = observed.pods.map((p) => p.revision);
-  await pruneConfigMaps(ctx, c, configHash, observed.sts, revisions);
+  // Made again only between scales and rollouts: a new StatefulSet takes its update revision as
+  // its current one, so pods a rollout holds back would restart on the new template.
+  const settled = plan.scale.step.kind === 'steady' && !plan.rollout.rolling;
+  const volumes = await ensureVolumes(ctx, c, observed.sts, settled);
+  // While it is made again (deleted with its pods orphaned), nothing is applied: its deletion
+  // (watched) brings the next round, which creates it.
+  if (!volumes.recreating) {
+    await ensureStatefulSet(ctx, c, plan.statefulSet, observed.sts);
+    const revisions = observed.pods.map((p) => p.revision);
+    await pruneConfigMaps(ctx, c, configHash, observed.sts, revisions);
+  }
   await ensurePdb(ctx, c);
   if (await ensureServiceMonitor(ctx, c)) await warnOnce(ctx, c, 'ServiceMonitorUnavailable');
   const scale = await ensureDecommission(ctx, c, plan.scale, observed.pods);
@@ -79,7 +88,7 @@ async function ensureOwned(
     planRecommission(c.spec.replicas, current, observed.pods, observed.nodes),
     observed.pods,
   );
-  return { plan: { ...plan, scale }, observed };
+  return { plan: { ...plan, scale, volumes: volumes.pending }, observed };
 }
 
 const WARNINGS: Readonly<Record<string, string>> = {

@@ -36,6 +36,8 @@ export interface StatusInput {
   readonly scale: ScalePlan;
   readonly rollout: RolloutPlan;
   readonly health: Health;
+  /** Claims not grown to spec.storage.size yet, each with what it waits for. */
+  readonly volumes?: readonly string[];
   /** The apiserver's message when applying an owned object failed this round (or why it is held). */
   readonly applyError?: string;
   /** The reason of `applyError` (one of HELD_REASONS; ApplyFailed when absent). */
@@ -112,7 +114,7 @@ function progressing(s: StatusInput): Cond {
           : `decommissioning ${step.pod}: ${progressText(step.view?.transfer ?? {})}`;
     return cond('Progressing', true, 'ScalingDown', `scale-down to ${s.spec.replicas}: ${what}`);
   }
-  const stsReplicas = s.observed.sts?.status?.replicas ?? 0;
+  const stsReplicas = counts(s.observed).replicas;
   if (step.kind === 'up' || stsReplicas < s.spec.replicas) {
     return cond('Progressing', true, 'ScalingUp', `${stsReplicas}/${s.spec.replicas} pods created`);
   }
@@ -133,6 +135,12 @@ function progressing(s: StatusInput): Cond {
     const r = rebalanceProgress(s.observed);
     const how = r ? `: ${progressText(r)} on ${r.nodes} node${r.nodes === 1 ? '' : 's'}` : '';
     return cond('Progressing', true, 'Rebalancing', `data is moving to its new owners${how}`);
+  }
+  const volumes = s.volumes ?? [];
+  if (volumes.length) {
+    const more = volumes.length > 3 ? `; and ${volumes.length - 3} more` : '';
+    const msg = `volumes growing to ${s.spec.storage.size}: ${volumes.slice(0, 3).join('; ')}${more}`;
+    return cond('Progressing', true, 'VolumesGrowing', msg);
   }
   return cond('Progressing', false, 'Stable', 'the cluster matches the spec');
 }
@@ -178,6 +186,9 @@ function degraded(s: StatusInput, prog: Cond): Cond {
 const HELD_UNTIL: Readonly<Record<string, string>> = {
   ApplyFailed: 'every owned object applies',
   ClusterSecretMissing: 'the cluster secret is back',
+  StorageShrink: "spec.storage.size is at least the volumes' size",
+  VolumeExpansionFailed:
+    'the claims can grow (their StorageClass allows expansion) or spec.storage.size is back',
   ClusterSecretChange: 'the cluster secret has the value the pods run with',
   PeerTlsChange: 'peer TLS is on or off as the pods run with',
 };
@@ -188,6 +199,8 @@ const PHASE_OF_REASON: Readonly<Record<string, Phase>> = {
   ScalingUp: 'Scaling',
   RollingUpdate: 'Upgrading',
   Rebalancing: 'Rebalancing',
+  // Every pod serves meanwhile; the storage provider (or a pod restart) finishes it.
+  VolumesGrowing: 'Available',
 };
 
 /**
@@ -234,12 +247,25 @@ function decommission(scale: ScalePlan): KVClusterStatus['decommission'] {
   };
 }
 
+/**
+ * Pods and ready pods: the StatefulSet's status; for one with no status yet (made again after a
+ * claim template change, adopting running pods) or none, the pods' own, so the phase does not
+ * drop to Pending while they serve.
+ */
+function counts(o: Observed): { replicas: number; ready: number } {
+  const st = o.sts?.status;
+  if (st?.observedGeneration !== undefined)
+    return { replicas: st.replicas, ready: st.readyReplicas ?? 0 };
+  const pods = o.pods.filter((p) => !p.terminating);
+  return { replicas: pods.length, ready: pods.filter((p) => p.ready).length };
+}
+
 /** The status of a valid, unpaused cluster (pure). */
 export function buildStatus(s: StatusInput): KVClusterStatus {
   const prog = progressing(s);
   const conds = [available(s), prog, degraded(s, prog)];
   const sts = s.observed.sts?.status;
-  const ready = sts?.readyReplicas ?? 0;
+  const { replicas, ready } = counts(s.observed);
   const d = decommission(s.scale);
   const r = s.health.rebalancing ? rebalanceProgress(s.observed) : undefined;
   const progress = d
@@ -250,7 +276,7 @@ export function buildStatus(s: StatusInput): KVClusterStatus {
   return {
     observedGeneration: s.generation,
     phase: phaseOf(conds, ready, s.previous?.phase),
-    replicas: sts?.replicas ?? 0,
+    replicas,
     readyReplicas: ready,
     updatedReplicas: sts?.updatedReplicas ?? 0,
     selector: s.selector,

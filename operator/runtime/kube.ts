@@ -63,6 +63,13 @@ export interface ObjectRef {
   readonly name: string;
 }
 
+export interface DeleteOptions {
+  /** Leave the object's dependents (a StatefulSet's pods) in place, without their owner. */
+  readonly orphan?: boolean;
+  /** Delete only the object with this uid (a conflict, 409, if the name has another now). */
+  readonly uid?: string;
+}
+
 /** Typed API clients made from one KubeConfig, plus the calls the controller needs. */
 export class Kube {
   readonly kubeConfig: KubeConfig;
@@ -83,12 +90,12 @@ export class Kube {
     this.policy = kc.makeApiClient(PolicyV1Api);
   }
 
-  /** Server-side apply of `obj` (force: the operator owns every field it sets). */
-  apply<T extends KubernetesObject>(obj: T): Promise<T> {
+  /** Server-side apply of `obj` (force: the operator owns every field it sets); `dryRun`: checked, not stored. */
+  apply<T extends KubernetesObject>(obj: T, opts: { dryRun?: boolean } = {}): Promise<T> {
     return this.objects.patch(
       obj,
       undefined,
-      undefined,
+      opts.dryRun ? 'All' : undefined,
       FIELD_MANAGER,
       true,
       PatchStrategy.ServerSideApply,
@@ -131,13 +138,27 @@ export class Kube {
   }
 
   /** Deletes the object; false when it did not exist. */
-  async delete(ref: ObjectRef): Promise<boolean> {
+  async delete(ref: ObjectRef, opts: DeleteOptions = {}): Promise<boolean> {
     const header = {
       apiVersion: ref.apiVersion,
       kind: ref.kind,
       metadata: { name: ref.name, namespace: ref.namespace },
     };
-    return (await orNullOn404(this.objects.delete(header))) !== null;
+    // One DeleteOptions body: the apiserver reads query parameters only when there is none.
+    const body = {
+      ...(opts.orphan ? { propagationPolicy: 'Orphan' } : {}),
+      ...(opts.uid ? { preconditions: { uid: opts.uid } } : {}),
+    };
+    const deleted = this.objects.delete(
+      header,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      Object.keys(body).length > 0 ? body : undefined,
+    );
+    return (await orNullOn404(deleted)) !== null;
   }
 
   /** Whether the apiserver serves `kind` in `apiVersion` (discovery; e.g. a CRD is installed). */

@@ -1062,6 +1062,159 @@ spec:
     await k().kubectl(['delete', 'kvcluster', 'kvp', '-n', NS, '--wait=true']);
   });
 
+  it('grows its volumes: every claim asked for the new size, the StatefulSet made again, no pod restarted; never shrinks', async () => {
+    // Volumes of its own, bound to kvg's claims by name (the shared ones are for kv).
+    const pv = (i: number) => `apiVersion: v1
+kind: PersistentVolume
+metadata: {name: kwok-pv-kvg-${i}}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Delete
+  storageClassName: ${STORAGE_CLASS}
+  claimRef: {namespace: ${NS}, name: data-kvg-${i}}
+  hostPath: {path: /tmp/kwok-pv-kvg-${i}}
+---
+`;
+    await k().kubectl(['apply', '-f', '-'], { input: [0, 1, 2].map(pv).join('') });
+    const allowExpansion = (on: boolean) =>
+      k().kubectl([
+        'patch',
+        'storageclass',
+        STORAGE_CLASS,
+        '-p',
+        JSON.stringify({ allowVolumeExpansion: on }),
+      ]);
+    const setSize = (size: string) =>
+      k().kubectl([
+        'patch',
+        'kvcluster',
+        'kvg',
+        '-n',
+        NS,
+        '--type=merge',
+        '-p',
+        JSON.stringify({ spec: { storage: { size } } }),
+      ]);
+    /** `kind`s of kvg as `name=<jsonpath of each>` pairs, space-separated. */
+    const listed = async (kind: string, field: string) =>
+      (
+        await k().kubectl([
+          'get',
+          kind,
+          '-n',
+          NS,
+          '-l',
+          'kvstore.dev/cluster=kvg',
+          '-o',
+          `jsonpath={range .items[*]}{.metadata.name}={${field}} {end}`,
+        ])
+      ).trim();
+    const claims = () => listed('pvc', '.spec.resources.requests.storage');
+    const pods = () => listed('pods', '.metadata.uid');
+    const condition = async (type: string) =>
+      (await kvc('kvg'))?.status?.conditions?.find((c) => c.type === type);
+    try {
+      const kvgSpec = `  replicas: 3\n  image: kvstore:1\n  storage: {size: 1Gi, storageClassName: ${STORAGE_CLASS}}\n`;
+      expect((await apply(kvcYaml('kvg', kvgSpec))).stderr).toBe('');
+      await phase('kvg', 'Available', 90_000);
+      const first = await sts('kvg');
+      const podsBefore = await pods();
+      expect(podsBefore.split(' ')).toHaveLength(3);
+
+      // The StorageClass does not allow expansion: held, saying why, and no claim changed.
+      await setSize('2Gi');
+      await phase('kvg', 'Degraded');
+      const held = await condition('Degraded');
+      expect(held?.reason).toBe('VolumeExpansionFailed');
+      expect(held?.message).toContain('allowVolumeExpansion: true');
+      expect(held?.message).toContain('(no claim was changed)');
+      expect(await claims()).toBe('data-kvg-0=1Gi data-kvg-1=1Gi data-kvg-2=1Gi');
+      expect((await sts('kvg'))?.metadata.uid).toBe(first?.metadata.uid);
+
+      // Allowed: every claim asks for 2Gi, the StatefulSet is made again with a 2Gi claim
+      // template and adopts the pods, which keep running (same uids).
+      await allowExpansion(true);
+      const second = await waitUntil('the StatefulSet made again with 2Gi claims', async () => {
+        const o = await sts('kvg');
+        const size = o?.spec.volumeClaimTemplates?.[0]?.spec.resources.requests.storage;
+        return o && o.metadata.uid !== first?.metadata.uid && size === '2Gi' ? o : undefined;
+      });
+      expect(second.spec.replicas).toBe(3);
+      expect(await claims()).toBe('data-kvg-0=2Gi data-kvg-1=2Gi data-kvg-2=2Gi');
+      await waitUntil('pods adopted by the new StatefulSet', async () => {
+        const owners = await k().kubectl([
+          'get',
+          'pods',
+          '-n',
+          NS,
+          '-l',
+          'kvstore.dev/cluster=kvg',
+          '-o',
+          'jsonpath={.items[*].metadata.ownerReferences[0].uid}',
+        ]);
+        return (
+          owners.split(' ').every((u) => u === second.metadata.uid) &&
+          owners.split(' ').length === 3
+        );
+      });
+      expect(await pods()).toBe(podsBefore);
+      // kwok's volumes have no resizer: the claims wait for the storage provider, and say so,
+      // while the cluster is Available.
+      const growing = await waitUntil('VolumesGrowing', async () => {
+        const o = await kvc('kvg');
+        const p = o?.status?.conditions?.find((c) => c.type === 'Progressing');
+        return o?.status?.phase === 'Available' && p?.reason === 'VolumesGrowing' ? p : undefined;
+      });
+      expect(growing.message).toContain(
+        'data-kvg-0: 1Gi of 2Gi, the storage provider has not grown it yet',
+      );
+      const events = (field: string) =>
+        k().kubectl([
+          'get',
+          'events',
+          '-n',
+          NS,
+          '--field-selector',
+          'involvedObject.name=kvg',
+          '-o',
+          `jsonpath={range .items[*]}{${field}}{"\\n"}{end}`,
+        ]);
+      expect((await events('.reason')).split('\n')).toEqual(
+        expect.arrayContaining(['VolumesGrowing', 'StatefulSetRecreated']),
+      );
+      // Served throughout: after the first start the phase went only to Degraded (the refused
+      // expansion) and back, never to Pending or Scaling while the StatefulSet was made again.
+      const phases = (await events('.message')).split('\n').filter((m) => m.startsWith('phase '));
+      const moves = phases.map((m) => m.split(':')[0]);
+      expect(
+        moves.filter((m) => /-> (Pending|Scaling|Upgrading|Rebalancing)$/.test(m ?? '')),
+      ).toEqual(['phase none -> Pending']);
+      expect(moves).toContain('phase Degraded -> Available');
+
+      // A volume cannot shrink: held, nothing changed; back to 2Gi, Available again.
+      await setSize('1Gi');
+      await phase('kvg', 'Degraded');
+      expect((await condition('Degraded'))?.reason).toBe('StorageShrink');
+      expect((await sts('kvg'))?.metadata.uid).toBe(second.metadata.uid);
+      expect(await claims()).toBe('data-kvg-0=2Gi data-kvg-1=2Gi data-kvg-2=2Gi');
+      await setSize('2Gi');
+      await phase('kvg', 'Available');
+      expect(await pods()).toBe(podsBefore);
+    } finally {
+      await allowExpansion(false);
+      await k().kubectl([
+        'delete',
+        'kvcluster',
+        'kvg',
+        '-n',
+        NS,
+        '--ignore-not-found',
+        '--wait=true',
+      ]);
+    }
+  });
+
   it('is garbage-collected with its KVCluster (claims kept: retainOnDelete)', async () => {
     await k().kubectl(['apply', '-f', '-'], { input: SERVICE_MONITOR_CRD });
     await kvReady();
@@ -1073,7 +1226,6 @@ spec:
       ['statefulset', 'kv'],
       ['service', 'kv'],
       ['service', 'kv-headless'],
-      ['configmap', 'kv-config'],
       ['pdb', 'kv'],
       ['servicemonitor', 'kv'],
       ['secret', 'kv-cluster-secret'],
@@ -1083,6 +1235,20 @@ spec:
         async () => (await getJson(k(), [kind!, name!, '-n', NS])) === null,
       );
     }
+    // The settings ConfigMaps are named by their hash (kv-config-<hash>): found by label.
+    await waitUntil('ConfigMaps deleted', async () => {
+      const left = await k().kubectl([
+        'get',
+        'configmap',
+        '-n',
+        NS,
+        '-l',
+        'kvstore.dev/cluster=kv',
+        '-o',
+        'name',
+      ]);
+      return left.trim() === '';
+    });
     const claims = await k().kubectl([
       'get',
       'pvc',
@@ -1103,7 +1269,12 @@ describe('operator identity', { timeout: 60_000 }, () => {
         await k().kubectlResult(['auth', 'can-i', '--as', sa, ...args], { allowFailure: true })
       ).stdout.trim();
     expect(await can(['patch', 'statefulsets', '-n', NS])).toBe('yes');
-    expect(await can(['delete', 'statefulsets', '-n', NS])).toBe('no');
+    // Deleted (pods orphaned) only to make it again with a larger claim template.
+    expect(await can(['delete', 'statefulsets', '-n', NS])).toBe('yes');
+    // Claims are asked for a larger size; never made or deleted by the operator.
+    expect(await can(['patch', 'persistentvolumeclaims', '-n', NS])).toBe('yes');
+    expect(await can(['create', 'persistentvolumeclaims', '-n', NS])).toBe('no');
+    expect(await can(['delete', 'persistentvolumeclaims', '-n', NS])).toBe('no');
     // A Secret only by name (a KVCluster's cluster secret), never a list of them.
     expect(await can(['get', 'secrets', '-n', NS])).toBe('yes');
     expect(await can(['list', 'secrets', '-n', NS])).toBe('no');

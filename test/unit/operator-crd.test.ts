@@ -96,7 +96,10 @@ describe('generated CRD', () => {
     );
     expect(rules).toContain('self.readQuorum <= self.replicationFactor');
     expect(rules).toContain('self.replicationFactor <= self.replicas');
-    expect(JSON.stringify(at(schema, 'spec.storage'))).toContain('oldSelf.size');
+    // The storage class cannot change; the size may grow (the operator refuses a shrink).
+    const storage = JSON.stringify(at(schema, 'spec.storage'));
+    expect(storage).toContain('self.storageClassName == oldSelf.storageClassName');
+    expect(storage).not.toContain('oldSelf.size');
   });
 
   it('lists conditions and members as maps (server-side apply merges them by key)', () => {

@@ -7,7 +7,10 @@ import {
   buildStatefulSet,
   buildStatus,
   type Cluster,
+  claimWaits,
   clusterHealth,
+  compareQuantities,
+  currentReplicas,
   type NodeView,
   type Observed,
   type PodView,
@@ -18,6 +21,7 @@ import {
   planScale,
   podView,
   STARTUP_GRACE_MS,
+  templateSize,
   unreadyTolerance,
 } from '../../operator/controller/index.ts';
 
@@ -721,5 +725,85 @@ describe('buildStatus', () => {
     expect(
       unreadyTolerance({ ...c.spec, replicationFactor: 5, readQuorum: 2, writeQuorum: 3 }, 5),
     ).toBe(2);
+  });
+});
+
+describe('volumes', () => {
+  it('compares storage quantities exactly, across suffixes', () => {
+    expect(compareQuantities('1Gi', '1073741824')).toBe(0);
+    expect(compareQuantities('2Gi', '1Gi')).toBe(1);
+    expect(compareQuantities('1G', '1Gi')).toBe(-1);
+    expect(compareQuantities('1.5Gi', '1536Mi')).toBe(0);
+    expect(compareQuantities('1e9', '1G')).toBe(0);
+    expect(compareQuantities('1E3', '1k')).toBe(0);
+    expect(compareQuantities('.5Ki', '512')).toBe(0);
+    expect(compareQuantities('+10Ti', '10Ti')).toBe(0);
+    expect(compareQuantities('1023Mi', '1Gi')).toBe(-1);
+    expect(() => compareQuantities('1Gb', '1Gi')).toThrow(/not a quantity: 1Gb/);
+  });
+
+  it('tells a claim not grown yet, and one whose file system waits for its pod to restart', () => {
+    const pvc = (capacity: string, conditions: { type: string; status: string }[] = []) => ({
+      metadata: { name: 'data-kv-0' },
+      spec: { resources: { requests: { storage: '2Gi' } } },
+      status: { capacity: { storage: capacity }, conditions },
+    });
+    expect(claimWaits(pvc('2Gi'), '2Gi')).toBeNull();
+    expect(claimWaits(pvc('3Gi'), '2Gi')).toBeNull();
+    expect(claimWaits(pvc('1Gi'), '2Gi')).toBe(
+      'data-kv-0: 1Gi of 2Gi, the storage provider has not grown it yet',
+    );
+    expect(claimWaits(pvc('1Gi', [{ type: 'Resizing', status: 'True' }]), '2Gi')).toMatch(
+      /\(resizing\)$/,
+    );
+    expect(
+      claimWaits(pvc('1Gi', [{ type: 'FileSystemResizePending', status: 'True' }]), '2Gi'),
+    ).toMatch(/file system grows when its pod restarts/);
+  });
+
+  it('reads the claim template size of a StatefulSet', () => {
+    const c = cluster({ replicas: 3, storage: { size: '5Gi' } });
+    expect(templateSize(buildStatefulSet(c, { replicas: 3, partition: 0, configHash: 'h' }))).toBe(
+      '5Gi',
+    );
+    expect(templateSize(sts(3, 0))).toBeNull();
+  });
+
+  it('without a StatefulSet (deleted with its pods kept), counts the pods: a scale-down still decommissions first', () => {
+    const c = cluster({ replicas: 3 });
+    const pods = [pod(0), pod(1), pod(2), pod(3)];
+    expect(currentReplicas({ sts: null, pods })).toBe(4);
+    expect(currentReplicas({ sts: null, pods: [...pods, pod(4, { terminating: true })] })).toBe(4);
+    expect(currentReplicas({ sts: null, pods: [] })).toBeNull();
+    expect(currentReplicas({ sts: sts(5, 0), pods })).toBe(5);
+    const plan = planCluster(c, { sts: null, pods, nodes: healthyNodes(4) }, active, 'h');
+    expect(plan.scale.step).toMatchObject({ kind: 'down', pod: 'kv-3', action: 'start' });
+    expect(plan.statefulSet.replicas).toBe(4);
+  });
+
+  it('a StatefulSet made again, with no status yet, keeps the phase its pods have; growing volumes are shown, Available', () => {
+    const c = cluster({ replicas: 3 });
+    const fresh = { ...sts(3, 0), status: undefined } as unknown as V1StatefulSet;
+    const observed: Observed = {
+      sts: fresh,
+      pods: [pod(0), pod(1), pod(2)],
+      nodes: healthyNodes(3),
+    };
+    const s = buildStatus({
+      spec: c.spec,
+      generation: 4,
+      selector: 'app=kv',
+      previous: { phase: 'Available' },
+      now: NOW,
+      observed,
+      scale: { replicas: 3, step: { kind: 'steady' } },
+      rollout: { partition: 0, rolling: false },
+      health: clusterHealth(observed.pods, observed.nodes),
+      volumes: ['data-kv-0: 1Gi of 2Gi, the storage provider has not grown it yet'],
+    });
+    expect(s).toMatchObject({ phase: 'Available', replicas: 3, readyReplicas: 3 });
+    const progressing = s.conditions?.find((x) => x.type === 'Progressing');
+    expect(progressing).toMatchObject({ status: 'True', reason: 'VolumesGrowing' });
+    expect(progressing?.message).toContain('volumes growing to 1Gi: data-kv-0: 1Gi of 2Gi');
   });
 });

@@ -18,7 +18,7 @@ export const QUANTITY_PATTERN =
 /**
  * A storage size: a quantity above zero, in bytes or with a binary, decimal or exponent suffix.
  * QUANTITY_PATTERN also admits `0` and `-1Gi`, which the StatefulSet refuses ("must be greater
- * than zero"); storage.size is immutable, so such a KVCluster could only be deleted.
+ * than zero"): refused here, before any claim is made from it.
  */
 export const POSITIVE_SIZE_PATTERN =
   /^\+?(([0-9]*[1-9][0-9]*(\.[0-9]*)?)|([0-9]*\.[0-9]*[1-9][0-9]*))(([KMGTPE]i)|[kMGTPE]|([eE]\+?[0-9]+))?$/;
@@ -122,7 +122,11 @@ const storageSchema = withRules(
         .string()
         .regex(POSITIVE_SIZE_PATTERN)
         .default('1Gi')
-        .describe('Size of each node PersistentVolumeClaim, above zero (e.g. 10Gi). Immutable.'),
+        .describe(
+          'Size of each node PersistentVolumeClaim, above zero (e.g. 10Gi). May grow: each ' +
+            'claim is asked for the new size (its StorageClass must allow volume expansion) and ' +
+            'no pod restarts; a volume cannot shrink, so a smaller size is held (Degraded).',
+        ),
       storageClassName: z
         .string()
         .min(1)
@@ -142,10 +146,6 @@ const storageSchema = withRules(
     })
     .describe('Persistent storage of each node.'),
   [
-    {
-      rule: 'self.size == oldSelf.size',
-      message: 'storage.size is immutable (StatefulSet volumeClaimTemplates cannot change)',
-    },
     {
       rule:
         'has(self.storageClassName) == has(oldSelf.storageClassName) && ' +
