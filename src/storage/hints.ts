@@ -33,11 +33,7 @@ export class HintStore {
     this.#storage = storage;
     this.maxHints = maxHints;
     this.maxBytes = maxBytes;
-    this.#db = storage.root.openDB<Buffer, Buffer>({
-      name: 'hints',
-      keyEncoding: 'binary',
-      encoding: 'binary',
-    });
+    this.#db = storage.hintsTable;
     this.#count = 0;
     this.#bytes = 0;
     this.#seq = 0n;

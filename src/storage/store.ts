@@ -107,6 +107,7 @@ export class Storage {
   /** Live records that expire, by (expiry, key): see expiry-index.ts. */
   readonly #expiries: Database<Buffer, Buffer>;
   readonly #meta: Database<unknown, string>;
+  readonly #hints: Database<Buffer, Buffer>;
   readonly #dataFile: string;
   readonly #metrics: StorageMetrics | null;
   #state: MetaState;
@@ -143,6 +144,11 @@ export class Storage {
     this.#tombs = root.openDB<Buffer, Buffer>({ name: 'tombstones', ...binary });
     this.#expiries = root.openDB<Buffer, Buffer>({ name: 'expiries', ...binary });
     this.#meta = root.openDB<unknown, string>({ name: 'meta', encoding: 'json' });
+    // Every database is opened here, before the log's replay gives LMDB its first batch: lmdb-js
+    // opens a database in a synchronous transaction, which, run while a batch waits in LMDB's
+    // writer, commits that batch and restarts its rest as a synchronous commit, outside the
+    // overlapping sync the crash guarantee rests on (docs/storage.md, power-loss testing).
+    this.#hints = root.openDB<Buffer, Buffer>({ name: 'hints', ...binary });
     this.#dataFile = join(opts.path, 'data.mdb');
     this.#w = new Writability({
       dir: opts.path,
@@ -236,6 +242,11 @@ export class Storage {
   /** The LMDB environment, for stores that share it (hints). */
   get root(): RootDatabase {
     return this.#root;
+  }
+
+  /** The hint store's table (binary keys and values), opened with the others at open. */
+  get hintsTable(): Database<Buffer, Buffer> {
+    return this.#hints;
   }
 
   /** The record at `key`, tombstones included; undefined when the key was never written. */

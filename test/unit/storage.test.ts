@@ -298,6 +298,23 @@ describe('single-node coordinator scans', () => {
 });
 
 describe('HintStore', () => {
+  it('opens no LMDB database of its own: no synchronous LMDB transaction while the replay commits', async () => {
+    // lmdb-js opens a database in a synchronous transaction, which turns the rest of a batch
+    // waiting in LMDB's writer (a start's replay) into a synchronous commit (docs/storage.md).
+    const s = openStore();
+    const root = s.root as { openDB: unknown };
+    const openDB = root.openDB;
+    root.openDB = () => {
+      throw new Error('openDB after the store opened');
+    };
+    try {
+      const hints = new HintStore(s, 100);
+      expect(await hints.add([{ target: 'n2', key: b('k'), raw: b('v') }])).toBe(1);
+    } finally {
+      root.openDB = openDB;
+    }
+  });
+
   it('lists the hints of a target oldest first, up to a count and a byte budget (at least one)', async () => {
     const hints = new HintStore(openStore(), 100);
     const big = (i: number) => ({ target: 'n2', key: b(`k${i}`), raw: Buffer.alloc(1000, i) });
