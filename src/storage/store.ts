@@ -7,7 +7,7 @@ import { KvError } from '../errors/index.ts';
 import { dueEnd, expiryIndexKey, INDEX_START, parseExpiryIndexKey } from './expiry-index.ts';
 import { guardLmdbRejections } from './health.ts';
 import { compareVersions, HybridClock, isValidVersion, type Version } from './hlc.ts';
-import { checkLmdbFile, LMDB_ENV_OPTIONS } from './lmdb-check.ts';
+import { checkLmdbFile, checkLmdbTrees, LMDB_ENV_OPTIONS } from './lmdb-check.ts';
 import { registerStorageMetrics, type StorageMetrics } from './metrics.ts';
 import {
   compareRecords,
@@ -177,10 +177,16 @@ export class Storage {
    */
   static open(opts: StorageOptions): Storage {
     const walDir = join(opts.path, 'wal');
-    checkLmdbFile(opts.path);
+    const opened = checkLmdbFile(opts.path);
     const recovered = WriteAheadLog.recover(walDir, {
       truncateCorrupt: opts.walTruncateCorrupt ?? false,
     });
+    // After an unclean stop (a commit newer than the snapshot LMDB opens, or a log to replay) the
+    // snapshot's trees and free list are checked too: a power cut that kept some of the unflushed
+    // writes and not others must be refused here, not met by an LMDB assertion (SIGABRT) later.
+    if (opened && (opened.superseded || recovered.entries.length > 0)) {
+      checkLmdbTrees(opts.path, opened);
+    }
     let store: Storage;
     try {
       const root = open({ path: opts.path, ...LMDB_ENV_OPTIONS });

@@ -4,7 +4,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import { lmdbFileProblem } from './lmdb-check.ts';
+import { lmdbFileCheck } from './lmdb-check.ts';
+import { lmdbTreeProblem } from './lmdb-tree.ts';
 import { scanDir, segmentName } from './wal-recover.ts';
 
 /** What verifyStore found: `problems` make the directory unusable as it is; `notes` do not. */
@@ -30,7 +31,10 @@ export async function verifyStore(dir: string): Promise<StoreCheck> {
   }
   if (existsSync(walDir)) checkLog(walDir, problems, notes);
   if (!existsSync(mdb)) return { problems, notes, metadata: null };
-  const fileProblem = lmdbFileProblem(mdb);
+  // The meta pages, then the trees and free list of the snapshot LMDB would open (what a start
+  // after an unclean stop checks).
+  const check = lmdbFileCheck(mdb);
+  const fileProblem = check.problem ?? (check.opened ? lmdbTreeProblem(mdb, check.opened) : null);
   if (fileProblem !== null) {
     problems.push(`lmdb: ${mdb} is damaged: ${fileProblem}`);
     return { problems, notes, metadata: null };
