@@ -33,7 +33,9 @@ const USAGE = `Usage: node bench/ab.ts --a SCRIPT --b SCRIPT [options]
                      3-node cluster (RF=3, W=2, R=2) on its own loopback addresses, the load on
                      its first member, the CPU of all three counted
 Each target is pre-filled with the keys (100 B values).
-Prints every run, then per cell the median ops/s and node CPU µs per request, and B/A.`;
+Prints every run, then per cell the median ops/s and node CPU µs per request, and B/A of
+those medians; then per cell the B/A of each round (A and B measured back to back, so the
+machine's load moves both) and the median of those per-round ratios.`;
 
 const { values: o } = parseArgs({
   options: {
@@ -163,6 +165,21 @@ try {
         `| ${cell} | ${t.name} | ${Math.round(median(r.ops)).toLocaleString('en-US')} | ${median(r.cpu).toFixed(1)} | ${median(r.p99).toFixed(2)} | ${ratio} | ${vsYardstick} |`,
       );
     }
+  }
+  // Per-round ratios: each round measures A and B back to back, so a load that comes and goes
+  // between rounds moves both; their median is steadier than the ratio of the medians.
+  console.log('\n| cell | B/A ops per round | median | B/A CPU per round | median |');
+  console.log('|---|---|--:|---|--:|');
+  for (const { op, pipeline } of cells) {
+    const cell = `${op.toUpperCase()} P${pipeline}`;
+    const a = results.get(`${cell}|A`)!;
+    const b = results.get(`${cell}|B`)!;
+    const ops = b.ops.map((x, i) => x / a.ops[i]!);
+    const cpu = b.cpu.map((x, i) => x / a.cpu[i]!);
+    const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' ');
+    console.log(
+      `| ${cell} | ${list(ops)} | ${median(ops).toFixed(2)}x | ${list(cpu)} | ${median(cpu).toFixed(2)}x |`,
+    );
   }
 } finally {
   for (const s of servers) await stopServer(s).catch(() => {});

@@ -10,19 +10,9 @@ import { NODE, ROOT } from '../helpers/node-process.ts';
 
 const run = promisify(execFile);
 
-const abDirs = () => new Set(readdirSync(tmpdir()).filter((d) => d.startsWith('kvstore-ab-')));
-
-it("compares two servers cell by cell, with CPU per request, B/A and the ratio to each cell's yardstick", {
-  timeout: 180_000,
-}, async () => {
-  const before = abDirs();
-  const args = ['bench/ab.ts', '--a', 'bench/floor-server.ts', '--b', 'src/main.ts'];
-  args.push('--redis', '--redis-always');
-  // Enough requests that Redis's CPU spans some clock ticks (10 ms each): 2,000 could take less.
-  args.push('--cells', 'set:1,get:16', '--rounds', '1', '--requests', '20000', '--keys', '2000');
-  const { stdout } = await run(NODE, args, { cwd: ROOT });
-  const rows = stdout
-    .replaceAll(',', '')
+/** The cells of every table row of `text` that is a cell's (`| SET P1 | ...`). */
+const cellRows = (text: string) =>
+  text
     .split('\n')
     .filter((l) => /^\| (SET|GET) P\d+ \|/.test(l))
     .map((l) =>
@@ -31,6 +21,20 @@ it("compares two servers cell by cell, with CPU per request, B/A and the ratio t
         .slice(1, -1)
         .map((c) => c.trim()),
     );
+
+const abDirs = () => new Set(readdirSync(tmpdir()).filter((d) => d.startsWith('kvstore-ab-')));
+
+it("compares two servers cell by cell, with CPU per request, B/A (of the medians, and per round) and the ratio to each cell's yardstick", {
+  timeout: 180_000,
+}, async () => {
+  const before = abDirs();
+  const args = ['bench/ab.ts', '--a', 'bench/floor-server.ts', '--b', 'src/main.ts'];
+  args.push('--redis', '--redis-always');
+  // Enough requests that Redis's CPU spans some clock ticks (10 ms each): 2,000 could take less.
+  args.push('--cells', 'set:1,get:16', '--rounds', '1', '--requests', '20000', '--keys', '2000');
+  const { stdout } = await run(NODE, args, { cwd: ROOT });
+  const [medians, perRound] = stdout.split('| cell | B/A ops per round');
+  const rows = cellRows(medians!.replaceAll(',', ''));
   expect(rows.map((r) => `${r[0]} ${r[1]}`)).toEqual([
     'SET P1 A',
     'SET P1 B',
@@ -56,6 +60,15 @@ it("compares two servers cell by cell, with CPU per request, B/A and the ratio t
   expect(row('SET P1', 'Redis always').slice(7)).toEqual(['1.00x', '1.00x']);
   expect(row('GET P16', 'Redis').slice(7)).toEqual(['1.00x', '1.00x']);
   for (const r of rows) expect(r[7]).toMatch(/^\d+\.\d\dx$/);
+  // Then B/A round by round (one round here) and the median of those ratios, per cell.
+  const rounds = cellRows(perRound!);
+  expect(rounds.map((r) => r[0])).toEqual(['SET P1', 'GET P16']);
+  for (const [, ops, opsMedian, cpu, cpuMedian] of rounds) {
+    expect(ops).toMatch(/^\d+\.\d\d$/);
+    expect(cpu).toMatch(/^\d+\.\d\d$/);
+    expect(opsMedian).toBe(`${ops}x`);
+    expect(cpuMedian).toBe(`${cpu}x`);
+  }
   // Its servers and data directories are gone.
   expect([...abDirs()].filter((d) => !before.has(d))).toEqual([]);
 });

@@ -1,0 +1,34 @@
+// Smoke test of bench/write-path.ts: the write path in one process (three stores, the peer codec
+// without sockets) prints its CPU and collections per PUT and leaves no data directory behind.
+
+import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
+import { expect, it } from 'vitest';
+import { NODE, ROOT } from '../helpers/node-process.ts';
+
+const run = promisify(execFile);
+
+const dirs = () =>
+  new Set(readdirSync(tmpdir()).filter((d) => d.startsWith('kvstore-write-path-')));
+
+it('prints the CPU of a 3-replica PUT per round and their median, and cleans up', {
+  timeout: 120_000,
+}, async () => {
+  const before = dirs();
+  const args = ['bench/write-path.ts', '--writes', '300', '--rounds', '3', '--clients', '5'];
+  const { stdout } = await run(NODE, [...args, '--keys', '100'], { cwd: ROOT });
+  const line =
+    /main thread (\d+\.\d) µs, process (\d+\.\d) µs CPU per PUT, (\d+\.\d\d) scavenges per 1,000/;
+  const rounds = stdout.split('\n').filter((l) => l.startsWith('round '));
+  expect(rounds).toHaveLength(3);
+  expect(rounds[0]).toContain('(warm-up)');
+  const median = stdout.split('\n').find((l) => l.startsWith('median of 2 rounds: '));
+  for (const l of [...rounds, median!]) {
+    const [, main, all] = line.exec(l)!;
+    expect(Number(main)).toBeGreaterThan(0);
+    expect(Number(all)).toBeGreaterThanOrEqual(Number(main));
+  }
+  expect([...dirs()].filter((d) => !before.has(d))).toEqual([]);
+});
