@@ -33,6 +33,7 @@ import {
   quorum,
   type TargetedResult,
   targetedQuorum,
+  writeQuorum,
 } from './quorum.ts';
 
 /**
@@ -100,6 +101,7 @@ export interface ClusterOptions {
 const OK: Reply = { type: 'ok' };
 const PONG: Reply = { type: 'pong' };
 const NOT_FOUND: Reply = { type: 'not_found' };
+const answerOk = (): Reply => OK;
 /** EXISTS's answer for a key that holds a value (which it does not read). */
 const FOUND: Reply = { type: 'value', value: Buffer.alloc(0) };
 
@@ -329,26 +331,33 @@ export class ClusterCoordinator implements Coordinator {
    * passed on here (reroute) goes without rings, so it is never passed on twice, and with its
    * coordinator's deadline.
    */
-  async #write(
+  #write(
     key: Buffer,
     record: StoredRecord,
     p: Placement,
-    raw: Buffer = encodeRecord(record),
-    how: ApplyHow = { rings: p.rings },
+    encoded?: Buffer,
+    placedHow?: ApplyHow,
   ): Promise<Reply> {
-    const entry: WireEntry[] = [[key, raw]];
-    const records = [record];
-    const calls = new Map<string, Promise<void>>();
-    for (const name of p.all) {
+    // Not an async function (one per client write; its frame was the largest allocation of a
+    // write's path, bench/write-path.ts): what throws rejects all the same.
+    try {
+      const raw = encoded ?? encodeRecord(record);
+      const how = placedHow ?? { rings: p.rings };
+      const entry: WireEntry[] = [[key, raw]];
+      const records = [record];
       // Every owner is tried, even one the failure detector calls down: a dead peer fails fast
       // (refused, or in reconnect backoff) and gets a hint; a slow one is not waited for.
       // Encoded once: this node stores and every peer receives the same bytes.
-      const call = this.#o.replicas.apply(name, entry, records, how);
-      call.catch(() => this.#o.hint(name, key, raw));
-      calls.set(name, call);
+      return writeQuorum(
+        p.all,
+        this.#groups(p, this.#o.writeQuorum),
+        'write quorum',
+        (name) => this.#o.replicas.apply(name, entry, records, how),
+        (name) => this.#o.hint(name, key, raw),
+      ).then(answerOk);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    await quorum(calls, this.#groups(p, this.#o.writeQuorum), 'write quorum');
-    return OK;
   }
 
   /**

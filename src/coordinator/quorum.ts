@@ -51,6 +51,76 @@ export function quorum<T>(
   });
 }
 
+/**
+ * quorum() for writes, whose answers carry nothing: starts `call(name)` for each of `names` and
+ * resolves as soon as every group has `need` successes; rejects with KV_ERR_UNAVAILABLE (the same
+ * message as quorum()) as soon as some group can no longer reach its count. `onFail(name)` runs
+ * for every call that fails, also after the quorum settled (the caller's hint). One reaction per
+ * call and a count per group, instead of quorum()'s maps and a second reaction for the failure:
+ * this runs once per client write.
+ */
+export function writeQuorum(
+  names: readonly string[],
+  groups: readonly QuorumGroup[],
+  what: string,
+  call: (name: string) => Promise<unknown>,
+  onFail: (name: string) => void,
+): Promise<void> {
+  const { promise, resolve, reject } = Promise.withResolvers<void>();
+  const good = groups.map(() => 0);
+  const possible = groups.map((g) => {
+    let n = 0;
+    for (const m of g.members) if (names.includes(m)) n++;
+    return n;
+  });
+  let failed: [string, string][] | null = null;
+  let done = false;
+  const settle = () => {
+    if (done) return;
+    let satisfied = true;
+    for (let g = 0; g < groups.length; g++) {
+      const need = groups[g]!.need;
+      if (possible[g]! < need) {
+        done = true;
+        reject(unavailable(what, possible[g]!, need, new Map(failed)));
+        return;
+      }
+      if (good[g]! < need) satisfied = false;
+    }
+    if (satisfied) {
+      done = true;
+      resolve();
+    }
+  };
+  const count = (name: string, into: number[], by: number) => {
+    for (let g = 0; g < groups.length; g++) if (groups[g]!.members.includes(name)) into[g]! += by;
+  };
+  for (const name of names) {
+    let started: Promise<unknown>;
+    try {
+      started = call(name);
+    } catch (err) {
+      started = Promise.reject(err);
+    }
+    started.then(
+      () => {
+        count(name, good, 1);
+        settle();
+      },
+      (err: unknown) => {
+        onFail(name);
+        if (done) return;
+        failed ??= [];
+        failed.push([name, err instanceof KvError ? wireCode(err.code).toLowerCase() : 'error']);
+        count(name, possible, -1);
+        settle();
+      },
+    );
+  }
+  settle();
+  return promise;
+}
+
 /** Records a call's outcome in `ok` or, as a short reason (`peer_timeout`), in `failed`. */
 function track<T>(
   name: string,

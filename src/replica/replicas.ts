@@ -264,9 +264,9 @@ export class Replicas {
   }
 
   /**
-   * Applies entries on `name` (last write wins); resolves once durable there. With
-   * `applyTimeoutMs` (the peer request timeout) the request carries its deadline, and a replica
-   * that reads it too late refuses it (ApplyRequest.d). `records`, when given, are the entries'
+   * Applies entries on `name` (last write wins); resolves (with nothing of use) once durable
+   * there. With `applyTimeoutMs` (the peer request timeout) the request carries its deadline, and
+   * a replica that reads it too late refuses it (ApplyRequest.d). `records`, when given, are the entries'
    * records decoded (in the same order): a local apply then neither decodes nor re-encodes them.
    * `how.rings`: the rings a coordinator placed the writes under (Placement.rings), which another
    * member routing by other rings passes them on under (ApplyRequest.p); absent for a write meant
@@ -276,18 +276,28 @@ export class Replicas {
    * the same rings (see COALESCE_*): they succeed or fail together, each caller seeing the
    * request's outcome.
    */
-  async apply(
+  apply(
     name: string,
     entries: WireEntry[],
     records?: readonly StoredRecord[],
     how: ApplyHow = {},
-  ): Promise<void> {
-    if (name === this.self) {
-      await this.#storage.applyBatch(
-        entries.map(([key, raw], i) => ({ key, record: records?.[i] ?? decodeRecord(raw), raw })),
-      );
-      return;
+  ): Promise<unknown> {
+    // Not an async function: a client write makes one call per replica, and the wrapper promise
+    // (with the reactions that adopt the inner one) was work for nothing; what throws rejects.
+    try {
+      if (name === this.self) {
+        return this.#storage.applyBatch(
+          entries.map(([key, raw], i) => ({ key, record: records?.[i] ?? decodeRecord(raw), raw })),
+        );
+      }
+      return this.#applyThere(name, entries, how);
+    } catch (err) {
+      return Promise.reject(err);
     }
+  }
+
+  /** apply() to another member. */
+  #applyThere(name: string, entries: WireEntry[], how: ApplyHow): Promise<unknown> {
     const [only] = entries;
     const { rings } = how;
     if (

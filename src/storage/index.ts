@@ -17,6 +17,7 @@ export {
 export {
   compareRecords,
   decodeRecord,
+  decodeRecordHeader,
   deletedAt,
   encodeRecord,
   expiredForm,

@@ -111,6 +111,21 @@ function nodeName(buf: Buffer, at: number, len: number, what: string): string {
  * The value is a view into `buf`.
  */
 export function decodeRecord(buf: Buffer): StoredRecord {
+  return decode(buf, true);
+}
+
+const NO_VALUE = Buffer.alloc(0);
+
+/**
+ * decodeRecord with the same checks, for a caller that reads only the versions, flags and
+ * expiry (the store's write decisions against the stored record): `value` is an empty buffer,
+ * not a view of `buf`'s value (making that view was most of a decode's cost).
+ */
+export function decodeRecordHeader(buf: Buffer): StoredRecord {
+  return decode(buf, false);
+}
+
+function decode(buf: Buffer, withValue: boolean): StoredRecord {
   if (buf.length <= HEADER) throw bad('is shorter than its header and node name', buf);
   if (buf[0] !== FORMAT) throw bad(`has unknown format ${buf[0]}`, buf);
   const flags = buf[1]!;
@@ -148,7 +163,7 @@ export function decodeRecord(buf: Buffer): StoredRecord {
   const rec: { -readonly [K in keyof StoredRecord]: StoredRecord[K] } = {
     version,
     tombstone,
-    value: buf.subarray(end),
+    value: withValue ? buf.subarray(end) : NO_VALUE,
   };
   if (expiresAt !== undefined) rec.expiresAt = expiresAt;
   if (base !== undefined) rec.base = base;

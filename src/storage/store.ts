@@ -12,6 +12,7 @@ import { registerStorageMetrics, type StorageMetrics } from './metrics.ts';
 import {
   compareRecords,
   decodeRecord,
+  decodeRecordHeader,
   encodeRecord,
   expiredForm,
   isLive,
@@ -290,8 +291,13 @@ export class Storage {
   }
 
   /** Applies many entries (last write wins each); resolves with how many applied, once durable. */
-  async applyBatch(entries: readonly Entry[]): Promise<number> {
-    for (const e of entries) this.#observe(e.record.version);
+  applyBatch(entries: readonly Entry[]): Promise<number> {
+    // Not async (one call per write on every replica): a refused version rejects all the same.
+    try {
+      for (const e of entries) this.#observe(e.record.version);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return this.#durable(() => {
       let n = 0;
       for (const e of entries) if (this.#applyOne(e.key, e.record, false, e.raw)) n++;
@@ -377,7 +383,32 @@ export class Storage {
    * the log and LMDB's writer thread get them in the same order. (A `transaction()` callback
    * would make the writer thread wait for the main thread on every commit.)
    */
-  async #durable<T>(decide: () => T): Promise<T> {
+  #durable<T>(decide: () => T): Promise<T> {
+    const wal = this.#wal;
+    // The common case without an async function (one per write on every replica): the log
+    // healthy, the writes decided at once, one reaction when their group is on disk.
+    if (this.#closed || wal === null || this.#w.refusing()) return this.#durableSlowly(decide);
+    const started = performance.now();
+    let result: T;
+    try {
+      result = decide();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return wal.sync().then(
+      () => {
+        this.#w.report();
+        return this.#synced(result, started);
+      },
+      (err: unknown) => {
+        this.#w.report();
+        throw err;
+      },
+    );
+  }
+
+  /** #durable when the store is closed or refusing writes (it waits until the log can take them). */
+  async #durableSlowly<T>(decide: () => T): Promise<T> {
     const wal = this.#wal;
     if (this.#closed || wal === null) {
       throw new KvError('KV_ERR_STORAGE', 'storage: store is closed');
@@ -391,10 +422,23 @@ export class Storage {
     } finally {
       this.#w.report();
     }
+    return this.#synced(result, started);
+  }
+
+  /**
+   * After a #durable write's log group is on disk: waits for LMDB to commit when too much is
+   * uncommitted, and observes the commit time.
+   */
+  #synced<T>(result: T, started: number): T | Promise<T> {
     // LMDB commits in queue order: the newest queued write's commit covers this one's.
     if (this.#uncommittedBytes > MAX_UNCOMMITTED_BYTES) {
       this.#issue();
-      await this.#lastCommit.catch(() => {});
+      return this.#lastCommit
+        .catch(() => {})
+        .then(() => {
+          this.#metrics?.commitSeconds.observe((performance.now() - started) / 1000);
+          return result;
+        });
     }
     this.#metrics?.commitSeconds.observe((performance.now() - started) / 1000);
     return result;
@@ -442,8 +486,8 @@ export class Storage {
    * #current for a write's decision, with the key's latin1 string made once for #queue too.
    * LMDB's bytes are not copied: they are valid only until the next LMDB read, so the caller
    * must be done with them (and with a record decoded from them) before it reads again. They are
-   * the same view of lmdb-js's read buffer as in withRaw, so a decoded record's `value` runs to
-   * that buffer's end: only its versions and flags are read.
+   * the same view of lmdb-js's read buffer as in withRaw (whose end is not the record's), so
+   * only the header is decoded from them (decodeRecordHeader).
    */
   #peek(key: Buffer, k: string): Buffer | undefined {
     const queued = this.#queued.get(k);
@@ -550,9 +594,10 @@ export class Storage {
   /** `encoded`, when given, is encodeRecord(record): stored as it is. */
   #applyOne(key: Buffer, record: StoredRecord, onlyIfLive: boolean, encoded?: Buffer): boolean {
     const k = key.toString('latin1');
-    // `old` is used only in this call, and nothing below reads LMDB (see #peek).
+    // `old` is used only in this call, and nothing below reads LMDB (see #peek). Its value is
+    // never read: the header alone is decoded (with every check of a whole decode).
     const raw = this.#peek(key, k);
-    const old = raw === undefined ? undefined : decodeRecord(raw);
+    const old = raw === undefined ? undefined : decodeRecordHeader(raw);
     if (onlyIfLive && (!old || !isLive(old, this.clock.wallNow()))) return false;
     // A stored version out of range (written before versions were checked) loses to any write.
     if (old && compareRecords(old, record) >= 0 && isValidVersion(old.version)) return false;

@@ -1,5 +1,5 @@
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
-import { oneMore, targetedQuorum } from '../../src/coordinator/quorum.ts';
+import { oneMore, targetedQuorum, writeQuorum } from '../../src/coordinator/quorum.ts';
 import { KvError } from '../../src/errors/index.ts';
 
 /** Replicas whose answers the test hands out one by one. */
@@ -246,5 +246,108 @@ describe('oneMore', () => {
     await late;
     expect(vi.getTimerCount()).toBe(0);
     expect(two.asked).toEqual(['b']);
+  });
+});
+
+describe('writeQuorum', () => {
+  /** A write quorum over `names` whose outcome the test reads without awaiting it. */
+  function write(names: string[], groups: { members: string[]; need: number }[]) {
+    const r = replicas();
+    const hinted: string[] = [];
+    let outcome: 'pending' | 'ok' | string = 'pending';
+    const done = writeQuorum(names, groups, 'write quorum', r.call, (n) => hinted.push(n));
+    done.then(
+      () => {
+        outcome = 'ok';
+      },
+      (err: Error) => {
+        outcome = err.message;
+      },
+    );
+    return { r, hinted, outcome: () => outcome, done };
+  }
+
+  it('asks every replica at once and answers OK as soon as a group has its count', async () => {
+    const w = write(['a', 'b', 'c'], [{ members: ['a', 'b', 'c'], need: 2 }]);
+    expect(w.r.asked).toEqual(['a', 'b', 'c']);
+    w.r.answer('c');
+    await tick();
+    expect(w.outcome()).toBe('pending');
+    w.r.answer('a');
+    await tick();
+    expect(w.outcome()).toBe('ok');
+  });
+
+  it('hints every replica that fails, also after the quorum answered', async () => {
+    const w = write(['a', 'b', 'c'], [{ members: ['a', 'b', 'c'], need: 2 }]);
+    w.r.fail('b');
+    w.r.answer('a');
+    w.r.answer('c');
+    await w.done;
+    expect(w.hinted).toEqual(['b']);
+    const late = write(['a', 'b', 'c'], [{ members: ['a', 'b', 'c'], need: 2 }]);
+    late.r.answer('a');
+    late.r.answer('b');
+    await late.done;
+    late.r.fail('c');
+    await tick();
+    expect(late.hinted).toEqual(['c']);
+  });
+
+  it('fails as soon as a group can no longer reach its count, naming the failures', async () => {
+    const w = write(['a', 'b', 'c'], [{ members: ['a', 'b', 'c'], need: 2 }]);
+    w.r.fail('a');
+    await tick();
+    expect(w.outcome()).toBe('pending');
+    w.r.fail('c');
+    await tick();
+    expect(w.outcome()).toBe('replication: write quorum 1/2 (a: peer_timeout, c: peer_timeout)');
+    w.r.answer('b');
+    await tick();
+    expect(w.hinted).toEqual(['a', 'c']);
+  });
+
+  it('needs the count in every group while data moves, a member counting in each it is in', async () => {
+    // Target ring a, b, d; settled ring a, b, c: a and b count in both.
+    const groups = [
+      { members: ['a', 'b', 'd'], need: 2 },
+      { members: ['a', 'b', 'c'], need: 2 },
+    ];
+    const w = write(['a', 'b', 'c', 'd'], groups);
+    w.r.answer('a');
+    w.r.answer('d');
+    await tick();
+    expect(w.outcome()).toBe('pending'); // the settled ring has only a
+    w.r.answer('c');
+    await tick();
+    expect(w.outcome()).toBe('ok');
+    const lost = write(['a', 'b', 'c', 'd'], groups);
+    lost.r.answer('a');
+    lost.r.fail('b');
+    lost.r.fail('c');
+    await tick();
+    expect(lost.outcome()).toBe('replication: write quorum 1/2 (b: peer_timeout, c: peer_timeout)');
+  });
+
+  it('counts a call that throws as a failure', async () => {
+    const hinted: string[] = [];
+    const done = writeQuorum(
+      ['a', 'b'],
+      [{ members: ['a', 'b'], need: 2 }],
+      'write quorum',
+      (n) => {
+        if (n === 'b') throw new Error('boom');
+        return Promise.resolve();
+      },
+      (n) => hinted.push(n),
+    );
+    await expect(done).rejects.toThrow('replication: write quorum 1/2 (b: error)');
+    expect(hinted).toEqual(['b']);
+  });
+
+  it('fails at once when a group has fewer members asked than it needs', async () => {
+    const w = write(['a'], [{ members: ['a', 'b'], need: 2 }]);
+    await tick();
+    expect(w.outcome()).toBe('replication: write quorum 1/2 (replicas down)');
   });
 });

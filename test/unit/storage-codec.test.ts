@@ -3,6 +3,7 @@ import { successorOfPrefix } from '../../src/coordinator/index.ts';
 import {
   compareVersions,
   decodeRecord,
+  decodeRecordHeader,
   encodeRecord,
   HybridClock,
   isLive,
@@ -64,6 +65,41 @@ describe('withoutValue (what a member sends for RANGE and PREFIX)', () => {
     expect(withoutValue(cut)).toBe(cut);
     const short = Buffer.from([1, 0, 0]);
     expect(withoutValue(short)).toBe(short);
+  });
+});
+
+describe('decodeRecordHeader (the store reading the record a write replaces)', () => {
+  const version = { wall: 1_764_000_000_123, logical: 7, node: 'kvstore-2' };
+  const base = { wall: 1_764_000_000_100, logical: 0, node: 'kvstore-1' };
+  const value = Buffer.from('the value');
+
+  it('decodes what decodeRecord does but the value, without a view of the bytes', () => {
+    const records: StoredRecord[] = [
+      { version, tombstone: false, value },
+      { version, tombstone: true, value: Buffer.alloc(0) },
+      { version, tombstone: false, value, expiresAt: 1_764_000_050_000 },
+      { version, tombstone: false, value, base, expiresAt: 2 ** 40 },
+    ];
+    for (const rec of records) {
+      const raw = encodeRecord(rec);
+      const header = decodeRecordHeader(raw);
+      expect(header).toEqual({ ...decodeRecord(raw), value: Buffer.alloc(0) });
+      expect(header.value.buffer).not.toBe(raw.buffer);
+    }
+  });
+
+  it('throws what decodeRecord throws for a malformed record', () => {
+    const good = encodeRecord({ version, tombstone: false, value });
+    const bad = [
+      Buffer.from([9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x61]), // unknown format
+      good.subarray(0, 12), // node name past the end
+      Buffer.concat([encodeRecord({ version, tombstone: true, value: Buffer.alloc(0) }), value]),
+      encodeRecord({ version: base, tombstone: false, value, base: version }), // base not below
+    ];
+    for (const raw of bad) {
+      expect(() => decodeRecord(raw)).toThrow(/storage: record/);
+      expect(() => decodeRecordHeader(raw)).toThrow(/storage: record/);
+    }
   });
 });
 
