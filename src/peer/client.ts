@@ -10,7 +10,7 @@ import { decodeResponse, encodeRequest, MAX_REQUEST_ID, type ResponseMessage } f
 import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameDecoder } from './frame.ts';
 import { FrameWriter } from './frame-writer.ts';
 import { type PeerMetrics, peerMetrics } from './metrics.ts';
-import { tunePeerSocket } from './socket.ts';
+import { tunePeerSocket, unsentBytes } from './socket.ts';
 
 export interface PeerClientOptions {
   /** `host:port` of the peer's peer port (`[addr]:port` for IPv6). */
@@ -112,7 +112,10 @@ export class PeerClient {
   #written = 0;
   /** Armed when a request is refused for a full queue: checks the peer took something since. */
   #stallTimer: NodeJS.Timeout | null = null;
-  #stalledAt = 0;
+  /** progressOf(socket) when the timer was armed. */
+  #stalledAt = '';
+  /** Bytes received on the current socket. */
+  #received = 0;
   /** Set when the current socket was closed for not draining: reconnect after a backoff. */
   #stalled = false;
   /** Requests written while the handshake runs, and their bytes; null once it is done. */
@@ -256,20 +259,32 @@ export class PeerClient {
   #queueFullError(socket: Socket): KvError {
     this.#metrics.refused.labels('queue_full').inc();
     if (this.#stallTimer === null) {
-      this.#stalledAt = this.#written - socket.writableLength;
+      this.#stalledAt = this.#progressOf(socket);
       const timeoutMs = this.#opts.timeoutMs;
       this.#stallTimer = setTimeout(() => this.#checkStall(socket, timeoutMs), timeoutMs);
     }
-    const msg = `peer: ${socket.writableLength} bytes queued to ${this.address}, not reading`;
+    const msg = `peer: ${socket.writableLength} bytes queued to ${this.address}: slow or not reading`;
     return new KvError('KV_ERR_PEER_UNAVAILABLE', msg);
   }
 
-  /** Closes `socket` if the peer took none of its queued bytes since the queue became full. */
+  /**
+   * Where the socket's traffic stands: bytes whose writes completed, bytes of the current write
+   * the kernel has not taken (see unsentBytes), bytes received. Any change is the peer taking or
+   * sending something.
+   */
+  #progressOf(socket: Socket): string {
+    return `${this.#written - socket.writableLength}/${unsentBytes(socket)}/${this.#received}`;
+  }
+
+  /**
+   * Closes `socket` if the peer took none of its queued bytes, and sent none, since the queue
+   * became full. A slow link is not a stall: the kernel takes part of a large write at a time.
+   */
   #checkStall(socket: Socket, timeoutMs: number): void {
     this.#stallTimer = null;
     if (socket !== this.#socket || socket.destroyed) return;
     const queued = socket.writableLength;
-    if (queued === 0 || this.#written - queued !== this.#stalledAt) return;
+    if (queued === 0 || this.#progressOf(socket) !== this.#stalledAt) return;
     this.#stalled = true;
     this.#metrics.stalled.inc();
     const msg = `peer not reading: ${queued} bytes queued, none taken in ${timeoutMs} ms`;
@@ -299,6 +314,7 @@ export class PeerClient {
     const socket = tls ? tlsConnect({ ...tls, host, port }) : connect({ host, port });
     this.#socket = socket;
     this.#written = 0;
+    this.#received = 0;
     this.#writer = new FrameWriter(socket, (n) => {
       this.#written += n;
       this.#metrics.sentBytes.labels('client').inc(n);
@@ -362,6 +378,7 @@ export class PeerClient {
   #onData(socket: Socket, chunk: Buffer): void {
     this.#metrics.receivedBytes.labels('client').inc(chunk.length);
     if (socket !== this.#socket) return;
+    this.#received += chunk.length;
     this.#decoder.push(chunk);
     for (;;) {
       let msg: ResponseMessage;

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Registry } from 'prom-client';
@@ -215,6 +216,66 @@ describe('peer backpressure', () => {
     expect(await Promise.all(admitted)).toEqual(Array.from({ length: 10 }, (_, i) => i));
     expect(await c.request('m', 11)).toBe(11);
   });
+});
+
+/**
+ * A TCP proxy on 127.0.0.1 to `port` that passes the client's bytes on at `bytesPerSec` (it
+ * stops reading between chunks, so the client's socket fills as behind a slow link); closed when
+ * the test ends.
+ */
+async function slowProxy(port: number, bytesPerSec: number): Promise<number> {
+  const sockets = new Set<Socket>();
+  const proxy = createServer((inbound) => {
+    const outbound = connect(port, '127.0.0.1');
+    for (const s of [inbound, outbound]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => {
+        inbound.destroy();
+        outbound.destroy();
+      });
+    }
+    outbound.pipe(inbound);
+    inbound.on('data', (chunk: Buffer) => {
+      inbound.pause();
+      outbound.write(chunk);
+      setTimeout(() => inbound.resume(), (chunk.length / bytesPerSec) * 1000);
+    });
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  defer(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => proxy.close(r));
+  });
+  return (proxy.address() as AddressInfo).port;
+}
+
+describe('a peer behind a slow link', () => {
+  // The stall check counted bytes taken by whole write requests, and one request carries every
+  // frame queued behind the one before (megabytes): over a slow link nothing seemed taken for
+  // seconds while the peer read all along, and its connection was closed as not reading.
+  it('is not taken for one that does not read while it takes the queued bytes slowly', async () => {
+    const registry = new Registry();
+    const s = await server(() => null, { registry });
+    const port = await slowProxy(s.port, 4 * 1024 * 1024);
+    const c = client(port, { registry, timeoutMs: 300, maxQueuedBytes: 8 * 1024 * 1024 });
+    const body = Buffer.alloc(1024 * 1024);
+    const sent: Promise<string>[] = [];
+    // Until one is refused for the full queue (8 MiB here, more in the kernel's socket buffers).
+    for (;;) {
+      const r = c.request('put', body, { timeoutMs: 60_000 }).then(
+        () => 'ok',
+        (err: KvError) => err.message,
+      );
+      await new Promise((resolve) => setImmediate(resolve));
+      if (/bytes queued/.test(await Promise.race([r, Promise.resolve('pending')]))) break;
+      sent.push(r);
+    }
+    expect(sent.length).toBeGreaterThan(8);
+    const results = await Promise.all(sent);
+    expect(results.filter((r) => r !== 'ok')).toEqual([]);
+    expect(await metric(registry, 'kvstore_peer_connections_stalled_total', {})).toBe(0);
+  }, 60_000);
 });
 
 describe('PeerPool', () => {
