@@ -197,7 +197,10 @@ const options = {
     .max(86_400_000)
     .default(500)
     .describe('refuse peer versions further ahead of this clock (ms)'),
-  /** Most inbound peer connections at once; further ones are closed at once (and counted). */
+  /**
+   * Most inbound peer connections at once; further ones are closed at once (and counted). Each
+   * member opens two to each other member (data, and the probes' control connection).
+   */
   maxPeerConnections: positive
     .max(1_000_000)
     .default(512)

@@ -167,8 +167,9 @@ export async function startCluster(
       ...(secret ? { handshake: peerHandshake(secret) } : {}),
     },
   });
+  // On the control lane: a probe must not wait behind the replica data queued to the member.
   const hello = (address: string) =>
-    pool.get(address).request<unknown>(METHODS.hello, {}).then(readHello);
+    pool.get(address, 'control').request<unknown>(METHODS.hello, {}).then(readHello);
   const identify = (host: string, port: number) =>
     hello(peerAddressOf({ host, peerPort: port })).then(
       (h) => h.name,

@@ -1,4 +1,4 @@
-// A pool of peer clients: a fixed number of persistent connections per peer address.
+// A pool of peer clients: a fixed number of persistent data connections per peer address, and one for control.
 
 import type { Registry } from 'prom-client';
 import { KvError } from '../errors/index.ts';
@@ -8,7 +8,10 @@ import { PeerClient, type PeerClientOptions } from './client.ts';
 export interface PeerPoolOptions {
   readonly logger: Logger;
   readonly registry?: Registry;
-  /** PeerClients (so TCP connections) per address; requests round-robin over them. */
+  /**
+   * Data PeerClients (so TCP connections) per address; data requests round-robin over them. The
+   * control lane's one connection is on top of these.
+   */
   readonly connectionsPerAddress?: number;
   /** Options given to every client (timeouts, limits, backoff); see PeerClientOptions. */
   readonly client?: Omit<PeerClientOptions, 'address' | 'logger' | 'registry'>;
@@ -24,8 +27,21 @@ export const PEER_POOL_DEFAULTS = {
   connectionsPerAddress: 1,
 } as const;
 
+/**
+ * Which connection a request to a peer takes. `data`: replica reads and writes, hints, streams,
+ * scans (frames up to the 64 MiB limit, both ways). `control`: the failure detector's probes and
+ * other small, urgent requests with small answers, on a connection of their own so that they
+ * never wait behind the data queued to the peer (up to `maxQueuedBytes` in this process, the
+ * socket buffers, a frame the peer is still receiving, the peer's per-connection in-flight
+ * window) nor their answers behind large answers the other way. A probe then times out when the
+ * peer does not answer, not when the link is busy carrying its data.
+ */
+export type PeerLane = 'data' | 'control';
+
 interface Entry {
   readonly clients: readonly PeerClient[];
+  /** The control lane's client, made on the first `get(address, 'control')`. */
+  control: PeerClient | null;
   next: number;
   /** A `get` asked for it since the last idle sweep. */
   used: boolean;
@@ -68,18 +84,23 @@ export class PeerPool {
   }
 
   /**
-   * A client for `address`: the same one every time when `connectionsPerAddress` is 1, else the
-   * next of that address's clients in round-robin order. Throws KvError KV_ERR_INVALID_ARGUMENT
-   * for a malformed address and KV_ERR_PEER_UNAVAILABLE after close().
+   * A client for `address` on `lane` (see PeerLane). `data`: the same one every time when
+   * `connectionsPerAddress` is 1, else the next of that address's clients in round-robin order;
+   * `control`: the address's one control client. Throws KvError KV_ERR_INVALID_ARGUMENT for a
+   * malformed address and KV_ERR_PEER_UNAVAILABLE after close().
    */
-  get(address: string): PeerClient {
+  get(address: string, lane: PeerLane = 'data'): PeerClient {
     if (this.#closed) throw new KvError('KV_ERR_PEER_UNAVAILABLE', 'peer: pool closed');
     let entry = this.#entries.get(address);
     if (entry === undefined) {
-      entry = { clients: this.#create(address), next: 0, used: true };
+      entry = { clients: this.#create(address, this.#size), control: null, next: 0, used: true };
       this.#entries.set(address, entry);
     }
     entry.used = true;
+    if (lane === 'control') {
+      entry.control ??= this.#create(address, 1)[0]!;
+      return entry.control;
+    }
     if (entry.clients.length === 1) return entry.clients[0]!;
     const client = entry.clients[entry.next]!;
     entry.next = (entry.next + 1) % entry.clients.length;
@@ -94,7 +115,7 @@ export class PeerPool {
     const entry = this.#entries.get(address);
     if (entry === undefined) return;
     this.#entries.delete(address);
-    await Promise.all(entry.clients.map((c) => c.close()));
+    await Promise.all(clientsOf(entry).map((c) => c.close()));
   }
 
   /** Closes every client; `get` throws afterwards. Resolves when every socket is closed. */
@@ -103,23 +124,28 @@ export class PeerPool {
     if (this.#sweep !== null) clearInterval(this.#sweep);
     const entries = [...this.#entries.values()];
     this.#entries.clear();
-    await Promise.all(entries.flatMap((e) => e.clients.map((c) => c.close())));
+    await Promise.all(entries.flatMap((e) => clientsOf(e).map((c) => c.close())));
   }
 
   /** Forgets the addresses not asked for since the last sweep and with nothing outstanding. */
   #closeIdle(): void {
     for (const [address, entry] of this.#entries) {
       if (entry.used) entry.used = false;
-      else if (entry.clients.every((c) => c.inFlight === 0)) void this.remove(address);
+      else if (clientsOf(entry).every((c) => c.inFlight === 0)) void this.remove(address);
     }
   }
 
-  #create(address: string): PeerClient[] {
+  #create(address: string, count: number): PeerClient[] {
     const { logger, registry, client } = this.#opts;
     const clients: PeerClient[] = [];
-    for (let i = 0; i < this.#size; i++) {
+    for (let i = 0; i < count; i++) {
       clients.push(new PeerClient({ ...client, address, logger, registry }));
     }
     return clients;
   }
+}
+
+/** Every client of an address, both lanes. */
+function clientsOf(entry: Entry): PeerClient[] {
+  return entry.control === null ? [...entry.clients] : [...entry.clients, entry.control];
 }

@@ -7,7 +7,7 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
-import { type PeerHandler, PeerPool } from '../../src/peer/index.ts';
+import { type PeerHandler, PeerPool, type PeerPoolOptions } from '../../src/peer/index.ts';
 import {
   NO_ANTI_ENTROPY,
   metric as nodeMetric,
@@ -218,6 +218,16 @@ describe('peer backpressure', () => {
   });
 });
 
+/** A server whose `hang` requests wait for `g`, and a pool with `opts` to it. */
+async function hangingPool(opts: Partial<PeerPoolOptions>) {
+  const registry = new Registry();
+  const g = gate();
+  const s = await server((m, body) => (m === 'hang' ? g.wait : body), { registry });
+  const pool = new PeerPool({ logger, registry, ...opts });
+  defer(() => pool.close());
+  return { g, s, address: `127.0.0.1:${s.port}`, pool };
+}
+
 /**
  * A TCP proxy on 127.0.0.1 to `port` that passes the client's bytes on at `bytesPerSec` (it
  * stops reading between chunks, so the client's socket fills as behind a slow link); closed when
@@ -305,6 +315,37 @@ describe('PeerPool', () => {
     expect(pool2.get(address)).not.toBe(a);
     await pool2.close();
     expect(() => pool2.get(address)).toThrow(/pool closed/);
+  });
+
+  it('gives each address one control client on a connection of its own, closed with the rest', async () => {
+    const { g, s, address, pool } = await hangingPool({ connectionsPerAddress: 2 });
+    const control = pool.get(address, 'control');
+    expect(pool.get(address, 'control')).toBe(control);
+    const data = [pool.get(address), pool.get(address)];
+    expect(data).not.toContain(control);
+    // The data connections' handlers hang; the control connection still answers.
+    const hung = data.map((c) => failure(c.request('hang', null)));
+    expect(await control.request('m', 'hello')).toBe('hello');
+    await until(() => s.connectionCount === 3);
+    await pool.remove(address);
+    expect(control.state).toBe('closed');
+    for (const e of await Promise.all(hung)) expect(e.code).toBe('KV_ERR_PEER_UNAVAILABLE');
+    expect(pool.get(address, 'control')).not.toBe(control);
+    g.open();
+  });
+
+  it('closes an idle address with its control client, not while a probe is out', async () => {
+    const { g, address, pool } = await hangingPool({ idleCloseMs: 50 });
+    const control = pool.get(address, 'control');
+    const probe = control.request('hang', null);
+    // Six sweeps with nobody asking for the address (a bounded window, not a wait for a
+    // condition): the probe out keeps it.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(pool.addresses).toEqual([address]);
+    g.open();
+    await probe;
+    await until(() => pool.addresses.length === 0, 5000);
+    expect(control.state).toBe('closed');
   });
 });
 
