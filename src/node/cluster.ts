@@ -54,6 +54,7 @@ import {
   type HelloReply,
   METHODS,
   type MemberLoad,
+  type PeerCall,
   RemoteVersions,
   Replicas,
   scanServeLimit,
@@ -289,7 +290,7 @@ export async function startCluster(
   // collection's questions, backups. While another process answers under this node's name, none
   // is sent (the ones already sent finish): its data is not the listed node's (probes and hellos
   // go on, so it notices when the other one is gone).
-  const call = (name: string, method: string, body: unknown) => {
+  const call: PeerCall = (name, method, body, opts) => {
     try {
       checkIdentity();
     } catch (err) {
@@ -300,7 +301,7 @@ export async function startCluster(
       return Promise.reject(
         new KvError('KV_ERR_PEER_UNAVAILABLE', `replication: ${name} is not a member`),
       );
-    return pool.get(peerAddressOf(m)).request(method, body);
+    return pool.get(peerAddressOf(m)).request(method, body, opts);
   };
   // Reads count a settled owner only if it still has the data directory the ring recorded, and
   // say whether it is out of the target ring (Topology.readTerms); writes carry the peer timeout
@@ -371,6 +372,7 @@ export async function startCluster(
   const hints = new Hints({
     store: hintStore,
     replicas,
+    timeoutMs: config.peerTimeoutMs,
     isUp,
     isMember: (name) => membership.address(name) !== undefined,
     intervalMs: config.hintIntervalMs,

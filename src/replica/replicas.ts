@@ -66,10 +66,23 @@ interface Outbox {
 export interface ApplyHow {
   readonly rings?: string | undefined;
   readonly deadline?: number | undefined;
+  /**
+   * The request's timeout and deadline window instead of the peer timeout: for a transfer the
+   * link may need longer for (hint delivery), never for a write a client waits on.
+   */
+  readonly timeoutMs?: number | undefined;
 }
 
-/** Sends one peer request; rejects with a KvError (unavailable, timeout, remote code). */
-export type PeerCall = (name: string, method: string, body: unknown) => Promise<unknown>;
+/**
+ * Sends one peer request; rejects with a KvError (unavailable, timeout, remote code). `timeoutMs`
+ * replaces the peer timeout for this request.
+ */
+export type PeerCall = (
+  name: string,
+  method: string,
+  body: unknown,
+  opts?: { readonly timeoutMs?: number },
+) => Promise<unknown>;
 
 /**
  * How reads count a member (ExpectIncarnation): `i`, the incarnation the settled ring recorded
@@ -303,7 +316,8 @@ export class Replicas {
     if (
       entries.length !== 1 ||
       only![0].length + only![1].length >= COALESCE_ENTRY_BYTES ||
-      how.deadline !== undefined
+      how.deadline !== undefined ||
+      how.timeoutMs !== undefined
     ) {
       return this.#send(name, entries, how);
     }
@@ -342,12 +356,13 @@ export class Replicas {
   }
 
   async #send(name: string, entries: WireEntry[], how: ApplyHow): Promise<void> {
-    const t = this.#applyTimeoutMs;
+    const t = how.timeoutMs ?? this.#applyTimeoutMs;
     const body: { -readonly [K in keyof ApplyRequest]: ApplyRequest[K] } = { e: entries };
     if (how.deadline !== undefined) body.d = how.deadline;
     else if (t !== null) body.d = Date.now() + t;
     if (how.rings !== undefined) body.p = how.rings;
-    readApplyReply(await this.#call(name, METHODS.apply, body));
+    const opts = how.timeoutMs === undefined ? undefined : { timeoutMs: how.timeoutMs };
+    readApplyReply(await this.#call(name, METHODS.apply, body, opts));
   }
 
   /**

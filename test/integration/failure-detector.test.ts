@@ -1,4 +1,4 @@
-// The failure detector measures liveness: a member behind a slow link full of replica data stays up, a stopped one goes down.
+// The failure detector measures liveness (a member behind a slow link full of replica data stays up, a stopped one goes down); hints get through a slow link.
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { startStaticCluster } from '../helpers/cluster.ts';
@@ -52,11 +52,21 @@ async function startLanCluster(lan: Lan): Promise<Map<string, NodeProcess>> {
   return byName;
 }
 
+/** Network namespaces a, b and c (removed when the test ends) and a cluster of them. */
+async function lanCluster() {
+  requireRoot('this test');
+  const lan = await createLan(['a', 'b', 'c']);
+  defer(() => lan.destroy());
+  const procs = await startLanCluster(lan);
+  return { lan, procs, a: lan.hosts.get('a')!, b: lan.hosts.get('b')! };
+}
+
 /**
  * In `host`'s namespace: PUTs of `VALUE_BYTES` values to its own node, `parallel` at a time, for
- * `seconds`; resolves with the count of OK replies and every other reply seen.
+ * `seconds` (or `count` by each writer); resolves with the count of OK replies and every other
+ * reply seen.
  */
-function writeBulk(lan: Lan, host: LanHost, seconds: number, parallel: number) {
+function writeBulk(lan: Lan, host: LanHost, seconds: number, parallel: number, count = 0) {
   const script = `
     const net = require('node:net');
     const value = 'v'.repeat(${VALUE_BYTES});
@@ -68,7 +78,7 @@ function writeBulk(lan: Lan, host: LanHost, seconds: number, parallel: number) {
       let buf = '';
       let waiting = null;
       s.on('data', (d) => { buf += d; const i = buf.indexOf('\\n'); if (i >= 0 && waiting) { const line = buf.slice(0, i); buf = buf.slice(i + 1); const w = waiting; waiting = null; w(line); } });
-      for (let i = 0; Date.now() < end; i++) {
+      for (let i = 0; ${count} > 0 ? i < ${count} : Date.now() < end; i++) {
         const reply = await new Promise((r) => { waiting = r; s.write('PUT big-' + w + '-' + (i % 16) + ' ' + value + '\\n'); });
         if (reply.trim() === 'OK') ok++; else other[reply.trim().slice(0, 60)] = (other[reply.trim().slice(0, 60)] || 0) + 1;
       }
@@ -83,21 +93,32 @@ function writeBulk(lan: Lan, host: LanHost, seconds: number, parallel: number) {
     .then((r) => JSON.parse(r.stdout) as { ok: number; other: Record<string, number> });
 }
 
-/** `series` summed from the node's /metrics, fetched inside its namespace. */
+/** The node's /metrics, fetched inside its namespace. */
 async function scrape(lan: Lan, host: LanHost): Promise<string> {
   const r = await lan.exec(host.name, ['curl', '-sf', `http://${host.ip}:9090/metrics`]);
   return r.stdout;
+}
+
+/** The value of the unlabelled `series` on `host`'s node. */
+async function gauge(lan: Lan, host: LanHost, series: string): Promise<number> {
+  const line = (await scrape(lan, host)).split('\n').find((l) => l.startsWith(`${series} `));
+  return Number(line?.split(' ')[1] ?? Number.NaN);
+}
+
+/** Polls the async `check` every 200 ms until it holds; throws `what` after `timeoutMs`. */
+async function untilAsync(check: () => Promise<boolean>, timeoutMs: number, what: () => string) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(what());
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 describe('the failure detector', () => {
   afterEach(cleanup);
 
   it('keeps a member up while megabytes of replica writes queue to it over a slow link', async () => {
-    requireRoot('the failure detector test');
-    const lan = await createLan(['a', 'b', 'c']);
-    defer(() => lan.destroy());
-    const procs = await startLanCluster(lan);
-    const [a, b] = [lan.hosts.get('a')!, lan.hosts.get('b')!];
+    const { lan, procs, a, b } = await lanCluster();
     // Members probed before the others listened called them down once: only what follows counts.
     const from = new Map([...procs].map(([n, p]) => [n, p.logs.length]));
     const since = (n: string) => procs.get(n)!.logs.slice(from.get(n));
@@ -142,4 +163,40 @@ describe('the failure detector', () => {
       () => 'a did not call c up again',
     );
   }, 60_000);
+});
+
+describe('hint delivery', () => {
+  afterEach(cleanup);
+
+  // Each hint batch went with the peer timeout (2 s) as its timeout and deadline: a batch the
+  // link carries in more than that timed out, was refused as expired when it arrived, and was
+  // sent again a second later, for good; the link carried nothing but those copies.
+  it('delivers hints to a member back behind a slow link, while the link stays slow', async () => {
+    const { lan, procs, a, b } = await lanCluster();
+    const stopped = procs.get('b')!.child;
+    stopped.kill('SIGSTOP');
+    defer(() => stopped.kill('SIGCONT'));
+    // b's copies of 8 writes of 4 MiB (acknowledged by a and c) become hints on a.
+    const written = await writeBulk(lan, a, 0, 1, 8);
+    expect(written.ok).toBe(8);
+    await untilAsync(
+      async () => (await gauge(lan, a, 'kvstore_hints_stored')) >= 8,
+      30_000,
+      () => 'a did not keep 8 hints for the stopped b',
+    );
+    // 8 Mbit/s: one 4 MiB hint takes over 4 s on the wire, 32 MiB about 35 s.
+    await shapeLink(b, { rateKbit: 8000, lossPct: 0 });
+    stopped.kill('SIGCONT');
+    const resumed = Date.now();
+    let left = Number.NaN;
+    await untilAsync(
+      async () => {
+        left = await gauge(lan, a, 'kvstore_hints_stored');
+        return left === 0;
+      },
+      120_000,
+      () => `a still holds ${left} of its hints for b after 120 s over the slow link`,
+    );
+    console.log(`32 MiB of hints delivered over 8 Mbit/s in ${(Date.now() - resumed) / 1000} s`);
+  }, 240_000);
 });

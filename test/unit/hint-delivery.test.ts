@@ -1,0 +1,102 @@
+// Hint delivery: each member on its own, every request given time for its bytes, batches that shrink after timeouts.
+
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { KvError } from '../../src/errors/index.ts';
+import { createLogger } from '../../src/observability/index.ts';
+import { Hints, registerRebalanceMetrics } from '../../src/rebalance/index.ts';
+import type { ApplyHow, Replicas, WireEntry } from '../../src/replica/index.ts';
+import { HintStore, Storage } from '../../src/storage/index.ts';
+import { defer } from '../helpers/defer.ts';
+import { cleanup, tempDir } from '../helpers/node-process.ts';
+
+afterEach(cleanup);
+
+interface Call {
+  readonly target: string;
+  readonly entries: number;
+  readonly bytes: number;
+  readonly timeoutMs: number | undefined;
+}
+
+/** Hints over a real HintStore, with `apply` standing in for the replicas. */
+function deliverer(apply: (target: string, entries: WireEntry[], how: ApplyHow) => Promise<void>): {
+  hints: Hints;
+  store: HintStore;
+  calls: Call[];
+} {
+  const storage = Storage.open({ path: tempDir(), nodeName: 'n1' });
+  defer(() => storage.close());
+  const store = new HintStore(storage, 100_000);
+  const calls: Call[] = [];
+  const replicas = {
+    apply: (target: string, entries: WireEntry[], _records: unknown, how: ApplyHow = {}) => {
+      let bytes = 0;
+      for (const [k, r] of entries) bytes += k.length + r.length;
+      calls.push({ target, entries: entries.length, bytes, timeoutMs: how.timeoutMs });
+      return apply(target, entries, how);
+    },
+  } as unknown as Replicas;
+  const hints = new Hints({
+    store,
+    replicas,
+    isUp: () => true,
+    isMember: () => true,
+    intervalMs: 60_000,
+    timeoutMs: 2000,
+    metrics: registerRebalanceMetrics(new Registry(), store),
+    logger: createLogger('silent', {}),
+  });
+  return { hints, store, calls };
+}
+
+/** `n` hints of `size`-byte records for `target`. */
+function hintsFor(target: string, n: number, size: number) {
+  return Array.from({ length: n }, (_, i) => ({
+    target,
+    key: Buffer.from(`k${i}`),
+    raw: Buffer.alloc(size, i),
+  }));
+}
+
+describe('hint delivery', () => {
+  it('delivers to each member on its own: one that does not answer holds back no other', async () => {
+    const stuck = Promise.withResolvers<void>();
+    defer(() => stuck.resolve());
+    const { hints, store } = deliverer((target) =>
+      target === 'a-stuck' ? stuck.promise : Promise.resolve(),
+    );
+    await store.add([...hintsFor('a-stuck', 3, 100), ...hintsFor('b-fine', 3, 100)]);
+    const pass = hints.deliverNow();
+    // Before, members were served one after the other: b-fine waited for a-stuck's request.
+    for (let i = 0; store.list('b-fine', 10).length > 0; i++) {
+      if (i > 200) throw new Error('b-fine got none of its hints while a-stuck did not answer');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(store.list('a-stuck', 10)).toHaveLength(3);
+    stuck.resolve();
+    expect(await pass).toBe(6);
+  });
+
+  it('gives each request time for its bytes, and halves a batch that took too long', async () => {
+    let fail = 2;
+    const { hints, store, calls } = deliverer(() =>
+      fail-- > 0
+        ? Promise.reject(new KvError('KV_ERR_PEER_TIMEOUT', 'peer: apply timed out'))
+        : Promise.resolve(),
+    );
+    // 64 hints of 128 KiB: 8 MiB.
+    await store.add(hintsFor('n2', 64, 128 * 1024));
+    expect(await hints.deliverNow()).toBe(0);
+    expect(await hints.deliverNow()).toBe(0);
+    expect(await hints.deliverNow()).toBe(64);
+    const counts = calls.map((c) => c.entries);
+    // 4 MiB, then 2 MiB, then 1 MiB (delivered), growing back to 2 and 4 MiB.
+    expect(counts).toEqual([31, 15, 7, 15, 31, 11]);
+    for (const c of calls) {
+      // The peer timeout plus the bytes at 512 KiB/s: 10 s for 4 MiB (before: 2 s for any).
+      expect(c.timeoutMs).toBe(2000 + Math.ceil((c.bytes * 1000) / (512 * 1024)));
+    }
+    expect(calls[0]!.timeoutMs).toBeGreaterThan(9000);
+  });
+});
