@@ -264,7 +264,14 @@ export async function startCluster(
   const membership = new Membership({
     self: { name: self, host: config.peerHost, peerPort: peerServer.port },
     source,
-    probe: (m) => hello(peerAddressOf(m)),
+    // A member that answers gets its data connection made before anything needs it.
+    probe: (m) => {
+      const address = peerAddressOf(m);
+      return hello(address).then((h) => {
+        pool.warm(address);
+        return h;
+      });
+    },
     selfHello,
     resolveIntervalMs: config.resolveIntervalMs,
     probeIntervalMs: config.probeIntervalMs,

@@ -168,6 +168,17 @@ export class PeerClient {
     return this.#send(method, body, opts, false);
   }
 
+  /**
+   * Starts connecting (and the handshake) now when there is no connection, none is being made,
+   * no backoff is running and the client is open, so that the next request finds one ready;
+   * otherwise does nothing. A failed connect is a failed connect as for a request (backoff).
+   */
+  warm(): void {
+    if (this.#socket !== null || this.#state === 'closed') return;
+    if (this.#state === 'backoff' && performance.now() < this.#retryAt) return;
+    this.#connect();
+  }
+
   /** request(); a `handshake` request is written at once and refused only when closed. */
   #send<T>(
     method: string,

@@ -108,6 +108,16 @@ export class PeerPool {
   }
 
   /**
+   * Starts connecting the data clients of `address` that have no connection (PeerClient.warm):
+   * the connection a member's first write or read takes is then made and authenticated ahead of
+   * it, as it was when probes went on it. No-op for an address without clients.
+   */
+  warm(address: string): void {
+    const entry = this.#entries.get(address);
+    if (entry !== undefined) for (const c of entry.clients) c.warm();
+  }
+
+  /**
    * Closes and forgets the clients of `address` (their outstanding requests reject with
    * KV_ERR_PEER_UNAVAILABLE); a later `get` creates new ones. No-op for an unknown address.
    */

@@ -334,6 +334,19 @@ describe('PeerPool', () => {
     g.open();
   });
 
+  it('warm() connects the data clients of an address ahead of their first request', async () => {
+    const { s, address, pool } = await hangingPool({ connectionsPerAddress: 2 });
+    pool.warm(address); // no clients yet: nothing to do
+    expect(pool.addresses).toEqual([]);
+    expect(await pool.get(address, 'control').request('m', 'hello')).toBe('hello');
+    const data = [pool.get(address), pool.get(address)];
+    expect(data.map((c) => c.state)).toEqual(['idle', 'idle']);
+    pool.warm(address);
+    await until(() => data.every((c) => c.state === 'connected') && s.connectionCount === 3);
+    pool.warm(address); // connected: nothing to do
+    expect(s.connectionCount).toBe(3);
+  });
+
   it('closes an idle address with its control client, not while a probe is out', async () => {
     const { g, address, pool } = await hangingPool({ idleCloseMs: 50 });
     const control = pool.get(address, 'control');
