@@ -6,6 +6,9 @@ import type { Logger } from '../observability/index.ts';
 import type { HelloReply } from '../replica/index.ts';
 import { type MemberAddress, type PeerSource, peerAddressOf } from './sources.ts';
 
+/** The #probing key of the probe of this node's own listed address (no member name has a NUL). */
+const SELF_PROBE = '\0self';
+
 /** up: answered the last probe; down: failed `probeFailures` in a row; unknown: not probed yet. */
 export type PeerState = 'up' | 'down' | 'unknown';
 
@@ -94,7 +97,8 @@ export class Membership extends EventEmitter<{
   /** Probes of the listed address in a row that got no answer. */
   #selfFailures = 0;
   #timers: NodeJS.Timeout[] = [];
-  #probing = false;
+  /** Members (and SELF_PROBE) whose probe is out: each is probed again only once it answered. */
+  readonly #probing = new Set<string>();
   #stopped = false;
   /** The source has answered at least once. */
   #listed = false;
@@ -267,27 +271,36 @@ export class Membership extends EventEmitter<{
   }
 
   /**
-   * Probes every other member once, concurrently. Each answer that changes something emits
-   * `change` at once: one member slow to answer (paused, cut off) does not hold back what the
-   * others reported.
+   * Probes every other member once, concurrently, except those whose last probe is still out,
+   * and resolves (emitting `probed`) once these answered or failed. Each answer that changes
+   * something emits `change` at once. One member slow to answer (paused, cut off: a probe out
+   * for up to the peer timeout) holds back neither what the others reported nor their next
+   * probes: before, every round waited for it, so the others were probed once per peer timeout
+   * instead of once per interval, and a second failure took that much longer to be seen.
    */
   async probeNow(): Promise<void> {
-    if (this.#probing || this.#stopped) return;
-    this.#probing = true;
-    try {
-      const others = [...this.#members.values()].filter(
-        (t) => t.addr.name !== this.#opts.self.name,
-      );
-      await Promise.all([
-        ...others.map(async (t) => {
+    if (this.#stopped) return;
+    const others = [...this.#members.values()].filter((t) => t.addr.name !== this.#opts.self.name);
+    await Promise.all([
+      ...others.map((t) =>
+        this.#once(t.addr.name, async () => {
           if ((await this.#probeOne(t)) && !this.#stopped) this.emit('change');
         }),
-        this.#probeSelf(),
-      ]);
-    } finally {
-      this.#probing = false;
-    }
+      ),
+      this.#once(SELF_PROBE, () => this.#probeSelf()),
+    ]);
     if (!this.#stopped) this.emit('probed');
+  }
+
+  /** Runs `probe` unless the one of `key` is still out. */
+  async #once(key: string, probe: () => Promise<void>): Promise<void> {
+    if (this.#probing.has(key)) return;
+    this.#probing.add(key);
+    try {
+      await probe();
+    } finally {
+      this.#probing.delete(key);
+    }
   }
 
   /**
