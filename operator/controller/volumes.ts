@@ -24,11 +24,10 @@ function fraction(q: string): { num: bigint; den: bigint } | null {
   if (!m || (m[1] === '' && (m[2] ?? '') === '')) return null;
   const [, whole = '', frac = '', suffix = '', exp] = m;
   let num = BigInt(`${whole}${frac}` || '0');
-  let den = 10n ** BigInt(frac.length);
+  const den = 10n ** BigInt(frac.length);
   if (suffix in BINARY) num *= 1024n ** BigInt(BINARY[suffix] ?? 0);
   else if (suffix in DECIMAL) num *= 10n ** BigInt(DECIMAL[suffix] ?? 0);
   else if (exp !== undefined) num *= 10n ** BigInt(exp);
-  if (den === 0n) den = 1n;
   return { num, den };
 }
 

@@ -5,6 +5,7 @@ import { startStaticCluster } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
 import { createLan, type Lan, type LanHost, requireRoot, shapeLink } from '../helpers/netns.ts';
 import { cleanup, NODE, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
+import { until } from '../helpers/write-log.ts';
 
 const SECRET = 'failure-detector-secret';
 const VALUE_BYTES = 4 * 1024 * 1024;
@@ -16,15 +17,6 @@ function nodeArgs(host: LanHost, peers: string): string[] {
     ...['--probe-interval-ms', '200', '--probe-failures', '3'],
     ...['--max-value-bytes', String(VALUE_BYTES), '--max-line-bytes', String(VALUE_BYTES + 8192)],
   ];
-}
-
-/** Polls `check` every 50 ms until it holds; throws `what` after `timeoutMs`. */
-async function until(check: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(what());
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 function upCount(proc: NodeProcess, member: string, msg: 'member up' | 'member down'): number {
