@@ -273,8 +273,11 @@ describe('charts/kvstore', () => {
     expect(await can('create', 'secrets')).toBe('yes');
     expect(await can('update', 'secrets')).toBe('no');
     expect(await can('watch', 'secrets')).toBe('no');
-    expect(await can('delete', 'statefulsets')).toBe('no');
+    // Deleted (pods orphaned) only to make it again with a larger claim template.
+    expect(await can('delete', 'statefulsets')).toBe('yes');
     expect(await can('patch', 'statefulsets')).toBe('yes');
+    expect(await can('patch', 'persistentvolumeclaims')).toBe('yes');
+    expect(await can('delete', 'persistentvolumeclaims')).toBe('no');
   }, 300_000);
 
   it("reconciles the chart's KVCluster to Available: the operator runs as the chart's ServiceAccount with the Deployment's flags", async () => {
