@@ -4,6 +4,7 @@
 
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
+import { open } from 'lmdb';
 import { KvError } from '../errors/index.ts';
 import { lmdbTreeProblem, NO_PAGE, P_BRANCH, P_LEAF, PAGE_HEADER } from './lmdb-tree.ts';
 
@@ -21,27 +22,42 @@ const DB_SIZE = 48;
 const MDB_OVERLAPPINGSYNC = 0x1000;
 
 /**
- * How every LMDB environment of a store is opened (lmdb-js options).
+ * How every LMDB environment of a store is opened (lmdb-js options): LMDB's own sync. A commit
+ * writes its data pages and syncs them, then writes its meta page through a synchronous file
+ * descriptor, so the newest meta page on disk always names pages that are on disk, and a commit
+ * reuses only pages that no meta page on disk can still name (LMDB keeps two meta pages for
+ * that). A power cut opens the last commit that returned; nothing is trusted on faith.
  *
- * With overlapping sync (lmdb-js's default on Linux) a commit writes its meta page before its
- * data pages are flushed, and marks it unflushed; after the flush a copy of the meta without the
- * mark is written at half a page. On open lmdb-js trusts an unflushed meta when the machine has
- * not rebooted since (same /proc boot id), which a process crash allows but a power cut without a
- * reboot does not: a VM restored or paused, storage failing over, a FUSE or network disk. Its
- * data pages may never have reached the disk. `safeRestore` makes LMDB always open the newest
- * flushed snapshot instead; the store loses nothing by it, because a write-ahead log segment is
- * dropped only after LMDB flushed past it, and writes outside the log wait for the flush.
+ * lmdb-js's overlapping sync (its default on Linux, used here until 2026-12) wrote the meta page
+ * before the data pages were flushed and opened the last flushed snapshot after a cut
+ * (`safeRestore`); but its commits reused pages that snapshot still named (mdb.c:
+ * mdb_find_oldest takes the last synchronous commit as the oldest snapshot, not the flushed
+ * one), so a cut could leave the snapshot it opens inconsistent (docs/storage.md, power-loss
+ * testing). A store behind the write-ahead log gains little from it: LMDB commits once a second.
  */
 export const LMDB_ENV_OPTIONS = {
   noSubdir: false,
   maxDbs: 8,
   compression: false,
-  overlappingSync: true,
-  safeRestore: true,
+  overlappingSync: false,
+  safeRestore: false,
   // No mapSize: lmdb-js's own map (grown as the file grows) is kept. A fixed 1 TiB map (66ebb19,
   // to stop outgrown maps counting in RSS) was reverted: with it a read-only open of a directory
   // left by SIGKILL answered MDB_PANIC, and a node starting after a power cut aborted in LMDB
   // (`Assertion 'IS_LEAF(mp)' failed in mdb_cursor_next`), while the same tests pass without it.
+} as const;
+
+/**
+ * The options a data file last written with overlapping sync is opened with once, when its
+ * newest commit was never flushed (OpenedMeta.rollback): lmdb-js then opens the newest flushed
+ * snapshot and, as the only process with the file open, writes that snapshot's meta over both
+ * meta pages (mdb_env_open, <lmdb-js> rollback), so the classic open after it cannot trust the
+ * unflushed meta. Opening such a file with LMDB_ENV_OPTIONS directly would open that meta.
+ */
+export const LMDB_OVERLAPPING_ENV_OPTIONS = {
+  ...LMDB_ENV_OPTIONS,
+  overlappingSync: true,
+  safeRestore: true,
 } as const;
 
 interface Meta {
@@ -58,17 +74,24 @@ export interface OpenedMeta extends Meta {
   readonly pageSize: number;
   /** A commit newer than this snapshot reached the file (it was not flushed before a stop). */
   readonly superseded: boolean;
+  /**
+   * The file was last written with overlapping sync and its newest commit was not flushed: it
+   * must be opened once with LMDB_OVERLAPPING_ENV_OPTIONS (which rolls it back to this snapshot)
+   * before LMDB_ENV_OPTIONS, which would open the unflushed commit.
+   */
+  readonly rollback: boolean;
 }
 
 /** What checking a data file found: a problem, or the snapshot LMDB will open (null: no file). */
 export type LmdbFileCheck = { problem: string } | { problem: null; opened: OpenedMeta | null };
 
 /**
- * The meta LMDB opens with LMDB_ENV_OPTIONS: mdb_pick_meta with MDB_PREVSNAPSHOT and
+ * The meta LMDB_OVERLAPPING_ENV_OPTIONS open: mdb_pick_meta with MDB_PREVSNAPSHOT and
  * MDB_SAFE_RESTORE, applied to the two meta pages and then to the flushed copy (lmdb-js's
- * mdb_env_pick_meta). An unflushed newest meta gives way to the older candidate.
+ * mdb_env_pick_meta). An unflushed newest meta gives way to the older candidate. The classic
+ * open (LMDB_ENV_OPTIONS) takes the newer of the two meta pages, whatever its flags.
  */
-function pick(a: Meta, b: Meta): Meta {
+function pickFlushed(a: Meta, b: Meta): Meta {
   if (b.txnid === 0n) return a;
   const latest = a.txnid >= b.txnid ? a : b;
   if (!latest.unflushed) return latest;
@@ -93,6 +116,25 @@ export function checkLmdbFile(dir: string): OpenedMeta | null {
 export function checkLmdbTrees(dir: string, opened: OpenedMeta): void {
   const problem = lmdbTreeProblem(join(dir, 'data.mdb'), opened);
   if (problem !== null) throw damaged(dir, problem);
+}
+
+/**
+ * Opens `dir` once the way it was last written (overlapping sync, safe restore) and closes it:
+ * lmdb-js rolls the file back to its newest flushed snapshot, writing that snapshot's meta over
+ * both meta pages, so that LMDB_ENV_OPTIONS open that snapshot too. For a file whose
+ * checkLmdbFile snapshot says `rollback`; the caller must be the only process with it open (the
+ * data directory's lock), as lmdb-js rolls back only then. Throws if the file still needs it.
+ */
+export function rollBackUnflushed(dir: string): void {
+  const env = open({ path: dir, ...LMDB_OVERLAPPING_ENV_OPTIONS });
+  // Nothing written or read: the close ends the environment at once (no commit to wait for), so
+  // the next open makes a new one with the caller's options, not this one shared.
+  void env.close();
+  const closed = (env as unknown as { status?: string }).status === 'closed';
+  const after = checkLmdbFile(dir);
+  if (!closed || after?.rollback) {
+    throw new Error(`LMDB did not roll ${join(dir, 'data.mdb')} back to its flushed snapshot`);
+  }
 }
 
 function damaged(dir: string, problem: string): KvError {
@@ -143,12 +185,19 @@ export function lmdbFileCheck(path: string): LmdbFileCheck {
       metas.push(m);
     }
     const newest = metas[0]!.txnid >= metas[1]!.txnid ? metas[0]! : metas[1]!;
+    // The flushed copy at half a page is written by overlapping sync only: after a change to the
+    // classic sync it stays behind, older than both meta pages, and names nothing opened.
     const flushed = parseMeta(read(pageSize / 2, PAGE_HEADER + 160), 'flushed meta copy', false);
     if (typeof flushed === 'string') return bad(flushed);
     if (flushed.txnid > newest.txnid) return bad('flushed meta copy is newer than both meta pages');
-    // Only the snapshot LMDB opens is read: an unflushed meta it passes over may name pages that
-    // never reached the disk, and that is no damage.
-    const opened = pick(pick(metas[0]!, metas[1]!), flushed);
+    // A newest meta an overlapping-sync commit left unflushed (its flushed copy is older) is
+    // rolled back by the first open (`rollback`), and the snapshot opened is the flushed one;
+    // any other newest meta is what the classic open takes. Only that snapshot is read: an
+    // unflushed meta passed over may name pages that never reached the disk, and that is no
+    // damage.
+    const safe = pickFlushed(pickFlushed(metas[0]!, metas[1]!), flushed);
+    const rollback = safe.txnid < newest.txnid;
+    const opened = rollback ? safe : newest;
     // The last page may lie past the end of the file: pages a commit allocated and freed again
     // (LMDB's loose pages) go to the free list unwritten, so the file can end before them; they
     // are written when reused. The roots must be in the file.
@@ -173,7 +222,7 @@ export function lmdbFileCheck(path: string): LmdbFileCheck {
         );
       }
     }
-    return ok({ ...opened, pageSize, superseded: newest.txnid > opened.txnid });
+    return ok({ ...opened, pageSize, superseded: rollback, rollback });
   } finally {
     closeSync(fd);
   }

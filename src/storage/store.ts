@@ -7,7 +7,12 @@ import { KvError } from '../errors/index.ts';
 import { dueEnd, expiryIndexKey, INDEX_START, parseExpiryIndexKey } from './expiry-index.ts';
 import { guardLmdbRejections } from './health.ts';
 import { compareVersions, HybridClock, isValidVersion, type Version } from './hlc.ts';
-import { checkLmdbFile, checkLmdbTrees, LMDB_ENV_OPTIONS } from './lmdb-check.ts';
+import {
+  checkLmdbFile,
+  checkLmdbTrees,
+  LMDB_ENV_OPTIONS,
+  rollBackUnflushed,
+} from './lmdb-check.ts';
 import { registerStorageMetrics, type StorageMetrics } from './metrics.ts';
 import {
   compareRecords,
@@ -148,7 +153,8 @@ export class Storage {
     // Every database is opened here, before the log's replay gives LMDB its first batch: lmdb-js
     // opens a database in a synchronous transaction, which, run while a batch waits in LMDB's
     // writer, commits that batch and restarts its rest as a synchronous commit, outside the
-    // overlapping sync the crash guarantee rests on (docs/storage.md, power-loss testing).
+    // overlapping sync the crash guarantee rested on until LMDB ran with its own sync (harmless
+    // since, and kept: a batch is not split; docs/storage.md, power-loss testing).
     this.#hints = root.openDB<Buffer, Buffer>({ name: 'hints', ...binary });
     this.#dataFile = join(opts.path, 'data.mdb');
     this.#w = new Writability({
@@ -190,6 +196,7 @@ export class Storage {
     }
     let store: Storage;
     try {
+      if (opened?.rollback) rollBackUnflushed(opts.path);
       const root = open({ path: opts.path, ...LMDB_ENV_OPTIONS });
       store = new Storage(opts, root);
       store.#replay(recovered);

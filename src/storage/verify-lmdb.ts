@@ -2,14 +2,22 @@
 // verifyStore in a child process, so that a damaged file that crashes LMDB (a signal) is
 // reported instead of ending the caller. Usage: node verify-lmdb.ts <data-dir>
 
+import { join } from 'node:path';
 import { open } from 'lmdb';
-import { LMDB_ENV_OPTIONS } from './lmdb-check.ts';
+import { LMDB_ENV_OPTIONS, LMDB_OVERLAPPING_ENV_OPTIONS, lmdbFileCheck } from './lmdb-check.ts';
 import { decodeRecord } from './record.ts';
 
 const dir = process.argv[2];
 if (!dir) throw new Error('usage: verify-lmdb.ts <data-dir>');
-// The store's options, so that the snapshot read is the one the node would open.
-const root = open({ path: dir, ...LMDB_ENV_OPTIONS, readOnly: true });
+// The store's options, so that the snapshot read is the one the node would open. // A file an overlapping-sync commit left unflushed is read as the node will open it: its flushed
+// snapshot (read-only, lmdb-js opens that snapshot without writing).
+const check = lmdbFileCheck(join(dir, 'data.mdb'));
+const needsRollback = check.problem === null && check.opened?.rollback === true;
+const root = open({
+  path: dir,
+  ...(needsRollback ? LMDB_OVERLAPPING_ENV_OPTIONS : LMDB_ENV_OPTIONS),
+  readOnly: true,
+});
 const binary = { keyEncoding: 'binary', encoding: 'binary' } as const;
 const data = root.openDB<Buffer, Buffer>({ name: 'data', ...binary });
 const tombs = root.openDB<Buffer, Buffer>({ name: 'tombstones', ...binary });

@@ -3,11 +3,16 @@
 // `{"open":ms,"replayed":n}`, then writes until it is killed: puts of 400..4400-byte values over a
 // few thousand keys (so B+tree pages are copied and freed, and the free list reused), removes,
 // discards and state documents (flushed LMDB writes outside the log), 64 in flight.
-//   node storage-load.ts <data-dir> <seed>
+// With `overlapping` it writes as stores did until 2026-12 instead: lmdb-js's overlapping sync,
+// batched puts and removes in a table of its own (so that the next cycle's Storage.open meets a
+// file whose newest commit may not be flushed, and must roll it back first).
+//   node storage-load.ts <data-dir> <seed> [overlapping]
 
+import { open } from 'lmdb';
 import { HintStore, Storage } from '../../src/storage/index.ts';
+import { LMDB_OVERLAPPING_ENV_OPTIONS } from '../../src/storage/lmdb-check.ts';
 
-const [dir, seedArg] = process.argv.slice(2);
+const [dir, seedArg, mode] = process.argv.slice(2);
 if (!dir) throw new Error('usage: storage-load.ts <data-dir> <seed>');
 let seed = Number(seedArg ?? 1) >>> 0 || 1;
 /** xorshift32: the run's writes follow from the seed. */
@@ -19,6 +24,21 @@ const rand = (n: number): number => {
   seed >>>= 0;
   return seed % n;
 };
+
+if (mode === 'overlapping') {
+  const root = open({ path: dir, ...LMDB_OVERLAPPING_ENV_OPTIONS });
+  const table = root.openDB<Buffer, Buffer>({
+    name: 'overlapping-stress',
+    keyEncoding: 'binary',
+    encoding: 'binary',
+  });
+  process.stdout.write(`${JSON.stringify({ open: 0, replayed: 0 })}\n`);
+  const one = (): Promise<unknown> => {
+    const k = Buffer.from(`o:${String(rand(4000)).padStart(5, '0')}`);
+    return rand(10) < 8 ? table.put(k, Buffer.alloc(400 + rand(4000), 111)) : table.remove(k);
+  };
+  for (;;) await Promise.all(Array.from({ length: 64 }, one));
+}
 
 const started = performance.now();
 const storage = Storage.open({ path: dir, nodeName: 'stress' });

@@ -4,7 +4,11 @@
 // a random `keep` (a random subset of the unsynced page writes survives, as a disk reorders
 // writes), kills the child and unmounts. A child that dies by a signal (LMDB's assertions abort)
 // or refuses to open before the cut is counted; the disk as it was before that open is kept.
+// `--overlapping-every N`: every Nth cycle writes with lmdb-js's overlapping sync (as stores did
+// until 2026-12) instead, so the next open meets a file it must roll back first; such opens are
+// counted, and a damaged snapshot an overlapping cycle left is counted apart.
 //   node test/powerloss/stress.ts [--cycles 100] [--seed 1] [--keep 0.5,0.7,0.9] [--max-run-ms 3000]
+//     [--overlapping-every 0]
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -23,12 +27,14 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '1' },
     keep: { type: 'string', default: '0.5,0.7,0.9' },
     'max-run-ms': { type: 'string', default: '3000' },
+    'overlapping-every': { type: 'string', default: '0' },
   },
 });
 const cycles = Number(args.cycles);
 let seed = Number(args.seed);
 const keeps = args.keep.split(',').map(Number);
 const maxRunMs = Number(args['max-run-ms']);
+const overlappingEvery = Number(args['overlapping-every']);
 const LOAD = join(ROOT, 'test/powerloss/storage-load.ts');
 
 interface Outcome {
@@ -40,8 +46,9 @@ interface Outcome {
 }
 
 /** Runs one child until it has written for `runMs` after opening, or dies first. */
-async function runChild(dataDir: string, childSeed: number, runMs: number) {
-  const child = spawn(process.execPath, [LOAD, dataDir, String(childSeed)], {
+async function runChild(dataDir: string, childSeed: number, runMs: number, overlapping: boolean) {
+  const mode = overlapping ? ['overlapping'] : [];
+  const child = spawn(process.execPath, [LOAD, dataDir, String(childSeed), ...mode], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const out: Outcome = { died: null, opened: false, stderr: '', replayed: 0 };
@@ -96,6 +103,10 @@ const backing = join(disk.store, 'disk', 'root', 'data');
 const found: { cycle: number; keep: number; died: string; copy: string; stderr: string }[] = [];
 let opens = 0;
 const damaged: number[] = [];
+/** Damaged snapshots an overlapping-sync cycle left (the bug that sync has), and rollbacks. */
+const damagedByOverlapping: number[] = [];
+let rollbacks = 0;
+let lastOverlapping = false;
 const started = Date.now();
 try {
   for (let cycle = 0; cycle < cycles; cycle++) {
@@ -104,10 +115,13 @@ try {
     await disk.unmount();
     cpSync(backing, before, { recursive: true });
     const problem = snapshotProblem(join(before, 'data.mdb'));
+    const check = existsSync(join(before, 'data.mdb')) && lmdbFileCheck(join(before, 'data.mdb'));
+    const rollback = check && check.problem === null && check.opened?.rollback === true;
+    if (rollback) rollbacks++;
     if (problem !== null) {
       const copy = join(keepDir, `damaged-${cycle}`);
       cpSync(before, copy, { recursive: true });
-      damaged.push(cycle);
+      (lastOverlapping ? damagedByOverlapping : damaged).push(cycle);
       process.stdout.write(
         `cycle ${cycle}: the snapshot LMDB will open is damaged (${problem}); kept in ${copy}\n`,
       );
@@ -117,11 +131,13 @@ try {
     // Half the cuts come within a second of the open: a node's start (the replay's commits, the
     // hint store opening its database) is when the store's own writes race the most.
     const runMs = rand(2) === 0 ? rand(1000) : 200 + rand(maxRunMs);
-    const { child, out, exited } = await runChild(dataDir, rand(1 << 30), runMs);
+    const overlapping = overlappingEvery > 0 && cycle % overlappingEvery === overlappingEvery - 1;
+    lastOverlapping = overlapping;
+    const { child, out, exited } = await runChild(dataDir, rand(1 << 30), runMs, overlapping);
     if (out.opened) opens++;
     const report = await disk.cut(rand(1 << 30), keep);
     await kill(child, exited);
-    const line = `cycle ${cycle}: ${out.opened ? `opened (replayed ${out.replayed})` : 'did not open'}, cut keep ${keep} (pages kept ${report.pagesKept}, reverted ${report.pagesReverted})`;
+    const line = `cycle ${cycle}${overlapping ? ' (overlapping sync)' : ''}: ${rollback ? 'rolled back, ' : ''}${out.opened ? `opened (replayed ${out.replayed})` : 'did not open'}, cut keep ${keep} (pages kept ${report.pagesKept}, reverted ${report.pagesReverted})`;
     if (out.died === null) {
       process.stdout.write(`${line}\n`);
       continue;
@@ -150,6 +166,11 @@ const secs = Math.round((Date.now() - started) / 1000);
 process.stdout.write(
   `${cycles} cycles (${opens} opened and wrote until the cut), ${damaged.length} left a damaged snapshot to open, ${found.length} died before the cut, in ${secs} s; disks kept in ${keepDir}\n`,
 );
+if (overlappingEvery > 0) {
+  process.stdout.write(
+    `${rollbacks} opens rolled back an unflushed overlapping-sync commit; ${damagedByOverlapping.length} damaged snapshots left by an overlapping-sync cycle (not counted above)\n`,
+  );
+}
 for (const f of found)
   process.stdout.write(`  cycle ${f.cycle} keep ${f.keep}: ${f.died}: ${f.stderr}\n`);
 if (found.length + damaged.length === 0) rmSync(keepDir, { recursive: true, force: true });

@@ -8,7 +8,13 @@ import { join } from 'node:path';
 import { open } from 'lmdb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Storage } from '../../src/storage/index.ts';
-import { LMDB_ENV_OPTIONS, lmdbFileProblem } from '../../src/storage/lmdb-check.ts';
+import {
+  LMDB_ENV_OPTIONS,
+  LMDB_OVERLAPPING_ENV_OPTIONS,
+  lmdbFileCheck,
+  lmdbFileProblem,
+  rollBackUnflushed,
+} from '../../src/storage/lmdb-check.ts';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -23,11 +29,14 @@ const MAIN_ROOT = META + 24 + 48 + 40;
 const TXNID = META + 24 + 96 + 8;
 const UNFLUSHED = 0x1000;
 
-/** Five commits of k = 1..5, one per transaction (txnid n holds k = n), closed cleanly. */
-async function fiveCommits(): Promise<{ dir: string; file: string }> {
+/**
+ * Five commits of k = 1..5, one per transaction (txnid n holds k = n), closed cleanly; with
+ * lmdb-js's overlapping sync (how stores were opened until 2026-12) unless `classic`.
+ */
+async function fiveCommits(classic = false): Promise<{ dir: string; file: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'kvstore-lmdb-check-'));
   dirs.push(dir);
-  const env = open({ path: dir, ...LMDB_ENV_OPTIONS });
+  const env = open({ path: dir, ...(classic ? LMDB_ENV_OPTIONS : LMDB_OVERLAPPING_ENV_OPTIONS) });
   for (let i = 1; i <= 5; i++) await env.put('k', i);
   await env.close();
   return { dir, file: join(dir, 'data.mdb') };
@@ -85,7 +94,88 @@ function cutAfterCommit5(file: string, flushedMark = false): void {
   }
 }
 
-describe('LMDB after a power cut without a reboot', () => {
+/** The free-db flags and txnid of meta pages 0 and 1. */
+function metaPages(file: string): { flags: number; txnid: bigint }[] {
+  const pageSize = read(file, 0, 512).readUInt32LE(META + 24);
+  return [0, pageSize].map((at) => {
+    const b = read(file, at, 512);
+    return { flags: b.readUInt16LE(FREE_FLAGS), txnid: b.readBigUInt64LE(TXNID) };
+  });
+}
+
+/** The value of `k` in the snapshot `dir` opens with `options`. */
+async function readK(dir: string, options: object): Promise<unknown> {
+  const env = open({ path: dir, ...options });
+  try {
+    return env.get('k');
+  } finally {
+    await env.close();
+  }
+}
+
+/** The two meta pages' transaction ids, in order. */
+const txnids = (file: string): bigint[] =>
+  metaPages(file)
+    .map((m) => m.txnid)
+    .sort();
+
+/** The snapshot the check says LMDB opens; null for a problem (or no file). */
+function openedOf(file: string) {
+  const check = lmdbFileCheck(file);
+  return check.problem === null ? check.opened : null;
+}
+
+describe('LMDB with its own (classic) sync', () => {
+  it("a store's commits mark no meta unflushed and open the newest meta page", async () => {
+    const { dir, file } = await fiveCommits(true);
+    const metas = metaPages(file);
+    expect(metas.map((m) => m.flags & UNFLUSHED)).toEqual([0, 0]);
+    expect(txnids(file)).toEqual([4n, 5n]);
+    expect(lmdbFileProblem(file)).toBeNull();
+    expect(openedOf(file)).toMatchObject({ txnid: 5n, superseded: false, rollback: false });
+    expect(await readK(dir, LMDB_ENV_OPTIONS)).toBe(5);
+  });
+
+  it('a file overlapping sync left unflushed is rolled back to its flushed snapshot before the classic open', async () => {
+    const { dir, file } = await fiveCommits();
+    cutAfterCommit5(file);
+    // The classic open alone takes the newer meta page: commit 5, whose root page is not a tree.
+    expect(txnids(file)).toEqual([4n, 5n]);
+    expect(openedOf(file)).toMatchObject({
+      txnid: 4n,
+      superseded: true,
+      rollback: true,
+    });
+    rollBackUnflushed(dir);
+    // Both meta pages now describe the flushed snapshot (commit 4, and its copy as txnid 3).
+    expect(txnids(file)).toEqual([3n, 4n]);
+    expect(openedOf(file)).toMatchObject({ txnid: 4n, rollback: false });
+    const env = open({ path: dir, ...LMDB_ENV_OPTIONS });
+    try {
+      expect(env.get('k')).toBe(4);
+      await env.put('k', 6);
+    } finally {
+      await env.close();
+    }
+    // The commit after it is a classic one: its meta is not marked unflushed.
+    const metas = metaPages(file);
+    const newest = metas[0]!.txnid > metas[1]!.txnid ? metas[0]! : metas[1]!;
+    expect(newest.flags & UNFLUSHED).toBe(0);
+    expect(await readK(dir, { ...LMDB_ENV_OPTIONS, readOnly: true })).toBe(6);
+    expect(lmdbFileProblem(file)).toBeNull();
+  });
+
+  it('Storage.open rolls such a file back and opens the flushed snapshot', async () => {
+    const { dir, file } = await fiveCommits();
+    cutAfterCommit5(file);
+    const store = Storage.open({ path: dir, nodeName: 'n' });
+    await store.close();
+    expect(await readK(dir, { ...LMDB_ENV_OPTIONS, readOnly: true })).toBe(4);
+    expect(openedOf(file)?.rollback).toBe(false);
+  });
+});
+
+describe('LMDB after a power cut without a reboot (files written with overlapping sync)', () => {
   it('every commit of the store marks its meta unflushed, and the flushed copy follows', async () => {
     const { file } = await fiveCommits();
     const pageSize = read(file, 0, 512).readUInt32LE(META + 24);
@@ -100,19 +190,9 @@ describe('LMDB after a power cut without a reboot', () => {
     const { dir, file } = await fiveCommits();
     cutAfterCommit5(file);
     expect(lmdbFileProblem(file)).toBeNull();
-    const env = open({ path: dir, ...LMDB_ENV_OPTIONS });
-    try {
-      expect(env.get('k')).toBe(4);
-    } finally {
-      await env.close();
-    }
+    expect(await readK(dir, LMDB_OVERLAPPING_ENV_OPTIONS)).toBe(4);
     // Read-only, as `kvctl verify` opens it: the same snapshot.
-    const ro = open({ path: dir, ...LMDB_ENV_OPTIONS, readOnly: true });
-    try {
-      expect(ro.get('k')).toBe(4);
-    } finally {
-      await ro.close();
-    }
+    expect(await readK(dir, { ...LMDB_OVERLAPPING_ENV_OPTIONS, readOnly: true })).toBe(4);
   });
 
   it('a file that ends before its last page, after keys were deleted, is sound and opens', async () => {
