@@ -21,7 +21,9 @@ const USAGE = `Usage: node bench/ab.ts --a SCRIPT --b SCRIPT [options]
   --a, --b SCRIPT    the node entry points to compare, e.g. a worktree of main built with
                      \`npm run build\` (OTHER/dist/src/main.js) against this one's dist/src/main.js,
                      or bench/floor-server.ts (the floor: a bare Node server) against a node
-  --cells LIST       op:pipeline pairs (default set:1,set:16; ops: set, get)
+  --cells LIST       op:pipeline pairs (default set:1,set:16; ops: set, get, and del and expire,
+                     DEL / EXPIRE 3600 of the filled keys, which are filled again before each
+                     such run, outside the measurement)
   --rounds N         rounds; each runs every cell on every target in turn, every other round
                      in the opposite order (default 4)
   --requests N       requests per pipeline-1 run, 4x that at depth (default 60000)
@@ -57,9 +59,10 @@ if (o.help || !o.a || !o.b) {
 }
 const cells = o.cells.split(',').map((c) => {
   const [op, pipeline] = c.split(':');
-  if ((op !== 'set' && op !== 'get') || !/^\d+$/.test(pipeline ?? '')) {
+  if (op === undefined || !['set', 'get', 'del', 'expire'].includes(op)) {
     throw new Error(`bench/ab: bad cell ${c} (want set:1, get:16, ...)`);
   }
+  if (!/^\d+$/.test(pipeline ?? '')) throw new Error(`bench/ab: bad cell ${c} (want set:1, ...)`);
   return { op, pipeline: Number(pipeline) };
 });
 const keys = Number(o.keys);
@@ -71,8 +74,12 @@ const servers: Server[] = [];
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 
 function rb(host: string, port: number, op: string, pipeline: number, requests: number): string[] {
-  const args = ['-h', host, '-p', String(port), '-t', op, '-c', '50', '-P', String(pipeline)];
+  const args = ['-h', host, '-p', String(port), '-c', '50', '-P', String(pipeline)];
   args.push('-r', String(keys), '-d', '100', '-n', String(requests), '--csv');
+  // redis-benchmark's SET writes key:__rand_int__ (the filled keys); DEL and EXPIRE take them.
+  if (op === 'del') args.push('DEL', 'key:__rand_int__');
+  else if (op === 'expire') args.push('EXPIRE', 'key:__rand_int__', '3600');
+  else args.push('-t', op);
   const out = spawnSync('redis-benchmark', args, { encoding: 'utf8' });
   const row = out.stdout.trim().split('\n').at(-1) ?? '';
   const fields = row.split(',').map((s) => s.replaceAll('"', ''));
@@ -120,6 +127,7 @@ try {
     for (const { op, pipeline } of cells) {
       for (const t of order) {
         const requests = Number(o.requests) * (pipeline === 1 ? 1 : 4);
+        if (op === 'del' || op === 'expire') rb(t.server.host, t.server.port, 'set', 16, 4 * keys);
         const cpu = () => t.pids.reduce((sum, pid) => sum + processCpuMs(pid, ticks), 0);
         const cpu0 = cpu();
         const f = rb(t.server.host, t.server.port, op, pipeline, requests);
@@ -168,17 +176,20 @@ try {
   }
   // Per-round ratios: each round measures A and B back to back, so a load that comes and goes
   // between rounds moves both; their median is steadier than the ratio of the medians.
-  console.log('\n| cell | B/A ops per round | median | B/A CPU per round | median |');
-  console.log('|---|---|--:|---|--:|');
+  console.log(
+    '\n| cell | B/A ops per round | median | B/A CPU per round | median | B/A p99 per round | median |',
+  );
+  console.log('|---|---|--:|---|--:|---|--:|');
   for (const { op, pipeline } of cells) {
     const cell = `${op.toUpperCase()} P${pipeline}`;
     const a = results.get(`${cell}|A`)!;
     const b = results.get(`${cell}|B`)!;
     const ops = b.ops.map((x, i) => x / a.ops[i]!);
     const cpu = b.cpu.map((x, i) => x / a.cpu[i]!);
+    const p99 = b.p99.map((x, i) => x / a.p99[i]!);
     const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' ');
     console.log(
-      `| ${cell} | ${list(ops)} | ${median(ops).toFixed(2)}x | ${list(cpu)} | ${median(cpu).toFixed(2)}x |`,
+      `| ${cell} | ${list(ops)} | ${median(ops).toFixed(2)}x | ${list(cpu)} | ${median(cpu).toFixed(2)}x | ${list(p99)} | ${median(p99).toFixed(2)}x |`,
     );
   }
 } finally {
