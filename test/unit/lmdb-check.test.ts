@@ -169,9 +169,14 @@ describe('LMDB with its own (classic) sync', () => {
     const { dir, file } = await fiveCommits();
     cutAfterCommit5(file);
     const store = Storage.open({ path: dir, nodeName: 'n' });
+    const version = { wall: 1000, logical: 0, node: 'n' };
+    await store.apply(Buffer.from('x'), { version, tombstone: false, value: Buffer.from('v') });
+    await store.flush();
     await store.close();
     expect(await readK(dir, { ...LMDB_ENV_OPTIONS, readOnly: true })).toBe(4);
     expect(openedOf(file)?.rollback).toBe(false);
+    // The store's own commits after it are classic ones: no meta page is marked unflushed.
+    expect(metaPages(file).map((m) => m.flags & UNFLUSHED)).toEqual([0, 0]);
   });
 });
 
