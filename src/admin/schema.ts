@@ -1,6 +1,6 @@
 // The node's admin HTTP API: the paths and the JSON each answers, as one zod schema per answer.
 
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** The admin endpoints of the node's HTTP port. */
 export const ADMIN_PATHS = {

@@ -1,6 +1,6 @@
 // MANIFEST.json: written last into a backup directory, so a backup without one is incomplete.
 
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** Names of a backup directory's files. */
 export const MANIFEST_FILE = 'MANIFEST.json';

@@ -2,7 +2,7 @@
 
 // Loaded only for these commands (cli/main.ts): the admin schema brings zod, and kvctl is the
 // image's healthcheck (a process every few seconds), as light as it can be.
-import type { z } from 'zod';
+import type * as z from 'zod';
 import {
   ADMIN_PATHS,
   type AdminTarget,

@@ -1,6 +1,6 @@
 // Shared by every entry point: `--kebab-flag value` over `PREFIX_UPPER_SNAKE` env over defaults, and --help from the schema.
 
-import type { z } from 'zod';
+import type * as z from 'zod';
 
 /** Options as a zod object shape: each with `.default()` and `.describe()` (its --help line). */
 export type OptionShape = Readonly<Record<string, z.ZodType>>;

@@ -1,7 +1,7 @@
 // The node's configuration: one zod schema; each option's default, its comment and its --help line are beside it.
 
 import { hostname } from 'node:os';
-import { z } from 'zod';
+import * as z from 'zod';
 import { defaultsOf } from './flags.ts';
 
 /**

@@ -2,7 +2,7 @@
 
 import { isIP } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
-import { z } from 'zod';
+import * as z from 'zod';
 import { nodeStatusSchema } from '../admin/index.ts';
 
 /** A node name: what `--node-name` accepts (letters, digits, `.`, `_`, `-`; alphanumeric ends). */
