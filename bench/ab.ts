@@ -31,6 +31,9 @@ const USAGE = `Usage: node bench/ab.ts --a SCRIPT --b SCRIPT [options]
   --redis-always     also Redis with appendfsync always (the yardstick of the SET cells)
   --redis            also Redis without persistence (the yardstick of the GET cells, and of the
                      SET cells without --redis-always)
+  --a-node-args S, --b-node-args S
+                     Node/V8 flags for that target's processes, space-separated
+                     (e.g. --b-node-args '--lite-mode': what a flag costs the request path)
   --nodes N          1 (default): each target is one node with --replication-factor 1; 3: a
                      3-node cluster (RF=3, W=2, R=2) on its own loopback addresses, the load on
                      its first member, the CPU of all three counted
@@ -50,6 +53,8 @@ const { values: o } = parseArgs({
     'redis-always': { type: 'boolean', default: false },
     redis: { type: 'boolean', default: false },
     nodes: { type: 'string', default: '1' },
+    'a-node-args': { type: 'string', default: '' },
+    'b-node-args': { type: 'string', default: '' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -90,12 +95,13 @@ function rb(host: string, port: number, op: string, pipeline: number, requests: 
 
 try {
   const targets: { name: string; server: Server; pids: number[] }[] = [];
-  for (const [name, script] of [
-    ['A', o.a],
-    ['B', o.b],
+  for (const [name, script, flags] of [
+    ['A', o.a, o['a-node-args']],
+    ['B', o.b, o['b-node-args']],
   ] as const) {
+    const nodeArgs = flags.split(' ').filter((f) => f !== '');
     if (o.nodes === '3') {
-      const members = await startCluster(root, 3, 30_000, { script: resolve(script) });
+      const members = await startCluster(root, 3, 30_000, { script: resolve(script), nodeArgs });
       servers.push(...members);
       targets.push({ name, server: members[0]!, pids: members.map((m) => m.child!.pid!) });
       continue;
@@ -104,6 +110,7 @@ try {
       name,
       script: resolve(script),
       args: SINGLE_NODE_ARGS,
+      nodeArgs,
     });
     servers.push(server);
     targets.push({ name, server, pids: [server.child!.pid!] });

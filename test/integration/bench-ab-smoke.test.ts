@@ -30,6 +30,8 @@ it("compares two servers cell by cell, with CPU per request, B/A (of the medians
   const before = abDirs();
   const args = ['bench/ab.ts', '--a', 'bench/floor-server.ts', '--b', 'src/main.ts'];
   args.push('--redis', '--redis-always');
+  // Node/V8 flags for one target (how a flag's cost on the request path is measured).
+  args.push('--b-node-args=--max-semi-space-size=2 --stack-trace-limit=20');
   // Enough requests that Redis's CPU spans some clock ticks (10 ms each): 2,000 could take less.
   args.push('--cells', 'set:1,get:16', '--rounds', '1', '--requests', '20000', '--keys', '2000');
   const { stdout } = await run(NODE, args, { cwd: ROOT });
