@@ -363,3 +363,54 @@ describe('share', () => {
     }
   });
 });
+
+describe('entry order', () => {
+  /**
+   * The ring as its scheme defines it, built the plain way: every member's vnode tokens sorted by
+   * token, ties by member name (the Ring sorts them natively, as one number each: 5869c01).
+   */
+  function reference(members: string[], vnodes: number) {
+    const names = [...new Set(members)].sort();
+    const entries = names.flatMap((m) =>
+      Array.from({ length: vnodes }, (_, i) => ({ t: vnodeToken(m, i), m })),
+    );
+    entries.sort((a, b) => a.t - b.t || (a.m < b.m ? -1 : a.m > b.m ? 1 : 0));
+    return (token: number, n: number): string[] => {
+      let e = entries.findIndex((x) => x.t >= token);
+      if (e < 0) e = 0;
+      const out: string[] = [];
+      while (out.length < Math.min(n, names.length)) {
+        const m = entries[e]!.m;
+        if (!out.includes(m)) out.push(m);
+        e = (e + 1) % entries.length;
+      }
+      return out;
+    };
+  }
+
+  for (const [count, vnodes] of [
+    [3, 64],
+    [7, 16],
+    [12, 128],
+  ] as const) {
+    it(`${count} members x ${vnodes} vnodes: the same owners at every entry's token, either side of it, and random tokens`, () => {
+      const members = Array.from({ length: count }, (_, i) => `node-${(i * 7919) % 1000}`);
+      const ring = new Ring(members, { vnodes });
+      const owners = reference(members, vnodes);
+      const random = prng(count * 1000 + vnodes);
+      const tokens = members.flatMap((m) =>
+        Array.from({ length: vnodes }, (_, i) => vnodeToken(m, i)),
+      );
+      const probes = [
+        ...tokens.flatMap((t) => [t, (t + 1) >>> 0, (t - 1) >>> 0]),
+        ...Array.from({ length: 500 }, () => random()),
+        0,
+        2 ** 32 - 1,
+      ];
+      const wrong = probes
+        .filter((t) => ring.ownersOfToken(t, 3).join() !== owners(t, 3).join())
+        .slice(0, 5);
+      expect(wrong).toEqual([]);
+    });
+  }
+});
