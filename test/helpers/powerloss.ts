@@ -7,13 +7,32 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { promisify } from 'node:util';
+import { afterEach, beforeAll } from 'vitest';
 import { runBuildScript } from './build-script.ts';
+import { cleanup } from './node-process.ts';
 
 const run = promisify(execFile);
 
 /** Builds powerlossfs (cached outside the clone; minutes when cold) and returns its path. */
 export async function buildPowerlossfs(): Promise<string> {
   return (await runBuildScript('test/powerloss/build-powerlossfs.sh', 900_000)).trim();
+}
+
+/**
+ * For a test file on powerlossfs: builds it once (beforeAll) and, after each test, stops the
+ * test's node processes (their files are on the disks) and destroys its disks. Returns the
+ * binary's path (valid once beforeAll ran).
+ */
+export function usePowerlossfs(): () => string {
+  let binary = '';
+  beforeAll(async () => {
+    binary = await buildPowerlossfs();
+  }, 900_000);
+  afterEach(async () => {
+    await cleanup();
+    await destroyDisks();
+  });
+  return () => binary;
 }
 
 /** What a power cut took back (see test/powerloss/go/journal.go). */

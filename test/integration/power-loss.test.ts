@@ -1,7 +1,7 @@
 // Power loss, not only process crashes: nodes whose data directories are on powerlossfs lose
 // every write they did not sync when the power is cut; every acknowledged write must survive.
 
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { KvClient } from '../../src/client/index.ts';
 import {
   type ClusterNode,
@@ -11,25 +11,16 @@ import {
   waitAllUp,
 } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
-import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
+import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 import {
-  buildPowerlossfs,
   type CutReport,
-  destroyDisks,
   diskWithDataDir,
   type PowerlossDisk,
+  usePowerlossfs,
 } from '../helpers/powerloss.ts';
 import { readAll, until, WriteLog, writeLoad } from '../helpers/write-log.ts';
 
-let binary = '';
-beforeAll(async () => {
-  binary = await buildPowerlossfs();
-}, 900_000);
-
-afterEach(async () => {
-  await cleanup(); // the nodes first: their files are on the disks
-  await destroyDisks();
-});
+const binary = usePowerlossfs();
 
 async function client(host: string, port: number): Promise<KvClient> {
   const c = await KvClient.connect({ host, port, timeoutMs: 10_000 });
@@ -62,7 +53,7 @@ const ROUNDS = [
 
 describe('power loss', () => {
   it('a single node keeps every acknowledged write and delete when the power is cut under load, and again at start-up', async () => {
-    const { disk, dataDir } = await diskWithDataDir(binary);
+    const { disk, dataDir } = await diskWithDataDir(binary());
     let node: NodeProcess = await startNodeProcess({ dataDir });
     const log = new WriteLog();
     const writers = [0, 1, 2, 3].map((w) => keysOf(w, 200));
@@ -101,7 +92,7 @@ describe('power loss', () => {
     const hosts = [1, 2, 3].map((i) => `${block}.${i}`);
     const names = hosts.map((_, i) => `kvstore-${i}`);
     const peers = ['--peers', hosts.map((h, i) => `${names[i]}=${h}:7946`).join(',')];
-    const disks = await Promise.all(hosts.map(() => diskWithDataDir(binary)));
+    const disks = await Promise.all(hosts.map(() => diskWithDataDir(binary())));
     const nodes: ClusterNode[] = await Promise.all(
       hosts.map((h, i) => startMember(names[i]!, h, peers, disks[i]!.dataDir)),
     );

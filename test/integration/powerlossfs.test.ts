@@ -16,14 +16,10 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildPowerlossfs, destroyDisks, PowerlossDisk } from '../helpers/powerloss.ts';
+import { describe, expect, it } from 'vitest';
+import { PowerlossDisk, usePowerlossfs } from '../helpers/powerloss.ts';
 
-let binary = '';
-beforeAll(async () => {
-  binary = await buildPowerlossfs();
-}, 900_000);
-afterEach(destroyDisks);
+const binary = usePowerlossfs();
 
 function syncDir(path: string): void {
   const fd = openSync(path, 'r');
@@ -55,7 +51,7 @@ async function powerCycle(disk: PowerlossDisk, seed = 1, keep = 0) {
 
 describe('powerlossfs', () => {
   it('keeps synced file data and loses unsynced data', async () => {
-    const disk = await PowerlossDisk.create(binary);
+    const disk = await PowerlossDisk.create(binary());
     writeSynced(disk.path('fsynced'), 'durable');
     writeFileSync(disk.path('datasynced'), '');
     writeFileSync(disk.path('dsync'), '');
@@ -86,7 +82,7 @@ describe('powerlossfs', () => {
   });
 
   it('an O_DSYNC write makes its own pages durable, not the rest of the file', async () => {
-    const disk = await PowerlossDisk.create(binary);
+    const disk = await PowerlossDisk.create(binary());
     writeSynced(disk.path('f'), 'a'.repeat(8192));
     syncDir(disk.mountPoint);
     await disk.sync();
@@ -101,7 +97,7 @@ describe('powerlossfs', () => {
   });
 
   it('keeps a name change only once its directory is synced', async () => {
-    const disk = await PowerlossDisk.create(binary);
+    const disk = await PowerlossDisk.create(binary());
     mkdirSync(disk.path('d'));
     writeSynced(disk.path('d/renamed-away'), 'a');
     writeSynced(disk.path('d/unlinked'), 'b');
@@ -142,7 +138,7 @@ describe('powerlossfs', () => {
   });
 
   it('slow: every sync waits the delay once (fsync, fdatasync, a directory, an O_DSYNC write call), other calls do not', async () => {
-    const disk = await PowerlossDisk.create(binary);
+    const disk = await PowerlossDisk.create(binary());
     writeFileSync(disk.path('f'), '');
     await disk.slow(300);
     const took = (f: () => void) => {
@@ -172,7 +168,7 @@ describe('powerlossfs', () => {
   });
 
   it('fails every operation after the cut', async () => {
-    const disk = await PowerlossDisk.create(binary);
+    const disk = await PowerlossDisk.create(binary());
     writeSynced(disk.path('f'), 'x');
     await disk.cut(1, 0);
     expect(() => writeFileSync(disk.path('f'), 'y')).toThrow(/EIO/);
@@ -180,7 +176,7 @@ describe('powerlossfs', () => {
   });
 
   it('with keep > 0, a seeded random subset of unsynced page writes survives', async () => {
-    const disk = await PowerlossDisk.create(binary);
+    const disk = await PowerlossDisk.create(binary());
     const pages = 64;
     writeSynced(disk.path('f'), 'a'.repeat(4096 * pages));
     syncDir(disk.mountPoint);

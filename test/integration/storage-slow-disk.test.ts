@@ -2,7 +2,7 @@
 // slowed down (a degraded RAID, a throttled cloud volume) keep acknowledging writes at one sync
 // per group of writes, and their peers neither time out on them nor call them down.
 
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   type ClusterNode,
   loopbackBlock,
@@ -12,18 +12,10 @@ import {
 } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
-import { cleanup, startNodeProcess } from '../helpers/node-process.ts';
-import { buildPowerlossfs, destroyDisks, diskWithDataDir } from '../helpers/powerloss.ts';
+import { startNodeProcess } from '../helpers/node-process.ts';
+import { diskWithDataDir, usePowerlossfs } from '../helpers/powerloss.ts';
 
-let binary = '';
-beforeAll(async () => {
-  binary = await buildPowerlossfs();
-}, 900_000);
-
-afterEach(async () => {
-  await cleanup(); // the nodes first: their files are on the disks
-  await destroyDisks();
-});
+const binary = usePowerlossfs();
 
 /** Connections to `port` at `host`, one each, answered by `node`. */
 async function clients(host: string, port: number, n: number): Promise<LineClient[]> {
@@ -99,7 +91,7 @@ async function bucket(
 
 describe('slow disk', () => {
   it('a write-ahead log group is one sync however many records it holds', async () => {
-    const { disk, dataDir } = await diskWithDataDir(binary);
+    const { disk, dataDir } = await diskWithDataDir(binary());
     const node = await startNodeProcess({ dataDir });
     await disk.slow(700);
     // 4,000 writes at once: while the first group syncs (700 ms) the rest pile up into the next,
@@ -125,7 +117,7 @@ describe('slow disk', () => {
     const hosts = [1, 2, 3].map((i) => `${block}.${i}`);
     const names = hosts.map((_, i) => `kvstore-${i}`);
     const peers = ['--peers', hosts.map((h, i) => `${names[i]}=${h}:7946`).join(',')];
-    const { disk, dataDir } = await diskWithDataDir(binary);
+    const { disk, dataDir } = await diskWithDataDir(binary());
     const nodes: ClusterNode[] = await Promise.all(
       hosts.map((h, i) => startMember(names[i]!, h, peers, i === 2 ? dataDir : undefined)),
     );
