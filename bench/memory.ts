@@ -72,6 +72,17 @@ export interface MemoryResult {
     readonly readBack: boolean;
     readonly rss: Rss;
   };
+  /**
+   * After one more SET, SIGKILL and a start again: the log to replay, and the LMDB tree and
+   * free-list check every start after an unclean stop runs (docs/storage.md).
+   */
+  readonly crashRestart: {
+    readonly listeningMs: number;
+    readonly pingMs: number;
+    readonly dbsize: number;
+    /** The SET acknowledged just before the kill reads back. */
+    readonly readBack: boolean;
+  };
   /** The same keys in Redis without persistence, for reference. */
   readonly redis: { readonly rss: Rss; readonly usedMemory: number; readonly loadMs: number };
 }
@@ -227,6 +238,21 @@ export async function memoryProbe(
       readBack: typeof reply === 'string' && reply.length === valueBytes,
       rss: processRss(restarted.child.pid),
     };
+    const crashKey = 'crash:last-write';
+    if ((await respCall('127.0.0.1', port, ['SET', crashKey, 'v'])) !== 'OK')
+      throw new Error('bench: SET before the crash was not OK');
+    const killed = new Promise((res) => restarted?.child.once('exit', res));
+    restarted.child.kill('SIGKILL');
+    await killed;
+    log('memory: restarting the node after SIGKILL');
+    const third = await timedStart(root, script, port, server.dir);
+    restarted = third.server;
+    const crashRestart = {
+      listeningMs: restarted.readyMs,
+      pingMs: third.pingMs,
+      dbsize: await dbsize(restarted),
+      readBack: (await respCall('127.0.0.1', port, ['GET', crashKey])) === 'v',
+    };
     await stopServer(restarted);
     server = restarted;
     log('memory: the same keys into Redis (no persistence) for reference');
@@ -238,7 +264,7 @@ export async function memoryProbe(
       const redisResult = { rss: processRss(redis.child.pid), usedMemory, loadMs: redisLoadMs };
       const base = { emptyNode, keys, valueBytes, rawBytes, loadMs, dbsize: size, empty };
       const after = { afterLoad, settled, settleMs, afterGc, afterMallocTrim };
-      return { ...base, ...after, dataDirBytes, stopMs, restart, redis: redisResult };
+      return { ...base, ...after, dataDirBytes, stopMs, restart, crashRestart, redis: redisResult };
     } finally {
       await stopServer(redis);
     }

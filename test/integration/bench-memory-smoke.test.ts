@@ -10,7 +10,7 @@ const run = promisify(execFile);
 
 afterAll(cleanup);
 
-it('measures empty nodes from the sources and compiled, loads, restarts, and cleans up', {
+it('measures empty nodes from the sources and compiled, loads, restarts (cleanly and after SIGKILL), and cleans up', {
   timeout: 300_000,
 }, async () => {
   const dataRoot = tempDir('kvstore-bench-memory-');
@@ -28,6 +28,11 @@ it('measures empty nodes from the sources and compiled, loads, restarts, and cle
     /empty node RSS <= 64 MiB +\| \d+ MiB \(compiled; from the \.ts sources \d+ MiB\) +\| +(PASS|FAIL) \|/,
   );
   expect(stdout).toContain('DBSIZE 2,000, read-back ok');
+  // After SIGKILL: the SET acknowledged before the kill is there, and the goal row is printed.
+  expect(stdout).toContain('DBSIZE 2,001, the last SET read back');
+  expect(stdout).toMatch(
+    /restart after SIGKILL \(log replay, tree check\) to serving < 2 s +\| [\d.]+ s /,
+  );
   expect(stdout).toMatch(/^Load average [\d.]+ [\d.]+ [\d.]+ -> /m);
   // The build, the nodes' and Redis's data dirs are gone.
   expect(readdirSync(dataRoot)).toEqual([]);
