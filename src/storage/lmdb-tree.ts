@@ -2,6 +2,14 @@
 // LMDB: run at start-up after an unclean stop, so that a snapshot a power cut left inconsistent
 // is refused with a message instead of tripping one of LMDB's assertions (SIGABRT) or being
 // written into. See docs/storage.md (Corruption).
+//
+// Two passes, so that the disk is read in order: after a power cut the file is not in the page
+// cache, and a tree that grew by random inserts lies scattered over it (one page read at a time
+// in tree order, 5M such keys took 53 s here; read in order, about the time of reading the file).
+// The first pass reads the snapshot's pages in file order, in large reads, jumping over the
+// later pages of overflow values, and notes what each page is; the second walks the trees over
+// those notes from the roots. A page the first pass did not see (it lay inside what a damaged
+// page claimed was an overflow value) is read on its own when the walk reaches it.
 
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { OpenedMeta } from './lmdb-check.ts';
@@ -19,14 +27,38 @@ export const NO_PAGE = 0xffff_ffff_ffff_ffffn;
 const MAX_DEPTH = 32;
 const IN_TREE = 1;
 const FREE = 2;
+/** Bytes the first pass reads at a time. */
+const SCAN_BYTES = 4 << 20;
+const U32 = 0x1_0000_0000;
+
+/** What the first pass found a page to be (`Walk.#kind`). */
+const Kind = {
+  /** Not read yet. */
+  Unseen: 0,
+  /** Its header names another page, or a transaction after the snapshot. */
+  BadHeader: 1,
+  /** Neither a branch, a leaf nor an overflow page. */
+  Other: 2,
+  Branch: 3,
+  Leaf: 4,
+  Overflow: 5,
+  /** A branch or leaf page with a node that does not fit the page. */
+  BadNode: 6,
+} as const;
+type Kind = (typeof Kind)[keyof typeof Kind];
+
+/** A u64 page number or transaction id at `at`, as a number (exact below 2^53). */
+function u64(b: Buffer, at: number): number {
+  return b.readUInt32LE(at) + b.readUInt32LE(at + 4) * U32;
+}
 
 /**
  * The first problem found in the snapshot `meta` of the LMDB file `path` (null when none): a tree
  * page that does not carry its own number or a tree page's flags, or that a later transaction
  * wrote (LMDB would take it for one of its own dirty pages), a page reached twice, a free-list
- * page that is also in use or free twice, a page past the snapshot's last page. Reads every
- * branch and leaf page of every database and the free list, and the first page of each overflow
- * value: about the size of the trees, not of the values.
+ * page that is also in use or free twice, a page past the snapshot's last page. Reads the
+ * snapshot's pages in file order except the later pages of overflow values (about the size of
+ * the trees and the free pages, not of large values), then walks the trees over what it noted.
  */
 export function lmdbTreeProblem(path: string, meta: OpenedMeta): string | null {
   const fd = openSync(path, 'r');
@@ -39,38 +71,59 @@ export function lmdbTreeProblem(path: string, meta: OpenedMeta): string | null {
 
 class Problem extends Error {}
 
-/** Pages read with one `pread` when a branch's children lie next to each other in the file. */
-const RUN_PAGES = 64;
-const U32 = 0x1_0000_0000;
-
-/** A u64 page number or transaction id at `at`, as a number (exact below 2^53). */
-function u64(b: Buffer, at: number): number {
-  return b.readUInt32LE(at) + b.readUInt32LE(at + 4) * U32;
-}
+/** Called for each value of a tree: its key, its bytes (read when asked) and node flags. */
+type Visit = (key: Buffer, data: () => Buffer, flags: number) => void;
 
 class Walk {
   readonly #fd: number;
   readonly #m: OpenedMeta;
+  readonly #ps: number;
+  readonly #last: number;
   readonly #txnid: number;
   readonly #used: Uint8Array;
+  readonly #kind: Uint8Array;
+  /** A branch page's children. */
+  readonly #children = new Map<number, number[]>();
+  /** A leaf page's values on overflow pages: [first page, pages, bytes] each. */
+  readonly #big = new Map<number, number[]>();
+  /** An overflow page's page count. */
+  readonly #pages = new Map<number, number>();
   readonly #page: Buffer;
-  /** One buffer of RUN_PAGES pages per tree level: a level's pages stay put while its children are read. */
-  readonly #runs: Buffer[] = [];
 
   constructor(fd: number, meta: OpenedMeta) {
     this.#fd = fd;
     this.#m = meta;
+    this.#ps = meta.pageSize;
+    this.#last = Number(meta.lastPage);
     this.#txnid = Number(meta.txnid);
-    this.#used = new Uint8Array(Number(meta.lastPage) + 1);
+    this.#used = new Uint8Array(this.#last + 1);
+    this.#kind = new Uint8Array(this.#last + 1);
     this.#page = Buffer.alloc(meta.pageSize);
   }
 
   run(): string | null {
     try {
+      this.#scanFile();
       const free: Buffer[] = [];
-      this.#tree(this.#m.roots[0]!, 'the free list', (_key, data) => free.push(data));
+      // A free-list record is keyed by the id of the transaction that freed its pages; a key of
+      // another size is another tree's record that reached the free list's pages.
+      this.#tree(this.#m.roots[0]!, 'the free list', (key, data) => {
+        if (key.length !== 8) {
+          throw new Problem(
+            `the free list holds a record that is not a list of free pages (a ${key.length}-byte key)`,
+          );
+        }
+        const txnid = key.readBigUInt64LE(0);
+        if (txnid > this.#m.txnid) {
+          throw new Problem(
+            `the free list holds pages freed by transaction ${txnid}, after the snapshot (${this.#m.txnid})`,
+          );
+        }
+        free.push(data());
+      });
       const subs: { name: string; root: bigint }[] = [];
-      this.#tree(this.#m.roots[1]!, 'the main database', (key, data, flags) => {
+      this.#tree(this.#m.roots[1]!, 'the main database', (key, value, flags) => {
+        const data = value();
         if (flags & F_SUBDATA && data.length >= 48) {
           subs.push({
             name: key.toString('latin1').replace(/\0$/, ''),
@@ -87,39 +140,115 @@ class Walk {
     }
   }
 
-  /** Throws unless `pgno` is a page of the snapshot. */
-  #inFile(pgno: number, what: string): void {
-    const { lastPage } = this.#m;
-    if (pgno < 2 || pgno > Number(lastPage)) {
-      throw new Problem(`${what} names page ${pgno}, outside pages 2..${lastPage}`);
+  /** The first pass: pages 2..last in file order, SCAN_BYTES at a time. */
+  #scanFile(): void {
+    const ps = this.#ps;
+    const buf = Buffer.alloc(Math.max(ps, SCAN_BYTES - (SCAN_BYTES % ps)));
+    let next = 2;
+    while (next <= this.#last) {
+      const count = Math.min(buf.length / ps, this.#last + 1 - next);
+      const n = readSync(this.#fd, buf, 0, count * ps, next * ps);
+      const whole = Math.floor(n / ps);
+      if (whole === 0) return; // the file ends early: the walk names the page it misses
+      const first = next;
+      next = first + whole;
+      for (let i = 0; i < whole; ) {
+        const skip = this.#scan(buf, i * ps, first + i);
+        i += skip;
+        if (i > whole) next = first + i;
+      }
     }
   }
 
-  /** Reads `count` pages from `pgno` into `into`, whole or a Problem naming the first page. */
-  #pread(into: Buffer, pgno: number, count: number, what: string): void {
-    const bytes = count * this.#m.pageSize;
-    const n = readSync(this.#fd, into, 0, bytes, pgno * this.#m.pageSize);
-    if (n < bytes) throw new Problem(`${what} names page ${pgno}, past the end of the file`);
+  /**
+   * Notes what page `pgno`, at `at` of `b`, is; returns how many pages on the next one starts
+   * (an overflow value's pages, or 1).
+   */
+  #scan(b: Buffer, at: number, pgno: number): number {
+    if (u64(b, at) !== pgno || u64(b, at + 8) > this.#txnid) {
+      this.#kind[pgno] = Kind.BadHeader;
+      return 1;
+    }
+    const flags = b.readUInt16LE(at + 18);
+    if (flags & P_OVERFLOW) {
+      const pages = b.readUInt32LE(at + 20);
+      this.#kind[pgno] = Kind.Overflow;
+      this.#pages.set(pgno, pages);
+      return Math.max(1, pages);
+    }
+    const branch = flags & P_BRANCH;
+    if ((flags & (P_BRANCH | P_LEAF)) === 0 || (branch && flags & P_LEAF)) {
+      this.#kind[pgno] = Kind.Other;
+      return 1;
+    }
+    const end = at + this.#ps;
+    const count = b.readUInt16LE(at + 20) >> 1;
+    const children: number[] = [];
+    let big: number[] | null = null;
+    this.#kind[pgno] = branch ? Kind.Branch : Kind.Leaf;
+    for (let i = 0; i < count; i++) {
+      const node = at + H + b.readUInt16LE(at + H + 2 * i);
+      if (node + 8 > end) {
+        this.#kind[pgno] = Kind.BadNode;
+        return 1;
+      }
+      const lo = b.readUInt16LE(node);
+      const hi = b.readUInt16LE(node + 2);
+      const nflags = b.readUInt16LE(node + 4);
+      if (branch) {
+        children.push(lo + hi * 0x1_0000 + nflags * U32);
+        continue;
+      }
+      const size = lo + hi * 0x1_0000;
+      const vat = node + 8 + b.readUInt16LE(node + 6);
+      // A value on overflow pages is named by {u64 page, u64 txnid, u64 pages}.
+      const onOverflow = nflags & F_BIGDATA;
+      if (vat + (onOverflow ? 24 : size) > end) {
+        this.#kind[pgno] = Kind.BadNode;
+        return 1;
+      }
+      if (onOverflow) {
+        big ??= [];
+        big.push(u64(b, vat), u64(b, vat + 16), size);
+      }
+    }
+    if (branch) this.#children.set(pgno, children);
+    else if (big) this.#big.set(pgno, big);
+    return 1;
   }
 
-  /** Checks the header of page `pgno`, read at `at` of `b`: its own number, not newer than the snapshot. */
-  #header(b: Buffer, at: number, pgno: number, what: string): void {
-    const own = u64(b, at);
+  /** Throws unless `pgno` is a page of the snapshot. */
+  #inFile(pgno: number, what: string): void {
+    if (pgno < 2 || pgno > this.#last) {
+      throw new Problem(`${what} names page ${pgno}, outside pages 2..${this.#m.lastPage}`);
+    }
+  }
+
+  /**
+   * Reads page `pgno` of `what` into the shared buffer (valid until the next read), throwing what
+   * is wrong with its header: its own number, a transaction after the snapshot.
+   */
+  #read(pgno: number, what: string): Buffer {
+    this.#inFile(pgno, what);
+    const n = readSync(this.#fd, this.#page, 0, this.#ps, pgno * this.#ps);
+    if (n < this.#ps) throw new Problem(`${what} names page ${pgno}, past the end of the file`);
+    const own = u64(this.#page, 0);
     if (own !== pgno) throw new Problem(`page ${pgno} of ${what} carries number ${own}`);
-    const txnid = u64(b, at + 8);
+    const txnid = u64(this.#page, 8);
     if (txnid > this.#txnid) {
       throw new Problem(
         `page ${pgno} of ${what} was written by transaction ${txnid}, after the snapshot (${this.#m.txnid}) it belongs to`,
       );
     }
+    return this.#page;
   }
 
-  /** Reads page `pgno` into the shared buffer (valid until the next read). */
-  #read(pgno: number, what: string): Buffer {
-    this.#inFile(pgno, what);
-    this.#pread(this.#page, pgno, 1, what);
-    this.#header(this.#page, 0, pgno, what);
-    return this.#page;
+  /** What page `pgno` is; one the first pass did not see is read now. */
+  #kindOf(pgno: number, what: string): Kind {
+    if (this.#kind[pgno] === Kind.Unseen) this.#scan(this.#read(pgno, what), 0, pgno);
+    const kind = this.#kind[pgno] as Kind;
+    if (kind === Kind.BadHeader) this.#read(pgno, what); // throws what is wrong
+    return kind;
   }
 
   /**
@@ -143,101 +272,69 @@ class Walk {
     }
   }
 
-  /** The run buffer of tree level `depth`. */
-  #run(depth: number): Buffer {
-    this.#runs[depth] ??= Buffer.alloc(RUN_PAGES * this.#m.pageSize);
-    return this.#runs[depth];
-  }
-
   /**
-   * Walks the tree at `root`, calling `leaf` for every value (null: the values are not needed,
-   * only their overflow pages are claimed). A branch's children are read in page order, a run
-   * of neighbouring pages with one read: a tree LMDB grew by appends lies mostly in order.
+   * Walks the tree at `root` over the first pass's notes, calling `leaf` for every value (null:
+   * the values are not needed, only their overflow pages are claimed; the trees that need them,
+   * the free list and the main database, are small, and their leaves are read again).
    */
-  #tree(
-    root: bigint,
-    what: string,
-    leaf: ((key: Buffer, data: Buffer, flags: number) => void) | null,
-  ): void {
+  #tree(root: bigint, what: string, leaf: Visit | null): void {
     if (root === NO_PAGE) return;
-    const ps = this.#m.pageSize;
-    const visit = (page: Buffer, at: number, pgno: number, depth: number): void => {
-      const flags = page.readUInt16LE(at + 18);
-      if ((flags & (P_BRANCH | P_LEAF)) === 0 || (flags & P_BRANCH && flags & P_LEAF)) {
-        throw new Problem(`page ${pgno} of ${what} is not a branch or leaf page (flags ${flags})`);
-      }
-      const count = page.readUInt16LE(at + 20) >> 1;
-      const end = at + ps;
-      const children: number[] = [];
-      for (let i = 0; i < count; i++) {
-        const node = at + H + page.readUInt16LE(at + H + 2 * i);
-        if (node + 8 > end) throw new Problem(`page ${pgno} of ${what} has a bad node`);
-        const lo = page.readUInt16LE(node);
-        const hi = page.readUInt16LE(node + 2);
-        const nflags = page.readUInt16LE(node + 4);
-        if (flags & P_BRANCH) {
-          children.push(lo + hi * 0x1_0000 + nflags * U32);
-          continue;
-        }
-        const size = lo + hi * 0x1_0000;
-        const ksize = page.readUInt16LE(node + 6);
-        const kat = node + 8;
-        const vat = kat + ksize;
-        // A value on overflow pages is named by {u64 page, u64 txnid, u64 pages}.
-        const big = nflags & F_BIGDATA;
-        if (vat + (big ? 24 : size) > end)
-          throw new Problem(`page ${pgno} of ${what} has a bad node`);
-        if (big) {
-          const data = this.#overflow(
-            u64(page, vat),
-            u64(page, vat + 16),
-            size,
-            what,
-            leaf !== null,
-          );
-          leaf?.(Buffer.from(page.subarray(kat, vat)), data, nflags);
-        } else if (leaf) {
-          // Copies: the page's buffer is read over by the next run.
-          leaf(
-            Buffer.from(page.subarray(kat, vat)),
-            Buffer.from(page.subarray(vat, vat + size)),
-            nflags,
-          );
-        }
-      }
-      if (children.length > 0) descend(children, depth + 1);
-    };
-    const descend = (children: number[], depth: number): void => {
+    const descend = (children: readonly number[], depth: number): void => {
       if (depth > MAX_DEPTH) throw new Problem(`${what} is deeper than ${MAX_DEPTH} levels`);
       for (const c of children) {
         this.#inFile(c, what);
         this.#claim(c, 1, what);
       }
-      children.sort((a, b) => a - b);
-      const buf = this.#run(depth);
-      for (let i = 0; i < children.length; ) {
-        let n = 1;
-        while (n < RUN_PAGES && i + n < children.length && children[i + n] === children[i]! + n)
-          n++;
-        this.#pread(buf, children[i]!, n, what);
-        for (let j = 0; j < n; j++) {
-          this.#header(buf, j * ps, children[i + j]!, what);
-          visit(buf, j * ps, children[i + j]!, depth);
+      for (const c of children) {
+        const kind = this.#kindOf(c, what);
+        if (kind === Kind.Branch) descend(this.#children.get(c)!, depth + 1);
+        else if (kind === Kind.Leaf) this.#leaf(c, what, leaf);
+        else if (kind === Kind.BadNode) throw new Problem(`page ${c} of ${what} has a bad node`);
+        else {
+          const flags = this.#read(c, what).readUInt16LE(18);
+          throw new Problem(`page ${c} of ${what} is not a branch or leaf page (flags ${flags})`);
         }
-        i += n;
       }
     };
     descend([Number(root)], 0);
   }
 
+  /** Claims leaf `pgno`'s overflow values; with `leaf`, reads it again and calls it for each value. */
+  #leaf(pgno: number, what: string, leaf: Visit | null): void {
+    if (!leaf) {
+      const big = this.#big.get(pgno) ?? [];
+      for (let i = 0; i < big.length; i += 3) {
+        this.#overflow(big[i]!, big[i + 1]!, big[i + 2]!, what, false);
+      }
+      return;
+    }
+    const page = Buffer.from(this.#read(pgno, what));
+    for (let i = 0; i < page.readUInt16LE(20) >> 1; i++) {
+      const node = H + page.readUInt16LE(H + 2 * i);
+      const size = page.readUInt16LE(node) + page.readUInt16LE(node + 2) * 0x1_0000;
+      const nflags = page.readUInt16LE(node + 4);
+      const vat = node + 8 + page.readUInt16LE(node + 6);
+      const key = page.subarray(node + 8, vat);
+      // The free list's callback judges the key before its value's pages are followed.
+      const data =
+        nflags & F_BIGDATA
+          ? () => this.#overflow(u64(page, vat), u64(page, vat + 16), size, what, true)
+          : () => page.subarray(vat, vat + size);
+      leaf(key, data, nflags);
+    }
+  }
+
   /** Claims an overflow value's pages and returns its bytes when `bytes` (the free list's). */
   #overflow(pgno: number, pages: number, size: number, what: string, bytes: boolean): Buffer {
-    const ps = this.#m.pageSize;
+    const ps = this.#ps;
     // At least the pages the value needs; more when a larger value's pages were overwritten.
     const least = Math.floor((H - 1 + size) / ps) + 1;
-    const first = this.#read(pgno, what);
-    const flags = first.readUInt16LE(18);
-    if ((flags & P_OVERFLOW) === 0 || first.readUInt32LE(20) !== pages || pages < least) {
+    this.#inFile(pgno, what);
+    if (
+      this.#kindOf(pgno, what) !== Kind.Overflow ||
+      this.#pages.get(pgno) !== pages ||
+      pages < least
+    ) {
       throw new Problem(`page ${pgno} of ${what} is not the overflow page of a ${size}-byte value`);
     }
     this.#claim(pgno, pages, what);
