@@ -140,6 +140,13 @@ export class Storage {
   /** True while replayed writes stay in memory only (too little space to give them to LMDB). */
   #held = false;
   /** Bytes of queued writes LMDB has not committed, and the newest one's commit. */
+  /**
+   * Expiry index entries put or removed whose writes have not all settled (lmdb-js reads see a
+   * write only once its transaction commits), by index key, with what the last write makes of
+   * the entry: dueCount corrects LMDB's count by them, so that DBSIZE and INFO's `expires` agree
+   * with the counters, which move when a write is decided.
+   */
+  readonly #indexPending = new Map<string, { at: number; present: boolean; ops: number }>();
   #uncommittedBytes = 0;
   #lastCommit: Promise<unknown> = Promise.resolve();
 
@@ -355,6 +362,8 @@ export class Storage {
       let expired = 0;
       let seen = 0;
       for (const ik of this.#expiries.getKeys({ start: INDEX_START, end: dueEnd(now) })) {
+        // Removed already, not committed yet (a sweep less than a batch ago): nothing to do.
+        if (this.#indexPending.get(ik.toString('latin1'))?.present === false) continue;
         if (seen++ === limit) return { expired, more: true };
         const { expiresAt, key } = parseExpiryIndexKey(ik);
         const raw = this.#current(key);
@@ -362,8 +371,7 @@ export class Storage {
         if (rec && !rec.tombstone && rec.expiresAt === expiresAt) {
           if (this.#applyOne(Buffer.from(key), expiredForm(rec), false)) expired++;
         } else {
-          const stale = Buffer.from(ik);
-          this.#watch(() => this.#expiries.remove(stale));
+          this.#indexWrite(Buffer.from(ik), expiresAt, -1);
         }
       }
       return { expired, more: false };
@@ -376,11 +384,20 @@ export class Storage {
    * DBSIZE, INFO and metrics while it catches up.
    */
   dueCount(now: number): number {
-    return this.#expiries.getKeysCount({
+    let n = this.#expiries.getKeysCount({
       start: INDEX_START,
       end: dueEnd(now),
       limit: MAX_DUE_COUNT,
     });
+    const due = Math.max(0, Math.floor(now));
+    for (const [id, e] of this.#indexPending) {
+      if (e.at > due) continue;
+      // Committed or not, LMDB says which: count the entry as its last write leaves it.
+      const seen = this.#expiries.doesExist(Buffer.from(id, 'latin1'));
+      if (e.present && !seen) n++;
+      else if (!e.present && seen) n--;
+    }
+    return Math.min(MAX_DUE_COUNT, Math.max(0, n));
   }
 
   /**
@@ -467,7 +484,7 @@ export class Storage {
       this.#watch(() => (tomb ? this.#tombs.put(key, EMPTY) : this.#tombs.remove(key)));
       // An index entry of an older record may stay behind: the sweeper drops it when due.
       const at = rec && !rec.tombstone ? rec.expiresAt : undefined;
-      if (at !== undefined) this.#watch(() => this.#expiries.put(expiryIndexKey(at, key), EMPTY));
+      if (at !== undefined) this.#indexWrite(expiryIndexKey(at, key), at, 1);
     }
     this.#stateDirty = false;
     this.#issue();
@@ -531,6 +548,31 @@ export class Storage {
    * batch: they are read from LMDB directly (garbage collection, the sweeper, DBSIZE's count of
    * due keys), without the overlay. A failure makes the store refuse writes until repaired.
    */
+  /**
+   * Puts (1) or removes (-1) the expiry index entry `ik` (expiry `at`), kept in #indexPending
+   * until the write settles.
+   */
+  #indexWrite(ik: Buffer, at: number, delta: 1 | -1): void {
+    if (this.#held) return; // the repair writes the index and counters
+    const id = ik.toString('latin1');
+    let e = this.#indexPending.get(id);
+    if (e === undefined) {
+      e = { at, present: false, ops: 0 };
+      this.#indexPending.set(id, e);
+    }
+    e.present = delta > 0;
+    e.ops++;
+    const entry = e;
+    const done = () => {
+      if (--entry.ops === 0) this.#indexPending.delete(id);
+    };
+    const write = delta > 0 ? this.#expiries.put(ik, EMPTY) : this.#expiries.remove(ik);
+    write.then(done, (err: unknown) => {
+      done();
+      this.#w.health.fail(err);
+    });
+  }
+
   #watch(write: () => Promise<unknown>): void {
     if (this.#held) return; // the repair writes the index and counters
     write().catch((err: unknown) => this.#w.health.fail(err));
@@ -637,13 +679,11 @@ export class Storage {
     const s = this.#state;
     if (was !== undefined) {
       s.expiring = (s.expiring ?? 1) - 1;
-      const ik = expiryIndexKey(was, key);
-      this.#watch(() => this.#expiries.remove(ik));
+      this.#indexWrite(expiryIndexKey(was, key), was, -1);
     }
     if (now !== undefined) {
       s.expiring = (s.expiring ?? 0) + 1;
-      const ik = expiryIndexKey(now, key);
-      this.#watch(() => this.#expiries.put(ik, EMPTY));
+      this.#indexWrite(expiryIndexKey(now, key), now, 1);
     }
   }
 

@@ -169,6 +169,32 @@ describe('Storage expiry index and sweep', () => {
     expect(s.get(b('later'))!.tombstone).toBe(false);
   });
 
+  it('counts due keys the same before LMDB commits the index as after (DBSIZE and INFO between batches)', async () => {
+    // The index is written behind the data, in LMDB's ~1 s batches; lmdb-js reads do not see a
+    // batch before it commits. The counters move when a write is decided: dueCount must too.
+    const s = openStore();
+    const now = s.clock.wallNow();
+    for (let i = 0; i < 3; i++) {
+      const rec = { version: s.clock.now(), tombstone: false, value: b('v'), expiresAt: now - 1 };
+      await s.apply(b(`due-${i}`), rec);
+    }
+    const live = () => s.stats().expiring - s.dueCount(s.clock.wallNow());
+    expect(s.stats().expiring).toBe(3);
+    expect(s.dueCount(s.clock.wallNow())).toBe(3);
+    expect(live()).toBe(0);
+    await s.transact(() => {});
+    expect(s.dueCount(s.clock.wallNow())).toBe(3);
+    // Swept: the index entries' removal waits for the next batch; a second sweep before it
+    // finds nothing to do and removes nothing twice.
+    expect(await s.expireDue(10)).toEqual({ expired: 3, more: false });
+    expect(s.dueCount(s.clock.wallNow())).toBe(0);
+    expect(await s.expireDue(10)).toEqual({ expired: 0, more: false });
+    expect(s.dueCount(s.clock.wallNow())).toBe(0);
+    await s.transact(() => {});
+    expect(s.dueCount(s.clock.wallNow())).toBe(0);
+    expect(s.stats()).toMatchObject({ liveKeys: 0, tombstones: 3, expiring: 0 });
+  });
+
   it('moves the index entry when an expiry changes and drops it when the key is overwritten', async () => {
     const s = openStore();
     const now = s.clock.wallNow();
