@@ -145,7 +145,7 @@ describe('bench harness (--quick)', () => {
     }
     // Every goal of the issue is listed; the throughput and latency ones have a ratio even in
     // quick mode, the memory and restart ones are skipped.
-    expect(report.goals.length).toBe(13);
+    expect(report.goals.length).toBe(14);
     expect(report.goals.slice(0, 10).every((g) => g.value !== null && g.pass !== null)).toBe(true);
     expect(report.goals.slice(10).map((g) => g.pass)).toEqual([null, null, null]);
     expect(report.memory).toBeNull();
