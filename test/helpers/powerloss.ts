@@ -142,6 +142,20 @@ export class PowerlossDisk {
     await this.#command(`slow ${Math.round(ms)}`);
   }
 
+  /**
+   * Hangs the disk: every sync from now on (fsync, fdatasync, the sync of each write on an
+   * O_DSYNC descriptor) blocks until resume(), as on a dead network volume; reads and unsynced
+   * writes go on. Unmounting resumes it.
+   */
+  async hang(): Promise<void> {
+    await this.#command('hang');
+  }
+
+  /** Lets the hung syncs go on (see hang). */
+  async resume(): Promise<void> {
+    await this.#command('resume');
+  }
+
   async stats(): Promise<DiskStats> {
     return this.#command<DiskStats>('stats');
   }
@@ -161,6 +175,7 @@ export class PowerlossDisk {
   async unmount(): Promise<void> {
     const proc = this.#proc;
     if (!proc) return;
+    await this.resume().catch(() => {});
     proc.stdin!.end();
     const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
     await this.#exited;

@@ -16,6 +16,7 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
+import { open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { PowerlossDisk, usePowerlossfs } from '../helpers/powerloss.ts';
 
@@ -165,6 +166,44 @@ describe('powerlossfs', () => {
     // What was synced while slow is durable.
     await powerCycle(disk);
     expect(readFileSync(disk.path('f'), 'latin1')).toBe('y'.repeat(300_000));
+  });
+
+  it('hang: every sync blocks until resume, reads and unsynced writes go on', async () => {
+    const disk = await PowerlossDisk.create(binary());
+    writeSynced(disk.path('f'), 'x');
+    mkdirSync(disk.path('d'));
+    syncDir(disk.mountPoint);
+    await disk.hang();
+    // Asynchronous calls only, each bounded: a call that blocked would fail the test rather than
+    // stop its process. (The kernel holds a file's or a directory's lock during its FUSE fsync, so
+    // the directory synced here is not the one written to.)
+    const file = await open(disk.path('f'), 'r+');
+    const dir = await open(disk.path('d'), 'r');
+    const settled = { file: false, dir: false };
+    const syncs = [
+      file.datasync().then(() => {
+        settled.file = true;
+      }),
+      dir.sync().then(() => {
+        settled.dir = true;
+      }),
+    ];
+    const bounded = <T>(p: Promise<T>) =>
+      Promise.race([
+        p,
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error('blocked behind a hung sync')), 10_000).unref(),
+        ),
+      ]);
+    await bounded(writeFile(disk.path('g'), 'unsynced'));
+    expect(await bounded(readFile(disk.path('f'), 'latin1'))).toBe('x');
+    expect((await bounded(readdir(disk.mountPoint))).sort()).toEqual(['d', 'f', 'g']);
+    expect(settled).toEqual({ file: false, dir: false });
+    await disk.resume();
+    await bounded(Promise.all(syncs));
+    await Promise.all([file.close(), dir.close()]);
+    // A later sync goes through at once.
+    writeSynced(disk.path('h'), 'y');
   });
 
   it('fails every operation after the cut', async () => {

@@ -13,6 +13,9 @@
 //	sync            make everything durable (like a clean shutdown), e.g. after setting up
 //	stats           counters: writes, O_DSYNC writes, fsyncs, directory fsyncs, unsynced pages/ops
 //	slow MS         every sync (fsync, fdatasync, each write call on an O_DSYNC descriptor) waits MS
+//	hang            every sync from now on (and every one waiting) blocks until `resume`: a disk
+//	                whose I/O never completes (a dead network volume); reads and unsynced writes go on
+//	resume          the hung syncs go on (then wait as `slow` says, as every sync does)
 //
 // The first line it prints is {"ready":true,...} once mounted. End of input, SIGTERM or SIGINT
 // unmounts (lazily when busy) and exits; after a cut, a new process on the same store is the
@@ -118,8 +121,18 @@ func main() {
 // looks like this to the program on it.
 var syncDelay atomic.Int64
 
-// slowSync waits syncDelay, or less when the request is interrupted.
+// hung, while not nil, is closed by `resume`: every sync waits for that first (the `hang` command).
+var hung atomic.Pointer[chan struct{}]
+
+// slowSync waits while the disk hangs (or until the request is interrupted), then syncDelay.
 func slowSync(ctx context.Context) {
+	if gate := hung.Load(); gate != nil {
+		select {
+		case <-*gate:
+		case <-ctx.Done():
+			return
+		}
+	}
 	d := time.Duration(syncDelay.Load())
 	if d <= 0 {
 		return
@@ -161,6 +174,15 @@ func command(j *Journal, args []string) string {
 			return `{"error":"slow: MS is a whole number of milliseconds >= 0"}`
 		}
 		syncDelay.Store(ms * int64(time.Millisecond))
+		return `{"ok":true}`
+	case "hang":
+		gate := make(chan struct{})
+		hung.CompareAndSwap(nil, &gate)
+		return `{"ok":true}`
+	case "resume":
+		if gate := hung.Swap(nil); gate != nil {
+			close(*gate)
+		}
 		return `{"ok":true}`
 	}
 	return mustJSON(map[string]string{"error": "unknown command " + args[0]})
