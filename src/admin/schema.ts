@@ -84,6 +84,11 @@ export const memberInfoSchema = z.object({
   lastContact: z.string().nullable().optional(),
   /** Its running or last outbound stream, as it reported it. */
   transfer: transferSchema.nullable().optional(),
+  /**
+   * Its disk stalled, as it reported in its last hello: down for data (see
+   * --storage-stall-timeout-ms) while it stays a member. Absent from older versions.
+   */
+  storageStalled: z.boolean().optional(),
 });
 
 /** GET /admin/cluster and the CLUSTER command. */

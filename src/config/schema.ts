@@ -61,6 +61,19 @@ const options = {
     .min(0)
     .default(64 * 1024 * 1024)
     .describe('refuse writes below this much free disk space (0: off)'),
+  /**
+   * A write-ahead log sync or an LMDB commit outstanding longer than this is a stalled disk (I/O
+   * that never completes: a dead network volume, a stuck controller): the node refuses commands
+   * with ERR STORAGE_STALLED, /readyz fails, and peers stop sending it data until it answers
+   * again (docs/storage.md). 0 turns it off.
+   */
+  storageStallTimeoutMs: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_TIMER_MS, timerLimit)
+    .default(10_000)
+    .describe('a disk operation outstanding this long is a stalled disk (0: off)'),
   /** Write-ahead log segment size: a restart replays at most a few segments. */
   walSegmentBytes: positive
     .min(64 * 1024)

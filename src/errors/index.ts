@@ -36,6 +36,8 @@ export const ERROR_CODES = {
   KV_ERR_HANDED_OFF:
     'a replica was asked for data after its decommission hand-off finished: the ring without it holds everything it held, and its copies no longer count',
   KV_ERR_STORAGE: 'the storage engine failed; the write was not acknowledged',
+  KV_ERR_STORAGE_STALLED:
+    "this node's disk stopped answering (a log sync or LMDB commit outstanding past --storage-stall-timeout-ms); it refuses commands until the disk answers again: use another node. A write refused this way was not acknowledged",
   KV_ERR_BAD_RECORD:
     'a record is malformed (too short, an unknown format or flag, a node name running past its end) or its version is out of range',
   KV_ERR_CLOCK_OFFSET:

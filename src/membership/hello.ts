@@ -40,6 +40,7 @@ export function readHello(raw: unknown): HelloReply {
       : {}),
     ...readReplication(h.replication),
     ...readListed(h.listed),
+    ...(h.storageStalled === true ? { storageStalled: true as const } : {}),
   };
 }
 

@@ -179,6 +179,17 @@ export class Membership extends EventEmitter<{
     return t !== undefined && t.state !== 'down';
   }
 
+  /**
+   * True when the member is up and its disk answers (its last hello did not say it stalled): the
+   * members data requests go to. A stalled member stays a member, in the ring; it gets hints.
+   * This node is always up; its own disk's stall is the coordinator's business.
+   */
+  isUpForData(name: string): boolean {
+    if (name === this.#opts.self.name) return true;
+    const t = this.#members.get(name);
+    return t !== undefined && t.state !== 'down' && t.hello?.storageStalled !== true;
+  }
+
   /** The clock offsets measured by the last probe of each member that is up and reported one. */
   clockOffsets(): ClockOffset[] {
     const out: ClockOffset[] = [];

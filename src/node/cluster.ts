@@ -203,6 +203,7 @@ export async function startCluster(
     clock: Date.now(),
     replication,
     ...listedOf(listed()),
+    ...(storage.stalled() === null ? {} : { storageStalled: true as const }),
   });
   const selfLoad = (): MemberLoad => {
     const { liveKeys, tombstones, sizeBytes } = storage.stats();
@@ -308,6 +309,12 @@ export async function startCluster(
       return Promise.reject(
         new KvError('KV_ERR_PEER_UNAVAILABLE', `replication: ${name} is not a member`),
       );
+    // A member whose disk stalled is not sent data (a write gets a hint at once, a read asks
+    // another owner): it would only queue behind its hung disk until the peer timeout.
+    if (!membership.isUpForData(name))
+      return Promise.reject(
+        new KvError('KV_ERR_PEER_UNAVAILABLE', `replication: ${name} is down for data`),
+      );
     return pool.get(peerAddressOf(m)).request(method, body, opts);
   };
   // Reads count a settled owner only if it still has the data directory the ring recorded, and
@@ -375,7 +382,8 @@ export async function startCluster(
     replicationFactor: config.replicationFactor,
   });
   topology = topo;
-  const isUp = (name: string) => membership.isUp(name);
+  // Down for data (a member down, or whose disk stalled): scans skip it, hints wait for it.
+  const isUp = (name: string) => membership.isUpForData(name);
   const hints = new Hints({
     store: hintStore,
     replicas,
@@ -478,7 +486,13 @@ export async function startCluster(
     maxMultiReadBytes: config.maxMultiReadBytes,
     registry,
     checkClock: () => clock.check(),
-    checkIdentity,
+    checkIdentity: () => {
+      checkIdentity();
+      // This node's disk stalled: a clear refusal now rather than a write that hangs (its peers
+      // serve the keys; /readyz fails, so Services stop sending clients here).
+      const stalled = storage.stalled();
+      if (stalled !== null) throw stalled;
+    },
   });
   return {
     coordinator,

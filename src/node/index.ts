@@ -106,7 +106,8 @@ export async function startNode(
       port: config.httpPort,
       maxConnections: config.maxHttpConnections,
       registry,
-      ready: () => ready,
+      // A stalled disk: not ready, so Services stop routing clients here until it answers.
+      ready: () => ready && storage.stalled() === null,
       degraded: () => {
         const failure = storage.writeFailure();
         return failure === null ? null : `storage not writable: ${failure}`;
@@ -197,6 +198,16 @@ function openStorage(config: Config, dataDir: string, registry: Registry, log: L
       minFreeBytes: config.minFreeDiskBytes,
       walSegmentBytes: config.walSegmentBytes,
       walTruncateCorrupt: config.walTruncateCorrupt,
+      stallTimeoutMs: config.storageStallTimeoutMs,
+      onStall: (what, outstandingMs) => {
+        const ms = Math.round(outstandingMs);
+        if (what === null) log.info({ outstandingMs: ms }, 'storage: disk answers again');
+        else
+          log.error(
+            { what, outstandingMs: ms, timeoutMs: config.storageStallTimeoutMs },
+            'storage: disk stalled: refusing commands, not ready',
+          );
+      },
       onWritable: (failure) => {
         if (failure === null) log.info({}, 'storage: writes accepted again');
         else log.error({ failure }, 'storage: refusing writes');

@@ -112,6 +112,11 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
       'replica: this node is decommissioned; its data was handed off to the other members',
     );
   };
+  /** Refuses data requests while this node's disk is stalled (the asker uses other owners). */
+  const checkDisk = () => {
+    const stalled = storage.stalled();
+    if (stalled !== null) throw stalled;
+  };
   const secret = opts.clusterSecret || null;
   return (method: string, body: unknown, ctx?: PeerRequestContext): unknown => {
     if (secret !== null) {
@@ -144,6 +149,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
         const req = readGetRequest(body);
         checkIncarnation(req.i);
         checkServing(req.o);
+        checkDisk();
         if (req.h) return { r: storage.withRaw(req.k, headerOf) } satisfies GetReply;
         const r = storage.getRaw(req.k);
         return { r: r !== undefined && validWall(r) ? r : null } satisfies GetReply;
@@ -152,6 +158,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
         const req = readGetManyRequest(body);
         checkIncarnation(req.i);
         checkServing(req.o);
+        checkDisk();
         const rs: (Buffer | null)[] = [];
         let bytes = 0;
         for (const k of req.ks) {
@@ -168,6 +175,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
         return { rs } satisfies GetManyReply;
       }
       case METHODS.apply: {
+        checkDisk();
         const entries = readApplyRequest(body);
         const deadline = readApplyDeadline(body);
         const late = deadline === undefined ? 0 : Date.now() - deadline - allowance;
@@ -198,6 +206,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
         const req = readScanRequest(body, opts.maxScanEntries);
         checkIncarnation(req.i);
         checkServing(req.o);
+        checkDisk();
         return localScan(storage, req);
       }
       default: {

@@ -74,6 +74,12 @@ export interface HelloReply {
    * answered, and from older versions. Members compare it with their own (MembershipCheck).
    */
   readonly listed?: readonly string[];
+  /**
+   * Present (true) while this node's disk is stalled (Storage.stalled): members treat it as down
+   * for data (no reads, writes or hint deliveries; hints kept for it) while it stays a member,
+   * in the ring. Absent while its disk answers, and from older versions.
+   */
+  readonly storageStalled?: true;
 }
 
 /** A node's replication flags. */

@@ -7,12 +7,18 @@ export interface StorageStatsSource {
   stats(): { liveKeys: number; tombstones: number; sizeBytes: number };
   /** Why writes are refused (a full disk, ...), or null. */
   writeFailure(): string | null;
+  /** Non-null while the disk is stalled (see Storage.stalled). */
+  stalled(): unknown;
+  /** Seconds the oldest disk operation writes wait on has been out (0: none). */
+  outstandingSeconds(): number;
 }
 
 export interface StorageMetrics {
   /** Observed on every write: an array-backed cell (see observability/hot-metrics.ts). */
   readonly commitSeconds: HistogramCell;
   readonly walReplayed: Gauge;
+  /** Counts the store becoming stalled. */
+  readonly stalls: Counter;
   /** One write-ahead log group commit: its sync time, records and bytes. */
   walSynced(seconds: number, records: number, bytes: number): void;
 }
@@ -60,6 +66,27 @@ export function registerStorageMetrics(
       this.set(source.writeFailure() === null ? 1 : 0);
     },
   });
+  new Gauge({
+    name: 'kvstore_storage_stalled',
+    help: 'Whether the disk stopped answering (1: a log sync or LMDB commit outstanding past --storage-stall-timeout-ms; the node refuses commands, is not ready, and peers route around it).',
+    registers: [registry],
+    collect() {
+      this.set(source.stalled() === null ? 0 : 1);
+    },
+  });
+  new Gauge({
+    name: 'kvstore_storage_outstanding_seconds',
+    help: 'How long the oldest disk operation writes wait on (a log sync, an LMDB commit) has been outstanding; 0 when none is.',
+    registers: [registry],
+    collect() {
+      this.set(source.outstandingSeconds());
+    },
+  });
+  const stalls = new Counter({
+    name: 'kvstore_storage_stalls_total',
+    help: 'Times the disk stalled (an operation outstanding past --storage-stall-timeout-ms).',
+    registers: [registry],
+  });
   const commitSeconds = new HotHistogram({
     ...UNLABELED,
     name: 'kvstore_storage_commit_duration_seconds',
@@ -94,6 +121,7 @@ export function registerStorageMetrics(
   return {
     commitSeconds,
     walReplayed,
+    stalls,
     walSynced(seconds, records, bytes) {
       walSyncSeconds.observe(seconds);
       walGroupRecords.observe(records);

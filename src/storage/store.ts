@@ -31,6 +31,7 @@ import {
   type ScanBounds,
   type ScannedRecord,
 } from './scan.ts';
+import { StallWatch } from './stall.ts';
 import type { Entry, RecoveryReport, StorageOptions } from './types.ts';
 import { type Recovered, WAL_DISCARD, WAL_PUT, WriteAheadLog } from './wal.ts';
 import { Writability } from './writability.ts';
@@ -135,6 +136,8 @@ export class Storage {
   #wal: WriteAheadLog | null = null;
   /** Free space, LMDB failures, the log: while one stands, writes are refused until repaired. */
   readonly #w: Writability;
+  /** Disk operations writes wait on, timed: past --storage-stall-timeout-ms the store is stalled. */
+  readonly #stall: StallWatch;
   readonly #unguard: () => void;
   #recovery: RecoveryReport = { replayed: 0, torn: null, truncated: null };
   /** True while replayed writes stay in memory only (too little space to give them to LMDB). */
@@ -173,6 +176,16 @@ export class Storage {
       onWritable: opts.onWritable ?? (() => {}),
     });
     this.#unguard = guardLmdbRejections(this.#w.health);
+    this.#stall = new StallWatch({
+      timeoutMs: opts.stallTimeoutMs ?? 0,
+      onChange: (stall, outstandingMs) => {
+        // The writes waiting on the hung operation get their answer now, not when the disk
+        // answers (if ever): not acknowledged, they may still land, as a timed-out write may.
+        if (stall !== null) this.#wal?.abandonWaiters(this.#stall.error());
+        if (stall !== null) this.#metrics?.stalls.inc();
+        opts.onStall?.(stall === null ? null : stall.what, outstandingMs);
+      },
+    });
     this.clock = new HybridClock(opts.nodeName, Date.now, opts.maxClockOffsetMs);
     this.#state = (this.#meta.get(META_KEY) as MetaState | undefined) ?? {
       liveKeys: 0,
@@ -226,6 +239,7 @@ export class Storage {
           return store.#w.checkpoint(store.#root);
         },
         ...(m ? { onSync: m.walSynced } : {}),
+        track: (what, io) => store.#stall.track(what, io),
       },
       recovered,
     );
@@ -244,6 +258,20 @@ export class Storage {
    */
   writeFailure(): string | null {
     return this.#w.failure();
+  }
+
+  /**
+   * KV_ERR_STORAGE_STALLED while a disk operation writes wait on has been outstanding longer
+   * than the stall timeout (StorageOptions.stallTimeoutMs), else null. Writes are refused at
+   * once meanwhile; the store takes them again as soon as the operation returns.
+   */
+  stalled(): KvError | null {
+    return this.#stall.stalled === null ? null : this.#stall.error();
+  }
+
+  /** Seconds the oldest disk operation writes wait on has been outstanding (0: none). */
+  outstandingSeconds(): number {
+    return this.#stall.outstandingMs() / 1000;
   }
 
   /** Applies what the log holds beyond LMDB's last flush (most of it is already there). */
@@ -409,6 +437,8 @@ export class Storage {
    */
   #durable<T>(decide: () => T): Promise<T> {
     const wal = this.#wal;
+    // A stalled disk: refused at once, nothing decided (it would wait behind the hung operation).
+    if (this.#stall.stalled !== null) return Promise.reject(this.#stall.error());
     // The common case without an async function (one per write on every replica): the log
     // healthy, the writes decided at once, one reaction when their group is on disk.
     if (this.#closed || wal === null || this.#w.refusing()) return this.#durableSlowly(decide);
@@ -622,7 +652,7 @@ export class Storage {
     from: number,
     to: number,
   ): void {
-    done.then(
+    this.#stall.trackInOrder('LMDB commit', done).then(
       () => {
         for (let i = from; i < to; i++) {
           const k = ks[i]!;
@@ -755,10 +785,11 @@ export class Storage {
   /** Runs an LMDB write outside the log and waits until it is flushed, through failures. */
   async #commit(write: () => PromiseLike<unknown>): Promise<void> {
     if (this.#closed) throw new KvError('KV_ERR_STORAGE', 'storage: store is closed');
+    if (this.#stall.stalled !== null) throw this.#stall.error();
     if (this.#w.refusing()) await this.#w.ensure();
     try {
       const generation = this.#w.health.generation;
-      await write();
+      await this.#stall.trackInOrder('LMDB commit', Promise.resolve(write()));
       await this.#w.flushed(this.#root, generation);
     } catch (err) {
       if (err instanceof KvError) throw err;
@@ -802,6 +833,7 @@ export class Storage {
     if (this.#w.health.failure !== null) await this.#w.ensure().catch(() => {});
     this.#closed = true;
     this.#w.close();
+    this.#stall.close();
     this.#unguard();
     await this.#wal?.close();
     if (this.#w.health.failure !== null) {

@@ -24,6 +24,16 @@ export interface StorageOptions {
   readonly minFreeBytes?: number;
   /** Called when the store starts refusing writes (with why) and when it takes them again. */
   readonly onWritable?: (failure: string | null) => void;
+  /**
+   * A write-ahead log write or sync, or an LMDB commit, outstanding longer than this is a stalled
+   * disk (0, the default: never): see Storage.stalled.
+   */
+  readonly stallTimeoutMs?: number;
+  /**
+   * Called when the store becomes stalled (with what hangs and how long it has been out, in ms)
+   * and when it answers again (null, and how long the oldest operation was out then).
+   */
+  readonly onStall?: (what: string | null, outstandingMs: number) => void;
 }
 
 /** What opening the store found in its log, for the node to log. */

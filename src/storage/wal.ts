@@ -66,7 +66,14 @@ export interface WalOptions {
    */
   readonly checkpoint: () => PromiseLike<unknown>;
   readonly onSync?: WalSyncObserver;
+  /**
+   * Times each disk operation a sync waits on (a group's write, a rotation's steps) until it
+   * settles: a stall watch (stall.ts). Returns the operation.
+   */
+  readonly track?: <T>(what: string, io: Promise<T>) => Promise<T>;
 }
+
+const untracked = <T>(_what: string, io: Promise<T>): Promise<T> => io;
 
 /** Payloads from this size on are written from the caller's buffer instead of a copy. */
 const LARGE_PAYLOAD = 16 * 1024;
@@ -109,6 +116,7 @@ export class WriteAheadLog {
   #spare: { seq: number; fd: number } | null = null;
   #spareBusy = false;
   #background: Promise<unknown> = Promise.resolve();
+  readonly #track: <T>(what: string, io: Promise<T>) => Promise<T>;
 
   /** See recoverLog. */
   static recover(dir: string, opts: { truncateCorrupt?: boolean } = {}): Recovered {
@@ -138,6 +146,7 @@ export class WriteAheadLog {
 
   private constructor(opts: WalOptions, recovered: Recovered, dirFd: number) {
     this.#o = opts;
+    this.#track = opts.track ?? untracked;
     this.#dirFd = dirFd;
     this.#seq = Math.max(recovered.segments.at(-1) ?? 0, recovered.spare ?? 0);
     this.#seal = recovered.last;
@@ -198,6 +207,15 @@ export class WriteAheadLog {
       this.#waiters.push({ upTo, resolve, reject });
       if (!this.#writing) void this.#pump();
     });
+  }
+
+  /**
+   * Rejects every sync waiting now with `err` (the disk stalled: see stall.ts); their records
+   * stay in the log's queue or on their way to the disk, so each may still become durable, as a
+   * write whose client timed out may. Later syncs wait as usual.
+   */
+  abandonWaiters(err: Error): void {
+    for (const w of this.#waiters.splice(0)) w.reject(err);
   }
 
   /** Resolves once the background work queued so far (retiring segments, the spare) is done. */
@@ -299,7 +317,10 @@ export class WriteAheadLog {
     // 2.5 s in five calls, past a peer's 2 s timeout, and every write then waited behind it).
     const size = GROUP_HEADER + bytes;
     const parts = group.length <= IOV_MAX ? group : fewerBuffers(group, size);
-    const { bytesWritten: written } = await writevAsync(this.#fd!, parts, this.#pos);
+    const { bytesWritten: written } = await this.#track(
+      'write-ahead log sync',
+      writevAsync(this.#fd!, parts, this.#pos),
+    );
     if (written !== size) throw new Error(`short write (${written} of ${size})`);
     // Only a whole group moves the end: a failed one stays behind the next segment's seal.
     this.#pos += size;
@@ -350,18 +371,23 @@ export class WriteAheadLog {
     let fd: number;
     if (this.#spare !== null) {
       const spare = this.#spare;
-      await renameAsync(join(dir, spareName(spare.seq)), path);
+      await this.#track(
+        'write-ahead log rotation',
+        renameAsync(join(dir, spareName(spare.seq)), path),
+      );
       this.#spare = null;
       fd = spare.fd;
     } else {
       // Writes outran the spare: a fresh file, synced as it grows (slower, still durable). After
       // a failure it is preallocated first, so a disk still full fails here, before any write.
-      fd = await openAsync(path, CREATE_DSYNC);
-      if (this.#broken !== null) await preallocate(fd, path, this.#o.segmentBytes);
+      fd = await this.#track('write-ahead log rotation', openAsync(path, CREATE_DSYNC));
+      if (this.#broken !== null) {
+        await this.#track('write-ahead log rotation', preallocate(fd, path, this.#o.segmentBytes));
+      }
     }
     try {
       // The new name must be on disk before any record in it is acknowledged.
-      await fsyncAsync(this.#dirFd);
+      await this.#track('write-ahead log directory sync', fsyncAsync(this.#dirFd));
     } catch (err) {
       // The next try creates the file again (truncated) under the same number.
       await closeAsync(fd).catch(() => {});

@@ -22,6 +22,7 @@ const ALERTS = [
   'KvstoreRebalanceStuck',
   'KvstoreDiskNearlyFull',
   'KvstoreStorageNotWritable',
+  'KvstoreStorageStalled',
   'KvstoreClockOutOfSync',
   'KvstoreReplicationSettingsMismatch',
   'KvstoreMembershipMismatch',

@@ -77,7 +77,7 @@ describe('loadConfig', () => {
     // Past it, Node fires the timer after 1 ms: --probe-interval-ms 3000000000 probed every
     // millisecond (a lone node at 20% CPU).
     const timers = KEYS.filter((k) => /(Interval|Timeout|Speculate)Ms$/.test(k));
-    expect(timers).toHaveLength(11);
+    expect(timers).toHaveLength(12);
     for (const key of timers) {
       const flag = flagName(key);
       // (A tombstone's grace must pass the peer timeout.)

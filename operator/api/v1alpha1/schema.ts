@@ -267,6 +267,7 @@ const SPEC_RULES: readonly Rule<{
  */
 export const NODE_SETTINGS = [
   'minFreeDiskBytes',
+  'storageStallTimeoutMs',
   'walSegmentBytes',
   'maxKeyBytes',
   'maxValueBytes',
