@@ -8,6 +8,8 @@ import { readStatefulSet } from './statefulset.ts';
 
 export interface PodView {
   readonly name: string;
+  /** The pod's uid (an eviction's precondition: this pod, not one made again since). */
+  readonly uid?: string;
   readonly ordinal: number;
   /** The pod's Ready condition is True. */
   readonly ready: boolean;
@@ -52,8 +54,10 @@ export function podView(cluster: string, pod: V1Pod): PodView | null {
   const httpPort = pod.spec?.containers
     ?.flatMap((c) => c.ports ?? [])
     .find((p) => p.name === 'http')?.containerPort;
+  const uid = pod.metadata?.uid;
   return {
     name,
+    ...(uid ? { uid } : {}),
     ordinal,
     ready,
     started: pod.status?.phase === 'Running' && Boolean(pod.status?.podIP),

@@ -14,6 +14,8 @@ export interface ClusterPlan {
   readonly statefulSet: StatefulSetPlan;
   /** Claims not grown to spec.storage.size yet, each with what it waits for (ensureVolumes). */
   readonly volumes?: readonly string[];
+  /** A pod restarted (or waiting to be) so that its claim's file system grows (resize-restart.ts). */
+  readonly fileSystemResize?: string;
 }
 
 /**

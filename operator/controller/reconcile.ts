@@ -12,6 +12,7 @@ import { type Observed, observe } from './observe.ts';
 import { ensurePdb } from './pdb.ts';
 import { type ClusterPlan, currentReplicas, planCluster } from './plan.ts';
 import { ensureRecommission, planRecommission } from './recommission.ts';
+import { ensureResizeRestart } from './resize-restart.ts';
 import { clusterHealth } from './rollout.ts';
 import { ensureDecommission, observeLeaving } from './scale.ts';
 import { ensureServiceMonitor } from './servicemonitor.ts';
@@ -80,6 +81,12 @@ async function ensureOwned(
     await pruneConfigMaps(ctx, c, configHash, observed.sts, revisions);
   }
   await ensurePdb(ctx, c);
+  const fileSystemResize = await ensureResizeRestart(ctx, c, {
+    pending: volumes.fileSystemPending,
+    pods: observed.pods,
+    health: plan.health,
+    settled: settled && !volumes.recreating && observed.sts !== null,
+  });
   if (await ensureServiceMonitor(ctx, c)) await warnOnce(ctx, c, 'ServiceMonitorUnavailable');
   const scale = await ensureDecommission(ctx, c, plan.scale, observed.pods);
   await ensureRecommission(
@@ -88,7 +95,8 @@ async function ensureOwned(
     planRecommission(c.spec.replicas, current, observed.pods, observed.nodes),
     observed.pods,
   );
-  return { plan: { ...plan, scale, volumes: volumes.pending }, observed };
+  const resize = fileSystemResize === null ? {} : { fileSystemResize };
+  return { plan: { ...plan, scale, volumes: volumes.pending, ...resize }, observed };
 }
 
 const WARNINGS: Readonly<Record<string, string>> = {

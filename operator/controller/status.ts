@@ -38,6 +38,8 @@ export interface StatusInput {
   readonly health: Health;
   /** Claims not grown to spec.storage.size yet, each with what it waits for. */
   readonly volumes?: readonly string[];
+  /** A pod restarted (or waiting to be) so that its claim's file system grows. */
+  readonly fileSystemResize?: string;
   /** The apiserver's message when applying an owned object failed this round (or why it is held). */
   readonly applyError?: string;
   /** The reason of `applyError` (one of HELD_REASONS; ApplyFailed when absent). */
@@ -122,6 +124,9 @@ function progressing(s: StatusInput): Cond {
     const why = s.rollout.waiting ? `; waiting: ${s.rollout.waiting}` : '';
     return cond('Progressing', true, 'RollingUpdate', `partition ${s.rollout.partition}${why}`);
   }
+  if (s.fileSystemResize) {
+    return cond('Progressing', true, 'FileSystemResize', s.fileSystemResize);
+  }
   const young = s.observed.pods.filter((p) => starting(p, s.now));
   if (young.length) {
     return cond(
@@ -198,6 +203,8 @@ const PHASE_OF_REASON: Readonly<Record<string, Phase>> = {
   ScalingDown: 'Scaling',
   ScalingUp: 'Scaling',
   RollingUpdate: 'Upgrading',
+  // Pods restarted one at a time, as in a rollout (a pod starting keeps this phase).
+  FileSystemResize: 'Upgrading',
   Rebalancing: 'Rebalancing',
   // Every pod serves meanwhile; the storage provider (or a pod restart) finishes it.
   VolumesGrowing: 'Available',

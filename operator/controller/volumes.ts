@@ -56,9 +56,18 @@ export interface VolumesState {
   readonly recreating: boolean;
   /** Claims not grown to the spec's size yet, each with what it waits for. */
   readonly pending: readonly string[];
+  /** Pods whose claim's file system grows only when the pod restarts (FileSystemResizePending). */
+  readonly fileSystemPending: readonly FileSystemPending[];
 }
 
-const NOTHING: VolumesState = { recreating: false, pending: [] };
+export interface FileSystemPending {
+  readonly pod: string;
+  readonly claim: string;
+  /** When the claim's FileSystemResizePending condition turned True (ms; NaN when unknown). */
+  readonly sinceMs: number;
+}
+
+const NOTHING: VolumesState = { recreating: false, pending: [], fileSystemPending: [] };
 
 /** The claims of the cluster's pods (`data-<statefulset>-<ordinal>`). */
 async function listClaims(ctx: ControllerContext, c: Cluster): Promise<V1PersistentVolumeClaim[]> {
@@ -82,7 +91,7 @@ export function claimWaits(pvc: V1PersistentVolumeClaim, size: string): string |
   const is = (type: string) =>
     conds.some((k: V1PersistentVolumeClaimCondition) => k.type === type && k.status === 'True');
   if (is('FileSystemResizePending')) {
-    return `${name}: the volume grew; its file system grows when its pod restarts (delete the pod, one at a time)`;
+    return `${name}: the volume grew; its file system grows when its pod restarts`;
   }
   const had = capacity === undefined ? 'unknown' : String(capacity);
   return `${name}: ${had} of ${size}, the storage provider has not grown it yet${is('Resizing') ? ' (resizing)' : ''}`;
@@ -104,7 +113,7 @@ export async function ensureVolumes(
   settled: boolean,
 ): Promise<VolumesState> {
   if (sts === null) return NOTHING;
-  if (sts.metadata?.deletionTimestamp) return { recreating: true, pending: [] };
+  if (sts.metadata?.deletionTimestamp) return { ...NOTHING, recreating: true };
   const size = c.spec.storage.size;
   const current = templateSize(sts);
   if (current !== null && compareQuantities(size, current) < 0) {
@@ -125,11 +134,14 @@ export async function ensureVolumes(
     await ctx.events.record(c, 'Normal', 'VolumesGrowing', `asked ${names} for ${size}`);
   }
   const pending = claims.map((pvc) => claimWaits(pvc, size)).filter((w): w is string => w !== null);
+  const fileSystemPending = claims
+    .map((pvc) => fileSystemPendingOf(pvc))
+    .filter((f): f is FileSystemPending => f !== null);
   if (current === null || compareQuantities(current, size) === 0)
-    return { recreating: false, pending };
+    return { recreating: false, pending, fileSystemPending };
   if (!settled) {
     const wait = `${namesOf(c.name).statefulSet}: its claim template (${current}) changes once the scale or rollout under way ends`;
-    return { recreating: false, pending: [...pending, wait] };
+    return { recreating: false, pending: [...pending, wait], fileSystemPending };
   }
   // The template still asks for the old size: make the StatefulSet again with the new one.
   await ctx.kube.delete(
@@ -148,7 +160,19 @@ export async function ensureVolumes(
     'StatefulSetRecreated',
     `claim template ${current} -> ${size}: StatefulSet deleted with its pods kept, made again with the new size (no pod restarts)`,
   );
-  return { recreating: true, pending };
+  return { recreating: true, pending, fileSystemPending };
+}
+
+/** The claim's pod when its FileSystemResizePending condition is True, else null. */
+function fileSystemPendingOf(pvc: V1PersistentVolumeClaim): FileSystemPending | null {
+  const k = pvc.status?.conditions?.find(
+    (x: V1PersistentVolumeClaimCondition) =>
+      x.type === 'FileSystemResizePending' && x.status === 'True',
+  );
+  if (!k) return null;
+  const claim = pvc.metadata?.name ?? '';
+  const since = k.lastTransitionTime ? new Date(k.lastTransitionTime).getTime() : Number.NaN;
+  return { pod: claim.slice('data-'.length), claim, sinceMs: since };
 }
 
 async function growClaim(

@@ -4,7 +4,7 @@
 // kwok pods are fake (no container runs), so the nodes' admin API is served by a stand-in HTTP
 // server in this test (see StandIn); the operator reaches it through --pod-url-template.
 
-import { CoreV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, type V1Pod, Watch } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openApiSchema } from '../../operator/api/v1alpha1/index.ts';
 import {
@@ -68,6 +68,23 @@ const setImage = (name: string, image: string) =>
   ]);
 const apply = (yaml: string) =>
   k().kubectlResult(['apply', '-n', NS, '-f', '-'], { input: yaml, allowFailure: true });
+
+/** The messages of the Events of `reason` on object `name`, oldest first. */
+const eventMessages = async (name: string, reason: string): Promise<string[]> =>
+  (
+    await k().kubectl([
+      'get',
+      'events',
+      '-n',
+      NS,
+      '--field-selector',
+      `involvedObject.name=${name},reason=${reason}`,
+      '-o',
+      'jsonpath={range .items[*]}{.message}{"\\n"}{end}',
+    ])
+  )
+    .split('\n')
+    .filter((m) => m !== '');
 
 function kvcYaml(name: string, spec: string): string {
   return `apiVersion: kvstore.dev/v1alpha1\nkind: KVCluster\nmetadata:\n  name: ${name}\nspec:\n${spec}`;
@@ -273,6 +290,33 @@ spec:
 `,
     });
   }
+
+  /** Volumes of its own for KVCluster `name`'s claims, bound by name (the shared ones are for kv). */
+  async function ownVolumes(name: string, count: number): Promise<void> {
+    const pv = (i: number) => `apiVersion: v1
+kind: PersistentVolume
+metadata: {name: kwok-pv-${name}-${i}}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Delete
+  storageClassName: ${STORAGE_CLASS}
+  claimRef: {namespace: ${NS}, name: data-${name}-${i}}
+  hostPath: {path: /tmp/kwok-pv-${name}-${i}}
+---
+`;
+    const input = Array.from({ length: count }, (_, i) => pv(i)).join('');
+    await k().kubectl(['apply', '-f', '-'], { input });
+  }
+
+  const allowExpansion = (on: boolean) =>
+    k().kubectl([
+      'patch',
+      'storageclass',
+      STORAGE_CLASS,
+      '-p',
+      JSON.stringify({ allowVolumeExpansion: on }),
+    ]);
 
   afterEach(() => {
     // A failed test leaves no stand-in behaviour to the next one.
@@ -1063,28 +1107,7 @@ spec:
   });
 
   it('grows its volumes: every claim asked for the new size, the StatefulSet made again, no pod restarted; never shrinks', async () => {
-    // Volumes of its own, bound to kvg's claims by name (the shared ones are for kv).
-    const pv = (i: number) => `apiVersion: v1
-kind: PersistentVolume
-metadata: {name: kwok-pv-kvg-${i}}
-spec:
-  capacity: {storage: 1Gi}
-  accessModes: [ReadWriteOnce]
-  persistentVolumeReclaimPolicy: Delete
-  storageClassName: ${STORAGE_CLASS}
-  claimRef: {namespace: ${NS}, name: data-kvg-${i}}
-  hostPath: {path: /tmp/kwok-pv-kvg-${i}}
----
-`;
-    await k().kubectl(['apply', '-f', '-'], { input: [0, 1, 2].map(pv).join('') });
-    const allowExpansion = (on: boolean) =>
-      k().kubectl([
-        'patch',
-        'storageclass',
-        STORAGE_CLASS,
-        '-p',
-        JSON.stringify({ allowVolumeExpansion: on }),
-      ]);
+    await ownVolumes('kvg', 3);
     const setSize = (size: string) =>
       k().kubectl([
         'patch',
@@ -1215,6 +1238,156 @@ spec:
     }
   });
 
+  it('restarts the pods whose file system grows only on a restart (FileSystemResizePending): one at a time, each once the cluster is healthy', async () => {
+    await ownVolumes('kvr', 3);
+    /** The claim's status as the resize controller (pending) or the kubelet (grown) leaves it. */
+    const claimStatus = (i: number, status: Json) =>
+      k().kubectl([
+        'patch',
+        'pvc',
+        `data-kvr-${i}`,
+        '-n',
+        NS,
+        '--subresource=status',
+        '--type=merge',
+        '-p',
+        JSON.stringify({ status }),
+      ]);
+    const pending = (i: number) =>
+      claimStatus(i, {
+        capacity: { storage: '1Gi' },
+        conditions: [
+          {
+            type: 'FileSystemResizePending',
+            status: 'True',
+            lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+            message:
+              'Waiting for user to (re-)start a pod to finish file system resize of volume on node.',
+          },
+        ],
+      });
+    const grown = (i: number) => claimStatus(i, { capacity: { storage: '2Gi' }, conditions: null });
+    const core = adminApi(k(), CoreV1Api);
+    const uids = async () => {
+      const list = await core.listNamespacedPod({
+        namespace: NS,
+        labelSelector: 'app.kubernetes.io/instance=kvr',
+      });
+      return Object.fromEntries(list.items.map((p) => [p.metadata?.name, p.metadata?.uid]));
+    };
+    const progressing = async () =>
+      (await kvc('kvr'))?.status?.conditions?.find((c) => c.type === 'Progressing');
+    // Pods down at once (gone, terminating or not Ready), after every watch event.
+    const downs = { most: 0, watch: null as { abort(): void } | null };
+    const watchPods = async () => {
+      const kc = new KubeConfig();
+      kc.loadFromFile(k().kubeconfig);
+      const up = new Map<string, boolean>();
+      downs.watch = await new Watch(kc).watch(
+        `/api/v1/namespaces/${NS}/pods`,
+        { labelSelector: 'app.kubernetes.io/instance=kvr' },
+        (type: string, pod: V1Pod) => {
+          const ready = pod.status?.conditions?.some(
+            (c) => c.type === 'Ready' && c.status === 'True',
+          );
+          up.set(
+            pod.metadata?.name ?? '',
+            type !== 'DELETED' && !pod.metadata?.deletionTimestamp && ready === true,
+          );
+          if (up.size < 3) return;
+          downs.most = Math.max(downs.most, [...up.values()].filter((u) => !u).length);
+        },
+        () => {},
+      );
+    };
+    try {
+      const spec = `  replicas: 3\n  image: kvstore:1\n  storage: {size: 1Gi, storageClassName: ${STORAGE_CLASS}}\n`;
+      expect((await apply(kvcYaml('kvr', spec))).stderr).toBe('');
+      await phase('kvr', 'Available', 90_000);
+      await allowExpansion(true);
+      await k().kubectl([
+        'patch',
+        'kvcluster',
+        'kvr',
+        '-n',
+        NS,
+        '--type=merge',
+        '-p',
+        JSON.stringify({ spec: { storage: { size: '2Gi' } } }),
+      ]);
+      await waitUntil('claims asked for 2Gi, Available', async () => {
+        const p = await progressing();
+        return (await kvc('kvr'))?.status?.phase === 'Available' && p?.reason === 'VolumesGrowing';
+      });
+      const first = await uids();
+      expect(Object.keys(first)).toHaveLength(3);
+      await watchPods();
+
+      // The provider grew kvr-2's volume; its file system waits for a restart. kvr-0 is seen
+      // down: the gate holds it.
+      standIn.down = ['kvr-0'];
+      await pending(2);
+      await waitUntil('held while the cluster is unhealthy', async () => {
+        const p = await progressing();
+        return (
+          p?.reason === 'FileSystemResize' &&
+          p.message?.includes(
+            'kvr-2 restarts so that the file system of data-kvr-2 grows once the cluster is healthy (kvr-0 sees kvr-0 down)',
+          )
+        );
+      });
+      expect(await uids()).toEqual(first);
+      standIn.down = [];
+      const second = await waitUntil('kvr-2 restarted', async () => {
+        const now = await uids();
+        return now['kvr-2'] && now['kvr-2'] !== first['kvr-2'] ? now : undefined;
+      });
+      expect({ ...second, 'kvr-2': first['kvr-2'] }).toEqual(first);
+      await phase('kvr', 'Available', 60_000);
+
+      // Restarted already: kvr-2 is not restarted again while the kubelet has not grown its file
+      // system. kvr-0 and kvr-1 wait too, then go one at a time, once kvr-2 is seen up again.
+      standIn.down = ['kvr-2'];
+      await pending(1);
+      await pending(0);
+      await waitUntil('held again', async () => {
+        const p = await progressing();
+        return p?.message?.includes(
+          'kvr-1 restarts so that the file system of data-kvr-1 grows once the cluster is healthy',
+        );
+      });
+      expect(await uids()).toEqual(second);
+      standIn.down = [];
+      const third = await waitUntil('kvr-1 and kvr-0 restarted', async () => {
+        const now = await uids();
+        return now['kvr-0'] !== first['kvr-0'] && now['kvr-1'] !== first['kvr-1'] ? now : undefined;
+      });
+      expect(third['kvr-2']).toBe(second['kvr-2']);
+      for (const i of [0, 1, 2]) await grown(i);
+      const done = await phase('kvr', 'Available', 60_000);
+      await waitUntil('Stable', async () => (await progressing())?.reason === 'Stable');
+      expect(done.status?.readyReplicas).toBe(3);
+      const restarted = (await eventMessages('kvr', 'FileSystemResizeRestart')).map(
+        (m) => m.split(' ')[1],
+      );
+      expect(restarted).toEqual(['kvr-2', 'kvr-1', 'kvr-0']);
+      expect(downs.most).toBe(1);
+    } finally {
+      downs.watch?.abort();
+      standIn.down = [];
+      await allowExpansion(false);
+      await k().kubectl([
+        'delete',
+        'kvcluster',
+        'kvr',
+        '-n',
+        NS,
+        '--ignore-not-found',
+        '--wait=true',
+      ]);
+    }
+  });
+
   it('is garbage-collected with its KVCluster (claims kept: retainOnDelete)', async () => {
     await k().kubectl(['apply', '-f', '-'], { input: SERVICE_MONITOR_CRD });
     await kvReady();
@@ -1275,6 +1448,9 @@ describe('operator identity', { timeout: 60_000 }, () => {
     expect(await can(['patch', 'persistentvolumeclaims', '-n', NS])).toBe('yes');
     expect(await can(['create', 'persistentvolumeclaims', '-n', NS])).toBe('no');
     expect(await can(['delete', 'persistentvolumeclaims', '-n', NS])).toBe('no');
+    // A pod whose file system grows on a restart is evicted (the PDB holds), never deleted.
+    expect(await can(['create', 'pods', '--subresource=eviction', '-n', NS])).toBe('yes');
+    expect(await can(['delete', 'pods', '-n', NS])).toBe('no');
     // A Secret only by name (a KVCluster's cluster secret), never a list of them.
     expect(await can(['get', 'secrets', '-n', NS])).toBe('yes');
     expect(await can(['list', 'secrets', '-n', NS])).toBe('no');

@@ -17,6 +17,7 @@ import {
   phaseMessage,
   planCluster,
   planRecommission,
+  planResizeRestart,
   planRollout,
   planScale,
   podView,
@@ -805,5 +806,51 @@ describe('volumes', () => {
     const progressing = s.conditions?.find((x) => x.type === 'Progressing');
     expect(progressing).toMatchObject({ status: 'True', reason: 'VolumesGrowing' });
     expect(progressing?.message).toContain('volumes growing to 1Gi: data-kv-0: 1Gi of 2Gi');
+  });
+});
+
+describe('planResizeRestart', () => {
+  const healthy = { healthy: true, rebalancing: false, problems: [] };
+  const since = NOW.getTime() - 1000;
+  const pending = (i: number) => ({ pod: `kv-${i}`, claim: `data-kv-${i}`, sinceMs: since });
+  const pods = [0, 1, 2].map((i) => pod(i, { uid: `u${i}` }));
+
+  it('restarts the highest pending pod once every pod is Ready and the cluster healthy', () => {
+    const plan = planResizeRestart({
+      pending: [pending(0), pending(2)],
+      pods,
+      health: healthy,
+      settled: true,
+    });
+    expect(plan).toEqual({ kind: 'restart', pod: 'kv-2', claim: 'data-kv-2', uid: 'u2', left: 2 });
+  });
+
+  it('waits during a scale or rollout, for a pod down, for an unhealthy cluster', () => {
+    const input = { pending: [pending(1)], pods, health: healthy, settled: true };
+    expect(planResizeRestart({ ...input, settled: false })).toMatchObject({
+      kind: 'wait',
+      why: 'the scale or rollout under way ends',
+    });
+    const down = [pods[0]!, pods[1]!, pod(2, { ready: false })];
+    expect(planResizeRestart({ ...input, pods: down })).toMatchObject({
+      kind: 'wait',
+      why: 'kv-2 is not ready',
+    });
+    const sick = { healthy: false, rebalancing: false, problems: ['kv-0 sees kv-2 down'] };
+    expect(planResizeRestart({ ...input, health: sick })).toMatchObject({
+      kind: 'wait',
+      why: 'the cluster is healthy (kv-0 sees kv-2 down)',
+    });
+  });
+
+  it('never restarts a pod again that started after its claim began to wait', () => {
+    const again = [pods[0]!, pods[1]!, pod(2, { createdAtMs: since + 1 })];
+    expect(
+      planResizeRestart({ pending: [pending(2)], pods: again, health: healthy, settled: true }),
+    ).toEqual({ kind: 'none' });
+    const unknown = { ...pending(2), sinceMs: Number.NaN };
+    expect(planResizeRestart({ pending: [unknown], pods, health: healthy, settled: true })).toEqual(
+      { kind: 'none' },
+    );
   });
 });
