@@ -72,6 +72,7 @@ export async function ensureConfigMap(ctx: ControllerContext, c: Cluster): Promi
     name,
   });
   await applyOwned(ctx, c.uid, cm, existing);
+  ctx.memory.rememberConfigMap(c.uid, name, cm.data ?? {});
   if (existing === null) {
     ctx.logger.info({ cluster: c.name, namespace: c.namespace, configMap: name }, 'settings');
     await ctx.events.record(
@@ -116,26 +117,40 @@ export function unusedConfigMaps(
 }
 
 /**
- * Deletes the settings ConfigMaps no pod revision can start with any more. Kept: the one just
- * applied, the StatefulSet template's as observed (before this round's apply), and those of the
- * ControllerRevisions its status names and every pod runs (a pod restarted on an older
- * revision mid-rollout reads its own). Done only while the StatefulSet's status is current and
- * every one of those revisions could be read; otherwise the next round does it.
+ * Keeps one settings ConfigMap for each pod revision that can still start, and only those:
+ * deletes the ones no revision uses any more, and makes again one a revision uses that was
+ * deleted by hand, with the data it had (remembered from an earlier round or watch event: an
+ * earlier revision's settings cannot be derived from the spec any more; without it a pod of
+ * that revision could not start again, its ConfigMap missing). Returns what could not be made
+ * again (its data never seen by this process), one line each, for the Degraded condition.
+ * Kept: the one just applied, the StatefulSet template's as observed (before this round's
+ * apply), and those of the ControllerRevisions its status names and every pod runs (a pod
+ * restarted on an older revision mid-rollout reads its own). Done only while the StatefulSet's
+ * status is current and every one of those revisions could be read; otherwise the next round
+ * does it.
  */
-export async function pruneConfigMaps(
+export async function ensureRevisionConfigMaps(
   ctx: ControllerContext,
   c: Cluster,
   desiredHash: string,
   sts: V1StatefulSet | null,
-  podRevisions: readonly string[],
-): Promise<void> {
-  if (sts === null) return;
-  if ((sts.status?.observedGeneration ?? 0) < (sts.metadata?.generation ?? 1)) return;
-  const inUse = configMapsOf(sts.spec?.template);
-  inUse.add(configMapName(c.name, desiredHash));
+  pods: readonly { readonly name: string; readonly revision: string }[],
+): Promise<string[]> {
+  if (sts === null) return [];
+  if ((sts.status?.observedGeneration ?? 0) < (sts.metadata?.generation ?? 1)) return [];
+  const desired = configMapName(c.name, desiredHash);
+  /** ConfigMap name -> the pods whose revision starts with it. */
+  const inUse = new Map<string, string[]>();
+  const use = (names: Iterable<string>, users: string[]) => {
+    for (const n of names) inUse.set(n, [...(inUse.get(n) ?? []), ...users]);
+  };
+  const podsOf = (rev: string | undefined) =>
+    pods.filter((p) => p.revision === rev).map((p) => p.name);
+  use(configMapsOf(sts.spec?.template), podsOf(sts.status?.updateRevision));
+  use([desired], []);
   // The update revision is the template's own (the status is current): no need to read it.
   const revisions = new Set(
-    [sts.status?.currentRevision, ...podRevisions].filter(
+    [sts.status?.currentRevision, ...pods.map((p) => p.revision)].filter(
       (r): r is string => Boolean(r) && r !== sts.status?.updateRevision,
     ),
   );
@@ -148,14 +163,29 @@ export async function pruneConfigMaps(
     });
     const template = (rev?.data as { spec?: { template?: V1PodTemplateSpec } } | undefined)?.spec
       ?.template;
-    if (!template) return; // unknown: keep everything this round
-    for (const cm of configMapsOf(template)) inUse.add(cm);
+    if (!template) return []; // unknown: keep everything this round
+    use(configMapsOf(template), podsOf(name));
   }
   const list = await ctx.kube.core.listNamespacedConfigMap({
     namespace: c.namespace,
     labelSelector: `${CLUSTER_LABEL}=${c.name},app.kubernetes.io/component=config`,
   });
-  const unused = unusedConfigMaps(list.items, c.uid, inUse);
+  const ours = list.items.filter((cm) => controlledBy(cm, c.uid));
+  for (const cm of ours)
+    ctx.memory.rememberConfigMap(c.uid, cm.metadata?.name ?? '', cm.data ?? {});
+  const present = new Set(list.items.map((cm) => cm.metadata?.name));
+  const unknown: string[] = [];
+  for (const [name, users] of inUse) {
+    if (present.has(name) || name === desired) continue;
+    if (!(await recreateConfigMap(ctx, c, name, users))) {
+      const who = users.length ? `${users.join(', ')} cannot start again` : 'no pod runs it now';
+      unknown.push(
+        `ConfigMap ${name}, the settings of a pod revision, was deleted before this operator saw it: ${who}`,
+      );
+    }
+  }
+  const unused = unusedConfigMaps(list.items, c.uid, new Set(inUse.keys()));
+  ctx.memory.keepConfigMaps(c.uid, new Set(inUse.keys()));
   for (const name of unused)
     await ctx.kube.delete({ apiVersion: 'v1', kind: 'ConfigMap', namespace: c.namespace, name });
   if (unused.length > 0) {
@@ -167,4 +197,41 @@ export async function pruneConfigMaps(
       `no pod revision uses ConfigMap ${unused.join(', ')} any more: deleted`,
     );
   }
+  return unknown;
+}
+
+const controlledBy = (cm: V1ConfigMap, uid: string) =>
+  cm.metadata?.ownerReferences?.some((o) => o.controller && o.uid === uid) ?? false;
+
+/**
+ * Makes a settings ConfigMap a pod revision uses again with the data remembered for it; false
+ * when none is. A name of the hashed layout must match its data's hash (never another's).
+ */
+async function recreateConfigMap(
+  ctx: ControllerContext,
+  c: Cluster,
+  name: string,
+  users: readonly string[],
+): Promise<boolean> {
+  const data = ctx.memory.configMap(c.uid, name);
+  if (data === undefined) return false;
+  const hashed = name !== `${c.name}-config`;
+  if (hashed && configMapName(c.name, hashOf(data)) !== name) return false;
+  const cm: V1ConfigMap = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: ownedMeta(c, name, 'config'),
+    ...(hashed ? { immutable: true } : {}),
+    data: { ...data },
+  };
+  await applyOwned(ctx, c.uid, cm, null);
+  const who = users.length ? ` (${users.join(', ')} start with it)` : '';
+  ctx.logger.warn({ cluster: c.name, namespace: c.namespace, configMap: name }, 'made again');
+  await ctx.events.record(
+    c,
+    'Warning',
+    'ConfigMapRecreated',
+    `ConfigMap ${name}, the settings of a pod revision${who}, was deleted: made again with the data it had`,
+  );
+  return true;
 }

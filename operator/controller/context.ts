@@ -4,6 +4,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Kube, ObjectRef } from '../runtime/index.ts';
 import type { EventRecorder, Warnings } from './events.ts';
+import type { Memory } from './memory.ts';
 import type { NodeAdmin } from './node-admin.ts';
 
 export interface ControllerSettings {
@@ -24,6 +25,8 @@ export interface ControllerContext {
   readonly now: () => Date;
   /** Warnings already reported (one Event per KVCluster generation, not per reconcile). */
   readonly warned: Warnings;
+  /** Generated objects as last seen, to put one deleted or changed by hand back as it was. */
+  readonly memory: Memory;
 }
 
 /** Deletes an object only if this KVCluster controls it (never a same-named object of someone else). */

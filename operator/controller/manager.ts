@@ -18,6 +18,7 @@ import {
 } from '../runtime/index.ts';
 import type { ControllerContext, ControllerSettings } from './context.ts';
 import { createEventRecorder, Warnings } from './events.ts';
+import { Memory } from './memory.ts';
 import { CLUSTER_LABEL, type KVClusterObject, keyOf, MANAGED_BY, splitKey } from './names.ts';
 import type { NodeAdmin } from './node-admin.ts';
 import { reconcile } from './reconcile.ts';
@@ -61,6 +62,7 @@ export class Controller {
       settings: o.settings,
       now: () => new Date(),
       warned: new Warnings(),
+      memory: new Memory(),
     };
     this.#clusters = this.#clusterInformer();
     this.#statefulSets = this.#statefulSetInformer();
@@ -192,7 +194,9 @@ export class Controller {
     if (!obj) {
       // Deleted: its warnings go with it.
       const uids = this.#clusters.list().map((c) => c.metadata?.uid);
-      this.#ctx.warned.retain(new Set(uids.filter((u) => u !== undefined)));
+      const live = new Set(uids.filter((u) => u !== undefined));
+      this.#ctx.warned.retain(live);
+      this.#ctx.memory.retain(live);
       return undefined;
     }
     const started = process.hrtime.bigint();

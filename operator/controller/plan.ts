@@ -16,6 +16,8 @@ export interface ClusterPlan {
   readonly volumes?: readonly string[];
   /** A pod restarted (or waiting to be) so that its claim's file system grows (resize-restart.ts). */
   readonly fileSystemResize?: string;
+  /** Settings ConfigMaps a pod revision uses, deleted, and not known to make again. */
+  readonly configMapsMissing?: readonly string[];
 }
 
 /**

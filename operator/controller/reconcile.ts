@@ -4,7 +4,7 @@ import { type KVClusterStatus, parseKVCluster } from '../api/v1alpha1/index.ts';
 import { errorMessage, type HandlerResult, statusCode } from '../runtime/index.ts';
 import { ensureBackup, ensureRestore } from './backup.ts';
 import { ensureClusterSecret } from './cluster-secret.ts';
-import { ensureConfigMap, pruneConfigMaps } from './configmap.ts';
+import { ensureConfigMap, ensureRevisionConfigMaps } from './configmap.ts';
 import { type ControllerContext, HeldError } from './context.ts';
 import type { Cluster, KVClusterObject } from './names.ts';
 import { selectorString } from './names.ts';
@@ -75,10 +75,16 @@ async function ensureOwned(
   const volumes = await ensureVolumes(ctx, c, observed.sts, settled);
   // While it is made again (deleted with its pods orphaned), nothing is applied: its deletion
   // (watched) brings the next round, which creates it.
+  let configMapsMissing: string[] = [];
   if (!volumes.recreating) {
     await ensureStatefulSet(ctx, c, plan.statefulSet, observed.sts);
-    const revisions = observed.pods.map((p) => p.revision);
-    await pruneConfigMaps(ctx, c, configHash, observed.sts, revisions);
+    configMapsMissing = await ensureRevisionConfigMaps(
+      ctx,
+      c,
+      configHash,
+      observed.sts,
+      observed.pods,
+    );
   }
   await ensurePdb(ctx, c);
   const fileSystemResize = await ensureResizeRestart(ctx, c, {
@@ -96,7 +102,8 @@ async function ensureOwned(
     observed.pods,
   );
   const resize = fileSystemResize === null ? {} : { fileSystemResize };
-  return { plan: { ...plan, scale, volumes: volumes.pending, ...resize }, observed };
+  const missing = configMapsMissing.length ? { configMapsMissing } : {};
+  return { plan: { ...plan, scale, volumes: volumes.pending, ...resize, ...missing }, observed };
 }
 
 const WARNINGS: Readonly<Record<string, string>> = {

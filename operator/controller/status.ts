@@ -40,6 +40,8 @@ export interface StatusInput {
   readonly volumes?: readonly string[];
   /** A pod restarted (or waiting to be) so that its claim's file system grows. */
   readonly fileSystemResize?: string;
+  /** Settings ConfigMaps a pod revision uses, deleted, and not known to make again. */
+  readonly configMapsMissing?: readonly string[];
   /** The apiserver's message when applying an owned object failed this round (or why it is held). */
   readonly applyError?: string;
   /** The reason of `applyError` (one of HELD_REASONS; ApplyFailed when absent). */
@@ -166,6 +168,11 @@ function wantedButLeaving(s: StatusInput): string[] {
 
 function degraded(s: StatusInput, prog: Cond): Cond {
   if (s.applyError) return cond('Degraded', true, s.applyReason ?? 'ApplyFailed', s.applyError);
+  const missing = s.configMapsMissing ?? [];
+  if (missing.length) {
+    const msg = `${missing.join('; ')}. Let the rollout replace those pods, or make the ConfigMap again by hand (docs/operator.md, "A settings ConfigMap deleted by hand")`;
+    return cond('Degraded', true, 'ConfigMapMissing', msg);
+  }
   const leaving = wantedButLeaving(s);
   if (leaving.length) {
     const msg = `${leaving.join(', ')} decommissioned but still wanted: delete its pod and claim to rejoin it`;

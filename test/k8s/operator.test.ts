@@ -1026,6 +1026,101 @@ spec:
     expect(events).toContain(old);
   });
 
+  it('makes a settings ConfigMap a running revision uses again, with its data, when it is deleted by hand', async () => {
+    await ownVolumes('kvm', 2);
+    const two = `  replicas: 2\n  replicationFactor: 1\n  readQuorum: 1\n  writeQuorum: 1\n  image: kvstore:1\n  storage: {size: 1Gi, storageClassName: ${STORAGE_CLASS}}\n`;
+    const configMapOf = (o: Json) =>
+      o?.spec.template?.spec.containers[0].envFrom[0].configMapRef.name as string;
+    try {
+      expect((await apply(kvcYaml('kvm', two))).stderr).toBe('');
+      await phase('kvm', 'Available', 90_000);
+      const old = configMapOf(await sts('kvm'));
+      const before = await getJson(k(), ['configmap', old, '-n', NS]);
+      // kvm-0 seen down holds the rollout before its first pod: both pods stay on the old
+      // revision, whose settings the spec no longer gives.
+      standIn.down = ['kvm-0'];
+      await k().kubectl([
+        'patch',
+        'kvcluster',
+        'kvm',
+        '-n',
+        NS,
+        '--type=merge',
+        '-p',
+        '{"spec":{"logLevel":"debug"}}',
+      ]);
+      await waitUntil('the template names a new ConfigMap, partition 2', async () => {
+        const o = await sts('kvm');
+        return configMapOf(o) !== old && o?.spec.updateStrategy.rollingUpdate.partition === 2;
+      });
+      await k().kubectl(['delete', 'configmap', old, '-n', NS, '--wait=true']);
+      const again = await waitUntil(
+        `${old} made again`,
+        async () => {
+          const o = await getJson(k(), ['configmap', old, '-n', NS]);
+          return o && o.metadata.uid !== before?.metadata.uid ? o : undefined;
+        },
+        20_000,
+      );
+      expect(again.data).toEqual(before?.data);
+      expect(again.immutable).toBe(true);
+      expect(again.metadata.ownerReferences[0].uid).toBe((await kvc('kvm'))?.metadata?.uid);
+      const recreated = await eventMessages('kvm', 'ConfigMapRecreated');
+      expect(recreated.join('\n')).toContain(`ConfigMap ${old}, the settings of a pod revision`);
+      // A pod of that revision restarted mid-rollout starts with it, as before the deletion.
+      const pod = await getJson(k(), ['pod', 'kvm-1', '-n', NS]);
+      await k().kubectl(['delete', 'pod', 'kvm-1', '-n', NS, '--wait=true']);
+      const back = await waitUntil('kvm-1 made again and Ready', async () => {
+        const p = await getJson(k(), ['pod', 'kvm-1', '-n', NS]);
+        const ready = p?.status.conditions?.some(
+          (c: Json) => c.type === 'Ready' && c.status === 'True',
+        );
+        return p && p.metadata.uid !== pod?.metadata.uid && ready ? p : undefined;
+      });
+      expect(back.spec.containers[0].envFrom[0].configMapRef.name).toBe(old);
+
+      // Deleted while no operator ran: its data was never seen by the one that starts next, so
+      // it says so (Degraded, ConfigMapMissing, naming the pods), and the rollout, once the
+      // cluster is healthy, replaces those pods.
+      await operator?.stop();
+      await k().kubectl(['delete', 'configmap', old, '-n', NS, '--wait=true']);
+      operator = await startOperator(operatorKubeconfig, [
+        '--pod-url-template',
+        standIn.template,
+        ...FAST,
+      ]);
+      const missing = await waitUntil('ConfigMapMissing', async () => {
+        const d = (await kvc('kvm'))?.status?.conditions?.find((c) => c.type === 'Degraded');
+        return d?.reason === 'ConfigMapMissing' ? d : undefined;
+      });
+      expect(missing.message).toContain(
+        `ConfigMap ${old}, the settings of a pod revision, was deleted before this operator saw it: kvm-0, kvm-1 cannot start again`,
+      );
+      expect(await getJson(k(), ['configmap', old, '-n', NS])).toBeNull();
+      standIn.down = [];
+      await waitUntil(
+        'rolled out',
+        async () => {
+          const o = await kvc('kvm');
+          const d = o?.status?.conditions?.find((c) => c.type === 'Degraded');
+          return o?.status?.phase === 'Available' && d?.reason === 'AsExpected';
+        },
+        60_000,
+      );
+    } finally {
+      standIn.down = [];
+      await k().kubectl([
+        'delete',
+        'kvcluster',
+        'kvm',
+        '-n',
+        NS,
+        '--ignore-not-found',
+        '--wait=true',
+      ]);
+    }
+  });
+
   it('a reverted upgrade reaches the pod the bad template broke: the gate does not wait for it', async () => {
     await kvReady(3);
     const good = (await kvc('kv'))?.spec.image as string;

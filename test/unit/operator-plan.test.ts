@@ -458,6 +458,20 @@ describe('buildStatus', () => {
   const reason = (s: ReturnType<typeof buildStatus>, type: string) =>
     s.conditions?.find((x) => x.type === type)?.reason;
 
+  it('is Degraded (ConfigMapMissing) while the settings ConfigMap of a running revision is gone', () => {
+    const missing = ['ConfigMap kv-config-1, the settings of a pod revision, was deleted'];
+    const s = buildStatus(input({ configMapsMissing: missing }));
+    expect(s.phase).toBe('Degraded');
+    expect(reason(s, 'Degraded')).toBe('ConfigMapMissing');
+    expect(reason(s, 'Progressing')).toBe('Stable');
+  });
+
+  it('keeps the phase Upgrading while a pod restarts for its file system (FileSystemResize)', () => {
+    const s = buildStatus(input({ fileSystemResize: 'restarting kv-2' }));
+    expect(s.phase).toBe('Upgrading');
+    expect(reason(s, 'Progressing')).toBe('FileSystemResize');
+  });
+
   it('is Available when every pod is ready and healthy', () => {
     const s = buildStatus(input());
     expect(s).toMatchObject({
