@@ -46,7 +46,7 @@ export class Controller {
   readonly #queue: WorkQueue;
   readonly #clusters: RestartingInformer<KVClusterObject & { metadata?: { name?: string } }>;
   readonly #statefulSets: RestartingInformer<V1StatefulSet>;
-  /** Services, ConfigMaps, PodDisruptionBudgets: a change or deletion reconciles their owner. */
+  /** Services, ConfigMaps, Secrets, PodDisruptionBudgets: a change or deletion reconciles their owner. */
   readonly #owned: readonly RestartingInformer<KubernetesObject>[];
   readonly #ctx: ControllerContext;
   #workers: Promise<void> | undefined;
@@ -109,8 +109,10 @@ export class Controller {
    * The other owned kinds whose loss stops the cluster at once: deleted by hand (or changed),
    * each was made again only at the next resync (30 s by default), meanwhile a deleted headless
    * Service took the nodes' DNS away and a deleted ConfigMap kept restarting pods from starting
-   * (what controller-runtime's Owns() does). The generated cluster Secret is not watched: that
-   * would need list and watch on every Secret, and the operator does not make it again anyway.
+   * (what controller-runtime's Owns() does). The generated cluster Secret too: deleted or changed
+   * by hand, it is put back with the pods' value at once, before a pod restarts without it or
+   * with another value (RBAC cannot limit list and watch to labelled Secrets; the apiserver
+   * filters by label, so only the operator's own are sent and cached).
    */
   #ownedInformers(): RestartingInformer<KubernetesObject>[] {
     const { kube, namespace } = this.#o;
@@ -125,6 +127,11 @@ export class Controller {
         namespace
           ? kube.core.listNamespacedConfigMap({ namespace, labelSelector })
           : kube.core.listConfigMapForAllNamespaces({ labelSelector }),
+      ),
+      this.#ownedInformer('secrets', '/api/v1', () =>
+        namespace
+          ? kube.core.listNamespacedSecret({ namespace, labelSelector })
+          : kube.core.listSecretForAllNamespaces({ labelSelector }),
       ),
       this.#ownedInformer('poddisruptionbudgets', '/apis/policy/v1', () =>
         namespace

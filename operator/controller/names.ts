@@ -32,6 +32,12 @@ export const MANAGED_BY = 'kvstore-operator';
 export const CLUSTER_LABEL = 'kvstore.dev/cluster';
 export const TEMPLATE_HASH_ANNOTATION = 'kvstore.dev/template-hash';
 export const CONFIG_HASH_ANNOTATION = 'kvstore.dev/config-hash';
+/**
+ * On the StatefulSet: the SHA-256 of the cluster secret its pods run with (recorded when the
+ * operator made the Secret, or first saw the StatefulSet use it), so a value changed while no
+ * operator watched is told from the pods' own. The hash of 32 random bytes gives nothing away.
+ */
+export const SECRET_HASH_ANNOTATION = 'kvstore.dev/cluster-secret-sha256';
 
 export interface Names {
   readonly statefulSet: string;

@@ -7,7 +7,7 @@ import { ensureClusterSecret } from './cluster-secret.ts';
 import { ensureConfigMap, ensureRevisionConfigMaps } from './configmap.ts';
 import { type ControllerContext, HeldError } from './context.ts';
 import type { Cluster, KVClusterObject } from './names.ts';
-import { selectorString } from './names.ts';
+import { SECRET_HASH_ANNOTATION, selectorString } from './names.ts';
 import { type Observed, observe } from './observe.ts';
 import { ensurePdb } from './pdb.ts';
 import { type ClusterPlan, currentReplicas, planCluster } from './plan.ts';
@@ -62,6 +62,7 @@ async function hold(
 async function ensureOwned(
   ctx: ControllerContext,
   c: Cluster,
+  secretSha256: string | undefined,
 ): Promise<{ plan: ClusterPlan; observed: Observed }> {
   const configHash = await ensureConfigMap(ctx, c);
   await ensureServices(ctx, c);
@@ -77,7 +78,10 @@ async function ensureOwned(
   // (watched) brings the next round, which creates it.
   let configMapsMissing: string[] = [];
   if (!volumes.recreating) {
-    await ensureStatefulSet(ctx, c, plan.statefulSet, observed.sts);
+    // The recorded hash of the pods' cluster secret is kept when this round did not read it.
+    const sha = secretSha256 ?? observed.sts?.metadata?.annotations?.[SECRET_HASH_ANNOTATION];
+    const stsPlan = { ...plan.statefulSet, ...(sha ? { clusterSecretSha256: sha } : {}) };
+    await ensureStatefulSet(ctx, c, stsPlan, observed.sts);
     configMapsMissing = await ensureRevisionConfigMaps(
       ctx,
       c,
@@ -146,7 +150,7 @@ async function reconcileCluster(
     const secret = await ensureClusterSecret(ctx, spec, sts);
     c = secret.cluster;
     if (secret.legacy) await warnOnce(ctx, c, 'NoClusterSecret');
-    const done = await ensureOwned(ctx, c);
+    const done = await ensureOwned(ctx, c, secret.sha256);
     const built = statusOf(ctx, c, previous, done.observed, done.plan);
     const available = built.phase === 'Available' && built.readyReplicas === c.spec.replicas;
     const backup = await ensureBackup(ctx, c);

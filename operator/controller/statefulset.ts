@@ -25,6 +25,7 @@ import {
   labelsOf,
   namesOf,
   ownedMeta,
+  SECRET_HASH_ANNOTATION,
   selectorLabels,
   TEMPLATE_HASH_ANNOTATION,
 } from './names.ts';
@@ -36,6 +37,8 @@ export interface StatefulSetPlan {
   readonly partition: number;
   /** Hash of the ConfigMap data: names the ConfigMap, so a config change is a template change. */
   readonly configHash: string;
+  /** SHA-256 of the cluster secret the pods run with (SECRET_HASH_ANNOTATION), when known. */
+  readonly clusterSecretSha256?: string;
 }
 
 function container(c: Cluster, configHash: string): V1Container {
@@ -180,7 +183,13 @@ export function buildStatefulSet(c: Cluster, plan: StatefulSetPlan): V1StatefulS
   return {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
-    metadata: { ...meta, annotations: { [TEMPLATE_HASH_ANNOTATION]: hashOf(template) } },
+    metadata: {
+      ...meta,
+      annotations: {
+        [TEMPLATE_HASH_ANNOTATION]: hashOf(template),
+        ...(plan.clusterSecretSha256 ? { [SECRET_HASH_ANNOTATION]: plan.clusterSecretSha256 } : {}),
+      },
+    },
     spec: {
       replicas: plan.replicas,
       serviceName: names.headless,

@@ -202,6 +202,7 @@ const HELD_UNTIL: Readonly<Record<string, string>> = {
   VolumeExpansionFailed:
     'the claims can grow (their StorageClass allows expansion) or spec.storage.size is back',
   ClusterSecretChange: 'the cluster secret has the value the pods run with',
+  ClusterSecretChanged: 'the cluster secret has the value the pods run with again',
   PeerTlsChange: 'peer TLS is on or off as the pods run with',
 };
 export const HELD_REASONS: readonly string[] = Object.keys(HELD_UNTIL);

@@ -251,9 +251,8 @@ describe('charts/kvstore', () => {
         (w.rules as Record<string, unknown>[]).map((r) => ({ ...r })),
       );
     }
-    // Not more: the ServiceAccount can read a Secret it is told the name of (a KVCluster's
-    // cluster secret) but not list them, and cannot delete StatefulSets.
-    const can = async (verb: string, what: string) =>
+    // Not more: the ServiceAccount cannot delete Secrets or pods.
+    const can = async (verb: string, what: string, ...more: string[]) =>
       (
         await k().kubectlResult(
           [
@@ -261,6 +260,7 @@ describe('charts/kvstore', () => {
             'can-i',
             verb,
             what,
+            ...more,
             '-n',
             NS,
             `--as=system:serviceaccount:${NS}:kvstore-operator`,
@@ -268,11 +268,14 @@ describe('charts/kvstore', () => {
           { allowFailure: true },
         )
       ).stdout.trim();
-    expect(await can('get', 'secrets')).toBe('yes');
-    expect(await can('list', 'secrets')).toBe('no');
-    expect(await can('create', 'secrets')).toBe('yes');
+    // Its own Secrets watched and put back (patch) when changed by hand; never deleted.
+    for (const verb of ['get', 'list', 'watch', 'create', 'patch'])
+      expect(await can(verb, 'secrets')).toBe('yes');
     expect(await can('update', 'secrets')).toBe('no');
-    expect(await can('watch', 'secrets')).toBe('no');
+    expect(await can('delete', 'secrets')).toBe('no');
+    // A pod whose file system grows on a restart is evicted, never deleted.
+    expect(await can('create', 'pods', '--subresource=eviction')).toBe('yes');
+    expect(await can('delete', 'pods')).toBe('no');
     // Deleted (pods orphaned) only to make it again with a larger claim template.
     expect(await can('delete', 'statefulsets')).toBe('yes');
     expect(await can('patch', 'statefulsets')).toBe('yes');

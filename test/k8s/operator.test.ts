@@ -4,6 +4,7 @@
 // kwok pods are fake (no container runs), so the nodes' admin API is served by a stand-in HTTP
 // server in this test (see StandIn); the operator reaches it through --pod-url-template.
 
+import { createHash } from 'node:crypto';
 import { CoreV1Api, KubeConfig, type V1Pod, Watch } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openApiSchema } from '../../operator/api/v1alpha1/index.ts';
@@ -412,6 +413,7 @@ spec:
         ['service', 'kv'],
         ['configmap', configMap],
         ['pdb', 'kv'],
+        ['secret', 'kv-cluster-secret'],
       ];
       for (const [kind, name] of owned) {
         const before = await getJson(k(), [kind!, name!, '-n', NS]);
@@ -714,35 +716,75 @@ spec:
     await k().kubectl(['delete', 'kvcluster', 'kvo', '-n', NS, '--wait=true']);
   });
 
-  it('makes no new cluster secret once its pods run with one: Degraded until it is put back', async () => {
+  it('keeps the cluster secret its pods run with: put back when deleted or changed by hand, Degraded when its value is unknown', async () => {
     const one = `${ONE}  image: kvstore:1\n  storage: {size: 1Gi, storageClassName: ${STORAGE_CLASS}}\n`;
     expect((await apply(kvcYaml('kvs', one))).stderr).toBe('');
     await phase('kvs', 'Available');
     const secret = () => getJson(k(), ['secret', 'kvs-cluster-secret', '-n', NS]);
-    const value = Buffer.from((await secret())?.data.secret, 'base64').toString();
+    const secretText = (o: Json) => Buffer.from(o?.data.secret ?? '', 'base64').toString();
+    const first = await secret();
+    const value = secretText(first);
+    const setValue = (v: string) =>
+      k().kubectl([
+        'patch',
+        'secret',
+        'kvs-cluster-secret',
+        '-n',
+        NS,
+        '--type=merge',
+        '-p',
+        JSON.stringify({ data: { secret: Buffer.from(v).toString('base64') } }),
+      ]);
+    // Deleted, then changed, by hand while the operator runs: put back with the pods' value.
+    // Before, a deleted one held the cluster Degraded until someone put it back, and a changed
+    // one was used as it was: each pod that restarted came up cut off from the others.
     await k().kubectl(['delete', 'secret', 'kvs-cluster-secret', '-n', NS, '--wait=true']);
-    // Before, a new random value at once, the cluster Available: the nodes (still on the old
-    // value) refused the operator's admin calls, and a pod that restarted could not reach its
-    // peers.
-    const o = await phase('kvs', 'Degraded', 20_000);
+    const again = await waitUntil('the Secret made again', async () => {
+      const o = await secret();
+      return o && o.metadata.uid !== first?.metadata.uid ? o : undefined;
+    });
+    expect(secretText(again)).toBe(value);
+    expect(again.metadata.ownerReferences[0].uid).toBe((await kvc('kvs'))?.metadata?.uid);
+    await setValue('another-value');
+    await waitUntil('the value put back', async () => secretText(await secret()) === value);
+    const restored = await eventMessages('kvs', 'ClusterSecretRestored');
+    expect(restored.map((m) => m.split(',')[1]?.trim())).toEqual([
+      'the cluster secret the pods run with',
+      'the cluster secret the pods run with',
+    ]);
+    expect(restored[0]).toContain('was deleted by hand');
+    expect(restored[1]).toContain('was changed by hand');
+    await phase('kvs', 'Available');
+    // The StatefulSet records the hash of the pods' value.
+    const recorded = (await sts('kvs'))?.metadata.annotations['kvstore.dev/cluster-secret-sha256'];
+    expect(recorded).toBe(createHash('sha256').update(value).digest('hex'));
+
+    // While no operator runs: the next one does not know the pods' value. Deleted: it makes no
+    // new one, Degraded until it is put back.
+    const restart = async (meanwhile: () => Promise<unknown>) => {
+      await operator?.stop();
+      await meanwhile();
+      operator = await startOperator(operatorKubeconfig, [
+        '--pod-url-template',
+        standIn.template,
+        ...FAST,
+      ]);
+    };
+    await restart(() =>
+      k().kubectl(['delete', 'secret', 'kvs-cluster-secret', '-n', NS, '--wait=true']),
+    );
+    let o = await phase('kvs', 'Degraded', 30_000);
     const cond = (type: string) => o.status?.conditions?.find((c) => c.type === type);
     expect(cond('Progressing')).toMatchObject({ status: 'False', reason: 'ClusterSecretMissing' });
     expect(cond('Degraded')).toMatchObject({ status: 'True', reason: 'ClusterSecretMissing' });
     expect(cond('Degraded')?.message).toContain(
-      `Put back the value the pods run with: kubectl -n ${NS} exec kvs-0 -- node -e`,
+      `Put back the value the pods run with: it is in every running pod's environment: kubectl -n ${NS} exec kvs-0 -- node -e`,
     );
     expect(await secret()).toBeNull();
-    const events = await k().kubectl([
-      'get',
-      'events',
-      '-n',
-      NS,
-      '--field-selector',
-      'involvedObject.name=kvs,reason=Degraded',
-      '-o',
-      'jsonpath={.items[*].message}',
-    ]);
-    expect(events).toMatch(/Available -> Degraded: 1\/1 pods ready; ClusterSecretMissing: Secret/);
+    const degraded = await eventMessages('kvs', 'Degraded');
+    expect(degraded.join('\n')).toMatch(
+      /Available -> Degraded: 1\/1 pods ready; ClusterSecretMissing: Secret/,
+    );
     // Put back by hand with the pods' value: the cluster goes on with it.
     await k().kubectl([
       'create',
@@ -754,8 +796,15 @@ spec:
       `--from-literal=secret=${value}`,
     ]);
     await phase('kvs', 'Available', 90_000);
+    // Changed: not the value whose hash the StatefulSet records, so not taken for the pods'.
+    await restart(() => setValue('changed-meanwhile'));
+    o = await phase('kvs', 'Degraded', 30_000);
+    expect(cond('Degraded')).toMatchObject({ status: 'True', reason: 'ClusterSecretChanged' });
+    expect(secretText(await secret())).toBe('changed-meanwhile');
+    await setValue(value);
+    await phase('kvs', 'Available', 90_000);
     await k().kubectl(['delete', 'kvcluster', 'kvs', '-n', NS, '--wait=true']);
-    await k().kubectl(['delete', 'secret', 'kvs-cluster-secret', '-n', NS]);
+    await k().kubectl(['delete', 'secret', 'kvs-cluster-secret', '-n', NS, '--ignore-not-found']);
   });
 
   it('does not roll a cluster secret of another value: the pods could not reach each other', async () => {
@@ -1546,11 +1595,10 @@ describe('operator identity', { timeout: 60_000 }, () => {
     // A pod whose file system grows on a restart is evicted (the PDB holds), never deleted.
     expect(await can(['create', 'pods', '--subresource=eviction', '-n', NS])).toBe('yes');
     expect(await can(['delete', 'pods', '-n', NS])).toBe('no');
-    // A Secret only by name (a KVCluster's cluster secret), never a list of them.
-    expect(await can(['get', 'secrets', '-n', NS])).toBe('yes');
-    expect(await can(['list', 'secrets', '-n', NS])).toBe('no');
-    // Created once when a KVCluster names none; never changed or deleted by the operator.
-    expect(await can(['create', 'secrets', '-n', NS])).toBe('yes');
+    // Secrets: read by name, watched (the operator's own, by label), created when a KVCluster
+    // names none and put back (patch) when changed by hand; never updated whole or deleted.
+    for (const verb of ['get', 'list', 'watch', 'create', 'patch'])
+      expect(await can([verb, 'secrets', '-n', NS])).toBe('yes');
     expect(await can(['update', 'secrets', '-n', NS])).toBe('no');
     expect(await can(['delete', 'secrets', '-n', NS])).toBe('no');
     expect(await can(['update', 'kvclusters', '-n', NS])).toBe('no');
