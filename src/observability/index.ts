@@ -20,7 +20,7 @@ export {
   type StreamRoute,
   startHttp,
 } from './http.ts';
-export { createLogger, type Logger } from './logger.ts';
+export { createLogger, isoTime, type Logger } from './logger.ts';
 export { LogThrottle } from './throttle.ts';
 
 /** A gauge that reads 1 while `on()` is true and 0 otherwise, read when scraped. */
