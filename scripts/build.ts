@@ -109,6 +109,80 @@ const keepImportMeta: Plugin = {
   },
 };
 
+/**
+ * What the bundle takes instead of a dependency's module, each a part of it the node never runs
+ * (and a builtin module it would load at start): every node holds its modules' source and
+ * compiled top level in memory, and the builtins' too (docs/performance.md, Memory).
+ * `from`: only where that file imports it.
+ */
+const BUNDLE_SHIMS: readonly { name: string; from?: RegExp; contents: string }[] = [
+  {
+    // prom-client's index also loads its Pushgateway (node:http, https, zlib, url and with them
+    // tls and crypto), the cluster aggregator (node:cluster) and Summary (tdigest, bintrees).
+    // src/ imports only these: a name missing here fails the build (no matching export).
+    name: 'prom-client',
+    from: /\/src\//,
+    contents: `
+      export { default as Registry } from 'prom-client/lib/registry.js';
+      export { default as Counter } from 'prom-client/lib/counter.js';
+      export { default as Gauge } from 'prom-client/lib/gauge.js';
+      export { default as Histogram } from 'prom-client/lib/histogram.js';
+      export { default as collectDefaultMetrics } from 'prom-client/lib/defaultMetrics.js';`,
+  },
+  {
+    // Read by prom-client's CPU counters only with exemplars on (the node never turns them on):
+    // without a registered tracer the API finds no active span, and neither does this.
+    name: '@opentelemetry/api',
+    contents: `
+      export const context = { active: () => undefined };
+      export const trace = { getSpan: () => undefined };`,
+  },
+  {
+    // pino's transports (a worker thread per destination); the node logs to a stream.
+    name: 'thread-stream',
+    contents: `
+      export default class ThreadStream {
+        constructor() { throw new Error('kvstore bundle: pino transports are not included'); }
+      }`,
+  },
+  {
+    // pino reads isMainThread at load (node:worker_threads and its 4 modules): the bundle runs
+    // only as the process's entry (dist/src/main.js), on the main thread.
+    name: 'worker_threads',
+    from: /\/pino\/lib\/tools\.js$/,
+    contents: 'export const isMainThread = true;',
+  },
+  {
+    // sonic-boom checks one argument with assert (node:assert and its 5 modules): the same check,
+    // and node:assert's own error when it fails.
+    name: 'assert',
+    from: /\/sonic-boom\/index\.js$/,
+    contents: `
+      export default function assert(ok, message) {
+        if (!ok) require('node:assert')(ok, message);
+      }`,
+  },
+];
+
+const shims: Plugin = {
+  name: 'kvstore-shims',
+  setup(b) {
+    const names = new Set(BUNDLE_SHIMS.map((s) => s.name));
+    b.onResolve({ filter: /^[@a-z]/ }, (args) => {
+      if (!names.has(args.path) || args.namespace === 'kvstore-shim') return undefined;
+      const shim = BUNDLE_SHIMS.find(
+        (s) => s.name === args.path && (s.from?.test(args.importer) ?? true),
+      );
+      return shim ? { path: shim.name, namespace: 'kvstore-shim' } : undefined;
+    });
+    b.onLoad({ filter: /.*/, namespace: 'kvstore-shim' }, (args) => ({
+      contents: BUNDLE_SHIMS.find((s) => s.name === args.path)!.contents,
+      resolveDir: ROOT,
+      loader: 'js',
+    }));
+  },
+};
+
 /** Bundles src/main.ts into `dir`/main.bundle.cjs; returns the bundled input files' count. */
 async function bundleNode(dir: string): Promise<number> {
   const result = await build({
@@ -141,7 +215,7 @@ async function bundleNode(dir: string): Promise<number> {
         "const __kvBundleDir = (u) => require('node:path').dirname(__kvBundleFile(u));",
       ].join(' '),
     },
-    plugins: [keepImportMeta],
+    plugins: [keepImportMeta, shims],
     metafile: true,
     logLevel: 'silent',
   });
