@@ -1,7 +1,7 @@
 // The client side of one peer: a persistent multiplexed connection with timeouts and backoff.
 
 import { connect, type Socket } from 'node:net';
-import { type ConnectionOptions as TlsConnectionOptions, connect as tlsConnect } from 'node:tls';
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { KvError, toKvError, wireCode } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
@@ -322,7 +322,10 @@ export class PeerClient {
   #connect(): void {
     const { host, port } = this.#target;
     const tls = this.#opts.tls;
-    const socket = tls ? tlsConnect({ ...tls, host, port }) : connect({ host, port });
+    // node:tls is loaded by a node that uses TLS only (Node caches it: a lookup after the first).
+    const socket = tls
+      ? process.getBuiltinModule('node:tls').connect({ ...tls, host, port })
+      : connect({ host, port });
     this.#socket = socket;
     this.#written = 0;
     this.#received = 0;

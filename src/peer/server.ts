@@ -1,7 +1,7 @@
 // The peer-port TCP listener: accepts node-to-node connections and drains them on close.
 
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
+import type { TlsOptions } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { listen } from '../net/index.ts';
 import { type Logger, LogThrottle } from '../observability/index.ts';
@@ -97,11 +97,14 @@ export class PeerServer {
     };
     // allowHalfOpen: a client that half-closes still gets the answers to what it sent.
     const accept = (socket: Socket) => this.#accept(socket);
+    // node:tls (with node:crypto and OpenSSL's set-up) is loaded by a node that uses TLS only.
     this.#server = opts.tls
-      ? createTlsServer(
-          { allowHalfOpen: true, handshakeTimeout: handshakeTimeoutMs, ...opts.tls },
-          accept,
-        )
+      ? process
+          .getBuiltinModule('node:tls')
+          .createServer(
+            { allowHalfOpen: true, handshakeTimeout: handshakeTimeoutMs, ...opts.tls },
+            accept,
+          )
       : createServer({ allowHalfOpen: true }, accept);
     // Counts connections still in the TLS handshake too; Node closes one more at once.
     this.#server.maxConnections = opts.maxConnections ?? d.maxConnections;

@@ -2,7 +2,6 @@
 
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
 import type { Registry } from 'prom-client';
 import pkg from '../../package.json' with { type: 'json' };
 import { type Coordinator, MULTI_READ_BYTES } from '../coordinator/index.ts';
@@ -191,8 +190,11 @@ export class KvServer {
       maxMultiReadBytes: opts.maxMultiReadBytes ?? MULTI_READ_BYTES,
     };
     const accept = (socket: Socket) => this.#accept(socket);
+    // node:tls (with node:crypto and OpenSSL's set-up) is loaded by a node that serves TLS only.
     this.#server = opts.tls
-      ? createTlsServer({ allowHalfOpen: true, cert: opts.tls.cert, key: opts.tls.key }, accept)
+      ? process
+          .getBuiltinModule('node:tls')
+          .createServer({ allowHalfOpen: true, cert: opts.tls.cert, key: opts.tls.key }, accept)
       : createServer({ allowHalfOpen: true }, accept);
     this.#server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
