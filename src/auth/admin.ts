@@ -2,7 +2,11 @@
 // hands out nonces, each call signs one with a counter and the whole request (method, path with
 // its query, the SHA-256 of its body), and the node accepts each nonce and counter once.
 
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+/**
+ * node:crypto, loaded at the first call: a node that never needs it does not load it (with
+ * OpenSSL's set-up, about 1 MiB of RSS; docs/performance.md, Memory).
+ */
+const nodeCrypto = () => process.getBuiltinModule('node:crypto');
 
 /** The Authorization scheme of the node's HTTP admin endpoints when a cluster secret is set. */
 export const ADMIN_AUTH_SCHEME = 'KVSTORE-HMAC';
@@ -23,12 +27,12 @@ export const ADMIN_MAX_NONCES = 10_000;
 export const ADMIN_COUNTER_WINDOW = 128;
 
 /** SHA-256 (hex) of an empty body: what a GET or a POST without a body signs. */
-export const EMPTY_BODY_SHA256 = createHash('sha256').digest('hex');
+export const EMPTY_BODY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 /** SHA-256 (hex) of a request body. */
 export function bodySha256(body: Buffer | string | undefined): string {
   if (body === undefined || body.length === 0) return EMPTY_BODY_SHA256;
-  return createHash('sha256').update(body).digest('hex');
+  return nodeCrypto().createHash('sha256').update(body).digest('hex');
 }
 
 /** What one admin proof covers. `target` is the request target as sent: path and query. */
@@ -42,7 +46,8 @@ export interface AdminRequest {
 }
 
 function adminMac(secret: string, r: AdminRequest): Buffer {
-  return createHmac('sha256', secret)
+  return nodeCrypto()
+    .createHmac('sha256', secret)
     .update(`kvstore-admin-2:${r.method} ${r.target}:${r.nonce}:${r.nc}:${r.bodySha256}`)
     .digest();
 }
@@ -69,7 +74,8 @@ export function legacyAdminAuthorization(
   path: string,
   now = Date.now(),
 ): string {
-  const mac = createHmac('sha256', secret)
+  const mac = nodeCrypto()
+    .createHmac('sha256', secret)
     .update(`kvstore-admin:${method} ${path}:${now}`)
     .digest('hex');
   return `${ADMIN_AUTH_SCHEME} t=${now},mac=${mac}`;
@@ -126,7 +132,8 @@ export interface AdminGuardOptions {
  */
 export class AdminGuard {
   readonly #secret: string;
-  readonly #key = randomBytes(32);
+  /** Made at the first nonce issued or checked. */
+  #key: Buffer | null = null;
   readonly #ttl: number;
   readonly #max: number;
   readonly #now: () => number;
@@ -143,7 +150,7 @@ export class AdminGuard {
   /** A new nonce. */
   issue(): string {
     const issued = Math.floor(this.#now());
-    const random = randomBytes(12).toString('hex');
+    const random = nodeCrypto().randomBytes(12).toString('hex');
     return `${issued}.${random}.${this.#sign(issued, random)}`;
   }
 
@@ -153,7 +160,12 @@ export class AdminGuard {
   }
 
   #sign(issued: number, random: string): string {
-    return createHmac('sha256', this.#key).update(`${issued}.${random}`).digest('hex').slice(0, 32);
+    this.#key ??= nodeCrypto().randomBytes(32);
+    return nodeCrypto()
+      .createHmac('sha256', this.#key)
+      .update(`${issued}.${random}`)
+      .digest('hex')
+      .slice(0, 32);
   }
 
   /** Checks the Authorization header of a call of `method` to `target` (path and query as sent). */
@@ -164,11 +176,12 @@ export class AdminGuard {
     const nonce = `${issuedText}.${random}.${nonceMac}`;
     const nc = Number(ncText);
     const want = adminMac(this.#secret, { method, target, nonce, nc, bodySha256: body! });
-    if (!timingSafeEqual(Buffer.from(mac!, 'hex'), want)) return { ok: false, stale: false };
+    if (!nodeCrypto().timingSafeEqual(Buffer.from(mac!, 'hex'), want))
+      return { ok: false, stale: false };
     // The caller knows the secret: from here a refusal is a stale nonce or a used counter.
     const issued = Number(issuedText);
     const now = this.#now();
-    const mine = timingSafeEqual(
+    const mine = nodeCrypto().timingSafeEqual(
       Buffer.from(nonceMac!, 'hex'),
       Buffer.from(this.#sign(issued, random!), 'hex'),
     );

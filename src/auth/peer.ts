@@ -8,8 +8,13 @@
 // node for its whole window). An active man in the middle can still relay a handshake: only peer
 // TLS stops that.
 
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { KvError } from '../errors/index.ts';
+
+/**
+ * node:crypto, loaded at the first call: a node that never needs it does not load it (with
+ * OpenSSL's set-up, about 1 MiB of RSS; docs/performance.md, Memory).
+ */
+const nodeCrypto = () => process.getBuiltinModule('node:crypto');
 
 /** Bytes of each side's nonce. */
 export const PEER_NONCE_BYTES = 32;
@@ -26,7 +31,8 @@ export interface PeerChallengeState {
 type Role = 'server' | 'client';
 
 function mac(secret: string, role: Role, client: Uint8Array, server: Uint8Array): Buffer {
-  return createHmac('sha256', secret)
+  return nodeCrypto()
+    .createHmac('sha256', secret)
     .update(`kvstore-peer-auth:v2:${role}:`)
     .update(client)
     .update(server)
@@ -38,7 +44,11 @@ function nonceOf(v: unknown): Buffer | null {
 }
 
 function macMatches(got: unknown, want: Buffer): boolean {
-  return got instanceof Uint8Array && got.length === want.length && timingSafeEqual(got, want);
+  return (
+    got instanceof Uint8Array &&
+    got.length === want.length &&
+    nodeCrypto().timingSafeEqual(got, want)
+  );
 }
 
 function refused(why: string): KvError {
@@ -55,7 +65,7 @@ export type PeerAsk = (method: string, body: unknown) => Promise<unknown>;
  */
 export function peerHandshake(secret: string): (ask: PeerAsk) => Promise<void> {
   return async (ask) => {
-    const client = randomBytes(PEER_NONCE_BYTES);
+    const client = nodeCrypto().randomBytes(PEER_NONCE_BYTES);
     const reply = (await ask(PEER_AUTH_METHODS.challenge, { n: client })) as {
       n?: unknown;
       mac?: unknown;
@@ -78,7 +88,7 @@ export function answerPeerChallenge(
 ): { readonly reply: { n: Buffer; mac: Buffer }; readonly state: PeerChallengeState } {
   const client = nonceOf((body as { n?: unknown } | null)?.n);
   if (client === null) throw refused('malformed challenge');
-  const server = randomBytes(PEER_NONCE_BYTES);
+  const server = nodeCrypto().randomBytes(PEER_NONCE_BYTES);
   return {
     reply: { n: server, mac: mac(secret, 'server', client, server) },
     state: { client, server },

@@ -1,6 +1,5 @@
 // The member side of a backup: snapshot sessions read page by page, and the restore marker.
 
-import { randomBytes } from 'node:crypto';
 import { KvError } from '../errors/index.ts';
 import type { ScanReply, WireEntry } from '../replica/index.ts';
 import {
@@ -10,6 +9,12 @@ import {
   validWall,
   writeStateDoc,
 } from '../storage/index.ts';
+
+/**
+ * node:crypto, loaded at the first call: a node that never needs it does not load it (with
+ * OpenSSL's set-up, about 1 MiB of RSS; docs/performance.md, Memory).
+ */
+const nodeCrypto = () => process.getBuiltinModule('node:crypto');
 
 /** Peer methods of the backup (served after the peer authenticated, like every other). */
 export const BACKUP_METHODS = {
@@ -112,7 +117,7 @@ export class BackupSessions {
       if (this.#sessions.size >= MAX_SESSIONS) {
         throw fail(`${MAX_SESSIONS} backups are reading this member already`);
       }
-      id = randomBytes(12).toString('hex');
+      id = nodeCrypto().randomBytes(12).toString('hex');
       const records = this.#storage.scan({ start: Buffer.alloc(0), end: null });
       s = { records, at: new Date().toISOString(), timer: this.#expiry(id), held: null };
       this.#sessions.set(id, s);

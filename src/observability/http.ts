@@ -1,13 +1,18 @@
 // The HTTP port: /metrics (Prometheus text exposition), /healthz (alive), /readyz (serving),
 // admin JSON routes and static pages (the console).
 
-import { createHash } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, type Registry } from 'prom-client';
 import { listen } from '../net/index.ts';
 import type { Logger } from './logger.ts';
 import { LogThrottle } from './throttle.ts';
+
+/**
+ * node:crypto, loaded at the first call: a node that never needs it does not load it (with
+ * OpenSSL's set-up, about 1 MiB of RSS; docs/performance.md, Memory).
+ */
+const nodeCrypto = () => process.getBuiltinModule('node:crypto');
 
 // Not `import { createServer } from 'node:http'`: an ES module import of node:http reads every
 // export, and its lazy WebSocket/CloseEvent/MessageEvent getters load Node's bundled undici
@@ -177,7 +182,7 @@ function bodyReader(req: IncomingMessage, res: ServerResponse, proved: Proved | 
   return async (max) => {
     const chunks: Buffer[] = [];
     let n = 0;
-    const hash = proved === null ? null : createHash('sha256');
+    const hash = proved === null ? null : nodeCrypto().createHash('sha256');
     for await (const c of req as AsyncIterable<Buffer>) {
       n += c.length;
       if (n > max) {

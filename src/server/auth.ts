@@ -1,7 +1,12 @@
 // Client authentication: checks AUTH passwords in constant time and gates unauthenticated commands.
 
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { type CommandType, errorReply, type Reply, respErrors } from '../protocol/index.ts';
+
+/**
+ * node:crypto, loaded at the first call: a node that never needs it does not load it (with
+ * OpenSSL's set-up, about 1 MiB of RSS; docs/performance.md, Memory).
+ */
+const nodeCrypto = () => process.getBuiltinModule('node:crypto');
 
 /** Commands a connection may send before it authenticated. */
 const OPEN: ReadonlySet<CommandType> = new Set(['auth', 'ping', 'quit']);
@@ -35,7 +40,7 @@ export class Authenticator {
    */
   check(password: Buffer, named = false): { reply: Reply; ok: boolean } {
     if (this.#digest === null) return { reply: named ? OK : NO_PASSWORD, ok: true };
-    const ok = timingSafeEqual(digest(password), this.#digest);
+    const ok = nodeCrypto().timingSafeEqual(digest(password), this.#digest);
     return { reply: ok ? OK : WRONGPASS, ok };
   }
 
@@ -46,5 +51,5 @@ export class Authenticator {
 }
 
 function digest(b: Buffer): Buffer {
-  return createHash('sha256').update(b).digest();
+  return nodeCrypto().createHash('sha256').update(b).digest();
 }

@@ -1,7 +1,12 @@
 // SCAN cursors: numeric tokens standing for the key a scan resumes after, held by this node.
 
-import { randomInt } from 'node:crypto';
 import type { ScanCursors } from '../protocol/index.ts';
+
+/**
+ * node:crypto, loaded at the first call: a node that never needs it does not load it (with
+ * OpenSSL's set-up, about 1 MiB of RSS; docs/performance.md, Memory).
+ */
+const nodeCrypto = () => process.getBuiltinModule('node:crypto');
 
 export interface ScanCursorOptions {
   /** Cursors kept at most; the oldest are forgotten first. */
@@ -41,7 +46,7 @@ export class ScanCursorTable implements ScanCursors {
       this.#entries.delete(token);
     }
     let token: string;
-    do token = String(randomInt(1, 2 ** 48 - 1));
+    do token = String(nodeCrypto().randomInt(1, 2 ** 48 - 1));
     while (this.#entries.has(token));
     // A copy in memory of its own: a small Buffer.from is a slice of Node's shared 64 KiB pool,
     // which a cursor kept for its ttl would keep whole (10,000 cursors: 640 MiB).

@@ -1,10 +1,19 @@
 // `npm run build` (scripts/build.ts): the compiled JavaScript runs the node (bundled, with its code cache), kvctl and its offline verify through the bin shims, with no .ts beside it.
 
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  cpSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { SourceMap, type SourceMapPayload } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defer } from '../helpers/defer.ts';
@@ -102,6 +111,51 @@ describe('the compiled build', () => {
     );
     expect(stderr).toBe('kvstore: code cache not used (source maps on)\n');
     expect(stdout).toMatch(/^Usage: kvstore/);
+  });
+
+  it('starts without the builtin modules a node needs only when asked (TLS, crypto) or never (worker threads, https), and serves its default metrics', async () => {
+    // Each builtin a node loads keeps its compiled code and its part of the node binary resident
+    // (docs/performance.md, Memory). The list is written when the process exits.
+    const list = join(out, 'module-load-list.json');
+    const preload = join(out, 'module-load-list.mjs');
+    writeFileSync(
+      preload,
+      `import { writeFileSync } from 'node:fs';\nprocess.on('exit', () => writeFileSync(${JSON.stringify(list)}, JSON.stringify(process.moduleLoadList)));\n`,
+    );
+    const node = await startNodeProcess({
+      main: join(out, 'bin/kvstore.js'),
+      env: { NODE_OPTIONS: `--import=${pathToFileURL(preload).href}` },
+    });
+    const c = await LineClient.connect(node.port);
+    defer(() => c.socket.destroy());
+    c.send('PUT lazy yes\r\nGET lazy\r\n');
+    expect(await c.lines(2)).toEqual(['OK', 'yes']);
+    // prom-client's parts (scripts/build.ts, BUNDLE_SHIMS): its default metrics are all there.
+    const metrics = await (await fetch(`http://127.0.0.1:${node.httpPort}/metrics`)).text();
+    for (const name of [
+      'process_cpu_seconds_total',
+      'process_resident_memory_bytes',
+      'process_open_fds',
+      'nodejs_eventloop_lag_seconds',
+      'nodejs_gc_duration_seconds_count',
+      'nodejs_heap_space_size_used_bytes',
+      'nodejs_version_info',
+      'kvstore_client_buffered_bytes',
+    ])
+      expect(metrics, name).toMatch(new RegExp(`^${name}[{ ]`, 'm'));
+    expect(await node.stop()).toBe(0);
+    const loaded = JSON.parse(readFileSync(list, 'utf8')) as string[];
+    expect(loaded).toContain('NativeModule http');
+    // (node:cluster is not in the list: Node's net module loads it once a connection is served.)
+    const unwanted = ['tls', 'crypto', 'https', 'worker_threads', 'assert'];
+    expect(loaded.filter((m) => unwanted.some((u) => m === `NativeModule ${u}`))).toEqual([]);
+    // Nor do their sources sit in the bundle.
+    const map = JSON.parse(readFileSync(join(out, 'src/main.bundle.cjs.map'), 'utf8')) as {
+      sources: string[];
+    };
+    const left =
+      /prom-client\/lib\/(pushgateway|cluster|summary)|node_modules\/(@opentelemetry|thread-stream)/;
+    expect(map.sources.filter((s) => left.test(s))).toEqual([]);
   });
 
   it('serves through bin/kvstore.js, kvctl answers through bin/kvctl.js, and kvctl verify checks the data dir', async () => {
