@@ -11,15 +11,16 @@ const P3 = 0xc2b2ae3d | 0;
 const P4 = 0x27d4eb2f | 0;
 const P5 = 0x165667b1 | 0;
 
-const rotl = (x: number, r: number) => (x << r) | (x >>> (32 - r));
-
 /** XXH32 of `data` with `seed`, as an unsigned 32-bit integer. */
 export function xxh32(data: Uint8Array, seed = 0): number {
+  // The rotations and 32-bit reads are written out, not small functions: a node hashes about
+  // 10^4 times while it builds its ring at start (1024 vnodes a member), enough calls of such a
+  // helper for V8 to optimize it with TurboFan when the machine is busy, which pages in 5 MiB of
+  // the node binary that an idle node otherwise never runs (docs/performance.md, Memory).
   const len = data.length;
-  const r32 = (p: number) =>
-    data[p]! | (data[p + 1]! << 8) | (data[p + 2]! << 16) | (data[p + 3]! << 24);
   let i = 0;
   let h: number;
+  let x: number;
   if (len >= 16) {
     let v1 = (seed + P1 + P2) | 0;
     let v2 = (seed + P2) | 0;
@@ -27,19 +28,39 @@ export function xxh32(data: Uint8Array, seed = 0): number {
     let v4 = (seed - P1) | 0;
     const limit = len - 16;
     do {
-      v1 = Math.imul(rotl((v1 + Math.imul(r32(i), P2)) | 0, 13), P1);
-      v2 = Math.imul(rotl((v2 + Math.imul(r32(i + 4), P2)) | 0, 13), P1);
-      v3 = Math.imul(rotl((v3 + Math.imul(r32(i + 8), P2)) | 0, 13), P1);
-      v4 = Math.imul(rotl((v4 + Math.imul(r32(i + 12), P2)) | 0, 13), P1);
+      x = data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
+      x = (v1 + Math.imul(x, P2)) | 0;
+      v1 = Math.imul((x << 13) | (x >>> 19), P1);
+      x = data[i + 4]! | (data[i + 5]! << 8) | (data[i + 6]! << 16) | (data[i + 7]! << 24);
+      x = (v2 + Math.imul(x, P2)) | 0;
+      v2 = Math.imul((x << 13) | (x >>> 19), P1);
+      x = data[i + 8]! | (data[i + 9]! << 8) | (data[i + 10]! << 16) | (data[i + 11]! << 24);
+      x = (v3 + Math.imul(x, P2)) | 0;
+      v3 = Math.imul((x << 13) | (x >>> 19), P1);
+      x = data[i + 12]! | (data[i + 13]! << 8) | (data[i + 14]! << 16) | (data[i + 15]! << 24);
+      x = (v4 + Math.imul(x, P2)) | 0;
+      v4 = Math.imul((x << 13) | (x >>> 19), P1);
       i += 16;
     } while (i <= limit);
-    h = (rotl(v1, 1) + rotl(v2, 7) + rotl(v3, 12) + rotl(v4, 18)) | 0;
+    h =
+      (((v1 << 1) | (v1 >>> 31)) +
+        ((v2 << 7) | (v2 >>> 25)) +
+        ((v3 << 12) | (v3 >>> 20)) +
+        ((v4 << 18) | (v4 >>> 14))) |
+      0;
   } else {
     h = (seed + P5) | 0;
   }
   h = (h + len) | 0;
-  for (; i + 4 <= len; i += 4) h = Math.imul(rotl((h + Math.imul(r32(i), P3)) | 0, 17), P4);
-  for (; i < len; i++) h = Math.imul(rotl((h + Math.imul(data[i]!, P5)) | 0, 11), P1);
+  for (; i + 4 <= len; i += 4) {
+    x = data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
+    x = (h + Math.imul(x, P3)) | 0;
+    h = Math.imul((x << 17) | (x >>> 15), P4);
+  }
+  for (; i < len; i++) {
+    x = (h + Math.imul(data[i]!, P5)) | 0;
+    h = Math.imul((x << 11) | (x >>> 21), P1);
+  }
   h ^= h >>> 15;
   h = Math.imul(h, P2);
   h ^= h >>> 13;
