@@ -259,7 +259,7 @@ async function restoreBatch(
     return reply(res, 400, { error: message(err) });
   }
   // Placed in this turn, under these rings: an owner that routes by others passes them on.
-  const how = { rings: o.topology.placementId };
+  const how = { rings: o.topology.placementId, bulk: true };
   const results = await Promise.allSettled(
     [...byOwner].map(([owner, entries]) => o.replicas.apply(owner, entries, undefined, how)),
   );

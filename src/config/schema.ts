@@ -212,7 +212,8 @@ const options = {
     .describe('refuse peer versions further ahead of this clock (ms)'),
   /**
    * Most inbound peer connections at once; further ones are closed at once (and counted). Each
-   * member opens two to each other member (data, and the probes' control connection).
+   * member opens three to each other member (small and large requests, and the probes' control
+   * connection).
    */
   maxPeerConnections: positive
     .max(1_000_000)

@@ -315,7 +315,7 @@ export async function startCluster(
       return Promise.reject(
         new KvError('KV_ERR_PEER_UNAVAILABLE', `replication: ${name} is down for data`),
       );
-    return pool.get(peerAddressOf(m)).request(method, body, opts);
+    return pool.request(peerAddressOf(m), method, body, opts);
   };
   // Reads count a settled owner only if it still has the data directory the ring recorded, and
   // say whether it is out of the target ring (Topology.readTerms); writes carry the peer timeout
@@ -524,7 +524,8 @@ export async function startCluster(
     streams: backupRoutes({
       self,
       sessions: backups,
-      call,
+      // Pages of records: on the members' large lanes, behind no client's small requests.
+      call: (member, method, body) => call(member, method, body, { bulk: true }),
       topology: topo,
       replicas,
       logger: log,

@@ -4,12 +4,18 @@ import { connect, type Socket } from 'node:net';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { KvError, toKvError, wireCode } from '../errors/index.ts';
-import type { Logger } from '../observability/index.ts';
+import type { CounterCell, Logger } from '../observability/index.ts';
 import { type PeerAddress, parsePeerAddress } from './address.ts';
-import { decodeResponse, encodeRequest, MAX_REQUEST_ID, type ResponseMessage } from './codec.ts';
+import {
+  decodeResponse,
+  encodeRequestFrame,
+  MAX_REQUEST_ID,
+  type ResponseMessage,
+  setRequestId,
+} from './codec.ts';
 import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameDecoder } from './frame.ts';
 import { FrameWriter } from './frame-writer.ts';
-import { type PeerMetrics, peerMetrics } from './metrics.ts';
+import { type PeerLane, type PeerMetrics, peerMetrics } from './metrics.ts';
 import { tunePeerSocket, unsentBytes } from './socket.ts';
 
 export interface PeerClientOptions {
@@ -45,6 +51,8 @@ export interface PeerClientOptions {
   readonly handshake?: (ask: (method: string, body: unknown) => Promise<unknown>) => Promise<void>;
   /** Connect with TLS using these options (CA, client certificate); null: plain TCP. */
   readonly tls?: TlsConnectionOptions | null;
+  /** The lane this client serves (PeerPool), as its metrics label it. */
+  readonly lane?: PeerLane;
 }
 
 export const PEER_CLIENT_DEFAULTS = {
@@ -65,7 +73,19 @@ export const PEER_CLIENT_DEFAULTS = {
   /** First retry soon (a restarting pod), then back off to one attempt per 2 s. */
   initialBackoffMs: 50,
   maxBackoffMs: 2000,
+  lane: 'small',
 } as const;
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Bytes of frames handed to the socket and not yet taken by the kernel (its write buffer's
+ * high-water mark) past which further frames wait in the client's own queue, until the socket
+ * drains. Frames in that queue can still be dropped when their request times out; the socket's
+ * buffer and the kernel's cannot give a frame back. Big enough that a turn's small frames leave
+ * in one write; a frame is handed over whole whatever its size.
+ */
+const HANDOFF_BYTES = 256 * 1024;
 
 /** `idle`: no socket, the next request connects. `backoff`: failed, requests fail fast. */
 export type PeerClientState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'closed';
@@ -76,6 +96,16 @@ interface Pending {
   readonly timer: NodeJS.Timeout;
   readonly method: string;
   readonly started: number;
+  /** Its frame while in the client's queue; null once handed to the socket (or never queued). */
+  out: Outgoing | null;
+}
+
+/** A request frame waiting for the socket (see HANDOFF_BYTES). */
+interface Outgoing {
+  /** Emptied when dropped: a peer that reads nothing must not keep dropped frames alive. */
+  frame: Buffer;
+  /** Handed to the socket, or its request settled before that (then it is never sent). */
+  gone: boolean;
 }
 
 type Options = Required<Omit<PeerClientOptions, 'registry' | 'handshake' | 'tls'>> &
@@ -92,13 +122,18 @@ type Options = Required<Omit<PeerClientOptions, 'registry' | 'handshake' | 'tls'
  *   again. A successful connect resets the backoff.
  * - Losing an established connection (peer closed, reset, malformed frame from the peer) rejects
  *   every outstanding request with KV_ERR_PEER_UNAVAILABLE; the next request reconnects at once.
- * - Frames queued in one event-loop turn leave in one socket write.
+ * - Frames queued in one event-loop turn leave in one socket write, up to HANDOFF_BYTES; the rest
+ *   wait in the client until the socket drains, and a request that times out meanwhile is never
+ *   sent (a frame is only ever sent whole). A peer that stops reading (paused, stuck) then gets,
+ *   when it reads again, only what the socket and the kernel already held, not every request
+ *   that timed out in between.
  */
 export class PeerClient {
   readonly address: string;
   readonly #target: PeerAddress;
   readonly #opts: Options;
   readonly #metrics: PeerMetrics;
+  readonly #laneRequests: CounterCell;
   readonly #decoder: FrameDecoder;
   readonly #pending = new Map<number, Pending>();
   #state: PeerClientState = 'idle';
@@ -118,9 +153,14 @@ export class PeerClient {
   #received = 0;
   /** Set when the current socket was closed for not draining: reconnect after a backoff. */
   #stalled = false;
-  /** Requests written while the handshake runs, and their bytes; null once it is done. */
-  #held: Buffer[] | null = null;
-  #heldBytes = 0;
+  /** Request frames not yet handed to the socket, from #queueHead on, and their live bytes. */
+  #queue: Outgoing[] = [];
+  #queueHead = 0;
+  /** Entries of #queue past #queueHead that were dropped (compacted away when they pile up). */
+  #queueDropped = 0;
+  #queueBytes = 0;
+  /** Set while the current socket's handshake runs: only its requests are sent. */
+  #holding = false;
   /** Set when the current socket's handshake failed: reconnect after a backoff. */
   #refused = false;
 
@@ -130,13 +170,19 @@ export class PeerClient {
     this.#target = parsePeerAddress(opts.address);
     this.#opts = { ...PEER_CLIENT_DEFAULTS, ...withoutUndefined(opts) } as Options;
     this.#metrics = peerMetrics(opts.registry);
+    this.#laneRequests = this.#metrics.laneRequests.labels(this.#opts.lane);
     this.#decoder = new FrameDecoder(this.#opts.maxFrameBytes);
     this.#metrics.queues.add(this);
   }
 
   /** Bytes of requests written to the socket and not yet taken by the kernel. */
   get queuedBytes(): number {
-    return this.#socket?.writableLength ?? 0;
+    return (this.#socket?.writableLength ?? 0) + this.#queueBytes;
+  }
+
+  /** The lane this client serves (PeerClientOptions.lane). */
+  get lane(): PeerLane {
+    return this.#opts.lane;
   }
 
   get state(): PeerClientState {
@@ -165,7 +211,20 @@ export class PeerClient {
    * `method` labels metrics: use a fixed set of names.
    */
   request<T>(method: string, body: unknown, opts: { timeoutMs?: number } = {}): Promise<T> {
-    return this.#send(method, body, opts, false);
+    return this.#send(method, encodeFrame(method, body), opts, false);
+  }
+
+  /**
+   * request() of a frame already encoded by encodeRequestFrame (or the KvError encoding it threw,
+   * which rejects the same way), so that its size could choose the connection (PeerPool). The
+   * frame is this request's alone: its id is written into it.
+   */
+  requestFrame<T>(
+    method: string,
+    frame: Buffer | KvError,
+    opts: { timeoutMs?: number } = {},
+  ): Promise<T> {
+    return this.#send(method, frame, opts, false);
   }
 
   /**
@@ -182,21 +241,16 @@ export class PeerClient {
   /** request(); a `handshake` request is written at once and refused only when closed. */
   #send<T>(
     method: string,
-    body: unknown,
+    frame: Buffer | KvError,
     opts: { timeoutMs?: number },
     handshake: boolean,
   ): Promise<T> {
     const started = performance.now();
     this.#metrics.requestsSent.labels(method).inc();
+    this.#laneRequests.inc();
     const refusal = this.#refusal(handshake);
     if (refusal !== null) return this.#refuse(method, started, refusal);
-    const id = this.#nextId();
-    let frame: Buffer;
-    try {
-      frame = encodeRequest(id, method, body);
-    } catch (err) {
-      return this.#refuse(method, started, toKvError(err, 'peer'));
-    }
+    if (frame instanceof KvError) return this.#refuse(method, started, frame);
     if (frame.length > this.#opts.maxFrameBytes) {
       const msg = `peer: ${method} request of ${frame.length} bytes is over the frame limit`;
       return this.#refuse(method, started, new KvError('KV_ERR_PEER_PROTOCOL', msg));
@@ -205,24 +259,83 @@ export class PeerClient {
     else if (this.#queueFull(this.#socket, frame.length)) {
       return this.#refuse(method, started, this.#queueFullError(this.#socket));
     }
+    const id = this.#nextId();
+    setRequestId(frame, id);
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     const timeoutMs = opts.timeoutMs ?? this.#opts.timeoutMs;
     const timer = setTimeout(() => this.#onTimeout(id, timeoutMs), timeoutMs);
+    const out = handshake ? null : { frame, gone: false };
     this.#pending.set(id, {
       resolve: resolve as (v: unknown) => void,
       reject,
       timer,
       method,
       started,
+      out,
     });
     this.#metrics.inFlight.labels('client').inc();
-    if (this.#held !== null && !handshake) {
-      this.#held.push(frame);
-      this.#heldBytes += frame.length;
-    } else {
+    if (out === null) {
       this.#writer!.write(frame);
+    } else {
+      this.#queue.push(out);
+      this.#queueBytes += frame.length;
+      this.#pump();
     }
     return promise;
+  }
+
+  /**
+   * Hands queued frames to the socket, in order, until its buffer passes HANDOFF_BYTES (the rest
+   * go on 'drain'); nothing while the handshake runs. Dropped frames are skipped.
+   */
+  #pump(): void {
+    const socket = this.#socket;
+    const writer = this.#writer;
+    if (socket === null || writer === null || this.#holding) return;
+    const queue = this.#queue;
+    while (this.#queueHead < queue.length && !socket.writableNeedDrain) {
+      const out = queue[this.#queueHead++]!;
+      if (out.gone) {
+        this.#queueDropped--;
+        continue;
+      }
+      out.gone = true;
+      this.#queueBytes -= out.frame.length;
+      writer.write(out.frame);
+    }
+    if (this.#queueHead === queue.length) {
+      this.#queue = [];
+      this.#queueHead = 0;
+      this.#queueDropped = 0;
+    } else if (this.#queueHead >= 1024 && this.#queueHead * 2 >= queue.length) {
+      this.#queue = queue.slice(this.#queueHead);
+      this.#queueHead = 0;
+    }
+  }
+
+  /**
+   * Takes `out` out of the queue: it is never sent, its bytes leave the count and its memory is
+   * let go. Toward a peer that reads nothing, requests keep timing out while none is sent: the
+   * dropped entries are removed once they are most of the queue, so it holds live ones only.
+   */
+  #drop(out: Outgoing): void {
+    out.gone = true;
+    this.#queueBytes -= out.frame.length;
+    out.frame = EMPTY;
+    const live = this.#queue.length - this.#queueHead;
+    if (++this.#queueDropped >= 1024 && this.#queueDropped * 2 >= live) {
+      this.#queue = this.#queue.slice(this.#queueHead).filter((o) => !o.gone);
+      this.#queueHead = 0;
+      this.#queueDropped = 0;
+    }
+  }
+
+  /** Forgets every queued frame (their requests have been settled). */
+  #clearQueue(): void {
+    this.#queue = [];
+    this.#queueHead = 0;
+    this.#queueBytes = 0;
+    this.#queueDropped = 0;
   }
 
   /**
@@ -236,6 +349,7 @@ export class PeerClient {
     this.#rejectAll(
       new KvError('KV_ERR_PEER_UNAVAILABLE', `peer: client for ${this.address} closed`),
     );
+    this.#clearQueue();
     const socket = this.#socket;
     if (socket === null) {
       this.#closed = Promise.resolve();
@@ -263,7 +377,7 @@ export class PeerClient {
   }
 
   #queueFull(socket: Socket, frameBytes: number): boolean {
-    const queued = socket.writableLength + this.#heldBytes;
+    const queued = socket.writableLength + this.#queueBytes;
     return queued > 0 && queued + frameBytes + FRAME_HEADER_BYTES > this.#opts.maxQueuedBytes;
   }
 
@@ -274,7 +388,7 @@ export class PeerClient {
       const timeoutMs = this.#opts.timeoutMs;
       this.#stallTimer = setTimeout(() => this.#checkStall(socket, timeoutMs), timeoutMs);
     }
-    const msg = `peer: ${socket.writableLength} bytes queued to ${this.address}: slow or not reading`;
+    const msg = `peer: ${this.queuedBytes} bytes queued to ${this.address}: slow or not reading`;
     return new KvError('KV_ERR_PEER_UNAVAILABLE', msg);
   }
 
@@ -322,10 +436,12 @@ export class PeerClient {
   #connect(): void {
     const { host, port } = this.#target;
     const tls = this.#opts.tls;
+    // Node's socket options take a highWaterMark (its write buffer's too); the types omit it.
     // node:tls is loaded by a node that uses TLS only (Node caches it: a lookup after the first).
+    const hwm = { highWaterMark: HANDOFF_BYTES } as object;
     const socket = tls
-      ? process.getBuiltinModule('node:tls').connect({ ...tls, host, port })
-      : connect({ host, port });
+      ? process.getBuiltinModule('node:tls').connect({ ...tls, host, port, ...hwm })
+      : connect({ host, port, ...hwm } as { host: string; port: number });
     this.#socket = socket;
     this.#written = 0;
     this.#received = 0;
@@ -336,9 +452,8 @@ export class PeerClient {
     const handshake = this.#opts.handshake;
     if (handshake) {
       // Before any other request: the server serves nothing else until it is done.
-      this.#held = [];
-      this.#heldBytes = 0;
-      handshake((method, body) => this.#send(method, body, {}, true)).then(
+      this.#holding = true;
+      handshake((method, body) => this.#send(method, encodeFrame(method, body), {}, true)).then(
         () => this.#release(socket),
         (err: unknown) => this.#handshakeFailed(socket, err),
       );
@@ -358,6 +473,9 @@ export class PeerClient {
       this.#onConnect(socket);
     });
     socket.on('data', (chunk: Buffer) => this.#onData(socket, chunk));
+    socket.on('drain', () => {
+      if (socket === this.#socket) this.#pump();
+    });
     socket.on('error', (err) => {
       error = err;
     });
@@ -366,11 +484,9 @@ export class PeerClient {
 
   /** The handshake is done: the requests held behind it go out, in order. */
   #release(socket: Socket): void {
-    if (socket !== this.#socket || this.#held === null) return;
-    const held = this.#held;
-    this.#held = null;
-    this.#heldBytes = 0;
-    for (const frame of held) this.#writer!.write(frame);
+    if (socket !== this.#socket || !this.#holding) return;
+    this.#holding = false;
+    this.#pump();
   }
 
   #handshakeFailed(socket: Socket, err: unknown): void {
@@ -419,11 +535,13 @@ export class PeerClient {
     const p = this.#pending.get(id);
     if (p === undefined) return;
     const msg = `peer: ${p.method} to ${this.address} timed out after ${timeoutMs} ms`;
+    if (p.out !== null && !p.out.gone) this.#metrics.dropped.labels(this.#opts.lane).inc();
     this.#settle(id, p, new KvError('KV_ERR_PEER_TIMEOUT', msg), undefined);
   }
 
   #settle(id: number, p: Pending, err: KvError | null, value: unknown): void {
     clearTimeout(p.timer);
+    if (p.out !== null && !p.out.gone) this.#drop(p.out);
     this.#pending.delete(id);
     this.#metrics.inFlight.labels('client').dec();
     this.#observe(p.method, p.started, err);
@@ -440,8 +558,7 @@ export class PeerClient {
     if (socket !== this.#socket) return;
     this.#socket = null;
     this.#writer = null;
-    this.#held = null;
-    this.#heldBytes = 0;
+    this.#holding = false;
     this.#decoder.reset();
     if (this.#stallTimer !== null) clearTimeout(this.#stallTimer);
     this.#stallTimer = null;
@@ -490,12 +607,22 @@ export class PeerClient {
       else log.debug(fields, 'peer connect failed');
     }
     this.#rejectAll(err);
+    this.#clearQueue();
   }
 
   #backoffMs(): number {
     const { initialBackoffMs, maxBackoffMs } = this.#opts;
     const base = Math.min(maxBackoffMs, initialBackoffMs * 2 ** Math.min(this.#failures - 1, 30));
     return base / 2 + (Math.random() * base) / 2;
+  }
+}
+
+/** encodeRequestFrame, or the KvError it threw (PeerClient.requestFrame takes either). */
+export function encodeFrame(method: string, body: unknown): Buffer | KvError {
+  try {
+    return encodeRequestFrame(method, body);
+  } catch (err) {
+    return toKvError(err, 'peer');
   }
 }
 

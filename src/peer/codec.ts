@@ -54,6 +54,34 @@ export function encodeRequest(id: number, method: string, body: unknown): Buffer
   }
 }
 
+/**
+ * Msgpack of a request whose id is set later (setRequestId), so that its size is known before a
+ * connection, and with it the id, is chosen: the id is always a msgpack uint32 (`0xce` and four
+ * bytes; any decoder reads it as the number), right after the map header and the key `i`.
+ * Throws KvError KV_ERR_INTERNAL when `body` cannot be encoded.
+ */
+export function encodeRequestFrame(method: string, body: unknown): Buffer {
+  const frame = encodeRequest(MAX_REQUEST_ID, method, body);
+  if (idOffset(frame) < 0) {
+    throw new KvError('KV_ERR_INTERNAL', `peer: request for ${method} encoded without an id slot`);
+  }
+  return frame;
+}
+
+/** Writes `id` into a frame from encodeRequestFrame (it may be set again, e.g. on a resend). */
+export function setRequestId(frame: Buffer, id: number): void {
+  frame.writeUInt32BE(id, idOffset(frame));
+}
+
+/** Where the uint32 id starts in a request frame: after `{` (fixmap or map16), `"i"`, 0xce. */
+function idOffset(frame: Buffer): number {
+  const map = frame[0] === 0x83 ? 1 : frame[0] === 0xde && frame[1] === 0 && frame[2] === 3 ? 3 : 0;
+  if (map === 0 || frame[map] !== 0xa1 || frame[map + 1] !== 0x69 || frame[map + 2] !== 0xce) {
+    return -1;
+  }
+  return map + 3;
+}
+
 /** Msgpack of a success response; throws KvError KV_ERR_INTERNAL when `result` cannot be encoded. */
 export function encodeResult(id: number, result: unknown): Buffer {
   try {

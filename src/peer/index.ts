@@ -12,12 +12,27 @@ export {
   decodeResponse,
   encodeError,
   encodeRequest,
+  encodeRequestFrame,
   encodeResult,
   type RequestMessage,
   type ResponseMessage,
+  setRequestId,
 } from './codec.ts';
 export { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameDecoder, frameHeader } from './frame.ts';
-export { PEER_LATENCY_BUCKETS, type PeerMetrics, type PeerSide, peerMetrics } from './metrics.ts';
-export { PEER_POOL_DEFAULTS, type PeerLane, PeerPool, type PeerPoolOptions } from './pool.ts';
+export {
+  PEER_LANES,
+  PEER_LATENCY_BUCKETS,
+  type PeerLane,
+  type PeerMetrics,
+  type PeerSide,
+  peerMetrics,
+} from './metrics.ts';
+export {
+  LARGE_FRAME_BYTES,
+  PEER_POOL_DEFAULTS,
+  PeerPool,
+  type PeerPoolOptions,
+  type RequestOptions,
+} from './pool.ts';
 export { PEER_SERVER_DEFAULTS, PeerServer, type PeerServerOptions } from './server.ts';
 export type { PeerHandler, PeerRequestContext } from './server-connection.ts';

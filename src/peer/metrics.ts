@@ -8,6 +8,15 @@ import { HotCounter, HotGauge, HotHistogram } from '../observability/index.ts';
 export type PeerSide = 'client' | 'server';
 const SIDES: readonly PeerSide[] = ['client', 'server'];
 
+/**
+ * Which of a peer address's connections a request takes (PeerPool). `control`: the failure
+ * detector's probes. `small`: requests whose frame is at most LARGE_FRAME_BYTES (quorum reads,
+ * small writes). `large`: bigger frames, and bulk transfers of any size (hints, streams,
+ * anti-entropy).
+ */
+export type PeerLane = 'control' | 'small' | 'large';
+export const PEER_LANES: readonly PeerLane[] = ['control', 'small', 'large'];
+
 /** Why the peer server closed a connection before (or instead of) serving it. */
 export type RejectReason =
   | 'limit'
@@ -28,6 +37,8 @@ export const REJECT_REASONS: readonly RejectReason[] = [
 export interface PeerMetrics {
   /** Client: request() calls, by method, counted when called (fast failures included). */
   readonly requestsSent: HotCounter<string>;
+  /** Client: the same calls by the lane (connection) they took. */
+  readonly laneRequests: HotCounter<PeerLane>;
   /** Client: request() to settlement (result, remote error, timeout or failure), by method. */
   readonly duration: HotHistogram<string>;
   /** Server: request frames dispatched to the handler. */
@@ -56,12 +67,15 @@ export interface PeerMetrics {
   readonly refused: Counter<'reason'>;
   /** Client: outbound connections closed because the peer read nothing for a peer timeout. */
   readonly stalled: Counter;
+  /** Client: requests that timed out before their frame was sent (so it never was), by lane. */
+  readonly dropped: Counter<'lane'>;
 }
 
 /** An outbound connection's bytes written and not yet taken by the kernel. */
 export interface PeerQueue {
   readonly address: string;
   readonly queuedBytes: number;
+  readonly lane: PeerLane;
 }
 
 /** Latency buckets in seconds, from 100 µs to 10 s (the same as the client port's). */
@@ -99,12 +113,13 @@ function register(registry: Registry): PeerMetrics {
   // Read at scrape time from the sockets, so sending costs nothing extra.
   new Gauge({
     name: 'kvstore_peer_queued_bytes',
-    help: 'Bytes of requests written to peers and not yet taken by the kernel, over all outbound connections (at most 128 MiB each).',
+    help: 'Bytes of requests to peers not yet taken by the kernel (waiting in the client or in the socket), over the outbound connections of each lane (at most 128 MiB per connection).',
+    labelNames: ['lane'],
     registers,
     collect() {
-      let bytes = 0;
-      for (const q of queues) bytes += q.queuedBytes;
-      this.set(bytes);
+      const bytes = new Map<PeerLane, number>(PEER_LANES.map((l) => [l, 0]));
+      for (const q of queues) bytes.set(q.lane, bytes.get(q.lane)! + q.queuedBytes);
+      for (const [lane, n] of bytes) this.labels(lane).set(n);
     },
   });
   const metrics: PeerMetrics = {
@@ -113,6 +128,13 @@ function register(registry: Registry): PeerMetrics {
       help: 'Requests sent to peers, by method (including ones that failed).',
       labelName: 'method',
       labelValues: [],
+      registers,
+    }),
+    laneRequests: new HotCounter<PeerLane>({
+      name: 'kvstore_peer_lane_requests_total',
+      help: 'Requests sent to peers, by the lane (connection) they took: control (probes), small (frames up to 64 KiB), large (bigger frames, hints, streams, anti-entropy).',
+      labelName: 'lane',
+      labelValues: PEER_LANES,
       registers,
     }),
     duration: new HotHistogram<string>({
@@ -201,6 +223,12 @@ function register(registry: Registry): PeerMetrics {
       help: 'Outbound peer connections closed because the peer took no queued byte for a peer timeout while the queue was at the bound.',
       registers,
     }),
+    dropped: counter(
+      'kvstore_peer_requests_dropped_total',
+      'Peer requests that timed out while their frame still waited to be written (the peer was slow or not reading): never sent, by lane (control, small, large).',
+      ['lane'],
+      registry,
+    ),
   };
   zero(metrics);
   return metrics;
@@ -217,4 +245,5 @@ function zero(m: PeerMetrics): void {
   m.connects.labels('ok').inc(0);
   m.connects.labels('error').inc(0);
   m.refused.labels('queue_full').inc(0);
+  for (const lane of PEER_LANES) m.dropped.labels(lane).inc(0);
 }

@@ -1,20 +1,23 @@
-// A pool of peer clients: a fixed number of persistent data connections per peer address, and one for control.
+// A pool of peer clients: per peer address, persistent connections for small requests, one for large ones, one for control.
 
 import type { Registry } from 'prom-client';
 import { KvError } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
-import { PeerClient, type PeerClientOptions } from './client.ts';
+import { encodeFrame, PeerClient, type PeerClientOptions } from './client.ts';
+import type { PeerLane } from './metrics.ts';
+
+export type { PeerLane } from './metrics.ts';
 
 export interface PeerPoolOptions {
   readonly logger: Logger;
   readonly registry?: Registry;
   /**
-   * Data PeerClients (so TCP connections) per address; data requests round-robin over them. The
-   * control lane's one connection is on top of these.
+   * `small` lane PeerClients (so TCP connections) per address; its requests round-robin over
+   * them. The `large` and `control` lanes' one connection each are on top of these.
    */
   readonly connectionsPerAddress?: number;
   /** Options given to every client (timeouts, limits, backoff); see PeerClientOptions. */
-  readonly client?: Omit<PeerClientOptions, 'address' | 'logger' | 'registry'>;
+  readonly client?: Omit<PeerClientOptions, 'address' | 'logger' | 'registry' | 'lane'>;
   /**
    * The clients of an address no `get` asked for in this long, with no request outstanding, are
    * closed and forgotten (after between one and two times this); undefined: never.
@@ -28,18 +31,30 @@ export const PEER_POOL_DEFAULTS = {
 } as const;
 
 /**
- * Which connection a request to a peer takes. `data`: replica reads and writes, hints, streams,
- * scans (frames up to the 64 MiB limit, both ways). `control`: the failure detector's probes and
- * other small, urgent requests with small answers, on a connection of their own so that they
- * never wait behind the data queued to the peer (up to `maxQueuedBytes` in this process, the
- * socket buffers, a frame the peer is still receiving, the peer's per-connection in-flight
- * window) nor their answers behind large answers the other way. A probe then times out when the
- * peer does not answer, not when the link is busy carrying its data.
+ * Request frames over this many bytes take the `large` lane (PeerPool.request): the threshold
+ * Cassandra uses for its large-message connections. A 64 KiB frame is half a millisecond on a
+ * 1 Gbit/s link; a 4 MiB hint batch or a 64 MiB value is seconds on a slow one, and a quorum
+ * read queued behind it on one connection waited all of that.
  */
-export type PeerLane = 'data' | 'control';
+export const LARGE_FRAME_BYTES = 64 * 1024;
+
+/** Requests that go on the large lane whatever their size (see PeerPool.request). */
+export interface RequestOptions {
+  readonly timeoutMs?: number;
+  /**
+   * A bulk transfer (hint delivery, streams, anti-entropy): on the `large` lane even when small,
+   * so that it never queues ahead of the small lane's requests, its large replies come back
+   * behind no small reply, and its requests to a peer keep their order (a retry follows the
+   * copy that timed out on the same connection).
+   */
+  readonly bulk?: boolean;
+}
 
 interface Entry {
+  /** The small lane's clients. */
   readonly clients: readonly PeerClient[];
+  /** The large lane's client, made on its first request. */
+  large: PeerClient | null;
   /** The control lane's client, made on the first `get(address, 'control')`. */
   control: PeerClient | null;
   next: number;
@@ -47,6 +62,22 @@ interface Entry {
   used: boolean;
 }
 
+/**
+ * Which connection a request to a peer takes: every address has connections of its own per lane,
+ * each with its own queue, so that a request waits only behind its own lane's requests (in this
+ * process's queue, the socket buffers, a frame the peer is still receiving, the peer's
+ * per-connection in-flight window), and its answer only behind its lane's answers. `small`:
+ * requests whose frame is at most LARGE_FRAME_BYTES (quorum reads and writes of small values,
+ * deletes, scans). `large`: the bigger ones (writes of large values, batches) and bulk transfers
+ * (RequestOptions.bulk). `control`: the failure detector's probes, so that a probe times out
+ * when the peer does not answer, not when the link is busy carrying its data.
+ *
+ * Requests of different lanes are not ordered with each other: two writes of one key, one large
+ * and one small, may arrive in either order, and the versions decide (last write wins), as they
+ * do for writes from two coordinators. A reply comes back on its request's connection: a small
+ * request with a large answer (a get of a large value) still holds the small lane's answers
+ * behind it while it crosses.
+ */
 /**
  * Long-lived PeerClients keyed by address (`host:port`, compared as strings). Clients are
  * created on the first `get` of an address and connect lazily on their first request; nothing
@@ -84,22 +115,27 @@ export class PeerPool {
   }
 
   /**
-   * A client for `address` on `lane` (see PeerLane). `data`: the same one every time when
+   * A client for `address` on `lane` (see PeerLane). `small`: the same one every time when
    * `connectionsPerAddress` is 1, else the next of that address's clients in round-robin order;
-   * `control`: the address's one control client. Throws KvError KV_ERR_INVALID_ARGUMENT for a
-   * malformed address and KV_ERR_PEER_UNAVAILABLE after close().
+   * `large`, `control`: the address's one client of that lane. Throws KvError
+   * KV_ERR_INVALID_ARGUMENT for a malformed address and KV_ERR_PEER_UNAVAILABLE after close().
    */
-  get(address: string, lane: PeerLane = 'data'): PeerClient {
+  get(address: string, lane: PeerLane = 'small'): PeerClient {
     if (this.#closed) throw new KvError('KV_ERR_PEER_UNAVAILABLE', 'peer: pool closed');
     let entry = this.#entries.get(address);
     if (entry === undefined) {
-      entry = { clients: this.#create(address, this.#size), control: null, next: 0, used: true };
+      const clients = this.#create(address, this.#size, 'small');
+      entry = { clients, large: null, control: null, next: 0, used: true };
       this.#entries.set(address, entry);
     }
     entry.used = true;
     if (lane === 'control') {
-      entry.control ??= this.#create(address, 1)[0]!;
+      entry.control ??= this.#create(address, 1, 'control')[0]!;
       return entry.control;
+    }
+    if (lane === 'large') {
+      entry.large ??= this.#create(address, 1, 'large')[0]!;
+      return entry.large;
     }
     if (entry.clients.length === 1) return entry.clients[0]!;
     const client = entry.clients[entry.next]!;
@@ -108,13 +144,35 @@ export class PeerPool {
   }
 
   /**
-   * Starts connecting the data clients of `address` that have no connection (PeerClient.warm):
-   * the connection a member's first write or read takes is then made and authenticated ahead of
-   * it, as it was when probes went on it. No-op for an address without clients.
+   * PeerClient.request on the lane the request's size (or `opts.bulk`) chooses: the body is
+   * encoded once, and a frame over LARGE_FRAME_BYTES goes on the `large` lane, any other on the
+   * `small` one. Throws as get() does.
+   */
+  request<T>(
+    address: string,
+    method: string,
+    body: unknown,
+    opts: RequestOptions = {},
+  ): Promise<T> {
+    const frame = encodeFrame(method, body);
+    const large =
+      opts.bulk === true || (frame instanceof Buffer && frame.length > LARGE_FRAME_BYTES);
+    const timeout = opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs };
+    return this.get(address, large ? 'large' : 'small').requestFrame<T>(method, frame, timeout);
+  }
+
+  /**
+   * Starts connecting the small and large lanes' clients of `address` that have no connection
+   * (PeerClient.warm): the connections a member's first write or read takes are then made and
+   * authenticated ahead of it, as they were when probes went on them. No-op for an address
+   * without clients.
    */
   warm(address: string): void {
     const entry = this.#entries.get(address);
-    if (entry !== undefined) for (const c of entry.clients) c.warm();
+    if (entry === undefined) return;
+    entry.large ??= this.#create(address, 1, 'large')[0]!;
+    for (const c of entry.clients) c.warm();
+    entry.large.warm();
   }
 
   /**
@@ -145,17 +203,20 @@ export class PeerPool {
     }
   }
 
-  #create(address: string, count: number): PeerClient[] {
+  #create(address: string, count: number, lane: PeerLane): PeerClient[] {
     const { logger, registry, client } = this.#opts;
     const clients: PeerClient[] = [];
     for (let i = 0; i < count; i++) {
-      clients.push(new PeerClient({ ...client, address, logger, registry }));
+      clients.push(new PeerClient({ ...client, address, logger, registry, lane }));
     }
     return clients;
   }
 }
 
-/** Every client of an address, both lanes. */
+/** Every client of an address, every lane. */
 function clientsOf(entry: Entry): PeerClient[] {
-  return entry.control === null ? [...entry.clients] : [...entry.clients, entry.control];
+  const all = [...entry.clients];
+  if (entry.large !== null) all.push(entry.large);
+  if (entry.control !== null) all.push(entry.control);
+  return all;
 }

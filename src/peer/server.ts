@@ -56,7 +56,7 @@ export const PEER_SERVER_DEFAULTS = {
   helloFrameBytes: 4096,
   /** A peer on the same network finishes TLS and authenticates in milliseconds. */
   handshakeTimeoutMs: 5000,
-  /** A node has one or two connections per peer; 512 covers large clusters and restarts. */
+  /** A node has three connections per peer (PeerLane); 512 covers large clusters and restarts. */
   maxConnections: 512,
   /** Four maximum frames in flight at once; peers' usual frames are a few KiB. */
   maxBufferedBytes: 4 * DEFAULT_MAX_FRAME_BYTES,

@@ -130,7 +130,7 @@ export class Hints {
       for (const [key, raw] of entries) bytes += key.length + raw.length;
       const timeoutMs = this.#o.timeoutMs + Math.ceil((bytes * 1000) / FLOOR_RATE);
       try {
-        await this.#o.replicas.apply(target, entries, undefined, { timeoutMs });
+        await this.#o.replicas.apply(target, entries, undefined, { timeoutMs, bulk: true });
       } catch (err) {
         if (tooSlow(err)) this.#batchBytes.set(target, Math.max(MIN_BATCH_BYTES, limit / 2));
         this.#o.logger.debug({ target, err, hints: hints.length, bytes }, 'hint delivery failed');

@@ -21,10 +21,12 @@ import { readApplyReply, readGetManyReply, readGetReply, readScanReply } from '.
 /**
  * Single-entry applies to one member that are made in the same event-loop turn (one each per
  * client write) go out as one request: one frame, one decode, one log group wait and one reply
- * on the replica, instead of one per write. A batch goes at once past these bounds.
+ * on the replica, instead of one per write. A batch goes at once past these bounds. The bytes
+ * keep a batch of small writes a small frame, on the peer's small lane (LARGE_FRAME_BYTES):
+ * small writes coalesced into one 1 MiB request waited behind hint batches and large values.
  */
 const COALESCE_MAX_ENTRIES = 256;
-const COALESCE_MAX_BYTES = 1024 * 1024;
+const COALESCE_MAX_BYTES = 56 * 1024;
 /** An entry at least this large is sent on its own. */
 const COALESCE_ENTRY_BYTES = 64 * 1024;
 
@@ -71,17 +73,21 @@ export interface ApplyHow {
    * link may need longer for (hint delivery), never for a write a client waits on.
    */
   readonly timeoutMs?: number | undefined;
+  /** A bulk transfer (hints, streams, anti-entropy): see PeerCall's `bulk`. */
+  readonly bulk?: boolean | undefined;
 }
 
 /**
  * Sends one peer request; rejects with a KvError (unavailable, timeout, remote code). `timeoutMs`
- * replaces the peer timeout for this request.
+ * replaces the peer timeout for this request. `bulk`: a background transfer, sent on the peer's
+ * large lane whatever its size, behind the other bulk requests to that member and ahead of none
+ * of the small requests clients wait on (peer RequestOptions.bulk).
  */
 export type PeerCall = (
   name: string,
   method: string,
   body: unknown,
-  opts?: { readonly timeoutMs?: number },
+  opts?: { readonly timeoutMs?: number; readonly bulk?: boolean },
 ) => Promise<unknown>;
 
 /**
@@ -317,13 +323,16 @@ export class Replicas {
       entries.length !== 1 ||
       only![0].length + only![1].length >= COALESCE_ENTRY_BYTES ||
       how.deadline !== undefined ||
-      how.timeoutMs !== undefined
+      how.timeoutMs !== undefined ||
+      how.bulk === true
     ) {
       return this.#send(name, entries, how);
     }
+    const bytes = only![0].length + only![1].length;
     let box = this.#outboxes.get(name);
-    // Rings changed within the turn (rare): what was placed under the old ones goes now.
-    if (box !== undefined && box.rings !== rings) {
+    // Rings changed within the turn (rare): what was placed under the old ones goes now; so does
+    // a box this entry would take past COALESCE_MAX_BYTES.
+    if (box !== undefined && (box.rings !== rings || box.bytes + bytes > COALESCE_MAX_BYTES)) {
       this.#flush(name, box);
       box = undefined;
     }
@@ -333,11 +342,9 @@ export class Replicas {
       atTurnEnd(() => this.#flush(name, box!));
     }
     box.entries.push(only!);
-    box.bytes += only![0].length + only![1].length;
+    box.bytes += bytes;
     const done = new Promise<void>((resolve, reject) => box.waiters.push({ resolve, reject }));
-    if (box.entries.length >= COALESCE_MAX_ENTRIES || box.bytes >= COALESCE_MAX_BYTES) {
-      this.#flush(name, box);
-    }
+    if (box.entries.length >= COALESCE_MAX_ENTRIES) this.#flush(name, box);
     return done;
   }
 
@@ -361,7 +368,9 @@ export class Replicas {
     if (how.deadline !== undefined) body.d = how.deadline;
     else if (t !== null) body.d = Date.now() + t;
     if (how.rings !== undefined) body.p = how.rings;
-    const opts = how.timeoutMs === undefined ? undefined : { timeoutMs: how.timeoutMs };
+    const opts: { timeoutMs?: number; bulk?: boolean } = {};
+    if (how.timeoutMs !== undefined) opts.timeoutMs = how.timeoutMs;
+    if (how.bulk === true) opts.bulk = true;
     readApplyReply(await this.#call(name, METHODS.apply, body, opts));
   }
 

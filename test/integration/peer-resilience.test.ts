@@ -7,7 +7,12 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
-import { type PeerHandler, PeerPool, type PeerPoolOptions } from '../../src/peer/index.ts';
+import {
+  LARGE_FRAME_BYTES,
+  type PeerHandler,
+  PeerPool,
+  type PeerPoolOptions,
+} from '../../src/peer/index.ts';
 import {
   NO_ANTI_ENTROPY,
   metric as nodeMetric,
@@ -65,7 +70,9 @@ function gate(): { wait: Promise<void>; open: () => void } {
 const CHILD_SERVER = `
 const { PeerServer } = await import(${JSON.stringify(join(ROOT, 'src/peer/index.ts'))});
 const { createLogger } = await import(${JSON.stringify(join(ROOT, 'src/observability/index.ts'))});
-const handler = (m, b) => (m === 'hang' ? new Promise(() => {}) : b);
+let puts = 0;
+const handler = (m, b) =>
+  m === 'hang' ? new Promise(() => {}) : m === 'put' ? ++puts : m === 'puts' ? puts : b;
 const s = await PeerServer.start({
   host: '127.0.0.1', port: Number(process.argv[1]), handler, logger: createLogger('silent', {}),
 });
@@ -112,6 +119,37 @@ describe('peer failures and recovery', () => {
     await childServer(first.port);
     expect(await until(() => c.request('echo', 'after'))).toBe('after');
     expect(c.state).toBe('connected');
+  });
+
+  // A stopped peer's kernel takes a few MiB and then nothing: every request written after that
+  // stayed in the client's socket buffer, timed out, and was sent anyway once the peer ran again
+  // (all 64 here), long after the caller had given up on it (and hinted a write's copy).
+  it('never sends the requests that timed out while a stopped peer did not read', async () => {
+    const registry = new Registry();
+    const peer = await childServer(0);
+    const c = client(peer.port, { timeoutMs: 300, registry });
+    expect(await c.request('echo', 'before')).toBe('before');
+    peer.child.kill('SIGSTOP');
+    defer(() => peer.child.kill('SIGCONT'));
+    const value = Buffer.alloc(1024 * 1024, 1);
+    const sent = 64;
+    const errors = await Promise.all(
+      Array.from({ length: sent }, () => failure(c.request('put', value))),
+    );
+    for (const e of errors) expect(e.code).toBe('KV_ERR_PEER_TIMEOUT');
+    expect(c.queuedBytes).toBeLessThan(2 * value.length + 1024);
+    peer.child.kill('SIGCONT');
+    // The connection carries on: no frame was cut, what was held back is gone.
+    const received = await c.request<number>('puts', null, { timeoutMs: 10_000 });
+    const dropped = await metric(registry, 'kvstore_peer_requests_dropped_total', {
+      lane: 'small',
+    });
+    console.log(`${received} of ${sent} timed-out requests reached the peer; ${dropped} dropped`);
+    expect(received + dropped).toBeLessThanOrEqual(sent);
+    // What the kernels' buffers held (a few MiB here) still arrives; the rest never left.
+    expect(dropped).toBeGreaterThanOrEqual(sent / 2);
+    expect(received).toBeLessThan(sent / 2);
+    expect(await c.request('echo', 'after')).toBe('after');
   });
 
   it('close() waits for running handlers, then the client reconnects to a new server', async () => {
@@ -333,7 +371,34 @@ describe('PeerPool', () => {
     g.open();
   });
 
-  it('warm() connects the data clients of an address ahead of their first request', async () => {
+  it('sends frames over 64 KiB, and bulk requests, on a large lane of their own; small ones keep their order', async () => {
+    // Each request answers the port of the connection it came on, and its place on it.
+    const order = new Map<string, number>();
+    const s = await server((_m, _b, ctx) => {
+      const n = (order.get(ctx.remote) ?? 0) + 1;
+      order.set(ctx.remote, n);
+      return [ctx.remote, n];
+    });
+    const address = `127.0.0.1:${s.port}`;
+    const pool = new PeerPool({ logger });
+    defer(() => pool.close());
+    const ask = (body: unknown, bulk = false) =>
+      pool.request<[string, number]>(address, 'm', body, { bulk });
+    const small = await Promise.all(Array.from({ length: 20 }, (_, i) => ask(i)));
+    const large = await ask(Buffer.alloc(LARGE_FRAME_BYTES));
+    const bulk = await ask(1, true);
+    const smallConn = small[0]![0];
+    expect(small.map(([conn]) => conn)).toEqual(small.map(() => smallConn));
+    // In the order they were sent.
+    expect(small.map(([, n]) => n)).toEqual(small.map((_, i) => i + 1));
+    expect(large[0]).not.toBe(smallConn);
+    expect(bulk[0]).toBe(large[0]);
+    expect(pool.get(address, 'large')).not.toBe(pool.get(address));
+    // A frame of exactly the threshold is small: a 64 KiB body is over it with its envelope.
+    expect((await ask(Buffer.alloc(LARGE_FRAME_BYTES - 64)))[0]).toBe(smallConn);
+  });
+
+  it('warm() connects the small and large clients of an address ahead of their first request', async () => {
     const { s, address, pool } = await hangingPool({ connectionsPerAddress: 2 });
     pool.warm(address); // no clients yet: nothing to do
     expect(pool.addresses).toEqual([]);
@@ -341,9 +406,10 @@ describe('PeerPool', () => {
     const data = [pool.get(address), pool.get(address)];
     expect(data.map((c) => c.state)).toEqual(['idle', 'idle']);
     pool.warm(address);
-    await until(() => data.every((c) => c.state === 'connected') && s.connectionCount === 3);
+    data.push(pool.get(address, 'large'));
+    await until(() => data.every((c) => c.state === 'connected') && s.connectionCount === 4);
     pool.warm(address); // connected: nothing to do
-    expect(s.connectionCount).toBe(3);
+    expect(s.connectionCount).toBe(4);
   });
 
   it('closes an idle address with its control client, not while a probe is out', async () => {
@@ -376,8 +442,9 @@ describe('a replica that is alive but does not read (SIGSTOP)', () => {
   // tried), 40 s of redis-benchmark 100 KB SETs grew a coordinator's anon RSS by 3.2 GiB.
   it('keeps the bytes queued to it bounded; writes go on with hints, delivered after SIGCONT', async () => {
     const [a, , c] = await startStaticCluster(3, NO_ANTI_ENTROPY);
-    const queued = 'kvstore_peer_queued_bytes';
-    // a's only other queue, to b, drains: its share of the node-wide gauge stays small.
+    // The 1 MiB copies go on the large lane; a's other large-lane queue, to b, drains: its share
+    // of the node-wide gauge stays small.
+    const queued = 'kvstore_peer_queued_bytes{lane="large"}';
     const bound = 128 * 1024 * 1024;
     const pid = a!.proc.child.pid!;
     c!.proc.child.kill('SIGSTOP');
@@ -407,9 +474,15 @@ describe('a replica that is alive but does not read (SIGSTOP)', () => {
     expect(replies.flat()).toEqual(Array.from({ length: total }, () => 'OK'));
     expect(maxQueued).toBeGreaterThan(0);
     expect(maxQueued).toBeLessThanOrEqual(bound + 16 * 1024 * 1024);
-    expect(
-      await nodeMetric(a!, 'kvstore_peer_requests_refused_total{reason="queue_full"}'),
-    ).toBeGreaterThan(0);
+    // The copies to c that timed out before they were written were dropped (never sent), so
+    // the queue may stay under the bound; those that did not waited in it, and the ones past
+    // it were refused.
+    const dropped = await nodeMetric(a!, 'kvstore_peer_requests_dropped_total{lane="large"}');
+    const refused = await nodeMetric(
+      a!,
+      'kvstore_peer_requests_refused_total{reason="queue_full"}',
+    );
+    expect(dropped + refused).toBeGreaterThan(0);
     expect(await nodeMetric(a!, 'kvstore_hints_stored')).toBeGreaterThan(0);
     // Measured on the 2-core dev machine: 2,078 MiB without the bound, 1,000 MiB with it (the
     // rest is garbage of the 1 MiB lines and of closed connections' queues not yet collected),
