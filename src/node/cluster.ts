@@ -400,6 +400,7 @@ export async function startCluster(
     topology: topo,
     replicas,
     rateBytes: config.rebalanceRateBytes,
+    timeoutMs: config.peerTimeoutMs,
     metrics,
     logger: log,
   });
@@ -440,6 +441,7 @@ export async function startCluster(
     versions,
     quiet,
     intervalMs: config.antiEntropyIntervalMs,
+    timeoutMs: config.peerTimeoutMs,
     metrics: registerAntiEntropyMetrics(registry),
     logger: log,
   });

@@ -19,6 +19,7 @@ import {
   type Storage,
   validWall,
 } from '../storage/index.ts';
+import { BatchSizes, tooSlow, transferTimeoutMs } from './transfer.ts';
 
 /**
  * Why: a write can reach some of its replicas only and never the others. A coordinator killed
@@ -71,8 +72,14 @@ export const DIGEST_BYTES = 4 * 1024 * 1024;
 const ENTRIES_SCAN_KEYS = 16 * DIGEST_KEYS;
 /** Record bytes after which a member stops adding to an `antiEntropyEntries` reply. */
 const ENTRIES_REPLY_BYTES = 4 * 1024 * 1024;
-/** Most bytes of records in one `apply` of the repairs. */
+/** Most bytes of records in one `apply` of the repairs (halved per timeout, see BatchSizes). */
 const APPLY_BATCH_BYTES = 256 * 1024;
+/**
+ * Every anti-entropy request is a bulk transfer: on the peer's large lane (never ahead of the
+ * small requests clients wait on). An `antiEntropyEntries` request gets time for a full reply
+ * (ENTRIES_REPLY_BYTES) on top of the peer timeout.
+ */
+const BULK = { bulk: true } as const;
 /** Longest ring id and member name read from a request. */
 const MAX_ID_CHARS = 256;
 const BITMAP_BYTES = DIGEST_BUCKETS / 8;
@@ -196,6 +203,11 @@ export interface AntiEntropyOptions {
   readonly quiet: () => boolean;
   /** Time between passes while at rest (--anti-entropy-interval-ms); 0: no passes at all. */
   readonly intervalMs: number;
+  /**
+   * The peer request timeout: a repair batch may take this plus its bytes, an entries request
+   * this plus a full reply's (transfer.ts).
+   */
+  readonly timeoutMs: number;
   readonly metrics: AntiEntropyMetrics;
   readonly logger: Logger;
 }
@@ -225,6 +237,8 @@ export class AntiEntropy {
   #nextAt = 0;
   /** The earliest the next pass may start: nine times the last one's length after it ended. */
   #earliest = 0;
+  /** Bytes of the next repair batch to each member. */
+  readonly #sizes = new BatchSizes(APPLY_BATCH_BYTES, 1);
 
   constructor(opts: AntiEntropyOptions) {
     this.#o = opts;
@@ -339,7 +353,7 @@ export class AntiEntropy {
       const req: DigestRequest = { r, p: self, a: after, e: mine.last, l: DIGEST_KEYS };
       let reply: DigestReply;
       try {
-        reply = readDigestReply(await call(peer, ANTI_ENTROPY_METHODS.digest, req));
+        reply = readDigestReply(await call(peer, ANTI_ENTROPY_METHODS.digest, req, BULK));
         checkRangeEnd(reply.end, after, mine.last);
       } catch (err) {
         // A member of an older version (a rolling upgrade) does not know the method: not news.
@@ -399,7 +413,10 @@ export class AntiEntropy {
       let page: ReturnType<typeof readScanReply>;
       try {
         page = readScanReply(
-          await call(peer, ANTI_ENTROPY_METHODS.entries, req),
+          await call(peer, ANTI_ENTROPY_METHODS.entries, req, {
+            ...BULK,
+            timeoutMs: transferTimeoutMs(this.#o.timeoutMs, ENTRIES_REPLY_BYTES),
+          }),
           Number.MAX_SAFE_INTEGER,
         );
       } catch (err) {
@@ -434,7 +451,7 @@ export class AntiEntropy {
     }
     for (const [k, raw] of theirs) pull.push([Buffer.from(k, 'latin1'), raw]);
     try {
-      for (const batch of batches(push)) await replicas.apply(peer, batch);
+      await this.#push(peer, push);
       for (const batch of batches(pull)) await replicas.apply(self, batch);
     } catch (err) {
       logger.warn({ peer, err }, 'anti-entropy repair not applied');
@@ -443,6 +460,34 @@ export class AntiEntropy {
     this.#o.metrics.repaired.labels('pushed').inc(push.length);
     this.#o.metrics.repaired.labels('pulled').inc(pull.length);
     return { pushed: push.length, pulled: pull.length };
+  }
+
+  /**
+   * Sends `entries` to `peer` in batches of #sizes' bytes (at least one record), each with time
+   * for its bytes; a batch that took too long is sent again halved, down to one record, before
+   * the repair gives up (a record the link carries in more than the peer timeout still gets
+   * through). Rejects with the error of the batch that failed otherwise.
+   */
+  async #push(peer: string, entries: readonly WireEntry[]): Promise<void> {
+    for (let from = 0; from < entries.length; ) {
+      const limit = this.#sizes.limit(peer);
+      const batch: WireEntry[] = [];
+      let bytes = 0;
+      for (let i = from; i < entries.length && (batch.length === 0 || bytes < limit); i++) {
+        batch.push(entries[i]!);
+        bytes += entries[i]![0].length + entries[i]![1].length;
+      }
+      const how = { ...BULK, timeoutMs: transferTimeoutMs(this.#o.timeoutMs, bytes) };
+      try {
+        await this.#o.replicas.apply(peer, batch, undefined, how);
+      } catch (err) {
+        this.#sizes.failed(peer, limit, err);
+        if (tooSlow(err) && batch.length > 1) continue;
+        throw err;
+      }
+      this.#sizes.succeeded(peer, limit);
+      from += batch.length;
+    }
   }
 
   /** True when the key of `token` is owned by both this node and `peer` in the target ring. */

@@ -1,10 +1,10 @@
 // Hinted handoff: keep writes for unreachable replicas, deliver them when the replica is back.
 
-import { KvError } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { Replicas, WireEntry } from '../replica/index.ts';
 import type { HintStore } from '../storage/index.ts';
 import type { RebalanceMetrics } from './metrics.ts';
+import { BatchSizes, transferTimeoutMs } from './transfer.ts';
 
 export interface HintsOptions {
   readonly store: HintStore;
@@ -14,7 +14,7 @@ export interface HintsOptions {
   /** True when `name` is still a member (hints for members that left are dropped). */
   readonly isMember: (name: string) => boolean;
   readonly intervalMs: number;
-  /** The peer request timeout: a delivery request may take this plus its bytes at FLOOR_RATE. */
+  /** The peer request timeout: a delivery request may take this plus its bytes (transfer.ts). */
   readonly timeoutMs: number;
   readonly metrics: RebalanceMetrics;
   readonly logger: Logger;
@@ -28,21 +28,6 @@ const DELIVERY_BATCH = 256;
 const DELIVERY_BATCH_BYTES = 4 * 1024 * 1024;
 /** The smallest batch a target's batch shrinks to after timeouts (still at least one hint). */
 const MIN_BATCH_BYTES = 16 * 1024;
-/**
- * Bytes per second a delivery request is given time for, on top of the peer timeout (4 Mbit/s:
- * 10 s for a batch of 4 MiB). With the peer timeout alone, a batch the link carried in more than
- * 2 s timed out, arrived past its deadline and was refused, and went again at the next interval:
- * behind a link of 8 Mbit/s, 57 hints of 4 MiB stayed undelivered for good, and the link carried
- * nothing but their refused copies.
- */
-const FLOOR_RATE = 512 * 1024;
-
-/** Whether `err` says a delivery request took too long (for the link, or the member's disk). */
-function tooSlow(err: unknown): boolean {
-  return (
-    err instanceof KvError && (err.code === 'KV_ERR_PEER_TIMEOUT' || err.code === 'KV_ERR_EXPIRED')
-  );
-}
 
 /**
  * Collects hints written in one event-loop turn into one durable transaction, and every
@@ -58,8 +43,8 @@ export class Hints {
   #flushing: Promise<void> | null = null;
   #timer: NodeJS.Timeout | null = null;
   #delivering = false;
-  /** Bytes of the next batch per target, when smaller than DELIVERY_BATCH_BYTES. */
-  readonly #batchBytes = new Map<string, number>();
+  /** Bytes of the next batch per target. */
+  readonly #batchBytes = new BatchSizes(DELIVERY_BATCH_BYTES, MIN_BATCH_BYTES);
 
   constructor(opts: HintsOptions) {
     this.#o = opts;
@@ -99,9 +84,7 @@ export class Hints {
     try {
       await this.#flushing;
       const targets = this.#o.store.targets();
-      for (const target of this.#batchBytes.keys()) {
-        if (!targets.includes(target)) this.#batchBytes.delete(target);
-      }
+      this.#batchBytes.retain(targets);
       const counts = await Promise.all(targets.map((t) => this.#deliverTo(t)));
       for (const n of counts) delivered += n;
     } finally {
@@ -114,7 +97,7 @@ export class Hints {
     const { store, metrics } = this.#o;
     let delivered = 0;
     for (;;) {
-      const limit = this.#batchBytes.get(target) ?? DELIVERY_BATCH_BYTES;
+      const limit = this.#batchBytes.limit(target);
       const hints = store.list(target, DELIVERY_BATCH, limit);
       if (hints.length === 0) return delivered;
       if (!this.#o.isMember(target)) {
@@ -128,17 +111,15 @@ export class Hints {
       const entries: WireEntry[] = hints.map((h) => [h.key, h.raw]);
       let bytes = 0;
       for (const [key, raw] of entries) bytes += key.length + raw.length;
-      const timeoutMs = this.#o.timeoutMs + Math.ceil((bytes * 1000) / FLOOR_RATE);
+      const timeoutMs = transferTimeoutMs(this.#o.timeoutMs, bytes);
       try {
         await this.#o.replicas.apply(target, entries, undefined, { timeoutMs, bulk: true });
       } catch (err) {
-        if (tooSlow(err)) this.#batchBytes.set(target, Math.max(MIN_BATCH_BYTES, limit / 2));
+        this.#batchBytes.failed(target, limit, err);
         this.#o.logger.debug({ target, err, hints: hints.length, bytes }, 'hint delivery failed');
         return delivered;
       }
-      if (limit < DELIVERY_BATCH_BYTES) {
-        this.#batchBytes.set(target, Math.min(DELIVERY_BATCH_BYTES, limit * 2));
-      }
+      this.#batchBytes.succeeded(target, limit);
       await store.remove(hints);
       metrics.hintsDelivered.inc(hints.length);
       delivered += hints.length;

@@ -23,6 +23,8 @@ export interface RebalancerOptions {
   readonly topology: Topology;
   readonly replicas: Replicas;
   readonly rateBytes: number;
+  /** The peer request timeout (StreamContext.timeoutMs). */
+  readonly timeoutMs: number;
   readonly metrics: RebalanceMetrics;
   readonly logger: Logger;
 }
@@ -236,8 +238,8 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
 
   #start(job: StreamJob, onDone?: () => void): void {
     const abort = new AbortController();
-    const { storage, replicas, rateBytes, metrics, logger } = this.#o;
-    const ctx = { storage, replicas, rateBytes, metrics, logger };
+    const { storage, replicas, rateBytes, timeoutMs, metrics, logger } = this.#o;
+    const ctx = { storage, replicas, rateBytes, timeoutMs, metrics, logger };
     logger.info({ kind: job.kind, ring: job.ringId }, 'stream started');
     metrics.active.set(1);
     const done = runStream(job, ctx, abort.signal, (p) => {

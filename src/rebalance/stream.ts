@@ -5,6 +5,7 @@ import type { Replicas, WireEntry } from '../replica/index.ts';
 import { readStateDoc, type Storage, writeStateDoc } from '../storage/index.ts';
 import type { RebalanceMetrics } from './metrics.ts';
 import { ProgressCounter, type StreamProgress } from './progress.ts';
+import { BatchSizes, transferTimeoutMs } from './transfer.ts';
 
 export type { StreamProgress } from './progress.ts';
 
@@ -29,6 +30,8 @@ export interface StreamContext {
   readonly storage: Storage;
   readonly replicas: Replicas;
   readonly rateBytes: number;
+  /** The peer request timeout: a batch request may take this plus its bytes (transfer.ts). */
+  readonly timeoutMs: number;
   readonly metrics: RebalanceMetrics;
   readonly logger: Logger;
 }
@@ -41,6 +44,7 @@ const READ_CHUNK = 256;
  * speed before the throttle's first wait, and reported as progress only once all of it was sent.
  */
 const READ_CHUNK_BYTES = 4 * 1024 * 1024;
+/** Bytes of one batch request, at most (at least one record): halved per timeout, see BatchSizes. */
 const BATCH_BYTES = 256 * 1024;
 
 const sleep = (ms: number, signal: AbortSignal) =>
@@ -55,7 +59,9 @@ const sleep = (ms: number, signal: AbortSignal) =>
 /**
  * Runs a stream to completion or until `signal` aborts. Reads local records in key order in
  * chunks, sends each to the replicas `job.targets` names (retrying a replica until it takes the
- * batch), throttled to `rateBytes`, and stores the cursor after every batch under `job.kind`,
+ * batch; each request on the peer's large lane with time for its bytes, and a batch that took too
+ * long halves for that replica, down to one record, growing back after each success), throttled
+ * to `rateBytes`, and stores the cursor after every batch under `job.kind`,
  * so a restart of this node resumes where it stopped. Resolves true once every record was
  * acknowledged by every target.
  */
@@ -77,6 +83,7 @@ export async function runStream(
   }
   progress(counter.now());
   const started = Date.now();
+  const sizes = new BatchSizes(BATCH_BYTES, 1);
   let sentBytes = 0;
   for (;;) {
     const chunk = take(ctx.storage, after);
@@ -92,7 +99,7 @@ export async function runStream(
       }
     }
     for (const [target, entries] of batches) {
-      if (!(await sendUntilTaken(target, entries, ctx, signal))) return false;
+      if (!(await sendUntilTaken(target, entries, ctx, sizes, signal))) return false;
     }
     const sent = [...batches.values()].reduce((n, b) => n + b.length, 0);
     const last: Buffer = chunk[chunk.length - 1]![0];
@@ -151,31 +158,41 @@ async function sendUntilTaken(
   target: string,
   entries: WireEntry[],
   ctx: StreamContext,
+  sizes: BatchSizes,
   signal: AbortSignal,
 ): Promise<boolean> {
   let delay = 200;
   for (let from = 0; from < entries.length; ) {
+    if (signal.aborted) return false;
+    const limit = sizes.limit(target);
     const slice: WireEntry[] = [];
     let size = 0;
-    while (from < entries.length && (slice.length === 0 || size < BATCH_BYTES)) {
-      const e = entries[from++]!;
+    for (let i = from; i < entries.length && (slice.length === 0 || size < limit); i++) {
+      const e = entries[i]!;
       slice.push(e);
       size += e[0].length + e[1].length;
     }
-    for (;;) {
-      if (signal.aborted) return false;
-      // Each attempt sends what is stored now, not what was read before: a retried batch must
-      // not carry a value that a later write or delete here has replaced.
-      const current = fresh(ctx.storage, slice);
-      try {
-        if (current.length > 0) await ctx.replicas.apply(target, current);
-        delay = 200;
-        break;
-      } catch (err) {
-        ctx.logger.warn({ target, err }, 'stream batch not taken; retrying');
-        await sleep(delay, signal);
-        delay = Math.min(delay * 2, 5000);
+    // Each attempt sends what is stored now, not what was read before: a retried batch must
+    // not carry a value that a later write or delete here has replaced.
+    const current = fresh(ctx.storage, slice);
+    try {
+      if (current.length > 0) {
+        let bytes = 0;
+        for (const [key, raw] of current) bytes += key.length + raw.length;
+        const how = { timeoutMs: transferTimeoutMs(ctx.timeoutMs, bytes), bulk: true };
+        await ctx.replicas.apply(target, current, undefined, how);
       }
+      sizes.succeeded(target, limit);
+      from += slice.length;
+      delay = 200;
+    } catch (err) {
+      sizes.failed(target, limit, err);
+      ctx.logger.warn(
+        { target, err, records: slice.length, bytes: size },
+        'stream batch not taken; retrying',
+      );
+      await sleep(delay, signal);
+      delay = Math.min(delay * 2, 5000);
     }
   }
   return true;

@@ -1,9 +1,19 @@
-// Over a slow link: small peer requests do not wait behind large ones to the same member (lanes).
+// Over a slow link: small peer requests do not wait behind large ones to the same member (lanes), and records the link carries in more than the peer timeout still stream.
 
+import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { lanCluster, scrape, smallOps, writeBulk } from '../helpers/lan-cluster.ts';
+import {
+  lanCluster,
+  SECRET,
+  scrape,
+  smallOps,
+  untilAsync,
+  writeBulk,
+} from '../helpers/lan-cluster.ts';
 import { shapeLink } from '../helpers/netns.ts';
-import { cleanup } from '../helpers/node-process.ts';
+import { cleanup, NODE } from '../helpers/node-process.ts';
+
+const KVCTL = join(resolve(import.meta.dirname, '../..'), 'src/cli/main.ts');
 
 describe('the peer lanes', () => {
   afterEach(cleanup);
@@ -30,4 +40,38 @@ describe('the peer lanes', () => {
     // A command slower than the peer timeout (2 s) would have failed: none came close.
     expect(small.max).toBeLessThan(2000);
   }, 180_000);
+});
+
+describe('a stream over a slow link', () => {
+  afterEach(cleanup);
+
+  // Every stream batch went with the peer timeout (2 s) as its timeout and deadline: a 4 MiB
+  // record takes over 4 s at 8 Mbit/s, so its batch timed out, was refused as expired when it
+  // arrived, and was sent again, for good: the decommission never ended.
+  it('hands off records the link carries in more than the peer timeout', async () => {
+    const { lan, procs } = await lanCluster(['--replication-factor', '2']);
+    const a = lan.hosts.get('a')!;
+    const c = lan.hosts.get('c')!;
+    // 6 keys of 4 MiB, each on two of the three; c's go to whichever of a and b lacks them.
+    expect((await writeBulk(lan, a, 0, 1, 6)).ok).toBe(6);
+    await shapeLink(c, { rateKbit: 8000, lossPct: 0 });
+    const env = { ...process.env, KVCTL_CLUSTER_SECRET: SECRET };
+    const kvctl = (...args: string[]) =>
+      lan.exec('c', [NODE, KVCTL, '--host', c.ip, '--http-port', '9090', ...args], { env });
+    await kvctl('decommission');
+    const started = Date.now();
+    let status = '';
+    await untilAsync(
+      async () => {
+        status = (await kvctl('decommission-status')).stdout.trim();
+        return /\bdecommissioned\b/.test(status);
+      },
+      150_000,
+      () => `c did not hand its data off in 150 s over 8 Mbit/s: ${status}`,
+    );
+    const retried = procs
+      .get('c')!
+      .logs.filter((l) => l.msg === 'stream batch not taken; retrying').length;
+    console.log(`decommissioned in ${(Date.now() - started) / 1000} s, ${retried} batches retried`);
+  }, 300_000);
 });

@@ -43,6 +43,7 @@ function harness() {
     },
     versions: {} as RemoteVersions,
     quiet: () => quiet,
+    timeoutMs: 2000,
     intervalMs: INTERVAL_MS,
     metrics: registerAntiEntropyMetrics(registry),
     logger: createLogger('silent', {}),

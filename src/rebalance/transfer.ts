@@ -1,0 +1,67 @@
+// Bulk transfers over a link of any speed: a request's time for its bytes, and batches that shrink after a timeout.
+
+import { KvError } from '../errors/index.ts';
+
+/**
+ * Bytes per second a bulk request (hint delivery, a stream batch, an anti-entropy repair) is
+ * given time for on top of the peer timeout: 4 Mbit/s, 10 s for 4 MiB. With the peer timeout
+ * alone, a batch the link carried in more than 2 s timed out, arrived past its deadline and was
+ * refused, and went again, for good: behind a link of 8 Mbit/s, 57 hints of 4 MiB stayed
+ * undelivered, and the link carried nothing but their refused copies.
+ */
+export const FLOOR_RATE = 512 * 1024;
+
+/** The timeout (and deadline window) of a bulk request of `bytes`: see FLOOR_RATE. */
+export function transferTimeoutMs(peerTimeoutMs: number, bytes: number): number {
+  return peerTimeoutMs + Math.ceil((bytes * 1000) / FLOOR_RATE);
+}
+
+/** Whether `err` says a bulk request took too long (for the link, or the member's disk). */
+export function tooSlow(err: unknown): boolean {
+  return (
+    err instanceof KvError && (err.code === 'KV_ERR_PEER_TIMEOUT' || err.code === 'KV_ERR_EXPIRED')
+  );
+}
+
+/**
+ * The bytes of the next batch to each member: `max` until a request to it takes too long
+ * (tooSlow), then half of that batch's limit after each one that does, down to `min` (a batch
+ * still holds at least one record however small its limit); doubled back after each one that
+ * succeeds. A record the link carries in more than the timeout a full batch gets is then sent
+ * alone, with the time its own bytes need, instead of timing out in its batch for good.
+ */
+export class BatchSizes {
+  readonly #max: number;
+  readonly #min: number;
+  /** Limits below `max`, by member. */
+  readonly #limits = new Map<string, number>();
+
+  constructor(max: number, min: number) {
+    this.#max = max;
+    this.#min = min;
+  }
+
+  /** Bytes of the next batch to `target`. */
+  limit(target: string): number {
+    return this.#limits.get(target) ?? this.#max;
+  }
+
+  /** A batch to `target` sent with limit `used` failed with `err`: halves it if it was tooSlow. */
+  failed(target: string, used: number, err: unknown): void {
+    if (tooSlow(err)) this.#limits.set(target, Math.max(this.#min, Math.floor(used / 2)));
+  }
+
+  /** A batch to `target` sent with limit `used` succeeded: the limit doubles back toward `max`. */
+  succeeded(target: string, used: number): void {
+    if (used >= this.#max) return;
+    const next = used * 2;
+    if (next >= this.#max) this.#limits.delete(target);
+    else this.#limits.set(target, next);
+  }
+
+  /** Forgets the members not in `keep`. */
+  retain(keep: readonly string[]): void {
+    for (const target of this.#limits.keys())
+      if (!keep.includes(target)) this.#limits.delete(target);
+  }
+}
