@@ -225,7 +225,7 @@ const options = {
     .describe('time a peer connection has for TLS, then to authenticate'),
   /**
    * Bytes of unfinished peer frames held at once over all peer connections (at least one
-   * 64 MiB frame); the connection that goes over is closed.
+   * 64 MiB frame); a read that would go over closes the connection holding the most.
    */
   maxPeerBufferBytes: positive
     .min(64 * 1024 * 1024)

@@ -2,17 +2,28 @@
 
 import type { PeerMetrics } from './metrics.ts';
 
+/** A connection whose buffered bytes PeerBuffers counts, and that it can close to make room. */
+export interface BufferHolder {
+  /** Closes the connection for `buffer_full`; its bytes leave the count before this returns. */
+  evict(): void;
+}
+
 /**
  * Bytes received on inbound peer connections and not yet taken as whole frames, summed over every
- * connection of one server, against a node-wide limit: a connection checks that a read `fits`
- * before keeping it (else it is closed), and reports its own count after every read and on
- * close (`update`), so the sum is exact, never above the limit, and 0 once they leave.
- * Exported as `kvstore_peer_buffered_bytes` and its high-water mark
- * `kvstore_peer_buffered_bytes_peak`.
+ * connection of one server, against a node-wide limit. Before keeping a read, a connection asks
+ * `admit`: when the read does not fit, the connection holding the most bytes (the reader with its
+ * read counted, or another) is closed, again until it fits; the reader is told to close itself
+ * when it is that one. So what one connection fills (a large frame arriving on a member's large
+ * lane, or a stranger's garbage) closes that connection, never one with a few small frames
+ * behind it (a probe, a quorum read). Each connection reports its own count after every read and
+ * on close (`set`), so the sum is exact, never above the limit, and 0 once they leave. Exported
+ * as `kvstore_peer_buffered_bytes` and its high-water mark `kvstore_peer_buffered_bytes_peak`.
  */
 export class PeerBuffers {
   readonly limit: number;
   readonly #metrics: PeerMetrics;
+  /** Bytes held, by connection (only those holding some). */
+  readonly #held = new Map<BufferHolder, number>();
   #bytes = 0;
   #peak = 0;
 
@@ -25,15 +36,36 @@ export class PeerBuffers {
     return this.#bytes;
   }
 
-  /** Whether `n` more bytes stay within the limit. */
-  fits(n: number): boolean {
-    return this.#bytes + n <= this.limit;
+  /**
+   * Makes room for `n` more bytes of `reader`'s: while they do not fit, evicts the connection
+   * that holds the most, counting the reader's with `n` (the reader on a tie). True when the
+   * read fits now; false when the reader is the one to close (nothing was evicted for it then).
+   */
+  admit(reader: BufferHolder, n: number): boolean {
+    while (this.#bytes + n > this.limit) {
+      let victim = reader;
+      let most = (this.#held.get(reader) ?? 0) + n;
+      for (const [holder, bytes] of this.#held) {
+        if (bytes > most) {
+          victim = holder;
+          most = bytes;
+        }
+      }
+      if (victim === reader) return false;
+      victim.evict();
+      // A holder that failed to report its bytes gone must not make this loop forever.
+      if (this.#held.has(victim)) this.set(victim, 0);
+    }
+    return true;
   }
 
-  /** Records that a connection's count went from `before` to `after`. */
-  update(before: number, after: number): void {
-    if (before === after) return;
-    this.#bytes += after - before;
+  /** Records that `holder` now holds `bytes`. */
+  set(holder: BufferHolder, bytes: number): void {
+    const before = this.#held.get(holder) ?? 0;
+    if (before === bytes) return;
+    if (bytes === 0) this.#held.delete(holder);
+    else this.#held.set(holder, bytes);
+    this.#bytes += bytes - before;
     this.#metrics.bufferedBytes.set(this.#bytes);
     if (this.#bytes > this.#peak) {
       this.#peak = this.#bytes;

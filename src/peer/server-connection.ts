@@ -6,7 +6,7 @@ import type { Logger, LogThrottle } from '../observability/index.ts';
 import { decodeRequest, encodeError, encodeResult, type RequestMessage } from './codec.ts';
 import { FrameDecoder } from './frame.ts';
 import { FrameWriter } from './frame-writer.ts';
-import type { PeerBuffers } from './guard.ts';
+import type { BufferHolder, PeerBuffers } from './guard.ts';
 import type { PeerMetrics, RejectReason } from './metrics.ts';
 import { tunePeerSocket } from './socket.ts';
 
@@ -73,7 +73,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
  * received are answered, then the socket is ended. See ServerConnectionContext.requireAuth for
  * what an unauthenticated connection may do.
  */
-export class ServerConnection {
+export class ServerConnection implements BufferHolder {
   readonly #socket: Socket;
   readonly #ctx: ServerConnectionContext;
   readonly #decoder: FrameDecoder;
@@ -87,8 +87,6 @@ export class ServerConnection {
   #draining = false;
   #ended = false;
   #isClosed = false;
-  /** Bytes this connection has reported to ctx.buffers. */
-  #buffered = 0;
   #handshakeTimer: NodeJS.Timeout | null = null;
 
   constructor(socket: Socket, ctx: ServerConnectionContext) {
@@ -145,7 +143,7 @@ export class ServerConnection {
   #onData(chunk: Buffer): void {
     this.#ctx.metrics.receivedBytes.labels('server').inc(chunk.length);
     if (this.#stopped) return;
-    if (!this.#ctx.buffers.fits(chunk.length)) {
+    if (!this.#ctx.buffers.admit(this, chunk.length)) {
       this.#reject('buffer_full');
       return;
     }
@@ -160,8 +158,12 @@ export class ServerConnection {
   /** Reports this connection's buffered bytes to the node-wide count. */
   #account(): void {
     const now = this.#isClosed || this.#socket.destroyed ? 0 : this.#decoder.bufferedBytes;
-    this.#ctx.buffers.update(this.#buffered, now);
-    this.#buffered = now;
+    this.#ctx.buffers.set(this, now);
+  }
+
+  /** Closed to make room for another connection's read (PeerBuffers.admit). */
+  evict(): void {
+    this.#reject('buffer_full');
   }
 
   /** Closes the connection now for `reason` (counted in kvstore_peer_connections_rejected_total). */

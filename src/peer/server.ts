@@ -41,7 +41,7 @@ export interface PeerServerOptions {
   readonly handshakeTimeoutMs?: number;
   /** Most open connections; one more is closed at once. */
   readonly maxConnections?: number;
-  /** Bytes of unfinished frames held over all connections; the one that passes it is closed. */
+  /** Bytes of unfinished frames held over all connections; see PeerBuffers for who is closed. */
   readonly maxBufferedBytes?: number;
 }
 

@@ -107,6 +107,37 @@ describe('peer port limits', { timeout: 120_000 }, () => {
       .toBe(0);
   });
 
+  // The connection whose read went over the bound was the one closed: a probe (a hello of a few
+  // bytes, on its own connection) arriving while a large frame filled the bound closed the probe's
+  // connection, and the member that sent it was called down for a frame it had nothing to do with.
+  it('makes room for a small frame by closing the connection holding the most', async () => {
+    const limit = 64 * MiB;
+    const node = await startNodeProcess({ args: ['--max-peer-buffer-bytes', String(limit)] });
+    const probe = new PeerClient({
+      address: `127.0.0.1:${node.peerPort}`,
+      logger: createLogger('silent', {}),
+      registry: new Registry(),
+      timeoutMs: 5000,
+    });
+    defer(() => probe.close());
+    expect(((await probe.request('hello', {})) as { name: string }).name).toBe('test-node');
+    // A large frame that stops 10 bytes short of the bound, never finished.
+    const big = await raw(node);
+    big.socket.write(frameHeader(64 * MiB));
+    big.socket.write(Buffer.alloc(limit - 14, 0x61));
+    await expect
+      .poll(() => metric(node, 'kvstore_peer_buffered_bytes'), { timeout: 60_000 })
+      .toBe(limit - 10);
+    // The probe's frame does not fit beside it: the large one's connection goes.
+    expect(((await probe.request('hello', {})) as { name: string }).name).toBe('test-node');
+    await big.closed;
+    expect(await rejected(node, 'buffer_full')).toBe(1);
+    expect(probe.state).toBe('connected');
+    await expect
+      .poll(() => metric(node, 'kvstore_peer_buffered_bytes'), { timeout: 15_000 })
+      .toBe(0);
+  });
+
   it('caps connections and closes the ones that do not authenticate in time', async () => {
     const node = await startNodeProcess({
       env: { KV_CLUSTER_SECRET: SECRET },
