@@ -81,11 +81,14 @@ const EMPTY = Buffer.alloc(0);
 /**
  * Bytes of frames handed to the socket and not yet taken by the kernel (its write buffer's
  * high-water mark) past which further frames wait in the client's own queue, until the socket
- * drains. Frames in that queue can still be dropped when their request times out; the socket's
- * buffer and the kernel's cannot give a frame back. Big enough that a turn's small frames leave
- * in one write; a frame is handed over whole whatever its size.
+ * has handed all it holds to the kernel ('drain'). Frames in that queue can still be dropped when
+ * their request times out; the socket's buffer and the kernel's cannot give a frame back. The
+ * same order as the kernel's send buffer, so that the link never waits for this process to run
+ * between two refills: at 256 KiB, under a CPU-starved event loop, 1 MiB copies to a healthy
+ * replica went one per loop turn and some took over the 2 s peer timeout. A frame is handed over
+ * whole whatever its size.
  */
-const HANDOFF_BYTES = 256 * 1024;
+const HANDOFF_BYTES = 4 * 1024 * 1024;
 
 /** `idle`: no socket, the next request connects. `backoff`: failed, requests fail fast. */
 export type PeerClientState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'closed';
@@ -102,7 +105,10 @@ interface Pending {
 
 /** A request frame waiting for the socket (see HANDOFF_BYTES). */
 interface Outgoing {
-  /** Emptied when dropped: a peer that reads nothing must not keep dropped frames alive. */
+  /**
+   * Emptied once handed to the socket or dropped: neither a request waiting for its answer nor a
+   * peer that reads nothing keeps a frame alive here.
+   */
   frame: Buffer;
   /** Handed to the socket, or its request settled before that (then it is never sent). */
   gone: boolean;
@@ -302,6 +308,7 @@ export class PeerClient {
       out.gone = true;
       this.#queueBytes -= out.frame.length;
       writer.write(out.frame);
+      out.frame = EMPTY; // the socket holds it now; the request need not until it settles
     }
     if (this.#queueHead === queue.length) {
       this.#queue = [];

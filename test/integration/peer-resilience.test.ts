@@ -137,7 +137,9 @@ describe('peer failures and recovery', () => {
       Array.from({ length: sent }, () => failure(c.request('put', value))),
     );
     for (const e of errors) expect(e.code).toBe('KV_ERR_PEER_TIMEOUT');
-    expect(c.queuedBytes).toBeLessThan(2 * value.length + 1024);
+    // What the socket holds beyond the kernel's buffers (4 MiB and the frame that passed it); the
+    // rest was dropped (before: all 64 MiB stayed queued, to be written on SIGCONT).
+    expect(c.queuedBytes).toBeLessThanOrEqual(4 * 1024 * 1024 + value.length + 1024);
     peer.child.kill('SIGCONT');
     // The connection carries on: no frame was cut, what was held back is gone.
     const received = await c.request<number>('puts', null, { timeoutMs: 10_000 });
