@@ -35,10 +35,10 @@ describe('the peer lanes', () => {
     console.log(JSON.stringify({ bulk, small }), '\n', lanes.join('\n'));
     // The link carried large values to b all along (their copies to b time out: W is 3).
     expect(bulk.ok + Object.values(bulk.other).reduce((n, c) => n + c, 0)).toBeGreaterThan(4);
-    expect(small.ops).toBeGreaterThan(0);
+    // Each waited for b's answer: one slower than the peer timeout (2 s) would have failed (all
+    // did before, 10 in 20 s); the latencies are printed above (p99 about 250 ms here).
     expect(small.errors).toEqual({});
-    // A command slower than the peer timeout (2 s) would have failed: none came close.
-    expect(small.max).toBeLessThan(2000);
+    expect(small.ops).toBeGreaterThan(20);
   }, 180_000);
 });
 
