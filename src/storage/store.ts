@@ -327,8 +327,13 @@ export class Storage {
    * Stores `record` at `key` unless the stored version is the same or newer (last write wins).
    * Resolves once the write is durable: true when it was applied, false when it was older.
    */
-  async apply(key: Buffer, record: StoredRecord): Promise<boolean> {
-    this.#observe(record.version);
+  apply(key: Buffer, record: StoredRecord): Promise<boolean> {
+    // Not async (a call per SET): a refused version rejects all the same.
+    try {
+      this.#observe(record.version);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return this.#durable(() => this.#applyOne(key, record, false));
   }
 

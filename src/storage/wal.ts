@@ -104,7 +104,14 @@ export class WriteAheadLog {
   #pendingBytes = 0;
   #appended = 0;
   #durable = 0;
-  #waiters: { upTo: number; resolve: () => void; reject: (err: Error) => void }[] = [];
+  /**
+   * What `sync` callers wait on: one promise per group, not one per call (a call per write).
+   * `#next` settles with the next group to start (the records pending now and any appended
+   * before it starts, or, with nothing pending, the repair of a broken log); `#inflight` with
+   * the group on its way to disk.
+   */
+  #next: Group | null = null;
+  #inflight: Group | null = null;
   #writing = false;
   /** Why the last write or rotation failed; cleared once a new segment is open. */
   #broken: KvError | null = null;
@@ -201,12 +208,15 @@ export class WriteAheadLog {
    */
   sync(): Promise<void> {
     if (this.#closed) return Promise.reject(new KvError('KV_ERR_STORAGE', 'storage: log closed'));
-    const upTo = this.#appended;
-    if (this.#durable >= upTo && this.#broken === null) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.#waiters.push({ upTo, resolve, reject });
-      if (!this.#writing) void this.#pump();
-    });
+    if (this.#durable >= this.#appended && this.#broken === null) return Promise.resolve();
+    // Appended and not pending: in the group being written (the records of a failed group were
+    // dropped with it, and a broken log is repaired by the next group).
+    if (this.#pending.length === 0 && this.#inflight !== null && this.#broken === null) {
+      return this.#inflight.promise;
+    }
+    this.#next ??= newGroup();
+    if (!this.#writing) void this.#pump();
+    return this.#next.promise;
   }
 
   /**
@@ -268,9 +278,10 @@ export class WriteAheadLog {
         if (this.#pending.length === 0) break;
         await this.#writeGroup();
       }
-      const waiters = this.#waiters;
-      this.#waiters = [];
-      for (const w of waiters) w.resolve();
+      // Nothing pending: what waits on the next group (a repair) is done.
+      const next = this.#next;
+      this.#next = null;
+      next?.resolve();
     } catch (err) {
       this.#broken = brokenError(err, this.#o.dir);
       // Every record handed to the log so far belongs to a rejected sync: none is acknowledged.
@@ -278,7 +289,10 @@ export class WriteAheadLog {
       this.#pendingRecords = [];
       this.#pendingBytes = 0;
       this.#durable = this.#appended;
-      for (const w of this.#waiters.splice(0)) w.reject(this.#broken);
+      const failed = [this.#inflight, this.#next];
+      this.#inflight = null;
+      this.#next = null;
+      for (const g of failed) g?.reject(this.#broken);
     } finally {
       this.#writing = false;
     }
@@ -293,6 +307,10 @@ export class WriteAheadLog {
     this.#pending = [];
     this.#pendingRecords = [];
     this.#pendingBytes = 0;
+    // Whoever waits for these records (and, until it is written, for this group) waits on it.
+    const waiting = this.#next ?? newGroup();
+    this.#inflight = waiting;
+    this.#next = null;
     const s = seed(this.#seq);
     for (let r = 0, b = 0; r < records.length; b += records[r++]!) {
       const head = group[b]!;
@@ -326,10 +344,8 @@ export class WriteAheadLog {
     this.#pos += size;
     this.#o.onSync?.((performance.now() - started) / 1000, records.length, bytes);
     this.#durable = upTo;
-    const waiters = this.#waiters;
-    let i = 0;
-    while (i < waiters.length && waiters[i]!.upTo <= upTo) waiters[i++]!.resolve();
-    this.#waiters = waiters.slice(i);
+    this.#inflight = null;
+    waiting.resolve();
   }
 
   /** Opens the first segment at start-up (synchronously: nothing is served yet). */
@@ -461,6 +477,16 @@ export class WriteAheadLog {
       });
     this.#background = Promise.all([this.#background, done]).catch(() => {});
   }
+}
+
+/** A group's promise with its settle functions (Promise.withResolvers). */
+type Group = PromiseWithResolvers<void>;
+
+function newGroup(): Group {
+  const g = Promise.withResolvers<void>();
+  // A group nobody waits on any more (every waiter gone) must not reject unhandled.
+  g.promise.catch(() => {});
+  return g;
 }
 
 function brokenError(err: unknown, dir: string): KvError {
