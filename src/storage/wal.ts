@@ -225,7 +225,12 @@ export class WriteAheadLog {
    * write whose client timed out may. Later syncs wait as usual.
    */
   abandonWaiters(err: Error): void {
-    for (const w of this.#waiters.splice(0)) w.reject(err);
+    // The group on its way to disk stays in flight (settling it later does nothing); a sync
+    // that joins it meanwhile gets the refusal too. Records appended after this wait on a new
+    // group, which starts once the hung write returns.
+    const groups = [this.#inflight, this.#next];
+    this.#next = null;
+    for (const g of groups) g?.reject(err);
   }
 
   /** Resolves once the background work queued so far (retiring segments, the spare) is done. */
