@@ -37,10 +37,7 @@ class Scanned implements ScannedRecord {
   }
 }
 
-/**
- * A queued delete of a key. One object per delete (not a shared marker), so the commit of an
- * earlier delete can tell that a later write of the same key replaced it in the queue.
- */
+/** A queued delete of a key. */
 export class QueuedDelete {}
 
 /** What a key's queued write is: the record bytes (encodeRecord), or a delete. */
@@ -53,21 +50,27 @@ interface Pending {
 }
 
 /**
- * The queued writes (by latin1 key) within `bounds`, in key order. The bounds are compared as
- * latin1 strings (one char per byte, so string order is byte order): only the entries inside
- * get a Buffer, which keeps a scan cheap while many writes wait for LMDB.
+ * The queued writes (by latin1 key) within `bounds`, in key order: `queued` are maps of them
+ * from the oldest to the newest, a key's newest write wins. The bounds are compared as latin1
+ * strings (one char per byte, so string order is byte order): only the entries inside get a
+ * Buffer, which keeps a scan cheap while many writes wait for LMDB.
  */
-export function overlayWithin(queued: ReadonlyMap<string, Queued>, bounds: ScanBounds): Pending[] {
+export function overlayWithin(
+  queued: readonly ReadonlyMap<string, Queued>[],
+  bounds: ScanBounds,
+): Pending[] {
   const start = bounds.start.toString('latin1');
   const end = bounds.end === null ? null : bounds.end.toString('latin1');
-  const out: { k: string; raw: Buffer | null }[] = [];
-  for (const [k, e] of queued) {
-    if (k < start || (k === start && bounds.exclusiveStart)) continue;
-    if (end !== null && (k > end || (k === end && !bounds.inclusiveEnd))) continue;
-    out.push({ k, raw: e instanceof QueuedDelete ? null : e });
+  const inside = new Map<string, Buffer | null>();
+  for (const writes of queued) {
+    for (const [k, e] of writes) {
+      if (k < start || (k === start && bounds.exclusiveStart)) continue;
+      if (end !== null && (k > end || (k === end && !bounds.inclusiveEnd))) continue;
+      inside.set(k, e instanceof QueuedDelete ? null : e);
+    }
   }
-  out.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
-  return out.map(({ k, raw }) => ({ key: Buffer.from(k, 'latin1'), raw }));
+  const out = [...inside.keys()].sort();
+  return out.map((k) => ({ key: Buffer.from(k, 'latin1'), raw: inside.get(k)! }));
 }
 
 /** `range` (ascending) with `overlay` (ascending) merged in: an overlay entry shadows its key. */

@@ -184,6 +184,38 @@ describe('Storage write-ahead log', () => {
     expect(live({ start: b('k-'), end: null })).toEqual(all);
   });
 
+  it('reads and scans see the newest write of a key while older batches of it are on their way to LMDB', async () => {
+    const s = openStore();
+    const put = (k: string, v: string) =>
+      s.apply(b(k), { version: s.clock.now(), tombstone: false, value: b(v) });
+    const value = (k: string) => {
+      const r = s.get(b(k));
+      return r === undefined || r.tombstone ? null : r.value.toString();
+    };
+    const scanned = () =>
+      [...s.scan({ start: b('k'), end: null })]
+        .filter((r) => !r.record.tombstone)
+        .map((r) => `${r.key}=${r.record.value}`);
+    await Promise.all([put('k1', 'a1'), put('k2', 'a2'), put('k3', 'a3')]);
+    // Three batches, each given to LMDB before the next is queued (flush() issues at once):
+    // none of them can have committed before the reads below, made in the same synchronous run.
+    const acks: Promise<unknown>[] = [put('k1', 'b1'), put('k2', 'b2')];
+    const flushes = [s.flush()];
+    acks.push(put('k1', 'c1'), s.removeIfLive(b('k3'), s.clock.now()), put('k4', 'c4'));
+    flushes.push(s.flush());
+    acks.push(put('k2', 'd2'));
+    const expected = ['k1=c1', 'k2=d2', 'k4=c4'];
+    expect([value('k1'), value('k2'), value('k3'), value('k4')]).toEqual(['c1', 'd2', null, 'c4']);
+    expect(scanned()).toEqual(expected);
+    await Promise.all(acks);
+    await Promise.all(flushes);
+    expect(scanned()).toEqual(expected);
+    await s.flush();
+    expect([value('k1'), value('k2'), value('k3'), value('k4')]).toEqual(['c1', 'd2', null, 'c4']);
+    expect(scanned()).toEqual(expected);
+    expect(s.stats()).toMatchObject({ liveKeys: 3, tombstones: 1 });
+  });
+
   it('gives LMDB separately acknowledged writes in batches, not a transaction each', async () => {
     const s = openStore();
     const txnId = () => (s.root.getStats() as { lastTxnId: number }).lastTxnId;
