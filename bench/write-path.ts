@@ -38,7 +38,10 @@ and the young-generation collections per 1,000 PUTs (what the path allocates).
   --clients N    concurrent writers (default 50)
   --writes N     PUTs per round (default 50000)
   --rounds N     rounds (default 5; the first also warms up and is not counted)
-  --keys N       key space (default 100000), 100-byte values`;
+  --keys N       key space (default 100000), 100-byte values
+  --members N    3 (default), or 1: one store, RF=1 (a single node's durable SET: the store,
+                 its log and LMDB without the replicas)
+Also prints each round's PUT latency p99 and max (from the call to its resolution).`;
 
 const { values: o } = parseArgs({
   options: {
@@ -46,6 +49,7 @@ const { values: o } = parseArgs({
     writes: { type: 'string', default: '50000' },
     rounds: { type: 'string', default: '5' },
     keys: { type: 'string', default: '100000' },
+    members: { type: 'string', default: '3' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -59,7 +63,8 @@ const rounds = Number(o.rounds);
 const keys = Number(o.keys);
 
 const root = mkdtempSync(join(tmpdir(), 'kvstore-write-path-'));
-const names = ['a', 'b', 'c'];
+const names = o.members === '1' ? ['a'] : ['a', 'b', 'c'];
+if (o.members !== '1' && o.members !== '3') throw new Error('bench/write-path: --members 1 or 3');
 /** Each member's store and the replica handler that serves it (incarnation `inc-<name>`). */
 function member(name: string) {
   const storage = Storage.open({ path: join(root, name), nodeName: name });
@@ -86,7 +91,7 @@ const call: PeerCall = async (name, method, body) => {
   return res.r;
 };
 const recorded = Object.fromEntries(names.map((n) => [n, `inc-${n}`]));
-const topology = new Topology(names, settledRing(1, names, recorded), 3);
+const topology = new Topology(names, settledRing(1, names, recorded), names.length);
 const local = members.get('a')!.storage;
 const coordinator = new ClusterCoordinator({
   storage: local,
@@ -97,8 +102,8 @@ const coordinator = new ClusterCoordinator({
     throw new Error('bench/write-path: a replica failed a write');
   },
   info: () => ({}),
-  readQuorum: 2,
-  writeQuorum: 2,
+  readQuorum: Math.min(2, names.length),
+  writeQuorum: Math.min(2, names.length),
   readRepairChance: 0,
   readSpeculateMs: 1000,
   maxScanKeys: 100,
@@ -120,6 +125,9 @@ interface Round {
   readonly mainUs: number;
   readonly processUs: number;
   readonly scavengesPer1k: number;
+  /** PUT latency, ms. */
+  readonly p99: number;
+  readonly max: number;
 }
 
 async function round(): Promise<Round> {
@@ -127,18 +135,23 @@ async function round(): Promise<Round> {
   const process0 = process.cpuUsage();
   const main0 = process.threadCpuUsage();
   const scavenges0 = scavenges;
+  const latencies = new Float64Array(writes);
+  let at = 0;
   await Promise.all(
     Array.from({ length: clients }, async () => {
       while (left-- > 0) {
+        const started = performance.now();
         const reply = await coordinator.execute({
           type: 'put',
           key: key(Math.floor(Math.random() * keys)),
           value,
         });
+        latencies[at++] = performance.now() - started;
         if (reply.type !== 'ok') throw new Error(`bench/write-path: PUT said ${reply.type}`);
       }
     }),
   );
+  latencies.sort();
   const main = process.threadCpuUsage(main0);
   const all = process.cpuUsage(process0);
   // Observer entries arrive after the collection: let them in.
@@ -147,6 +160,8 @@ async function round(): Promise<Round> {
     mainUs: (main.user + main.system) / writes,
     processUs: (all.user + all.system) / writes,
     scavengesPer1k: ((scavenges - scavenges0) * 1000) / writes,
+    p99: latencies[Math.floor(writes * 0.99)]!,
+    max: latencies[writes - 1]!,
   };
 }
 
@@ -154,7 +169,7 @@ const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.len
 try {
   const done: Round[] = [];
   const show = (r: Round) =>
-    `main thread ${r.mainUs.toFixed(1)} µs, process ${r.processUs.toFixed(1)} µs CPU per PUT, ${r.scavengesPer1k.toFixed(2)} scavenges per 1,000`;
+    `main thread ${r.mainUs.toFixed(1)} µs, process ${r.processUs.toFixed(1)} µs CPU per PUT, ${r.scavengesPer1k.toFixed(2)} scavenges per 1,000, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(1)} ms`;
   for (let n = 0; n < rounds; n++) {
     const r = await round();
     console.log(`round ${n}: ${show(r)}${n === 0 ? ' (warm-up)' : ''}`);
@@ -162,7 +177,7 @@ try {
   }
   const med = (f: (r: Round) => number) => median(done.map(f));
   console.log(
-    `median of ${done.length} rounds: ${show({ mainUs: med((r) => r.mainUs), processUs: med((r) => r.processUs), scavengesPer1k: med((r) => r.scavengesPer1k) })}`,
+    `median of ${done.length} rounds: ${show({ mainUs: med((r) => r.mainUs), processUs: med((r) => r.processUs), scavengesPer1k: med((r) => r.scavengesPer1k), p99: med((r) => r.p99), max: med((r) => r.max) })}`,
   );
 } finally {
   for (const m of members.values()) await m.storage.close();
