@@ -32,3 +32,19 @@ it('prints the CPU of a 3-replica PUT per round and their median, and cleans up'
   }
   expect([...dirs()].filter((d) => !before.has(d))).toEqual([]);
 });
+
+it('with --members 1 prints the CPU and latency of a single store RF=1 PUT, and cleans up', {
+  timeout: 120_000,
+}, async () => {
+  const before = dirs();
+  const args = ['bench/write-path.ts', '--writes', '300', '--rounds', '2', '--clients', '5'];
+  const { stdout } = await run(NODE, [...args, '--keys', '100', '--members', '1'], { cwd: ROOT });
+  const median = stdout.split('\n').find((l) => l.startsWith('median of 1 rounds: '));
+  const [, main, p99, max] =
+    /main thread (\d+\.\d) µs, .* p99 (\d+\.\d\d) ms, max (\d+\.\d) ms/.exec(median ?? '') ?? [];
+  expect(Number(main)).toBeGreaterThan(0);
+  expect(Number(p99)).toBeGreaterThan(0);
+  // max is printed to 0.1 ms, p99 to 0.01 ms.
+  expect(Number(max)).toBeGreaterThanOrEqual(Number(p99) - 0.05);
+  expect([...dirs()].filter((d) => !before.has(d))).toEqual([]);
+});
