@@ -48,6 +48,8 @@ export interface CutReport {
 /** The filesystem's counters. */
 export interface DiskStats {
   readonly writes: number;
+  /** Read requests that reached the filesystem (the kernel's page cache did not answer them). */
+  readonly reads: number;
   readonly dsyncWrites: number;
   readonly fileSyncs: number;
   readonly dirSyncs: number;

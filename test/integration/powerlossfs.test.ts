@@ -11,7 +11,9 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  readSync,
   renameSync,
+  statSync,
   unlinkSync,
   writeFileSync,
   writeSync,
@@ -204,6 +206,37 @@ describe('powerlossfs', () => {
     await Promise.all([file.close(), dir.close()]);
     // A later sync goes through at once.
     writeSynced(disk.path('h'), 'y');
+  });
+
+  it('keeps the page cache of a file across a stat after a write and a new open', async () => {
+    // Dropped, a page is read back from the backing file, and one the kernel has copied a write
+    // into but not sent yet comes back old: a process reading through mmap (LMDB) then sees a
+    // page as it was before its own write. The cache must stay, as on a disk filesystem.
+    const disk = await PowerlossDisk.create(binary());
+    const path = disk.path('cached');
+    const page = (fill: number) => Buffer.alloc(4096, fill);
+    const fd = openSync(path, 'w+');
+    try {
+      writeSync(fd, page(1), 0, 4096, 0);
+      writeSync(fd, page(2), 0, 4096, 4096);
+      const buf = Buffer.alloc(8192);
+      readSync(fd, buf, 0, 8192, 0);
+      const before = (await disk.stats()).reads;
+      for (let round = 0; round < 3; round++) {
+        writeSync(fd, page(3 + round), 0, 4096, 4096); // a new mtime
+        statSync(path); // the kernel asks for the attributes again
+        const other = openSync(path, 'r');
+        try {
+          expect(readSync(other, buf, 0, 8192, 0)).toBe(8192);
+        } finally {
+          closeSync(other);
+        }
+        expect(buf.subarray(4096).equals(page(3 + round))).toBe(true);
+      }
+      expect((await disk.stats()).reads - before).toBe(0);
+    } finally {
+      closeSync(fd);
+    }
   });
 
   it('fails every operation after the cut', async () => {

@@ -48,6 +48,7 @@ func (f *file) Read(ctx context.Context, buf []byte, off int64) (fuse.ReadResult
 	if f.j.Dead() {
 		return nil, syscall.EIO
 	}
+	f.j.reads.Add(1)
 	return f.inner.Read(ctx, buf, off)
 }
 

@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -73,6 +74,8 @@ type Journal struct {
 	dead        bool
 	// Counters for `stats`.
 	fileSyncs, dsyncWrites, dirSyncs, writes int64
+	// Read requests of file data (those the kernel's page cache did not answer).
+	reads atomic.Int64
 }
 
 func NewJournal(root, trash string) *Journal {
@@ -293,6 +296,7 @@ type CutReport struct {
 // Stats are the journal's counters.
 type Stats struct {
 	Writes        int64 `json:"writes"`
+	Reads         int64 `json:"reads"`
 	DsyncWrites   int64 `json:"dsyncWrites"`
 	FileSyncs     int64 `json:"fileSyncs"`
 	DirSyncs      int64 `json:"dirSyncs"`
@@ -304,7 +308,7 @@ type Stats struct {
 func (j *Journal) Stats() Stats {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	s := Stats{Writes: j.writes, DsyncWrites: j.dsyncWrites, FileSyncs: j.fileSyncs,
+	s := Stats{Writes: j.writes, Reads: j.reads.Load(), DsyncWrites: j.dsyncWrites, FileSyncs: j.fileSyncs,
 		DirSyncs: j.dirSyncs, UnsyncedOps: len(j.ops), Dead: j.dead}
 	for _, fs := range j.files {
 		s.UnsyncedPages += len(fs.saved)

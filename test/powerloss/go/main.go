@@ -11,7 +11,8 @@
 //	                taken back (KEEP 0: all of them; 0 < KEEP <= 1: each page write survives with
 //	                that probability and a random prefix of the name changes survives; seeded)
 //	sync            make everything durable (like a clean shutdown), e.g. after setting up
-//	stats           counters: writes, O_DSYNC writes, fsyncs, directory fsyncs, unsynced pages/ops
+//	stats           counters: writes, reads (those the page cache did not answer), O_DSYNC writes,
+//	                fsyncs, directory fsyncs, unsynced pages/ops
 //	slow MS         every sync (fsync, fdatasync, each write call on an O_DSYNC descriptor) waits MS
 //	hang            every sync from now on (and every one waiting) blocks until `resume`: a disk
 //	                whose I/O never completes (a dead network volume); reads and unsynced writes go on
@@ -73,6 +74,15 @@ func main() {
 			// No writeback cache (it is off unless asked for) and no passthrough: every write
 			// reaches this process when it is made, and every fsync too.
 			DisabledCapabilities: fuse.CAP_PASSTHROUGH | fuse.CAP_WRITEBACK_CACHE,
+			// The kernel's page cache is the file's content, as on a disk filesystem: it is not
+			// dropped when a stat sees a new mtime (automatic invalidation) nor at an open
+			// (FOPEN_KEEP_CACHE in node.go). Dropped, a page is read back from the backing file,
+			// and a write the kernel has copied into the cache but not yet sent here comes back
+			// as the page's old bytes and stays cached: a process reading through mmap then sees
+			// a page as it was before a write it made. LMDB, which reads its pages through mmap
+			// and writes them with pwrite, wrote such stale pages back into its trees
+			// (docs/storage.md, power-loss testing).
+			ExplicitDataCacheControl: true,
 		},
 		NegativeTimeout: &zero,
 	})

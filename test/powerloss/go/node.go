@@ -82,9 +82,12 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if err != nil {
 		return nil, nil, 0, fs.ToErrno(err)
 	}
-	return ch, wrapFile(n.j, fh, flags), fuseFlags, 0
+	return ch, wrapFile(n.j, fh, flags), fuseFlags | fuse.FOPEN_KEEP_CACHE, 0
 }
 
+// Open and Create keep the kernel's page cache of the file (FOPEN_KEEP_CACHE; see main.go,
+// ExplicitDataCacheControl): every change to a file goes through the kernel while it is mounted,
+// so what it caches is never older than the backing file.
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	if n.dead() {
 		return nil, 0, syscall.EIO
@@ -96,7 +99,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if errno != 0 {
 		return nil, 0, errno
 	}
-	return wrapFile(n.j, fh, flags), fuseFlags, 0
+	return wrapFile(n.j, fh, flags), fuseFlags | fuse.FOPEN_KEEP_CACHE, 0
 }
 
 // readable turns write-only into read-write: the journal reads what a write overwrites.
