@@ -9,7 +9,7 @@ import type { KvClient } from '../../src/client/index.ts';
  * a crash the key must hold the result of the last acknowledged operation or of a later one.
  */
 export class WriteLog {
-  readonly keys = new Map<string, { ops: (string | null)[]; acked: number }>();
+  readonly keys = new Map<string, { ops: (string | null)[]; acked: number; outcomes: string[] }>();
   /** Operations sent, acknowledged, and failed; the rest are in flight. */
   sends = 0;
   acks = 0;
@@ -22,15 +22,25 @@ export class WriteLog {
 
   sent(key: string, value: string | null): number {
     this.sends++;
-    const k = this.keys.get(key) ?? { ops: [], acked: -1 };
+    const k = this.keys.get(key) ?? { ops: [], acked: -1, outcomes: [] };
     this.keys.set(key, k);
+    k.outcomes.push('in flight');
     return k.ops.push(value) - 1;
   }
 
-  ack(key: string, index: number): void {
+  /** `outcome`: how it was acknowledged (`ok`, or `not found` for a REMOVE of nothing live). */
+  ack(key: string, index: number, outcome = 'ok'): void {
     const k = this.keys.get(key)!;
     k.acked = Math.max(k.acked, index);
+    k.outcomes[index] = outcome;
     this.acks++;
+  }
+
+  /** The write failed (an error reply or a lost connection): it may or may not take effect. */
+  fail(key: string, index: number, err: unknown): void {
+    this.errors++;
+    const k = this.keys.get(key);
+    if (k) k.outcomes[index] = `failed (${err instanceof Error ? err.message : String(err)})`;
   }
 
   /** `target` acknowledgements and where the log stands, for a wait's error. */
@@ -50,13 +60,21 @@ export class WriteLog {
    */
   check(read: ReadonlyMap<string, string | null>, ackedBefore?: Map<string, number>): string[] {
     const bad: string[] = [];
-    for (const [key, { ops, acked: now }] of this.keys) {
+    for (const [key, k] of this.keys) {
+      const { ops, acked: now } = k;
       const acked = ackedBefore ? (ackedBefore.get(key) ?? -1) : now;
       const got = read.get(key) ?? null;
       const allowed = acked === -1 ? [null, ...ops] : ops.slice(acked);
       if (!allowed.includes(got)) {
         const last = acked === -1 ? 'none' : brief(ops[acked]!);
-        bad.push(`${key}: read ${brief(got)}, last acknowledged ${last} (#${acked})`);
+        // Every write of the key and its outcome: an acknowledged write lost, or a failed one
+        // (which may take effect at any time) coming back, read differently.
+        const history = ops.map(
+          (op, i) => `#${i} ${op === null ? 'REMOVE' : brief(op)}: ${k.outcomes[i]}`,
+        );
+        bad.push(
+          `${key}: read ${brief(got)}, last acknowledged ${last} (#${acked}); ${history.join('; ')}`,
+        );
       }
     }
     return bad;
@@ -92,11 +110,13 @@ export function writeLoad(
       const value = remove ? null : `${key}#${seq++}:${pad.slice(0, (100 + (seq % 1000)) * scale)}`;
       const index = log.sent(key, value);
       try {
-        if (value === null) await c.remove(key);
-        else await c.put(key, value);
-        log.ack(key, index);
-      } catch {
-        log.errors++;
+        if (value === null) log.ack(key, index, (await c.remove(key)) ? 'ok' : 'not found');
+        else {
+          await c.put(key, value);
+          log.ack(key, index);
+        }
+      } catch (err) {
+        log.fail(key, index, err);
         await new Promise((r) => setTimeout(r, 20)); // the node is down: do not spin
       }
     }
