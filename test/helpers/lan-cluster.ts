@@ -107,19 +107,6 @@ export async function gauge(lan: Lan, host: LanHost, series: string): Promise<nu
   return Number(line?.split(' ')[1] ?? Number.NaN);
 }
 
-/** Polls the async `check` every 200 ms until it holds; throws `what` after `timeoutMs`. */
-export async function untilAsync(
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-  what: () => string,
-) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(what());
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 /** What smallOps saw: replies other than the expected ones, and latencies in ms. */
 export interface SmallOps {
   readonly ops: number;

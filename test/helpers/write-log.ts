@@ -137,17 +137,21 @@ export async function readAll(c: KvClient, log: WriteLog): Promise<Map<string, s
   return new Map(keys.map((k, i) => [k, values[i]!]));
 }
 
-/** Polls until `cond` holds (at most `ms`); `what` names it in the error (read at the timeout). */
+/**
+ * Polls until `cond` (sync or async) holds, every `everyMs` (at most `ms` in all); `what` names
+ * it in the error (read at the timeout).
+ */
 export async function until(
-  cond: () => boolean,
+  cond: () => boolean | Promise<boolean>,
   ms: number,
   what: string | (() => string),
+  everyMs = 10,
 ): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > deadline) {
       throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
     }
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }

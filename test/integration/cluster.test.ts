@@ -17,6 +17,7 @@ import {
 import type { LineClient } from '../helpers/line-client.ts';
 import { cleanup, ROOT } from '../helpers/node-process.ts';
 import { closeResp, ioredis } from '../helpers/resp-tools.ts';
+import { until } from '../helpers/write-log.ts';
 
 afterEach(async () => {
   closeResp();
@@ -211,11 +212,7 @@ describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
     expect(await send(a, ['PUT r:3 old'])).toEqual(['OK']);
     // OK needs two of the three replicas: n2 may still be writing its copy. It is the stale
     // replica only once that copy is in its log (under load, killed before, it had no key).
-    const deadline = Date.now() + 10_000;
-    while ((await metric(n2, synced)) <= logged) {
-      if (Date.now() > deadline) throw new Error('n2 never logged r:3');
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await until(async () => (await metric(n2, synced)) > logged, 10_000, 'n2 to log r:3', 20);
     await n2.proc.stop('SIGKILL');
     expect(await send(a, ['PUT r:1 one', 'PUT r:2 two', `PUT r:3 ${large}`])).toEqual([
       'OK',

@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startStaticCluster } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
-import { gauge, lanCluster, scrape, untilAsync, writeBulk } from '../helpers/lan-cluster.ts';
+import { gauge, lanCluster, scrape, writeBulk } from '../helpers/lan-cluster.ts';
 import { shapeLink } from '../helpers/netns.ts';
 import { cleanup } from '../helpers/node-process.ts';
 import { until } from '../helpers/write-log.ts';
@@ -74,10 +74,11 @@ describe('hint delivery', () => {
     // stay queued to b too, and cross the link (to be refused as late) before the hints do.
     const written = await writeBulk(lan, a, 0, 1, 4);
     expect(written.ok).toBe(4);
-    await untilAsync(
+    await until(
       async () => (await gauge(lan, a, 'kvstore_hints_stored')) >= 4,
       30_000,
       () => 'a did not keep 4 hints for the stopped b',
+      200,
     );
     // 8 Mbit/s: one 4 MiB hint takes over 4 s on the wire; the queued copies and the hints,
     // 32 MiB, about 35 s.
@@ -85,13 +86,14 @@ describe('hint delivery', () => {
     stopped.kill('SIGCONT');
     const resumed = Date.now();
     let left = Number.NaN;
-    await untilAsync(
+    await until(
       async () => {
         left = await gauge(lan, a, 'kvstore_hints_stored');
         return left === 0;
       },
       180_000,
       () => `a still holds ${left} of its hints for b after 180 s over the slow link`,
+      200,
     );
     console.log(`16 MiB of hints delivered over 8 Mbit/s in ${(Date.now() - resumed) / 1000} s`);
   }, 300_000);

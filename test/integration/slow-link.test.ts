@@ -2,16 +2,10 @@
 
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  lanCluster,
-  SECRET,
-  scrape,
-  smallOps,
-  untilAsync,
-  writeBulk,
-} from '../helpers/lan-cluster.ts';
+import { lanCluster, SECRET, scrape, smallOps, writeBulk } from '../helpers/lan-cluster.ts';
 import { shapeLink } from '../helpers/netns.ts';
 import { cleanup, NODE } from '../helpers/node-process.ts';
+import { until } from '../helpers/write-log.ts';
 
 const KVCTL = join(resolve(import.meta.dirname, '../..'), 'src/cli/main.ts');
 
@@ -61,13 +55,14 @@ describe('a stream over a slow link', () => {
     await kvctl('decommission');
     const started = Date.now();
     let status = '';
-    await untilAsync(
+    await until(
       async () => {
         status = (await kvctl('decommission-status')).stdout.trim();
         return /\bdecommissioned\b/.test(status);
       },
       150_000,
       () => `c did not hand its data off in 150 s over 8 Mbit/s: ${status}`,
+      200,
     );
     const retried = procs
       .get('c')!

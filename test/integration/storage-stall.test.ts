@@ -21,20 +21,12 @@ import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 import { diskWithDataDir, usePowerlossfs } from '../helpers/powerloss.ts';
+import { until } from '../helpers/write-log.ts';
 
 const binary = usePowerlossfs();
 
 /** The stalled member's --storage-stall-timeout-ms. */
 const STALL_MS = 1500;
-
-/** Polls `check` every 50 ms until it returns true; fails after `ms` with `what`. */
-async function until(what: string, check: () => Promise<boolean>, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function readyz(n: ClusterNode): Promise<number> {
   return (await fetch(`http://${n.host}:${n.proc.httpPort}/readyz`)).status;
@@ -108,7 +100,7 @@ it('a member whose disk hangs is not ready, refuses its clients at once, is down
   // Writes through the healthy members replicate to the hung one: its log's sync never returns.
   // They keep being acknowledged (W=2) while it notices.
   const during = writeSeq(c0!, 'during', 400, acked);
-  await until('the hung member is not ready', async () => (await readyz(n2)) === 503);
+  await until(async () => (await readyz(n2)) === 503, 30_000, 'the hung member is not ready', 50);
   expect(await metric(n2, 'kvstore_storage_stalled')).toBe(1);
   expect(await metric(n2, 'kvstore_storage_outstanding_seconds')).toBeGreaterThan(STALL_MS / 1000);
   expect(
@@ -122,9 +114,14 @@ it('a member whose disk hangs is not ready, refuses its clients at once, is down
 
   // Its peers learn it from its hello: down for data, still a member of the ring.
   for (const n of [n0, n1]) {
-    await until(`${n.name} sees kvstore-2's disk stalled`, async () => {
-      return memberOf(await clusterInfo(n), 'kvstore-2')?.storageStalled === true;
-    });
+    await until(
+      async () => {
+        return memberOf(await clusterInfo(n), 'kvstore-2')?.storageStalled === true;
+      },
+      30_000,
+      `${n.name} sees kvstore-2's disk stalled`,
+      50,
+    );
     const m = memberOf(await clusterInfo(n), 'kvstore-2')!;
     expect({ state: m.state, inRing: m.share > 0 }).toEqual({ state: 'up', inRing: true });
   }
@@ -139,9 +136,14 @@ it('a member whose disk hangs is not ready, refuses its clients at once, is down
   const [timeoutsBefore, refusalsBefore] = [await timeouts(), await refusals()];
   const hintsBefore = await metric(n1, 'kvstore_hints_stored');
   expect(await writeSeq(c1!, 'after', 200, acked)).toEqual([]);
-  await until('kvstore-1 keeps a hint of each write for kvstore-2', async () => {
-    return (await metric(n1, 'kvstore_hints_stored')) === hintsBefore + 200;
-  });
+  await until(
+    async () => {
+      return (await metric(n1, 'kvstore_hints_stored')) === hintsBefore + 200;
+    },
+    30_000,
+    'kvstore-1 keeps a hint of each write for kvstore-2',
+    50,
+  );
   expect(await writeSeq(c0!, 'after0', 100, acked)).toEqual([]);
   expect({ timeouts: await timeouts(), refusals: await refusals() }).toEqual({
     timeouts: timeoutsBefore,
@@ -154,14 +156,19 @@ it('a member whose disk hangs is not ready, refuses its clients at once, is down
   // The disk answers again: the member takes commands again by itself, its peers deliver what
   // they kept for it, and every acknowledged write is there, on it too.
   await disk.resume();
-  await until('the member is ready again', async () => (await readyz(n2)) === 200);
+  await until(async () => (await readyz(n2)) === 200, 30_000, 'the member is ready again', 50);
   expect(await metric(n2, 'kvstore_storage_stalled')).toBe(0);
   expect(n2.proc.logs.some((l) => l.msg === 'storage: disk answers again')).toBe(true);
   for (const n of [n0, n1]) {
-    await until(`${n.name} delivered its hints`, async () => {
-      const stalled = memberOf(await clusterInfo(n), 'kvstore-2')?.storageStalled;
-      return stalled === false && (await metric(n, 'kvstore_hints_stored')) === 0;
-    });
+    await until(
+      async () => {
+        const stalled = memberOf(await clusterInfo(n), 'kvstore-2')?.storageStalled;
+        return stalled === false && (await metric(n, 'kvstore_hints_stored')) === 0;
+      },
+      30_000,
+      `${n.name} delivered its hints`,
+      50,
+    );
   }
   for (const c of [c0!, c1!, c2!]) {
     const keys = [...acked.keys()];
@@ -193,9 +200,14 @@ it('a node alone on a disk that hangs answers the writes waiting on it with ERR 
   expect((await fetch(`${http}/readyz`)).status).toBe(503);
 
   await disk.resume();
-  await until('the node is ready again', async () => {
-    return (await fetch(`${http}/readyz`)).status === 200;
-  });
+  await until(
+    async () => {
+      return (await fetch(`${http}/readyz`)).status === 200;
+    },
+    30_000,
+    'the node is ready again',
+    50,
+  );
   expect(await writeSeq(c, 'after', 20, acked)).toEqual([]);
   await node.stop('SIGKILL');
   const again = await startNodeProcess({ dataDir, args });

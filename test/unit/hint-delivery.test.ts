@@ -9,6 +9,7 @@ import type { ApplyHow, Replicas, WireEntry } from '../../src/replica/index.ts';
 import { HintStore, Storage } from '../../src/storage/index.ts';
 import { defer } from '../helpers/defer.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
+import { until } from '../helpers/write-log.ts';
 
 afterEach(cleanup);
 
@@ -69,10 +70,11 @@ describe('hint delivery', () => {
     await store.add([...hintsFor('a-stuck', 3, 100), ...hintsFor('b-fine', 3, 100)]);
     const pass = hints.deliverNow();
     // Before, members were served one after the other: b-fine waited for a-stuck's request.
-    for (let i = 0; store.list('b-fine', 10).length > 0; i++) {
-      if (i > 200) throw new Error('b-fine got none of its hints while a-stuck did not answer');
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await until(
+      () => store.list('b-fine', 10).length === 0,
+      2000,
+      'b-fine to get its hints while a-stuck does not answer',
+    );
     expect(store.list('a-stuck', 10)).toHaveLength(3);
     stuck.resolve();
     expect(await pass).toBe(6);

@@ -6,6 +6,7 @@ import { type MemberAddress, Membership, staticSource } from '../../src/membersh
 import { createLogger } from '../../src/observability/index.ts';
 import type { HelloReply } from '../../src/replica/index.ts';
 import { defer } from '../helpers/defer.ts';
+import { until } from '../helpers/write-log.ts';
 
 const member = (name: string, i: number): MemberAddress => ({
   name,
@@ -41,14 +42,12 @@ describe('Membership probes', () => {
     void membership.probeNow();
     const timer = setInterval(() => void membership.probeNow(), 10);
     defer(() => clearInterval(timer));
-    const deadline = Date.now() + 5000;
-    while (membership.isUp('n2-crashed')) {
-      // Before, every round waited for n1's probe: n2 was probed once and never called down.
-      if (Date.now() > deadline) {
-        throw new Error(`n2 still up after ${crashedProbes} probes while n1's was out`);
-      }
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    // Before, every round waited for n1's probe: n2 was probed once and never called down.
+    await until(
+      () => !membership.isUp('n2-crashed'),
+      5000,
+      () => `n2 down (still up after ${crashedProbes} probes while n1's was out)`,
+    );
     expect(crashedProbes).toBeGreaterThanOrEqual(3);
     expect(membership.members().find((m) => m.name === 'n1-hung')!.state).toBe('unknown');
   });
