@@ -104,6 +104,8 @@ export class Membership extends EventEmitter<{
   #listed = false;
   /** The source's last answer listed no member (ignored while others are known). */
   #emptyAnswer = false;
+  /** Members called down or found restarted so far (interruptions()). */
+  #interruptions = 0;
 
   constructor(opts: MembershipOptions) {
     super();
@@ -148,6 +150,16 @@ export class Membership extends EventEmitter<{
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
+  }
+
+  /**
+   * How many times since this node started a member was called down, or answered from a new
+   * process (its hello's `started` changed: a restart faster than probes call a member down).
+   * Either may have made it miss writes, so anti-entropy makes a pass due after each, even when
+   * the cluster looked at rest every time it looked.
+   */
+  interruptions(): number {
+    return this.#interruptions;
   }
 
   /** Every member, this node included, sorted by name. */
@@ -358,6 +370,11 @@ export class Membership extends EventEmitter<{
         throw new Error(`membership: ${t.addr.host} says it is '${hello.name}'`);
       }
       const received = Date.now();
+      const was = t.hello?.started;
+      if (was !== undefined && hello.started !== undefined && hello.started !== was) {
+        this.#opts.logger.info({ member: t.addr.name }, 'member restarted');
+        this.#interruptions++;
+      }
       t.hello = hello;
       t.lastContact = received;
       t.offset =
@@ -376,6 +393,7 @@ export class Membership extends EventEmitter<{
       if (t.failures >= this.#opts.probeFailures && t.state !== 'down') {
         this.#opts.logger.warn({ member: t.addr.name, err }, 'member down');
         t.state = 'down';
+        this.#interruptions++;
       }
     }
     return routingView(t) !== before;

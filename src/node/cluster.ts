@@ -191,6 +191,8 @@ export async function startCluster(
     r: config.readQuorum,
   };
   const ringMetrics = registerRingMetrics(registry, () => topology?.settledRing.epoch ?? 0);
+  // In every hello: members tell a restart of this node from a probe that went unanswered.
+  const started = Date.now();
   const selfHello = (): HelloReply => ({
     name: self,
     incarnation: incarnation.id,
@@ -204,6 +206,7 @@ export async function startCluster(
     replication,
     ...listedOf(listed()),
     ...(storage.stalled() === null ? {} : { storageStalled: true as const }),
+    started,
   });
   const selfLoad = (): MemberLoad => {
     const { liveKeys, tombstones, sizeBytes } = storage.stats();
@@ -440,6 +443,7 @@ export async function startCluster(
     call,
     versions,
     quiet,
+    interruptions: () => membership.interruptions(),
     intervalMs: config.antiEntropyIntervalMs,
     timeoutMs: config.peerTimeoutMs,
     metrics: registerAntiEntropyMetrics(registry),

@@ -201,6 +201,12 @@ export interface AntiEntropyOptions {
   readonly versions: RemoteVersions;
   /** True while the whole cluster is at rest (Topology.atRest). */
   readonly quiet: () => boolean;
+  /**
+   * A count that grows each time a member is called down or found restarted
+   * (Membership.interruptions): a pass is due once the cluster is at rest after it, even when
+   * the member was back before a look at the at-rest condition saw it gone.
+   */
+  readonly interruptions: () => number;
   /** Time between passes while at rest (--anti-entropy-interval-ms); 0: no passes at all. */
   readonly intervalMs: number;
   /**
@@ -233,6 +239,8 @@ export class AntiEntropy {
   #wasQuiet = false;
   /** Set when the cluster came to rest: a pass is due at once (cleared as one starts). */
   #cameToRest = false;
+  /** interruptions() when the last pass started: a pass is due at rest once it grew. */
+  #interruptionsSeen = 0;
   /** When the next pass is due by the interval (ms since the epoch). */
   #nextAt = 0;
   /** The earliest the next pass may start: nine times the last one's length after it ended. */
@@ -271,7 +279,10 @@ export class AntiEntropy {
   #tick(): void {
     const quiet = this.#o.quiet();
     // Also while a pass still runs: it saw the cluster leave rest, and ends after its range.
-    if (quiet && !this.#wasQuiet) this.#cameToRest = true;
+    // A member down and back between two looks (or restarted before probes called it down)
+    // left rest too, though no look saw it.
+    const interrupted = this.#o.interruptions() !== this.#interruptionsSeen;
+    if (quiet && (!this.#wasQuiet || interrupted)) this.#cameToRest = true;
     this.#wasQuiet = quiet;
     const now = Date.now();
     if (!quiet || this.#running !== null || now < this.#earliest) return;
@@ -299,6 +310,7 @@ export class AntiEntropy {
     const totals = { completed: false, peers: 0, mismatched: 0, pushed: 0, pulled: 0 };
     if (!unchanged()) return totals;
     this.#cameToRest = false;
+    this.#interruptionsSeen = this.#o.interruptions();
     try {
       const peers = ring.members.filter((n) => n > self);
       for (const peer of peers) {

@@ -80,6 +80,12 @@ export interface HelloReply {
    * in the ring. Absent while its disk answers, and from older versions.
    */
   readonly storageStalled?: true;
+  /**
+   * When this node's process started (ms since the epoch). A member that answers with another
+   * value than before was restarted in between, perhaps faster than probes call a member down,
+   * and may have missed writes meanwhile (Membership.interruptions). Absent from older versions.
+   */
+  readonly started?: number;
 }
 
 /** A node's replication flags. */

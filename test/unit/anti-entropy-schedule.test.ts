@@ -25,6 +25,7 @@ const made: (() => Promise<void>)[] = [];
 
 function harness() {
   let quiet = true;
+  let interruptions = 0;
   const waiting: { resolve: (reply: unknown) => void; reject: (err: Error) => void }[] = [];
   const asked: string[] = [];
   const registry = new Registry();
@@ -43,6 +44,7 @@ function harness() {
     },
     versions: {} as RemoteVersions,
     quiet: () => quiet,
+    interruptions: () => interruptions,
     timeoutMs: 2000,
     intervalMs: INTERVAL_MS,
     metrics: registerAntiEntropyMetrics(registry),
@@ -83,6 +85,10 @@ function harness() {
     aborted: () => passes('aborted'),
     setQuiet: (q: boolean) => {
       quiet = q;
+    },
+    /** A member called down and back up (or restarted) between two looks at rest. */
+    interrupt: () => {
+      interruptions++;
     },
     /** Answers the oldest digest request: the peer's keyspace is empty, the walk ends. */
     answer,
@@ -140,6 +146,31 @@ describe('anti-entropy schedule', () => {
     // long before the interval.
     await h.nextPassAfter(18_000);
     expect(await h.completed()).toBe(2);
+  });
+
+  it('runs at once after a member was down and back between two looks, though every look saw rest', async () => {
+    const h = harness();
+    await h.start();
+    await h.answer();
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(h.asked).toHaveLength(1);
+    h.interrupt();
+    await h.nextPassAfter(1000);
+    expect(await h.completed()).toBe(2);
+    // Once only: the next waits for the interval.
+    await h.nextPassAfter(INTERVAL_MS - 1000);
+  });
+
+  it('a pass aborted by a member that then went down and came back runs again at once', async () => {
+    // As CI met it: the pass ran while a killed member was not called down yet, failed on it, and
+    // the member was down and up again between two looks.
+    const h = harness();
+    await h.start();
+    await h.fail();
+    expect(await h.aborted()).toBe(1);
+    h.interrupt();
+    await h.nextPassAfter(1000);
+    expect(await h.completed()).toBe(1);
   });
 
   it('an aborted pass is tried again after 30 s, not after the interval', async () => {

@@ -1,4 +1,5 @@
 // The failure detector's pacing: a member whose probe is out holds back no other member's probes.
+// Its count of interruptions: a member called down, or answering from a new process.
 
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
@@ -50,5 +51,55 @@ describe('Membership probes', () => {
     );
     expect(crashedProbes).toBeGreaterThanOrEqual(3);
     expect(membership.members().find((m) => m.name === 'n1-hung')!.state).toBe('unknown');
+  });
+
+  it('counts a member called down, and one answering from a new process, as interruptions', async () => {
+    const self = member('n0', 1);
+    // What n1 does at its next probe: answer as the process started at `started`, or refuse.
+    let n1: { started?: number } | 'refuse' = { started: 1000 };
+    const membership = new Membership({
+      self,
+      source: staticSource([self, member('n1', 2)]),
+      probe: (m) =>
+        n1 === 'refuse'
+          ? Promise.reject(new Error('connect ECONNREFUSED'))
+          : Promise.resolve({ name: m.name, ...n1 } as HelloReply),
+      selfHello: () => ({ name: 'n0' }) as HelloReply,
+      resolveIntervalMs: 60_000,
+      probeIntervalMs: 60_000,
+      probeFailures: 2,
+      logger: createLogger('silent', {}),
+      registry: new Registry(),
+    });
+    defer(() => membership.stop());
+    await membership.resolveNow();
+    const probe = () => membership.probeNow();
+    await probe();
+    await probe();
+    expect(membership.isUp('n1')).toBe(true);
+    expect(membership.interruptions()).toBe(0);
+    // Restarted between two probes: never called down, but a new process answers.
+    n1 = { started: 2000 };
+    await probe();
+    expect(membership.isUp('n1')).toBe(true);
+    expect(membership.interruptions()).toBe(1);
+    // One failed probe is not down yet; the second is.
+    n1 = 'refuse';
+    await probe();
+    expect(membership.interruptions()).toBe(1);
+    await probe();
+    expect(membership.isUp('n1')).toBe(false);
+    expect(membership.interruptions()).toBe(2);
+    // Back from the same process (a pause): up again, the down already counted.
+    n1 = { started: 2000 };
+    await probe();
+    expect(membership.isUp('n1')).toBe(true);
+    expect(membership.interruptions()).toBe(2);
+    // A member of an older version says nothing of its process: nothing to count.
+    n1 = {};
+    await probe();
+    n1 = { started: 3000 };
+    await probe();
+    expect(membership.interruptions()).toBe(2);
   });
 });
