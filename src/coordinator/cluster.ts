@@ -645,12 +645,15 @@ export class ClusterCoordinator implements Coordinator {
   async #remove(key: Buffer, p: Placement): Promise<Reply> {
     // Its versions decide (never its value): every other replica sends a header alone.
     const rec = await this.#read(key, p, false);
-    if (!rec || !isLive(rec, this.#o.storage.clock.wallNow())) return NOT_FOUND;
     const clock = this.#o.storage.clock;
-    clock.observe(rec.version);
+    if (rec) clock.observe(rec.version);
+    const found = rec !== null && isLive(rec, clock.wallNow());
+    // A tombstone also when the read found nothing live: a write that failed may have reached a
+    // replica the read did not ask (or be newer than the tombstone it read), and would come back
+    // once the replicas compare, after this REMOVE was answered. The reply is still the read's.
     // Placed again: the rings may have changed while the read waited.
     const now = this.#o.topology.place(key);
     await this.#write(key, { version: clock.now(), tombstone: true, value: Buffer.alloc(0) }, now);
-    return OK;
+    return found ? OK : NOT_FOUND;
   }
 }
