@@ -213,11 +213,13 @@ const options = {
   /**
    * Most inbound peer connections at once; further ones are closed at once (and counted). Each
    * member opens three to each other member (small and large requests, and the probes' control
-   * connection).
+   * connection), so 4096 leaves room for 1,365 members (512 stopped at 170 once the lanes came);
+   * a connection that has not authenticated holds about 9 KiB (37 MiB for 4096 at once, each
+   * closed after --peer-handshake-timeout-ms).
    */
   maxPeerConnections: positive
     .max(1_000_000)
-    .default(512)
+    .default(4096)
     .describe('most inbound peer connections at once'),
   /** Time a peer connection has to finish TLS, and again to authenticate, or it is closed. */
   peerHandshakeTimeoutMs: timerMs

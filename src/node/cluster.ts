@@ -426,6 +426,19 @@ export async function startCluster(
   });
   const update = () => rings.update();
   membership.on('change', update);
+  // Every other member opens three connections here (small, large, control): past the cap the
+  // newest are closed at once, and members flap. Said once per member count that needs more.
+  let warnedAt = 0;
+  membership.on('change', () => {
+    const members = membership.members().length;
+    const needed = 3 * (members - 1);
+    if (needed <= config.maxPeerConnections || members === warnedAt) return;
+    warnedAt = members;
+    log.warn(
+      { members, needed, max: config.maxPeerConnections },
+      'the members need more peer connections than --max-peer-connections allows: raise it',
+    );
+  });
   // A member that left (or moved) is never called at that address again: close its connections.
   membership.on('gone', (address) => void pool.remove(address));
   rb.on('change', update);

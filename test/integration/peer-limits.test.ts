@@ -8,8 +8,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { peerHandshake } from '../../src/auth/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import { frameHeader, PeerClient } from '../../src/peer/index.ts';
+import { startStaticCluster, waitAllUp } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
 import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
+import { until } from '../helpers/write-log.ts';
 
 const MiB = 1024 * 1024;
 const SECRET = 'swordfish';
@@ -150,5 +152,28 @@ describe('peer port limits', { timeout: 120_000 }, () => {
     expect(await metric(node, 'kvstore_peer_connections{side="server"}')).toBe(0);
     const hello = (await member(node).request('hello', {})) as { name: string };
     expect(hello.name).toBe('test-node');
+  });
+
+  it('says when the members need more connections than the cap allows', async () => {
+    // Three members: each takes 3 connections from each of the other two, 6 in all.
+    const warning = 'the members need more peer connections than --max-peer-connections allows';
+    const [tight] = await startStaticCluster(3, ['--max-peer-connections', '5']);
+    await until(
+      () => tight!.proc.logs.some((l) => l.msg?.toString().startsWith(warning)),
+      20_000,
+      'the warning on a node whose cap is 5',
+    );
+    const line = tight!.proc.logs.find((l) => l.msg?.toString().startsWith(warning))!;
+    expect({ members: line.members, needed: line.needed, max: line.max }).toEqual({
+      members: 3,
+      needed: 6,
+      max: 5,
+    });
+    const roomy = await startStaticCluster(3, ['--max-peer-connections', '6']);
+    // Every member up everywhere: each node's member list changed, the check ran.
+    await waitAllUp(roomy);
+    for (const n of roomy) {
+      expect(n.proc.logs.filter((l) => l.msg?.toString().startsWith(warning))).toEqual([]);
+    }
   });
 });
