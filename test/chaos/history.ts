@@ -62,13 +62,14 @@ export class History {
 
 /** True when a write may have taken effect: anything but a REMOVE that found nothing. */
 export function isWrite(op: Op): boolean {
-  if (op.type === 'put') return true;
-  return op.type === 'remove' && op.outcome !== 'not_found';
+  // A REMOVE writes its tombstone whatever its read found (NOT_FOUND included).
+  return op.type === 'put' || op.type === 'remove';
 }
 
-/** True when the write was acknowledged. */
+/** True when the write was acknowledged (a REMOVE's NOT_FOUND too: its tombstone was written). */
 export function isAcked(op: Op): boolean {
-  return (op.type === 'put' || op.type === 'remove') && op.outcome === 'ok';
+  if (op.type === 'put') return op.outcome === 'ok';
+  return op.type === 'remove' && (op.outcome === 'ok' || op.outcome === 'not_found');
 }
 
 /**

@@ -135,6 +135,15 @@ describe('checkHistory: histories that fail', () => {
     expect(
       kinds([put('a', 'v1', 0, 1, 'ok'), remove('a', 2, 3, 'ok'), remove('a', 4, 5, 'ok')]),
     ).toEqual(['resurrected']);
+    // A REMOVE answering NOT_FOUND deleted too: a failed PUT before it must not come back.
+    expect(
+      kinds([
+        put('a', 'v1', 0, 1, 'ok'),
+        put('a', 'failed', 2, 3, 'error'),
+        remove('a', 4, 5, 'not_found'),
+        get('a', 6, 7, 'failed'),
+      ]),
+    ).toEqual(['resurrected']);
   });
 
   it('malformed scans: out of order, duplicated, out of bounds', () => {
