@@ -41,6 +41,9 @@ export function readHello(raw: unknown): HelloReply {
     ...readReplication(h.replication),
     ...readListed(h.listed),
     ...(h.storageStalled === true ? { storageStalled: true as const } : {}),
+    ...(typeof h.started === 'number' && Number.isSafeInteger(h.started) && h.started > 0
+      ? { started: h.started }
+      : {}),
   };
 }
 

@@ -3,7 +3,12 @@
 
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { type MemberAddress, Membership, staticSource } from '../../src/membership/index.ts';
+import {
+  type MemberAddress,
+  Membership,
+  readHello,
+  staticSource,
+} from '../../src/membership/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import type { HelloReply } from '../../src/replica/index.ts';
 import { defer } from '../helpers/defer.ts';
@@ -63,7 +68,10 @@ describe('Membership probes', () => {
       probe: (m) =>
         n1 === 'refuse'
           ? Promise.reject(new Error('connect ECONNREFUSED'))
-          : Promise.resolve({ name: m.name, ...n1 } as HelloReply),
+          : // Through readHello, as a real probe: a field it drops never reaches the count.
+            Promise.resolve(
+              readHello({ name: m.name, status: 'active', ringId: '', rebalanced: null, ...n1 }),
+            ),
       selfHello: () => ({ name: 'n0' }) as HelloReply,
       resolveIntervalMs: 60_000,
       probeIntervalMs: 60_000,
@@ -95,7 +103,11 @@ describe('Membership probes', () => {
     await probe();
     expect(membership.isUp('n1')).toBe(true);
     expect(membership.interruptions()).toBe(2);
-    // A member of an older version says nothing of its process: nothing to count.
+    // A malformed value is dropped; a member of an older version says nothing of its process:
+    // nothing to count.
+    n1 = { started: 'soon' } as unknown as { started: number };
+    await probe();
+    expect(membership.interruptions()).toBe(2);
     n1 = {};
     await probe();
     n1 = { started: 3000 };
