@@ -3,6 +3,7 @@
 // volume, a stuck controller). Nothing fails on such a disk: only the time an operation has been
 // out can tell.
 
+import { type FileHandle, open } from 'node:fs/promises';
 import { KvError } from '../errors/index.ts';
 
 /** What is outstanding on a stalled disk, and since when (performance.now() milliseconds). */
@@ -125,5 +126,67 @@ export class StallWatch {
       oldest = { what: first.what, since: this.#queuedStart };
     }
     return oldest;
+  }
+}
+
+/**
+ * Every `intervalMs` while no disk operation is out, writes 8 bytes at the start of a file of
+ * its own in the data directory and syncs them, timed like any other operation (`disk probe`).
+ * A stall needs an operation outstanding to time: without the probe, a node taking no writes
+ * (idle, or reads only) whose disk hung said ready until its first write. At most one probe is
+ * out at a time, so a hung disk holds one libuv thread. A probe that fails is not retried before
+ * the next interval and reports nothing: failures of the disk are the write path's to report
+ * (Writability), the probe only finds the disk that does not answer.
+ */
+export class DiskProbe {
+  readonly #path: string;
+  readonly #watch: StallWatch;
+  readonly #timer: NodeJS.Timeout;
+  #file: FileHandle | null = null;
+  #out = false;
+  #closed = false;
+  readonly #bytes = Buffer.alloc(8);
+  #count = 0n;
+
+  constructor(path: string, watch: StallWatch, intervalMs: number) {
+    this.#path = path;
+    this.#watch = watch;
+    this.#timer = setInterval(() => this.#tick(), intervalMs).unref();
+  }
+
+  #tick(): void {
+    if (this.#out || this.#closed || this.#watch.outstandingMs() > 0) return;
+    this.#out = true;
+    this.#watch
+      .track('disk probe', this.#probe())
+      .catch(async () => {
+        const f = this.#file;
+        this.#file = null;
+        await f?.close().catch(() => {});
+      })
+      .finally(() => {
+        this.#out = false;
+        if (this.#closed) void this.#closeFile();
+      });
+  }
+
+  async #probe(): Promise<void> {
+    this.#file ??= await open(this.#path, 'w');
+    this.#bytes.writeBigUInt64BE(++this.#count);
+    await this.#file.write(this.#bytes, 0, 8, 0);
+    await this.#file.datasync();
+  }
+
+  /** Stops probing; the file is closed now, or when a probe still out returns. */
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    if (!this.#out) void this.#closeFile();
+  }
+
+  async #closeFile(): Promise<void> {
+    const f = this.#file;
+    this.#file = null;
+    await f?.close().catch(() => {});
   }
 }

@@ -31,7 +31,7 @@ import {
   type ScanBounds,
   type ScannedRecord,
 } from './scan.ts';
-import { StallWatch } from './stall.ts';
+import { DiskProbe, StallWatch } from './stall.ts';
 import type { Entry, RecoveryReport, StorageOptions } from './types.ts';
 import { type Recovered, WAL_DISCARD, WAL_PUT, WriteAheadLog } from './wal.ts';
 import { Writability } from './writability.ts';
@@ -80,6 +80,13 @@ interface IssuedBatch {
 const MAX_DUE_COUNT = 100_000;
 
 const META_KEY = 'state';
+/** The file in the data directory the disk probe writes (DiskProbe). */
+const DISK_PROBE_FILE = 'disk-probe';
+/**
+ * How often the disk probe runs while nothing else is out: half the stall timeout, within
+ * 250 ms..5 s, so an idle node finds a hung disk within about 1.5 times the timeout.
+ */
+const probeIntervalMs = (stallMs: number) => Math.min(5000, Math.max(250, stallMs / 2));
 const EMPTY = Buffer.alloc(0);
 
 /**
@@ -157,6 +164,8 @@ export class Storage {
   readonly #w: Writability;
   /** Disk operations writes wait on, timed: past --storage-stall-timeout-ms the store is stalled. */
   readonly #stall: StallWatch;
+  /** Finds a hung disk while no write is out (null: stall detection off). */
+  readonly #probe: DiskProbe | null;
   readonly #unguard: () => void;
   #recovery: RecoveryReport = { replayed: 0, torn: null, truncated: null };
   /** True while replayed writes stay in memory only (too little space to give them to LMDB). */
@@ -205,6 +214,11 @@ export class Storage {
         opts.onStall?.(stall === null ? null : stall.what, outstandingMs);
       },
     });
+    const stallMs = opts.stallTimeoutMs ?? 0;
+    this.#probe =
+      stallMs > 0
+        ? new DiskProbe(join(opts.path, DISK_PROBE_FILE), this.#stall, probeIntervalMs(stallMs))
+        : null;
     this.clock = new HybridClock(opts.nodeName, Date.now, opts.maxClockOffsetMs);
     this.#state = (this.#meta.get(META_KEY) as MetaState | undefined) ?? {
       liveKeys: 0,
@@ -887,6 +901,7 @@ export class Storage {
     this.#closed = true;
     this.#w.close();
     this.#stall.close();
+    this.#probe?.close();
     this.#unguard();
     await this.#wal?.close();
     if (this.#w.health.failure !== null) {

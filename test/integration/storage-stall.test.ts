@@ -216,3 +216,25 @@ it('a node alone on a disk that hangs answers the writes waiting on it with ERR 
   c2.send(keys.map((k) => `GET ${k}\r\n`).join(''));
   expect(await c2.lines(keys.length, 10_000)).toEqual(keys.map((k) => acked.get(k)));
 }, 60_000);
+
+it('a node that takes no writes finds its disk hung too (the disk probe), and is ready again once it answers', async () => {
+  const { disk, dataDir } = await diskWithDataDir(binary());
+  const node = await startNodeProcess({
+    dataDir,
+    args: ['--storage-stall-timeout-ms', String(STALL_MS)],
+  });
+  const http = `http://127.0.0.1:${node.httpPort}`;
+  const ready = async () => (await fetch(`${http}/readyz`)).status;
+  expect(await ready()).toBe(200);
+  await disk.hang();
+  // No command is sent: before the probe, nothing was out to time and the node stayed ready.
+  await until(async () => (await ready()) === 503, 20_000, 'the idle node not ready', 50);
+  const stalled = node.logs.find(
+    (l) => l.msg === 'storage: disk stalled: refusing commands, not ready',
+  );
+  expect(stalled?.what).toBe('disk probe');
+  await disk.resume();
+  await until(async () => (await ready()) === 200, 20_000, 'the node ready again', 50);
+  const c = await clientOf(node);
+  expect(await c.call('PUT after v')).toBe('OK');
+}, 60_000);
