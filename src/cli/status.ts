@@ -26,7 +26,8 @@ export function statusTable(view: ClusterInfo): string {
   const rows = view.members.map((m) => [
     m.name,
     m.address,
-    m.state,
+    // A stalled disk: up and a member, but down for data (docs/storage.md).
+    m.storageStalled === true ? `${m.state}, disk stalled` : m.state,
     m.phase ?? '-',
     m.keys === null || m.keys === undefined ? '?' : String(m.keys),
     m.bytes === null || m.bytes === undefined ? '?' : formatBytes(m.bytes),

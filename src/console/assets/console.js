@@ -180,7 +180,11 @@ function drawRing(rings, color) {
   );
 }
 
-function stateCell(state) {
+function stateCell(state, storageStalled) {
+  // A stalled disk: still a member and up, but down for data (docs/storage.md): shown as down.
+  if (storageStalled === true) {
+    return el('td', { class: 'state state-down' }, `${state}, disk stalled`);
+  }
   return el(
     'td',
     { class: `state state-${['up', 'down', 'unknown'].includes(state) ? state : 'unknown'}` },
@@ -196,7 +200,7 @@ function drawMembers(cluster, now) {
       : 'never';
     tr.append(
       el('td', { class: 'name' }, m.name + (m.name === cluster.node ? ' (this node)' : '')),
-      stateCell(m.state),
+      stateCell(m.state, m.storageStalled),
       el('td', { class: 'phase' }, m.phase ?? ''),
       el('td', { class: 'address' }, m.address),
       el('td', { class: 'num keys' }, m.keys ?? '?'),
