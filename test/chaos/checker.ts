@@ -109,6 +109,8 @@ class KeyIndex {
  * then w2's version is newer than w's and every read quorum after it sees w2 or newer. A read
  * must return a write (or, for absence, a REMOVE or the initial state) invoked before the read
  * ended and not superseded. Failed and indeterminate writes count: they may have been applied.
+ * A REMOVE is a write whatever it answered (`NOT_FOUND` too: its tombstone is written all the
+ * same) and, through its answer, a read made before that write.
  */
 export function checkHistory(ops: readonly Op[], keySpace: readonly string[]): Violation[] {
   const byKey = new Map<string, Op[]>();
@@ -211,11 +213,23 @@ function checkObservation(
   }
   // Absent: the initial state before any acknowledged write, or a REMOVE not superseded.
   if (latest === null) return null;
-  const remove = ix.removes.maxBefore(rEnd);
-  if (remove && remove.value >= horizon) return null;
+  if (removeExplains(ix, r, horizon)) return null;
   return violation(stale, obs, ix, `key absent after #${latest.op.id} was acknowledged`, [
     latest.op,
   ]);
+}
+
+/**
+ * Whether some REMOVE invoked before `r` ended may have taken effect at or after `horizon` (so
+ * absence is not stale). Not `r` itself: a REMOVE's read comes before its own tombstone.
+ */
+function removeExplains(ix: KeyIndex, r: Op, horizon: number): boolean {
+  const best = ix.removes.maxBefore(r.cmp!);
+  if (best === null || best.value < horizon) return false;
+  if (best.op !== r) return true;
+  return ix.writes.some(
+    (w) => w !== r && w.type === 'remove' && w.inv < r.cmp! && effectiveEnd(w) >= horizon,
+  );
 }
 
 function violation(

@@ -90,6 +90,19 @@ describe('checkHistory: histories that pass', () => {
       ]),
     ).toEqual([]);
   });
+
+  it('a REMOVE answering NOT_FOUND deletes a PUT concurrent with it (its tombstone comes after its read)', () => {
+    // Seed 24001 (session 24): the PUT acknowledged while the REMOVE ran, the REMOVE's read
+    // before the PUT's copies landed, its tombstone after them; the key is then absent.
+    expect(
+      kinds([
+        put('a', 'v1', 0, 80, 'ok'),
+        remove('a', 2, 76, 'not_found'),
+        range('a', 'c', 104, 120, []),
+        get('a', 121, 122, null),
+      ]),
+    ).toEqual([]);
+  });
 });
 
 describe('checkHistory: histories that fail', () => {
@@ -131,14 +144,26 @@ describe('checkHistory: histories that fail', () => {
     expect(
       kinds([put('a', 'v1', 0, 1, 'ok'), remove('a', 2, 3, 'ok'), range('a', 'a', 4, 5, ['a'])]),
     ).toEqual(['resurrected']);
+    // A REMOVE's own NOT_FOUND is a read made before its tombstone: the tombstone does not
+    // excuse it (absent after an acknowledged PUT with no other REMOVE).
+    expect(kinds([put('a', 'v1', 0, 1, 'ok'), remove('a', 2, 3, 'not_found')])).toEqual([
+      'stale-read',
+    ]);
+    expect(
+      kinds([
+        put('a', 'v1', 0, 1, 'ok'),
+        remove('a', 0, 9, 'timeout'),
+        remove('a', 2, 3, 'not_found'),
+      ]),
+    ).toEqual([]);
     // REMOVE answering OK saw a live value: the key was back.
     expect(
       kinds([put('a', 'v1', 0, 1, 'ok'), remove('a', 2, 3, 'ok'), remove('a', 4, 5, 'ok')]),
     ).toEqual(['resurrected']);
     // A REMOVE answering NOT_FOUND deleted too: a failed PUT before it must not come back.
+    // (No acknowledged PUT before it: its NOT_FOUND would be a stale read, above.)
     expect(
       kinds([
-        put('a', 'v1', 0, 1, 'ok'),
         put('a', 'failed', 2, 3, 'error'),
         remove('a', 4, 5, 'not_found'),
         get('a', 6, 7, 'failed'),
