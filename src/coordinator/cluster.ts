@@ -643,17 +643,24 @@ export class ClusterCoordinator implements Coordinator {
     rec && isLive(rec, this.#o.storage.clock.wallNow()) ? FOUND : NOT_FOUND;
 
   async #remove(key: Buffer, p: Placement): Promise<Reply> {
+    const clock = this.#o.storage.clock;
+    // The tombstone's version when the read finds nothing live: made as the REMOVE arrives.
+    const arrived = clock.now();
     // Its versions decide (never its value): every other replica sends a header alone.
     const rec = await this.#read(key, p, false);
-    const clock = this.#o.storage.clock;
     if (rec) clock.observe(rec.version);
     const found = rec !== null && isLive(rec, clock.wallNow());
     // A tombstone also when the read found nothing live: a write that failed may have reached a
     // replica the read did not ask (or be newer than the tombstone it read), and would come back
     // once the replicas compare, after this REMOVE was answered. The reply is still the read's.
+    // Found: above the value found, so that OK means it is gone. Not found: the version made on
+    // arrival, above every write made before it (a failed PUT answered before this REMOVE was
+    // sent), below a write made after it arrived that its read missed (copies still in flight):
+    // a REMOVE answering NOT_FOUND does not delete a PUT made after it began.
+    const version = found ? clock.now() : arrived;
     // Placed again: the rings may have changed while the read waited.
     const now = this.#o.topology.place(key);
-    await this.#write(key, { version: clock.now(), tombstone: true, value: Buffer.alloc(0) }, now);
+    await this.#write(key, { version, tombstone: true, value: Buffer.alloc(0) }, now);
     return found ? OK : NOT_FOUND;
   }
 }

@@ -166,3 +166,54 @@ describe('a REMOVE after a write that failed', () => {
     }
   }, 60_000);
 });
+
+describe('a REMOVE that finds nothing live, and a write made while it reads', () => {
+  it('does not delete the write: its tombstone is older than anything written after it arrived', async () => {
+    // Chaos seed 24001 (session 24): a PUT acknowledged while a REMOVE of the key ran, whose
+    // read asked its replicas before the PUT's copies landed; the REMOVE answered NOT_FOUND and
+    // its tombstone, versioned after that read, deleted the PUT. Here the read waits on a
+    // stopped replica (long timeouts: it is neither given up nor speculated past) while the
+    // write's copies land on the two others, its version made after the REMOVE arrived.
+    const slow = ['--read-repair-chance', '0', '--read-speculate-ms', '30000'];
+    const timeouts = ['--peer-timeout-ms', '30000', '--tombstone-grace-ms', '31000'];
+    const nodes = await startStaticCluster(3, [...slow, ...timeouts, ...NO_ANTI_ENTROPY]);
+    const [a] = nodes as [ClusterNode];
+    const key = 'racing';
+    // The owner a's read asks besides itself (the first other owner, all up), and the third.
+    const order = new Ring(nodes.map((n) => n.name)).owners(Buffer.from(key), 3);
+    const [asked, other] = order
+      .filter((n) => n !== a.name)
+      .map((name) => nodes.find((n) => n.name === name)!) as [ClusterNode, ClusterNode];
+    const reads = () => metric(a, 'kvstore_replica_reads_total{replica="other"}');
+    const before = await reads();
+    const ca = await openClient(a);
+    asked.proc.child.kill('SIGSTOP');
+    let wall = 0;
+    try {
+      const removing = ca.call(`REMOVE ${key}`);
+      // a read its own record (none) and asked `asked`, which does not answer yet.
+      await expect.poll(reads, { timeout: 10_000 }).toBe(before + 1);
+      // The write, as its coordinator sends it: made now, after the REMOVE arrived, and taken
+      // by a write quorum (a and `other`); its copy to `asked` is still on its way.
+      wall = Date.now() + 1;
+      const raw = encodeRecord({
+        version: { wall, logical: 0, node: other.name },
+        tombstone: false,
+        value: Buffer.from('written-while-removing'),
+      });
+      for (const n of [a, other]) {
+        await peerClientOf(n).request<ApplyReply>('apply', { e: [[Buffer.from(key), raw]] });
+      }
+      await expect.poll(() => Date.now(), { timeout: 1000 }).toBeGreaterThan(wall);
+      asked.proc.child.kill('SIGCONT');
+      expect(await removing).toBe('NOT_FOUND');
+    } finally {
+      asked.proc.child.kill('SIGCONT');
+    }
+    // Before, the tombstone had a version made when the read ended (after `wall`): every node
+    // answered NOT_FOUND.
+    for (const n of nodes) {
+      expect(await (await openClient(n)).call(`GET ${key}`)).toBe('written-while-removing');
+    }
+  }, 60_000);
+});
