@@ -77,7 +77,12 @@ export function dnsSource(opts: DnsSourceOptions): PeerSource {
   const servers = o.servers?.length ? `@${o.servers.join(',')}` : '';
   // Names of listed addresses, from earlier answers (and earlier runs): see step 2.
   const known = o.names?.load() ?? new Map<string, string>();
-  return { description: `dns:${o.name}${servers}`, resolve: () => resolveOnce(o, known) };
+  const last = { unnamed: 0 };
+  return {
+    description: `dns:${o.name}${servers}`,
+    resolve: () => resolveOnce(o, known, last),
+    unnamed: () => last.unnamed,
+  };
 }
 
 /** One resolve() call's resolver and the promise that rejects when its time is up. */
@@ -87,11 +92,14 @@ interface Query {
   readonly deadline: Promise<never>;
   /** address -> the name it had when last named (kept while the address stays listed). */
   readonly known: Map<string, string>;
+  /** Set by a lookup that answered: the listed addresses it could not name. */
+  readonly last: { unnamed: number };
 }
 
 async function resolveOnce(
   opts: DnsSourceOptions,
   known: Map<string, string>,
+  last: { unnamed: number },
 ): Promise<MemberAddress[]> {
   const resolver = makeResolver(opts);
   const ms = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -104,7 +112,7 @@ async function resolveOnce(
   });
   deadline.catch(() => {}); // rejects after the lookup finished when nobody races it any more
   try {
-    return await lookup({ opts, resolver, deadline, known });
+    return await lookup({ opts, resolver, deadline, known, last });
   } finally {
     clearTimeout(timer);
   }
@@ -127,7 +135,10 @@ function makeResolver(opts: DnsSourceOptions): dns.Resolver {
 async function lookup(q: Query): Promise<MemberAddress[]> {
   const { name, defaultPeerPort } = q.opts;
   const srv = await ask(q, 'SRV', name, () => q.resolver.resolveSrv(name));
-  if (srv.length > 0 || name.startsWith('_')) return fromSrv(srv, defaultPeerPort);
+  if (srv.length > 0 || name.startsWith('_')) {
+    q.last.unnamed = 0;
+    return fromSrv(srv, defaultPeerPort);
+  }
   const [v4, v6] = await Promise.all([
     ask(q, 'A', name, () => q.resolver.resolve4(name)),
     ask(q, 'AAAA', name, () => q.resolver.resolve6(name)),
@@ -145,6 +156,7 @@ async function lookup(q: Query): Promise<MemberAddress[]> {
     else members.push(member);
   }
   if (JSON.stringify([...q.known]) !== before) q.opts.names?.save(q.known);
+  q.last.unnamed = hosts.length - named.length;
   return pickByName(members, defaultPeerPort);
 }
 

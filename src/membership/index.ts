@@ -21,11 +21,13 @@ export {
 export { type RingMetrics, registerRingMetrics, type SettledChange } from './metrics.ts';
 export { ReplicationCheck, type ReplicationCheckOptions } from './replication-check.ts';
 export {
+  type FoundingWait,
   RingKeeper,
   type RingKeeperOptions,
   type StartingRings,
   settleSpreadMs,
   startingTopology,
+  untilFoundable,
 } from './ring-keeper.ts';
 export { newerSettled, newestReported, parseSettled, settledRing } from './settled.ts';
 export {

@@ -185,6 +185,14 @@ export class Membership extends EventEmitter<{
     return [...this.#members.keys()].sort();
   }
 
+  /**
+   * Addresses the source's last answer listed and could not name (PeerSource.unnamed): peers that
+   * are no members here yet, and may hold data. 0 without a source.
+   */
+  unnamed(): number {
+    return this.#opts.source?.unnamed?.() ?? 0;
+  }
+
   /** True unless the member is down or unknown to this node. This node is always up. */
   isUp(name: string): boolean {
     const t = this.#members.get(name);

@@ -27,6 +27,12 @@ export interface PeerSource {
    * a name that does not exist or has no records resolves to [].
    */
   resolve(): Promise<MemberAddress[]>;
+  /**
+   * How many addresses the last answer of resolve() listed that it could not name (and so left
+   * out): A/AAAA addresses with no PTR name that did not answer who they are, never named before.
+   * Absent: the source names every member it lists.
+   */
+  unnamed?(): number;
   /** For logs: `static(3)`, `dns:kvstore-headless.default.svc.cluster.local`. */
   readonly description: string;
 }

@@ -37,6 +37,7 @@ import {
   stateAddressBook,
   staticSource,
   type Topology,
+  untilFoundable,
 } from '../membership/index.ts';
 import type { Logger, StreamRoute } from '../observability/index.ts';
 import { PeerPool, PeerServer } from '../peer/index.ts';
@@ -377,6 +378,14 @@ export async function startCluster(
       );
   });
   const saved = parseSettled(readStateDoc(storage, 'settled-ring') ?? null);
+  if (saved === null) {
+    await untilFoundable({
+      members: () => membership.members(),
+      unnamed: () => membership.unnamed(),
+      intervalMs: config.resolveIntervalMs,
+      logger: log,
+    });
+  }
   const topo = startingTopology({
     self,
     resolved,

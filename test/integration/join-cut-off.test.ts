@@ -121,3 +121,59 @@ describe('a new member whose peers do not answer when it starts', () => {
     expect(missing.length, missing.slice(0, 5).join(', ')).toBe(0);
   }, 90_000);
 });
+
+describe('a member back on an empty data directory whose peers do not say who they are', () => {
+  it('founds no ring of itself alone: it waits until they answer, then takes the ring they hold', async () => {
+    // Chaos seed 24002 (session 24): no PTR records (as in the chaos harness), so a node names
+    // an address by asking it; an empty data directory has no names saved. The peers, loaded,
+    // did not answer within the peer timeout: the node founded a ring of itself, routed every
+    // key to itself alone and answered a RANGE without keys its peers held.
+    dns = await startDnsServer();
+    const block = loopbackBlock();
+    const names = ['kvstore-0', 'kvstore-1', 'kvstore-2'];
+    const hosts = names.map((_, i) => `${block}.${i + 1}`);
+    dns.setA(SERVICE, hosts);
+    const nodes = await Promise.all(
+      [0, 1, 2].map((i) => startDnsMember(dns!.port, SERVICE, names[i]!, hosts[i]!)),
+    );
+    await waitAllUp(nodes);
+    await waitSettled(nodes, names);
+    const [a, b, c] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const ca = await openClient(a);
+    const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
+    for (const k of keys) expect(await ca.call(`PUT ${k} v-${k}`)).toBe('OK');
+
+    // c loses its volume; it comes back on a new, empty directory while a and b are stopped.
+    await c.proc.stop('SIGKILL');
+    const resolves = () => dns!.queries.filter((q) => q.name === SERVICE && q.type === 'A').length;
+    const before = resolves();
+    for (const n of [a, b]) n.proc.child.kill('SIGSTOP');
+    let back: ClusterNode;
+    try {
+      const starting = startDnsMember(dns.port, SERVICE, names[2]!, hosts[2]!);
+      // It reads DNS again and again (every 300 ms, each asking the stopped peers who they are)
+      // and does not serve; before, it served once its first questions had timed out (2 s).
+      const waiting = expect
+        .poll(resolves, { timeout: 30_000 })
+        .toBeGreaterThanOrEqual(before + 4)
+        .then(() => 'waiting');
+      const first = await Promise.race([starting.then(() => 'serving'), waiting]);
+      // Serving, it answers from a ring of itself alone: count the keys it reads wrong.
+      let wrong = 0;
+      if (first === 'serving') {
+        const early = await openClient(await starting);
+        for (const k of keys) if ((await early.call(`GET ${k}`)) !== `v-${k}`) wrong++;
+      }
+      expect({ first, wrong }).toEqual({ first: 'waiting', wrong: 0 });
+      for (const n of [a, b]) n.proc.child.kill('SIGCONT');
+      back = await starting;
+    } finally {
+      for (const n of [a, b]) n.proc.child.kill('SIGCONT');
+    }
+    const cc = await openClient(back);
+    for (const k of keys) expect(await cc.call(`GET ${k}`)).toBe(`v-${k}`);
+    expect(await cc.call(`RANGE k0 k9`)).toBe([...keys].sort().join(' '));
+    await waitSettled([a, b, back], names, 60_000);
+    expect((await clusterInfo(back)).ring.epoch).toBeGreaterThan(1);
+  }, 90_000);
+});

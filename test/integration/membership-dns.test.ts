@@ -123,11 +123,14 @@ describe('dnsSource with A records', () => {
       if (host === '127.0.0.24') throw new Error('connection refused');
       return names[host] ?? null;
     };
-    expect(await source(name, { identify }).resolve()).toEqual([
+    const s = source(name, { identify });
+    expect(await s.resolve()).toEqual([
       member('kvstore-0', '127.0.0.21'),
       member('kvstore-1', '127.0.0.22'),
       member('kvstore-6', '::1'),
     ]);
+    // The two it skipped are counted: a node with no ring founds none without them.
+    expect(s.unnamed?.()).toBe(2);
     expect(asked.sort()).toEqual([
       '127.0.0.22:7946',
       '127.0.0.23:7946',
@@ -163,6 +166,10 @@ describe('dnsSource with A records', () => {
     // Listed again but never named since it was unlisted: skipped until it answers.
     server.setA(name, ['127.0.0.61', '127.0.0.62']);
     expect((await s.resolve()).map((m) => m.name)).toEqual(['node-61']);
+    expect(s.unnamed?.()).toBe(1);
+    answering.add('127.0.0.62');
+    expect((await s.resolve()).map((m) => m.name)).toEqual(['node-61', 'node-62']);
+    expect(s.unnamed?.()).toBe(0);
     server.clear(name);
   });
 
