@@ -11,6 +11,7 @@ import {
   settleSpreadMs,
   startingTopology,
   Topology,
+  untilFoundable,
 } from '../../src/membership/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import type { SettledRing } from '../../src/replica/index.ts';
@@ -236,5 +237,79 @@ describe('startingTopology', () => {
 
   it('the second cleanup waits five probe rounds and a peer timeout', () => {
     expect(settleSpreadMs(1000, 2000)).toBe(7000);
+  });
+});
+
+describe('untilFoundable', () => {
+  const probe = new Topology(['a', 'b', 'c'], null, 3);
+  const empty = settledRing(0, [], {});
+  const self = view('c', probe, { self: true, settled: empty });
+  /** 'founding' once it resolved, 'waiting' while it still waits after five looks. */
+  async function wait(members: () => MemberView[], unnamed: () => number) {
+    vi.useFakeTimers();
+    let done = false;
+    void untilFoundable({
+      members,
+      unnamed,
+      intervalMs: 300,
+      logger: createLogger('silent', {}),
+    }).then(() => {
+      done = true;
+    });
+    for (let i = 0; i < 5 && !done; i++) await vi.advanceTimersByTimeAsync(300);
+    return done ? 'founding' : 'waiting';
+  }
+
+  it('waits while listed addresses are unnamed and nobody answered, then goes on once one does', async () => {
+    let members = [self];
+    let unnamed = 2;
+    expect(
+      await wait(
+        () => members,
+        () => unnamed,
+      ),
+    ).toBe('waiting');
+    // A peer answers with the ring it holds: this node adopts it (startingTopology).
+    members = [view('a', probe, { settled: settledRing(3, ['a', 'b'], incs(['a', 'b'])) }), self];
+    expect(
+      await wait(
+        () => members,
+        () => unnamed,
+      ),
+    ).toBe('founding');
+    // All named, none answered yet: they are in the target (founded with this node alone, moving).
+    members = [view('a', probe, { silent: true }), view('b', probe, { silent: true }), self];
+    unnamed = 0;
+    expect(
+      await wait(
+        () => members,
+        () => unnamed,
+      ),
+    ).toBe('founding');
+  });
+
+  it('does not wait for an unnamed address when another new member answered (a new cluster)', async () => {
+    const members = [view('a', probe, { settled: empty }), self];
+    expect(
+      await wait(
+        () => members,
+        () => 1,
+      ),
+    ).toBe('founding');
+    // Nor for nothing: a source that names every member it lists.
+    expect(
+      await wait(
+        () => [self],
+        () => 0,
+      ),
+    ).toBe('founding');
+    // A member that answered and is down since does not count.
+    const down = [view('a', probe, { settled: empty, state: 'down' }), self];
+    expect(
+      await wait(
+        () => down,
+        () => 1,
+      ),
+    ).toBe('waiting');
   });
 });
