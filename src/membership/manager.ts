@@ -104,6 +104,11 @@ export class Membership extends EventEmitter<{
   #listed = false;
   /** The source's last answer listed no member (ignored while others are known). */
   #emptyAnswer = false;
+  /** resolveNow() calls started so far, and the number of the latest whose answer was taken. */
+  #resolvesStarted = 0;
+  #resolveTaken = 0;
+  /** Resolves still out: the interval starts no other while one is. */
+  #resolving = 0;
   /** Members called down or found restarted so far (interruptions()). */
   #interruptions = 0;
 
@@ -139,7 +144,11 @@ export class Membership extends EventEmitter<{
     const resolved = await this.resolveNow();
     await this.probeNow();
     if (this.#opts.source) {
-      this.#timers.push(setInterval(() => void this.resolveNow(), this.#opts.resolveIntervalMs));
+      this.#timers.push(
+        setInterval(() => {
+          if (this.#resolving === 0) void this.resolveNow();
+        }, this.#opts.resolveIntervalMs),
+      );
     }
     this.#timers.push(setInterval(() => void this.probeNow(), this.#opts.probeIntervalMs));
     for (const t of this.#timers) t.unref();
@@ -224,17 +233,27 @@ export class Membership extends EventEmitter<{
     return this.#members.get(name)?.addr;
   }
 
-  /** Re-reads the source now; true when it answered. */
+  /**
+   * Re-reads the source now; true when it answered. An answer that comes back after the answer of
+   * a resolve started later (a slow DNS server) is dropped: it would undo a newer list, bringing
+   * back a member that had left, or the records after they went.
+   */
   async resolveNow(): Promise<boolean> {
     const source = this.#opts.source;
     if (!source || this.#stopped) return source === null;
+    const seq = ++this.#resolvesStarted;
     let listed: MemberAddress[];
+    this.#resolving++;
     try {
       listed = await source.resolve();
     } catch (err) {
       this.#opts.logger.warn({ err, source: source.description }, 'member source failed');
       return false;
+    } finally {
+      this.#resolving--;
     }
+    if (seq < this.#resolveTaken) return true;
+    this.#resolveTaken = seq;
     if (listed.length === 0 && this.#members.size > 1) {
       // No member at all, not even this node: the name lost its records (a deleted headless
       // Service, a DNS zone emptied by mistake), not a cluster of one. Taken as it was, every
