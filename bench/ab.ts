@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startCluster } from './cluster.ts';
+import { CLUSTER_START_MS, startCluster } from './cluster.ts';
 import {
   cleanupSync,
   processCpuMs,
@@ -101,7 +101,10 @@ try {
   ] as const) {
     const nodeArgs = flags.split(' ').filter((f) => f !== '');
     if (o.nodes === '3') {
-      const members = await startCluster(root, 3, 30_000, { script: resolve(script), nodeArgs });
+      const members = await startCluster(root, 3, CLUSTER_START_MS, {
+        script: resolve(script),
+        nodeArgs,
+      });
       servers.push(...members);
       targets.push({ name, server: members[0]!, pids: members.map((m) => m.child!.pid!) });
       continue;

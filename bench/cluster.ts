@@ -53,13 +53,20 @@ export interface ClusterOptions {
 }
 
 /**
+ * How long startCluster waits for the members to see each other up (and their first pass): a
+ * hang, not a slow start, fails it (members started together on 2 cores beside other work took
+ * 14-18 s at load 30-40).
+ */
+export const CLUSTER_START_MS = 120_000;
+
+/**
  * Starts `n` members that list each other with --peers; resolves once each sees all n up and
  * routes by a settled ring.
  */
 export async function startCluster(
   root: string,
   n = 3,
-  timeoutMs = 30_000,
+  timeoutMs = CLUSTER_START_MS,
   opts: ClusterOptions = {},
 ): Promise<Server[]> {
   const block = loopbackBlock();

@@ -17,7 +17,12 @@ import { createInterface } from 'node:readline';
 export const ROOT = resolve(import.meta.dirname, '..');
 /** The pinned Node 24 binary from devDependencies. */
 export const NODE = join(ROOT, 'node_modules/.bin/node');
-const START_TIMEOUT_MS = 15_000;
+/**
+ * How long a server may take to start before the run gives up: it finds a hang, it does not judge
+ * the start (readyMs reports that). A node started beside other work on 2 cores took over 15 s
+ * (load average 30-40: the bench smoke tests failed there), so the bound leaves room for that.
+ */
+const START_TIMEOUT_MS = 120_000;
 const STOP_TIMEOUT_MS = 10_000;
 
 /** A server process under test. */

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startCluster } from './cluster.ts';
+import { CLUSTER_START_MS, startCluster } from './cluster.ts';
 import { storeload, storeloadBinary } from './etcd.ts';
 import type { Goal, GoalCell } from './goals.ts';
 import { openInspector } from './inspector.ts';
@@ -274,7 +274,7 @@ async function processesFor(
   }
   if (t.cluster === null) {
     const inspectPort = 9229;
-    const servers = await startCluster(o.dataRoot, 3, 30_000, { inspectPort });
+    const servers = await startCluster(o.dataRoot, 3, CLUSTER_START_MS, { inspectPort });
     t.cluster = { servers, inspectPort };
     await prefillRb(servers[0]!, o.keys, o.valueBytes);
   }

@@ -25,7 +25,7 @@ import { createLogger } from '../src/observability/index.ts';
 import { PeerClient } from '../src/peer/index.ts';
 import { METHODS } from '../src/replica/index.ts';
 import { encodeRecord } from '../src/storage/index.ts';
-import { startCluster } from './cluster.ts';
+import { CLUSTER_START_MS, startCluster } from './cluster.ts';
 import type { LatencySummary } from './histogram.ts';
 import { PacedGets } from './paced-gets.ts';
 import {
@@ -105,7 +105,7 @@ async function measure(
   o: { valueBytes: number; intervalS: number; diverge: number; getsPerS: number },
   say: (s: string) => void,
 ): Promise<KeysResult> {
-  const nodes = await startCluster(root, 3, 30_000, {
+  const nodes = await startCluster(root, 3, CLUSTER_START_MS, {
     args: ['--anti-entropy-interval-ms', String(o.intervalS * 1000)],
   });
   try {

@@ -23,7 +23,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startCluster } from './cluster.ts';
+import { CLUSTER_START_MS, startCluster } from './cluster.ts';
 import { quiet } from './memory.ts';
 import {
   cleanupSync,
@@ -411,7 +411,7 @@ async function clusterAndScans(
   log: (line: string) => void,
 ): Promise<ScanRow[]> {
   log(`scans: a 3-node cluster (RF=3), loading ${num(o.scanKeys)} keys`);
-  const cluster = await startCluster(o.root, 3, 60_000, { script, args: scanArgs });
+  const cluster = await startCluster(o.root, 3, CLUSTER_START_MS, { script, args: scanArgs });
   try {
     await fillCluster(cluster, o.scanKeys, o.valueBytes);
     for (const node of cluster) await quiet(node.child.pid);

@@ -165,7 +165,7 @@ async function measureSize(
     for (const s of started) if (s.status === 'fulfilled') nodes.push(s.value);
     for (const s of started) if (s.status === 'rejected') throw s.reason;
     const three = NAMES.slice(0, 3);
-    await until('3 members not settled', 60_000, async () =>
+    await until('3 members not settled', o.timeoutMs, async () =>
       (await Promise.all(nodes.map(cluster))).every((v) => settledOn(v, three)),
     );
 
