@@ -67,7 +67,9 @@ export class Connection {
   readonly #socket: Socket;
   readonly #decoder: LineDecoder;
   readonly #onFrame = (frame: LineFrame) => this.#frame(frame);
-  readonly #onTimer = () => this.#expire();
+  // Deadlines are judged after the next I/O poll: a process starved of CPU runs expired timers
+  // before it reads its socket, where replies that came in time may wait.
+  readonly #onTimer = () => void setImmediate(() => this.#expire());
   readonly #onFlush = () => this.#flush();
   /** Resolves once connected; rejects with CONNECTION_CLOSED or TIMEOUT if that fails. */
   readonly ready: Promise<void>;

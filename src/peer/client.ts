@@ -269,7 +269,10 @@ export class PeerClient {
     setRequestId(frame, id);
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     const timeoutMs = opts.timeoutMs ?? this.#opts.timeoutMs;
-    const timer = setTimeout(() => this.#onTimeout(id, timeoutMs), timeoutMs);
+    // Judged after the next I/O poll: a process starved of CPU (a loaded machine, a long GC) runs
+    // expired timers before it reads its sockets, so an answer that came in time and waits in the
+    // socket would be taken for a timeout. setImmediate runs after the poll that reads it.
+    const timer = setTimeout(() => setImmediate(() => this.#onTimeout(id, timeoutMs)), timeoutMs);
     const out = handshake ? null : { frame, gone: false };
     this.#pending.set(id, {
       resolve: resolve as (v: unknown) => void,
@@ -393,7 +396,9 @@ export class PeerClient {
     if (this.#stallTimer === null) {
       this.#stalledAt = this.#progressOf(socket);
       const timeoutMs = this.#opts.timeoutMs;
-      this.#stallTimer = setTimeout(() => this.#checkStall(socket, timeoutMs), timeoutMs);
+      // Judged after the next I/O poll, as a request's timeout is (see #send).
+      const check = () => setImmediate(() => this.#checkStall(socket, timeoutMs));
+      this.#stallTimer = setTimeout(check, timeoutMs);
     }
     const msg = `peer: ${this.queuedBytes} bytes queued to ${this.address}: slow or not reading`;
     return new KvError('KV_ERR_PEER_UNAVAILABLE', msg);
