@@ -71,9 +71,21 @@ const until = (what: string, timeoutMs: number, ok: () => Promise<boolean>) =>
 
 const LAST = 'kvstore_anti_entropy_last_completed_timestamp_seconds';
 
+/**
+ * How long to wait for passes: `baseMs`, plus 20 times the longest last pass of any member. A
+ * member starts a pass at most a tenth of the time (9 times the last one's length after it), so
+ * on a loaded machine a pass of a few seconds puts the next one a minute away.
+ */
+async function passWaitMs(nodes: readonly Server[], baseMs: number): Promise<number> {
+  const last = (await Promise.all(nodes.map(metrics))).map(
+    (m) => m.get('kvstore_anti_entropy_last_pass_seconds') ?? 0,
+  );
+  return baseMs + 20_000 * Math.max(...last);
+}
+
 /** Resolves once every member completed a pass that started after `afterS` (epoch seconds). */
-async function passesAfter(nodes: readonly Server[], afterS: number, timeoutMs: number) {
-  await until('no pass completed', timeoutMs, async () => {
+async function passesAfter(nodes: readonly Server[], afterS: number, baseMs: number) {
+  await until('no pass completed', await passWaitMs(nodes, baseMs), async () => {
     for (const n of nodes) {
       const m = await metrics(n);
       if ((m.get(LAST) ?? 0) - (m.get('kvstore_anti_entropy_last_pass_seconds') ?? 0) < afterS)
@@ -147,7 +159,7 @@ async function measure(
     await sleep(Math.max(0, (nextStart - 1 - Date.now() / 1000) * 1000));
     const passGets = gets();
     await passGets.start();
-    await until('kvstore-0 pass not completed', timeout, async () => {
+    await until('kvstore-0 pass not completed', await passWaitMs(nodes, timeout), async () => {
       return ((await metrics(nodes[0]!)).get(LAST) ?? 0) > lastEnd;
     });
     const during = await passGets.stop();
@@ -204,7 +216,7 @@ async function measure(
     } finally {
       await peer.close();
     }
-    await until('divergent keys not repaired', timeout, async () => {
+    await until('divergent keys not repaired', await passWaitMs(nodes, timeout), async () => {
       return (await moved()) - movedBefore >= 2 * o.diverge;
     });
     const repairS = (performance.now() - r0) / 1000;
