@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { LongestFirst } from './test/sequencer.ts';
 
 export default defineConfig({
   test: {
@@ -16,6 +17,7 @@ export default defineConfig({
     // Integration tests start real node processes; two cores leave no room for more parallelism.
     maxWorkers: 2,
     // After-hooks run last registered first: fixtures such as useControlPlane() rely on it.
-    sequence: { hooks: 'stack' },
+    // Files start longest first, also on a fresh clone (test/sequencer.ts).
+    sequence: { hooks: 'stack', sequencer: LongestFirst },
   },
 });
