@@ -53,6 +53,7 @@ async function main(spec: ControllerSpec): Promise<number> {
         membershipEveryS: o.membershipEveryS,
         loseVolumes: o.loseVolumes,
         slowLinks: o.slowLinks,
+        everyFaultFirst: o.everyFaultFirst,
       },
       () => history.now(),
     );

@@ -57,6 +57,11 @@ export class Nemesis {
   readonly #faults: Readonly<Record<string, number>>;
   /** The member whose volume was lost last, and its settled epoch before; null once refilled. */
   #lost: { readonly slot: Slot; readonly epoch: number } | null = null;
+  /** With `everyFaultFirst`: the kinds not drawn yet, next first; then draws go by weight. */
+  readonly #firsts: Fault[] = [];
+  readonly #everyFaultFirst: boolean;
+  /** The kinds injected so far. */
+  readonly #injected = new Set<Fault>();
 
   constructor(
     cluster: ChaosCluster,
@@ -66,6 +71,7 @@ export class Nemesis {
       membershipEveryS: number;
       loseVolumes?: boolean;
       slowLinks?: boolean;
+      everyFaultFirst?: boolean;
     },
     now: () => number,
   ) {
@@ -79,6 +85,16 @@ export class Nemesis {
       ...(opts.loseVolumes ? WITH_LOST_VOLUMES : FAULTS),
       ...(opts.slowLinks ? SLOW_LINK : {}),
     };
+    this.#everyFaultFirst = opts.everyFaultFirst ?? false;
+    if (this.#everyFaultFirst) {
+      // A seeded shuffle (Fisher-Yates): which kind comes first is the seed's, not the weights'.
+      const kinds = Object.keys(this.#faults) as Fault[];
+      for (let i = kinds.length - 1; i > 0; i--) {
+        const j = this.#rng.int(0, i);
+        [kinds[i], kinds[j]] = [kinds[j]!, kinds[i]!];
+      }
+      this.#firsts.push(...kinds);
+    }
   }
 
   /**
@@ -102,10 +118,13 @@ export class Nemesis {
             nextMembership = this.#now() + this.#membershipEveryMs;
           });
         }
-        const fault = this.#rng.weighted(this.#faults) as Fault;
+        const fault = this.#firsts.shift() ?? (this.#rng.weighted(this.#faults) as Fault);
         const [lo, hi] = HOLD[fault];
         const holdMs = Math.min(this.#rng.between(lo * 1000, hi * 1000), untilMs() - this.#now());
-        await this.#inject(fault, Math.max(holdMs, 100));
+        if (await this.#inject(fault, Math.max(holdMs, 100))) this.#injected.add(fault);
+        // A kind not injected yet (no member to take it, as while a split cuts every member off
+        // from one, or a lost volume that became a plain kill) comes again.
+        else if (this.#everyFaultFirst && !this.#injected.has(fault)) this.#firsts.push(fault);
       }
     };
     await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i === 0)));
@@ -130,9 +149,10 @@ export class Nemesis {
     this.events.push({ t: this.#now() / 1000, kind, target, detail, ok });
   }
 
-  async #inject(fault: Fault, holdMs: number): Promise<void> {
+  /** Resolves with whether `fault` was injected: false when no member could take it, or it failed. */
+  async #inject(fault: Fault, holdMs: number): Promise<boolean> {
     const healthy = this.#cluster.healthy();
-    if (healthy.length === 0) return;
+    if (healthy.length === 0) return false;
     const victim = this.#rng.pick(healthy);
     const name = victim.host.name;
     const hold = `${(holdMs / 1000).toFixed(1)} s`;
@@ -142,8 +162,7 @@ export class Nemesis {
           await this.#kill(victim, holdMs, '');
           break;
         case 'lose-volume':
-          await this.#loseVolume(victim, holdMs);
-          break;
+          return await this.#loseVolume(victim, holdMs);
         case 'pause':
           this.#cluster.pause(victim);
           this.#record('pause', name, `SIGSTOP for ${hold}`);
@@ -178,7 +197,9 @@ export class Nemesis {
       }
     } catch (err) {
       this.#record(fault, name, err instanceof Error ? err.message : String(err), false);
+      return false;
     }
+    return true;
   }
 
   /** SIGKILL, then a restart on the same data directory after `holdMs`; `note` ends the event. */
@@ -195,9 +216,10 @@ export class Nemesis {
    * Kills the victim and starts it again on a new, empty data directory under its name (a lost
    * disk). Only while no earlier loss is still being refilled (refilledNow): with RF 3 and W 2
    * every acknowledged write is then on another member's disk, whatever else is going on.
-   * Otherwise, or when the victim does not answer, a plain kill.
+   * Otherwise, or when the victim does not answer, a plain kill. Resolves with whether the
+   * victim started again on an empty directory (a lost volume, not a plain kill).
    */
-  async #loseVolume(victim: Slot, holdMs: number): Promise<void> {
+  async #loseVolume(victim: Slot, holdMs: number): Promise<boolean> {
     const name = victim.host.name;
     const hold = `${(holdMs / 1000).toFixed(1)} s`;
     const info = await this.#cluster.info(victim);
@@ -205,7 +227,7 @@ export class Nemesis {
     if (pending !== null || info === null) {
       const why = pending ?? `${name} does not answer`;
       await this.#kill(victim, holdMs, ` (no volume lost: ${why})`);
-      return;
+      return false;
     }
     this.#lost = { slot: victim, epoch: info.ring.epoch };
     await this.#cluster.kill(victim);
@@ -213,10 +235,11 @@ export class Nemesis {
     await sleep(holdMs);
     if (await this.#cluster.restartEmpty(victim)) {
       this.#record('restart', name, 'started on a new, empty data directory');
-    } else {
-      this.#lost = null;
-      this.#record('restart', name, 'reopened its data directory (restarted meanwhile)');
+      return true;
     }
+    this.#lost = null;
+    this.#record('restart', name, 'reopened its data directory (restarted meanwhile)');
+    return false;
   }
 
   /**

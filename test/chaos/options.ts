@@ -41,6 +41,11 @@ export interface ChaosOptions {
    * values go through hints, streams, anti-entropy and scans under the faults.
    */
   readonly valueBytes: number;
+  /**
+   * The first point faults are every kind enabled, once each in a seeded order, and only then
+   * drawn by weight: a short run (CI's) has every kind, which weighted draws leave to chance.
+   */
+  readonly everyFaultFirst: boolean;
 }
 
 export const DEFAULT_OPTIONS: ChaosOptions = {
@@ -58,6 +63,7 @@ export const DEFAULT_OPTIONS: ChaosOptions = {
   loseVolumes: false,
   slowLinks: false,
   valueBytes: 0,
+  everyFaultFirst: false,
 };
 
 const USAGE = `Usage: npm run chaos -- [options]
@@ -80,7 +86,9 @@ const USAGE = `Usage: npm run chaos -- [options]
   --slow-links            add the fault slow-link: a member's link slow (128 kbit/s to 2 Mbit/s)
                           and lossy (2 to 20% of packets dropped), both ways, for 3 to 12 s
   --value-bytes N         bytes of every PUT's value, up to 1000000 (default: the writer's id
-                          and sequence alone, a few bytes); checked whole when read back`;
+                          and sequence alone, a few bytes); checked whole when read back
+  --every-fault-first     the first faults are every kind enabled, once each (seeded order),
+                          then drawn by weight: a short run still has every kind`;
 
 /** Parses argv; throws an Error with the usage text on a bad option. */
 export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
@@ -103,11 +111,15 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') return 'help';
-    const flags: Record<string, 'keep' | 'reuseName' | 'loseVolumes' | 'slowLinks'> = {
+    const flags: Record<
+      string,
+      'keep' | 'reuseName' | 'loseVolumes' | 'slowLinks' | 'everyFaultFirst'
+    > = {
       '--keep': 'keep',
       '--reuse-name': 'reuseName',
       '--lose-volumes': 'loseVolumes',
       '--slow-links': 'slowLinks',
+      '--every-fault-first': 'everyFaultFirst',
     };
     const on = Object.hasOwn(flags, arg) ? flags[arg] : undefined;
     if (on !== undefined) {

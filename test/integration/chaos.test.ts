@@ -1,4 +1,4 @@
-// A seeded chaos run (about 3 minutes): 5 nodes, 2 faults at once, membership churn, lost volumes, slow links, zero violations.
+// A short seeded chaos run (about 1.5 minutes): 5 nodes, 2 faults at once, every kind of fault, membership churn, lost volumes, slow links, zero violations.
 
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -23,8 +23,15 @@ function runChaos(args: string[]): Promise<{ code: number | null; out: string }>
   });
 }
 
-/** The CI profile: the class issue 11 found (5 nodes, 2 faults at once, membership churn). */
-const PROFILE = ['--duration-s', '110', '--nodes', '5', '--max-faults', '2', '--clients', '8'];
+/**
+ * The CI profile: the class issue 11 found (5 nodes, 2 faults at once, membership churn), short:
+ * 30 s of faults, every kind of them first (`--every-fault-first`), and on past that until a
+ * decommissioned name joined again (`--reuse-name`). The long runs: `npm run chaos` (docs/chaos.md).
+ */
+const PROFILE = [
+  ...['--duration-s', '30', '--nodes', '5', '--max-faults', '2', '--clients', '8'],
+  '--every-fault-first',
+];
 
 describe('chaos', () => {
   it('5 nodes, 2 faults at once, joins, decommissions, a name reused, lost volumes and slow links: no violation', async () => {

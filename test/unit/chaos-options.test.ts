@@ -10,6 +10,8 @@ describe('chaos options', () => {
     expect(o).toMatchObject({ seed: 7, loseVolumes: true, reuseName: true, keep: false });
     expect(parseOptions(['--seed', '7'])).toMatchObject({ loseVolumes: false });
     expect(DEFAULT_OPTIONS.loseVolumes).toBe(false);
+    expect(parseOptions(['--every-fault-first'])).toMatchObject({ everyFaultFirst: true });
+    expect(DEFAULT_OPTIONS.everyFaultFirst).toBe(false);
     expect(parseOptions(['--help'])).toBe('help');
   });
 
