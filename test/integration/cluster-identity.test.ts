@@ -89,7 +89,7 @@ describe("members named after Object.prototype's members", () => {
     expect(await (await openClient(a)).call('PUT k v1')).toBe('OK');
     const replaced = (n: ClusterNode) =>
       n.proc.logs.filter((l) => /new data directory/.test(String(l.msg)));
-    await expect.poll(() => metric(b, 'kvstore_storage_keys'), { timeout: 5000 }).toBe(1);
+    await expect.poll(() => metric(b, 'kvstore_storage_keys'), { timeout: 20_000 }).toBe(1);
     expect(replaced(b)).toEqual([]);
     // A restart on its own data directory: the same incarnation, recorded as such.
     await b.proc.stop('SIGTERM');
@@ -115,7 +115,7 @@ describe('a member back under its name with an empty data directory (bug 1)', ()
     const ca = await openClient(a);
     expect(await ca.call('PUT k v1')).toBe('OK');
     for (const n of nodes) {
-      await expect.poll(() => metric(n, 'kvstore_storage_keys'), { timeout: 5000 }).toBe(1);
+      await expect.poll(() => metric(n, 'kvstore_storage_keys'), { timeout: 20_000 }).toBe(1);
     }
     // v2 reaches b and c only: a is down for it, and no hint is kept.
     await a.proc.stop('SIGKILL');
@@ -185,7 +185,7 @@ describe('a member back empty among four (bug 4: its keys went to a member that 
     const k = keyOwnedBy(names, [a.name, b.name, c.name]);
     expect(await (await openClient(a)).call(`PUT ${k} v1`)).toBe('OK');
     for (const n of [a, b, c]) {
-      await expect.poll(() => metric(n, 'kvstore_storage_keys'), { timeout: 5000 }).toBe(1);
+      await expect.poll(() => metric(n, 'kvstore_storage_keys'), { timeout: 20_000 }).toBe(1);
     }
     // v2 reaches b and c only.
     await a.proc.stop('SIGKILL');
@@ -239,7 +239,7 @@ describe('a node restarted with an older saved ring (bug 2)', () => {
     const k = keyOwnedBy(names, ['kvstore-0', 'kvstore-2', 'kvstore-3']);
     expect(await (await openClient(a)).call(`PUT ${k} v1`)).toBe('OK');
     for (const n of three) {
-      await expect.poll(() => metric(n, 'kvstore_storage_keys'), { timeout: 5000 }).toBe(1);
+      await expect.poll(() => metric(n, 'kvstore_storage_keys'), { timeout: 20_000 }).toBe(1);
     }
     // The three-node ring as c saved it.
     await c.proc.stop('SIGKILL');
@@ -336,7 +336,7 @@ describe('two processes under one name', () => {
     // The log line is written before the first refusal, but it reaches this process through
     // another pipe than the reply, which may be read first.
     await expect
-      .poll(() => twin.proc.logs.map((l) => l.msg), { timeout: 5_000, interval: 50 })
+      .poll(() => twin.proc.logs.map((l) => l.msg), { timeout: 20_000, interval: 50 })
       .toContain('another node answers under this name: refusing commands and moving no data');
     expect(await (await openClient(a)).call('REMOVE k')).toBe('OK');
     await expect

@@ -113,7 +113,7 @@ describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
     // 52 hints, plus one for each of the first two writes (OK'd by n0 and n1) whose copy to n2
     // the kill cut off before n2 answered: 52, 53 or 54.
     await expect
-      .poll(() => metric(n0, 'kvstore_hints_delivered_total'), { timeout: 5000 })
+      .poll(() => metric(n0, 'kvstore_hints_delivered_total'), { timeout: 20_000 })
       .toBeGreaterThanOrEqual(52);
     expect([52, 53, 54]).toContain(await metric(n0, 'kvstore_hints_delivered_total'));
     // The hint for n1, still down, stays.
@@ -223,7 +223,7 @@ describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
     expect(await metric(n2, 'kvstore_storage_keys')).toBe(1);
     const c = await openClient(n2);
     expect(await c.call('GET r:1')).toBe('one');
-    await expect.poll(() => metric(n2, 'kvstore_storage_keys'), { timeout: 5000 }).toBe(2);
+    await expect.poll(() => metric(n2, 'kvstore_storage_keys'), { timeout: 20_000 }).toBe(2);
     expect(await metric(n2, 'kvstore_read_repairs_total')).toBeGreaterThanOrEqual(1);
     // n2 reads its own record whole, stale, and another replica's digest, newer: it reads that
     // replica's record whole (one more request), answers it and repairs itself with it. The

@@ -166,7 +166,7 @@ describe('bad input', () => {
     c.socket.end();
     const other = await client();
     // The full line may still be in flight when the other client asks: poll for it.
-    await expect.poll(() => other.call('GET cut:full'), { timeout: 5000 }).toBe('complete');
+    await expect.poll(() => other.call('GET cut:full'), { timeout: 20_000 }).toBe('complete');
     expect(await other.call('GET cut:partial')).toBe('NOT_FOUND');
   });
 

@@ -324,7 +324,8 @@ describe('RESP2 on a 3-node cluster (any node, server-side forwarding)', () => {
     for (const r of [a!, b!, c!]) expect(await scanAll(r, 'c:*')).toEqual(names);
     expect(await scanAll(b!)).toEqual(names); // no MATCH: every key, from every member
     // RF=3 on 3 nodes: every node holds every key, so the estimate is exact once replicas caught up.
-    for (const r of [a!, b!, c!]) await expect.poll(() => r.dbsize(), { timeout: 5000 }).toBe(100);
+    for (const r of [a!, b!, c!])
+      await expect.poll(() => r.dbsize(), { timeout: 20_000 }).toBe(100);
     expect(await c!.del('c:000', 'c:001', 'missing')).toBe(2);
     expect(await a!.exists('c:000', 'c:001', 'c:002')).toBe(1);
     const info = await b!.info('replication');
