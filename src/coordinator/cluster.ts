@@ -102,6 +102,7 @@ const OK: Reply = { type: 'ok' };
 const PONG: Reply = { type: 'pong' };
 const NOT_FOUND: Reply = { type: 'not_found' };
 const answerOk = (): Reply => OK;
+const EMPTY = Buffer.alloc(0);
 /** EXISTS's answer for a key that holds a value (which it does not read). */
 const FOUND: Reply = { type: 'value', value: Buffer.alloc(0) };
 
@@ -143,6 +144,10 @@ export class ClusterCoordinator implements Coordinator {
         const p = this.#shared(key);
         if (p === null) await opts.storage.apply(key, record);
         else await this.#write(key, record, p);
+      },
+      deleteAbsent: async (key, version) => {
+        const p = this.#shared(key);
+        if (p !== null) await this.#write(key, { version, tombstone: true, value: EMPTY }, p);
       },
     };
     this.#repairs = new Counter({
@@ -660,7 +665,7 @@ export class ClusterCoordinator implements Coordinator {
     const version = found ? clock.now() : arrived;
     // Placed again: the rings may have changed while the read waited.
     const now = this.#o.topology.place(key);
-    await this.#write(key, { version, tombstone: true, value: Buffer.alloc(0) }, now);
+    await this.#write(key, { version, tombstone: true, value: EMPTY }, now);
     return found ? OK : NOT_FOUND;
   }
 }

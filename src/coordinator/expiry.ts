@@ -18,12 +18,19 @@ export interface RecordAccess {
   read(key: Buffer): Promise<StoredRecord | null>;
   /** Writes `record` to the key's replicas; resolves once a write quorum made it durable. */
   write(key: Buffer, record: StoredRecord): Promise<void>;
+  /**
+   * Deletes `key`, which the read found absent: a tombstone at `version` to its replicas, as
+   * REMOVE writes one (a write that failed may sit on a replica the read did not ask, and would
+   * come back after the delete was answered). Nothing when this node is the key's only replica.
+   */
+  deleteAbsent(key: Buffer, version: Version): Promise<void>;
 }
 
 const NOT_FOUND: Reply = { type: 'not_found' };
 const OK: Reply = { type: 'ok' };
 const EMPTY = Buffer.alloc(0);
 const int = (value: number): Reply => ({ type: 'integer', value });
+const tombstone = (version: Version): StoredRecord => ({ version, tombstone: true, value: EMPTY });
 
 /** The absolute expiry of `spec` for a write made at `version`, within MAX_EXPIRES_AT. */
 export function resolveExpiry(spec: ExpirySpec, version: Version): number {
@@ -37,7 +44,7 @@ export function resolveExpiry(spec: ExpirySpec, version: Version): number {
  */
 function valueRecord(version: Version, value: Buffer, at: number | undefined): StoredRecord {
   if (at === undefined) return { version, tombstone: false, value };
-  if (at <= version.wall) return { version, tombstone: true, value: EMPTY };
+  if (at <= version.wall) return tombstone(version);
   return { version, tombstone: false, value, expiresAt: at };
 }
 
@@ -59,11 +66,33 @@ function expiryChange(rec: StoredRecord, version: Version, at: number | undefine
 async function readForWrite(
   io: RecordAccess,
   key: Buffer,
-): Promise<{ rec: StoredRecord | null; version: Version }> {
+): Promise<{ rec: StoredRecord | null; version: Version; arrived: Version }> {
+  // Made before the read: the version of a delete of a key the read found absent (whenAbsent).
+  const arrived = io.clock.now();
   const rec = await io.read(key);
   if (rec) io.clock.observe(rec.version);
   const version = io.clock.now();
-  return { rec: rec && isLive(rec, version.wall) ? rec : null, version };
+  return { rec: rec && isLive(rec, version.wall) ? rec : null, version, arrived };
+}
+
+/**
+ * The reply of an expiry command whose read found the key absent (not_found). An expiry `at` or
+ * before `version`'s time asked to delete the key: that delete is written all the same
+ * (RecordAccess.deleteAbsent), so a failed write sent before it cannot come back after it was
+ * answered. An expiry change (a later time, PERSIST) writes nothing: it yields to any value
+ * written after the one its read found (expiryChange), so a tombstone here could only delete
+ * another client's write that this read missed, as an expiry change of a value never would.
+ */
+async function whenAbsent(
+  io: RecordAccess,
+  key: Buffer,
+  at: number | undefined,
+  { version, arrived }: { version: Version; arrived: Version },
+): Promise<Reply> {
+  // Versioned as the command arrived, as REMOVE's: above every write made before it, below a
+  // write made after it arrived that its read missed, which a delete answering 0 must not undo.
+  if (at !== undefined && at <= version.wall) await io.deleteAbsent(key, arrived);
+  return NOT_FOUND;
 }
 
 /**
@@ -85,14 +114,14 @@ export async function executeExpiry(cmd: ExpiryCommand, io: RecordAccess): Promi
       return OK;
     }
     case 'expire': {
-      const { rec, version } = await readForWrite(io, cmd.key);
-      if (!rec) return NOT_FOUND;
+      const read = await readForWrite(io, cmd.key);
+      const { rec, version } = read;
       const at = resolveExpiry(cmd.expiry, version);
-      const next =
-        at <= version.wall
-          ? { version, tombstone: true, value: EMPTY }
-          : expiryChange(rec, version, at);
-      await io.write(cmd.key, next);
+      if (!rec) return whenAbsent(io, cmd.key, at, read);
+      await io.write(
+        cmd.key,
+        at <= version.wall ? tombstone(version) : expiryChange(rec, version, at),
+      );
       return int(1);
     }
     case 'persist': {
@@ -103,16 +132,21 @@ export async function executeExpiry(cmd: ExpiryCommand, io: RecordAccess): Promi
       return int(1);
     }
     case 'getex': {
-      const { rec, version } = await readForWrite(io, cmd.key);
-      if (!rec) return NOT_FOUND;
+      const read = await readForWrite(io, cmd.key);
+      const { rec, version } = read;
       const c = cmd.change;
+      if (!rec) {
+        // Redis checks the number only once it found the key: nil for an invalid one.
+        const at = c.kind === 'set' ? resolveExpiry(c.expiry, version) : undefined;
+        return whenAbsent(io, cmd.key, at, read);
+      }
       if (c.kind === 'invalid') throw c.error;
       const value: Reply = { type: 'value', value: rec.value };
       if (c.kind === 'none' || (c.kind === 'persist' && rec.expiresAt === undefined)) return value;
       const at = c.kind === 'set' ? resolveExpiry(c.expiry, version) : undefined;
       const next =
         at !== undefined && at <= version.wall
-          ? { version, tombstone: true, value: EMPTY }
+          ? tombstone(version)
           : expiryChange(rec, version, at);
       await io.write(cmd.key, next);
       return value;
