@@ -1,6 +1,7 @@
 // Deletes that must stay deleted under membership churn: what the chaos suite found (docs/chaos.md).
 
 import { afterEach, describe, expect, it } from 'vitest';
+import type { PeerClient } from '../../src/peer/index.ts';
 import type { ApplyReply, GetReply } from '../../src/replica/index.ts';
 import { Ring } from '../../src/ring/index.ts';
 import { decodeRecord, encodeRecord } from '../../src/storage/index.ts';
@@ -128,23 +129,29 @@ describe('a REMOVE after a write that failed', () => {
         tombstone: value === null,
         value: Buffer.from(value ?? ''),
       });
-    const apply = (n: ClusterNode, key: string, raw: Buffer) =>
-      peerClientOf(n).request<ApplyReply>('apply', { e: [[Buffer.from(key), raw]] });
+    const apply = (p: PeerClient, key: string, raw: Buffer) =>
+      p.request<ApplyReply>('apply', { e: [[Buffer.from(key), raw]] });
     const t = Date.now();
     // `fresh`: a PUT that failed and reached c only. `again`: deleted on a and b, then a PUT that
     // failed and reached c only (newer than that tombstone).
-    await apply(c, 'fresh', record('failed-put', t - 1000));
-    for (const n of [a, b]) await apply(n, 'again', record(null, t - 2000));
-    await apply(c, 'again', record('failed-put', t - 1000));
+    for (const n of [a, b]) await apply(peerClientOf(n), 'again', record(null, t - 2000));
     const ca = await openClient(a);
-    // c does not answer: the REMOVEs read a and b only, where nothing live is.
+    const toC = peerClientOf(c);
+    await toC.request<GetReply>('get', { k: Buffer.from('warm') }); // connected
+    // c does not answer: the REMOVEs read a and b only, where nothing live is. The failed PUTs'
+    // copies wait in c's socket and land once it runs again: applied before the stop, an
+    // anti-entropy pass could spread them to a and b first (1 run in 8 under load).
     c.proc.child.kill('SIGSTOP');
+    const late = ['fresh', 'again'].map((k) =>
+      apply(toC, k, record('failed-put', t - 1000)).catch((err: unknown) => err),
+    );
     try {
       expect(await ca.call('REMOVE fresh')).toBe('NOT_FOUND');
       expect(await ca.call('REMOVE again')).toBe('NOT_FOUND');
     } finally {
       c.proc.child.kill('SIGCONT');
     }
+    await Promise.all(late);
     // Every replica ends with a tombstone (hints, anti-entropy); before, both keys read
     // 'failed-put' on all three once anti-entropy ran.
     const held = async (key: string) =>
