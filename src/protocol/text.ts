@@ -101,7 +101,7 @@ export function parseTextLine(line: Buffer, limits: CommandLimits): Command | nu
   switch (name) {
     case 'GET':
     case 'REMOVE':
-      noExpiryOption(name, args);
+      noExpiryOption(name, args.slice(1));
       if (args.length !== 1) throw arity(name, 'one key');
       return { type: name === 'GET' ? 'get' : 'remove', key: validateKey(args[0]!, limits) };
     case 'EXPIRE':

@@ -371,5 +371,10 @@ describe('argument checks', () => {
       expect(() => parseTextLine(b(`EXPIRE k ${bad}`), LIMITS)).toThrow(/seconds must be/);
     expect(() => parseTextLine(b('GET k EX 10'), LIMITS)).toThrow(/takes no expiry option/);
     expect(() => parseTextLine(b('RANGE a b PX 10'), LIMITS)).toThrow(/takes no expiry option/);
+    // A key may be named like an option: only what follows it is one.
+    for (const key of ['ex', 'PX', 'persist', 'keepttl', 'exat']) {
+      expect(parseTextLine(b(`GET ${key}`), LIMITS)).toEqual({ type: 'get', key: b(key) });
+      expect(parseTextLine(b(`REMOVE ${key}`), LIMITS)).toEqual({ type: 'remove', key: b(key) });
+    }
   });
 });
