@@ -687,15 +687,20 @@ export class Storage {
       this.#queued = new Map();
       this.#issued.push(batch);
       // lmdb-js gives the writes of one transaction the same promise: one reaction per
-      // transaction (normally one per batch), none per write.
+      // transaction (normally one per batch), none per write. Compared within this batch only:
+      // batches given to LMDB in one event-loop turn share a transaction, and a batch whose
+      // writes all had the promise of the batch before it waited on nothing and was dropped
+      // before LMDB held it (reads then answered the older value).
       const commits: Promise<unknown>[] = [];
+      let last: Promise<unknown> | null = null;
       for (let i = 0; i < ks.length; i++) {
         const key = Buffer.from(ks[i]!, 'latin1');
         const v = values[i]!;
         const done = v instanceof QueuedDelete ? this.#data.remove(key) : this.#data.put(key, v);
-        if (done !== this.#lastCommit) commits.push(done);
-        this.#lastCommit = done;
+        if (done !== last) commits.push(done);
+        last = done;
       }
+      this.#lastCommit = last!;
       this.#settle(batch, commits.length === 1 ? commits[0]! : Promise.all(commits));
     }
     this.#batchKs = [];
