@@ -439,7 +439,8 @@ export async function startCluster(
   // newest are closed at once, and members flap. Said once per member count that needs more.
   let warnedAt = 0;
   membership.on('change', () => {
-    const members = membership.members().length;
+    // The names alone (members() would build every member's view, this node's hello included).
+    const members = membership.names()?.length ?? 0;
     const needed = 3 * (members - 1);
     if (needed <= config.maxPeerConnections || members === warnedAt) return;
     warnedAt = members;

@@ -20,29 +20,45 @@ const member = (name: string, i: number): MemberAddress => ({
   peerPort: 7946,
 });
 
+const self = member('n0', 1);
+
+/** n0's Membership of `others` (static), probing with `probe`; stopped when the test ends. */
+function membershipOf(
+  others: readonly MemberAddress[],
+  probe: (m: MemberAddress) => Promise<HelloReply>,
+  probeFailures: number,
+): Membership {
+  const membership = new Membership({
+    self,
+    source: staticSource([self, ...others]),
+    probe,
+    selfHello: () => ({ name: 'n0' }) as HelloReply,
+    resolveIntervalMs: 60_000,
+    // The tests probe themselves (probeNow): start() is never called.
+    probeIntervalMs: 60_000,
+    probeFailures,
+    logger: createLogger('silent', {}),
+    registry: new Registry(),
+  });
+  defer(() => membership.stop());
+  return membership;
+}
+
 describe('Membership probes', () => {
   it('calls a member that fails down while another one has not answered its probe yet', async () => {
     const hung = Promise.withResolvers<HelloReply>();
     defer(() => hung.reject(new Error('test over')));
     let crashedProbes = 0;
-    const self = member('n0', 1);
-    const membership = new Membership({
-      self,
-      source: staticSource([self, member('n1-hung', 2), member('n2-crashed', 3)]),
+    const membership = membershipOf(
+      [member('n1-hung', 2), member('n2-crashed', 3)],
       // n1 does not answer (paused: each probe would wait out the peer timeout); n2 refuses.
-      probe: (m) => {
+      (m) => {
         if (m.name === 'n1-hung') return hung.promise;
         crashedProbes++;
         return Promise.reject(new Error('connect ECONNREFUSED'));
       },
-      selfHello: () => ({ name: 'n0' }) as HelloReply,
-      resolveIntervalMs: 60_000,
-      probeIntervalMs: 10,
-      probeFailures: 3,
-      logger: createLogger('silent', {}),
-      registry: new Registry(),
-    });
-    defer(() => membership.stop());
+      3,
+    );
     await membership.resolveNow();
     // As start() does after its first probes: probes every interval from then on.
     void membership.probeNow();
@@ -59,27 +75,19 @@ describe('Membership probes', () => {
   });
 
   it('counts a member called down, and one answering from a new process, as interruptions', async () => {
-    const self = member('n0', 1);
     // What n1 does at its next probe: answer as the process started at `started`, or refuse.
     let n1: { started?: number } | 'refuse' = { started: 1000 };
-    const membership = new Membership({
-      self,
-      source: staticSource([self, member('n1', 2)]),
-      probe: (m) =>
+    const membership = membershipOf(
+      [member('n1', 2)],
+      (m) =>
         n1 === 'refuse'
           ? Promise.reject(new Error('connect ECONNREFUSED'))
           : // Through readHello, as a real probe: a field it drops never reaches the count.
             Promise.resolve(
               readHello({ name: m.name, status: 'active', ringId: '', rebalanced: null, ...n1 }),
             ),
-      selfHello: () => ({ name: 'n0' }) as HelloReply,
-      resolveIntervalMs: 60_000,
-      probeIntervalMs: 60_000,
-      probeFailures: 2,
-      logger: createLogger('silent', {}),
-      registry: new Registry(),
-    });
-    defer(() => membership.stop());
+      2,
+    );
     await membership.resolveNow();
     const probe = () => membership.probeNow();
     await probe();

@@ -58,17 +58,26 @@ function membershipOf(source: PeerSource) {
   return { membership, said };
 }
 
+/**
+ * n0's Membership after a first resolve answered `three`, with two more resolves out at once
+ * (held[1] started first, held[2] second), both unanswered.
+ */
+async function twoResolvesOut() {
+  const { source, held } = heldSource();
+  const { membership, said } = membershipOf(source);
+  const first = membership.resolveNow();
+  held[0]!.resolve(three);
+  await first;
+  const older = membership.resolveNow();
+  const newer = membership.resolveNow();
+  return { membership, said, held, older, newer };
+}
+
 describe('Membership re-reading its source', () => {
   it('keeps a newer answer when an older resolve answers after it', async () => {
-    const { source, held } = heldSource();
-    const { membership, said } = membershipOf(source);
-    const first = membership.resolveNow();
-    held[0]!.resolve(three);
-    await first;
     // Two resolves out at once (a slow DNS server, a resolve interval shorter than its answers):
     // the one started first answers last, with the list from before n2 left.
-    const older = membership.resolveNow();
-    const newer = membership.resolveNow();
+    const { membership, said, held, older, newer } = await twoResolvesOut();
     held[2]!.resolve([self, member('n1', 2)]);
     await newer;
     expect(membership.names()).toEqual(['n0', 'n1']);
@@ -80,13 +89,7 @@ describe('Membership re-reading its source', () => {
   });
 
   it('does not take an older answer with members for the records coming back', async () => {
-    const { source, held } = heldSource();
-    const { membership, said } = membershipOf(source);
-    const first = membership.resolveNow();
-    held[0]!.resolve(three);
-    await first;
-    const older = membership.resolveNow();
-    const newer = membership.resolveNow();
+    const { membership, said, held, older, newer } = await twoResolvesOut();
     held[2]!.resolve([]); // the records are gone
     await newer;
     held[1]!.resolve(three); // asked before they went
