@@ -9,9 +9,11 @@
 // The first pass reads the snapshot's pages in file order, in large reads, jumping over the
 // later pages of overflow values, and notes what each page is; the second walks the trees over
 // those notes from the roots. A page the first pass did not see (it lay inside what a damaged
-// page claimed was an overflow value) is read on its own when the walk reaches it.
+// page claimed was an overflow value) is read on its own when the walk reaches it. While the
+// first pass notes one read's pages, the next reads are already under way on libuv's thread pool
+// (ReadAhead), so the disk does not wait for the main thread nor the main thread for the disk.
 
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, read, readSync } from 'node:fs';
 import type { OpenedMeta } from './lmdb-check.ts';
 
 /** LMDB's page header: u64 pgno, u64 txnid, u16 pad, u16 flags, u16 lower | u32 pages, u16 upper. */
@@ -47,6 +49,64 @@ const Kind = {
 } as const;
 type Kind = (typeof Kind)[keyof typeof Kind];
 
+/** How the check reads (lmdbTreeProblem). */
+export interface TreeCheckOptions {
+  /**
+   * The first pass's reads (SCAN_BYTES each) kept under way ahead of the one it notes, on libuv's
+   * thread pool (default 2; 0: none, each read waits for the disk).
+   */
+  readAhead?: number;
+  /** The first pass's read size in bytes, whole pages (default SCAN_BYTES, 4 MiB). */
+  scanBytes?: number;
+}
+
+/**
+ * Brings the file's next bytes into the page cache on libuv's thread pool while the first pass
+ * notes the bytes it read; the pass then reads them from memory. The check is synchronous (the
+ * event loop does not turn while it runs), so these reads never report back to it: they are
+ * bounded by where they are asked for (at most `readAhead` reads past the pass), their bytes all
+ * land in one scratch buffer nobody reads, and their own descriptor closes once the last of them
+ * is done, after the check returned.
+ */
+class ReadAhead {
+  readonly #fd: number;
+  readonly #scratch: Buffer;
+  readonly #end: number;
+  /** Bytes before this offset were asked for. */
+  #asked = 0;
+  #pending = 0;
+  #closed = false;
+
+  constructor(path: string, chunk: number, end: number) {
+    this.#fd = openSync(path, 'r');
+    this.#scratch = Buffer.allocUnsafe(chunk);
+    this.#end = end;
+  }
+
+  /** Asks for bytes [from, to) (to capped at the end) not asked for yet, a chunk per read. */
+  ask(from: number, to: number): void {
+    const chunk = this.#scratch.length;
+    let at = Math.max(from, this.#asked);
+    const end = Math.min(to, this.#end);
+    for (; at < end; at += chunk) {
+      this.#pending++;
+      read(this.#fd, this.#scratch, 0, Math.min(chunk, end - at), at, () => this.#settled());
+    }
+    this.#asked = Math.max(this.#asked, at);
+  }
+
+  /** No more asks; the descriptor closes when the reads under way are done. */
+  close(): void {
+    this.#closed = true;
+    if (this.#pending === 0) closeSync(this.#fd);
+  }
+
+  #settled(): void {
+    this.#pending--;
+    if (this.#closed && this.#pending === 0) closeSync(this.#fd);
+  }
+}
+
 /** A u64 page number or transaction id at `at`, as a number (exact below 2^53). */
 function u64(b: Buffer, at: number): number {
   return b.readUInt32LE(at) + b.readUInt32LE(at + 4) * U32;
@@ -60,11 +120,23 @@ function u64(b: Buffer, at: number): number {
  * snapshot's pages in file order except the later pages of overflow values (about the size of
  * the trees and the free pages, not of large values), then walks the trees over what it noted.
  */
-export function lmdbTreeProblem(path: string, meta: OpenedMeta): string | null {
+export function lmdbTreeProblem(
+  path: string,
+  meta: OpenedMeta,
+  opts: TreeCheckOptions = {},
+): string | null {
+  const readAhead = opts.readAhead ?? 2;
+  const ps = meta.pageSize;
+  const chunk = Math.max(
+    ps,
+    (opts.scanBytes ?? SCAN_BYTES) - ((opts.scanBytes ?? SCAN_BYTES) % ps),
+  );
   const fd = openSync(path, 'r');
+  const ahead = readAhead > 0 ? new ReadAhead(path, chunk, (Number(meta.lastPage) + 1) * ps) : null;
   try {
-    return new Walk(fd, meta).run();
+    return new Walk(fd, meta, chunk, ahead, readAhead).run();
   } finally {
+    ahead?.close();
     closeSync(fd);
   }
 }
@@ -89,9 +161,22 @@ class Walk {
   /** An overflow page's page count. */
   readonly #pages = new Map<number, number>();
   readonly #page: Buffer;
+  /** The first pass's read size. */
+  readonly #chunk: number;
+  readonly #ahead: ReadAhead | null;
+  readonly #readAhead: number;
 
-  constructor(fd: number, meta: OpenedMeta) {
+  constructor(
+    fd: number,
+    meta: OpenedMeta,
+    chunk: number,
+    ahead: ReadAhead | null,
+    readAhead: number,
+  ) {
     this.#fd = fd;
+    this.#chunk = chunk;
+    this.#ahead = ahead;
+    this.#readAhead = readAhead;
     this.#m = meta;
     this.#ps = meta.pageSize;
     this.#last = Number(meta.lastPage);
@@ -140,13 +225,14 @@ class Walk {
     }
   }
 
-  /** The first pass: pages 2..last in file order, SCAN_BYTES at a time. */
+  /** The first pass: pages 2..last in file order, a chunk at a time. */
   #scanFile(): void {
     const ps = this.#ps;
-    const buf = Buffer.alloc(Math.max(ps, SCAN_BYTES - (SCAN_BYTES % ps)));
+    const buf = Buffer.alloc(this.#chunk);
     let next = 2;
     while (next <= this.#last) {
       const count = Math.min(buf.length / ps, this.#last + 1 - next);
+      this.#ahead?.ask((next + count) * ps, (next + count) * ps + this.#readAhead * buf.length);
       const n = readSync(this.#fd, buf, 0, count * ps, next * ps);
       const whole = Math.floor(n / ps);
       if (whole === 0) return; // the file ends early: the walk names the page it misses

@@ -8,6 +8,8 @@ import {
   copyFileSync,
   mkdtempSync,
   openSync,
+  readdirSync,
+  readlinkSync,
   readSync,
   rmSync,
   writeSync,
@@ -17,7 +19,13 @@ import { join } from 'node:path';
 import { open } from 'lmdb';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { LMDB_ENV_OPTIONS, lmdbFileCheck, type OpenedMeta } from '../../src/storage/lmdb-check.ts';
-import { lmdbTreeProblem, P_BRANCH, P_LEAF } from '../../src/storage/lmdb-tree.ts';
+import {
+  lmdbTreeProblem,
+  P_BRANCH,
+  P_LEAF,
+  type TreeCheckOptions,
+} from '../../src/storage/lmdb-tree.ts';
+import { until } from '../helpers/write-log.ts';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -139,9 +147,18 @@ function freePages(): number[] {
   return out;
 }
 
-const check = () => lmdbTreeProblem(file, meta);
+/**
+ * The check as a node runs it (4 MiB reads: the whole file at once here), and in 16 KiB reads with
+ * reads under way ahead: the first pass's chunk boundaries, jumps over overflow values across them.
+ */
+const layouts: { name: string; opts: TreeCheckOptions }[] = [
+  { name: 'as a node reads', opts: {} },
+  { name: 'in 16 KiB reads, two ahead', opts: { scanBytes: 16 << 10, readAhead: 2 } },
+];
 
-describe('lmdbTreeProblem', () => {
+describe.each(layouts)('lmdbTreeProblem, $name', ({ opts }) => {
+  const check = () => lmdbTreeProblem(file, meta, opts);
+
   beforeEach(async () => {
     template ??= await build();
     const dir = mkdtempSync(join(tmpdir(), 'kv-lmdb-tree-case-'));
@@ -240,5 +257,35 @@ describe('lmdbTreeProblem', () => {
     expect(check()).toBe(
       `page ${first} of database other is not the overflow page of a ${3 * 4096 + 7}-byte value`,
     );
+  });
+});
+
+describe('lmdbTreeProblem reading ahead', () => {
+  beforeEach(async () => {
+    template ??= await build();
+    file = join(template, 'data.mdb');
+    const check = lmdbFileCheck(file);
+    if (check.problem !== null || check.opened === null) throw new Error('not a sound file');
+    meta = check.opened;
+  });
+
+  /** Descriptors this process has open on `file`. */
+  const onFile = () =>
+    readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === file;
+      } catch {
+        return false; // the directory's own descriptor, closed by now
+      }
+    }).length;
+
+  it('closes the read-ahead descriptor once the reads under way are done', async () => {
+    expect(onFile()).toBe(0);
+    expect(lmdbTreeProblem(file, meta, { scanBytes: 16 << 10, readAhead: 2 })).toBeNull();
+    // The reads ahead report back only once the event loop turns, after the check returned.
+    expect(onFile()).toBe(1);
+    await until(() => onFile() === 0, 5_000, 'the read-ahead descriptor to close');
+    expect(lmdbTreeProblem(file, meta, { scanBytes: 16 << 10, readAhead: 0 })).toBeNull();
+    expect(onFile()).toBe(0);
   });
 });
