@@ -108,7 +108,16 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
     this.#cancel();
     if (!topology.moving) {
       // Nothing to send now; a later stream to any ring must not resume an old cursor.
-      if (fresh) void resetCursor(this.#o.storage, 'rebalance');
+      // A store that refuses writes (its disk full) refuses this one too: logged, as an
+      // unhandled rejection would end the process. Left as it was, the cursor still names its
+      // own transfer: only a stream of that same transfer resumed at a restart would start
+      // from it; a stream started by a ring change resets it first (runStream, retried while
+      // refused).
+      if (fresh) {
+        resetCursor(this.#o.storage, 'rebalance').catch((err: unknown) =>
+          this.#o.logger.warn({ err }, 'stream cursor not reset'),
+        );
+      }
       this.#setRebalanced(transfer);
       return;
     }
