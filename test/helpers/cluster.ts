@@ -4,7 +4,7 @@ import { createLogger } from '../../src/observability/index.ts';
 import { PeerClient } from '../../src/peer/index.ts';
 import { defer } from './defer.ts';
 import { LineClient } from './line-client.ts';
-import { type NodeProcess, startNodeProcess, tempDir } from './node-process.ts';
+import { type NodeProcess, type SpawnedNode, spawnNodeProcess, tempDir } from './node-process.ts';
 
 export interface ClusterNode {
   readonly name: string;
@@ -46,7 +46,24 @@ export async function startMember(
   dataDir: string = tempDir(),
   command?: readonly string[],
 ): Promise<ClusterNode> {
-  const proc = await startNodeProcess({
+  return spawnMember(name, host, args, dataDir, command).started;
+}
+
+/** A member spawned (startMember without waiting): `started` resolves once it listens. */
+export interface SpawnedMember {
+  readonly spawned: SpawnedNode;
+  readonly started: Promise<ClusterNode>;
+}
+
+/** startMember that does not wait for the node to listen (it may wait for its members first). */
+export function spawnMember(
+  name: string,
+  host: string,
+  args: string[],
+  dataDir: string = tempDir(),
+  command?: readonly string[],
+): SpawnedMember {
+  const spawned = spawnNodeProcess({
     dataDir,
     ...(command ? { command } : {}),
     args: [
@@ -65,9 +82,14 @@ export async function startMember(
     ],
   });
   const at = args.indexOf('--password');
-  return at === -1
-    ? { name, host, dataDir, proc }
-    : { name, host, dataDir, proc, password: args[at + 1]! };
+  const started = spawned.listening.then(
+    (proc): ClusterNode =>
+      at === -1
+        ? { name, host, dataDir, proc }
+        : { name, host, dataDir, proc, password: args[at + 1]! },
+  );
+  started.catch(() => {}); // a caller that never waits for it is told by spawned.exited
+  return { spawned, started };
 }
 
 /**
@@ -81,8 +103,20 @@ export function startDnsMember(
   host: string,
   extra: string[] = [],
 ): Promise<ClusterNode> {
+  return spawnDnsMember(dnsPort, service, name, host, extra).started;
+}
+
+/** startDnsMember that does not wait for the node to listen. */
+export function spawnDnsMember(
+  dnsPort: number,
+  service: string,
+  name: string,
+  host: string,
+  extra: string[] = [],
+  dataDir: string = tempDir(),
+): SpawnedMember {
   const discovery = ['--discovery', `dns:${service}`, '--dns-servers', `127.0.0.1:${dnsPort}`];
-  return startMember(name, host, [...discovery, '--resolve-interval-ms', '300', ...extra]);
+  return spawnMember(name, host, [...discovery, '--resolve-interval-ms', '300', ...extra], dataDir);
 }
 
 /**

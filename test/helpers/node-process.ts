@@ -52,21 +52,40 @@ export function tempDir(prefix = 'kvstore-test-'): string {
   return dir;
 }
 
+/** A node process spawned, not necessarily listening yet (see spawnNodeProcess). */
+export interface SpawnedNode {
+  readonly child: ChildProcess;
+  readonly dataDir: string;
+  /** Every JSON log line the node printed so far. */
+  readonly logs: Record<string, unknown>[];
+  /** What the node wrote to stderr so far. */
+  stderr(): string;
+  /** Resolves with the exit code (or the signal name) once the process exited. */
+  readonly exited: Promise<number | string>;
+  /** Resolves once the node logged "node listening"; rejects if it exits first. */
+  readonly listening: Promise<NodeProcess>;
+}
+
 /**
  * Starts `node src/main.ts` on free ports (port 0) with `extraArgs`, waits for its
  * "node listening" log line and returns the bound ports. `command` is a prefix that runs the
  * node, e.g. `['ip', 'netns', 'exec', ns]` (it must exec the node, so the child is the node).
  */
-export async function startNodeProcess(
-  opts: {
-    dataDir?: string;
-    args?: string[];
-    env?: NodeJS.ProcessEnv;
-    command?: readonly string[];
-    /** The entry module instead of src/main.ts (e.g. a compiled one, or a bin shim). */
-    main?: string;
-  } = {},
-): Promise<NodeProcess> {
+export function startNodeProcess(opts: SpawnOptions = {}): Promise<NodeProcess> {
+  return spawnNodeProcess(opts).listening;
+}
+
+export interface SpawnOptions {
+  dataDir?: string;
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+  command?: readonly string[];
+  /** The entry module instead of src/main.ts (e.g. a compiled one, or a bin shim). */
+  main?: string;
+}
+
+/** Like startNodeProcess, without waiting: for a node that may not listen (yet). */
+export function spawnNodeProcess(opts: SpawnOptions = {}): SpawnedNode {
   const dataDir = opts.dataDir ?? tempDir();
   const args = [opts.main ?? MAIN, ...LOOPBACK_ARGS, '--data-dir', dataDir, ...(opts.args ?? [])];
   const [cmd, ...prefix] = [...(opts.command ?? []), NODE];
@@ -86,7 +105,7 @@ export async function startNodeProcess(
       res(code ?? signal ?? -1);
     });
   });
-  const listening = new Promise<Record<string, unknown>>((res, rej) => {
+  const started = new Promise<Record<string, unknown>>((res, rej) => {
     const rl = createInterface({ input: child.stdout! });
     rl.on('line', (line) => {
       let entry: Record<string, unknown>;
@@ -100,12 +119,11 @@ export async function startNodeProcess(
     });
     exited.then((code) => rej(new Error(`kvstore exited (${code}) before listening: ${stderr}`)));
   });
-  const started = await listening;
-  return {
+  const listening = started.then((entry) => ({
     child,
-    port: started.port as number,
-    httpPort: started.httpPort as number,
-    peerPort: started.peerPort as number,
+    port: entry.port as number,
+    httpPort: entry.httpPort as number,
+    peerPort: entry.peerPort as number,
     dataDir,
     logs,
     stderr: () => stderr,
@@ -114,7 +132,9 @@ export async function startNodeProcess(
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
     },
-  };
+  }));
+  listening.catch(() => {}); // a caller that never waits for it is told by `exited`
+  return { child, dataDir, logs, stderr: () => stderr, exited, listening };
 }
 
 /** Runs what the test deferred, then kills every process started here and removes every temporary directory. */

@@ -17,6 +17,7 @@ import {
   waitSettled,
 } from '../helpers/cluster.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
+import { dnsTrioWithKeys, servedFirst } from '../helpers/founding.ts';
 import { cleanup } from '../helpers/node-process.ts';
 
 const SERVICE = 'kvstore-headless.join.svc.cluster.local';
@@ -129,19 +130,8 @@ describe('a member back on an empty data directory whose peers do not say who th
     // did not answer within the peer timeout: the node founded a ring of itself, routed every
     // key to itself alone and answered a RANGE without keys its peers held.
     dns = await startDnsServer();
-    const block = loopbackBlock();
-    const names = ['kvstore-0', 'kvstore-1', 'kvstore-2'];
-    const hosts = names.map((_, i) => `${block}.${i + 1}`);
-    dns.setA(SERVICE, hosts);
-    const nodes = await Promise.all(
-      [0, 1, 2].map((i) => startDnsMember(dns!.port, SERVICE, names[i]!, hosts[i]!)),
-    );
-    await waitAllUp(nodes);
-    await waitSettled(nodes, names);
-    const [a, b, c] = nodes as [ClusterNode, ClusterNode, ClusterNode];
-    const ca = await openClient(a);
-    const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
-    for (const k of keys) expect(await ca.call(`PUT ${k} v-${k}`)).toBe('OK');
+    const { nodes, names, hosts, keys } = await dnsTrioWithKeys(dns, SERVICE, false);
+    const [a, b, c] = nodes;
 
     // c loses its volume; it comes back on a new, empty directory while a and b are stopped.
     await c.proc.stop('SIGKILL');
@@ -153,18 +143,8 @@ describe('a member back on an empty data directory whose peers do not say who th
       const starting = startDnsMember(dns.port, SERVICE, names[2]!, hosts[2]!);
       // It reads DNS again and again (every 300 ms, each asking the stopped peers who they are)
       // and does not serve; before, it served once its first questions had timed out (2 s).
-      const waiting = expect
-        .poll(resolves, { timeout: 30_000 })
-        .toBeGreaterThanOrEqual(before + 4)
-        .then(() => 'waiting');
-      const first = await Promise.race([starting.then(() => 'serving'), waiting]);
-      // Serving, it answers from a ring of itself alone: count the keys it reads wrong.
-      let wrong = 0;
-      if (first === 'serving') {
-        const early = await openClient(await starting);
-        for (const k of keys) if ((await early.call(`GET ${k}`)) !== `v-${k}`) wrong++;
-      }
-      expect({ first, wrong }).toEqual({ first: 'waiting', wrong: 0 });
+      const waiting = expect.poll(resolves, { timeout: 30_000 }).toBeGreaterThanOrEqual(before + 4);
+      expect(await servedFirst(starting, waiting, keys)).toEqual({ first: 'waiting', wrong: 0 });
       for (const n of [a, b]) n.proc.child.kill('SIGCONT');
       back = await starting;
     } finally {
