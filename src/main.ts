@@ -19,7 +19,7 @@ async function main(): Promise<number> {
   }
   let node: KvNode | null = null;
   // Before the node starts, so a signal during start-up is not the default immediate exit: the
-  // node finishes starting, then drains.
+  // start gives up where it is, closing what it opened (below).
   const signalled = onStopSignals((kind, signal, count) => {
     const msg =
       kind === 'forced'
@@ -28,9 +28,17 @@ async function main(): Promise<number> {
     if (node) node.logger.warn({ signal, count }, msg);
     else process.stderr.write(`kvstore: ${signal}: ${msg}\n`);
   });
+  // A signal during the start ends it: a node with no saved ring may wait for its members
+  // without bound (docs/cluster.md), and a stop must not wait for them.
+  const stopStart = new AbortController();
+  void signalled.then((signal) => stopStart.abort(new Error(`${signal} while starting`)));
   try {
-    node = await startNode(loaded.config, undefined, testInternals(process.env));
+    node = await startNode(loaded.config, undefined, testInternals(process.env), stopStart.signal);
   } catch (err) {
+    if (stopStart.signal.aborted) {
+      process.stderr.write(`kvstore: ${String(stopStart.signal.reason.message)}: stopped\n`);
+      return 0;
+    }
     const { text, code } = startFailure('kvstore', err);
     process.stderr.write(`${text}\n`);
     return code;

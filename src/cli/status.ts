@@ -2,6 +2,7 @@
 
 import {
   ADMIN_PATHS,
+  adminErrorOf,
   type ClusterInfo,
   clusterInfoSchema,
   type TransferView,
@@ -90,7 +91,9 @@ export async function status(
     let text: string;
     try {
       const { status: code, body } = await checked(target, 'GET', ADMIN_PATHS.cluster);
-      if (code !== 200) throw new Error(`${ADMIN_PATHS.cluster} answered ${code}`);
+      // A node that is starting says what it waits for (503 with an AdminError).
+      if (code !== 200)
+        throw new Error(`${ADMIN_PATHS.cluster}: ${adminErrorOf(body) ?? `answered ${code}`}`);
       text = opts.json
         ? `${JSON.stringify(body)}\n`
         : statusTable(parse(clusterInfoSchema, ADMIN_PATHS.cluster, body));

@@ -3,6 +3,13 @@
 export { type AddressBook, stateAddressBook } from './address-book.ts';
 export { ClockCheck, type ClockCheckOptions } from './clock-check.ts';
 export { dnsSource } from './dns-source.ts';
+export {
+  FOUNDING_LOG_EVERY_MS,
+  type FoundingBlock,
+  type FoundingWait,
+  registerFoundingMetrics,
+  untilFoundable,
+} from './founding-wait.ts';
 export { readHello } from './hello.ts';
 export { loadIncarnation } from './incarnation.ts';
 export {
@@ -21,13 +28,11 @@ export {
 export { type RingMetrics, registerRingMetrics, type SettledChange } from './metrics.ts';
 export { ReplicationCheck, type ReplicationCheckOptions } from './replication-check.ts';
 export {
-  type FoundingWait,
   RingKeeper,
   type RingKeeperOptions,
   type StartingRings,
   settleSpreadMs,
   startingTopology,
-  untilFoundable,
 } from './ring-keeper.ts';
 export { newerSettled, newestReported, parseSettled, settledRing } from './settled.ts';
 export {

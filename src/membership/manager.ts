@@ -104,6 +104,8 @@ export class Membership extends EventEmitter<{
   #listed = false;
   /** The source's last answer listed no member (ignored while others are known). */
   #emptyAnswer = false;
+  /** Some answer of the source listed a member (this node or another). */
+  #listedAny = false;
   /** resolveNow() calls started so far, and the number of the latest whose answer was taken. */
   #resolvesStarted = 0;
   #resolveTaken = 0;
@@ -143,6 +145,7 @@ export class Membership extends EventEmitter<{
   async start(): Promise<boolean> {
     const resolved = await this.resolveNow();
     await this.probeNow();
+    if (this.#stopped) return resolved; // stopped while it started: no timers
     if (this.#opts.source) {
       this.#timers.push(
         setInterval(() => {
@@ -192,6 +195,15 @@ export class Membership extends EventEmitter<{
   names(): string[] | null {
     if (this.#opts.source !== null && !this.#listed) return null;
     return [...this.#members.keys()].sort();
+  }
+
+  /**
+   * Whether the source has ever listed a member (this node or another): false while it has only
+   * failed (DNS server unreachable, SERVFAIL, timeout) or answered with no member at all. Such a
+   * node knows nothing of the cluster it is configured into. True without a source.
+   */
+  sourceListed(): boolean {
+    return this.#opts.source === null || this.#listedAny;
   }
 
   /**
@@ -274,6 +286,7 @@ export class Membership extends EventEmitter<{
       this.#emptyAnswer = false;
     }
     this.#listed = true;
+    if (listed.length > 0) this.#listedAny = true;
     this.#setListed(listed);
     return true;
   }

@@ -160,46 +160,6 @@ export class RingKeeper {
   }
 }
 
-/** What untilFoundable reads: the node's Membership (resolving and probing on its timers). */
-export interface FoundingWait {
-  readonly members: () => readonly MemberView[];
-  /** Addresses the member source listed and could not name (Membership.unnamed). */
-  readonly unnamed: () => number;
-  /** How often to look again (--resolve-interval-ms: the source is read again as often). */
-  readonly intervalMs: number;
-  readonly logger: Logger;
-}
-
-/**
- * For a node with no saved ring (new, or back on an empty data directory), before
- * startingTopology: while the member source lists addresses this node could not name, no member
- * reports a settled ring and no other member answered (the ring it would found is itself
- * alone), waits, looking again every `intervalMs` (Membership resolves and probes on its own
- * timers meanwhile). Founding then left out peers that may hold data: the node routed by a ring
- * of itself, R and W clamped to 1, answering NOT_FOUND and scans without the keys it never held,
- * and acknowledging writes with its one copy, until it named them (chaos seed 24002, session 24:
- * a member back on an empty data directory, which has no names saved for its peers' addresses,
- * while they were too loaded to say who they are within the peer timeout). A new cluster's
- * members name each other as they start; one that finds another member new (no ring) founds
- * with it as before, the unnamed joining later.
- */
-export async function untilFoundable(w: FoundingWait): Promise<void> {
-  const alone = () =>
-    !w.members().some((m) => !m.self && inRing(m) && m.hello !== null && m.state !== 'down');
-  let said = false;
-  while (w.unnamed() > 0 && newestReported(w.members()) === null && alone()) {
-    if (!said) {
-      w.logger.warn(
-        { unnamed: w.unnamed() },
-        'member source lists addresses that do not say who they are yet: not founding a ring without them (this node has no saved ring)',
-      );
-      said = true;
-    }
-    await new Promise((r) => setTimeout(r, w.intervalMs));
-  }
-  if (said) w.logger.info({}, 'listed addresses answered: making the rings');
-}
-
 export interface StartingRings {
   readonly self: string;
   /** Whether the member source answered at start (a list to trust over the saved ring). */

@@ -19,6 +19,7 @@ import {
   clusterInfo,
   type Duplicate,
   dnsSource,
+  type FoundingBlock,
   loadIncarnation,
   Membership,
   MembershipCheck,
@@ -147,13 +148,25 @@ function sourceOf(
   });
 }
 
-/** Starts the peer port, resolves members once, and wires replication and data movement. */
+/** What the node's start tells the cluster's, and hears from it. */
+export interface ClusterStart {
+  /** A stop signal during the start: the start gives up (rejecting with its reason), cleaned up. */
+  readonly signal?: AbortSignal;
+  /** What a node with no saved ring waits for before making its rings (untilFoundable); null once it goes on. */
+  readonly onWaiting?: (waiting: FoundingBlock | null) => void;
+}
+
+/**
+ * Starts the peer port, resolves members once, and wires replication and data movement. Rejects
+ * with `start.signal`'s reason when it aborts before the node routes (the peer port closed).
+ */
 export async function startCluster(
   config: Config,
   storage: Storage,
   registry: Registry,
   log: Logger,
   secrets: Secrets,
+  start: ClusterStart = {},
 ): Promise<Cluster> {
   const self = config.nodeName;
   const secret = secrets.clusterSecret;
@@ -361,14 +374,18 @@ export async function startCluster(
     settings.update();
     lists.update();
   });
-  const resolved = await membership.start();
-  const found = membership.duplicate();
-  if (found !== null) {
+  // Before the node routes: what a refused or stopped start leaves open is closed.
+  const giveUp = async (err: unknown): Promise<never> => {
     membership.stop();
     await peerServer.close();
     await pool.close();
-    throw duplicateError(found);
-  }
+    throw err;
+  };
+  // The first resolve may wait for a DNS server that does not answer (up to its timeout): a
+  // stop signal does not.
+  const resolved = await untilAborted(membership.start(), start.signal).catch(giveUp);
+  const found = membership.duplicate();
+  if (found !== null) await giveUp(duplicateError(found));
   membership.on('duplicate', (d) => {
     if (d === null) log.info({}, 'no other node answers under this name any more');
     else
@@ -382,9 +399,12 @@ export async function startCluster(
     await untilFoundable({
       members: () => membership.members(),
       unnamed: () => membership.unnamed(),
-      intervalMs: config.resolveIntervalMs,
+      sourceListed: () => membership.sourceListed(),
+      intervalMs: Math.min(config.resolveIntervalMs, config.probeIntervalMs),
       logger: log,
-    });
+      ...(start.signal ? { signal: start.signal } : {}),
+      ...(start.onWaiting ? { onWaiting: start.onWaiting } : {}),
+    }).catch(giveUp);
   }
   const topo = startingTopology({
     self,
@@ -571,4 +591,14 @@ export async function startCluster(
       await pool.close();
     },
   };
+}
+
+/** `work`'s outcome, or a rejection with `signal`'s reason as soon as it aborts. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return work;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  const { promise, reject } = Promise.withResolvers<never>();
+  const onAbort = () => reject(signal.reason);
+  signal.addEventListener('abort', onAbort, { once: true });
+  return Promise.race([work, promise]).finally(() => signal.removeEventListener('abort', onAbort));
 }

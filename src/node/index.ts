@@ -8,12 +8,15 @@ import { AdminGuard, adminChallenge } from '../auth/index.ts';
 import type { Config } from '../config/index.ts';
 import { createConsole, type NodeConsole } from '../console/index.ts';
 import { KvError } from '../errors/index.ts';
+import { type FoundingBlock, registerFoundingMetrics } from '../membership/index.ts';
 import {
   type AdminRoute,
   createLogger,
   createRegistry,
   type HttpEndpoint,
   type Logger,
+  type StaticPage,
+  type StreamRoute,
   startHttp,
 } from '../observability/index.ts';
 import { KvServer } from '../server/index.ts';
@@ -35,17 +38,22 @@ export interface KvNode {
   stop(): Promise<void>;
 }
 
-/** Opens storage, then starts the client port and the HTTP port. */
 /** Settings for tests only, not configuration: main.ts reads them from KV_TEST_* variables. */
 export interface NodeInternals {
   /** How long an admin nonce is accepted (default ADMIN_NONCE_TTL_MS, 5 minutes). */
   readonly adminNonceTtlMs?: number;
 }
 
+/**
+ * Opens storage, starts the HTTP port, the cluster's parts, then the client port. `signal` (a
+ * stop signal) ends a start that has not finished: it rejects with the signal's reason, having
+ * closed what it opened (a node with no saved ring may wait for its members without bound).
+ */
 export async function startNode(
   config: Config,
   logger?: Logger,
   internals: NodeInternals = {},
+  signal?: AbortSignal,
 ): Promise<KvNode> {
   const log = logger ?? createLogger(config.logLevel, { node: config.nodeName });
   const dataDir = resolve(config.dataDir);
@@ -74,8 +82,48 @@ export async function startNode(
   let server: KvServer | undefined;
   let http: HttpEndpoint | undefined;
   let web: NodeConsole | undefined;
+  // What a node with no saved ring waits for before it makes its rings (startCluster).
+  let waiting: FoundingBlock | null = null;
+  registerFoundingMetrics(registry, () => waiting);
+  // The HTTP port is up from here on (alive, not ready, metrics), so that a node waiting for its
+  // members says why, and a liveness probe does not kill it for waiting. Admin routes, backup
+  // streams and the console's pages are added once the node routes; until then GET /admin/cluster
+  // (kvctl status) answers 503 with what the node waits for.
+  const routes: Record<string, AdminRoute> = {
+    [`GET ${ADMIN_PATHS.cluster}`]: () => ({
+      status: 503,
+      body: { error: `node starting: ${waiting?.reason ?? 'joining its cluster'}` },
+    }),
+  };
+  const streams: Record<string, StreamRoute> = {};
+  const pages: Record<string, StaticPage> = {};
   try {
-    cluster = await startCluster(config, storage, registry, log, secrets);
+    http = await startHttp({
+      host: config.httpHost,
+      port: config.httpPort,
+      maxConnections: config.maxHttpConnections,
+      registry,
+      // A stalled disk: not ready, so Services stop routing clients here until it answers.
+      ready: () => ready && storage.stalled() === null,
+      notReady: () => (waiting === null ? null : `waiting for its members: ${waiting.reason}`),
+      degraded: () => {
+        const failure = storage.writeFailure();
+        return failure === null ? null : `storage not writable: ${failure}`;
+      },
+      logger: log,
+      routes,
+      streams,
+      pages,
+      ...(secrets.clusterSecret
+        ? { authorize: adminAuth(secrets.clusterSecret, registry, internals.adminNonceTtlMs) }
+        : {}),
+    });
+    cluster = await startCluster(config, storage, registry, log, secrets, {
+      ...(signal ? { signal } : {}),
+      onWaiting: (w) => {
+        waiting = w;
+      },
+    });
     server = await KvServer.start({
       host: config.host,
       port: config.port,
@@ -101,29 +149,14 @@ export async function startNode(
       registry,
       cluster,
     });
-    http = await startHttp({
-      host: config.httpHost,
-      port: config.httpPort,
-      maxConnections: config.maxHttpConnections,
-      registry,
-      // A stalled disk: not ready, so Services stop routing clients here until it answers.
-      ready: () => ready && storage.stalled() === null,
-      degraded: () => {
-        const failure = storage.writeFailure();
-        return failure === null ? null : `storage not writable: ${failure}`;
-      },
-      logger: log,
-      routes: { ...adminRoutes(cluster), ...web.routes },
-      streams: cluster.streams,
-      pages: web.pages,
-      ...(secrets.clusterSecret
-        ? { authorize: adminAuth(secrets.clusterSecret, registry, internals.adminNonceTtlMs) }
-        : {}),
-    });
+    Object.assign(routes, adminRoutes(cluster), web.routes);
+    Object.assign(streams, cluster.streams);
+    Object.assign(pages, web.pages);
   } catch (err) {
     web?.stop();
     await server?.shutdown(0);
     await cluster?.stop();
+    await http?.close();
     await storage.close();
     lock.release();
     throw err;

@@ -33,6 +33,8 @@ export interface HttpOptions {
   readonly registry: Registry;
   /** True while the node accepts and serves commands; /readyz answers 503 otherwise. */
   readonly ready: () => boolean;
+  /** Why the node is not ready (`waiting for ...`), for /readyz's 503 body; null: no reason given. */
+  readonly notReady?: () => string | null;
   /**
    * What the node cannot do although it serves (`storage not writable: disk full (ENOSPC)`), or
    * null. A degraded node stays ready: /readyz answers 200 with `degraded: <reason>`.
@@ -306,8 +308,9 @@ export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
       } else if (path === '/readyz') {
         const ok = opts.ready();
         const degraded = ok ? (opts.degraded?.() ?? null) : null;
+        const why = ok ? null : (opts.notReady?.() ?? null);
         const body = !ok
-          ? 'not ready\n'
+          ? `not ready${why === null ? '' : `: ${why}`}\n`
           : degraded === null
             ? 'ready\n'
             : `degraded: ${degraded}\n`;

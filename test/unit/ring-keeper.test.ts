@@ -245,12 +245,13 @@ describe('untilFoundable', () => {
   const empty = settledRing(0, [], {});
   const self = view('c', probe, { self: true, settled: empty });
   /** 'founding' once it resolved, 'waiting' while it still waits after five looks. */
-  async function wait(members: () => MemberView[], unnamed: () => number) {
+  async function wait(members: () => MemberView[], unnamed: () => number, sourceListed = true) {
     vi.useFakeTimers();
     let done = false;
     void untilFoundable({
       members,
       unnamed,
+      sourceListed: () => sourceListed,
       intervalMs: 300,
       logger: createLogger('silent', {}),
     }).then(() => {
@@ -311,5 +312,58 @@ describe('untilFoundable', () => {
         () => 1,
       ),
     ).toBe('waiting');
+  });
+
+  it('waits while the member source has listed no member (its DNS failed), then goes on once one answered', async () => {
+    expect(
+      await wait(
+        () => [self],
+        () => 0,
+        false,
+      ),
+    ).toBe('waiting');
+    // Another new member answered (a new cluster): it founds with it.
+    expect(
+      await wait(
+        () => [view('a', probe, { settled: empty }), self],
+        () => 0,
+        false,
+      ),
+    ).toBe('founding');
+    // A member reports the ring it holds: it adopts it.
+    const holding = view('a', probe, { settled: settledRing(3, ['a', 'b'], incs(['a', 'b'])) });
+    expect(
+      await wait(
+        () => [holding, self],
+        () => 0,
+        false,
+      ),
+    ).toBe('founding');
+  });
+
+  it('says what it waits for, and stops waiting at once when its signal aborts', async () => {
+    vi.useFakeTimers();
+    const seen: (string | null)[] = [];
+    const stop = new AbortController();
+    const waited = untilFoundable({
+      members: () => [self],
+      unnamed: () => 2,
+      sourceListed: () => true,
+      intervalMs: 300,
+      logger: createLogger('silent', {}),
+      signal: stop.signal,
+      onWaiting: (w) => seen.push(w === null ? null : w.reason),
+    });
+    const outcome = waited.then(
+      () => 'resolved',
+      (err: unknown) => err,
+    );
+    await vi.advanceTimersByTimeAsync(600);
+    expect(seen.length).toBeGreaterThan(1);
+    expect(seen[0]).toMatch(/^2 address\(es\) the member source lists have not said who they are/);
+    const reason = new Error('SIGTERM');
+    stop.abort(reason);
+    // No timer advanced: the wait ends on the abort itself, not at its next look.
+    expect(await outcome).toBe(reason);
   });
 });
