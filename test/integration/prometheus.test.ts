@@ -27,6 +27,7 @@ const ALERTS = [
   'KvstoreReplicationSettingsMismatch',
   'KvstoreMembershipMismatch',
   'KvstoreDecommissionedMemberListed',
+  'KvstoreFoundingWait',
   'KvstoreHintsBacklog',
   'KvstoreHintsDropped',
   'KvstoreAntiEntropyStale',
