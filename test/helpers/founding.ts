@@ -22,12 +22,14 @@ export interface Trio {
 
 /**
  * Members kvstore-0..2 on a new loopback block, listed by A records of `service` (and named by
- * PTR records when `ptr`), settled, with 20 keys written through kvstore-0.
+ * PTR records when `ptr`), started with `extra` flags, settled, with 20 keys written through
+ * kvstore-0.
  */
 export async function dnsTrioWithKeys(
   dns: TestDnsServer,
   service: string,
   ptr: boolean,
+  extra: string[] = [],
 ): Promise<Trio> {
   const block = loopbackBlock();
   const names = ['kvstore-0', 'kvstore-1', 'kvstore-2'];
@@ -35,7 +37,7 @@ export async function dnsTrioWithKeys(
   if (ptr) for (let i = 0; i < 3; i++) dns.setPtr(hosts[i]!, `${names[i]}.${service}`);
   dns.setA(service, hosts);
   const nodes = await Promise.all(
-    [0, 1, 2].map((i) => startDnsMember(dns.port, service, names[i]!, hosts[i]!)),
+    [0, 1, 2].map((i) => startDnsMember(dns.port, service, names[i]!, hosts[i]!, extra)),
   );
   await waitAllUp(nodes);
   await waitSettled(nodes, names);
