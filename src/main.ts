@@ -35,8 +35,8 @@ async function main(): Promise<number> {
   try {
     node = await startNode(loaded.config, undefined, testInternals(process.env), stopStart.signal);
   } catch (err) {
-    if (stopStart.signal.aborted) {
-      process.stderr.write(`kvstore: ${String(stopStart.signal.reason.message)}: stopped\n`);
+    if (err === stopStart.signal.reason && err instanceof Error) {
+      process.stderr.write(`kvstore: ${err.message}: stopped\n`);
       return 0;
     }
     const { text, code } = startFailure('kvstore', err);

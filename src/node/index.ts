@@ -153,6 +153,7 @@ export async function startNode(
     Object.assign(streams, cluster.streams);
     Object.assign(pages, web.pages);
   } catch (err) {
+    if (signal?.aborted && err === signal.reason) log.info({}, 'stopped while starting');
     web?.stop();
     await server?.shutdown(0);
     await cluster?.stop();
