@@ -77,6 +77,7 @@ describe('an address listed for a while that never became a member', () => {
     // A pod that is listed but does not answer who it is (stuck), and is then deleted: no PTR,
     // so the members ask it, over a connection its kernel accepts; it never gets a name.
     const stray = `${block}.9`;
+    dns.setA(SERVICE, [stray]); // listed alone it starts (with no member listed, it would wait)
     const stuck = await dnsMember(dns, 'kvstore-9', stray);
     stuck.proc.child.kill('SIGSTOP');
     dns.setA(SERVICE, [...hosts, stray]);
