@@ -22,27 +22,17 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { crc32 } from 'node:zlib';
 import { KvError } from '../errors/index.ts';
 import { atTurnEnd } from '../net/index.ts';
 import { describeIoError } from './io-errors.ts';
-import {
-  BODY_MIN,
-  encodeGroupHeader,
-  GROUP_HEADER,
-  RECORD_HEADER,
-  seed,
-  type WalEntry,
-} from './wal-format.ts';
-
+import type { WalEntry } from './wal-format.ts';
+import { PendingGroup } from './wal-group.ts';
 import { type Recovered, recoverLog, segmentName, spareName, syncDirSync } from './wal-recover.ts';
 
 export { WAL_DISCARD, WAL_PUT, type WalEntry } from './wal-format.ts';
 export type { Recovered } from './wal-recover.ts';
 
 const writevAsync = promisify(writev);
-/** Most buffers one writev takes (Linux IOV_MAX). */
-const IOV_MAX = 1024;
 const writeAsync = promisify(write);
 const fsyncAsync = promisify(fsync);
 const openAsync = promisify(open);
@@ -75,8 +65,6 @@ export interface WalOptions {
 
 const untracked = <T>(_what: string, io: Promise<T>): Promise<T> => io;
 
-/** Payloads from this size on are written from the caller's buffer instead of a copy. */
-const LARGE_PAYLOAD = 16 * 1024;
 // O_DSYNC: a write returns once its data (and any size change) is on disk, like write+fdatasync
 // in one system call, so a group commit costs one thread-pool round trip.
 const DSYNC = constants.O_RDWR | constants.O_DSYNC;
@@ -97,11 +85,8 @@ export class WriteAheadLog {
   #pos = 0;
   /** The segment the next segment's first group names (null: the current one). */
   #seal: { seq: number; end: number } | null;
-  /** Encoded records not yet handed to the disk (1 or 2 buffers each), and their total size. */
-  #pending: Buffer[] = [];
-  /** How many buffers of #pending each record has. */
-  #pendingRecords: number[] = [];
-  #pendingBytes = 0;
+  /** Records not yet handed to the disk. */
+  readonly #pending = new PendingGroup();
   #appended = 0;
   #durable = 0;
   /**
@@ -182,22 +167,9 @@ export class WriteAheadLog {
 
   /** Appends one record (in memory until the next group commit). */
   append(op: WalEntry['op'], key: Buffer, payload: Buffer): void {
-    const len = BODY_MIN + key.length + payload.length;
     // A large payload is written from the caller's buffer (which must not change afterwards)
     // rather than copied: the store holds it anyway until LMDB has committed it.
-    const copy = payload.length < LARGE_PAYLOAD;
-    const head = Buffer.allocUnsafe(
-      RECORD_HEADER + BODY_MIN + key.length + (copy ? payload.length : 0),
-    );
-    head.writeUInt32LE(len, 0);
-    head[RECORD_HEADER] = op;
-    head.writeUInt32LE(key.length, RECORD_HEADER + 1);
-    key.copy(head, RECORD_HEADER + BODY_MIN);
-    if (copy) payload.copy(head, RECORD_HEADER + BODY_MIN + key.length);
-    this.#pending.push(head);
-    if (!copy) this.#pending.push(payload);
-    this.#pendingRecords.push(copy ? 1 : 2);
-    this.#pendingBytes += RECORD_HEADER + len;
+    this.#pending.append(op, key, payload);
     this.#appended++;
   }
 
@@ -211,7 +183,7 @@ export class WriteAheadLog {
     if (this.#durable >= this.#appended && this.#broken === null) return Promise.resolve();
     // Appended and not pending: in the group being written (the records of a failed group were
     // dropped with it, and a broken log is repaired by the next group).
-    if (this.#pending.length === 0 && this.#inflight !== null && this.#broken === null) {
+    if (this.#pending.records === 0 && this.#inflight !== null && this.#broken === null) {
       return this.#inflight.promise;
     }
     this.#next ??= newGroup();
@@ -277,10 +249,10 @@ export class WriteAheadLog {
   async #pump(): Promise<void> {
     this.#writing = true;
     try {
-      while (this.#pending.length > 0 || this.#broken !== null) {
+      while (this.#pending.records > 0 || this.#broken !== null) {
         await turnEnd();
         if (this.#broken !== null || this.#pos >= this.#o.segmentBytes) await this.#rotate();
-        if (this.#pending.length === 0) break;
+        if (this.#pending.records === 0) break;
         await this.#writeGroup();
       }
       // Nothing pending: what waits on the next group (a repair) is done.
@@ -290,9 +262,7 @@ export class WriteAheadLog {
     } catch (err) {
       this.#broken = brokenError(err, this.#o.dir);
       // Every record handed to the log so far belongs to a rejected sync: none is acknowledged.
-      this.#pending = [];
-      this.#pendingRecords = [];
-      this.#pendingBytes = 0;
+      this.#pending.drop();
       this.#durable = this.#appended;
       const failed = [this.#inflight, this.#next];
       this.#inflight = null;
@@ -305,49 +275,31 @@ export class WriteAheadLog {
 
   /** Writes the pending records as one group at the end of the current segment. */
   async #writeGroup(): Promise<void> {
-    const group = this.#pending;
-    const records = this.#pendingRecords;
-    const bytes = this.#pendingBytes;
     const upTo = this.#appended;
-    this.#pending = [];
-    this.#pendingRecords = [];
-    this.#pendingBytes = 0;
+    const group = this.#pending.take(this.#seq, this.#pos === 0 ? this.#seal : null);
+    if (group === null) return;
     // Whoever waits for these records (and, until it is written, for this group) waits on it.
     const waiting = this.#next ?? newGroup();
     this.#inflight = waiting;
     this.#next = null;
-    const s = seed(this.#seq);
-    for (let r = 0, b = 0; r < records.length; b += records[r++]!) {
-      const head = group[b]!;
-      let crc = crc32(head.subarray(RECORD_HEADER), s);
-      if (records[r] === 2) crc = crc32(group[b + 1]!, crc);
-      head.writeUInt32LE(crc, 4);
-    }
-    const header = Buffer.allocUnsafe(GROUP_HEADER);
-    encodeGroupHeader(
-      header,
-      this.#seq,
-      bytes,
-      records.length,
-      this.#pos === 0 ? this.#seal : null,
-    );
-    group.unshift(header);
     const started = performance.now();
     // One write call per group, whatever its size: on an O_DSYNC descriptor every call is a sync
-    // of its own (a device flush), so a group split over several calls paid several. writev takes
-    // at most IOV_MAX (1024) buffers: a larger group is copied into one buffer first (a copy costs
-    // far less than a flush; with a disk whose flush takes 500 ms, a group of 2,000 records took
-    // 2.5 s in five calls, past a peer's 2 s timeout, and every write then waited behind it).
-    const size = GROUP_HEADER + bytes;
-    const parts = group.length <= IOV_MAX ? group : fewerBuffers(group, size);
-    const { bytesWritten: written } = await this.#track(
-      'write-ahead log sync',
-      writevAsync(this.#fd!, parts, this.#pos),
-    );
-    if (written !== size) throw new Error(`short write (${written} of ${size})`);
+    // of its own (a device flush), so a group split over several calls paid several (with a disk
+    // whose flush takes 500 ms, a group of 2,000 records took 2.5 s in five calls, past a peer's
+    // 2 s timeout, and every write then waited behind it). PendingGroup keeps it to one.
+    let written: number;
+    try {
+      ({ bytesWritten: written } = await this.#track(
+        'write-ahead log sync',
+        writevAsync(this.#fd!, group.parts, this.#pos),
+      ));
+    } finally {
+      this.#pending.written();
+    }
+    if (written !== group.size) throw new Error(`short write (${written} of ${group.size})`);
     // Only a whole group moves the end: a failed one stays behind the next segment's seal.
-    this.#pos += size;
-    this.#o.onSync?.((performance.now() - started) / 1000, records.length, bytes);
+    this.#pos += group.size;
+    this.#o.onSync?.((performance.now() - started) / 1000, group.records, group.bytes);
     this.#durable = upTo;
     this.#inflight = null;
     waiting.resolve();
@@ -530,27 +482,4 @@ function preallocateSync(fd: number, bytes: number): void {
   for (let at = 0; at < bytes; at += chunk.length) {
     writeSync(fd, chunk, 0, Math.min(chunk.length, bytes - at), at);
   }
-}
-
-/**
- * `group` (of `size` bytes) in at most IOV_MAX buffers for one writev: each run of record heads
- * (copied, small) joined into one buffer, the large payloads between them left as they are; all
- * of it in one buffer when there are still too many (more than IOV_MAX / 2 large payloads).
- */
-function fewerBuffers(group: readonly Buffer[], size: number): Buffer[] {
-  const out: Buffer[] = [];
-  let run: Buffer[] = [];
-  const endRun = () => {
-    if (run.length > 0) out.push(run.length === 1 ? run[0]! : Buffer.concat(run));
-    run = [];
-  };
-  for (const b of group) {
-    if (b.length < LARGE_PAYLOAD) run.push(b);
-    else {
-      endRun();
-      out.push(b);
-    }
-  }
-  endRun();
-  return out.length <= IOV_MAX ? out : [Buffer.concat(group, size)];
 }

@@ -44,6 +44,17 @@ function openLog(dir: string, segmentBytes = 1 << 20, checkpoint = () => Promise
   return { log, recovered };
 }
 
+/** openLog that also collects each group commit's record count. */
+function openCounting(dir: string, segmentBytes = 1 << 20) {
+  const groups: number[] = [];
+  const recovered = WriteAheadLog.recover(dir);
+  const checkpoint = () => Promise.resolve();
+  const onSync = (_s: number, records: number) => groups.push(records);
+  const log = WriteAheadLog.open({ dir, segmentBytes, checkpoint, onSync }, recovered);
+  logs.push(log);
+  return { log, groups };
+}
+
 const text = (r: Recovered) => r.entries.map((e) => `${e.op}:${e.key}=${e.payload}`);
 const segmentFiles = (dir: string) => readdirSync(dir).filter((n) => /^\d{16}\.wal$/.test(n));
 
@@ -72,6 +83,33 @@ describe('WriteAheadLog', () => {
         (e) => `${e.key}:${e.payload.length}:${e.payload[e.payload.length - 1]}`,
       ),
     ).toEqual(expected);
+  });
+
+  it('writes records appended while groups are on their way to disk whole, in later groups', async () => {
+    // Each group's records are encoded into a buffer that is reused for a later group once the
+    // write returns: appending while writes are in flight must never touch a group being written.
+    const dir = tempDir();
+    const { log, groups } = openCounting(dir, 64 << 20);
+    const expected: string[] = [];
+    const waits: Promise<void>[] = [];
+    for (let round = 0; round < 40; round++) {
+      for (let i = 0; i < 100; i++) {
+        // Distinct bytes per record; one payload in 25 is large (written from this buffer).
+        const size = i % 25 === 0 ? 20_000 + round : 30 + (i % 70);
+        const payload = Buffer.alloc(size, (round * 31 + i) % 251);
+        payload.write(`${round}.${i}`);
+        log.append(i % 10 === 0 ? WAL_DISCARD : WAL_PUT, b(`key-${round}-${i}`), payload);
+        expected.push(`${i % 10 === 0 ? 2 : 1}:key-${round}-${i}:${payload.toString('hex')}`);
+      }
+      waits.push(log.sync());
+      await new Promise<void>((r) => setImmediate(r)); // a group may be on its way meanwhile
+    }
+    await Promise.all(waits);
+    expect(groups.length).toBeGreaterThan(1);
+    expect(groups.reduce((a, n) => a + n, 0)).toBe(4000);
+    crash(log);
+    const entries = openLog(dir, 64 << 20).recovered.entries;
+    expect(entries.map((e) => `${e.op}:${e.key}:${e.payload.toString('hex')}`)).toEqual(expected);
   });
 
   it('replays every synced record in order after a crash', async () => {
@@ -106,18 +144,7 @@ describe('WriteAheadLog', () => {
 
   it('makes every record appended before sync() durable, in groups that start at the end of the turn', async () => {
     const dir = tempDir();
-    const groups: number[] = [];
-    const recovered = WriteAheadLog.recover(dir);
-    const log = WriteAheadLog.open(
-      {
-        dir,
-        segmentBytes: 1 << 20,
-        checkpoint: () => Promise.resolve(),
-        onSync: (_s, records) => groups.push(records),
-      },
-      recovered,
-    );
-    logs.push(log);
+    const { log, groups } = openCounting(dir);
     const waits: Promise<void>[] = [];
     for (let i = 0; i < 200; i++) {
       log.append(WAL_PUT, b(`k${i}`), b(`v${i}`));
