@@ -108,7 +108,11 @@ export class LmdbHealth {
 export class SpaceCheck {
   readonly #dir: string;
   readonly #minFree: number;
-  #at = 0;
+  /** #short is fresh: set by a check, cleared 100 ms later (a timer, not a clock read per write). */
+  #fresh = false;
+  readonly #stale = () => {
+    this.#fresh = false;
+  };
   #short: string | null = null;
 
   constructor(dir: string, minFree: number) {
@@ -122,9 +126,9 @@ export class SpaceCheck {
    */
   short(fresh = false): string | null {
     if (this.#minFree === 0) return null;
-    const now = Date.now();
-    if (!fresh && now - this.#at < 100) return this.#short;
-    this.#at = now;
+    if (!fresh && this.#fresh) return this.#short;
+    if (!this.#fresh) setTimeout(this.#stale, 100).unref();
+    this.#fresh = true;
     this.#short = null;
     try {
       const fs = statfsSync(this.#dir);

@@ -48,8 +48,8 @@ const HEADER = RECORD_HEADER_BYTES;
  * enforces 253, a DNS name). A tombstone carries no value.
  */
 export function encodeRecord(r: StoredRecord): Buffer {
-  const node = Buffer.from(r.version.node, 'utf8');
-  const baseNode = r.base ? Buffer.from(r.base.node, 'utf8') : null;
+  const node = nodeBytes(r.version.node);
+  const baseNode = r.base ? nodeBytes(r.base.node) : null;
   const expires = r.expiresAt !== undefined;
   const size =
     HEADER +
@@ -64,7 +64,9 @@ export function encodeRecord(r: StoredRecord): Buffer {
   out.writeUIntBE(r.version.wall, 2, 6);
   out.writeUInt16BE(r.version.logical, 8);
   out[10] = node.length;
-  let at = HEADER + node.copy(out, HEADER);
+  let at = HEADER;
+  // A node name is a few bytes: copied here, cheaper than a native copy.
+  for (let i = 0; i < node.length; i++) out[at++] = node[i]!;
   if (expires) at = out.writeBigUInt64BE(BigInt(r.expiresAt!), at);
   if (r.base && baseNode) {
     out.writeUIntBE(r.base.wall, at, 6);
@@ -74,6 +76,19 @@ export function encodeRecord(r: StoredRecord): Buffer {
   }
   r.value.copy(out, at);
   return out;
+}
+
+/** The name and UTF-8 bytes of the last node name encoded: nearly every write carries the same. */
+let encodedNode = '';
+let encodedNodeBytes = Buffer.alloc(0);
+
+/** `node` as UTF-8 (the bytes are shared: only read, never kept or changed). */
+function nodeBytes(node: string): Buffer {
+  if (node !== encodedNode) {
+    encodedNodeBytes = Buffer.from(node, 'utf8');
+    encodedNode = node;
+  }
+  return encodedNodeBytes;
 }
 
 function bad(why: string, buf: Buffer): KvError {

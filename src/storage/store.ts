@@ -31,6 +31,7 @@ import {
   type ScanBounds,
   type ScannedRecord,
 } from './scan.ts';
+import { SharedSync } from './shared-sync.ts';
 import { DiskProbe, StallWatch } from './stall.ts';
 import type { Entry, RecoveryReport, StorageOptions } from './types.ts';
 import { type Recovered, WAL_DISCARD, WAL_PUT, WriteAheadLog } from './wal.ts';
@@ -180,6 +181,14 @@ export class Storage {
   readonly #indexPending = new Map<string, { at: number; present: boolean; ops: number }>();
   #uncommittedBytes = 0;
   #lastCommit: Promise<unknown> = Promise.resolve();
+  /** The writes that decide true or false (apply, removeIfLive) wait for their log group here. */
+  readonly #shared = new SharedSync(
+    (starts) => {
+      this.#w.report();
+      return this.#synced(starts);
+    },
+    () => this.#w.report(),
+  );
 
   private constructor(opts: StorageOptions, root: RootDatabase) {
     this.#root = root;
@@ -487,10 +496,13 @@ export class Storage {
     } catch (err) {
       return Promise.reject(err);
     }
-    return wal.sync().then(
+    const sync = wal.sync();
+    // A write that decides true or false (one per client SET) shares its group's reaction.
+    if (typeof result === 'boolean') return this.#shared.wait(sync, started, result) as Promise<T>;
+    return sync.then(
       () => {
         this.#w.report();
-        return this.#synced(result, started);
+        return this.#sync1(result, started);
       },
       (err: unknown) => {
         this.#w.report();
@@ -514,26 +526,34 @@ export class Storage {
     } finally {
       this.#w.report();
     }
-    return this.#synced(result, started);
+    return this.#sync1(result, started);
+  }
+
+  /** #synced for one write, then its result. */
+  #sync1<T>(result: T, started: number): T | Promise<T> {
+    const waited = this.#synced([started]);
+    return waited === undefined ? result : waited.then(() => result);
   }
 
   /**
-   * After a #durable write's log group is on disk: waits for LMDB to commit when too much is
-   * uncommitted, and observes the commit time.
+   * After the log group of writes started at `starts` is on disk: waits for LMDB to commit when
+   * too much is uncommitted (the promise returned), and observes each write's commit time.
    */
-  #synced<T>(result: T, started: number): T | Promise<T> {
-    // LMDB commits in queue order: the newest queued write's commit covers this one's.
+  #synced(starts: readonly number[]): undefined | Promise<unknown> {
+    // LMDB commits in queue order: the newest queued write's commit covers these.
     if (this.#uncommittedBytes > MAX_UNCOMMITTED_BYTES) {
       this.#issue();
-      return this.#lastCommit
-        .catch(() => {})
-        .then(() => {
-          this.#metrics?.commitSeconds.observe((performance.now() - started) / 1000);
-          return result;
-        });
+      return this.#lastCommit.catch(() => {}).then(() => this.#observeCommits(starts));
     }
-    this.#metrics?.commitSeconds.observe((performance.now() - started) / 1000);
-    return result;
+    this.#observeCommits(starts);
+    return undefined;
+  }
+
+  #observeCommits(starts: readonly number[]): void {
+    const m = this.#metrics;
+    if (m === null) return;
+    const now = performance.now();
+    for (const started of starts) m.commitSeconds.observe((now - started) / 1000);
   }
 
   /**

@@ -32,6 +32,26 @@ describe('record codec', () => {
     }
   });
 
+  it('encodes each record with its own node names, however they alternate', () => {
+    // The encoder keeps the last node name's bytes: a record of another node, or whose base is
+    // another node's, must not take them.
+    const names = ['kvstore-0', 'kvstore-1', 'k', 'kvstore-10', 'nœud-ü', 'kvstore-0'];
+    const value = Buffer.from('v');
+    for (let i = 0; i < names.length; i++) {
+      const node = names[i]!;
+      const other = names[(i + 1) % names.length]!;
+      const plain = { version: { wall: 1000 + i, logical: 1, node }, tombstone: false, value };
+      const based = {
+        version: { wall: 2000 + i, logical: 1, node },
+        tombstone: false,
+        value,
+        base: { wall: 1000 + i, logical: 0, node: other },
+      };
+      expect(decodeRecord(encodeRecord(plain))).toEqual(plain);
+      expect(decodeRecord(encodeRecord(based))).toEqual(based);
+    }
+  });
+
   it('rejects an unknown format', () => {
     expect(() => decodeRecord(Buffer.from([9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x61]))).toThrow(
       /unknown format 9/,

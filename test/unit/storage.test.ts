@@ -61,6 +61,64 @@ describe('Storage', () => {
     expect(again.clock.now().wall).toBeGreaterThanOrEqual(last.wall);
   });
 
+  it('answers each write of a log group with its own decision, and times every one', async () => {
+    // The writes that wait for one log group share its reaction: applied ones and ones an
+    // older version lost must still each get their own answer, and each counts its commit time.
+    const registry = new Registry();
+    const s = Storage.open({ path: tempDir(), nodeName: 'n1', registry });
+    defer(() => s.close());
+    const v = (wall: number) => ({ wall, logical: 0, node: 'n1' });
+    const put = (k: string, wall: number) =>
+      s.apply(b(k), { version: v(wall), tombstone: false, value: b(`${k}${wall}`) });
+    const first = [put('a', 200), put('b', 200), put('c', 200)];
+    // Same turn, so the same group: older than what was just decided, newer, older, gone.
+    const second = [put('a', 100), put('b', 300), put('c', 150), s.removeIfLive(b('zz'), v(400))];
+    const applied = await Promise.all([...first, ...second]);
+    expect(applied.map((x) => (x ? 'y' : 'n')).join('')).toBe('yyynynn');
+    expect(['a', 'b', 'c'].map((k) => s.get(b(k))?.value.toString())).toEqual([
+      'a200',
+      'b300',
+      'c200',
+    ]);
+    const metric = await registry.getSingleMetric('kvstore_storage_commit_duration_seconds')?.get();
+    const values = (metric?.values ?? []) as { metricName?: string; value: number }[];
+    const count = values.find((x) => x.metricName?.endsWith('_count'))?.value;
+    expect(count).toBe(7);
+  });
+
+  it('gives LMDB the last write of each key in a batch, puts and deletes alike', async () => {
+    // A batch goes to LMDB as one transaction of its writes in the order they were decided:
+    // what LMDB itself holds after a clean stop (no log to replay) is what the last write of
+    // each key left, a physical delete included.
+    const dir = tempDir();
+    const s = openStore(dir);
+    const put = (k: string, v: string) =>
+      s.apply(b(k), { version: s.clock.now(), tombstone: false, value: b(v) });
+    const writes: Promise<unknown>[] = [];
+    for (const v of ['a1', 'a2', 'a3']) writes.push(put('a', v));
+    writes.push(put('b', 'b1'), put('c', 'c1'), put('d', 'd1'));
+    await Promise.all(writes);
+    const version = (k: string) => s.get(b(k))!.version;
+    // Still one batch: b deleted after its put, c deleted then put again, d put again.
+    expect(await s.discard([{ key: b('b'), version: version('b') }])).toBe(1);
+    expect(await s.discard([{ key: b('c'), version: version('c') }])).toBe(1);
+    await put('c', 'c2');
+    await put('d', 'd2');
+    await s.close();
+    const again = openStore(dir);
+    expect(again.recovery.replayed).toBe(0);
+    expect(again.get(b('a'))?.value.toString()).toBe('a3');
+    expect(again.get(b('b'))).toBeUndefined();
+    expect(again.get(b('c'))?.value.toString()).toBe('c2');
+    expect(again.get(b('d'))?.value.toString()).toBe('d2');
+    expect(again.stats()).toMatchObject({ liveKeys: 3, tombstones: 0 });
+    expect([...again.scan({ start: b(''), end: null })].map((r) => r.key.toString())).toEqual([
+      'a',
+      'c',
+      'd',
+    ]);
+  });
+
   it('counts the write that fills an LMDB batch in the counters stored with it', async () => {
     // A write that brings the batch to 4 MiB (LMDB_BATCH_BYTES, key and record) gives it to LMDB
     // at once, with the counters: those once missed that very write, until the next write, so
