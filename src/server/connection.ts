@@ -139,6 +139,11 @@ export class Connection {
   readonly id: number;
   readonly #created = performance.now();
   #lastActive = performance.now();
+  /**
+   * While a read is decoded, when it arrived (#lastActive): the start of the requests it
+   * completes (one clock read per read, not per request); -1 otherwise.
+   */
+  #readAt = -1;
   #lastCommand = '';
   readonly #socket: Socket;
   readonly #ctx: ConnectionContext;
@@ -288,7 +293,9 @@ export class Connection {
       this.#framing = this.#pickFraming(chunk[0]!);
       if (this.#guarded) this.#framing.guard(true);
     }
+    this.#readAt = this.#lastActive;
     this.#framing.decode(chunk, this.#sink);
+    this.#readAt = -1;
     // One comparison per read on the common path (requests whole in their read: nothing held).
     const held = this.#framing.bufferedBytes;
     if (held !== this.#held) this.#hold(held);
@@ -529,7 +536,7 @@ export class Connection {
       !this.#order.idle
     )
       return false;
-    const started = performance.now();
+    const started = this.#readAt >= 0 ? this.#readAt : performance.now();
     try {
       if (!this.#ctx.coordinator.getNow(key, this.#encodeValue)) return false;
     } catch {
@@ -551,39 +558,30 @@ export class Connection {
     const proto = this.#session?.proto ?? 2;
     this.#ctx.stats.commands++;
     if (command !== null) this.#lastCommand = command;
-    const slot: Slot = { reply: null, command, started: performance.now(), shape, proto };
+    const started = this.#readAt >= 0 ? this.#readAt : performance.now();
+    const slot: Slot = { reply: null, command, started, shape, proto };
     this.#slots.push(slot);
     return slot;
   }
 
   /** Runs `run` in its place in the connection's order (CommandOrder) and fills `slot`. */
   #start(slot: Slot, kind: Ordering, cost: number, run: () => Reply | Promise<Reply>): void {
-    let result: Reply | Promise<Reply>;
+    const budget = cost > 0 ? this.#ctx.budget : null;
+    let result: Reply | null;
     try {
-      result = this.#order.run(kind, run);
+      // One reaction per asynchronous outcome: give back the budget, fill the slot, flush soon.
+      result = this.#order.run(kind, run, (reply, err) => {
+        budget?.give(cost);
+        this.#finish(slot, reply ?? this.#failure(err));
+        this.#scheduleFlush();
+      });
     } catch (err) {
       this.#finish(slot, this.#failure(err));
       return;
     }
-    if (result instanceof Promise) {
-      // One reaction per outcome: give back the budget, fill the slot, flush soon.
-      const budget = cost > 0 ? this.#ctx.budget : null;
-      budget?.take(cost);
-      result.then(
-        (reply) => {
-          budget?.give(cost);
-          this.#finish(slot, reply);
-          this.#scheduleFlush();
-        },
-        (err: unknown) => {
-          budget?.give(cost);
-          this.#finish(slot, this.#failure(err));
-          this.#scheduleFlush();
-        },
-      );
-    } else {
-      this.#finish(slot, result);
-    }
+    // An asynchronous outcome (null) holds its bytes of the budget until it is in (above).
+    if (result === null) budget?.take(cost);
+    else this.#finish(slot, result);
   }
 
   /** EXEC: the queued commands, in order, after everything before them; one array reply. */

@@ -45,7 +45,7 @@ export function registerServerMetrics(registry: Registry): ServerMetrics {
   });
   const duration = new HotHistogram({
     name: 'kvstore_request_duration_seconds',
-    help: 'Time from a command being decoded to its reply being ready, by command.',
+    help: 'Time from the read that completed a command to its reply being ready, by command.',
     labelName: 'command',
     labelValues: COMMAND_TYPES,
     buckets: LATENCY_BUCKETS,

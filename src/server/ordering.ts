@@ -2,6 +2,9 @@
 
 import type { Ordering, Reply } from '../protocol/index.ts';
 
+/** The outcome of a command that settled later: its reply, or (reply null) what it threw. */
+export type Done = (reply: Reply | null, err: unknown) => void;
+
 /** Consecutive commands of one kind that may run concurrently. */
 interface Group {
   readonly kind: Ordering;
@@ -34,32 +37,44 @@ export class CommandOrder {
     return this.#group === null || this.#group.pending === 0;
   }
 
-  /** Runs `run` in its place; its result (or a promise of it). */
-  run(kind: Ordering, run: () => Reply | Promise<Reply>): Reply | Promise<Reply> {
+  /**
+   * Runs `run` in its place. Returns its result when `run` ran at once and returned one; else
+   * null, and the outcome goes to `done` (a reply, or what `run` threw or rejected with) once it
+   * settled, in the same reaction that counts the command settled for the order (one reaction
+   * per command, not one for the order and one for the caller). A throw of a `run` that ran at
+   * once is thrown.
+   */
+  run(kind: Ordering, run: () => Reply | Promise<Reply>, done: Done): Reply | null {
     let group = this.#group;
     if (group === null || group.pending === 0) {
       // Nothing in flight: run now; only an asynchronous result needs a group.
       this.#group = null;
       const result = run();
-      if (result instanceof Promise) {
-        this.#group = newGroup(kind, null);
-        this.#track(this.#group, result);
-      }
-      return result;
+      if (!(result instanceof Promise)) return result;
+      this.#group = newGroup(kind, null);
+      this.#track(this.#group, result, done);
+      return null;
     }
     if (group.kind !== kind || kind === 'exclusive')
       group = this.#group = newGroup(kind, group.done);
     const gate = group.gate;
     const result = gate === null ? run() : gate.then(run);
-    if (result instanceof Promise) this.#track(group, result);
-    return result;
+    if (!(result instanceof Promise)) return result;
+    this.#track(group, result, done);
+    return null;
   }
 
-  #track(group: Group, result: Promise<Reply>): void {
+  #track(group: Group, result: Promise<Reply>, done: Done): void {
     group.pending++;
-    const settle = () => {
-      if (--group.pending === 0) group.resolve();
-    };
-    result.then(settle, settle);
+    result.then(
+      (reply) => {
+        if (--group.pending === 0) group.resolve();
+        done(reply, null);
+      },
+      (err: unknown) => {
+        if (--group.pending === 0) group.resolve();
+        done(null, err);
+      },
+    );
   }
 }
