@@ -6,6 +6,7 @@ import { adminCall } from '../../src/admin/index.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import { ipCommand, type LanHost, shapeLink } from '../helpers/netns.ts';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
+import { setClockSkew, skewedClockFile } from '../helpers/skewed-clock.ts';
 import { type Link, LinkCuts } from './cuts.ts';
 
 /** The headless-Service-like name whose A records list the members. */
@@ -36,6 +37,8 @@ export interface Slot {
   isolated: boolean;
   /** Its link is slow and lossy (slowLink) until fastLink. */
   slowed: boolean;
+  /** How far its wall clock is off (jumpClock), in ms; 0 when in step. */
+  skewMs: number;
 }
 
 /** A node process that exited without the run asking it to. */
@@ -58,21 +61,34 @@ export class ChaosCluster {
   readonly #starting = new Map<Slot, Promise<void>>();
   /** Links cut by splits (a neighbour entry pointing nowhere in the sender's namespace). */
   readonly #cuts = new LinkCuts((link, cut) => this.#neighbour(link, cut));
+  /** Nodes start with a clock the harness can step (jumpClock): with `--clock-jumps` only. */
+  readonly #steppableClocks: boolean;
 
-  private constructor(slots: Slot[], dns: TestDnsServer, workDir: string, now: () => number) {
+  private constructor(
+    slots: Slot[],
+    dns: TestDnsServer,
+    workDir: string,
+    now: () => number,
+    steppableClocks: boolean,
+  ) {
     this.slots = slots;
     this.#dns = dns;
     this.#workDir = workDir;
     this.#now = now;
+    this.#steppableClocks = steppableClocks;
   }
 
-  /** Starts the DNS server on `ctl` (this process's namespace) and the first `n` members. */
+  /**
+   * Starts the DNS server on `ctl` (this process's namespace) and the first `n` members; with
+   * `steppableClocks`, every node runs with a wall clock jumpClock can step.
+   */
   static async start(
     hosts: readonly LanHost[],
     ctl: LanHost,
     n: number,
     workDir: string,
     now: () => number,
+    steppableClocks = false,
   ): Promise<ChaosCluster> {
     const dns = await startDnsServer(ctl.ip);
     const slots = hosts.map((host) => ({
@@ -84,8 +100,9 @@ export class ChaosCluster {
       paused: false,
       isolated: false,
       slowed: false,
+      skewMs: 0,
     }));
-    const cluster = new ChaosCluster(slots, dns, workDir, now);
+    const cluster = new ChaosCluster(slots, dns, workDir, now, steppableClocks);
     for (const s of slots.slice(0, n)) s.state = 'member';
     cluster.#publish();
     await Promise.all(slots.slice(0, n).map((s) => cluster.#spawn(s, true)));
@@ -110,6 +127,7 @@ export class ChaosCluster {
         !s.paused &&
         !s.isolated &&
         !s.slowed &&
+        s.skewMs === 0 &&
         this.#cuts.cutFrom(s.host.name).length === 0,
     );
   }
@@ -186,6 +204,22 @@ export class ChaosCluster {
   }
 
   /**
+   * Steps the slot's wall clock to `ms` off the host's (0: back in step), as NTP stepping a
+   * clock or a VM resumed with a stale one; the process reads it within CLOCK_FILE_POLL_MS. It
+   * stays so across restarts (the host's clock, not the process's).
+   */
+  jumpClock(s: Slot, ms: number): void {
+    if (!this.#steppableClocks)
+      throw new Error('chaos: clocks are steppable only with --clock-jumps');
+    setClockSkew(this.#clockFile(s), ms);
+    s.skewMs = ms;
+  }
+
+  #clockFile(s: Slot): string {
+    return join(this.#workDir, `${s.host.name}.clock-skew`);
+  }
+
+  /**
    * Drops all traffic between the two groups (both ways); clients and DNS still reach both.
    * Returns the links cut, for heal().
    */
@@ -249,6 +283,7 @@ export class ChaosCluster {
       await this.reconnect(s);
       await this.unsplit(s);
       await this.fastLink(s);
+      if (s.skewMs !== 0) this.jumpClock(s, 0);
     }
     await Promise.all(this.members().map((s) => this.restart(s)));
   }
@@ -329,9 +364,11 @@ export class ChaosCluster {
       log = createWriteStream(join(this.#workDir, `${s.host.name}.log`), { flags: 'a' });
       this.#logs.set(s.host.name, log);
     }
+    if (this.#steppableClocks && s.skewMs === 0) setClockSkew(this.#clockFile(s), 0);
+    const clock = this.#steppableClocks ? skewedClockFile(this.#clockFile(s)) : [];
     const proc = await startNodeProcess({
       dataDir: s.dataDir,
-      command: ['ip', 'netns', 'exec', s.host.ns],
+      command: ['ip', 'netns', 'exec', s.host.ns, ...clock],
       args: nodeArgs(s.host, this.dnsAddress),
     }).catch((err: unknown) => {
       this.crashes.push({ node: s.host.name, t: this.#now(), exit: 'start', stderr: String(err) });

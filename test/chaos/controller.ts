@@ -37,8 +37,13 @@ async function main(spec: ControllerSpec): Promise<number> {
   });
   const run = async (): Promise<number> => {
     log(`starting ${o.nodes} nodes in network namespaces (seed ${o.seed})`);
-    cluster = await ChaosCluster.start(spec.slots, spec.ctl, o.nodes, spec.workDir, () =>
-      history.now(),
+    cluster = await ChaosCluster.start(
+      spec.slots,
+      spec.ctl,
+      o.nodes,
+      spec.workDir,
+      () => history.now(),
+      o.clockJumps,
     );
     const notReady = await waitSettled(cluster, 30_000);
     if (notReady !== null) throw new Error(`the cluster did not form: ${notReady}`);
@@ -53,6 +58,7 @@ async function main(spec: ControllerSpec): Promise<number> {
         membershipEveryS: o.membershipEveryS,
         loseVolumes: o.loseVolumes,
         slowLinks: o.slowLinks,
+        clockJumps: o.clockJumps,
         everyFaultFirst: o.everyFaultFirst,
       },
       () => history.now(),

@@ -19,10 +19,18 @@ const FAULTS = { kill: 3, pause: 2, isolate: 2, split: 2 } as const;
 const WITH_LOST_VOLUMES = { ...FAULTS, 'lose-volume': 1 } as const;
 /** With `slowLinks`: one more, a member's link slow and lossy (a gray failure, not a cut). */
 const SLOW_LINK = { 'slow-link': 2 } as const;
-type Fault = keyof typeof WITH_LOST_VOLUMES | keyof typeof SLOW_LINK;
+/** With `clockJumps`: a member's wall clock stepped ahead or back, then stepped back in step. */
+const CLOCK_JUMP = { 'clock-jump': 2 } as const;
+type Fault = keyof typeof WITH_LOST_VOLUMES | keyof typeof SLOW_LINK | keyof typeof CLOCK_JUMP;
 /** Link rates (kbit/s, each way) and loss (%) a slow link is drawn from. */
 const SLOW_RATES_KBIT = [128, 512, 2048] as const;
 const SLOW_LOSS_PCT = [2, 5, 10, 20] as const;
+/**
+ * How far a clock jumps (ms; negative: back), all beyond the nodes' --max-clock-offset-ms (500):
+ * within it, writes through different nodes closer together than the clocks differ may be
+ * ordered either way by design (docs/cluster.md), which the checker would count as stale reads.
+ */
+const CLOCK_JUMPS_MS = [-5000, -2000, -1000, 1000, 2000, 5000] as const;
 /** Seconds a fault lasts: [min, max). */
 const HOLD: Record<Fault, [number, number]> = {
   kill: [0.3, 5],
@@ -33,6 +41,8 @@ const HOLD: Record<Fault, [number, number]> = {
   split: [1, 7],
   // Long enough for the failure detector to flap and hints to pile up, if they do.
   'slow-link': [3, 12],
+  // Past several probe rounds (200 ms each) and the tombstone grace (5 s) at times.
+  'clock-jump': [1, 8],
 };
 /** Longest a decommission may take before it counts as stuck. */
 const DECOMMISSION_MS = 30_000;
@@ -53,7 +63,7 @@ export class Nemesis {
   #stopped = false;
   /** A decommissioned member's name joined again (empty). */
   #reused = false;
-  /** The faults drawn from and their weights: FAULTS or WITH_LOST_VOLUMES, and SLOW_LINK. */
+  /** The faults drawn from and their weights: FAULTS or WITH_LOST_VOLUMES, SLOW_LINK, CLOCK_JUMP. */
   readonly #faults: Readonly<Record<string, number>>;
   /** The member whose volume was lost last, and its settled epoch before; null once refilled. */
   #lost: { readonly slot: Slot; readonly epoch: number } | null = null;
@@ -71,6 +81,7 @@ export class Nemesis {
       membershipEveryS: number;
       loseVolumes?: boolean;
       slowLinks?: boolean;
+      clockJumps?: boolean;
       everyFaultFirst?: boolean;
     },
     now: () => number,
@@ -84,6 +95,7 @@ export class Nemesis {
     this.#faults = {
       ...(opts.loseVolumes ? WITH_LOST_VOLUMES : FAULTS),
       ...(opts.slowLinks ? SLOW_LINK : {}),
+      ...(opts.clockJumps ? CLOCK_JUMP : {}),
     };
     this.#everyFaultFirst = opts.everyFaultFirst ?? false;
     if (this.#everyFaultFirst) {
@@ -192,6 +204,16 @@ export class Nemesis {
           await sleep(holdMs);
           await this.#cluster.fastLink(victim);
           this.#record('fast-link', name, 'link back to full speed');
+          break;
+        }
+        case 'clock-jump': {
+          const ms = this.#rng.pick([...CLOCK_JUMPS_MS]);
+          this.#cluster.jumpClock(victim, ms);
+          const how = `${Math.abs(ms / 1000)} s ${ms > 0 ? 'ahead' : 'back'}`;
+          this.#record('clock-jump', name, `wall clock stepped ${how} for ${hold}`);
+          await sleep(holdMs);
+          this.#cluster.jumpClock(victim, 0);
+          this.#record('clock-back', name, 'wall clock stepped back in step');
           break;
         }
       }
@@ -321,6 +343,7 @@ export class Nemesis {
       this.#cluster.resume(leaving);
       await this.#cluster.reconnect(leaving);
       await this.#cluster.fastLink(leaving);
+      if (leaving.skewMs !== 0) this.#cluster.jumpClock(leaving, 0);
       await this.#cluster.restart(leaving);
       await this.#cluster.decommission(leaving, started + DECOMMISSION_MS);
       const took = ((this.#now() - started) / 1000).toFixed(1);

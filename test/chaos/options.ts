@@ -37,6 +37,11 @@ export interface ChaosOptions {
    */
   readonly slowLinks: boolean;
   /**
+   * Adds the fault `clock-jump`: a member's wall clock stepped 1, 2 or 5 s ahead or back (beyond
+   * --max-clock-offset-ms) for 1 to 8 s, then back in step, as NTP stepping a clock does.
+   */
+  readonly clockJumps: boolean;
+  /**
    * Bytes of every PUT's value (its id, a dot and a filling; 0: the id alone), so that large
    * values go through hints, streams, anti-entropy and scans under the faults.
    */
@@ -62,6 +67,7 @@ export const DEFAULT_OPTIONS: ChaosOptions = {
   reuseName: false,
   loseVolumes: false,
   slowLinks: false,
+  clockJumps: false,
   valueBytes: 0,
   everyFaultFirst: false,
 };
@@ -85,6 +91,9 @@ const USAGE = `Usage: npm run chaos -- [options]
                           still being refilled (one member's data missing at a time)
   --slow-links            add the fault slow-link: a member's link slow (128 kbit/s to 2 Mbit/s)
                           and lossy (2 to 20% of packets dropped), both ways, for 3 to 12 s
+  --clock-jumps           add the fault clock-jump: a member's wall clock stepped 1, 2 or 5 s
+                          ahead or back for 1 to 8 s, then back in step (nodes run with a
+                          steppable clock, test/helpers/skewed-clock.ts)
   --value-bytes N         bytes of every PUT's value, up to 1000000 (default: the writer's id
                           and sequence alone, a few bytes); checked whole when read back
   --every-fault-first     the first faults are every kind enabled, once each (seeded order),
@@ -113,12 +122,13 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
     if (arg === '--help' || arg === '-h') return 'help';
     const flags: Record<
       string,
-      'keep' | 'reuseName' | 'loseVolumes' | 'slowLinks' | 'everyFaultFirst'
+      'keep' | 'reuseName' | 'loseVolumes' | 'slowLinks' | 'clockJumps' | 'everyFaultFirst'
     > = {
       '--keep': 'keep',
       '--reuse-name': 'reuseName',
       '--lose-volumes': 'loseVolumes',
       '--slow-links': 'slowLinks',
+      '--clock-jumps': 'clockJumps',
       '--every-fault-first': 'everyFaultFirst',
     };
     const on = Object.hasOwn(flags, arg) ? flags[arg] : undefined;
