@@ -10,6 +10,8 @@ export interface ClockCheckOptions {
   readonly offsets: () => ClockOffset[];
   /** --max-clock-offset-ms. */
   readonly maxOffsetMs: number;
+  /** How many other members this node knows: one with none never refuses. */
+  readonly peers?: () => number;
   readonly logger: Logger;
   readonly registry: Registry;
 }
@@ -27,25 +29,42 @@ export interface ClockCheckOptions {
  * With two members, each is the other's only witness: both refuse writes while their clocks
  * disagree. A node with no member to compare with (alone, or every peer of an older version)
  * never refuses.
+ *
+ * Probes come a probe interval apart, and a wall clock can be stepped between two of them (NTP
+ * stepping it, a VM resumed with a stale clock, someone running `date -s`). A step is seen at
+ * once, on every write, as a change of the wall clock against the monotonic clock (which steps
+ * never move) by more than half the bound: from then on the node refuses writes until probes
+ * sent after the step find it in agreement with its peers (or it has no peer). Without it, a
+ * node wrote under a stepped clock until the next probes: stepped ahead, its peers refused its
+ * versions, it answered `ERR UNAVAILABLE`, and those writes, kept on itself and in hints, won
+ * over the writes acknowledged after them once they spread (chaos `--clock-jumps`); stepped back,
+ * it acknowledged writes versioned below what other nodes had written before them.
  */
 export class ClockCheck {
   readonly #o: ClockCheckOptions;
   /** The reason writes are refused, or null while the clock agrees with the peers'. */
   #refusal: string | null = null;
+  /** Wall clock minus monotonic clock (ms) when last seen; it changes only when the clock steps. */
+  #base = Date.now() - performance.now();
+  /** When the last step was seen (monotonic ms), until probes sent after it agree; else null. */
+  #stepped: { readonly at: number; readonly ms: number } | null = null;
 
   constructor(o: ClockCheckOptions) {
     this.#o = o;
     flagGauge(
       o.registry,
       'kvstore_clock_out_of_sync',
-      "1 while this node's clock is more than --max-clock-offset-ms off from most of its peers' and it refuses writes, else 0.",
-      () => this.#refusal !== null,
+      "1 while this node's clock is more than --max-clock-offset-ms off from most of its peers', or was stepped since its peers last agreed with it, and it refuses writes, else 0.",
+      () => this.#reason() !== null,
     );
   }
 
   /** Recomputes from the last probes' offsets; logs when the verdict changes. */
   update(): void {
-    const measured = this.#o.offsets();
+    this.#noticeStep();
+    const stepped = this.#stepped;
+    // After a step, only offsets measured by probes sent after it tell how the clock is now.
+    const measured = this.#o.offsets().filter((m) => stepped === null || m.sentMono >= stepped.at);
     const max = this.#o.maxOffsetMs;
     const off = measured.filter((m) => Math.abs(m.offsetMs) - m.errorMs > max);
     const offsets = Object.fromEntries(measured.map((m) => [m.member, Math.round(m.offsetMs)]));
@@ -60,8 +79,11 @@ export class ClockCheck {
         );
       }
       this.#refusal = refusal;
-    } else if (this.#refusal !== null) {
+    } else if (stepped !== null && measured.length === 0 && (this.#o.peers?.() ?? 0) > 0) {
+      // No probe sent since the step has answered yet: still refusing.
+    } else if (this.#refusal !== null || stepped !== null) {
       this.#refusal = null;
+      this.#stepped = null;
       this.#o.logger.info(
         { offsets, maxOffsetMs: max },
         'clock in sync with peers again: writes accepted',
@@ -71,6 +93,32 @@ export class ClockCheck {
 
   /** Throws KV_ERR_CLOCK_OFFSET while this node's clock is out of sync (see the class). */
   check(): void {
-    if (this.#refusal !== null) throw new KvError('KV_ERR_CLOCK_OFFSET', `clock: ${this.#refusal}`);
+    const reason = this.#reason();
+    if (reason !== null) throw new KvError('KV_ERR_CLOCK_OFFSET', `clock: ${reason}`);
+  }
+
+  /** Why writes are refused now, or null. */
+  #reason(): string | null {
+    if (this.#refusal !== null) return this.#refusal;
+    const max = this.#o.maxOffsetMs;
+    this.#noticeStep();
+    if (this.#stepped !== null) {
+      const ms = Math.round(this.#stepped.ms);
+      return `this node's wall clock was stepped ${ms > 0 ? 'ahead' : 'back'} by ${Math.abs(ms)} ms; writes are refused until probes find it within ${max} ms (--max-clock-offset-ms) of its peers' clocks (check NTP)`;
+    }
+    return null;
+  }
+
+  /** Records a step of the wall clock against the monotonic clock by more than half the bound. */
+  #noticeStep(): void {
+    const now = performance.now();
+    const ms = Date.now() - now - this.#base;
+    if (Math.abs(ms) <= this.#o.maxOffsetMs / 2) return;
+    this.#base += ms;
+    this.#stepped = { at: now, ms };
+    this.#o.logger.error(
+      { stepMs: Math.round(ms), maxOffsetMs: this.#o.maxOffsetMs },
+      'wall clock stepped: refusing writes until peers agree with it',
+    );
   }
 }

@@ -63,6 +63,8 @@ export interface ClockOffset {
   readonly member: string;
   readonly offsetMs: number;
   readonly errorMs: number;
+  /** When the probe was sent, on this process's monotonic clock (performance.now()). */
+  readonly sentMono: number;
 }
 
 /**
@@ -404,6 +406,7 @@ export class Membership extends EventEmitter<{
   async #probeOne(t: Tracked): Promise<boolean> {
     const before = routingView(t);
     try {
+      const sentMono = performance.now();
       const sent = Date.now();
       const hello = await this.#opts.probe(t.addr);
       if (hello.name !== t.addr.name) {
@@ -424,6 +427,7 @@ export class Membership extends EventEmitter<{
               member: t.addr.name,
               offsetMs: hello.clock - (sent + received) / 2,
               errorMs: (received - sent) / 2,
+              sentMono,
             };
       t.failures = 0;
       if (t.state !== 'up') this.#opts.logger.info({ member: t.addr.name }, 'member up');

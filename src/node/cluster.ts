@@ -348,6 +348,7 @@ export async function startCluster(
   const clock = new ClockCheck({
     offsets: () => membership.clockOffsets(),
     maxOffsetMs: config.maxClockOffsetMs,
+    peers: () => Math.max(0, (membership.names()?.length ?? 1) - 1),
     logger: log,
     registry,
   });
