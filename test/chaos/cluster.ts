@@ -1,7 +1,9 @@
 // The chaos cluster: kvstore processes in their own network namespaces, members listed by a test DNS server.
 
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { createWriteStream, mkdirSync, rmSync, statfsSync, type WriteStream } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { adminCall } from '../../src/admin/index.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import { ipCommand, type LanHost, shapeLink } from '../helpers/netns.ts';
@@ -20,6 +22,14 @@ export const HTTP_PORT = 9090;
  */
 export const CLUSTER_SECRET = 'chaos-cluster-secret';
 export const PEER_PORT = 7946;
+/**
+ * With `--full-disks`: each data directory is on a tmpfs of its own this large, and a full disk
+ * leaves DISK_LEFT_BYTES free: below the nodes' --min-free-disk-bytes (64 MiB by default), so
+ * they refuse writes, and above what LMDB and the log need to finish what they started.
+ */
+const DISK_BYTES = 256 * 1024 * 1024;
+const DISK_LEFT_BYTES = 32 * 1024 * 1024;
+const run = promisify(execFile);
 /** A MAC no interface has: a neighbour entry pointing at it silently drops the traffic. */
 const NOWHERE = '02:00:00:00:de:ad';
 
@@ -39,6 +49,16 @@ export interface Slot {
   slowed: boolean;
   /** How far its wall clock is off (jumpClock), in ms; 0 when in step. */
   skewMs: number;
+  /** Its data directory's file system is full (fillDisk) until freeDisk. */
+  diskFull: boolean;
+}
+
+/** What the nodes run on: clocks the harness can step, data directories on small disks. */
+export interface ClusterSetup {
+  /** Nodes start with a clock jumpClock can step (`--clock-jumps`). */
+  readonly steppableClocks?: boolean;
+  /** Each data directory is a tmpfs of DISK_BYTES that fillDisk can fill (`--full-disks`). */
+  readonly smallDisks?: boolean;
 }
 
 /** A node process that exited without the run asking it to. */
@@ -63,32 +83,33 @@ export class ChaosCluster {
   readonly #cuts = new LinkCuts((link, cut) => this.#neighbour(link, cut));
   /** Nodes start with a clock the harness can step (jumpClock): with `--clock-jumps` only. */
   readonly #steppableClocks: boolean;
+  /** Data directories are on tmpfs mounts of their own (fillDisk): with `--full-disks` only. */
+  readonly #smallDisks: boolean;
+  readonly #mounts: string[] = [];
 
   private constructor(
     slots: Slot[],
     dns: TestDnsServer,
     workDir: string,
     now: () => number,
-    steppableClocks: boolean,
+    setup: ClusterSetup,
   ) {
     this.slots = slots;
     this.#dns = dns;
     this.#workDir = workDir;
     this.#now = now;
-    this.#steppableClocks = steppableClocks;
+    this.#steppableClocks = setup.steppableClocks ?? false;
+    this.#smallDisks = setup.smallDisks ?? false;
   }
 
-  /**
-   * Starts the DNS server on `ctl` (this process's namespace) and the first `n` members; with
-   * `steppableClocks`, every node runs with a wall clock jumpClock can step.
-   */
+  /** Starts the DNS server on `ctl` (this process's namespace) and the first `n` members. */
   static async start(
     hosts: readonly LanHost[],
     ctl: LanHost,
     n: number,
     workDir: string,
     now: () => number,
-    steppableClocks = false,
+    setup: ClusterSetup = {},
   ): Promise<ChaosCluster> {
     const dns = await startDnsServer(ctl.ip);
     const slots = hosts.map((host) => ({
@@ -101,8 +122,9 @@ export class ChaosCluster {
       isolated: false,
       slowed: false,
       skewMs: 0,
+      diskFull: false,
     }));
-    const cluster = new ChaosCluster(slots, dns, workDir, now, steppableClocks);
+    const cluster = new ChaosCluster(slots, dns, workDir, now, setup);
     for (const s of slots.slice(0, n)) s.state = 'member';
     cluster.#publish();
     await Promise.all(slots.slice(0, n).map((s) => cluster.#spawn(s, true)));
@@ -128,6 +150,7 @@ export class ChaosCluster {
         !s.isolated &&
         !s.slowed &&
         s.skewMs === 0 &&
+        !s.diskFull &&
         this.#cuts.cutFrom(s.host.name).length === 0,
     );
   }
@@ -215,6 +238,27 @@ export class ChaosCluster {
     s.skewMs = ms;
   }
 
+  /**
+   * Fills the file system of the slot's data directory (a tmpfs of its own) until DISK_LEFT_BYTES
+   * are free, as another process filling a shared disk does: the node refuses writes.
+   */
+  async fillDisk(s: Slot): Promise<number> {
+    if (!this.#smallDisks) throw new Error('chaos: disks fill only with --full-disks');
+    const fs = dirname(s.dataDir);
+    const st = statfsSync(fs);
+    const bytes = Math.max(0, st.bavail * st.bsize - DISK_LEFT_BYTES);
+    s.diskFull = true;
+    await run('fallocate', ['-l', String(bytes), join(fs, 'ballast')]);
+    return bytes;
+  }
+
+  /** Frees what fillDisk took. */
+  freeDisk(s: Slot): void {
+    if (!s.diskFull) return;
+    rmSync(join(dirname(s.dataDir), 'ballast'), { force: true });
+    s.diskFull = false;
+  }
+
   #clockFile(s: Slot): string {
     return join(this.#workDir, `${s.host.name}.clock-skew`);
   }
@@ -284,6 +328,7 @@ export class ChaosCluster {
       await this.unsplit(s);
       await this.fastLink(s);
       if (s.skewMs !== 0) this.jumpClock(s, 0);
+      this.freeDisk(s);
     }
     await Promise.all(this.members().map((s) => this.restart(s)));
   }
@@ -348,6 +393,10 @@ export class ChaosCluster {
     }
     await this.#dns.close();
     for (const log of this.#logs.values()) log.end();
+    for (const dir of this.#mounts) {
+      await run('umount', ['-l', dir]).catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 
   #publish(): void {
@@ -358,7 +407,7 @@ export class ChaosCluster {
   }
 
   async #spawn(s: Slot, fresh: boolean): Promise<void> {
-    if (fresh) s.dataDir = join(this.#workDir, `${s.host.name}.${++s.generation}`);
+    if (fresh) s.dataDir = await this.#newDataDir(`${s.host.name}.${++s.generation}`);
     let log = this.#logs.get(s.host.name);
     if (!log) {
       log = createWriteStream(join(this.#workDir, `${s.host.name}.log`), { flags: 'a' });
@@ -385,6 +434,16 @@ export class ChaosCluster {
       if (s.proc === proc) s.proc = null;
     });
     s.proc = proc;
+  }
+
+  /** A new data directory; with small disks, `data` on a tmpfs of its own (the ballast beside). */
+  async #newDataDir(name: string): Promise<string> {
+    const dir = join(this.#workDir, name);
+    if (!this.#smallDisks) return dir;
+    mkdirSync(dir);
+    await run('mount', ['-t', 'tmpfs', '-o', `size=${DISK_BYTES},mode=0755`, 'tmpfs', dir]);
+    this.#mounts.push(dir);
+    return join(dir, 'data');
   }
 
   #crash(s: Slot, proc: NodeProcess, exit: number | string): void {

@@ -43,7 +43,7 @@ async function main(spec: ControllerSpec): Promise<number> {
       o.nodes,
       spec.workDir,
       () => history.now(),
-      o.clockJumps,
+      { steppableClocks: o.clockJumps, smallDisks: o.fullDisks },
     );
     const notReady = await waitSettled(cluster, 30_000);
     if (notReady !== null) throw new Error(`the cluster did not form: ${notReady}`);
@@ -59,6 +59,7 @@ async function main(spec: ControllerSpec): Promise<number> {
         loseVolumes: o.loseVolumes,
         slowLinks: o.slowLinks,
         clockJumps: o.clockJumps,
+        fullDisks: o.fullDisks,
         everyFaultFirst: o.everyFaultFirst,
       },
       () => history.now(),

@@ -21,7 +21,13 @@ const WITH_LOST_VOLUMES = { ...FAULTS, 'lose-volume': 1 } as const;
 const SLOW_LINK = { 'slow-link': 2 } as const;
 /** With `clockJumps`: a member's wall clock stepped ahead or back, then stepped back in step. */
 const CLOCK_JUMP = { 'clock-jump': 2 } as const;
-type Fault = keyof typeof WITH_LOST_VOLUMES | keyof typeof SLOW_LINK | keyof typeof CLOCK_JUMP;
+/** With `fullDisks`: a member's data directory's file system full, then freed. */
+const DISK_FULL = { 'disk-full': 2 } as const;
+type Fault =
+  | keyof typeof WITH_LOST_VOLUMES
+  | keyof typeof SLOW_LINK
+  | keyof typeof CLOCK_JUMP
+  | keyof typeof DISK_FULL;
 /** Link rates (kbit/s, each way) and loss (%) a slow link is drawn from. */
 const SLOW_RATES_KBIT = [128, 512, 2048] as const;
 const SLOW_LOSS_PCT = [2, 5, 10, 20] as const;
@@ -43,6 +49,7 @@ const HOLD: Record<Fault, [number, number]> = {
   'slow-link': [3, 12],
   // Past several probe rounds (200 ms each) and the tombstone grace (5 s) at times.
   'clock-jump': [1, 8],
+  'disk-full': [2, 10],
 };
 /** Longest a decommission may take before it counts as stuck. */
 const DECOMMISSION_MS = 30_000;
@@ -63,7 +70,7 @@ export class Nemesis {
   #stopped = false;
   /** A decommissioned member's name joined again (empty). */
   #reused = false;
-  /** The faults drawn from and their weights: FAULTS or WITH_LOST_VOLUMES, SLOW_LINK, CLOCK_JUMP. */
+  /** The faults drawn from and their weights: FAULTS or WITH_LOST_VOLUMES, SLOW_LINK, CLOCK_JUMP, DISK_FULL. */
   readonly #faults: Readonly<Record<string, number>>;
   /** The member whose volume was lost last, and its settled epoch before; null once refilled. */
   #lost: { readonly slot: Slot; readonly epoch: number } | null = null;
@@ -82,6 +89,7 @@ export class Nemesis {
       loseVolumes?: boolean;
       slowLinks?: boolean;
       clockJumps?: boolean;
+      fullDisks?: boolean;
       everyFaultFirst?: boolean;
     },
     now: () => number,
@@ -96,6 +104,7 @@ export class Nemesis {
       ...(opts.loseVolumes ? WITH_LOST_VOLUMES : FAULTS),
       ...(opts.slowLinks ? SLOW_LINK : {}),
       ...(opts.clockJumps ? CLOCK_JUMP : {}),
+      ...(opts.fullDisks ? DISK_FULL : {}),
     };
     this.#everyFaultFirst = opts.everyFaultFirst ?? false;
     if (this.#everyFaultFirst) {
@@ -214,6 +223,15 @@ export class Nemesis {
           await sleep(holdMs);
           this.#cluster.jumpClock(victim, 0);
           this.#record('clock-back', name, 'wall clock stepped back in step');
+          break;
+        }
+        case 'disk-full': {
+          const bytes = await this.#cluster.fillDisk(victim);
+          const mib = (bytes / 2 ** 20).toFixed(0);
+          this.#record('disk-full', name, `data disk filled (${mib} MiB of ballast) for ${hold}`);
+          await sleep(holdMs);
+          this.#cluster.freeDisk(victim);
+          this.#record('disk-freed', name, 'ballast removed');
           break;
         }
       }
@@ -344,6 +362,7 @@ export class Nemesis {
       await this.#cluster.reconnect(leaving);
       await this.#cluster.fastLink(leaving);
       if (leaving.skewMs !== 0) this.#cluster.jumpClock(leaving, 0);
+      this.#cluster.freeDisk(leaving);
       await this.#cluster.restart(leaving);
       await this.#cluster.decommission(leaving, started + DECOMMISSION_MS);
       const took = ((this.#now() - started) / 1000).toFixed(1);

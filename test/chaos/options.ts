@@ -42,6 +42,11 @@ export interface ChaosOptions {
    */
   readonly clockJumps: boolean;
   /**
+   * Adds the fault `disk-full`: a member's data directory (each on a small tmpfs of its own then)
+   * filled until less than --min-free-disk-bytes is free, for 2 to 10 s, then freed.
+   */
+  readonly fullDisks: boolean;
+  /**
    * Bytes of every PUT's value (its id, a dot and a filling; 0: the id alone), so that large
    * values go through hints, streams, anti-entropy and scans under the faults.
    */
@@ -68,6 +73,7 @@ export const DEFAULT_OPTIONS: ChaosOptions = {
   loseVolumes: false,
   slowLinks: false,
   clockJumps: false,
+  fullDisks: false,
   valueBytes: 0,
   everyFaultFirst: false,
 };
@@ -94,6 +100,9 @@ const USAGE = `Usage: npm run chaos -- [options]
   --clock-jumps           add the fault clock-jump: a member's wall clock stepped 1, 2 or 5 s
                           ahead or back for 1 to 8 s, then back in step (nodes run with a
                           steppable clock, test/helpers/skewed-clock.ts)
+  --full-disks            add the fault disk-full: a member's data directory (each on a 256 MiB
+                          tmpfs of its own) filled to 32 MiB free, below the nodes'
+                          --min-free-disk-bytes, for 2 to 10 s, then freed
   --value-bytes N         bytes of every PUT's value, up to 1000000 (default: the writer's id
                           and sequence alone, a few bytes); checked whole when read back
   --every-fault-first     the first faults are every kind enabled, once each (seeded order),
@@ -122,13 +131,20 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
     if (arg === '--help' || arg === '-h') return 'help';
     const flags: Record<
       string,
-      'keep' | 'reuseName' | 'loseVolumes' | 'slowLinks' | 'clockJumps' | 'everyFaultFirst'
+      | 'keep'
+      | 'reuseName'
+      | 'loseVolumes'
+      | 'slowLinks'
+      | 'clockJumps'
+      | 'fullDisks'
+      | 'everyFaultFirst'
     > = {
       '--keep': 'keep',
       '--reuse-name': 'reuseName',
       '--lose-volumes': 'loseVolumes',
       '--slow-links': 'slowLinks',
       '--clock-jumps': 'clockJumps',
+      '--full-disks': 'fullDisks',
       '--every-fault-first': 'everyFaultFirst',
     };
     const on = Object.hasOwn(flags, arg) ? flags[arg] : undefined;
