@@ -72,7 +72,12 @@ export class Hints {
   }
 
   start(): void {
-    this.#timer = setInterval(() => void this.deliverNow(), this.#o.intervalMs);
+    // A pass that fails (its store not writable) is logged: rejected, it ended the process.
+    this.#timer = setInterval(() => {
+      this.deliverNow().catch((err: unknown) => {
+        this.#o.logger.error({ err }, 'hint delivery pass failed');
+      });
+    }, this.#o.intervalMs);
     this.#timer.unref();
   }
 
@@ -101,7 +106,7 @@ export class Hints {
       const hints = store.list(target, DELIVERY_BATCH, limit);
       if (hints.length === 0) return delivered;
       if (!this.#o.isMember(target)) {
-        await store.remove(hints);
+        if (!(await this.#removed(target, hints))) return delivered;
         metrics.hintsDropped.labels('left').inc(hints.length);
         continue;
       }
@@ -120,9 +125,23 @@ export class Hints {
         return delivered;
       }
       this.#batchBytes.succeeded(target, limit);
-      await store.remove(hints);
+      if (!(await this.#removed(target, hints))) return delivered;
       metrics.hintsDelivered.inc(hints.length);
       delivered += hints.length;
+    }
+  }
+
+  /**
+   * Removes delivered (or dropped) hints; false when the store refused (a full disk): they stay,
+   * and are delivered again at a later pass (the replica keeps the newer of two copies).
+   */
+  async #removed(target: string, hints: Parameters<HintStore['remove']>[0]): Promise<boolean> {
+    try {
+      await this.#o.store.remove(hints);
+      return true;
+    } catch (err) {
+      this.#o.logger.warn({ target, err, hints: hints.length }, 'delivered hints not removed');
+      return false;
     }
   }
 
