@@ -25,9 +25,21 @@ const ARGS = [
   ...['--hint-interval-ms', '200'],
 ];
 
-/** Polls `check` until it returns true, for at most 20 s. */
-async function until(what: string, check: () => Promise<boolean> | boolean): Promise<void> {
-  const deadline = Date.now() + 20_000;
+/** Fills the file system of `dir` until 4 MiB are free (below ARGS' guard); returns the file. */
+function fill(dir: string): string {
+  const s = statfsSync(dir);
+  const filler = join(dir, 'filler');
+  writeFileSync(filler, Buffer.alloc(s.bavail * s.bsize - (4 << 20)));
+  return filler;
+}
+
+/** Polls `check` until it returns true, for at most `ms` (ring changes take seconds under load). */
+async function until(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  ms = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise((r) => setTimeout(r, 100));
@@ -45,11 +57,12 @@ describe('hints on a node whose disk fills', { timeout: 120_000 }, () => {
     expect((await clusterInfo(a)).hints).toBe(20);
 
     // Something else fills a's disk: a refuses writes (hint removals too), serves the rest.
-    const s = statfsSync(fs);
-    const filler = join(fs, 'filler');
-    writeFileSync(filler, Buffer.alloc(s.bavail * s.bsize - (4 << 20)));
-    // (a's own copy refused, c down: one of two.)
+    const filler = fill(fs);
+    // (a's own copy refused, c down: one of two. The guard looks at most every 100 ms: a write
+    // just after the fill may still be taken, and hinted for c.)
+    await until('a refuses writes', async () => (await ca.call('PUT refused x')) !== 'OK');
     expect(await ca.call('PUT refused x')).toMatch(/^ERR UNAVAILABLE .*kvstore-0: storage/);
+    const held = (await clusterInfo(a)).hints;
 
     // c comes back: a delivers its hints, and cannot remove them. Before, the failed removal
     // rejected the delivery pass, which nothing handled: a exited (code 1) within a second.
@@ -60,7 +73,7 @@ describe('hints on a node whose disk fills', { timeout: 120_000 }, () => {
       () => notRemoved() || a.proc.child.exitCode !== null,
     );
     expect(a.proc.child.exitCode).toBeNull();
-    expect((await clusterInfo(a)).hints).toBe(20);
+    expect((await clusterInfo(a)).hints).toBe(held);
     const cc = await openClient(c);
     for (let i = 0; i < 20; i++) expect(await cc.call(`GET k${i}`)).toBe(`v${i}`);
 
