@@ -44,7 +44,11 @@ export class ClockCheck {
   readonly #o: ClockCheckOptions;
   /** The reason writes are refused, or null while the clock agrees with the peers'. */
   #refusal: string | null = null;
-  /** Wall clock minus monotonic clock (ms) when last seen; it changes only when the clock steps. */
+  /**
+   * Wall clock minus monotonic clock (ms) when last looked at: a step moves it at once; a wall
+   * clock that NTP slews moves it slowly where the monotonic clock is not slewed with it (macOS),
+   * which each look follows, so that only a jump between two looks counts as a step.
+   */
   #base = Date.now() - performance.now();
   /** When the last step was seen (monotonic ms), until probes sent after it agree; else null. */
   #stepped: { readonly at: number; readonly ms: number } | null = null;
@@ -113,8 +117,8 @@ export class ClockCheck {
   #noticeStep(): void {
     const now = performance.now();
     const ms = Date.now() - now - this.#base;
-    if (Math.abs(ms) <= this.#o.maxOffsetMs / 2) return;
     this.#base += ms;
+    if (Math.abs(ms) <= this.#o.maxOffsetMs / 2) return;
     this.#stepped = { at: now, ms };
     this.#o.logger.error(
       { stepMs: Math.round(ms), maxOffsetMs: this.#o.maxOffsetMs },
