@@ -257,8 +257,9 @@ export class PeerClient {
     const refusal = this.#refusal(handshake);
     if (refusal !== null) return this.#refuse(method, started, refusal);
     if (frame instanceof KvError) return this.#refuse(method, started, frame);
-    if (frame.length > this.#opts.maxFrameBytes) {
-      const msg = `peer: ${method} request of ${frame.length} bytes is over the frame limit`;
+    if (frame.length - FRAME_HEADER_BYTES > this.#opts.maxFrameBytes) {
+      const bytes = frame.length - FRAME_HEADER_BYTES;
+      const msg = `peer: ${method} request of ${bytes} bytes is over the frame limit`;
       return this.#refuse(method, started, new KvError('KV_ERR_PEER_PROTOCOL', msg));
     }
     if (this.#socket === null) this.#connect();
@@ -386,9 +387,10 @@ export class PeerClient {
     return null;
   }
 
+  /** `frameBytes`: the frame's, its header included. */
   #queueFull(socket: Socket, frameBytes: number): boolean {
     const queued = socket.writableLength + this.#queueBytes;
-    return queued > 0 && queued + frameBytes + FRAME_HEADER_BYTES > this.#opts.maxQueuedBytes;
+    return queued > 0 && queued + frameBytes > this.#opts.maxQueuedBytes;
   }
 
   #queueFullError(socket: Socket): KvError {

@@ -3,11 +3,14 @@
 import { Packr } from 'msgpackr';
 import { ERROR_CODES, type ErrorCode, KvError } from '../errors/index.ts';
 import { FRAME_HEADER_BYTES } from './frame.ts';
+import { NOT_PLAIN, readPlain, writePlain } from './msgpack.ts';
 
 /**
  * The msgpack codec of every peer frame body. Plain MessagePack (`useRecords: false`, no msgpackr
  * extensions besides its `undefined` and Date encodings), so any MessagePack implementation can
- * speak the protocol. What survives a round trip:
+ * speak the protocol. Messages of plain values (all the data path's) are written and read by
+ * msgpack.ts, everything else by msgpackr; the bytes are MessagePack either way, so members of
+ * either kind read each other's. What survives a round trip:
  * - objects (string keys), arrays, strings, booleans, null, undefined, finite and non-finite
  *   numbers, bigints within 64 bits (they come back as bigint), Dates;
  * - Buffer and Uint8Array are sent as msgpack `bin` and always come back as a Node `Buffer`: a
@@ -43,10 +46,30 @@ function protocolError(message: string, cause?: unknown): KvError {
   return new KvError('KV_ERR_PEER_PROTOCOL', `peer: ${message}`, { cause });
 }
 
+/**
+ * `value` as a frame: the 4-byte length header (frameHeader) and its msgpack, in one buffer, so
+ * that a frame is one socket write. Plain values (nearly every message) take the fast writer
+ * (msgpack.ts), anything else msgpackr; the bytes decode the same either way.
+ */
+function packFrame(value: object): Buffer {
+  let frame = writePlain(FRAME_HEADER_BYTES, value);
+  if (frame === null) {
+    const body = packr.pack(value);
+    frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length);
+    body.copy(frame, FRAME_HEADER_BYTES);
+  }
+  frame.writeUInt32BE(frame.length - FRAME_HEADER_BYTES, 0);
+  return frame;
+}
+
 /** Msgpack of a request body; throws KvError KV_ERR_INTERNAL when `body` cannot be encoded. */
 export function encodeRequest(id: number, method: string, body: unknown): Buffer {
+  return requestFrame(id, method, body).subarray(FRAME_HEADER_BYTES);
+}
+
+function requestFrame(id: number, method: string, body: unknown): Buffer {
   try {
-    return packr.pack({ i: id, m: method, b: body });
+    return packFrame({ i: id, m: method, b: body });
   } catch (err) {
     throw new KvError('KV_ERR_INTERNAL', `peer: request body for ${method} not encodable`, {
       cause: err,
@@ -55,13 +78,14 @@ export function encodeRequest(id: number, method: string, body: unknown): Buffer
 }
 
 /**
- * Msgpack of a request whose id is set later (setRequestId), so that its size is known before a
- * connection, and with it the id, is chosen: the id is always a msgpack uint32 (`0xce` and four
- * bytes; any decoder reads it as the number), right after the map header and the key `i`.
- * Throws KvError KV_ERR_INTERNAL when `body` cannot be encoded.
+ * A request frame (its 4-byte header included, as FrameWriter.write takes it) whose id is set
+ * later (setRequestId), so that its size is known before a connection, and with it the id, is
+ * chosen: the id is always a msgpack uint32 (`0xce` and four bytes; any decoder reads it as the
+ * number), right after the map header and the key `i`. Throws KvError KV_ERR_INTERNAL when
+ * `body` cannot be encoded.
  */
 export function encodeRequestFrame(method: string, body: unknown): Buffer {
-  const frame = encodeRequest(MAX_REQUEST_ID, method, body);
+  const frame = requestFrame(MAX_REQUEST_ID, method, body);
   if (idOffset(frame) < 0) {
     throw new KvError('KV_ERR_INTERNAL', `peer: request for ${method} encoded without an id slot`);
   }
@@ -73,9 +97,18 @@ export function setRequestId(frame: Buffer, id: number): void {
   frame.writeUInt32BE(id, idOffset(frame));
 }
 
-/** Where the uint32 id starts in a request frame: after `{` (fixmap or map16), `"i"`, 0xce. */
+/**
+ * Where the uint32 id starts in a request frame: after its header, `{` (fixmap or map16), `"i"`,
+ * 0xce.
+ */
 function idOffset(frame: Buffer): number {
-  const map = frame[0] === 0x83 ? 1 : frame[0] === 0xde && frame[1] === 0 && frame[2] === 3 ? 3 : 0;
+  const at = FRAME_HEADER_BYTES;
+  const map =
+    frame[at] === 0x83
+      ? at + 1
+      : frame[at] === 0xde && frame[at + 1] === 0 && frame[at + 2] === 3
+        ? at + 3
+        : 0;
   if (map === 0 || frame[map] !== 0xa1 || frame[map + 1] !== 0x69 || frame[map + 2] !== 0xce) {
     return -1;
   }
@@ -84,8 +117,13 @@ function idOffset(frame: Buffer): number {
 
 /** Msgpack of a success response; throws KvError KV_ERR_INTERNAL when `result` cannot be encoded. */
 export function encodeResult(id: number, result: unknown): Buffer {
+  return encodeResultFrame(id, result).subarray(FRAME_HEADER_BYTES);
+}
+
+/** encodeResult as a frame, its header included (FrameWriter.write). */
+export function encodeResultFrame(id: number, result: unknown): Buffer {
   try {
-    return packr.pack({ i: id, r: result });
+    return packFrame({ i: id, r: result });
   } catch (err) {
     throw new KvError('KV_ERR_INTERNAL', 'peer: handler result not encodable', { cause: err });
   }
@@ -93,7 +131,12 @@ export function encodeResult(id: number, result: unknown): Buffer {
 
 /** Msgpack of an error response carrying `err.code` and `err.message`. */
 export function encodeError(id: number, err: KvError): Buffer {
-  return packr.pack({ i: id, e: { code: err.code, message: err.message } });
+  return encodeErrorFrame(id, err).subarray(FRAME_HEADER_BYTES);
+}
+
+/** encodeError as a frame, its header included (FrameWriter.write). */
+export function encodeErrorFrame(id: number, err: KvError): Buffer {
+  return packFrame({ i: id, e: { code: err.code, message: err.message } });
 }
 
 function unpack(frame: Buffer): unknown {
@@ -104,6 +147,8 @@ function unpack(frame: Buffer): unknown {
     own = Buffer.allocUnsafe(frame.length);
     own.set(frame);
   }
+  const plain = readPlain(own);
+  if (plain !== NOT_PLAIN) return plain;
   try {
     return packr.unpack(own);
   } catch (err) {

@@ -2,7 +2,6 @@
 
 import type { Socket } from 'node:net';
 import { atTurnEnd } from '../net/index.ts';
-import { FRAME_HEADER_BYTES, frameHeader } from './frame.ts';
 
 /**
  * Writes length-prefixed frames to a socket. The first frame of a turn corks the socket and the
@@ -25,8 +24,11 @@ export class FrameWriter {
     return this.#socket.writableNeedDrain;
   }
 
-  /** Queues one frame with body `body`; returns false when the socket can no longer be written. */
-  write(body: Buffer): boolean {
+  /**
+   * Queues one frame, its 4-byte header included (codec.ts makes them so: one buffer, one write
+   * call per frame); returns false when the socket can no longer be written.
+   */
+  write(frame: Buffer): boolean {
     const socket = this.#socket;
     if (socket.destroyed || !socket.writable) return false;
     if (!this.#corked) {
@@ -34,9 +36,8 @@ export class FrameWriter {
       socket.cork();
       atTurnEnd(() => this.#uncork());
     }
-    socket.write(frameHeader(body.length));
-    socket.write(body);
-    this.#onBytes(FRAME_HEADER_BYTES + body.length);
+    socket.write(frame);
+    this.#onBytes(frame.length);
     return true;
   }
 

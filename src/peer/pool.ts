@@ -4,6 +4,7 @@ import type { Registry } from 'prom-client';
 import { KvError } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { encodeFrame, PeerClient, type PeerClientOptions } from './client.ts';
+import { FRAME_HEADER_BYTES } from './frame.ts';
 import type { PeerLane } from './metrics.ts';
 
 export type { PeerLane } from './metrics.ts';
@@ -156,7 +157,8 @@ export class PeerPool {
   ): Promise<T> {
     const frame = encodeFrame(method, body);
     const large =
-      opts.bulk === true || (frame instanceof Buffer && frame.length > LARGE_FRAME_BYTES);
+      opts.bulk === true ||
+      (frame instanceof Buffer && frame.length - FRAME_HEADER_BYTES > LARGE_FRAME_BYTES);
     const timeout = opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs };
     return this.get(address, large ? 'large' : 'small').requestFrame<T>(method, frame, timeout);
   }

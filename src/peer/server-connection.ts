@@ -3,8 +3,13 @@
 import type { Socket } from 'node:net';
 import { KvError, toKvError, wireCode } from '../errors/index.ts';
 import type { Logger, LogThrottle } from '../observability/index.ts';
-import { decodeRequest, encodeError, encodeResult, type RequestMessage } from './codec.ts';
-import { FrameDecoder } from './frame.ts';
+import {
+  decodeRequest,
+  encodeErrorFrame,
+  encodeResultFrame,
+  type RequestMessage,
+} from './codec.ts';
+import { FRAME_HEADER_BYTES, FrameDecoder } from './frame.ts';
 import { FrameWriter } from './frame-writer.ts';
 import type { BufferHolder, PeerBuffers } from './guard.ts';
 import type { PeerMetrics, RejectReason } from './metrics.ts';
@@ -244,19 +249,20 @@ export class ServerConnection implements BufferHolder {
   }
 
   #reply(req: RequestMessage, result: unknown): void {
-    let body: Buffer;
+    let frame: Buffer;
     try {
-      body = encodeResult(req.i, result);
+      frame = encodeResultFrame(req.i, result);
     } catch (err) {
       this.#fail(req, err);
       return;
     }
-    if (body.length > this.#ctx.maxFrameBytes) {
-      const msg = `peer: result of ${req.m} is ${body.length} bytes, over the frame limit`;
+    const bytes = frame.length - FRAME_HEADER_BYTES;
+    if (bytes > this.#ctx.maxFrameBytes) {
+      const msg = `peer: result of ${req.m} is ${bytes} bytes, over the frame limit`;
       this.#fail(req, new KvError('KV_ERR_PEER_PROTOCOL', msg));
       return;
     }
-    this.#settle(body);
+    this.#settle(frame);
   }
 
   /** After the first request of an unauthenticated connection: full limits, or the way out. */
@@ -279,13 +285,13 @@ export class ServerConnection implements BufferHolder {
       this.#ctx.logger.error({ err: e, method: req.m }, 'peer handler failed');
     }
     this.#ctx.metrics.errors.labels(wireCode(e.code), 'server').inc();
-    this.#settle(encodeError(req.i, e));
+    this.#settle(encodeErrorFrame(req.i, e));
   }
 
-  #settle(body: Buffer): void {
+  #settle(frame: Buffer): void {
     this.#inFlight--;
     this.#ctx.metrics.inFlight.labels('server').dec();
-    if (!this.#isClosed) this.#writer.write(body);
+    if (!this.#isClosed) this.#writer.write(frame);
     if (this.#isClosed) this.#maybeDone();
     else this.#pump();
   }
