@@ -42,7 +42,8 @@ function ensure(n: number): void {
  * (prototype Object.prototype or null, string keys, no `__proto__` key) of those, nested at most
  * MAX_DEPTH deep. What it writes decodes to the same value as msgpackr's encoding of it: integers
  * within 32 bits as ints, other numbers as float64 (-0 as 0, as msgpackr does); maps and arrays
- * in their shortest form (msgpackr writes map16: both are MessagePack, every decoder reads both).
+ * in their shortest form but maps, map16 as msgpackr writes them (one of over 65535 keys is left
+ * to msgpackr).
  */
 export function writePlain(prefix: number, value: unknown): Buffer | null {
   if (slab.length - slabStart < 256) {
@@ -51,8 +52,7 @@ export function writePlain(prefix: number, value: unknown): Buffer | null {
   }
   pos = slabStart;
   ensure(prefix);
-  slab.fill(0, pos, pos + prefix);
-  pos += prefix;
+  for (let n = 0; n < prefix; n++) slab[pos++] = 0;
   try {
     write(value, 0);
   } catch (err) {
@@ -136,15 +136,20 @@ function writeLength(n: number, fix: number, fixLimit: number, code8: number, co
 function writeMap(v: object, depth: number): void {
   const proto = Object.getPrototypeOf(v);
   if (proto !== Object.prototype && proto !== null) throw NOT_PLAIN_ERROR;
-  const keys = Object.keys(v);
-  writeLength(keys.length, 0x80, 16, 0, 0xde);
+  // map16 (as msgpackr writes), its count filled in after the keys: no array of them.
+  ensure(3);
+  const head = pos - slabStart;
+  slab[pos] = 0xde;
+  pos += 3;
+  let count = 0;
   const o = v as Record<string, unknown>;
-  for (let n = 0; n < keys.length; n++) {
-    const k = keys[n]!;
-    if (k === '__proto__') throw NOT_PLAIN_ERROR;
+  for (const k in o) {
+    if (k === '__proto__' || ++count > 0xffff) throw NOT_PLAIN_ERROR;
     writeString(k);
     write(o[k], depth + 1);
   }
+  // `head` is relative to the frame's start: ensure() may have moved the frame to a new slab.
+  slab.writeUInt16BE(count, slabStart + head + 1);
 }
 
 function writeNumber(v: number): void {
@@ -331,7 +336,16 @@ function readMap(n: number, depth: number): Record<string, unknown> {
   need(2 * n);
   const out: Record<string, unknown> = {};
   for (let k = 0; k < n; k++) {
-    const key = read(depth + 1);
+    // Keys are short strings: a fixstr is read here, any other form through read().
+    need(1);
+    const b = src[at]!;
+    let key: unknown;
+    if (b >= 0xa0 && b < 0xc0) {
+      at++;
+      key = readString(b & 0x1f);
+    } else {
+      key = read(depth + 1);
+    }
     if (typeof key !== 'string' || key === '__proto__') throw LEAVE;
     out[key] = read(depth + 1);
   }
