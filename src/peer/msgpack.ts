@@ -23,15 +23,77 @@ let slabStart = 0;
 /** Write position while a frame is written. */
 let pos = 0;
 
-/** Makes room for `n` more bytes of the frame being written (moving it to a new slab). */
+/** Thrown by ensure() when a frame outgrows a slab: writePlain sizes it and writes it again. */
+const OUTGROWN = new NotPlain('larger than a slab');
+
+/** Set while a frame larger than a slab is written into a buffer of the size it measured. */
+let sized = false;
+
+/**
+ * Makes room for `n` more bytes of the frame being written: moves it to a new slab, or, when it
+ * would not fit in one, throws OUTGROWN (while `sized`, grows instead: a safety net, sizeOf and
+ * the writer agree).
+ */
 function ensure(n: number): void {
   if (pos + n <= slab.length) return;
   const used = pos - slabStart;
-  const next = Buffer.allocUnsafe(Math.max(SLAB_BYTES, (used + n) * 2));
+  if (used + n > SLAB_BYTES && !sized) throw OUTGROWN;
+  const next = Buffer.allocUnsafe(Math.max(SLAB_BYTES, used + n, Math.floor(used * 1.5)));
   slab.copy(next, 0, slabStart, pos);
   slab = next;
   slabStart = 0;
   pos = used;
+}
+
+/** Bytes of a `str`/`bin`/array/map header for `n` (fixLimit 0: no fix form; has8: an 8-bit one). */
+function headSize(n: number, fixLimit: number, has8: boolean): number {
+  if (n < fixLimit) return 1;
+  if (has8 && n < 0x100) return 2;
+  return n < 0x10000 ? 3 : 5;
+}
+
+/** Bytes writeString writes for `s`. */
+function stringSize(s: string): number {
+  if (s.length < 32) {
+    let ascii = true;
+    for (let c = 0; c < s.length && ascii; c++) ascii = s.charCodeAt(c) < 0x80;
+    if (ascii) return 1 + s.length;
+  }
+  const bytes = Buffer.byteLength(s, 'utf8');
+  return headSize(bytes, 32, true) + bytes;
+}
+
+/** Bytes write() writes for `v` (what it refuses counts 0: the write throws NOT_PLAIN). */
+function sizeOf(v: unknown, depth: number): number {
+  switch (typeof v) {
+    case 'string':
+      return stringSize(v);
+    case 'number':
+      if (Number.isInteger(v) && v >= -0x8000_0000 && v <= 0xffff_ffff) {
+        if (v >= 0) return v < 0x80 ? 1 : v < 0x100 ? 2 : v < 0x10000 ? 3 : 5;
+        return v >= -32 ? 1 : 5;
+      }
+      return 9;
+    case 'boolean':
+      return 1;
+    case 'undefined':
+      return 3;
+    case 'object': {
+      if (v === null) return 1;
+      if (depth >= MAX_DEPTH) return 0;
+      if (v instanceof Uint8Array) return headSize(v.length, 0, true) + v.length;
+      let size = 0;
+      if (Array.isArray(v)) {
+        for (let n = 0; n < v.length; n++) size += sizeOf(v[n], depth + 1);
+        return headSize(v.length, 16, false) + size;
+      }
+      const o = v as Record<string, unknown>;
+      for (const k in o) size += stringSize(k) + sizeOf(o[k], depth + 1);
+      return 3 + size;
+    }
+    default:
+      return 0;
+  }
 }
 
 /**
@@ -56,18 +118,41 @@ export function writePlain(prefix: number, value: unknown): Buffer | null {
   try {
     write(value, 0);
   } catch (err) {
-    if (err !== NOT_PLAIN_ERROR) throw err;
     pos = slabStart;
+    if (err === OUTGROWN) return writeSized(prefix, value);
+    if (err !== NOT_PLAIN_ERROR) throw err;
     return null;
   }
   const out = slab.subarray(slabStart, pos);
-  // The next frame starts 8-aligned; a slab that grew past SLAB_BYTES held one large frame only.
+  // The next frame starts 8-aligned.
   slabStart = (pos + 7) & ~7;
-  if (slab.length > SLAB_BYTES) {
-    slab = Buffer.allocUnsafe(SLAB_BYTES);
-    slabStart = 0;
-  }
   return out;
+}
+
+/**
+ * writePlain of a frame larger than a slab: measured first, then written into memory of exactly
+ * its size (no growing copies, and a frame waiting in a peer client's queue holds no more than
+ * the bytes it counts as). The slab is left as it was for the next frame.
+ */
+function writeSized(prefix: number, value: unknown): Buffer | null {
+  const keep = slab;
+  const keepStart = slabStart;
+  slab = Buffer.allocUnsafeSlow(prefix + sizeOf(value, 0));
+  slabStart = 0;
+  pos = 0;
+  sized = true;
+  try {
+    for (let n = 0; n < prefix; n++) slab[pos++] = 0;
+    write(value, 0);
+    return slab.subarray(0, pos);
+  } catch (err) {
+    if (err !== NOT_PLAIN_ERROR) throw err;
+    return null;
+  } finally {
+    sized = false;
+    slab = keep;
+    slabStart = keepStart;
+  }
 }
 
 function write(v: unknown, depth: number): void {

@@ -59,6 +59,18 @@ describe('peer msgpack writer and reader', () => {
     );
   });
 
+  it('measures a frame larger than a slab exactly: it is written into memory of its size', () => {
+    fc.assert(
+      fc.property(plainValue, (v) => {
+        const big = { v, pad: Buffer.alloc(70_000, 1) };
+        const f = writePlain(4, big)!;
+        expect(f.buffer.byteLength).toBe(f.length);
+        expect(packr.unpack(f.subarray(4))).toEqual(packr.unpack(packr.pack(big)));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   it('reads what msgpackr writes of plain values to the value msgpackr reads', () => {
     fc.assert(
       fc.property(plainValue, (v) => {
@@ -151,6 +163,8 @@ describe('peer msgpack writer and reader', () => {
     }
     for (const [f, n, v] of frames) {
       expect(f.readUInt32BE(0)).toBe(0);
+      // A frame larger than a slab is measured first and holds memory of its own size.
+      if (f.length > 64 * 1024) expect(f.buffer.byteLength).toBe(f.length);
       const got = packr.unpack(f.subarray(4)) as { n: number; v: Buffer };
       expect(got.n).toBe(n);
       expect(got.v.equals(v)).toBe(true);
