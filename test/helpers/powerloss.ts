@@ -163,6 +163,14 @@ export class PowerlossDisk {
   }
 
   /**
+   * Syncs asked of each file and directory so far, by path on the disk (as named when each
+   * came; "." is the root): fsync and fdatasync, and each write call on an O_DSYNC descriptor.
+   */
+  async syncs(): Promise<Record<string, number>> {
+    return this.#command<Record<string, number>>('syncs');
+  }
+
+  /**
    * Cuts the power: every operation on the disk fails from now on, and what was not synced is
    * lost (keep 0), or each unsynced page write survives with probability `keep` (seeded).
    * Kill the processes using the disk, then unmount() and mount() to bring it back.

@@ -17,6 +17,7 @@ import {
   unlinkSync,
   writeFileSync,
   writeSync,
+  writevSync,
 } from 'node:fs';
 import { open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
@@ -168,6 +169,31 @@ describe('powerlossfs', () => {
     // What was synced while slow is durable.
     await powerCycle(disk);
     expect(readFileSync(disk.path('f'), 'latin1')).toBe('y'.repeat(300_000));
+  });
+
+  it('syncs: counts each sync by path (fsync, fdatasync, a directory, one per O_DSYNC write call), not other writes', async () => {
+    const disk = await PowerlossDisk.create(binary());
+    mkdirSync(disk.path('d'));
+    writeFileSync(disk.path('d/f'), 'x'.repeat(300_000));
+    let fd = openSync(disk.path('d/f'), 'r+');
+    fsyncSync(fd);
+    fdatasyncSync(fd);
+    closeSync(fd);
+    syncDir(disk.path('d'));
+    syncDir(disk.mountPoint);
+    // One writev of 1,000 buffers (300 KB: several FUSE writes), then a write: two syncs.
+    fd = openSync(disk.path('d/f'), constants.O_RDWR | constants.O_DSYNC);
+    writevSync(
+      fd,
+      Array.from({ length: 1000 }, () => Buffer.alloc(300, 'y')),
+      0,
+    );
+    writeSync(fd, 'z', 0);
+    closeSync(fd);
+    // Counted under the name the file has when the sync comes.
+    renameSync(disk.path('d/f'), disk.path('d/g'));
+    writeSynced(disk.path('d/g'), 'w');
+    expect(await disk.syncs()).toEqual({ '.': 1, d: 1, 'd/f': 4, 'd/g': 1 });
   });
 
   it('hang: every sync blocks until resume, reads and unsynced writes go on', async () => {

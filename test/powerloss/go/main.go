@@ -13,6 +13,11 @@
 //	sync            make everything durable (like a clean shutdown), e.g. after setting up
 //	stats           counters: writes, reads (those the page cache did not answer), O_DSYNC writes,
 //	                fsyncs, directory fsyncs, unsynced pages/ops
+//	syncs           syncs by path (relative to the root, as named when each came; "." is the
+//	                root): fsync and fdatasync of a file or directory, and each write call on an
+//	                O_DSYNC descriptor (however many FUSE writes it took), counted as they come,
+//	                before `slow` or `hang` holds them. A test tells from it how many device flushes
+//	                a program asked of one file, e.g. one per write-ahead log group
 //	slow MS         every sync (fsync, fdatasync, each write call on an O_DSYNC descriptor) waits MS
 //	hang            every sync from now on (and every one waiting) blocks until `resume`: a disk
 //	                whose I/O never completes (a dead network volume); reads and unsynced writes go on
@@ -131,6 +136,39 @@ func main() {
 // looks like this to the program on it.
 var syncDelay atomic.Int64
 
+// syncCounts counts the syncs of each path (the `syncs` command).
+var syncCounts = pathCounts{n: map[string]int64{}}
+
+type pathCounts struct {
+	mu sync.Mutex
+	n  map[string]int64
+}
+
+// add counts one sync of the file or directory of node n (by its current name; a file no longer
+// linked anywhere counts as "(unlinked)").
+func (c *pathCounts) add(n *node) {
+	p := n.rel()
+	switch {
+	case p == "":
+		p = "."
+	case strings.HasPrefix(p, ".go-fuse."): // go-fuse's name for an orphaned inode
+		p = "(unlinked)"
+	}
+	c.mu.Lock()
+	c.n[p]++
+	c.mu.Unlock()
+}
+
+func (c *pathCounts) snapshot() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int64, len(c.n))
+	for p, k := range c.n {
+		out[p] = k
+	}
+	return out
+}
+
 // hung, while not nil, is closed by `resume`: every sync waits for that first (the `hang` command).
 var hung atomic.Pointer[chan struct{}]
 
@@ -175,6 +213,8 @@ func command(j *Journal, args []string) string {
 		return `{"ok":true}`
 	case "stats":
 		return mustJSON(j.Stats())
+	case "syncs":
+		return mustJSON(syncCounts.snapshot())
 	case "slow":
 		if len(args) != 2 {
 			return `{"error":"usage: slow MS"}`

@@ -240,6 +240,7 @@ func (n *node) truncatePath(size int64) syscall.Errno {
 
 // Fsync of a file is handled by its handle; this is reached for directories without one.
 func (n *node) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) syscall.Errno {
+	syncCounts.add(n)
 	if h, ok := f.(*file); ok {
 		return h.Fsync(ctx, flags)
 	}
@@ -268,6 +269,7 @@ type dir struct {
 }
 
 func (d *dir) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
+	syncCounts.add(d.n)
 	slowSync(ctx)
 	return fs.ToErrno(d.n.j.SyncDir(d.n.dirIno()))
 }
