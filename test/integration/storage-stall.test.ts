@@ -66,6 +66,18 @@ async function writeSeq(
   return bad;
 }
 
+/**
+ * The first log line of `proc` with message `msg`, waited for: it comes through the node's
+ * stdout, which can reach this process after an HTTP answer the node gave later.
+ */
+async function logged(
+  proc: { readonly logs: readonly Record<string, unknown>[] },
+  msg: string,
+): Promise<Record<string, unknown>> {
+  await until(() => proc.logs.some((l) => l.msg === msg), 10_000, `the log line '${msg}'`, 20);
+  return proc.logs.find((l) => l.msg === msg)!;
+}
+
 it('a member whose disk hangs is not ready, refuses its clients at once, is down for data to its peers, and catches up once the disk answers', async () => {
   const block = loopbackBlock();
   const hosts = [1, 2, 3].map((i) => `${block}.${i}`);
@@ -103,9 +115,7 @@ it('a member whose disk hangs is not ready, refuses its clients at once, is down
   await until(async () => (await readyz(n2)) === 503, 30_000, 'the hung member is not ready', 50);
   expect(await metric(n2, 'kvstore_storage_stalled')).toBe(1);
   expect(await metric(n2, 'kvstore_storage_outstanding_seconds')).toBeGreaterThan(STALL_MS / 1000);
-  expect(
-    n2.proc.logs.some((l) => l.msg === 'storage: disk stalled: refusing commands, not ready'),
-  ).toBe(true);
+  await logged(n2.proc, 'storage: disk stalled: refusing commands, not ready');
 
   // Its own clients get a clear error at once, not a write that waits on the disk.
   c2!.send('PUT mine v\r\nGET before:1\r\n');
@@ -158,7 +168,7 @@ it('a member whose disk hangs is not ready, refuses its clients at once, is down
   await disk.resume();
   await until(async () => (await readyz(n2)) === 200, 30_000, 'the member is ready again', 50);
   expect(await metric(n2, 'kvstore_storage_stalled')).toBe(0);
-  expect(n2.proc.logs.some((l) => l.msg === 'storage: disk answers again')).toBe(true);
+  await logged(n2.proc, 'storage: disk answers again');
   for (const n of [n0, n1]) {
     await until(
       async () => {
@@ -229,10 +239,8 @@ it('a node that takes no writes finds its disk hung too (the disk probe), and is
   await disk.hang();
   // No command is sent: before the probe, nothing was out to time and the node stayed ready.
   await until(async () => (await ready()) === 503, 20_000, 'the idle node not ready', 50);
-  const stalled = node.logs.find(
-    (l) => l.msg === 'storage: disk stalled: refusing commands, not ready',
-  );
-  expect(stalled?.what).toBe('disk probe');
+  const stalled = await logged(node, 'storage: disk stalled: refusing commands, not ready');
+  expect(stalled.what).toBe('disk probe');
   await disk.resume();
   await until(async () => (await ready()) === 200, 20_000, 'the node ready again', 50);
   const c = await clientOf(node);
