@@ -4,6 +4,9 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../observability/index.ts';
 import type { Storage } from './store.ts';
 
+/** How often a sweep failure that does not change is logged again. */
+export const FAILURE_LOG_EVERY_MS = 60_000;
+
 export interface SweeperOptions {
   readonly storage: Storage;
   /** Time between sweeps while nothing is due beyond the last batch. */
@@ -32,6 +35,8 @@ export class ExpirySweeper {
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<void> | null = null;
   #stopped = false;
+  /** While sweeps fail: the last failure's message and when it was logged; null once one works. */
+  #failing: { message: string; saidAt: number } | null = null;
 
   constructor(opts: SweeperOptions) {
     this.#o = opts;
@@ -81,9 +86,21 @@ export class ExpirySweeper {
     let more = false;
     try {
       more = (await this.sweepNow()).more;
+      if (this.#failing !== null) {
+        this.#failing = null;
+        this.#o.logger.info({}, 'expiry sweeps work again');
+      }
     } catch (err) {
-      // Refused writes (a full disk) or a closing store: the next tick tries again.
-      this.#o.logger.warn({ err }, 'expiry sweep failed');
+      // Refused writes (a full disk) or a closing store: the next tick tries again. Said once,
+      // then again only when the failure changes or every FAILURE_LOG_EVERY_MS: a disk that
+      // stays full would otherwise log it every tick.
+      const message = err instanceof Error ? err.message : String(err);
+      const now = Date.now();
+      const f = this.#failing;
+      if (f === null || f.message !== message || now - f.saidAt >= FAILURE_LOG_EVERY_MS) {
+        this.#o.logger.warn({ err }, 'expiry sweep failed');
+        this.#failing = { message, saidAt: now };
+      }
     }
     this.#schedule(more ? 0 : this.#o.intervalMs);
   }
