@@ -71,23 +71,29 @@ export interface TreeCheckOptions {
 class ReadAhead {
   readonly #fd: number;
   readonly #scratch: Buffer;
+  /** Reads kept under way past where the pass reads. */
+  readonly #depth: number;
   readonly #end: number;
   /** Bytes before this offset were asked for. */
   #asked = 0;
   #pending = 0;
   #closed = false;
 
-  constructor(path: string, chunk: number, end: number) {
+  constructor(path: string, chunk: number, depth: number, end: number) {
     this.#fd = openSync(path, 'r');
     this.#scratch = Buffer.allocUnsafe(chunk);
+    this.#depth = depth;
     this.#end = end;
   }
 
-  /** Asks for bytes [from, to) (to capped at the end) not asked for yet, a chunk per read. */
-  ask(from: number, to: number): void {
+  /**
+   * The pass reads next from `from`: asks for the bytes of the `depth` chunks after it (up to
+   * the end) not asked for yet, a chunk per read.
+   */
+  ask(from: number): void {
     const chunk = this.#scratch.length;
     let at = Math.max(from, this.#asked);
-    const end = Math.min(to, this.#end);
+    const end = Math.min(from + this.#depth * chunk, this.#end);
     for (; at < end; at += chunk) {
       this.#pending++;
       read(this.#fd, this.#scratch, 0, Math.min(chunk, end - at), at, () => this.#settled());
@@ -127,14 +133,13 @@ export function lmdbTreeProblem(
 ): string | null {
   const readAhead = opts.readAhead ?? 2;
   const ps = meta.pageSize;
-  const chunk = Math.max(
-    ps,
-    (opts.scanBytes ?? SCAN_BYTES) - ((opts.scanBytes ?? SCAN_BYTES) % ps),
-  );
+  const scan = opts.scanBytes ?? SCAN_BYTES;
+  const chunk = Math.max(ps, scan - (scan % ps));
   const fd = openSync(path, 'r');
-  const ahead = readAhead > 0 ? new ReadAhead(path, chunk, (Number(meta.lastPage) + 1) * ps) : null;
+  const end = (Number(meta.lastPage) + 1) * ps;
+  const ahead = readAhead > 0 ? new ReadAhead(path, chunk, readAhead, end) : null;
   try {
-    return new Walk(fd, meta, chunk, ahead, readAhead).run();
+    return new Walk(fd, meta, chunk, ahead).run();
   } finally {
     ahead?.close();
     closeSync(fd);
@@ -164,19 +169,11 @@ class Walk {
   /** The first pass's read size. */
   readonly #chunk: number;
   readonly #ahead: ReadAhead | null;
-  readonly #readAhead: number;
 
-  constructor(
-    fd: number,
-    meta: OpenedMeta,
-    chunk: number,
-    ahead: ReadAhead | null,
-    readAhead: number,
-  ) {
+  constructor(fd: number, meta: OpenedMeta, chunk: number, ahead: ReadAhead | null) {
     this.#fd = fd;
     this.#chunk = chunk;
     this.#ahead = ahead;
-    this.#readAhead = readAhead;
     this.#m = meta;
     this.#ps = meta.pageSize;
     this.#last = Number(meta.lastPage);
@@ -232,7 +229,7 @@ class Walk {
     let next = 2;
     while (next <= this.#last) {
       const count = Math.min(buf.length / ps, this.#last + 1 - next);
-      this.#ahead?.ask((next + count) * ps, (next + count) * ps + this.#readAhead * buf.length);
+      this.#ahead?.ask((next + count) * ps);
       const n = readSync(this.#fd, buf, 0, count * ps, next * ps);
       const whole = Math.floor(n / ps);
       if (whole === 0) return; // the file ends early: the walk names the page it misses

@@ -106,6 +106,14 @@ export function startDnsMember(
   return spawnDnsMember(dnsPort, service, name, host, extra).started;
 }
 
+/** A member's flags to find its peers under `service` on the test DNS server, resolving every 300 ms. */
+export function dnsDiscoveryArgs(dnsPort: number, service: string): string[] {
+  return [
+    ...['--discovery', `dns:${service}`, '--dns-servers', `127.0.0.1:${dnsPort}`],
+    ...['--resolve-interval-ms', '300'],
+  ];
+}
+
 /** startDnsMember that does not wait for the node to listen. */
 export function spawnDnsMember(
   dnsPort: number,
@@ -115,8 +123,7 @@ export function spawnDnsMember(
   extra: string[] = [],
   dataDir: string = tempDir(),
 ): SpawnedMember {
-  const discovery = ['--discovery', `dns:${service}`, '--dns-servers', `127.0.0.1:${dnsPort}`];
-  return spawnMember(name, host, [...discovery, '--resolve-interval-ms', '300', ...extra], dataDir);
+  return spawnMember(name, host, [...dnsDiscoveryArgs(dnsPort, service), ...extra], dataDir);
 }
 
 /**

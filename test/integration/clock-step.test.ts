@@ -14,6 +14,7 @@ import {
 } from '../helpers/cluster.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 import { setClockSkew, skewedClockFile } from '../helpers/skewed-clock.ts';
+import { until } from '../helpers/write-log.ts';
 
 afterEach(cleanup);
 
@@ -50,22 +51,13 @@ async function clockOffset(node: ClusterNode): Promise<number> {
   return reply.clock - (sent + Date.now()) / 2;
 }
 
-/** Polls until `node`'s clock reports `ms` (within 250 ms) off this process's. */
+/** Polls until `node`'s clock is `ms` off (within 250 ms), for at most 10 s. */
 async function untilClockOff(node: ClusterNode, ms: number): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (Math.abs((await clockOffset(node)) - ms) > 250) {
-    if (Date.now() > deadline) throw new Error(`${node.name}'s clock is not ${ms} ms off`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** Polls `check` until it returns true, for at most `ms`. */
-async function until(what: string, check: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await until(
+    async () => Math.abs((await clockOffset(node)) - ms) <= 250,
+    10_000,
+    `${node.name}'s clock ${ms} ms off`,
+  );
 }
 
 describe('a member whose wall clock is stepped between two probes', { timeout: 120_000 }, () => {
@@ -109,15 +101,25 @@ describe('a member whose wall clock is stepped between two probes', { timeout: 1
       // hints are delivered and the next probes agree, every node reads 'third'.
       setClockSkew(clockFile, 0);
       await untilClockOff(odd, 0);
-      await until('no node holds hints', async () => {
-        for (const n of nodes) if ((await clusterInfo(n)).hints > 0) return false;
-        return true;
-      });
-      await until('the stepped node takes writes again', async () => {
-        const reply = await codd.call('PUT other x');
-        if (reply !== 'OK') expect(reply).toMatch(/^ERR CLOCK_OFFSET /);
-        return reply === 'OK';
-      });
+      await until(
+        async () => {
+          for (const n of nodes) if ((await clusterInfo(n)).hints > 0) return false;
+          return true;
+        },
+        20_000,
+        'no node holds hints',
+        100,
+      );
+      await until(
+        async () => {
+          const reply = await codd.call('PUT other x');
+          if (reply !== 'OK') expect(reply).toMatch(/^ERR CLOCK_OFFSET /);
+          return reply === 'OK';
+        },
+        20_000,
+        'the stepped node takes writes again',
+        100,
+      );
       expect(await metric(odd, 'kvstore_clock_out_of_sync')).toBe(0);
       for (const c of [ca, cb, codd]) expect(await c.call('GET k')).toBe('third');
     },

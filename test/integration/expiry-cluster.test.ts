@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   type ClusterNode,
+  dnsDiscoveryArgs,
   loopbackBlock,
   metric,
   NO_ANTI_ENTROPY,
@@ -132,15 +133,7 @@ describe('an expired key never comes back', () => {
     const block = loopbackBlock();
     const hosts = [1, 2, 3, 4].map((i) => `${block}.${i}`);
     const member = (i: number) =>
-      startMember(`kvstore-${i}`, hosts[i]!, [
-        '--discovery',
-        `dns:${SERVICE}`,
-        '--dns-servers',
-        `127.0.0.1:${server.port}`,
-        '--resolve-interval-ms',
-        '300',
-        ...SWEEP,
-      ]);
+      startMember(`kvstore-${i}`, hosts[i]!, [...dnsDiscoveryArgs(server.port, SERVICE), ...SWEEP]);
     server.setA(SERVICE, hosts.slice(0, 3));
     const nodes = await Promise.all([0, 1, 2].map(member));
     await waitAllUp(nodes);

@@ -13,6 +13,7 @@ import {
 } from '../helpers/cluster.ts';
 import { mountTmpfs, unmountAll } from '../helpers/mount.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
+import { until } from '../helpers/write-log.ts';
 
 afterEach(async () => {
   await cleanup();
@@ -33,18 +34,8 @@ function fill(dir: string): string {
   return filler;
 }
 
-/** Polls `check` until it returns true, for at most `ms` (ring changes take seconds under load). */
-async function until(
-  what: string,
-  check: () => Promise<boolean> | boolean,
-  ms = 60_000,
-): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** How long a condition is polled for (ring changes take seconds under load). */
+const WAIT_MS = 60_000;
 
 describe('hints on a node whose disk fills', { timeout: 120_000 }, () => {
   it('are delivered without ending the process, and removed once there is room again', async () => {
@@ -60,7 +51,12 @@ describe('hints on a node whose disk fills', { timeout: 120_000 }, () => {
     const filler = fill(fs);
     // (a's own copy refused, c down: one of two. The guard looks at most every 100 ms: a write
     // just after the fill may still be taken, and hinted for c.)
-    await until('a refuses writes', async () => (await ca.call('PUT refused x')) !== 'OK');
+    await until(
+      async () => (await ca.call('PUT refused x')) !== 'OK',
+      WAIT_MS,
+      'a refuses writes',
+      100,
+    );
     expect(await ca.call('PUT refused x')).toMatch(/^ERR UNAVAILABLE .*kvstore-0: storage/);
     const held = (await clusterInfo(a)).hints;
 
@@ -69,8 +65,10 @@ describe('hints on a node whose disk fills', { timeout: 120_000 }, () => {
     await restart(c, ['--peers', peersOf(nodes), ...ARGS]);
     const notRemoved = () => a.proc.logs.some((l) => l.msg === 'delivered hints not removed');
     await until(
-      'a delivered its hints or exited',
       () => notRemoved() || a.proc.child.exitCode !== null,
+      WAIT_MS,
+      'a delivered its hints or exited',
+      100,
     );
     expect(a.proc.child.exitCode).toBeNull();
     expect((await clusterInfo(a)).hints).toBe(held);
@@ -79,7 +77,7 @@ describe('hints on a node whose disk fills', { timeout: 120_000 }, () => {
 
     // Room again: the next passes deliver them again and remove them.
     unlinkSync(filler);
-    await until('a holds no hints', async () => (await clusterInfo(a)).hints === 0);
+    await until(async () => (await clusterInfo(a)).hints === 0, WAIT_MS, 'a holds no hints', 100);
     expect(a.proc.child.exitCode).toBeNull();
     expect(await ca.call('PUT after y')).toBe('OK');
   });

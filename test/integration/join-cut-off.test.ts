@@ -9,6 +9,7 @@ import { decodeRecord } from '../../src/storage/index.ts';
 import {
   type ClusterNode,
   clusterInfo,
+  dnsDiscoveryArgs,
   loopbackBlock,
   NO_ANTI_ENTROPY,
   openClient,
@@ -207,15 +208,7 @@ describe('a new member that cannot name a member that is down when it starts', (
     for (const n of [a, b, d]) expect(await wrongThrough(n), n.name).toEqual([]);
 
     // c comes back on its own directory: the new member names it and the ring settles with all four.
-    await restart(c, [
-      ...NO_ANTI_ENTROPY,
-      '--discovery',
-      `dns:${SERVICE}`,
-      '--dns-servers',
-      `127.0.0.1:${dns.port}`,
-      '--resolve-interval-ms',
-      '300',
-    ]);
+    await restart(c, [...NO_ANTI_ENTROPY, ...dnsDiscoveryArgs(dns.port, SERVICE)]);
     await waitAllUp([a, b, c, d]);
     await waitSettled([a, b, c, d], all, 60_000);
     // Every owner under the settled ring holds each key's last value itself (not only a quorum),

@@ -1,13 +1,12 @@
 // Re-reading the member source: an answer older than one already taken is never applied (a slow
 // DNS resolve finishing after a later one brought back a member that had left).
 
-import { Writable } from 'node:stream';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { type MemberAddress, Membership, type PeerSource } from '../../src/membership/index.ts';
-import { createLogger } from '../../src/observability/index.ts';
 import type { HelloReply } from '../../src/replica/index.ts';
 import { defer } from '../helpers/defer.ts';
+import { captureLog } from '../helpers/log-capture.ts';
 
 const member = (name: string, i: number): MemberAddress => ({
   name,
@@ -34,14 +33,7 @@ function heldSource() {
 
 /** Membership of n0 over `source`, with a log of every message it wrote. */
 function membershipOf(source: PeerSource) {
-  const logged: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      logged.push(chunk.toString());
-      done();
-    },
-  });
-  const logger = createLogger('info', {}, sink);
+  const { logger, lines: logged } = captureLog();
   const membership = new Membership({
     self,
     source,

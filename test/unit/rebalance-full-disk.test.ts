@@ -6,14 +6,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { Registry } from 'prom-client';
 import { afterEach, expect, it } from 'vitest';
 import type { Topology } from '../../src/membership/index.ts';
-import { createLogger } from '../../src/observability/index.ts';
 import { Rebalancer, registerRebalanceMetrics } from '../../src/rebalance/index.ts';
 import type { Replicas } from '../../src/replica/index.ts';
 import { Storage, writeStateDoc } from '../../src/storage/index.ts';
+import { captureLog } from '../helpers/log-capture.ts';
 import { until } from '../helpers/write-log.ts';
 
 const dirs: string[] = [];
@@ -35,14 +34,7 @@ it('logs a cursor reset the full store refused, and keeps running', async () => 
   stores.push(storage);
   await expect(writeStateDoc(storage, 'stream:rebalance', null)).rejects.toThrow(/disk full/);
 
-  const lines: { msg: string; err?: { message: string } }[] = [];
-  const out = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(JSON.parse(chunk.toString()));
-      done();
-    },
-  });
-  const logger = createLogger('info', {}, out);
+  const { logger, records } = captureLog();
   // vitest fails the run on an unhandled rejection (before the fix: "Unhandled Errors").
   const rebalancer = new Rebalancer({
     self: 'n1',
@@ -57,11 +49,7 @@ it('logs a cursor reset the full store refused, and keeps running', async () => 
   });
   rebalancer.onRingsChanged();
   expect(rebalancer.rebalanced).toBe('t1');
-  await until(
-    () => lines.some((l) => l.msg === 'stream cursor not reset'),
-    5_000,
-    'the refused reset to be logged',
-  );
-  const line = lines.find((l) => l.msg === 'stream cursor not reset')!;
-  expect(line.err?.message).toMatch(/disk full/);
+  const notReset = () => records().find((l) => l.msg === 'stream cursor not reset');
+  await until(() => notReset() !== undefined, 5_000, 'the refused reset to be logged');
+  expect((notReset()!.err as { message: string }).message).toMatch(/disk full/);
 });

@@ -1,6 +1,5 @@
 // RingKeeper: updates that never overlap, the settled ring saved in order, cleanup after a settle.
 
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   type MemberView,
@@ -15,6 +14,7 @@ import {
 } from '../../src/membership/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import type { SettledRing } from '../../src/replica/index.ts';
+import { captureLog } from '../helpers/log-capture.ts';
 import { allDone, incs, view } from '../helpers/member-views.ts';
 
 afterEach(() => {
@@ -119,18 +119,9 @@ describe('RingKeeper', () => {
     const t = new Topology(['a'], settledRing(1, ['a'], incs(['a'])), 3);
     const written: number[] = [];
     let fail = true;
-    const lines: string[] = [];
+    const { logger, lines } = captureLog('error');
     const k = keeper(t, () => [], {
-      logger: createLogger(
-        'error',
-        {},
-        new Writable({
-          write(chunk: Buffer, _enc, done) {
-            lines.push(chunk.toString());
-            done();
-          },
-        }),
-      ),
+      logger,
       save: async (ring) => {
         if (fail) {
           fail = false;
