@@ -22,6 +22,7 @@ import {
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import { dnsTrioWithKeys, servedFirst } from '../helpers/founding.ts';
 import { cleanup } from '../helpers/node-process.ts';
+import { until } from '../helpers/write-log.ts';
 
 const SERVICE = 'kvstore-headless.join.svc.cluster.local';
 let dns: TestDnsServer | null = null;
@@ -211,6 +212,17 @@ describe('a new member that cannot name a member that is down when it starts', (
     await restart(c, [...NO_ANTI_ENTROPY, ...dnsDiscoveryArgs(dns.port, SERVICE)]);
     await waitAllUp([a, b, c, d]);
     await waitSettled([a, b, c, d], all, 60_000);
+    // c's copies of the writes made while it was down reach it as hints, delivered on their own
+    // interval: the ring can settle before they are.
+    await until(
+      async () => {
+        for (const n of [a, b, c, d]) if ((await clusterInfo(n)).hints > 0) return false;
+        return true;
+      },
+      60_000,
+      'every hint delivered',
+      100,
+    );
     // Every owner under the settled ring holds each key's last value itself (not only a quorum),
     // checked before any client read: a read repairs the replicas it finds stale.
     const ring = new Ring(all);
