@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { runDeferred } from './deferred.ts';
+import { until } from './write-log.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 /** The pinned Node 24 binary (vitest may itself run on another node). */
@@ -198,4 +199,20 @@ export async function runNodeToExit(args: readonly string[]): Promise<{
     }
   }
   return { code, signal, logs, stderr };
+}
+
+/**
+ * The first log line of `proc` that `match` takes (a message, or a predicate), waited for: a
+ * line comes through the node's stdout pipe, which can reach the test after a reply or an HTTP
+ * answer the node gave later, so a line read right after one may not be there yet.
+ */
+export async function logged(
+  proc: { readonly logs: readonly Record<string, unknown>[] },
+  match: string | ((line: Record<string, unknown>) => boolean),
+  ms = 10_000,
+): Promise<Record<string, unknown>> {
+  const take = typeof match === 'string' ? (l: Record<string, unknown>) => l.msg === match : match;
+  const what = typeof match === 'string' ? `the log line '${match}'` : 'a matching log line';
+  await until(() => proc.logs.some(take), ms, what, 20);
+  return proc.logs.find(take)!;
 }

@@ -15,7 +15,7 @@ import {
   waitSettled,
 } from '../helpers/cluster.ts';
 import type { LineClient } from '../helpers/line-client.ts';
-import { cleanup, ROOT } from '../helpers/node-process.ts';
+import { cleanup, logged, ROOT } from '../helpers/node-process.ts';
 import { closeResp, ioredis } from '../helpers/resp-tools.ts';
 import { until } from '../helpers/write-log.ts';
 
@@ -379,7 +379,7 @@ describe('a member restarted with another --replication-factor', () => {
         .poll(() => metric(n, 'kvstore_replication_settings_mismatch'), { timeout: 10_000 })
         .toBe(1);
     }
-    const said = odd.proc.logs.find((l) =>
+    const said = await logged(odd.proc, (l) =>
       String(l.msg).startsWith('members disagree on --replication-factor'),
     );
     expect(said).toMatchObject({ self: { rf: 2, w: 2, r: 2 }, keepingUnowned: true });
@@ -446,7 +446,7 @@ describe('members started with different --peers', () => {
       nodes.map((n) => n.name),
     );
     expect((await clusterInfo(n0)).memberListsDiffer).toEqual({});
-    expect(n0.proc.logs.some((l) => l.msg === 'member lists agree again')).toBe(true);
+    await logged(n0.proc, 'member lists agree again');
   });
 
   it('is not reported while a fourth member joins by a rolling restart', async () => {

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loopbackBlock, openClient, spawnDnsMember, waitSettled } from '../helpers/cluster.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import { dnsTrioWithKeys, servedFirst } from '../helpers/founding.ts';
-import { cleanup, NODE, ROOT } from '../helpers/node-process.ts';
+import { cleanup, logged, NODE, ROOT } from '../helpers/node-process.ts';
 
 const SERVICE = 'kvstore-headless.founding.svc.cluster.local';
 const KVCTL = join(ROOT, 'src/cli/main.ts');
@@ -93,7 +93,7 @@ describe('a node waiting for its members before it makes its rings', () => {
     const status = await kvctl(['--host', host, '--http-port', '9090', 'status']);
     expect(status.code).not.toBe(0);
     expect(status.out).toContain('node starting: 1 address(es) the member source lists');
-    const said = node.spawned.logs.find((l) => l.msg?.toString().startsWith('no saved ring'));
+    const said = await logged(node.spawned, (l) => String(l.msg).startsWith('no saved ring'));
     expect(said).toMatchObject({ level: 40, unnamed: 1, sourceListed: true });
     // The client port is not open: it serves nothing until it has its rings.
     expect(await portState(host, 8081)).toBe('refused');

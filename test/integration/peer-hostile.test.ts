@@ -19,7 +19,7 @@ import {
   waitAllUp,
 } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
-import { cleanup, tempDir } from '../helpers/node-process.ts';
+import { cleanup, logged, tempDir } from '../helpers/node-process.ts';
 import { skewedClock } from '../helpers/skewed-clock.ts';
 
 afterEach(cleanup);
@@ -101,9 +101,7 @@ describe('records from the future', { timeout: 120_000 }, () => {
     expect(await call(target, 'GET poison')).toBe('NOT_FOUND');
     await expectWritable(nodes);
     expect(await metric(target, 'kvstore_clock_offset_rejections_total{source="request"}')).toBe(1);
-    expect(target.proc.logs.some((l) => l.msg === 'peer version beyond the max clock offset')).toBe(
-      true,
-    );
+    await logged(target.proc, 'peer version beyond the max clock offset');
   });
 
   it('refuses a version further ahead than --max-clock-offset-ms, takes one within it', async () => {
@@ -335,9 +333,7 @@ describe('a member whose clock is off by more than --max-clock-offset-ms', {
       expect(got === 'third' || got.startsWith('ERR UNAVAILABLE ')).toBe(true);
       expect(await metric(odd, 'kvstore_clock_out_of_sync')).toBe(1);
       expect(await metric(a, 'kvstore_clock_out_of_sync')).toBe(0);
-      const refused = odd.proc.logs.find(
-        (l) => l.msg === 'clock out of sync with peers: refusing writes',
-      );
+      const refused = await logged(odd.proc, 'clock out of sync with peers: refusing writes');
       expect(refused).toMatchObject({ maxOffsetMs: 500 });
       await expectWritable([a, b]);
 

@@ -27,7 +27,7 @@ import { createPki } from '../helpers/certs.ts';
 import { type ClusterNode, connect, metric, startStaticCluster } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
-import { cleanup, NODE, ROOT, startNodeProcess, tempDir } from '../helpers/node-process.ts';
+import { cleanup, logged, NODE, ROOT, startNodeProcess, tempDir } from '../helpers/node-process.ts';
 import { closeResp, RawResp } from '../helpers/resp-tools.ts';
 import { until } from '../helpers/write-log.ts';
 
@@ -613,9 +613,7 @@ describe('the HTTP port', () => {
       expect(
         Number(/^kvstore_http_connections_dropped_total (\d+)$/m.exec(metrics)![1]),
       ).toBeGreaterThanOrEqual(10);
-      expect(node.logs.some((l) => String(l.msg).startsWith('HTTP connection limit reached'))).toBe(
-        true,
-      );
+      await logged(node, (l) => String(l.msg).startsWith('HTTP connection limit reached'));
     } finally {
       for (const s of held.sockets) s.destroy();
     }

@@ -19,7 +19,7 @@ import {
 } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
+import { logged, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 import { diskWithDataDir, usePowerlossfs } from '../helpers/powerloss.ts';
 import { until } from '../helpers/write-log.ts';
 
@@ -64,18 +64,6 @@ async function writeSeq(
     else bad.push(reply!);
   }
   return bad;
-}
-
-/**
- * The first log line of `proc` with message `msg`, waited for: it comes through the node's
- * stdout, which can reach this process after an HTTP answer the node gave later.
- */
-async function logged(
-  proc: { readonly logs: readonly Record<string, unknown>[] },
-  msg: string,
-): Promise<Record<string, unknown>> {
-  await until(() => proc.logs.some((l) => l.msg === msg), 10_000, `the log line '${msg}'`, 20);
-  return proc.logs.find((l) => l.msg === msg)!;
 }
 
 it('a member whose disk hangs is not ready, refuses its clients at once, is down for data to its peers, and catches up once the disk answers', async () => {
