@@ -117,7 +117,7 @@ describe('a node waiting for its members before it makes its rings', () => {
   }, 60_000);
 });
 
-/** Sends SIGTERM: the node exits 0 within 2 s, saying it stopped while starting. */
+/** Sends SIGTERM: the node exits 0 within 5 s (before: not in 10), saying it stopped while starting. */
 async function expectStopsAtOnce(node: ReturnType<typeof spawnDnsMember>) {
   const t0 = performance.now();
   node.spawned.child.kill('SIGTERM');
@@ -130,7 +130,7 @@ async function expectStopsAtOnce(node: ReturnType<typeof spawnDnsMember>) {
     code: 0,
     stderr: 'kvstore: SIGTERM while starting: stopped\n',
   });
-  expect(ms).toBeLessThan(2000);
+  expect(ms).toBeLessThan(5000);
 }
 
 describe('a member back on an empty data directory while its DNS server fails', () => {

@@ -248,7 +248,8 @@ describe('dnsSource failures', () => {
     server.fail(ZONE, 'drop');
     const started = Date.now();
     const err = await rejection(source(ZONE, { timeoutMs: 600 }).resolve());
-    expect(Date.now() - started).toBeLessThan(1500);
+    // Bounded well below the 5 s default: the 600 ms given is what ends it, not a hang.
+    expect(Date.now() - started).toBeLessThan(3000);
     expect(err.message).toContain(`SRV query for ${ZONE} failed (ETIMEOUT)`);
     server.clear(ZONE);
   });
@@ -261,7 +262,8 @@ describe('dnsSource failures', () => {
     const started = Date.now();
     const s = source(ZONE, { servers: [`127.0.0.1:${port}`], timeoutMs: 600 });
     const err = await rejection(s.resolve());
-    expect(Date.now() - started).toBeLessThan(1500);
+    // Bounded well below the 5 s default: the 600 ms given is what ends it, not a hang.
+    expect(Date.now() - started).toBeLessThan(3000);
     expect(err.message).toMatch(/SRV query for .* failed \((ECONNREFUSED|ETIMEOUT)\)$/);
   });
 });

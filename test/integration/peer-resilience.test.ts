@@ -114,7 +114,7 @@ describe('peer failures and recovery', () => {
     const started = performance.now();
     expect((await failure(c.request('echo', 1))).code).toBe('KV_ERR_PEER_UNAVAILABLE');
     expect((await failure(c.request('echo', 2))).code).toBe('KV_ERR_PEER_UNAVAILABLE');
-    expect(performance.now() - started).toBeLessThan(1000);
+    expect(performance.now() - started).toBeLessThan(2500); // half the 5 s timeout
 
     await childServer(first.port);
     expect(await until(() => c.request('echo', 'after'))).toBe('after');
