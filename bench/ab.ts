@@ -2,13 +2,15 @@
 // alternating, with the node CPU per request: how a change is measured on a shared machine.
 
 import { spawnSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CLUSTER_START_MS, startCluster } from './cluster.ts';
+import { storeload, storeloadBinary } from './etcd.ts';
 import {
   cleanupSync,
   processCpuMs,
+  processSyscalls,
   type Server,
   SINGLE_NODE_ARGS,
   startKvstore,
@@ -23,7 +25,9 @@ const USAGE = `Usage: node bench/ab.ts --a SCRIPT --b SCRIPT [options]
                      or bench/floor-server.ts (the floor: a bare Node server) against a node
   --cells LIST       op:pipeline pairs (default set:1,set:16; ops: set, get, and del and expire,
                      DEL / EXPIRE 3600 of the filled keys, which are filled again before each
-                     such run, outside the measurement)
+                     such run, outside the measurement); with --nodes 3 also storeload-put and
+                     storeload-get: the etcd comparison's cells (bench/storeload, 50 clients
+                     spread over the three members, --storeload-s seconds each)
   --rounds N         rounds; each runs every cell on every target in turn, every other round
                      in the opposite order (default 4)
   --requests N       requests per pipeline-1 run, 4x that at depth (default 60000)
@@ -36,11 +40,14 @@ const USAGE = `Usage: node bench/ab.ts --a SCRIPT --b SCRIPT [options]
                      (e.g. --b-node-args '--lite-mode': what a flag costs the request path)
   --nodes N          1 (default): each target is one node with --replication-factor 1; 3: a
                      3-node cluster (RF=3, W=2, R=2) on its own loopback addresses, the load on
-                     its first member, the CPU of all three counted
+                     its first member (redis-benchmark cells), the CPU of all three counted
+  --storeload-s N    seconds per storeload cell (default 5)
 Each target is pre-filled with the keys (100 B values).
 Prints every run, then per cell the median ops/s and node CPU µs per request, and B/A of
 those medians; then per cell the B/A of each round (A and B measured back to back, so the
-machine's load moves both) and the median of those per-round ratios.`;
+machine's load moves both) and the median of those per-round ratios. Each run also says the
+system calls the nodes made per request (reads and writes of sockets and files, from
+/proc/<pid>/io), and every round the 1-minute load average before it.`;
 
 const { values: o } = parseArgs({
   options: {
@@ -53,6 +60,7 @@ const { values: o } = parseArgs({
     'redis-always': { type: 'boolean', default: false },
     redis: { type: 'boolean', default: false },
     nodes: { type: 'string', default: '1' },
+    'storeload-s': { type: 'string', default: '5' },
     'a-node-args': { type: 'string', default: '' },
     'b-node-args': { type: 'string', default: '' },
     help: { type: 'boolean', default: false },
@@ -63,6 +71,10 @@ if (o.help || !o.a || !o.b) {
   process.exit(o.help ? 0 : 2);
 }
 const cells = o.cells.split(',').map((c) => {
+  if (c === 'storeload-put' || c === 'storeload-get') {
+    if (o.nodes !== '3') throw new Error(`bench/ab: ${c} needs --nodes 3`);
+    return { op: c, pipeline: 1 };
+  }
   const [op, pipeline] = c.split(':');
   if (op === undefined || !['set', 'get', 'del', 'expire'].includes(op)) {
     throw new Error(`bench/ab: bad cell ${c} (want set:1, get:16, ...)`);
@@ -73,9 +85,19 @@ const cells = o.cells.split(',').map((c) => {
 const keys = Number(o.keys);
 if (!Number.isInteger(keys) || keys < 1) throw new Error(`bench/ab: bad --keys ${o.keys}`);
 if (o.nodes !== '1' && o.nodes !== '3') throw new Error(`bench/ab: --nodes must be 1 or 3`);
+if ((o.redis || o['redis-always']) && cells.some((c) => c.op.startsWith('storeload'))) {
+  throw new Error('bench/ab: the storeload cells have no Redis yardstick (drop --redis)');
+}
 const ticks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
 const root = tempDir(tmpdir(), 'kvstore-ab-');
 const servers: Server[] = [];
+const cellName = (op: string, pipeline: number) =>
+  op.startsWith('storeload') ? op : `${op.toUpperCase()} P${pipeline}`;
+/** The members of the cluster whose first member is `t.server`. */
+const clusterOf = (t: { server: Server }) => {
+  const i = servers.indexOf(t.server);
+  return servers.slice(i, i + 3);
+};
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 
 function rb(host: string, port: number, op: string, pipeline: number, requests: number): string[] {
@@ -130,30 +152,71 @@ try {
   }
   for (const t of targets) rb(t.server.host, t.server.port, 'set', 16, 4 * keys); // fill (nearly) every key
   const results = new Map<string, { ops: number[]; cpu: number[]; p99: number[] }>();
+  const storeloadBin = cells.some((c) => c.op.startsWith('storeload'))
+    ? await storeloadBinary()
+    : null;
   for (let round = 0; round < Number(o.rounds); round++) {
     // Every other round in the opposite order: a target that runs after another pays for the
     // other's dirty pages being written back (writes) and was measured up to 0.8x for it.
     const order = round % 2 === 0 ? targets : [...targets].reverse();
+    console.log(
+      `round ${round}: load ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    );
     for (const { op, pipeline } of cells) {
       for (const t of order) {
-        const requests = Number(o.requests) * (pipeline === 1 ? 1 : 4);
         if (op === 'del' || op === 'expire') rb(t.server.host, t.server.port, 'set', 16, 4 * keys);
         const cpu = () => t.pids.reduce((sum, pid) => sum + processCpuMs(pid, ticks), 0);
+        const syscalls = () => t.pids.reduce((sum, pid) => sum + processSyscalls(pid), 0);
         const cpu0 = cpu();
-        const f = rb(t.server.host, t.server.port, op, pipeline, requests);
-        const cpuUs = ((cpu() - cpu0) * 1000) / requests;
-        const key = `${op.toUpperCase()} P${pipeline}|${t.name}`;
+        const sys0 = syscalls();
+        const f = await runCell(t, op, pipeline);
+        const cpuUs = ((cpu() - cpu0) * 1000) / f.requests;
+        const perRequest = (syscalls() - sys0) / f.requests;
+        const key = `${cellName(op, pipeline)}|${t.name}`;
         const r = results.get(key) ?? { ops: [], cpu: [], p99: [] };
-        r.ops.push(Number(f[1]));
+        r.ops.push(f.ops);
         r.cpu.push(cpuUs);
-        r.p99.push(Number(f[7]));
+        r.p99.push(f.p99);
         results.set(key, r);
         console.log(
-          `round ${round} ${key.replace('|', ' ')}: ${f[1]} ops/s p50 ${f[5]} ms p99 ${f[7]} ms, ${cpuUs.toFixed(1)} µs CPU/request`,
+          `round ${round} ${key.replace('|', ' ')}: ${Math.round(f.ops)} ops/s p50 ${f.p50} ms p99 ${f.p99} ms, ${cpuUs.toFixed(1)} µs CPU/request, ${perRequest.toFixed(2)} syscalls/request`,
         );
       }
     }
   }
+
+  /** One run of a cell on `t`: its requests, ops/s and latency (ms). */
+  async function runCell(
+    t: { server: Server; pids: number[] },
+    op: string,
+    pipeline: number,
+  ): Promise<{ requests: number; ops: number; p50: number; p99: number }> {
+    if (storeloadBin !== null && op.startsWith('storeload')) {
+      const { result } = await storeload(
+        storeloadBin,
+        'kvstore',
+        clusterOf(t),
+        op === 'storeload-put' ? 'put' : 'get',
+        {
+          dataRoot: root,
+          clients: 50,
+          keys,
+          valueBytes: 100,
+          durationS: Number(o['storeload-s']),
+          warmupS: 0,
+        },
+      );
+      if (result.errors > 0) throw new Error(`bench/ab: storeload: ${result.firstError}`);
+      const l = result.latencyMs;
+      return { requests: result.requests, ops: result.opsPerSec, p50: l.p50, p99: l.p99 };
+    }
+    const requests = Number(o.requests) * (pipeline === 1 ? 1 : 4);
+    const f = rb(t.server.host, t.server.port, op, pipeline, requests);
+    return { requests, ops: Number(f[1]), p50: Number(f[5]), p99: Number(f[7]) };
+  }
+
   // The yardstick of the ratios in the last columns, as the goals have it: Redis always for a
   // SET (the same guarantee as kvstore's OK) when it ran, else plain Redis, else Redis always.
   const yardstickOf = (op: string): string | null => {
@@ -166,7 +229,7 @@ try {
   );
   console.log('|---|---|--:|--:|--:|--:|--:|--:|--:|');
   for (const { op, pipeline } of cells) {
-    const cell = `${op.toUpperCase()} P${pipeline}`;
+    const cell = cellName(op, pipeline);
     const a = results.get(`${cell}|A`)!;
     for (const t of targets) {
       const r = results.get(`${cell}|${t.name}`)!;
@@ -191,7 +254,7 @@ try {
   );
   console.log('|---|---|--:|---|--:|---|--:|');
   for (const { op, pipeline } of cells) {
-    const cell = `${op.toUpperCase()} P${pipeline}`;
+    const cell = cellName(op, pipeline);
     const a = results.get(`${cell}|A`)!;
     const b = results.get(`${cell}|B`)!;
     const ops = b.ops.map((x, i) => x / a.ops[i]!);

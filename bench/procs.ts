@@ -238,6 +238,20 @@ export function processCpuMs(pid: number | undefined, ticksPerSecond: number): n
   return stat === null ? 0 : ((stat.user + stat.system) * 1000) / ticksPerSecond;
 }
 
+/**
+ * Read and write system calls (sockets, files, pipes: read, write, writev, ...) a process and
+ * its threads made so far, from /proc/<pid>/io; 0 if unknown.
+ */
+export function processSyscalls(pid: number | undefined): number {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'latin1');
+    const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)`, 'm').exec(io)?.[1] ?? 0);
+    return field('syscr') + field('syscw');
+  } catch {
+    return 0;
+  }
+}
+
 /** Resident memory of a process from /proc/<pid>/status, in bytes (0 when unknown). */
 export interface Rss {
   readonly rss: number;
