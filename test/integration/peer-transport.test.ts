@@ -34,6 +34,21 @@ async function metric(registry: Registry, name: string, labels: Record<string, s
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * A server that answers `hang` only when the test releases it (`hung`; all released when the
+ * test ends) and echoes anything else.
+ */
+async function hangingServer() {
+  const hung: (() => void)[] = [];
+  defer(async () => {
+    for (const release of hung) release();
+  });
+  const s = await server((method, body) =>
+    method === 'hang' ? new Promise((resolve) => hung.push(() => resolve('late'))) : body,
+  );
+  return { s, hung };
+}
+
 describe('peer transport', () => {
   it('multiplexes concurrent requests answered out of order; Buffers round-trip', async () => {
     const order: number[] = [];
@@ -65,13 +80,7 @@ describe('peer transport', () => {
   });
 
   it('times out a request that is never answered; later requests still work', async () => {
-    const hung: (() => void)[] = [];
-    defer(async () => {
-      for (const release of hung) release();
-    });
-    const s = await server((method, body) =>
-      method === 'hang' ? new Promise((resolve) => hung.push(() => resolve('late'))) : body,
-    );
+    const { s, hung } = await hangingServer();
     const c = client(s.port, { timeoutMs: 200 });
     expect(await c.request('echo', 1)).toBe(1);
     const started = performance.now();
@@ -90,6 +99,45 @@ describe('peer transport', () => {
     expect(await c.request('echo', 'after')).toBe('after');
     expect(c.state).toBe('connected');
     expect(c.inFlight).toBe(0);
+  });
+
+  it('times out each outstanding request after its own timeout, however many wait at once', async () => {
+    const { s, hung } = await hangingServer();
+    const c = client(s.port, { timeoutMs: 300 });
+    expect(await c.request('echo', 0)).toBe(0);
+    /** When `p` settled, in ms after `from`, and how. */
+    const timed = (p: Promise<unknown>, from: number) =>
+      p.then(
+        (v) => ({ ms: performance.now() - from, err: null, v }),
+        (err: KvError) => ({ ms: performance.now() - from, err, v: undefined }),
+      );
+    const firstAt = performance.now();
+    const first = timed(c.request('hang', 'first'), firstAt);
+    await sleep(150);
+    // Sent while the first waits: one with the client's timeout, one with its own (shorter),
+    // one answered at once.
+    const secondAt = performance.now();
+    const second = timed(c.request('hang', 'second'), secondAt);
+    const short = timed(c.request('hang', 'short', { timeoutMs: 100 }), secondAt);
+    expect(await c.request('echo', 1)).toBe(1);
+    const [a, b, s2] = await Promise.all([first, second, short]);
+    expect(s2.err?.code).toBe('KV_ERR_PEER_TIMEOUT');
+    expect(s2.err?.message).toMatch(/ timed out after 100 ms/);
+    expect(s2.ms).toBeGreaterThanOrEqual(98);
+    expect(a.err?.code).toBe('KV_ERR_PEER_TIMEOUT');
+    expect(a.ms).toBeGreaterThanOrEqual(298);
+    // Not with the first: 300 ms after it was sent itself (how late after it depends on the load).
+    expect(b.err?.code).toBe('KV_ERR_PEER_TIMEOUT');
+    expect(b.err?.message).toMatch(/^peer: hang to 127\.0\.0\.1:\d+ timed out after 300 ms/);
+    expect(b.ms).toBeGreaterThanOrEqual(298);
+    expect(c.inFlight).toBe(0);
+    // Nothing waited meanwhile: a request sent now still times out, after its whole timeout.
+    const lastAt = performance.now();
+    const last = await timed(c.request('hang', 'last'), lastAt);
+    expect(last.err?.code).toBe('KV_ERR_PEER_TIMEOUT');
+    expect(last.ms).toBeGreaterThanOrEqual(298);
+    for (const release of hung.splice(0)) release();
+    expect(await c.request('echo', 'after')).toBe('after');
   });
 
   it('propagates remote error codes; other failures become KV_ERR_INTERNAL', async () => {
