@@ -14,9 +14,21 @@ export interface MemberAddress {
   readonly peerPort: number;
 }
 
-/** `host:port` of a member's peer port, `[addr]:port` for IPv6: the peer pool's address. */
+/** peerAddressOf's answers, by the (immutable) address object asked about. */
+const peerAddresses = new WeakMap<Pick<MemberAddress, 'host' | 'peerPort'>, string>();
+
+/**
+ * `host:port` of a member's peer port, `[addr]:port` for IPv6: the peer pool's address. The same
+ * string for the same object every time: every peer request names its member's address, and a
+ * string made anew each time had to be flattened and hashed again for the pool's lookup.
+ */
 export function peerAddressOf(m: Pick<MemberAddress, 'host' | 'peerPort'>): string {
-  return m.host.includes(':') ? `[${m.host}]:${m.peerPort}` : `${m.host}:${m.peerPort}`;
+  let address = peerAddresses.get(m);
+  if (address === undefined) {
+    address = m.host.includes(':') ? `[${m.host}]:${m.peerPort}` : `${m.host}:${m.peerPort}`;
+    peerAddresses.set(m, address);
+  }
+  return address;
 }
 
 /** Where the member list comes from. */
