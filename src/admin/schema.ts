@@ -49,6 +49,11 @@ export const transferSchema = z.object({
   bytesRate: z.number().nonnegative().optional(),
   /** Seconds left at the current rate; null until a rate is known, 0 once done. */
   etaSeconds: z.number().nonnegative().nullable().optional(),
+  /**
+   * Members whose storage refuses the stream's batches (a full disk), with why: the stream waits
+   * for them (docs/operations.md, "A full disk"). Absent when none, and from older versions.
+   */
+  waitingFor: z.record(z.string().max(256), z.string().max(1024)).optional(),
 });
 
 /** Where a member is in its life (see membership's clusterInfo). */

@@ -16,7 +16,26 @@ const COLUMNS = ['NAME', 'ADDRESS', 'STATE', 'PHASE', 'KEYS', 'BYTES', 'OWNS', '
 function transferCell(t: TransferView | null | undefined): string {
   if (!t || t.done || t.percent === undefined) return '-';
   const eta = typeof t.etaSeconds === 'number' ? ` ETA ${formatDuration(t.etaSeconds)}` : '';
-  return `${t.kind} ${t.percent}%${eta}`;
+  const waits = Object.keys(t.waitingFor ?? {});
+  return `${t.kind} ${t.percent}%${eta}${waits.length > 0 ? `, waits for ${waits.join(',')}` : ''}`;
+}
+
+/**
+ * One line per member whose stream waits for members that refuse writes (StreamProgress's
+ * waitingFor): who waits for whom, why, and what to do.
+ */
+function waitLines(view: ClusterInfo): string[] {
+  const lines: string[] = [];
+  for (const m of view.members) {
+    const t = m.transfer;
+    if (!t || t.done) continue;
+    for (const [member, reason] of Object.entries(t.waitingFor ?? {})) {
+      lines.push(
+        `${m.name}'s ${t.kind} waits for ${member}, which refuses writes (${reason}): it takes no data until it stores again; free space there, the ${t.kind} then goes on by itself, see docs/operations.md`,
+      );
+    }
+  }
+  return lines;
 }
 
 /** The table (with a heading line), one row per member, columns padded to line up. */
@@ -47,6 +66,7 @@ export function statusTable(view: ClusterInfo): string {
     fmt(COLUMNS),
     ...rows.map(fmt),
   ];
+  lines.push(...waitLines(view));
   const differ = memberListsDiffer(view);
   if (differ !== null) lines.push(differ);
   const listed = [...(view.decommissionedListed ?? [])].sort();

@@ -290,12 +290,27 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
 
   #setStatus(status: NodeStatus): void {
     this.#status = status;
-    // Refused while the disk is full: the status is kept in memory and saved with the next change.
-    writeStateDoc(this.#o.storage, 'status', status).catch((err: unknown) => {
-      this.#o.logger.warn({ err }, 'node status not saved');
-    });
+    this.#saveStatus(status);
     this.#o.logger.info({ status }, 'node status');
     this.emit('change');
+  }
+
+  /**
+   * Saves `status`. Refused while the disk is full: kept in memory and saved again every 5 s
+   * until a save works or the status changes (a restart before then reads the one saved last).
+   */
+  #saveStatus(status: NodeStatus, warned = false): void {
+    writeStateDoc(this.#o.storage, 'status', status).then(
+      () => {
+        if (warned) this.#o.logger.info({ status }, 'node status saved');
+      },
+      (err: unknown) => {
+        if (!warned) this.#o.logger.warn({ err, status }, 'node status not saved; retrying');
+        setTimeout(() => {
+          if (!this.#stopped && this.#status === status) this.#saveStatus(status, true);
+        }, 5000).unref();
+      },
+    );
   }
 
   /** Cancels the running stream and waits for it to stop. */

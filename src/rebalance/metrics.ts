@@ -7,6 +7,8 @@ export interface RebalanceMetrics {
   readonly sentKeys: Counter;
   readonly sentBytes: Counter;
   readonly active: Gauge;
+  readonly waitingMembers: Gauge;
+  readonly batchRetries: Counter;
   readonly hintsDelivered: Counter;
   readonly hintsDropped: Counter<'reason'>;
   readonly tombstonesCollected: Counter;
@@ -62,6 +64,16 @@ export function registerRebalanceMetrics(
     active: new Gauge({
       name: 'kvstore_rebalance_active',
       help: '1 while this node streams data for a ring change or a decommission.',
+      registers: r,
+    }),
+    waitingMembers: new Gauge({
+      name: 'kvstore_rebalance_waiting_members',
+      help: "Members whose storage refuses the batches of this node's stream (disk full): it waits for them.",
+      registers: r,
+    }),
+    batchRetries: new Counter({
+      name: 'kvstore_rebalance_batch_retries_total',
+      help: 'Stream batches a member did not take (refused, unreachable, too slow), sent again.',
       registers: r,
     }),
     hintsDelivered: new Counter({

@@ -32,6 +32,11 @@ export interface StreamProgress {
   readonly done: boolean;
   /** ISO 8601 time this process (re)started the stream. */
   readonly startedAt: string;
+  /**
+   * Members whose storage refuses the stream's batches (a full disk), with why: the stream waits
+   * for them. Absent when none.
+   */
+  readonly waitingFor?: Readonly<Record<string, string>>;
 }
 
 /** A stream's saved resume cursor (storage's `stream:*` documents). */

@@ -5,6 +5,7 @@ import type { Replicas, WireEntry } from '../replica/index.ts';
 import { readStateDoc, type Storage, writeStateDoc } from '../storage/index.ts';
 import type { RebalanceMetrics } from './metrics.ts';
 import { ProgressCounter, type StreamProgress } from './progress.ts';
+import { StreamHold } from './stream-hold.ts';
 import { BatchSizes, transferTimeoutMs } from './transfer.ts';
 
 export type { StreamProgress } from './progress.ts';
@@ -71,16 +72,38 @@ export async function runStream(
   signal: AbortSignal,
   progress: (p: StreamProgress) => void,
 ): Promise<boolean> {
-  if (job.fresh) await resetCursor(ctx.storage, job.kind);
-  const saved = readStateDoc(ctx.storage, `stream:${job.kind}`);
-  let after: Buffer | null =
-    saved?.ringId === job.ringId && saved.after ? Buffer.from(saved.after, 'base64') : null;
-  const resumed = saved?.ringId === job.ringId ? saved : null;
-  const counter = new ProgressCounter(job, ctx.storage, resumed);
-  if (resumed?.done) {
-    progress(counter.finish());
-    return true;
+  let counter: ProgressCounter | null = null;
+  const hold = new StreamHold(job.kind, ctx, () => {
+    if (counter !== null) progress(withWaits(counter.now(), hold));
+  });
+  try {
+    // A fresh start the store refuses to record still starts from the first key (in memory).
+    const reset = job.fresh ? await hold.save(null) : true;
+    const saved = reset ? readStateDoc(ctx.storage, `stream:${job.kind}`) : undefined;
+    const resumed = saved?.ringId === job.ringId ? saved : null;
+    counter = new ProgressCounter(job, ctx.storage, resumed);
+    if (resumed?.done) {
+      progress(counter.finish());
+      return true;
+    }
+    const after = resumed?.after ? Buffer.from(resumed.after, 'base64') : null;
+    return await streamFrom(after, job, ctx, signal, counter, hold, progress);
+  } finally {
+    hold.end();
   }
+}
+
+/** runStream's loop, from the record after `after` (null: the first). */
+async function streamFrom(
+  from: Buffer | null,
+  job: StreamJob,
+  ctx: StreamContext,
+  signal: AbortSignal,
+  counter: ProgressCounter,
+  hold: StreamHold,
+  progress: (p: StreamProgress) => void,
+): Promise<boolean> {
+  let after = from;
   progress(counter.now());
   const started = Date.now();
   const sizes = new BatchSizes(BATCH_BYTES, 1);
@@ -99,14 +122,15 @@ export async function runStream(
       }
     }
     for (const [target, entries] of batches) {
-      if (!(await sendUntilTaken(target, entries, ctx, sizes, signal))) return false;
+      if (!(await sendUntilTaken(target, entries, ctx, sizes, hold, signal))) return false;
     }
     const sent = [...batches.values()].reduce((n, b) => n + b.length, 0);
     const last: Buffer = chunk[chunk.length - 1]![0];
     after = last;
     const p = counter.add(chunk.length, sent, bytes);
-    // The cursor is durable before progress shows the chunk: what is reported is never redone.
-    await writeStateDoc(ctx.storage, `stream:${job.kind}`, {
+    // The cursor is durable before progress shows the chunk, unless this store refuses writes
+    // (StreamHold): a restart then redoes what was reported since the last cursor saved.
+    await hold.save({
       ringId: job.ringId,
       after: last.toString('base64'),
       done: false,
@@ -118,20 +142,21 @@ export async function runStream(
     ctx.metrics.scanned.inc(chunk.length);
     ctx.metrics.sentKeys.inc(sent);
     ctx.metrics.sentBytes.inc(bytes);
-    progress(p);
+    progress(withWaits(p, hold));
     sentBytes += bytes;
     const due = (sentBytes / ctx.rateBytes) * 1000 - (Date.now() - started);
     if (due > 0) await sleep(due, signal);
     if (signal.aborted) return false;
   }
-  await writeStateDoc(ctx.storage, `stream:${job.kind}`, {
-    ringId: job.ringId,
-    after: null,
-    done: true,
-    ...counter.counts(),
-  });
+  await hold.save({ ringId: job.ringId, after: null, done: true, ...counter.counts() });
   progress(counter.finish());
   return true;
+}
+
+/** `p` with the members the stream waits for, when there are any. */
+function withWaits(p: StreamProgress, hold: StreamHold): StreamProgress {
+  const waitingFor = hold.waitingFor;
+  return waitingFor === undefined ? p : { ...p, waitingFor };
 }
 
 /** Forgets the saved cursor of `kind`: the next stream of any ring starts from the first key. */
@@ -159,6 +184,7 @@ async function sendUntilTaken(
   entries: WireEntry[],
   ctx: StreamContext,
   sizes: BatchSizes,
+  hold: StreamHold,
   signal: AbortSignal,
 ): Promise<boolean> {
   let delay = 200;
@@ -183,14 +209,18 @@ async function sendUntilTaken(
         await ctx.replicas.apply(target, current, undefined, how);
       }
       sizes.succeeded(target, limit);
+      hold.taken(target);
       from += slice.length;
       delay = 200;
     } catch (err) {
       sizes.failed(target, limit, err);
-      ctx.logger.warn(
-        { target, err, records: slice.length, bytes: size },
-        'stream batch not taken; retrying',
-      );
+      // A member that refuses writes is said once (StreamHold); other failures at each retry.
+      if (!hold.refused(target, err)) {
+        ctx.logger.warn(
+          { target, err, records: slice.length, bytes: size },
+          'stream batch not taken; retrying',
+        );
+      }
       await sleep(delay, signal);
       delay = Math.min(delay * 2, 5000);
     }

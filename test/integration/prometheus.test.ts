@@ -20,6 +20,7 @@ const ALERTS = [
   'KvstoreNodeDown',
   'KvstoreQuorumErrors',
   'KvstoreRebalanceStuck',
+  'KvstoreRebalanceWaitsForStorage',
   'KvstoreDiskNearlyFull',
   'KvstoreStorageNotWritable',
   'KvstoreStorageStalled',

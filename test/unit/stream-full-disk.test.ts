@@ -1,0 +1,107 @@
+// A stream and a full disk: a sender whose store refuses writes finishes (its cursor kept in
+// memory); a receiver whose store refuses the batches is waited for, said once, and reported.
+
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { KvError } from '../../src/errors/index.ts';
+import { registerRebalanceMetrics } from '../../src/rebalance/index.ts';
+import { runStream, type StreamProgress } from '../../src/rebalance/stream.ts';
+import type { Replicas, WireEntry } from '../../src/replica/index.ts';
+import { HintStore, readStateDoc, Storage } from '../../src/storage/index.ts';
+import { defer } from '../helpers/defer.ts';
+import { captureLog } from '../helpers/log-capture.ts';
+import { cleanup, tempDir } from '../helpers/node-process.ts';
+
+afterEach(cleanup);
+
+const N = 600;
+const FULL = new KvError(
+  'KV_ERR_STORAGE',
+  'storage: not writable: disk full (1 bytes free in /d, below --min-free-disk-bytes 2); reads work, writes resume once that is fixed',
+);
+
+/** A store holding N records; with `full`, reopened refusing every write (as a full disk's). */
+async function store(full: boolean): Promise<Storage> {
+  const path = tempDir();
+  const writer = Storage.open({ path, nodeName: 'n1' });
+  for (let i = 0; i < N; i++) {
+    const version = { wall: Date.now(), logical: i, node: 'n1' };
+    await writer.apply(Buffer.from(`k${String(i).padStart(4, '0')}`), {
+      version,
+      tombstone: false,
+      value: Buffer.from(`v${i}`),
+    });
+  }
+  if (!full) {
+    defer(() => writer.close());
+    return writer;
+  }
+  await writer.close();
+  // More free bytes than any disk has: every write is refused as a full disk's.
+  const storage = Storage.open({ path, nodeName: 'n1', minFreeBytes: Number.MAX_SAFE_INTEGER });
+  defer(() => storage.close());
+  return storage;
+}
+
+/** Streams every record of `storage` to n2, whose apply is `apply`; returns what it saw. */
+async function stream(storage: Storage, apply: (entries: WireEntry[]) => Promise<void>) {
+  const { logger, records } = captureLog();
+  const registry = new Registry();
+  const metrics = registerRebalanceMetrics(registry, new HintStore(storage, 1000));
+  const replicas = { apply: (_t: string, entries: WireEntry[]) => apply(entries) };
+  const ctx = {
+    storage,
+    replicas: replicas as unknown as Replicas,
+    rateBytes: 1 << 30,
+    timeoutMs: 2000,
+    metrics,
+    logger,
+  };
+  const job = { kind: 'rebalance' as const, ringId: 'r1', targets: () => ['n2'], fresh: true };
+  const seen: StreamProgress[] = [];
+  const done = await runStream(job, ctx, AbortSignal.timeout(30_000), (p) => seen.push(p));
+  const said = (msg: string) => records().filter((l) => String(l.msg).startsWith(msg));
+  const value = async (name: string) => (await registry.getSingleMetric(name)!.get()).values[0]!;
+  return { done, seen, said, value };
+}
+
+describe('a stream and a full disk', () => {
+  it('a sender whose store refuses writes sends every record and finishes', async () => {
+    const storage = await store(true);
+    const got = new Set<string>();
+    const { done, seen, said } = await stream(storage, async (entries) => {
+      for (const [k] of entries) got.add(k.toString());
+    });
+    // Before: the fresh start's cursor reset threw, and the stream failed (retried every 5 s).
+    expect(done).toBe(true);
+    expect(got.size).toBe(N);
+    expect(seen.at(-1)).toMatchObject({ done: true, scanned: N, sent: N });
+    // Said once for the stream (the reset and three cursors were refused), nothing saved.
+    expect(said('stream cursor not saved')).toHaveLength(1);
+    expect(readStateDoc(storage, 'stream:rebalance')).toBeUndefined();
+  }, 30_000);
+
+  it('a receiver whose store refuses the batches is waited for, said once, then goes on', async () => {
+    const storage = await store(false);
+    let refusals = 4;
+    const { done, seen, said, value } = await stream(storage, () =>
+      refusals-- > 0 ? Promise.reject(FULL) : Promise.resolve(),
+    );
+    expect(done).toBe(true);
+    // Reported while it waited, with the reason without the advice; no longer once it went on.
+    const waiting = seen.filter((p) => p.waitingFor !== undefined);
+    expect(waiting.length).toBeGreaterThan(0);
+    expect(waiting[0]!.waitingFor).toEqual({
+      n2: 'not writable: disk full (1 bytes free in /d, below --min-free-disk-bytes 2)',
+    });
+    expect(seen.at(-1)!.waitingFor).toBeUndefined();
+    expect(said('stream waits')).toHaveLength(1);
+    expect(said('stream waits')[0]).toMatchObject({ target: 'n2' });
+    expect(said('stream goes on')).toHaveLength(1);
+    expect(said('stream batch not taken')).toEqual([]);
+    expect((await value('kvstore_rebalance_batch_retries_total')).value).toBe(4);
+    expect((await value('kvstore_rebalance_waiting_members')).value).toBe(0);
+    // Stored as usual: the sender's disk has room.
+    expect(readStateDoc(storage, 'stream:rebalance')).toMatchObject({ done: true, scanned: N });
+  }, 30_000);
+});
