@@ -20,7 +20,7 @@ import {
   startHttp,
 } from '../observability/index.ts';
 import { KvServer } from '../server/index.ts';
-import { ExpirySweeper, lockDataDir, Storage } from '../storage/index.ts';
+import { ExpirySweeper, lockDataDir, type OpenPhase, Storage } from '../storage/index.ts';
 import { type Cluster, checkMembership, startCluster } from './cluster.ts';
 import { HEAP_TRIM_DEFAULTS, startHeapTrimmer } from './heap-trim.ts';
 import { loadSecrets } from './secrets.ts';
@@ -72,7 +72,7 @@ export async function startNode(
   const lock = lockDataDir(dataDir);
   let storage: Storage;
   try {
-    storage = openStorage(config, dataDir, registry, log);
+    storage = await openStorage(config, dataDir, registry, log, signal);
   } catch (err) {
     lock.release();
     throw err;
@@ -218,36 +218,63 @@ export async function startNode(
 }
 
 /**
- * Opens the store, logging what its log held: a torn tail (warn), damage cut off by
+ * Opens the store, logging its long phases as they start (the tree check after an unclean stop,
+ * the log's replay) and what its log held: a torn tail (warn), damage cut off by
  * --wal-truncate-corrupt (error), or why it cannot open (fatal; KV_ERR_CORRUPT exits with 2).
+ * `signal` ends the open wherever it is (Storage.openAsync): it rejects with the signal's reason,
+ * logged as 'stopped while starting' with the phase it stopped in.
  */
-function openStorage(config: Config, dataDir: string, registry: Registry, log: Logger): Storage {
+async function openStorage(
+  config: Config,
+  dataDir: string,
+  registry: Registry,
+  log: Logger,
+  signal = new AbortController().signal,
+): Promise<Storage> {
   let storage: Storage;
+  let phase = 'opening the store';
+  const onPhase = (p: OpenPhase) => {
+    phase = p.phase;
+    const { phase: _, ...fields } = p;
+    if (p.phase === 'reading the write-ahead log' && p.bytes > 0)
+      log.info(fields, 'storage: reading the write-ahead log');
+    if (p.phase === 'checking the LMDB trees') log.info(fields, 'storage: checking the LMDB trees');
+    if (p.phase === 'replaying the write-ahead log' && p.records > 0)
+      log.info(fields, 'storage: replaying the write-ahead log');
+  };
   try {
-    storage = Storage.open({
-      path: dataDir,
-      nodeName: config.nodeName,
-      registry,
-      maxClockOffsetMs: config.maxClockOffsetMs,
-      minFreeBytes: config.minFreeDiskBytes,
-      walSegmentBytes: config.walSegmentBytes,
-      walTruncateCorrupt: config.walTruncateCorrupt,
-      stallTimeoutMs: config.storageStallTimeoutMs,
-      onStall: (what, outstandingMs) => {
-        const ms = Math.round(outstandingMs);
-        if (what === null) log.info({ outstandingMs: ms }, 'storage: disk answers again');
-        else
-          log.error(
-            { what, outstandingMs: ms, timeoutMs: config.storageStallTimeoutMs },
-            'storage: disk stalled: refusing commands, not ready',
-          );
+    storage = await Storage.openAsync(
+      {
+        path: dataDir,
+        nodeName: config.nodeName,
+        registry,
+        maxClockOffsetMs: config.maxClockOffsetMs,
+        minFreeBytes: config.minFreeDiskBytes,
+        walSegmentBytes: config.walSegmentBytes,
+        walTruncateCorrupt: config.walTruncateCorrupt,
+        stallTimeoutMs: config.storageStallTimeoutMs,
+        onStall: (what, outstandingMs) => {
+          const ms = Math.round(outstandingMs);
+          if (what === null) log.info({ outstandingMs: ms }, 'storage: disk answers again');
+          else
+            log.error(
+              { what, outstandingMs: ms, timeoutMs: config.storageStallTimeoutMs },
+              'storage: disk stalled: refusing commands, not ready',
+            );
+        },
+        onWritable: (failure) => {
+          if (failure === null) log.info({}, 'storage: writes accepted again');
+          else log.error({ failure }, 'storage: refusing writes');
+        },
       },
-      onWritable: (failure) => {
-        if (failure === null) log.info({}, 'storage: writes accepted again');
-        else log.error({ failure }, 'storage: refusing writes');
-      },
-    });
+      signal,
+      onPhase,
+    );
   } catch (err) {
+    if (signal.aborted && err === signal.reason) {
+      log.info({ phase }, 'stopped while starting');
+      throw err;
+    }
     const code = err instanceof KvError ? err.code : undefined;
     log.fatal({ err, code, dataDir }, 'storage: cannot open the data directory');
     throw err;

@@ -45,6 +45,6 @@ export {
   validStateDoc,
   writeStateDoc,
 } from './state-keys.ts';
-export { type Entry, Storage, type StorageOptions } from './store.ts';
+export { type Entry, type OpenPhase, Storage, type StorageOptions } from './store.ts';
 export { ExpirySweeper, type SweeperOptions } from './sweeper.ts';
 export { type StoreCheck, verifyStore } from './verify.ts';

@@ -6,7 +6,14 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { KvError } from '../errors/index.ts';
-import { lmdbTreeProblem, NO_PAGE, P_BRANCH, P_LEAF, PAGE_HEADER } from './lmdb-tree.ts';
+import {
+  lmdbTreeProblem,
+  lmdbTreeProblemAsync,
+  NO_PAGE,
+  P_BRANCH,
+  P_LEAF,
+  PAGE_HEADER,
+} from './lmdb-tree.ts';
 
 // Layout (lmdb-js's LMDB, 64-bit): a page starts with a 24-byte header [u64 pgno][u64 txnid]
 // [u16 pad][u16 flags][u16 lower][u16 upper]. Pages 0 and 1 are meta pages; with lmdb-js's
@@ -115,6 +122,16 @@ export function checkLmdbFile(dir: string): OpenedMeta | null {
  */
 export function checkLmdbTrees(dir: string, opened: OpenedMeta): void {
   const problem = lmdbTreeProblem(join(dir, 'data.mdb'), opened);
+  if (problem !== null) throw damaged(dir, problem);
+}
+
+/** checkLmdbTrees that `signal` ends (lmdbTreeProblemAsync): rejects with its reason. */
+export async function checkLmdbTreesAsync(
+  dir: string,
+  opened: OpenedMeta,
+  signal: AbortSignal,
+): Promise<void> {
+  const problem = await lmdbTreeProblemAsync(join(dir, 'data.mdb'), opened, signal);
   if (problem !== null) throw damaged(dir, problem);
 }
 

@@ -10,7 +10,9 @@ import { compareVersions, HybridClock, isValidVersion, type Version } from './hl
 import {
   checkLmdbFile,
   checkLmdbTrees,
+  checkLmdbTreesAsync,
   LMDB_ENV_OPTIONS,
+  type OpenedMeta,
   rollBackUnflushed,
 } from './lmdb-check.ts';
 import { registerStorageMetrics, type StorageMetrics } from './metrics.ts';
@@ -33,11 +35,11 @@ import {
 } from './scan.ts';
 import { SharedSync } from './shared-sync.ts';
 import { DiskProbe, StallWatch } from './stall.ts';
-import type { Entry, RecoveryReport, StorageOptions } from './types.ts';
+import type { Entry, OpenPhase, RecoveryReport, StorageOptions } from './types.ts';
 import { type Recovered, WAL_DISCARD, WAL_PUT, WriteAheadLog } from './wal.ts';
 import { Writability } from './writability.ts';
 
-export type { Entry, RecoveryReport, StorageOptions } from './types.ts';
+export type { Entry, OpenPhase, RecoveryReport, StorageOptions } from './types.ts';
 
 const WAL_SEGMENT_BYTES = 4 * 1024 * 1024;
 /**
@@ -135,6 +137,8 @@ export class Storage {
   readonly #metrics: StorageMetrics | null;
   #state: MetaState;
   #closed = false;
+  /** The log's segment size (StorageOptions.walSegmentBytes). */
+  readonly #walSegmentBytes: number;
   /**
    * The writes of the batch not given to LMDB yet (see #batchKs), by key (latin1 of the key
    * bytes): bytes or a delete. (While #held, every replayed write, and no batch.)
@@ -204,6 +208,7 @@ export class Storage {
     // since, and kept: a batch is not split; docs/storage.md, power-loss testing).
     this.#hints = root.openDB<Buffer, Buffer>({ name: 'hints', ...binary });
     this.#dataFile = join(opts.path, 'data.mdb');
+    this.#walSegmentBytes = opts.walSegmentBytes ?? WAL_SEGMENT_BYTES;
     this.#w = new Writability({
       dir: opts.path,
       minFreeBytes: opts.minFreeBytes ?? 0,
@@ -256,36 +261,111 @@ export class Storage {
     if (opened && (opened.superseded || recovered.entries.length > 0)) {
       checkLmdbTrees(opts.path, opened);
     }
-    let store: Storage;
+    const store = Storage.#openLmdb(opts, opened);
     try {
-      if (opened?.rollback) rollBackUnflushed(opts.path);
-      const root = open({ path: opts.path, ...LMDB_ENV_OPTIONS });
-      store = new Storage(opts, root);
-      store.#replay(recovered);
+      const steps = store.#replay(recovered);
+      while (!steps.next().done) {}
     } catch (err) {
       throw new KvError('KV_ERR_STORAGE', `storage: cannot open ${opts.path}`, { cause: err });
     }
-    const m = store.#metrics;
+    return store.#startLog(walDir, recovered);
+  }
+
+  /**
+   * open() that a stop signal can end: the log's segments are read, the trees checked and the log
+   * replayed a slice at a time (about 20 ms of work each; the event loop turns between slices,
+   * so a SIGTERM handler runs), and once `signal` aborts it closes what it opened and rejects
+   * with the signal's reason. The log is left as it was (its segments are retired only once a new
+   * one starts, after the replay): a start stopped during the replay replays all of it again,
+   * as after a crash there. `phase` is told as each long phase starts.
+   */
+  static async openAsync(
+    opts: StorageOptions,
+    signal: AbortSignal,
+    phase: (what: OpenPhase) => void = () => {},
+  ): Promise<Storage> {
+    const walDir = join(opts.path, 'wal');
+    const opened = checkLmdbFile(opts.path);
+    const recovered = await WriteAheadLog.recoverAsync(walDir, signal, {
+      truncateCorrupt: opts.walTruncateCorrupt ?? false,
+      reading: (segments, bytes) =>
+        phase({ phase: 'reading the write-ahead log', segments, bytes }),
+    });
+    if (opened && (opened.superseded || recovered.entries.length > 0)) {
+      const bytes = (Number(opened.lastPage) + 1) * opened.pageSize;
+      phase({ phase: 'checking the LMDB trees', bytes });
+      await checkLmdbTreesAsync(opts.path, opened, signal);
+    }
+    signal.throwIfAborted();
+    const store = Storage.#openLmdb(opts, opened);
+    try {
+      phase({ phase: 'replaying the write-ahead log', records: recovered.entries.length });
+      let slice = performance.now();
+      const steps = store.#replay(recovered);
+      while (!steps.next().done) {
+        if (performance.now() - slice < 20) continue;
+        await new Promise((resolve) => setImmediate(resolve));
+        signal.throwIfAborted();
+        slice = performance.now();
+      }
+    } catch (err) {
+      await store.#abandon();
+      if (signal.aborted && err === signal.reason) throw err;
+      throw new KvError('KV_ERR_STORAGE', `storage: cannot open ${opts.path}`, { cause: err });
+    }
+    return store.#startLog(walDir, recovered);
+  }
+
+  /** Opens LMDB (rolled back to its flushed snapshot first when it needs it) and the store on it. */
+  static #openLmdb(opts: StorageOptions, opened: OpenedMeta | null): Storage {
+    try {
+      if (opened?.rollback) rollBackUnflushed(opts.path);
+      const root = open({ path: opts.path, ...LMDB_ENV_OPTIONS });
+      return new Storage(opts, root);
+    } catch (err) {
+      throw new KvError('KV_ERR_STORAGE', `storage: cannot open ${opts.path}`, { cause: err });
+    }
+  }
+
+  /** After the replay: reports what the log held and starts a new segment after it. */
+  #startLog(walDir: string, recovered: Recovered): Storage {
+    const m = this.#metrics;
     m?.walReplayed.set(recovered.entries.length);
-    store.#recovery = {
+    this.#recovery = {
       replayed: recovered.entries.length,
       torn: recovered.torn,
       truncated: recovered.truncated,
     };
-    store.#wal = WriteAheadLog.open(
+    this.#wal = WriteAheadLog.open(
       {
         dir: walDir,
-        segmentBytes: opts.walSegmentBytes ?? WAL_SEGMENT_BYTES,
+        segmentBytes: this.#walSegmentBytes,
         checkpoint: () => {
-          store.#issue();
-          return store.#w.checkpoint(store.#root);
+          this.#issue();
+          return this.#w.checkpoint(this.#root);
         },
         ...(m ? { onSync: m.walSynced } : {}),
-        track: (what, io) => store.#stall.track(what, io),
+        track: (what, io) => this.#stall.track(what, io),
       },
       recovered,
     );
-    return store;
+    return this;
+  }
+
+  /**
+   * Closes a store whose replay was cut short: what it queued is dropped, not given to LMDB (the
+   * log still holds it, and the next start replays it); LMDB closes once what it was given is
+   * committed.
+   */
+  async #abandon(): Promise<void> {
+    this.#closed = true;
+    if (this.#batchTimer !== null) clearTimeout(this.#batchTimer);
+    this.#batchTimer = null;
+    this.#w.close();
+    this.#stall.close();
+    this.#probe?.close();
+    this.#unguard();
+    await this.#root.close().catch(() => {});
   }
 
   /** What the log held at open: replayed records, a torn tail dropped, damage cut off. */
@@ -317,16 +397,19 @@ export class Storage {
   }
 
   /** Applies what the log holds beyond LMDB's last flush (most of it is already there). */
-  #replay(recovered: Recovered): void {
+  /** Replays the log's entries into the store, a step per 256 (open, openAsync). */
+  *#replay(recovered: Recovered): Generator<void, void> {
     // On a disk too full for them, replayed writes are kept in memory (reads see them) and the
     // repair gives them to LMDB once there is room.
     this.#held = recovered.entries.length > 0 && this.#w.space.short(true) !== null;
     if (this.#held) this.#w.health.fail(new Error(this.#w.space.short()!));
+    let n = 0;
     for (const e of recovered.entries) {
       const record = decodeRecord(e.payload);
       this.clock.observe(record.version);
       if (e.op === WAL_PUT) this.#applyOne(e.key, record, false);
       else this.#discardOne(e.key, record.version);
+      if (++n % 256 === 0) yield;
     }
   }
 

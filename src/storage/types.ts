@@ -53,3 +53,14 @@ export interface Entry {
    */
   readonly raw?: Buffer;
 }
+
+/** A long phase of Storage.openAsync, as it starts (a start-up logs it). */
+export type OpenPhase =
+  | {
+      readonly phase: 'reading the write-ahead log';
+      readonly segments: number;
+      readonly bytes: number;
+    }
+  /** After an unclean stop; `bytes`: the snapshot's size, about what the check reads. */
+  | { readonly phase: 'checking the LMDB trees'; readonly bytes: number }
+  | { readonly phase: 'replaying the write-ahead log'; readonly records: number };

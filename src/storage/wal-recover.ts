@@ -10,8 +10,10 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   unlinkSync,
 } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KvError } from '../errors/index.ts';
 import { type LogScan, scanLog, type WalEntry } from './wal-format.ts';
@@ -66,7 +68,43 @@ export function scanDir(dir: string): LogScan & { segments: number[]; spares: nu
  */
 export function recoverLog(dir: string, opts: { truncateCorrupt?: boolean } = {}): Recovered {
   mkdirSync(dir, { recursive: true });
-  const scan = scanDir(dir);
+  return recovered(dir, scanDir(dir), opts);
+}
+
+/**
+ * recoverLog that reads the segments without blocking the event loop (one read each, so that a
+ * signal handler runs meanwhile) and rejects with `signal`'s reason once it aborts, before the
+ * log is changed in any way. The scan of what was read stays one synchronous step. `reading` is
+ * told the segments and their bytes before they are read.
+ */
+export async function recoverLogAsync(
+  dir: string,
+  signal: AbortSignal,
+  opts: { truncateCorrupt?: boolean; reading?: (segments: number, bytes: number) => void } = {},
+): Promise<Recovered> {
+  mkdirSync(dir, { recursive: true });
+  const { segments, spares } = listLog(dir);
+  let size = 0;
+  for (const seq of segments) size += statSync(join(dir, segmentName(seq))).size;
+  opts.reading?.(segments.length, size);
+  const bytes: { seq: number; buf: Buffer }[] = [];
+  for (const seq of segments) {
+    // An aborted read rejects with an AbortError: the signal's own reason is what callers expect.
+    const buf = await readFile(join(dir, segmentName(seq)), { signal }).catch((err: unknown) => {
+      signal.throwIfAborted();
+      throw err;
+    });
+    bytes.push({ seq, buf });
+  }
+  return recovered(dir, { ...scanLog(bytes), segments, spares }, opts);
+}
+
+/** What to replay from a scan of the log: recoverLog once the segments are read. */
+function recovered(
+  dir: string,
+  scan: LogScan & { segments: number[]; spares: number[] },
+  opts: { readonly truncateCorrupt?: boolean },
+): Recovered {
   const { spares } = scan;
   let { segments } = scan;
   // A crash between recycling two segments can leave two spares: one is enough.

@@ -27,7 +27,14 @@ import { atTurnEnd } from '../net/index.ts';
 import { describeIoError } from './io-errors.ts';
 import type { WalEntry } from './wal-format.ts';
 import { PendingGroup } from './wal-group.ts';
-import { type Recovered, recoverLog, segmentName, spareName, syncDirSync } from './wal-recover.ts';
+import {
+  type Recovered,
+  recoverLog,
+  recoverLogAsync,
+  segmentName,
+  spareName,
+  syncDirSync,
+} from './wal-recover.ts';
 
 export { WAL_DISCARD, WAL_PUT, type WalEntry } from './wal-format.ts';
 export type { Recovered } from './wal-recover.ts';
@@ -113,6 +120,15 @@ export class WriteAheadLog {
   /** See recoverLog. */
   static recover(dir: string, opts: { truncateCorrupt?: boolean } = {}): Recovered {
     return recoverLog(dir, opts);
+  }
+
+  /** See recoverLogAsync. */
+  static recoverAsync(
+    dir: string,
+    signal: AbortSignal,
+    opts: Parameters<typeof recoverLogAsync>[2] = {},
+  ): Promise<Recovered> {
+    return recoverLogAsync(dir, signal, opts);
   }
 
   /**

@@ -145,6 +145,14 @@ export class PowerlossDisk {
   }
 
   /**
+   * Makes reads slow (0: fast again): every read the kernel's page cache does not answer waits
+   * `ms` first (a cold network volume). The cache is empty after a mount.
+   */
+  async slowReads(ms: number): Promise<void> {
+    await this.#command(`slowread ${Math.round(ms)}`);
+  }
+
+  /**
    * Hangs the disk: every sync from now on (fsync, fdatasync, the sync of each write on an
    * O_DSYNC descriptor) blocks until resume(), as on a dead network volume; reads and unsynced
    * writes go on. Unmounting resumes it.

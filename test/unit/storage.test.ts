@@ -1,18 +1,14 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { Registry } from 'prom-client';
-import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
 import type { Command, Reply } from '../../src/protocol/index.ts';
 import { decodeRecord, encodeRecord, HintStore, Storage } from '../../src/storage/index.ts';
 import { defer } from '../helpers/defer.ts';
-import { cleanup, NODE, ROOT, tempDir } from '../helpers/node-process.ts';
+import { cleanup, tempDir } from '../helpers/node-process.ts';
 import { standalone } from '../helpers/standalone.ts';
-
-const WRITER = join(ROOT, 'test/helpers/storage-writer.ts');
+import { killedStorageWriter } from '../helpers/storage-writer-run.ts';
 
 const b = (s: string) => Buffer.from(s);
 
@@ -315,22 +311,12 @@ describe('Storage write-ahead log', () => {
 
   it('replays acknowledged writes that LMDB lost after a crash, counters included', async () => {
     const dir = tempDir();
-    const child = spawn(NODE, [WRITER, dir, '2000', '3000'], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    onTestFinished(() => {
-      child.kill('SIGKILL');
-    });
-    const lines = createInterface({ input: child.stdout! });
-    const next = () => new Promise<string>((r) => lines.once('line', r));
-    expect(await next()).toBe('FLUSHED');
     // LMDB as it was synced before the second phase: what a power loss could leave behind if
     // its later commits had not reached the disk.
-    const saved = readFileSync(join(dir, 'data.mdb'));
-    child.stdin!.write('go\n');
-    expect(await next()).toBe('ACKED');
-    child.kill('SIGKILL');
-    await once(child, 'exit');
+    let saved = Buffer.alloc(0);
+    await killedStorageWriter(dir, 2000, 3000, () => {
+      saved = readFileSync(join(dir, 'data.mdb'));
+    });
     writeFileSync(join(dir, 'data.mdb'), saved);
     rmSync(join(dir, 'lock.mdb'), { force: true });
     const registry = new Registry();

@@ -22,6 +22,8 @@
 //	hang            every sync from now on (and every one waiting) blocks until `resume`: a disk
 //	                whose I/O never completes (a dead network volume); reads and unsynced writes go on
 //	resume          the hung syncs go on (then wait as `slow` says, as every sync does)
+//	slowread MS     every read the page cache does not answer waits MS first (a cold network volume:
+//	                a start-up that reads the whole store takes long); 0: fast again
 //
 // The first line it prints is {"ready":true,...} once mounted. End of input, SIGTERM or SIGINT
 // unmounts (lazily when busy) and exits; after a cut, a new process on the same store is the
@@ -136,6 +138,28 @@ func main() {
 // looks like this to the program on it.
 var syncDelay atomic.Int64
 
+// readDelay is how long every read that reaches the filesystem waits first (the `slowread`
+// command); reads the kernel's page cache answers never come here.
+var readDelay atomic.Int64
+
+// slowRead waits readDelay (or until the request is interrupted).
+func slowRead(ctx context.Context) {
+	wait(ctx, time.Duration(readDelay.Load()))
+}
+
+// wait waits `d` (0 or less: not at all), or until the request is interrupted.
+func wait(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
 // syncCounts counts the syncs of each path (the `syncs` command).
 var syncCounts = pathCounts{n: map[string]int64{}}
 
@@ -181,16 +205,20 @@ func slowSync(ctx context.Context) {
 			return
 		}
 	}
-	d := time.Duration(syncDelay.Load())
-	if d <= 0 {
-		return
+	wait(ctx, time.Duration(syncDelay.Load()))
+}
+
+// setDelay sets `d` from the command `args` (NAME MS) and answers it.
+func setDelay(d *atomic.Int64, args []string) string {
+	if len(args) != 2 {
+		return `{"error":"usage: ` + args[0] + ` MS"}`
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
+	ms, err := strconv.ParseInt(args[1], 10, 64)
+	if err != nil || ms < 0 {
+		return `{"error":"` + args[0] + `: MS is a whole number of milliseconds >= 0"}`
 	}
+	d.Store(ms * int64(time.Millisecond))
+	return `{"ok":true}`
 }
 
 func command(j *Journal, args []string) string {
@@ -216,15 +244,9 @@ func command(j *Journal, args []string) string {
 	case "syncs":
 		return mustJSON(syncCounts.snapshot())
 	case "slow":
-		if len(args) != 2 {
-			return `{"error":"usage: slow MS"}`
-		}
-		ms, err := strconv.ParseInt(args[1], 10, 64)
-		if err != nil || ms < 0 {
-			return `{"error":"slow: MS is a whole number of milliseconds >= 0"}`
-		}
-		syncDelay.Store(ms * int64(time.Millisecond))
-		return `{"ok":true}`
+		return setDelay(&syncDelay, args)
+	case "slowread":
+		return setDelay(&readDelay, args)
 	case "hang":
 		gate := make(chan struct{})
 		hung.CompareAndSwap(nil, &gate)

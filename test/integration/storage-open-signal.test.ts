@@ -1,0 +1,92 @@
+// A stop signal during the storage open ends the start at once and cleanly: a node on a slow disk
+// (powerlossfs with every uncached read delayed, as a cold network volume) that reads its
+// write-ahead log, or checks its LMDB trees after an unclean stop, exits 0 on SIGTERM in that
+// phase, and the next start opens the same store and replays the same log.
+
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { defer } from '../helpers/defer.ts';
+import { LineClient } from '../helpers/line-client.ts';
+import { type SpawnedNode, spawnNodeProcess, startNodeProcess } from '../helpers/node-process.ts';
+import { diskWithDataDir, type PowerlossDisk, usePowerlossfs } from '../helpers/powerloss.ts';
+import { until } from '../helpers/write-log.ts';
+
+const binary = usePowerlossfs();
+
+/** One segment holds every write: the log to read at the next start is all of them. */
+const ARGS = ['--wal-segment-bytes', String(64 << 20)];
+const KEYS = 8000;
+const VALUE = 'v'.repeat(4000);
+/**
+ * Every read the page cache does not answer waits this long: reading the log (64 MiB) or the
+ * LMDB file (about 32 MB) takes seconds, one read of the tree check a fraction of one.
+ */
+const SLOW_READ_MS = 150;
+
+/** A data directory on powerlossfs holding KEYS acknowledged writes, left by a SIGKILL. */
+async function killedStore(): Promise<{ disk: PowerlossDisk; dataDir: string }> {
+  const { disk, dataDir } = await diskWithDataDir(binary());
+  const node = await startNodeProcess({ dataDir, args: ARGS });
+  const c = await LineClient.connect(node.port);
+  defer(() => c.socket.destroy());
+  const puts = Array.from({ length: KEYS }, (_, i) => `PUT k${i} ${VALUE}-${i}\r\n`);
+  c.send(puts.join(''));
+  expect(new Set(await c.lines(KEYS, 120_000))).toEqual(new Set(['OK']));
+  await node.stop('SIGKILL');
+  return { disk, dataDir };
+}
+
+/**
+ * Mounts the disk again (an empty page cache) with slow reads; the files of `warm` (a directory
+ * on it) are read first, at full speed, so that only the others are slow to read.
+ */
+async function coldAndSlow(disk: PowerlossDisk, warm?: string): Promise<void> {
+  await disk.unmount();
+  await disk.mount();
+  if (warm !== undefined) for (const f of readdirSync(warm)) readFileSync(join(warm, f));
+  await disk.slowReads(SLOW_READ_MS);
+}
+
+/**
+ * Starts a node on `dataDir`, sends SIGTERM as soon as it logs `line`, and expects it to exit 0
+ * saying it stopped in `phase` (not later: before, the signal waited for the whole open).
+ */
+async function stopAt(dataDir: string, line: string, phase: string): Promise<void> {
+  const node: SpawnedNode = spawnNodeProcess({ dataDir, args: ARGS });
+  const said = (msg: string) => node.logs.find((l) => l.msg === msg);
+  await until(
+    () => said(line) !== undefined || node.child.exitCode !== null,
+    120_000,
+    `the node logs '${line}'`,
+  );
+  node.child.kill('SIGTERM');
+  expect(await node.exited).toBe(0);
+  expect(node.stderr()).toBe('kvstore: SIGTERM while starting: stopped\n');
+  expect(said('stopped while starting')).toMatchObject({ phase });
+  expect(said('storage: opened')).toBeUndefined();
+}
+
+describe('a stop signal while the store opens', { timeout: 300_000 }, () => {
+  it('ends the start during the log read and the tree check; the next start replays the log', async () => {
+    const { disk, dataDir } = await killedStore();
+
+    await coldAndSlow(disk);
+    await stopAt(dataDir, 'storage: reading the write-ahead log', 'reading the write-ahead log');
+    // The log read at full speed: the tree check is what takes long.
+    await coldAndSlow(disk, join(dataDir, 'wal'));
+    await stopAt(dataDir, 'storage: checking the LMDB trees', 'checking the LMDB trees');
+
+    // Nothing was changed: the next start reads the same log, checks, replays it all and serves.
+    await disk.slowReads(0);
+    const node = await startNodeProcess({ dataDir, args: ARGS });
+    expect(node.logs.find((l) => l.msg === 'storage: opened')?.replayed).toBeGreaterThanOrEqual(
+      KEYS,
+    );
+    const c = await LineClient.connect(node.port);
+    defer(() => c.socket.destroy());
+    c.send(Array.from({ length: KEYS }, (_, i) => `GET k${i}\r\n`).join(''));
+    const got = await c.lines(KEYS, 120_000);
+    expect(got.filter((v, i) => v !== `${VALUE}-${i}`)).toEqual([]);
+  });
+});
