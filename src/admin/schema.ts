@@ -51,7 +51,8 @@ export const transferSchema = z.object({
   etaSeconds: z.number().nonnegative().nullable().optional(),
   /**
    * Members whose storage refuses the stream's batches (a full disk), with why: the stream waits
-   * for them (docs/operations.md, "A full disk"). Absent when none, and from older versions.
+   * for them (docs/cluster.md, "Data movement and a full disk"). Absent when none, and from
+   * older versions.
    */
   waitingFor: z.record(z.string().max(256), z.string().max(1024)).optional(),
 });

@@ -31,7 +31,7 @@ function waitLines(view: ClusterInfo): string[] {
     if (!t || t.done) continue;
     for (const [member, reason] of Object.entries(t.waitingFor ?? {})) {
       lines.push(
-        `${m.name}'s ${t.kind} waits for ${member}, which refuses writes (${reason}): it takes no data until it stores again; free space there, the ${t.kind} then goes on by itself, see docs/operations.md`,
+        `${m.name}'s ${t.kind} waits for ${member}, which refuses writes (${reason}): it takes no data until it stores again; free space there, the ${t.kind} then goes on by itself, see docs/cluster.md`,
       );
     }
   }

@@ -33,4 +33,32 @@ describe('kvctl status table', () => {
     };
     expect([state('kv0'), state('kv1'), state('kv2')]).toEqual(['up', 'up, disk stalled', 'up']);
   });
+
+  it('names a stream that waits for a member whose storage refuses writes, in its row and under the table', () => {
+    const transfer = {
+      kind: 'decommission' as const,
+      ringId: 'r',
+      scanned: 256,
+      sent: 512,
+      bytes: 9000,
+      done: false,
+      startedAt: '2026-12-06T00:00:00Z',
+      percent: 42.5,
+      etaSeconds: null,
+      waitingFor: {
+        kv0: 'not writable: disk full (1 bytes free in /d, below --min-free-disk-bytes 2)',
+      },
+    };
+    const view = {
+      node: 'kv1',
+      status: 'active',
+      ring: { moving: true, epoch: 3 },
+      members: [member('kv0'), member('kv1'), member('kv2', { transfer })],
+    } as unknown as ClusterInfo;
+    const lines = statusTable(view).trimEnd().split('\n');
+    expect(lines.find((l) => l.startsWith('kv2 '))).toMatch(/decommission 42.5%, waits for kv0$/);
+    expect(lines.at(-1)).toBe(
+      "kv2's decommission waits for kv0, which refuses writes (not writable: disk full (1 bytes free in /d, below --min-free-disk-bytes 2)): it takes no data until it stores again; free space there, the decommission then goes on by itself, see docs/cluster.md",
+    );
+  });
 });
