@@ -63,8 +63,9 @@ const sleep = (ms: number, signal: AbortSignal) =>
  * batch; each request on the peer's large lane with time for its bytes, and a batch that took too
  * long halves for that replica, down to one record, growing back after each success), throttled
  * to `rateBytes`, and stores the cursor after every batch under `job.kind`,
- * so a restart of this node resumes where it stopped. Resolves true once every record was
- * acknowledged by every target.
+ * so a restart of this node resumes where it stopped. A store that refuses writes (its disk
+ * full) keeps the cursor in memory and a receiver whose store refuses the batches is waited for
+ * (StreamHold). Resolves true once every record was acknowledged by every target.
  */
 export async function runStream(
   job: StreamJob,
