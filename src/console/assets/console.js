@@ -257,6 +257,12 @@ function drawTransfers(cluster) {
           `${t.scanned}/${t.total} records (${pct}%), ${bytes(t.bytes)} sent, ${rate}`,
         ),
       );
+      // Members whose storage refuses its batches (a full disk): the transfer waits for them.
+      for (const [member, reason] of Object.entries((!t.done && t.waitingFor) || {})) {
+        box.append(
+          el('span', { class: 'waits' }, `waits for ${member}, which refuses writes (${reason})`),
+        );
+      }
       return box;
     }),
   );
