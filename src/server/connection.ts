@@ -37,6 +37,7 @@ import {
 import type { ServerMetrics } from './metrics.ts';
 import { CommandOrder } from './ordering.ts';
 import { output, WRITE_NOW_BYTES } from './output.ts';
+import { REPLY_HIGH_WATER, replyBound, replySize } from './reply-bytes.ts';
 import { SessionState } from './session.ts';
 import type { ServerStats } from './stats.ts';
 import { BUFFER_FULL_MESSAGE, execQueued, type Queued } from './transaction.ts';
@@ -117,6 +118,11 @@ interface Slot {
   readonly shape: ((r: Reply) => Reply) | undefined;
   /** The RESP version the reply is encoded in: the connection's when the command arrived. */
   readonly proto: RespVersion;
+  /**
+   * What it counts in the connection's #replyBytes until it is written: its replyBound while it
+   * runs, its replySize once it answered.
+   */
+  held: number;
 }
 
 /**
@@ -125,7 +131,8 @@ interface Slot {
  * they are decoded (pipelining); replies go out in command order, batched into one write per
  * turn, written with every other connection's at the end of the event-loop turn (output.ts). A
  * RESP protocol error is answered after the earlier replies, then the connection ends, as after
- * QUIT. A command runs only while fewer than `maxPipeline` replies are outstanding and
+ * QUIT. A command runs only while fewer than `maxPipeline` replies are outstanding, their values
+ * (made, or the most they can be while they run: reply-bytes.ts) are under REPLY_HIGH_WATER, and
  * less than 1 MiB waits in the socket (and the node-wide write budget is not used up); otherwise
  * decoded requests wait in a backlog (at most one read's worth, and the request that read
  * completed, up to the request limit) and reading pauses, so a client that does not read its
@@ -168,6 +175,11 @@ export class Connection {
   #resuming = false;
   /** The RESP connection's state (null for text connections). */
   #session: RespSession | null = null;
+  /**
+   * Bytes of replies the connection's commands may still make or have made and not written to
+   * the socket (each slot's `held`); no command starts while they reach REPLY_HIGH_WATER.
+   */
+  #replyBytes = 0;
   /** True until the connection authenticated, when a password is set: see #syncGuard. */
   #guarded: boolean;
   /**
@@ -405,10 +417,14 @@ export class Connection {
     this.#framing?.guard(!this.#backlog.some(authenticates));
   }
 
-  /** True while no further command may run: too many replies outstanding, or output piling up. */
+  /**
+   * True while no further command may run: too many replies outstanding, or their values (made
+   * or to come), or output piling up.
+   */
   #mustWait(): boolean {
     return (
       this.#pending >= this.#ctx.maxPipeline ||
+      this.#replyBytes >= REPLY_HIGH_WATER ||
       this.#socket.writableLength >= WRITE_HIGH_WATER ||
       this.#ctx.budget.exhausted(this.#wake)
     );
@@ -511,6 +527,7 @@ export class Connection {
   #dispatch(cmd: Command, shape?: (r: Reply) => Reply): void {
     if (cmd.type === 'get' && shape === undefined && this.#getNow(cmd.key)) return;
     const slot = this.#slot(cmd.type, shape);
+    this.#holdReply(slot, replyBound(cmd, this.#ctx.limits, this.#ctx.maxMultiReadBytes));
     this.#ctx.metrics.requests.labels(cmd.type).inc();
     const denied = this.#state.admit(cmd);
     if (denied !== null) {
@@ -559,7 +576,7 @@ export class Connection {
     this.#ctx.stats.commands++;
     if (command !== null) this.#lastCommand = command;
     const started = this.#readAt >= 0 ? this.#readAt : performance.now();
-    const slot: Slot = { reply: null, command, started, shape, proto };
+    const slot: Slot = { reply: null, command, started, shape, proto, held: 0 };
     this.#slots.push(slot);
     return slot;
   }
@@ -587,6 +604,7 @@ export class Connection {
   /** EXEC: the queued commands, in order, after everything before them; one array reply. */
   #exec(items: readonly Queued[]): void {
     const slot = this.#slot(null);
+    this.#holdReply(slot, this.#ctx.maxMultiReadBytes);
     const metrics = this.#ctx.metrics;
     const coordinator = this.#ctx.coordinator;
     let cost = 0;
@@ -619,12 +637,19 @@ export class Connection {
       }
     }
     slot.reply = reply;
+    this.#holdReply(slot, replySize(reply));
     if (slot.command !== null) {
       this.#ctx.metrics.duration
         .labels(slot.command)
         .observe((performance.now() - slot.started) / 1000);
     }
     if (reply.type === 'error') this.#ctx.metrics.errors.labels(wireCode(reply.code)).inc();
+  }
+
+  /** Makes `slot` count `bytes` in #replyBytes (instead of what it counted). */
+  #holdReply(slot: Slot, bytes: number): void {
+    this.#replyBytes += bytes - slot.held;
+    slot.held = bytes;
   }
 
   /** A reply that needed no command (an error, or a connection-local answer), in its place. */
@@ -653,6 +678,7 @@ export class Connection {
       const slot = this.#slots[this.#head]!;
       if (slot.reply === null) break;
       this.#framing!.encode(slot.reply, output, slot.proto);
+      this.#replyBytes -= slot.held;
       this.#head++;
       // A long batch goes out in pieces: the socket holds them, no one buffer grows to it all.
       if (output.length >= LARGE_REPLY && !this.#closed) output.send(this.#socket);

@@ -214,6 +214,54 @@ async function parkedRequests(attack: {
   for (const c of [...conns, writer]) c.socket.destroy();
 }
 
+/**
+ * A client sends `requests` at once and does not read: the node's anonymous RSS may grow by less
+ * than 128 MiB while it runs what it may (until `count`, the commands started, stops moving for
+ * a second). Then the client reads, and every reply arrives: `replies` of `replyBytes` each.
+ */
+async function pipelinedReads(
+  node: NodeProcess,
+  host: string,
+  requests: Buffer,
+  count: () => Promise<number>,
+  want: { replies: number; replyBytes: number },
+): Promise<void> {
+  const before = rss(node);
+  const slow = await rawSocket(node.port, host);
+  slow.pause(); // never read: replies pile up in the kernel, then in the node if it let them
+  slow.write(requests);
+  let peak = before;
+  let last = -1;
+  let stableSince = Date.now();
+  await until(
+    async () => {
+      peak = Math.max(peak, rss(node));
+      const n = await count();
+      if (n !== last) [last, stableSince] = [n, Date.now()];
+      return Date.now() - stableSince > 1000;
+    },
+    30_000,
+    'the node to stop starting commands for the client that does not read',
+    50,
+  );
+  peak = Math.max(peak, rss(node));
+  expect(peak - before).toBeLessThan(128 * MiB);
+  const total = want.replies * want.replyBytes;
+  expect(await readAtLeast(slow, total)).toBe(total);
+}
+
+/** Resumes a paused socket and counts what arrives until at least `n` bytes did. */
+function readAtLeast(socket: Socket, n: number): Promise<number> {
+  let bytes = 0;
+  return new Promise((resolve) => {
+    socket.on('data', (d: Buffer) => {
+      bytes += d.length;
+      if (bytes >= n) resolve(bytes);
+    });
+    socket.resume();
+  });
+}
+
 describe('limits under load', () => {
   it('stops reading from a client that does not read its replies; memory stays bounded', async () => {
     const node = await startNodeProcess();
@@ -236,17 +284,40 @@ describe('limits under load', () => {
     }
     expect(Math.max(...samples) - before).toBeLessThan(64 * MiB);
     // Reading resumes the flow: the replies arrive whole (the first 2000 are checked).
-    let bytes = 0;
     const want = 2000 * (big.length + 1);
-    await new Promise<void>((resolve) => {
-      slow.on('data', (d: Buffer) => {
-        bytes += d.length;
-        if (bytes >= want) resolve();
-      });
-      slow.resume();
-    });
-    expect(bytes).toBeGreaterThanOrEqual(want);
+    expect(await readAtLeast(slow, want)).toBeGreaterThanOrEqual(want);
   }, 60_000);
+
+  it('bounds the replies of pipelined reads that finish later (a cluster GET, MGET) per connection', async () => {
+    // GETs answered by peers and MGETs finish after the read that brought them: the write buffer
+    // is still empty when the next one starts, so that bound alone let one connection that does
+    // not read its replies start --max-pipeline of them at once. 400 pipelined GETs of a 1 MiB
+    // value (3.2 KB of requests) grew the coordinator's anonymous RSS by 1.1 GiB; 20 pipelined
+    // MGETs of 20 such keys on one node (7 KB) by 900 MiB.
+    const nodes = await startStaticCluster(3);
+    const a = nodes[0]!;
+    const value = 'v'.repeat(MiB);
+    const setup = await LineClient.connect(a.proc.port, a.host);
+    defer(() => setup.close());
+    expect(await setup.call(`PUT big ${value}`)).toBe('OK');
+    const gets = () => metric(a.proc, 'kvstore_requests_total{command="get"}', a.host);
+    await pipelinedReads(a.proc, a.host, Buffer.from('GET big\n'.repeat(400)), gets, {
+      replies: 400,
+      replyBytes: MiB + 1,
+    });
+
+    const node = await startNodeProcess();
+    const c = await LineClient.connect(node.port);
+    defer(() => c.close());
+    const keys = Array.from({ length: 20 }, (_, i) => `big${i}`);
+    for (const k of keys) expect(await c.call(`PUT ${k} ${value}`)).toBe('OK');
+    const mget = `*21\r\n$4\r\nMGET\r\n${keys.map((k) => `$${k.length}\r\n${k}\r\n`).join('')}`;
+    const mgets = () => metric(node, 'kvstore_requests_total{command="mget"}');
+    await pipelinedReads(node, '127.0.0.1', Buffer.from(mget.repeat(20)), mgets, {
+      replies: 20,
+      replyBytes: 5 + 20 * (MiB + 12),
+    });
+  }, 120_000);
 
   it('takes a flood of maximum-size values from many clients with bounded memory', async () => {
     const node = await startNodeProcess({
