@@ -604,17 +604,24 @@ export class Connection {
   /** EXEC: the queued commands, in order, after everything before them; one array reply. */
   #exec(items: readonly Queued[]): void {
     const slot = this.#slot(null);
-    this.#holdReply(slot, this.#ctx.maxMultiReadBytes);
+    const { limits, maxMultiReadBytes } = this.#ctx;
     const metrics = this.#ctx.metrics;
     const coordinator = this.#ctx.coordinator;
     let cost = 0;
-    for (const item of items) if (item.kind === 'command') cost += WriteBudget.cost(item.cmd);
+    let bound = 0;
+    for (const item of items) {
+      if (item.kind !== 'command') continue;
+      cost += WriteBudget.cost(item.cmd);
+      bound += replyBound(item.cmd, limits, maxMultiReadBytes);
+    }
+    // The GETs of one EXEC read at most --max-multi-read-bytes (execQueued).
+    this.#holdReply(slot, Math.min(bound, maxMultiReadBytes));
     const run = (cmd: Command) => {
       metrics.requests.labels(cmd.type).inc();
       return coordinator.execute(cmd);
     };
     this.#start(slot, 'exclusive', cost, () =>
-      execQueued(items, run, (err) => this.#failure(err), this.#ctx.maxMultiReadBytes),
+      execQueued(items, run, (err) => this.#failure(err), maxMultiReadBytes),
     );
   }
 

@@ -19,7 +19,8 @@ export const REPLY_HIGH_WATER = 16 * 1024 * 1024;
 
 /**
  * The most bytes of keys and values `cmd`'s reply can hold: a value for the commands that read
- * one, every value an MGET or EXEC may read, every key a scan may return. 0 for the rest
+ * one, every value an MGET may read, every key a scan may return (an EXEC: its commands'
+ * bounds summed, at most --max-multi-read-bytes, connection.ts). 0 for the rest
  * (their replies are a few bytes, or a write's, bounded by the write budget).
  */
 export function replyBound(cmd: Command, limits: CommandLimits, maxMultiReadBytes: number): number {
