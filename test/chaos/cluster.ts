@@ -2,12 +2,13 @@
 
 import { execFile } from 'node:child_process';
 import { createWriteStream, mkdirSync, rmSync, statfsSync, type WriteStream } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { adminCall } from '../../src/admin/index.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import { ipCommand, type LanHost, shapeLink } from '../helpers/netns.ts';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
+import { type CutReport, PowerlossDisk } from '../helpers/powerloss.ts';
 import { setClockSkew, skewedClockFile } from '../helpers/skewed-clock.ts';
 import { type Link, LinkCuts } from './cuts.ts';
 
@@ -42,6 +43,13 @@ export interface Slot {
   /** The running process; null when idle or killed. */
   proc: NodeProcess | null;
   dataDir: string;
+  /**
+   * The directory its data directory's disk lives in: with small disks a tmpfs (the ballast of
+   * fillDisk beside), with power loss powerlossfs's store and mount point (`mnt/data` the data).
+   */
+  diskDir: string;
+  /** Its powerlossfs disk (`--power-loss`), mounted while it runs; null otherwise. */
+  disk: PowerlossDisk | null;
   generation: number;
   paused: boolean;
   isolated: boolean;
@@ -59,6 +67,12 @@ export interface ClusterSetup {
   readonly steppableClocks?: boolean;
   /** Each data directory is a tmpfs of DISK_BYTES that fillDisk can fill (`--full-disks`). */
   readonly smallDisks?: boolean;
+  /**
+   * powerlossfs's binary: each data directory is on a powerlossfs disk of its own, which
+   * powerCut cuts (`--power-loss`). With small disks too, the disk's backing files are on the
+   * tmpfs, so that filling the tmpfs fills it.
+   */
+  readonly powerlossfs?: string;
 }
 
 /** A node process that exited without the run asking it to. */
@@ -86,6 +100,10 @@ export class ChaosCluster {
   /** Data directories are on tmpfs mounts of their own (fillDisk): with `--full-disks` only. */
   readonly #smallDisks: boolean;
   readonly #mounts: string[] = [];
+  /** powerlossfs's binary: data directories on disks that lose power (powerCut), or null. */
+  readonly #powerlossfs: string | null;
+  /** Power cuts in progress (kill, cut, the disk mounted again): a restart waits for them. */
+  readonly #powerCuts = new Map<Slot, Promise<unknown>>();
 
   private constructor(
     slots: Slot[],
@@ -100,6 +118,7 @@ export class ChaosCluster {
     this.#now = now;
     this.#steppableClocks = setup.steppableClocks ?? false;
     this.#smallDisks = setup.smallDisks ?? false;
+    this.#powerlossfs = setup.powerlossfs ?? null;
   }
 
   /** Starts the DNS server on `ctl` (this process's namespace) and the first `n` members. */
@@ -117,6 +136,8 @@ export class ChaosCluster {
       state: 'idle' as SlotState,
       proc: null,
       dataDir: '',
+      diskDir: '',
+      disk: null,
       generation: 0,
       paused: false,
       isolated: false,
@@ -168,8 +189,33 @@ export class ChaosCluster {
     await proc.stop('SIGKILL');
   }
 
+  /**
+   * The power goes on the slot's machine: SIGKILL, then its disk loses what was not synced (each
+   * unsynced page write kept with probability `keep`, drawn with `seed`) and is mounted again,
+   * as the machine coming back. restart() then starts it on what the disk kept (a restart
+   * meanwhile, as a decommission's, waits for the disk).
+   */
+  async powerCut(s: Slot, seed: number, keep: number): Promise<CutReport> {
+    const disk = s.disk;
+    if (!disk) throw new Error('chaos: disks lose power only with --power-loss');
+    // Killed first: the process sees no failing disk, it just stops, as when the power goes.
+    const cut = this.kill(s).then(async () => {
+      const report = await disk.cut(seed, keep);
+      await disk.unmount();
+      await disk.mount();
+      return report;
+    });
+    this.#powerCuts.set(s, cut);
+    try {
+      return await cut;
+    } finally {
+      this.#powerCuts.delete(s);
+    }
+  }
+
   /** Starts the slot's process again on its data directory (once, when called concurrently). */
   async restart(s: Slot): Promise<void> {
+    await this.#powerCuts.get(s)?.catch(() => {});
     const pending = this.#starting.get(s);
     if (pending) return pending;
     if (s.proc !== null || s.state === 'idle') return;
@@ -184,6 +230,7 @@ export class ChaosCluster {
    * decommission restarts a killed member first) or is not a member any more.
    */
   async restartEmpty(s: Slot): Promise<boolean> {
+    await this.#powerCuts.get(s)?.catch(() => {});
     if (this.#starting.has(s) || s.proc !== null || s.state === 'idle') return false;
     const start = this.#spawn(s, true).finally(() => this.#starting.delete(s));
     this.#starting.set(s, start);
@@ -244,7 +291,7 @@ export class ChaosCluster {
    */
   async fillDisk(s: Slot): Promise<number> {
     if (!this.#smallDisks) throw new Error('chaos: disks fill only with --full-disks');
-    const fs = dirname(s.dataDir);
+    const fs = s.diskDir;
     const st = statfsSync(fs);
     const bytes = Math.max(0, st.bavail * st.bsize - DISK_LEFT_BYTES);
     s.diskFull = true;
@@ -255,7 +302,7 @@ export class ChaosCluster {
   /** Frees what fillDisk took. */
   freeDisk(s: Slot): void {
     if (!s.diskFull) return;
-    rmSync(join(dirname(s.dataDir), 'ballast'), { force: true });
+    rmSync(join(s.diskDir, 'ballast'), { force: true });
     s.diskFull = false;
   }
 
@@ -393,6 +440,8 @@ export class ChaosCluster {
     }
     await this.#dns.close();
     for (const log of this.#logs.values()) log.end();
+    // The disks' files stay in the work directory (kept with --keep): unmounted only.
+    for (const s of this.slots) await s.disk?.unmount();
     for (const dir of this.#mounts) {
       await run('umount', ['-l', dir]).catch(() => {});
       rmSync(dir, { recursive: true, force: true });
@@ -407,7 +456,7 @@ export class ChaosCluster {
   }
 
   async #spawn(s: Slot, fresh: boolean): Promise<void> {
-    if (fresh) s.dataDir = await this.#newDataDir(`${s.host.name}.${++s.generation}`);
+    if (fresh) await this.#newDataDir(s, `${s.host.name}.${++s.generation}`);
     let log = this.#logs.get(s.host.name);
     if (!log) {
       log = createWriteStream(join(this.#workDir, `${s.host.name}.log`), { flags: 'a' });
@@ -436,14 +485,29 @@ export class ChaosCluster {
     s.proc = proc;
   }
 
-  /** A new data directory; with small disks, `data` on a tmpfs of its own (the ballast beside). */
-  async #newDataDir(name: string): Promise<string> {
+  /**
+   * Gives the slot a new data directory: `name` in the work directory; with small disks, `data`
+   * on a tmpfs of its own (the ballast beside); with power loss, `mnt/data` on a powerlossfs disk
+   * of its own (its files in `disk`, on that tmpfs with small disks). A disk the slot had before
+   * (a lost volume) is unmounted; its files stay.
+   */
+  async #newDataDir(s: Slot, name: string): Promise<void> {
     const dir = join(this.#workDir, name);
-    if (!this.#smallDisks) return dir;
+    s.diskDir = dir;
+    s.dataDir = dir;
+    if (!this.#smallDisks && this.#powerlossfs === null) return;
     mkdirSync(dir);
-    await run('mount', ['-t', 'tmpfs', '-o', `size=${DISK_BYTES},mode=0755`, 'tmpfs', dir]);
-    this.#mounts.push(dir);
-    return join(dir, 'data');
+    s.dataDir = join(dir, 'data');
+    if (this.#smallDisks) {
+      await run('mount', ['-t', 'tmpfs', '-o', `size=${DISK_BYTES},mode=0755`, 'tmpfs', dir]);
+      this.#mounts.push(dir);
+    }
+    if (this.#powerlossfs === null) return;
+    await s.disk?.unmount();
+    s.disk = await PowerlossDisk.create(this.#powerlossfs, dir);
+    s.dataDir = s.disk.path('data');
+    mkdirSync(s.dataDir);
+    await s.disk.sync();
   }
 
   #crash(s: Slot, proc: NodeProcess, exit: number | string): void {

@@ -20,6 +20,8 @@ export interface ControllerSpec {
   /** The host this process runs in: the DNS server and the clients live here. */
   readonly ctl: LanHost;
   readonly workDir: string;
+  /** powerlossfs's binary (built by run.ts), with `--power-loss`. */
+  readonly powerlossfs?: string;
 }
 
 async function main(spec: ControllerSpec): Promise<number> {
@@ -43,7 +45,11 @@ async function main(spec: ControllerSpec): Promise<number> {
       o.nodes,
       spec.workDir,
       () => history.now(),
-      { steppableClocks: o.clockJumps, smallDisks: o.fullDisks },
+      {
+        steppableClocks: o.clockJumps,
+        smallDisks: o.fullDisks,
+        ...(spec.powerlossfs ? { powerlossfs: spec.powerlossfs } : {}),
+      },
     );
     const notReady = await waitSettled(cluster, 30_000);
     if (notReady !== null) throw new Error(`the cluster did not form: ${notReady}`);
@@ -60,6 +66,7 @@ async function main(spec: ControllerSpec): Promise<number> {
         slowLinks: o.slowLinks,
         clockJumps: o.clockJumps,
         fullDisks: o.fullDisks,
+        powerLoss: o.powerLoss,
         everyFaultFirst: o.everyFaultFirst,
       },
       () => history.now(),

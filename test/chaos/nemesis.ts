@@ -23,11 +23,19 @@ const SLOW_LINK = { 'slow-link': 2 } as const;
 const CLOCK_JUMP = { 'clock-jump': 2 } as const;
 /** With `fullDisks`: a member's data directory's file system full, then freed. */
 const DISK_FULL = { 'disk-full': 2 } as const;
+/** With `powerLoss`: a member's power cut (killed, its unsynced writes gone), then back. */
+const POWER_CUT = { 'power-cut': 2 } as const;
 type Fault =
   | keyof typeof WITH_LOST_VOLUMES
   | keyof typeof SLOW_LINK
   | keyof typeof CLOCK_JUMP
-  | keyof typeof DISK_FULL;
+  | keyof typeof DISK_FULL
+  | keyof typeof POWER_CUT;
+/**
+ * The share of a cut member's unsynced page writes its disk keeps anyway (0: none; otherwise a
+ * seeded subset, as a disk that wrote some of its cache back, in any order, before the power went).
+ */
+const POWER_CUT_KEEP = [0, 0, 0.5, 0.9] as const;
 /** Link rates (kbit/s, each way) and loss (%) a slow link is drawn from. */
 const SLOW_RATES_KBIT = [128, 512, 2048] as const;
 const SLOW_LOSS_PCT = [2, 5, 10, 20] as const;
@@ -50,6 +58,7 @@ const HOLD: Record<Fault, [number, number]> = {
   // Past several probe rounds (200 ms each) and the tombstone grace (5 s) at times.
   'clock-jump': [1, 8],
   'disk-full': [2, 10],
+  'power-cut': [0.3, 5],
 };
 /** Longest a decommission may take before it counts as stuck. */
 const DECOMMISSION_MS = 30_000;
@@ -90,6 +99,7 @@ export class Nemesis {
       slowLinks?: boolean;
       clockJumps?: boolean;
       fullDisks?: boolean;
+      powerLoss?: boolean;
       everyFaultFirst?: boolean;
     },
     now: () => number,
@@ -105,6 +115,7 @@ export class Nemesis {
       ...(opts.slowLinks ? SLOW_LINK : {}),
       ...(opts.clockJumps ? CLOCK_JUMP : {}),
       ...(opts.fullDisks ? DISK_FULL : {}),
+      ...(opts.powerLoss ? POWER_CUT : {}),
     };
     this.#everyFaultFirst = opts.everyFaultFirst ?? false;
     if (this.#everyFaultFirst) {
@@ -184,6 +195,9 @@ export class Nemesis {
           break;
         case 'lose-volume':
           return await this.#loseVolume(victim, holdMs);
+        case 'power-cut':
+          await this.#powerCut(victim, holdMs);
+          break;
         case 'pause':
           this.#cluster.pause(victim);
           this.#record('pause', name, `SIGSTOP for ${hold}`);
@@ -250,6 +264,26 @@ export class Nemesis {
     await sleep(holdMs);
     await this.#cluster.restart(victim);
     this.#record('restart', name, 'reopened its data directory');
+  }
+
+  /**
+   * The victim's power goes: SIGKILL, its disk forgets what was not synced (all of it, or all
+   * but a seeded share of the page writes), and after `holdMs` it starts on what the disk kept.
+   * Any member may lose power, whatever else is down or lost: an acknowledged write was synced
+   * on W members before its OK, and a cut takes back nothing synced (docs/chaos.md).
+   */
+  async #powerCut(victim: Slot, holdMs: number): Promise<void> {
+    const name = victim.host.name;
+    const keep = this.#rng.pick([...POWER_CUT_KEEP]);
+    const seed = this.#rng.int(0, 2 ** 31 - 1);
+    const r = await this.#cluster.powerCut(victim, seed, keep);
+    const lost = `${r.pagesReverted} unsynced page writes and ${r.opsUndone} file operations lost`;
+    const kept = keep === 0 ? '' : `, ${r.pagesKept} and ${r.opsKept} kept (keep ${keep})`;
+    const hold = (holdMs / 1000).toFixed(1);
+    this.#record('power-cut', name, `SIGKILL, ${lost}${kept}; back after ${hold} s`);
+    await sleep(holdMs);
+    await this.#cluster.restart(victim);
+    this.#record('restart', name, 'reopened what its disk kept');
   }
 
   /**

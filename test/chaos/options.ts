@@ -47,6 +47,12 @@ export interface ChaosOptions {
    */
   readonly fullDisks: boolean;
   /**
+   * Adds the fault `power-cut`: every data directory is on powerlossfs (test/powerloss/go), and a
+   * member is killed, loses what it wrote but did not sync (all of it, or all but a seeded 50 or
+   * 90% of the page writes), and starts again on what its disk kept.
+   */
+  readonly powerLoss: boolean;
+  /**
    * Bytes of every PUT's value (its id, a dot and a filling; 0: the id alone), so that large
    * values go through hints, streams, anti-entropy and scans under the faults.
    */
@@ -74,6 +80,7 @@ export const DEFAULT_OPTIONS: ChaosOptions = {
   slowLinks: false,
   clockJumps: false,
   fullDisks: false,
+  powerLoss: false,
   valueBytes: 0,
   everyFaultFirst: false,
 };
@@ -103,6 +110,10 @@ const USAGE = `Usage: npm run chaos -- [options]
   --full-disks            add the fault disk-full: a member's data directory (each on a 256 MiB
                           tmpfs of its own) filled to 32 MiB free, below the nodes'
                           --min-free-disk-bytes, for 2 to 10 s, then freed
+  --power-loss            add the fault power-cut: every data directory on powerlossfs (a FUSE
+                          filesystem, built with Go), and a member SIGKILLed, its unsynced writes
+                          dropped (all, or all but a seeded 50 or 90% of the page writes), then
+                          started again on what its disk kept
   --value-bytes N         bytes of every PUT's value, up to 1000000 (default: the writer's id
                           and sequence alone, a few bytes); checked whole when read back
   --every-fault-first     the first faults are every kind enabled, once each (seeded order),
@@ -137,6 +148,7 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
       | 'slowLinks'
       | 'clockJumps'
       | 'fullDisks'
+      | 'powerLoss'
       | 'everyFaultFirst'
     > = {
       '--keep': 'keep',
@@ -145,6 +157,7 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
       '--slow-links': 'slowLinks',
       '--clock-jumps': 'clockJumps',
       '--full-disks': 'fullDisks',
+      '--power-loss': 'powerLoss',
       '--every-fault-first': 'everyFaultFirst',
     };
     const on = Object.hasOwn(flags, arg) ? flags[arg] : undefined;

@@ -82,7 +82,7 @@ export function formatSummary(r: RunResult): string {
     }
   }
 
-  out.push('', `nemesis (${r.events.length} events):`);
+  out.push('', `nemesis (${r.events.length} events; ${faultCounts(r.events)}):`);
   for (const e of r.events) {
     const mark = e.ok ? ' ' : '!';
     out.push(
@@ -129,6 +129,25 @@ export function formatSummary(r: RunResult): string {
   }
   if (r.violations.length > SHOWN) out.push(`  ... and ${r.violations.length - SHOWN} more`);
   return out.join('\n');
+}
+
+/** Events that end a fault or report on one, not faults themselves. */
+const UNDOING = new Set([
+  'restart',
+  'resume',
+  'reconnect',
+  'heal-split',
+  'fast-link',
+  'clock-back',
+  'disk-freed',
+  'refilled',
+]);
+
+/** `kill 4, power-cut 3, ...`: the faults and membership changes that happened, by kind. */
+function faultCounts(events: readonly NemesisEvent[]): string {
+  const n = new Map<string, number>();
+  for (const e of events) if (e.ok && !UNDOING.has(e.kind)) n.set(e.kind, (n.get(e.kind) ?? 0) + 1);
+  return [...n].map(([kind, k]) => `${kind} ${k}`).join(', ') || 'no fault';
 }
 
 /** p50, p99 and max of the answered operations' latencies (errors included, timeouts not). */

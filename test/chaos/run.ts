@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createLan, type LanHost, requireRoot } from '../helpers/netns.ts';
 import { NODE } from '../helpers/node-process.ts';
+import { buildPowerlossfs } from '../helpers/powerloss.ts';
 import type { ControllerSpec } from './controller.ts';
 import { REUSE_EXTRA_MS } from './nemesis.ts';
 import { type ChaosOptions, parseOptions, USAGE } from './options.ts';
@@ -20,13 +21,15 @@ async function main(): Promise<number> {
     return 0;
   }
   requireRoot('npm run chaos');
-  if (options.seeds === 1) return (await runSeed(options, options.keep)).code;
+  // Built (or found in its cache) here, outside the namespaces: the controller mounts it.
+  const powerlossfs = options.powerLoss ? await buildPowerlossfs() : undefined;
+  if (options.seeds === 1) return (await runSeed(options, options.keep, powerlossfs)).code;
   // Many seeds: one after another, each on a fresh network; the first failure stops the series
   // and keeps its work directory (history.json, node logs).
   for (let i = 0; i < options.seeds; i++) {
     const seed = options.seed + i;
     process.stdout.write(`chaos: seed ${seed} (${i + 1} of ${options.seeds})\n`);
-    const { code, workDir } = await runSeed({ ...options, seed }, true);
+    const { code, workDir } = await runSeed({ ...options, seed }, true, powerlossfs);
     if (code !== 0) {
       process.stdout.write(
         `chaos: seed ${seed} failed (exit ${code}) after ${i} seeds passed in a row; ` +
@@ -47,6 +50,7 @@ async function main(): Promise<number> {
 async function runSeed(
   options: ChaosOptions,
   keep: boolean,
+  powerlossfs: string | undefined,
 ): Promise<{ code: number; workDir: string }> {
   const workDir = mkdtempSync(join(tmpdir(), 'kvstore-chaos-'));
   // Slots kv0..kvN: N members at the start, one spare for the member the nemesis adds.
@@ -60,6 +64,7 @@ async function runSeed(
       slots: names.map(hosts),
       ctl: hosts('ctl'),
       workDir,
+      ...(powerlossfs ? { powerlossfs } : {}),
     };
     // The controller runs in the ctl namespace: it reaches every node over the private network,
     // and cutting a node's link cuts it off from the clients too.

@@ -69,17 +69,20 @@ export class PowerlossDisk {
   #replies: ((line: string) => void)[] = [];
   #exited: Promise<void> = Promise.resolve();
 
-  private constructor(binary: string) {
+  private constructor(binary: string, store?: string) {
     this.#binary = binary;
-    this.store = mkdtempSync(join(tmpdir(), 'kvstore-powerloss-'));
+    this.store = store ?? mkdtempSync(join(tmpdir(), 'kvstore-powerloss-'));
     this.mountPoint = join(this.store, 'mnt');
     mkdirSync(join(this.store, 'disk'));
     mkdirSync(this.mountPoint);
   }
 
-  /** A new, empty disk, mounted. */
-  static async create(binary: string): Promise<PowerlossDisk> {
-    const disk = new PowerlossDisk(binary);
+  /**
+   * A new, empty disk, mounted; its store (the backing files and the mount point) in `store`
+   * (an existing, empty directory; default: a new one under the temporary directory).
+   */
+  static async create(binary: string, store?: string): Promise<PowerlossDisk> {
+    const disk = new PowerlossDisk(binary, store);
     disks.add(disk);
     await disk.mount();
     return disk;
