@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -22,6 +23,10 @@ type file struct {
 	// A synchronous write was made and the fsync request the kernel sends after it (to
 	// implement O_DSYNC) has not come yet.
 	kernelSync atomic.Bool
+	// The ranges synchronous writes wrote that the kernel's fsync after them has not made
+	// durable yet: a power cut before the write call returns may lose them, as on a disk.
+	pendingMu sync.Mutex
+	pending   [][2]int64
 }
 
 var (
@@ -55,7 +60,10 @@ func (f *file) Read(ctx context.Context, buf []byte, off int64) (fuse.ReadResult
 
 func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	n, err := f.j.Write(f.fd, data, off, f.sync)
-	if f.sync && err == nil {
+	if f.sync && err == nil && n > 0 {
+		f.pendingMu.Lock()
+		f.pending = append(f.pending, [2]int64{off, int64(n)})
+		f.pendingMu.Unlock()
 		f.kernelSync.Store(true)
 	}
 	return uint32(max(n, 0)), fs.ToErrno(err)
@@ -65,14 +73,21 @@ func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, sysca
 // is not synced: durability is what the journal says, not the backing disk's.
 //
 // After each write on an O_DSYNC/O_SYNC descriptor the kernel sends an fsync of that descriptor
-// (FUSE does not pass its range): that one stands for the write only, which Write already made
-// durable, and not for the file's other unsynced pages, which Linux would not write either.
+// (FUSE does not pass its range) before the write call returns: that one stands for the write
+// only, whose pages it makes durable, and not for the file's other unsynced pages, which Linux
+// would not write either. Until it is done (a slow or hung disk holds it), a cut loses them.
 func (f *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	// A slow disk is slow once per sync: for an O_DSYNC write, at this fsync the kernel sends
 	// after the write call (once per call, however many FUSE writes it took).
-	slowSync(ctx)
+	if !slowSync(ctx) {
+		return syscall.EINTR // the caller is gone (killed): nothing more became durable
+	}
 	if f.sync && f.kernelSync.Swap(false) {
-		return 0
+		f.pendingMu.Lock()
+		ranges := f.pending
+		f.pending = nil
+		f.pendingMu.Unlock()
+		return fs.ToErrno(f.j.SyncRanges(f.fd, ranges))
 	}
 	return fs.ToErrno(f.j.SyncFile(f.fd))
 }

@@ -132,14 +132,10 @@ func (j *Journal) preserve(fd int, fs *fileState, off, n int64) error {
 func (j *Journal) Write(fd int, data []byte, off int64, sync bool) (int, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.dead {
-		return 0, syscall.EIO
-	}
-	ino, size, err := inoOfFd(fd)
+	fs, err := j.fileAt(fd)
 	if err != nil {
 		return 0, err
 	}
-	fs := j.state(ino, size)
 	if err := j.preserve(fd, fs, off, int64(len(data))); err != nil {
 		return 0, err
 	}
@@ -148,15 +144,44 @@ func (j *Journal) Write(fd int, data []byte, off int64, sync bool) (int, error) 
 	if err != nil || !sync {
 		return n, err
 	}
+	// Durable once the call returns (SyncRanges, at the fsync the kernel sends after it).
 	j.dsyncWrites++
-	// Synchronized I/O data integrity: these pages and the size are on disk.
-	for p := off / pageSize; p <= (off+int64(n)-1)/pageSize; p++ {
-		delete(fs.saved, p)
-	}
-	if _, size, err := inoOfFd(fd); err == nil {
-		fs.durableSize = size
-	}
 	return n, nil
+}
+
+// fileAt is the journal's state of the file open at fd (j.mu held); EIO after a cut.
+func (j *Journal) fileAt(fd int) (*fileState, error) {
+	if j.dead {
+		return nil, syscall.EIO
+	}
+	ino, size, err := inoOfFd(fd)
+	if err != nil {
+		return nil, err
+	}
+	return j.state(ino, size), nil
+}
+
+// SyncRanges makes the pages of the given [offset, length] ranges of the file open at fd, and its
+// size, durable: synchronized I/O data integrity, at the end of write calls on an O_DSYNC
+// descriptor (file.Fsync).
+func (j *Journal) SyncRanges(fd int, ranges [][2]int64) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	fs, err := j.fileAt(fd)
+	if err != nil {
+		return err
+	}
+	for _, r := range ranges {
+		for p := r[0] / pageSize; p <= (r[0]+r[1]-1)/pageSize; p++ {
+			delete(fs.saved, p)
+		}
+	}
+	_, size, err := inoOfFd(fd)
+	if err != nil {
+		return err
+	}
+	fs.durableSize = size
+	return nil
 }
 
 // Resize changes the size of the file open at fd (ftruncate, or fallocate when punch is false
@@ -164,14 +189,10 @@ func (j *Journal) Write(fd int, data []byte, off int64, sync bool) (int, error) 
 func (j *Journal) Resize(fd int, apply func() error, from, to int64) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.dead {
-		return syscall.EIO
-	}
-	ino, size, err := inoOfFd(fd)
+	fs, err := j.fileAt(fd)
 	if err != nil {
 		return err
 	}
-	fs := j.state(ino, size)
 	if err := j.preserve(fd, fs, from, to-from); err != nil {
 		return err
 	}

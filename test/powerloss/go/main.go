@@ -19,6 +19,8 @@
 //	                before `slow` or `hang` holds them. A test tells from it how many device flushes
 //	                a program asked of one file, e.g. one per write-ahead log group
 //	slow MS         every sync (fsync, fdatasync, each write call on an O_DSYNC descriptor) waits MS
+//	                before it makes anything durable (an O_DSYNC write is durable once its call
+//	                returns: a cut during the wait takes it back)
 //	hang            every sync from now on (and every one waiting) blocks until `resume`: a disk
 //	                whose I/O never completes (a dead network volume); reads and unsynced writes go on
 //	resume          the hung syncs go on (then wait as `slow` says, as every sync does)
@@ -147,16 +149,18 @@ func slowRead(ctx context.Context) {
 	wait(ctx, time.Duration(readDelay.Load()))
 }
 
-// wait waits `d` (0 or less: not at all), or until the request is interrupted.
-func wait(ctx context.Context, d time.Duration) {
+// wait waits `d` (0 or less: not at all): true, or false when the request is interrupted first.
+func wait(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
-		return
+		return true
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return true
 	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -196,16 +200,17 @@ func (c *pathCounts) snapshot() map[string]int64 {
 // hung, while not nil, is closed by `resume`: every sync waits for that first (the `hang` command).
 var hung atomic.Pointer[chan struct{}]
 
-// slowSync waits while the disk hangs (or until the request is interrupted), then syncDelay.
-func slowSync(ctx context.Context) {
+// slowSync waits while the disk hangs, then syncDelay; false when the request was interrupted
+// meanwhile (its caller killed): the sync did not happen.
+func slowSync(ctx context.Context) bool {
 	if gate := hung.Load(); gate != nil {
 		select {
 		case <-*gate:
 		case <-ctx.Done():
-			return
+			return false
 		}
 	}
-	wait(ctx, time.Duration(syncDelay.Load()))
+	return wait(ctx, time.Duration(syncDelay.Load()))
 }
 
 // setDelay sets `d` from the command `args` (NAME MS) and answers it.

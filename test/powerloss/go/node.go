@@ -245,7 +245,9 @@ func (n *node) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) syscall
 		return h.Fsync(ctx, flags)
 	}
 	if n.IsDir() {
-		slowSync(ctx)
+		if !slowSync(ctx) {
+			return syscall.EINTR
+		}
 		return fs.ToErrno(n.j.SyncDir(n.dirIno()))
 	}
 	return syscall.EBADF
@@ -270,7 +272,9 @@ type dir struct {
 
 func (d *dir) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
 	syncCounts.add(d.n)
-	slowSync(ctx)
+	if !slowSync(ctx) {
+		return syscall.EINTR
+	}
 	return fs.ToErrno(d.n.j.SyncDir(d.n.dirIno()))
 }
 
