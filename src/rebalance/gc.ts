@@ -67,7 +67,10 @@ export async function collectTombstones(o: GcOptions): Promise<number> {
     }
     if (batch.length === 0) break;
     const safe = await Promise.all(batch.map((t) => noOlderCopy(o, members, t)));
-    // The answers count only for the rings they were asked under.
+    // The answers count only for the rings they were asked under, and only once each member's
+    // are on its disk: a replica answers writes it has not synced yet (a tombstone a read
+    // repair just gave it), which a power cut there would take back.
+    if (safe.some(Boolean) && !(await allSynced(o, members))) break;
     if (!unchanged()) break;
     removed += await o.storage.discard(batch.filter((_, i) => safe[i]));
     if (batch.length < BATCH) break;
@@ -75,6 +78,16 @@ export async function collectTombstones(o: GcOptions): Promise<number> {
   o.metrics.tombstonesCollected.inc(removed);
   if (removed > 0) o.logger.info({ removed }, 'tombstones collected');
   return removed;
+}
+
+/** True when every one of `members` has every record write it answered before on its disk. */
+async function allSynced(o: GcOptions, members: readonly string[]): Promise<boolean> {
+  try {
+    await Promise.all(members.map((n) => o.replicas.synced(n)));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

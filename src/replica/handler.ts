@@ -202,6 +202,9 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
         const n = await storage.applyBatch(entries);
         return { n } satisfies ApplyReply;
       }
+      case METHODS.synced:
+        await storage.synced();
+        return {};
       case METHODS.scan: {
         const req = readScanRequest(body, opts.maxScanEntries);
         checkIncarnation(req.i);

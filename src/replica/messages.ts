@@ -251,6 +251,13 @@ export const METHODS = {
   apply: 'apply',
   scan: 'scan',
   /**
+   * `synced` (`{}` -> `{}`): answers once every record write the member decided before it came
+   * is on its disk, so that what its earlier replies said it holds survives a power cut there.
+   * Tombstone collection asks it before it counts those replies. Members before it answer
+   * KV_ERR_UNKNOWN_COMMAND.
+   */
+  synced: 'synced',
+  /**
    * The handshake of every connection when a cluster secret is set: `challenge`, then `auth`
    * (auth/peer.ts).
    */

@@ -375,6 +375,16 @@ export class Replicas {
   }
 
   /**
+   * Resolves once every record write `name` decided before the request came is on its disk:
+   * what its earlier get replies said it holds then survives a power cut there (METHODS.synced).
+   * This node's own writes too, for `self`.
+   */
+  async synced(name: string): Promise<void> {
+    if (name === this.self) return this.#storage.synced();
+    await this.#call(name, METHODS.synced, {});
+  }
+
+  /**
    * Scans `name`'s local records (tombstones included). `terms` as for get: those of the rings
    * the scan was placed under, by default the rings now.
    */

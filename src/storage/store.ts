@@ -957,6 +957,21 @@ export class Storage {
     await this.#commit(() => this.#root.transaction(fn));
   }
 
+  /**
+   * Resolves once every record write decided so far (applied, deleted, discarded) is in the log
+   * on disk. Reads answer writes still on their way there: what a read made before this call
+   * returned survives a power cut once it resolves. Rejects with KV_ERR_STORAGE when the store
+   * is closed, its disk stalled, or the log fails.
+   */
+  async synced(): Promise<void> {
+    const wal = this.#wal;
+    if (this.#closed || wal === null) {
+      throw new KvError('KV_ERR_STORAGE', 'storage: store is closed');
+    }
+    if (this.#stall.stalled !== null) throw this.#stall.error();
+    await wal.sync();
+  }
+
   /** Runs an LMDB write outside the log and waits until it is flushed, through failures. */
   async #commit(write: () => PromiseLike<unknown>): Promise<void> {
     if (this.#closed) throw new KvError('KV_ERR_STORAGE', 'storage: store is closed');
