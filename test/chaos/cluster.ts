@@ -59,6 +59,8 @@ export interface Slot {
   skewMs: number;
   /** Its data directory's file system is full (fillDisk) until freeDisk. */
   diskFull: boolean;
+  /** Every sync of its powerlossfs disk waits (slowDisk) until fastDisk or a power cut. */
+  diskSlow: boolean;
 }
 
 /** What the nodes run on: clocks the harness can step, data directories on small disks. */
@@ -144,6 +146,7 @@ export class ChaosCluster {
       slowed: false,
       skewMs: 0,
       diskFull: false,
+      diskSlow: false,
     }));
     const cluster = new ChaosCluster(slots, dns, workDir, now, setup);
     for (const s of slots.slice(0, n)) s.state = 'member';
@@ -172,6 +175,7 @@ export class ChaosCluster {
         !s.slowed &&
         s.skewMs === 0 &&
         !s.diskFull &&
+        !s.diskSlow &&
         this.#cuts.cutFrom(s.host.name).length === 0,
     );
   }
@@ -202,7 +206,8 @@ export class ChaosCluster {
     const cut = this.kill(s).then(async () => {
       const report = await disk.cut(seed, keep);
       await disk.unmount();
-      await disk.mount();
+      await disk.mount(); // a new powerlossfs process: fast again
+      s.diskSlow = false;
       return report;
     });
     this.#powerCuts.set(s, cut);
@@ -211,6 +216,23 @@ export class ChaosCluster {
     } finally {
       this.#powerCuts.delete(s);
     }
+  }
+
+  /**
+   * Makes every sync of the slot's disk wait `ms` (a degraded disk): an O_DSYNC write is
+   * durable only when its call returns, so a power cut meanwhile takes back what was in flight.
+   */
+  async slowDisk(s: Slot, ms: number): Promise<void> {
+    if (!s.disk) throw new Error('chaos: disks are slow only with --power-loss');
+    s.diskSlow = true;
+    await s.disk.slow(ms);
+  }
+
+  /** Undoes slowDisk (a disk not mounted, as during a power cut, is fast once mounted again). */
+  async fastDisk(s: Slot): Promise<void> {
+    if (!s.diskSlow) return;
+    await s.disk?.slow(0).catch(() => {});
+    s.diskSlow = false;
   }
 
   /** Starts the slot's process again on its data directory (once, when called concurrently). */
@@ -376,6 +398,7 @@ export class ChaosCluster {
       await this.fastLink(s);
       if (s.skewMs !== 0) this.jumpClock(s, 0);
       this.freeDisk(s);
+      await this.fastDisk(s);
     }
     await Promise.all(this.members().map((s) => this.restart(s)));
   }

@@ -36,6 +36,11 @@ type Fault =
  * seeded subset, as a disk that wrote some of its cache back, in any order, before the power went).
  */
 const POWER_CUT_KEEP = [0, 0, 0.5, 0.9] as const;
+/**
+ * How long each sync of the member's disk takes for a while before its power goes (0: a healthy
+ * disk): on a slow disk, writes are in flight, unsynced, when the cut comes.
+ */
+const POWER_CUT_SLOW_MS = [0, 0, 300, 1500] as const;
 /** Link rates (kbit/s, each way) and loss (%) a slow link is drawn from. */
 const SLOW_RATES_KBIT = [128, 512, 2048] as const;
 const SLOW_LOSS_PCT = [2, 5, 10, 20] as const;
@@ -276,6 +281,16 @@ export class Nemesis {
     const name = victim.host.name;
     const keep = this.#rng.pick([...POWER_CUT_KEEP]);
     const seed = this.#rng.int(0, 2 ** 31 - 1);
+    const slowMs = this.#rng.pick([...POWER_CUT_SLOW_MS]);
+    if (slowMs > 0) {
+      const leadMs = this.#rng.between(500, 3000);
+      await this.#cluster.slowDisk(victim, slowMs);
+      const lead = `${(leadMs / 1000).toFixed(1)} s`;
+      this.#record('slow-disk', name, `every sync takes ${slowMs} ms; the power goes in ${lead}`);
+      await sleep(leadMs);
+      // Being decommissioned meanwhile (which made its disk fast again): it must hand off.
+      if (victim.state !== 'member') return;
+    }
     const r = await this.#cluster.powerCut(victim, seed, keep);
     const lost = `${r.pagesReverted} unsynced page writes and ${r.opsUndone} file operations lost`;
     const kept = keep === 0 ? '' : `, ${r.pagesKept} and ${r.opsKept} kept (keep ${keep})`;
@@ -397,6 +412,7 @@ export class Nemesis {
       await this.#cluster.fastLink(leaving);
       if (leaving.skewMs !== 0) this.#cluster.jumpClock(leaving, 0);
       this.#cluster.freeDisk(leaving);
+      await this.#cluster.fastDisk(leaving);
       await this.#cluster.restart(leaving);
       await this.#cluster.decommission(leaving, started + DECOMMISSION_MS);
       const took = ((this.#now() - started) / 1000).toFixed(1);

@@ -1,4 +1,4 @@
-// A short seeded chaos run (about 1.5 minutes): 5 nodes, 2 faults at once, every kind of fault, membership churn, lost volumes, slow links, zero violations.
+// A short seeded chaos run (about 1.5 minutes): 5 nodes, 2 faults at once, every kind of fault, membership churn, lost volumes, slow links, power cuts, zero violations.
 
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -34,11 +34,12 @@ const PROFILE = [
 ];
 
 describe('chaos', () => {
-  it('5 nodes, 2 faults at once, joins, decommissions, a name reused, lost volumes and slow links: no violation', async () => {
+  it('5 nodes, 2 faults at once, joins, decommissions, a name reused, lost volumes, slow links and power cuts: no violation', async () => {
     requireRoot('the chaos test');
     const { code, out } = await runChaos([
       ...PROFILE,
       ...['--membership-every-s', '4', '--reuse-name', '--lose-volumes', '--slow-links'],
+      '--power-loss',
       ...['--seed', '20261203'],
     ]);
     // The summary is the useful failure message: history excerpts of every violation.
@@ -49,7 +50,16 @@ describe('chaos', () => {
       events.some((l) => new RegExp(`^ +[0-9.]+ s {2}${kind} .*${detail}`).test(l));
     // A member back on an empty data directory under its name, no decommission (a lost disk).
     expect(happened('restart', 'on a new, empty data directory')).toBe(true);
-    for (const kind of ['kill', 'pause', 'join', 'decommissioned', 'lose-volume', 'slow-link']) {
+    const kinds = [
+      'kill',
+      'pause',
+      'join',
+      'decommissioned',
+      'lose-volume',
+      'slow-link',
+      'power-cut',
+    ];
+    for (const kind of kinds) {
       expect(happened(kind), kind).toBe(true);
     }
     expect(events.some((l) => /s {2}(isolate|split) /.test(l))).toBe(true);
