@@ -133,6 +133,11 @@ function recovered(
     syncDirSync(dir);
     segments = segments.filter((n) => n <= bad.segment);
   }
+  // Replay read the segments through the page cache, which may hold writes a killed process made
+  // but never synced (a group whose O_DSYNC write had not returned). The next segment's seal
+  // names the end replay found, and that seal is synced: the bytes before it must be on disk
+  // first, or a power cut leaves a hole before the log's last group (and the start refuses).
+  for (const seq of segments) syncFileSync(join(dir, segmentName(seq)));
   // Copies: the file buffers are dropped once the entries are replayed.
   const entries = scan.entries.map((e) => ({
     op: e.op,
@@ -148,6 +153,16 @@ function recovered(
     torn: bad === null ? scan.torn : null,
     truncated: bad,
   };
+}
+
+/** fsync of a file: its data and size are on disk. */
+function syncFileSync(path: string): void {
+  const fd = openSync(path, 'r+');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** fsync of a directory: a created or renamed entry in it is on disk. */
