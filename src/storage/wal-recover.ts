@@ -137,7 +137,7 @@ function recovered(
   // but never synced (a group whose O_DSYNC write had not returned). The next segment's seal
   // names the end replay found, and that seal is synced: the bytes before it must be on disk
   // first, or a power cut leaves a hole before the log's last group (and the start refuses).
-  for (const seq of segments) syncFileSync(join(dir, segmentName(seq)));
+  for (const seq of segments) syncDirSync(join(dir, segmentName(seq)));
   // Copies: the file buffers are dropped once the entries are replayed.
   const entries = scan.entries.map((e) => ({
     op: e.op,
@@ -155,17 +155,10 @@ function recovered(
   };
 }
 
-/** fsync of a file: its data and size are on disk. */
-function syncFileSync(path: string): void {
-  const fd = openSync(path, 'r+');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** fsync of a directory: a created or renamed entry in it is on disk. */
+/**
+ * fsync of a directory (a created or renamed entry in it is on disk), or of a file (its data and
+ * size are): opened read-only, which fsync allows.
+ */
 export function syncDirSync(dir: string): void {
   const fd = openSync(dir, 'r');
   try {
