@@ -164,6 +164,15 @@ export class PowerlossDisk {
     await this.#command('hang');
   }
 
+  /**
+   * Makes every sync fail with EIO (true) until errors(false): fsync, fdatasync, a directory's,
+   * and each write call on an O_DSYNC descriptor (the call fails). Nothing becomes durable
+   * meanwhile; reads and unsynced writes go on (a disk whose writes fail).
+   */
+  async errors(on: boolean): Promise<void> {
+    await this.#command(`errors ${on ? 'on' : 'off'}`);
+  }
+
   /** Lets the hung syncs go on (see hang). */
   async resume(): Promise<void> {
     await this.#command('resume');

@@ -238,6 +238,32 @@ describe('powerlossfs', () => {
     writeSynced(disk.path('h'), 'y');
   });
 
+  it('errors: every sync fails with EIO and makes nothing durable, until errors are off', async () => {
+    const disk = await PowerlossDisk.create(binary());
+    writeSynced(disk.path('f'), 'synced');
+    syncDir(disk.mountPoint);
+    await disk.errors(true);
+    const eio = (fn: () => void) => expect(fn).toThrow(/EIO/);
+    eio(() => writeSynced(disk.path('f'), 'not synced'));
+    const dsync = openSync(
+      disk.path('d'),
+      constants.O_CREAT | constants.O_WRONLY | constants.O_DSYNC,
+    );
+    try {
+      eio(() => writeSync(dsync, 'not synced either'));
+    } finally {
+      closeSync(dsync);
+    }
+    eio(() => syncDir(disk.mountPoint));
+    expect(readFileSync(disk.path('f'), 'latin1')).toBe('not synced'); // reads go on
+    await disk.errors(false);
+    writeSynced(disk.path('g'), 'synced after');
+    syncDir(disk.mountPoint);
+    await powerCycle(disk);
+    expect(readFileSync(disk.path('f'), 'latin1')).toBe('synced');
+    expect(readFileSync(disk.path('g'), 'latin1')).toBe('synced after');
+  });
+
   it('keeps the page cache of a file across a stat after a write and a new open', async () => {
     // Dropped, a page is read back from the backing file, and one the kernel has copied a write
     // into but not sent yet comes back old: a process reading through mmap (LMDB) then sees a

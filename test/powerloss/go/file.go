@@ -79,15 +79,19 @@ func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, sysca
 func (f *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	// A slow disk is slow once per sync: for an O_DSYNC write, at this fsync the kernel sends
 	// after the write call (once per call, however many FUSE writes it took).
-	if !slowSync(ctx) {
-		return syscall.EINTR // the caller is gone (killed): nothing more became durable
-	}
-	if f.sync && f.kernelSync.Swap(false) {
+	errno := syncWait(ctx)
+	if f.sync && errno != syscall.EINTR && f.kernelSync.Swap(false) {
 		f.pendingMu.Lock()
 		ranges := f.pending
 		f.pending = nil
 		f.pendingMu.Unlock()
+		if errno != 0 {
+			return errno // the write call fails; its pages stay unsynced
+		}
 		return fs.ToErrno(f.j.SyncRanges(f.fd, ranges))
+	}
+	if errno != 0 {
+		return errno // EINTR: the caller is gone (killed); nothing more became durable
 	}
 	return fs.ToErrno(f.j.SyncFile(f.fd))
 }

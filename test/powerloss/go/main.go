@@ -26,6 +26,9 @@
 //	resume          the hung syncs go on (then wait as `slow` says, as every sync does)
 //	slowread MS     every read the page cache does not answer waits MS first (a cold network volume:
 //	                a start-up that reads the whole store takes long); 0: fast again
+//	errors on|off   while on, every sync fails with EIO and makes nothing durable (fsync,
+//	                fdatasync, a directory's, each write call on an O_DSYNC descriptor, which
+//	                then returns EIO): a disk whose writes fail; reads and unsynced writes go on
 //
 // The first line it prints is {"ready":true,...} once mounted. End of input, SIGTERM or SIGINT
 // unmounts (lazily when busy) and exits; after a cut, a new process on the same store is the
@@ -197,8 +200,23 @@ func (c *pathCounts) snapshot() map[string]int64 {
 	return out
 }
 
+// syncErrors: every sync fails with EIO (the `errors` command).
+var syncErrors atomic.Bool
+
 // hung, while not nil, is closed by `resume`: every sync waits for that first (the `hang` command).
 var hung atomic.Pointer[chan struct{}]
+
+// syncWait waits as slowSync does, then says how the sync ends: 0 to go on with it, EINTR when
+// the request was interrupted meanwhile, EIO while `errors` is on (nothing becomes durable).
+func syncWait(ctx context.Context) syscall.Errno {
+	if !slowSync(ctx) {
+		return syscall.EINTR
+	}
+	if syncErrors.Load() {
+		return syscall.EIO
+	}
+	return 0
+}
 
 // slowSync waits while the disk hangs, then syncDelay; false when the request was interrupted
 // meanwhile (its caller killed): the sync did not happen.
@@ -252,6 +270,12 @@ func command(j *Journal, args []string) string {
 		return setDelay(&syncDelay, args)
 	case "slowread":
 		return setDelay(&readDelay, args)
+	case "errors":
+		if len(args) != 2 || (args[1] != "on" && args[1] != "off") {
+			return `{"error":"usage: errors on|off"}`
+		}
+		syncErrors.Store(args[1] == "on")
+		return `{"ok":true}`
 	case "hang":
 		gate := make(chan struct{})
 		hung.CompareAndSwap(nil, &gate)
