@@ -61,6 +61,8 @@ export interface Slot {
   diskFull: boolean;
   /** Every sync of its powerlossfs disk waits (slowDisk) until fastDisk or a power cut. */
   diskSlow: boolean;
+  /** Every sync of its powerlossfs disk fails with EIO (failDisk) until healDisk or a power cut. */
+  diskErrors: boolean;
 }
 
 /** What the nodes run on: clocks the harness can step, data directories on small disks. */
@@ -147,6 +149,7 @@ export class ChaosCluster {
       skewMs: 0,
       diskFull: false,
       diskSlow: false,
+      diskErrors: false,
     }));
     const cluster = new ChaosCluster(slots, dns, workDir, now, setup);
     for (const s of slots.slice(0, n)) s.state = 'member';
@@ -176,6 +179,7 @@ export class ChaosCluster {
         s.skewMs === 0 &&
         !s.diskFull &&
         !s.diskSlow &&
+        !s.diskErrors &&
         this.#cuts.cutFrom(s.host.name).length === 0,
     );
   }
@@ -208,6 +212,7 @@ export class ChaosCluster {
       await disk.unmount();
       await disk.mount(); // a new powerlossfs process: fast again
       s.diskSlow = false;
+      s.diskErrors = false;
       return report;
     });
     this.#powerCuts.set(s, cut);
@@ -233,6 +238,20 @@ export class ChaosCluster {
     if (!s.diskSlow) return;
     await s.disk?.slow(0).catch(() => {});
     s.diskSlow = false;
+  }
+
+  /** Makes every sync of the slot's disk fail with EIO (writes fail, reads go on) until healDisk. */
+  async failDisk(s: Slot): Promise<void> {
+    if (!s.disk) throw new Error('chaos: disks fail only with --disk-errors');
+    s.diskErrors = true;
+    await s.disk.errors(true);
+  }
+
+  /** Undoes failDisk. */
+  async healDisk(s: Slot): Promise<void> {
+    if (!s.diskErrors) return;
+    await s.disk?.errors(false).catch(() => {});
+    s.diskErrors = false;
   }
 
   /** Starts the slot's process again on its data directory (once, when called concurrently). */
@@ -399,8 +418,11 @@ export class ChaosCluster {
       if (s.skewMs !== 0) this.jumpClock(s, 0);
       this.freeDisk(s);
       await this.fastDisk(s);
+      await this.healDisk(s);
     }
-    await Promise.all(this.members().map((s) => this.restart(s)));
+    // A member that cannot start again is in `crashes` (a node-failure in the summary), and the
+    // run goes on to its checks rather than stopping here.
+    await Promise.all(this.members().map((s) => this.restart(s).catch(() => {})));
   }
 
   /** Adds a member on an idle slot with an empty data directory; null when none is idle. */

@@ -67,6 +67,7 @@ async function main(spec: ControllerSpec): Promise<number> {
         clockJumps: o.clockJumps,
         fullDisks: o.fullDisks,
         powerLoss: o.powerLoss,
+        diskErrors: o.diskErrors,
         everyFaultFirst: o.everyFaultFirst,
       },
       () => history.now(),

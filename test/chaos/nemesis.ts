@@ -25,12 +25,15 @@ const CLOCK_JUMP = { 'clock-jump': 2 } as const;
 const DISK_FULL = { 'disk-full': 2 } as const;
 /** With `powerLoss`: a member's power cut (killed, its unsynced writes gone), then back. */
 const POWER_CUT = { 'power-cut': 2 } as const;
+/** With `diskErrors`: every sync of a member's disk fails with EIO, then the disk is well again. */
+const DISK_ERRORS = { 'disk-errors': 2 } as const;
 type Fault =
   | keyof typeof WITH_LOST_VOLUMES
   | keyof typeof SLOW_LINK
   | keyof typeof CLOCK_JUMP
   | keyof typeof DISK_FULL
-  | keyof typeof POWER_CUT;
+  | keyof typeof POWER_CUT
+  | keyof typeof DISK_ERRORS;
 /**
  * The share of a cut member's unsynced page writes its disk keeps anyway (0: none; otherwise a
  * seeded subset, as a disk that wrote some of its cache back, in any order, before the power went).
@@ -64,6 +67,7 @@ const HOLD: Record<Fault, [number, number]> = {
   'clock-jump': [1, 8],
   'disk-full': [2, 10],
   'power-cut': [0.3, 5],
+  'disk-errors': [2, 10],
 };
 /** Longest a decommission may take before it counts as stuck. */
 const DECOMMISSION_MS = 30_000;
@@ -105,6 +109,7 @@ export class Nemesis {
       clockJumps?: boolean;
       fullDisks?: boolean;
       powerLoss?: boolean;
+      diskErrors?: boolean;
       everyFaultFirst?: boolean;
     },
     now: () => number,
@@ -121,6 +126,7 @@ export class Nemesis {
       ...(opts.clockJumps ? CLOCK_JUMP : {}),
       ...(opts.fullDisks ? DISK_FULL : {}),
       ...(opts.powerLoss ? POWER_CUT : {}),
+      ...(opts.diskErrors ? DISK_ERRORS : {}),
     };
     this.#everyFaultFirst = opts.everyFaultFirst ?? false;
     if (this.#everyFaultFirst) {
@@ -202,6 +208,13 @@ export class Nemesis {
           return await this.#loseVolume(victim, holdMs);
         case 'power-cut':
           await this.#powerCut(victim, holdMs);
+          break;
+        case 'disk-errors':
+          await this.#cluster.failDisk(victim);
+          this.#record('disk-errors', name, `every sync fails with EIO for ${hold}`);
+          await sleep(holdMs);
+          await this.#cluster.healDisk(victim);
+          this.#record('disk-ok', name, 'syncs work again');
           break;
         case 'pause':
           this.#cluster.pause(victim);
@@ -413,6 +426,7 @@ export class Nemesis {
       if (leaving.skewMs !== 0) this.#cluster.jumpClock(leaving, 0);
       this.#cluster.freeDisk(leaving);
       await this.#cluster.fastDisk(leaving);
+      await this.#cluster.healDisk(leaving);
       await this.#cluster.restart(leaving);
       await this.#cluster.decommission(leaving, started + DECOMMISSION_MS);
       const took = ((this.#now() - started) / 1000).toFixed(1);

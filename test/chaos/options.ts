@@ -53,6 +53,11 @@ export interface ChaosOptions {
    */
   readonly powerLoss: boolean;
   /**
+   * Adds the fault `disk-errors`: every data directory on powerlossfs (as with powerLoss), and
+   * every sync of a member's disk failing with EIO for 2 to 10 s (writes fail; reads go on).
+   */
+  readonly diskErrors: boolean;
+  /**
    * Bytes of every PUT's value (its id, a dot and a filling; 0: the id alone), so that large
    * values go through hints, streams, anti-entropy and scans under the faults.
    */
@@ -81,6 +86,7 @@ export const DEFAULT_OPTIONS: ChaosOptions = {
   clockJumps: false,
   fullDisks: false,
   powerLoss: false,
+  diskErrors: false,
   valueBytes: 0,
   everyFaultFirst: false,
 };
@@ -114,6 +120,8 @@ const USAGE = `Usage: npm run chaos -- [options]
                           filesystem, built with Go), and a member SIGKILLed, its unsynced writes
                           dropped (all, or all but a seeded 50 or 90% of the page writes), then
                           started again on what its disk kept
+  --disk-errors           add the fault disk-errors: every data directory on powerlossfs, and
+                          every sync of a member's disk failing with EIO for 2 to 10 s
   --value-bytes N         bytes of every PUT's value, up to 1000000 (default: the writer's id
                           and sequence alone, a few bytes); checked whole when read back
   --every-fault-first     the first faults are every kind enabled, once each (seeded order),
@@ -149,6 +157,7 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
       | 'clockJumps'
       | 'fullDisks'
       | 'powerLoss'
+      | 'diskErrors'
       | 'everyFaultFirst'
     > = {
       '--keep': 'keep',
@@ -158,6 +167,7 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
       '--clock-jumps': 'clockJumps',
       '--full-disks': 'fullDisks',
       '--power-loss': 'powerLoss',
+      '--disk-errors': 'diskErrors',
       '--every-fault-first': 'everyFaultFirst',
     };
     const on = Object.hasOwn(flags, arg) ? flags[arg] : undefined;

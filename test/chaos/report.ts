@@ -140,6 +140,7 @@ const UNDOING = new Set([
   'fast-link',
   'clock-back',
   'disk-freed',
+  'disk-ok',
   'refilled',
 ]);
 

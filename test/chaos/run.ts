@@ -22,7 +22,8 @@ async function main(): Promise<number> {
   }
   requireRoot('npm run chaos');
   // Built (or found in its cache) here, outside the namespaces: the controller mounts it.
-  const powerlossfs = options.powerLoss ? await buildPowerlossfs() : undefined;
+  const powerlossfs =
+    options.powerLoss || options.diskErrors ? await buildPowerlossfs() : undefined;
   if (options.seeds === 1) return (await runSeed(options, options.keep, powerlossfs)).code;
   // Many seeds: one after another, each on a fresh network; the first failure stops the series
   // and keeps its work directory (history.json, node logs).
