@@ -167,10 +167,11 @@ export class PowerlossDisk {
   /**
    * Makes every sync fail with EIO (true) until errors(false): fsync, fdatasync, a directory's,
    * and each write call on an O_DSYNC descriptor (the call fails). Nothing becomes durable
-   * meanwhile; reads and unsynced writes go on (a disk whose writes fail).
+   * meanwhile; reads and unsynced writes go on (a disk whose writes fail). 'dsync': only the
+   * write calls on O_DSYNC descriptors fail (fsync and fdatasync work).
    */
-  async errors(on: boolean): Promise<void> {
-    await this.#command(`errors ${on ? 'on' : 'off'}`);
+  async errors(on: boolean | 'dsync'): Promise<void> {
+    await this.#command(`errors ${on === 'dsync' ? 'dsync' : on ? 'on' : 'off'}`);
   }
 
   /** Lets the hung syncs go on (see hang). */

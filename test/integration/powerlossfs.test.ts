@@ -238,7 +238,7 @@ describe('powerlossfs', () => {
     writeSynced(disk.path('h'), 'y');
   });
 
-  it('errors: every sync fails with EIO and makes nothing durable, until errors are off', async () => {
+  it('errors: every sync (dsync: every O_DSYNC write call) fails with EIO and makes nothing durable, until errors are off', async () => {
     const disk = await PowerlossDisk.create(binary());
     writeSynced(disk.path('f'), 'synced');
     syncDir(disk.mountPoint);
@@ -256,6 +256,15 @@ describe('powerlossfs', () => {
     }
     eio(() => syncDir(disk.mountPoint));
     expect(readFileSync(disk.path('f'), 'latin1')).toBe('not synced'); // reads go on
+    // dsync: only the write calls on O_DSYNC descriptors fail; fsync works.
+    await disk.errors('dsync');
+    const d2 = openSync(disk.path('d'), constants.O_WRONLY | constants.O_DSYNC);
+    try {
+      eio(() => writeSync(d2, 'fails'));
+    } finally {
+      closeSync(d2);
+    }
+    writeSynced(disk.path('h'), 'fsync works');
     await disk.errors(false);
     writeSynced(disk.path('g'), 'synced after');
     syncDir(disk.mountPoint);

@@ -79,7 +79,7 @@ func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, sysca
 func (f *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	// A slow disk is slow once per sync: for an O_DSYNC write, at this fsync the kernel sends
 	// after the write call (once per call, however many FUSE writes it took).
-	errno := syncWait(ctx)
+	errno := syncWait(ctx, f.sync && f.kernelSync.Load())
 	if f.sync && errno != syscall.EINTR && f.kernelSync.Swap(false) {
 		f.pendingMu.Lock()
 		ranges := f.pending

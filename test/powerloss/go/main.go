@@ -29,6 +29,8 @@
 //	errors on|off   while on, every sync fails with EIO and makes nothing durable (fsync,
 //	                fdatasync, a directory's, each write call on an O_DSYNC descriptor, which
 //	                then returns EIO): a disk whose writes fail; reads and unsynced writes go on
+//	errors dsync    only the write calls on O_DSYNC descriptors fail so (fsync and fdatasync
+//	                work): LMDB then fails writing its meta page after syncing its data
 //
 // The first line it prints is {"ready":true,...} once mounted. End of input, SIGTERM or SIGINT
 // unmounts (lazily when busy) and exits; after a cut, a new process on the same store is the
@@ -200,19 +202,19 @@ func (c *pathCounts) snapshot() map[string]int64 {
 	return out
 }
 
-// syncErrors: every sync fails with EIO (the `errors` command).
-var syncErrors atomic.Bool
+// syncErrors: 0 off; 1 every sync fails with EIO; 2 only O_DSYNC write calls do (`errors`).
+var syncErrors atomic.Int32
 
 // hung, while not nil, is closed by `resume`: every sync waits for that first (the `hang` command).
 var hung atomic.Pointer[chan struct{}]
 
 // syncWait waits as slowSync does, then says how the sync ends: 0 to go on with it, EINTR when
 // the request was interrupted meanwhile, EIO while `errors` is on (nothing becomes durable).
-func syncWait(ctx context.Context) syscall.Errno {
+func syncWait(ctx context.Context, dsync bool) syscall.Errno {
 	if !slowSync(ctx) {
 		return syscall.EINTR
 	}
-	if syncErrors.Load() {
+	if e := syncErrors.Load(); e == 1 || (e == 2 && dsync) {
 		return syscall.EIO
 	}
 	return 0
@@ -271,10 +273,12 @@ func command(j *Journal, args []string) string {
 	case "slowread":
 		return setDelay(&readDelay, args)
 	case "errors":
-		if len(args) != 2 || (args[1] != "on" && args[1] != "off") {
-			return `{"error":"usage: errors on|off"}`
+		modes := map[string]int32{"off": 0, "on": 1, "dsync": 2}
+		mode, ok := modes[args[min(1, len(args)-1)]]
+		if len(args) != 2 || !ok {
+			return `{"error":"usage: errors on|off|dsync"}`
 		}
-		syncErrors.Store(args[1] == "on")
+		syncErrors.Store(mode)
 		return `{"ok":true}`
 	case "hang":
 		gate := make(chan struct{})

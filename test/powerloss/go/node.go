@@ -245,7 +245,7 @@ func (n *node) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) syscall
 		return h.Fsync(ctx, flags)
 	}
 	if n.IsDir() {
-		if errno := syncWait(ctx); errno != 0 {
+		if errno := syncWait(ctx, false); errno != 0 {
 			return errno
 		}
 		return fs.ToErrno(n.j.SyncDir(n.dirIno()))
@@ -272,7 +272,7 @@ type dir struct {
 
 func (d *dir) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
 	syncCounts.add(d.n)
-	if errno := syncWait(ctx); errno != 0 {
+	if errno := syncWait(ctx, false); errno != 0 {
 		return errno
 	}
 	return fs.ToErrno(d.n.j.SyncDir(d.n.dirIno()))
