@@ -200,7 +200,7 @@ export class ClusterCoordinator implements Coordinator {
         if (cmd.expiry || cmd.keepTtl) return executeExpiry(cmd, this.#io);
         const record = { version: this.#o.storage.clock.now(), tombstone: false, value: cmd.value };
         const p = this.#shared(cmd.key);
-        if (p === null) return this.#o.storage.apply(cmd.key, record).then(() => OK);
+        if (p === null) return this.#okOnceApplied(this.#o.storage.apply(cmd.key, record));
         return this.#write(cmd.key, record, p);
       }
       case 'get': {
@@ -280,6 +280,23 @@ export class ClusterCoordinator implements Coordinator {
   #use: ValueUse = () => {};
   /** The clock, read only for a record that expires. */
   readonly #wallNow = () => this.#o.storage.clock.wallNow();
+
+  /** The last promise of a local write and its OK: see #okOnceApplied. */
+  #applied: Promise<boolean> | null = null;
+  #appliedOk: Promise<Reply> = Promise.resolve(OK);
+
+  /**
+   * OK once `applied` (a local write's Storage.apply) resolves. The writes of one log group get
+   * the same promise from apply (SharedSync), so they share one OK promise and one reaction to
+   * it instead of one each (a promise and a reaction per SET).
+   */
+  #okOnceApplied(applied: Promise<boolean>): Promise<Reply> {
+    if (applied !== this.#applied) {
+      this.#applied = applied;
+      this.#appliedOk = applied.then(answerOk);
+    }
+    return this.#appliedOk;
+  }
   readonly #answer = (raw: Buffer | undefined) =>
     this.#use(raw, raw === undefined ? -1 : liveValueStart(raw, this.#wallNow));
 

@@ -459,8 +459,12 @@ export class Storage {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#durable(() => this.#applyOne(key, record, false));
+    return this.#durable(this.#applyOneOf, key, record);
   }
+
+  /** #applyOne as apply() decides it, without a closure per write (see #durable). */
+  readonly #applyOneOf = (key: Buffer, record: StoredRecord): boolean =>
+    this.#applyOne(key, record, false);
 
   /** Applies many entries (last write wins each); resolves with how many applied, once durable. */
   applyBatch(entries: readonly Entry[]): Promise<number> {
@@ -559,23 +563,25 @@ export class Storage {
   }
 
   /**
-   * Runs `decide`, which checks and queues writes synchronously, then waits until the log has
+   * Runs `decide(a, b)` (its arguments given apart, so that a SET makes no closure), which
+   * checks and queues writes synchronously, then waits until the log has
    * everything appended so far on disk. Every write of this process is decided here, on the
    * main thread, against the stored value or a queued newer one, so the decisions are serial;
    * the log and LMDB's writer thread get them in the same order. (A `transaction()` callback
    * would make the writer thread wait for the main thread on every commit.)
    */
-  #durable<T>(decide: () => T): Promise<T> {
+  #durable<T, A = undefined, B = undefined>(decide: (a: A, b: B) => T, a?: A, b?: B): Promise<T> {
     const wal = this.#wal;
     // A stalled disk: refused at once, nothing decided (it would wait behind the hung operation).
     if (this.#stall.stalled !== null) return Promise.reject(this.#stall.error());
     // The common case without an async function (one per write on every replica): the log
     // healthy, the writes decided at once, one reaction when their group is on disk.
-    if (this.#closed || wal === null || this.#w.refusing()) return this.#durableSlowly(decide);
+    if (this.#closed || wal === null || this.#w.refusing())
+      return this.#durableSlowly(() => decide(a as A, b as B));
     const started = performance.now();
     let result: T;
     try {
-      result = decide();
+      result = decide(a as A, b as B);
     } catch (err) {
       return Promise.reject(err);
     }
