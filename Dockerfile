@@ -39,7 +39,8 @@ RUN --mount=type=secret,id=npm_ca \
       exit 1; }; \
     find node_modules -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \
       -o -name '*.map' -o -name '*.musl.node' \) -delete
-# The runtime's whole root filesystem: node, tini, env (the bins' #!/usr/bin/env) and sh (the
+# The runtime's whole root filesystem: node, tini, env (the bins' #!/usr/bin/env; coreutils', for
+# bin/kvstore.js's `env -S node <V8 flags>`) and sh (the
 # healthcheck), the npm bins on PATH (links to /app/bin), the shared libraries these and the
 # native addons load (found with ldd), the users, /tmp, and /data owned by the unprivileged
 # user. No package manager, npm or compiler.

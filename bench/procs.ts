@@ -18,6 +18,18 @@ export const ROOT = resolve(import.meta.dirname, '..');
 /** The pinned Node 24 binary from devDependencies. */
 export const NODE = join(ROOT, 'node_modules/.bin/node');
 /**
+ * The Node/V8 flags a node runs with: those of bin/kvstore.js's `#!/usr/bin/env -S node ...`
+ * line (the image's and npm's launcher), so that the bench measures what ships.
+ */
+export const NODE_FLAGS: readonly string[] = launcherFlags();
+
+function launcherFlags(): string[] {
+  const first = readFileSync(join(ROOT, 'bin/kvstore.js'), 'utf8').split('\n', 1)[0]!;
+  const m = /^#!\/usr\/bin\/env (?:-S )?node(.*)$/.exec(first);
+  if (m === null) throw new Error(`bench: bin/kvstore.js does not start with node: ${first}`);
+  return m[1]!.split(' ').filter((f) => f !== '');
+}
+/**
  * How long a server may take to start before the run gives up: it finds a hang, it does not judge
  * the start (readyMs reports that). A node started beside other work on 2 cores took over 15 s
  * (load average 30-40: the bench smoke tests failed there), so the bound leaves room for that.
@@ -97,7 +109,7 @@ export const SINGLE_NODE_ARGS = [
 ] as const;
 
 /**
- * Starts `node src/main.ts` (or `opts.script`) at log level info, and reads the bound client port from its
+ * Starts `node src/main.ts` (or `opts.script`) with NODE_FLAGS at log level info, and reads the bound client port from its
  * `node listening` JSON log line. Writes stay durable (the node's defaults).
  */
 export async function startKvstore(root: string, opts: KvstoreOptions = {}): Promise<Server> {
@@ -106,7 +118,7 @@ export async function startKvstore(root: string, opts: KvstoreOptions = {}): Pro
   const [port, httpPort, peerPort] = (opts.ports ?? [0, 0, 0]).map(String);
   const name = opts.name ?? 'kvstore';
   const script = opts.script ?? join(ROOT, 'src/main.ts');
-  const args = [...(opts.nodeArgs ?? []), script, '--node-name', name];
+  const args = [...NODE_FLAGS, ...(opts.nodeArgs ?? []), script, '--node-name', name];
   args.push('--host', host, '--port', port!);
   args.push('--http-port', httpPort!, '--peer-port', peerPort!, '--data-dir', dir);
   args.push('--log-level', 'info', ...(opts.args ?? []));

@@ -1,7 +1,15 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=16
 // npm bin shim: the compiled JavaScript beside the sources when it is there (the image: `npm run
 // build` output, no TypeScript type stripping, about 28 MiB less RSS), else the TypeScript
 // sources run directly by Node 24 (type stripping, development).
+//
+// --max-semi-space-size=16: V8 sizes the young generation from the memory it sees, and in a
+// container that is the cgroup's limit: the chart's 512 MiB pod got a 1 MiB semi-space (2 MiB
+// of young generation), a 24 GiB host 64 MiB. Each collection of it stops the node, and at 1 MiB
+// a write-heavy node stopped 35-60 times as often as on the host (docs/performance.md, GC and
+// the young generation). Fixed here so that every node runs the one size measured; it only caps
+// how far the young generation grows under load (an empty node starts at 1 MiB). bench/procs.ts
+// starts its nodes with the flags of this line.
 import { existsSync } from 'node:fs';
 
 const js = new URL('../src/main.js', import.meta.url);
