@@ -17,6 +17,9 @@ interface Group {
   readonly resolve: () => void;
 }
 
+/** #waiters with no promise tracked (never added to: #result is null then). */
+const NO_WAITERS: (Group | Done)[] = [];
+
 function newGroup(kind: Ordering, gate: Promise<void> | null): Group {
   const { promise, resolve } = Promise.withResolvers<void>();
   return { kind, gate, pending: 0, done: promise, resolve };
@@ -31,6 +34,13 @@ function newGroup(kind: Ordering, gate: Promise<void> | null): Group {
  */
 export class CommandOrder {
   #group: Group | null = null;
+  /**
+   * The last asynchronous result tracked, and the group and done of each command waiting for it
+   * (in pairs, in order). Commands that get the same promise (the SETs of one log group share
+   * one: ClusterCoordinator) share one reaction to it instead of one each.
+   */
+  #result: Promise<Reply> | null = null;
+  #waiters: (Group | Done)[] = NO_WAITERS;
 
   /** True when no command is in flight: the next one would run at once. */
   get idle(): boolean {
@@ -64,17 +74,50 @@ export class CommandOrder {
     return null;
   }
 
+  /** Once its promise settled, a list takes no more commands: a later one starts a new list. */
+  #close(waiters: (Group | Done)[]): void {
+    if (this.#waiters !== waiters) return;
+    this.#result = null;
+    this.#waiters = NO_WAITERS;
+  }
+
   #track(group: Group, result: Promise<Reply>, done: Done): void {
     group.pending++;
+    if (result === this.#result) {
+      this.#waiters.push(group, done);
+      return;
+    }
+    const waiters: (Group | Done)[] = [group, done];
+    this.#result = result;
+    this.#waiters = waiters;
     result.then(
       (reply) => {
-        if (--group.pending === 0) group.resolve();
-        done(reply, null);
+        this.#close(waiters);
+        settleAll(waiters, reply, null);
       },
       (err: unknown) => {
-        if (--group.pending === 0) group.resolve();
-        done(null, err);
+        this.#close(waiters);
+        settleAll(waiters, null, err);
       },
     );
   }
+}
+
+/**
+ * Settles each waiting command in order, as one reaction each did: its group counts it, then its
+ * done runs. A done that throws does not keep the ones after it from settling; the first throw
+ * is thrown again at the end (the reaction's promise rejects, as that command's own did).
+ */
+function settleAll(waiters: readonly (Group | Done)[], reply: Reply | null, err: unknown): void {
+  let thrown: { err: unknown } | null = null;
+  for (let i = 0; i < waiters.length; i += 2) {
+    const group = waiters[i] as Group;
+    if (--group.pending === 0) group.resolve();
+    try {
+      (waiters[i + 1] as Done)(reply, err);
+    } catch (e) {
+      thrown ??= { err: e };
+    }
+  }
+  if (thrown !== null) throw thrown.err;
 }

@@ -4,12 +4,18 @@ import { CommandOrder } from '../../src/server/ordering.ts';
 
 const ok = (text: string): Reply => ({ type: 'info', text });
 
+/** What each command's done saw, by name, in the order they were called. */
+function recorder() {
+  const events: string[] = [];
+  const done = (name: string) => (reply: Reply | null, err: unknown) =>
+    events.push(`${name} ${reply?.type === 'info' ? reply.text : `failed: ${err}`}`);
+  return { events, done };
+}
+
 describe('CommandOrder', () => {
   it('hands each later outcome to its done, in the reaction that lets the next group run', async () => {
     const order = new CommandOrder();
-    const events: string[] = [];
-    const done = (name: string) => (reply: Reply | null, err: unknown) =>
-      events.push(`${name} ${reply?.type === 'info' ? reply.text : `failed: ${err}`}`);
+    const { events, done } = recorder();
     const write = Promise.withResolvers<Reply>();
     const failing = Promise.withResolvers<Reply>();
     // Two writes run at once (one group), a read after them waits for both.
@@ -34,5 +40,70 @@ describe('CommandOrder', () => {
     // Nothing in flight: a synchronous result comes back at once, and done is not called.
     expect(order.run('read', () => ok('now'), done('r2'))).toEqual(ok('now'));
     expect(events).toHaveLength(4);
+  });
+
+  it('commands given the same promise settle in order from one reaction, and a settled one given again still settles', async () => {
+    const order = new CommandOrder();
+    const { events, done } = recorder();
+    const shared = Promise.withResolvers<Reply>();
+    let reactions = 0;
+    const then = shared.promise.then.bind(shared.promise);
+    // biome-ignore lint/suspicious/noThenProperty: counts the reactions the order attaches
+    shared.promise.then = ((a: never, b: never) => {
+      reactions++;
+      return then(a, b);
+    }) as typeof shared.promise.then;
+    for (const name of ['w1', 'w2', 'w3'])
+      expect(order.run('write', () => shared.promise, done(name))).toBeNull();
+    const read = () => {
+      events.push('r1 runs');
+      return shared.promise; // a read given the writes' promise: its own group, after them
+    };
+    expect(order.run('read', read, done('r1'))).toBeNull();
+    shared.resolve(ok('ok'));
+    await new Promise<void>((r) => setImmediate(r));
+    expect(events).toEqual(['w1 ok', 'w2 ok', 'w3 ok', 'r1 runs', 'r1 ok']);
+    expect(reactions).toBe(2); // one for the three writes, one for the read
+    expect(order.idle).toBe(true);
+    // The same promise, settled, given to a command that must wait (a write in flight before it).
+    const pending = Promise.withResolvers<Reply>();
+    expect(order.run('write', () => pending.promise, done('w4'))).toBeNull();
+    expect(order.run('write', () => shared.promise, done('w5'))).toBeNull();
+    pending.resolve(ok('later'));
+    await new Promise<void>((r) => setImmediate(r));
+    expect(events.slice(5)).toEqual(['w5 ok', 'w4 later']);
+    expect(order.idle).toBe(true);
+  });
+
+  it('a done that throws does not keep the commands after it from settling', async () => {
+    const order = new CommandOrder();
+    const settled: string[] = [];
+    const shared = Promise.withResolvers<Reply>();
+    const rejections: unknown[] = [];
+    const onRejection = (reason: unknown) => rejections.push(reason);
+    process.on('unhandledRejection', onRejection);
+    try {
+      order.run(
+        'write',
+        () => shared.promise,
+        () => {
+          settled.push('w1');
+          throw new Error('bug in w1');
+        },
+      );
+      order.run(
+        'write',
+        () => shared.promise,
+        () => settled.push('w2'),
+      );
+      shared.resolve(ok('ok'));
+      await new Promise<void>((r) => setImmediate(r));
+      await new Promise<void>((r) => setImmediate(r));
+      expect(settled).toEqual(['w1', 'w2']);
+      expect(order.idle).toBe(true);
+      expect(rejections).toEqual([new Error('bug in w1')]);
+    } finally {
+      process.off('unhandledRejection', onRejection);
+    }
   });
 });
