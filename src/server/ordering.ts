@@ -12,17 +12,30 @@ interface Group {
   readonly gate: Promise<void> | null;
   /** Commands of this group not yet settled. */
   pending: number;
-  /** Resolves when `pending` reaches 0 (which implies every earlier group settled too). */
-  readonly done: Promise<void>;
-  readonly resolve: () => void;
+  /**
+   * Resolves when `pending` reaches 0 (which implies every earlier group settled too). Made only
+   * when a later group must wait for this one (doneOf): at pipeline 1 none does, and a promise
+   * with its resolvers per command was most of what the order allocated.
+   */
+  done: Promise<void> | null;
+  resolve: (() => void) | null;
 }
 
 /** #waiters with no promise tracked (never added to: #result is null then). */
 const NO_WAITERS: (Group | Done)[] = [];
 
 function newGroup(kind: Ordering, gate: Promise<void> | null): Group {
-  const { promise, resolve } = Promise.withResolvers<void>();
-  return { kind, gate, pending: 0, done: promise, resolve };
+  return { kind, gate, pending: 0, done: null, resolve: null };
+}
+
+/** `group.done`, made on first use; only asked of a group with commands pending. */
+function doneOf(group: Group): Promise<void> {
+  if (group.done === null) {
+    const { promise, resolve } = Promise.withResolvers<void>();
+    group.done = promise;
+    group.resolve = resolve;
+  }
+  return group.done;
 }
 
 /**
@@ -66,7 +79,7 @@ export class CommandOrder {
       return null;
     }
     if (group.kind !== kind || kind === 'exclusive')
-      group = this.#group = newGroup(kind, group.done);
+      group = this.#group = newGroup(kind, doneOf(group));
     const gate = group.gate;
     const result = gate === null ? run() : gate.then(run);
     if (!(result instanceof Promise)) return result;
@@ -112,7 +125,7 @@ function settleAll(waiters: readonly (Group | Done)[], reply: Reply | null, err:
   let thrown: { err: unknown } | null = null;
   for (let i = 0; i < waiters.length; i += 2) {
     const group = waiters[i] as Group;
-    if (--group.pending === 0) group.resolve();
+    if (--group.pending === 0) group.resolve?.();
     try {
       (waiters[i + 1] as Done)(reply, err);
     } catch (e) {
