@@ -37,6 +37,22 @@ function gcFunction(): GcFunction {
   return runInNewContext('gc') as GcFunction;
 }
 
+/**
+ * A full garbage collection, now: what the client port calls after it closed connections holding
+ * many replies (server/client-output.ts), so that their memory goes back at once.
+ */
+export function collectGarbage(): void {
+  gcOnce()({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+}
+
+let collector: GcFunction | undefined;
+
+/** gcFunction(), made once. */
+function gcOnce(): GcFunction {
+  collector ??= gcFunction();
+  return collector;
+}
+
 /** Starts the watcher; stop() ends it. Runs at most one collection per idle period. */
 export function startHeapTrimmer(o: HeapTrimOptions): { stop(): void } {
   const trims = new Counter({
@@ -44,7 +60,7 @@ export function startHeapTrimmer(o: HeapTrimOptions): { stop(): void } {
     help: 'Full garbage collections run after a burst, once idle, to return unused heap to the OS.',
     registers: [o.registry],
   });
-  const gc = gcFunction();
+  const gc = gcOnce();
   let last = process.cpuUsage();
   let trimmedThisIdle = false;
   let trimmedOnce = false;

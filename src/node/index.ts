@@ -22,7 +22,7 @@ import {
 import { KvServer } from '../server/index.ts';
 import { ExpirySweeper, lockDataDir, type OpenPhase, Storage } from '../storage/index.ts';
 import { type Cluster, checkMembership, startCluster } from './cluster.ts';
-import { HEAP_TRIM_DEFAULTS, startHeapTrimmer } from './heap-trim.ts';
+import { collectGarbage, HEAP_TRIM_DEFAULTS, startHeapTrimmer } from './heap-trim.ts';
 import { loadSecrets } from './secrets.ts';
 
 /** A running node. */
@@ -133,6 +133,8 @@ export async function startNode(
       maxConnections: config.maxConnections,
       maxInflightWriteBytes: config.maxInflightWriteBytes,
       maxClientBufferBytes: config.maxClientBufferBytes,
+      maxClientOutputBytes: config.maxClientOutputBytes,
+      collectGarbage,
       maxMultiReadBytes: config.maxMultiReadBytes,
       coordinator: cluster.coordinator,
       registry,

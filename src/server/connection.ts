@@ -27,6 +27,7 @@ import {
 import type { Authenticator } from './auth.ts';
 import { WriteBudget } from './budget.ts';
 import type { ClientBuffers } from './buffers.ts';
+import type { ClientOutput, OutputHolder } from './client-output.ts';
 import {
   type Framing,
   type FramingSink,
@@ -75,6 +76,8 @@ export interface ConnectionContext {
   readonly budget: WriteBudget;
   /** Node-wide bound on bytes of unfinished requests (--max-client-buffer-bytes). */
   readonly buffers: ClientBuffers;
+  /** Node-wide bound on bytes of replies held (--max-client-output-bytes). */
+  readonly clientOutput: ClientOutput;
   /** A connection with no command running and no bytes moving this long is closed; 0: never. */
   readonly idleTimeoutMs: number;
 }
@@ -99,7 +102,7 @@ function authenticates(item: Pending): boolean {
 }
 
 /** Bytes queued in the socket beyond which no further command runs until it drains. */
-const WRITE_HIGH_WATER = 1024 * 1024;
+export const WRITE_HIGH_WATER = 1024 * 1024;
 /** Once this much output is encoded it is written at once instead of waiting for the batch. */
 const LARGE_REPLY = WRITE_NOW_BYTES;
 /**
@@ -141,7 +144,7 @@ interface Slot {
  * the backlog keeps counting there until it runs (#park); a read that would take it over its
  * bound ends the connection like a protocol error.
  */
-export class Connection {
+export class Connection implements OutputHolder {
   /** CLIENT ID: unique on this node while it runs. */
   readonly id: number;
   readonly #created = performance.now();
@@ -180,6 +183,10 @@ export class Connection {
    * the socket (each slot's `held`); no command starts while they reach REPLY_HIGH_WATER.
    */
   #replyBytes = 0;
+  /** Bytes of replies made and not yet written to the socket (finished slots not flushed). */
+  #made = 0;
+  /** What this connection last reported to ctx.clientOutput. */
+  #reportedOutput = 0;
   /** True until the connection authenticated, when a password is set: see #syncGuard. */
   #guarded: boolean;
   /**
@@ -236,10 +243,14 @@ export class Connection {
     };
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('drain', () => this.#maybeResume());
+    socket.on('drain', () => {
+      this.#reportOutput();
+      this.#maybeResume();
+    });
     socket.on('end', () => this.#onEnd());
     socket.on('error', (err) => ctx.logger.debug({ err }, 'client socket error'));
     socket.on('close', () => this.#onClose());
+    ctx.clientOutput.add(this);
     if (ctx.idleTimeoutMs > 0) {
       socket.setTimeout(ctx.idleTimeoutMs);
       socket.on('timeout', () => this.#onIdleTimeout());
@@ -267,6 +278,28 @@ export class Connection {
   /** Closes at once, dropping unsent replies (writes already started still become durable). */
   destroy(): void {
     this.#socket.destroy();
+  }
+
+  /** Replies made and not written, and what waits in the socket's buffer (client-output.ts). */
+  outputBytes(): number {
+    return this.#made + this.#socket.writableLength;
+  }
+
+  get remote(): string | undefined {
+    return this.#socket.remoteAddress;
+  }
+
+  /** Closed by the node-wide reply bound: its replies are dropped (the client was not reading). */
+  evict(): void {
+    this.#socket.destroy();
+  }
+
+  /** Tells ctx.clientOutput what the connection holds, when that changed. */
+  #reportOutput(): void {
+    const bytes = this.#made + this.#socket.writableLength;
+    if (bytes === this.#reportedOutput) return;
+    this.#reportedOutput = bytes;
+    this.#ctx.clientOutput.report(this, bytes);
   }
 
   /** What CLIENT LIST shows about this connection. */
@@ -645,6 +678,7 @@ export class Connection {
     }
     slot.reply = reply;
     this.#holdReply(slot, replySize(reply));
+    this.#made += slot.held;
     if (slot.command !== null) {
       this.#ctx.metrics.duration
         .labels(slot.command)
@@ -684,8 +718,11 @@ export class Connection {
     while (this.#head < this.#slots.length) {
       const slot = this.#slots[this.#head]!;
       if (slot.reply === null) break;
+      // Its keys and values, and an eighth more for the framing around them.
+      if (slot.held >= LARGE_REPLY) output.reserve(slot.held + (slot.held >> 3) + 4096);
       this.#framing!.encode(slot.reply, output, slot.proto);
       this.#replyBytes -= slot.held;
+      this.#made -= slot.held;
       this.#head++;
       // A long batch goes out in pieces: the socket holds them, no one buffer grows to it all.
       if (output.length >= LARGE_REPLY && !this.#closed) output.send(this.#socket);
@@ -698,7 +735,10 @@ export class Connection {
       this.#head = 0;
     }
     if (this.#closed) output.discard();
-    else output.send(this.#socket);
+    else {
+      output.send(this.#socket);
+      this.#reportOutput();
+    }
     this.#maybeResume();
     this.#checkIdle();
   }
@@ -769,6 +809,7 @@ export class Connection {
 
   #onClose(): void {
     this.#closed = true;
+    this.#ctx.clientOutput.remove(this);
     this.#release();
     this.#state.close(); // an open MULTI's queue leaves the count
     this.#unpark(this.#backlog.length); // never run now: dropped

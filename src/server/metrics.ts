@@ -17,6 +17,10 @@ export interface ServerMetrics {
   readonly bufferedBytes: Gauge;
   /** The highest bufferedBytes since the start. */
   readonly bufferedBytesPeak: Gauge;
+  /** Bytes of replies held over every client connection, measured at scrape (client-output.ts). */
+  readonly outputBytes: Gauge;
+  /** Sets what outputBytes measures (the node's ClientOutput). */
+  measureOutput(measure: () => number): void;
   readonly idleClosed: Counter;
   readonly authFailures: Counter;
 }
@@ -24,10 +28,12 @@ export interface ServerMetrics {
 /**
  * Why the node refused or closed a client connection: `limit`, over --max-connections at accept;
  * `buffer_full`, a read that would take the unfinished and parked requests held over
- * --max-client-buffer-bytes. (The peer port's reasons use the same words.)
+ * --max-client-buffer-bytes; `output_full`, among the connections holding the most replies
+ * when those of all connections passed --max-client-output-bytes. (The peer port's reasons use
+ * the same words.)
  */
-export type RejectReason = 'limit' | 'buffer_full';
-export const REJECT_REASONS: readonly RejectReason[] = ['limit', 'buffer_full'];
+export type RejectReason = 'limit' | 'buffer_full' | 'output_full';
+export const REJECT_REASONS: readonly RejectReason[] = ['limit', 'buffer_full', 'output_full'];
 
 /** Latency buckets in seconds, from 100 µs to 10 s. */
 export const LATENCY_BUCKETS = [
@@ -60,11 +66,12 @@ export function registerServerMetrics(registry: Registry): ServerMetrics {
   });
   const rejectedConnections = new Counter({
     name: 'kvstore_connections_rejected_total',
-    help: 'Client connections refused or closed by a guard: limit (--max-connections reached), buffer_full (--max-client-buffer-bytes of unfinished and parked requests held).',
+    help: 'Client connections refused or closed by a guard: limit (--max-connections reached), buffer_full (--max-client-buffer-bytes of unfinished and parked requests held), output_full (among the connections holding the most replies once all held --max-client-output-bytes).',
     labelNames: ['reason'],
     registers: [registry],
   });
   for (const reason of REJECT_REASONS) rejectedConnections.labels(reason).inc(0);
+  let measure = () => 0;
   return {
     requests,
     duration,
@@ -95,6 +102,17 @@ export function registerServerMetrics(registry: Registry): ServerMetrics {
       help: 'The highest kvstore_client_buffered_bytes since the node started.',
       registers: [registry],
     }),
+    outputBytes: new Gauge({
+      name: 'kvstore_client_output_bytes',
+      help: 'Bytes of replies held over every client connection: made and not yet written, and waiting in their sockets (bounded by --max-client-output-bytes).',
+      registers: [registry],
+      collect() {
+        this.set(measure());
+      },
+    }),
+    measureOutput: (m) => {
+      measure = m;
+    },
     idleClosed: new Counter({
       name: 'kvstore_connections_idle_closed_total',
       help: 'Client connections closed by the node after --client-idle-timeout-ms without traffic.',

@@ -153,6 +153,18 @@ export class Output implements RangeSink {
     }
   }
 
+  /**
+   * Makes room for `n` more bytes at once, in a buffer of just that size when it must grow: a
+   * large reply encoded piece by piece would otherwise double the buffer up to twice its size,
+   * and a socket that keeps its view (a client that does not read) keeps all of it.
+   */
+  reserve(n: number): void {
+    if (this.#length + n <= this.#buf.length) return;
+    const next = Buffer.allocUnsafeSlow(this.#length + n);
+    this.#buf.copy(next, 0, 0, this.#length);
+    this.#buf = next;
+  }
+
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;

@@ -12,9 +12,11 @@ import { ARG_OVERHEAD, type CommandLimits, type RespLimits } from '../protocol/i
 import { Authenticator } from './auth.ts';
 import { WriteBudget } from './budget.ts';
 import { ClientBuffers } from './buffers.ts';
-import { Connection, type ConnectionContext } from './connection.ts';
+import { ClientOutput } from './client-output.ts';
+import { Connection, type ConnectionContext, WRITE_HIGH_WATER } from './connection.ts';
 import type { UnauthenticatedLimits } from './framing.ts';
 import { registerServerMetrics, type ServerMetrics } from './metrics.ts';
+import { REPLY_HIGH_WATER } from './reply-bytes.ts';
 import { ScanCursorTable } from './scan-cursors.ts';
 import { ServerStats } from './stats.ts';
 
@@ -35,6 +37,13 @@ export interface ServerOptions {
    * closes its connection (raised to the largest single request: clientBufferLimitOf).
    */
   readonly maxClientBufferBytes?: number;
+  /**
+   * Bytes of replies held over all connections before the ones holding the most are closed
+   * (raised to what one connection may hold: clientOutputLimitOf).
+   */
+  readonly maxClientOutputBytes?: number;
+  /** Runs after connections were closed by that bound (a garbage collection); default none. */
+  readonly collectGarbage?: () => void;
   /** Bytes of values the GETs of one EXEC may read (default MULTI_READ_BYTES). */
   readonly maxMultiReadBytes?: number;
   /** Required AUTH password; null or empty: none. */
@@ -85,6 +94,19 @@ export function clientBufferLimitOf(
   maxLineBytes: number,
 ): number {
   return Math.max(configured, resp.maxRequestBytes, maxLineBytes + 1);
+}
+
+/** The default of --max-client-output-bytes. */
+const DEFAULT_CLIENT_OUTPUT_BYTES = 128 * 1024 * 1024;
+
+/**
+ * The node-wide bound on replies held: `configured`, raised to the most one connection may
+ * hold (its replies in the making up to REPLY_HIGH_WATER, one more command's reply as large as
+ * --max-multi-read-bytes, and a full write buffer: 81 MiB with the defaults), so that a
+ * connection alone is never closed for what its own bounds allow.
+ */
+export function clientOutputLimitOf(configured: number, maxMultiReadBytes: number): number {
+  return Math.max(configured, REPLY_HIGH_WATER + maxMultiReadBytes + WRITE_HIGH_WATER);
 }
 
 /** Longest bulk string and text line of a connection that has not authenticated (Redis's 16 KiB). */
@@ -143,6 +165,25 @@ export class KvServer {
         'client buffer bound raised to the largest single request',
       );
     }
+    const maxMultiReadBytes = opts.maxMultiReadBytes ?? MULTI_READ_BYTES;
+    const configuredOutput = opts.maxClientOutputBytes ?? DEFAULT_CLIENT_OUTPUT_BYTES;
+    const outputLimit = clientOutputLimitOf(configuredOutput, maxMultiReadBytes);
+    if (outputLimit > configuredOutput) {
+      opts.logger.info(
+        { configured: configuredOutput, limit: outputLimit },
+        'client output bound raised to what one connection may hold',
+      );
+    }
+    // A client that reads its replies holds at most a full write buffer and one more value.
+    const outputFloor = WRITE_HIGH_WATER + opts.limits.maxValueBytes;
+    const clientOutput = new ClientOutput(
+      outputLimit,
+      outputFloor,
+      this.#metrics,
+      opts.logger,
+      opts.collectGarbage,
+    );
+    this.#metrics.measureOutput(() => clientOutput.measure());
     this.#ctx = {
       coordinator: opts.coordinator,
       limits: opts.limits,
@@ -186,8 +227,9 @@ export class KvServer {
       auth: new Authenticator(opts.password ?? null),
       budget: new WriteBudget(opts.maxInflightWriteBytes ?? 64 * 1024 * 1024),
       buffers: new ClientBuffers(bufferLimit, this.#metrics, opts.logger),
+      clientOutput,
       idleTimeoutMs: opts.idleTimeoutMs ?? 0,
-      maxMultiReadBytes: opts.maxMultiReadBytes ?? MULTI_READ_BYTES,
+      maxMultiReadBytes,
     };
     const accept = (socket: Socket) => this.#accept(socket);
     // node:tls (with node:crypto and OpenSSL's set-up) is loaded by a node that serves TLS only.

@@ -1,29 +1,14 @@
-import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { forceGc } from '../../bench/memory.ts';
 import { type ClusterNode, startStaticCluster } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
+import { metric, rss, untilStill } from '../helpers/node-memory.ts';
 import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 import { until } from '../helpers/write-log.ts';
 
 afterEach(cleanup);
-
-/**
- * The node's anonymous resident memory in bytes (/proc RssAnon): what it buffers and allocates.
- * File-backed pages of LMDB's memory map are left out: they are the data file itself.
- */
-function rss(node: NodeProcess): number {
-  const status = readFileSync(`/proc/${node.child.pid}/status`, 'utf8');
-  return Number(/RssAnon:\s+(\d+) kB/.exec(status)![1]) * 1024;
-}
-
-async function metric(node: NodeProcess, series: string, host = '127.0.0.1'): Promise<number> {
-  const text = await (await fetch(`http://${host}:${node.httpPort}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return Number(line?.slice(series.length + 1));
-}
 
 function rawSocket(port: number, host = '127.0.0.1'): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -230,21 +215,12 @@ async function pipelinedReads(
   const slow = await rawSocket(node.port, host);
   slow.pause(); // never read: replies pile up in the kernel, then in the node if it let them
   slow.write(requests);
-  let peak = before;
-  let last = -1;
-  let stableSince = Date.now();
-  await until(
-    async () => {
-      peak = Math.max(peak, rss(node));
-      const n = await count();
-      if (n !== last) [last, stableSince] = [n, Date.now()];
-      return Date.now() - stableSince > 1000;
-    },
-    30_000,
+  const peak = await untilStill(
+    node,
+    count,
     'the node to stop starting commands for the client that does not read',
-    50,
+    { peak: before },
   );
-  peak = Math.max(peak, rss(node));
   expect(peak - before).toBeLessThan(128 * MiB);
   const total = want.replies * want.replyBytes;
   expect(await readAtLeast(slow, total)).toBe(total);

@@ -1,0 +1,139 @@
+import { connect, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { forceGc } from '../../bench/memory.ts';
+import { defer } from '../helpers/defer.ts';
+import { LineClient } from '../helpers/line-client.ts';
+import { metric, rss, untilStill } from '../helpers/node-memory.ts';
+import { cleanup, startNodeProcess } from '../helpers/node-process.ts';
+import { until } from '../helpers/write-log.ts';
+
+afterEach(cleanup);
+
+const MiB = 1024 * 1024;
+
+/** A connection that sends `requests` and never reads (until the test resumes it). */
+function stuckClient(port: number, requests: Buffer): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ port, host: '127.0.0.1' }, () => {
+      s.pause();
+      s.write(requests);
+      resolve(s);
+    });
+    s.on('error', () => {});
+    s.once('error', reject);
+    defer(() => s.destroy());
+  });
+}
+
+/** Resumes a paused socket and counts what arrives until at least `n` bytes did. */
+function readAtLeast(socket: Socket, n: number): Promise<number> {
+  let bytes = 0;
+  return new Promise((resolve, reject) => {
+    socket.on('data', (d: Buffer) => {
+      bytes += d.length;
+      if (bytes >= n) resolve(bytes);
+    });
+    socket.once('close', () => reject(new Error(`closed after ${bytes}/${n} bytes`)));
+    socket.resume();
+  });
+}
+
+const EVICTED = 'kvstore_connections_rejected_total{reason="output_full"}';
+
+describe('the node-wide bound on client replies', () => {
+  it('closes the clients holding the most replies once all hold --max-client-output-bytes; smaller holders and a reading client go on', async () => {
+    // Each MGET of 16 values of 1 MiB is a 16 MiB reply: a client that pipelines a few and
+    // never reads holds one of them (its per-connection bounds stop it there). 24 such clients
+    // grew the node by 400 MiB and more without a node-wide bound; with 64 MiB the largest are
+    // closed until the rest is under it.
+    const node = await startNodeProcess({
+      env: { NODE_OPTIONS: '--inspect=127.0.0.1:0' },
+      args: [
+        '--max-multi-read-bytes',
+        String(16 * MiB),
+        '--max-client-output-bytes',
+        String(64 * MiB),
+      ],
+    });
+    const value = 'v'.repeat(MiB);
+    const setup = await LineClient.connect(node.port);
+    defer(() => setup.close());
+    const keys = Array.from({ length: 16 }, (_, i) => `big${i}`);
+    for (const k of keys) expect(await setup.call(`PUT ${k} ${value}`)).toBe('OK');
+    expect(await setup.call(`PUT mid ${'m'.repeat(16 * 1024)}`)).toBe('OK');
+
+    // A client that reads its replies works throughout: small writes and reads, and a 1 MiB GET.
+    const reader = await LineClient.connect(node.port);
+    defer(() => reader.close());
+    let stop = false;
+    let rounds = 0;
+    const reading = (async () => {
+      while (!stop) {
+        expect(await reader.call(`PUT w${rounds} ${rounds}`)).toBe('OK');
+        expect(await reader.call(`GET w${rounds}`)).toBe(String(rounds));
+        expect((await reader.call('GET big0')).length).toBe(MiB);
+        rounds++;
+      }
+    })();
+    defer(async () => {
+      stop = true;
+      await reading.catch(() => {});
+    });
+
+    const before = rss(node);
+    // Clients that stop reading with 16 KiB replies (32 MiB each): the node holds about 13 MiB
+    // of each (1024 replies, --max-pipeline, less what the kernel took), less than the 16 MiB
+    // of an MGET's: the largest go first, so these stay.
+    const smallRequests = Buffer.from('GET mid\n'.repeat(2000));
+    const small = await Promise.all(
+      Array.from({ length: 4 }, () => stuckClient(node.port, smallRequests)),
+    );
+    const mget = `*17\r\n$4\r\nMGET\r\n${keys.map((k) => `$${k.length}\r\n${k}\r\n`).join('')}`;
+    // They come one after another (each once the last one's first MGET started), so what the
+    // node holds is their replies, not 24 MGETs reading at once.
+    const mgets = () => metric(node, 'kvstore_requests_total{command="mget"}');
+    const started = await mgets();
+    let peak = before;
+    for (let i = 0; i < 24; i++) {
+      await stuckClient(node.port, Buffer.from(mget.repeat(4)));
+      await until(
+        async () => {
+          peak = Math.max(peak, rss(node));
+          return (await mgets()) > started + i;
+        },
+        10_000,
+        `stuck client ${i}'s first MGET`,
+        10,
+      );
+    }
+    peak = await untilStill(
+      node,
+      async () => (await mgets()) + (await metric(node, EVICTED)),
+      'the node to stop running MGETs and closing clients',
+      { peak, stillMs: 1500, ms: 60_000 },
+    );
+    // What the node holds, once V8 collected the closed clients' replies: without the bound
+    // 24 x 16 MiB (measured +397 and +417 MiB), with it at most 64 MiB of replies (+100 to +130).
+    const port = Number(/ws:\/\/127\.0\.0\.1:(\d+)\//.exec(node.stderr())![1]);
+    await forceGc(port);
+    const kept = rss(node) - before;
+    const evicted = await metric(node, EVICTED);
+    const held = await metric(node, 'kvstore_client_output_bytes');
+    expect(held).toBeLessThanOrEqual(64 * MiB);
+    expect(evicted).toBeGreaterThanOrEqual(20);
+    expect(evicted).toBeLessThanOrEqual(24);
+    expect(kept).toBeLessThan(160 * MiB);
+    // The peak also holds the garbage of the MGETs read and written (their values, their
+    // encoded replies) until the collection that follows the closes: measured +165 MiB with the
+    // bound (+256 to +300 MiB without that collection), +575 to +610 MiB without the bound.
+    expect(peak - before).toBeLessThan(384 * MiB);
+
+    stop = true;
+    await reading;
+    expect(reader.closed).toBe(false);
+    expect(rounds).toBeGreaterThan(0);
+    // The clients that held less were not closed: all their replies arrive once they read.
+    const replies = 2000 * (16 * 1024 + 1);
+    for (const s of small) expect(await readAtLeast(s, replies)).toBeGreaterThanOrEqual(replies);
+  }, 120_000);
+});

@@ -1,0 +1,99 @@
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/observability/index.ts';
+import { ClientOutput, type OutputHolder } from '../../src/server/client-output.ts';
+import { registerServerMetrics } from '../../src/server/metrics.ts';
+
+const MiB = 1024 * 1024;
+
+/** A connection holding `bytes`, whose eviction is recorded. */
+type TestHolder = OutputHolder & { bytes: number; evicted: boolean };
+
+function holder(bytes: number): TestHolder {
+  const h: TestHolder = {
+    bytes,
+    evicted: false,
+    remote: '127.0.0.1',
+    outputBytes: () => h.bytes,
+    evict: () => {
+      h.evicted = true;
+    },
+  };
+  return h;
+}
+
+function bound(limit: number, floor: number) {
+  const registry = new Registry();
+  const metrics = registerServerMetrics(registry);
+  const out = new ClientOutput(limit, floor, metrics, createLogger('silent', {}));
+  metrics.measureOutput(() => out.measure());
+  const evictions = async () =>
+    (await registry.getSingleMetric('kvstore_connections_rejected_total')!.get()).values.find(
+      (v) => v.labels.reason === 'output_full',
+    )!.value;
+  return { out, registry, evictions };
+}
+
+/** The check runs at the end of the turn (after the turn's writes). */
+const turnEnd = () => new Promise((r) => setImmediate(r));
+
+describe('ClientOutput', () => {
+  it('closes the largest holders, largest first, until the rest is under the limit', async () => {
+    const { out, evictions, registry } = bound(64 * MiB, 2 * MiB);
+    const hs = [10, 30, 1, 20, 25].map((m) => holder(m * MiB));
+    for (const h of hs) out.add(h);
+    for (const h of hs) out.report(h, h.bytes);
+    await turnEnd();
+    // 86 MiB: closing the 30 MiB one leaves 56 MiB.
+    expect(hs.map((h) => h.evicted)).toEqual([false, true, false, false, false]);
+    expect(await evictions()).toBe(1);
+    const gauge = await registry.getSingleMetric('kvstore_client_output_bytes')!.get();
+    expect(gauge.values[0]!.value).toBe(56 * MiB);
+  });
+
+  it('measures every holder before closing any: a report that overstates closes nothing', async () => {
+    const { out, evictions } = bound(64 * MiB, 2 * MiB);
+    const a = holder(40 * MiB);
+    const b = holder(40 * MiB);
+    out.add(a);
+    out.add(b);
+    out.report(a, a.bytes);
+    out.report(b, b.bytes);
+    a.bytes = 1 * MiB; // the kernel took most of it, without a report
+    await turnEnd();
+    expect([a.evicted, b.evicted]).toEqual([false, false]);
+    expect(await evictions()).toBe(0);
+  });
+
+  it('never closes a holder at or under the floor, however many there are', async () => {
+    const { out, evictions } = bound(16 * MiB, 2 * MiB);
+    const small = Array.from({ length: 20 }, () => holder(2 * MiB));
+    const big = holder(3 * MiB);
+    for (const h of [...small, big]) {
+      out.add(h);
+      out.report(h, h.bytes);
+    }
+    await turnEnd();
+    expect(big.evicted).toBe(true);
+    expect(small.some((h) => h.evicted)).toBe(false);
+    expect(await evictions()).toBe(1);
+    // Still over the limit with only small holders: no check until the sum grows a sixteenth.
+    small[0]!.bytes = 2 * MiB - 1;
+    out.report(small[0]!, small[0]!.bytes);
+    await turnEnd();
+    expect(await evictions()).toBe(1);
+  });
+
+  it('forgets a closed holder: its later reports count nothing', async () => {
+    const { out, evictions } = bound(16 * MiB, 2 * MiB);
+    const a = holder(0);
+    out.add(a);
+    out.remove(a);
+    a.bytes = 100 * MiB;
+    out.report(a, a.bytes);
+    await turnEnd();
+    expect(a.evicted).toBe(false);
+    expect(out.measure()).toBe(0);
+    expect(await evictions()).toBe(0);
+  });
+});
