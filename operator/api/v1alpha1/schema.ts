@@ -279,6 +279,7 @@ export const NODE_SETTINGS = [
   'maxPipeline',
   'maxInflightWriteBytes',
   'maxClientBufferBytes',
+  'maxClientOutputBytes',
   'maxMultiReadBytes',
   'resolveIntervalMs',
   'readRepairChance',
