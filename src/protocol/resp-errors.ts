@@ -1,6 +1,7 @@
 // The one table of RESP error forms: Redis's own lines where clients match on them, and kvstore's refusals.
 
 import { type ErrorCode, KvError } from '../errors/index.ts';
+import { echo } from './echo.ts';
 import { RespError } from './reply.ts';
 
 /** Where the docs explain a refusal (docs/redis.md, relative to the repository). */
@@ -15,32 +16,23 @@ export const respErrors = {
   arity: (name: string) =>
     err('KV_ERR_WRONG_ARITY', `ERR wrong number of arguments for '${name}' command`),
   unknownCommand(args: readonly Buffer[]): RespError {
-    const show = (b: Buffer) => b.toString('utf8', 0, 128).replace(/[\r\n]/g, ' ');
+    const show = (b: Buffer) => echo(b, 128);
     let rest = '';
     for (let i = 1; i < args.length && rest.length < 128; i++) rest += `'${show(args[i]!)}' `;
     const line = `ERR unknown command '${show(args[0]!)}', with args beginning with: ${rest.slice(0, 128)}`;
     return err('KV_ERR_UNKNOWN_COMMAND', line);
   },
   unknownSubcommand: (sub: Buffer, cmd: string) =>
-    err(
-      'KV_ERR_INVALID_ARGUMENT',
-      `ERR unknown subcommand '${sub.toString('latin1').slice(0, 64)}'. Try ${cmd} HELP.`,
-    ),
+    err('KV_ERR_INVALID_ARGUMENT', `ERR unknown subcommand '${echo(sub, 64)}'. Try ${cmd} HELP.`),
   unrecognizedOption: (opt: Buffer) =>
-    err(
-      'KV_ERR_INVALID_ARGUMENT',
-      `ERR Unrecognized option '${opt.toString('latin1').slice(0, 64)}'`,
-    ),
+    err('KV_ERR_INVALID_ARGUMENT', `ERR Unrecognized option '${echo(opt, 64)}'`),
   invalidCursor: () => err('KV_ERR_INVALID_ARGUMENT', 'ERR invalid cursor'),
   /** An expiry out of range (`name`: the command, lower case). */
   invalidExpire: (name: string) =>
     err('KV_ERR_INVALID_ARGUMENT', `ERR invalid expire time in '${name}' command`),
   /** An option EXPIRE does not know. */
   unsupportedOption: (opt: Buffer) =>
-    err(
-      'KV_ERR_INVALID_ARGUMENT',
-      `ERR Unsupported option ${opt.toString('utf8', 0, 128).replace(/[\r\n]/g, ' ')}`,
-    ),
+    err('KV_ERR_INVALID_ARGUMENT', `ERR Unsupported option ${echo(opt, 128)}`),
   clusterDisabled: () =>
     err('KV_ERR_INVALID_ARGUMENT', 'ERR This instance has cluster support disabled'),
   dbOutOfRange: () => err('KV_ERR_INVALID_ARGUMENT', 'ERR DB index is out of range'),
@@ -56,7 +48,7 @@ export const respErrors = {
   badClientAttr: (attr: Buffer) =>
     err(
       'KV_ERR_INVALID_ARGUMENT',
-      `ERR ${attr.toString('latin1').slice(0, 32)} cannot contain spaces, newlines or special characters.`,
+      `ERR ${echo(attr, 32)} cannot contain spaces, newlines or special characters.`,
     ),
   noSuchClient: () => err('KV_ERR_INVALID_ARGUMENT', 'ERR No such client'),
   /** A malformed frame (`what` is the decoder's `Protocol error: ...`); the connection closes. */

@@ -11,6 +11,7 @@ import {
   validateKey,
   validateValue,
 } from './command.ts';
+import { echo } from './echo.ts';
 import type { Reply } from './reply.ts';
 
 const SPACE = 0x20;
@@ -145,10 +146,7 @@ export function parseTextLine(line: Buffer, limits: CommandLimits): Command | nu
       if (args.length !== 0) throw arity(name, 'no arguments');
       return { type: name === 'PING' ? 'ping' : name === 'QUIT' ? 'quit' : 'cluster' };
     default:
-      throw new KvError(
-        'KV_ERR_UNKNOWN_COMMAND',
-        `protocol: unknown command '${name.slice(0, 32)}'`,
-      );
+      throw new KvError('KV_ERR_UNKNOWN_COMMAND', `protocol: unknown command '${echo(name, 32)}'`);
   }
 }
 

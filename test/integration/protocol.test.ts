@@ -103,6 +103,17 @@ describe('seed protocol over TCP', () => {
     expect(await c.lines(2)).toEqual(['big:58 big:59', 'END']);
   });
 
+  it('echoes no control character of an unknown command: each is a space', async () => {
+    // Before, `ERR UNKNOWN_COMMAND protocol: unknown command '\x1b[2J\x00'` cleared the
+    // terminal of whoever read the reply (or a log holding it).
+    const c = await client();
+    c.send('\x1b[2J\x00\x7fX\rY away\nPING\n');
+    expect(await c.lines(2)).toEqual([
+      "ERR UNKNOWN_COMMAND protocol: unknown command ' [2J  X Y'",
+      'PONG',
+    ]);
+  });
+
   it('ignores blank lines: only spaces or tabs, as RESP inline commands do', async () => {
     // Before, a line of tabs was `ERR UNKNOWN_COMMAND protocol: unknown command '\t'`.
     expect(await nc('\n   \n\t\n \t \r\nPING\n')).toBe('PONG\n');

@@ -157,6 +157,16 @@ describe('parseRespRequest: data commands', () => {
     );
   });
 
+  it('echoes no control or format character of the request in an error: each is a space', () => {
+    // Before, ESC, NUL, DEL, C1 controls and bidirectional overrides went back as sent (only CR
+    // and LF were replaced), to be shown by a terminal or a log viewer.
+    expect(errorOf('\x1b[31mFLY', 'a\x00b\x7f', Buffer.from('c\u0085\u202ed\u2028'))).toBe(
+      "-ERR unknown command ' [31mFLY', with args beginning with: 'a b ' 'c  d '",
+    );
+    expect(errorOf('CLIENT', 'NO\x1bPE')).toBe("-ERR unknown subcommand 'NO PE'. Try CLIENT HELP.");
+    expect(errorOf('SET', 'k', 'v', '\x07X')).toBe('-ERR syntax error');
+  });
+
   it('SCAN pages a prefix; its cursor is an integer token, "0" starts and ends', () => {
     const r = parse(ctx(), 'SCAN', '0', 'MATCH', 'user:*', 'COUNT', '1000');
     expect(r.kind === 'command' && r.cmd).toEqual({
