@@ -1,5 +1,6 @@
 // net: what every TCP/HTTP listener of the node shares (binding that reports its error), and
 // the end-of-turn pass where sockets are written (client replies, peer frames) and log groups start.
 
+export { checkBindable, type ListenAddress } from './bindable.ts';
 export { listen } from './listen.ts';
 export { atTurnEnd } from './turn.ts';

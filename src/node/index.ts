@@ -9,6 +9,7 @@ import type { Config } from '../config/index.ts';
 import { createConsole, type NodeConsole } from '../console/index.ts';
 import { KvError } from '../errors/index.ts';
 import { type FoundingBlock, registerFoundingMetrics } from '../membership/index.ts';
+import { checkBindable } from '../net/index.ts';
 import {
   type AdminRoute,
   createLogger,
@@ -61,6 +62,13 @@ export async function startNode(
   // data directory is made: a bad configuration leaves nothing behind (no directory, no identity).
   const secrets = loadSecrets(config);
   checkMembership(config);
+  // A port taken (another process, or two options naming one port) fails here, before the data
+  // directory and its identity exist, not once storage opened and the cluster started.
+  await checkBindable([
+    { option: '--port', host: config.host, port: config.port },
+    { option: '--http-port', host: config.httpHost, port: config.httpPort },
+    { option: '--peer-port', host: config.peerHost, port: config.peerPort },
+  ]);
   try {
     mkdirSync(dataDir, { recursive: true });
   } catch (err) {

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -89,6 +89,28 @@ describe('configuration', () => {
     const { stdout } = await run(NODE, [MAIN, '--help']);
     expect(stdout).toContain('--max-scan-keys');
     expect(stdout).toMatch(/--port <v>\s+KV_PORT\s+.*\(default 8081\)/);
+  });
+
+  it('fails on a taken client, HTTP or peer port before it creates its data directory', async () => {
+    // Before, each of them failed only after the data directory, its identity and storage were
+    // made (the HTTP and peer ports once the node had opened storage, the client port last).
+    const a = await startNodeProcess();
+    const ports = { '--port': a.port, '--http-port': a.httpPort, '--peer-port': a.peerPort };
+    for (const [option, port] of Object.entries(ports)) {
+      const dir = join(tempDir(), 'new');
+      const args = {
+        '--port': '0',
+        '--http-port': '0',
+        '--peer-port': '0',
+        [option]: String(port),
+      };
+      const err = await run(NODE, [MAIN, ...Object.entries(args).flat(), '--data-dir', dir]).catch(
+        (e) => e,
+      );
+      expect(existsSync(dir), `${option}: ${dir} exists`).toBe(false);
+      expect(err.code, option).toBe(1);
+      expect(err.stderr).toContain(`kvstore: ${option} ${port}: listen EADDRINUSE`);
+    }
   });
 
   it('fails clearly when the port is taken', async () => {
