@@ -86,6 +86,10 @@ export class ClientOutput {
     if (before === undefined || bytes === before) return; // not counted (closed), or the same
     this.#holders.set(holder, bytes);
     this.#bytes += bytes - before;
+    if (this.#bytes <= this.limit) {
+      this.#checkAt = this.limit; // back under: the next pass of the limit is checked at once
+      return;
+    }
     if (this.#bytes <= this.#checkAt || this.#checkScheduled) return;
     this.#checkScheduled = true;
     atTurnEnd(this.#check);

@@ -84,6 +84,26 @@ describe('ClientOutput', () => {
     expect(await evictions()).toBe(1);
   });
 
+  it('checks again at the limit once the sum went back under it', async () => {
+    const { out, evictions } = bound(16 * MiB, 2 * MiB);
+    const small = Array.from({ length: 10 }, () => holder(2 * MiB));
+    for (const h of small) {
+      out.add(h);
+      out.report(h, h.bytes);
+    }
+    await turnEnd(); // 20 MiB, nothing to close: the next check waits for 21 MiB
+    for (const h of small) {
+      h.bytes = 0;
+      out.report(h, 0);
+    }
+    const big = holder(17 * MiB);
+    out.add(big);
+    out.report(big, big.bytes);
+    await turnEnd();
+    expect(big.evicted).toBe(true);
+    expect(await evictions()).toBe(1);
+  });
+
   it('forgets a closed holder: its later reports count nothing', async () => {
     const { out, evictions } = bound(16 * MiB, 2 * MiB);
     const a = holder(0);
