@@ -1,5 +1,5 @@
 import { Registry } from 'prom-client';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../src/observability/index.ts';
 import { ClientOutput, type OutputHolder } from '../../src/server/client-output.ts';
 import { registerServerMetrics } from '../../src/server/metrics.ts';
@@ -22,10 +22,10 @@ function holder(bytes: number): TestHolder {
   return h;
 }
 
-function bound(limit: number, floor: number) {
+function bound(limit: number, floor: number, collect?: () => void) {
   const registry = new Registry();
   const metrics = registerServerMetrics(registry);
-  const out = new ClientOutput(limit, floor, metrics, createLogger('silent', {}));
+  const out = new ClientOutput(limit, floor, metrics, createLogger('silent', {}), collect);
   metrics.measureOutput(() => out.measure());
   const evictions = async () =>
     (await registry.getSingleMetric('kvstore_connections_rejected_total')!.get()).values.find(
@@ -115,5 +115,46 @@ describe('ClientOutput', () => {
     expect(a.evicted).toBe(false);
     expect(out.measure()).toBe(0);
     expect(await evictions()).toBe(0);
+  });
+
+  describe('the collection after closes', () => {
+    afterEach(() => {
+      vi.restoreAllMocks();
+    });
+
+    /** Closes one holder past the limit per round, `gapMs` apart; returns when each collected. */
+    async function rounds(n: number, gapMs: number, collectMs: number): Promise<number[]> {
+      let clock = 0;
+      vi.spyOn(performance, 'now').mockImplementation(() => clock);
+      const collected: number[] = [];
+      const { out } = bound(16 * MiB, 2 * MiB, () => {
+        collected.push(clock);
+        clock += collectMs; // a full collection stops the node this long
+      });
+      for (let i = 0; i < n; i++) {
+        const h = holder(20 * MiB);
+        out.add(h);
+        out.report(h, h.bytes);
+        await turnEnd();
+        expect(h.evicted).toBe(true);
+        out.remove(h); // its socket closed
+        clock += gapMs;
+      }
+      return collected;
+    }
+
+    it('runs after the closed sockets are gone, at most once a second', async () => {
+      expect(await rounds(7, 400, 0)).toEqual([0, 1200, 2400]);
+    });
+
+    it('takes at most a twentieth of the time under sustained closes, however long it takes', async () => {
+      // A last-resort collection of a 90 MiB heap took 330-590 ms on this machine: once a second,
+      // a client that keeps tripping the bound would keep the node stopped half the time.
+      const collected = await rounds(20, 1000, 300);
+      expect(collected[0]).toBe(0);
+      for (let i = 1; i < collected.length; i++)
+        expect(collected[i]! - collected[i - 1]!).toBeGreaterThanOrEqual(20 * 300);
+      expect(collected.length).toBeGreaterThanOrEqual(2); // it still runs, less often
+    });
   });
 });
