@@ -964,10 +964,12 @@ export class Storage {
   }
 
   /**
-   * Resolves once every record write decided so far (applied, deleted, discarded) is in the log
-   * on disk. Reads answer writes still on their way there: what a read made before this call
-   * returned survives a power cut once it resolves. Rejects with KV_ERR_STORAGE when the store
-   * is closed, its disk stalled, or the log fails.
+   * Resolves once every record write decided so far (applied, deleted, discarded) is on disk:
+   * in the log, or, for the writes of a log group that failed (decided, so reads answer them,
+   * but dropped from the log), flushed by LMDB. Reads answer writes still on their way there:
+   * what a read made before this call returned survives a power cut once it resolves. Rejects
+   * with KV_ERR_STORAGE when the store is closed, its disk stalled, or the log fails; waits
+   * through LMDB's repair when LMDB must flush and fails.
    */
   async synced(): Promise<void> {
     const wal = this.#wal;
@@ -976,7 +978,17 @@ export class Storage {
     }
     if (this.#stall.stalled !== null) throw this.#stall.error();
     await wal.sync();
+    // Writes dropped from the log since the last such flush: every one was decided (and queued
+    // for LMDB) before its group failed, so before now; LMDB's flush of all queued covers them.
+    const dropped = wal.dropped;
+    if (dropped === this.#droppedFlushed) return;
+    this.#issue();
+    await this.#w.checkpoint(this.#root);
+    if (dropped > this.#droppedFlushed) this.#droppedFlushed = dropped;
   }
+
+  /** WriteAheadLog.dropped as of the last LMDB flush that synced() made for them. */
+  #droppedFlushed = 0;
 
   /** Runs an LMDB write outside the log and waits until it is flushed, through failures. */
   async #commit(write: () => PromiseLike<unknown>): Promise<void> {

@@ -96,6 +96,8 @@ export class WriteAheadLog {
   readonly #pending = new PendingGroup();
   #appended = 0;
   #durable = 0;
+  /** How many times records appended were dropped, not written (a failed group): see dropped. */
+  #dropped = 0;
   /**
    * What `sync` callers wait on: one promise per group, not one per call (a call per write).
    * `#next` settles with the next group to start (the records pending now and any appended
@@ -174,6 +176,15 @@ export class WriteAheadLog {
   /** How many full segments wait for a checkpoint before they can go. */
   get retiredSegments(): number {
     return this.#retired.size;
+  }
+
+  /**
+   * How many times the log dropped records it was given without writing them (a group that
+   * failed, with the records pending behind it): their writes were decided, so reads answer
+   * them, and they are durable only once LMDB has flushed them, never through the log.
+   */
+  get dropped(): number {
+    return this.#dropped;
   }
 
   /** Why writes fail until the next successful sync (null while the log is healthy). */
@@ -279,6 +290,7 @@ export class WriteAheadLog {
       this.#broken = brokenError(err, this.#o.dir);
       // Every record handed to the log so far belongs to a rejected sync: none is acknowledged.
       this.#pending.drop();
+      if (this.#durable < this.#appended) this.#dropped++;
       this.#durable = this.#appended;
       const failed = [this.#inflight, this.#next];
       this.#inflight = null;
