@@ -1,5 +1,6 @@
 // Tombstone collection: remove a delete marker once no member holds anything older and the grace passed.
 
+import { KvError } from '../errors/index.ts';
 import type { Topology } from '../membership/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { Replicas } from '../replica/index.ts';
@@ -80,14 +81,36 @@ export async function collectTombstones(o: GcOptions): Promise<number> {
   return removed;
 }
 
-/** True when every one of `members` has every record write it answered before on its disk. */
+const isKvError = (err: unknown, code: string) => err instanceof KvError && err.code === code;
+
+/** Per collector (its options): members said to answer no `synced` (an older version). */
+const olderSaid = new WeakMap<GcOptions, Set<string>>();
+
+/**
+ * True when every one of `members` has every record write it answered before on its disk. A
+ * member of a version before `synced` (KV_ERR_UNKNOWN_COMMAND, in a rolling upgrade) never
+ * answers it: no tombstone is collected until it is upgraded, said once per member (warn), and
+ * once when it answers (info).
+ */
 async function allSynced(o: GcOptions, members: readonly string[]): Promise<boolean> {
-  try {
-    await Promise.all(members.map((n) => o.replicas.synced(n)));
-    return true;
-  } catch {
-    return false;
-  }
+  const answers = await Promise.allSettled(members.map((n) => o.replicas.synced(n)));
+  const said = olderSaid.get(o) ?? new Set<string>();
+  olderSaid.set(o, said);
+  answers.forEach((a, i) => {
+    const member = members[i]!;
+    if (a.status === 'fulfilled') {
+      if (said.delete(member)) {
+        o.logger.info({ member }, 'tombstone collection goes on: the member answers synced');
+      }
+    } else if (isKvError(a.reason, 'KV_ERR_UNKNOWN_COMMAND') && !said.has(member)) {
+      said.add(member);
+      o.logger.warn(
+        { member },
+        'tombstone collection waits: the member does not answer synced (an older version); no tombstone is collected until it does',
+      );
+    }
+  });
+  return answers.every((a) => a.status === 'fulfilled');
 }
 
 /**
