@@ -22,8 +22,10 @@ function reasonOf(err: KvError): string {
  * One stream's dealings with refusing stores.
  * - Its own: the cursor is the only thing a sender writes. A store that refuses it (disk full)
  *   does not stop the stream: the cursor is kept in memory and the next batch saves it again, so
- *   it is saved as soon as there is room. A restart meanwhile resumes from the last cursor saved
- *   and sends some records again, which the receivers take as they are (last write wins). Said
+ *   it is saved as soon as there is room. A restart meanwhile starts again from the first key
+ *   (runStream trusts no saved cursor while the store refuses writes: it may be an earlier
+ *   stream's), or, once there is room, from the last cursor saved, and sends some records
+ *   again, which the receivers take as they are (last write wins). Said
  *   once per stream, and once when a save works again.
  * - A receiver's: a member that cannot store a batch cannot take the data, so the stream waits
  *   for it (the ring does not settle, a hand-off does not finish: it must not own keys it lacks).
@@ -65,7 +67,7 @@ export class StreamHold {
         this.#unsaved = reasonOf(err);
         this.#logger.warn(
           { kind: this.#kind, reason: this.#unsaved },
-          'stream cursor not saved: this store refuses writes; the stream goes on, a restart before a save works resends from the last saved cursor',
+          'stream cursor not saved: this store refuses writes; the stream goes on, a restart before a save works sends again from the first key',
         );
       }
       return false;

@@ -79,7 +79,12 @@ export async function runStream(
   });
   try {
     // A fresh start the store refuses to record still starts from the first key (in memory).
-    const reset = job.fresh ? await hold.save(null) : true;
+    // A resume trusts the saved cursor only while the store takes writes: one that refuses them
+    // may have refused the reset of a later stream's start, so the cursor saved can be an
+    // earlier stream's of this same transfer (rings A -> B -> A), past records written under B.
+    // (Once the store takes writes again, the running stream's next batch saves its own.)
+    const takesWrites = ctx.storage.writeFailure() === null && ctx.storage.stalled() === null;
+    const reset = job.fresh ? await hold.save(null) : takesWrites;
     const saved = reset ? readStateDoc(ctx.storage, `stream:${job.kind}`) : undefined;
     const resumed = saved?.ringId === job.ringId ? saved : null;
     counter = new ProgressCounter(job, ctx.storage, resumed);
@@ -130,7 +135,8 @@ async function streamFrom(
     after = last;
     const p = counter.add(chunk.length, sent, bytes);
     // The cursor is durable before progress shows the chunk, unless this store refuses writes
-    // (StreamHold): a restart then redoes what was reported since the last cursor saved.
+    // (StreamHold): a restart then redoes what was reported (from the first key while the store
+    // still refuses writes, else from the last cursor saved).
     await hold.save({
       ringId: job.ringId,
       after: last.toString('base64'),

@@ -7,7 +7,7 @@ import { KvError } from '../../src/errors/index.ts';
 import { registerRebalanceMetrics } from '../../src/rebalance/index.ts';
 import { runStream, type StreamProgress } from '../../src/rebalance/stream.ts';
 import type { Replicas, WireEntry } from '../../src/replica/index.ts';
-import { HintStore, readStateDoc, Storage } from '../../src/storage/index.ts';
+import { HintStore, readStateDoc, Storage, writeStateDoc } from '../../src/storage/index.ts';
 import { defer } from '../helpers/defer.ts';
 import { captureLog } from '../helpers/log-capture.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
@@ -20,8 +20,11 @@ const FULL = new KvError(
   'storage: not writable: disk full (1 bytes free in /d, below --min-free-disk-bytes 2); reads work, writes resume once that is fixed',
 );
 
-/** A store holding N records; with `full`, reopened refusing every write (as a full disk's). */
-async function store(full: boolean): Promise<Storage> {
+/**
+ * A store holding N records; with `full`, reopened refusing every write (as a full disk's), after
+ * `before` ran on it while it took writes.
+ */
+async function store(full: boolean, before = async (_s: Storage) => {}): Promise<Storage> {
   const path = tempDir();
   const writer = Storage.open({ path, nodeName: 'n1' });
   for (let i = 0; i < N; i++) {
@@ -36,6 +39,7 @@ async function store(full: boolean): Promise<Storage> {
     defer(() => writer.close());
     return writer;
   }
+  await before(writer);
   await writer.close();
   // More free bytes than any disk has: every write is refused as a full disk's.
   const storage = Storage.open({ path, nodeName: 'n1', minFreeBytes: Number.MAX_SAFE_INTEGER });
@@ -44,7 +48,11 @@ async function store(full: boolean): Promise<Storage> {
 }
 
 /** Streams every record of `storage` to n2, whose apply is `apply`; returns what it saw. */
-async function stream(storage: Storage, apply: (entries: WireEntry[]) => Promise<void>) {
+async function stream(
+  storage: Storage,
+  apply: (entries: WireEntry[]) => Promise<void>,
+  fresh = true,
+) {
   const { logger, records } = captureLog();
   const registry = new Registry();
   const metrics = registerRebalanceMetrics(registry, new HintStore(storage, 1000));
@@ -57,7 +65,7 @@ async function stream(storage: Storage, apply: (entries: WireEntry[]) => Promise
     metrics,
     logger,
   };
-  const job = { kind: 'rebalance' as const, ringId: 'r1', targets: () => ['n2'], fresh: true };
+  const job = { kind: 'rebalance' as const, ringId: 'r1', targets: () => ['n2'], fresh };
   const seen: StreamProgress[] = [];
   const done = await runStream(job, ctx, AbortSignal.timeout(30_000), (p) => seen.push(p));
   const said = (msg: string) => records().filter((l) => String(l.msg).startsWith(msg));
@@ -103,5 +111,28 @@ describe('a stream and a full disk', () => {
     expect((await value('kvstore_rebalance_waiting_members')).value).toBe(0);
     // Stored as usual: the sender's disk has room.
     expect(readStateDoc(storage, 'stream:rebalance')).toMatchObject({ done: true, scanned: N });
+  }, 30_000);
+
+  it('a stream resumed on a store that refuses writes starts from the first key, not from the cursor saved', async () => {
+    // The cursor an earlier stream of the same transfer saved (r1 -> r2 -> r1: the fresh start of
+    // the second r1 stream could not reset it), past records written while r2 was the target.
+    const storage = await store(true, (s) =>
+      writeStateDoc(s, 'stream:rebalance', {
+        ringId: 'r1',
+        after: Buffer.from('k0299').toString('base64'),
+        done: false,
+      }),
+    );
+    const got = new Set<string>();
+    const { done } = await stream(
+      storage,
+      async (entries) => {
+        for (const [k] of entries) got.add(k.toString());
+      },
+      false,
+    );
+    expect(done).toBe(true);
+    // Before: 300 (k0300..k0599), the 300 below the cursor skipped.
+    expect(got.size).toBe(N);
   }, 30_000);
 });
