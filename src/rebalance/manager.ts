@@ -277,9 +277,15 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
     this.#running = { kind: job.kind, ringId: job.ringId, abort, done };
   }
 
+  /**
+   * Aborts the running stream: it no longer counts as active (its end, later, skips the gauge;
+   * a stream started after this sets it again).
+   */
   #cancel(): void {
-    this.#running?.abort.abort();
+    if (this.#running === null) return;
+    this.#running.abort.abort();
     this.#running = null;
+    this.#o.metrics.active.set(0);
   }
 
   #setRebalanced(id: string): void {
