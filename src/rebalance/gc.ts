@@ -56,6 +56,8 @@ export async function collectTombstones(o: GcOptions): Promise<number> {
   const cutoff = Date.now() - o.graceMs;
   let removed = 0;
   let after: Buffer | null = null;
+  /** The process of each member that answered the last `synced` (syncedBy), once asked. */
+  let started: (string | undefined)[] | null = null;
   for (;;) {
     const batch: { key: Buffer; version: Version; record: StoredRecord }[] = [];
     for (const key of o.storage.tombstoneKeys(after)) {
@@ -67,11 +69,21 @@ export async function collectTombstones(o: GcOptions): Promise<number> {
       if (batch.length === BATCH) break;
     }
     if (batch.length === 0) break;
+    // Each member's process before the questions (see below).
+    started ??= await syncedBy(o, members);
+    if (started === null) break;
     const safe = await Promise.all(batch.map((t) => noOlderCopy(o, members, t)));
     // The answers count only for the rings they were asked under, and only once each member's
     // are on its disk: a replica answers writes it has not synced yet (a tombstone a read
-    // repair just gave it), which a power cut there would take back.
-    if (safe.some(Boolean) && !(await allSynced(o, members))) break;
+    // repair just gave it), which a power cut there would take back. And only when the process
+    // that synced them is the one that answered them: the same one answered `synced` before
+    // the questions and after (a member restarted between its answer and its sync, its power
+    // cut meanwhile, synced nothing of what it answered).
+    if (safe.some(Boolean)) {
+      const now = await syncedBy(o, members);
+      if (now === null || now.some((b, i) => b !== started![i])) break;
+      started = now;
+    }
     if (!unchanged()) break;
     removed += await o.storage.discard(batch.filter((_, i) => safe[i]));
     if (batch.length < BATCH) break;
@@ -87,12 +99,16 @@ const isKvError = (err: unknown, code: string) => err instanceof KvError && err.
 const olderSaid = new WeakMap<GcOptions, Set<string>>();
 
 /**
- * True when every one of `members` has every record write it answered before on its disk. A
- * member of a version before `synced` (KV_ERR_UNKNOWN_COMMAND, in a rolling upgrade) never
- * answers it: no tombstone is collected until it is upgraded, said once per member (warn), and
- * once when it answers (info).
+ * Once every one of `members` has every record write it answered before on its disk: the id of
+ * the process that answered, each (Replicas.synced); null when one did not answer. A member of a
+ * version before `synced` (KV_ERR_UNKNOWN_COMMAND, in a rolling upgrade) never answers it: no
+ * tombstone is collected until it is upgraded, said once per member (warn), and once when it
+ * answers (info).
  */
-async function allSynced(o: GcOptions, members: readonly string[]): Promise<boolean> {
+async function syncedBy(
+  o: GcOptions,
+  members: readonly string[],
+): Promise<(string | undefined)[] | null> {
   const answers = await Promise.allSettled(members.map((n) => o.replicas.synced(n)));
   const said = olderSaid.get(o) ?? new Set<string>();
   olderSaid.set(o, said);
@@ -110,7 +126,12 @@ async function allSynced(o: GcOptions, members: readonly string[]): Promise<bool
       );
     }
   });
-  return answers.every((a) => a.status === 'fulfilled');
+  const ids: (string | undefined)[] = [];
+  for (const a of answers) {
+    if (a.status === 'rejected') return null;
+    ids.push(a.value);
+  }
+  return ids;
 }
 
 /**

@@ -1,5 +1,6 @@
 // Serves peer requests against this node's storage: the replica side of every quorum operation.
 
+import { randomBytes } from 'node:crypto';
 import { answerPeerChallenge, checkPeerProof, type PeerChallengeState } from '../auth/index.ts';
 import { KvError } from '../errors/index.ts';
 import type { PeerRequestContext } from '../peer/index.ts';
@@ -93,6 +94,8 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
   const { storage, incarnation, reroute } = opts;
   const versions = opts.versions ?? new RemoteVersions({ clock: storage.clock });
   const allowance = opts.maxClockOffsetMs ?? 0;
+  /** This process's id in `synced` answers (METHODS.synced): one per start. */
+  const processId = randomBytes(8).toString('hex');
   /** Refuses a read addressed to a settled-ring holder this data directory is not. */
   const checkIncarnation = (expected: string | undefined) => {
     if (expected === undefined || expected === incarnation) return;
@@ -204,7 +207,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
       }
       case METHODS.synced:
         await storage.synced();
-        return {};
+        return { b: processId };
       case METHODS.scan: {
         const req = readScanRequest(body, opts.maxScanEntries);
         checkIncarnation(req.i);

@@ -16,4 +16,5 @@ export {
   readGetRequest,
   readScanReply,
   readScanRequest,
+  readSyncedReply,
 } from './wire.ts';

@@ -251,10 +251,13 @@ export const METHODS = {
   apply: 'apply',
   scan: 'scan',
   /**
-   * `synced` (`{}` -> `{}`): answers once every record write the member decided before it came
+   * `synced` (`{}` -> `{b}`): answers once every record write the member decided before it came
    * is on its disk, so that what its earlier replies said it holds survives a power cut there.
-   * Tombstone collection asks it before it counts those replies. Members before it answer
-   * KV_ERR_UNKNOWN_COMMAND.
+   * `b`: the id of the answering process (random, made when it started): two answers with the
+   * same `b` came from one process, and so did every answer it gave between them (a restart in
+   * between would have lost what was not synced). Tombstone collection asks it before and after
+   * its questions. Members before it answer KV_ERR_UNKNOWN_COMMAND; the first ones with it
+   * answer `{}`.
    */
   synced: 'synced',
   /**

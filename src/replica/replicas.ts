@@ -16,7 +16,13 @@ import {
 } from './messages.ts';
 import { localScan } from './scan.ts';
 import { RemoteVersions } from './versions.ts';
-import { readApplyReply, readGetManyReply, readGetReply, readScanReply } from './wire.ts';
+import {
+  readApplyReply,
+  readGetManyReply,
+  readGetReply,
+  readScanReply,
+  readSyncedReply,
+} from './wire.ts';
 
 /**
  * Single-entry applies to one member that are made in the same event-loop turn (one each per
@@ -377,11 +383,15 @@ export class Replicas {
   /**
    * Resolves once every record write `name` decided before the request came is on its disk:
    * what its earlier get replies said it holds then survives a power cut there (METHODS.synced).
-   * This node's own writes too, for `self`.
+   * Resolves with the id of the process that answered (undefined from the first members with
+   * `synced`, and for `self`, whose own writes it waits for).
    */
-  async synced(name: string): Promise<void> {
-    if (name === this.self) return this.#storage.synced();
-    await this.#call(name, METHODS.synced, {});
+  async synced(name: string): Promise<string | undefined> {
+    if (name === this.self) {
+      await this.#storage.synced();
+      return undefined;
+    }
+    return readSyncedReply(await this.#call(name, METHODS.synced, {}));
   }
 
   /**

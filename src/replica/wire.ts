@@ -224,6 +224,19 @@ export function readApplyReply(reply: unknown): ApplyReply {
   return { n };
 }
 
+/**
+ * `synced` reply: `{b}`, the id of the answering process (random, made when it started); absent
+ * from the first members with `synced` (undefined then).
+ */
+export function readSyncedReply(reply: unknown): string | undefined {
+  const b = object(reply, 'reply', 'synced reply').b;
+  if (b === undefined) return undefined;
+  if (typeof b !== 'string' || b.length === 0 || b.length > 64) {
+    throw fail('reply', 'synced reply b must be a process id');
+  }
+  return b;
+}
+
 /** `scan` reply: `{e: [[key, record], ...], more: boolean}`; at most `limit` entries, keys ascending. */
 export function readScanReply(
   reply: unknown,

@@ -5,6 +5,7 @@ import { Registry } from 'prom-client';
 import { afterEach, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
 import { Topology } from '../../src/membership/index.ts';
+import type { Logger } from '../../src/observability/index.ts';
 import { collectTombstones, registerRebalanceMetrics } from '../../src/rebalance/index.ts';
 import type { Replicas } from '../../src/replica/index.ts';
 import { HintStore, Storage } from '../../src/storage/index.ts';
@@ -14,14 +15,34 @@ import { cleanup, tempDir } from '../helpers/node-process.ts';
 
 afterEach(cleanup);
 
-it('a member without synced holds collection up, said once; collection goes on once it answers', async () => {
+/** A store holding one tombstone older than the grace, in LMDB's tombstone index. */
+async function storeWithTombstone(key: Buffer): Promise<Storage> {
   const storage = Storage.open({ path: tempDir(), nodeName: 'a' });
   defer(() => storage.close());
-  const key = Buffer.from('gone');
   const version = { wall: Date.now() - 60_000, logical: 0, node: 'a' };
   await storage.apply(key, { version, tombstone: true, value: Buffer.alloc(0) });
   // In the tombstone index (LMDB's), which collection reads, once LMDB committed it.
   await storage.flush();
+  return storage;
+}
+
+/** Collection on a of a, b, c (all quiet), asking `replicas`. */
+function gcOptions(storage: Storage, replicas: Partial<Replicas>, logger: Logger) {
+  return {
+    self: 'a',
+    storage,
+    topology: new Topology(['a', 'b', 'c'], null, 3),
+    replicas: replicas as unknown as Replicas,
+    quiet: () => true,
+    graceMs: 1000,
+    metrics: registerRebalanceMetrics(new Registry(), new HintStore(storage, 1000)),
+    logger,
+  };
+}
+
+it('a member without synced holds collection up, said once; collection goes on once it answers', async () => {
+  const key = Buffer.from('gone');
+  const storage = await storeWithTombstone(key);
   let older = true;
   const replicas = {
     get: async () => null,
@@ -29,19 +50,11 @@ it('a member without synced holds collection up, said once; collection goes on o
       if (name === 'b' && older) {
         throw new KvError('KV_ERR_UNKNOWN_COMMAND', "replica: unknown peer method 'synced'");
       }
+      return undefined;
     },
-  } as unknown as Replicas;
-  const { logger, records } = captureLog();
-  const o = {
-    self: 'a',
-    storage,
-    topology: new Topology(['a', 'b', 'c'], null, 3),
-    replicas,
-    quiet: () => true,
-    graceMs: 1000,
-    metrics: registerRebalanceMetrics(new Registry(), new HintStore(storage, 1000)),
-    logger,
   };
+  const { logger, records } = captureLog();
+  const o = gcOptions(storage, replicas, logger);
   const said = (msg: string) => records().filter((l) => String(l.msg).startsWith(msg));
   expect(await collectTombstones(o)).toBe(0);
   expect(await collectTombstones(o)).toBe(0);
@@ -53,4 +66,25 @@ it('a member without synced holds collection up, said once; collection goes on o
   expect(await collectTombstones(o)).toBe(1);
   expect(said('tombstone collection goes on')).toHaveLength(1);
   expect(said('tombstone collection waits')).toHaveLength(1);
+});
+
+it('a member whose process changed between its answers and its sync holds collection up', async () => {
+  const key = Buffer.from('gone');
+  const storage = await storeWithTombstone(key);
+  // b restarts after it answered the get and before it answered synced: its first process may
+  // have answered with a tombstone its power cut then took back, which the second cannot sync.
+  let process = 'p1';
+  const replicas = {
+    get: async (name: string) => {
+      if (name === 'b') process = 'p2';
+      return null;
+    },
+    synced: async (name: string) => (name === 'b' ? process : 'c1'),
+  };
+  const o = gcOptions(storage, replicas, captureLog().logger);
+  // Before: 1 (the answers counted, synced by another process than the one that gave them).
+  expect(await collectTombstones(o)).toBe(0);
+  expect(storage.get(key)?.tombstone).toBe(true);
+  // The same process before the questions and after: collected.
+  expect(await collectTombstones(o)).toBe(1);
 });

@@ -17,6 +17,7 @@ import {
   readGetRequest,
   readScanReply,
   readScanRequest,
+  readSyncedReply,
 } from '../../src/replica/index.ts';
 import {
   decodeRecord,
@@ -227,6 +228,7 @@ describe('peer request decoders', () => {
           () => readGetReply(body),
           () => readApplyReply(body),
           () => readScanReply(body, 100),
+          () => readSyncedReply(body),
         ]) {
           expect(codeOf(f)).not.toBe('KV_ERR_INTERNAL');
         }
@@ -244,6 +246,10 @@ describe('peer reply decoders', () => {
     expect(codeOf(() => readGetReply('x'))).toBe('KV_ERR_PEER_PROTOCOL');
     expect(readApplyReply({ n: 0 })).toEqual({ n: 0 });
     expect(codeOf(() => readApplyReply({ n: -1 }))).toBe('KV_ERR_PEER_PROTOCOL');
+    expect(readSyncedReply({ b: '0a1b' })).toBe('0a1b');
+    expect(readSyncedReply({})).toBeUndefined();
+    expect(codeOf(() => readSyncedReply({ b: 7 }))).toBe('KV_ERR_PEER_PROTOCOL');
+    expect(codeOf(() => readSyncedReply({ b: 'x'.repeat(65) }))).toBe('KV_ERR_PEER_PROTOCOL');
     const a = Buffer.from('a');
     const b = Buffer.from('b');
     expect(
