@@ -968,8 +968,8 @@ export class Storage {
    * in the log, or, for the writes of a log group that failed (decided, so reads answer them,
    * but dropped from the log), flushed by LMDB. Reads answer writes still on their way there:
    * what a read made before this call returned survives a power cut once it resolves. Rejects
-   * with KV_ERR_STORAGE when the store is closed, its disk stalled, or the log fails; waits
-   * through LMDB's repair when LMDB must flush and fails.
+   * with KV_ERR_STORAGE when the store is closed, its disk stalled, the log fails, or LMDB must
+   * flush and refuses writes or fails to (ask again once it is repaired).
    */
   async synced(): Promise<void> {
     const wal = this.#wal;
@@ -982,8 +982,9 @@ export class Storage {
     // for LMDB) before its group failed, so before now; LMDB's flush of all queued covers them.
     const dropped = wal.dropped;
     if (dropped === this.#droppedFlushed) return;
+    if (this.#w.health.failure !== null) throw this.#w.refusal();
     this.#issue();
-    await this.#w.checkpoint(this.#root);
+    await this.#w.flushed(this.#root);
     if (dropped > this.#droppedFlushed) this.#droppedFlushed = dropped;
   }
 

@@ -2,7 +2,8 @@
 //   node storage-synced-child.ts <dir>
 // Writes k=v1 and waits until LMDB flushed it, prints READY. On a line: writes k's tombstone and
 // prints its outcome (the test made the disk's syncs fail) and what a read of k answers. On the
-// next line: prints what storage.synced() did (SYNCED or its error). Then waits to be killed.
+// next line: asks storage.synced() until it resolves (it refuses while LMDB is not repaired yet,
+// at most 10 s) and prints SYNCED, or its last error. Then waits to be killed.
 
 import { createInterface } from 'node:readline';
 import { Storage } from '../../src/storage/index.ts';
@@ -29,10 +30,13 @@ const written = await storage
   );
 say({ written, tombstone: storage.get(key)?.tombstone === true });
 await next();
-say({
-  synced: await storage.synced().then(
+let synced = '';
+for (const end = Date.now() + 10_000; synced !== 'SYNCED' && Date.now() < end; ) {
+  synced = await storage.synced().then(
     () => 'SYNCED',
     (err: unknown) => String(err),
-  ),
-});
+  );
+  if (synced !== 'SYNCED') await new Promise((r) => setTimeout(r, 50));
+}
+say({ synced });
 setInterval(() => {}, 1000);
