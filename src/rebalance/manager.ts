@@ -87,12 +87,12 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
    * first key. A transfer can come back (A -> B -> A): the cursor of an earlier stream of it
    * would skip records written since. While decommissioning, a hand-off toward a ring whose
    * members changed (one left, or decommissioned itself) restarts toward the members that remain
-   * now: the old ring may name a member that will never take the data.
+   * now, from the first key too: the old ring may name a member that will never take the data.
    */
   onRingsChanged(): void {
     if (this.#status === 'decommissioning') {
       if (!this.#stopped && this.#running?.ringId !== this.#remaining().id) {
-        this.#startDecommission();
+        this.#startDecommission(true);
       }
       return;
     }
@@ -190,8 +190,9 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
     if (others.length === 0) {
       throw new KvError('KV_ERR_INVALID_ARGUMENT', 'rebalance: no other member to hand data to');
     }
+    // The status change may have started it already (the target without this node: a ring change).
     this.#setStatus('decommissioning');
-    this.#startDecommission();
+    if (this.#running?.ringId !== this.#remaining().id) this.#startDecommission(true);
   }
 
   /**
@@ -230,7 +231,12 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
     return new Ring(this.#o.topology.target.members.filter((n) => n !== this.#o.self));
   }
 
-  #startDecommission(): void {
+  /**
+   * Starts (or restarts) the hand-off toward the remaining members; `fresh`: from the first key,
+   * as after every ring change (a remaining ring can come back, A -> B -> A, and the cursor its
+   * earlier stream saved would skip keys written since), else from the saved cursor (a restart).
+   */
+  #startDecommission(fresh = false): void {
     this.#cancel();
     const remaining = this.#remaining();
     if (remaining.members.length === 0) {
@@ -240,7 +246,12 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
     }
     const rf = this.#o.topology.rf(remaining);
     this.#start(
-      { kind: 'decommission', ringId: remaining.id, targets: (key) => remaining.owners(key, rf) },
+      {
+        kind: 'decommission',
+        ringId: remaining.id,
+        fresh,
+        targets: (key) => remaining.owners(key, rf),
+      },
       () => this.#setStatus('decommissioned'),
     );
   }

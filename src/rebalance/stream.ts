@@ -78,14 +78,20 @@ export async function runStream(
     if (counter !== null) progress(withWaits(counter.now(), hold));
   });
   try {
-    // A fresh start the store refuses to record still starts from the first key (in memory).
+    if (job.fresh) {
+      // From the first key, reported at once (not after the reset, a disk write: progress would
+      // show the stream before it meanwhile). A reset the store refuses still starts there.
+      counter = new ProgressCounter(job, ctx.storage, null);
+      progress(counter.now());
+      await hold.save(null);
+      return await streamFrom(null, job, ctx, signal, counter, hold, progress);
+    }
     // A resume trusts the saved cursor only while the store takes writes: one that refuses them
     // may have refused the reset of a later stream's start, so the cursor saved can be an
     // earlier stream's of this same transfer (rings A -> B -> A), past records written under B.
     // (Once the store takes writes again, the running stream's next batch saves its own.)
     const takesWrites = ctx.storage.writeFailure() === null && ctx.storage.stalled() === null;
-    const reset = job.fresh ? await hold.save(null) : takesWrites;
-    const saved = reset ? readStateDoc(ctx.storage, `stream:${job.kind}`) : undefined;
+    const saved = takesWrites ? readStateDoc(ctx.storage, `stream:${job.kind}`) : undefined;
     const resumed = saved?.ringId === job.ringId ? saved : null;
     counter = new ProgressCounter(job, ctx.storage, resumed);
     if (resumed?.done) {
