@@ -2,16 +2,13 @@
 // joins and goes before the hand-off toward B saved a cursor) must not resume the cursor A's
 // earlier stream saved, past keys written to this node meanwhile.
 
-import { Registry } from 'prom-client';
 import { afterEach, expect, it } from 'vitest';
-import type { Topology } from '../../src/membership/index.ts';
-import { Rebalancer, registerRebalanceMetrics } from '../../src/rebalance/index.ts';
-import type { Replicas, WireEntry } from '../../src/replica/index.ts';
+import type { WireEntry } from '../../src/replica/index.ts';
 import { Ring } from '../../src/ring/index.ts';
 import { Storage } from '../../src/storage/index.ts';
 import { defer } from '../helpers/defer.ts';
-import { captureLog } from '../helpers/log-capture.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
+import { testRebalancer } from '../helpers/rebalancer.ts';
 import { until } from '../helpers/write-log.ts';
 
 afterEach(cleanup);
@@ -45,16 +42,7 @@ it('a hand-off toward a ring that came back (A -> B -> A) sends every key again'
       return new Promise(() => {});
     },
   };
-  const rebalancer = new Rebalancer({
-    self: 'n1',
-    storage,
-    topology: topology as unknown as Topology,
-    replicas: replicas as unknown as Replicas,
-    rateBytes: 1 << 30,
-    timeoutMs: 1000,
-    metrics: registerRebalanceMetrics(new Registry(), { count: 0, bytes: 0 }),
-    logger: captureLog().logger,
-  });
+  const rebalancer = testRebalancer(storage, topology, replicas);
   rebalancer.decommission();
   await until(() => phase === 'hang', 5000, 'the first chunk taken, the next hanging');
   // n4 joins (hand-off toward n2, n3, n4: hangs before any cursor), then goes again.

@@ -4,14 +4,11 @@
 
 import { Registry } from 'prom-client';
 import { afterEach, expect, it } from 'vitest';
-import type { Topology } from '../../src/membership/index.ts';
-import { Rebalancer, registerRebalanceMetrics } from '../../src/rebalance/index.ts';
-import type { Replicas } from '../../src/replica/index.ts';
 import { Ring } from '../../src/ring/index.ts';
 import { Storage } from '../../src/storage/index.ts';
 import { defer } from '../helpers/defer.ts';
-import { captureLog } from '../helpers/log-capture.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
+import { testRebalancer } from '../helpers/rebalancer.ts';
 import { until } from '../helpers/write-log.ts';
 
 afterEach(cleanup);
@@ -39,16 +36,7 @@ it('a stream cancelled by a ring change that moves nothing sets kvstore_rebalanc
     },
   };
   const registry = new Registry();
-  const rebalancer = new Rebalancer({
-    self: 'n1',
-    storage,
-    topology: topology as unknown as Topology,
-    replicas: replicas as unknown as Replicas,
-    rateBytes: 1 << 20,
-    timeoutMs: 1000,
-    metrics: registerRebalanceMetrics(registry, { count: 0, bytes: 0 }),
-    logger: captureLog().logger,
-  });
+  const rebalancer = testRebalancer(storage, topology, replicas, registry);
   const active = async () =>
     (await registry.getSingleMetric('kvstore_rebalance_active')!.get()).values[0]!.value;
   rebalancer.onRingsChanged();
