@@ -1,6 +1,6 @@
 // The incarnation of a data directory: a random id made when the directory is new, kept in it.
 
-import { closeSync, openSync, readSync } from 'node:fs';
+import { randomHex } from '../lifecycle/index.ts';
 import { readStateDoc, type StateStore, writeStateDoc } from '../storage/index.ts';
 
 /**
@@ -17,23 +17,4 @@ export async function loadIncarnation(
   const id = randomHex(8);
   await writeStateDoc(store, 'incarnation', id);
   return { id, created: true };
-}
-
-/**
- * `bytes` random bytes as hex, from the kernel's random source (/dev/urandom, what
- * crypto.randomBytes draws on too) when it is there: node:crypto would load OpenSSL's set-up and
- * 17 modules (about 1 MiB of RSS) into every new node for these 8 bytes alone.
- */
-function randomHex(bytes: number): string {
-  const b = Buffer.alloc(bytes);
-  let fd: number | null = null;
-  try {
-    fd = openSync('/dev/urandom', 'r');
-    if (readSync(fd, b) === bytes) return b.toString('hex');
-  } catch {
-    // No /dev/urandom (an unusual sandbox): node:crypto below.
-  } finally {
-    if (fd !== null) closeSync(fd);
-  }
-  return process.getBuiltinModule('node:crypto').randomBytes(bytes).toString('hex');
 }

@@ -1,8 +1,8 @@
 // Serves peer requests against this node's storage: the replica side of every quorum operation.
 
-import { randomBytes } from 'node:crypto';
 import { answerPeerChallenge, checkPeerProof, type PeerChallengeState } from '../auth/index.ts';
 import { KvError } from '../errors/index.ts';
+import { randomHex } from '../lifecycle/index.ts';
 import type { PeerRequestContext } from '../peer/index.ts';
 import { type Entry, headerBytes, type Storage, validWall } from '../storage/index.ts';
 import {
@@ -95,7 +95,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
   const versions = opts.versions ?? new RemoteVersions({ clock: storage.clock });
   const allowance = opts.maxClockOffsetMs ?? 0;
   /** This process's id in `synced` answers (METHODS.synced): one per start. */
-  const processId = randomBytes(8).toString('hex');
+  const processId = randomHex(8);
   /** Refuses a read addressed to a settled-ring holder this data directory is not. */
   const checkIncarnation = (expected: string | undefined) => {
     if (expected === undefined || expected === incarnation) return;
