@@ -93,8 +93,6 @@ export async function collectTombstones(o: GcOptions): Promise<number> {
   return removed;
 }
 
-const isKvError = (err: unknown, code: string) => err instanceof KvError && err.code === code;
-
 /** Per collector (its options): members said to answer no `synced` (an older version). */
 const olderSaid = new WeakMap<GcOptions, Set<string>>();
 
@@ -118,7 +116,11 @@ async function syncedBy(
       if (said.delete(member)) {
         o.logger.info({ member }, 'tombstone collection goes on: the member answers synced');
       }
-    } else if (isKvError(a.reason, 'KV_ERR_UNKNOWN_COMMAND') && !said.has(member)) {
+    } else if (
+      a.reason instanceof KvError &&
+      a.reason.code === 'KV_ERR_UNKNOWN_COMMAND' &&
+      !said.has(member)
+    ) {
       said.add(member);
       o.logger.warn(
         { member },

@@ -296,7 +296,7 @@ export class Connection implements OutputHolder {
 
   /** Tells ctx.clientOutput what the connection holds, when that changed. */
   #reportOutput(): void {
-    const bytes = this.#made + this.#socket.writableLength;
+    const bytes = this.outputBytes();
     if (bytes === this.#reportedOutput) return;
     this.#reportedOutput = bytes;
     this.#ctx.clientOutput.report(this, bytes);

@@ -15,6 +15,7 @@
 
 import { closeSync, openSync, read, readSync } from 'node:fs';
 import type { OpenedMeta } from './lmdb-check.ts';
+import { runSteps, runStepsInSlices } from './steps.ts';
 
 /** LMDB's page header: u64 pgno, u64 txnid, u16 pad, u16 flags, u16 lower | u32 pages, u16 upper. */
 export const PAGE_HEADER = 24;
@@ -132,12 +133,7 @@ export function lmdbTreeProblem(
   meta: OpenedMeta,
   opts: TreeCheckOptions = {},
 ): string | null {
-  return withWalk(path, meta, opts, (steps) => {
-    for (;;) {
-      const r = steps.next();
-      if (r.done) return r.value;
-    }
-  });
+  return withWalk(path, meta, opts, runSteps);
 }
 
 /**
@@ -158,17 +154,7 @@ export function lmdbTreeProblemAsync(
   // synchronous check keeps (2 x 4 MiB), so that a signal on a slow disk is not kept waiting
   // for a 4 MiB read.
   const scan = { scanBytes: 1 << 20, readAhead: 8, ...opts };
-  return withWalk(path, meta, scan, async (steps) => {
-    let slice = performance.now();
-    for (;;) {
-      const r = steps.next();
-      if (r.done) return r.value;
-      if (performance.now() - slice < sliceMs) continue;
-      await new Promise((resolve) => setImmediate(resolve));
-      signal.throwIfAborted();
-      slice = performance.now();
-    }
-  });
+  return withWalk(path, meta, scan, (steps) => runStepsInSlices(steps, signal, sliceMs));
 }
 
 /** Runs `use` over a Walk's steps with the file open, closing it after (also on a throw). */

@@ -35,6 +35,7 @@ import {
 } from './scan.ts';
 import { SharedSync } from './shared-sync.ts';
 import { DiskProbe, StallWatch } from './stall.ts';
+import { runSteps, runStepsInSlices } from './steps.ts';
 import type { Entry, OpenPhase, RecoveryReport, StorageOptions } from './types.ts';
 import { type Recovered, WAL_DISCARD, WAL_PUT, WriteAheadLog } from './wal.ts';
 import { Writability } from './writability.ts';
@@ -263,8 +264,7 @@ export class Storage {
     }
     const store = Storage.#openLmdb(opts, opened);
     try {
-      const steps = store.#replay(recovered);
-      while (!steps.next().done) {}
+      runSteps(store.#replay(recovered));
     } catch (err) {
       throw new KvError('KV_ERR_STORAGE', `storage: cannot open ${opts.path}`, { cause: err });
     }
@@ -300,14 +300,7 @@ export class Storage {
     const store = Storage.#openLmdb(opts, opened);
     try {
       phase({ phase: 'replaying the write-ahead log', records: recovered.entries.length });
-      let slice = performance.now();
-      const steps = store.#replay(recovered);
-      while (!steps.next().done) {
-        if (performance.now() - slice < 20) continue;
-        await new Promise((resolve) => setImmediate(resolve));
-        signal.throwIfAborted();
-        slice = performance.now();
-      }
+      await runStepsInSlices(store.#replay(recovered), signal);
     } catch (err) {
       await store.#abandon();
       if (signal.aborted && err === signal.reason) throw err;
