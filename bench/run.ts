@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { startCluster } from './cluster.ts';
 import { type EtcdComparison, etcdComparison, etcdSection } from './etcd.ts';
 import { evaluateGoals, renderHeadline, TARGET_LABELS } from './goals.ts';
+import { writeHistory } from './history.ts';
 import { type MemoryResult, memoryProbe } from './memory.ts';
 import {
   cleanupSync,
@@ -285,6 +286,7 @@ async function bench(opts: Options): Promise<void> {
       `\n${renderHeadline(rb, goals, memory)}${etcdText}${text}${profileText}\n\n${checks.join('\n')}\n${conditions}\n`,
     );
     process.stdout.write(`\nreport: ${writeReport(report, opts.out)}\n`);
+    process.stdout.write(`history: ${writeHistory(opts.out)}\n`);
     const textErrors = cells.some((x) => TARGETS.some((t) => x.results[t].errors > 0));
     const rbErrors = rb.some((x) => Object.values(x.results).some((r) => r.error !== null));
     const etcdErrors =

@@ -46,6 +46,7 @@ interface StoreCell {
 }
 
 interface Report {
+  startedAt: string;
   etcd: {
     etcdVersion: string;
     error: string | null;
@@ -124,6 +125,9 @@ describe('bench harness (--quick)', () => {
     expect(md).toMatch(/GET P1: kvstore >= 0\.9x Redis .*\| +(PASS|FAIL) \|/);
     expect(md).toMatch(/durable SET P1: kvstore >= 1x Redis AOF always .*\| +(PASS|FAIL) \|/);
     const report = JSON.parse(readFileSync(join(out, 'latest-bench.json'), 'utf8')) as Report;
+    // The run's row in the history the run rewrote (bench/history.ts).
+    const history = readFileSync(join(out, 'HISTORY.md'), 'utf8');
+    expect(history).toContain(`| ${report.startedAt.slice(0, 16).replace('T', ' ')} |`);
 
     const shapes = report.rb.map((c) => `${c.cell.op} P${c.cell.pipeline}`);
     expect(shapes).toEqual(['set P1', 'set P16', 'get P1', 'get P16']);
