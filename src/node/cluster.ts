@@ -69,8 +69,11 @@ export interface Cluster {
   readonly peerPort: number;
   /** CLUSTER's answer and GET /admin/cluster. */
   info(): ClusterInfo;
-  /** POST /admin/decommission; throws when this node cannot decommission now. */
-  decommission(): DecommissionState;
+  /**
+   * POST /admin/decommission: resolves once the new status is on disk (or the disk refused it:
+   * full; saved again every 5 s); rejects when this node cannot decommission now.
+   */
+  decommission(): Promise<DecommissionState>;
   /** GET /admin/decommission. */
   decommissionStatus(): DecommissionState;
   /** POST /admin/recommission: rejects with KV_ERR_INVALID_ARGUMENT when it cannot. */
@@ -548,8 +551,8 @@ export async function startCluster(
     coordinator,
     peerPort: peerServer.port,
     info,
-    decommission() {
-      rb.decommission();
+    async decommission() {
+      await rb.decommission();
       return { status: rb.status, transfer: rb.progress };
     },
     decommissionStatus: () => ({ status: rb.status, transfer: rb.progress }),

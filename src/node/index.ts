@@ -365,14 +365,14 @@ function adminRoutes(cluster: Cluster): Record<string, AdminRoute> {
   return {
     [`GET ${clusterPath}`]: () => ({ status: 200, body: cluster.info() }),
     [`GET ${decommission}`]: () => ({ status: 200, body: cluster.decommissionStatus() }),
-    [`POST ${decommission}`]: () => {
-      try {
-        return { status: 202, body: cluster.decommission() };
-      } catch (err) {
-        const body: AdminError = { error: err instanceof Error ? err.message : String(err) };
-        return { status: 409, body };
-      }
-    },
+    [`POST ${decommission}`]: () =>
+      cluster.decommission().then(
+        (body) => ({ status: 202, body }),
+        (err: unknown) => {
+          const body: AdminError = { error: err instanceof Error ? err.message : String(err) };
+          return { status: 409, body };
+        },
+      ),
     [`POST ${recommission}`]: () =>
       cluster.recommission().then((body) => ({ status: 200, body }), refused),
   };

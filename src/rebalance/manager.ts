@@ -52,6 +52,8 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
   #status: NodeStatus;
   #progress: StreamProgress | null = null;
   #stopped = false;
+  /** The latest save of #status: true once on disk, false while the disk refuses it. */
+  #statusSaved: Promise<boolean> = Promise.resolve(true);
 
   constructor(opts: RebalancerOptions) {
     super();
@@ -182,10 +184,12 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
 
   /**
    * Starts handing this node's data to the other members. Throws KV_ERR_INVALID_ARGUMENT when
-   * no other member could take it. Idempotent while running or done.
+   * no other member could take it. Idempotent while running or done. Resolves once the status
+   * is on disk, so a decommission whose acceptance was answered survives a power cut (true), or
+   * once the disk refused it (false: full; kept in memory and saved again every 5 s).
    */
-  decommission(): void {
-    if (this.#status !== 'active') return;
+  decommission(): Promise<boolean> {
+    if (this.#status !== 'active') return this.#statusSaved;
     const others = this.#o.topology.target.members.filter((n) => n !== this.#o.self);
     if (others.length === 0) {
       throw new KvError('KV_ERR_INVALID_ARGUMENT', 'rebalance: no other member to hand data to');
@@ -193,6 +197,7 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
     // The status change may have started it already (the target without this node: a ring change).
     this.#setStatus('decommissioning');
     if (this.#running?.ringId !== this.#remaining().id) this.#startDecommission(true);
+    return this.#statusSaved;
   }
 
   /**
@@ -307,7 +312,7 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
 
   #setStatus(status: NodeStatus): void {
     this.#status = status;
-    this.#saveStatus(status);
+    this.#statusSaved = this.#saveStatus(status);
     this.#o.logger.info({ status }, 'node status');
     this.emit('change');
   }
@@ -316,16 +321,19 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
    * Saves `status`. Refused while the disk is full: kept in memory and saved again every 5 s
    * until a save works or the status changes (a restart before then reads the one saved last).
    */
-  #saveStatus(status: NodeStatus, warned = false): void {
-    writeStateDoc(this.#o.storage, 'status', status).then(
+  #saveStatus(status: NodeStatus, warned = false): Promise<boolean> {
+    return writeStateDoc(this.#o.storage, 'status', status).then(
       () => {
         if (warned) this.#o.logger.info({ status }, 'node status saved');
+        return true;
       },
       (err: unknown) => {
         if (!warned) this.#o.logger.warn({ err, status }, 'node status not saved; retrying');
         setTimeout(() => {
-          if (!this.#stopped && this.#status === status) this.#saveStatus(status, true);
+          if (this.#stopped || this.#status !== status) return;
+          this.#statusSaved = this.#saveStatus(status, true);
         }, 5000).unref();
+        return false;
       },
     );
   }
