@@ -439,13 +439,25 @@ export class ChaosCluster {
    * Decommissions a member: the node hands its data off and reports `decommissioned`, then it
    * leaves DNS and is stopped (SIGTERM). Throws when it does not finish by `deadline` (ms on the
    * run clock); the slot stays `leaving` then, and may be finished by calling this again.
+   * `midway` runs once, when the member first reports `decommissioning` (the chaos's power cut
+   * while it hands off); the poll goes on after it.
    */
-  async decommission(s: Slot, deadline: number): Promise<void> {
+  async decommission(
+    s: Slot,
+    deadline: number,
+    midway?: (s: Slot) => Promise<void>,
+  ): Promise<void> {
     s.state = 'leaving';
     const target = adminTarget(s);
     let status = '';
+    let midwayDone = midway === undefined;
     while (status !== 'decommissioned') {
       if (this.#now() > deadline) throw new Error(`${s.host.name} is still '${status}'`);
+      if (status === 'decommissioning' && !midwayDone) {
+        // Inline, so the SIGTERM below never races it: once it returns the member runs again.
+        midwayDone = true;
+        await midway?.(s);
+      }
       const method = status === '' ? 'POST' : 'GET';
       const res = await adminCall(target, method, '/admin/decommission').catch(() => null);
       if (res?.status === 409) {

@@ -69,6 +69,12 @@ const HOLD: Record<Fault, [number, number]> = {
   'power-cut': [0.3, 5],
   'disk-errors': [2, 10],
 };
+/**
+ * With `powerLoss`: the share of decommissions whose member loses power while it hands off (its
+ * status and cursors are then what its disk kept), and when: seconds after the hand-off started.
+ */
+const LEAVING_CUT_SHARE = 0.5;
+const LEAVING_CUT_AFTER_S: [number, number] = [0.2, 3];
 /** Longest a decommission may take before it counts as stuck. */
 const DECOMMISSION_MS = 30_000;
 /** With `reuseName`: how long the run may go on past its end waiting for a name to be reused. */
@@ -80,6 +86,11 @@ export class Nemesis {
   readonly events: NemesisEvent[] = [];
   readonly #cluster: ChaosCluster;
   readonly #rng: Rng;
+  /** Draws for power cuts of leaving members (a branch: the other draws keep their schedule). */
+  readonly #leavingRng: Rng;
+  readonly #powerLoss: boolean;
+  /** A leaving member lost power (with everyFaultFirst, the first decommission's does). */
+  #leavingCut = false;
   readonly #baseMembers: number;
   readonly #membershipEveryMs: number;
   readonly #now: () => number;
@@ -116,6 +127,8 @@ export class Nemesis {
   ) {
     this.#cluster = cluster;
     this.#rng = rng;
+    this.#leavingRng = rng.branch(0x1ea7);
+    this.#powerLoss = opts.powerLoss ?? false;
     this.#baseMembers = opts.baseMembers;
     this.#membershipEveryMs = opts.membershipEveryS * 1000;
     this.#now = now;
@@ -292,8 +305,6 @@ export class Nemesis {
    */
   async #powerCut(victim: Slot, holdMs: number): Promise<void> {
     const name = victim.host.name;
-    const keep = this.#rng.pick([...POWER_CUT_KEEP]);
-    const seed = this.#rng.int(0, 2 ** 31 - 1);
     const slowMs = this.#rng.pick([...POWER_CUT_SLOW_MS]);
     if (slowMs > 0) {
       const leadMs = this.#rng.between(500, 3000);
@@ -304,14 +315,21 @@ export class Nemesis {
       // Being decommissioned meanwhile (which made its disk fast again): it must hand off.
       if (victim.state !== 'member') return;
     }
+    await this.#cutPower(victim, holdMs, this.#rng, 'power-cut');
+  }
+
+  /** The cut itself: SIGKILL, a seeded share of the unsynced writes kept, back after holdMs. */
+  async #cutPower(victim: Slot, holdMs: number, rng: Rng, kind: string): Promise<void> {
+    const keep = rng.pick([...POWER_CUT_KEEP]);
+    const seed = rng.int(0, 2 ** 31 - 1);
     const r = await this.#cluster.powerCut(victim, seed, keep);
     const lost = `${r.pagesReverted} unsynced page writes and ${r.opsUndone} file operations lost`;
     const kept = keep === 0 ? '' : `, ${r.pagesKept} and ${r.opsKept} kept (keep ${keep})`;
     const hold = (holdMs / 1000).toFixed(1);
-    this.#record('power-cut', name, `SIGKILL, ${lost}${kept}; back after ${hold} s`);
+    this.#record(kind, victim.host.name, `SIGKILL, ${lost}${kept}; back after ${hold} s`);
     await sleep(holdMs);
     await this.#cluster.restart(victim);
-    this.#record('restart', name, 'reopened what its disk kept');
+    this.#record('restart', victim.host.name, 'reopened what its disk kept');
   }
 
   /**
@@ -428,7 +446,24 @@ export class Nemesis {
       await this.#cluster.fastDisk(leaving);
       await this.#cluster.healDisk(leaving);
       await this.#cluster.restart(leaving);
-      await this.#cluster.decommission(leaving, started + DECOMMISSION_MS);
+      // With power loss, half the members lose power while they hand off: the decommission
+      // they accepted must go on from what their disk kept (docs/chaos.md).
+      // With every fault first, the first decommission's member always does.
+      const rng = this.#leavingRng;
+      const draw = rng.next();
+      const cut = this.#everyFaultFirst && !this.#leavingCut ? true : draw < LEAVING_CUT_SHARE;
+      const midway =
+        this.#powerLoss && cut
+          ? async (s: Slot) => {
+              this.#leavingCut = true;
+              await sleep(
+                rng.between(LEAVING_CUT_AFTER_S[0] * 1000, LEAVING_CUT_AFTER_S[1] * 1000),
+              );
+              const [lo, hi] = HOLD['power-cut'];
+              await this.#cutPower(s, rng.between(lo * 1000, hi * 1000), rng, 'power-cut-leaving');
+            }
+          : undefined;
+      await this.#cluster.decommission(leaving, started + DECOMMISSION_MS, midway);
       const took = ((this.#now() - started) / 1000).toFixed(1);
       this.#record('decommissioned', name, `handed off in ${took} s, left DNS, stopped`);
     } catch (err) {

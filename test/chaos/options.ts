@@ -207,6 +207,14 @@ export class Rng {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   }
 
+  /**
+   * Another generator seeded from this one's state, without advancing it: draws for a new kind
+   * of event that leave the schedule of the draws already made from this one as it was.
+   */
+  branch(salt: number): Rng {
+    return new Rng(this.#state ^ salt);
+  }
+
   /** Integer in [min, max]. */
   int(min: number, max: number): number {
     return min + Math.floor(this.next() * (max - min + 1));
