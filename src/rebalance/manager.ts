@@ -207,8 +207,9 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
    * - decommissioned: its records were all handed off and may be stale by now (tombstones
    *   collected since could let an old value come back), so they are dropped first; it then
    *   rejoins the target ring and a rebalance brings its share, as for a new member.
-   * Resolves with how many records were dropped. Throws KV_ERR_INVALID_ARGUMENT when the node is
-   * active, or decommissioned while its settled ring still lists it (not settled without it yet).
+   * Resolves with how many records were dropped, once `active` is on disk (or the disk refused
+   * it). Throws KV_ERR_INVALID_ARGUMENT when the node is active, or decommissioned while its
+   * settled ring still lists it (not settled without it yet).
    */
   async recommission(): Promise<{ dropped: number }> {
     const { storage, topology, self, logger } = this.#o;
@@ -228,6 +229,8 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
     logger.info({ dropped }, 'recommissioned');
     this.#setStatus('active');
     this.#rebalance(true);
+    // Answered once `active` is on disk, as decommission() is: a cut then keeps it.
+    await this.#statusSaved;
     return { dropped };
   }
 
