@@ -1,7 +1,7 @@
 // kvstore entry point: parse configuration, start the node, drain it on SIGTERM/SIGINT.
 
 import { loadConfig } from './config/index.ts';
-import { onStopSignals, startFailure } from './lifecycle/index.ts';
+import { EXIT_STORAGE_FAILED, onStopSignals, startFailure } from './lifecycle/index.ts';
 import { type KvNode, type NodeInternals, startNode } from './node/index.ts';
 
 /** Past --shutdown-timeout-ms, the stop has this long before the process exits regardless. */
@@ -32,8 +32,20 @@ async function main(): Promise<number> {
   // without bound (docs/cluster.md), and a stop must not wait for them.
   const stopStart = new AbortController();
   void signalled.then((signal) => stopStart.abort(new Error(`${signal} while starting`)));
+  // Storage that failed for good (logged by the node) ends the process at once, starting or
+  // running, with no drain: a drain would give the failed store more to do (docs/storage.md).
+  const failed = Promise.withResolvers<number>();
   try {
-    node = await startNode(loaded.config, undefined, testInternals(process.env), stopStart.signal);
+    const starting = startNode(
+      loaded.config,
+      undefined,
+      testInternals(process.env),
+      stopStart.signal,
+      () => failed.resolve(EXIT_STORAGE_FAILED),
+    );
+    const first = await Promise.race([starting, failed.promise]);
+    if (typeof first === 'number') return first;
+    node = first;
   } catch (err) {
     if (err === stopStart.signal.reason && err instanceof Error) {
       process.stderr.write(`kvstore: ${err.message}: stopped\n`);
@@ -43,7 +55,9 @@ async function main(): Promise<number> {
     process.stderr.write(`${text}\n`);
     return code;
   }
-  const signal = await signalled;
+  const outcome = await Promise.race([signalled, failed.promise]);
+  if (typeof outcome === 'number') return outcome;
+  const signal = outcome;
   node.logger.info({ signal }, 'signal received');
   const started = node;
   // Every stage of stop() is bounded; this catches a stage that is not (a bug), so a pod stop

@@ -1,6 +1,14 @@
-// Start-up failures as one line and an exit code: 2 for what the operator must fix, 1 otherwise.
+// Start-up failures as one line and an exit code: 2 for what the operator must fix, 1 otherwise;
+// and the exit code of a node whose storage failed while it ran.
 
 import { KvError } from '../errors/index.ts';
+
+/**
+ * The exit code of a node whose storage failed for good (a sync of LMDB's file failed:
+ * docs/storage.md, "When the disk fails"): it exits at once, without a drain, and a restart
+ * replays the write-ahead log.
+ */
+export const EXIT_STORAGE_FAILED = 3;
 
 /** Codes whose failure is the operator's to fix before a restart can help: exit 2. */
 const OPERATOR_CODES: ReadonlySet<string> = new Set([

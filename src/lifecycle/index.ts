@@ -1,5 +1,5 @@
 // lifecycle: what every entry point shares about starting and stopping a process.
 
-export { startFailure } from './failure.ts';
+export { EXIT_STORAGE_FAILED, startFailure } from './failure.ts';
 export { randomHex } from './random.ts';
 export { FORCE_GRACE_MS, onStopSignals, type SignalNotice } from './signals.ts';

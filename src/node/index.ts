@@ -8,6 +8,7 @@ import { AdminGuard, adminChallenge } from '../auth/index.ts';
 import type { Config } from '../config/index.ts';
 import { createConsole, type NodeConsole } from '../console/index.ts';
 import { KvError } from '../errors/index.ts';
+import { EXIT_STORAGE_FAILED } from '../lifecycle/index.ts';
 import { type FoundingBlock, registerFoundingMetrics } from '../membership/index.ts';
 import { checkBindable } from '../net/index.ts';
 import {
@@ -55,6 +56,7 @@ export async function startNode(
   logger?: Logger,
   internals: NodeInternals = {},
   signal?: AbortSignal,
+  onStorageFailed: (why: string) => void = () => {},
 ): Promise<KvNode> {
   const log = logger ?? createLogger(config.logLevel, { node: config.nodeName });
   const dataDir = resolve(config.dataDir);
@@ -80,7 +82,7 @@ export async function startNode(
   const lock = lockDataDir(dataDir);
   let storage: Storage;
   try {
-    storage = await openStorage(config, dataDir, registry, log, signal);
+    storage = await openStorage(config, dataDir, registry, log, signal, onStorageFailed);
   } catch (err) {
     lock.release();
     throw err;
@@ -240,6 +242,7 @@ async function openStorage(
   registry: Registry,
   log: Logger,
   signal = new AbortController().signal,
+  onFailed: (why: string) => void = () => {},
 ): Promise<Storage> {
   let storage: Storage;
   let phase = 'opening the store';
@@ -275,6 +278,13 @@ async function openStorage(
         onWritable: (failure) => {
           if (failure === null) log.info({}, 'storage: writes accepted again');
           else log.error({ failure }, 'storage: refusing writes');
+        },
+        onFatal: (failure) => {
+          log.fatal(
+            { failure, exitCode: EXIT_STORAGE_FAILED },
+            'storage: LMDB failed for good: exiting without a drain (a restart replays the log)',
+          );
+          onFailed(failure);
         },
       },
       signal,

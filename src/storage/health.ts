@@ -39,15 +39,69 @@ export class LmdbHealth {
   readonly #failed = new Signal();
   readonly #healthy = new Signal();
   readonly #onChange: (failure: string | null) => void;
+  readonly #onFatal: (failure: string) => void;
+  #fatal: string | null = null;
+  /** Settles once the cause of every failure so far is known and judged (see `judged`). */
+  #judging: Promise<void> = Promise.resolve();
 
-  constructor(dir: string, onChange: (failure: string | null) => void = () => {}) {
+  constructor(
+    dir: string,
+    onChange: (failure: string | null) => void = () => {},
+    onFatal: (failure: string) => void = () => {},
+  ) {
     this.#dir = dir;
     this.#onChange = onChange;
+    this.#onFatal = onFatal;
   }
 
   /** Why LMDB is not taking writes (`disk full (ENOSPC)`), or null while it is. */
   get failure(): string | null {
     return this.#failure?.reason ?? null;
+  }
+
+  /**
+   * Why LMDB must never be given a transaction again in this process, or null. Set by a failed
+   * commit whose cause is not a full disk (an I/O error: EIO, EROFS, MDB_PANIC, or a cause
+   * lmdb-js did not say) and by a failed sync of LMDB's file (`syncFailed`). Such a failure may
+   * have come from LMDB's fdatasync, and after a failed fdatasync Linux may have dropped the
+   * pages it could not write while marking them clean: a later sync that succeeds does not
+   * make them durable, so a retried commit could name pages that are not on disk (and, opened
+   * with noMetaSync, reuse pages the meta on disk still names). Only a restart, which reads the
+   * file again and replays the log, repairs it (docs/storage.md, "When the disk fails").
+   */
+  get fatal(): string | null {
+    return this.#fatal;
+  }
+
+  /** Resolves once the cause of every failure recorded so far is known (and `fatal` set by it). */
+  judged(): Promise<void> {
+    return this.#judging;
+  }
+
+  /** A sync of LMDB's file failed: fatal whatever the cause (see `fatal`). */
+  syncFailed(err: unknown): void {
+    this.fail(err);
+    this.#setFatal(`a sync of LMDB's file failed: ${this.describe(err)}`);
+  }
+
+  #setFatal(reason: string): void {
+    if (this.#fatal !== null) return;
+    this.#fatal = reason;
+    if (this.#failure !== null) this.#failure.reason = reason;
+    this.#onFatal(reason);
+    this.#onChange(reason);
+  }
+
+  /**
+   * Judges a failure once its cause is known: a failed LMDB commit is fatal unless its cause is
+   * a full disk (retried: no sync was involved, see docs/storage.md). Errors of our own code
+   * (a transaction's callback that threw) are not LMDB's: the repair goes on as before.
+   */
+  #judge(cause: unknown): void {
+    if (this.#fatal !== null || !fromLmdb(cause)) return;
+    const reason = this.describe(cause);
+    if (reason.startsWith('disk full') || reason.startsWith('disk quota exceeded')) return;
+    this.#setFatal(`an LMDB commit failed: ${reason}`);
   }
 
   /** Counts failures: a flush waited for is complete only if this did not move meanwhile. */
@@ -58,21 +112,33 @@ export class LmdbHealth {
   /** Records a failed LMDB write (any rejection of an LMDB write promise). */
   fail(err: unknown): void {
     this.#generation++;
-    const failure = this.#failure ?? { reason: this.describe(err) };
+    const failure = this.#failure ?? { reason: this.#fatal ?? this.describe(err) };
     this.#failure = failure;
     const inner = (err as { commitError?: unknown } | null)?.commitError;
     if (inner instanceof Promise) {
-      inner.catch((cause: unknown) => {
-        if (this.#failure === failure) failure.reason = this.describe(cause);
-      });
+      // lmdb-js rejects the write first and says why in `commitError` a moment later: no repair
+      // (a retried commit) until then, see `judged`.
+      const judged = inner.then(
+        () => this.#judge(err),
+        (cause: unknown) => {
+          if (this.#failure === failure && this.#fatal === null) {
+            failure.reason = this.describe(cause);
+          }
+          this.#judge(cause);
+        },
+      );
+      this.#judging = Promise.all([this.#judging, judged]).then(() => {});
+    } else {
+      this.#judge(err);
     }
     this.#onChange(failure.reason);
     this.#failed.fire();
   }
 
-  /** Marks LMDB writable again, if no failure came after `generation` was read. */
+  /** Marks LMDB writable again, if no failure came after `generation` was read (never once fatal). */
   recovered(generation: number): boolean {
     if (this.#failure === null) return true;
+    if (this.#fatal !== null) return false;
     if (generation !== this.#generation) return false;
     this.#failure = null;
     this.#onChange(null);
@@ -102,6 +168,19 @@ export class LmdbHealth {
     }
     return describeIoError(err, this.#dir);
   }
+}
+
+/**
+ * Whether `err` is a failure LMDB (lmdb-js) reported: a failed commit (`Commit failed`, its
+ * `commitError`), an errno or LMDB code as a number (lmdb-js's `code: 5`, `-30795`), an `MDB_`
+ * error, or an errno name (a failed sync, see LmdbEnvSync).
+ */
+function fromLmdb(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'number') return true;
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return true;
+  return /^Commit failed|MDB_/.test(err.message) || 'commitError' in err;
 }
 
 /** Whether a directory's file system has at least `minFree` bytes free (0: always). */

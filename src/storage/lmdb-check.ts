@@ -41,6 +41,21 @@ const MDB_OVERLAPPINGSYNC = 0x1000;
  * mdb_find_oldest takes the last synchronous commit as the oldest snapshot, not the flushed
  * one), so a cut could leave the snapshot it opens inconsistent (docs/storage.md, power-loss
  * testing). A store behind the write-ahead log gains little from it: LMDB commits once a second.
+ *
+ * noMetaSync (MDB_NOMETASYNC): a commit still writes its data pages and syncs them (fdatasync)
+ * before it writes its meta page, but writes the meta page without a sync of its own; the next
+ * commit's fdatasync, or the store's explicit sync (LmdbSync, before the log drops a segment or
+ * a write outside the log is acknowledged), makes it durable. Crash consistency holds as
+ * before: a meta page on disk still names only synced pages, and a commit reuses only pages
+ * freed before the previous commit (mdb_find_oldest: txnid - 1), so the older of the two meta
+ * pages, durable since the last commit's sync, still names intact pages if the newest meta is
+ * lost. Why: LMDB's synchronous meta write is the one write whose failure LMDB cannot undo; it
+ * marks the environment failed for good (MDB_FATAL_ERROR, then MDB_PANIC for every transaction,
+ * read or write), and lmdb-js 3.5.6 does not survive that state (its writer returns holding its
+ * lock, its reads renew transactions that failed: SIGSEGV or glibc's "corrupted double-linked
+ * list" within a second; chaos seed 26008). With noMetaSync a failing disk fails the fdatasync,
+ * which LMDB reports as an ordinary failed commit, and the store then stops giving LMDB anything
+ * and the node exits (LmdbHealth.fatal; docs/storage.md, "When the disk fails").
  */
 export const LMDB_ENV_OPTIONS = {
   noSubdir: false,
@@ -48,6 +63,7 @@ export const LMDB_ENV_OPTIONS = {
   compression: false,
   overlappingSync: false,
   safeRestore: false,
+  noMetaSync: true,
   // No mapSize: lmdb-js's own map (grown as the file grows) is kept. A fixed 1 TiB map (66ebb19,
   // to stop outgrown maps counting in RSS) was reverted: with it a read-only open of a directory
   // left by SIGKILL answered MDB_PANIC, and a node starting after a power cut aborted in LMDB
@@ -63,6 +79,7 @@ export const LMDB_ENV_OPTIONS = {
  */
 export const LMDB_OVERLAPPING_ENV_OPTIONS = {
   ...LMDB_ENV_OPTIONS,
+  noMetaSync: false,
   overlappingSync: true,
   safeRestore: true,
 } as const;

@@ -15,6 +15,7 @@ import {
   type OpenedMeta,
   rollBackUnflushed,
 } from './lmdb-check.ts';
+import { LmdbSync, type SyncableEnv } from './lmdb-sync.ts';
 import { registerStorageMetrics, type StorageMetrics } from './metrics.ts';
 import {
   compareRecords,
@@ -210,6 +211,8 @@ export class Storage {
     this.#hints = root.openDB<Buffer, Buffer>({ name: 'hints', ...binary });
     this.#dataFile = join(opts.path, 'data.mdb');
     this.#walSegmentBytes = opts.walSegmentBytes ?? WAL_SEGMENT_BYTES;
+    // lmdb-js's root has sync(callback) (open.js), which its type declarations leave out.
+    const lmdbSync = new LmdbSync(root as unknown as SyncableEnv);
     this.#w = new Writability({
       dir: opts.path,
       minFreeBytes: opts.minFreeBytes ?? 0,
@@ -217,6 +220,8 @@ export class Storage {
       walSync: () => this.#wal?.sync() ?? Promise.resolve(),
       repairLmdb: () => this.#repairLmdb(),
       onWritable: opts.onWritable ?? (() => {}),
+      syncLmdb: () => lmdbSync.sync(),
+      ...(opts.onFatal ? { onFatal: opts.onFatal } : {}),
     });
     this.#unguard = guardLmdbRejections(this.#w.health);
     this.#stall = new StallWatch({
@@ -750,6 +755,7 @@ export class Storage {
    */
   #indexWrite(ik: Buffer, at: number, delta: 1 | -1): void {
     if (this.#held) return; // the repair writes the index and counters
+    if (this.#w.health.fatal !== null) return; // see #issue
     const id = ik.toString('latin1');
     let e = this.#indexPending.get(id);
     if (e === undefined) {
@@ -771,6 +777,7 @@ export class Storage {
 
   #watch(write: () => Promise<unknown>): void {
     if (this.#held) return; // the repair writes the index and counters
+    if (this.#w.health.fatal !== null) return; // see #issue
     write().catch((err: unknown) => this.#w.health.fail(err));
   }
 
@@ -781,6 +788,9 @@ export class Storage {
   #issue(): void {
     if (this.#batchTimer !== null) clearTimeout(this.#batchTimer);
     this.#batchTimer = null;
+    // LMDB failed for good (LmdbHealth.fatal): it gets no transaction again in this process. The
+    // writes stay in memory and in the log, which the restart replays.
+    if (this.#w.health.fatal !== null) return;
     const ks = this.#batchKs;
     const values = this.#batchValues;
     if (ks.length > 0) {

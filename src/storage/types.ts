@@ -25,6 +25,13 @@ export interface StorageOptions {
   /** Called when the store starts refusing writes (with why) and when it takes them again. */
   readonly onWritable?: (failure: string | null) => void;
   /**
+   * Called once if LMDB failed for good (a sync of its file, or a commit for another reason than
+   * a full disk, failed: LmdbHealth.fatal). The store refuses writes from then on and gives LMDB
+   * nothing more; only a restart, which reads the file again and replays the log, repairs it.
+   * The node exits (docs/storage.md, "When the disk fails").
+   */
+  readonly onFatal?: (failure: string) => void;
+  /**
    * A write-ahead log write or sync, or an LMDB commit, outstanding longer than this is a stalled
    * disk (0, the default: never): see Storage.stalled.
    */

@@ -16,6 +16,10 @@ export interface WritabilityOptions {
   readonly repairLmdb: () => Promise<void>;
   /** Called when writes start being refused (with why) and when they are taken again. */
   readonly onWritable: (failure: string | null) => void;
+  /** Syncs LMDB's file (fdatasync, mdb_env_sync): the last commit's meta page is durable after. */
+  readonly syncLmdb: () => Promise<void>;
+  /** Called once when LMDB failed for good (LmdbHealth.fatal), unless the store closed before. */
+  readonly onFatal?: (failure: string) => void;
 }
 
 export class Writability {
@@ -30,7 +34,13 @@ export class Writability {
   constructor(opts: WritabilityOptions) {
     this.#o = opts;
     this.space = new SpaceCheck(opts.dir, opts.minFreeBytes);
-    this.health = new LmdbHealth(opts.dir, (failure) => this.#lmdbChanged(failure));
+    this.health = new LmdbHealth(
+      opts.dir,
+      (failure) => this.#lmdbChanged(failure),
+      (failure) => {
+        if (!this.#closed) opts.onFatal?.(failure);
+      },
+    );
   }
 
   /** Why writes are refused now, or null (see Storage.writeFailure). */
@@ -51,6 +61,12 @@ export class Writability {
   /** Repairs what it can; throws KV_ERR_STORAGE (with the reason) if writes are still refused. */
   async ensure(): Promise<void> {
     if (this.space.short(true) !== null) {
+      this.report();
+      throw this.refusal();
+    }
+    // No retried commit before lmdb-js said why the last one failed, and none after a fatal one.
+    if (this.health.failure !== null) await this.health.judged();
+    if (this.health.fatal !== null) {
       this.report();
       throw this.refusal();
     }
@@ -81,14 +97,23 @@ export class Writability {
   }
 
   /**
-   * Resolves once LMDB has flushed every write queued before the call, rejects when a commit
-   * fails meanwhile (LMDB's own `flushed` never resolves for a failed transaction).
+   * Resolves once LMDB has committed every write queued before the call and its file is synced
+   * (LMDB runs with noMetaSync: a commit syncs its data pages, not its meta page; see
+   * LMDB_ENV_OPTIONS), rejects when a commit or the sync fails meanwhile (LMDB's own `flushed`
+   * never resolves for a failed transaction). A failed sync is fatal (LmdbHealth.syncFailed).
    */
   async flushed(root: { flushed: PromiseLike<unknown> }, generation = this.health.generation) {
     const ok = await this.health.unlessFailed(
       Promise.resolve(root.flushed).then(() => true),
       false,
     );
+    if (ok && this.health.generation === generation) {
+      try {
+        await this.#o.syncLmdb();
+      } catch (err) {
+        if (!this.#closed) this.health.syncFailed(err);
+      }
+    }
     if (!ok || this.health.generation !== generation) {
       throw new KvError('KV_ERR_STORAGE', `storage: LMDB flush failed: ${this.failure()}`);
     }
@@ -101,7 +126,9 @@ export class Writability {
    */
   async checkpoint(root: { flushed: PromiseLike<unknown> }): Promise<void> {
     for (;;) {
-      if (this.#closed && this.health.failure !== null) throw this.refusal();
+      if ((this.#closed || this.health.fatal !== null) && this.health.failure !== null) {
+        throw this.refusal();
+      }
       try {
         if (this.health.failure === null) return await this.flushed(root);
       } catch {
