@@ -5,6 +5,7 @@ import { createWriteStream, mkdirSync, rmSync, statfsSync, type WriteStream } fr
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { adminCall } from '../../src/admin/index.ts';
+import { EXIT_STORAGE_FAILED } from '../../src/lifecycle/index.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import { ipCommand, type LanHost, shapeLink } from '../helpers/netns.ts';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
@@ -31,6 +32,11 @@ export const PEER_PORT = 7946;
 const DISK_BYTES = 256 * 1024 * 1024;
 const DISK_LEFT_BYTES = 32 * 1024 * 1024;
 const run = promisify(execFile);
+/**
+ * A node's exit on a failed sync of LMDB's file comes with its next commit (about a second) after
+ * the sync failed; one this long after the disk healed is still the disk's.
+ */
+const DISK_EXIT_GRACE_MS = 3000;
 /** A MAC no interface has: a neighbour entry pointing at it silently drops the traffic. */
 const NOWHERE = '02:00:00:00:de:ad';
 
@@ -63,6 +69,14 @@ export interface Slot {
   diskSlow: boolean;
   /** Every sync of its powerlossfs disk fails with EIO (failDisk) until healDisk or a power cut. */
   diskErrors: boolean;
+  /** When its disk last stopped failing (healDisk, a power cut), on the run's clock; 0: never. */
+  diskHealedAt: number;
+  /**
+   * Its node exited with EXIT_STORAGE_FAILED while its disk failed (or just after): the node's
+   * own decision on a failed sync of LMDB's file, not a crash. The nemesis restarts it once the
+   * disk works again (as a kubelet would); takeStorageExit() reads and clears it.
+   */
+  storageExited: boolean;
 }
 
 /** What the nodes run on: clocks the harness can step, data directories on small disks. */
@@ -150,6 +164,8 @@ export class ChaosCluster {
       diskFull: false,
       diskSlow: false,
       diskErrors: false,
+      diskHealedAt: 0,
+      storageExited: false,
     }));
     const cluster = new ChaosCluster(slots, dns, workDir, now, setup);
     for (const s of slots.slice(0, n)) s.state = 'member';
@@ -212,6 +228,7 @@ export class ChaosCluster {
       await disk.unmount();
       await disk.mount(); // a new powerlossfs process: fast again
       s.diskSlow = false;
+      if (s.diskErrors) s.diskHealedAt = this.#now();
       s.diskErrors = false;
       return report;
     });
@@ -252,6 +269,14 @@ export class ChaosCluster {
     if (!s.diskErrors) return;
     await s.disk?.errors(false).catch(() => {});
     s.diskErrors = false;
+    s.diskHealedAt = this.#now();
+  }
+
+  /** Whether the slot's node exited by its own decision on its failing disk (and clears it). */
+  takeStorageExit(s: Slot): boolean {
+    const exited = s.storageExited;
+    s.storageExited = false;
+    return exited;
   }
 
   /** Starts the slot's process again on its data directory (once, when called concurrently). */
@@ -536,7 +561,13 @@ export class ChaosCluster {
       this.#stderr.set(proc, `${this.#stderr.get(proc)}${d}`.slice(-4000));
     });
     proc.child.once('exit', (code, signal) => {
-      if (!this.#expectedExit.has(proc)) this.#crash(s, proc, code ?? signal ?? -1);
+      if (this.#expectedExit.has(proc)) {
+        // asked for
+      } else if (code === EXIT_STORAGE_FAILED && this.#diskFailing(s)) {
+        // The node's own exit on a failed sync of LMDB's file (docs/storage.md): expected of a
+        // failing disk, as long as the restart replays its log (the checker sees to the data).
+        s.storageExited = true;
+      } else this.#crash(s, proc, code ?? signal ?? -1);
       if (s.proc === proc) s.proc = null;
     });
     s.proc = proc;
@@ -565,6 +596,13 @@ export class ChaosCluster {
     s.dataDir = s.disk.path('data');
     mkdirSync(s.dataDir);
     await s.disk.sync();
+  }
+
+  /** The slot's disk fails its syncs, or did until a moment ago (the exit comes just after). */
+  #diskFailing(s: Slot): boolean {
+    return (
+      s.diskErrors || (s.diskHealedAt > 0 && this.#now() - s.diskHealedAt < DISK_EXIT_GRACE_MS)
+    );
   }
 
   #crash(s: Slot, proc: NodeProcess, exit: number | string): void {

@@ -228,6 +228,7 @@ export class Nemesis {
           await sleep(holdMs);
           await this.#cluster.healDisk(victim);
           this.#record('disk-ok', name, 'syncs work again');
+          await this.#restartAfterDiskErrors(victim);
           break;
         case 'pause':
           this.#cluster.pause(victim);
@@ -288,6 +289,19 @@ export class Nemesis {
   }
 
   /** SIGKILL, then a restart on the same data directory after `holdMs`; `note` ends the event. */
+  /**
+   * A node whose LMDB file could not be synced exits by its own decision (EXIT_STORAGE_FAILED):
+   * started again once its disk works, as a kubelet would, it replays its log. An exit that
+   * comes later than this is restarted at the heal.
+   */
+  async #restartAfterDiskErrors(victim: Slot): Promise<void> {
+    if (!this.#cluster.takeStorageExit(victim)) return;
+    const name = victim.host.name;
+    this.#record('storage-exit', name, 'exited 3 on its own: a sync of its LMDB file failed');
+    await this.#cluster.restart(victim);
+    this.#record('restart', name, 'replayed its log');
+  }
+
   async #kill(victim: Slot, holdMs: number, note: string): Promise<void> {
     const name = victim.host.name;
     await this.#cluster.kill(victim);
