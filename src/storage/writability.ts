@@ -111,7 +111,9 @@ export class Writability {
       try {
         await this.#o.syncLmdb();
       } catch (err) {
-        if (!this.#closed) this.health.syncFailed(err);
+        // Fatal also while closing (the node is told only while open): the log keeps its
+        // segments for the next start, which a checkpoint after a failed sync must not drop.
+        this.health.syncFailed(err);
       }
     }
     if (!ok || this.health.generation !== generation) {
