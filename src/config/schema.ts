@@ -166,8 +166,10 @@ const options = {
   /**
    * Bytes of replies held at once over all client connections (made and not yet written, and
    * waiting in their sockets' buffers); past it the connections holding the most are closed,
-   * largest first, until the rest is under it, as Redis's maxmemory-clients does. A connection
-   * holding at most 1 MiB + --max-value-bytes (a client that reads its replies) is never closed.
+   * largest first, until the rest is under it, as Redis's maxmemory-clients does, but those not
+   * seen reading before those draining (server/client-output.ts: telling them apart may keep it
+   * over for up to 3 s, by up to a quarter). A connection holding at most 1 MiB +
+   * --max-value-bytes (a client that reads its replies) is never closed.
    * Raised at start to what one connection may hold (16 MiB + --max-multi-read-bytes + 1 MiB).
    * 128 MiB: with a node's ~64 MiB at rest and --max-inflight-write-bytes (64 MiB), clients that
    * stop reading leave the chart's 512 MiB limit room for the rest.
@@ -175,7 +177,9 @@ const options = {
   maxClientOutputBytes: positive
     .min(16 * 1024 * 1024)
     .default(128 * 1024 * 1024)
-    .describe('bytes of replies held over all client connections before the largest are closed'),
+    .describe(
+      'bytes of replies held over all client connections before the largest are closed, those not reading first',
+    ),
   /** Address the peer port listens on; empty means the same as --host. */
   peerHost: z.string().default('').describe('peer port listen address (empty: same as --host)'),
   /** Static members `name=host:peerPort,...` (this node may be listed). Empty: no static peers. */

@@ -27,7 +27,7 @@ import {
 import type { Authenticator } from './auth.ts';
 import { WriteBudget } from './budget.ts';
 import type { ClientBuffers } from './buffers.ts';
-import type { ClientOutput, OutputHolder } from './client-output.ts';
+import { type ClientOutput, type OutputHolder, sentToKernel } from './client-output.ts';
 import {
   type Framing,
   type FramingSink,
@@ -283,6 +283,11 @@ export class Connection implements OutputHolder {
   /** Replies made and not written, and what waits in the socket's buffer (client-output.ts). */
   outputBytes(): number {
     return this.#made + this.#socket.writableLength;
+  }
+
+  /** Bytes the kernel took from the socket (client-output.ts tells a client that reads by it). */
+  sentBytes(): number {
+    return sentToKernel(this.#socket);
   }
 
   get remote(): string | undefined {

@@ -66,7 +66,7 @@ export function registerServerMetrics(registry: Registry): ServerMetrics {
   });
   const rejectedConnections = new Counter({
     name: 'kvstore_connections_rejected_total',
-    help: 'Client connections refused or closed by a guard: limit (--max-connections reached), buffer_full (--max-client-buffer-bytes of unfinished and parked requests held), output_full (among the connections holding the most replies once all held --max-client-output-bytes).',
+    help: 'Client connections refused or closed by a guard: limit (--max-connections reached), buffer_full (--max-client-buffer-bytes of unfinished and parked requests held), output_full (among the connections holding the most replies once all held --max-client-output-bytes, those not seen reading first).',
     labelNames: ['reason'],
     registers: [registry],
   });

@@ -40,6 +40,36 @@ function readAtLeast(socket: Socket, n: number): Promise<number> {
 
 const EVICTED = 'kvstore_connections_rejected_total{reason="output_full"}';
 
+/** A RESP MGET of `keys`. */
+const mgetOf = (keys: readonly string[]) =>
+  `*${keys.length + 1}\r\n$4\r\nMGET\r\n${keys.map((k) => `$${k.length}\r\n${k}\r\n`).join('')}`;
+
+/**
+ * Sends `request` and reads the reply at `bytesPerSecond` (pausing the socket whenever it is
+ * ahead) until `total` bytes arrived; `got` is what arrived so far. Rejects if the node closes it.
+ */
+function slowReader(port: number, request: string, total: number, bytesPerSecond: number) {
+  const s = connect({ port, host: '127.0.0.1' });
+  s.on('error', () => {});
+  defer(() => s.destroy());
+  const state = { got: 0, done: null as unknown as Promise<void> };
+  state.done = new Promise<void>((resolve, reject) => {
+    let start = 0;
+    s.on('data', (d: Buffer) => {
+      if (start === 0) start = performance.now();
+      state.got += d.length;
+      if (state.got >= total) return resolve();
+      const ahead = (state.got / bytesPerSecond) * 1000 - (performance.now() - start);
+      if (ahead <= 0) return;
+      s.pause();
+      setTimeout(() => s.resume(), ahead);
+    });
+    s.once('close', () => reject(new Error(`reader closed after ${state.got}/${total} bytes`)));
+    s.once('connect', () => s.write(request));
+  });
+  return state;
+}
+
 describe('the node-wide bound on client replies', () => {
   it('closes the clients holding the most replies once all hold --max-client-output-bytes; smaller holders and a reading client go on', async () => {
     // Each MGET of 16 values of 1 MiB is a 16 MiB reply: a client that pipelines a few and
@@ -112,6 +142,13 @@ describe('the node-wide bound on client replies', () => {
       'the node to stop running MGETs and closing clients',
       { peak, stillMs: 1500, ms: 60_000 },
     );
+    // Over the limit, the node waits up to 3 s to tell readers from the rest before it closes.
+    await until(
+      async () => (await metric(node, 'kvstore_client_output_bytes')) <= 64 * MiB,
+      20_000,
+      'the replies held to be under the limit',
+      50,
+    );
     // What the node holds, once V8 collected the closed clients' replies: without the bound
     // 24 x 16 MiB (measured +397 and +417 MiB), with it at most 64 MiB of replies (+100 to +130).
     const port = Number(/ws:\/\/127\.0\.0\.1:(\d+)\//.exec(node.stderr())![1]);
@@ -135,5 +172,56 @@ describe('the node-wide bound on client replies', () => {
     // The clients that held less were not closed: all their replies arrive once they read.
     const replies = 2000 * (16 * 1024 + 1);
     for (const s of small) expect(await readAtLeast(s, replies)).toBeGreaterThanOrEqual(replies);
+  }, 120_000);
+
+  it('closes the clients that do not read before a larger one that reads its reply slowly, and holds the bound', async () => {
+    // A client reads a 32 MiB MGET reply at 3 MiB/s (about 11 s); three clients that never read
+    // each hold a 16 MiB one. 80 MiB held passes the 72 MiB limit: closing the largest holder
+    // (the reader) would bring it under at once, and did (the reader was closed after 5-9 MiB
+    // read). The non-readers are closed first: one of them brings it under.
+    const limit = 72 * MiB;
+    const node = await startNodeProcess({
+      args: [
+        '--max-multi-read-bytes',
+        String(32 * MiB),
+        '--max-client-output-bytes',
+        String(limit),
+      ],
+    });
+    const value = 'v'.repeat(MiB);
+    const setup = await LineClient.connect(node.port);
+    defer(() => setup.close());
+    const keys = Array.from({ length: 32 }, (_, i) => `big${i}`);
+    for (const k of keys) expect(await setup.call(`PUT ${k} ${value}`)).toBe('OK');
+
+    const replyBytes = `*32\r\n`.length + 32 * (`$${MiB}\r\n`.length + MiB + 2);
+    const reader = slowReader(node.port, mgetOf(keys), replyBytes, 3 * MiB);
+    const failed = reader.done.catch((err: Error) => err);
+    await until(async () => reader.got >= 2 * MiB, 20_000, 'the reader to read 2 MiB', 10);
+
+    const mgets = () => metric(node, 'kvstore_requests_total{command="mget"}');
+    const started = await mgets();
+    const stuck = Buffer.from(mgetOf(keys.slice(0, 16)).repeat(4));
+    for (let i = 0; i < 3; i++) {
+      await stuckClient(node.port, stuck);
+      await until(async () => (await mgets()) > started + i, 10_000, `stuck client ${i}`, 10);
+    }
+    // The bound is held: over the limit only while the holders are told apart, never past
+    // the ceiling (the limit and a quarter) at a scrape.
+    let highest = 0;
+    await until(
+      async () => {
+        highest = Math.max(highest, await metric(node, 'kvstore_client_output_bytes'));
+        return (await metric(node, EVICTED)) >= 1;
+      },
+      20_000,
+      'a client that does not read to be closed',
+      50,
+    );
+    expect(await metric(node, 'kvstore_client_output_bytes')).toBeLessThanOrEqual(limit);
+    expect(highest).toBeLessThanOrEqual(limit + limit / 4);
+    expect(await failed).toBeUndefined(); // the reader read its whole reply, not closed
+    expect(reader.got).toBe(replyBytes);
+    expect(await metric(node, EVICTED)).toBe(1);
   }, 120_000);
 });

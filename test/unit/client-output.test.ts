@@ -1,20 +1,38 @@
 import { Registry } from 'prom-client';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../src/observability/index.ts';
-import { ClientOutput, type OutputHolder } from '../../src/server/client-output.ts';
+import {
+  ClientOutput,
+  type OutputHolder,
+  READING_MS,
+  SAMPLE_MS,
+  STALL_MS,
+} from '../../src/server/client-output.ts';
 import { registerServerMetrics } from '../../src/server/metrics.ts';
 
 const MiB = 1024 * 1024;
 
-/** A connection holding `bytes`, whose eviction is recorded. */
-type TestHolder = OutputHolder & { bytes: number; evicted: boolean };
+/**
+ * A connection holding `bytes`, whose eviction is recorded; its socket hands bytes to the kernel
+ * while `reading` (one a millisecond of the clock), none otherwise.
+ */
+type TestHolder = OutputHolder & { bytes: number; evicted: boolean; reading: boolean };
 
-function holder(bytes: number): TestHolder {
+function holder(bytes: number, reading = false): TestHolder {
+  let sent = 0;
+  let at = performance.now();
   const h: TestHolder = {
     bytes,
     evicted: false,
+    reading,
     remote: '127.0.0.1',
     outputBytes: () => h.bytes,
+    sentBytes: () => {
+      const now = performance.now();
+      if (h.reading) sent += now - at;
+      at = now;
+      return sent;
+    },
     evict: () => {
       h.evicted = true;
     },
@@ -37,7 +55,23 @@ function bound(limit: number, floor: number, collect?: () => void) {
 /** The check runs at the end of the turn (after the turn's writes). */
 const turnEnd = () => new Promise((r) => setImmediate(r));
 
+/** Adds `h` and reports what it holds. */
+function hold(out: ClientOutput, ...hs: TestHolder[]): void {
+  for (const h of hs) {
+    out.add(h);
+    out.report(h, h.bytes);
+  }
+}
+
 describe('ClientOutput', () => {
+  // The timed checks (every SAMPLE_MS) and the clock they judge by are the test's.
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it('closes the largest holders, largest first, until the rest is under the limit', async () => {
     const { out, evictions, registry } = bound(64 * MiB, 2 * MiB);
     const hs = [10, 30, 1, 20, 25].map((m) => holder(m * MiB));
@@ -96,7 +130,7 @@ describe('ClientOutput', () => {
       h.bytes = 0;
       out.report(h, 0);
     }
-    const big = holder(17 * MiB);
+    const big = holder(21 * MiB); // past the ceiling (20 MiB): closed without a wait
     out.add(big);
     out.report(big, big.bytes);
     await turnEnd();
@@ -117,7 +151,69 @@ describe('ClientOutput', () => {
     expect(await evictions()).toBe(0);
   });
 
+  describe('clients that read', () => {
+    /** Runs the timed checks for `ms`. */
+    const pass = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+
+    it('closes holders that do not read before a larger one that reads, after telling them apart', async () => {
+      const { out, evictions } = bound(64 * MiB, 2 * MiB);
+      const reader = holder(40 * MiB, true);
+      const others = [holder(16 * MiB), holder(17 * MiB)];
+      hold(out, reader, ...others);
+      await turnEnd();
+      // 73 MiB, under the ceiling (80 MiB), none judged yet: nothing closed while it watches.
+      expect(await evictions()).toBe(0);
+      await pass(STALL_MS - SAMPLE_MS);
+      expect(await evictions()).toBe(0);
+      await pass(2 * SAMPLE_MS);
+      // The two that sent nothing for STALL_MS are stalled: the larger one goes, 56 MiB left.
+      expect([reader.evicted, ...others.map((h) => h.evicted)]).toEqual([false, false, true]);
+      expect(await evictions()).toBe(1);
+      expect(out.measure()).toBe(56 * MiB);
+    });
+
+    it('past the ceiling closes at once, the unjudged before one seen reading', async () => {
+      const { out } = bound(64 * MiB, 2 * MiB);
+      const reader = holder(40 * MiB, true);
+      hold(out, reader);
+      await pass(READING_MS + 2 * SAMPLE_MS); // over half the limit: sampled, seen reading
+      const others = [holder(20 * MiB), holder(21 * MiB), holder(22 * MiB)];
+      hold(out, ...others);
+      await turnEnd(); // 103 MiB: past the ceiling, no wait
+      expect(reader.evicted).toBe(false);
+      expect(others.map((h) => h.evicted)).toEqual([false, true, true]);
+      expect(out.measure()).toBe(60 * MiB);
+    });
+
+    it('closes the largest reader when only readers hold too much: the bound holds', async () => {
+      const { out } = bound(64 * MiB, 2 * MiB);
+      const readers = [holder(30 * MiB, true), holder(40 * MiB, true)];
+      hold(out, ...readers);
+      await turnEnd();
+      expect(readers.some((h) => h.evicted)).toBe(false); // 70 MiB: waits to judge them
+      await pass(READING_MS + 2 * SAMPLE_MS);
+      expect(readers.map((h) => h.evicted)).toEqual([false, true]);
+    });
+
+    it('waits STALL_MS at most, however many holders come meanwhile', async () => {
+      const { out, evictions } = bound(64 * MiB, 2 * MiB);
+      hold(out, holder(30 * MiB), holder(30 * MiB), holder(5 * MiB)); // 65 MiB: over, waiting
+      await turnEnd();
+      // A newcomer every other check, each unjudged when it comes (6 by STALL_MS: 77.6 MiB,
+      // under the ceiling): without the bound on the wait, it would never end.
+      for (let t = 0; t <= STALL_MS + 2 * SAMPLE_MS; t += 2 * SAMPLE_MS) {
+        if (t < STALL_MS) hold(out, holder(2.1 * MiB));
+        await pass(2 * SAMPLE_MS);
+      }
+      expect(await evictions()).toBeGreaterThanOrEqual(1);
+      expect(out.measure()).toBeLessThanOrEqual(64 * MiB);
+    });
+  });
+
   describe('the collection after closes', () => {
+    beforeEach(() => {
+      vi.useRealTimers();
+    });
     afterEach(() => {
       vi.restoreAllMocks();
     });
@@ -132,7 +228,7 @@ describe('ClientOutput', () => {
         clock += collectMs; // a full collection stops the node this long
       });
       for (let i = 0; i < n; i++) {
-        const h = holder(20 * MiB);
+        const h = holder(21 * MiB); // past the ceiling (20 MiB): closed at once
         out.add(h);
         out.report(h, h.bytes);
         await turnEnd();
