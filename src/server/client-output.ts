@@ -9,9 +9,10 @@ import type { ServerMetrics } from './metrics.ts';
 const COLLECT_SHARE = 20;
 
 /**
- * A holder whose socket handed no byte to the kernel for this long does not read (`stalled`):
- * a client that reads drains a socket buffer's worth (on Linux the kernel lets a full socket
- * write again once about a third of it, 0.3-2 MiB, is free) well within it at 1 MiB/s.
+ * A holder whose socket handed no byte to the kernel for this long does not read (`stalled`).
+ * The kernel takes a full socket's bytes in steps (on loopback about 1.4 MiB at a time, once that
+ * much of its buffer is free), so a client reading 1 MiB/s moves it every 1.5 s or so; one
+ * reading under about 0.5 MiB/s may be taken for one that does not read.
  */
 export const STALL_MS = 3000;
 /**
