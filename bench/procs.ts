@@ -30,6 +30,25 @@ function launcherFlags(): string[] {
   return m[1]!.split(' ').filter((f) => f !== '');
 }
 /**
+ * The glibc settings the image's `ENV` gives a node (the Dockerfile's `MALLOC_*=<number>`), so
+ * that the bench's nodes allocate as the image's do (docs/operations.md, "Memory after a burst").
+ */
+export const IMAGE_MALLOC_ENV: Readonly<Record<string, string>> = imageMallocEnv();
+
+function imageMallocEnv(): Record<string, string> {
+  const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+  const env = Object.fromEntries(
+    [...dockerfile.matchAll(/^\s*(?:ENV\s+)?(MALLOC_[A-Z_]+)=(\d+)\b/gm)].map((m) => [
+      m[1]!,
+      m[2]!,
+    ]),
+  );
+  if (Object.keys(env).length === 0)
+    throw new Error('bench: the Dockerfile sets no MALLOC_* variable');
+  return env;
+}
+
+/**
  * How long a server may take to start before the run gives up: it finds a hang, it does not judge
  * the start (readyMs reports that). A node started beside other work on 2 cores took over 15 s
  * (load average 30-40: the bench smoke tests failed there), so the bound leaves room for that.
@@ -109,7 +128,7 @@ export const SINGLE_NODE_ARGS = [
 ] as const;
 
 /**
- * Starts `node src/main.ts` (or `opts.script`) with NODE_FLAGS at log level info, and reads the bound client port from its
+ * Starts `node src/main.ts` (or `opts.script`) with NODE_FLAGS and IMAGE_MALLOC_ENV at log level info, and reads the bound client port from its
  * `node listening` JSON log line. Writes stay durable (the node's defaults).
  */
 export async function startKvstore(root: string, opts: KvstoreOptions = {}): Promise<Server> {
@@ -123,7 +142,8 @@ export async function startKvstore(root: string, opts: KvstoreOptions = {}): Pro
   args.push('--http-port', httpPort!, '--peer-port', peerPort!, '--data-dir', dir);
   args.push('--log-level', 'info', ...(opts.args ?? []));
   const spawnedAt = performance.now();
-  const child = spawn(NODE, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  const env = { ...process.env, ...IMAGE_MALLOC_ENV };
+  const child = spawn(NODE, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT, env });
   const exited = track(child);
   const listening = new Promise<number>((res, rej) => {
     // Keep reading stdout for the whole run so the pipe never fills.

@@ -7,6 +7,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  IMAGE_MALLOC_ENV,
   NODE,
   processRss,
   ROOT,
@@ -90,7 +91,9 @@ export const BARE_SERVER =
 /** A bare Node net server (BARE_SERVER) with the same Node binary, measured like an empty node. */
 async function bareNode(settleMs: number): Promise<EmptyNode> {
   const spawnedAt = performance.now();
-  const child = spawn(NODE, ['-e', BARE_SERVER], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // The nodes' glibc settings too: the floor of what ships.
+  const env = { ...process.env, ...IMAGE_MALLOC_ENV };
+  const child = spawn(NODE, ['-e', BARE_SERVER], { stdio: ['ignore', 'pipe', 'pipe'], env });
   const exited = track(child);
   try {
     await new Promise<void>((res, rej) => {
