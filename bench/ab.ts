@@ -38,6 +38,9 @@ const USAGE = `Usage: node bench/ab.ts --a SCRIPT --b SCRIPT [options]
   --a-node-args S, --b-node-args S
                      Node/V8 flags for that target's processes, space-separated
                      (e.g. --b-node-args '--lite-mode': what a flag costs the request path)
+  --a-args S, --b-args S
+                     kvstore flags for that target's nodes, space-separated, after the bench's
+                     own (e.g. --b-args='--read-repair-chance 0': what a setting costs)
   --nodes N          1 (default): each target is one node with --replication-factor 1; 3: a
                      3-node cluster (RF=3, W=2, R=2) on its own loopback addresses, the load on
                      its first member (redis-benchmark cells), the CPU of all three counted
@@ -63,6 +66,8 @@ const { values: o } = parseArgs({
     'storeload-s': { type: 'string', default: '5' },
     'a-node-args': { type: 'string', default: '' },
     'b-node-args': { type: 'string', default: '' },
+    'a-args': { type: 'string', default: '' },
+    'b-args': { type: 'string', default: '' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -117,15 +122,17 @@ function rb(host: string, port: number, op: string, pipeline: number, requests: 
 
 try {
   const targets: { name: string; server: Server; pids: number[] }[] = [];
-  for (const [name, script, flags] of [
-    ['A', o.a, o['a-node-args']],
-    ['B', o.b, o['b-node-args']],
+  for (const [name, script, flags, kvFlags] of [
+    ['A', o.a, o['a-node-args'], o['a-args']],
+    ['B', o.b, o['b-node-args'], o['b-args']],
   ] as const) {
     const nodeArgs = flags.split(' ').filter((f) => f !== '');
+    const args = kvFlags.split(' ').filter((f) => f !== '');
     if (o.nodes === '3') {
       const members = await startCluster(root, 3, CLUSTER_START_MS, {
         script: resolve(script),
         nodeArgs,
+        args,
       });
       servers.push(...members);
       targets.push({ name, server: members[0]!, pids: members.map((m) => m.child!.pid!) });
@@ -134,7 +141,7 @@ try {
     const server = await startKvstore(root, {
       name,
       script: resolve(script),
-      args: SINGLE_NODE_ARGS,
+      args: [...SINGLE_NODE_ARGS, ...args],
       nodeArgs,
     });
     servers.push(server);

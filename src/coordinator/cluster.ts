@@ -42,6 +42,7 @@ import {
  */
 type Asked = TargetedResult<Buffer | null> & { readonly heads: ReadonlySet<string> };
 
+import { ReadPreference } from './read-preference.ts';
 import { scatterScan } from './scatter.ts';
 
 /** Whether a replica's answer (a record, whole or its header, or null) is older than `newest`. */
@@ -130,9 +131,11 @@ export class ClusterCoordinator implements Coordinator {
   readonly #readsHere: CounterCell;
   readonly #readsThere: CounterCell;
   readonly #multiReads: MultiReadBounds;
+  readonly #preference: ReadPreference;
 
   constructor(opts: ClusterOptions) {
     this.#o = opts;
+    this.#preference = new ReadPreference(opts.replicas.self);
     this.#multiReads = multiReadBounds(opts.maxValueBytes ?? 1024 * 1024, opts.maxMultiReadBytes);
     this.#io = {
       clock: opts.storage.clock,
@@ -390,7 +393,7 @@ export class ClusterCoordinator implements Coordinator {
    * other replica is asked for its header and the record may come back without its value.
    */
   #read(key: Buffer, p: Placement, value = true): Promise<StoredRecord | null> {
-    if (p.settled !== p.target || Math.random() < this.#o.readRepairChance) {
+    if (p.settled !== p.target || this.#preference.askAll(this.#o.readRepairChance)) {
       return this.#askAll(key, p, value).then((asked) => this.#newest(key, p, asked, value));
     }
     if (
@@ -569,18 +572,26 @@ export class ClusterCoordinator implements Coordinator {
 
   /**
    * The order a quorum read asks `owners` in: this node first (when it is one of them and
-   * `withSelf`), then the others the failure detector has up, then those it has down.
+   * `withSelf`), then the others the failure detector has up, then those it has down; the others
+   * in each part in the turn's order (ReadPreference).
    */
   #askOrder(owners: readonly string[], withSelf: boolean): string[] {
     const self = this.#o.replicas.self;
     const up: string[] = [];
     const down: string[] = [];
+    let here = false;
     for (const n of owners) {
-      if (n === self) {
-        if (withSelf) up.unshift(n);
-      } else (this.#o.isUp(n) ? up : down).push(n);
+      if (n === self) here = withSelf;
+      else (this.#o.isUp(n) ? up : down).push(n);
     }
-    return down.length === 0 ? up : [...up, ...down];
+    const members = this.#o.topology.target.members;
+    this.#preference.order(up, members);
+    if (down.length > 0) {
+      this.#preference.order(down, members);
+      up.push(...down);
+    }
+    if (here) up.unshift(self);
+    return up;
   }
 
   /**
