@@ -59,6 +59,8 @@ export interface EtcdComparison {
   readonly valueBytes: number;
   readonly durationS: number;
   readonly warmupS: number;
+  /** Seconds of puts, then of gets, each store ran unmeasured before its first cell. */
+  readonly settleS: number;
   /** Seconds to write the key space once into each store (batches of 100). */
   readonly fillS: Record<StoreName, number>;
   readonly cells: readonly StoreCell[];
@@ -76,6 +78,12 @@ export interface EtcdOptions {
   readonly valueBytes: number;
   readonly durationS: number;
   readonly warmupS: number;
+  /**
+   * Seconds of puts, then as many of gets, that each store runs unmeasured after its fill and
+   * before its first cell (default 0): a node's code is still being compiled by V8 in its first
+   * tens of seconds of load (see settle()).
+   */
+  readonly settleS?: number;
 }
 
 /** The order the cells run in: each store's writes, then reads, alternating stores. */
@@ -232,6 +240,28 @@ export function etcdGoals(cells: readonly StoreCell[]): Goal[] {
 }
 
 /**
+ * Runs `store`'s puts, then its gets, for `o.durationS` each, and throws away what they measured
+ * but errors. The same for both stores, so that each cell measures a store that has been serving
+ * for a while, as a store in use has: on a fresh 3-node kvstore cluster, successive 5 s windows
+ * of puts and gets cost 190, 140, 126, 121 and 119 µs of CPU per put and 86, 52, 44, 40 and 39 per
+ * get (2026-12-06, docs/performance.md), V8 compiling the code and the main thread running it
+ * slower until it has. etcd is compiled ahead of time, and settles as much as it needs to.
+ */
+async function settle(
+  bin: string,
+  store: StoreName,
+  servers: readonly Server[],
+  o: EtcdOptions,
+): Promise<void> {
+  for (const op of ['put', 'get'] as const) {
+    const { result } = await storeload(bin, store, servers, op, o);
+    if (result.errors > 0) {
+      throw new Error(`bench: ${result.errors} errors settling ${store}: ${result.firstError}`);
+    }
+  }
+}
+
+/**
  * Starts both 3-node stores, fills each with the key space, runs every cell of PLAN on one or
  * the other in turn, and stops everything. A failure (a build, a start, a fill, storeload) ends
  * the comparison with `error` set and the cells measured so far, so the rest of the bench's
@@ -264,6 +294,13 @@ export async function etcdComparison(
         throw new Error(`bench: ${result.errors} errors filling ${store}: ${result.firstError}`);
       fillS[store] = result.windowS;
     }
+    const settleS = o.settleS ?? 0;
+    if (settleS > 0) {
+      for (const [store, servers] of stores) {
+        say(`settling ${store}: ${settleS} s of puts, then of gets, unmeasured`);
+        await settle(loadBin, store, servers, { ...o, durationS: settleS, warmupS: 0 });
+      }
+    }
     for (const [store, op] of PLAN) {
       const loadBefore = loadAverage()[0]!;
       const { result, serverCpuPct } = await storeload(loadBin, store, stores.get(store)!, op, o);
@@ -288,6 +325,7 @@ export async function etcdComparison(
     valueBytes,
     durationS,
     warmupS,
+    settleS: o.settleS ?? 0,
     fillS,
     cells,
     goals: etcdGoals(cells),
@@ -354,6 +392,12 @@ export function etcdSection(c: EtcdComparison): string[] {
     `(HTTP/2 multiplexes them; faster for etcd than a connection each). Keys uniformly random over`,
     `${num(c.keys)} pre-filled keys, ${c.valueBytes}-byte values;`,
     `${c.warmupS} s warm-up, then ${c.durationS} s measured; latency of every request (exact percentiles).`,
+    ...(c.settleS > 0
+      ? [
+          `After its fill and before its first cell, each store ran ${c.settleS} s of puts and then ${c.settleS} s of gets, unmeasured`,
+          `(a fresh node's code is still being compiled in its first tens of seconds of load).`,
+        ]
+      : []),
     `Filling the key space (batches of 100) took ${c.fillS.etcd.toFixed(1)} s on etcd and ${c.fillS.kvstore.toFixed(1)} s on kvstore.`,
     `Server CPU% sums the three processes (% of one core); load = 1-minute load average before the`,
     `run (${c.loadAvgAtStart.join(' ')} at the start of the comparison, ${c.loadAvgAtEnd.join(' ')} at its end).`,

@@ -46,6 +46,8 @@ const USAGE = `Usage: node bench/run.ts [options]
   --duration-s N     measured seconds per cell and server (default 5; --quick: 1); redis-benchmark
                      runs are sized to it after short warm-up runs
   --warmup-s N       unmeasured seconds before each text cell (default 1; --quick: 0.25)
+  --settle-s N       the etcd comparison: seconds of puts, then of gets, each store runs
+                     unmeasured before its first cell (default 15; --quick: 0)
   --keys N           key space of every cell, pre-filled everywhere; redis-benchmark -r
                      (default 100000; --quick: 10000)
   --value-bytes N    value size in bytes (default 100)
@@ -69,6 +71,7 @@ const USAGE = `Usage: node bench/run.ts [options]
 interface Options {
   readonly durationS: number;
   readonly warmupS: number;
+  readonly settleS: number;
   readonly keys: number;
   readonly valueBytes: number;
   readonly clients: number;
@@ -99,6 +102,7 @@ function parseOptions(argv: string[]): Options | null {
     options: {
       'duration-s': { type: 'string' },
       'warmup-s': { type: 'string' },
+      'settle-s': { type: 'string' },
       keys: { type: 'string' },
       'value-bytes': { type: 'string' },
       clients: { type: 'string' },
@@ -121,6 +125,7 @@ function parseOptions(argv: string[]): Options | null {
   return {
     durationS: positive('duration-s', v['duration-s'], quick ? 1 : 5),
     warmupS: positive('warmup-s', v['warmup-s'], quick ? 0.25 : 1),
+    settleS: v['settle-s'] === '0' ? 0 : positive('settle-s', v['settle-s'], quick ? 0 : 15),
     keys: Math.floor(positive('keys', v.keys, quick ? 10_000 : 100_000)),
     valueBytes: Math.floor(positive('value-bytes', v['value-bytes'], 100)),
     clients: Math.floor(positive('clients', v.clients, 50)),
