@@ -111,6 +111,16 @@ function copyOut(lent: Buffer | undefined): Buffer | undefined {
   return copy;
 }
 
+/**
+ * Why an open failed: a storage error as it is (KV_ERR_STORAGE or KV_ERR_CORRUPT, which say what
+ * failed; the code decides the exit code), anything else wrapped as KV_ERR_STORAGE.
+ */
+function openFailure(path: string, err: unknown): KvError {
+  if (err instanceof KvError && (err.code === 'KV_ERR_STORAGE' || err.code === 'KV_ERR_CORRUPT'))
+    return err;
+  return new KvError('KV_ERR_STORAGE', `storage: cannot open ${path}`, { cause: err });
+}
+
 /** The bytes a queued write counts (key and record) against MAX_UNCOMMITTED_BYTES and the batch. */
 function queuedSize(k: string, v: Queued): number {
   return k.length + (v instanceof QueuedDelete ? 0 : v.length);
@@ -270,10 +280,11 @@ export class Storage {
     const store = Storage.#openLmdb(opts, opened);
     try {
       runSteps(store.#replay(recovered));
+      return store.#startLog(walDir, recovered);
     } catch (err) {
-      throw new KvError('KV_ERR_STORAGE', `storage: cannot open ${opts.path}`, { cause: err });
+      void store.#abandon();
+      throw openFailure(opts.path, err);
     }
-    return store.#startLog(walDir, recovered);
   }
 
   /**
@@ -303,25 +314,28 @@ export class Storage {
     }
     signal.throwIfAborted();
     const store = Storage.#openLmdb(opts, opened);
+    // Every failure from here on closes what the open made (LMDB, the disk probe, the timers).
     try {
       phase({ phase: 'replaying the write-ahead log', records: recovered.entries.length });
       await runStepsInSlices(store.#replay(recovered), signal);
+      return store.#startLog(walDir, recovered);
     } catch (err) {
       await store.#abandon();
       if (signal.aborted && err === signal.reason) throw err;
-      throw new KvError('KV_ERR_STORAGE', `storage: cannot open ${opts.path}`, { cause: err });
+      throw openFailure(opts.path, err);
     }
-    return store.#startLog(walDir, recovered);
   }
 
   /** Opens LMDB (rolled back to its flushed snapshot first when it needs it) and the store on it. */
   static #openLmdb(opts: StorageOptions, opened: OpenedMeta | null): Storage {
+    let root: RootDatabase | null = null;
     try {
       if (opened?.rollback) rollBackUnflushed(opts.path);
-      const root = open({ path: opts.path, ...LMDB_ENV_OPTIONS });
+      root = open({ path: opts.path, ...LMDB_ENV_OPTIONS });
       return new Storage(opts, root);
     } catch (err) {
-      throw new KvError('KV_ERR_STORAGE', `storage: cannot open ${opts.path}`, { cause: err });
+      void root?.close().catch(() => {});
+      throw openFailure(opts.path, err);
     }
   }
 

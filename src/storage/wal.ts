@@ -140,13 +140,14 @@ export class WriteAheadLog {
    * next sync manages to start one.
    */
   static open(opts: WalOptions, recovered: Recovered): WriteAheadLog {
-    let dirFd: number;
+    let dirFd: number | null = null;
     try {
       mkdirSync(opts.dir, { recursive: true });
       dirFd = openSync(opts.dir, 'r');
       // The log directory's own entry is on disk before any record.
       syncDirSync(dirname(opts.dir));
     } catch (err) {
+      if (dirFd !== null) closeSync(dirFd);
       throw new KvError('KV_ERR_STORAGE', `storage: cannot open the log in ${opts.dir}`, {
         cause: err,
       });
