@@ -1,8 +1,13 @@
 // kvstore entry point: parse configuration, start the node, drain it on SIGTERM/SIGINT.
 
 import { loadConfig } from './config/index.ts';
-import { EXIT_STORAGE_FAILED, onStopSignals, startFailure } from './lifecycle/index.ts';
-import { type KvNode, type NodeInternals, startNode } from './node/index.ts';
+import {
+  EXIT_STORAGE_FAILED,
+  exitProcess,
+  onStopSignals,
+  startFailure,
+} from './lifecycle/index.ts';
+import { diskWorkOut, type KvNode, type NodeInternals, startNode } from './node/index.ts';
 
 /** Past --shutdown-timeout-ms, the stop has this long before the process exits regardless. */
 const BACKSTOP_MS = 900;
@@ -31,7 +36,17 @@ async function main(): Promise<number> {
   // A signal during the start ends it: a node with no saved ring may wait for its members
   // without bound (docs/cluster.md), and a stop must not wait for them.
   const stopStart = new AbortController();
-  void signalled.then((signal) => stopStart.abort(new Error(`${signal} while starting`)));
+  let startBackstop: NodeJS.Timeout | undefined;
+  void signalled.then((signal) => {
+    if (node) return;
+    stopStart.abort(new Error(`${signal} while starting`));
+    // As for a stop once started (below): a stage of the start that does not end at the signal
+    // (a bug) must not hold the process until the kubelet's SIGKILL.
+    startBackstop = setTimeout(() => {
+      process.stderr.write(`kvstore: ${signal} while starting: the stop overran its deadline\n`);
+      exitProcess(1, true);
+    }, loaded.config.shutdownTimeoutMs + BACKSTOP_MS).unref();
+  });
   // Storage that failed for good (logged by the node) ends the process at once, starting or
   // running, with no drain: a drain would give the failed store more to do (docs/storage.md).
   const failed = Promise.withResolvers<number>();
@@ -55,6 +70,7 @@ async function main(): Promise<number> {
     process.stderr.write(`${text}\n`);
     return code;
   }
+  clearTimeout(startBackstop);
   const outcome = await Promise.race([signalled, failed.promise]);
   if (typeof outcome === 'number') return outcome;
   const signal = outcome;
@@ -64,7 +80,7 @@ async function main(): Promise<number> {
   // never waits for the kubelet's SIGKILL.
   setTimeout(() => {
     started.logger.error({}, 'shutdown overran its deadline, exiting');
-    process.exit(1);
+    exitProcess(1, true);
   }, loaded.config.shutdownTimeoutMs + BACKSTOP_MS).unref();
   await node.stop();
   return 0;
@@ -77,8 +93,9 @@ function testInternals(env: NodeJS.ProcessEnv): NodeInternals {
 }
 
 main().then(
-  // Exit now: a timer or socket some module left behind must not keep a stopped node alive.
-  (code) => process.exit(code),
+  // Exit now: a timer or socket some module left behind must not keep a stopped node alive, nor
+  // a sync of a hung disk (exitProcess).
+  (code) => exitProcess(code, diskWorkOut()),
   (err: unknown) => {
     process.stderr.write(`kvstore: ${err instanceof Error ? err.stack : String(err)}\n`);
     process.exit(1);

@@ -1,5 +1,6 @@
 // lifecycle: what every entry point shares about starting and stopping a process.
 
+export { exitProcess } from './exit.ts';
 export { EXIT_STORAGE_FAILED, startFailure } from './failure.ts';
 export { randomHex } from './random.ts';
 export { FORCE_GRACE_MS, onStopSignals, type SignalNotice } from './signals.ts';

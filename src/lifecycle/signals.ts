@@ -1,6 +1,8 @@
 // Stop signals: the first SIGTERM/SIGINT starts a drain; a repeat within a grace period is the
 // same stop, a later one forces exit.
 
+import { exitProcess } from './exit.ts';
+
 /**
  * A repeated stop signal this soon after the first (ms) is taken as the same stop: one Ctrl-C
  * often arrives twice (the terminal signals the process group and a supervisor forwards its
@@ -35,7 +37,8 @@ export function onStopSignals(notice: SignalNotice): Promise<NodeJS.Signals> {
     }
     if (performance.now() - first < FORCE_GRACE_MS) return notice('repeat', signal, count);
     notice('forced', signal, count);
-    process.exit(1);
+    // Now: not after a thread blocked on a hung disk (exitProcess).
+    exitProcess(1, true);
   };
   process.on('SIGTERM', handler);
   process.on('SIGINT', handler);

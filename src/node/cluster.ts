@@ -61,7 +61,13 @@ import {
   Replicas,
   scanServeLimit,
 } from '../replica/index.ts';
-import { HintStore, readStateDoc, type Storage, writeStateDoc } from '../storage/index.ts';
+import {
+  HintStore,
+  readStateDoc,
+  type Storage,
+  untilAborted,
+  writeStateDoc,
+} from '../storage/index.ts';
 import type { Secrets } from './secrets.ts';
 
 export interface Cluster {
@@ -595,14 +601,4 @@ export async function startCluster(
       await pool.close();
     },
   };
-}
-
-/** `work`'s outcome, or a rejection with `signal`'s reason as soon as it aborts. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return work;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  const { promise, reject } = Promise.withResolvers<never>();
-  const onAbort = () => reject(signal.reason);
-  signal.addEventListener('abort', onAbort, { once: true });
-  return Promise.race([work, promise]).finally(() => signal.removeEventListener('abort', onAbort));
 }

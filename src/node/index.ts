@@ -28,6 +28,9 @@ import { collectGarbage, HEAP_TRIM_DEFAULTS, startHeapTrimmer } from './heap-tri
 import { loadSecrets } from './secrets.ts';
 
 /** A running node. */
+/** See storage's diskWorkOut: main.ts exits without waiting for a hung disk. */
+export { diskWorkOut } from '../storage/index.ts';
+
 export interface KvNode {
   readonly port: number;
   readonly httpPort: number;

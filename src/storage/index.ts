@@ -34,6 +34,7 @@ export {
   withoutValue,
 } from './record.ts';
 export type { ScanBounds, ScannedRecord } from './scan.ts';
+export { diskWorkOut } from './stall.ts';
 export {
   NODE_NAME,
   readStateDoc,
@@ -45,6 +46,7 @@ export {
   validStateDoc,
   writeStateDoc,
 } from './state-keys.ts';
+export { untilAborted } from './steps.ts';
 export { type Entry, type OpenPhase, Storage, type StorageOptions } from './store.ts';
 export { ExpirySweeper, type SweeperOptions } from './sweeper.ts';
 export { type StoreCheck, verifyStore } from './verify.ts';

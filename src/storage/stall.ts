@@ -6,6 +6,31 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { KvError } from '../errors/index.ts';
 
+/** Disk operations of every store in the process started and not settled yet (diskWorkOut). */
+let diskOps = 0;
+
+/**
+ * Counts `io` (a disk operation in libuv's thread pool) until it settles; returns it. The
+ * operations writes wait on are counted by StallWatch.track; the start's syncs through here.
+ */
+export function countDiskOp<T>(io: Promise<T>): Promise<T> {
+  diskOps++;
+  const done = () => {
+    diskOps--;
+  };
+  io.then(done, done);
+  return io;
+}
+
+/**
+ * True while a disk operation of a store is out. A thread of libuv's pool blocked in a sync of a
+ * hung disk never returns, and process.exit waits for every one of them (libuv's shutdown joins
+ * its threads): a process exiting now must not use it (lifecycle's exitProcess).
+ */
+export function diskWorkOut(): boolean {
+  return diskOps > 0;
+}
+
 /** What is outstanding on a stalled disk, and since when (performance.now() milliseconds). */
 export interface Stall {
   readonly what: string;
@@ -66,7 +91,7 @@ export class StallWatch {
       if (this.#stalled !== null) this.check();
     };
     io.then(done, done);
-    return io;
+    return countDiskOp(io);
   }
 
   /**
@@ -88,7 +113,7 @@ export class StallWatch {
       if (this.#stalled !== null) this.check();
     };
     io.then(done, done);
-    return io;
+    return countDiskOp(io);
   }
 
   /** Re-evaluates the state now (the timer does it regularly). */

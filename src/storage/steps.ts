@@ -1,5 +1,6 @@
 // Long synchronous work (the start-up tree check, the log replay) written as a generator that
-// yields between steps: run at once, or in slices that let the event loop turn.
+// yields between steps: run at once, or in slices that let the event loop turn; and waits a stop
+// signal ends (untilAborted).
 
 /** Runs `steps` to its end without letting the event loop turn; returns what it returns. */
 export function runSteps<T>(steps: Generator<void, T>): T {
@@ -27,4 +28,20 @@ export async function runStepsInSlices<T>(
     signal.throwIfAborted();
     slice = performance.now();
   }
+}
+
+/**
+ * `work`'s outcome, or a rejection with `signal`'s reason as soon as it aborts (`work` goes on:
+ * a sync on a hung disk may never return, and a stop must not wait for it).
+ */
+export function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return work;
+  if (signal.aborted) {
+    work.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  const { promise, reject } = Promise.withResolvers<never>();
+  const onAbort = () => reject(signal.reason);
+  signal.addEventListener('abort', onAbort, { once: true });
+  return Promise.race([work, promise]).finally(() => signal.removeEventListener('abort', onAbort));
 }

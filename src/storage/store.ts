@@ -38,7 +38,7 @@ import { SharedSync } from './shared-sync.ts';
 import { DiskProbe, StallWatch } from './stall.ts';
 import { runSteps, runStepsInSlices } from './steps.ts';
 import type { Entry, OpenPhase, RecoveryReport, StorageOptions } from './types.ts';
-import { type Recovered, WAL_DISCARD, WAL_PUT, WriteAheadLog } from './wal.ts';
+import { type Recovered, WAL_DISCARD, WAL_PUT, type WalOptions, WriteAheadLog } from './wal.ts';
 import { Writability } from './writability.ts';
 
 export type { Entry, OpenPhase, RecoveryReport, StorageOptions } from './types.ts';
@@ -83,6 +83,9 @@ interface IssuedBatch {
 
 /** Most due expiry index entries dueCount counts. */
 const MAX_DUE_COUNT = 100_000;
+
+/** How long a failed or stopped open waits for LMDB's close (see #abandon). */
+const ABANDON_CLOSE_MS = 1000;
 
 const META_KEY = 'state';
 /** The file in the data directory the disk probe writes (DiskProbe). */
@@ -280,7 +283,9 @@ export class Storage {
     const store = Storage.#openLmdb(opts, opened);
     try {
       runSteps(store.#replay(recovered));
-      return store.#startLog(walDir, recovered);
+      store.#replayed(recovered);
+      store.#wal = WriteAheadLog.open(store.#walOptions(walDir), recovered);
+      return store;
     } catch (err) {
       void store.#abandon();
       throw openFailure(opts.path, err);
@@ -318,7 +323,9 @@ export class Storage {
     try {
       phase({ phase: 'replaying the write-ahead log', records: recovered.entries.length });
       await runStepsInSlices(store.#replay(recovered), signal);
-      return store.#startLog(walDir, recovered);
+      store.#replayed(recovered);
+      store.#wal = await WriteAheadLog.openAsync(store.#walOptions(walDir), recovered, signal);
+      return store;
     } catch (err) {
       await store.#abandon();
       if (signal.aborted && err === signal.reason) throw err;
@@ -339,35 +346,37 @@ export class Storage {
     }
   }
 
-  /** After the replay: reports what the log held and starts a new segment after it. */
-  #startLog(walDir: string, recovered: Recovered): Storage {
-    const m = this.#metrics;
-    m?.walReplayed.set(recovered.entries.length);
+  /** After the replay: reports what the log held (a new segment starts after it next). */
+  #replayed(recovered: Recovered): void {
+    this.#metrics?.walReplayed.set(recovered.entries.length);
     this.#recovery = {
       replayed: recovered.entries.length,
       torn: recovered.torn,
       truncated: recovered.truncated,
     };
-    this.#wal = WriteAheadLog.open(
-      {
-        dir: walDir,
-        segmentBytes: this.#walSegmentBytes,
-        checkpoint: () => {
-          this.#issue();
-          return this.#w.checkpoint(this.#root);
-        },
-        ...(m ? { onSync: m.walSynced } : {}),
-        track: (what, io) => this.#stall.track(what, io),
+  }
+
+  /** The log's options: its segments retire once LMDB flushed past them. */
+  #walOptions(walDir: string): WalOptions {
+    const m = this.#metrics;
+    return {
+      dir: walDir,
+      segmentBytes: this.#walSegmentBytes,
+      checkpoint: () => {
+        this.#issue();
+        return this.#w.checkpoint(this.#root);
       },
-      recovered,
-    );
-    return this;
+      ...(m ? { onSync: m.walSynced } : {}),
+      track: (what, io) => this.#stall.track(what, io),
+    };
   }
 
   /**
-   * Closes a store whose replay was cut short: what it queued is dropped, not given to LMDB (the
-   * log still holds it, and the next start replays it); LMDB closes once what it was given is
-   * committed.
+   * Closes a store whose open failed or was stopped: what it queued is dropped, not given to LMDB
+   * (the log still holds it, and the next start replays it); LMDB closes once what it was given
+   * is committed. Waits for that at most ABANDON_CLOSE_MS: on a hung disk the commit may never
+   * end, and the stop of a start must not wait for it (LMDB's close goes on; the process that
+   * exits meanwhile leaves LMDB as a crash would, and the log replays).
    */
   async #abandon(): Promise<void> {
     this.#closed = true;
@@ -377,7 +386,13 @@ export class Storage {
     this.#stall.close();
     this.#probe?.close();
     this.#unguard();
-    await this.#root.close().catch(() => {});
+    const closed = this.#root.close().catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ABANDON_CLOSE_MS).unref();
+    });
+    await Promise.race([closed, late]);
+    clearTimeout(timer);
   }
 
   /** What the log held at open: replayed records, a torn tail dropped, damage cut off. */

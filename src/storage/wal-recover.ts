@@ -13,9 +13,11 @@ import {
   statSync,
   unlinkSync,
 } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KvError } from '../errors/index.ts';
+import { countDiskOp } from './stall.ts';
+import { untilAborted } from './steps.ts';
 import { type LogScan, scanLog, type WalEntry } from './wal-format.ts';
 
 /** What `WriteAheadLog.recover` found: the entries to replay, oldest first. */
@@ -68,7 +70,9 @@ export function scanDir(dir: string): LogScan & { segments: number[]; spares: nu
  */
 export function recoverLog(dir: string, opts: { truncateCorrupt?: boolean } = {}): Recovered {
   mkdirSync(dir, { recursive: true });
-  return recovered(dir, scanDir(dir), opts);
+  const found = recovered(dir, scanDir(dir), opts);
+  for (const seq of found.segments) syncDirSync(join(dir, segmentName(seq)));
+  return found;
 }
 
 /**
@@ -96,7 +100,26 @@ export async function recoverLogAsync(
     });
     bytes.push({ seq, buf });
   }
-  return recovered(dir, { ...scanLog(bytes), segments, spares }, opts);
+  const found = recovered(dir, { ...scanLog(bytes), segments, spares }, opts);
+  // Replay read the segments through the page cache, which may hold writes a killed process made
+  // but never synced (a group whose O_DSYNC write had not returned). The next segment's seal
+  // names the end replay found, and that seal is synced: the bytes before it must be on disk
+  // first, or a power cut leaves a hole before the log's last group (and the start refuses).
+  // In the thread pool, so that a stop signal ends a start whose disk hangs here.
+  for (const seq of found.segments) {
+    await untilAborted(countDiskOp(syncDirAsync(join(dir, segmentName(seq)))), signal);
+  }
+  return found;
+}
+
+/** syncDirSync in the thread pool. */
+export async function syncDirAsync(path: string): Promise<void> {
+  const file = await open(path, 'r');
+  try {
+    await file.sync();
+  } finally {
+    await file.close();
+  }
 }
 
 /** What to replay from a scan of the log: recoverLog once the segments are read. */
@@ -133,11 +156,6 @@ function recovered(
     syncDirSync(dir);
     segments = segments.filter((n) => n <= bad.segment);
   }
-  // Replay read the segments through the page cache, which may hold writes a killed process made
-  // but never synced (a group whose O_DSYNC write had not returned). The next segment's seal
-  // names the end replay found, and that seal is synced: the bytes before it must be on disk
-  // first, or a power cut leaves a hole before the log's last group (and the start refuses).
-  for (const seq of segments) syncDirSync(join(dir, segmentName(seq)));
   // Copies: the file buffers are dropped once the entries are replayed.
   const entries = scan.entries.map((e) => ({
     op: e.op,

@@ -9,6 +9,7 @@ import {
   constants,
   fsync,
   fsyncSync,
+  mkdir,
   mkdirSync,
   open,
   openSync,
@@ -25,6 +26,8 @@ import { promisify } from 'node:util';
 import { KvError } from '../errors/index.ts';
 import { atTurnEnd } from '../net/index.ts';
 import { describeIoError } from './io-errors.ts';
+import { countDiskOp } from './stall.ts';
+import { untilAborted } from './steps.ts';
 import type { WalEntry } from './wal-format.ts';
 import { PendingGroup } from './wal-group.ts';
 import {
@@ -33,6 +36,7 @@ import {
   recoverLogAsync,
   segmentName,
   spareName,
+  syncDirAsync,
   syncDirSync,
 } from './wal-recover.ts';
 
@@ -46,6 +50,7 @@ const openAsync = promisify(open);
 const closeAsync = promisify(close);
 const renameAsync = promisify(rename);
 const unlinkAsync = promisify(unlink);
+const mkdirAsync = promisify(mkdir);
 /** Resolves once the event-loop turn's I/O callbacks are done (see atTurnEnd). */
 const turnEnd = (): Promise<void> => new Promise((resolve) => atTurnEnd(resolve));
 
@@ -152,7 +157,52 @@ export class WriteAheadLog {
         cause: err,
       });
     }
-    return new WriteAheadLog(opts, recovered, dirFd);
+    const log = new WriteAheadLog(opts, recovered, dirFd);
+    try {
+      log.#openSpare(recovered);
+      log.#startSync();
+    } catch (err) {
+      log.#broken = brokenError(err, opts.dir);
+    }
+    return log.#started(recovered);
+  }
+
+  /**
+   * open() whose disk operations run in the thread pool: once `signal` aborts it closes what it
+   * opened and rejects with the signal's reason, even while a sync hangs (a dead volume), so that
+   * a stop signal ends the start. Nothing is retired then: the next start replays the same log.
+   */
+  static async openAsync(
+    opts: WalOptions,
+    recovered: Recovered,
+    signal: AbortSignal,
+  ): Promise<WriteAheadLog> {
+    let dirFd: number | null = null;
+    try {
+      await mkdirAsync(opts.dir, { recursive: true });
+      dirFd = await openAsync(opts.dir, 'r');
+      // The log directory's own entry is on disk before any record.
+      await untilAborted(countDiskOp(syncDirAsync(dirname(opts.dir))), signal);
+    } catch (err) {
+      if (dirFd !== null) closeSync(dirFd);
+      if (signal.aborted && err === signal.reason) throw err;
+      throw new KvError('KV_ERR_STORAGE', `storage: cannot open the log in ${opts.dir}`, {
+        cause: err,
+      });
+    }
+    const log = new WriteAheadLog(opts, recovered, dirFd);
+    try {
+      log.#openSpare(recovered);
+      // As a repair would: the spare, or a new file preallocated (a full disk fails here).
+      await untilAborted(log.#rotate(true), signal);
+    } catch (err) {
+      if (signal.aborted && err === signal.reason) {
+        log.#closeNow();
+        throw err;
+      }
+      log.#broken = brokenError(err, opts.dir);
+    }
+    return log.#started(recovered);
   }
 
   private constructor(opts: WalOptions, recovered: Recovered, dirFd: number) {
@@ -161,17 +211,31 @@ export class WriteAheadLog {
     this.#dirFd = dirFd;
     this.#seq = Math.max(recovered.segments.at(-1) ?? 0, recovered.spare ?? 0);
     this.#seal = recovered.last;
+  }
+
+  /** Opens the spare segment recovery found, if any. */
+  #openSpare(recovered: Recovered): void {
     const spare = recovered.spare;
-    try {
-      if (spare !== null) {
-        this.#spare = { seq: spare, fd: openSync(join(opts.dir, spareName(spare)), DSYNC) };
-      }
-      this.#startSync();
-    } catch (err) {
-      this.#broken = brokenError(err, opts.dir);
+    if (spare !== null) {
+      this.#spare = { seq: spare, fd: openSync(join(this.#o.dir, spareName(spare)), DSYNC) };
     }
+  }
+
+  /** Once the first segment is open (or not: the log is broken): retires the replayed ones. */
+  #started(recovered: Recovered): this {
     for (const seq of recovered.segments) this.#retire(seq);
     this.#prepareSpare();
+    return this;
+  }
+
+  /** Closes the descriptors of a log whose open was stopped (a rotation in flight keeps its own). */
+  #closeNow(): void {
+    this.#closed = true;
+    for (const fd of [this.#fd, this.#spare?.fd ?? null, this.#dirFd]) {
+      if (fd !== null) closeSync(fd);
+    }
+    this.#fd = null;
+    this.#spare = null;
   }
 
   /** How many full segments wait for a checkpoint before they can go. */
@@ -364,7 +428,7 @@ export class WriteAheadLog {
    * Continues in the next segment (the spare when it is ready), whose first group names where
    * the current one ends; retires the current one. After a failure this is the repair.
    */
-  async #rotate(): Promise<void> {
+  async #rotate(preallocateNew = this.#broken !== null): Promise<void> {
     const dir = this.#o.dir;
     const old = this.#fd === null ? null : this.#seq;
     if (old !== null) this.#seal = { seq: old, end: this.#pos };
@@ -381,9 +445,10 @@ export class WriteAheadLog {
       fd = spare.fd;
     } else {
       // Writes outran the spare: a fresh file, synced as it grows (slower, still durable). After
-      // a failure it is preallocated first, so a disk still full fails here, before any write.
+      // a failure, and at start, it is preallocated first, so a disk still full fails here,
+      // before any write.
       fd = await this.#track('write-ahead log rotation', openAsync(path, CREATE_DSYNC));
-      if (this.#broken !== null) {
+      if (preallocateNew) {
         await this.#track('write-ahead log rotation', preallocate(fd, path, this.#o.segmentBytes));
       }
     }

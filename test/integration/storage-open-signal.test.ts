@@ -1,7 +1,9 @@
 // A stop signal during the storage open ends the start at once and cleanly: a node on a slow disk
 // (powerlossfs with every uncached read delayed, as a cold network volume) that reads its
 // write-ahead log, or checks its LMDB trees after an unclean stop, exits 0 on SIGTERM in that
-// phase, and the next start opens the same store and replays the same log.
+// phase, and the next start opens the same store and replays the same log. On a disk that hangs
+// (every sync blocks, a dead network volume) the signal still ends the start, within the shutdown
+// bound, wherever the start waits on a sync: the replayed segments', LMDB's commits, the new log's.
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -67,6 +69,46 @@ async function stopAt(dataDir: string, line: string, phase: string): Promise<voi
   expect(said('storage: opened')).toBeUndefined();
 }
 
+/** Every sync of `disk` requested so far (counted as it comes, before a hang holds it). */
+async function syncsAsked(disk: PowerlossDisk): Promise<number> {
+  return Object.values(await disk.syncs()).reduce((a, b) => a + b, 0);
+}
+
+/** The stop bound of the hung-disk starts: --shutdown-timeout-ms, and the second after it. */
+const SHUTDOWN_MS = 2000;
+
+/**
+ * Hangs the disk once the node logs `line` (at once when null), waits until the node asks for a
+ * sync the hang holds, then sends SIGTERM: the node must exit 0 within the shutdown bound, having
+ * stopped in `phase` (before, it waited for the disk for ever).
+ */
+async function stopOnHungDisk(
+  disk: PowerlossDisk,
+  dataDir: string,
+  line: string | null,
+  phase: string,
+): Promise<void> {
+  if (line === null) await disk.hang();
+  const args = [...ARGS, '--shutdown-timeout-ms', String(SHUTDOWN_MS)];
+  const node: SpawnedNode = spawnNodeProcess({ dataDir, args });
+  const said = (msg: string) => node.logs.find((l) => l.msg === msg);
+  if (line !== null) {
+    await until(() => said(line) !== undefined, 120_000, `the node logs '${line}'`);
+    await disk.hang();
+  }
+  const asked = await syncsAsked(disk);
+  await until(async () => (await syncsAsked(disk)) > asked, 60_000, 'a sync the hang holds');
+  node.child.kill('SIGTERM');
+  const exited = await Promise.race([
+    node.exited,
+    new Promise((r) => setTimeout(() => r('still running'), SHUTDOWN_MS + 5000)),
+  ]);
+  expect(exited).toBe(0);
+  expect(node.stderr()).toBe('kvstore: SIGTERM while starting: stopped\n');
+  expect(said('stopped while starting')).toMatchObject({ phase });
+  await disk.resume();
+}
+
 describe('a stop signal while the store opens', { timeout: 300_000 }, () => {
   it('ends the start during the log read and the tree check; the next start replays the log', async () => {
     const { disk, dataDir } = await killedStore();
@@ -88,5 +130,24 @@ describe('a stop signal while the store opens', { timeout: 300_000 }, () => {
     c.send(Array.from({ length: KEYS }, (_, i) => `GET k${i}\r\n`).join(''));
     const got = await c.lines(KEYS, 120_000);
     expect(got.filter((v, i) => v !== `${VALUE}-${i}`)).toEqual([]);
+  });
+
+  it("ends the start on a disk that hangs, at the replayed segments' sync and during the replay", async () => {
+    const { disk, dataDir } = await killedStore();
+    // The start syncs the segments it read before anything else writes.
+    await stopOnHungDisk(disk, dataDir, null, 'reading the write-ahead log');
+    // The replay gives LMDB its batches, whose commits hang; the stop does not wait for them.
+    await stopOnHungDisk(
+      disk,
+      dataDir,
+      'storage: replaying the write-ahead log',
+      'replaying the write-ahead log',
+    );
+
+    // The log was left as it was: the next start replays it all.
+    const node = await startNodeProcess({ dataDir, args: ARGS });
+    expect(node.logs.find((l) => l.msg === 'storage: opened')?.replayed).toBeGreaterThanOrEqual(
+      KEYS,
+    );
   });
 });
