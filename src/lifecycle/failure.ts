@@ -40,8 +40,11 @@ export function startFailure(program: string, err: unknown): { text: string; cod
   return { text: `${program}: ${err instanceof Error ? err.stack : String(err)}`, code: 1 };
 }
 
-/** ` (ENOENT)` when the cause is a system error, so the line says why a file could not be read. */
+/**
+ * ` (ENOENT)` when the cause is a system error, so the line says why a file could not be read
+ * (unless the message says it already).
+ */
 function causeCode(err: KvError): string {
   const code = (err.cause as NodeJS.ErrnoException | undefined)?.code;
-  return typeof code === 'string' ? ` (${code})` : '';
+  return typeof code === 'string' && !err.message.includes(`(${code})`) ? ` (${code})` : '';
 }

@@ -7,6 +7,7 @@ import { KvError } from '../errors/index.ts';
 import { dueEnd, expiryIndexKey, INDEX_START, parseExpiryIndexKey } from './expiry-index.ts';
 import { guardLmdbRejections } from './health.ts';
 import { compareVersions, HybridClock, isValidVersion, type Version } from './hlc.ts';
+import { describeIoError } from './io-errors.ts';
 import {
   checkLmdbFile,
   checkLmdbTrees,
@@ -121,7 +122,8 @@ function copyOut(lent: Buffer | undefined): Buffer | undefined {
 function openFailure(path: string, err: unknown): KvError {
   if (err instanceof KvError && (err.code === 'KV_ERR_STORAGE' || err.code === 'KV_ERR_CORRUPT'))
     return err;
-  return new KvError('KV_ERR_STORAGE', `storage: cannot open ${path}`, { cause: err });
+  const why = describeIoError(err, path);
+  return new KvError('KV_ERR_STORAGE', `storage: cannot open ${path}: ${why}`, { cause: err });
 }
 
 /** The bytes a queued write counts (key and record) against MAX_UNCOMMITTED_BYTES and the batch. */
@@ -270,15 +272,22 @@ export class Storage {
    */
   static open(opts: StorageOptions): Storage {
     const walDir = join(opts.path, 'wal');
-    const opened = checkLmdbFile(opts.path);
-    const recovered = WriteAheadLog.recover(walDir, {
-      truncateCorrupt: opts.walTruncateCorrupt ?? false,
-    });
-    // After an unclean stop (a commit newer than the snapshot LMDB opens, or a log to replay) the
-    // snapshot's trees and free list are checked too: a power cut that kept some of the unflushed
-    // writes and not others must be refused here, not met by an LMDB assertion (SIGABRT) later.
-    if (opened && (opened.superseded || recovered.entries.length > 0)) {
-      checkLmdbTrees(opts.path, opened);
+    let opened: OpenedMeta | null;
+    let recovered: Recovered;
+    try {
+      opened = checkLmdbFile(opts.path);
+      recovered = WriteAheadLog.recover(walDir, {
+        truncateCorrupt: opts.walTruncateCorrupt ?? false,
+      });
+      // After an unclean stop (a commit newer than the snapshot LMDB opens, or a log to replay)
+      // the snapshot's trees and free list are checked too: a power cut that kept some of the
+      // unflushed writes and not others must be refused here, not met by an LMDB assertion
+      // (SIGABRT) later.
+      if (opened && (opened.superseded || recovered.entries.length > 0)) {
+        checkLmdbTrees(opts.path, opened);
+      }
+    } catch (err) {
+      throw openFailure(opts.path, err);
     }
     const store = Storage.#openLmdb(opts, opened);
     try {
@@ -306,18 +315,25 @@ export class Storage {
     phase: (what: OpenPhase) => void = () => {},
   ): Promise<Storage> {
     const walDir = join(opts.path, 'wal');
-    const opened = checkLmdbFile(opts.path);
-    const recovered = await WriteAheadLog.recoverAsync(walDir, signal, {
-      truncateCorrupt: opts.walTruncateCorrupt ?? false,
-      reading: (segments, bytes) =>
-        phase({ phase: 'reading the write-ahead log', segments, bytes }),
-    });
-    if (opened && (opened.superseded || recovered.entries.length > 0)) {
-      const bytes = (Number(opened.lastPage) + 1) * opened.pageSize;
-      phase({ phase: 'checking the LMDB trees', bytes });
-      await checkLmdbTreesAsync(opts.path, opened, signal);
+    let opened: OpenedMeta | null;
+    let recovered: Recovered;
+    try {
+      opened = checkLmdbFile(opts.path);
+      recovered = await WriteAheadLog.recoverAsync(walDir, signal, {
+        truncateCorrupt: opts.walTruncateCorrupt ?? false,
+        reading: (segments, bytes) =>
+          phase({ phase: 'reading the write-ahead log', segments, bytes }),
+      });
+      if (opened && (opened.superseded || recovered.entries.length > 0)) {
+        const bytes = (Number(opened.lastPage) + 1) * opened.pageSize;
+        phase({ phase: 'checking the LMDB trees', bytes });
+        await checkLmdbTreesAsync(opts.path, opened, signal);
+      }
+      signal.throwIfAborted();
+    } catch (err) {
+      if (signal.aborted && err === signal.reason) throw err;
+      throw openFailure(opts.path, err);
     }
-    signal.throwIfAborted();
     const store = Storage.#openLmdb(opts, opened);
     // Every failure from here on closes what the open made (LMDB, the disk probe, the timers).
     try {

@@ -14,8 +14,9 @@ import {
   unlinkSync,
 } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { KvError } from '../errors/index.ts';
+import { describeIoError } from './io-errors.ts';
 import { countDiskOp } from './stall.ts';
 import { untilAborted } from './steps.ts';
 import { type LogScan, scanLog, type WalEntry } from './wal-format.ts';
@@ -71,7 +72,14 @@ export function scanDir(dir: string): LogScan & { segments: number[]; spares: nu
 export function recoverLog(dir: string, opts: { truncateCorrupt?: boolean } = {}): Recovered {
   mkdirSync(dir, { recursive: true });
   const found = recovered(dir, scanDir(dir), opts);
-  for (const seq of found.segments) syncDirSync(join(dir, segmentName(seq)));
+  for (const seq of found.segments) {
+    const path = join(dir, segmentName(seq));
+    try {
+      syncDirSync(path);
+    } catch (err) {
+      throw segmentSyncFailed(path, err);
+    }
+  }
   return found;
 }
 
@@ -107,9 +115,28 @@ export async function recoverLogAsync(
   // first, or a power cut leaves a hole before the log's last group (and the start refuses).
   // In the thread pool, so that a stop signal ends a start whose disk hangs here.
   for (const seq of found.segments) {
-    await untilAborted(countDiskOp(syncDirAsync(join(dir, segmentName(seq)))), signal);
+    const path = join(dir, segmentName(seq));
+    const synced = countDiskOp(syncDirAsync(path)).catch((err: unknown) => {
+      throw segmentSyncFailed(path, err);
+    });
+    await untilAborted(synced, signal);
   }
   return found;
+}
+
+/**
+ * A replayed segment that cannot be synced fails the start (KV_ERR_STORAGE: what it names as the
+ * log's end might not survive a power cut): which segment, and why (`I/O error (EIO)`).
+ */
+function segmentSyncFailed(path: string, err: unknown): KvError {
+  const why = describeIoError(err, dirname(path));
+  return new KvError(
+    'KV_ERR_STORAGE',
+    `storage: cannot sync the write-ahead log segment ${path}: ${why}`,
+    {
+      cause: err,
+    },
+  );
 }
 
 /** syncDirSync in the thread pool. */
