@@ -179,8 +179,15 @@ export async function startCluster(
 ): Promise<Cluster> {
   const self = config.nodeName;
   const secret = secrets.clusterSecret;
-  const incarnation = await loadIncarnation(storage);
+  const incarnation = await untilAborted(loadIncarnation(storage), start.signal);
   log.info({ incarnation: incarnation.id, new: incarnation.created }, 'data directory incarnation');
+  // Reads every stored hint: long with many of them on a slow disk, so a stop signal ends it.
+  const hintStore = await HintStore.open(
+    storage,
+    config.maxHints,
+    config.maxHintBytes,
+    start.signal ?? new AbortController().signal,
+  );
   const pool = new PeerPool({
     logger: log,
     registry,
@@ -199,7 +206,6 @@ export async function startCluster(
       (h) => h.name,
       () => null,
     );
-  const hintStore = new HintStore(storage, config.maxHints, config.maxHintBytes);
   const metrics = registerRebalanceMetrics(registry, hintStore);
   let rebalancer: Rebalancer | null = null;
   let topology: Topology | null = null;

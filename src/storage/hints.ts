@@ -1,6 +1,7 @@
 // Hinted handoff store: writes meant for an unreachable replica, kept durably until delivered.
 
 import type { Database } from 'lmdb';
+import { runSteps, runStepsInSlices } from './steps.ts';
 import type { Storage } from './store.ts';
 
 /** A write to deliver to `target` later. `raw` is the record in encodeRecord format. */
@@ -29,7 +30,13 @@ export class HintStore {
   readonly #byTarget = new Map<string, number>();
   #seq: bigint;
 
-  constructor(storage: Storage, maxHints: number, maxBytes = Number.POSITIVE_INFINITY) {
+  /** Counts the stored hints at once (see open() for a count a stop signal can end). */
+  constructor(
+    storage: Storage,
+    maxHints: number,
+    maxBytes = Number.POSITIVE_INFINITY,
+    count = true,
+  ) {
     this.#storage = storage;
     this.maxHints = maxHints;
     this.maxBytes = maxBytes;
@@ -37,6 +44,27 @@ export class HintStore {
     this.#count = 0;
     this.#bytes = 0;
     this.#seq = 0n;
+    if (count) runSteps(this.#countStored());
+  }
+
+  /**
+   * The hint store, its totals counted a slice at a time (about 20 ms of work each; the event
+   * loop turns between slices, so a SIGTERM handler runs): a count of many hints on a slow disk
+   * reads every one of them. Rejects with `signal`'s reason once it aborts.
+   */
+  static async open(
+    storage: Storage,
+    maxHints: number,
+    maxBytes: number,
+    signal: AbortSignal,
+  ): Promise<HintStore> {
+    const store = new HintStore(storage, maxHints, maxBytes, false);
+    await runStepsInSlices(store.#countStored(), signal);
+    return store;
+  }
+
+  /** Counts the stored hints, a step per hint (a read of the disk each, when not cached). */
+  *#countStored(): Generator<void, void> {
     // The totals are counted from the stored hints, so they are exact after any stop or crash.
     // Keys only, and each value's length from a read into lmdb-js's reused buffer: a range with
     // values would copy every one of them into its own Buffer (1 GiB of hints: 1 GiB allocated).
@@ -46,6 +74,7 @@ export class HintStore {
       const seq = key.readBigUInt64BE(key.length - 8);
       if (seq >= this.#seq) this.#seq = seq + 1n;
       this.#bytes += sizeOf(key, this.#db.getBinaryFast(key)?.length ?? 0);
+      yield;
     }
   }
 
