@@ -7,6 +7,9 @@ import type { RingMetrics } from './metrics.ts';
 import { newestReported, settledRing } from './settled.ts';
 import { type RingChanges, Topology } from './topology.ts';
 
+/** How often a settled ring whose save failed is saved again (the store checks its space as often). */
+const SAVE_RETRY_MS = 1000;
+
 /** Probe rounds after which every member has probed this one (and seen its settled ring). */
 const SPREAD_PROBE_ROUNDS = 5;
 
@@ -22,7 +25,11 @@ export interface RingKeeperOptions {
   readonly topology: Topology;
   /** Every member as this node sees it now, this node included (Membership.members). */
   readonly members: () => readonly MemberView[];
-  /** Saves the settled ring durably; a rejection is logged and the next change saves again. */
+  /**
+   * Saves the settled ring durably. A rejection (a full disk) is logged once and the save tried
+   * again every SAVE_RETRY_MS until one works: a restart meanwhile would start from the ring
+   * saved before.
+   */
   readonly save: (ring: SettledRing) => Promise<void>;
   readonly metrics: RingMetrics;
   readonly logger: Logger;
@@ -57,6 +64,9 @@ export class RingKeeper {
   #pending = false;
   #timers = new Set<NodeJS.Timeout>();
   #stopped = false;
+  /** The last save failed (said once), and a retry is due. */
+  #unsaved = false;
+  #retry: NodeJS.Timeout | null = null;
 
   constructor(o: RingKeeperOptions) {
     this.#o = o;
@@ -96,19 +106,45 @@ export class RingKeeper {
     }
   }
 
-  /** Saves the settled ring as it is when the write runs, after every save asked before. */
+  /**
+   * Saves the settled ring as it is when the write runs, after every save asked before. One that
+   * fails is said once and tried again every SAVE_RETRY_MS until one works (or stop()).
+   */
   save(): Promise<void> {
     this.#saving = this.#saving
       .then(() => this.#o.save(this.#o.topology.settledRing))
-      .catch((err: unknown) => this.#o.logger.error({ err }, 'settled ring not saved'));
+      .then(
+        () => {
+          if (!this.#unsaved) return;
+          this.#unsaved = false;
+          this.#o.logger.info({ epoch: this.#o.topology.settledRing.epoch }, 'settled ring saved');
+        },
+        (err: unknown) => {
+          if (!this.#unsaved)
+            this.#o.logger.error({ err, retryMs: SAVE_RETRY_MS }, 'settled ring not saved');
+          this.#unsaved = true;
+          this.#retryLater();
+        },
+      );
     return this.#saving;
   }
 
-  /** Cancels the delayed cleanup passes; update() and save() still work. */
+  #retryLater(): void {
+    if (this.#retry !== null || this.#stopped) return;
+    this.#retry = setTimeout(() => {
+      this.#retry = null;
+      if (!this.#stopped && this.#unsaved) void this.save();
+    }, SAVE_RETRY_MS);
+    this.#retry.unref();
+  }
+
+  /** Cancels the delayed cleanup passes and the retries of a failed save; update() and save() still work. */
   stop(): void {
     this.#stopped = true;
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
+    if (this.#retry !== null) clearTimeout(this.#retry);
+    this.#retry = null;
   }
 
   #cleanup(): void {

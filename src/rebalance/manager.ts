@@ -15,7 +15,8 @@ import {
 } from '../storage/index.ts';
 import { dropAll } from './drop.ts';
 import type { RebalanceMetrics } from './metrics.ts';
-import { resetCursor, runStream, type StreamJob, type StreamProgress } from './stream.ts';
+import { runStream, type StreamJob, type StreamProgress } from './stream.ts';
+import { CursorSaves } from './stream-hold.ts';
 
 export interface RebalancerOptions {
   readonly self: string;
@@ -54,10 +55,12 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
   #stopped = false;
   /** The latest save of #status: true once on disk, false while the disk refuses it. */
   #statusSaved: Promise<boolean> = Promise.resolve(true);
+  readonly #cursors: CursorSaves;
 
   constructor(opts: RebalancerOptions) {
     super();
     this.#o = opts;
+    this.#cursors = new CursorSaves(opts.storage, opts.logger);
     this.#status = readStateDoc(opts.storage, 'status') ?? 'active';
   }
 
@@ -109,16 +112,15 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
     if (this.#running?.kind === 'rebalance' && this.#running.ringId === transfer) return;
     this.#cancel();
     if (!topology.moving) {
-      // Nothing to send now; a later stream to any ring must not resume an old cursor.
-      // A store that refuses writes (its disk full) refuses this one too: logged, as an
-      // unhandled rejection would end the process. Left as it was, the cursor still names its
-      // own transfer: only a stream of that same transfer resumed at a restart would start
-      // from it; a stream started by a ring change resets it first (runStream, retried while
-      // refused).
+      // Nothing to send now; a later stream to any ring must not resume an old cursor. A store
+      // that refuses writes (its disk full) refuses this one too: kept and saved as soon as
+      // there is room (CursorSaves); meanwhile the cursor still names its own transfer: only a
+      // stream of that same transfer resumed at a restart would start from it. Other failures
+      // are logged, as an unhandled rejection would end the process.
       if (fresh) {
-        resetCursor(this.#o.storage, 'rebalance').catch((err: unknown) =>
-          this.#o.logger.warn({ err }, 'stream cursor not reset'),
-        );
+        this.#cursors
+          .save('rebalance', null)
+          .catch((err: unknown) => this.#o.logger.warn({ err }, 'stream cursor not reset'));
       }
       this.#setRebalanced(transfer);
       return;
@@ -225,7 +227,7 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
     }
     this.#cancel();
     const dropped = decommissioned ? await dropAll(storage) : 0;
-    await resetCursor(storage, 'decommission');
+    await this.#cursors.reset('decommission');
     logger.info({ dropped }, 'recommissioned');
     this.#setStatus('active');
     this.#rebalance(true);
@@ -267,7 +269,15 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
   #start(job: StreamJob, onDone?: () => void): void {
     const abort = new AbortController();
     const { storage, replicas, rateBytes, timeoutMs, metrics, logger } = this.#o;
-    const ctx = { storage, replicas, rateBytes, timeoutMs, metrics, logger };
+    const ctx = {
+      storage,
+      cursors: this.#cursors,
+      replicas,
+      rateBytes,
+      timeoutMs,
+      metrics,
+      logger,
+    };
     logger.info({ kind: job.kind, ring: job.ringId }, 'stream started');
     metrics.active.set(1);
     const done = runStream(job, ctx, abort.signal, (p) => {
@@ -347,5 +357,6 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
     const r = this.#running;
     this.#cancel();
     await r?.done;
+    this.#cursors.stop();
   }
 }

@@ -1,53 +1,82 @@
 // What holds a stream up on a disk that refuses writes: its own (the cursor, kept in memory) or a receiver's (the stream waits).
 
-import { KvError } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
-import { type Storage, type StreamCursor, writeStateDoc } from '../storage/index.ts';
+import type { Storage, StreamCursor } from '../storage/index.ts';
+import { KeptSave, reasonOf, storageRefused } from './kept-save.ts';
 import type { RebalanceMetrics } from './metrics.ts';
 
-/** Whether `err` is a store refusing writes (its disk full or stalled, LMDB or the log failed). */
-export function storageRefused(err: unknown): err is KvError {
-  return (
-    err instanceof KvError &&
-    (err.code === 'KV_ERR_STORAGE' || err.code === 'KV_ERR_STORAGE_STALLED')
-  );
+/** A stream kind's saved cursor key. */
+type CursorKey = 'stream:rebalance' | 'stream:decommission';
+
+/**
+ * The stream cursors of one node, one per kind, each saved as soon as the store takes it
+ * (KeptSave): a cursor the store refuses (its disk full) is tried again every second, and a
+ * newer one replaces it, so a stale cursor is never what a restart after the disk freed finds
+ * for longer than that second (before, it stayed until the stream's next batch, if any).
+ */
+export class CursorSaves {
+  readonly #saves: Record<StreamKind, KeptSave<CursorKey>>;
+
+  constructor(storage: Storage, logger: Logger) {
+    const kept = (kind: StreamKind) =>
+      new KeptSave<CursorKey>(`stream:${kind}`, {
+        storage,
+        onRefused: (reason) =>
+          logger.warn(
+            { kind, reason },
+            'stream cursor not saved: this store refuses writes; the stream goes on, the cursor is saved as soon as there is room (a restart before then sends again from the first key)',
+          ),
+        onSavedAgain: () => logger.info({ kind }, 'stream cursor saved again'),
+      });
+    this.#saves = { rebalance: kept('rebalance'), decommission: kept('decommission') };
+  }
+
+  /** Saves `kind`'s cursor (null forgets it): true once durable, false when refused (kept). */
+  save(kind: StreamKind, cursor: StreamCursor | null): Promise<boolean> {
+    return this.#saves[kind].save(cursor);
+  }
+
+  /** save() that rejects with the store's refusal (the reset is kept and retried all the same). */
+  reset(kind: StreamKind): Promise<void> {
+    return this.#saves[kind].saveOrThrow(null);
+  }
+
+  stop(): void {
+    this.#saves.rebalance.stop();
+    this.#saves.decommission.stop();
+  }
 }
 
-/** A refusal's reason without the module prefix and the advice (`not writable: disk full (...)`). */
-function reasonOf(err: KvError): string {
-  return err.message.replace(/^storage: /, '').replace(/; reads work, writes resume.*$/, '');
-}
+export type StreamKind = 'rebalance' | 'decommission';
 
 /**
  * One stream's dealings with refusing stores.
  * - Its own: the cursor is the only thing a sender writes. A store that refuses it (disk full)
- *   does not stop the stream: the cursor is kept in memory and the next batch saves it again, so
- *   it is saved as soon as there is room. A restart meanwhile starts again from the first key
- *   (runStream trusts no saved cursor while the store refuses writes: it may be an earlier
- *   stream's), or, once there is room, from the last cursor saved, and sends some records
- *   again, which the receivers take as they are (last write wins). Said
- *   once per stream, and once when a save works again.
+ *   does not stop the stream: the cursor is kept in memory and saved as soon as there is room
+ *   (CursorSaves: tried every second, and by the next batch). A restart meanwhile starts again
+ *   from the first key (runStream trusts no saved cursor while the store refuses writes: it may
+ *   be an earlier stream's), and sends some records again, which the receivers take as they are
+ *   (last write wins). Said once until a save works, and once when one does.
  * - A receiver's: a member that cannot store a batch cannot take the data, so the stream waits
  *   for it (the ring does not settle, a hand-off does not finish: it must not own keys it lacks).
  *   Said once per member and wait, counted (kvstore_rebalance_waiting_members) and reported in
  *   the stream's progress (`waitingFor`, kvctl status), until the member takes a batch again.
  */
 export class StreamHold {
-  readonly #kind: string;
-  readonly #storage: Storage;
+  readonly #kind: StreamKind;
+  readonly #cursors: CursorSaves;
   readonly #metrics: RebalanceMetrics;
   readonly #logger: Logger;
   readonly #changed: () => void;
   readonly #waits = new Map<string, string>();
-  #unsaved: string | null = null;
 
   constructor(
-    kind: string,
-    ctx: { storage: Storage; metrics: RebalanceMetrics; logger: Logger },
+    kind: StreamKind,
+    ctx: { cursors: CursorSaves; metrics: RebalanceMetrics; logger: Logger },
     changed: () => void,
   ) {
     this.#kind = kind;
-    this.#storage = ctx.storage;
+    this.#cursors = ctx.cursors;
     this.#metrics = ctx.metrics;
     this.#logger = ctx.logger;
     this.#changed = changed;
@@ -55,28 +84,10 @@ export class StreamHold {
 
   /**
    * Saves the cursor (null forgets it); resolves true once durable, false when this store refuses
-   * writes (kept in memory: the next save writes the newer one). Other failures reject.
+   * writes (kept in memory and saved as soon as there is room). Other failures reject.
    */
-  async save(cursor: StreamCursor | null): Promise<boolean> {
-    const key = this.#kind === 'decommission' ? 'stream:decommission' : 'stream:rebalance';
-    try {
-      await writeStateDoc(this.#storage, key, cursor);
-    } catch (err) {
-      if (!storageRefused(err)) throw err;
-      if (this.#unsaved === null) {
-        this.#unsaved = reasonOf(err);
-        this.#logger.warn(
-          { kind: this.#kind, reason: this.#unsaved },
-          'stream cursor not saved: this store refuses writes; the stream goes on, a restart before a save works sends again from the first key',
-        );
-      }
-      return false;
-    }
-    if (this.#unsaved !== null) {
-      this.#unsaved = null;
-      this.#logger.info({ kind: this.#kind }, 'stream cursor saved again');
-    }
-    return true;
+  save(cursor: StreamCursor | null): Promise<boolean> {
+    return this.#cursors.save(this.#kind, cursor);
   }
 
   /** Members whose store refuses this stream's batches, with why; undefined when none. */

@@ -2,10 +2,10 @@
 
 import type { Logger } from '../observability/index.ts';
 import type { Replicas, WireEntry } from '../replica/index.ts';
-import { readStateDoc, type Storage, writeStateDoc } from '../storage/index.ts';
+import { readStateDoc, type Storage } from '../storage/index.ts';
 import type { RebalanceMetrics } from './metrics.ts';
 import { ProgressCounter, type StreamProgress } from './progress.ts';
-import { StreamHold } from './stream-hold.ts';
+import { type CursorSaves, StreamHold } from './stream-hold.ts';
 import { BatchSizes, transferTimeoutMs } from './transfer.ts';
 
 export type { StreamProgress } from './progress.ts';
@@ -29,6 +29,8 @@ export interface StreamJob {
 
 export interface StreamContext {
   readonly storage: Storage;
+  /** Where the cursors are saved (one per node: a newer stream's cursor replaces an older one's). */
+  readonly cursors: CursorSaves;
   readonly replicas: Replicas;
   readonly rateBytes: number;
   /** The peer request timeout: a batch request may take this plus its bytes (transfer.ts). */
@@ -170,11 +172,6 @@ async function streamFrom(
 function withWaits(p: StreamProgress, hold: StreamHold): StreamProgress {
   const waitingFor = hold.waitingFor;
   return waitingFor === undefined ? p : { ...p, waitingFor };
-}
-
-/** Forgets the saved cursor of `kind`: the next stream of any ring starts from the first key. */
-export async function resetCursor(storage: Storage, kind: StreamJob['kind']): Promise<void> {
-  await writeStateDoc(storage, `stream:${kind}`, null);
 }
 
 /** The next records after `after` (copied), READ_CHUNK of them or READ_CHUNK_BYTES at most. */

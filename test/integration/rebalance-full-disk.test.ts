@@ -8,6 +8,7 @@ import { statfsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
+import { readStateDoc, Storage } from '../../src/storage/index.ts';
 import {
   type ClusterNode,
   clusterInfo,
@@ -21,6 +22,7 @@ import {
   waitAllUp,
   waitSettled,
 } from '../helpers/cluster.ts';
+import { defer } from '../helpers/defer.ts';
 import { startDnsServer } from '../helpers/dns-server.ts';
 import { mountTmpfs, unmountAll } from '../helpers/mount.ts';
 import { cleanup, ROOT, tempDir } from '../helpers/node-process.ts';
@@ -183,7 +185,7 @@ describe('data moves while a disk is full', { timeout: 150_000 }, () => {
     await waitSettled(nodes, ['kvstore-0', 'kvstore-1', 'kvstore-2']);
     const c = await openClient(nodes[0]!);
     for (let i = 0; i < KEYS; i++) expect(await c.call(`PUT k${i} v${i}`)).toBe('OK');
-    await fillDisk(fs, nodes[0]!);
+    const filler = await fillDisk(fs, nodes[0]!);
 
     // kvstore-0 holds keys kvstore-3 will own: its stream starts fresh (a cursor reset it cannot
     // write) and sends them. Before, it failed there and every 5 s after: the ring never settled.
@@ -194,5 +196,29 @@ describe('data moves while a disk is full', { timeout: 150_000 }, () => {
     expect(said(nodes[0]!, 'stream cursor not saved')).toHaveLength(1);
     expect(await metric(joiner, 'kvstore_storage_keys')).toBeGreaterThan(0);
     await expectAllKeys(joiner);
+
+    // Room again, and no further change: what kvstore-0 kept in memory (its last cursor, the
+    // settled ring) is saved within a retry, so a restart then finds them. Before, both waited
+    // for the next batch or ring change (none came: 30 s without either save), and the store
+    // kept the 3-member ring; a cursor kept so could be an earlier stream's of the same transfer
+    // (A -> B -> A), which a restart would resume.
+    const n0 = nodes[0]!;
+    unlinkSync(filler);
+    await until(
+      () =>
+        said(n0, 'stream cursor saved again').length > 0 &&
+        said(n0, 'settled ring saved').length > 0,
+      30_000,
+      'kvstore-0 saved its cursor and ring',
+      100,
+    );
+    await n0.proc.stop('SIGKILL');
+    const store = Storage.open({ path: dirs[0]!, nodeName: n0.name });
+    defer(() => store.close());
+    expect(readStateDoc(store, 'settled-ring')).toMatchObject({
+      members: ['kvstore-0', 'kvstore-1', 'kvstore-2', 'kvstore-3'],
+    });
+    // The last cursor asked for: the reset once the ring settled (no stream resumes from it).
+    expect(readStateDoc(store, 'stream:rebalance')).toBeNull();
   });
 });

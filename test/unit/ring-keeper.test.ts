@@ -140,6 +140,29 @@ describe('RingKeeper', () => {
     expect(k.k.saved).toBe(second);
     expect(lines.map((l) => JSON.parse(l).msg)).toEqual(['settled ring not saved']);
   });
+
+  it('a save that failed is tried again by itself until one works, said once each way', async () => {
+    const t = new Topology(['a'], settledRing(3, ['a'], incs(['a'])), 3);
+    const written: number[] = [];
+    let fails = 2;
+    const { logger, lines } = captureLog('info');
+    const k = keeper(t, () => [], {
+      logger,
+      save: async (ring) => {
+        if (fails-- > 0) throw new Error('disk full');
+        written.push(ring.epoch);
+      },
+    });
+    await k.k.save();
+    // Before: nothing wrote it again until the next ring change.
+    await expect.poll(() => written, { timeout: 10_000 }).toEqual([3]);
+    k.k.stop();
+    const said = lines.map((l) => JSON.parse(l).msg);
+    expect(said.filter((m) => m.startsWith('settled ring'))).toEqual([
+      'settled ring not saved',
+      'settled ring saved',
+    ]);
+  });
 });
 
 describe('startingTopology', () => {

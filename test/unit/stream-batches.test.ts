@@ -6,6 +6,7 @@ import { KvError } from '../../src/errors/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import { registerRebalanceMetrics } from '../../src/rebalance/index.ts';
 import { runStream } from '../../src/rebalance/stream.ts';
+import { CursorSaves } from '../../src/rebalance/stream-hold.ts';
 import type { ApplyHow, Replicas, WireEntry } from '../../src/replica/index.ts';
 import { HintStore, Storage } from '../../src/storage/index.ts';
 import { defer } from '../helpers/defer.ts';
@@ -53,8 +54,11 @@ async function stream(
       return apply(bytes, how);
     },
   } as unknown as Replicas;
+  const cursors = new CursorSaves(storage, createLogger('silent', {}));
+  defer(() => cursors.stop());
   const ctx = {
     storage,
+    cursors,
     replicas,
     rateBytes: 1 << 30,
     timeoutMs: 2000,

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
 import { registerRebalanceMetrics } from '../../src/rebalance/index.ts';
 import { runStream, type StreamProgress } from '../../src/rebalance/stream.ts';
+import { CursorSaves } from '../../src/rebalance/stream-hold.ts';
 import type { Replicas, WireEntry } from '../../src/replica/index.ts';
 import { HintStore, readStateDoc, Storage, writeStateDoc } from '../../src/storage/index.ts';
 import { defer } from '../helpers/defer.ts';
@@ -57,8 +58,11 @@ async function stream(
   const registry = new Registry();
   const metrics = registerRebalanceMetrics(registry, new HintStore(storage, 1000));
   const replicas = { apply: (_t: string, entries: WireEntry[]) => apply(entries) };
+  const cursors = new CursorSaves(storage, logger);
+  defer(() => cursors.stop());
   const ctx = {
     storage,
+    cursors,
     replicas: replicas as unknown as Replicas,
     rateBytes: 1 << 30,
     timeoutMs: 2000,
