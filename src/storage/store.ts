@@ -238,6 +238,16 @@ export class Storage {
       syncLmdb: () => lmdbSync.sync(),
       ...(opts.onFatal ? { onFatal: opts.onFatal } : {}),
     });
+    this.clock = new HybridClock(opts.nodeName, Date.now, opts.maxClockOffsetMs);
+    this.#state = (this.#meta.get(META_KEY) as MetaState | undefined) ?? {
+      liveKeys: 0,
+      tombstones: 0,
+      hlc: { wall: 0, logical: 0, node: opts.nodeName },
+    };
+    this.clock.observe(this.#state.hlc);
+    this.#metrics = opts.registry ? registerStorageMetrics(opts.registry, this) : null;
+    // Last: what runs by itself (a listener, timers, the probe's file) exists only once nothing
+    // here can throw any more, so a constructor that fails leaves none of it behind.
     this.#unguard = guardLmdbRejections(this.#w.health);
     this.#stall = new StallWatch({
       timeoutMs: opts.stallTimeoutMs ?? 0,
@@ -254,14 +264,6 @@ export class Storage {
       stallMs > 0
         ? new DiskProbe(join(opts.path, DISK_PROBE_FILE), this.#stall, probeIntervalMs(stallMs))
         : null;
-    this.clock = new HybridClock(opts.nodeName, Date.now, opts.maxClockOffsetMs);
-    this.#state = (this.#meta.get(META_KEY) as MetaState | undefined) ?? {
-      liveKeys: 0,
-      tombstones: 0,
-      hlc: { wall: 0, logical: 0, node: opts.nodeName },
-    };
-    this.clock.observe(this.#state.hlc);
-    this.#metrics = opts.registry ? registerStorageMetrics(opts.registry, this) : null;
   }
 
   /**
