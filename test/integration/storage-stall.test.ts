@@ -234,3 +234,30 @@ it('a node that takes no writes finds its disk hung too (the disk probe), and is
   const c = await clientOf(node);
   expect(await c.call('PUT after v')).toBe('OK');
 }, 60_000);
+
+it('a node whose disk hangs ends on SIGTERM within the shutdown bound, though a sync never returns', async () => {
+  const { disk, dataDir } = await diskWithDataDir(binary());
+  const shutdownMs = 2000;
+  const args = [
+    ...['--storage-stall-timeout-ms', String(STALL_MS)],
+    ...['--shutdown-timeout-ms', String(shutdownMs)],
+  ];
+  const node = await startNodeProcess({ dataDir, args });
+  const c = await clientOf(node);
+  expect(await c.call('PUT before v')).toBe('OK');
+  await disk.hang();
+  c.send('PUT hung v\r\n');
+  expect((await c.lines(1, 20_000))[0]).toMatch(/^ERR STORAGE_STALLED /);
+
+  node.child.kill('SIGTERM');
+  const exited = await Promise.race([
+    node.exited,
+    new Promise((r) => setTimeout(() => r('still running'), shutdownMs + 5000).unref()),
+  ]);
+  // The stop waits for the log's last sync, which hangs, until its deadline, and exits 1 then.
+  // Before, the exit itself waited for the thread blocked in that sync (libuv joins its pool):
+  // still running, for as long as the disk hung.
+  expect(exited).toBe(1);
+  expect(node.logs.some((l) => l.msg === 'shutdown overran its deadline, exiting')).toBe(true);
+  await disk.resume();
+}, 60_000);
