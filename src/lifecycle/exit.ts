@@ -5,10 +5,17 @@
  * them), and one blocked in a sync of a hung disk never returns: with `stuck` (disk work still
  * out) the process image is replaced instead by a node that exits with `code` at once, which ends
  * every other thread (execve), so the process ends within its stop bound whatever the disk does.
- * What was written to stdout and stderr is out already (both are synchronous on files and pipes).
+ * The 'exit' listeners run first, as process.exit runs them (pino writes the lines it buffered).
  */
 export function exitProcess(code: number, stuck: boolean): never {
   if (stuck) {
+    // What process.exit does first: its 'exit' listeners run (the logger writes what it holds).
+    process.exitCode = code;
+    try {
+      process.emit('exit', code);
+    } catch {
+      // A listener that fails must not keep the process from ending.
+    }
     try {
       process.execve?.(process.execPath, [process.execPath, '-e', `process.exit(${code})`], {});
     } catch {
