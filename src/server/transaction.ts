@@ -3,6 +3,7 @@
 import { MULTI_READ_BYTES } from '../coordinator/index.ts';
 import { KvError } from '../errors/index.ts';
 import { type Command, errorReply, type Reply } from '../protocol/index.ts';
+import { Arena, detach } from './detach.ts';
 
 /** A request queued between MULTI and EXEC. */
 export type Queued =
@@ -27,39 +28,16 @@ export const BUFFER_FULL_MESSAGE = 'server: too many bytes of unfinished client 
 
 /** Most commands one transaction may queue. */
 export const MAX_QUEUED = 100_000;
-/** Bytes charged per queued command on top of its keys and values. */
-const ENTRY_OVERHEAD = 64;
 
 const QUEUED: Reply = { type: 'status', text: 'QUEUED' };
-
-/** Key and value bytes a command holds while queued. */
-function bytesOf(cmd: Command): number {
-  switch (cmd.type) {
-    case 'put':
-      return cmd.key.length + cmd.value.length;
-    case 'get':
-    case 'remove':
-      return cmd.key.length;
-    case 'mset':
-      return cmd.entries.reduce((n, [k, v]) => n + k.length + v.length, 0);
-    case 'del':
-    case 'exists':
-    case 'mget':
-      return cmd.keys.reduce((n, k) => n + k.length, 0);
-    case 'range':
-      return cmd.start.length + cmd.end.length;
-    case 'prefix':
-      return cmd.prefix.length;
-    default:
-      return 0;
-  }
-}
 
 /**
  * One open transaction (after MULTI). Commands are only queued, never run, until EXEC; a
  * command refused while queueing (unknown, malformed, NOT_ATOMIC, NOAUTH, over the bounds)
- * marks it failed, and its EXEC then answers EXECABORT and runs nothing. At most MAX_QUEUED
- * commands and `maxBytes` of keys and values (and ENTRY_OVERHEAD each) are queued, and what is
+ * marks it failed, and its EXEC then answers EXECABORT and runs nothing. Each item is queued as
+ * a copy that keeps no read alive, counted as what it holds (detach.ts: its keys, values and
+ * replies' bytes and its objects; a `SET k v` about 500 bytes). At most MAX_QUEUED commands and
+ * `maxBytes` of them are queued, and what is
  * held counts in the node-wide `held` (--max-client-buffer-bytes) until EXEC takes it, DISCARD
  * or the connection's close drops it (`drop`), or the transaction fails: a failed transaction
  * will run nothing, so it keeps nothing (the commands after the failure are still checked and
@@ -71,6 +49,8 @@ function bytesOf(cmd: Command): number {
 export class Transaction {
   readonly #maxBytes: number;
   readonly #held: HeldBytes;
+  /** Where the queued copies' keys and values are (freed with the queue). */
+  #arena = new Arena();
   #items: Queued[] = [];
   /** Commands queued (also after a failure, when #items is dropped). */
   #count = 0;
@@ -102,6 +82,7 @@ export class Transaction {
     this.#failed = true;
     this.#held.move(this.#bytes, 0);
     this.#items = [];
+    this.#arena = new Arena();
   }
 
   /** Queues an item; answers QUEUED, or an error (and the transaction is then failed). */
@@ -110,7 +91,9 @@ export class Transaction {
       this.fail();
       return item.reply;
     }
-    const bytes = ENTRY_OVERHEAD + (item.kind === 'command' ? bytesOf(item.cmd) : 0);
+    // A failed transaction keeps nothing: what it is sent is only checked and counted.
+    const kept = this.#failed ? null : detach(item, this.#arena);
+    const bytes = kept?.bytes ?? 0;
     if (this.#count >= MAX_QUEUED || this.#bytes + bytes > this.#maxBytes) {
       this.fail();
       return errorReply(
@@ -126,7 +109,7 @@ export class Transaction {
     }
     this.#bytes += bytes;
     this.#count++;
-    if (!this.#failed) this.#items.push(item);
+    if (kept !== null) this.#items.push(kept.value);
     return QUEUED;
   }
 
@@ -141,6 +124,7 @@ export class Transaction {
   drop(): void {
     if (!this.#failed) this.#held.move(this.#bytes, 0);
     this.#items = [];
+    this.#arena = new Arena();
     this.#count = 0;
     this.#bytes = 0;
   }

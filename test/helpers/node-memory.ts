@@ -2,6 +2,7 @@
 // count that stops moving while the memory is sampled.
 
 import { readFileSync } from 'node:fs';
+import { forceGc } from '../../bench/memory.ts';
 import type { NodeProcess } from './node-process.ts';
 import { until } from './write-log.ts';
 
@@ -50,4 +51,22 @@ export async function untilStill(
     50,
   );
   return Math.max(high, rss(node));
+}
+
+/** The options that open a node's inspector on a free port (for `heldAfterGc`). */
+export const INSPECT_ENV = { NODE_OPTIONS: '--inspect=127.0.0.1:0' };
+
+/**
+ * For a node started with INSPECT_ENV: a reading of its heap and ArrayBuffers in use after a
+ * full GC, through its inspector (its RSS also counts garbage not collected yet, which says
+ * nothing about what it kept).
+ */
+export async function heldAfterGc(node: NodeProcess): Promise<() => Promise<number>> {
+  const address = /ws:\/\/127\.0\.0\.1:(\d+)\//;
+  await until(() => address.test(node.stderr()), 10_000, "the node's inspector address");
+  const port = Number(address.exec(node.stderr())![1]);
+  return async () => {
+    const { after } = await forceGc(port);
+    return after.heapUsed + after.arrayBuffers;
+  };
 }

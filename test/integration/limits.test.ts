@@ -1,12 +1,10 @@
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { forceGc } from '../../bench/memory.ts';
 import { type ClusterNode, startStaticCluster } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
-import { metric, rss, untilStill } from '../helpers/node-memory.ts';
+import { heldAfterGc, INSPECT_ENV, metric, rss, untilStill } from '../helpers/node-memory.ts';
 import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
-import { until } from '../helpers/write-log.ts';
 
 afterEach(cleanup);
 
@@ -33,6 +31,12 @@ async function recordingSocket(port: number, host?: string) {
 }
 
 const MiB = 1024 * 1024;
+
+/** A node started with its inspector open, and `held`: what it holds after a full GC. */
+async function inspectedNode(args: string[]) {
+  const node = await startNodeProcess({ args, env: INSPECT_ENV });
+  return { node, held: await heldAfterGc(node) };
+}
 
 /** 16 MiB values and lines, and the smallest node-wide bound on unfinished requests: 64 MiB. */
 const BUFFER_ARGS = [
@@ -325,17 +329,7 @@ describe('limits under load', () => {
     // What the node holds is read through its inspector after a full GC: its RSS also counts the
     // flood's garbage not collected yet (132 MiB of the 256 once, in a full run), which says
     // nothing about what it kept.
-    const node = await startNodeProcess({
-      args: ['--max-line-bytes', String(2 * MiB)],
-      env: { NODE_OPTIONS: '--inspect=127.0.0.1:0' },
-    });
-    const address = /ws:\/\/127\.0\.0\.1:(\d+)\//;
-    await until(() => address.test(node.stderr()), 10_000, "the node's inspector address");
-    const port = Number(address.exec(node.stderr())![1]);
-    const held = async () => {
-      const { after } = await forceGc(port);
-      return after.heapUsed + after.arrayBuffers;
-    };
+    const { node, held } = await inspectedNode(['--max-line-bytes', String(2 * MiB)]);
     const before = await held();
     const line = Buffer.alloc(8 * MiB, 0x61);
     const clients = await Promise.all(
@@ -422,16 +416,18 @@ describe('limits under load', () => {
       ]);
     const multi = '*1\r\n$5\r\nMULTI\r\n';
     const exec = '*1\r\n$4\r\nEXEC\r\n';
-    // Each queued SET holds its key and value and 64 bytes: four of 16 MiB less 1 KiB hold
-    // 3832 bytes less than the 64 MiB bound. Unbounded, 16 connections each queueing 60 MiB of
-    // 1 MB SETs grew a node's anonymous RSS by 1041 MiB, with 0 bytes in this count.
-    const queued = 16 * MiB - 1024 + 2 + 64;
+    // Each queued SET counts its key and value and what its objects hold (under 1 KiB): four of
+    // 16 MiB less 1 KiB fit in the 64 MiB bound. Unbounded, 16 connections each queueing 60 MiB
+    // of 1 MB SETs grew a node's anonymous RSS by 1041 MiB, with 0 bytes in this count.
+    const queued = (n: number) => [n * (16 * MiB - 1024 + 2), n * (16 * MiB)];
     const a = await recordingSocket(node.port);
     a.socket.write(multi);
     for (const k of ['k0', 'k1', 'k2', 'k3'])
       a.socket.write(set(k, Buffer.alloc(16 * MiB - 1024, 0x76)));
     await expect.poll(() => a.data, { timeout: 30_000 }).toBe(`+OK\r\n${'+QUEUED\r\n'.repeat(4)}`);
-    expect(await held()).toBe(4 * queued);
+    const four = await held();
+    expect(four).toBeGreaterThan(queued(4)[0]!);
+    expect(four).toBeLessThan(queued(4)[1]!);
 
     // A command whose queueing would take the count over is refused in its place (it arrived
     // whole: nothing unfinished to drop) and aborts its transaction; the connection goes on.
@@ -446,7 +442,7 @@ describe('limits under load', () => {
         `+OK\r\n${refused}-EXECABORT Transaction discarded because of previous errors.\r\n+PONG\r\n`,
       );
     expect(b.closed).toBe(false);
-    expect(await held()).toBe(4 * queued);
+    expect(await held()).toBe(four);
     expect(await metric(node, 'kvstore_client_buffered_bytes_peak')).toBeLessThanOrEqual(64 * MiB);
 
     // EXEC takes the queue out of the count, and runs it.
@@ -458,15 +454,61 @@ describe('limits under load', () => {
     a.data = '';
     a.socket.write(`${multi}${set('k4', Buffer.alloc(MiB, 0x76)).toString('latin1')}`);
     await expect.poll(() => a.data, { timeout: 10_000 }).toBe('+OK\r\n+QUEUED\r\n');
-    expect(await held()).toBe(MiB + 2 + 64);
+    const one = await held();
+    expect(one).toBeGreaterThan(MiB + 2);
+    expect(one).toBeLessThan(MiB + 2048);
     a.socket.write('*1\r\n$7\r\nDISCARD\r\n');
     await expect.poll(held, { timeout: 10_000 }).toBe(0);
     b.socket.write(`${multi}${set('k5', Buffer.alloc(MiB, 0x76)).toString('latin1')}`);
-    await expect.poll(held, { timeout: 10_000 }).toBe(MiB + 2 + 64);
+    await expect.poll(held, { timeout: 10_000 }).toBe(one);
     b.socket.destroy();
     await expect.poll(held, { timeout: 10_000 }).toBe(0);
     expect(await metric(node, 'kvstore_connections_rejected_total{reason="buffer_full"}')).toBe(0);
   }, 120_000);
+
+  it('counts what the commands queued in MULTI hold, and they keep no read alive', async () => {
+    const { node, held } = await inspectedNode(BUFFER_ARGS);
+    const counted = () => metric(node, 'kvstore_client_buffered_bytes');
+    const before = await held();
+    const conn = await recordingSocket(node.port);
+    const queued = (n: number) => `+OK\r\n${'+QUEUED\r\n'.repeat(n)}`;
+    // 4,000 reads, each one `SET k v` and a blank line of 60,000 spaces (no request). Unbounded,
+    // each queued SET was a view of its read: the node held 233 MiB more after a full GC, with
+    // 0.25 MiB counted.
+    const set = '*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n';
+    const padded = Buffer.from(`${set}${' '.repeat(60_000)}\r\n`);
+    conn.socket.write('*1\r\n$5\r\nMULTI\r\n');
+    for (let i = 0; i < 4000; i++) conn.socket.write(padded);
+    await expect.poll(() => conn.data, { timeout: 60_000 }).toBe(queued(4000));
+    expect((await held()) - before).toBeLessThan((await counted()) + 4 * MiB);
+    // ECHO's answer is made when it is queued, and holds its message. Unbounded, 40 of 1 MiB
+    // were counted as 64 bytes each (2.5 KiB for 40 MiB held).
+    const echo = Buffer.concat([
+      Buffer.from(`*2\r\n$4\r\nECHO\r\n$${MiB}\r\n`),
+      Buffer.alloc(MiB, 0x65),
+      Buffer.from('\r\n'),
+    ]);
+    for (let i = 0; i < 40; i++) conn.socket.write(echo);
+    await expect.poll(() => conn.data, { timeout: 60_000 }).toBe(queued(4040));
+    expect(await counted()).toBeGreaterThan(40 * MiB);
+    expect((await held()) - before).toBeLessThan((await counted()) + 4 * MiB);
+    // So the 64 MiB bound refuses the ECHO that would take the count over it: queued (the
+    // transaction fails and keeps nothing) or still arriving (the connection is closed).
+    const refused = '-ERR LIMIT_EXCEEDED server: too many bytes of unfinished client requests\r\n';
+    let sent = 0;
+    while (!conn.data.includes(refused) && sent < 30) {
+      conn.data = '';
+      conn.socket.write(echo);
+      sent++;
+      await expect
+        .poll(() => conn.data.endsWith('\r\n') || conn.closed, { timeout: 30_000 })
+        .toBe(true);
+    }
+    expect(conn.data).toContain(refused);
+    expect(sent).toBeLessThan(25);
+    expect(await counted()).toBe(0);
+    expect(await metric(node, 'kvstore_client_buffered_bytes_peak')).toBeLessThanOrEqual(64 * MiB);
+  }, 180_000);
 
   it('bounds the values one MGET or EXEC reads (--max-multi-read-bytes), whatever the keys it names; EXISTS reads none', async () => {
     const node = await startNodeProcess({ args: ['--max-multi-read-bytes', String(32 * MiB)] });

@@ -7,7 +7,6 @@ import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { forceGc } from '../../bench/memory.ts';
 import { adminCall } from '../../src/admin/index.ts';
 import {
   type AdminRequest,
@@ -27,6 +26,7 @@ import { createPki } from '../helpers/certs.ts';
 import { type ClusterNode, connect, metric, startStaticCluster } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
+import { heldAfterGc, INSPECT_ENV } from '../helpers/node-memory.ts';
 import { cleanup, logged, NODE, ROOT, startNodeProcess, tempDir } from '../helpers/node-process.ts';
 import { closeResp, RawResp } from '../helpers/resp-tools.ts';
 import { until } from '../helpers/write-log.ts';
@@ -105,17 +105,11 @@ describe('AUTH', () => {
     const MiB = 1024 * 1024;
     const big = 'v'.repeat(MiB - 64);
     const node = await startNodeProcess({
-      env: { KV_PASSWORD: PASSWORD, NODE_OPTIONS: '--inspect=127.0.0.1:0' },
+      env: { KV_PASSWORD: PASSWORD, ...INSPECT_ENV },
     });
     // What the node holds, read through its inspector after a full GC (its RSS also counts the
     // garbage of the bytes it read and dropped).
-    const address = /ws:\/\/127\.0\.0\.1:(\d+)\//;
-    await until(() => address.test(node.stderr()), 10_000, "the node's inspector address");
-    const inspectPort = Number(address.exec(node.stderr())![1]);
-    const held = async () => {
-      const { after } = await forceGc(inspectPort);
-      return after.heapUsed + after.arrayBuffers;
-    };
+    const held = await heldAfterGc(node);
     // RESP: a stranger's large bulk string or long array is refused at its header, in Redis's
     // words, and the connection closed; a small one is answered NOAUTH as before.
     for (const [head, error] of [

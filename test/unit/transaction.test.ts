@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
 import type { Command, Reply } from '../../src/protocol/index.ts';
-import { execQueued, MAX_QUEUED, Transaction } from '../../src/server/transaction.ts';
+import { execQueued, MAX_QUEUED, type Queued, Transaction } from '../../src/server/transaction.ts';
 
 const b = (s: string) => Buffer.from(s);
 const put = (k: string, v = 'v'): Command => ({ type: 'put', key: b(k), value: b(v) });
@@ -19,13 +19,22 @@ function counter(limit = Number.MAX_SAFE_INTEGER) {
   return c;
 }
 
+/** The bytes `items` count when queued in a fresh transaction. */
+function queuedBytes(...items: Queued[]): number {
+  const held = counter();
+  const tx = new Transaction(Number.MAX_SAFE_INTEGER, held);
+  for (const item of items) tx.add(item);
+  return held.bytes;
+}
+
 describe('Transaction', () => {
   it('queues until its bounds, then refuses and is failed (EXEC will abort)', () => {
     const held = counter();
-    const tx = new Transaction(64 + 64 + 10, held);
+    const one = queuedBytes({ kind: 'command', cmd: put('a') });
+    const tx = new Transaction(one + 10, held);
     expect(tx.add({ kind: 'command', cmd: put('a') })).toEqual({ type: 'status', text: 'QUEUED' });
     expect(tx.failed).toBe(false);
-    expect(held.bytes).toBe(64 + 2);
+    expect(held.bytes).toBe(one);
     const over = tx.add({ kind: 'command', cmd: put('b', 'x'.repeat(20)) });
     expect(over).toMatchObject({ type: 'error', code: 'KV_ERR_LIMIT_EXCEEDED' });
     expect(tx.failed).toBe(true);
@@ -39,11 +48,12 @@ describe('Transaction', () => {
   });
 
   it('holds its queue in the node-wide count until EXEC takes it or it is dropped; refused when full', () => {
-    const held = counter(3 * 65);
+    const two = queuedBytes({ kind: 'command', cmd: put('a') }, { kind: 'command', cmd: put('b') });
+    const held = counter(two + 10);
     const tx = new Transaction(1 << 20, held);
     expect(tx.add({ kind: 'command', cmd: put('a') })).toEqual({ type: 'status', text: 'QUEUED' });
     expect(tx.add({ kind: 'command', cmd: put('b') })).toEqual({ type: 'status', text: 'QUEUED' });
-    expect(held.bytes).toBe(2 * 66);
+    expect(held.bytes).toBe(two);
     expect(tx.take()).toHaveLength(2);
     expect(held.bytes).toBe(0);
 
@@ -60,9 +70,43 @@ describe('Transaction', () => {
 
     const dropped = new Transaction(1 << 20, held);
     dropped.add({ kind: 'reply', reply: { type: 'status', text: 'hi' } });
-    expect(held.bytes).toBe(64);
+    expect(held.bytes).toBeGreaterThan(0);
     dropped.drop();
     expect(held.bytes).toBe(0);
+  });
+
+  it('keeps copies that hold no read alive, and counts every byte they hold, replies too', () => {
+    // What the decoder hands over: views of one 64 KiB read.
+    const read = Buffer.alloc(64 * 1024, 0x61);
+    const held = counter();
+    const tx = new Transaction(Number.MAX_SAFE_INTEGER, held);
+    const shape = (r: Reply) => r;
+    tx.add({
+      kind: 'command',
+      cmd: { type: 'put', key: read.subarray(0, 1), value: read.subarray(1, 2) },
+      shape,
+    });
+    tx.add({
+      kind: 'command',
+      cmd: { type: 'mset', entries: [[read.subarray(2, 3), read.subarray(3, 5)]] },
+    });
+    // ECHO's answer, made when it was queued: a view of the read as long as the message.
+    tx.add({ kind: 'reply', reply: { type: 'value', value: read.subarray(0, 60_000) } });
+    // Unbounded, the three counted 64 bytes each (and the ECHO nothing of its message), while
+    // holding the whole read.
+    expect(held.bytes).toBeGreaterThan(60_000 + 5);
+    const items = tx.take();
+    const buffers: Buffer[] = [];
+    const put0 = items[0]!;
+    const mset = items[1]!;
+    const echo = items[2]!;
+    if (put0.kind !== 'command' || put0.cmd.type !== 'put') throw new Error('not the put');
+    if (mset.kind !== 'command' || mset.cmd.type !== 'mset') throw new Error('not the mset');
+    if (echo.kind !== 'reply' || echo.reply.type !== 'value') throw new Error('not the echo');
+    buffers.push(put0.cmd.key, put0.cmd.value, ...mset.cmd.entries.flat(), echo.reply.value);
+    expect(buffers.map((b) => b.toString())).toEqual(['a', 'a', 'a', 'aa', 'a'.repeat(60_000)]);
+    for (const b of buffers) expect(b.buffer).not.toBe(read.buffer);
+    expect(put0.shape).toBe(shape); // functions are kept, not copied
   });
 
   it('an error reply queued (a refused command) fails the transaction', () => {
