@@ -23,8 +23,14 @@ export interface RespLimits {
   readonly unauthenticated?: boolean;
 }
 
-/** Bytes charged per argument against maxRequestBytes, for the object that holds it. */
-export const ARG_OVERHEAD = 64;
+/**
+ * Bytes charged per argument against maxRequestBytes (and per Buffer a held value keeps,
+ * server/detach.ts), for the object that holds it: a Buffer view is 114 bytes of V8 heap on
+ * Node 24, its slot in the arguments 8, and its `$<len>\r\n...\r\n` framing, which stays in the
+ * read the view keeps, up to 16 more. At 64, a request of 300,000 one-byte arguments held 2x
+ * what it counted (test/integration/limits.test.ts), and the node-wide bound with it.
+ */
+export const ARG_OVERHEAD = 160;
 
 /** One unit the decoder produced from the stream. */
 export type RespFrame =

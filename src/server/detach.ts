@@ -1,15 +1,17 @@
 // What a request held past its read costs: a copy of it that keeps no read chunk alive, and its size.
 
+import { ARG_OVERHEAD } from '../protocol/index.ts';
+
 /**
  * Bytes charged for each object, array, function and Buffer view a held value is made of, on
  * top of the bytes a Buffer or string holds. Measured on Node 24 (heap and ArrayBuffers after a
  * full GC, 200,000 items): a queued `SET k v` holds 320 bytes (counted 550), an ECHO answer of
  * 100 bytes 320 (470), an MSET of 10 pairs 3,000 (4,400); in a node, 4,000 queued `SET k v`
  * held 1.2 to 2.2 MB, counted 2.2 MB (test/integration/limits.test.ts). A Buffer view alone is
- * 114 bytes.
+ * 114 bytes, counted as a request's argument is (ARG_OVERHEAD).
  */
 const OBJECT_OVERHEAD = 64;
-const BUFFER_OVERHEAD = 160;
+const BUFFER_OVERHEAD = ARG_OVERHEAD;
 /** Per element of an array and per property of an object: its slot. */
 const SLOT_BYTES = 8;
 /** A string: its header, then 2 bytes a character at most (UTF-16). */

@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ARG_OVERHEAD } from '../../src/protocol/index.ts';
 import { type ClusterNode, startStaticCluster } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
@@ -356,12 +357,12 @@ describe('limits under load', () => {
 
   it('bounds the unfinished RESP requests of all clients together, and frees them when they leave', async () => {
     const node = await startNodeProcess({ args: BUFFER_ARGS });
-    // Each holds 15 MiB of its value and 64 bytes for each of the 3 arguments (as the request
-    // limit counts them): four fit in 64 MiB, five do not.
+    // Each holds 15 MiB of its value and ARG_OVERHEAD for each of the 3 arguments (as the
+    // request limit counts them): four fit in 64 MiB, five do not.
     await unfinishedRequests(node, {
       head: (key) =>
         `*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET\r\n$3\r\n${key}\r\n$${16 * MiB - 1024}\r\n`,
-      held: 15 * MiB + 3 + 3 + 3 * 64,
+      held: 15 * MiB + 3 + 3 + 3 * ARG_OVERHEAD,
       answered: '+PONG\r\n',
       refused: '-ERR LIMIT_EXCEEDED server: too many bytes of unfinished client requests\r\n',
     });
@@ -378,13 +379,13 @@ describe('limits under load', () => {
   }, 120_000);
 
   it('counts complete RESP requests parked while the write budget is used up in the same bound', async () => {
-    // Each holds its value and 64 bytes for each of the 3 arguments: four fit in 64 MiB.
+    // Each holds its value and ARG_OVERHEAD for each of the 3 arguments: four fit in 64 MiB.
     await parkedRequests({
       head: (key, n) => `*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$${n}\r\n`,
       end: '\r\n',
-      parked: 3 + 2 + 16 * MiB - 1024 + 3 * 64,
+      parked: 3 + 2 + 16 * MiB - 1024 + 3 * ARG_OVERHEAD,
       ping: '*1\r\n$4\r\nPING\r\n',
-      pingBytes: 4 + 64,
+      pingBytes: 4 + ARG_OVERHEAD,
       pong: '+PONG\r\n',
       ok: '+OK\r\n',
       refused: '-ERR LIMIT_EXCEEDED server: too many bytes of unfinished client requests\r\n',
@@ -466,6 +467,21 @@ describe('limits under load', () => {
     expect(await metric(node, 'kvstore_connections_rejected_total{reason="buffer_full"}')).toBe(0);
   }, 120_000);
 
+  it('counts what an unfinished request of many tiny arguments holds', async () => {
+    const { node, held } = await inspectedNode(BUFFER_ARGS);
+    const counted = () => metric(node, 'kvstore_client_buffered_bytes');
+    const before = await held();
+    const conn = await recordingSocket(node.port);
+    // 300,000 one-byte arguments of a request of 300,001, never finished: 35 MiB held after a
+    // full GC. At 64 bytes an argument they were counted as 18.6 MiB (46 MiB now).
+    const n = 300_000;
+    conn.socket.write(`*${n + 1}\r\n${'$1\r\na\r\n'.repeat(n)}`);
+    await expect.poll(counted, { timeout: 30_000 }).toBe(n * (1 + ARG_OVERHEAD));
+    expect((await held()) - before).toBeLessThan(await counted());
+    conn.socket.destroy();
+    await expect.poll(counted, { timeout: 10_000 }).toBe(0);
+  }, 60_000);
+
   it('counts what the commands queued in MULTI hold, and they keep no read alive', async () => {
     const { node, held } = await inspectedNode(BUFFER_ARGS);
     const counted = () => metric(node, 'kvstore_client_buffered_bytes');
@@ -506,7 +522,7 @@ describe('limits under load', () => {
     }
     expect(conn.data).toContain(refused);
     expect(sent).toBeLessThan(25);
-    expect(await counted()).toBe(0);
+    await expect.poll(counted, { timeout: 10_000 }).toBe(0);
     expect(await metric(node, 'kvstore_client_buffered_bytes_peak')).toBeLessThanOrEqual(64 * MiB);
   }, 180_000);
 

@@ -15,7 +15,7 @@ type Out = { args: string[] } | { error: string };
 const LIMITS: RespLimits = {
   maxBulkBytes: 300,
   maxArgs: 8,
-  maxRequestBytes: 1000,
+  maxRequestBytes: 2000,
   maxInlineBytes: 32,
 };
 
@@ -141,7 +141,7 @@ const SAMPLES: { name: string; input: Buffer; frames: Out[] }[] = [
   {
     name: 'request over the byte budget',
     input: req('MSET', 'a', 'v'.repeat(300), 'b', 'v'.repeat(300), 'c', 'v'.repeat(300)),
-    frames: [{ error: 'Protocol error: request over 1000 bytes' }],
+    frames: [{ error: 'Protocol error: request over 2000 bytes' }],
   },
   {
     name: 'inline request over the limit',
