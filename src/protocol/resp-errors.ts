@@ -97,6 +97,20 @@ export function notAtomic(what: string): KvError {
   );
 }
 
+/** Longest client name, lib-name or lib-ver (resp-admin.ts). */
+export const MAX_CLIENT_ATTR_BYTES = 1024;
+
+/**
+ * A client name, lib-name or lib-ver longer than MAX_CLIENT_ATTR_BYTES (Redis takes any length,
+ * and counts it in its client memory). `what`: `name`, `LIB-NAME`, `LIB-VER`.
+ */
+export function clientAttrTooLong(what: string, bytes: number): KvError {
+  return new KvError(
+    'KV_ERR_INVALID_ARGUMENT',
+    `protocol: a client ${what} is at most ${MAX_CLIENT_ATTR_BYTES} bytes, not ${bytes}`,
+  );
+}
+
 /** A Redis command kvstore does not have, with the reason. */
 export function unsupported(name: string, reason: string): KvError {
   return new KvError(

@@ -110,6 +110,23 @@ describe('RESP2 on one node', () => {
     expect(cluster.node).toBe('test-node');
   });
 
+  it("refuses a client name, lib-name or lib-ver over 1024 bytes: each is kept for the connection's life", async () => {
+    // Unbounded, 300 connections that each set 1 MiB of the three grew a node by 620 MiB.
+    const long = 'n'.repeat(1025);
+    for (const [args, what] of [
+      [['CLIENT', 'SETNAME', long], 'name'],
+      [['CLIENT', 'SETINFO', 'LIB-NAME', long], 'LIB-NAME'],
+      [['CLIENT', 'SETINFO', 'lib-ver', long], 'LIB-VER'],
+      [['HELLO', '2', 'SETNAME', long], 'name'],
+    ] as const) {
+      expect((await cli(...args)).stdout.trim(), `${args[0]} ${args[1]} ${what}`).toBe(
+        `ERR INVALID_ARGUMENT protocol: a client ${what} is at most 1024 bytes, not 1025`,
+      );
+    }
+    expect((await cli('CLIENT', 'SETNAME', 'n'.repeat(1024))).stdout.trim()).toBe('OK');
+    expect((await cli('CLIENT', 'SETINFO', 'LIB-VER', 'v'.repeat(1024))).stdout.trim()).toBe('OK');
+  });
+
   it('redis-cli reads a script of commands from stdin (after its COMMAND DOCS handshake)', async () => {
     const script = [
       'SET script:a 1',
