@@ -206,16 +206,21 @@ type Run = (
   shape: (r: Reply) => Reply,
 ) => RespRequest;
 
-/** A GET whose answer is reshaped: the key-inspection commands. */
+/**
+ * A GET whose answer is reshaped: the key-inspection commands. `f` gets the key's length, not the
+ * key: the reshaping closure may be held (queued in MULTI) long after the read the key is a view
+ * of, and must not keep that read alive (server/detach.ts copies the command, not closures).
+ */
 function inspect(
   args: readonly Buffer[],
   at: number,
   l: CommandLimits,
   run: Run,
-  f: (value: Buffer | null, key: Buffer) => Reply,
+  f: (value: Buffer | null, keyBytes: number) => Reply,
 ): RespRequest {
   const key = validateBinaryKey(args[at]!, l);
-  return run({ type: 'get', key }, (r) => f(r.type === 'value' ? r.value : null, key));
+  const keyBytes = key.length;
+  return run({ type: 'get', key }, (r) => f(r.type === 'value' ? r.value : null, keyBytes));
 }
 
 const NULL: Reply = { type: 'not_found' };
@@ -236,8 +241,8 @@ export function memory(a: readonly Buffer[], l: CommandLimits, run: Run): RespRe
     if (keyword(a[3]) !== 'SAMPLES') throw respErrors.syntax();
     if (integerArg(a[4]) === null) throw respErrors.notInteger();
   }
-  return inspect(a, 2, l, run, (v, key) =>
-    v === null ? NULL : integer(key.length + v.length + RECORD_OVERHEAD),
+  return inspect(a, 2, l, run, (v, keyBytes) =>
+    v === null ? NULL : integer(keyBytes + v.length + RECORD_OVERHEAD),
   );
 }
 

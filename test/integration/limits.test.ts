@@ -488,13 +488,17 @@ describe('limits under load', () => {
     const before = await held();
     const conn = await recordingSocket(node.port);
     const queued = (n: number) => `+OK\r\n${'+QUEUED\r\n'.repeat(n)}`;
-    // 4,000 reads, each one `SET k v` and a blank line of 60,000 spaces (no request). Unbounded,
-    // each queued SET was a view of its read: the node held 233 MiB more after a full GC, with
-    // 0.25 MiB counted.
-    const set = '*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n';
-    const padded = Buffer.from(`${set}${' '.repeat(60_000)}\r\n`);
+    // 4,000 reads, each one `SET k v` or `TYPE k` and a blank line of 60,000 spaces (no request).
+    // Unbounded, each queued SET was a view of its read: the node held 233 MiB more after a full
+    // GC, with 0.25 MiB counted; and TYPE's reshaping of its answer (a closure, kept as it is)
+    // held the key, a view of the read too: 126 MiB more for the 2,000 TYPEs once SET was copied.
+    const pad = `${' '.repeat(60_000)}\r\n`;
+    const padded = [
+      Buffer.from(`*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n${pad}`),
+      Buffer.from(`*2\r\n$4\r\nTYPE\r\n$1\r\nk\r\n${pad}`),
+    ];
     conn.socket.write('*1\r\n$5\r\nMULTI\r\n');
-    for (let i = 0; i < 4000; i++) conn.socket.write(padded);
+    for (let i = 0; i < 4000; i++) conn.socket.write(padded[i % 2]!);
     await expect.poll(() => conn.data, { timeout: 60_000 }).toBe(queued(4000));
     expect((await held()) - before).toBeLessThan((await counted()) + 4 * MiB);
     // ECHO's answer is made when it is queued, and holds its message. Unbounded, 40 of 1 MiB
