@@ -85,6 +85,26 @@ export interface SpawnOptions {
   main?: string;
 }
 
+/** How long after a child's exit its output may still arrive before exited() resolves anyway. */
+const OUTPUT_AFTER_EXIT_MS = 2000;
+
+/**
+ * Resolves with a child's exit code and signal once it exited and its stdout and stderr were read
+ * to their end ('close'): a child's 'exit' may come before the last lines it wrote arrive through
+ * the pipes, and a test that reads the log or stderr on exit would miss them. A pipe that some
+ * other process still holds open does not keep it waiting past OUTPUT_AFTER_EXIT_MS.
+ */
+function outputComplete(child: ChildProcess): Promise<[number | null, string | null]> {
+  return new Promise((res) => {
+    child.once('exit', (code, signal) => {
+      live.delete(child);
+      const done = () => res([code, signal]);
+      child.once('close', done);
+      setTimeout(done, OUTPUT_AFTER_EXIT_MS).unref();
+    });
+  });
+}
+
 /** Like startNodeProcess, without waiting: for a node that may not listen (yet). */
 export function spawnNodeProcess(opts: SpawnOptions = {}): SpawnedNode {
   const dataDir = opts.dataDir ?? tempDir();
@@ -100,12 +120,7 @@ export function spawnNodeProcess(opts: SpawnOptions = {}): SpawnedNode {
   child.stderr!.on('data', (d: Buffer) => {
     stderr += d.toString();
   });
-  const exited = new Promise<number | string>((res) => {
-    child.once('exit', (code, signal) => {
-      live.delete(child);
-      res(code ?? signal ?? -1);
-    });
-  });
+  const exited = outputComplete(child).then(([code, signal]) => code ?? signal ?? -1);
   const started = new Promise<Record<string, unknown>>((res, rej) => {
     const rl = createInterface({ input: child.stdout! });
     rl.on('line', (line) => {
@@ -184,12 +199,7 @@ export async function runNodeToExit(args: readonly string[]): Promise<{
   child.stderr!.on('data', (d: Buffer) => {
     stderr += d.toString();
   });
-  const [code, signal] = await new Promise<[number | null, string | null]>((res) => {
-    child.once('exit', (c, s) => {
-      live.delete(child);
-      res([c, s]);
-    });
-  });
+  const [code, signal] = await outputComplete(child);
   const logs: Record<string, unknown>[] = [];
   for (const line of stdout.split('\n')) {
     try {
