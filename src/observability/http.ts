@@ -2,7 +2,7 @@
 // admin JSON routes and static pages (the console).
 
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { Counter, type Registry } from 'prom-client';
 import { listen } from '../net/index.ts';
 import type { Logger } from './logger.ts';
@@ -28,7 +28,10 @@ const DEFAULT_MAX_CONNECTIONS = 256;
 export interface HttpOptions {
   readonly host: string;
   readonly port: number;
-  /** Most connections at once; further ones are closed as they are accepted. Default 256. */
+  /**
+   * Most connections at once (default 256): past it, the one waiting longest for a request is
+   * closed, or the new one when every open one serves a request (boundConnections).
+   */
   readonly maxConnections?: number;
   readonly registry: Registry;
   /** True while the node accepts and serves commands; /readyz answers 503 otherwise. */
@@ -331,24 +334,24 @@ export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
   server.keepAliveTimeout = 5000;
   // Every call here is short or streams a response: a client gets 10 s for its headers and a
   // minute for a whole request (a restore batch is 256 KiB), not Node's 60 s and 5 minutes,
-  // and at most maxConnections are open at once. Unbounded, 20,000 connections that never
+  // and at most `max` are open at once (boundConnections). Unbounded, 20,000 connections that never
   // finished their headers (renewed each minute) took every descriptor of a node whose limit
   // is 20,000: its client and peer ports stopped accepting.
   server.headersTimeout = HEADERS_TIMEOUT_MS;
   server.requestTimeout = REQUEST_TIMEOUT_MS;
-  server.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const max = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const drops = new Counter({
     name: 'kvstore_http_connections_dropped_total',
-    help: 'Connections to the HTTP port closed as they were accepted: --max-http-connections were open.',
+    help: 'Connections to the HTTP port closed because --max-http-connections were open: the one waiting longest for a request, or a new one when every open one was serving a request.',
     registers: [opts.registry],
   });
   const throttle = new LogThrottle();
-  server.on('drop', () => {
+  boundConnections(server, max, (closed) => {
     drops.inc();
     const since = throttle.take();
     if (since < 0) return;
     opts.logger.warn(
-      { max: server.maxConnections, since },
+      { max, closed, since },
       'HTTP connection limit reached (--max-http-connections): connection closed',
     );
   });
@@ -361,4 +364,50 @@ export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * Holds at most `max` connections on `server`. A connection accepted past it closes the one that
+ * has waited longest for a request (accepted, or done with its last one, and not yet sent a whole
+ * request's headers: a slow or idle client), or itself when every open one is serving a request
+ * (`closed`: 'waiting' or 'new'). Node's own maxConnections closes the new one always: clients
+ * that open connections and never finish a request then held every slot, and /healthz and
+ * /readyz went unanswered (a kubelet's probes failed: the pod restarted and left its Service)
+ * for as long as they kept it up.
+ */
+function boundConnections(
+  server: Server,
+  max: number,
+  onClose: (closed: 'waiting' | 'new') => void,
+): void {
+  const open = new Set<Socket>();
+  // Waiting for a request, longest first (a Set iterates in insertion order).
+  const waiting = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    if (open.size >= max) {
+      const oldest = waiting.values().next().value;
+      if (oldest === undefined) {
+        socket.destroy();
+        onClose('new');
+        return;
+      }
+      open.delete(oldest);
+      waiting.delete(oldest);
+      oldest.destroy();
+      onClose('waiting');
+    }
+    open.add(socket);
+    waiting.add(socket);
+    socket.once('close', () => {
+      open.delete(socket);
+      waiting.delete(socket);
+    });
+  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket;
+    waiting.delete(socket);
+    res.once('close', () => {
+      if (open.has(socket)) waiting.add(socket); // waits again, the newest
+    });
+  });
 }

@@ -590,7 +590,8 @@ describe('the HTTP port', () => {
     };
     const held = await open(30);
     try {
-      // The ten over the limit are closed as they are accepted; the others stay.
+      // Ten are closed as the others are accepted (those that waited longest for a request);
+      // twenty stay.
       const times: number[] = [];
       for (const c of held.closed) void c.then((t) => times.push(t));
       const opened = Date.now();
@@ -612,4 +613,39 @@ describe('the HTTP port', () => {
       for (const s of held.sockets) s.destroy();
     }
   }, 90_000);
+
+  it('answers /healthz and /readyz while slow clients hold every connection', async () => {
+    const node = await startNodeProcess({ args: ['--max-http-connections', '20'] });
+    const base = `http://127.0.0.1:${node.httpPort}`;
+    // A slow-loris client keeps every slot taken, opening a new connection as one is closed.
+    let stopped = false;
+    let connected = 0;
+    const sockets = new Set<Socket>();
+    const hold = () => {
+      if (stopped) return;
+      const s = netConnect(node.httpPort, '127.0.0.1', () => {
+        connected++;
+        s.write('GET /metrics HTTP/1.1\r\n');
+      });
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => {
+        sockets.delete(s);
+        setImmediate(hold);
+      });
+    };
+    defer(() => {
+      stopped = true;
+      for (const s of sockets) s.destroy();
+    });
+    for (let i = 0; i < 20; i++) hold();
+    await until(() => connected >= 20, 5000, 'twenty connections held');
+    // Before: the probes' connections were closed as they were accepted (fetch failed) for as
+    // long as the client kept it up; a kubelet restarted the pod and took it out of its Service.
+    for (let i = 0; i < 5; i++) {
+      expect(await (await fetch(`${base}/healthz`)).text()).toBe('ok\n');
+      expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    }
+    expect(sockets.size).toBeGreaterThanOrEqual(19);
+  }, 60_000);
 });
