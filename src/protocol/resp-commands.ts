@@ -22,6 +22,7 @@ import {
   type RespContext,
   type RespRequest,
   type RespSpec,
+  reply,
   type ScanCursors,
 } from './resp-spec.ts';
 
@@ -71,16 +72,22 @@ export function decodeScanCursor(raw: Buffer, cursors: ScanCursors): Buffer | nu
   return key;
 }
 
-/** SCAN cursor [MATCH prefix*] [COUNT n]: a paged PREFIX over the whole cluster. */
+/**
+ * SCAN cursor [MATCH prefix*] [COUNT n] [TYPE type]: a paged PREFIX over the whole cluster. Every
+ * key holds a string: TYPE string filters nothing, and any other type (Redis 7.0 takes any name)
+ * finds no key, so the iteration ends at once (cursor 0, no keys).
+ */
 function scan(args: readonly Buffer[], ctx: RespContext): RespRequest {
   const l = ctx.limits;
   const cursor = decodeScanCursor(args[1]!, ctx.cursors);
   let prefix: Buffer = Buffer.alloc(0);
   let count = 100;
+  let noKeyOfType = false;
   for (let i = 2; i < args.length; i += 2) {
     const opt = upper(args[i]);
     if (i + 1 >= args.length) throw respErrors.syntax();
     if (opt === 'MATCH') prefix = patternPrefix(args[i + 1]!);
+    else if (opt === 'TYPE') noKeyOfType = upper(args[i + 1]) !== 'STRING';
     else if (opt === 'COUNT') {
       const n = integerArg(args[i + 1]);
       if (n === null) throw respErrors.notInteger();
@@ -89,6 +96,8 @@ function scan(args: readonly Buffer[], ctx: RespContext): RespRequest {
     } else throw respErrors.syntax();
   }
   if (prefix.length > l.maxKeyBytes) key(prefix, l, 'prefix');
+  if (noKeyOfType)
+    return reply({ type: 'array', items: [bulk(Buffer.from('0')), { type: 'array', items: [] }] });
   const shape = (r: Reply): Reply => {
     if (r.type !== 'keys') return r;
     const next = Buffer.from(r.next === null ? '0' : ctx.cursors.issue(r.next));

@@ -205,6 +205,12 @@ describe('RESP2 on one node', () => {
     expect(await r.keys('scan:01*')).toEqual(names.slice(10, 20));
     const cliScan = await redisCli(HOST, node.port, ['--scan', '--pattern', 'scan:*']);
     expect(cliScan.stdout.trim().split('\n')).toEqual(names);
+    // TYPE: every key is a string (before: ERR syntax error).
+    const typed: string[] = [];
+    for await (const batch of r.scanStream({ match: 'scan:*', type: 'string', count: 7 }))
+      typed.push(...(batch as string[]));
+    expect(typed).toEqual(names);
+    expect(await r.call('SCAN', '0', 'MATCH', 'scan:*', 'TYPE', 'hash')).toEqual(['0', []]);
   });
 
   it('keys and values are binary-safe: every byte 0x00..0xff through ioredis Buffers', async () => {
