@@ -1,7 +1,8 @@
 // What the operator saw of the objects it generated and cannot derive again from the spec: the
 // settings ConfigMap of an earlier pod revision (its spec is gone), the random cluster secret.
-// One deleted or changed by hand is put back from here. Kept for the process's lifetime (a new
-// leader starts empty: what it never saw, it reports instead of guessing).
+// One deleted or changed by hand is put back from here. Also which pods' claims it marked joined
+// (claims.ts), so each is patched once. Kept for the process's lifetime (a new leader starts
+// empty: what it never saw, it reports instead of guessing).
 
 /** One KVCluster's remembered objects, by its uid. */
 interface Remembered {
@@ -9,6 +10,8 @@ interface Remembered {
   readonly configMaps: Map<string, Readonly<Record<string, string>>>;
   /** The value of the generated cluster secret the pods run with. */
   clusterSecret?: string;
+  /** Pods (by uid) whose claims were marked joined (claims.ts). */
+  readonly joined: Set<string>;
 }
 
 export class Memory {
@@ -17,7 +20,7 @@ export class Memory {
   #of(uid: string): Remembered {
     let r = this.#byCluster.get(uid);
     if (!r) {
-      r = { configMaps: new Map() };
+      r = { configMaps: new Map(), joined: new Set() };
       this.#byCluster.set(uid, r);
     }
     return r;
@@ -43,6 +46,21 @@ export class Memory {
 
   clusterSecret(uid: string): string | undefined {
     return this.#byCluster.get(uid)?.clusterSecret;
+  }
+
+  /** Whether pod `podUid`'s claim was marked joined. */
+  joined(uid: string, podUid: string): boolean {
+    return this.#byCluster.get(uid)?.joined.has(podUid) ?? false;
+  }
+
+  rememberJoined(uid: string, podUid: string): void {
+    this.#of(uid).joined.add(podUid);
+  }
+
+  /** Forgets the pods of KVCluster `uid` not in `podUids` (gone). */
+  keepJoined(uid: string, podUids: ReadonlySet<string>): void {
+    const joined = this.#byCluster.get(uid)?.joined;
+    for (const p of joined ?? []) if (!podUids.has(p)) joined?.delete(p);
   }
 
   /** Forgets the KVClusters whose uid is not in `uids` (deleted). */

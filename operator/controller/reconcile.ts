@@ -3,6 +3,7 @@
 import { type KVClusterStatus, parseKVCluster } from '../api/v1alpha1/index.ts';
 import { errorMessage, type HandlerResult, statusCode } from '../runtime/index.ts';
 import { ensureBackup, ensureRestore } from './backup.ts';
+import { markJoinedClaims } from './claims.ts';
 import { ensureClusterSecret } from './cluster-secret.ts';
 import { ensureConfigMap, ensureRevisionConfigMaps } from './configmap.ts';
 import { type ControllerContext, HeldError } from './context.ts';
@@ -67,6 +68,7 @@ async function ensureOwned(
   const configHash = await ensureConfigMap(ctx, c);
   await ensureServices(ctx, c);
   const observed = await observe(ctx, c);
+  await markJoinedClaims(ctx, c, observed);
   const current = currentReplicas(observed);
   const leaving = await observeLeaving(ctx, c, current, observed.pods);
   const plan = planCluster(c, observed, leaving, configHash);

@@ -1,5 +1,6 @@
 // Scaling: grow the StatefulSet at once; shrink one pod at a time, each decommissioned first.
 
+import { claimHoldsData, claimOf } from './claims.ts';
 import type { ControllerContext } from './context.ts';
 import { type Cluster, podName } from './names.ts';
 import type { DecommissionView } from './node-admin.ts';
@@ -9,6 +10,8 @@ import { addressOf, type PodView, podNamed } from './observe.ts';
 export type LeavingState =
   | { readonly kind: 'absent' }
   | { readonly kind: 'not-started' }
+  /** Not running now (deleted, recreated, pending) while its claim holds data: wait for it. */
+  | { readonly kind: 'stopped'; readonly now: string; readonly claim: string }
   | { readonly kind: 'unreachable'; readonly error: string }
   | { readonly kind: 'reported'; readonly view: DecommissionView };
 
@@ -94,8 +97,16 @@ function planLeaving(
     step: { kind: 'down', pod, action, ...(view ? { view } : {}) },
   });
   if (leaving === null || leaving.kind === 'absent' || leaving.kind === 'not-started') {
-    // No container ever ran for it (or it is gone): it holds no data to hand off.
+    // No node ever ran on its claim (or the claim is gone): it holds no data to hand off.
     return down('skip');
+  }
+  if (leaving.kind === 'stopped') {
+    return hold(
+      'LeavingPodNotRunning',
+      `scale-down waits: ${pod} is ${leaving.now}, and its volume ${leaving.claim} holds the ` +
+        'data its node stored, not handed off yet: it decommissions once its pod runs again ' +
+        '(to drop that data instead, delete the claim, then the pod)',
+    );
   }
   if (leaving.kind === 'unreachable') {
     return hold('NodeUnreachable', `scale-down waits: ${pod} does not answer: ${leaving.error}`);
@@ -115,8 +126,18 @@ export async function observeLeaving(
 ): Promise<LeavingState | null> {
   if (current === null || c.spec.replicas >= current) return null;
   const pod = pods.find((p) => p.ordinal === current - 1);
-  if (!pod || pod.terminating) return { kind: 'absent' };
-  if (!pod.started) return { kind: 'not-started' };
+  if (!pod || pod.terminating || !pod.started) {
+    // Whether it can hold data is its claim's, not its pod's: a pod deleted mid-decommission
+    // (or evicted, or restarted by a rollout) comes back on the same claim. Taken for one that
+    // never ran, the StatefulSet shrank at once and its claim, with what was not handed off,
+    // was deleted.
+    const name = podName(c.name, current - 1);
+    if (await claimHoldsData(ctx, c, name)) {
+      const now = !pod ? 'gone' : pod.terminating ? 'being deleted' : 'not running';
+      return { kind: 'stopped', now, claim: claimOf(name) };
+    }
+    return !pod || pod.terminating ? { kind: 'absent' } : { kind: 'not-started' };
+  }
   try {
     const view = await ctx.admin.decommissionStatus(addressOf(ctx, c, pod));
     return { kind: 'reported', view };

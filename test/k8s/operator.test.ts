@@ -556,6 +556,44 @@ spec:
     for (const pod of ['kv-3', 'kv-4']) standIn.reset(NS, pod);
   });
 
+  it('a leaving pod deleted mid-decommission is waited for: its claim holds data, the StatefulSet does not shrink past it', async () => {
+    await kvReady(4);
+    standIn.posts.length = 0;
+    standIn.holdDecommission = true;
+    await k().kubectl(['scale', 'kvcluster/kv', '-n', NS, '--replicas=3']);
+    await waitUntil('kv-3 decommissioning', async () => {
+      return (await kvc('kv'))?.status?.decommission?.member === 'kv-3';
+    });
+    // Its pod made again cannot be scheduled (the nodes cordoned): it is back, not running.
+    const cordon = (verb: string) => k().kubectl([verb, 'kwok-node-0', 'kwok-node-1']);
+    await cordon('cordon');
+    try {
+      await k().kubectl(['delete', 'pod', 'kv-3', '-n', NS, '--wait=true']);
+      // Before, a leaving pod being deleted or not running counted as one that never ran: the
+      // StatefulSet shrank at once and the claim, with what was not handed off, was deleted.
+      const held = await waitUntil('the scale-down held, or the StatefulSet shrunk', async () => {
+        if ((await sts('kv'))?.spec.replicas !== 4) return 'shrunk';
+        const p = (await kvc('kv'))?.status?.conditions?.find((c) => c.type === 'Progressing');
+        return p?.message.includes('kv-3 is not running') ? p : undefined;
+      });
+      expect(held).toMatchObject({ status: 'False', reason: 'LeavingPodNotRunning' });
+      expect(held).toHaveProperty(
+        'message',
+        expect.stringMatching(/volume data-kv-3 holds the data/),
+      );
+      expect(await getJson(k(), ['pvc', 'data-kv-3', '-n', NS])).not.toBeNull();
+      expect((await kvc('kv'))?.status?.phase).toBe('Blocked');
+    } finally {
+      await cordon('uncordon');
+    }
+    // Running again on its claim, its node's decommission goes on: one POST, then the shrink.
+    standIn.holdDecommission = false;
+    await phase('kv', 'Available', 60_000);
+    expect((await sts('kv'))?.spec.replicas).toBe(3);
+    expect(standIn.posts).toEqual(['kv-3']);
+    standIn.reset(NS, 'kv-3');
+  });
+
   it('scaled back up onto a retained volume, a pod that comes back decommissioned is recommissioned', async () => {
     await kvReady(4);
     standIn.posts.length = 0;

@@ -159,6 +159,12 @@ describe('planScale', () => {
     expect(u.step.kind === 'blocked' && u.step.message).toContain(
       'kv-3 does not answer: ECONNREFUSED',
     );
+    // Deleted, recreated or pending while its claim holds what its node stored: not removed.
+    const stopped = { kind: 'stopped', now: 'not running', claim: 'data-kv-3' } as const;
+    expect(planScale({ ...base, desired: 3, current: 4, leaving: stopped })).toMatchObject({
+      replicas: 4,
+      step: { kind: 'blocked', reason: 'LeavingPodNotRunning' },
+    });
     const rf = planScale({ ...base, desired: 2, current: 3, leaving: active });
     expect(rf).toMatchObject({
       replicas: 3,
