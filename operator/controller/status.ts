@@ -219,7 +219,8 @@ const PHASE_OF_REASON: Readonly<Record<string, Phase>> = {
 };
 
 /**
- * The phase the conditions imply; a cluster stays Pending until it was first fully up. Pods
+ * The phase the conditions imply; a cluster stays Pending until it was first fully up, and once
+ * up, no pod ready is Degraded (not Pending, nor the Scaling of a StatefulSet made again). Pods
  * starting keep the phase of the scale-up or rollout that made them; started by nothing the
  * operator did (recreated), they are not a scale: Degraded (PodsRecreated) until Ready.
  */
@@ -228,8 +229,10 @@ export function phaseOf(conds: readonly Cond[], ready: number, previous: Phase |
   const prog = get('Progressing');
   if (HELD_REASONS.includes(get('Degraded').reason)) return 'Degraded';
   if (prog.status === 'False' && prog.reason !== 'Stable') return 'Blocked';
-  if (ready === 0) return 'Pending';
   const firstStart = previous === undefined || previous === 'Pending';
+  // No pod ready in a cluster that was up is an outage, whatever else moves (every pod lost its
+  // readiness, or the StatefulSet was deleted with its pods): it showed Pending, a Normal Event.
+  if (ready === 0) return firstStart ? 'Pending' : 'Degraded';
   if (prog.status === 'True' && firstStart && ['ScalingUp', 'PodsStarting'].includes(prog.reason)) {
     return 'Pending';
   }

@@ -67,6 +67,26 @@ const setImage = (name: string, image: string) =>
     '-p',
     JSON.stringify({ spec: { image } }),
   ]);
+/**
+ * Sets pod `pod`'s Ready condition, as a readiness probe would (kwok leaves a Running pod's
+ * status alone). Only that condition (merged by type): containerStatuses, a list a patch replaces
+ * whole, keeps kwok's running container and its start time.
+ */
+const setReady = (pod: string, status: string) =>
+  k().kubectl([
+    'patch',
+    'pod',
+    pod,
+    '-n',
+    NS,
+    '--subresource=status',
+    '-p',
+    JSON.stringify({
+      status: {
+        conditions: [{ type: 'Ready', status, lastTransitionTime: new Date().toISOString() }],
+      },
+    }),
+  ]);
 const apply = (yaml: string) =>
   k().kubectlResult(['apply', '-n', NS, '-f', '-'], { input: yaml, allowFailure: true });
 
@@ -481,25 +501,8 @@ spec:
     });
     await phase('kv', 'Available');
     await new Promise((r) => setTimeout(r, 1100)); // a Ready change a second after the start
-    // Its readiness probe fails now (kwok leaves a Running pod's status alone).
-    const readiness = (status: string) =>
-      k().kubectl([
-        'patch',
-        'pod',
-        'kv-1',
-        '-n',
-        NS,
-        '--subresource=status',
-        '-p',
-        JSON.stringify({
-          status: {
-            // Only the Ready condition (merged by type); containerStatuses, a list a patch
-            // replaces whole, keeps kwok's running container and its start time.
-            conditions: [{ type: 'Ready', status, lastTransitionTime: new Date().toISOString() }],
-          },
-        }),
-      ]);
-    await readiness('False');
+    // Its readiness probe fails now.
+    await setReady('kv-1', 'False');
     const o = await phase('kv', 'Degraded', 20_000);
     const degraded = o.status?.conditions?.find((c) => c.type === 'Degraded');
     expect(degraded).toMatchObject({
@@ -508,7 +511,7 @@ spec:
       message: 'not ready: kv-1 (was running)',
     });
     expect(o.status?.conditions?.find((c) => c.type === 'Progressing')?.reason).toBe('Stable');
-    await readiness('True');
+    await setReady('kv-1', 'True');
     await phase('kv', 'Available');
   });
 
@@ -592,6 +595,24 @@ spec:
     expect((await sts('kv'))?.spec.replicas).toBe(3);
     expect(standIn.posts).toEqual(['kv-3']);
     standIn.reset(NS, 'kv-3');
+  });
+
+  it('a cluster that was up with no pod ready is Degraded, not Pending', async () => {
+    await kvReady(3);
+    const pods = ['kv-0', 'kv-1', 'kv-2'];
+    const pendingBefore = (await eventMessages('kv', 'Pending')).length;
+    for (const pod of pods) await setReady(pod, 'False');
+    // Before, a round that saw no pod ready showed Pending (a Normal Event) beside Degraded=True.
+    const o = await waitUntil('kv with no ready pod in its status', async () => {
+      const s = await kvc('kv');
+      return s?.status?.readyReplicas === 0 && s.status.members?.every((m) => !m.ready)
+        ? s
+        : undefined;
+    });
+    expect(o.status?.phase).toBe('Degraded');
+    expect((await eventMessages('kv', 'Pending')).length).toBe(pendingBefore);
+    for (const pod of pods) await setReady(pod, 'True');
+    await phase('kv', 'Available');
   });
 
   it('scaled back up onto a retained volume, a pod that comes back decommissioned is recommissioned', async () => {

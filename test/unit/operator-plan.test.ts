@@ -509,7 +509,14 @@ describe('buildStatus', () => {
     expect(buildStatus(input({ observed, previous: undefined })).phase).toBe('Pending');
     expect(buildStatus(input({ observed, previous: { phase: 'Scaling' } })).phase).toBe('Scaling');
     const none = { sts: sts(3, 0, { readyReplicas: 0 }), pods: [], nodes: new Map() };
-    expect(buildStatus(input({ observed: none })).phase).toBe('Pending');
+    expect(buildStatus(input({ observed: none, previous: undefined })).phase).toBe('Pending');
+  });
+
+  it('is Degraded, not Pending, once up, when no pod is ready (its StatefulSet made again too)', () => {
+    const none = { sts: sts(3, 0, { readyReplicas: 0 }), pods: [], nodes: new Map() };
+    for (const phase of ['Available', 'Degraded', 'Scaling'] as const) {
+      expect(buildStatus(input({ observed: none, previous: { phase } })).phase).toBe('Degraded');
+    }
   });
 
   it('shows decommission progress while scaling down, and Blocked with the reason', () => {
