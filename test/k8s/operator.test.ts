@@ -197,6 +197,8 @@ describe('CRD', { timeout: 60_000 }, () => {
       // Quantities the StatefulSet refuses; storage.size is immutable, so they must fail here.
       ['zero-size', "  storage: {size: '0'}\n", /spec\.storage\.size/],
       ['negative-size', "  storage: {size: '-1Gi'}\n", /spec\.storage\.size/],
+      // Immutable too: a name the claims refuse held the KVCluster until it was deleted.
+      ['bad-class', '  storage: {storageClassName: Fast_SSD}\n', /spec\.storage\.storageClassName/],
       ['9lives', ONE, /metadata\.name must be a DNS-1035 label/],
       // The nodes would keep 3 copies, not 5, and no scale-down could pass 5.
       [

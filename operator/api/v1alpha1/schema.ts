@@ -127,9 +127,12 @@ const storageSchema = withRules(
             'claim is asked for the new size (its StorageClass must allow volume expansion) and ' +
             'no pod restarts; a volume cannot shrink, so a smaller size is held (Degraded).',
         ),
+      // A DNS-1123 subdomain, as the claims' field takes: immutable, a name the StatefulSet
+      // refused held the KVCluster for good (only deleting it could change the name).
       storageClassName: z
         .string()
-        .min(1)
+        .regex(/^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/)
+        .max(253)
         .optional()
         .describe('StorageClass of the claims; the cluster default when absent. Immutable.'),
       retainOnScaleDown: z
