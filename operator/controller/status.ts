@@ -219,8 +219,9 @@ const PHASE_OF_REASON: Readonly<Record<string, Phase>> = {
 };
 
 /**
- * The phase the conditions imply; a cluster stays Pending until it was first fully up, and once
- * up, no pod ready is Degraded (not Pending, nor the Scaling of a StatefulSet made again). Pods
+ * The phase the conditions imply; a cluster stays Pending until it was first fully up (or its
+ * pods are past their start-up grace), and once up, no pod ready is Degraded (not Pending, nor
+ * the Scaling of a StatefulSet made again). Pods
  * starting keep the phase of the scale-up or rollout that made them; started by nothing the
  * operator did (recreated), they are not a scale: Degraded (PodsRecreated) until Ready.
  */
@@ -232,7 +233,11 @@ export function phaseOf(conds: readonly Cond[], ready: number, previous: Phase |
   const firstStart = previous === undefined || previous === 'Pending';
   // No pod ready in a cluster that was up is an outage, whatever else moves (every pod lost its
   // readiness, or the StatefulSet was deleted with its pods): it showed Pending, a Normal Event.
-  if (ready === 0) return firstStart ? 'Pending' : 'Degraded';
+  // A first start stays Pending until its pods are past their start-up grace (Degraded, say
+  // PodsNotReady: an image that does not run, claims that never bind), not for good.
+  if (ready === 0) {
+    return firstStart && get('Degraded').status !== 'True' ? 'Pending' : 'Degraded';
+  }
   if (prog.status === 'True' && firstStart && ['ScalingUp', 'PodsStarting'].includes(prog.reason)) {
     return 'Pending';
   }

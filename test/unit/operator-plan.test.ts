@@ -510,6 +510,13 @@ describe('buildStatus', () => {
     expect(buildStatus(input({ observed, previous: { phase: 'Scaling' } })).phase).toBe('Scaling');
     const none = { sts: sts(3, 0, { readyReplicas: 0 }), pods: [], nodes: new Map() };
     expect(buildStatus(input({ observed: none, previous: undefined })).phase).toBe('Pending');
+    // Past the start-up grace, not ready yet: not Pending for good.
+    const old = NOW.getTime() - 6 * 60_000;
+    const stuck = [0, 1, 2].map((i) => pod(i, { ready: false, createdAtMs: old }));
+    const never = { sts: sts(3, 0, { readyReplicas: 0 }), pods: stuck, nodes: new Map() };
+    const s = buildStatus(input({ observed: never, previous: { phase: 'Pending' } }));
+    expect(s.phase).toBe('Degraded');
+    expect(s.conditions?.find((x) => x.type === 'Degraded')?.reason).toBe('PodsNotReady');
   });
 
   it('is Degraded, not Pending, once up, when no pod is ready (its StatefulSet made again too)', () => {
