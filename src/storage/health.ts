@@ -4,6 +4,12 @@
 import { statfsSync } from 'node:fs';
 import { describeIoError, errnoName } from './io-errors.ts';
 
+/**
+ * How long a failed LMDB commit waits for lmdb-js to say why (its `commitError`, a moment after
+ * the write's rejection) before it is judged without the cause (LmdbHealth.fail).
+ */
+export const COMMIT_CAUSE_WAIT_MS = 1000;
+
 /** A one-shot broadcast that can be re-armed: `wait()` resolves at the next `fire()`. */
 class Signal {
   readonly #waiters = new Set<() => void>();
@@ -118,15 +124,32 @@ export class LmdbHealth {
     if (inner instanceof Promise) {
       // lmdb-js rejects the write first and says why in `commitError` a moment later: no repair
       // (a retried commit) until then, see `judged`.
-      const judged = inner.then(
-        () => this.#judge(err),
+      let said = false;
+      const told = inner.then(
+        () => {
+          said = true;
+          this.#judge(err);
+        },
         (cause: unknown) => {
+          said = true;
           if (this.#failure === failure && this.#fatal === null) {
             failure.reason = this.describe(cause);
           }
           this.#judge(cause);
         },
       );
+      // lmdb-js does not always say: a failed commit's status that reaches its callback before
+      // the transaction is marked failed is only printed, and `commitError` never settles (every
+      // sync failing while a node stopped). Past COMMIT_CAUSE_WAIT_MS the failure is judged by
+      // what is known: a cause not said is fatal unless the file system has no room.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, COMMIT_CAUSE_WAIT_MS);
+      });
+      const judged = Promise.race([told, late]).then(() => {
+        clearTimeout(timer);
+        if (!said) this.#judge(err);
+      });
       this.#judging = Promise.all([this.#judging, judged]).then(() => {});
     } else {
       this.#judge(err);

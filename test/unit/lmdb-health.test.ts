@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LmdbHealth } from '../../src/storage/health.ts';
+import { COMMIT_CAUSE_WAIT_MS, LmdbHealth } from '../../src/storage/health.ts';
 import { LmdbSync } from '../../src/storage/lmdb-sync.ts';
 
 const dirs: string[] = [];
@@ -47,6 +47,23 @@ describe('LmdbHealth', () => {
     expect(h.failure).toBe(h.fatal);
     expect(h.recovered(h.generation)).toBe(false);
     expect(h.recovered(generation)).toBe(false);
+  });
+
+  it('a failed commit whose cause lmdb-js never says is judged without it: fatal, and judged() ends', async () => {
+    const { h, fatals } = health();
+    // lmdb-js printed the status and left commitError pending (a status before the failed mark).
+    const commitError = new Promise<never>(() => {});
+    h.fail(
+      Object.assign(new Error('Commit failed (see commitError for details)'), { commitError }),
+    );
+    const waited = await Promise.race([
+      h.judged().then(() => 'judged'),
+      new Promise((resolve) => setTimeout(resolve, COMMIT_CAUSE_WAIT_MS * 5, 'pending')),
+    ]);
+    expect(waited).toBe('judged');
+    expect(h.fatal).toBe('an LMDB commit failed: LMDB commit failed');
+    expect(fatals).toEqual([h.fatal]);
+    expect(h.recovered(h.generation)).toBe(false);
   });
 
   it('MDB_PANIC is fatal', async () => {
