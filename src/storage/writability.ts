@@ -18,7 +18,7 @@ export interface WritabilityOptions {
   readonly onWritable: (failure: string | null) => void;
   /** Syncs LMDB's file (fdatasync, mdb_env_sync): the last commit's meta page is durable after. */
   readonly syncLmdb: () => Promise<void>;
-  /** Called once when LMDB failed for good (LmdbHealth.fatal), unless the store closed before. */
+  /** Called once when LMDB failed for good (LmdbHealth.fatal), also while the store closes. */
   readonly onFatal?: (failure: string) => void;
 }
 
@@ -37,9 +37,9 @@ export class Writability {
     this.health = new LmdbHealth(
       opts.dir,
       (failure) => this.#lmdbChanged(failure),
-      (failure) => {
-        if (!this.#closed) opts.onFatal?.(failure);
-      },
+      // Told while the store closes too: a stop whose last commit or sync failed did not stop
+      // cleanly (the node exits 3, not 0), and its log keeps the segments for the next start.
+      (failure) => opts.onFatal?.(failure),
     );
   }
 
@@ -111,8 +111,8 @@ export class Writability {
       try {
         await this.#o.syncLmdb();
       } catch (err) {
-        // Fatal also while closing (the node is told only while open): the log keeps its
-        // segments for the next start, which a checkpoint after a failed sync must not drop.
+        // Fatal also while closing: the log keeps its segments for the next start, which a
+        // checkpoint after a failed sync must not drop.
         this.health.syncFailed(err);
       }
     }

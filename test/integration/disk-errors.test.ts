@@ -90,3 +90,30 @@ it('a disk whose syncs fail under load: the node exits 3 by its own decision whe
   // Every round with every sync failing ended in the node's exit; the others kept it up.
   expect(outcomes).toEqual(['on: 3', 'dsync: up', 'on: 3', 'dsync: up']);
 }, 240_000);
+
+it('a node stopping on SIGTERM whose LMDB fails for good meanwhile exits 3, at once, not 0 after the drain', async () => {
+  const { disk, dataDir } = await diskWithDataDir(binary());
+  // A long drain: the client below keeps a write in flight, so the stop waits for it.
+  const node = await startNodeProcess({ dataDir, args: ['--shutdown-timeout-ms', '30000'] });
+  const c = await client(node);
+  await c.put('before', 'v');
+  await disk.hang();
+  // Decided and queued to LMDB; its log group waits in the hung sync, so it does not answer.
+  const inFlight = c.put('during', 'v').catch((err: unknown) => err);
+  void node.child.kill('SIGTERM');
+  await until(() => node.logs.some((l) => l.msg === 'node stopping'), 10_000, 'the stop');
+  await disk.errors(true);
+  await disk.resume();
+  const started = performance.now();
+  const code = await node.exited;
+  await inFlight;
+  expect({ code, stderr: node.stderr().slice(-2000) }).toMatchObject({ code: EXIT_STORAGE_FAILED });
+  expect(node.logs.some((l) => l.msg === FATAL)).toBe(true);
+  // Well before the 30 s drain bound: the failed store gets nothing more to do.
+  expect(performance.now() - started).toBeLessThan(15_000);
+  await disk.errors(false);
+  // The restart replays the log: the acknowledged write is there.
+  const again = await startNodeProcess({ dataDir });
+  expect(await (await client(again)).get('before')).toBe('v');
+  await again.stop();
+}, 120_000);
