@@ -79,9 +79,17 @@ export class LmdbHealth {
     return this.#fatal;
   }
 
-  /** Resolves once the cause of every failure recorded so far is known (and `fatal` set by it). */
-  judged(): Promise<void> {
-    return this.#judging;
+  /**
+   * Resolves once the cause of every failure recorded so far, and of any recorded while it waits,
+   * is known (and `fatal` set by it).
+   */
+  async judged(): Promise<void> {
+    // A failure recorded meanwhile is waited for too: a repair must not retry its commit first.
+    for (;;) {
+      const judging = this.#judging;
+      await judging;
+      if (judging === this.#judging) return;
+    }
   }
 
   /** A sync of LMDB's file failed: fatal whatever the cause (see `fatal`). */

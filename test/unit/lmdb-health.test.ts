@@ -85,6 +85,28 @@ describe('LmdbHealth', () => {
     expect(h.recovered(h.generation)).toBe(true);
   });
 
+  it('judged() waits for a failure recorded while it waited, not only for those before it', async () => {
+    const { h } = health();
+    const later = (code: number, message: string) => {
+      const { promise, reject } = Promise.withResolvers<never>();
+      promise.catch(() => {});
+      const err = Object.assign(new Error('Commit failed (see commitError for details)'), {
+        commitError: promise,
+      });
+      return { err, say: () => reject(Object.assign(new Error(message), { code })) };
+    };
+    const full = later(28, 'No space left on device');
+    const eio = later(5, 'Input/output error');
+    h.fail(full.err);
+    const judged = h.judged();
+    h.fail(eio.err); // a second failure while the first one's cause is not known yet
+    full.say();
+    setTimeout(eio.say, 50); // the second cause comes later
+    await judged;
+    // A repair (Writability.ensure) after judged() would retry a commit lmdb-js failed for EIO.
+    expect(h.fatal).toBe('an LMDB commit failed: I/O error (EIO)');
+  });
+
   it("an error of the store's own code (a transaction callback that threw) is not LMDB's", async () => {
     const { h } = health();
     h.fail(new Error('callback threw'));
