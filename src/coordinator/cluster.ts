@@ -233,7 +233,7 @@ export class ClusterCoordinator implements Coordinator {
           now: () => this.#o.storage.clock.wallNow(),
         });
       case 'ping':
-        return PONG;
+        return cmd.message === undefined ? PONG : { type: 'value', value: cmd.message };
       case 'quit':
         return OK;
       case 'cluster':

@@ -58,7 +58,11 @@ export type Command =
    * from RESP's SCAN and KEYS) is every key.
    */
   | { readonly type: 'prefix'; readonly prefix: Buffer; readonly page: ScanPage }
-  | { readonly type: 'ping' }
+  /**
+   * PONG, or `message` as a bulk reply (RESP's PING with an argument). The message is the
+   * command's data, not a closure's: a PING queued in MULTI is copied and counted with it.
+   */
+  | { readonly type: 'ping'; readonly message?: Buffer }
   | { readonly type: 'quit' }
   /** Cluster state as one JSON line: members, states, ring shares, transfers. */
   | { readonly type: 'cluster' }

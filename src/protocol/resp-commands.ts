@@ -215,7 +215,7 @@ export const RESP_COMMANDS: Readonly<Record<string, RespSpec>> = {
     run: (a) => {
       if (a.length > 2) throw respErrors.arity('ping');
       const msg = a[1];
-      return msg === undefined ? run({ type: 'ping' }) : run({ type: 'ping' }, () => bulk(msg));
+      return run(msg === undefined ? { type: 'ping' } : { type: 'ping', message: msg });
     },
   },
   quit: { arity: -1, flags: NONE, keys: NO_KEYS, run: () => run({ type: 'quit' }) },

@@ -230,11 +230,9 @@ describe('parseRespRequest: data commands', () => {
 
   it('PING answers PONG, or its argument', () => {
     const r = parse(ctx(), 'PING', 'hello');
-    expect(r.kind === 'command' && r.cmd).toEqual({ type: 'ping' });
-    expect(r.kind === 'command' && r.shape?.({ type: 'pong' })).toEqual({
-      type: 'value',
-      value: b('hello'),
-    });
+    expect(r.kind === 'command' && r.cmd).toEqual({ type: 'ping', message: b('hello') });
+    expect(r.kind === 'command' && r.shape).toBeUndefined();
+    expect(parse(ctx(), 'PING')).toEqual({ kind: 'command', cmd: { type: 'ping' } });
   });
 });
 

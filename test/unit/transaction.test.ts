@@ -1,9 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
-import type { Command, Reply } from '../../src/protocol/index.ts';
+import { type Command, parseRespRequest, type Reply } from '../../src/protocol/index.ts';
+import { ScanCursorTable } from '../../src/server/scan-cursors.ts';
 import { execQueued, MAX_QUEUED, type Queued, Transaction } from '../../src/server/transaction.ts';
+import { respContext } from '../helpers/resp-context.ts';
 
 const b = (s: string) => Buffer.from(s);
+const CTX = respContext(
+  { maxKeyBytes: 1024, maxValueBytes: 1 << 20, maxScanKeys: 100 },
+  new ScanCursorTable({ max: 10, ttlMs: 60_000 }),
+);
 const put = (k: string, v = 'v'): Command => ({ type: 'put', key: b(k), value: b(v) });
 
 /** A node-wide count (ClientBuffers' move) with room for `limit` bytes. */
@@ -107,6 +113,23 @@ describe('Transaction', () => {
     expect(buffers.map((b) => b.toString())).toEqual(['a', 'a', 'a', 'aa', 'a'.repeat(60_000)]);
     for (const b of buffers) expect(b.buffer).not.toBe(read.buffer);
     expect(put0.shape).toBe(shape); // functions are kept, not copied
+  });
+
+  it("counts and copies a queued PING's message, which its answer is made of", () => {
+    const read = Buffer.alloc(64 * 1024, 0x61);
+    const held = counter();
+    const tx = new Transaction(Number.MAX_SAFE_INTEGER, held);
+    const req = parseRespRequest([Buffer.from('PING'), read.subarray(0, 60_000)], CTX);
+    if (req.kind !== 'command') throw new Error('not a command');
+    tx.add(req);
+    // Before: the message was held by the answer's closure, a view of the whole read, counted
+    // 64 bytes.
+    expect(held.bytes).toBeGreaterThan(60_000);
+    const [item] = tx.take();
+    if (item?.kind !== 'command' || item.cmd.type !== 'ping') throw new Error('not the ping');
+    expect(item.shape).toBeUndefined();
+    expect(item.cmd.message?.toString()).toBe('a'.repeat(60_000));
+    expect(item.cmd.message?.buffer).not.toBe(read.buffer);
   });
 
   it('an error reply queued (a refused command) fails the transaction', () => {
