@@ -68,13 +68,16 @@ export class StreamHold {
   readonly #metrics: RebalanceMetrics;
   readonly #logger: Logger;
   readonly #changed: () => void;
+  readonly #signal: AbortSignal;
   readonly #waits = new Map<string, string>();
 
   constructor(
     kind: StreamKind,
     ctx: { cursors: CursorSaves; metrics: RebalanceMetrics; logger: Logger },
     changed: () => void,
+    signal: AbortSignal,
   ) {
+    this.#signal = signal;
     this.#kind = kind;
     this.#cursors = ctx.cursors;
     this.#metrics = ctx.metrics;
@@ -84,9 +87,13 @@ export class StreamHold {
 
   /**
    * Saves the cursor (null forgets it); resolves true once durable, false when this store refuses
-   * writes (kept in memory and saved as soon as there is room). Other failures reject.
+   * writes (kept in memory and saved as soon as there is room). Other failures reject. A stream
+   * stopped (its signal aborted) saves nothing more: a batch of it taken after the stop would
+   * otherwise save its cursor over the reset of the next stream of its kind, which a restart then
+   * resumed (rings A -> B -> A: a stream of A resumed past every key it had not sent).
    */
   save(cursor: StreamCursor | null): Promise<boolean> {
+    if (this.#signal.aborted) return Promise.resolve(false);
     return this.#cursors.save(this.#kind, cursor);
   }
 

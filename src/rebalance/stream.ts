@@ -76,9 +76,14 @@ export async function runStream(
   progress: (p: StreamProgress) => void,
 ): Promise<boolean> {
   let counter: ProgressCounter | null = null;
-  const hold = new StreamHold(job.kind, ctx, () => {
-    if (counter !== null) progress(withWaits(counter.now(), hold));
-  });
+  const hold = new StreamHold(
+    job.kind,
+    ctx,
+    () => {
+      if (counter !== null) progress(withWaits(counter.now(), hold));
+    },
+    signal,
+  );
   try {
     if (job.fresh) {
       // From the first key, reported at once (not after the reset, a disk write: progress would
