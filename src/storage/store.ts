@@ -235,7 +235,9 @@ export class Storage {
       walSync: () => this.#wal?.sync() ?? Promise.resolve(),
       repairLmdb: () => this.#repairLmdb(),
       onWritable: opts.onWritable ?? (() => {}),
-      syncLmdb: () => lmdbSync.sync(),
+      // Tracked as a commit is: a sync hung on the disk is a stall, and disk work out that an
+      // exiting process must not wait for (diskWorkOut).
+      syncLmdb: () => this.#stall.track('LMDB sync', lmdbSync.sync()),
       ...(opts.onFatal ? { onFatal: opts.onFatal } : {}),
     });
     this.clock = new HybridClock(opts.nodeName, Date.now, opts.maxClockOffsetMs);
