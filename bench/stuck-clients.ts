@@ -73,8 +73,10 @@ async function stuckClients(coord: Server): Promise<{ sockets: Socket[]; peak: n
       const m = await scrapeMetrics(coord.host, 9090);
       const held = m.get('kvstore_client_output_bytes') ?? 0;
       const started = m.get('kvstore_requests_total{command="get"}');
+      const reserved = m.get('kvstore_client_reply_reserved_bytes') ?? 0;
+      const waiting = m.get('kvstore_client_reply_waiting_connections');
       console.log(
-        `  ${traced - t0} ms: anon ${mib(processRss(coord.child.pid).anon)} MiB, held ${mib(held)} MiB, closed ${m.get(EVICTED)}, GETs started ${started}`,
+        `  ${traced - t0} ms: anon ${mib(processRss(coord.child.pid).anon)} MiB, held ${mib(held)} MiB, in the making ${mib(reserved)} MiB (${waiting} waiting), closed ${m.get(EVICTED)}, GETs started ${started}`,
       );
     }
     await sleep(50);

@@ -11,6 +11,7 @@ import {
   decodeRecord,
   type Entry,
   encodeRecord,
+  headerBytes,
   isLive,
   liveValueStart,
   type Storage,
@@ -45,6 +46,10 @@ type Asked = TargetedResult<Buffer | null> & { readonly heads: ReadonlySet<strin
 import { ReadPreference } from './read-preference.ts';
 import { scatterScan } from './scatter.ts';
 
+/** Bytes of a stored record past its header; -1 for none (sizeHere). */
+const sizeAfterHeader = (raw: Buffer | undefined): number =>
+  raw === undefined ? -1 : raw.length - headerBytes(raw);
+
 /** Whether a replica's answer (a record, whole or its header, or null) is older than `newest`. */
 function olderThan(theirs: Buffer | null, newest: StoredRecord): boolean {
   return theirs === null || compareRecords(decodeRecord(theirs), newest) < 0;
@@ -60,6 +65,13 @@ export interface Coordinator {
    * when the key needs other replicas: `execute` answers it then.
    */
   getNow(key: Buffer, use: ValueUse): boolean;
+  /**
+   * Bytes of this node's stored copy of `key` past its header (its value, when live), read
+   * without copying them; 0 when it holds none and owns the key; -1 when it holds none and
+   * other nodes own it. What a GET's reply will most likely hold (the owners agree), counted
+   * before it runs (server/reply-bytes.ts).
+   */
+  sizeHere(key: Buffer): number;
 }
 
 /** Gets GET's answer from getNow: the value is `raw` from `start` to its end; -1: none. */
@@ -277,6 +289,13 @@ export class ClusterCoordinator implements Coordinator {
     this.#use = use;
     this.#o.storage.withRaw(key, this.#answer);
     return true;
+  }
+
+  sizeHere(key: Buffer): number {
+    const n = this.#o.storage.withRaw(key, sizeAfterHeader);
+    if (n >= 0) return n;
+    // None here: 0 when this node owns the key (the others most likely hold none either).
+    return this.#o.topology.place(key).all.includes(this.#o.replicas.self) ? 0 : -1;
   }
 
   // getNow's call, kept in fields so that no closure is made per GET (it is synchronous).

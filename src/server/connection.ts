@@ -38,6 +38,7 @@ import {
 import type { ServerMetrics } from './metrics.ts';
 import { CommandOrder } from './ordering.ts';
 import { output, WRITE_NOW_BYTES } from './output.ts';
+import type { ReplyBudget, ReplyWaiter } from './reply-budget.ts';
 import { REPLY_HIGH_WATER, replyBound, replySize } from './reply-bytes.ts';
 import { SessionState } from './session.ts';
 import type { ServerStats } from './stats.ts';
@@ -78,6 +79,8 @@ export interface ConnectionContext {
   readonly buffers: ClientBuffers;
   /** Node-wide bound on bytes of replies held (--max-client-output-bytes). */
   readonly clientOutput: ClientOutput;
+  /** Node-wide bound on bytes of replies in the making (reply-budget.ts). */
+  readonly replies: ReplyBudget;
   /** A connection with no command running and no bytes moving this long is closed; 0: never. */
   readonly idleTimeoutMs: number;
 }
@@ -144,7 +147,7 @@ interface Slot {
  * the backlog keeps counting there until it runs (#park); a read that would take it over its
  * bound ends the connection like a protocol error.
  */
-export class Connection implements OutputHolder {
+export class Connection implements OutputHolder, ReplyWaiter {
   /** CLIENT ID: unique on this node while it runs. */
   readonly id: number;
   readonly #created = performance.now();
@@ -464,8 +467,14 @@ export class Connection implements OutputHolder {
       this.#pending >= this.#ctx.maxPipeline ||
       this.#replyBytes >= REPLY_HIGH_WATER ||
       this.#socket.writableLength >= WRITE_HIGH_WATER ||
-      this.#ctx.budget.exhausted(this.#wake)
+      this.#ctx.budget.exhausted(this.#wake) ||
+      this.#ctx.replies.exhausted(this)
     );
+  }
+
+  /** The node-wide reply budget has room for this connection again (reply-budget.ts). */
+  wake(): void {
+    this.#maybeResume();
   }
 
   readonly #wake = () => this.#maybeResume();
@@ -565,7 +574,10 @@ export class Connection implements OutputHolder {
   #dispatch(cmd: Command, shape?: (r: Reply) => Reply): void {
     if (cmd.type === 'get' && shape === undefined && this.#getNow(cmd.key)) return;
     const slot = this.#slot(cmd.type, shape);
-    this.#holdReply(slot, replyBound(cmd, this.#ctx.limits, this.#ctx.maxMultiReadBytes));
+    // A GET counts the value this node holds (the owners agree, as a rule), not the largest.
+    const here = cmd.type === 'get' ? this.#ctx.coordinator.sizeHere(cmd.key) : -1;
+    const { limits, maxMultiReadBytes } = this.#ctx;
+    this.#holdReply(slot, here >= 0 ? here : replyBound(cmd, limits, maxMultiReadBytes));
     this.#ctx.metrics.requests.labels(cmd.type).inc();
     const denied = this.#state.admit(cmd);
     if (denied !== null) {
@@ -694,7 +706,10 @@ export class Connection implements OutputHolder {
 
   /** Makes `slot` count `bytes` in #replyBytes (instead of what it counted). */
   #holdReply(slot: Slot, bytes: number): void {
-    this.#replyBytes += bytes - slot.held;
+    const delta = bytes - slot.held;
+    if (delta === 0) return;
+    this.#replyBytes += delta;
+    this.#ctx.replies.move(delta);
     slot.held = bytes;
   }
 
@@ -727,6 +742,7 @@ export class Connection implements OutputHolder {
       if (slot.held >= LARGE_REPLY) output.reserve(slot.held + (slot.held >> 3) + 4096);
       this.#framing!.encode(slot.reply, output, slot.proto);
       this.#replyBytes -= slot.held;
+      if (slot.held !== 0) this.#ctx.replies.move(-slot.held);
       this.#made -= slot.held;
       this.#head++;
       // A long batch goes out in pieces: the socket holds them, no one buffer grows to it all.
@@ -815,6 +831,7 @@ export class Connection implements OutputHolder {
   #onClose(): void {
     this.#closed = true;
     this.#ctx.clientOutput.remove(this);
+    this.#ctx.replies.leave(this);
     this.#release();
     this.#state.close(); // an open MULTI's queue leaves the count
     this.#unpark(this.#backlog.length); // never run now: dropped

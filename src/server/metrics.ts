@@ -21,6 +21,14 @@ export interface ServerMetrics {
   readonly outputBytes: Gauge;
   /** Sets what outputBytes measures (the node's ClientOutput). */
   measureOutput(measure: () => number): void;
+  /** Bytes of replies in the making over every connection, read at scrape (reply-budget.ts). */
+  readonly replyReserved: Gauge;
+  /** Connections waiting for the reply budget now. */
+  readonly replyWaiting: Gauge;
+  /** Connections that began to wait for the node-wide reply budget (reply-budget.ts). */
+  readonly replyWaits: Counter;
+  /** Sets what the reply budget's gauges read (the node's ReplyBudget). */
+  watchReplies(budget: { readonly reserved: number; readonly waiting: number }): void;
   readonly idleClosed: Counter;
   readonly authFailures: Counter;
 }
@@ -72,6 +80,7 @@ export function registerServerMetrics(registry: Registry): ServerMetrics {
   });
   for (const reason of REJECT_REASONS) rejectedConnections.labels(reason).inc(0);
   let measure = () => 0;
+  let replies = { reserved: 0, waiting: 0 };
   return {
     requests,
     duration,
@@ -110,8 +119,32 @@ export function registerServerMetrics(registry: Registry): ServerMetrics {
         this.set(measure());
       },
     }),
+    replyReserved: new Gauge({
+      name: 'kvstore_client_reply_reserved_bytes',
+      help: 'Bytes of replies in the making over every client connection: the most the commands running may answer (a GET counts --max-value-bytes until it answered) and replies made and not yet written to their sockets. No connection starts a command while it is at --max-client-output-bytes.',
+      registers: [registry],
+      collect() {
+        this.set(replies.reserved);
+      },
+    }),
+    replyWaiting: new Gauge({
+      name: 'kvstore_client_reply_waiting_connections',
+      help: 'Client connections waiting now for the replies in the making to fall under --max-client-output-bytes.',
+      registers: [registry],
+      collect() {
+        this.set(replies.waiting);
+      },
+    }),
     measureOutput: (m) => {
       measure = m;
+    },
+    replyWaits: new Counter({
+      name: 'kvstore_client_reply_waits_total',
+      help: 'Times a client connection stopped taking commands because the replies in the making over every connection (kvstore_client_reply_reserved_bytes) reached --max-client-output-bytes, or others waited ahead of it; it resumes in turn as they are written.',
+      registers: [registry],
+    }),
+    watchReplies: (b) => {
+      replies = b;
     },
     idleClosed: new Counter({
       name: 'kvstore_connections_idle_closed_total',

@@ -9,11 +9,14 @@ import type { Command, CommandLimits, Reply } from '../protocol/index.ts';
  * own bound (1 MiB) only sees replies already written, and a read that finishes later (a GET a
  * peer answers, an MGET) has not written anything when the next one starts, so one connection
  * that did not read could start --max-pipeline of them (400 GETs of a 1 MiB value held 1.1 GiB).
- * A command counts its replyBound while it runs (a GET does not know its value's size before it
- * answers), then its reply's size until written. With the default largest value (1 MiB), a
- * connection has up to 16 GETs in flight at once: answers that come from peers wait for the
- * earlier ones beyond that (a pipeline of 128 small GETs through a 3-node cluster ran at 0.65x
- * to 0.75x); GETs answered by this node at once are not held back.
+ * A command counts its replyBound while it runs, a GET the value this node holds of the key
+ * (Coordinator.sizeHere: the owners agree, as a rule; 0 when this node owns the key and holds
+ * none, replyBound when other nodes own it), then its reply's size until written. The node-wide
+ * ReplyBudget (reply-budget.ts) counts the same. With values of the default largest size
+ * (1 MiB), a connection has up to 16 GETs in flight at once: answers that come from peers wait
+ * for the earlier ones beyond that; small values are not held back by it (before GETs counted
+ * their value here, a pipeline of 128 small GETs through a 3-node cluster ran at 0.65x to
+ * 0.75x); GETs answered by this node at once hold nothing here.
  */
 export const REPLY_HIGH_WATER = 16 * 1024 * 1024;
 

@@ -16,6 +16,7 @@ import { ClientOutput } from './client-output.ts';
 import { Connection, type ConnectionContext, WRITE_HIGH_WATER } from './connection.ts';
 import type { UnauthenticatedLimits } from './framing.ts';
 import { registerServerMetrics, type ServerMetrics } from './metrics.ts';
+import { ReplyBudget } from './reply-budget.ts';
 import { REPLY_HIGH_WATER } from './reply-bytes.ts';
 import { ScanCursorTable } from './scan-cursors.ts';
 import { ServerStats } from './stats.ts';
@@ -184,6 +185,9 @@ export class KvServer {
       opts.collectGarbage,
     );
     this.#metrics.measureOutput(() => clientOutput.measure());
+    // Replies in the making share the bound of replies held: together at most twice it.
+    const replies = new ReplyBudget(outputLimit, () => this.#metrics.replyWaits.inc());
+    this.#metrics.watchReplies(replies);
     this.#ctx = {
       coordinator: opts.coordinator,
       limits: opts.limits,
@@ -228,6 +232,7 @@ export class KvServer {
       budget: new WriteBudget(opts.maxInflightWriteBytes ?? 64 * 1024 * 1024),
       buffers: new ClientBuffers(bufferLimit, this.#metrics, opts.logger),
       clientOutput,
+      replies,
       idleTimeoutMs: opts.idleTimeoutMs ?? 0,
       maxMultiReadBytes,
     };

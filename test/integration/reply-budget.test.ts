@@ -1,0 +1,118 @@
+import { readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  type ClusterNode,
+  loopbackBlock,
+  metric,
+  openClient,
+  startMember,
+  waitAllUp,
+  waitSettled,
+} from '../helpers/cluster.ts';
+import { defer } from '../helpers/defer.ts';
+import { untilStill } from '../helpers/node-memory.ts';
+import { cleanup, type NodeProcess } from '../helpers/node-process.ts';
+
+afterEach(cleanup);
+
+const MiB = 1024 * 1024;
+const CLIENTS = 40;
+const GETS = 400;
+/** GETs and PUTs the reading client makes while the others do not read. */
+const READER_ROUNDS = 20;
+const EVICTED = 'kvstore_connections_rejected_total{reason="output_full"}';
+
+/**
+ * The most resident memory the node had at any moment (/proc VmHWM, kept by the kernel: a burst
+ * that lasts milliseconds counts, which polling misses), and what it has now (VmRSS).
+ */
+function residentMemory(node: NodeProcess): { peak: number; now: number } {
+  const status = readFileSync(`/proc/${node.child.pid}/status`, 'utf8');
+  const kb = (field: string) =>
+    Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]) * 1024;
+  return { peak: kb('VmHWM'), now: kb('VmRSS') };
+}
+
+/** `n` connections to `node`, open and paused (they never read). */
+async function quietClients(node: ClusterNode, n: number): Promise<Socket[]> {
+  return Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Socket>((resolve, reject) => {
+          const s = connect({ port: node.proc.port, host: node.host }, () => {
+            s.pause();
+            resolve(s);
+          });
+          s.on('error', () => {});
+          s.once('error', reject);
+          defer(() => s.destroy());
+        }),
+    ),
+  );
+}
+
+describe('the node-wide budget of replies in the making', () => {
+  it('bounds the coordinator while 40 clients that never read pipeline 400 GETs of 1 MiB at once through a 3-node cluster, and a reading client is served meanwhile', async () => {
+    // As the image runs them: glibc gives freed large buffers back (MALLOC_MMAP_THRESHOLD_), so
+    // the peak is what the node held, not what glibc kept of what it freed.
+    const block = loopbackBlock();
+    const hosts = [1, 2, 3].map((i) => `${block}.${i}`);
+    const peers = hosts.map((h, i) => `kvstore-${i}=${h}:7946`).join(',');
+    const env = ['env', 'MALLOC_MMAP_THRESHOLD_=131072'];
+    const nodes = await Promise.all(
+      hosts.map((h, i) => startMember(`kvstore-${i}`, h, ['--peers', peers], undefined, env)),
+    );
+    await waitAllUp(nodes);
+    await waitSettled(
+      nodes,
+      nodes.map((n) => n.name),
+    );
+    const coord = nodes[0]!;
+    const setup = await openClient(coord);
+    const value = 'v'.repeat(MiB);
+    for (let i = 0; i < 8; i++) expect(await setup.call(`PUT big${i} ${value}`)).toBe('OK');
+
+    const stuck = await quietClients(coord, CLIENTS);
+    const reader = await openClient(coord);
+    const before = residentMemory(coord.proc).now;
+    const gets = Buffer.from(Array.from({ length: GETS }, (_, i) => `GET big${i % 8}\n`).join(''));
+    // Every client's requests reach the node together: written while it is stopped, read in
+    // one pass once it goes on (the kernel holds them meanwhile).
+    const pid = coord.proc.child.pid!;
+    process.kill(pid, 'SIGSTOP');
+    defer(() => process.kill(pid, 'SIGCONT'));
+    await Promise.all(stuck.map((s) => new Promise((done) => s.write(gets, done))));
+    process.kill(pid, 'SIGCONT');
+    // Meanwhile a client that reads its replies: 1 MiB GETs (the other owner sends a header,
+    // this node reads the value) and small writes.
+    let rounds = 0;
+    const reading = (async () => {
+      for (; rounds < READER_ROUNDS; rounds++) {
+        expect((await reader.call(`GET big${rounds % 8}`)).length).toBe(MiB);
+        expect(await reader.call(`PUT r${rounds} ${rounds}`)).toBe('OK');
+      }
+    })();
+    const readFailure = reading.then(
+      () => null,
+      (err: unknown) => err,
+    );
+    const started = () => metric(coord, 'kvstore_requests_total{command="get"}');
+    await untilStill(
+      coord.proc,
+      async () => (await started()) + (await metric(coord, EVICTED)) + rounds,
+      'the node to stop starting GETs and closing clients',
+      { stillMs: 2000, ms: 60_000 },
+    );
+    const { peak } = residentMemory(coord.proc);
+    console.log(
+      `peak +${((peak - before) / MiB).toFixed(0)} MiB, reader rounds ${rounds}, closed ${await metric(coord, EVICTED)}`,
+    );
+    // Without a node-wide budget the 40 clients start 624 of their 640 possible GETs at once
+    // (16 MiB each) and the coordinator grew +544 to +924 MiB.
+    expect(peak - before).toBeLessThan(400 * MiB);
+    expect(await readFailure).toBe(null);
+    expect(reader.closed).toBe(false);
+  }, 120_000);
+});
