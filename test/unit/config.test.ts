@@ -10,6 +10,7 @@ import {
   MAX_VALUE_BYTES,
 } from '../../src/config/index.ts';
 import { DEFAULT_MAX_FRAME_BYTES } from '../../src/peer/index.ts';
+import { ARG_OVERHEAD } from '../../src/protocol/resp.ts';
 import { clientBufferLimitOf, respLimitsOf } from '../../src/server/server.ts';
 
 const KEYS = Object.keys(configSchema.shape) as (keyof Config)[];
@@ -116,7 +117,7 @@ describe('loadConfig', () => {
     // 60 MiB values: a RESP request may hold two of them (MSET, or a key as long), a line one.
     const big = ['--max-value-bytes', String(60 * MiB), '--max-line-bytes', String(61 * MiB)];
     const largest = respLimitsOf({ ...DEFAULTS, maxValueBytes: 60 * MiB }).maxRequestBytes;
-    expect(largest).toBe(2 * (60 * MiB + 4096) + 4 * 64);
+    expect(largest).toBe(2 * (60 * MiB + 4096) + 4 * ARG_OVERHEAD);
     expect(limit(64 * MiB, big)).toBe(largest);
     expect(limit(256 * MiB, big)).toBe(256 * MiB);
     expect(limit(256 * MiB, ['--max-line-bytes', String(300 * MiB)])).toBe(300 * MiB + 1);

@@ -265,7 +265,9 @@ describe('quorum reads with digests (real stores)', () => {
     );
     c.resetReceived();
     expect(await c.get('k')).toBe(BIG);
-    expect(c.sent).toEqual([{ to: c.others('k')[0], method: 'get', h: true }]);
+    // One other owner, for its header: the turn's preferred one (read-preference.ts).
+    expect(c.sent).toEqual([{ to: c.sent[0]!.to, method: 'get', h: true }]);
+    expect(c.others('k')).toContain(c.sent[0]!.to);
     expect(c.received()).toBeLessThan(100);
     expect(await c.metric('kvstore_read_fetches_total')).toBe(0);
   });
@@ -277,7 +279,8 @@ describe('quorum reads with digests (real stores)', () => {
     c.resetReceived();
     expect(await c.get('k')).toBe(BIG);
     // One header, then the same replica's record whole: the value crossed once.
-    const [first] = c.others('k');
+    const first = c.sent[0]!.to;
+    expect(c.others('k')).toContain(first);
     expect(c.sent.map((s) => [s.to, s.h])).toEqual([
       [first, true],
       [first, false],
@@ -290,11 +293,12 @@ describe('quorum reads with digests (real stores)', () => {
 
   it('repairs a stale replica that sent a header with the whole record', async () => {
     const c = cluster(['a', 'b', 'c']);
-    const [first, second] = c.others('k') as [string, string];
-    await c.putOn(['a', first, second], 'k', 'old');
-    await c.putOn(['a', second], 'k', 'new');
+    await c.putOn(['a', 'b', 'c'], 'k', 'old');
+    await c.putOn(['a'], 'k', 'new');
+    c.resetReceived();
     expect(await c.get('k')).toBe('new');
-    await expect.poll(() => c.valueOn(first, 'k')).toBe('new');
+    const asked = c.sent[0]!.to; // whichever other owner the turn preferred: stale, repaired
+    await expect.poll(() => c.valueOn(asked, 'k')).toBe('new');
     expect(await c.metric('kvstore_read_fetches_total')).toBe(0);
   });
 
@@ -306,7 +310,8 @@ describe('quorum reads with digests (real stores)', () => {
     await c.putOn(['b', 'c'], 'k', 'new');
     c.resetReceived();
     expect(await c.get('k')).toBe('new');
-    expect(c.sent.map((s) => [s.to, s.h])).toEqual([[c.others('k')[0], true]]);
+    expect(c.sent.map((s) => s.h)).toEqual([true]);
+    expect(c.others('k')).toContain(c.sent[0]!.to);
     expect(await c.metric('kvstore_read_fetches_total')).toBe(0);
     await expect.poll(() => c.valueOn('a', 'k')).toBe('new');
   });
@@ -314,14 +319,19 @@ describe('quorum reads with digests (real stores)', () => {
   it('reads whole from the next holder of the newest header when the first fails', async () => {
     // R=3: a whole, b and c headers; both newer. The first fails to send its record whole.
     const c = cluster(['a', 'b', 'c'], { readQuorum: 3 });
-    await c.putOn(['a', 'b', 'c'], 'k', 'old');
-    await c.putOn(['b', 'c'], 'k', 'new');
-    const [first, second] = c.others('k');
-    c.members.noWhole.add(first!);
-    c.resetReceived();
-    expect(await c.get('k')).toBe('new');
-    expect(c.sent.filter((s) => !s.h).map((s) => s.to)).toEqual([first, second]);
-    await expect.poll(() => c.valueOn('a', 'k')).toBe('new');
+    c.members.noWhole.add('b');
+    // The preferred member changes every turn: within two reads (two turns) b is asked first.
+    const wholes: string[][] = [];
+    for (const key of ['k0', 'k1']) {
+      await c.putOn(['a', 'b', 'c'], key, 'old');
+      await c.putOn(['b', 'c'], key, 'new');
+      c.resetReceived();
+      expect(await c.get(key)).toBe('new');
+      wholes.push(c.sent.filter((s) => !s.h).map((s) => s.to));
+      await expect.poll(() => c.valueOn('a', key)).toBe('new');
+    }
+    // b first: it fails and c sends it whole; c first: c alone.
+    expect(wholes).toEqual(expect.arrayContaining([['b', 'c'], ['c']]));
   });
 
   it('is unavailable when no holder of the newest header can send it whole', async () => {
@@ -347,12 +357,18 @@ describe('quorum reads with digests (real stores)', () => {
     expect(await c.get(key)).toBe(BIG);
     expect(c.sent.map((s) => s.h)).toEqual([false, true]);
     expect(c.received()).toBeLessThan(BIG.length + 200);
-    // The one asked whole is down: the next one is asked whole in its place.
-    c.members.down.add(c.sent[0]!.to);
-    c.resetReceived();
-    expect(await c.get(key)).toBe(BIG);
-    const whole = c.sent.filter((s) => !s.h).map((s) => s.to);
+    // The one asked whole is down: the next one is asked whole in its place. Each turn prefers
+    // another owner first: within three reads (turns) the down one is asked first.
+    const down = c.sent[0]!.to;
+    c.members.down.add(down);
+    let whole: string[] = [];
+    for (let i = 0; i < owners.length && whole[0] !== down; i++) {
+      c.resetReceived();
+      expect(await c.get(key)).toBe(BIG);
+      whole = c.sent.filter((s) => !s.h).map((s) => s.to);
+    }
     expect(whole).toHaveLength(2);
+    expect(whole[0]).toBe(down);
     expect(c.received()).toBeLessThan(BIG.length + 200);
     expect(await c.metric('kvstore_read_fetches_total')).toBe(0);
   });

@@ -190,7 +190,16 @@ describe('parseRespRequest: data commands', () => {
     expect(errorOf('SCAN', '12345')).toBe('-ERR invalid cursor');
     expect(errorOf('SCAN', '0', 'COUNT', '0')).toBe('-ERR syntax error');
     expect(errorOf('SCAN', '0', 'COUNT', 'x')).toBe('-ERR value is not an integer or out of range');
-    expect(errorOf('SCAN', '0', 'TYPE', 'string')).toBe('-ERR syntax error');
+    // TYPE: every key is a string; any other type ends the scan with no keys.
+    const typed = parse(ctx(), 'scan', '0', 'MATCH', 'user:*', 'TYPE', 'STRING');
+    expect(typed.kind === 'command' && typed.cmd).toEqual({
+      type: 'prefix',
+      prefix: b('user:'),
+      page: { limit: 100, cursor: null },
+    });
+    const none = parse(ctx(), 'scan', '0', 'TYPE', 'hash');
+    expect(none.kind === 'reply' && wire(none.reply)).toBe('*2\r\n$1\r\n0\r\n*0\r\n');
+    expect(errorOf('SCAN', '0', 'TYPE')).toBe('-ERR syntax error');
     expect(errorOf('SCAN', '0', 'MATCH', 'a?*')).toMatch(/^-ERR INVALID_ARGUMENT .*literal prefix/);
   });
 
