@@ -15,7 +15,8 @@ export interface ReplyWaiter {
 
 /**
  * Counts the bytes of replies every connection has in the making: what each command running
- * may still make (its replyBound: a GET counts --max-value-bytes until it answered) and the
+ * may still make (a GET the size of this node's copy, Coordinator.sizeHere, or --max-value-bytes
+ * when only other nodes own the key; other commands their replyBound, until answered) and the
  * replies made and not yet handed to the socket (reply-bytes.ts; the connection's #replyBytes,
  * summed). The per-connection bound (REPLY_HIGH_WATER, 16 MiB) lets each connection start GETs
  * whose replies may hold that much; 40 clients that never read, whose pipelines of 1 MiB GETs
@@ -27,10 +28,10 @@ export interface ReplyWaiter {
  * and is woken, in the order it began to wait, as commands finish and their replies are written.
  * While any connection waits, the others wait behind it: one busy connection cannot take every
  * byte that frees. A woken connection starts commands while the count is under the limit, up to
- * TURN_BYTES of them (round robin), and waits at the back of the line again after. Commands already running always finish
- * (nothing they do waits on the budget), and one command starts whenever the count is under the
- * limit, so the count passes the limit by one command's bound at most, and a command whose
- * bound alone is over the limit still runs. A GET answered at once by this node (getNow, no
+ * TURN_BYTES of them (round robin), and waits at the back of the line again after. Commands
+ * already running always finish (nothing they do waits on the budget), and one command starts
+ * whenever the count is under the limit, so the count passes the limit by one command's bound at
+ * most, and a command whose bound alone is over the limit still runs. A GET answered at once by this node (getNow, no
  * reply held) and replies already in sockets do not count here: the latter are
  * --max-client-output-bytes's (client-output.ts), which closes clients that do not read.
  */
