@@ -6,14 +6,9 @@ import type { Topology } from '../membership/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { NodeStatus, Replicas } from '../replica/index.ts';
 import { Ring } from '../ring/index.ts';
-import {
-  readStateDoc,
-  type ScanBounds,
-  type Storage,
-  type Version,
-  writeStateDoc,
-} from '../storage/index.ts';
+import { readStateDoc, type ScanBounds, type Storage, type Version } from '../storage/index.ts';
 import { dropAll } from './drop.ts';
+import { KeptSave } from './kept-save.ts';
 import type { RebalanceMetrics } from './metrics.ts';
 import { runStream, type StreamJob, type StreamProgress } from './stream.ts';
 import { CursorSaves } from './stream-hold.ts';
@@ -56,11 +51,21 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
   /** The latest save of #status: true once on disk, false while the disk refuses it. */
   #statusSaved: Promise<boolean> = Promise.resolve(true);
   readonly #cursors: CursorSaves;
+  readonly #statusSave: KeptSave<'status'>;
 
   constructor(opts: RebalancerOptions) {
     super();
     this.#o = opts;
     this.#cursors = new CursorSaves(opts.storage, opts.logger);
+    // Refused while the disk is full: kept in memory and saved again every 5 s until a save works
+    // (a restart before then reads the one saved last); the newest status wins.
+    this.#statusSave = new KeptSave('status', {
+      storage: opts.storage,
+      onRefused: (reason) =>
+        opts.logger.warn({ reason, status: this.#status }, 'node status not saved; retrying'),
+      onSavedAgain: () => opts.logger.info({ status: this.#status }, 'node status saved'),
+      retryMs: 5000,
+    });
     this.#status = readStateDoc(opts.storage, 'status') ?? 'active';
   }
 
@@ -325,30 +330,10 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
 
   #setStatus(status: NodeStatus): void {
     this.#status = status;
-    this.#statusSaved = this.#saveStatus(status);
+    // Another failure than a refusal (the store closed) is not saved either.
+    this.#statusSaved = this.#statusSave.save(status).catch(() => false);
     this.#o.logger.info({ status }, 'node status');
     this.emit('change');
-  }
-
-  /**
-   * Saves `status`. Refused while the disk is full: kept in memory and saved again every 5 s
-   * until a save works or the status changes (a restart before then reads the one saved last).
-   */
-  #saveStatus(status: NodeStatus, warned = false): Promise<boolean> {
-    return writeStateDoc(this.#o.storage, 'status', status).then(
-      () => {
-        if (warned) this.#o.logger.info({ status }, 'node status saved');
-        return true;
-      },
-      (err: unknown) => {
-        if (!warned) this.#o.logger.warn({ err, status }, 'node status not saved; retrying');
-        setTimeout(() => {
-          if (this.#stopped || this.#status !== status) return;
-          this.#statusSaved = this.#saveStatus(status, true);
-        }, 5000).unref();
-        return false;
-      },
-    );
   }
 
   /** Cancels the running stream and waits for it to stop. */
@@ -358,5 +343,6 @@ export class Rebalancer extends EventEmitter<{ change: [] }> {
     this.#cancel();
     await r?.done;
     this.#cursors.stop();
+    this.#statusSave.stop();
   }
 }

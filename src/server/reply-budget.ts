@@ -9,7 +9,7 @@ export const TURN_BYTES = 1024 * 1024;
 
 /** A connection as the budget sees it: woken once it may go on. */
 export interface ReplyWaiter {
-  /** Called (at the end of a turn) when the waiter may start commands again. */
+  /** Called (in a later event-loop turn: #schedule) when the waiter may start commands again. */
   wake(): void;
 }
 
@@ -77,7 +77,7 @@ export class ReplyBudget {
     if (!this.#waiters.has(who)) {
       this.#waiters.add(who);
       this.#onWait();
-      // Waiting only behind others, with room: their turn comes at the end of this turn.
+      // Waiting only behind others, with room: their turn comes in the next event-loop turn.
       if (this.#reserved < this.limit) this.#schedule();
     }
     return true;
@@ -96,8 +96,9 @@ export class ReplyBudget {
   }
 
   /**
-   * Wakes waiters at the end of the turn (never inside a connection's flush, which gives bytes
-   * back while it writes), in order, while the count is under the limit.
+   * Wakes waiters in the next event-loop turn (setImmediate, not atTurnEnd: never inside a
+   * connection's flush or the end-of-turn flushes, which give bytes back while they write), in
+   * order, while the count is under the limit.
    */
   #schedule(): void {
     if (this.#scheduled) return;

@@ -1,16 +1,15 @@
 // A stream stopped (a ring change) while a batch of it was on its way saves no cursor after it:
 // the next stream of the kind reset the cursor, and a restart must not resume a stopped one.
 
-import { Registry } from 'prom-client';
 import { afterEach, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/index.ts';
-import { registerRebalanceMetrics } from '../../src/rebalance/index.ts';
 import { runStream } from '../../src/rebalance/stream.ts';
-import { CursorSaves } from '../../src/rebalance/stream-hold.ts';
 import type { Replicas } from '../../src/replica/index.ts';
-import { HintStore, readStateDoc, Storage } from '../../src/storage/index.ts';
+import { readStateDoc, Storage } from '../../src/storage/index.ts';
 import { defer } from '../helpers/defer.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
+import { testStreamContext } from '../helpers/rebalancer.ts';
+import { until } from '../helpers/write-log.ts';
 
 afterEach(cleanup);
 
@@ -30,28 +29,18 @@ it("a stopped stream's batch taken after the stop saves no cursor over the next 
   const replicas = {
     apply: () => new Promise<void>((resolve) => waiting.push(resolve)),
   } as unknown as Replicas;
-  const logger = createLogger('silent', {});
-  const cursors = new CursorSaves(storage, logger);
-  defer(() => cursors.stop());
-  const ctx = {
-    storage,
-    cursors,
-    replicas,
-    rateBytes: 1 << 30,
-    timeoutMs: 2000,
-    metrics: registerRebalanceMetrics(new Registry(), new HintStore(storage, 1000)),
-    logger,
-  };
+  const ctx = testStreamContext(storage, replicas, createLogger('silent', {}));
   // Rings A -> B -> A: the stream of A is stopped, and a fresh one of the same transfer starts.
   const job = { kind: 'rebalance' as const, ringId: 'A', targets: () => ['n2'], fresh: true };
   const first = new AbortController();
   const stopped = runStream(job, ctx, first.signal, () => {});
-  await until(() => waiting.length === 1);
+  await until(() => waiting.length === 1, 5000, 'the first batch on its way');
   first.abort();
   const again = new AbortController();
   defer(() => again.abort());
   const restarted = runStream(job, ctx, again.signal, () => {});
-  await until(() => waiting.length === 2); // the fresh stream reset the cursor and sends
+  // The fresh stream reset the cursor and sends.
+  await until(() => waiting.length === 2, 5000, 'the fresh stream sending');
   waiting[0]!(); // the stopped stream's batch is taken after all
   expect(await stopped).toBe(false);
   await storage.flush();
@@ -62,8 +51,3 @@ it("a stopped stream's batch taken after the stop saves no cursor over the next 
   expect(await restarted).toBe(true);
   expect(readStateDoc(storage, 'stream:rebalance')).toMatchObject({ ringId: 'A', done: true });
 });
-
-async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
-  expect(cond()).toBe(true);
-}

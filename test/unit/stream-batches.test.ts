@@ -1,16 +1,14 @@
 // Stream batches over a slow link: each request given time for its bytes, a batch that timed out halves down to one record and grows back.
 
-import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
-import { registerRebalanceMetrics } from '../../src/rebalance/index.ts';
 import { runStream } from '../../src/rebalance/stream.ts';
-import { CursorSaves } from '../../src/rebalance/stream-hold.ts';
 import type { ApplyHow, Replicas, WireEntry } from '../../src/replica/index.ts';
-import { HintStore, Storage } from '../../src/storage/index.ts';
+import { Storage } from '../../src/storage/index.ts';
 import { defer } from '../helpers/defer.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
+import { testStreamContext } from '../helpers/rebalancer.ts';
 
 afterEach(cleanup);
 
@@ -54,17 +52,7 @@ async function stream(
       return apply(bytes, how);
     },
   } as unknown as Replicas;
-  const cursors = new CursorSaves(storage, createLogger('silent', {}));
-  defer(() => cursors.stop());
-  const ctx = {
-    storage,
-    cursors,
-    replicas,
-    rateBytes: 1 << 30,
-    timeoutMs: 2000,
-    metrics: registerRebalanceMetrics(new Registry(), new HintStore(storage, 1000)),
-    logger: createLogger('silent', {}),
-  };
+  const ctx = testStreamContext(storage, replicas, createLogger('silent', {}));
   const job = { kind: 'rebalance' as const, ringId: 'r1', targets: () => ['n2'] };
   const done = await runStream(job, ctx, AbortSignal.timeout(10_000), () => {});
   return { done, calls };

@@ -4,14 +4,13 @@
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
-import { registerRebalanceMetrics } from '../../src/rebalance/index.ts';
 import { runStream, type StreamProgress } from '../../src/rebalance/stream.ts';
-import { CursorSaves } from '../../src/rebalance/stream-hold.ts';
-import type { Replicas, WireEntry } from '../../src/replica/index.ts';
-import { HintStore, readStateDoc, Storage, writeStateDoc } from '../../src/storage/index.ts';
+import type { WireEntry } from '../../src/replica/index.ts';
+import { readStateDoc, Storage, writeStateDoc } from '../../src/storage/index.ts';
 import { defer } from '../helpers/defer.ts';
 import { captureLog } from '../helpers/log-capture.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
+import { testStreamContext } from '../helpers/rebalancer.ts';
 
 afterEach(cleanup);
 
@@ -56,19 +55,8 @@ async function stream(
 ) {
   const { logger, records } = captureLog();
   const registry = new Registry();
-  const metrics = registerRebalanceMetrics(registry, new HintStore(storage, 1000));
   const replicas = { apply: (_t: string, entries: WireEntry[]) => apply(entries) };
-  const cursors = new CursorSaves(storage, logger);
-  defer(() => cursors.stop());
-  const ctx = {
-    storage,
-    cursors,
-    replicas: replicas as unknown as Replicas,
-    rateBytes: 1 << 30,
-    timeoutMs: 2000,
-    metrics,
-    logger,
-  };
+  const ctx = testStreamContext(storage, replicas, logger, registry);
   const job = { kind: 'rebalance' as const, ringId: 'r1', targets: () => ['n2'], fresh };
   const seen: StreamProgress[] = [];
   const done = await runStream(job, ctx, AbortSignal.timeout(30_000), (p) => seen.push(p));
