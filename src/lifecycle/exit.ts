@@ -5,11 +5,12 @@
  * them), and one blocked in a sync of a hung disk never returns: with `stuck` (disk work still
  * out) the process image is replaced instead by a node that exits with `code` at once, which ends
  * every other thread (execve), so the process ends within its stop bound whatever the disk does.
- * The 'exit' listeners run first, as process.exit runs them (pino writes the lines it buffered).
+ * The 'exit' listeners run first, as process.exit runs them. Nothing the pool was still to write
+ * is written: the logger writes stdout from the event loop's thread (createLogger) for this.
  */
 export function exitProcess(code: number, stuck: boolean): never {
   if (stuck) {
-    // What process.exit does first: its 'exit' listeners run (the logger writes what it holds).
+    // What process.exit does first: its 'exit' listeners run.
     process.exitCode = code;
     try {
       process.emit('exit', code);

@@ -20,12 +20,20 @@ export function isoTime(ms: number): string {
 /** pino's `timestamp` option: what pino.stdTimeFunctions.isoTime writes, through isoTime(). */
 const timestamp = () => `,"time":"${isoTime(Date.now())}"`;
 
-/** A JSON logger on stdout (or `destination`), with the node name on every line. */
+/**
+ * A JSON logger on stdout (or `destination`), with the node name on every line.
+ *
+ * Stdout is written synchronously, from the thread that logs. pino's default destination writes
+ * through libuv's thread pool, which a hung disk can fill with syncs that never return: the
+ * lines a node most needs to say (its disk stalled, its stop overran) then never came out, and a
+ * line still queued there was lost when the process ended by replacing its image (exitProcess).
+ * A node logs events, never requests, so a write per line costs nothing that shows.
+ */
 export function createLogger(
   level: string,
   base: Record<string, unknown>,
   destination?: NodeJS.WritableStream,
 ): Logger {
   const opts = { level, base, timestamp };
-  return destination ? pino(opts, destination) : pino(opts);
+  return pino(opts, destination ?? pino.destination({ dest: 1, sync: true }));
 }

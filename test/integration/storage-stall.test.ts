@@ -262,3 +262,22 @@ it('a node whose disk hangs ends on SIGTERM within the shutdown bound, though a 
   await logged(node, 'shutdown overran its deadline, exiting', 5000);
   await disk.resume();
 }, 60_000);
+
+it("a node whose every thread of libuv's pool waits on the hung disk still writes its log lines", async () => {
+  const { disk, dataDir } = await diskWithDataDir(binary());
+  // One pool thread: the first sync that hangs takes all of it. Before, log lines were written
+  // by that pool (pino's asynchronous destination): none came out until the disk answered, and
+  // one written just before an exit that replaces the process image (exitProcess) was lost.
+  const node = await startNodeProcess({
+    dataDir,
+    args: ['--storage-stall-timeout-ms', String(STALL_MS)],
+    env: { UV_THREADPOOL_SIZE: '1' },
+  });
+  const c = await clientOf(node);
+  expect(await c.call('PUT before v')).toBe('OK');
+  await disk.hang();
+  c.send('PUT hung v\r\n');
+  expect((await c.lines(1, 20_000))[0]).toMatch(/^ERR STORAGE_STALLED /);
+  await logged(node, 'storage: disk stalled: refusing commands, not ready', 5000);
+  await disk.resume();
+}, 60_000);
