@@ -11,6 +11,7 @@ import {
   peerClientOf,
   startMember,
   waitAllUp,
+  waitSettled,
 } from '../helpers/cluster.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 import { setClockSkew, skewedClockFile } from '../helpers/skewed-clock.ts';
@@ -41,6 +42,9 @@ async function startCluster(clockFile: string): Promise<ClusterNode[]> {
     ),
   );
   await waitAllUp(nodes, 30_000);
+  // Formed, not just up: a node that founded a ring of itself first may hold the settled ring
+  // alone for a while, and a write then needs its acknowledgement (the odd one's, refused).
+  await waitSettled(nodes, ['kvstore-0', 'kvstore-1', 'kvstore-2']);
   return nodes;
 }
 

@@ -17,6 +17,7 @@ import {
   restart,
   startMember,
   waitAllUp,
+  waitSettled,
 } from '../helpers/cluster.ts';
 import { diskWithDataDir, usePowerlossfs } from '../helpers/powerloss.ts';
 import { until } from '../helpers/write-log.ts';
@@ -61,6 +62,7 @@ it('a tombstone another member holds but has not synced is not collected: its po
   );
   const nodes = [a!, b!, c!];
   await waitAllUp(nodes, 20_000);
+  await waitSettled(nodes, names);
 
   const ca = await openClient(a!);
   expect(await ca.call('PUT k old-value')).toBe('OK');

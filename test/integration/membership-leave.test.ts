@@ -10,6 +10,7 @@ import {
   openClient,
   startDnsMember,
   waitAllUp,
+  waitSettled,
 } from '../helpers/cluster.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import { cleanup } from '../helpers/node-process.ts';
@@ -47,6 +48,7 @@ async function threeDnsMembers() {
   for (const [i, h] of hosts.entries()) zone.setPtr(h, `kvstore-${i}.${SERVICE}`);
   const nodes = await Promise.all(hosts.map((h, i) => dnsMember(zone, `kvstore-${i}`, h)));
   await waitAllUp(nodes);
+  await waitSettled(nodes, ['kvstore-0', 'kvstore-1', 'kvstore-2']);
   return { zone, hosts, nodes };
 }
 

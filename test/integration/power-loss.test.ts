@@ -11,6 +11,7 @@ import {
   restart,
   startMember,
   waitAllUp,
+  waitSettled,
 } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
@@ -134,6 +135,7 @@ describe('power loss', () => {
       hosts.map((h, i) => startMember(names[i]!, h, peers, disks[i]!.dataDir)),
     );
     await waitAllUp(nodes);
+    await waitSettled(nodes, names);
     const log = new WriteLog();
     // One writer per node, each on its own keys: a key's writes go through one coordinator.
     const writers = nodes.map((_, w) => keysOf(w, 100));

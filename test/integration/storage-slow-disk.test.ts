@@ -17,6 +17,7 @@ import {
   metric,
   startMember,
   waitAllUp,
+  waitSettled,
 } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
@@ -208,6 +209,7 @@ describe('slow disk', () => {
       hosts.map((h, i) => startMember(names[i]!, h, args, i === 2 ? dataDir : undefined)),
     );
     await waitAllUp(nodes, 60_000);
+    await waitSettled(nodes, names);
     const slow = { host: nodes[2]!.host, httpPort: nodes[2]!.proc.httpPort };
     await disk.slow(700);
     const start = await logCounts(disk, slow);

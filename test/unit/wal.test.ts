@@ -300,6 +300,8 @@ describe('WriteAheadLog', () => {
       expect(keys).toEqual([...acked, ...Array.from({ length: 5 }, (_, i) => `after${i}`)]);
     } finally {
       g.release();
+      // The crashed log's files are still open in this process: closed, the tmpfs unmounts.
+      await log.close();
     }
   });
 
