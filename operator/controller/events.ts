@@ -1,10 +1,10 @@
 // Kubernetes Events on a KVCluster: phase changes and decommission steps (`kubectl describe kvc`).
 
 import { randomBytes } from 'node:crypto';
-import type { CoreV1Event } from '@kubernetes/client-node';
+import { type CoreV1Event, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { API_VERSION, KIND, type Phase } from '../api/v1alpha1/index.ts';
-import { errorMessage, type Kube } from '../runtime/index.ts';
+import { errorMessage, type Kube, statusCode } from '../runtime/index.ts';
 
 export interface EventTarget {
   readonly name: string;
@@ -15,7 +15,11 @@ export interface EventTarget {
 export type EventType = 'Normal' | 'Warning';
 
 export interface EventRecorder {
-  /** Creates an Event; failures are logged, never thrown (an Event is not worth a retry). */
+  /**
+   * Creates an Event, or counts one more of an Event recorded before with the same type, reason
+   * and message on the same object (its `count` and `lastTimestamp`, as client-go's recorder
+   * does); failures are logged, never thrown (an Event is not worth a retry).
+   */
   record(target: EventTarget, type: EventType, reason: string, message: string): Promise<void>;
   /** The Event of a phase change: Warning for Blocked, Degraded and Invalid. */
   phaseChanged(
@@ -62,11 +66,58 @@ export function buildEvent(
   };
 }
 
-export function createEventRecorder(kube: Kube, instance: string, logger: Logger): EventRecorder {
-  const record = async (target: EventTarget, type: EventType, reason: string, message: string) => {
-    const body = buildEvent(target, type, reason, message, new Date(), instance);
+/** Distinct Events remembered for counting repeats (client-go's recorder keeps 4096 too). */
+export const REMEMBERED_EVENTS = 4096;
+
+/** An Event created by this recorder: its name, and how many times it was recorded. */
+interface Recorded {
+  readonly name: string;
+  count: number;
+}
+
+export function createEventRecorder(
+  kube: Kube,
+  instance: string,
+  logger: Logger,
+  now: () => Date = () => new Date(),
+): EventRecorder {
+  // Least recently recorded first (a Map keeps insertion order; a repeat is moved to the end).
+  const recorded = new Map<string, Recorded>();
+  const remember = (key: string, r: Recorded) => {
+    recorded.delete(key);
+    recorded.set(key, r);
+    if (recorded.size > REMEMBERED_EVENTS) recorded.delete(recorded.keys().next().value!);
+  };
+  /** Counts one more of `r`; false when its Event is gone (expired after the apiserver's --event-ttl, or deleted). */
+  const repeat = async (target: EventTarget, r: Recorded, at: Date): Promise<boolean> => {
     try {
+      await kube.core.patchNamespacedEvent(
+        {
+          name: r.name,
+          namespace: target.namespace,
+          body: { count: r.count + 1, lastTimestamp: at.toISOString() },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      r.count += 1;
+      return true;
+    } catch (err) {
+      if (statusCode(err) === 404) return false;
+      throw err;
+    }
+  };
+  const record = async (target: EventTarget, type: EventType, reason: string, message: string) => {
+    const at = now();
+    const body = buildEvent(target, type, reason, message, at, instance);
+    const key = JSON.stringify([target.namespace, target.uid, type, reason, body.message]);
+    try {
+      const before = recorded.get(key);
+      if (before && (await repeat(target, before, at))) {
+        remember(key, before);
+        return;
+      }
       await kube.core.createNamespacedEvent({ namespace: target.namespace, body });
+      remember(key, { name: body.metadata?.name ?? '', count: 1 });
     } catch (err) {
       logger.warn({ cluster: target.name, reason, err: errorMessage(err) }, 'event not recorded');
     }

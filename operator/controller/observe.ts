@@ -1,10 +1,12 @@
 // Reads what a reconcile decides from: the StatefulSet, its pods, and each started node's own view.
 
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import { type Blocker, claimBlockers, podBlocker } from './blockers.ts';
 import type { ControllerContext } from './context.ts';
 import { type Cluster, namesOf, ordinalOf, selectorString } from './names.ts';
 import type { ClusterView, PodAddress } from './node-admin.ts';
 import { readStatefulSet } from './statefulset.ts';
+import { listClaims } from './volumes.ts';
 
 export interface PodView {
   readonly name: string;
@@ -30,6 +32,11 @@ export interface PodView {
    * revision set (absent: spec.ports.http).
    */
   readonly httpPort?: number;
+  /**
+   * What keeps it from running, when something does: its scheduling, a container's waiting
+   * reason, or (unscheduled, its claim not bound) the claim's latest Warning.
+   */
+  readonly blocker?: Blocker;
 }
 
 export type NodeView =
@@ -55,6 +62,7 @@ export function podView(cluster: string, pod: V1Pod): PodView | null {
     ?.flatMap((c) => c.ports ?? [])
     .find((p) => p.name === 'http')?.containerPort;
   const uid = pod.metadata?.uid;
+  const blocker = ready ? null : podBlocker(pod);
   return {
     name,
     ...(uid ? { uid } : {}),
@@ -66,6 +74,7 @@ export function podView(cluster: string, pod: V1Pod): PodView | null {
     createdAtMs: created ? new Date(created).getTime() : 0,
     lostReady: !ready && lostReadiness(pod, readyCond?.lastTransitionTime),
     ...(httpPort ? { httpPort } : {}),
+    ...(blocker ? { blocker } : {}),
   };
 }
 
@@ -119,10 +128,17 @@ async function listPods(ctx: ControllerContext, c: Cluster): Promise<PodView[]> 
     namespace: c.namespace,
     labelSelector: selectorString(c.name),
   });
-  return list.items
+  const pods = list.items
     .map((p) => podView(c.name, p))
     .filter((p): p is PodView => p !== null)
     .sort((a, b) => a.ordinal - b.ordinal);
+  // An unscheduled pod's claim may say why (a StorageClass that does not exist): listed only then.
+  if (!pods.some((p) => p.blocker?.object === `pod ${p.name}`)) return pods;
+  const fromClaims = await claimBlockers(ctx, c.namespace, pods, await listClaims(ctx, c));
+  return pods.map((p) => {
+    const blocker = fromClaims.get(p.name);
+    return blocker ? { ...p, blocker } : p;
+  });
 }
 
 async function nodeView(ctx: ControllerContext, c: Cluster, pod: PodView): Promise<NodeView> {

@@ -3,6 +3,7 @@
 import { type KVClusterStatus, parseKVCluster } from '../api/v1alpha1/index.ts';
 import { errorMessage, type HandlerResult, statusCode } from '../runtime/index.ts';
 import { ensureBackup, ensureRestore } from './backup.ts';
+import { recordBlockers } from './blockers.ts';
 import { markJoinedClaims } from './claims.ts';
 import { ensureClusterSecret } from './cluster-secret.ts';
 import { ensureConfigMap, ensureRevisionConfigMaps } from './configmap.ts';
@@ -143,6 +144,7 @@ async function reconcileCluster(
   previous: KVClusterStatus | undefined,
 ): Promise<HandlerResult> {
   let status: KVClusterStatus;
+  let observed: Observed;
   let c = spec;
   // Every owned object, the backup CronJob and restore Job too: one the apiserver rejects (a
   // schedule it cannot parse) is shown in status, not only logged while the status stays stale.
@@ -153,6 +155,7 @@ async function reconcileCluster(
     c = secret.cluster;
     if (secret.legacy) await warnOnce(ctx, c, 'NoClusterSecret');
     const done = await ensureOwned(ctx, c, secret.sha256);
+    observed = done.observed;
     const built = statusOf(ctx, c, previous, done.observed, done.plan);
     const available = built.phase === 'Available' && built.readyReplicas === c.spec.replicas;
     const backup = await ensureBackup(ctx, c);
@@ -166,6 +169,7 @@ async function reconcileCluster(
     throw err;
   }
   await ensureStatus(ctx, c, previous, status);
+  await recordBlockers(ctx, c, observed.pods);
   return { requeueAfterMs: requeueDelay(ctx, status) };
 }
 

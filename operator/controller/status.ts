@@ -11,6 +11,7 @@ import {
   type Phase,
   PLURAL,
 } from '../api/v1alpha1/index.ts';
+import { blockerText, reportedBlockers } from './blockers.ts';
 import type { ControllerContext } from './context.ts';
 import { canonicalJson } from './names.ts';
 import type { Observed, PodView } from './observe.ts';
@@ -131,12 +132,9 @@ function progressing(s: StatusInput): Cond {
   }
   const young = s.observed.pods.filter((p) => starting(p, s.now));
   if (young.length) {
-    return cond(
-      'Progressing',
-      true,
-      'PodsStarting',
-      `starting: ${young.map((p) => p.name).join(', ')}`,
-    );
+    const why = blockedText(young, s.now);
+    const names = young.map((p) => p.name).join(', ');
+    return cond('Progressing', true, 'PodsStarting', `starting: ${names}${why}`);
   }
   if (s.health.rebalancing) {
     const r = rebalanceProgress(s.observed);
@@ -150,6 +148,26 @@ function progressing(s: StatusInput): Cond {
     return cond('Progressing', true, 'VolumesGrowing', msg);
   }
   return cond('Progressing', false, 'Stable', 'the cluster matches the spec');
+}
+
+/** `; kv-0 cannot start: claim data-kv-0 ProvisioningFailed: ...` for each of `pods` blocked (at most 3), or ''. */
+function blockedText(pods: readonly PodView[], now: Date): string {
+  const blocked = reportedBlockers(pods, now);
+  if (!blocked.length) return '';
+  const more = blocked.length > 3 ? `; and ${blocked.length - 3} more pods that cannot start` : '';
+  return `; ${blocked
+    .slice(0, 3)
+    .map((b) => blockerText(b.pod, b.blocker))
+    .join('; ')}${more}`;
+}
+
+/** For `kubectl get kvc` (the Progress column): the first pod that cannot start and why, in short. */
+function blockedProgress(pods: readonly PodView[], now: Date): string | undefined {
+  const blocked = reportedBlockers(pods, now);
+  const first = blocked[0];
+  if (!first) return undefined;
+  const more = blocked.length > 1 ? ` (+${blocked.length - 1} more)` : '';
+  return `${first.pod} cannot start: ${first.blocker.object} ${first.blocker.reason}${more}`;
 }
 
 function wantedButLeaving(s: StatusInput): string[] {
@@ -181,7 +199,8 @@ function degraded(s: StatusInput, prog: Cond): Cond {
   const stuck = s.observed.pods.filter((p) => !p.ready && !p.terminating && !starting(p, s.now));
   if (stuck.length) {
     const names = stuck.map((p) => (p.lostReady ? `${p.name} (was running)` : p.name));
-    return cond('Degraded', true, 'PodsNotReady', `not ready: ${names.join(', ')}`);
+    const why = blockedText(stuck, s.now);
+    return cond('Degraded', true, 'PodsNotReady', `not ready: ${names.join(', ')}${why}`);
   }
   if (prog.reason === 'PodsStarting' && !startsPods(s.previous?.phase)) {
     const young = s.observed.pods.filter((p) => starting(p, s.now)).map((p) => p.name);
@@ -295,7 +314,7 @@ export function buildStatus(s: StatusInput): KVClusterStatus {
     ? `decommission ${d.member}: ${progressText(d)}`
     : r
       ? `rebalance: ${progressText(r)}`
-      : undefined;
+      : blockedProgress(s.observed.pods, s.now);
   return {
     observedGeneration: s.generation,
     phase: phaseOf(conds, ready, s.previous?.phase),

@@ -70,7 +70,10 @@ export interface FileSystemPending {
 const NOTHING: VolumesState = { recreating: false, pending: [], fileSystemPending: [] };
 
 /** The claims of the cluster's pods (`data-<statefulset>-<ordinal>`). */
-async function listClaims(ctx: ControllerContext, c: Cluster): Promise<V1PersistentVolumeClaim[]> {
+export async function listClaims(
+  ctx: ControllerContext,
+  c: Cluster,
+): Promise<V1PersistentVolumeClaim[]> {
   const list = await ctx.kube.core.listNamespacedPersistentVolumeClaim({
     namespace: c.namespace,
     labelSelector: `${CLUSTER_LABEL}=${c.name},app.kubernetes.io/component=data`,

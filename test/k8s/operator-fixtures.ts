@@ -364,6 +364,7 @@ export interface KVC extends KubernetesObject {
     selector?: string;
     backup?: BackupRun;
     restore?: BackupRun;
+    progress?: string;
   };
 }
 

@@ -1639,6 +1639,103 @@ spec:
   });
 });
 
+/** The Events of `reason` on object `name`: how many objects, and the count each holds. */
+const eventCounts = async (name: string, reason: string): Promise<number[]> =>
+  (
+    await k().kubectl([
+      'get',
+      'events',
+      '-n',
+      NS,
+      '--field-selector',
+      `involvedObject.name=${name},reason=${reason}`,
+      '-o',
+      'jsonpath={range .items[*]}{.count}{"\\n"}{end}',
+    ])
+  )
+    .split('\n')
+    .filter((m) => m !== '')
+    .map(Number);
+
+const condition = (o: KVC | null, type: string) =>
+  o?.status?.conditions?.find((c) => c.type === type);
+
+describe('pods that cannot start', { timeout: 180_000 }, () => {
+  it('say why in the conditions, the Progress column and a Warning Event: a claim of a StorageClass that does not exist; cleared once it exists', async () => {
+    const yaml = kvcYaml('nosc', `${ONE}  storage: {storageClassName: kv-missing-class}\n`);
+    expect((await apply(yaml)).code).toBe(0);
+    const cause =
+      /nosc-0 cannot start: claim data-nosc-0 ProvisioningFailed: storageclass\.storage\.k8s\.io "kv-missing-class" not found/;
+    // Before, the condition said only `starting: nosc-0`, whatever kept it from starting.
+    const o = await waitUntil('nosc says why nosc-0 does not start', async () => {
+      const s = await kvc('nosc');
+      return s && cause.test(condition(s, 'Progressing')?.message ?? '') ? s : undefined;
+    });
+    expect(o.status?.phase).toBe('Pending');
+    expect(condition(o, 'Progressing')?.reason).toBe('PodsStarting');
+    expect(o.status?.progress).toBe('nosc-0 cannot start: claim data-nosc-0 ProvisioningFailed');
+    const table = await k().kubectl(['get', 'kvc', 'nosc', '-n', NS]);
+    expect(table).toContain('nosc-0 cannot start: claim data-nosc-0 ProvisioningFailed');
+    const warned = await waitUntil('a ProvisioningFailed Event on nosc', async () => {
+      const m = await eventMessages('nosc', 'ProvisioningFailed');
+      return m.length ? m : undefined;
+    });
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatch(cause);
+    // The class and a volume of it appear: the claim binds, the pod starts, the cause is gone.
+    await k().kubectl(['apply', '-f', '-'], {
+      input: `apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: kv-missing-class}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: Immediate
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: kwok-pv-nosc}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Delete
+  storageClassName: kv-missing-class
+  hostPath: {path: /tmp/kwok-pv-nosc}
+`,
+    });
+    const up = await phase('nosc', 'Available', 120_000);
+    expect(up.status?.progress).toBeUndefined();
+    for (const c of up.status?.conditions ?? []) expect(c.message).not.toMatch(/cannot start/);
+    await k().kubectl(['delete', 'kvcluster', 'nosc', '-n', NS]);
+  });
+
+  it("an unschedulable pod: the scheduler's reason; a cause that stays is one Event whose count grows, not an Event per reconcile", async () => {
+    const yaml = kvcYaml(
+      'nosched',
+      `${ONE}  storage: {storageClassName: ${STORAGE_CLASS}}\n  nodeSelector: {kvstore.dev/no-such-node: 'true'}\n`,
+    );
+    expect((await apply(yaml)).code).toBe(0);
+    const o = await waitUntil('nosched says why nosched-0 does not start', async () => {
+      const s = await kvc('nosched');
+      const m = condition(s, 'Progressing')?.message ?? '';
+      return s &&
+        /nosched-0 cannot start: pod nosched-0 Unschedulable: 0\/2 nodes are available: 2 node\(s\) didn't match Pod's node affinity\/selector/.test(
+          m,
+        )
+        ? s
+        : undefined;
+    });
+    expect(o.status?.phase).toBe('Pending');
+    // The operator polls a starting cluster every 300 ms here: many reconciles see the cause.
+    const counts = await waitUntil('Unschedulable recorded on nosched 5 times', async () => {
+      const c = await eventCounts('nosched', 'Unschedulable');
+      return c.reduce((a, b) => a + b, 0) >= 5 ? c : undefined;
+    });
+    // Before, each reconcile made an Event object of its own (count 1 each).
+    expect(counts).toHaveLength(1);
+    expect(counts[0]).toBeGreaterThanOrEqual(5);
+    await k().kubectl(['delete', 'kvcluster', 'nosched', '-n', NS]);
+  });
+});
+
 describe('operator identity', { timeout: 60_000 }, () => {
   it('runs as its ServiceAccount with only operator/rbac.yaml', async () => {
     const sa = `system:serviceaccount:${OPERATOR_NS}:${OPERATOR_SA}`;

@@ -482,7 +482,9 @@ export const kvClusterStatusSchema = z
     progress: z
       .string()
       .optional()
-      .describe('The transfer in progress in one line: what, percent and time left.'),
+      .describe(
+        'The transfer in progress in one line (what, percent and time left), else the first pod that cannot start and why.',
+      ),
   })
   .describe('Observed state of a kvstore cluster.');
 

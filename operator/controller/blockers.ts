@@ -1,0 +1,169 @@
+// Why a pod does not start: its scheduling, its containers' waiting reasons, its claim's binding.
+
+import type {
+  CoreV1Event,
+  V1ContainerStateWaiting,
+  V1ContainerStatus,
+  V1PersistentVolumeClaim,
+  V1Pod,
+} from '@kubernetes/client-node';
+import { claimOf } from './claims.ts';
+import type { ControllerContext } from './context.ts';
+import type { EventTarget } from './events.ts';
+
+/** A pod as these functions read it (observe.ts's PodView). */
+interface PodCause {
+  readonly name: string;
+  readonly ready: boolean;
+  readonly createdAtMs: number;
+  readonly blocker?: Blocker;
+}
+
+/**
+ * What keeps a pod from running, in the words of the object that says so: the pod's PodScheduled
+ * condition, a container's waiting reason, or the latest Warning Event of its claim.
+ */
+export interface Blocker {
+  /** The object that says why: `pod kv-0`, `container kv-0/kvstore`, `claim data-kv-0`. */
+  readonly object: string;
+  readonly reason: string;
+  readonly message: string;
+}
+
+/**
+ * A pod younger than this is not reported as blocked: a new pod is briefly Unschedulable
+ * ("pod has unbound immediate PersistentVolumeClaims") while its claim binds, and that is no
+ * cause to show. A pod older than this that still has one is reported at once.
+ */
+export const BLOCKER_AFTER_MS = 10_000;
+
+/** Waiting reasons of a container on its way up, not held. */
+const STARTING = new Set(['ContainerCreating', 'PodInitializing']);
+
+/** One line of at most 300 characters: messages go into conditions, Events and one-line logs. */
+function oneLine(text: string): string {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > 300 ? `${line.slice(0, 297)}...` : line;
+}
+
+/**
+ * The kubelet alternates ErrImagePull and ImagePullBackOff (whose message puts `Back-off pulling
+ * image "x": ` before the same error), and puts the back-off's current length into
+ * CrashLoopBackOff's: each is said one way here, so the condition and the Event do not change
+ * with every retry of the kubelet.
+ */
+function waitingCause(s: V1ContainerStatus, w: V1ContainerStateWaiting): Omit<Blocker, 'object'> {
+  const reason = w.reason ?? 'Waiting';
+  if (reason === 'ErrImagePull' || reason === 'ImagePullBackOff') {
+    const detail = (w.message ?? '').replace(
+      /^Back-off pulling image "[^"]*"(: ErrImagePull)?:? ?/,
+      '',
+    );
+    const message = `cannot pull image "${s.image}"${detail ? `: ${detail}` : ''}`;
+    return { reason: 'ImagePullBackOff', message: oneLine(message) };
+  }
+  if (reason === 'CrashLoopBackOff') {
+    const t = s.lastState?.terminated;
+    const exit = t ? `exit code ${t.exitCode}${t.reason ? ` (${t.reason})` : ''}` : 'it exits';
+    const said = t?.message ? `: ${t.message}` : '';
+    return { reason, message: oneLine(`the container keeps exiting, last with ${exit}${said}`) };
+  }
+  return { reason, message: oneLine(w.message ?? reason) };
+}
+
+/** What the pod itself says keeps it from running (pure); null when nothing does. */
+export function podBlocker(pod: V1Pod): Blocker | null {
+  if (pod.metadata?.deletionTimestamp) return null;
+  const name = pod.metadata?.name ?? '';
+  const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
+  if (scheduled?.status === 'False') {
+    return {
+      object: `pod ${name}`,
+      reason: scheduled.reason ?? 'Unschedulable',
+      message: oneLine(scheduled.message ?? 'not scheduled'),
+    };
+  }
+  const statuses = [
+    ...(pod.status?.initContainerStatuses ?? []),
+    ...(pod.status?.containerStatuses ?? []),
+  ];
+  for (const s of statuses) {
+    const w = s.state?.waiting;
+    if (!w?.reason || STARTING.has(w.reason)) continue;
+    return { object: `container ${name}/${s.name}`, ...waitingCause(s, w) };
+  }
+  return null;
+}
+
+const timeOf = (e: CoreV1Event): number =>
+  new Date(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? 0).getTime();
+
+/**
+ * The cause of each unscheduled pod whose claim is not bound, from the claim's latest Warning
+ * Event (ProvisioningFailed: `storageclass.storage.k8s.io "fast" not found`, a provisioner's
+ * error, a quota): the scheduler only says that the pod "has unbound immediate
+ * PersistentVolumeClaims". Pods whose claim has no Warning keep their own cause.
+ */
+export async function claimBlockers(
+  ctx: ControllerContext,
+  namespace: string,
+  pods: readonly Pick<PodCause, 'name' | 'blocker'>[],
+  claims: readonly V1PersistentVolumeClaim[],
+): Promise<Map<string, Blocker>> {
+  const found = new Map<string, Blocker>();
+  const unscheduled = new Set(
+    pods.filter((p) => p.blocker?.object === `pod ${p.name}`).map((p) => claimOf(p.name)),
+  );
+  const pending = claims
+    .filter((c) => c.status?.phase === 'Pending' && unscheduled.has(c.metadata?.name ?? ''))
+    .map((c) => c.metadata?.name ?? '');
+  if (!pending.length) return found;
+  const events = await ctx.kube.core.listNamespacedEvent({
+    namespace,
+    fieldSelector: 'involvedObject.kind=PersistentVolumeClaim,type=Warning',
+  });
+  for (const claim of pending) {
+    const latest = events.items
+      .filter((e) => e.involvedObject.name === claim)
+      .sort((a, b) => timeOf(b) - timeOf(a))[0];
+    if (!latest) continue;
+    const pod = pods.find((p) => claimOf(p.name) === claim)?.name ?? '';
+    found.set(pod, {
+      object: `claim ${claim}`,
+      reason: latest.reason ?? 'Pending',
+      message: oneLine(latest.message ?? 'not bound'),
+    });
+  }
+  return found;
+}
+
+/** The pods blocked long enough to report (BLOCKER_AFTER_MS), each with its cause. */
+export function reportedBlockers(
+  pods: readonly PodCause[],
+  now: Date,
+): { readonly pod: string; readonly blocker: Blocker }[] {
+  return pods.flatMap((p) =>
+    p.blocker && !p.ready && now.getTime() - p.createdAtMs >= BLOCKER_AFTER_MS
+      ? [{ pod: p.name, blocker: p.blocker }]
+      : [],
+  );
+}
+
+/** `kv-0 cannot start: claim data-kv-0 ProvisioningFailed: storageclass ... not found` */
+export function blockerText(pod: string, b: Blocker): string {
+  return `${pod} cannot start: ${b.object} ${b.reason}: ${b.message}`;
+}
+
+/**
+ * A Warning Event per blocked pod, on the KVCluster, with the cause's own reason: recorded on
+ * every reconcile that finds it, so a cause that stays is one Event whose count grows.
+ */
+export async function recordBlockers(
+  ctx: ControllerContext,
+  target: EventTarget,
+  pods: readonly PodCause[],
+): Promise<void> {
+  for (const { pod, blocker } of reportedBlockers(pods, ctx.now())) {
+    await ctx.events.record(target, 'Warning', blocker.reason, blockerText(pod, blocker));
+  }
+}
