@@ -20,7 +20,7 @@ import { ensureDecommission, observeLeaving } from './scale.ts';
 import { ensureServiceMonitor } from './servicemonitor.ts';
 import { ensureServices } from './services.ts';
 import { checkPeerTlsChange, ensureStatefulSet, readStatefulSet } from './statefulset.ts';
-import { buildStatus, ensureStatus, heldStatus } from './status.ts';
+import { buildStatus, ensureStatus, heldStatus, staleReads } from './status.ts';
 import { ensureVolumes } from './volumes.ts';
 
 type Ref = { readonly name: string; readonly namespace: string; readonly uid: string };
@@ -121,9 +121,13 @@ const WARNINGS: Readonly<Record<string, string>> = {
 };
 
 /** A Warning Event and log line, once per KVCluster generation. */
-async function warnOnce(ctx: ControllerContext, c: Cluster, reason: string): Promise<void> {
+async function warnOnce(
+  ctx: ControllerContext,
+  c: Cluster,
+  reason: string,
+  message = WARNINGS[reason] ?? reason,
+): Promise<void> {
   if (!ctx.warned.first(c.uid, c.generation, reason)) return;
-  const message = WARNINGS[reason] ?? reason;
   ctx.logger.warn({ cluster: c.name, namespace: c.namespace, reason }, message);
   await ctx.events.record(c, 'Warning', reason, message);
 }
@@ -154,6 +158,8 @@ async function reconcileCluster(
     const secret = await ensureClusterSecret(ctx, spec, sts);
     c = secret.cluster;
     if (secret.legacy) await warnOnce(ctx, c, 'NoClusterSecret');
+    const stale = staleReads(c.spec);
+    if (stale) await warnOnce(ctx, c, 'StaleReads', stale.message);
     const done = await ensureOwned(ctx, c, secret.sha256);
     observed = done.observed;
     const built = statusOf(ctx, c, previous, done.observed, done.plan);

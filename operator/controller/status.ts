@@ -1,5 +1,6 @@
 // KVCluster status: conditions Available/Progressing/Degraded, the phase they imply, members.
 
+import { quorumsOverlap } from '../../src/config/index.ts';
 import {
   API_VERSION,
   type Condition,
@@ -302,10 +303,29 @@ function counts(o: Observed): { replicas: number; ready: number } {
   return { replicas: pods.length, ready: pods.filter((p) => p.ready).length };
 }
 
+/**
+ * While readQuorum + writeQuorum <= replicationFactor (reads may miss acknowledged writes): the
+ * StaleReads condition, True, saying whether the spec accepts it; absent otherwise.
+ */
+export function staleReads(spec: KVClusterSpec): Cond | null {
+  if (quorumsOverlap(spec)) return null;
+  const { readQuorum, writeQuorum, replicationFactor } = spec;
+  const why = `readQuorum ${readQuorum} + writeQuorum ${writeQuorum} <= replicationFactor ${replicationFactor}: a read may miss an acknowledged write until the replicas catch up`;
+  return spec.allowStaleReads
+    ? cond('StaleReads', true, 'StaleReadsAllowed', `${why} (spec.allowStaleReads)`)
+    : cond(
+        'StaleReads',
+        true,
+        'QuorumsDoNotOverlap',
+        `${why}; set spec.allowStaleReads: true to accept it, or raise readQuorum or writeQuorum`,
+      );
+}
+
 /** The status of a valid, unpaused cluster (pure). */
 export function buildStatus(s: StatusInput): KVClusterStatus {
   const prog = progressing(s);
-  const conds = [available(s), prog, degraded(s, prog)];
+  const stale = staleReads(s.spec);
+  const conds = [available(s), prog, degraded(s, prog), ...(stale ? [stale] : [])];
   const sts = s.observed.sts?.status;
   const { replicas, ready } = counts(s.observed);
   const d = decommission(s.scale);

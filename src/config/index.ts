@@ -9,4 +9,11 @@ export {
   parseOptions,
 } from './flags.ts';
 export { envName, flagName, helpText, type LoadResult, loadConfig } from './load.ts';
-export { type Config, configSchema, DEFAULTS, MAX_TIMER_MS, MAX_VALUE_BYTES } from './schema.ts';
+export {
+  type Config,
+  configSchema,
+  DEFAULTS,
+  MAX_TIMER_MS,
+  MAX_VALUE_BYTES,
+  quorumsOverlap,
+} from './schema.ts';

@@ -369,5 +369,18 @@ export const configSchema = z
 
 export type Config = z.infer<typeof configSchema>;
 
+/**
+ * Whether every read quorum meets every write quorum (R + W > RF): then a read always asks a
+ * replica that took the newest acknowledged write. Without it (R = W = 1 of 3, say) a read may
+ * miss an acknowledged write until hints, read repair or anti-entropy bring it. The node accepts
+ * such quorums (a deliberate choice for latency or availability) and says so at start; the
+ * operator asks for spec.allowStaleReads (docs/operator.md).
+ */
+export function quorumsOverlap(
+  c: Pick<Config, 'replicationFactor' | 'readQuorum' | 'writeQuorum'>,
+): boolean {
+  return c.readQuorum + c.writeQuorum > c.replicationFactor;
+}
+
 /** The defaults, as --help shows them and loading starts from. */
 export const DEFAULTS: Config = defaultsOf(options);

@@ -10,7 +10,7 @@ import type {
 } from '../admin/index.ts';
 import { peerHandshake } from '../auth/index.ts';
 import { BackupSessions, backupRoutes } from '../backup/index.ts';
-import type { Config } from '../config/index.ts';
+import { type Config, quorumsOverlap } from '../config/index.ts';
 import { ClusterCoordinator } from '../coordinator/index.ts';
 import { KvError } from '../errors/index.ts';
 import {
@@ -179,6 +179,13 @@ export async function startCluster(
 ): Promise<Cluster> {
   const self = config.nodeName;
   const secret = secrets.clusterSecret;
+  if (!quorumsOverlap(config)) {
+    const { replicationFactor, readQuorum, writeQuorum } = config;
+    log.warn(
+      { replicationFactor, readQuorum, writeQuorum },
+      'read and write quorums do not overlap (--read-quorum + --write-quorum <= --replication-factor): a read may miss an acknowledged write',
+    );
+  }
   const incarnation = await untilAborted(loadIncarnation(storage), start.signal);
   log.info({ incarnation: incarnation.id, new: incarnation.created }, 'data directory incarnation');
   // Reads every stored hint: long with many of them on a slow disk, so a stop signal ends it.

@@ -85,6 +85,18 @@ describe('configuration', () => {
     expect(fromEnv.stderr).toContain('KV_MAX_VALUE_BYTES');
   });
 
+  it('starts with quorums that do not overlap, and warns that a read may miss an acknowledged write', async () => {
+    const msg = /^read and write quorums do not overlap .*a read may miss an acknowledged write$/;
+    const weak = await startNodeProcess({ args: ['--read-quorum', '1', '--write-quorum', '2'] });
+    const warned = weak.logs.filter((l) => msg.test(String(l.msg)));
+    expect(warned).toEqual([
+      expect.objectContaining({ level: 40, replicationFactor: 3, readQuorum: 1, writeQuorum: 2 }),
+    ]);
+    // The defaults (2 + 2 > 3) overlap: nothing said.
+    const sound = await startNodeProcess();
+    expect(sound.logs.filter((l) => msg.test(String(l.msg)))).toEqual([]);
+  });
+
   it('prints every option with its default for --help', async () => {
     const { stdout } = await run(NODE, [MAIN, '--help']);
     expect(stdout).toContain('--max-scan-keys');

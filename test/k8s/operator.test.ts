@@ -87,6 +87,12 @@ const setReady = (pod: string, status: string) =>
       },
     }),
   ]);
+/** A merge patch of KVCluster `name`'s spec (the result: a refusal is not thrown). */
+const patchSpec = (name: string, spec: Json) =>
+  k().kubectlResult(
+    ['patch', 'kvcluster', name, '-n', NS, '--type=merge', '-p', JSON.stringify({ spec })],
+    { allowFailure: true },
+  );
 const apply = (yaml: string) =>
   k().kubectlResult(['apply', '-n', NS, '-f', '-'], { input: yaml, allowFailure: true });
 
@@ -207,12 +213,59 @@ describe('CRD', { timeout: 60_000 }, () => {
         /replicationFactor must not exceed replicas/,
       ],
       ['rf-default', '  replicas: 1\n', /replicationFactor must not exceed replicas/],
+      // A read of 1 replica may miss a write acknowledged by 2 others of 3.
+      [
+        'weak-quorums',
+        '  readQuorum: 1\n',
+        /readQuorum \+ writeQuorum must exceed replicationFactor, or a read may miss an acknowledged write: raise readQuorum or writeQuorum, or set allowStaleReads: true/,
+      ],
     ];
     for (const [name, spec, message] of cases) {
       const r = await apply(kvcYaml(name, spec));
       expect(r.code, name).not.toBe(0);
       expect(r.stderr, name).toMatch(message);
     }
+  });
+
+  it('takes quorums that do not overlap only with allowStaleReads, and says so: a StaleReads condition and a Warning', async () => {
+    const weak = `  replicas: 2\n  replicationFactor: 2\n  readQuorum: 1\n  writeQuorum: 1\n  storage: {storageClassName: ${STORAGE_CLASS}}\n`;
+    const refused = await apply(kvcYaml('stale', weak));
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/set allowStaleReads: true to accept stale reads/);
+    expect((await apply(kvcYaml('stale', `${weak}  allowStaleReads: true\n`))).code).toBe(0);
+    const o = await waitUntil('stale with its StaleReads condition', async () => {
+      const s = await kvc('stale');
+      return s?.status?.observedGeneration === s?.metadata?.generation &&
+        s?.status?.conditions?.some((c) => c.type === 'StaleReads')
+        ? s
+        : undefined;
+    });
+    expect(o.status?.conditions?.find((c) => c.type === 'StaleReads')).toMatchObject({
+      status: 'True',
+      reason: 'StaleReadsAllowed',
+      message:
+        'readQuorum 1 + writeQuorum 1 <= replicationFactor 2: a read may miss an acknowledged write until the replicas catch up (spec.allowStaleReads)',
+    });
+    const warned = await waitUntil('a StaleReads Warning on stale', async () => {
+      const m = await eventMessages('stale', 'StaleReads');
+      return m.length ? m : undefined;
+    });
+    expect(warned).toEqual([
+      expect.stringMatching(/^readQuorum 1 \+ writeQuorum 1 <= replicationFactor 2/),
+    ]);
+    // Taking the opt-in back while the quorums stay is refused; raising a quorum clears it.
+    const back = await patchSpec('stale', { allowStaleReads: false });
+    expect(back.code).not.toBe(0);
+    expect(back.stderr).toMatch(/readQuorum \+ writeQuorum must exceed replicationFactor/);
+    expect((await patchSpec('stale', { writeQuorum: 2, allowStaleReads: false })).code).toBe(0);
+    await waitUntil('stale without StaleReads', async () => {
+      const s = await kvc('stale');
+      return (
+        s?.status?.observedGeneration === s?.metadata?.generation &&
+        !s?.status?.conditions?.some((c) => c.type === 'StaleReads')
+      );
+    });
+    await k().kubectl(['delete', 'kvcluster', 'stale', '-n', NS]);
   });
 
   it('reports owned objects the apiserver rejects as Degraded with its message', async () => {

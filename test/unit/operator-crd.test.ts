@@ -13,10 +13,12 @@ import {
   parseKVCluster,
   renderCrdYaml,
   type SchemaNode,
+  STALE_READS_RULE,
   structuralViolations,
   toStructural,
 } from '../../operator/api/v1alpha1/index.ts';
 import { toYaml } from '../../operator/api/yaml.ts';
+import { quorumsOverlap } from '../../src/config/index.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -96,6 +98,11 @@ describe('generated CRD', () => {
     );
     expect(rules).toContain('self.readQuorum <= self.replicationFactor');
     expect(rules).toContain('self.replicationFactor <= self.replicas');
+    // Quorums that do not overlap are refused unless the spec accepts stale reads.
+    expect(rules).toContain(
+      'self.readQuorum + self.writeQuorum > self.replicationFactor || self.allowStaleReads',
+    );
+    expect(at(schema, 'spec.allowStaleReads')).toMatchObject({ type: 'boolean', default: false });
     // The storage class cannot change; the size may grow (the operator refuses a shrink).
     const storage = JSON.stringify(at(schema, 'spec.storage'));
     expect(storage).toContain('self.storageClassName == oldSelf.storageClassName');
@@ -171,6 +178,21 @@ describe('parseKVCluster (the operator validates with the same schema)', () => {
     expect(parseKVCluster('demo', { replicas: 1 }).ok).toBe(false);
     const one = { replicas: 1, replicationFactor: 1, readQuorum: 1, writeQuorum: 1 };
     expect(parseKVCluster('demo', one).ok).toBe(true);
+  });
+
+  it('leaves quorums that do not overlap to the apiserver: one stored before the rule is not Invalid', () => {
+    // R 1 + W 1 <= RF 3: the apiserver refuses it new or changed (STALE_READS_RULE); a
+    // KVCluster stored before keeps its pods reconciled and shows the StaleReads condition.
+    const weak = { replicas: 3, replicationFactor: 3, readQuorum: 1, writeQuorum: 1 };
+    const r = parseKVCluster('demo', weak);
+    expect(r.ok && r.spec.allowStaleReads).toBe(false);
+    expect(parseKVCluster('demo', { ...weak, allowStaleReads: true }).ok).toBe(true);
+    expect(STALE_READS_RULE.check).toBeUndefined();
+    expect(STALE_READS_RULE.message).toMatch(/set allowStaleReads: true/);
+    // The node's own rule agrees on which quorums overlap.
+    expect(quorumsOverlap(weak)).toBe(false);
+    expect(quorumsOverlap({ ...weak, writeQuorum: 3 })).toBe(true);
+    expect(quorumsOverlap({ replicationFactor: 1, readQuorum: 1, writeQuorum: 1 })).toBe(true);
   });
 
   it('rejects bad fields and names with a path', () => {

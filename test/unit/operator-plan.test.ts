@@ -519,6 +519,56 @@ describe('buildStatus', () => {
     expect(s.conditions?.find((x) => x.type === 'Degraded')?.reason).toBe('PodsNotReady');
   });
 
+  it('names what keeps a pod from starting, in Progressing, then Degraded, and the Progress column', () => {
+    const blocker = {
+      object: 'claim data-kv-2',
+      reason: 'ProvisioningFailed',
+      message: 'storageclass.storage.k8s.io "fast" not found',
+    };
+    const at = (ageMs: number) => {
+      const pods = [
+        pod(0),
+        pod(1),
+        pod(2, { ready: false, createdAtMs: NOW.getTime() - ageMs, blocker }),
+      ];
+      return { sts: sts(3, 0, { readyReplicas: 2 }), pods, nodes: healthyNodes(2) };
+    };
+    const why =
+      'kv-2 cannot start: claim data-kv-2 ProvisioningFailed: storageclass.storage.k8s.io "fast" not found';
+    const young = buildStatus(input({ observed: at(60_000), previous: { phase: 'Scaling' } }));
+    expect(young.conditions?.find((x) => x.type === 'Progressing')?.message).toBe(
+      `starting: kv-2; ${why}`,
+    );
+    expect(young.progress).toBe('kv-2 cannot start: claim data-kv-2 ProvisioningFailed');
+    // Past the start-up grace: Degraded, saying why.
+    const stuck = buildStatus(input({ observed: at(6 * 60_000) }));
+    expect(stuck.phase).toBe('Degraded');
+    expect(stuck.conditions?.find((x) => x.type === 'Degraded')?.message).toBe(
+      `not ready: kv-2; ${why}`,
+    );
+    // A pod a few seconds old: its claim is still binding, nothing to say yet.
+    const fresh = buildStatus(input({ observed: at(2000), previous: { phase: 'Scaling' } }));
+    expect(fresh.conditions?.find((x) => x.type === 'Progressing')?.message).toBe('starting: kv-2');
+    expect(fresh.progress).toBeUndefined();
+  });
+
+  it('shows StaleReads while reads may miss acknowledged writes, and only then', () => {
+    const weak = cluster({ replicas: 3, readQuorum: 1, writeQuorum: 2 }).spec;
+    const stored = buildStatus(input({ spec: weak }));
+    expect(stored.phase).toBe('Available');
+    expect(stored.conditions?.find((x) => x.type === 'StaleReads')).toMatchObject({
+      status: 'True',
+      reason: 'QuorumsDoNotOverlap',
+      message:
+        'readQuorum 1 + writeQuorum 2 <= replicationFactor 3: a read may miss an acknowledged write until the replicas catch up; set spec.allowStaleReads: true to accept it, or raise readQuorum or writeQuorum',
+    });
+    const allowed = buildStatus(input({ spec: { ...weak, allowStaleReads: true } }));
+    expect(allowed.conditions?.find((x) => x.type === 'StaleReads')?.reason).toBe(
+      'StaleReadsAllowed',
+    );
+    expect(buildStatus(input()).conditions?.map((x) => x.type)).not.toContain('StaleReads');
+  });
+
   it('is Degraded, not Pending, once up, when no pod is ready (its StatefulSet made again too)', () => {
     const none = { sts: sts(3, 0, { readyReplicas: 0 }), pods: [], nodes: new Map() };
     for (const phase of ['Available', 'Degraded', 'Scaling'] as const) {

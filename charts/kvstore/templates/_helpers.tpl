@@ -163,6 +163,9 @@ app.kubernetes.io/component: monitoring
 {{- if gt (int $c.writeQuorum) (int $c.replicationFactor) -}}
 {{- $errors = append $errors (printf "cluster.writeQuorum (%d) must not exceed cluster.replicationFactor (%d)" (int $c.writeQuorum) (int $c.replicationFactor)) -}}
 {{- end -}}
+{{- if and (le (add (int $c.readQuorum) (int $c.writeQuorum)) (int $c.replicationFactor)) (not $c.allowStaleReads) -}}
+{{- $errors = append $errors (printf "cluster.readQuorum (%d) + cluster.writeQuorum (%d) must exceed cluster.replicationFactor (%d), or a read may miss an acknowledged write: raise a quorum, or set cluster.allowStaleReads=true to accept stale reads" (int $c.readQuorum) (int $c.writeQuorum) (int $c.replicationFactor)) -}}
+{{- end -}}
 {{- if gt (int $c.replicationFactor) (int $c.replicas) -}}
 {{- $errors = append $errors (printf "cluster.replicationFactor (%d) must not exceed cluster.replicas (%d): lower replicationFactor, readQuorum and writeQuorum with it" (int $c.replicationFactor) (int $c.replicas)) -}}
 {{- end -}}

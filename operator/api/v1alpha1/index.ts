@@ -22,6 +22,7 @@ export {
   type Phase,
   PLURAL,
   parseKVCluster,
+  STALE_READS_RULE,
   VERSION,
 } from './schema.ts';
 export { type SchemaNode, structuralViolations, toStructural } from './structural.ts';

@@ -234,11 +234,23 @@ const restoreFromSchema = z
     'Start from a backup: once every pod is ready the operator runs kvctl restore from it, once.',
   );
 
+/**
+ * The apiserver refuses quorums that do not overlap unless the spec accepts stale reads. No
+ * `check`: a KVCluster stored before this rule is not made Invalid by the operator (its pods run
+ * on); it shows the StaleReads condition until it sets allowStaleReads or raises a quorum.
+ */
+export const STALE_READS_RULE: Rule<{ allowStaleReads: boolean }> = {
+  rule: 'self.readQuorum + self.writeQuorum > self.replicationFactor || self.allowStaleReads',
+  message:
+    'readQuorum + writeQuorum must exceed replicationFactor, or a read may miss an acknowledged write: raise readQuorum or writeQuorum, or set allowStaleReads: true to accept stale reads',
+};
+
 const SPEC_RULES: readonly Rule<{
   replicas: number;
   replicationFactor: number;
   readQuorum: number;
   writeQuorum: number;
+  allowStaleReads: boolean;
 }>[] = [
   {
     rule: 'self.readQuorum <= self.replicationFactor',
@@ -250,6 +262,7 @@ const SPEC_RULES: readonly Rule<{
     message: 'writeQuorum must not exceed replicationFactor',
     check: (s) => s.writeQuorum <= s.replicationFactor,
   },
+  STALE_READS_RULE,
   {
     // The node would clamp it to the member count: fewer copies than the spec says, and a
     // scale-down could never go below it. `kubectl scale` is refused too (the scale subresource
@@ -350,6 +363,12 @@ export const kvClusterSpecSchema = withRules(
         .max(15)
         .default(2)
         .describe('Replicas that must make a write durable before OK.'),
+      allowStaleReads: z
+        .boolean()
+        .default(false)
+        .describe(
+          'Accept readQuorum + writeQuorum <= replicationFactor: faster, more available reads and writes, but a read may miss an acknowledged write until replicas catch up. Refused otherwise; when set, the StaleReads condition and a Warning Event say so.',
+        ),
       logLevel: z
         .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'])
         .default('info')
@@ -396,7 +415,8 @@ export const PHASES = [
 ] as const;
 export type Phase = (typeof PHASES)[number];
 
-export const CONDITION_TYPES = ['Available', 'Progressing', 'Degraded'] as const;
+/** StaleReads is present only while reads may miss acknowledged writes (quorums that do not overlap). */
+export const CONDITION_TYPES = ['Available', 'Progressing', 'Degraded', 'StaleReads'] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 
 const conditionSchema = z.object({
