@@ -1,6 +1,6 @@
 // reconcile(): validate the KVCluster, then a short list of ensureX() steps, then its status.
 
-import { type KVClusterStatus, parseKVCluster } from '../api/v1alpha1/index.ts';
+import { API_VERSION, KIND, type KVClusterStatus, parseKVCluster } from '../api/v1alpha1/index.ts';
 import { errorMessage, type HandlerResult, statusCode } from '../runtime/index.ts';
 import { ensureBackup, ensureRestore } from './backup.ts';
 import { recordBlockers } from './blockers.ts';
@@ -36,11 +36,45 @@ export async function reconcile(
   if (m.deletionTimestamp) return {};
   const ref: Ref = { name: m.name, namespace: m.namespace, uid: m.uid };
   const generation = m.generation ?? 0;
-  const parsed = parseKVCluster(m.name, obj.spec);
-  if (!parsed.ok) return hold(ctx, ref, obj.status, 'Invalid', parsed.message, generation);
-  if (parsed.spec.paused)
-    return hold(ctx, ref, obj.status, 'Paused', 'spec.paused is true', generation);
-  return reconcileCluster(ctx, { ...ref, generation, spec: parsed.spec }, obj.status);
+  try {
+    const parsed = parseKVCluster(m.name, obj.spec);
+    if (!parsed.ok) return await hold(ctx, ref, obj.status, 'Invalid', parsed.message, generation);
+    if (parsed.spec.paused)
+      return await hold(ctx, ref, obj.status, 'Paused', 'spec.paused is true', generation);
+    return await reconcileCluster(ctx, { ...ref, generation, spec: parsed.spec }, obj.status);
+  } catch (err) {
+    if (!(err instanceof DeletedError) && !(await deletedMeanwhile(ctx, ref))) throw err;
+    // Its status (NotFound), or an owned object in its namespace as that goes, failed because
+    // the KVCluster went: the normal end of its last reconcile, neither logged as a failure nor
+    // retried (each retry failed the same way until the informer saw the deletion).
+    ctx.logger.info(
+      { cluster: ref.name, namespace: ref.namespace, err: errorMessage(err) },
+      'KVCluster deleted during its reconcile',
+    );
+    return {};
+  }
+}
+
+/** A reconcile failed because its KVCluster was deleted meanwhile (nothing to report). */
+class DeletedError extends Error {}
+
+/**
+ * Whether the KVCluster is gone (deleted, or made again under its name: another uid) or being
+ * deleted, read fresh from the apiserver (the informer may not have seen it yet). A read that
+ * fails says nothing: false.
+ */
+async function deletedMeanwhile(ctx: ControllerContext, ref: Ref): Promise<boolean> {
+  try {
+    const live = await ctx.kube.read<KVClusterObject>({
+      apiVersion: API_VERSION,
+      kind: KIND,
+      namespace: ref.namespace,
+      name: ref.name,
+    });
+    return !live || live.metadata?.uid !== ref.uid || Boolean(live.metadata?.deletionTimestamp);
+  } catch {
+    return false;
+  }
 }
 
 async function hold(
@@ -168,6 +202,8 @@ async function reconcileCluster(
     const restore = await ensureRestore(ctx, c, available, previous);
     status = { ...built, ...(backup ? { backup } : {}), ...(restore ? { restore } : {}) };
   } catch (err) {
+    // Deleted meanwhile: no Degraded status (and Warning Event) for what its deletion caused.
+    if (await deletedMeanwhile(ctx, c)) throw new DeletedError(errorMessage(err));
     if (isSpecError(err)) {
       const reason = err instanceof HeldError ? err.reason : undefined;
       await reportApplyError(ctx, c, previous, errorMessage(err), reason);

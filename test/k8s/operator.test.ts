@@ -1789,6 +1789,52 @@ spec:
   });
 });
 
+describe('a KVCluster deleted', { timeout: 180_000 }, () => {
+  afterEach(() => {
+    standIn.viewHook = null;
+  });
+
+  it('mid-reconcile ends that reconcile quietly: no failure logged, no retry', async () => {
+    const yaml = kvcYaml('gone', `${ONE}  storage: {storageClassName: ${STORAGE_CLASS}}\n`);
+    expect((await apply(yaml)).code).toBe(0);
+    await phase('gone', 'Available', 90_000);
+    const logs = operator!.logs;
+    const from = logs.length;
+    // The next reconcile asks gone-0's node for its view: the KVCluster is deleted before the
+    // answer, so the rest of that reconcile meets a KVCluster that is gone. The node reports data
+    // moving, so that reconcile has a new status to write (Rebalancing): NotFound.
+    let deleted = false;
+    standIn.viewHook = async (ns, pod) => {
+      if (ns !== NS || pod !== 'gone-0' || deleted) return {};
+      deleted = true;
+      await k().kubectl(['delete', 'kvcluster', 'gone', '-n', NS, '--wait=true']);
+      return { moving: true };
+    };
+    const about = (l: Record<string, unknown>) => l.key === `${NS}/gone` || l.cluster === 'gone';
+    const end = await waitUntil('the reconcile of gone ended', async () =>
+      logs
+        .slice(from)
+        .find(
+          (l) =>
+            about(l) &&
+            (l.msg === 'KVCluster deleted during its reconcile' || l.msg === 'reconcile failed'),
+        ),
+    );
+    // Before: 'reconcile failed' (warn): kvclusters.kvstore.dev "gone" not found, and a retry.
+    expect(end.msg).toBe('KVCluster deleted during its reconcile');
+    expect(end.level).toBe(30);
+    // Deleted: no reconcile of it is queued again, so nothing about it is logged from here on,
+    // however long the backoff of a retry would have been (the first is 200 ms).
+    const after = logs.length;
+    const endMs = Date.parse(String(end.time));
+    await waitUntil('3 s past the end of the reconcile of gone', async () => {
+      return (await kvc('gone')) === null && Date.now() - endMs > 3000;
+    });
+    expect(logs.slice(after).filter(about)).toEqual([]);
+    expect(logs.slice(from).filter((l) => about(l) && (l.level as number) >= 40)).toEqual([]);
+  });
+});
+
 describe('operator identity', { timeout: 60_000 }, () => {
   it('runs as its ServiceAccount with only operator/rbac.yaml', async () => {
     const sa = `system:serviceaccount:${OPERATOR_NS}:${OPERATOR_SA}`;
