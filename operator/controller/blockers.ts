@@ -95,8 +95,23 @@ export function podBlocker(pod: V1Pod): Blocker | null {
   return null;
 }
 
+/** When an Event was last seen (core/v1 count and lastTimestamp, or events.k8s.io series). */
 const timeOf = (e: CoreV1Event): number =>
-  new Date(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? 0).getTime();
+  new Date(
+    e.series?.lastObservedTime ??
+      e.lastTimestamp ??
+      e.eventTime ??
+      e.metadata?.creationTimestamp ??
+      0,
+  ).getTime();
+
+/**
+ * A claim's Warning older than this is not its cause any more: the volume controller says it
+ * again at every retry (every 15 s by default), and an Event stays for an hour after its cause
+ * went (say ProvisioningFailed before the StorageClass was made, the claim now waiting for a
+ * volume of it).
+ */
+export const CLAIM_WARNING_MAX_AGE_MS = 5 * 60_000;
 
 /**
  * The cause of each unscheduled pod whose claim is not bound, from the claim's latest Warning
@@ -122,9 +137,10 @@ export async function claimBlockers(
     namespace,
     fieldSelector: 'involvedObject.kind=PersistentVolumeClaim,type=Warning',
   });
+  const since = ctx.now().getTime() - CLAIM_WARNING_MAX_AGE_MS;
   for (const claim of pending) {
     const latest = events.items
-      .filter((e) => e.involvedObject.name === claim)
+      .filter((e) => e.involvedObject.name === claim && timeOf(e) >= since)
       .sort((a, b) => timeOf(b) - timeOf(a))[0];
     if (!latest) continue;
     const pod = pods.find((p) => claimOf(p.name) === claim)?.name ?? '';

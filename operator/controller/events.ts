@@ -69,10 +69,20 @@ export function buildEvent(
 /** Distinct Events remembered for counting repeats (client-go's recorder keeps 4096 too). */
 export const REMEMBERED_EVENTS = 4096;
 
-/** An Event created by this recorder: its name, and how many times it was recorded. */
+/**
+ * A repeated Event's count is written at most this often (the repeats between are counted and
+ * written with the next): a cause reported at every reconcile of a cluster polled every 2 s, for
+ * each of its pods, is not a write to the apiserver per pod every 2 s.
+ */
+export const REPEAT_WRITE_MS = 10_000;
+
+/** An Event created by this recorder: its name, how many times it was recorded, when last written. */
 interface Recorded {
   readonly name: string;
   count: number;
+  writtenAtMs: number;
+  /** The write of repeats counted since the last one, when it waits for REPEAT_WRITE_MS. */
+  flush?: NodeJS.Timeout | undefined;
 }
 
 export function createEventRecorder(
@@ -88,23 +98,39 @@ export function createEventRecorder(
     recorded.set(key, r);
     if (recorded.size > REMEMBERED_EVENTS) recorded.delete(recorded.keys().next().value!);
   };
-  /** Counts one more of `r`; false when its Event is gone (expired after the apiserver's --event-ttl, or deleted). */
-  const repeat = async (target: EventTarget, r: Recorded, at: Date): Promise<boolean> => {
+  /** Writes `r`'s count; false when its Event is gone (expired after --event-ttl, or deleted). */
+  const write = async (target: EventTarget, r: Recorded, at: Date): Promise<boolean> => {
     try {
       await kube.core.patchNamespacedEvent(
         {
           name: r.name,
           namespace: target.namespace,
-          body: { count: r.count + 1, lastTimestamp: at.toISOString() },
+          body: { count: r.count, lastTimestamp: at.toISOString() },
         },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       );
-      r.count += 1;
+      r.writtenAtMs = at.getTime();
       return true;
     } catch (err) {
       if (statusCode(err) === 404) return false;
       throw err;
     }
+  };
+  /**
+   * Counts one more of `r`, written at once when the last write is REPEAT_WRITE_MS old, else by
+   * a timer then (so a repeat is never lost, only late); false when its Event is gone.
+   */
+  const repeat = async (target: EventTarget, r: Recorded, at: Date): Promise<boolean> => {
+    r.count += 1;
+    const wait = r.writtenAtMs + REPEAT_WRITE_MS - at.getTime();
+    if (wait <= 0) return write(target, r, at);
+    r.flush ??= setTimeout(() => {
+      r.flush = undefined;
+      write(target, r, now()).catch((err: unknown) =>
+        logger.warn({ cluster: target.name, err: errorMessage(err) }, 'event count not recorded'),
+      );
+    }, wait).unref();
+    return true;
   };
   const record = async (target: EventTarget, type: EventType, reason: string, message: string) => {
     const at = now();
@@ -117,7 +143,7 @@ export function createEventRecorder(
         return;
       }
       await kube.core.createNamespacedEvent({ namespace: target.namespace, body });
-      remember(key, { name: body.metadata?.name ?? '', count: 1 });
+      remember(key, { name: body.metadata?.name ?? '', count: 1, writtenAtMs: at.getTime() });
     } catch (err) {
       logger.warn({ cluster: target.name, reason, err: errorMessage(err) }, 'event not recorded');
     }

@@ -1,6 +1,7 @@
 // Operator owned objects: StatefulSet, Services, ConfigMap, PDB, ServiceMonitor; pod URLs; options.
 
-import { describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { describe, expect, it, vi } from 'vitest';
 import { parseKVCluster } from '../../operator/api/v1alpha1/index.ts';
 import {
   buildClientService,
@@ -15,6 +16,7 @@ import {
   checkPeerTlsChange,
   configHash,
   configMapsOf,
+  createEventRecorder,
   DEFAULT_POD_URL_TEMPLATE,
   ordinalOf,
   podUrl,
@@ -22,6 +24,7 @@ import {
   Warnings,
 } from '../../operator/controller/index.ts';
 import { envName, flagName, loadOptions } from '../../operator/options.ts';
+import type { Kube } from '../../operator/runtime/index.ts';
 
 function cluster(spec: Record<string, unknown> = {}): Cluster {
   const r = parseKVCluster('kv', spec);
@@ -339,6 +342,40 @@ describe('Events', () => {
       reportingInstance: 'op-1',
     });
     expect(e.metadata?.name).toMatch(/^kv\.0[0-9a-f]{6}$/);
+  });
+
+  it('count a repeat on the first Event, written at most every 10 s and never lost', async () => {
+    vi.useFakeTimers({ now: 0 });
+    try {
+      const calls: string[] = [];
+      const core = {
+        createNamespacedEvent: async (r: { body: { count: number } }) => {
+          calls.push(`create ${r.body.count}`);
+        },
+        patchNamespacedEvent: async (r: { name: string; body: { count: number } }) => {
+          calls.push(`patch ${r.body.count}`);
+        },
+      };
+      const kube = { core } as unknown as Kube;
+      const events = createEventRecorder(kube, 'op-1', pino({ level: 'silent' }));
+      const kv = { name: 'kv', namespace: 'prod', uid: 'u-1' };
+      for (let i = 0; i < 3; i++) {
+        await events.record(kv, 'Warning', 'Unschedulable', 'kv-0 cannot start');
+        await vi.advanceTimersByTimeAsync(2000);
+      }
+      await events.record(kv, 'Warning', 'Unschedulable', 'kv-1 cannot start');
+      expect(calls).toEqual(['create 1', 'create 1']);
+      // 10 s after the create, the two repeats are written together.
+      await vi.advanceTimersByTimeAsync(4000);
+      expect(calls).toEqual(['create 1', 'create 1', 'patch 3']);
+      // Later than that, a repeat is written at once; another kind of Event is one of its own.
+      await vi.advanceTimersByTimeAsync(20_000);
+      await events.record(kv, 'Warning', 'Unschedulable', 'kv-0 cannot start');
+      await events.record(kv, 'Normal', 'Unschedulable', 'kv-0 cannot start');
+      expect(calls.slice(3)).toEqual(['patch 4', 'create 1']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('warn once per generation and reason, and keep one entry per KVCluster and reason', () => {
