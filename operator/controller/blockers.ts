@@ -170,6 +170,26 @@ export function blockerText(pod: string, b: Blocker): string {
   return `${pod} cannot start: ${b.object} ${b.reason}: ${b.message}`;
 }
 
+/** `; kv-0 cannot start: claim data-kv-0 ProvisioningFailed: ...` for each of `pods` blocked (at most 3), or ''. */
+export function blockedText(pods: readonly PodCause[], now: Date): string {
+  const blocked = reportedBlockers(pods, now);
+  if (!blocked.length) return '';
+  const more = blocked.length > 3 ? `; and ${blocked.length - 3} more pods that cannot start` : '';
+  return `; ${blocked
+    .slice(0, 3)
+    .map((b) => blockerText(b.pod, b.blocker))
+    .join('; ')}${more}`;
+}
+
+/** For `kubectl get kvc` (the Progress column): the first pod that cannot start and why, in short. */
+export function blockedProgress(pods: readonly PodCause[], now: Date): string | undefined {
+  const blocked = reportedBlockers(pods, now);
+  const first = blocked[0];
+  if (!first) return undefined;
+  const more = blocked.length > 1 ? ` (+${blocked.length - 1} more)` : '';
+  return `${first.pod} cannot start: ${first.blocker.object} ${first.blocker.reason}${more}`;
+}
+
 /**
  * A Warning Event per blocked pod, on the KVCluster, with the cause's own reason: recorded on
  * every reconcile that finds it, so a cause that stays is one Event whose count grows.

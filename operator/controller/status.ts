@@ -1,4 +1,4 @@
-// KVCluster status: conditions Available/Progressing/Degraded, the phase they imply, members.
+// KVCluster status: conditions Available/Progressing/Degraded (and StaleReads), the phase they imply, members.
 
 import { quorumsOverlap } from '../../src/config/index.ts';
 import {
@@ -12,7 +12,7 @@ import {
   type Phase,
   PLURAL,
 } from '../api/v1alpha1/index.ts';
-import { blockerText, reportedBlockers } from './blockers.ts';
+import { blockedProgress, blockedText } from './blockers.ts';
 import type { ControllerContext } from './context.ts';
 import { canonicalJson } from './names.ts';
 import type { Observed, PodView } from './observe.ts';
@@ -126,7 +126,9 @@ function progressing(s: StatusInput): Cond {
   }
   if (s.rollout.rolling) {
     const why = s.rollout.waiting ? `; waiting: ${s.rollout.waiting}` : '';
-    return cond('Progressing', true, 'RollingUpdate', `partition ${s.rollout.partition}${why}`);
+    const blocked = blockedText(s.observed.pods, s.now);
+    const msg = `partition ${s.rollout.partition}${why}${blocked}`;
+    return cond('Progressing', true, 'RollingUpdate', msg);
   }
   if (s.fileSystemResize) {
     return cond('Progressing', true, 'FileSystemResize', s.fileSystemResize);
@@ -149,26 +151,6 @@ function progressing(s: StatusInput): Cond {
     return cond('Progressing', true, 'VolumesGrowing', msg);
   }
   return cond('Progressing', false, 'Stable', 'the cluster matches the spec');
-}
-
-/** `; kv-0 cannot start: claim data-kv-0 ProvisioningFailed: ...` for each of `pods` blocked (at most 3), or ''. */
-function blockedText(pods: readonly PodView[], now: Date): string {
-  const blocked = reportedBlockers(pods, now);
-  if (!blocked.length) return '';
-  const more = blocked.length > 3 ? `; and ${blocked.length - 3} more pods that cannot start` : '';
-  return `; ${blocked
-    .slice(0, 3)
-    .map((b) => blockerText(b.pod, b.blocker))
-    .join('; ')}${more}`;
-}
-
-/** For `kubectl get kvc` (the Progress column): the first pod that cannot start and why, in short. */
-function blockedProgress(pods: readonly PodView[], now: Date): string | undefined {
-  const blocked = reportedBlockers(pods, now);
-  const first = blocked[0];
-  if (!first) return undefined;
-  const more = blocked.length > 1 ? ` (+${blocked.length - 1} more)` : '';
-  return `${first.pod} cannot start: ${first.blocker.object} ${first.blocker.reason}${more}`;
 }
 
 function wantedButLeaving(s: StatusInput): string[] {
@@ -205,7 +187,8 @@ function degraded(s: StatusInput, prog: Cond): Cond {
   }
   if (prog.reason === 'PodsStarting' && !startsPods(s.previous?.phase)) {
     const young = s.observed.pods.filter((p) => starting(p, s.now)).map((p) => p.name);
-    const msg = `recreated, starting: ${young.join(', ')} (no scale or rollout under way)`;
+    const why = blockedText(s.observed.pods, s.now);
+    const msg = `recreated, starting: ${young.join(', ')} (no scale or rollout under way)${why}`;
     return cond('Degraded', true, 'PodsRecreated', msg);
   }
   const others = s.health.problems.filter((p) => !p.endsWith(' not ready'));
