@@ -179,6 +179,11 @@ describe('charts/kvstore', () => {
         /cluster\.readQuorum \(3\) must not exceed cluster\.replicationFactor \(2\)/,
       ],
       [['cluster.writeQuorum=4'], /cluster\.writeQuorum \(4\) must not exceed/],
+      // Quorums that do not overlap need the opt-in, as the CRD's rule does.
+      [
+        ['cluster.readQuorum=1'],
+        /cluster\.readQuorum \(1\) \+ cluster\.writeQuorum \(2\) must exceed cluster\.replicationFactor \(3\).*cluster\.allowStaleReads=true/,
+      ],
       [
         ['cluster.replicas=2'],
         /cluster\.replicationFactor \(3\) must not exceed cluster\.replicas \(2\)/,
@@ -197,6 +202,9 @@ describe('charts/kvstore', () => {
       expect(r.code, set.join(',')).not.toBe(0);
       expect(r.stderr, set.join(',')).toMatch(error);
     }
+    const stale = await template('cluster.readQuorum=1', 'cluster.allowStaleReads=true');
+    expect(stale.code, stale.stderr).toBe(0);
+    expect(stale.stdout).toMatch(/readQuorum: 1\n\s+writeQuorum: 2\n\s+allowStaleReads: true\n/);
   }, 60_000);
 
   it('installs: the CRD from crds/, the operator Deployment (2 replicas, leader election), RBAC as operator/rbac.yaml, NOTES with the nc recipe', async () => {
