@@ -50,6 +50,8 @@ export interface ClusterOptions {
   readonly inspectPort?: number;
   /** Flags for node itself (e.g. `--trace-gc`), before the script. */
   readonly nodeArgs?: readonly string[];
+  /** Client, HTTP and peer ports of every member (default 8081, 9090, 7946). */
+  readonly ports?: readonly [number, number, number];
 }
 
 /**
@@ -71,13 +73,14 @@ export async function startCluster(
 ): Promise<Server[]> {
   const block = loopbackBlock();
   const hosts = Array.from({ length: n }, (_, i) => `${block}.${i + 1}`);
-  const peers = hosts.map((h, i) => `kvstore-${i}=${h}:${PORTS[2]}`).join(',');
+  const ports = opts.ports ?? PORTS;
+  const peers = hosts.map((h, i) => `kvstore-${i}=${h}:${ports[2]}`).join(',');
   const started = await Promise.allSettled(
     hosts.map((host, i) =>
       startKvstore(root, {
         name: `kvstore-${i}`,
         host,
-        ports: PORTS,
+        ports,
         args: ['--peers', peers, ...CLUSTER_ARGS, ...(opts.args ?? [])],
         nodeArgs: [
           ...(opts.nodeArgs ?? []),
@@ -102,7 +105,7 @@ export async function startCluster(
       const up = await membersUp(node);
       // The pass every member makes when the cluster first comes to rest (of an empty store, so
       // at once) is over: the load that follows is not measured beside it.
-      if (up === n && (!antiEntropy || (await passesCompleted(node)) > 0)) break;
+      if (up === n && (!antiEntropy || (await passesCompleted(node, ports[1])) > 0)) break;
       if (Date.now() > deadline) {
         await Promise.all(nodes.map(stopServer));
         throw new Error(
@@ -116,9 +119,9 @@ export async function startCluster(
 }
 
 /** Anti-entropy passes `node` has completed (0 while its metrics do not answer). */
-async function passesCompleted(node: Server): Promise<number> {
+async function passesCompleted(node: Server, httpPort: number): Promise<number> {
   try {
-    const m = await scrapeMetrics(node.host, PORTS[1]);
+    const m = await scrapeMetrics(node.host, httpPort);
     return m.get('kvstore_anti_entropy_passes_total{result="completed"}') ?? 0;
   } catch {
     return 0;
