@@ -188,6 +188,11 @@ export class Connection implements OutputHolder, ReplyWaiter {
   #replyBytes = 0;
   /** Bytes of replies made and not yet written to the socket (finished slots not flushed). */
   #made = 0;
+  /** The request #mustWait last asked about (nextReplyBytes). */
+  #next: Pending | Command | null = null;
+  /** The command #bound last counted, and its count (cleared by #mustWait and #dispatch). */
+  #sized: Command | null = null;
+  #sizedBytes = 0;
   /** What this connection last reported to ctx.clientOutput. */
   #reportedOutput = 0;
   /** True until the connection authenticated, when a password is set: see #syncGuard. */
@@ -218,7 +223,7 @@ export class Connection implements OutputHolder, ReplyWaiter {
       if (item.kind === 'fatal' || (item.kind === 'command' && item.cmd.type === 'quit')) {
         this.#quitting = true;
       }
-      if (this.#backlog.length > 0 || this.#mustWait()) this.#park(item);
+      if (this.#backlog.length > 0 || this.#mustWait(item)) this.#park(item);
       else {
         if (this.#held !== 0) this.#completed();
         this.#run(item);
@@ -230,7 +235,7 @@ export class Connection implements OutputHolder, ReplyWaiter {
       command: (cmd, shape) => {
         if (this.#quitting) return;
         if (cmd.type === 'quit') this.#quitting = true;
-        if (this.#backlog.length > 0 || this.#mustWait())
+        if (this.#backlog.length > 0 || this.#mustWait(cmd))
           this.#park({ kind: 'command', cmd, shape });
         else {
           if (this.#held !== 0) this.#completed();
@@ -353,7 +358,7 @@ export class Connection implements OutputHolder, ReplyWaiter {
     const held = this.#framing.bufferedBytes;
     if (held !== this.#held) this.#hold(held);
     this.#flush();
-    if (this.#backlog.length > 0 || this.#mustWait()) this.#socket.pause();
+    if (this.#backlog.length > 0 || this.#mustWait(null)) this.#socket.pause();
   }
 
   /**
@@ -459,22 +464,68 @@ export class Connection implements OutputHolder, ReplyWaiter {
   }
 
   /**
-   * True while no further command may run: too many replies outstanding, or their values (made
-   * or to come), or output piling up.
+   * True while `next` (the request to run; null: none yet, after a read) may not run: too many
+   * replies outstanding, or their values (made or to come), or output piling up.
    */
-  #mustWait(): boolean {
-    return (
+  #mustWait(next: Pending | Command | null): boolean {
+    this.#next = next;
+    this.#sized = null;
+    const wait =
       this.#pending >= this.#ctx.maxPipeline ||
       this.#replyBytes >= REPLY_HIGH_WATER ||
       this.#socket.writableLength >= WRITE_HIGH_WATER ||
       this.#ctx.budget.exhausted(this.#wake) ||
-      this.#ctx.replies.exhausted(this)
-    );
+      this.#ctx.replies.exhausted(this);
+    // A request that runs is not kept (a SET's value); one that waits is parked anyway.
+    if (!wait) this.#next = null;
+    return wait;
   }
 
   /** The node-wide reply budget has room for this connection again (reply-budget.ts). */
   wake(): void {
     this.#maybeResume();
+  }
+
+  /**
+   * What the request #mustWait last asked about will count in the reply budget when it runs (as
+   * #dispatch, #exec and #finish count it); asked only while the budget is at its limit. A
+   * request not read yet counts nothing: it is asked about again when it is.
+   */
+  nextReplyBytes(): number {
+    const next = this.#next;
+    if (next === null) return 0;
+    // Inside MULTI a command is queued: it counts nothing until EXEC.
+    if ('type' in next) return this.#state.inMulti ? 0 : this.#bound(next);
+    switch (next.kind) {
+      case 'command':
+        return this.#state.inMulti ? 0 : this.#bound(next.cmd);
+      case 'reply':
+      case 'fatal':
+        return replySize(next.reply);
+      case 'session':
+        return next.op.op === 'exec' ? this.#ctx.maxMultiReadBytes : 0;
+    }
+  }
+
+  /**
+   * What `cmd` counts while it runs: #dispatch's count. Kept from the #mustWait that asked about
+   * it to its #dispatch (in the same turn): a GET's copy is looked up once.
+   */
+  #bound(cmd: Command): number {
+    if (this.#sized === cmd) return this.#sizedBytes;
+    const here = cmd.type === 'get' ? this.#ctx.coordinator.sizeHere(cmd.key) : -1;
+    const bytes = here >= 0 ? here : replyBound(cmd, this.#ctx.limits, this.#ctx.maxMultiReadBytes);
+    this.#sized = cmd;
+    this.#sizedBytes = bytes;
+    return bytes;
+  }
+
+  /**
+   * Its replies the kernel has not taken: what it counts in the node-wide reply budget
+   * (#replyBytes) and what waits in its socket (a client that stopped reading is not light).
+   */
+  replyBytes(): number {
+    return this.#replyBytes + this.#socket.writableLength;
   }
 
   readonly #wake = () => this.#maybeResume();
@@ -535,7 +586,7 @@ export class Connection implements OutputHolder, ReplyWaiter {
    */
   #runBacklog(): void {
     let i = 0;
-    while (i < this.#backlog.length && !this.#mustWait()) {
+    while (i < this.#backlog.length && !this.#mustWait(this.#backlog[i]!)) {
       const bytes = this.#backlogBytes[i]!;
       if (bytes !== 0) {
         this.#backlogBytes[i] = 0;
@@ -575,9 +626,8 @@ export class Connection implements OutputHolder, ReplyWaiter {
     if (cmd.type === 'get' && shape === undefined && this.#getNow(cmd.key)) return;
     const slot = this.#slot(cmd.type, shape);
     // A GET counts the value this node holds (the owners agree, as a rule), not the largest.
-    const here = cmd.type === 'get' ? this.#ctx.coordinator.sizeHere(cmd.key) : -1;
-    const { limits, maxMultiReadBytes } = this.#ctx;
-    this.#holdReply(slot, here >= 0 ? here : replyBound(cmd, limits, maxMultiReadBytes));
+    this.#holdReply(slot, this.#bound(cmd));
+    this.#sized = null;
     this.#ctx.metrics.requests.labels(cmd.type).inc();
     const denied = this.#state.admit(cmd);
     if (denied !== null) {
@@ -709,7 +759,7 @@ export class Connection implements OutputHolder, ReplyWaiter {
     const delta = bytes - slot.held;
     if (delta === 0) return;
     this.#replyBytes += delta;
-    this.#ctx.replies.move(delta);
+    this.#ctx.replies.move(this, delta);
     slot.held = bytes;
   }
 
@@ -742,7 +792,7 @@ export class Connection implements OutputHolder, ReplyWaiter {
       if (slot.held >= LARGE_REPLY) output.reserve(slot.held + (slot.held >> 3) + 4096);
       this.#framing!.encode(slot.reply, output, slot.proto);
       this.#replyBytes -= slot.held;
-      if (slot.held !== 0) this.#ctx.replies.move(-slot.held);
+      if (slot.held !== 0) this.#ctx.replies.move(this, -slot.held);
       this.#made -= slot.held;
       this.#head++;
       // A long batch goes out in pieces: the socket holds them, no one buffer grows to it all.
@@ -770,7 +820,7 @@ export class Connection implements OutputHolder, ReplyWaiter {
     try {
       // Synchronous replies free their slots only when flushed: run, flush, and go on while
       // that made room.
-      while (this.#backlog.length > 0 && !this.#mustWait()) {
+      while (this.#backlog.length > 0 && !this.#mustWait(this.#backlog[0]!)) {
         this.#runBacklog();
         this.#flush();
       }

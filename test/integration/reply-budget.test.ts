@@ -13,6 +13,7 @@ import {
 import { defer } from '../helpers/defer.ts';
 import { untilStill } from '../helpers/node-memory.ts';
 import { cleanup, type NodeProcess } from '../helpers/node-process.ts';
+import { until } from '../helpers/write-log.ts';
 
 afterEach(cleanup);
 
@@ -133,4 +134,58 @@ describe('the node-wide budget of replies in the making', () => {
     expect(await readFailure).toBe(null);
     expect(reader.closed).toBe(false);
   }, 120_000);
+
+  it('answers a client that holds nothing of the budget while it is used up by GETs its peers have not answered, before any of them', async () => {
+    const block = loopbackBlock();
+    const hosts = [1, 2, 3].map((i) => `${block}.${i}`);
+    const peers = hosts.map((h, i) => `kvstore-${i}=${h}:7946`).join(',');
+    // The GETs wait for a peer's answer as long as the test needs them to.
+    const args = ['--peers', peers, '--peer-timeout-ms', '120000'];
+    const nodes = await Promise.all(hosts.map((h, i) => startMember(`kvstore-${i}`, h, args)));
+    await waitAllUp(nodes);
+    await waitSettled(
+      nodes,
+      nodes.map((n) => n.name),
+    );
+    const [coord, ...others] = nodes as [ClusterNode, ...ClusterNode[]];
+    const setup = await openClient(coord);
+    const value = 'v'.repeat(MiB);
+    for (let i = 0; i < 8; i++) expect(await setup.call(`PUT big${i} ${value}`)).toBe('OK');
+    // The coordinator reads its copy and waits for one of the stopped peers (R=2).
+    for (const peer of others) {
+      const pid = peer.proc.child.pid!;
+      process.kill(pid, 'SIGSTOP');
+      defer(() => {
+        if (peer.proc.child.exitCode === null) process.kill(pid, 'SIGCONT');
+      });
+    }
+    // 12 clients of 32 GETs of 1 MiB: 16 run on each connection, 8 connections' fill the
+    // node's 128 MiB, the rest wait.
+    const heavy = await Promise.all(Array.from({ length: 12 }, () => openClient(coord)));
+    const gets = Array.from({ length: 32 }, (_, i) => `GET big${i % 8}\n`).join('');
+    for (const c of heavy) c.send(gets);
+    const waiting = () => metric(coord, 'kvstore_client_reply_waiting_connections');
+    await until(async () => (await waiting()) >= 1, 30_000, 'connections to wait for the budget');
+    expect(await metric(coord, 'kvstore_client_reply_reserved_bytes')).toBeGreaterThanOrEqual(
+      128 * MiB,
+    );
+    // A client holding nothing is answered now, not once the GETs before it are.
+    const small = await openClient(coord);
+    for (let i = 0; i < 10; i++) {
+      small.send('PING\n');
+      expect(await small.lines(1, 30_000)).toEqual(['PONG']);
+    }
+    expect(heavy.map((c) => c.socket.bytesRead)).toEqual(heavy.map(() => 0));
+    expect(await waiting()).toBeGreaterThanOrEqual(1);
+    // Once the peers answer, the GETs finish and the waiting connections go on (or are closed by
+    // the output bound, as they read slower than 12 x 16 MiB arrive): none is left waiting.
+    for (const peer of others) process.kill(peer.proc.child.pid!, 'SIGCONT');
+    const reserved = () => metric(coord, 'kvstore_client_reply_reserved_bytes');
+    await until(
+      async () => (await waiting()) === 0 && (await reserved()) === 0,
+      60_000,
+      'the budget to be given back',
+    );
+    expect(heavy.some((c) => c.socket.bytesRead >= MiB)).toBe(true);
+  }, 180_000);
 });
