@@ -158,10 +158,12 @@ export class PowerlossDisk {
   /**
    * Hangs the disk: every sync from now on (fsync, fdatasync, the sync of each write on an
    * O_DSYNC descriptor) blocks until resume(), as on a dead network volume; reads and unsynced
-   * writes go on. Unmounting resumes it.
+   * writes go on. With 'reads', every read the page cache does not answer blocks too, whatever
+   * signal the reader gets short of a fatal one (a hard-mounted dead volume: a page fault there
+   * holds the thread). Unmounting resumes it.
    */
-  async hang(): Promise<void> {
-    await this.#command('hang');
+  async hang(what: 'syncs' | 'reads' = 'syncs'): Promise<void> {
+    await this.#command(what === 'reads' ? 'hang reads' : 'hang');
   }
 
   /**

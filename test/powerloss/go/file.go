@@ -54,6 +54,7 @@ func (f *file) Read(ctx context.Context, buf []byte, off int64) (fuse.ReadResult
 		return nil, syscall.EIO
 	}
 	f.j.reads.Add(1)
+	hungRead()
 	slowRead(ctx)
 	return f.inner.Read(ctx, buf, off)
 }

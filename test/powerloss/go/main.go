@@ -23,7 +23,10 @@
 //	                returns: a cut during the wait takes it back)
 //	hang            every sync from now on (and every one waiting) blocks until `resume`: a disk
 //	                whose I/O never completes (a dead network volume); reads and unsynced writes go on
-//	resume          the hung syncs go on (then wait as `slow` says, as every sync does)
+//	hang reads      as `hang`, and every read the page cache does not answer blocks too, until
+//	                `resume`, whatever signal its caller gets short of a fatal one (a hard-mounted
+//	                dead volume: a page fault on such a disk holds the faulting thread)
+//	resume          the hung syncs and reads go on (then wait as `slow` says, as every sync does)
 //	slowread MS     every read the page cache does not answer waits MS first (a cold network volume:
 //	                a start-up that reads the whole store takes long); 0: fast again
 //	errors on|off   while on, every sync fails with EIO and makes nothing durable (fsync,
@@ -208,6 +211,18 @@ var syncErrors atomic.Int32
 // hung, while not nil, is closed by `resume`: every sync waits for that first (the `hang` command).
 var hung atomic.Pointer[chan struct{}]
 
+// readsHung: while the disk hangs, reads wait for `resume` too (`hang reads`).
+var readsHung atomic.Bool
+
+// hungRead waits, while the disk hangs with `hang reads`, until `resume`. An interrupt (a signal
+// to the reader) does not end the wait: a read of a dead hard-mounted volume ends only with the
+// reader killed (the kernel stops waiting then), as a page fault there does.
+func hungRead() {
+	if gate := hung.Load(); gate != nil && readsHung.Load() {
+		<-*gate
+	}
+}
+
 // syncWait waits as slowSync does, then says how the sync ends: 0 to go on with it, EINTR when
 // the request was interrupted meanwhile, EIO while `errors` is on (nothing becomes durable).
 func syncWait(ctx context.Context, dsync bool) syscall.Errno {
@@ -281,10 +296,17 @@ func command(j *Journal, args []string) string {
 		syncErrors.Store(mode)
 		return `{"ok":true}`
 	case "hang":
+		if len(args) > 2 || (len(args) == 2 && args[1] != "reads") {
+			return `{"error":"usage: hang [reads]"}`
+		}
+		if len(args) == 2 {
+			readsHung.Store(true)
+		}
 		gate := make(chan struct{})
 		hung.CompareAndSwap(nil, &gate)
 		return `{"ok":true}`
 	case "resume":
+		readsHung.Store(false)
 		if gate := hung.Swap(nil); gate != nil {
 			close(*gate)
 		}
