@@ -322,11 +322,14 @@ export class Storage {
     let opened: OpenedMeta | null;
     let recovered: Recovered;
     try {
+      phase({ phase: 'checking the LMDB file' });
       opened = checkLmdbFile(opts.path);
       recovered = await WriteAheadLog.recoverAsync(walDir, signal, {
         truncateCorrupt: opts.walTruncateCorrupt ?? false,
         reading: (segments, bytes) =>
           phase({ phase: 'reading the write-ahead log', segments, bytes }),
+        cutting: (segment, offset) =>
+          phase({ phase: 'cutting the damaged write-ahead log', segment, offset }),
       });
       if (opened && (opened.superseded || recovered.entries.length > 0)) {
         const bytes = (Number(opened.lastPage) + 1) * opened.pageSize;
@@ -338,6 +341,7 @@ export class Storage {
       if (signal.aborted && err === signal.reason) throw err;
       throw openFailure(opts.path, err);
     }
+    phase({ phase: 'opening LMDB', rollback: opened?.rollback ?? false });
     const store = Storage.#openLmdb(opts, opened);
     // Every failure from here on closes what the open made (LMDB, the disk probe, the timers).
     try {

@@ -63,11 +63,20 @@ export interface Entry {
 
 /** A long phase of Storage.openAsync, as it starts (a start-up logs it). */
 export type OpenPhase =
+  /** The LMDB file's meta pages and tree roots (a few reads). */
+  | { readonly phase: 'checking the LMDB file' }
   | {
       readonly phase: 'reading the write-ahead log';
       readonly segments: number;
       readonly bytes: number;
     }
+  | {
+      readonly phase: 'cutting the damaged write-ahead log';
+      readonly segment: string;
+      readonly offset: number;
+    }
   /** After an unclean stop; `bytes`: the snapshot's size, about what the check reads. */
   | { readonly phase: 'checking the LMDB trees'; readonly bytes: number }
+  /** LMDB's open (its meta pages read, its map made; rolled back first when `rollback`). */
+  | { readonly phase: 'opening LMDB'; readonly rollback: boolean }
   | { readonly phase: 'replaying the write-ahead log'; readonly records: number };

@@ -13,7 +13,7 @@ import {
   statSync,
   unlinkSync,
 } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { KvError } from '../errors/index.ts';
 import { describeIoError } from './io-errors.ts';
@@ -71,7 +71,10 @@ export function scanDir(dir: string): LogScan & { segments: number[]; spares: nu
  */
 export function recoverLog(dir: string, opts: { truncateCorrupt?: boolean } = {}): Recovered {
   mkdirSync(dir, { recursive: true });
-  const found = recovered(dir, scanDir(dir), opts);
+  const scan = scanDir(dir);
+  const bad = damageToCut(dir, scan, opts);
+  if (bad !== null) cutLog(dir, bad, scan.segments);
+  const found = recovered(scan, bad);
   for (const seq of found.segments) {
     const path = join(dir, segmentName(seq));
     try {
@@ -86,13 +89,18 @@ export function recoverLog(dir: string, opts: { truncateCorrupt?: boolean } = {}
 /**
  * recoverLog that reads the segments without blocking the event loop (one read each, so that a
  * signal handler runs meanwhile) and rejects with `signal`'s reason once it aborts, before the
- * log is changed in any way. The scan of what was read stays one synchronous step. `reading` is
+ * log is changed in any way but a cut of damage (--wal-truncate-corrupt, in the thread pool too). The scan of what was read stays one synchronous step. `reading` is
  * told the segments and their bytes before they are read.
  */
 export async function recoverLogAsync(
   dir: string,
   signal: AbortSignal,
-  opts: { truncateCorrupt?: boolean; reading?: (segments: number, bytes: number) => void } = {},
+  opts: {
+    truncateCorrupt?: boolean;
+    reading?: (segments: number, bytes: number) => void;
+    /** Told before damage is cut (--wal-truncate-corrupt): the segment and the offset. */
+    cutting?: (segment: string, offset: number) => void;
+  } = {},
 ): Promise<Recovered> {
   mkdirSync(dir, { recursive: true });
   const { segments, spares } = listLog(dir);
@@ -108,7 +116,13 @@ export async function recoverLogAsync(
     });
     bytes.push({ seq, buf });
   }
-  const found = recovered(dir, { ...scanLog(bytes), segments, spares }, opts);
+  const scan = { ...scanLog(bytes), segments, spares };
+  const bad = damageToCut(dir, scan, opts);
+  if (bad !== null) {
+    opts.cutting?.(join(dir, segmentName(bad.segment)), bad.offset);
+    await cutLogAsync(dir, bad, segments, signal);
+  }
+  const found = recovered(scan, bad);
   // Replay read the segments through the page cache, which may hold writes a killed process made
   // but never synced (a group whose O_DSYNC write had not returned). The next segment's seal
   // names the end replay found, and that seal is synced: the bytes before it must be on disk
@@ -149,40 +163,82 @@ export async function syncDirAsync(path: string): Promise<void> {
   }
 }
 
-/** What to replay from a scan of the log: recoverLog once the segments are read. */
-function recovered(
+/**
+ * The damage to cut the log at (null: none), from a scan of the log: throws KV_ERR_CORRUPT for
+ * damage before the last group unless `truncateCorrupt`. Removes a second spare a crash between
+ * two recycles left (one is enough).
+ */
+function damageToCut(
   dir: string,
-  scan: LogScan & { segments: number[]; spares: number[] },
+  scan: LogScan & { spares: number[] },
   opts: { readonly truncateCorrupt?: boolean },
-): Recovered {
-  const { spares } = scan;
-  let { segments } = scan;
-  // A crash between recycling two segments can leave two spares: one is enough.
-  for (const extra of spares.slice(0, -1)) rmSync(join(dir, spareName(extra)), { force: true });
+): LogScan['corrupt'] {
+  for (const extra of scan.spares.slice(0, -1)) {
+    rmSync(join(dir, spareName(extra)), { force: true });
+  }
   const bad = scan.corrupt;
-  if (bad !== null) {
+  if (bad !== null && !opts.truncateCorrupt) {
     const where = `${join(dir, segmentName(bad.segment))} at offset ${bad.offset}`;
-    if (!opts.truncateCorrupt) {
-      throw new KvError(
-        'KV_ERR_CORRUPT',
-        `storage: write-ahead log damaged in ${where} (${bad.reason}), before its last group: ` +
-          `${bad.droppedRecords} records would be lost. Restore the data directory, or ` +
-          'start with --wal-truncate-corrupt true to cut the log there and continue',
-      );
-    }
-    const fd = openSync(join(dir, segmentName(bad.segment)), 'r+');
+    throw new KvError(
+      'KV_ERR_CORRUPT',
+      `storage: write-ahead log damaged in ${where} (${bad.reason}), before its last group: ` +
+        `${bad.droppedRecords} records would be lost. Restore the data directory, or ` +
+        'start with --wal-truncate-corrupt true to cut the log there and continue',
+    );
+  }
+  return bad;
+}
+
+type Damage = NonNullable<LogScan['corrupt']>;
+
+/** Cuts the damaged segment at its damaged group and deletes the later ones, synced. */
+function cutLog(dir: string, bad: Damage, segments: readonly number[]): void {
+  const fd = openSync(join(dir, segmentName(bad.segment)), 'r+');
+  try {
+    ftruncateSync(fd, bad.groupStart);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  for (const seq of segments.filter((n) => n > bad.segment)) {
+    unlinkSync(join(dir, segmentName(seq)));
+  }
+  syncDirSync(dir);
+}
+
+/**
+ * cutLog in the thread pool (each call counted as disk work out, countDiskOp), so that a stop
+ * signal ends a start whose disk hangs in the cut's syncs: rejects with `signal`'s reason then.
+ * A cut stopped half-way is finished by the next start (the damage is still there to find).
+ */
+async function cutLogAsync(
+  dir: string,
+  bad: Damage,
+  segments: readonly number[],
+  signal: AbortSignal,
+): Promise<void> {
+  const cut = async () => {
+    const file = await open(join(dir, segmentName(bad.segment)), 'r+');
     try {
-      ftruncateSync(fd, bad.groupStart);
-      fsyncSync(fd);
+      await file.truncate(bad.groupStart);
+      await file.sync();
     } finally {
-      closeSync(fd);
+      await file.close();
     }
     for (const seq of segments.filter((n) => n > bad.segment)) {
-      unlinkSync(join(dir, segmentName(seq)));
+      await unlink(join(dir, segmentName(seq)));
     }
-    syncDirSync(dir);
-    segments = segments.filter((n) => n <= bad.segment);
-  }
+    await syncDirAsync(dir);
+  };
+  await untilAborted(countDiskOp(cut()), signal);
+}
+
+/** What to replay from a scan of the log, once any damage was cut (`bad`). */
+function recovered(
+  scan: LogScan & { segments: number[]; spares: number[] },
+  bad: LogScan['corrupt'],
+): Recovered {
+  const segments = bad === null ? scan.segments : scan.segments.filter((n) => n <= bad.segment);
   // Copies: the file buffers are dropped once the entries are replayed.
   const entries = scan.entries.map((e) => ({
     op: e.op,
@@ -193,7 +249,7 @@ function recovered(
   return {
     entries,
     segments,
-    spare: spares.at(-1) ?? null,
+    spare: scan.spares.at(-1) ?? null,
     last: lastSeq === undefined ? null : { seq: lastSeq, end: scan.ends.get(lastSeq) ?? 0 },
     torn: bad === null ? scan.torn : null,
     truncated: bad,

@@ -33,8 +33,10 @@ it('a replay a signal cuts short closes the store, and the next open replays all
   });
   await expect(opening).rejects.toBe(reason);
   expect(phases).toEqual([
+    'checking the LMDB file',
     'reading the write-ahead log',
     'checking the LMDB trees',
+    'opening LMDB',
     'replaying the write-ahead log',
   ]);
 
