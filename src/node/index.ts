@@ -8,7 +8,7 @@ import { AdminGuard, adminChallenge } from '../auth/index.ts';
 import type { Config } from '../config/index.ts';
 import { createConsole, type NodeConsole } from '../console/index.ts';
 import { KvError } from '../errors/index.ts';
-import { EXIT_STORAGE_FAILED } from '../lifecycle/index.ts';
+import { EXIT_STORAGE_FAILED, noteStage } from '../lifecycle/index.ts';
 import { type FoundingBlock, registerFoundingMetrics } from '../membership/index.ts';
 import { checkBindable } from '../net/index.ts';
 import {
@@ -202,6 +202,7 @@ export async function startNode(
     },
     'node listening',
   );
+  noteStage('serving');
   let stopping: Promise<void> | null = null;
   return {
     port: srv.port,
@@ -211,6 +212,7 @@ export async function startNode(
     stop() {
       stopping ??= (async () => {
         ready = false;
+        noteStage('stopping');
         trimmer.stop();
         page.stop();
         log.info({ connections: srv.connectionCount }, 'node stopping');
@@ -249,8 +251,10 @@ async function openStorage(
 ): Promise<Storage> {
   let storage: Storage;
   let phase = 'opening the store';
+  noteStage(`starting: ${phase}`);
   const onPhase = (p: OpenPhase) => {
     phase = p.phase;
+    noteStage(`starting: ${phase}`);
     const { phase: _, ...fields } = p;
     if (p.phase === 'reading the write-ahead log' && p.bytes > 0)
       log.info(fields, 'storage: reading the write-ahead log');
@@ -315,6 +319,7 @@ async function openStorage(
     );
   }
   log.info({ replayed }, 'storage: opened');
+  noteStage('starting: joining the cluster');
   return storage;
 }
 

@@ -1,0 +1,176 @@
+// The event-loop watchdog: a thread of its own that sees the main thread held in the kernel (a
+// read or a page fault of a hung disk), says so, and ends the process when a stop signal cannot
+// reach the event loop.
+
+import { Worker } from 'node:worker_threads';
+
+/** How often the main thread beats and the watchdog looks (ms). */
+const BEAT_MS = 100;
+const LOOK_MS = 250;
+/** Bytes of the stage's text the watchdog can read (longer ones are cut). */
+const STAGE_BYTES = 256;
+
+export interface WatchdogOptions {
+  /** Every log line's base fields (the node's name), as the logger writes them. */
+  readonly base: Record<string, unknown>;
+  /** An event loop that has not turned for this long is logged as blocked (ms). */
+  readonly blockedMs: number;
+  /**
+   * A stop signal (SIGTERM, SIGINT) pending this long (ms) while the event loop is blocked ends
+   * the process (SIGKILL): the signal would reach the node only when the disk answers.
+   */
+  readonly stopGraceMs: number;
+}
+
+/** What the watchdog thread shares with the main thread. */
+interface Shared {
+  /** [0]: the main thread's beats; [1]: the stage text's length in `stage`. */
+  readonly words: Int32Array;
+  readonly stage: Uint8Array;
+}
+
+let shared: Shared | null = null;
+
+/**
+ * Starts the watchdog (once per process; a second call does nothing). The main thread beats
+ * every BEAT_MS from a timer; the watchdog thread looks every LOOK_MS. While the beats stop for
+ * `blockedMs` with the main thread asleep uninterruptibly (state `D`: a disk read, a page fault,
+ * a sync), it logs `event loop blocked` once (error) with the stage (noteStage) and the kernel
+ * function it waits in (`wchan`), and `event loop answers again` once it turns. A thread that
+ * runs (a long task, a loaded machine) or sleeps interruptibly is not its business. A SIGTERM or
+ * SIGINT the kernel holds for the blocked main thread (the process's pending signals) for
+ * `stopGraceMs` makes it log `stop signal not taken: the event loop is blocked: exiting` (fatal)
+ * and end the process with SIGKILL, which also ends a wait on a FUSE or network file system (a
+ * thread asleep uninterruptibly on a local device still holds it until its I/O returns). Nothing
+ * here touches the disk: the thread reads /proc and writes its lines to stdout itself, since a
+ * worker's stdout goes through the blocked main thread.
+ */
+export function startWatchdog(opts: WatchdogOptions): void {
+  if (shared !== null) return;
+  const s: Shared = {
+    words: new Int32Array(new SharedArrayBuffer(8)),
+    stage: new Uint8Array(new SharedArrayBuffer(STAGE_BYTES)),
+  };
+  shared = s;
+  setInterval(() => Atomics.add(s.words, 0, 1), BEAT_MS).unref();
+  const worker = new Worker(`(${watchdogThread.toString()})()`, {
+    eval: true,
+    workerData: { ...opts, words: s.words, stage: s.stage, lookMs: LOOK_MS },
+    // The thread allocates next to nothing: a small heap keeps its cost to the process small.
+    resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 1 },
+    stdout: false,
+    stderr: false,
+  });
+  worker.unref();
+  // A watchdog that fails is no reason to stop the node.
+  worker.on('error', () => {});
+}
+
+/** Tells the watchdog what the process is doing now (named in its lines), e.g. a start's phase. */
+export function noteStage(stage: string): void {
+  const s = shared;
+  if (s === null) return;
+  const bytes = Buffer.from(stage).subarray(0, STAGE_BYTES);
+  Atomics.store(s.words, 1, 0);
+  s.stage.set(bytes);
+  Atomics.store(s.words, 1, bytes.length);
+}
+
+/**
+ * The watchdog thread's code: run from its source in a worker (eval), so it uses only what it
+ * requires from Node itself.
+ */
+function watchdogThread(): void {
+  const { readFileSync, writeSync } = require('node:fs') as typeof import('node:fs');
+  const { workerData } = require('node:worker_threads') as typeof import('node:worker_threads');
+  const d = workerData as WatchdogOptions & {
+    words: Int32Array;
+    stage: Uint8Array;
+    lookMs: number;
+  };
+  const task = `/proc/self/task/${process.pid}`;
+  const SIGINT = 1n << 1n;
+  const SIGTERM = 1n << 14n;
+  let beat = Atomics.load(d.words, 0);
+  let since = Date.now();
+  let logged = false;
+  let signalSince: number | null = null;
+  const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+  const iso = (ms: number) => {
+    const t = new Date(ms);
+    return `${pad(t.getUTCFullYear(), 4)}-${pad(t.getUTCMonth() + 1)}-${pad(t.getUTCDate())}T${pad(t.getUTCHours())}:${pad(t.getUTCMinutes())}:${pad(t.getUTCSeconds())}.${pad(t.getUTCMilliseconds(), 3)}Z`;
+  };
+  const log = (level: number, fields: Record<string, unknown>, msg: string) => {
+    const line = JSON.stringify({ level, time: iso(Date.now()), ...d.base, ...fields, msg });
+    try {
+      writeSync(1, `${line}\n`);
+    } catch {
+      // Nowhere to say it.
+    }
+  };
+  const read = (path: string) => {
+    try {
+      return readFileSync(path, 'latin1');
+    } catch {
+      return '';
+    }
+  };
+  /** The main thread's state (R, S, D, ...) and the kernel function it waits in. */
+  const waiting = () => {
+    const stat = read(`${task}/stat`);
+    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? '?';
+    return { state, wchan: read(`${task}/wchan`) || '?' };
+  };
+  const stopPending = () => {
+    const status = read(`${task}/status`);
+    let pending = 0n;
+    for (const name of ['SigPnd', 'ShdPnd']) {
+      const m = new RegExp(`^${name}:\\s*([0-9a-f]+)`, 'm').exec(status);
+      if (m) pending |= BigInt(`0x${m[1]}`);
+    }
+    return (pending & (SIGTERM | SIGINT)) !== 0n;
+  };
+  const stage = () => {
+    const n = Atomics.load(d.words, 1);
+    return Buffer.from(d.stage.slice(0, n)).toString();
+  };
+  setInterval(() => {
+    const now = Date.now();
+    const b = Atomics.load(d.words, 0);
+    if (b !== beat) {
+      if (logged) log(30, { blockedMs: now - since, stage: stage() }, 'event loop answers again');
+      beat = b;
+      since = now;
+      logged = false;
+      signalSince = null;
+      return;
+    }
+    const blockedMs = now - since;
+    // Only a thread asleep uninterruptibly (D: a disk) counts: one that runs (R, a long task, or
+    // a machine too loaded to schedule it) or sleeps interruptibly (S: a signal wakes it) is not
+    // held by anything a stop signal could not end.
+    const w = waiting();
+    if (w.state !== 'D') {
+      signalSince = null;
+      return;
+    }
+    if (!logged && blockedMs >= d.blockedMs) {
+      logged = true;
+      log(50, { blockedMs, stage: stage(), ...w }, 'event loop blocked');
+    }
+    // A turn of the loop takes the signal within microseconds: one still pending after a look
+    // with no beat is held for the blocked thread.
+    if (blockedMs < 2 * d.lookMs || !stopPending()) {
+      signalSince = null;
+      return;
+    }
+    signalSince ??= now;
+    if (now - signalSince < d.stopGraceMs) return;
+    log(
+      60,
+      { blockedMs, stage: stage(), ...w },
+      'stop signal not taken: the event loop is blocked: exiting',
+    );
+    process.kill(process.pid, 'SIGKILL');
+  }, d.lookMs);
+}

@@ -1,0 +1,147 @@
+// A disk whose reads hang (powerlossfs `hang reads`: a hard-mounted dead volume) holds the thread
+// that reads it, and a read the page cache does not answer is made by the event loop's own thread
+// at times: the start's synchronous reads (the LMDB file's meta pages, LMDB's open) and, once
+// serving, every LMDB read that faults in a page of its map. The event loop then stops (no
+// probe, no client, no signal handler answers); the watchdog thread says so, naming the stage,
+// and a SIGTERM the loop cannot take ends the process within the stop bound. A disk whose syncs
+// hang while the start cuts a damaged log (--wal-truncate-corrupt) holds no thread the signal
+// needs: that start ends at SIGTERM like any other.
+
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { defer } from '../helpers/defer.ts';
+import { LineClient } from '../helpers/line-client.ts';
+import {
+  type NodeProcess,
+  type SpawnedNode,
+  spawnNodeProcess,
+  startNodeProcess,
+} from '../helpers/node-process.ts';
+import { diskWithDataDir, type PowerlossDisk, usePowerlossfs } from '../helpers/powerloss.ts';
+import { until } from '../helpers/write-log.ts';
+
+const binary = usePowerlossfs();
+
+const KEYS = 2000;
+const VALUE = 'v'.repeat(4000);
+/** The stop bound: --shutdown-timeout-ms, and main.ts's backstop (900 ms) after it. */
+const SHUTDOWN_MS = 2000;
+const BOUND_MS = SHUTDOWN_MS + 900;
+const ARGS = [
+  '--wal-segment-bytes',
+  String(64 << 20),
+  '--shutdown-timeout-ms',
+  String(SHUTDOWN_MS),
+  // The watchdog logs a loop blocked this long (the stall timeout, at least 1 s).
+  '--storage-stall-timeout-ms',
+  '1000',
+];
+
+/** A data directory on powerlossfs holding KEYS writes, left by `stop` (a crash, or a clean stop). */
+async function store(
+  stop: 'SIGKILL' | 'SIGTERM',
+): Promise<{ disk: PowerlossDisk; dataDir: string }> {
+  const { disk, dataDir } = await diskWithDataDir(binary());
+  const node = await startNodeProcess({ dataDir, args: ARGS });
+  const c = await LineClient.connect(node.port);
+  defer(() => c.socket.destroy());
+  c.send(Array.from({ length: KEYS }, (_, i) => `PUT k${i} ${VALUE}-${i}\r\n`).join(''));
+  expect(new Set(await c.lines(KEYS, 60_000))).toEqual(new Set(['OK']));
+  c.socket.destroy();
+  expect(await node.stop(stop)).toBe(stop === 'SIGKILL' ? 'SIGKILL' : 0);
+  // The page cache goes with the mount: every read of the next start reaches the disk.
+  await disk.unmount();
+  await disk.mount();
+  return { disk, dataDir };
+}
+
+/** Sends SIGTERM and waits for the exit, at most the stop bound and a margin. */
+async function stopWithin(node: NodeProcess | SpawnedNode): Promise<{ exit: unknown; ms: number }> {
+  const t0 = performance.now();
+  node.child.kill('SIGTERM');
+  const exit = await Promise.race([
+    node.exited,
+    new Promise((r) => setTimeout(() => r('still running'), BOUND_MS + 5000)),
+  ]);
+  return { exit, ms: Math.round(performance.now() - t0) };
+}
+
+const line = (node: NodeProcess | SpawnedNode, msg: string) => node.logs.find((l) => l.msg === msg);
+
+/**
+ * Waits for the watchdog's line saying the event loop is blocked on the disk in `stage`, then
+ * sends SIGTERM: the process must end within the stop bound (SIGKILL, from the watchdog), having
+ * said why. Before the watchdog nothing was logged and the signal was never taken.
+ */
+async function blockedThenStopped(node: NodeProcess | SpawnedNode, stage: string): Promise<void> {
+  await until(() => line(node, 'event loop blocked') !== undefined, 20_000, 'the watchdog line');
+  expect(line(node, 'event loop blocked')).toMatchObject({
+    level: 50,
+    node: 'test-node',
+    stage,
+    state: 'D',
+  });
+  const { exit, ms } = await stopWithin(node);
+  expect(exit).toBe('SIGKILL');
+  expect(ms).toBeLessThan(BOUND_MS);
+  expect(line(node, 'stop signal not taken: the event loop is blocked: exiting')).toMatchObject({
+    level: 60,
+    stage,
+  });
+}
+
+describe('a disk whose reads hang', { timeout: 120_000 }, () => {
+  it("the start's synchronous reads: the watchdog names the stage and SIGTERM ends the process", async () => {
+    const { disk, dataDir } = await store('SIGKILL');
+    await disk.hang('reads');
+    const node = spawnNodeProcess({ dataDir, args: ARGS });
+    await blockedThenStopped(node, 'starting: checking the LMDB file');
+    expect(line(node, 'storage: opened')).toBeUndefined();
+
+    // Nothing was changed: once the disk answers, the next start replays the log and serves.
+    await disk.resume();
+    const again = await startNodeProcess({ dataDir, args: ARGS });
+    expect(line(again, 'storage: opened')?.replayed).toBeGreaterThanOrEqual(KEYS);
+  });
+
+  it('a GET that faults in a page of a hung disk: the watchdog says so and SIGTERM ends the process', async () => {
+    const { disk, dataDir } = await store('SIGTERM');
+    const node = await startNodeProcess({ dataDir, args: ARGS });
+    const c = await LineClient.connect(node.port);
+    defer(() => c.socket.destroy());
+    await disk.hang('reads');
+    // Most of these values' pages are not in the page cache (a new mount): a GET of one of them
+    // faults on the event loop's thread, which the disk holds.
+    c.send(Array.from({ length: KEYS }, (_, i) => `GET k${(i * 7919) % KEYS}\r\n`).join(''));
+    await blockedThenStopped(node, 'serving');
+  });
+
+  it('a start cutting a damaged log (--wal-truncate-corrupt) on a disk whose syncs hang ends at SIGTERM', async () => {
+    const { disk, dataDir } = await store('SIGKILL');
+    const wal = join(dataDir, 'wal');
+    const segment = join(wal, readdirSync(wal).find((n) => /^\d{16}\.wal$/.test(n))!);
+    const bytes = readFileSync(segment);
+    bytes[100] = bytes[100]! ^ 0xff; // inside the first group
+    writeFileSync(segment, bytes);
+    await disk.sync();
+    await disk.hang();
+    const node = spawnNodeProcess({
+      dataDir,
+      args: [...ARGS, '--wal-truncate-corrupt', 'true'],
+    });
+    await until(
+      async () => Object.keys(await disk.syncs()).some((p) => p.endsWith('.wal')),
+      20_000,
+      "the cut's sync, which the hang holds",
+    );
+    const { exit, ms } = await stopWithin(node);
+    // Before: the cut synced on the event loop's thread, and the signal was never taken.
+    expect(exit).toBe(0);
+    expect(ms).toBeLessThan(BOUND_MS);
+    expect(node.stderr()).toBe('kvstore: SIGTERM while starting: stopped\n');
+    expect(line(node, 'stopped while starting')).toMatchObject({
+      phase: 'cutting the damaged write-ahead log',
+    });
+  });
+});
