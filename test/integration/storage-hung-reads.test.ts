@@ -117,6 +117,23 @@ describe('a disk whose reads hang', { timeout: 120_000 }, () => {
     await blockedThenStopped(node, 'serving');
   });
 
+  it('a GET held so is answered once the disk answers, and the watchdog says the loop turns again', async () => {
+    const { disk, dataDir } = await store('SIGTERM');
+    const node = await startNodeProcess({ dataDir, args: ARGS });
+    const c = await LineClient.connect(node.port);
+    defer(() => c.socket.destroy());
+    await disk.hang('reads');
+    c.send(Array.from({ length: KEYS }, (_, i) => `GET k${(i * 7919) % KEYS}\r\n`).join(''));
+    await until(() => line(node, 'event loop blocked') !== undefined, 20_000, 'the watchdog line');
+    // No stop signal: the watchdog only watches, and the node goes on where the disk held it.
+    await disk.resume();
+    const got = await c.lines(KEYS, 60_000);
+    expect(got.filter((v, i) => v !== `${VALUE}-${(i * 7919) % KEYS}`)).toEqual([]);
+    await until(() => line(node, 'event loop answers again') !== undefined, 5000, 'the line');
+    expect(line(node, 'event loop answers again')).toMatchObject({ level: 30, stage: 'serving' });
+    expect(node.child.exitCode).toBeNull();
+  });
+
   it('a start cutting a damaged log (--wal-truncate-corrupt) on a disk whose syncs hang ends at SIGTERM', async () => {
     const { disk, dataDir } = await store('SIGKILL');
     const wal = join(dataDir, 'wal');
