@@ -91,6 +91,26 @@ async function blockedThenStopped(node: NodeProcess | SpawnedNode, stage: string
   });
 }
 
+/**
+ * A node serving a store left by a clean stop on a new mount (an empty page cache), whose disk's
+ * reads then hang, sent a GET of every key (k<(i * 7919) % KEYS> for the i-th): most values'
+ * pages are not in the page cache, so a GET of one of them faults on the event loop's thread,
+ * which the disk holds.
+ */
+async function getsOnHungReads(): Promise<{
+  disk: PowerlossDisk;
+  node: NodeProcess;
+  client: LineClient;
+}> {
+  const { disk, dataDir } = await store('SIGTERM');
+  const node = await startNodeProcess({ dataDir, args: ARGS });
+  const client = await LineClient.connect(node.port);
+  defer(() => client.socket.destroy());
+  await disk.hang('reads');
+  client.send(Array.from({ length: KEYS }, (_, i) => `GET k${(i * 7919) % KEYS}\r\n`).join(''));
+  return { disk, node, client };
+}
+
 describe('a disk whose reads hang', { timeout: 120_000 }, () => {
   it("the start's synchronous reads: the watchdog names the stage and SIGTERM ends the process", async () => {
     const { disk, dataDir } = await store('SIGKILL');
@@ -106,28 +126,16 @@ describe('a disk whose reads hang', { timeout: 120_000 }, () => {
   });
 
   it('a GET that faults in a page of a hung disk: the watchdog says so and SIGTERM ends the process', async () => {
-    const { disk, dataDir } = await store('SIGTERM');
-    const node = await startNodeProcess({ dataDir, args: ARGS });
-    const c = await LineClient.connect(node.port);
-    defer(() => c.socket.destroy());
-    await disk.hang('reads');
-    // Most of these values' pages are not in the page cache (a new mount): a GET of one of them
-    // faults on the event loop's thread, which the disk holds.
-    c.send(Array.from({ length: KEYS }, (_, i) => `GET k${(i * 7919) % KEYS}\r\n`).join(''));
+    const { node } = await getsOnHungReads();
     await blockedThenStopped(node, 'serving');
   });
 
   it('a GET held so is answered once the disk answers, and the watchdog says the loop turns again', async () => {
-    const { disk, dataDir } = await store('SIGTERM');
-    const node = await startNodeProcess({ dataDir, args: ARGS });
-    const c = await LineClient.connect(node.port);
-    defer(() => c.socket.destroy());
-    await disk.hang('reads');
-    c.send(Array.from({ length: KEYS }, (_, i) => `GET k${(i * 7919) % KEYS}\r\n`).join(''));
+    const { disk, node, client } = await getsOnHungReads();
     await until(() => line(node, 'event loop blocked') !== undefined, 20_000, 'the watchdog line');
     // No stop signal: the watchdog only watches, and the node goes on where the disk held it.
     await disk.resume();
-    const got = await c.lines(KEYS, 60_000);
+    const got = await client.lines(KEYS, 60_000);
     expect(got.filter((v, i) => v !== `${VALUE}-${(i * 7919) % KEYS}`)).toEqual([]);
     await until(() => line(node, 'event loop answers again') !== undefined, 5000, 'the line');
     expect(line(node, 'event loop answers again')).toMatchObject({ level: 30, stage: 'serving' });
