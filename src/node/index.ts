@@ -83,13 +83,9 @@ export async function startNode(
   }
   const registry = createRegistry();
   const lock = lockDataDir(dataDir);
-  let storage: Storage;
-  try {
-    storage = await openStorage(config, dataDir, registry, log, signal, onStorageFailed);
-  } catch (err) {
-    lock.release();
-    throw err;
-  }
+  let storage: Storage | undefined;
+  /** The storage open's phase while it runs (openStorage), then null. */
+  let opening: string | null = 'opening the store';
   let cluster: Cluster | undefined;
   let ready = false;
   let server: KvServer | undefined;
@@ -98,14 +94,19 @@ export async function startNode(
   // What a node with no saved ring waits for before it makes its rings (startCluster).
   let waiting: FoundingBlock | null = null;
   registerFoundingMetrics(registry, () => waiting);
-  // The HTTP port is up from here on (alive, not ready, metrics), so that a node waiting for its
-  // members says why, and a liveness probe does not kill it for waiting. Admin routes, backup
-  // streams and the console's pages are added once the node routes; until then GET /admin/cluster
-  // (kvctl status) answers 503 with what the node waits for.
+  // The HTTP port is up from here on (alive, not ready, metrics), so that a node opening its
+  // storage (a long replay or tree check, a disk that does not answer) or waiting for its members
+  // says why, and a liveness probe does not kill it for that. Admin routes, backup streams and
+  // the console's pages are added once the node routes; until then GET /admin/cluster (kvctl
+  // status) answers 503 with what the node waits for.
+  const starting = () =>
+    opening !== null
+      ? `opening its storage: ${opening}`
+      : (waiting?.reason ?? 'joining its cluster');
   const routes: Record<string, AdminRoute> = {
     [`GET ${ADMIN_PATHS.cluster}`]: () => ({
       status: 503,
-      body: { error: `node starting: ${waiting?.reason ?? 'joining its cluster'}` },
+      body: { error: `node starting: ${starting()}` },
     }),
   };
   const streams: Record<string, StreamRoute> = {};
@@ -117,10 +118,15 @@ export async function startNode(
       maxConnections: config.maxHttpConnections,
       registry,
       // A stalled disk: not ready, so Services stop routing clients here until it answers.
-      ready: () => ready && storage.stalled() === null,
-      notReady: () => (waiting === null ? null : `waiting for its members: ${waiting.reason}`),
+      ready: () => ready && storage?.stalled() === null,
+      notReady: () =>
+        opening !== null
+          ? `opening its storage: ${opening}`
+          : waiting === null
+            ? null
+            : `waiting for its members: ${waiting.reason}`,
       degraded: () => {
-        const failure = storage.writeFailure();
+        const failure = storage?.writeFailure() ?? null;
         return failure === null ? null : `storage not writable: ${failure}`;
       },
       logger: log,
@@ -131,6 +137,11 @@ export async function startNode(
         ? { authorize: adminAuth(secrets.clusterSecret, registry, internals.adminNonceTtlMs) }
         : {}),
     });
+    log.info({ httpPort: http.port }, 'http listening: alive, not ready until started');
+    storage = await openStorage(config, dataDir, registry, log, signal, onStorageFailed, (p) => {
+      opening = p;
+    });
+    opening = null;
     cluster = await startCluster(config, storage, registry, log, secrets, {
       ...(signal ? { signal } : {}),
       onWaiting: (w) => {
@@ -168,12 +179,15 @@ export async function startNode(
     Object.assign(streams, cluster.streams);
     Object.assign(pages, web.pages);
   } catch (err) {
-    if (signal?.aborted && err === signal.reason) log.info({}, 'stopped while starting');
+    // A stop in the storage open was logged there, with its phase.
+    if (signal?.aborted && err === signal.reason && storage !== undefined) {
+      log.info({}, 'stopped while starting');
+    }
     web?.stop();
     await server?.shutdown(0);
     await cluster?.stop();
     await http?.close();
-    await storage.close();
+    await storage?.close();
     lock.release();
     throw err;
   }
@@ -248,6 +262,7 @@ async function openStorage(
   log: Logger,
   signal = new AbortController().signal,
   onFailed: (why: string) => void = () => {},
+  told: (phase: string) => void = () => {},
 ): Promise<Storage> {
   let storage: Storage;
   let phase = 'opening the store';
@@ -255,6 +270,7 @@ async function openStorage(
   const onPhase = (p: OpenPhase) => {
     phase = p.phase;
     noteStage(`starting: ${phase}`);
+    told(phase);
     const { phase: _, ...fields } = p;
     if (p.phase === 'reading the write-ahead log' && p.bytes > 0)
       log.info(fields, 'storage: reading the write-ahead log');

@@ -160,6 +160,18 @@ describe('a disk whose reads hang', { timeout: 120_000 }, () => {
       20_000,
       "the cut's sync, which the hang holds",
     );
+    // The event loop is free: the HTTP port, up before the storage opens, says alive and why not
+    // ready (before, the port opened only after the storage).
+    const httpPort = line(node, 'http listening: alive, not ready until started')?.httpPort;
+    const get = (path: string) =>
+      fetch(`http://127.0.0.1:${httpPort}${path}`, { signal: AbortSignal.timeout(5000) }).then(
+        async (r) => [r.status, await r.text()],
+      );
+    expect(await get('/healthz')).toEqual([200, expect.any(String)]);
+    expect(await get('/readyz')).toEqual([
+      503,
+      'not ready: opening its storage: cutting the damaged write-ahead log\n',
+    ]);
     const { exit, ms } = await stopWithin(node);
     // Before: the cut synced on the event loop's thread, and the signal was never taken.
     expect(exit).toBe(0);
