@@ -65,7 +65,8 @@ const options = {
    * A write-ahead log sync or an LMDB commit outstanding longer than this is a stalled disk (I/O
    * that never completes: a dead network volume, a stuck controller): the node refuses commands
    * with ERR STORAGE_STALLED, /readyz fails, and peers stop sending it data until it answers
-   * again (docs/storage.md). 0 turns it off.
+   * again (docs/storage.md). An event loop held this long by the disk (a read or a page fault of
+   * a hung volume) is logged by the watchdog thread (lifecycle's startWatchdog). 0 turns both off.
    */
   storageStallTimeoutMs: z.coerce
     .number()
