@@ -45,6 +45,7 @@ export const MEASURED_S: Readonly<Record<string, number>> = {
   'test/integration/compose.test.ts': 51,
   'test/integration/bench-scale-rebalance-smoke.test.ts': 43,
   'test/integration/clock-step.test.ts': 36,
+  'test/integration/storage-hung-reads.test.ts': 35,
   'test/integration/storage-open-signal.test.ts': 30,
   'test/integration/rebalance-full-disk.test.ts': 28,
   'test/integration/startup.test.ts': 34,
