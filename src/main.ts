@@ -1,7 +1,10 @@
 // kvstore entry point: parse configuration, start the node, drain it on SIGTERM/SIGINT.
 
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadConfig } from './config/index.ts';
 import {
+  armWatchdog,
   EXIT_STORAGE_FAILED,
   exitProcess,
   onStopSignals,
@@ -33,15 +36,18 @@ async function main(): Promise<number> {
   // First: a start or a read held by a disk that does not answer blocks the event loop itself
   // (a synchronous read, a page fault in LMDB's map); the watchdog says so and ends the process
   // when a stop signal cannot reach it (docs/storage.md, "When the disk hangs"). Part of the
-  // hung-disk detection, off with it (--storage-stall-timeout-ms 0): its thread costs about
-  // 10 MiB of anonymous memory.
+  // hung-disk detection, off with it (--storage-stall-timeout-ms 0). Its thread costs about
+  // 10 MiB of anonymous memory, so it runs where the disk can hold the loop: from the start when
+  // the data directory already has LMDB's file (the start reads it on the event loop), else
+  // from the first time the storage judges its disk stalled (node/index.ts).
   const { storageStallTimeoutMs: stallMs, shutdownTimeoutMs } = loaded.config;
   if (stallMs > 0) {
-    startWatchdog({
+    armWatchdog({
       base: { node: loaded.config.nodeName },
       blockedMs: Math.max(MIN_BLOCKED_MS, stallMs),
       stopGraceMs: Math.min(STOP_GRACE_MS, shutdownTimeoutMs),
     });
+    if (existsSync(join(loaded.config.dataDir, 'data.mdb'))) startWatchdog();
   }
   let node: KvNode | null = null;
   // Before the node starts, so a signal during start-up is not the default immediate exit: the

@@ -30,9 +30,23 @@ interface Shared {
 }
 
 let shared: Shared | null = null;
+/** What armWatchdog was given: startWatchdog() starts the thread with these. */
+let armed: WatchdogOptions | null = null;
 
 /**
- * Starts the watchdog (once per process; a second call does nothing). The main thread beats
+ * Records the watchdog's options without starting its thread, which costs about 10 MiB of
+ * anonymous memory (a worker's isolate, not given back when it ends): the node starts it where a
+ * disk that does not answer can hold the event loop, startWatchdog() with no options (a restart's
+ * synchronous reads of LMDB's file, a disk judged stalled). Main calls it; in-process nodes
+ * (tests) never arm it, so startWatchdog() does nothing there.
+ */
+export function armWatchdog(opts: WatchdogOptions): void {
+  armed = opts;
+}
+
+/**
+ * Starts the watchdog (once per process; a second call does nothing; with no options, those
+ * armWatchdog recorded, and nothing when it was not armed). The main thread beats
  * every BEAT_MS from a timer; the watchdog thread looks every LOOK_MS. While the beats stop for
  * `blockedMs` with the main thread asleep uninterruptibly (state `D`: a disk read, a page fault,
  * a sync), it logs `event loop blocked` once (error) with the stage (noteStage) and the kernel
@@ -45,8 +59,9 @@ let shared: Shared | null = null;
  * here touches the disk: the thread reads /proc and writes its lines to stdout itself, since a
  * worker's stdout goes through the blocked main thread.
  */
-export function startWatchdog(opts: WatchdogOptions): void {
-  if (shared !== null) return;
+export function startWatchdog(given?: WatchdogOptions): void {
+  const opts = given ?? armed;
+  if (shared !== null || opts === null) return;
   const s: Shared = {
     words: new Int32Array(new SharedArrayBuffer(8)),
     stage: new Uint8Array(new SharedArrayBuffer(STAGE_BYTES)),

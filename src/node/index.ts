@@ -8,7 +8,7 @@ import { AdminGuard, adminChallenge } from '../auth/index.ts';
 import type { Config } from '../config/index.ts';
 import { createConsole, type NodeConsole } from '../console/index.ts';
 import { KvError } from '../errors/index.ts';
-import { EXIT_STORAGE_FAILED, noteStage } from '../lifecycle/index.ts';
+import { EXIT_STORAGE_FAILED, noteStage, startWatchdog } from '../lifecycle/index.ts';
 import { type FoundingBlock, registerFoundingMetrics } from '../membership/index.ts';
 import { checkBindable } from '../net/index.ts';
 import {
@@ -292,11 +292,14 @@ async function openStorage(
         onStall: (what, outstandingMs) => {
           const ms = Math.round(outstandingMs);
           if (what === null) log.info({ outstandingMs: ms }, 'storage: disk answers again');
-          else
+          else {
+            // A disk that stalls may hold the event loop next (a read of a page not in memory).
+            startWatchdog();
             log.error(
               { what, outstandingMs: ms, timeoutMs: config.storageStallTimeoutMs },
               'storage: disk stalled: refusing commands, not ready',
             );
+          }
         },
         onWritable: (failure) => {
           if (failure === null) log.info({}, 'storage: writes accepted again');
