@@ -1,5 +1,6 @@
 // protocol: pure codecs for the client port: the command table, text lines (seed) and RESP2.
 
+export { ByteParts, PieceCopies } from './byte-parts.ts';
 export {
   COMMAND_TYPES,
   type Command,

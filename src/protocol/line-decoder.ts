@@ -1,5 +1,7 @@
 // Incremental splitter of a byte stream into lines, bounded in memory.
 
+import { ByteParts } from './byte-parts.ts';
+
 /** One unit the decoder produced from the stream. */
 export type LineFrame =
   /** A complete line without its `\n` and without one trailing `\r`. */
@@ -19,8 +21,7 @@ const CR = 0x0d;
 export class LineDecoder {
   /** Read as each chunk arrives: a change applies from the next byte held. */
   maxLineBytes: number;
-  #parts: Buffer[] = [];
-  #partBytes = 0;
+  readonly #held = new ByteParts();
   #discarding = false;
   #discarded = 0;
 
@@ -30,12 +31,12 @@ export class LineDecoder {
 
   /** Bytes of the unfinished line held in memory (0 while discarding an over-long line). */
   get bufferedBytes(): number {
-    return this.#partBytes;
+    return this.#held.bytes;
   }
 
   /** True when a line has started but its `\n` has not arrived yet. */
   get midLine(): boolean {
-    return this.#partBytes > 0 || this.#discarding;
+    return this.#held.bytes > 0 || this.#discarding;
   }
 
   /** Feeds one chunk; calls `onFrame` for every frame it completes, in stream order. */
@@ -63,8 +64,7 @@ export class LineDecoder {
 
   /** Forgets any unfinished line (the peer went away mid-line). */
   reset(): void {
-    this.#parts = [];
-    this.#partBytes = 0;
+    this.#held.clear();
     this.#discarding = false;
     this.#discarded = 0;
   }
@@ -76,27 +76,18 @@ export class LineDecoder {
       return;
     }
     // One byte of slack: the `\r` of a `\r\n` ending arrives before we know it is one.
-    if (this.#partBytes + n > this.maxLineBytes + 1) {
+    if (this.#held.bytes + n > this.maxLineBytes + 1) {
       this.#discarding = true;
-      this.#discarded = this.#partBytes + n;
-      this.#parts = [];
-      this.#partBytes = 0;
+      this.#discarded = this.#held.bytes + n;
+      this.#held.clear();
       return;
     }
-    this.#parts.push(chunk.subarray(from, to));
-    this.#partBytes += n;
+    this.#held.add(chunk, from, to);
   }
 
   #take(chunk: Buffer, from: number, nl: number): Buffer {
-    let line: Buffer;
-    if (this.#partBytes === 0) {
-      line = chunk.subarray(from, nl);
-    } else {
-      this.#parts.push(chunk.subarray(from, nl));
-      line = Buffer.concat(this.#parts, this.#partBytes + (nl - from));
-      this.#parts = [];
-      this.#partBytes = 0;
-    }
+    const line =
+      this.#held.bytes === 0 ? chunk.subarray(from, nl) : this.#held.take(chunk.subarray(from, nl));
     return line.length > 0 && line[line.length - 1] === CR ? line.subarray(0, -1) : line;
   }
 }

@@ -1,6 +1,7 @@
 // RESP2 (the Redis protocol): an incremental request decoder and the reply encoder.
 
 import { wireCode } from '../errors/index.ts';
+import { ByteParts, PieceCopies } from './byte-parts.ts';
 import type { InfoSection, Reply, ReplySink, RespVersion } from './reply.ts';
 
 /** Bounds that keep one connection's unfinished request small. */
@@ -27,7 +28,8 @@ export interface RespLimits {
  * Bytes charged per argument against maxRequestBytes (and per Buffer a held value keeps,
  * server/detach.ts), for the object that holds it: a Buffer view is 114 bytes of V8 heap on
  * Node 24, its slot in the arguments 8, and its `$<len>\r\n...\r\n` framing, which stays in the
- * read the view keeps, up to 16 more. At 64, a request of 300,000 one-byte arguments held 2x
+ * read the view keeps, up to 16 more (a short argument of a request that spans reads is a view of
+ * a copy instead, byte-parts.ts, so reads of a few bytes each are not kept for it). At 64, a request of 300,000 one-byte arguments held 2x
  * what it counted (test/integration/limits.test.ts), and the node-wide bound with it.
  */
 export const ARG_OVERHEAD = 160;
@@ -87,8 +89,9 @@ export class RespDecoder {
   #want = 0;
   #bytes = 0;
   // The bulk string (or inline line) being assembled from several chunks.
-  #parts: Buffer[] = [];
-  #partBytes = 0;
+  readonly #held = new ByteParts();
+  /** The small arguments of a request that spans reads, copied out of them. */
+  readonly #copies = new PieceCopies();
   #left = 0;
   /** What the request completed last counted: see requestBytes. */
   #done = 0;
@@ -105,7 +108,7 @@ export class RespDecoder {
    */
   get bufferedBytes(): number {
     if (this.#failed) return 0;
-    return this.#state === INLINE ? this.#partBytes : this.#bytes - this.#left;
+    return this.#state === INLINE ? this.#held.bytes : this.#bytes - this.#left;
   }
 
   /**
@@ -125,8 +128,8 @@ export class RespDecoder {
     this.#want = 0;
     this.#bytes = 0;
     this.#left = 0;
-    this.#parts = [];
-    this.#partBytes = 0;
+    this.#held.clear();
+    this.#copies.clear();
     this.#resetNum();
   }
 
@@ -350,16 +353,13 @@ export class RespDecoder {
   /** Takes the bulk string's bytes from `i`; returns where it stopped. */
   #bulkData(chunk: Buffer, i: number): number {
     const take = Math.min(this.#left, chunk.length - i);
-    if (take === this.#left && this.#partBytes === 0) {
-      this.#args.push(chunk.subarray(i, i + take)); // whole in this chunk: no copy
+    if (take === this.#left && this.#held.bytes === 0) {
+      // Whole in this read, which the request spans: a long one stays a view of it.
+      this.#args.push(this.#copies.copy(chunk, i, i + take));
+    } else if (take === this.#left) {
+      this.#args.push(this.#held.take(chunk.subarray(i, i + take)));
     } else {
-      this.#parts.push(chunk.subarray(i, i + take));
-      this.#partBytes += take;
-      if (take === this.#left) {
-        this.#args.push(Buffer.concat(this.#parts, this.#partBytes));
-        this.#parts = [];
-        this.#partBytes = 0;
-      }
+      this.#held.add(chunk, i, i + take);
     }
     this.#left -= take;
     if (this.#left === 0) this.#state = BULK_CR;
@@ -377,6 +377,7 @@ export class RespDecoder {
     this.#want = 0;
     this.#bytes = 0;
     this.#state = START;
+    this.#copies.clear();
     onFrame({ kind: 'request', args });
   }
 
@@ -384,18 +385,16 @@ export class RespDecoder {
   #inline(chunk: Buffer, i: number, onFrame: (frame: RespFrame) => void): number {
     const nl = chunk.indexOf(LF, i);
     const end = nl === -1 ? chunk.length : nl;
-    if (this.#partBytes + (end - i) > this.limits.maxInlineBytes + 1) {
+    if (this.#held.bytes + (end - i) > this.limits.maxInlineBytes + 1) {
       this.#fail(onFrame, 'too big inline request');
       return chunk.length;
     }
-    this.#parts.push(chunk.subarray(i, end));
-    this.#partBytes += end - i;
-    if (nl === -1) return chunk.length;
-    const line =
-      this.#parts.length === 1 ? this.#parts[0]! : Buffer.concat(this.#parts, this.#partBytes);
-    this.#done = this.#partBytes;
-    this.#parts = [];
-    this.#partBytes = 0;
+    if (nl === -1) {
+      this.#held.add(chunk, i, end);
+      return chunk.length;
+    }
+    this.#done = this.#held.bytes + (end - i);
+    const line = this.#held.take(chunk.subarray(i, end));
     this.#state = START;
     const args = splitInline(line);
     if (args.length > 0) onFrame({ kind: 'request', args });
@@ -411,8 +410,8 @@ export class RespDecoder {
   #fail(onFrame: (frame: RespFrame) => void, what: string): void {
     this.#failed = true;
     this.#args = [];
-    this.#parts = [];
-    this.#partBytes = 0;
+    this.#held.clear();
+    this.#copies.clear();
     onFrame({ kind: 'error', message: `Protocol error: ${what}` });
   }
 }
