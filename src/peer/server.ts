@@ -112,9 +112,12 @@ export class PeerServer {
       this.#metrics.rejected.labels('limit').inc();
       this.#logDrop();
     });
-    this.#server.on('tlsClientError', (err) =>
-      opts.logger.warn({ err }, 'peer TLS handshake failed'),
-    );
+    // Node leaves the socket open when this event has a listener: close it, or a handshake that
+    // timed out or whose client left held one of the maxConnections slots for good.
+    this.#server.on('tlsClientError', (err, tls) => {
+      opts.logger.warn({ err }, 'peer TLS handshake failed');
+      tls.destroy();
+    });
     this.#server.on('error', (err) => opts.logger.error({ err }, 'peer listener error'));
   }
 

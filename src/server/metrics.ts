@@ -40,8 +40,13 @@ export interface ServerMetrics {
  * when those of all connections passed --max-client-output-bytes. (The peer port's reasons use
  * the same words.)
  */
-export type RejectReason = 'limit' | 'buffer_full' | 'output_full';
-export const REJECT_REASONS: readonly RejectReason[] = ['limit', 'buffer_full', 'output_full'];
+export type RejectReason = 'limit' | 'buffer_full' | 'output_full' | 'tls_handshake';
+export const REJECT_REASONS: readonly RejectReason[] = [
+  'limit',
+  'buffer_full',
+  'output_full',
+  'tls_handshake',
+];
 
 /** Latency buckets in seconds, from 100 µs to 10 s. */
 export const LATENCY_BUCKETS = [
@@ -74,7 +79,7 @@ export function registerServerMetrics(registry: Registry): ServerMetrics {
   });
   const rejectedConnections = new Counter({
     name: 'kvstore_connections_rejected_total',
-    help: 'Client connections refused or closed by a guard: limit (--max-connections reached), buffer_full (--max-client-buffer-bytes of unfinished and parked requests held), output_full (among the connections holding the most replies once all held --max-client-output-bytes, those not seen reading first).',
+    help: 'Client connections refused or closed by a guard: limit (--max-connections reached), buffer_full (--max-client-buffer-bytes of unfinished and parked requests held), output_full (among the connections holding the most replies once all held --max-client-output-bytes, those not seen reading first), tls_handshake (a TLS handshake not finished within 10 s, or the oldest of more than 1,024 in progress).',
     labelNames: ['reason'],
     registers: [registry],
   });

@@ -15,6 +15,7 @@ import { ClientBuffers } from './buffers.ts';
 import { ClientOutput } from './client-output.ts';
 import { Connection, type ConnectionContext, WRITE_HIGH_WATER } from './connection.ts';
 import type { UnauthenticatedLimits } from './framing.ts';
+import { MAX_TLS_HANDSHAKES, TLS_HANDSHAKE_TIMEOUT_MS, TlsHandshakes } from './handshakes.ts';
 import { registerServerMetrics, type ServerMetrics } from './metrics.ts';
 import { ReplyBudget } from './reply-budget.ts';
 import { REPLY_HIGH_WATER } from './reply-bytes.ts';
@@ -148,6 +149,8 @@ export class KvServer {
   readonly #opts: ServerOptions;
   /** Every socket the listener accepted, served or not (a TLS handshake, a refusal). */
   readonly #sockets = new Set<Socket>();
+  /** TLS only: the connections still in their handshake. */
+  readonly #handshakes: TlsHandshakes | null;
   #refusalsWaiting = 0;
   #clientIds = 0;
   #accepted = 0;
@@ -237,21 +240,34 @@ export class KvServer {
       maxMultiReadBytes,
     };
     const accept = (socket: Socket) => this.#accept(socket);
+    const handshakeDropped = () => this.#metrics.rejectedConnections.labels('tls_handshake').inc();
+    this.#handshakes = opts.tls ? new TlsHandshakes(MAX_TLS_HANDSHAKES, handshakeDropped) : null;
     // node:tls (with node:crypto and OpenSSL's set-up) is loaded by a node that serves TLS only.
     this.#server = opts.tls
-      ? process
-          .getBuiltinModule('node:tls')
-          .createServer({ allowHalfOpen: true, cert: opts.tls.cert, key: opts.tls.key }, accept)
+      ? process.getBuiltinModule('node:tls').createServer(
+          {
+            allowHalfOpen: true,
+            cert: opts.tls.cert,
+            key: opts.tls.key,
+            handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
+          },
+          accept,
+        )
       : createServer({ allowHalfOpen: true }, accept);
     this.#server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
+      this.#handshakes?.begin(socket);
     });
     this.#server.on('error', (err) => opts.logger.error({ err }, 'client listener error'));
-    // A client that fails the TLS handshake is its own problem; the listener carries on.
-    this.#server.on('tlsClientError', (err) =>
-      opts.logger.debug({ err }, 'client TLS handshake failed'),
-    );
+    // A client that fails the TLS handshake is its own problem; the listener carries on. Node
+    // leaves the socket open when this event has a listener (a handshake that timed out, or a
+    // client gone before it finished, held its descriptor for good): close it.
+    this.#server.on('tlsClientError', (err: NodeJS.ErrnoException, tls: Socket) => {
+      if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') handshakeDropped();
+      opts.logger.debug({ err }, 'client TLS handshake failed');
+      tls.destroy();
+    });
   }
 
   /** Starts listening; resolves with the server once bound, rejects if the port is taken. */
@@ -271,6 +287,7 @@ export class KvServer {
   }
 
   #accept(socket: Socket): void {
+    this.#handshakes?.done(socket);
     if (this.#connections.size >= this.#opts.maxConnections) {
       this.#refuse(socket);
       return;

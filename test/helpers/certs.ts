@@ -68,3 +68,9 @@ export function createPki(): TestPki {
     },
   };
 }
+
+/** A node's flags for mutual TLS on the peer port, with a certificate from `pki` for 127.0.0.1. */
+export function peerTlsArgs(pki: TestPki): string[] {
+  const { cert, key } = pki.issue('peer', ['127.0.0.1']);
+  return ['--peer-tls-cert-file', cert, '--peer-tls-key-file', key, '--peer-tls-ca-file', pki.ca];
+}

@@ -22,7 +22,7 @@ import { decodeRequest, decodeResponse, encodeRequest } from '../../src/peer/cod
 import { FrameDecoder, frameHeader } from '../../src/peer/frame.ts';
 import { PeerClient } from '../../src/peer/index.ts';
 import { encodeRecord } from '../../src/storage/index.ts';
-import { createPki } from '../helpers/certs.ts';
+import { createPki, peerTlsArgs } from '../helpers/certs.ts';
 import { type ClusterNode, connect, metric, startStaticCluster } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
@@ -337,16 +337,7 @@ describe('peer authentication', () => {
 
   it('runs the peer port over mutual TLS', async () => {
     const pki = createPki();
-    const { cert, key } = pki.issue('peer', ['127.0.0.1']);
-    const tls = [
-      '--peer-tls-cert-file',
-      cert,
-      '--peer-tls-key-file',
-      key,
-      '--peer-tls-ca-file',
-      pki.ca,
-    ];
-    const nodes = await startStaticCluster(3, tls);
+    const nodes = await startStaticCluster(3, peerTlsArgs(pki));
     const c = await connect(nodes[2]!);
     defer(() => c.close());
     expect(await c.call('PUT m:1 v')).toBe('OK');
