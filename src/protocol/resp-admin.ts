@@ -44,7 +44,7 @@ function hello(args: readonly Buffer[]): SessionOp {
     } else if (opt === 'SETNAME' && i + 1 < args.length) {
       name = clientName(args[++i]!);
     } else {
-      throw respErrors.syntax();
+      throw respErrors.helloOption(args[i]!);
     }
   }
   return { op: 'hello', proto, user, password, name };
@@ -87,9 +87,16 @@ function okThen(effect: () => void): RespRequest {
   return { kind: 'reply', reply: OK, effect };
 }
 
+/** A subcommand that takes no arguments (`name` as Redis words it: `client|id`) got some. */
+function noArgs(args: readonly Buffer[], name: string): void {
+  if (args.length !== 2) throw respErrors.arity(name);
+}
+
 function client(args: readonly Buffer[], ctx: RespContext): RespRequest {
   const sub = keyword(args[1]);
   const s = ctx.session;
+  if (sub === 'GETNAME' || sub === 'ID' || sub === 'INFO')
+    noArgs(args, `client|${sub.toLowerCase()}`);
   switch (sub) {
     case 'SETNAME': {
       if (args.length !== 3) throw respErrors.arity('client|setname');
@@ -147,8 +154,11 @@ function command(args: readonly Buffer[], table: () => Readonly<Record<string, R
     case '':
       return array(Object.entries(all).map(([n, s]) => commandEntry(n, s)));
     case 'COUNT':
+      noArgs(args, 'command|count');
       return integer(Object.keys(all).length);
     case 'LIST':
+      // FILTERBY is not supported; anything after LIST is Redis's syntax error.
+      if (args.length !== 2) throw respErrors.syntax();
       return array(Object.keys(all).map((n) => bulk(n)));
     case 'INFO':
       return array(

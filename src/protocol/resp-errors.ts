@@ -51,6 +51,17 @@ export const respErrors = {
       `ERR ${echo(attr, 32)} cannot contain spaces, newlines or special characters.`,
     ),
   noSuchClient: () => err('KV_ERR_INVALID_ARGUMENT', 'ERR No such client'),
+  /** CLIENT LIST TYPE with a type Redis does not know. */
+  unknownClientType: (type: Buffer) =>
+    err('KV_ERR_INVALID_ARGUMENT', `ERR Unknown client type '${echo(type, 64)}'`),
+  /** CLIENT LIST ID with an id that is not an integer. */
+  invalidClientId: () => err('KV_ERR_INVALID_ARGUMENT', 'ERR Invalid client ID'),
+  /** CLIENT KILL ID with an id that is not a positive integer. */
+  clientIdNotPositive: () =>
+    err('KV_ERR_INVALID_ARGUMENT', 'ERR client-id should be greater than 0'),
+  /** HELLO with an option it does not know, or one missing its arguments. */
+  helloOption: (opt: Buffer) =>
+    err('KV_ERR_INVALID_ARGUMENT', `ERR Syntax error in HELLO option '${echo(opt, 64)}'`),
   /** A malformed frame (`what` is the decoder's `Protocol error: ...`); the connection closes. */
   protocol: (what: string) => err('KV_ERR_PROTOCOL', `ERR ${what}`),
   noAuth: () =>

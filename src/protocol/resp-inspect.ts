@@ -137,14 +137,14 @@ export function clientList(args: readonly Buffer[], ctx: RespContext): Reply {
     const opt = keyword(args[i]);
     if (opt === 'TYPE' && i + 1 < args.length) {
       const t = keyword(args[++i]);
-      if (!CLIENT_TYPES.has(t)) throw respErrors.syntax();
+      if (!CLIENT_TYPES.has(t)) throw respErrors.unknownClientType(args[i]!);
       if (t !== 'NORMAL') clients = []; // no replicas, no pub/sub
     } else if (opt === 'ID' && i + 1 < args.length) {
       const ids = new Set<number>();
       while (i + 1 < args.length) {
         const id = integerArg(args[++i]);
-        if (id === null || id < 1) throw respErrors.syntax();
-        ids.add(id);
+        if (id === null) throw respErrors.invalidClientId();
+        ids.add(id); // 0 or below matches no client, as in Redis
       }
       clients = clients.filter((c) => ids.has(c.id));
     } else throw respErrors.syntax();
@@ -175,14 +175,15 @@ export function clientKill(args: readonly Buffer[], ctx: RespContext): Reply {
     const value = raw.toString('latin1');
     if (opt === 'ID') {
       const id = integerArg(raw);
-      if (id === null || id < 1) throw respErrors.syntax();
+      if (id === null || id < 1) throw respErrors.clientIdNotPositive();
       match = match.filter((c) => c.id === id);
     } else if (opt === 'ADDR') match = match.filter((c) => c.addr === value);
     else if (opt === 'LADDR') match = match.filter((c) => c.laddr === value);
     else if (opt === 'USER') match = value === 'default' ? match : [];
     else if (opt === 'MAXAGE') {
+      // Redis 7 words a non-integer and a non-positive MAXAGE alike.
       const age = integerArg(raw);
-      if (age === null) throw respErrors.notInteger();
+      if (age === null || age < 1) throw respErrors.syntax();
       match = match.filter((c) => c.ageSeconds >= age);
     } else if (opt === 'SKIPME') {
       const v = keyword(raw);

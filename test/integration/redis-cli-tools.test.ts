@@ -146,6 +146,20 @@ async function checkClients(t: Target): Promise<void> {
   expect((await redisCli(t.host, t.port, ['CLIENT', 'KILL', addr])).stdout).toBe(
     'ERR No such client\n\n',
   );
+  // Bad filters answer in Redis 7's words (redis-server 7.0's replies, side by side).
+  const refusals: [string[], string][] = [
+    [['CLIENT', 'KILL', 'ID', 'abc'], 'ERR client-id should be greater than 0'],
+    [['CLIENT', 'KILL', 'ID', '0'], 'ERR client-id should be greater than 0'],
+    [['CLIENT', 'KILL', 'MAXAGE', '-1'], 'ERR syntax error'],
+    [['CLIENT', 'KILL', 'MAXAGE', 'abc'], 'ERR syntax error'],
+    [['CLIENT', 'LIST', 'TYPE', 'foo'], "ERR Unknown client type 'foo'"],
+    [['CLIENT', 'LIST', 'ID', 'abc'], 'ERR Invalid client ID'],
+  ];
+  for (const [args, line] of refusals) {
+    expect((await redisCli(t.host, t.port, args)).stdout.trim(), args.join(' ')).toBe(line);
+  }
+  // An id that cannot exist matches no client.
+  expect((await redisCli(t.host, t.port, ['CLIENT', 'LIST', 'ID', '0'])).stdout.trim()).toBe('');
 }
 
 describe('redis-cli tools on one node', () => {

@@ -250,7 +250,11 @@ describe('parseRespRequest: connection and server commands', () => {
     expect(errorOf('HELLO', '4')).toBe('-NOPROTO unsupported protocol version');
     expect(errorOf('HELLO', '1')).toBe('-NOPROTO unsupported protocol version');
     expect(errorOf('HELLO', 'x')).toBe('-ERR Protocol version is not an integer or out of range');
-    expect(errorOf('HELLO', '3', 'AUTH', 'default')).toBe('-ERR syntax error');
+    // Redis 7's words for an unknown option, or one short of its arguments.
+    expect(errorOf('HELLO', '3', 'AUTH', 'default')).toBe(
+      "-ERR Syntax error in HELLO option 'AUTH'",
+    );
+    expect(errorOf('HELLO', '3', 'FOO')).toBe("-ERR Syntax error in HELLO option 'FOO'");
     expect(errorOf('HELLO', '3', 'SETNAME', 'a b')).toMatch(/^-ERR Client names cannot contain/);
     const c = ctx();
     expect(parse(c, 'HELLO', '3', 'AUTH', 'default', 'pw', 'SETNAME', 'app')).toEqual({
@@ -328,12 +332,26 @@ describe('parseRespRequest: connection and server commands', () => {
     expect(wire(replyOf(c, 'CLIENT', 'SETINFO', 'LIB-NAME', ''))).toBe('+OK\r\n');
     expect(c.session.libName).toBe(null);
     expect(errorOf('CLIENT', 'NOPE')).toBe("-ERR unknown subcommand 'NOPE'. Try CLIENT HELP.");
+    // Subcommands without arguments refuse extra ones, as Redis does.
+    expect(errorOf('CLIENT', 'ID', 'x')).toBe(
+      "-ERR wrong number of arguments for 'client|id' command",
+    );
+    expect(errorOf('CLIENT', 'GETNAME', 'x')).toBe(
+      "-ERR wrong number of arguments for 'client|getname' command",
+    );
+    expect(errorOf('CLIENT', 'INFO', 'x')).toBe(
+      "-ERR wrong number of arguments for 'client|info' command",
+    );
   });
 
   it('COMMAND, COMMAND COUNT, COMMAND DOCS, COMMAND INFO', () => {
     const c = ctx();
     const n = Object.keys(RESP_COMMANDS).length;
     expect(wire(replyOf(c, 'COMMAND', 'COUNT'))).toBe(`:${n}\r\n`);
+    expect(errorOf('COMMAND', 'COUNT', 'extra')).toBe(
+      "-ERR wrong number of arguments for 'command|count' command",
+    );
+    expect(errorOf('COMMAND', 'LIST', 'extra')).toBe('-ERR syntax error');
     expect(wire(replyOf(c, 'COMMAND', 'DOCS'))).toBe('*0\r\n');
     expect(wire(replyOf(c, 'COMMAND'))).toMatch(new RegExp(`^\\*${n}\\r\\n\\*10\\r\\n`));
     expect(wire(replyOf(c, 'COMMAND', 'INFO', 'get', 'nope'))).toBe(
