@@ -150,33 +150,40 @@ export function parseTextLine(line: Buffer, limits: CommandLimits): Command | nu
   }
 }
 
+/**
+ * The field of a PUT or SETEX line from `from` (spaces before it skipped) up to the next space,
+ * and where that space is (-1: the line ends with the field). Only a space separates fields: a
+ * tab is part of the field it is in, so `PUT k<TAB>v` has the key `k<TAB>v`, which is
+ * INVALID_KEY, as `GET k<TAB>` is, before any complaint about the missing value.
+ */
+function field(line: Buffer, from: number, name: string, want: string): [Buffer, number] {
+  let at = from;
+  while (at < line.length && line[at] === SPACE) at++;
+  if (at >= line.length) throw arity(name, want);
+  const end = line.indexOf(SPACE, at);
+  return [line.subarray(at, end === -1 ? line.length : end), end];
+}
+
 function parsePut(line: Buffer, nameEnd: number, limits: CommandLimits): Command {
-  let keyStart = nameEnd;
-  while (keyStart < line.length && line[keyStart] === SPACE) keyStart++;
-  const keyEnd = line.indexOf(SPACE, keyStart);
-  if (keyStart >= line.length || keyEnd === -1) throw arity('PUT', '<key> <value>');
-  const key = validateKey(line.subarray(keyStart, keyEnd), limits);
-  const value = validateValue(line.subarray(keyEnd + 1), limits);
-  return { type: 'put', key, value };
+  const [raw, keyEnd] = field(line, nameEnd, 'PUT', '<key> <value>');
+  const key = validateKey(raw, limits);
+  if (keyEnd === -1) throw arity('PUT', '<key> <value>');
+  return { type: 'put', key, value: validateValue(line.subarray(keyEnd + 1), limits) };
 }
 
 /**
  * `SETEX <key> <seconds> <value>`: PUT with an expiry, as one write. The value is every byte after
- * the single space that follows the seconds, as for PUT.
+ * the single space that follows the seconds, as for PUT. Fields are checked in order.
  */
 function parseSetex(line: Buffer, nameEnd: number, limits: CommandLimits): Command {
-  const fields: Buffer[] = [];
-  let at = nameEnd;
-  for (let i = 0; i < 2; i++) {
-    while (at < line.length && line[at] === SPACE) at++;
-    const end = line.indexOf(SPACE, at);
-    if (at >= line.length || end === -1) throw arity('SETEX', '<key> <seconds> <value>');
-    fields.push(line.subarray(at, end));
-    at = end;
-  }
-  const key = validateKey(fields[0]!, limits);
-  const expiry = seconds('SETEX', fields[1]!);
-  return { type: 'put', key, value: validateValue(line.subarray(at + 1), limits), expiry };
+  const want = '<key> <seconds> <value>';
+  const [rawKey, keyEnd] = field(line, nameEnd, 'SETEX', want);
+  const key = validateKey(rawKey, limits);
+  if (keyEnd === -1) throw arity('SETEX', want);
+  const [rawSeconds, secondsEnd] = field(line, keyEnd, 'SETEX', want);
+  const expiry = seconds('SETEX', rawSeconds);
+  if (secondsEnd === -1) throw arity('SETEX', want);
+  return { type: 'put', key, value: validateValue(line.subarray(secondsEnd + 1), limits), expiry };
 }
 
 const INT_OK = (r: Reply): Reply => (r.type === 'integer' ? { type: 'ok' } : r);

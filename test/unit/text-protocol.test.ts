@@ -84,6 +84,15 @@ describe('parseTextLine', () => {
     expect(codeOf('GET a\tb')).toBe('KV_ERR_INVALID_KEY');
     expect(codeOf('GET a\x01')).toBe('KV_ERR_INVALID_KEY');
     expect(codeOf('GET a\x7f')).toBe('KV_ERR_INVALID_KEY');
+    // Only a space separates fields: a tab is part of the key, for every command alike (before,
+    // PUT and SETEX answered WRONG_ARITY where GET answered INVALID_KEY).
+    expect(codeOf('PUT k\tv')).toBe('KV_ERR_INVALID_KEY');
+    expect(codeOf('PUT k\t')).toBe('KV_ERR_INVALID_KEY');
+    expect(codeOf('SETEX k\t10 v')).toBe('KV_ERR_INVALID_KEY');
+    expect(codeOf('SETEX k\t10')).toBe('KV_ERR_INVALID_KEY');
+    expect(codeOf('SETEX k 10\tv')).toBe('KV_ERR_INVALID_ARGUMENT');
+    expect(codeOf('SETEX k 10')).toBe('KV_ERR_WRONG_ARITY');
+    expect(codeOf('PUT')).toBe('KV_ERR_WRONG_ARITY');
     expect(codeOf(`PUT k ${'v'.repeat(33)}`)).toBe('KV_ERR_VALUE_TOO_LARGE');
     expect(codeOf(Buffer.from([0x47, 0x45, 0x54, 0x20, 0xc3, 0x28]))).toBe('KV_ERR_INVALID_UTF8');
     expect(codeOf('RANGE a b LIMIT 0')).toBe('KV_ERR_INVALID_ARGUMENT');
