@@ -5,6 +5,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Counter, type Registry } from 'prom-client';
 import { listen } from '../net/index.ts';
+import { admit, shared } from './http-pipeline.ts';
 import type { Logger } from './logger.ts';
 import { LogThrottle } from './throttle.ts';
 
@@ -218,9 +219,11 @@ export interface HttpEndpoint {
 
 /** Starts the HTTP server. Resolves once it listens; rejects if it cannot bind. */
 export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
+  const metrics = shared(() => opts.registry.metrics());
   const server: Server = createServer(
     { connectionsCheckingInterval: CHECK_INTERVAL_MS },
     (req, res) => {
+      if (!admit(req, res)) return;
       const url = req.url ?? '/';
       const q = url.indexOf('?');
       const path = q < 0 ? url : url.slice(0, q);
@@ -319,7 +322,7 @@ export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
             : `degraded: ${degraded}\n`;
         res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(body);
       } else if (path === '/metrics') {
-        opts.registry.metrics().then(
+        metrics().then(
           (text) => res.writeHead(200, { 'content-type': opts.registry.contentType }).end(text),
           (err: unknown) => {
             opts.logger.error({ err }, 'metrics collection failed');
