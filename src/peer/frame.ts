@@ -5,6 +5,11 @@ import { KvError } from '../errors/index.ts';
 /** Bytes of the length prefix in front of every frame body. */
 export const FRAME_HEADER_BYTES = 4;
 
+/** Chunks shorter than this are copied into a buffer of the decoder's, not kept as they came. */
+const COPY_BELOW = 4096;
+/** Largest such buffer: a full one stays a part, and another is started. */
+const TAIL_MAX = 64 * 1024;
+
 /** Default largest frame body accepted or sent: 64 MiB. */
 export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
@@ -38,6 +43,9 @@ export class FrameDecoder {
   /** Unconsumed bytes across `#parts`. */
   #bytes = 0;
   #failure: KvError | null = null;
+  /** The buffer short chunks are copied into, and the part that is its filled start. */
+  #tail: Buffer | null = null;
+  #tailPart: Buffer | null = null;
 
   constructor(maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES) {
     this.maxFrameBytes = maxFrameBytes;
@@ -48,11 +56,54 @@ export class FrameDecoder {
     return this.#bytes;
   }
 
-  /** Appends a chunk of the stream. Keeps a reference to it (no copy) until consumed. */
+  /**
+   * Appends a chunk of the stream. Keeps a reference to it (no copy) until consumed; a chunk under
+   * 4 KiB is copied into a buffer that doubles up to 64 KiB, so a peer sending a few bytes per
+   * TCP segment does not make the decoder keep a read's objects (about 380 bytes) for each.
+   */
   push(chunk: Buffer): void {
     if (chunk.length === 0 || this.#failure !== null) return;
-    this.#parts.push(chunk);
     this.#bytes += chunk.length;
+    if (chunk.length >= COPY_BELOW) {
+      this.#parts.push(chunk);
+      this.#tail = null;
+      return;
+    }
+    this.#append(chunk);
+  }
+
+  /** Copies a short chunk after the bytes of the copy buffer, when it is still the last part. */
+  #append(chunk: Buffer): void {
+    const last = this.#parts.length - 1;
+    const tail = this.#tail;
+    const used = this.#tailPart?.length ?? 0;
+    if (tail !== null && last >= 0 && this.#parts[last] === this.#tailPart) {
+      if (used + chunk.length <= tail.length) {
+        chunk.copy(tail, used);
+        this.#tailPart = tail.subarray(0, used + chunk.length);
+        this.#parts[last] = this.#tailPart;
+        return;
+      }
+      if (tail.length < TAIL_MAX && (last > 0 || this.#offset === 0)) {
+        // Grow: the part is replaced by a copy in a buffer twice as large (nothing of it taken).
+        const grown = Buffer.allocUnsafeSlow(
+          Math.min(TAIL_MAX, Math.max(2 * tail.length, used + chunk.length)),
+        );
+        if (used + chunk.length <= grown.length) {
+          tail.copy(grown, 0, 0, used);
+          chunk.copy(grown, used);
+          this.#tail = grown;
+          this.#tailPart = grown.subarray(0, used + chunk.length);
+          this.#parts[last] = this.#tailPart;
+          return;
+        }
+      }
+    }
+    const fresh = Buffer.allocUnsafeSlow(256 * Math.ceil(chunk.length / 256));
+    chunk.copy(fresh, 0);
+    this.#tail = fresh;
+    this.#tailPart = fresh.subarray(0, chunk.length);
+    this.#parts.push(this.#tailPart);
   }
 
   /**
@@ -82,6 +133,8 @@ export class FrameDecoder {
     this.#offset = 0;
     this.#bytes = 0;
     this.#failure = null;
+    this.#tail = null;
+    this.#tailPart = null;
   }
 
   #peekLength(): number {

@@ -94,15 +94,27 @@ describe('FrameDecoder', () => {
   });
 
   it('returns a view for a frame within one chunk and a copy across chunks', () => {
-    const input = Buffer.concat([frame('abc'), frame('defg')]);
+    const big = 'a'.repeat(5000);
+    const input = Buffer.concat([frame(big), frame('defg')]);
     const d = new FrameDecoder();
-    d.push(input.subarray(0, 9));
+    d.push(input.subarray(0, 4 + big.length + 2));
     const first = d.next()!;
-    d.push(input.subarray(9));
+    d.push(input.subarray(4 + big.length + 2));
     const second = d.next()!;
     input.fill(0x2e);
-    expect(first.toString()).toBe('...');
+    expect(first.toString()).toBe('.'.repeat(big.length));
     expect(second.toString()).toBe('defg');
+  });
+
+  it('copies chunks under 4 KiB: a frame sent a byte per read keeps none of the reads', () => {
+    const input = Buffer.concat([frame('hello'), frame('world')]);
+    const d = new FrameDecoder();
+    const reads = [...input].map((b) => Buffer.from([b]));
+    for (const r of reads) d.push(r);
+    for (const r of reads) r.fill(0x2e);
+    expect(d.next()!.toString()).toBe('hello');
+    expect(d.next()!.toString()).toBe('world');
+    expect(d.next()).toBeNull();
   });
 
   for (const mode of ['whole', 'byte by byte'] as const) {
