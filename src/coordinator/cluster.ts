@@ -17,6 +17,7 @@ import {
   type Storage,
   type StoredRecord,
   sameWrite,
+  type Version,
 } from '../storage/index.ts';
 import { DigestPlan, newestOf } from './digest.ts';
 import { executeExpiry, type RecordAccess } from './expiry.ts';
@@ -151,6 +152,7 @@ export class ClusterCoordinator implements Coordinator {
     this.#multiReads = multiReadBounds(opts.maxValueBytes ?? 1024 * 1024, opts.maxMultiReadBytes);
     this.#io = {
       clock: opts.storage.clock,
+      version: () => this.#version(),
       read: async (key) => {
         const p = this.#shared(key);
         return p === null ? (opts.storage.get(key) ?? null) : this.#read(key, p);
@@ -213,7 +215,7 @@ export class ClusterCoordinator implements Coordinator {
     switch (cmd.type) {
       case 'put': {
         if (cmd.expiry || cmd.keepTtl) return executeExpiry(cmd, this.#io);
-        const record = { version: this.#o.storage.clock.now(), tombstone: false, value: cmd.value };
+        const record = { version: this.#version(), tombstone: false, value: cmd.value };
         const p = this.#shared(cmd.key);
         if (p === null) return this.#okOnceApplied(this.#o.storage.apply(cmd.key, record));
         return this.#write(cmd.key, record, p);
@@ -231,7 +233,7 @@ export class ClusterCoordinator implements Coordinator {
       case 'remove': {
         const p = this.#shared(cmd.key);
         if (p !== null) return this.#remove(cmd.key, p);
-        const gone = this.#o.storage.removeIfLive(cmd.key, this.#o.storage.clock.now());
+        const gone = this.#o.storage.removeIfLive(cmd.key, this.#version());
         return gone.then((removed) => (removed ? OK : NOT_FOUND));
       }
       case 'range':
@@ -697,10 +699,19 @@ export class ClusterCoordinator implements Coordinator {
   readonly #foundOf = (rec: StoredRecord | null): Reply =>
     rec && isLive(rec, this.#o.storage.clock.wallNow()) ? FOUND : NOT_FOUND;
 
+  /**
+   * A new version for a write, checked in the same turn that this node may make versions
+   * (checkClock): a check when the command arrived does not cover a version made after a read.
+   */
+  #version(): Version {
+    this.#o.checkClock?.();
+    return this.#o.storage.clock.now();
+  }
+
   async #remove(key: Buffer, p: Placement): Promise<Reply> {
     const clock = this.#o.storage.clock;
     // The tombstone's version when the read finds nothing live: made as the REMOVE arrives.
-    const arrived = clock.now();
+    const arrived = this.#version();
     // Its versions decide (never its value): every other replica sends a header alone.
     const rec = await this.#read(key, p, false);
     if (rec) clock.observe(rec.version);
@@ -712,7 +723,12 @@ export class ClusterCoordinator implements Coordinator {
     // arrival, above every write made before it (a failed PUT answered before this REMOVE was
     // sent), below a write made after it arrived that its read missed (copies still in flight):
     // a REMOVE answering NOT_FOUND does not delete a PUT made after it began.
-    const version = found ? clock.now() : arrived;
+    // Checked again: the clock may have been stepped while the read waited. Before, a REMOVE whose
+    // read was out when the clock was stepped 5 s ahead made its tombstone's version under the
+    // stepped clock (peers refused it, this node kept it), and the clock, which never goes back,
+    // stayed 5 s ahead once the wall clock was back in step: the next writes through this node,
+    // refused too and kept here, won over writes acknowledged after them (chaos seed 28004).
+    const version = found ? this.#version() : arrived;
     // Placed again: the rings may have changed while the read waited.
     const now = this.#o.topology.place(key);
     await this.#write(key, { version, tombstone: true, value: EMPTY }, now);

@@ -14,6 +14,13 @@ type ExpiryCommand = Extract<Command, { type: 'expire' | 'persist' | 'ttl' | 'ge
 /** How the expiry commands reach the key's replicas (the coordinator's quorum read and write). */
 export interface RecordAccess {
   readonly clock: HybridClock;
+  /**
+   * A new version from `clock`, checked in the same turn that this node may make versions (its
+   * clock agrees with its peers'); throws KV_ERR_CLOCK_OFFSET otherwise. Every write's version
+   * comes from here: one made after a read came back is checked again, as the clock may have
+   * been stepped while the read waited.
+   */
+  version(): Version;
   /** The newest record of `key` among a read quorum (tombstones included), or null. */
   read(key: Buffer): Promise<StoredRecord | null>;
   /** Writes `record` to the key's replicas; resolves once a write quorum made it durable. */
@@ -68,10 +75,10 @@ async function readForWrite(
   key: Buffer,
 ): Promise<{ rec: StoredRecord | null; version: Version; arrived: Version }> {
   // Made before the read: the version of a delete of a key the read found absent (whenAbsent).
-  const arrived = io.clock.now();
+  const arrived = io.version();
   const rec = await io.read(key);
   if (rec) io.clock.observe(rec.version);
-  const version = io.clock.now();
+  const version = io.version();
   return { rec: rec && isLive(rec, version.wall) ? rec : null, version, arrived };
 }
 
@@ -104,7 +111,7 @@ export async function executeExpiry(cmd: ExpiryCommand, io: RecordAccess): Promi
   switch (cmd.type) {
     case 'put': {
       if (!cmd.keepTtl) {
-        const version = io.clock.now();
+        const version = io.version();
         const at = cmd.expiry && resolveExpiry(cmd.expiry, version);
         await io.write(cmd.key, valueRecord(version, cmd.value, at));
         return OK;

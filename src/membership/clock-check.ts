@@ -10,8 +10,22 @@ export interface ClockCheckOptions {
   readonly offsets: () => ClockOffset[];
   /** --max-clock-offset-ms. */
   readonly maxOffsetMs: number;
-  /** How many other members this node knows: one with none never refuses. */
-  readonly peers?: () => number;
+  /**
+   * How many other members this node knows: one with none never refuses. Null while it cannot
+   * tell (its member source has not answered yet): counted as some.
+   */
+  readonly peers?: () => number | null;
+  /**
+   * How many other members answer probes now (up). A node whose peers answer without a clock (an
+   * older version) has nothing to compare with, and does not wait for a measurement after start.
+   */
+  readonly answered?: () => number;
+  /**
+   * How many ms this node's hybrid clock is ahead of its wall clock (HybridClock.leadMs): beyond
+   * --max-clock-offset-ms, versions it makes now are ahead of every peer's clock by more than
+   * they take.
+   */
+  readonly leadMs?: () => number;
   readonly logger: Logger;
   readonly registry: Registry;
 }
@@ -29,6 +43,19 @@ export interface ClockCheckOptions {
  * With two members, each is the other's only witness: both refuse writes while their clocks
  * disagree. A node with no member to compare with (alone, or every peer of an older version)
  * never refuses.
+ *
+ * The hybrid clock never goes back: versions made while the wall clock was ahead leave it ahead
+ * once the wall clock is stepped back in step, and every version it makes is above them. While
+ * it leads the wall clock by more than the bound, writes are refused too (peers would refuse
+ * those versions, and a write they refuse is still kept here, seconds ahead).
+ *
+ * A process starts with no measurement: until a probe answered (with a clock to compare, or from
+ * a member too old to send one) it refuses writes, unless it knows it has no other member. A
+ * node's first probes go out before it listens, so this holds only when no peer answered them:
+ * before, a node that came back with its clock seconds ahead while its peers did not answer
+ * (paused, loaded, a link down) made versions with it, and a write that failed for want of a
+ * quorum was still kept on it and as hints, seconds ahead: once the others' clocks came within
+ * the bound of it, it won over writes acknowledged after it, on every node.
  *
  * Probes come a probe interval apart, and a wall clock can be stepped between two of them (NTP
  * stepping it, a VM resumed with a stale clock, someone running `date -s`). A step is seen at
@@ -52,13 +79,17 @@ export class ClockCheck {
   #base = Date.now() - performance.now();
   /** When the last step was seen (monotonic ms), until probes sent after it agree; else null. */
   #stepped: { readonly at: number; readonly ms: number } | null = null;
+  /** True until a probe of this process answered (or there is no member to ask). */
+  #unchecked = true;
+  /** Whether probes went unanswered while #unchecked (logged, and so is the end of it). */
+  #uncheckedSeen = false;
 
   constructor(o: ClockCheckOptions) {
     this.#o = o;
     flagGauge(
       o.registry,
       'kvstore_clock_out_of_sync',
-      "1 while this node's clock is more than --max-clock-offset-ms off from most of its peers', or was stepped since its peers last agreed with it, and it refuses writes, else 0.",
+      "1 while this node refuses writes for its clock: more than --max-clock-offset-ms off from most of its peers', stepped since its peers last agreed with it, its versions ahead of its wall clock by more than that, or not compared with a peer's since it started; else 0.",
       () => this.#reason() !== null,
     );
   }
@@ -83,16 +114,40 @@ export class ClockCheck {
         );
       }
       this.#refusal = refusal;
-    } else if (stepped !== null && measured.length === 0 && (this.#o.peers?.() ?? 0) > 0) {
+    } else if (stepped !== null && measured.length === 0 && this.#hasPeers()) {
       // No probe sent since the step has answered yet: still refusing.
-    } else if (this.#refusal !== null || stepped !== null) {
+    } else if (
+      this.#unchecked &&
+      measured.length === 0 &&
+      this.#hasPeers() &&
+      (this.#o.answered?.() ?? 0) === 0
+    ) {
+      // No probe of this process has answered yet: still refusing.
+      if (!this.#uncheckedSeen) {
+        this.#uncheckedSeen = true;
+        this.#o.logger.warn(
+          { maxOffsetMs: max },
+          'no peer answered a probe since the start: refusing writes until one compares clocks',
+        );
+      }
+    } else if (this.#refusal !== null || stepped !== null || this.#uncheckedSeen) {
       this.#refusal = null;
       this.#stepped = null;
+      this.#unchecked = false;
+      this.#uncheckedSeen = false;
       this.#o.logger.info(
         { offsets, maxOffsetMs: max },
         'clock in sync with peers again: writes accepted',
       );
+    } else {
+      this.#unchecked = false;
     }
+  }
+
+  /** Whether this node has (or may have) another member to compare its clock with. */
+  #hasPeers(): boolean {
+    const peers = this.#o.peers === undefined ? 0 : this.#o.peers();
+    return peers === null || peers > 0;
   }
 
   /** Throws KV_ERR_CLOCK_OFFSET while this node's clock is out of sync (see the class). */
@@ -103,6 +158,9 @@ export class ClockCheck {
 
   /** Why writes are refused now, or null. */
   #reason(): string | null {
+    // After a round nobody answered, a member that answered since counts at once (a whole round
+    // waits for its slowest probe, up to the peer timeout).
+    if (this.#uncheckedSeen && this.#refusal === null) this.update();
     if (this.#refusal !== null) return this.#refusal;
     const max = this.#o.maxOffsetMs;
     this.#noticeStep();
@@ -110,6 +168,11 @@ export class ClockCheck {
       const ms = Math.round(this.#stepped.ms);
       return `this node's wall clock was stepped ${ms > 0 ? 'ahead' : 'back'} by ${Math.abs(ms)} ms; writes are refused until probes find it within ${max} ms (--max-clock-offset-ms) of its peers' clocks (check NTP)`;
     }
+    const lead = this.#o.leadMs?.() ?? 0;
+    if (lead > max)
+      return `this node made versions ${Math.round(lead)} ms ahead of its wall clock (which was ahead then and is back now); writes are refused until the wall clock is within ${max} ms (--max-clock-offset-ms) of them, as its peers would refuse the versions it made before`;
+    if (this.#unchecked)
+      return `no peer has answered this node's probes since it started, so its clock is not known to be within ${max} ms (--max-clock-offset-ms) of theirs; writes are refused until one does`;
     return null;
   }
 

@@ -370,7 +370,12 @@ export async function startCluster(
   const clock = new ClockCheck({
     offsets: () => membership.clockOffsets(),
     maxOffsetMs: config.maxClockOffsetMs,
-    peers: () => Math.max(0, (membership.names()?.length ?? 1) - 1),
+    peers: () => {
+      const names = membership.names();
+      return names === null ? null : Math.max(0, names.length - 1);
+    },
+    answered: () => membership.members().filter((m) => !m.self && m.state === 'up').length,
+    leadMs: () => storage.clock.leadMs(),
     logger: log,
     registry,
   });

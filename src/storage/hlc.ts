@@ -148,6 +148,15 @@ export class HybridClock {
     return this.#wall;
   }
 
+  /**
+   * How many ms this clock is ahead of the physical clock (negative when behind): at most
+   * --max-clock-offset-ms from versions observed (remote ones beyond it are refused), more only
+   * when it made versions under a wall clock that was ahead then and is stepped back since.
+   */
+  leadMs(): number {
+    return this.#wall - this.#physical();
+  }
+
   /** How many ms `v` is ahead of this node's physical clock (negative when behind). */
   aheadMs(v: Version): number {
     return v.wall - this.#physical();

@@ -9,10 +9,13 @@ import {
   metric,
   openClient,
   peerClientOf,
+  peersOf,
+  restart,
   startMember,
   waitAllUp,
   waitSettled,
 } from '../helpers/cluster.ts';
+import { defer } from '../helpers/defer.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 import { setClockSkew, skewedClockFile } from '../helpers/skewed-clock.ts';
 import { until } from '../helpers/write-log.ts';
@@ -26,7 +29,7 @@ afterEach(cleanup);
 const SLOW_PROBES = ['--probe-interval-ms', '3000'];
 
 /** Three members listing each other; the third (`odd`) runs on the clock in `clockFile`. */
-async function startCluster(clockFile: string): Promise<ClusterNode[]> {
+async function startCluster(clockFile: string, extra: string[] = []): Promise<ClusterNode[]> {
   const block = loopbackBlock();
   const hosts = [1, 2, 3].map((i) => `${block}.${i}`);
   const peers = hosts.map((h, i) => `kvstore-${i}=${h}:7946`).join(',');
@@ -35,7 +38,7 @@ async function startCluster(clockFile: string): Promise<ClusterNode[]> {
       startMember(
         `kvstore-${i}`,
         h,
-        ['--peers', peers, ...SLOW_PROBES],
+        ['--peers', peers, ...SLOW_PROBES, ...extra],
         tempDir(),
         i === 2 ? skewedClockFile(clockFile) : undefined,
       ),
@@ -62,6 +65,28 @@ async function untilClockOff(node: ClusterNode, ms: number): Promise<void> {
     10_000,
     `${node.name}'s clock ${ms} ms off`,
   );
+}
+
+/** Polls until no node holds hints, for at most 20 s. */
+async function untilNoHints(nodes: readonly ClusterNode[]): Promise<void> {
+  await until(
+    async () => {
+      for (const n of nodes) if ((await clusterInfo(n)).hints > 0) return false;
+      return true;
+    },
+    20_000,
+    'no node holds hints',
+    100,
+  );
+}
+
+/** Once no node holds hints, every node answers `GET k` with `value`. */
+async function expectEveryNodeReads(nodes: readonly ClusterNode[], value: string): Promise<void> {
+  await untilNoHints(nodes);
+  for (const n of nodes) {
+    const c = await openClient(n);
+    expect(await c.call('GET k')).toBe(value);
+  }
 }
 
 describe('a member whose wall clock is stepped between two probes', { timeout: 120_000 }, () => {
@@ -105,15 +130,7 @@ describe('a member whose wall clock is stepped between two probes', { timeout: 1
       // hints are delivered and the next probes agree, every node reads 'third'.
       setClockSkew(clockFile, 0);
       await untilClockOff(odd, 0);
-      await until(
-        async () => {
-          for (const n of nodes) if ((await clusterInfo(n)).hints > 0) return false;
-          return true;
-        },
-        20_000,
-        'no node holds hints',
-        100,
-      );
+      await untilNoHints(nodes);
       await until(
         async () => {
           const reply = await codd.call('PUT other x');
@@ -128,4 +145,102 @@ describe('a member whose wall clock is stepped between two probes', { timeout: 1
       for (const c of [ca, cb, codd]) expect(await c.call('GET k')).toBe('third');
     },
   );
+});
+
+describe('a member started with its clock off, its peers not answering yet', {
+  timeout: 120_000,
+}, () => {
+  it('makes no version until probes sent since its start compared its clock with theirs', async () => {
+    const clockFile = join(tempDir(), 'clock-skew');
+    setClockSkew(clockFile, 0);
+    const nodes = await startCluster(clockFile);
+    const [a, b, odd] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const ca = await openClient(a);
+    expect(await ca.call('PUT k first')).toBe('OK');
+
+    // The odd member's host comes back with its clock 5 s ahead (a VM resumed, an RTC off), and
+    // its peers do not answer its first probes (paused: a loaded host, a slow network).
+    await odd.proc.stop('SIGKILL');
+    setClockSkew(clockFile, 5000);
+    for (const n of [a, b]) n.proc.child.kill('SIGSTOP');
+    defer(() => {
+      for (const n of [a, b]) n.proc.child.kill('SIGCONT');
+    });
+    await restart(odd, ['--peers', peersOf(nodes), ...SLOW_PROBES], skewedClockFile(clockFile));
+    const codd = await openClient(odd);
+    // Before: no probe had answered, so nothing refused; the write failed (no quorum) but was kept
+    // on the odd member and as hints, 5 s ahead: once the others' clocks passed it, it won over
+    // 'third', acknowledged after it, on every node.
+    expect(await codd.call('PUT k second')).toMatch(
+      /^ERR CLOCK_OFFSET clock: no peer has answered /,
+    );
+    for (const n of [a, b]) n.proc.child.kill('SIGCONT');
+    expect(await ca.call('PUT k third')).toBe('OK');
+
+    // The odd member takes writes once its clock is back in step and probes agree.
+    setClockSkew(clockFile, 0);
+    await until(
+      async () => {
+        const reply = await codd.call('PUT other x');
+        if (reply !== 'OK') expect(reply).toMatch(/^ERR (CLOCK_OFFSET|UNAVAILABLE) /);
+        return reply === 'OK';
+      },
+      30_000,
+      'the odd member takes writes again',
+      100,
+    );
+    // Once no hints are left, any copy of 'second' sent as one was taken, which the others do
+    // only once their clocks are within --max-clock-offset-ms of its version: it would win now.
+    await expectEveryNodeReads(nodes, 'third');
+  });
+});
+
+describe('a REMOVE whose read is out when the clock is stepped ahead', { timeout: 120_000 }, () => {
+  it('makes no version under the stepped clock, and nothing after the step back is ahead', async () => {
+    const clockFile = join(tempDir(), 'clock-skew');
+    setClockSkew(clockFile, 0);
+    // Peer requests wait up to 8 s, so the REMOVE's read is still out when the clock steps.
+    const nodes = await startCluster(clockFile, ['--peer-timeout-ms', '8000']);
+    const [a, b, odd] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const ca = await openClient(a);
+    const codd = await openClient(odd);
+    expect(await ca.call('PUT k first')).toBe('OK');
+
+    // The REMOVE arrives with the clock in step; its read asks the other two, paused.
+    for (const n of [a, b]) n.proc.child.kill('SIGSTOP');
+    defer(() => {
+      for (const n of [a, b]) n.proc.child.kill('SIGCONT');
+    });
+    const reads = 'kvstore_peer_requests_sent_total{method="get"}';
+    const before = (await metric(odd, reads)) || 0;
+    codd.send('REMOVE k\r\n');
+    await until(async () => (await metric(odd, reads)) >= before + 2, 10_000, 'the read out');
+    setClockSkew(clockFile, 8000);
+    await untilClockOff(odd, 8000);
+    for (const n of [a, b]) n.proc.child.kill('SIGCONT'); // the read comes back
+    // Before: its tombstone took a version under the stepped clock, 8 s ahead: the others refused
+    // it, the write failed (ERR UNAVAILABLE) and odd kept it, and its clock stayed 8 s ahead.
+    const [removed] = await codd.lines(1, 30_000);
+    expect(removed).toMatch(/^ERR CLOCK_OFFSET clock: this node's wall clock was stepped ahead/);
+
+    // Back in step, odd takes writes again once probes sent after the step agree.
+    setClockSkew(clockFile, 0);
+    await untilClockOff(odd, 0);
+    let second = '';
+    await until(
+      async () => {
+        second = await codd.call('PUT k second');
+        return !second.startsWith('ERR CLOCK_OFFSET ');
+      },
+      30_000,
+      'odd no longer refusing writes',
+      100,
+    );
+    expect(await ca.call('PUT k third')).toBe('OK');
+    // Before: 'second' was versioned from odd's clock, still seconds ahead of the wall clock:
+    // the others refused it (ERR UNAVAILABLE), odd kept it, and once their clocks came within
+    // the bound of it, it won over 'third', acknowledged after it, on every node.
+    await expectEveryNodeReads(nodes, 'third');
+    expect(second).toBe('OK');
+  });
 });

@@ -2,7 +2,9 @@
 // jump of the wall clock against the monotonic clock by more than half the bound refuses writes
 // until probes sent after it agree; a wall clock that drifts slowly against the monotonic clock
 // (NTP slewing it where the monotonic clock is not slewed, as on macOS) never counts as a step.
-// The real step, on three processes, is test/integration/clock-step.test.ts.
+// A process refuses writes from its start until a probe answered, unless it has no member to ask.
+// The real step, and a start with peers not answering, on three processes, are in
+// test/integration/clock-step.test.ts.
 
 import { Registry } from 'prom-client';
 import { afterEach, expect, it, vi } from 'vitest';
@@ -14,7 +16,9 @@ afterEach(() => vi.restoreAllMocks());
 const MAX = 500;
 
 /** A ClockCheck over clocks the test moves, and the offsets its probes "measured". */
-function setUp() {
+function setUp(
+  members: { peers?: () => number | null; answered?: () => number; leadMs?: () => number } = {},
+) {
   let wall = 1_700_000_000_000;
   let mono = 1_000;
   vi.spyOn(Date, 'now').mockImplementation(() => Math.floor(wall));
@@ -24,6 +28,7 @@ function setUp() {
     offsets: () => offsets,
     maxOffsetMs: MAX,
     peers: () => 2,
+    ...members,
     logger: createLogger('silent', {}),
     registry: new Registry(),
   });
@@ -68,4 +73,51 @@ it('follows a wall clock that drifts slowly against the monotonic clock: never a
     t.check.update();
     expect(() => t.check.check()).not.toThrow();
   }
+});
+
+it('refuses writes from the start until a probe answered, with a clock or from an older member', () => {
+  let answered = 0;
+  const t = setUp({ answered: () => answered });
+  expect(() => t.check.check()).toThrow(/no peer has answered this node's probes since it started/);
+  t.check.update(); // a round of probes nobody answered
+  expect(() => t.check.check()).toThrow(/no peer has answered/);
+  t.advance(1_000);
+  t.probed(2_000); // they answer: this clock is 2 s off theirs
+  t.check.update();
+  expect(() => t.check.check()).toThrow(/more than 500 ms .* of its 2 peers' clocks/);
+  t.advance(1_000);
+  t.probed(0);
+  t.check.update();
+  expect(() => t.check.check()).not.toThrow();
+
+  // Members of a version that sends no clock answered: nothing to compare with, so no refusal.
+  const old = setUp({ answered: () => answered });
+  answered = 2;
+  old.check.update();
+  expect(() => old.check.check()).not.toThrow();
+});
+
+it('takes writes at once with no other member, and not while the member list is unknown', () => {
+  const alone = setUp({ peers: () => 0 });
+  alone.check.update();
+  expect(() => alone.check.check()).not.toThrow();
+  const unknown = setUp({ peers: () => null });
+  unknown.check.update();
+  expect(() => unknown.check.check()).toThrow(/no peer has answered/);
+});
+
+it('refuses writes while the hybrid clock leads the wall clock by more than the bound', () => {
+  let lead = 0;
+  const t = setUp({ leadMs: () => lead });
+  t.probed();
+  t.check.update();
+  expect(() => t.check.check()).not.toThrow();
+  lead = 500; // versions observed from a peer up to the bound ahead: taken
+  expect(() => t.check.check()).not.toThrow();
+  lead = 4_000; // made under a wall clock that was ahead, stepped back since
+  expect(() => t.check.check()).toThrow(/made versions 4000 ms ahead of its wall clock/);
+  t.check.update(); // probes that agree do not end it: the versions are still ahead
+  expect(() => t.check.check()).toThrow(/made versions/);
+  lead = 400; // the wall clock came within the bound of them
+  expect(() => t.check.check()).not.toThrow();
 });
