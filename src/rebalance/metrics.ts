@@ -40,11 +40,12 @@ export function registerRebalanceMetrics(
   });
   const hintsDropped = new Counter({
     name: 'kvstore_hints_dropped_total',
-    help: 'Hints not kept or not delivered, by reason (full, left; expired: no longer used).',
+    help: "Hints not kept or not delivered, by reason (full: over --max-hints or --max-hint-bytes; unwritable: this node's store refused them, its disk full or failing; left: for a member that left; expired: no longer used).",
     labelNames: ['reason'] as const,
     registers: r,
   });
-  for (const reason of ['full', 'expired', 'left']) hintsDropped.labels(reason).inc(0);
+  for (const reason of ['full', 'unwritable', 'expired', 'left'])
+    hintsDropped.labels(reason).inc(0);
   return {
     scanned: new Counter({
       name: 'kvstore_rebalance_keys_scanned_total',

@@ -8,6 +8,7 @@ import { Hints, registerRebalanceMetrics } from '../../src/rebalance/index.ts';
 import type { ApplyHow, Replicas, WireEntry } from '../../src/replica/index.ts';
 import { HintStore, Storage } from '../../src/storage/index.ts';
 import { defer } from '../helpers/defer.ts';
+import { captureLog } from '../helpers/log-capture.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 import { until } from '../helpers/write-log.ts';
 
@@ -100,5 +101,39 @@ describe('hint delivery', () => {
       expect(c.timeoutMs).toBe(2000 + Math.ceil((c.bytes * 1000) / (512 * 1024)));
     }
     expect(calls[0]!.timeoutMs).toBeGreaterThan(9000);
+  });
+
+  it('counts hints its own store refuses, and says so once in 10 s, not once a batch', async () => {
+    // A store whose disk is full: every add is refused.
+    const store = {
+      add: () => Promise.reject(new KvError('KV_ERR_STORAGE', 'storage: not writable: disk full')),
+      bytes: 0,
+      count: () => 0,
+    } as unknown as HintStore;
+    const registry = new Registry();
+    const log = captureLog('info');
+    const hints = new Hints({
+      store,
+      replicas: {} as Replicas,
+      isUp: () => true,
+      isMember: () => true,
+      intervalMs: 60_000,
+      timeoutMs: 2000,
+      metrics: registerRebalanceMetrics(registry, store),
+      logger: log.logger,
+    });
+    // 50 writes that missed a replica, each in an event-loop turn of its own: 50 batches.
+    for (let i = 0; i < 50; i++) {
+      hints.add('n2', Buffer.from(`k${i}`), Buffer.alloc(10));
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+    }
+    await hints.stop();
+    const dropped = (await registry.getSingleMetric('kvstore_hints_dropped_total')?.get())?.values;
+    expect(dropped?.find((v) => v.labels.reason === 'unwritable')?.value).toBe(50);
+    // Before: 50 lines, one a batch.
+    const lines = log.records().filter((r) => r.msg === 'hints not stored');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.dropped).toBe(1);
   });
 });
