@@ -139,9 +139,16 @@ export async function executeExpiry(cmd: ExpiryCommand, io: RecordAccess): Promi
       return int(1);
     }
     case 'getex': {
+      const c = cmd.change;
+      // A read (no expiry change): no version made, so not refused while the clock is.
+      if (c.kind === 'none') {
+        const rec = await io.read(cmd.key);
+        return rec && isLive(rec, io.clock.wallNow())
+          ? { type: 'value', value: rec.value }
+          : NOT_FOUND;
+      }
       const read = await readForWrite(io, cmd.key);
       const { rec, version } = read;
-      const c = cmd.change;
       if (!rec) {
         // Redis checks the number only once it found the key: nil for an invalid one.
         const at = c.kind === 'set' ? resolveExpiry(c.expiry, version) : undefined;
@@ -149,7 +156,7 @@ export async function executeExpiry(cmd: ExpiryCommand, io: RecordAccess): Promi
       }
       if (c.kind === 'invalid') throw c.error;
       const value: Reply = { type: 'value', value: rec.value };
-      if (c.kind === 'none' || (c.kind === 'persist' && rec.expiresAt === undefined)) return value;
+      if (c.kind === 'persist' && rec.expiresAt === undefined) return value;
       const at = c.kind === 'set' ? resolveExpiry(c.expiry, version) : undefined;
       const next =
         at !== undefined && at <= version.wall

@@ -118,6 +118,10 @@ describe('a member whose wall clock is stepped between two probes', { timeout: 1
         /^ERR CLOCK_OFFSET clock: this node's wall clock was stepped /,
       );
       expect(await codd.call('REMOVE k')).toMatch(/^ERR CLOCK_OFFSET /);
+      // Reads are served: GETEX without an option (RESP) makes no version.
+      const resp = await openClient(odd);
+      resp.send('*2\r\n$5\r\nGETEX\r\n$1\r\nk\r\n');
+      expect(await resp.lines(2)).toEqual(['$5\r', 'first\r']);
       expect(await metric(odd, 'kvstore_clock_out_of_sync')).toBe(1);
       expect(
         odd.proc.logs.some(
