@@ -4,6 +4,10 @@ import { createLogger } from '../../src/observability/index.ts';
 import { PeerClient } from '../../src/peer/index.ts';
 import { defer } from './defer.ts';
 import { LineClient } from './line-client.ts';
+import { loopbackBlock } from './loopback.ts';
+
+export { loopbackBlock } from './loopback.ts';
+
 import { type NodeProcess, type SpawnedNode, spawnNodeProcess, tempDir } from './node-process.ts';
 
 export interface ClusterNode {
@@ -27,13 +31,6 @@ export const FAST_PROBES = ['--probe-interval-ms', '200', '--probe-failures', '3
  * path, a refusal) does alone, which a pass at rest would otherwise mend behind their back.
  */
 export const NO_ANTI_ENTROPY = ['--anti-entropy-interval-ms', '0'];
-
-/** A random 127.x.y.0/24 block, so concurrent test files never share addresses. */
-export function loopbackBlock(): string {
-  const a = 1 + Math.floor(Math.random() * 250);
-  const b = 1 + Math.floor(Math.random() * 250);
-  return `127.${a}.${b}`;
-}
 
 /**
  * Starts one member at `host` with the seed's fixed ports (each member has its own address).
