@@ -466,6 +466,8 @@ describe('members started with different --peers', () => {
       await expect
         .poll(() => metric(n, 'kvstore_membership_mismatch'), { timeout: 30_000 })
         .toBe(1);
+      // The line comes on stdout, which may reach the test after the metric's answer.
+      await logged(n.proc, (l) => String(l.msg).startsWith('member lists differ'));
     }
     const [said] = reported(n0);
     expect(said?.msg).toContain(
@@ -559,6 +561,7 @@ describe('a decommissioned member still listed in --peers', () => {
         .poll(() => metric(n, 'kvstore_decommissioned_members_listed'), { timeout: 30_000 })
         .toBe(1);
       expect((await clusterInfo(n)).decommissionedListed).toEqual(['kvstore-2']);
+      await logged(n.proc, (l) => String(l.msg).startsWith('decommissioned members still listed'));
       expect(said(n)).toHaveLength(1);
       expect(said(n)[0]!.msg).toContain('--peers');
     }

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
 import { mountTmpfs, unmountAll } from '../helpers/mount.ts';
-import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
+import { cleanup, logged, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 
 afterEach(async () => {
   await cleanup();
@@ -142,8 +142,9 @@ describe('full disk', () => {
     // It replayed writes LMDB did not have, into memory only: the disk is too full for them.
     const opened = restarted.logs.find((l) => l.msg === 'storage: opened');
     expect(opened?.replayed).toBeGreaterThan(0);
-    const refusing = restarted.logs.find((l) => l.msg === 'storage: refusing writes');
-    expect(refusing?.failure).toMatch(/disk full/);
+    // Waited for: the line comes on stdout, which may reach the test after /readyz's answer.
+    const refusing = await logged(restarted, 'storage: refusing writes');
+    expect(refusing.failure).toMatch(/disk full/);
     expect(restarted.child.exitCode).toBeNull();
     unlinkSync(filler);
     await expect.poll(() => ask(c2, 'PUT after 2'), { timeout: 20_000 }).toBe('OK');
