@@ -45,7 +45,9 @@ export interface FoundingBlock {
  * DNS failed or answered nothing: the node knows nothing of the cluster it is configured into)
  * or the source lists addresses this node could not name, it waits, looking again every
  * `intervalMs` (Membership resolves and probes on its own timers meanwhile). It says what it
- * waits for at once and every `logEveryMs`, and to `onWaiting`. There is no bound: founding
+ * waits for at once, every `logEveryMs`, and as soon as that changes to what it did not say in
+ * that period (a first DNS answer that came late: the line that said the source listed nothing
+ * stayed the only one for 30 s), and to `onWaiting`. There is no bound: founding
  * then left out peers that may hold data: the node routed by a ring of itself, R and W clamped
  * to 1, answering NOT_FOUND and scans without the keys it never held, and acknowledging writes
  * with its one copy, until it heard of them (chaos seed 24002, session 24: a member back on an
@@ -69,18 +71,25 @@ export async function untilFoundable(w: FoundingWait): Promise<void> {
   const every = w.logEveryMs ?? FOUNDING_LOG_EVERY_MS;
   let block = blocked();
   let saidAt: number | null = null;
+  /** Reasons said since saidAt: a wait that goes back and forth says each once a period. */
+  let said = new Set<string>();
   while (block !== null) {
     w.signal?.throwIfAborted();
     w.onWaiting?.(block);
     const now = Date.now();
-    if (saidAt === null || now - saidAt >= every) {
+    const period = saidAt === null || now - saidAt >= every;
+    if (period || !said.has(block.reason)) {
       const { unnamed, sourceListed, reason } = block;
       const members = w.members().map((m) => m.name);
       w.logger.warn(
         { waitedMs: now - since, unnamed, sourceListed, members, reason },
         'no saved ring: not founding a ring without the listed members, waiting for them',
       );
-      saidAt = now;
+      if (period) {
+        saidAt = now;
+        said = new Set();
+      }
+      said.add(block.reason);
     }
     await sleep(w.intervalMs, w.signal);
     block = blocked();

@@ -380,4 +380,42 @@ describe('untilFoundable', () => {
     // No timer advanced: the wait ends on the abort itself, not at its next look.
     expect(await outcome).toBe(reason);
   });
+
+  it('says again as soon as what it waits for changes, each reason once a period', async () => {
+    vi.useFakeTimers();
+    const log = captureLog('warn');
+    const stop = new AbortController();
+    // The first DNS answer comes late (the source listed nothing), then names all but one
+    // address, then goes back and forth between one and two unnamed.
+    const looks = [
+      ...[0, 0, 0].map(() => ({ listed: false, unnamed: 0 })),
+      ...[1, 1, 2, 1, 2, 1].map((unnamed) => ({ listed: true, unnamed })),
+    ];
+    let look = 0;
+    const now = () => looks[Math.min(look, looks.length - 1)]!;
+    const waited = untilFoundable({
+      members: () => [self],
+      unnamed: () => now().unnamed,
+      sourceListed: () => now().listed,
+      intervalMs: 300,
+      logEveryMs: 60_000,
+      logger: log.logger,
+      signal: stop.signal,
+      onWaiting: () => look++,
+    }).catch(() => {});
+    await vi.advanceTimersByTimeAsync(300 * looks.length);
+    const said = () => log.records().map((r) => [r.sourceListed, r.unnamed]);
+    // Before: one line in the period, the first (the source listed nothing); the wait for the
+    // unnamed address went unsaid for 30 s.
+    expect(said()).toEqual([
+      [false, 0],
+      [true, 1],
+      [true, 2],
+    ]);
+    // A new period says the reason of the moment again.
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(said()).toHaveLength(4);
+    stop.abort(new Error('stop'));
+    await waited;
+  });
 });
