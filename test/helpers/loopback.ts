@@ -14,7 +14,9 @@ const held = new Set<string>();
  * workers, or another checkout's run) must never share one: a block picked at random alone was
  * the same block for two live clusters now and then (a few hundred clusters a run), and a member
  * then failed to bind or, worse, answered for the other file's cluster. The block stays held
- * until this process exits; a holder that died without releasing it (SIGKILL) is taken over.
+ * until cleanup() has stopped the test's processes (releaseLoopbackBlocks) or this process
+ * exits; a holder that died without releasing it (vitest ends its workers by a signal) is
+ * taken over.
  */
 export function loopbackBlock(): string {
   mkdirSync(HELD_DIR, { recursive: true });
@@ -34,7 +36,7 @@ function hold(block: string): boolean {
       const fd = openSync(file, 'wx');
       writeSync(fd, String(process.pid));
       closeSync(fd);
-      if (held.size === 0) process.once('exit', release);
+      if (held.size === 0) process.once('exit', releaseLoopbackBlocks);
       held.add(block);
       return true;
     } catch (err) {
@@ -67,7 +69,9 @@ function holderAlive(file: string): boolean {
   }
 }
 
-function release(): void {
+/** Releases every block this process holds: once nothing of the test listens on them. */
+export function releaseLoopbackBlocks(): void {
+  process.off('exit', releaseLoopbackBlocks);
   for (const block of held) {
     try {
       unlinkSync(join(HELD_DIR, block));

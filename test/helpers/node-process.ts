@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { runDeferred } from './deferred.ts';
+import { releaseLoopbackBlocks } from './loopback.ts';
 import { until } from './write-log.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -173,6 +174,7 @@ async function stopAll(): Promise<void> {
       }),
   );
   await Promise.all(waits);
+  releaseLoopbackBlocks();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
   dirs.clear();
 }
