@@ -9,7 +9,7 @@ import { ensureClusterSecret } from './cluster-secret.ts';
 import { ensureConfigMap, ensureRevisionConfigMaps } from './configmap.ts';
 import { type ControllerContext, HeldError } from './context.ts';
 import type { Cluster, KVClusterObject } from './names.ts';
-import { SECRET_HASH_ANNOTATION, selectorString } from './names.ts';
+import { podName, SECRET_HASH_ANNOTATION, selectorString } from './names.ts';
 import { type Observed, observe } from './observe.ts';
 import { ensurePdb } from './pdb.ts';
 import { type ClusterPlan, currentReplicas, planCluster } from './plan.ts';
@@ -131,6 +131,9 @@ async function ensureOwned(
   const fileSystemResize = await ensureResizeRestart(ctx, c, {
     pending: volumes.fileSystemPending,
     pods: observed.pods,
+    expected: Array.from({ length: observed.sts?.spec?.replicas ?? 0 }, (_, i) =>
+      podName(c.name, i),
+    ),
     health: plan.health,
     settled: settled && !volumes.recreating && observed.sts !== null,
   });

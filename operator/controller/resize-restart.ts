@@ -25,6 +25,11 @@ export type ResizeRestartPlan =
 export interface ResizeRestartInput {
   readonly pending: readonly FileSystemPending[];
   readonly pods: readonly PodView[];
+  /**
+   * The pods the StatefulSet keeps (its replicas): one not listed (deleted, not made again yet)
+   * is down as much as one not Ready.
+   */
+  readonly expected: readonly string[];
   readonly health: Health;
   /** No scale or rollout under way, and the StatefulSet is there to make the pod again. */
   readonly settled: boolean;
@@ -50,6 +55,8 @@ export function planResizeRestart(r: ResizeRestartInput): ResizeRestartPlan {
   const claim = since.get(next.name)?.claim ?? '';
   const wait = (why: string) => ({ kind: 'wait', pod: next.name, claim, why }) as const;
   if (!r.settled) return wait('the scale or rollout under way ends');
+  const missing = r.expected.find((name) => !r.pods.some((p) => p.name === name));
+  if (missing) return wait(`${missing} is made again`);
   const down = r.pods.find((p) => p.terminating || !p.ready);
   if (down) return wait(`${down.name} is ${down.terminating ? 'terminating' : 'not ready'}`);
   if (!r.health.healthy)

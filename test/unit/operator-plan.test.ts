@@ -898,11 +898,13 @@ describe('planResizeRestart', () => {
   const since = NOW.getTime() - 1000;
   const pending = (i: number) => ({ pod: `kv-${i}`, claim: `data-kv-${i}`, sinceMs: since });
   const pods = [0, 1, 2].map((i) => pod(i, { uid: `u${i}` }));
+  const expected = ['kv-0', 'kv-1', 'kv-2'];
 
   it('restarts the highest pending pod once every pod is Ready and the cluster healthy', () => {
     const plan = planResizeRestart({
       pending: [pending(0), pending(2)],
       pods,
+      expected,
       health: healthy,
       settled: true,
     });
@@ -910,7 +912,7 @@ describe('planResizeRestart', () => {
   });
 
   it('waits during a scale or rollout, for a pod down, for an unhealthy cluster', () => {
-    const input = { pending: [pending(1)], pods, health: healthy, settled: true };
+    const input = { pending: [pending(1)], pods, expected, health: healthy, settled: true };
     expect(planResizeRestart({ ...input, settled: false })).toMatchObject({
       kind: 'wait',
       why: 'the scale or rollout under way ends',
@@ -919,6 +921,11 @@ describe('planResizeRestart', () => {
     expect(planResizeRestart({ ...input, pods: down })).toMatchObject({
       kind: 'wait',
       why: 'kv-2 is not ready',
+    });
+    // A pod evicted and not made again yet is not listed: down too, not a pod fewer to wait for.
+    expect(planResizeRestart({ ...input, pods: [pods[0]!, pods[1]!] })).toMatchObject({
+      kind: 'wait',
+      why: 'kv-2 is made again',
     });
     const sick = { healthy: false, rebalancing: false, problems: ['kv-0 sees kv-2 down'] };
     expect(planResizeRestart({ ...input, health: sick })).toMatchObject({
@@ -930,11 +937,17 @@ describe('planResizeRestart', () => {
   it('never restarts a pod again that started after its claim began to wait', () => {
     const again = [pods[0]!, pods[1]!, pod(2, { createdAtMs: since + 1 })];
     expect(
-      planResizeRestart({ pending: [pending(2)], pods: again, health: healthy, settled: true }),
+      planResizeRestart({
+        pending: [pending(2)],
+        pods: again,
+        expected,
+        health: healthy,
+        settled: true,
+      }),
     ).toEqual({ kind: 'none' });
     const unknown = { ...pending(2), sinceMs: Number.NaN };
-    expect(planResizeRestart({ pending: [unknown], pods, health: healthy, settled: true })).toEqual(
-      { kind: 'none' },
-    );
+    expect(
+      planResizeRestart({ pending: [unknown], pods, expected, health: healthy, settled: true }),
+    ).toEqual({ kind: 'none' });
   });
 });
