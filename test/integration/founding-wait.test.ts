@@ -117,20 +117,22 @@ describe('a node waiting for its members before it makes its rings', () => {
   }, 60_000);
 });
 
-/** Sends SIGTERM: the node exits 0 within 5 s (before: not in 10), saying it stopped while starting. */
+/**
+ * Sends SIGTERM: the node exits 0 saying it stopped while starting, i.e. where it waited (before:
+ * it waited on, founded a ring of itself and drained as a started node, or was still running
+ * after 10 s). What stopped it is asserted, not how long it took (a loaded machine's time).
+ */
 async function expectStopsAtOnce(node: ReturnType<typeof spawnDnsMember>) {
-  const t0 = performance.now();
   node.spawned.child.kill('SIGTERM');
   const code = await Promise.race([
     node.spawned.exited,
     new Promise((r) => setTimeout(() => r('still running after 10 s'), 10_000)),
   ]);
-  const ms = Math.round(performance.now() - t0);
   expect({ code, stderr: node.spawned.stderr() }).toEqual({
     code: 0,
     stderr: 'kvstore: SIGTERM while starting: stopped\n',
   });
-  expect(ms).toBeLessThan(5000);
+  expect(node.spawned.logs.some((l) => l.msg === 'node listening')).toBe(false);
 }
 
 describe('a member back on an empty data directory while its DNS server fails', () => {
