@@ -46,6 +46,8 @@ export class FrameDecoder {
   /** The buffer short chunks are copied into, and the part that is its filled start. */
   #tail: Buffer | null = null;
   #tailPart: Buffer | null = null;
+  /** The last chunk pushed, when it is short and kept as it came (copied at the next push). */
+  #raw: Buffer | null = null;
 
   constructor(maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES) {
     this.maxFrameBytes = maxFrameBytes;
@@ -57,19 +59,33 @@ export class FrameDecoder {
   }
 
   /**
-   * Appends a chunk of the stream. Keeps a reference to it (no copy) until consumed; a chunk under
-   * 4 KiB is copied into a buffer that doubles up to 64 KiB, so a peer sending a few bytes per
-   * TCP segment does not make the decoder keep a read's objects (about 380 bytes) for each.
+   * Appends a chunk of the stream. Keeps a reference to it (no copy) until consumed. What is left
+   * of a chunk under 4 KiB when the next one arrives is copied then into a buffer that doubles up
+   * to 64 KiB, so a peer sending a few bytes per TCP segment does not make the decoder keep a
+   * read's objects (about 380 bytes) for each: it keeps the last read at most. A read whose
+   * frames are taken before the next push (the common case: a reply in one segment) is never
+   * copied, and its frames are views of it.
    */
   push(chunk: Buffer): void {
     if (chunk.length === 0 || this.#failure !== null) return;
+    this.#settle();
     this.#bytes += chunk.length;
-    if (chunk.length >= COPY_BELOW) {
-      this.#parts.push(chunk);
-      this.#tail = null;
-      return;
-    }
-    this.#append(chunk);
+    this.#parts.push(chunk);
+    if (chunk.length >= COPY_BELOW) this.#tail = null;
+    else this.#raw = chunk;
+  }
+
+  /** The short chunk pushed last, when some of it is still held: its rest is copied (#append). */
+  #settle(): void {
+    const raw = this.#raw;
+    if (raw === null) return;
+    this.#raw = null;
+    const last = this.#parts.length - 1;
+    if (last < 0 || this.#parts[last] !== raw) return;
+    this.#parts.pop();
+    const rest = last === 0 ? raw.subarray(this.#offset) : raw;
+    if (last === 0) this.#offset = 0;
+    this.#append(rest);
   }
 
   /** Copies a short chunk after the bytes of the copy buffer, when it is still the last part. */
@@ -121,6 +137,7 @@ export class FrameDecoder {
       this.#parts = [];
       this.#offset = 0;
       this.#bytes = 0;
+      this.#raw = null;
       throw this.#failure;
     }
     if (this.#bytes < FRAME_HEADER_BYTES + length) return null;
@@ -135,6 +152,7 @@ export class FrameDecoder {
     this.#failure = null;
     this.#tail = null;
     this.#tailPart = null;
+    this.#raw = null;
   }
 
   #peekLength(): number {
