@@ -35,5 +35,23 @@ export function createLogger(
   destination?: NodeJS.WritableStream,
 ): Logger {
   const opts = { level, base, timestamp };
-  return pino(opts, destination ?? pino.destination({ dest: 1, sync: true }));
+  if (destination) return pino(opts, destination);
+  blockingStdout();
+  return pino(opts, pino.destination({ dest: 1, sync: true }));
+}
+
+/**
+ * Puts stdout's descriptor in blocking mode. A synchronous write to a pipe or socket that is full
+ * then waits in the kernel until the reader takes bytes (microseconds for a reader that keeps
+ * up, as long as it does not for one that stopped: the node waits with it, as any program that
+ * writes its stdout). In non-blocking mode the write fails with EAGAIN and the destination
+ * sleeps 100 ms before it tries again, holding the event loop that long at each full pipe; and
+ * Node sets that mode as soon as something opens process.stdout on a pipe (a Worker whose
+ * stdout is not its own does: the watchdog), on the descriptor the node may share with others.
+ */
+function blockingStdout(): void {
+  const stdout = process.stdout as NodeJS.WriteStream & {
+    _handle?: { setBlocking?: (blocking: boolean) => number };
+  };
+  stdout._handle?.setBlocking?.(true);
 }

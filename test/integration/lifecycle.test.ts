@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { constants, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -33,6 +33,21 @@ describe('durability', () => {
       expect(values[i]).toBe(i === 7 ? 'NOT_FOUND' : `value-${i}`);
     }
     d.close();
+  });
+});
+
+describe('logs', () => {
+  it('stdout stays in blocking mode with the watchdog thread running: a full pipe is waited for, not retried every 100 ms', async () => {
+    const dataDir = tempDir();
+    const first = await startNodeProcess({ dataDir });
+    expect(await first.stop('SIGTERM')).toBe(0);
+    // LMDB's file is there now: the watchdog runs from the start (main.ts), its Worker's stdout
+    // piped to process.stdout, which opens the descriptor the logger writes synchronously.
+    expect(existsSync(join(dataDir, 'data.mdb'))).toBe(true);
+    const second = await startNodeProcess({ dataDir });
+    const fdinfo = readFileSync(`/proc/${second.child.pid}/fdinfo/1`, 'latin1');
+    const flags = Number.parseInt(/^flags:\s*([0-7]+)/m.exec(fdinfo)![1]!, 8);
+    expect(flags & constants.O_NONBLOCK).toBe(0);
   });
 });
 
