@@ -114,8 +114,11 @@ export class PeerServer {
     });
     // Node leaves the socket open when this event has a listener: close it, or a handshake that
     // timed out or whose client left held one of the maxConnections slots for good.
+    // Anyone who reaches the port can fail a handshake at will: said once a second at most.
+    const failed = new LogThrottle();
     this.#server.on('tlsClientError', (err, tls) => {
-      opts.logger.warn({ err }, 'peer TLS handshake failed');
+      const since = failed.take();
+      if (since >= 0) opts.logger.warn({ err, since }, 'peer TLS handshake failed');
       tls.destroy();
     });
     this.#server.on('error', (err) => opts.logger.error({ err }, 'peer listener error'));

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createPki, peerTlsArgs } from '../helpers/certs.ts';
 import { defer } from '../helpers/defer.ts';
 import { metric } from '../helpers/node-memory.ts';
-import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
+import { cleanup, logged, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 
 afterEach(cleanup);
 
@@ -118,6 +118,7 @@ describe('TLS handshakes on the client port', () => {
   // each holding one of its 512 connection slots for good: 512 such shut its peers out.
   it('the peer port closes handshakes timed out or left by their client, and frees their slots', async () => {
     const node = await startNodeProcess({ args: peerTlsArgs(createPki()) });
+    const started = Date.now();
     const base = openFds(node);
     const peerPort = { ...node, port: node.peerPort };
     const gone = await silentSockets(peerPort, 100);
@@ -126,5 +127,12 @@ describe('TLS handshakes on the client port', () => {
     await expect.poll(() => openFds(node) - base, { timeout: 5_000 }).toBeGreaterThanOrEqual(100);
     // Within the peer port's handshake timeout (5 s).
     await expect.poll(() => openFds(node), { timeout: 20_000 }).toBeLessThanOrEqual(base + 2);
+    // Said once a second at most, with the failures not said (before: a line for each of 200).
+    const failed = await logged(node, 'peer TLS handshake failed');
+    expect(failed.level).toBe(40);
+    const lines = node.logs.filter((l) => l.msg === 'peer TLS handshake failed');
+    expect(lines.length).toBeLessThanOrEqual(Math.ceil((Date.now() - started) / 1000) + 1);
+    const said = lines.reduce((n, l) => n + 1 + (l.since as number), 0);
+    expect(said).toBeLessThanOrEqual(200);
   }, 60_000);
 });
