@@ -56,7 +56,8 @@ export function armWatchdog(opts: WatchdogOptions): void {
  * `stopGraceMs` makes it log `stop signal not taken: the event loop is blocked: exiting` (fatal)
  * and end the process with SIGKILL, which also ends a wait on a FUSE or network file system (a
  * thread asleep uninterruptibly on a local device still holds it until its I/O returns). Nothing
- * here touches the disk: the thread reads /proc and writes its lines to stdout itself, since a
+ * here touches the disk: the thread reads /proc and writes its lines to stdout itself (on a pipe
+ * through a non-blocking descriptor of its own: a reader that stopped does not hold it), since a
  * worker's stdout goes through the blocked main thread.
  */
 export function startWatchdog(given?: WatchdogOptions): void {
@@ -96,7 +97,8 @@ export function noteStage(stage: string): void {
  * requires from Node itself.
  */
 function watchdogThread(): void {
-  const { readFileSync, writeSync } = require('node:fs') as typeof import('node:fs');
+  const { constants, fstatSync, openSync, readFileSync, writeSync } =
+    require('node:fs') as typeof import('node:fs');
   const { workerData } = require('node:worker_threads') as typeof import('node:worker_threads');
   const d = workerData as WatchdogOptions & {
     words: Int32Array;
@@ -115,10 +117,21 @@ function watchdogThread(): void {
     const t = new Date(ms);
     return `${pad(t.getUTCFullYear(), 4)}-${pad(t.getUTCMonth() + 1)}-${pad(t.getUTCDate())}T${pad(t.getUTCHours())}:${pad(t.getUTCMinutes())}:${pad(t.getUTCSeconds())}.${pad(t.getUTCMilliseconds(), 3)}Z`;
   };
+  // Its lines never wait for stdout's reader, or a reader that stopped would keep it from ending
+  // the process: on a pipe (a container's stdout), a description of its own in non-blocking mode
+  // (a line that does not fit is lost); the logger's descriptor 1 blocks (observability/logger.ts).
+  let out = 1;
+  try {
+    if (fstatSync(1).isFIFO()) {
+      out = openSync('/proc/self/fd/1', constants.O_WRONLY | constants.O_NONBLOCK);
+    }
+  } catch {
+    // No reader, or no /proc: descriptor 1.
+  }
   const log = (level: number, fields: Record<string, unknown>, msg: string) => {
     const line = JSON.stringify({ level, time: iso(Date.now()), ...d.base, ...fields, msg });
     try {
-      writeSync(1, `${line}\n`);
+      writeSync(out, `${line}\n`);
     } catch {
       // Nowhere to say it.
     }
