@@ -1,6 +1,6 @@
 // kvstore entry point: parse configuration, start the node, drain it on SIGTERM/SIGINT.
 
-import { existsSync } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadConfig } from './config/index.ts';
 import {
@@ -38,16 +38,18 @@ async function main(): Promise<number> {
   // when a stop signal cannot reach it (docs/storage.md, "When the disk hangs"). Part of the
   // hung-disk detection, off with it (--storage-stall-timeout-ms 0). Its thread costs about
   // 10 MiB of anonymous memory, so it runs where the disk can hold the loop: from the start when
-  // the data directory already has LMDB's file (the start reads it on the event loop), else
-  // from the first time the storage judges its disk stalled (node/index.ts).
+  // the data directory already has LMDB's file (the start reads it on the event loop) or its disk
+  // does not say whether it has within the bound, else from the first time the storage judges
+  // its disk stalled (node/index.ts).
   const { storageStallTimeoutMs: stallMs, shutdownTimeoutMs } = loaded.config;
   if (stallMs > 0) {
+    const blockedMs = Math.max(MIN_BLOCKED_MS, stallMs);
     armWatchdog({
       base: { node: loaded.config.nodeName },
-      blockedMs: Math.max(MIN_BLOCKED_MS, stallMs),
+      blockedMs,
       stopGraceMs: Math.min(STOP_GRACE_MS, shutdownTimeoutMs),
     });
-    if (existsSync(join(loaded.config.dataDir, 'data.mdb'))) startWatchdog();
+    if (await hasOrHangs(join(loaded.config.dataDir, 'data.mdb'), blockedMs)) startWatchdog();
   }
   let node: KvNode | null = null;
   // Before the node starts, so a signal during start-up is not the default immediate exit: the
@@ -112,6 +114,30 @@ async function main(): Promise<number> {
   // Storage that fails for good during the stop (its drain, or the store's last flush) ends it
   // at once with the same code: the stop was not clean, and the restart replays the log.
   return await Promise.race([node.stop().then(() => 0), failed.promise]);
+}
+
+/**
+ * True when `file` exists or its disk does not answer within `ms`. Asked in the thread pool: a
+ * synchronous stat of a dead volume (a name the kernel must read from it) would hold the event
+ * loop before the watchdog runs, and the start's own synchronous steps after it (the data
+ * directory made and locked) with it.
+ */
+async function hasOrHangs(file: string, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(true), ms);
+  });
+  try {
+    return await Promise.race([
+      access(file).then(
+        () => true,
+        () => false,
+      ),
+      late,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Test-only settings (not documented options): a short admin nonce lifetime. */

@@ -74,6 +74,7 @@ export async function startNode(
     { option: '--http-port', host: config.httpHost, port: config.httpPort },
     { option: '--peer-port', host: config.peerHost, port: config.peerPort },
   ]);
+  noteStage('starting: making and locking the data directory');
   try {
     mkdirSync(dataDir, { recursive: true });
   } catch (err) {

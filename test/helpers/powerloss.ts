@@ -160,10 +160,11 @@ export class PowerlossDisk {
    * O_DSYNC descriptor) blocks until resume(), as on a dead network volume; reads and unsynced
    * writes go on. With 'reads', every read the page cache does not answer blocks too, whatever
    * signal the reader gets short of a fatal one (a hard-mounted dead volume: a page fault there
-   * holds the thread). Unmounting resumes it.
+   * holds the thread). With 'lookups', as 'reads', and every name lookup the kernel's cache does
+   * not answer blocks too (a stat of a file not looked up since the mount). Unmounting resumes it.
    */
-  async hang(what: 'syncs' | 'reads' = 'syncs'): Promise<void> {
-    await this.#command(what === 'reads' ? 'hang reads' : 'hang');
+  async hang(what: 'syncs' | 'reads' | 'lookups' = 'syncs'): Promise<void> {
+    await this.#command(what === 'syncs' ? 'hang' : `hang ${what}`);
   }
 
   /**

@@ -126,6 +126,29 @@ describe('a disk whose reads hang', { timeout: 120_000 }, () => {
     expect(line(again, 'storage: opened')?.replayed).toBeGreaterThanOrEqual(KEYS);
   });
 
+  // Before: main.ts asked whether LMDB's file was there with a stat on the event loop, before the
+  // watchdog ran: on a disk whose lookups hang too, nothing was logged and SIGTERM was never taken.
+  it('a start on a disk whose name lookups hang too: the watchdog runs, names the stage, and ends the process at SIGTERM once the kernel lets it', async () => {
+    const { disk, dataDir } = await store('SIGKILL');
+    await disk.hang('lookups');
+    // A test that fails lets the process go (the kernel holds it while the lookup hangs).
+    defer(() => disk.resume());
+    const node = spawnNodeProcess({ dataDir, args: ARGS });
+    const stage = 'starting: making and locking the data directory';
+    await until(() => line(node, 'event loop blocked') !== undefined, 20_000, 'the watchdog line');
+    expect(line(node, 'event loop blocked')).toMatchObject({ level: 50, stage, state: 'D' });
+    node.child.kill('SIGTERM');
+    const fatal = 'stop signal not taken: the event loop is blocked: exiting';
+    await until(() => line(node, fatal) !== undefined, BOUND_MS + 5000, 'the SIGKILL');
+    expect(line(node, fatal)).toMatchObject({ level: 60, stage });
+    // The event loop's thread waits for the directory's lock, held by the lookup that does not
+    // return (the check of LMDB's file, in the thread pool): no signal ends that wait. Once the
+    // disk answers, the SIGKILL does.
+    await disk.resume();
+    expect(await node.exited).toBe('SIGKILL');
+    expect(line(node, 'storage: opened')).toBeUndefined();
+  });
+
   it('a GET that faults in a page of a hung disk: the watchdog says so and SIGTERM ends the process', async () => {
     const { node } = await getsOnHungReads();
     await blockedThenStopped(node, 'serving');

@@ -26,6 +26,9 @@
 //	hang reads      as `hang`, and every read the page cache does not answer blocks too, until
 //	                `resume`, whatever signal its caller gets short of a fatal one (a hard-mounted
 //	                dead volume: a page fault on such a disk holds the faulting thread)
+//	hang lookups    as `hang reads`, and every name lookup the kernel's cache does not answer blocks
+//	                too (a stat or an open of a file not looked up since the mount: the directory's
+//	                blocks are read from the dead volume)
 //	resume          the hung syncs and reads go on (then wait as `slow` says, as every sync does)
 //	slowread MS     every read the page cache does not answer waits MS first (a cold network volume:
 //	                a start-up that reads the whole store takes long); 0: fast again
@@ -214,6 +217,16 @@ var hung atomic.Pointer[chan struct{}]
 // readsHung: while the disk hangs, reads wait for `resume` too (`hang reads`).
 var readsHung atomic.Bool
 
+// lookupsHung: while the disk hangs, name lookups wait for `resume` too (`hang lookups`).
+var lookupsHung atomic.Bool
+
+// hungLookup waits, while the disk hangs with `hang lookups`, until `resume` (as hungRead).
+func hungLookup() {
+	if gate := hung.Load(); gate != nil && lookupsHung.Load() {
+		<-*gate
+	}
+}
+
 // hungRead waits, while the disk hangs with `hang reads`, until `resume`. An interrupt (a signal
 // to the reader) does not end the wait: a read of a dead hard-mounted volume ends only with the
 // reader killed (the kernel stops waiting then), as a page fault there does.
@@ -296,17 +309,19 @@ func command(j *Journal, args []string) string {
 		syncErrors.Store(mode)
 		return `{"ok":true}`
 	case "hang":
-		if len(args) > 2 || (len(args) == 2 && args[1] != "reads") {
-			return `{"error":"usage: hang [reads]"}`
+		if len(args) > 2 || (len(args) == 2 && args[1] != "reads" && args[1] != "lookups") {
+			return `{"error":"usage: hang [reads|lookups]"}`
 		}
 		if len(args) == 2 {
 			readsHung.Store(true)
+			lookupsHung.Store(args[1] == "lookups")
 		}
 		gate := make(chan struct{})
 		hung.CompareAndSwap(nil, &gate)
 		return `{"ok":true}`
 	case "resume":
 		readsHung.Store(false)
+		lookupsHung.Store(false)
 		if gate := hung.Swap(nil); gate != nil {
 			close(*gate)
 		}

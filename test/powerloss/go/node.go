@@ -43,12 +43,19 @@ func (n *node) dead() bool { return n.j.Dead() }
 const syncFlags = syscall.O_DSYNC | syscall.O_SYNC
 
 var (
+	_ = (fs.NodeLookuper)((*node)(nil))
 	_ = (fs.NodeCreater)((*node)(nil))
 	_ = (fs.NodeOpener)((*node)(nil))
 	_ = (fs.NodeOpendirHandler)((*node)(nil))
 	_ = (fs.NodeSetattrer)((*node)(nil))
 	_ = (fs.NodeFsyncer)((*node)(nil))
 )
+
+// Lookup reaches the disk for a name the kernel does not hold: with `hang lookups`, it waits.
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	hungLookup()
+	return n.LoopbackNode.Lookup(ctx, name, out)
+}
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
 	if n.dead() {
