@@ -126,9 +126,17 @@ export class ReplyBudget {
     const light = this.#isLight(who);
     const myTurn = this.#turn === who && this.#turnBytes < TURN_BYTES;
     if (light) {
+      // One that waits with the heavy and became light with no count moved (its socket drained:
+      // move() did not see it) is light now: it goes on as one, or waits in their line.
+      const wasHeavy = this.#heavy.delete(who);
       if (this.#lightMay() && (this.#light.size === 0 || myTurn)) {
         if (this.#heavy.size > 0) this.#passing = who;
         return false;
+      }
+      if (wasHeavy) {
+        this.#light.add(who);
+        if (this.#room()) this.#schedule();
+        return true;
       }
     } else if (this.#reserved < this.limit && (this.waiting === 0 || myTurn)) return false;
     if (!this.#light.has(who) && !this.#heavy.has(who)) {

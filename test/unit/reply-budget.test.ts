@@ -12,6 +12,8 @@ class Conn implements ReplyWaiter {
   wants: number;
   /** What it counts in the budget: its commands started and not written. */
   held = 0;
+  /** Its replies written to its socket that the kernel has not taken. */
+  unsent = 0;
   bytes: number;
   readonly #budget: ReplyBudget;
 
@@ -36,7 +38,7 @@ class Conn implements ReplyWaiter {
   }
 
   replyBytes(): number {
-    return this.held;
+    return this.held + this.unsent;
   }
 
   nextReplyBytes(): number {
@@ -197,5 +199,46 @@ describe('ReplyBudget', () => {
     expect(light.every((c) => c.started === 1)).toBe(true);
     expect([mixed.started, big.started]).toEqual([2, 9]);
     expect(budget.reserved).toBe(8 * MiB + 8 * LIGHT_BYTES + 100);
+  });
+
+  it('takes a waiter whose socket drained (light now, with no count moved) out of the line as it starts past it', async () => {
+    let waits = 0;
+    const budget = new ReplyBudget(4 * U, () => waits++);
+    const filler = new Conn(budget, U, 4);
+    filler.run();
+    expect(budget.reserved).toBe(budget.limit);
+    // Its socket backed up: not light, it waits with the heavy.
+    const a = new Conn(budget, 100, 2);
+    a.unsent = 2 * LIGHT_BYTES;
+    a.run();
+    expect([a.started, budget.waiting]).toEqual([0, 1]);
+    // The kernel took its bytes ('drain'): light, it starts past the limit, and waits no more.
+    a.unsent = 0;
+    a.run();
+    expect([a.started, budget.waiting]).toEqual([2, 0]);
+    // A heavy connection that comes now waits for room only, not behind a's old place.
+    filler.finish(1);
+    const b = new Conn(budget, U, 1);
+    b.unsent = 2 * LIGHT_BYTES;
+    b.run();
+    expect([b.started, waits]).toEqual([1, 1]);
+
+    // With no room for the light either (a command over the lightLimit runs), it moves to their
+    // line: its wait counted once.
+    const full = new ReplyBudget(4 * U, () => waits++);
+    const big = new Conn(full, 5 * U, 1);
+    big.run();
+    const c = new Conn(full, 100, 1);
+    c.unsent = 2 * LIGHT_BYTES;
+    c.run();
+    const d = new Conn(full, U, 1);
+    d.unsent = 2 * LIGHT_BYTES;
+    d.run();
+    c.unsent = 0;
+    c.run();
+    expect([c.started, d.started, full.waiting, waits]).toEqual([0, 0, 2, 3]);
+    big.finish(1);
+    await turn();
+    expect([c.started, d.started, full.waiting, waits]).toEqual([1, 1, 0, 3]);
   });
 });
