@@ -36,7 +36,8 @@ export function createLogger(
 ): Logger {
   const opts = { level, base, timestamp };
   if (destination) return pino(opts, destination);
-  blockingStdout();
+  // A logger that never writes (tests' in-process peers) leaves the process's stdout as it is.
+  if (level !== 'silent') blockingStdout();
   return pino(opts, pino.destination({ dest: 1, sync: true }));
 }
 
