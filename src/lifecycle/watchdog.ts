@@ -2,8 +2,6 @@
 // read or a page fault of a hung disk), says so, and ends the process when a stop signal cannot
 // reach the event loop.
 
-import { Worker } from 'node:worker_threads';
-
 /** How often the main thread beats and the watchdog looks (ms). */
 const BEAT_MS = 100;
 const LOOK_MS = 250;
@@ -69,6 +67,9 @@ export function startWatchdog(given?: WatchdogOptions): void {
   };
   shared = s;
   setInterval(() => Atomics.add(s.words, 0, 1), BEAT_MS).unref();
+  // Loaded here, not at import: a node that never starts the watchdog (a new data directory, a
+  // healthy disk) does not load worker_threads at all (test/integration/build.test.ts).
+  const { Worker } = process.getBuiltinModule('node:worker_threads');
   const worker = new Worker(`(${watchdogThread.toString()})()`, {
     eval: true,
     workerData: { ...opts, words: s.words, stage: s.stage, lookMs: LOOK_MS },
