@@ -142,12 +142,25 @@ export async function startStaticCluster(
       startMember(`kvstore-${i}`, h, ['--peers', peers, ...args], dataDirs[i] ?? tempDir()),
     ),
   );
-  await waitAllUp(nodes);
+  await waitFormed(nodes);
+  return nodes;
+}
+
+/**
+ * Waits until a cluster started together is formed, not just up: every member up everywhere
+ * (waitAllUp, within `upTimeoutMs`), then every node routing by one settled ring of them all,
+ * data not moving (waitSettled). A node that founded a ring of itself before it heard the others
+ * holds the settled ring alone for a while, and every write then needs its acknowledgement.
+ */
+export async function waitFormed(
+  nodes: readonly ClusterNode[],
+  upTimeoutMs?: number,
+): Promise<void> {
+  await waitAllUp(nodes, upTimeoutMs);
   await waitSettled(
     nodes,
     nodes.map((n) => n.name),
   );
-  return nodes;
 }
 
 /** Waits until every node sees every other node up (the failure detector has probed them). */

@@ -6,8 +6,7 @@ import {
   loopbackBlock,
   openClient,
   startDnsMember,
-  waitAllUp,
-  waitSettled,
+  waitFormed,
 } from './cluster.ts';
 import type { TestDnsServer } from './dns-server.ts';
 
@@ -39,8 +38,7 @@ export async function dnsTrioWithKeys(
   const nodes = await Promise.all(
     [0, 1, 2].map((i) => startDnsMember(dns.port, service, names[i]!, hosts[i]!, extra)),
   );
-  await waitAllUp(nodes);
-  await waitSettled(nodes, names);
+  await waitFormed(nodes);
   const c = await openClient(nodes[0]!);
   const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
   for (const k of keys) expect(await c.call(`PUT ${k} v-${k}`)).toBe('OK');

@@ -12,8 +12,7 @@ import {
   peersOf,
   restart,
   startMember,
-  waitAllUp,
-  waitSettled,
+  waitFormed,
 } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
 import { cleanup, logged, tempDir } from '../helpers/node-process.ts';
@@ -44,10 +43,9 @@ async function startCluster(clockFile: string, extra: string[] = []): Promise<Cl
       ),
     ),
   );
-  await waitAllUp(nodes, 30_000);
-  // Formed, not just up: a node that founded a ring of itself first may hold the settled ring
-  // alone for a while, and a write then needs its acknowledgement (the odd one's, refused).
-  await waitSettled(nodes, ['kvstore-0', 'kvstore-1', 'kvstore-2']);
+  // Formed, not just up: a write needs the odd one's acknowledgement while it holds the settled
+  // ring alone (waitFormed), and the odd one refuses it once stepped.
+  await waitFormed(nodes, 30_000);
   return nodes;
 }
 

@@ -11,8 +11,7 @@ import {
   openClient,
   restart,
   startMember,
-  waitAllUp,
-  waitSettled,
+  waitFormed,
 } from '../helpers/cluster.ts';
 import { diskWithDataDir, usePowerlossfs } from '../helpers/powerloss.ts';
 import { until } from '../helpers/write-log.ts';
@@ -40,8 +39,7 @@ it('a decommission answered 202 is still under way after the power cut that foll
   const [a, b] = await Promise.all(
     hosts.map((h, i) => startMember(names[i]!, h, args, i === 1 ? dataDir : undefined)),
   );
-  await waitAllUp([a!, b!], 20_000);
-  await waitSettled([a!, b!], names);
+  await waitFormed([a!, b!], 20_000);
   const cb = await openClient(b!);
   for (let i = 0; i < 50; i++) expect(await cb.call(`PUT k${i} v${i}`)).toBe('OK');
   cb.close();

@@ -17,7 +17,7 @@ import {
   restart,
   startMember,
   waitAllUp,
-  waitSettled,
+  waitFormed,
 } from '../helpers/cluster.ts';
 import { diskWithDataDir, usePowerlossfs } from '../helpers/powerloss.ts';
 import { until } from '../helpers/write-log.ts';
@@ -61,8 +61,7 @@ it('a tombstone another member holds but has not synced is not collected: its po
     hosts.map((h, i) => startMember(names[i]!, h, args, i === 1 ? dataDir : undefined)),
   );
   const nodes = [a!, b!, c!];
-  await waitAllUp(nodes, 20_000);
-  await waitSettled(nodes, names);
+  await waitFormed(nodes, 20_000);
 
   const ca = await openClient(a!);
   expect(await ca.call('PUT k old-value')).toBe('OK');

@@ -10,7 +10,7 @@ import {
   openClient,
   startDnsMember,
   waitAllUp,
-  waitSettled,
+  waitFormed,
 } from '../helpers/cluster.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import { cleanup } from '../helpers/node-process.ts';
@@ -47,8 +47,7 @@ async function threeDnsMembers() {
   zone.setA(SERVICE, hosts);
   for (const [i, h] of hosts.entries()) zone.setPtr(h, `kvstore-${i}.${SERVICE}`);
   const nodes = await Promise.all(hosts.map((h, i) => dnsMember(zone, `kvstore-${i}`, h)));
-  await waitAllUp(nodes);
-  await waitSettled(nodes, ['kvstore-0', 'kvstore-1', 'kvstore-2']);
+  await waitFormed(nodes);
   return { zone, hosts, nodes };
 }
 

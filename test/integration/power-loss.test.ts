@@ -11,7 +11,7 @@ import {
   restart,
   startMember,
   waitAllUp,
-  waitSettled,
+  waitFormed,
 } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
@@ -134,8 +134,7 @@ describe('power loss', () => {
     const nodes: ClusterNode[] = await Promise.all(
       hosts.map((h, i) => startMember(names[i]!, h, peers, disks[i]!.dataDir)),
     );
-    await waitAllUp(nodes);
-    await waitSettled(nodes, names);
+    await waitFormed(nodes);
     const log = new WriteLog();
     // One writer per node, each on its own keys: a key's writes go through one coordinator.
     const writers = nodes.map((_, w) => keysOf(w, 100));

@@ -16,8 +16,7 @@ import {
   loopbackBlock,
   metric,
   startMember,
-  waitAllUp,
-  waitSettled,
+  waitFormed,
 } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
@@ -208,8 +207,7 @@ describe('slow disk', () => {
     const nodes: ClusterNode[] = await Promise.all(
       hosts.map((h, i) => startMember(names[i]!, h, args, i === 2 ? dataDir : undefined)),
     );
-    await waitAllUp(nodes, 60_000);
-    await waitSettled(nodes, names);
+    await waitFormed(nodes, 60_000);
     const slow = { host: nodes[2]!.host, httpPort: nodes[2]!.proc.httpPort };
     await disk.slow(700);
     const start = await logCounts(disk, slow);

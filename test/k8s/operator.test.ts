@@ -96,8 +96,8 @@ const patchSpec = (name: string, spec: Json) =>
 const apply = (yaml: string) =>
   k().kubectlResult(['apply', '-n', NS, '-f', '-'], { input: yaml, allowFailure: true });
 
-/** The messages of the Events of `reason` on object `name`, oldest first. */
-const eventMessages = async (name: string, reason: string): Promise<string[]> =>
+/** `field` of each Event of `reason` on object `name`, oldest first. */
+const eventField = async (name: string, reason: string, field: string): Promise<string[]> =>
   (
     await k().kubectl([
       'get',
@@ -107,11 +107,15 @@ const eventMessages = async (name: string, reason: string): Promise<string[]> =>
       '--field-selector',
       `involvedObject.name=${name},reason=${reason}`,
       '-o',
-      'jsonpath={range .items[*]}{.message}{"\\n"}{end}',
+      `jsonpath={range .items[*]}{.${field}}{"\\n"}{end}`,
     ])
   )
     .split('\n')
     .filter((m) => m !== '');
+
+/** The messages of the Events of `reason` on object `name`, oldest first. */
+const eventMessages = (name: string, reason: string): Promise<string[]> =>
+  eventField(name, reason, 'message');
 
 function kvcYaml(name: string, spec: string): string {
   return `apiVersion: kvstore.dev/v1alpha1\nkind: KVCluster\nmetadata:\n  name: ${name}\nspec:\n${spec}`;
@@ -1694,21 +1698,7 @@ spec:
 
 /** The Events of `reason` on object `name`: how many objects, and the count each holds. */
 const eventCounts = async (name: string, reason: string): Promise<number[]> =>
-  (
-    await k().kubectl([
-      'get',
-      'events',
-      '-n',
-      NS,
-      '--field-selector',
-      `involvedObject.name=${name},reason=${reason}`,
-      '-o',
-      'jsonpath={range .items[*]}{.count}{"\\n"}{end}',
-    ])
-  )
-    .split('\n')
-    .filter((m) => m !== '')
-    .map(Number);
+  (await eventField(name, reason, 'count')).map(Number);
 
 const condition = (o: KVC | null, type: string) =>
   o?.status?.conditions?.find((c) => c.type === type);
