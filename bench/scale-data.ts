@@ -698,16 +698,18 @@ async function main(): Promise<void> {
     process.stdout.write(HELP);
     return;
   }
-  const scanSeconds = Number(v['scan-seconds']);
-  if (!(scanSeconds > 0))
-    throw new Error(`scale-data: --scan-seconds must be > 0, got '${v['scan-seconds']}'`);
+  const seconds = (flag: 'seconds' | 'scan-seconds') => {
+    const x = Number(v[flag]);
+    if (!(x > 0)) throw new Error(`scale-data: --${flag} must be > 0, got '${v[flag]}'`);
+    return x;
+  };
   const o = {
     sizes: list('sizes', v.sizes),
-    seconds: positive('seconds', v.seconds),
+    seconds: seconds('seconds'),
     rounds: positive('rounds', v.rounds),
     scanKeys: positive('scan-keys', v['scan-keys']),
     scanSizes: list('scan-sizes', v['scan-sizes']),
-    scanSeconds,
+    scanSeconds: seconds('scan-seconds'),
     valueBytes: positive('value-bytes', v['value-bytes']),
     root: '',
   };

@@ -33,7 +33,7 @@ it('measures GET/SET at two key counts and scans on one node and three, then cle
 }, async () => {
   const out = tempDir('kvstore-bench-scale-data-out-');
   const dataRoot = tempDir('kvstore-bench-scale-data-');
-  const args = [SCRIPT, '--sizes', '2000,5000', '--seconds', '1', '--scan-keys', '2000'];
+  const args = [SCRIPT, '--sizes', '2000,5000', '--seconds', '0.5', '--scan-keys', '2000'];
   args.push('--scan-sizes', '1,10,100,1000', '--scan-seconds', '0.3', '--rounds', '2');
   args.push('--out', out, '--data-root', dataRoot);
   const { stdout } = await run(NODE, args, { cwd: ROOT, maxBuffer: 16 << 20 });
