@@ -17,7 +17,7 @@ it('measures passes in step and a repair of keys on one replica, then cleans up'
 }, async () => {
   const out = tempDir('kvstore-bench-ae-out-');
   const dataRoot = tempDir('kvstore-bench-ae-');
-  const args = ['bench/scale-anti-entropy.ts', '--keys', '3000', '--interval-s', '2'];
+  const args = ['bench/scale-anti-entropy.ts', '--keys', '3000', '--interval-s', '1'];
   args.push('--diverge', '20', '--gets-per-s', '200', '--out', out, '--data-root', dataRoot);
   const { stdout } = await run(NODE, args, { cwd: ROOT, maxBuffer: 16 << 20 });
   const files = readdirSync(out).filter((f) => f.endsWith('.md'));
