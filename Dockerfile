@@ -16,6 +16,9 @@
 ARG NODE_IMAGE=node:24-trixie-slim
 # What a failed `npm ci` says (the deps and build stages both run one).
 ARG NPM_CI_FAILED="kvstore image: npm ci failed (see above). The build needs the npm registry (npm config, HTTPS_PROXY build args). Behind a proxy with its own CA: --secret id=npm_ca,src=<ca.pem>, or KVSTORE_BUILD_CA=<ca.pem> npm run image. See docs/containers.md."
+# How often `npm ci` retries a registry request that failed (npm's own default, 2, backs off
+# about 70 s in all before an offline build gives up; 0 gives up at the first failure).
+ARG NPM_CONFIG_FETCH_RETRIES=2
 
 # --- deps: production dependencies from the lock file, and the runtime's root filesystem --------
 FROM ${NODE_IMAGE} AS deps
@@ -32,6 +35,7 @@ COPY package.json package-lock.json .npmrc ./
 # and only pick their prebuilt binaries (no compiler here). A CA for a TLS-intercepting proxy
 # comes in as the BuildKit secret `npm_ca`: it is mounted for this step only, never in a layer.
 # Type declarations, source maps and musl binaries are never loaded at run time: removed.
+ARG NPM_CONFIG_FETCH_RETRIES
 RUN --mount=type=secret,id=npm_ca \
     if [ -s /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi; \
     npm ci --omit=dev --no-audit --no-fund || { \
@@ -69,6 +73,7 @@ FROM ${NODE_IMAGE} AS build
 ARG NPM_CI_FAILED
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
+ARG NPM_CONFIG_FETCH_RETRIES
 RUN --mount=type=secret,id=npm_ca \
     if [ -s /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi; \
     npm ci --ignore-scripts --no-audit --no-fund || { \

@@ -10,7 +10,8 @@
 #   instead, KVSTORE_LOCAL_BASE=always skips the pull.
 # - npm behind a TLS-intercepting proxy: a CA bundle file goes to the build as the BuildKit
 #   secret `npm_ca` (mounted for `npm ci` only, never in the image): KVSTORE_BUILD_CA, else npm's
-#   `cafile` setting, else NODE_EXTRA_CA_CERTS. HTTP(S)_PROXY/NO_PROXY pass as build arguments.
+#   `cafile` setting, else NODE_EXTRA_CA_CERTS. HTTP(S)_PROXY/NO_PROXY pass as build arguments,
+#   and NPM_CONFIG_FETCH_RETRIES (npm's retries of a failed request; the Dockerfile's default 2).
 # - BuildKit: `docker build` with the buildx plugin (Docker >= 23), or a Docker 20.10 CLI with
 #   DOCKER_BUILDKIT=1 (Debian's docker.io). KVSTORE_DOCKER names the CLI (default: docker, then
 #   /usr/bin/docker when `docker` has no buildx).
@@ -79,7 +80,7 @@ if [[ -n $ca ]]; then
   args+=(--secret "id=npm_ca,src=$ca")
   log "npm in the build trusts the CAs in $ca (BuildKit secret npm_ca, not in the image)"
 fi
-for v in HTTP_PROXY HTTPS_PROXY NO_PROXY http_proxy https_proxy no_proxy; do
+for v in HTTP_PROXY HTTPS_PROXY NO_PROXY http_proxy https_proxy no_proxy NPM_CONFIG_FETCH_RETRIES; do
   [[ -n ${!v:-} ]] && args+=(--build-arg "$v")
 done
 

@@ -226,8 +226,10 @@ describe('the image (scripts/image.sh, the Dockerfile, the real engine)', () => 
 
 describe('build faults', () => {
   it('without registry access the build stops with a message that says what is needed', async () => {
+    // npm gives up at the first failed request instead of backing off 70 s (2 retries).
     const r = await buildImage(`${name}-offline:${VERSION}`, {
       KVSTORE_BUILD_NETWORK: 'none',
+      NPM_CONFIG_FETCH_RETRIES: '0',
     });
     made.image(`${name}-offline:${VERSION}`);
     expect(r.code).not.toBe(0);
