@@ -96,7 +96,9 @@ beforeAll(async () => {
 
 afterAll(() => made.remove(), 600_000);
 
-describe('the image (scripts/image.sh, the Dockerfile, the real engine)', () => {
+// The tests run side by side: each makes its own containers and volumes (named after the test),
+// and most of their time is waiting on the engine (health checks every second, a stop's drain).
+describe.concurrent('the image (scripts/image.sh, the Dockerfile, the real engine)', () => {
   it('has production dependencies only and no npm, apt or compiler; runs as uid 1000', async () => {
     const cfg = JSON.parse(
       await docker(['image', 'inspect', '--format', '{{json .Config}}', image]),
@@ -224,7 +226,8 @@ describe('the image (scripts/image.sh, the Dockerfile, the real engine)', () => 
   }, 180_000);
 });
 
-describe('build faults', () => {
+// Two builds of their own, side by side.
+describe.concurrent('build faults', () => {
   it('without registry access the build stops with a message that says what is needed', async () => {
     // npm gives up at the first failed request instead of backing off 70 s (2 retries).
     const r = await buildImage(`${name}-offline:${VERSION}`, {
