@@ -69,6 +69,7 @@ async function main(spec: ControllerSpec): Promise<number> {
         powerLoss: o.powerLoss,
         diskErrors: o.diskErrors,
         everyFaultFirst: o.everyFaultFirst,
+        restartFaulted: o.restartFaulted,
       },
       () => history.now(),
     );

@@ -75,6 +75,15 @@ const HOLD: Record<Fault, [number, number]> = {
  */
 const LEAVING_CUT_SHARE = 0.5;
 const LEAVING_CUT_AFTER_S: [number, number] = [0.2, 3];
+/**
+ * With `restartFaulted`: the share of clock jumps, full disks and slow links whose member is
+ * SIGKILLed partway through (at a share of the hold drawn from RESTART_AT) and started again
+ * after RESTART_DOWN_MS while the fault holds: it starts with its clock off, on a full disk, or
+ * behind a slow link, as a host that reboots meanwhile does.
+ */
+const RESTART_FAULTED_SHARE = 0.5;
+const RESTART_AT: [number, number] = [0.1, 0.5];
+const RESTART_DOWN_MS: [number, number] = [300, 2000];
 /** Longest a decommission may take before it counts as stuck. */
 const DECOMMISSION_MS = 30_000;
 /** With `reuseName`: how long the run may go on past its end waiting for a name to be reused. */
@@ -88,6 +97,8 @@ export class Nemesis {
   readonly #rng: Rng;
   /** Draws for power cuts of leaving members (a branch: the other draws keep their schedule). */
   readonly #leavingRng: Rng;
+  /** With `restartFaulted`, the draws for restarts of faulted members (a branch too); else null. */
+  readonly #restartRng: Rng | null;
   readonly #powerLoss: boolean;
   /** A leaving member lost power (with everyFaultFirst, the first decommission's does). */
   #leavingCut = false;
@@ -122,12 +133,14 @@ export class Nemesis {
       powerLoss?: boolean;
       diskErrors?: boolean;
       everyFaultFirst?: boolean;
+      restartFaulted?: boolean;
     },
     now: () => number,
   ) {
     this.#cluster = cluster;
     this.#rng = rng;
     this.#leavingRng = rng.branch(0x1ea7);
+    this.#restartRng = opts.restartFaulted ? rng.branch(0x5eb0) : null;
     this.#powerLoss = opts.powerLoss ?? false;
     this.#baseMembers = opts.baseMembers;
     this.#membershipEveryMs = opts.membershipEveryS * 1000;
@@ -256,7 +269,7 @@ export class Nemesis {
             name,
             `${rate} kbit/s and ${loss}% loss each way for ${hold} (peers, clients, DNS)`,
           );
-          await sleep(holdMs);
+          await this.#hold(victim, holdMs, 'slow link');
           await this.#cluster.fastLink(victim);
           this.#record('fast-link', name, 'link back to full speed');
           break;
@@ -266,7 +279,7 @@ export class Nemesis {
           this.#cluster.jumpClock(victim, ms);
           const how = `${Math.abs(ms / 1000)} s ${ms > 0 ? 'ahead' : 'back'}`;
           this.#record('clock-jump', name, `wall clock stepped ${how} for ${hold}`);
-          await sleep(holdMs);
+          await this.#hold(victim, holdMs, 'clock step');
           this.#cluster.jumpClock(victim, 0);
           this.#record('clock-back', name, 'wall clock stepped back in step');
           break;
@@ -275,7 +288,7 @@ export class Nemesis {
           const bytes = await this.#cluster.fillDisk(victim);
           const mib = (bytes / 2 ** 20).toFixed(0);
           this.#record('disk-full', name, `data disk filled (${mib} MiB of ballast) for ${hold}`);
-          await sleep(holdMs);
+          await this.#hold(victim, holdMs, 'full disk');
           this.#cluster.freeDisk(victim);
           this.#record('disk-freed', name, 'ballast removed');
           break;
@@ -288,7 +301,32 @@ export class Nemesis {
     return true;
   }
 
-  /** SIGKILL, then a restart on the same data directory after `holdMs`; `note` ends the event. */
+  /**
+   * Waits while a fault holds on `victim` for `holdMs`. With restartFaulted, in a share of the
+   * faults, the member is SIGKILLed partway through and started again while the fault still
+   * holds (not when it is being decommissioned meanwhile: that undid the fault, and it hands off).
+   */
+  async #hold(victim: Slot, holdMs: number, what: string): Promise<void> {
+    const rng = this.#restartRng;
+    if (rng === null || rng.next() >= RESTART_FAULTED_SHARE) {
+      await sleep(holdMs);
+      return;
+    }
+    const until = this.#now() + holdMs;
+    const downMs = rng.between(...RESTART_DOWN_MS);
+    await sleep(rng.between(...RESTART_AT) * holdMs);
+    if (victim.state === 'member' && victim.proc !== null) {
+      const name = victim.host.name;
+      const down = `${(downMs / 1000).toFixed(1)} s`;
+      await this.#cluster.kill(victim);
+      this.#record('kill-faulted', name, `SIGKILL during its ${what}, restart after ${down}`);
+      await sleep(downMs);
+      await this.#cluster.restart(victim);
+      this.#record('restart', name, `reopened its data directory, its ${what} still on`);
+    }
+    await sleep(Math.max(0, until - this.#now()));
+  }
+
   /**
    * A node whose LMDB file could not be synced exits by its own decision (EXIT_STORAGE_FAILED):
    * started again once its disk works, as a kubelet would, it replays its log. An exit that
@@ -302,6 +340,7 @@ export class Nemesis {
     this.#record('restart', name, 'replayed its log');
   }
 
+  /** SIGKILL, then a restart on the same data directory after `holdMs`; `note` ends the event. */
   async #kill(victim: Slot, holdMs: number, note: string): Promise<void> {
     const name = victim.host.name;
     await this.#cluster.kill(victim);
@@ -386,10 +425,6 @@ export class Nemesis {
     const lost = this.#lost;
     if (lost === null) return null;
     const name = lost.slot.host.name;
-    if (lost.slot.state === 'idle') {
-      this.#lost = null; // decommissioned since
-      return null;
-    }
     const info = await this.#cluster.info(lost.slot);
     if (info === null) return `${name}, not refilled yet, does not answer`;
     if (info.ring.moving || info.ring.epoch < lost.epoch + 2) {
@@ -478,6 +513,9 @@ export class Nemesis {
             }
           : undefined;
       await this.#cluster.decommission(leaving, started + DECOMMISSION_MS, midway);
+      // A lost volume it was refilling is nobody's now: its name may join again, empty, before
+      // the next loss is drawn, and that new member is not the one refilling.
+      if (this.#lost?.slot === leaving) this.#lost = null;
       const took = ((this.#now() - started) / 1000).toFixed(1);
       this.#record('decommissioned', name, `handed off in ${took} s, left DNS, stopped`);
     } catch (err) {

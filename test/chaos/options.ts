@@ -67,6 +67,13 @@ export interface ChaosOptions {
    * drawn by weight: a short run (CI's) has every kind, which weighted draws leave to chance.
    */
   readonly everyFaultFirst: boolean;
+  /**
+   * A member whose clock is stepped, whose disk is full or whose link is slow is, in half of
+   * those faults, SIGKILLed partway through and started again while the fault holds (a host that
+   * reboots with its clock off, a pod restarted on a full disk or behind a bad link): two faults
+   * on one member, which the point faults (each on a member of its own) never make.
+   */
+  readonly restartFaulted: boolean;
 }
 
 export const DEFAULT_OPTIONS: ChaosOptions = {
@@ -89,11 +96,12 @@ export const DEFAULT_OPTIONS: ChaosOptions = {
   diskErrors: false,
   valueBytes: 0,
   everyFaultFirst: false,
+  restartFaulted: false,
 };
 
 const USAGE = `Usage: npm run chaos -- [options]
   --duration-s N          workload and nemesis time in seconds (default 60)
-  --nodes N               members at the start, 3..5 (default 3)
+  --nodes N               members at the start, 3..7 (default 3)
   --clients N             concurrent clients (default 8)
   --seed S                seed of the nemesis schedule and the workload (default: random)
   --keys N                size of the key space (default 30)
@@ -125,7 +133,11 @@ const USAGE = `Usage: npm run chaos -- [options]
   --value-bytes N         bytes of every PUT's value, up to 1000000 (default: the writer's id
                           and sequence alone, a few bytes); checked whole when read back
   --every-fault-first     the first faults are every kind enabled, once each (seeded order),
-                          then drawn by weight: a short run still has every kind`;
+                          then drawn by weight: a short run still has every kind
+  --restart-faulted       half the clock jumps, full disks and slow links (with their options)
+                          have their member SIGKILLed partway through and started again while
+                          the fault holds: it starts with its clock off, on a full disk, or
+                          behind a slow link`;
 
 /** Parses argv; throws an Error with the usage text on a bad option. */
 export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
@@ -135,7 +147,7 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
   };
   const ints: Record<string, [keyof ChaosOptions, number, number]> = {
     '--duration-s': ['durationS', 1, 86_400],
-    '--nodes': ['nodes', 3, 5],
+    '--nodes': ['nodes', 3, 7],
     '--clients': ['clients', 1, 64],
     '--seed': ['seed', 0, 2 ** 31],
     '--keys': ['keys', 1, 100],
@@ -159,6 +171,7 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
       | 'powerLoss'
       | 'diskErrors'
       | 'everyFaultFirst'
+      | 'restartFaulted'
     > = {
       '--keep': 'keep',
       '--reuse-name': 'reuseName',
@@ -169,6 +182,7 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
       '--power-loss': 'powerLoss',
       '--disk-errors': 'diskErrors',
       '--every-fault-first': 'everyFaultFirst',
+      '--restart-faulted': 'restartFaulted',
     };
     const on = Object.hasOwn(flags, arg) ? flags[arg] : undefined;
     if (on !== undefined) {

@@ -12,6 +12,9 @@ describe('chaos options', () => {
     expect(DEFAULT_OPTIONS.loseVolumes).toBe(false);
     expect(parseOptions(['--every-fault-first'])).toMatchObject({ everyFaultFirst: true });
     expect(DEFAULT_OPTIONS.everyFaultFirst).toBe(false);
+    expect(parseOptions(['--restart-faulted'])).toMatchObject({ restartFaulted: true });
+    expect(DEFAULT_OPTIONS.restartFaulted).toBe(false);
+    expect(parseOptions(['--nodes', '7'])).toMatchObject({ nodes: 7 });
     expect(parseOptions(['--help'])).toBe('help');
   });
 
@@ -20,7 +23,8 @@ describe('chaos options', () => {
       ['--lose-volume'],
       ['toString'],
       ['constructor', '5'],
-      ['--nodes', '6'],
+      ['--nodes', '8'],
+      ['--nodes', '2'],
       ['--value-bytes', '1000001'],
     ]) {
       expect(() => parseOptions(bad), bad.join(' ')).toThrow(/chaos: /);
