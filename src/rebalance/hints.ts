@@ -2,7 +2,7 @@
 
 import { type Logger, LogThrottle } from '../observability/index.ts';
 import type { Replicas, WireEntry } from '../replica/index.ts';
-import type { HintStore } from '../storage/index.ts';
+import type { Hint, HintStore } from '../storage/index.ts';
 import type { RebalanceMetrics } from './metrics.ts';
 import { BatchSizes, transferTimeoutMs } from './transfer.ts';
 
@@ -36,6 +36,10 @@ const MIN_BATCH_BYTES = 16 * 1024;
  * time (so at most one batch at a time queues ahead of its live traffic), each request given
  * time for its bytes (FLOOR_RATE). A member's batch halves after a request that took too long
  * (down to one hint) and doubles back after one that did not.
+ *
+ * A delivered hint whose removal this node's store refuses (its disk full) is not sent again:
+ * the pass goes on with the hints after it, and later passes remove those delivered first (see
+ * #deliveredUpTo).
  */
 export class Hints {
   readonly #o: HintsOptions;
@@ -48,6 +52,16 @@ export class Hints {
   /** Hints this node's store refused: logged at most once in 10 s, with the count since. */
   readonly #refusals = new LogThrottle(10_000);
   #refusedSince = 0;
+  /**
+   * Per target, the id of the last hint delivered (or dropped, the target gone) whose removal the
+   * store refused: every hint of that target up to it was delivered, and new ones come after it
+   * (ids grow). Passes remove those first, with no request, and deliver only what follows. Before,
+   * a pass stopped at the refused removal, and every pass sent the same first batch (256 hints,
+   * up to 4 MiB) again for as long as the disk stayed full, and never the hints after it.
+   */
+  readonly #deliveredUpTo = new Map<string, Buffer>();
+  /** Removals the store refused: logged at most once in 10 s, with the count since. */
+  readonly #unremoved = new LogThrottle(10_000);
 
   constructor(opts: HintsOptions) {
     this.#o = opts;
@@ -106,6 +120,8 @@ export class Hints {
       await this.#flushing;
       const targets = this.#o.store.targets();
       this.#batchBytes.retain(targets);
+      for (const t of this.#deliveredUpTo.keys())
+        if (!targets.includes(t)) this.#deliveredUpTo.delete(t);
       const counts = await Promise.all(targets.map((t) => this.#deliverTo(t)));
       for (const n of counts) delivered += n;
     } finally {
@@ -117,13 +133,14 @@ export class Hints {
   async #deliverTo(target: string): Promise<number> {
     const { store, metrics } = this.#o;
     let delivered = 0;
+    let after = await this.#removeDelivered(target);
     for (;;) {
       const limit = this.#batchBytes.limit(target);
-      const hints = store.list(target, DELIVERY_BATCH, limit);
+      const hints = store.list(target, DELIVERY_BATCH, limit, after);
       if (hints.length === 0) return delivered;
       if (!this.#o.isMember(target)) {
-        if (!(await this.#removed(target, hints))) return delivered;
         metrics.hintsDropped.labels('left').inc(hints.length);
+        after = await this.#done(target, hints);
         continue;
       }
       if (!this.#o.isUp(target)) return delivered;
@@ -141,22 +158,54 @@ export class Hints {
         return delivered;
       }
       this.#batchBytes.succeeded(target, limit);
-      if (!(await this.#removed(target, hints))) return delivered;
       metrics.hintsDelivered.inc(hints.length);
       delivered += hints.length;
+      after = await this.#done(target, hints);
     }
   }
 
   /**
-   * Removes delivered (or dropped) hints; false when the store refused (a full disk): they stay,
-   * and are delivered again at a later pass (the replica keeps the newer of two copies).
+   * Removes hints delivered (or dropped); when the store refuses (a full disk), they stay, and
+   * #deliveredUpTo says they were: returns the id to go on after (null when they were removed).
    */
-  async #removed(target: string, hints: Parameters<HintStore['remove']>[0]): Promise<boolean> {
+  async #done(target: string, hints: readonly Hint[]): Promise<Buffer | null> {
+    if (await this.#removed(target, hints)) return this.#deliveredUpTo.get(target) ?? null;
+    const last = hints[hints.length - 1]!.id;
+    this.#deliveredUpTo.set(target, last);
+    return last;
+  }
+
+  /**
+   * Removes the hints of `target` delivered before whose removal the store refused; returns the
+   * id to list after: null once they are gone, the last of them while the store still refuses.
+   */
+  async #removeDelivered(target: string): Promise<Buffer | null> {
+    const upTo = this.#deliveredUpTo.get(target);
+    if (upTo === undefined) return null;
+    for (;;) {
+      const hints = this.#o.store
+        .list(target, DELIVERY_BATCH, DELIVERY_BATCH_BYTES)
+        .filter((h) => Buffer.compare(h.id, upTo) <= 0);
+      if (hints.length === 0) break;
+      if (!(await this.#removed(target, hints))) return upTo;
+    }
+    this.#deliveredUpTo.delete(target);
+    return null;
+  }
+
+  /** Removes hints; false when the store refused (logged at most once in 10 s). */
+  async #removed(target: string, hints: readonly Hint[]): Promise<boolean> {
     try {
       await this.#o.store.remove(hints);
       return true;
     } catch (err) {
-      this.#o.logger.warn({ target, err, hints: hints.length }, 'delivered hints not removed');
+      const skipped = this.#unremoved.take();
+      if (skipped >= 0) {
+        this.#o.logger.warn(
+          { target, err, hints: hints.length, refusedBefore: skipped },
+          'delivered hints not removed',
+        );
+      }
       return false;
     }
   }

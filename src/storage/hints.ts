@@ -147,15 +147,23 @@ export class HintStore {
   }
 
   /**
-   * Up to `limit` hints for `target`, oldest first, and no more than `maxBytes` of them (stored
-   * bytes) past the first: a delivery of large values reads only what it sends.
+   * Up to `limit` hints for `target`, oldest first (after the hint whose id is `after`, when
+   * given), and no more than `maxBytes` of them (stored bytes) past the first: a delivery of
+   * large values reads only what it sends.
    */
-  list(target: string, limit: number, maxBytes = Number.POSITIVE_INFINITY): Hint[] {
+  list(
+    target: string,
+    limit: number,
+    maxBytes = Number.POSITIVE_INFINITY,
+    after: Buffer | null = null,
+  ): Hint[] {
     const prefix = Buffer.concat([Buffer.from(target, 'utf8'), Buffer.from([0])]);
     const end = Buffer.concat([Buffer.from(target, 'utf8'), Buffer.from([1])]);
+    // The smallest id above `after` is `after` and a 0 byte.
+    const start = after === null ? prefix : Buffer.concat([after, Buffer.from([0])]);
     const out: Hint[] = [];
     let bytes = 0;
-    for (const { key, value } of this.#db.getRange({ start: prefix, end, limit })) {
+    for (const { key, value } of this.#db.getRange({ start, end, limit })) {
       // Stopped here, not after reading `limit` hints of any size and dropping the rest.
       if (out.length > 0 && bytes + value.length > maxBytes) break;
       bytes += value.length;
