@@ -47,6 +47,12 @@ export interface RingKeeperOptions {
   readonly cleanupDelayMs: number;
   /** Whether this node stores any record (see Topology.markHolding); absent: never asked. */
   readonly holdsData?: () => boolean;
+  /**
+   * Whether the member source has listed a member since the start (Membership.sourceListed):
+   * until it has, the member list is this node alone and sets no target (Topology.update).
+   * Absent: always.
+   */
+  readonly listed?: () => boolean;
 }
 
 /**
@@ -92,7 +98,7 @@ export class RingKeeper {
           this.#o.logger.info({ epoch: topo.settledRing.epoch }, 'settled ring holds data');
           void this.save();
         }
-        const c = topo.update(this.#o.members());
+        const c = topo.update(this.#o.members(), this.#o.listed?.() ?? true);
         this.#report(c);
         if (c.settledChanged) void this.save();
         if ((c.settled || c.adopted) && !topo.moving) this.#cleanup();

@@ -230,8 +230,15 @@ export class Topology {
    * owners out, and decommissioned ones); set the target from the members not leaving (inRing);
    * settle the target when every target member finished the transfer to it and no settled
    * holder is still handing its data off.
+   *
+   * `listed` false (the member source has listed nobody since the process started: its DNS
+   * failing) keeps the target as it is: the member list then holds this node alone, which says
+   * nothing of the others. Taken as the target, it made a node restarted on its data directory
+   * while its DNS server failed move its data to a ring of itself alone and settle that ring at
+   * an epoch above the cluster's, which every member then adopted (chaos seed 29004: reads
+   * through it answered values overwritten while it was down).
    */
-  update(members: readonly MemberView[]): RingChanges {
+  update(members: readonly MemberView[], listed = true): RingChanges {
     const before = this.#record;
     for (const m of members) {
       if (!m.self && m.hello) this.#seenEpoch = Math.max(this.#seenEpoch, m.hello.settled.epoch);
@@ -240,7 +247,7 @@ export class Topology {
     const { replaced, recorded } = this.#checkIncarnations(members);
     const handedOff = this.#checkHandOffs(members);
     const names = members.filter(inRing).map((m) => m.name);
-    const targetChanged = names.length > 0 && this.#setMembers(names);
+    const targetChanged = listed && names.length > 0 && this.#setMembers(names);
     const settled = this.#trySettle(members);
     return {
       adopted,

@@ -480,6 +480,7 @@ export async function startCluster(
       const s = storage.stats();
       return s.liveKeys + s.tombstones > 0;
     },
+    listed: () => membership.sourceListed(),
   });
   const update = () => rings.update();
   membership.on('change', update);
