@@ -45,6 +45,24 @@ describe('Topology: settling', () => {
   });
 });
 
+describe('Topology: a member list the source has not given yet', () => {
+  it('sets no target from a list of this node alone until the source has listed members', () => {
+    const names = ['a', 'b', 'c'];
+    const t = new Topology(names, settledRing(6, names, incs(names)), RF);
+    const alone = [view('c', t, { self: true, rebalanced: t.transferId })];
+    // Before, this list made the target a ring of c alone, which then settled at epoch 7.
+    const c = t.update(alone, false);
+    expect(c.targetChanged).toBe(false);
+    expect(c.settled).toBe(false);
+    expect(t.moving).toBe(false);
+    expect(t.target.members).toEqual(names);
+    expect(t.settledRing.epoch).toBe(6);
+    // Once listed, the list is the target (here: the others left).
+    expect(t.update(alone).targetChanged).toBe(true);
+    expect(t.target.members).toEqual(['c']);
+  });
+});
+
 describe('Topology: at rest (when tombstones may be collected)', () => {
   const names = ['a', 'b', 'c', 'd'];
   const settledAll = () => {
