@@ -43,6 +43,7 @@ export async function reconcile(
       return await hold(ctx, ref, obj.status, 'Paused', 'spec.paused is true', generation);
     return await reconcileCluster(ctx, { ...ref, generation, spec: parsed.spec }, obj.status);
   } catch (err) {
+    if (err instanceof LiveError) throw err.cause;
     if (!(err instanceof DeletedError) && !(await deletedMeanwhile(ctx, ref))) throw err;
     // Its status (NotFound), or an owned object in its namespace as that goes, failed because
     // the KVCluster went: the normal end of its last reconcile, neither logged as a failure nor
@@ -57,6 +58,18 @@ export async function reconcile(
 
 /** A reconcile failed because its KVCluster was deleted meanwhile (nothing to report). */
 class DeletedError extends Error {}
+
+/**
+ * A reconcile failed while its KVCluster was there (read once, when the failure was met, to
+ * decide whether to report it): `cause` is rethrown as it was, without reading it again (both
+ * checks read it before, so every failed reconcile read it twice). A failure of the report
+ * itself goes through the second check: the KVCluster may have gone between the two.
+ */
+class LiveError extends Error {
+  constructor(cause: unknown) {
+    super(errorMessage(cause), { cause });
+  }
+}
 
 /**
  * Whether the KVCluster is gone (deleted, or made again under its name: another uid) or being
@@ -211,7 +224,7 @@ async function reconcileCluster(
       const reason = err instanceof HeldError ? err.reason : undefined;
       await reportApplyError(ctx, c, previous, errorMessage(err), reason);
     }
-    throw err;
+    throw new LiveError(err);
   }
   await ensureStatus(ctx, c, previous, status);
   await recordBlockers(ctx, c, observed.pods);
