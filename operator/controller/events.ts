@@ -76,13 +76,24 @@ export const REMEMBERED_EVENTS = 4096;
  */
 export const REPEAT_WRITE_MS = 10_000;
 
-/** An Event created by this recorder: its name, how many times it was recorded, when last written. */
+/** An Event created by this recorder and what of it is written. */
 interface Recorded {
-  readonly name: string;
+  readonly type: EventType;
+  readonly reason: string;
+  readonly message: string;
+  /** Its name; another once it is made again (its Event gone). */
+  name: string;
+  /** Times recorded on it, written or not. */
   count: number;
+  /** The count last written, and when. */
+  written: number;
   writtenAtMs: number;
+  /** When the first repeat not written yet was recorded. */
+  unwrittenSince: Date | undefined;
   /** The write of repeats counted since the last one, when it waits for REPEAT_WRITE_MS. */
   flush?: NodeJS.Timeout | undefined;
+  /** Writes of this Event, one at a time (a count, or the Event made again). */
+  writing: Promise<void>;
 }
 
 export function createEventRecorder(
@@ -98,39 +109,71 @@ export function createEventRecorder(
     recorded.set(key, r);
     if (recorded.size > REMEMBERED_EVENTS) recorded.delete(recorded.keys().next().value!);
   };
-  /** Writes `r`'s count; false when its Event is gone (expired after --event-ttl, or deleted). */
-  const write = async (target: EventTarget, r: Recorded, at: Date): Promise<boolean> => {
+  /**
+   * Makes `r`'s Event again, gone (expired after --event-ttl, or deleted): a new Event holds the
+   * repeats its last write did not, from the first of them (client-go's recorder makes the
+   * Event again too). Before, a count written by the timer was dropped on a 404, and with it the
+   * repeats it held: the cause seemed to have stopped until it was recorded once more.
+   */
+  const recreate = async (target: EventTarget, r: Recorded, total: number, at: Date) => {
+    const count = total - r.written;
+    const body = buildEvent(target, r.type, r.reason, r.message, r.unwrittenSince ?? at, instance);
+    await kube.core.createNamespacedEvent({
+      namespace: target.namespace,
+      body: { ...body, count, lastTimestamp: at },
+    });
+    // Repeats recorded while it was made stay counted, on the new Event.
+    Object.assign(r, {
+      name: body.metadata?.name ?? '',
+      count: r.count - r.written,
+      written: count,
+    });
+  };
+  /** Writes `r`'s count not written yet (made again when its Event is gone). */
+  const writeNow = async (target: EventTarget, r: Recorded, at: Date): Promise<void> => {
+    const count = r.count;
+    if (count === r.written) return;
     try {
       await kube.core.patchNamespacedEvent(
         {
           name: r.name,
           namespace: target.namespace,
-          body: { count: r.count, lastTimestamp: at.toISOString() },
+          body: { count, lastTimestamp: at.toISOString() },
         },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       );
-      r.writtenAtMs = at.getTime();
-      return true;
+      r.written = count;
     } catch (err) {
-      if (statusCode(err) === 404) return false;
-      throw err;
+      if (statusCode(err) !== 404) throw err;
+      await recreate(target, r, count, at);
     }
+    r.writtenAtMs = at.getTime();
+    r.unwrittenSince = r.count > r.written ? at : undefined;
+  };
+  const write = (target: EventTarget, r: Recorded, at: () => Date): Promise<void> => {
+    const next = r.writing.then(() => writeNow(target, r, at()));
+    r.writing = next.catch(() => {});
+    return next;
   };
   /**
    * Counts one more of `r`, written at once when the last write is REPEAT_WRITE_MS old, else by
-   * a timer then (so a repeat is never lost, only late); false when its Event is gone.
+   * a timer then (so a repeat is never lost, only late).
    */
-  const repeat = async (target: EventTarget, r: Recorded, at: Date): Promise<boolean> => {
+  const repeat = async (target: EventTarget, r: Recorded, at: Date): Promise<void> => {
     r.count += 1;
+    r.unwrittenSince ??= at;
     const wait = r.writtenAtMs + REPEAT_WRITE_MS - at.getTime();
-    if (wait <= 0) return write(target, r, at);
+    if (wait <= 0) {
+      clearTimeout(r.flush);
+      r.flush = undefined;
+      return write(target, r, () => at);
+    }
     r.flush ??= setTimeout(() => {
       r.flush = undefined;
-      write(target, r, now()).catch((err: unknown) =>
+      write(target, r, now).catch((err: unknown) =>
         logger.warn({ cluster: target.name, err: errorMessage(err) }, 'event count not recorded'),
       );
     }, wait).unref();
-    return true;
   };
   const record = async (target: EventTarget, type: EventType, reason: string, message: string) => {
     const at = now();
@@ -138,12 +181,23 @@ export function createEventRecorder(
     const key = JSON.stringify([target.namespace, target.uid, type, reason, body.message]);
     try {
       const before = recorded.get(key);
-      if (before && (await repeat(target, before, at))) {
+      if (before) {
         remember(key, before);
+        await repeat(target, before, at);
         return;
       }
       await kube.core.createNamespacedEvent({ namespace: target.namespace, body });
-      remember(key, { name: body.metadata?.name ?? '', count: 1, writtenAtMs: at.getTime() });
+      remember(key, {
+        type,
+        reason,
+        message: body.message ?? '',
+        name: body.metadata?.name ?? '',
+        count: 1,
+        written: 1,
+        writtenAtMs: at.getTime(),
+        unwrittenSince: undefined,
+        writing: Promise.resolve(),
+      });
     } catch (err) {
       logger.warn({ cluster: target.name, reason, err: errorMessage(err) }, 'event not recorded');
     }

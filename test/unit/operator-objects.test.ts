@@ -1,5 +1,6 @@
 // Operator owned objects: StatefulSet, Services, ConfigMap, PDB, ServiceMonitor; pod URLs; options.
 
+import { ApiException } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { parseKVCluster } from '../../operator/api/v1alpha1/index.ts';
@@ -373,6 +374,61 @@ describe('Events', () => {
       await events.record(kv, 'Warning', 'Unschedulable', 'kv-0 cannot start');
       await events.record(kv, 'Normal', 'Unschedulable', 'kv-0 cannot start');
       expect(calls.slice(3)).toEqual(['patch 4', 'create 1']);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('put the repeats counted for an Event that is gone (expired, deleted) into a new one', async () => {
+    vi.useFakeTimers({ now: 0 });
+    try {
+      const calls: string[] = [];
+      const gone = new Set<string>();
+      const core = {
+        createNamespacedEvent: async (r: {
+          body: { metadata: { name: string }; count: number; firstTimestamp: Date };
+        }) => {
+          const first = new Date(r.body.firstTimestamp).getTime() / 1000;
+          calls.push(`create ${r.body.count} from ${first} s`);
+        },
+        patchNamespacedEvent: async (r: { name: string; body: { count: number } }) => {
+          if (gone.has(r.name)) {
+            calls.push(`patch ${r.body.count}: 404`);
+            throw new ApiException(404, 'NotFound', '{"reason":"NotFound"}', {});
+          }
+          calls.push(`patch ${r.body.count}`);
+        },
+      };
+      const names: string[] = [];
+      const create = core.createNamespacedEvent;
+      core.createNamespacedEvent = async (r) => {
+        names.push(r.body.metadata.name);
+        await create(r);
+      };
+      const kube = { core } as unknown as Kube;
+      const events = createEventRecorder(kube, 'op-1', pino({ level: 'silent' }));
+      const kv = { name: 'kv', namespace: 'prod', uid: 'u-1' };
+      const again = () => events.record(kv, 'Warning', 'Unschedulable', 'kv-0 cannot start');
+      await again();
+      await vi.advanceTimersByTimeAsync(2000);
+      await again();
+      await vi.advanceTimersByTimeAsync(2000);
+      await again();
+      // Deleted by hand before the timer writes its two repeats: they go into a new Event.
+      gone.add(names[0]!);
+      await vi.advanceTimersByTimeAsync(6000);
+      expect(calls).toEqual(['create 1 from 0 s', 'patch 3: 404', 'create 2 from 2 s']);
+      // Counted on the new Event from then on.
+      await vi.advanceTimersByTimeAsync(2000);
+      await again();
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(calls.slice(3)).toEqual(['patch 3']);
+      // Expired while the cause was quiet: a repeat written at once makes it again too.
+      gone.add(names[1]!);
+      await vi.advanceTimersByTimeAsync(60_000);
+      await again();
+      expect(calls.slice(4)).toEqual(['patch 4: 404', 'create 1 from 82 s']);
+      expect(new Set(names).size).toBe(3);
     } finally {
       vi.useRealTimers();
     }
