@@ -153,6 +153,67 @@ export async function claimBlockers(
   return found;
 }
 
+/**
+ * The StatefulSet controller's Event of one pod's creation (reason SuccessfulCreate or
+ * FailedCreate), its aggregator's prefix allowed: `Create Pod kv-1 in StatefulSet kv failed
+ * error: pods "kv-1" is forbidden: exceeded quota: ...` (a claim it could not make is said here
+ * too, besides the claim's own Event). `create` in earlier Kubernetes, `Create` in later ones.
+ */
+const CREATE_EVENT =
+  /^(?:\(combined from similar events\): )?[Cc]reate Pod (\S+) in StatefulSet \S+ (?:successful|failed error: ([\s\S]*))$/;
+
+/**
+ * Why each of `missing` (pods the StatefulSet keeps but that do not exist) was never made, from
+ * the StatefulSet's Events (pure): a pod whose latest creation Event is a FailedCreate (a
+ * ResourceQuota exceeded, a PodSecurity or admission webhook refusal, a claim that could not be
+ * made). One whose latest is a SuccessfulCreate (made, and gone since: deleted, evicted, not made
+ * again yet) or that has none is left out; so is a tie, which cannot say which came last. The
+ * controller retries with a back-off of up to 1,000 s, so a FailedCreate's age says nothing.
+ */
+export function createBlockers(
+  statefulSet: string,
+  events: readonly CoreV1Event[],
+  missing: readonly string[],
+): Map<string, Blocker> {
+  const latest = new Map<string, { atMs: number; error: string | undefined }>();
+  for (const e of events) {
+    const m = CREATE_EVENT.exec(e.message ?? '');
+    if (!m) continue;
+    const [, pod = '', error] = m;
+    const atMs = timeOf(e);
+    const seen = latest.get(pod);
+    // On a tie the success wins: a pod made is not reported.
+    if (seen && (seen.atMs > atMs || (seen.atMs === atMs && seen.error === undefined))) continue;
+    latest.set(pod, { atMs, error });
+  }
+  const found = new Map<string, Blocker>();
+  for (const pod of missing) {
+    const error = latest.get(pod)?.error;
+    if (error === undefined) continue;
+    found.set(pod, {
+      object: `statefulset ${statefulSet}`,
+      reason: 'FailedCreate',
+      message: oneLine(error),
+    });
+  }
+  return found;
+}
+
+/** The StatefulSet's Events, read only when a pod it keeps is missing; why each was not made. */
+export async function missingPodBlockers(
+  ctx: ControllerContext,
+  namespace: string,
+  statefulSet: string,
+  missing: readonly string[],
+): Promise<Map<string, Blocker>> {
+  if (!missing.length) return new Map();
+  const events = await ctx.kube.core.listNamespacedEvent({
+    namespace,
+    fieldSelector: `involvedObject.kind=StatefulSet,involvedObject.name=${statefulSet}`,
+  });
+  return createBlockers(statefulSet, events.items, missing);
+}
+
 /** The pods blocked long enough to report (BLOCKER_AFTER_MS), each with its cause. */
 export function reportedBlockers(
   pods: readonly PodCause[],

@@ -1,9 +1,9 @@
 // Reads what a reconcile decides from: the StatefulSet, its pods, and each started node's own view.
 
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
-import { type Blocker, claimBlockers, podBlocker } from './blockers.ts';
+import { type Blocker, claimBlockers, missingPodBlockers, podBlocker } from './blockers.ts';
 import type { ControllerContext } from './context.ts';
-import { type Cluster, namesOf, ordinalOf, selectorString } from './names.ts';
+import { type Cluster, namesOf, ordinalOf, podName, selectorString } from './names.ts';
 import type { ClusterView, PodAddress } from './node-admin.ts';
 import { readStatefulSet } from './statefulset.ts';
 import { listClaims } from './volumes.ts';
@@ -39,6 +39,17 @@ export interface PodView {
   readonly blocker?: Blocker;
 }
 
+/** A pod the StatefulSet keeps that was never made, and why (the StatefulSet's FailedCreate). */
+export interface UnmadePod {
+  readonly name: string;
+  readonly blocker: Blocker;
+}
+
+/** Unmade pods as the blocker reports take pods: not ready, and old enough to report at once. */
+export function unmadeCauses(unmade: readonly UnmadePod[] | undefined) {
+  return (unmade ?? []).map((u) => ({ ...u, ready: false, createdAtMs: 0 }));
+}
+
 export type NodeView =
   | { readonly reachable: true; readonly view: ClusterView }
   | { readonly reachable: false; readonly error: string };
@@ -49,6 +60,11 @@ export interface Observed {
   readonly pods: readonly PodView[];
   /** GET /admin/cluster of each started pod. */
   readonly nodes: ReadonlyMap<string, NodeView>;
+  /**
+   * Pods the StatefulSet keeps that do not exist because their creation was refused (a
+   * ResourceQuota, PodSecurity, an admission webhook): only those with a FailedCreate.
+   */
+  readonly unmade?: readonly UnmadePod[];
 }
 
 export function podView(cluster: string, pod: V1Pod): PodView | null {
@@ -149,9 +165,32 @@ async function nodeView(ctx: ControllerContext, c: Cluster, pod: PodView): Promi
   }
 }
 
+/**
+ * The pods `sts` keeps that are not there and were refused (pods that exist but cannot start say
+ * so themselves; one never made leaves only the StatefulSet controller's Event). Before, a
+ * cluster whose pods a ResourceQuota refused said `1/3 pods created` and nothing more.
+ */
+async function unmadePods(
+  ctx: ControllerContext,
+  c: Cluster,
+  sts: V1StatefulSet | null,
+  pods: readonly PodView[],
+): Promise<UnmadePod[]> {
+  if (!sts || sts.metadata?.deletionTimestamp) return [];
+  const kept = Array.from({ length: sts.spec?.replicas ?? 0 }, (_, i) => podName(c.name, i));
+  const missing = kept.filter((name) => !pods.some((p) => p.name === name));
+  const name = sts.metadata?.name ?? namesOf(c.name).statefulSet;
+  const found = await missingPodBlockers(ctx, c.namespace, name, missing);
+  return [...found].map(([pod, blocker]) => ({ name: pod, blocker }));
+}
+
 export async function observe(ctx: ControllerContext, c: Cluster): Promise<Observed> {
   const [sts, pods] = await Promise.all([readStatefulSet(ctx, c), listPods(ctx, c)]);
   const started = pods.filter((p) => p.started && !p.terminating);
-  const views = await Promise.all(started.map((p) => nodeView(ctx, c, p)));
-  return { sts, pods, nodes: new Map(started.map((p, i) => [p.name, views[i]!])) };
+  const [views, unmade] = await Promise.all([
+    Promise.all(started.map((p) => nodeView(ctx, c, p))),
+    unmadePods(ctx, c, sts, pods),
+  ]);
+  const nodes = new Map(started.map((p, i) => [p.name, views[i]!]));
+  return { sts, pods, nodes, ...(unmade.length ? { unmade } : {}) };
 }

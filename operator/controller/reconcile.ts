@@ -10,7 +10,7 @@ import { ensureConfigMap, ensureRevisionConfigMaps } from './configmap.ts';
 import { type ControllerContext, HeldError } from './context.ts';
 import type { Cluster, KVClusterObject } from './names.ts';
 import { podName, SECRET_HASH_ANNOTATION, selectorString } from './names.ts';
-import { type Observed, observe } from './observe.ts';
+import { type Observed, observe, unmadeCauses } from './observe.ts';
 import { ensurePdb } from './pdb.ts';
 import { type ClusterPlan, currentReplicas, planCluster } from './plan.ts';
 import { ensureRecommission, planRecommission } from './recommission.ts';
@@ -227,7 +227,7 @@ async function reconcileCluster(
     throw new LiveError(err);
   }
   await ensureStatus(ctx, c, previous, status);
-  await recordBlockers(ctx, c, observed.pods);
+  await recordBlockers(ctx, c, [...observed.pods, ...unmadeCauses(observed.unmade)]);
   return { requeueAfterMs: requeueDelay(ctx, status) };
 }
 

@@ -15,7 +15,7 @@ import {
 import { blockedProgress, blockedText } from './blockers.ts';
 import type { ControllerContext } from './context.ts';
 import { canonicalJson } from './names.ts';
-import type { Observed, PodView } from './observe.ts';
+import { type Observed, type PodView, unmadeCauses } from './observe.ts';
 import { progressText, rebalanceProgress, transferFields } from './progress.ts';
 import type { Health, RolloutPlan } from './rollout.ts';
 import type { ScalePlan } from './scale.ts';
@@ -122,7 +122,11 @@ function progressing(s: StatusInput): Cond {
   }
   const stsReplicas = counts(s.observed).replicas;
   if (step.kind === 'up' || stsReplicas < s.spec.replicas) {
-    return cond('Progressing', true, 'ScalingUp', `${stsReplicas}/${s.spec.replicas} pods created`);
+    const created = `${stsReplicas}/${s.spec.replicas} pods created`;
+    // Pods whose creation is refused: nothing moves until the refusal's cause goes (Blocked).
+    const refused = blockedText(unmadeCauses(s.observed.unmade), s.now);
+    if (refused) return cond('Progressing', false, 'FailedCreate', `${created}${refused}`);
+    return cond('Progressing', true, 'ScalingUp', created);
   }
   if (s.rollout.rolling) {
     const why = s.rollout.waiting ? `; waiting: ${s.rollout.waiting}` : '';
@@ -184,6 +188,12 @@ function degraded(s: StatusInput, prog: Cond): Cond {
     const names = stuck.map((p) => (p.lostReady ? `${p.name} (was running)` : p.name));
     const why = blockedText(stuck, s.now);
     return cond('Degraded', true, 'PodsNotReady', `not ready: ${names.join(', ')}${why}`);
+  }
+  const unmade = s.observed.unmade ?? [];
+  if (unmade.length) {
+    const names = unmade.map((u) => u.name).join(', ');
+    const why = blockedText(unmadeCauses(unmade), s.now);
+    return cond('Degraded', true, 'PodsNotCreated', `not created: ${names}${why}`);
   }
   if (prog.reason === 'PodsStarting' && !startsPods(s.previous?.phase)) {
     const young = s.observed.pods.filter((p) => starting(p, s.now)).map((p) => p.name);
@@ -317,7 +327,7 @@ export function buildStatus(s: StatusInput): KVClusterStatus {
     ? `decommission ${d.member}: ${progressText(d)}`
     : r
       ? `rebalance: ${progressText(r)}`
-      : blockedProgress(s.observed.pods, s.now);
+      : blockedProgress([...s.observed.pods, ...unmadeCauses(s.observed.unmade)], s.now);
   return {
     observedGeneration: s.generation,
     phase: phaseOf(conds, ready, s.previous?.phase),

@@ -1779,6 +1779,97 @@ spec:
   });
 });
 
+describe('pods that are never made', { timeout: 180_000 }, () => {
+  it("say why too: a ResourceQuota refusing pods is the StatefulSet's FailedCreate in the conditions, the Progress column and a Warning Event; cleared once the quota allows them", async () => {
+    // A namespace of its own: its quota counts every pod in it.
+    const ns = 'kv-quota';
+    const quota = (pods: number) =>
+      k().kubectl(['apply', '-n', ns, '-f', '-'], {
+        input: `apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: pods}\nspec:\n  hard: {pods: "${pods}"}\n`,
+      });
+    const pv = (i: number) => `apiVersion: v1
+kind: PersistentVolume
+metadata: {name: kwok-pv-kvq-${i}}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: ${STORAGE_CLASS}
+  claimRef: {namespace: ${ns}, name: data-kvq-${i}}
+  hostPath: {path: /tmp/kwok-pv-kvq-${i}}
+---
+`;
+    const kvq = () => getJson<KVC>(k(), ['kvcluster', 'kvq', '-n', ns]);
+    try {
+      await k().kubectl(['create', 'namespace', ns]);
+      await k().kubectl(['apply', '-f', '-'], { input: [0, 1, 2].map(pv).join('') });
+      await quota(1);
+      const spec = `  replicas: 3\n  storage: {storageClassName: ${STORAGE_CLASS}}\n`;
+      await k().kubectl(['apply', '-n', ns, '-f', '-'], { input: kvcYaml('kvq', spec) });
+      const cause =
+        /kvq-1 cannot start: statefulset kvq FailedCreate: pods "kvq-1" is forbidden: exceeded quota: pods, requested: pods=1, used: pods=1, limited: pods=1/;
+      // Before, Progressing said `1/3 pods created` (ScalingUp) and the phase stayed Pending.
+      const o = await waitUntil('kvq says why kvq-1 is not made', async () => {
+        const s = await kvq();
+        return s && cause.test(condition(s, 'Progressing')?.message ?? '') ? s : undefined;
+      });
+      expect(condition(o, 'Progressing')).toMatchObject({
+        status: 'False',
+        reason: 'FailedCreate',
+      });
+      expect(condition(o, 'Progressing')?.message).toMatch(/^1\/3 pods created; /);
+      expect(condition(o, 'Degraded')).toMatchObject({ status: 'True', reason: 'PodsNotCreated' });
+      expect(condition(o, 'Degraded')?.message).toMatch(/^not created: kvq-1, kvq-2; /);
+      expect(o.status?.phase).toBe('Blocked');
+      expect(o.status?.progress).toBe('kvq-1 cannot start: statefulset kvq FailedCreate (+1 more)');
+      const warned = await waitUntil('FailedCreate Events on kvq', async () => {
+        const m = (
+          await k().kubectl([
+            'get',
+            'events',
+            '-n',
+            ns,
+            '--field-selector',
+            'involvedObject.kind=KVCluster,involvedObject.name=kvq,reason=FailedCreate',
+            '-o',
+            'jsonpath={range .items[*]}{.message}{"\\n"}{end}',
+          ])
+        )
+          .split('\n')
+          .filter((l) => l !== '')
+          .sort();
+        return m.length === 2 ? m : undefined;
+      });
+      expect(warned[0]).toMatch(cause);
+      expect(warned[1]).toMatch(
+        /^kvq-2 cannot start: statefulset kvq FailedCreate: pods "kvq-2" is forbidden/,
+      );
+      // The quota allows them: the pods are made, the cause is gone from the status.
+      await quota(3);
+      const up = await waitUntil(
+        'kvq Available',
+        async () => {
+          const s = await kvq();
+          return s?.status?.phase === 'Available' ? s : undefined;
+        },
+        120_000,
+      );
+      expect(up.status?.progress).toBeUndefined();
+      for (const c of up.status?.conditions ?? []) expect(c.message).not.toMatch(/cannot start/);
+    } finally {
+      await k().kubectl(['delete', 'namespace', ns, '--ignore-not-found', '--wait=true']);
+      await k().kubectl([
+        'delete',
+        'pv',
+        'kwok-pv-kvq-0',
+        'kwok-pv-kvq-1',
+        'kwok-pv-kvq-2',
+        '--ignore-not-found',
+      ]);
+    }
+  });
+});
+
 describe('a KVCluster deleted', { timeout: 180_000 }, () => {
   afterEach(() => {
     standIn.viewHook = null;

@@ -472,6 +472,41 @@ describe('buildStatus', () => {
     expect(reason(s, 'Progressing')).toBe('Stable');
   });
 
+  it('pods the StatefulSet could not make (a quota): Blocked, with the cause in the conditions and progress', () => {
+    const blocker = {
+      object: 'statefulset kv',
+      reason: 'FailedCreate',
+      message: 'pods "kv-1" is forbidden: exceeded quota: pods',
+    };
+    const observed = {
+      sts: sts(3, 0, { replicas: 1, readyReplicas: 1 }),
+      pods: [pod(0)],
+      nodes: healthyNodes(1),
+      unmade: [
+        { name: 'kv-1', blocker },
+        {
+          name: 'kv-2',
+          blocker: { ...blocker, message: 'pods "kv-2" is forbidden: exceeded quota: pods' },
+        },
+      ],
+    };
+    const s = buildStatus(input({ observed, previous: { phase: 'Scaling' } }));
+    expect(s.phase).toBe('Blocked');
+    const prog = s.conditions?.find((x) => x.type === 'Progressing');
+    expect(prog).toMatchObject({ status: 'False', reason: 'FailedCreate' });
+    expect(prog?.message).toBe(
+      '1/3 pods created; kv-1 cannot start: statefulset kv FailedCreate: pods "kv-1" is forbidden: exceeded quota: pods; kv-2 cannot start: statefulset kv FailedCreate: pods "kv-2" is forbidden: exceeded quota: pods',
+    );
+    expect(reason(s, 'Degraded')).toBe('PodsNotCreated');
+    expect(s.progress).toBe('kv-1 cannot start: statefulset kv FailedCreate (+1 more)');
+    // Without a refusal, the same counts are a scale-up under way.
+    const { unmade: _u, ...making } = observed;
+    const up = buildStatus(input({ observed: making, previous: { phase: 'Scaling' } }));
+    expect(up.phase).toBe('Scaling');
+    expect(reason(up, 'Progressing')).toBe('ScalingUp');
+    expect(up.progress).toBeUndefined();
+  });
+
   it('keeps the phase Upgrading while a pod restarts for its file system (FileSystemResize)', () => {
     const s = buildStatus(input({ fileSystemResize: 'restarting kv-2' }));
     expect(s.phase).toBe('Upgrading');

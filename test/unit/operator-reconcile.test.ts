@@ -32,7 +32,10 @@ function heldCluster(live: () => KVClusterObject | null) {
     applyStatus: async (_ref: unknown, status: unknown) => {
       statuses.push(status);
     },
-    core: { listNamespacedPod: async () => ({ items: [] }) },
+    core: {
+      listNamespacedPod: async () => ({ items: [] }),
+      listNamespacedEvent: async () => ({ items: [] }),
+    },
   } as unknown as Kube;
   const ctx: ControllerContext = {
     kube,
