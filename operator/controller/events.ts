@@ -76,11 +76,38 @@ export const REMEMBERED_EVENTS = 4096;
  */
 export const REPEAT_WRITE_MS = 10_000;
 
+/**
+ * Events of one object, type and reason that differ only in their message are combined once
+ * this many messages were seen within SIMILAR_WINDOW_MS of each other: the rest are counted on
+ * one Event whose message is the latest, prefixed `(combined from similar events): `, as
+ * client-go's EventAggregator does. The operator's own messages keep still while their cause
+ * stays, but what it passes on does not: the scheduler's `0/5 nodes are available: ...` counts
+ * nodes, a quota's refusal the pods in use, and each pod that cannot start is an Event of its
+ * own, so 50 unschedulable pods were 50 Events, each written every 10 s.
+ */
+export const SIMILAR_EVENTS = 10;
+export const SIMILAR_WINDOW_MS = 10 * 60_000;
+const COMBINED = '(combined from similar events): ';
+
+/** Messages seen of one object, type and reason, and when the last one was. */
+interface Similar {
+  readonly messages: Set<string>;
+  lastMs: number;
+}
+
+/** Sets `key` as the most recently used entry of `map`, dropping the least recent past `max`. */
+function touch<V>(map: Map<string, V>, key: string, value: V, max: number): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > max) map.delete(map.keys().next().value!);
+}
+
 /** An Event created by this recorder and what of it is written. */
 interface Recorded {
   readonly type: EventType;
   readonly reason: string;
-  readonly message: string;
+  /** Its message: the latest one, on an Event of combined messages. */
+  message: string;
   /** Its name; another once it is made again (its Event gone). */
   name: string;
   /** Times recorded on it, written or not. */
@@ -104,10 +131,20 @@ export function createEventRecorder(
 ): EventRecorder {
   // Least recently recorded first (a Map keeps insertion order; a repeat is moved to the end).
   const recorded = new Map<string, Recorded>();
-  const remember = (key: string, r: Recorded) => {
-    recorded.delete(key);
-    recorded.set(key, r);
-    if (recorded.size > REMEMBERED_EVENTS) recorded.delete(recorded.keys().next().value!);
+  const remember = (key: string, r: Recorded) => touch(recorded, key, r, REMEMBERED_EVENTS);
+  const similar = new Map<string, Similar>();
+  /** The message and key to record `message` under: its own, or its kind's combined Event. */
+  const aggregate = (kind: string, message: string, atMs: number) => {
+    const before = similar.get(kind);
+    const seen =
+      before && atMs - before.lastMs <= SIMILAR_WINDOW_MS
+        ? before
+        : { messages: new Set<string>(), lastMs: atMs };
+    seen.messages.add(message);
+    seen.lastMs = atMs;
+    touch(similar, kind, seen, REMEMBERED_EVENTS);
+    if (seen.messages.size < SIMILAR_EVENTS) return { message, key: `${kind}:${message}` };
+    return { message: `${COMBINED}${message}`.slice(0, 1024), key: `${kind}:combined` };
   };
   /**
    * Makes `r`'s Event again, gone (expired after --event-ttl, or deleted): a new Event holds the
@@ -138,7 +175,7 @@ export function createEventRecorder(
         {
           name: r.name,
           namespace: target.namespace,
-          body: { count, lastTimestamp: at.toISOString() },
+          body: { count, lastTimestamp: at.toISOString(), message: r.message },
         },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       );
@@ -175,14 +212,16 @@ export function createEventRecorder(
       );
     }, wait).unref();
   };
-  const record = async (target: EventTarget, type: EventType, reason: string, message: string) => {
+  const record = async (target: EventTarget, type: EventType, reason: string, said: string) => {
     const at = now();
+    const kind = JSON.stringify([target.namespace, target.uid, type, reason]);
+    const { message, key } = aggregate(kind, said.slice(0, 1024), at.getTime());
     const body = buildEvent(target, type, reason, message, at, instance);
-    const key = JSON.stringify([target.namespace, target.uid, type, reason, body.message]);
     try {
       const before = recorded.get(key);
       if (before) {
         remember(key, before);
+        before.message = body.message ?? '';
         await repeat(target, before, at);
         return;
       }

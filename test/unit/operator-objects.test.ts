@@ -434,6 +434,56 @@ describe('Events', () => {
     }
   });
 
+  it('combine similar Events (same object, type and reason) once 10 messages were seen within 10 minutes', async () => {
+    vi.useFakeTimers({ now: 0 });
+    try {
+      const created: string[] = [];
+      const patched: string[] = [];
+      const core = {
+        createNamespacedEvent: async (r: { body: { message: string; count: number } }) => {
+          created.push(r.body.message);
+        },
+        patchNamespacedEvent: async (r: { body: { message: string; count: number } }) => {
+          patched.push(`${r.body.count} ${r.body.message}`);
+        },
+      };
+      const events = createEventRecorder(
+        { core } as unknown as Kube,
+        'op',
+        pino({ level: 'silent' }),
+      );
+      const kv = { name: 'kv', namespace: 'prod', uid: 'u-1' };
+      // The scheduler's message counts nodes: a pod's cause reads differently as nodes come and go.
+      const unschedulable = (pod: number, nodes: number) =>
+        events.record(kv, 'Warning', 'Unschedulable', `kv-${pod} cannot start: 0/${nodes} nodes`);
+      for (let i = 0; i < 12; i++) {
+        await unschedulable(i, 5);
+        await vi.advanceTimersByTimeAsync(1000);
+      }
+      // Another reason, or another object, is not combined with them.
+      await events.record(kv, 'Warning', 'FailedCreate', 'kv-12 cannot start');
+      await events.record({ ...kv, uid: 'u-2' }, 'Warning', 'Unschedulable', 'kv-0 cannot start');
+      await vi.advanceTimersByTimeAsync(10_000);
+      const combined = '(combined from similar events): kv-';
+      expect(created).toEqual([
+        ...Array.from({ length: 9 }, (_, i) => `kv-${i} cannot start: 0/5 nodes`),
+        `${combined}9 cannot start: 0/5 nodes`,
+        'kv-12 cannot start',
+        'kv-0 cannot start',
+      ]);
+      // The 10th and later are counted on the combined Event, which shows the latest message.
+      expect(patched).toEqual([`3 ${combined}11 cannot start: 0/5 nodes`]);
+      // A message seen before is combined too while the window lasts; then each is its own again.
+      await unschedulable(0, 6);
+      await vi.advanceTimersByTimeAsync(10 * 60_000 + 1);
+      await unschedulable(0, 6);
+      expect(patched.slice(1)).toEqual([`4 ${combined}0 cannot start: 0/6 nodes`]);
+      expect(created.slice(12)).toEqual(['kv-0 cannot start: 0/6 nodes']);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('warn once per generation and reason, and keep one entry per KVCluster and reason', () => {
     const w = new Warnings();
     expect(w.first('u-1', 1, 'NoClusterSecret')).toBe(true);
