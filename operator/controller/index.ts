@@ -41,7 +41,11 @@ export { buildPdb } from './pdb.ts';
 export { type ClusterPlan, currentReplicas, planCluster } from './plan.ts';
 export { ensureRecommission, planRecommission } from './recommission.ts';
 export { reconcile } from './reconcile.ts';
-export { planResizeRestart, type ResizeRestartPlan } from './resize-restart.ts';
+export {
+  ensureResizeRestart,
+  planResizeRestart,
+  type ResizeRestartPlan,
+} from './resize-restart.ts';
 export { clusterHealth, type Health, planRollout, type RolloutPlan } from './rollout.ts';
 export { type LeavingState, planScale, type ScalePlan, type ScaleStep } from './scale.ts';
 export { buildServiceMonitor } from './servicemonitor.ts';

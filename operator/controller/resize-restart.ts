@@ -4,12 +4,13 @@
 // step: only between scales and rollouts, only while every pod is Ready and the cluster healthy
 // (the rollout's gate), and by eviction, so the PodDisruptionBudget also holds it back.
 
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { statusCode } from '../runtime/index.ts';
 import type { ControllerContext } from './context.ts';
 import type { Cluster } from './names.ts';
 import type { PodView } from './observe.ts';
 import type { Health } from './rollout.ts';
-import type { FileSystemPending } from './volumes.ts';
+import { type FileSystemPending, RESIZE_RESTARTED_ANNOTATION } from './volumes.ts';
 
 export type ResizeRestartPlan =
   | { readonly kind: 'none' }
@@ -20,6 +21,8 @@ export type ResizeRestartPlan =
       readonly claim: string;
       readonly uid: string;
       readonly left: number;
+      /** The wait it restarts for (the condition's lastTransitionTime, ms). */
+      readonly sinceMs: number;
     };
 
 export interface ResizeRestartInput {
@@ -38,11 +41,15 @@ export interface ResizeRestartInput {
 /**
  * The next pod to restart, or why it waits (pure). A pod created after its claim's condition
  * turned True was restarted already: the kubelet grows the file system when it mounts the
- * volume, and a second restart would not help (none: the claim's own wait is reported). The
- * highest ordinal goes first, as in a rollout.
+ * volume, and a second restart would not help (none: the claim's own wait is reported). So was
+ * the pod of a claim marked restarted for this wait: the two times compared come from two
+ * clocks (the condition's from whatever set it, the resizer on some node; the pod's from the
+ * apiserver), and a condition's clock ahead by more than a restart takes made the pod made again
+ * look older than the wait, so it was restarted again, and again until the clocks' gap was
+ * covered. The highest ordinal goes first, as in a rollout.
  */
 export function planResizeRestart(r: ResizeRestartInput): ResizeRestartPlan {
-  const since = new Map(r.pending.map((p) => [p.pod, p]));
+  const since = new Map(r.pending.filter((p) => !p.restarted).map((p) => [p.pod, p]));
   const due = r.pods
     .filter((p) => !p.terminating)
     .filter((p) => {
@@ -61,7 +68,8 @@ export function planResizeRestart(r: ResizeRestartInput): ResizeRestartPlan {
   if (down) return wait(`${down.name} is ${down.terminating ? 'terminating' : 'not ready'}`);
   if (!r.health.healthy)
     return wait(`the cluster is healthy (${r.health.problems[0] ?? 'data is moving'})`);
-  return { kind: 'restart', pod: next.name, claim, uid: next.uid ?? '', left: due.length };
+  const sinceMs = since.get(next.name)?.sinceMs ?? Number.NaN;
+  return { kind: 'restart', pod: next.name, claim, uid: next.uid ?? '', left: due.length, sinceMs };
 }
 
 /**
@@ -96,6 +104,9 @@ export async function ensureResizeRestart(
     if (code === 404 || code === 409) return `${what} once the pod is seen again`;
     throw err;
   }
+  // Marked once evicted (a refused eviction restarted nothing): should this fail, or the
+  // operator stop first, the pod made again is still known by its creation time.
+  await markRestarted(ctx, c, plan.claim, plan.sinceMs);
   const message =
     `restarting ${plan.pod} so that the file system of ${plan.claim} grows (the storage ` +
     'provider grows it only when the volume is mounted again); one pod at a time, each once ' +
@@ -106,4 +117,26 @@ export async function ensureResizeRestart(
   );
   await ctx.events.record(c, 'Normal', 'FileSystemResizeRestart', message);
   return message;
+}
+
+/** Marks `claim` restarted for the wait that began at `sinceMs` (RESIZE_RESTARTED_ANNOTATION). */
+async function markRestarted(
+  ctx: ControllerContext,
+  c: Cluster,
+  claim: string,
+  sinceMs: number,
+): Promise<void> {
+  const at = new Date(sinceMs).toISOString();
+  try {
+    await ctx.kube.core.patchNamespacedPersistentVolumeClaim(
+      {
+        name: claim,
+        namespace: c.namespace,
+        body: { metadata: { annotations: { [RESIZE_RESTARTED_ANNOTATION]: at } } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  } catch (err) {
+    if (statusCode(err) !== 404) throw err;
+  }
 }

@@ -65,7 +65,16 @@ export interface FileSystemPending {
   readonly claim: string;
   /** When the claim's FileSystemResizePending condition turned True (ms; NaN when unknown). */
   readonly sinceMs: number;
+  /** The operator restarted its pod for this very wait (RESIZE_RESTARTED_ANNOTATION). */
+  readonly restarted: boolean;
 }
+
+/**
+ * On a claim: the lastTransitionTime of the FileSystemResizePending condition its pod was
+ * restarted for (by eviction), so that the pod made again is not restarted for the same wait,
+ * whatever the clocks say (resize-restart.ts).
+ */
+export const RESIZE_RESTARTED_ANNOTATION = 'kvstore.dev/restarted-for-resize';
 
 const NOTHING: VolumesState = { recreating: false, pending: [], fileSystemPending: [] };
 
@@ -175,7 +184,9 @@ function fileSystemPendingOf(pvc: V1PersistentVolumeClaim): FileSystemPending | 
   if (!k) return null;
   const claim = pvc.metadata?.name ?? '';
   const since = k.lastTransitionTime ? new Date(k.lastTransitionTime).getTime() : Number.NaN;
-  return { pod: claim.slice('data-'.length), claim, sinceMs: since };
+  const mark = pvc.metadata?.annotations?.[RESIZE_RESTARTED_ANNOTATION];
+  const restarted = mark !== undefined && new Date(mark).getTime() === since;
+  return { pod: claim.slice('data-'.length), claim, sinceMs: since, restarted };
 }
 
 async function growClaim(

@@ -931,7 +931,12 @@ describe('volumes', () => {
 describe('planResizeRestart', () => {
   const healthy = { healthy: true, rebalancing: false, problems: [] };
   const since = NOW.getTime() - 1000;
-  const pending = (i: number) => ({ pod: `kv-${i}`, claim: `data-kv-${i}`, sinceMs: since });
+  const pending = (i: number) => ({
+    pod: `kv-${i}`,
+    claim: `data-kv-${i}`,
+    sinceMs: since,
+    restarted: false,
+  });
   const pods = [0, 1, 2].map((i) => pod(i, { uid: `u${i}` }));
   const expected = ['kv-0', 'kv-1', 'kv-2'];
 
@@ -943,7 +948,14 @@ describe('planResizeRestart', () => {
       health: healthy,
       settled: true,
     });
-    expect(plan).toEqual({ kind: 'restart', pod: 'kv-2', claim: 'data-kv-2', uid: 'u2', left: 2 });
+    expect(plan).toEqual({
+      kind: 'restart',
+      pod: 'kv-2',
+      claim: 'data-kv-2',
+      uid: 'u2',
+      left: 2,
+      sinceMs: since,
+    });
   });
 
   it('waits during a scale or rollout, for a pod down, for an unhealthy cluster', () => {
@@ -983,6 +995,11 @@ describe('planResizeRestart', () => {
     const unknown = { ...pending(2), sinceMs: Number.NaN };
     expect(
       planResizeRestart({ pending: [unknown], pods, expected, health: healthy, settled: true }),
+    ).toEqual({ kind: 'none' });
+    // Its claim marked restarted for this wait: not again, whatever the pod's creation time.
+    const marked = { ...pending(2), restarted: true };
+    expect(
+      planResizeRestart({ pending: [marked], pods, expected, health: healthy, settled: true }),
     ).toEqual({ kind: 'none' });
   });
 });
