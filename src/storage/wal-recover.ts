@@ -11,9 +11,8 @@ import {
   readFileSync,
   rmSync,
   statSync,
-  unlinkSync,
 } from 'node:fs';
-import { open, readFile, unlink } from 'node:fs/promises';
+import { open, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { KvError } from '../errors/index.ts';
 import { describeIoError } from './io-errors.ts';
@@ -191,25 +190,52 @@ function damageToCut(
 
 type Damage = NonNullable<LogScan['corrupt']>;
 
-/** Cuts the damaged segment at its damaged group and deletes the later ones, synced. */
+/**
+ * Cuts the damaged segment at its damaged group and deletes the later ones, in an order that a
+ * crash or a power cut anywhere in it leaves a log the next start cuts the same way (see
+ * cutOrder): the later segments from the last down to the second one after the damaged one,
+ * the directory synced after each; the damaged segment truncated and synced; then the segment
+ * right after it, whose first group names where the damaged one ended, deleted and synced last.
+ */
 function cutLog(dir: string, bad: Damage, segments: readonly number[]): void {
-  const fd = openSync(join(dir, segmentName(bad.segment)), 'r+');
-  try {
-    ftruncateSync(fd, bad.groupStart);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+  for (const step of cutOrder(bad, segments)) {
+    if (step === 'truncate') {
+      const fd = openSync(join(dir, segmentName(bad.segment)), 'r+');
+      try {
+        ftruncateSync(fd, bad.groupStart);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    } else {
+      rmSync(join(dir, segmentName(step)), { force: true });
+      syncDirSync(dir);
+    }
   }
-  for (const seq of segments.filter((n) => n > bad.segment)) {
-    unlinkSync(join(dir, segmentName(seq)));
-  }
-  syncDirSync(dir);
+}
+
+/**
+ * The steps of a cut: segment numbers to delete (each followed by a sync of the directory) and
+ * the truncation of the damaged one (with its sync). Every state a crash leaves between two steps
+ * is a chain of whole segments from the damaged one on (none deleted below one that is kept),
+ * whose seals still show the damage: the segment after the damaged one names its old end, past
+ * the cut (or the log's groups after the damage are there, untouched), so the next start finds
+ * the same damage and cuts again. Deleting the later segments first and in any order, or
+ * truncating the damaged segment before they were gone, let a crash leave a hole: a later
+ * segment whose seal names one that is gone is replayed as the log's continuation, with the
+ * records between lost and no damage reported.
+ */
+function cutOrder(bad: Damage, segments: readonly number[]): (number | 'truncate')[] {
+  const later = segments.filter((n) => n > bad.segment);
+  const [next, ...rest] = later;
+  return [...rest.reverse(), 'truncate', ...(next === undefined ? [] : [next])];
 }
 
 /**
  * cutLog in the thread pool (each call counted as disk work out, countDiskOp), so that a stop
  * signal ends a start whose disk hangs in the cut's syncs: rejects with `signal`'s reason then.
- * A cut stopped half-way is finished by the next start (the damage is still there to find).
+ * A cut stopped half-way is finished by the next start (the damage is still there to find: see
+ * cutOrder).
  */
 async function cutLogAsync(
   dir: string,
@@ -218,17 +244,20 @@ async function cutLogAsync(
   signal: AbortSignal,
 ): Promise<void> {
   const cut = async () => {
-    const file = await open(join(dir, segmentName(bad.segment)), 'r+');
-    try {
-      await file.truncate(bad.groupStart);
-      await file.sync();
-    } finally {
-      await file.close();
+    for (const step of cutOrder(bad, segments)) {
+      if (step === 'truncate') {
+        const file = await open(join(dir, segmentName(bad.segment)), 'r+');
+        try {
+          await file.truncate(bad.groupStart);
+          await file.sync();
+        } finally {
+          await file.close();
+        }
+      } else {
+        await rm(join(dir, segmentName(step)), { force: true });
+        await syncDirAsync(dir);
+      }
     }
-    for (const seq of segments.filter((n) => n > bad.segment)) {
-      await unlink(join(dir, segmentName(seq)));
-    }
-    await syncDirAsync(dir);
   };
   await untilAborted(countDiskOp(cut()), signal);
 }
