@@ -10,9 +10,8 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
-  statSync,
 } from 'node:fs';
-import { open, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { KvError } from '../errors/index.ts';
 import { describeIoError } from './io-errors.ts';
@@ -45,7 +44,11 @@ export const spareName = (seq: number) => `spare-${String(seq).padStart(16, '0')
 
 /** Segment and spare numbers in `dir`, ascending. */
 export function listLog(dir: string): { segments: number[]; spares: number[] } {
-  const names = readdirSync(dir);
+  return logNumbers(readdirSync(dir));
+}
+
+/** Segment and spare numbers among a log directory's `names`, ascending. */
+function logNumbers(names: readonly string[]): { segments: number[]; spares: number[] } {
   const numbers = (re: RegExp) =>
     names
       .map((name) => re.exec(name)?.[1])
@@ -71,6 +74,8 @@ export function scanDir(dir: string): LogScan & { segments: number[]; spares: nu
 export function recoverLog(dir: string, opts: { truncateCorrupt?: boolean } = {}): Recovered {
   mkdirSync(dir, { recursive: true });
   const scan = scanDir(dir);
+  for (const extra of scan.spares.slice(0, -1))
+    rmSync(join(dir, spareName(extra)), { force: true });
   const bad = damageToCut(dir, scan, opts);
   if (bad !== null) cutLog(dir, bad, scan.segments);
   const found = recovered(scan, bad);
@@ -86,10 +91,12 @@ export function recoverLog(dir: string, opts: { truncateCorrupt?: boolean } = {}
 }
 
 /**
- * recoverLog that reads the segments without blocking the event loop (one read each, so that a
- * signal handler runs meanwhile) and rejects with `signal`'s reason once it aborts, before the
- * log is changed in any way but a cut of damage (--wal-truncate-corrupt, in the thread pool too). The scan of what was read stays one synchronous step. `reading` is
- * told the segments and their bytes before they are read.
+ * recoverLog whose disk operations all run in the thread pool (the directory made and listed, the
+ * segments' sizes, one read per segment, a second spare's deletion, a cut of damage with
+ * --wal-truncate-corrupt, the syncs), so that a signal handler runs meanwhile and a disk that
+ * hangs in any of them holds no thread the stop needs: rejects with `signal`'s reason once it
+ * aborts, before the log is changed in any way but those two. The scan of what was read stays
+ * one synchronous step. `reading` is told the segments and their bytes before they are read.
  */
 export async function recoverLogAsync(
   dir: string,
@@ -101,10 +108,12 @@ export async function recoverLogAsync(
     cutting?: (segment: string, offset: number) => void;
   } = {},
 ): Promise<Recovered> {
-  mkdirSync(dir, { recursive: true });
-  const { segments, spares } = listLog(dir);
+  // Each in the pool, counted as disk work out (countDiskOp), ended by the signal (untilAborted).
+  const io = <T>(work: Promise<T>) => untilAborted(countDiskOp(work), signal);
+  await io(mkdir(dir, { recursive: true }));
+  const { segments, spares } = logNumbers(await io(readdir(dir)));
   let size = 0;
-  for (const seq of segments) size += statSync(join(dir, segmentName(seq))).size;
+  for (const seq of segments) size += (await io(stat(join(dir, segmentName(seq))))).size;
   opts.reading?.(segments.length, size);
   const bytes: { seq: number; buf: Buffer }[] = [];
   for (const seq of segments) {
@@ -116,6 +125,9 @@ export async function recoverLogAsync(
     bytes.push({ seq, buf });
   }
   const scan = { ...scanLog(bytes), segments, spares };
+  for (const extra of spares.slice(0, -1)) {
+    await io(rm(join(dir, spareName(extra)), { force: true }));
+  }
   const bad = damageToCut(dir, scan, opts);
   if (bad !== null) {
     opts.cutting?.(join(dir, segmentName(bad.segment)), bad.offset);
@@ -164,17 +176,14 @@ export async function syncDirAsync(path: string): Promise<void> {
 
 /**
  * The damage to cut the log at (null: none), from a scan of the log: throws KV_ERR_CORRUPT for
- * damage before the last group unless `truncateCorrupt`. Removes a second spare a crash between
- * two recycles left (one is enough).
+ * damage before the last group unless `truncateCorrupt`. Its callers first delete every spare
+ * but the last (a crash between two recycles leaves two; one is enough).
  */
 function damageToCut(
   dir: string,
-  scan: LogScan & { spares: number[] },
+  scan: LogScan,
   opts: { readonly truncateCorrupt?: boolean },
 ): LogScan['corrupt'] {
-  for (const extra of scan.spares.slice(0, -1)) {
-    rmSync(join(dir, spareName(extra)), { force: true });
-  }
   const bad = scan.corrupt;
   if (bad !== null && !opts.truncateCorrupt) {
     const where = `${join(dir, segmentName(bad.segment))} at offset ${bad.offset}`;

@@ -1,12 +1,15 @@
 // A cut of a damaged write-ahead log (--wal-truncate-corrupt) that the power interrupts: whatever
 // part of it reached the disk, the next start replays what the whole cut would have kept, never
-// the records of a later segment across a hole the cut left in the log.
+// the records of a later segment across a hole the cut left in the log. And a recovery whose disk
+// hangs holds no thread a stop signal needs.
 
+import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type Recovered, WAL_PUT, WriteAheadLog } from '../../src/storage/wal.ts';
-import { tempDir } from '../helpers/node-process.ts';
+import { defer } from '../helpers/defer.ts';
+import { NODE, tempDir } from '../helpers/node-process.ts';
 import { diskWithDataDir, usePowerlossfs } from '../helpers/powerloss.ts';
 import { until } from '../helpers/write-log.ts';
 
@@ -90,4 +93,54 @@ describe('a cut of a damaged write-ahead log interrupted by a power cut', {
       expect(keys(third)).toEqual(kept);
     },
   );
+});
+
+const WAL = join(import.meta.dirname, '../../src/storage/wal.ts');
+const EXIT = join(import.meta.dirname, '../../src/lifecycle/exit.ts');
+const STALL = join(import.meta.dirname, '../../src/storage/stall.ts');
+
+describe('the recovery of a log whose disk hangs', { timeout: 120_000 }, () => {
+  // Before: the recovery made and listed the log's directory, sized its segments and deleted a
+  // second spare synchronously, on the event loop's thread: with the directory's name lookup held
+  // by the disk, the SIGTERM handler had not run 5 s after the signal.
+  it('every disk operation is in the thread pool: a stop signal ends it while a lookup hangs', async () => {
+    const { disk, dataDir } = await diskWithDataDir(binary());
+    const wal = join(dataDir, 'wal');
+    await damagedLog(tempDir(), wal);
+    await disk.sync();
+    // A new mount: no name is in the kernel's cache.
+    await disk.unmount();
+    await disk.mount();
+    await disk.hang('lookups');
+    defer(() => disk.resume());
+    const script = `Promise.all([import(${JSON.stringify(WAL)}), import(${JSON.stringify(EXIT)}), import(${JSON.stringify(STALL)})])
+      .then(([{ WriteAheadLog }, { exitProcess }, { diskWorkOut }]) => {
+        const stop = new AbortController();
+        process.on('SIGTERM', () => stop.abort(new Error('SIGTERM')));
+        process.stdout.write('recovering\\n');
+        WriteAheadLog.recoverAsync(${JSON.stringify(wal)}, stop.signal, { truncateCorrupt: true }).then(
+          () => exitProcess(0, diskWorkOut()),
+          (err) => {
+            process.stdout.write(err.message + '\\n');
+            exitProcess(3, diskWorkOut());
+          },
+        );
+      });`;
+    const child = spawn(NODE, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    defer(() => child.kill('SIGKILL'));
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const exited = new Promise((res) => child.once('exit', (code, signal) => res(code ?? signal)));
+    // Said in the turn that starts the recovery: the old code was then in its mkdirSync already.
+    await until(() => out.includes('recovering'), 20_000, 'the recovery');
+    child.kill('SIGTERM');
+    // The event loop takes the signal and the recovery ends; the process exits once the disk lets
+    // go of the thread it holds (no signal ends a lookup powerlossfs holds).
+    await until(() => out.includes('SIGTERM\n'), 5000, 'the stop signal taken');
+    await disk.resume();
+    expect(await exited).toBe(3);
+    expect(out).toBe('recovering\nSIGTERM\n');
+  });
 });

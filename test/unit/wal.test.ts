@@ -316,4 +316,17 @@ describe('WriteAheadLog', () => {
     expect(existsSync(dir)).toBe(true);
     expect(openLog(dir).recovered.entries).toEqual([]);
   });
+
+  it('keeps one spare of the two a crash between two recycles left, reading the log in the thread pool or not', async () => {
+    for (const recover of [
+      (dir: string) => Promise.resolve(WriteAheadLog.recover(dir)),
+      (dir: string) => WriteAheadLog.recoverAsync(dir, new AbortController().signal),
+    ]) {
+      const dir = tempDir();
+      writeFileSync(join(dir, 'spare-0000000000000003.wal'), Buffer.alloc(4096));
+      writeFileSync(join(dir, 'spare-0000000000000005.wal'), Buffer.alloc(4096));
+      expect((await recover(dir)).spare).toBe(5);
+      expect(readdirSync(dir)).toEqual(['spare-0000000000000005.wal']);
+    }
+  });
 });
