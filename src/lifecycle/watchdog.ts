@@ -75,6 +75,11 @@ export function startWatchdog(given?: WatchdogOptions): void {
     workerData: { ...opts, words: s.words, stage: s.stage, lookMs: LOOK_MS },
     // The thread allocates next to nothing: a small heap keeps its cost to the process small.
     resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 1 },
+    // None of the process's Node options: a Worker takes them by default (execArgv) and parses
+    // NODE_OPTIONS from its environment, so a node run with --cpu-prof or --heap-prof profiled
+    // this thread too, and wrote a profile of it. It reads no environment variable.
+    execArgv: [],
+    env: {},
     stdout: false,
     stderr: false,
   });

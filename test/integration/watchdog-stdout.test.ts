@@ -1,5 +1,6 @@
 // The watchdog thread's lines on a stdout pipe: written through a descriptor of its own in
 // non-blocking mode, so that a reader that stopped cannot keep it from ending a blocked process.
+// And the thread runs with none of the process's Node options (a profiler's, an inspector's).
 
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, constants, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
@@ -58,5 +59,42 @@ describe('the watchdog thread on a stdout pipe', () => {
     expect(stdoutCopies(pid)[0]! & constants.O_NONBLOCK).toBe(constants.O_NONBLOCK);
     // The Worker opened process.stdout on the pipe (non-blocking); the logger made it block again.
     expect(flagsOf(pid, '1') & constants.O_NONBLOCK).toBe(0);
+  });
+
+  // Before: the Worker took the process's Node options (execArgv by default, NODE_OPTIONS from its
+  // environment), so a node run with --cpu-prof (or --heap-prof, --inspect-brk, ...) profiled its
+  // watchdog thread too and wrote a second profile, for either way of giving the flag.
+  it.each([
+    ['on the command line', ['--cpu-prof', '--cpu-prof-dir=DIR'], {}],
+    ['in NODE_OPTIONS', [], { NODE_OPTIONS: '--cpu-prof --cpu-prof-dir=DIR' }],
+  ])('takes none of the Node options the process was given %s', async (_how, flags, env) => {
+    const dir = tempDir();
+    const script = `import(${JSON.stringify(WATCHDOG)}).then(({ startWatchdog }) => {
+        startWatchdog({ base: {}, blockedMs: 1000, stopGraceMs: 500 });
+        process.on('SIGTERM', () => process.exit(0));
+        setInterval(() => {}, 1000);
+      });`;
+    // Its stdout a FIFO, where the thread opens a descriptor of its own (stdoutCopies).
+    const fifo = join(tempDir(), 'stdout');
+    execFileSync('mkfifo', [fifo]);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    defer(() => closeSync(reader));
+    const writer = openSync(fifo, constants.O_WRONLY);
+    const child = spawn(NODE, [...flags.map((f) => f.replace('DIR', dir)), '-e', script], {
+      stdio: ['ignore', writer, 'ignore'],
+      env: {
+        ...process.env,
+        ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v.replace('DIR', dir)])),
+      },
+    });
+    closeSync(writer);
+    defer(() => child.kill('SIGKILL'));
+    const exited = new Promise((res) => child.once('exit', (code) => res(code)));
+    // The thread runs its own code once it opened its descriptor on the stdout pipe.
+    await expect.poll(() => stdoutCopies(child.pid!).length, { timeout: 10_000 }).toBe(1);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    // The main thread's profile, none of the watchdog thread's.
+    expect(readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))).toHaveLength(1);
   });
 });
