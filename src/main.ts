@@ -39,8 +39,8 @@ async function main(): Promise<number> {
   // hung-disk detection, off with it (--storage-stall-timeout-ms 0). Its thread costs about
   // 10 MiB of anonymous memory, so it runs where the disk can hold the loop: from the start when
   // the data directory already has LMDB's file (the start reads it on the event loop) or its disk
-  // does not say whether it has within the bound, else from the first time the storage judges
-  // its disk stalled (node/index.ts).
+  // does not say whether it has within the bound, else from the store's first write or the first
+  // time the storage judges its disk stalled, whichever comes first (node/index.ts).
   const { storageStallTimeoutMs: stallMs, shutdownTimeoutMs } = loaded.config;
   if (stallMs > 0) {
     const blockedMs = Math.max(MIN_BLOCKED_MS, stallMs);

@@ -302,6 +302,10 @@ async function openStorage(
             );
           }
         },
+        // A store on a new directory holds only what it wrote, in the page cache, until memory
+        // pressure takes it: from its first write on, a read may fault in a page of the disk on
+        // the event loop, as on a restart (main.ts starts the watchdog there).
+        onFirstWrite: () => startWatchdog(),
         onWritable: (failure) => {
           if (failure === null) log.info({}, 'storage: writes accepted again');
           else log.error({ failure }, 'storage: refusing writes');

@@ -182,6 +182,8 @@ export class Storage {
   #batchTimer: NodeJS.Timeout | null = null;
   /** Null while replaying the log at open (replayed writes are in it already). */
   #wal: WriteAheadLog | null = null;
+  /** StorageOptions.onFirstWrite until it was called. */
+  #firstWrite: (() => void) | null;
   /** Free space, LMDB failures, the log: while one stands, writes are refused until repaired. */
   readonly #w: Writability;
   /** Disk operations writes wait on, timed: past --storage-stall-timeout-ms the store is stalled. */
@@ -225,6 +227,7 @@ export class Storage {
     // since, and kept: a batch is not split; docs/storage.md, power-loss testing).
     this.#hints = root.openDB<Buffer, Buffer>({ name: 'hints', ...binary });
     this.#dataFile = join(opts.path, 'data.mdb');
+    this.#firstWrite = opts.onFirstWrite ?? null;
     this.#walSegmentBytes = opts.walSegmentBytes ?? WAL_SEGMENT_BYTES;
     // lmdb-js's root has sync(callback) (open.js), which its type declarations leave out.
     const lmdbSync = new LmdbSync(root as unknown as SyncableEnv);
@@ -931,8 +934,17 @@ export class Storage {
     this.#indexExpiry(key, old, record);
     if (compareVersions(record.version, s.hlc) > 0) s.hlc = record.version;
     this.#queue(key, bytes, k);
-    this.#wal?.append(WAL_PUT, key, bytes);
+    if (this.#wal === null) return true; // the replay: nothing to log, nor a first write
+    this.#wal.append(WAL_PUT, key, bytes);
+    if (this.#firstWrite !== null) this.#wroteFirst();
     return true;
+  }
+
+  /** Calls onFirstWrite, once (outside #applyOne's hot path). */
+  #wroteFirst(): void {
+    const told = this.#firstWrite;
+    this.#firstWrite = null;
+    told?.();
   }
 
   /** Keeps the expiry index and its counter in step with `key` going from `old` to `next`. */

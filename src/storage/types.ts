@@ -41,6 +41,12 @@ export interface StorageOptions {
    * and when it answers again (null, and how long the oldest operation was out then).
    */
   readonly onStall?: (what: string | null, outstandingMs: number) => void;
+  /**
+   * Called once, at the first write of a key (a value or a tombstone) the store takes once open
+   * (the log's replay does not count): from then on it holds data that a read may have to fetch
+   * from the disk again, once memory pressure took its pages from the page cache.
+   */
+  readonly onFirstWrite?: () => void;
 }
 
 /** What opening the store found in its log, for the node to log. */

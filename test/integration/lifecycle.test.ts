@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { constants, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { constants, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -48,6 +48,31 @@ describe('logs', () => {
     const fdinfo = readFileSync(`/proc/${second.child.pid}/fdinfo/1`, 'latin1');
     const flags = Number.parseInt(/^flags:\s*([0-7]+)/m.exec(fdinfo)![1]!, 8);
     expect(flags & constants.O_NONBLOCK).toBe(0);
+  });
+});
+
+/** Whether `pid` runs a worker thread (Node names it WorkerThread): the watchdog, in a node. */
+function watchdogRunning(pid: number): boolean {
+  return readdirSync(`/proc/${pid}/task`).some((t) => {
+    try {
+      return readFileSync(`/proc/${pid}/task/${t}/comm`, 'latin1').trim() === 'WorkerThread';
+    } catch {
+      return false; // ended meanwhile
+    }
+  });
+}
+
+describe('the watchdog thread', () => {
+  // Before: a node started on a new directory ran none until its disk stalled, however much it
+  // stored meanwhile, while the same node restarted on that directory ran it at once.
+  it('a node on a new directory runs none while its store is empty, and from its first write on', async () => {
+    const node = await startNodeProcess();
+    const c = await LineClient.connect(node.port);
+    expect(await c.call('PING')).toBe('PONG');
+    expect(watchdogRunning(node.child.pid!)).toBe(false);
+    expect(await c.call('PUT first v')).toBe('OK');
+    await expect.poll(() => watchdogRunning(node.child.pid!), { timeout: 10_000 }).toBe(true);
+    c.close();
   });
 });
 
