@@ -510,7 +510,10 @@ export class PeerClient {
 
   #handshakeFailed(socket: Socket, err: unknown): void {
     if (socket !== this.#socket || this.#state === 'closed') return;
-    this.#opts.logger.warn({ peer: this.address, err }, 'peer handshake refused');
+    this.#opts.logger.warn(
+      { peer: this.address, lane: this.#opts.lane, err },
+      'peer handshake refused',
+    );
     this.#refused = true;
     if (err instanceof KvError && err.code === 'KV_ERR_NOAUTH') this.#rejectAll(err);
     socket.destroy();
@@ -521,7 +524,7 @@ export class PeerClient {
     if (socket !== this.#socket || this.#state === 'closed') return;
     this.#state = 'connected';
     this.#failures = 0;
-    this.#opts.logger.info({ peer: this.address }, 'peer connected');
+    this.#opts.logger.info({ peer: this.address, lane: this.#opts.lane }, 'peer connected');
   }
 
   #onData(socket: Socket, chunk: Buffer): void {
@@ -597,6 +600,7 @@ export class PeerClient {
     this.#refused = false;
     if (this.#state === 'closed') return;
     const log = this.#opts.logger;
+    const lane = this.#opts.lane;
     let err: KvError;
     if (refused) {
       // A wrong or missing secret on either side: trying again at once would fail the same way.
@@ -611,7 +615,7 @@ export class PeerClient {
         cause: error,
       });
       log.warn(
-        { peer: this.address, err: error, pending: this.#pending.size },
+        { peer: this.address, lane, err: error, pending: this.#pending.size },
         'peer not reading, connection closed',
       );
     } else if (connected) {
@@ -620,7 +624,7 @@ export class PeerClient {
         cause: error,
       });
       log.warn(
-        { peer: this.address, err: error, pending: this.#pending.size },
+        { peer: this.address, lane, err: error, pending: this.#pending.size },
         'peer connection lost',
       );
     } else {
@@ -631,7 +635,7 @@ export class PeerClient {
       err = new KvError('KV_ERR_PEER_UNAVAILABLE', `peer: cannot connect to ${this.address}`, {
         cause: error,
       });
-      const fields = { peer: this.address, err: error, failures: this.#failures };
+      const fields = { peer: this.address, lane, err: error, failures: this.#failures };
       if (this.#failures === 1) log.warn(fields, 'peer connect failed');
       else log.debug(fields, 'peer connect failed');
     }
