@@ -2,7 +2,6 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ROOT, tempDir } from './node-process.ts';
 
@@ -19,17 +18,42 @@ export interface PrometheusProcess {
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise<number>((res) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => res(port));
-    });
+/** Prometheus's line once it listens (2.x logfmt and 3.x slog alike): the port it was given. */
+const LISTENING = /msg="Listening on".*\baddress=(?:\[[^\]]*\]|[^\s:]+):(\d+)/;
+
+/**
+ * The port a Prometheus started with `--web.listen-address=<host>:0` (and at least info logs)
+ * listens on, read from its stderr: the kernel picked it at the bind, so no other process can
+ * hold it (a port picked before the start and bound later could be taken in between, and a
+ * readiness check then asked whatever took it). Rejects when it exits or says nothing in `ms`.
+ */
+export function listeningPort(child: ChildProcess, ms = 60_000): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    let seen = '';
+    const done = (err: Error | null, port = 0) => {
+      clearTimeout(timer);
+      child.stderr!.off('data', onData);
+      child.off('exit', onExit);
+      if (err === null) resolve(port);
+      else reject(err);
+    };
+    const onData = (d: Buffer) => {
+      seen = (seen + d.toString()).slice(-20_000);
+      const m = LISTENING.exec(seen);
+      if (m !== null) done(null, Number(m[1]));
+    };
+    const onExit = () => done(new Error(`prometheus exited before listening:\n${seen}`));
+    const timer = setTimeout(
+      () => done(new Error(`prometheus did not say where it listens in ${ms} ms:\n${seen}`)),
+      ms,
+    );
+    child.stderr!.on('data', onData);
+    child.once('exit', onExit);
   });
 }
 
 /**
- * Starts Prometheus on a free loopback port with monitoring/prometheus.yml, its targets replaced
+ * Starts Prometheus on a loopback port the kernel picks (listeningPort) with monitoring/prometheus.yml, its targets replaced
  * by `targets` (`host:port`), 1 s intervals and this repository's rules; resolves once ready.
  * Its data goes to a temporary directory that cleanup() removes.
  */
@@ -42,13 +66,12 @@ export async function startPrometheus(targets: readonly string[]): Promise<Prome
     .replace('"kvstore1:9090", "kvstore2:9090", "kvstore3:9090"', list);
   if (!config.includes(list)) throw new Error('prometheus.yml no longer names kvstore1..3:9090');
   writeFileSync(join(dir, 'prometheus.yml'), config);
-  const api = `http://127.0.0.1:${await freePort()}`;
   const child = spawn(
     'prometheus',
     [
       `--config.file=${join(dir, 'prometheus.yml')}`,
       `--storage.tsdb.path=${join(dir, 'data')}`,
-      `--web.listen-address=${api.slice('http://'.length)}`,
+      '--web.listen-address=127.0.0.1:0',
       '--web.enable-lifecycle',
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
@@ -65,6 +88,11 @@ export async function startPrometheus(targets: readonly string[]): Promise<Prome
     await exited;
     clearTimeout(timer);
   };
+  const port = await listeningPort(child).catch(async (err: unknown) => {
+    await stop();
+    throw err;
+  });
+  const api = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (

@@ -6,9 +6,10 @@ import { cp as copy, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parse, stringify } from 'yaml';
+import { listeningPort } from '../helpers/prometheus.ts';
 import type { ControlPlane } from './control-plane-lib.ts';
 import { ROOT, waitUntil } from './operator-fixtures.ts';
-import { freePort, type RunResult, run } from './processes.ts';
+import { type RunResult, run } from './processes.ts';
 import { buildTools, PROMETHEUS } from './tools.ts';
 
 export const VERSION = (
@@ -196,14 +197,14 @@ export async function startPrometheus(
     for (const sd of job.kubernetes_sd_configs) sd.kubeconfig_file = cp.kubeconfig;
   }
   await writeFile(join(dir, 'prometheus.yml'), stringify(config));
-  const port = await freePort();
   const child = spawn(
     bins.prometheus,
     [
       `--config.file=${join(dir, 'prometheus.yml')}`,
       `--storage.tsdb.path=${join(dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      '--log.level=warn',
+      // Port 0: the kernel picks it at the bind, and the log says which (listeningPort); a port
+      // picked before the start could be taken by another process before Prometheus binds it.
+      '--web.listen-address=127.0.0.1:0',
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
@@ -212,16 +213,20 @@ export async function startPrometheus(
     log += d.toString();
   });
   const exited = new Promise<void>((r) => child.on('exit', () => r()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  const port = await listeningPort(child).catch(async (e: unknown) => {
+    await stop();
+    throw e;
+  });
   const url = `http://127.0.0.1:${port}`;
   const api = async <T>(path: string): Promise<T> => {
     const res = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(5_000) });
     const body = (await res.json()) as { status: string; data: T; error?: string };
     if (body.status !== 'success') throw new Error(`prometheus ${path}: ${body.error}`);
     return body.data;
-  };
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await exited;
   };
   try {
     await waitUntil('prometheus ready', async () => {
