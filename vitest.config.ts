@@ -15,6 +15,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // Stops at once, with a clear message, on any Node but the pinned one.
     globalSetup: ['test/global-setup.ts'],
+    // A connection per fetch: a kept-alive one can be closed by the server under a request.
+    setupFiles: ['test/fetch-setup.ts'],
     pool: 'forks',
     // A timeout finds a hang, it does not measure speed: on 2 cores shared with other work a
     // node takes seconds to start (8 s at load average 60), so the default leaves room for that.
