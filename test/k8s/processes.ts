@@ -205,7 +205,9 @@ export function httpsGet(url: string, tls: HttpsProbe): Promise<{ status: number
   return new Promise((resolvePromise, reject) => {
     const req = request(
       url,
-      { ...tls, rejectUnauthorized: tls.ca !== undefined, timeout: 5_000 },
+      // agent: false, a connection of its own: Node's global agent keeps connections alive, and
+      // one the server closes as the next probe goes out fails that probe (test/fetch-setup.ts).
+      { ...tls, rejectUnauthorized: tls.ca !== undefined, timeout: 5_000, agent: false },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (d: Buffer) => chunks.push(d));
