@@ -500,9 +500,10 @@ describe('members started with different --peers', () => {
   });
 
   it('is not reported while a fourth member joins by a rolling restart', async () => {
-    // A bound of 30 s (12 s resolves): the rolling restart must end within it, and four node
-    // starts took 27.5 s at load 40 (the default 5 s gave 16).
-    const slow = ['--resolve-interval-ms', '12000'];
+    // A bound of 126 s (60 s resolves): the rolling restart must end within it, and four node
+    // starts took 27.5 s at load 40 (the default 5 s gave a bound of 16 s, 12 s one of 30 s:
+    // both close enough to be overrun on a loaded machine, a failure of no code).
+    const slow = ['--resolve-interval-ms', '60000'];
     const nodes = await startStaticCluster(3, slow);
     const host = nodes[0]!.host.replace(/\.\d+$/, '.4');
     const all = `${peersOf(nodes)},kvstore-3=${host}:7946`;
@@ -520,12 +521,16 @@ describe('members started with different --peers', () => {
       four,
       four.map((n) => n.name),
     );
-    // The joiner saw lists other than its own for the whole rolling restart, within the bound.
-    expect(Date.now() - started).toBeLessThan(boundMs(12_000));
-    const left = boundMs(12_000) - (Date.now() - started);
-    await new Promise((r) => setTimeout(r, Math.max(0, left) + 1000));
+    // The joiner saw lists other than its own for the whole rolling restart, within the bound
+    // (the scenario's premise, not a speed: only a restart four times slower than the slowest
+    // seen breaks it).
+    expect(Date.now() - started).toBeLessThan(boundMs(60_000));
+    // Nothing reported, and nothing left to report: every member's lists agree, so no report
+    // can come at the bound (the test above shows one comes only while lists differ, and
+    // clears once they agree).
     for (const n of four) {
       expect(await metric(n, 'kvstore_membership_mismatch')).toBe(0);
+      expect((await clusterInfo(n)).memberListsDiffer).toEqual({});
       expect(reported(n)).toEqual([]);
     }
   });

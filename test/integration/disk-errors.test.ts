@@ -104,13 +104,13 @@ it('a node stopping on SIGTERM whose LMDB fails for good meanwhile exits 3, at o
   await until(() => node.logs.some((l) => l.msg === 'node stopping'), 10_000, 'the stop');
   await disk.errors(true);
   await disk.resume();
-  const started = performance.now();
   const code = await node.exited;
   await inFlight;
   expect({ code, stderr: node.stderr().slice(-2000) }).toMatchObject({ code: EXIT_STORAGE_FAILED });
   expect(node.logs.some((l) => l.msg === FATAL)).toBe(true);
-  // Well before the 30 s drain bound: the failed store gets nothing more to do.
-  expect(performance.now() - started).toBeLessThan(15_000);
+  // At once, not after the drain: the drain did not run out its 30 s bound (the failed store
+  // gets nothing more to do). Its log says so; a wall time would measure the machine's load.
+  expect(node.logs.map((l) => l.msg)).not.toContain('shutdown timed out');
   await disk.errors(false);
   // The restart replays the log: the acknowledged write is there.
   const again = await startNodeProcess({ dataDir });

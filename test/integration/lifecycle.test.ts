@@ -101,12 +101,15 @@ describe('shutdown', () => {
     });
   }
 
-  it('closes idle connections and exits quickly', async () => {
+  it('closes idle connections and exits without waiting for them', async () => {
     const node = await startNodeProcess();
     const idle = await LineClient.connect(node.port);
-    const started = Date.now();
     expect(await node.stop('SIGTERM')).toBe(0);
-    expect(Date.now() - started).toBeLessThan(5000);
+    // The drain closed the idle connection: it did not wait it out to its bound (10 s, then
+    // 'shutdown timed out'). What shows it, not a wall time, which measures the machine.
+    const msgs = node.logs.map((l) => l.msg);
+    expect(msgs).toContain('node stopped');
+    expect(msgs).not.toContain('shutdown timed out');
     await expect(idle.lines(1, 2000)).rejects.toThrow(/closed/);
   });
 });

@@ -110,11 +110,15 @@ describe('peer failures and recovery', () => {
     await killed;
     const errors = await Promise.all(pending);
     for (const e of errors) expect(e.code).toBe('KV_ERR_PEER_UNAVAILABLE');
-    // While it is down, requests fail fast instead of waiting for the timeout.
-    const started = performance.now();
-    expect((await failure(c.request('echo', 1))).code).toBe('KV_ERR_PEER_UNAVAILABLE');
-    expect((await failure(c.request('echo', 2))).code).toBe('KV_ERR_PEER_UNAVAILABLE');
-    expect(performance.now() - started).toBeLessThan(2500); // half the 5 s timeout
+    // While it is down, requests fail fast instead of waiting for the timeout: refused within
+    // the backoff, or by the refused connect, never KV_ERR_PEER_TIMEOUT (what says it, not a
+    // wall time, which measures the machine's load).
+    for (const i of [1, 2]) {
+      expect(await failure(c.request('echo', i))).toMatchObject({
+        code: 'KV_ERR_PEER_UNAVAILABLE',
+        message: expect.stringMatching(/unreachable, retrying after backoff|cannot connect to/),
+      });
+    }
 
     await childServer(first.port);
     expect(await until(() => c.request('echo', 'after'))).toBe('after');
@@ -492,7 +496,8 @@ describe('a replica that is alive but does not read (SIGSTOP)', () => {
     expect(maxRss - before).toBeLessThan(1536 * 1024 * 1024);
 
     c!.proc.child.kill('SIGCONT');
-    await until(async () => (await nodeMetric(a!, 'kvstore_hints_stored')) === 0, 60_000);
+    // (A bound for a hang: 60 s ran out at load average 28, the delivery is not what is measured.)
+    await until(async () => (await nodeMetric(a!, 'kvstore_hints_stored')) === 0, 180_000);
     expect(await nodeMetric(a!, 'kvstore_hints_delivered_total')).toBeGreaterThan(0);
-  }, 180_000);
+  }, 400_000);
 });

@@ -592,7 +592,9 @@ describe('the HTTP port', () => {
       // Before: each of the others was held for a minute, and 20,000 of them took every
       // descriptor of a node whose limit is 20,000 (its client and peer ports stopped accepting).
       await Promise.all(held.closed);
-      expect(Math.max(...times) - opened).toBeLessThan(20_000);
+      // (Closed by the 10 s header bound, checked each second: 45 s leaves a loaded machine
+      // room and still tells it from Node's 60 s.)
+      expect(Math.max(...times) - opened).toBeLessThan(45_000);
       expect(await (await fetch(`${base}/healthz`)).text()).toBe('ok\n');
       const metrics = await (await fetch(`${base}/metrics`)).text();
       expect(metrics).toMatch(/^kvstore_http_connections_dropped_total (\d+)$/m);

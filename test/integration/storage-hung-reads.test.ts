@@ -28,6 +28,11 @@ const VALUE = 'v'.repeat(4000);
 /** The stop bound: --shutdown-timeout-ms, and main.ts's backstop (900 ms) after it. */
 const SHUTDOWN_MS = 2000;
 const BOUND_MS = SHUTDOWN_MS + 900;
+/**
+ * How long a wait on the node may take (its start, the watchdog's line, a read once the disk
+ * answers): a bound for a hang, not a speed (20 s ran out for a start at load average 28).
+ */
+const WAIT_MS = 90_000;
 /** How the stores are written (a loaded machine's LMDB commit may take over a second). */
 const WRITE_ARGS = ['--wal-segment-bytes', String(64 << 20)];
 const ARGS = [
@@ -57,15 +62,22 @@ async function store(
   return { disk, dataDir };
 }
 
-/** Sends SIGTERM and waits for the exit, at most the stop bound and a margin. */
-async function stopWithin(node: NodeProcess | SpawnedNode): Promise<{ exit: unknown; ms: number }> {
-  const t0 = performance.now();
+/**
+ * Sends SIGTERM and waits for the exit: its code or signal, or 'still running' long after the
+ * stop bound (a hang). How the stop ended (the watchdog's SIGKILL, the start's own stop, not
+ * the backstop's exit 1) shows it kept to its bound; its wall time would measure the load.
+ */
+async function stopWithin(node: NodeProcess | SpawnedNode): Promise<unknown> {
   node.child.kill('SIGTERM');
-  const exit = await Promise.race([
-    node.exited,
-    new Promise((r) => setTimeout(() => r('still running'), BOUND_MS + 5000)),
-  ]);
-  return { exit, ms: Math.round(performance.now() - t0) };
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise((r) => {
+    timer = setTimeout(() => r('still running'), BOUND_MS + 30_000);
+  });
+  try {
+    return await Promise.race([node.exited, hung]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 const line = (node: NodeProcess | SpawnedNode, msg: string) => node.logs.find((l) => l.msg === msg);
@@ -76,16 +88,14 @@ const line = (node: NodeProcess | SpawnedNode, msg: string) => node.logs.find((l
  * said why. Before the watchdog nothing was logged and the signal was never taken.
  */
 async function blockedThenStopped(node: NodeProcess | SpawnedNode, stage: string): Promise<void> {
-  await until(() => line(node, 'event loop blocked') !== undefined, 20_000, 'the watchdog line');
+  await until(() => line(node, 'event loop blocked') !== undefined, WAIT_MS, 'the watchdog line');
   expect(line(node, 'event loop blocked')).toMatchObject({
     level: 50,
     node: 'test-node',
     stage,
     state: 'D',
   });
-  const { exit, ms } = await stopWithin(node);
-  expect(exit).toBe('SIGKILL');
-  expect(ms).toBeLessThan(BOUND_MS);
+  expect(await stopWithin(node)).toBe('SIGKILL');
   expect(line(node, 'stop signal not taken: the event loop is blocked: exiting')).toMatchObject({
     level: 60,
     stage,
@@ -112,7 +122,7 @@ async function getsOnHungReads(): Promise<{
   return { disk, node, client };
 }
 
-describe('a disk whose reads hang', { timeout: 120_000 }, () => {
+describe('a disk whose reads hang', { timeout: 240_000 }, () => {
   it("the start's synchronous reads: the watchdog names the stage and SIGTERM ends the process", async () => {
     const { disk, dataDir } = await store('SIGKILL');
     await disk.hang('reads');
@@ -135,11 +145,11 @@ describe('a disk whose reads hang', { timeout: 120_000 }, () => {
     defer(() => disk.resume());
     const node = spawnNodeProcess({ dataDir, args: ARGS });
     const stage = 'starting: making and locking the data directory';
-    await until(() => line(node, 'event loop blocked') !== undefined, 20_000, 'the watchdog line');
+    await until(() => line(node, 'event loop blocked') !== undefined, WAIT_MS, 'the watchdog line');
     expect(line(node, 'event loop blocked')).toMatchObject({ level: 50, stage, state: 'D' });
     node.child.kill('SIGTERM');
     const fatal = 'stop signal not taken: the event loop is blocked: exiting';
-    await until(() => line(node, fatal) !== undefined, BOUND_MS + 5000, 'the SIGKILL');
+    await until(() => line(node, fatal) !== undefined, BOUND_MS + 30_000, 'the SIGKILL');
     expect(line(node, fatal)).toMatchObject({ level: 60, stage });
     // The event loop's thread waits for the directory's lock, held by the lookup that does not
     // return (the check of LMDB's file, in the thread pool): no signal ends that wait. Once the
@@ -156,7 +166,7 @@ describe('a disk whose reads hang', { timeout: 120_000 }, () => {
 
   it('a GET held so is answered once the disk answers, and the watchdog says the loop turns again', async () => {
     const { disk, node, client } = await getsOnHungReads();
-    await until(() => line(node, 'event loop blocked') !== undefined, 20_000, 'the watchdog line');
+    await until(() => line(node, 'event loop blocked') !== undefined, WAIT_MS, 'the watchdog line');
     // No stop signal: the watchdog only watches, and the node goes on where the disk held it.
     await disk.resume();
     // Each GET gets its value, or the stall's refusal: the disk probe's sync hung too, and the
@@ -172,14 +182,14 @@ describe('a disk whose reads hang', { timeout: 120_000 }, () => {
         client.send('GET k0\r\n');
         return (await client.lines(1))[0] === `${VALUE}-0`;
       },
-      20_000,
+      WAIT_MS,
       'GET k0 answered',
       200,
     );
     client.send(Array.from({ length: KEYS }, (_, i) => `GET k${i}\r\n`).join(''));
     const again = await client.lines(KEYS, 60_000);
     expect(again.filter((v, i) => v !== `${VALUE}-${i}`)).toEqual([]);
-    await until(() => line(node, 'event loop answers again') !== undefined, 5000, 'the line');
+    await until(() => line(node, 'event loop answers again') !== undefined, WAIT_MS, 'the line');
     expect(line(node, 'event loop answers again')).toMatchObject({ level: 30, stage: 'serving' });
     expect(node.child.exitCode).toBeNull();
   });
@@ -199,7 +209,7 @@ describe('a disk whose reads hang', { timeout: 120_000 }, () => {
     });
     await until(
       async () => Object.keys(await disk.syncs()).some((p) => p.endsWith('.wal')),
-      20_000,
+      WAIT_MS,
       "the cut's sync, which the hang holds",
     );
     // The event loop is free: the HTTP port, up before the storage opens, says alive and why not
@@ -214,10 +224,9 @@ describe('a disk whose reads hang', { timeout: 120_000 }, () => {
       503,
       'not ready: opening its storage: cutting the damaged write-ahead log\n',
     ]);
-    const { exit, ms } = await stopWithin(node);
-    // Before: the cut synced on the event loop's thread, and the signal was never taken.
-    expect(exit).toBe(0);
-    expect(ms).toBeLessThan(BOUND_MS);
+    // Before: the cut synced on the event loop's thread, and the signal was never taken. Exit 0
+    // with the start's own message: the stop ended by itself, not by the backstop (exit 1).
+    expect(await stopWithin(node)).toBe(0);
     expect(node.stderr()).toBe('kvstore: SIGTERM while starting: stopped\n');
     expect(line(node, 'stopped while starting')).toMatchObject({
       phase: 'cutting the damaged write-ahead log',

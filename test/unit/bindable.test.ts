@@ -43,12 +43,17 @@ it('ends although a client connected to a port while it was held (the node would
   ]);
   const client = await connectOnceListening(a, Date.now() + 10_000);
   defer(() => client.destroy());
-  // The client keeps its connection open (it waits for an answer, as a client would).
+  // The client keeps its connection open (it waits for an answer, as a client would). Once the
+  // threads are free the check ends; before, it never did (30 s: a hang, not a machine's speed).
+  await Promise.all(busy);
+  let timer: NodeJS.Timeout | undefined;
   const ended = await Promise.race([
     check.then(() => 'ended'),
-    new Promise((r) => setTimeout(r, 5000, 'still running after 5 s')),
+    new Promise((r) => {
+      timer = setTimeout(r, 30_000, 'still running 30 s after the threads were free');
+    }),
   ]);
-  await Promise.all(busy);
+  clearTimeout(timer);
   expect(ended).toBe('ended');
   // The port is free again for the node's own listener.
   await checkBindable([{ option: '--port', host: '127.0.0.1', port: a }]);
