@@ -73,6 +73,11 @@ export interface Coordinator {
    * before it runs (server/reply-bytes.ts).
    */
   sizeHere(key: Buffer): number;
+  /**
+   * Whether `execute` answers a GET of `key` without waiting (this node is its only replica): a
+   * GET that runs at once then counts its reply when it is in, without sizeHere's lookup first.
+   */
+  answersNow(key: Buffer): boolean;
 }
 
 /** Gets GET's answer from getNow: the value is `raw` from `start` to its end; -1: none. */
@@ -291,6 +296,10 @@ export class ClusterCoordinator implements Coordinator {
     this.#use = use;
     this.#o.storage.withRaw(key, this.#answer);
     return true;
+  }
+
+  answersNow(key: Buffer): boolean {
+    return this.#alone(key);
   }
 
   sizeHere(key: Buffer): number {

@@ -625,8 +625,11 @@ export class Connection implements OutputHolder, ReplyWaiter {
   #dispatch(cmd: Command, shape?: (r: Reply) => Reply): void {
     if (cmd.type === 'get' && shape === undefined && this.#getNow(cmd.key)) return;
     const slot = this.#slot(cmd.type, shape);
-    // A GET counts the value this node holds (the owners agree, as a rule), not the largest.
-    this.#holdReply(slot, this.#bound(cmd));
+    // A GET counts the value this node holds (the owners agree, as a rule), not the largest. One
+    // answered in this call (it runs at once and this node is the key's only replica: a GET in
+    // a pipeline behind another reply, or on the text protocol) counts its reply when #start
+    // has it, with no lookup of its own before the read (two LMDB lookups a GET, else).
+    this.#holdReply(slot, this.#answeredNow(cmd) ? 0 : this.#bound(cmd));
     this.#sized = null;
     this.#ctx.metrics.requests.labels(cmd.type).inc();
     const denied = this.#state.admit(cmd);
@@ -636,6 +639,16 @@ export class Connection implements OutputHolder, ReplyWaiter {
     }
     const coordinator = this.#ctx.coordinator;
     this.#start(slot, orderingOf(cmd), WriteBudget.cost(cmd), () => coordinator.execute(cmd));
+  }
+
+  /** A GET that #start will answer synchronously, unless #mustWait has counted it already. */
+  #answeredNow(cmd: Command): boolean {
+    return (
+      cmd.type === 'get' &&
+      this.#sized !== cmd &&
+      this.#order.idle &&
+      this.#ctx.coordinator.answersNow(cmd.key)
+    );
   }
 
   /**
