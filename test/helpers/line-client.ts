@@ -49,8 +49,12 @@ export class LineClient {
     this.socket.write(data);
   }
 
-  /** Waits for `n` reply lines (rejects if the connection closes first or after `ms`). */
-  async lines(n: number, ms = 10_000): Promise<string[]> {
+  /**
+   * Waits for `n` reply lines (rejects if the connection closes first or after `ms`). The
+   * default bounds a hang, not a speed: a 1 MiB PUT through a cluster with a stopped replica
+   * took over 10 s at load average 35.
+   */
+  async lines(n: number, ms = 60_000): Promise<string[]> {
     const deadline = Date.now() + ms;
     while (this.#lines.length < n) {
       if (this.closed) throw new Error(`closed after ${this.#lines.length}/${n} lines`);

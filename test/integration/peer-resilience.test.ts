@@ -45,8 +45,11 @@ async function failure(p: Promise<unknown>): Promise<KvError> {
   throw new Error('expected a rejection');
 }
 
-/** Retries `fn` every 10 ms until it returns true or resolves, failing after `ms`. */
-async function until<T>(fn: () => Promise<T> | T, ms = 5000): Promise<T> {
+/**
+ * Retries `fn` every 10 ms until it returns true or resolves, failing after `ms` (a bound for a
+ * hang: 5 s ran out at load average 35 while 50 requests reached a server).
+ */
+async function until<T>(fn: () => Promise<T> | T, ms = 60_000): Promise<T> {
   const deadline = performance.now() + ms;
   for (;;) {
     try {
@@ -132,7 +135,10 @@ describe('peer failures and recovery', () => {
     const registry = new Registry();
     const peer = await childServer(0);
     const c = client(peer.port, { timeoutMs: 300, registry });
-    expect(await c.request('echo', 'before')).toBe('before');
+    // The short timeout is for the writes to the stopped peer; an echo gets time for a loaded
+    // machine (300 ms ran out at load average 35).
+    const echo = { timeoutMs: 30_000 };
+    expect(await c.request('echo', 'before', echo)).toBe('before');
     peer.child.kill('SIGSTOP');
     defer(() => peer.child.kill('SIGCONT'));
     const value = Buffer.alloc(1024 * 1024, 1);
@@ -155,7 +161,7 @@ describe('peer failures and recovery', () => {
     // What the kernels' buffers held (a few MiB here) still arrives; the rest never left.
     expect(dropped).toBeGreaterThanOrEqual(sent / 2);
     expect(received).toBeLessThan(sent / 2);
-    expect(await c.request('echo', 'after')).toBe('after');
+    expect(await c.request('echo', 'after', echo)).toBe('after');
   });
 
   it('close() waits for running handlers, then the client reconnects to a new server', async () => {
