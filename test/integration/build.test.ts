@@ -18,7 +18,13 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
-import { cleanup, NODE, ROOT, startNodeProcess } from '../helpers/node-process.ts';
+import {
+  cleanup,
+  NODE,
+  type NodeProcess,
+  ROOT,
+  startNodeProcess,
+} from '../helpers/node-process.ts';
 
 const run = promisify(execFile);
 let out = '';
@@ -113,7 +119,7 @@ describe('the compiled build', () => {
     expect(stdout).toMatch(/^Usage: kvstore/);
   });
 
-  it('starts without the builtin modules a node needs only when asked (TLS, crypto) or never (worker threads, https), and serves its default metrics', async () => {
+  it('starts without the builtin modules a node needs only when asked (TLS, crypto), once it stores data (worker threads) or never (https), and serves its default metrics', async () => {
     // Each builtin a node loads keeps its compiled code and its part of the node binary resident
     // (docs/performance.md, Memory). The list is written when the process exits.
     const list = join(out, 'module-load-list.json');
@@ -122,10 +128,25 @@ describe('the compiled build', () => {
       preload,
       `import { writeFileSync } from 'node:fs';\nprocess.on('exit', () => writeFileSync(${JSON.stringify(list)}, JSON.stringify(process.moduleLoadList)));\n`,
     );
-    const node = await startNodeProcess({
-      main: join(out, 'bin/kvstore.js'),
-      env: { NODE_OPTIONS: `--import=${pathToFileURL(preload).href}` },
-    });
+    const start = () =>
+      startNodeProcess({
+        main: join(out, 'bin/kvstore.js'),
+        env: { NODE_OPTIONS: `--import=${pathToFileURL(preload).href}` },
+      });
+    const loadedBy = async (node: NodeProcess) => {
+      expect(await node.stop()).toBe(0);
+      return JSON.parse(readFileSync(list, 'utf8')) as string[];
+    };
+    const builtin = (names: string[], loaded: string[]) =>
+      loaded.filter((m) => names.some((u) => m === `NativeModule ${u}`));
+    // An empty node runs no watchdog thread (docs/operations.md): worker_threads is loaded at
+    // its store's first write, not through an import at start.
+    const empty = await start();
+    const e = await LineClient.connect(empty.port);
+    expect(await e.call('PING')).toBe('PONG');
+    e.socket.destroy();
+    expect(builtin(['worker_threads'], await loadedBy(empty))).toEqual([]);
+    const node = await start();
     const c = await LineClient.connect(node.port);
     defer(() => c.socket.destroy());
     c.send('PUT lazy yes\r\nGET lazy\r\n');
@@ -143,12 +164,10 @@ describe('the compiled build', () => {
       'kvstore_client_buffered_bytes',
     ])
       expect(metrics, name).toMatch(new RegExp(`^${name}[{ ]`, 'm'));
-    expect(await node.stop()).toBe(0);
-    const loaded = JSON.parse(readFileSync(list, 'utf8')) as string[];
+    const loaded = await loadedBy(node);
     expect(loaded).toContain('NativeModule http');
     // (node:cluster is not in the list: Node's net module loads it once a connection is served.)
-    const unwanted = ['tls', 'crypto', 'https', 'worker_threads', 'assert'];
-    expect(loaded.filter((m) => unwanted.some((u) => m === `NativeModule ${u}`))).toEqual([]);
+    expect(builtin(['tls', 'crypto', 'https', 'assert'], loaded)).toEqual([]);
     // Nor do their sources sit in the bundle.
     const map = JSON.parse(readFileSync(join(out, 'src/main.bundle.cjs.map'), 'utf8')) as {
       sources: string[];

@@ -102,7 +102,7 @@ const STALL = join(import.meta.dirname, '../../src/storage/stall.ts');
 describe('the recovery of a log whose disk hangs', { timeout: 120_000 }, () => {
   // Before: the recovery made and listed the log's directory, sized its segments and deleted a
   // second spare synchronously, on the event loop's thread: with the directory's name lookup held
-  // by the disk, the SIGTERM handler had not run 5 s after the signal.
+  // by the disk, the SIGTERM handler had not run 10 s after the signal.
   it('every disk operation is in the thread pool: a stop signal ends it while a lookup hangs', async () => {
     const { disk, dataDir } = await diskWithDataDir(binary());
     const wal = join(dataDir, 'wal');
@@ -138,7 +138,7 @@ describe('the recovery of a log whose disk hangs', { timeout: 120_000 }, () => {
     child.kill('SIGTERM');
     // The event loop takes the signal and the recovery ends; the process exits once the disk lets
     // go of the thread it holds (no signal ends a lookup powerlossfs holds).
-    await until(() => out.includes('SIGTERM\n'), 5000, 'the stop signal taken');
+    await until(() => out.includes('SIGTERM\n'), 10_000, 'the stop signal taken');
     await disk.resume();
     expect(await exited).toBe(3);
     expect(out).toBe('recovering\nSIGTERM\n');
