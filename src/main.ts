@@ -1,6 +1,6 @@
 // kvstore entry point: parse configuration, start the node, drain it on SIGTERM/SIGINT.
 
-import { access } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadConfig } from './config/index.ts';
 import {
@@ -37,11 +37,14 @@ async function main(): Promise<number> {
   // (a synchronous read, a page fault in LMDB's map); the watchdog says so and ends the process
   // when a stop signal cannot reach it (docs/storage.md, "When the disk hangs"). Part of the
   // hung-disk detection, off with it (--storage-stall-timeout-ms 0). Its thread costs about
-  // 10 MiB of anonymous memory, so it runs where the disk can hold the loop: from the start when
-  // the data directory already has LMDB's file (the start reads it on the event loop) or its disk
-  // does not say whether it has within the bound, else from the store's first write or the first
-  // time the storage judges its disk stalled, whichever comes first (node/index.ts).
+  // 10 MiB of anonymous memory and 50 ms of CPU to start, so it runs where the disk can hold the
+  // loop, started off the path to serving where it can be: at once when the data directory's
+  // disk does not answer a read of LMDB's file (or of its name) within the bound, or fails it; on a restart
+  // (the file answered), once the node serves (every read of LMDB may then fault in a page), or
+  // once the start has run for the bound, whichever comes first; on a new directory, at the
+  // store's first write (node/index.ts), and wherever the storage judges its disk stalled.
   const { storageStallTimeoutMs: stallMs, shutdownTimeoutMs } = loaded.config;
+  let restart: NodeJS.Timeout | null = null;
   if (stallMs > 0) {
     const blockedMs = Math.max(MIN_BLOCKED_MS, stallMs);
     armWatchdog({
@@ -49,7 +52,9 @@ async function main(): Promise<number> {
       blockedMs,
       stopGraceMs: Math.min(STOP_GRACE_MS, shutdownTimeoutMs),
     });
-    if (await hasOrHangs(join(loaded.config.dataDir, 'data.mdb'), blockedMs)) startWatchdog();
+    const lmdb = await lmdbFileAnswers(join(loaded.config.dataDir, 'data.mdb'), blockedMs);
+    if (lmdb === 'unsure') startWatchdog();
+    else if (lmdb === 'read') restart = setTimeout(() => startWatchdog(), blockedMs).unref();
   }
   let node: KvNode | null = null;
   // Before the node starts, so a signal during start-up is not the default immediate exit: the
@@ -90,6 +95,10 @@ async function main(): Promise<number> {
     const first = await Promise.race([starting, failed.promise]);
     if (typeof first === 'number') return first;
     node = first;
+    if (restart !== null) {
+      clearTimeout(restart);
+      startWatchdog();
+    }
   } catch (err) {
     if (err === stopStart.signal.reason && err instanceof Error) {
       process.stderr.write(`kvstore: ${err.message}: stopped\n`);
@@ -117,26 +126,41 @@ async function main(): Promise<number> {
 }
 
 /**
- * True when `file` exists or its disk does not answer within `ms`. Asked in the thread pool: a
- * synchronous stat of a dead volume (a name the kernel must read from it) would hold the event
- * loop before the watchdog runs, and the start's own synchronous steps after it (the data
- * directory made and locked) with it.
+ * Whether the disk answers a read of `file`'s first pages (LMDB's meta pages, which the start
+ * reads on the event loop next) within `ms`: 'absent' (no such file: a new directory), 'read'
+ * (it did), or 'unsure' (no answer in time, or an error other than ENOENT: a disk that fails
+ * reads may hang the next one). Asked in the thread pool: a synchronous read (or
+ * stat) of a dead volume would hold the event loop before the watchdog runs, and the start's own
+ * synchronous steps after it (the data directory made and locked) with it.
  */
-async function hasOrHangs(file: string, ms: number): Promise<boolean> {
+async function lmdbFileAnswers(file: string, ms: number): Promise<'absent' | 'read' | 'unsure'> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(true), ms);
+  const late = new Promise<'unsure'>((resolve) => {
+    timer = setTimeout(() => resolve('unsure'), ms);
   });
+  const read = readHead(file, LMDB_META_BYTES).then(
+    () => 'read' as const,
+    (err: NodeJS.ErrnoException) =>
+      err.code === 'ENOENT' ? ('absent' as const) : ('unsure' as const),
+  );
   try {
-    return await Promise.race([
-      access(file).then(
-        () => true,
-        () => false,
-      ),
-      late,
-    ]);
+    return await Promise.race([read, late]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** Bytes of LMDB's file lmdbFileAnswers reads: its two meta pages at the usual page size. */
+const LMDB_META_BYTES = 8192;
+
+/** Reads the first `length` bytes of `file` in the thread pool. */
+async function readHead(file: string, length: number): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(length), 0, length, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
   }
 }
 

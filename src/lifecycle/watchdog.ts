@@ -30,6 +30,8 @@ interface Shared {
 let shared: Shared | null = null;
 /** What armWatchdog was given: startWatchdog() starts the thread with these. */
 let armed: WatchdogOptions | null = null;
+/** The last noteStage, kept for a watchdog started after it (e.g. once the node serves). */
+let stageNow = '';
 
 /**
  * Records the watchdog's options without starting its thread, which costs about 10 MiB of
@@ -66,6 +68,7 @@ export function startWatchdog(given?: WatchdogOptions): void {
     stage: new Uint8Array(new SharedArrayBuffer(STAGE_BYTES)),
   };
   shared = s;
+  writeStage(s, stageNow);
   setInterval(() => Atomics.add(s.words, 0, 1), BEAT_MS).unref();
   // Loaded here, not at import: a node that never starts the watchdog (a new data directory, a
   // healthy disk) does not load worker_threads at all (test/integration/build.test.ts).
@@ -90,8 +93,11 @@ export function startWatchdog(given?: WatchdogOptions): void {
 
 /** Tells the watchdog what the process is doing now (named in its lines), e.g. a start's phase. */
 export function noteStage(stage: string): void {
-  const s = shared;
-  if (s === null) return;
+  stageNow = stage;
+  if (shared !== null) writeStage(shared, stage);
+}
+
+function writeStage(s: Shared, stage: string): void {
   const bytes = Buffer.from(stage).subarray(0, STAGE_BYTES);
   Atomics.store(s.words, 1, 0);
   s.stage.set(bytes);

@@ -41,10 +41,11 @@ describe('logs', () => {
     const dataDir = tempDir();
     const first = await startNodeProcess({ dataDir });
     expect(await first.stop('SIGTERM')).toBe(0);
-    // LMDB's file is there now: the watchdog runs from the start (main.ts), its Worker's stdout
-    // piped to process.stdout, which opens the descriptor the logger writes synchronously.
+    // LMDB's file is there now: the watchdog runs once the node serves (main.ts), its Worker's
+    // stdout piped to process.stdout, which opens the descriptor the logger writes synchronously.
     expect(existsSync(join(dataDir, 'data.mdb'))).toBe(true);
     const second = await startNodeProcess({ dataDir });
+    await expect.poll(() => watchdogRunning(second.child.pid!), { timeout: 10_000 }).toBe(true);
     const fdinfo = readFileSync(`/proc/${second.child.pid}/fdinfo/1`, 'latin1');
     const flags = Number.parseInt(/^flags:\s*([0-7]+)/m.exec(fdinfo)![1]!, 8);
     expect(flags & constants.O_NONBLOCK).toBe(0);
@@ -73,6 +74,26 @@ describe('the watchdog thread', () => {
     expect(await c.call('PUT first v')).toBe('OK');
     await expect.poll(() => watchdogRunning(node.child.pid!), { timeout: 10_000 }).toBe(true);
     c.close();
+  });
+
+  it('a node restarted on its directory runs it once it serves, before any write', async () => {
+    const dataDir = tempDir();
+    const first = await startNodeProcess({ dataDir });
+    expect(await first.stop('SIGTERM')).toBe(0);
+    const again = await startNodeProcess({ dataDir });
+    await expect.poll(() => watchdogRunning(again.child.pid!), { timeout: 10_000 }).toBe(true);
+  });
+
+  it('none with --storage-stall-timeout-ms 0, restarted and written to', async () => {
+    const args = ['--storage-stall-timeout-ms', '0'];
+    const dataDir = tempDir();
+    const first = await startNodeProcess({ dataDir, args });
+    expect(await first.stop('SIGTERM')).toBe(0);
+    const again = await startNodeProcess({ dataDir, args });
+    const c = await LineClient.connect(again.port);
+    expect(await c.call('PUT first v')).toBe('OK');
+    c.close();
+    expect(watchdogRunning(again.child.pid!)).toBe(false);
   });
 });
 
