@@ -11,7 +11,13 @@ import {
   startFailure,
   startWatchdog,
 } from './lifecycle/index.ts';
-import { diskWorkOut, type KvNode, type NodeInternals, startNode } from './node/index.ts';
+import {
+  countDiskOp,
+  diskWorkOut,
+  type KvNode,
+  type NodeInternals,
+  startNode,
+} from './node/index.ts';
 
 /** Past --shutdown-timeout-ms, the stop has this long before the process exits regardless. */
 const BACKSTOP_MS = 900;
@@ -138,7 +144,8 @@ async function lmdbFileAnswers(file: string, ms: number): Promise<'absent' | 're
   const late = new Promise<'unsure'>((resolve) => {
     timer = setTimeout(() => resolve('unsure'), ms);
   });
-  const read = readHead(file, LMDB_META_BYTES).then(
+  // Counted as disk work out: a read that never returns must not hold the process's exit.
+  const read = countDiskOp(readHead(file, LMDB_META_BYTES)).then(
     () => 'read' as const,
     (err: NodeJS.ErrnoException) =>
       err.code === 'ENOENT' ? ('absent' as const) : ('unsure' as const),

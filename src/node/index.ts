@@ -28,8 +28,11 @@ import { collectGarbage, HEAP_TRIM_DEFAULTS, startHeapTrimmer } from './heap-tri
 import { loadSecrets } from './secrets.ts';
 
 /** A running node. */
-/** See storage's diskWorkOut: main.ts exits without waiting for a hung disk. */
-export { diskWorkOut } from '../storage/index.ts';
+/**
+ * See storage's diskWorkOut: main.ts exits without waiting for a hung disk (its own read of the
+ * data directory counted with countDiskOp).
+ */
+export { countDiskOp, diskWorkOut } from '../storage/index.ts';
 
 export interface KvNode {
   readonly port: number;

@@ -34,7 +34,7 @@ export {
   withoutValue,
 } from './record.ts';
 export type { ScanBounds, ScannedRecord } from './scan.ts';
-export { diskWorkOut } from './stall.ts';
+export { countDiskOp, diskWorkOut } from './stall.ts';
 export {
   NODE_NAME,
   readStateDoc,
