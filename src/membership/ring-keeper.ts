@@ -204,7 +204,10 @@ export class RingKeeper {
 
 export interface StartingRings {
   readonly self: string;
-  /** Whether the member source answered at start (a list to trust over the saved ring). */
+  /**
+   * Whether the member source listed members at start (a list to trust over the saved ring): not
+   * after a failure, nor after an answer with no member (NXDOMAIN, no records).
+   */
   readonly resolved: boolean;
   /** The settled ring this node saved; null for a new node. */
   readonly saved: SettledRing | null;

@@ -436,7 +436,8 @@ export async function startCluster(
   }
   const topo = startingTopology({
     self,
-    resolved,
+    // A first answer that listed no member (NXDOMAIN, no records) tells as little as a failure.
+    resolved: resolved && membership.sourceListed(),
     saved,
     members: membership.members(),
     replicationFactor: config.replicationFactor,

@@ -168,49 +168,57 @@ describe('a member back on an empty data directory while its DNS server fails', 
   }, 90_000);
 });
 
-describe('a member restarted on its data directory while its DNS server fails', () => {
-  it('keeps routing by the ring it saved: it settles no ring of itself, and serves nothing stale', async () => {
-    dns = await startDnsServer();
-    const { nodes, names, hosts, keys } = await dnsTrioWithKeys(dns, SERVICE, false);
-    const [a, b, c] = nodes;
+describe('a member restarted on its data directory while DNS lists no member', () => {
+  it.each([
+    ['its DNS server fails (SERVFAIL)', 'fail'],
+    ['the name has no records (NXDOMAIN)', 'empty'],
+  ] as const)(
+    '%s: it keeps routing by the ring it saved, settles no ring of itself, serves nothing stale',
+    async (_, how) => {
+      dns = await startDnsServer();
+      const { nodes, names, hosts, keys } = await dnsTrioWithKeys(dns, SERVICE, false);
+      const [a, b, c] = nodes;
 
-    // c is killed; every key is written again while it is down; c restarts on the same
-    // directory (its settled ring saved) while its DNS server fails.
-    await c.proc.stop('SIGKILL');
-    const ca = await openClient(a);
-    for (const k of keys) expect(await ca.call(`PUT ${k} w-${k}`)).toBe('OK');
-    dns.fail(SERVICE, 'SERVFAIL');
-    const back = await spawnDnsMember(dns.port, SERVICE, names[2]!, hosts[2]!, [], c.dataDir)
-      .started;
+      // c is killed; every key is written again while it is down; c restarts on the same
+      // directory (its settled ring saved) while DNS fails or lists nobody.
+      await c.proc.stop('SIGKILL');
+      const ca = await openClient(a);
+      for (const k of keys) expect(await ca.call(`PUT ${k} w-${k}`)).toBe('OK');
+      if (how === 'fail') dns.fail(SERVICE, 'SERVFAIL');
+      else dns.clear(SERVICE);
+      const back = await spawnDnsMember(dns.port, SERVICE, names[2]!, hosts[2]!, [], c.dataDir)
+        .started;
 
-    // Ten seconds of reads through c (dozens of probe and resolve rounds). Before, the source
-    // that listed nobody made c's ring a ring of itself alone, which it settled at an epoch
-    // above the cluster's: it answered the 20 keys with the values it held before the kill,
-    // and a and b adopted that ring (every key owned by c alone).
-    const cc = await openClient(back);
-    let stale = 0;
-    const until = Date.now() + 10_000;
-    while (Date.now() < until) {
-      for (const k of keys) {
-        const got = await cc.call(`GET ${k}`);
-        if (got === `v-${k}`) stale++;
-        else if (got !== `w-${k}`) expect(got).toMatch(/^ERR /);
+      // Ten seconds of reads through c (dozens of probe and resolve rounds). Before, the source
+      // that listed nobody made c's ring a ring of itself alone, which it settled at an epoch
+      // above the cluster's: it answered the 20 keys with the values it held before the kill,
+      // and a and b adopted that ring (every key owned by c alone).
+      const cc = await openClient(back);
+      let stale = 0;
+      const until = Date.now() + 10_000;
+      while (Date.now() < until) {
+        for (const k of keys) {
+          const got = await cc.call(`GET ${k}`);
+          if (got === `v-${k}`) stale++;
+          else if (got !== `w-${k}`) expect(got).toMatch(/^ERR /);
+        }
       }
-    }
-    expect({ stale }).toEqual({ stale: 0 });
-    const alone = (l: { msg?: unknown; members?: unknown }) =>
-      l.msg === 'ring changed' && JSON.stringify(l.members) === JSON.stringify([names[2]]);
-    expect(back.proc.logs.filter(alone)).toEqual([]);
-    for (const n of [a, b]) {
-      const info = await clusterInfo(n);
-      const holders = info.members.filter((m) => m.share > 0).map((m) => m.name);
-      expect({ node: n.name, holders }).toEqual({ node: n.name, holders: names });
-    }
+      expect({ stale }).toEqual({ stale: 0 });
+      const alone = (l: { msg?: unknown; members?: unknown }) =>
+        l.msg === 'ring changed' && JSON.stringify(l.members) === JSON.stringify([names[2]]);
+      expect(back.proc.logs.filter(alone)).toEqual([]);
+      for (const n of [a, b]) {
+        const info = await clusterInfo(n);
+        const holders = info.members.filter((m) => m.share > 0).map((m) => m.name);
+        expect({ node: n.name, holders }).toEqual({ node: n.name, holders: names });
+      }
 
-    // DNS answers again: c reads every key as written while it was down.
-    dns.clear(SERVICE);
-    dns.setA(SERVICE, hosts);
-    await waitSettled([a, b, back], names, 60_000);
-    for (const k of keys) expect(await cc.call(`GET ${k}`)).toBe(`w-${k}`);
-  }, 120_000);
+      // DNS answers again: c reads every key as written while it was down.
+      dns.clear(SERVICE);
+      dns.setA(SERVICE, hosts);
+      await waitSettled([a, b, back], names, 60_000);
+      for (const k of keys) expect(await cc.call(`GET ${k}`)).toBe(`w-${k}`);
+    },
+    120_000,
+  );
 });
