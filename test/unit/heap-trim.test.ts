@@ -18,6 +18,20 @@ function burst(): void {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A trimmer of 100 ms intervals that collects at any slack, stopped when the test ends; its registry. */
+function anySlackTrimmer(): Registry {
+  const registry = new Registry();
+  const t = startHeapTrimmer({
+    intervalMs: 100,
+    idleCpuShare: 0.3,
+    minSlackBytes: 1,
+    logger: createLogger('silent', {}),
+    registry,
+  });
+  onTestFinished(() => t.stop());
+  return registry;
+}
+
 describe('heap trimmer', () => {
   it('collects after a burst, when idle, and gives the heap back', async () => {
     const registry = new Registry();
@@ -36,16 +50,8 @@ describe('heap trimmer', () => {
   });
 
   it('collects once per idle period, and again only after the next burst', async () => {
-    const registry = new Registry();
     // Any slack is enough: only the once-per-idle-period rule keeps it from collecting again.
-    const t = startHeapTrimmer({
-      intervalMs: 100,
-      idleCpuShare: 0.3,
-      minSlackBytes: 1,
-      logger: createLogger('silent', {}),
-      registry,
-    });
-    onTestFinished(() => t.stop());
+    const registry = anySlackTrimmer();
     await expect.poll(() => trims(registry), { timeout: 10_000 }).toBe(1);
     await sleep(800); // eight idle intervals
     expect(await trims(registry)).toBe(1);
@@ -71,5 +77,21 @@ describe('heap trimmer', () => {
     while (Date.now() < end) burst();
     await sleep(800); // idle again, for eight intervals
     expect(await trims(registry)).toBe(1);
+  });
+
+  it('does not take a process starved of CPU for an idle one: its event loop is busy', async () => {
+    // Any slack is enough, and the first idle interval after start would collect anyway.
+    const registry = anySlackTrimmer();
+    // Callbacks that take most of the wall time without CPU time, as on a machine whose CPU is
+    // taken by others (the thread blocked, not spinning). Before, that passed for idle: 1 trim.
+    const lock = new Int32Array(new SharedArrayBuffer(4));
+    const end = Date.now() + 1500;
+    while (Date.now() < end) {
+      Atomics.wait(lock, 0, 0, 40); // the loop held for 40 ms, no CPU used
+      await new Promise((r) => setImmediate(r)); // the trimmer's timer may run
+    }
+    expect(await trims(registry)).toBe(0);
+    // Idle for real: the first idle interval collects.
+    await expect.poll(() => trims(registry), { timeout: 10_000 }).toBe(1);
   });
 });
