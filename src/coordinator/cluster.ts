@@ -299,7 +299,10 @@ export class ClusterCoordinator implements Coordinator {
   }
 
   answersNow(key: Buffer): boolean {
-    return this.#alone(key);
+    // Two or more owners per key in the target ring: never alone, and no key placed to see it
+    // (every GET of a replicated cluster takes the general path that asks this).
+    const topology = this.#o.topology;
+    return topology.rf(topology.target) === 1 && this.#alone(key);
   }
 
   sizeHere(key: Buffer): number {

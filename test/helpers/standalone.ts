@@ -7,11 +7,16 @@ import { Topology } from '../../src/membership/index.ts';
 import { Replicas } from '../../src/replica/index.ts';
 import type { Storage } from '../../src/storage/index.ts';
 
-export function standalone(s: Storage, maxScanKeys = 100): ClusterCoordinator {
+/** `topology`: other members for this node (n1) to coordinate with; every call to them fails. */
+export function standalone(
+  s: Storage,
+  maxScanKeys = 100,
+  topology = new Topology(['n1'], null, 3),
+): ClusterCoordinator {
   const noPeers = () => Promise.reject(new Error('no peers in this test'));
   return new ClusterCoordinator({
     storage: s,
-    topology: new Topology(['n1'], null, 3),
+    topology,
     replicas: new Replicas('n1', s, noPeers),
     isUp: () => true,
     hint: () => {
