@@ -39,6 +39,7 @@ export const MEASURED_S: Readonly<Record<string, number>> = {
   'test/integration/bench-memory-smoke.test.ts': 37,
   'test/integration/clock-step.test.ts': 34,
   'test/integration/backup.test.ts': 31,
+  'test/integration/link-outage.test.ts': 30,
   'test/integration/tls-handshakes.test.ts': 30,
   'test/integration/power-loss.test.ts': 27,
   'test/integration/churn.test.ts': 26,

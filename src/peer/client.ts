@@ -16,7 +16,8 @@ import {
 import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameDecoder } from './frame.ts';
 import { FrameWriter } from './frame-writer.ts';
 import { type PeerLane, type PeerMetrics, peerMetrics } from './metrics.ts';
-import { tunePeerSocket, unsentBytes } from './socket.ts';
+import { PeerRefusals } from './refusals.ts';
+import { retransmitting, tunePeerSocket, unsentBytes } from './socket.ts';
 
 export interface PeerClientOptions {
   /** `host:port` of the peer's peer port (`[addr]:port` for IPv6). */
@@ -46,9 +47,12 @@ export interface PeerClientOptions {
    * proof, auth/peer.ts): its `ask` requests go out at once, every other request waits (counted
    * in `maxQueuedBytes`) until it resolves. When it rejects, the connection is closed, the
    * waiting requests fail with its error (a KvError) or KV_ERR_PEER_UNAVAILABLE, and the next
-   * attempt waits `maxBackoffMs`.
+   * attempt waits `maxBackoffMs`, doubled per further refusal in a row up to
+   * REFUSED_BACKOFF_FACTOR times it (with jitter in [50%, 100%]), or until warm().
    */
   readonly handshake?: (ask: (method: string, body: unknown) => Promise<unknown>) => Promise<void>;
+  /** Where refused handshakes are logged: shared by the clients of one address (PeerPool). */
+  readonly refusals?: PeerRefusals;
   /** Connect with TLS using these options (CA, client certificate); null: plain TCP. */
   readonly tls?: TlsConnectionOptions | null;
   /** The lane this client serves (PeerPool), as its metrics label it. */
@@ -117,8 +121,18 @@ interface Outgoing {
   gone: boolean;
 }
 
-type Options = Required<Omit<PeerClientOptions, 'registry' | 'handshake' | 'tls'>> &
+type Options = Required<Omit<PeerClientOptions, 'registry' | 'handshake' | 'tls' | 'refusals'>> &
   Pick<PeerClientOptions, 'handshake' | 'tls'>;
+
+/**
+ * Handshakes refused in a row stretch the wait before the next attempt up to this many times
+ * `maxBackoffMs` (8 s by default): a member stopped (SIGSTOP) accepts connections in its kernel
+ * and answers no challenge, and each lane redialled it every 4 s (a 2 s handshake timeout, then
+ * 2 s) for as long as it stayed stopped. A member that answers a probe again ends the wait of its
+ * data lanes at once (warm()); the probes' own lane waits it out, so this also bounds how late a
+ * member stopped that long is called up once it runs again.
+ */
+export const REFUSED_BACKOFF_FACTOR = 4;
 
 /**
  * Requests to one peer over one TCP connection, multiplexed by id.
@@ -172,6 +186,16 @@ export class PeerClient {
   #holding = false;
   /** Set when the current socket's handshake failed: reconnect after a backoff. */
   #refused = false;
+  /** Handshakes refused in a row (reset by one accepted). */
+  #refusals = 0;
+  /**
+   * The current backoff follows a failed connect or a refused handshake, which a peer that
+   * answers again makes moot: warm() ends it (not the one after a stall).
+   */
+  #warmEnds = false;
+  readonly #refusalLog: PeerRefusals;
+  /** Set while the kernel is asked whether the current socket's bytes are being resent. */
+  #asking = false;
 
   /** Throws KvError KV_ERR_INVALID_ARGUMENT for a malformed address; does not connect. */
   constructor(opts: PeerClientOptions) {
@@ -181,6 +205,7 @@ export class PeerClient {
     this.#metrics = peerMetrics(opts.registry);
     this.#laneRequests = this.#metrics.laneRequests.labels(this.#opts.lane);
     this.#decoder = new FrameDecoder(this.#opts.maxFrameBytes);
+    this.#refusalLog = opts.refusals ?? new PeerRefusals(opts.logger);
     this.#metrics.queues.add(this);
   }
 
@@ -238,12 +263,15 @@ export class PeerClient {
 
   /**
    * Starts connecting (and the handshake) now when there is no connection, none is being made,
-   * no backoff is running and the client is open, so that the next request finds one ready;
-   * otherwise does nothing. A failed connect is a failed connect as for a request (backoff).
+   * no backoff is running (but the one after a failed connect or a refused handshake: the
+   * caller knows the peer answers now, as a probe that just succeeded does) and the client is
+   * open, so that the next request finds one ready; otherwise does nothing. A failed connect is
+   * a failed connect as for a request (backoff).
    */
   warm(): void {
     if (this.#socket !== null || this.#state === 'closed') return;
-    if (this.#state === 'backoff' && performance.now() < this.#retryAt) return;
+    const waiting = this.#state === 'backoff' && performance.now() < this.#retryAt;
+    if (waiting && !this.#warmEnds) return;
     this.#connect();
   }
 
@@ -464,6 +492,7 @@ export class PeerClient {
     this.#socket = socket;
     this.#written = 0;
     this.#received = 0;
+    this.#warmEnds = false;
     this.#writer = new FrameWriter(socket, (n) => {
       this.#written += n;
       this.#metrics.sentBytes.labels('client').inc(n);
@@ -505,15 +534,14 @@ export class PeerClient {
   #release(socket: Socket): void {
     if (socket !== this.#socket || !this.#holding) return;
     this.#holding = false;
+    this.#refusals = 0;
+    this.#refusalLog.accepted(this.address);
     this.#pump();
   }
 
   #handshakeFailed(socket: Socket, err: unknown): void {
     if (socket !== this.#socket || this.#state === 'closed') return;
-    this.#opts.logger.warn(
-      { peer: this.address, lane: this.#opts.lane, err },
-      'peer handshake refused',
-    );
+    this.#refusalLog.refused(this.address, this.#opts.lane, err);
     this.#refused = true;
     if (err instanceof KvError && err.code === 'KV_ERR_NOAUTH') this.#rejectAll(err);
     socket.destroy();
@@ -556,19 +584,49 @@ export class PeerClient {
   #onTimeout(id: number, timeoutMs: number): void {
     const p = this.#pending.get(id);
     if (p === undefined) return;
+    // Every outstanding request is on the current connection (losing one settles its requests),
+    // in the order sent: the first is the oldest still waiting.
+    const oldest = this.#pending.keys().next().value === id;
     const msg = `peer: ${p.method} to ${this.address} timed out after ${timeoutMs} ms`;
     if (p.out !== null && !p.out.gone) this.#metrics.dropped.labels(this.#opts.lane).inc();
     this.#settle(id, p, new KvError('KV_ERR_PEER_TIMEOUT', msg), undefined);
-    // A probe whose connection brought nothing back since it was sent: a link that was down (a
-    // cable, a host's interface) leaves both ends' unanswered segments in TCP's retransmission
-    // backoff (resent 0.2, 0.6, 1.4, 3.0, 6.2, 12.6 s ... after the first), and every later probe
-    // and answer queues behind them long after the link is back. Closed, the next probe connects
-    // afresh. Before, a member whose link was down for 8 s was called up 12.8 s after it came back
-    // (28 s after the last cut in chaos seed 28006).
+    if (oldest) this.#closeIfSilent(p, timeoutMs);
+  }
+
+  /**
+   * After `p`, the oldest request waiting on its connection, timed out with nothing received on
+   * the connection since it was sent: closes the connection when the kernel is resending its
+   * unacknowledged bytes (retransmitting()), so that the next request connects afresh. A link
+   * that was down (a cable, a host's interface, a partition that drops) leaves both ends'
+   * unanswered segments in TCP's retransmission backoff (resent 0.2, 0.6, 1.4, 3.0, 6.2, 12.6 s
+   * ... after the first), and every later request and answer on the connection queued behind
+   * them long after the link was back: a member whose link was down 8 s was called up 12.8 s after
+   * it came back, and writes that needed its answer failed for 24.8 s after a 25 s outage
+   * (test/integration/link-outage.test.ts, failure-detector.test.ts). Kept: a connection that
+   * received anything in that time, one where a request sent before `p` still waits (a transfer
+   * ahead of it, with the longer timeout its size gets), and one whose bytes the peer's kernel
+   * acknowledges: a member that is slow, stopped (SIGSTOP) or whose handler hangs, and a large
+   * frame crossing a slow link, are not helped by a new connection. Where the kernel does not say
+   * (another OS), the connection is kept. The probes' connection is closed whatever the kernel
+   * says: it carries nothing else, and a new one tells a stopped member from a live one sooner.
+   */
+  #closeIfSilent(p: Pending, timeoutMs: number): void {
     const socket = this.#socket;
-    if (this.#opts.lane === 'control' && socket !== null && socket === p.socket) {
-      if (this.#received === p.received) socket.destroy(new Error(msg));
-    }
+    if (socket === null || socket !== p.socket || this.#received !== p.received) return;
+    // A handshake that timed out closes its connection itself (#handshakeFailed); one ask at a
+    // time per connection (requests timing out one after the other ask once).
+    if (this.#holding || this.#asking) return;
+    this.#asking = true;
+    const received = this.#received;
+    // The probes' lane closes whatever the kernel says (c628d97): its next probe connects afresh.
+    const ask = this.#opts.lane === 'control' ? Promise.resolve(true) : retransmitting(socket);
+    void ask.then((resending) => {
+      this.#asking = false;
+      if (socket !== this.#socket || this.#received !== received || socket.destroyed) return;
+      if (resending !== true) return;
+      this.#metrics.silent.labels(this.#opts.lane).inc();
+      socket.destroy(new Error(`nothing received in the ${timeoutMs} ms ${p.method} waited`));
+    });
   }
 
   #settle(id: number, p: Pending, err: KvError | null, value: unknown): void {
@@ -603,9 +661,12 @@ export class PeerClient {
     const lane = this.#opts.lane;
     let err: KvError;
     if (refused) {
-      // A wrong or missing secret on either side: trying again at once would fail the same way.
+      // A wrong or missing secret on either side, or a member that does not answer (stopped,
+      // overloaded): trying again at once would fail the same way.
+      this.#refusals++;
+      this.#warmEnds = true;
       this.#state = 'backoff';
-      this.#retryAt = performance.now() + this.#opts.maxBackoffMs;
+      this.#retryAt = performance.now() + this.#refusedBackoffMs();
       err = new KvError('KV_ERR_PEER_UNAVAILABLE', `peer: ${this.address} refused the handshake`);
     } else if (stalled) {
       // It accepts connections but does not read: a new one would fill up the same way at once.
@@ -631,6 +692,7 @@ export class PeerClient {
       this.#failures++;
       this.#state = 'backoff';
       this.#retryAt = performance.now() + this.#backoffMs();
+      this.#warmEnds = true;
       this.#metrics.connects.labels('error').inc();
       err = new KvError('KV_ERR_PEER_UNAVAILABLE', `peer: cannot connect to ${this.address}`, {
         cause: error,
@@ -646,6 +708,14 @@ export class PeerClient {
   #backoffMs(): number {
     const { initialBackoffMs, maxBackoffMs } = this.#opts;
     const base = Math.min(maxBackoffMs, initialBackoffMs * 2 ** Math.min(this.#failures - 1, 30));
+    return base / 2 + (Math.random() * base) / 2;
+  }
+
+  /** After the #refusals-th refused handshake in a row (see REFUSED_BACKOFF_FACTOR). */
+  #refusedBackoffMs(): number {
+    const { maxBackoffMs } = this.#opts;
+    const factor = Math.min(REFUSED_BACKOFF_FACTOR, 2 ** Math.min(this.#refusals - 1, 30));
+    const base = maxBackoffMs * factor;
     return base / 2 + (Math.random() * base) / 2;
   }
 }

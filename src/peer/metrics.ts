@@ -69,6 +69,8 @@ export interface PeerMetrics {
   readonly stalled: Counter;
   /** Client: requests that timed out before their frame was sent (so it never was), by lane. */
   readonly dropped: Counter<'lane'>;
+  /** Client: outbound connections closed because a request timed out with nothing received, by lane. */
+  readonly silent: Counter<'lane'>;
 }
 
 /** An outbound connection's bytes written and not yet taken by the kernel. */
@@ -229,6 +231,12 @@ function register(registry: Registry): PeerMetrics {
       ['lane'],
       registry,
     ),
+    silent: counter(
+      'kvstore_peer_connections_silent_total',
+      'Outbound peer connections closed because their oldest waiting request timed out with nothing received on them since it was sent (a link that was down leaves a connection in TCP retransmission backoff; the next request connects afresh), by lane (control, small, large).',
+      ['lane'],
+      registry,
+    ),
   };
   zero(metrics);
   return metrics;
@@ -246,4 +254,5 @@ function zero(m: PeerMetrics): void {
   m.connects.labels('error').inc(0);
   m.refused.labels('queue_full').inc(0);
   for (const lane of PEER_LANES) m.dropped.labels(lane).inc(0);
+  for (const lane of PEER_LANES) m.silent.labels(lane).inc(0);
 }

@@ -6,6 +6,7 @@ import type { Logger } from '../observability/index.ts';
 import { encodeFrame, PeerClient, type PeerClientOptions } from './client.ts';
 import { FRAME_HEADER_BYTES } from './frame.ts';
 import type { PeerLane } from './metrics.ts';
+import { PeerRefusals } from './refusals.ts';
 
 export type { PeerLane } from './metrics.ts';
 
@@ -18,7 +19,10 @@ export interface PeerPoolOptions {
    */
   readonly connectionsPerAddress?: number;
   /** Options given to every client (timeouts, limits, backoff); see PeerClientOptions. */
-  readonly client?: Omit<PeerClientOptions, 'address' | 'logger' | 'registry' | 'lane'>;
+  readonly client?: Omit<
+    PeerClientOptions,
+    'address' | 'logger' | 'registry' | 'lane' | 'refusals'
+  >;
   /**
    * The clients of an address no `get` asked for in this long, with no request outstanding, are
    * closed and forgotten (after between one and two times this); undefined: never.
@@ -61,6 +65,8 @@ interface Entry {
   next: number;
   /** A `get` asked for it since the last idle sweep. */
   used: boolean;
+  /** Its refused handshakes, every lane's: logged once per episode, not once per lane. */
+  readonly refusals: PeerRefusals;
 }
 
 /**
@@ -125,17 +131,18 @@ export class PeerPool {
     if (this.#closed) throw new KvError('KV_ERR_PEER_UNAVAILABLE', 'peer: pool closed');
     let entry = this.#entries.get(address);
     if (entry === undefined) {
-      const clients = this.#create(address, this.#size, 'small');
-      entry = { clients, large: null, control: null, next: 0, used: true };
+      const refusals = new PeerRefusals(this.#opts.logger);
+      const clients = this.#create(address, this.#size, 'small', refusals);
+      entry = { clients, large: null, control: null, next: 0, used: true, refusals };
       this.#entries.set(address, entry);
     }
     entry.used = true;
     if (lane === 'control') {
-      entry.control ??= this.#create(address, 1, 'control')[0]!;
+      entry.control ??= this.#create(address, 1, 'control', entry.refusals)[0]!;
       return entry.control;
     }
     if (lane === 'large') {
-      entry.large ??= this.#create(address, 1, 'large')[0]!;
+      entry.large ??= this.#create(address, 1, 'large', entry.refusals)[0]!;
       return entry.large;
     }
     if (entry.clients.length === 1) return entry.clients[0]!;
@@ -172,7 +179,7 @@ export class PeerPool {
   warm(address: string): void {
     const entry = this.#entries.get(address);
     if (entry === undefined) return;
-    entry.large ??= this.#create(address, 1, 'large')[0]!;
+    entry.large ??= this.#create(address, 1, 'large', entry.refusals)[0]!;
     for (const c of entry.clients) c.warm();
     entry.large.warm();
   }
@@ -205,11 +212,11 @@ export class PeerPool {
     }
   }
 
-  #create(address: string, count: number, lane: PeerLane): PeerClient[] {
+  #create(address: string, count: number, lane: PeerLane, refusals: PeerRefusals): PeerClient[] {
     const { logger, registry, client } = this.#opts;
     const clients: PeerClient[] = [];
     for (let i = 0; i < count; i++) {
-      clients.push(new PeerClient({ ...client, address, logger, registry, lane }));
+      clients.push(new PeerClient({ ...client, address, logger, registry, lane, refusals }));
     }
     return clients;
   }

@@ -31,3 +31,65 @@ export function unsentBytes(socket: Socket): number {
   const size = handle?._parent?.writeQueueSize ?? handle?.writeQueueSize;
   return typeof size === 'number' ? size : -1;
 }
+
+/**
+ * Whether the kernel is resending bytes of `socket` that the other end has not acknowledged: its
+ * line of /proc/net/tcp (tcp6 for IPv6) shows bytes unacknowledged and RESENT_TIMEOUTS
+ * retransmission timeouts since the last acknowledgement, which a link that is down (or a host that is gone)
+ * causes and a peer that is merely slow, stopped or busy does not (its kernel acknowledges what it
+ * receives). Null when the kernel does not say (no procfs: another OS) or the socket is not listed
+ * (closed meanwhile). The file lists every TCP socket of the network namespace (thousands on a
+ * busy host): it is read off the event loop, once for every caller that asks while a read is out.
+ */
+export async function retransmitting(socket: Socket): Promise<boolean | null> {
+  const { localPort, remotePort, remoteFamily } = socket;
+  if (localPort === undefined || remotePort === undefined) return null;
+  const text = await tcpTable(remoteFamily === 'IPv6' ? '/proc/net/tcp6' : '/proc/net/tcp');
+  if (text === null) return null;
+  const local = `:${hexPort(localPort)} `;
+  const remote = `:${hexPort(remotePort)} `;
+  // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ...
+  for (let at = text.indexOf(local); at >= 0; at = text.indexOf(local, at + 1)) {
+    const start = text.lastIndexOf('\n', at) + 1;
+    const end = text.indexOf('\n', at);
+    const f = text
+      .slice(start, end < 0 ? undefined : end)
+      .trim()
+      .split(/\s+/);
+    if (f.length < 7 || !f[1]!.endsWith(local.trimEnd()) || !f[2]!.endsWith(remote.trimEnd())) {
+      continue;
+    }
+    const unacked = Number.parseInt(f[4]!.split(':')[0]!, 16);
+    const retransmits = Number.parseInt(f[6]!, 16);
+    return unacked > 0 && retransmits >= RESENT_TIMEOUTS;
+  }
+  return null;
+}
+
+/**
+ * Retransmission timeouts in a row, with no acknowledgement between them, that retransmitting()
+ * takes for a path that is down: three are 1.4 s of silence from the other end's kernel at the
+ * minimum timeout (0.2, 0.4, 0.8 s); a segment dropped once on a busy but live path (and resent,
+ * and acknowledged) is one.
+ */
+const RESENT_TIMEOUTS = 3;
+
+/** The reads of each table now out, shared by the callers that ask meanwhile. */
+const tables = new Map<string, Promise<string | null>>();
+
+function tcpTable(file: string): Promise<string | null> {
+  let read = tables.get(file);
+  if (read === undefined) {
+    read = process
+      .getBuiltinModule('node:fs/promises')
+      .readFile(file, 'latin1')
+      .catch(() => null)
+      .finally(() => tables.delete(file));
+    tables.set(file, read);
+  }
+  return read;
+}
+
+function hexPort(port: number): string {
+  return port.toString(16).toUpperCase().padStart(4, '0');
+}

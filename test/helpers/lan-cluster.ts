@@ -1,7 +1,7 @@
 // A cluster of a, b and c in network namespaces (test/helpers/netns.ts), and the load and metrics its tests use.
 
 import { defer } from './defer.ts';
-import { createLan, type Lan, type LanHost, requireRoot } from './netns.ts';
+import { createLan, ipCommand, type Lan, type LanHost, requireRoot } from './netns.ts';
 import { NODE, type NodeProcess, startNodeProcess } from './node-process.ts';
 import { until } from './write-log.ts';
 
@@ -107,6 +107,40 @@ export async function gauge(lan: Lan, host: LanHost, series: string): Promise<nu
   return Number(line?.split(' ')[1] ?? Number.NaN);
 }
 
+/**
+ * Script lines (node -e) that connect `s` to `host`'s node and define `ask(line)`: sends one
+ * command line and resolves with its reply line. Inside an async function.
+ */
+export function askLines(host: LanHost): string {
+  return `
+      const s = net.connect(8081, '${host.ip}');
+      await new Promise((r) => s.once('connect', r));
+      let buf = '';
+      let waiting = null;
+      s.on('data', (d) => { buf += d; const i = buf.indexOf('\\n'); if (i >= 0 && waiting) { const line = buf.slice(0, i); buf = buf.slice(i + 1); const w = waiting; waiting = null; w(line); } });
+      const ask = (line) => new Promise((r) => { waiting = r; s.write(line + '\\n'); });`;
+}
+
+/**
+ * Takes `host`'s link down (its interface, as the chaos nemesis's isolate does: nothing gets
+ * through, and TCP resends what is unanswered further and further apart), waits until
+ * `calledDown()` holds, keeps it down `ms` longer, and brings it up again; resolves with when
+ * it came back (ms since the epoch). The link comes back when the test ends, whatever happened.
+ */
+export async function linkOutage(
+  host: LanHost,
+  calledDown: () => boolean,
+  ms: number,
+): Promise<number> {
+  await ipCommand('-n', host.ns, 'link', 'set', 'eth0', 'down');
+  defer(() => ipCommand('-n', host.ns, 'link', 'set', 'eth0', 'up').catch(() => {}));
+  await until(calledDown, 20_000, () => `${host.name} was not called down`);
+  // The outage's length is the scenario, not a wait for something.
+  await new Promise((r) => setTimeout(r, ms));
+  await ipCommand('-n', host.ns, 'link', 'set', 'eth0', 'up');
+  return Date.now();
+}
+
 /** What smallOps saw: replies other than the expected ones, and latencies in ms. */
 export interface SmallOps {
   readonly ops: number;
@@ -126,12 +160,7 @@ export function smallOps(lan: Lan, host: LanHost, seconds: number, delayS = 0): 
     const net = require('node:net');
     const value = 's'.repeat(100);
     setTimeout(async () => {
-      const s = net.connect(8081, '${host.ip}');
-      await new Promise((r) => s.once('connect', r));
-      let buf = '';
-      let waiting = null;
-      s.on('data', (d) => { buf += d; const i = buf.indexOf('\\n'); if (i >= 0 && waiting) { const line = buf.slice(0, i); buf = buf.slice(i + 1); const w = waiting; waiting = null; w(line); } });
-      const ask = (line) => new Promise((r) => { waiting = r; s.write(line + '\\n'); });
+      ${askLines(host)}
       const end = Date.now() + ${seconds * 1000};
       const ms = []; const errors = {};
       for (let i = 0; Date.now() < end; i++) {
