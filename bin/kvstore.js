@@ -11,6 +11,13 @@
 // how far the young generation grows under load (an empty node starts at 1 MiB). bench/procs.ts
 // starts its nodes with the flags of this line.
 import { existsSync } from 'node:fs';
+import { enableCompileCache } from 'node:module';
 
 const js = new URL('../src/main.js', import.meta.url);
+if (!existsSync(js)) {
+  // The sources: Node's compile cache (under the temporary directory, or NODE_COMPILE_CACHE)
+  // keeps type stripping's output and V8's code of every module, so that a restart compiles none
+  // of them again (src/main.ts writes it once the node started). It never throws.
+  enableCompileCache();
+}
 await import(existsSync(js) ? js.href : new URL('../src/main.ts', import.meta.url).href);

@@ -1,6 +1,7 @@
 // kvstore entry point: parse configuration, start the node, drain it on SIGTERM/SIGINT.
 
 import { open } from 'node:fs/promises';
+import { flushCompileCache } from 'node:module';
 import { join } from 'node:path';
 import { loadConfig } from './config/index.ts';
 import {
@@ -115,6 +116,12 @@ async function main(): Promise<number> {
     return code;
   }
   clearTimeout(startBackstop);
+  // With Node's compile cache on (NODE_COMPILE_CACHE, or bin/kvstore.js running the sources), what
+  // the start compiled is written now: Node writes it at a clean exit only, so a node killed or
+  // cut off (the restarts that matter) compiled all of it again at every start. From the sources,
+  // about 480 modules: 0.8 CPU-seconds to the first log line without the cache, 0.3 with it (at a
+  // tenth of a core, 8 s and 3 s). Nothing when the cache is off (the image's bundle has its own).
+  flushCompileCache();
   const outcome = await Promise.race([signalled, failed.promise]);
   if (typeof outcome === 'number') return outcome;
   const signal = outcome;
