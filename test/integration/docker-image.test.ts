@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, type ExpectStatic, it } from 'vitest';
 import {
   buildImage,
   docker,
@@ -56,8 +56,11 @@ async function logMessages(container: string): Promise<string[]> {
     .map((l) => (JSON.parse(l) as { msg: string }).msg);
 }
 
-/** Starts the node as `docker run -d` would: read-only root, data in `volume`, client port on loopback. */
-async function startNode(container: string, volume: string): Promise<number> {
+/**
+ * Starts the node as `docker run -d` would: read-only root, data in `volume`, client port on
+ * loopback. `expect` is the calling test's (the tests run concurrently).
+ */
+async function startNode(container: string, volume: string, expect: ExpectStatic): Promise<number> {
   made.container(container);
   await docker([
     'run',
@@ -98,8 +101,11 @@ afterAll(() => made.remove(), 600_000);
 
 // The tests run side by side: each makes its own containers and volumes (named after the test),
 // and most of their time is waiting on the engine (health checks every second, a stop's drain).
+// Each takes the expect of its own test context (expect.poll needs it in a concurrent test).
 describe.concurrent('the image (scripts/image.sh, the Dockerfile, the real engine)', () => {
-  it('has production dependencies only and no npm, apt or compiler; runs as uid 1000', async () => {
+  it('has production dependencies only and no npm, apt or compiler; runs as uid 1000', async ({
+    expect,
+  }) => {
     const cfg = JSON.parse(
       await docker(['image', 'inspect', '--format', '{{json .Config}}', image]),
     );
@@ -157,10 +163,12 @@ describe.concurrent('the image (scripts/image.sh, the Dockerfile, the real engin
     expect(buildLog).toMatch(/built kvstore|built kvt-/);
   });
 
-  it('serves the seed test plan on a published loopback port, read-only, data in its volume', async () => {
+  it('serves the seed test plan on a published loopback port, read-only, data in its volume', async ({
+    expect,
+  }) => {
     const volume = made.volume(`${name}-plan`);
     const c = `${name}-plan`;
-    const port = await startNode(c, volume);
+    const port = await startNode(c, volume, expect);
     expect(await seedPlanWithNc([port, port, port])).toEqual(SEED_PLAN_REPLIES);
     // Read-only root: the app files cannot be written; /data (the volume) is the node's.
     const write = (p: string) =>
@@ -169,9 +177,11 @@ describe.concurrent('the image (scripts/image.sh, the Dockerfile, the real engin
     expect((await write('/data/probe')).code).toBe(0);
   }, 120_000);
 
-  it('turns unhealthy while the node is stopped (SIGSTOP) and healthy again after SIGCONT', async () => {
+  it('turns unhealthy while the node is stopped (SIGSTOP) and healthy again after SIGCONT', async ({
+    expect,
+  }) => {
     const c = `${name}-health`;
-    await startNode(c, made.volume(`${name}-health`));
+    await startNode(c, made.volume(`${name}-health`), expect);
     const pid = await nodePid(c);
     process.kill(pid, 'SIGSTOP');
     try {
@@ -182,10 +192,12 @@ describe.concurrent('the image (scripts/image.sh, the Dockerfile, the real engin
     await expect.poll(() => health(c), { timeout: 60_000, interval: 250 }).toBe('healthy');
   }, 180_000);
 
-  it('drains and exits 0 on docker stop; a new container on the same named volume has the data', async () => {
+  it('drains and exits 0 on docker stop; a new container on the same named volume has the data', async ({
+    expect,
+  }) => {
     const volume = made.volume(`${name}-data`);
     const first = `${name}-first`;
-    await startNode(first, volume);
+    await startNode(first, volume, expect);
     const kvctl = (container: string, ...args: string[]) =>
       docker(['run', '--rm', '--network', `container:${container}`, image, 'kvctl', ...args]);
     expect((await kvctl(first, 'put', 'docker:1', 'hello image')).trim()).toBe('OK');
@@ -199,7 +211,7 @@ describe.concurrent('the image (scripts/image.sh, the Dockerfile, the real engin
 
     await docker(['rm', first]);
     const second = `${name}-second`;
-    const port2 = await startNode(second, volume);
+    const port2 = await startNode(second, volume, expect);
     const { stdout } = await run('sh', [
       '-c',
       `echo "GET docker:1" | nc -N -w 10 127.0.0.1 ${port2}`,
@@ -208,7 +220,9 @@ describe.concurrent('the image (scripts/image.sh, the Dockerfile, the real engin
     expect((await kvctl(second, 'get', 'docker:1')).trim()).toBe('hello image');
   }, 180_000);
 
-  it('runs kvstore, kvctl and kvstore-operator as entry points; the operator stops cleanly on docker stop', async () => {
+  it('runs kvstore, kvctl and kvstore-operator as entry points; the operator stops cleanly on docker stop', async ({
+    expect,
+  }) => {
     for (const bin of Object.keys(pkg.bin)) {
       const r = await dockerResult(['run', '--rm', '--network', 'none', image, bin, '--help']);
       expect({ bin, code: r.code }).toEqual({ bin, code: 0 });
@@ -228,7 +242,9 @@ describe.concurrent('the image (scripts/image.sh, the Dockerfile, the real engin
 
 // Two builds of their own, side by side.
 describe.concurrent('build faults', () => {
-  it('without registry access the build stops with a message that says what is needed', async () => {
+  it('without registry access the build stops with a message that says what is needed', async ({
+    expect,
+  }) => {
     // npm gives up at the first failed request instead of backing off 70 s (2 retries).
     const r = await buildImage(`${name}-offline:${VERSION}`, {
       KVSTORE_BUILD_NETWORK: 'none',
@@ -241,7 +257,7 @@ describe.concurrent('build faults', () => {
     expect(r.log).toContain('docker build of');
   }, 600_000);
 
-  it('a base image that cannot be pulled is named in the error', async () => {
+  it('a base image that cannot be pulled is named in the error', async ({ expect }) => {
     const r = await buildImage(`${name}-nobase:${VERSION}`, {
       NODE_IMAGE: `${name}-no-such-base:24`,
     });
