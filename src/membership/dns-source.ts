@@ -3,6 +3,7 @@
 import { promises as dns, type SrvRecord } from 'node:dns';
 import { isIPv4 } from 'node:net';
 import { KvError } from '../errors/index.ts';
+import { ipv6Hex } from '../net/address.ts';
 import type { AddressBook } from './address-book.ts';
 import {
   checkDnsName,
@@ -246,21 +247,6 @@ export function reverseName(ip: string): string {
 }
 
 /** An IPv6 address as 32 hex digits (`::1` -> `000...01`); accepts `::`, embedded IPv4, `%zone`. */
-function ipv6Hex(ip: string): string {
-  const [head = '', tail] = (ip.split('%')[0] ?? '').split('::');
-  const groups = (s: string | undefined) => (s ? s.split(':').flatMap(ipv4Groups) : []);
-  const h = groups(head);
-  const t = groups(tail);
-  const zeros = tail === undefined ? [] : new Array<string>(8 - h.length - t.length).fill('0');
-  return [...h, ...zeros, ...t].map((g) => g.toLowerCase().padStart(4, '0')).join('');
-}
-
-function ipv4Groups(part: string): string[] {
-  if (!isIPv4(part)) return [part];
-  const [a, b, c, d] = part.split('.').map(Number) as [number, number, number, number];
-  return [((a << 8) | b).toString(16), ((c << 8) | d).toString(16)];
-}
-
 function codeOf(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;

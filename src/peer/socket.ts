@@ -1,6 +1,7 @@
 // Socket options both ends of a peer connection set: no Nagle delay, TCP keepalive.
 
-import type { Socket } from 'node:net';
+import { isIPv4, type Socket } from 'node:net';
+import { procNetAddress } from '../net/address.ts';
 
 /** TCP keepalive probe delay for peer sockets, so a vanished host is noticed while idle. */
 export const KEEPALIVE_MS = 10_000;
@@ -42,28 +43,27 @@ export function unsentBytes(socket: Socket): number {
  * busy host): it is read off the event loop, once for every caller that asks while a read is out.
  */
 export async function retransmitting(socket: Socket): Promise<boolean | null> {
-  const { localPort, remotePort, remoteFamily } = socket;
-  if (localPort === undefined || remotePort === undefined) return null;
-  const text = await tcpTable(remoteFamily === 'IPv6' ? '/proc/net/tcp6' : '/proc/net/tcp');
+  const { localAddress, localPort, remoteAddress, remotePort } = socket;
+  if (localAddress === undefined || localPort === undefined) return null;
+  if (remoteAddress === undefined || remotePort === undefined) return null;
+  // Both ends, addresses too: every member listens on the same peer port, and the kernel may give
+  // one local port to connections to different members.
+  const local = procNetAddress(localAddress, localPort);
+  const remote = procNetAddress(remoteAddress, remotePort);
+  const text = await tcpTable(isIPv4(localAddress) ? '/proc/net/tcp' : '/proc/net/tcp6');
   if (text === null) return null;
-  const local = `:${hexPort(localPort)} `;
-  const remote = `:${hexPort(remotePort)} `;
   // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ...
-  for (let at = text.indexOf(local); at >= 0; at = text.indexOf(local, at + 1)) {
-    const start = text.lastIndexOf('\n', at) + 1;
-    const end = text.indexOf('\n', at);
-    const f = text
-      .slice(start, end < 0 ? undefined : end)
-      .trim()
-      .split(/\s+/);
-    if (f.length < 7 || !f[1]!.endsWith(local.trimEnd()) || !f[2]!.endsWith(remote.trimEnd())) {
-      continue;
-    }
-    const unacked = Number.parseInt(f[4]!.split(':')[0]!, 16);
-    const retransmits = Number.parseInt(f[6]!, 16);
-    return unacked > 0 && retransmits >= RESENT_TIMEOUTS;
-  }
-  return null;
+  const at = text.indexOf(` ${local} ${remote} `);
+  if (at < 0) return null;
+  const end = text.indexOf('\n', at);
+  const f = text
+    .slice(at, end < 0 ? undefined : end)
+    .trim()
+    .split(/\s+/);
+  if (f.length < 6) return null;
+  const unacked = Number.parseInt(f[3]!.split(':')[0]!, 16);
+  const retransmits = Number.parseInt(f[5]!, 16);
+  return unacked > 0 && retransmits >= RESENT_TIMEOUTS;
 }
 
 /**
@@ -88,8 +88,4 @@ function tcpTable(file: string): Promise<string | null> {
     tables.set(file, read);
   }
   return read;
-}
-
-function hexPort(port: number): string {
-  return port.toString(16).toUpperCase().padStart(4, '0');
 }
