@@ -23,7 +23,11 @@ export interface LanAccess {
   readonly hosts: ReadonlyMap<string, LanHost>;
   /** Starts `argv` inside the host's namespace (`ip netns exec`, which also binds its /etc/hosts). */
   spawn(host: string, argv: readonly string[], opts?: SpawnOptions): ChildProcess;
-  /** Runs `argv` inside the host's namespace to completion; rejects on a non-zero exit. */
+  /**
+   * Runs `argv` inside the host's namespace to completion; rejects on a non-zero exit. Its output
+   * may be large (a script's record of every request: execFile's default 1 MiB bound failed a
+   * test that ran fast), up to 256 MiB.
+   */
   exec(
     host: string,
     argv: readonly string[],
@@ -159,7 +163,8 @@ export function attachLan(hosts: readonly LanHost[]): LanAccess {
   return {
     hosts: byName,
     spawn: (host, argv, opts = {}) => spawn(IP, ['netns', 'exec', nsOf(host), ...argv], opts),
-    exec: (host, argv, opts = {}) => run(IP, ['netns', 'exec', nsOf(host), ...argv], opts),
+    exec: (host, argv, opts = {}) =>
+      run(IP, ['netns', 'exec', nsOf(host), ...argv], { maxBuffer: 256 * 1024 * 1024, ...opts }),
   };
 }
 
