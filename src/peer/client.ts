@@ -94,6 +94,13 @@ const EMPTY = Buffer.alloc(0);
  */
 const HANDOFF_BYTES = 4 * 1024 * 1024;
 
+/**
+ * Control-lane requests in a row that time out with nothing received on their connection, after
+ * which it is closed (see PeerClient's #onTimeout): two, so that one answer a saturated link
+ * lost and resends late does not cost a new connection.
+ */
+const SILENT_PROBES_TO_CLOSE = 2;
+
 /** `idle`: no socket, the next request connects. `backoff`: failed, requests fail fast. */
 export type PeerClientState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'closed';
 
@@ -196,6 +203,11 @@ export class PeerClient {
   readonly #refusalLog: PeerRefusals;
   /** Set while the kernel is asked whether the current socket's bytes are being resent. */
   #asking = false;
+  /**
+   * Control lane: requests in a row that timed out on the current socket with nothing received
+   * on it since they were sent (see #onTimeout); reset by any bytes received and a new socket.
+   */
+  #silentProbes = 0;
 
   /** Throws KvError KV_ERR_INVALID_ARGUMENT for a malformed address; does not connect. */
   constructor(opts: PeerClientOptions) {
@@ -493,6 +505,7 @@ export class PeerClient {
     this.#written = 0;
     this.#received = 0;
     this.#warmEnds = false;
+    this.#silentProbes = 0;
     this.#writer = new FrameWriter(socket, (n) => {
       this.#written += n;
       this.#metrics.sentBytes.labels('client').inc(n);
@@ -559,6 +572,7 @@ export class PeerClient {
     this.#metrics.receivedBytes.labels('client').inc(chunk.length);
     if (socket !== this.#socket) return;
     this.#received += chunk.length;
+    this.#silentProbes = 0;
     this.#decoder.push(chunk);
     for (;;) {
       let msg: ResponseMessage;
@@ -616,6 +630,8 @@ export class PeerClient {
     // A handshake that timed out closes its connection itself (#handshakeFailed); one ask at a
     // time per connection (requests timing out one after the other ask once).
     if (this.#holding || this.#asking) return;
+    // The probes' lane: two in a row (SILENT_PROBES_TO_CLOSE), not one.
+    if (this.#opts.lane === 'control' && ++this.#silentProbes < SILENT_PROBES_TO_CLOSE) return;
     this.#asking = true;
     const received = this.#received;
     // The probes' lane closes whatever the kernel says (c628d97): its next probe connects afresh.

@@ -437,6 +437,37 @@ describe('PeerPool', () => {
     await until(() => pool.addresses.length === 0, 5000);
     expect(control.state).toBe('closed');
   });
+
+  // Over a link saturated with replica data, one answer lost and resent late is common; a new
+  // connection crosses that link four times (connect, challenge, auth, probe) before its first
+  // answer. Before, the first probe that timed out closed the connection, and the next ones,
+  // reconnecting, timed out too: a live member was called down (failure-detector.test.ts).
+  it('keeps the control connection through one unanswered probe, closes it after two in a row', async () => {
+    const g = gate();
+    const s = await server((m, body) => (m === 'hang' ? g.wait : body));
+    const registry = new Registry();
+    const pool = new PeerPool({ logger, registry });
+    defer(() => pool.close());
+    const control = pool.get(`127.0.0.1:${s.port}`, 'control');
+    const connects = () => metric(registry, 'kvstore_peer_connects_total', { result: 'ok' });
+    const unanswered = async () => {
+      const err = await failure(control.request('hang', null, { timeoutMs: 100 }));
+      expect(err.code).toBe('KV_ERR_PEER_TIMEOUT');
+    };
+    expect(await control.request('echo', 1)).toBe(1);
+    await unanswered();
+    // Answered on the same connection (before: on a new one), which starts the count again.
+    expect(await control.request('echo', 2)).toBe(2);
+    expect(await connects()).toBe(1);
+    await unanswered();
+    await unanswered();
+    // Two in a row with nothing back: closed (had the first closed it, the second would have
+    // gone on a new connection and left it open); the next request connects afresh.
+    await until(() => control.state === 'idle', 10_000);
+    expect(await control.request('echo', 3)).toBe(3);
+    expect(await connects()).toBe(2);
+    g.open();
+  });
 });
 
 /** Anonymous resident memory of process `pid` in bytes (/proc/PID/status RssAnon). */
