@@ -5,7 +5,8 @@
 // pipeline --gets GETs of a 1 MiB value and never read (one closed by the node is replaced at
 // once, so N are always there). A measurement, not a test:
 // `node bench/reply-fairness.ts [--mode read|stuck|both] [--clients 40] [--seconds 10]
-// [--node-flags='--max-client-output-bytes 16777216'] [--script other/src/main.ts] [--trace]`
+// [--node-flags='--max-client-output-bytes 16777216'] [--script other/src/main.ts] [--trace]
+// [--nodes 1]` (--nodes 1: one node, RF=1, every GET answered from its own copy)
 // prints the small client's p50/p99/max, what the large readers got, the coordinator's
 // resident peak (VmHWM) over its size before, and the clients the output bound closed.
 
@@ -23,6 +24,7 @@ import {
   scrapeMetrics,
   stopServer,
   tempDir,
+  until,
 } from './procs.ts';
 import { respCall } from './respload.ts';
 
@@ -42,6 +44,8 @@ const { values } = parseArgs({
     'node-flags': { type: 'string', default: '' },
     /** Prints the coordinator's reply metrics every second. */
     trace: { type: 'boolean', default: false },
+    /** Members: 3 (RF=3 W=2 R=2), or 1 (RF=1: the coordinator's local path alone). */
+    nodes: { type: 'string', default: '3' },
     /** The nodes' entry module (another build's src/main.ts, to compare). */
     script: { type: 'string' },
     /** Client, HTTP and peer ports of every member (each has its own loopback address). */
@@ -92,8 +96,7 @@ function onLines(s: Socket, onReply: (bytes: number) => void): void {
 }
 
 /** The small client: GET small<i>, one at a time, until `stop`; each reply's wait recorded. */
-async function smallClient(node: Server, stop: Stop) {
-  const s = await open(node);
+async function smallClient(s: Socket, stop: Stop) {
   const hist = new Histogram();
   let wrong = 0;
   let i = 0;
@@ -124,10 +127,25 @@ async function smallClient(node: Server, stop: Stop) {
   return { latency: hist.summary(), wrong, closed: s.destroyed && !stop.done };
 }
 
+/**
+ * Resolves once the node accepted `n` client connections in all (kvstore_connections). Node
+ * takes one connection off the listen queue per event-loop turn, and a turn beside 40 large
+ * readers took 0.5-2 s at load 20: a client that connected behind them was accepted 10 s later,
+ * and measured as a GET that waited 10 s (the s29 A/B's `read` rows).
+ */
+async function accepted(node: Server, n: number): Promise<void> {
+  await until(tool, `${n} connections accepted`, 60_000, async () => {
+    const m = await scrapeMetrics(node.host, ports[1]!);
+    return (m.get('kvstore_connections') ?? 0) >= n;
+  });
+}
+
 /** N clients keeping `depth` GETs of 1 MiB in flight each, reading; MiB received in all. */
-async function readers(node: Server, stop: Stop) {
+async function readers(node: Server, stop: Stop, connected: number) {
   let received = 0;
   const sockets = await Promise.all(Array.from({ length: clients }, () => open(node)));
+  // Every reader is a connection of the node before any sends: the load starts at once.
+  await accepted(node, connected + clients);
   sockets.forEach((s, c) => {
     let n = c;
     s.on('error', () => {});
@@ -179,12 +197,22 @@ async function run(mode: 'read' | 'stuck', nodes: Server[]) {
   const before = resident(coord);
   const closedBefore = (await scrapeMetrics(coord.host, ports[1]!)).get(EVICTED) ?? 0;
   const stop: Stop = { done: false };
-  const load = mode === 'read' ? await readers(coord, stop) : stuck(coord, stop);
-  const small = smallClient(coord, stop);
+  // The small client is a connection of the node before the load's: it measures its GETs' waits,
+  // not its wait for the node to accept it (accepted()).
+  const connected = (await scrapeMetrics(coord.host, ports[1]!)).get('kvstore_connections') ?? 0;
+  const smallSocket = await open(coord);
+  await accepted(coord, connected + 1);
+  const load = mode === 'read' ? await readers(coord, stop, connected + 1) : stuck(coord, stop);
+  const small = smallClient(smallSocket, stop);
   for (let t = 0; t < seconds; t++) {
     await sleep(1000);
     if (values.trace) {
-      const m = await scrapeMetrics(coord.host, ports[1]!);
+      // The node's HTTP port waits for its event loop too: a scrape may fail under the load.
+      const m = await scrapeMetrics(coord.host, ports[1]!).catch(() => null);
+      if (m === null) {
+        console.log(`  ${t + 1} s: metrics unanswered`);
+        continue;
+      }
       const mib = (k: string) => ((m.get(k) ?? 0) / MiB).toFixed(0);
       console.log(
         `  ${t + 1} s: in the making ${mib('kvstore_client_reply_reserved_bytes')} MiB (${m.get('kvstore_client_reply_waiting_connections')} waiting), held ${mib('kvstore_client_output_bytes')} MiB, GETs ${m.get('kvstore_requests_total{command="get"}')}, closed ${m.get(EVICTED)}`,
@@ -208,9 +236,15 @@ async function run(mode: 'read' | 'stuck', nodes: Server[]) {
 
 async function main() {
   const root = tempDir(tmpdir(), 'kvstore-fairness-');
-  const nodes = await startCluster(root, 3, undefined, {
+  const members = positiveInt(tool, 'nodes', values.nodes);
+  if (members !== 1 && members !== 3) throw new Error(`${tool}: --nodes takes 1 or 3`);
+  const alone = ['--replication-factor', '1', '--write-quorum', '1', '--read-quorum', '1'];
+  const nodes = await startCluster(root, members, undefined, {
     ports: ports as [number, number, number],
-    args: values['node-flags'].split(' ').filter((a) => a !== ''),
+    args: [
+      ...(members === 1 ? alone : []),
+      ...values['node-flags'].split(' ').filter((a) => a !== ''),
+    ],
     ...(values.script === undefined ? {} : { script: values.script }),
   });
   try {
