@@ -13,6 +13,7 @@ import {
 import { defer } from '../helpers/defer.ts';
 import { untilStill } from '../helpers/node-memory.ts';
 import { cleanup, type NodeProcess } from '../helpers/node-process.ts';
+import { RawResp } from '../helpers/resp-tools.ts';
 import { until } from '../helpers/write-log.ts';
 
 afterEach(cleanup);
@@ -188,4 +189,59 @@ describe('the node-wide budget of replies in the making', () => {
     );
     expect(heavy.some((c) => c.socket.bytesRead >= MiB)).toBe(true);
   }, 180_000);
+
+  it('answers a client beside 20 that read 16 GETs of 1 MiB each, arrived together, after at most a few of their GETs', async () => {
+    const node = await startMember('kvstore-0', `${loopbackBlock()}.1`, []);
+    const setup = await openClient(node);
+    const value = 'v'.repeat(MiB);
+    for (let i = 0; i < 8; i++) expect(await setup.call(`PUT big${i} ${value}`)).toBe('OK');
+    const readers = await Promise.all(Array.from({ length: 20 }, () => openClient(node)));
+    const small = await RawResp.open(node.host, node.proc.port);
+    defer(() => small.socket.destroy());
+    // The node takes one connection a turn: each is its connection before it is stopped.
+    await until(
+      async () => (await metric(node, 'kvstore_connections')) >= 22,
+      30_000,
+      'the node to accept every client',
+    );
+    // INFO's count of commands started, as the node runs it.
+    const started = async () => {
+      small.data = Buffer.alloc(0);
+      small.socket.write('*2\r\n$4\r\nINFO\r\n$5\r\nstats\r\n');
+      const whole = () => {
+        const head = /^\$(\d+)\r\n/.exec(small.data.toString('latin1'));
+        return head !== null && small.data.length >= head[0].length + Number(head[1]) + 2;
+      };
+      await small.until(whole, 60_000);
+      const info = small.data.toString('latin1');
+      return Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? -1);
+    };
+    const before = await started();
+    expect(before).toBeGreaterThan(0);
+    // A round trip of another client after it: the node's poll since then dropped the small
+    // client's socket from epoll's list of ready ones (level-triggered, it stays listed until a
+    // later poll finds it idle), so its next request is read after the readers' that came first.
+    expect(await setup.call('PING')).toBe('PONG');
+    // Every reader's 16 GETs and the small client's INFO, last, reach the node together:
+    // written while it is stopped, read in one pass once it goes on.
+    const pid = node.proc.child.pid!;
+    process.kill(pid, 'SIGSTOP');
+    defer(() => {
+      if (node.proc.child.exitCode === null) process.kill(pid, 'SIGCONT');
+    });
+    const gets = Array.from({ length: 16 }, (_, i) => `GET big${i % 8}`).join('\n');
+    for (const r of readers) r.send(`${gets}\n`);
+    await until(async () => readers.every((r) => r.socket.writableLength === 0), 10_000, 'sent');
+    const answer = started();
+    process.kill(pid, 'SIGCONT');
+    const ahead = (await answer) - before - 1;
+    console.log(`GETs started before the small client's INFO: ${ahead}`);
+    // Before each connection's turn was bounded (connection.ts TURN_REPLY_BYTES), a reader ran
+    // GETs as long as its socket took their replies, in the turn the INFO waited for: 83 GETs
+    // ran first (and beside 40 readers, 368 MiB of replies in one turn, 3.3 s at load 18). Now
+    // a turn runs one 1 MiB GET a reader.
+    expect(ahead).toBeLessThanOrEqual(2 * readers.length);
+    const all = await Promise.all(readers.map((r) => r.lines(16, 60_000)));
+    expect(all.flat().every((l) => l.length === MiB)).toBe(true);
+  }, 120_000);
 });
