@@ -4,7 +4,7 @@
 // dozens of times as often as the bench measured (docs/performance.md).
 
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
@@ -45,3 +45,19 @@ it('bin/kvstore.js starts Node with --max-semi-space-size=16: the young generati
   expect(got.execArgv).toContain('--max-semi-space-size=16');
   expect(got.young).toBeLessThanOrEqual(32 * 1024 * 1024);
 }, 60_000);
+
+it("every bin of package.json is a program: executable, with a #! line (npm's links and the image run them)", () => {
+  const bins = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).bin as Record<
+    string,
+    string
+  >;
+  expect(Object.keys(bins).length).toBeGreaterThan(0);
+  for (const [name, file] of Object.entries(bins)) {
+    const path = join(ROOT, file);
+    expect({ name, executable: (statSync(path).mode & 0o111) === 0o111 }).toEqual({
+      name,
+      executable: true,
+    });
+    expect(readFileSync(path, 'utf8').startsWith('#!')).toBe(true);
+  }
+});
