@@ -45,13 +45,14 @@ async function main(): Promise<number> {
   // when a stop signal cannot reach it (docs/storage.md, "When the disk hangs"). Part of the
   // hung-disk detection, off with it (--storage-stall-timeout-ms 0). Its thread costs about
   // 10 MiB of anonymous memory and 50 ms of CPU to start, so it runs where the disk can hold the
-  // loop, started off the path to serving where it can be: at once when the data directory's
-  // disk does not answer a read of LMDB's file (or of its name) within the bound, or fails it; on a restart
-  // (the file answered), once the node serves (every read of LMDB may then fault in a page), or
-  // once the start has run for the bound, whichever comes first; on a new directory, at the
-  // store's first write (node/index.ts), and wherever the storage judges its disk stalled.
+  // loop: from the start when the data directory has LMDB's file (a restart: the start reads it
+  // on the loop) or its disk does not answer a read of that file (or of its name) within the
+  // bound, or fails it; on a new directory, from the store's first write (node/index.ts); and
+  // wherever the storage judges its disk stalled. A restart's is not deferred to a timer or to
+  // serving: a read the page cache answers says nothing of the disk (LMDB's meta pages are
+  // rewritten by every commit, so a container restarted on the same host finds them cached), and
+  // the start's next read of the disk holds the loop, and with it any timer that would start it.
   const { storageStallTimeoutMs: stallMs, shutdownTimeoutMs } = loaded.config;
-  let restart: NodeJS.Timeout | null = null;
   if (stallMs > 0) {
     const blockedMs = Math.max(MIN_BLOCKED_MS, stallMs);
     armWatchdog({
@@ -60,8 +61,7 @@ async function main(): Promise<number> {
       stopGraceMs: Math.min(STOP_GRACE_MS, shutdownTimeoutMs),
     });
     const lmdb = await lmdbFileAnswers(join(loaded.config.dataDir, 'data.mdb'), blockedMs);
-    if (lmdb === 'unsure') startWatchdog();
-    else if (lmdb === 'read') restart = setTimeout(() => startWatchdog(), blockedMs).unref();
+    if (lmdb !== 'absent') startWatchdog();
   }
   let node: KvNode | null = null;
   // Before the node starts, so a signal during start-up is not the default immediate exit: the
@@ -102,10 +102,6 @@ async function main(): Promise<number> {
     const first = await Promise.race([starting, failed.promise]);
     if (typeof first === 'number') return first;
     node = first;
-    if (restart !== null) {
-      clearTimeout(restart);
-      startWatchdog();
-    }
   } catch (err) {
     if (err === stopStart.signal.reason && err instanceof Error) {
       process.stderr.write(`kvstore: ${err.message}: stopped\n`);

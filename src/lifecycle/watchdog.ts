@@ -30,7 +30,7 @@ interface Shared {
 let shared: Shared | null = null;
 /** What armWatchdog was given: startWatchdog() starts the thread with these. */
 let armed: WatchdogOptions | null = null;
-/** The last noteStage, kept for a watchdog started after it (e.g. once the node serves). */
+/** The last noteStage, kept for a watchdog started after it (e.g. at a first write or a stall). */
 let stageNow = '';
 
 /**

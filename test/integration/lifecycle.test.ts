@@ -41,7 +41,7 @@ describe('logs', () => {
     const dataDir = tempDir();
     const first = await startNodeProcess({ dataDir });
     expect(await first.stop('SIGTERM')).toBe(0);
-    // LMDB's file is there now: the watchdog runs once the node serves (main.ts), its Worker's
+    // LMDB's file is there now: the watchdog runs from the start (main.ts), its Worker's
     // stdout piped to process.stdout, which opens the descriptor the logger writes synchronously.
     expect(existsSync(join(dataDir, 'data.mdb'))).toBe(true);
     const second = await startNodeProcess({ dataDir });
@@ -76,7 +76,7 @@ describe('the watchdog thread', () => {
     c.close();
   });
 
-  it('a node restarted on its directory runs it once it serves, before any write', async () => {
+  it('a node restarted on its directory runs it from its start, before any write', async () => {
     const dataDir = tempDir();
     const first = await startNodeProcess({ dataDir });
     expect(await first.stop('SIGTERM')).toBe(0);

@@ -8,6 +8,7 @@
 // needs: that start ends at SIGTERM like any other.
 
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defer } from '../helpers/defer.ts';
@@ -134,6 +135,22 @@ describe('a disk whose reads hang', { timeout: 240_000 }, () => {
     await disk.resume();
     const again = await startNodeProcess({ dataDir, args: ARGS });
     expect(line(again, 'storage: opened')?.replayed).toBeGreaterThanOrEqual(KEYS);
+  });
+
+  // A container restarted on the same host finds LMDB's meta pages in the page cache (every commit
+  // of the process before wrote them): main.ts's read of them answers though the disk does not.
+  // Before: that answer deferred the watchdog to serving or a timer of the event loop, which the
+  // start's next read of the hung disk held: no line in 90 s, and the SIGTERM was never taken.
+  it("the start's synchronous reads with LMDB's meta pages in the page cache: the watchdog runs and SIGTERM ends the process", async () => {
+    const { disk, dataDir } = await store('SIGKILL');
+    const lmdb = await open(join(dataDir, 'data.mdb'), 'r');
+    await lmdb.read(Buffer.alloc(8192), 0, 8192, 0);
+    await lmdb.close();
+    await disk.hang('reads');
+    defer(() => disk.resume());
+    const node = spawnNodeProcess({ dataDir, args: ARGS });
+    await blockedThenStopped(node, 'starting: checking the LMDB file');
+    expect(line(node, 'storage: opened')).toBeUndefined();
   });
 
   // Before: main.ts asked whether LMDB's file was there with a stat on the event loop, before the
