@@ -61,7 +61,10 @@ async function main(): Promise<number> {
       stopGraceMs: Math.min(STOP_GRACE_MS, shutdownTimeoutMs),
     });
     const lmdb = await lmdbFileAnswers(join(loaded.config.dataDir, 'data.mdb'), blockedMs);
-    if (lmdb !== 'absent') startWatchdog();
+    const err = lmdb === 'absent' ? null : startWatchdog();
+    // (No logger yet: stderr, as the start's other words before the node.)
+    if (err !== null)
+      process.stderr.write(`kvstore: watchdog thread not started: ${err.message}\n`);
   }
   let node: KvNode | null = null;
   // Before the node starts, so a signal during start-up is not the default immediate exit: the

@@ -58,37 +58,47 @@ export function armWatchdog(opts: WatchdogOptions): void {
  * thread asleep uninterruptibly on a local device still holds it until its I/O returns). Nothing
  * here touches the disk: the thread reads /proc and writes its lines to stdout itself (on a pipe
  * through a non-blocking descriptor of its own: a reader that stopped does not hold it), since a
- * worker's stdout goes through the blocked main thread.
+ * worker's stdout goes through the blocked main thread. Returns the error of a thread that could
+ * not be made (null otherwise): the caller says so, the node goes on without it.
  */
-export function startWatchdog(given?: WatchdogOptions): void {
+export function startWatchdog(given?: WatchdogOptions): Error | null {
   const opts = given ?? armed;
-  if (shared !== null || opts === null) return;
+  if (shared !== null || opts === null) return null;
   const s: Shared = {
     words: new Int32Array(new SharedArrayBuffer(8)),
     stage: new Uint8Array(new SharedArrayBuffer(STAGE_BYTES)),
   };
-  shared = s;
   writeStage(s, stageNow);
-  setInterval(() => Atomics.add(s.words, 0, 1), BEAT_MS).unref();
   // Loaded here, not at import: a node that never starts the watchdog (a new data directory, a
   // healthy disk) does not load worker_threads at all (test/integration/build.test.ts).
   const { Worker } = process.getBuiltinModule('node:worker_threads');
-  const worker = new Worker(`(${watchdogThread.toString()})()`, {
-    eval: true,
-    workerData: { ...opts, words: s.words, stage: s.stage, lookMs: LOOK_MS },
-    // The thread allocates next to nothing: a small heap keeps its cost to the process small.
-    resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 1 },
-    // None of the process's Node options: a Worker takes them by default (execArgv) and parses
-    // NODE_OPTIONS from its environment, so a node run with --cpu-prof or --heap-prof profiled
-    // this thread too, and wrote a profile of it. It reads no environment variable.
-    execArgv: [],
-    env: {},
-    stdout: false,
-    stderr: false,
-  });
+  let worker: InstanceType<typeof Worker>;
+  try {
+    worker = new Worker(`(${watchdogThread.toString()})()`, {
+      eval: true,
+      workerData: { ...opts, words: s.words, stage: s.stage, lookMs: LOOK_MS },
+      // The thread allocates next to nothing: a small heap keeps its cost to the process small.
+      resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 1 },
+      // None of the process's Node options: a Worker takes them by default (execArgv) and parses
+      // NODE_OPTIONS from its environment, so a node run with --cpu-prof or --heap-prof profiled
+      // this thread too, and wrote a profile of it. It reads no environment variable.
+      execArgv: [],
+      env: {},
+      stdout: false,
+      stderr: false,
+    });
+  } catch (err) {
+    // A thread the system refuses (ERR_WORKER_INIT_FAILED, EAGAIN: a pids limit reached) is
+    // thrown here, not emitted: returned, so that no write or start fails for it; a later call
+    // (a stall) tries again.
+    return err instanceof Error ? err : new Error(String(err));
+  }
+  shared = s;
+  setInterval(() => Atomics.add(s.words, 0, 1), BEAT_MS).unref();
   worker.unref();
   // A watchdog that fails is no reason to stop the node.
   worker.on('error', () => {});
+  return null;
 }
 
 /** Tells the watchdog what the process is doing now (named in its lines), e.g. a start's phase. */

@@ -253,6 +253,18 @@ export async function startNode(
 }
 
 /**
+ * Starts the watchdog thread if it is armed and not running (lifecycle/watchdog.ts); one the
+ * system refuses (a pids limit reached) is logged, and the node goes on without it.
+ */
+function watchdogStarted(log: Logger): void {
+  const err = startWatchdog();
+  if (err !== null) {
+    // Without it, an event loop a disk holds is not reported, nor a stop signal it holds ended.
+    log.warn({ err }, 'watchdog thread not started');
+  }
+}
+
+/**
  * Opens the store, logging its long phases as they start (the tree check after an unclean stop,
  * the log's replay) and what its log held: a torn tail (warn), damage cut off by
  * --wal-truncate-corrupt (error), or why it cannot open (fatal; KV_ERR_CORRUPT exits with 2).
@@ -298,7 +310,7 @@ async function openStorage(
           if (what === null) log.info({ outstandingMs: ms }, 'storage: disk answers again');
           else {
             // A disk that stalls may hold the event loop next (a read of a page not in memory).
-            startWatchdog();
+            watchdogStarted(log);
             log.error(
               { what, outstandingMs: ms, timeoutMs: config.storageStallTimeoutMs },
               'storage: disk stalled: refusing commands, not ready',
@@ -308,7 +320,7 @@ async function openStorage(
         // A store on a new directory holds only what it wrote, in the page cache, until memory
         // pressure takes it: from its first write on, a read may fault in a page of the disk on
         // the event loop, as on a restart (main.ts starts the watchdog there).
-        onFirstWrite: () => startWatchdog(),
+        onFirstWrite: () => watchdogStarted(log),
         onWritable: (failure) => {
           if (failure === null) log.info({}, 'storage: writes accepted again');
           else log.error({ failure }, 'storage: refusing writes');

@@ -1,5 +1,12 @@
 import { execFile } from 'node:child_process';
-import { constants, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  constants,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -82,6 +89,34 @@ describe('the watchdog thread', () => {
     expect(await first.stop('SIGTERM')).toBe(0);
     const again = await startNodeProcess({ dataDir });
     await expect.poll(() => watchdogRunning(again.child.pid!), { timeout: 10_000 }).toBe(true);
+  });
+
+  // A thread the system refuses (a pod at its pids limit: EAGAIN) is thrown by Worker's
+  // constructor, not emitted. Before: thrown into the store's first write, which was applied and
+  // answered `ERR INTERNAL server: EAGAIN` (and on a restart, thrown out of main: no start).
+  it('a thread the system refuses fails no write: the first write is answered, and the node says it runs no watchdog', async () => {
+    // A user of its own, whose processes and threads are this node's alone (RLIMIT_NPROC counts
+    // them per user); root is not held to the limit.
+    const uid = 40_000 + (process.pid % 20_000);
+    const dataDir = tempDir();
+    chmodSync(dataDir, 0o777);
+    const command = ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
+    const node = await startNodeProcess({ dataDir, command });
+    const pid = node.child.pid!;
+    const c = await LineClient.connect(node.port);
+    expect(await c.call('PING')).toBe('PONG');
+    // No thread more than it runs now (set by its own user: another may not lower its limits).
+    const threads = readdirSync(`/proc/${pid}/task`).length;
+    const [setpriv, ...as] = command;
+    await run(setpriv!, [...as, 'prlimit', '--pid', String(pid), `--nproc=${threads}:${threads}`]);
+    expect(await c.call('PUT first v')).toBe('OK');
+    expect(await c.call('GET first')).toBe('v');
+    expect(watchdogRunning(pid)).toBe(false);
+    expect(node.logs.find((l) => l.msg === 'watchdog thread not started')).toMatchObject({
+      level: 40,
+      err: { message: expect.stringContaining('EAGAIN') },
+    });
+    c.close();
   });
 
   it('none with --storage-stall-timeout-ms 0, restarted and written to', async () => {
