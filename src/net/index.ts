@@ -3,4 +3,4 @@
 
 export { checkBindable, type ListenAddress } from './bindable.ts';
 export { listen } from './listen.ts';
-export { atTurnEnd } from './turn.ts';
+export { atTurnEnd, turnPasses } from './turn.ts';

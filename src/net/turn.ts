@@ -2,6 +2,17 @@
 
 let queue: (() => void)[] = [];
 let scheduled = false;
+/** End-of-turn passes run so far (turnPasses). */
+let passes = 0;
+
+/**
+ * How many end-of-turn passes have run: a number that changes between two event-loop turns in
+ * which anything was written to a socket (every client reply and peer frame goes out in one), so
+ * a count kept per turn starts again when it differs from the one it was kept under.
+ */
+export function turnPasses(): number {
+  return passes;
+}
 
 /**
  * Runs `fn` once the turn's I/O callbacks are done (in setImmediate's phase), after the
@@ -30,4 +41,5 @@ function runQueue(): void {
   }
   queue = [];
   scheduled = false;
+  passes++;
 }

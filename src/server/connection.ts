@@ -3,7 +3,7 @@
 import type { Socket } from 'node:net';
 import type { Coordinator, ValueUse } from '../coordinator/index.ts';
 import { KvError, toKvError, wireCode } from '../errors/index.ts';
-import { atTurnEnd } from '../net/index.ts';
+import { atTurnEnd, turnPasses } from '../net/index.ts';
 import type { CounterCell, HistogramCell, Logger, LogThrottle } from '../observability/index.ts';
 import {
   type ClientInfo,
@@ -212,6 +212,8 @@ export class Connection implements OutputHolder, ReplyWaiter {
   #held = 0;
   /** Bytes of replies this connection made in this event-loop turn (TURN_REPLY_BYTES). */
   #turnBytes = 0;
+  /** The end-of-turn pass (turnPasses) #turnBytes counts in. */
+  #turnPass = -1;
   #turnScheduled = false;
 
   constructor(socket: Socket, ctx: ConnectionContext) {
@@ -700,6 +702,12 @@ export class Connection implements OutputHolder, ReplyWaiter {
 
   /** Counts `bytes` of replies made in this turn; the count starts again in the next one. */
   #countTurn(bytes: number): void {
+    const pass = turnPasses();
+    if (pass !== this.#turnPass) {
+      // A new turn: the bytes of earlier ones do not count (unless a wait for the next is on).
+      this.#turnPass = pass;
+      if (!this.#turnScheduled) this.#turnBytes = 0;
+    }
     this.#turnBytes += bytes;
     if (this.#turnScheduled || this.#turnBytes < TURN_REPLY_BYTES) return;
     this.#turnScheduled = true;
