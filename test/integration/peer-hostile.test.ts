@@ -10,6 +10,7 @@ import { createLogger } from '../../src/observability/index.ts';
 import { frameHeader, PeerClient } from '../../src/peer/index.ts';
 import {
   type ClusterNode,
+  clusterInfo,
   connect,
   loopbackBlock,
   metric,
@@ -23,6 +24,7 @@ import {
 import { defer } from '../helpers/defer.ts';
 import { cleanup, logged, tempDir } from '../helpers/node-process.ts';
 import { skewedClock } from '../helpers/skewed-clock.ts';
+import { until } from '../helpers/write-log.ts';
 
 afterEach(cleanup);
 
@@ -129,9 +131,19 @@ describe('records from the future', { timeout: 120_000 }, () => {
     // kvstore-1 holds `poison` at the maximum version from before the fix (it survives restarts).
     await writePoisoned(dirs[1]!);
     const args = ['--peers', peers, '--read-repair-chance', '1'];
-    const nodes = await Promise.all(
-      hosts.map((h, i) => startMember(`kvstore-${i}`, h, args, dirs[i])),
+    // kvstore-1 first, alone: it founds a ring of itself, which holds data, so the others join it
+    // and kvstore-1 streams what it holds to them (started together, the three may found one ring
+    // of all three, and nothing is streamed).
+    const holder = await startMember('kvstore-1', hosts[1]!, args, dirs[1]);
+    await until(
+      async () => (await clusterInfo(holder)).ring.settled !== null,
+      30_000,
+      () => 'kvstore-1 founded no ring of itself',
     );
+    const others = await Promise.all(
+      [0, 2].map((i) => startMember(`kvstore-${i}`, hosts[i]!, args, dirs[i])),
+    );
+    const nodes = [others[0]!, holder, others[1]!];
     // The ring settles: before, kvstore-1's stream sent the record to members that refuse its
     // version, retried the batch for ever, and the ring never settled (waitFormed timed out).
     await waitFormed(nodes);
