@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LineClient } from '../helpers/line-client.ts';
 import { cleanup, NODE, ROOT, tempDir } from '../helpers/node-process.ts';
+import { until } from '../helpers/write-log.ts';
 
 let group: ChildProcess | null = null;
 afterEach(async () => {
@@ -58,7 +59,18 @@ describe('npm run cluster', () => {
     const listening = () => lines.filter((l) => l.includes('"node listening"')).length;
     await expect.poll(listening, { timeout: 60_000, interval: 200 }).toBe(3);
     const c = await LineClient.connect(offset + 8081, host);
-    expect(await c.call('PUT ctrl-c drained')).toBe('OK');
+    // Listening is not yet writable: a node refuses writes until a peer has answered its probes
+    // (its clock is not known to be in step before); that refusal, and only it, is retried.
+    await until(
+      async () => {
+        const reply = await c.call('PUT ctrl-c drained');
+        if (reply !== 'OK') expect(reply).toMatch(/^ERR CLOCK_OFFSET clock: no peer has answered/);
+        return reply === 'OK';
+      },
+      30_000,
+      'the cluster took a write',
+      100,
+    );
     c.close();
 
     process.kill(-npm.pid!, 'SIGINT');
