@@ -53,12 +53,14 @@ export function armWatchdog(opts: WatchdogOptions): void {
  * function it waits in (`wchan`), and `event loop answers again` once it turns. A thread that
  * runs (a long task, a loaded machine) or sleeps interruptibly is not its business. A SIGTERM or
  * SIGINT the kernel holds for the blocked main thread (the process's pending signals) for
- * `stopGraceMs` makes it log `stop signal not taken: the event loop is blocked: exiting` (fatal)
- * and end the process with SIGKILL, which also ends a wait on a FUSE or network file system (a
- * thread asleep uninterruptibly on a local device still holds it until its I/O returns). Nothing
- * here touches the disk: the thread reads /proc and writes its lines to stdout itself (on a pipe
- * through a non-blocking descriptor of its own: a reader that stopped does not hold it), since a
- * worker's stdout goes through the blocked main thread. Returns the error of a thread that could
+ * `stopGraceMs` makes it log `stop signal not taken: the event loop is blocked: exiting` (fatal;
+ * with `stopGraceMs`, how long it saw the signal pending, `pendingMs`, and in how many looks,
+ * `looks`: the kill comes at the first look at or past the grace) and end the process with
+ * SIGKILL, which also ends a wait on a FUSE or network file system (a thread asleep
+ * uninterruptibly on a local device still holds it until its I/O returns). Nothing here touches
+ * the disk: the thread reads /proc and writes its lines to stdout itself (on a pipe through a
+ * non-blocking descriptor of its own: a reader that stopped does not hold it), since a worker's
+ * stdout goes through the blocked main thread. Returns the error of a thread that could
  * not be made (null otherwise): the caller says so, the node goes on without it.
  */
 export function startWatchdog(given?: WatchdogOptions): Error | null {
@@ -134,6 +136,8 @@ function watchdogThread(): void {
   let since = Date.now();
   let logged = false;
   let signalSince: number | null = null;
+  /** The looks that found a stop signal held (reset with signalSince). */
+  let signalLooks = 0;
   const pad = (n: number, w = 2) => String(n).padStart(w, '0');
   const iso = (ms: number) => {
     const t = new Date(ms);
@@ -193,6 +197,7 @@ function watchdogThread(): void {
       since = now;
       logged = false;
       signalSince = null;
+      signalLooks = 0;
       return;
     }
     const blockedMs = now - since;
@@ -202,6 +207,7 @@ function watchdogThread(): void {
     const w = waiting();
     if (w.state !== 'D') {
       signalSince = null;
+      signalLooks = 0;
       return;
     }
     if (!logged && blockedMs >= d.blockedMs) {
@@ -212,13 +218,26 @@ function watchdogThread(): void {
     // with no beat is held for the blocked thread.
     if (blockedMs < 2 * d.lookMs || !stopPending()) {
       signalSince = null;
+      signalLooks = 0;
       return;
     }
     signalSince ??= now;
-    if (now - signalSince < d.stopGraceMs) return;
+    signalLooks++;
+    const pendingMs = now - signalSince;
+    if (pendingMs < d.stopGraceMs) return;
+    // The first look at or past the grace ends it: the line says which look (a late timer makes
+    // fewer, never more, than stopGraceMs / lookMs + 1) against which grace.
     log(
       60,
-      { blockedMs, stage: stage(), ...w },
+      {
+        blockedMs,
+        stage: stage(),
+        ...w,
+        stopGraceMs: d.stopGraceMs,
+        pendingMs,
+        looks: signalLooks,
+        lookMs: d.lookMs,
+      },
       'stop signal not taken: the event loop is blocked: exiting',
     );
     process.kill(process.pid, 'SIGKILL');
