@@ -2,6 +2,7 @@
 
 import { isIPv4, type Socket } from 'node:net';
 import { procNetAddress } from '../net/address.ts';
+import { tcpLine } from './tcp-table.ts';
 
 /** TCP keepalive probe delay for peer sockets, so a vanished host is noticed while idle. */
 export const KEEPALIVE_MS = 10_000;
@@ -36,11 +37,12 @@ export function unsentBytes(socket: Socket): number {
 /**
  * Whether the kernel is resending bytes of `socket` that the other end has not acknowledged: its
  * line of /proc/net/tcp (tcp6 for IPv6) shows bytes unacknowledged and RESENT_TIMEOUTS
- * retransmission timeouts since the last acknowledgement, which a link that is down (or a host that is gone)
- * causes and a peer that is merely slow, stopped or busy does not (its kernel acknowledges what it
- * receives). Null when the kernel does not say (no procfs: another OS) or the socket is not listed
- * (closed meanwhile). The file lists every TCP socket of the network namespace (thousands on a
- * busy host): it is read off the event loop, once for every caller that asks while a read is out.
+ * retransmission timeouts since the last acknowledgement, which a link that is down (or a host
+ * that is gone) causes and a peer that is merely slow, stopped or busy does not (its kernel
+ * acknowledges what it receives). Null when the kernel does not say (no procfs: another OS) or
+ * the socket is not listed (closed meanwhile). The file lists every TCP socket of the network
+ * namespace (thousands on a busy host): tcpLine reads it off the event loop, in pieces, up to
+ * the socket's line, one scan at a time for every caller.
  */
 export async function retransmitting(socket: Socket): Promise<boolean | null> {
   const { localAddress, localPort, remoteAddress, remotePort } = socket;
@@ -48,19 +50,13 @@ export async function retransmitting(socket: Socket): Promise<boolean | null> {
   if (remoteAddress === undefined || remotePort === undefined) return null;
   // Both ends, addresses too: every member listens on the same peer port, and the kernel may give
   // one local port to connections to different members.
-  const local = procNetAddress(localAddress, localPort);
-  const remote = procNetAddress(remoteAddress, remotePort);
-  const text = await tcpTable(isIPv4(localAddress) ? '/proc/net/tcp' : '/proc/net/tcp6');
-  if (text === null) return null;
-  // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ...
-  const at = text.indexOf(` ${local} ${remote} `);
-  if (at < 0) return null;
-  const end = text.indexOf('\n', at);
-  const f = text
-    .slice(at, end < 0 ? undefined : end)
-    .trim()
-    .split(/\s+/);
-  if (f.length < 6) return null;
+  const f = await tcpLine(
+    isIPv4(localAddress) ? '/proc/net/tcp' : '/proc/net/tcp6',
+    procNetAddress(localAddress, localPort),
+    procNetAddress(remoteAddress, remotePort),
+  );
+  // local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ...
+  if (f === null || f.length < 6) return null;
   const unacked = Number.parseInt(f[3]!.split(':')[0]!, 16);
   const retransmits = Number.parseInt(f[5]!, 16);
   return unacked > 0 && retransmits >= RESENT_TIMEOUTS;
@@ -73,19 +69,3 @@ export async function retransmitting(socket: Socket): Promise<boolean | null> {
  * and acknowledged) is one.
  */
 const RESENT_TIMEOUTS = 3;
-
-/** The reads of each table now out, shared by the callers that ask meanwhile. */
-const tables = new Map<string, Promise<string | null>>();
-
-function tcpTable(file: string): Promise<string | null> {
-  let read = tables.get(file);
-  if (read === undefined) {
-    read = process
-      .getBuiltinModule('node:fs/promises')
-      .readFile(file, 'latin1')
-      .catch(() => null)
-      .finally(() => tables.delete(file));
-    tables.set(file, read);
-  }
-  return read;
-}
