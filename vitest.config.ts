@@ -1,6 +1,5 @@
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
+import { COMPILE_CACHE } from './test/helpers/compile-cache.ts';
 import { LongestFirst } from './test/sequencer.ts';
 
 // Node's module compile cache (type-stripped sources and V8 code, checked against each file's
@@ -8,7 +7,7 @@ import { LongestFirst } from './test/sequencer.ts';
 // bench scripts, which inherit the environment: a node from src/main.ts then starts on a third
 // of the CPU (0.3 s instead of 0.9 s), and the suites start over a thousand of them. The code
 // that runs is the same; set NODE_DISABLE_COMPILE_CACHE=1 to run without it.
-process.env.NODE_COMPILE_CACHE ??= join(tmpdir(), 'kvstore-test-compile-cache');
+process.env.NODE_COMPILE_CACHE ??= COMPILE_CACHE;
 
 export default defineConfig({
   test: {

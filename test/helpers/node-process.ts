@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { COMPILE_CACHE } from './compile-cache.ts';
 import { runDeferred } from './deferred.ts';
 import { releaseLoopbackBlocks } from './loopback.ts';
 import { until } from './write-log.ts';
@@ -43,14 +44,6 @@ const LOOPBACK_ARGS = [
   '--peer-port',
   '0',
 ];
-
-/**
- * Node's compile cache of the nodes tests start (type stripping's output and V8's code of each of
- * the ~480 modules a node loads from the sources), unless the caller's environment names its own
- * or sets NODE_DISABLE_COMPILE_CACHE: a start then spends 0.3 CPU-seconds before its first log
- * line instead of 0.8, which on a loaded machine (the chaos runs at load 40) was 7 to 11 s.
- */
-export const COMPILE_CACHE = join(tmpdir(), 'kvstore-test-compile-cache');
 
 const live = new Set<ChildProcess>();
 const dirs = new Set<string>();

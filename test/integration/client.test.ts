@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvClient, KvClientError } from '../../src/client/index.ts';
 import { defer } from '../helpers/defer.ts';
 import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
+import { until } from '../helpers/write-log.ts';
 
 const pad = (i: number) => String(i).padStart(5, '0');
 
@@ -31,15 +32,6 @@ function unreadBytes(port: number): number {
     if (f[1]?.endsWith(local) && f[3] === '01') total += Number.parseInt(f[4]!.split(':')[1]!, 16);
   }
   return total;
-}
-
-/** Polls `cond` until it holds; fails after `ms`. */
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 describe('client against one node', () => {
@@ -214,7 +206,7 @@ describe('client when the node stalls or dies', () => {
         return c.put(`pipe:${pad(i)}`, `value ${i}`).then(() => settled.push(i));
       });
       // A client waiting for each reply would have sent one line; this one sent them all.
-      await until(() => unreadBytes(node.port) === bytes);
+      await until(() => unreadBytes(node.port) === bytes, 30_000, 'every line in its socket');
       node.child.kill('SIGCONT');
       await Promise.all(puts);
       expect(settled).toEqual(Array.from({ length: 1000 }, (_, i) => i));

@@ -14,6 +14,7 @@ import { KvServer } from '../../src/server/server.ts';
 import { Storage } from '../../src/storage/index.ts';
 import { defer } from '../helpers/defer.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
+import { until } from '../helpers/write-log.ts';
 
 afterEach(() => cleanup());
 
@@ -86,16 +87,6 @@ async function node(members: string[]) {
   return { socket, reserved, counts: () => ({ placed, sized }) };
 }
 
-/** Polls `read` until `ok` holds of it (at most 10 s): its last value. */
-async function until<T>(read: () => Promise<T> | T, ok: (v: T) => boolean): Promise<T> {
-  const end = Date.now() + 10_000;
-  for (;;) {
-    const v = await read();
-    if (ok(v) || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe('a GET on a node that is not the key’s only replica', () => {
   for (const [protocol, request] of [
     ['text', 'GET k\r\n'],
@@ -105,7 +96,8 @@ describe('a GET on a node that is not the key’s only replica', () => {
       const n = await node(['n1', 'n2', 'n3']);
       n.socket.write(request);
       // Waiting for n2 and n3: the reply budget holds this node's copy until they answer.
-      expect(await until(n.reserved, (r) => r >= VALUE.length)).toBe(VALUE.length);
+      await until(async () => (await n.reserved()) >= VALUE.length, 10_000, 'the copy reserved');
+      expect(await n.reserved()).toBe(VALUE.length);
       // One placement to route it (execute), and on RESP one more for the shortcut that answers
       // a key this node alone holds (getNow); one lookup of the copy here, for the budget.
       expect(n.counts()).toEqual({ placed: protocol === 'RESP' ? 2 : 1, sized: 1 });
@@ -119,11 +111,7 @@ describe('a GET on a node that is the key’s only replica', () => {
     const replies: Buffer[] = [];
     n.socket.on('data', (c) => replies.push(c));
     n.socket.write('GET k\r\nGET k\r\n');
-    const got = await until(
-      () => Buffer.concat(replies).length,
-      (len) => len >= 2 * VALUE.length,
-    );
-    expect(got).toBeGreaterThanOrEqual(2 * VALUE.length);
+    await until(() => Buffer.concat(replies).length >= 2 * VALUE.length, 10_000, 'both replies');
     expect(n.counts().sized).toBe(0);
     expect(await n.reserved()).toBe(0);
   });
