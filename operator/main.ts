@@ -86,7 +86,7 @@ async function main(): Promise<number> {
     host: o.httpHost,
     port: o.httpPort,
     registry,
-    ready: () => operator.ready,
+    readiness: () => ({ ready: operator.ready, reason: null }),
     logger,
   });
   logger.info(

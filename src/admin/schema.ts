@@ -97,6 +97,18 @@ export const memberInfoSchema = z.object({
   storageStalled: z.boolean().optional(),
 });
 
+/**
+ * What this node refuses of its clients' commands now, and why: `all` (every command but PING,
+ * QUIT and CLUSTER) or `writes`. `ready` says whether /readyz still answers 200 (`degraded:
+ * <reason>`): it answers 503 (`not ready: <reason>`) while another member may take the clients
+ * instead. See docs/observability.md, "Readiness".
+ */
+export const refusalSchema = z.object({
+  commands: z.enum(['all', 'writes']),
+  reason: z.string(),
+  ready: z.boolean(),
+});
+
 /** GET /admin/cluster and the CLUSTER command. */
 export const clusterInfoSchema = z.object({
   node: z.string(),
@@ -126,6 +138,8 @@ export const clusterInfoSchema = z.object({
    * docs/cluster.md, "Decommission".
    */
   decommissionedListed: z.array(z.string()).optional(),
+  /** What this node refuses now (null: nothing); absent from nodes of older versions. */
+  refusing: refusalSchema.nullable().optional(),
 });
 
 /** GET and POST /admin/decommission (202 on a started POST). */
@@ -205,3 +219,4 @@ export type MemberPhase = z.output<typeof memberPhaseSchema>;
 export type OwnersView = z.output<typeof ownersViewSchema>;
 export type RingsView = z.output<typeof ringsViewSchema>;
 export type ConsoleView = z.output<typeof consoleViewSchema>;
+export type Refusal = z.output<typeof refusalSchema>;

@@ -66,6 +66,8 @@ export function statusTable(view: ClusterInfo): string {
     fmt(COLUMNS),
     ...rows.map(fmt),
   ];
+  const refusing = refusingLine(view);
+  if (refusing !== null) lines.splice(1, 0, refusing);
   lines.push(...waitLines(view));
   const differ = memberListsDiffer(view);
   if (differ !== null) lines.push(differ);
@@ -76,6 +78,17 @@ export function statusTable(view: ClusterInfo): string {
     );
   }
   return lines.join('\n').concat('\n');
+}
+
+/** What the node refuses of its clients' commands and why (CLUSTER's `refusing`), or null. */
+function refusingLine(view: ClusterInfo): string | null {
+  const r = view.refusing;
+  if (!r) return null;
+  const what = r.commands === 'all' ? 'every command' : 'writes';
+  const ready = r.ready
+    ? 'ready all the same (/readyz 200, degraded): no other member answers that could take its clients'
+    : 'not ready (/readyz 503): its clients go to other nodes';
+  return `this node refuses ${what}: ${r.reason}; ${ready}`;
 }
 
 /**

@@ -1,6 +1,7 @@
 // Coordinates any command on any node: quorum writes and reads, read repair, hints, scans.
 
 import { Counter, type Registry } from 'prom-client';
+import type { Refusal } from '../admin/index.ts';
 import { KvError, wireCode } from '../errors/index.ts';
 import type { Placement, Topology } from '../membership/index.ts';
 import { type CounterCell, HotCounter } from '../observability/index.ts';
@@ -115,6 +116,8 @@ export interface ClusterOptions {
    * address listed for it); called before every command but PING, QUIT and CLUSTER.
    */
   readonly checkIdentity?: () => void;
+  /** What the node refuses of its clients' commands now, and why (INFO's kvstore_refusing). */
+  readonly refusing?: () => Refusal | null;
 }
 
 const OK: Reply = { type: 'ok' };
@@ -358,6 +361,7 @@ export class ClusterCoordinator implements Coordinator {
         o.storage.stats().expiring - o.storage.dueCount(o.storage.clock.wallNow()),
       readQuorum: o.readQuorum,
       writeQuorum: o.writeQuorum,
+      ...(o.refusing ? { refusing: o.refusing } : {}),
     };
   }
 

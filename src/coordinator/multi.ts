@@ -1,5 +1,6 @@
 // Multi-key commands (DEL, EXISTS, MGET, MSET) as concurrent single-key commands, and INFO's data.
 
+import type { Refusal } from '../admin/index.ts';
 import { KvError } from '../errors/index.ts';
 import type { Topology } from '../membership/index.ts';
 import type { Command, InfoSection, Reply } from '../protocol/index.ts';
@@ -159,6 +160,8 @@ export interface KeyspaceSource {
   readonly expiringKeys: () => number;
   readonly readQuorum: number;
   readonly writeQuorum: number;
+  /** What the node refuses of its clients' commands now, and why (INFO's kvstore_refusing). */
+  readonly refusing?: () => Refusal | null;
 }
 
 const shareCache = new WeakMap<object, number>();
@@ -179,6 +182,15 @@ export function estimateKeys(o: KeyspaceSource, count: () => number = o.liveKeys
   }
   const live = count();
   return share > 0 ? Math.round(live / share) : live;
+}
+
+/** INFO's kvstore_refusing (none, writes or all) and, when it refuses, kvstore_refusing_reason. */
+function refusingFields(r: Refusal | null): [string, string][] {
+  if (r === null) return [['kvstore_refusing', 'none']];
+  return [
+    ['kvstore_refusing', r.commands],
+    ['kvstore_refusing_reason', r.reason],
+  ];
 }
 
 /** INFO's `replication` (the cluster, in Redis's shape) and `keyspace` sections. */
@@ -203,6 +215,7 @@ export function infoSections(o: KeyspaceSource, want: readonly string[]): Reply 
         ['kvstore_replication_factor', t.rf(t.target)],
         ['kvstore_read_quorum', Math.min(o.readQuorum, t.rf(t.target))],
         ['kvstore_write_quorum', Math.min(o.writeQuorum, t.rf(t.target))],
+        ...refusingFields(o.refusing?.() ?? null),
       ],
     });
   }

@@ -30,6 +30,12 @@ export interface ClockCheckOptions {
   readonly registry: Registry;
 }
 
+/** ClockCheck.refusal's answer. */
+export interface ClockRefusal {
+  readonly reason: string;
+  readonly mutual: boolean;
+}
+
 /**
  * Versions are hybrid-logical-clock times, and peers refuse a version more than
  * --max-clock-offset-ms ahead of their clock. A node whose clock is further off than that from
@@ -71,6 +77,8 @@ export class ClockCheck {
   readonly #o: ClockCheckOptions;
   /** The reason writes are refused, or null while the clock agrees with the peers'. */
   #refusal: string | null = null;
+  /** How many members measured this clock off when #refusal was set. */
+  #witnesses = 0;
   /**
    * Wall clock minus monotonic clock (ms) when last looked at: a step moves it at once; a wall
    * clock that NTP slews moves it slowly where the monotonic clock is not slewed with it (macOS),
@@ -114,6 +122,7 @@ export class ClockCheck {
         );
       }
       this.#refusal = refusal;
+      this.#witnesses = off.length;
     } else if (stepped !== null && measured.length === 0 && this.#hasPeers()) {
       // No probe sent since the step has answered yet: still refusing.
     } else if (
@@ -152,8 +161,23 @@ export class ClockCheck {
 
   /** Throws KV_ERR_CLOCK_OFFSET while this node's clock is out of sync (see the class). */
   check(): void {
+    const r = this.refusal();
+    if (r !== null) throw new KvError('KV_ERR_CLOCK_OFFSET', r.reason);
+  }
+
+  /**
+   * Why writes are refused now (`clock: ...`, the message of check's error), or null. `mutual`
+   * when the verdict came from a single member's measurement: that member measured this clock
+   * off by as much and, having no other witness either, refuses writes too, so neither is known
+   * to be the odd one (two members; or all but two down). Every other refusal is this node's own:
+   * its clock stepped, its versions ahead of it, not compared with a peer's since its start, or
+   * off from two or more members.
+   */
+  refusal(): ClockRefusal | null {
     const reason = this.#reason();
-    if (reason !== null) throw new KvError('KV_ERR_CLOCK_OFFSET', `clock: ${reason}`);
+    if (reason === null) return null;
+    const mutual = this.#refusal !== null && reason === this.#refusal && this.#witnesses < 2;
+    return { reason: `clock: ${reason}`, mutual };
   }
 
   /** Why writes are refused now, or null. */

@@ -1,7 +1,7 @@
 // membership: who the members are (static list or DNS), whether each answers, and the rings to route by.
 
 export { type AddressBook, stateAddressBook } from './address-book.ts';
-export { ClockCheck, type ClockCheckOptions } from './clock-check.ts';
+export { ClockCheck, type ClockCheckOptions, type ClockRefusal } from './clock-check.ts';
 export { dnsSource } from './dns-source.ts';
 export {
   FOUNDING_LOG_EVERY_MS,

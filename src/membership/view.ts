@@ -1,6 +1,12 @@
 // The node's view of the cluster as the admin API and CLUSTER show it (admin/ schema ClusterInfo).
 
-import type { ClusterInfo, MemberPhase, NodeStatusView, TransferView } from '../admin/index.ts';
+import type {
+  ClusterInfo,
+  MemberPhase,
+  NodeStatusView,
+  Refusal,
+  TransferView,
+} from '../admin/index.ts';
 import type { MemberView } from './manager.ts';
 import { own } from './settled.ts';
 import { peerAddressOf } from './sources.ts';
@@ -20,6 +26,8 @@ export interface ClusterViewParts {
   readonly memberListsDiffer?: Readonly<Record<string, readonly string[]>>;
   /** Decommissioned members this node still lists (MembershipCheck.decommissionedListed). */
   readonly decommissionedListed?: readonly string[];
+  /** What this node refuses of its clients' commands now, or null (node/refusal.ts). */
+  readonly refusing?: Refusal | null;
 }
 
 /** GET /admin/cluster and CLUSTER: the rings, and every member with what it last reported. */
@@ -56,6 +64,7 @@ export function clusterInfo(p: ClusterViewParts): ClusterInfo {
       Object.entries(p.memberListsDiffer ?? {}).map(([n, l]) => [n, [...l]]),
     ),
     decommissionedListed: [...(p.decommissionedListed ?? [])],
+    refusing: p.refusing ?? null,
   };
 }
 

@@ -6,6 +6,7 @@ import type {
   ClusterInfo,
   DecommissionState,
   RecommissionResult,
+  Refusal,
   RingsView,
 } from '../admin/index.ts';
 import { peerHandshake } from '../auth/index.ts';
@@ -68,6 +69,7 @@ import {
   untilAborted,
   writeStateDoc,
 } from '../storage/index.ts';
+import { refusalOf } from './refusal.ts';
 import type { Secrets } from './secrets.ts';
 
 export interface Cluster {
@@ -75,6 +77,11 @@ export interface Cluster {
   readonly peerPort: number;
   /** CLUSTER's answer and GET /admin/cluster. */
   info(): ClusterInfo;
+  /**
+   * What the node refuses of its clients' commands now, why, and whether it is ready all the
+   * same (refusalOf): /readyz, CLUSTER's `refusing`, INFO.
+   */
+  refusal(): Refusal | null;
   /**
    * POST /admin/decommission: resolves once the new status is on disk (or the disk refused it:
    * full; saved again every 5 s); rejects when this node cannot decommission now.
@@ -537,6 +544,17 @@ export async function startCluster(
     logger: log,
   });
 
+  const refusal = () =>
+    refusalOf({
+      stalled: () => storage.stalled()?.message ?? null,
+      duplicate: () => {
+        const d = membership.duplicate();
+        return d === null ? null : duplicateError(d).message;
+      },
+      clock: () => clock.refusal(),
+      others: () =>
+        (membership.names() ?? []).filter((n) => n !== self && membership.isUpForData(n)).length,
+    });
   const info = () =>
     clusterInfo({
       self,
@@ -548,6 +566,7 @@ export async function startCluster(
       hints: hintStore.count,
       memberListsDiffer: lists.differing(),
       decommissionedListed: lists.decommissionedListed(),
+      refusing: refusal(),
     });
   coordinator = new ClusterCoordinator({
     storage,
@@ -565,6 +584,7 @@ export async function startCluster(
     maxMultiReadBytes: config.maxMultiReadBytes,
     registry,
     checkClock: () => clock.check(),
+    refusing: refusal,
     checkIdentity: () => {
       checkIdentity();
       // This node's disk stalled: a clear refusal now rather than a write that hangs (its peers
@@ -577,6 +597,7 @@ export async function startCluster(
     coordinator,
     peerPort: peerServer.port,
     info,
+    refusal,
     async decommission() {
       await rb.decommission();
       return { status: rb.status, transfer: rb.progress };

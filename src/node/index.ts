@@ -17,6 +17,7 @@ import {
   createRegistry,
   type HttpEndpoint,
   type Logger,
+  type Readiness,
   type StaticPage,
   type StreamRoute,
   startHttp,
@@ -92,6 +93,7 @@ export async function startNode(
   let opening: string | null = 'opening the store';
   let cluster: Cluster | undefined;
   let ready = false;
+  let stopping = false;
   let server: KvServer | undefined;
   let http: HttpEndpoint | undefined;
   let web: NodeConsole | undefined;
@@ -121,17 +123,21 @@ export async function startNode(
       port: config.httpPort,
       maxConnections: config.maxHttpConnections,
       registry,
-      // A stalled disk: not ready, so Services stop routing clients here until it answers.
-      ready: () => ready && storage?.stalled() === null,
-      notReady: () =>
-        opening !== null
-          ? `opening its storage: ${opening}`
-          : waiting === null
-            ? null
-            : `waiting for its members: ${waiting.reason}`,
-      degraded: () => {
+      readiness: (): Readiness => {
+        if (opening !== null) return { ready: false, reason: `opening its storage: ${opening}` };
+        if (waiting !== null)
+          return { ready: false, reason: `waiting for its members: ${waiting.reason}` };
+        if (!ready || cluster === undefined)
+          return { ready: false, reason: stopping ? 'shutting down' : null };
+        // What it refuses of its clients' commands (refusalOf): not ready while another member
+        // may take them, so Services route clients there.
+        const refusal = cluster.refusal();
+        if (refusal !== null) return { ready: refusal.ready, reason: refusal.reason };
         const failure = storage?.writeFailure() ?? null;
-        return failure === null ? null : `storage not writable: ${failure}`;
+        return {
+          ready: true,
+          reason: failure === null ? null : `storage not writable: ${failure}`,
+        };
       },
       logger: log,
       routes,
@@ -221,15 +227,16 @@ export async function startNode(
     'node listening',
   );
   noteStage('serving');
-  let stopping: Promise<void> | null = null;
+  let stopped: Promise<void> | null = null;
   return {
     port: srv.port,
     httpPort: httpEnd.port,
     peerPort: clu.peerPort,
     logger: log,
     stop() {
-      stopping ??= (async () => {
+      stopped ??= (async () => {
         ready = false;
+        stopping = true;
         noteStage('stopping');
         trimmer.stop();
         page.stop();
@@ -247,7 +254,7 @@ export async function startNode(
         await httpEnd.close();
         log.info({}, 'node stopped');
       })();
-      return stopping;
+      return stopped;
     },
   };
 }

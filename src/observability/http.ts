@@ -35,15 +35,11 @@ export interface HttpOptions {
    */
   readonly maxConnections?: number;
   readonly registry: Registry;
-  /** True while the node accepts and serves commands; /readyz answers 503 otherwise. */
-  readonly ready: () => boolean;
-  /** Why the node is not ready (`waiting for ...`), for /readyz's 503 body; null: no reason given. */
-  readonly notReady?: () => string | null;
   /**
-   * What the node cannot do although it serves (`storage not writable: disk full (ENOSPC)`), or
-   * null. A degraded node stays ready: /readyz answers 200 with `degraded: <reason>`.
+   * Whether the process should be sent clients now, and why not (or what it cannot do although
+   * ready): /readyz answers 200 `ready`, 200 `degraded: <reason>`, or 503 `not ready[: <reason>]`.
    */
-  readonly degraded?: () => string | null;
+  readonly readiness: () => Readiness;
   readonly logger: Logger;
   /** Extra JSON endpoints by `METHOD /path` (admin calls); they answer `{ status, body }`. */
   readonly routes?: Readonly<Record<string, AdminRoute>>;
@@ -69,6 +65,16 @@ export interface HttpOptions {
     /** A proved call whose body was not the one its proof covers (counted as a failure). */
     readonly bodyRefused: () => void;
   };
+}
+
+/**
+ * /readyz's answer: `ready` false answers 503 (`not ready: <reason>`, or `not ready` when the
+ * reason is null); true answers 200, `degraded: <reason>` when there is a reason (what the node
+ * refuses or cannot do although it serves), else `ready`.
+ */
+export interface Readiness {
+  readonly ready: boolean;
+  readonly reason: string | null;
 }
 
 /**
@@ -312,15 +318,13 @@ export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
       if (path === '/healthz') {
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
       } else if (path === '/readyz') {
-        const ok = opts.ready();
-        const degraded = ok ? (opts.degraded?.() ?? null) : null;
-        const why = ok ? null : (opts.notReady?.() ?? null);
-        const body = !ok
-          ? `not ready${why === null ? '' : `: ${why}`}\n`
-          : degraded === null
+        const { ready, reason } = opts.readiness();
+        const body = !ready
+          ? `not ready${reason === null ? '' : `: ${reason}`}\n`
+          : reason === null
             ? 'ready\n'
-            : `degraded: ${degraded}\n`;
-        res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(body);
+            : `degraded: ${reason}\n`;
+        res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(body);
       } else if (path === '/metrics') {
         metrics().then(
           (text) => res.writeHead(200, { 'content-type': opts.registry.contentType }).end(text),

@@ -16,6 +16,7 @@ export {
   type HttpEndpoint,
   type HttpOptions,
   queryBytes,
+  type Readiness,
   type StaticPage,
   type StreamRoute,
   startHttp,

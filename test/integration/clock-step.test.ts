@@ -65,6 +65,12 @@ async function untilClockOff(node: ClusterNode, ms: number): Promise<void> {
   );
 }
 
+/** GET /readyz of `node`: its status and body. */
+async function readyz(node: ClusterNode): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://${node.host}:${node.proc.httpPort}/readyz`);
+  return { status: res.status, body: await res.text() };
+}
+
 /** Polls until no node holds hints, for at most 20 s. */
 async function untilNoHints(nodes: readonly ClusterNode[]): Promise<void> {
   await until(
@@ -130,6 +136,14 @@ describe('a member whose wall clock is stepped between two probes', { timeout: 1
         expect(head).toMatch(/^-ERR UNAVAILABLE replication: read quorum .*: clock_offset/);
       }
       expect(await metric(odd, 'kvstore_clock_out_of_sync')).toBe(1);
+      // Not ready while it refuses writes its peers take (before: 200 'ready' throughout): for
+      // the step, or, once probes sent after it answered, for the offset they measured.
+      expect(await readyz(odd)).toEqual({
+        status: 503,
+        body: expect.stringMatching(
+          /^not ready: clock: this node's (wall clock was stepped|clock is more than 500 ms)/,
+        ),
+      });
       // Waited for: the line comes on stdout, which may reach the test after the replies above.
       await logged(odd.proc, 'wall clock stepped: refusing writes until peers agree with it');
       expect(await ca.call('PUT k third')).toBe('OK');
@@ -150,6 +164,7 @@ describe('a member whose wall clock is stepped between two probes', { timeout: 1
         100,
       );
       expect(await metric(odd, 'kvstore_clock_out_of_sync')).toBe(0);
+      expect(await readyz(odd)).toEqual({ status: 200, body: 'ready\n' });
       for (const c of [ca, cb, codd]) expect(await c.call('GET k')).toBe('third');
     },
   );

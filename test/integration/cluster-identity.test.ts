@@ -333,6 +333,17 @@ describe('two processes under one name', () => {
       .poll(() => viaTwin.call('GET k'), { timeout: 10_000, interval: 100 })
       .toMatch(/^ERR UNAVAILABLE membership: another node named 'kvstore-2' answers at /);
     expect(await viaTwin.call('PUT k w')).toMatch(/^ERR UNAVAILABLE membership: /);
+    // Not ready, saying why (before: 200 'ready' while it refused every command), and the listed
+    // one is.
+    const readyz = async (n: ClusterNode) => {
+      const res = await fetch(`http://${n.host}:${n.proc.httpPort}/readyz`);
+      return { status: res.status, body: await res.text() };
+    };
+    expect(await readyz(twin)).toEqual({
+      status: 503,
+      body: expect.stringMatching(/^not ready: membership: another node named 'kvstore-2' answers/),
+    });
+    expect(await readyz(named)).toEqual({ status: 200, body: 'ready\n' });
     // The log line is written before the first refusal, but it reaches this process through
     // another pipe than the reply, which may be read first.
     await expect

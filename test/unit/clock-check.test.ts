@@ -121,3 +121,52 @@ it('refuses writes while the hybrid clock leads the wall clock by more than the 
   lead = 400; // the wall clock came within the bound of them
   expect(() => t.check.check()).not.toThrow();
 });
+
+it('says whether a refusal is mutual: off from its only witness, which refuses as well', () => {
+  const offsets: ClockOffset[] = [];
+  const check = new ClockCheck({
+    offsets: () => offsets,
+    maxOffsetMs: MAX,
+    peers: () => 2,
+    answered: () => offsets.length,
+    logger: createLogger('silent', {}),
+    registry: new Registry(),
+  });
+  const sentMono = performance.now();
+  // Two members, or all but two down: each is the other's only witness; neither is the odd one.
+  offsets.push({ member: 'b', offsetMs: 2_000, errorMs: 1, sentMono });
+  check.update();
+  expect(check.refusal()).toEqual({
+    reason: expect.stringMatching(
+      /^clock: this node's clock is more than 500 ms .* of its 1 peers'/,
+    ),
+    mutual: true,
+  });
+  // Off from two members: this node's own clock is the odd one out.
+  offsets.push({ member: 'c', offsetMs: 2_000, errorMs: 1, sentMono });
+  check.update();
+  expect(check.refusal()).toMatchObject({ mutual: false });
+  offsets.splice(0);
+  offsets.push({ member: 'b', offsetMs: 0, errorMs: 1, sentMono });
+  check.update();
+  expect(check.refusal()).toBeNull();
+});
+
+it('calls every other refusal its own: not compared since the start, stepped, versions ahead', () => {
+  let lead = 0;
+  const t = setUp({ leadMs: () => lead });
+  expect(t.check.refusal()).toMatchObject({
+    reason: /^clock: no peer has answered/,
+    mutual: false,
+  });
+  t.probed();
+  t.check.update();
+  expect(t.check.refusal()).toBeNull();
+  t.advance(100, 2_000);
+  expect(t.check.refusal()).toMatchObject({ reason: /stepped ahead/, mutual: false });
+  t.advance(1_000);
+  t.probed(0);
+  t.check.update();
+  lead = 4_000;
+  expect(t.check.refusal()).toMatchObject({ reason: /made versions 4000 ms ahead/, mutual: false });
+});

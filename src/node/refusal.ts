@@ -1,0 +1,49 @@
+// What a serving node refuses of its clients' commands, why, and whether it is ready all the same.
+
+import type { Refusal } from '../admin/index.ts';
+import type { ClockRefusal } from '../membership/index.ts';
+
+/** Where each refusal comes from; each answers its reason, or null while it does not refuse. */
+export interface RefusalSources {
+  /** The disk stalled (Storage.stalled): every command refused. */
+  readonly stalled: () => string | null;
+  /** Another process answers under this node's name at the address listed for it. */
+  readonly duplicate: () => string | null;
+  /** ClockCheck.refusal: writes refused. */
+  readonly clock: () => ClockRefusal | null;
+  /**
+   * How many other members might take this node's clients: not down by its failure detector
+   * (up, or not yet probed often enough to say), their disks not stalled.
+   */
+  readonly others: () => number;
+}
+
+/**
+ * What the node refuses now, the first that applies, or null: a stalled disk and a duplicate
+ * name refuse every command and make the node not ready; the clock refuses writes, and makes it
+ * not ready while another member might take them instead (not all down) and the refusal is not
+ * one that member shares (ClockRefusal.mutual). (A disk that refuses writes is not here: the
+ * node still coordinates writes, which the other replicas store, and stays ready, `degraded`:
+ * docs/storage.md.)
+ *
+ * Readiness routes clients (a Service's endpoints, a load balancer) and paces rollouts: a node
+ * that refuses writes for a reason of its own while others take them belongs out of rotation.
+ * One whose every peer is down (or that has none) stays in it: no other node would take its
+ * clients, it still answers reads and says why it refuses writes, and a node that waited for a
+ * peer to be ready before it is would deadlock with whatever starts that peer only once this
+ * one is ready (a StatefulSet with OrderedReady pods, a rollout). Peers never wait for each
+ * other's readiness here: a peer port answers from before the node is ready, and the headless
+ * Service publishes addresses that are not ready.
+ */
+export function refusalOf(s: RefusalSources): Refusal | null {
+  const stalled = s.stalled();
+  if (stalled !== null) return { commands: 'all', reason: stalled, ready: false };
+  const duplicate = s.duplicate();
+  if (duplicate !== null) return { commands: 'all', reason: duplicate, ready: false };
+  const clock = s.clock();
+  if (clock !== null) {
+    const ready = clock.mutual || s.others() === 0;
+    return { commands: 'writes', reason: clock.reason, ready };
+  }
+  return null;
+}
