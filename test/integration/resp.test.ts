@@ -354,6 +354,7 @@ describe('RESP2 on a 3-node cluster (any node, server-side forwarding)', () => {
     const info = await b!.info('replication');
     expect(info).toContain('kvstore_members:3\r\nkvstore_members_up:3\r\n');
     expect(info).toContain('kvstore_replication_factor:3\r\n');
+    expect(info).toContain('kvstore_refusing:none\r\n');
   });
 
   it('redis-cli and redis-benchmark work against any node', { timeout: 120_000 }, async () => {

@@ -18,6 +18,27 @@ const member = (name: string, extra: Partial<ClusterInfo['members'][number]> = {
   }) as ClusterInfo['members'][number];
 
 describe('kvctl status table', () => {
+  it('says under its heading what the node refuses, why, and whether it is ready', () => {
+    const view = (refusing: ClusterInfo['refusing']) =>
+      ({
+        node: 'kv0',
+        status: 'active',
+        ring: { moving: false, epoch: 3 },
+        members: [member('kv0'), member('kv1')],
+        refusing,
+      }) as unknown as ClusterInfo;
+    const reason = "clock: no peer has answered this node's probes since it started";
+    const waiting = statusTable(view({ commands: 'writes', reason, ready: false })).split('\n');
+    expect(waiting[1]).toBe(
+      `this node refuses writes: ${reason}; not ready (/readyz 503): its clients go to other nodes`,
+    );
+    const alone = statusTable(view({ commands: 'all', reason: 'membership: twin', ready: true }));
+    expect(alone.split('\n')[1]).toMatch(
+      /^this node refuses every command: membership: twin; ready all the same \(\/readyz 200, degraded\)/,
+    );
+    expect(statusTable(view(null)).split('\n')[1]).toMatch(/^NAME /);
+  });
+
   it('shows a member whose disk stalled as up but stalled, the others as up', () => {
     const view = {
       node: 'kv0',
