@@ -176,7 +176,8 @@ export class ClockCheck {
   refusal(): ClockRefusal | null {
     const reason = this.#reason();
     if (reason === null) return null;
-    const mutual = this.#refusal !== null && reason === this.#refusal && this.#witnesses < 2;
+    // #reason answers #refusal whenever it is set: the verdict of the last probes.
+    const mutual = this.#refusal !== null && this.#witnesses < 2;
     return { reason: `clock: ${reason}`, mutual };
   }
 
