@@ -43,6 +43,7 @@ export const MEASURED_S: Readonly<Record<string, number>> = {
   'test/integration/storage-hung-reads.test.ts': 25,
   'test/integration/churn.test.ts': 23,
   'test/integration/backup.test.ts': 22,
+  'test/integration/readyz-refusals.test.ts': 22,
   'test/integration/peer-hostile.test.ts': 20,
   'test/integration/membership-leave.test.ts': 20,
   'test/integration/wal-cut-power-loss.test.ts': 18,
