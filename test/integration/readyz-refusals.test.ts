@@ -100,14 +100,14 @@ describe('/readyz of a node that refuses writes', { timeout: 120_000 }, () => {
       'c ready once its peers answer',
       100,
     );
-    expect(await readyzOf(c)).toEqual({ status: 200, body: 'ready\n' });
-    expect(await cc.call('PUT k w')).toBe('OK');
     expect(await refusingOf(c)).toBeNull();
+    // (A write may still wait for a peer's answer to the requests queued while it was paused.)
+    await until(async () => (await cc.call('PUT k w')) === 'OK', 30_000, 'c takes writes', 100);
   });
 
   it('is 200, saying it refuses writes, once every other member is down', async () => {
     const nodes = await startStaticCluster(3);
-    const [a, b, c] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const [a, , c] = nodes as [ClusterNode, ClusterNode, ClusterNode];
     for (const n of nodes) await n.proc.stop('SIGKILL');
     // c comes back alone: its peers' ports refuse, so they are down after three probes. Unready
     // for good, it would hold back whatever waits for it to be ready (a StatefulSet started
@@ -137,7 +137,6 @@ describe('/readyz of a node that refuses writes', { timeout: 120_000 }, () => {
       100,
     );
     await until(async () => (await cc.call('PUT k w')) === 'OK', 30_000, 'c takes writes', 100);
-    void b;
   });
 });
 
