@@ -128,7 +128,7 @@ export async function startNode(
         if (waiting !== null)
           return { ready: false, reason: `waiting for its members: ${waiting.reason}` };
         if (!ready || cluster === undefined)
-          return { ready: false, reason: stopping ? 'shutting down' : null };
+          return { ready: false, reason: stopping ? 'shutting down' : 'joining its cluster' };
         // What it refuses of its clients' commands (refusalOf): not ready while another member
         // may take them, so Services route clients there.
         const refusal = cluster.refusal();
