@@ -198,6 +198,20 @@ const options = {
     .describe('DNS servers ip:port,... for --discovery (empty: system)'),
   /** How often DNS discovery re-resolves the member list. */
   resolveIntervalMs: timerMs.default(5000).describe('DNS re-resolve interval'),
+  /**
+   * How long a member that DNS stops listing stays a member (down, in the ring, hints kept) while
+   * it answers nowhere, so that a restart on a new address (a pod made again, a compose container
+   * recreated) is no leave and join that moves its data away and back. A member that reported
+   * itself decommissioned leaves at once, and one that still answers where it was at the next
+   * probe. 0: every unlisted member leaves at once.
+   */
+  unlistedGraceMs: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_TIMER_MS, timerLimit)
+    .default(300_000)
+    .describe('how long an unlisted member that answers nowhere stays a member (0: none)'),
   /** Replicas per key (clamped to the member count). */
   replicationFactor: positive.max(7).default(3).describe('replicas per key (clamped to members)'),
   /** Replicas that must answer a read (clamped like the replication factor). */

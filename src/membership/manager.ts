@@ -32,6 +32,11 @@ export interface MembershipOptions {
   readonly resolveIntervalMs: number;
   readonly probeIntervalMs: number;
   readonly probeFailures: number;
+  /**
+   * How long a member the source stopped listing stays a member while it answers nowhere (see
+   * Membership); 0: it leaves at once. Absent: 0.
+   */
+  readonly unlistedGraceMs?: number;
   readonly logger: Logger;
   readonly registry: Registry;
 }
@@ -44,6 +49,8 @@ interface Tracked {
   lastContact: number | null;
   /** How far the member's clock was from this node's at its last answer, or null (see ClockOffset). */
   offset: ClockOffset | null;
+  /** When the source stopped listing it (ms since the epoch; see Membership), or null while listed. */
+  unlistedAt: number | null;
 }
 
 /** Another node answering under this node's name at the address listed for it. */
@@ -79,11 +86,23 @@ export function inRing(m: MemberView): boolean {
 }
 
 /**
- * The member list and each member's health. A member the source stops listing has *left*: it is
- * forgotten at once. A listed member that stops answering is *down*: it stays a member (and in
- * the ring). Emits `change` whenever the list, a state, or a member's hello changes, and `gone`
- * (before that `change`) with each peer address no member has any more: a member's that left,
- * or a member's old address when it moved.
+ * The member list and each member's health. A listed member that stops answering is *down*: it
+ * stays a member (and in the ring). The identity of a member is its name (its hello's), never its
+ * address: a member listed at a new address is the same member, moved (its address is updated).
+ * A member the source stops listing has *left*, and is forgotten, once one of these holds:
+ * - it reported itself decommissioned (its data is handed off): at once;
+ * - it answers a probe at its last address (it runs, and the source says it is no member any
+ *   more: removed by hand, or a test): at that probe;
+ * - it has answered none for `unlistedGraceMs` since it was unlisted: at the next probe round.
+ * Until then it stays a member (down once its probes fail), and listed again under its name, at
+ * any address, it is listed as before: a restart on a new address (a Kubernetes pod deleted and
+ * made again, a compose container recreated) unlists the old address before the new one answers
+ * who it is (A records with no PTR name), or lists no record of the name while no pod has an
+ * address (SRV), and must not move its data away and back.
+ *
+ * Emits `change` whenever the list, a state, or a member's hello changes, and `gone` (before
+ * that `change`) with each peer address no member has any more: a member's that left, or a
+ * member's old address when it moved.
  */
 export class Membership extends EventEmitter<{
   change: [];
@@ -126,6 +145,7 @@ export class Membership extends EventEmitter<{
       hello: null,
       lastContact: null,
       offset: null,
+      unlistedAt: null,
     });
     const states = new Gauge({
       name: 'kvstore_members',
@@ -303,16 +323,27 @@ export class Membership extends EventEmitter<{
     const names = new Set(listed.map((m) => m.name));
     const before = new Set([...this.#members.values()].map((t) => peerAddressOf(t.addr)));
     let changed = false;
-    for (const name of [...this.#members.keys()]) {
-      if (name !== self && !names.has(name)) {
+    for (const [name, t] of [...this.#members]) {
+      if (name === self || names.has(name) || t.unlistedAt !== null) continue;
+      if (t.hello?.status === 'decommissioned' || (this.#opts.unlistedGraceMs ?? 0) === 0) {
         this.#members.delete(name);
         this.#opts.logger.info({ member: name }, 'member left');
         changed = true;
+      } else {
+        t.unlistedAt = Date.now();
+        this.#opts.logger.info(
+          { member: name, host: t.addr.host, graceMs: this.#opts.unlistedGraceMs },
+          'member no longer listed: still a member until it answers where it was, or stays silent for the grace',
+        );
       }
     }
     for (const addr of listed) {
       if (addr.name === self) continue;
       const t = this.#members.get(addr.name);
+      if (t !== undefined && t.unlistedAt !== null) {
+        t.unlistedAt = null;
+        this.#opts.logger.info({ member: addr.name, host: addr.host }, 'member listed again');
+      }
       if (!t) {
         this.#members.set(addr.name, {
           addr,
@@ -321,18 +352,37 @@ export class Membership extends EventEmitter<{
           hello: null,
           lastContact: null,
           offset: null,
+          unlistedAt: null,
         });
         this.#opts.logger.info({ member: addr.name, host: addr.host }, 'member joined');
         changed = true;
       } else if (t.addr.host !== addr.host || t.addr.peerPort !== addr.peerPort) {
+        this.#opts.logger.info(
+          { member: addr.name, from: peerAddressOf(t.addr), to: peerAddressOf(addr) },
+          'member moved',
+        );
         t.addr = addr;
         changed = true;
       }
     }
-    if (!changed) return;
+    if (changed) this.#changed(before);
+  }
+
+  /** Emits `gone` for each address of `before` no member has any more, then `change`. */
+  #changed(before: ReadonlySet<string>): void {
     const now = new Set([...this.#members.values()].map((t) => peerAddressOf(t.addr)));
     for (const address of before) if (!now.has(address)) this.emit('gone', address);
     this.emit('change');
+  }
+
+  /** Forgets an unlisted member (see the class comment): it has left. */
+  #leave(t: Tracked, reason: string): void {
+    if (this.#stopped || this.#members.get(t.addr.name) !== t || t.unlistedAt === null) return;
+    const before = new Set([...this.#members.values()].map((m) => peerAddressOf(m.addr)));
+    this.#members.delete(t.addr.name);
+    const unlistedMs = Date.now() - t.unlistedAt;
+    this.#opts.logger.info({ member: t.addr.name, reason, unlistedMs }, 'member left');
+    this.#changed(before);
   }
 
   /**
@@ -345,11 +395,20 @@ export class Membership extends EventEmitter<{
    */
   async probeNow(): Promise<void> {
     if (this.#stopped) return;
+    const grace = this.#opts.unlistedGraceMs ?? 0;
+    for (const t of [...this.#members.values()]) {
+      if (t.unlistedAt !== null && Date.now() - t.unlistedAt >= grace) {
+        this.#leave(t, 'not listed, and answered nowhere for the grace');
+      }
+    }
     const others = [...this.#members.values()].filter((t) => t.addr.name !== this.#opts.self.name);
     await Promise.all([
       ...others.map((t) =>
         this.#once(t.addr.name, async () => {
-          if ((await this.#probeOne(t)) && !this.#stopped) this.emit('change');
+          const changed = await this.#probeOne(t);
+          if (t.unlistedAt !== null && t.state === 'up' && t.failures === 0) {
+            this.#leave(t, 'not listed, and it answers where it was');
+          } else if (changed && !this.#stopped) this.emit('change');
         }),
       ),
       this.#once(SELF_PROBE, () => this.#probeSelf()),

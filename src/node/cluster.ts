@@ -323,6 +323,7 @@ export async function startCluster(
     resolveIntervalMs: config.resolveIntervalMs,
     probeIntervalMs: config.probeIntervalMs,
     probeFailures: config.probeFailures,
+    unlistedGraceMs: config.unlistedGraceMs,
     logger: log,
     registry,
   });

@@ -16,6 +16,11 @@ import type { LineClient } from '../helpers/line-client.ts';
 import { cleanup } from '../helpers/node-process.ts';
 
 const SERVICE = 'kvstore-headless.test.svc.cluster.local';
+/**
+ * For members that see a member die and then leave the records for good: it leaves once it has
+ * answered nowhere for this long (not the 5 minutes a restart on a new address is given).
+ */
+const SHORT_GRACE = ['--unlisted-grace-ms', '2000'];
 let dns: TestDnsServer | null = null;
 
 afterEach(async () => {
@@ -194,7 +199,7 @@ describe('membership through DNS, rebalancing and decommission', () => {
   });
 
   it('streams again to a ring it streamed to before (A -> B -> A): records written meanwhile reach the new owner', async () => {
-    const { dns, hosts, nodes } = await threeOfFour();
+    const { dns, hosts, nodes } = await threeOfFour(SHORT_GRACE);
     const names = ['kvstore-0', 'kvstore-1', 'kvstore-2'];
     const w = await openClient(nodes[0]!);
     const put = async (prefix: string) => {
@@ -224,7 +229,7 @@ describe('membership through DNS, rebalancing and decommission', () => {
     await waitSettled(nodes, names);
     // Written while the three-node ring is the target again: the next stream must carry these.
     await put('late');
-    const joiner = await dnsMember(dns, 'kvstore-3', hosts[3]!);
+    const joiner = await dnsMember(dns, 'kvstore-3', hosts[3]!, SHORT_GRACE);
     dns.setA(SERVICE, hosts);
     const four = [...nodes, joiner];
     await waitSettled(four, [...names, 'kvstore-3'], 30_000);
@@ -236,7 +241,9 @@ describe('membership through DNS, rebalancing and decommission', () => {
     const block = loopbackBlock();
     const hosts = [1, 2, 3, 4].map((i) => `${block}.${i}`);
     dns.setA(SERVICE, hosts);
-    const [a, b, c, d] = await Promise.all(hosts.map((h, i) => dnsMember(dns!, `kvstore-${i}`, h)));
+    const [a, b, c, d] = await Promise.all(
+      hosts.map((h, i) => dnsMember(dns!, `kvstore-${i}`, h, SHORT_GRACE)),
+    );
     const four = [a!, b!, c!, d!];
     await waitAllUp(four);
     await waitSettled(four, ['kvstore-0', 'kvstore-1', 'kvstore-2', 'kvstore-3']);
@@ -261,8 +268,8 @@ describe('membership through DNS, rebalancing and decommission', () => {
         timeout: 15_000,
       })
       .toBe(true);
-    // Its pod goes away: kvstore-3 leaves the member list, and the hand-off must now go to the
-    // two members that remain.
+    // Its pod goes away for good: kvstore-3 leaves the records, and once it has answered nowhere
+    // for the grace, the member list, and the hand-off must now go to the two members that remain.
     dns.setA(SERVICE, hosts.slice(0, 3));
     await expect
       .poll(async () => ((await (await fetch(admin)).json()) as { status: string }).status, {

@@ -1,0 +1,162 @@
+// A member the source stops listing: kept while it answers nowhere (a restart, maybe on a new
+// address), gone once it answers where it was, reported itself decommissioned, or the grace ended.
+
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { type MemberAddress, Membership, type PeerSource } from '../../src/membership/index.ts';
+import type { HelloReply } from '../../src/replica/index.ts';
+import { defer } from '../helpers/defer.ts';
+import { captureLog } from '../helpers/log-capture.ts';
+import { until } from '../helpers/write-log.ts';
+
+const ZONE = 'kvstore-headless.default.svc.cluster.local';
+/** A member as an SRV record lists it: its host is the target name, whatever its address. */
+const srv = (name: string): MemberAddress => ({ name, host: `${name}.${ZONE}`, peerPort: 7946 });
+/** A member as an A record named by asking it lists it: its host is the address. */
+const at = (name: string, i: number): MemberAddress => ({
+  name,
+  host: `127.0.0.${i}`,
+  peerPort: 7946,
+});
+
+/**
+ * n0's Membership over a source answering `listed`, whose probes reach the hosts in `running`
+ * (host -> the hello there). The test probes and resolves itself (start() is never called).
+ */
+function membershipOf(self: MemberAddress, unlistedGraceMs: number) {
+  const source = { listed: [] as MemberAddress[] };
+  const running = new Map<string, HelloReply>();
+  const peerSource: PeerSource = { description: 'test', resolve: async () => [...source.listed] };
+  const log = captureLog();
+  const membership = new Membership({
+    self,
+    source: peerSource,
+    probe: async (m) => {
+      const hello = running.get(m.host);
+      if (hello === undefined) throw new Error(`getaddrinfo ENOTFOUND ${m.host}`);
+      return hello;
+    },
+    selfHello: () => ({ name: self.name }) as HelloReply,
+    resolveIntervalMs: 60_000,
+    probeIntervalMs: 60_000,
+    probeFailures: 3,
+    unlistedGraceMs,
+    logger: log.logger,
+    registry: new Registry(),
+  });
+  defer(() => membership.stop());
+  const gone: string[] = [];
+  membership.on('gone', (a) => gone.push(a));
+  const said = (msg: string) => log.records().filter((r) => r.msg === msg);
+  /** Lists `members`, re-reads the source and probes `rounds` times. */
+  const step = async (members: MemberAddress[], rounds = 1) => {
+    source.listed = members;
+    await membership.resolveNow();
+    for (let i = 0; i < rounds; i++) await membership.probeNow();
+  };
+  return { membership, running, gone, said, step };
+}
+
+const hello = (name: string, status = 'active') => ({ name, status }) as HelloReply;
+const state = (m: Membership, name: string) => m.members().find((v) => v.name === name)?.state;
+
+describe('a member the source stops listing', () => {
+  it('(SRV) stays a member while no record names it, and is the same member when one does again', async () => {
+    // A pod deleted and made again: its SRV record is gone until the new pod has an address,
+    // then back under the same target name (whose A record changed: dialled by name, the next
+    // connection reaches the new address).
+    const self = srv('kvstore-0');
+    const { membership, running, gone, said, step } = membershipOf(self, 60_000);
+    const two = srv('kvstore-2');
+    running.set(two.host, hello('kvstore-2'));
+    await step([self, srv('kvstore-1'), two]);
+    expect(state(membership, 'kvstore-2')).toBe('up');
+    running.delete(two.host);
+    await step([self, srv('kvstore-1')], 5);
+    expect(membership.names()).toEqual(['kvstore-0', 'kvstore-1', 'kvstore-2']);
+    expect(state(membership, 'kvstore-2')).toBe('down');
+    running.set(two.host, hello('kvstore-2'));
+    await step([self, srv('kvstore-1'), two]);
+    expect(state(membership, 'kvstore-2')).toBe('up');
+    expect(said('member left')).toEqual([]);
+    expect(said('member listed again').map((r) => r.member)).toEqual(['kvstore-2']);
+    expect(gone).toEqual([]);
+  });
+
+  it('(A) is moved, not left and joined, when it comes back named at a new address', async () => {
+    const self = at('n0', 1);
+    const { membership, running, gone, said, step } = membershipOf(self, 60_000);
+    running.set('127.0.0.3', hello('n2'));
+    await step([self, at('n2', 3)]);
+    // Unlisted (pod deleted); its new address is listed but cannot be named until it answers.
+    running.delete('127.0.0.3');
+    await step([self], 5);
+    expect(membership.names()).toEqual(['n0', 'n2']);
+    running.set('127.0.0.5', hello('n2'));
+    await step([self, at('n2', 5)]);
+    expect(membership.address('n2')?.host).toBe('127.0.0.5');
+    expect(state(membership, 'n2')).toBe('up');
+    expect(said('member left')).toEqual([]);
+    expect(said('member joined').map((r) => r.member)).toEqual(['n2']);
+    expect(said('member moved').map((r) => [r.from, r.to])).toEqual([
+      ['127.0.0.3:7946', '127.0.0.5:7946'],
+    ]);
+    expect(gone).toEqual(['127.0.0.3:7946']); // its old address's connections are closed
+  });
+
+  it('leaves at the next probe when it still answers where it was', async () => {
+    // Running, and no longer listed: removed from the records on purpose.
+    const self = at('n0', 1);
+    const { membership, running, gone, said, step } = membershipOf(self, 60_000);
+    running.set('127.0.0.2', hello('n1'));
+    await step([self, at('n1', 2)]);
+    let changes = 0;
+    membership.on('change', () => changes++);
+    await step([self], 0);
+    expect(membership.names()).toEqual(['n0', 'n1']);
+    expect(changes).toBe(0);
+    await membership.probeNow();
+    expect(changes).toBe(1);
+    expect(membership.names()).toEqual(['n0']);
+    expect(said('member left').map((r) => r.reason)).toEqual([
+      'not listed, and it answers where it was',
+    ]);
+    expect(gone).toEqual(['127.0.0.2:7946']);
+  });
+
+  it('leaves at once when it reported itself decommissioned, and with no grace', async () => {
+    const self = at('n0', 1);
+    const { membership, running, said, step } = membershipOf(self, 60_000);
+    running.set('127.0.0.2', hello('n1', 'decommissioned'));
+    running.set('127.0.0.3', hello('n2'));
+    await step([self, at('n1', 2), at('n2', 3)]);
+    running.clear();
+    await step([self, at('n2', 3)], 0);
+    expect(membership.names()).toEqual(['n0', 'n2']);
+    expect(said('member left').map((r) => r.member)).toEqual(['n1']);
+
+    const none = membershipOf(self, 0);
+    await none.step([self, at('n2', 3)]);
+    await none.step([self], 0);
+    expect(none.membership.names()).toEqual(['n0']);
+  });
+
+  it('leaves once it has answered nowhere for the grace', async () => {
+    const self = at('n0', 1);
+    const { membership, said, step } = membershipOf(self, 300);
+    await step([self, at('n2', 3)]);
+    await step([self]);
+    expect(membership.names()).toEqual(['n0', 'n2']);
+    await until(
+      async () => {
+        await membership.probeNow();
+        return membership.names()?.length === 1;
+      },
+      5000,
+      'n2 to leave',
+    );
+    const left = said('member left');
+    expect(left.map((r) => r.reason)).toEqual(['not listed, and answered nowhere for the grace']);
+    expect(left[0]!.unlistedMs).toBeGreaterThanOrEqual(300);
+  });
+});
