@@ -13,8 +13,8 @@ import {
   waitSettled,
 } from '../helpers/cluster.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
-import type { LineClient } from '../helpers/line-client.ts';
 import { cleanup } from '../helpers/node-process.ts';
+import { readLoop } from '../helpers/read-loop.ts';
 import { until } from '../helpers/write-log.ts';
 
 const SERVICE = 'kvstore-headless.moved.svc.cluster.local';
@@ -51,32 +51,6 @@ async function fourMembers(extra: string[] = []) {
   w.send(`${[...values].map(([k, v]) => `PUT ${k} ${v}`).join('\n')}\n`);
   expect(new Set(await w.lines(KEYS))).toEqual(new Set(['OK']));
   return { hosts, nodes, values };
-}
-
-/** GETs random keys through `c` until finish(); counts the reads and the wrong answers. */
-function readLoop(c: LineClient, values: Map<string, string>) {
-  const keys = [...values.keys()];
-  let stop = false;
-  let reads = 0;
-  const wrong: string[] = [];
-  const done = (async () => {
-    while (!stop) {
-      const k = keys[Math.floor(Math.random() * keys.length)]!;
-      const got = await c.call(`GET ${k}`).catch((err: Error) => {
-        stop = true; // the node went away (a failed test's cleanup): end the loop
-        return `(${err.message})`;
-      });
-      reads++;
-      if (got !== values.get(k)) wrong.push(`${k}: ${got}`);
-    }
-  })();
-  return {
-    async finish() {
-      stop = true;
-      await done;
-      return { reads, wrong };
-    },
-  };
 }
 
 /** Waits until each of `nodes` has resolved SERVICE `times` more times (A queries counted). */

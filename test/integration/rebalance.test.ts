@@ -12,8 +12,8 @@ import {
   waitSettled,
 } from '../helpers/cluster.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
-import type { LineClient } from '../helpers/line-client.ts';
 import { cleanup } from '../helpers/node-process.ts';
+import { readLoop } from '../helpers/read-loop.ts';
 
 const SERVICE = 'kvstore-headless.test.svc.cluster.local';
 /**
@@ -51,32 +51,6 @@ async function threeOfFour(extra: string[] = []) {
   await waitAllUp(nodes);
   await waitSettled(nodes, ['kvstore-0', 'kvstore-1', 'kvstore-2']);
   return { dns: server, hosts, nodes };
-}
-
-/** Reads random keys in a loop until stopped; counts any answer that is not the written value. */
-function readLoop(c: LineClient, values: Map<string, string>) {
-  const keys = [...values.keys()];
-  let stop = false;
-  let reads = 0;
-  const wrong: string[] = [];
-  const done = (async () => {
-    while (!stop) {
-      const k = keys[Math.floor(Math.random() * keys.length)]!;
-      const got = await c.call(`GET ${k}`).catch((err: Error) => {
-        stop = true; // the node went away (a failed test's cleanup): end the loop
-        return `(${err.message})`;
-      });
-      reads++;
-      if (got !== values.get(k)) wrong.push(`${k}: ${got}`);
-    }
-  })();
-  return {
-    async finish() {
-      stop = true;
-      await done;
-      return { reads, wrong };
-    },
-  };
 }
 
 async function storedTotal(nodes: readonly ClusterNode[]): Promise<number> {
