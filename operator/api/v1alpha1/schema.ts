@@ -298,6 +298,7 @@ export const NODE_SETTINGS = [
   'maxClientOutputBytes',
   'maxMultiReadBytes',
   'resolveIntervalMs',
+  'unlistedGraceMs',
   'readRepairChance',
   'readSpeculateMs',
   'peerTimeoutMs',
