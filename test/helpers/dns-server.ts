@@ -60,8 +60,12 @@ function ptrKey(name: string): string {
   return isIPv4(name) ? `${name.split('.').reverse().join('.')}.in-addr.arpa` : key(name);
 }
 
-/** Starts a server on `host` (an IPv4 address), port 0 (a free port). Unknown names answer NXDOMAIN. */
-export async function startDnsServer(host = '127.0.0.1'): Promise<TestDnsServer> {
+/**
+ * Starts a server on `host` (an IPv4 address) and `port` (0: a free port; 53 for processes whose
+ * resolv.conf names it, which can give no port: on an address no other test holds). Unknown names
+ * answer NXDOMAIN.
+ */
+export async function startDnsServer(host = '127.0.0.1', port = 0): Promise<TestDnsServer> {
   const records = new Map<string, Records>();
   const failures = new Map<string, Failure>();
   const queries: { name: string; type: string }[] = [];
@@ -78,7 +82,7 @@ export async function startDnsServer(host = '127.0.0.1'): Promise<TestDnsServer>
   });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
-    socket.bind(0, host, () => resolve());
+    socket.bind(port, host, () => resolve());
   });
   return {
     port: socket.address().port,

@@ -1,6 +1,8 @@
 // A member restarted on a new address (a Kubernetes pod, a recreated compose container) is the same
 // member: no leave and join, no data moved; one unlisted for good leaves after the grace.
 
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   type ClusterNode,
@@ -9,11 +11,13 @@ import {
   metric,
   openClient,
   spawnDnsMember,
+  startMember,
   waitFormed,
   waitSettled,
 } from '../helpers/cluster.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
-import { cleanup } from '../helpers/node-process.ts';
+import { requireRoot } from '../helpers/netns.ts';
+import { cleanup, tempDir } from '../helpers/node-process.ts';
 import { readLoop } from '../helpers/read-loop.ts';
 import { until } from '../helpers/write-log.ts';
 
@@ -28,21 +32,81 @@ afterEach(async () => {
   dns = null;
 });
 
-const member = (name: string, host: string, dataDir?: string, extra: string[] = []) =>
-  spawnDnsMember(dns!.port, SERVICE, name, host, extra, dataDir).started;
+/** How the members are listed, and how a member is started to find them. */
+interface Discovery {
+  /** The question each resolve asks first (counted by resolvedAgain). */
+  readonly asked: { readonly name: string; readonly type: string };
+  /** Lists member i at `placed[i]`; null: no pod of it has an address (SRV: no record). */
+  publish(placed: readonly (string | null)[]): void;
+  start(name: string, host: string, dataDir?: string, extra?: string[]): Promise<ClusterNode>;
+}
 
 /**
- * Four members found by the A records of SERVICE with no PTR names (each address is asked who it
- * is, as under docker-compose or a Service without hostnames), formed, holding KEYS keys; and a
- * fifth loopback address for a member to come back on.
+ * The A records of SERVICE with no PTR names (each address is asked who it is, as under
+ * docker-compose or a Service without hostnames); an address listed is listed at once, whether
+ * its process listens or not.
  */
-async function fourMembers(extra: string[] = []) {
-  dns = await startDnsServer();
-  const block = loopbackBlock();
+async function aRecords(): Promise<Discovery> {
+  const server = await startDnsServer();
+  dns = server;
+  return {
+    asked: { name: SERVICE, type: 'A' },
+    publish: (placed) =>
+      server.setA(
+        SERVICE,
+        placed.filter((h) => h !== null),
+      ),
+    start: (name, host, dataDir, extra = []) =>
+      spawnDnsMember(server.port, SERVICE, name, host, extra, dataDir).started,
+  };
+}
+
+/**
+ * The SRV records of SERVICE, one per member, each target `kvstore-i.SERVICE` with an A record of
+ * its address (the chart's headless Service). Members dial the targets by name, through the
+ * system resolver: each node runs in a mount namespace of its own whose /etc/resolv.conf names
+ * the test server, on port 53 of an address of `block`.
+ */
+async function srvRecords(block: string): Promise<Discovery> {
+  const at = `${block}.53`;
+  const server = await startDnsServer(at, 53);
+  dns = server;
+  const resolv = join(tempDir(), 'resolv.conf');
+  writeFileSync(resolv, `nameserver ${at}\noptions timeout:1 attempts:2\n`);
+  const inOwnResolver = [
+    ...['unshare', '--mount', '--propagation', 'private'],
+    ...['sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolv],
+  ];
+  const target = (i: number) => `kvstore-${i}.${SERVICE}`;
+  return {
+    asked: { name: SERVICE, type: 'SRV' },
+    publish: (placed) => {
+      server.setSrv(
+        SERVICE,
+        placed.flatMap((h, i) => (h === null ? [] : [{ target: target(i), port: 7946 }])),
+      );
+      for (const [i, h] of placed.entries()) {
+        if (h === null) server.clear(target(i));
+        else server.setA(target(i), [h]);
+      }
+    },
+    start: (name, host, dataDir, extra = []) => {
+      const discovery = ['--discovery', `dns:${SERVICE}`, '--dns-servers', `${at}:53`];
+      const args = [...discovery, '--resolve-interval-ms', '300', ...extra];
+      return startMember(name, host, args, dataDir, inOwnResolver);
+    },
+  };
+}
+
+/**
+ * Four members listed by `d`, formed, holding KEYS keys, on the first four addresses of `block`;
+ * the fifth for a member to come back on.
+ */
+async function fourMembers(d: Discovery, block: string, extra: string[] = []) {
   const hosts = [1, 2, 3, 4, 5].map((i) => `${block}.${i}`);
-  dns.setA(SERVICE, hosts.slice(0, 4));
+  d.publish(hosts.slice(0, 4));
   const nodes = await Promise.all(
-    NAMES.map((name, i) => member(name, hosts[i]!, undefined, extra)),
+    NAMES.map((name, i) => d.start(name, hosts[i]!, undefined, extra)),
   );
   await waitFormed(nodes);
   const values = new Map<string, string>();
@@ -53,9 +117,10 @@ async function fourMembers(extra: string[] = []) {
   return { hosts, nodes, values };
 }
 
-/** Waits until each of `nodes` has resolved SERVICE `times` more times (A queries counted). */
-async function resolvedAgain(nodes: readonly ClusterNode[], times: number): Promise<void> {
-  const asked = () => dns!.queries.filter((q) => q.name === SERVICE && q.type === 'A').length;
+/** Waits until each of `nodes` has resolved `times` more times (d.asked counted). */
+async function resolvedAgain(d: Discovery, nodes: readonly ClusterNode[], times: number) {
+  const asked = () =>
+    dns!.queries.filter((q) => q.name === d.asked.name && q.type === d.asked.type).length;
   const before = asked();
   await until(() => asked() >= before + times * nodes.length, 30_000, `${times} more resolves`);
 }
@@ -66,52 +131,80 @@ const sent = async (nodes: readonly ClusterNode[]) =>
     0,
   );
 
-describe('a member restarted on a new address (A records, no PTR)', () => {
-  it('stays a member throughout: no leave, no ring change, nothing streamed', {
+/** Where member i is listed while kvstore-3 is down: its first address, the fifth, or nowhere. */
+type Where = 'old' | 'new' | null;
+
+/**
+ * kvstore-3's pod is deleted and made again on a new address: with A records the old address is
+ * unlisted and the new one listed before its process listens (nobody can name it yet); with SRV
+ * the name has no record until the new pod has an address, then the same target name with a new
+ * A record. Every other member keeps it throughout.
+ */
+async function restartOnNewAddress(d: Discovery, meanwhile: readonly Where[]) {
+  const block = loopbackBlock();
+  const { hosts, nodes, values } = await fourMembers(d, block);
+  const moving = nodes[3]!;
+  const others = nodes.slice(0, 3);
+  const reader = readLoop(await openClient(nodes[0]!), values);
+  const logsBefore = others.map((n) => n.proc.logs.length);
+  await moving.proc.stop('SIGTERM');
+  d.publish(meanwhile.map((w, i) => (w === 'new' ? hosts[4]! : w === 'old' ? hosts[i]! : null)));
+  await resolvedAgain(d, others, 10);
+  for (const n of others) {
+    const info = await clusterInfo(n);
+    expect(info.members.map((m) => m.name)).toEqual(NAMES);
+    expect(info.members.find((m) => m.name === 'kvstore-3')?.state).toBe('down');
+  }
+  d.publish([...hosts.slice(0, 3), hosts[4]!]);
+  const back = await d.start('kvstore-3', hosts[4]!, moving.dataDir);
+  const four = [...others, back];
+  await waitFormed(four, 30_000);
+  const during = await reader.finish();
+  const logs = others.flatMap((n, i) => n.proc.logs.slice(logsBefore[i]));
+  const msgs = (msg: string) => logs.filter((l) => l.msg === msg).length;
+  expect({
+    left: msgs('member left'),
+    ringChanged: msgs('ring changed'),
+    bytesSent: await sent(four),
+    wrong: during.wrong.slice(0, 5),
+  }).toEqual({ left: 0, ringChanged: 0, bytesSent: 0, wrong: [] });
+  expect(during.reads).toBeGreaterThan(10);
+  // Everyone reaches it at its new address.
+  const c = await openClient(nodes[1]!);
+  expect(await c.call('PUT after moved')).toBe('OK');
+  expect(await (await openClient(back)).call('GET after')).toBe('moved');
+  return msgs('member moved');
+}
+
+describe('a member restarted on a new address', () => {
+  it('(A records, no PTR) stays a member throughout: no leave, no ring change, nothing streamed', {
     timeout: 120_000,
   }, async () => {
-    const { hosts, nodes, values } = await fourMembers();
-    const moving = nodes[3]!;
-    const others = nodes.slice(0, 3);
-    const reader = readLoop(await openClient(nodes[0]!), values);
-    const logsBefore = others.map((n) => n.proc.logs.length);
-    // The pod is deleted (its address unlisted), and its replacement listed on a new address
-    // before its process listens: nobody can name that address yet.
-    await moving.proc.stop('SIGTERM');
-    dns!.setA(SERVICE, [...hosts.slice(0, 3), hosts[4]!]);
-    await resolvedAgain(others, 10);
-    for (const n of others) {
-      const info = await clusterInfo(n);
-      expect(info.members.map((m) => m.name)).toEqual(NAMES);
-      expect(info.members.find((m) => m.name === 'kvstore-3')?.state).toBe('down');
-    }
-    const back = await member('kvstore-3', hosts[4]!, moving.dataDir);
-    const four = [...others, back];
-    await waitFormed(four, 30_000);
-    const during = await reader.finish();
-    const logs = others.flatMap((n, i) => n.proc.logs.slice(logsBefore[i]));
-    const msgs = (msg: string) => logs.filter((l) => l.msg === msg).length;
-    expect({
-      left: msgs('member left'),
-      ringChanged: msgs('ring changed'),
-      bytesSent: await sent(four),
-      wrong: during.wrong.slice(0, 5),
-    }).toEqual({ left: 0, ringChanged: 0, bytesSent: 0, wrong: [] });
-    expect(during.reads).toBeGreaterThan(10);
-    // Everyone reaches it at its new address.
-    const c = await openClient(nodes[1]!);
-    expect(await c.call('PUT after moved')).toBe('OK');
-    expect(await (await openClient(back)).call('GET after')).toBe('moved');
+    const moved = await restartOnNewAddress(await aRecords(), ['old', 'old', 'old', 'new']);
+    expect(moved).toBe(3); // each other member saw its address change
+  });
+
+  it("(SRV, the target's A record changes) stays a member throughout", {
+    timeout: 120_000,
+  }, async () => {
+    requireRoot('member-new-address.test.ts (SRV)');
+    const d = await srvRecords(loopbackBlock());
+    const moved = await restartOnNewAddress(d, ['old', 'old', 'old', null]);
+    expect(moved).toBe(0); // its address is its target name, which stays
+    // Dialled by that name, through the system resolver: it asked the test server.
+    const target = `kvstore-3.${SERVICE}`;
+    expect(dns!.queries.some((q) => q.name === target && q.type === 'A')).toBe(true);
   });
 });
 
 describe('a member unlisted for good', () => {
   it('leaves once it has not answered for --unlisted-grace-ms', { timeout: 120_000 }, async () => {
-    const { hosts, nodes } = await fourMembers(['--unlisted-grace-ms', '3000']);
+    const d = await aRecords();
+    const { hosts, nodes } = await fourMembers(d, loopbackBlock(), ['--unlisted-grace-ms', '3000']);
     const gone = nodes[3]!;
     const others = nodes.slice(0, 3);
     await gone.proc.stop('SIGTERM');
-    dns!.setA(SERVICE, hosts.slice(0, 3));
+    d.publish(hosts.slice(0, 3));
     // It is down, then left: the data it held moves to the others and the ring settles without it.
     await waitSettled(others, NAMES.slice(0, 3), 60_000);
     const left = others.map((n) => n.proc.logs.find((l) => l.msg === 'member left'));
