@@ -37,6 +37,7 @@ export const MEASURED_S: Readonly<Record<string, number>> = {
   'test/integration/peer-resilience.test.ts': 34,
   'test/integration/clock-step.test.ts': 33,
   'test/integration/tls-handshakes.test.ts': 31,
+  'test/integration/member-new-address.test.ts': 31,
   'test/integration/anti-entropy.test.ts': 30,
   'test/integration/founding-wait.test.ts': 27,
   'test/integration/crash-recovery.test.ts': 27,
