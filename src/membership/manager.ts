@@ -157,6 +157,14 @@ export class Membership extends EventEmitter<{
         for (const m of this.#members.values()) states.labels(m.state).inc();
       },
     });
+    const unlisted = new Gauge({
+      name: 'kvstore_members_unlisted',
+      help: 'Members the source no longer lists, kept while they answer nowhere (--unlisted-grace-ms).',
+      registers: [opts.registry],
+      collect: () => {
+        unlisted.set([...this.#members.values()].filter((m) => m.unlistedAt !== null).length);
+      },
+    });
   }
 
   /**

@@ -154,11 +154,13 @@ async function restartOnNewAddress(d: Discovery, meanwhile: readonly Where[]) {
     const info = await clusterInfo(n);
     expect(info.members.map((m) => m.name)).toEqual(NAMES);
     expect(info.members.find((m) => m.name === 'kvstore-3')?.state).toBe('down');
+    expect(await metric(n, 'kvstore_members_unlisted')).toBe(1);
   }
   d.publish([...hosts.slice(0, 3), hosts[4]!]);
   const back = await d.start('kvstore-3', hosts[4]!, moving.dataDir);
   const four = [...others, back];
   await waitFormed(four, 30_000);
+  for (const n of four) expect(await metric(n, 'kvstore_members_unlisted')).toBe(0);
   const during = await reader.finish();
   const logs = others.flatMap((n, i) => n.proc.logs.slice(logsBefore[i]));
   const msgs = (msg: string) => logs.filter((l) => l.msg === msg).length;

@@ -28,6 +28,7 @@ function membershipOf(self: MemberAddress, unlistedGraceMs: number) {
   const running = new Map<string, HelloReply>();
   const peerSource: PeerSource = { description: 'test', resolve: async () => [...source.listed] };
   const log = captureLog();
+  const registry = new Registry();
   const membership = new Membership({
     self,
     source: peerSource,
@@ -42,7 +43,7 @@ function membershipOf(self: MemberAddress, unlistedGraceMs: number) {
     probeFailures: 3,
     unlistedGraceMs,
     logger: log.logger,
-    registry: new Registry(),
+    registry,
   });
   defer(() => membership.stop());
   const gone: string[] = [];
@@ -54,7 +55,9 @@ function membershipOf(self: MemberAddress, unlistedGraceMs: number) {
     await membership.resolveNow();
     for (let i = 0; i < rounds; i++) await membership.probeNow();
   };
-  return { membership, running, gone, said, step };
+  const unlistedGauge = async () =>
+    (await registry.getSingleMetric('kvstore_members_unlisted')?.get())?.values[0]?.value;
+  return { membership, running, gone, said, step, unlistedGauge };
 }
 
 const hello = (name: string, status = 'active') => ({ name, status }) as HelloReply;
@@ -66,7 +69,7 @@ describe('a member the source stops listing', () => {
     // then back under the same target name (whose A record changed: dialled by name, the next
     // connection reaches the new address).
     const self = srv('kvstore-0');
-    const { membership, running, gone, said, step } = membershipOf(self, 60_000);
+    const { membership, running, gone, said, step, unlistedGauge } = membershipOf(self, 60_000);
     const two = srv('kvstore-2');
     running.set(two.host, hello('kvstore-2'));
     await step([self, srv('kvstore-1'), two]);
@@ -75,9 +78,11 @@ describe('a member the source stops listing', () => {
     await step([self, srv('kvstore-1')], 5);
     expect(membership.names()).toEqual(['kvstore-0', 'kvstore-1', 'kvstore-2']);
     expect(state(membership, 'kvstore-2')).toBe('down');
+    expect(await unlistedGauge()).toBe(1);
     running.set(two.host, hello('kvstore-2'));
     await step([self, srv('kvstore-1'), two]);
     expect(state(membership, 'kvstore-2')).toBe('up');
+    expect(await unlistedGauge()).toBe(0);
     expect(said('member left')).toEqual([]);
     expect(said('member listed again').map((r) => r.member)).toEqual(['kvstore-2']);
     expect(gone).toEqual([]);
