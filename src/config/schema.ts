@@ -202,8 +202,8 @@ const options = {
    * How long a member that DNS stops listing stays a member (down, in the ring, hints kept) while
    * it answers nowhere, so that a restart on a new address (a pod made again, a compose container
    * recreated) is no leave and join that moves its data away and back. A member that reported
-   * itself decommissioned leaves at once, and one that still answers where it was at the next
-   * probe. 0: every unlisted member leaves at once.
+   * itself decommissioning or decommissioned leaves at once, and one that still answers where it
+   * was at the next probe. 0: every unlisted member leaves at once.
    */
   unlistedGraceMs: z.coerce
     .number()

@@ -90,7 +90,10 @@ export function inRing(m: MemberView): boolean {
  * stays a member (and in the ring). The identity of a member is its name (its hello's), never its
  * address: a member listed at a new address is the same member, moved (its address is updated).
  * A member the source stops listing has *left*, and is forgotten, once one of these holds:
- * - it reported itself decommissioned (its data is handed off): at once;
+ * - it reported itself decommissioning or decommissioned (it was on its way out, out of the target
+ *   ring already): at once. The operator removes a pod once it reports decommissioned, which a
+ *   node whose probe was out may not have heard yet: kept, it would be a member down for the
+ *   grace, and a cluster with a member down is no healthy one to its operator;
  * - it answers a probe at its last address (it runs, and the source says it is no member any
  *   more: removed by hand, or a test): at that probe;
  * - it has answered none for `unlistedGraceMs` since it was unlisted: at the next probe round.
@@ -333,7 +336,9 @@ export class Membership extends EventEmitter<{
     let changed = false;
     for (const [name, t] of [...this.#members]) {
       if (name === self || names.has(name) || t.unlistedAt !== null) continue;
-      if (t.hello?.status === 'decommissioned' || (this.#opts.unlistedGraceMs ?? 0) === 0) {
+      const status = t.hello?.status;
+      const wasLeaving = status === 'decommissioning' || status === 'decommissioned';
+      if (wasLeaving || (this.#opts.unlistedGraceMs ?? 0) === 0) {
         this.#members.delete(name);
         this.#opts.logger.info({ member: name }, 'member left');
         changed = true;
