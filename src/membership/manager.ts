@@ -340,7 +340,8 @@ export class Membership extends EventEmitter<{
       const wasLeaving = status === 'decommissioning' || status === 'decommissioned';
       if (wasLeaving || (this.#opts.unlistedGraceMs ?? 0) === 0) {
         this.#members.delete(name);
-        this.#opts.logger.info({ member: name }, 'member left');
+        const reason = wasLeaving ? `not listed, and it reported itself ${status}` : 'not listed';
+        this.#opts.logger.info({ member: name, reason }, 'member left');
         changed = true;
       } else {
         t.unlistedAt = Date.now();
@@ -418,8 +419,10 @@ export class Membership extends EventEmitter<{
     await Promise.all([
       ...others.map((t) =>
         this.#once(t.addr.name, async () => {
+          // Only a probe sent once it was unlisted tells it still runs where it was.
+          const unlisted = t.unlistedAt;
           const changed = await this.#probeOne(t);
-          if (t.unlistedAt !== null && t.state === 'up' && t.failures === 0) {
+          if (unlisted !== null && t.unlistedAt === unlisted && t.failures === 0) {
             this.#leave(t, 'not listed, and it answers where it was');
           } else if (changed && !this.#stopped) this.emit('change');
         }),

@@ -25,7 +25,7 @@ const at = (name: string, i: number): MemberAddress => ({
  */
 function membershipOf(self: MemberAddress, unlistedGraceMs: number) {
   const source = { listed: [] as MemberAddress[] };
-  const running = new Map<string, HelloReply>();
+  const running = new Map<string, HelloReply | Promise<HelloReply>>();
   const peerSource: PeerSource = { description: 'test', resolve: async () => [...source.listed] };
   const log = captureLog();
   const registry = new Registry();
@@ -127,6 +127,25 @@ describe('a member the source stops listing', () => {
       'not listed, and it answers where it was',
     ]);
     expect(gone).toEqual(['127.0.0.2:7946']);
+  });
+
+  it('does not leave on the answer to a probe sent before it was unlisted', async () => {
+    // Its last answer, from just before it stopped: no sign that it still runs there.
+    const self = at('n0', 1);
+    const { membership, running, said, step } = membershipOf(self, 60_000);
+    running.set('127.0.0.2', hello('n1'));
+    await step([self, at('n1', 2)]);
+    const late = Promise.withResolvers<HelloReply>();
+    running.set('127.0.0.2', late.promise);
+    const probing = membership.probeNow();
+    await step([self], 0);
+    running.delete('127.0.0.2');
+    late.resolve(hello('n1'));
+    await probing;
+    expect(membership.names()).toEqual(['n0', 'n1']);
+    await membership.probeNow();
+    expect(membership.names()).toEqual(['n0', 'n1']);
+    expect(said('member left')).toEqual([]);
   });
 
   it('leaves at once when it reported itself decommissioning or decommissioned, and with no grace', async () => {
