@@ -65,4 +65,10 @@ export {
   statusChanged,
   unreadyTolerance,
 } from './status.ts';
-export { claimWaits, compareQuantities, ensureVolumes, templateSize } from './volumes.ts';
+export {
+  claimWaits,
+  compareQuantities,
+  ensureVolumes,
+  RESIZE_RESTARTED_ANNOTATION,
+  templateSize,
+} from './volumes.ts';

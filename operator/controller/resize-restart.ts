@@ -5,12 +5,12 @@
 // (the rollout's gate), and by eviction, so the PodDisruptionBudget also holds it back.
 
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { statusCode } from '../runtime/index.ts';
+import { errorMessage, statusCode } from '../runtime/index.ts';
 import type { ControllerContext } from './context.ts';
 import type { Cluster } from './names.ts';
 import type { PodView } from './observe.ts';
 import type { Health } from './rollout.ts';
-import { type FileSystemPending, RESIZE_RESTARTED_ANNOTATION } from './volumes.ts';
+import { type FileSystemPending, RESIZE_RESTARTED_ANNOTATION, resizeMarkText } from './volumes.ts';
 
 export type ResizeRestartPlan =
   | { readonly kind: 'none' }
@@ -23,6 +23,8 @@ export type ResizeRestartPlan =
       readonly left: number;
       /** The wait it restarts for (the condition's lastTransitionTime, ms). */
       readonly sinceMs: number;
+      /** The claim is marked for this restart already (an eviction refused or failed before). */
+      readonly marked: boolean;
     };
 
 export interface ResizeRestartInput {
@@ -39,27 +41,42 @@ export interface ResizeRestartInput {
 }
 
 /**
- * The next pod to restart, or why it waits (pure). A pod created after its claim's condition
- * turned True was restarted already: the kubelet grows the file system when it mounts the
- * volume, and a second restart would not help (none: the claim's own wait is reported). So was
- * the pod of a claim marked restarted for this wait: the two times compared come from two
- * clocks (the condition's from whatever set it, the resizer on some node; the pod's from the
- * apiserver), and a condition's clock ahead by more than a restart takes made the pod made again
- * look older than the wait, so it was restarted again, and again until the clocks' gap was
- * covered. The highest ordinal goes first, as in a rollout.
+ * Whether `pod` is to be restarted for its claim's wait (pure). A claim marked for this very
+ * wait (RESIZE_RESTARTED_ANNOTATION, written before the eviction) names the pod restarted for
+ * it: that pod, while it is there, is still to be restarted (its eviction was refused, failed,
+ * or never sent), and no other pod is (one there now came after it, so it mounted the volume
+ * after the wait began, and the kubelet grows the file system when it mounts it). The two times
+ * are not compared then: they come from two clocks (the condition's from whatever set it, the
+ * resizer on some node; the pod's from the apiserver), and a condition's clock ahead by more
+ * than a restart takes made the pod made again look older than the wait, so it was restarted
+ * again, and again until the clocks' gap was covered. A mark of the time alone (operators
+ * before 2026-12-07 wrote it after the eviction) means restarted. Unmarked, a pod created
+ * before the wait began is restarted.
+ */
+function restartDue(pod: PodView, f: FileSystemPending): boolean {
+  if (f.mark !== undefined && f.mark.sinceMs === f.sinceMs) {
+    return f.mark.pod !== undefined && f.mark.pod === pod.uid;
+  }
+  return pod.createdAtMs < f.sinceMs;
+}
+
+/**
+ * The next pod to restart, or why it waits (pure): the highest ordinal first, as in a rollout,
+ * among pods not terminating that restartDue says are due.
  */
 export function planResizeRestart(r: ResizeRestartInput): ResizeRestartPlan {
-  const since = new Map(r.pending.filter((p) => !p.restarted).map((p) => [p.pod, p]));
+  const since = new Map(r.pending.map((p) => [p.pod, p]));
   const due = r.pods
     .filter((p) => !p.terminating)
     .filter((p) => {
       const f = since.get(p.name);
-      return f !== undefined && p.createdAtMs < f.sinceMs;
+      return f !== undefined && restartDue(p, f);
     })
     .sort((a, b) => b.ordinal - a.ordinal);
   const next = due[0];
   if (!next) return { kind: 'none' };
-  const claim = since.get(next.name)?.claim ?? '';
+  const f = since.get(next.name);
+  const claim = f?.claim ?? '';
   const wait = (why: string) => ({ kind: 'wait', pod: next.name, claim, why }) as const;
   if (!r.settled) return wait('the scale or rollout under way ends');
   const missing = r.expected.find((name) => !r.pods.some((p) => p.name === name));
@@ -68,13 +85,20 @@ export function planResizeRestart(r: ResizeRestartInput): ResizeRestartPlan {
   if (down) return wait(`${down.name} is ${down.terminating ? 'terminating' : 'not ready'}`);
   if (!r.health.healthy)
     return wait(`the cluster is healthy (${r.health.problems[0] ?? 'data is moving'})`);
-  const sinceMs = since.get(next.name)?.sinceMs ?? Number.NaN;
-  return { kind: 'restart', pod: next.name, claim, uid: next.uid ?? '', left: due.length, sinceMs };
+  const sinceMs = f?.sinceMs ?? Number.NaN;
+  const uid = next.uid ?? '';
+  const marked = f?.mark?.sinceMs === sinceMs && f.mark.pod === uid;
+  return { kind: 'restart', pod: next.name, claim, uid, left: due.length, sinceMs, marked };
 }
 
 /**
- * Restarts the next pod whose file system waits for it, when the gate allows (an eviction of
- * that very pod: a uid precondition). Returns what the Progressing condition says (reason
+ * Restarts the next pod whose file system waits for it, when the gate allows: marks its claim
+ * for this restart first (RESIZE_RESTARTED_ANNOTATION: the wait and the pod's uid), then evicts
+ * that very pod (a uid precondition). Marked first, so that an operator stopped, or a patch
+ * failing, after the eviction cannot leave the pod made again unmarked (with the resizer's
+ * clock ahead it looked older than the wait and was restarted again); the mark names the pod,
+ * so one written before an eviction that did not happen holds nothing back. A mark that cannot
+ * be written evicts nothing. Returns what the Progressing condition says (reason
  * FileSystemResize), or null when no pod needs the operator.
  */
 export async function ensureResizeRestart(
@@ -86,6 +110,15 @@ export async function ensureResizeRestart(
   if (plan.kind === 'none') return null;
   const what = `${plan.pod} restarts so that the file system of ${plan.claim} grows`;
   if (plan.kind === 'wait') return `${what} once ${plan.why}`;
+  const where = { cluster: c.name, namespace: c.namespace, pod: plan.pod, claim: plan.claim };
+  if (!plan.marked) {
+    try {
+      await patchMark(ctx, c, plan.claim, resizeMarkText(plan.sinceMs, plan.uid));
+    } catch (err) {
+      ctx.logger.warn({ ...where, err }, 'cannot mark the claim of a pod to restart');
+      return `${what} once its claim can be marked (${errorMessage(err)})`;
+    }
+  }
   try {
     await ctx.kube.core.createNamespacedPodEviction({
       name: plan.pod,
@@ -98,45 +131,44 @@ export async function ensureResizeRestart(
       },
     });
   } catch (err) {
-    // 429: the PodDisruptionBudget allows no disruption now; 404/409: the pod changed meanwhile.
+    // 429: the PodDisruptionBudget allows no disruption now (the mark, naming this pod, stays:
+    // it is tried again). 404/409: the pod went, or was made again, since it was read: the mark
+    // names a pod that is not there, and would hold back the one there now, which may have been
+    // made before the wait began; so it goes. Any other error: whether it was evicted is not
+    // known, and the mark stays (evicted: the pod made again is not restarted; not: it is tried
+    // again).
     const code = statusCode(err);
     if (code === 429) return `${what} once the PodDisruptionBudget allows a disruption`;
-    if (code === 404 || code === 409) return `${what} once the pod is seen again`;
-    throw err;
+    if (code !== 404 && code !== 409) throw err;
+    try {
+      await patchMark(ctx, c, plan.claim, null);
+    } catch (e) {
+      ctx.logger.warn({ ...where, err: e }, 'cannot take back the mark of a pod not restarted');
+    }
+    return `${what} once the pod is seen again`;
   }
-  // Marked once evicted (a refused eviction restarted nothing): should this fail, or the
-  // operator stop first, the pod made again is still known by its creation time.
-  await markRestarted(ctx, c, plan.claim, plan.sinceMs);
   const message =
     `restarting ${plan.pod} so that the file system of ${plan.claim} grows (the storage ` +
     'provider grows it only when the volume is mounted again); one pod at a time, each once ' +
     `every pod is Ready and the cluster healthy (${plan.left} waiting, this one included)`;
-  ctx.logger.info(
-    { cluster: c.name, namespace: c.namespace, pod: plan.pod, claim: plan.claim },
-    'restarting a pod to grow its file system',
-  );
+  ctx.logger.info(where, 'restarting a pod to grow its file system');
   await ctx.events.record(c, 'Normal', 'FileSystemResizeRestart', message);
   return message;
 }
 
-/** Marks `claim` restarted for the wait that began at `sinceMs` (RESIZE_RESTARTED_ANNOTATION). */
-async function markRestarted(
+/** Sets (or with null removes) `claim`'s RESIZE_RESTARTED_ANNOTATION: a merge patch of it alone. */
+async function patchMark(
   ctx: ControllerContext,
   c: Cluster,
   claim: string,
-  sinceMs: number,
+  value: string | null,
 ): Promise<void> {
-  const at = new Date(sinceMs).toISOString();
-  try {
-    await ctx.kube.core.patchNamespacedPersistentVolumeClaim(
-      {
-        name: claim,
-        namespace: c.namespace,
-        body: { metadata: { annotations: { [RESIZE_RESTARTED_ANNOTATION]: at } } },
-      },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
-  } catch (err) {
-    if (statusCode(err) !== 404) throw err;
-  }
+  await ctx.kube.core.patchNamespacedPersistentVolumeClaim(
+    {
+      name: claim,
+      namespace: c.namespace,
+      body: { metadata: { annotations: { [RESIZE_RESTARTED_ANNOTATION]: value } } },
+    },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
 }

@@ -65,16 +65,46 @@ export interface FileSystemPending {
   readonly claim: string;
   /** When the claim's FileSystemResizePending condition turned True (ms; NaN when unknown). */
   readonly sinceMs: number;
-  /** The operator restarted its pod for this very wait (RESIZE_RESTARTED_ANNOTATION). */
-  readonly restarted: boolean;
+  /** The claim's RESIZE_RESTARTED_ANNOTATION, when it has one that reads. */
+  readonly mark?: ResizeMark;
 }
 
 /**
- * On a claim: the lastTransitionTime of the FileSystemResizePending condition its pod was
- * restarted for (by eviction), so that the pod made again is not restarted for the same wait,
- * whatever the clocks say (resize-restart.ts).
+ * On a claim: the wait (the lastTransitionTime of its FileSystemResizePending condition) its
+ * pod is restarted for, and which pod (uid), written before that pod's eviction
+ * (resize-restart.ts). As JSON: `{"since":"2026-12-06T12:01:00.000Z","pod":"<uid>"}`; a mark
+ * of operators before 2026-12-07 is the time alone, written after the eviction.
  */
 export const RESIZE_RESTARTED_ANNOTATION = 'kvstore.dev/restarted-for-resize';
+
+export interface ResizeMark {
+  /** The wait it is for (the condition's lastTransitionTime, ms). */
+  readonly sinceMs: number;
+  /** The uid of the pod restarted for it; absent in a mark of the time alone (evicted already). */
+  readonly pod?: string;
+}
+
+/** The annotation's value for a restart of pod `uid` for the wait that began at `sinceMs`. */
+export function resizeMarkText(sinceMs: number, uid: string): string {
+  return JSON.stringify({ since: new Date(sinceMs).toISOString(), pod: uid });
+}
+
+/** The mark an annotation value says, or undefined when it reads as none. */
+export function parseResizeMark(text: string | undefined): ResizeMark | undefined {
+  if (text === undefined) return undefined;
+  let since: unknown = text;
+  let pod: unknown;
+  if (text.startsWith('{')) {
+    try {
+      ({ since, pod } = JSON.parse(text) as { since?: unknown; pod?: unknown });
+    } catch {
+      return undefined;
+    }
+  }
+  const sinceMs = typeof since === 'string' ? new Date(since).getTime() : Number.NaN;
+  if (Number.isNaN(sinceMs)) return undefined;
+  return typeof pod === 'string' && pod !== '' ? { sinceMs, pod } : { sinceMs };
+}
 
 const NOTHING: VolumesState = { recreating: false, pending: [], fileSystemPending: [] };
 
@@ -184,9 +214,8 @@ function fileSystemPendingOf(pvc: V1PersistentVolumeClaim): FileSystemPending | 
   if (!k) return null;
   const claim = pvc.metadata?.name ?? '';
   const since = k.lastTransitionTime ? new Date(k.lastTransitionTime).getTime() : Number.NaN;
-  const mark = pvc.metadata?.annotations?.[RESIZE_RESTARTED_ANNOTATION];
-  const restarted = mark !== undefined && new Date(mark).getTime() === since;
-  return { pod: claim.slice('data-'.length), claim, sinceMs: since, restarted };
+  const mark = parseResizeMark(pvc.metadata?.annotations?.[RESIZE_RESTARTED_ANNOTATION]);
+  return { pod: claim.slice('data-'.length), claim, sinceMs: since, ...(mark ? { mark } : {}) };
 }
 
 async function growClaim(

@@ -1638,13 +1638,16 @@ spec:
       expect(third['kvr-2'], third['kvr-2'] === second['kvr-2'] ? '' : await replaced()).toBe(
         second['kvr-2'],
       );
-      // Each claim says which wait its pod was restarted for (so that it is restarted once per
-      // wait whatever the clocks say): its condition's time.
+      // Each claim says which wait its pod was restarted for, and which pod (so that it is
+      // restarted once per wait whatever the clocks say): its condition's time, the pod's uid.
       for (const i of [0, 1, 2]) {
         const pvc = await getJson(k(), ['pvc', `data-kvr-${i}`, '-n', NS]);
         const since = pvc?.status.conditions[0].lastTransitionTime as string;
-        const mark = pvc?.metadata.annotations['kvstore.dev/restarted-for-resize'] as string;
-        expect(Date.parse(mark)).toBe(Date.parse(since));
+        const mark = JSON.parse(pvc?.metadata.annotations['kvstore.dev/restarted-for-resize']);
+        expect({ since: Date.parse(mark.since), pod: mark.pod }).toEqual({
+          since: Date.parse(since),
+          pod: first[`kvr-${i}`],
+        });
       }
       for (const i of [0, 1, 2]) await grown(i);
       const done = await phase('kvr', 'Available', 60_000);

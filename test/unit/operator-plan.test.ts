@@ -931,11 +931,11 @@ describe('volumes', () => {
 describe('planResizeRestart', () => {
   const healthy = { healthy: true, rebalancing: false, problems: [] };
   const since = NOW.getTime() - 1000;
-  const pending = (i: number) => ({
+  const pending = (i: number, mark?: { sinceMs: number; pod?: string }) => ({
     pod: `kv-${i}`,
     claim: `data-kv-${i}`,
     sinceMs: since,
-    restarted: false,
+    ...(mark ? { mark } : {}),
   });
   const pods = [0, 1, 2].map((i) => pod(i, { uid: `u${i}` }));
   const expected = ['kv-0', 'kv-1', 'kv-2'];
@@ -955,6 +955,7 @@ describe('planResizeRestart', () => {
       uid: 'u2',
       left: 2,
       sinceMs: since,
+      marked: false,
     });
   });
 
@@ -996,10 +997,38 @@ describe('planResizeRestart', () => {
     expect(
       planResizeRestart({ pending: [unknown], pods, expected, health: healthy, settled: true }),
     ).toEqual({ kind: 'none' });
-    // Its claim marked restarted for this wait: not again, whatever the pod's creation time.
-    const marked = { ...pending(2), restarted: true };
+    // Its claim marked by an operator before 2026-12-07 (the time alone, after the eviction):
+    // restarted for this wait, whatever the pod's creation time.
+    const legacy = pending(2, { sinceMs: since });
     expect(
-      planResizeRestart({ pending: [marked], pods, expected, health: healthy, settled: true }),
+      planResizeRestart({ pending: [legacy], pods, expected, health: healthy, settled: true }),
     ).toEqual({ kind: 'none' });
+  });
+
+  it('a claim marked for this wait: its pod is restarted until it is gone, never the one after it, whatever the clocks say', () => {
+    const input = { pods, expected, health: healthy, settled: true };
+    // Marked for kv-2 (u2), which is still there (its eviction refused or never sent): restarted,
+    // and the mark is not written again.
+    expect(
+      planResizeRestart({ ...input, pending: [pending(2, { sinceMs: since, pod: 'u2' })] }),
+    ).toMatchObject({ kind: 'restart', pod: 'kv-2', uid: 'u2', marked: true });
+    // The pod there now is not the one marked: it came after it. Not restarted, though its
+    // creation time (the apiserver's clock) is before the wait's (a resizer's clock ahead).
+    const after = [pods[0]!, pods[1]!, pod(2, { uid: 'v2', createdAtMs: since - 30_000 })];
+    expect(
+      planResizeRestart({
+        ...input,
+        pods: after,
+        pending: [pending(2, { sinceMs: since, pod: 'u2' })],
+      }),
+    ).toEqual({ kind: 'none' });
+    // A mark for an earlier wait holds nothing back: a pod made before this wait is restarted.
+    expect(
+      planResizeRestart({
+        ...input,
+        pods: after,
+        pending: [pending(2, { sinceMs: since - 600_000, pod: 'u2' })],
+      }),
+    ).toMatchObject({ kind: 'restart', pod: 'kv-2', uid: 'v2', marked: false });
   });
 });

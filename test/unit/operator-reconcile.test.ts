@@ -1,6 +1,6 @@
 // Operator reconcile(): what a failing reconcile reads and reports.
 
-import type { V1PersistentVolumeClaim } from '@kubernetes/client-node';
+import { ApiException, type V1PersistentVolumeClaim } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { parseKVCluster } from '../../operator/api/v1alpha1/index.ts';
@@ -11,6 +11,7 @@ import {
   ensureVolumes,
   type KVClusterObject,
   type PodView,
+  RESIZE_RESTARTED_ANNOTATION,
   reconcile,
   Warnings,
 } from '../../operator/controller/index.ts';
@@ -77,93 +78,167 @@ describe('a failing reconcile', () => {
   });
 });
 
-describe('a restart for a grown volume', () => {
-  it('is made once per wait, even when the clock that set the claim condition is ahead of the apiserver', async () => {
-    const parsed = parseKVCluster('kv', { replicas: 3, storage: { size: '2Gi' } });
-    if (!parsed.ok) throw new Error(parsed.message);
-    const c = { name: 'kv', namespace: 'prod', uid: 'u-1', generation: 1, spec: parsed.spec };
-    const sts = buildStatefulSet(c, { replicas: 3, partition: 0, configHash: 'x' });
-    const t0 = Date.parse('2026-12-06T12:00:00Z');
-    // The resizer that set the condition runs on a node whose clock is 60 s ahead.
-    const condition = new Date(t0 + 60_000);
-    const claims: V1PersistentVolumeClaim[] = [0, 1, 2].map((i) => ({
-      metadata: { name: `data-kv-${i}`, annotations: {} },
-      spec: { resources: { requests: { storage: '2Gi' } } },
-      status: {
-        capacity: { storage: i === 2 ? '2Gi' : '1Gi' },
-        ...(i === 2
-          ? {
-              conditions: [
-                {
-                  type: 'FileSystemResizePending',
-                  status: 'True',
-                  lastTransitionTime: condition,
-                },
-              ],
-            }
-          : {}),
-      },
-    }));
-    const view = (i: number, uid: string, createdAtMs: number): PodView => ({
-      name: `kv-${i}`,
-      uid,
-      ordinal: i,
-      ready: true,
-      started: true,
-      terminating: false,
-      revision: 'r',
-      createdAtMs,
-      lostReady: false,
-    });
-    let pods = [
-      view(0, 'a0', t0 - 3_600_000),
-      view(1, 'a1', t0 - 3_600_000),
-      view(2, 'a2', t0 - 3_600_000),
-    ];
-    const evicted: string[] = [];
-    const kube = {
-      core: {
-        listNamespacedPersistentVolumeClaim: async () => ({ items: claims }),
-        patchNamespacedPersistentVolumeClaim: async (r: {
-          name: string;
-          body: { metadata: { annotations: Record<string, string> } };
-        }) => {
-          const claim = claims.find((k) => k.metadata?.name === r.name)!;
-          Object.assign(claim.metadata!.annotations!, r.body.metadata.annotations);
-        },
-        createNamespacedPodEviction: async (r: {
-          body: { deleteOptions: { preconditions: { uid: string } } };
-        }) => {
-          evicted.push(r.body.deleteOptions.preconditions.uid);
-        },
-      },
-    } as unknown as Kube;
-    const ctx = {
-      kube,
-      events: { record: async () => {}, phaseChanged: async () => {} },
-      logger: pino({ level: 'silent' }),
-      now: () => new Date(t0),
-    } as unknown as ControllerContext;
-    const round = async () => {
+/**
+ * A cluster of three whose kv-2's claim waits for a restart (FileSystemResizePending), set by a
+ * resizer whose clock is 60 s ahead of the apiserver's; the claims and the pods live here, and
+ * each patch and eviction is recorded. `fail` makes the next call of a kind throw that status.
+ */
+function resizeFixture() {
+  const parsed = parseKVCluster('kv', { replicas: 3, storage: { size: '2Gi' } });
+  if (!parsed.ok) throw new Error(parsed.message);
+  const c = { name: 'kv', namespace: 'prod', uid: 'u-1', generation: 1, spec: parsed.spec };
+  const sts = buildStatefulSet(c, { replicas: 3, partition: 0, configHash: 'x' });
+  const t0 = Date.parse('2026-12-06T12:00:00Z');
+  const claims: V1PersistentVolumeClaim[] = [0, 1, 2].map((i) => ({
+    metadata: { name: `data-kv-${i}`, annotations: {} },
+    spec: { resources: { requests: { storage: '2Gi' } } },
+    status: {
+      capacity: { storage: i === 2 ? '2Gi' : '1Gi' },
+      ...(i === 2
+        ? {
+            conditions: [
+              {
+                type: 'FileSystemResizePending',
+                status: 'True',
+                lastTransitionTime: new Date(t0 + 60_000),
+              },
+            ],
+          }
+        : {}),
+    },
+  }));
+  const view = (i: number, uid: string, createdAtMs: number): PodView => ({
+    name: `kv-${i}`,
+    uid,
+    ordinal: i,
+    ready: true,
+    started: true,
+    terminating: false,
+    revision: 'r',
+    createdAtMs,
+    lostReady: false,
+  });
+  const t = {
+    t0,
+    claims,
+    pods: [0, 1, 2].map((i) => view(i, `a${i}`, t0 - 3_600_000)),
+    /** Every call in order: `patch <annotation value>` or `evict <uid>` (refused ones too). */
+    calls: [] as string[],
+    /** Uids evicted (each pod then terminating, until remake()). */
+    evicted: [] as string[],
+    fail: { patch: [] as number[], evict: [] as number[] },
+    /** kv-2 made again (by the apiserver's clock, 5 s after t0: before the wait by the resizer's). */
+    remake(uid: string) {
+      t.pods = [t.pods[0]!, t.pods[1]!, view(2, uid, t0 + 5_000)];
+    },
+    mark: () => claims[2]!.metadata!.annotations![RESIZE_RESTARTED_ANNOTATION],
+    round: async () => {
       const volumes = await ensureVolumes(ctx, c, sts, true);
       return ensureResizeRestart(ctx, c, {
         pending: volumes.fileSystemPending,
-        pods,
+        pods: t.pods,
         expected: ['kv-0', 'kv-1', 'kv-2'],
         health: { healthy: true, rebalancing: false, problems: [] },
         settled: true,
       });
-    };
-    expect(await round()).toMatch(/^restarting kv-2 /);
-    expect(evicted).toEqual(['a2']);
+    },
+  };
+  const refuse = (codes: number[]) => {
+    const code = codes.shift();
+    if (code !== undefined) throw new ApiException(code, 'refused', '{"message":"refused"}', {});
+  };
+  const kube = {
+    core: {
+      listNamespacedPersistentVolumeClaim: async () => ({ items: claims }),
+      patchNamespacedPersistentVolumeClaim: async (r: {
+        name: string;
+        body: { metadata: { annotations: Record<string, string | null> } };
+      }) => {
+        const value = r.body.metadata.annotations[RESIZE_RESTARTED_ANNOTATION];
+        t.calls.push(`patch ${value}`);
+        refuse(t.fail.patch);
+        const annotations = claims.find((k) => k.metadata?.name === r.name)!.metadata!.annotations!;
+        for (const [k, v] of Object.entries(r.body.metadata.annotations)) {
+          if (v === null) delete annotations[k];
+          else annotations[k] = v;
+        }
+      },
+      createNamespacedPodEviction: async (r: {
+        body: { deleteOptions: { preconditions: { uid: string } } };
+      }) => {
+        const uid = r.body.deleteOptions.preconditions.uid;
+        t.calls.push(`evict ${uid}`);
+        refuse(t.fail.evict);
+        t.evicted.push(uid);
+        t.pods = t.pods.map((p) => (p.uid === uid ? { ...p, terminating: true } : p));
+      },
+    },
+  } as unknown as Kube;
+  const ctx = {
+    kube,
+    events: { record: async () => {}, phaseChanged: async () => {} },
+    logger: pino({ level: 'silent' }),
+    now: () => new Date(t0),
+  } as unknown as ControllerContext;
+  return t;
+}
+
+describe('a restart for a grown volume', () => {
+  it('is made once per wait, even when the clock that set the claim condition is ahead of the apiserver', async () => {
+    const t = resizeFixture();
+    expect(await t.round()).toMatch(/^restarting kv-2 /);
+    expect(t.evicted).toEqual(['a2']);
     // Made again 5 s later by the apiserver's clock: still before the condition by the resizer's.
-    pods = [pods[0]!, pods[1]!, view(2, 'b2', t0 + 5_000)];
+    t.remake('b2');
     // Before, it was restarted again (and again, until the apiserver's clock passed the condition's).
-    expect(await round()).toBeNull();
-    expect(evicted).toEqual(['a2']);
+    expect(await t.round()).toBeNull();
+    expect(t.evicted).toEqual(['a2']);
     // A new wait (the condition set True again later) restarts it once more.
-    claims[2]!.status!.conditions![0]!.lastTransitionTime = new Date(t0 + 120_000);
-    expect(await round()).toMatch(/^restarting kv-2 /);
-    expect(evicted).toEqual(['a2', 'b2']);
+    t.claims[2]!.status!.conditions![0]!.lastTransitionTime = new Date(t.t0 + 120_000);
+    expect(await t.round()).toMatch(/^restarting kv-2 /);
+    expect(t.evicted).toEqual(['a2', 'b2']);
+  });
+
+  it('marks its claim with the wait and the pod before the eviction; a mark that cannot be written evicts nothing', async () => {
+    const t = resizeFixture();
+    const mark = JSON.stringify({ since: new Date(t.t0 + 60_000).toISOString(), pod: 'a2' });
+    t.fail.patch.push(500);
+    const said: string[] = [];
+    const round = async () =>
+      said.push(String(await t.round().catch((err: Error) => `threw: ${err.message}`)));
+    await round();
+    await round();
+    t.remake('b2');
+    await round();
+    // Before, a2 was evicted first and the failed mark threw: kv-2 made again unmarked was
+    // restarted again (evicted a2, b2).
+    expect(t.evicted).toEqual(['a2']);
+    expect(t.calls).toEqual([`patch ${mark}`, `patch ${mark}`, 'evict a2']);
+    expect(said[0]).toBe(
+      'kv-2 restarts so that the file system of data-kv-2 grows once its claim can be marked (refused)',
+    );
+    expect(said[1]).toMatch(/^restarting kv-2 /);
+    expect(said[2]).toBe('null');
+    expect(t.mark()).toBe(mark);
+  });
+
+  it('an eviction the budget refuses is tried again for that pod alone; one of a pod gone takes the mark back', async () => {
+    const t = resizeFixture();
+    t.fail.evict.push(429);
+    expect(await t.round()).toMatch(/once the PodDisruptionBudget allows a disruption$/);
+    // The mark names a2, still there: it is evicted (not marked again), and nothing after it.
+    expect(await t.round()).toMatch(/^restarting kv-2 /);
+    expect(t.calls.filter((k) => k.startsWith('patch'))).toHaveLength(1);
+    t.remake('b2');
+    expect(await t.round()).toBeNull();
+    expect(t.evicted).toEqual(['a2']);
+
+    // A pod replaced between the read and the eviction (409: not the uid asked for): the mark,
+    // naming a pod that is not there, goes; the pod there now is judged by its creation time.
+    const u = resizeFixture();
+    u.fail.evict.push(409);
+    expect(await u.round()).toMatch(/once the pod is seen again$/);
+    expect(u.mark()).toBeUndefined();
+    expect(u.calls.at(-1)).toBe('patch null');
   });
 });
