@@ -10,6 +10,7 @@ import type {
 import { claimOf } from './claims.ts';
 import type { ControllerContext } from './context.ts';
 import type { EventTarget } from './events.ts';
+import type { MissingPod } from './memory.ts';
 
 /** A pod as these functions read it (observe.ts's PodView). */
 interface PodCause {
@@ -163,37 +164,56 @@ const CREATE_EVENT =
   /^(?:\(combined from similar events\): )?[Cc]reate Pod (\S+) in StatefulSet \S+ (?:successful|failed error: ([\s\S]*))$/;
 
 /**
- * Why each of `missing` (pods the StatefulSet keeps but that do not exist) was never made, from
- * the StatefulSet's Events (pure): a pod whose latest creation Event is a FailedCreate (a
+ * A pod the StatefulSet keeps and missing for less than this is not reported as not made: the
+ * controller makes a deleted pod (a restart, an eviction, a rollout's step) again at once. As
+ * for a pod that cannot start (BLOCKER_AFTER_MS).
+ */
+export const NOT_MADE_AFTER_MS = BLOCKER_AFTER_MS;
+
+/**
+ * Which of `missing` were not made because their creation was refused, and why (pure). The
+ * decision is the state's: a pod the StatefulSet keeps, not there, and seen missing for
+ * NOT_MADE_AFTER_MS (so not a pod deleted a moment ago and being made again). The
+ * StatefulSet controller's Events give only the cause: a pod's latest FailedCreate (a
  * ResourceQuota exceeded, a PodSecurity or admission webhook refusal, a claim that could not be
- * made). One whose latest is a SuccessfulCreate (made, and gone since: deleted, evicted, not made
- * again yet) or that has none is left out; so is a tie, which cannot say which came last. The
- * controller retries with a back-off of up to 1,000 s, so a FailedCreate's age says nothing.
+ * made), and only when it is later than every creation of a pod of that name known: the last
+ * this operator saw (lastMadeAtMs, from the pod itself) and any SuccessfulCreate Event of it (a
+ * tie cannot say which came last: not reported). The Events alone do not say a pod was made
+ * since: client-go's EventCorrelator in the controller lets a source send 25 Events of a type
+ * about an object, then one per 5 minutes (a cluster of 13 pods has made 26 pods and claims),
+ * and combines Events of one reason after 10 messages in 10 minutes into one that names only
+ * the latest pod; so a pod's SuccessfulCreate could be missing and a FailedCreate from before
+ * it was made read as the latest, and the pod, missing for a moment in a restart, was reported
+ * not made. A pod missing with no later refusal known is left out (its Events may have been
+ * dropped too: it counts among the pods not created, without a cause). The controller retries
+ * with a back-off of up to 1,000 s, so a FailedCreate's age alone says nothing.
  */
 export function createBlockers(
   statefulSet: string,
   events: readonly CoreV1Event[],
-  missing: readonly string[],
+  missing: readonly MissingPod[],
 ): Map<string, Blocker> {
-  const latest = new Map<string, { atMs: number; error: string | undefined }>();
+  const failed = new Map<string, { atMs: number; error: string }>();
+  const made = new Map<string, number>();
   for (const e of events) {
     const m = CREATE_EVENT.exec(e.message ?? '');
     if (!m) continue;
     const [, pod = '', error] = m;
     const atMs = timeOf(e);
-    const seen = latest.get(pod);
-    // On a tie the success wins: a pod made is not reported.
-    if (seen && (seen.atMs > atMs || (seen.atMs === atMs && seen.error === undefined))) continue;
-    latest.set(pod, { atMs, error });
+    if (error === undefined) made.set(pod, Math.max(made.get(pod) ?? -Infinity, atMs));
+    else if (atMs > (failed.get(pod)?.atMs ?? -Infinity)) failed.set(pod, { atMs, error });
   }
   const found = new Map<string, Blocker>();
   for (const pod of missing) {
-    const error = latest.get(pod)?.error;
-    if (error === undefined) continue;
-    found.set(pod, {
+    if (pod.missingForMs < NOT_MADE_AFTER_MS) continue;
+    const refused = failed.get(pod.name);
+    if (refused === undefined) continue;
+    const lastMade = Math.max(pod.lastMadeAtMs ?? -Infinity, made.get(pod.name) ?? -Infinity);
+    if (refused.atMs <= lastMade) continue;
+    found.set(pod.name, {
       object: `statefulset ${statefulSet}`,
       reason: 'FailedCreate',
-      message: oneLine(error),
+      message: oneLine(refused.error),
     });
   }
   return found;
@@ -204,9 +224,9 @@ export async function missingPodBlockers(
   ctx: ControllerContext,
   namespace: string,
   statefulSet: string,
-  missing: readonly string[],
+  missing: readonly MissingPod[],
 ): Promise<Map<string, Blocker>> {
-  if (!missing.length) return new Map();
+  if (!missing.some((p) => p.missingForMs >= NOT_MADE_AFTER_MS)) return new Map();
   const events = await ctx.kube.core.listNamespacedEvent({
     namespace,
     fieldSelector: `involvedObject.kind=StatefulSet,involvedObject.name=${statefulSet}`,

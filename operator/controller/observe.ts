@@ -62,7 +62,8 @@ export interface Observed {
   readonly nodes: ReadonlyMap<string, NodeView>;
   /**
    * Pods the StatefulSet keeps that do not exist because their creation was refused (a
-   * ResourceQuota, PodSecurity, an admission webhook): only those with a FailedCreate.
+   * ResourceQuota, PodSecurity, an admission webhook): missing for NOT_MADE_AFTER_MS, with a
+   * FailedCreate later than any creation of them known (createBlockers).
    */
   readonly unmade?: readonly UnmadePod[];
 }
@@ -166,9 +167,11 @@ async function nodeView(ctx: ControllerContext, c: Cluster, pod: PodView): Promi
 }
 
 /**
- * The pods `sts` keeps that are not there and were refused (pods that exist but cannot start say
- * so themselves; one never made leaves only the StatefulSet controller's Event). Before, a
- * cluster whose pods a ResourceQuota refused said `1/3 pods created` and nothing more.
+ * The pods `sts` keeps that are not there, were seen missing long enough to be more than a pod
+ * deleted and being made again, and whose creation was refused (createBlockers: pods that exist
+ * but cannot start say so themselves; one never made leaves only the StatefulSet controller's
+ * Event). Before, a cluster whose pods a ResourceQuota refused said `1/3 pods created` and
+ * nothing more.
  */
 async function unmadePods(
   ctx: ControllerContext,
@@ -176,10 +179,11 @@ async function unmadePods(
   sts: V1StatefulSet | null,
   pods: readonly PodView[],
 ): Promise<UnmadePod[]> {
-  if (!sts || sts.metadata?.deletionTimestamp) return [];
-  const kept = Array.from({ length: sts.spec?.replicas ?? 0 }, (_, i) => podName(c.name, i));
-  const missing = kept.filter((name) => !pods.some((p) => p.name === name));
-  const name = sts.metadata?.name ?? namesOf(c.name).statefulSet;
+  const replicas = !sts || sts.metadata?.deletionTimestamp ? 0 : (sts.spec?.replicas ?? 0);
+  const kept = Array.from({ length: replicas }, (_, i) => podName(c.name, i));
+  const names = kept.filter((name) => !pods.some((p) => p.name === name));
+  const missing = ctx.memory.observePods(c.uid, ctx.now().getTime(), pods, names);
+  const name = sts?.metadata?.name ?? namesOf(c.name).statefulSet;
   const found = await missingPodBlockers(ctx, c.namespace, name, missing);
   return [...found].map(([pod, blocker]) => ({ name: pod, blocker }));
 }
