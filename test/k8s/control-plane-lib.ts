@@ -1,10 +1,10 @@
 // Starts a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok) on loopback for tests.
 
-import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ControlPlaneState } from './control-plane-state.ts';
-import { fakeNode, KWOK_NODE_ANNOTATION } from './fake-nodes.ts';
+import { fakeNode, KWOK_NODE_ANNOTATION, kwokStagesDeletingOnce } from './fake-nodes.ts';
 import { createNodeNetwork, type NodeNetwork, removeNodeNetwork } from './node-host.ts';
 import {
   checkHostPackages,
@@ -167,6 +167,8 @@ async function startOnce(
     const schedConfig = join(dir, 'scheduler.kubeconfig');
     await writeKubeconfig(schedConfig, server, pki, 'scheduler', 'kube-scheduler');
     const kwokConfig = join(dir, 'kwok.kubeconfig');
+    const stagesFile = join(dir, 'kwok-stages.yaml');
+    await writeFile(stagesFile, kwokStagesDeletingOnce(await readFile(kwokStages, 'utf8')));
     await writeKubeconfig(kwokConfig, server, pki, 'kwok', 'kwok');
 
     // etcd: one member, plain HTTP on loopback, no fsync (test data only).
@@ -290,7 +292,7 @@ async function startOnce(
       bins.kwok,
       [
         `--kubeconfig=${kwokConfig}`,
-        `--config=${kwokStages}`,
+        `--config=${stagesFile}`,
         '--manage-all-nodes=false',
         `--manage-nodes-with-annotation-selector=${KWOK_NODE_ANNOTATION}=fake`,
         '--node-ip=127.0.0.1',
