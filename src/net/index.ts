@@ -3,4 +3,5 @@
 
 export { checkBindable, type ListenAddress } from './bindable.ts';
 export { listen } from './listen.ts';
+export { onReads, type Reads } from './reads.ts';
 export { atTurnEnd, turnPasses } from './turn.ts';

@@ -3,7 +3,7 @@
 import type { Socket } from 'node:net';
 import type { Coordinator, ValueUse } from '../coordinator/index.ts';
 import { KvError, toKvError, wireCode } from '../errors/index.ts';
-import { atTurnEnd, turnPasses } from '../net/index.ts';
+import { atTurnEnd, onReads, type Reads, turnPasses } from '../net/index.ts';
 import type { CounterCell, HistogramCell, Logger, LogThrottle } from '../observability/index.ts';
 import {
   type ClientInfo,
@@ -167,6 +167,8 @@ export class Connection implements OutputHolder, ReplyWaiter {
   #readAt = -1;
   #lastCommand = '';
   readonly #socket: Socket;
+  /** The socket's input (net/reads.ts): paused and resumed through it, not the socket. */
+  readonly #reads: Reads;
   readonly #ctx: ConnectionContext;
   readonly #sink: FramingSink;
   #framing: Framing | null = null;
@@ -263,12 +265,15 @@ export class Connection implements OutputHolder, ReplyWaiter {
       session: (op) => take({ kind: 'session', op }),
     };
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    this.#reads = onReads(
+      socket,
+      (chunk) => this.#onData(chunk),
+      () => this.#onEnd(),
+    );
     socket.on('drain', () => {
       this.#reportOutput();
       this.#maybeResume();
     });
-    socket.on('end', () => this.#onEnd());
     socket.on('error', (err) => ctx.logger.debug({ err }, 'client socket error'));
     socket.on('close', () => this.#onClose());
     ctx.clientOutput.add(this);
@@ -371,7 +376,7 @@ export class Connection implements OutputHolder, ReplyWaiter {
     const held = this.#framing.bufferedBytes;
     if (held !== this.#held) this.#hold(held);
     this.#flush();
-    if (this.#backlog.length > 0 || this.#mustWait(null)) this.#socket.pause();
+    if (this.#backlog.length > 0 || this.#mustWait(null)) this.#reads.pause();
   }
 
   /**
@@ -880,7 +885,7 @@ export class Connection implements OutputHolder, ReplyWaiter {
     if (this.#guarded) this.#syncGuard();
     if (this.#draining || this.#quitting || this.#backlog.length > 0) return;
     if (this.#pending < this.#ctx.maxPipeline / 2 + 1 && !this.#socket.writableNeedDrain) {
-      this.#socket.resume();
+      this.#reads.resume();
     }
   }
 
@@ -905,7 +910,7 @@ export class Connection implements OutputHolder, ReplyWaiter {
     if (this.#closing || this.#closed) return;
     this.#closing = true;
     const socket = this.#socket;
-    socket.resume(); // read and drop: unread input would turn the close into a reset
+    this.#reads.resume(); // read and drop: unread input would turn the close into a reset
     output.writeAll(); // the replies sent and not written yet go before the FIN
     socket.end(() => {
       if (this.#peerEnded) return socket.destroy();
