@@ -46,7 +46,7 @@ export const ERROR_CODES = {
     'the data directory is damaged (write-ahead log or LMDB file); the node does not start (exit code 2)',
   KV_ERR_INTERNAL: 'an unexpected failure; the node keeps running',
   KV_ERR_PROTOCOL:
-    'a RESP request is malformed or over a size limit; one error reply, then the connection is closed',
+    'a RESP request is malformed or over a size limit, or an HTTP request was sent to the client port (nothing of it runs); one error reply, then the connection is closed',
   KV_ERR_CONFIG:
     'a flag, an environment variable or a file it names is invalid; the process does not start (exit code 2)',
   KV_ERR_DATA_DIR_LOCKED:

@@ -18,6 +18,7 @@ export {
   validateKey,
   validateValue,
 } from './command.ts';
+export { httpCommandName, httpRequestLine } from './http-request.ts';
 export { LineDecoder, type LineFrame } from './line-decoder.ts';
 export {
   errorReply,

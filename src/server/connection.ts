@@ -61,6 +61,8 @@ export interface ConnectionContext {
    * count not logged before (a client writing to a full disk fails every write).
    */
   readonly commandFailures: LogThrottle;
+  /** HTTP requests refused on the client port are logged at most once a second node-wide. */
+  readonly httpRequests: LogThrottle;
   /** A fresh CLIENT ID. */
   readonly nextClientId: () => number;
   /** What INFO and HELLO report about the node. */
@@ -97,6 +99,12 @@ type Pending =
 const NOAUTH = errorReply(respErrors.noAuth());
 /** The answer of a connection whose unfinished request would take ctx.buffers over its limit. */
 const BUFFER_FULL = errorReply(new KvError('KV_ERR_LIMIT_EXCEEDED', BUFFER_FULL_MESSAGE));
+const HTTP_REQUEST = errorReply(
+  new KvError(
+    'KV_ERR_PROTOCOL',
+    'server: this looks like an HTTP request (POST, Host: or an HTTP/1.x request line), not a kvstore client: nothing of it ran and the connection is closed. See docs/security.md#http-requests-on-the-client-port',
+  ),
+);
 
 /** A request that may authenticate the connection: AUTH, or HELLO with AUTH. */
 function authenticates(item: Pending): boolean {
@@ -262,6 +270,11 @@ export class Connection implements OutputHolder, ReplyWaiter {
       get: (key) => this.#sink.command({ type: 'get', key }),
       reply: (reply, effect) => take({ kind: 'reply', reply, effect }),
       fatal: (reply) => take({ kind: 'fatal', reply }),
+      http: () => {
+        if (this.#quitting) return;
+        this.#refuseHttp();
+        take({ kind: 'fatal', reply: HTTP_REQUEST });
+      },
       session: (op) => take({ kind: 'session', op }),
     };
     socket.setNoDelay(true);
@@ -281,6 +294,17 @@ export class Connection implements OutputHolder, ReplyWaiter {
       socket.setTimeout(ctx.idleTimeoutMs);
       socket.on('timeout', () => this.#onIdleTimeout());
     }
+  }
+
+  /** Counts an HTTP request on the client port; warns at most once a second node-wide. */
+  #refuseHttp(): void {
+    this.#ctx.metrics.rejectedConnections.labels('http_request').inc();
+    const since = this.#ctx.httpRequests.take();
+    if (since < 0) return;
+    this.#ctx.logger.warn(
+      { remote: this.#socket.remoteAddress, since },
+      'HTTP request on the client port: nothing of it ran, connection closed (a browser sent a cross-site request, or a request was forged)',
+    );
   }
 
   get #pending(): number {

@@ -7,6 +7,8 @@ import {
   encodeRespReply,
   encodeTextReply,
   errorReply,
+  httpCommandName,
+  httpRequestLine,
   LineDecoder,
   parseRespRequest,
   parseTextLine,
@@ -35,6 +37,11 @@ export interface FramingSink {
   reply(reply: Reply, effect?: () => void): void;
   /** The stream cannot be decoded any further: send this reply after the earlier ones, close. */
   fatal(reply: Reply): void;
+  /**
+   * The stream is an HTTP request (protocol/http-request.ts): nothing from here on runs; fatal()
+   * with the connection's answer to it, counted and logged.
+   */
+  http(): void;
   /** A request about the connection itself (HELLO, MULTI, EXEC, ...), answered by it. */
   session(op: SessionOp): void;
 }
@@ -100,6 +107,10 @@ export class TextFraming implements Framing {
         return;
       }
       this.#requestBytes = frame.line.length;
+      if (httpRequestLine(frame.line)) {
+        sink.http();
+        return;
+      }
       let cmd: Command | null;
       try {
         cmd = parseTextLine(frame.line, this.#limits);
@@ -161,6 +172,10 @@ export class RespFraming implements Framing {
     const frame = (frame: RespFrame) => {
       if (frame.kind === 'error') {
         sink.fatal(errorReply(respErrors.protocol(frame.message)));
+        return;
+      }
+      if (frame.args.length > 0 && httpCommandName(frame.args[0]!)) {
+        sink.http();
         return;
       }
       let req: ReturnType<typeof parseRespRequest>;

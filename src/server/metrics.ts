@@ -37,15 +37,23 @@ export interface ServerMetrics {
  * Why the node refused or closed a client connection: `limit`, over --max-connections at accept;
  * `buffer_full`, a read that would take the unfinished and parked requests held over
  * --max-client-buffer-bytes; `output_full`, among the connections holding the most replies
- * when those of all connections passed --max-client-output-bytes. (The peer port's reasons use
- * the same words.)
+ * when those of all connections passed --max-client-output-bytes; `tls_handshake`, a TLS
+ * handshake not finished in time or pushed out by newer ones; `http_request`, an HTTP request
+ * sent to the client port (protocol/http-request.ts). (The peer port's reasons use the same
+ * words.)
  */
-export type RejectReason = 'limit' | 'buffer_full' | 'output_full' | 'tls_handshake';
+export type RejectReason =
+  | 'limit'
+  | 'buffer_full'
+  | 'output_full'
+  | 'tls_handshake'
+  | 'http_request';
 export const REJECT_REASONS: readonly RejectReason[] = [
   'limit',
   'buffer_full',
   'output_full',
   'tls_handshake',
+  'http_request',
 ];
 
 /** Latency buckets in seconds, from 100 µs to 10 s. */
@@ -79,7 +87,7 @@ export function registerServerMetrics(registry: Registry): ServerMetrics {
   });
   const rejectedConnections = new Counter({
     name: 'kvstore_connections_rejected_total',
-    help: 'Client connections refused or closed by a guard: limit (--max-connections reached), buffer_full (--max-client-buffer-bytes of unfinished and parked requests held), output_full (among the connections holding the most replies once all held --max-client-output-bytes, those not seen reading first), tls_handshake (a TLS handshake not finished within 10 s, or the oldest of more than 1,024 in progress).',
+    help: 'Client connections refused or closed by a guard: limit (--max-connections reached), buffer_full (--max-client-buffer-bytes of unfinished and parked requests held), output_full (among the connections holding the most replies once all held --max-client-output-bytes, those not seen reading first), tls_handshake (a TLS handshake not finished within 10 s, or the oldest of more than 1,024 in progress), http_request (an HTTP request sent to the client port: nothing of it ran).',
     labelNames: ['reason'],
     registers: [registry],
   });

@@ -205,6 +205,7 @@ export class KvServer {
       metrics: this.#metrics,
       logger: opts.logger,
       commandFailures: new LogThrottle(),
+      httpRequests: new LogThrottle(),
       nextClientId: () => ++this.#clientIds,
       serverFacts: () => ({
         version: pkg.version,

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { httpRequestLine } from '../../src/protocol/index.ts';
 import { fuzzRuns } from '../helpers/fuzz.ts';
 import { LineClient } from '../helpers/line-client.ts';
 import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
@@ -32,9 +33,10 @@ function isBlank(line: Buffer): boolean {
   return true;
 }
 
+/** Lines after which fewer lines come back: QUIT, a paged scan's two, an HTTP request's close. */
 function wouldQuitOrPage(line: Buffer): boolean {
   const t = line.toString('latin1').trim().toUpperCase();
-  return t === 'QUIT' || / LIMIT /.test(t);
+  return t === 'QUIT' || / LIMIT /.test(t) || httpRequestLine(line);
 }
 
 describe('text protocol fuzzing against a live node', () => {

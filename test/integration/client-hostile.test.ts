@@ -1,0 +1,132 @@
+// What an outside client can send the client port that is not a kvstore client: an HTTP request
+// (a browser's cross-site POST, a server-side request forgery) runs nothing.
+
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defer } from '../helpers/defer.ts';
+import { LineClient } from '../helpers/line-client.ts';
+import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
+import { closeResp, RawResp } from '../helpers/resp-tools.ts';
+
+const run = promisify(execFile);
+let node: NodeProcess;
+
+beforeAll(async () => {
+  node = await startNodeProcess();
+});
+
+afterAll(async () => {
+  closeResp();
+  await cleanup();
+});
+
+async function line(): Promise<LineClient> {
+  const c = await LineClient.connect(node.port);
+  defer(() => c.close());
+  return c;
+}
+
+async function raw(): Promise<RawResp> {
+  const r = await RawResp.open('127.0.0.1', node.port);
+  defer(() => r.socket.destroy());
+  return r;
+}
+
+/** Sends `bytes` on a new connection and returns all it got once the node closed it. */
+async function closedAfter(bytes: Buffer | string): Promise<string> {
+  const r = await raw();
+  r.socket.write(bytes);
+  await r.until(() => r.closed);
+  return r.data.toString('latin1');
+}
+
+async function get(key: string): Promise<string> {
+  return (await line()).call(`GET ${key}`);
+}
+
+async function rejected(reason: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${node.httpPort}/metrics`)).text();
+  const series = `kvstore_connections_rejected_total{reason="${reason}"} `;
+  const found = text.split('\n').find((l) => l.startsWith(series));
+  return found === undefined ? Number.NaN : Number(found.slice(series.length));
+}
+
+function resp(...args: string[]): string {
+  return `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+}
+
+const REFUSED = /^ERR PROTOCOL server: this looks like an HTTP request/;
+
+describe('an HTTP request on the client port', () => {
+  it("a browser's cross-site POST runs none of the commands in its body", async () => {
+    const c = await line();
+    expect(await c.call('PUT victim safe')).toBe('OK');
+    const before = await rejected('http_request');
+    // What a page elsewhere makes a browser send with fetch(..., {method: 'POST', mode: 'no-cors',
+    // body}): a simple request, no preflight, so the browser sends it to any port it may reach.
+    const body = 'PUT pwned yes\nREMOVE victim\n';
+    const post = [
+      'POST / HTTP/1.1',
+      `Host: 127.0.0.1:${node.port}`,
+      'Connection: keep-alive',
+      `Content-Length: ${body.length}`,
+      'Origin: https://attacker.example',
+      'Content-Type: text/plain;charset=UTF-8',
+      '',
+      body,
+    ].join('\r\n');
+    const got = await closedAfter(post);
+    expect(got.split('\n').filter(Boolean)).toHaveLength(1);
+    expect(got).toMatch(REFUSED);
+    expect(await get('pwned')).toBe('NOT_FOUND');
+    expect(await get('victim')).toBe('safe');
+    expect(await rejected('http_request')).toBe(before + 1);
+  });
+
+  it('curl: a POST body and a PUT request line write nothing', async () => {
+    const url = `http://127.0.0.1:${node.port}/ssrf-key`;
+    const curl = (args: string[]) =>
+      run('curl', ['-s', '--max-time', '10', '--http1.1', ...args, url]).then(
+        (r) => r.stdout,
+        (e: { stdout?: string }) => e.stdout ?? '', // curl exits non-zero: not an HTTP reply
+      );
+    await curl(['--data-binary', 'PUT curl-pwned yes\n']);
+    // A server-side request forgery with the method PUT: `PUT /ssrf-key HTTP/1.1` is a valid
+    // text command (key /ssrf-key, value HTTP/1.1) unless it is taken for a request line.
+    await curl(['-X', 'PUT', '--data-binary', 'x']);
+    expect(await get('curl-pwned')).toBe('NOT_FOUND');
+    expect(await get('/ssrf-key')).toBe('NOT_FOUND');
+  });
+
+  it('a Host: header alone closes the connection, after the replies to what came before', async () => {
+    const got = await closedAfter('PING\nHost: example\nPUT after-host x\n');
+    const lines = got.split('\n');
+    expect(lines[0]).toBe('PONG');
+    expect(lines[1]).toMatch(REFUSED);
+    expect(lines.slice(2).join('')).toBe('');
+    expect(await get('after-host')).toBe('NOT_FOUND');
+  });
+
+  it('RESP: a command named POST or Host: closes the connection, as Redis does', async () => {
+    for (const name of ['POST', 'host:']) {
+      const got = await closedAfter(
+        resp('PING') + resp(name, '/') + resp('SET', 'resp-after', 'x'),
+      );
+      expect(got).toMatch(
+        /^\+PONG\r\n-ERR PROTOCOL server: this looks like an HTTP request[^\r\n]*\r\n$/,
+      );
+    }
+    expect(await get('resp-after')).toBe('NOT_FOUND');
+  });
+
+  it('values and keys that merely contain HTTP words are data as before', async () => {
+    const c = await line();
+    expect(await c.call('PUT http-value GET / HTTP/1.1')).toBe('OK');
+    expect(await c.call('GET http-value')).toBe('GET / HTTP/1.1');
+    expect(await c.call('PUT post x')).toBe('OK');
+    expect(await c.call('PUT Host:x y')).toBe('OK');
+    expect(await c.call('GET Host:x')).toBe('y');
+    expect(await c.call('PING')).toBe('PONG');
+  });
+});
