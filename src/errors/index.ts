@@ -54,7 +54,7 @@ export const ERROR_CODES = {
   KV_ERR_BACKUP:
     'a backup or restore could not go on: the ring moved, a member could not be read, a backup file is damaged or incomplete, or the cluster to restore into is not empty',
   KV_ERR_NOT_REPRESENTABLE:
-    'a key or value written over RESP cannot be expressed on a text-protocol line (whitespace, control bytes, a newline); read it over RESP',
+    'a key or value cannot be expressed on a text-protocol line (whitespace, control bytes, a newline, a value ending in a carriage return): written over RESP, read it over RESP; a text PUT or SETEX of a value ending in a carriage return is refused',
   KV_ERR_NOT_ATOMIC:
     'a conditional or read-modify-write command (SET NX/XX/GET, SETNX, INCR, GETSET, WATCH, ...) needs consensus kvstore does not have; refused, nothing applied',
   KV_ERR_UNSUPPORTED:

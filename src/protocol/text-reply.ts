@@ -55,6 +55,19 @@ const VALUE_NEWLINE = errorLine(
   'KV_ERR_NOT_REPRESENTABLE',
   'protocol: the value has a newline (written over RESP); read it over RESP',
 );
+const VALUE_CR_END = errorLine(
+  'KV_ERR_NOT_REPRESENTABLE',
+  "protocol: the value ends with a carriage return (written over RESP), which a reply line's \\r\\n ending would swallow; read it over RESP",
+);
+
+/**
+ * Why a value cannot be sent as a reply line (a line ends at `\n`, and one `\r` before it is the
+ * ending's: a value ending in `\r` would read back without it), or null when it can.
+ */
+export function textValueProblem(value: Buffer): 'newline' | 'cr_end' | null {
+  if (value.includes(0x0a)) return 'newline';
+  return value.length > 0 && value[value.length - 1] === 0x0d ? 'cr_end' : null;
+}
 const KEY_NOT_TEXT = errorLine(
   'KV_ERR_NOT_REPRESENTABLE',
   'protocol: a key in the answer has whitespace, control bytes or invalid UTF-8 (written over RESP); scan over RESP',
@@ -65,7 +78,7 @@ const KEY_NOT_TEXT = errorLine(
  * OK, PONG, NOT_FOUND, the raw value, `ERR <CODE> <message>`, a decimal integer (TTL), or the
  * keys space-separated on one line (empty line when none). A paged answer adds a second line: `END` when complete, or
  * `MORE <cursor>` where the next page is `... LIMIT n CURSOR <cursor>`.
- * Data written over RESP that a line cannot carry (a value with `\n`; a key with whitespace,
+ * Data written over RESP that a line cannot carry (a value with `\n` or ending in `\r`; a key with whitespace,
  * control bytes or invalid UTF-8) is answered with `ERR NOT_REPRESENTABLE` instead, so the
  * line framing never breaks. RESP-only replies (status, array, sections) never reach
  * this encoder; if one did, it is answered `ERR INTERNAL`, again one line.
@@ -81,13 +94,14 @@ export function encodeTextReply(reply: Reply, out: ReplySink): void {
     case 'not_found':
       out.push(NOT_FOUND);
       return;
-    case 'value':
-      if (reply.value.includes(0x0a)) out.push(VALUE_NEWLINE);
-      else {
+    case 'value': {
+      const problem = textValueProblem(reply.value);
+      if (problem === null) {
         out.push(reply.value);
         out.push(NL);
-      }
+      } else out.push(problem === 'newline' ? VALUE_NEWLINE : VALUE_CR_END);
       return;
+    }
     case 'info':
       out.push(Buffer.from(`${oneLine(reply.text)}\n`));
       return;

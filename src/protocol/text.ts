@@ -13,6 +13,7 @@ import {
 } from './command.ts';
 import { echo } from './echo.ts';
 import type { Reply } from './reply.ts';
+import { textValueProblem } from './text-reply.ts';
 
 const SPACE = 0x20;
 const TAB = 0x09;
@@ -164,11 +165,27 @@ function field(line: Buffer, from: number, name: string, want: string): [Buffer,
   return [line.subarray(at, end === -1 ? line.length : end), end];
 }
 
+/**
+ * A PUT or SETEX value: within the limit, and not ending in `\r`, which the line's own ending
+ * would swallow when it is read back (a line `PUT k v\r\r\n` holds the value `v\r`; GET answers
+ * `v\r\n`, read as `v`). Throws KV_ERR_VALUE_TOO_LARGE or KV_ERR_NOT_REPRESENTABLE.
+ */
+function textValue(value: Buffer, limits: CommandLimits): Buffer {
+  validateValue(value, limits);
+  if (textValueProblem(value) === 'cr_end') {
+    throw new KvError(
+      'KV_ERR_NOT_REPRESENTABLE',
+      "protocol: the value ends with a carriage return, which a reply line's \\r\\n ending would swallow when it is read back; write it over RESP",
+    );
+  }
+  return value;
+}
+
 function parsePut(line: Buffer, nameEnd: number, limits: CommandLimits): Command {
   const [raw, keyEnd] = field(line, nameEnd, 'PUT', '<key> <value>');
   const key = validateKey(raw, limits);
   if (keyEnd === -1) throw arity('PUT', '<key> <value>');
-  return { type: 'put', key, value: validateValue(line.subarray(keyEnd + 1), limits) };
+  return { type: 'put', key, value: textValue(line.subarray(keyEnd + 1), limits) };
 }
 
 /**
@@ -183,7 +200,7 @@ function parseSetex(line: Buffer, nameEnd: number, limits: CommandLimits): Comma
   const [rawSeconds, secondsEnd] = field(line, keyEnd, 'SETEX', want);
   const expiry = seconds('SETEX', rawSeconds);
   if (secondsEnd === -1) throw arity('SETEX', want);
-  return { type: 'put', key, value: validateValue(line.subarray(secondsEnd + 1), limits), expiry };
+  return { type: 'put', key, value: textValue(line.subarray(secondsEnd + 1), limits), expiry };
 }
 
 const INT_OK = (r: Reply): Reply => (r.type === 'integer' ? { type: 'ok' } : r);

@@ -1,9 +1,11 @@
 // What an outside client can send the client port that is not a kvstore client: an HTTP request
-// (a browser's cross-site POST, a server-side request forgery) runs nothing.
+// (a browser's cross-site POST, a server-side request forgery) runs nothing, and data a reply line
+// cannot carry back (a value ending in a carriage return) is refused, never read back altered.
 
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KvClient } from '../../src/client/index.ts';
 import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
 import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
@@ -128,5 +130,38 @@ describe('an HTTP request on the client port', () => {
     expect(await c.call('PUT Host:x y')).toBe('OK');
     expect(await c.call('GET Host:x')).toBe('y');
     expect(await c.call('PING')).toBe('PONG');
+  });
+});
+
+describe('a value ending in a carriage return', () => {
+  it('is NOT_REPRESENTABLE on a text GET, never read back without it', async () => {
+    const r = await raw();
+    r.socket.write(resp('SET', 'cr-value', 'x\r') + resp('SET', 'cr-inside', 'a\rb'));
+    expect(await r.text(10)).toBe('+OK\r\n+OK\r\n');
+    const c = await line();
+    expect(await c.call('GET cr-value')).toMatch(/^ERR NOT_REPRESENTABLE /);
+    // A carriage return inside a value is not a line's end: it reads back as it is.
+    c.send('GET cr-inside\n');
+    const inside = await c.lines(1);
+    expect(inside).toEqual(['a\rb']);
+    // The project's own client reads lines as the protocol defines them (one \r before \n is
+    // the terminator's): before, it answered 'x' for the value 'x\r'.
+    const client = await KvClient.connect({ port: node.port });
+    defer(() => client.close());
+    await expect(client.get('cr-value')).rejects.toMatchObject({ code: 'NOT_REPRESENTABLE' });
+  });
+
+  it('is refused by a text PUT or SETEX, which could not read it back', async () => {
+    const c = await line();
+    c.send('PUT cr-put x\r\r\nSETEX cr-setex 100 y\r\r\n');
+    const [put, setex] = await c.lines(2);
+    expect(put).toMatch(/^ERR NOT_REPRESENTABLE .*carriage return/);
+    expect(setex).toMatch(/^ERR NOT_REPRESENTABLE .*carriage return/);
+    expect(await c.call('GET cr-put')).toBe('NOT_FOUND');
+    expect(await c.call('GET cr-setex')).toBe('NOT_FOUND');
+    // One \r before \n ends the line, as always: the value is 'v'.
+    c.send('PUT cr-crlf v\r\n');
+    expect(await c.lines(1)).toEqual(['OK']);
+    expect(await c.call('GET cr-crlf')).toBe('v');
   });
 });

@@ -86,6 +86,25 @@ describe('text replies: decode(encode(r)) = r', () => {
     });
   }
 
+  it('a value a line cannot carry (LF, or a final CR) is NOT_REPRESENTABLE, never another value', () => {
+    const anyValue = fc
+      .uint8Array({ maxLength: 40 })
+      .map((a) => Buffer.from(a))
+      .filter(
+        (v) => v.toString('latin1') !== 'NOT_FOUND' && !v.toString('latin1').startsWith('ERR '),
+      );
+    const withCr = anyValue.map((v) => Buffer.concat([v, Buffer.from('\r')]));
+    fc.assert(
+      fc.property(fc.oneof(anyValue, withCr), (v) => {
+        const back = roundTrip('value', { type: 'value', value: v });
+        if (v.includes(0x0a) || v.at(-1) === 0x0d) {
+          expect(back).toMatchObject({ type: 'error', code: 'KV_ERR_NOT_REPRESENTABLE' });
+        } else expect(back).toEqual({ type: 'value', value: v });
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
   it('refuses a line that is no answer of the kind asked', () => {
     const bad =
       (kind: TextReplyKind, first: string, second: string | null = null) =>
