@@ -98,6 +98,24 @@ export function clientBufferLimitOf(
   return Math.max(configured, resp.maxRequestBytes, maxLineBytes + 1);
 }
 
+/**
+ * The longest text line the node reads: `configured`, raised to the longest valid command line,
+ * so that no command within the key and value limits is refused as LINE_TOO_LONG. The config
+ * asks for the key and value limits and 8 bytes (a PUT); a SETEX of the longest key and value
+ * needs 21 (`SETEX `, two spaces, 13 digits of seconds), a paged RANGE three keys (start, end
+ * and cursor) and its words, and `AUTH` the password.
+ */
+export function textLineLimitOf(
+  configured: number,
+  limits: CommandLimits,
+  passwordBytes: number,
+): number {
+  const key = limits.maxKeyBytes;
+  const setex = 'SETEX  9007199254740 '.length + key + limits.maxValueBytes;
+  const range = 'RANGE   LIMIT  CURSOR '.length + String(limits.maxScanKeys).length + 3 * key;
+  return Math.max(configured, setex, range, 'AUTH '.length + passwordBytes);
+}
+
 /** The default of --max-client-output-bytes. */
 const DEFAULT_CLIENT_OUTPUT_BYTES = 128 * 1024 * 1024;
 
@@ -161,8 +179,16 @@ export class KvServer {
     this.#opts = opts;
     this.#metrics = registerServerMetrics(opts.registry);
     const respLimits = respLimitsOf(opts.limits);
+    const passwordBytes = Buffer.byteLength(opts.password ?? '');
+    const maxLineBytes = textLineLimitOf(opts.maxLineBytes, opts.limits, passwordBytes);
+    if (maxLineBytes > opts.maxLineBytes) {
+      opts.logger.info(
+        { configured: opts.maxLineBytes, limit: maxLineBytes },
+        'text line bound raised to the longest valid command',
+      );
+    }
     const configured = opts.maxClientBufferBytes ?? DEFAULT_CLIENT_BUFFER_BYTES;
-    const bufferLimit = clientBufferLimitOf(configured, respLimits, opts.maxLineBytes);
+    const bufferLimit = clientBufferLimitOf(configured, respLimits, maxLineBytes);
     if (bufferLimit > configured) {
       opts.logger.info(
         { configured, limit: bufferLimit },
@@ -194,13 +220,9 @@ export class KvServer {
     this.#ctx = {
       coordinator: opts.coordinator,
       limits: opts.limits,
-      maxLineBytes: opts.maxLineBytes,
+      maxLineBytes,
       respLimits,
-      unauthenticatedLimits: unauthenticatedLimitsOf(
-        respLimits,
-        opts.maxLineBytes,
-        Buffer.byteLength(opts.password ?? ''),
-      ),
+      unauthenticatedLimits: unauthenticatedLimitsOf(respLimits, maxLineBytes, passwordBytes),
       maxPipeline: opts.maxPipeline,
       metrics: this.#metrics,
       logger: opts.logger,

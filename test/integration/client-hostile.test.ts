@@ -165,3 +165,21 @@ describe('a value ending in a carriage return', () => {
     expect(await c.call('GET cr-crlf')).toBe('v');
   });
 });
+
+describe('--max-line-bytes at its floor (key + value + 8)', () => {
+  it('still reads every valid command: SETEX and a paged RANGE of the longest keys', async () => {
+    // 8-byte keys, 16-byte values, 32-byte lines: a PUT of both fits (29 bytes), a SETEX with
+    // the largest seconds is 45 and a paged RANGE of three such keys 49.
+    const small = await startNodeProcess({
+      args: ['--max-key-bytes', '8', '--max-value-bytes', '16', '--max-line-bytes', '32'],
+    });
+    const c = await LineClient.connect(small.port);
+    defer(() => c.close());
+    const [k, v] = ['k'.repeat(8), 'v'.repeat(16)];
+    expect(await c.call(`SETEX ${k} 9007199254740 ${v}`)).toBe('OK');
+    c.send(`RANGE ${k} ${k} LIMIT 10000 CURSOR ${'a'.repeat(8)}\n`);
+    expect(await c.lines(2)).toEqual([k, 'END']);
+    // Past the longest valid command, a line is still too long.
+    expect(await c.call(`PUT ${k} ${'v'.repeat(64)}`)).toMatch(/^ERR LINE_TOO_LONG /);
+  });
+});
