@@ -3,8 +3,10 @@
 
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { hostname } from 'node:os';
 import { Counter, type Registry } from 'prom-client';
 import { listen } from '../net/index.ts';
+import { crossSite, hostOf, reboundHost } from './http-origin.ts';
 import { admit, shared } from './http-pipeline.ts';
 import type { Logger } from './logger.ts';
 import { LogThrottle } from './throttle.ts';
@@ -145,23 +147,6 @@ const PAGE_HEADERS = {
 };
 
 /**
- * Whether a browser sent this request from another site's page (a cross-site form POST needs no
- * preflight). Such a request never runs an admin route: a page elsewhere must not drive a node
- * through the browser of someone who can reach it.
- */
-function crossSite(req: IncomingMessage): boolean {
-  const site = req.headers['sec-fetch-site'];
-  if (site !== undefined && site !== 'same-origin' && site !== 'none') return true;
-  const origin = req.headers.origin;
-  if (origin === undefined) return false;
-  try {
-    return new URL(origin).host !== req.headers.host;
-  } catch {
-    return true;
-  }
-}
-
-/**
  * An admin endpoint that handles the request itself (a streamed body either way). A rejection
  * before it wrote anything answers 500 with the error; after that, the connection is closed.
  * It reads a request body only through `body`.
@@ -226,6 +211,7 @@ export interface HttpEndpoint {
 /** Starts the HTTP server. Resolves once it listens; rejects if it cannot bind. */
 export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
   const metrics = shared(() => opts.registry.metrics());
+  const localNames = new Set(['localhost', hostname().toLowerCase()]);
   const server: Server = createServer(
     { connectionsCheckingInterval: CHECK_INTERVAL_MS },
     (req, res) => {
@@ -242,6 +228,13 @@ export async function startHttp(opts: HttpOptions): Promise<HttpEndpoint> {
         res
           .writeHead(403, { 'content-type': 'application/json' })
           .end(`${JSON.stringify({ error: 'admin: cross-site request refused' })}\n`);
+        return;
+      }
+      if ((route || stream) && reboundHost(req, localNames)) {
+        const error = `admin: a page's call to this node by the name '${hostOf(req.headers.host)}' is refused (another site's name made to point here: DNS rebinding); open the console by IP address or localhost`;
+        res
+          .writeHead(403, { 'content-type': 'application/json' })
+          .end(`${JSON.stringify({ error })}\n`);
         return;
       }
       if (name === `GET ${NONCE_PATH}`) {

@@ -1,8 +1,11 @@
 // What an outside client can send the client port that is not a kvstore client: an HTTP request
 // (a browser's cross-site POST, a server-side request forgery) runs nothing, and data a reply line
 // cannot carry back (a value ending in a carriage return) is refused, never read back altered.
+// And on the HTTP port, a page that reaches a node under another site's name (DNS rebinding)
+// runs no admin call.
 
 import { execFile } from 'node:child_process';
+import { request } from 'node:http';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvClient } from '../../src/client/index.ts';
@@ -181,5 +184,65 @@ describe('--max-line-bytes at its floor (key + value + 8)', () => {
     expect(await c.lines(2)).toEqual([k, 'END']);
     // Past the longest valid command, a line is still too long.
     expect(await c.call(`PUT ${k} ${'v'.repeat(64)}`)).toMatch(/^ERR LINE_TOO_LONG /);
+  });
+});
+
+/** One request to the node's HTTP port with the headers given (Host included), on its own connection. */
+function http(
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port: node.httpPort, method, path, headers, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString() }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('a page that reaches the HTTP port under another name (DNS rebinding)', () => {
+  const rebound = () => ({
+    host: `rebind.attacker.example:${node.httpPort}`,
+    'sec-fetch-site': 'same-origin',
+    'sec-fetch-mode': 'cors',
+  });
+
+  it('reads no backup and decommissions nothing on a node without a cluster secret', async () => {
+    const c = await line();
+    expect(await c.call('PUT rebind-secret data')).toBe('OK');
+    // The page's own origin is http://rebind.attacker.example:<port>: same-origin for the
+    // browser once the name points at the node, so the cross-site check let it through.
+    const backup = await http('GET', '/admin/backup', rebound());
+    expect(backup.status).toBe(403);
+    expect(backup.body).toMatch(/DNS rebinding/);
+    expect(backup.body).not.toContain('rebind-secret');
+    const origin = `http://rebind.attacker.example:${node.httpPort}`;
+    const decommission = await http('POST', '/admin/decommission', { ...rebound(), origin });
+    expect(decommission.status).toBe(403);
+    const status = await http('GET', '/admin/decommission', {});
+    expect(JSON.parse(status.body)).toMatchObject({ status: 'active' });
+  });
+
+  it('answers the console by address or localhost, and kvctl or the operator by any name', async () => {
+    const page = { 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors' };
+    for (const host of [`127.0.0.1:${node.httpPort}`, `localhost:${node.httpPort}`]) {
+      expect((await http('GET', '/admin/cluster', { ...page, host })).status).toBe(200);
+    }
+    // No Sec-Fetch-Site nor Origin: not a page (kvctl, the operator through a Service name).
+    const svc = { host: `kvstore-0.kvstore.default.svc:${node.httpPort}` };
+    expect((await http('GET', '/admin/cluster', svc)).status).toBe(200);
+    // An address typed into the browser is its user's own.
+    const typed = { host: `rebind.attacker.example:${node.httpPort}`, 'sec-fetch-site': 'none' };
+    expect((await http('GET', '/admin/cluster', typed)).status).toBe(200);
   });
 });
