@@ -6,9 +6,14 @@ import type { Registry } from 'prom-client';
 import pkg from '../../package.json' with { type: 'json' };
 import { type Coordinator, MULTI_READ_BYTES } from '../coordinator/index.ts';
 import { KvError, wireCode } from '../errors/index.ts';
-import { listen } from '../net/index.ts';
+import { atTurnEnd, listen, turnPasses } from '../net/index.ts';
 import { type Logger, LogThrottle } from '../observability/index.ts';
-import { ARG_OVERHEAD, type CommandLimits, type RespLimits } from '../protocol/index.ts';
+import {
+  ARG_OVERHEAD,
+  type ClientInfo,
+  type CommandLimits,
+  type RespLimits,
+} from '../protocol/index.ts';
 import { Authenticator } from './auth.ts';
 import { WriteBudget } from './budget.ts';
 import { ClientBuffers } from './buffers.ts';
@@ -170,6 +175,9 @@ export class KvServer {
   /** TLS only: the connections still in their handshake. */
   readonly #handshakes: TlsHandshakes | null;
   #refusalsWaiting = 0;
+  /** The last snapshot of the connections (#clientSnapshot) and the turn it was taken in. */
+  #clients: readonly ClientInfo[] | null = null;
+  #clientsPass = -1;
   #clientIds = 0;
   #accepted = 0;
   #rejected = 0;
@@ -242,7 +250,7 @@ export class KvServer {
       }),
       stats: this.#stats,
       clients: {
-        list: () => [...this.#connections].map((c) => c.info()),
+        list: (fresh) => this.#clientSnapshot(fresh === true),
         kill: (id) => {
           for (const c of this.#connections) {
             if (c.id !== id) continue;
@@ -291,6 +299,21 @@ export class KvServer {
       opts.logger.debug({ err }, 'client TLS handshake failed');
       tls.destroy();
     });
+  }
+
+  /**
+   * Every connection's CLIENT LIST facts, taken once per event-loop turn: the CLIENT LIST and
+   * KILL calls of one turn share it (and CLIENT LIST its text), those of connections resumed at
+   * the turn's end (net/turn.ts) too. A pass is queued so that the turn's count moves on.
+   */
+  #clientSnapshot(fresh: boolean): readonly ClientInfo[] {
+    const pass = turnPasses();
+    if (fresh || this.#clients === null || this.#clientsPass !== pass) {
+      this.#clients = [...this.#connections].map((c) => c.info());
+      this.#clientsPass = pass;
+      atTurnEnd(() => {});
+    }
+    return this.#clients;
   }
 
   /** Starts listening; resolves with the server once bound, rejects if the port is taken. */
