@@ -53,6 +53,17 @@ export interface RingKeeperOptions {
    * Absent: always.
    */
   readonly listed?: () => boolean;
+  /**
+   * This node's name, and what drops its records once the cluster settled a ring without it
+   * while it was away (see RingKeeper.update); absent: never dropped.
+   */
+  readonly removed?: {
+    readonly self: string;
+    /** Whether it is active: a decommissioning or decommissioned node's records are its hand-off's. */
+    readonly active: () => boolean;
+    /** Drops every record of its store; resolves with how many. */
+    readonly drop: () => Promise<number>;
+  };
 }
 
 /**
@@ -73,10 +84,16 @@ export class RingKeeper {
   /** The last save failed (said once), and a retry is due. */
   #unsaved = false;
   #retry: NodeJS.Timeout | null = null;
+  #dropping = false;
 
   constructor(o: RingKeeperOptions) {
     this.#o = o;
     this.#transfer = o.topology.transferId;
+  }
+
+  /** True from the moment this node found itself taken out of the ring until its records are dropped. */
+  get dropping(): boolean {
+    return this.#dropping;
   }
 
   /** The last save asked for: resolves once it is written (or its failure logged). */
@@ -98,8 +115,10 @@ export class RingKeeper {
           this.#o.logger.info({ epoch: topo.settledRing.epoch }, 'settled ring holds data');
           void this.save();
         }
+        const before = topo.settledRing;
         const c = topo.update(this.#o.members(), this.#o.listed?.() ?? true);
         this.#report(c);
+        if (c.adopted) this.#dropIfRemoved(before, c.adopted.ring);
         if (c.settledChanged) void this.save();
         if ((c.settled || c.adopted) && !topo.moving) this.#cleanup();
         if (topo.transferId !== this.#transfer) {
@@ -133,6 +152,48 @@ export class RingKeeper {
         },
       );
     return this.#saving;
+  }
+
+  /**
+   * An active node that held data in its settled ring (`before`, past epoch 0) and adopts one
+   * without it (`after`) was taken out of the ring without handing off (left the member source
+   * while down or away). The others settled without it, so they hold what the cluster keeps, and
+   * may since have collected tombstones of deletes it never saw: its old records would bring
+   * those values back. It drops every record before the adopted ring is saved (the save waits),
+   * so a crash meanwhile finds the old ring saved and drops again; a start waits for that save
+   * before it serves. It then joins as a new member, filled by rebalancing.
+   */
+  #dropIfRemoved(before: SettledRing, after: SettledRing): void {
+    const r = this.#o.removed;
+    if (!r || before.epoch === 0 || !before.members.includes(r.self)) return;
+    if (after.members.includes(r.self) || !r.active()) return;
+    const log = this.#o.logger;
+    const fields = { epoch: before.epoch, adopted: after.epoch, members: after.members };
+    log.warn(
+      fields,
+      'this node was taken out of the ring while away, without handing off: dropping its records (they may hold values deleted since), then joining as a new member',
+    );
+    this.#dropping = true;
+    // A drop that fails (a disk error) is tried again, and no save goes before it: the node
+    // refuses data until it is done, and a restart meanwhile finds the old ring saved.
+    const drop = async (): Promise<void> => {
+      for (;;) {
+        try {
+          const dropped = await r.drop();
+          this.#dropping = false;
+          log.warn({ ...fields, dropped }, 'records of a ring left while away dropped');
+          return;
+        } catch (err) {
+          log.error(
+            { err, retryMs: SAVE_RETRY_MS },
+            'records of a ring left while away not dropped; retrying',
+          );
+          if (this.#stopped) throw err;
+          await new Promise((res) => setTimeout(res, SAVE_RETRY_MS));
+        }
+      }
+    };
+    this.#saving = this.#saving.then(drop);
   }
 
   #retryLater(): void {

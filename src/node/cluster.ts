@@ -46,6 +46,7 @@ import { PeerPool, PeerServer } from '../peer/index.ts';
 import {
   ANTI_ENTROPY_METHODS,
   AntiEntropy,
+  dropAll,
   Hints,
   Rebalancer,
   registerAntiEntropyMetrics,
@@ -221,6 +222,23 @@ export async function startCluster(
       () => null,
     );
   const metrics = registerRebalanceMetrics(registry, hintStore);
+  const saved = parseSettled(readStateDoc(storage, 'settled-ring') ?? null);
+  /**
+   * A member that held data in its saved ring takes none and serves none until its first ring
+   * update, which may find the ring settled without it while it was away (RingKeeper's removed):
+   * its records are then dropped first, and a copy taken meanwhile would be dropped with them.
+   */
+  let deciding = saved !== null && saved.epoch > 0 && saved.members.includes(self);
+  let rings: RingKeeper | null = null;
+  const refusing = (): KvError | null =>
+    rings?.dropping
+      ? new KvError(
+          'KV_ERR_UNAVAILABLE',
+          'replica: this node is dropping the records of a ring it was taken out of while away',
+        )
+      : deciding
+        ? new KvError('KV_ERR_UNAVAILABLE', 'replica: this node is starting')
+        : null;
   let rebalancer: Rebalancer | null = null;
   let topology: Topology | null = null;
   // Set once the node routes; writes placed under other rings are passed on by it (reroute).
@@ -248,7 +266,8 @@ export async function startCluster(
     clock: Date.now(),
     replication,
     ...listedOf(listed()),
-    ...(storage.stalled() === null ? {} : { storageStalled: true as const }),
+    // Down for data also while it drops the records of a ring it was taken out of.
+    ...(storage.stalled() === null && !rings?.dropping ? {} : { storageStalled: true as const }),
     started,
   });
   const selfLoad = (): MemberLoad => {
@@ -295,6 +314,7 @@ export async function startCluster(
       maxClockOffsetMs: config.maxClockOffsetMs,
       methods: { ...backups.methods(), ...antiEntropyMethods },
       handedOff: () => rebalancer?.status === 'decommissioned',
+      refusing,
       reroute: {
         rings: () => (coordinator === null ? undefined : topology?.placementId),
         write: (entries, deadline) => coordinator!.reroute(entries, deadline),
@@ -430,7 +450,6 @@ export async function startCluster(
         'another node answers under this name: refusing commands and moving no data',
       );
   });
-  const saved = parseSettled(readStateDoc(storage, 'settled-ring') ?? null);
   if (saved === null) {
     await untilFoundable({
       members: () => membership.members(),
@@ -476,7 +495,7 @@ export async function startCluster(
   rebalancer = rb;
   // Members that place keys by another replication factor may count on copies this node would drop.
   const dropUnowned = () => (settings.keepAll() ? Promise.resolve(0) : rb.onSettled());
-  const rings = new RingKeeper({
+  const keeper = new RingKeeper({
     topology: topo,
     members: () => membership.members(),
     save: (ring) => writeStateDoc(storage, 'settled-ring', ring),
@@ -490,8 +509,10 @@ export async function startCluster(
       return s.liveKeys + s.tombstones > 0;
     },
     listed: () => membership.sourceListed(),
+    removed: { self, active: () => rb.status === 'active', drop: () => dropAll(storage) },
   });
-  const update = () => rings.update();
+  rings = keeper;
+  const update = () => keeper.update();
   membership.on('change', update);
   // Every other member opens three connections here (small, large, control): past the cap the
   // newest are closed at once, and members flap. Said once per member count that needs more.
@@ -513,7 +534,8 @@ export async function startCluster(
   rb.resume();
   update();
   // A new node's ring is durable before it serves; a saved one is rewritten only if it changed.
-  await (saved === null ? rings.save() : rings.saved);
+  await (saved === null ? keeper.save() : keeper.saved);
+  deciding = false;
   hints.start();
   const quiet = () => topo.atRest(membership.members());
   antiEntropy = new AntiEntropy({
@@ -590,7 +612,7 @@ export async function startCluster(
       checkIdentity();
       // This node's disk stalled: a clear refusal now rather than a write that hangs (its peers
       // serve the keys; /readyz fails, so Services stop sending clients here).
-      const stalled = storage.stalled();
+      const stalled = storage.stalled() ?? refusing();
       if (stalled !== null) throw stalled;
     },
   });

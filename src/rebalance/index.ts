@@ -10,6 +10,7 @@ export {
   DIGEST_KEYS,
   registerAntiEntropyMetrics,
 } from './anti-entropy.ts';
+export { dropAll } from './drop.ts';
 export {
   type CollectorOptions,
   collectTombstones,

@@ -57,6 +57,12 @@ export interface ReplicaHandlerOptions {
    * longer count it as a holder), so a member that has not learned it yet must not count them.
    */
   readonly handedOff?: () => boolean;
+  /**
+   * An error while this node takes and serves no data (get, getMany, apply, scan), as for a
+   * stalled disk: starting, or dropping records it must not serve (the asker uses other owners,
+   * a stream retries). Absent: never.
+   */
+  readonly refusing?: () => KvError | null;
 }
 
 /**
@@ -115,9 +121,9 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
       'replica: this node is decommissioned; its data was handed off to the other members',
     );
   };
-  /** Refuses data requests while this node's disk is stalled (the asker uses other owners). */
+  /** Refuses data requests while this node's disk is stalled or it refuses them (see refusing). */
   const checkDisk = () => {
-    const stalled = storage.stalled();
+    const stalled = storage.stalled() ?? opts.refusing?.() ?? null;
     if (stalled !== null) throw stalled;
   };
   const secret = opts.clusterSecret || null;

@@ -165,6 +165,94 @@ describe('RingKeeper', () => {
   });
 });
 
+describe('RingKeeper: a ring settled without this node while it was away', () => {
+  /** d's rings: it held data in {a,b,c,d} at `epoch`; a and b report {a,b,c} one epoch above. */
+  function away(epoch: number, o: { active?: boolean; drop?: () => Promise<number> } = {}) {
+    const t = new Topology(
+      ['a', 'b', 'c', 'd'],
+      settledRing(epoch, ['a', 'b', 'c', 'd'], incs(['a', 'b', 'c', 'd'])),
+      3,
+    );
+    const without = settledRing(epoch + 1, ['a', 'b', 'c'], incs(['a', 'b', 'c']));
+    const order: string[] = [];
+    const members = () => [
+      view('d', t, { self: true }),
+      view('a', t, { settled: without }),
+      view('b', t, { settled: without }),
+    ];
+    const drop =
+      o.drop ??
+      (async () => {
+        order.push('drop');
+        return 7;
+      });
+    const k = keeper(t, members, {
+      save: async (ring) => {
+        order.push(`save ${ring.epoch}`);
+      },
+      removed: { self: 'd', active: () => o.active ?? true, drop },
+    });
+    return { t, k: k.k, order };
+  }
+
+  it('drops every record before the adopted ring is saved, refusing data meanwhile', async () => {
+    const { t, k, order } = away(3);
+    k.update();
+    expect(t.settledRing.epoch).toBe(4);
+    expect(k.dropping).toBe(true);
+    await k.saved;
+    expect(k.dropping).toBe(false);
+    expect(order).toEqual(['drop', 'save 4']);
+  });
+
+  it('keeps its records when its ring was founded (epoch 0), or it is not active', async () => {
+    for (const s of [away(0), away(3, { active: false })]) {
+      s.k.update();
+      await s.k.saved;
+      expect(s.k.dropping).toBe(false);
+      expect(s.order).toEqual([`save ${s.t.settledRing.epoch}`]);
+    }
+  });
+
+  it('keeps its records when the adopted ring lists it (a restart after the others settled a ring with it)', async () => {
+    const t = new Topology(['a', 'd'], settledRing(3, ['a', 'd'], incs(['a', 'd'])), 3);
+    const newer = settledRing(4, ['a', 'd'], incs(['a', 'd']));
+    let dropped = 0;
+    const k = keeper(t, () => [view('d', t, { self: true }), view('a', t, { settled: newer })], {
+      removed: {
+        self: 'd',
+        active: () => true,
+        drop: async () => {
+          dropped++;
+          return 0;
+        },
+      },
+    });
+    k.k.update();
+    await k.k.saved;
+    expect(t.settledRing.epoch).toBe(4);
+    expect(dropped).toBe(0);
+  });
+
+  it('a drop that fails is tried again, and the ring is saved only once one worked', async () => {
+    vi.useFakeTimers();
+    let tries = 0;
+    const { k, order } = away(3, {
+      drop: async () => {
+        tries++;
+        if (tries < 3) throw new Error('EIO');
+        order.push('drop');
+        return 1;
+      },
+    });
+    k.update();
+    await vi.advanceTimersByTimeAsync(2500);
+    await k.saved;
+    expect(tries).toBe(3);
+    expect(order).toEqual(['drop', 'save 4']);
+  });
+});
+
 describe('startingTopology', () => {
   const reported = settledRing(4, ['a', 'b'], incs(['a', 'b']));
   const peer = (t: Topology) => view('b', t, { settled: reported });

@@ -1,0 +1,150 @@
+// A member taken out of the ring while the others collected tombstones brings no deleted value back.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  type ClusterNode,
+  metric,
+  openClient,
+  peersOf,
+  restart,
+  startMember,
+  startStaticCluster,
+  waitAllUp,
+  waitSettled,
+} from '../helpers/cluster.ts';
+import { cleanup } from '../helpers/node-process.ts';
+
+/** Collection soon after a delete: just above the peer timeout (2 s) and clock offset (0.5 s). */
+const FAST_GC = ['--tombstone-grace-ms', '2600', '--gc-interval-ms', '200'];
+/** Written, then deleted. */
+const DELETED = Array.from({ length: 40 }, (_, i) => `k${i}`);
+/** Written with them and never deleted. */
+const KEPT = Array.from({ length: 20 }, (_, i) => `kept${i}`);
+const DROPPED = 'records of a ring left while away dropped';
+
+afterEach(cleanup);
+
+/**
+ * What each node answers wrong: a value for a deleted key, anything but its value for a kept
+ * one (`deleted`: whether DELETED were removed).
+ */
+async function wrong(nodes: readonly ClusterNode[], deleted = true): Promise<string[]> {
+  const out: string[] = [];
+  for (const n of nodes) {
+    const c = await openClient(n);
+    for (const k of DELETED) {
+      const want = deleted ? 'NOT_FOUND' : `v-${k}`;
+      if ((await c.call(`GET ${k}`)) !== want) out.push(`${n.name}:${k}`);
+    }
+    for (const k of KEPT) if ((await c.call(`GET ${k}`)) !== `v-${k}`) out.push(`${n.name}:${k}`);
+  }
+  return out;
+}
+
+/** The nodes that logged dropping their records. */
+const saidDropped = (nodes: readonly ClusterNode[]) =>
+  nodes.filter((n) => n.proc.logs.some((l) => l.msg === DROPPED)).map((n) => n.name);
+
+async function collected(nodes: readonly ClusterNode[]): Promise<number> {
+  let sum = 0;
+  for (const n of nodes) sum += await metric(n, 'kvstore_tombstones_collected_total');
+  return sum;
+}
+
+/** Collection intervals that came (a pass run, or skipped because the cluster was not at rest). */
+async function passes(n: ClusterNode): Promise<number> {
+  return (
+    (await metric(n, 'kvstore_gc_passes_total')) + (await metric(n, 'kvstore_gc_skipped_total'))
+  );
+}
+
+/** Writes every key through `n`, and waits until `holder` stores its share. */
+async function fill(n: ClusterNode, holder: ClusterNode): Promise<void> {
+  const c = await openClient(n);
+  for (const k of [...DELETED, ...KEPT]) expect(await c.call(`PUT ${k} v-${k}`)).toBe('OK');
+  await expect
+    .poll(() => metric(holder, 'kvstore_storage_keys'), { timeout: 10_000 })
+    .toBeGreaterThan(30);
+}
+
+async function removeAll(n: ClusterNode): Promise<void> {
+  const c = await openClient(n);
+  for (const k of DELETED) expect(await c.call(`REMOVE ${k}`)).toBe('OK');
+}
+
+describe('tombstones collected while a member was away', () => {
+  it('a member taken out of --peers and put back on its old directory brings no deleted value back', async () => {
+    const nodes = await startStaticCluster(4, FAST_GC);
+    const [a, b, c, d] = nodes as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
+    await fill(a, d);
+    // d stops; the others are restarted without it (no decommission: it never handed off).
+    await d.proc.stop('SIGKILL');
+    const three = [a, b, c];
+    for (const n of three) {
+      await n.proc.stop('SIGTERM');
+      await restart(n, ['--peers', peersOf(three), ...FAST_GC]);
+    }
+    await waitAllUp(three, 30_000);
+    await waitSettled(
+      three,
+      three.map((n) => n.name),
+    );
+    await removeAll(a);
+    // Every tombstone is collected on every one of the three (RF 3 of 3 members).
+    await expect.poll(() => collected(three), { timeout: 30_000 }).toBe(3 * DELETED.length);
+    // d is listed again everywhere and comes back on its directory.
+    for (const n of three) {
+      await n.proc.stop('SIGTERM');
+      await restart(n, ['--peers', peersOf(nodes), ...FAST_GC]);
+    }
+    d.proc = (
+      await startMember(d.name, d.host, ['--peers', peersOf(nodes), ...FAST_GC], d.dataDir)
+    ).proc;
+    // It dropped what it held before it served (it listens once the drop is done).
+    expect(saidDropped(nodes)).toEqual([d.name]);
+    await waitAllUp(nodes, 30_000);
+    await waitSettled(
+      nodes,
+      nodes.map((n) => n.name),
+    );
+    expect(await wrong(nodes)).toEqual([]);
+  }, 180_000);
+
+  it('a member down (still listed) past the grace holds collection back and keeps its records', async () => {
+    const nodes = await startStaticCluster(4, FAST_GC);
+    const [a, , , d] = nodes as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
+    await fill(a, d);
+    await d.proc.stop('SIGKILL');
+    await removeAll(a);
+    const start = await passes(a);
+    await expect.poll(() => passes(a), { timeout: 30_000 }).toBeGreaterThan(start + 30);
+    expect(await collected(nodes.slice(0, 3))).toBe(0);
+    await restart(d, ['--peers', peersOf(nodes), ...FAST_GC]);
+    await waitAllUp(nodes, 30_000);
+    await waitSettled(
+      nodes,
+      nodes.map((n) => n.name),
+    );
+    expect(await wrong(nodes)).toEqual([]);
+    expect(saidDropped(nodes)).toEqual([]);
+  }, 120_000);
+
+  it('the whole cluster down past the grace keeps every value', async () => {
+    const nodes = await startStaticCluster(3, FAST_GC);
+    const [a, , c] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    await fill(a, c);
+    for (const n of nodes) await n.proc.stop('SIGTERM');
+    // Every record is older than the grace when the members start again.
+    await new Promise((r) => setTimeout(r, 3000));
+    for (const n of nodes) await restart(n, ['--peers', peersOf(nodes), ...FAST_GC]);
+    await waitAllUp(nodes, 30_000);
+    await waitSettled(
+      nodes,
+      nodes.map((n) => n.name),
+    );
+    const before = await passes(a);
+    await expect.poll(() => passes(a), { timeout: 30_000 }).toBeGreaterThan(before + 10);
+    expect(await wrong(nodes, false)).toEqual([]);
+    expect(saidDropped(nodes)).toEqual([]);
+  }, 120_000);
+});
