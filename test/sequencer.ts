@@ -17,6 +17,7 @@ const ROOT = new URL('..', import.meta.url).pathname;
 export const MEASURED_S: Readonly<Record<string, number>> = {
   'test/integration/failure-detector.test.ts': 131,
   'test/integration/cluster.test.ts': 81,
+  'test/integration/tombstone-horizon.test.ts': 78,
   'test/integration/scale-down.test.ts': 71,
   'test/integration/slow-link.test.ts': 68,
   'test/integration/link-outage.test.ts': 63,
