@@ -17,7 +17,6 @@ const ROOT = new URL('..', import.meta.url).pathname;
 export const MEASURED_S: Readonly<Record<string, number>> = {
   'test/integration/failure-detector.test.ts': 131,
   'test/integration/cluster.test.ts': 81,
-  'test/integration/tombstone-horizon.test.ts': 78,
   'test/integration/scale-down.test.ts': 71,
   'test/integration/slow-link.test.ts': 68,
   'test/integration/link-outage.test.ts': 63,
@@ -28,6 +27,7 @@ export const MEASURED_S: Readonly<Record<string, number>> = {
   'test/integration/bench-scale-data-smoke.test.ts': 47,
   'test/integration/console.test.ts': 45,
   'test/integration/cluster-identity.test.ts': 42,
+  'test/integration/tombstone-horizon.test.ts': 42,
   'test/integration/compose.test.ts': 41,
   'test/integration/rebalance.test.ts': 40,
   'test/integration/security.test.ts': 38,
