@@ -570,6 +570,7 @@ export async function startCluster(
   const refusal = () =>
     refusalOf({
       stalled: () => storage.stalled()?.message ?? null,
+      dropping: () => refusing()?.message ?? null,
       duplicate: () => {
         const d = membership.duplicate();
         return d === null ? null : duplicateError(d).message;

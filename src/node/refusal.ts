@@ -7,6 +7,11 @@ import type { ClockRefusal } from '../membership/index.ts';
 export interface RefusalSources {
   /** The disk stalled (Storage.stalled): every command refused. */
   readonly stalled: () => string | null;
+  /**
+   * Records dropped before serving (a ring settled without this node while it was away), or its
+   * start-up before its first ring update decides whether they must be: every command refused.
+   */
+  readonly dropping: () => string | null;
   /** Another process answers under this node's name at the address listed for it. */
   readonly duplicate: () => string | null;
   /** ClockCheck.refusal: writes refused. */
@@ -19,11 +24,12 @@ export interface RefusalSources {
 }
 
 /**
- * What the node refuses now, the first that applies, or null: a stalled disk and a duplicate
- * name refuse every command and make the node not ready; the clock refuses writes, and makes it
- * not ready while another member might take them instead (not all down) and the refusal is not
- * one that member shares (ClockRefusal.mutual). (A disk that refuses writes is not here: the
- * node still coordinates writes, which the other replicas store, and stays ready, `degraded`:
+ * What the node refuses now, the first that applies, or null: a stalled disk, records being
+ * dropped (or a start-up deciding whether they must be) and a duplicate name refuse every
+ * command and make the node not ready; the clock refuses writes, and makes it not ready while
+ * another member might take them instead (not all down) and the refusal is not one that member
+ * shares (ClockRefusal.mutual). (A disk that refuses writes is not here: the node still
+ * coordinates writes, which the other replicas store, and stays ready, `degraded`:
  * docs/storage.md.)
  *
  * Readiness routes clients (a Service's endpoints, a load balancer) and paces rollouts: a node
@@ -38,6 +44,8 @@ export interface RefusalSources {
 export function refusalOf(s: RefusalSources): Refusal | null {
   const stalled = s.stalled();
   if (stalled !== null) return { commands: 'all', reason: stalled, ready: false };
+  const dropping = s.dropping();
+  if (dropping !== null) return { commands: 'all', reason: dropping, ready: false };
   const duplicate = s.duplicate();
   if (duplicate !== null) return { commands: 'all', reason: duplicate, ready: false };
   const clock = s.clock();

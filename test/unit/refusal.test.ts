@@ -8,6 +8,7 @@ import { type RefusalSources, refusalOf } from '../../src/node/refusal.ts';
 function sources(over: Partial<RefusalSources> = {}): RefusalSources {
   return {
     stalled: () => null,
+    dropping: () => null,
     duplicate: () => null,
     clock: () => null,
     others: () => 2,
@@ -21,8 +22,11 @@ it('refuses nothing while nothing refuses', () => {
   expect(refusalOf(sources())).toBeNull();
 });
 
-it('is not ready for a stalled disk or another process under its name, peers or not', () => {
+it('is not ready for a stalled disk, records being dropped or another process under its name, peers or not', () => {
   for (const others of [0, 2]) {
+    expect(
+      refusalOf(sources({ dropping: () => 'replica: dropping', others: () => others })),
+    ).toEqual({ commands: 'all', reason: 'replica: dropping', ready: false });
     expect(refusalOf(sources({ stalled: () => 'storage: stalled', others: () => others }))).toEqual(
       { commands: 'all', reason: 'storage: stalled', ready: false },
     );
