@@ -12,7 +12,7 @@ import {
   waitAllUp,
   waitSettled,
 } from '../helpers/cluster.ts';
-import { cleanup } from '../helpers/node-process.ts';
+import { cleanup, logged } from '../helpers/node-process.ts';
 
 /** Collection soon after a delete: just above the peer timeout (2 s) and clock offset (0.5 s). */
 const FAST_GC = ['--tombstone-grace-ms', '2600', '--gc-interval-ms', '200'];
@@ -108,6 +108,36 @@ describe('tombstones collected while a member was away', () => {
     expect(await wrong(nodes)).toEqual([]);
     // d dropped what it held (before it served: it listens once the drop is done).
     expect(saidDropped(nodes)).toEqual([d.name]);
+  }, 180_000);
+
+  it('a member running while the others settle without it drops its records when it hears their ring', async () => {
+    const nodes = await startStaticCluster(4, FAST_GC);
+    const [a, b, c, d] = nodes as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
+    await fill(a, d);
+    // The others are restarted without d, which runs on, listing all four.
+    const three = [a, b, c];
+    for (const n of three) {
+      await n.proc.stop('SIGTERM');
+      await restart(n, ['--peers', peersOf(three), ...FAST_GC]);
+    }
+    await waitSettled(
+      three,
+      three.map((n) => n.name),
+    );
+    // d hears the ring without it from them, and drops what it held while it runs.
+    await logged(d.proc, DROPPED, 30_000);
+    await removeAll(a);
+    await expect.poll(() => collected(three), { timeout: 30_000 }).toBe(3 * DELETED.length);
+    for (const n of three) {
+      await n.proc.stop('SIGTERM');
+      await restart(n, ['--peers', peersOf(nodes), ...FAST_GC]);
+    }
+    await waitAllUp(nodes, 30_000);
+    await waitSettled(
+      nodes,
+      nodes.map((n) => n.name),
+    );
+    expect(await wrong(nodes)).toEqual([]);
   }, 180_000);
 
   it('a member down (still listed) past the grace holds collection back and keeps its records', async () => {
