@@ -72,6 +72,26 @@ async function removeAll(n: ClusterNode): Promise<void> {
   for (const k of DELETED) expect(await c.call(`REMOVE ${k}`)).toBe('OK');
 }
 
+/** Restarts each of `nodes` in turn (SIGTERM) listing `listed` in --peers. */
+async function relist(
+  nodes: readonly ClusterNode[],
+  listed: readonly ClusterNode[],
+): Promise<void> {
+  for (const n of nodes) {
+    await n.proc.stop('SIGTERM');
+    await restart(n, ['--peers', peersOf(listed), ...FAST_GC]);
+  }
+}
+
+/** Waits until every one of `nodes` sees them all up and routes by one settled ring of them. */
+async function formed(nodes: readonly ClusterNode[]): Promise<void> {
+  await waitAllUp(nodes, 30_000);
+  await waitSettled(
+    nodes,
+    nodes.map((n) => n.name),
+  );
+}
+
 describe('tombstones collected while a member was away', () => {
   it('a member taken out of --peers and put back on its old directory brings no deleted value back', async () => {
     const nodes = await startStaticCluster(4, FAST_GC);
@@ -80,31 +100,17 @@ describe('tombstones collected while a member was away', () => {
     // d stops; the others are restarted without it (no decommission: it never handed off).
     await d.proc.stop('SIGKILL');
     const three = [a, b, c];
-    for (const n of three) {
-      await n.proc.stop('SIGTERM');
-      await restart(n, ['--peers', peersOf(three), ...FAST_GC]);
-    }
-    await waitAllUp(three, 30_000);
-    await waitSettled(
-      three,
-      three.map((n) => n.name),
-    );
+    await relist(three, three);
+    await formed(three);
     await removeAll(a);
     // Every tombstone is collected on every one of the three (RF 3 of 3 members).
     await expect.poll(() => collected(three), { timeout: 30_000 }).toBe(3 * DELETED.length);
     // d is listed again everywhere and comes back on its directory.
-    for (const n of three) {
-      await n.proc.stop('SIGTERM');
-      await restart(n, ['--peers', peersOf(nodes), ...FAST_GC]);
-    }
+    await relist(three, nodes);
     d.proc = (
       await startMember(d.name, d.host, ['--peers', peersOf(nodes), ...FAST_GC], d.dataDir)
     ).proc;
-    await waitAllUp(nodes, 30_000);
-    await waitSettled(
-      nodes,
-      nodes.map((n) => n.name),
-    );
+    await formed(nodes);
     expect(await wrong(nodes)).toEqual([]);
     // d dropped what it held (before it served: it listens once the drop is done).
     expect(saidDropped(nodes)).toEqual([d.name]);
@@ -116,27 +122,14 @@ describe('tombstones collected while a member was away', () => {
     await fill(a, d);
     // The others are restarted without d, which runs on, listing all four.
     const three = [a, b, c];
-    for (const n of three) {
-      await n.proc.stop('SIGTERM');
-      await restart(n, ['--peers', peersOf(three), ...FAST_GC]);
-    }
-    await waitSettled(
-      three,
-      three.map((n) => n.name),
-    );
+    await relist(three, three);
+    await formed(three);
     // d hears the ring without it from them, and drops what it held while it runs.
     await logged(d.proc, DROPPED, 30_000);
     await removeAll(a);
     await expect.poll(() => collected(three), { timeout: 30_000 }).toBe(3 * DELETED.length);
-    for (const n of three) {
-      await n.proc.stop('SIGTERM');
-      await restart(n, ['--peers', peersOf(nodes), ...FAST_GC]);
-    }
-    await waitAllUp(nodes, 30_000);
-    await waitSettled(
-      nodes,
-      nodes.map((n) => n.name),
-    );
+    await relist(three, nodes);
+    await formed(nodes);
     expect(await wrong(nodes)).toEqual([]);
   }, 180_000);
 
@@ -150,11 +143,7 @@ describe('tombstones collected while a member was away', () => {
     await expect.poll(() => passes(a), { timeout: 30_000 }).toBeGreaterThan(start + 30);
     expect(await collected(nodes.slice(0, 3))).toBe(0);
     await restart(d, ['--peers', peersOf(nodes), ...FAST_GC]);
-    await waitAllUp(nodes, 30_000);
-    await waitSettled(
-      nodes,
-      nodes.map((n) => n.name),
-    );
+    await formed(nodes);
     expect(await wrong(nodes)).toEqual([]);
     expect(saidDropped(nodes)).toEqual([]);
   }, 120_000);
@@ -167,11 +156,7 @@ describe('tombstones collected while a member was away', () => {
     // Every record is older than the grace when the members start again.
     await new Promise((r) => setTimeout(r, 3000));
     for (const n of nodes) await restart(n, ['--peers', peersOf(nodes), ...FAST_GC]);
-    await waitAllUp(nodes, 30_000);
-    await waitSettled(
-      nodes,
-      nodes.map((n) => n.name),
-    );
+    await formed(nodes);
     const before = await passes(a);
     await expect.poll(() => passes(a), { timeout: 30_000 }).toBeGreaterThan(before + 10);
     expect(await wrong(nodes, false)).toEqual([]);
