@@ -37,6 +37,8 @@ const run = promisify(execFile);
  * the sync failed; one this long after the disk healed is still the disk's.
  */
 const DISK_EXIT_GRACE_MS = 3000;
+/** newAddress's addresses start here in the /24 (createLan's hosts are .2 to .10). */
+const FIRST_NEW_ADDRESS = 100;
 /** A MAC no interface has: a neighbour entry pointing at it silently drops the traffic. */
 const NOWHERE = '02:00:00:00:de:ad';
 
@@ -44,8 +46,13 @@ const NOWHERE = '02:00:00:00:de:ad';
 export type SlotState = 'idle' | 'member' | 'leaving';
 
 export interface Slot {
-  readonly host: LanHost;
+  /** Its host; its address changes with newAddress (a pod back on a new IP). */
+  host: LanHost;
   state: SlotState;
+  /** Out of DNS while a member (newAddress: between its old address and its new one). */
+  unlisted: boolean;
+  /** Being moved to a new address (killed, readdressed, started): no decommission picks it. */
+  moving: boolean;
   /** The running process; null when idle or killed. */
   proc: NodeProcess | null;
   dataDir: string;
@@ -122,6 +129,8 @@ export class ChaosCluster {
   readonly #powerlossfs: string | null;
   /** Power cuts in progress (kill, cut, the disk mounted again): a restart waits for them. */
   readonly #powerCuts = new Map<Slot, Promise<unknown>>();
+  /** Addresses newAddress gave so far: each new one is `<subnet>.<FIRST_NEW_ADDRESS + n>`, never reused. */
+  #newAddresses = 0;
 
   private constructor(
     slots: Slot[],
@@ -152,6 +161,8 @@ export class ChaosCluster {
     const slots = hosts.map((host) => ({
       host,
       state: 'idle' as SlotState,
+      unlisted: false,
+      moving: false,
       proc: null,
       dataDir: '',
       diskDir: '',
@@ -302,6 +313,28 @@ export class ChaosCluster {
     this.#starting.set(s, start);
     await start;
     return true;
+  }
+
+  /**
+   * A killed member's pod comes back on a new IP, as a StatefulSet pod rescheduled does: its old
+   * address leaves DNS at once (the pod deleted), its namespace gets a new address after `goneMs`
+   * (the new pod scheduled), which is published at once (`publishNotReadyAddresses`), and the
+   * process starts on its data directory after that, so peers resolve an address that answers
+   * nothing for as long as the start takes. Returns the new address.
+   */
+  async newAddress(s: Slot, goneMs: number): Promise<string> {
+    s.unlisted = true;
+    this.#publish();
+    await new Promise((r) => setTimeout(r, goneMs));
+    const n = FIRST_NEW_ADDRESS + this.#newAddresses++;
+    if (n > 254) throw new Error('chaos: no address left for a new one');
+    const ip = `${s.host.ip.split('.').slice(0, 3).join('.')}.${n}`;
+    await ipCommand('-n', s.host.ns, 'addr', 'flush', 'dev', 'eth0');
+    await ipCommand('-n', s.host.ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0');
+    s.host = { ...s.host, ip };
+    s.unlisted = false;
+    this.#publish();
+    return ip;
   }
 
   pause(s: Slot): void {
@@ -533,7 +566,9 @@ export class ChaosCluster {
   #publish(): void {
     this.#dns.setA(
       SERVICE,
-      this.members().map((s) => s.host.ip),
+      this.members()
+        .filter((s) => !s.unlisted)
+        .map((s) => s.host.ip),
     );
   }
 

@@ -70,6 +70,7 @@ async function main(spec: ControllerSpec): Promise<number> {
         diskErrors: o.diskErrors,
         everyFaultFirst: o.everyFaultFirst,
         restartFaulted: o.restartFaulted,
+        newAddresses: o.newAddresses,
       },
       () => history.now(),
     );

@@ -27,8 +27,11 @@ const DISK_FULL = { 'disk-full': 2 } as const;
 const POWER_CUT = { 'power-cut': 2 } as const;
 /** With `diskErrors`: every sync of a member's disk fails with EIO, then the disk is well again. */
 const DISK_ERRORS = { 'disk-errors': 2 } as const;
+/** With `newAddresses`: a member killed and started again at a new IP address (a pod rescheduled). */
+const NEW_ADDRESS = { 'new-address': 2 } as const;
 type Fault =
   | keyof typeof WITH_LOST_VOLUMES
+  | keyof typeof NEW_ADDRESS
   | keyof typeof SLOW_LINK
   | keyof typeof CLOCK_JUMP
   | keyof typeof DISK_FULL
@@ -68,6 +71,8 @@ const HOLD: Record<Fault, [number, number]> = {
   'disk-full': [2, 10],
   'power-cut': [0.3, 5],
   'disk-errors': [2, 10],
+  // Out of DNS: from the old pod's deletion to the new pod's IP (its start comes after).
+  'new-address': [0.3, 5],
 };
 /**
  * With `powerLoss`: the share of decommissions whose member loses power while it hands off (its
@@ -134,6 +139,7 @@ export class Nemesis {
       diskErrors?: boolean;
       everyFaultFirst?: boolean;
       restartFaulted?: boolean;
+      newAddresses?: boolean;
     },
     now: () => number,
   ) {
@@ -153,6 +159,7 @@ export class Nemesis {
       ...(opts.fullDisks ? DISK_FULL : {}),
       ...(opts.powerLoss ? POWER_CUT : {}),
       ...(opts.diskErrors ? DISK_ERRORS : {}),
+      ...(opts.newAddresses ? NEW_ADDRESS : {}),
     };
     this.#everyFaultFirst = opts.everyFaultFirst ?? false;
     if (this.#everyFaultFirst) {
@@ -234,6 +241,9 @@ export class Nemesis {
           return await this.#loseVolume(victim, holdMs);
         case 'power-cut':
           await this.#powerCut(victim, holdMs);
+          break;
+        case 'new-address':
+          await this.#newAddress(victim, holdMs);
           break;
         case 'disk-errors':
           await this.#cluster.failDisk(victim);
@@ -348,6 +358,27 @@ export class Nemesis {
     await sleep(holdMs);
     await this.#cluster.restart(victim);
     this.#record('restart', name, 'reopened its data directory');
+  }
+
+  /**
+   * SIGKILL, out of DNS for `holdMs`, then a new IP address listed in DNS and the member started
+   * on its data directory there: peers resolve an address that answers nothing until it is up.
+   */
+  async #newAddress(victim: Slot, holdMs: number): Promise<void> {
+    const name = victim.host.name;
+    const old = victim.host.ip;
+    victim.moving = true;
+    try {
+      await this.#cluster.kill(victim);
+      const hold = `${(holdMs / 1000).toFixed(1)} s`;
+      this.#record('new-address', name, `SIGKILL, out of DNS for ${hold}, then a new address`);
+      const ip = await this.#cluster.newAddress(victim, holdMs);
+      this.#record('readdress', name, `${ip} (was ${old}) in DNS; starting there`);
+      await this.#cluster.restart(victim);
+      this.#record('restart', name, `reopened its data directory at ${ip}`);
+    } finally {
+      victim.moving = false;
+    }
   }
 
   /**
@@ -476,7 +507,11 @@ export class Nemesis {
       }
       return;
     }
-    const leaving = this.#rng.pick(members);
+    // A member being moved to a new address is left to finish: a decommission restarts a killed
+    // member first, which would start it at the address it is leaving.
+    const movable = members.filter((m) => !m.moving);
+    if (movable.length === 0) return;
+    const leaving = this.#rng.pick(movable);
     leaving.state = 'leaving'; // no new point fault picks it from now on
     this.#record('decommission', leaving.host.name, 'POST /admin/decommission');
     await this.#decommission(leaving);

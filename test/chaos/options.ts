@@ -74,6 +74,12 @@ export interface ChaosOptions {
    * on one member, which the point faults (each on a member of its own) never make.
    */
   readonly restartFaulted: boolean;
+  /**
+   * Adds the fault `new-address`: a member killed, out of DNS for a moment, and started again on
+   * its data directory at a new IP address, published in DNS before it answers there (a
+   * StatefulSet pod rescheduled: a new pod IP each time).
+   */
+  readonly newAddresses: boolean;
 }
 
 export const DEFAULT_OPTIONS: ChaosOptions = {
@@ -97,6 +103,7 @@ export const DEFAULT_OPTIONS: ChaosOptions = {
   valueBytes: 0,
   everyFaultFirst: false,
   restartFaulted: false,
+  newAddresses: false,
 };
 
 const USAGE = `Usage: npm run chaos -- [options]
@@ -137,7 +144,10 @@ const USAGE = `Usage: npm run chaos -- [options]
   --restart-faulted       half the clock jumps, full disks and slow links (with their options)
                           have their member SIGKILLed partway through and started again while
                           the fault holds: it starts with its clock off, on a full disk, or
-                          behind a slow link`;
+                          behind a slow link
+  --new-addresses         add the fault new-address: a member killed, out of DNS for 0.3 to 5 s,
+                          then started again on its data directory at a new IP address, listed
+                          in DNS before it answers there (a pod rescheduled)`;
 
 /** Parses argv; throws an Error with the usage text on a bad option. */
 export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
@@ -172,6 +182,7 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
       | 'diskErrors'
       | 'everyFaultFirst'
       | 'restartFaulted'
+      | 'newAddresses'
     > = {
       '--keep': 'keep',
       '--reuse-name': 'reuseName',
@@ -183,6 +194,7 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
       '--disk-errors': 'diskErrors',
       '--every-fault-first': 'everyFaultFirst',
       '--restart-faulted': 'restartFaulted',
+      '--new-addresses': 'newAddresses',
     };
     const on = Object.hasOwn(flags, arg) ? flags[arg] : undefined;
     if (on !== undefined) {

@@ -52,10 +52,14 @@ export function keyName(i: number): string {
 /** Connections by node, opened on first use; one per client and node. */
 class Connections {
   readonly #clients = new Map<string, Promise<KvClient>>();
+  /** The address each node's connection went to: a member back on a new one is connected anew. */
+  readonly #ips = new Map<string, string>();
 
   get(node: string, ip: string): Promise<KvClient> {
+    if (this.#ips.has(node) && this.#ips.get(node) !== ip) this.drop(node);
     let c = this.#clients.get(node);
     if (!c) {
+      this.#ips.set(node, ip);
       c = KvClient.connect({ host: ip, port: CLIENT_PORT, timeoutMs: CLIENT_TIMEOUT_MS });
       // A failed connect is forgotten so that the next operation tries again.
       c.catch(() => this.#clients.delete(node));
