@@ -24,6 +24,8 @@ import { until } from '../helpers/write-log.ts';
 const SERVICE = 'kvstore-headless.moved.svc.cluster.local';
 const NAMES = ['kvstore-0', 'kvstore-1', 'kvstore-2', 'kvstore-3'];
 const KEYS = 400;
+/** Collection soon after a delete: just above the peer timeout (2 s) and clock offset (0.5 s). */
+const FAST_GC = ['--tombstone-grace-ms', '2600', '--gc-interval-ms', '200'];
 let dns: TestDnsServer | null = null;
 
 afterEach(async () => {
@@ -196,6 +198,56 @@ describe('a member restarted on a new address', () => {
     // Dialled by that name, through the system resolver: it asked the test server.
     const target = `kvstore-3.${SERVICE}`;
     expect(dns!.queries.some((q) => q.name === target && q.type === 'A')).toBe(true);
+  });
+});
+
+describe('a member out of DNS while keys are deleted, back on a new address with its volume', () => {
+  it('answers none of the deleted values: the others kept the tombstones for it', {
+    timeout: 120_000,
+  }, async () => {
+    // Taken out of the ring while it was unlisted, the others at rest without it collected the
+    // tombstones of deletes it never saw, and its volume's values came back with it.
+    const d = await aRecords();
+    const { hosts, nodes, values } = await fourMembers(d, loopbackBlock(), FAST_GC);
+    const moving = nodes[3]!;
+    const others = nodes.slice(0, 3);
+    // Every copy on its owners' disks (RF 3), the moving member's share included.
+    const stored = async () =>
+      (await Promise.all(nodes.map((n) => metric(n, 'kvstore_storage_keys')))).reduce(
+        (x, y) => x + y,
+      );
+    await until(async () => (await stored()) === 3 * KEYS, 10_000, 'every copy on disk');
+    // The pod is deleted (its process killed, its address out of DNS); its volume stays.
+    await moving.proc.stop('SIGKILL');
+    d.publish(hosts.slice(0, 3));
+    const deleted = [...values.keys()].slice(0, 40);
+    const w = await openClient(others[0]!);
+    for (const k of deleted) expect(await w.call(`REMOVE ${k}`)).toBe('OK');
+    // Well past the tombstone grace, a collection interval every 200 ms on each member (run or
+    // skipped): a tombstone collectable without it is gone by then.
+    const passes = async () =>
+      (await metric(others[0]!, 'kvstore_gc_passes_total')) +
+      (await metric(others[0]!, 'kvstore_gc_skipped_total'));
+    const start = await passes();
+    await until(async () => (await passes()) > start + 30, 30_000, '30 collection intervals');
+    // The new pod: a new address in DNS, the same volume.
+    d.publish([...hosts.slice(0, 3), hosts[4]!]);
+    const back = await d.start('kvstore-3', hosts[4]!, moving.dataDir, FAST_GC);
+    const four = [...others, back];
+    await waitFormed(four, 30_000);
+    await waitSettled(four, NAMES);
+    const answered: string[] = [];
+    for (const n of four) {
+      const c = await openClient(n);
+      for (const k of deleted) {
+        const v = await c.call(`GET ${k}`);
+        if (v !== 'NOT_FOUND') answered.push(`${n.name} ${k}=${v}`);
+      }
+    }
+    expect({ count: answered.length, first: answered.slice(0, 5) }).toEqual({
+      count: 0,
+      first: [],
+    });
   });
 });
 
