@@ -37,6 +37,12 @@ export interface MembershipOptions {
    * Membership); 0: it leaves at once. Absent: 0.
    */
   readonly unlistedGraceMs?: number;
+  /**
+   * Whether this node's settled ring counts the member as holding data (a member of it, not
+   * recorded lost or handed off); only such a member is kept while unlisted. Absent: every member
+   * counts.
+   */
+  readonly holdsData?: (name: string) => boolean;
   readonly logger: Logger;
   readonly registry: Registry;
 }
@@ -74,6 +80,9 @@ export interface ClockOffset {
   readonly sentMono: number;
 }
 
+/** Why an unlisted member the settled ring counts no data on left at once (see Membership). */
+const NO_DATA = 'not listed, and the settled ring counts no data on it';
+
 /**
  * Whether a member belongs in the target ring: every member not leaving, that is, not reporting
  * itself decommissioning or decommissioned. A member handing its data off is out of the target
@@ -94,6 +103,13 @@ export function inRing(m: MemberView): boolean {
  *   ring already): at once. The operator removes a pod once it reports decommissioned, which a
  *   node whose probe was out may not have heard yet: kept, it would be a member down for the
  *   grace, and a cluster with a member down is no healthy one to its operator;
+ * - this node's settled ring does not count it as holding data (`holdsData`): its hand-off or
+ *   loss is recorded (a decommission whose last status this node missed: the others' record is
+ *   adopted with their ring), or it never settled into the ring (a join that never finished, a
+ *   name that never answered anyone): at once, or at the first probe round after that is so. The
+ *   ring without it lacks nothing, and keeping it would hold a rebalance open for the grace. A
+ *   member that never answered this node but that the settled ring counts (this node restarted
+ *   while it was down) is kept like any;
  * - it answers a probe at its last address (it runs, and the source says it is no member any
  *   more: removed by hand, or a test): at that probe;
  * - it has answered none for `unlistedGraceMs` since it was unlisted: at the next probe round.
@@ -338,9 +354,14 @@ export class Membership extends EventEmitter<{
       if (name === self || names.has(name) || t.unlistedAt !== null) continue;
       const status = t.hello?.status;
       const wasLeaving = status === 'decommissioning' || status === 'decommissioned';
-      if (wasLeaving || (this.#opts.unlistedGraceMs ?? 0) === 0) {
+      const holds = this.#holdsData(name);
+      if (wasLeaving || !holds || (this.#opts.unlistedGraceMs ?? 0) === 0) {
         this.#members.delete(name);
-        const reason = wasLeaving ? `not listed, and it reported itself ${status}` : 'not listed';
+        const reason = wasLeaving
+          ? `not listed, and it reported itself ${status}`
+          : holds
+            ? 'not listed'
+            : NO_DATA;
         this.#opts.logger.info({ member: name, reason }, 'member left');
         changed = true;
       } else {
@@ -389,6 +410,11 @@ export class Membership extends EventEmitter<{
     this.emit('change');
   }
 
+  /** Whether the settled ring counts `name` as holding data (see MembershipOptions.holdsData). */
+  #holdsData(name: string): boolean {
+    return this.#opts.holdsData?.(name) ?? true;
+  }
+
   /** Forgets an unlisted member (see the class comment): it has left. */
   #leave(t: Tracked, reason: string): void {
     if (this.#stopped || this.#members.get(t.addr.name) !== t || t.unlistedAt === null) return;
@@ -411,9 +437,10 @@ export class Membership extends EventEmitter<{
     if (this.#stopped) return;
     const grace = this.#opts.unlistedGraceMs ?? 0;
     for (const t of [...this.#members.values()]) {
-      if (t.unlistedAt !== null && Date.now() - t.unlistedAt >= grace) {
+      if (t.unlistedAt === null) continue;
+      if (Date.now() - t.unlistedAt >= grace) {
         this.#leave(t, 'not listed, and answered nowhere for the grace');
-      }
+      } else if (!this.#holdsData(t.addr.name)) this.#leave(t, NO_DATA);
     }
     const others = [...this.#members.values()].filter((t) => t.addr.name !== this.#opts.self.name);
     await Promise.all([

@@ -344,6 +344,11 @@ export async function startCluster(
     probeIntervalMs: config.probeIntervalMs,
     probeFailures: config.probeFailures,
     unlistedGraceMs: config.unlistedGraceMs,
+    // Before the storage opens there is no settled ring yet: every member counts.
+    holdsData: (name) => {
+      const r = topology?.settledRing;
+      return r === undefined || (r.members.includes(name) && !r.lost.includes(name));
+    },
     logger: log,
     registry,
   });

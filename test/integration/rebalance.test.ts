@@ -173,7 +173,7 @@ describe('membership through DNS, rebalancing and decommission', () => {
   });
 
   it('streams again to a ring it streamed to before (A -> B -> A): records written meanwhile reach the new owner', async () => {
-    const { dns, hosts, nodes } = await threeOfFour(SHORT_GRACE);
+    const { dns, hosts, nodes } = await threeOfFour();
     const names = ['kvstore-0', 'kvstore-1', 'kvstore-2'];
     const w = await openClient(nodes[0]!);
     const put = async (prefix: string) => {

@@ -22,8 +22,9 @@ const at = (name: string, i: number): MemberAddress => ({
 /**
  * n0's Membership over a source answering `listed`, whose probes reach the hosts in `running`
  * (host -> the hello there). The test probes and resolves itself (start() is never called).
+ * `holding`: the members n0's settled ring counts as holding data (absent: every member).
  */
-function membershipOf(self: MemberAddress, unlistedGraceMs: number) {
+function membershipOf(self: MemberAddress, unlistedGraceMs: number, holding?: Set<string>) {
   const source = { listed: [] as MemberAddress[] };
   const running = new Map<string, HelloReply | Promise<HelloReply>>();
   const peerSource: PeerSource = { description: 'test', resolve: async () => [...source.listed] };
@@ -42,6 +43,7 @@ function membershipOf(self: MemberAddress, unlistedGraceMs: number) {
     probeIntervalMs: 60_000,
     probeFailures: 3,
     unlistedGraceMs,
+    ...(holding ? { holdsData: (name: string) => holding.has(name) } : {}),
     logger: log.logger,
     registry,
   });
@@ -185,5 +187,49 @@ describe('a member the source stops listing', () => {
     const left = said('member left');
     expect(left.map((r) => r.reason)).toEqual(['not listed, and answered nowhere for the grace']);
     expect(left[0]!.unlistedMs).toBeGreaterThanOrEqual(300);
+  });
+
+  it('leaves at once when the settled ring counts no data on it, answered or not', async () => {
+    // n1 answered, but its join never settled; n2 never answered and never settled: neither
+    // holds anything the others count on. n3 never answered this node (restarted while n3 was
+    // down) but holds data in the settled ring: kept like any.
+    const self = at('n0', 1);
+    const holding = new Set(['n0', 'n3']);
+    const { membership, running, said, step, unlistedGauge } = membershipOf(self, 60_000, holding);
+    running.set('127.0.0.2', hello('n1'));
+    await step([self, at('n1', 2), at('n2', 3), at('n3', 4)]);
+    running.clear();
+    await step([self], 0);
+    expect(membership.names()).toEqual(['n0', 'n3']);
+    expect(said('member left').map((r) => [r.member, r.reason])).toEqual([
+      ['n1', 'not listed, and the settled ring counts no data on it'],
+      ['n2', 'not listed, and the settled ring counts no data on it'],
+    ]);
+    await membership.probeNow();
+    expect(membership.names()).toEqual(['n0', 'n3']);
+    expect(await unlistedGauge()).toBe(1);
+  });
+
+  it('leaves at the next probe round once its hand-off is recorded, its last status missed', async () => {
+    // n1 decommissioned while n0 was cut off from it: its last answer to n0 said active. The
+    // others' settled ring, adopted by n0, records its hand-off; the operator then deletes its pod.
+    const self = at('n0', 1);
+    const holding = new Set(['n0', 'n1', 'n2']);
+    const { membership, running, gone, said, step } = membershipOf(self, 60_000, holding);
+    running.set('127.0.0.2', hello('n1'));
+    await step([self, at('n1', 2), at('n2', 3)]);
+    running.delete('127.0.0.2');
+    await step([self, at('n2', 3)], 2);
+    expect(membership.names()).toEqual(['n0', 'n1', 'n2']);
+    holding.delete('n1');
+    let changes = 0;
+    membership.on('change', () => changes++);
+    await membership.probeNow();
+    expect(membership.names()).toEqual(['n0', 'n2']);
+    expect(changes).toBe(1);
+    expect(said('member left').map((r) => [r.member, r.reason])).toEqual([
+      ['n1', 'not listed, and the settled ring counts no data on it'],
+    ]);
+    expect(gone).toEqual(['127.0.0.2:7946']);
   });
 });
