@@ -11,6 +11,7 @@
 // resident peak (VmHWM) over its size before, and the clients the output bound closed.
 
 import { readFileSync } from 'node:fs';
+import { get } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -192,6 +193,57 @@ function stuck(node: Server, stop: Stop) {
 
 const ms = (us: number) => (us / 1000).toFixed(1);
 
+/** Milliseconds from connect() to the PONG of a new connection's first PING (accept included). */
+function newcomer(node: Server): Promise<number> {
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    const s = connect({ host: node.host, port: node.port }, () => s.write('PING\n'));
+    s.once('data', () => {
+      resolve(performance.now() - t0);
+      s.destroy();
+    });
+    s.once('error', () => resolve(Number.NaN));
+  });
+}
+
+/** Milliseconds a /metrics scrape takes on a new connection (as Prometheus makes one). */
+function scrape(node: Server): Promise<number> {
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    const req = get({ host: node.host, port: ports[1], path: '/metrics', agent: false }, (res) => {
+      res.resume();
+      res.once('end', () => resolve(performance.now() - t0));
+    });
+    req.once('error', () => resolve(Number.NaN));
+  });
+}
+
+/**
+ * New clients while the load runs: every 500 ms a new connection's first PING and a /metrics
+ * scrape on a new connection, each timed from connect() (a node that takes one connection per
+ * event-loop turn makes them wait for its turns); summarized once `stop` is done.
+ */
+function newcomers(node: Server, stop: Stop) {
+  const pings = new Histogram();
+  const scrapes = new Histogram();
+  const pending: Promise<void>[] = [];
+  let failed = 0;
+  const into = (h: Histogram) => (t: number) => {
+    if (Number.isFinite(t)) h.record(t * 1e6);
+    else failed++;
+  };
+  const timer = setInterval(() => {
+    if (stop.done) return;
+    pending.push(newcomer(node).then(into(pings)));
+    pending.push(scrape(node).then(into(scrapes)));
+  }, 500);
+  return async () => {
+    clearInterval(timer);
+    await Promise.all(pending);
+    return { pings: pings.summary(), scrapes: scrapes.summary(), failed };
+  };
+}
+
 async function run(mode: 'read' | 'stuck', nodes: Server[]) {
   const coord = nodes[0]!;
   const before = resident(coord);
@@ -204,6 +256,7 @@ async function run(mode: 'read' | 'stuck', nodes: Server[]) {
   await accepted(coord, connected + 1);
   const load = mode === 'read' ? await readers(coord, stop, connected + 1) : stuck(coord, stop);
   const small = smallClient(smallSocket, stop);
+  const joiners = newcomers(coord, stop);
   for (let t = 0; t < seconds; t++) {
     await sleep(1000);
     if (values.trace) {
@@ -223,6 +276,7 @@ async function run(mode: 'read' | 'stuck', nodes: Server[]) {
   stop.stopped?.();
   const got = load.finish();
   const { latency, wrong, closed } = await small;
+  const { pings, scrapes, failed } = await joiners();
   const m = await scrapeMetrics(coord.host, ports[1]!);
   const after = resident(coord);
   console.log(
@@ -230,6 +284,10 @@ async function run(mode: 'read' | 'stuck', nodes: Server[]) {
       `${mode === 'read' ? `large read ${(got / seconds).toFixed(0)} MiB/s; ` : ''}` +
       `coordinator peak ${(after.peak / MiB).toFixed(0)} MiB (before ${(before.now / MiB).toFixed(0)}), ` +
       `clients closed ${(m.get(EVICTED) ?? 0) - closedBefore}, waits ${m.get('kvstore_client_reply_waits_total')}`,
+  );
+  console.log(
+    `  new connections: first PING p50 ${ms(pings.p50Us)} ms, max ${ms(pings.maxUs)} ms (${pings.count}); ` +
+      `/metrics p50 ${ms(scrapes.p50Us)} ms, max ${ms(scrapes.maxUs)} ms (${scrapes.count}); failed ${failed}`,
   );
   await sleep(3000); // the closed clients' sockets and replies go before the next mode
 }
