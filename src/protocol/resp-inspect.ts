@@ -64,7 +64,8 @@ function human(bytes: number): string {
  * INFO's sections answered by the node itself (before the coordinator's replication and
  * keyspace): server, clients, memory (process figures: `used_memory` is the V8 heap plus
  * buffers, `used_memory_rss` the resident set), stats (`total_commands_processed` counts every
- * request answered, `instantaneous_ops_per_sec` over the last ~1.6 s).
+ * request answered, `instantaneous_ops_per_sec` over the last ~1.6 s, `total_net_output_bytes` the
+ * bytes of replies written to client sockets).
  */
 export function serverSections(facts: ServerFacts, want: readonly string[]): InfoSection[] {
   const all = want.length === 0 || want.some((w) => WANT_ALL.has(w));
@@ -115,6 +116,7 @@ export function serverSections(facts: ServerFacts, want: readonly string[]): Inf
         ['total_connections_received', facts.totalConnections],
         ['total_commands_processed', facts.totalCommands],
         ['instantaneous_ops_per_sec', facts.opsPerSec],
+        ['total_net_output_bytes', facts.netOutputBytes],
         ['rejected_connections', facts.rejectedConnections],
       ],
     });

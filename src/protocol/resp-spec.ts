@@ -71,6 +71,8 @@ export interface ServerFacts {
   readonly totalCommands: number;
   /** Requests answered per second, recently. */
   readonly opsPerSec: number;
+  /** Bytes of replies written to client sockets since start, over every connection. */
+  readonly netOutputBytes: number;
   /** Process memory in bytes: `used` heap and buffers, `rss` resident, `peak` highest rss seen. */
   readonly memory: { readonly used: number; readonly rss: number; readonly peak: number };
 }

@@ -41,6 +41,8 @@ export class Output implements RangeSink {
   readonly #starts: number[] = [];
   readonly #ends: number[] = [];
   #scheduled = false;
+  /** Bytes handed to sockets since the process started (written). */
+  #written = 0;
   /**
    * Sockets sent to since the last end-of-turn pass (one socket sending again is counted once),
    * and in the turn of that pass (see send).
@@ -55,6 +57,14 @@ export class Output implements RangeSink {
     this.#turnSockets = 0;
     this.#lastSocket = null;
   };
+
+  /**
+   * Bytes of replies handed to client sockets since the process started (INFO's
+   * total_net_output_bytes): counted as each socket write is made, every connection's together.
+   */
+  get written(): number {
+    return this.#written;
+  }
 
   /** Bytes encoded and not written yet (sent or not). */
   get length(): number {
@@ -131,6 +141,7 @@ export class Output implements RangeSink {
         const socket = this.#sockets[i]!;
         if (socket.destroyed || socket.writableEnded) continue;
         socket.write(buf.subarray(this.#starts[i]!, this.#ends[i]!));
+        this.#written += this.#ends[i]! - this.#starts[i]!;
         // writableLength is 0 when the kernel took every byte during write(); otherwise the
         // socket keeps the view (not a copy) until it is sent.
         if (socket.writableLength > 0) kept = true;

@@ -22,6 +22,7 @@ import { Connection, type ConnectionContext, WRITE_HIGH_WATER } from './connecti
 import type { UnauthenticatedLimits } from './framing.ts';
 import { MAX_TLS_HANDSHAKES, TLS_HANDSHAKE_TIMEOUT_MS, TlsHandshakes } from './handshakes.ts';
 import { registerServerMetrics, type ServerMetrics } from './metrics.ts';
+import { output } from './output.ts';
 import { ReplyBudget } from './reply-budget.ts';
 import { REPLY_HIGH_WATER } from './reply-bytes.ts';
 import { ScanCursorTable } from './scan-cursors.ts';
@@ -246,6 +247,7 @@ export class KvServer {
         rejectedConnections: this.#rejected,
         totalCommands: this.#stats.commands,
         opsPerSec: this.#stats.opsPerSec,
+        netOutputBytes: output.written,
         memory: this.#stats.memory(),
       }),
       stats: this.#stats,

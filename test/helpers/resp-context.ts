@@ -12,6 +12,7 @@ export const TEST_FACTS: ServerFacts = {
   rejectedConnections: 0,
   totalCommands: 1234,
   opsPerSec: 56,
+  netOutputBytes: 4321,
   memory: { used: 2048, rss: 4096, peak: 8192 },
 };
 
