@@ -4,4 +4,4 @@
 export { checkBindable, type ListenAddress } from './bindable.ts';
 export { listen } from './listen.ts';
 export { onReads, type Reads } from './reads.ts';
-export { atTurnEnd, turnPasses } from './turn.ts';
+export { atNextTurn, atTurnEnd, turnPasses } from './turn.ts';

@@ -1,6 +1,8 @@
 // One setImmediate for everything that waits for the end of the event-loop turn.
 
 let queue: (() => void)[] = [];
+/** Functions for the pass after the coming one (atNextTurn). */
+let next: (() => void)[] = [];
 let scheduled = false;
 /** End-of-turn passes run so far (turnPasses). */
 let passes = 0;
@@ -27,6 +29,18 @@ export function atTurnEnd(fn: () => void): void {
   setImmediate(runQueue);
 }
 
+/**
+ * Runs `fn` in the end-of-turn pass after the one this turn ends with: in the next event-loop
+ * turn, once its I/O callbacks ran (new connections accepted, sockets read), before the functions
+ * that turn queues with atTurnEnd. What waits for a later turn (TurnBudget) goes on there.
+ */
+export function atNextTurn(fn: () => void): void {
+  next.push(fn);
+  if (scheduled) return;
+  scheduled = true;
+  setImmediate(runQueue);
+}
+
 function runQueue(): void {
   // Indexed, not iterated over a copy: functions queued meanwhile run in this pass.
   for (let i = 0; i < queue.length; i++) {
@@ -39,7 +53,14 @@ function runQueue(): void {
       });
     }
   }
-  queue = [];
-  scheduled = false;
   passes++;
+  if (next.length === 0) {
+    queue = [];
+    scheduled = false;
+    return;
+  }
+  // Scheduled from this pass (setImmediate's phase), the next pass comes after the next poll.
+  queue = next;
+  next = [];
+  setImmediate(runQueue);
 }

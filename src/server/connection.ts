@@ -43,6 +43,7 @@ import { REPLY_HIGH_WATER, replyBound, replySize } from './reply-bytes.ts';
 import { SessionState } from './session.ts';
 import type { ServerStats } from './stats.ts';
 import { BUFFER_FULL_MESSAGE, execQueued, type Queued } from './transaction.ts';
+import { LARGE_REPLY_BYTES, type TurnBudget } from './turn-budget.ts';
 
 export interface ConnectionContext {
   readonly coordinator: Coordinator;
@@ -83,6 +84,8 @@ export interface ConnectionContext {
   readonly clientOutput: ClientOutput;
   /** Node-wide bound on bytes of replies in the making (reply-budget.ts). */
   readonly replies: ReplyBudget;
+  /** Node-wide bound on bytes of large replies made and written in one turn (turn-budget.ts). */
+  readonly turns: TurnBudget;
   /** A connection with no command running and no bytes moving this long is closed; 0: never. */
   readonly idleTimeoutMs: number;
 }
@@ -225,6 +228,10 @@ export class Connection implements OutputHolder, ReplyWaiter {
   /** The end-of-turn pass (turnPasses) #turnBytes counts in. */
   #turnPass = -1;
   #turnScheduled = false;
+  /** The last reply this connection made was large (LARGE_REPLY_BYTES): see #mustWait. */
+  #large = false;
+  /** Waiting in ctx.turns' line (#turnGo runs in a later turn). */
+  #turnWaiting = false;
 
   constructor(socket: Socket, ctx: ConnectionContext) {
     this.#socket = socket;
@@ -516,6 +523,7 @@ export class Connection implements OutputHolder, ReplyWaiter {
       this.#pending >= this.#ctx.maxPipeline ||
       this.#replyBytes >= REPLY_HIGH_WATER ||
       this.#turnBytes >= TURN_REPLY_BYTES ||
+      this.#waitTurn(next) ||
       this.#socket.writableLength >= WRITE_HIGH_WATER ||
       this.#ctx.budget.exhausted(this.#wake) ||
       this.#ctx.replies.exhausted(this);
@@ -523,6 +531,42 @@ export class Connection implements OutputHolder, ReplyWaiter {
     if (!wait) this.#next = null;
     return wait;
   }
+
+  /**
+   * True (and in ctx.turns' line) when the node's large replies of this turn are spent or others
+   * wait for a later turn, and `next` is likely to make a large reply: a GET of a large value
+   * this node holds (its size looked up only then), or any command after a large reply (the
+   * next is likely large too); a client reading small values never waits here. Asked with
+   * `next` undefined before a large reply is written.
+   */
+  #waitTurn(next?: Pending | Command | null): boolean {
+    if (!this.#ctx.turns.exhausted()) return false;
+    if (next !== undefined && !this.#large && !this.#largeGet(next)) return false;
+    if (!this.#turnWaiting) {
+      this.#turnWaiting = true;
+      this.#ctx.turns.wait(this.#turnGo);
+    }
+    return true;
+  }
+
+  /** Whether `next` is a GET (not queued in MULTI) of a value of LARGE_REPLY_BYTES here. */
+  #largeGet(next: Pending | Command | null): boolean {
+    const cmd = next === null || 'type' in next ? next : next.kind === 'command' ? next.cmd : null;
+    if (cmd?.type !== 'get' || this.#state.inMulti) return false;
+    const here = this.#ctx.coordinator.sizeHere(cmd.key);
+    // #bound's count, kept for #dispatch (one lookup a GET).
+    if (here >= 0) {
+      this.#sized = cmd;
+      this.#sizedBytes = here;
+    }
+    return here >= LARGE_REPLY_BYTES;
+  }
+
+  /** Its turn in ctx.turns' line: writes what waited, then runs what the backlog holds. */
+  readonly #turnGo = () => {
+    this.#turnWaiting = false;
+    if (!this.#closed) this.#flush();
+  };
 
   /** The node-wide reply budget has room for this connection again (reply-budget.ts). */
   wake(): void {
@@ -725,7 +769,12 @@ export class Connection implements OutputHolder, ReplyWaiter {
   readonly #getCount: CounterCell;
   readonly #getDuration: HistogramCell;
   readonly #encodeValue: ValueUse = (raw, start) => {
-    if (raw !== undefined && start >= 0) this.#countTurn(raw.length - start);
+    if (raw !== undefined && start >= 0) {
+      const bytes = raw.length - start;
+      this.#countTurn(bytes);
+      this.#large = bytes >= LARGE_REPLY_BYTES;
+      if (this.#large) this.#ctx.turns.spend(bytes);
+    }
     encodeRespValueAt(output, raw, start, this.#session!.proto);
   };
 
@@ -774,9 +823,12 @@ export class Connection implements OutputHolder, ReplyWaiter {
       this.#finish(slot, this.#failure(err));
       return;
     }
-    // An asynchronous outcome (null) holds its bytes of the budget until it is in (above).
-    if (result === null) budget?.take(cost);
-    else this.#finish(slot, result);
+    // An asynchronous outcome (null) holds its bytes of the budget until it is in (above). A
+    // large one made its copy of the value here (a GET's own replica's record): the turn's.
+    if (result === null) {
+      budget?.take(cost);
+      if (slot.held >= LARGE_REPLY_BYTES) this.#ctx.turns.spend(slot.held);
+    } else this.#finish(slot, result);
   }
 
   /** EXEC: the queued commands, in order, after everything before them; one array reply. */
@@ -824,6 +876,7 @@ export class Connection implements OutputHolder, ReplyWaiter {
     slot.reply = reply;
     this.#holdReply(slot, replySize(reply));
     this.#countTurn(slot.held);
+    this.#large = slot.held >= LARGE_REPLY_BYTES;
     this.#made += slot.held;
     if (slot.command !== null) {
       this.#ctx.metrics.duration
@@ -867,6 +920,11 @@ export class Connection implements OutputHolder, ReplyWaiter {
     while (this.#head < this.#slots.length) {
       const slot = this.#slots[this.#head]!;
       if (slot.reply === null) break;
+      if (slot.held >= LARGE_REPLY_BYTES && !this.#closed) {
+        // A large reply waits while the node's large replies of this turn are spent.
+        if (this.#waitTurn(undefined)) break;
+        this.#ctx.turns.spend(slot.held);
+      }
       // Its keys and values, and an eighth more for the framing around them.
       if (slot.held >= LARGE_REPLY) output.reserve(slot.held + (slot.held >> 3) + 4096);
       this.#framing!.encode(slot.reply, output, slot.proto);

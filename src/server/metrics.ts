@@ -27,6 +27,8 @@ export interface ServerMetrics {
   readonly replyWaiting: Gauge;
   /** Connections that began to wait for the node-wide reply budget (reply-budget.ts). */
   readonly replyWaits: Counter;
+  /** Large replies and commands that waited for a later event-loop turn (turn-budget.ts). */
+  readonly turnWaits: Counter;
   /** Sets what the reply budget's gauges read (the node's ReplyBudget). */
   watchReplies(budget: { readonly reserved: number; readonly waiting: number }): void;
   readonly idleClosed: Counter;
@@ -154,6 +156,11 @@ export function registerServerMetrics(registry: Registry): ServerMetrics {
     replyWaits: new Counter({
       name: 'kvstore_client_reply_waits_total',
       help: 'Times a client connection stopped taking commands because the replies in the making over every connection (kvstore_client_reply_reserved_bytes) reached --max-client-output-bytes, or others waited ahead of it; it resumes in turn as they are written.',
+      registers: [registry],
+    }),
+    turnWaits: new Counter({
+      name: 'kvstore_client_turn_waits_total',
+      help: 'Times a client connection waited for a later event-loop turn to write a large reply (64 KiB or more) or to run a command after one, because the large replies made and written in this turn over every connection reached 4 MiB (small replies never wait); new connections are accepted and sockets read in between.',
       registers: [registry],
     }),
     watchReplies: (b) => {

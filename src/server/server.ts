@@ -27,6 +27,7 @@ import { ReplyBudget } from './reply-budget.ts';
 import { REPLY_HIGH_WATER } from './reply-bytes.ts';
 import { ScanCursorTable } from './scan-cursors.ts';
 import { ServerStats } from './stats.ts';
+import { NODE_TURN_BYTES, TurnBudget } from './turn-budget.ts';
 
 export interface ServerOptions {
   readonly host: string;
@@ -269,6 +270,7 @@ export class KvServer {
       buffers: new ClientBuffers(bufferLimit, this.#metrics, opts.logger),
       clientOutput,
       replies,
+      turns: new TurnBudget(NODE_TURN_BYTES, () => this.#metrics.turnWaits.inc()),
       idleTimeoutMs: opts.idleTimeoutMs ?? 0,
       maxMultiReadBytes,
     };

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { NODE_TURN_BYTES } from '../../src/server/turn-budget.ts';
 import {
   type ClusterNode,
   loopbackBlock,
@@ -11,6 +12,7 @@ import {
   waitSettled,
 } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
+import type { LineClient } from '../helpers/line-client.ts';
 import { untilStill } from '../helpers/node-memory.ts';
 import { cleanup, type NodeProcess } from '../helpers/node-process.ts';
 import { RawResp } from '../helpers/resp-tools.ts';
@@ -60,28 +62,88 @@ async function quietClients(node: ClusterNode, n: number): Promise<Socket[]> {
   );
 }
 
+/** The 3-node test of the turn bound: readers, and GETs of 1 MiB each. */
+const READERS = 20;
+const READER_GETS = 4;
+/** New connections made while the coordinator is stopped. */
+const NEWCOMERS = 4;
+const INFO = '*2\r\n$4\r\nINFO\r\n$5\r\nstats\r\n';
+
+/**
+ * A new connection to `node` that sends INFO once connected (the kernel completes a connection
+ * in the listen queue of a stopped process: `connected`) and reads its total_net_output_bytes.
+ */
+function newcomer(node: ClusterNode): { connected: Promise<void>; written: Promise<number> } {
+  let connected: () => void = () => {};
+  const made = new Promise<void>((r) => {
+    connected = r;
+  });
+  const written = new Promise<number>((resolve, reject) => {
+    let data = '';
+    const s: Socket = connect({ host: node.host, port: node.proc.port }, () => {
+      s.write(INFO);
+      connected();
+    });
+    defer(() => s.destroy());
+    s.setEncoding('latin1');
+    s.on('data', (d: string) => {
+      data += d;
+      const head = /^\$(\d+)\r\n/.exec(data);
+      if (head === null || data.length < head[0].length + Number(head[1]) + 2) return;
+      resolve(Number(/total_net_output_bytes:(\d+)/.exec(data)?.[1] ?? Number.NaN));
+      s.destroy();
+    });
+    s.once('error', reject);
+  });
+  return { connected: made, written };
+}
+
+/** Stops `node` (SIGSTOP) until the test goes on with SIGCONT, or ends. Returns its pid. */
+function stop(node: ClusterNode): number {
+  const pid = node.proc.child.pid!;
+  process.kill(pid, 'SIGSTOP');
+  defer(() => {
+    if (node.proc.child.exitCode === null) process.kill(pid, 'SIGCONT');
+  });
+  return pid;
+}
+
+/**
+ * Three members with `args` (after --peers), settled, and eight values of 1 MiB, big0..big7,
+ * written through the first; `env` runs each node under it.
+ */
+async function threeNodes(args: string[], env?: string[]): Promise<ClusterNode[]> {
+  const block = loopbackBlock();
+  const hosts = [1, 2, 3].map((i) => `${block}.${i}`);
+  const peers = hosts.map((h, i) => `kvstore-${i}=${h}:7946`).join(',');
+  const nodes = await Promise.all(
+    hosts.map((h, i) =>
+      startMember(`kvstore-${i}`, h, ['--peers', peers, ...args], undefined, env),
+    ),
+  );
+  await waitAllUp(nodes);
+  await waitSettled(
+    nodes,
+    nodes.map((n) => n.name),
+  );
+  await putBig(nodes[0]!);
+  return nodes;
+}
+
+/** Writes big0..big7, 1 MiB each, through `node`; returns the client that wrote them. */
+async function putBig(node: ClusterNode): Promise<LineClient> {
+  const setup = await openClient(node);
+  const value = 'v'.repeat(MiB);
+  for (let i = 0; i < 8; i++) expect(await setup.call(`PUT big${i} ${value}`)).toBe('OK');
+  return setup;
+}
+
 describe('the node-wide budget of replies in the making', () => {
   it('bounds the coordinator while 40 clients that never read pipeline 400 GETs of 1 MiB at once through a 3-node cluster, and a reading client is served meanwhile', async () => {
     // As the image runs them: glibc gives freed large buffers back (MALLOC_MMAP_THRESHOLD_), so
     // the peak is what the node held, not what glibc kept of what it freed.
-    const block = loopbackBlock();
-    const hosts = [1, 2, 3].map((i) => `${block}.${i}`);
-    const peers = hosts.map((h, i) => `kvstore-${i}=${h}:7946`).join(',');
-    const env = ['env', 'MALLOC_MMAP_THRESHOLD_=131072'];
-    const nodes = await Promise.all(
-      hosts.map((h, i) =>
-        startMember(`kvstore-${i}`, h, ['--peers', peers, ...BOUND], undefined, env),
-      ),
-    );
-    await waitAllUp(nodes);
-    await waitSettled(
-      nodes,
-      nodes.map((n) => n.name),
-    );
+    const nodes = await threeNodes(BOUND, ['env', 'MALLOC_MMAP_THRESHOLD_=131072']);
     const coord = nodes[0]!;
-    const setup = await openClient(coord);
-    const value = 'v'.repeat(MiB);
-    for (let i = 0; i < 8; i++) expect(await setup.call(`PUT big${i} ${value}`)).toBe('OK');
 
     const stuck = await quietClients(coord, CLIENTS);
     const reader = await openClient(coord);
@@ -89,11 +151,7 @@ describe('the node-wide budget of replies in the making', () => {
     const gets = Buffer.from(Array.from({ length: GETS }, (_, i) => `GET big${i % 8}\n`).join(''));
     // Every client's requests reach the node together: written while it is stopped, read in
     // one pass once it goes on (the kernel holds them meanwhile).
-    const pid = coord.proc.child.pid!;
-    process.kill(pid, 'SIGSTOP');
-    defer(() => {
-      if (coord.proc.child.exitCode === null) process.kill(pid, 'SIGCONT');
-    });
+    const pid = stop(coord);
     await Promise.all(stuck.map((s) => new Promise((done) => s.write(gets, done))));
     process.kill(pid, 'SIGCONT');
     // Meanwhile a client that reads its replies: 1 MiB GETs (the other owner sends a header,
@@ -137,29 +195,11 @@ describe('the node-wide budget of replies in the making', () => {
   }, 120_000);
 
   it('answers a client that holds nothing of the budget while it is used up by GETs its peers have not answered, before any of them', async () => {
-    const block = loopbackBlock();
-    const hosts = [1, 2, 3].map((i) => `${block}.${i}`);
-    const peers = hosts.map((h, i) => `kvstore-${i}=${h}:7946`).join(',');
     // The GETs wait for a peer's answer as long as the test needs them to.
-    const args = ['--peers', peers, '--peer-timeout-ms', '120000'];
-    const nodes = await Promise.all(hosts.map((h, i) => startMember(`kvstore-${i}`, h, args)));
-    await waitAllUp(nodes);
-    await waitSettled(
-      nodes,
-      nodes.map((n) => n.name),
-    );
+    const nodes = await threeNodes(['--peer-timeout-ms', '120000']);
     const [coord, ...others] = nodes as [ClusterNode, ...ClusterNode[]];
-    const setup = await openClient(coord);
-    const value = 'v'.repeat(MiB);
-    for (let i = 0; i < 8; i++) expect(await setup.call(`PUT big${i} ${value}`)).toBe('OK');
     // The coordinator reads its copy and waits for one of the stopped peers (R=2).
-    for (const peer of others) {
-      const pid = peer.proc.child.pid!;
-      process.kill(pid, 'SIGSTOP');
-      defer(() => {
-        if (peer.proc.child.exitCode === null) process.kill(pid, 'SIGCONT');
-      });
-    }
+    for (const peer of others) stop(peer);
     // 12 clients of 32 GETs of 1 MiB: 16 run on each connection, 8 connections' fill the
     // node's 128 MiB, the rest wait.
     const heavy = await Promise.all(Array.from({ length: 12 }, () => openClient(coord)));
@@ -190,11 +230,9 @@ describe('the node-wide budget of replies in the making', () => {
     expect(heavy.some((c) => c.socket.bytesRead >= MiB)).toBe(true);
   }, 180_000);
 
-  it('answers a client beside 20 that read 16 GETs of 1 MiB each, arrived together, after at most a few of their GETs', async () => {
+  it('answers a client beside 20 that read 16 GETs of 1 MiB each, arrived together, after 4 MiB of their GETs and one more at most', async () => {
     const node = await startMember('kvstore-0', `${loopbackBlock()}.1`, []);
-    const setup = await openClient(node);
-    const value = 'v'.repeat(MiB);
-    for (let i = 0; i < 8; i++) expect(await setup.call(`PUT big${i} ${value}`)).toBe('OK');
+    const setup = await putBig(node);
     const readers = await Promise.all(Array.from({ length: 20 }, () => openClient(node)));
     const small = await RawResp.open(node.host, node.proc.port);
     defer(() => small.socket.destroy());
@@ -224,11 +262,7 @@ describe('the node-wide budget of replies in the making', () => {
     expect(await setup.call('PING')).toBe('PONG');
     // Every reader's 16 GETs and the small client's INFO, last, reach the node together:
     // written while it is stopped, read in one pass once it goes on.
-    const pid = node.proc.child.pid!;
-    process.kill(pid, 'SIGSTOP');
-    defer(() => {
-      if (node.proc.child.exitCode === null) process.kill(pid, 'SIGCONT');
-    });
+    const pid = stop(node);
     const gets = Array.from({ length: 16 }, (_, i) => `GET big${i % 8}`).join('\n');
     for (const r of readers) r.send(`${gets}\n`);
     await until(async () => readers.every((r) => r.socket.writableLength === 0), 10_000, 'sent');
@@ -238,10 +272,77 @@ describe('the node-wide budget of replies in the making', () => {
     console.log(`GETs started before the small client's INFO: ${ahead}`);
     // Before each connection's turn was bounded (connection.ts TURN_REPLY_BYTES), a reader ran
     // GETs as long as its socket took their replies, in the turn the INFO waited for: 83 GETs
-    // ran first (and beside 40 readers, 368 MiB of replies in one turn, 3.3 s at load 18). Now
-    // a turn runs one 1 MiB GET a reader.
-    expect(ahead).toBeLessThanOrEqual(2 * readers.length);
+    // ran first (and beside 40 readers, 368 MiB of replies in one turn, 3.3 s at load 18). With
+    // that bound alone a turn ran one 1 MiB GET a reader (19-20 here); with the node's bound
+    // over every connection (turn-budget.ts) it runs 4 MiB of them and one more at most.
+    expect(ahead).toBeLessThanOrEqual(NODE_TURN_BYTES / MiB + 2);
     const all = await Promise.all(readers.map((r) => r.lines(16, 60_000)));
     expect(all.flat().every((l) => l.length === MiB)).toBe(true);
   }, 120_000);
+});
+
+describe('the node-wide bound of large replies in one event-loop turn', () => {
+  it('writes 1 MiB GETs that complete together over several turns, and answers a new connection after the first', async () => {
+    // The GETs wait for a peer's answer as long as the test needs them to.
+    const nodes = await threeNodes(['--peer-timeout-ms', '120000']);
+    const [coord, ...others] = nodes as [ClusterNode, ...ClusterNode[]];
+    const readers = await Promise.all(Array.from({ length: READERS }, () => openClient(coord)));
+    await until(
+      async () => (await metric(coord, 'kvstore_connections')) >= READERS + 1,
+      30_000,
+      'the node to accept every reader',
+    );
+    const received = await Promise.all(
+      others.map((p) => metric(p, 'kvstore_peer_requests_received_total')),
+    );
+    // The coordinator reads its copy of each value and waits for a stopped peer's header (R=2).
+    for (const peer of others) stop(peer);
+    const gets = Array.from({ length: READER_GETS }, (_, i) => `GET big${i % 8}\n`).join('');
+    const started = await metric(coord, 'kvstore_requests_total{command="get"}');
+    for (const r of readers) r.send(gets);
+    const asked = 'kvstore_peer_requests_in_flight{side="client"}';
+    await until(
+      async () =>
+        (await metric(coord, 'kvstore_requests_total{command="get"}')) >=
+          started + READERS * READER_GETS && (await metric(coord, asked)) >= 1,
+      30_000,
+      'every GET to start and wait for a peer',
+    );
+    expect(readers.map((r) => r.socket.bytesRead)).toEqual(readers.map(() => 0));
+    const inFlight = await metric(coord, asked);
+    const before = await newcomer(coord).written;
+    // The peers answer while the coordinator is stopped: every header reaches it at once.
+    const pid = stop(coord);
+    for (const peer of others) process.kill(peer.proc.child.pid!, 'SIGCONT');
+    await until(
+      async () => {
+        const now = await Promise.all(
+          others.map((p) => metric(p, 'kvstore_peer_requests_received_total')),
+        );
+        const handling = await Promise.all(
+          others.map((p) => metric(p, 'kvstore_peer_requests_in_flight{side="server"}')),
+        );
+        const got = now.reduce((a, n, i) => a + n - received[i]!, 0);
+        return got >= inFlight && handling.every((h) => h === 0);
+      },
+      30_000,
+      'the peers to answer the stopped coordinator',
+    );
+    // New clients wait in the listen queue; the node takes one a turn once it goes on, and reads
+    // its INFO in the turn after: the first INFO says what the node wrote in its first turn.
+    const infos = Array.from({ length: NEWCOMERS }, () => newcomer(coord));
+    await Promise.all(infos.map((i) => i.connected));
+    process.kill(pid, 'SIGCONT');
+    const written = (await Promise.all(infos.map((i) => i.written)))
+      .map((b) => b - before)
+      .sort((a, b) => a - b);
+    console.log(
+      `MiB written before each new client's INFO: ${written.map((b) => (b / MiB).toFixed(1)).join(', ')}`,
+    );
+    // Before the bound (turn-budget.ts) the turn that took the headers wrote every reply: 80 MiB
+    // before the first new client's INFO ran. Now a turn writes 4 MiB and one reply at most.
+    expect(written[0]!).toBeLessThanOrEqual(NODE_TURN_BYTES + 2 * MiB);
+    const all = await Promise.all(readers.map((r) => r.lines(READER_GETS, 60_000)));
+    expect(all.flat().every((l) => l.length === MiB)).toBe(true);
+  }, 180_000);
 });

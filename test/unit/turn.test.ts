@@ -1,7 +1,7 @@
 // atTurnEnd: one pass at the end of the turn, in order, including what is queued during it.
 
 import { expect, it } from 'vitest';
-import { atTurnEnd, turnPasses } from '../../src/net/index.ts';
+import { atNextTurn, atTurnEnd, turnPasses } from '../../src/net/index.ts';
 
 it('runs queued functions after the turn, in order, and those queued meanwhile in the same pass', async () => {
   const seen: string[] = [];
@@ -29,4 +29,26 @@ it('counts its passes: the count differs between two turns that wrote, not withi
   // A turn in which nothing was queued runs no pass.
   await new Promise((resolve) => setImmediate(resolve));
   expect(turnPasses()).toBe(before + 1);
+});
+
+it('runs what atNextTurn queued in the pass after the one its turn ends with, in order', async () => {
+  const seen: string[] = [];
+  const before = turnPasses();
+  const pass = () => turnPasses() - before;
+  atNextTurn(() => seen.push(`a in pass ${pass()}`));
+  atTurnEnd(() => {
+    seen.push(`end in pass ${pass()}`);
+    // Queued during the pass its turn ends with: the next pass too, after 'a'.
+    atNextTurn(() => {
+      seen.push(`b in pass ${pass()}`);
+      atTurnEnd(() => seen.push(`joins pass ${pass()}`));
+    });
+  });
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(seen).toEqual(['end in pass 0']);
+  // Scheduled from the pass (setImmediate's phase), the next pass comes in the next turn.
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(seen).toEqual(['end in pass 0', 'a in pass 1', 'b in pass 1', 'joins pass 1']);
+  expect(turnPasses()).toBe(before + 2);
 });
