@@ -10,6 +10,7 @@
 // prints the small client's p50/p99/max, what the large readers got, the coordinator's
 // resident peak (VmHWM) over its size before, and the clients the output bound closed.
 
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { connect, type Socket } from 'node:net';
@@ -20,6 +21,7 @@ import { Histogram } from './histogram.ts';
 import {
   cleanupSync,
   positiveInt,
+  processCpuMs,
   runBench,
   type Server,
   scrapeMetrics,
@@ -30,6 +32,8 @@ import {
 import { respCall } from './respload.ts';
 
 const MiB = 1024 * 1024;
+/** Clock ticks a second, the unit of /proc/<pid>/stat's CPU times. */
+const TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
 const BIG_KEYS = 8;
 const SMALL_KEYS = 100;
 const SMALL_BYTES = 100;
@@ -252,6 +256,7 @@ function newcomers(node: Server, stop: Stop) {
 async function run(mode: 'read' | 'stuck', nodes: Server[]) {
   const coord = nodes[0]!;
   const before = resident(coord);
+  const cpuBefore = processCpuMs(coord.child.pid, TICKS);
   const closedBefore = (await scrapeMetrics(coord.host, ports[1]!)).get(EVICTED) ?? 0;
   const stop: Stop = { done: false };
   // The small client is a connection of the node before the load's: it measures its GETs' waits,
@@ -284,9 +289,10 @@ async function run(mode: 'read' | 'stuck', nodes: Server[]) {
   const { pings, scrapes, failed } = await joiners();
   const m = await scrapeMetrics(coord.host, ports[1]!);
   const after = resident(coord);
+  const cpu = (processCpuMs(coord.child.pid, TICKS) - cpuBefore) / 1000;
   console.log(
     `${mode}: small GETs ${latency.count} (wrong ${wrong}${closed ? ', CLOSED' : ''}) p50 ${ms(latency.p50Us)} ms, p99 ${ms(latency.p99Us)} ms, max ${ms(latency.maxUs)} ms; ` +
-      `${mode === 'read' ? `large read ${(got / seconds).toFixed(0)} MiB/s; ` : ''}` +
+      `${mode === 'read' ? `large read ${(got / seconds).toFixed(0)} MiB/s (coordinator CPU ${(cpu / seconds).toFixed(2)} s/s, ${((cpu * 1000) / Math.max(got, 1)).toFixed(1)} ms/MiB); ` : ''}` +
       `coordinator peak ${(after.peak / MiB).toFixed(0)} MiB (before ${(before.now / MiB).toFixed(0)}), ` +
       `clients closed ${(m.get(EVICTED) ?? 0) - closedBefore}, waits ${m.get('kvstore_client_reply_waits_total')}`,
   );
