@@ -160,7 +160,7 @@ export function registerServerMetrics(registry: Registry): ServerMetrics {
     }),
     turnWaits: new Counter({
       name: 'kvstore_client_turn_waits_total',
-      help: 'Times a client connection waited for a later event-loop turn to write a large reply (64 KiB or more) or to run a command after one, because the large replies made and written in this turn over every connection reached 4 MiB (small replies never wait); new connections are accepted and sockets read in between.',
+      help: 'Times a client connection waited for a later event-loop turn to write a large reply (64 KiB or more) or to run a command after one, because the large replies made and written in this turn over every connection reached 8 MiB (small replies never wait); new connections are accepted and sockets read in between.',
       registers: [registry],
     }),
     watchReplies: (b) => {

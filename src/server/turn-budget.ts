@@ -13,8 +13,11 @@ export const LARGE_REPLY_BYTES = 64 * 1024;
  * and the turn that completed them made and wrote 128 MiB (0.5-1.9 s at load 13): a 100-byte GET
  * answered in that batch waited for it, a new connection waited for that turn and the next (the
  * node accepts one connection per turn), and the starts and completions went on in lockstep.
+ * Why 8 MiB (bench/results/2026-12-07-s30-turn-budget-ab.md): 4 MiB answered small GETs and new
+ * connections a little sooner but cost about 15% more CPU per MiB of large replies on one node;
+ * with 16 MiB, small GETs on three nodes waited nearly as long as without a bound.
  */
-export const NODE_TURN_BYTES = 4 * 1024 * 1024;
+export const NODE_TURN_BYTES = 8 * 1024 * 1024;
 
 /**
  * Counts the bytes of large replies made and written in the current event-loop turn (a turn is

@@ -230,7 +230,7 @@ describe('the node-wide budget of replies in the making', () => {
     expect(heavy.some((c) => c.socket.bytesRead >= MiB)).toBe(true);
   }, 180_000);
 
-  it('answers a client beside 20 that read 16 GETs of 1 MiB each, arrived together, after 4 MiB of their GETs and one more at most', async () => {
+  it('answers a client beside 20 that read 16 GETs of 1 MiB each, arrived together, after 8 MiB of their GETs and one more at most', async () => {
     const node = await startMember('kvstore-0', `${loopbackBlock()}.1`, []);
     const setup = await putBig(node);
     const readers = await Promise.all(Array.from({ length: 20 }, () => openClient(node)));
@@ -274,7 +274,7 @@ describe('the node-wide budget of replies in the making', () => {
     // GETs as long as its socket took their replies, in the turn the INFO waited for: 83 GETs
     // ran first (and beside 40 readers, 368 MiB of replies in one turn, 3.3 s at load 18). With
     // that bound alone a turn ran one 1 MiB GET a reader (19-20 here); with the node's bound
-    // over every connection (turn-budget.ts) it runs 4 MiB of them and one more at most.
+    // over every connection (turn-budget.ts) it runs 8 MiB of them and one more at most.
     expect(ahead).toBeLessThanOrEqual(NODE_TURN_BYTES / MiB + 2);
     const all = await Promise.all(readers.map((r) => r.lines(16, 60_000)));
     expect(all.flat().every((l) => l.length === MiB)).toBe(true);
@@ -340,7 +340,7 @@ describe('the node-wide bound of large replies in one event-loop turn', () => {
       `MiB written before each new client's INFO: ${written.map((b) => (b / MiB).toFixed(1)).join(', ')}`,
     );
     // Before the bound (turn-budget.ts) the turn that took the headers wrote every reply: 80 MiB
-    // before the first new client's INFO ran. Now a turn writes 4 MiB and one reply at most.
+    // before the first new client's INFO ran. Now a turn writes 8 MiB and one reply at most.
     expect(written[0]!).toBeLessThanOrEqual(NODE_TURN_BYTES + 2 * MiB);
     const all = await Promise.all(readers.map((r) => r.lines(READER_GETS, 60_000)));
     expect(all.flat().every((l) => l.length === MiB)).toBe(true);
