@@ -562,10 +562,14 @@ export class Connection implements OutputHolder, ReplyWaiter {
     return here >= LARGE_REPLY_BYTES;
   }
 
-  /** Its turn in ctx.turns' line: writes what waited, then runs what the backlog holds. */
+  /**
+   * Its turn in ctx.turns' line: writes what waited, then runs what the backlog holds. Closed
+   * meanwhile (the output bound closes clients that hold the most), it still flushes: its
+   * replies are dropped there and only there give back what they count in the reply budget.
+   */
   readonly #turnGo = () => {
     this.#turnWaiting = false;
-    if (!this.#closed) this.#flush();
+    this.#flush();
   };
 
   /** The node-wide reply budget has room for this connection again (reply-budget.ts). */
