@@ -203,7 +203,8 @@ const options = {
    * it answers nowhere, so that a restart on a new address (a pod made again, a compose container
    * recreated) is no leave and join that moves its data away and back. A member that reported
    * itself decommissioning or decommissioned leaves at once, and one that still answers where it
-   * was at the next probe. 0: every unlisted member leaves at once.
+   * was once a resolve made after that answer still does not list it. 0: every unlisted member
+   * leaves at once.
    */
   unlistedGraceMs: z.coerce
     .number()

@@ -57,6 +57,11 @@ interface Tracked {
   offset: ClockOffset | null;
   /** When the source stopped listing it (ms since the epoch; see Membership), or null while listed. */
   unlistedAt: number | null;
+  /**
+   * While unlisted: the resolves started when a probe sent after the unlisting was answered (it
+   * runs where it was), or null. A resolve started later that still does not list it, it leaves.
+   */
+  answeredAt: number | null;
 }
 
 /** Another node answering under this node's name at the address listed for it. */
@@ -111,7 +116,11 @@ export function inRing(m: MemberView): boolean {
  *   member that never answered this node but that the settled ring counts (this node restarted
  *   while it was down) is kept like any;
  * - it answers a probe at its last address (it runs, and the source says it is no member any
- *   more: removed by hand, or a test): at that probe;
+ *   more: removed by hand, or a test), and a resolve started after that answer still does not
+ *   list it: at that resolve (started at the answer). The source's last answer may be older than
+ *   the member's new records: an SRV member is dialled by its target name, which answers from
+ *   the new pod as soon as its records are back, which this node's next resolve (every
+ *   --resolve-interval-ms) would only then see;
  * - it has answered none for `unlistedGraceMs` since it was unlisted: at the next probe round.
  * Until then it stays a member (down once its probes fail), and listed again under its name, at
  * any address, it is listed as before: a restart on a new address (a Kubernetes pod deleted and
@@ -165,6 +174,7 @@ export class Membership extends EventEmitter<{
       lastContact: null,
       offset: null,
       unlistedAt: null,
+      answeredAt: null,
     });
     const states = new Gauge({
       name: 'kvstore_members',
@@ -336,11 +346,12 @@ export class Membership extends EventEmitter<{
     }
     this.#listed = true;
     if (listed.length > 0) this.#listedAny = true;
-    this.#setListed(listed);
+    this.#setListed(listed, seq);
     return true;
   }
 
-  #setListed(listed: MemberAddress[]): void {
+  /** Takes the answer of the resolve `seq` (the resolveNow calls started until it). */
+  #setListed(listed: MemberAddress[], seq: number): void {
     const self = this.#opts.self.name;
     const own = this.#opts.self;
     // Listed at this node's own listen address: only this process can answer there.
@@ -351,7 +362,14 @@ export class Membership extends EventEmitter<{
     const before = new Set([...this.#members.values()].map((t) => peerAddressOf(t.addr)));
     let changed = false;
     for (const [name, t] of [...this.#members]) {
-      if (name === self || names.has(name) || t.unlistedAt !== null) continue;
+      if (name === self || names.has(name)) continue;
+      if (t.unlistedAt !== null) {
+        if (t.answeredAt !== null && seq > t.answeredAt) {
+          this.#forget(t, 'not listed, and it answers where it was');
+          changed = true;
+        }
+        continue;
+      }
       const status = t.hello?.status;
       const wasLeaving = status === 'decommissioning' || status === 'decommissioned';
       const holds = this.#holdsData(name);
@@ -377,6 +395,7 @@ export class Membership extends EventEmitter<{
       const t = this.#members.get(addr.name);
       if (t !== undefined && t.unlistedAt !== null) {
         t.unlistedAt = null;
+        t.answeredAt = null;
         this.#opts.logger.info({ member: addr.name, host: addr.host }, 'member listed again');
       }
       if (!t) {
@@ -388,6 +407,7 @@ export class Membership extends EventEmitter<{
           lastContact: null,
           offset: null,
           unlistedAt: null,
+          answeredAt: null,
         });
         this.#opts.logger.info({ member: addr.name, host: addr.host }, 'member joined');
         changed = true;
@@ -419,10 +439,15 @@ export class Membership extends EventEmitter<{
   #leave(t: Tracked, reason: string): void {
     if (this.#stopped || this.#members.get(t.addr.name) !== t || t.unlistedAt === null) return;
     const before = new Set([...this.#members.values()].map((m) => peerAddressOf(m.addr)));
-    this.#members.delete(t.addr.name);
-    const unlistedMs = Date.now() - t.unlistedAt;
-    this.#opts.logger.info({ member: t.addr.name, reason, unlistedMs }, 'member left');
+    this.#forget(t, reason);
     this.#changed(before);
+  }
+
+  /** Deletes an unlisted member and says why it left (the caller emits the change). */
+  #forget(t: Tracked, reason: string): void {
+    this.#members.delete(t.addr.name);
+    const unlistedMs = t.unlistedAt === null ? 0 : Date.now() - t.unlistedAt;
+    this.#opts.logger.info({ member: t.addr.name, reason, unlistedMs }, 'member left');
   }
 
   /**
@@ -446,12 +471,16 @@ export class Membership extends EventEmitter<{
     await Promise.all([
       ...others.map((t) =>
         this.#once(t.addr.name, async () => {
-          // Only a probe sent once it was unlisted tells it still runs where it was.
+          // Only a probe sent once it was unlisted tells it still runs where it was; it leaves if
+          // a resolve started from now on still does not list it (see the class comment).
           const unlisted = t.unlistedAt;
           const changed = await this.#probeOne(t);
+          if (this.#stopped) return;
           if (unlisted !== null && t.unlistedAt === unlisted && t.failures === 0) {
-            this.#leave(t, 'not listed, and it answers where it was');
-          } else if (changed && !this.#stopped) this.emit('change');
+            t.answeredAt ??= this.#resolvesStarted;
+            if (this.#resolving === 0) void this.resolveNow();
+          }
+          if (changed) this.emit('change');
         }),
       ),
       this.#once(SELF_PROBE, () => this.#probeSelf()),

@@ -59,7 +59,7 @@ function membershipOf(self: MemberAddress, unlistedGraceMs: number, holding?: Se
   };
   const unlistedGauge = async () =>
     (await registry.getSingleMetric('kvstore_members_unlisted')?.get())?.values[0]?.value;
-  return { membership, running, gone, said, step, unlistedGauge };
+  return { membership, running, source, gone, said, step, unlistedGauge };
 }
 
 const hello = (name: string, status = 'active') => ({ name, status }) as HelloReply;
@@ -90,6 +90,29 @@ describe('a member the source stops listing', () => {
     expect(gone).toEqual([]);
   });
 
+  it('(SRV) does not leave when its target name answers before this node resolves again', async () => {
+    // The new pod's records (its SRV record, its target's A record) appear together, but this node
+    // resolves every few seconds and probes every second: its probe, dialled by target name,
+    // reaches the new process while its last answer of the source still lacks the record. That is
+    // no sign it was removed: a resolve made after the answer says.
+    const self = srv('kvstore-0');
+    const { membership, running, source, said, step, unlistedGauge } = membershipOf(self, 60_000);
+    const two = srv('kvstore-2');
+    running.set(two.host, hello('kvstore-2'));
+    await step([self, srv('kvstore-1'), two]);
+    running.delete(two.host);
+    await step([self, srv('kvstore-1')], 5);
+    expect(state(membership, 'kvstore-2')).toBe('down');
+    // Back: listed by DNS again, and answering; this node has not resolved since.
+    source.listed = [self, srv('kvstore-1'), two];
+    running.set(two.host, hello('kvstore-2'));
+    await membership.probeNow();
+    await until(async () => (await unlistedGauge()) === 0, 5000, 'kvstore-2 listed again');
+    expect(membership.names()).toEqual(['kvstore-0', 'kvstore-1', 'kvstore-2']);
+    expect(state(membership, 'kvstore-2')).toBe('up');
+    expect(said('member left')).toEqual([]);
+  });
+
   it('(A) is moved, not left and joined, when it comes back named at a new address', async () => {
     const self = at('n0', 1);
     const { membership, running, gone, said, step } = membershipOf(self, 60_000);
@@ -111,7 +134,7 @@ describe('a member the source stops listing', () => {
     expect(gone).toEqual(['127.0.0.3:7946']); // its old address's connections are closed
   });
 
-  it('leaves at the next probe when it still answers where it was', async () => {
+  it('leaves when it answers where it was and a resolve made after that still does not list it', async () => {
     // Running, and no longer listed: removed from the records on purpose.
     const self = at('n0', 1);
     const { membership, running, gone, said, step } = membershipOf(self, 60_000);
@@ -123,6 +146,7 @@ describe('a member the source stops listing', () => {
     expect(membership.names()).toEqual(['n0', 'n1']);
     expect(changes).toBe(0);
     await membership.probeNow();
+    await until(() => membership.names()?.length === 1, 5000, 'n1 to leave');
     expect(changes).toBe(1);
     expect(membership.names()).toEqual(['n0']);
     expect(said('member left').map((r) => r.reason)).toEqual([
