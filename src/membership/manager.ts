@@ -55,7 +55,11 @@ interface Tracked {
   lastContact: number | null;
   /** How far the member's clock was from this node's at its last answer, or null (see ClockOffset). */
   offset: ClockOffset | null;
-  /** When the source stopped listing it (ms since the epoch; see Membership), or null while listed. */
+  /**
+   * When the source stopped listing it (see Membership), on this process's monotonic clock
+   * (performance.now(): a stepped wall clock neither ends nor stretches the grace), or null while
+   * listed.
+   */
   unlistedAt: number | null;
   /**
    * While unlisted: the resolves started when a probe sent after the unlisting was answered (it
@@ -383,7 +387,7 @@ export class Membership extends EventEmitter<{
         this.#opts.logger.info({ member: name, reason }, 'member left');
         changed = true;
       } else {
-        t.unlistedAt = Date.now();
+        t.unlistedAt = performance.now();
         this.#opts.logger.info(
           { member: name, host: t.addr.host, graceMs: this.#opts.unlistedGraceMs },
           'member no longer listed: still a member until it answers where it was, or stays silent for the grace',
@@ -446,7 +450,7 @@ export class Membership extends EventEmitter<{
   /** Deletes an unlisted member and says why it left (the caller emits the change). */
   #forget(t: Tracked, reason: string): void {
     this.#members.delete(t.addr.name);
-    const unlistedMs = t.unlistedAt === null ? 0 : Date.now() - t.unlistedAt;
+    const unlistedMs = t.unlistedAt === null ? 0 : Math.round(performance.now() - t.unlistedAt);
     this.#opts.logger.info({ member: t.addr.name, reason, unlistedMs }, 'member left');
   }
 
@@ -463,7 +467,7 @@ export class Membership extends EventEmitter<{
     const grace = this.#opts.unlistedGraceMs ?? 0;
     for (const t of [...this.#members.values()]) {
       if (t.unlistedAt === null) continue;
-      if (Date.now() - t.unlistedAt >= grace) {
+      if (performance.now() - t.unlistedAt >= grace) {
         this.#leave(t, 'not listed, and answered nowhere for the grace');
       } else if (!this.#holdsData(t.addr.name)) this.#leave(t, NO_DATA);
     }

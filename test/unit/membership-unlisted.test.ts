@@ -2,7 +2,7 @@
 // address), gone once it answers where it was, reported itself decommissioned, or the grace ended.
 
 import { Registry } from 'prom-client';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { type MemberAddress, Membership, type PeerSource } from '../../src/membership/index.ts';
 import type { HelloReply } from '../../src/replica/index.ts';
 import { defer } from '../helpers/defer.ts';
@@ -192,6 +192,23 @@ describe('a member the source stops listing', () => {
     await none.step([self, at('n3', 4)]);
     await none.step([self], 0);
     expect(none.membership.names()).toEqual(['n0']);
+  });
+
+  it('keeps it for the grace whatever the wall clock does meanwhile', async () => {
+    // A wall clock stepped ahead (NTP after a pause, a VM resumed) while a member restarts
+    // elsewhere: its grace is time that passed, not a difference of wall clock readings.
+    const self = at('n0', 1);
+    const { membership, said, step } = membershipOf(self, 60_000);
+    await step([self, at('n2', 3)]);
+    await step([self]);
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 3_600_000 });
+    try {
+      await membership.probeNow();
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(membership.names()).toEqual(['n0', 'n2']);
+    expect(said('member left')).toEqual([]);
   });
 
   it('leaves once it has answered nowhere for the grace', async () => {
