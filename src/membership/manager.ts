@@ -125,6 +125,8 @@ export function inRing(m: MemberView): boolean {
  *   the member's new records: an SRV member is dialled by its target name, which answers from
  *   the new pod as soon as its records are back, which this node's next resolve (every
  *   --resolve-interval-ms) would only then see;
+ * - another member is listed at its address (an address given out again; A records): at once,
+ *   since requests to it would reach that member;
  * - it has answered none for `unlistedGraceMs` since it was unlisted: at the next probe round.
  * Until then it stays a member (down once its probes fail), and listed again under its name, at
  * any address, it is listed as before: a restart on a new address (a Kubernetes pod deleted and
@@ -421,6 +423,16 @@ export class Membership extends EventEmitter<{
           'member moved',
         );
         t.addr = addr;
+        changed = true;
+      }
+    }
+    // An address another member is listed at (or this node listens on) is no longer an unlisted
+    // member's: the peer connections are the address's, so its requests would reach that member,
+    // which would store and acknowledge them in its stead. It leaves, as before the grace.
+    const taken = new Set([own, ...listed].map(peerAddressOf));
+    for (const t of [...this.#members.values()]) {
+      if (t.unlistedAt !== null && taken.has(peerAddressOf(t.addr))) {
+        this.#forget(t, 'not listed, and another member is listed at its address');
         changed = true;
       }
     }

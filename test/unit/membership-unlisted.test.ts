@@ -134,6 +134,27 @@ describe('a member the source stops listing', () => {
     expect(gone).toEqual(['127.0.0.3:7946']); // its old address's connections are closed
   });
 
+  it('(A) leaves once another member is listed at its address', async () => {
+    // n2 restarts elsewhere; n1 restarts on n2's old address (an address given out again). The
+    // peer connections are the address's: kept, n2's requests would reach n1, which would store
+    // and acknowledge them as n2's (a write owned by both acknowledged twice by one copy).
+    const self = at('n0', 1);
+    const { membership, running, said, step } = membershipOf(self, 60_000);
+    running.set('127.0.0.2', hello('n1'));
+    running.set('127.0.0.3', hello('n2'));
+    await step([self, at('n1', 2), at('n2', 3)]);
+    running.delete('127.0.0.3');
+    await step([self, at('n1', 2)], 5);
+    expect(membership.names()).toEqual(['n0', 'n1', 'n2']);
+    running.set('127.0.0.3', hello('n1'));
+    await step([self, at('n1', 3)]);
+    const holders = membership.members().filter((m) => m.host === '127.0.0.3');
+    expect(holders.map((m) => m.name)).toEqual(['n1']);
+    expect(said('member left').map((r) => [r.member, r.reason])).toEqual([
+      ['n2', 'not listed, and another member is listed at its address'],
+    ]);
+  });
+
   it('leaves when it answers where it was and a resolve made after that still does not list it', async () => {
     // Running, and no longer listed: removed from the records on purpose.
     const self = at('n0', 1);
