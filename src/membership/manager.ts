@@ -479,7 +479,10 @@ export class Membership extends EventEmitter<{
     const grace = this.#opts.unlistedGraceMs ?? 0;
     for (const t of [...this.#members.values()]) {
       if (t.unlistedAt === null) continue;
-      if (performance.now() - t.unlistedAt >= grace) {
+      // One that answered since it was unlisted waits for a resolve instead (answeredAt): while
+      // the source fails, its last list stands, for this member as for every other.
+      const silent = t.answeredAt === null;
+      if (silent && performance.now() - t.unlistedAt >= grace) {
         this.#leave(t, 'not listed, and answered nowhere for the grace');
       } else if (!this.#holdsData(t.addr.name)) this.#leave(t, NO_DATA);
     }

@@ -25,9 +25,15 @@ const at = (name: string, i: number): MemberAddress => ({
  * `holding`: the members n0's settled ring counts as holding data (absent: every member).
  */
 function membershipOf(self: MemberAddress, unlistedGraceMs: number, holding?: Set<string>) {
-  const source = { listed: [] as MemberAddress[] };
+  const source = { listed: [] as MemberAddress[], failing: false };
   const running = new Map<string, HelloReply | Promise<HelloReply>>();
-  const peerSource: PeerSource = { description: 'test', resolve: async () => [...source.listed] };
+  const peerSource: PeerSource = {
+    description: 'test',
+    resolve: async () => {
+      if (source.failing) throw new Error('queryA ESERVFAIL');
+      return [...source.listed];
+    },
+  };
   const log = captureLog();
   const registry = new Registry();
   const membership = new Membership({
@@ -229,6 +235,29 @@ describe('a member the source stops listing', () => {
       vi.useRealTimers();
     }
     expect(membership.names()).toEqual(['n0', 'n2']);
+    expect(said('member left')).toEqual([]);
+  });
+
+  it('does not leave for the grace once it answered, while the source cannot say', async () => {
+    // Back and answering, but the DNS server fails (an outage): the source's last list is kept,
+    // as for every member; the grace is for a member that answers nowhere.
+    const self = srv('kvstore-0');
+    const { membership, running, source, said, step } = membershipOf(self, 300);
+    const two = srv('kvstore-2');
+    await step([self, two]);
+    await step([self]);
+    running.set(two.host, hello('kvstore-2'));
+    source.failing = true;
+    const since = performance.now();
+    await until(
+      async () => {
+        await membership.probeNow();
+        return performance.now() - since > 600;
+      },
+      5000,
+      'twice the grace',
+    );
+    expect(membership.names()).toEqual(['kvstore-0', 'kvstore-2']);
     expect(said('member left')).toEqual([]);
   });
 
