@@ -204,14 +204,17 @@ const options = {
    * recreated) is no leave and join that moves its data away and back. A member that reported
    * itself decommissioning or decommissioned leaves at once, and one that still answers where it
    * was once a resolve made after that answer still does not list it. 0: every unlisted member
-   * leaves at once.
+   * leaves at once. 30 s: a pod made again on its node, or rescheduled with its volume, is
+   * listed again within it; a decommissioned member whose last statuses this node missed (a
+   * decommission of little data, the pod deleted before a probe saw it) holds the ring and the
+   * operator's health gate for at most that long.
    */
   unlistedGraceMs: z.coerce
     .number()
     .int()
     .min(0)
     .max(MAX_TIMER_MS, timerLimit)
-    .default(300_000)
+    .default(30_000)
     .describe('how long an unlisted member that answers nowhere stays a member (0: none)'),
   /** Replicas per key (clamped to the member count). */
   replicationFactor: positive.max(7).default(3).describe('replicas per key (clamped to members)'),
