@@ -33,6 +33,12 @@ export const FAST_PROBES = ['--probe-interval-ms', '200', '--probe-failures', '3
 export const NO_ANTI_ENTROPY = ['--anti-entropy-interval-ms', '0'];
 
 /**
+ * Tombstones collected soon after a delete: a grace just above the peer timeout (2 s) and the
+ * clock offset bound (0.5 s), a pass every 200 ms.
+ */
+export const FAST_GC = ['--tombstone-grace-ms', '2600', '--gc-interval-ms', '200'];
+
+/**
  * Starts one member at `host` with the seed's fixed ports (each member has its own address).
  * `command` prefixes the node's command line (see startNodeProcess).
  */

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   type ClusterNode,
   clusterInfo,
+  FAST_GC,
   loopbackBlock,
   metric,
   openClient,
@@ -24,8 +25,6 @@ import { until } from '../helpers/write-log.ts';
 const SERVICE = 'kvstore-headless.moved.svc.cluster.local';
 const NAMES = ['kvstore-0', 'kvstore-1', 'kvstore-2', 'kvstore-3'];
 const KEYS = 400;
-/** Collection soon after a delete: just above the peer timeout (2 s) and clock offset (0.5 s). */
-const FAST_GC = ['--tombstone-grace-ms', '2600', '--gc-interval-ms', '200'];
 let dns: TestDnsServer | null = null;
 
 afterEach(async () => {

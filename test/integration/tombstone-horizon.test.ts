@@ -3,6 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   type ClusterNode,
+  FAST_GC,
   metric,
   openClient,
   peersOf,
@@ -14,8 +15,6 @@ import {
 } from '../helpers/cluster.ts';
 import { cleanup, logged } from '../helpers/node-process.ts';
 
-/** Collection soon after a delete: just above the peer timeout (2 s) and clock offset (0.5 s). */
-const FAST_GC = ['--tombstone-grace-ms', '2600', '--gc-interval-ms', '200'];
 /** Written, then deleted. */
 const DELETED = Array.from({ length: 40 }, (_, i) => `k${i}`);
 /** Written with them and never deleted. */
