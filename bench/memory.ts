@@ -291,7 +291,7 @@ async function main(): Promise<void> {
   if (v.help) {
     process.stdout.write(
       'Usage: node bench/memory.ts [--keys N] [--value-bytes N] [--rounds N] [--data-root DIR]\n' +
-        '  The memory/restart probe alone (docs/performance.md, Memory): N keys (default 1000000),\n' +
+        '  The memory/restart probe alone (docs/memory.md): N keys (default 1000000),\n' +
         '  N rounds of empty nodes from the .ts, compiled (the image: bundled) and tsc-compiled not\n' +
         '  bundled, and a bare Node server (default 3), data\n' +
         '  under DIR (default the OS temp dir); needs redis-server; with gdb on PATH it also reports\n' +

@@ -46,7 +46,7 @@ import { markdownTable, mib, ms, num, us } from './table.ts';
 
 const HELP = `Usage: node bench/scale-data.ts [options]
 
-How a node's cost grows with the data (docs/performance.md, How cost grows): GET/SET throughput,
+How a node's cost grows with the data (docs/scaling.md): GET/SET throughput,
 p50/p99 and node CPU per request at each key count, and scan latency against keys returned on one
 node and on a 3-node cluster. Needs redis-benchmark; compiles the sources into a temp dir.
 

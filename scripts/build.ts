@@ -127,7 +127,7 @@ const keepImportMeta: Plugin = {
 /**
  * What the bundle takes instead of a dependency's module, each a part of it the node never runs
  * (and a builtin module it would load at start): every node holds its modules' source and
- * compiled top level in memory, and the builtins' too (docs/performance.md, Memory).
+ * compiled top level in memory, and the builtins' too (docs/memory.md).
  * `from`: only where that file imports it.
  */
 const BUNDLE_SHIMS: readonly { name: string; from?: RegExp; contents: string }[] = [

@@ -12,7 +12,7 @@ import { KvError } from '../errors/index.ts';
 
 /**
  * node:crypto, loaded at the first call: a node that never needs it does not load it (with
- * OpenSSL's set-up, about 1 MiB of RSS; docs/performance.md, Memory).
+ * OpenSSL's set-up, about 1 MiB of RSS; docs/memory.md).
  */
 const nodeCrypto = () => process.getBuiltinModule('node:crypto');
 

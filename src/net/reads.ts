@@ -49,7 +49,7 @@ function findSlots(socket: Socket): ReadSlots | null {
  * Node's Buffer pool. The stream's 'data' path instead allocates 64 KiB per read, shrinks it,
  * wraps it in an ArrayBuffer and a Buffer, and goes through the Readable's push, emit and a
  * nextTick per read: in a bare Node server answering GET at pipeline 1 it cost 1.25x the CPU
- * per GET (docs/performance.md, GET P1's slow requests). A Buffer kept by the callee (a
+ * per GET (docs/performance-work.md, GET P1's slow requests). A Buffer kept by the callee (a
  * pipelined request's arguments) keeps its 8 KiB pool slab, which other reads share.
  *
  * Paused, the socket goes on reading into a queue until it holds the socket's

@@ -16,7 +16,7 @@ export function xxh32(data: Uint8Array, seed = 0): number {
   // The rotations and 32-bit reads are written out, not small functions: a node hashes about
   // 10^4 times while it builds its ring at start (1024 vnodes a member), enough calls of such a
   // helper for V8 to optimize it with TurboFan when the machine is busy, which pages in 5 MiB of
-  // the node binary that an idle node otherwise never runs (docs/performance.md, Memory).
+  // the node binary that an idle node otherwise never runs (docs/memory.md).
   const len = data.length;
   let i = 0;
   let h: number;

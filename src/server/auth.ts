@@ -4,7 +4,7 @@ import { type CommandType, errorReply, type Reply, respErrors } from '../protoco
 
 /**
  * node:crypto, loaded at the first call: a node that never needs it does not load it (with
- * OpenSSL's set-up, about 1 MiB of RSS; docs/performance.md, Memory).
+ * OpenSSL's set-up, about 1 MiB of RSS; docs/memory.md).
  */
 const nodeCrypto = () => process.getBuiltinModule('node:crypto');
 

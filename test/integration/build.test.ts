@@ -121,7 +121,7 @@ describe('the compiled build', () => {
 
   it('starts without the builtin modules a node needs only when asked (TLS, crypto), once it stores data (worker threads) or never (https), and serves its default metrics', async () => {
     // Each builtin a node loads keeps its compiled code and its part of the node binary resident
-    // (docs/performance.md, Memory). The list is written when the process exits.
+    // (docs/memory.md). The list is written when the process exits.
     const list = join(out, 'module-load-list.json');
     const preload = join(out, 'module-load-list.mjs');
     writeFileSync(
