@@ -1,27 +1,47 @@
 // After a member's link was down for seconds, writes through its peers reach it again within seconds of the link coming back: data connections kept through the outage do not wait out TCP's retransmission backoff.
 
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { askLines, lanCluster, linkOutage } from '../helpers/lan-cluster.ts';
 import type { Lan, LanHost } from '../helpers/netns.ts';
-import { cleanup, NODE } from '../helpers/node-process.ts';
+import { cleanup, NODE, tempDir } from '../helpers/node-process.ts';
 
 /** One PUT: the lane its value takes, when it was sent and answered (ms since the epoch), the reply. */
 type Put = [lane: 'small' | 'large', sent: number, answered: number, reply: string];
 
+/** How soon after the link is back each lane must carry a write to b again. */
+const BACK_WITHIN_MS = 15_000;
+
 /**
  * In `host`'s namespace, for `seconds`: one connection to its node doing PUTs one after the
  * other, alternately of a 100-byte value (the small lane to each peer) and of a 100 KiB one
- * (over 64 KiB: the large lane); resolves with every PUT.
+ * (over 64 KiB: the large lane); resolves with every PUT. With `backFile`, it stops sooner once
+ * that file holds when the link came back (ms since the epoch) and either both lanes had a PUT
+ * answered OK since then or BACK_WITHIN_MS passed since then: no later PUT decides anything.
  */
-function timedPuts(lan: Lan, host: LanHost, seconds: number): Promise<Put[]> {
+function timedPuts(lan: Lan, host: LanHost, seconds: number, backFile?: string): Promise<Put[]> {
   const script = `
     const net = require('node:net');
+    const fs = require('node:fs');
     const values = { small: 's'.repeat(100), large: 'l'.repeat(100 * 1024) };
+    const backFile = ${JSON.stringify(backFile ?? null)};
+    const back = () => {
+      if (backFile === null) return null;
+      try { return Number(fs.readFileSync(backFile, 'utf8')) || null; } catch { return null; }
+    };
+    const decided = (puts) => {
+      const at = back();
+      if (at === null) return false;
+      if (Date.now() >= at + ${BACK_WITHIN_MS}) return true;
+      return ['small', 'large'].every((lane) =>
+        puts.some(([l, , answered, reply]) => l === lane && answered >= at && reply === 'OK'));
+    };
     (async () => {
       ${askLines(host)}
       const end = Date.now() + ${seconds * 1000};
       const puts = [];
-      for (let i = 0; Date.now() < end; i++) {
+      for (let i = 0; Date.now() < end && !decided(puts); i++) {
         for (const lane of ['small', 'large']) {
           const sent = Date.now();
           const reply = (await ask('PUT ' + lane + '-' + (i % 32) + ' ' + values[lane])).trim();
@@ -52,9 +72,12 @@ describe('a link outage', () => {
     // Writes go on throughout: during the outage each one's copy to b times out on the small and
     // large lanes' connections to b, whose unanswered segments TCP resends further and further
     // apart (0.2, 0.6, 1.4, 3.0, 6.2, 12.6, 25.4, 51 s ... after the first): the longer the
-    // outage, the longer a kept connection waits after it.
-    const puts = timedPuts(lan, a, 60);
+    // outage, the longer a kept connection waits after it. They stop once each lane carried one
+    // again after the link came back, or BACK_WITHIN_MS after it.
+    const backFile = join(tempDir('kvstore-link-outage-'), 'back');
+    const puts = timedPuts(lan, a, 90, backFile);
     const back = await linkOutage(b, () => about('member down') !== undefined, 25_000);
+    writeFileSync(backFile, String(back));
     const all = await puts;
     const firstOk = (lane: Put[0]) => {
       const ok = all.find(
@@ -90,7 +113,7 @@ describe('a link outage', () => {
       )
       .map((l) => l.lane);
     expect(new Set(closed)).toEqual(new Set(['control', 'small', 'large']));
-    expect(after.small).toBeLessThan(15_000);
-    expect(after.large).toBeLessThan(15_000);
+    expect(after.small).toBeLessThan(BACK_WITHIN_MS);
+    expect(after.large).toBeLessThan(BACK_WITHIN_MS);
   }, 180_000);
 });
