@@ -66,9 +66,17 @@ export async function lanCluster(extra: readonly string[] = []) {
 /**
  * In `host`'s namespace: PUTs of `VALUE_BYTES` values to its own node, `parallel` at a time, for
  * `seconds` (or `count` by each writer); resolves with the count of OK replies and every other
- * reply seen.
+ * reply seen. With `retries`, a PUT not answered OK is sent again, up to that many times, and
+ * only its last reply counts (for data a test needs in place, not load).
  */
-export function writeBulk(lan: Lan, host: LanHost, seconds: number, parallel: number, count = 0) {
+export function writeBulk(
+  lan: Lan,
+  host: LanHost,
+  seconds: number,
+  parallel: number,
+  count = 0,
+  retries = 0,
+) {
   const script = `
     const net = require('node:net');
     const value = 'v'.repeat(${VALUE_BYTES});
@@ -81,7 +89,9 @@ export function writeBulk(lan: Lan, host: LanHost, seconds: number, parallel: nu
       let waiting = null;
       s.on('data', (d) => { buf += d; const i = buf.indexOf('\\n'); if (i >= 0 && waiting) { const line = buf.slice(0, i); buf = buf.slice(i + 1); const w = waiting; waiting = null; w(line); } });
       for (let i = 0; ${count} > 0 ? i < ${count} : Date.now() < end; i++) {
-        const reply = await new Promise((r) => { waiting = r; s.write('PUT big-' + w + '-' + (i % 16) + ' ' + value + '\\n'); });
+        let reply = '';
+        for (let t = 0; t <= ${retries} && reply.trim() !== 'OK'; t++)
+          reply = await new Promise((r) => { waiting = r; s.write('PUT big-' + w + '-' + (i % 16) + ' ' + value + '\\n'); });
         if (reply.trim() === 'OK') ok++; else other[reply.trim().slice(0, 60)] = (other[reply.trim().slice(0, 60)] || 0) + 1;
       }
       s.end();
