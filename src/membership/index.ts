@@ -2,6 +2,11 @@
 
 export { type AddressBook, stateAddressBook } from './address-book.ts';
 export { ClockCheck, type ClockCheckOptions, type ClockRefusal } from './clock-check.ts';
+export {
+  NOTICE_WAIT_MS,
+  readDecommissionedNotice,
+  tellDecommissioned,
+} from './decommission-notice.ts';
 export { dnsSource } from './dns-source.ts';
 export {
   FOUNDING_LOG_EVERY_MS,

@@ -3,7 +3,7 @@
 import { EventEmitter } from 'node:events';
 import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../observability/index.ts';
-import type { HelloReply } from '../replica/index.ts';
+import type { HelloReply, NodeStatus } from '../replica/index.ts';
 import { type MemberAddress, type PeerSource, peerAddressOf } from './sources.ts';
 
 /** The #probing key of the probe of this node's own listed address (no member name has a NUL). */
@@ -66,6 +66,9 @@ interface Tracked {
    * runs where it was), or null. A resolve started later that still does not list it, it leaves.
    */
   answeredAt: number | null;
+  /** Probes of it sent so far, and the number of the latest whose outcome was taken. */
+  probes: number;
+  taken: number;
 }
 
 /** Another node answering under this node's name at the address listed for it. */
@@ -89,6 +92,16 @@ export interface ClockOffset {
   readonly sentMono: number;
 }
 
+/** Whether a hello reports its node on its way out (decommissioning or decommissioned). */
+function leaving(hello: HelloReply | null): boolean {
+  const s = hello?.status;
+  return s === 'decommissioning' || s === 'decommissioned';
+}
+
+/** Why an unlisted member that reported itself leaving left at once (see Membership). */
+const reportedLeaving = (hello: HelloReply | null) =>
+  `not listed, and it reported itself ${hello?.status}`;
+
 /** Why an unlisted member the settled ring counts no data on left at once (see Membership). */
 const NO_DATA = 'not listed, and the settled ring counts no data on it';
 
@@ -99,8 +112,7 @@ const NO_DATA = 'not listed, and the settled ring counts no data on it';
  * holder until its hand-off is done; see Topology).
  */
 export function inRing(m: MemberView): boolean {
-  const s = m.hello?.status;
-  return s !== 'decommissioning' && s !== 'decommissioned';
+  return !leaving(m.hello);
 }
 
 /**
@@ -109,9 +121,11 @@ export function inRing(m: MemberView): boolean {
  * address: a member listed at a new address is the same member, moved (its address is updated).
  * A member the source stops listing has *left*, and is forgotten, once one of these holds:
  * - it reported itself decommissioning or decommissioned (it was on its way out, out of the target
- *   ring already): at once. The operator removes a pod once it reports decommissioned, which a
- *   node whose probe was out may not have heard yet: kept, it would be a member down for the
- *   grace, and a cluster with a member down is no healthy one to its operator;
+ *   ring already): at once, or, unlisted first, at the probe answer that reports it. The operator
+ *   removes a pod once it reports decommissioned, which a node whose probe was out may not have
+ *   heard yet: kept, it would be a member down for the grace, and a cluster with a member down is
+ *   no healthy one to its operator. So a member that finished its decommission tells every other
+ *   member before it stops (METHODS.decommissioned), and each probes it at once (probeMember);
  * - this node's settled ring does not count it as holding data (`holdsData`): its hand-off or
  *   loss is recorded (a decommission whose last status this node missed: the others' record is
  *   adopted with their ring), or it never settled into the ring (a join that never finished, a
@@ -154,6 +168,8 @@ export class Membership extends EventEmitter<{
   #timers: NodeJS.Timeout[] = [];
   /** Members (and SELF_PROBE) whose probe is out: each is probed again only once it answered. */
   readonly #probing = new Set<string>();
+  /** The probeMember() calls out, by member: another call for one joins it. */
+  readonly #asked = new Map<string, Promise<NodeStatus | null>>();
   #stopped = false;
   /** The source has answered at least once. */
   #listed = false;
@@ -181,6 +197,8 @@ export class Membership extends EventEmitter<{
       offset: null,
       unlistedAt: null,
       answeredAt: null,
+      probes: 0,
+      taken: 0,
     });
     const states = new Gauge({
       name: 'kvstore_members',
@@ -376,16 +394,11 @@ export class Membership extends EventEmitter<{
         }
         continue;
       }
-      const status = t.hello?.status;
-      const wasLeaving = status === 'decommissioning' || status === 'decommissioned';
+      const wasLeaving = leaving(t.hello);
       const holds = this.#holdsData(name);
       if (wasLeaving || !holds || (this.#opts.unlistedGraceMs ?? 0) === 0) {
         this.#members.delete(name);
-        const reason = wasLeaving
-          ? `not listed, and it reported itself ${status}`
-          : holds
-            ? 'not listed'
-            : NO_DATA;
+        const reason = wasLeaving ? reportedLeaving(t.hello) : holds ? 'not listed' : NO_DATA;
         this.#opts.logger.info({ member: name, reason }, 'member left');
         changed = true;
       } else {
@@ -414,6 +427,8 @@ export class Membership extends EventEmitter<{
           offset: null,
           unlistedAt: null,
           answeredAt: null,
+          probes: 0,
+          taken: 0,
         });
         this.#opts.logger.info({ member: addr.name, host: addr.host }, 'member joined');
         changed = true;
@@ -488,23 +503,51 @@ export class Membership extends EventEmitter<{
     }
     const others = [...this.#members.values()].filter((t) => t.addr.name !== this.#opts.self.name);
     await Promise.all([
-      ...others.map((t) =>
-        this.#once(t.addr.name, async () => {
-          // Only a probe sent once it was unlisted tells it still runs where it was; it leaves if
-          // a resolve started from now on still does not list it (see the class comment).
-          const unlisted = t.unlistedAt;
-          const changed = await this.#probeOne(t);
-          if (this.#stopped) return;
-          if (unlisted !== null && t.unlistedAt === unlisted && t.failures === 0) {
-            t.answeredAt ??= this.#resolvesStarted;
-            if (this.#resolving === 0) void this.resolveNow();
-          }
-          if (changed) this.emit('change');
-        }),
-      ),
+      ...others.map((t) => this.#once(t.addr.name, () => this.#probeAndTake(t))),
       this.#once(SELF_PROBE, () => this.#probeSelf()),
     ]);
     if (!this.#stopped) this.emit('probed');
+  }
+
+  /**
+   * Probes the member `name` now, outside the rounds, and takes its answer as any probe's: what a
+   * member telling it finished its decommission (METHODS.decommissioned) gets. Only the member's
+   * own answer at its address counts, so a message claiming that another member left changes
+   * nothing but one probe of it. Concurrent calls for one member share one probe. Resolves with
+   * the status its answer reported, or null when it is no member here or did not answer.
+   */
+  probeMember(name: string): Promise<NodeStatus | null> {
+    const t = this.#members.get(name);
+    if (t === undefined || name === this.#opts.self.name || this.#stopped) {
+      return Promise.resolve(null);
+    }
+    let asked = this.#asked.get(name);
+    if (asked === undefined) {
+      asked = this.#probeAndTake(t)
+        .then(() => (t.failures === 0 && t.hello !== null ? t.hello.status : null))
+        .finally(() => this.#asked.delete(name));
+      this.#asked.set(name, asked);
+    }
+    return asked;
+  }
+
+  /** Probes one member and takes what its answer (or its failure) changes. */
+  async #probeAndTake(t: Tracked): Promise<void> {
+    // Only a probe sent once it was unlisted tells it still runs where it was; it leaves if a
+    // resolve started from now on still does not list it (see the class comment), or at once
+    // when it reports itself leaving.
+    const unlisted = t.unlistedAt;
+    const changed = await this.#probeOne(t);
+    if (this.#stopped) return;
+    // The rings hear its answer first (a decommissioned member's hand-off is recorded).
+    if (changed) this.emit('change');
+    if (unlisted === null || t.unlistedAt !== unlisted || t.failures !== 0) return;
+    if (leaving(t.hello)) {
+      this.#leave(t, reportedLeaving(t.hello));
+      return;
+    }
+    t.answeredAt ??= this.#resolvesStarted;
+    if (this.#resolving === 0) void this.resolveNow();
   }
 
   /** Runs `probe` unless the one of `key` is still out. */
@@ -553,12 +596,20 @@ export class Membership extends EventEmitter<{
     if (!this.#stopped) this.emit('duplicate', found);
   }
 
+  /**
+   * Sends one probe and takes its outcome, unless the outcome of a probe sent after it was taken
+   * already (probeMember's probe runs beside a round's: an older answer must not undo a newer).
+   * True when what the member routes by changed (routingView).
+   */
   async #probeOne(t: Tracked): Promise<boolean> {
     const before = routingView(t);
+    const seq = ++t.probes;
     try {
       const sentMono = performance.now();
       const sent = Date.now();
       const hello = await this.#opts.probe(t.addr);
+      if (seq < t.taken) return false;
+      t.taken = seq;
       if (hello.name !== t.addr.name) {
         throw new Error(`membership: ${t.addr.host} says it is '${hello.name}'`);
       }
@@ -583,6 +634,8 @@ export class Membership extends EventEmitter<{
       if (t.state !== 'up') this.#opts.logger.info({ member: t.addr.name }, 'member up');
       t.state = 'up';
     } catch (err) {
+      if (seq < t.taken) return false;
+      t.taken = seq;
       t.failures++;
       if (t.failures >= this.#opts.probeFailures && t.state !== 'down') {
         this.#opts.logger.warn({ member: t.addr.name, err }, 'member down');

@@ -32,6 +32,7 @@ import {
   peerAddressOf,
   ReplicationCheck,
   RingKeeper,
+  readDecommissionedNotice,
   readHello,
   registerRingMetrics,
   settleSpreadMs,
@@ -39,6 +40,7 @@ import {
   stateAddressBook,
   staticSource,
   type Topology,
+  tellDecommissioned,
   untilFoundable,
 } from '../membership/index.ts';
 import type { Logger, StreamRoute } from '../observability/index.ts';
@@ -92,6 +94,12 @@ export interface Cluster {
   decommissionStatus(): DecommissionState;
   /** POST /admin/recommission: rejects with KV_ERR_INVALID_ARGUMENT when it cannot. */
   recommission(): Promise<RecommissionResult>;
+  /**
+   * Before the node stops: when it is decommissioned, tells every member so and waits for their
+   * acknowledgements (at most NOTICE_WAIT_MS), so none keeps it as a member down once its address
+   * is gone. Never rejects.
+   */
+  tellLeaving(): Promise<void>;
   /** Each ring's members and their shares of the keys (the console's ring picture). */
   rings(): RingsView;
   /** The replicas of `key` in the settled and the target ring, in preference order. */
@@ -291,6 +299,16 @@ export async function startCluster(
   // Served from the start, answering once the node routes (it needs the rings and replicas).
   let antiEntropy: AntiEntropy | null = null;
   let antiEntropyServed: Record<string, (body: unknown) => unknown> | null = null;
+  // A member telling it finished its decommission: probed at once, once the members are known.
+  let probeMember: ((name: string) => Promise<string | null>) | null = null;
+  const noticeMethods = {
+    [METHODS.decommissioned]: async (body: unknown) => {
+      const name = readDecommissionedNotice(body);
+      const status = (await probeMember?.(name)) ?? null;
+      log.info({ member: name, status }, 'a member says it is decommissioned: probed it');
+      return { s: status };
+    },
+  };
   const antiEntropyMethods = Object.fromEntries(
     Object.values(ANTI_ENTROPY_METHODS).map((m) => [
       m,
@@ -312,7 +330,7 @@ export async function startCluster(
       clusterSecret: secret,
       versions,
       maxClockOffsetMs: config.maxClockOffsetMs,
-      methods: { ...backups.methods(), ...antiEntropyMethods },
+      methods: { ...backups.methods(), ...antiEntropyMethods, ...noticeMethods },
       handedOff: () => rebalancer?.status === 'decommissioned',
       refusing,
       reroute: {
@@ -353,6 +371,15 @@ export async function startCluster(
     registry,
   });
   listed = () => membership.names();
+  probeMember = (name) => membership.probeMember(name);
+  const tellLeft = (why: string) =>
+    tellDecommissioned({
+      members: membership.members(),
+      send: (m) =>
+        pool.get(peerAddressOf(m), 'control').request(METHODS.decommissioned, { n: self }),
+      why,
+      logger: log,
+    });
   // Two processes under one name: the one not at the address listed for the name must not serve.
   const duplicateError = (d: Duplicate) =>
     new KvError(
@@ -536,6 +563,13 @@ export async function startCluster(
   // A member that left (or moved) is never called at that address again: close its connections.
   membership.on('gone', (address) => void pool.remove(address));
   rb.on('change', update);
+  // The hand-off done: the others hear it now, not at their next probe of this node.
+  let status = rb.status;
+  rb.on('change', () => {
+    if (rb.status === 'decommissioned' && status !== 'decommissioned')
+      void tellLeft('hand-off done');
+    status = rb.status;
+  });
   rb.resume();
   update();
   // A new node's ring is durable before it serves; a saved one is rewritten only if it changed.
@@ -632,6 +666,7 @@ export async function startCluster(
       return { status: rb.status, transfer: rb.progress };
     },
     decommissionStatus: () => ({ status: rb.status, transfer: rb.progress }),
+    tellLeaving: () => (rb.status === 'decommissioned' ? tellLeft('stopping') : Promise.resolve()),
     rings: () => {
       const shares = (r: typeof topo.target) =>
         Object.fromEntries(r.members.map((n) => [n, Number(r.share(n).toFixed(4))]));

@@ -242,8 +242,11 @@ export async function startNode(
         page.stop();
         log.info({ connections: srv.connectionCount }, 'node stopping');
         const deadline = performance.now() + config.shutdownTimeoutMs;
+        // While clients drain (peers are still served: the members told probe this node back).
+        const told = clu.tellLeaving();
         await srv.shutdown(config.shutdownTimeoutMs);
         await sweeper.stop();
+        await told;
         // Peers had their chance while clients drained (commands in flight need them): what is
         // left of the cluster's stop gets the rest of the time, at least PEER_STOP_MIN_MS.
         const left = Math.max(PEER_STOP_MIN_MS, deadline - performance.now());

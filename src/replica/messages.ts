@@ -261,6 +261,14 @@ export const METHODS = {
    */
   synced: 'synced',
   /**
+   * `decommissioned` (`{n: name}` -> `{s: status | null}`): the member `n` says it finished its
+   * decommission (on its way to stop). The node probes `n` at once and takes the answer as any
+   * probe's (Membership.probeMember), so only `n`'s own hello at its address counts: a notice
+   * naming another member changes nothing. `s`: the status that answer reported, null when `n`
+   * is no member here or did not answer. Members before it answer KV_ERR_UNKNOWN_COMMAND.
+   */
+  decommissioned: 'decommissioned',
+  /**
    * The handshake of every connection when a cluster secret is set: `challenge`, then `auth`
    * (auth/peer.ts).
    */

@@ -3,6 +3,7 @@
 import { createLogger } from '../../src/observability/index.ts';
 import { PeerClient } from '../../src/peer/index.ts';
 import { defer } from './defer.ts';
+import type { TestDnsServer } from './dns-server.ts';
 import { LineClient } from './line-client.ts';
 import { loopbackBlock } from './loopback.ts';
 
@@ -115,6 +116,28 @@ export function dnsDiscoveryArgs(dnsPort: number, service: string): string[] {
     ...['--discovery', `dns:${service}`, '--dns-servers', `127.0.0.1:${dnsPort}`],
     ...['--resolve-interval-ms', '300'],
   ];
+}
+
+/**
+ * n members `kvstore-0..n-1` on a new loopback block, found through the A records of `service` on
+ * the test DNS server `zone`, each named by a PTR record (no node asks an address who it is,
+ * which would connect it to itself too); resolves once formed (waitFormed).
+ */
+export async function startNamedDnsCluster(
+  zone: TestDnsServer,
+  service: string,
+  n: number,
+  extra: string[] = [],
+): Promise<{ hosts: string[]; nodes: ClusterNode[] }> {
+  const block = loopbackBlock();
+  const hosts = Array.from({ length: n }, (_, i) => `${block}.${i + 1}`);
+  zone.setA(service, hosts);
+  for (const [i, h] of hosts.entries()) zone.setPtr(h, `kvstore-${i}.${service}`);
+  const nodes = await Promise.all(
+    hosts.map((h, i) => startDnsMember(zone.port, service, `kvstore-${i}`, h, extra)),
+  );
+  await waitFormed(nodes);
+  return { hosts, nodes };
 }
 
 /** startDnsMember that does not wait for the node to listen. */

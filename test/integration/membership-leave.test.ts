@@ -9,8 +9,8 @@ import {
   metric,
   openClient,
   startDnsMember,
+  startNamedDnsCluster,
   waitAllUp,
-  waitFormed,
 } from '../helpers/cluster.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import { cleanup } from '../helpers/node-process.ts';
@@ -35,20 +35,11 @@ async function adminCluster(n: ClusterNode): Promise<unknown> {
   return res.json();
 }
 
-/**
- * Three members found by DNS (A records of SERVICE), named by PTR records: no node asks an
- * address who it is (which would connect it to itself too); all up.
- */
+/** Three members found by DNS (A records of SERVICE), named by PTR records; all up. */
 async function threeDnsMembers() {
   const zone = await startDnsServer();
   dns = zone;
-  const block = loopbackBlock();
-  const hosts = [1, 2, 3].map((i) => `${block}.${i}`);
-  zone.setA(SERVICE, hosts);
-  for (const [i, h] of hosts.entries()) zone.setPtr(h, `kvstore-${i}.${SERVICE}`);
-  const nodes = await Promise.all(hosts.map((h, i) => dnsMember(zone, `kvstore-${i}`, h)));
-  await waitFormed(nodes);
-  return { zone, hosts, nodes };
+  return { zone, ...(await startNamedDnsCluster(zone, SERVICE, 3)) };
 }
 
 describe('a member that leaves', () => {

@@ -324,3 +324,73 @@ describe('a member the source stops listing', () => {
     expect(gone).toEqual(['127.0.0.2:7946']);
   });
 });
+
+describe('a member that says it is decommissioned (probeMember)', () => {
+  it('is probed at once: unlisted, it leaves at that answer; listed, as soon as it is unlisted', async () => {
+    // n1 was unlisted before this node heard its last status (its probes are far apart); n2
+    // tells while it is still listed. Each answer says decommissioned.
+    const self = at('n0', 1);
+    const { membership, running, said, step, unlistedGauge } = membershipOf(self, 60_000);
+    running.set('127.0.0.2', hello('n1'));
+    running.set('127.0.0.3', hello('n2'));
+    await step([self, at('n1', 2), at('n2', 3)]);
+    await step([self, at('n2', 3)], 0);
+    expect(await unlistedGauge()).toBe(1);
+    running.set('127.0.0.2', hello('n1', 'decommissioned'));
+    running.set('127.0.0.3', hello('n2', 'decommissioned'));
+    let changes = 0;
+    membership.on('change', () => changes++);
+    expect(await membership.probeMember('n1')).toBe('decommissioned');
+    expect(membership.names()).toEqual(['n0', 'n2']);
+    // Its answer first (the rings record the hand-off), then it left.
+    expect(changes).toBe(2);
+    expect(await membership.probeMember('n2')).toBe('decommissioned');
+    expect(membership.names()).toEqual(['n0', 'n2']);
+    running.clear();
+    await step([self], 0);
+    expect(membership.names()).toEqual(['n0']);
+    expect(said('member left').map((r) => [r.member, r.reason])).toEqual([
+      ['n1', 'not listed, and it reported itself decommissioned'],
+      ['n2', 'not listed, and it reported itself decommissioned'],
+    ]);
+    expect(
+      said(
+        'member no longer listed: still a member until it answers where it was, or stays silent for the grace',
+      ).map((r) => r.member),
+    ).toEqual(['n1']);
+  });
+
+  it('changes nothing but one probe when the member answers otherwise, or is no member', async () => {
+    // Anyone may send the notice naming any member: only the member's own answer counts.
+    const self = at('n0', 1);
+    const { membership, running, said, step } = membershipOf(self, 60_000);
+    running.set('127.0.0.2', hello('n1'));
+    await step([self, at('n1', 2), at('n2', 3)]);
+    await step([self, at('n1', 2)], 0);
+    let probes = 0;
+    membership.on('change', () => probes++);
+    expect(await membership.probeMember('n1')).toBe('active');
+    expect(await membership.probeMember('n2')).toBe(null); // unlisted, answers nowhere
+    expect(await membership.probeMember('n9')).toBe(null); // no member
+    expect(await membership.probeMember('n0')).toBe(null); // this node
+    expect(membership.names()).toEqual(['n0', 'n1', 'n2']);
+    expect(said('member left')).toEqual([]);
+    expect(probes).toBe(0);
+  });
+
+  it('is not undone by the answer of an older probe that comes later', async () => {
+    // A round's probe sent before the hand-off finished, answered after the notice's probe.
+    const self = at('n0', 1);
+    const { membership, running, step } = membershipOf(self, 60_000);
+    running.set('127.0.0.2', hello('n1'));
+    await step([self, at('n1', 2)]);
+    const late = Promise.withResolvers<HelloReply>();
+    running.set('127.0.0.2', late.promise);
+    const round = membership.probeNow();
+    running.set('127.0.0.2', hello('n1', 'decommissioned'));
+    expect(await membership.probeMember('n1')).toBe('decommissioned');
+    late.resolve(hello('n1'));
+    await round;
+    expect(membership.members().find((m) => m.name === 'n1')?.hello?.status).toBe('decommissioned');
+  });
+});
