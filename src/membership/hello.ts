@@ -40,6 +40,9 @@ export function readHello(raw: unknown): HelloReply {
       : {}),
     ...readReplication(h.replication),
     ...readListed(h.listed),
+    ...(typeof h.unnamed === 'number' && Number.isSafeInteger(h.unnamed) && h.unnamed > 0
+      ? { unnamed: h.unnamed }
+      : {}),
     ...(h.storageStalled === true ? { storageStalled: true as const } : {}),
     ...(typeof h.started === 'number' && Number.isSafeInteger(h.started) && h.started > 0
       ? { started: h.started }

@@ -26,9 +26,11 @@ export {
   type PeerState,
 } from './manager.ts';
 export {
+  listsDiffer,
   MembershipCheck,
   type MembershipCheckOptions,
   membershipSpreadMs,
+  type OwnList,
 } from './membership-check.ts';
 export { type RingMetrics, registerRingMetrics, type SettledChange } from './metrics.ts';
 export { ReplicationCheck, type ReplicationCheckOptions } from './replication-check.ts';

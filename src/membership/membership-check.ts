@@ -31,6 +31,10 @@ export interface MembershipCheckOptions {
   readonly members: () => readonly MemberView[];
   /** This node's member names (Membership.names); null until its source answered. */
   readonly names: () => readonly string[] | null;
+  /** Members this node keeps while its source no longer lists them (Membership.unlisted). */
+  readonly unlisted?: () => readonly string[];
+  /** Addresses its source listed and could not name yet (Membership.unnamed). */
+  readonly unnamed?: () => number;
   /** membershipSpreadMs(). */
   readonly boundMs: number;
   readonly logger: Logger;
@@ -48,10 +52,11 @@ export interface MembershipCheckOptions {
  * tombstone is collected and no anti-entropy pass runs, on every member. Nothing said so.
  *
  * So every hello carries the names the node lists (`listed`), and after every round of probes
- * this compares them with this node's own. A member that is up (its last hello is current),
- * not decommissioned (it is leaving every list) and lists other names than this node for
- * longer than `boundMs` (membershipSpreadMs: longer than a join or a leave takes to reach every
- * list) is reported: an error log once per change naming each such member's list and this
+ * this compares them with this node's own (listsDiffer: passing states of either list, members
+ * kept while unlisted and addresses not named yet, are not counted). A member that is up (its
+ * last hello is current), not decommissioned (it is leaving every list) and lists other names
+ * than this node for longer than `boundMs` (membershipSpreadMs: longer than a join or a leave
+ * takes to reach every list) is reported: an error log once per change naming each such member's list and this
  * node's, `kvstore_membership_mismatch` 1, and CLUSTER's `memberListsDiffer`. A decommissioned
  * node reports nothing (others stop listing it first).
  *
@@ -114,10 +119,15 @@ export class MembershipCheck {
     const mine = members.find((m) => m.self)?.hello?.status === 'decommissioned' ? null : own;
     const differ = new Map<string, readonly string[]>();
     if (mine !== null) {
+      const ours: OwnList = {
+        names: mine,
+        unlisted: this.#o.unlisted?.() ?? [],
+        unnamed: this.#o.unnamed?.() ?? 0,
+      };
       for (const m of members) {
         const h = m.hello;
         if (m.self || m.state !== 'up' || h?.listed === undefined) continue;
-        if (h.status === 'decommissioned' || sameNames(h.listed, mine)) continue;
+        if (h.status === 'decommissioned' || !listsDiffer(ours, h.listed, h.unnamed ?? 0)) continue;
         differ.set(m.name, h.listed);
       }
     }
@@ -169,6 +179,44 @@ export class MembershipCheck {
       `decommissioned members still listed: ${reported.join(', ')} handed their data off, and this node still lists them (for over ${Math.round(this.#o.boundMs / 1000)} s): take them out of every member's --peers (a rolling restart), or out of DNS (their pods deleted). Until then the cluster is never at rest: no tombstone collection, no anti-entropy`,
     );
   }
+}
+
+/** This node's side of a comparison of member lists (listsDiffer). */
+export interface OwnList {
+  /** Every member name this node has (Membership.names), this node included. */
+  readonly names: readonly string[];
+  /** Those it keeps while its source no longer lists them (Membership.unlisted). */
+  readonly unlisted: readonly string[];
+  /** Addresses its source listed and could not name yet (Membership.unnamed). */
+  readonly unnamed: number;
+}
+
+/**
+ * Whether a member's list (`theirs`, HelloReply.listed, with its `unnamed` count) differs from
+ * this node's in a way that is no passing state of either: a configuration that differs. Not
+ * counted:
+ * - members this node keeps while its source no longer lists them (--unlisted-grace-ms: a
+ *   restart on a new address, or one that leaves once it answers or the grace ends), whether the
+ *   other lists them or not (a member keeping one leaves it out of its own list; older versions
+ *   list it);
+ * - names the other lists that this node has not, up to the number of addresses this node's
+ *   source lists and could not name yet (one of them may be that member);
+ * - names this node has that the other lacks, up to the number of addresses the other could not
+ *   name yet.
+ * Anything beyond (a name only one of them lists while every address is named) differs.
+ */
+export function listsDiffer(
+  ours: OwnList,
+  theirs: readonly string[],
+  theirUnnamed: number,
+): boolean {
+  if (sameNames(theirs, ours.names)) return false;
+  const kept = new Set(ours.unlisted);
+  const mine = new Set(ours.names);
+  const other = new Set(theirs);
+  const extra = theirs.filter((n) => !mine.has(n) && !kept.has(n)).length;
+  const missing = ours.names.filter((n) => !other.has(n) && !kept.has(n)).length;
+  return extra > ours.unnamed || missing > theirUnnamed;
 }
 
 /**

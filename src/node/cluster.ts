@@ -109,9 +109,15 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-/** `{ listed }` once the member source answered, else nothing (see HelloReply.listed). */
-function listedOf(names: string[] | null): { listed?: string[] } {
-  return names === null ? {} : { listed: names };
+/**
+ * `{ listed }` once the member source answered, else nothing, and `{ unnamed }` when some
+ * addresses are not named yet (see HelloReply.listed and unnamed).
+ */
+function listedOf(
+  names: string[] | null,
+  unnamed: number,
+): { listed?: string[]; unnamed?: number } {
+  return { ...(names === null ? {} : { listed: names }), ...(unnamed > 0 ? { unnamed } : {}) };
 }
 
 /** --dns-servers as a list, or undefined for the system's resolver. */
@@ -253,6 +259,7 @@ export async function startCluster(
   let coordinator: ClusterCoordinator | null = null;
   // Set once made: hellos answered before the member source answered carry no member list.
   let listed: () => string[] | null = () => null;
+  let unnamed: () => number = () => 0;
   // What every hello carries, for members to check they agree (ReplicationCheck).
   const replication = {
     rf: config.replicationFactor,
@@ -273,7 +280,7 @@ export async function startCluster(
     load: selfLoad(),
     clock: Date.now(),
     replication,
-    ...listedOf(listed()),
+    ...listedOf(listed(), unnamed()),
     // Down for data also while it drops the records of a ring it was taken out of.
     ...(storage.stalled() === null && !rings?.dropping ? {} : { storageStalled: true as const }),
     started,
@@ -370,7 +377,8 @@ export async function startCluster(
     logger: log,
     registry,
   });
-  listed = () => membership.names();
+  listed = () => membership.listedNames();
+  unnamed = () => membership.unnamed();
   probeMember = (name) => membership.probeMember(name);
   const tellLeft = (why: string) =>
     tellDecommissioned({
@@ -449,6 +457,8 @@ export async function startCluster(
   const lists = new MembershipCheck({
     members: () => membership.members(),
     names: () => membership.names(),
+    unlisted: () => membership.unlisted(),
+    unnamed: () => membership.unnamed(),
     boundMs: membershipSpreadMs(
       config.resolveIntervalMs,
       config.probeIntervalMs,

@@ -70,10 +70,18 @@ export interface HelloReply {
   readonly replication?: ReplicationSettings;
   /**
    * The names this node's member list holds (its `--peers` or DNS answer, itself included),
-   * sorted: what its target ring is made of, less members leaving. Absent until its source first
-   * answered, and from older versions. Members compare it with their own (MembershipCheck).
+   * sorted: what its target ring is made of, less members leaving. Members it keeps while its
+   * source no longer lists them (--unlisted-grace-ms) are left out (older versions list them).
+   * Absent until its source first answered, and from older versions. Members compare it with
+   * their own (MembershipCheck).
    */
   readonly listed?: readonly string[];
+  /**
+   * How many addresses its source's last answer listed that it could not name yet (A records
+   * with no PTR name that have not said who they are: Membership.unnamed), when some: `listed`
+   * may lack that many members. Absent when none, and from older versions.
+   */
+  readonly unnamed?: number;
   /**
    * Present (true) while this node's disk is stalled (Storage.stalled): members treat it as down
    * for data (no reads, writes or hint deliveries; hints kept for it) while it stays a member,

@@ -1,0 +1,98 @@
+// The "member lists differ" error: for member lists that differ in configuration, not while an
+// address is not named yet or a member is kept unlisted for the grace.
+
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { listsDiffer, MembershipCheck, type MemberView } from '../../src/membership/index.ts';
+import type { HelloReply } from '../../src/replica/index.ts';
+import { captureLog } from '../helpers/log-capture.ts';
+
+const view = (name: string, self: boolean, listed: string[], unnamed = 0): MemberView => ({
+  name,
+  self,
+  host: name,
+  peerPort: 7946,
+  state: 'up',
+  hello: {
+    name,
+    status: 'active',
+    listed,
+    ...(unnamed > 0 ? { unnamed } : {}),
+  } as unknown as HelloReply,
+  lastContact: 0,
+});
+
+/** n0's check, bound 1 s, over `members`; returns the error lines after two checks 2 s apart. */
+function differences(o: {
+  names: string[];
+  unlisted?: string[];
+  unnamed?: number;
+  others: MemberView[];
+}) {
+  const log = captureLog();
+  const check = new MembershipCheck({
+    members: () => [view('n0', true, o.names), ...o.others],
+    names: () => o.names,
+    unlisted: () => o.unlisted ?? [],
+    unnamed: () => o.unnamed ?? 0,
+    boundMs: 1000,
+    logger: log.logger,
+    registry: new Registry(),
+  });
+  check.update(10_000);
+  check.update(12_000);
+  return {
+    errors: log.records().filter((r) => String(r.msg).startsWith('member lists differ')),
+    differing: check.differing(),
+  };
+}
+
+describe('member lists compared', () => {
+  it('do not differ while this node keeps a member its source no longer lists (the grace)', () => {
+    // n0 keeps n3 (unlisted, its last status missed); n1 dropped it, n2 is of an older version
+    // and lists what it keeps as well.
+    const { errors, differing } = differences({
+      names: ['n0', 'n1', 'n2', 'n3'],
+      unlisted: ['n3'],
+      others: [view('n1', false, ['n0', 'n1', 'n2']), view('n2', false, ['n0', 'n1', 'n2', 'n3'])],
+    });
+    expect(errors).toEqual([]);
+    expect(differing).toEqual({});
+  });
+
+  it('do not differ while an address is not named yet, on either side', () => {
+    // n0's source lists an address it could not name (n3 has not said who it is to n0); n1 named
+    // it. And n2 has not named one that n0 knows as n3.
+    const { errors } = differences({
+      names: ['n0', 'n1', 'n2'],
+      unnamed: 1,
+      others: [view('n1', false, ['n0', 'n1', 'n2', 'n3'])],
+    });
+    expect(errors).toEqual([]);
+    const other = differences({
+      names: ['n0', 'n1', 'n2', 'n3'],
+      others: [view('n2', false, ['n0', 'n1', 'n2'], 1)],
+    });
+    expect(other.errors).toEqual([]);
+  });
+
+  it('differ when a member lists another member than this node, every address named', () => {
+    // n1 was started with another --peers (n9 instead of n2).
+    const { errors, differing } = differences({
+      names: ['n0', 'n1', 'n2'],
+      others: [view('n1', false, ['n0', 'n1', 'n9'])],
+    });
+    expect(differing).toEqual({ n1: ['n0', 'n1', 'n9'] });
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.msg).toMatch(
+      /^member lists differ: n1 lists n0,n1,n9; this node lists n0,n1,n2/,
+    );
+    // Two names more than the addresses not named: still a difference.
+    expect(listsDiffer({ names: ['n0'], unlisted: [], unnamed: 1 }, ['n0', 'n1', 'n2'], 0)).toBe(
+      true,
+    );
+    expect(listsDiffer({ names: ['n0', 'n1', 'n2'], unlisted: [], unnamed: 0 }, ['n0'], 1)).toBe(
+      true,
+    );
+  });
+});
