@@ -96,10 +96,10 @@ export interface Cluster {
   recommission(): Promise<RecommissionResult>;
   /**
    * Before the node stops: when it is decommissioned, tells every member so and waits for their
-   * acknowledgements (at most NOTICE_WAIT_MS), so none keeps it as a member down once its address
-   * is gone. Never rejects.
+   * acknowledgements (at most `waitMs`), so none keeps it as a member down once its address is
+   * gone. Never rejects.
    */
-  tellLeaving(): Promise<void>;
+  tellLeaving(waitMs: number): Promise<void>;
   /** Each ring's members and their shares of the keys (the console's ring picture). */
   rings(): RingsView;
   /** The replicas of `key` in the settled and the target ring, in preference order. */
@@ -380,12 +380,13 @@ export async function startCluster(
   listed = () => membership.listedNames();
   unnamed = () => membership.unnamed();
   probeMember = (name) => membership.probeMember(name);
-  const tellLeft = (why: string) =>
+  const tellLeft = (why: string, waitMs?: number) =>
     tellDecommissioned({
       members: membership.members(),
       send: (m) =>
         pool.get(peerAddressOf(m), 'control').request(METHODS.decommissioned, { n: self }),
       why,
+      ...(waitMs === undefined ? {} : { waitMs }),
       logger: log,
     });
   // Two processes under one name: the one not at the address listed for the name must not serve.
@@ -676,7 +677,8 @@ export async function startCluster(
       return { status: rb.status, transfer: rb.progress };
     },
     decommissionStatus: () => ({ status: rb.status, transfer: rb.progress }),
-    tellLeaving: () => (rb.status === 'decommissioned' ? tellLeft('stopping') : Promise.resolve()),
+    tellLeaving: (waitMs) =>
+      rb.status === 'decommissioned' ? tellLeft('stopping', waitMs) : Promise.resolve(),
     rings: () => {
       const shares = (r: typeof topo.target) =>
         Object.fromEntries(r.members.map((n) => [n, Number(r.share(n).toFixed(4))]));

@@ -9,7 +9,11 @@ import type { Config } from '../config/index.ts';
 import { createConsole, type NodeConsole } from '../console/index.ts';
 import { KvError } from '../errors/index.ts';
 import { EXIT_STORAGE_FAILED, noteStage, startWatchdog } from '../lifecycle/index.ts';
-import { type FoundingBlock, registerFoundingMetrics } from '../membership/index.ts';
+import {
+  type FoundingBlock,
+  NOTICE_WAIT_MS,
+  registerFoundingMetrics,
+} from '../membership/index.ts';
 import { checkBindable } from '../net/index.ts';
 import {
   type AdminRoute,
@@ -242,8 +246,9 @@ export async function startNode(
         page.stop();
         log.info({ connections: srv.connectionCount }, 'node stopping');
         const deadline = performance.now() + config.shutdownTimeoutMs;
-        // While clients drain (peers are still served: the members told probe this node back).
-        const told = clu.tellLeaving();
+        // While clients drain (peers are still served: the members told probe this node back),
+        // within the same bound.
+        const told = clu.tellLeaving(Math.min(NOTICE_WAIT_MS, config.shutdownTimeoutMs));
         await srv.shutdown(config.shutdownTimeoutMs);
         await sweeper.stop();
         await told;
