@@ -98,7 +98,8 @@ export function planResizeRestart(r: ResizeRestartInput): ResizeRestartPlan {
  * failing, after the eviction cannot leave the pod made again unmarked (with the resizer's
  * clock ahead it looked older than the wait and was restarted again); the mark names the pod,
  * so one written before an eviction that did not happen holds nothing back. A mark that cannot
- * be written evicts nothing. Returns what the Progressing condition says (reason
+ * be written evicts nothing; a mark is never taken back (the pods there after the one it names
+ * mount the volume after the wait began). Returns what the Progressing condition says (reason
  * FileSystemResize), or null when no pod needs the operator.
  */
 export async function ensureResizeRestart(
@@ -132,20 +133,22 @@ export async function ensureResizeRestart(
     });
   } catch (err) {
     // 429: the PodDisruptionBudget allows no disruption now (the mark, naming this pod, stays:
-    // it is tried again). 404/409: the pod went, or was made again, since it was read: the mark
-    // names a pod that is not there, and would hold back the one there now, which may have been
-    // made before the wait began; so it goes. Any other error: whether it was evicted is not
-    // known, and the mark stays (evicted: the pod made again is not restarted; not: it is tried
-    // again).
+    // it is tried again). 404/409: no pod of that uid is there (gone; or made again, which fails
+    // the uid precondition; a 409 of the same pod is a conflict retried out, tried again): the
+    // mark stays. The pods were listed from the apiserver moments before the claims that showed
+    // the wait, so a pod under that name that is not the one listed was made after that list: it
+    // mounts the volume (scheduled, attached: seconds) after the wait began, and the kubelet grows
+    // the file system then. The one listed may have been restarted (an eviction whose answer
+    // was lost and that was tried again, a pod deleted by hand or by a drain): before, the mark
+    // was taken back, and the pod made again, judged by its creation time against the
+    // condition's (two clocks), was restarted a second time. Any other error: whether it was
+    // evicted is not known, and the mark stays (evicted: the pod made again is not restarted;
+    // not: it is tried again).
     const code = statusCode(err);
     if (code === 429) return `${what} once the PodDisruptionBudget allows a disruption`;
     if (code !== 404 && code !== 409) throw err;
-    try {
-      await patchMark(ctx, c, plan.claim, null);
-    } catch (e) {
-      ctx.logger.warn({ ...where, err: e }, 'cannot take back the mark of a pod not restarted');
-    }
-    return `${what} once the pod is seen again`;
+    ctx.logger.info(where, 'the pod to restart went or was made again since it was listed');
+    return `${plan.pod} went or was made again since it was listed: the file system of ${plan.claim} grows as the pod there next mounts it`;
   }
   const message =
     `restarting ${plan.pod} so that the file system of ${plan.claim} grows (the storage ` +
@@ -156,12 +159,12 @@ export async function ensureResizeRestart(
   return message;
 }
 
-/** Sets (or with null removes) `claim`'s RESIZE_RESTARTED_ANNOTATION: a merge patch of it alone. */
+/** Sets `claim`'s RESIZE_RESTARTED_ANNOTATION: a merge patch of it alone. */
 async function patchMark(
   ctx: ControllerContext,
   c: Cluster,
   claim: string,
-  value: string | null,
+  value: string,
 ): Promise<void> {
   await ctx.kube.core.patchNamespacedPersistentVolumeClaim(
     {
