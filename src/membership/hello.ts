@@ -44,6 +44,7 @@ export function readHello(raw: unknown): HelloReply {
       ? { unnamed: h.unnamed }
       : {}),
     ...(h.storageStalled === true ? { storageStalled: true as const } : {}),
+    ...(h.clockRefusing === true ? { clockRefusing: true as const } : {}),
     ...(typeof h.started === 'number' && Number.isSafeInteger(h.started) && h.started > 0
       ? { started: h.started }
       : {}),

@@ -330,6 +330,25 @@ export class Membership extends EventEmitter<{
     return t !== undefined && t.state !== 'down' && t.hello?.storageStalled !== true;
   }
 
+  /** How many other members answered their last probe (up). */
+  answering(): number {
+    let n = 0;
+    for (const t of this.#members.values()) {
+      if (t.addr.name !== this.#opts.self.name && t.state === 'up') n++;
+    }
+    return n;
+  }
+
+  /**
+   * True when the member might take this node's clients instead of it: up for data
+   * (isUpForData), and its last hello did not say it refuses writes for its clock (clockRefusing;
+   * a member not heard from yet might). False for this node.
+   */
+  mightServe(name: string): boolean {
+    if (name === this.#opts.self.name || !this.isUpForData(name)) return false;
+    return this.#members.get(name)?.hello?.clockRefusing !== true;
+  }
+
   /** The clock offsets measured by the last probe of each member that is up and reported one. */
   clockOffsets(): ClockOffset[] {
     const out: ClockOffset[] = [];

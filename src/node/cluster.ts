@@ -260,6 +260,8 @@ export async function startCluster(
   // Set once made: hellos answered before the member source answered carry no member list.
   let listed: () => string[] | null = () => null;
   let unnamed: () => number = () => 0;
+  // Set once made (ClockCheck): whether this node refuses writes for its clock, in every hello.
+  let clockRefusing = () => false;
   // What every hello carries, for members to check they agree (ReplicationCheck).
   const replication = {
     rf: config.replicationFactor,
@@ -283,6 +285,8 @@ export async function startCluster(
     ...listedOf(listed(), unnamed()),
     // Down for data also while it drops the records of a ring it was taken out of.
     ...(storage.stalled() === null && !rings?.dropping ? {} : { storageStalled: true as const }),
+    // Members that refuse writes for their clocks stay ready while no other member takes them.
+    ...(clockRefusing() ? { clockRefusing: true as const } : {}),
     started,
   });
   const selfLoad = (): MemberLoad => {
@@ -443,11 +447,13 @@ export async function startCluster(
       const names = membership.names();
       return names === null ? null : Math.max(0, names.length - 1);
     },
-    answered: () => membership.members().filter((m) => !m.self && m.state === 'up').length,
+    // Not members(): that makes this node's hello, which asks this check whether it refuses.
+    answered: () => membership.answering(),
     leadMs: () => storage.clock.leadMs(),
     logger: log,
     registry,
   });
+  clockRefusing = () => clock.refusal() !== null;
   const settings = new ReplicationCheck({
     self,
     settings: replication,
@@ -626,8 +632,7 @@ export async function startCluster(
         return d === null ? null : duplicateError(d).message;
       },
       clock: () => clock.refusal(),
-      others: () =>
-        (membership.names() ?? []).filter((n) => n !== self && membership.isUpForData(n)).length,
+      others: () => (membership.names() ?? []).filter((n) => membership.mightServe(n)).length,
     });
   const info = () =>
     clusterInfo({

@@ -18,7 +18,8 @@ export interface RefusalSources {
   readonly clock: () => ClockRefusal | null;
   /**
    * How many other members might take this node's clients: not down by its failure detector
-   * (up, or not yet probed often enough to say), their disks not stalled.
+   * (up, or not yet probed often enough to say), their disks not stalled, and not refusing writes
+   * for their own clocks as their last hellos said (Membership.mightServe).
    */
   readonly others: () => number;
 }
@@ -26,20 +27,26 @@ export interface RefusalSources {
 /**
  * What the node refuses now, the first that applies, or null: a stalled disk, records being
  * dropped (or a start-up deciding whether they must be) and a duplicate name refuse every
- * command and make the node not ready; the clock refuses writes, and makes it not ready while
- * another member might take them instead (not all down) and the refusal is not one that member
- * shares (ClockRefusal.mutual). (A disk that refuses writes is not here: the node still
+ * command and make the node not ready; the clock refuses writes, and makes it not ready only
+ * while another member might take its clients instead: one not down, its disk answering, and
+ * not refusing writes for its clock too (RefusalSources.others); or, without that, while the
+ * refusal is one its only witness shares (ClockRefusal.mutual: that member refuses as well,
+ * which its next hello says). (A disk that refuses writes is not here: the node still
  * coordinates writes, which the other replicas store, and stays ready, `degraded`:
  * docs/storage.md.)
  *
  * Readiness routes clients (a Service's endpoints, a load balancer) and paces rollouts: a node
- * that refuses writes for a reason of its own while others take them belongs out of rotation.
- * One whose every peer is down (or that has none) stays in it: no other node would take its
- * clients, it still answers reads and says why it refuses writes, and a node that waited for a
- * peer to be ready before it is would deadlock with whatever starts that peer only once this
- * one is ready (a StatefulSet with OrderedReady pods, a rollout). Peers never wait for each
- * other's readiness here: a peer port answers from before the node is ready, and the headless
- * Service publishes addresses that are not ready.
+ * that refuses writes for a reason of its own while another takes them belongs out of rotation.
+ * One whose every peer is down (or that has none), or refuses writes for its clock as well,
+ * stays in it: no other node would serve its clients better, it still answers reads and says
+ * why it refuses writes. So clock refusals never take every member out: when every clock is off
+ * from every other's (each refuses, every hello says so), every member stays ready, `degraded`,
+ * and reads are served; before, each was not ready for a member that refused as well, and a
+ * Service had no endpoint left. A node that waited for a peer to be ready before it is would
+ * deadlock with whatever starts that peer only once this one is ready (a StatefulSet with
+ * OrderedReady pods, a rollout). Peers never wait for each other's readiness here: a peer port
+ * answers from before the node is ready, and the headless Service publishes addresses that are
+ * not ready.
  */
 export function refusalOf(s: RefusalSources): Refusal | null {
   const stalled = s.stalled();

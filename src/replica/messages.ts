@@ -89,6 +89,15 @@ export interface HelloReply {
    */
   readonly storageStalled?: true;
   /**
+   * Present (true) while this node refuses writes for its clock (ClockCheck.refusal: off from its
+   * peers', stepped, ahead of its versions, or not compared since it started). A member that
+   * refuses writes for its own clock stays ready (/readyz 200 `degraded`) unless another member
+   * it knows might take its clients instead: one not down, its disk answering, and not refusing
+   * writes for its clock too (refusalOf), so that a cluster whose every clock is off from every
+   * other's keeps serving reads. Absent while it takes writes, and from older versions.
+   */
+  readonly clockRefusing?: true;
+  /**
    * When this node's process started (ms since the epoch). A member that answers with another
    * value than before was restarted in between, perhaps faster than probes call a member down,
    * and may have missed writes meanwhile (Membership.interruptions). Absent from older versions.

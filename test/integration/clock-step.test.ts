@@ -27,8 +27,15 @@ afterEach(cleanup);
  */
 const SLOW_PROBES = ['--probe-interval-ms', '3000'];
 
-/** Three members listing each other; the third (`odd`) runs on the clock in `clockFile`. */
-async function startCluster(clockFile: string, extra: string[] = []): Promise<ClusterNode[]> {
+/**
+ * Three members listing each other; the third (`odd`) runs on the clock in `clockFile`, or, given
+ * three files, each member on its own.
+ */
+async function startCluster(
+  clockFile: string | readonly string[],
+  extra: string[] = [],
+): Promise<ClusterNode[]> {
+  const files = typeof clockFile === 'string' ? [undefined, undefined, clockFile] : clockFile;
   const block = loopbackBlock();
   const hosts = [1, 2, 3].map((i) => `${block}.${i}`);
   const peers = hosts.map((h, i) => `kvstore-${i}=${h}:7946`).join(',');
@@ -39,7 +46,7 @@ async function startCluster(clockFile: string, extra: string[] = []): Promise<Cl
         h,
         ['--peers', peers, ...SLOW_PROBES, ...extra],
         tempDir(),
-        i === 2 ? skewedClockFile(clockFile) : undefined,
+        files[i] === undefined ? undefined : skewedClockFile(files[i]),
       ),
     ),
   );
@@ -168,6 +175,61 @@ describe('a member whose wall clock is stepped between two probes', { timeout: 1
       for (const c of [ca, cb, codd]) expect(await c.call('GET k')).toBe('third');
     },
   );
+});
+
+describe('members whose clocks are each stepped apart from the others', {
+  timeout: 120_000,
+}, () => {
+  it('refuse writes and stay ready, degraded, serving reads, until their clocks agree again', async () => {
+    const files = [0, 1, 2].map(() => join(tempDir(), 'clock-skew'));
+    for (const f of files) setClockSkew(f, 0);
+    const nodes = await startCluster(files);
+    const ca = await openClient(nodes[0]!);
+    expect(await ca.call('PUT k first')).toBe('OK');
+    await untilNoHints(nodes);
+
+    // b 3 s ahead, c 3 s back: each clock is off from both others, so each refuses writes.
+    setClockSkew(files[1]!, 3000);
+    setClockSkew(files[2]!, -3000);
+    await untilClockOff(nodes[1]!, 3000);
+    await untilClockOff(nodes[2]!, -3000);
+    // Once their hellos say so, none is a better place for clients than another: all stay in
+    // rotation. Before: each was not ready (503) while the others were up, and a Service had no
+    // endpoint left, so even reads went unserved.
+    await until(
+      async () => {
+        for (const n of nodes) if ((await readyz(n)).status !== 200) return false;
+        return true;
+      },
+      30_000,
+      'every member ready while every clock is off from every other',
+      100,
+    );
+    for (const n of nodes) {
+      expect(await readyz(n)).toEqual({
+        status: 200,
+        body: expect.stringMatching(/^degraded: clock: this node's clock is more than 500 ms /),
+      });
+      const c = await openClient(n);
+      expect(await c.call('PUT k second')).toMatch(/^ERR CLOCK_OFFSET /);
+      expect(await c.call('GET k')).toBe('first');
+    }
+
+    // a and b agree again: c alone is off, and out of rotation while they take its clients.
+    setClockSkew(files[1]!, 0);
+    await untilClockOff(nodes[1]!, 0);
+    await until(
+      async () => (await readyz(nodes[2]!)).status === 503,
+      30_000,
+      'c not ready once a and b agree',
+      100,
+    );
+    expect((await readyz(nodes[2]!)).body).toMatch(/^not ready: clock: /);
+    for (const n of nodes.slice(0, 2)) {
+      await until(async () => (await readyz(n)).body === 'ready\n', 30_000, `${n.name} ready`, 100);
+    }
+    await until(async () => (await ca.call('PUT k third')) === 'OK', 30_000, 'a takes writes', 100);
+  });
 });
 
 describe('a member started with its clock off, its peers not answering yet', {

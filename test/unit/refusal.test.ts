@@ -1,9 +1,20 @@
 // refusalOf: what a serving node refuses of its clients' commands, and whether it stays ready
-// (/readyz). Real processes: test/integration/readyz-refusals.test.ts.
+// (/readyz); with clocks off, for members that measure each other through their hellos. Real
+// processes: test/integration/readyz-refusals.test.ts, test/integration/clock-step.test.ts.
 
-import { expect, it } from 'vitest';
-import type { ClockRefusal } from '../../src/membership/index.ts';
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import {
+  ClockCheck,
+  type ClockRefusal,
+  type MemberAddress,
+  Membership,
+  readHello,
+  staticSource,
+} from '../../src/membership/index.ts';
 import { type RefusalSources, refusalOf } from '../../src/node/refusal.ts';
+import { createLogger } from '../../src/observability/index.ts';
+import { defer } from '../helpers/defer.ts';
 
 function sources(over: Partial<RefusalSources> = {}): RefusalSources {
   return {
@@ -59,4 +70,131 @@ it('names the first refusal that applies: the disk, the name, then the clock', (
   });
   expect(refusalOf(all)?.reason).toBe('storage: stalled');
   expect(refusalOf({ ...all, stalled: () => null })?.reason).toBe('membership: twin');
+});
+
+/** --max-clock-offset-ms of the members below. */
+const MAX_OFFSET_MS = 500;
+
+/**
+ * Members named by `clocks` (each its clock's offset from the real one, ms), wired as a node
+ * wires them (startCluster): each a Membership probing the others, whose hellos carry their
+ * clock and whether they refuse writes for it; a ClockCheck over the offsets its probes measure;
+ * refusalOf over both. Members in `down` answer no probe (and are asked nothing). Returns each
+ * running member's refusal after `rounds` rounds of probes (every member probes, then every
+ * member's check looks: as on the 'probed' event).
+ */
+async function refusalsOf(
+  clocks: Record<string, number>,
+  down: readonly string[] = [],
+  rounds = 3,
+): Promise<Record<string, ReturnType<typeof refusalOf>>> {
+  const names = Object.keys(clocks);
+  const address = (name: string): MemberAddress => ({
+    name,
+    host: `127.0.0.${names.indexOf(name) + 1}`,
+    peerPort: 7946,
+  });
+  const checks = new Map<string, ClockCheck>();
+  // `name`'s hello as `asker` reads it: its clock relative to the asker's.
+  const hello = (name: string, asker: string) => ({
+    name,
+    incarnation: `i-${name}`,
+    status: 'active',
+    ringId: 'r',
+    rebalanced: null,
+    settled: { epoch: 1, members: names, incarnations: {}, lost: [] },
+    hints: 0,
+    clock: Date.now() + clocks[name]! - clocks[asker]!,
+    ...(checks.get(name)!.refusal() === null ? {} : { clockRefusing: true }),
+  });
+  const nodes = names
+    .filter((n) => !down.includes(n))
+    .map((self) => {
+      const membership = new Membership({
+        self: address(self),
+        source: staticSource(names.map(address)),
+        probe: async (m) => {
+          if (down.includes(m.name)) throw new Error(`${m.name} is down`);
+          return readHello(hello(m.name, self));
+        },
+        // Down at the first probe it does not answer.
+        probeFailures: 1,
+        selfHello: () => readHello(hello(self, self)),
+        // Never on their timers: the rounds below resolve and probe.
+        resolveIntervalMs: 60_000,
+        probeIntervalMs: 60_000,
+        logger: createLogger('silent', {}),
+        registry: new Registry(),
+      });
+      defer(() => membership.stop());
+      const check = new ClockCheck({
+        offsets: () => membership.clockOffsets(),
+        maxOffsetMs: MAX_OFFSET_MS,
+        peers: () => names.length - 1,
+        answered: () => membership.answering(),
+        logger: createLogger('silent', {}),
+        registry: new Registry(),
+      });
+      checks.set(self, check);
+      const refusal = () =>
+        refusalOf({
+          stalled: () => null,
+          dropping: () => null,
+          duplicate: () => null,
+          clock: () => check.refusal(),
+          others: () => names.filter((n) => membership.mightServe(n)).length,
+        });
+      return { self, membership, check, refusal };
+    });
+  for (const n of nodes) await n.membership.resolveNow();
+  for (let i = 0; i < rounds; i++) {
+    for (const n of nodes) await n.membership.probeNow();
+    for (const n of nodes) n.check.update();
+  }
+  return Object.fromEntries(nodes.map((n) => [n.self, n.refusal()]));
+}
+
+describe('readiness of members whose clocks are off, from what their hellos say', () => {
+  it("reads a hello's clockRefusing when it says true, and nothing else (older members send none)", () => {
+    const base = { name: 'a', incarnation: 'i', status: 'active', ringId: 'r', rebalanced: null };
+    expect(readHello({ ...base, clockRefusing: true }).clockRefusing).toBe(true);
+    for (const other of [{}, { clockRefusing: false }, { clockRefusing: 'yes' }]) {
+      expect(readHello({ ...base, ...other })).not.toHaveProperty('clockRefusing');
+    }
+  });
+
+  it('keeps every member ready, degraded, when every clock is off from every other', async () => {
+    const refusals = await refusalsOf({ a: 0, b: 3_000, c: -3_000 });
+    // Each is off from both others: each refuses writes, and none is a better place for clients.
+    // Before: each was not ready (two members up for data), and a Service had no endpoint left.
+    for (const r of Object.values(refusals)) {
+      expect(r).toMatchObject({
+        commands: 'writes',
+        reason: expect.stringMatching(/^clock: this node's clock is more than 500 ms /),
+        ready: true,
+      });
+    }
+    // Two against two: each is off from two of its three peers, and refuses; all stay ready.
+    const pairs = await refusalsOf({ a: 0, b: 0, c: 3_000, d: 3_000 });
+    expect(Object.values(pairs).map((r) => r?.ready)).toEqual([true, true, true, true]);
+  });
+
+  it('takes out the one member whose clock is off while the others take writes', async () => {
+    const refusals = await refusalsOf({ a: 0, b: 100, c: 3_000 });
+    expect(refusals.a).toBeNull();
+    expect(refusals.b).toBeNull();
+    expect(refusals.c).toMatchObject({ commands: 'writes', ready: false });
+    // Two off, apart from each other and from three that agree: the two are out, the rest in.
+    const five = await refusalsOf({ a: 0, b: 0, c: 0, d: 3_000, e: -3_000 });
+    expect(five).toMatchObject({ a: null, b: null, c: null, d: { ready: false } });
+    expect(five.e).toMatchObject({ ready: false });
+  });
+
+  it('keeps two members ready that refuse each other, the third down', async () => {
+    const refusals = await refusalsOf({ a: 0, b: 3_000, c: 0 }, ['c']);
+    expect(refusals).toEqual({
+      a: { commands: 'writes', reason: expect.stringMatching(/^clock: /), ready: true },
+      b: { commands: 'writes', reason: expect.stringMatching(/^clock: /), ready: true },
+    });
+  });
 });
