@@ -1,6 +1,7 @@
 // membership: who the members are (static list or DNS), whether each answers, and the rings to route by.
 
 export { type AddressBook, stateAddressBook } from './address-book.ts';
+export { Callers } from './callers.ts';
 export { ClockCheck, type ClockCheckOptions, type ClockRefusal } from './clock-check.ts';
 export {
   NOTICE_WAIT_MS,

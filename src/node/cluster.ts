@@ -16,6 +16,7 @@ import { ClusterCoordinator } from '../coordinator/index.ts';
 import { KvError } from '../errors/index.ts';
 import {
   type AddressBook,
+  Callers,
   ClockCheck,
   clusterInfo,
   type Duplicate,
@@ -72,7 +73,7 @@ import {
   untilAborted,
   writeStateDoc,
 } from '../storage/index.ts';
-import { refusalOf } from './refusal.ts';
+import { othersServing, refusalOf } from './refusal.ts';
 import type { Secrets } from './secrets.ts';
 
 export interface Cluster {
@@ -228,8 +229,13 @@ export async function startCluster(
     },
   });
   // On the control lane: a probe must not wait behind the replica data queued to the member.
+  // Each says who asks and whether it serves: a node whose DNS failed since it started knows the
+  // members that serve from their probes alone (Callers).
   const hello = (address: string) =>
-    pool.get(address, 'control').request<unknown>(METHODS.hello, {}).then(readHello);
+    pool
+      .get(address, 'control')
+      .request<unknown>(METHODS.hello, { name: self, serving: serving() })
+      .then(readHello);
   const identify = (host: string, port: number) =>
     hello(peerAddressOf({ host, peerPort: port })).then(
       (h) => h.name,
@@ -262,6 +268,15 @@ export async function startCluster(
   let unnamed: () => number = () => 0;
   // Set once made (ClockCheck): whether this node refuses writes for its clock, in every hello.
   let clockRefusing = () => false;
+  // Down for data: its disk stalled, or it drops the records of a ring it was taken out of.
+  const downForData = () => storage.stalled() !== null || rings?.dropping === true;
+  // Whether this node would take clients, as its probes tell the members they reach.
+  const serving = () => !downForData() && !clockRefusing();
+  // The members that probed this node lately, counted while they would be up (Callers).
+  const callers = new Callers(
+    self,
+    config.probeFailures * config.probeIntervalMs + config.peerTimeoutMs,
+  );
   // What every hello carries, for members to check they agree (ReplicationCheck).
   const replication = {
     rf: config.replicationFactor,
@@ -284,7 +299,7 @@ export async function startCluster(
     replication,
     ...listedOf(listed(), unnamed()),
     // Down for data also while it drops the records of a ring it was taken out of.
-    ...(storage.stalled() === null && !rings?.dropping ? {} : { storageStalled: true as const }),
+    ...(downForData() ? { storageStalled: true as const } : {}),
     // Members that refuse writes for their clocks stay ready while no other member takes them.
     ...(clockRefusing() ? { clockRefusing: true as const } : {}),
     started,
@@ -335,7 +350,10 @@ export async function startCluster(
     port: config.peerPort,
     handler: createReplicaHandler({
       storage,
-      hello: selfHello,
+      hello: (asker) => {
+        callers.heard(asker);
+        return selfHello();
+      },
       incarnation: incarnation.id,
       maxScanEntries: scanServeLimit(config.maxScanKeys),
       clusterSecret: secret,
@@ -632,7 +650,7 @@ export async function startCluster(
         return d === null ? null : duplicateError(d).message;
       },
       clock: () => clock.refusal(),
-      others: () => (membership.names() ?? []).filter((n) => membership.mightServe(n)).length,
+      others: () => othersServing(membership, callers),
     });
   const info = () =>
     clusterInfo({

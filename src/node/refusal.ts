@@ -19,9 +19,26 @@ export interface RefusalSources {
   /**
    * How many other members might take this node's clients: not down by its failure detector
    * (up, or not yet probed often enough to say), their disks not stalled, and not refusing writes
-   * for their own clocks as their last hellos said (Membership.mightServe).
+   * for their own clocks as their last hellos said (othersServing).
    */
   readonly others: () => number;
+}
+
+/**
+ * RefusalSources.others from what the node knows: the members its source lists that might serve
+ * (Membership.mightServe); while its source has never answered (`names()` null: its DNS failing
+ * since it started), the members that probe it saying they serve (Callers.serving). Such a node
+ * knows no member to compare clocks with or to route to, and refuses writes until it does; when
+ * the others serve, its clients belong with them; when nobody probes it (the whole cluster's DNS
+ * failing as its members restart), it stays ready, as every other member does.
+ */
+export function othersServing(
+  members: { names(): readonly string[] | null; mightServe(name: string): boolean },
+  callers: { serving(): number },
+): number {
+  const names = members.names();
+  if (names === null) return callers.serving();
+  return names.filter((n) => members.mightServe(n)).length;
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   type GetManyReply,
   type GetReply,
   type HelloReply,
+  type HelloRequest,
   METHODS,
 } from './messages.ts';
 import { localScan } from './scan.ts';
@@ -21,13 +22,17 @@ import {
   readApplyRequest,
   readGetManyRequest,
   readGetRequest,
+  readHelloRequest,
   readScanRequest,
 } from './wire.ts';
 
 export interface ReplicaHandlerOptions {
   readonly storage: Storage;
-  /** This node's hello answer (status and ring progress come from above). */
-  readonly hello: () => HelloReply;
+  /**
+   * This node's hello answer (status and ring progress come from above), given what the asker
+   * said of itself (readHelloRequest: `{}` from older versions).
+   */
+  readonly hello: (asker: HelloRequest) => HelloReply;
   /** This node's data-directory incarnation: `get` and `scan` expecting another one are refused. */
   readonly incarnation: string;
   /** Largest `l` a scan request may ask for. */
@@ -153,7 +158,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
   async function serve(method: string, body: unknown, remote: string): Promise<unknown> {
     switch (method) {
       case METHODS.hello:
-        return opts.hello();
+        return opts.hello(readHelloRequest(body));
       case METHODS.get: {
         const req = readGetRequest(body);
         checkIncarnation(req.i);

@@ -14,6 +14,7 @@ export {
   readGetManyRequest,
   readGetReply,
   readGetRequest,
+  readHelloRequest,
   readScanReply,
   readScanRequest,
   readSyncedReply,

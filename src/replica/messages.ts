@@ -33,6 +33,21 @@ export interface SettledRing {
   readonly lost: readonly string[];
 }
 
+/**
+ * `hello`'s request: who asks, and whether it might take clients. Empty from older versions. A
+ * node whose member source never answered knows no member, but the members that probe it say
+ * whether one of them would serve its clients better (Callers, refusalOf).
+ */
+export interface HelloRequest {
+  /** The asking node's name. */
+  readonly name?: string;
+  /**
+   * True while the asker takes writes and its disk answers: no refusal for its clock, no stall,
+   * no records being dropped (what its own hello says as clockRefusing and storageStalled).
+   */
+  readonly serving?: boolean;
+}
+
 /** `hello`: who a node is and how far its view of the ring has come. */
 export interface HelloReply {
   readonly name: string;

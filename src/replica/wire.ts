@@ -5,6 +5,7 @@ import { decodeRecord, type Entry, MAX_KEY_BYTES, type StoredRecord } from '../s
 import {
   type ApplyReply,
   GET_MANY_MAX_KEYS,
+  type HelloRequest,
   MAX_PLACEMENT_CHARS,
   type ScanReply,
   type ScanRequest,
@@ -114,6 +115,20 @@ function outOfTarget(v: unknown): boolean {
 }
 
 /** `get` request: `{k: key, i?: incarnation, o?: 1, h?: boolean}`. */
+/** Longest member name a hello request may give (a DNS name's bound). */
+const MAX_NAME_CHARS = 253;
+
+/**
+ * A hello request's fields that read (`{}` from older versions, and for anything malformed: the
+ * hello is answered all the same, as before).
+ */
+export function readHelloRequest(body: unknown): HelloRequest {
+  if (typeof body !== 'object' || body === null) return {};
+  const { name, serving } = body as Partial<Record<keyof HelloRequest, unknown>>;
+  if (typeof name !== 'string' || name.length === 0 || name.length > MAX_NAME_CHARS) return {};
+  return typeof serving === 'boolean' ? { name, serving } : { name };
+}
+
 export function readGetRequest(body: unknown): { k: Buffer; h: boolean } & ReadTermsIn {
   const b = object(body, 'request', 'get body');
   return {

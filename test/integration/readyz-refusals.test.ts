@@ -8,12 +8,18 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   type ClusterNode,
+  dnsDiscoveryArgs,
+  loopbackBlock,
   openClient,
   peersOf,
   restart,
+  startMember,
   startStaticCluster,
+  waitAllUp,
+  waitSettled,
 } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
+import { startDnsServer } from '../helpers/dns-server.ts';
 import { LineClient } from '../helpers/line-client.ts';
 import { cleanup, NODE, ROOT, startNodeProcess } from '../helpers/node-process.ts';
 import { until } from '../helpers/write-log.ts';
@@ -22,6 +28,8 @@ afterEach(cleanup);
 
 const KVCTL = join(ROOT, 'src/cli/main.ts');
 const NO_ANSWER = /^clock: no peer has answered this node's probes since it started/;
+const NOT_READY_NO_ANSWER = /^not ready: clock: no peer has answered this node's probes since/;
+const SERVICE = 'kvstore-headless.test.local';
 
 /** GET /readyz on `host:port`: its status and body. */
 async function readyz(host: string, port: number): Promise<{ status: number; body: string }> {
@@ -137,6 +145,57 @@ describe('/readyz of a node that refuses writes', { timeout: 120_000 }, () => {
       100,
     );
     await until(async () => (await cc.call('PUT k w')) === 'OK', 30_000, 'c takes writes', 100);
+  });
+});
+
+describe('/readyz of a member whose DNS has not answered since it restarted', {
+  timeout: 120_000,
+}, () => {
+  it('is 503 while members that probe it serve its clients, 200 once none does', async () => {
+    const dns = await startDnsServer();
+    defer(() => dns.close());
+    const block = loopbackBlock();
+    const hosts = [1, 2, 3].map((i) => `${block}.${i}`);
+    const names = ['kvstore-0', 'kvstore-1', 'kvstore-2'];
+    // A records only: each member asks the addresses their names.
+    dns.setA(SERVICE, hosts);
+    const nodes = await Promise.all(
+      [0, 1, 2].map((i) => startMember(names[i]!, hosts[i]!, dnsDiscoveryArgs(dns.port, SERVICE))),
+    );
+    await waitAllUp(nodes);
+    await waitSettled(nodes, names);
+    const [a, b, c] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+
+    // c restarts while its DNS server fails: it routes by its saved ring, knows no member (no
+    // quorum of owners it can reach, no clock to compare with) and refuses writes. a and b, whose
+    // DNS lists it, probe it and say they serve.
+    await c.proc.stop('SIGKILL');
+    const failing = await startDnsServer();
+    defer(() => failing.close());
+    failing.fail(SERVICE, 'SERVFAIL');
+    await restart(c, dnsDiscoveryArgs(failing.port, SERVICE));
+    const cc = await openClient(c);
+    expect(await cc.call('PUT k v')).toMatch(/^ERR CLOCK_OFFSET clock: no peer has answered /);
+    // Before: 200 `degraded` throughout: a Service sent clients to it, which it could not serve,
+    // and a rollout waiting for it to be Ready went on to the next pod.
+    await until(
+      async () => (await readyzOf(c)).status === 503,
+      20_000,
+      'c not ready while a and b serve',
+      100,
+    );
+    expect((await readyzOf(c)).body).toMatch(NOT_READY_NO_ANSWER);
+    for (const n of [a, b]) expect(await readyzOf(n)).toEqual({ status: 200, body: 'ready\n' });
+
+    // a and b gone: nobody probes c, and it is the only member that can take clients.
+    for (const n of [a, b]) await n.proc.stop('SIGKILL');
+    await until(
+      async () => (await readyzOf(c)).status === 200,
+      30_000,
+      'c ready once no member probes it',
+      100,
+    );
+    expect((await readyzOf(c)).body).toMatch(/^degraded: clock: no peer has answered /);
   });
 });
 

@@ -5,15 +5,18 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import {
+  Callers,
   ClockCheck,
   type ClockRefusal,
   type MemberAddress,
   Membership,
+  type PeerSource,
   readHello,
   staticSource,
 } from '../../src/membership/index.ts';
-import { type RefusalSources, refusalOf } from '../../src/node/refusal.ts';
+import { othersServing, type RefusalSources, refusalOf } from '../../src/node/refusal.ts';
 import { createLogger } from '../../src/observability/index.ts';
+import { readHelloRequest } from '../../src/replica/index.ts';
 import { defer } from '../helpers/defer.ts';
 
 function sources(over: Partial<RefusalSources> = {}): RefusalSources {
@@ -78,14 +81,16 @@ const MAX_OFFSET_MS = 500;
 /**
  * Members named by `clocks` (each its clock's offset from the real one, ms), wired as a node
  * wires them (startCluster): each a Membership probing the others, whose hellos carry their
- * clock and whether they refuse writes for it; a ClockCheck over the offsets its probes measure;
- * refusalOf over both. Members in `down` answer no probe (and are asked nothing). Returns each
- * running member's refusal after `rounds` rounds of probes (every member probes, then every
- * member's check looks: as on the 'probed' event).
+ * clock and whether they refuse writes for it, and whose probes say who asks and whether it
+ * serves; a ClockCheck over the offsets its probes measure; refusalOf over both. Members in
+ * `down` answer no probe (and are asked nothing); the member source of those in `blind` never
+ * answers (a DNS server failing since they started). Returns each running member's refusal
+ * after `rounds` rounds of probes (every member probes, then every member's check looks: as on
+ * the 'probed' event).
  */
 async function refusalsOf(
   clocks: Record<string, number>,
-  down: readonly string[] = [],
+  { down = [], blind = [] }: { down?: readonly string[]; blind?: readonly string[] } = {},
   rounds = 3,
 ): Promise<Record<string, ReturnType<typeof refusalOf>>> {
   const names = Object.keys(clocks);
@@ -95,6 +100,7 @@ async function refusalsOf(
     peerPort: 7946,
   });
   const checks = new Map<string, ClockCheck>();
+  const callers = new Map(names.map((n) => [n, new Callers(n, 60_000)]));
   // `name`'s hello as `asker` reads it: its clock relative to the asker's.
   const hello = (name: string, asker: string) => ({
     name,
@@ -107,14 +113,19 @@ async function refusalsOf(
     clock: Date.now() + clocks[name]! - clocks[asker]!,
     ...(checks.get(name)!.refusal() === null ? {} : { clockRefusing: true }),
   });
+  const failing: PeerSource = {
+    description: 'dns:failing',
+    resolve: () => Promise.reject(new Error('SERVFAIL')),
+  };
   const nodes = names
     .filter((n) => !down.includes(n))
     .map((self) => {
       const membership = new Membership({
         self: address(self),
-        source: staticSource(names.map(address)),
+        source: blind.includes(self) ? failing : staticSource(names.map(address)),
         probe: async (m) => {
           if (down.includes(m.name)) throw new Error(`${m.name} is down`);
+          callers.get(m.name)!.heard({ name: self, serving: checks.get(self)!.refusal() === null });
           return readHello(hello(m.name, self));
         },
         // Down at the first probe it does not answer.
@@ -130,7 +141,10 @@ async function refusalsOf(
       const check = new ClockCheck({
         offsets: () => membership.clockOffsets(),
         maxOffsetMs: MAX_OFFSET_MS,
-        peers: () => names.length - 1,
+        peers: () => {
+          const listed = membership.names();
+          return listed === null ? null : listed.length - 1;
+        },
         answered: () => membership.answering(),
         logger: createLogger('silent', {}),
         registry: new Registry(),
@@ -142,7 +156,7 @@ async function refusalsOf(
           dropping: () => null,
           duplicate: () => null,
           clock: () => check.refusal(),
-          others: () => names.filter((n) => membership.mightServe(n)).length,
+          others: () => othersServing(membership, callers.get(self)!),
         });
       return { self, membership, check, refusal };
     });
@@ -191,10 +205,60 @@ describe('readiness of members whose clocks are off, from what their hellos say'
   });
 
   it('keeps two members ready that refuse each other, the third down', async () => {
-    const refusals = await refusalsOf({ a: 0, b: 3_000, c: 0 }, ['c']);
+    const refusals = await refusalsOf({ a: 0, b: 3_000, c: 0 }, { down: ['c'] });
     expect(refusals).toEqual({
       a: { commands: 'writes', reason: expect.stringMatching(/^clock: /), ready: true },
       b: { commands: 'writes', reason: expect.stringMatching(/^clock: /), ready: true },
     });
+  });
+});
+
+describe('readiness of a member whose DNS never answered since it started', () => {
+  it('is not ready while members that probe it serve, and ready when none does', async () => {
+    // c knows no member (its source never answered) and refuses writes: a and b, probing it,
+    // say they serve, so its clients belong with them. Before: ready, `degraded`, though it could
+    // route nothing (no member known, no quorum) while a and b served.
+    const refusals = await refusalsOf({ a: 0, b: 0, c: 0 }, { blind: ['c'] });
+    expect(refusals).toMatchObject({ a: null, b: null });
+    expect(refusals.c).toMatchObject({
+      commands: 'writes',
+      reason: expect.stringMatching(/^clock: no peer has answered /),
+      ready: false,
+    });
+    // Every member's DNS failing as they restarted together: none probes another, all stay ready.
+    const all = await refusalsOf({ a: 0, b: 0, c: 0 }, { blind: ['a', 'b', 'c'] });
+    expect(Object.values(all).map((r) => r?.ready)).toEqual([true, true, true]);
+    // The members that probe it refuse writes for their clocks too: no better place, ready.
+    const skewed = await refusalsOf({ a: 0, b: 3_000, c: -3_000 }, { blind: ['c'] });
+    expect(skewed).toMatchObject({ a: { ready: true }, b: { ready: true } });
+    expect(skewed.c).toMatchObject({ ready: true });
+  });
+});
+
+describe('Callers', () => {
+  it('counts the askers heard within the window that said they serve, each by its last probe', () => {
+    let now = 0;
+    const callers = new Callers('c', 1_000, () => now);
+    callers.heard({ name: 'a', serving: true });
+    callers.heard({ name: 'b', serving: false });
+    callers.heard({ name: 'c', serving: true }); // itself
+    callers.heard({}); // an older version says nothing of itself
+    expect(callers.serving()).toBe(1);
+    callers.heard({ name: 'b', serving: true });
+    expect(callers.serving()).toBe(2);
+    now = 600;
+    callers.heard({ name: 'a', serving: true });
+    now = 1_200; // b last heard 1.2 s ago: called down by now
+    expect(callers.serving()).toBe(1);
+    callers.heard({ name: 'a', serving: false });
+    expect(callers.serving()).toBe(0);
+  });
+
+  it('reads a hello request field by field: `{}` for anything malformed (older versions send `{}`)', () => {
+    expect(readHelloRequest({ name: 'a', serving: true })).toEqual({ name: 'a', serving: true });
+    expect(readHelloRequest({ name: 'a', serving: 'yes' })).toEqual({ name: 'a' });
+    for (const body of [{}, null, 'a', { name: '' }, { name: 7 }, { name: 'x'.repeat(254) }]) {
+      expect(readHelloRequest(body)).toEqual({});
+    }
   });
 });
