@@ -270,8 +270,9 @@ export async function startCluster(
   let clockRefusing = () => false;
   // Down for data: its disk stalled, or it drops the records of a ring it was taken out of.
   const downForData = () => storage.stalled() !== null || rings?.dropping === true;
-  // Whether this node would take clients, as its probes tell the members they reach.
-  const serving = () => !downForData() && !clockRefusing();
+  // Whether this node would take clients, as its probes tell the members they reach: not while
+  // its disk stalled, it drops records or decides whether it must (refusing), or its clock refuses.
+  const serving = () => storage.stalled() === null && refusing() === null && !clockRefusing();
   // The members that probed this node lately, counted while they would be up (Callers).
   const callers = new Callers(
     self,

@@ -43,7 +43,7 @@ export interface HelloRequest {
   readonly name?: string;
   /**
    * True while the asker takes writes and its disk answers: no refusal for its clock, no stall,
-   * no records being dropped (what its own hello says as clockRefusing and storageStalled).
+   * no records being dropped, no start-up deciding whether they must be.
    */
   readonly serving?: boolean;
 }
