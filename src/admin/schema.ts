@@ -95,6 +95,11 @@ export const memberInfoSchema = z.object({
    * --storage-stall-timeout-ms) while it stays a member. Absent from older versions.
    */
   storageStalled: z.boolean().optional(),
+  /**
+   * It refuses writes for its clock, as its last hello said (this node's own: its refusal now).
+   * Absent from older versions.
+   */
+  clockRefusing: z.boolean().optional(),
 });
 
 /**

@@ -38,6 +38,18 @@ function waitLines(view: ClusterInfo): string[] {
   return lines;
 }
 
+/**
+ * A member's state, and what it said it refuses: a stalled disk (up and a member, but down for
+ * data: docs/storage.md), writes for its clock (docs/observability.md, Readiness).
+ */
+function stateCell(m: ClusterInfo['members'][number]): string {
+  const notes = [
+    m.storageStalled === true ? 'disk stalled' : null,
+    m.clockRefusing === true ? 'refusing writes (clock)' : null,
+  ];
+  return [m.state, ...notes.filter((n) => n !== null)].join(', ');
+}
+
 /** The table (with a heading line), one row per member, columns padded to line up. */
 export function statusTable(view: ClusterInfo): string {
   const ring = view.ring.moving
@@ -46,8 +58,7 @@ export function statusTable(view: ClusterInfo): string {
   const rows = view.members.map((m) => [
     m.name,
     m.address,
-    // A stalled disk: up and a member, but down for data (docs/storage.md).
-    m.storageStalled === true ? `${m.state}, disk stalled` : m.state,
+    stateCell(m),
     m.phase ?? '-',
     m.keys === null || m.keys === undefined ? '?' : String(m.keys),
     m.bytes === null || m.bytes === undefined ? '?' : formatBytes(m.bytes),

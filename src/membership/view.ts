@@ -96,5 +96,6 @@ function memberFigures(m: MemberView, p: ClusterViewParts) {
     lastContact: m.lastContact === null ? null : new Date(m.lastContact).toISOString(),
     transfer: load?.transfer ?? null,
     storageStalled: m.hello?.storageStalled === true,
+    clockRefusing: m.hello?.clockRefusing === true,
   };
 }

@@ -39,12 +39,17 @@ describe('kvctl status table', () => {
     expect(statusTable(view(null)).split('\n')[1]).toMatch(/^NAME /);
   });
 
-  it('shows a member whose disk stalled as up but stalled, the others as up', () => {
+  it('shows a member whose disk stalled as up but stalled, one refusing writes for its clock as such, the others as up', () => {
     const view = {
       node: 'kv0',
       status: 'active',
       ring: { moving: false, epoch: 3 },
-      members: [member('kv0'), member('kv1', { storageStalled: true }), member('kv2')],
+      members: [
+        member('kv0'),
+        member('kv1', { storageStalled: true }),
+        member('kv2'),
+        member('kv3', { clockRefusing: true }),
+      ],
     } as unknown as ClusterInfo;
     const lines = statusTable(view).trimEnd().split('\n');
     expect(lines[0]).toBe('as seen by kv0 (active); ring: settled (epoch 3)');
@@ -52,7 +57,12 @@ describe('kvctl status table', () => {
       const row = lines.find((l) => l.startsWith(`${name} `))!;
       return row.split(/\s{2,}/)[2];
     };
-    expect([state('kv0'), state('kv1'), state('kv2')]).toEqual(['up', 'up, disk stalled', 'up']);
+    expect([state('kv0'), state('kv1'), state('kv2'), state('kv3')]).toEqual([
+      'up',
+      'up, disk stalled',
+      'up',
+      'up, refusing writes (clock)',
+    ]);
   });
 
   it('names a stream that waits for a member whose storage refuses writes, in its row and under the table', () => {
