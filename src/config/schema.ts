@@ -263,7 +263,8 @@ const options = {
     .describe('time a peer connection has for TLS, then to authenticate'),
   /**
    * Bytes of unfinished peer frames held at once over all peer connections (at least one
-   * 64 MiB frame); a read that would go over closes the connection holding the most.
+   * 64 MiB frame); a read that would go over closes the connection holding the most. Answers to
+   * peers not yet taken by the kernel are bounded by it apart, the same way (output_full).
    */
   maxPeerBufferBytes: positive
     .min(64 * 1024 * 1024)

@@ -11,12 +11,17 @@ import { atTurnEnd } from '../net/index.ts';
 export class FrameWriter {
   readonly #socket: Socket;
   readonly #onBytes: (bytes: number) => void;
+  readonly #onFlushed: (() => void) | undefined;
   #corked = false;
 
-  /** `onBytes` is called with the size of every frame written (header included). */
-  constructor(socket: Socket, onBytes: (bytes: number) => void) {
+  /**
+   * `onBytes` is called with the size of every frame written (header included); `onFlushed`
+   * after a turn's frames were handed to the socket (the kernel took what it could of them).
+   */
+  constructor(socket: Socket, onBytes: (bytes: number) => void, onFlushed?: () => void) {
     this.#socket = socket;
     this.#onBytes = onBytes;
+    this.#onFlushed = onFlushed;
   }
 
   /** True while the socket's write buffer is over its high-water mark (wait for `drain`). */
@@ -45,5 +50,6 @@ export class FrameWriter {
     this.#corked = false;
     // end() uncorks by itself; a destroyed socket has nothing to flush.
     if (!this.#socket.destroyed && this.#socket.writableCorked > 0) this.#socket.uncork();
+    this.#onFlushed?.();
   }
 }

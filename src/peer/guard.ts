@@ -1,35 +1,42 @@
-// What the peer port holds for its connections: buffered bytes, bounded node-wide and measured.
+// What the peer port holds for its connections: bytes received and replies unsent, bounded node-wide.
 
-import type { PeerMetrics } from './metrics.ts';
+import type { Gauge } from 'prom-client';
 
-/** A connection whose buffered bytes PeerBuffers counts, and that it can close to make room. */
+/** A connection whose bytes PeerBuffers counts, and that it can close to make room. */
 export interface BufferHolder {
-  /** Closes the connection for `buffer_full`; its bytes leave the count before this returns. */
+  /** Closes the connection; its bytes leave the count before this returns. */
   evict(): void;
 }
 
+/** The gauges a PeerBuffers keeps: what is held now, and its high-water mark. */
+export interface HeldGauges {
+  readonly bytes: Gauge;
+  readonly peak: Gauge;
+}
+
 /**
- * Bytes received on inbound peer connections and not yet taken as whole frames, summed over every
- * connection of one server, against a node-wide limit. Before keeping a read, a connection asks
+ * Bytes held for the inbound peer connections of one server, summed over them, against a
+ * node-wide limit: one instance counts bytes received and not yet taken as whole frames
+ * (`kvstore_peer_buffered_bytes`), another replies made and not yet taken by the kernel
+ * (`kvstore_peer_reply_bytes`). Before keeping a read, a connection asks
  * `admit`: when the read does not fit, the connection holding the most bytes (the reader with its
  * read counted, or another) is closed, again until it fits; the reader is told to close itself
  * when it is that one. So what one connection fills (a large frame arriving on a member's large
  * lane, or a stranger's garbage) closes that connection, never one with a few small frames
  * behind it (a probe, a quorum read). Each connection reports its own count after every read and
- * on close (`set`), so the sum is exact, never above the limit, and 0 once they leave. Exported
- * as `kvstore_peer_buffered_bytes` and its high-water mark `kvstore_peer_buffered_bytes_peak`.
+ * on close (`set`), so the sum is exact, never above the limit, and 0 once they leave.
  */
 export class PeerBuffers {
   readonly limit: number;
-  readonly #metrics: PeerMetrics;
+  readonly #gauges: HeldGauges;
   /** Bytes held, by connection (only those holding some). */
   readonly #held = new Map<BufferHolder, number>();
   #bytes = 0;
   #peak = 0;
 
-  constructor(limit: number, metrics: PeerMetrics) {
+  constructor(limit: number, gauges: HeldGauges) {
     this.limit = limit;
-    this.#metrics = metrics;
+    this.#gauges = gauges;
   }
 
   get bytes(): number {
@@ -66,10 +73,10 @@ export class PeerBuffers {
     if (bytes === 0) this.#held.delete(holder);
     else this.#held.set(holder, bytes);
     this.#bytes += bytes - before;
-    this.#metrics.bufferedBytes.set(this.#bytes);
+    this.#gauges.bytes.set(this.#bytes);
     if (this.#bytes > this.#peak) {
       this.#peak = this.#bytes;
-      this.#metrics.bufferedBytesPeak.set(this.#peak);
+      this.#gauges.peak.set(this.#peak);
     }
   }
 }

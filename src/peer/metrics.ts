@@ -23,7 +23,8 @@ export type RejectReason =
   | 'handshake_timeout'
   | 'hello_too_large'
   | 'unauthenticated'
-  | 'buffer_full';
+  | 'buffer_full'
+  | 'output_full';
 
 export const REJECT_REASONS: readonly RejectReason[] = [
   'limit',
@@ -31,6 +32,7 @@ export const REJECT_REASONS: readonly RejectReason[] = [
   'hello_too_large',
   'unauthenticated',
   'buffer_full',
+  'output_full',
 ];
 
 // Recorded on every request: the array-backed kinds (observability/hot-metrics.ts).
@@ -57,6 +59,10 @@ export interface PeerMetrics {
   readonly bufferedBytes: Gauge;
   /** Server: the highest bufferedBytes since the start. */
   readonly bufferedBytesPeak: Gauge;
+  /** Server: replies made and not yet taken by the kernel, over every connection. */
+  readonly replyBytes: Gauge;
+  /** Server: the highest replyBytes since the start. */
+  readonly replyBytesPeak: Gauge;
   /** Open connections, by side. */
   readonly connections: HotGauge<PeerSide>;
   readonly sentBytes: HotCounter<PeerSide>;
@@ -178,7 +184,7 @@ function register(registry: Registry): PeerMetrics {
     }),
     rejected: counter(
       'kvstore_peer_connections_rejected_total',
-      'Inbound peer connections closed by a guard: limit (--max-peer-connections), handshake_timeout, hello_too_large (a frame over the pre-authentication limit), unauthenticated (a request or proof refused before authentication), buffer_full.',
+      'Inbound peer connections closed by a guard: limit (--max-peer-connections), handshake_timeout, hello_too_large (a frame over the pre-authentication limit), unauthenticated (a request or proof refused before authentication), buffer_full (unfinished frames over --max-peer-buffer-bytes), output_full (unsent replies over it).',
       ['reason'],
       registry,
     ),
@@ -190,6 +196,16 @@ function register(registry: Registry): PeerMetrics {
     bufferedBytesPeak: new Gauge({
       name: 'kvstore_peer_buffered_bytes_peak',
       help: 'The highest kvstore_peer_buffered_bytes since the node started.',
+      registers,
+    }),
+    replyBytes: new Gauge({
+      name: 'kvstore_peer_reply_bytes',
+      help: 'Replies to inbound peer connections made and not yet taken by the kernel.',
+      registers,
+    }),
+    replyBytesPeak: new Gauge({
+      name: 'kvstore_peer_reply_bytes_peak',
+      help: 'The highest kvstore_peer_reply_bytes since the node started.',
       registers,
     }),
     connections: new HotGauge({

@@ -55,11 +55,26 @@ export interface ServerConnectionContext {
   readonly handshakeTimeoutMs: number;
   /** The node-wide count of buffered bytes; a read that would take it over the limit closes. */
   readonly buffers: PeerBuffers;
+  /**
+   * The node-wide count of replies not yet taken by the kernel; a reply that would take it over
+   * the limit closes the connection holding the most (`output_full`).
+   */
+  readonly replies: PeerBuffers;
   readonly metrics: PeerMetrics;
   readonly logger: Logger;
   /** Malformed frames are logged at most once a second, node-wide (a stranger can send many). */
   readonly protocolErrors: LogThrottle;
+  /** So are connections closed for their unsent replies (output_full). */
+  readonly outputFull: LogThrottle;
 }
+
+/**
+ * Frames dispatched in one go; the next ones are dispatched in a microtask, after the replies
+ * that handlers made at once were written, so a read of many requests stops at UNSENT_PAUSE_BYTES.
+ */
+const DISPATCH_CHUNK = 16;
+/** Unsent reply bytes at which a connection dispatches no more requests until its socket drains. */
+const UNSENT_PAUSE_BYTES = 1024 * 1024;
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
@@ -93,12 +108,20 @@ export class ServerConnection implements BufferHolder {
   #ended = false;
   #isClosed = false;
   #handshakeTimer: NodeJS.Timeout | null = null;
+  /** A microtask is queued to dispatch the frames after a DISPATCH_CHUNK. */
+  #continuing = false;
+  /** Its replies in the node-wide count: closed when they take it over (output_full). */
+  readonly #replyHolder: BufferHolder = { evict: () => this.#closeNotReading() };
 
   constructor(socket: Socket, ctx: ServerConnectionContext) {
     this.#socket = socket;
     this.#ctx = ctx;
     this.#decoder = new FrameDecoder(ctx.requireAuth ? ctx.helloFrameBytes : ctx.maxFrameBytes);
-    this.#writer = new FrameWriter(socket, (n) => ctx.metrics.sentBytes.labels('server').inc(n));
+    this.#writer = new FrameWriter(
+      socket,
+      (n) => ctx.metrics.sentBytes.labels('server').inc(n),
+      () => this.#accountReplies(),
+    );
     this.#requestContext = {
       remote: `${socket.remoteAddress}:${socket.remotePort}`,
       session: { authenticated: !ctx.requireAuth },
@@ -112,7 +135,10 @@ export class ServerConnection implements BufferHolder {
     }
     tunePeerSocket(socket);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('drain', () => this.#pump());
+    socket.on('drain', () => {
+      this.#accountReplies();
+      this.#pump();
+    });
     socket.on('end', () => {
       this.#ending = true;
       this.#pump();
@@ -166,6 +192,12 @@ export class ServerConnection implements BufferHolder {
     this.#ctx.buffers.set(this, now);
   }
 
+  /** Reports this connection's replies not yet taken by the kernel to the node-wide count. */
+  #accountReplies(): void {
+    const now = this.#isClosed || this.#socket.destroyed ? 0 : this.#socket.writableLength;
+    this.#ctx.replies.set(this.#replyHolder, now);
+  }
+
   /** Closed to make room for another connection's read (PeerBuffers.admit). */
   evict(): void {
     this.#reject('buffer_full');
@@ -183,17 +215,31 @@ export class ServerConnection implements BufferHolder {
     // Its bytes leave the node-wide count now, not at 'close' (a later tick): a connection read
     // in between must not be refused for bytes that are already being let go.
     this.#account();
+    this.#accountReplies();
   }
 
-  /** Dispatches buffered frames up to the in-flight limit, then adjusts reading. Not re-entrant. */
+  /**
+   * Dispatches buffered frames up to the in-flight limit, DISPATCH_CHUNK at a time, while fewer
+   * than UNSENT_PAUSE_BYTES of replies wait to be sent; then adjusts reading. Not re-entrant.
+   */
   #pump(): void {
     if (this.#pumping) return;
     this.#pumping = true;
+    let chunk = 0;
     try {
-      while (!this.#stopped && this.#inFlight < this.#limit) {
+      while (
+        !this.#stopped &&
+        this.#inFlight < this.#limit &&
+        this.#socket.writableLength < UNSENT_PAUSE_BYTES
+      ) {
+        if (chunk === DISPATCH_CHUNK) {
+          this.#continueSoon();
+          break;
+        }
         const frame = this.#nextFrame();
         if (frame === null) break;
         this.#dispatch(frame);
+        chunk++;
       }
     } finally {
       this.#pumping = false;
@@ -201,6 +247,16 @@ export class ServerConnection implements BufferHolder {
     this.#account();
     this.#updateFlow();
     this.#checkIdle();
+  }
+
+  /** Dispatches more in a microtask: after the replies the handlers made at once are written. */
+  #continueSoon(): void {
+    if (this.#continuing) return;
+    this.#continuing = true;
+    queueMicrotask(() => {
+      this.#continuing = false;
+      this.#pump();
+    });
   }
 
   /** Requests handled at once: one until authenticated. */
@@ -291,9 +347,31 @@ export class ServerConnection implements BufferHolder {
   #settle(frame: Buffer): void {
     this.#inFlight--;
     this.#ctx.metrics.inFlight.labels('server').dec();
-    if (!this.#isClosed) this.#writer.write(frame);
+    if (!this.#isClosed) this.#send(frame);
     if (this.#isClosed) this.#maybeDone();
     else this.#pump();
+  }
+
+  /** Closed for its unsent replies: they held the most when the node-wide count was full. */
+  #closeNotReading(): void {
+    const since = this.#ctx.outputFull.take();
+    if (since >= 0) {
+      const { remote } = this.#requestContext;
+      const unsent = this.#socket.writableLength;
+      this.#ctx.logger.warn({ remote, unsent, since }, 'peer replies not read, connection closed');
+    }
+    this.#reject('output_full');
+  }
+
+  /** Writes a reply, unless it takes the node-wide count over the limit and this holds the most. */
+  #send(frame: Buffer): void {
+    if (this.#socket.destroyed) return;
+    if (!this.#ctx.replies.admit(this.#replyHolder, frame.length)) {
+      this.#closeNotReading();
+      return;
+    }
+    this.#writer.write(frame);
+    this.#accountReplies();
   }
 
   #protocolError(err: KvError): void {
@@ -336,6 +414,7 @@ export class ServerConnection implements BufferHolder {
     if (this.#handshakeTimer !== null) clearTimeout(this.#handshakeTimer);
     this.#decoder.reset();
     this.#account();
+    this.#accountReplies();
     this.#closed.resolve();
     this.#maybeDone();
   }

@@ -41,7 +41,10 @@ export interface PeerServerOptions {
   readonly handshakeTimeoutMs?: number;
   /** Most open connections; one more is closed at once. */
   readonly maxConnections?: number;
-  /** Bytes of unfinished frames held over all connections; see PeerBuffers for who is closed. */
+  /**
+   * Bytes of unfinished frames held over all connections, and apart from them bytes of replies
+   * not yet taken by the kernel; see PeerBuffers for who is closed.
+   */
   readonly maxBufferedBytes?: number;
 }
 
@@ -83,6 +86,7 @@ export class PeerServer {
     this.#closeTimeoutMs = opts.closeTimeoutMs ?? PEER_SERVER_DEFAULTS.closeTimeoutMs;
     const d = PEER_SERVER_DEFAULTS;
     const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? d.handshakeTimeoutMs;
+    const maxBuffered = opts.maxBufferedBytes ?? d.maxBufferedBytes;
     this.#ctx = {
       handler: opts.handler,
       maxInFlight: opts.maxInFlightPerConnection ?? d.maxInFlightPerConnection,
@@ -90,10 +94,18 @@ export class PeerServer {
       requireAuth: opts.requireAuth ?? false,
       helloFrameBytes: opts.helloFrameBytes ?? d.helloFrameBytes,
       handshakeTimeoutMs,
-      buffers: new PeerBuffers(opts.maxBufferedBytes ?? d.maxBufferedBytes, this.#metrics),
+      buffers: new PeerBuffers(maxBuffered, {
+        bytes: this.#metrics.bufferedBytes,
+        peak: this.#metrics.bufferedBytesPeak,
+      }),
+      replies: new PeerBuffers(maxBuffered, {
+        bytes: this.#metrics.replyBytes,
+        peak: this.#metrics.replyBytesPeak,
+      }),
       metrics: this.#metrics,
       logger: opts.logger,
       protocolErrors: new LogThrottle(),
+      outputFull: new LogThrottle(),
     };
     // allowHalfOpen: a client that half-closes still gets the answers to what it sent.
     const accept = (socket: Socket) => this.#accept(socket);

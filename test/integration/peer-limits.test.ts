@@ -7,9 +7,10 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { peerHandshake } from '../../src/auth/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
-import { frameHeader, PeerClient } from '../../src/peer/index.ts';
+import { encodeRequestFrame, frameHeader, PeerClient, setRequestId } from '../../src/peer/index.ts';
 import { startStaticCluster, waitAllUp } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
+import { LineClient } from '../helpers/line-client.ts';
 import { cleanup, type NodeProcess, startNodeProcess } from '../helpers/node-process.ts';
 import { until } from '../helpers/write-log.ts';
 
@@ -52,13 +53,14 @@ async function halfSentFrames(node: NodeProcess, n: number) {
   return conns;
 }
 
-function member(node: NodeProcess): PeerClient {
+/** A peer client of the node, closed after the test; with the secret unless `secret` is false. */
+function member(node: NodeProcess, secret = true): PeerClient {
   const c = new PeerClient({
     address: `127.0.0.1:${node.peerPort}`,
     logger: createLogger('silent', {}),
     registry: new Registry(),
     timeoutMs: 5000,
-    handshake: peerHandshake(SECRET),
+    ...(secret ? { handshake: peerHandshake(SECRET) } : {}),
   });
   defer(() => c.close());
   return c;
@@ -115,13 +117,7 @@ describe('peer port limits', { timeout: 120_000 }, () => {
   it('makes room for a small frame by closing the connection holding the most', async () => {
     const limit = 64 * MiB;
     const node = await startNodeProcess({ args: ['--max-peer-buffer-bytes', String(limit)] });
-    const probe = new PeerClient({
-      address: `127.0.0.1:${node.peerPort}`,
-      logger: createLogger('silent', {}),
-      registry: new Registry(),
-      timeoutMs: 5000,
-    });
-    defer(() => probe.close());
+    const probe = member(node, false);
     expect(((await probe.request('hello', {})) as { name: string }).name).toBe('test-node');
     // A large frame that stops 10 bytes short of the bound, never finished.
     const big = await raw(node);
@@ -138,6 +134,50 @@ describe('peer port limits', { timeout: 120_000 }, () => {
     await expect
       .poll(() => metric(node, 'kvstore_peer_buffered_bytes'), { timeout: 15_000 })
       .toBe(0);
+  });
+
+  // A stranger on a node without a cluster secret (or a member that stopped reading, with one)
+  // asked for a large value a thousand times in one write and never read: the node made every
+  // answer and held them all (6 connections of 256 GETs of 1 MiB: +1,550 MiB resident, measured
+  // 2026-12-07).
+  it('bounds the replies held for connections that do not read, and serves the others', async () => {
+    // The floor: each connection that stops reading holds 16 MiB or more (DISPATCH_CHUNK replies).
+    const limit = 64 * MiB;
+    const node = await startNodeProcess({ args: ['--max-peer-buffer-bytes', String(limit)] });
+    const reader = member(node, false);
+    const keys = [0, 1, 2, 3].map((i) => Buffer.from(`big${i}`));
+    const value = Buffer.alloc(MiB - 100, 0x76);
+    const client = await LineClient.connect(node.port);
+    defer(() => client.socket.destroy());
+    for (const k of keys) expect(await client.call(`PUT ${k} ${value}`)).toBe('OK');
+    const rssBefore = await metric(node, 'process_resident_memory_bytes');
+    // 6 connections, each asking 256 times for a 1 MiB value (1.5 GiB of answers), reading none.
+    const frames = Buffer.concat(
+      Array.from({ length: 256 }, (_, i) => {
+        const f = encodeRequestFrame('get', { k: keys[i % 4] });
+        setRequestId(f, i + 1);
+        return f;
+      }),
+    );
+    const stuck = await Promise.all(Array.from({ length: 6 }, () => raw(node)));
+    for (const { socket } of stuck) {
+      socket.pause();
+      socket.write(frames);
+    }
+    // A member that reads is served meanwhile, large values included.
+    for (let i = 0; i < 8; i++) {
+      const r = (await reader.request('get', { k: keys[i % 4] })) as { r: Buffer | null };
+      expect(r.r?.length).toBeGreaterThan(value.length);
+    }
+    await expect.poll(() => rejected(node, 'output_full'), { timeout: 60_000 }).toBeGreaterThan(0);
+    const rssDuring = await metric(node, 'process_resident_memory_bytes');
+    expect(await metric(node, 'kvstore_peer_reply_bytes_peak')).toBeLessThanOrEqual(
+      limit + 2 * MiB,
+    );
+    // Unbounded, the node held the 1.5 GiB of answers.
+    expect(rssDuring - rssBefore).toBeLessThan(512 * MiB);
+    for (const c of stuck) c.socket.destroy();
+    await expect.poll(() => metric(node, 'kvstore_peer_reply_bytes'), { timeout: 15_000 }).toBe(0);
   });
 
   it('caps connections and closes the ones that do not authenticate in time', async () => {
