@@ -29,6 +29,7 @@ import {
 import { KvServer } from '../server/index.ts';
 import { ExpirySweeper, lockDataDir, type OpenPhase, Storage } from '../storage/index.ts';
 import { type Cluster, checkMembership, startCluster } from './cluster.ts';
+import { exposures } from './exposure.ts';
 import { collectGarbage, HEAP_TRIM_DEFAULTS, startHeapTrimmer } from './heap-trim.ts';
 import { loadSecrets } from './secrets.ts';
 
@@ -74,6 +75,9 @@ export async function startNode(
   // Every file the configuration names is read, and every member setting parsed, before the
   // data directory is made: a bad configuration leaves nothing behind (no directory, no identity).
   const secrets = loadSecrets(config);
+  for (const { option, host, risk } of exposures(config, secrets)) {
+    log.warn({ option, host, risk }, 'port open beyond loopback without authentication');
+  }
   checkMembership(config);
   // A port taken (another process, or two options naming one port) fails here, before the data
   // directory and its identity exist, not once storage opened and the cluster started.

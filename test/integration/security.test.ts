@@ -271,6 +271,42 @@ async function replayThenGet(node: ClusterNode, frames: Buffer[], key: string): 
   });
 }
 
+// Each node runs in a network namespace of its own (`unshare --net`: only its own loopback, down),
+// so it can listen on 0.0.0.0 and reach nothing. Before 2026-12-07 a node listening on every
+// address without a password or cluster secret said nothing of it.
+describe('ports open beyond loopback', () => {
+  const unreachable = { command: ['unshare', '--net'] };
+  const warnings = (node: { logs: Record<string, unknown>[] }) =>
+    node.logs
+      .filter((l) => l.msg === 'port open beyond loopback without authentication')
+      .map((l) => `${l.option} ${l.host}`);
+
+  it('are named at start when nothing authenticates who reaches them', async () => {
+    const open = await startNodeProcess({ ...unreachable, args: ['--host', '0.0.0.0'] });
+    expect(warnings(open)).toEqual([
+      '--port 0.0.0.0',
+      '--peer-port 0.0.0.0',
+      '--http-port 0.0.0.0',
+    ]);
+    const peerOnly = await startNodeProcess({
+      ...unreachable,
+      args: ['--peer-host', '::', '--password', PASSWORD],
+    });
+    expect(warnings(peerOnly)).toEqual(['--peer-port ::']);
+  });
+
+  it('are not named with a password and a cluster secret, nor on loopback', async () => {
+    const closed = await startNodeProcess({
+      ...unreachable,
+      args: ['--host', '0.0.0.0'],
+      env: { KV_PASSWORD: PASSWORD, KV_CLUSTER_SECRET: 'swordfish' },
+    });
+    expect(warnings(closed)).toEqual([]);
+    const local = await startNodeProcess({ args: ['--host', 'localhost'] });
+    expect(warnings(local)).toEqual([]);
+  });
+});
+
 describe('peer authentication', () => {
   it('replicates between nodes that share the cluster secret, and refuses peers that do not', async () => {
     const nodes = await startStaticCluster(3, ['--cluster-secret', 'swordfish']);
