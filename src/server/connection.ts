@@ -133,6 +133,13 @@ const LARGE_REPLY = WRITE_NOW_BYTES;
  * replies still on their way. A client that closes its side ends this at once.
  */
 const LINGER_MS = 250;
+/**
+ * With a password set, a connection that has not authenticated this long after it opened is
+ * closed (`reason="auth_timeout"`): clients send AUTH (or HELLO AUTH) as they connect, and
+ * strangers that never authenticate no longer hold --max-connections slots for good (as Redis
+ * lets them). Like the 10 s of the TLS handshake, not a flag.
+ */
+export const AUTH_TIMEOUT_MS = 10_000;
 
 /** A command's place in the reply order; `reply` is null until the command finished. */
 interface Slot {
@@ -232,6 +239,8 @@ export class Connection implements OutputHolder, ReplyWaiter {
   #large = false;
   /** Waiting in ctx.turns' line (#turnGo runs in a later turn). */
   #turnWaiting = false;
+  /** Closes the connection if it has not authenticated in AUTH_TIMEOUT_MS (a password set). */
+  #authTimer: NodeJS.Timeout | null = null;
 
   constructor(socket: Socket, ctx: ConnectionContext) {
     this.#socket = socket;
@@ -301,6 +310,23 @@ export class Connection implements OutputHolder, ReplyWaiter {
       socket.setTimeout(ctx.idleTimeoutMs);
       socket.on('timeout', () => this.#onIdleTimeout());
     }
+    if (this.#guarded) this.#authTimer = setTimeout(() => this.#onAuthTimeout(), AUTH_TIMEOUT_MS);
+  }
+
+  /**
+   * AUTH_TIMEOUT_MS passed without authentication: closes the connection once the replies to what
+   * it sent went out, unless an AUTH waits in its backlog (then it waits as long again).
+   */
+  #onAuthTimeout(): void {
+    this.#authTimer = null;
+    if (this.#state.authenticated || this.#closed || this.#closing) return;
+    if (this.#backlog.some(authenticates)) {
+      this.#authTimer = setTimeout(() => this.#onAuthTimeout(), AUTH_TIMEOUT_MS);
+      return;
+    }
+    this.#ctx.metrics.rejectedConnections.labels('auth_timeout').inc();
+    this.#quitting = true;
+    this.#checkIdle();
   }
 
   /** Counts an HTTP request on the client port; warns at most once a second node-wide. */
@@ -507,6 +533,8 @@ export class Connection implements OutputHolder, ReplyWaiter {
     if (this.#state.authenticated) {
       this.#guarded = false;
       this.#framing?.guard(false);
+      if (this.#authTimer !== null) clearTimeout(this.#authTimer);
+      this.#authTimer = null;
       return;
     }
     this.#framing?.guard(!this.#backlog.some(authenticates));
@@ -1021,6 +1049,7 @@ export class Connection implements OutputHolder, ReplyWaiter {
 
   #onClose(): void {
     this.#closed = true;
+    if (this.#authTimer !== null) clearTimeout(this.#authTimer);
     this.#ctx.clientOutput.remove(this);
     this.#ctx.replies.leave(this);
     this.#release();

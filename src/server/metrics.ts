@@ -41,21 +41,23 @@ export interface ServerMetrics {
  * --max-client-buffer-bytes; `output_full`, among the connections holding the most replies
  * when those of all connections passed --max-client-output-bytes; `tls_handshake`, a TLS
  * handshake not finished in time or pushed out by newer ones; `http_request`, an HTTP request
- * sent to the client port (protocol/http-request.ts). (The peer port's reasons use the same
- * words.)
+ * sent to the client port (protocol/http-request.ts); `auth_timeout`, not authenticated within
+ * AUTH_TIMEOUT_MS of opening (a password set). (The peer port's reasons use the same words.)
  */
 export type RejectReason =
   | 'limit'
   | 'buffer_full'
   | 'output_full'
   | 'tls_handshake'
-  | 'http_request';
+  | 'http_request'
+  | 'auth_timeout';
 export const REJECT_REASONS: readonly RejectReason[] = [
   'limit',
   'buffer_full',
   'output_full',
   'tls_handshake',
   'http_request',
+  'auth_timeout',
 ];
 
 /** Latency buckets in seconds, from 100 µs to 10 s. */
@@ -89,7 +91,7 @@ export function registerServerMetrics(registry: Registry): ServerMetrics {
   });
   const rejectedConnections = new Counter({
     name: 'kvstore_connections_rejected_total',
-    help: 'Client connections refused or closed by a guard: limit (--max-connections reached), buffer_full (--max-client-buffer-bytes of unfinished and parked requests held), output_full (among the connections holding the most replies once all held --max-client-output-bytes, those not seen reading first), tls_handshake (a TLS handshake not finished within 10 s, or the oldest of more than 1,024 in progress), http_request (an HTTP request sent to the client port: nothing of it ran).',
+    help: 'Client connections refused or closed by a guard: limit (--max-connections reached), buffer_full (--max-client-buffer-bytes of unfinished and parked requests held), output_full (among the connections holding the most replies once all held --max-client-output-bytes, those not seen reading first), tls_handshake (a TLS handshake not finished within 10 s, or the oldest of more than 1,024 in progress), http_request (an HTTP request sent to the client port: nothing of it ran), auth_timeout (a password set, not authenticated within 10 s of connecting).',
     labelNames: ['reason'],
     registers: [registry],
   });

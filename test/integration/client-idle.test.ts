@@ -68,6 +68,41 @@ describe('the connection cap', () => {
   }, 60_000);
 });
 
+// With a password set, connections that never authenticate held every slot for good (as in Redis:
+// no timeout by default), and no client with the password could connect until they left.
+describe('connections that do not authenticate', () => {
+  it('are closed after 10 s, freeing their slots; an authenticated idle one stays', async () => {
+    const password = 'open sesame';
+    const node = await startNodeProcess({
+      args: ['--max-connections', '4'],
+      env: { KV_PASSWORD: password },
+    });
+    const member = await LineClient.connect(node.port);
+    defer(() => member.close());
+    expect(await member.call(`AUTH ${password}`)).toBe('OK');
+    // Three strangers take the other slots: one silent, one pinging, one with a wrong password.
+    const silent = await raw(node.port);
+    const pinging = await raw(node.port);
+    const guessing = await raw(node.port);
+    guessing.socket.write('AUTH guess\n');
+    const pings = setInterval(() => pinging.socket.write('PING\n'), 1000);
+    defer(() => clearInterval(pings));
+    const refused = await raw(node.port);
+    await expect.poll(refused.closed, WAIT).toBe(true);
+    expect(refused.got()).toBe(`${LINE}\n`);
+    for (const s of [silent, pinging, guessing])
+      await expect.poll(s.closed, { timeout: 30_000 }).toBe(true);
+    clearInterval(pings);
+    expect(pinging.got()).toMatch(/^(PONG\n)+$/);
+    expect(await metric(node, 'kvstore_connections_rejected_total{reason="auth_timeout"}')).toBe(3);
+    // The slots are free for clients with the password; the authenticated one was left alone.
+    const next = await LineClient.connect(node.port);
+    defer(() => next.close());
+    expect(await next.call(`AUTH ${password}`)).toBe('OK');
+    expect(await member.call('PING')).toBe('PONG');
+  }, 60_000);
+});
+
 describe('--client-idle-timeout-ms', () => {
   it('closes a connection idle that long; traffic keeps one open', async () => {
     const node = await startNodeProcess({ args: ['--client-idle-timeout-ms', '3000'] });
