@@ -28,19 +28,25 @@ export interface HeldGauges {
  */
 export class PeerBuffers {
   readonly limit: number;
-  readonly #gauges: HeldGauges;
+  /** Set on every change; null: read at scrape time instead (bytes, peak). */
+  readonly #gauges: HeldGauges | null;
   /** Bytes held, by connection (only those holding some). */
   readonly #held = new Map<BufferHolder, number>();
   #bytes = 0;
   #peak = 0;
 
-  constructor(limit: number, gauges: HeldGauges) {
+  constructor(limit: number, gauges: HeldGauges | null) {
     this.limit = limit;
     this.#gauges = gauges;
   }
 
   get bytes(): number {
     return this.#bytes;
+  }
+
+  /** The highest `bytes` since the start. */
+  get peak(): number {
+    return this.#peak;
   }
 
   /**
@@ -73,10 +79,10 @@ export class PeerBuffers {
     if (bytes === 0) this.#held.delete(holder);
     else this.#held.set(holder, bytes);
     this.#bytes += bytes - before;
-    this.#gauges.bytes.set(this.#bytes);
+    this.#gauges?.bytes.set(this.#bytes);
     if (this.#bytes > this.#peak) {
       this.#peak = this.#bytes;
-      this.#gauges.peak.set(this.#peak);
+      this.#gauges?.peak.set(this.#peak);
     }
   }
 }

@@ -59,10 +59,11 @@ export interface PeerMetrics {
   readonly bufferedBytes: Gauge;
   /** Server: the highest bufferedBytes since the start. */
   readonly bufferedBytesPeak: Gauge;
-  /** Server: replies made and not yet taken by the kernel, over every connection. */
-  readonly replyBytes: Gauge;
-  /** Server: the highest replyBytes since the start. */
-  readonly replyBytesPeak: Gauge;
+  /**
+   * Server: what each server holds of replies not yet taken by the kernel (its PeerBuffers), read
+   * at scrape time as `kvstore_peer_reply_bytes` and `_peak`: a reply costs no gauge update.
+   */
+  readonly replies: Set<{ readonly bytes: number; readonly peak: number }>;
   /** Open connections, by side. */
   readonly connections: HotGauge<PeerSide>;
   readonly sentBytes: HotCounter<PeerSide>;
@@ -128,6 +129,27 @@ function register(registry: Registry): PeerMetrics {
       const bytes = new Map<PeerLane, number>(PEER_LANES.map((l) => [l, 0]));
       for (const q of queues) bytes.set(q.lane, bytes.get(q.lane)! + q.queuedBytes);
       for (const [lane, n] of bytes) this.labels(lane).set(n);
+    },
+  });
+  const replies = new Set<{ readonly bytes: number; readonly peak: number }>();
+  new Gauge({
+    name: 'kvstore_peer_reply_bytes',
+    help: 'Replies to inbound peer connections made and not yet taken by the kernel.',
+    registers,
+    collect() {
+      let n = 0;
+      for (const r of replies) n += r.bytes;
+      this.set(n);
+    },
+  });
+  new Gauge({
+    name: 'kvstore_peer_reply_bytes_peak',
+    help: 'The highest kvstore_peer_reply_bytes since the node started.',
+    registers,
+    collect() {
+      let n = 0;
+      for (const r of replies) n = Math.max(n, r.peak);
+      this.set(n);
     },
   });
   const metrics: PeerMetrics = {
@@ -198,16 +220,7 @@ function register(registry: Registry): PeerMetrics {
       help: 'The highest kvstore_peer_buffered_bytes since the node started.',
       registers,
     }),
-    replyBytes: new Gauge({
-      name: 'kvstore_peer_reply_bytes',
-      help: 'Replies to inbound peer connections made and not yet taken by the kernel.',
-      registers,
-    }),
-    replyBytesPeak: new Gauge({
-      name: 'kvstore_peer_reply_bytes_peak',
-      help: 'The highest kvstore_peer_reply_bytes since the node started.',
-      registers,
-    }),
+    replies,
     connections: new HotGauge({
       name: 'kvstore_peer_connections',
       help: 'Open peer connections; side=client: outbound, side=server: inbound.',

@@ -72,7 +72,7 @@ export interface ServerConnectionContext {
  * Frames dispatched in one go; the next ones are dispatched in a microtask, after the replies
  * that handlers made at once were written, so a read of many requests stops at UNSENT_PAUSE_BYTES.
  */
-const DISPATCH_CHUNK = 16;
+const DISPATCH_CHUNK = 4;
 /** Unsent reply bytes at which a connection dispatches no more requests until its socket drains. */
 const UNSENT_PAUSE_BYTES = 1024 * 1024;
 

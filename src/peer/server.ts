@@ -87,6 +87,9 @@ export class PeerServer {
     const d = PEER_SERVER_DEFAULTS;
     const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? d.handshakeTimeoutMs;
     const maxBuffered = opts.maxBufferedBytes ?? d.maxBufferedBytes;
+    // Changes with every reply: its gauges are read at scrape time.
+    const replies = new PeerBuffers(maxBuffered, null);
+    this.#metrics.replies.add(replies);
     this.#ctx = {
       handler: opts.handler,
       maxInFlight: opts.maxInFlightPerConnection ?? d.maxInFlightPerConnection,
@@ -98,10 +101,7 @@ export class PeerServer {
         bytes: this.#metrics.bufferedBytes,
         peak: this.#metrics.bufferedBytesPeak,
       }),
-      replies: new PeerBuffers(maxBuffered, {
-        bytes: this.#metrics.replyBytes,
-        peak: this.#metrics.replyBytesPeak,
-      }),
+      replies,
       metrics: this.#metrics,
       logger: opts.logger,
       protocolErrors: new LogThrottle(),
@@ -205,5 +205,6 @@ export class PeerServer {
       await Promise.all(conns.map((c) => c.destroy()));
     }
     await listenerClosed;
+    this.#metrics.replies.delete(this.#ctx.replies);
   }
 }
