@@ -35,6 +35,7 @@ export {
 } from './membership-check.ts';
 export { type RingMetrics, registerRingMetrics, type SettledChange } from './metrics.ts';
 export { ReplicationCheck, type ReplicationCheckOptions } from './replication-check.ts';
+export { RingFencing, type RingFencingOptions } from './ring-fencing.ts';
 export {
   RingKeeper,
   type RingKeeperOptions,

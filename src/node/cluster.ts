@@ -32,6 +32,7 @@ import {
   parseSettled,
   peerAddressOf,
   ReplicationCheck,
+  RingFencing,
   RingKeeper,
   readDecommissionedNotice,
   readHello,
@@ -50,6 +51,7 @@ import {
   ANTI_ENTROPY_METHODS,
   AntiEntropy,
   dropAll,
+  dropHints,
   Hints,
   Rebalancer,
   registerAntiEntropyMetrics,
@@ -261,6 +263,15 @@ export async function startCluster(
         : null;
   let rebalancer: Rebalancer | null = null;
   let topology: Topology | null = null;
+  // Set below: asking the members for their hellos is how a ring fence's refusal is acted on.
+  let learnRings: () => Promise<unknown> = () => Promise.resolve();
+  // Data between a member taken out of the ring and the others, refused both ways until it learns.
+  const fencing = new RingFencing({
+    self,
+    settled: () => topology?.settledRing,
+    learn: () => learnRings(),
+    logger: log,
+  });
   // Set once the node routes; writes placed under other rings are passed on by it (reroute).
   let coordinator: ClusterCoordinator | null = null;
   // Set once made: hellos answered before the member source answered carry no member list.
@@ -363,6 +374,7 @@ export async function startCluster(
       methods: { ...backups.methods(), ...antiEntropyMethods, ...noticeMethods },
       handedOff: () => rebalancer?.status === 'decommissioned',
       refusing,
+      fence: (f) => fencing.check(f),
       reroute: {
         rings: () => (coordinator === null ? undefined : topology?.placementId),
         write: (entries, deadline) => coordinator!.reroute(entries, deadline),
@@ -412,6 +424,7 @@ export async function startCluster(
       ...(waitMs === undefined ? {} : { waitMs }),
       logger: log,
     });
+  learnRings = () => membership.probeNow();
   // Two processes under one name: the one not at the address listed for the name must not serve.
   const duplicateError = (d: Duplicate) =>
     new KvError(
@@ -428,10 +441,14 @@ export async function startCluster(
   // hint delivery, rebalance and decommission streams, anti-entropy, read repair, tombstone
   // collection's questions, backups. While another process answers under this node's name, none
   // is sent (the ones already sent finish): its data is not the listed node's (probes and hellos
-  // go on, so it notices when the other one is gone).
+  // go on, so it notices when the other one is gone). Each carries this node's ring fence
+  // (RingFencing), and a refusal for it makes this node ask the members for their rings; none is
+  // sent while this node drops the records of a ring it was taken out of (what it read of them
+  // before must not leave now that its fence no longer says it holds them).
   const call: PeerCall = (name, method, body, opts) => {
     try {
       checkIdentity();
+      if (rings?.dropping) throw refusing();
     } catch (err) {
       return Promise.reject(err);
     }
@@ -446,7 +463,12 @@ export async function startCluster(
       return Promise.reject(
         new KvError('KV_ERR_PEER_UNAVAILABLE', `replication: ${name} is down for data`),
       );
-    return pool.request(peerAddressOf(m), method, body, opts);
+    return pool
+      .request(peerAddressOf(m), method, fencing.stamp(name, body), opts)
+      .catch((err: unknown) => {
+        fencing.failed(err);
+        throw err;
+      });
   };
   // Reads count a settled owner only if it still has the data directory the ring recorded, and
   // say whether it is out of the target ring (Topology.readTerms); writes carry the peer timeout
@@ -540,7 +562,18 @@ export async function startCluster(
   topology = topo;
   // Down for data (a member down, or whose disk stalled): scans skip it, hints wait for it.
   const isUp = (name: string) => membership.isUpForData(name);
+  // When this node last dropped its records, taken out of the ring while away (0: never since
+  // it started): its hints of older records go with them, also those made meanwhile.
+  let droppedAt = 0;
+  const dropTakenOut = async (): Promise<number> => {
+    droppedAt = Date.now();
+    const n = await dropAll(storage);
+    const hinted = await dropHints(hintStore);
+    if (hinted > 0) log.warn({ hints: hinted }, 'hints of a ring left while away dropped');
+    return n;
+  };
   const hints = new Hints({
+    droppedBefore: () => droppedAt,
     store: hintStore,
     replicas,
     timeoutMs: config.peerTimeoutMs,
@@ -577,7 +610,7 @@ export async function startCluster(
       return s.liveKeys + s.tombstones > 0;
     },
     listed: () => membership.sourceListed(),
-    removed: { self, active: () => rb.status === 'active', drop: () => dropAll(storage) },
+    removed: { self, active: () => rb.status === 'active', drop: dropTakenOut },
   });
   rings = keeper;
   const update = () => keeper.update();

@@ -1,6 +1,6 @@
-// Drops every record of this node's store (a recommissioned node's stale copies).
+// Drops every record of this node's store (a recommissioned node's stale copies), and its hints.
 
-import type { Storage, Version } from '../storage/index.ts';
+import type { HintStore, Storage, Version } from '../storage/index.ts';
 
 const CHUNK = 1024;
 
@@ -24,4 +24,21 @@ export async function dropAll(storage: Storage): Promise<number> {
     dropped += await storage.discard(chunk);
     after = chunk[chunk.length - 1]!.key;
   }
+}
+
+/**
+ * Deletes every hint the store holds, a chunk at a time (a node taken out of the ring drops them
+ * with its records: they may hold values deleted since). Resolves with how many were deleted.
+ */
+export async function dropHints(store: HintStore): Promise<number> {
+  let dropped = 0;
+  for (const target of store.targets()) {
+    for (;;) {
+      const chunk = store.list(target, CHUNK);
+      if (chunk.length === 0) break;
+      await store.remove(chunk);
+      dropped += chunk.length;
+    }
+  }
+  return dropped;
 }

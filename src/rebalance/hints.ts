@@ -2,7 +2,7 @@
 
 import { type Logger, LogThrottle } from '../observability/index.ts';
 import type { Replicas, WireEntry } from '../replica/index.ts';
-import type { Hint, HintStore } from '../storage/index.ts';
+import { decodeRecordHeader, type Hint, type HintStore, validWall } from '../storage/index.ts';
 import type { RebalanceMetrics } from './metrics.ts';
 import { BatchSizes, transferTimeoutMs } from './transfer.ts';
 
@@ -18,6 +18,13 @@ export interface HintsOptions {
   readonly timeoutMs: number;
   readonly metrics: RebalanceMetrics;
   readonly logger: Logger;
+  /**
+   * Hints of records older than this (wall ms of their version) are dropped, not delivered
+   * (`kvstore_hints_dropped_total{reason="taken_out"}`): this node dropped its records then,
+   * taken out of the ring while away, and a hint made of one of them (a read repair it sent
+   * before it heard) may hold a value deleted since. Absent, or 0: every hint is delivered.
+   */
+  readonly droppedBefore?: () => number;
 }
 
 const DELIVERY_BATCH = 256;
@@ -143,6 +150,13 @@ export class Hints {
         after = await this.#done(target, hints);
         continue;
       }
+      const old = this.#older(hints);
+      if (old.length > 0) {
+        // Listed again from the same place: the rest go in the next batch.
+        metrics.hintsDropped.labels('taken_out').inc(old.length);
+        if (!(await this.#removed(target, old))) return delivered;
+        continue;
+      }
       if (!this.#o.isUp(target)) return delivered;
       // Every hint is delivered, however old: no tombstone is collected while any member holds
       // hints (Topology.atRest), so an old value cannot outlive a delete of its key here.
@@ -162,6 +176,13 @@ export class Hints {
       delivered += hints.length;
       after = await this.#done(target, hints);
     }
+  }
+
+  /** The hints of `hints` whose record is older than droppedBefore(). */
+  #older(hints: readonly Hint[]): Hint[] {
+    const floor = this.#o.droppedBefore?.() ?? 0;
+    if (floor <= 0) return [];
+    return hints.filter((h) => !validWall(h.raw) || decodeRecordHeader(h.raw).version.wall < floor);
   }
 
   /**

@@ -10,7 +10,7 @@ export {
   DIGEST_KEYS,
   registerAntiEntropyMetrics,
 } from './anti-entropy.ts';
-export { dropAll } from './drop.ts';
+export { dropAll, dropHints } from './drop.ts';
 export {
   type CollectorOptions,
   collectTombstones,

@@ -40,11 +40,11 @@ export function registerRebalanceMetrics(
   });
   const hintsDropped = new Counter({
     name: 'kvstore_hints_dropped_total',
-    help: "Hints not kept or not delivered, by reason (full: over --max-hints or --max-hint-bytes; unwritable: this node's store refused them, its disk full or failing; left: for a member that left; expired: no longer used).",
+    help: "Hints not kept or not delivered, by reason (full: over --max-hints or --max-hint-bytes; unwritable: this node's store refused them, its disk full or failing; left: for a member that left; taken_out: made of a record older than this node's drop of the records of a ring it was taken out of; expired: no longer used).",
     labelNames: ['reason'] as const,
     registers: r,
   });
-  for (const reason of ['full', 'unwritable', 'expired', 'left'])
+  for (const reason of ['full', 'unwritable', 'expired', 'left', 'taken_out'])
     hintsDropped.labels(reason).inc(0);
   return {
     scanned: new Counter({

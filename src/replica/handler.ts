@@ -13,6 +13,7 @@ import {
   type HelloReply,
   type HelloRequest,
   METHODS,
+  type RingFence,
 } from './messages.ts';
 import { localScan } from './scan.ts';
 import { RemoteVersions } from './versions.ts';
@@ -23,6 +24,7 @@ import {
   readGetManyRequest,
   readGetRequest,
   readHelloRequest,
+  readRingFence,
   readScanRequest,
 } from './wire.ts';
 
@@ -68,6 +70,12 @@ export interface ReplicaHandlerOptions {
    * a stream retries). Absent: never.
    */
   readonly refusing?: () => KvError | null;
+  /**
+   * Checks the ring fence of a request that carries one (RingFence; every method but `hello`):
+   * the error it answers (KV_ERR_STALE_RING) refuses the request before its method runs. Absent:
+   * never refused.
+   */
+  readonly fence?: (f: RingFence) => KvError | null;
 }
 
 /**
@@ -156,6 +164,11 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
   };
 
   async function serve(method: string, body: unknown, remote: string): Promise<unknown> {
+    if (method !== METHODS.hello && opts.fence) {
+      const f = readRingFence(body);
+      const refused = f === undefined ? null : opts.fence(f);
+      if (refused !== null) throw refused;
+    }
     switch (method) {
       case METHODS.hello:
         return opts.hello(readHelloRequest(body));

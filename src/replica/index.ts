@@ -15,6 +15,7 @@ export {
   readGetReply,
   readGetRequest,
   readHelloRequest,
+  readRingFence,
   readScanReply,
   readScanRequest,
   readSyncedReply,

@@ -120,6 +120,17 @@ export interface HelloReply {
   readonly started?: number;
 }
 
+/**
+ * `f`, the ring fence every data request carries (every method but `hello` and the handshake),
+ * from senders that have it: `[epoch, sender, addressee]`. `epoch`: the sender's settled ring's;
+ * `sender`: its name when that ring lists it (a holder of data), else ''; `addressee`: 1 when
+ * that ring lists the member the request goes to, else 0. A receiver refuses the request with
+ * KV_ERR_STALE_RING when the two rings say one of them was taken out of the ring while the
+ * other settled without it (membership/ring-fence.ts): its records may hold values deleted
+ * since. Receivers before it ignore the field; requests without it are not fenced.
+ */
+export type RingFence = readonly [epoch: number, sender: string, addressee: 0 | 1];
+
 /** A node's replication flags. */
 export interface ReplicationSettings {
   readonly rf: number;

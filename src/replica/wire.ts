@@ -7,6 +7,7 @@ import {
   GET_MANY_MAX_KEYS,
   type HelloRequest,
   MAX_PLACEMENT_CHARS,
+  type RingFence,
   type ScanReply,
   type ScanRequest,
   type WireEntry,
@@ -25,6 +26,7 @@ import {
  */
 
 /** Longest incarnation id accepted (they are 32 hex characters). */
+
 const MAX_INCARNATION_CHARS = 128;
 
 type Side = 'request' | 'reply';
@@ -228,6 +230,31 @@ export function readGetManyReply(
     const raw = bytes(r, 'reply', `getMany reply rs[${n}]`);
     return { raw, record: record(raw, 'reply', `getMany reply rs[${n}]`) };
   });
+}
+
+/** Longest sender name a ring fence may carry (a DNS name's bound). */
+const MAX_FENCE_NAME_CHARS = 253;
+
+/**
+ * The ring fence `f` of a request body (RingFence), or undefined when it has none (older
+ * senders, and bodies that are not maps). A malformed one is KV_ERR_INVALID_ARGUMENT.
+ */
+export function readRingFence(body: unknown): RingFence | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const f = (body as { f?: unknown }).f;
+  if (f === undefined || f === null) return undefined;
+  if (
+    !Array.isArray(f) ||
+    f.length !== 3 ||
+    !Number.isSafeInteger(f[0]) ||
+    (f[0] as number) < 0 ||
+    typeof f[1] !== 'string' ||
+    f[1].length > MAX_FENCE_NAME_CHARS ||
+    (f[2] !== 0 && f[2] !== 1)
+  ) {
+    throw fail('request', 'f must be a ring fence [epoch, sender, 0 or 1]');
+  }
+  return f as unknown as RingFence;
 }
 
 /** `apply` reply: `{n: count}`. */

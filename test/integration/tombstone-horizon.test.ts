@@ -132,6 +132,58 @@ describe('tombstones collected while a member was away', () => {
     expect(await wrong(nodes)).toEqual([]);
   }, 180_000);
 
+  it('a member that has not heard yet that it was taken out brings no deleted value back through the reads it coordinates', async () => {
+    const nodes = await startStaticCluster(4, FAST_GC);
+    const [a, b, c, d] = nodes as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
+    await fill(a, d);
+    // d runs on with probes 10 minutes apart: nothing but its own probes would tell it of the
+    // ring the others settle without it (they stop calling it once it is out of their --peers).
+    await d.proc.stop('SIGTERM');
+    await restart(d, ['--peers', peersOf(nodes), ...FAST_GC, '--probe-interval-ms', '600000']);
+    await formed(nodes);
+    const three = [a, b, c];
+    await relist(three, three);
+    await formed(three);
+    await removeAll(a);
+    await expect.poll(() => collected(three), { timeout: 30_000 }).toBe(3 * DELETED.length);
+    // d coordinates reads of the deleted keys (twice: the first ones may find it between hearing
+    // and dropping), then every member is asked for them.
+    const viaD = await openClient(d);
+    let answeredByD = 0;
+    for (let round = 0; round < 2; round++) {
+      for (const k of DELETED) if ((await viaD.call(`GET ${k}`)) === `v-${k}`) answeredByD++;
+    }
+    expect({ answeredByD, wrong: await wrong(three) }).toEqual({ answeredByD: 0, wrong: [] });
+    // It heard from the refusals of its requests, and dropped what it held.
+    expect(await logged(d.proc, DROPPED, 30_000)).toBeTruthy();
+  }, 180_000);
+
+  it('a member that has not heard yet that it was taken out brings no deleted value back when the others list it again', async () => {
+    const nodes = await startStaticCluster(4, FAST_GC);
+    const [a, b, c, d] = nodes as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
+    await fill(a, d);
+    await d.proc.stop('SIGTERM');
+    await restart(d, ['--peers', peersOf(nodes), ...FAST_GC, '--probe-interval-ms', '600000']);
+    await formed(nodes);
+    const three = [a, b, c];
+    await relist(three, three);
+    await formed(three);
+    await removeAll(a);
+    await expect.poll(() => collected(three), { timeout: 30_000 }).toBe(3 * DELETED.length);
+    // The others list d again while it still routes by the ring they left: they read from it
+    // (an owner of their target ring) and stream its share to it.
+    await relist(three, nodes);
+    await waitAllUp(nodes, 30_000);
+    expect(await wrong(three)).toEqual([]);
+    // It heard from the others' requests, which it refused, and dropped what it held.
+    await logged(d.proc, DROPPED, 30_000);
+    // Probing at the usual interval again, it is filled as a new member.
+    await d.proc.stop('SIGTERM');
+    await restart(d, ['--peers', peersOf(nodes), ...FAST_GC]);
+    await formed(nodes);
+    expect(await wrong(nodes)).toEqual([]);
+  }, 180_000);
+
   it('a member down (still listed) past the grace holds collection back and keeps its records', async () => {
     const nodes = await startStaticCluster(4, FAST_GC);
     const [a, , , d] = nodes as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];

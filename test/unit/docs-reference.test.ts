@@ -90,6 +90,7 @@ describe('error codes', () => {
     'KV_ERR_EXPIRED',
     'KV_ERR_WRONG_INCARNATION',
     'KV_ERR_HANDED_OFF',
+    'KV_ERR_STALE_RING',
     'KV_ERR_BAD_RECORD',
     'KV_ERR_CORRUPT',
     'KV_ERR_CONFIG',

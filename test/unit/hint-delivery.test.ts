@@ -4,9 +4,9 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
-import { Hints, registerRebalanceMetrics } from '../../src/rebalance/index.ts';
+import { dropHints, Hints, registerRebalanceMetrics } from '../../src/rebalance/index.ts';
 import type { ApplyHow, Replicas, WireEntry } from '../../src/replica/index.ts';
-import { HintStore, Storage } from '../../src/storage/index.ts';
+import { encodeRecord, HintStore, Storage } from '../../src/storage/index.ts';
 import { defer } from '../helpers/defer.ts';
 import { captureLog } from '../helpers/log-capture.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
@@ -22,7 +22,10 @@ interface Call {
 }
 
 /** Hints over a real HintStore, with `apply` standing in for the replicas. */
-function deliverer(apply: (target: string, entries: WireEntry[], how: ApplyHow) => Promise<void>): {
+function deliverer(
+  apply: (target: string, entries: WireEntry[], how: ApplyHow) => Promise<void>,
+  droppedBefore?: () => number,
+): {
   hints: Hints;
   store: HintStore;
   calls: Call[];
@@ -48,6 +51,7 @@ function deliverer(apply: (target: string, entries: WireEntry[], how: ApplyHow) 
     timeoutMs: 2000,
     metrics: registerRebalanceMetrics(new Registry(), store),
     logger: createLogger('silent', {}),
+    ...(droppedBefore ? { droppedBefore } : {}),
   });
   return { hints, store, calls };
 }
@@ -62,6 +66,37 @@ function hintsFor(target: string, n: number, size: number) {
 }
 
 describe('hint delivery', () => {
+  it('drops, undelivered, hints of records older than the drop of a ring this node was taken out of', async () => {
+    let floor = 0;
+    const sent: string[] = [];
+    const { hints, store } = deliverer(
+      async (_target, entries) => {
+        for (const [k] of entries) sent.push(k.toString());
+      },
+      () => floor,
+    );
+    const record = (wall: number) =>
+      encodeRecord({
+        value: Buffer.from('v'),
+        version: { wall, logical: 0, node: 'n1' },
+        tombstone: false,
+      });
+    const now = Date.now();
+    await store.add([
+      { target: 'a', key: Buffer.from('old'), raw: record(now - 60_000) },
+      { target: 'a', key: Buffer.from('new'), raw: record(now + 1000) },
+      { target: 'b', key: Buffer.from('old-b'), raw: record(now - 60_000) },
+    ]);
+    floor = now;
+    expect(await hints.deliverNow()).toBe(1);
+    expect(sent).toEqual(['new']);
+    expect(store.count).toBe(0);
+    // And a drop deletes every hint there is, whatever its record.
+    await store.add(hintsFor('c', 1500, 10));
+    expect(await dropHints(store)).toBe(1500);
+    expect(store.count).toBe(0);
+  });
+
   it('delivers to each member on its own: one that does not answer holds back no other', async () => {
     const stuck = Promise.withResolvers<void>();
     defer(() => stuck.resolve());

@@ -1,0 +1,137 @@
+// Fences data between members whose settled rings say one of them was taken out while away.
+
+import { KvError } from '../errors/index.ts';
+import type { Logger } from '../observability/index.ts';
+import type { RingFence, SettledRing } from '../replica/index.ts';
+
+export interface RingFencingOptions {
+  /** This node's name. */
+  readonly self: string;
+  /** This node's settled ring (Topology.settledRing); undefined before it has one (starting). */
+  readonly settled: () => SettledRing | undefined;
+  /**
+   * Asks the members for their hellos now (Membership.probeNow), so that a newer settled ring one
+   * of them holds is adopted (RingKeeper) and this node's records dropped if it left it out.
+   */
+  readonly learn: () => Promise<unknown>;
+  readonly logger: Logger;
+}
+
+/**
+ * A member taken out of the ring without a decommission (out of `--peers`, gone from DNS) that
+ * runs on, or is cut off, while the others settle a ring without it and collect tombstones, holds
+ * values deleted since; until it hears their ring (its next probe) it would write them back: the
+ * read repairs of reads it coordinates, its hints, streams and anti-entropy. Every data request
+ * carries the sender's fence (RingFence: its settled epoch, its name if that ring lists it, and
+ * whether it lists the addressee), and the receiver refuses it (KV_ERR_STALE_RING) when
+ * - the sender holds data of an older ring than the receiver's, which does not list it: the
+ *   sender was taken out (its data must not land, and its reads must not count);
+ * - the sender's ring is newer, leaves the receiver out, and the receiver's own ring lists it: the
+ *   receiver was taken out (what it would answer or take belongs to a ring the others left).
+ * Either way the member that is behind asks the members for their rings at once (a refused
+ * sender on the refusal, a refusing receiver as it refuses), adopts the newer one, and drops its
+ * records (RingKeeper); its requests then carry that ring's fence and are taken as any joiner's.
+ * Rings of one epoch are never fenced (members settle a ring within a probe interval of each
+ * other, and a member left out of a ring at its epoch never held its data), nor are members of
+ * both rings: a member behind by an epoch that lists it is only slow to adopt.
+ */
+export class RingFencing {
+  readonly #o: RingFencingOptions;
+  /** The ring the cache below is of (settled rings are replaced, never changed). */
+  #ring: SettledRing | undefined;
+  #members = new Set<string>();
+  #learning: Promise<void> | null = null;
+  /** Senders refused, by name, with the epoch they were refused at (logged once each). */
+  readonly #refused = new Map<string, number>();
+  /** The newer epoch this node was last refused for, or refused data of (logged once each). */
+  #behindAt = -1;
+
+  constructor(o: RingFencingOptions) {
+    this.#o = o;
+  }
+
+  /** Whether `name` is a member of `ring` (a set per ring, made once). */
+  #lists(ring: SettledRing, name: string): boolean {
+    if (ring !== this.#ring) {
+      this.#ring = ring;
+      this.#members = new Set(ring.members);
+    }
+    return this.#members.has(name);
+  }
+
+  /** The fence of a request to `to` now; undefined before this node has a settled ring. */
+  fence(to: string): RingFence | undefined {
+    const r = this.#o.settled();
+    if (r === undefined) return undefined;
+    return [r.epoch, this.#lists(r, this.#o.self) ? this.#o.self : '', this.#lists(r, to) ? 1 : 0];
+  }
+
+  /** `body` with the fence of a request to `to` (a copy; a body that is not a map as it is). */
+  stamp(to: string, body: unknown): unknown {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) return body;
+    if (body instanceof Uint8Array) return body;
+    const f = this.fence(to);
+    return f === undefined ? body : { ...body, f };
+  }
+
+  /** The refusal of a request carrying `f` (KV_ERR_STALE_RING), or null to serve it. */
+  check(f: RingFence): KvError | null {
+    const r = this.#o.settled();
+    if (r === undefined) return null;
+    const [epoch, sender, addressee] = f;
+    if (epoch < r.epoch && sender !== '' && !this.#lists(r, sender)) {
+      if (this.#refused.get(sender) !== r.epoch) {
+        this.#refused.set(sender, r.epoch);
+        this.#o.logger.warn(
+          { member: sender, epoch, settled: r.epoch },
+          'refusing data from a member taken out of the ring (it holds data of an older ring): it learns the ring from the refusal',
+        );
+      }
+      return new KvError(
+        'KV_ERR_STALE_RING',
+        `replica: ${sender} sent data as a holder of settled ring epoch ${epoch}; this node's (epoch ${r.epoch}) leaves it out: it was taken out of the ring and may hold values deleted since`,
+      );
+    }
+    if (epoch > r.epoch && addressee === 0 && this.#lists(r, this.#o.self)) {
+      this.#behind(
+        epoch,
+        r.epoch,
+        'refusing data for a newer settled ring that leaves this node out: asking the members for their rings',
+      );
+      return new KvError(
+        'KV_ERR_STALE_RING',
+        `replica: the sender's settled ring (epoch ${epoch}) leaves this node out, and this node's (epoch ${r.epoch}) lists it: this node was taken out of the ring and learns it now`,
+      );
+    }
+    return null;
+  }
+
+  /** A request this node sent failed with `err`: a KV_ERR_STALE_RING makes it ask for the rings. */
+  failed(err: unknown): void {
+    if (!(err instanceof KvError) || err.code !== 'KV_ERR_STALE_RING') return;
+    const r = this.#o.settled();
+    this.#behind(
+      r === undefined ? 0 : r.epoch + 1,
+      r?.epoch ?? 0,
+      'a member refused data for another settled ring: asking the members for their rings',
+    );
+  }
+
+  /** Logs (once per epoch) and asks the members for their rings, once at a time. */
+  #behind(newer: number, epoch: number, msg: string): void {
+    if (newer > this.#behindAt) {
+      this.#behindAt = newer;
+      this.#o.logger.warn({ epoch, newer }, msg);
+    }
+    if (this.#learning !== null) return;
+    this.#learning = this.#o
+      .learn()
+      .then(
+        () => undefined,
+        (err: unknown) => this.#o.logger.warn({ err }, 'members not asked for their rings'),
+      )
+      .finally(() => {
+        this.#learning = null;
+      });
+  }
+}

@@ -1,0 +1,132 @@
+// Data between a member taken out of the ring and the others is refused both ways, and the one behind asks for the rings.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { KvError } from '../../src/errors/index.ts';
+import { RingFencing, settledRing } from '../../src/membership/index.ts';
+import { createLogger } from '../../src/observability/index.ts';
+import {
+  createReplicaHandler,
+  type HelloReply,
+  METHODS,
+  type SettledRing,
+} from '../../src/replica/index.ts';
+import { encodeRecord, Storage } from '../../src/storage/index.ts';
+import { cleanup, tempDir } from '../helpers/node-process.ts';
+
+const opened: Storage[] = [];
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((s) => s.close()));
+  await cleanup();
+});
+
+const FOUR = settledRing(3, ['a', 'b', 'c', 'd'], {});
+const THREE = settledRing(4, ['a', 'b', 'c'], {});
+
+/** A fencing of node `self` whose settled ring is `ring` (changeable), counting its asks for rings. */
+function fencingOf(self: string, ring: SettledRing | undefined) {
+  const state = { ring, asked: 0 };
+  const fencing = new RingFencing({
+    self,
+    settled: () => state.ring,
+    learn: async () => {
+      state.asked++;
+    },
+    logger: createLogger('silent', {}),
+  });
+  return { fencing, state };
+}
+
+describe('RingFencing', () => {
+  it('says the sender epoch, its name while its ring lists it, and whether it lists the addressee', () => {
+    const { fencing, state } = fencingOf('d', FOUR);
+    expect(fencing.fence('a')).toEqual([3, 'd', 1]);
+    expect(fencing.fence('e')).toEqual([3, 'd', 0]);
+    state.ring = THREE;
+    expect(fencing.fence('a')).toEqual([4, '', 1]);
+    state.ring = undefined;
+    expect(fencing.fence('a')).toBeUndefined();
+    expect(fencing.stamp('a', { k: 1 })).toEqual({ k: 1 });
+    state.ring = FOUR;
+    const body = { k: 1 };
+    expect(fencing.stamp('a', body)).toEqual({ k: 1, f: [3, 'd', 1] });
+    expect(body).toEqual({ k: 1 });
+    expect(fencing.stamp('a', [1])).toEqual([1]);
+  });
+
+  it('refuses a holder of an older ring that the newer one leaves out, and it asks for the rings', async () => {
+    const receiver = fencingOf('a', THREE).fencing;
+    const { fencing: sender, state } = fencingOf('d', FOUR);
+    const refused = receiver.check(sender.fence('a')!);
+    expect(refused?.code).toBe('KV_ERR_STALE_RING');
+    sender.failed(refused);
+    expect(state.asked).toBe(1);
+    // Asking once at a time; another error asks nothing.
+    sender.failed(refused);
+    sender.failed(new KvError('KV_ERR_PEER_TIMEOUT', 'x'));
+    expect(state.asked).toBe(1);
+    await new Promise((r) => setTimeout(r, 0));
+    sender.failed(refused);
+    expect(state.asked).toBe(2);
+    // Once it adopted the newer ring, it is a joiner like any other.
+    state.ring = THREE;
+    expect(receiver.check(sender.fence('a')!)).toBeNull();
+  });
+
+  it('refuses, as a holder of an older ring, a sender whose newer ring leaves it out, and asks for the rings', () => {
+    const { fencing: stale, state } = fencingOf('d', FOUR);
+    const sender = fencingOf('a', THREE).fencing;
+    expect(stale.check(sender.fence('d')!)?.code).toBe('KV_ERR_STALE_RING');
+    expect(state.asked).toBe(1);
+  });
+
+  it('lets through rings of one epoch, members of both rings, joiners and senders without a ring', () => {
+    const receiver = fencingOf('a', THREE).fencing;
+    // Behind by an epoch, but listed in the newer ring: only slow to adopt it.
+    expect(receiver.check([3, 'b', 1])).toBeNull();
+    // Not a holder of its own ring (a joiner, a member that dropped its records).
+    expect(receiver.check([3, '', 1])).toBeNull();
+    // The same epoch, another ring (members founded apart): never fenced.
+    expect(receiver.check([4, 'd', 0])).toBeNull();
+    // A newer ring that lists this node, or this node not a holder of its own.
+    expect(receiver.check([5, 'b', 1])).toBeNull();
+    expect(fencingOf('e', THREE).fencing.check([5, 'b', 0])).toBeNull();
+    expect(fencingOf('a', undefined).fencing.check([0, 'x', 0])).toBeNull();
+  });
+});
+
+describe('the replica handler with a fence', () => {
+  it('refuses a fenced request of every method before it runs, and serves hello and requests without a fence', async () => {
+    const storage = Storage.open({ path: tempDir(), nodeName: 'a' });
+    opened.push(storage);
+    const handler = createReplicaHandler({
+      storage,
+      hello: () => ({ name: 'a' }) as HelloReply,
+      incarnation: 'i',
+      maxScanEntries: 100,
+      fence: (f) => fencingOf('a', THREE).fencing.check(f),
+    });
+    const f = [3, 'd', 1];
+    const record = encodeRecord({
+      value: Buffer.from('v'),
+      version: storage.clock.now(),
+      tombstone: false,
+    });
+    const k = Buffer.from('k');
+    for (const [method, body] of [
+      [METHODS.apply, { e: [[k, record]], f }],
+      [METHODS.get, { k, f }],
+      [METHODS.getMany, { ks: [k, k], f }],
+      [METHODS.scan, { s: Buffer.alloc(0), e: null, l: 10, f }],
+      [METHODS.synced, { f }],
+    ] as const) {
+      await expect(handler(method, body)).rejects.toMatchObject({ code: 'KV_ERR_STALE_RING' });
+    }
+    expect(storage.getRaw(k)).toBeUndefined();
+    await expect(handler(METHODS.hello, { f })).resolves.toMatchObject({ name: 'a' });
+    await expect(handler(METHODS.apply, { e: [[k, record]] })).resolves.toEqual({ n: 1 });
+    await expect(handler(METHODS.get, { k, f: [4, 'b', 1] })).resolves.toMatchObject({});
+    await expect(handler(METHODS.get, { k, f: [4, 'b'] })).rejects.toMatchObject({
+      code: 'KV_ERR_INVALID_ARGUMENT',
+    });
+  });
+});
