@@ -33,7 +33,9 @@ export interface RingFencingOptions {
  * records (RingKeeper); its requests then carry that ring's fence and are taken as any joiner's.
  * Rings of one epoch are never fenced (members settle a ring within a probe interval of each
  * other, and a member left out of a ring at its epoch never held its data), nor are members of
- * both rings: a member behind by an epoch that lists it is only slow to adopt.
+ * both rings (a member behind by an epoch that lists it is only slow to adopt), nor a member
+ * whose ring is at epoch 0: it founded that ring and holds no data of it (a ring that holds data
+ * moves to epoch 1), and it keeps its records when it adopts another, as RingKeeper does.
  */
 export class RingFencing {
   readonly #o: RingFencingOptions;
@@ -79,7 +81,7 @@ export class RingFencing {
     const r = this.#o.settled();
     if (r === undefined) return null;
     const [epoch, sender, addressee] = f;
-    if (epoch < r.epoch && sender !== '' && !this.#lists(r, sender)) {
+    if (epoch > 0 && epoch < r.epoch && sender !== '' && !this.#lists(r, sender)) {
       if (this.#refused.get(sender) !== r.epoch) {
         this.#refused.set(sender, r.epoch);
         this.#o.logger.warn(
@@ -92,7 +94,7 @@ export class RingFencing {
         `replica: ${sender} sent data as a holder of settled ring epoch ${epoch}; this node's (epoch ${r.epoch}) leaves it out: it was taken out of the ring and may hold values deleted since`,
       );
     }
-    if (epoch > r.epoch && addressee === 0 && this.#lists(r, this.#o.self)) {
+    if (r.epoch > 0 && epoch > r.epoch && addressee === 0 && this.#lists(r, this.#o.self)) {
       this.#behind(
         epoch,
         r.epoch,

@@ -91,6 +91,9 @@ describe('RingFencing', () => {
     expect(receiver.check([5, 'b', 1])).toBeNull();
     expect(fencingOf('e', THREE).fencing.check([5, 'b', 0])).toBeNull();
     expect(fencingOf('a', undefined).fencing.check([0, 'x', 0])).toBeNull();
+    // Epoch 0: a ring founded by its members, which holds no data (RingKeeper drops nothing).
+    expect(receiver.check([0, 'd', 1])).toBeNull();
+    expect(fencingOf('d', settledRing(0, ['d'], {})).fencing.check([4, 'a', 0])).toBeNull();
   });
 });
 
