@@ -158,8 +158,8 @@ export class Hints {
         continue;
       }
       if (!this.#o.isUp(target)) return delivered;
-      // Every hint is delivered, however old: no tombstone is collected while any member holds
-      // hints (Topology.atRest), so an old value cannot outlive a delete of its key here.
+      // Every other hint is delivered, however old: no tombstone is collected while any member
+      // holds hints (Topology.atRest), so an old value cannot outlive a delete of its key here.
       const entries: WireEntry[] = hints.map((h) => [h.key, h.raw]);
       let bytes = 0;
       for (const [key, raw] of entries) bytes += key.length + raw.length;

@@ -91,6 +91,27 @@ async function formed(nodes: readonly ClusterNode[]): Promise<void> {
   );
 }
 
+/**
+ * Four members, every key written; then the last one, d, is taken out of the others' --peers
+ * while it runs on with probes 10 minutes apart (nothing but its own probes would tell it of the
+ * ring they settle without it: they stop calling it), and the others delete DELETED and collect
+ * every tombstone of them.
+ */
+async function outUnheard() {
+  const nodes = await startStaticCluster(4, FAST_GC);
+  const [a, b, c, d] = nodes as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
+  await fill(a, d);
+  await d.proc.stop('SIGTERM');
+  await restart(d, ['--peers', peersOf(nodes), ...FAST_GC, '--probe-interval-ms', '600000']);
+  await formed(nodes);
+  const three = [a, b, c];
+  await relist(three, three);
+  await formed(three);
+  await removeAll(a);
+  await expect.poll(() => collected(three), { timeout: 30_000 }).toBe(3 * DELETED.length);
+  return { nodes, three, d };
+}
+
 describe('tombstones collected while a member was away', () => {
   it('a member taken out of --peers and put back on its old directory brings no deleted value back', async () => {
     const nodes = await startStaticCluster(4, FAST_GC);
@@ -133,19 +154,7 @@ describe('tombstones collected while a member was away', () => {
   }, 180_000);
 
   it('a member that has not heard yet that it was taken out brings no deleted value back through the reads it coordinates', async () => {
-    const nodes = await startStaticCluster(4, FAST_GC);
-    const [a, b, c, d] = nodes as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
-    await fill(a, d);
-    // d runs on with probes 10 minutes apart: nothing but its own probes would tell it of the
-    // ring the others settle without it (they stop calling it once it is out of their --peers).
-    await d.proc.stop('SIGTERM');
-    await restart(d, ['--peers', peersOf(nodes), ...FAST_GC, '--probe-interval-ms', '600000']);
-    await formed(nodes);
-    const three = [a, b, c];
-    await relist(three, three);
-    await formed(three);
-    await removeAll(a);
-    await expect.poll(() => collected(three), { timeout: 30_000 }).toBe(3 * DELETED.length);
+    const { three, d } = await outUnheard();
     // d coordinates reads of the deleted keys (twice: the first ones may find it between hearing
     // and dropping), then every member is asked for them.
     const viaD = await openClient(d);
@@ -159,17 +168,7 @@ describe('tombstones collected while a member was away', () => {
   }, 180_000);
 
   it('a member that has not heard yet that it was taken out brings no deleted value back when the others list it again', async () => {
-    const nodes = await startStaticCluster(4, FAST_GC);
-    const [a, b, c, d] = nodes as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
-    await fill(a, d);
-    await d.proc.stop('SIGTERM');
-    await restart(d, ['--peers', peersOf(nodes), ...FAST_GC, '--probe-interval-ms', '600000']);
-    await formed(nodes);
-    const three = [a, b, c];
-    await relist(three, three);
-    await formed(three);
-    await removeAll(a);
-    await expect.poll(() => collected(three), { timeout: 30_000 }).toBe(3 * DELETED.length);
+    const { nodes, three, d } = await outUnheard();
     // The others list d again while it still routes by the ring they left: they read from it
     // (an owner of their target ring) and stream its share to it.
     await relist(three, nodes);
