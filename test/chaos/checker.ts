@@ -11,6 +11,8 @@ export type ViolationKind =
   | 'stale-read'
   /** A read returned a value deleted by a REMOVE acknowledged before the read started. */
   | 'resurrected'
+  /** A read returned a value (SETEX) whose expiry had passed, by every clock, before it started. */
+  | 'expired'
   /** A RANGE/PREFIX answer out of order, with duplicates, or with keys outside its bounds. */
   | 'malformed-scan'
   /** After the quiet period, nodes answer differently, or replicas of a key hold different data. */
@@ -112,7 +114,12 @@ class KeyIndex {
  * A REMOVE is a write whatever it answered (`NOT_FOUND` too: its tombstone is written all the
  * same) and, through its answer, a read made before that write.
  */
-export function checkHistory(ops: readonly Op[], keySpace: readonly string[]): Violation[] {
+export function checkHistory(
+  ops: readonly Op[],
+  keySpace: readonly string[],
+  opts: CheckOptions = {},
+): Violation[] {
+  const slack = opts.expirySlackMs ?? EXPIRY_SLACK_MS;
   const byKey = new Map<string, Op[]>();
   const putsByValue = new Map<string, Op>();
   for (const op of ops) {
@@ -132,11 +139,40 @@ export function checkHistory(ops: readonly Op[], keySpace: readonly string[]): V
   for (const op of ops) {
     if (op.cmp === null) continue;
     for (const obs of observations(op, keySpace, violations)) {
-      const v = checkObservation(obs, indexOf(obs.key), putsByValue);
+      const v = checkObservation(obs, indexOf(obs.key), putsByValue, slack);
       if (v) violations.push(v);
     }
   }
   return violations;
+}
+
+/**
+ * Milliseconds a value written with an expiry (SETEX) may be seen past `ttlS` after its write
+ * answered, and may be gone before `ttlS` after it was invoked: the expiry is counted from the
+ * write's version, which the hybrid clock may put up to --max-clock-offset-ms (500 ms) ahead of
+ * the wall clock, and each node judges it by its own clock (the harness's nodes share the host's,
+ * but for --clock-jumps, whose checks pass a larger slack).
+ */
+export const EXPIRY_SLACK_MS = 1000;
+
+export interface CheckOptions {
+  /** See EXPIRY_SLACK_MS (the default). */
+  readonly expirySlackMs?: number;
+}
+
+/**
+ * The latest time a write's value may still be read: for a SETEX that answered (OK or an error:
+ * either way its version and expiry were made before the answer), its answer + ttl + slack;
+ * otherwise never bounded.
+ */
+function visibleUntil(w: Op, slack: number): number {
+  if (w.ttlS === undefined) return Infinity;
+  return effectiveEnd(w) + w.ttlS * 1000 + slack;
+}
+
+/** The earliest time a SETEX's value may be gone by its expiry (Infinity for a plain PUT). */
+function expiresFrom(w: Op, slack: number): number {
+  return w.ttlS === undefined ? Infinity : w.inv + w.ttlS * 1000 - slack;
 }
 
 /**
@@ -173,6 +209,7 @@ function checkObservation(
   obs: Observation,
   ix: KeyIndex,
   putsByValue: ReadonlyMap<string, Op>,
+  slack: number,
 ): Violation | null {
   const r = obs.op;
   const rEnd = r.cmp!;
@@ -197,23 +234,41 @@ function checkObservation(
       return violation('phantom', obs, ix, `read ${obs.value}: ${why}`, w ? [w] : []);
     }
     const by = supersededBy(effectiveEnd(w));
-    if (!by) return null;
+    if (!by) {
+      if (r.inv <= visibleUntil(w, slack)) return null;
+      const message = `read ${obs.value}, expired ${w.ttlS} s after #${w.id} answered`;
+      return violation('expired', obs, ix, message, [w]);
+    }
     const kind = by.type === 'remove' ? 'resurrected' : stale;
     return violation(kind, obs, ix, `read ${obs.value}, superseded by #${by.id}`, [w, by]);
   }
   if (obs.present) {
-    // A scan saw the key: some PUT invoked before the scan ended must not be superseded.
+    // A scan saw the key: some PUT invoked before the scan ended must not be superseded (nor
+    // have expired before the scan began).
     const put = ix.puts.maxBefore(rEnd);
     if (!put) return violation('phantom', obs, ix, 'scan saw a key never written', []);
-    if (put.value >= horizon) return null;
+    if (put.value >= horizon) {
+      const live = (w: Op) =>
+        w.type === 'put' &&
+        w.inv < rEnd &&
+        effectiveEnd(w) >= horizon &&
+        r.inv <= visibleUntil(w, slack);
+      if (ix.writes.some(live)) return null;
+      const message = 'scan saw the key, every PUT not superseded had expired';
+      return violation('expired', obs, ix, message, [put.op]);
+    }
     const by = supersededBy(put.value)!;
     const kind = by.type === 'remove' ? 'resurrected' : stale;
     const message = `scan saw the key, every PUT superseded by #${by.id}`;
     return violation(kind, obs, ix, message, [put.op, by]);
   }
-  // Absent: the initial state before any acknowledged write, or a REMOVE not superseded.
+  // Absent: the initial state before any acknowledged write, a REMOVE not superseded, or a
+  // SETEX not superseded whose value may have expired before the read ended.
   if (latest === null) return null;
   if (removeExplains(ix, r, horizon)) return null;
+  const expired = (w: Op) =>
+    w.type === 'put' && effectiveEnd(w) >= horizon && expiresFrom(w, slack) < r.cmp!;
+  if (ix.writes.some(expired)) return null;
   return violation(stale, obs, ix, `key absent after #${latest.op.id} was acknowledged`, [
     latest.op,
   ]);

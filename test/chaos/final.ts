@@ -223,9 +223,11 @@ async function replicaStores(members: readonly Slot[], keys: readonly string[], 
           for (const [k, raw] of reply.e) {
             const rec = decodeRecord(Buffer.from(raw));
             const v = rec.version;
+            // An expired record is absent wherever it is read, swept into a tombstone or not yet.
+            const expired = rec.expiresAt !== undefined && rec.expiresAt <= Date.now();
             records.set(Buffer.from(k).toString(), {
               version: `${v.wall}.${v.logical}.${v.node}`,
-              tombstone: rec.tombstone,
+              tombstone: rec.tombstone || expired,
               value: values.unpad(rec.value.toString()),
             });
           }

@@ -23,6 +23,8 @@ export interface Op {
   readonly end?: string;
   /** PUT: the value written (unique per write). */
   readonly value?: string;
+  /** PUT sent as `SETEX key <ttlS> value` (with `--expiring-writes`): the value expires. */
+  readonly ttlS?: number;
   /** Milliseconds since the run started (monotonic clock). */
   readonly inv: number;
   /** When the reply arrived (or the client gave up); null while in flight. */
@@ -86,7 +88,9 @@ export function formatOp(op: Op): string {
   const t = (ms: number | null) => (ms === null ? '?' : (ms / 1000).toFixed(3));
   const what =
     op.type === 'put'
-      ? `PUT ${op.key} ${op.value}`
+      ? op.ttlS !== undefined
+        ? `SETEX ${op.key} ${op.ttlS} ${op.value}`
+        : `PUT ${op.key} ${op.value}`
       : op.type === 'range'
         ? `RANGE ${op.key} ${op.end}`
         : `${op.type.toUpperCase()} ${op.key}`;

@@ -29,9 +29,16 @@ const POWER_CUT = { 'power-cut': 2 } as const;
 const DISK_ERRORS = { 'disk-errors': 2 } as const;
 /** With `newAddresses`: a member killed and started again at a new IP address (a pod rescheduled). */
 const NEW_ADDRESS = { 'new-address': 2 } as const;
+/**
+ * With `partialSplits`: a member cut off from one or two other members only, still reaching the
+ * rest (and clients and DNS): members disagree on who is up, as a broken route or a firewall rule
+ * between two hosts makes (reachability that is not transitive).
+ */
+const PARTIAL_SPLIT = { 'partial-split': 2 } as const;
 type Fault =
   | keyof typeof WITH_LOST_VOLUMES
   | keyof typeof NEW_ADDRESS
+  | keyof typeof PARTIAL_SPLIT
   | keyof typeof SLOW_LINK
   | keyof typeof CLOCK_JUMP
   | keyof typeof DISK_FULL
@@ -56,6 +63,8 @@ const SLOW_LOSS_PCT = [2, 5, 10, 20] as const;
  * ordered either way by design (docs/cluster.md), which the checker would count as stale reads.
  */
 const CLOCK_JUMPS_MS = [-5000, -2000, -1000, 1000, 2000, 5000] as const;
+/** The largest step of a clock, either way (ms). */
+export const CLOCK_JUMP_MAX_MS = Math.max(...CLOCK_JUMPS_MS.map(Math.abs));
 /** Seconds a fault lasts: [min, max). */
 const HOLD: Record<Fault, [number, number]> = {
   kill: [0.3, 5],
@@ -73,6 +82,7 @@ const HOLD: Record<Fault, [number, number]> = {
   'disk-errors': [2, 10],
   // Out of DNS: from the old pod's deletion to the new pod's IP (its start comes after).
   'new-address': [0.3, 5],
+  'partial-split': [1, 7],
 };
 /**
  * With `powerLoss`: the share of decommissions whose member loses power while it hands off (its
@@ -140,6 +150,7 @@ export class Nemesis {
       everyFaultFirst?: boolean;
       restartFaulted?: boolean;
       newAddresses?: boolean;
+      partialSplits?: boolean;
     },
     now: () => number,
   ) {
@@ -160,6 +171,7 @@ export class Nemesis {
       ...(opts.powerLoss ? POWER_CUT : {}),
       ...(opts.diskErrors ? DISK_ERRORS : {}),
       ...(opts.newAddresses ? NEW_ADDRESS : {}),
+      ...(opts.partialSplits ? PARTIAL_SPLIT : {}),
     };
     this.#everyFaultFirst = opts.everyFaultFirst ?? false;
     if (this.#everyFaultFirst) {
@@ -270,6 +282,8 @@ export class Nemesis {
         case 'split':
           await this.#split(victim, holdMs);
           break;
+        case 'partial-split':
+          return await this.#partialSplit(victim, holdMs);
         case 'slow-link': {
           const rate = this.#rng.pick([...SLOW_RATES_KBIT]);
           const loss = this.#rng.pick([...SLOW_LOSS_PCT]);
@@ -482,6 +496,27 @@ export class Nemesis {
     await sleep(holdMs);
     await this.#cluster.heal(cut);
     this.#record('heal-split', names(side), 'reachable again');
+  }
+
+  /**
+   * Cuts the victim off from one or two other members (at most all but one: it keeps a peer it
+   * reaches); false when it has fewer than two others. Those others are not faulted yet.
+   */
+  async #partialSplit(victim: Slot, holdMs: number): Promise<boolean> {
+    const others = this.#cluster.healthy().filter((s) => s !== victim);
+    const peers = this.#cluster.members().filter((s) => s !== victim).length;
+    if (others.length === 0 || peers < 2) return false;
+    const far = [this.#rng.pick(others)];
+    const second = others.filter((s) => s !== far[0]);
+    if (peers >= 4 && second.length > 0 && this.#rng.next() < 0.5) far.push(this.#rng.pick(second));
+    const cut = await this.#cluster.split([victim], far);
+    const names = far.map((s) => s.host.name).join(',');
+    const hold = `${(holdMs / 1000).toFixed(1)} s`;
+    this.#record('partial-split', victim.host.name, `cut from ${names} only, for ${hold}`);
+    await sleep(holdMs);
+    await this.#cluster.heal(cut);
+    this.#record('heal-partial', victim.host.name, `reaches ${names} again`);
+    return true;
   }
 
   /** Adds a member when at the base size, otherwise decommissions a random member. */

@@ -80,6 +80,19 @@ export interface ChaosOptions {
    * StatefulSet pod rescheduled: a new pod IP each time).
    */
   readonly newAddresses: boolean;
+  /**
+   * Adds the fault `partial-split`: a member's links to one or two other members cut (both ways)
+   * for 1 to 7 s while it still reaches the rest, clients and DNS: members then disagree on who
+   * is up (reachability that is not transitive), which `split` (a side cut from all the others)
+   * never makes.
+   */
+  readonly partialSplits: boolean;
+  /**
+   * A third of the PUTs are `SETEX key <1..3 s> value`: values that expire while the faults go
+   * on, checked against their expiry (a value read after it passed is `expired`; an absence after
+   * it may be).
+   */
+  readonly expiringWrites: boolean;
 }
 
 export const DEFAULT_OPTIONS: ChaosOptions = {
@@ -104,6 +117,8 @@ export const DEFAULT_OPTIONS: ChaosOptions = {
   everyFaultFirst: false,
   restartFaulted: false,
   newAddresses: false,
+  partialSplits: false,
+  expiringWrites: false,
 };
 
 const USAGE = `Usage: npm run chaos -- [options]
@@ -147,7 +162,12 @@ const USAGE = `Usage: npm run chaos -- [options]
                           behind a slow link
   --new-addresses         add the fault new-address: a member killed, out of DNS for 0.3 to 5 s,
                           then started again on its data directory at a new IP address, listed
-                          in DNS before it answers there (a pod rescheduled)`;
+                          in DNS before it answers there (a pod rescheduled)
+  --partial-splits        add the fault partial-split: a member cut off from one or two other
+                          members only, for 1 to 7 s, still reaching the rest (and clients and
+                          DNS): members disagree on who is up
+  --expiring-writes       a third of the PUTs are SETEX with 1 to 3 s to live: values expire
+                          under the faults, and none may be read once its expiry passed`;
 
 /** Parses argv; throws an Error with the usage text on a bad option. */
 export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
@@ -183,6 +203,8 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
       | 'everyFaultFirst'
       | 'restartFaulted'
       | 'newAddresses'
+      | 'partialSplits'
+      | 'expiringWrites'
     > = {
       '--keep': 'keep',
       '--reuse-name': 'reuseName',
@@ -195,6 +217,8 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
       '--every-fault-first': 'everyFaultFirst',
       '--restart-faulted': 'restartFaulted',
       '--new-addresses': 'newAddresses',
+      '--partial-splits': 'partialSplits',
+      '--expiring-writes': 'expiringWrites',
     };
     const on = Object.hasOwn(flags, arg) ? flags[arg] : undefined;
     if (on !== undefined) {

@@ -9,6 +9,9 @@ import type { Rng } from './options.ts';
 export const CLIENT_TIMEOUT_MS = 3000;
 
 const MIX = { put: 40, get: 30, remove: 15, range: 10, prefix: 5 } as const;
+/** With expiring writes: the share of PUTs sent as SETEX, and the seconds they live. */
+const EXPIRING_SHARE = 1 / 3;
+const TTLS_S = [1, 2, 3] as const;
 
 /**
  * Values as the clients send them: the operation's id (`c3-17`), or with `--value-bytes` the id,
@@ -96,6 +99,7 @@ export function startWorkload(
   clients: number,
   keys: number,
   values: Values = new Values(),
+  expiring = false,
 ): { stop(): Promise<void> } {
   let stopped = false;
   const loops = Array.from({ length: clients }, (_, i) =>
@@ -129,12 +133,16 @@ export function startWorkload(
           op = history.invoke({ client: id, node: slot.host.name, type, key: p });
         } else {
           const value = type === 'put' ? `${id}-${++seq}` : undefined;
+          // With expiring writes, a share of the PUTs are SETEX (drawn only then: the other
+          // runs' draws stay as they were).
+          const ttlS = value && expiring && r.next() < EXPIRING_SHARE ? r.pick(TTLS_S) : undefined;
           op = history.invoke({
             client: id,
             node: slot.host.name,
             type,
             key,
             ...(value ? { value } : {}),
+            ...(ttlS !== undefined ? { ttlS } : {}),
           });
         }
         await perform(op, conns, slot.host.ip, history, values);
@@ -181,7 +189,8 @@ export async function perform(
   try {
     switch (op.type) {
       case 'put':
-        await c.put(op.key, values.pad(op.value!));
+        if (op.ttlS === undefined) await c.put(op.key, values.pad(op.value!));
+        else await setex(c, op.key, op.ttlS, values.pad(op.value!));
         history.complete(op, 'ok');
         break;
       case 'get': {
@@ -206,6 +215,15 @@ export async function perform(
     history.complete(op, outcome, { error: code });
     if (code === 'CONNECTION_CLOSED') conns.drop?.(op.node);
   }
+}
+
+/** `SETEX key ttlS value`: resolves on OK, rejects with the node's error as the client's calls do. */
+async function setex(c: KvClient, key: string, ttlS: number, value: string): Promise<void> {
+  const reply = await c.raw(`SETEX ${key} ${ttlS} ${value}`);
+  if (reply === 'OK') return;
+  const m = /^ERR (\S+) ?(.*)$/.exec(reply);
+  if (m) throw new KvClientError(m[1]!, m[2]!, { remote: true });
+  throw new Error(`chaos: SETEX answered ${JSON.stringify(reply)}`);
 }
 
 /** A node's `ERR <code>` is a definite answer; anything else leaves the operation indeterminate. */

@@ -34,6 +34,16 @@ const remove = (key: string, inv: number, cmp: number | null, outcome: Outcome) 
 const range = (start: string, end: string, inv: number, cmp: number, keys: string[]) =>
   op('range', start, inv, cmp, 'keys', { end, keys });
 
+/** A SETEX of `ttlS` seconds (times here in ms, as in the history). */
+const setex = (
+  key: string,
+  value: string,
+  ttlS: number,
+  inv: number,
+  cmp: number | null,
+  outcome: Outcome,
+) => op('put', key, inv, cmp, outcome, { value, ttlS });
+
 const KEYS = ['a', 'b', 'c'];
 const kinds = (ops: Op[]) => checkHistory(ops, KEYS).map((v) => v.kind);
 
@@ -101,6 +111,60 @@ describe('checkHistory: histories that pass', () => {
         range('a', 'c', 104, 120, []),
         get('a', 121, 122, null),
       ]),
+    ).toEqual([]);
+  });
+});
+
+describe('checkHistory: values that expire (SETEX)', () => {
+  // Slack 1000 ms (EXPIRY_SLACK_MS): a 2 s SETEX answered at 100 may be read until 3,100 and
+  // may be gone from 1,000 (invoked at 0).
+  it('passes: read before its expiry, absent after it (GET and scans), absent within the slack', () => {
+    expect(
+      kinds([
+        setex('a', 'v1', 2, 0, 100, 'ok'),
+        get('a', 200, 300, 'v1'),
+        get('a', 3000, 3050, 'v1'),
+        get('a', 1500, 1600, null),
+        range('a', 'c', 4000, 4100, []),
+        get('a', 9000, 9100, null, true),
+      ]),
+    ).toEqual([]);
+    // A SETEX that never answered may have been made at any later time: no bound on its value.
+    expect(
+      kinds([setex('a', 'v1', 1, 0, null, 'timeout'), get('a', 60_000, 60_001, 'v1')]),
+    ).toEqual([]);
+    // A plain PUT after an expired SETEX is read as usual; a REMOVE still deletes a SETEX.
+    expect(
+      kinds([
+        setex('a', 'v1', 1, 0, 100, 'ok'),
+        put('a', 'v2', 5000, 5100, 'ok'),
+        get('a', 9000, 9100, 'v2'),
+        setex('b', 'w', 3, 0, 100, 'ok'),
+        remove('b', 200, 300, 'ok'),
+        get('b', 400, 500, null),
+      ]),
+    ).toEqual([]);
+  });
+
+  it('fails: a value read after its expiry, a scan listing it, absent long before it', () => {
+    const v = checkHistory([setex('a', 'v1', 2, 0, 100, 'ok'), get('a', 3200, 3300, 'v1')], KEYS);
+    expect(v.map((x) => x.kind)).toEqual(['expired']);
+    expect(v[0]!.excerpt.join('\n')).toContain('SETEX a 2 v1 -> ok');
+    // An error answer bounds it too: its version (and expiry) were made before it.
+    expect(kinds([setex('a', 'v1', 1, 0, 100, 'error'), get('a', 2200, 2300, 'v1')])).toEqual([
+      'expired',
+    ]);
+    expect(kinds([setex('a', 'v1', 1, 0, 100, 'ok'), range('a', 'c', 2200, 2300, ['a'])])).toEqual([
+      'expired',
+    ]);
+    expect(kinds([setex('a', 'v1', 3, 0, 100, 'ok'), get('a', 500, 600, null)])).toEqual([
+      'stale-read',
+    ]);
+    // The slack is an option (a clock stepped back shows values late by the step).
+    expect(
+      checkHistory([setex('a', 'v1', 1, 0, 100, 'ok'), get('a', 5000, 5100, 'v1')], KEYS, {
+        expirySlackMs: 6000,
+      }),
     ).toEqual([]);
   });
 });

@@ -15,6 +15,11 @@ describe('chaos options', () => {
     expect(parseOptions(['--restart-faulted'])).toMatchObject({ restartFaulted: true });
     expect(DEFAULT_OPTIONS.restartFaulted).toBe(false);
     expect(parseOptions(['--nodes', '7'])).toMatchObject({ nodes: 7 });
+    expect(parseOptions(['--partial-splits', '--expiring-writes'])).toMatchObject({
+      partialSplits: true,
+      expiringWrites: true,
+    });
+    expect([DEFAULT_OPTIONS.partialSplits, DEFAULT_OPTIONS.expiringWrites]).toEqual([false, false]);
     expect(parseOptions(['--help'])).toBe('help');
   });
 
