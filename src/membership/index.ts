@@ -43,7 +43,13 @@ export {
   settleSpreadMs,
   startingTopology,
 } from './ring-keeper.ts';
-export { newerSettled, newestReported, parseSettled, settledRing } from './settled.ts';
+export {
+  holdsDataIn,
+  newerSettled,
+  newestReported,
+  parseSettled,
+  settledRing,
+} from './settled.ts';
 export {
   type MemberAddress,
   type PeerSource,

@@ -39,10 +39,10 @@ export interface MembershipOptions {
   readonly unlistedGraceMs?: number;
   /**
    * Whether this node's settled ring counts the member as holding data (a member of it, not
-   * recorded lost or handed off); only such a member is kept while unlisted. Absent: every member
-   * counts.
+   * recorded lost or handed off, or one being refilled: holdsDataIn), given its last hello (null
+   * before one); only such a member is kept while unlisted. Absent: every member counts.
    */
-  readonly holdsData?: (name: string) => boolean;
+  readonly holdsData?: (name: string, last: HelloReply | null) => boolean;
   readonly logger: Logger;
   readonly registry: Registry;
 }
@@ -132,7 +132,10 @@ export function inRing(m: MemberView): boolean {
  *   name that never answered anyone): at once, or at the first probe round after that is so. The
  *   ring without it lacks nothing, and keeping it would hold a rebalance open for the grace. A
  *   member that never answered this node but that the settled ring counts (this node restarted
- *   while it was down) is kept like any;
+ *   while it was down) is kept like any, and so is one recorded lost whose last hello said it
+ *   was active under that record (holdsDataIn): back empty after a lost volume and being
+ *   refilled, it is a member, and taken out it would throw its refill away, and with others
+ *   moved at once shrink the ring below the replication factor (chaos seed 31004: to one);
  * - it answers a probe at its last address (it runs, and the source says it is no member any
  *   more: removed by hand, or a test), and a resolve started after that answer still does not
  *   list it: at that resolve (started at the answer). The source's last answer may be older than
@@ -430,7 +433,7 @@ export class Membership extends EventEmitter<{
         continue;
       }
       const wasLeaving = leaving(t.hello);
-      const holds = this.#holdsData(name);
+      const holds = this.#holdsData(t);
       if (wasLeaving || !holds || (this.#opts.unlistedGraceMs ?? 0) === 0) {
         this.#members.delete(name);
         const reason = wasLeaving ? reportedLeaving(t.hello) : holds ? 'not listed' : NO_DATA;
@@ -496,9 +499,9 @@ export class Membership extends EventEmitter<{
     this.emit('change');
   }
 
-  /** Whether the settled ring counts `name` as holding data (see MembershipOptions.holdsData). */
-  #holdsData(name: string): boolean {
-    return this.#opts.holdsData?.(name) ?? true;
+  /** Whether the settled ring counts `t` as holding data (see MembershipOptions.holdsData). */
+  #holdsData(t: Tracked): boolean {
+    return this.#opts.holdsData?.(t.addr.name, t.hello) ?? true;
   }
 
   /** Forgets an unlisted member (see the class comment): it has left. */
@@ -534,7 +537,7 @@ export class Membership extends EventEmitter<{
       const silent = t.answeredAt === null;
       if (silent && performance.now() - t.unlistedAt >= grace) {
         this.#leave(t, 'not listed, and answered nowhere for the grace');
-      } else if (!this.#holdsData(t.addr.name)) this.#leave(t, NO_DATA);
+      } else if (!this.#holdsData(t)) this.#leave(t, NO_DATA);
     }
     const others = [...this.#members.values()].filter((t) => t.addr.name !== this.#opts.self.name);
     await Promise.all([

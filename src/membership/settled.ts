@@ -96,3 +96,22 @@ export function newestReported(
 function isName(x: unknown): x is string {
   return typeof x === 'string' && x.length > 0;
 }
+
+/**
+ * Whether `record` counts `name` as holding data, or about to (Membership keeps such a member
+ * while the source stops listing it): a member of the settled ring not recorded lost, or one
+ * recorded lost whose last hello (`last`) reported itself active under this record or a newer
+ * one: it knew it was lost and ran on, so it is back under its name on an empty directory (a
+ * lost volume) and being refilled, which makes it a holder again once the ring settles. A member
+ * recorded lost for its hand-off reports `decommissioned` from then on; one whose last hello came
+ * before the record (its hand-off, or its loss, not seen from it yet) counts as the record says.
+ */
+export function holdsDataIn(
+  record: SettledRing,
+  name: string,
+  last?: { readonly status: string; readonly settledEpoch: number },
+): boolean {
+  if (!record.members.includes(name)) return false;
+  if (!record.lost.includes(name)) return true;
+  return last !== undefined && last.status === 'active' && last.settledEpoch >= record.epoch;
+}

@@ -22,6 +22,7 @@ import {
   type Duplicate,
   dnsSource,
   type FoundingBlock,
+  holdsDataIn,
   loadIncarnation,
   Membership,
   MembershipCheck,
@@ -405,9 +406,12 @@ export async function startCluster(
     probeFailures: config.probeFailures,
     unlistedGraceMs: config.unlistedGraceMs,
     // Before the storage opens there is no settled ring yet: every member counts.
-    holdsData: (name) => {
+    holdsData: (name, last) => {
       const r = topology?.settledRing;
-      return r === undefined || (r.members.includes(name) && !r.lost.includes(name));
+      if (r === undefined) return true;
+      const seen =
+        last === null ? undefined : { status: last.status, settledEpoch: last.settled.epoch };
+      return holdsDataIn(r, name, seen);
     },
     logger: log,
     registry,

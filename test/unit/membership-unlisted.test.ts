@@ -3,7 +3,13 @@
 
 import { Registry } from 'prom-client';
 import { describe, expect, it, vi } from 'vitest';
-import { type MemberAddress, Membership, type PeerSource } from '../../src/membership/index.ts';
+import {
+  holdsDataIn,
+  type MemberAddress,
+  Membership,
+  type PeerSource,
+  settledRing,
+} from '../../src/membership/index.ts';
 import type { HelloReply } from '../../src/replica/index.ts';
 import { defer } from '../helpers/defer.ts';
 import { captureLog } from '../helpers/log-capture.ts';
@@ -392,5 +398,23 @@ describe('a member that says it is decommissioned (probeMember)', () => {
     late.resolve(hello('n1'));
     await round;
     expect(membership.members().find((m) => m.name === 'n1')?.hello?.status).toBe('decommissioned');
+  });
+});
+
+describe('holdsDataIn: what the settled ring counts as holding data', () => {
+  // n1 and n2 recorded lost at epoch 5 (a settled record keeps no incarnation of a lost member).
+  const record = settledRing(5, ['n0', 'n1', 'n2'], { n0: 'a', n1: 'b', n2: 'c' }, ['n1', 'n2']);
+  const last = (status: string, settledEpoch: number) => ({ status, settledEpoch });
+
+  it('a holder; one lost that ran on under the record (refilling); one that handed off', () => {
+    expect(holdsDataIn(record, 'n0')).toBe(true);
+    // Back on an empty directory, active under the record that says it is lost: being refilled.
+    expect(holdsDataIn(record, 'n1', last('active', 5))).toBe(true);
+    expect(holdsDataIn(record, 'n1', last('active', 6))).toBe(true);
+    // Its hand-off recorded: it says so; or its last answer came before the record.
+    expect(holdsDataIn(record, 'n2', last('decommissioned', 5))).toBe(false);
+    expect(holdsDataIn(record, 'n2', last('active', 4))).toBe(false);
+    expect(holdsDataIn(record, 'n2')).toBe(false);
+    expect(holdsDataIn(record, 'n3', last('active', 5))).toBe(false);
   });
 });
