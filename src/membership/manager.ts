@@ -133,7 +133,7 @@ export function inRing(m: MemberView): boolean {
  *   ring without it lacks nothing, and keeping it would hold a rebalance open for the grace. A
  *   member that never answered this node but that the settled ring counts (this node restarted
  *   while it was down) is kept like any, and so is one recorded lost whose last hello said it
- *   was active under that record (holdsDataIn): back empty after a lost volume and being
+ *   was active and lost in its own ring (holdsDataIn): back empty after a lost volume and being
  *   refilled, it is a member, and taken out it would throw its refill away, and with others
  *   moved at once shrink the ring below the replication factor (chaos seed 31004: to one);
  * - it answers a probe at its last address (it runs, and the source says it is no member any

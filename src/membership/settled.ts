@@ -100,18 +100,19 @@ function isName(x: unknown): x is string {
 /**
  * Whether `record` counts `name` as holding data, or about to (Membership keeps such a member
  * while the source stops listing it): a member of the settled ring not recorded lost, or one
- * recorded lost whose last hello (`last`) reported itself active under this record or a newer
- * one: it knew it was lost and ran on, so it is back under its name on an empty directory (a
- * lost volume) and being refilled, which makes it a holder again once the ring settles. A member
- * recorded lost for its hand-off reports `decommissioned` from then on; one whose last hello came
- * before the record (its hand-off, or its loss, not seen from it yet) counts as the record says.
+ * recorded lost whose last hello (`last`) said it was active with itself lost in its own settled
+ * ring: it knew its directory was new and ran on, so it is back under its name after a lost
+ * volume and being refilled, a holder again once the ring settles (a later record, another
+ * member's hand-off, changes nothing about that). A member recorded lost for its hand-off says
+ * `decommissioned`; one whose last hello came before its loss or hand-off counts as the record
+ * says.
  */
 export function holdsDataIn(
   record: SettledRing,
   name: string,
-  last?: { readonly status: string; readonly settledEpoch: number },
+  last?: { readonly status: string; readonly settled: SettledRing },
 ): boolean {
   if (!record.members.includes(name)) return false;
   if (!record.lost.includes(name)) return true;
-  return last !== undefined && last.status === 'active' && last.settledEpoch >= record.epoch;
+  return last !== undefined && last.status === 'active' && last.settled.lost.includes(name);
 }

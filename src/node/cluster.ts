@@ -408,10 +408,7 @@ export async function startCluster(
     // Before the storage opens there is no settled ring yet: every member counts.
     holdsData: (name, last) => {
       const r = topology?.settledRing;
-      if (r === undefined) return true;
-      const seen =
-        last === null ? undefined : { status: last.status, settledEpoch: last.settled.epoch };
-      return holdsDataIn(r, name, seen);
+      return r === undefined || holdsDataIn(r, name, last ?? undefined);
     },
     logger: log,
     registry,

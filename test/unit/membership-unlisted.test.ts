@@ -402,19 +402,22 @@ describe('a member that says it is decommissioned (probeMember)', () => {
 });
 
 describe('holdsDataIn: what the settled ring counts as holding data', () => {
-  // n1 and n2 recorded lost at epoch 5 (a settled record keeps no incarnation of a lost member).
+  // n1 and n2 recorded lost (a settled record keeps no incarnation of a lost member).
   const record = settledRing(5, ['n0', 'n1', 'n2'], { n0: 'a', n1: 'b', n2: 'c' }, ['n1', 'n2']);
-  const last = (status: string, settledEpoch: number) => ({ status, settledEpoch });
+  const before = settledRing(4, ['n0', 'n1', 'n2'], { n0: 'a', n1: 'b', n2: 'c' });
+  const last = (status: string, settled: typeof record) => ({ status, settled });
 
-  it('a holder; one lost that ran on under the record (refilling); one that handed off', () => {
+  it('a holder; one lost that ran on knowing it (refilling); one that handed off', () => {
     expect(holdsDataIn(record, 'n0')).toBe(true);
-    // Back on an empty directory, active under the record that says it is lost: being refilled.
-    expect(holdsDataIn(record, 'n1', last('active', 5))).toBe(true);
-    expect(holdsDataIn(record, 'n1', last('active', 6))).toBe(true);
-    // Its hand-off recorded: it says so; or its last answer came before the record.
-    expect(holdsDataIn(record, 'n2', last('decommissioned', 5))).toBe(false);
-    expect(holdsDataIn(record, 'n2', last('active', 4))).toBe(false);
+    // Back on an empty directory, active, lost in its own ring: being refilled, whatever epoch
+    // its ring had (a later record, another member's hand-off, changes nothing).
+    expect(holdsDataIn(record, 'n1', last('active', record))).toBe(true);
+    const older = settledRing(3, ['n0', 'n1', 'n2'], { n0: 'a', n2: 'c' }, ['n1']);
+    expect(holdsDataIn(record, 'n1', last('active', older))).toBe(true);
+    // Its hand-off recorded: it says so; or its last answer came before its loss or hand-off.
+    expect(holdsDataIn(record, 'n2', last('decommissioned', record))).toBe(false);
+    expect(holdsDataIn(record, 'n2', last('active', before))).toBe(false);
     expect(holdsDataIn(record, 'n2')).toBe(false);
-    expect(holdsDataIn(record, 'n3', last('active', 5))).toBe(false);
+    expect(holdsDataIn(record, 'n3', last('active', record))).toBe(false);
   });
 });
