@@ -134,6 +134,8 @@ export class Nemesis {
   readonly #everyFaultFirst: boolean;
   /** The kinds injected so far. */
   readonly #injected = new Set<Fault>();
+  /** Members a point fault has drawn, from the draw until it is undone (see #inject). */
+  readonly #busy = new Set<Slot>();
 
   constructor(
     cluster: ChaosCluster,
@@ -239,11 +241,16 @@ export class Nemesis {
 
   /** Resolves with whether `fault` was injected: false when no member could take it, or it failed. */
   async #inject(fault: Fault, holdMs: number): Promise<boolean> {
-    const healthy = this.#cluster.healthy();
+    const healthy = this.#free();
     if (healthy.length === 0) return false;
     const victim = this.#rng.pick(healthy);
     const name = victim.host.name;
     const hold = `${(holdMs / 1000).toFixed(1)} s`;
+    // Claimed at once: a fault may wait before it acts (lose-volume asks the members first), and
+    // another lane drawing the same member meanwhile put two faults on it (seed 31004 at
+    // 65cdd43: a plain kill and a new address on kv1 at 48.0 s, its restart at the old address
+    // failed with EADDRNOTAVAIL, counted as a node failure).
+    this.#busy.add(victim);
     try {
       switch (fault) {
         case 'kill':
@@ -321,8 +328,15 @@ export class Nemesis {
     } catch (err) {
       this.#record(fault, name, err instanceof Error ? err.message : String(err), false);
       return false;
+    } finally {
+      this.#busy.delete(victim);
     }
     return true;
+  }
+
+  /** Members a point fault may take: healthy, and not claimed by a fault that has not acted yet. */
+  #free(): Slot[] {
+    return this.#cluster.healthy().filter((s) => !this.#busy.has(s));
   }
 
   /**
@@ -503,20 +517,25 @@ export class Nemesis {
    * reaches); false when it has fewer than two others. Those others are not faulted yet.
    */
   async #partialSplit(victim: Slot, holdMs: number): Promise<boolean> {
-    const others = this.#cluster.healthy().filter((s) => s !== victim);
+    const others = this.#free().filter((s) => s !== victim);
     const peers = this.#cluster.members().filter((s) => s !== victim).length;
     if (others.length === 0 || peers < 2) return false;
     const far = [this.#rng.pick(others)];
     const second = others.filter((s) => s !== far[0]);
     if (peers >= 4 && second.length > 0 && this.#rng.next() < 0.5) far.push(this.#rng.pick(second));
-    const cut = await this.#cluster.split([victim], far);
-    const names = far.map((s) => s.host.name).join(',');
-    const hold = `${(holdMs / 1000).toFixed(1)} s`;
-    this.#record('partial-split', victim.host.name, `cut from ${names} only, for ${hold}`);
-    await sleep(holdMs);
-    await this.#cluster.heal(cut);
-    this.#record('heal-partial', victim.host.name, `reaches ${names} again`);
-    return true;
+    for (const s of far) this.#busy.add(s);
+    try {
+      const cut = await this.#cluster.split([victim], far);
+      const names = far.map((s) => s.host.name).join(',');
+      const hold = `${(holdMs / 1000).toFixed(1)} s`;
+      this.#record('partial-split', victim.host.name, `cut from ${names} only, for ${hold}`);
+      await sleep(holdMs);
+      await this.#cluster.heal(cut);
+      this.#record('heal-partial', victim.host.name, `reaches ${names} again`);
+      return true;
+    } finally {
+      for (const s of far) this.#busy.delete(s);
+    }
   }
 
   /** Adds a member when at the base size, otherwise decommissions a random member. */
