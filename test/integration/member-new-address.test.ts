@@ -345,7 +345,7 @@ describe('a member unlisted for good', () => {
 });
 
 describe('a member refilling a lost volume, restarted on a new address', () => {
-  it('stays a member: its refill is not thrown away, nor its share moved', {
+  it('stays a member while unlisted, and keeps what it refilled when back', {
     timeout: 150_000,
   }, async () => {
     // Chaos seed 31004 (--lose-volumes --new-addresses): kv1, back on an empty directory (recorded
