@@ -5,8 +5,11 @@ import type { Topology } from '../membership/index.ts';
 import type { Command, Reply } from '../protocol/index.ts';
 import {
   type Replicas,
+  SCAN_PIECE_RECORDS,
+  SCAN_ROUND_RECORDS,
   SCAN_SLACK,
   type ScanReply,
+  type ScanWork,
   scanRoundLimit,
   type WireEntry,
 } from '../replica/index.ts';
@@ -49,6 +52,7 @@ export async function scatterScan(cmd: ScanCommand, o: ScatterOptions): Promise<
   const full = boundsOf(cmd);
   let bounds = full && applyCursor(full, page.cursor);
   const cap = page.limit ?? o.maxScanKeys;
+  const work = o.replicas.scanWork;
   const keys: Buffer[] = [];
   const target = o.topology.target.members;
   // Every round asks as the scan was placed: a member recorded lost since (counted here as
@@ -68,10 +72,15 @@ export async function scatterScan(cmd: ScanCommand, o: ScatterOptions): Promise<
   let missing = members.filter((m) => lost.includes(m) || !o.isUp(m)).length;
   // Entries from members that already sent everything, above the last round's frontier.
   let carried: ScanReply[] = [];
+  let rounds = 0;
   while (bounds !== null && keys.length <= cap) {
     checkCoverage(missing, tolerated, members.length);
     const b: ScanBounds = bounds;
-    const l = Math.min(cap + 1 - keys.length + SCAN_SLACK, scanRoundLimit(o.maxScanKeys));
+    const l = Math.min(
+      cap + 1 - keys.length + SCAN_SLACK,
+      scanRoundLimit(o.maxScanKeys),
+      SCAN_ROUND_RECORDS,
+    );
     const req = {
       s: b.start,
       e: b.end,
@@ -81,9 +90,16 @@ export async function scatterScan(cmd: ScanCommand, o: ScatterOptions): Promise<
       // Versions are all the merge reads: no member sends values.
       h: true,
     };
-    const results = await Promise.allSettled(
-      pending.map((m) => o.replicas.scan(m, req, terms.of(m))),
-    );
+    // What other members send is decoded in the turn it arrives: a node's rounds ask for so
+    // many entries at once at most (SCAN_REMOTE_RECORDS), a scan's later rounds first.
+    const others = pending.filter((m) => m !== o.replicas.self).length;
+    const asked = others === 0 ? null : await work.askRemote(l * others, rounds++ === 0);
+    let results: PromiseSettledResult<ScanReply>[];
+    try {
+      results = await Promise.allSettled(pending.map((m) => o.replicas.scan(m, req, terms.of(m))));
+    } finally {
+      asked?.();
+    }
     const replies: ScanReply[] = [...carried];
     const stillMore: string[] = [];
     results.forEach((r, i) => {
@@ -97,9 +113,14 @@ export async function scatterScan(cmd: ScanCommand, o: ScatterOptions): Promise<
     checkCoverage(missing, tolerated, members.length);
     const frontier = roundFrontier(replies);
     const now = o.now();
-    mergeNewest(replies, frontier, (key, rec) => {
-      if (isLive(rec, now) && keys.length <= cap) keys.push(key);
-    });
+    await mergeNewest(
+      replies,
+      frontier,
+      (key, rec) => {
+        if (isLive(rec, now) && keys.length <= cap) keys.push(key);
+      },
+      work,
+    );
     if (frontier === null) break;
     carried = replies
       .filter((r) => !r.more)
@@ -156,33 +177,47 @@ function above(r: ScanReply, frontier: Buffer): ScanReply {
 
 /**
  * K-way merge of sorted replies up to `frontier` (all when null), calling `emit` once per key
- * in ascending order with the newest record among the replies.
+ * in ascending order with the newest record among the replies; in pieces of SCAN_PIECE_RECORDS
+ * entries, counted in the node's scan work per event-loop turn (ScanWork), between which other
+ * clients' work goes on. The replies are not changed meanwhile (each round has its own).
  */
-function mergeNewest(
+async function mergeNewest(
   replies: readonly ScanReply[],
   frontier: Buffer | null,
   emit: (key: Buffer, rec: StoredRecord) => void,
-): void {
+  work: ScanWork,
+): Promise<void> {
   const pos = replies.map(() => 0);
   const head = (i: number): WireEntry | undefined => {
     const e = replies[i]!.e[pos[i]!];
     return e && (frontier === null || Buffer.compare(e[0], frontier) <= 0) ? e : undefined;
   };
-  for (;;) {
-    let min: Buffer | null = null;
-    for (let i = 0; i < replies.length; i++) {
-      const e = head(i);
-      if (e && (min === null || Buffer.compare(e[0], min) < 0)) min = e[0];
+  /** Merges keys until `SCAN_PIECE_RECORDS` entries are used; true once none is left. */
+  const piece = (): boolean => {
+    let used = 0;
+    try {
+      while (used < SCAN_PIECE_RECORDS) {
+        let min: Buffer | null = null;
+        for (let i = 0; i < replies.length; i++) {
+          const e = head(i);
+          if (e && (min === null || Buffer.compare(e[0], min) < 0)) min = e[0];
+        }
+        if (min === null) return true;
+        let best: StoredRecord | null = null;
+        for (let i = 0; i < replies.length; i++) {
+          const e = head(i);
+          if (!e?.[0].equals(min)) continue;
+          const rec = replies[i]!.records?.[pos[i]!] ?? decodeRecord(e[1]);
+          pos[i]!++;
+          used++;
+          if (best === null || compareRecords(rec, best) > 0) best = rec;
+        }
+        emit(min, best!);
+      }
+      return false;
+    } finally {
+      work.spend('merge', used);
     }
-    if (min === null) return;
-    let best: StoredRecord | null = null;
-    for (let i = 0; i < replies.length; i++) {
-      const e = head(i);
-      if (!e?.[0].equals(min)) continue;
-      const rec = replies[i]!.records?.[pos[i]!] ?? decodeRecord(e[1]);
-      pos[i]!++;
-      if (best === null || compareRecords(rec, best) > 0) best = rec;
-    }
-    emit(min, best!);
-  }
+  };
+  await work.run(piece);
 }

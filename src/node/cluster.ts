@@ -67,6 +67,7 @@ import {
   type PeerCall,
   RemoteVersions,
   Replicas,
+  ScanWork,
   scanServeLimit,
 } from '../replica/index.ts';
 import {
@@ -81,6 +82,8 @@ import type { Secrets } from './secrets.ts';
 
 export interface Cluster {
   readonly coordinator: ClusterCoordinator;
+  /** The node's scan work per event-loop turn (INFO's total_scan_records). */
+  readonly scanWork: ScanWork;
   readonly peerPort: number;
   /** CLUSTER's answer and GET /admin/cluster. */
   info(): ClusterInfo;
@@ -334,6 +337,8 @@ export async function startCluster(
     stateAddressBook(storage, (err) => log.warn({ err }, 'peer address names not saved')),
   );
   const versions = new RemoteVersions({ clock: storage.clock, registry, logger: log });
+  // One bound for the node's scans: its own (reads and merges) and those its peers ask of it.
+  const scanWork = new ScanWork({ registry });
   const backups = new BackupSessions(storage, incarnation.id);
   // Served from the start, answering once the node routes (it needs the rings and replicas).
   let antiEntropy: AntiEntropy | null = null;
@@ -369,6 +374,7 @@ export async function startCluster(
       },
       incarnation: incarnation.id,
       maxScanEntries: scanServeLimit(config.maxScanKeys),
+      scanWork,
       clusterSecret: secret,
       versions,
       maxClockOffsetMs: config.maxClockOffsetMs,
@@ -481,6 +487,7 @@ export async function startCluster(
     (name) => topology?.readTerms(name) ?? {},
     versions,
     config.peerTimeoutMs,
+    scanWork,
   );
   const clock = new ClockCheck({
     offsets: () => membership.clockOffsets(),
@@ -727,6 +734,7 @@ export async function startCluster(
   });
   return {
     coordinator,
+    scanWork,
     peerPort: peerServer.port,
     info,
     refusal,

@@ -179,6 +179,7 @@ export async function startNode(
       collectGarbage,
       maxMultiReadBytes: config.maxMultiReadBytes,
       coordinator: cluster.coordinator,
+      scans: cluster.scanWork,
       registry,
       logger: log,
       password: secrets.password,

@@ -65,7 +65,8 @@ function human(bytes: number): string {
  * keyspace): server, clients, memory (process figures: `used_memory` is the V8 heap plus
  * buffers, `used_memory_rss` the resident set), stats (`total_commands_processed` counts every
  * request answered, `instantaneous_ops_per_sec` over the last ~1.6 s, `total_net_output_bytes` the
- * bytes of replies written to client sockets).
+ * bytes of replies written to client sockets, `total_scan_records` the records RANGE, PREFIX, SCAN
+ * and KEYS read and merged on this node, for its clients and its peers: kvstore_scan_records_total).
  */
 export function serverSections(facts: ServerFacts, want: readonly string[]): InfoSection[] {
   const all = want.length === 0 || want.some((w) => WANT_ALL.has(w));
@@ -117,6 +118,7 @@ export function serverSections(facts: ServerFacts, want: readonly string[]): Inf
         ['total_commands_processed', facts.totalCommands],
         ['instantaneous_ops_per_sec', facts.opsPerSec],
         ['total_net_output_bytes', facts.netOutputBytes],
+        ['total_scan_records', facts.scanRecords],
         ['rejected_connections', facts.rejectedConnections],
       ],
     });

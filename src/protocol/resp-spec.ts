@@ -73,6 +73,8 @@ export interface ServerFacts {
   readonly opsPerSec: number;
   /** Bytes of replies written to client sockets since start, over every connection. */
   readonly netOutputBytes: number;
+  /** Records the node's scans read from its storage and merged since start (ScanWork). */
+  readonly scanRecords: number;
   /** Process memory in bytes: `used` heap and buffers, `rss` resident, `peak` highest rss seen. */
   readonly memory: { readonly used: number; readonly rss: number; readonly peak: number };
 }

@@ -15,7 +15,7 @@ import {
   METHODS,
   type RingFence,
 } from './messages.ts';
-import { localScan } from './scan.ts';
+import { localScan, ScanWork } from './scan.ts';
 import { RemoteVersions } from './versions.ts';
 import {
   readApplyDeadline,
@@ -39,6 +39,11 @@ export interface ReplicaHandlerOptions {
   readonly incarnation: string;
   /** Largest `l` a scan request may ask for. */
   readonly maxScanEntries: number;
+  /**
+   * The node's scan work per event-loop turn, shared with its own scans (Replicas.scanWork);
+   * absent: a bound of the handler's own.
+   */
+  readonly scanWork?: ScanWork;
   /** When set, every connection must first prove it knows this secret (`auth`). */
   readonly clusterSecret?: string | null;
   /**
@@ -113,6 +118,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
   const { storage, incarnation, reroute } = opts;
   const versions = opts.versions ?? new RemoteVersions({ clock: storage.clock });
   const allowance = opts.maxClockOffsetMs ?? 0;
+  const scanWork = opts.scanWork ?? new ScanWork();
   /** This process's id in `synced` answers (METHODS.synced): one per start. */
   const processId = randomHex(8);
   /** Refuses a read addressed to a settled-ring holder this data directory is not. */
@@ -237,7 +243,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
         checkIncarnation(req.i);
         checkServing(req.o);
         checkDisk();
-        return localScan(storage, req);
+        return localScan(storage, req, scanWork);
       }
       default: {
         const more =

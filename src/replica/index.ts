@@ -3,7 +3,16 @@
 export { createReplicaHandler, type ReplicaHandlerOptions, type Reroute } from './handler.ts';
 export * from './messages.ts';
 export { type ApplyHow, type PeerCall, type ReadTerms, Replicas } from './replicas.ts';
-export { localScan } from './scan.ts';
+export {
+  localScan,
+  SCAN_PIECE_RECORDS,
+  SCAN_REMOTE_RECORDS,
+  SCAN_ROUND_RECORDS,
+  SCAN_SLOTS,
+  SCAN_TURN_RECORDS,
+  type ScanStage,
+  ScanWork,
+} from './scan.ts';
 export { RemoteVersions, type VersionSource } from './versions.ts';
 export {
   readApplyDeadline,

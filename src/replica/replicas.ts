@@ -14,7 +14,7 @@ import {
   type ScanRequest,
   type WireEntry,
 } from './messages.ts';
-import { localScan } from './scan.ts';
+import { localScan, ScanWork } from './scan.ts';
 import { RemoteVersions } from './versions.ts';
 import {
   readApplyReply,
@@ -131,6 +131,8 @@ export class Replicas {
   readonly #terms: ReadTerms;
   readonly #versions: RemoteVersions;
   readonly #applyTimeoutMs: number | null;
+  /** The node's scan work per event-loop turn: its own scans' reads, and the coordinator's merges. */
+  readonly scanWork: ScanWork;
   readonly #outboxes = new Map<string, Outbox>();
   readonly #getBoxes = new Map<string, GetBox>();
   /** The same for gets of records without their values (a box of their own per member). */
@@ -145,6 +147,7 @@ export class Replicas {
     terms: ReadTerms = () => NO_TERMS,
     versions: RemoteVersions = new RemoteVersions({ clock: storage.clock }),
     applyTimeoutMs: number | null = null,
+    scanWork: ScanWork = new ScanWork(),
   ) {
     this.self = self;
     this.#storage = storage;
@@ -152,6 +155,7 @@ export class Replicas {
     this.#terms = terms;
     this.#versions = versions;
     this.#applyTimeoutMs = applyTimeoutMs;
+    this.scanWork = scanWork;
   }
 
   /**
@@ -403,7 +407,7 @@ export class Replicas {
     req: ScanRequest,
     terms: ExpectIncarnation = this.#terms(name),
   ): Promise<ScanReply> {
-    if (name === this.self) return localScan(this.#storage, req);
+    if (name === this.self) return localScan(this.#storage, req, this.scanWork);
     const body: ScanRequest = { ...req, ...terms };
     const reply = readScanReply(await this.#call(name, METHODS.scan, body), req.l);
     this.#versions.checkAll(reply.records, 'reply', name);

@@ -3,7 +3,7 @@
 import type { Socket } from 'node:net';
 import type { Coordinator, ValueUse } from '../coordinator/index.ts';
 import { KvError, toKvError, wireCode } from '../errors/index.ts';
-import { atTurnEnd, onReads, type Reads, turnPasses } from '../net/index.ts';
+import { atTurnEnd, onReads, type Reads, type TurnBudget, turnPasses } from '../net/index.ts';
 import type { CounterCell, HistogramCell, Logger, LogThrottle } from '../observability/index.ts';
 import {
   type ClientInfo,
@@ -24,6 +24,7 @@ import {
   type ServerFacts,
   type SessionOp,
 } from '../protocol/index.ts';
+import { SCAN_PIECE_RECORDS } from '../replica/index.ts';
 import type { Authenticator } from './auth.ts';
 import { WriteBudget } from './budget.ts';
 import type { ClientBuffers } from './buffers.ts';
@@ -43,7 +44,7 @@ import { REPLY_HIGH_WATER, replyBound, replySize } from './reply-bytes.ts';
 import { SessionState } from './session.ts';
 import type { ServerStats } from './stats.ts';
 import { BUFFER_FULL_MESSAGE, execQueued, type Queued } from './transaction.ts';
-import { LARGE_REPLY_BYTES, type TurnBudget } from './turn-budget.ts';
+import { LARGE_REPLY_BYTES } from './turn-budget.ts';
 
 export interface ConnectionContext {
   readonly coordinator: Coordinator;
@@ -86,6 +87,11 @@ export interface ConnectionContext {
   readonly replies: ReplyBudget;
   /** Node-wide bound on bytes of large replies made and written in one turn (turn-budget.ts). */
   readonly turns: TurnBudget;
+  /**
+   * The node's scan work per turn (replica's ScanWork), where a scan's reply of many keys counts
+   * them as it is encoded; absent: not counted.
+   */
+  readonly scans?: ScanTurns;
   /** A connection with no command running and no bytes moving this long is closed; 0: never. */
   readonly idleTimeoutMs: number;
 }
@@ -140,6 +146,32 @@ const LINGER_MS = 250;
  * lets them). Like the 10 s of the TLS handshake, not a flag.
  */
 export const AUTH_TIMEOUT_MS = 10_000;
+
+/** The node's scan records per event-loop turn, as replies count in them (replica's ScanWork). */
+export interface ScanTurns {
+  readonly budget: TurnBudget;
+  spend(stage: 'reply', n: number): void;
+  /** Records counted since the node started (INFO's total_scan_records). */
+  readonly records: number;
+}
+
+/**
+ * The keys (and other elements) a scan's reply holds, when SCAN_PIECE_RECORDS or more: what
+ * encoding it costs, counted in the node's scan work; 0 for other replies and small ones.
+ */
+function scanReplyKeys(slot: Slot): number {
+  if (slot.command !== 'range' && slot.command !== 'prefix') return 0;
+  const n = elements(slot.reply!);
+  return n >= SCAN_PIECE_RECORDS ? n : 0;
+}
+
+function elements(reply: Reply): number {
+  if (reply.type === 'keys') return reply.keys.length;
+  if (reply.type !== 'array') return 1;
+  let n = 0;
+  for (const item of reply.items ?? []) n += elements(item);
+  return n;
+}
 
 /** A command's place in the reply order; `reply` is null until the command finished. */
 interface Slot {
@@ -241,6 +273,8 @@ export class Connection implements OutputHolder, ReplyWaiter {
   #turnWaiting = false;
   /** Closes the connection if it has not authenticated in AUTH_TIMEOUT_MS (a password set). */
   #authTimer: NodeJS.Timeout | null = null;
+  /** Waiting in the line of ctx.scans' budget (#scanGo runs in a later turn). */
+  #scanWaiting = false;
 
   constructor(socket: Socket, ctx: ConnectionContext) {
     this.#socket = socket;
@@ -600,6 +634,25 @@ export class Connection implements OutputHolder, ReplyWaiter {
     this.#flush();
   };
 
+  /**
+   * True (and in the line of ctx.scans' budget) when the node's scan records of this turn are
+   * spent or others wait: a scan reply of many keys is encoded in a later turn.
+   */
+  #waitScanTurn(): boolean {
+    const budget = this.#ctx.scans?.budget;
+    if (budget === undefined || !budget.exhausted()) return false;
+    if (!this.#scanWaiting) {
+      this.#scanWaiting = true;
+      budget.wait(this.#scanGo);
+    }
+    return true;
+  }
+
+  readonly #scanGo = () => {
+    this.#scanWaiting = false;
+    this.#flush();
+  };
+
   /** The node-wide reply budget has room for this connection again (reply-budget.ts). */
   wake(): void {
     this.#maybeResume();
@@ -952,11 +1005,14 @@ export class Connection implements OutputHolder, ReplyWaiter {
     while (this.#head < this.#slots.length) {
       const slot = this.#slots[this.#head]!;
       if (slot.reply === null) break;
-      if (slot.held >= LARGE_REPLY_BYTES && !this.#closed) {
-        // A large reply waits while the node's large replies of this turn are spent.
-        if (this.#waitTurn(undefined)) break;
-        this.#ctx.turns.spend(slot.held);
-      }
+      const large = slot.held >= LARGE_REPLY_BYTES && !this.#closed;
+      const keys = this.#closed ? 0 : scanReplyKeys(slot);
+      // A large reply waits while the node's large replies of this turn are spent, a scan's
+      // many keys while its scan records are.
+      if (large && this.#waitTurn(undefined)) break;
+      if (keys > 0 && this.#waitScanTurn()) break;
+      if (large) this.#ctx.turns.spend(slot.held);
+      if (keys > 0) this.#ctx.scans?.spend('reply', keys);
       // Its keys and values, and an eighth more for the framing around them.
       if (slot.held >= LARGE_REPLY) output.reserve(slot.held + (slot.held >> 3) + 4096);
       this.#framing!.encode(slot.reply, output, slot.proto);

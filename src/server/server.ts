@@ -6,7 +6,7 @@ import type { Registry } from 'prom-client';
 import pkg from '../../package.json' with { type: 'json' };
 import { type Coordinator, MULTI_READ_BYTES } from '../coordinator/index.ts';
 import { KvError, wireCode } from '../errors/index.ts';
-import { atTurnEnd, listen, turnPasses } from '../net/index.ts';
+import { atTurnEnd, listen, TurnBudget, turnPasses } from '../net/index.ts';
 import { type Logger, LogThrottle } from '../observability/index.ts';
 import {
   ARG_OVERHEAD,
@@ -18,7 +18,12 @@ import { Authenticator } from './auth.ts';
 import { WriteBudget } from './budget.ts';
 import { ClientBuffers } from './buffers.ts';
 import { ClientOutput } from './client-output.ts';
-import { Connection, type ConnectionContext, WRITE_HIGH_WATER } from './connection.ts';
+import {
+  Connection,
+  type ConnectionContext,
+  type ScanTurns,
+  WRITE_HIGH_WATER,
+} from './connection.ts';
 import type { UnauthenticatedLimits } from './framing.ts';
 import { MAX_TLS_HANDSHAKES, TLS_HANDSHAKE_TIMEOUT_MS, TlsHandshakes } from './handshakes.ts';
 import { registerServerMetrics, type ServerMetrics } from './metrics.ts';
@@ -27,7 +32,7 @@ import { ReplyBudget } from './reply-budget.ts';
 import { REPLY_HIGH_WATER } from './reply-bytes.ts';
 import { ScanCursorTable } from './scan-cursors.ts';
 import { ServerStats } from './stats.ts';
-import { NODE_TURN_BYTES, TurnBudget } from './turn-budget.ts';
+import { NODE_TURN_BYTES } from './turn-budget.ts';
 
 export interface ServerOptions {
   readonly host: string;
@@ -61,6 +66,11 @@ export interface ServerOptions {
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer } | null;
   /** Close connections idle (no command running, no bytes moving) this long; 0 or absent: never. */
   readonly idleTimeoutMs?: number;
+  /**
+   * The node's scan work per event-loop turn (replica's ScanWork): scan replies of many keys
+   * count in it, and INFO's total_scan_records is its count. Absent: not counted.
+   */
+  readonly scans?: ScanTurns;
 }
 
 const STAR = 0x2a;
@@ -249,6 +259,7 @@ export class KvServer {
         totalCommands: this.#stats.commands,
         opsPerSec: this.#stats.opsPerSec,
         netOutputBytes: output.written,
+        scanRecords: opts.scans?.records ?? 0,
         memory: this.#stats.memory(),
       }),
       stats: this.#stats,
@@ -271,6 +282,7 @@ export class KvServer {
       clientOutput,
       replies,
       turns: new TurnBudget(NODE_TURN_BYTES, () => this.#metrics.turnWaits.inc()),
+      ...(opts.scans ? { scans: opts.scans } : {}),
       idleTimeoutMs: opts.idleTimeoutMs ?? 0,
       maxMultiReadBytes,
     };

@@ -13,6 +13,7 @@ export const TEST_FACTS: ServerFacts = {
   totalCommands: 1234,
   opsPerSec: 56,
   netOutputBytes: 4321,
+  scanRecords: 0,
   memory: { used: 2048, rss: 4096, peak: 8192 },
 };
 

@@ -16,6 +16,7 @@ import type { LineClient } from '../helpers/line-client.ts';
 import { untilStill } from '../helpers/node-memory.ts';
 import { cleanup, type NodeProcess } from '../helpers/node-process.ts';
 import { RawResp } from '../helpers/resp-tools.ts';
+import { infoStat, stop } from '../helpers/stopped-node.ts';
 import { until } from '../helpers/write-log.ts';
 
 afterEach(cleanup);
@@ -96,16 +97,6 @@ function newcomer(node: ClusterNode): { connected: Promise<void>; written: Promi
     s.once('error', reject);
   });
   return { connected: made, written };
-}
-
-/** Stops `node` (SIGSTOP) until the test goes on with SIGCONT, or ends. Returns its pid. */
-function stop(node: ClusterNode): number {
-  const pid = node.proc.child.pid!;
-  process.kill(pid, 'SIGSTOP');
-  defer(() => {
-    if (node.proc.child.exitCode === null) process.kill(pid, 'SIGCONT');
-  });
-  return pid;
 }
 
 /**
@@ -243,17 +234,7 @@ describe('the node-wide budget of replies in the making', () => {
       'the node to accept every client',
     );
     // INFO's count of commands started, as the node runs it.
-    const started = async () => {
-      small.data = Buffer.alloc(0);
-      small.socket.write('*2\r\n$4\r\nINFO\r\n$5\r\nstats\r\n');
-      const whole = () => {
-        const head = /^\$(\d+)\r\n/.exec(small.data.toString('latin1'));
-        return head !== null && small.data.length >= head[0].length + Number(head[1]) + 2;
-      };
-      await small.until(whole, 60_000);
-      const info = small.data.toString('latin1');
-      return Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? -1);
-    };
+    const started = () => infoStat(small, 'total_commands_processed');
     const before = await started();
     expect(before).toBeGreaterThan(0);
     // A round trip of another client after it: the node's poll since then dropped the small

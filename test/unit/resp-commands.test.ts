@@ -403,7 +403,7 @@ describe('parseRespRequest: connection and server commands', () => {
       /\r\nused_memory:2048\r\nused_memory_human:2\.00K\r\nused_memory_rss:4096\r\n/,
     );
     expect(text).toMatch(
-      /# Stats\r\ntotal_connections_received:10\r\ntotal_commands_processed:1234\r\ninstantaneous_ops_per_sec:56\r\ntotal_net_output_bytes:4321\r\nrejected_connections:0\r\n\r\n# Keyspace\r\ndb0:keys=2,/,
+      /# Stats\r\ntotal_connections_received:10\r\ntotal_commands_processed:1234\r\ninstantaneous_ops_per_sec:56\r\ntotal_net_output_bytes:4321\r\ntotal_scan_records:0\r\nrejected_connections:0\r\n\r\n# Keyspace\r\ndb0:keys=2,/,
     );
   });
 });
