@@ -14,6 +14,16 @@ export interface RingFencingOptions {
    * of them holds is adopted (RingKeeper) and this node's records dropped if it left it out.
    */
   readonly learn: () => Promise<unknown>;
+  /**
+   * How recent a record's version must be (ms before now) for an `apply` of it from a member
+   * taken out of the ring to be taken all the same: --tombstone-grace-ms less
+   * --max-clock-offset-ms. No tombstone over such a record can have been collected yet (one is
+   * collected only once older than the grace, and it is newer than the values it deletes), so
+   * it brings no deleted value back, and last-write-wins orders it against a delete as any
+   * write; refused, a write the sender acknowledged (--write-quorum 1, or a quorum of members
+   * taken out together) was lost when it dropped its records and hints. Absent, or <= 0: none.
+   */
+  readonly freshWithinMs?: number;
   readonly logger: Logger;
 }
 
@@ -25,7 +35,8 @@ export interface RingFencingOptions {
  * carries the sender's fence (RingFence: its settled epoch, its name if that ring lists it, and
  * whether it lists the addressee), and the receiver refuses it (KV_ERR_STALE_RING) when
  * - the sender holds data of an older ring than the receiver's, which does not list it: the
- *   sender was taken out (its data must not land, and its reads must not count);
+ *   sender was taken out (its old data must not land, and its reads must not count; an apply of
+ *   records too recent to be under a collected tombstone lands: freshWithinMs);
  * - the sender's ring is newer, leaves the receiver out, and the receiver's own ring lists it: the
  *   receiver was taken out (what it would answer or take belongs to a ring the others left).
  * Either way the member that is behind asks the members for their rings at once (a refused
@@ -76,12 +87,18 @@ export class RingFencing {
     return f === undefined ? body : { ...body, f };
   }
 
-  /** The refusal of a request carrying `f` (KV_ERR_STALE_RING), or null to serve it. */
-  check(f: RingFence): KvError | null {
+  /**
+   * The refusal of a request carrying `f` (KV_ERR_STALE_RING), or null to serve it. `oldest`
+   * gives the wall time of the oldest record version an `apply` carries (undefined for other
+   * requests): one whose records are all within freshWithinMs is served from a member taken out
+   * of the ring (see RingFencingOptions.freshWithinMs).
+   */
+  check(f: RingFence, oldest?: () => number | undefined): KvError | null {
     const r = this.#o.settled();
     if (r === undefined) return null;
     const [epoch, sender, addressee] = f;
     if (epoch > 0 && epoch < r.epoch && sender !== '' && !this.#lists(r, sender)) {
+      if (this.#fresh(oldest)) return null;
       if (this.#refused.get(sender) !== r.epoch) {
         this.#refused.set(sender, r.epoch);
         this.#o.logger.warn(
@@ -106,6 +123,14 @@ export class RingFencing {
       );
     }
     return null;
+  }
+
+  /** Whether the records of an `apply` are all recent enough to be taken (freshWithinMs). */
+  #fresh(oldest: (() => number | undefined) | undefined): boolean {
+    const within = this.#o.freshWithinMs ?? 0;
+    if (within <= 0 || oldest === undefined) return false;
+    const wall = oldest();
+    return wall !== undefined && wall >= Date.now() - within;
   }
 
   /** A request this node sent failed with `err`: a KV_ERR_STALE_RING makes it ask for the rings. */

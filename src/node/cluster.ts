@@ -274,6 +274,8 @@ export async function startCluster(
     self,
     settled: () => topology?.settledRing,
     learn: () => learnRings(),
+    // What it writes now is taken: no tombstone it could outlive was collected (RingFencing).
+    freshWithinMs: config.tombstoneGraceMs - config.maxClockOffsetMs,
     logger: log,
   });
   // Set once the node routes; writes placed under other rings are passed on by it (reroute).
@@ -381,7 +383,7 @@ export async function startCluster(
       methods: { ...backups.methods(), ...antiEntropyMethods, ...noticeMethods },
       handedOff: () => rebalancer?.status === 'decommissioned',
       refusing,
-      fence: (f) => fencing.check(f),
+      fence: (f, oldest) => fencing.check(f, oldest),
       reroute: {
         rings: () => (coordinator === null ? undefined : topology?.placementId),
         write: (entries, deadline) => coordinator!.reroute(entries, deadline),

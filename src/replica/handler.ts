@@ -80,7 +80,7 @@ export interface ReplicaHandlerOptions {
    * the error it answers (KV_ERR_STALE_RING) refuses the request before its method runs. Absent:
    * never refused.
    */
-  readonly fence?: (f: RingFence) => KvError | null;
+  readonly fence?: (f: RingFence, oldest?: () => number | undefined) => KvError | null;
 }
 
 /**
@@ -172,7 +172,9 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
   async function serve(method: string, body: unknown, remote: string): Promise<unknown> {
     if (method !== METHODS.hello && opts.fence) {
       const f = readRingFence(body);
-      const refused = f === undefined ? null : opts.fence(f);
+      // An apply's oldest record version, read only when the fence asks (RingFencing.check).
+      const oldest = method === METHODS.apply ? () => oldestWall(body) : undefined;
+      const refused = f === undefined ? null : opts.fence(f, oldest);
       if (refused !== null) throw refused;
     }
     switch (method) {
@@ -256,4 +258,14 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
       }
     }
   }
+}
+
+/** The wall time of the oldest record version in an `apply` body; undefined when it has none. */
+function oldestWall(body: unknown): number | undefined {
+  let oldest: number | undefined;
+  for (const e of readApplyRequest(body)) {
+    const wall = e.record.version.wall;
+    if (oldest === undefined || wall < oldest) oldest = wall;
+  }
+  return oldest;
 }

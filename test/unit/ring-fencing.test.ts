@@ -23,7 +23,7 @@ const FOUR = settledRing(3, ['a', 'b', 'c', 'd'], {});
 const THREE = settledRing(4, ['a', 'b', 'c'], {});
 
 /** A fencing of node `self` whose settled ring is `ring` (changeable), counting its asks for rings. */
-function fencingOf(self: string, ring: SettledRing | undefined) {
+function fencingOf(self: string, ring: SettledRing | undefined, freshWithinMs?: number) {
   const state = { ring, asked: 0 };
   const fencing = new RingFencing({
     self,
@@ -31,6 +31,7 @@ function fencingOf(self: string, ring: SettledRing | undefined) {
     learn: async () => {
       state.asked++;
     },
+    ...(freshWithinMs === undefined ? {} : { freshWithinMs }),
     logger: createLogger('silent', {}),
   });
   return { fencing, state };
@@ -77,6 +78,25 @@ describe('RingFencing', () => {
     const sender = fencingOf('a', THREE).fencing;
     expect(stale.check(sender.fence('d')!)?.code).toBe('KV_ERR_STALE_RING');
     expect(state.asked).toBe(1);
+  });
+
+  it('takes an apply from a member taken out only when every record is newer than the grace allows to collect', () => {
+    // Records within freshWithinMs of now have no collected tombstone over them: a write the
+    // sender acknowledged (--write-quorum 1) and would lose when it drops its records.
+    const receiver = fencingOf('a', THREE, 60_000).fencing;
+    const f = fencingOf('d', FOUR).fencing.fence('a')!;
+    expect(receiver.check(f, () => Date.now() - 1000)).toBeNull();
+    expect(receiver.check(f, () => Date.now() - 120_000)?.code).toBe('KV_ERR_STALE_RING');
+    // Not an apply (a read, a scan), or one without records: refused.
+    expect(receiver.check(f)?.code).toBe('KV_ERR_STALE_RING');
+    expect(receiver.check(f, () => undefined)?.code).toBe('KV_ERR_STALE_RING');
+    // Without the option (or a grace shorter than the clock offset), nothing is taken.
+    expect(fencingOf('a', THREE).fencing.check(f, () => Date.now())?.code).toBe(
+      'KV_ERR_STALE_RING',
+    );
+    expect(fencingOf('a', THREE, -5).fencing.check(f, () => Date.now())?.code).toBe(
+      'KV_ERR_STALE_RING',
+    );
   });
 
   it('lets through rings of one epoch, members of both rings, joiners and senders without a ring', () => {
@@ -130,6 +150,44 @@ describe('the replica handler with a fence', () => {
     await expect(handler(METHODS.get, { k, f: [4, 'b', 1] })).resolves.toMatchObject({});
     await expect(handler(METHODS.get, { k, f: [4, 'b'] })).rejects.toMatchObject({
       code: 'KV_ERR_INVALID_ARGUMENT',
+    });
+  });
+
+  it('serves an apply of recent records from a member taken out, and refuses one holding an older record', async () => {
+    const storage = Storage.open({ path: tempDir(), nodeName: 'a' });
+    opened.push(storage);
+    const handler = createReplicaHandler({
+      storage,
+      hello: () => ({ name: 'a' }) as HelloReply,
+      incarnation: 'i',
+      maxScanEntries: 100,
+      fence: (f, oldest) => fencingOf('a', THREE, 60_000).fencing.check(f, oldest),
+    });
+    const f = [3, 'd', 1];
+    const now = storage.clock.now();
+    const fresh = encodeRecord({ value: Buffer.from('new'), version: now, tombstone: false });
+    const old = encodeRecord({
+      value: Buffer.from('old'),
+      version: { ...now, wall: now.wall - 3_600_000 },
+      tombstone: false,
+    });
+    const k = Buffer.from('k');
+    const j = Buffer.from('j');
+    await expect(handler(METHODS.apply, { e: [[k, fresh]], f })).resolves.toEqual({ n: 1 });
+    await expect(
+      handler(METHODS.apply, {
+        e: [
+          [k, fresh],
+          [j, old],
+        ],
+        f,
+      }),
+    ).rejects.toMatchObject({
+      code: 'KV_ERR_STALE_RING',
+    });
+    expect(storage.getRaw(j)).toBeUndefined();
+    await expect(handler(METHODS.get, { k, f })).rejects.toMatchObject({
+      code: 'KV_ERR_STALE_RING',
     });
   });
 });
