@@ -116,7 +116,6 @@ function outOfTarget(v: unknown): boolean {
   return true;
 }
 
-/** `get` request: `{k: key, i?: incarnation, o?: 1, h?: boolean}`. */
 /** Longest member name a hello request may give (a DNS name's bound). */
 const MAX_NAME_CHARS = 253;
 
@@ -131,6 +130,7 @@ export function readHelloRequest(body: unknown): HelloRequest {
   return typeof serving === 'boolean' ? { name, serving } : { name };
 }
 
+/** `get` request: `{k: key, i?: incarnation, o?: 1, h?: boolean}`. */
 export function readGetRequest(body: unknown): { k: Buffer; h: boolean } & ReadTermsIn {
   const b = object(body, 'request', 'get body');
   return {
