@@ -55,6 +55,7 @@ import {
   dropHints,
   Hints,
   Rebalancer,
+  recentRecord,
   registerAntiEntropyMetrics,
   registerRebalanceMetrics,
   startCollector,
@@ -267,6 +268,8 @@ export async function startCluster(
         : null;
   let rebalancer: Rebalancer | null = null;
   let topology: Topology | null = null;
+  // Records newer than this are under no collected tombstone (RingFencing, Hints, dropHints).
+  const freshWithin = config.tombstoneGraceMs - config.maxClockOffsetMs;
   // Set below: asking the members for their hellos is how a ring fence's refusal is acted on.
   let learnRings: () => Promise<unknown> = () => Promise.resolve();
   // Data between a member taken out of the ring and the others, refused both ways until it learns.
@@ -275,7 +278,7 @@ export async function startCluster(
     settled: () => topology?.settledRing,
     learn: () => learnRings(),
     // What it writes now is taken: no tombstone it could outlive was collected (RingFencing).
-    freshWithinMs: config.tombstoneGraceMs - config.maxClockOffsetMs,
+    freshWithinMs: freshWithin,
     logger: log,
   });
   // Set once the node routes; writes placed under other rings are passed on by it (reroute).
@@ -578,12 +581,14 @@ export async function startCluster(
   const dropTakenOut = async (): Promise<number> => {
     droppedAt = Date.now();
     const n = await dropAll(storage);
-    const hinted = await dropHints(hintStore);
+    // Hints of recent records stay: a write it acknowledged alone while cut off, only there.
+    const hinted = await dropHints(hintStore, (h) => recentRecord(h.raw, freshWithin));
     if (hinted > 0) log.warn({ hints: hinted }, 'hints of a ring left while away dropped');
     return n;
   };
   const hints = new Hints({
     droppedBefore: () => droppedAt,
+    freshWithinMs: freshWithin,
     store: hintStore,
     replicas,
     timeoutMs: config.peerTimeoutMs,

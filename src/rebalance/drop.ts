@@ -1,6 +1,6 @@
 // Drops every record of this node's store (a recommissioned node's stale copies), and its hints.
 
-import type { HintStore, Storage, Version } from '../storage/index.ts';
+import type { Hint, HintStore, Storage, Version } from '../storage/index.ts';
 
 const CHUNK = 1024;
 
@@ -27,17 +27,24 @@ export async function dropAll(storage: Storage): Promise<number> {
 }
 
 /**
- * Deletes every hint the store holds, a chunk at a time (a node taken out of the ring drops them
- * with its records: they may hold values deleted since). Resolves with how many were deleted.
+ * Deletes every hint the store holds but those `keep` says to keep, a chunk at a time (a node
+ * taken out of the ring drops them with its records: they may hold values deleted since; it keeps
+ * those of records too recent for that, recentRecord). Resolves with how many were deleted.
  */
-export async function dropHints(store: HintStore): Promise<number> {
+export async function dropHints(
+  store: HintStore,
+  keep: (h: Hint) => boolean = () => false,
+): Promise<number> {
   let dropped = 0;
   for (const target of store.targets()) {
+    let after: Buffer | null = null;
     for (;;) {
-      const chunk = store.list(target, CHUNK);
+      const chunk = store.list(target, CHUNK, Number.POSITIVE_INFINITY, after);
       if (chunk.length === 0) break;
-      await store.remove(chunk);
-      dropped += chunk.length;
+      after = chunk[chunk.length - 1]!.id;
+      const gone = chunk.filter((h) => !keep(h));
+      await store.remove(gone);
+      dropped += gone.length;
     }
   }
   return dropped;

@@ -25,6 +25,22 @@ export interface HintsOptions {
    * before it heard) may hold a value deleted since. Absent, or 0: every hint is delivered.
    */
   readonly droppedBefore?: () => number;
+  /**
+   * Hints of records newer than this many ms before now are delivered all the same
+   * (recentRecord; --tombstone-grace-ms less --max-clock-offset-ms): no tombstone over such a
+   * record can have been collected, so it brings no deleted value back, and it may be the only
+   * copy of a write this node acknowledged alone (--write-quorum 1) while cut off. Absent: none.
+   */
+  readonly freshWithinMs?: number;
+}
+
+/**
+ * Whether `raw` (encodeRecord bytes) holds a version newer than `withinMs` before `now`: too
+ * recent to be under a collected tombstone (see HintsOptions.freshWithinMs). False for
+ * `withinMs` <= 0 and for a version out of range.
+ */
+export function recentRecord(raw: Buffer, withinMs: number, now = Date.now()): boolean {
+  return withinMs > 0 && validWall(raw) && decodeRecordHeader(raw).version.wall >= now - withinMs;
 }
 
 const DELIVERY_BATCH = 256;
@@ -178,11 +194,17 @@ export class Hints {
     }
   }
 
-  /** The hints of `hints` whose record is older than droppedBefore(). */
+  /** The hints of `hints` whose record is older than droppedBefore(), and not recent (freshWithinMs). */
   #older(hints: readonly Hint[]): Hint[] {
     const floor = this.#o.droppedBefore?.() ?? 0;
     if (floor <= 0) return [];
-    return hints.filter((h) => !validWall(h.raw) || decodeRecordHeader(h.raw).version.wall < floor);
+    const within = this.#o.freshWithinMs ?? 0;
+    const now = Date.now();
+    return hints.filter(
+      (h) =>
+        !validWall(h.raw) ||
+        (decodeRecordHeader(h.raw).version.wall < floor && !recentRecord(h.raw, within, now)),
+    );
   }
 
   /**

@@ -17,7 +17,7 @@ export {
   type GcOptions,
   startCollector,
 } from './gc.ts';
-export { Hints, type HintsOptions } from './hints.ts';
+export { Hints, type HintsOptions, recentRecord } from './hints.ts';
 export { Rebalancer, type RebalancerOptions } from './manager.ts';
 export { type RebalanceMetrics, registerRebalanceMetrics } from './metrics.ts';
 export type { StreamProgress } from './progress.ts';

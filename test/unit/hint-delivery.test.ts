@@ -4,7 +4,12 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
-import { dropHints, Hints, registerRebalanceMetrics } from '../../src/rebalance/index.ts';
+import {
+  dropHints,
+  Hints,
+  recentRecord,
+  registerRebalanceMetrics,
+} from '../../src/rebalance/index.ts';
 import type { ApplyHow, Replicas, WireEntry } from '../../src/replica/index.ts';
 import { encodeRecord, HintStore, Storage } from '../../src/storage/index.ts';
 import { defer } from '../helpers/defer.ts';
@@ -25,6 +30,7 @@ interface Call {
 function deliverer(
   apply: (target: string, entries: WireEntry[], how: ApplyHow) => Promise<void>,
   droppedBefore?: () => number,
+  freshWithinMs?: number,
 ): {
   hints: Hints;
   store: HintStore;
@@ -52,6 +58,7 @@ function deliverer(
     metrics: registerRebalanceMetrics(new Registry(), store),
     logger: createLogger('silent', {}),
     ...(droppedBefore ? { droppedBefore } : {}),
+    ...(freshWithinMs === undefined ? {} : { freshWithinMs }),
   });
   return { hints, store, calls };
 }
@@ -65,35 +72,70 @@ function hintsFor(target: string, n: number, size: number) {
   }));
 }
 
+/** A record of version `wall` from n1, encoded. */
+const record = (wall: number) =>
+  encodeRecord({
+    value: Buffer.from('v'),
+    version: { wall, logical: 0, node: 'n1' },
+    tombstone: false,
+  });
+
+/**
+ * A deliverer of a node that dropped its records at `floor.at` (0: never), keeping hints of records
+ * within `freshWithinMs`; `sent` collects the keys it delivered.
+ */
+function dropping(floor: { at: number }, freshWithinMs?: number) {
+  const sent: string[] = [];
+  const d = deliverer(
+    async (_target, entries) => {
+      for (const [k] of entries) sent.push(k.toString());
+    },
+    () => floor.at,
+    freshWithinMs,
+  );
+  return { ...d, sent };
+}
+
 describe('hint delivery', () => {
   it('drops, undelivered, hints of records older than the drop of a ring this node was taken out of', async () => {
-    let floor = 0;
-    const sent: string[] = [];
-    const { hints, store } = deliverer(
-      async (_target, entries) => {
-        for (const [k] of entries) sent.push(k.toString());
-      },
-      () => floor,
-    );
-    const record = (wall: number) =>
-      encodeRecord({
-        value: Buffer.from('v'),
-        version: { wall, logical: 0, node: 'n1' },
-        tombstone: false,
-      });
+    const floor = { at: 0 };
+    const { hints, store, sent } = dropping(floor);
     const now = Date.now();
     await store.add([
       { target: 'a', key: Buffer.from('old'), raw: record(now - 60_000) },
       { target: 'a', key: Buffer.from('new'), raw: record(now + 1000) },
       { target: 'b', key: Buffer.from('old-b'), raw: record(now - 60_000) },
     ]);
-    floor = now;
+    floor.at = now;
     expect(await hints.deliverNow()).toBe(1);
     expect(sent).toEqual(['new']);
     expect(store.count).toBe(0);
     // And a drop deletes every hint there is, whatever its record.
     await store.add(hintsFor('c', 1500, 10));
     expect(await dropHints(store)).toBe(1500);
+    expect(store.count).toBe(0);
+  });
+
+  it('keeps and delivers, across the drop, hints of records too recent to be under a collected tombstone', async () => {
+    // A write this node acknowledged alone (--write-quorum 1) while cut off: the hint is its only
+    // copy elsewhere once the records are dropped.
+    const floor = { at: 0 };
+    const { hints, store, sent } = dropping(floor, 60_000);
+    const now = Date.now();
+    const add = () =>
+      store.add([
+        { target: 'a', key: Buffer.from('old'), raw: record(now - 120_000) },
+        { target: 'a', key: Buffer.from('recent'), raw: record(now - 1000) },
+        ...hintsFor('b', 1500, 10),
+      ]);
+    await add();
+    // The drop keeps the recent one (and pages past it), deletes the rest.
+    expect(await dropHints(store, (h) => recentRecord(h.raw, 60_000))).toBe(1501);
+    expect(store.count).toBe(1);
+    await add();
+    floor.at = now;
+    expect(await hints.deliverNow()).toBe(2);
+    expect(sent.sort()).toEqual(['recent', 'recent']);
     expect(store.count).toBe(0);
   });
 
