@@ -40,6 +40,7 @@ export function readHello(raw: unknown): HelloReply {
       : {}),
     ...readReplication(h.replication),
     ...readListed(h.listed),
+    ...readKept(h.kept),
     ...(typeof h.unnamed === 'number' && Number.isSafeInteger(h.unnamed) && h.unnamed > 0
       ? { unnamed: h.unnamed }
       : {}),
@@ -59,6 +60,12 @@ function readListed(raw: unknown): { listed?: readonly string[] } {
   if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_LISTED) return {};
   if (!raw.every((n) => typeof n === 'string' && n.length > 0)) return {};
   return { listed: [...new Set(raw as string[])].sort() };
+}
+
+/** `{ kept }` (sorted, each name once) when the hello names members it keeps unlisted. */
+function readKept(raw: unknown): { kept?: readonly string[] } {
+  const { listed } = readListed(raw);
+  return listed === undefined ? {} : { kept: listed };
 }
 
 /** `{ replication }` when the hello's settings are well-formed, else nothing. */

@@ -283,16 +283,6 @@ export class Membership extends EventEmitter<{
     return [...this.#members.keys()].sort();
   }
 
-  /**
-   * The names the source lists, this node included, sorted: names() less the members kept while
-   * unlisted (see the class comment); null until the source first answered. What hellos carry
-   * (HelloReply.listed): a member kept here for the grace says nothing of the configuration.
-   */
-  listedNames(): string[] | null {
-    const names = this.names();
-    return names === null ? null : names.filter((n) => this.#members.get(n)?.unlistedAt === null);
-  }
-
   /** The members kept while the source no longer lists them (see the class comment), sorted. */
   unlisted(): string[] {
     const out = [...this.#members.values()].filter((t) => t.unlistedAt !== null);

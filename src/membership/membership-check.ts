@@ -127,7 +127,8 @@ export class MembershipCheck {
       for (const m of members) {
         const h = m.hello;
         if (m.self || m.state !== 'up' || h?.listed === undefined) continue;
-        if (h.status === 'decommissioned' || !listsDiffer(ours, h.listed, h.unnamed ?? 0)) continue;
+        if (h.status === 'decommissioned' || !listsDiffer(ours, h.listed, h.unnamed ?? 0, h.kept))
+          continue;
         differ.set(m.name, h.listed);
       }
     }
@@ -195,10 +196,10 @@ export interface OwnList {
  * Whether a member's list (`theirs`, HelloReply.listed, with its `unnamed` count) differs from
  * this node's in a way that is no passing state of either: a configuration that differs. Not
  * counted:
- * - members this node keeps while its source no longer lists them (--unlisted-grace-ms: a
- *   restart on a new address, or one that leaves once it answers or the grace ends), whether the
- *   other lists them or not (a member keeping one leaves it out of its own list; older versions
- *   list it);
+ * - members either keeps while its source no longer lists them (--unlisted-grace-ms: a restart
+ *   on a new address, or one that leaves once it answers or the grace ends; `theirKept`,
+ *   HelloReply.kept, absent from older versions), whether the other lists them or not (each
+ *   lists what it keeps, as older versions do, and names it in `kept`);
  * - names the other lists that this node has not, up to the number of addresses this node's
  *   source lists and could not name yet (one of them may be that member);
  * - names this node has that the other lacks, up to the number of addresses the other could not
@@ -209,9 +210,10 @@ export function listsDiffer(
   ours: OwnList,
   theirs: readonly string[],
   theirUnnamed: number,
+  theirKept: readonly string[] = [],
 ): boolean {
   if (sameNames(theirs, ours.names)) return false;
-  const kept = new Set(ours.unlisted);
+  const kept = new Set([...ours.unlisted, ...theirKept]);
   const mine = new Set(ours.names);
   const other = new Set(theirs);
   const extra = theirs.filter((n) => !mine.has(n) && !kept.has(n)).length;

@@ -118,14 +118,20 @@ export interface Cluster {
 }
 
 /**
- * `{ listed }` once the member source answered, else nothing, and `{ unnamed }` when some
- * addresses are not named yet (see HelloReply.listed and unnamed).
+ * `{ listed }` once the member source answered, else nothing; `{ kept }` when it keeps members
+ * its source no longer lists, and `{ unnamed }` when some addresses are not named yet (see
+ * HelloReply.listed, kept and unnamed).
  */
 function listedOf(
   names: string[] | null,
+  kept: string[],
   unnamed: number,
-): { listed?: string[]; unnamed?: number } {
-  return { ...(names === null ? {} : { listed: names }), ...(unnamed > 0 ? { unnamed } : {}) };
+): { listed?: string[]; kept?: string[]; unnamed?: number } {
+  return {
+    ...(names === null ? {} : { listed: names }),
+    ...(names === null || kept.length === 0 ? {} : { kept }),
+    ...(unnamed > 0 ? { unnamed } : {}),
+  };
 }
 
 /** --dns-servers as a list, or undefined for the system's resolver. */
@@ -285,6 +291,7 @@ export async function startCluster(
   let coordinator: ClusterCoordinator | null = null;
   // Set once made: hellos answered before the member source answered carry no member list.
   let listed: () => string[] | null = () => null;
+  let kept: () => string[] = () => [];
   let unnamed: () => number = () => 0;
   // Set once made (ClockCheck): whether this node refuses writes for its clock, in every hello.
   let clockRefusing = () => false;
@@ -318,7 +325,7 @@ export async function startCluster(
     load: selfLoad(),
     clock: Date.now(),
     replication,
-    ...listedOf(listed(), unnamed()),
+    ...listedOf(listed(), kept(), unnamed()),
     // Down for data also while it drops the records of a ring it was taken out of.
     ...(downForData() ? { storageStalled: true as const } : {}),
     // Members that refuse writes for their clocks stay ready while no other member takes them.
@@ -424,7 +431,9 @@ export async function startCluster(
     logger: log,
     registry,
   });
-  listed = () => membership.listedNames();
+  // The kept members listed too, and named apart: older versions compare `listed` as it is.
+  listed = () => membership.names();
+  kept = () => membership.unlisted();
   unnamed = () => membership.unnamed();
   probeMember = (name) => membership.probeMember(name);
   const tellLeft = (why: string, waitMs?: number) =>

@@ -85,12 +85,18 @@ export interface HelloReply {
   readonly replication?: ReplicationSettings;
   /**
    * The names this node's member list holds (its `--peers` or DNS answer, itself included),
-   * sorted: what its target ring is made of, less members leaving. Members it keeps while its
-   * source no longer lists them (--unlisted-grace-ms) are left out (older versions list them).
-   * Absent until its source first answered, and from older versions. Members compare it with
-   * their own (MembershipCheck).
+   * sorted: what its target ring is made of, less members leaving, and the members it keeps while
+   * its source no longer lists them (--unlisted-grace-ms), as older versions list them too (they
+   * compare it with their own as it is). Absent until its source first answered, and from older
+   * versions. Members compare it with their own (MembershipCheck), less the `kept` names.
    */
   readonly listed?: readonly string[];
+  /**
+   * The names of `listed` this node keeps while its source no longer lists them, sorted, when
+   * some: passing, they say nothing of its configuration (MembershipCheck leaves them out of the
+   * comparison). Absent when none, and from older versions.
+   */
+  readonly kept?: readonly string[];
   /**
    * How many addresses its source's last answer listed that it could not name yet (A records
    * with no PTR name that have not said who they are: Membership.unnamed), when some: `listed`

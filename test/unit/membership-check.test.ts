@@ -3,7 +3,12 @@
 
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { listsDiffer, MembershipCheck, type MemberView } from '../../src/membership/index.ts';
+import {
+  listsDiffer,
+  MembershipCheck,
+  type MemberView,
+  readHello,
+} from '../../src/membership/index.ts';
 import type { HelloReply } from '../../src/replica/index.ts';
 import { captureLog } from '../helpers/log-capture.ts';
 
@@ -58,6 +63,24 @@ describe('member lists compared', () => {
     });
     expect(errors).toEqual([]);
     expect(differing).toEqual({});
+  });
+
+  it('do not differ while another member keeps one its source no longer lists, of either version', () => {
+    // n1 keeps n3 and lists it, as a node of an older version does, naming it in `kept`; n0
+    // dropped it. An older node (n0 compares `listed` as it is, keeping n3 as well) sees the
+    // same list as its own: hellos list what they keep.
+    const n1 = view('n1', false, ['n0', 'n1', 'n2', 'n3']);
+    const withKept = { ...n1, hello: { ...n1.hello!, kept: ['n3'] } };
+    expect(differences({ names: ['n0', 'n1', 'n2'], others: [withKept] }).errors).toEqual([]);
+    expect(differences({ names: ['n0', 'n1', 'n2'], others: [n1] }).errors).toHaveLength(1);
+    const ours = { names: ['n0', 'n1', 'n2'], unlisted: [], unnamed: 0 };
+    expect(listsDiffer(ours, ['n0', 'n1', 'n2', 'n3'], 0, ['n3'])).toBe(false);
+    // What it keeps covers only those names.
+    expect(listsDiffer(ours, ['n0', 'n1', 'n3', 'n4'], 0, ['n3'])).toBe(true);
+    // Read as probes read it: sorted, each name once; anything else is no `kept`.
+    const base = { name: 'n1', status: 'active', ringId: '', rebalanced: null };
+    expect(readHello({ ...base, kept: ['n4', 'n3', 'n3'] }).kept).toEqual(['n3', 'n4']);
+    expect(readHello({ ...base, kept: ['n3', 7] }).kept).toBeUndefined();
   });
 
   it('do not differ while an address is not named yet, on either side', () => {
