@@ -66,6 +66,13 @@ export const respErrors = {
   protocol: (what: string) => err('KV_ERR_PROTOCOL', `ERR ${what}`),
   noAuth: () =>
     err('KV_ERR_NOAUTH', 'NOAUTH Authentication required.', 'server: authentication required'),
+  /** Sent as a connection is closed for not authenticating in time (server's AUTH_TIMEOUT_MS). */
+  authTimeout: () =>
+    err(
+      'KV_ERR_NOAUTH',
+      'NOAUTH not authenticated within 10 seconds of connecting, connection closed',
+      'server: not authenticated within 10 s of connecting, connection closed',
+    ),
   /** HELLO without AUTH on a connection that has not authenticated. */
   noAuthHello: () =>
     err(

@@ -106,6 +106,7 @@ type Pending =
   | { readonly kind: 'session'; readonly op: SessionOp };
 
 const NOAUTH = errorReply(respErrors.noAuth());
+const AUTH_TIMEOUT = errorReply(respErrors.authTimeout());
 /** The answer of a connection whose unfinished request would take ctx.buffers over its limit. */
 const BUFFER_FULL = errorReply(new KvError('KV_ERR_LIMIT_EXCEEDED', BUFFER_FULL_MESSAGE));
 const HTTP_REQUEST = errorReply(
@@ -143,7 +144,8 @@ const LINGER_MS = 250;
  * With a password set, a connection that has not authenticated this long after it opened is
  * closed (`reason="auth_timeout"`): clients send AUTH (or HELLO AUTH) as they connect, and
  * strangers that never authenticate no longer hold --max-connections slots for good (as Redis
- * lets them). Like the 10 s of the TLS handshake, not a flag.
+ * lets them), told why in one error line (`NOAUTH ...`, respErrors.authTimeout). Like the 10 s of
+ * the TLS handshake, not a flag; MySQL's connect_timeout is 10 s too.
  */
 export const AUTH_TIMEOUT_MS = 10_000;
 
@@ -359,8 +361,12 @@ export class Connection implements OutputHolder, ReplyWaiter {
       return;
     }
     this.#ctx.metrics.rejectedConnections.labels('auth_timeout').inc();
+    // Says why, after the replies to what it sent (someone typing into nc sees it; a client
+    // library reports it instead of a bare reset).
+    this.#framing ??= this.#pickFraming(0); // it said nothing: the text protocol's line
+    this.#pushReply(AUTH_TIMEOUT);
     this.#quitting = true;
-    this.#checkIdle();
+    this.#scheduleFlush(); // the flush closes once every reply before it is out (#checkIdle)
   }
 
   /** Counts an HTTP request on the client port; warns at most once a second node-wide. */

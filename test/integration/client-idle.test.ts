@@ -93,7 +93,12 @@ describe('connections that do not authenticate', () => {
     for (const s of [silent, pinging, guessing])
       await expect.poll(s.closed, { timeout: 30_000 }).toBe(true);
     clearInterval(pings);
-    expect(pinging.got()).toMatch(/^(PONG\n)+$/);
+    // Each is told why, after the replies to what it sent.
+    const told =
+      'ERR NOAUTH server: not authenticated within 10 s of connecting, connection closed\n';
+    expect(silent.got()).toBe(told);
+    expect(pinging.got()).toMatch(/^(PONG\n)+ERR NOAUTH server: not authenticated within 10 s/);
+    expect(guessing.got()).toMatch(/^ERR .*\nERR NOAUTH server: not authenticated within 10 s/);
     expect(await metric(node, 'kvstore_connections_rejected_total{reason="auth_timeout"}')).toBe(3);
     // The slots are free for clients with the password; the authenticated one was left alone.
     const next = await LineClient.connect(node.port);
