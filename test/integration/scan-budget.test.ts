@@ -6,8 +6,7 @@ import {
   metric,
   openClient,
   startMember,
-  waitAllUp,
-  waitSettled,
+  startStaticCluster,
 } from '../helpers/cluster.ts';
 import { defer } from '../helpers/defer.ts';
 import type { LineClient } from '../helpers/line-client.ts';
@@ -118,16 +117,7 @@ describe("the node-wide bound on a turn's scan work", () => {
 
   it("answers a client's INFO on a coordinator whose peers answered 8 clients' RANGEs together, after one turn's merges at most", async () => {
     // The scans wait for a peer's answer as long as the test needs them to.
-    const block = loopbackBlock();
-    const hosts = [1, 2, 3].map((i) => `${block}.${i}`);
-    const peers = hosts.map((h, i) => `kvstore-${i}=${h}:7946`).join(',');
-    const args = ['--peers', peers, '--peer-timeout-ms', '120000'];
-    const nodes = await Promise.all(hosts.map((h, i) => startMember(`kvstore-${i}`, h, args)));
-    await waitAllUp(nodes);
-    await waitSettled(
-      nodes,
-      nodes.map((n) => n.name),
-    );
+    const nodes = await startStaticCluster(3, ['--peer-timeout-ms', '120000']);
     const [coord, ...others] = nodes as [ClusterNode, ...ClusterNode[]];
     const setup = await load(coord);
     // Fewer scans than the reply budget lets start (about 12 unpaged): all start at once, and

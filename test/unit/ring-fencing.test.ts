@@ -117,17 +117,23 @@ describe('RingFencing', () => {
   });
 });
 
+/** A replica handler of member 'a' (ring THREE) behind a's fence, and its storage. */
+function fencedHandler(freshWithinMs?: number) {
+  const storage = Storage.open({ path: tempDir(), nodeName: 'a' });
+  opened.push(storage);
+  const handler = createReplicaHandler({
+    storage,
+    hello: () => ({ name: 'a' }) as HelloReply,
+    incarnation: 'i',
+    maxScanEntries: 100,
+    fence: (f, oldest) => fencingOf('a', THREE, freshWithinMs).fencing.check(f, oldest),
+  });
+  return { storage, handler };
+}
+
 describe('the replica handler with a fence', () => {
   it('refuses a fenced request of every method before it runs, and serves hello and requests without a fence', async () => {
-    const storage = Storage.open({ path: tempDir(), nodeName: 'a' });
-    opened.push(storage);
-    const handler = createReplicaHandler({
-      storage,
-      hello: () => ({ name: 'a' }) as HelloReply,
-      incarnation: 'i',
-      maxScanEntries: 100,
-      fence: (f) => fencingOf('a', THREE).fencing.check(f),
-    });
+    const { storage, handler } = fencedHandler();
     const f = [3, 'd', 1];
     const record = encodeRecord({
       value: Buffer.from('v'),
@@ -154,15 +160,7 @@ describe('the replica handler with a fence', () => {
   });
 
   it('serves an apply of recent records from a member taken out, and refuses one holding an older record', async () => {
-    const storage = Storage.open({ path: tempDir(), nodeName: 'a' });
-    opened.push(storage);
-    const handler = createReplicaHandler({
-      storage,
-      hello: () => ({ name: 'a' }) as HelloReply,
-      incarnation: 'i',
-      maxScanEntries: 100,
-      fence: (f, oldest) => fencingOf('a', THREE, 60_000).fencing.check(f, oldest),
-    });
+    const { storage, handler } = fencedHandler(60_000);
     const f = [3, 'd', 1];
     const now = storage.clock.now();
     const fresh = encodeRecord({ value: Buffer.from('new'), version: now, tombstone: false });
