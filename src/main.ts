@@ -53,6 +53,7 @@ async function main(): Promise<number> {
   // rewritten by every commit, so a container restarted on the same host finds them cached), and
   // the start's next read of the disk holds the loop, and with it any timer that would start it.
   const { storageStallTimeoutMs: stallMs, shutdownTimeoutMs } = loaded.config;
+  let watchFromStart = false;
   if (stallMs > 0) {
     const blockedMs = Math.max(MIN_BLOCKED_MS, stallMs);
     armWatchdog({
@@ -61,10 +62,7 @@ async function main(): Promise<number> {
       stopGraceMs: Math.min(STOP_GRACE_MS, shutdownTimeoutMs),
     });
     const lmdb = await lmdbFileAnswers(join(loaded.config.dataDir, 'data.mdb'), blockedMs);
-    const err = lmdb === 'absent' ? null : startWatchdog();
-    // (No logger yet: stderr, as the start's other words before the node.)
-    if (err !== null)
-      process.stderr.write(`kvstore: watchdog thread not started: ${err.message}\n`);
+    watchFromStart = lmdb !== 'absent';
   }
   let node: KvNode | null = null;
   // Before the node starts, so a signal during start-up is not the default immediate exit: the
@@ -77,6 +75,14 @@ async function main(): Promise<number> {
     if (node) node.logger.warn({ signal, count }, msg);
     else process.stderr.write(`kvstore: ${signal}: ${msg}\n`);
   });
+  // After the stop signals' handlers: the watchdog takes a copy of the signals the process
+  // listens for when it starts.
+  if (watchFromStart) {
+    const err = startWatchdog();
+    // (No logger yet: stderr, as the start's other words before the node.)
+    if (err !== null)
+      process.stderr.write(`kvstore: watchdog thread not started: ${err.message}\n`);
+  }
   // A signal during the start ends it: a node with no saved ring may wait for its members
   // without bound (docs/cluster.md), and a stop must not wait for them.
   const stopStart = new AbortController();

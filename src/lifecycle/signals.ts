@@ -2,6 +2,7 @@
 // same stop, a later one forces exit.
 
 import { exitProcess } from './exit.ts';
+import { noteStopTaken } from './watchdog.ts';
 
 /**
  * A repeated stop signal this soon after the first (ms) is taken as the same stop: one Ctrl-C
@@ -30,6 +31,9 @@ export function onStopSignals(notice: SignalNotice): Promise<NodeJS.Signals> {
   let count = 0;
   let first = 0;
   const handler = (signal: NodeJS.Signals) => {
+    // The watchdog counts what the event loop took (a copy it got and the loop did not take is
+    // held for a loop the disk blocks).
+    noteStopTaken();
     count++;
     if (count === 1) {
       first = performance.now();

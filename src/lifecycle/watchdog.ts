@@ -1,12 +1,35 @@
 // The event-loop watchdog: a thread of its own that sees the main thread held in the kernel (a
 // read or a page fault of a hung disk), says so, and ends the process when a stop signal cannot
 // reach the event loop.
+//
+// A stop signal the loop cannot take is seen two ways. Pending: the kernel holds it in the
+// process's shared pending set while no thread takes it. Handed off: a process-directed signal
+// stays pending only until some thread that does not block it passes the kernel's signal check,
+// and every thread of a node but the inspector's leaves SIGTERM unblocked: a thread the kernel
+// picked, one that sets its signal mask back (V8's threads and this one at their first wait on
+// a lock, abseil's thread identity; glibc's thread creation; libuv around a fork or a change to
+// its signal handles), or one made while the signal waits. That thread runs libuv's handler,
+// which writes the signal to the pipe of every event loop listening for it: the main loop's,
+// which its blocked thread does not read, and this thread's own copy (Node's internal module
+// for a process's signal listeners: a worker's process.on('SIGTERM') is not given signals
+// otherwise). A copy the loop did not take (noteStopTaken) is a stop it cannot take. Before
+// (2026-12-07), the watchdog saw only a pending signal, and one handed off before the grace ran
+// out was never seen: the process ran until the disk answered (a full test run, once).
+// What it still misses: a stop signal handed off before this thread listens (its first
+// tens of milliseconds, or more on a loaded machine) while the loop is blocked; a signal
+// delivered before then that the loop takes after it, which makes it count one stop too many as
+// taken (a later one handed off is missed; the node is already stopping); a signal the process
+// did not listen for when the thread started (no copy: seen while pending only); and any, if
+// Node drops that internal module (a warning line says so, and the watchdog sees pending
+// signals only).
 
 /** How often the main thread beats and the watchdog looks (ms). */
 const BEAT_MS = 100;
 const LOOK_MS = 250;
 /** Bytes of the stage's text the watchdog can read (longer ones are cut). */
 const STAGE_BYTES = 256;
+/** The signals that stop a node (lifecycle's onStopSignals). */
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
 export interface WatchdogOptions {
   /** Every log line's base fields (the node's name), as the logger writes them. */
@@ -14,15 +37,19 @@ export interface WatchdogOptions {
   /** An event loop that has not turned for this long is logged as blocked (ms). */
   readonly blockedMs: number;
   /**
-   * A stop signal (SIGTERM, SIGINT) pending this long (ms) while the event loop is blocked ends
-   * the process (SIGKILL): the signal would reach the node only when the disk answers.
+   * A stop signal (SIGTERM, SIGINT) the event loop has not taken this long (ms) while it is
+   * blocked (pending, or handed off to another thread) ends the process (SIGKILL): the signal
+   * would reach the node only when the disk answers.
    */
   readonly stopGraceMs: number;
 }
 
 /** What the watchdog thread shares with the main thread. */
 interface Shared {
-  /** [0]: the main thread's beats; [1]: the stage text's length in `stage`. */
+  /**
+   * [0]: the main thread's beats; [1]: the stage text's length in `stage`; [2]: the stop signals
+   * the event loop took (noteStopTaken).
+   */
   readonly words: Int32Array;
   readonly stage: Uint8Array;
 }
@@ -32,6 +59,8 @@ let shared: Shared | null = null;
 let armed: WatchdogOptions | null = null;
 /** The last noteStage, kept for a watchdog started after it (e.g. at a first write or a stall). */
 let stageNow = '';
+/** How many stop signals the event loop took (noteStopTaken). */
+let stopsTaken = 0;
 
 /**
  * Records the watchdog's options without starting its thread, which costs about 10 MiB of
@@ -52,25 +81,32 @@ export function armWatchdog(opts: WatchdogOptions): void {
  * a sync), it logs `event loop blocked` once (error) with the stage (noteStage) and the kernel
  * function it waits in (`wchan`), and `event loop answers again` once it turns. A thread that
  * runs (a long task, a loaded machine) or sleeps interruptibly is not its business. A SIGTERM or
- * SIGINT the kernel holds for the blocked main thread (the process's pending signals) for
- * `stopGraceMs` makes it log `stop signal not taken: the event loop is blocked: exiting` (fatal;
- * with `stopGraceMs`, how long it saw the signal pending, `pendingMs`, and in how many looks,
- * `looks`: the kill comes at the first look at or past the grace) and end the process with
- * SIGKILL, which also ends a wait on a FUSE or network file system (a thread asleep
- * uninterruptibly on a local device still holds it until its I/O returns). Nothing here touches
- * the disk: the thread reads /proc and writes its lines to stdout itself (on a pipe through a
- * non-blocking descriptor of its own: a reader that stopped does not hold it), since a worker's
- * stdout goes through the blocked main thread. Returns the error of a thread that could
- * not be made (null otherwise): the caller says so, the node goes on without it.
+ * SIGINT the blocked loop has not taken for `stopGraceMs`, whether the kernel holds it (the
+ * process's pending signals) or handed it to another thread (the file's header) makes it log
+ * `stop signal not taken: the event loop is blocked: exiting` (fatal; with `stopGraceMs`, `seen`
+ * (`pending` or `taken by another thread`, at the last look), how long it saw the signal not
+ * taken, `pendingMs`, and in how many looks, `looks`: the kill comes at the first look at or
+ * past the grace) and end the process with SIGKILL, which also ends a wait on a FUSE or network
+ * file system (a thread asleep uninterruptibly on a local device still holds it until its I/O
+ * returns). Nothing here touches the disk: the thread reads /proc and writes its lines to stdout
+ * itself (on a pipe through a non-blocking descriptor of its own: a reader that stopped does not
+ * hold it), since a worker's stdout goes through the blocked main thread. Returns the error of a
+ * thread that could not be made (null otherwise): the caller says so, the node goes on without
+ * it.
  */
 export function startWatchdog(given?: WatchdogOptions): Error | null {
   const opts = given ?? armed;
   if (shared !== null || opts === null) return null;
   const s: Shared = {
-    words: new Int32Array(new SharedArrayBuffer(8)),
+    words: new Int32Array(new SharedArrayBuffer(12)),
     stage: new Uint8Array(new SharedArrayBuffer(STAGE_BYTES)),
   };
   writeStage(s, stageNow);
+  Atomics.store(s.words, 2, stopsTaken);
+  // The stop signals the process listens for now: the thread takes a copy of those only, so that
+  // it never turns a signal the process does not listen for (whose default ends it) into one
+  // that libuv catches and nothing takes.
+  const stopSignals = STOP_SIGNALS.filter((signal) => process.listenerCount(signal) > 0);
   // Loaded here, not at import: a node that never starts the watchdog (a new data directory, a
   // healthy disk) does not load worker_threads at all (test/integration/build.test.ts).
   const { Worker } = process.getBuiltinModule('node:worker_threads');
@@ -78,13 +114,16 @@ export function startWatchdog(given?: WatchdogOptions): Error | null {
   try {
     worker = new Worker(`(${watchdogThread.toString()})()`, {
       eval: true,
-      workerData: { ...opts, words: s.words, stage: s.stage, lookMs: LOOK_MS },
+      workerData: { ...opts, words: s.words, stage: s.stage, lookMs: LOOK_MS, stopSignals },
       // The thread allocates next to nothing: a small heap keeps its cost to the process small.
       resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 1 },
       // None of the process's Node options: a Worker takes them by default (execArgv) and parses
       // NODE_OPTIONS from its environment, so a node run with --cpu-prof or --heap-prof profiled
-      // this thread too, and wrote a profile of it. It reads no environment variable.
-      execArgv: [],
+      // this thread too, and wrote a profile of it. It reads no environment variable. Its own
+      // option: Node's internal module that lets a thread's process object listen for signals
+      // (process.on('SIGTERM') in a worker is not given them otherwise), for its copy of the stop
+      // signals (watchdogThread).
+      execArgv: ['--expose-internals'],
       env: {},
       stdout: false,
       stderr: false,
@@ -101,6 +140,16 @@ export function startWatchdog(given?: WatchdogOptions): Error | null {
   // A watchdog that fails is no reason to stop the node.
   worker.on('error', () => {});
   return null;
+}
+
+/**
+ * Tells the watchdog that the event loop took a stop signal (SIGTERM, SIGINT): the stop
+ * signals' handler calls it first. A signal the watchdog got a copy of and the loop did not take
+ * is one the loop cannot take while it is blocked.
+ */
+export function noteStopTaken(): void {
+  stopsTaken++;
+  if (shared !== null) Atomics.store(shared.words, 2, stopsTaken);
 }
 
 /** Tells the watchdog what the process is doing now (named in its lines), e.g. a start's phase. */
@@ -128,6 +177,7 @@ function watchdogThread(): void {
     words: Int32Array;
     stage: Uint8Array;
     lookMs: number;
+    stopSignals: NodeJS.Signals[];
   };
   const task = `/proc/self/task/${process.pid}`;
   const SIGINT = 1n << 1n;
@@ -175,6 +225,28 @@ function watchdogThread(): void {
     const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? '?';
     return { state, wchan: read(`${task}/wchan`) || '?' };
   };
+  // A copy of each stop signal, whichever thread the kernel gave it to. A process-directed signal
+  // waits in the shared pending set only until a thread that does not block it passes the
+  // kernel's signal check (the main thread when it wakes; any other after it sets its signal mask
+  // back, as V8's threads and this one do at their first wait on a lock, or when the kernel picked
+  // it), and that thread runs libuv's handler, which writes the signal to the pipe of every event
+  // loop that listens for it: the main one, which a blocked thread does not read, and this one.
+  // A copy the main loop did not take (noteStopTaken) is a stop it cannot take, as one pending is.
+  let copies = 0;
+  const takenBefore = Atomics.load(d.words, 2);
+  try {
+    const { startListeningIfSignal } = require('internal/process/signal') as {
+      startListeningIfSignal: (type: string) => void;
+    };
+    for (const signal of d.stopSignals) {
+      startListeningIfSignal(signal);
+      process.on(signal, () => copies++);
+    }
+  } catch (err) {
+    log(40, { err: String(err) }, 'watchdog: stop signals are seen only while pending');
+  }
+  /** Stop signals another thread took whose message the event loop has not read. */
+  const handedOff = () => copies - (Atomics.load(d.words, 2) - takenBefore) > 0;
   const stopPending = () => {
     const status = read(`${task}/status`);
     let pending = 0n;
@@ -215,8 +287,17 @@ function watchdogThread(): void {
       log(50, { blockedMs, stage: stage(), ...w }, 'event loop blocked');
     }
     // A turn of the loop takes the signal within microseconds: one still pending after a look
-    // with no beat is held for the blocked thread.
-    if (blockedMs < 2 * d.lookMs || !stopPending()) {
+    // with no beat is held for the blocked thread, and so is one another thread took whose
+    // message the loop has not read.
+    const seen =
+      blockedMs < 2 * d.lookMs
+        ? null
+        : stopPending()
+          ? 'pending'
+          : handedOff()
+            ? 'taken by another thread'
+            : null;
+    if (seen === null) {
       signalSince = null;
       signalLooks = 0;
       return;
@@ -234,6 +315,7 @@ function watchdogThread(): void {
         stage: stage(),
         ...w,
         stopGraceMs: d.stopGraceMs,
+        seen,
         pendingMs,
         looks: signalLooks,
         lookMs: d.lookMs,

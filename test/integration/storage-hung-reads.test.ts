@@ -20,6 +20,7 @@ import {
   startNodeProcess,
 } from '../helpers/node-process.ts';
 import { diskWithDataDir, type PowerlossDisk, usePowerlossfs } from '../helpers/powerloss.ts';
+import { THIEF_ENV, THIEF_LINE } from '../helpers/signal-thief.ts';
 import { until } from '../helpers/write-log.ts';
 
 const binary = usePowerlossfs();
@@ -176,6 +177,24 @@ describe('a disk whose reads hang', { timeout: 240_000 }, () => {
     const node = spawnNodeProcess({ dataDir, args: ARGS });
     await blockedThenStopped(node, 'starting: checking the LMDB file');
     expect(line(node, 'storage: opened')).toBeUndefined();
+  });
+
+  // The kernel leaves a process-directed signal in the shared pending set only until a thread that
+  // does not block it passes its signal check: V8's threads and the watchdog's own do after their
+  // first wait on a lock (abseil sets their signal mask back then), glibc's thread creation and
+  // libuv's fork too. That thread runs libuv's handler, which writes the signal to the main loop's
+  // pipe: the blocked loop never reads it, and the signal is pending nowhere. Before: the watchdog
+  // saw a stop only while pending, so this one never (a full `npm test`: the name-lookup start
+  // below logged no fatal line in 90 s); the thief (test/helpers/signal-thief.ts) forces the
+  // hand-off the moment SIGTERM is pending, which the kernel makes at random.
+  it('a SIGTERM another thread of the process takes off the pending set: the watchdog still ends the process at its grace', async () => {
+    const { disk, dataDir } = await store('SIGKILL');
+    await disk.hang('reads');
+    defer(() => disk.resume());
+    const node = spawnNodeProcess({ dataDir, args: ARGS, env: THIEF_ENV });
+    await blockedThenStopped(node, 'starting: checking the LMDB file');
+    expect(node.stderr()).toContain(THIEF_LINE);
+    expect(line(node, FATAL)).toMatchObject({ seen: 'taken by another thread' });
   });
 
   // Before: main.ts asked whether LMDB's file was there with a stat on the event loop, before the
