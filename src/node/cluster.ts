@@ -51,6 +51,7 @@ import { PeerPool, PeerServer } from '../peer/index.ts';
 import {
   ANTI_ENTROPY_METHODS,
   AntiEntropy,
+  copyTimeoutMs,
   dropAll,
   dropHints,
   Hints,
@@ -492,15 +493,15 @@ export async function startCluster(
       });
   };
   // Reads count a settled owner only if it still has the data directory the ring recorded, and
-  // say whether it is out of the target ring (Topology.readTerms); writes carry the peer timeout
-  // as their deadline.
+  // say whether it is out of the target ring (Topology.readTerms); a write's copy gets the peer
+  // timeout plus time for its bytes, short of freshWithin, as its timeout and deadline.
   const replicas = new Replicas(
     self,
     storage,
     call,
     (name) => topology?.readTerms(name) ?? {},
     versions,
-    config.peerTimeoutMs,
+    (bytes) => copyTimeoutMs(config.peerTimeoutMs, freshWithin, bytes),
     scanWork,
   );
   const clock = new ClockCheck({

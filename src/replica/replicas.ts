@@ -75,8 +75,8 @@ export interface ApplyHow {
   readonly rings?: string | undefined;
   readonly deadline?: number | undefined;
   /**
-   * The request's timeout and deadline window instead of the peer timeout: for a transfer the
-   * link may need longer for (hint delivery), never for a write a client waits on.
+   * The request's timeout and deadline window instead of applyTimeoutMs's: for a transfer (hint
+   * delivery), which no tombstone collection runs beside, so no tombstone grace bounds it.
    */
   readonly timeoutMs?: number | undefined;
   /** A bulk transfer (hints, streams, anti-entropy): see PeerCall's `bulk`. */
@@ -95,6 +95,12 @@ export type PeerCall = (
   body: unknown,
   opts?: { readonly timeoutMs?: number; readonly bulk?: boolean },
 ) => Promise<unknown>;
+
+/**
+ * An apply's timeout and deadline window in ms, fixed or by the bytes of its entries (keys and
+ * records); null: no deadline, and the peer's own timeout.
+ */
+export type ApplyTimeout = number | ((bytes: number) => number) | null;
 
 /**
  * How reads count a member (ExpectIncarnation): `i`, the incarnation the settled ring recorded
@@ -130,7 +136,7 @@ export class Replicas {
   readonly #call: PeerCall;
   readonly #terms: ReadTerms;
   readonly #versions: RemoteVersions;
-  readonly #applyTimeoutMs: number | null;
+  readonly #applyTimeoutMs: ApplyTimeout;
   /** The node's scan work per event-loop turn: its own scans' reads, and the coordinator's merges. */
   readonly scanWork: ScanWork;
   readonly #outboxes = new Map<string, Outbox>();
@@ -146,7 +152,7 @@ export class Replicas {
     call: PeerCall,
     terms: ReadTerms = () => NO_TERMS,
     versions: RemoteVersions = new RemoteVersions({ clock: storage.clock }),
-    applyTimeoutMs: number | null = null,
+    applyTimeoutMs: ApplyTimeout = null,
     scanWork: ScanWork = new ScanWork(),
   ) {
     this.self = self;
@@ -294,8 +300,8 @@ export class Replicas {
 
   /**
    * Applies entries on `name` (last write wins); resolves (with nothing of use) once durable
-   * there. With `applyTimeoutMs` (the peer request timeout) the request carries its deadline, and
-   * a replica that reads it too late refuses it (ApplyRequest.d). `records`, when given, are the entries'
+   * there. With `applyTimeoutMs` (the peer timeout, plus time for the entries' bytes) the request
+   * carries its deadline, and a replica that reads it too late refuses it (ApplyRequest.d). `records`, when given, are the entries'
    * records decoded (in the same order): a local apply then neither decodes nor re-encodes them.
    * `how.rings`: the rings a coordinator placed the writes under (Placement.rings), which another
    * member routing by other rings passes them on under (ApplyRequest.p); absent for a write meant
@@ -373,15 +379,24 @@ export class Replicas {
   }
 
   async #send(name: string, entries: WireEntry[], how: ApplyHow): Promise<void> {
-    const t = how.timeoutMs ?? this.#applyTimeoutMs;
+    const t = how.timeoutMs ?? this.#timeoutOf(entries);
     const body: { -readonly [K in keyof ApplyRequest]: ApplyRequest[K] } = { e: entries };
     if (how.deadline !== undefined) body.d = how.deadline;
     else if (t !== null) body.d = Date.now() + t;
     if (how.rings !== undefined) body.p = how.rings;
     const opts: { timeoutMs?: number; bulk?: boolean } = {};
-    if (how.timeoutMs !== undefined) opts.timeoutMs = how.timeoutMs;
+    if (t !== null) opts.timeoutMs = t;
     if (how.bulk === true) opts.bulk = true;
     readApplyReply(await this.#call(name, METHODS.apply, body, opts));
+  }
+
+  /** The timeout and deadline window of an apply of `entries` (applyTimeoutMs). */
+  #timeoutOf(entries: readonly WireEntry[]): number | null {
+    const t = this.#applyTimeoutMs;
+    if (typeof t !== 'function') return t;
+    let bytes = 0;
+    for (const [key, raw] of entries) bytes += key.length + raw.length;
+    return t(bytes);
   }
 
   /**

@@ -92,7 +92,7 @@ export function writeBulk(
         let reply = '';
         for (let t = 0; t <= ${retries} && reply.trim() !== 'OK'; t++)
           reply = await new Promise((r) => { waiting = r; s.write('PUT big-' + w + '-' + (i % 16) + ' ' + value + '\\n'); });
-        if (reply.trim() === 'OK') ok++; else other[reply.trim().slice(0, 60)] = (other[reply.trim().slice(0, 60)] || 0) + 1;
+        if (reply.trim() === 'OK') ok++; else other[reply.trim().slice(0, 200)] = (other[reply.trim().slice(0, 200)] || 0) + 1;
       }
       s.end();
     }

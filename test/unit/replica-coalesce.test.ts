@@ -6,6 +6,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
+import { copyTimeoutMs } from '../../src/rebalance/index.ts';
 import {
   type ApplyRequest,
   createReplicaHandler,
@@ -135,6 +136,45 @@ describe('Replicas.apply to another member', () => {
     expect([...byKey.keys()].sort()).toEqual(['mine', 'passed-on']);
     expect(byKey.get('passed-on')).toBe(deadline);
     expect(byKey.get('mine')).toBeGreaterThan(deadline + timeoutMs / 2);
+  });
+
+  // A copy of a client write had the peer timeout (2 s) however large: a 4 MiB copy that took
+  // longer (over 8 Mbit/s, on a loaded machine) failed the write whenever the write needed it.
+  it('gives an apply the peer timeout plus time for its bytes, short of the tombstone grace', async () => {
+    const { local } = stores();
+    const sent: { bytes: number; window: number; timeoutMs: number | undefined }[] = [];
+    const grace = { ms: 3_600_000 };
+    const replicas = new Replicas(
+      'me',
+      local,
+      async (_name, _method, body, opts) => {
+        const { e, d } = body as ApplyRequest;
+        const bytes = e.reduce((n, [k, raw]) => n + k.length + raw.length, 0);
+        sent.push({ bytes, window: d! - Date.now(), timeoutMs: opts?.timeoutMs });
+        return { n: e.length };
+      },
+      undefined,
+      undefined,
+      (bytes) => copyTimeoutMs(2000, grace.ms - 500, bytes),
+    );
+    const raw = (n: number) =>
+      encodeRecord({ version: local.clock.now(), tombstone: false, value: Buffer.alloc(n) });
+    await replicas.apply('peer', [[b('small'), raw(100)]]);
+    await replicas.apply('peer', [[b('big'), raw(4 * 1024 * 1024)]]);
+    // Under a tombstone grace of 2.6 s (the tests' FAST_GC), no copy may land 2.1 s after it went.
+    grace.ms = 2600;
+    await replicas.apply('peer', [[b('big'), raw(4 * 1024 * 1024)]]);
+    const [small, big, capped] = sent;
+    // 2 s plus the bytes at 512 KiB/s: 2001 ms for a small value, about 10 s for 4 MiB.
+    expect(small!.timeoutMs).toBe(2000 + Math.ceil((small!.bytes * 1000) / (512 * 1024)));
+    expect(big!.timeoutMs).toBe(2000 + Math.ceil((big!.bytes * 1000) / (512 * 1024)));
+    expect(big!.timeoutMs).toBeGreaterThan(10_000);
+    expect(capped!.timeoutMs).toBe(2099);
+    // The deadline the replica judges it by is the same window.
+    for (const s of sent) {
+      expect(s.window).toBeLessThanOrEqual(s.timeoutMs!);
+      expect(s.window).toBeGreaterThan(s.timeoutMs! - 1000);
+    }
   });
 
   it('applies to this node at once, in its own store', async () => {
