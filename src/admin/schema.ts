@@ -100,6 +100,12 @@ export const memberInfoSchema = z.object({
    * Absent from older versions.
    */
   clockRefusing: z.boolean().optional(),
+  /**
+   * Its storage refuses writes (a full disk, LMDB or the log failing), as its last hello said (this
+   * node's own: now): it serves reads and coordinates writes, but stores none, so it counts for
+   * no write quorum (docs/storage.md, "When the disk is full"). Absent from older versions.
+   */
+  storageNotWritable: z.boolean().optional(),
 });
 
 /**
@@ -145,6 +151,12 @@ export const clusterInfoSchema = z.object({
   decommissionedListed: z.array(z.string()).optional(),
   /** What this node refuses now (null: nothing); absent from nodes of older versions. */
   refusing: refusalSchema.nullable().optional(),
+  /**
+   * Why this node's storage refuses writes now (`disk full ...`), null while it takes them. Not a
+   * refusal of its clients' commands (`refusing`): it still coordinates writes, which the other
+   * replicas store, and stays ready (`degraded`). Absent from nodes of older versions.
+   */
+  notWritable: z.string().nullable().optional(),
 });
 
 /** GET and POST /admin/decommission (202 on a started POST). */

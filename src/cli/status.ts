@@ -40,12 +40,14 @@ function waitLines(view: ClusterInfo): string[] {
 
 /**
  * A member's state, and what it said it refuses: a stalled disk (up and a member, but down for
- * data: docs/storage.md), writes for its clock (docs/observability.md, Readiness).
+ * data: docs/storage.md), writes for its clock (docs/observability.md, Readiness), replicas of
+ * writes for its storage (a full disk: docs/storage.md).
  */
 function stateCell(m: ClusterInfo['members'][number]): string {
   const notes = [
     m.storageStalled === true ? 'disk stalled' : null,
     m.clockRefusing === true ? 'refusing writes (clock)' : null,
+    m.storageNotWritable === true ? 'storage not writable' : null,
   ];
   return [m.state, ...notes.filter((n) => n !== null)].join(', ');
 }
@@ -77,8 +79,8 @@ export function statusTable(view: ClusterInfo): string {
     fmt(COLUMNS),
     ...rows.map(fmt),
   ];
-  const refusing = refusingLine(view);
-  if (refusing !== null) lines.splice(1, 0, refusing);
+  const refusing = [refusingLine(view), notWritableLine(view)].filter((l) => l !== null);
+  lines.splice(1, 0, ...refusing);
   lines.push(...waitLines(view));
   const differ = memberListsDiffer(view);
   if (differ !== null) lines.push(differ);
@@ -100,6 +102,12 @@ function refusingLine(view: ClusterInfo): string | null {
     ? 'ready all the same (/readyz 200, degraded): no other member answers that could take its clients'
     : 'not ready (/readyz 503): its clients go to other nodes';
   return `this node refuses ${what}: ${r.reason}; ${ready}`;
+}
+
+/** Why this node's storage refuses writes (CLUSTER's `notWritable`), or null. */
+function notWritableLine(view: ClusterInfo): string | null {
+  if (!view.notWritable) return null;
+  return `this node's storage refuses writes: ${view.notWritable}; it serves reads and coordinates writes, which the other replicas store, see docs/storage.md`;
 }
 
 /**

@@ -28,6 +28,8 @@ export interface ClusterViewParts {
   readonly decommissionedListed?: readonly string[];
   /** What this node refuses of its clients' commands now, or null (node/refusal.ts). */
   readonly refusing?: Refusal | null;
+  /** Why this node's storage refuses writes now (Storage.writeFailure), or null. */
+  readonly notWritable?: string | null;
 }
 
 /** GET /admin/cluster and CLUSTER: the rings, and every member with what it last reported. */
@@ -65,6 +67,7 @@ export function clusterInfo(p: ClusterViewParts): ClusterInfo {
     ),
     decommissionedListed: [...(p.decommissionedListed ?? [])],
     refusing: p.refusing ?? null,
+    notWritable: p.notWritable ?? null,
   };
 }
 
@@ -97,5 +100,6 @@ function memberFigures(m: MemberView, p: ClusterViewParts) {
     transfer: load?.transfer ?? null,
     storageStalled: m.hello?.storageStalled === true,
     clockRefusing: m.hello?.clockRefusing === true,
+    storageNotWritable: m.hello?.storageNotWritable === true,
   };
 }

@@ -331,6 +331,8 @@ export async function startCluster(
     ...(downForData() ? { storageStalled: true as const } : {}),
     // Members that refuse writes for their clocks stay ready while no other member takes them.
     ...(clockRefusing() ? { clockRefusing: true as const } : {}),
+    // Stores no replica of a write (a full disk): for status views, and the operator's gate.
+    ...(storage.writeFailure() !== null ? { storageNotWritable: true as const } : {}),
     started,
   });
   const selfLoad = (): MemberLoad => {
@@ -723,6 +725,7 @@ export async function startCluster(
       memberListsDiffer: lists.differing(),
       decommissionedListed: lists.decommissionedListed(),
       refusing: refusal(),
+      notWritable: storage.writeFailure(),
     });
   coordinator = new ClusterCoordinator({
     storage,

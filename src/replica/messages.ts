@@ -119,6 +119,13 @@ export interface HelloReply {
    */
   readonly clockRefusing?: true;
   /**
+   * Present (true) while this node's storage refuses writes (Storage.writeFailure: a full disk,
+   * LMDB or the log failing): it stores no replica of a write, while it serves reads and stays a
+   * member. For status views (CLUSTER, the console, the operator). Absent while it takes writes,
+   * and from older versions.
+   */
+  readonly storageNotWritable?: true;
+  /**
    * When this node's process started (ms since the epoch). A member that answers with another
    * value than before was restarted in between, perhaps faster than probes call a member down,
    * and may have missed writes meanwhile (Membership.interruptions). Absent from older versions.

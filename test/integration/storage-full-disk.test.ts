@@ -5,6 +5,7 @@
 import { statfsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { type ClusterInfo, clusterInfoSchema } from '../../src/admin/index.ts';
 import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
 import { mountTmpfs, unmountAll } from '../helpers/mount.ts';
@@ -47,6 +48,19 @@ async function metric(node: NodeProcess, name: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${node.httpPort}/metrics`)).text();
   const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
   return m ? Number(m[1]) : Number.NaN;
+}
+
+/** GET /admin/cluster: what CLUSTER, kvctl status, the console and the operator read. */
+async function adminCluster(node: NodeProcess): Promise<ClusterInfo> {
+  const res = await fetch(`http://127.0.0.1:${node.httpPort}/admin/cluster`);
+  return clusterInfoSchema.parse(await res.json());
+}
+
+/** Its `notWritable`, and its own member row's `storageNotWritable` (what its hellos say). */
+async function notWritable(node: NodeProcess) {
+  const view = await adminCluster(node);
+  const self = view.members.find((m) => m.name === view.node);
+  return { notWritable: view.notWritable, storageNotWritable: self?.storageNotWritable };
 }
 
 /** Fills the file system of `dir` up to `leave` free bytes with one file; returns its path. */
@@ -103,10 +117,17 @@ describe('full disk', () => {
       body: expect.stringMatching(/^degraded: storage not writable: .*disk full/),
     });
     expect(await metric(node, 'kvstore_storage_writable')).toBe(0);
+    // The admin view says so too (the operator's rollout gate and the console read it): before,
+    // nothing in it told a full disk from a healthy one.
+    expect(await notWritable(node)).toEqual({
+      notWritable: expect.stringMatching(/disk full/),
+      storageNotWritable: true,
+    });
     // Space comes back: writes resume on their own.
     unlinkSync(filler);
     await expect.poll(() => ask(c, 'PUT after 3'), { timeout: 20_000 }).toBe('OK');
     expect(await readyz(node)).toEqual({ status: 200, body: 'ready\n' });
+    expect(await notWritable(node)).toEqual({ notWritable: null, storageNotWritable: false });
     expect(await metric(node, 'kvstore_storage_writable')).toBe(1);
     for (const key of acked) expect(await ask(c, `GET ${key}`)).toBe(VALUE);
     expect(await node.stop()).toBe(0);

@@ -39,7 +39,7 @@ describe('kvctl status table', () => {
     expect(statusTable(view(null)).split('\n')[1]).toMatch(/^NAME /);
   });
 
-  it('shows a member whose disk stalled as up but stalled, one refusing writes for its clock as such, the others as up', () => {
+  it('shows a member whose disk stalled as up but stalled, one refusing writes for its clock or storage as such, the others as up', () => {
     const view = {
       node: 'kv0',
       status: 'active',
@@ -49,19 +49,25 @@ describe('kvctl status table', () => {
         member('kv1', { storageStalled: true }),
         member('kv2'),
         member('kv3', { clockRefusing: true }),
+        member('kv4', { storageNotWritable: true }),
       ],
+      notWritable: 'disk full (1 bytes free in /d, below --min-free-disk-bytes 2)',
     } as unknown as ClusterInfo;
     const lines = statusTable(view).trimEnd().split('\n');
     expect(lines[0]).toBe('as seen by kv0 (active); ring: settled (epoch 3)');
+    expect(lines[1]).toBe(
+      "this node's storage refuses writes: disk full (1 bytes free in /d, below --min-free-disk-bytes 2); it serves reads and coordinates writes, which the other replicas store, see docs/storage.md",
+    );
     const state = (name: string) => {
       const row = lines.find((l) => l.startsWith(`${name} `))!;
       return row.split(/\s{2,}/)[2];
     };
-    expect([state('kv0'), state('kv1'), state('kv2'), state('kv3')]).toEqual([
+    expect(['kv0', 'kv1', 'kv2', 'kv3', 'kv4'].map(state)).toEqual([
       'up',
       'up, disk stalled',
       'up',
       'up, refusing writes (clock)',
+      'up, storage not writable',
     ]);
   });
 

@@ -169,11 +169,13 @@ async function refusalsOf(
 }
 
 describe('readiness of members whose clocks are off, from what their hellos say', () => {
-  it("reads a hello's clockRefusing when it says true, and nothing else (older members send none)", () => {
+  it("reads a hello's clockRefusing and storageNotWritable when they say true, and nothing else (older members send none)", () => {
     const base = { name: 'a', incarnation: 'i', status: 'active', ringId: 'r', rebalanced: null };
-    expect(readHello({ ...base, clockRefusing: true }).clockRefusing).toBe(true);
-    for (const other of [{}, { clockRefusing: false }, { clockRefusing: 'yes' }]) {
-      expect(readHello({ ...base, ...other })).not.toHaveProperty('clockRefusing');
+    for (const field of ['clockRefusing', 'storageNotWritable'] as const) {
+      expect(readHello({ ...base, [field]: true })[field]).toBe(true);
+      for (const other of [{}, { [field]: false }, { [field]: 'yes' }]) {
+        expect(readHello({ ...base, ...other })).not.toHaveProperty(field);
+      }
     }
   });
 
