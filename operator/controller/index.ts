@@ -46,7 +46,14 @@ export {
   planResizeRestart,
   type ResizeRestartPlan,
 } from './resize-restart.ts';
-export { clusterHealth, type Health, planRollout, type RolloutPlan } from './rollout.ts';
+export {
+  clusterHealth,
+  type Health,
+  planRollout,
+  type RolloutPlan,
+  rolloutHeldMessage,
+  safeToTakeDown,
+} from './rollout.ts';
 export { type LeavingState, planScale, type ScalePlan, type ScaleStep } from './scale.ts';
 export { buildServiceMonitor } from './servicemonitor.ts';
 export { buildClientService, buildHeadlessService } from './services.ts';

@@ -68,6 +68,7 @@ const progressView = transferSchema.pick({
   total: true,
   percent: true,
   etaSeconds: true,
+  waitingFor: true,
 });
 
 /** What a decommission state tells the operator: the status and how far the hand-off came. */
@@ -80,13 +81,26 @@ const streamView = progressView.extend({ kind: transferSchema.shape.kind });
 export type ProgressView = z.output<typeof progressView>;
 export type TransferView = z.output<typeof streamView>;
 
-/** What a node's cluster view tells the operator: its status, moving data, members' states. */
-const clusterSchema = clusterInfoSchema.pick({ status: true }).extend({
-  ring: clusterInfoSchema.shape.ring.pick({ moving: true }),
-  members: z.array(memberInfoSchema.pick({ name: true, state: true })),
-  /** The node's own running or last stream (absent from a node of an older version). */
-  transfer: streamView.nullable().optional(),
-});
+/**
+ * What a node's cluster view tells the operator: its status, moving data, members' states, and
+ * what it and its members refuse (absent from nodes of older versions).
+ */
+const clusterSchema = clusterInfoSchema
+  .pick({ status: true, refusing: true, notWritable: true })
+  .extend({
+    ring: clusterInfoSchema.shape.ring.pick({ moving: true }),
+    members: z.array(
+      memberInfoSchema.pick({
+        name: true,
+        state: true,
+        storageStalled: true,
+        clockRefusing: true,
+        storageNotWritable: true,
+      }),
+    ),
+    /** The node's own running or last stream (absent from a node of an older version). */
+    transfer: streamView.nullable().optional(),
+  });
 export type ClusterView = z.output<typeof clusterSchema>;
 
 export type PostResult =

@@ -21,6 +21,17 @@ export function progressText(t: {
   return `${t.percent ?? 0}% (${whole(t.scanned)}/${whole(t.total)} records)${eta}`;
 }
 
+/**
+ * `; waits for kv-0, which refuses writes (not writable: disk full ...)` for each member whose
+ * storage refuses a stream's batches (the node's waitingFor): the stream goes on by itself once
+ * it stores again. Empty when it waits for none.
+ */
+export function waitsText(t: { readonly waitingFor?: Readonly<Record<string, string>> }): string {
+  return Object.entries(t.waitingFor ?? {})
+    .map(([member, why]) => `; waits for ${member}, which refuses writes (${why})`)
+    .join('');
+}
+
 /** The progress fields of a decommission's status from the node's transfer. */
 export function transferFields(t: ProgressView | null | undefined) {
   if (!t || t.total === undefined) return {};

@@ -15,7 +15,7 @@ import { ensurePdb } from './pdb.ts';
 import { type ClusterPlan, currentReplicas, planCluster } from './plan.ts';
 import { ensureRecommission, planRecommission } from './recommission.ts';
 import { ensureResizeRestart } from './resize-restart.ts';
-import { clusterHealth } from './rollout.ts';
+import { clusterHealth, rolloutHeldMessage } from './rollout.ts';
 import { ensureDecommission, observeLeaving } from './scale.ts';
 import { ensureServiceMonitor } from './servicemonitor.ts';
 import { ensureServices } from './services.ts';
@@ -141,13 +141,15 @@ async function ensureOwned(
     );
   }
   await ensurePdb(ctx, c);
+  const held = rolloutHeldMessage(plan.rollout, plan.health);
+  if (held) await ctx.events.record(c, 'Warning', 'RolloutHeld', held);
   const fileSystemResize = await ensureResizeRestart(ctx, c, {
     pending: volumes.fileSystemPending,
     pods: observed.pods,
     expected: Array.from({ length: observed.sts?.spec?.replicas ?? 0 }, (_, i) =>
       podName(c.name, i),
     ),
-    health: plan.health,
+    nodes: observed.nodes,
     settled: settled && !volumes.recreating && observed.sts !== null,
   });
   if (await ensureServiceMonitor(ctx, c)) await warnOnce(ctx, c, 'ServiceMonitorUnavailable');

@@ -8,8 +8,8 @@ import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { errorMessage, statusCode } from '../runtime/index.ts';
 import type { ControllerContext } from './context.ts';
 import type { Cluster } from './names.ts';
-import type { PodView } from './observe.ts';
-import type { Health } from './rollout.ts';
+import type { NodeView, PodView } from './observe.ts';
+import { clusterHealth, safeToTakeDown, storesNoWrites } from './rollout.ts';
 import { type FileSystemPending, RESIZE_RESTARTED_ANNOTATION, resizeMarkText } from './volumes.ts';
 
 export type ResizeRestartPlan =
@@ -35,7 +35,8 @@ export interface ResizeRestartInput {
    * is down as much as one not Ready.
    */
   readonly expected: readonly string[];
-  readonly health: Health;
+  /** The nodes' own views: the gate is the rollout's (safeToTakeDown). */
+  readonly nodes: ReadonlyMap<string, NodeView>;
   /** No scale or rollout under way, and the StatefulSet is there to make the pod again. */
   readonly settled: boolean;
 }
@@ -61,18 +62,22 @@ function restartDue(pod: PodView, f: FileSystemPending): boolean {
 }
 
 /**
- * The next pod to restart, or why it waits (pure): the highest ordinal first, as in a rollout,
- * among pods not terminating that restartDue says are due.
+ * The next pod to restart, or why it waits (pure), among pods not terminating that restartDue
+ * says are due: those whose storage refuses writes first (a full disk, which the restart may be
+ * the fix of: taking them down loses no replica of a write, safeToTakeDown), then the highest
+ * ordinal first, as in a rollout. Before, the highest went first whatever the others refused:
+ * with a lower pod's disk full, it would wait for that pod, whose restart came after its own.
  */
 export function planResizeRestart(r: ResizeRestartInput): ResizeRestartPlan {
   const since = new Map(r.pending.map((p) => [p.pod, p]));
+  const full = (p: PodView) => (storesNoWrites(r.nodes, p.name) ? 1 : 0);
   const due = r.pods
     .filter((p) => !p.terminating)
     .filter((p) => {
       const f = since.get(p.name);
       return f !== undefined && restartDue(p, f);
     })
-    .sort((a, b) => b.ordinal - a.ordinal);
+    .sort((a, b) => full(b) - full(a) || b.ordinal - a.ordinal);
   const next = due[0];
   if (!next) return { kind: 'none' };
   const f = since.get(next.name);
@@ -83,8 +88,10 @@ export function planResizeRestart(r: ResizeRestartInput): ResizeRestartPlan {
   if (missing) return wait(`${missing} is made again`);
   const down = r.pods.find((p) => p.terminating || !p.ready);
   if (down) return wait(`${down.name} is ${down.terminating ? 'terminating' : 'not ready'}`);
-  if (!r.health.healthy)
-    return wait(`the cluster is healthy (${r.health.problems[0] ?? 'data is moving'})`);
+  if (!safeToTakeDown(r.pods, r.nodes, next.name)) {
+    const why = clusterHealth(r.pods, r.nodes, next.name).problems[0] ?? 'data is moving';
+    return wait(`the cluster is healthy (${why})`);
+  }
   const sinceMs = f?.sinceMs ?? Number.NaN;
   const uid = next.uid ?? '';
   const marked = f?.mark?.sinceMs === sinceMs && f.mark.pod === uid;

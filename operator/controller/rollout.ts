@@ -4,24 +4,72 @@ import type { V1StatefulSet } from '@kubernetes/client-node';
 import type { NodeView, PodView } from './observe.ts';
 
 export interface Health {
-  /** Every pod Ready and answering, every member up in every node's view, no data moving. */
+  /**
+   * Every pod Ready and answering, every member up in every node's view, none refusing work
+   * (writes for its clock, replicas of writes for its storage, every command), no data moving.
+   */
   readonly healthy: boolean;
   /** Some node reports its ring moving (data streaming between owners). */
   readonly rebalancing: boolean;
   /** Why it is not healthy, one short line each (not counting rebalancing). */
   readonly problems: readonly string[];
+  /** Those of `problems` that are a running member refusing work, as it or its peers report. */
+  readonly refusals: readonly string[];
+  /** The members those refusals are about, each once, in the order first met. */
+  readonly refusers: readonly string[];
+}
+
+type NodeAnswer = Extract<NodeView, { reachable: true }>['view'];
+type MemberAnswer = NodeAnswer['members'][number];
+
+/**
+ * What a node says it refuses now, one line each: its clients' commands (`refusing`: a stalled
+ * disk, a duplicate name, its clock) and replicas of writes (`notWritable`: a full disk). A node
+ * that refuses is Ready all the same in some cases (a full disk; a clock refusal no other member
+ * could take over), and turns unready only after its readiness probe failed a few times.
+ */
+function ownRefusals(view: NodeAnswer, withNotWritable: boolean): string[] {
+  const lines: string[] = [];
+  const r = view.refusing;
+  if (r) lines.push(`refuses ${r.commands === 'all' ? 'every command' : 'writes'}: ${r.reason}`);
+  if (view.notWritable && withNotWritable)
+    lines.push(`refuses writes: storage not writable: ${view.notWritable}`);
+  return lines;
+}
+
+/** What a member's last hello said it refuses, as another node shows it. */
+function memberRefusals(m: MemberAnswer, withNotWritable: boolean): string[] {
+  return [
+    m.storageStalled === true ? 'disk stalled' : null,
+    m.clockRefusing === true ? 'refusing writes (clock)' : null,
+    m.storageNotWritable === true && withNotWritable
+      ? 'refusing writes (storage not writable)'
+      : null,
+  ].filter((n) => n !== null);
 }
 
 /**
  * Cluster health from the pods and the nodes' own views (pure). `except` leaves one pod out: its
- * own state and what the other nodes see of it.
+ * own state and what the other nodes see of it. A member's refusals count as its own answer says
+ * them; what its peers' views say of it counts only while it does not answer (fresher, and one
+ * line rather than one per peer). `withNotWritable: false` leaves out members whose storage
+ * refuses writes (safeToTakeDown).
  */
 export function clusterHealth(
   pods: readonly PodView[],
   nodes: ReadonlyMap<string, NodeView>,
   except?: string,
+  withNotWritable = true,
 ): Health {
   const problems: string[] = [];
+  const refusals: string[] = [];
+  const refusers = new Set<string>();
+  const refuse = (who: string, line: string) => {
+    problems.push(line);
+    refusals.push(line);
+    refusers.add(who);
+  };
+  const answers = (name: string) => nodes.get(name)?.reachable === true;
   let rebalancing = false;
   for (const pod of pods) {
     if (pod.terminating || pod.name === except) continue;
@@ -33,12 +81,44 @@ export function clusterHealth(
       continue;
     }
     if (node.view.ring.moving) rebalancing = true;
+    for (const r of ownRefusals(node.view, withNotWritable)) refuse(pod.name, `${pod.name} ${r}`);
     for (const m of node.view.members) {
-      if (m.state !== 'up' && m.name !== except)
-        problems.push(`${pod.name} sees ${m.name} ${m.state}`);
+      if (m.name === except) continue;
+      if (m.state !== 'up') problems.push(`${pod.name} sees ${m.name} ${m.state}`);
+      else if (!answers(m.name)) {
+        for (const r of memberRefusals(m, withNotWritable))
+          refuse(m.name, `${pod.name} sees ${m.name} ${r}`);
+      }
     }
   }
-  return { healthy: problems.length === 0 && !rebalancing, rebalancing, problems };
+  const healthy = problems.length === 0 && !rebalancing;
+  return { healthy, rebalancing, problems, refusals, refusers: [...refusers] };
+}
+
+/** The pod's node says its storage refuses writes (a full disk): it stores no replica of a write. */
+export function storesNoWrites(nodes: ReadonlyMap<string, NodeView>, pod: string): boolean {
+  const n = nodes.get(pod);
+  return n?.reachable === true && Boolean(n.view.notWritable);
+}
+
+/**
+ * Whether taking `pod` down (a rollout step, a restart) takes nothing down that serves (pure): no
+ * data moving, and the cluster healthy but for `pod` itself; or `pod` stores no write (its
+ * storage refuses them: a full disk) and the only other problems are members whose storage
+ * refuses writes too. Write quorums count none of those already, and they all still serve reads,
+ * so the restart that may be their fix (a volume grown only on a remount, a setting) goes on.
+ * A member refusing writes for its clock is not such a problem: it still stores the replicas
+ * other nodes send it, and it alone may be what makes a write quorum.
+ */
+export function safeToTakeDown(
+  pods: readonly PodView[],
+  nodes: ReadonlyMap<string, NodeView>,
+  pod: string,
+): boolean {
+  const without = clusterHealth(pods, nodes, pod);
+  if (without.healthy) return true;
+  if (without.rebalancing || !storesNoWrites(nodes, pod)) return false;
+  return clusterHealth(pods, nodes, pod, false).healthy;
 }
 
 export interface RolloutInput {
@@ -69,9 +149,11 @@ function stsCurrent(sts: V1StatefulSet): boolean {
 /**
  * The partition for this round (pure). A template change sets it to `replicas` (no pod changes
  * yet); then it steps down by one each time every pod at or above it runs the update revision,
- * is Ready, and the cluster is healthy (nodes' view, not only readiness), or when the only
- * problem is the next pod to update itself (not ready, unreachable, seen down): replacing it
- * takes nothing more down, and it is how a template that fixes a broken pod reaches that pod.
+ * is Ready, and the cluster is healthy (nodes' view, not only readiness: a Ready pod may refuse
+ * writes, for its clock or a full disk, and then another pod down leaves fewer replicas that
+ * take them than the write quorum), or when the only problem is the next pod to update itself
+ * (not ready, unreachable, seen down, refusing: safeToTakeDown): replacing it takes nothing more
+ * down, and it is how a template that fixes a broken pod reaches that pod.
  * Without it, a rollout whose new pod never got Ready (a bad image, a setting the node chokes
  * on) could not be undone: reverting the spec set the partition above that pod, which then
  * kept the abandoned template, and the gate waited for it to be healthy forever.
@@ -99,10 +181,29 @@ export function planRollout(r: RolloutInput): RolloutPlan {
   return { partition: partition - 1, rolling: true };
 }
 
-/** The pod the next step updates is stale, and the cluster is healthy but for it (no data moving). */
+/**
+ * The pod the next step updates is stale, and taking it down takes nothing more down than is
+ * already (safeToTakeDown: the cluster healthy but for it, no data moving).
+ */
 function nextIsTheOnlyProblem(r: RolloutInput, partition: number, updateRevision: string): boolean {
   if (r.health.rebalancing) return false;
   const next = r.pods.find((p) => p.ordinal === partition - 1);
   if (!next || next.terminating || next.revision === updateRevision) return false;
-  return clusterHealth(r.pods, r.nodes, next.name).healthy;
+  return safeToTakeDown(r.pods, r.nodes, next.name);
+}
+
+/**
+ * The Event message of a rollout held for members that run and refuse work (pure), or null when
+ * it is not. The phase stays Upgrading meanwhile, so no phase Event says it; the Degraded
+ * condition (MembersRefusing) gives each refusal's reason.
+ */
+export function rolloutHeldMessage(plan: RolloutPlan, health: Health): string | null {
+  if (!plan.waiting?.startsWith('cluster not healthy') || health.refusers.length === 0) return null;
+  const who = health.refusers.join(', ');
+  const verb = health.refusers.length === 1 ? 'refuses' : 'refuse';
+  return (
+    `the rollout holds at partition ${plan.partition}: ${who} ${verb} work while running (the ` +
+    'Degraded condition says what and why); replacing another pod now would leave fewer ' +
+    'replicas taking writes than the write quorum. It goes on by itself once they take writes again'
+  );
 }

@@ -16,7 +16,7 @@ import { blockedProgress, blockedText } from './blockers.ts';
 import type { ControllerContext } from './context.ts';
 import { canonicalJson } from './names.ts';
 import { type Observed, type PodView, unmadeCauses } from './observe.ts';
-import { progressText, rebalanceProgress, transferFields } from './progress.ts';
+import { progressText, rebalanceProgress, transferFields, waitsText } from './progress.ts';
 import type { Health, RolloutPlan } from './rollout.ts';
 import type { ScalePlan } from './scale.ts';
 
@@ -102,6 +102,10 @@ function available(s: StatusInput): Cond {
   return cond('Available', ok, ok ? 'QuorumAvailable' : 'QuorumUnavailable', message);
 }
 
+/** A decommission's progress, and the members its hand-off waits for (a full disk). */
+const transferText = (t: Parameters<typeof progressText>[0] & Parameters<typeof waitsText>[0]) =>
+  `${progressText(t)}${waitsText(t)}`;
+
 function progressing(s: StatusInput): Cond {
   // Nothing the spec asks for moves on while an owned object is rejected.
   if (s.applyError) {
@@ -117,7 +121,7 @@ function progressing(s: StatusInput): Cond {
         ? `removing ${step.pod} (never started)`
         : step.action === 'settle'
           ? `${step.pod} decommissions once data stops moving`
-          : `decommissioning ${step.pod}: ${progressText(step.view?.transfer ?? {})}`;
+          : `decommissioning ${step.pod}: ${transferText(step.view?.transfer ?? {})}`;
     return cond('Progressing', true, 'ScalingDown', `scale-down to ${s.spec.replicas}: ${what}`);
   }
   const stsReplicas = counts(s.observed).replicas;
@@ -202,8 +206,10 @@ function degraded(s: StatusInput, prog: Cond): Cond {
     return cond('Degraded', true, 'PodsRecreated', msg);
   }
   const others = s.health.problems.filter((p) => !p.endsWith(' not ready'));
-  if (others.length)
-    return cond('Degraded', true, 'MembersUnhealthy', others.slice(0, 5).join('; '));
+  // Members that run and answer, but refuse work (writes for a clock, a full disk): said apart.
+  const refusing = others.every((p) => s.health.refusals.includes(p));
+  const reason = refusing ? 'MembersRefusing' : 'MembersUnhealthy';
+  if (others.length) return cond('Degraded', true, reason, others.slice(0, 5).join('; '));
   return cond('Degraded', false, 'AsExpected', 'no problems found');
 }
 

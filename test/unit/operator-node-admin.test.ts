@@ -21,7 +21,12 @@ import { defer } from '../helpers/defer.ts';
  * A node stand-in that records each request's headers and answers `status`; with `secret`, it
  * hands out nonces as a node does and records whether each call proved the secret.
  */
-async function node(status = 200, secret?: string, predatesNonces = false) {
+async function node(
+  status = 200,
+  secret?: string,
+  predatesNonces = false,
+  body: unknown = { ring: { moving: false }, members: [], status: 'active' },
+) {
   const version = { predatesNonces };
   const guard = secret === undefined ? null : new AdminGuard(secret);
   const seen: {
@@ -47,9 +52,7 @@ async function node(status = 200, secret?: string, predatesNonces = false) {
       res.writeHead(401, { 'www-authenticate': challenge }).end('{}');
       return;
     }
-    res
-      .writeHead(status, { 'content-type': 'application/json' })
-      .end(JSON.stringify({ ring: { moving: false }, members: [], status: 'active' }));
+    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   });
   defer(() => new Promise((r) => server.close(r)));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -90,6 +93,39 @@ describe('node admin client', () => {
     await admin.cluster(address(n.port, false));
     expect(n.seen[2]!.headers.authorization).toBeUndefined();
     expect(reads).toHaveLength(2);
+  });
+
+  it("keeps what a node and its members refuse (the rollout's gate reads it), and takes a node that says nothing of it", async () => {
+    const refusing = { commands: 'writes', reason: 'clock: stepped', ready: true };
+    const members = [
+      { name: 'kv-0', state: 'up', storageNotWritable: true, address: 'a:1' },
+      { name: 'kv-1', state: 'up', clockRefusing: true, storageStalled: false },
+    ];
+    const body = { status: 'active', ring: { moving: false }, members, refusing };
+    const n = await node(200, undefined, false, { ...body, notWritable: 'disk full' });
+    const admin = createNodeAdmin('http://127.0.0.1:{httpPort}', 2000, async () => '');
+    // Before, the client's schema dropped all of this: the gate saw a healthy node.
+    expect(await admin.cluster(address(n.port, false))).toEqual({
+      status: 'active',
+      ring: { moving: false },
+      refusing,
+      notWritable: 'disk full',
+      members: [
+        { name: 'kv-0', state: 'up', storageNotWritable: true },
+        { name: 'kv-1', state: 'up', clockRefusing: true, storageStalled: false },
+      ],
+    });
+    // A node of an older version: none of these fields, and no failure.
+    const older = await node(200, undefined, false, {
+      status: 'active',
+      ring: { moving: false },
+      members: [{ name: 'kv-0', state: 'up' }],
+    });
+    expect(await admin.cluster(address(older.port, false))).toEqual({
+      status: 'active',
+      ring: { moving: false },
+      members: [{ name: 'kv-0', state: 'up' }],
+    });
   });
 
   it('recommission: POST /admin/recommission, proved; a 409 is a refusal with the reason', async () => {

@@ -21,6 +21,7 @@ import {
   planRollout,
   planScale,
   podView,
+  rolloutHeldMessage,
   STARTUP_GRACE_MS,
   templateSize,
   unreadyTolerance,
@@ -56,6 +57,38 @@ function node(members: string[], o: { moving?: boolean; status?: string; down?: 
   };
   return { reachable: true, view } as NodeView;
 }
+
+/** `nodes` with `pod`'s own answer saying it refuses (its clock, its storage). */
+function refusing(
+  nodes: ReadonlyMap<string, NodeView>,
+  pod: string,
+  o: { clock?: string; notWritable?: string },
+): Map<string, NodeView> {
+  const n = nodes.get(pod) as Extract<NodeView, { reachable: true }>;
+  const view = {
+    ...n.view,
+    ...(o.clock ? { refusing: { commands: 'writes', reason: o.clock, ready: true } } : {}),
+    ...(o.notWritable ? { notWritable: o.notWritable } : {}),
+  };
+  return new Map([...nodes, [pod, { reachable: true, view } as NodeView]]);
+}
+
+/** `nodes` where every node's view shows `member` with the hello flags `flags`. */
+function seenWith(
+  nodes: ReadonlyMap<string, NodeView>,
+  member: string,
+  flags: Record<string, boolean>,
+): Map<string, NodeView> {
+  const views = [...nodes].map(([name, n]) => {
+    if (!n.reachable) return [name, n] as const;
+    const members = n.view.members.map((m) => (m.name === member ? { ...m, ...flags } : m));
+    return [name, { reachable: true, view: { ...n.view, members } } as NodeView] as const;
+  });
+  return new Map(views);
+}
+
+const CLOCK = 'clock: wall clock stepped: refusing writes until peers agree with it';
+const FULL = 'disk full (1048576 bytes free in /data, below --min-free-disk-bytes 8388608)';
 
 function healthyNodes(n: number, o: Parameters<typeof node>[1] = {}): Map<string, NodeView> {
   const names = Array.from({ length: n }, (_, i) => `kv-${i}`);
@@ -204,6 +237,8 @@ describe('clusterHealth', () => {
       healthy: true,
       rebalancing: false,
       problems: [],
+      refusals: [],
+      refusers: [],
     });
   });
 
@@ -223,10 +258,56 @@ describe('clusterHealth', () => {
   });
 });
 
+describe('clusterHealth of members that run and refuse work', () => {
+  const pods = [pod(0), pod(1), pod(2)];
+
+  it('counts a Ready pod that refuses writes (its clock, a full disk) as a problem, by its own answer', () => {
+    // kv-1 refuses writes for its clock (Ready all the same: no other member could take them),
+    // kv-0's disk is full (Ready: it serves reads). Every peer's hello says so of kv-1 too: one
+    // line, its own, with the reason. Before, all of this was healthy.
+    const nodes = seenWith(
+      refusing(refusing(healthyNodes(3), 'kv-1', { clock: CLOCK }), 'kv-0', { notWritable: FULL }),
+      'kv-1',
+      { clockRefusing: true },
+    );
+    const h = clusterHealth(pods, nodes);
+    const lines = [
+      `kv-0 refuses writes: storage not writable: ${FULL}`,
+      `kv-1 refuses writes: ${CLOCK}`,
+    ];
+    expect(h).toEqual({
+      healthy: false,
+      rebalancing: false,
+      problems: lines,
+      refusals: lines,
+      refusers: ['kv-0', 'kv-1'],
+    });
+    // Left out, a pod's refusals are not counted (the pod a step would replace).
+    expect(clusterHealth(pods, nodes, 'kv-1').problems).toEqual([lines[0]]);
+  });
+
+  it("takes a member's refusals from its peers' views while it does not answer", () => {
+    const views = seenWith(healthyNodes(3), 'kv-2', {
+      storageStalled: true,
+      storageNotWritable: true,
+    });
+    views.delete('kv-2'); // not started: the operator has no answer of its own
+    const h = clusterHealth([pod(0), pod(1), pod(2, { started: false })], views);
+    expect(h.problems).toEqual([
+      'kv-0 sees kv-2 disk stalled',
+      'kv-0 sees kv-2 refusing writes (storage not writable)',
+      'kv-1 sees kv-2 disk stalled',
+      'kv-1 sees kv-2 refusing writes (storage not writable)',
+    ]);
+    expect(h.refusals).toEqual(h.problems);
+    expect(h.refusers).toEqual(['kv-2']);
+  });
+});
+
 describe('planRollout', () => {
   const nodes = new Map<string, NodeView>();
   const healthy = clusterHealth([], nodes);
-  const unhealthy = { healthy: false, rebalancing: true, problems: [] };
+  const unhealthy = { healthy: false, rebalancing: true, problems: [], refusals: [], refusers: [] };
   const pods = (revs: string[]) => revs.map((revision, i) => pod(i, { revision }));
 
   it('starts with partition 0 and holds every pod when the template changes', () => {
@@ -329,6 +410,52 @@ describe('planRollout', () => {
     expect(
       planRollout({ ...input, sts: sts(3, 3), pods: updatedBroken, health: health }),
     ).toMatchObject({ partition: 3 });
+  });
+
+  it('holds while a Ready pod refuses writes: a second pod down would leave too few that take them', () => {
+    // Every pod Ready on the old template, kv-2 the next to replace.
+    const old = pods(['a', 'a', 'a']);
+    const step = (views: Map<string, NodeView>) =>
+      planRollout({
+        sts: sts(3, 3),
+        templateChanged: false,
+        replicas: 3,
+        pods: old,
+        nodes: views,
+        health: clusterHealth(old, views),
+      });
+    expect(step(healthyNodes(3)).partition).toBe(2);
+    // kv-0 refuses writes for its clock, Ready: replacing kv-2 left kv-1 alone to coordinate
+    // writes for the Service's clients. Before, the step was taken.
+    expect(step(refusing(healthyNodes(3), 'kv-0', { clock: CLOCK }))).toEqual({
+      partition: 3,
+      rolling: true,
+      waiting: `cluster not healthy: kv-0 refuses writes: ${CLOCK}`,
+    });
+    // kv-0's disk is full: keys on kv-0, kv-1 and kv-2 had two replicas that store writes, the
+    // write quorum; with kv-2 down, one. Held too.
+    const full0 = refusing(healthyNodes(3), 'kv-0', { notWritable: FULL });
+    expect(step(full0)).toMatchObject({
+      partition: 3,
+      waiting: `cluster not healthy: kv-0 refuses writes: storage not writable: ${FULL}`,
+    });
+    // kv-2 itself refusing is no reason to keep it: replacing it takes nothing more down.
+    expect(step(refusing(healthyNodes(3), 'kv-2', { clock: CLOCK })).partition).toBe(2);
+    // kv-2 stores no write either (its disk full too): replacing it loses no replica that takes
+    // writes, and reads stay served by kv-0 and kv-1. The step is taken.
+    expect(step(refusing(full0, 'kv-2', { notWritable: FULL })).partition).toBe(2);
+    // But not while kv-0 refuses writes for its clock: kv-2 still stores what kv-1 coordinates.
+    const clock0 = refusing(healthyNodes(3), 'kv-0', { clock: CLOCK });
+    expect(step(refusing(clock0, 'kv-2', { notWritable: FULL })).partition).toBe(3);
+    // Nor for a full disk that kv-2 does not share (kv-2 refusing for its clock stores writes).
+    expect(step(refusing(full0, 'kv-2', { clock: CLOCK })).partition).toBe(3);
+    // A Warning Event names who refuses (the phase stays Upgrading: no phase Event says it).
+    const held = step(full0);
+    expect(rolloutHeldMessage(held, clusterHealth(old, full0))).toMatch(
+      /^the rollout holds at partition 3: kv-0 refuses work while running \(the Degraded condition says what and why\)/,
+    );
+    const down = healthyNodes(3, { down: ['kv-1'] });
+    expect(rolloutHeldMessage(step(down), clusterHealth(old, down))).toBeNull();
   });
 
   it('holds while the StatefulSet status is stale and reports rolling until every pod is updated', () => {
@@ -664,6 +791,14 @@ describe('buildStatus', () => {
     expect(s.conditions?.find((x) => x.type === 'Progressing')?.message).toBe(
       'scale-down to 3: decommissioning kv-2: 51.2% (512/1000 records), ETA 3s',
     );
+    // Its hand-off waits for kv-0, whose disk is full: the condition says so (before, only the
+    // percentage, which stopped moving).
+    const why = 'not writable: disk full (1 bytes free in /data, below --min-free-disk-bytes 2)';
+    const waiting = { ...view, transfer: { ...view.transfer, waitingFor: { 'kv-0': why } } };
+    const held = buildStatus(input({ scale: { ...down, step: { ...down.step, view: waiting } } }));
+    expect(held.conditions?.find((x) => x.type === 'Progressing')?.message).toBe(
+      `scale-down to 3: decommissioning kv-2: 51.2% (512/1000 records), ETA 3s; waits for kv-0, which refuses writes (${why})`,
+    );
     // Two nodes stream for a ring change: their records add up, the slower one sets the ETA.
     const nodes = healthyNodes(3, { moving: true });
     const streaming = (scanned: number, total: number, etaSeconds: number | null) => {
@@ -735,6 +870,22 @@ describe('buildStatus', () => {
     ]);
     const failed = buildStatus(input({ applyError: 'admission webhook said no' }));
     expect([failed.phase, reason(failed, 'Degraded')]).toEqual(['Degraded', 'ApplyFailed']);
+  });
+
+  it('is Degraded (MembersRefusing) while a Ready pod refuses writes, naming it and why', () => {
+    const nodes = refusing(healthyNodes(3), 'kv-1', { clock: CLOCK });
+    const observed = { sts: sts(3, 0), pods: [pod(0), pod(1), pod(2)], nodes };
+    const s = buildStatus(input({ observed }));
+    const degraded = s.conditions?.find((x) => x.type === 'Degraded');
+    expect([s.phase, degraded?.reason, degraded?.message]).toEqual([
+      'Degraded',
+      'MembersRefusing',
+      `kv-1 refuses writes: ${CLOCK}`,
+    ]);
+    expect(phaseMessage(s)).toBe(`3/3 pods ready; MembersRefusing: kv-1 refuses writes: ${CLOCK}`);
+    // A member down besides: MembersUnhealthy, as before.
+    const both = { ...observed, nodes: refusing(healthyNodes(3, { down: ['kv-2'] }), 'kv-1', {}) };
+    expect(reason(buildStatus(input({ observed: both })), 'Degraded')).toBe('MembersUnhealthy');
   });
 
   it('a rejected apply is Degraded with its reason in the Event, and Progressing claims nothing', () => {
@@ -929,7 +1080,7 @@ describe('volumes', () => {
 });
 
 describe('planResizeRestart', () => {
-  const healthy = { healthy: true, rebalancing: false, problems: [] };
+  const healthy = healthyNodes(3);
   const since = NOW.getTime() - 1000;
   const pending = (i: number, mark?: { sinceMs: number; pod?: string }) => ({
     pod: `kv-${i}`,
@@ -945,7 +1096,7 @@ describe('planResizeRestart', () => {
       pending: [pending(0), pending(2)],
       pods,
       expected,
-      health: healthy,
+      nodes: healthy,
       settled: true,
     });
     expect(plan).toEqual({
@@ -960,7 +1111,7 @@ describe('planResizeRestart', () => {
   });
 
   it('waits during a scale or rollout, for a pod down, for an unhealthy cluster', () => {
-    const input = { pending: [pending(1)], pods, expected, health: healthy, settled: true };
+    const input = { pending: [pending(1)], pods, expected, nodes: healthy, settled: true };
     expect(planResizeRestart({ ...input, settled: false })).toMatchObject({
       kind: 'wait',
       why: 'the scale or rollout under way ends',
@@ -975,10 +1126,44 @@ describe('planResizeRestart', () => {
       kind: 'wait',
       why: 'kv-2 is made again',
     });
-    const sick = { healthy: false, rebalancing: false, problems: ['kv-0 sees kv-2 down'] };
-    expect(planResizeRestart({ ...input, health: sick })).toMatchObject({
+    const sick = healthyNodes(3, { down: ['kv-0'] });
+    expect(planResizeRestart({ ...input, nodes: sick })).toMatchObject({
       kind: 'wait',
-      why: 'the cluster is healthy (kv-0 sees kv-2 down)',
+      why: 'the cluster is healthy (kv-0 sees kv-0 down)',
+    });
+  });
+
+  it('restarts a pod whose disk is full first, and waits while a pod it would not restart refuses writes', () => {
+    const all = [pending(0), pending(1), pending(2)];
+    const input = { pending: all, pods, expected, settled: true };
+    // kv-1's disk is full: its restart (the remount that grows its file system) goes first, and
+    // takes no replica that stores writes away. Before, kv-2 went first, or (with refusals
+    // counted) waited for kv-1, whose restart came after its own.
+    const full1 = refusing(healthyNodes(3), 'kv-1', { notWritable: FULL });
+    expect(planResizeRestart({ ...input, nodes: full1 })).toMatchObject({
+      kind: 'restart',
+      pod: 'kv-1',
+    });
+    // kv-1 and kv-2 full: kv-2 first (the highest), though kv-1 refuses writes as well.
+    const full12 = refusing(full1, 'kv-2', { notWritable: FULL });
+    expect(planResizeRestart({ ...input, nodes: full12 })).toMatchObject({
+      kind: 'restart',
+      pod: 'kv-2',
+    });
+    // kv-1 full and not due (its file system grown already): kv-2's restart would leave one
+    // replica that stores writes of the keys the three hold. It waits, saying why.
+    expect(
+      planResizeRestart({ ...input, pending: [pending(0), pending(2)], nodes: full1 }),
+    ).toMatchObject({
+      kind: 'wait',
+      pod: 'kv-2',
+      why: `the cluster is healthy (kv-1 refuses writes: storage not writable: ${FULL})`,
+    });
+    // A clock refusal elsewhere holds it too.
+    const clock0 = refusing(healthyNodes(3), 'kv-0', { clock: CLOCK });
+    expect(planResizeRestart({ ...input, pending: [pending(2)], nodes: clock0 })).toMatchObject({
+      kind: 'wait',
+      why: `the cluster is healthy (kv-0 refuses writes: ${CLOCK})`,
     });
   });
 
@@ -989,24 +1174,24 @@ describe('planResizeRestart', () => {
         pending: [pending(2)],
         pods: again,
         expected,
-        health: healthy,
+        nodes: healthy,
         settled: true,
       }),
     ).toEqual({ kind: 'none' });
     const unknown = { ...pending(2), sinceMs: Number.NaN };
     expect(
-      planResizeRestart({ pending: [unknown], pods, expected, health: healthy, settled: true }),
+      planResizeRestart({ pending: [unknown], pods, expected, nodes: healthy, settled: true }),
     ).toEqual({ kind: 'none' });
     // Its claim marked by an operator before 2026-12-07 (the time alone, after the eviction):
     // restarted for this wait, whatever the pod's creation time.
     const legacy = pending(2, { sinceMs: since });
     expect(
-      planResizeRestart({ pending: [legacy], pods, expected, health: healthy, settled: true }),
+      planResizeRestart({ pending: [legacy], pods, expected, nodes: healthy, settled: true }),
     ).toEqual({ kind: 'none' });
   });
 
   it('a claim marked for this wait: its pod is restarted until it is gone, never the one after it, whatever the clocks say', () => {
-    const input = { pods, expected, health: healthy, settled: true };
+    const input = { pods, expected, nodes: healthy, settled: true };
     // Marked for kv-2 (u2), which is still there (its eviction refused or never sent): restarted,
     // and the mark is not written again.
     expect(

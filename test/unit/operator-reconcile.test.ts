@@ -138,7 +138,7 @@ function resizeFixture() {
         pending: volumes.fileSystemPending,
         pods: t.pods,
         expected: ['kv-0', 'kv-1', 'kv-2'],
-        health: { healthy: true, rebalancing: false, problems: [] },
+        nodes: new Map(),
         settled: true,
       });
     },
