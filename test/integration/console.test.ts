@@ -1,7 +1,7 @@
 // The web console in a real browser (Debian's chromium, headless, driven by playwright-core)
 // against real kvstore processes.
 
-import { existsSync } from 'node:fs';
+import { existsSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +17,8 @@ import {
   startStaticCluster,
   waitAllUp,
 } from '../helpers/cluster.ts';
+import { defer } from '../helpers/defer.ts';
+import { mountTmpfs, unmountAll } from '../helpers/mount.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -30,7 +32,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
 });
-afterEach(cleanup);
+afterEach(async () => {
+  await cleanup();
+  unmountAll();
+});
 
 const base = (n: ClusterNode) => `http://${n.host}:${n.proc.httpPort}`;
 
@@ -64,6 +69,7 @@ function rows(page: Page) {
     trs.map((tr) => ({
       name: tr.getAttribute('data-name'),
       state: tr.querySelector('.state')?.textContent,
+      stateClass: tr.querySelector('.state')?.getAttribute('class'),
       address: tr.querySelector('.address')?.textContent,
       share: tr.querySelector('.share')?.textContent,
     })),
@@ -94,7 +100,7 @@ describe('web console (headless chromium)', () => {
       address: m.address,
       share: `${(m.share * 100).toFixed(1)}%`,
     }));
-    expect(await rows(page)).toEqual(want);
+    expect((await rows(page)).map(({ stateClass: _, ...r }) => r)).toEqual(want);
     expect(want.map((m) => m.state)).toEqual(['up', 'up', 'up']);
     // Traffic and facts are drawn: the writes above show in the rate chart's legend.
     await expect
@@ -265,6 +271,72 @@ describe('web console (headless chromium)', () => {
     await expect.poll(shown, { timeout: 30_000, interval: 500 }).toBeNull();
     expect(errors).toEqual([]);
     await page.close();
+  }, 120_000);
+
+  it('shows what members refuse: a full disk on its row in every view and on its own page, a clock refusal on the node that refuses', async () => {
+    // kvstore-0 on a 48 MiB tmpfs of its own; writes refused below 8 MiB free.
+    const args = ['--min-free-disk-bytes', String(8 << 20), '--wal-segment-bytes', String(1 << 20)];
+    const fs = mountTmpfs(48 << 20);
+    const { nodes, peers } = await startCluster(3, args, [join(fs, 'data'), tempDir(), tempDir()]);
+    const [n0, n1, n2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const seen = await open(`${base(n1)}/`);
+    const own = await open(`${base(n0)}/`);
+    const refusing = (page: Page) =>
+      page.$eval('#refusing', (p) =>
+        (p as unknown as { hidden: boolean }).hidden ? null : p.textContent,
+      );
+    const rowOf = async (page: Page, name: string) =>
+      (await rows(page)).find((r) => r.name === name);
+    expect(await rowOf(seen.page, 'kvstore-0')).toMatchObject({ state: 'up' });
+    expect(await refusing(own.page)).toBeNull();
+
+    // Something fills kvstore-0's disk (4 MiB left): it refuses writes, serves reads. Before, both
+    // pages showed it 'up' and said nothing.
+    const s = statfsSync(fs);
+    const filler = join(fs, 'filler');
+    writeFileSync(filler, Buffer.alloc(s.bavail * s.bsize - (4 << 20)));
+    await expect
+      .poll(() => rowOf(seen.page, 'kvstore-0'), { timeout: 30_000, interval: 200 })
+      .toMatchObject({ state: 'up, storage not writable', stateClass: 'state state-refusing' });
+    expect(await seen.page.$eval('#summary', (p) => p.textContent)).toMatch(
+      /^3\/3 members up \(1 refusing\) · /,
+    );
+    await expect
+      .poll(() => refusing(own.page), { timeout: 15_000 })
+      .toMatch(
+        /^This node's storage refuses writes: disk full \(.*\); it serves reads and coordinates writes/,
+      );
+    expect(await rowOf(own.page, 'kvstore-0')).toMatchObject({ state: 'up, storage not writable' });
+
+    // Room again: both say nothing more of it.
+    unlinkSync(filler);
+    await expect
+      .poll(() => rowOf(seen.page, 'kvstore-0'), { timeout: 30_000, interval: 200 })
+      .toMatchObject({ state: 'up', stateClass: 'state state-up' });
+    await expect.poll(() => refusing(own.page), { timeout: 15_000 }).toBeNull();
+
+    // kvstore-2 restarts while the others do not answer (paused): it refuses writes for its
+    // clock until one compares clocks with it, and its page says so, row and line.
+    await n2.proc.stop('SIGKILL');
+    for (const n of [n0, n1]) n.proc.child.kill('SIGSTOP');
+    defer(() => {
+      for (const n of [n0, n1]) n.proc.child.kill('SIGCONT');
+    });
+    await restart(n2, ['--peers', peers, ...args, '--probe-failures', '1000']);
+    const clock = await open(`${base(n2)}/`);
+    expect(await refusing(clock.page)).toMatch(
+      /^This node refuses writes: clock: no peer has answered .*; it is not ready \(\/readyz 503\)/,
+    );
+    expect(await rowOf(clock.page, 'kvstore-2')).toMatchObject({
+      state: 'up, refusing writes (clock)',
+      stateClass: 'state state-refusing',
+    });
+    for (const n of [n0, n1]) n.proc.child.kill('SIGCONT');
+    await expect.poll(() => refusing(clock.page), { timeout: 30_000 }).toBeNull();
+    for (const p of [seen, own, clock]) {
+      expect(p.errors).toEqual([]);
+      await p.page.close();
+    }
   }, 120_000);
 
   it('asks for the cluster secret, and no page elsewhere can drive an admin action', async () => {

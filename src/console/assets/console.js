@@ -180,16 +180,27 @@ function drawRing(rings, color) {
   );
 }
 
-function stateCell(state, storageStalled) {
-  // A stalled disk: still a member and up, but down for data (docs/storage.md): shown as down.
-  if (storageStalled === true) {
-    return el('td', { class: 'state state-down' }, `${state}, disk stalled`);
-  }
-  return el(
-    'td',
-    { class: `state state-${['up', 'down', 'unknown'].includes(state) ? state : 'unknown'}` },
-    state,
-  );
+/**
+ * What a member's last hello said it refuses (this node's own row: now), as `kvctl status` says
+ * it: a stalled disk (docs/storage.md), writes for its clock (docs/observability.md, Readiness),
+ * replicas of writes for a full disk (docs/storage.md).
+ */
+function refusals(m) {
+  return [
+    m.storageStalled === true ? 'disk stalled' : null,
+    m.clockRefusing === true ? 'refusing writes (clock)' : null,
+    m.storageNotWritable === true ? 'storage not writable' : null,
+  ].filter((n) => n !== null);
+}
+
+function stateCell(m) {
+  const notes = refusals(m);
+  const known = ['up', 'down', 'unknown'].includes(m.state) ? m.state : 'unknown';
+  // A stalled disk: still a member and up, but down for data: shown as down. A member that
+  // refuses writes serves reads: shown apart from both.
+  const cls =
+    m.storageStalled === true ? 'down' : notes.length > 0 && known === 'up' ? 'refusing' : known;
+  return el('td', { class: `state state-${cls}` }, [m.state, ...notes].join(', '));
 }
 
 function drawMembers(cluster, now) {
@@ -200,7 +211,7 @@ function drawMembers(cluster, now) {
       : 'never';
     tr.append(
       el('td', { class: 'name' }, m.name + (m.name === cluster.node ? ' (this node)' : '')),
-      stateCell(m.state, m.storageStalled),
+      stateCell(m),
       el('td', { class: 'phase' }, m.phase ?? ''),
       el('td', { class: 'address' }, m.address),
       el('td', { class: 'num keys' }, m.keys ?? '?'),
@@ -389,14 +400,40 @@ function drawMemberLists(cluster) {
       : `Member lists differ: ${differ.map(([n, l]) => `${n} lists ${l.join(',')}`).join('; ')}; this node lists ${cluster.members.map((m) => m.name).join(',')}. They route by other rings and the cluster is never at rest (no tombstone collection, no anti-entropy): give every member the same --peers (or --discovery name).`;
 }
 
+/**
+ * What this node refuses now (CLUSTER's `refusing`: its clients' commands; `notWritable`: the
+ * replicas of writes, a full disk), one sentence each, as `kvctl status` says it.
+ */
+function drawRefusing(cluster) {
+  const lines = [];
+  const r = cluster.refusing;
+  if (r) {
+    const what = r.commands === 'all' ? 'every command' : 'writes';
+    const ready = r.ready
+      ? 'it stays ready (/readyz 200, degraded): no other member answers that could take its clients.'
+      : 'it is not ready (/readyz 503): its clients go to other nodes.';
+    lines.push(`This node refuses ${what}: ${r.reason}; ${ready}`);
+  }
+  if (cluster.notWritable) {
+    lines.push(
+      `This node's storage refuses writes: ${cluster.notWritable}; it serves reads and coordinates writes, which the other replicas store.`,
+    );
+  }
+  const p = $('refusing');
+  p.hidden = lines.length === 0;
+  p.textContent = lines.join(' ');
+}
+
 function draw(v) {
   const color = colorOf(v.cluster.members.map((m) => m.name));
   document.title = `kvstore ${v.facts.name}`;
   $('node-name').textContent = v.facts.name;
   const up = v.cluster.members.filter((m) => m.state === 'up').length;
+  const refusing = v.cluster.members.filter((m) => refusals(m).length > 0).length;
   $('summary').textContent =
-    `${up}/${v.cluster.members.length} members up · ring ${v.rings.moving ? 'moving' : 'settled'} (epoch ${v.cluster.ring.epoch}) · status ${v.cluster.status} · hints held here ${v.cluster.hints}`;
+    `${up}/${v.cluster.members.length} members up${refusing > 0 ? ` (${refusing} refusing)` : ''} · ring ${v.rings.moving ? 'moving' : 'settled'} (epoch ${v.cluster.ring.epoch}) · status ${v.cluster.status} · hints held here ${v.cluster.hints}`;
   drawRing(v.rings, color);
+  drawRefusing(v.cluster);
   drawMemberLists(v.cluster);
   drawMembers(v.cluster, Date.parse(v.time));
   drawTransfers(v.cluster);
