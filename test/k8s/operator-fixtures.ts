@@ -32,6 +32,16 @@ interface StandInNode {
   sent: number;
 }
 
+/** What a stand-in node reports besides its defaults: members down, data moving, refusals. */
+interface ViewExtra {
+  down?: string[];
+  moving?: boolean;
+  /** GET /admin/cluster's `refusing` (its clients' commands: its clock, a stalled disk). */
+  refusing?: { commands: 'all' | 'writes'; reason: string; ready: boolean };
+  /** GET /admin/cluster's `notWritable` (a full disk). */
+  notWritable?: string;
+}
+
 /**
  * Stands in for the kvstore nodes' admin API: kwok pods are fake, no container runs, so nothing
  * would answer on their HTTP port. The operator is pointed here with --pod-url-template
@@ -51,13 +61,7 @@ export class StandIn {
    * Per-request override of what a node reports (may look the pod up in the API); `httpPort` is
    * the port the operator called the pod at. Throwing makes the pod unreachable.
    */
-  viewHook:
-    | ((
-        ns: string,
-        pod: string,
-        httpPort: number,
-      ) => Promise<{ down?: string[]; moving?: boolean }>)
-    | null = null;
+  viewHook: ((ns: string, pod: string, httpPort: number) => Promise<ViewExtra>) | null = null;
   readonly #nodes = new Map<string, StandInNode>();
   #server: Server | null = null;
   port = 0;
@@ -110,7 +114,7 @@ export class StandIn {
     path: string,
     ns: string,
     pod: string,
-    extra: { down?: string[]; moving?: boolean },
+    extra: ViewExtra,
   ): { status: number; body: unknown } {
     const n = this.node(ns, pod);
     const transfer =
@@ -144,7 +148,12 @@ export class StandIn {
         ...down.map((name) => ({ name, state: 'down' })),
       ];
       const moving = this.moving || extra.moving === true;
-      return { status: 200, body: { node: pod, status: n.status, ring: { moving }, members } };
+      const refusals = {
+        ...(extra.refusing ? { refusing: extra.refusing } : {}),
+        ...(extra.notWritable ? { notWritable: extra.notWritable } : {}),
+      };
+      const body = { node: pod, status: n.status, ring: { moving }, members, ...refusals };
+      return { status: 200, body };
     }
     return { status: 404, body: { error: 'not found' } };
   }

@@ -1094,6 +1094,43 @@ spec:
     expect(await secretValue()).toBe(secretBefore);
   });
 
+  it('an upgrade holds while a Ready pod refuses writes, saying which and why, and goes on once it takes them', async () => {
+    await kvReady(3);
+    const to = (await kvc('kv'))?.spec.image === 'kvstore:3' ? 'kvstore:4' : 'kvstore:3';
+    const partition = async () =>
+      (await sts('kv'))?.spec.updateStrategy.rollingUpdate.partition as number;
+    const condition = async (type: string) =>
+      (await kvc('kv'))?.status?.conditions?.find((c) => c.type === type);
+    // kv-0's disk is full: Ready (it serves reads, coordinates writes) and up in every view, but
+    // it stores no write. Replacing kv-2 would leave kv-1 the only replica that stores the writes
+    // of keys the three hold (W=2). Before, the gate let it: kv-0 was Ready and up.
+    const full = 'disk full (1048576 bytes free in /data, below --min-free-disk-bytes 67108864)';
+    let refusing = true;
+    standIn.viewHook = async (_ns, pod) =>
+      refusing && pod === 'kv-0' ? { notWritable: full } : {};
+    const said = `kv-0 refuses writes: storage not writable: ${full}`;
+    await waitUntil('Degraded: MembersRefusing', async () => {
+      const d = await condition('Degraded');
+      return d?.status === 'True' && d.reason === 'MembersRefusing' && d.message === said;
+    });
+    await setImage('kv', to);
+    await waitUntil('the rollout holds at kv-2', async () =>
+      (await condition('Progressing'))?.message.includes(`waiting: cluster not healthy: ${said}`),
+    );
+    await new Promise((r) => setTimeout(r, 2000)); // a window for a wrong step, not a wait for a state
+    expect(await partition()).toBe(3);
+    expect((await kvc('kv'))?.status?.phase).toBe('Upgrading');
+    expect((await eventField('kv', 'RolloutHeld', 'type'))[0]).toBe('Warning');
+    expect(await eventMessages('kv', 'RolloutHeld')).toEqual([
+      expect.stringMatching(/^the rollout holds at partition 3: kv-0 refuses work while running /),
+    ]);
+    // Room again on kv-0: the rollout goes on by itself to the end.
+    refusing = false;
+    await waitUntil('partition 0', async () => (await partition()) === 0, 60_000);
+    const done = await phase('kv', 'Available', 60_000);
+    expect(done.status?.conditions?.find((c) => c.type === 'Degraded')?.reason).toBe('AsExpected');
+  });
+
   it('a settings change gets a ConfigMap of its own: a pod restarted on the old revision starts with the old settings', async () => {
     await kvReady(3);
     const partition = async () =>
