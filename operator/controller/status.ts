@@ -17,7 +17,7 @@ import type { ControllerContext } from './context.ts';
 import { canonicalJson } from './names.ts';
 import { type Observed, type PodView, unmadeCauses } from './observe.ts';
 import { progressText, rebalanceProgress, transferFields, waitsText } from './progress.ts';
-import type { Health, RolloutPlan } from './rollout.ts';
+import { type Health, type RolloutPlan, storesNoWrites } from './rollout.ts';
 import type { ScalePlan } from './scale.ts';
 
 /**
@@ -93,12 +93,32 @@ export function unreadyTolerance(spec: KVClusterSpec, members: number): number {
   return Math.max(0, rf - Math.max(Math.min(spec.readQuorum, rf), Math.min(spec.writeQuorum, rf)));
 }
 
+/**
+ * A Ready pod whose node stores no write: its storage refuses them (a full disk: Ready, since it
+ * serves reads) or it refuses every command (a stalled disk, before its probe fails).
+ */
+function storesNothing(s: StatusInput, pod: string): boolean {
+  const n = s.observed.nodes.get(pod);
+  return (
+    storesNoWrites(s.observed.nodes, pod) ||
+    (n?.reachable && n.view.refusing?.commands === 'all') === true
+  );
+}
+
+/**
+ * Whether reads and writes reach their quorums: no more pods unready, or Ready but storing no
+ * write, than the quorums tolerate. Before 2026-12-07 a pod whose disk was full counted as
+ * available: with it and one unready pod of three, writes of W=2 failed while this said True.
+ */
 function available(s: StatusInput): Cond {
   const pods = s.observed.pods.filter((p) => !p.terminating);
-  const ready = pods.filter((p) => p.ready).length;
+  const ready = pods.filter((p) => p.ready);
+  const idle = ready.filter((p) => storesNothing(s, p.name)).map((p) => p.name);
   const tolerance = unreadyTolerance(s.spec, pods.length);
-  const ok = ready > 0 && pods.length - ready <= tolerance;
-  const message = `${ready}/${pods.length} pods ready; quorums hold with up to ${tolerance} unready`;
+  const out = pods.length - ready.length + idle.length;
+  const ok = ready.length > idle.length && out <= tolerance;
+  const storing = idle.length ? `, ${idle.join(', ')} storing no writes (counted unready)` : '';
+  const message = `${ready.length}/${pods.length} pods ready${storing}; quorums hold with up to ${tolerance} unready`;
   return cond('Available', ok, ok ? 'QuorumAvailable' : 'QuorumUnavailable', message);
 }
 

@@ -990,6 +990,26 @@ describe('buildStatus', () => {
     expect(later.conditions).toEqual(first.conditions);
   });
 
+  it('counts a Ready pod that stores no writes (a full disk) as unready for the quorums', () => {
+    const full0 = refusing(healthyNodes(3), 'kv-0', { notWritable: FULL });
+    const one = buildStatus(
+      input({ observed: { sts: sts(3, 0), pods: [pod(0), pod(1), pod(2)], nodes: full0 } }),
+    );
+    expect(one.conditions?.find((x) => x.type === 'Available')).toMatchObject({
+      status: 'True',
+      message:
+        '3/3 pods ready, kv-0 storing no writes (counted unready); quorums hold with up to 1 unready',
+    });
+    // kv-2 unready besides: keys on all three have kv-1 alone to store their writes (W=2).
+    // Before, 2/3 ready was Available.
+    const pods = [pod(0), pod(1), pod(2, { ready: false })];
+    const two = buildStatus(input({ observed: { sts: sts(3, 0), pods, nodes: full0 } }));
+    expect(two.conditions?.find((x) => x.type === 'Available')).toMatchObject({
+      status: 'False',
+      reason: 'QuorumUnavailable',
+    });
+  });
+
   it('tolerates as many unready pods as the quorums allow', () => {
     expect(unreadyTolerance(c.spec, 3)).toBe(1);
     expect(unreadyTolerance(c.spec, 1)).toBe(0);
