@@ -51,6 +51,7 @@ export {
   type Health,
   planRollout,
   type RolloutPlan,
+  readyRefusers,
   rolloutHeldMessage,
   safeToTakeDown,
 } from './rollout.ts';

@@ -14,8 +14,8 @@ import { type Observed, observe, unmadeCauses } from './observe.ts';
 import { ensurePdb } from './pdb.ts';
 import { type ClusterPlan, currentReplicas, planCluster } from './plan.ts';
 import { ensureRecommission, planRecommission } from './recommission.ts';
-import { ensureResizeRestart } from './resize-restart.ts';
-import { clusterHealth, rolloutHeldMessage } from './rollout.ts';
+import { ensureResizeRestart, planResizeRestart } from './resize-restart.ts';
+import { clusterHealth, readyRefusers, rolloutHeldMessage } from './rollout.ts';
 import { ensureDecommission, observeLeaving } from './scale.ts';
 import { ensureServiceMonitor } from './servicemonitor.ts';
 import { ensureServices } from './services.ts';
@@ -140,10 +140,7 @@ async function ensureOwned(
       observed.pods,
     );
   }
-  await ensurePdb(ctx, c);
-  const held = rolloutHeldMessage(plan.rollout, plan.health);
-  if (held) await ctx.events.record(c, 'Warning', 'RolloutHeld', held);
-  const fileSystemResize = await ensureResizeRestart(ctx, c, {
+  const resizeInput = {
     pending: volumes.fileSystemPending,
     pods: observed.pods,
     expected: Array.from({ length: observed.sts?.spec?.replicas ?? 0 }, (_, i) =>
@@ -151,7 +148,19 @@ async function ensureOwned(
     ),
     nodes: observed.nodes,
     settled: settled && !volumes.recreating && observed.sts !== null,
-  });
+  };
+  // The budget counts Ready pods that refuse work as down, except the one restarted next for
+  // its file system (evicted through this budget: it stores no writes, safeToTakeDown).
+  const restarting = planResizeRestart(resizeInput);
+  const next = restarting.kind === 'restart' ? restarting.pod : null;
+  await ensurePdb(
+    ctx,
+    c,
+    readyRefusers(observed.pods, observed.nodes).filter((p) => p !== next),
+  );
+  const held = rolloutHeldMessage(plan.rollout, plan.health);
+  if (held) await ctx.events.record(c, 'Warning', 'RolloutHeld', held);
+  const fileSystemResize = await ensureResizeRestart(ctx, c, resizeInput);
   if (await ensureServiceMonitor(ctx, c)) await warnOnce(ctx, c, 'ServiceMonitorUnavailable');
   const scale = await ensureDecommission(ctx, c, plan.scale, observed.pods);
   await ensureRecommission(

@@ -95,6 +95,23 @@ export function clusterHealth(
   return { healthy, rebalancing, problems, refusals, refusers: [...refusers] };
 }
 
+/**
+ * The Ready pods whose node says it refuses work now (its clients' commands, or replicas of
+ * writes): Ready, so a PodDisruptionBudget counts them as up (pdb.ts lowers it by them).
+ */
+export function readyRefusers(
+  pods: readonly PodView[],
+  nodes: ReadonlyMap<string, NodeView>,
+): string[] {
+  return pods
+    .filter((p) => p.ready && !p.terminating)
+    .filter((p) => {
+      const n = nodes.get(p.name);
+      return n?.reachable === true && (Boolean(n.view.refusing) || Boolean(n.view.notWritable));
+    })
+    .map((p) => p.name);
+}
+
 /** The pod's node says its storage refuses writes (a full disk): it stores no replica of a write. */
 export function storesNoWrites(nodes: ReadonlyMap<string, NodeView>, pod: string): boolean {
   const n = nodes.get(pod);

@@ -1094,7 +1094,7 @@ spec:
     expect(await secretValue()).toBe(secretBefore);
   });
 
-  it('an upgrade holds while a Ready pod refuses writes, saying which and why, and goes on once it takes them', async () => {
+  it('an upgrade holds while a Ready pod refuses writes, saying which and why, the budget counts it down, and both go on once it takes writes', async () => {
     await kvReady(3);
     const to = (await kvc('kv'))?.spec.image === 'kvstore:3' ? 'kvstore:4' : 'kvstore:3';
     const partition = async () =>
@@ -1113,6 +1113,10 @@ spec:
       const d = await condition('Degraded');
       return d?.status === 'True' && d.reason === 'MembersRefusing' && d.message === said;
     });
+    // The budget counts kv-0 down: a drain may evict no other pod meanwhile (before, one).
+    const budget = async () =>
+      (await getJson(k(), ['pdb', 'kv', '-n', NS]))?.spec.maxUnavailable as number;
+    await waitUntil('the budget allows no disruption', async () => (await budget()) === 0);
     await setImage('kv', to);
     await waitUntil('the rollout holds at kv-2', async () =>
       (await condition('Progressing'))?.message.includes(`waiting: cluster not healthy: ${said}`),
@@ -1129,6 +1133,7 @@ spec:
     await waitUntil('partition 0', async () => (await partition()) === 0, 60_000);
     const done = await phase('kv', 'Available', 60_000);
     expect(done.status?.conditions?.find((c) => c.type === 'Degraded')?.reason).toBe('AsExpected');
+    expect(await budget()).toBe(1);
   });
 
   it('a settings change gets a ConfigMap of its own: a pod restarted on the old revision starts with the old settings', async () => {

@@ -278,6 +278,12 @@ describe('Services, ConfigMap, PDB, ServiceMonitor', () => {
         matchLabels: { 'app.kubernetes.io/name': 'kvstore', 'app.kubernetes.io/instance': 'kv' },
       },
     });
+    // Ready pods whose nodes refuse work count as down: a drain may take no other pod while
+    // kv-0 refuses writes (before, the budget allowed one more, whatever kv-0 refused).
+    expect(buildPdb(c, ['kv-0']).spec?.maxUnavailable).toBe(0);
+    const two = cluster({ replicas: 5, podDisruptionBudget: { maxUnavailable: 2 } });
+    expect(buildPdb(two, ['kv-0']).spec?.maxUnavailable).toBe(1);
+    expect(buildPdb(two, ['kv-0', 'kv-1', 'kv-2']).spec?.maxUnavailable).toBe(0);
     const sm = buildServiceMonitor(
       cluster({ metrics: { serviceMonitor: { enabled: true, labels: { release: 'prom' } } } }),
     );

@@ -21,6 +21,7 @@ import {
   planRollout,
   planScale,
   podView,
+  readyRefusers,
   rolloutHeldMessage,
   STARTUP_GRACE_MS,
   templateSize,
@@ -284,6 +285,15 @@ describe('clusterHealth of members that run and refuse work', () => {
     });
     // Left out, a pod's refusals are not counted (the pod a step would replace).
     expect(clusterHealth(pods, nodes, 'kv-1').problems).toEqual([lines[0]]);
+  });
+
+  it('lists the Ready pods whose nodes refuse work (the budget counts them down)', () => {
+    const nodes = refusing(refusing(healthyNodes(3), 'kv-1', { clock: CLOCK }), 'kv-2', {
+      notWritable: FULL,
+    });
+    expect(readyRefusers(pods, nodes)).toEqual(['kv-1', 'kv-2']);
+    // Not Ready any more: the budget counts it down by itself.
+    expect(readyRefusers([pod(0), pod(1, { ready: false }), pod(2)], nodes)).toEqual(['kv-2']);
   });
 
   it("takes a member's refusals from its peers' views while it does not answer", () => {
