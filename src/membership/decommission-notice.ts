@@ -41,6 +41,8 @@ export interface NoticeOptions {
   readonly why: string;
   /** Default NOTICE_WAIT_MS. */
   readonly waitMs?: number;
+  /** The pause before an unreachable member is tried again; default RETRY_MS. */
+  readonly retryMs?: number;
   readonly logger: Logger;
 }
 
@@ -48,7 +50,7 @@ export interface NoticeOptions {
  * Tells every other member that this node is decommissioned, all at once, and resolves when each
  * acknowledged or refused, or after `waitMs`, whichever is first; never rejects. A notice that
  * could not reach its member (KV_ERR_PEER_UNAVAILABLE: no connection, or one in its backoff) is
- * sent again every RETRY_MS until then. A member of an older version answers
+ * sent again every `retryMs` (RETRY_MS) until then. A member of an older version answers
  * KV_ERR_UNKNOWN_COMMAND (its probes see the status as before): not sent again. Logs `told the
  * members this node is decommissioned` with the members that did not acknowledge, and why.
  */
@@ -57,6 +59,7 @@ export async function tellDecommissioned(o: NoticeOptions): Promise<void> {
   if (others.length === 0) return;
   const started = performance.now();
   const deadline = started + (o.waitMs ?? NOTICE_WAIT_MS);
+  const retryMs = o.retryMs ?? RETRY_MS;
   const unacknowledged = new Set(others.map((m) => m.name));
   const failed = new Map<string, string>();
   const abort = new AbortController();
@@ -70,8 +73,8 @@ export async function tellDecommissioned(o: NoticeOptions): Promise<void> {
       } catch (err) {
         failed.set(m.name, err instanceof Error ? err.message : String(err));
         const again = err instanceof KvError && err.code === 'KV_ERR_PEER_UNAVAILABLE';
-        if (!again || performance.now() + RETRY_MS >= deadline) return;
-        await sleep(RETRY_MS, undefined, { signal: abort.signal }).catch(() => {});
+        if (!again || performance.now() + retryMs >= deadline) return;
+        await sleep(retryMs, undefined, { signal: abort.signal }).catch(() => {});
         if (abort.signal.aborted) return;
       }
     }
