@@ -422,6 +422,16 @@ export class ChaosCluster {
     return links;
   }
 
+  /**
+   * Drops the traffic from every member of `from` to every member of `to`, one way: the other
+   * way, clients and DNS still get through. Returns the links cut, for heal().
+   */
+  async cutOneWay(from: readonly Slot[], to: readonly Slot[]): Promise<Link[]> {
+    const links = from.flatMap((x) => to.map((y): Link => [x.host.name, y.host.name]));
+    await this.#cuts.cut(links);
+    return links;
+  }
+
   /** Gives back the links one split took, except those another split still holds. */
   async heal(links: readonly Link[]): Promise<void> {
     await this.#cuts.heal(links);

@@ -80,6 +80,7 @@ async function main(spec: ControllerSpec): Promise<number> {
         restartFaulted: o.restartFaulted,
         newAddresses: o.newAddresses,
         partialSplits: o.partialSplits,
+        oneWayLinks: o.oneWayLinks,
       },
       () => history.now(),
     );

@@ -35,10 +35,17 @@ const NEW_ADDRESS = { 'new-address': 2 } as const;
  * between two hosts makes (reachability that is not transitive).
  */
 const PARTIAL_SPLIT = { 'partial-split': 2 } as const;
+/**
+ * With `oneWayLinks`: one direction of a member's links to one, two or all other members lost,
+ * the other delivered (an asymmetric route, a NIC whose transmit queue hangs, a firewall rule on
+ * one side): requests reach a peer that acts on them while its answers are lost, or the reverse.
+ */
+const ONE_WAY = { 'one-way': 2 } as const;
 type Fault =
   | keyof typeof WITH_LOST_VOLUMES
   | keyof typeof NEW_ADDRESS
   | keyof typeof PARTIAL_SPLIT
+  | keyof typeof ONE_WAY
   | keyof typeof SLOW_LINK
   | keyof typeof CLOCK_JUMP
   | keyof typeof DISK_FULL
@@ -83,6 +90,7 @@ const HOLD: Record<Fault, [number, number]> = {
   // Out of DNS: from the old pod's deletion to the new pod's IP (its start comes after).
   'new-address': [0.3, 5],
   'partial-split': [1, 7],
+  'one-way': [1, 7],
 };
 /**
  * With `powerLoss`: the share of decommissions whose member loses power while it hands off (its
@@ -153,6 +161,7 @@ export class Nemesis {
       restartFaulted?: boolean;
       newAddresses?: boolean;
       partialSplits?: boolean;
+      oneWayLinks?: boolean;
     },
     now: () => number,
   ) {
@@ -174,6 +183,7 @@ export class Nemesis {
       ...(opts.diskErrors ? DISK_ERRORS : {}),
       ...(opts.newAddresses ? NEW_ADDRESS : {}),
       ...(opts.partialSplits ? PARTIAL_SPLIT : {}),
+      ...(opts.oneWayLinks ? ONE_WAY : {}),
     };
     this.#everyFaultFirst = opts.everyFaultFirst ?? false;
     if (this.#everyFaultFirst) {
@@ -291,6 +301,8 @@ export class Nemesis {
           break;
         case 'partial-split':
           return await this.#partialSplit(victim, holdMs);
+        case 'one-way':
+          return await this.#oneWay(victim, holdMs);
         case 'slow-link': {
           const rate = this.#rng.pick([...SLOW_RATES_KBIT]);
           const loss = this.#rng.pick([...SLOW_LOSS_PCT]);
@@ -532,6 +544,38 @@ export class Nemesis {
       await sleep(holdMs);
       await this.#cluster.heal(cut);
       this.#record('heal-partial', victim.host.name, `reaches ${names} again`);
+      return true;
+    } finally {
+      for (const s of far) this.#busy.delete(s);
+    }
+  }
+
+  /**
+   * Loses the packets one way between the victim and one, two or all of the other members not
+   * faulted yet (claimed meanwhile, as a partial split's): the victim's to them, or theirs to
+   * it, while the other direction, clients and DNS go on. False when no other member is free.
+   */
+  async #oneWay(victim: Slot, holdMs: number): Promise<boolean> {
+    const others = this.#free().filter((s) => s !== victim);
+    if (others.length === 0) return false;
+    const n = this.#rng.pick([1, 2, others.length]);
+    const far: Slot[] = [];
+    while (far.length < n) far.push(this.#rng.pick(others.filter((s) => !far.includes(s))));
+    const outbound = this.#rng.next() < 0.5;
+    for (const s of far) this.#busy.add(s);
+    try {
+      const cut = outbound
+        ? await this.#cluster.cutOneWay([victim], far)
+        : await this.#cluster.cutOneWay(far, [victim]);
+      const names = far.map((s) => s.host.name).join(',');
+      const name = victim.host.name;
+      const what = outbound ? `${name}'s packets to ${names}` : `packets from ${names} to ${name}`;
+      const back = outbound ? 'theirs to it' : 'its to them';
+      const hold = `${(holdMs / 1000).toFixed(1)} s`;
+      this.#record('one-way', name, `${what} lost, ${back} delivered, for ${hold}`);
+      await sleep(holdMs);
+      await this.#cluster.heal(cut);
+      this.#record('heal-one-way', name, `${what} delivered again`);
       return true;
     } finally {
       for (const s of far) this.#busy.delete(s);

@@ -88,6 +88,12 @@ export interface ChaosOptions {
    */
   readonly partialSplits: boolean;
   /**
+   * Adds the fault `one-way`: one direction of a member's links to one, two or all other members
+   * lost for 1 to 7 s, the other delivered (an asymmetric route): a peer gets requests and acts
+   * on them while its answers are lost, or the reverse; every other cut loses both ways.
+   */
+  readonly oneWayLinks: boolean;
+  /**
    * A third of the PUTs are `SETEX key <1..3 s> value`: values that expire while the faults go
    * on, checked against their expiry (a value read after it passed is `expired`; an absence after
    * it may be).
@@ -118,6 +124,7 @@ export const DEFAULT_OPTIONS: ChaosOptions = {
   restartFaulted: false,
   newAddresses: false,
   partialSplits: false,
+  oneWayLinks: false,
   expiringWrites: false,
 };
 
@@ -166,6 +173,8 @@ const USAGE = `Usage: npm run chaos -- [options]
   --partial-splits        add the fault partial-split: a member cut off from one or two other
                           members only, for 1 to 7 s, still reaching the rest (and clients and
                           DNS): members disagree on who is up
+  --one-way-links         add the fault one-way: a member's packets to one, two or all other
+                          members lost (or theirs to it) for 1 to 7 s, the other way delivered
   --expiring-writes       a third of the PUTs are SETEX with 1 to 3 s to live: values expire
                           under the faults, and none may be read once its expiry passed`;
 
@@ -204,6 +213,7 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
       | 'restartFaulted'
       | 'newAddresses'
       | 'partialSplits'
+      | 'oneWayLinks'
       | 'expiringWrites'
     > = {
       '--keep': 'keep',
@@ -218,6 +228,7 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
       '--restart-faulted': 'restartFaulted',
       '--new-addresses': 'newAddresses',
       '--partial-splits': 'partialSplits',
+      '--one-way-links': 'oneWayLinks',
       '--expiring-writes': 'expiringWrites',
     };
     const on = Object.hasOwn(flags, arg) ? flags[arg] : undefined;

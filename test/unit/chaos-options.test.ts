@@ -20,6 +20,8 @@ describe('chaos options', () => {
       expiringWrites: true,
     });
     expect([DEFAULT_OPTIONS.partialSplits, DEFAULT_OPTIONS.expiringWrites]).toEqual([false, false]);
+    expect(parseOptions(['--one-way-links'])).toMatchObject({ oneWayLinks: true });
+    expect(DEFAULT_OPTIONS.oneWayLinks).toBe(false);
     expect(parseOptions(['--help'])).toBe('help');
   });
 
