@@ -558,7 +558,8 @@ export class Nemesis {
   async #oneWay(victim: Slot, holdMs: number): Promise<boolean> {
     const others = this.#free().filter((s) => s !== victim);
     if (others.length === 0) return false;
-    const n = this.#rng.pick([1, 2, others.length]);
+    // One, two or all of them; two when there is only one: that one (seed 32006 drew 2 of 1).
+    const n = Math.min(this.#rng.pick([1, 2, others.length]), others.length);
     const far: Slot[] = [];
     while (far.length < n) far.push(this.#rng.pick(others.filter((s) => !far.includes(s))));
     const outbound = this.#rng.next() < 0.5;
