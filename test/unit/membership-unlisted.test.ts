@@ -31,7 +31,7 @@ const at = (name: string, i: number): MemberAddress => ({
  * `holding`: the members n0's settled ring counts as holding data (absent: every member).
  */
 function membershipOf(self: MemberAddress, unlistedGraceMs: number, holding?: Set<string>) {
-  const source = { listed: [] as MemberAddress[], failing: false };
+  const source = { listed: [] as MemberAddress[], failing: false, unnamed: 0 };
   const running = new Map<string, HelloReply | Promise<HelloReply>>();
   const peerSource: PeerSource = {
     description: 'test',
@@ -39,6 +39,7 @@ function membershipOf(self: MemberAddress, unlistedGraceMs: number, holding?: Se
       if (source.failing) throw new Error('queryA ESERVFAIL');
       return [...source.listed];
     },
+    unnamed: () => source.unnamed,
   };
   const log = captureLog();
   const registry = new Registry();
@@ -328,6 +329,56 @@ describe('a member the source stops listing', () => {
       ['n1', 'not listed, and the settled ring counts no data on it'],
     ]);
     expect(gone).toEqual(['127.0.0.2:7946']);
+  });
+});
+
+describe('a member the settled ring counts no data on, unlisted while an address is unnamed', () => {
+  it('stays while the source lists an address this node cannot name yet: it may be there', async () => {
+    // Chaos seed 32001: n2 moved to a new address and came back there on an empty directory; a
+    // member that saw its new incarnation recorded it lost, and n0 adopted that record before it
+    // could name the new address (n2 was down there a while): n0 took n2 out of its ring and
+    // streamed its share away, and back 0.2 s later when the address said who it was.
+    const self = at('n0', 1);
+    const holding = new Set(['n0', 'n1', 'n2']);
+    const { membership, running, source, said, step } = membershipOf(self, 60_000, holding);
+    running.set('127.0.0.2', hello('n1'));
+    running.set('127.0.0.3', hello('n2'));
+    await step([self, at('n1', 2), at('n2', 3)]);
+    running.delete('127.0.0.3');
+    source.unnamed = 1; // n2's new address, which answers nothing yet
+    await step([self, at('n1', 2)]);
+    holding.delete('n2'); // the record n0 adopts: n2 lost (back empty)
+    await step([self, at('n1', 2)], 2);
+    expect(membership.names()).toEqual(['n0', 'n1', 'n2']);
+    expect(said('member left')).toEqual([]);
+    // The address says who it is: n2, moved, the same member.
+    running.set('127.0.0.9', hello('n2'));
+    source.unnamed = 0;
+    await step([self, at('n1', 2), at('n2', 9)]);
+    expect(membership.names()).toEqual(['n0', 'n1', 'n2']);
+    expect(said('member moved').map((r) => r.member)).toEqual(['n2']);
+    expect(said('member left')).toEqual([]);
+  });
+
+  it('leaves once every listed address is named and none is it', async () => {
+    const self = at('n0', 1);
+    const holding = new Set(['n0', 'n1']);
+    const { membership, running, source, said, step } = membershipOf(self, 60_000, holding);
+    running.set('127.0.0.2', hello('n1'));
+    running.set('127.0.0.3', hello('n2'));
+    await step([self, at('n1', 2), at('n2', 3)]);
+    running.clear();
+    source.unnamed = 1;
+    await step([self, at('n1', 2)]);
+    expect(membership.names()).toEqual(['n0', 'n1', 'n2']);
+    // The unnamed address was another member (n3, a join): n2 is nowhere, and holds nothing.
+    running.set('127.0.0.4', hello('n3'));
+    source.unnamed = 0;
+    await step([self, at('n1', 2), at('n3', 4)]);
+    expect(membership.names()).toEqual(['n0', 'n1', 'n3']);
+    expect(said('member left').map((r) => [r.member, r.reason])).toEqual([
+      ['n2', 'not listed, and the settled ring counts no data on it'],
+    ]);
   });
 });
 
