@@ -67,7 +67,9 @@ export interface ClockRefusal {
  * stepping it, a VM resumed with a stale clock, someone running `date -s`). A step is seen at
  * once, on every write, as a change of the wall clock against the monotonic clock (which steps
  * never move) by more than half the bound: from then on the node refuses writes until probes
- * sent after the step find it in agreement with its peers (or it has no peer). Without it, a
+ * sent after the step find it in agreement with its peers (or it has no peer): half the answers
+ * put it within the bound at the far end of their round trips, as after a start and once found off
+ * (#within; not provably off is not agreement when round trips are long). Without it, a
  * node wrote under a stepped clock until the next probes: stepped ahead, its peers refused its
  * versions, it answered `ERR UNAVAILABLE`, and those writes, kept on itself and in hints, won
  * over the writes acknowledged after them once they spread (chaos `--clock-jumps`); stepped back,
@@ -91,6 +93,11 @@ export class ClockCheck {
   #unchecked = true;
   /** Whether probes went unanswered while #unchecked (logged, and so is the end of it). */
   #uncheckedSeen = false;
+  /**
+   * The last probes answered, but their round trips were too long to show this clock within the
+   * bound of most peers', while that takes proof (after a step, since the start, once found off).
+   */
+  #unsure = false;
 
   constructor(o: ClockCheckOptions) {
     this.#o = o;
@@ -123,6 +130,19 @@ export class ClockCheck {
       }
       this.#refusal = refusal;
       this.#witnesses = off.length;
+    } else if (
+      (stepped !== null || this.#unchecked || this.#refusal !== null) &&
+      measured.length > 0 &&
+      !this.#within(measured) &&
+      this.#hasPeers()
+    ) {
+      // After a step, since the start, or once found off, agreement takes proof: half the answers
+      // must put this clock within the bound even at the far end of their round trips. Not
+      // provably beyond it is not enough when the round trips are long (a loaded node or
+      // network): chaos seed 32013 took a write 1 s ahead on offsets of -985 and -863 ms over
+      // round trips of 2 s, and the copy it kept won over a write acknowledged after it.
+      this.#unsure = true;
+      if (stepped !== null) this.#refusal = null; // the step since is the news: its reason says it
     } else if (stepped !== null && measured.length === 0 && this.#hasPeers()) {
       // No probe sent since the step has answered yet: still refusing.
     } else if (
@@ -139,11 +159,12 @@ export class ClockCheck {
           'no peer answered a probe since the start: refusing writes until one compares clocks',
         );
       }
-    } else if (this.#refusal !== null || stepped !== null || this.#uncheckedSeen) {
+    } else if (this.#refusal !== null || stepped !== null || this.#uncheckedSeen || this.#unsure) {
       this.#refusal = null;
       this.#stepped = null;
       this.#unchecked = false;
       this.#uncheckedSeen = false;
+      this.#unsure = false;
       this.#o.logger.info(
         { offsets, maxOffsetMs: max },
         'clock in sync with peers again: writes accepted',
@@ -151,6 +172,18 @@ export class ClockCheck {
     } else {
       this.#unchecked = false;
     }
+  }
+
+  /**
+   * Whether at least half of `measured` put this clock within the bound of theirs whatever the
+   * true offset within each measurement's error (half its round trip): the mirror of the refusal,
+   * which takes more than half provably off (a tie, one peer agreeing and one off, is no proof
+   * that this clock is the odd one).
+   */
+  #within(measured: readonly ClockOffset[]): boolean {
+    const max = this.#o.maxOffsetMs;
+    const within = measured.filter((m) => Math.abs(m.offsetMs) + m.errorMs <= max);
+    return within.length * 2 >= measured.length;
   }
 
   /** Whether this node has (or may have) another member to compare its clock with. */
@@ -196,6 +229,8 @@ export class ClockCheck {
     const lead = this.#o.leadMs?.() ?? 0;
     if (lead > max)
       return `this node made versions ${Math.round(lead)} ms ahead of its wall clock (which was ahead then and is back now); writes are refused until the wall clock is within ${max} ms (--max-clock-offset-ms) of them, as its peers would refuse the versions it made before`;
+    if (this.#unchecked && this.#unsure)
+      return `no probe since this node started has shown its clock within ${max} ms (--max-clock-offset-ms) of its peers' (their round trips were too long to tell); writes are refused until one does`;
     if (this.#unchecked)
       return `no peer has answered this node's probes since it started, so its clock is not known to be within ${max} ms (--max-clock-offset-ms) of theirs; writes are refused until one does`;
     return null;
