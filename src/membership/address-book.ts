@@ -22,15 +22,30 @@ export interface AddressBook {
  * node name). Saves are written in call order; a failed save is passed to `onError` and the
  * next save writes the whole map again.
  */
-export function stateAddressBook(store: StateStore, onError: (err: unknown) => void): AddressBook {
+export function stateAddressBook(
+  store: StateStore,
+  onError: (err: unknown) => void,
+): AddressBook & {
+  /**
+   * Waits for the saves asked so far; later ones are dropped. For a node that stops: a resolve
+   * still out when its member source stopped would otherwise save to a store closed meanwhile.
+   */
+  close(): Promise<void>;
+} {
   let last: Promise<void> = Promise.resolve();
+  let closed = false;
   return {
     load() {
       return new Map(Object.entries(readStateDoc(store, 'dns-names') ?? {}));
     },
     save(names) {
+      if (closed) return;
       const doc = Object.fromEntries([...names].sort(([a], [b]) => (a < b ? -1 : 1)));
       last = last.then(() => writeStateDoc(store, 'dns-names', doc)).catch(onError);
+    },
+    close() {
+      closed = true;
+      return last;
     },
   };
 }

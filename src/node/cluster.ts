@@ -346,11 +346,10 @@ export async function startCluster(
     };
   };
   // Before anything listens: a malformed --peers fails the start without a port left open.
-  const source = sourceOf(
-    config,
-    identify,
-    stateAddressBook(storage, (err) => log.warn({ err }, 'peer address names not saved')),
+  const addressBook = stateAddressBook(storage, (err) =>
+    log.warn({ err }, 'peer address names not saved'),
   );
+  const source = sourceOf(config, identify, addressBook);
   const versions = new RemoteVersions({ clock: storage.clock, registry, logger: log });
   // One bound for the node's scans: its own (reads and merges) and those its peers ask of it.
   const scanWork = new ScanWork({ registry });
@@ -798,6 +797,7 @@ export async function startCluster(
       await antiEntropy?.stop();
       rings.stop();
       membership.stop();
+      await addressBook.close(); // before the store closes: a resolve still out saves nothing
       await rb.stop();
       await hints.stop();
       await peerServer.close();
