@@ -586,11 +586,14 @@ export async function startCluster(
   topology = topo;
   // Down for data (a member down, or whose disk stalled): scans skip it, hints wait for it.
   const isUp = (name: string) => membership.isUpForData(name);
-  // When this node last dropped its records, taken out of the ring while away (0: never since
-  // it started): its hints of older records go with them, also those made meanwhile.
-  let droppedAt = 0;
+  // When this node last dropped its records, taken out of the ring while away (0: never): its
+  // hints of older records go with them, also those made meanwhile (a read repair sent before it
+  // heard, failing after). On disk, so that a restart before their delivery drops them too.
+  let droppedAt = readStateDoc(storage, 'taken-out')?.droppedAt ?? 0;
   const dropTakenOut = async (): Promise<number> => {
     droppedAt = Date.now();
+    // Before any record goes: one that fails (a full disk) fails the drop, which is tried again.
+    await writeStateDoc(storage, 'taken-out', { droppedAt });
     const n = await dropAll(storage);
     // Hints of recent records stay: a write it acknowledged alone while cut off, only there.
     const hinted = await dropHints(hintStore, (h) => recentRecord(h.raw, freshWithin));

@@ -70,6 +70,12 @@ export const STATE_DOCS = {
   'stream:decommission': streamCursorSchema,
   /** The restore this member takes part in (backup/sessions.ts); null when none. */
   restore: z.string().nullable(),
+  /**
+   * When (wall ms) this node last dropped its records, taken out of the ring while away
+   * (RingKeeper): hints of records older than that, but for recent ones, are dropped undelivered
+   * (Hints droppedBefore), also after a restart. Written before the records are dropped.
+   */
+  'taken-out': z.object({ droppedAt: count }),
 } as const;
 
 export type StateKey = keyof typeof STATE_DOCS;

@@ -31,6 +31,7 @@ const GOOD: Record<StateKey, unknown> = {
   'stream:rebalance': { ringId: 'r1:r2', after: 'a2V5', done: false },
   'stream:decommission': null,
   restore: 'b1',
+  'taken-out': { droppedAt: 1_796_000_000_000 },
 };
 
 const BAD: Record<StateKey, unknown> = {
@@ -41,6 +42,7 @@ const BAD: Record<StateKey, unknown> = {
   'stream:rebalance': { ringId: 'r1', after: 7, done: false },
   'stream:decommission': 'cursor',
   restore: 12,
+  'taken-out': { droppedAt: -1 },
 };
 
 describe('state documents', () => {
