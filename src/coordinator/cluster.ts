@@ -118,6 +118,13 @@ export interface ClusterOptions {
   readonly checkIdentity?: () => void;
   /** What the node refuses of its clients' commands now, and why (INFO's kvstore_refusing). */
   readonly refusing?: () => Refusal | null;
+  /**
+   * Whether this node may answer a read from its own copy alone (a read quorum of 1 that it
+   * meets itself, or a key it is the only replica of), and what it waits for when not
+   * (RingFencing.mayAnswerAlone, untilHeard: a member taken out of the ring must not answer
+   * from its old copy while nothing of the read reaches the others). Absent: it always may.
+   */
+  readonly alone?: { readonly may: () => boolean; readonly until: () => Promise<void> };
 }
 
 const OK: Reply = { type: 'ok' };
@@ -163,7 +170,7 @@ export class ClusterCoordinator implements Coordinator {
       version: () => this.#version(),
       read: async (key) => {
         const p = this.#shared(key);
-        return p === null ? (opts.storage.get(key) ?? null) : this.#read(key, p);
+        return p === null ? this.#readHere(key) : this.#read(key, p);
       },
       write: async (key, record) => {
         const p = this.#shared(key);
@@ -231,6 +238,7 @@ export class ClusterCoordinator implements Coordinator {
       case 'get': {
         const p = this.#shared(cmd.key);
         if (p !== null) return this.#get(cmd.key, p);
+        if (!this.#mayAnswerAlone()) return this.#onceHeard(() => this.execute(cmd));
         return this.#valueOf(this.#o.storage.get(cmd.key) ?? null);
       }
       case 'expire':
@@ -246,6 +254,9 @@ export class ClusterCoordinator implements Coordinator {
       }
       case 'range':
       case 'prefix':
+        // Read quorum 1: the members' parts may be this node's own alone.
+        if (this.#o.readQuorum === 1 && !this.#mayAnswerAlone())
+          return this.#onceHeard(() => this.execute(cmd));
         return scatterScan(cmd, {
           topology: this.#o.topology,
           replicas: this.#o.replicas,
@@ -295,7 +306,7 @@ export class ClusterCoordinator implements Coordinator {
   }
 
   getNow(key: Buffer, use: ValueUse): boolean {
-    if (!this.#alone(key)) return false;
+    if (!this.#alone(key) || !this.#mayAnswerAlone()) return false;
     this.#use = use;
     this.#o.storage.withRaw(key, this.#answer);
     return true;
@@ -365,6 +376,34 @@ export class ClusterCoordinator implements Coordinator {
     };
   }
 
+  /** Whether this node may answer a read from its own copy alone now (ClusterOptions.alone). */
+  #mayAnswerAlone(): boolean {
+    return this.#o.alone === undefined || this.#o.alone.may();
+  }
+
+  /**
+   * `read` once a member told this node its ring (ClusterOptions.alone's until; rejected when
+   * none did), unless the node then drops the records of a ring it was taken out of (refused, as
+   * every command is meanwhile). `read` places the key again: the rings may have changed.
+   */
+  #onceHeard<T>(read: () => T | Promise<T>): Promise<T> {
+    return this.#o.alone!.until().then(() => {
+      this.#o.checkIdentity?.();
+      return read();
+    });
+  }
+
+  /**
+   * #onceHeard(read) when a read placed at `p` has its read quorum met by this node alone and it
+   * may not answer alone now (ClusterOptions.alone); null to read as placed.
+   */
+  #unheard<T>(p: Placement, read: () => T | Promise<T>): Promise<T> | null {
+    if (this.#o.alone === undefined || Math.min(this.#o.readQuorum, p.target.length) !== 1)
+      return null;
+    if (!p.all.includes(this.#o.replicas.self) || this.#o.alone.may()) return null;
+    return this.#onceHeard(read);
+  }
+
   /** True when this node is the key's only replica (one member, or RF 1 owned here). */
   #alone(key: Buffer): boolean {
     return this.#shared(key) === null;
@@ -430,6 +469,8 @@ export class ClusterCoordinator implements Coordinator {
    * other replica is asked for its header and the record may come back without its value.
    */
   #read(key: Buffer, p: Placement, value = true): Promise<StoredRecord | null> {
+    const waited = this.#unheard(p, () => this.#readAgain(key, value));
+    if (waited !== null) return waited;
     if (p.settled !== p.target || this.#preference.askAll(this.#o.readRepairChance)) {
       return this.#askAll(key, p, value).then((asked) => this.#newest(key, p, asked, value));
     }
@@ -440,6 +481,18 @@ export class ClusterCoordinator implements Coordinator {
       return this.#readHereAndOne(key, p, value);
     }
     return this.#askQuorum(key, p, value).then((asked) => this.#newest(key, p, asked, value));
+  }
+
+  /** #read of `key` placed again (the rings may have changed while it waited). */
+  #readAgain(key: Buffer, value: boolean): StoredRecord | null | Promise<StoredRecord | null> {
+    const p = this.#shared(key);
+    return p === null ? this.#readHere(key) : this.#read(key, p, value);
+  }
+
+  /** This node's record of `key`, of which it is the only replica (once it may answer alone). */
+  #readHere(key: Buffer): StoredRecord | null | Promise<StoredRecord | null> {
+    if (this.#mayAnswerAlone()) return this.#o.storage.get(key) ?? null;
+    return this.#onceHeard(() => this.#readAgain(key, true));
   }
 
   /**
@@ -705,8 +758,9 @@ export class ClusterCoordinator implements Coordinator {
    */
   readonly #exists = (key: Buffer): Reply | Promise<Reply> => {
     const p = this.#shared(key);
-    if (p === null) return this.#o.storage.withRaw(key, this.#liveHere) ? FOUND : NOT_FOUND;
-    return this.#read(key, p, false).then(this.#foundOf);
+    if (p !== null) return this.#read(key, p, false).then(this.#foundOf);
+    if (!this.#mayAnswerAlone()) return Promise.resolve(this.#readHere(key)).then(this.#foundOf);
+    return this.#o.storage.withRaw(key, this.#liveHere) ? FOUND : NOT_FOUND;
   };
 
   readonly #liveHere = (raw: Buffer | undefined): boolean =>

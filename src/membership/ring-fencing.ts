@@ -24,6 +24,18 @@ export interface RingFencingOptions {
    * taken out together) was lost when it dropped its records and hints. Absent, or <= 0: none.
    */
   readonly freshWithinMs?: number;
+  /**
+   * This node's --probe-interval-ms, --probe-failures and --peer-timeout-ms: how long what it
+   * last heard from a member tells it that its settled ring is still the cluster's
+   * (mayAnswerAlone). Absent: it always may (nothing is checked).
+   */
+  readonly probes?: {
+    readonly intervalMs: number;
+    readonly failures: number;
+    readonly timeoutMs: number;
+  };
+  /** The monotonic clock (ms), for tests; performance.now by default. */
+  readonly now?: () => number;
   readonly logger: Logger;
 }
 
@@ -47,6 +59,10 @@ export interface RingFencingOptions {
  * both rings (a member behind by an epoch that lists it is only slow to adopt), nor a member
  * whose ring is at epoch 0: it founded that ring and holds no data of it (a ring that holds data
  * moves to epoch 1), and it keeps its records when it adopts another, as RingKeeper does.
+ *
+ * A read the node answers from its own copy alone (read quorum 1) reaches no one to be refused:
+ * it answers one only while a member said lately that its ring is current (mayAnswerAlone), and
+ * asks the members first when none did (untilHeard).
  */
 export class RingFencing {
   readonly #o: RingFencingOptions;
@@ -58,9 +74,126 @@ export class RingFencing {
   readonly #refused = new Map<string, number>();
   /** The newer epoch this node was last refused for, or refused data of (logged once each). */
   #behindAt = -1;
+  readonly #now: () => number;
+  /** When (#now) a member last told this node that its settled ring is current (mayAnswerAlone). */
+  #heardAt: number;
+  /** The probe interval of the last member that did so by probing this node (its hello request). */
+  #callerProbeMs = Number.POSITIVE_INFINITY;
+  /** The newest epoch a member's probe carried that asked this node to learn (once each). */
+  #askedAt = -1;
+  /** Said that reads alone wait for the members (once until it hears from one again). */
+  #unheardSaid = false;
+  /** When (#now) the last round untilHeard waited for ended (-Infinity: none yet). */
+  #askedEnd = Number.NEGATIVE_INFINITY;
 
   constructor(o: RingFencingOptions) {
     this.#o = o;
+    this.#now = o.now ?? (() => performance.now());
+    this.#heardAt = this.#now();
+  }
+
+  /**
+   * A member answered this node's probe sent at `sentAt` (#now): a newer settled ring in its
+   * answer is adopted as the answer is taken (RingKeeper), and this node's records dropped when
+   * that ring leaves it out. Either way its ring is the cluster's as of then.
+   */
+  answered(sentAt: number = this.#now()): void {
+    this.#heard(sentAt);
+  }
+
+  /**
+   * A member probed this node (a hello request) holding a settled ring of `epoch`, probing every
+   * `probeMs`. One of this node's epoch says this node's ring is still current; a newer one makes
+   * it ask the members for their rings at once (once per epoch: the ring may list it, or not).
+   */
+  asked(epoch: number, probeMs: number): void {
+    const r = this.#o.settled();
+    if (r === undefined) return;
+    if (epoch === r.epoch) {
+      this.#callerProbeMs = probeMs;
+      this.#heard(this.#now());
+    } else if (epoch > r.epoch && epoch > this.#askedAt) {
+      this.#askedAt = epoch;
+      this.#behind(
+        epoch,
+        r.epoch,
+        'a member probing this node holds a newer settled ring: asking the members for their rings',
+      );
+    }
+  }
+
+  #heard(at: number): void {
+    if (at <= this.#heardAt) return;
+    this.#heardAt = at;
+    this.#unheardSaid = false;
+  }
+
+  /**
+   * How long what a member last said keeps this node's settled ring current: as long as the
+   * members take to call a member down that stopped answering (--probe-failures probes, at the
+   * shorter of this node's interval and its callers', and a peer timeout). Members probe each
+   * other more often than that, so a member of a healthy cluster always has heard lately; one
+   * the others stopped listing (and stopped probing) has not, whatever its own interval.
+   */
+  #windowMs(): number {
+    const p = this.#o.probes;
+    if (p === undefined) return Number.POSITIVE_INFINITY;
+    return p.failures * this.#probeMs(p) + p.timeoutMs;
+  }
+
+  /** The shorter of this node's probe interval and its callers'. */
+  #probeMs(p: NonNullable<RingFencingOptions['probes']>): number {
+    return Math.min(p.intervalMs, this.#callerProbeMs);
+  }
+
+  /**
+   * Whether this node may answer a read from its own copy alone (its read quorum met by itself:
+   * --read-quorum 1, or the key's only replica): its settled ring lists no other member, or a
+   * member answered its probe or probed it with that ring within #windowMs. Otherwise the others
+   * may have settled a ring without it, deleted keys and collected their tombstones, while
+   * nothing of this read would reach them to be fenced: untilHeard first.
+   */
+  mayAnswerAlone(): boolean {
+    const r = this.#o.settled();
+    if (r === undefined || r.members.length === 0) return true;
+    if (r.members.length === 1 && r.members[0] === this.#o.self) return true;
+    return this.#now() - this.#heardAt <= this.#windowMs();
+  }
+
+  /**
+   * Asks the members for their hellos now (one round shared by every caller), and resolves once
+   * one answered (this node has adopted a newer ring if one did, and is dropping its records if
+   * that ring leaves it out); rejects with KV_ERR_UNAVAILABLE when none did.
+   */
+  untilHeard(): Promise<void> {
+    const r = this.#o.settled();
+    if (!this.#unheardSaid) {
+      this.#unheardSaid = true;
+      this.#o.logger.warn(
+        { epoch: r?.epoch, heardMsAgo: Math.round(this.#now() - this.#heardAt) },
+        "no member said lately that this node's settled ring is current: asking them before answering reads alone",
+      );
+    }
+    const unheard = () => {
+      const ago = Math.round(this.#now() - this.#heardAt);
+      return new KvError(
+        'KV_ERR_UNAVAILABLE',
+        `replication: no member of this node's settled ring (epoch ${r?.epoch ?? 0}) has answered or probed it for ${ago} ms: it answers no read from its own copy alone (the others may have settled a ring without it)`,
+      );
+    };
+    // A round that ended within a probe interval found none: the next reads are refused at once
+    // (cut off, every one waited for a round of its own).
+    const p = this.#o.probes;
+    if (
+      this.#learning === null &&
+      p !== undefined &&
+      this.#now() - this.#askedEnd < this.#probeMs(p)
+    )
+      return Promise.reject(unheard());
+    return this.#learn().then(() => {
+      this.#askedEnd = this.#now();
+      if (!this.mayAnswerAlone()) throw unheard();
+    });
   }
 
   /** Whether `name` is a member of `ring` (a set per ring, made once). */
@@ -150,8 +283,12 @@ export class RingFencing {
       this.#behindAt = newer;
       this.#o.logger.warn({ epoch, newer }, msg);
     }
-    if (this.#learning !== null) return;
-    this.#learning = this.#o
+    void this.#learn();
+  }
+
+  /** Asks the members for their rings, once at a time: the round under way, or a new one. */
+  #learn(): Promise<void> {
+    this.#learning ??= this.#o
       .learn()
       .then(
         () => undefined,
@@ -160,5 +297,6 @@ export class RingFencing {
       .finally(() => {
         this.#learning = null;
       });
+    return this.#learning;
   }
 }

@@ -244,11 +244,13 @@ export async function startCluster(
   });
   // On the control lane: a probe must not wait behind the replica data queued to the member.
   // Each says who asks and whether it serves: a node whose DNS failed since it started knows the
-  // members that serve from their probes alone (Callers).
+  // members that serve from their probes alone (Callers); and this node's settled epoch and
+  // probe interval: a member of its ring that keeps probing it tells it the ring is still
+  // current (RingFencing.asked).
   const hello = (address: string) =>
     pool
       .get(address, 'control')
-      .request<unknown>(METHODS.hello, { name: self, serving: serving() })
+      .request<unknown>(METHODS.hello, { name: self, serving: serving(), ...probeOf() })
       .then(readHello);
   const identify = (host: string, port: number) =>
     hello(peerAddressOf({ host, peerPort: port })).then(
@@ -286,8 +288,18 @@ export async function startCluster(
     learn: () => learnRings(),
     // What it writes now is taken: no tombstone it could outlive was collected (RingFencing).
     freshWithinMs: freshWithin,
+    // Reads it would answer alone wait until a member said lately that its ring is current.
+    probes: {
+      intervalMs: config.probeIntervalMs,
+      failures: config.probeFailures,
+      timeoutMs: config.peerTimeoutMs,
+    },
     logger: log,
   });
+  const probeOf = () => {
+    const r = topology?.settledRing;
+    return r === undefined ? {} : { epoch: r.epoch, probeMs: config.probeIntervalMs };
+  };
   // Set once the node routes; writes placed under other rings are passed on by it (reroute).
   let coordinator: ClusterCoordinator | null = null;
   // Set once made: hellos answered before the member source answered carry no member list.
@@ -384,6 +396,8 @@ export async function startCluster(
       storage,
       hello: (asker) => {
         callers.heard(asker);
+        if (asker.epoch !== undefined && asker.probeMs !== undefined)
+          fencing.asked(asker.epoch, asker.probeMs);
         return selfHello();
       },
       incarnation: incarnation.id,
@@ -412,11 +426,15 @@ export async function startCluster(
   const membership = new Membership({
     self: { name: self, host: config.peerHost, peerPort: peerServer.port },
     source,
-    // A member that answers gets its data connection made before anything needs it.
+    // A member that answers gets its data connection made before anything needs it, and tells
+    // this node its ring is current as of when it asked (RingFencing.answered; this node's own
+    // answer, at its listed address, tells nothing).
     probe: (m) => {
       const address = peerAddressOf(m);
+      const sent = performance.now();
       return hello(address).then((h) => {
         pool.warm(address);
+        if (h.name !== self) fencing.answered(sent);
         return h;
       });
     },
@@ -746,6 +764,7 @@ export async function startCluster(
     registry,
     checkClock: () => clock.check(),
     refusing: refusal,
+    alone: { may: () => fencing.mayAnswerAlone(), until: () => fencing.untilHeard() },
     checkIdentity: () => {
       checkIdentity();
       // This node's disk stalled: a clear refusal now rather than a write that hangs (its peers

@@ -46,6 +46,14 @@ export interface HelloRequest {
    * no records being dropped, no start-up deciding whether they must be.
    */
   readonly serving?: boolean;
+  /**
+   * The epoch of the asker's settled ring, and how often it probes (--probe-interval-ms): a
+   * member of this ring that keeps probing a node tells it that its ring is still the cluster's,
+   * so that it may answer reads alone (RingFencing.mayAnswerAlone); a newer epoch makes it ask
+   * the members for their rings at once.
+   */
+  readonly epoch?: number;
+  readonly probeMs?: number;
 }
 
 /** `hello`: who a node is and how far its view of the ring has come. */

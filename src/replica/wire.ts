@@ -116,6 +116,11 @@ function outOfTarget(v: unknown): boolean {
   return true;
 }
 
+/** A whole number from 0 to Number.MAX_SAFE_INTEGER. */
+function count(v: unknown): v is number {
+  return Number.isSafeInteger(v) && (v as number) >= 0;
+}
+
 /** Longest member name a hello request may give (a DNS name's bound). */
 const MAX_NAME_CHARS = 253;
 
@@ -125,9 +130,14 @@ const MAX_NAME_CHARS = 253;
  */
 export function readHelloRequest(body: unknown): HelloRequest {
   if (typeof body !== 'object' || body === null) return {};
-  const { name, serving } = body as Partial<Record<keyof HelloRequest, unknown>>;
+  const { name, serving, epoch, probeMs } = body as Partial<Record<keyof HelloRequest, unknown>>;
   if (typeof name !== 'string' || name.length === 0 || name.length > MAX_NAME_CHARS) return {};
-  return typeof serving === 'boolean' ? { name, serving } : { name };
+  return {
+    name,
+    ...(typeof serving === 'boolean' ? { serving } : {}),
+    // Both or neither: a member's probes tell how current its ring is only with their interval.
+    ...(count(epoch) && count(probeMs) && probeMs > 0 ? { epoch, probeMs } : {}),
+  };
 }
 
 /** `get` request: `{k: key, i?: incarnation, o?: 1, h?: boolean}`. */

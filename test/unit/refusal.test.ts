@@ -259,6 +259,12 @@ describe('Callers', () => {
   it('reads a hello request field by field: `{}` for anything malformed (older versions send `{}`)', () => {
     expect(readHelloRequest({ name: 'a', serving: true })).toEqual({ name: 'a', serving: true });
     expect(readHelloRequest({ name: 'a', serving: 'yes' })).toEqual({ name: 'a' });
+    // The asker's settled epoch and probe interval come together, or not at all.
+    const both = { name: 'a', epoch: 3, probeMs: 1000 };
+    expect(readHelloRequest(both)).toEqual(both);
+    for (const bad of [{ epoch: 3 }, { epoch: -1, probeMs: 1000 }, { epoch: 3, probeMs: 0 }]) {
+      expect(readHelloRequest({ name: 'a', ...bad })).toEqual({ name: 'a' });
+    }
     for (const body of [{}, null, 'a', { name: '' }, { name: 7 }, { name: 'x'.repeat(254) }]) {
       expect(readHelloRequest(body)).toEqual({});
     }

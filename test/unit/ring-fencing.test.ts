@@ -131,6 +131,101 @@ function fencedHandler(freshWithinMs?: number) {
   return { storage, handler };
 }
 
+/**
+ * A fencing of `self` on ring `ring` whose clock is `clock.now`, probing every 1,000 ms, down
+ * after 3 failures, peer timeout 2,000 ms (a window of 5 s), whose asks for the rings run
+ * `answer` (a member answering, or not).
+ */
+function probingFencing(self: string, ring: SettledRing) {
+  const clock = { now: 0 };
+  const state = { asked: 0, answers: true };
+  const fencing: RingFencing = new RingFencing({
+    self,
+    settled: () => ring,
+    learn: async () => {
+      state.asked++;
+      if (state.answers) fencing.answered(clock.now);
+    },
+    probes: { intervalMs: 1000, failures: 3, timeoutMs: 2000 },
+    now: () => clock.now,
+    logger: createLogger('silent', {}),
+  });
+  return { fencing, clock, state };
+}
+
+describe('RingFencing: reads answered alone', () => {
+  it('may answer alone while a member answered or probed it with its ring within the window, at the shorter probe interval', () => {
+    const { fencing, clock } = probingFencing('d', FOUR);
+    expect(fencing.mayAnswerAlone()).toBe(true);
+    clock.now = 5000;
+    expect(fencing.mayAnswerAlone()).toBe(true);
+    clock.now = 5001;
+    expect(fencing.mayAnswerAlone()).toBe(false);
+    // An answer to a probe it sent at 4,000 counts from then.
+    fencing.answered(4000);
+    expect(fencing.mayAnswerAlone()).toBe(true);
+    clock.now = 9001;
+    expect(fencing.mayAnswerAlone()).toBe(false);
+    // A member probing it with another epoch's ring says nothing of this one.
+    fencing.asked(2, 200);
+    expect(fencing.mayAnswerAlone()).toBe(false);
+    // One probing every 200 ms with its ring: current, for 3 x 200 + 2,000 ms.
+    fencing.asked(3, 200);
+    expect(fencing.mayAnswerAlone()).toBe(true);
+    clock.now += 2600;
+    expect(fencing.mayAnswerAlone()).toBe(true);
+    clock.now += 1;
+    expect(fencing.mayAnswerAlone()).toBe(false);
+  });
+
+  it('a ring of itself alone, or none yet, never waits', () => {
+    const { fencing, clock } = probingFencing('a', settledRing(1, ['a'], {}));
+    clock.now = 1e9;
+    expect(fencing.mayAnswerAlone()).toBe(true);
+    const none = new RingFencing({
+      self: 'a',
+      settled: () => undefined,
+      learn: async () => {},
+      probes: { intervalMs: 1000, failures: 3, timeoutMs: 2000 },
+      now: () => 1e9,
+      logger: createLogger('silent', {}),
+    });
+    expect(none.mayAnswerAlone()).toBe(true);
+  });
+
+  it('asks the members before it answers alone: goes on once one answered, refuses when none did, and asks again only after a probe interval', async () => {
+    const { fencing, clock, state } = probingFencing('d', FOUR);
+    clock.now = 10_000;
+    await fencing.untilHeard();
+    expect(state.asked).toBe(1);
+    expect(fencing.mayAnswerAlone()).toBe(true);
+    clock.now = 20_000;
+    state.answers = false;
+    // Reads waiting together share one round.
+    const waits = [fencing.untilHeard(), fencing.untilHeard()];
+    for (const w of waits) await expect(w).rejects.toThrow(/^replication: no member .* 10000 ms/);
+    expect(state.asked).toBe(2);
+    // Within a probe interval of that round, refused at once; after it, asked again.
+    clock.now = 20_999;
+    await expect(fencing.untilHeard()).rejects.toMatchObject({ code: 'KV_ERR_UNAVAILABLE' });
+    expect(state.asked).toBe(2);
+    clock.now = 21_000;
+    state.answers = true;
+    await fencing.untilHeard();
+    expect(state.asked).toBe(3);
+  });
+
+  it('a member probing it with a newer ring makes it ask for the rings, once per epoch', async () => {
+    const { fencing, state } = probingFencing('d', FOUR);
+    fencing.asked(4, 1000);
+    await new Promise((r) => setTimeout(r, 0));
+    fencing.asked(4, 1000);
+    expect(state.asked).toBe(1);
+    fencing.asked(5, 1000);
+    expect(state.asked).toBe(2);
+  });
+});
+
 describe('the replica handler with a fence', () => {
   it('refuses a fenced request of every method before it runs, and serves hello and requests without a fence', async () => {
     const { storage, handler } = fencedHandler();
