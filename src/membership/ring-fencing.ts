@@ -102,13 +102,16 @@ export class RingFencing {
   }
 
   /**
-   * A member probed this node (a hello request) holding a settled ring of `epoch`, probing every
-   * `probeMs`. One of this node's epoch says this node's ring is still current; a newer one makes
-   * it ask the members for their rings at once (once per epoch: the ring may list it, or not).
+   * The member `from` probed this node (a hello request) holding a settled ring of `epoch`,
+   * probing every `probeMs`. One of this node's epoch says this node's ring is still current; a
+   * newer one makes it ask the members for their rings at once (once per epoch: the ring may list
+   * it, or not). This node's own hello tells nothing: it probes the address listed for its name
+   * when that is not its listen address (--host 0.0.0.0 and a host name or pod address listed),
+   * and would confirm its own ring every probe interval, cut off or not.
    */
-  asked(epoch: number, probeMs: number): void {
+  asked(from: string, epoch: number, probeMs: number): void {
     const r = this.#o.settled();
-    if (r === undefined) return;
+    if (r === undefined || from === this.#o.self) return;
     if (epoch === r.epoch) {
       this.#callerProbeMs = probeMs;
       this.#heard(this.#now());

@@ -396,8 +396,8 @@ export async function startCluster(
       storage,
       hello: (asker) => {
         callers.heard(asker);
-        if (asker.epoch !== undefined && asker.probeMs !== undefined)
-          fencing.asked(asker.epoch, asker.probeMs);
+        if (asker.name !== undefined && asker.epoch !== undefined && asker.probeMs !== undefined)
+          fencing.asked(asker.name, asker.epoch, asker.probeMs);
         return selfHello();
       },
       incarnation: incarnation.id,

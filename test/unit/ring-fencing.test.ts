@@ -167,10 +167,13 @@ describe('RingFencing: reads answered alone', () => {
     clock.now = 9001;
     expect(fencing.mayAnswerAlone()).toBe(false);
     // A member probing it with another epoch's ring says nothing of this one.
-    fencing.asked(2, 200);
+    fencing.asked('a', 2, 200);
+    expect(fencing.mayAnswerAlone()).toBe(false);
+    // Its own hello (it probes the address listed for its name) says nothing either.
+    fencing.asked('d', 3, 200);
     expect(fencing.mayAnswerAlone()).toBe(false);
     // One probing every 200 ms with its ring: current, for 3 x 200 + 2,000 ms.
-    fencing.asked(3, 200);
+    fencing.asked('a', 3, 200);
     expect(fencing.mayAnswerAlone()).toBe(true);
     clock.now += 2600;
     expect(fencing.mayAnswerAlone()).toBe(true);
@@ -217,11 +220,11 @@ describe('RingFencing: reads answered alone', () => {
 
   it('a member probing it with a newer ring makes it ask for the rings, once per epoch', async () => {
     const { fencing, state } = probingFencing('d', FOUR);
-    fencing.asked(4, 1000);
+    fencing.asked('a', 4, 1000);
     await new Promise((r) => setTimeout(r, 0));
-    fencing.asked(4, 1000);
+    fencing.asked('a', 4, 1000);
     expect(state.asked).toBe(1);
-    fencing.asked(5, 1000);
+    fencing.asked('a', 5, 1000);
     expect(state.asked).toBe(2);
   });
 });
