@@ -75,8 +75,13 @@ export class RingFencing {
   /** The newer epoch this node was last refused for, or refused data of (logged once each). */
   #behindAt = -1;
   readonly #now: () => number;
-  /** When (#now) a member last told this node that its settled ring is current (mayAnswerAlone). */
-  #heardAt: number;
+  /**
+   * When (#now) a member last told this node that its settled ring is current (mayAnswerAlone);
+   * -Infinity: none since the process started. Not the start itself: a member taken out of the
+   * ring that restarts cut off from the others has heard nothing since it was taken out (a
+   * node's start probes its members before it serves, so one that reaches them has heard).
+   */
+  #heardAt = Number.NEGATIVE_INFINITY;
   /** The probe interval of the last member that did so by probing this node (its hello request). */
   #callerProbeMs = Number.POSITIVE_INFINITY;
   /** The newest epoch a member's probe carried that asked this node to learn (once each). */
@@ -89,7 +94,6 @@ export class RingFencing {
   constructor(o: RingFencingOptions) {
     this.#o = o;
     this.#now = o.now ?? (() => performance.now());
-    this.#heardAt = this.#now();
   }
 
   /**
@@ -123,6 +127,13 @@ export class RingFencing {
         'a member probing this node holds a newer settled ring: asking the members for their rings',
       );
     }
+  }
+
+  /** Ms since a member last said this node's ring is current; null: none since the start. */
+  #heardMsAgo(): number | null {
+    return this.#heardAt === Number.NEGATIVE_INFINITY
+      ? null
+      : Math.round(this.#now() - this.#heardAt);
   }
 
   #heard(at: number): void {
@@ -173,15 +184,16 @@ export class RingFencing {
     if (!this.#unheardSaid) {
       this.#unheardSaid = true;
       this.#o.logger.warn(
-        { epoch: r?.epoch, heardMsAgo: Math.round(this.#now() - this.#heardAt) },
+        { epoch: r?.epoch, heardMsAgo: this.#heardMsAgo() },
         "no member said lately that this node's settled ring is current: asking them before answering reads alone",
       );
     }
     const unheard = () => {
-      const ago = Math.round(this.#now() - this.#heardAt);
+      const ago = this.#heardMsAgo();
+      const since = ago === null ? 'since it started' : `for ${ago} ms`;
       return new KvError(
         'KV_ERR_UNAVAILABLE',
-        `replication: no member of this node's settled ring (epoch ${r?.epoch ?? 0}) has answered or probed it for ${ago} ms: it answers no read from its own copy alone (the others may have settled a ring without it)`,
+        `replication: no member of this node's settled ring (epoch ${r?.epoch ?? 0}) has answered or probed it ${since}: it answers no read from its own copy alone (the others may have settled a ring without it)`,
       );
     };
     // A round that ended within a probe interval found none: the next reads are refused at once

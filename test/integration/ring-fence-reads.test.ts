@@ -59,7 +59,8 @@ async function takenOut(
   for (const k of DELETED) expect(await w.call(`PUT ${k} v-${k}`)).toBe('OK');
   await d.proc.stop('SIGTERM');
   const extra = typeof dArgs === 'function' ? dArgs(d) : dArgs;
-  await restart(d, ['--peers', peersOf(nodes), ...R1, ...extra]);
+  const dRestart = ['--peers', peersOf(nodes), ...R1, ...extra];
+  await restart(d, dRestart);
   await formed(nodes);
   // d holds its share (RF 3 of 4: three keys in four) and answers them alone.
   expect((await oldValues(d)).length).toBeGreaterThan(DELETED.length / 2);
@@ -71,7 +72,7 @@ async function takenOut(
   await formed(three);
   const r = await openClient(three[0]!);
   for (const k of DELETED) expect(await r.call(`REMOVE ${k}`)).toBe('OK');
-  return { three, d, owned: ownedBy(d, nodes) };
+  return { three, d, owned: ownedBy(d, nodes), dRestart };
 }
 
 describe('a member taken out of the ring that has not heard yet, reading with --read-quorum 1', () => {
@@ -107,7 +108,7 @@ describe('a member taken out of the ring that has not heard yet, reading with --
         ...n,
         host: `${block(n)}.${10 + Number(n.host.split('.')[3])}`,
       });
-      const { three, d } = await takenOut(dArgs, moved);
+      const { three, d, dRestart } = await takenOut(dArgs, moved);
       console.log(JSON.stringify({ firstRound: (await oldValues(d)).length }));
       // Once it has heard from none of them for the failure detector's time (the bound), it asks
       // them first, none answers, and it refuses: an error, never a guess.
@@ -117,6 +118,11 @@ describe('a member taken out of the ring that has not heard yet, reading with --
       for (const k of DELETED) expect(await c.call(`GET ${k}`)).toMatch(/^ERR UNAVAILABLE /);
       console.log(JSON.stringify({ refusedMs: Math.round(performance.now() - t0) }));
       expect(await oldValues(three[0]!)).toEqual([]);
+      // Restarted, still cut off: nothing since the start says its ring is current, so it
+      // answers no read alone from the start on either.
+      await d.proc.stop('SIGTERM');
+      await restart(d, dRestart);
+      expect(await oldValues(d)).toEqual([]);
     },
     180_000,
   );

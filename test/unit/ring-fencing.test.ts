@@ -156,6 +156,9 @@ function probingFencing(self: string, ring: SettledRing) {
 describe('RingFencing: reads answered alone', () => {
   it('may answer alone while a member answered or probed it with its ring within the window, at the shorter probe interval', () => {
     const { fencing, clock } = probingFencing('d', FOUR);
+    // Nothing heard since it started (a restart cut off from the others included): it may not.
+    expect(fencing.mayAnswerAlone()).toBe(false);
+    fencing.answered(0);
     expect(fencing.mayAnswerAlone()).toBe(true);
     clock.now = 5000;
     expect(fencing.mayAnswerAlone()).toBe(true);
