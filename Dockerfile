@@ -80,7 +80,7 @@ RUN --mount=type=secret,id=npm_ca \
       echo "$NPM_CI_FAILED" >&2; \
       exit 1; }
 COPY tsconfig.json tsconfig.build.json ./
-COPY scripts/build.ts ./scripts/
+COPY scripts/build.ts scripts/bundle-node.ts ./scripts/
 COPY src/ ./src/
 COPY operator/ ./operator/
 RUN node scripts/build.ts

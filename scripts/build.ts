@@ -4,13 +4,15 @@
 // Node 24 runs the .ts sources directly, but its type stripping keeps a WebAssembly compiler in
 // every process (about 28 MiB more RSS for an empty node, measured by `npm run bench`). The image
 // runs this output (the Dockerfile copies dist/src over src/, where the bin shims look first);
-// development, tests and the repository's bins run the sources. The layout mirrors the sources
-// (dist/src, dist/operator, dist/package.json), with the files that are not TypeScript (console
-// assets, operator manifests) copied beside the compiled modules, so relative paths still hold.
+// development and the repository's bins run the sources, the tests' nodes the sources bundled
+// (test/helpers/node-bundle.ts). The layout mirrors the sources (dist/src, dist/operator,
+// dist/package.json), with the files that are not TypeScript (console assets, operator
+// manifests) copied beside the compiled modules, so relative paths still hold.
 //
-// The node (src/main.ts) is then bundled: dist/src/main.bundle.cjs holds it and every dependency
-// without native parts (zod, pino, prom-client), minified but for the names (stack traces, error
-// classes), ASCII only (V8 keeps the source at one byte a character; zod's files would be two).
+// The node (src/main.ts) is then bundled (scripts/bundle-node.ts): dist/src/main.bundle.cjs holds
+// it and every dependency without native parts (zod, pino, prom-client), minified but for the
+// names (stack traces, error classes), ASCII only (V8 keeps the source at one byte a character;
+// zod's files would be two).
 // Beside it, main.bundle.cjs.cache is V8's code cache of its top level, made here by the same
 // Node, and dist/src/main.js (which the bin shim runs) is replaced by a loader that compiles the
 // bundle with that cache. Bundled without the cache the node measured no smaller (parsing one
@@ -21,10 +23,10 @@
 // Usage: node scripts/build.ts [--out-dir DIR] [--no-bundle]   (default dist/; DIR is replaced)
 
 import { execFileSync } from 'node:child_process';
-import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { build, type Plugin } from 'esbuild';
+import { bundleNode } from './bundle-node.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const USAGE = `Usage: node scripts/build.ts [--out-dir DIR] [--no-bundle]   (npm run build)
@@ -44,12 +46,6 @@ if (values.help) {
   process.exit(0);
 }
 const out = resolve(values['out-dir'] ?? join(ROOT, 'dist'));
-
-/**
- * Packages the bundle leaves to `require`: native addons (.node files found by their loaders at
- * run time) and the packages that load them.
- */
-const BUNDLE_EXTERNAL = ['lmdb', 'msgpackr', '@node-rs/xxhash', 'fs-native-extensions'];
 
 /** The loader that replaces dist/src/main.js (an ES module: package.json says "type": "module"). */
 const LOADER = `// kvstore node entry, written by scripts/build.ts: compiles main.bundle.cjs (the node and its
@@ -99,151 +95,6 @@ if (process.sourceMapsEnabled) {
 }
 `;
 
-/**
- * Each kvstore module keeps its own `import.meta` inside the bundle: the URL it has in tsc's
- * output (src/console/index.ts reads ./assets/ beside it, src/storage/verify.ts spawns
- * verify-lmdb.js beside it), computed from the bundle's place in dist/src.
- */
-const keepImportMeta: Plugin = {
-  name: 'kvstore-import-meta',
-  setup(b) {
-    b.onLoad({ filter: /\.ts$/ }, (args) => {
-      const text = readFileSync(args.path, 'utf8');
-      const rel = relative(join(ROOT, 'src'), args.path);
-      if (!text.includes('import.meta') || rel.startsWith('..')) return undefined;
-      const url = `new URL(${JSON.stringify(`./${rel.replace(/\.ts$/, '.js')}`)}, __kvBundleUrl)`;
-      const contents = text
-        .replaceAll('import.meta.url', `${url}.href`)
-        .replaceAll('import.meta.dirname', `__kvBundleDir(${url})`)
-        .replaceAll('import.meta.filename', `__kvBundleFile(${url})`);
-      if (contents.includes('import.meta')) {
-        throw new Error(`build: ${rel} uses import.meta in a way the bundle does not rewrite`);
-      }
-      return { contents, loader: 'ts' };
-    });
-  },
-};
-
-/**
- * What the bundle takes instead of a dependency's module, each a part of it the node never runs
- * (and a builtin module it would load at start): every node holds its modules' source and
- * compiled top level in memory, and the builtins' too (docs/memory.md).
- * `from`: only where that file imports it.
- */
-const BUNDLE_SHIMS: readonly { name: string; from?: RegExp; contents: string }[] = [
-  {
-    // prom-client's index also loads its Pushgateway (node:http, https, zlib, url and with them
-    // tls and crypto), the cluster aggregator (node:cluster) and Summary (tdigest, bintrees).
-    // src/ imports only these: a name missing here fails the build (no matching export).
-    name: 'prom-client',
-    from: /\/src\//,
-    contents: `
-      export { default as Registry } from 'prom-client/lib/registry.js';
-      export { default as Counter } from 'prom-client/lib/counter.js';
-      export { default as Gauge } from 'prom-client/lib/gauge.js';
-      export { default as Histogram } from 'prom-client/lib/histogram.js';
-      export { default as collectDefaultMetrics } from 'prom-client/lib/defaultMetrics.js';`,
-  },
-  {
-    // Read by prom-client's CPU counters only with exemplars on (the node never turns them on):
-    // without a registered tracer the API finds no active span, and neither does this.
-    name: '@opentelemetry/api',
-    contents: `
-      export const context = { active: () => undefined };
-      export const trace = { getSpan: () => undefined };`,
-  },
-  {
-    // pino's transports (a worker thread per destination); the node logs to a stream.
-    name: 'thread-stream',
-    contents: `
-      export default class ThreadStream {
-        constructor() { throw new Error('kvstore bundle: pino transports are not included'); }
-      }`,
-  },
-  {
-    // pino reads isMainThread at load (node:worker_threads and its 4 modules): the bundle runs
-    // only as the process's entry (dist/src/main.js), on the main thread.
-    name: 'worker_threads',
-    from: /\/pino\/lib\/tools\.js$/,
-    contents: 'export const isMainThread = true;',
-  },
-  {
-    // sonic-boom checks one argument with assert (node:assert and its 5 modules): the same check,
-    // and node:assert's own error when it fails.
-    name: 'assert',
-    from: /\/sonic-boom\/index\.js$/,
-    contents: `
-      export default function assert(ok, message) {
-        if (!ok) require('node:assert')(ok, message);
-      }`,
-  },
-];
-
-const shims: Plugin = {
-  name: 'kvstore-shims',
-  setup(b) {
-    const names = new Set(BUNDLE_SHIMS.map((s) => s.name));
-    b.onResolve({ filter: /^[@a-z]/ }, (args) => {
-      if (!names.has(args.path) || args.namespace === 'kvstore-shim') return undefined;
-      const shim = BUNDLE_SHIMS.find(
-        (s) => s.name === args.path && (s.from?.test(args.importer) ?? true),
-      );
-      return shim ? { path: shim.name, namespace: 'kvstore-shim' } : undefined;
-    });
-    b.onLoad({ filter: /.*/, namespace: 'kvstore-shim' }, (args) => ({
-      contents: BUNDLE_SHIMS.find((s) => s.name === args.path)!.contents,
-      resolveDir: ROOT,
-      loader: 'js',
-    }));
-  },
-};
-
-/** Bundles src/main.ts into `dir`/main.bundle.cjs; returns the bundled input files' count. */
-async function bundleNode(dir: string): Promise<number> {
-  const result = await build({
-    entryPoints: [join(ROOT, 'src/main.ts')],
-    outfile: join(dir, 'main.bundle.cjs'),
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node24',
-    // Whitespace and syntax only: the names stay, so stack traces read as the sources and
-    // pino's logged error `type` (the constructor's name) is the class's. Not keepNames: its
-    // __name call on every function made each closure created per request cost a property
-    // definition (about 10% more node CPU a request); minified names would save 1.7 MiB more.
-    minifyWhitespace: true,
-    minifySyntax: true,
-    charset: 'ascii',
-    legalComments: 'none',
-    // main.bundle.cjs.map beside it, read only with source maps on (see LOADER): the sources'
-    // paths and lines, not their text (sourcesContent), so the image grows by the map alone.
-    sourcemap: 'linked',
-    sourcesContent: false,
-    external: BUNDLE_EXTERNAL,
-    // First the directive: a "use strict" after the banner's statements would not be one, and
-    // the whole bundle would run in sloppy mode.
-    banner: {
-      js: [
-        "'use strict';",
-        "const __kvBundleUrl = require('node:url').pathToFileURL(__filename).href;",
-        "const __kvBundleFile = (u) => require('node:url').fileURLToPath(u);",
-        "const __kvBundleDir = (u) => require('node:path').dirname(__kvBundleFile(u));",
-      ].join(' '),
-    },
-    plugins: [keepImportMeta, shims],
-    metafile: true,
-    logLevel: 'silent',
-  });
-  if (result.warnings.length > 0) {
-    throw new Error(`build: esbuild warned:\n${result.warnings.map((w) => w.text).join('\n')}`);
-  }
-  // The loader decodes the bundle as latin1 (LOADER): right only for ASCII.
-  if (readFileSync(join(dir, 'main.bundle.cjs')).some((c) => c >= 0x80)) {
-    throw new Error('build: main.bundle.cjs is not ASCII');
-  }
-  return Object.keys(result.metafile.inputs).length;
-}
-
 /** V8's code cache of the bundle's top level, compiled the way the loader compiles it. */
 function writeCodeCache(dir: string): number {
   const filename = join(dir, 'main.bundle.cjs');
@@ -276,7 +127,7 @@ for (const top of ['src', 'operator']) {
 }
 let bundled = 'not bundled';
 if (!values['no-bundle']) {
-  const inputs = await bundleNode(join(out, 'src'));
+  const inputs = await bundleNode(join(out, 'src/main.bundle.cjs'));
   const cacheBytes = writeCodeCache(join(out, 'src'));
   writeFileSync(join(out, 'src/main.js'), LOADER);
   bundled = `node bundled from ${inputs} files, code cache ${Math.round(cacheBytes / 1024)} KiB`;

@@ -1,7 +1,10 @@
-// Runs once before any test file: the tests run on the pinned Node (package.json's `node` devDependency), or not at all.
+// Runs once before any test file: the tests run on the pinned Node (package.json's `node` devDependency), or not at all,
+// and the nodes they start run the sources bundled (test/helpers/node-bundle.ts).
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { BUNDLE_ENV, buildTestBundle } from './helpers/node-bundle.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 
@@ -22,6 +25,14 @@ export function checkNode(version: string = process.versions.node): void {
   );
 }
 
-export default function setup(): void {
+export default async function setup(project: TestProject): Promise<void> {
   checkNode();
+  // The workers, forked after this, inherit the environment. Made again before each rerun in
+  // watch mode, so that the nodes run the sources as they are then.
+  const bundle = async () => {
+    const main = await buildTestBundle();
+    if (main !== null) process.env[BUNDLE_ENV] = main;
+  };
+  await bundle();
+  project.onTestsRerun(bundle);
 }

@@ -8,12 +8,18 @@ import { createInterface } from 'node:readline';
 import { COMPILE_CACHE } from './compile-cache.ts';
 import { runDeferred } from './deferred.ts';
 import { releaseLoopbackBlocks } from './loopback.ts';
+import { BUNDLE_ENV } from './node-bundle.ts';
 import { until } from './write-log.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 /** The pinned Node 24 binary (vitest may itself run on another node). */
 export const NODE = join(ROOT, 'node_modules/.bin/node');
 export const MAIN = join(ROOT, 'src/main.ts');
+/**
+ * What a test's node runs unless told otherwise: the sources bundled by test/global-setup.ts
+ * (test/helpers/node-bundle.ts), or MAIN when there is no bundle (KVSTORE_TEST_SOURCES=1).
+ */
+export const NODE_MAIN = process.env[BUNDLE_ENV] ?? MAIN;
 
 export interface NodeProcess {
   readonly child: ChildProcess;
@@ -110,7 +116,13 @@ function outputComplete(child: ChildProcess): Promise<[number | null, string | n
 /** Like startNodeProcess, without waiting: for a node that may not listen (yet). */
 export function spawnNodeProcess(opts: SpawnOptions = {}): SpawnedNode {
   const dataDir = opts.dataDir ?? tempDir();
-  const args = [opts.main ?? MAIN, ...LOOPBACK_ARGS, '--data-dir', dataDir, ...(opts.args ?? [])];
+  const args = [
+    opts.main ?? NODE_MAIN,
+    ...LOOPBACK_ARGS,
+    '--data-dir',
+    dataDir,
+    ...(opts.args ?? []),
+  ];
   const [cmd, ...prefix] = [...(opts.command ?? []), NODE];
   const child = spawn(cmd!, [...prefix, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -190,7 +202,7 @@ export async function runNodeToExit(args: readonly string[]): Promise<{
   logs: Record<string, unknown>[];
   stderr: string;
 }> {
-  const child = spawn(NODE, [MAIN, ...LOOPBACK_ARGS, ...args], {
+  const child = spawn(NODE, [NODE_MAIN, ...LOOPBACK_ARGS, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);

@@ -151,7 +151,7 @@ describe('the compiled build', () => {
     defer(() => c.socket.destroy());
     c.send('PUT lazy yes\r\nGET lazy\r\n');
     expect(await c.lines(2)).toEqual(['OK', 'yes']);
-    // prom-client's parts (scripts/build.ts, BUNDLE_SHIMS): its default metrics are all there.
+    // prom-client's parts (scripts/bundle-node.ts, BUNDLE_SHIMS): its default metrics are all there.
     const metrics = await (await fetch(`http://127.0.0.1:${node.httpPort}/metrics`)).text();
     for (const name of [
       'process_cpu_seconds_total',

@@ -2,7 +2,7 @@
 
 import { readdirSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanup, startNodeProcess, tempDir } from '../helpers/node-process.ts';
+import { cleanup, MAIN, startNodeProcess, tempDir } from '../helpers/node-process.ts';
 
 /** Files under Node's compile cache directory `dir` (one per module and kind). */
 function entries(dir: string): number {
@@ -19,13 +19,14 @@ describe("a node's compile cache", () => {
   it('is written once the node started: a restart after SIGKILL compiles no module again', async () => {
     const cache = tempDir('kvstore-compile-cache-');
     const env = { NODE_COMPILE_CACHE: cache, NODE_DEBUG_NATIVE: 'COMPILE_CACHE' };
-    const first = await startNodeProcess({ env });
+    // From the sources (the other tests' nodes run them bundled: test/helpers/node-bundle.ts).
+    const first = await startNodeProcess({ env, main: MAIN });
     // The write follows 'node listening' in the same turn of the node's event loop: anything the
     // node answers after it was logged comes after the cache was written.
     expect((await fetch(`http://127.0.0.1:${first.httpPort}/healthz`)).status).toBe(200);
     expect(entries(cache)).toBeGreaterThan(100);
     await first.stop('SIGKILL');
-    const second = await startNodeProcess({ env, dataDir: first.dataDir });
+    const second = await startNodeProcess({ env, main: MAIN, dataDir: first.dataDir });
     // Node says which modules it found no cache for; the sources' own must all have been found.
     const missed = second
       .stderr()
