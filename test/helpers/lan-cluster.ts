@@ -48,7 +48,46 @@ async function startLanCluster(
     20_000,
     () => 'members did not all see each other up',
   );
+  await waitLanSettled(lan, hosts);
   return byName;
+}
+
+/**
+ * Waits until every node routes by one settled ring of all `hosts`, data not moving (as
+ * waitSettled in cluster.ts, asked with CLUSTER from one process in the first host's namespace).
+ * A node that founded a ring of itself before it heard the others holds the settled ring alone
+ * for a while, and every write needs its acknowledgement until then: a test that stopped that
+ * node at once saw one of its 4 writes fail (`write quorum 0/1 (b: peer_unavailable)`).
+ */
+async function waitLanSettled(lan: Lan, hosts: readonly LanHost[]): Promise<void> {
+  const names = JSON.stringify(hosts.map((h) => h.name));
+  const script = `
+    const net = require('node:net');
+    const ask = (ip) => new Promise((resolve, reject) => {
+      const s = net.connect(8081, ip);
+      let buf = '';
+      s.on('data', (d) => { buf += d; const i = buf.indexOf('\\n'); if (i >= 0) { s.end(); resolve(buf.slice(0, i)); } });
+      s.on('error', reject);
+      s.write('CLUSTER\\n');
+    });
+    const settled = async (ip) => {
+      const info = JSON.parse(await ask(ip));
+      const ring = info.members.filter((m) => m.share > 0).map((m) => m.name);
+      return !info.ring.moving && JSON.stringify(ring) === ${JSON.stringify(names)};
+    };
+    (async () => {
+      const end = Date.now() + 30000;
+      let last = '';
+      for (;;) {
+        const all = await Promise.all(${JSON.stringify(hosts.map((h) => h.ip))}.map(settled));
+        if (all.every(Boolean)) return;
+        last = JSON.stringify(all);
+        if (Date.now() > end) { console.error('not settled in 30 s: ' + last); process.exit(1); }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+  `;
+  await lan.exec(hosts[0]!.name, [NODE, '-e', script], { timeout: 60_000 });
 }
 
 /**
