@@ -19,6 +19,7 @@ import {
   type StoredRecord,
   sameWrite,
   type Version,
+  validWall,
 } from '../storage/index.ts';
 import { DigestPlan, newestOf } from './digest.ts';
 import { executeExpiry, type RecordAccess } from './expiry.ts';
@@ -47,6 +48,12 @@ type Asked = TargetedResult<Buffer | null> & { readonly heads: ReadonlySet<strin
 
 import { ReadPreference } from './read-preference.ts';
 import { scatterScan } from './scatter.ts';
+
+/**
+ * Records up to this size that sizeHere read for a GET's reply budget are kept for the GET's own
+ * read (ClusterCoordinator.#takeHere); larger ones are read again once the other owner answered.
+ */
+const KEEP_HERE_BYTES = 16 * 1024;
 
 /** Bytes of a stored record past its header; -1 for none (sizeHere). */
 const sizeAfterHeader = (raw: Buffer | undefined): number =>
@@ -320,10 +327,50 @@ export class ClusterCoordinator implements Coordinator {
   }
 
   sizeHere(key: Buffer): number {
-    const n = this.#o.storage.withRaw(key, sizeAfterHeader);
+    this.#hereKey = key;
+    const n = this.#o.storage.withRaw(key, this.#sizeAndKeep);
     if (n >= 0) return n;
     // None here: 0 when this node owns the key (the others most likely hold none either).
     return this.#o.topology.place(key).all.includes(this.#o.replicas.self) ? 0 : -1;
+  }
+
+  /**
+   * What sizeHere read last, for the read of the same GET that runs next (#takeHere): the key
+   * (the command's own Buffer), a copy of its record (null: none here) when at most
+   * KEEP_HERE_BYTES, and Storage.changes then. A replicated GET looked its key up twice on its
+   * coordinator (the reply budget's count, then the read), a third of a 3-node GET's lookups.
+   */
+  #hereKey: Buffer | null = null;
+  #hereRaw: Buffer | null = null;
+  #hereChanges = -1;
+  readonly #sizeAndKeep = (raw: Buffer | undefined): number => {
+    if (raw !== undefined && raw.length > KEEP_HERE_BYTES) {
+      this.#hereKey = null;
+    } else {
+      // LMDB's bytes are lent (valid until the next read, `length` alone the record's).
+      let copy: Buffer | null = null;
+      if (raw !== undefined) {
+        copy = Buffer.allocUnsafe(raw.length);
+        raw.copy(copy, 0, 0, raw.length);
+      }
+      this.#hereRaw = copy;
+      this.#hereChanges = this.#o.storage.changes;
+    }
+    return sizeAfterHeader(raw);
+  };
+
+  /**
+   * This node's record of `key` as sizeHere kept it for this GET, when the store has not changed
+   * since (so it is what a lookup now would return; null: none, or out of range as getHere
+   * reads it); undefined when nothing was kept for it. Forgets what was kept either way.
+   */
+  #takeHere(key: Buffer): Buffer | null | undefined {
+    const kept = this.#hereKey === key && this.#hereChanges === this.#o.storage.changes;
+    const raw = this.#hereRaw;
+    this.#hereKey = null;
+    this.#hereRaw = null;
+    if (!kept) return undefined;
+    return raw !== null && validWall(raw) ? raw : null;
   }
 
   // getNow's call, kept in fields so that no closure is made per GET (it is synchronous).
@@ -506,6 +553,7 @@ export class ClusterCoordinator implements Coordinator {
     this.#quorumReads.inc();
     this.#readsHere.inc();
     const self = this.#o.replicas.self;
+    const early = this.#takeHere(key);
     return oneMore({
       order: this.#askOrder(p.target, false),
       call: (name) => this.#ask(name, key, p, true),
@@ -516,7 +564,9 @@ export class ClusterCoordinator implements Coordinator {
       // This node's record is read once the other owner's header is in, not before: a read
       // waiting for it holds no copy of the value (40 clients' 1 MiB GETs arriving together
       // held 624 copies at once). Read later, it is at least as new: still within the read.
-      const mine = this.#o.replicas.getHere(key);
+      // A small one the reply budget's count read as the GET started (#takeHere) is used as it
+      // is: read within the read too, and no second lookup.
+      const mine = early !== undefined ? early : this.#o.replicas.getHere(key);
       if (
         calls.length === 1 &&
         (theirs === mine || (theirs !== null && mine !== null && sameWrite(theirs, mine)))

@@ -180,6 +180,8 @@ export class Storage {
   #batchValues: Queued[] = [];
   #batchBytes = 0;
   #batchTimer: NodeJS.Timeout | null = null;
+  /** Record writes queued so far (see `changes`). */
+  #changes = 0;
   /** Null while replaying the log at open (replayed writes are in it already). */
   #wal: WriteAheadLog | null = null;
   /** StorageOptions.onFirstWrite until it was called. */
@@ -497,6 +499,14 @@ export class Storage {
     return use(this.#peek(key, key.toString('latin1')));
   }
 
+  /**
+   * How many record writes (puts and deletes, every key) this store has taken so far. While it
+   * is unchanged, every record reads as it did: a copy read before is what a read now returns.
+   */
+  get changes(): number {
+    return this.#changes;
+  }
+
   /** The stored bytes at `key` (encodeRecord format), or undefined. */
   getRaw(key: Buffer): Buffer | undefined {
     return this.#current(key);
@@ -787,6 +797,7 @@ export class Storage {
    * stored counters until the next write: after a stop or a crash, for good.)
    */
   #queue(key: Buffer, raw: Buffer | null, k = key.toString('latin1')): void {
+    this.#changes++;
     const queued = raw ?? new QueuedDelete();
     this.#queued.set(k, queued);
     if (this.#held) return;
