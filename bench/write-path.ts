@@ -1,6 +1,6 @@
-// `node bench/write-path.ts`: the CPU a durable write costs along its path (coordinator, local
-// store and log, the replicas' handlers, stores and logs) in one process, without the sockets:
-// what a change to that code saves, measured apart from the machine's load and the kernel.
+// `node bench/write-path.ts`: the CPU a durable write (or, --op get, a quorum read) costs along its
+// path (coordinator, local store and log, the replicas' handlers, stores and logs) in one process,
+// without the sockets: what a change to that code saves, apart from the machine's load and the kernel.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +18,7 @@ import {
   encodeRequest,
   encodeResult,
 } from '../src/peer/index.ts';
+import type { Reply } from '../src/protocol/index.ts';
 import {
   createReplicaHandler,
   type HelloReply,
@@ -41,6 +42,10 @@ and the young-generation collections per 1,000 PUTs (what the path allocates).
   --keys N       key space (default 100000), 100-byte values
   --members N    3 (default), or 1: one store, RF=1 (a single node's durable SET: the store,
                  its log and LMDB without the replicas)
+  --op put|get   put (default), or get: R=2 GETs of the keys (every one filled first), each
+                 counted for the reply budget first (Coordinator.sizeHere) as a client GET is,
+                 read repair's share of turns asking every replica (--read-repair-chance)
+  --read-repair-chance X   for --op get (default 0.1, the node's)
 Also prints each round's PUT latency p99 and max (from the call to its resolution).`;
 
 const { values: o } = parseArgs({
@@ -50,6 +55,8 @@ const { values: o } = parseArgs({
     rounds: { type: 'string', default: '5' },
     keys: { type: 'string', default: '100000' },
     members: { type: 'string', default: '3' },
+    op: { type: 'string', default: 'put' },
+    'read-repair-chance': { type: 'string', default: '0.1' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -61,6 +68,9 @@ const clients = Number(o.clients);
 const writes = Number(o.writes);
 const rounds = Number(o.rounds);
 const keys = Number(o.keys);
+const op = o.op;
+if (op !== 'put' && op !== 'get') throw new Error('bench/write-path: --op put or get');
+const OP = op.toUpperCase();
 
 const root = mkdtempSync(join(tmpdir(), 'kvstore-write-path-'));
 const names = o.members === '1' ? ['a'] : ['a', 'b', 'c'];
@@ -104,7 +114,7 @@ const coordinator = new ClusterCoordinator({
   info: () => ({}),
   readQuorum: Math.min(2, names.length),
   writeQuorum: Math.min(2, names.length),
-  readRepairChance: 0,
+  readRepairChance: op === 'get' ? Number(o['read-repair-chance']) : 0,
   readSpeculateMs: 1000,
   maxScanKeys: 100,
   registry: new Registry(),
@@ -141,13 +151,16 @@ async function round(): Promise<Round> {
     Array.from({ length: clients }, async () => {
       while (left-- > 0) {
         const started = performance.now();
-        const reply = await coordinator.execute({
-          type: 'put',
-          key: key(Math.floor(Math.random() * keys)),
-          value,
-        });
+        const k = key(Math.floor(Math.random() * keys));
+        let reply: Reply;
+        if (op === 'put') reply = await coordinator.execute({ type: 'put', key: k, value });
+        else {
+          coordinator.sizeHere(k);
+          reply = await coordinator.execute({ type: 'get', key: k });
+        }
         latencies[at++] = performance.now() - started;
-        if (reply.type !== 'ok') throw new Error(`bench/write-path: PUT said ${reply.type}`);
+        if (reply.type !== (op === 'put' ? 'ok' : 'value'))
+          throw new Error(`bench/write-path: ${OP} said ${reply.type}`);
       }
     }),
   );
@@ -167,9 +180,18 @@ async function round(): Promise<Round> {
 
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 try {
+  if (op === 'get') {
+    // Every key filled, 256 PUTs in flight.
+    for (let n = 0; n < keys; n += 256) {
+      const batch = Array.from({ length: Math.min(256, keys - n) }, (_, i) =>
+        coordinator.execute({ type: 'put', key: key(n + i), value }),
+      );
+      await Promise.all(batch);
+    }
+  }
   const done: Round[] = [];
   const show = (r: Round) =>
-    `main thread ${r.mainUs.toFixed(1)} µs, process ${r.processUs.toFixed(1)} µs CPU per PUT, ${r.scavengesPer1k.toFixed(2)} scavenges per 1,000, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(1)} ms`;
+    `main thread ${r.mainUs.toFixed(1)} µs, process ${r.processUs.toFixed(1)} µs CPU per ${OP}, ${r.scavengesPer1k.toFixed(2)} scavenges per 1,000, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(1)} ms`;
   for (let n = 0; n < rounds; n++) {
     const r = await round();
     console.log(`round ${n}: ${show(r)}${n === 0 ? ' (warm-up)' : ''}`);

@@ -1,5 +1,6 @@
-// Smoke test of bench/write-path.ts: the write path in one process (three stores, the peer codec
-// without sockets) prints its CPU and collections per PUT and leaves no data directory behind.
+// Smoke test of bench/write-path.ts: the write path (and, --op get, the read path) in one process
+// (three stores, the peer codec without sockets) prints its CPU and collections per request and
+// leaves no data directory behind.
 
 import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -46,5 +47,19 @@ it('with --members 1 prints the CPU and latency of a single store RF=1 PUT, and 
   expect(Number(p99)).toBeGreaterThan(0);
   // max is printed to 0.1 ms, p99 to 0.01 ms.
   expect(Number(max)).toBeGreaterThanOrEqual(Number(p99) - 0.05);
+  expect([...dirs()].filter((d) => !before.has(d))).toEqual([]);
+});
+
+it('with --op get fills the keys and prints the CPU of a 3-replica R=2 GET, and cleans up', {
+  timeout: 120_000,
+}, async () => {
+  const before = dirs();
+  const args = ['bench/write-path.ts', '--writes', '300', '--rounds', '2', '--clients', '5'];
+  const { stdout } = await run(NODE, [...args, '--keys', '100', '--op', 'get'], { cwd: ROOT });
+  const median = stdout.split('\n').find((l) => l.startsWith('median of 1 rounds: '));
+  const [, main, all] =
+    /main thread (\d+\.\d) µs, process (\d+\.\d) µs CPU per GET/.exec(median ?? '') ?? [];
+  expect(Number(main)).toBeGreaterThan(0);
+  expect(Number(all)).toBeGreaterThanOrEqual(Number(main));
   expect([...dirs()].filter((d) => !before.has(d))).toEqual([]);
 });
