@@ -75,6 +75,27 @@ export interface ClockRefusal {
  * over the writes acknowledged after them once they spread (chaos `--clock-jumps`); stepped back,
  * it acknowledged writes versioned below what other nodes had written before them.
  */
+/**
+ * Reads of the monotonic clock around a read of the wall clock further apart than this (ms) make
+ * no look: a thread switched out between them (a loaded machine: 300 ms at load 50) would take
+ * the time it was out for a step of the wall clock.
+ */
+const LOOK_SLACK_MS = 20;
+
+/**
+ * The wall clock minus the monotonic clock now (ms), read between two reads of the monotonic
+ * clock (`before`, when the caller read it already); null when those are more than
+ * LOOK_SLACK_MS apart. Before (2026-12-07), one pair of reads: a single node with no peers
+ * refused writes `stepped back by 303 ms` at load 50 (the look before took the switch for a step
+ * ahead, the next for one back).
+ */
+function baseNow(before = performance.now()): number | null {
+  const wall = Date.now();
+  const after = performance.now();
+  if (after - before > LOOK_SLACK_MS) return null;
+  return wall - (before + after) / 2;
+}
+
 export class ClockCheck {
   readonly #o: ClockCheckOptions;
   /** The reason writes are refused, or null while the clock agrees with the peers'. */
@@ -86,7 +107,7 @@ export class ClockCheck {
    * clock that NTP slews moves it slowly where the monotonic clock is not slewed with it (macOS),
    * which each look follows, so that only a jump between two looks counts as a step.
    */
-  #base = Date.now() - performance.now();
+  #base = baseNow() ?? Date.now() - performance.now();
   /** When the last step was seen (monotonic ms), until probes sent after it agree; else null. */
   #stepped: { readonly at: number; readonly ms: number } | null = null;
   /** True until a probe of this process answered (or there is no member to ask). */
@@ -239,8 +260,11 @@ export class ClockCheck {
   /** Records a step of the wall clock against the monotonic clock by more than half the bound. */
   #noticeStep(): void {
     const now = performance.now();
-    const ms = Date.now() - now - this.#base;
-    this.#base += ms;
+    const base = baseNow(now);
+    // A look between whose reads this thread was switched out tells nothing (see baseNow).
+    if (base === null) return;
+    const ms = base - this.#base;
+    this.#base = base;
     if (Math.abs(ms) <= this.#o.maxOffsetMs / 2) return;
     this.#stepped = { at: now, ms };
     this.#o.logger.error(

@@ -21,7 +21,14 @@ function setUp(
 ) {
   let wall = 1_700_000_000_000;
   let mono = 1_000;
-  vi.spyOn(Date, 'now').mockImplementation(() => Math.floor(wall));
+  /** Set: the next Date.now() comes this long after the read before it (a thread switched out). */
+  let pause = 0;
+  vi.spyOn(Date, 'now').mockImplementation(() => {
+    mono += pause;
+    wall += pause;
+    pause = 0;
+    return Math.floor(wall);
+  });
   vi.spyOn(performance, 'now').mockImplementation(() => mono);
   const offsets: ClockOffset[] = [];
   const check = new ClockCheck({
@@ -34,6 +41,10 @@ function setUp(
   });
   return {
     check,
+    /** The next read of the wall clock comes `ms` after the read before it, both clocks moving. */
+    switchedOut(ms: number) {
+      pause = ms;
+    },
     /** Both clocks advance by `ms`; the wall clock `drift` ms more. */
     advance(ms: number, drift = 0) {
       mono += ms;
@@ -49,6 +60,29 @@ function setUp(
     },
   };
 }
+
+// At load 50 and more, a single node with no peers refused writes `stepped back by 303 ms` (h3's
+// A/B runs, 2026-12-07): its thread was switched out between its reads of the two clocks, the
+// look before took that for a step ahead and the next for one back. A look whose two reads of
+// the monotonic clock around the wall clock's are far apart tells nothing and is not taken.
+it('takes no step from a thread switched out between its reads of the two clocks', () => {
+  for (const start of ['ahead', 'back'] as const) {
+    const t = setUp();
+    t.probed();
+    t.check.update();
+    t.advance(100);
+    t.switchedOut(start === 'ahead' ? 400 : 0);
+    expect(() => t.check.check()).not.toThrow();
+    t.advance(100);
+    t.switchedOut(start === 'ahead' ? 0 : 400);
+    expect(() => t.check.check()).not.toThrow();
+    t.advance(100);
+    expect(() => t.check.check()).not.toThrow();
+    // A real step after such a look is still one.
+    t.advance(100, 2_000);
+    expect(() => t.check.check()).toThrow(/stepped ahead by 2000 ms/);
+  }
+});
 
 it('refuses writes from a step of the wall clock until probes sent after it agree', () => {
   const t = setUp();
