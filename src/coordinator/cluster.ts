@@ -322,8 +322,10 @@ export class ClusterCoordinator implements Coordinator {
   answersNow(key: Buffer): boolean {
     // Two or more owners per key in the target ring: never alone, and no key placed to see it
     // (every GET of a replicated cluster takes the general path that asks this).
+    // Nor while this node may not answer alone (the ring fence): its GET then waits for the
+    // members and reads a copy after, which the reply budget must count (sizeHere).
     const topology = this.#o.topology;
-    return topology.rf(topology.target) === 1 && this.#alone(key);
+    return topology.rf(topology.target) === 1 && this.#alone(key) && this.#mayAnswerAlone();
   }
 
   sizeHere(key: Buffer): number {

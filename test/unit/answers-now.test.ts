@@ -3,7 +3,7 @@
 // key is synchronous: this node the key's only replica. Calls to its peers fail.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ClusterCoordinator } from '../../src/coordinator/index.ts';
+import type { ClusterCoordinator, ClusterOptions } from '../../src/coordinator/index.ts';
 import { Topology } from '../../src/membership/index.ts';
 import { Storage } from '../../src/storage/index.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
@@ -16,11 +16,15 @@ afterEach(async () => {
 });
 
 /** A coordinator on n1 of `members` with replication factor `rf`. */
-function coordinator(members: string[], rf: number): { c: ClusterCoordinator; topology: Topology } {
+function coordinator(
+  members: string[],
+  rf: number,
+  more: Partial<ClusterOptions> = {},
+): { c: ClusterCoordinator; topology: Topology } {
   const s = Storage.open({ path: tempDir(), nodeName: 'n1' });
   opened.push(s);
   const topology = new Topology(members, null, rf);
-  return { c: standalone(s, 100, topology), topology };
+  return { c: standalone(s, 100, topology, more), topology };
 }
 
 const keys = Array.from({ length: 64 }, (_, i) => Buffer.from(`key-${i}`));
@@ -61,5 +65,27 @@ describe('Coordinator.answersNow', () => {
     // Both kinds were tried.
     expect(mine).toBeGreaterThan(0);
     expect(mine).toBeLessThan(keys.length);
+  });
+
+  it('is false while this node may not answer alone (the ring fence): its GETs wait for the members', async () => {
+    let asked = 0;
+    const alone = {
+      may: () => false,
+      until: () => {
+        asked++;
+        return Promise.reject(new Error('no member answered'));
+      },
+    };
+    const { c, topology } = coordinator(['n1', 'n2', 'n3'], 1, { alone });
+    const own = keys.filter((key) => topology.place(key).all.join() === 'n1');
+    expect(own.length).toBeGreaterThan(0);
+    for (const key of own) {
+      // The connection would count no reply bytes for it, while it waits and then reads a copy.
+      expect(c.answersNow(key)).toBe(false);
+      const reply = c.execute({ type: 'get', key });
+      expect(reply).toBeInstanceOf(Promise);
+      await expect(reply).rejects.toThrow('no member answered');
+    }
+    expect(asked).toBe(own.length);
   });
 });
