@@ -427,14 +427,16 @@ export async function startCluster(
     self: { name: self, host: config.peerHost, peerPort: peerServer.port },
     source,
     // A member that answers gets its data connection made before anything needs it, and tells
-    // this node its ring is current as of when it asked (RingFencing.answered; this node's own
-    // answer, at its listed address, tells nothing).
+    // this node its ring is current as of when it asked (RingFencing.answered). Only the member
+    // probed, answering as itself, tells: this node's own answer at its listed address tells
+    // nothing, nor does another node's at a member's old address (Membership refuses that answer
+    // and adopts no ring from it, so a member cut off from its ring was told it was current).
     probe: (m) => {
       const address = peerAddressOf(m);
       const sent = performance.now();
       return hello(address).then((h) => {
         pool.warm(address);
-        if (h.name !== self) fencing.answered(sent);
+        if (h.name === m.name && h.name !== self) fencing.answered(sent);
         return h;
       });
     },
