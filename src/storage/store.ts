@@ -8,6 +8,7 @@ import { dueEnd, expiryIndexKey, INDEX_START, parseExpiryIndexKey } from './expi
 import { guardLmdbRejections } from './health.ts';
 import { compareVersions, HybridClock, isValidVersion, type Version } from './hlc.ts';
 import { describeIoError } from './io-errors.ts';
+import { ABSENT, expiryOf, type Kind, kindOf, RecentKinds, TOMBSTONE } from './kinds.ts';
 import {
   checkLmdbFile,
   checkLmdbTrees,
@@ -65,6 +66,11 @@ const MAX_UNCOMMITTED_BYTES = 16 * 1024 * 1024;
 const LMDB_BATCH_MS = 1000;
 /** A batch this large goes to LMDB at once. */
 const LMDB_BATCH_BYTES = 4 * 1024 * 1024;
+/**
+ * Memory for the kinds of the records of the keys written last (RecentKinds): about 200,000 keys
+ * of 16 bytes. A write to one of them that wins on its version alone reads no old record.
+ */
+const RECENT_KINDS_BYTES = 16 * 1024 * 1024;
 
 interface MetaState {
   liveKeys: number;
@@ -206,6 +212,8 @@ export class Storage {
   readonly #indexPending = new Map<string, { at: number; present: boolean; ops: number }>();
   #uncommittedBytes = 0;
   #lastCommit: Promise<unknown> = Promise.resolve();
+  /** The kinds of the newest records of the keys written last (see #applyOne). */
+  readonly #kinds: RecentKinds;
   /** The writes that decide true or false (apply, removeIfLive) wait for their log group here. */
   readonly #shared = new SharedSync(
     (starts) => {
@@ -231,6 +239,7 @@ export class Storage {
     this.#dataFile = join(opts.path, 'data.mdb');
     this.#firstWrite = opts.onFirstWrite ?? null;
     this.#walSegmentBytes = opts.walSegmentBytes ?? WAL_SEGMENT_BYTES;
+    this.#kinds = new RecentKinds(opts.recentKindsBytes ?? RECENT_KINDS_BYTES);
     // lmdb-js's root has sync(callback) (open.js), which its type declarations leave out.
     const lmdbSync = new LmdbSync(root as unknown as SyncableEnv);
     this.#w = new Writability({
@@ -918,32 +927,47 @@ export class Storage {
     );
   }
 
-  /** `encoded`, when given, is encodeRecord(record): stored as it is. */
+  /**
+   * `encoded`, when given, is encodeRecord(record): stored as it is. What the write replaces is
+   * known by its kind (kinds.ts) for the counters and indexes. A write that wins on its version
+   * alone (above the newest one of its key, which #kinds holds only for keys whose every change
+   * this process made: s.hlc is at or above it; and no base version, which compareRecords ranks
+   * first) takes the kind from #kinds when it knows the key; any other write reads the old record
+   * (the overlay, then LMDB's lookup: about a quarter of a SET's CPU at pipeline 16,
+   * bench/results/2026-12-07-s31-durable-set-cpu.md) and decides against it.
+   */
   #applyOne(key: Buffer, record: StoredRecord, onlyIfLive: boolean, encoded?: Buffer): boolean {
     const k = key.toString('latin1');
-    // `old` is used only in this call, and nothing below reads LMDB (see #peek). Its value is
-    // never read: the header alone is decoded (with every check of a whole decode).
-    const raw = this.#peek(key, k);
-    const old = raw === undefined ? undefined : decodeRecordHeader(raw);
-    if (onlyIfLive && (!old || !isLive(old, this.clock.wallNow()))) return false;
-    // A stored version out of range (written before versions were checked) loses to any write.
-    if (old && compareRecords(old, record) >= 0 && isValidVersion(old.version)) return false;
-    const bytes = encoded ?? encodeRecord(record);
-    // The counters first: #queue may give LMDB the batch, with the counters, at once (see #queue).
     const s = this.#state;
-    if (old) {
-      if (old.tombstone) s.tombstones--;
-      else s.liveKeys--;
+    const newest = compareVersions(record.version, s.hlc) > 0;
+    const known =
+      newest && !onlyIfLive && record.base === undefined ? this.#kinds.get(k) : undefined;
+    let was = known;
+    if (was === undefined) {
+      // `old` is used only here, and nothing below reads LMDB (see #peek). Its value is never
+      // read: the header alone is decoded (with every check of a whole decode).
+      const raw = this.#peek(key, k);
+      const old = raw === undefined ? undefined : decodeRecordHeader(raw);
+      if (onlyIfLive && (!old || !isLive(old, this.clock.wallNow()))) return false;
+      // A stored version out of range (written before versions were checked) loses to any write.
+      if (old && compareRecords(old, record) >= 0 && isValidVersion(old.version)) return false;
+      was = old === undefined ? ABSENT : kindOf(old);
     }
-    if (record.tombstone) {
+    const bytes = encoded ?? encodeRecord(record);
+    const next = kindOf(record);
+    // The counters first: #queue may give LMDB the batch, with the counters, at once (see #queue).
+    if (was === TOMBSTONE) s.tombstones--;
+    else if (was !== ABSENT) s.liveKeys--;
+    if (next === TOMBSTONE) {
       s.tombstones++;
-      if (!old?.tombstone) this.#watch(() => this.#tombs.put(key, EMPTY));
+      if (was !== TOMBSTONE) this.#watch(() => this.#tombs.put(key, EMPTY));
     } else {
       s.liveKeys++;
-      if (old?.tombstone) this.#watch(() => this.#tombs.remove(key));
+      if (was === TOMBSTONE) this.#watch(() => this.#tombs.remove(key));
     }
-    this.#indexExpiry(key, old, record);
-    if (compareVersions(record.version, s.hlc) > 0) s.hlc = record.version;
+    this.#indexExpiry(key, was, next);
+    if (known !== next) this.#kinds.set(k, next);
+    if (newest) s.hlc = record.version;
     this.#queue(key, bytes, k);
     if (this.#wal === null) return true; // the replay: nothing to log, nor a first write
     this.#wal.append(WAL_PUT, key, bytes);
@@ -958,10 +982,10 @@ export class Storage {
     told?.();
   }
 
-  /** Keeps the expiry index and its counter in step with `key` going from `old` to `next`. */
-  #indexExpiry(key: Buffer, old: StoredRecord | undefined, next: StoredRecord | null): void {
-    const was = old && !old.tombstone ? old.expiresAt : undefined;
-    const now = next && !next.tombstone ? next.expiresAt : undefined;
+  /** Keeps the expiry index and its counter in step with `key` going from kind `old` to `next`. */
+  #indexExpiry(key: Buffer, old: Kind, next: Kind): void {
+    const was = expiryOf(old);
+    const now = expiryOf(next);
     if (was === now) return;
     const s = this.#state;
     if (was !== undefined) {
@@ -986,8 +1010,10 @@ export class Storage {
     } else {
       this.#state.liveKeys--;
     }
-    this.#indexExpiry(key, old, null);
-    this.#queue(key, null);
+    this.#indexExpiry(key, kindOf(old), ABSENT);
+    const k = key.toString('latin1');
+    this.#kinds.set(k, ABSENT);
+    this.#queue(key, null, k);
     this.#wal?.append(WAL_DISCARD, key, encodeRecord({ version, tombstone: true, value: EMPTY }));
     return true;
   }

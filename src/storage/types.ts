@@ -47,6 +47,12 @@ export interface StorageOptions {
    * from the disk again, once memory pressure took its pages from the page cache.
    */
   readonly onFirstWrite?: () => void;
+  /**
+   * Memory for the kinds (live, its expiry, or a tombstone) of the records of the keys written
+   * last, so that a write to one of them that wins on its version alone reads no old record
+   * (default 16 MiB, about 200,000 keys of 16 bytes; 0: none kept).
+   */
+  readonly recentKindsBytes?: number;
 }
 
 /** What opening the store found in its log, for the node to log. */

@@ -1,0 +1,75 @@
+// The kinds of the newest records of the keys written last: what a write that wins on its version
+// alone needs to know of the record it replaces, without reading it (Storage.#applyOne).
+
+/** No record: the key was never written, or its record was discarded. */
+export const ABSENT = -3;
+/** A tombstone (an expired record's too). */
+export const TOMBSTONE = -2;
+/** A live record without an expiry. */
+export const LIVE = -1;
+/**
+ * What the counters and the tombstone and expiry indexes need of a record: ABSENT, TOMBSTONE,
+ * LIVE, or a live record's expiry (ms since the epoch, >= 0: encodeRecord refuses a negative one).
+ */
+export type Kind = number;
+
+export function kindOf(r: { readonly tombstone: boolean; readonly expiresAt?: number }): Kind {
+  if (r.tombstone) return TOMBSTONE;
+  return r.expiresAt ?? LIVE;
+}
+
+/** A live record's expiry, or undefined (no expiry, a tombstone, no record). */
+export function expiryOf(kind: Kind): number | undefined {
+  return kind >= 0 ? kind : undefined;
+}
+
+/**
+ * What one entry costs besides its key's characters: the key string's header (V8 keeps the one
+ * the store made for the overlay) and the map's entry, measured at 75-80 bytes for a 16-byte key.
+ */
+const ENTRY_BYTES = 64;
+
+/**
+ * Kinds by key (the key's latin1 string), of the keys written last, within `maxBytes` (each key
+ * counted as its length plus ENTRY_BYTES); past that the entries made first are dropped, down to
+ * 7/8 of it. A key's entry is its newest record's kind only as long as every change of the key's
+ * record sets it (Storage: each write it applies and each discard), which is why nothing else may
+ * write the store's data table.
+ */
+export class RecentKinds {
+  readonly #kinds = new Map<string, Kind>();
+  readonly #maxBytes: number;
+  #bytes = 0;
+
+  constructor(maxBytes: number) {
+    this.#maxBytes = maxBytes;
+  }
+
+  get(k: string): Kind | undefined {
+    return this.#kinds.get(k);
+  }
+
+  set(k: string, kind: Kind): void {
+    if (this.#maxBytes <= 0) return;
+    const size = this.#kinds.size;
+    // A key known already keeps its place (the order is of first writes): one map operation.
+    this.#kinds.set(k, kind);
+    if (this.#kinds.size === size) return;
+    this.#bytes += k.length + ENTRY_BYTES;
+    if (this.#bytes > this.#maxBytes) this.#drop();
+  }
+
+  /** How many keys it knows (for tests and metrics). */
+  get size(): number {
+    return this.#kinds.size;
+  }
+
+  #drop(): void {
+    const target = (this.#maxBytes * 7) / 8;
+    for (const k of this.#kinds.keys()) {
+      if (this.#bytes <= target) return;
+      this.#kinds.delete(k);
+      this.#bytes -= k.length + ENTRY_BYTES;
+    }
+  }
+}
