@@ -67,7 +67,7 @@ const LMDB_BATCH_MS = 1000;
 /** A batch this large goes to LMDB at once. */
 const LMDB_BATCH_BYTES = 4 * 1024 * 1024;
 /**
- * Memory for the kinds of the records of the keys written last (RecentKinds): about 200,000 keys
+ * Memory for the kinds of the records of the keys written last (RecentKinds): about 160,000 keys
  * of 16 bytes. A write to one of them that wins on its version alone reads no old record.
  */
 const RECENT_KINDS_BYTES = 16 * 1024 * 1024;

@@ -50,7 +50,7 @@ export interface StorageOptions {
   /**
    * Memory for the kinds (live, its expiry, or a tombstone) of the records of the keys written
    * last, so that a write to one of them that wins on its version alone reads no old record
-   * (default 16 MiB, about 200,000 keys of 16 bytes; 0: none kept).
+   * (default 16 MiB, about 160,000 keys of 16 bytes; 0: none kept).
    */
   readonly recentKindsBytes?: number;
 }

@@ -114,7 +114,7 @@ describe('Storage: the kinds of recently written keys', () => {
   for (const [name, bytes] of [
     ['all kept', undefined],
     ['none kept', 0],
-    ['room for two', 150],
+    ['room for two', 200],
   ] as const) {
     it(`keeps the counters and indexes what the records say (${name}), through reopen and replay`, async () => {
       const dir = tempDir();
