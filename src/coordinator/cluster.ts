@@ -35,8 +35,10 @@ import {
   oneMore,
   type QuorumGroup,
   quorum,
+  settledVouches,
   type TargetedResult,
   targetedQuorum,
+  unvouched,
   writeQuorum,
 } from './quorum.ts';
 
@@ -468,6 +470,25 @@ export class ClusterCoordinator implements Coordinator {
     return p.all.length === 1 && p.all[0] === this.#o.replicas.self ? null : p;
   }
 
+  /**
+   * Throws KV_ERR_UNAVAILABLE when so many of the key's settled owners are recorded lost (not
+   * handed off to this node's target ring) that the holders left do not vouch for every
+   * acknowledged write (settledVouches): a quorum of the target ring alone may then miss the
+   * newest write, made under another member's target ring. A write needs no such check: a
+   * member that counts a lost owner as a holder still gets no answer from it (a new directory
+   * refuses the recorded incarnation, a decommissioned member every read), so it reads the
+   * holders left, which a write made now reached.
+   */
+  #vouched(p: Placement): void {
+    const lost = p.lostOwners;
+    if (lost === 0) return;
+    const o = this.#o;
+    const holders = p.settled.length;
+    if (!settledVouches(holders, lost, o.readQuorum, o.writeQuorum)) {
+      throw unvouched(holders, lost);
+    }
+  }
+
   #groups(p: Placement, need: number): QuorumGroup[] {
     const groups = [{ members: p.target, need: Math.min(need, p.target.length) }];
     if (p.settled !== p.target)
@@ -521,6 +542,11 @@ export class ClusterCoordinator implements Coordinator {
     const waited = this.#unheard(p, () => this.#readAgain(key, value));
     if (waited !== null) return waited;
     if (p.settled !== p.target || this.#preference.askAll(this.#o.readRepairChance)) {
+      try {
+        this.#vouched(p);
+      } catch (err) {
+        return Promise.reject(err);
+      }
       return this.#askAll(key, p, value).then((asked) => this.#newest(key, p, asked, value));
     }
     if (

@@ -13,6 +13,14 @@ export interface Placement {
    * member back empty under its name keeps its place, but holds nothing yet).
    */
   readonly settled: readonly string[];
+  /**
+   * How many of the key's owners in the settled ring are recorded lost (left out of `settled`)
+   * and not known to have handed their data off to this node's target ring: a lost volume, a
+   * name back empty, or a hand-off to another target ring than this node's, or one it did not
+   * see. The coordinator refuses reads of the key when the holders left cannot vouch for every
+   * acknowledged write (settledVouches). 0 when nothing moves.
+   */
+  readonly lostOwners: number;
   /** Owners under the target ring (equal to settled when nothing moves). */
   readonly target: readonly string[];
   /** Both lists merged, each name once: where requests go. */
@@ -123,6 +131,12 @@ export class Topology {
   #transferId = '';
   /** placementId: a digest of #transferId, made with it. */
   #placementId = '';
+  /**
+   * Members whose hello reported them decommissioned (their hand-off finished), and the target
+   * ring they reported then: the ring their data was handed off to. Forgotten when the name
+   * reports another status (back, empty, under the same name).
+   */
+  readonly #handedOff = new Map<string, string>();
   /** The read terms of the rings as they are now; null until asked after a change. */
   #terms: RingTerms | null = null;
 
@@ -241,7 +255,11 @@ export class Topology {
   update(members: readonly MemberView[], listed = true): RingChanges {
     const before = this.#record;
     for (const m of members) {
-      if (!m.self && m.hello) this.#seenEpoch = Math.max(this.#seenEpoch, m.hello.settled.epoch);
+      const h = m.hello;
+      if (m.self || !h) continue;
+      this.#seenEpoch = Math.max(this.#seenEpoch, h.settled.epoch);
+      if (h.status === 'decommissioned') this.#handedOff.set(m.name, h.ringId);
+      else this.#handedOff.delete(m.name);
     }
     const adopted = this.#adoptNewest(members);
     const { replaced, recorded } = this.#checkIncarnations(members);
@@ -365,23 +383,42 @@ export class Topology {
       if (this.#sole?.terms !== terms) {
         const only = Object.freeze([ring.members[0]!]);
         const rings = this.#placementId;
-        this.#sole = Object.freeze({ settled: only, target: only, all: only, rings, terms });
+        this.#sole = Object.freeze({
+          settled: only,
+          lostOwners: 0,
+          target: only,
+          all: only,
+          rings,
+          terms,
+        });
       }
       return this.#sole;
     }
     const target = ring.owners(key, this.rf(ring));
     const rings = this.#placementId;
-    if (!this.moving) return { settled: target, target, all: target, rings, terms };
-    const settled = this.holders(key);
+    if (!this.moving) {
+      return { settled: target, lostOwners: 0, target, all: target, rings, terms };
+    }
+    const owners = this.#settled.owners(key, this.rf(this.#settled));
+    const settled = this.#holdersOf(owners);
     const all = [...settled];
     for (const n of target) if (!all.includes(n)) all.push(n);
-    return { settled, target, all, rings, terms };
+    let lostOwners = 0;
+    if (settled.length < owners.length) {
+      for (const n of owners) {
+        if (!settled.includes(n) && this.#handedOff.get(n) !== ring.id) lostOwners++;
+      }
+    }
+    return { settled, lostOwners, target, all, rings, terms };
   }
 
   /** The settled owners of `key` that hold it: its owners in the settled ring less lost ones. */
   holders(key: Buffer): string[] {
+    return this.#holdersOf(this.#settled.owners(key, this.rf(this.#settled)));
+  }
+
+  #holdersOf(owners: string[]): string[] {
     const lost = this.#record.lost;
-    const owners = this.#settled.owners(key, this.rf(this.#settled));
     return lost.length === 0 ? owners : owners.filter((n) => !lost.includes(n));
   }
 

@@ -1,5 +1,10 @@
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
-import { oneMore, targetedQuorum, writeQuorum } from '../../src/coordinator/quorum.ts';
+import {
+  oneMore,
+  settledVouches,
+  targetedQuorum,
+  writeQuorum,
+} from '../../src/coordinator/quorum.ts';
 import { KvError } from '../../src/errors/index.ts';
 
 /** Replicas whose answers the test hands out one by one. */
@@ -349,5 +354,63 @@ describe('writeQuorum', () => {
     const w = write(['a'], [{ members: ['a', 'b'], need: 2 }]);
     await tick();
     expect(w.outcome()).toBe('replication: write quorum 1/2 (replicas down)');
+  });
+});
+
+/** The subsets of `set` (a bit mask) with `size` members. */
+function subsets(set: number, size: number): number[] {
+  const out: number[] = [];
+  for (let m = set; ; m = (m - 1) & set) {
+    let bits = 0;
+    for (let x = m; x > 0; x &= x - 1) bits++;
+    if (bits === size) out.push(m);
+    if (m === 0) return out;
+  }
+}
+
+/**
+ * Whether every write acknowledged by a quorum of the holders it saw meets every read quorum of
+ * the `holders` a reader sees now (owners 0..holders-1 of `n`; the others recorded lost since),
+ * over every set of holders a write may have seen: the reader's and any of the lost ones.
+ */
+function alwaysMeet(n: number, holders: number, r: number, w: number): boolean {
+  const now = (1 << holders) - 1;
+  const lost = ((1 << n) - 1) & ~now;
+  const readSets = subsets(now, Math.min(r, holders));
+  for (let size = 0; size <= n - holders; size++) {
+    for (const gone of subsets(lost, size)) {
+      const then = now | gone;
+      for (const ws of subsets(then, Math.min(w, holders + size)))
+        for (const rs of readSets) if ((ws & rs) === 0) return false;
+    }
+  }
+  return true;
+}
+
+describe('settledVouches', () => {
+  it('is true exactly when every acknowledged write meets every read quorum, for 1 to 5 owners', () => {
+    let refused = 0;
+    let checked = 0;
+    for (let n = 1; n <= 5; n++)
+      for (let r = 1; r <= n; r++)
+        for (let w = 1; w <= n; w++) {
+          if (r + w <= n) continue;
+          for (let lost = 0; lost <= n; lost++) {
+            const meet = alwaysMeet(n, n - lost, r, w);
+            expect(settledVouches(n - lost, lost, r, w), `n${n} r${r} w${w} lost${lost}`).toBe(
+              meet,
+            );
+            checked++;
+            if (!meet) refused++;
+          }
+        }
+    expect(checked).toBeGreaterThan(100);
+    expect(refused).toBeGreaterThan(0);
+  });
+
+  it('vouches with one of three owners lost, not with two or three, at R = W = 2', () => {
+    expect(settledVouches(2, 1, 2, 2)).toBe(true);
+    expect(settledVouches(1, 2, 2, 2)).toBe(false);
+    expect(settledVouches(0, 3, 2, 2)).toBe(false);
   });
 });

@@ -15,9 +15,10 @@ import {
   type PeerCall,
   Replicas,
 } from '../../src/replica/index.ts';
+import { Ring } from '../../src/ring/index.ts';
 import { Storage } from '../../src/storage/index.ts';
 import { defer } from '../helpers/defer.ts';
-import { view } from '../helpers/member-views.ts';
+import { incs, view } from '../helpers/member-views.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 
 const b = (s: string) => Buffer.from(s);
@@ -45,6 +46,32 @@ function replica(incarnation: string, maxScanEntries = 100) {
   return { storage, handler };
 }
 
+/** `self`'s coordinator over `topology`, its peers reached through `call`; no read repair. */
+function coordinatorOf(
+  self: string,
+  local: Storage,
+  topology: Topology,
+  call: PeerCall,
+  isUp: (name: string) => boolean,
+  readSpeculateMs: number,
+): ClusterCoordinator {
+  const replicas = new Replicas(self, local, call, (name) => topology.readTerms(name));
+  return new ClusterCoordinator({
+    storage: local,
+    topology,
+    replicas,
+    isUp,
+    hint: () => {},
+    info: () => ({}),
+    readQuorum: 2,
+    writeQuorum: 2,
+    readRepairChance: 0,
+    readSpeculateMs,
+    maxScanKeys: 100,
+    registry: new Registry(),
+  });
+}
+
 /**
  * Node a's coordinator in a 3-member ring that recorded c's old directory (inc-c). a holds
  * `keys`; b is stopped (its calls time out after 30 ms); c is back on an empty directory (new-c),
@@ -61,21 +88,7 @@ function cluster(keys: string[], answer?: (method: string, body: unknown) => unk
     throw new KvError('KV_ERR_PEER_TIMEOUT', `${name} did not answer`);
   };
   const topology = new Topology(NAMES, settledRing(1, NAMES, RECORDED), 3);
-  const replicas = new Replicas('a', local, call, (name) => topology.readTerms(name));
-  const coordinator = new ClusterCoordinator({
-    storage: local,
-    topology,
-    replicas,
-    isUp: (name) => name !== 'b',
-    hint: () => {},
-    info: () => ({}),
-    readQuorum: 2,
-    writeQuorum: 2,
-    readRepairChance: 0,
-    readSpeculateMs: 10,
-    maxScanKeys: 100,
-    registry: new Registry(),
-  });
+  const coordinator = coordinatorOf('a', local, topology, call, (name) => name !== 'b', 10);
   const filled = Promise.all(
     keys.map((k) =>
       local.apply(b(k), { version: local.clock.now(), tombstone: false, value: b('v1') }),
@@ -145,5 +158,116 @@ describe('reads placed under one ring while it changes', () => {
     const toC = sent.filter((s) => s.to === 'c');
     expect(toC.length).toBe(2);
     for (const s of toC) expect(s.body).toMatchObject({ i: 'inc-c' });
+  });
+});
+
+// A read or write of a key whose settled owners are recorded lost, so that the holders left cannot
+// vouch for every acknowledged write (chaos seed 32020, a resurrection): kv3 restarts on its data
+// directory while its member source lists kv0..kv2 only. Its settled ring (kv0..kv5) records kv1,
+// kv3 and kv5 lost (a lost volume, two names back empty) and kv4 handed off; k06's settled owners
+// are kv3, kv5 and kv4, so none holds it. Its target ring (kv0..kv3) places k06 on kv3, kv2 and
+// kv0. The other members wrote k06 under a target with kv5 (owners kv3, kv5, kv2) while kv3 was
+// down: kv5 and kv2 took the newest write. kv3 then read its own old copy and kv0's nothing, two
+// answers of the target ring and none of the settled ring, and answered the old value. Real
+// stores and real replica handlers reached through an in-process PeerCall; a member that is down
+// is a call that fails, kv2 a call that is slower than kv0.
+
+const SETTLED = ['kv0', 'kv1', 'kv2', 'kv3', 'kv4', 'kv5'];
+const TARGET = ['kv0', 'kv1', 'kv2', 'kv3'];
+const KEY = b('k06');
+
+/**
+ * kv3's coordinator with settled ring kv0..kv5 (`lost` recorded lost) and target kv0..kv3. kv3
+ * holds c3-610 of k06, kv2 the newer c15-704 (answering after `kv2Ms`), kv0 nothing; the others
+ * are down.
+ */
+async function kv3View(lost: string[], kv2Ms: number) {
+  const local = openStore('kv3');
+  const kv0 = replica('inc-kv0');
+  const kv2 = replica('inc-kv2');
+  const stores = { kv0: kv0.storage, kv2: kv2.storage };
+  const handlers: Record<string, (method: string, body: unknown) => unknown> = {
+    kv0: kv0.handler,
+    kv2: kv2.handler,
+  };
+  const old = local.clock.now();
+  await local.apply(KEY, { version: old, tombstone: false, value: b('c3-610') });
+  await stores.kv2.apply(KEY, {
+    version: local.clock.now(),
+    tombstone: false,
+    value: b('c15-704'),
+  });
+  const sent: string[] = [];
+  const call: PeerCall = async (name, method, body) => {
+    sent.push(`${name} ${method}`);
+    const handler = handlers[name];
+    if (handler === undefined) throw new KvError('KV_ERR_PEER_UNAVAILABLE', `${name} is down`);
+    if (name === 'kv2') await new Promise((r) => setTimeout(r, kv2Ms));
+    return handler(method, body);
+  };
+  const topology = new Topology(TARGET, settledRing(9, SETTLED, incs(SETTLED), lost), 3);
+  const coordinator = coordinatorOf('kv3', local, topology, call, (name) => name in handlers, 1000);
+  return { coordinator, topology, sent, stores };
+}
+
+describe('a key none of whose settled owners can vouch for it', () => {
+  it('is placed on kv3, kv2 and kv0 in the target and on no holder in the settled ring', async () => {
+    const { topology } = await kv3View(['kv1', 'kv3', 'kv4', 'kv5'], 0);
+    const p = topology.place(KEY);
+    expect(p.target).toEqual(['kv3', 'kv2', 'kv0']);
+    expect(p.settled).toEqual([]);
+    expect(topology.settled.owners(KEY, 3)).toEqual(['kv3', 'kv5', 'kv4']);
+  });
+
+  it('a GET is refused, not answered from the two target owners that answered first', async () => {
+    const { coordinator } = await kv3View(['kv1', 'kv3', 'kv4', 'kv5'], 200);
+    const read = Promise.resolve(coordinator.execute({ type: 'get', key: KEY }));
+    await expect(read).rejects.toMatchObject({
+      code: 'KV_ERR_UNAVAILABLE',
+      message: expect.stringContaining('settled owners'),
+    });
+  });
+
+  it('a GET is refused even when the owner holding the newest write answers', async () => {
+    // Whether kv2 holds the newest write is luck: the writes went to the owners under some other
+    // member's target ring, which this node does not know.
+    const { coordinator } = await kv3View(['kv1', 'kv3', 'kv4', 'kv5'], 0);
+    const read = Promise.resolve(coordinator.execute({ type: 'get', key: KEY }));
+    await expect(read).rejects.toMatchObject({ code: 'KV_ERR_UNAVAILABLE' });
+  });
+
+  it('a write is taken: a member that still counts the lost owners as holders gets no answer from them', async () => {
+    const { coordinator, stores } = await kv3View(['kv1', 'kv3', 'kv4', 'kv5'], 0);
+    const write = Promise.resolve(coordinator.execute({ type: 'put', key: KEY, value: b('late') }));
+    await expect(write).resolves.toEqual({ type: 'ok' });
+    expect(stores.kv0.get(KEY)).toBeDefined();
+  });
+
+  it("counts an owner as lost unless it saw it hand off to this node's target ring", async () => {
+    const { topology, coordinator } = await kv3View(['kv1', 'kv3', 'kv4', 'kv5'], 0);
+    expect(topology.place(KEY).lostOwners).toBe(3);
+    const handed = (ringId: string) =>
+      topology.update(
+        [
+          view('kv3', topology, { self: true }),
+          view('kv4', topology, { status: 'decommissioned', ringId }),
+        ],
+        false,
+      );
+    // kv4 handed off to the ring with kv5 (as in seed 32020), not to kv3's.
+    handed(new Ring(['kv0', 'kv1', 'kv2', 'kv3', 'kv5']).id);
+    expect(topology.place(KEY).lostOwners).toBe(3);
+    handed(topology.target.id);
+    expect(topology.place(KEY).lostOwners).toBe(2);
+    // kv3 and kv5 (a lost volume, a name back empty) still leave no holder: refused.
+    await expect(
+      Promise.resolve(coordinator.execute({ type: 'get', key: KEY })),
+    ).rejects.toMatchObject({ code: 'KV_ERR_UNAVAILABLE' });
+  });
+
+  it('with kv4 still a holder, a GET waits for it (down here) instead of answering', async () => {
+    const { coordinator } = await kv3View(['kv1', 'kv3', 'kv5'], 200);
+    const read = Promise.resolve(coordinator.execute({ type: 'get', key: KEY }));
+    await expect(read).rejects.toMatchObject({ code: 'KV_ERR_UNAVAILABLE' });
   });
 });
