@@ -473,19 +473,17 @@ export class ClusterCoordinator implements Coordinator {
   /**
    * Throws KV_ERR_UNAVAILABLE when so many of the key's settled owners are recorded lost (not
    * handed off to this node's target ring) that the holders left do not vouch for every
-   * acknowledged write (settledVouches): a quorum of the target ring alone may then miss the
-   * newest write, made under another member's target ring. A write needs no such check: a
-   * member that counts a lost owner as a holder still gets no answer from it (a new directory
-   * refuses the recorded incarnation, a decommissioned member every read), so it reads the
-   * holders left, which a write made now reached.
+   * acknowledged write (settledVouches): a read would then answer from a quorum of the target
+   * ring alone, which may miss the newest write, made under another member's target ring; a
+   * write would reach too few holders for a member that has not recorded the losses yet.
    */
-  #vouched(p: Placement): void {
+  #vouched(p: Placement, what: 'read' | 'write'): void {
     const lost = p.lostOwners;
     if (lost === 0) return;
     const o = this.#o;
     const holders = p.settled.length;
-    if (!settledVouches(holders, lost, o.readQuorum, o.writeQuorum)) {
-      throw unvouched(holders, lost);
+    if (!settledVouches(what, holders, lost, o.readQuorum, o.writeQuorum)) {
+      throw unvouched(what, holders, lost);
     }
   }
 
@@ -512,6 +510,7 @@ export class ClusterCoordinator implements Coordinator {
     // Not an async function (one per client write; its frame was the largest allocation of a
     // write's path, bench/write-path.ts): what throws rejects all the same.
     try {
+      this.#vouched(p, 'write');
       const raw = encoded ?? encodeRecord(record);
       const how = placedHow ?? { rings: p.rings };
       const entry: WireEntry[] = [[key, raw]];
@@ -543,7 +542,7 @@ export class ClusterCoordinator implements Coordinator {
     if (waited !== null) return waited;
     if (p.settled !== p.target || this.#preference.askAll(this.#o.readRepairChance)) {
       try {
-        this.#vouched(p);
+        this.#vouched(p, 'read');
       } catch (err) {
         return Promise.reject(err);
       }

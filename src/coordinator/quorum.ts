@@ -306,21 +306,26 @@ export function oneMore<T>(t: OneMoreAsk<T>): Promise<OneMoreResult<T>> {
 }
 
 /**
- * Whether a key's settled holders still vouch for every write acknowledged under its settled
- * ring. `holders` of its settled owners hold it, and `lost` others are recorded lost without
- * having handed their data off to this node's target ring (a new data directory, a name back
- * empty, or a hand-off to another target ring): what they took cannot be read from them, nor is
- * it known to be in the target ring. (Owners that handed off to this node's target ring are left
- * out: all they held is there, where the read asks a quorum too.) With n = holders + lost, a
- * write acknowledged while all n held the key reached min(W, n) of them, the lost ones perhaps
- * among them, and a read asks min(R, holders) of the rest: every such pair meets when
- * min(W, n) + min(R, holders) > n (a write that saw fewer holders only makes it easier).
- * Otherwise the target ring's owners are all that is left, and which of them took a write
- * depends on the target ring of the member that made it, which may differ from this node's
- * (chaos seed 32020: a stale value read back over three acknowledged writes). Nothing lost:
- * always true.
+ * Whether a key's settled holders still vouch for every acknowledged write, for a read or a write
+ * (`what`) made now. `holders` of its settled owners hold it, and `lost` others are recorded lost
+ * without having handed their data off to this node's target ring (a new data directory, a name
+ * back empty, or a hand-off to another target ring): what they took cannot be read from them,
+ * nor is it known to be in the target ring. (Owners that handed off to this node's target ring
+ * are left out: all they held is there, where the read asks a quorum too.) With n = holders +
+ * lost:
+ * - a read: a write acknowledged while all n held the key reached min(W, n) of them, the lost
+ *   ones perhaps among them, and the read asks min(R, holders) of the rest; every pair meets when
+ *   min(W, n) + min(R, holders) > n (a write that saw fewer holders only makes it easier);
+ * - a write reaches min(W, holders), and must meet the read of a member that has not recorded the
+ *   losses yet, which asks min(R, n) of all n, where a lost one may answer with what it held (a
+ *   decommissioned member answers a member that reads the ring without it too):
+ *   min(W, holders) + min(R, n) > n.
+ * Otherwise the target ring's owners are all that is left, and which of them took a write depends
+ * on the target ring of the member that made it, which may differ from this node's (chaos seed
+ * 32020: a stale value read back over three acknowledged writes). Nothing lost: always true.
  */
 export function settledVouches(
+  what: 'read' | 'write',
   holders: number,
   lost: number,
   readQuorum: number,
@@ -328,13 +333,15 @@ export function settledVouches(
 ): boolean {
   if (lost === 0) return true;
   const n = holders + lost;
-  return Math.min(writeQuorum, n) + Math.min(readQuorum, holders) > n;
+  return what === 'read'
+    ? Math.min(writeQuorum, n) + Math.min(readQuorum, holders) > n
+    : Math.min(writeQuorum, holders) + Math.min(readQuorum, n) > n;
 }
 
-/** KV_ERR_UNAVAILABLE for a read of a key whose holders do not vouch for it (settledVouches). */
-export function unvouched(holders: number, lost: number): KvError {
+/** KV_ERR_UNAVAILABLE for a read or write of a key whose holders do not vouch (settledVouches). */
+export function unvouched(what: 'read' | 'write', holders: number, lost: number): KvError {
   return new KvError(
     'KV_ERR_UNAVAILABLE',
-    `replication: read refused: ${lost} of the key's ${holders + lost} settled owners are recorded lost (a new data directory, or a hand-off this node did not see to its target ring), so the ${holders} left cannot vouch for every acknowledged write; it answers once the ring settles`,
+    `replication: ${what} refused: ${lost} of the key's ${holders + lost} settled owners are recorded lost (a new data directory, or a hand-off this node did not see to its target ring), so the ${holders} left cannot vouch for every acknowledged write; it answers once the ring settles`,
   );
 }
