@@ -60,18 +60,26 @@ async function startCluster(n: number, leaving: number, quorums: string[]) {
     ...quorums,
   ];
   const rate = (i: number) => ['--rebalance-rate-bytes', i < n - leaving ? '2000' : '10000'];
-  const nodes = await Promise.all(
-    names.map((name, i) =>
-      startDnsMember(dns!.port, SERVICE, name, hosts[i]!, [...quiet, ...rate(i)]),
-    ),
-  );
+  /** Member i, started on `dataDir` (a new, empty one by default). */
+  const start = (i: number) =>
+    startDnsMember(dns!.port, SERVICE, names[i]!, hosts[i]!, [...quiet, ...rate(i)]);
+  const nodes = await Promise.all(names.map((_, i) => start(i)));
   await waitAllUp(nodes);
   await waitSettled(nodes, names);
-  return { nodes, names, hosts };
+  return { nodes, names, hosts, start };
 }
 
-/** `count` keys "a-<i>" whose owners are exactly `owners`: they sort before fill()'s padding. */
-function keysOwnedBy(names: string[], owners: ClusterNode[], rf: number, count: number) {
+/**
+ * `count` keys "<prefix>-<i>" whose owners are exactly `owners`: "a" sorts before fill()'s
+ * padding, "zz" after it.
+ */
+function keysOwnedBy(
+  names: string[],
+  owners: ClusterNode[],
+  rf: number,
+  count: number,
+  prefix = 'a',
+) {
   const ring = new Ring(names);
   const want = owners
     .map((o) => o.name)
@@ -79,7 +87,7 @@ function keysOwnedBy(names: string[], owners: ClusterNode[], rf: number, count: 
     .join();
   const keys: string[] = [];
   for (let i = 0; keys.length < count && i < 100_000; i++) {
-    const k = `a-${i}`;
+    const k = `${prefix}-${i}`;
     if (ring.owners(Buffer.from(k), rf).sort().join() === want) keys.push(k);
   }
   expect(keys).toHaveLength(count);
@@ -155,6 +163,29 @@ async function writeWhileStopped(
   }
 }
 
+/**
+ * Waits until `observer` routes with each of `back` (members back on empty data directories)
+ * recorded lost: it reports the new directory, and the settled ring records none for it.
+ */
+async function recordedLost(observer: ClusterNode, back: ClusterNode[]): Promise<void> {
+  const news = await Promise.all(back.map(async (n) => (await clusterInfo(n)).incarnation));
+  await expect
+    .poll(
+      async () => {
+        const info = await clusterInfo(observer);
+        const seen = back.map((n) => info.members.find((m) => m.name === n.name));
+        return (
+          info.ring.moving &&
+          seen.every(
+            (m, i) => m?.incarnation === news[i] && (m as { recorded?: unknown }).recorded === null,
+          )
+        );
+      },
+      { timeout: 30_000, interval: 200 },
+    )
+    .toBe(true);
+}
+
 /** Every key reads `value` through every client. */
 async function expectValues(
   clients: LineClient[],
@@ -228,4 +259,52 @@ describe('scaling down: decommissioned members gone before the ring settles with
     await waitSettled(rest, names.slice(0, 3), 60_000);
     await expectValues(clients, rest, keys, 'v2');
   }, 180_000);
+
+  it('4 -> 3, then the two other settled owners lose their volumes: reads of their keys are refused, not answered empty', async () => {
+    // Keys owned by kvstore-0, -1 and -3. kvstore-3 hands off to the ring without it (kvstore-2
+    // takes its copies), then kvstore-0 and -1 come back on empty data directories, one after
+    // the other, while kvstore-2, the only member holding the keys now, is stopped. The keys sort
+    // after the padding, so the refills have not reached them. Every settled owner of the keys
+    // is lost: before, a read through kvstore-0 counted its own and kvstore-1's empty answers
+    // (two of the target ring's three owners) and answered that the keys do not exist.
+    const { nodes, names, hosts, start } = await startCluster(4, 1, []);
+    const [k0, k1, k2, k3] = nodes as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
+    const rest = [k0, k1, k2];
+    const keys = keysOwnedBy(names, [k0, k1, k3], 3, 6, 'zz');
+    const c2 = await openClient(k2);
+    await fill(c2);
+    for (const k of keys) expect(await c2.call(`PUT ${k} v1`)).toBe('OK');
+    await startHandOffs([k3], rest);
+    await finishAndRemove([k3], rest, hosts);
+    expect((await clusterInfo(k2)).ring.moving).toBe(true);
+
+    k2.proc.child.kill('SIGSTOP');
+    const empty: ClusterNode[] = [];
+    try {
+      // kvstore-0, then kvstore-1, back empty, each once the other recorded the one before lost.
+      for (const [i, old] of [k0, k1].entries()) {
+        await old.proc.stop('SIGKILL');
+        empty.push(await start(i));
+        await recordedLost(i === 0 ? k1 : empty[0]!, empty);
+      }
+      const [e0, e1] = empty as [ClusterNode, ClusterNode];
+      for (const n of empty) await recordedLost(n, empty);
+      for (const n of [e0, e1]) {
+        const c = await openClient(n);
+        for (const k of keys) {
+          expect(await c.call(`GET ${k}`), `${k} via ${n.name}`).toMatch(
+            /^ERR UNAVAILABLE replication: read refused: 3 of the key's 3 settled owners/,
+          );
+        }
+      }
+    } finally {
+      k2.proc.child.kill('SIGCONT');
+    }
+    // Nothing was lost: once kvstore-2 refilled the others and the ring settled, every member
+    // reads v1.
+    const three = [...empty, k2];
+    await waitSettled(three, names.slice(0, 3), 120_000);
+    const clients = await Promise.all(three.map(openClient));
+    await expectValues(clients, three, keys, 'v1');
+  }, 240_000);
 });
