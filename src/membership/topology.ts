@@ -17,8 +17,8 @@ export interface Placement {
    * How many of the key's owners in the settled ring are recorded lost (left out of `settled`)
    * and not known to have handed their data off to this node's target ring: a lost volume, a
    * name back empty, or a hand-off to another target ring than this node's, or one it did not
-   * see. The coordinator refuses reads of the key when the holders left cannot vouch for every
-   * acknowledged write (settledVouches). 0 when nothing moves.
+   * see. The coordinator refuses reads and writes of the key when the holders left cannot vouch
+   * for every acknowledged write (settledVouches). 0 when nothing moves.
    */
   readonly lostOwners: number;
   /** Owners under the target ring (equal to settled when nothing moves). */
