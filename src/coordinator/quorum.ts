@@ -322,7 +322,8 @@ export function oneMore<T>(t: OneMoreAsk<T>): Promise<OneMoreResult<T>> {
  *   min(W, holders) + min(R, n) > n.
  * Otherwise the target ring's owners are all that is left, and which of them took a write depends
  * on the target ring of the member that made it, which may differ from this node's (chaos seed
- * 32020: a stale value read back over three acknowledged writes). Nothing lost: always true.
+ * 32020: a stale value read back over three acknowledged writes). Nothing lost, or quorums that
+ * do not overlap (R + W <= n): always true.
  */
 export function settledVouches(
   what: 'read' | 'write',
@@ -331,8 +332,11 @@ export function settledVouches(
   readQuorum: number,
   writeQuorum: number,
 ): boolean {
-  if (lost === 0) return true;
   const n = holders + lost;
+  // Quorums that do not meet on the key's owners (R + W <= n: --read-quorum and --write-quorum
+  // chosen for availability, spec.allowStaleReads) promise no read every acknowledged write, lost
+  // owners or not: such a cluster is not refused for them either.
+  if (lost === 0 || readQuorum + writeQuorum <= n) return true;
   return what === 'read'
     ? Math.min(writeQuorum, n) + Math.min(readQuorum, holders) > n
     : Math.min(writeQuorum, holders) + Math.min(readQuorum, n) > n;

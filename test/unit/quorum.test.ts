@@ -415,6 +415,14 @@ describe('settledVouches', () => {
     expect(refused).toBeGreaterThan(0);
   });
 
+  it('refuses nothing for quorums that do not overlap (R + W <= owners): they promise no read every write', () => {
+    for (const what of ['read', 'write'] as const)
+      for (let lost = 0; lost <= 3; lost++) {
+        expect(settledVouches(what, 3 - lost, lost, 1, 1), `${what} lost${lost}`).toBe(true);
+        expect(settledVouches(what, 3 - lost, lost, 1, 2), `${what} lost${lost}`).toBe(true);
+      }
+  });
+
   it('vouches with one of three owners lost, not with two or three, at R = W = 2', () => {
     for (const what of ['read', 'write'] as const) {
       expect(settledVouches(what, 2, 1, 2, 2)).toBe(true);
