@@ -126,9 +126,18 @@ async function phase(name: string, want: string, timeoutMs = 60_000): Promise<KV
     `${name} phase ${want}`,
     async () => {
       const o = await kvc(name);
-      return o?.status?.phase === want && o.status.observedGeneration === o.metadata?.generation
-        ? o
-        : undefined;
+      if (o?.status?.phase === want && o.status.observedGeneration === o.metadata?.generation)
+        return o;
+      // What it is instead, for the timeout's message (waitUntil keeps the last one): a phase
+      // wait that timed out under load said nothing of why (2026-12-07).
+      const conditions = (o?.status?.conditions ?? [])
+        .filter((c) => c.status === 'True' || c.type === 'Progressing')
+        .map((c) => `${c.type}=${c.status} ${c.reason ?? ''}: ${c.message ?? ''}`);
+      throw new Error(
+        o
+          ? `phase ${o.status?.phase}, generation ${o.metadata?.generation} observed ${o.status?.observedGeneration}; ${conditions.join('; ')}`
+          : 'no such KVCluster',
+      );
     },
     timeoutMs,
   );
