@@ -34,13 +34,18 @@ it('prints the CPU of a 3-replica PUT per round and their median, and cleans up'
   expect([...dirs()].filter((d) => !before.has(d))).toEqual([]);
 });
 
+/** Runs the bench for 2 rounds of 300 writes over 100 keys with `extra`; its median line. */
+async function medianOfTwoRounds(extra: string[]): Promise<string | undefined> {
+  const args = ['bench/write-path.ts', '--writes', '300', '--rounds', '2', '--clients', '5'];
+  const { stdout } = await run(NODE, [...args, '--keys', '100', ...extra], { cwd: ROOT });
+  return stdout.split('\n').find((l) => l.startsWith('median of 1 rounds: '));
+}
+
 it('with --members 1 prints the CPU and latency of a single store RF=1 PUT, and cleans up', {
   timeout: 120_000,
 }, async () => {
   const before = dirs();
-  const args = ['bench/write-path.ts', '--writes', '300', '--rounds', '2', '--clients', '5'];
-  const { stdout } = await run(NODE, [...args, '--keys', '100', '--members', '1'], { cwd: ROOT });
-  const median = stdout.split('\n').find((l) => l.startsWith('median of 1 rounds: '));
+  const median = await medianOfTwoRounds(['--members', '1']);
   const [, main, p99, max] =
     /main thread (\d+\.\d) µs, .* p99 (\d+\.\d\d) ms, max (\d+\.\d) ms/.exec(median ?? '') ?? [];
   expect(Number(main)).toBeGreaterThan(0);
@@ -54,9 +59,7 @@ it('with --op get fills the keys and prints the CPU of a 3-replica R=2 GET, and 
   timeout: 120_000,
 }, async () => {
   const before = dirs();
-  const args = ['bench/write-path.ts', '--writes', '300', '--rounds', '2', '--clients', '5'];
-  const { stdout } = await run(NODE, [...args, '--keys', '100', '--op', 'get'], { cwd: ROOT });
-  const median = stdout.split('\n').find((l) => l.startsWith('median of 1 rounds: '));
+  const median = await medianOfTwoRounds(['--op', 'get']);
   const [, main, all] =
     /main thread (\d+\.\d) µs, process (\d+\.\d) µs CPU per GET/.exec(median ?? '') ?? [];
   expect(Number(main)).toBeGreaterThan(0);

@@ -16,7 +16,12 @@ import type { LineClient } from '../helpers/line-client.ts';
 import { untilStill } from '../helpers/node-memory.ts';
 import { cleanup, type NodeProcess } from '../helpers/node-process.ts';
 import { RawResp } from '../helpers/resp-tools.ts';
-import { infoStat, stop } from '../helpers/stopped-node.ts';
+import {
+  infoStat,
+  peerRequestsReceived,
+  resumeUntilAnswered,
+  stop,
+} from '../helpers/stopped-node.ts';
 import { until } from '../helpers/write-log.ts';
 
 afterEach(cleanup);
@@ -273,9 +278,7 @@ describe('the node-wide bound of large replies in one event-loop turn', () => {
       30_000,
       'the node to accept every reader',
     );
-    const received = await Promise.all(
-      others.map((p) => metric(p, 'kvstore_peer_requests_received_total')),
-    );
+    const received = await peerRequestsReceived(others);
     // The coordinator reads its copy of each value and waits for a stopped peer's header (R=2).
     for (const peer of others) stop(peer);
     const gets = Array.from({ length: READER_GETS }, (_, i) => `GET big${i % 8}\n`).join('');
@@ -294,21 +297,7 @@ describe('the node-wide bound of large replies in one event-loop turn', () => {
     const before = await newcomer(coord).written;
     // The peers answer while the coordinator is stopped: every header reaches it at once.
     const pid = stop(coord);
-    for (const peer of others) process.kill(peer.proc.child.pid!, 'SIGCONT');
-    await until(
-      async () => {
-        const now = await Promise.all(
-          others.map((p) => metric(p, 'kvstore_peer_requests_received_total')),
-        );
-        const handling = await Promise.all(
-          others.map((p) => metric(p, 'kvstore_peer_requests_in_flight{side="server"}')),
-        );
-        const got = now.reduce((a, n, i) => a + n - received[i]!, 0);
-        return got >= inFlight && handling.every((h) => h === 0);
-      },
-      30_000,
-      'the peers to answer the stopped coordinator',
-    );
+    await resumeUntilAnswered(others, received, inFlight, 30_000);
     // New clients wait in the listen queue; the node takes one a turn once it goes on, and reads
     // its INFO in the turn after: the first INFO says what the node wrote in its first turn.
     const infos = Array.from({ length: NEWCOMERS }, () => newcomer(coord));

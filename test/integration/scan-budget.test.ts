@@ -12,7 +12,12 @@ import { defer } from '../helpers/defer.ts';
 import type { LineClient } from '../helpers/line-client.ts';
 import { cleanup } from '../helpers/node-process.ts';
 import { RawResp } from '../helpers/resp-tools.ts';
-import { infoStat, stop } from '../helpers/stopped-node.ts';
+import {
+  infoStat,
+  peerRequestsReceived,
+  resumeUntilAnswered,
+  stop,
+} from '../helpers/stopped-node.ts';
 import { until } from '../helpers/write-log.ts';
 
 afterEach(cleanup);
@@ -123,9 +128,7 @@ describe("the node-wide bound on a turn's scan work", () => {
     // Fewer scans than the reply budget lets start (about 12 unpaged): all start at once, and
     // each through three members takes five rounds on a machine that may be loaded.
     const { scanners, small } = await clients(coord, CLUSTER_SCANNERS);
-    const received = await Promise.all(
-      others.map((p) => metric(p, 'kvstore_peer_requests_received_total')),
-    );
+    const received = await peerRequestsReceived(others);
     // The coordinator reads its own records and waits for the stopped peers' (R=2, every member
     // is asked); the scans the reply budget holds back start once these are answered.
     for (const peer of others) stop(peer);
@@ -151,21 +154,7 @@ describe("the node-wide bound on a turn's scan work", () => {
     expect(await setup.call('PING')).toBe('PONG');
     // The peers answer while the coordinator is stopped: every reply reaches it at once.
     const pid = stop(coord);
-    for (const peer of others) process.kill(peer.proc.child.pid!, 'SIGCONT');
-    await until(
-      async () => {
-        const now = await Promise.all(
-          others.map((p) => metric(p, 'kvstore_peer_requests_received_total')),
-        );
-        const handling = await Promise.all(
-          others.map((p) => metric(p, 'kvstore_peer_requests_in_flight{side="server"}')),
-        );
-        const got = now.reduce((a, n, i) => a + n - received[i]!, 0);
-        return got >= lastAsked && handling.every((h) => h === 0);
-      },
-      60_000,
-      'the peers to answer the stopped coordinator',
-    );
+    await resumeUntilAnswered(others, received, lastAsked, 60_000);
     // The small client's INFO, last, is read in the same pass as the replies.
     const answer = scanRecords(small);
     await until(async () => small.socket.writableLength === 0, 10_000, 'sent');
