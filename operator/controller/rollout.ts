@@ -28,7 +28,7 @@ type MemberAnswer = NodeAnswer['members'][number];
  * that refuses is Ready all the same in some cases (a full disk; a clock refusal no other member
  * could take over), and turns unready only after its readiness probe failed a few times.
  */
-function ownRefusals(view: NodeAnswer, withNotWritable: boolean): string[] {
+export function ownRefusals(view: NodeAnswer, withNotWritable: boolean): string[] {
   const lines: string[] = [];
   const r = view.refusing;
   if (r) lines.push(`refuses ${r.commands === 'all' ? 'every command' : 'writes'}: ${r.reason}`);

@@ -17,7 +17,7 @@ import type { ControllerContext } from './context.ts';
 import { canonicalJson } from './names.ts';
 import { type Observed, type PodView, unmadeCauses } from './observe.ts';
 import { progressText, rebalanceProgress, transferFields, waitsText } from './progress.ts';
-import { type Health, type RolloutPlan, storesNoWrites } from './rollout.ts';
+import { type Health, ownRefusals, type RolloutPlan, storesNoWrites } from './rollout.ts';
 import type { ScalePlan } from './scale.ts';
 
 /**
@@ -292,7 +292,9 @@ function members(o: Observed): Member[] {
     const n = o.nodes.get(p.name);
     let state = p.terminating ? 'terminating' : 'pending';
     if (n) state = n.reachable ? (n.view.status ?? 'active') : 'unreachable';
-    return { name: p.name, ready: p.ready, state };
+    // Before 2026-12-07 a member whose disk was full showed `active` here and nothing else.
+    const refusing = n?.reachable ? ownRefusals(n.view, true) : [];
+    return { name: p.name, ready: p.ready, state, ...(refusing.length > 0 ? { refusing } : {}) };
   });
 }
 

@@ -366,7 +366,7 @@ export interface KVC extends KubernetesObject {
     readyReplicas?: number;
     replicas?: number;
     observedGeneration?: number;
-    members?: { name: string; ready: boolean; state: string }[];
+    members?: { name: string; ready: boolean; state: string; refusing?: string[] }[];
     conditions?: { type: string; status: string; reason: string; message: string }[];
     decommission?: { member: string; state: string };
     rebalancing?: boolean;

@@ -1133,6 +1133,11 @@ spec:
     await new Promise((r) => setTimeout(r, 2000)); // a window for a wrong step, not a wait for a state
     expect(await partition()).toBe(3);
     expect((await kvc('kv'))?.status?.phase).toBe('Upgrading');
+    // status.members says it too, kept by the API server (the CRD's schema lists the field).
+    expect((await kvc('kv'))?.status?.members?.find((m) => m.name === 'kv-0')).toMatchObject({
+      state: 'active',
+      refusing: [`refuses writes: storage not writable: ${full}`],
+    });
     expect((await eventField('kv', 'RolloutHeld', 'type'))[0]).toBe('Warning');
     expect(await eventMessages('kv', 'RolloutHeld')).toEqual([
       expect.stringMatching(/^the rollout holds at partition 3: kv-0 refuses work while running /),
@@ -1142,6 +1147,7 @@ spec:
     await waitUntil('partition 0', async () => (await partition()) === 0, 60_000);
     const done = await phase('kv', 'Available', 60_000);
     expect(done.status?.conditions?.find((c) => c.type === 'Degraded')?.reason).toBe('AsExpected');
+    expect(done.status?.members?.find((m) => m.name === 'kv-0')?.refusing).toBeUndefined();
     expect(await budget()).toBe(1);
   });
 

@@ -670,6 +670,23 @@ describe('buildStatus', () => {
     );
   });
 
+  it("lists what each member refuses in status.members, by the member's own answer", () => {
+    let nodes = refusing(healthyNodes(3), 'kv-0', { notWritable: FULL });
+    nodes = refusing(nodes, 'kv-2', { clock: CLOCK });
+    const observed = { sts: sts(3, 0), pods: [pod(0), pod(1), pod(2)], nodes };
+    const s = buildStatus(input({ observed }));
+    expect(s.members).toEqual([
+      {
+        name: 'kv-0',
+        ready: true,
+        state: 'active',
+        refusing: [`refuses writes: storage not writable: ${FULL}`],
+      },
+      { name: 'kv-1', ready: true, state: 'active' },
+      { name: 'kv-2', ready: true, state: 'active', refusing: [`refuses writes: ${CLOCK}`] },
+    ]);
+  });
+
   it('stays Pending on first start until every pod is ready', () => {
     const young = NOW.getTime() - 1000;
     const pods = [

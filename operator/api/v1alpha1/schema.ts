@@ -436,6 +436,12 @@ const memberSchema = z.object({
   state: z
     .string()
     .describe('What the node reports: active, decommissioning, decommissioned, or unreachable.'),
+  refusing: z
+    .array(z.string())
+    .optional()
+    .describe(
+      'What the node says it refuses now and why, one line each (its disk full or stalled, its clock); absent when nothing.',
+    ),
 });
 export type Member = z.output<typeof memberSchema>;
 
