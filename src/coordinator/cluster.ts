@@ -481,10 +481,13 @@ export class ClusterCoordinator implements Coordinator {
     const lost = p.lostOwners;
     if (lost === 0) return;
     const o = this.#o;
-    const holders = p.settled.length;
-    if (!settledVouches(what, holders, lost, o.readQuorum, o.writeQuorum)) {
-      throw unvouched(what, holders, lost);
-    }
+    const c = {
+      holders: p.settled.length,
+      lost,
+      mayAnswer: p.lostMayAnswer,
+      owners: o.topology.rf(o.topology.settled),
+    };
+    if (!settledVouches(what, c, o.readQuorum, o.writeQuorum)) throw unvouched(what, c);
   }
 
   #groups(p: Placement, need: number): QuorumGroup[] {

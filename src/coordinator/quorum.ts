@@ -306,46 +306,83 @@ export function oneMore<T>(t: OneMoreAsk<T>): Promise<OneMoreResult<T>> {
 }
 
 /**
+ * A key's owners in the settled ring as a coordinator counts them while data moves (Placement).
+ */
+export interface SettledCount {
+  /** Owners that hold the key (Placement.settled). */
+  readonly holders: number;
+  /**
+   * Owners recorded lost and not seen handing their data off to this node's target ring
+   * (Placement.lostOwners).
+   */
+  readonly lost: number;
+  /**
+   * Of `lost`, those that may still answer a read with what they held: not known to be back on a
+   * new data directory (Placement.lostMayAnswer).
+   */
+  readonly mayAnswer: number;
+  /** All the key's owners in the settled ring: holders, lost ones, and those handed off. */
+  readonly owners: number;
+}
+
+/**
  * Whether a key's settled holders still vouch for every acknowledged write, for a read or a write
  * (`what`) made now. `holders` of its settled owners hold it, and `lost` others are recorded lost
  * without having handed their data off to this node's target ring (a new data directory, a name
  * back empty, or a hand-off to another target ring): what they took cannot be read from them,
  * nor is it known to be in the target ring. (Owners that handed off to this node's target ring
- * are left out: all they held is there, where the read asks a quorum too.) With n = holders +
- * lost:
- * - a read: a write acknowledged while all n held the key reached min(W, n) of them, the lost
- *   ones perhaps among them, and the read asks min(R, holders) of the rest; every pair meets when
- *   min(W, n) + min(R, holders) > n (a write that saw fewer holders only makes it easier);
- * - a write reaches min(W, holders), and must meet the read of a member that has not recorded the
- *   losses yet, which asks min(R, n) of all n, where a lost one may answer with what it held (a
- *   decommissioned member answers a member that reads the ring without it too):
- *   min(W, holders) + min(R, n) > n.
+ * are left out: all they held is there, where the read asks a quorum too.)
+ * - A read: with n = holders + lost, a write acknowledged while all n held the key reached
+ *   min(W, n) of them, the lost ones perhaps among them, and the read asks min(R, holders) of the
+ *   rest; every pair meets when min(W, n) + min(R, holders) > n (a write that saw fewer holders
+ *   only makes it easier).
+ * - A write reaches min(W, holders), and must meet the read of a member that has not recorded
+ *   the losses yet, which asks min(R, m) of the m = holders + mayAnswer owners that can answer
+ *   it: a lost owner back on a new data directory refuses reads that expect the recorded one, but
+ *   a decommissioned owner answers with what it held (it answers a member that reads the ring
+ *   without it too). So min(W, holders) + min(R, m) > m; when m is 0, no read counts on the
+ *   settled owners (a member that recorded the losses refuses it, one that did not cannot meet
+ *   its quorum there), and the write is taken. A member that recorded some losses only reads
+ *   fewer lost owners: no worse.
  * Otherwise the target ring's owners are all that is left, and which of them took a write depends
  * on the target ring of the member that made it, which may differ from this node's (chaos seed
  * 32020: a stale value read back over three acknowledged writes). Nothing lost, or quorums that
- * do not overlap (R + W <= n): always true.
+ * do not overlap on the key's owners (R + W <= owners): always true.
  */
 export function settledVouches(
   what: 'read' | 'write',
-  holders: number,
-  lost: number,
+  c: SettledCount,
   readQuorum: number,
   writeQuorum: number,
 ): boolean {
-  const n = holders + lost;
-  // Quorums that do not meet on the key's owners (R + W <= n: --read-quorum and --write-quorum
-  // chosen for availability, spec.allowStaleReads) promise no read every acknowledged write, lost
-  // owners or not: such a cluster is not refused for them either.
-  if (lost === 0 || readQuorum + writeQuorum <= n) return true;
-  return what === 'read'
-    ? Math.min(writeQuorum, n) + Math.min(readQuorum, holders) > n
-    : Math.min(writeQuorum, holders) + Math.min(readQuorum, n) > n;
+  // Quorums that do not meet on the key's owners (R + W <= owners: --read-quorum and
+  // --write-quorum chosen for availability, spec.allowStaleReads) promise no read every
+  // acknowledged write, lost owners or not: such a cluster is not refused for them either.
+  if (c.lost === 0 || readQuorum + writeQuorum <= c.owners) return true;
+  const { holders } = c;
+  if (what === 'read') {
+    const n = holders + c.lost;
+    return Math.min(writeQuorum, n) + Math.min(readQuorum, holders) > n;
+  }
+  const m = holders + c.mayAnswer;
+  return m === 0 || Math.min(writeQuorum, holders) + Math.min(readQuorum, m) > m;
 }
 
-/** KV_ERR_UNAVAILABLE for a read or write of a key whose holders do not vouch (settledVouches). */
-export function unvouched(what: 'read' | 'write', holders: number, lost: number): KvError {
+/**
+ * KV_ERR_UNAVAILABLE for a read or write of a key whose holders do not vouch (settledVouches),
+ * refused before any replica was asked: a refused write was written nowhere.
+ */
+export function unvouched(what: 'read' | 'write', c: SettledCount): KvError {
+  const handed = c.owners - c.holders - c.lost;
+  const off = handed > 0 ? `, ${handed} handed off to this node's target ring` : '';
+  const lost = what === 'read' ? c.lost : c.mayAnswer;
+  const kind =
+    what === 'read'
+      ? 'recorded lost (a new data directory, or a hand-off this node did not see to its target ring)'
+      : 'recorded lost and may still answer reads with what they held (a hand-off this node did not see to its target ring)';
+  const undone = what === 'write' ? '; nothing was written' : '';
   return new KvError(
     'KV_ERR_UNAVAILABLE',
-    `replication: ${what} refused: ${lost} of the key's ${holders + lost} settled owners are recorded lost (a new data directory, or a hand-off this node did not see to its target ring), so the ${holders} left cannot vouch for every acknowledged write; it answers once the ring settles`,
+    `replication: ${what} refused: ${lost} of the key's ${c.owners} settled owners are ${kind}${off}, so the ${c.holders} holding it cannot vouch for every acknowledged write${undone}; retry once the ring settles`,
   );
 }

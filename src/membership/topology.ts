@@ -21,6 +21,15 @@ export interface Placement {
    * for every acknowledged write (settledVouches). 0 when nothing moves.
    */
   readonly lostOwners: number;
+  /**
+   * Of lostOwners, those that may still answer a read with the data they held: all but owners
+   * known to be back on a new data directory (their last hello said they are active and lost in
+   * their own settled ring), which refuse every read expecting the directory the ring recorded
+   * (KV_ERR_WRONG_INCARNATION). A decommissioned owner keeps its directory and answers reads from
+   * members that count it as a holder and read the ring without it too. What a write is held to
+   * (settledVouches).
+   */
+  readonly lostMayAnswer: number;
   /** Owners under the target ring (equal to settled when nothing moves). */
   readonly target: readonly string[];
   /** Both lists merged, each name once: where requests go. */
@@ -137,6 +146,13 @@ export class Topology {
    * reports another status (back, empty, under the same name).
    */
   readonly #handedOff = new Map<string, string>();
+  /**
+   * Members not down whose last hello said they are active and recorded lost in their own settled
+   * ring: back on a new data directory under their name, being refilled (see
+   * Placement.lostMayAnswer). A decommissioned member says `decommissioned`, so a member lost for
+   * its hand-off is never among them while it answers.
+   */
+  readonly #refilling = new Set<string>();
   /** The read terms of the rings as they are now; null until asked after a change. */
   #terms: RingTerms | null = null;
 
@@ -256,7 +272,12 @@ export class Topology {
     const before = this.#record;
     for (const m of members) {
       const h = m.hello;
-      if (m.self || !h) continue;
+      if (!h) continue;
+      // Only while it answers: a hello from before a hand-off it made since must not count.
+      if (m.state !== 'down' && h.status === 'active' && h.settled.lost.includes(m.name)) {
+        this.#refilling.add(m.name);
+      } else this.#refilling.delete(m.name);
+      if (m.self) continue;
       this.#seenEpoch = Math.max(this.#seenEpoch, h.settled.epoch);
       if (h.status === 'decommissioned') this.#handedOff.set(m.name, h.ringId);
       else this.#handedOff.delete(m.name);
@@ -386,6 +407,7 @@ export class Topology {
         this.#sole = Object.freeze({
           settled: only,
           lostOwners: 0,
+          lostMayAnswer: 0,
           target: only,
           all: only,
           rings,
@@ -397,19 +419,30 @@ export class Topology {
     const target = ring.owners(key, this.rf(ring));
     const rings = this.#placementId;
     if (!this.moving) {
-      return { settled: target, lostOwners: 0, target, all: target, rings, terms };
+      return {
+        settled: target,
+        lostOwners: 0,
+        lostMayAnswer: 0,
+        target,
+        all: target,
+        rings,
+        terms,
+      };
     }
     const owners = this.#settled.owners(key, this.rf(this.#settled));
     const settled = this.#holdersOf(owners);
     const all = [...settled];
     for (const n of target) if (!all.includes(n)) all.push(n);
     let lostOwners = 0;
+    let lostMayAnswer = 0;
     if (settled.length < owners.length) {
       for (const n of owners) {
-        if (!settled.includes(n) && this.#handedOff.get(n) !== ring.id) lostOwners++;
+        if (settled.includes(n) || this.#handedOff.get(n) === ring.id) continue;
+        lostOwners++;
+        if (!this.#refilling.has(n)) lostMayAnswer++;
       }
     }
-    return { settled, lostOwners, target, all, rings, terms };
+    return { settled, lostOwners, lostMayAnswer, target, all, rings, terms };
   }
 
   /** The settled owners of `key` that hold it: its owners in the settled ring less lost ones. */

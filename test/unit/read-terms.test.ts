@@ -4,73 +4,20 @@
 // the emptied member, reached through an in-process PeerCall; the stopped member is a call that
 // times out.
 
-import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ClusterCoordinator } from '../../src/coordinator/index.ts';
 import { KvError } from '../../src/errors/index.ts';
 import { settledRing, Topology } from '../../src/membership/index.ts';
-import {
-  createReplicaHandler,
-  type HelloReply,
-  type PeerCall,
-  Replicas,
-} from '../../src/replica/index.ts';
+import type { PeerCall } from '../../src/replica/index.ts';
 import { Ring } from '../../src/ring/index.ts';
-import { Storage } from '../../src/storage/index.ts';
-import { defer } from '../helpers/defer.ts';
+import { coordinatorOf, openStore, replica } from '../helpers/coordinators.ts';
 import { incs, view } from '../helpers/member-views.ts';
-import { cleanup, tempDir } from '../helpers/node-process.ts';
+import { cleanup } from '../helpers/node-process.ts';
 
 const b = (s: string) => Buffer.from(s);
 afterEach(cleanup);
 
-/** A store on a temporary directory, closed when the test ends. */
-function openStore(name: string): Storage {
-  const s = Storage.open({ path: tempDir(), nodeName: name });
-  defer(() => s.close());
-  return s;
-}
-
 const NAMES = ['a', 'b', 'c'];
 const RECORDED = { a: 'inc-a', b: 'inc-b', c: 'inc-c' };
-
-/** A replica handler on its own store. */
-function replica(incarnation: string, maxScanEntries = 100) {
-  const storage = openStore(incarnation);
-  const handler = createReplicaHandler({
-    storage,
-    hello: () => ({}) as HelloReply,
-    incarnation,
-    maxScanEntries,
-  });
-  return { storage, handler };
-}
-
-/** `self`'s coordinator over `topology`, its peers reached through `call`; no read repair. */
-function coordinatorOf(
-  self: string,
-  local: Storage,
-  topology: Topology,
-  call: PeerCall,
-  isUp: (name: string) => boolean,
-  readSpeculateMs: number,
-): ClusterCoordinator {
-  const replicas = new Replicas(self, local, call, (name) => topology.readTerms(name));
-  return new ClusterCoordinator({
-    storage: local,
-    topology,
-    replicas,
-    isUp,
-    hint: () => {},
-    info: () => ({}),
-    readQuorum: 2,
-    writeQuorum: 2,
-    readRepairChance: 0,
-    readSpeculateMs,
-    maxScanKeys: 100,
-    registry: new Registry(),
-  });
-}
 
 /**
  * Node a's coordinator in a 3-member ring that recorded c's old directory (inc-c). a holds
@@ -88,7 +35,9 @@ function cluster(keys: string[], answer?: (method: string, body: unknown) => unk
     throw new KvError('KV_ERR_PEER_TIMEOUT', `${name} did not answer`);
   };
   const topology = new Topology(NAMES, settledRing(1, NAMES, RECORDED), 3);
-  const coordinator = coordinatorOf('a', local, topology, call, (name) => name !== 'b', 10);
+  const coordinator = coordinatorOf('a', local, topology, call, (name) => name !== 'b', {
+    readSpeculateMs: 10,
+  });
   const filled = Promise.all(
     keys.map((k) =>
       local.apply(b(k), { version: local.clock.now(), tombstone: false, value: b('v1') }),
@@ -206,7 +155,7 @@ async function kv3View(lost: string[], kv2Ms: number) {
     return handler(method, body);
   };
   const topology = new Topology(TARGET, settledRing(9, SETTLED, incs(SETTLED), lost), 3);
-  const coordinator = coordinatorOf('kv3', local, topology, call, (name) => name in handlers, 1000);
+  const coordinator = coordinatorOf('kv3', local, topology, call, (name) => name in handlers);
   return { coordinator, topology, sent, stores };
 }
 
