@@ -380,7 +380,7 @@ export function unvouched(what: 'read' | 'write', c: SettledCount): KvError {
     what === 'read'
       ? 'recorded lost (a new data directory, or a hand-off this node did not see to its target ring)'
       : 'recorded lost and may still answer reads with what they held (a hand-off this node did not see to its target ring)';
-  const undone = what === 'write' ? '; nothing was written' : '';
+  const undone = what === 'write' ? '; the key was not written' : '';
   return new KvError(
     'KV_ERR_UNAVAILABLE',
     `replication: ${what} refused: ${lost} of the key's ${c.owners} settled owners are ${kind}${off}, so the ${c.holders} holding it cannot vouch for every acknowledged write${undone}; retry once the ring settles`,
