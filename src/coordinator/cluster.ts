@@ -463,11 +463,18 @@ export class ClusterCoordinator implements Coordinator {
   /**
    * The key's placement, or null when this node is its only replica. Placed once per request
    * and handed on (hashing the key and walking the ring was 4% of a 3-node GET, placed three
-   * times); placed again after an await, when the rings may have changed.
+   * times); placed again after an await, when the rings may have changed. A key some of whose
+   * settled owners are recorded lost is never this node's alone, even when it is the only one
+   * left to ask (RF 1, or a target ring of this node alone): its reads and writes are held to
+   * the bound of #vouched, which the paths for a key of this node alone do not check (they
+   * answered an RF-1 GET from this node's copy while the key's settled owner had handed its
+   * newest write off to another ring).
    */
   #shared(key: Buffer): Placement | null {
     const p = this.#o.topology.place(key);
-    return p.all.length === 1 && p.all[0] === this.#o.replicas.self ? null : p;
+    return p.all.length === 1 && p.all[0] === this.#o.replicas.self && p.lostOwners === 0
+      ? null
+      : p;
   }
 
   /**

@@ -161,3 +161,58 @@ describe('quorums that do not overlap on the key owners', () => {
     });
   });
 });
+
+// A key this node would answer alone (its only owner in the target ring, no settled holder but
+// itself): the bound holds there too. RF 1, members a, b and c; c decommissioned, its hand-off
+// not seen going to a's target ring (a and b). A key whose settled owner is c and whose target
+// owner is a: a holds an old value of it, and c's hand-off took the newest to another ring.
+describe('a key this node is the only target owner of', () => {
+  async function rf1() {
+    const ABC = ['a', 'b', 'c'];
+    const a = replica('inc-a');
+    const lost = settledRing(5, ABC, incs(ABC), ['c']);
+    const topology = new Topology(['a', 'b'], lost, 1);
+    topology.update(
+      [
+        view('a', topology, { self: true }),
+        view('b', topology),
+        view('c', topology, { status: 'decommissioned', ringId: new Ring(['b', 'd']).id }),
+      ],
+      false,
+    );
+    const settled = new Ring(ABC);
+    let key = b('');
+    for (let i = 0; ; i++) {
+      key = b(`k${i}`);
+      if (settled.owners(key, 1)[0] === 'c' && topology.target.owners(key, 1)[0] === 'a') break;
+    }
+    await a.storage.apply(key, {
+      version: a.storage.clock.now(),
+      tombstone: false,
+      value: b('old'),
+    });
+    expect(topology.place(key)).toMatchObject({ settled: [], target: ['a'], lostOwners: 1 });
+    const { coordinator } = withPeers('a', a.storage, topology, {}, 1, 1);
+    return { coordinator, key, store: a.storage };
+  }
+
+  it('a GET is refused, not answered from its own copy alone', async () => {
+    const { coordinator, key } = await rf1();
+    expect(coordinator.getNow(key, () => {})).toBe(false);
+    await expect(run(coordinator.execute({ type: 'get', key }))).rejects.toMatchObject({
+      code: 'KV_ERR_UNAVAILABLE',
+      message: expect.stringContaining("read refused: 1 of the key's 1 settled owners"),
+    });
+  });
+
+  it('a PUT is refused, and not applied here', async () => {
+    const { coordinator, key, store } = await rf1();
+    await expect(
+      run(coordinator.execute({ type: 'put', key, value: b('new') })),
+    ).rejects.toMatchObject({
+      code: 'KV_ERR_UNAVAILABLE',
+      message: expect.stringContaining('write refused'),
+    });
+    expect(store.get(key)?.value).toEqual(b('old'));
+  });
+});
