@@ -216,3 +216,24 @@ describe('a key this node is the only target owner of', () => {
     expect(store.get(key)?.value).toEqual(b('old'));
   });
 });
+
+describe('Placement.lostMayAnswer', () => {
+  it('leaves out a lost owner only while it answers as back on a new directory', () => {
+    const lost = settledRing(2, ABC, incs(ABC), ['c']);
+    const t = new Topology(ABC, lost, 3);
+    const seen = (c: Parameters<typeof view>[2]) =>
+      t.update([view('a', t, { self: true }), view('b', t), view('c', t, c)]);
+    const key = b('k1');
+    // Its hello from before it adopted the ring that records it lost: it may be the old one.
+    seen({ incarnation: 'new-c', settled: settledRing(1, ABC, incs(ABC)) });
+    expect(t.place(key)).toMatchObject({ lostOwners: 1, lostMayAnswer: 1 });
+    seen({ incarnation: 'new-c' });
+    expect(t.place(key)).toMatchObject({ lostOwners: 1, lostMayAnswer: 0 });
+    // Down: its last hello may be older than a hand-off it made since.
+    seen({ incarnation: 'new-c', state: 'down' });
+    expect(t.place(key)).toMatchObject({ lostOwners: 1, lostMayAnswer: 1 });
+    seen({ incarnation: 'new-c' });
+    seen({ incarnation: 'new-c', status: 'decommissioning' });
+    expect(t.place(key)).toMatchObject({ lostOwners: 1, lostMayAnswer: 1 });
+  });
+});
