@@ -374,7 +374,9 @@ export function settledVouches(
  */
 export function unvouched(what: 'read' | 'write', c: SettledCount): KvError {
   const handed = c.owners - c.holders - c.lost;
-  const off = handed > 0 ? `, ${handed} handed off to this node's target ring` : '';
+  const refilled = what === 'write' ? c.lost - c.mayAnswer : 0;
+  const back = refilled > 0 ? `, ${refilled} back on a new data directory` : '';
+  const off = `${back}${handed > 0 ? `, ${handed} handed off to this node's target ring` : ''}`;
   const lost = what === 'read' ? c.lost : c.mayAnswer;
   const kind =
     what === 'read'
