@@ -7,7 +7,7 @@
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFailed } from 'vitest';
 import { defer } from '../helpers/defer.ts';
 import { LineClient } from '../helpers/line-client.ts';
 import { type SpawnedNode, spawnNodeProcess, startNodeProcess } from '../helpers/node-process.ts';
@@ -50,12 +50,21 @@ async function coldAndSlow(disk: PowerlossDisk, warm?: string): Promise<void> {
   await disk.slowReads(SLOW_READ_MS);
 }
 
+/** Prints what `node` logged and wrote to stderr if the test fails (a CI run shows nothing else). */
+function printedOnFailure(node: SpawnedNode): void {
+  onTestFailed(() => {
+    const lines = node.logs.map((l) => JSON.stringify(l)).join('\n');
+    console.error(`node pid ${node.child.pid} log:\n${lines}\nstderr:\n${node.stderr()}`);
+  });
+}
+
 /**
  * Starts a node on `dataDir`, sends SIGTERM as soon as it logs `line`, and expects it to exit 0
  * saying it stopped in `phase` (not later: before, the signal waited for the whole open).
  */
 async function stopAt(dataDir: string, line: string, phase: string): Promise<void> {
   const node: SpawnedNode = spawnNodeProcess({ dataDir, args: ARGS });
+  printedOnFailure(node);
   const said = (msg: string) => node.logs.find((l) => l.msg === msg);
   await until(
     () => said(line) !== undefined || node.child.exitCode !== null,
@@ -91,6 +100,7 @@ async function stopOnHungDisk(
   if (line === null) await disk.hang();
   const args = [...ARGS, '--shutdown-timeout-ms', String(SHUTDOWN_MS)];
   const node: SpawnedNode = spawnNodeProcess({ dataDir, args });
+  printedOnFailure(node);
   const said = (msg: string) => node.logs.find((l) => l.msg === msg);
   if (line !== null) {
     await until(() => said(line) !== undefined, 120_000, `the node logs '${line}'`);
