@@ -12,10 +12,13 @@
 // page claimed was an overflow value) is read on its own when the walk reaches it. While the
 // first pass notes one read's pages, the next reads are already under way on libuv's thread pool
 // (ReadAhead), so the disk does not wait for the main thread nor the main thread for the disk.
+// The start's check (lmdbTreeProblemAsync) makes every read of the file on the thread pool: the
+// event loop turns while the disk answers, however slowly (PoolFile).
 
-import { closeSync, openSync, read, readSync } from 'node:fs';
+import { close, closeSync, open, openSync, read, readSync } from 'node:fs';
 import type { OpenedMeta } from './lmdb-check.ts';
-import { runSteps, runStepsInSlices } from './steps.ts';
+import { countDiskOp } from './stall.ts';
+import { runSteps, runStepsInSlices, type Steps, untilAborted } from './steps.ts';
 
 /** LMDB's page header: u64 pgno, u64 txnid, u16 pad, u16 flags, u16 lower | u32 pages, u16 upper. */
 export const PAGE_HEADER = 24;
@@ -64,25 +67,22 @@ export interface TreeCheckOptions {
 /**
  * Brings the file's next bytes into the page cache on libuv's thread pool while the first pass
  * notes the bytes it read; the pass then reads them from memory. The pass never waits for these
- * reads (lmdbTreeProblem does not let the event loop turn; lmdbTreeProblemAsync only counts
- * their completions when it does), so they never report back to it: they are
- * bounded by where they are asked for (at most `readAhead` reads past the pass), their bytes all
- * land in one scratch buffer nobody reads, and their own descriptor closes once the last of them
- * is done, after the check returned.
+ * reads (it waits for its own only), so they never report back to it: they are bounded by where
+ * they are asked for (at most `readAhead` reads past the pass), their bytes all land in one
+ * scratch buffer nobody reads, and the file's descriptor closes once the last of them is done,
+ * after the check returned (PoolFile).
  */
 class ReadAhead {
-  readonly #fd: number;
+  readonly #file: PoolFile;
   readonly #scratch: Buffer;
   /** Reads kept under way past where the pass reads. */
   readonly #depth: number;
   readonly #end: number;
   /** Bytes before this offset were asked for. */
   #asked = 0;
-  #pending = 0;
-  #closed = false;
 
-  constructor(path: string, chunk: number, depth: number, end: number) {
-    this.#fd = openSync(path, 'r');
+  constructor(file: PoolFile, chunk: number, depth: number, end: number) {
+    this.#file = file;
     this.#scratch = Buffer.allocUnsafe(chunk);
     this.#depth = depth;
     this.#end = end;
@@ -97,23 +97,55 @@ class ReadAhead {
     let at = Math.max(from, this.#asked);
     const end = Math.min(from + this.#depth * chunk, this.#end);
     for (; at < end; at += chunk) {
-      this.#pending++;
-      read(this.#fd, this.#scratch, 0, Math.min(chunk, end - at), at, () => this.#settled());
+      // What it read, or why not, is the pass's own read's to find.
+      this.#file.read(this.#scratch, Math.min(chunk, end - at), at).catch(() => {});
     }
     this.#asked = Math.max(this.#asked, at);
   }
+}
 
-  /** No more asks; the descriptor closes when the reads under way are done. */
+/**
+ * The checked file's descriptor, read on libuv's thread pool: each read is counted as disk work
+ * out (countDiskOp: a process that exits while one hangs does not wait for it), and the
+ * descriptor closes once no read of it is under way, so that a read a stop left behind (its
+ * check rejected meanwhile) never finds another file at that number.
+ */
+class PoolFile {
+  readonly fd: number;
+  #pending = 0;
+  #closed = false;
+
+  constructor(fd: number) {
+    this.fd = fd;
+  }
+
+  /** Reads `length` bytes at `position` into `buf` (from its start): the bytes read. */
+  read(buf: Buffer, length: number, position: number): Promise<number> {
+    this.#pending++;
+    const done = new Promise<number>((resolve, reject) => {
+      read(this.fd, buf, 0, length, position, (err, n) => {
+        this.#settled();
+        if (err) reject(err);
+        else resolve(n);
+      });
+    });
+    return countDiskOp(done);
+  }
+
+  /** No more reads; the descriptor closes when those under way are done. */
   close(): void {
     this.#closed = true;
-    if (this.#pending === 0) closeSync(this.#fd);
+    if (this.#pending === 0) closeSync(this.fd);
   }
 
   #settled(): void {
     this.#pending--;
-    if (this.#closed && this.#pending === 0) closeSync(this.#fd);
+    if (this.#closed && this.#pending === 0) closeSync(this.fd);
   }
 }
+
+/** How the walk reads: at once on its thread (the bytes read), or on the pool (a promise of them). */
+type ReadAt = (buf: Buffer, length: number, position: number) => number | Promise<number>;
 
 /** A u64 page number or transaction id at `at`, as a number (exact below 2^53). */
 function u64(b: Buffer, at: number): number {
@@ -133,17 +165,22 @@ export function lmdbTreeProblem(
   meta: OpenedMeta,
   opts: TreeCheckOptions = {},
 ): string | null {
-  return withWalk(path, meta, opts, runSteps);
+  const file = new PoolFile(openSync(path, 'r'));
+  const readAt: ReadAt = (buf, length, position) => readSync(file.fd, buf, 0, length, position);
+  return withWalk(file, readAt, meta, opts, runSteps);
 }
 
 /**
- * lmdbTreeProblem that lets the event loop turn every `sliceMs` or so (between two reads of the
- * first pass, or two branch pages of the walk), so that a signal handler runs, and rejects with
- * `signal`'s reason once it aborts (the file closed). For the start-up check of a large store:
- * read cold, it took 53 s for 5M keys before it read in file order, and still about the time of
- * reading the file since.
+ * lmdbTreeProblem with every read of the file (its open too) on libuv's thread pool, the event
+ * loop turning while each is under way and every `sliceMs` or so of the work between them, so
+ * that a signal handler runs however slowly the disk answers; rejects with `signal`'s reason once
+ * it aborts, at once, even while a read is under way (it goes on; the file closes after it).
+ * For the start-up check of a large store: read cold, it took 53 s for 5M keys before it read in
+ * file order, and still about the time of reading the file since. Until 2026-12-07 it read on
+ * the event loop's thread between its slices: on a disk slow to answer (a cold network volume)
+ * one read held a SIGTERM past the watchdog's grace, which then ended the start with SIGKILL.
  */
-export function lmdbTreeProblemAsync(
+export async function lmdbTreeProblemAsync(
   path: string,
   meta: OpenedMeta,
   signal: AbortSignal,
@@ -151,51 +188,65 @@ export function lmdbTreeProblemAsync(
 ): Promise<string | null> {
   const sliceMs = opts.sliceMs ?? 20;
   // A step waits for at most one read: 1 MiB reads, with as many bytes under way ahead as the
-  // synchronous check keeps (2 x 4 MiB), so that a signal on a slow disk is not kept waiting
-  // for a 4 MiB read.
+  // synchronous check keeps (2 x 4 MiB), so that the disk is kept busy in small reads.
   const scan = { scanBytes: 1 << 20, readAhead: 8, ...opts };
-  return withWalk(path, meta, scan, (steps) => runStepsInSlices(steps, signal, sliceMs));
+  const opening = countDiskOp(
+    new Promise<number>((resolve, reject) =>
+      open(path, 'r', (err, fd) => (err ? reject(err) : resolve(fd))),
+    ),
+  );
+  let fd: number;
+  try {
+    fd = await untilAborted(opening, signal);
+  } catch (err) {
+    // A stop while the open was under way: the descriptor it makes is closed once it is made.
+    opening.then(
+      (late) => close(late, () => {}),
+      () => {},
+    );
+    throw err;
+  }
+  const file = new PoolFile(fd);
+  const readAt: ReadAt = (buf, length, position) => file.read(buf, length, position);
+  return withWalk(file, readAt, meta, scan, (steps) => runStepsInSlices(steps, signal, sliceMs));
 }
 
-/** Runs `use` over a Walk's steps with the file open, closing it after (also on a throw). */
+/** Runs `use` over a Walk's steps on `file`, closing it after (also on a throw). */
 function withWalk<T>(
-  path: string,
+  file: PoolFile,
+  readAt: ReadAt,
   meta: OpenedMeta,
   opts: TreeCheckOptions,
-  use: (steps: Generator<void, string | null>) => T,
+  use: (steps: Steps<string | null>) => T,
 ): T {
   const readAhead = opts.readAhead ?? 2;
   const ps = meta.pageSize;
   const scan = opts.scanBytes ?? SCAN_BYTES;
   const chunk = Math.max(ps, scan - (scan % ps));
-  const fd = openSync(path, 'r');
   const end = (Number(meta.lastPage) + 1) * ps;
-  const ahead = readAhead > 0 ? new ReadAhead(path, chunk, readAhead, end) : null;
-  const close = () => {
-    ahead?.close();
-    closeSync(fd);
-  };
+  const ahead = readAhead > 0 ? new ReadAhead(file, chunk, readAhead, end) : null;
+  const done = () => file.close();
   let result: T;
   try {
-    result = use(new Walk(fd, meta, chunk, ahead).run());
+    result = use(new Walk(readAt, meta, chunk, ahead).run());
   } catch (err) {
-    close();
+    done();
     throw err;
   }
   if (!(result instanceof Promise)) {
-    close();
+    done();
     return result;
   }
-  return result.finally(close) as T;
+  return result.finally(done) as T;
 }
 
 class Problem extends Error {}
 
 /** Called for each value of a tree: its key, its bytes (read when asked) and node flags. */
-type Visit = (key: Buffer, data: () => Buffer, flags: number) => void;
+type Visit = (key: Buffer, data: () => Steps<Buffer>, flags: number) => Steps<void>;
 
 class Walk {
-  readonly #fd: number;
+  readonly #readAt: ReadAt;
   readonly #m: OpenedMeta;
   readonly #ps: number;
   readonly #last: number;
@@ -213,8 +264,8 @@ class Walk {
   readonly #chunk: number;
   readonly #ahead: ReadAhead | null;
 
-  constructor(fd: number, meta: OpenedMeta, chunk: number, ahead: ReadAhead | null) {
-    this.#fd = fd;
+  constructor(readAt: ReadAt, meta: OpenedMeta, chunk: number, ahead: ReadAhead | null) {
+    this.#readAt = readAt;
     this.#chunk = chunk;
     this.#ahead = ahead;
     this.#m = meta;
@@ -227,29 +278,30 @@ class Walk {
   }
 
   /** The check, a step at a time (see lmdbTreeProblemAsync); returns the problem or null. */
-  *run(): Generator<void, string | null> {
+  *run(): Steps<string | null> {
     try {
       yield* this.#scanFile();
       const free: Buffer[] = [];
+      const snapshot = this.#m.txnid;
       // A free-list record is keyed by the id of the transaction that freed its pages; a key of
       // another size is another tree's record that reached the free list's pages.
-      yield* this.#tree(this.#m.roots[0]!, 'the free list', (key, data) => {
+      yield* this.#tree(this.#m.roots[0]!, 'the free list', function* (key, data) {
         if (key.length !== 8) {
           throw new Problem(
             `the free list holds a record that is not a list of free pages (a ${key.length}-byte key)`,
           );
         }
         const txnid = key.readBigUInt64LE(0);
-        if (txnid > this.#m.txnid) {
+        if (txnid > snapshot) {
           throw new Problem(
-            `the free list holds pages freed by transaction ${txnid}, after the snapshot (${this.#m.txnid})`,
+            `the free list holds pages freed by transaction ${txnid}, after the snapshot (${snapshot})`,
           );
         }
-        free.push(data());
+        free.push(yield* data());
       });
       const subs: { name: string; root: bigint }[] = [];
-      yield* this.#tree(this.#m.roots[1]!, 'the main database', (key, value, flags) => {
-        const data = value();
+      yield* this.#tree(this.#m.roots[1]!, 'the main database', function* (key, value, flags) {
+        const data = yield* value();
         if (flags & F_SUBDATA && data.length >= 48) {
           subs.push({
             name: key.toString('latin1').replace(/\0$/, ''),
@@ -266,15 +318,42 @@ class Walk {
     }
   }
 
+  /**
+   * `length` bytes at `position` into `buf`: the bytes read. A read on the thread pool is a step
+   * of its own, which the runner waits for (runStepsInSlices).
+   */
+  *#pread(buf: Buffer, length: number, position: number): Steps<number> {
+    return yield* this.#bytesRead(this.#readAt(buf, length, position));
+  }
+
+  /** What a read (#readAt) read, once it is done. */
+  *#bytesRead(n: number | Promise<number>): Steps<number> {
+    if (typeof n === 'number') return n;
+    const got = { n: 0, failed: false, err: undefined as unknown };
+    yield n.then(
+      (bytes) => {
+        got.n = bytes;
+      },
+      (err: unknown) => {
+        got.failed = true;
+        got.err = err;
+      },
+    );
+    if (got.failed) throw got.err;
+    return got.n;
+  }
+
   /** The first pass: pages 2..last in file order, a chunk at a time (a step each). */
-  *#scanFile(): Generator<void, void> {
+  *#scanFile(): Steps<void> {
     const ps = this.#ps;
     const buf = Buffer.alloc(this.#chunk);
     let next = 2;
     while (next <= this.#last) {
       const count = Math.min(buf.length / ps, this.#last + 1 - next);
+      // The read first, then those ahead of it: on the thread pool, it is not queued behind them.
+      const reading = this.#readAt(buf, count * ps, next * ps);
       this.#ahead?.ask((next + count) * ps);
-      const n = readSync(this.#fd, buf, 0, count * ps, next * ps);
+      const n = yield* this.#bytesRead(reading);
       const whole = Math.floor(n / ps);
       if (whole === 0) return; // the file ends early: the walk names the page it misses
       const first = next;
@@ -356,9 +435,9 @@ class Walk {
    * Reads page `pgno` of `what` into the shared buffer (valid until the next read), throwing what
    * is wrong with its header: its own number, a transaction after the snapshot.
    */
-  #read(pgno: number, what: string): Buffer {
+  *#read(pgno: number, what: string): Steps<Buffer> {
     this.#inFile(pgno, what);
-    const n = readSync(this.#fd, this.#page, 0, this.#ps, pgno * this.#ps);
+    const n = yield* this.#pread(this.#page, this.#ps, pgno * this.#ps);
     if (n < this.#ps) throw new Problem(`${what} names page ${pgno}, past the end of the file`);
     const own = u64(this.#page, 0);
     if (own !== pgno) throw new Problem(`page ${pgno} of ${what} carries number ${own}`);
@@ -372,10 +451,10 @@ class Walk {
   }
 
   /** What page `pgno` is; one the first pass did not see is read now. */
-  #kindOf(pgno: number, what: string): Kind {
-    if (this.#kind[pgno] === Kind.Unseen) this.#scan(this.#read(pgno, what), 0, pgno);
+  *#kindOf(pgno: number, what: string): Steps<Kind> {
+    if (this.#kind[pgno] === Kind.Unseen) this.#scan(yield* this.#read(pgno, what), 0, pgno);
     const kind = this.#kind[pgno] as Kind;
-    if (kind === Kind.BadHeader) this.#read(pgno, what); // throws what is wrong
+    if (kind === Kind.BadHeader) yield* this.#read(pgno, what); // throws what is wrong
     return kind;
   }
 
@@ -405,23 +484,23 @@ class Walk {
    * the values are not needed, only their overflow pages are claimed; the trees that need them,
    * the free list and the main database, are small, and their leaves are read again).
    */
-  *#tree(root: bigint, what: string, leaf: Visit | null): Generator<void, void> {
+  *#tree(root: bigint, what: string, leaf: Visit | null): Steps<void> {
     if (root === NO_PAGE) return;
     const self = this;
     // A step per branch page.
-    function* descend(children: readonly number[], depth: number): Generator<void, void> {
+    function* descend(children: readonly number[], depth: number): Steps<void> {
       if (depth > MAX_DEPTH) throw new Problem(`${what} is deeper than ${MAX_DEPTH} levels`);
       for (const c of children) {
         self.#inFile(c, what);
         self.#claim(c, 1, what);
       }
       for (const c of children) {
-        const kind = self.#kindOf(c, what);
+        const kind = yield* self.#kindOf(c, what);
         if (kind === Kind.Branch) yield* descend(self.#children.get(c)!, depth + 1);
-        else if (kind === Kind.Leaf) self.#leaf(c, what, leaf);
+        else if (kind === Kind.Leaf) yield* self.#leaf(c, what, leaf);
         else if (kind === Kind.BadNode) throw new Problem(`page ${c} of ${what} has a bad node`);
         else {
-          const flags = self.#read(c, what).readUInt16LE(18);
+          const flags = (yield* self.#read(c, what)).readUInt16LE(18);
           throw new Problem(`page ${c} of ${what} is not a branch or leaf page (flags ${flags})`);
         }
       }
@@ -431,15 +510,16 @@ class Walk {
   }
 
   /** Claims leaf `pgno`'s overflow values; with `leaf`, reads it again and calls it for each value. */
-  #leaf(pgno: number, what: string, leaf: Visit | null): void {
+  *#leaf(pgno: number, what: string, leaf: Visit | null): Steps<void> {
     if (!leaf) {
       const big = this.#big.get(pgno) ?? [];
       for (let i = 0; i < big.length; i += 3) {
-        this.#overflow(big[i]!, big[i + 1]!, big[i + 2]!, what, false);
+        yield* this.#overflow(big[i]!, big[i + 1]!, big[i + 2]!, what, false);
       }
       return;
     }
-    const page = Buffer.from(this.#read(pgno, what));
+    const self = this;
+    const page = Buffer.from(yield* this.#read(pgno, what));
     for (let i = 0; i < page.readUInt16LE(20) >> 1; i++) {
       const node = H + page.readUInt16LE(H + 2 * i);
       const size = page.readUInt16LE(node) + page.readUInt16LE(node + 2) * 0x1_0000;
@@ -447,22 +527,29 @@ class Walk {
       const vat = node + 8 + page.readUInt16LE(node + 6);
       const key = page.subarray(node + 8, vat);
       // The free list's callback judges the key before its value's pages are followed.
-      const data =
-        nflags & F_BIGDATA
-          ? () => this.#overflow(u64(page, vat), u64(page, vat + 16), size, what, true)
-          : () => page.subarray(vat, vat + size);
-      leaf(key, data, nflags);
+      const data = function* (): Steps<Buffer> {
+        if (nflags & F_BIGDATA)
+          return yield* self.#overflow(u64(page, vat), u64(page, vat + 16), size, what, true);
+        return page.subarray(vat, vat + size);
+      };
+      yield* leaf(key, data, nflags);
     }
   }
 
   /** Claims an overflow value's pages and returns its bytes when `bytes` (the free list's). */
-  #overflow(pgno: number, pages: number, size: number, what: string, bytes: boolean): Buffer {
+  *#overflow(
+    pgno: number,
+    pages: number,
+    size: number,
+    what: string,
+    bytes: boolean,
+  ): Steps<Buffer> {
     const ps = this.#ps;
     // At least the pages the value needs; more when a larger value's pages were overwritten.
     const least = Math.floor((H - 1 + size) / ps) + 1;
     this.#inFile(pgno, what);
     if (
-      this.#kindOf(pgno, what) !== Kind.Overflow ||
+      (yield* this.#kindOf(pgno, what)) !== Kind.Overflow ||
       this.#pages.get(pgno) !== pages ||
       pages < least
     ) {
@@ -471,7 +558,7 @@ class Walk {
     this.#claim(pgno, pages, what);
     if (!bytes) return Buffer.alloc(0);
     const out = Buffer.alloc(pages * ps);
-    readSync(this.#fd, out, 0, out.length, pgno * ps);
+    yield* this.#pread(out, out.length, pgno * ps);
     return out.subarray(H, H + size);
   }
 

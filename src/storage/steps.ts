@@ -2,20 +2,32 @@
 // yields between steps: run at once, or in slices that let the event loop turn; and waits a stop
 // signal ends (untilAborted).
 
-/** Runs `steps` to its end without letting the event loop turn; returns what it returns. */
-export function runSteps<T>(steps: Generator<void, T>): T {
+/**
+ * Work a step at a time, returning a T: each step yields nothing, or work under way off the
+ * event loop's thread (a read on libuv's thread pool) that the next step needs done (its
+ * promise never rejects: the step that made it finds its outcome).
+ */
+export type Steps<T> = Generator<Promise<void> | void, T>;
+
+/**
+ * Runs `steps` to its end without letting the event loop turn; returns what it returns. Its steps
+ * wait for nothing off the thread (runStepsInSlices runs those).
+ */
+export function runSteps<T>(steps: Steps<T>): T {
   for (;;) {
     const r = steps.next();
     if (r.done) return r.value;
+    if (r.value !== undefined) throw new Error('runSteps: a step waits for work off the thread');
   }
 }
 
 /**
  * Runs `steps` in slices of about `sliceMs`, letting the event loop turn between them (so that a
- * signal handler runs), and rejects with `signal`'s reason once it aborts.
+ * signal handler runs) and while a step waits for work off the thread, and rejects with
+ * `signal`'s reason once it aborts (at once, whatever that work does).
  */
 export async function runStepsInSlices<T>(
-  steps: Generator<void, T>,
+  steps: Steps<T>,
   signal: AbortSignal,
   sliceMs = 20,
 ): Promise<T> {
@@ -23,6 +35,12 @@ export async function runStepsInSlices<T>(
   for (;;) {
     const r = steps.next();
     if (r.done) return r.value;
+    if (r.value !== undefined) {
+      await untilAborted(r.value, signal);
+      signal.throwIfAborted();
+      slice = performance.now();
+      continue;
+    }
     if (performance.now() - slice < sliceMs) continue;
     await new Promise((resolve) => setImmediate(resolve));
     signal.throwIfAborted();

@@ -25,6 +25,13 @@ const VALUE = 'v'.repeat(4000);
  * LMDB file (about 32 MB) takes seconds, one read of the tree check a fraction of one.
  */
 const SLOW_READ_MS = 150;
+/**
+ * A disk slower than the watchdog's grace (500 ms) for each read: a read the start makes on the
+ * event loop's thread holds a SIGTERM past it, and the watchdog ends the start with SIGKILL. The
+ * tree check read on that thread until 2026-12-07 (stop 42's CI failure, at SLOW_READ_MS on a
+ * loaded machine: 5 of 20 starts killed so here at load 12).
+ */
+const SLOWER_READ_MS = 2000;
 
 /** A data directory on powerlossfs holding KEYS acknowledged writes, left by a SIGKILL. */
 async function killedStore(): Promise<{ disk: PowerlossDisk; dataDir: string }> {
@@ -40,14 +47,14 @@ async function killedStore(): Promise<{ disk: PowerlossDisk; dataDir: string }> 
 }
 
 /**
- * Mounts the disk again (an empty page cache) with slow reads; the files of `warm` (a directory
+ * Mounts the disk again (an empty page cache) with reads of `ms` each; the files of `warm` (a directory
  * on it) are read first, at full speed, so that only the others are slow to read.
  */
-async function coldAndSlow(disk: PowerlossDisk, warm?: string): Promise<void> {
+async function coldAndSlow(disk: PowerlossDisk, warm?: string, ms = SLOW_READ_MS): Promise<void> {
   await disk.unmount();
   await disk.mount();
   if (warm !== undefined) for (const f of readdirSync(warm)) readFileSync(join(warm, f));
-  await disk.slowReads(SLOW_READ_MS);
+  await disk.slowReads(ms);
 }
 
 /** Prints what `node` logged and wrote to stderr if the test fails (a CI run shows nothing else). */
@@ -125,8 +132,9 @@ describe('a stop signal while the store opens', { timeout: 300_000 }, () => {
 
     await coldAndSlow(disk);
     await stopAt(dataDir, 'storage: reading the write-ahead log', 'reading the write-ahead log');
-    // The log read at full speed: the tree check is what takes long.
-    await coldAndSlow(disk, join(dataDir, 'wal'));
+    // The log read at full speed: the tree check is what takes long, each of its reads longer
+    // than the watchdog's grace.
+    await coldAndSlow(disk, join(dataDir, 'wal'), SLOWER_READ_MS);
     await stopAt(dataDir, 'storage: checking the LMDB trees', 'checking the LMDB trees');
 
     // Nothing was changed: the next start reads the same log, checks, replays it all and serves.

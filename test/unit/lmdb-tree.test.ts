@@ -21,6 +21,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { LMDB_ENV_OPTIONS, lmdbFileCheck, type OpenedMeta } from '../../src/storage/lmdb-check.ts';
 import {
   lmdbTreeProblem,
+  lmdbTreeProblemAsync,
   P_BRANCH,
   P_LEAF,
   type TreeCheckOptions,
@@ -149,15 +150,25 @@ function freePages(): number[] {
 
 /**
  * The check as a node runs it (4 MiB reads: the whole file at once here), and in 16 KiB reads with
- * reads under way ahead: the first pass's chunk boundaries, jumps over overflow values across them.
+ * reads under way ahead: the first pass's chunk boundaries, jumps over overflow values across them;
+ * each at once (lmdbTreeProblem) and on the thread pool, as a start runs it (lmdbTreeProblemAsync).
  */
-const layouts: { name: string; opts: TreeCheckOptions }[] = [
-  { name: 'as a node reads', opts: {} },
-  { name: 'in 16 KiB reads, two ahead', opts: { scanBytes: 16 << 10, readAhead: 2 } },
+const layouts: { name: string; opts: TreeCheckOptions; pool: boolean }[] = [
+  { name: 'as a node reads', opts: {}, pool: false },
+  { name: 'in 16 KiB reads, two ahead', opts: { scanBytes: 16 << 10, readAhead: 2 }, pool: false },
+  { name: 'as a start reads, on the thread pool', opts: {}, pool: true },
+  {
+    name: 'in 16 KiB reads, two ahead, on the thread pool',
+    opts: { scanBytes: 16 << 10, readAhead: 2 },
+    pool: true,
+  },
 ];
 
-describe.each(layouts)('lmdbTreeProblem, $name', ({ opts }) => {
-  const check = () => lmdbTreeProblem(file, meta, opts);
+describe.each(layouts)('lmdbTreeProblem, $name', ({ opts, pool }) => {
+  const check = async () =>
+    pool
+      ? await lmdbTreeProblemAsync(file, meta, new AbortController().signal, opts)
+      : lmdbTreeProblem(file, meta, opts);
 
   beforeEach(async () => {
     template ??= await build();
@@ -170,31 +181,31 @@ describe.each(layouts)('lmdbTreeProblem, $name', ({ opts }) => {
     meta = c.opened;
   });
 
-  it('finds nothing in a sound file with three levels, overflow values and a free list', () => {
+  it('finds nothing in a sound file with three levels, overflow values and a free list', async () => {
     expect(innerBranch().children.length).toBeGreaterThan(3);
     expect(freePages().length).toBeGreaterThan(0);
-    expect(check()).toBeNull();
+    expect(await check()).toBeNull();
   });
 
-  it('names a leaf deep in the tree that a later commit wrote', () => {
+  it('names a leaf deep in the tree that a later commit wrote', async () => {
     const leaf = innerBranch().children[2]!.pgno;
     const t = Buffer.alloc(8);
     t.writeBigUInt64LE(meta.txnid + 1n);
     poke(leaf, 8, t);
-    expect(check()).toBe(
+    expect(await check()).toBe(
       `page ${leaf} of database data was written by transaction ${meta.txnid + 1n}, after the snapshot (${meta.txnid}) it belongs to`,
     );
   });
 
-  it('names a leaf that carries another page number', () => {
+  it('names a leaf that carries another page number', async () => {
     const leaf = innerBranch().children[1]!.pgno;
     const n = Buffer.alloc(8);
     n.writeBigUInt64LE(BigInt(leaf + 1));
     poke(leaf, 0, n);
-    expect(check()).toBe(`page ${leaf} of database data carries number ${leaf + 1}`);
+    expect(await check()).toBe(`page ${leaf} of database data carries number ${leaf + 1}`);
   });
 
-  it('names a page two branches reach', () => {
+  it('names a page two branches reach', async () => {
     const b = innerBranch();
     const twice = b.children[0]!.pgno;
     const w = Buffer.alloc(6);
@@ -202,12 +213,12 @@ describe.each(layouts)('lmdbTreeProblem, $name', ({ opts }) => {
     w.writeUInt16LE(Math.floor(twice / 0x1_0000) & 0xffff, 2);
     w.writeUInt16LE(0, 4);
     poke(b.pgno, b.children[3]!.at, w);
-    expect(check()).toBe(
+    expect(await check()).toBe(
       `page ${twice} is in use in a tree and also reached again from database data`,
     );
   });
 
-  it('names a page that is in a tree and also listed free', () => {
+  it('names a page that is in a tree and also listed free', async () => {
     const b = innerBranch();
     // A freed leaf of an earlier commit: it passes a tree page's own checks.
     const free = freePages().find((f) => {
@@ -219,10 +230,10 @@ describe.each(layouts)('lmdbTreeProblem, $name', ({ opts }) => {
     w.writeUInt16LE(free & 0xffff, 0);
     w.writeUInt16LE(Math.floor(free / 0x1_0000) & 0xffff, 2);
     poke(b.pgno, b.children[2]!.at, w);
-    expect(check()).toBe(`page ${free} is in use in a tree and also listed free`);
+    expect(await check()).toBe(`page ${free} is in use in a tree and also listed free`);
   });
 
-  it('reads a tree page on its own when a stale page claimed it as part of an overflow value', () => {
+  it('reads a tree page on its own when a stale page claimed it as part of an overflow value', async () => {
     // The first pass jumps over an overflow value's later pages; a free page that now says it
     // begins a long overflow value must not hide the tree pages after it.
     const root = page(rootOf('data'));
@@ -237,24 +248,24 @@ describe.each(layouts)('lmdbTreeProblem, $name', ({ opts }) => {
     header.writeUInt16LE(0x04, 0); // P_OVERFLOW at offset 18
     header.writeUInt32LE(600, 2); // 600 pages at offset 20
     poke(free, 18, header.subarray(0, 6));
-    expect(check()).toBeNull();
+    expect(await check()).toBeNull();
     // And a damaged page among those is still found.
     const hidden = leaves.find((l) => l > free && l < free + 600)!;
     const t = Buffer.alloc(8);
     t.writeBigUInt64LE(meta.txnid + 5n);
     poke(hidden, 8, t);
-    expect(check()).toMatch(
+    expect(await check()).toMatch(
       new RegExp(`^page ${hidden} of database data was written by transaction`),
     );
   });
 
-  it('names an overflow value whose first page is not an overflow page', () => {
+  it('names an overflow value whose first page is not an overflow page', async () => {
     const leaf = page(rootOf('other'));
     expect(leaf.readUInt16LE(18) & P_LEAF).toBe(P_LEAF);
     const at = node(leaf, 0);
     const first = Number(leaf.readBigUInt64LE(at + 8 + leaf.readUInt16LE(at + 6)));
     poke(first, 18, Buffer.from([P_LEAF, 0]));
-    expect(check()).toBe(
+    expect(await check()).toBe(
       `page ${first} of database other is not the overflow page of a ${3 * 4096 + 7}-byte value`,
     );
   });
