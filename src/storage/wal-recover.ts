@@ -117,11 +117,16 @@ export async function recoverLogAsync(
   opts.reading?.(segments.length, size);
   const bytes: { seq: number; buf: Buffer }[] = [];
   for (const seq of segments) {
-    // An aborted read rejects with an AbortError: the signal's own reason is what callers expect.
-    const buf = await readFile(join(dir, segmentName(seq)), { signal }).catch((err: unknown) => {
-      signal.throwIfAborted();
-      throw err;
-    });
+    // Ended by the signal at once, even while a read of a disk that does not answer is under way
+    // (before 2026-12-07 the stop waited for it, for ever on a hung disk, and the start's backstop
+    // exited 1); given the signal too, so that it reads no further once that read returns. An
+    // aborted read rejects with an AbortError: the signal's own reason is what callers expect.
+    const buf = await io(readFile(join(dir, segmentName(seq)), { signal })).catch(
+      (err: unknown) => {
+        signal.throwIfAborted();
+        throw err;
+      },
+    );
     bytes.push({ seq, buf });
   }
   const scan = { ...scanLog(bytes), segments, spares };

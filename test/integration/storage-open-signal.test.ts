@@ -93,28 +93,35 @@ async function syncsAsked(disk: PowerlossDisk): Promise<number> {
 /** The stop bound of the hung-disk starts: --shutdown-timeout-ms, and the second after it. */
 const SHUTDOWN_MS = 2000;
 
+/** Every read of `disk` the page cache did not answer so far (counted as it comes, too). */
+async function readsAsked(disk: PowerlossDisk): Promise<number> {
+  return (await disk.stats()).reads;
+}
+
 /**
- * Hangs the disk once the node logs `line` (at once when null), waits until the node asks for a
- * sync the hang holds, then sends SIGTERM: the node must exit 0 within the shutdown bound, having
- * stopped in `phase` (before, it waited for the disk for ever).
+ * Hangs the disk's syncs (or its reads too) once the node logs `line` (at once when null), waits
+ * until the node asks for a sync (or a read) the hang holds, then sends SIGTERM: the node must exit
+ * 0 within the shutdown bound, having stopped in `phase` (before, it waited for the disk for ever).
  */
 async function stopOnHungDisk(
   disk: PowerlossDisk,
   dataDir: string,
   line: string | null,
   phase: string,
+  what: 'syncs' | 'reads' = 'syncs',
 ): Promise<void> {
-  if (line === null) await disk.hang();
+  if (line === null) await disk.hang(what);
   const args = [...ARGS, '--shutdown-timeout-ms', String(SHUTDOWN_MS)];
   const node: SpawnedNode = spawnNodeProcess({ dataDir, args });
   printedOnFailure(node);
   const said = (msg: string) => node.logs.find((l) => l.msg === msg);
   if (line !== null) {
     await until(() => said(line) !== undefined, 120_000, `the node logs '${line}'`);
-    await disk.hang();
+    await disk.hang(what);
   }
-  const asked = await syncsAsked(disk);
-  await until(async () => (await syncsAsked(disk)) > asked, 60_000, 'a sync the hang holds');
+  const count = what === 'syncs' ? syncsAsked : readsAsked;
+  const asked = await count(disk);
+  await until(async () => (await count(disk)) > asked, 60_000, `one of the ${what} the hang holds`);
   node.child.kill('SIGTERM');
   const exited = await Promise.race([
     node.exited,
@@ -148,6 +155,38 @@ describe('a stop signal while the store opens', { timeout: 300_000 }, () => {
     c.send(Array.from({ length: KEYS }, (_, i) => `GET k${i}\r\n`).join(''));
     const got = await c.lines(KEYS, 120_000);
     expect(got.filter((v, i) => v !== `${VALUE}-${i}`)).toEqual([]);
+  });
+
+  // A read that never returns (a hard-mounted dead volume) on the thread pool: the stop does not
+  // wait for it. Before 2026-12-07 the log's read waited for the read under way to end (never:
+  // the start's backstop exited 1), and the tree check read on the event loop's thread (the
+  // watchdog's SIGKILL).
+  it('ends the start on a disk whose reads hang, during the log read and the tree check', async () => {
+    const { disk, dataDir } = await killedStore();
+    await coldAndSlow(disk);
+    await stopOnHungDisk(
+      disk,
+      dataDir,
+      'storage: reading the write-ahead log',
+      'reading the write-ahead log',
+      'reads',
+    );
+    // Slow enough that the check is still reading when the hang comes.
+    await coldAndSlow(disk, join(dataDir, 'wal'), SLOWER_READ_MS);
+    await stopOnHungDisk(
+      disk,
+      dataDir,
+      'storage: checking the LMDB trees',
+      'checking the LMDB trees',
+      'reads',
+    );
+
+    // The next start, the disk answering, replays the whole log.
+    await disk.slowReads(0);
+    const node = await startNodeProcess({ dataDir, args: ARGS });
+    expect(node.logs.find((l) => l.msg === 'storage: opened')?.replayed).toBeGreaterThanOrEqual(
+      KEYS,
+    );
   });
 
   it("ends the start on a disk that hangs, at the replayed segments' sync and during the replay", async () => {
