@@ -40,7 +40,21 @@ async function main(): Promise<number> {
     process.stderr.write(`kvstore: ${loaded.text}\n`);
     return 2;
   }
-  // First: a start or a read held by a disk that does not answer blocks the event loop itself
+  const { storageStallTimeoutMs: stallMs, shutdownTimeoutMs } = loaded.config;
+  let node: KvNode | null = null;
+  // Before the start touches the disk, so a signal during start-up is not the default immediate
+  // exit: the start gives up where it is, closing what it opened (below). Until 2026-12-07 these
+  // came after the read of LMDB's file below, which a disk that does not answer holds for the
+  // bound: a SIGTERM then ended the process by the signal, saying nothing.
+  const signalled = onStopSignals((kind, signal, count) => {
+    const msg =
+      kind === 'forced'
+        ? 'signal received again, exiting now'
+        : 'signal received again, still draining';
+    if (node) node.logger.warn({ signal, count }, msg);
+    else process.stderr.write(`kvstore: ${signal}: ${msg}\n`);
+  });
+  // Then: a start or a read held by a disk that does not answer blocks the event loop itself
   // (a synchronous read, a page fault in LMDB's map); the watchdog says so and ends the process
   // when a stop signal cannot reach it (docs/storage.md, "When the disk hangs"). Part of the
   // hung-disk detection, off with it (--storage-stall-timeout-ms 0). Its thread costs about
@@ -52,7 +66,6 @@ async function main(): Promise<number> {
   // serving: a read the page cache answers says nothing of the disk (LMDB's meta pages are
   // rewritten by every commit, so a container restarted on the same host finds them cached), and
   // the start's next read of the disk holds the loop, and with it any timer that would start it.
-  const { storageStallTimeoutMs: stallMs, shutdownTimeoutMs } = loaded.config;
   let watchFromStart = false;
   if (stallMs > 0) {
     const blockedMs = Math.max(MIN_BLOCKED_MS, stallMs);
@@ -61,20 +74,17 @@ async function main(): Promise<number> {
       blockedMs,
       stopGraceMs: Math.min(STOP_GRACE_MS, shutdownTimeoutMs),
     });
-    const lmdb = await lmdbFileAnswers(join(loaded.config.dataDir, 'data.mdb'), blockedMs);
+    // A stop signal ends this wait at once (the read goes on; the process does not wait for it).
+    const lmdb = await Promise.race([
+      lmdbFileAnswers(join(loaded.config.dataDir, 'data.mdb'), blockedMs),
+      signalled.then((signal) => ({ signal })),
+    ]);
+    if (typeof lmdb === 'object') {
+      process.stderr.write(`kvstore: ${lmdb.signal} while starting: stopped\n`);
+      return 0;
+    }
     watchFromStart = lmdb !== 'absent';
   }
-  let node: KvNode | null = null;
-  // Before the node starts, so a signal during start-up is not the default immediate exit: the
-  // start gives up where it is, closing what it opened (below).
-  const signalled = onStopSignals((kind, signal, count) => {
-    const msg =
-      kind === 'forced'
-        ? 'signal received again, exiting now'
-        : 'signal received again, still draining';
-    if (node) node.logger.warn({ signal, count }, msg);
-    else process.stderr.write(`kvstore: ${signal}: ${msg}\n`);
-  });
   // After the stop signals' handlers: the watchdog takes a copy of the signals the process
   // listens for when it starts.
   if (watchFromStart) {

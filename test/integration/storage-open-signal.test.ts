@@ -99,6 +99,20 @@ async function readsAsked(disk: PowerlossDisk): Promise<number> {
 }
 
 /**
+ * Sends `node` SIGTERM: it must exit 0 within the shutdown bound, saying it stopped while starting
+ * (the start's own backstop, past the bound, exits 1).
+ */
+async function stoppedWithinBound(node: SpawnedNode): Promise<void> {
+  node.child.kill('SIGTERM');
+  const exited = await Promise.race([
+    node.exited,
+    new Promise((r) => setTimeout(() => r('still running'), SHUTDOWN_MS + 5000)),
+  ]);
+  expect(exited).toBe(0);
+  expect(node.stderr()).toBe('kvstore: SIGTERM while starting: stopped\n');
+}
+
+/**
  * Hangs the disk's syncs (or its reads too) once the node logs `line` (at once when null), waits
  * until the node asks for a sync (or a read) the hang holds, then sends SIGTERM: the node must exit
  * 0 within the shutdown bound, having stopped in `phase` (before, it waited for the disk for ever).
@@ -122,13 +136,7 @@ async function stopOnHungDisk(
   const count = what === 'syncs' ? syncsAsked : readsAsked;
   const asked = await count(disk);
   await until(async () => (await count(disk)) > asked, 60_000, `one of the ${what} the hang holds`);
-  node.child.kill('SIGTERM');
-  const exited = await Promise.race([
-    node.exited,
-    new Promise((r) => setTimeout(() => r('still running'), SHUTDOWN_MS + 5000)),
-  ]);
-  expect(exited).toBe(0);
-  expect(node.stderr()).toBe('kvstore: SIGTERM while starting: stopped\n');
+  await stoppedWithinBound(node);
   expect(said('stopped while starting')).toMatchObject({ phase });
   await disk.resume();
 }
@@ -187,6 +195,24 @@ describe('a stop signal while the store opens', { timeout: 300_000 }, () => {
     expect(node.logs.find((l) => l.msg === 'storage: opened')?.replayed).toBeGreaterThanOrEqual(
       KEYS,
     );
+  });
+
+  // The start's first read of the disk (whether LMDB's file answers, which decides whether the
+  // watchdog runs) waits up to --storage-stall-timeout-ms on a disk that does not answer. Before
+  // 2026-12-07 it came before the stop signals' handlers: a SIGTERM then ended the process by the
+  // signal's default action (no exit 0, nothing said), and one at its end was taken only once the
+  // bound ran out.
+  it("ends the start at the first read of LMDB's file, on a disk whose reads hang", async () => {
+    const { disk, dataDir } = await killedStore();
+    await disk.unmount();
+    await disk.mount();
+    await disk.hang('reads');
+    defer(() => disk.resume());
+    const asked = await readsAsked(disk);
+    const node: SpawnedNode = spawnNodeProcess({ dataDir, args: ARGS });
+    printedOnFailure(node);
+    await until(async () => (await readsAsked(disk)) > asked, 60_000, 'a read the hang holds');
+    await stoppedWithinBound(node);
   });
 
   it("ends the start on a disk that hangs, at the replayed segments' sync and during the replay", async () => {
