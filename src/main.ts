@@ -73,6 +73,7 @@ async function main(): Promise<number> {
       base: { node: loaded.config.nodeName },
       blockedMs,
       stopGraceMs: Math.min(STOP_GRACE_MS, shutdownTimeoutMs),
+      stopBoundMs: shutdownTimeoutMs + BACKSTOP_MS,
     });
     // A stop signal ends this wait at once (the read goes on; the process does not wait for it).
     const lmdb = await Promise.race([

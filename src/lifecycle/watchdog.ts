@@ -38,10 +38,17 @@ export interface WatchdogOptions {
   readonly blockedMs: number;
   /**
    * A stop signal (SIGTERM, SIGINT) the event loop has not taken this long (ms) while it is
-   * blocked (pending, or handed off to another thread) ends the process (SIGKILL): the signal
-   * would reach the node only when the disk answers.
+   * blocked (pending, or handed off to another thread) with no wait of its thread ending
+   * meanwhile ends the process (SIGKILL): the signal would reach the node only when the disk
+   * answers.
    */
   readonly stopGraceMs: number;
+  /**
+   * A stop signal the blocked loop has not taken this long (ms) ends the process even while its
+   * thread's waits do end (a disk slow to answer): as long as a stop may take (the shutdown
+   * timeout and the backstop after it).
+   */
+  readonly stopBoundMs: number;
 }
 
 /** What the watchdog thread shares with the main thread. */
@@ -81,12 +88,15 @@ export function armWatchdog(opts: WatchdogOptions): void {
  * a sync), it logs `event loop blocked` once (error) with the stage (noteStage) and the kernel
  * function it waits in (`wchan`), and `event loop answers again` once it turns. A thread that
  * runs (a long task, a loaded machine) or sleeps interruptibly is not its business. A SIGTERM or
- * SIGINT the blocked loop has not taken for `stopGraceMs`, whether the kernel holds it (the
- * process's pending signals) or handed it to another thread (the file's header) makes it log
- * `stop signal not taken: the event loop is blocked: exiting` (fatal; with `stopGraceMs`, `seen`
- * (`pending` or `taken by another thread`, at the last look), how long it saw the signal not
- * taken, `pendingMs`, and in how many looks, `looks`: the kill comes at the first look at or
- * past the grace) and end the process with SIGKILL, which also ends a wait on a FUSE or network
+ * SIGINT the blocked loop has not taken, whether the kernel holds it (the process's pending
+ * signals) or handed it to another thread (the file's header), for `stopGraceMs` with no wait of
+ * the thread ending meanwhile (a disk that answers none of its reads; one that answers each,
+ * however slowly, lets the loop take the signal once they are done), or for `stopBoundMs` in
+ * any case, makes it log `stop signal not taken: the event loop is blocked: exiting` (fatal; with
+ * `stopGraceMs`, `seen` (`pending` or `taken by another thread`, at the last look), how long it
+ * saw the signal not taken, `pendingMs`, how long since a wait of the thread last ended,
+ * `stuckMs`, and in how many looks, `looks`: the kill comes at the first look at or past the
+ * grace) and end the process with SIGKILL, which also ends a wait on a FUSE or network
  * file system (a thread asleep uninterruptibly on a local device still holds it until its I/O
  * returns). Nothing here touches the disk: the thread reads /proc and writes its lines to stdout
  * itself (on a pipe through a non-blocking descriptor of its own: a reader that stopped does not
@@ -188,6 +198,10 @@ function watchdogThread(): void {
   let signalSince: number | null = null;
   /** The looks that found a stop signal held (reset with signalSince). */
   let signalLooks = 0;
+  /** The main thread's waits that ended (waitsOf) at the last look in state D. */
+  let lastWaits = -1;
+  /** When a look last saw one end while a stop signal was held (the first look that saw it, at first). */
+  let answeredAt: number | null = null;
   const pad = (n: number, w = 2) => String(n).padStart(w, '0');
   const iso = (ms: number) => {
     const t = new Date(ms);
@@ -247,6 +261,17 @@ function watchdogThread(): void {
   }
   /** Stop signals another thread took whose message the event loop has not read. */
   const handedOff = () => copies - (Atomics.load(d.words, 2) - takenBefore) > 0;
+  /** No stop signal held (a turn of the loop, a thread not blocked on the disk). */
+  const forget = () => {
+    signalSince = null;
+    signalLooks = 0;
+    answeredAt = null;
+  };
+  /** The main thread's voluntary context switches: one for each wait it went into. */
+  const waitsOf = () => {
+    const m = /^voluntary_ctxt_switches:\s*(\d+)/m.exec(read(`${task}/status`));
+    return m ? Number(m[1]) : -1;
+  };
   const stopPending = () => {
     const status = read(`${task}/status`);
     let pending = 0n;
@@ -268,8 +293,7 @@ function watchdogThread(): void {
       beat = b;
       since = now;
       logged = false;
-      signalSince = null;
-      signalLooks = 0;
+      forget();
       return;
     }
     const blockedMs = now - since;
@@ -278,14 +302,18 @@ function watchdogThread(): void {
     // held by anything a stop signal could not end.
     const w = waiting();
     if (w.state !== 'D') {
-      signalSince = null;
-      signalLooks = 0;
+      forget();
       return;
     }
     if (!logged && blockedMs >= d.blockedMs) {
       logged = true;
       log(50, { blockedMs, stage: stage(), ...w }, 'event loop blocked');
     }
+    // Each wait of the thread that ends (a read the disk answered, before the next one) adds
+    // one: a count that moved since the last look is a disk that answers, however slowly.
+    const waits = waitsOf();
+    const answered = waits !== lastWaits;
+    lastWaits = waits;
     // A turn of the loop takes the signal within microseconds: one still pending after a look
     // with no beat is held for the blocked thread, and so is one another thread took whose
     // message the loop has not read.
@@ -298,16 +326,22 @@ function watchdogThread(): void {
             ? 'taken by another thread'
             : null;
     if (seen === null) {
-      signalSince = null;
-      signalLooks = 0;
+      forget();
       return;
     }
     signalSince ??= now;
     signalLooks++;
+    if (answered || answeredAt === null) answeredAt = now;
     const pendingMs = now - signalSince;
-    if (pendingMs < d.stopGraceMs) return;
-    // The first look at or past the grace ends it: the line says which look (a late timer makes
-    // fewer, never more, than stopGraceMs / lookMs + 1) against which grace.
+    // The grace counts from the signal or the last wait that ended, whichever came last: a loop
+    // that a slow disk holds takes the signal once its reads are done (before 2026-12-07 the
+    // grace counted from the signal, and a start checking its LMDB trees on a disk whose reads
+    // took 150 ms was killed so), but no longer than a stop may take.
+    const stuckMs = now - answeredAt;
+    if (stuckMs < d.stopGraceMs && pendingMs < d.stopBoundMs) return;
+    // The first look at or past the grace (or the bound) ends it: the line says which look (with
+    // no wait ended, a late timer makes fewer, never more, than stopGraceMs / lookMs + 1) against
+    // which grace, and how long since a wait last ended (stuckMs).
     log(
       60,
       {
@@ -317,6 +351,7 @@ function watchdogThread(): void {
         stopGraceMs: d.stopGraceMs,
         seen,
         pendingMs,
+        stuckMs,
         looks: signalLooks,
         lookMs: d.lookMs,
       },

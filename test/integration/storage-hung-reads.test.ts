@@ -3,11 +3,12 @@
 // at times: the start's synchronous reads (the LMDB file's meta pages, LMDB's open) and, once
 // serving, every LMDB read that faults in a page of its map. The event loop then stops (no
 // probe, no client, no signal handler answers); the watchdog thread says so, naming the stage,
-// and a SIGTERM the loop cannot take ends the process within the stop bound. A disk whose syncs
+// and a SIGTERM the loop cannot take ends the process within the stop bound (one a disk slow to
+// answer holds, each read answered, takes it once its reads are done). A disk whose syncs
 // hang while the start cuts a damaged log (--wal-truncate-corrupt) holds no thread the signal
 // needs: that start ends at SIGTERM like any other.
 
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -19,9 +20,12 @@ import {
   spawnNodeProcess,
   startNodeProcess,
 } from '../helpers/node-process.ts';
-import { diskWithDataDir, type PowerlossDisk, usePowerlossfs } from '../helpers/powerloss.ts';
+import { diskWithDataDir, PowerlossDisk, usePowerlossfs } from '../helpers/powerloss.ts';
 import { THIEF_ENV, THIEF_LINE } from '../helpers/signal-thief.ts';
 import { until } from '../helpers/write-log.ts';
+
+/** test/helpers/slow-reads-child.ts: a loop a slow disk holds, with the node's watchdog. */
+const SLOW_READS_CHILD = join(import.meta.dirname, '../helpers/slow-reads-child.ts');
 
 const binary = usePowerlossfs();
 
@@ -84,7 +88,7 @@ async function stopped(node: NodeProcess | SpawnedNode): Promise<unknown> {
 }
 
 const FATAL = 'stop signal not taken: the event loop is blocked: exiting';
-type Fields = 'stopGraceMs' | 'pendingMs' | 'looks' | 'lookMs';
+type Fields = 'stopGraceMs' | 'pendingMs' | 'stuckMs' | 'looks' | 'lookMs';
 
 /**
  * The watchdog's fatal line says the SIGKILL kept to the stop bound: it waited for its grace,
@@ -100,13 +104,16 @@ function expectKilledAtGrace(node: NodeProcess | SpawnedNode, stage: string): vo
     stage,
     stopGraceMs: n,
     pendingMs: n,
+    stuckMs: n,
     looks: n,
     lookMs: n,
   });
-  const { stopGraceMs, pendingMs, looks, lookMs } = fatal as Record<Fields, number>;
+  const { stopGraceMs, pendingMs, stuckMs, looks, lookMs } = fatal as Record<Fields, number>;
   expect(stopGraceMs).toBeGreaterThan(0);
   expect(stopGraceMs).toBeLessThanOrEqual(SHUTDOWN_MS);
-  expect(pendingMs).toBeGreaterThanOrEqual(stopGraceMs);
+  // Ended for a grace with no wait of the held thread ending (a hung disk).
+  expect(stuckMs).toBeGreaterThanOrEqual(stopGraceMs);
+  expect(pendingMs).toBeGreaterThanOrEqual(stuckMs);
   // The first look that saw the signal and those every lookMs after it, to the grace (a
   // millisecond of clock between timer and Date.now() may add one).
   expect(looks).toBeLessThanOrEqual(Math.ceil(stopGraceMs / lookMs) + 2);
@@ -291,5 +298,32 @@ describe('a disk whose reads hang', { timeout: 240_000 }, () => {
     expect(line(node, 'stopped while starting')).toMatchObject({
       phase: 'cutting the damaged write-ahead log',
     });
+  });
+
+  // A disk slow to answer, not hung: each read of the event loop's thread ends within the grace,
+  // and the loop takes the signal once they are all done. Before 2026-12-07 the grace counted
+  // from the signal whatever the disk did, and the watchdog killed such a loop: a start checking
+  // its LMDB trees on a disk whose reads took 150 ms (stop 42's CI failure).
+  it('a loop a disk slow to answer holds, each read within the grace: the loop takes the SIGTERM, not the watchdog', async () => {
+    const disk = await PowerlossDisk.create(binary());
+    const file = disk.path('pages');
+    const reads = 40;
+    // Sparse: the page read from each MiB is one read the disk makes wait.
+    writeFileSync(file, '');
+    truncateSync(file, reads << 20);
+    await disk.sync();
+    await disk.unmount();
+    await disk.mount();
+    await disk.slowReads(150);
+    const node = spawnNodeProcess({
+      main: SLOW_READS_CHILD,
+      env: { KV_TEST_SLOW_READS_FILE: file, KV_TEST_SLOW_READS: String(reads) },
+    });
+    await until(() => line(node, 'reading') !== undefined, WAIT_MS, 'the reads to start');
+    node.child.kill('SIGTERM');
+    expect(await node.exited).toBe(0);
+    expect(line(node, FATAL)).toBeUndefined();
+    expect(line(node, 'read')).toMatchObject({ reads });
+    expect(line(node, 'stopped')).toMatchObject({ signal: 'SIGTERM' });
   });
 });

@@ -45,7 +45,7 @@ describe('the watchdog thread on a stdout pipe', () => {
     // A CommonJS script, as main.ts's process evaluates the watchdog's code.
     const script = `Promise.all([import(${JSON.stringify(WATCHDOG)}), import(${JSON.stringify(LOGGER)})])
       .then(([{ startWatchdog }, { createLogger }]) => {
-        startWatchdog({ base: {}, blockedMs: 1000, stopGraceMs: 500 });
+        startWatchdog({ base: {}, blockedMs: 1000, stopGraceMs: 500, stopBoundMs: 2900 });
         createLogger('info', {}).info({}, 'started');
         setInterval(() => {}, 1000);
       });`;
@@ -70,7 +70,7 @@ describe('the watchdog thread on a stdout pipe', () => {
   ])('takes none of the Node options the process was given %s', async (_how, flags, env) => {
     const dir = tempDir();
     const script = `import(${JSON.stringify(WATCHDOG)}).then(({ startWatchdog }) => {
-        startWatchdog({ base: {}, blockedMs: 1000, stopGraceMs: 500 });
+        startWatchdog({ base: {}, blockedMs: 1000, stopGraceMs: 500, stopBoundMs: 2900 });
         process.on('SIGTERM', () => process.exit(0));
         setInterval(() => {}, 1000);
       });`;
