@@ -235,10 +235,14 @@ export class ClusterCoordinator implements Coordinator {
     if (cmd.type !== 'ping' && cmd.type !== 'quit' && cmd.type !== 'cluster') {
       this.#o.checkIdentity?.();
     }
-    if (this.#o.checkClock !== undefined && orderingOf(cmd) !== 'read') this.#o.checkClock();
+    // A plain SET is checked once, as its version is made (#version), a few lines below.
+    const plainPut = cmd.type === 'put' && !cmd.expiry && !cmd.keepTtl;
+    if (this.#o.checkClock !== undefined && !plainPut && orderingOf(cmd) !== 'read') {
+      this.#o.checkClock();
+    }
     switch (cmd.type) {
       case 'put': {
-        if (cmd.expiry || cmd.keepTtl) return executeExpiry(cmd, this.#io);
+        if (!plainPut) return executeExpiry(cmd, this.#io);
         const record = { version: this.#version(), tombstone: false, value: cmd.value };
         const p = this.#shared(cmd.key);
         if (p === null) return this.#okOnceApplied(this.#o.storage.apply(cmd.key, record));

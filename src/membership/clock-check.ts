@@ -23,9 +23,10 @@ export interface ClockCheckOptions {
   /**
    * How many ms this node's hybrid clock is ahead of its wall clock (HybridClock.leadMs): beyond
    * --max-clock-offset-ms, versions it makes now are ahead of every peer's clock by more than
-   * they take.
+   * they take. `wallMs`: Date.now() as the check just read it (one read of the wall clock per
+   * check).
    */
-  readonly leadMs?: () => number;
+  readonly leadMs?: (wallMs: number) => number;
   readonly logger: Logger;
   readonly registry: Registry;
 }
@@ -91,10 +92,14 @@ const LOOK_SLACK_MS = 20;
  */
 function baseNow(before = performance.now()): number | null {
   const wall = Date.now();
+  lastWall = wall;
   const after = performance.now();
   if (after - before > LOOK_SLACK_MS) return null;
   return wall - (before + after) / 2;
 }
+
+/** Date.now() as baseNow last read it: what a check's other steps take instead of reading again. */
+let lastWall = 0;
 
 export class ClockCheck {
   readonly #o: ClockCheckOptions;
@@ -243,11 +248,12 @@ export class ClockCheck {
     if (this.#refusal !== null) return this.#refusal;
     const max = this.#o.maxOffsetMs;
     this.#noticeStep();
+    const wall = lastWall;
     if (this.#stepped !== null) {
       const ms = Math.round(this.#stepped.ms);
       return `this node's wall clock was stepped ${ms > 0 ? 'ahead' : 'back'} by ${Math.abs(ms)} ms; writes are refused until probes find it within ${max} ms (--max-clock-offset-ms) of its peers' clocks (check NTP)`;
     }
-    const lead = this.#o.leadMs?.() ?? 0;
+    const lead = this.#o.leadMs?.(wall) ?? 0;
     if (lead > max)
       return `this node made versions ${Math.round(lead)} ms ahead of its wall clock (which was ahead then and is back now); writes are refused until the wall clock is within ${max} ms (--max-clock-offset-ms) of them, as its peers would refuse the versions it made before`;
     if (this.#unchecked && this.#unsure)

@@ -534,7 +534,7 @@ export async function startCluster(
     },
     // Not members(): that makes this node's hello, which asks this check whether it refuses.
     answered: () => membership.answering(),
-    leadMs: () => storage.clock.leadMs(),
+    leadMs: (wallMs) => storage.clock.leadMs(wallMs),
     logger: log,
     registry,
   });

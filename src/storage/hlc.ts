@@ -39,6 +39,9 @@ export const MAX_VALID_WALL = 2 ** 47 - 1;
  */
 export const SUB_MS_STEP = 64;
 
+/** performance.timeOrigin, read once: a getter (a call) on every version otherwise. */
+const TIME_ORIGIN = performance.timeOrigin;
+
 /**
  * Microseconds past the millisecond `ms` (read from Date.now() just before), 0 to 999, from
  * `performance.timeOrigin + performance.now()` (wall time with microseconds). Clamped, so a
@@ -46,7 +49,7 @@ export const SUB_MS_STEP = 64;
  * makes it 0 or 999, never a value outside the millisecond.
  */
 export function microsPast(ms: number): number {
-  const us = Math.floor((performance.timeOrigin + performance.now() - ms) * 1000);
+  const us = Math.floor((TIME_ORIGIN + performance.now() - ms) * 1000);
   return Math.max(0, Math.min(us, 999));
 }
 
@@ -152,9 +155,10 @@ export class HybridClock {
    * How many ms this clock is ahead of the physical clock (negative when behind): at most
    * --max-clock-offset-ms from versions observed (remote ones beyond it are refused), more only
    * when it made versions under a wall clock that was ahead then and is stepped back since.
+   * `physicalMs`: the physical clock as the caller just read it (by default, read now).
    */
-  leadMs(): number {
-    return this.#wall - this.#physical();
+  leadMs(physicalMs: number = this.#physical()): number {
+    return this.#wall - physicalMs;
   }
 
   /** How many ms `v` is ahead of this node's physical clock (negative when behind). */

@@ -17,7 +17,11 @@ const MAX = 500;
 
 /** A ClockCheck over clocks the test moves, and the offsets its probes "measured". */
 function setUp(
-  members: { peers?: () => number | null; answered?: () => number; leadMs?: () => number } = {},
+  members: {
+    peers?: () => number | null;
+    answered?: () => number;
+    leadMs?: (wallMs: number) => number;
+  } = {},
 ) {
   let wall = 1_700_000_000_000;
   let mono = 1_000;
@@ -201,6 +205,24 @@ it('refuses writes while the hybrid clock leads the wall clock by more than the 
   expect(() => t.check.check()).toThrow(/made versions/);
   lead = 400; // the wall clock came within the bound of them
   expect(() => t.check.check()).not.toThrow();
+});
+
+it('reads the wall clock once per check: the lead is taken against the reading of the step check', () => {
+  const walls: number[] = [];
+  const t = setUp({
+    leadMs: (wallMs) => {
+      walls.push(wallMs);
+      return 0;
+    },
+  });
+  t.probed();
+  t.check.update();
+  const reads = vi.mocked(Date.now).mock.calls.length;
+  t.advance(1_234);
+  expect(() => t.check.check()).not.toThrow();
+  // The step check's one read, handed to the lead (it read the clock a second time before).
+  expect(vi.mocked(Date.now).mock.calls.length - reads).toBe(1);
+  expect(walls.at(-1)).toBe(vi.mocked(Date.now).mock.results.at(-1)?.value);
 });
 
 it('says whether a refusal is mutual: off from its only witness, which refuses as well', () => {
