@@ -238,6 +238,9 @@ export async function startCluster(
     idleCloseMs: peerIdleCloseMs(config),
     client: {
       timeoutMs: config.peerTimeoutMs,
+      // An answer arriving past its timeout is waited for this long at most: a read repair
+      // made of it is of a record read within the window a copy of a write gets (copyTimeoutMs).
+      maxWaitMs: config.tombstoneGraceMs - config.maxClockOffsetMs - 1,
       tls: secrets.peerTls?.client ?? null,
       ...(secret ? { handshake: peerHandshake(secret) } : {}),
     },

@@ -57,6 +57,12 @@ export interface PeerClientOptions {
   readonly tls?: TlsConnectionOptions | null;
   /** The lane this client serves (PeerPool), as its metrics label it. */
   readonly lane?: PeerLane;
+  /**
+   * Longest a request is waited for, from when it was sent, while its answer is arriving past its
+   * timeout (see FLOOR_RATE); a request whose own timeout is longer is never waited for past it.
+   * The node sets it under --tombstone-grace-ms minus --max-clock-offset-ms, as copies' timeouts.
+   */
+  readonly maxWaitMs?: number;
 }
 
 export const PEER_CLIENT_DEFAULTS = {
@@ -78,7 +84,38 @@ export const PEER_CLIENT_DEFAULTS = {
   initialBackoffMs: 50,
   maxBackoffMs: 2000,
   lane: 'small',
+  maxWaitMs: Number.POSITIVE_INFINITY,
 } as const;
+
+/**
+ * Bytes per second an answer is given time for, 4 Mbit/s (10 s for 4 MiB on top of a 2 s peer
+ * timeout): the bulk transfers' timeouts by size (rebalance/transfer.ts), and the least rate at
+ * which answers arriving on a connection keep its requests from timing out (ARRIVING_WINDOW_MS).
+ */
+export const FLOOR_RATE = 512 * 1024;
+
+/**
+ * A request whose timeout runs out while a large answer (ARRIVING_FRAME_BYTES) is arriving on its
+ * connection is not failed: its answer is that one, or behind it (a connection's answers come one
+ * after the other), and their size was not known when it was sent. It is looked at again after
+ * this long, and waited for another such window as long as the large answers' bytes received in
+ * the last one came at FLOOR_RATE or faster; else it fails then (an answer that stopped coming, a
+ * member stopped or cut off halfway, or one slower than the floor), as it does at maxWaitMs.
+ * "Arriving" at its timeout: bytes received lately bought time that is not over yet, each byte
+ * 1/FLOOR_RATE s from its arrival or from the end of the time bought before, at most this far
+ * ahead. An answer at the floor rate or faster is therefore waited for about its bytes at
+ * FLOOR_RATE, as a copy of those bytes is (transfer.ts); a member that sends nothing fails its
+ * requests at their timeout exactly as before. A GET of a 4 MiB value from a member behind
+ * 8 Mbit/s (over 4 s on the wire) failed every time at the 2 s peer timeout, half received.
+ */
+const ARRIVING_WINDOW_MS = 1000;
+
+/**
+ * Answers at least this large count as arriving (ARRIVING_WINDOW_MS); smaller ones cross any link
+ * in well under a peer timeout (64 KiB: 125 ms at FLOOR_RATE), and a stream of them does not keep
+ * a request whose handler hangs waiting. The large lane's threshold (pool.ts).
+ */
+const ARRIVING_FRAME_BYTES = 64 * 1024;
 
 const EMPTY = Buffer.alloc(0);
 
@@ -107,7 +144,8 @@ export type PeerClientState = 'idle' | 'connecting' | 'connected' | 'backoff' | 
 interface Pending {
   readonly resolve: (value: unknown) => void;
   readonly reject: (err: KvError) => void;
-  readonly timer: NodeJS.Timeout;
+  /** Its timeout; armed again while answers are arriving (ARRIVING_WINDOW_MS). */
+  timer: NodeJS.Timeout;
   readonly method: string;
   readonly started: number;
   /** Its frame while in the client's queue; null once handed to the socket (or never queued). */
@@ -115,6 +153,12 @@ interface Pending {
   /** The connection it was sent on, and the bytes received on it by then. */
   readonly socket: Socket | null;
   readonly received: number;
+  /**
+   * When it was last waited for past its timeout (0: not yet), and the connection's #arrivedBytes
+   * then (ARRIVING_WINDOW_MS).
+   */
+  waitedAt: number;
+  waitedBytes: number;
 }
 
 /** A request frame waiting for the socket (see HANDOFF_BYTES). */
@@ -208,6 +252,14 @@ export class PeerClient {
    * on it since they were sent (see #onTimeout); reset by any bytes received and a new socket.
    */
   #silentProbes = 0;
+  /**
+   * The current socket's large answers (ARRIVING_WINDOW_MS): until when (performance.now()) the
+   * bytes received of them bought time, whether the decoder holds part of one now, and the bytes
+   * received of them in all.
+   */
+  #arrivingUntil = 0;
+  #arriving = false;
+  #arrivedBytes = 0;
 
   /** Throws KvError KV_ERR_INVALID_ARGUMENT for a malformed address; does not connect. */
   constructor(opts: PeerClientOptions) {
@@ -313,10 +365,7 @@ export class PeerClient {
     setRequestId(frame, id);
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     const timeoutMs = opts.timeoutMs ?? this.#opts.timeoutMs;
-    // Judged after the next I/O poll: a process starved of CPU (a loaded machine, a long GC) runs
-    // expired timers before it reads its sockets, so an answer that came in time and waits in the
-    // socket would be taken for a timeout. setImmediate runs after the poll that reads it.
-    const timer = setTimeout(() => setImmediate(() => this.#onTimeout(id, timeoutMs)), timeoutMs);
+    const timer = this.#timer(id, timeoutMs, timeoutMs);
     const out = handshake ? null : { frame, gone: false };
     this.#pending.set(id, {
       resolve: resolve as (v: unknown) => void,
@@ -327,6 +376,8 @@ export class PeerClient {
       out,
       socket: this.#socket,
       received: this.#received,
+      waitedAt: 0,
+      waitedBytes: 0,
     });
     this.#metrics.inFlight.labels('client').inc();
     if (out === null) {
@@ -506,6 +557,9 @@ export class PeerClient {
     this.#received = 0;
     this.#warmEnds = false;
     this.#silentProbes = 0;
+    this.#arrivingUntil = 0;
+    this.#arriving = false;
+    this.#arrivedBytes = 0;
     this.#writer = new FrameWriter(socket, (n) => {
       this.#written += n;
       this.#metrics.sentBytes.labels('client').inc(n);
@@ -573,12 +627,16 @@ export class PeerClient {
     if (socket !== this.#socket) return;
     this.#received += chunk.length;
     this.#silentProbes = 0;
+    const continued = this.#arriving;
     this.#decoder.push(chunk);
     for (;;) {
       let msg: ResponseMessage;
       try {
         const frame = this.#decoder.next();
-        if (frame === null) return;
+        if (frame === null) {
+          this.#arrived(continued, chunk.length);
+          return;
+        }
         msg = decodeResponse(frame);
       } catch (err) {
         socket.destroy(err as Error);
@@ -586,6 +644,39 @@ export class PeerClient {
       }
       this.#onResponse(msg);
     }
+  }
+
+  /**
+   * After a chunk of `bytes` was taken in: when it continued a large answer (`continued`) or left
+   * part of one in the decoder, its bytes count (ARRIVING_WINDOW_MS).
+   */
+  #arrived(continued: boolean, bytes: number): void {
+    this.#arriving = this.#decoder.partialFrameBytes >= ARRIVING_FRAME_BYTES;
+    if (!continued && !this.#arriving) return;
+    this.#arrivedBytes += bytes;
+    const now = performance.now();
+    const from = Math.max(this.#arrivingUntil, now);
+    this.#arrivingUntil = Math.min(from + (bytes * 1000) / FLOOR_RATE, now + ARRIVING_WINDOW_MS);
+  }
+
+  /**
+   * Whether `p`, whose timeout ran out, waits on: large answers arrive on its connection, the
+   * first time lately, then at FLOOR_RATE or faster since it was last waited for.
+   */
+  #answersArriving(p: Pending, now: number): boolean {
+    if (p.socket !== this.#socket) return false;
+    if (p.waitedAt === 0) return now < this.#arrivingUntil;
+    return this.#arrivedBytes - p.waitedBytes >= ((now - p.waitedAt) * FLOOR_RATE) / 1000;
+  }
+
+  /**
+   * Runs #onTimeout for request `id` after `ms`, judged after the next I/O poll: a process starved
+   * of CPU (a loaded machine, a long GC) runs expired timers before it reads its sockets, so an
+   * answer that came in time and waits in the socket would be taken for a timeout. setImmediate
+   * runs after the poll that reads it.
+   */
+  #timer(id: number, timeoutMs: number, ms: number): NodeJS.Timeout {
+    return setTimeout(() => setImmediate(() => this.#onTimeout(id, timeoutMs)), ms);
   }
 
   #onResponse(msg: ResponseMessage): void {
@@ -598,10 +689,24 @@ export class PeerClient {
   #onTimeout(id: number, timeoutMs: number): void {
     const p = this.#pending.get(id);
     if (p === undefined) return;
+    const now = performance.now();
+    // Large answers are arriving on its connection: its own, or ones it comes behind.
+    if (this.#answersArriving(p, now)) {
+      const until = Math.min(now + ARRIVING_WINDOW_MS, p.started + this.#opts.maxWaitMs);
+      if (until > now) {
+        p.timer = this.#timer(id, timeoutMs, until - now);
+        p.waitedAt = now;
+        p.waitedBytes = this.#arrivedBytes;
+        return;
+      }
+    }
     // Every outstanding request is on the current connection (losing one settles its requests),
     // in the order sent: the first is the oldest still waiting.
     const oldest = this.#pending.keys().next().value === id;
-    const msg = `peer: ${p.method} to ${this.address} timed out after ${timeoutMs} ms`;
+    const msg =
+      p.waitedAt > 0
+        ? `peer: ${p.method} to ${this.address} timed out after ${Math.round(now - p.started)} ms (${timeoutMs} ms, then an answer arriving too slowly or too long)`
+        : `peer: ${p.method} to ${this.address} timed out after ${timeoutMs} ms`;
     if (p.out !== null && !p.out.gone) this.#metrics.dropped.labels(this.#opts.lane).inc();
     this.#settle(id, p, new KvError('KV_ERR_PEER_TIMEOUT', msg), undefined);
     if (oldest) this.#closeIfSilent(p, timeoutMs);

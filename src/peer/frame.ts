@@ -59,6 +59,17 @@ export class FrameDecoder {
   }
 
   /**
+   * Bytes of the frame being received (its header included) once its header is in and while its
+   * body is not whole; 0 otherwise (nothing buffered, a header not whole, a whole frame waiting
+   * for next(), or failed).
+   */
+  get partialFrameBytes(): number {
+    if (this.#failure !== null || this.#bytes < FRAME_HEADER_BYTES) return 0;
+    const total = FRAME_HEADER_BYTES + this.#peekLength();
+    return total > this.#bytes ? total : 0;
+  }
+
+  /**
    * Appends a chunk of the stream. Keeps a reference to it (no copy) until consumed. What is left
    * of a chunk under 4 KiB when the next one arrives is copied then into a buffer that doubles up
    * to 64 KiB, so a peer sending a few bytes per TCP segment does not make the decoder keep a

@@ -2,6 +2,7 @@
 
 export { type PeerAddress, parsePeerAddress } from './address.ts';
 export {
+  FLOOR_RATE,
   PEER_CLIENT_DEFAULTS,
   PeerClient,
   type PeerClientOptions,

@@ -1,17 +1,16 @@
 // Bulk transfers over a link of any speed: a request's time for its bytes, and batches that shrink after a timeout.
 
 import { KvError } from '../errors/index.ts';
+import { FLOOR_RATE } from '../peer/index.ts';
 
 /**
- * Bytes per second a bulk request (hint delivery, a stream batch, an anti-entropy repair) is
- * given time for on top of the peer timeout: 4 Mbit/s, 10 s for 4 MiB. With the peer timeout
- * alone, a batch the link carried in more than 2 s timed out, arrived past its deadline and was
- * refused, and went again, for good: behind a link of 8 Mbit/s, 57 hints of 4 MiB stayed
- * undelivered, and the link carried nothing but their refused copies.
+ * The timeout (and deadline window) of a bulk request of `bytes` (hint delivery, a stream batch,
+ * an anti-entropy repair): the peer timeout plus its bytes at FLOOR_RATE (4 Mbit/s, 10 s for
+ * 4 MiB). With the peer timeout alone, a batch the link carried in more than 2 s timed out,
+ * arrived past its deadline and was refused, and went again, for good: behind a link of
+ * 8 Mbit/s, 57 hints of 4 MiB stayed undelivered, and the link carried nothing but their
+ * refused copies.
  */
-export const FLOOR_RATE = 512 * 1024;
-
-/** The timeout (and deadline window) of a bulk request of `bytes`: see FLOOR_RATE. */
 export function transferTimeoutMs(peerTimeoutMs: number, bytes: number): number {
   return peerTimeoutMs + Math.ceil((bytes * 1000) / FLOOR_RATE);
 }

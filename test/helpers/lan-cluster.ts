@@ -144,6 +144,32 @@ export function writeBulk(
     .then((r) => JSON.parse(r.stdout) as { ok: number; other: Record<string, number> });
 }
 
+/**
+ * In `host`'s namespace: GETs of `keys` from its node, one after the other, `rounds` times over;
+ * resolves with the count of replies that were a `VALUE_BYTES` value and every other reply seen.
+ */
+export function readBulk(lan: Lan, host: LanHost, keys: readonly string[], rounds: number) {
+  const script = `
+    const net = require('node:net');
+    (async () => {
+      ${askLines(host)}
+      let ok = 0; const other = {};
+      for (let r = 0; r < ${rounds}; r++) {
+        for (const key of ${JSON.stringify(keys)}) {
+          const reply = (await ask('GET ' + key)).trim();
+          if (reply.length === ${VALUE_BYTES}) ok++;
+          else other[reply.slice(0, 200)] = (other[reply.slice(0, 200)] || 0) + 1;
+        }
+      }
+      s.end();
+      console.log(JSON.stringify({ ok, other }));
+    })();
+  `;
+  return lan
+    .exec(host.name, [NODE, '-e', script], { timeout: 600_000 })
+    .then((r) => JSON.parse(r.stdout) as { ok: number; other: Record<string, number> });
+}
+
 /** The node's /metrics, fetched inside its namespace. */
 export async function scrape(lan: Lan, host: LanHost): Promise<string> {
   const r = await lan.exec(host.name, ['curl', '-sf', `http://${host.ip}:9090/metrics`]);

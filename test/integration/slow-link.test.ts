@@ -3,7 +3,15 @@
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defer } from '../helpers/defer.ts';
-import { lanCluster, SECRET, scrape, smallOps, writeBulk } from '../helpers/lan-cluster.ts';
+import {
+  lanCluster,
+  readBulk,
+  SECRET,
+  scrape,
+  smallOps,
+  VALUE_BYTES,
+  writeBulk,
+} from '../helpers/lan-cluster.ts';
 import { shapeLink } from '../helpers/netns.ts';
 import { cleanup, NODE } from '../helpers/node-process.ts';
 import { until } from '../helpers/write-log.ts';
@@ -53,6 +61,36 @@ describe('a large write over a slow link', () => {
     await shapeLink(lan.hosts.get('c')!, { rateKbit: 8000, lossPct: 0 });
     expect(await writeBulk(lan, a, 0, 1, 2)).toEqual({ ok: 2, other: {} });
   }, 120_000);
+});
+
+describe('a large read over a slow link', () => {
+  afterEach(cleanup);
+
+  // Every peer read had the peer timeout (2 s) whatever the size of the value it brought back: a
+  // 4 MiB answer takes over 4 s at 8 Mbit/s, so a read that needed b's whole value failed
+  // `peer_timeout` every time, with the value on its way.
+  it('answers 4 MiB reads whose replica read whole is behind a slow link', async () => {
+    // Two replicas of each key and both answer every read (R = 2). c coordinates the reads: it
+    // reads its own record whole where it holds one; for the keys a and b hold (about a third)
+    // it reads one of them whole, a or b by turn (ReadPreference), so each such key read twice
+    // is read whole from b about once.
+    const { lan, a, b } = await lanCluster(['--replication-factor', '2']);
+    const keys = Array.from({ length: 16 }, (_, i) => `big-0-${i}`);
+    expect((await writeBulk(lan, a, 0, 1, keys.length, 5)).ok).toBe(keys.length);
+    await shapeLink(b, { rateKbit: 8000, lossPct: 0 });
+    const sentByB = async () => {
+      const line = (await scrape(lan, b))
+        .split('\n')
+        .find((l) => l.startsWith('kvstore_peer_sent_bytes_total{side="server"}'));
+      return Number(line?.split(' ')[1]);
+    };
+    const before = await sentByB();
+    const read = await readBulk(lan, lan.hosts.get('c')!, keys, 2);
+    console.log(JSON.stringify(read));
+    // b sent values whole (the reads needed its link, not only its digests).
+    expect((await sentByB()) - before).toBeGreaterThan(VALUE_BYTES);
+    expect(read).toEqual({ ok: 2 * keys.length, other: {} });
+  }, 300_000);
 });
 
 describe('a stream over a slow link', () => {

@@ -160,6 +160,23 @@ describe('FrameDecoder', () => {
     d.push(frameHeader(DEFAULT_MAX_FRAME_BYTES + 1));
     expect(() => d.next()).toThrow(/over the limit of 67108864/);
   });
+
+  it('tells the size of the frame being received once its header is in, until it is whole', () => {
+    const d = new FrameDecoder();
+    const big = frame(Buffer.alloc(100_000, 1));
+    expect(d.partialFrameBytes).toBe(0);
+    d.push(big.subarray(0, 2)); // half a header
+    expect(d.partialFrameBytes).toBe(0);
+    d.push(big.subarray(2, 50_000));
+    expect(d.partialFrameBytes).toBe(big.length);
+    expect(d.next()).toBeNull();
+    d.push(Buffer.concat([big.subarray(50_000), frame('x')]));
+    // Whole frames waiting for next() are not being received.
+    expect(d.partialFrameBytes).toBe(0);
+    expect(d.next()?.length).toBe(100_000);
+    expect(d.next()?.toString()).toBe('x');
+    expect(d.partialFrameBytes).toBe(0);
+  });
 });
 
 describe('peer codec', () => {
