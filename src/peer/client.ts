@@ -695,6 +695,7 @@ export class PeerClient {
       const until = Math.min(now + ARRIVING_WINDOW_MS, p.started + this.#opts.maxWaitMs);
       if (until > now) {
         p.timer = this.#timer(id, timeoutMs, until - now);
+        if (p.waitedAt === 0) this.#metrics.waited.labels(this.#opts.lane).inc();
         p.waitedAt = now;
         p.waitedBytes = this.#arrivedBytes;
         return;

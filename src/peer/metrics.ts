@@ -78,6 +78,8 @@ export interface PeerMetrics {
   readonly dropped: Counter<'lane'>;
   /** Client: outbound connections closed because a request timed out with nothing received, by lane. */
   readonly silent: Counter<'lane'>;
+  /** Client: requests waited for past their timeout while large answers arrived, by lane. */
+  readonly waited: Counter<'lane'>;
 }
 
 /** An outbound connection's bytes written and not yet taken by the kernel. */
@@ -266,6 +268,12 @@ function register(registry: Registry): PeerMetrics {
       ['lane'],
       registry,
     ),
+    waited: counter(
+      'kvstore_peer_requests_waited_total',
+      'Peer requests whose timeout ran out while answers of 64 KiB or more were arriving on their connection at 4 Mbit/s or faster (their own, or ones ahead of them), waited for past it, answered or not, by lane (control, small, large).',
+      ['lane'],
+      registry,
+    ),
   };
   zero(metrics);
   return metrics;
@@ -284,4 +292,5 @@ function zero(m: PeerMetrics): void {
   m.refused.labels('queue_full').inc(0);
   for (const lane of PEER_LANES) m.dropped.labels(lane).inc(0);
   for (const lane of PEER_LANES) m.silent.labels(lane).inc(0);
+  for (const lane of PEER_LANES) m.waited.labels(lane).inc(0);
 }
