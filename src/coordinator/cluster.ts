@@ -32,6 +32,8 @@ import {
   multiReadBounds,
 } from './multi.ts';
 import {
+  type OneMoreAsk,
+  type OneMoreResult,
   oneMore,
   type QuorumGroup,
   quorum,
@@ -143,6 +145,10 @@ const answerOk = (): Reply => OK;
 const EMPTY = Buffer.alloc(0);
 /** EXISTS's answer for a key that holds a value (which it does not read). */
 const FOUND: Reply = { type: 'value', value: Buffer.alloc(0) };
+
+/** Where a read's record goes (#readThen): it, or `Fail` what went wrong; neither may throw. */
+type ReadDone = (rec: StoredRecord | null) => void;
+type Fail = (err: unknown) => void;
 
 /**
  * Replicated execution. A write goes to every owner of the key (both rings while data moves) and
@@ -552,23 +558,44 @@ export class ClusterCoordinator implements Coordinator {
    * other replica is asked for its header and the record may come back without its value.
    */
   #read(key: Buffer, p: Placement, value = true): Promise<StoredRecord | null> {
+    const { promise, resolve, reject } = Promise.withResolvers<StoredRecord | null>();
+    this.#readThen(key, p, value, resolve, reject);
+    return promise;
+  }
+
+  /**
+   * #read answered through callbacks: exactly one of `done` and `fail` is called, once, now or
+   * later (the common read calls it in the callback of the other owner's answer, with no promise
+   * between: GET). They must not throw.
+   */
+  #readThen(key: Buffer, p: Placement, value: boolean, done: ReadDone, fail: Fail): void {
     const waited = this.#unheard(p, () => this.#readAgain(key, value));
-    if (waited !== null) return waited;
+    if (waited !== null) {
+      waited.then(done, fail);
+      return;
+    }
     if (p.settled !== p.target || this.#preference.askAll(this.#o.readRepairChance)) {
       try {
         this.#vouched(p, 'read');
       } catch (err) {
-        return Promise.reject(err);
+        fail(err);
+        return;
       }
-      return this.#askAll(key, p, value).then((asked) => this.#newest(key, p, asked, value));
+      this.#askAll(key, p, value)
+        .then((asked) => this.#newest(key, p, asked, value))
+        .then(done, fail);
+      return;
     }
     if (
       Math.min(this.#o.readQuorum, p.target.length) === 2 &&
       p.target.includes(this.#o.replicas.self)
     ) {
-      return this.#readHereAndOne(key, p, value);
+      this.#readHereAndOne(key, p, value, done, fail);
+      return;
     }
-    return this.#askQuorum(key, p, value).then((asked) => this.#newest(key, p, asked, value));
+    this.#askQuorum(key, p, value)
+      .then((asked) => this.#newest(key, p, asked, value))
+      .then(done, fail);
   }
 
   /** #read of `key` placed again (the rings may have changed while it waited). */
@@ -590,42 +617,61 @@ export class ClusterCoordinator implements Coordinator {
    * the whole one). When the header is this node's record's, as replicas in step return, nothing
    * else is made: no answer maps, no repair.
    */
-  #readHereAndOne(key: Buffer, p: Placement, value: boolean): Promise<StoredRecord | null> {
+  #readHereAndOne(key: Buffer, p: Placement, value: boolean, done: ReadDone, fail: Fail): void {
     this.#quorumReads.inc();
     this.#readsHere.inc();
-    const self = this.#o.replicas.self;
     const early = this.#takeHere(key);
-    return oneMore({
-      order: this.#askOrder(p.target, false),
-      call: (name) => this.#ask(name, key, p, true),
-      speculateMs: this.#o.readSpeculateMs,
-      onSpeculate: () => this.#speculations.inc(),
-      what: 'read quorum',
-    }).then(({ name, value: theirs, calls }) => {
-      // This node's record is read once the other owner's header is in, not before: a read
-      // waiting for it holds no copy of the value (40 clients' 1 MiB GETs arriving together
-      // held 624 copies at once). Read later, it is at least as new: still within the read.
-      // A small one the reply budget's count read as the GET started (#takeHere) is used as it
-      // is: read within the read too, and no second lookup.
-      const mine = early !== undefined ? early : this.#o.replicas.getHere(key);
-      if (
-        calls.length === 1 &&
-        (theirs === mine || (theirs !== null && mine !== null && sameWrite(theirs, mine)))
-      ) {
-        return mine === null ? null : decodeRecord(mine);
+    const ask: OneMoreAsk<Buffer | null>['call'] = (name, _speculative, ok, failed) => {
+      this.#readsThere.inc();
+      this.#o.replicas.getThen(name, key, p.terms.of(name), true, ok, failed);
+    };
+    const answered = ({ name, value: theirs, calls }: OneMoreResult<Buffer | null>) => {
+      let newest: StoredRecord | null | Promise<StoredRecord | null>;
+      try {
+        // This node's record is read once the other owner's header is in, not before: a read
+        // waiting for it holds no copy of the value (40 clients' 1 MiB GETs arriving together
+        // held 624 copies at once). Read later, it is at least as new: still within the read.
+        // A small one the reply budget's count read as the GET started (#takeHere) is used as
+        // it is: read within the read too, and no second lookup.
+        const mine = early !== undefined ? early : this.#o.replicas.getHere(key);
+        if (
+          calls.length === 1 &&
+          (theirs === mine || (theirs !== null && mine !== null && sameWrite(theirs, mine)))
+        ) {
+          newest = mine === null ? null : decodeRecord(mine);
+        } else {
+          const answers = new Map<string, Buffer | null>([
+            [this.#o.replicas.self, mine],
+            [name, theirs],
+          ]);
+          const all = new Map<string, Promise<Buffer | null>>([
+            [this.#o.replicas.self, Promise.resolve(mine)],
+            ...calls.map((c) => [c.name, c.promise] as const),
+          ]);
+          const heads = new Set(calls.map((c) => c.name));
+          newest = this.#newest(key, p, { ok: answers, calls: all, heads }, value);
+        }
+      } catch (err) {
+        fail(err);
+        return;
       }
-      const answers = new Map<string, Buffer | null>([
-        [self, mine],
-        [name, theirs],
-      ]);
-      const all = new Map<string, Promise<Buffer | null>>([
-        [self, Promise.resolve(mine)],
-        ...calls,
-      ]);
-      const heads = new Set(calls.map(([n]) => n));
-      return this.#newest(key, p, { ok: answers, calls: all, heads }, value);
-    });
+      if (newest instanceof Promise) newest.then(done, fail);
+      else done(newest);
+    };
+    oneMore(
+      {
+        order: this.#askOrder(p.target, false),
+        call: ask,
+        speculateMs: this.#o.readSpeculateMs,
+        onSpeculate: this.#onSpeculate,
+        what: 'read quorum',
+      },
+      answered,
+      fail,
+    );
   }
+
+  readonly #onSpeculate = () => this.#speculations.inc();
 
   /**
    * The newest record among a quorum's answers; repairs the owners asked that hold older ones.
@@ -749,7 +795,7 @@ export class ClusterCoordinator implements Coordinator {
       call: (name, speculative) =>
         plan.ask(name, speculative, (headers) => this.#ask(name, key, p, headers)),
       speculateMs: this.#o.readSpeculateMs,
-      onSpeculate: () => this.#speculations.inc(),
+      onSpeculate: this.#onSpeculate,
       what: 'read quorum',
     }).then(({ ok, calls }) => ({ ok, calls, heads: plan.heads }));
   }
@@ -837,10 +883,20 @@ export class ClusterCoordinator implements Coordinator {
   }
 
   #get(key: Buffer, p: Placement): Promise<Reply> {
-    return this.#read(key, p).then(this.#valueOfRead);
+    const { promise, resolve, reject } = Promise.withResolvers<Reply>();
+    const done = (rec: StoredRecord | null) => {
+      let reply: Reply;
+      try {
+        reply = this.#valueOf(rec);
+      } catch (err) {
+        reject(err);
+        return;
+      }
+      resolve(reply);
+    };
+    this.#readThen(key, p, true, done, reject);
+    return promise;
   }
-
-  readonly #valueOfRead = (rec: StoredRecord | null): Reply => this.#valueOf(rec);
 
   /**
    * EXISTS's read of one key: whether it holds a live value, answered as an empty value (so

@@ -153,16 +153,94 @@ function unavailable(
 }
 
 /**
+ * The speculation deadlines of one delay made within a millisecond, under one timer: Node's
+ * timers count in whole milliseconds from the loop's cached time, so theirs would fire within
+ * the same millisecond anyway (here one may fire up to a millisecond early). One timer for them
+ * saves each read a Timeout, its insertion in Node's timer list and its clearTimeout (a
+ * replicated GET made one of each; the reads of a turn share a batch). A deadline cancelled
+ * before the timer fires (the read answered) is dropped at once; the timer is cleared once every
+ * deadline of the batch is cancelled.
+ */
+class Deadlines {
+  readonly ms: number;
+  /** When the batch began (performance.now()). */
+  readonly at: number;
+  readonly #fns: ((() => void) | null)[] = [];
+  #live = 0;
+  #fired = false;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(ms: number, at: number) {
+    this.ms = ms;
+    this.at = at;
+    this.#timer = setTimeout(this.#fire, ms);
+  }
+
+  /** True while it takes deadlines of `ms` made `now`: begun within 1 ms, its timer armed. */
+  open(ms: number, now: number): boolean {
+    return this.ms === ms && now - this.at < 1 && !this.#fired && this.#live > 0;
+  }
+
+  /** Adds `fn`, to run when the timer fires; returns its slot, for cancel. */
+  add(fn: () => void): number {
+    this.#live++;
+    return this.#fns.push(fn) - 1;
+  }
+
+  cancel(slot: number): void {
+    if (this.#fns[slot] === null || this.#fired) return;
+    this.#fns[slot] = null;
+    if (--this.#live === 0) clearTimeout(this.#timer);
+  }
+
+  readonly #fire = () => {
+    this.#fired = true;
+    const fns = this.#fns;
+    for (let i = 0; i < fns.length; i++) {
+      const fn = fns[i];
+      if (fn === null || fn === undefined) continue;
+      fns[i] = null;
+      // One that throws (none should) keeps no other read from speculating; the error surfaces.
+      try {
+        fn();
+      } catch (err) {
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+  };
+}
+
+/** The batch new deadlines join (Deadlines), while it is open. */
+let batch: Deadlines | null = null;
+
+/** A deadline made by speculateLater: its batch and slot, for cancel. */
+interface Deadline {
+  readonly batch: Deadlines;
+  readonly slot: number;
+}
+
+/**
  * After `speculateMs`, asks the replicas not asked yet (`askRest`, which asks none once the
- * quorum is met or lost), counting the speculation once when it asked any.
+ * quorum is met or lost), counting the speculation once when it asked any. Cancel it once the
+ * quorum is met or lost (cancel).
  */
 function speculateLater(
   t: { readonly speculateMs: number; readonly onSpeculate: () => void },
   askRest: () => boolean,
-): NodeJS.Timeout {
-  return setTimeout(() => {
+): Deadline {
+  const ms = t.speculateMs;
+  const now = performance.now();
+  if (batch === null || !batch.open(ms, now)) batch = new Deadlines(ms, now);
+  const slot = batch.add(() => {
     if (askRest()) t.onSpeculate();
-  }, t.speculateMs);
+  });
+  return { batch, slot };
+}
+
+function cancel(deadline: Deadline | undefined): void {
+  deadline?.batch.cancel(deadline.slot);
 }
 
 /** How a targeted quorum asks its replicas. */
@@ -199,13 +277,13 @@ export function targetedQuorum<T>(t: TargetedAsk<T>): Promise<TargetedResult<T>>
     const failed = new Map<string, string>();
     let next = 0;
     let done = false;
-    let timer: NodeJS.Timeout | undefined;
+    let timer: Deadline | undefined;
     const check = () => {
       if (done) return;
       const possible = t.order.length - failed.size;
       if (ok.size < t.need && possible >= t.need) return;
       done = true;
-      clearTimeout(timer);
+      cancel(timer);
       if (ok.size >= t.need) {
         resolve({ ok, calls });
         return;
@@ -232,15 +310,70 @@ export function targetedQuorum<T>(t: TargetedAsk<T>): Promise<TargetedResult<T>>
   });
 }
 
-/** How oneMore asks: a targeted quorum of two whose first answer, this node's own, is in hand. */
+/**
+ * How oneMore asks: a targeted quorum of two whose first answer, this node's own, is in hand.
+ * Each call answers through callbacks, not a promise: this runs once per replicated GET, where
+ * a promise per call, its reaction and the quorum's own promise were most of what a read
+ * allocated and a microtask each.
+ */
 export interface OneMoreAsk<T> {
   /** The other replicas, most preferred first; the first is asked at once. */
   readonly order: readonly string[];
-  readonly call: (name: string, speculative: boolean) => Promise<T>;
+  /**
+   * Asks one replica (`speculative` when asked because the answer was late); exactly one of
+   * `ok` and `fail` is called, once, then or later. It must not throw.
+   */
+  readonly call: (
+    name: string,
+    speculative: boolean,
+    ok: (value: T) => void,
+    fail: (err: unknown) => void,
+  ) => void;
   /** After this many ms without an answer, every replica not asked yet is asked. */
   readonly speculateMs: number;
   readonly onSpeculate: () => void;
   readonly what: string;
+}
+
+/**
+ * One call oneMore made: its outcome once in, and a promise of it for those that wait for it
+ * (read repair's late answers), made only when asked for. A rejected one is marked handled, as
+ * oneMore's own reaction marked every call before: who asks for it attaches what it needs.
+ */
+export class OneMoreCall<T> {
+  readonly name: string;
+  #settled: 'no' | 'ok' | 'failed' = 'no';
+  #value: T | undefined;
+  #err: unknown;
+  #promise: Promise<T> | null = null;
+  #resolve: ((value: T) => void) | null = null;
+  #reject: ((err: unknown) => void) | null = null;
+
+  constructor(name: string) {
+    this.name = name;
+  }
+
+  get promise(): Promise<T> {
+    if (this.#promise !== null) return this.#promise;
+    if (this.#settled === 'ok') this.#promise = Promise.resolve(this.#value as T);
+    else if (this.#settled === 'failed') this.#promise = Promise.reject(this.#err);
+    else {
+      const { promise, resolve, reject } = Promise.withResolvers<T>();
+      [this.#promise, this.#resolve, this.#reject] = [promise, resolve, reject];
+    }
+    this.#promise.catch(() => {});
+    return this.#promise;
+  }
+
+  ok(value: T): void {
+    [this.#settled, this.#value] = ['ok', value];
+    this.#resolve?.(value);
+  }
+
+  failed(err: unknown): void {
+    [this.#settled, this.#err] = ['failed', err];
+    this.#reject?.(err);
+  }
 }
 
 /** The answer that completed a oneMore quorum, and every call it made (for read repair). */
@@ -248,61 +381,69 @@ export interface OneMoreResult<T> {
   readonly name: string;
   readonly value: T;
   /** Every call made, in the order made; `name`'s among them. */
-  readonly calls: readonly (readonly [string, Promise<T>])[];
+  readonly calls: readonly OneMoreCall<T>[];
 }
 
 /**
  * targetedQuorum with `need` 2 when this node is a replica and its answer is already in hand
  * (read synchronously): asks `order`'s first replica, the next one on each failure, and all
- * those not asked yet when `speculateMs` pass without an answer; resolves with the first
- * success. Rejects with KV_ERR_UNAVAILABLE, as targetedQuorum does (this node counted among the
- * replicas that could answer), once every replica of `order` failed. The same behaviour for
- * the common read (R=2, this node an owner) as targetedQuorum, without its maps and its
- * promise per replica.
+ * those not asked yet when `speculateMs` pass without an answer; `done` gets the first success.
+ * `failed` gets KV_ERR_UNAVAILABLE, as targetedQuorum rejects with (this node counted among the
+ * replicas that could answer), once every replica of `order` failed. Exactly one of them is
+ * called, once, in the callback of the call that decided it (or at once with no replica to ask).
+ * The same behaviour for the common read (R=2, this node an owner) as targetedQuorum, without
+ * its maps and without a promise.
  */
-export function oneMore<T>(t: OneMoreAsk<T>): Promise<OneMoreResult<T>> {
-  const { promise, resolve, reject } = Promise.withResolvers<OneMoreResult<T>>();
-  const calls: [string, Promise<T>][] = [];
-  let failed: Map<string, string> | null = null;
+export function oneMore<T>(
+  t: OneMoreAsk<T>,
+  done: (result: OneMoreResult<T>) => void,
+  failed: (err: KvError) => void,
+): void {
+  const calls: OneMoreCall<T>[] = [];
+  let why: Map<string, string> | null = null;
   let next = 0;
-  let done = false;
-  let timer: NodeJS.Timeout | undefined;
+  let over = false;
+  let timer: Deadline | undefined;
   const ask = (name: string, speculative = false) => {
-    const call = t.call(name, speculative);
-    calls.push([name, call]);
-    call.then(
+    const call = new OneMoreCall<T>(name);
+    calls.push(call);
+    t.call(
+      name,
+      speculative,
       (value) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        resolve({ name, value, calls });
+        call.ok(value);
+        if (over) return;
+        over = true;
+        cancel(timer);
+        done({ name, value, calls });
       },
       (err: unknown) => {
-        if (done) return;
-        failed ??= new Map();
-        failed.set(name, err instanceof KvError ? wireCode(err.code).toLowerCase() : 'error');
+        call.failed(err);
+        if (over) return;
+        why ??= new Map();
+        why.set(name, err instanceof KvError ? wireCode(err.code).toLowerCase() : 'error');
         if (next < t.order.length) {
           ask(t.order[next++]!);
-        } else if (failed.size === t.order.length) {
-          done = true;
-          clearTimeout(timer);
-          reject(unavailable(t.what, 1, 2, failed));
+        } else if (why.size === t.order.length) {
+          over = true;
+          cancel(timer);
+          failed(unavailable(t.what, 1, 2, why));
         }
       },
     );
   };
   if (t.order.length === 0) {
-    return Promise.reject(unavailable(t.what, 1, 2, new Map()));
+    failed(unavailable(t.what, 1, 2, new Map()));
+    return;
   }
   ask(t.order[next++]!);
-  if (next < t.order.length) {
+  if (next < t.order.length && !over) {
     timer = speculateLater(t, () => {
-      if (done || next >= t.order.length) return false;
+      if (over || next >= t.order.length) return false;
       while (next < t.order.length) ask(t.order[next++]!, true);
       return true;
     });
   }
-  return promise;
 }
 
 /**

@@ -45,6 +45,10 @@ const COALESCE_GET_KEY_BYTES = 256 * 1024;
 const GET_MANY_RETRY_MS = 30_000;
 
 /** A caller of get waiting for its record. */
+/** A record a member sent for a get: its bytes, and the record they decode to. */
+type GotRecord = NonNullable<ReturnType<typeof readGetReply>>;
+
+/** A get waiting for its member's reply; `resolve` and `reject` must not throw. */
 interface GetWaiter {
   readonly key: Buffer;
   readonly resolve: (raw: Buffer | null) => void;
@@ -182,6 +186,35 @@ export class Replicas {
     headers = false,
   ): Promise<Buffer | null> {
     if (name === this.self) return Promise.resolve(this.getHere(key));
+    const { promise, resolve, reject } = Promise.withResolvers<Buffer | null>();
+    this.getThen(name, key, terms, headers, resolve, reject);
+    return promise;
+  }
+
+  /**
+   * get() answered through callbacks instead of a promise (a replicated GET's read, once per
+   * client GET): exactly one of `resolve` and `reject` is called, once, at once for this node's
+   * own record, otherwise when the member's reply is in. They must not throw.
+   */
+  getThen(
+    name: string,
+    key: Buffer,
+    terms: ExpectIncarnation,
+    headers: boolean,
+    resolve: (raw: Buffer | null) => void,
+    reject: (err: unknown) => void,
+  ): void {
+    if (name === this.self) {
+      let raw: Buffer | null;
+      try {
+        raw = this.getHere(key);
+      } catch (err) {
+        reject(err);
+        return;
+      }
+      resolve(raw);
+      return;
+    }
     const boxes = headers ? this.#headBoxes : this.#getBoxes;
     let box = boxes.get(name);
     // The rings changed since the box was opened: its gets go now, under their own terms.
@@ -195,13 +228,11 @@ export class Replicas {
       boxes.set(name, opened);
       atTurnEnd(() => this.#flushGets(name, opened));
     }
-    const { promise, resolve, reject } = Promise.withResolvers<Buffer | null>();
     box.waiters.push({ key, resolve, reject });
     box.bytes += key.length;
     if (box.waiters.length >= GET_MANY_MAX_KEYS || box.bytes >= COALESCE_GET_KEY_BYTES) {
       this.#flushGets(name, box);
     }
-    return promise;
   }
 
   /** get() of this node's own record, at once. */
@@ -241,14 +272,36 @@ export class Replicas {
     const body = (): GetRequest =>
       headers ? { k: w.key, ...terms, h: true } : { k: w.key, ...terms };
     this.#request(name, METHODS.get, body).then((reply) => {
+      let got: GotRecord | null;
       try {
-        const got = readGetReply(reply);
-        if (got !== null) this.#versions.check(got.record.version, 'reply', name);
-        w.resolve(got === null ? null : got.raw);
+        got = readGetReply(reply);
       } catch (err) {
         w.reject(err);
+        return;
       }
+      this.#answer(name, w, got);
     }, w.reject);
+  }
+
+  /**
+   * Settles `w` with the record `got` from `name`, or with the error its version raised. Its
+   * callback runs outside the check's try: one that threw (none should) is not also rejected,
+   * and surfaces without keeping the waiters after it unanswered.
+   */
+  #answer(name: string, w: GetWaiter, got: GotRecord | null): void {
+    try {
+      if (got !== null) this.#versions.check(got.record.version, 'reply', name);
+    } catch (err) {
+      w.reject(err);
+      return;
+    }
+    try {
+      w.resolve(got === null ? null : got.raw);
+    } catch (err) {
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
   }
 
   /**
@@ -274,15 +327,7 @@ export class Replicas {
           for (const w of waiters) w.reject(err);
           return;
         }
-        for (let n = 0; n < got.length; n++) {
-          const r = got[n]!;
-          try {
-            if (r !== null) this.#versions.check(r.record.version, 'reply', name);
-            waiters[n]!.resolve(r === null ? null : r.raw);
-          } catch (err) {
-            waiters[n]!.reject(err);
-          }
-        }
+        for (let n = 0; n < got.length; n++) this.#answer(name, waiters[n]!, got[n]!);
         const rest = waiters.slice(got.length);
         if (rest.length === 1) this.#getOne(name, rest[0]!, terms, headers);
         else if (rest.length > 1) this.#getMany(name, rest, terms, headers);

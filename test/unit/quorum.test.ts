@@ -1,5 +1,6 @@
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import {
+  type OneMoreResult,
   oneMore,
   settledVouches,
   targetedQuorum,
@@ -156,14 +157,24 @@ describe('targetedQuorum', () => {
   });
 });
 
-/** oneMore of `order`, named `read quorum`. */
+/** oneMore of `order`, named `read quorum`, its outcome as a promise. */
 function second(
   order: string[],
   call: (name: string) => Promise<string>,
   speculateMs: number,
   onSpeculate: () => void = () => {},
-) {
-  return oneMore({ order, call, speculateMs, onSpeculate, what: 'read quorum' });
+): Promise<OneMoreResult<string>> {
+  return new Promise((resolve, reject) => {
+    const ask = (
+      name: string,
+      _speculative: boolean,
+      ok: (v: string) => void,
+      fail: (e: unknown) => void,
+    ) => {
+      call(name).then(ok, fail);
+    };
+    oneMore({ order, call: ask, speculateMs, onSpeculate, what: 'read quorum' }, resolve, reject);
+  });
 }
 
 // oneMore is targetedQuorum with need 2 and this node's own answer in hand: the same asks, in
@@ -177,7 +188,7 @@ describe('oneMore', () => {
     r.answer('b');
     const { name, value, calls } = await done;
     expect([name, value]).toEqual(['b', 'v@b']);
-    expect(calls.map(([n]) => n)).toEqual(['b']);
+    expect(calls.map((c) => c.name)).toEqual(['b']);
     expect(r.asked).toEqual(['b']);
     expect(speculated).toBe(0);
   });
@@ -202,20 +213,14 @@ describe('oneMore', () => {
     r.answer('c');
     const { name, calls } = await done;
     expect(name).toBe('c');
-    expect(calls.map(([n]) => n)).toEqual(['b', 'c']);
+    expect(calls.map((c) => c.name)).toEqual(['b', 'c']);
     expect(r.asked).toEqual(['b', 'c']);
   });
 
   it('fails at once with no other replica to ask', async () => {
-    await expect(
-      oneMore({
-        order: [],
-        call: () => Promise.resolve('x'),
-        speculateMs: 1,
-        onSpeculate: () => {},
-        what: 'read quorum',
-      }),
-    ).rejects.toThrow('replication: read quorum 1/2 (replicas down)');
+    await expect(second([], () => Promise.resolve('x'), 1)).rejects.toThrow(
+      'replication: read quorum 1/2 (replicas down)',
+    );
   });
 
   it('asks every other replica once the answer is late, and takes whichever answers first', async () => {
@@ -230,7 +235,7 @@ describe('oneMore', () => {
     r.answer('d');
     const { name, calls } = await done;
     expect(name).toBe('d');
-    expect(calls.map(([n]) => n)).toEqual(['b', 'c', 'd']);
+    expect(calls.map((c) => c.name)).toEqual(['b', 'c', 'd']);
     expect(speculated).toBe(1);
   });
 
@@ -251,6 +256,77 @@ describe('oneMore', () => {
     await late;
     expect(vi.getTimerCount()).toBe(0);
     expect(two.asked).toEqual(['b']);
+  });
+  it('arms one timer for the reads made together, and speculates each one still unanswered', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    onTestFinished(() => {
+      vi.useRealTimers();
+    });
+    const spec: string[] = [];
+    const reads = ['x', 'y', 'z'].map((id) => {
+      const r = replicas();
+      return { r, done: second(['b', 'c'], r.call, 20, () => spec.push(id)) };
+    });
+    expect(vi.getTimerCount()).toBe(1);
+    reads[1]!.r.answer('b');
+    await reads[1]!.done;
+    expect(vi.getTimerCount()).toBe(1);
+    await vi.advanceTimersByTimeAsync(20);
+    expect(spec).toEqual(['x', 'z']);
+    expect(reads.map(({ r }) => r.asked)).toEqual([['b', 'c'], ['b'], ['b', 'c']]);
+    for (const { r, done } of [reads[0]!, reads[2]!]) {
+      r.answer('c');
+      expect((await done).name).toBe('c');
+    }
+    // A read made later has its own delay, from when it was made.
+    await vi.advanceTimersByTimeAsync(5);
+    const later = replicas();
+    const late = second(['b', 'c'], later.call, 20, () => spec.push('later'));
+    await vi.advanceTimersByTimeAsync(19);
+    expect(later.asked).toEqual(['b']);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(later.asked).toEqual(['b', 'c']);
+    later.answer('b');
+    await late;
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('keeps every call made, with a promise of its outcome for answers that come later', async () => {
+    const r = replicas();
+    const done = second(['b', 'c', 'd'], r.call, 5);
+    await expect.poll(() => r.asked).toEqual(['b', 'c', 'd']);
+    r.answer('c');
+    const { name, calls } = await done;
+    expect(name).toBe('c');
+    const [b, c, d] = calls.map((call) => call.promise);
+    await expect(c).resolves.toBe('v@c');
+    r.answer('b');
+    r.fail('d');
+    await expect(b).resolves.toBe('v@b');
+    await expect(d).rejects.toThrow('d timed out');
+  });
+
+  it('answers in the callback of an answer given at once, and arms no timer for it', () => {
+    vi.useFakeTimers();
+    onTestFinished(() => {
+      vi.useRealTimers();
+    });
+    let got: OneMoreResult<string> | null = null;
+    oneMore<string>(
+      {
+        order: ['b', 'c'],
+        call: (name, _speculative, ok) => ok(`v@${name}`),
+        speculateMs: 5,
+        onSpeculate: () => {},
+        what: 'read quorum',
+      },
+      (result) => {
+        got = result;
+      },
+      () => {},
+    );
+    expect(got).toMatchObject({ name: 'b', value: 'v@b' });
+    expect(vi.getTimerCount()).toBe(0);
   });
 });
 
