@@ -32,6 +32,12 @@ export interface HeapTrimOptions {
   readonly idleCpuShare: number;
   /** Trim only when the heap holds this many bytes more than its live objects (plus Buffers). */
   readonly minSlackBytes: number;
+  /**
+   * Called once at the start of each idle period, before a collection is decided: lets go of what
+   * only helps a busy process (the storage's recent kinds, Storage.idle) and returns the bytes it
+   * let go, which count as slack (garbage the collection frees).
+   */
+  readonly onIdle?: () => number;
   readonly logger: Logger;
   readonly registry: Registry;
 }
@@ -74,6 +80,8 @@ export function startHeapTrimmer(o: HeapTrimOptions): { stop(): void } {
   let lastLoop = performance.eventLoopUtilization();
   let trimmedThisIdle = false;
   let trimmedOnce = false;
+  /** Bytes onIdle let go in this idle period; null until it was called in it. */
+  let released: number | null = null;
   const timer = setInterval(() => {
     const now = process.cpuUsage();
     const usedMs = (now.user - last.user + now.system - last.system) / 1000;
@@ -83,13 +91,16 @@ export function startHeapTrimmer(o: HeapTrimOptions): { stop(): void } {
     const idle = usedMs < o.intervalMs * o.idleCpuShare && loop.utilization <= o.idleCpuShare;
     if (!idle) {
       trimmedThisIdle = false;
+      released = null;
       return;
     }
+    released ??= o.onIdle?.() ?? 0;
     if (trimmedThisIdle) return;
     const before = getHeapStatistics();
     // External memory (Buffers) counts too: after a burst of large values it is mostly garbage
     // that only a collection frees, and V8 starts one only when more is allocated.
-    const slack = before.total_heap_size - before.used_heap_size + before.external_memory;
+    const slack =
+      before.total_heap_size - before.used_heap_size + before.external_memory + released;
     if (trimmedOnce && slack < o.minSlackBytes) return;
     const started = performance.now();
     // 'last-resort': V8's CollectAllAvailableGarbage, which also shrinks the young generation.
@@ -107,6 +118,7 @@ export function startHeapTrimmer(o: HeapTrimOptions): { stop(): void } {
         heapTotalMiB: [mib(before.total_heap_size), mib(after.total_heap_size)],
         heapUsedMiB: [mib(before.used_heap_size), mib(after.used_heap_size)],
         externalMiB: [mib(before.external_memory), mib(after.external_memory)],
+        ...(released > 0 ? { releasedMiB: mib(released) } : {}),
         ms: Math.round(performance.now() - started),
       },
       'idle: heap trimmed',

@@ -211,7 +211,13 @@ export async function startNode(
     throw err;
   }
   ready = true;
-  const trimmer = startHeapTrimmer({ ...HEAP_TRIM_DEFAULTS, logger: log, registry });
+  const idleStore = storage;
+  const trimmer = startHeapTrimmer({
+    ...HEAP_TRIM_DEFAULTS,
+    onIdle: () => idleStore.idle().bytes,
+    logger: log,
+    registry,
+  });
   const sweeper = new ExpirySweeper({
     storage,
     intervalMs: config.expirySweepIntervalMs,

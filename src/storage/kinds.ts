@@ -36,19 +36,26 @@ const ENTRY_BYTES = 88;
  * counted as its length plus ENTRY_BYTES); past that the entries made first are dropped, down to
  * 7/8 of it. A key's entry is its newest record's kind only as long as every change of the key's
  * record sets it (Storage: each write it applies and each discard), which is why nothing else may
- * write the store's data table.
+ * write the store's data table. The map grows as keys come (an empty one is a few hundred bytes),
+ * and idle() lets it all go when it answered fewer writes than it learnt keys since the last look.
  */
 export class RecentKinds {
   readonly #kinds = new Map<string, Kind>();
   readonly #maxBytes: number;
   #bytes = 0;
+  /** Writes answered from the map (get() found the key), since the last idle(). */
+  #hits = 0;
+  /** Keys the map learnt (set() of a key it did not hold), since the last idle(). */
+  #added = 0;
 
   constructor(maxBytes: number) {
     this.#maxBytes = maxBytes;
   }
 
   get(k: string): Kind | undefined {
-    return this.#kinds.get(k);
+    const kind = this.#kinds.get(k);
+    if (kind !== undefined) this.#hits++;
+    return kind;
   }
 
   set(k: string, kind: Kind): void {
@@ -57,8 +64,28 @@ export class RecentKinds {
     // A key known already keeps its place (the order is of first writes): one map operation.
     this.#kinds.set(k, kind);
     if (this.#kinds.size === size) return;
+    this.#added++;
     this.#bytes += k.length + ENTRY_BYTES;
     if (this.#bytes > this.#maxBytes) this.#drop();
+  }
+
+  /**
+   * For a process gone idle: when, since the last look, the map answered fewer writes than it
+   * learnt keys (writes spread over many more keys than it holds, or each key written once, as a
+   * bulk load does), it saves little and holds its memory for nothing while the process is quiet,
+   * so it lets every entry go (the next writes read their old records, and it fills again).
+   * Otherwise (writes that came back to the keys it holds) it keeps them for the next burst.
+   * Either way the counts start again. Returns the keys and bytes (as counted) let go.
+   */
+  idle(): { keys: number; bytes: number } {
+    const unpaid = this.#hits < this.#added;
+    this.#hits = 0;
+    this.#added = 0;
+    if (!unpaid) return { keys: 0, bytes: 0 };
+    const released = { keys: this.#kinds.size, bytes: this.#bytes };
+    this.#kinds.clear();
+    this.#bytes = 0;
+    return released;
   }
 
   /** How many keys it knows (for tests and metrics). */

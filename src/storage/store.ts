@@ -1123,6 +1123,15 @@ export class Storage {
   }
 
   /**
+   * For a node gone idle (its heap trimmer): lets the kinds of the keys written last go when
+   * they answered fewer writes than they learnt keys since the last call (RecentKinds.idle);
+   * returns the keys and bytes let go, garbage for the next collection.
+   */
+  idle(): { keys: number; bytes: number } {
+    return this.#kinds.idle();
+  }
+
+  /**
    * Counters for metrics and admin: exact, written in the same transactions as the data.
    * `liveKeys` counts every record that is not a tombstone, expired ones the sweeper has not
    * turned into tombstones yet included (see dueCount); `expiring` those of them with an expiry.

@@ -33,6 +33,46 @@ function anySlackTrimmer(): Registry {
   return registry;
 }
 
+/**
+ * The process's CPU time and event loop as the trimmer sees them, scripted: idle unless made busy.
+ * On a loaded machine the test's own idle intervals look busy at random (a callback preempted for
+ * 30 ms is 30% of a 100 ms interval in callbacks), and each such interval starts a new idle
+ * period, so 3 trims were seen for 1 at load 28: the tests of the once-per-idle-period rules
+ * script it; the other tests measure.
+ */
+function scriptedActivity() {
+  let busy = false;
+  let looks = 0;
+  let cpuMicros = 0;
+  vi.spyOn(process, 'cpuUsage').mockImplementation(() => {
+    looks++;
+    if (busy) cpuMicros += 1_000_000;
+    return { user: cpuMicros, system: 0 };
+  });
+  vi.spyOn(performance, 'eventLoopUtilization').mockImplementation(() => ({
+    idle: 0,
+    active: 0,
+    utilization: busy ? 1 : 0,
+  }));
+  onTestFinished(() => {
+    vi.restoreAllMocks();
+  });
+  /** Until the trimmer looked `n` times more, busy or not. */
+  const looked = async (n: number) => {
+    const from = looks;
+    await expect.poll(() => looks - from, { timeout: 10_000 }).toBeGreaterThanOrEqual(n);
+  };
+  return {
+    idleFor: (n: number) => looked(n),
+    /** Busy for `n` looks, then idle again. */
+    busyFor: async (n: number) => {
+      busy = true;
+      await looked(n);
+      busy = false;
+    },
+  };
+}
+
 describe('heap trimmer', () => {
   it('collects after a burst, when idle, and gives the heap back', async () => {
     const registry = new Registry();
@@ -51,38 +91,41 @@ describe('heap trimmer', () => {
   });
 
   it('collects once per idle period, and again only after the next burst', async () => {
-    // What each interval used is given here: on a loaded machine the test's own idle intervals
-    // look busy at random (a callback preempted for 30 ms is 30% of a 100 ms interval in
-    // callbacks), and each such interval starts a new idle period, so 3 trims were seen for 1 at
-    // load 28. Only the once-per-idle-period rule is under test; the other tests measure.
-    let busy = false;
-    let looks = 0;
-    let cpuMicros = 0;
-    vi.spyOn(process, 'cpuUsage').mockImplementation(() => {
-      looks++;
-      if (busy) cpuMicros += 1_000_000;
-      return { user: cpuMicros, system: 0 };
-    });
-    vi.spyOn(performance, 'eventLoopUtilization').mockImplementation(() => ({
-      idle: 0,
-      active: 0,
-      utilization: busy ? 1 : 0,
-    }));
-    onTestFinished(() => {
-      vi.restoreAllMocks();
-    });
+    const activity = scriptedActivity();
     // Any slack is enough: only the once-per-idle-period rule keeps it from collecting again.
     const registry = anySlackTrimmer();
     await expect.poll(() => trims(registry), { timeout: 10_000 }).toBe(1);
-    const idleFrom = looks;
-    await expect.poll(() => looks - idleFrom, { timeout: 10_000 }).toBeGreaterThanOrEqual(8);
+    await activity.idleFor(8);
     expect(await trims(registry)).toBe(1);
-    // Busy for two intervals, then idle again.
-    busy = true;
-    const busyFrom = looks;
-    await expect.poll(() => looks - busyFrom, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
-    busy = false;
+    await activity.busyFor(2);
     await expect.poll(() => trims(registry), { timeout: 10_000 }).toBe(2);
+  });
+
+  it('asks onIdle once per idle period, and collects when what it let go makes the slack', async () => {
+    const activity = scriptedActivity();
+    const registry = new Registry();
+    // Each idle period's answer in turn: nothing, the whole threshold, nothing.
+    const answers = [0, 2 ** 40, 0];
+    let asked = 0;
+    const t = startHeapTrimmer({
+      intervalMs: 100,
+      idleCpuShare: 0.3,
+      minSlackBytes: 2 ** 40, // no heap's own slack reaches it
+      onIdle: () => answers[asked++] ?? 0,
+      logger: createLogger('silent', {}),
+      registry,
+    });
+    onTestFinished(() => t.stop());
+    // The first idle period collects whatever the slack (see above).
+    await expect.poll(() => trims(registry), { timeout: 10_000 }).toBe(1);
+    await activity.idleFor(8);
+    expect([asked, await trims(registry)]).toEqual([1, 1]);
+    await activity.busyFor(2);
+    await activity.idleFor(8);
+    expect([asked, await trims(registry)]).toEqual([2, 2]);
+    await activity.busyFor(2);
+    await activity.idleFor(8);
+    expect([asked, await trims(registry)]).toEqual([3, 2]);
   });
 
   it('collects once after start whatever the slack, and then only over the slack threshold', async () => {

@@ -159,3 +159,43 @@ describe('Storage: the kinds of recently written keys', () => {
     expect(await kept(s)).toEqual(fromRecords(s));
   });
 });
+
+describe('Storage: the recent kinds when the node goes idle', () => {
+  const write = (s: Storage, key: string) =>
+    s.apply(b(key), { version: s.clock.now(), tombstone: false, value: b('v') });
+
+  it('lets them go after writes that came back to few of its keys, keeps them after writes that did', async () => {
+    const s = openStore(tempDir());
+    // A bulk load: 1,000 keys written once, none answered from the map.
+    for (let i = 0; i < 1000; i++) await write(s, `load:${i}`);
+    const bulk = s.idle();
+    expect(bulk.keys).toBe(1000);
+    expect(bulk.bytes).toBeGreaterThan(0);
+    expect(s.idle()).toEqual({ keys: 0, bytes: 0 }); // nothing written since: nothing to let go
+    // 200 keys written three times: learnt once (200), answered twice (400): kept.
+    for (let round = 0; round < 3; round++)
+      for (let i = 0; i < 200; i++) await write(s, `hot:${i}`);
+    expect(s.idle()).toEqual({ keys: 0, bytes: 0 });
+    // The same 200 again (200 answered) and 300 new ones (300 learnt): fewer answered, let go.
+    for (let i = 0; i < 200; i++) await write(s, `hot:${i}`);
+    for (let i = 0; i < 300; i++) await write(s, `cold:${i}`);
+    expect(s.idle().keys).toBe(500);
+    // Writes after a release read their old records again: the counters stay the records'.
+    for (let i = 0; i < 200; i++) await write(s, `hot:${i}`);
+    await s.removeIfLive(b('load:3'), s.clock.now());
+    await s.apply(b('cold:7'), { version: s.clock.now(), tombstone: true, value: b('') });
+    expect(await kept(s)).toEqual(fromRecords(s));
+    expect(s.stats().liveKeys).toBe(1000 + 200 + 300 - 2);
+  });
+
+  it('keeps the counters and indexes what the records say with releases between the writes', async () => {
+    const s = openStore(tempDir());
+    for (let seed = 3; seed < 8; seed++) {
+      // 12 keys and 60 writes: some learnt, some answered; then a burst of new keys, let go.
+      await churn(s, seed, 60);
+      for (let i = 0; i < 40; i++) await write(s, `burst:${seed}:${i}`);
+      expect(s.idle().keys).toBeGreaterThanOrEqual(40);
+      expect(await kept(s)).toEqual(fromRecords(s));
+    }
+  });
+});
