@@ -75,6 +75,20 @@ const options = {
     .max(MAX_TIMER_MS, timerLimit)
     .default(10_000)
     .describe('a disk operation outstanding this long is a stalled disk (0: off)'),
+  /**
+   * Memory for the kinds of the keys written last (storage/kinds.ts): a write to one of them that
+   * wins on its version alone reads no old record. Let go when the node goes idle after writes
+   * that seldom came back to its keys (a bulk load). 0: none kept.
+   */
+  recentKindsBytes: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(1024 * 1024 * 1024)
+    .default(16 * 1024 * 1024)
+    .describe(
+      'memory for the kinds of the keys written last, saving a SET its old record (0: off)',
+    ),
   /** Write-ahead log segment size: a restart replays at most a few segments. */
   walSegmentBytes: positive
     .min(64 * 1024)

@@ -329,6 +329,7 @@ async function openStorage(
         maxClockOffsetMs: config.maxClockOffsetMs,
         minFreeBytes: config.minFreeDiskBytes,
         walSegmentBytes: config.walSegmentBytes,
+        recentKindsBytes: config.recentKindsBytes,
         walTruncateCorrupt: config.walTruncateCorrupt,
         stallTimeoutMs: config.storageStallTimeoutMs,
         onStall: (what, outstandingMs) => {

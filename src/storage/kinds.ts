@@ -37,7 +37,8 @@ const ENTRY_BYTES = 88;
  * 7/8 of it. A key's entry is its newest record's kind only as long as every change of the key's
  * record sets it (Storage: each write it applies and each discard), which is why nothing else may
  * write the store's data table. The map grows as keys come (an empty one is a few hundred bytes),
- * and idle() lets it all go when it answered fewer writes than it learnt keys since the last look.
+ * and idle() lets it all go when, since the last look, it dropped keys to make room and answered
+ * fewer writes than it learnt keys.
  */
 export class RecentKinds {
   readonly #kinds = new Map<string, Kind>();
@@ -47,6 +48,8 @@ export class RecentKinds {
   #hits = 0;
   /** Keys the map learnt (set() of a key it did not hold), since the last idle(). */
   #added = 0;
+  /** Whether it dropped keys to make room, since the last idle(). */
+  #dropped = false;
 
   constructor(maxBytes: number) {
     this.#maxBytes = maxBytes;
@@ -70,17 +73,20 @@ export class RecentKinds {
   }
 
   /**
-   * For a process gone idle: when, since the last look, the map answered fewer writes than it
-   * learnt keys (writes spread over many more keys than it holds, or each key written once, as a
-   * bulk load does), it saves little and holds its memory for nothing while the process is quiet,
-   * so it lets every entry go (the next writes read their old records, and it fills again).
-   * Otherwise (writes that came back to the keys it holds) it keeps them for the next burst.
-   * Either way the counts start again. Returns the keys and bytes (as counted) let go.
+   * For a process gone idle. When, since the last look, the map was full (it dropped keys to make
+   * room) and answered fewer writes than it learnt keys, the writes went to many more keys than it
+   * holds (a bulk load of more keys than it holds, or writes spread wide): it saved little, and the
+   * next burst would find few of its keys either, while it holds its memory on a quiet process.
+   * So it lets every entry go (the next writes read their old records, and it fills again).
+   * Otherwise it keeps them for the next burst: writes that came back to its keys, or every key
+   * written since the last look (it dropped none: a load of fewer keys, which later writes may
+   * well update). Either way the counts start again. Returns the keys and bytes let go.
    */
   idle(): { keys: number; bytes: number } {
-    const unpaid = this.#hits < this.#added;
+    const unpaid = this.#dropped && this.#hits < this.#added;
     this.#hits = 0;
     this.#added = 0;
+    this.#dropped = false;
     if (!unpaid) return { keys: 0, bytes: 0 };
     const released = { keys: this.#kinds.size, bytes: this.#bytes };
     this.#kinds.clear();
@@ -94,6 +100,7 @@ export class RecentKinds {
   }
 
   #drop(): void {
+    this.#dropped = true;
     const target = (this.#maxBytes * 7) / 8;
     for (const k of this.#kinds.keys()) {
       if (this.#bytes <= target) return;
