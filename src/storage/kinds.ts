@@ -32,17 +32,25 @@ export function expiryOf(kind: Kind): number | undefined {
 const ENTRY_BYTES = 88;
 
 /**
- * Kinds by key (the key's latin1 string), of the keys written last, within `maxBytes` (each key
- * counted as its length plus ENTRY_BYTES); past that the entries made first are dropped, down to
+ * Kinds by key (the key's latin1 string), of the keys written last, within a bound of bytes (each
+ * key counted as its length plus ENTRY_BYTES); past it the entries made first are dropped, down to
  * 7/8 of it. A key's entry is its newest record's kind only as long as every change of the key's
  * record sets it (Storage: each write it applies and each discard), which is why nothing else may
- * write the store's data table. The map grows as keys come (an empty one is a few hundred bytes),
- * and idle() lets it all go when, since the last look, it dropped keys to make room and answered
- * fewer writes than it learnt keys.
+ * write the store's data table.
+ *
+ * The map grows as keys come (an empty one is a few hundred bytes). The bound starts at
+ * `maxBytes` and follows what the map is worth: when it is reached after the map learnt as many
+ * keys as it holds since the last look, the writes since then decide (#resize). When they went to many more keys than `maxBytes` holds (a bulk
+ * load of distinct keys, random writes over a key space far larger), the map answers few of them
+ * for an insert and a drop each, and the bound halves (down to a sixteenth of `maxBytes`); when
+ * they come back to its keys, it doubles back (up to `maxBytes`). And idle() lets it all go on a
+ * quiet process when it was full of keys that did not come back.
  */
 export class RecentKinds {
   readonly #kinds = new Map<string, Kind>();
   readonly #maxBytes: number;
+  /** The bound now: between a sixteenth of maxBytes and maxBytes. */
+  #bound: number;
   #bytes = 0;
   /** Writes answered from the map (get() found the key), since the last idle(). */
   #hits = 0;
@@ -50,9 +58,13 @@ export class RecentKinds {
   #added = 0;
   /** Whether it dropped keys to make room, since the last idle(). */
   #dropped = false;
+  /** #hits and #added when the bound was last judged (#drop). */
+  #hitsJudged = 0;
+  #addedJudged = 0;
 
   constructor(maxBytes: number) {
     this.#maxBytes = maxBytes;
+    this.#bound = maxBytes;
   }
 
   get(k: string): Kind | undefined {
@@ -69,7 +81,7 @@ export class RecentKinds {
     if (this.#kinds.size === size) return;
     this.#added++;
     this.#bytes += k.length + ENTRY_BYTES;
-    if (this.#bytes > this.#maxBytes) this.#drop();
+    if (this.#bytes > this.#bound) this.#drop();
   }
 
   /**
@@ -77,7 +89,8 @@ export class RecentKinds {
    * room) and answered fewer writes than it learnt keys, the writes went to many more keys than it
    * holds (a bulk load of more keys than it holds, or writes spread wide): it saved little, and the
    * next burst would find few of its keys either, while it holds its memory on a quiet process.
-   * So it lets every entry go (the next writes read their old records, and it fills again).
+   * So it lets every entry go (the next writes read their old records, and it fills again, from
+   * maxBytes).
    * Otherwise it keeps them for the next burst: writes that came back to its keys, or every key
    * written since the last look (it dropped none: a load of fewer keys, which later writes may
    * well update). Either way the counts start again. Returns the keys and bytes let go.
@@ -86,11 +99,14 @@ export class RecentKinds {
     const unpaid = this.#dropped && this.#hits < this.#added;
     this.#hits = 0;
     this.#added = 0;
+    this.#hitsJudged = 0;
+    this.#addedJudged = 0;
     this.#dropped = false;
     if (!unpaid) return { keys: 0, bytes: 0 };
     const released = { keys: this.#kinds.size, bytes: this.#bytes };
     this.#kinds.clear();
     this.#bytes = 0;
+    this.#bound = this.#maxBytes; // the next burst is judged afresh
     return released;
   }
 
@@ -99,13 +115,41 @@ export class RecentKinds {
     return this.#kinds.size;
   }
 
+  /** The bound in bytes now (for tests). */
+  get bound(): number {
+    return this.#bound;
+  }
+
   #drop(): void {
     this.#dropped = true;
-    const target = (this.#maxBytes * 7) / 8;
+    // Judged over a whole turnover (as many keys learnt as it holds): a shorter look at a map
+    // learning a new set of keys would see mostly new keys, and halve it before they come back.
+    const added = this.#added - this.#addedJudged;
+    if (added >= this.#kinds.size) {
+      this.#resize(this.#hits - this.#hitsJudged, added);
+      this.#hitsJudged = this.#hits;
+      this.#addedJudged = this.#added;
+    }
+    const target = (this.#bound * 7) / 8;
     for (const k of this.#kinds.keys()) {
       if (this.#bytes <= target) return;
       this.#kinds.delete(k);
       this.#bytes -= k.length + ENTRY_BYTES;
     }
+  }
+
+  /**
+   * The bound from the writes since it was last judged: `hits` answered, `added` keys learnt.
+   * With writes spread evenly over a key space, the share answered grows with the keys held, so
+   * at maxBytes the map would answer about `hits * maxBytes / bound` of the `hits + added`. A
+   * quarter or more: the bound doubles back towards maxBytes. Under an eighth (a bulk load of
+   * distinct keys answers none; random writes over more than 8 times the keys maxBytes holds):
+   * it halves, down to a sixteenth of maxBytes. In between it stays.
+   */
+  #resize(hits: number, added: number): void {
+    const atMax = hits * this.#maxBytes;
+    const asked = (hits + added) * this.#bound;
+    if (4 * atMax >= asked) this.#bound = Math.min(this.#maxBytes, this.#bound * 2);
+    else if (8 * atMax < asked) this.#bound = Math.max(this.#maxBytes / 16, this.#bound / 2);
   }
 }

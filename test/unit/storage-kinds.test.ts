@@ -171,25 +171,25 @@ describe('Storage: the recent kinds when the node goes idle', () => {
 
   it('lets them go when full of keys that did not come back, keeps them otherwise', async () => {
     const s = openStore(tempDir(), ROOM);
-    // A bulk load of more keys than it holds: full, none answered. All let go.
+    // A bulk load of more keys than it holds: full, none answered (the bound went down to a
+    // sixteenth, test/unit/recent-kinds.test.ts). All let go.
     await writeAll(s, 'load', 1000);
     const bulk = s.idle();
-    expect(bulk.keys).toBeGreaterThan(150);
-    expect(bulk.keys).toBeLessThan(210);
+    expect(bulk.keys).toBeGreaterThan(0);
     expect(bulk.bytes).toBeGreaterThan(bulk.keys * 88);
     expect(s.idle()).toEqual({ keys: 0, bytes: 0 }); // nothing written since: nothing to let go
     // A load of fewer keys than it holds: none answered, but none dropped: kept for the updates
     // that may follow (npm run bench fills its keys, then SETs them).
     await writeAll(s, 'few', 100);
     expect(s.idle()).toEqual({ keys: 0, bytes: 0 });
-    // Those 100 again, then 150 new ones three times over: full, 450 answered, 150 learnt. Kept.
+    // Updates of those 100, all answered, and 150 new keys three times over: full, more answered
+    // than learnt. Kept.
     await writeAll(s, 'few', 100);
-    for (let round = 0; round < 3; round++) await writeAll(s, 'hot', 150);
+    for (let round = 0; round < 4; round++) await writeAll(s, 'hot', 150);
     expect(s.idle()).toEqual({ keys: 0, bytes: 0 });
-    // The 150 once more (150 answered) and 300 new ones (300 learnt): full, fewer answered. Let go.
-    await writeAll(s, 'hot', 150);
+    // 300 new ones: full, none answered. Let go.
     await writeAll(s, 'cold', 300);
-    expect(s.idle().keys).toBeGreaterThan(150);
+    expect(s.idle().keys).toBeGreaterThan(0);
     // Writes after a release read their old records again: the counters stay the records'.
     await writeAll(s, 'hot', 150);
     await s.removeIfLive(b('load:3'), s.clock.now());
@@ -204,7 +204,7 @@ describe('Storage: the recent kinds when the node goes idle', () => {
       // 12 keys and 60 writes: some learnt, some answered; then a burst of new keys, let go.
       await churn(s, seed, 60);
       await writeAll(s, `burst${seed}`, 400);
-      expect(s.idle().keys).toBeGreaterThan(150);
+      expect(s.idle().keys).toBeGreaterThan(0);
       expect(await kept(s)).toEqual(fromRecords(s));
     }
   });
