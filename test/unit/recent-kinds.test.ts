@@ -53,6 +53,17 @@ describe('RecentKinds: the bound', () => {
     expect(narrow.size).toBeGreaterThan(800);
   });
 
+  it('after a bulk load halved it, grows back under writes its whole size would answer a fifth of', () => {
+    const kinds = new RecentKinds(ROOM);
+    for (let i = 0; i < 10_000; i++) write(kinds, i);
+    expect(kinds.bound).toBe(ROOM / 16);
+    // Random writes over 5,000 keys: a sixteenth of the map answers ~1.25% of them, the whole
+    // map a fifth (over an eighth: worth its size).
+    const next = random(11);
+    for (let n = 0; n < 200_000; n++) write(kinds, 20_000 + Math.floor(next() * 5000));
+    expect(kinds.bound).toBe(ROOM);
+  });
+
   it('when idle, lets a map full of keys that did not come back go, and starts again whole', () => {
     const kinds = new RecentKinds(ROOM);
     for (let i = 0; i < 10_000; i++) write(kinds, i);
