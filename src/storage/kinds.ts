@@ -141,19 +141,19 @@ export class RecentKinds {
   /**
    * The bound from the writes since it was last judged: `hits` answered, `added` keys learnt.
    * With writes spread evenly over a key space, the share answered grows with the keys held, so
-   * at maxBytes the map would answer about `hits * maxBytes / bound` of the `hits + added`. An
-   * eighth or more: the bound doubles back towards maxBytes. Under an eighth (a bulk load of
-   * distinct keys answers none; random writes over more than 8 times the keys maxBytes holds,
-   * where even the whole map saves less than its inserts and drops cost: session 32 measured it
-   * even at about a sixth answered): it halves, down to a sixteenth of maxBytes. One threshold,
-   * not two: between two, a map halved by a bulk load would stay small under writes it answers
-   * well at its whole size, answering almost none of them for an insert and a drop each.
+   * at maxBytes the map would answer about `hits * maxBytes / bound` of the `hits + added`. A
+   * quarter or more: the bound doubles back towards maxBytes. Under a quarter (a bulk load of
+   * distinct keys answers none; random writes over more than 4 times the keys maxBytes holds,
+   * where even the whole map saves less than its inserts, drops and their garbage cost: session
+   * 32 measured 0.90-1.48x the store's CPU per write with about a sixth answered): it halves, down
+   * to a sixteenth of maxBytes. One threshold, not two: between two, a map halved by a bulk load
+   * would stay small under writes its whole size answers well.
    */
   #resize(hits: number, added: number): void {
     const atMax = hits * this.#maxBytes;
     const asked = (hits + added) * this.#bound;
     this.#bound =
-      8 * atMax >= asked
+      4 * atMax >= asked
         ? Math.min(this.#maxBytes, this.#bound * 2)
         : Math.max(this.#maxBytes / 16, this.#bound / 2);
   }

@@ -39,7 +39,7 @@ describe('RecentKinds: the bound', () => {
     expect([kinds.bound, kinds.size]).toEqual([ROOM, 800]);
   });
 
-  it('halves to a sixteenth with random writes over 100 times the keys it holds, stays whole over fewer', () => {
+  it('halves to a sixteenth with random writes over 100 times the keys it holds, stays whole over 1.5 times', () => {
     const wide = new RecentKinds(ROOM);
     const narrow = new RecentKinds(ROOM);
     const next = random(9);
@@ -53,14 +53,14 @@ describe('RecentKinds: the bound', () => {
     expect(narrow.size).toBeGreaterThan(800);
   });
 
-  it('after a bulk load halved it, grows back under writes its whole size would answer a fifth of', () => {
+  it('after a bulk load halved it, grows back under writes its whole size would answer a third of', () => {
     const kinds = new RecentKinds(ROOM);
     for (let i = 0; i < 10_000; i++) write(kinds, i);
     expect(kinds.bound).toBe(ROOM / 16);
-    // Random writes over 5,000 keys: a sixteenth of the map answers ~1.25% of them, the whole
-    // map a fifth (over an eighth: worth its size).
+    // Random writes over 3,000 keys: a sixteenth of the map answers ~2% of them, the whole map
+    // a third (a quarter or more: worth its size).
     const next = random(11);
-    for (let n = 0; n < 200_000; n++) write(kinds, 20_000 + Math.floor(next() * 5000));
+    for (let n = 0; n < 200_000; n++) write(kinds, 20_000 + Math.floor(next() * 3000));
     expect(kinds.bound).toBe(ROOM);
   });
 
