@@ -40,11 +40,13 @@ const ENTRY_BYTES = 88;
  *
  * The map grows as keys come (an empty one is a few hundred bytes). The bound starts at
  * `maxBytes` and follows what the map is worth: when it is reached after the map learnt as many
- * keys as it holds since the last look, the writes since then decide (#resize). When they went to many more keys than `maxBytes` holds (a bulk
- * load of distinct keys, random writes over a key space far larger), the map answers few of them
- * for an insert and a drop each, and the bound halves (down to a sixteenth of `maxBytes`); when
- * they come back to its keys, it doubles back (up to `maxBytes`). And idle() lets it all go on a
- * quiet process when it was full of keys that did not come back.
+ * keys as it holds since the last look, the writes since then decide (#resize). When they went
+ * to many more keys than `maxBytes` holds (a bulk load of distinct keys, random writes over a key
+ * space far larger), the map answers few of them for an insert and a drop each, and the bound
+ * halves (down to a sixteenth of `maxBytes`); when they come back to its keys, it doubles back
+ * (up to `maxBytes`). And idle() lets it all go on a quiet process when it was full of keys that
+ * did not come back. (bench/results/2026-12-07-s33-recent-kinds-memory.md: what it held through
+ * a bulk load of 1M keys had cost ~0.3x the raw data in RSS after idle.)
  */
 export class RecentKinds {
   readonly #kinds = new Map<string, Kind>();
@@ -144,10 +146,10 @@ export class RecentKinds {
    * at maxBytes the map would answer about `hits * maxBytes / bound` of the `hits + added`. A
    * quarter or more: the bound doubles back towards maxBytes. Under a quarter (a bulk load of
    * distinct keys answers none; random writes over more than 4 times the keys maxBytes holds,
-   * where even the whole map saves less than its inserts, drops and their garbage cost: session
-   * 32 measured 0.90-1.48x the store's CPU per write with about a sixth answered): it halves, down
-   * to a sixteenth of maxBytes. One threshold, not two: between two, a map halved by a bulk load
-   * would stay small under writes its whole size answers well.
+   * where even the whole map saved nothing measurable: 0.90-1.48x the store's CPU per write in
+   * session 32 and 0.95-1.66x in session 33 with about a sixth answered at 1M keys): it halves,
+   * down to a sixteenth of maxBytes. One threshold, not two: between two, a map halved by a bulk
+   * load would stay small under writes its whole size answers well.
    */
   #resize(hits: number, added: number): void {
     const atMax = hits * this.#maxBytes;
