@@ -287,13 +287,25 @@ export function phaseOf(conds: readonly Cond[], ready: number, previous: Phase |
   return 'Available';
 }
 
-function members(o: Observed): Member[] {
+/**
+ * A refusal line with its numbers masked: what a node says of a refusal (how long its disk has
+ * stalled, the bytes free, how far ahead its versions are) changes by itself while its cause stays.
+ */
+const refusalCause = (line: string) => line.replace(/\d+(\.\d+)?/g, '#');
+
+function members(o: Observed, previous: readonly Member[] | undefined): Member[] {
   return o.pods.map((p) => {
     const n = o.nodes.get(p.name);
     let state = p.terminating ? 'terminating' : 'pending';
     if (n) state = n.reachable ? (n.view.status ?? 'active') : 'unreachable';
     // Before 2026-12-07 a member whose disk was full showed `active` here and nothing else.
-    const refusing = n?.reachable ? ownRefusals(n.view, true) : [];
+    // A line for the same cause as the one shown stays as shown: every status write is a watch
+    // event that reconciles again at once, and a stalled disk's seconds made one write per
+    // reconcile for as long as it stalled.
+    const before = previous?.find((m) => m.name === p.name)?.refusing ?? [];
+    const refusing = (n?.reachable ? ownRefusals(n.view, true) : []).map(
+      (line) => before.find((b) => refusalCause(b) === refusalCause(line)) ?? line,
+    );
     return { name: p.name, ready: p.ready, state, ...(refusing.length > 0 ? { refusing } : {}) };
   });
 }
@@ -363,7 +375,7 @@ export function buildStatus(s: StatusInput): KVClusterStatus {
     readyReplicas: ready,
     updatedReplicas: sts?.updatedReplicas ?? 0,
     selector: s.selector,
-    members: members(s.observed),
+    members: members(s.observed, s.previous?.members),
     conditions: stamp(conds, s.previous, s.now, s.generation),
     ...(d ? { decommission: d } : {}),
     rebalancing: s.health.rebalancing,

@@ -24,6 +24,7 @@ import {
   readyRefusers,
   rolloutHeldMessage,
   STARTUP_GRACE_MS,
+  statusChanged,
   templateSize,
   unreadyTolerance,
 } from '../../operator/controller/index.ts';
@@ -685,6 +686,31 @@ describe('buildStatus', () => {
       { name: 'kv-1', ready: true, state: 'active' },
       { name: 'kv-2', ready: true, state: 'active', refusing: [`refuses writes: ${CLOCK}`] },
     ]);
+  });
+
+  it("keeps a member's refusal line while its cause stays: only its numbers changed, no status write", () => {
+    // A stalled disk makes its node unready (its probe fails) and its answer says for how long;
+    // every status write is a watch event that reconciles again at once.
+    const at = (reason: string) => {
+      const n = healthyNodes(3);
+      const v = n.get('kv-1') as Extract<NodeView, { reachable: true }>;
+      const view = { ...v.view, refusing: { commands: 'all', reason, ready: false } };
+      const nodes = new Map([...n, ['kv-1', { reachable: true, view } as NodeView]]);
+      const observed = { sts: sts(3, 0), pods: [pod(0), pod(1, { ready: false }), pod(2)], nodes };
+      return input({ observed });
+    };
+    const stalled = (secs: string) =>
+      `storage: stalled: a sync has been outstanding for ${secs} s (over --storage-stall-timeout-ms 5000); this node refuses commands until its disk answers: use another node`;
+    const lines = (s: ReturnType<typeof buildStatus>) =>
+      s.members?.find((m) => m.name === 'kv-1')?.refusing;
+    const first = buildStatus(at(stalled('12.3')));
+    expect(lines(first)).toEqual([`refuses every command: ${stalled('12.3')}`]);
+    const later = buildStatus({ ...at(stalled('312.6')), previous: first });
+    expect(statusChanged(first, later)).toBe(false);
+    // Another cause is news.
+    const other = buildStatus({ ...at(CLOCK), previous: later });
+    expect(statusChanged(later, other)).toBe(true);
+    expect(lines(other)).toEqual([`refuses every command: ${CLOCK}`]);
   });
 
   it('stays Pending on first start until every pod is ready', () => {
