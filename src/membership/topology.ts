@@ -138,6 +138,11 @@ export class Topology {
   #seenEpoch = 0;
   /** transferId, made again whenever the rings or the lost members change. */
   #transferId = '';
+  /**
+   * transferId without the directories being refilled: what nodes of versions before 2026-12-07
+   * report, taken as done by #trySettle (a ring they settle comes from a node of this version).
+   */
+  #transferRings = '';
   /** placementId: a digest of #transferId, made with it. */
   #placementId = '';
   /**
@@ -153,6 +158,13 @@ export class Topology {
    * its hand-off is never among them while it answers.
    */
   readonly #refilling = new Set<string>();
+  /**
+   * The data directory (incarnation) each member the settled ring records lost last reported:
+   * what the transfer to it refills (transferId names it). A member back on a new directory that
+   * loses that one too before the ring settles gets a new transfer: the streams that had filled
+   * the directory lost since start again from the first key.
+   */
+  readonly #lostIncarnations = new Map<string, string>();
   /** The read terms of the rings as they are now; null until asked after a change. */
   #terms: RingTerms | null = null;
 
@@ -194,7 +206,8 @@ export class Topology {
   /**
    * Names the data movement from the settled to the target ring: `<settled id>:<target id>`.
    * A node reports the transfer it finished; the target settles only when every target member
-   * finished this same one (an owner replaced in the settled ring makes it another transfer).
+   * finished this same one (an owner replaced in the settled ring makes it another transfer, and
+   * so does another directory under a lost owner's name: `@` and the directories it reported).
    */
   get transferId(): string {
     return this.#transferId;
@@ -219,8 +232,36 @@ export class Topology {
     this.#terms = null;
     const lost = this.#record.lost.filter((n) => this.#target.members.includes(n));
     const from = lost.length === 0 ? this.#settled.id : `${this.#settled.id}-${lost.join('+')}`;
-    this.#transferId = `${from}:${this.#target.id}`;
-    this.#placementId = xxh64(this.#transferId).toString(16).padStart(16, '0');
+    const rings = `${from}:${this.#target.id}`;
+    // The directories being refilled name the transfer (a stream that filled one lost since
+    // starts again), not the placement: a write's replicas route by the same rings either way.
+    const dirs = lost.map((n) => this.#lostIncarnations.get(n)).filter((id) => id !== undefined);
+    this.#transferRings = rings;
+    this.#transferId = dirs.length === 0 ? rings : `${rings}@${dirs.join('+')}`;
+    this.#placementId = xxh64(rings).toString(16).padStart(16, '0');
+  }
+
+  /**
+   * Notes the directory each lost member reports (its last hello's, kept while it is down) and
+   * names the transfer again when one changed: before 2026-12-07 a member back on a new directory
+   * whose volume was lost again before the ring settled was recorded as the holder of every key
+   * it owned with none of them (the streams had filled the directory before).
+   */
+  #noteLostDirectories(members: readonly MemberView[]): void {
+    const lost = this.#record.lost;
+    let changed = false;
+    for (const n of [...this.#lostIncarnations.keys()]) {
+      if (lost.includes(n)) continue;
+      this.#lostIncarnations.delete(n);
+      changed = true;
+    }
+    for (const m of members) {
+      const id = m.hello?.incarnation;
+      if (!id || !lost.includes(m.name) || this.#lostIncarnations.get(m.name) === id) continue;
+      this.#lostIncarnations.set(m.name, id);
+      changed = true;
+    }
+    if (changed) this.#renameTransfer();
   }
 
   /** The incarnation the settled ring recorded for `name`; undefined when none or not an owner. */
@@ -285,6 +326,7 @@ export class Topology {
     const adopted = this.#adoptNewest(members);
     const { replaced, recorded } = this.#checkIncarnations(members);
     const handedOff = this.#checkHandOffs(members);
+    this.#noteLostDirectories(members);
     const names = members.filter(inRing).map((m) => m.name);
     const targetChanged = listed && names.length > 0 && this.#setMembers(names);
     const settled = this.#trySettle(members);
@@ -354,10 +396,11 @@ export class Topology {
     const byName = new Map(members.map((m) => [m.name, m]));
     const id = this.#target.id;
     const transfer = this.transferId;
+    const done = (r: string | null) => r === transfer || r === this.#transferRings;
     const incarnations: Record<string, string> = {};
     for (const name of this.#target.members) {
       const m = byName.get(name);
-      if (!m || m.state === 'down' || m.hello?.ringId !== id || m.hello.rebalanced !== transfer) {
+      if (!m || m.state === 'down' || m.hello?.ringId !== id || !done(m.hello.rebalanced)) {
         return false;
       }
       if (m.hello.incarnation) incarnations[name] = m.hello.incarnation;

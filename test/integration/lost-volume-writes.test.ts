@@ -1,5 +1,6 @@
 // A member back on an empty data directory while the others refill it: writes of its keys are
-// still taken where no read can miss them. Real node processes on loopback.
+// still taken where no read can miss them, and a member that loses its new volume too before
+// the ring settled is filled again. Real node processes on loopback.
 
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -10,6 +11,7 @@ import {
   peersOf,
   startMember,
   startStaticCluster,
+  waitSettled,
 } from '../helpers/cluster.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 
@@ -98,4 +100,56 @@ describe('a lost volume at RF 3, W 3, R 1', () => {
     // Still in the window: the writes did not wait for the refill.
     expect((await clusterInfo(k0)).ring.moving).toBe(true);
   }, 120_000);
+});
+
+const KEYS = 200;
+const VALUE = 'p'.repeat(40);
+
+describe('a member that loses its new volume again while it is refilled', () => {
+  it('is refilled again before the ring settles: read from it alone, every acknowledged write is there', async () => {
+    // The streams send at 1000 bytes/s: the ring is still moving when the second volume goes.
+    const args = [
+      ...['--replication-factor', '3', '--write-quorum', '3', '--read-quorum', '1'],
+      ...['--read-repair-chance', '0', '--rebalance-rate-bytes', '1000', '--max-hints', '0'],
+      ...NO_ANTI_ENTROPY,
+    ];
+    const nodes = await startStaticCluster(3, args);
+    const [k0, k1, k2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const c0 = await openClient(k0);
+    for (let i = 0; i < KEYS; i++) expect(await c0.call(`PUT z-${i} ${VALUE}`)).toBe('OK');
+    const backEmpty = async () => {
+      await k2.proc.stop('SIGKILL');
+      const peers = ['--peers', peersOf(nodes), ...args];
+      k2.proc = (await startMember(k2.name, k2.host, peers, tempDir())).proc;
+      return (await clusterInfo(k2)).incarnation;
+    };
+    // kvstore-2 loses its volume; the others send the new directory its keys.
+    const second = await backEmpty();
+    const sent = async (n: ClusterNode) => (await clusterInfo(n)).transfer?.sent ?? 0;
+    await expect
+      .poll(async () => Math.min(await sent(k0), await sent(k1)), { timeout: 60_000 })
+      .toBeGreaterThan(20);
+    // Then that one too, before the ring settled. Before 2026-12-07 the streams that had filled
+    // the second directory did not start again, and the ring settled with kvstore-2 holding
+    // none of its keys (all 200 NOT_FOUND below).
+    expect((await clusterInfo(k0)).ring.moving).toBe(true);
+    const third = await backEmpty();
+    expect(third).not.toBe(second);
+    await waitSettled(nodes, [k0.name, k1.name, k2.name], 120_000);
+    // kvstore-2 counts as a holder of every key now: R 1 answers from it alone.
+    k0.proc.child.kill('SIGSTOP');
+    k1.proc.child.kill('SIGSTOP');
+    try {
+      const c2 = await openClient(k2);
+      const wrong: string[] = [];
+      for (let i = 0; i < KEYS; i++) {
+        const got = await c2.call(`GET z-${i}`);
+        if (got !== VALUE) wrong.push(`z-${i}: ${got}`);
+      }
+      expect(wrong).toEqual([]);
+    } finally {
+      k0.proc.child.kill('SIGCONT');
+      k1.proc.child.kill('SIGCONT');
+    }
+  }, 240_000);
 });

@@ -182,6 +182,45 @@ describe('Topology: incarnations (a new data directory under an old name holds n
     expect(t.settledRing).toEqual(settledRing(9, names, { ...incs(['a', 'b', 'c']), d: 'fresh' }));
   });
 
+  it('makes another transfer when a lost member is back on yet another directory before the ring settled', () => {
+    // d's new directory is being filled; its volume is lost again: the streams that filled the
+    // one lost since must start again, and the ring must not settle on what they reported.
+    const names = ['a', 'b', 'c', 'd'];
+    const t = new Topology(names, settledRing(7, names, incs(names)), RF);
+    const withD = (incarnation: string) => {
+      const views = allDone(t, names);
+      views[3] = view('d', t, { incarnation, rebalanced: t.transferId });
+      return views;
+    };
+    t.update(withD('second'));
+    expect(t.settledRing.lost).toEqual(['d']);
+    const filling = t.transferId;
+    const placed = t.placementId;
+    // Every member finished the transfer to 'second' as d comes back on 'third'.
+    const views = allDone(t, names);
+    views[3] = view('d', t, { incarnation: 'third', rebalanced: filling });
+    expect(t.update(views).settled).toBe(false);
+    expect(t.transferId).not.toBe(filling);
+    // Writes route by the same rings: their replicas do not pass them on.
+    expect(t.placementId).toBe(placed);
+    // The same directory again is no news; once all finished streaming to it, the ring settles.
+    const again = t.transferId;
+    t.update(
+      names.map((n, i) =>
+        view(n, t, { self: i === 0, incarnation: i === 3 ? 'third' : undefined }),
+      ),
+    );
+    expect(t.transferId).toBe(again);
+    // A node of a version before this one names the transfer without the directories: its
+    // report counts (a cluster being upgraded still settles).
+    const older = allDone(t, names).map((m) =>
+      m.hello ? { ...m, hello: { ...m.hello, rebalanced: again.split('@')[0]! } } : m,
+    );
+    older[3] = view('d', t, { incarnation: 'third', rebalanced: again });
+    expect(t.update(older).settled).toBe(true);
+    expect(t.settledRing).toEqual(settledRing(9, names, { ...incs(['a', 'b', 'c']), d: 'third' }));
+  });
+
   it('never counts a member that was not an owner of a key as holding it (5 members, one replaced)', () => {
     // Taking the replaced member out of the ring would move its keys to the next member
     // clockwise, which never received them: a read quorum of it and one stale owner would miss an
