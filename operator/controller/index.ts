@@ -70,6 +70,7 @@ export {
   phaseMessage,
   phaseOf,
   STARTUP_GRACE_MS,
+  stamp,
   statusChanged,
   unreadyTolerance,
 } from './status.ts';

@@ -54,7 +54,42 @@ function cond(type: ConditionType, ok: boolean, reason: string, message: string)
   return { type, status: ok ? 'True' : 'False', reason, message };
 }
 
-/** Conditions with lastTransitionTime kept from `previous` while their status is unchanged. */
+/**
+ * A refusal's text with its numbers masked, pod names' kept (`kv-1`): what a node says of a
+ * refusal (how long its disk has stalled, the bytes free, how far ahead its versions are) changes
+ * by itself while its cause stays. Every status write is a watch event that reconciles again at
+ * once, so a text shown as it changed made one write per reconcile for as long as the cause
+ * lasted (a full disk: hours).
+ */
+const refusalCause = (text: string) => text.replace(/(?<![-\w.])\d+(\.\d+)?/g, '#');
+
+/** Condition reasons whose messages are the members' problems, refusals among them (Degraded's). */
+const REFUSAL_REASONS: readonly string[] = ['MembersRefusing', 'MembersUnhealthy'];
+/** Where a held rollout's Progressing message quotes them (rollout.ts). */
+const HELD_BY = 'waiting: cluster not healthy: ';
+
+/**
+ * Whether `c`'s message is `old`'s but for the numbers of the refusals it quotes: all of a
+ * Degraded message of the members' problems; a Progressing message after HELD_BY only (what
+ * comes before, a partition, stays news).
+ */
+function sameRefusals(old: Condition, c: Cond): boolean {
+  if (old.reason !== c.reason) return false;
+  if (REFUSAL_REASONS.includes(c.reason))
+    return refusalCause(old.message) === refusalCause(c.message);
+  const at = c.message.indexOf(HELD_BY);
+  if (at < 0) return false;
+  const head = c.message.slice(0, at + HELD_BY.length);
+  return (
+    old.message.startsWith(head) &&
+    refusalCause(old.message.slice(head.length)) === refusalCause(c.message.slice(head.length))
+  );
+}
+
+/**
+ * Conditions with lastTransitionTime kept from `previous` while their status is unchanged, and
+ * their message while only the numbers of the refusals it quotes changed (refusalCause).
+ */
 export function stamp(
   conds: readonly Cond[],
   previous: KVClusterStatus | undefined,
@@ -63,8 +98,10 @@ export function stamp(
 ): Condition[] {
   return conds.map((c) => {
     const old = previous?.conditions?.find((p) => p.type === c.type);
-    const at = old && old.status === c.status ? old.lastTransitionTime : now.toISOString();
-    return { ...c, lastTransitionTime: at, observedGeneration: generation };
+    const same = old !== undefined && old.status === c.status;
+    const at = same ? old.lastTransitionTime : now.toISOString();
+    const message = same && sameRefusals(old, c) ? old.message : c.message;
+    return { ...c, message, lastTransitionTime: at, observedGeneration: generation };
   });
 }
 
@@ -286,12 +323,6 @@ export function phaseOf(conds: readonly Cond[], ready: number, previous: Phase |
   if (get('Degraded').status === 'True' || get('Available').status === 'False') return 'Degraded';
   return 'Available';
 }
-
-/**
- * A refusal line with its numbers masked: what a node says of a refusal (how long its disk has
- * stalled, the bytes free, how far ahead its versions are) changes by itself while its cause stays.
- */
-const refusalCause = (line: string) => line.replace(/\d+(\.\d+)?/g, '#');
 
 function members(o: Observed, previous: readonly Member[] | undefined): Member[] {
   return o.pods.map((p) => {

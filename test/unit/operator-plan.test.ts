@@ -24,6 +24,7 @@ import {
   readyRefusers,
   rolloutHeldMessage,
   STARTUP_GRACE_MS,
+  stamp,
   statusChanged,
   templateSize,
   unreadyTolerance,
@@ -711,6 +712,50 @@ describe('buildStatus', () => {
     const other = buildStatus({ ...at(CLOCK), previous: later });
     expect(statusChanged(later, other)).toBe(true);
     expect(lines(other)).toEqual([`refuses every command: ${CLOCK}`]);
+  });
+
+  it('keeps the Degraded message while a Ready member refuses for the same cause: only its numbers changed, no status write', () => {
+    const full = (free: number) =>
+      `disk full (${free} bytes free in /data, below --min-free-disk-bytes 67108864)`;
+    const at = (who: string, free: number, previous?: ReturnType<typeof buildStatus>) => {
+      const nodes = refusing(healthyNodes(3), who, { notWritable: full(free) });
+      const observed = { sts: sts(3, 0), pods: [pod(0), pod(1), pod(2)], nodes };
+      return buildStatus({
+        ...input({ observed }),
+        ...(previous ? { previous: previous as never } : {}),
+      });
+    };
+    const degraded = (s: ReturnType<typeof buildStatus>) =>
+      s.conditions?.find((c) => c.type === 'Degraded');
+    const first = at('kv-0', 1048576);
+    expect(degraded(first)).toMatchObject({
+      reason: 'MembersRefusing',
+      message: `kv-0 refuses writes: storage not writable: ${full(1048576)}`,
+    });
+    const later = at('kv-0', 1040000, first);
+    expect(degraded(later)?.message).toBe(degraded(first)?.message);
+    expect(statusChanged(first, later)).toBe(false);
+    // Another member is news, though only a digit of the text differs.
+    const other = at('kv-1', 1040000, later);
+    expect(degraded(other)?.message).toBe(
+      `kv-1 refuses writes: storage not writable: ${full(1040000)}`,
+    );
+    expect(statusChanged(later, other)).toBe(true);
+  });
+
+  it("keeps a held rollout's Progressing message while only the quoted refusal's numbers changed, not its partition", () => {
+    const held = (partition: number, free: number) =>
+      `updating: partition ${partition}; waiting: cluster not healthy: kv-0 refuses writes: storage not writable: disk full (${free} bytes free in /data)`;
+    const cond = (message: string) => ({
+      type: 'Progressing' as const,
+      status: 'True' as const,
+      reason: 'RollingUpdate',
+      message,
+    });
+    const [first] = stamp([cond(held(3, 1048576))], undefined, NOW, 4);
+    const previous = { conditions: [first!] };
+    expect(stamp([cond(held(3, 1000))], previous, NOW, 4)[0]!.message).toBe(held(3, 1048576));
+    expect(stamp([cond(held(2, 1000))], previous, NOW, 4)[0]!.message).toBe(held(2, 1000));
   });
 
   it('stays Pending on first start until every pod is ready', () => {
