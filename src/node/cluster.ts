@@ -56,6 +56,7 @@ import {
   dropHints,
   Hints,
   Rebalancer,
+  readWaitMs,
   recentRecord,
   registerAntiEntropyMetrics,
   registerRebalanceMetrics,
@@ -238,9 +239,16 @@ export async function startCluster(
     idleCloseMs: peerIdleCloseMs(config),
     client: {
       timeoutMs: config.peerTimeoutMs,
-      // An answer arriving past its timeout is waited for this long at most: a read repair
-      // made of it is of a record read within the window a copy of a write gets (copyTimeoutMs).
-      maxWaitMs: config.tombstoneGraceMs - config.maxClockOffsetMs - 1,
+      // An answer arriving past its timeout is waited for this long at most: a read repair made
+      // of it, after the fetches of the newest record (every owner of both rings while data
+      // moves, in turn) and its copy, lands before a tombstone written after the read is collected.
+      maxWaitMs: readWaitMs(
+        config.peerTimeoutMs,
+        config.tombstoneGraceMs - config.maxClockOffsetMs,
+        2 * config.replicationFactor,
+        // A record's header, node name, expiry and base version: under 300 bytes.
+        config.maxKeyBytes + config.maxValueBytes + 512,
+      ),
       tls: secrets.peerTls?.client ?? null,
       ...(secret ? { handshake: peerHandshake(secret) } : {}),
     },

@@ -60,7 +60,8 @@ export interface PeerClientOptions {
   /**
    * Longest a request is waited for, from when it was sent, while its answer is arriving past its
    * timeout (see FLOOR_RATE); a request whose own timeout is longer is never waited for past it.
-   * The node sets it under --tombstone-grace-ms minus --max-clock-offset-ms, as copies' timeouts.
+   * The node sets it so that a read repair of what a read got lands within --tombstone-grace-ms
+   * minus --max-clock-offset-ms of the read (rebalance/transfer.ts readWaitMs).
    */
   readonly maxWaitMs?: number;
 }

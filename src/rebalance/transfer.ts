@@ -26,6 +26,27 @@ export function copyTimeoutMs(peerTimeoutMs: number, freshWithinMs: number, byte
   return Math.min(transferTimeoutMs(peerTimeoutMs, bytes), freshWithinMs - 1);
 }
 
+/**
+ * How long a peer request is waited for at most, from when it was sent, while answers arrive past
+ * its timeout (PeerClientOptions.maxWaitMs). What a read got can be written back: a read repair
+ * sends the newest record to the owners that hold older ones, after up to `hops` requests one
+ * after the other (the read, then the fetch of the newest record whole from each owner that
+ * returned its header, in turn), then as a copy (copyTimeoutMs of the largest record,
+ * `maxRecordBytes`). All of that fits in `freshWithinMs` (--tombstone-grace-ms minus
+ * --max-clock-offset-ms), so that the copy lands before a tombstone written just after the read
+ * could be collected. Never less than the peer timeout: reads are then waited for no longer than
+ * before answers were waited for.
+ */
+export function readWaitMs(
+  peerTimeoutMs: number,
+  freshWithinMs: number,
+  hops: number,
+  maxRecordBytes: number,
+): number {
+  const copy = copyTimeoutMs(peerTimeoutMs, freshWithinMs, maxRecordBytes);
+  return Math.max(peerTimeoutMs, Math.floor((freshWithinMs - 1 - copy) / hops));
+}
+
 /** Whether `err` says a bulk request took too long (for the link, or the member's disk). */
 export function tooSlow(err: unknown): boolean {
   return (
