@@ -36,6 +36,8 @@ export interface Op {
   keys?: string[];
   /** error/timeout: the code (`UNAVAILABLE`, `TIMEOUT`, `CONNECTION_CLOSED`). */
   error?: string;
+  /** error: the text after the node's code (`write quorum 1/2 (kv1: peer_timeout)`), which tells refusals apart. */
+  detail?: string;
   /** True for the reads made after the nemesis stopped and the cluster was healed. */
   final?: boolean;
 }
@@ -55,7 +57,11 @@ export class History {
     return full;
   }
 
-  complete(op: Op, outcome: Outcome, extra: Partial<Pick<Op, 'read' | 'keys' | 'error'>> = {}) {
+  complete(
+    op: Op,
+    outcome: Outcome,
+    extra: Partial<Pick<Op, 'read' | 'keys' | 'error' | 'detail'>> = {},
+  ) {
     op.cmp = this.now();
     op.outcome = outcome;
     Object.assign(op, extra);

@@ -62,6 +62,8 @@ export function formatSummary(r: RunResult): string {
   out.push(
     `  total   ${String(during.length).padStart(7)}  errors by code: ${errorList.join(', ') || 'none'}`,
   );
+  const refusals = refusalReasons(during);
+  if (refusals) out.push(`  refused UNAVAILABLE by reason: ${refusals}`);
   out.push(`  rate    ${(during.length / o.durationS).toFixed(0)} ops/s`);
   out.push('', 'latency of the operations answered (ms):');
   for (const type of ['put', 'get'] as const) {
@@ -175,4 +177,34 @@ function slowSpans(events: readonly NemesisEvent[]): { node: string; from: numbe
     spans.push({ node: e.target, from: e.t * 1000, to: (end?.t ?? Infinity) * 1000 });
   }
   return spans;
+}
+
+/**
+ * The UNAVAILABLE answers counted by the node's reason, its message with names and numbers
+ * taken out (`write quorum N/N`, `read refused: settled owners lost`, `no member of this node's
+ * settled ring`): how often each refusal rule answered, most first; '' when none.
+ */
+export function refusalReasons(ops: readonly Op[]): string {
+  const counts = new Map<string, number>();
+  for (const op of ops) {
+    if (op.error !== 'UNAVAILABLE') continue;
+    const r = refusalReason(op.detail ?? '');
+    counts.set(r, (counts.get(r) ?? 0) + 1);
+  }
+  return [...counts]
+    .sort((a, b) => b[1] - a[1])
+    .map(([r, n]) => `${r} ${n}`)
+    .join(', ');
+}
+
+/** One refusal's reason: `replication: read refused: 2 of the key's 3 ...` is `read refused: settled owners lost`. */
+export function refusalReason(detail: string): string {
+  const text = detail.replace(/^(replication|replica|anti-entropy): /, '');
+  if (text === '') return 'unknown';
+  const refused = /^(read|write) refused: .*settled owners are recorded lost/.exec(text);
+  if (refused) return `${refused[1]} refused: settled owners lost`;
+  return text
+    .split(/ \(|: /)[0]!
+    .replace(/\d+/g, 'N')
+    .slice(0, 60);
 }

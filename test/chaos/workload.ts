@@ -211,8 +211,8 @@ export async function perform(
         break;
     }
   } catch (err) {
-    const { outcome, code } = classify(err);
-    history.complete(op, outcome, { error: code });
+    const { outcome, code, detail } = classify(err);
+    history.complete(op, outcome, { error: code, ...(detail ? { detail } : {}) });
     if (code === 'CONNECTION_CLOSED') conns.drop?.(op.node);
   }
 }
@@ -227,9 +227,10 @@ async function setex(c: KvClient, key: string, ttlS: number, value: string): Pro
 }
 
 /** A node's `ERR <code>` is a definite answer; anything else leaves the operation indeterminate. */
-function classify(err: unknown): { outcome: Outcome; code: string } {
+function classify(err: unknown): { outcome: Outcome; code: string; detail?: string } {
   if (err instanceof KvClientError) {
-    return { outcome: err.remote ? 'error' : 'timeout', code: err.code };
+    if (!err.remote) return { outcome: 'timeout', code: err.code };
+    return { outcome: 'error', code: err.code, detail: err.message.slice(0, 300) };
   }
   return { outcome: 'timeout', code: err instanceof Error ? err.message : String(err) };
 }
