@@ -98,6 +98,8 @@ export interface ClusterSetup {
    * tmpfs, so that filling the tmpfs fills it.
    */
   readonly powerlossfs?: string;
+  /** The nodes' --read-quorum and --write-quorum (their defaults, 2 and 2, when absent). */
+  readonly quorums?: { readonly read: number; readonly write: number };
 }
 
 /** A node process that exited without the run asking it to. */
@@ -127,6 +129,8 @@ export class ChaosCluster {
   readonly #mounts: string[] = [];
   /** powerlossfs's binary: data directories on disks that lose power (powerCut), or null. */
   readonly #powerlossfs: string | null;
+  /** The nodes' --read-quorum and --write-quorum, or null for their defaults. */
+  readonly #quorums: { readonly read: number; readonly write: number } | null;
   /** Power cuts in progress (kill, cut, the disk mounted again): a restart waits for them. */
   readonly #powerCuts = new Map<Slot, Promise<unknown>>();
   /** Addresses newAddress gave so far: each new one is `<subnet>.<FIRST_NEW_ADDRESS + n>`, never reused. */
@@ -146,6 +150,7 @@ export class ChaosCluster {
     this.#steppableClocks = setup.steppableClocks ?? false;
     this.#smallDisks = setup.smallDisks ?? false;
     this.#powerlossfs = setup.powerlossfs ?? null;
+    this.#quorums = setup.quorums ?? null;
   }
 
   /** Starts the DNS server on `ctl` (this process's namespace) and the first `n` members. */
@@ -594,7 +599,7 @@ export class ChaosCluster {
     const proc = await startNodeProcess({
       dataDir: s.dataDir,
       command: ['ip', 'netns', 'exec', s.host.ns, ...clock],
-      args: nodeArgs(s.host, this.dnsAddress),
+      args: nodeArgs(s.host, this.dnsAddress, this.#quorums),
     }).catch((err: unknown) => {
       this.crashes.push({ node: s.host.name, t: this.#now(), exit: 'start', stderr: String(err) });
       throw err;
@@ -669,8 +674,16 @@ function adminTarget(s: Slot) {
   return { base: `http://${s.host.ip}:${HTTP_PORT}`, secret: CLUSTER_SECRET, timeoutMs: 2000 };
 }
 
-function nodeArgs(host: LanHost, dns: string): string[] {
+function nodeArgs(
+  host: LanHost,
+  dns: string,
+  quorums: { readonly read: number; readonly write: number } | null,
+): string[] {
+  const q = quorums
+    ? ['--read-quorum', `${quorums.read}`, '--write-quorum', `${quorums.write}`]
+    : [];
   return [
+    ...q,
     ...['--cluster-secret', CLUSTER_SECRET],
     ...['--node-name', host.name, '--host', host.ip],
     ...['--port', `${CLIENT_PORT}`, '--http-port', `${HTTP_PORT}`, '--peer-port', `${PEER_PORT}`],

@@ -48,6 +48,7 @@ async function main(spec: ControllerSpec): Promise<number> {
       {
         steppableClocks: o.clockJumps,
         smallDisks: o.fullDisks,
+        quorums: { read: o.readQuorum, write: o.writeQuorum },
         ...(spec.powerlossfs ? { powerlossfs: spec.powerlossfs } : {}),
       },
     );

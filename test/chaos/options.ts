@@ -99,6 +99,15 @@ export interface ChaosOptions {
    * it may be).
    */
   readonly expiringWrites: boolean;
+  /**
+   * The nodes' --read-quorum and --write-quorum (RF is 3): 2 and 2 by default; R + W must be over
+   * 3 (the checker takes every read to see every acknowledged write) and W at least 2 (a lost
+   * volume or a power cut may take the one copy of a write acknowledged with W = 1). R = 1 with
+   * W = 3 has reads answered by one replica, the coordinator's own copy when it owns the key:
+   * the ring fence's case (a node answers alone only while its ring is known current).
+   */
+  readonly readQuorum: number;
+  readonly writeQuorum: number;
 }
 
 export const DEFAULT_OPTIONS: ChaosOptions = {
@@ -126,6 +135,8 @@ export const DEFAULT_OPTIONS: ChaosOptions = {
   partialSplits: false,
   oneWayLinks: false,
   expiringWrites: false,
+  readQuorum: 2,
+  writeQuorum: 2,
 };
 
 const USAGE = `Usage: npm run chaos -- [options]
@@ -176,7 +187,10 @@ const USAGE = `Usage: npm run chaos -- [options]
   --one-way-links         add the fault one-way: a member's packets to one, two or all other
                           members lost (or theirs to it) for 1 to 7 s, the other way delivered
   --expiring-writes       a third of the PUTs are SETEX with 1 to 3 s to live: values expire
-                          under the faults, and none may be read once its expiry passed`;
+                          under the faults, and none may be read once its expiry passed
+  --read-quorum N         the nodes' --read-quorum, 1..3 (default 2)
+  --write-quorum N        the nodes' --write-quorum, 2..3 (default 2); R + W must be over 3 (RF):
+                          1 and 3 has reads answered by one replica alone`;
 
 /** Parses argv; throws an Error with the usage text on a bad option. */
 export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
@@ -195,6 +209,8 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
     '--max-faults': ['maxFaults', 1, 5],
     '--seeds': ['seeds', 1, 10_000],
     '--value-bytes': ['valueBytes', 0, 1_000_000],
+    '--read-quorum': ['readQuorum', 1, 3],
+    '--write-quorum': ['writeQuorum', 2, 3],
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -245,6 +261,11 @@ export function parseOptions(argv: readonly string[]): ChaosOptions | 'help' {
       throw new Error(`chaos: ${why}\n${USAGE}`);
     }
     (o as Record<string, unknown>)[spec[0]] = n;
+  }
+  if (o.readQuorum + o.writeQuorum <= 3) {
+    throw new Error(
+      `chaos: --read-quorum ${o.readQuorum} and --write-quorum ${o.writeQuorum} do not overlap on 3 replicas (R + W must be over 3)\n${USAGE}`,
+    );
   }
   return o;
 }

@@ -38,7 +38,7 @@ export function formatSummary(r: RunResult): string {
   const o = r.options;
   const out: string[] = [];
   out.push(
-    `chaos: seed ${o.seed}, ${o.nodes} nodes (RF=3 W=2 R=2), ${o.clients} clients, ` +
+    `chaos: seed ${o.seed}, ${o.nodes} nodes (RF=3 W=${o.writeQuorum} R=${o.readQuorum}), ${o.clients} clients, ` +
       `${o.keys} keys, ${o.durationS} s of faults (at most ${o.maxFaults} at once); ` +
       `${r.seconds.toFixed(0)} s in all`,
   );

@@ -25,6 +25,22 @@ describe('chaos options', () => {
     expect(parseOptions(['--help'])).toBe('help');
   });
 
+  it("takes the nodes' quorums, 2 and 2 unless asked, and only quorums that overlap with W >= 2", () => {
+    expect(DEFAULT_OPTIONS).toMatchObject({ readQuorum: 2, writeQuorum: 2 });
+    expect(parseOptions(['--read-quorum', '1', '--write-quorum', '3'])).toMatchObject({
+      readQuorum: 1,
+      writeQuorum: 3,
+    });
+    expect(parseOptions(['--read-quorum', '3'])).toMatchObject({ readQuorum: 3, writeQuorum: 2 });
+    for (const bad of [
+      ['--read-quorum', '1'],
+      ['--write-quorum', '1', '--read-quorum', '3'],
+      ['--read-quorum', '4', '--write-quorum', '3'],
+    ]) {
+      expect(() => parseOptions(bad), bad.join(' ')).toThrow(/chaos: /);
+    }
+  });
+
   it('refuses unknown options, names of Object.prototype included, and out-of-range numbers', () => {
     for (const bad of [
       ['--lose-volume'],
