@@ -46,6 +46,7 @@ export function readHello(raw: unknown): HelloReply {
       : {}),
     ...(h.storageStalled === true ? { storageStalled: true as const } : {}),
     ...(h.clockRefusing === true ? { clockRefusing: true as const } : {}),
+    ...(h.clockSuspect === true ? { clockSuspect: true as const } : {}),
     ...(h.storageNotWritable === true ? { storageNotWritable: true as const } : {}),
     ...(typeof h.started === 'number' && Number.isSafeInteger(h.started) && h.started > 0
       ? { started: h.started }

@@ -90,6 +90,12 @@ export interface ClockOffset {
   readonly errorMs: number;
   /** When the probe was sent, on this process's monotonic clock (performance.now()). */
   readonly sentMono: number;
+  /**
+   * The member said it refuses writes for a doubt about its own clock (its hello's
+   * `clockSuspect`: stepped, not shown within the bound since its start, off from most of its
+   * peers): its measurement is no witness against this node's clock (ClockCheck).
+   */
+  readonly suspect?: boolean;
 }
 
 /** Whether a hello reports its node on its way out (decommissioning or decommissioned). */
@@ -670,6 +676,7 @@ export class Membership extends EventEmitter<{
               offsetMs: hello.clock - (sent + received) / 2,
               errorMs: (received - sent) / 2,
               sentMono,
+              ...(hello.clockSuspect === true ? { suspect: true } : {}),
             };
       t.failures = 0;
       if (t.state !== 'up') this.#opts.logger.info({ member: t.addr.name }, 'member up');

@@ -319,6 +319,7 @@ export async function startCluster(
   let unnamed: () => number = () => 0;
   // Set once made (ClockCheck): whether this node refuses writes for its clock, in every hello.
   let clockRefusing = () => false;
+  let clockSuspect = () => clock.ownDoubt();
   // Down for data: its disk stalled, or it drops the records of a ring it was taken out of.
   const downForData = () => storage.stalled() !== null || rings?.dropping === true;
   // Whether this node would take clients, as its probes tell the members they reach: not while
@@ -354,6 +355,8 @@ export async function startCluster(
     ...(downForData() ? { storageStalled: true as const } : {}),
     // Members that refuse writes for their clocks stay ready while no other member takes them.
     ...(clockRefusing() ? { clockRefusing: true as const } : {}),
+    // Its clock in doubt by its own account: peers take no word of it about theirs.
+    ...(clockSuspect() ? { clockSuspect: true as const } : {}),
     // Stores no replica of a write (a full disk): for status views, and the operator's gate.
     ...(storage.writeFailure() !== null ? { storageNotWritable: true as const } : {}),
     started,
@@ -550,6 +553,7 @@ export async function startCluster(
     registry,
   });
   clockRefusing = () => clock.refusal() !== null;
+  clockSuspect = () => clock.ownDoubt();
   const settings = new ReplicationCheck({
     self,
     settings: replication,

@@ -127,6 +127,13 @@ export interface HelloReply {
    */
   readonly clockRefusing?: true;
   /**
+   * Present (true) while it refuses writes for a doubt about its own clock (ClockCheck.ownDoubt:
+   * stepped, not shown within the bound since its start, versions ahead, or off from two or more
+   * members), not on the word of its only witness: a peer then takes its clock's measurement for
+   * no witness. Absent otherwise, and from older versions (whose measurements count as before).
+   */
+  readonly clockSuspect?: true;
+  /**
    * Present (true) while this node's storage refuses writes (Storage.writeFailure: a full disk,
    * LMDB or the log failing): it stores no replica of a write, while it serves reads and stays a
    * member. For status views (CLUSTER, the console, the operator). Absent while it takes writes,

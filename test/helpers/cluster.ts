@@ -287,6 +287,10 @@ export interface ClusterInfo {
     incarnation: string | null;
     /** Id of the ring it routes by (its last hello); null before one. */
     ringId: string | null;
+    /** When its last hello came (ISO time), or null. */
+    lastContact?: string | null;
+    /** Its last hello said it refuses writes for its clock. */
+    clockRefusing?: boolean;
   }[];
   transfer: { done: boolean; sent: number } | null;
   hints: number;

@@ -177,6 +177,33 @@ describe('a member whose wall clock is stepped between two probes', { timeout: 1
   );
 });
 
+/**
+ * Waits until `node` heard each of `members` say it refuses writes for its clock, and then probed
+ * them again: the round that brought those hellos (and their clocks) has ended, and `node`
+ * checked its clock against them.
+ */
+async function untilProbedSinceRefusing(
+  node: ClusterNode,
+  members: readonly ClusterNode[],
+): Promise<void> {
+  /** Each member's last contact when first seen refusing, then true once heard from since. */
+  const seen = new Map<string, string | true>();
+  await until(
+    async () => {
+      for (const m of (await clusterInfo(node)).members) {
+        if (!members.some((x) => x.name === m.name) || !m.clockRefusing || !m.lastContact) continue;
+        const first = seen.get(m.name);
+        if (first === undefined) seen.set(m.name, m.lastContact);
+        else if (first !== true && m.lastContact > first) seen.set(m.name, true);
+      }
+      return members.every((m) => seen.get(m.name) === true);
+    },
+    30_000,
+    `${node.name} probed ${members.map((m) => m.name).join(', ')} since they refuse writes`,
+    100,
+  );
+}
+
 describe('members whose clocks are each stepped apart from the others', {
   timeout: 120_000,
 }, () => {
@@ -184,15 +211,29 @@ describe('members whose clocks are each stepped apart from the others', {
     const files = [0, 1, 2].map(() => join(tempDir(), 'clock-skew'));
     for (const f of files) setClockSkew(f, 0);
     const nodes = await startCluster(files);
-    const ca = await openClient(nodes[0]!);
+    const [a, b, c] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const ca = await openClient(a);
     expect(await ca.call('PUT k first')).toBe('OK');
     await untilNoHints(nodes);
 
-    // b 3 s ahead, c 3 s back: each clock is off from both others, so each refuses writes.
-    setClockSkew(files[1]!, 3000);
+    // b 1 s ahead, c 3 s back: each refuses writes for its own step and says so, so a, whose
+    // clock never moved, takes no word of theirs against it and goes on taking writes (b takes
+    // its copies: they are behind b's clock). Before (chaos seeds 33006, 33016), a refused
+    // writes too once a probe measured either alone, its only witness off.
+    setClockSkew(files[1]!, 1000);
     setClockSkew(files[2]!, -3000);
-    await untilClockOff(nodes[1]!, 3000);
-    await untilClockOff(nodes[2]!, -3000);
+    await untilClockOff(b, 1000);
+    await untilClockOff(c, -3000);
+    await untilProbedSinceRefusing(a, [b, c]);
+    expect(await ca.call('PUT k second')).toBe('OK');
+    expect((await readyz(b)).status).toBe(503);
+    expect((await readyz(c)).status).toBe(503);
+    expect(await readyz(a)).toEqual({ status: 200, body: 'ready\n' });
+    expect(await metric(a, 'kvstore_clock_out_of_sync')).toBe(0);
+
+    // a 2.5 s ahead too: each clock is off from both others, so each refuses writes.
+    setClockSkew(files[0]!, 2500);
+    await untilClockOff(a, 2500);
     // Once their hellos say so, none is a better place for clients than another: all stay in
     // rotation. Before: each was not ready (503) while the others were up, and a Service had no
     // endpoint left, so even reads went unserved.
@@ -208,27 +249,37 @@ describe('members whose clocks are each stepped apart from the others', {
     for (const n of nodes) {
       expect(await readyz(n)).toEqual({
         status: 200,
-        body: expect.stringMatching(/^degraded: clock: this node's clock is more than 500 ms /),
+        body: expect.stringMatching(
+          /^degraded: clock: this node's (clock is more than 500 ms|wall clock was stepped) /,
+        ),
       });
-      const c = await openClient(n);
-      expect(await c.call('PUT k second')).toMatch(/^ERR CLOCK_OFFSET /);
-      expect(await c.call('GET k')).toBe('first');
+      const cn = await openClient(n);
+      expect(await cn.call('PUT k third')).toMatch(/^ERR CLOCK_OFFSET /);
+      expect(await cn.call('GET k')).toBe('second');
     }
 
-    // a and b agree again: c alone is off, and out of rotation while they take its clients.
+    // a and b agree again (each stepped, each the other's proof): c alone is off, and out of
+    // rotation while they take its clients.
+    setClockSkew(files[0]!, 0);
     setClockSkew(files[1]!, 0);
-    await untilClockOff(nodes[1]!, 0);
+    await untilClockOff(a, 0);
+    await untilClockOff(b, 0);
     await until(
-      async () => (await readyz(nodes[2]!)).status === 503,
+      async () => (await readyz(c)).status === 503,
       30_000,
       'c not ready once a and b agree',
       100,
     );
-    expect((await readyz(nodes[2]!)).body).toMatch(/^not ready: clock: /);
-    for (const n of nodes.slice(0, 2)) {
+    expect((await readyz(c)).body).toMatch(/^not ready: clock: /);
+    for (const n of [a, b]) {
       await until(async () => (await readyz(n)).body === 'ready\n', 30_000, `${n.name} ready`, 100);
     }
-    await until(async () => (await ca.call('PUT k third')) === 'OK', 30_000, 'a takes writes', 100);
+    await until(
+      async () => (await ca.call('PUT k fourth')) === 'OK',
+      30_000,
+      'a takes writes',
+      100,
+    );
   });
 });
 

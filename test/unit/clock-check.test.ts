@@ -225,9 +225,9 @@ it('reads the wall clock once per check: the lead is taken against the reading o
   expect(walls.at(-1)).toBe(vi.mocked(Date.now).mock.results.at(-1)?.value);
 });
 
-it('says whether a refusal is mutual: off from its only witness, which refuses as well', () => {
-  const offsets: ClockOffset[] = [];
-  const check = new ClockCheck({
+/** A ClockCheck of a node with two other members over `offsets`, on the real clocks. */
+function checkOver(offsets: ClockOffset[]): ClockCheck {
+  return new ClockCheck({
     offsets: () => offsets,
     maxOffsetMs: MAX,
     peers: () => 2,
@@ -235,6 +235,11 @@ it('says whether a refusal is mutual: off from its only witness, which refuses a
     logger: createLogger('silent', {}),
     registry: new Registry(),
   });
+}
+
+it('says whether a refusal is mutual: off from its only witness, which refuses as well', () => {
+  const offsets: ClockOffset[] = [];
+  const check = checkOver(offsets);
   const sentMono = performance.now();
   // Two members, or all but two down: each is the other's only witness; neither is the odd one.
   offsets.push({ member: 'b', offsetMs: 2_000, errorMs: 1, sentMono });
@@ -272,4 +277,63 @@ it('calls every other refusal its own: not compared since the start, stepped, ve
   t.check.update();
   lead = 4_000;
   expect(t.check.refusal()).toMatchObject({ reason: /made versions 4000 ms ahead/, mutual: false });
+});
+
+// Chaos seeds 33006 and 33016: a member whose other peers were down (killed, moved) reached one,
+// stepped 1 s ahead or 2 s back, which refused writes itself for its step; off from its only
+// witness, the member refused writes too (7 s in 33016: 3,277 refusals; 1,993 in 33006), though
+// its clock had agreed with its peers and never stepped.
+it('takes no word about its clock from a member in doubt of its own (clockSuspect)', () => {
+  const offsets: ClockOffset[] = [];
+  const make = () => checkOver(offsets);
+  const check = make();
+  const sentMono = performance.now();
+  /** c, stepped 1 s ahead, saying it refuses writes for its own clock. */
+  const c1sAhead: ClockOffset = {
+    member: 'c',
+    offsetMs: 1_000,
+    errorMs: 1,
+    sentMono,
+    suspect: true,
+  };
+  const only = (m: ClockOffset) => offsets.splice(0, offsets.length, m);
+  offsets.push({ member: 'b', offsetMs: 3, errorMs: 1, sentMono });
+  check.update();
+  expect(check.refusal()).toBeNull();
+  // b is down now; c, stepped 1 s ahead, says it refuses writes for its own clock.
+  only(c1sAhead);
+  check.update();
+  expect(check.refusal()).toBeNull();
+  expect(check.ownDoubt()).toBe(false);
+  // Without that word, its only witness off still makes the refusal mutual, as before.
+  offsets.splice(0, offsets.length, { member: 'c', offsetMs: 1_000, errorMs: 1, sentMono });
+  check.update();
+  expect(check.refusal()).toMatchObject({ mutual: true });
+  expect(check.ownDoubt()).toBe(false);
+  // Its answer may still be proof of agreement (members each in doubt, say three stepped apart,
+  // would otherwise wait for each other for ever), but one that is off proves nothing: a start
+  // still refuses.
+  const started = make();
+  only(c1sAhead);
+  started.update();
+  expect(started.refusal()).toMatchObject({ reason: /since this node started/ });
+  expect(started.ownDoubt()).toBe(true);
+  offsets.splice(0, offsets.length, {
+    member: 'c',
+    offsetMs: 0,
+    errorMs: 1,
+    sentMono,
+    suspect: true,
+  });
+  started.update();
+  expect(started.refusal()).toBeNull();
+  // Off from two members that are not in doubt: its own clock is the odd one, and it says so.
+  offsets.splice(0, offsets.length, { member: 'b', offsetMs: 900, errorMs: 1, sentMono });
+  offsets.push({ member: 'c', offsetMs: 900, errorMs: 1, sentMono });
+  check.update();
+  expect(check.refusal()).toMatchObject({ mutual: false });
+  expect(check.ownDoubt()).toBe(true);
+  offsets.splice(0, offsets.length, { member: 'b', offsetMs: 10, errorMs: 1, sentMono });
+  check.update();
+  expect(check.refusal()).toBeNull();
 });
