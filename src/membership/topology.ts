@@ -321,7 +321,10 @@ export class Topology {
       if (m.self) continue;
       this.#seenEpoch = Math.max(this.#seenEpoch, h.settled.epoch);
       if (h.status === 'decommissioned') this.#handedOff.set(m.name, h.ringId);
-      else this.#handedOff.delete(m.name);
+      // A hello with no ring comes from a member still starting (before it routes it says
+      // 'active' whatever it was): a decommissioned member started again must not lose its
+      // hand-off, or it counts as a lost owner (chaos seed 33006: 23 s of refused keys).
+      else if (h.ringId !== '') this.#handedOff.delete(m.name);
     }
     const adopted = this.#adoptNewest(members);
     const { replaced, recorded } = this.#checkIncarnations(members);

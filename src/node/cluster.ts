@@ -270,6 +270,10 @@ export async function startCluster(
     );
   const metrics = registerRebalanceMetrics(registry, hintStore);
   const saved = parseSettled(readStateDoc(storage, 'settled-ring') ?? null);
+  // Said in hellos until the rebalancer runs: a member started again after its hand-off is
+  // 'decommissioned' from its first answer, not 'active' (its peers would put it back in the
+  // target ring and forget its hand-off).
+  const savedStatus = readStateDoc(storage, 'status') ?? 'active';
   /**
    * A member that held data in its saved ring takes none and serves none until its first ring
    * update, which may find the ring settled without it while it was away (RingKeeper's removed):
@@ -342,7 +346,7 @@ export async function startCluster(
   const selfHello = (): HelloReply => ({
     name: self,
     incarnation: incarnation.id,
-    status: rebalancer?.status ?? 'active',
+    status: rebalancer?.status ?? savedStatus,
     ringId: topology?.target.id ?? '',
     rebalanced: rebalancer?.rebalanced ?? null,
     settled: topology?.settledRing ?? { epoch: 0, members: [], incarnations: {}, lost: [] },

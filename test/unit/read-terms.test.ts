@@ -217,6 +217,26 @@ describe('a key none of whose settled owners can vouch for it', () => {
     ).rejects.toMatchObject({ code: 'KV_ERR_UNAVAILABLE' });
   });
 
+  // Chaos seed 33006 (rerun at 29e8824): a member restarted after its hand-off (a pod started
+  // again before it was deleted) answered probes while it started, before it routed by a ring,
+  // as 'active'; its peers forgot its hand-off and counted it lost beside a volume being
+  // refilled: every key of the three-member cluster refused for 23 s (5,991 refusals).
+  it('keeps a hand-off through hellos of the member starting again, before it routes', async () => {
+    const { topology } = await kv3View(['kv1', 'kv3', 'kv4', 'kv5'], 0);
+    const kv4 = (o: {
+      status: 'active' | 'decommissioned';
+      ringId: string;
+      incarnation?: string;
+    }) => topology.update([view('kv3', topology, { self: true }), view('kv4', topology, o)], false);
+    kv4({ status: 'decommissioned', ringId: topology.target.id });
+    expect(topology.place(KEY).lostOwners).toBe(2);
+    kv4({ status: 'active', ringId: '' });
+    expect(topology.place(KEY).lostOwners).toBe(2);
+    // Routing by a ring as a member again (its name back, empty): no longer handed off.
+    kv4({ status: 'active', ringId: topology.target.id, incarnation: 'inc-kv4-new' });
+    expect(topology.place(KEY).lostOwners).toBe(3);
+  });
+
   it('with kv4 still a holder, a GET waits for it (down here) instead of answering', async () => {
     const { coordinator } = await kv3View(['kv1', 'kv3', 'kv5'], 200);
     const read = Promise.resolve(coordinator.execute({ type: 'get', key: KEY }));
