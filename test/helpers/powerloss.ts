@@ -55,6 +55,8 @@ export interface DiskStats {
   readonly dirSyncs: number;
   readonly unsyncedPages: number;
   readonly unsyncedOps: number;
+  /** Operations (reads, syncs, name lookups) waiting for resume() now: those hang() holds. */
+  readonly held: number;
 }
 
 const disks = new Set<PowerlossDisk>();

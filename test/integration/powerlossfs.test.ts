@@ -22,6 +22,7 @@ import {
 import { open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { PowerlossDisk, usePowerlossfs } from '../helpers/powerloss.ts';
+import { until } from '../helpers/write-log.ts';
 
 const binary = usePowerlossfs();
 
@@ -235,8 +236,11 @@ describe('powerlossfs', () => {
     expect(await bounded(readFile(disk.path('f'), 'latin1'))).toBe('x');
     expect((await bounded(readdir(disk.mountPoint))).sort()).toEqual(['d', 'f', 'g']);
     expect(settled).toEqual({ file: false, dir: false });
+    // Counted as held while they wait (what a test waits for before it acts on a hung disk).
+    await until(async () => (await disk.stats()).held === 2, 10_000, 'the two syncs held');
     await disk.resume();
     await bounded(Promise.all(syncs));
+    expect((await disk.stats()).held).toBe(0);
     await Promise.all([file.close(), dir.close()]);
     // A later sync goes through at once.
     writeSynced(disk.path('h'), 'y');

@@ -324,6 +324,8 @@ type Stats struct {
 	UnsyncedPages int   `json:"unsyncedPages"`
 	UnsyncedOps   int   `json:"unsyncedOps"`
 	Dead          bool  `json:"dead"`
+	// Held: operations waiting for `resume` now (main.go's held).
+	Held int64 `json:"held"`
 }
 
 func (j *Journal) Stats() Stats {

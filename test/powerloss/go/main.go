@@ -12,7 +12,7 @@
 //	                that probability and a random prefix of the name changes survives; seeded)
 //	sync            make everything durable (like a clean shutdown), e.g. after setting up
 //	stats           counters: writes, reads (those the page cache did not answer), O_DSYNC writes,
-//	                fsyncs, directory fsyncs, unsynced pages/ops
+//	                fsyncs, directory fsyncs, unsynced pages/ops, operations the hang holds now
 //	syncs           syncs by path (relative to the root, as named when each came; "." is the
 //	                root): fsync and fdatasync of a file or directory, and each write call on an
 //	                O_DSYNC descriptor (however many FUSE writes it took), counted as they come,
@@ -220,10 +220,23 @@ var readsHung atomic.Bool
 // lookupsHung: while the disk hangs, name lookups wait for `resume` too (`hang lookups`).
 var lookupsHung atomic.Bool
 
+// held counts the operations waiting for `resume` now (reads, syncs, lookups): `stats`' held. A
+// test that hangs the disk waits for one held before it acts; a count of those that came after
+// the hang cannot tell, since one that came just before the count was read may be held already
+// (and the reader, waiting for it, asks nothing more).
+var held atomic.Int64
+
+// holdUntilResumed waits at `gate` until `resume`, counted in `held` meanwhile.
+func holdUntilResumed(gate *chan struct{}) {
+	held.Add(1)
+	defer held.Add(-1)
+	<-*gate
+}
+
 // hungLookup waits, while the disk hangs with `hang lookups`, until `resume` (as hungRead).
 func hungLookup() {
 	if gate := hung.Load(); gate != nil && lookupsHung.Load() {
-		<-*gate
+		holdUntilResumed(gate)
 	}
 }
 
@@ -232,7 +245,7 @@ func hungLookup() {
 // reader killed (the kernel stops waiting then), as a page fault there does.
 func hungRead() {
 	if gate := hung.Load(); gate != nil && readsHung.Load() {
-		<-*gate
+		holdUntilResumed(gate)
 	}
 }
 
@@ -252,9 +265,12 @@ func syncWait(ctx context.Context, dsync bool) syscall.Errno {
 // meanwhile (its caller killed): the sync did not happen.
 func slowSync(ctx context.Context) bool {
 	if gate := hung.Load(); gate != nil {
+		held.Add(1)
 		select {
 		case <-*gate:
+			held.Add(-1)
 		case <-ctx.Done():
+			held.Add(-1)
 			return false
 		}
 	}
@@ -293,7 +309,9 @@ func command(j *Journal, args []string) string {
 		j.SyncAll()
 		return `{"ok":true}`
 	case "stats":
-		return mustJSON(j.Stats())
+		st := j.Stats()
+		st.Held = held.Load()
+		return mustJSON(st)
 	case "syncs":
 		return mustJSON(syncCounts.snapshot())
 	case "slow":
