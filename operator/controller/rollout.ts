@@ -22,6 +22,9 @@ export interface Health {
 type NodeAnswer = Extract<NodeView, { reachable: true }>['view'];
 type MemberAnswer = NodeAnswer['members'][number];
 
+/** How a rollout held by the cluster's health begins its `waiting` (the problems follow). */
+export const UNHEALTHY = 'cluster not healthy: ';
+
 /**
  * What a node says it refuses now, one line each: its clients' commands (`refusing`: a stalled
  * disk, a duplicate name, its clock) and replicas of writes (`notWritable`: a full disk). A node
@@ -193,7 +196,7 @@ export function planRollout(r: RolloutInput): RolloutPlan {
     return { partition, rolling, waiting: `${pending.name} is not updated and ready yet` };
   if (!r.health.healthy && !nextIsTheOnlyProblem(r, partition, updateRevision)) {
     const why = r.health.problems[0] ?? 'data is moving between nodes';
-    return { partition, rolling, waiting: `cluster not healthy: ${why}` };
+    return { partition, rolling, waiting: `${UNHEALTHY}${why}` };
   }
   return { partition: partition - 1, rolling: true };
 }
@@ -215,7 +218,7 @@ function nextIsTheOnlyProblem(r: RolloutInput, partition: number, updateRevision
  * condition (MembersRefusing) gives each refusal's reason.
  */
 export function rolloutHeldMessage(plan: RolloutPlan, health: Health): string | null {
-  if (!plan.waiting?.startsWith('cluster not healthy') || health.refusers.length === 0) return null;
+  if (!plan.waiting?.startsWith(UNHEALTHY) || health.refusers.length === 0) return null;
   const who = health.refusers.join(', ');
   const verb = health.refusers.length === 1 ? 'refuses' : 'refuse';
   return (

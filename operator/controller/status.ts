@@ -17,7 +17,13 @@ import type { ControllerContext } from './context.ts';
 import { canonicalJson } from './names.ts';
 import { type Observed, type PodView, unmadeCauses } from './observe.ts';
 import { progressText, rebalanceProgress, transferFields, waitsText } from './progress.ts';
-import { type Health, ownRefusals, type RolloutPlan, storesNoWrites } from './rollout.ts';
+import {
+  type Health,
+  ownRefusals,
+  type RolloutPlan,
+  storesNoWrites,
+  UNHEALTHY,
+} from './rollout.ts';
 import type { ScalePlan } from './scale.ts';
 
 /**
@@ -66,7 +72,7 @@ const refusalCause = (text: string) => text.replace(/(?<![-\w.])\d+(\.\d+)?/g, '
 /** Condition reasons whose messages are the members' problems, refusals among them (Degraded's). */
 const REFUSAL_REASONS: readonly string[] = ['MembersRefusing', 'MembersUnhealthy'];
 /** Where a held rollout's Progressing message quotes them (rollout.ts). */
-const HELD_BY = 'waiting: cluster not healthy: ';
+const HELD_BY = `waiting: ${UNHEALTHY}`;
 
 /**
  * Whether `c`'s message is `old`'s but for the numbers of the refusals it quotes: all of a
