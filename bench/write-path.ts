@@ -45,7 +45,7 @@ and the young-generation collections per 1,000 PUTs (what the path allocates).
   --op put|get   put (default), or get: R=2 GETs of the keys (every one filled first), each
                  counted for the reply budget first (Coordinator.sizeHere) as a client GET is,
                  read repair's share of turns asking every replica (--read-repair-chance)
-  --read-repair-chance X   for --op get (default 0.1, the node's)
+  --read-repair-chance X   for --op get (default 0, the node's)
 Also prints each round's PUT latency p99 and max (from the call to its resolution).`;
 
 const { values: o } = parseArgs({
@@ -56,7 +56,7 @@ const { values: o } = parseArgs({
     keys: { type: 'string', default: '100000' },
     members: { type: 'string', default: '3' },
     op: { type: 'string', default: 'put' },
-    'read-repair-chance': { type: 'string', default: '0.1' },
+    'read-repair-chance': { type: 'string', default: '0' },
     help: { type: 'boolean', default: false },
   },
 });
