@@ -25,7 +25,9 @@ export interface Placement {
    * Of lostOwners, those that may still answer a read with the data they held: all but owners
    * known to be back on a new data directory (their last hello said they are active and lost in
    * their own settled ring), which refuse every read expecting the directory the ring recorded
-   * (KV_ERR_WRONG_INCARNATION). A decommissioned owner keeps its directory and answers reads from
+   * (KV_ERR_WRONG_INCARNATION): another directory's by its incarnation, and the recorded one
+   * itself, should the member be back on its old volume, while its own ring records it lost and
+   * the reader's is no newer (ReplicaHandlerOptions.lostAt). A decommissioned owner keeps its directory and answers reads from
    * members that count it as a holder and read the ring without it too. What a write is held to
    * (settledVouches).
    */

@@ -419,6 +419,10 @@ export async function startCluster(
         return selfHello();
       },
       incarnation: incarnation.id,
+      lostAt: () => {
+        const r = topology?.settledRing;
+        return r?.lost.includes(self) ? r.epoch : null;
+      },
       maxScanEntries: scanServeLimit(config.maxScanKeys),
       scanWork,
       clusterSecret: secret,

@@ -37,6 +37,15 @@ export interface ReplicaHandlerOptions {
   readonly hello: (asker: HelloRequest) => HelloReply;
   /** This node's data-directory incarnation: `get` and `scan` expecting another one are refused. */
   readonly incarnation: string;
+  /**
+   * The epoch of this node's settled ring while that ring records this node lost (a volume back,
+   * being refilled), else null. A read expecting this very directory is then refused too
+   * (KV_ERR_WRONG_INCARNATION) unless its ring fence carries a newer ring: one no newer counts
+   * this directory as a holder only because it predates the loss, and the directory may lack
+   * writes taken while the member ran on another one (it came back on its old volume). A newer
+   * ring that records it is a settle after its refill. Absent: never.
+   */
+  readonly lostAt?: () => number | null;
   /** Largest `l` a scan request may ask for. */
   readonly maxScanEntries: number;
   /**
@@ -121,12 +130,26 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
   const scanWork = opts.scanWork ?? new ScanWork();
   /** This process's id in `synced` answers (METHODS.synced): one per start. */
   const processId = randomHex(8);
-  /** Refuses a read addressed to a settled-ring holder this data directory is not. */
-  const checkIncarnation = (expected: string | undefined) => {
-    if (expected === undefined || expected === incarnation) return;
+  /**
+   * Refuses a read addressed to a settled-ring holder this data directory is not: another
+   * directory, or this one while this node's ring records it lost and the asker's is no newer
+   * (see lostAt). `body`: the request, for its ring fence.
+   */
+  const checkIncarnation = (expected: string | undefined, body: unknown) => {
+    if (expected === undefined) return;
+    if (expected !== incarnation) {
+      throw new KvError(
+        'KV_ERR_WRONG_INCARNATION',
+        `replica: asked as incarnation ${expected}, this data directory is ${incarnation}`,
+      );
+    }
+    const at = opts.lostAt?.() ?? null;
+    if (at === null) return;
+    const epoch = readRingFence(body)?.[0];
+    if (epoch !== undefined && epoch > at) return;
     throw new KvError(
       'KV_ERR_WRONG_INCARNATION',
-      `replica: asked as incarnation ${expected}, this data directory is ${incarnation}`,
+      `replica: asked as incarnation ${expected} under settled ring epoch ${epoch ?? 'unknown'}; this node's ring (epoch ${at}) records this data directory lost: it is being refilled and may lack writes taken while the node ran on another`,
     );
   };
   /**
@@ -182,7 +205,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
         return opts.hello(readHelloRequest(body));
       case METHODS.get: {
         const req = readGetRequest(body);
-        checkIncarnation(req.i);
+        checkIncarnation(req.i, body);
         checkServing(req.o);
         checkDisk();
         if (req.h) return { r: storage.withRaw(req.k, headerOf) } satisfies GetReply;
@@ -191,7 +214,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
       }
       case METHODS.getMany: {
         const req = readGetManyRequest(body);
-        checkIncarnation(req.i);
+        checkIncarnation(req.i, body);
         checkServing(req.o);
         checkDisk();
         const rs: (Buffer | null)[] = [];
@@ -242,7 +265,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
         return { b: processId };
       case METHODS.scan: {
         const req = readScanRequest(body, opts.maxScanEntries);
-        checkIncarnation(req.i);
+        checkIncarnation(req.i, body);
         checkServing(req.o);
         checkDisk();
         return localScan(storage, req, scanWork);

@@ -1,8 +1,14 @@
 // A member back on an empty data directory while the others refill it: writes of its keys are
-// still taken where no read can miss them, and a member that loses its new volume too before
-// the ring settled is filled again. Real node processes on loopback.
+// still taken where no read can miss them, a member that loses its new volume too before the ring
+// settled is filled again, and one back on its OLD directory answers no read that expects that
+// directory from a member whose ring has not recorded the loss. Real node processes on loopback.
 
 import { afterEach, describe, expect, it } from 'vitest';
+import { KvError } from '../../src/errors/index.ts';
+import { createLogger } from '../../src/observability/index.ts';
+import { PeerClient } from '../../src/peer/index.ts';
+import { METHODS } from '../../src/replica/index.ts';
+import { decodeRecord } from '../../src/storage/record.ts';
 import {
   type ClusterNode,
   clusterInfo,
@@ -13,9 +19,44 @@ import {
   startStaticCluster,
   waitSettled,
 } from '../helpers/cluster.ts';
+import { defer } from '../helpers/defer.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 
 afterEach(cleanup);
+
+/** RF 3, W 3, R 1, no read repair nor anti-entropy; the streams send at `rateBytes` a second. */
+function lostVolumeArgs(rateBytes: number, ...more: string[]): string[] {
+  return [
+    ...['--replication-factor', '3', '--write-quorum', '3', '--read-quorum', '1'],
+    ...['--read-repair-chance', '0', '--rebalance-rate-bytes', String(rateBytes), ...more],
+    ...NO_ANTI_ENTROPY,
+  ];
+}
+
+/**
+ * Polls until every node in `nodes` (`name` itself included) records `name` lost (no recorded
+ * incarnation) with its ring still moving, and has heard it report `incarnation`.
+ */
+async function recordedLost(
+  nodes: readonly ClusterNode[],
+  name: string,
+  incarnation: string,
+): Promise<void> {
+  for (const n of nodes) {
+    await expect
+      .poll(
+        async () => {
+          const info = await clusterInfo(n);
+          const m = info.members.find((x) => x.name === name) as
+            | { incarnation: string | null; recorded: string | null }
+            | undefined;
+          return [info.ring.moving, m?.incarnation, m?.recorded];
+        },
+        { timeout: 30_000, interval: 100 },
+      )
+      .toEqual([true, incarnation, null]);
+  }
+}
 
 /** What `observer` last heard from `name`: its incarnation, and when (ms since the epoch). */
 async function heardOf(observer: ClusterNode, name: string) {
@@ -35,11 +76,7 @@ describe('a lost volume at RF 3, W 3, R 1', () => {
     // keys (all keys, at 3 members) was refused `write refused: 1 of the key's 3 settled owners
     // are recorded lost` until the refill ended. The others stream at 300 bytes/s, so the ring
     // stays moving for the whole test.
-    const args = [
-      ...['--replication-factor', '3', '--write-quorum', '3', '--read-quorum', '1'],
-      ...['--read-repair-chance', '0', '--rebalance-rate-bytes', '300'],
-      ...NO_ANTI_ENTROPY,
-    ];
+    const args = lostVolumeArgs(300);
     const nodes = await startStaticCluster(3, args);
     const [k0, k1, k2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
     const c0 = await openClient(k0);
@@ -59,20 +96,7 @@ describe('a lost volume at RF 3, W 3, R 1', () => {
     expect(fresh).not.toBe(old);
     // Every member has recorded it lost, it has adopted that ring, and each has heard from it
     // since (its hello says it is active and lost in its own ring).
-    for (const n of [k0, k1]) {
-      await expect
-        .poll(
-          async () => {
-            const info = await clusterInfo(n);
-            const m = info.members.find((x) => x.name === k2.name) as
-              | { incarnation: string | null; recorded: string | null }
-              | undefined;
-            return [info.ring.moving, m?.incarnation, m?.recorded];
-          },
-          { timeout: 30_000, interval: 100 },
-        )
-        .toEqual([true, fresh, null]);
-    }
+    await recordedLost([k0, k1], k2.name, fresh);
     await expect
       .poll(async () => (await clusterInfo(back)).ring.epoch - (await clusterInfo(k0)).ring.epoch, {
         timeout: 30_000,
@@ -108,11 +132,7 @@ const VALUE = 'p'.repeat(40);
 describe('a member that loses its new volume again while it is refilled', () => {
   it('is refilled again before the ring settles: read from it alone, every acknowledged write is there', async () => {
     // The streams send at 1000 bytes/s: the ring is still moving when the second volume goes.
-    const args = [
-      ...['--replication-factor', '3', '--write-quorum', '3', '--read-quorum', '1'],
-      ...['--read-repair-chance', '0', '--rebalance-rate-bytes', '1000', '--max-hints', '0'],
-      ...NO_ANTI_ENTROPY,
-    ];
+    const args = lostVolumeArgs(1000, '--max-hints', '0');
     const nodes = await startStaticCluster(3, args);
     const [k0, k1, k2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
     const c0 = await openClient(k0);
@@ -152,4 +172,67 @@ describe('a member that loses its new volume again while it is refilled', () => 
       k1.proc.child.kill('SIGCONT');
     }
   }, 240_000);
+});
+
+describe('a lost member back on its old data directory (RF 3, W 3, R 1)', () => {
+  it('answers no read that expects that directory from a member whose ring has not recorded the loss', async () => {
+    // The streams send their first 256 records at once, then 100 bytes/s: zz, the last key
+    // (`zz` sorts after `z-...`), stays in the streams' second chunk, minutes away.
+    const args = lostVolumeArgs(100);
+    const nodes = await startStaticCluster(3, args);
+    const [k0, , k2] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const c0 = await openClient(k0);
+    for (let i = 0; i < 400; i++) expect(await c0.call(`PUT z-${i} ${'p'.repeat(100)}`)).toBe('OK');
+    expect(await c0.call('PUT zz v1')).toBe('OK');
+    // What a member whose ring lags behind expects of kvstore-2: this epoch, this directory.
+    const oldEpoch = (await clusterInfo(k0)).ring.epoch;
+    const oldDir = (await clusterInfo(k2)).incarnation;
+    const peers = ['--peers', peersOf(nodes), ...args];
+
+    // kvstore-2 back on a new directory: recorded lost, refilled; W 3 reaches it (lostMayAnswer).
+    await k2.proc.stop('SIGTERM');
+    k2.proc = (await startMember(k2.name, k2.host, peers, tempDir())).proc;
+    await recordedLost(nodes, k2.name, (await clusterInfo(k2)).incarnation);
+    await expect
+      .poll(async () => c0.call('PUT zz v2'), { timeout: 30_000, interval: 200 })
+      .toBe('OK');
+
+    // Then on its old directory again, which never saw v2.
+    await k2.proc.stop('SIGTERM');
+    k2.proc = (await startMember(k2.name, k2.host, peers, k2.dataDir)).proc;
+    expect((await clusterInfo(k2)).incarnation).toBe(oldDir);
+    await recordedLost(nodes, k2.name, oldDir);
+
+    // A member still on the ring before the loss reads zz from kvstore-2 alone (R 1), as a holder
+    // of that ring: this directory.
+    const lagging = new PeerClient({
+      address: `${k2.host}:7946`,
+      logger: createLogger('silent', {}),
+      timeoutMs: 5000,
+    });
+    defer(() => lagging.close());
+    const readAs = (epoch: number) =>
+      lagging
+        .request<{ r: Buffer | null }>(METHODS.get, {
+          k: Buffer.from('zz'),
+          i: oldDir,
+          f: [epoch, k0.name, 1],
+        })
+        .then(
+          (reply) =>
+            reply.r === null ? null : decodeRecord(Buffer.from(reply.r)).value.toString(),
+          (err: unknown) => (err instanceof KvError ? err.code : String(err)),
+        );
+    // Refused (the asker reads another owner, as from a new directory), or the newest value; not
+    // v1, which the write acknowledged by all three owners replaced. Before 2026-12-07: 'v1'.
+    expect(['KV_ERR_WRONG_INCARNATION', 'v2']).toContain(await readAs(oldEpoch));
+    // A ring newer than kvstore-2's own that counts this directory as a holder is a settle after
+    // its refill (which kvstore-2 has not adopted yet): answered.
+    const own = (await clusterInfo(k2)).ring.epoch;
+    expect(await readAs(own + 1)).not.toBe('KV_ERR_WRONG_INCARNATION');
+    // The ring is still moving: the refill had not brought v2 back yet.
+    expect((await clusterInfo(k0)).ring.moving).toBe(true);
+    // Members that recorded the loss read v2 through every member.
+    for (const n of nodes) expect(await (await openClient(n)).call('GET zz')).toBe('v2');
+  }, 180_000);
 });

@@ -38,6 +38,19 @@ function memoryState(initial: Record<string, unknown> = {}) {
   return { store, writes };
 }
 
+/** A store holding one record, k = v, as its raw bytes. */
+async function storeHolding() {
+  const storage = openStore();
+  const key = Buffer.from('k');
+  const raw = encodeRecord({
+    version: storage.clock.now(),
+    tombstone: false,
+    value: Buffer.from('v'),
+  });
+  await storage.applyBatch([{ key, record: decodeRecord(raw), raw }]);
+  return { storage, key, raw };
+}
+
 describe('reads that expect an incarnation', () => {
   it('are refused by a replica whose data directory is another one; writes are not', async () => {
     const storage = openStore();
@@ -87,16 +100,58 @@ describe('reads that expect an incarnation', () => {
   });
 });
 
+describe('reads of a replica whose own settled ring records it lost', () => {
+  it('are refused when they expect its directory under a ring no newer than its own', async () => {
+    // A member back on its OLD directory while the others refill it: a ring that counts that
+    // directory as a holder and is no newer than the ring that records it lost predates the loss;
+    // the directory may lack writes taken while the member ran on another.
+    const { storage, key, raw } = await storeHolding();
+    let lostAt: number | null = null;
+    const handler = createReplicaHandler({
+      storage,
+      hello: () => ({}) as HelloReply,
+      incarnation: 'peer-old',
+      maxScanEntries: 100,
+      lostAt: () => lostAt,
+    });
+    let epoch: number | null = 3;
+    let terms: { i?: string } = { i: 'peer-old' };
+    const replicas = new Replicas(
+      'self',
+      storage,
+      async (_n, method, body) =>
+        handler(method, epoch === null ? body : { ...(body as object), f: [epoch, 'self', 1] }),
+      () => terms,
+    );
+    const scan = { s: Buffer.alloc(0), e: null, ie: false, xs: false, l: 10 };
+    const getMany = () => Promise.all([replicas.get('peer', key), replicas.get('peer', key)]);
+    const reads = [() => replicas.get('peer', key), getMany, () => replicas.scan('peer', scan)];
+    // Not lost in its own ring: answered.
+    expect(await replicas.get('peer', key)).toEqual(raw);
+    lostAt = 4;
+    for (epoch of [3, 4, null]) {
+      for (const read of reads) {
+        await expect(read(), `epoch ${epoch}`).rejects.toMatchObject({
+          code: 'KV_ERR_WRONG_INCARNATION',
+        });
+      }
+    }
+    // A newer ring that records this directory: a settle after its refill. Answered.
+    epoch = 5;
+    expect(await replicas.get('peer', key)).toEqual(raw);
+    expect(await getMany()).toEqual([raw, raw]);
+    expect((await replicas.scan('peer', scan)).e).toHaveLength(1);
+    // A reader whose ring records it lost expects nothing of it (a target owner): answered.
+    [epoch, terms] = [4, {}];
+    expect(await replicas.get('peer', key)).toEqual(raw);
+    // Writes carry no expectation: the refill and the writes of its keys land.
+    await expect(replicas.apply('peer', [[key, raw]])).resolves.toBeUndefined();
+  });
+});
+
 describe('reads of a replica that handed its data off', () => {
   it('are refused unless the asker reads the ring without it as well (o); writes are not', async () => {
-    const storage = openStore();
-    const key = Buffer.from('k');
-    const raw = encodeRecord({
-      version: storage.clock.now(),
-      tombstone: false,
-      value: Buffer.from('v'),
-    });
-    await storage.applyBatch([{ key, record: decodeRecord(raw), raw }]);
+    const { storage, key, raw } = await storeHolding();
     let handedOff = false;
     const handler = createReplicaHandler({
       storage,
