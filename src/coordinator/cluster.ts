@@ -41,6 +41,7 @@ import {
   type TargetedResult,
   targetedQuorum,
   unvouched,
+  writeAcksNeeded,
   writeQuorum,
 } from './quorum.ts';
 
@@ -492,11 +493,14 @@ export class ClusterCoordinator implements Coordinator {
    * handed off to this node's target ring) that the holders left do not vouch for every
    * acknowledged write (settledVouches): a read would then answer from a quorum of the target
    * ring alone, which may miss the newest write, made under another member's target ring; a
-   * write would reach too few holders for a member that has not recorded the losses yet.
+   * write would reach too few holders for a member that has not recorded the losses yet. A write
+   * that the acknowledgements of lost owners in this node's target ring would make vouched
+   * (writeAcksNeeded) is not refused: the group of those owners it needs is returned, for the
+   * write to wait for as for its other groups (null: nothing more).
    */
-  #vouched(p: Placement, what: 'read' | 'write'): void {
+  #vouched(p: Placement, what: 'read' | 'write'): QuorumGroup | null {
     const lost = p.lostOwners;
-    if (lost === 0) return;
+    if (lost === 0) return null;
     const o = this.#o;
     const c = {
       holders: p.settled.length,
@@ -504,7 +508,13 @@ export class ClusterCoordinator implements Coordinator {
       mayAnswer: p.lostMayAnswer,
       owners: o.topology.rf(o.topology.settled),
     };
-    if (!settledVouches(what, c, o.readQuorum, o.writeQuorum)) throw unvouched(what, c);
+    if (settledVouches(what, c, o.readQuorum, o.writeQuorum)) return null;
+    if (what === 'write') {
+      const members = p.mayAnswerInTarget;
+      const need = writeAcksNeeded(c, members.length, o.readQuorum, o.writeQuorum);
+      if (need !== null) return { members, need };
+    }
+    throw unvouched(what, c);
   }
 
   #groups(p: Placement, need: number): QuorumGroup[] {
@@ -530,7 +540,9 @@ export class ClusterCoordinator implements Coordinator {
     // Not an async function (one per client write; its frame was the largest allocation of a
     // write's path, bench/write-path.ts): what throws rejects all the same.
     try {
-      this.#vouched(p, 'write');
+      const lostAcks = this.#vouched(p, 'write');
+      const groups = this.#groups(p, this.#o.writeQuorum);
+      if (lostAcks !== null) groups.push(lostAcks);
       const raw = encoded ?? encodeRecord(record);
       const how = placedHow ?? { rings: p.rings };
       const entry: WireEntry[] = [[key, raw]];
@@ -540,7 +552,7 @@ export class ClusterCoordinator implements Coordinator {
       // Encoded once: this node stores and every peer receives the same bytes.
       return writeQuorum(
         p.all,
-        this.#groups(p, this.#o.writeQuorum),
+        groups,
         'write quorum',
         (name) => this.#o.replicas.apply(name, entry, records, how),
         (name) => this.#o.hint(name, key, raw),

@@ -510,6 +510,29 @@ export function settledVouches(
 }
 
 /**
+ * For a write settledVouches refuses: how many of the lost owners that may answer and are in the
+ * writer's target ring (`inTarget` of `c.mayAnswer`) must acknowledge it for the holders to vouch
+ * after all; null when not even all of them would do. Such an owner took the write on the
+ * directory it runs on: a member that has not recorded the loss reads the write from it, or is
+ * refused (another directory than the recorded one, or the recorded one while its own ring
+ * records it lost: ReplicaHandlerOptions.lostAt), never an older value. It counts as an owner
+ * that holds the write or is left out of the reader's pool: the bound of settledVouches with
+ * mayAnswer less the acknowledgements.
+ */
+export function writeAcksNeeded(
+  c: SettledCount,
+  inTarget: number,
+  readQuorum: number,
+  writeQuorum: number,
+): number | null {
+  for (let k = 1; k <= Math.min(inTarget, c.mayAnswer); k++) {
+    const counted = { ...c, mayAnswer: c.mayAnswer - k };
+    if (settledVouches('write', counted, readQuorum, writeQuorum)) return k;
+  }
+  return null;
+}
+
+/**
  * KV_ERR_UNAVAILABLE for a read or write of a key whose holders do not vouch (settledVouches),
  * refused before any replica was asked: a refused write was written nowhere.
  */

@@ -32,6 +32,11 @@ export interface Placement {
    * (settledVouches).
    */
   readonly lostMayAnswer: number;
+  /**
+   * Of the lostMayAnswer owners, those in the target ring: a write reaches them as target owners,
+   * and their acknowledgements may make up for what settledVouches lacks (writeAcksNeeded).
+   */
+  readonly mayAnswerInTarget: readonly string[];
   /** Owners under the target ring (equal to settled when nothing moves). */
   readonly target: readonly string[];
   /** Both lists merged, each name once: where requests go. */
@@ -50,6 +55,9 @@ export interface Placement {
    */
   readonly terms: RingTerms;
 }
+
+/** No member (Placement.mayAnswerInTarget of a key with none). */
+const NONE: readonly string[] = Object.freeze([]);
 
 /**
  * How reads made under one version of the rings count each member (Topology.readTerms), fixed
@@ -456,6 +464,7 @@ export class Topology {
           settled: only,
           lostOwners: 0,
           lostMayAnswer: 0,
+          mayAnswerInTarget: NONE,
           target: only,
           all: only,
           rings,
@@ -471,6 +480,7 @@ export class Topology {
         settled: target,
         lostOwners: 0,
         lostMayAnswer: 0,
+        mayAnswerInTarget: NONE,
         target,
         all: target,
         rings,
@@ -483,14 +493,17 @@ export class Topology {
     for (const n of target) if (!all.includes(n)) all.push(n);
     let lostOwners = 0;
     let lostMayAnswer = 0;
+    let mayAnswerInTarget: readonly string[] = NONE;
     if (settled.length < owners.length) {
       for (const n of owners) {
         if (settled.includes(n) || this.#handedOff.get(n) === ring.id) continue;
         lostOwners++;
-        if (!this.#refilling.has(n)) lostMayAnswer++;
+        if (this.#refilling.has(n)) continue;
+        lostMayAnswer++;
+        if (target.includes(n)) mayAnswerInTarget = [...mayAnswerInTarget, n];
       }
     }
-    return { settled, lostOwners, lostMayAnswer, target, all, rings, terms };
+    return { settled, lostOwners, lostMayAnswer, mayAnswerInTarget, target, all, rings, terms };
   }
 
   /** The settled owners of `key` that hold it: its owners in the settled ring less lost ones. */

@@ -121,6 +121,57 @@ describe('a write of a key one of whose owners is back on a new data directory',
   });
 });
 
+// The same, before c's hello says it is refilled (it has not adopted the ring that records it lost
+// yet, a probe interval or two after the loss): a and b cannot tell it from an owner that answers
+// with its old copy, so the holders alone do not vouch; c is in the target ring, and its own
+// acknowledgement settles it: it took the write on the directory it runs on, from which a member
+// that has not recorded the loss reads the write or is refused.
+describe('a write of a key whose lost owner has not said yet that it is refilled', () => {
+  async function notSaidYet(cUp: boolean) {
+    const a = replica('inc-a');
+    const bb = replica('inc-b');
+    const c = replica('new-c');
+    const topology = new Topology(ABC, settledRing(2, ABC, incs(ABC), ['c']), 3);
+    const before = settledRing(1, ABC, incs(ABC));
+    topology.update([
+      view('a', topology, { self: true }),
+      view('b', topology),
+      view('c', topology, { incarnation: 'new-c', settled: before }),
+    ]);
+    const peers: Record<string, Handler> = cUp
+      ? { b: bb.handler, c: c.handler }
+      : { b: bb.handler };
+    const { coordinator, sent } = withPeers('a', a.storage, topology, peers, 1, 3, () => true);
+    return { coordinator, sent, stores: { a: a.storage, b: bb.storage, c: c.storage }, topology };
+  }
+
+  it('is taken at W = 3, R = 1 once the lost owner, in the target, acknowledged it', async () => {
+    const { coordinator, stores, topology } = await notSaidYet(true);
+    const key = b('k1');
+    expect(topology.place(key)).toMatchObject({
+      lostOwners: 1,
+      lostMayAnswer: 1,
+      mayAnswerInTarget: ['c'],
+    });
+    // Before 2026-12-07: `write refused: 1 of the key's 3 settled owners ...`.
+    await expect(run(coordinator.execute({ type: 'put', key, value: b('v2') }))).resolves.toEqual({
+      type: 'ok',
+    });
+    for (const s of Object.values(stores)) expect(s.get(key)?.value).toEqual(b('v2'));
+  });
+
+  it('fails, not acknowledged, when the lost owner does not take it', async () => {
+    const { coordinator, sent } = await notSaidYet(false);
+    await expect(
+      run(coordinator.execute({ type: 'put', key: b('k1'), value: b('v2') })),
+    ).rejects.toMatchObject({
+      code: 'KV_ERR_UNAVAILABLE',
+      message: expect.stringContaining('write quorum'),
+    });
+    expect(sent).toContain('c apply down');
+  });
+});
+
 // Four members, RF 3, R = 1 and W = 2 (quorums that do not overlap: spec.allowStaleReads): c and d
 // decommissioned, c seen handing off to a's target ring (a and b), d to another ring. A key owned
 // by c, d and one of a and b has one holder and one lost owner that may answer; the one handed off
