@@ -263,7 +263,8 @@ const options = {
     .default(500)
     .describe('refuse peer versions further ahead of this clock (ms)'),
   /**
-   * Most inbound peer connections at once; further ones are closed at once (and counted). Each
+   * Most inbound peer connections at once; at it, a new one closes the oldest connection not yet
+   * authenticated and takes its slot, or is closed at once when every open one is. Each
    * member opens three to each other member (small and large requests, and the probes' control
    * connection), so 4096 leaves room for 1,365 members (512 stopped at 170 once the lanes came);
    * a connection that has not authenticated holds about 9 KiB (37 MiB for 4096 at once, each

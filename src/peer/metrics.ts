@@ -20,6 +20,7 @@ export const PEER_LANES: readonly PeerLane[] = ['control', 'small', 'large'];
 /** Why the peer server closed a connection before (or instead of) serving it. */
 export type RejectReason =
   | 'limit'
+  | 'evicted'
   | 'handshake_timeout'
   | 'hello_too_large'
   | 'unauthenticated'
@@ -28,6 +29,7 @@ export type RejectReason =
 
 export const REJECT_REASONS: readonly RejectReason[] = [
   'limit',
+  'evicted',
   'handshake_timeout',
   'hello_too_large',
   'unauthenticated',
@@ -208,7 +210,7 @@ function register(registry: Registry): PeerMetrics {
     }),
     rejected: counter(
       'kvstore_peer_connections_rejected_total',
-      'Inbound peer connections closed by a guard: limit (--max-peer-connections), handshake_timeout, hello_too_large (a frame over the pre-authentication limit), unauthenticated (a request or proof refused before authentication), buffer_full (unfinished frames over --max-peer-buffer-bytes), output_full (unsent replies over it).',
+      'Inbound peer connections closed by a guard: limit (--max-peer-connections: the new one, every open one authenticated), evicted (the oldest connection not yet authenticated, closed at that limit for a new one), handshake_timeout, hello_too_large (a frame over the pre-authentication limit), unauthenticated (a request or proof refused before authentication), buffer_full (unfinished frames over --max-peer-buffer-bytes), output_full (unsent replies over it).',
       ['reason'],
       registry,
     ),

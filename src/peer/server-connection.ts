@@ -112,10 +112,17 @@ export class ServerConnection implements BufferHolder {
   #continuing = false;
   /** Its replies in the node-wide count: closed when they take it over (output_full). */
   readonly #replyHolder: BufferHolder = { evict: () => this.#closeNotReading() };
+  /** Called once, when the connection is first authenticated after a valid request; then null. */
+  #onProven: (() => void) | null;
 
-  constructor(socket: Socket, ctx: ServerConnectionContext) {
+  /**
+   * `onProven` is called once the connection has authenticated (with `requireAuth`), or has sent
+   * its first well-formed request (without): a member, or whoever speaks the protocol as one.
+   */
+  constructor(socket: Socket, ctx: ServerConnectionContext, onProven: () => void = () => {}) {
     this.#socket = socket;
     this.#ctx = ctx;
+    this.#onProven = onProven;
     this.#decoder = new FrameDecoder(ctx.requireAuth ? ctx.helloFrameBytes : ctx.maxFrameBytes);
     this.#writer = new FrameWriter(
       socket,
@@ -294,6 +301,11 @@ export class ServerConnection implements BufferHolder {
       return;
     }
     if (!wasAuthenticated) this.#afterHello();
+    if (this.#onProven !== null && this.#authenticated) {
+      const proven = this.#onProven;
+      this.#onProven = null;
+      proven();
+    }
     if (isThenable(result)) {
       result.then(
         (value) => this.#reply(req, value),

@@ -13,6 +13,7 @@ import {
   ServerConnection,
   type ServerConnectionContext,
 } from './server-connection.ts';
+import { PeerSlots } from './slots.ts';
 
 export interface PeerServerOptions {
   readonly host: string;
@@ -39,7 +40,10 @@ export interface PeerServerOptions {
   readonly helloFrameBytes?: number;
   /** Time a connection has to finish TLS, and again to authenticate, before it is closed. */
   readonly handshakeTimeoutMs?: number;
-  /** Most open connections; one more is closed at once. */
+  /**
+   * Most open connections (TLS handshakes included); at it, a new one takes the slot of the oldest
+   * connection not yet authenticated, or is closed at once when all are (PeerSlots).
+   */
   readonly maxConnections?: number;
   /**
    * Bytes of unfinished frames held over all connections, and apart from them bytes of replies
@@ -79,6 +83,10 @@ export class PeerServer {
   #closing: Promise<void> | null = null;
   /** One warning per second at most while connections are dropped at the limit. */
   readonly #drops = new LogThrottle();
+  readonly #slots: PeerSlots;
+  readonly #tls: boolean;
+  /** TLS only: the raw socket under each connection in its handshake, by remote address:port. */
+  readonly #raw = new Map<string, Socket>();
 
   private constructor(opts: PeerServerOptions) {
     this.#metrics = peerMetrics(opts.registry);
@@ -109,6 +117,7 @@ export class PeerServer {
     };
     // allowHalfOpen: a client that half-closes still gets the answers to what it sent.
     const accept = (socket: Socket) => this.#accept(socket);
+    this.#tls = opts.tls != null;
     // node:tls (with node:crypto and OpenSSL's set-up) is loaded by a node that uses TLS only.
     this.#server = opts.tls
       ? process
@@ -117,12 +126,12 @@ export class PeerServer {
             { allowHalfOpen: true, handshakeTimeout: handshakeTimeoutMs, ...opts.tls },
             accept,
           )
-      : createServer({ allowHalfOpen: true }, accept);
-    // Counts connections still in the TLS handshake too; Node closes one more at once.
-    this.#server.maxConnections = opts.maxConnections ?? d.maxConnections;
-    this.#server.on('drop', () => {
-      this.#metrics.rejected.labels('limit').inc();
-      this.#logDrop();
+      : createServer({ allowHalfOpen: true });
+    // Every TCP connection, TLS handshakes included, holds a slot from its accept (for TLS, this
+    // listener runs after the one that starts the handshake: closing the socket ends both).
+    this.#slots = new PeerSlots(opts.maxConnections ?? d.maxConnections);
+    this.#server.on('connection', (socket: Socket) => {
+      if (this.#slot(socket) && !this.#tls) accept(socket);
     });
     // Node leaves the socket open when this event has a listener: close it, or a handshake that
     // timed out or whose client left held one of the maxConnections slots for good.
@@ -153,10 +162,38 @@ export class PeerServer {
     return this.#ctx.buffers.bytes;
   }
 
-  #logDrop(): void {
+  /**
+   * Gives a new TCP connection a slot (PeerSlots.open), counting and saying what it cost; false
+   * when it was closed instead (at the limit, or while closing).
+   */
+  #slot(socket: Socket): boolean {
+    if (this.#closing !== null) {
+      socket.destroy();
+      return false;
+    }
+    const outcome = this.#slots.open(socket);
+    if (outcome !== 'limit' && this.#tls) {
+      const key = `${socket.remoteAddress}:${socket.remotePort}`;
+      this.#raw.set(key, socket);
+      socket.once('close', () => {
+        if (this.#raw.get(key) === socket) this.#raw.delete(key);
+      });
+    }
+    if (outcome === 'open') return true;
+    this.#metrics.rejected.labels(outcome).inc();
     const since = this.#drops.take();
-    if (since < 0) return;
-    this.#logger.warn({ max: this.#server.maxConnections, since }, 'peer connection limit reached');
+    if (since >= 0) {
+      // closed: which connection made room, the oldest not authenticated, or the new one.
+      const closed = outcome === 'evicted' ? 'oldest unauthenticated' : 'new';
+      this.#logger.warn({ max: this.#slots.limit, closed, since }, 'peer connection limit reached');
+    }
+    return outcome === 'evicted';
+  }
+
+  /** The raw socket holding `socket`'s slot (itself, or for TLS the one under it). */
+  #rawOf(socket: Socket): Socket | undefined {
+    if (!this.#tls) return socket;
+    return this.#raw.get(`${socket.remoteAddress}:${socket.remotePort}`);
   }
 
   /** Connections open now, plus closed ones whose handlers have not settled yet. */
@@ -169,7 +206,10 @@ export class PeerServer {
       socket.destroy();
       return;
     }
-    const conn = new ServerConnection(socket, this.#ctx);
+    const raw = this.#rawOf(socket);
+    const conn = new ServerConnection(socket, this.#ctx, () => {
+      if (raw !== undefined) this.#slots.prove(raw);
+    });
     this.#connections.add(conn);
     this.#metrics.accepted.inc();
     this.#metrics.connections.labels('server').inc();
