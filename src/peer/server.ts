@@ -3,7 +3,7 @@
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import type { TlsOptions } from 'node:tls';
 import type { Registry } from 'prom-client';
-import { listen } from '../net/index.ts';
+import { listen, Slots } from '../net/index.ts';
 import { type Logger, LogThrottle } from '../observability/index.ts';
 import { DEFAULT_MAX_FRAME_BYTES } from './frame.ts';
 import { PeerBuffers } from './guard.ts';
@@ -13,7 +13,6 @@ import {
   ServerConnection,
   type ServerConnectionContext,
 } from './server-connection.ts';
-import { PeerSlots } from './slots.ts';
 
 export interface PeerServerOptions {
   readonly host: string;
@@ -42,7 +41,7 @@ export interface PeerServerOptions {
   readonly handshakeTimeoutMs?: number;
   /**
    * Most open connections (TLS handshakes included); at it, a new one takes the slot of the oldest
-   * connection not yet authenticated, or is closed at once when all are (PeerSlots).
+   * connection not yet authenticated, or is closed at once when all are (net/slots.ts).
    */
   readonly maxConnections?: number;
   /**
@@ -83,7 +82,8 @@ export class PeerServer {
   #closing: Promise<void> | null = null;
   /** One warning per second at most while connections are dropped at the limit. */
   readonly #drops = new LogThrottle();
-  readonly #slots: PeerSlots;
+  /** Connection slots, held by the raw TCP sockets (before any TLS). */
+  readonly #slots: Slots<Socket>;
   readonly #tls: boolean;
   /** TLS only: the raw socket under each connection in its handshake, by remote address:port. */
   readonly #raw = new Map<string, Socket>();
@@ -129,7 +129,7 @@ export class PeerServer {
       : createServer({ allowHalfOpen: true });
     // Every TCP connection, TLS handshakes included, holds a slot from its accept (for TLS, this
     // listener runs after the one that starts the handshake: closing the socket ends both).
-    this.#slots = new PeerSlots(opts.maxConnections ?? d.maxConnections);
+    this.#slots = new Slots<Socket>(opts.maxConnections ?? d.maxConnections);
     this.#server.on('connection', (socket: Socket) => {
       if (this.#slot(socket) && !this.#tls) accept(socket);
     });
@@ -163,7 +163,7 @@ export class PeerServer {
   }
 
   /**
-   * Gives a new TCP connection a slot (PeerSlots.open), counting and saying what it cost; false
+   * Gives a new TCP connection a slot (Slots.take), counting and saying what it cost; false
    * when it was closed instead (at the limit, or while closing).
    */
   #slot(socket: Socket): boolean {
@@ -171,13 +171,19 @@ export class PeerServer {
       socket.destroy();
       return false;
     }
-    const outcome = this.#slots.open(socket);
-    if (outcome !== 'limit' && this.#tls) {
-      const key = `${socket.remoteAddress}:${socket.remotePort}`;
-      this.#raw.set(key, socket);
-      socket.once('close', () => {
-        if (this.#raw.get(key) === socket) this.#raw.delete(key);
-      });
+    const taken = this.#slots.take(socket);
+    const outcome = taken.outcome;
+    if (outcome === 'limit') socket.destroy();
+    else {
+      socket.once('close', () => this.#slots.free(socket));
+      if (taken.outcome === 'evicted') taken.evicted.destroy();
+      if (this.#tls) {
+        const key = `${socket.remoteAddress}:${socket.remotePort}`;
+        this.#raw.set(key, socket);
+        socket.once('close', () => {
+          if (this.#raw.get(key) === socket) this.#raw.delete(key);
+        });
+      }
     }
     if (outcome === 'open') return true;
     this.#metrics.rejected.labels(outcome).inc();

@@ -66,6 +66,16 @@ export const respErrors = {
   protocol: (what: string) => err('KV_ERR_PROTOCOL', `ERR ${what}`),
   noAuth: () =>
     err('KV_ERR_NOAUTH', 'NOAUTH Authentication required.', 'server: authentication required'),
+  /**
+   * Sent as a connection that had not authenticated (with no password: sent no request) is closed
+   * at --max-connections to make room for a new one (net/slots.ts).
+   */
+  displaced: () =>
+    err(
+      'KV_ERR_MAX_CLIENTS',
+      'ERR max number of clients reached: this connection, idle since it connected, was closed for a new one',
+      'server: too many client connections: this one, silent or not authenticated since it connected, was closed for a new one',
+    ),
   /** Sent as a connection is closed for not authenticating in time (server's AUTH_TIMEOUT_MS). */
   authTimeout: () =>
     err(

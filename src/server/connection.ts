@@ -107,6 +107,7 @@ type Pending =
 
 const NOAUTH = errorReply(respErrors.noAuth());
 const AUTH_TIMEOUT = errorReply(respErrors.authTimeout());
+const DISPLACED = errorReply(respErrors.displaced());
 /** The answer of a connection whose unfinished request would take ctx.buffers over its limit. */
 const BUFFER_FULL = errorReply(new KvError('KV_ERR_LIMIT_EXCEEDED', BUFFER_FULL_MESSAGE));
 const HTTP_REQUEST = errorReply(
@@ -277,10 +278,18 @@ export class Connection implements OutputHolder, ReplyWaiter {
   #authTimer: NodeJS.Timeout | null = null;
   /** Waiting in the line of ctx.scans' budget (#scanGo runs in a later turn). */
   #scanWaiting = false;
+  /** Called once the connection authenticated and sent a request (see constructor); then null. */
+  #onProven: (() => void) | null;
 
-  constructor(socket: Socket, ctx: ConnectionContext) {
+  /**
+   * `onProven` is called once the connection has sent a request while authenticated (with no
+   * password: its first request; with one: AUTH, or the first request after it): a client, as
+   * opposed to a stranger holding a slot (KvServer's slots).
+   */
+  constructor(socket: Socket, ctx: ConnectionContext, onProven: (() => void) | null = null) {
     this.#socket = socket;
     this.#ctx = ctx;
+    this.#onProven = onProven;
     this.id = ctx.nextClientId();
     this.#state = new SessionState(
       ctx.auth,
@@ -304,6 +313,7 @@ export class Connection implements OutputHolder, ReplyWaiter {
         this.#run(item);
       }
       if (this.#guarded && item.kind === 'session') this.#syncGuard();
+      if (this.#onProven !== null) this.#prove();
     };
     this.#sink = {
       // take() without the Pending object when the command can run at once (most of them).
@@ -317,6 +327,7 @@ export class Connection implements OutputHolder, ReplyWaiter {
           this.#runCommand(cmd, shape, null);
         }
         if (this.#guarded && cmd.type === 'auth') this.#syncGuard();
+        if (this.#onProven !== null) this.#prove();
       },
       // A GET that can run at once tries #getNow (in #dispatch) exactly once.
       get: (key) => this.#sink.command({ type: 'get', key }),
@@ -1058,7 +1069,10 @@ export class Connection implements OutputHolder, ReplyWaiter {
     } finally {
       this.#resuming = false;
     }
-    if (this.#guarded) this.#syncGuard();
+    if (this.#guarded) {
+      this.#syncGuard(); // an AUTH that waited in the backlog may have run
+      if (this.#onProven !== null) this.#prove();
+    }
     if (this.#draining || this.#quitting || this.#backlog.length > 0) return;
     if (this.#pending < this.#ctx.maxPipeline / 2 + 1 && !this.#socket.writableNeedDrain) {
       this.#reads.resume();
@@ -1094,6 +1108,29 @@ export class Connection implements OutputHolder, ReplyWaiter {
       socket.once('end', () => socket.destroy());
       socket.once('close', () => clearTimeout(linger));
     });
+  }
+
+  /** Tells the server the connection proved itself, once it is authenticated. */
+  #prove(): void {
+    if (!this.#state.authenticated) return;
+    const proven = this.#onProven!;
+    this.#onProven = null;
+    proven();
+  }
+
+  /**
+   * Closed at --max-connections for a new connection, not having proven itself: says why after
+   * the replies to what it sent (a NOAUTH or two), as the auth timeout does.
+   */
+  displace(): void {
+    if (this.#closed || this.#closing || this.#quitting) {
+      this.#socket.destroy();
+      return;
+    }
+    this.#framing ??= this.#pickFraming(0); // it said nothing: the text protocol's line
+    this.#pushReply(DISPLACED);
+    this.#quitting = true;
+    this.#scheduleFlush();
   }
 
   /** No bytes moved for --client-idle-timeout-ms: close unless a command is still running. */

@@ -42,10 +42,13 @@ export interface ServerMetrics {
  * when those of all connections passed --max-client-output-bytes; `tls_handshake`, a TLS
  * handshake not finished in time or pushed out by newer ones; `http_request`, an HTTP request
  * sent to the client port (protocol/http-request.ts); `auth_timeout`, not authenticated within
- * AUTH_TIMEOUT_MS of opening (a password set). (The peer port's reasons use the same words.)
+ * AUTH_TIMEOUT_MS of opening (a password set); `evicted`, at --max-connections, the oldest
+ * connection not yet authenticated (no password: that sent no request yet), closed for a new one.
+ * (The peer port's reasons use the same words.)
  */
 export type RejectReason =
   | 'limit'
+  | 'evicted'
   | 'buffer_full'
   | 'output_full'
   | 'tls_handshake'
@@ -53,6 +56,7 @@ export type RejectReason =
   | 'auth_timeout';
 export const REJECT_REASONS: readonly RejectReason[] = [
   'limit',
+  'evicted',
   'buffer_full',
   'output_full',
   'tls_handshake',
@@ -91,7 +95,7 @@ export function registerServerMetrics(registry: Registry): ServerMetrics {
   });
   const rejectedConnections = new Counter({
     name: 'kvstore_connections_rejected_total',
-    help: 'Client connections refused or closed by a guard: limit (--max-connections reached), buffer_full (--max-client-buffer-bytes of unfinished and parked requests held), output_full (among the connections holding the most replies once all held --max-client-output-bytes, those not seen reading first), tls_handshake (a TLS handshake not finished within 10 s, or the oldest of more than 1,024 in progress), http_request (an HTTP request sent to the client port: nothing of it ran), auth_timeout (a password set, not authenticated within 10 s of connecting).',
+    help: 'Client connections refused or closed by a guard: limit (--max-connections reached, every open connection authenticated: the new one), evicted (--max-connections reached: the oldest connection not authenticated, or with no password that sent no request, closed for a new one), buffer_full (--max-client-buffer-bytes of unfinished and parked requests held), output_full (among the connections holding the most replies once all held --max-client-output-bytes, those not seen reading first), tls_handshake (a TLS handshake not finished within 10 s, or the oldest of more than 1,024 in progress), http_request (an HTTP request sent to the client port: nothing of it ran), auth_timeout (a password set, not authenticated within 10 s of connecting).',
     labelNames: ['reason'],
     registers: [registry],
   });

@@ -6,7 +6,7 @@ import type { Registry } from 'prom-client';
 import pkg from '../../package.json' with { type: 'json' };
 import { type Coordinator, MULTI_READ_BYTES } from '../coordinator/index.ts';
 import { KvError, wireCode } from '../errors/index.ts';
-import { atTurnEnd, listen, TurnBudget, turnPasses } from '../net/index.ts';
+import { atTurnEnd, listen, Slots, TurnBudget, turnPasses } from '../net/index.ts';
 import { type Logger, LogThrottle } from '../observability/index.ts';
 import {
   ARG_OVERHEAD,
@@ -179,6 +179,11 @@ export function unauthenticatedLimitsOf(
 export class KvServer {
   readonly #server: Server;
   readonly #connections = new Set<Connection>();
+  /**
+   * --max-connections slots: at the limit a connection that has not proven itself (authenticated,
+   * or with no password sent a request) is closed for a new one (net/slots.ts).
+   */
+  readonly #slots: Slots<Connection>;
   readonly #ctx: ConnectionContext;
   readonly #metrics: ServerMetrics;
   readonly #opts: ServerOptions;
@@ -198,6 +203,7 @@ export class KvServer {
   private constructor(opts: ServerOptions) {
     this.#opts = opts;
     this.#metrics = registerServerMetrics(opts.registry);
+    this.#slots = new Slots<Connection>(opts.maxConnections);
     const respLimits = respLimitsOf(opts.limits);
     const passwordBytes = Buffer.byteLength(opts.password ?? '');
     const maxLineBytes = textLineLimitOf(opts.maxLineBytes, opts.limits, passwordBytes);
@@ -350,16 +356,22 @@ export class KvServer {
 
   #accept(socket: Socket): void {
     this.#handshakes?.done(socket);
-    if (this.#connections.size >= this.#opts.maxConnections) {
+    if (this.#slots.full) {
       this.#refuse(socket);
       return;
     }
-    const conn = new Connection(socket, this.#ctx);
+    const conn = new Connection(socket, this.#ctx, () => this.#slots.prove(conn));
+    const taken = this.#slots.take(conn);
+    if (taken.outcome === 'evicted') {
+      this.#metrics.rejectedConnections.labels('evicted').inc();
+      taken.evicted.displace();
+    }
     this.#accepted++;
     this.#connections.add(conn);
     this.#metrics.connections.inc();
     this.#metrics.connectionsTotal.inc();
     socket.once('close', () => {
+      this.#slots.free(conn);
       this.#connections.delete(conn);
       this.#metrics.connections.dec();
     });

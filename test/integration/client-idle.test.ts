@@ -36,6 +36,7 @@ async function metric(node: NodeProcess, series: string): Promise<number> {
 }
 
 const LINE = 'ERR MAX_CLIENTS server: too many client connections';
+const DISPLACED = `${LINE}: this one, silent or not authenticated since it connected, was closed for a new one`;
 const WAIT = { timeout: 15_000 };
 
 describe('the connection cap', () => {
@@ -87,16 +88,17 @@ describe('connections that do not authenticate', () => {
     guessing.socket.write('AUTH guess\n');
     const pings = setInterval(() => pinging.socket.write('PING\n'), 1000);
     defer(() => clearInterval(pings));
-    const refused = await raw(node.port);
-    await expect.poll(refused.closed, WAIT).toBe(true);
-    expect(refused.got()).toBe(`${LINE}\n`);
-    for (const s of [silent, pinging, guessing])
+    // The cap is reached: a newcomer takes the slot of the oldest one not authenticated.
+    const newcomer = await raw(node.port);
+    await expect.poll(silent.closed, WAIT).toBe(true);
+    expect(silent.got()).toBe(`${DISPLACED}\n`);
+    for (const s of [newcomer, pinging, guessing])
       await expect.poll(s.closed, { timeout: 30_000 }).toBe(true);
     clearInterval(pings);
     // Each is told why, after the replies to what it sent.
     const told =
       'ERR NOAUTH server: not authenticated within 10 s of connecting, connection closed\n';
-    expect(silent.got()).toBe(told);
+    expect(newcomer.got()).toBe(told);
     expect(pinging.got()).toMatch(/^(PONG\n)+ERR NOAUTH server: not authenticated within 10 s/);
     expect(guessing.got()).toMatch(/^ERR .*\nERR NOAUTH server: not authenticated within 10 s/);
     expect(await metric(node, 'kvstore_connections_rejected_total{reason="auth_timeout"}')).toBe(3);
@@ -106,6 +108,69 @@ describe('connections that do not authenticate', () => {
     expect(await next.call(`AUTH ${password}`)).toBe('OK');
     expect(await member.call('PING')).toBe('PONG');
   }, 60_000);
+});
+
+/**
+ * An attacker that keeps `n` connections to `port` open, half of them silent and half sending a
+ * line one byte a second (slowloris), and opens another 20 ms after the node closes one.
+ */
+function crowd(port: number, n: number) {
+  let stopped = false;
+  const open = new Set<Socket>();
+  const dial = (i: number) => {
+    if (stopped) return;
+    const s = connect({ port, host: '127.0.0.1' });
+    open.add(s);
+    s.on('error', () => {});
+    const drip = i % 2 === 0 ? null : setInterval(() => s.writable && s.write('P'), 1000).unref();
+    s.once('close', () => {
+      open.delete(s);
+      if (drip !== null) clearInterval(drip);
+      if (!stopped) setTimeout(() => dial(i), 20);
+    });
+  };
+  for (let i = 0; i < n; i++) dial(i);
+  const stop = () => {
+    stopped = true;
+    for (const s of open) s.destroy();
+  };
+  defer(stop);
+  return stop;
+}
+
+// Before, strangers that connected and said nothing (or a line a byte a second) held every slot
+// for as long as they liked: with no password nothing closed them (--client-idle-timeout-ms is off
+// by default), and with one, the 10 s auth timeout freed each slot for the next redial.
+describe('strangers at the connection cap', () => {
+  it.each([
+    ['with no password', undefined],
+    ['with a password', 'open sesame'],
+  ])(
+    'do not keep clients out %s',
+    async (_, password) => {
+      const node = await startNodeProcess({
+        args: ['--max-connections', '20'],
+        ...(password === undefined ? {} : { env: { KV_PASSWORD: password } }),
+      });
+      crowd(node.port, 30);
+      await expect.poll(() => metric(node, 'kvstore_connections'), WAIT).toBe(20);
+      const clients: LineClient[] = [];
+      for (let i = 0; i < 5; i++) {
+        const c = await LineClient.connect(node.port);
+        defer(() => c.close());
+        if (password !== undefined) expect(await c.call(`AUTH ${password}`)).toBe('OK');
+        expect(await c.call('PING')).toBe('PONG');
+        clients.push(c);
+      }
+      // The attacker keeps at it for 2 s more; the clients keep their connections.
+      await new Promise((r) => setTimeout(r, 2000));
+      for (const c of clients) expect(await c.call('PING')).toBe('PONG');
+      expect(
+        await metric(node, 'kvstore_connections_rejected_total{reason="evicted"}'),
+      ).toBeGreaterThan(0);
+    },
+    60_000,
+  );
 });
 
 describe('--client-idle-timeout-ms', () => {
