@@ -44,8 +44,16 @@ export interface RestoreState {
 
 /** A session with no page asked for this long is closed (its snapshot released). */
 export const SESSION_IDLE_MS = 60_000;
-/** Sessions open at once on one member; more are refused. */
-const MAX_SESSIONS = 4;
+/** Sessions open at once on one member; more are refused, or shed one (SHED_IDLE_MS). */
+export const MAX_SESSIONS = 4;
+/**
+ * A new session asked for while MAX_SESSIONS are open ends the one that asked for no page
+ * longest, if that was at least this long ago: a reader stalled (or reading slower than a page
+ * of PAGE_BYTES every 10 s, about 100 KiB/s per member) gives way to one that waits.
+ */
+export const SHED_IDLE_MS = 10_000;
+/** Ids of shed sessions remembered, to tell their readers why (the oldest forgotten first). */
+const SHED_REMEMBERED = 64;
 /** Largest page a caller may ask for, in bytes of keys and records. */
 const MAX_PAGE_BYTES = 8 * 1024 * 1024;
 /** Entries per page at most (a peer reply is checked against it). */
@@ -55,6 +63,8 @@ interface Session {
   readonly records: Generator<ScannedRecord>;
   readonly at: string;
   timer: NodeJS.Timeout;
+  /** When a page was last asked for (performance.now()). */
+  asked: number;
   /** A record read but not sent yet (it did not fit the last page). */
   held: WireEntry | null;
 }
@@ -74,6 +84,8 @@ export class BackupSessions {
   readonly #storage: Storage;
   readonly #incarnation: string;
   readonly #sessions = new Map<string, Session>();
+  /** Sessions shed for another (SHED_IDLE_MS), oldest first. */
+  readonly #shed = new Set<string>();
   #closed = false;
 
   constructor(storage: Storage, incarnation: string) {
@@ -114,19 +126,24 @@ export class BackupSessions {
     let s = id === undefined ? undefined : this.#sessions.get(id);
     if (id === undefined) {
       if (this.#closed) throw fail('this member is stopping');
-      if (this.#sessions.size >= MAX_SESSIONS) {
-        throw fail(`${MAX_SESSIONS} backups are reading this member already`);
-      }
+      if (this.#sessions.size >= MAX_SESSIONS) this.#shedIdlest();
       id = nodeCrypto().randomBytes(12).toString('hex');
       const records = this.#storage.scan({ start: Buffer.alloc(0), end: null });
-      s = { records, at: new Date().toISOString(), timer: this.#expiry(id), held: null };
+      const at = new Date().toISOString();
+      s = { records, at, timer: this.#expiry(id), asked: performance.now(), held: null };
       this.#sessions.set(id, s);
     } else if (s === undefined) {
+      if (this.#shed.has(id)) {
+        throw fail(
+          `session ${id} was closed for another backup: it asked for no page in ${SHED_IDLE_MS} ms while ${MAX_SESSIONS} were open (a reader stalled or too slow)`,
+        );
+      }
       throw fail(
         `session ${id.slice(0, 32)} is unknown (ended, or idle over ${SESSION_IDLE_MS} ms)`,
       );
     } else {
       s.timer.refresh();
+      s.asked = performance.now();
     }
     const e: WireEntry[] = [];
     let bytes = 0;
@@ -162,6 +179,23 @@ export class BackupSessions {
     const { liveKeys, tombstones } = this.#storage.stats();
     const restoring = readStateDoc(this.#storage, 'restore') ?? null;
     return { keys: liveKeys, tombstones, restoring };
+  }
+
+  /**
+   * MAX_SESSIONS are open: ends the one that asked for no page longest if that was SHED_IDLE_MS
+   * ago or more, else throws (every one is being read).
+   */
+  #shedIdlest(): void {
+    let idlest: [string, Session] | null = null;
+    for (const e of this.#sessions) if (idlest === null || e[1].asked < idlest[1].asked) idlest = e;
+    if (idlest === null || performance.now() - idlest[1].asked < SHED_IDLE_MS) {
+      throw fail(
+        `${MAX_SESSIONS} backups are reading this member already (each asked for a page within ${SHED_IDLE_MS} ms)`,
+      );
+    }
+    this.#end(idlest[0]);
+    this.#shed.add(idlest[0]);
+    if (this.#shed.size > SHED_REMEMBERED) this.#shed.delete(this.#shed.values().next().value!);
   }
 
   #expiry(id: string): NodeJS.Timeout {
