@@ -141,6 +141,8 @@ const LARGE_REPLY = WRITE_NOW_BYTES;
  * replies still on their way. A client that closes its side ends this at once.
  */
 const LINGER_MS = 250;
+/** A connection closed for a new one (displace) is destroyed this long after, told or not. */
+const DISPLACED_GRACE_MS = 1000;
 /**
  * With a password set, a connection that has not authenticated this long after it opened is
  * closed (`reason="auth_timeout"`): clients send AUTH (or HELLO AUTH) as they connect, and
@@ -1131,6 +1133,9 @@ export class Connection implements OutputHolder, ReplyWaiter {
     this.#pushReply(DISPLACED);
     this.#quitting = true;
     this.#scheduleFlush();
+    // A client that does not read what it is told must not keep the socket past its slot.
+    const backstop = setTimeout(() => this.#socket.destroy(), DISPLACED_GRACE_MS);
+    this.#socket.once('close', () => clearTimeout(backstop));
   }
 
   /** No bytes moved for --client-idle-timeout-ms: close unless a command is still running. */

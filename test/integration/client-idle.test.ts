@@ -173,6 +173,26 @@ describe('strangers at the connection cap', () => {
   );
 });
 
+describe('a connection closed for a new one', () => {
+  it('is gone within a second even when it does not read the reason', async () => {
+    const node = await startNodeProcess({
+      args: ['--max-connections', '1'],
+      env: { KV_PASSWORD: 'open sesame' },
+    });
+    // Unauthenticated PINGs are answered; never read, their PONGs fill the socket's buffers.
+    const stuffed = await raw(node.port);
+    stuffed.socket.pause();
+    stuffed.socket.write('PING\n'.repeat(2_000_000));
+    await expect
+      .poll(() => metric(node, 'kvstore_client_output_bytes'), WAIT)
+      .toBeGreaterThan(64 * 1024);
+    const newcomer = await raw(node.port);
+    await expect.poll(() => metric(node, 'kvstore_connections'), WAIT).toBe(1);
+    expect(newcomer.closed()).toBe(false);
+    expect(await metric(node, 'kvstore_connections_rejected_total{reason="evicted"}')).toBe(1);
+  }, 60_000);
+});
+
 describe('--client-idle-timeout-ms', () => {
   it('closes a connection idle that long; traffic keeps one open', async () => {
     const node = await startNodeProcess({ args: ['--client-idle-timeout-ms', '3000'] });
