@@ -46,10 +46,14 @@ import {
 } from './quorum.ts';
 
 /**
- * What a read got: the answers of its quorum, every request it made (for read repair), and the
- * replicas it asked for headers only (DigestPlan).
+ * What a read got: the answers of its quorum, every request it made (for read repair), the
+ * replicas it asked for headers only (DigestPlan), and when it began (Date.now(), before it
+ * asked any replica: what it writes back must land within ClusterOptions.repairWithinMs of it).
  */
-type Asked = TargetedResult<Buffer | null> & { readonly heads: ReadonlySet<string> };
+type Asked = TargetedResult<Buffer | null> & {
+  readonly heads: ReadonlySet<string>;
+  readonly start: number;
+};
 
 import { ReadPreference } from './read-preference.ts';
 import { scatterScan } from './scatter.ts';
@@ -112,6 +116,13 @@ export interface ClusterOptions {
   readonly readRepairChance: number;
   /** How long a read waits for its quorum before it asks the replicas it has not asked. */
   readonly readSpeculateMs: number;
+  /**
+   * How long after a read began a repair made of it may land (repairWithinMs: less than any
+   * tombstone the read did not see could be collected in): each repair carries that deadline, is
+   * not sent past it, and is hinted when it fails only before it. 0 or less: no read repair.
+   * Absent: no bound.
+   */
+  readonly repairWithinMs?: number;
   readonly maxScanKeys: number;
   /** --max-value-bytes: how many keys an MGET or EXISTS reads at once (multiReadBounds). */
   readonly maxValueBytes?: number;
@@ -166,6 +177,7 @@ type Fail = (err: unknown) => void;
 export class ClusterCoordinator implements Coordinator {
   readonly #o: ClusterOptions;
   readonly #repairs: Counter;
+  readonly #repairsDropped: Counter;
   readonly #speculations: Counter;
   readonly #fetches: Counter;
   readonly #rerouted: Counter;
@@ -201,6 +213,11 @@ export class ClusterCoordinator implements Coordinator {
     this.#repairs = new Counter({
       name: 'kvstore_read_repairs_total',
       help: 'Replicas sent a newer version because a read found them stale.',
+      registers: [opts.registry],
+    });
+    this.#repairsDropped = new Counter({
+      name: 'kvstore_read_repairs_dropped_total',
+      help: "Read repairs not sent, or failed and not hinted, because they could have landed after a tombstone over the value they carry was collected: past the read's start plus the repair window (--tombstone-grace-ms less clock offsets and a tombstone's copy time).",
       registers: [opts.registry],
     });
     this.#speculations = new Counter({
@@ -586,6 +603,8 @@ export class ClusterCoordinator implements Coordinator {
       waited.then(done, fail);
       return;
     }
+    // Before any replica is asked: what the read finds is as of then or later (Asked.start).
+    const start = Date.now();
     if (p.settled !== p.target || this.#preference.askAll(this.#o.readRepairChance)) {
       try {
         this.#vouched(p, 'read');
@@ -593,7 +612,7 @@ export class ClusterCoordinator implements Coordinator {
         fail(err);
         return;
       }
-      this.#askAll(key, p, value)
+      this.#askAll(key, p, value, start)
         .then((asked) => this.#newest(key, p, asked, value))
         .then(done, fail);
       return;
@@ -602,10 +621,10 @@ export class ClusterCoordinator implements Coordinator {
       Math.min(this.#o.readQuorum, p.target.length) === 2 &&
       p.target.includes(this.#o.replicas.self)
     ) {
-      this.#readHereAndOne(key, p, value, done, fail);
+      this.#readHereAndOne(key, p, value, start, done, fail);
       return;
     }
-    this.#askQuorum(key, p, value)
+    this.#askQuorum(key, p, value, start)
       .then((asked) => this.#newest(key, p, asked, value))
       .then(done, fail);
   }
@@ -629,7 +648,14 @@ export class ClusterCoordinator implements Coordinator {
    * the whole one). When the header is this node's record's, as replicas in step return, nothing
    * else is made: no answer maps, no repair.
    */
-  #readHereAndOne(key: Buffer, p: Placement, value: boolean, done: ReadDone, fail: Fail): void {
+  #readHereAndOne(
+    key: Buffer,
+    p: Placement,
+    value: boolean,
+    start: number,
+    done: ReadDone,
+    fail: Fail,
+  ): void {
     this.#quorumReads.inc();
     this.#readsHere.inc();
     const early = this.#takeHere(key);
@@ -661,7 +687,7 @@ export class ClusterCoordinator implements Coordinator {
             ...calls.map((c) => [c.name, c.promise] as const),
           ]);
           const heads = new Set(calls.map((c) => c.name));
-          newest = this.#newest(key, p, { ok: answers, calls: all, heads }, value);
+          newest = this.#newest(key, p, { ok: answers, calls: all, heads, start }, value);
         }
       } catch (err) {
         fail(err);
@@ -697,11 +723,10 @@ export class ClusterCoordinator implements Coordinator {
     asked: Asked,
     value: boolean,
   ): StoredRecord | null | Promise<StoredRecord | null> {
-    const { ok: answers, calls, heads } = asked;
-    const newest = newestOf(answers, heads);
+    const newest = newestOf(asked.ok, asked.heads);
     if (newest.record === null) return null;
     if (newest.whole !== null) {
-      this.#repair(key, newest.record, newest.whole, calls, answers, p.target);
+      this.#repair(key, newest.record, newest.whole, asked, p.target);
       return newest.record;
     }
     const header = newest.record;
@@ -710,7 +735,7 @@ export class ClusterCoordinator implements Coordinator {
       return header;
     }
     return this.#fetch(key, p, newest.holders, header).then((got) => {
-      this.#repair(key, got.record, got.raw, calls, answers, p.target);
+      this.#repair(key, got.record, got.raw, asked, p.target);
       return got.record;
     });
   }
@@ -733,7 +758,7 @@ export class ClusterCoordinator implements Coordinator {
       if (fetched) return;
       fetched = true;
       this.#fetch(key, p, holders, header).then(
-        (got) => this.#repair(key, got.record, got.raw, asked.calls, asked.ok, p.target),
+        (got) => this.#repair(key, got.record, got.raw, asked, p.target),
         () => {},
       );
     };
@@ -797,7 +822,7 @@ export class ClusterCoordinator implements Coordinator {
   }
 
   /** Asks a read quorum of the target owners first (see the class comment). */
-  #askQuorum(key: Buffer, p: Placement, value: boolean): Promise<Asked> {
+  #askQuorum(key: Buffer, p: Placement, value: boolean, start: number): Promise<Asked> {
     this.#quorumReads.inc();
     const owners = p.target;
     const plan = new DigestPlan(this.#o.replicas.self, value);
@@ -809,7 +834,7 @@ export class ClusterCoordinator implements Coordinator {
       speculateMs: this.#o.readSpeculateMs,
       onSpeculate: this.#onSpeculate,
       what: 'read quorum',
-    }).then(({ ok, calls }) => ({ ok, calls, heads: plan.heads }));
+    }).then(({ ok, calls }) => ({ ok, calls, heads: plan.heads, start }));
   }
 
   /**
@@ -840,7 +865,7 @@ export class ClusterCoordinator implements Coordinator {
    * Asks every owner in both rings, in #askOrder's order (the first whole, DigestPlan); a read
    * quorum in each must answer.
    */
-  async #askAll(key: Buffer, p: Placement, value: boolean): Promise<Asked> {
+  async #askAll(key: Buffer, p: Placement, value: boolean, start: number): Promise<Asked> {
     this.#allReads.inc();
     const plan = new DigestPlan(this.#o.replicas.self, value);
     const calls = new Map<string, Promise<Buffer | null>>();
@@ -851,47 +876,70 @@ export class ClusterCoordinator implements Coordinator {
       );
     }
     const ok = await quorum(calls, this.#groups(p, this.#o.readQuorum), 'read quorum');
-    return { ok, calls, heads: plan.heads };
+    return { ok, calls, heads: plan.heads, start };
   }
 
   /**
    * Sends the newest record to the target owners that returned an older one (or none): those in
-   * `answers` at once, the others as they answer. An answer may be a header (DigestPlan): it
-   * orders as its record does.
+   * the read's answers at once, the others as they answer. An answer may be a header
+   * (DigestPlan): it orders as its record does.
    */
   #repair(
     key: Buffer,
     newest: StoredRecord,
     raw: Buffer,
-    calls: Map<string, Promise<Buffer | null>>,
-    answers: ReadonlyMap<string, Buffer | null>,
+    asked: Asked,
     owners: readonly string[],
   ): void {
-    for (const [name, call] of calls) {
+    const deadline = this.#repairDeadline(asked.start);
+    for (const [name, call] of asked.calls) {
       // Only owners in the target ring are repaired: a settled-ring owner that is losing the key
       // may already have dropped it, and must not be handed a copy it no longer owns.
       if (!owners.includes(name)) continue;
-      const theirs = answers.get(name);
-      if (theirs !== undefined) this.#repairOne(name, key, newest, raw, theirs);
+      const theirs = asked.ok.get(name);
+      if (theirs !== undefined) this.#repairOne(name, key, newest, raw, theirs, deadline);
       else
         call.then(
-          (t) => this.#repairOne(name, key, newest, raw, t),
+          (t) => this.#repairOne(name, key, newest, raw, t, deadline),
           () => {},
         );
     }
   }
 
-  /** Repairs `name` when `theirs` (its answer, whole or a header) is older than `newest` (`raw`). */
+  /**
+   * The time (Date.now()) by which a repair of a read begun at `start` must land
+   * (ClusterOptions.repairWithinMs); undefined: no bound.
+   */
+  #repairDeadline(start: number): number | undefined {
+    const within = this.#o.repairWithinMs;
+    return within === undefined ? undefined : start + within;
+  }
+
+  /**
+   * Repairs `name` when `theirs` (its answer, whole or a header) is older than `newest` (`raw`),
+   * by `deadline` (#repairDeadline): past it the repair is dropped, not sent, and one that fails
+   * is hinted only while before it. A repair writes back what the read found when it began, and
+   * a delete made since may have been collected past it: sent later, or hinted and delivered
+   * later, it would bring the deleted value back.
+   */
   #repairOne(
     name: string,
     key: Buffer,
     newest: StoredRecord,
     raw: Buffer,
     theirs: Buffer | null,
+    deadline: number | undefined,
   ): void {
     if (theirs !== null && (sameWrite(theirs, raw) || !olderThan(theirs, newest))) return;
+    if (deadline !== undefined && Date.now() >= deadline) {
+      this.#repairsDropped.inc();
+      return;
+    }
     this.#repairs.inc();
-    this.#o.replicas.apply(name, [[key, raw]]).catch(() => this.#o.hint(name, key, raw));
+    this.#o.replicas.apply(name, [[key, raw]], undefined, { deadline }).catch(() => {
+      if (deadline === undefined || Date.now() < deadline) this.#o.hint(name, key, raw);
+      else this.#repairsDropped.inc();
+    });
   }
 
   #get(key: Buffer, p: Placement): Promise<Reply> {

@@ -60,6 +60,7 @@ import {
   recentRecord,
   registerAntiEntropyMetrics,
   registerRebalanceMetrics,
+  repairWithinMs,
   startCollector,
 } from '../rebalance/index.ts';
 import {
@@ -294,6 +295,12 @@ export async function startCluster(
   let topology: Topology | null = null;
   // Records newer than this are under no collected tombstone (RingFencing, Hints, dropHints).
   const freshWithin = config.tombstoneGraceMs - config.maxClockOffsetMs;
+  // What a read (or an anti-entropy range) got lands within this of when it began, or not at all.
+  const repairWithin = repairWithinMs(
+    config.peerTimeoutMs,
+    config.tombstoneGraceMs,
+    config.maxClockOffsetMs,
+  );
   // Set below: asking the members for their hellos is how a ring fence's refusal is acted on.
   let learnRings: () => Promise<unknown> = () => Promise.resolve();
   // Data between a member taken out of the ring and the others, refused both ways until it learns.
@@ -783,6 +790,7 @@ export async function startCluster(
     writeQuorum: config.writeQuorum,
     readRepairChance: config.readRepairChance,
     readSpeculateMs: config.readSpeculateMs,
+    repairWithinMs: repairWithin,
     maxScanKeys: config.maxScanKeys,
     maxValueBytes: config.maxValueBytes,
     maxMultiReadBytes: config.maxMultiReadBytes,

@@ -22,4 +22,4 @@ export { Rebalancer, type RebalancerOptions } from './manager.ts';
 export { type RebalanceMetrics, registerRebalanceMetrics } from './metrics.ts';
 export type { StreamProgress } from './progress.ts';
 export { ProgressCounter } from './progress.ts';
-export { copyTimeoutMs, readWaitMs } from './transfer.ts';
+export { copyTimeoutMs, readWaitMs, repairWithinMs } from './transfer.ts';

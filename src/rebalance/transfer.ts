@@ -2,6 +2,7 @@
 
 import { KvError } from '../errors/index.ts';
 import { FLOOR_RATE } from '../peer/index.ts';
+import { MAX_KEY_BYTES } from '../storage/index.ts';
 
 /**
  * The timeout (and deadline window) of a bulk request of `bytes` (hint delivery, a stream batch,
@@ -45,6 +46,33 @@ export function readWaitMs(
 ): number {
   const copy = copyTimeoutMs(peerTimeoutMs, freshWithinMs, maxRecordBytes);
   return Math.max(peerTimeoutMs, Math.floor((freshWithinMs - 1 - copy) / hops));
+}
+
+/** Bytes of a tombstone on the wire at most: the longest key and a record's header. */
+const TOMBSTONE_BYTES = MAX_KEY_BYTES + 512;
+
+/**
+ * How long after a read began what it read may still land on a replica (a read repair, a hint
+ * made of one that failed, an anti-entropy push or pull): sooner than any tombstone over it that
+ * the read did not see can be collected. Such a tombstone T was not on the replica asked when it
+ * answered (no earlier than the read's start less the clock offset), so it landed there later,
+ * by its copy's deadline (T's version, made in the turn its copies go, plus a tombstone's copy
+ * timeout) plus the offset a replica allows: T's version is later than the read's start less
+ * two offsets and that copy timeout. T is collected once --tombstone-grace-ms passed since, on a
+ * clock within the offset; a copy with deadline d lands by d plus the offset. Hence the grace
+ * less three offsets, a tombstone's copy timeout and 1 ms. At the default grace (1 h) that is
+ * 3,596 s; at 10 s 6.5 s; a grace under the peer timeout plus three offsets leaves none (read
+ * repair off: anti-entropy, hints and later reads' quorums still bring replicas in step).
+ * A REMOVE that finds nothing live makes its tombstone's version as it arrives, before its
+ * read: that tombstone can be older than this counts by the REMOVE's read (docs/cluster.md).
+ */
+export function repairWithinMs(
+  peerTimeoutMs: number,
+  graceMs: number,
+  maxClockOffsetMs: number,
+): number {
+  const tombstone = copyTimeoutMs(peerTimeoutMs, graceMs - maxClockOffsetMs, TOMBSTONE_BYTES);
+  return graceMs - 3 * maxClockOffsetMs - tombstone - 1;
 }
 
 /** Whether `err` says a bulk request took too long (for the link, or the member's disk). */

@@ -11,6 +11,9 @@ import {
   Replicas,
 } from '../../src/replica/index.ts';
 import { Storage } from '../../src/storage/index.ts';
+
+const b = (s: string) => Buffer.from(s);
+
 import { defer } from './defer.ts';
 import { tempDir } from './node-process.ts';
 
@@ -65,4 +68,26 @@ export function coordinatorOf(
     maxScanKeys: 100,
     registry: new Registry(),
   });
+}
+
+/**
+ * A test's GET through `coordinator` (the value, or the reply's type), and its writes of `value`
+ * at `key` straight into the stores (`storeOf`) of the members `on`, with a fresh version of
+ * `local`'s clock.
+ */
+export function getAndPutOn(
+  coordinator: ClusterCoordinator,
+  local: Storage,
+  storeOf: (name: string) => Storage,
+) {
+  const get = async (key: string) => {
+    const r = await coordinator.execute({ type: 'get', key: b(key) });
+    return r.type === 'value' ? r.value.toString() : r.type;
+  };
+  const putOn = async (on: string[], key: string, value: string) => {
+    const version = local.clock.now();
+    for (const n of on)
+      await storeOf(n).apply(b(key), { version, tombstone: false, value: b(value) });
+  };
+  return { get, putOn };
 }

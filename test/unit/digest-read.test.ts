@@ -22,6 +22,7 @@ import {
   type StoredRecord,
   withoutValue,
 } from '../../src/storage/index.ts';
+import { getAndPutOn } from '../helpers/coordinators.ts';
 import { defer } from '../helpers/defer.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 
@@ -224,16 +225,7 @@ function cluster(names: string[], opts: { readQuorum?: number; readRepairChance?
   });
   const metric = async (name: string) =>
     (await registry.getSingleMetric(name)!.get()).values.reduce((n, v) => n + v.value, 0);
-  const get = async (key: string) => {
-    const r = await coordinator.execute({ type: 'get', key: b(key) });
-    return r.type === 'value' ? r.value.toString() : r.type;
-  };
-  /** Writes `value` at `key` straight into the stores of `on`, with a fresh version. */
-  const putOn = async (on: string[], key: string, value: string) => {
-    const version = local.clock.now();
-    for (const n of on)
-      await stores.get(n)!.apply(b(key), { version, tombstone: false, value: b(value) });
-  };
+  const { get, putOn } = getAndPutOn(coordinator, local, (n) => stores.get(n)!);
   const valueOn = (n: string, key: string) => stores.get(n)!.get(b(key))?.value.toString();
   /** The owners of `key` other than a, in the order a asks them. */
   const others = (key: string) => topology.place(b(key)).target.filter((n) => n !== 'a');
