@@ -736,6 +736,7 @@ export async function startCluster(
     interruptions: () => membership.interruptions(),
     intervalMs: config.antiEntropyIntervalMs,
     timeoutMs: config.peerTimeoutMs,
+    repairWithinMs: repairWithin,
     metrics: registerAntiEntropyMetrics(registry),
     logger: log,
   });

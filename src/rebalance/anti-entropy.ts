@@ -55,6 +55,13 @@ import { BatchSizes, tooSlow, transferTimeoutMs } from './transfer.ts';
  * never more than a tenth of the time (the next pass waits nine times the length of the last).
  */
 
+/** Repairs not written back: their records were read longer ago than the repair window. */
+const pastWindow = () =>
+  new KvError(
+    'KV_ERR_EXPIRED',
+    'anti-entropy: records read longer ago than the repair window (--tombstone-grace-ms less clock offsets and a tombstone copy timeout) were not written back',
+  );
+
 /** Buckets per range: the top 8 bits of a key's token. */
 export const DIGEST_BUCKETS = 256;
 /** The most keys one `antiEntropyDigest` request scans on the member asked. */
@@ -214,6 +221,14 @@ export interface AntiEntropyOptions {
    * this plus a full reply's (transfer.ts).
    */
   readonly timeoutMs: number;
+  /**
+   * How long after a range's records were read its repairs may still land (repairWithinMs,
+   * --tombstone-grace-ms less clock offsets and a tombstone copy's timeout): a record pushed or
+   * pulled later could land after a tombstone written over it since was collected. Pushes carry
+   * the deadline; none is sent, nor a pulled one stored, past it (the pass ends, and is tried
+   * again). Absent: no bound.
+   */
+  readonly repairWithinMs?: number;
   readonly metrics: AntiEntropyMetrics;
   readonly logger: Logger;
 }
@@ -418,6 +433,9 @@ export class AntiEntropy {
     unchanged: () => boolean,
   ): Promise<{ pushed: number; pulled: number } | null> {
     const { self, call, versions, replicas, logger } = this.#o;
+    const within = this.#o.repairWithinMs ?? Number.POSITIVE_INFINITY;
+    // Their records are read after this: what is pulled is stored by then plus the window.
+    const pullBy = Date.now() + within;
     const theirs = new Map<string, Buffer>();
     let from = after;
     for (;;) {
@@ -448,6 +466,8 @@ export class AntiEntropy {
       from = page.e[page.e.length - 1]![0];
     }
     if (!unchanged()) return null;
+    // This node's records are read after this: what is pushed lands by then plus the window.
+    const pushBy = Date.now() + within;
     const push: WireEntry[] = [];
     const pull: WireEntry[] = [];
     for (const [key, raw] of this.#shared(peer, after, end, bitmap)) {
@@ -463,8 +483,11 @@ export class AntiEntropy {
     }
     for (const [k, raw] of theirs) pull.push([Buffer.from(k, 'latin1'), raw]);
     try {
-      await this.#push(peer, push);
-      for (const batch of batches(pull)) await replicas.apply(self, batch);
+      await this.#push(peer, push, pushBy);
+      for (const batch of batches(pull)) {
+        if (Date.now() >= pullBy) throw pastWindow();
+        await replicas.apply(self, batch);
+      }
     } catch (err) {
       logger.warn({ peer, err }, 'anti-entropy repair not applied');
       return null;
@@ -480,7 +503,7 @@ export class AntiEntropy {
    * the repair gives up (a record the link carries in more than the peer timeout still gets
    * through). Rejects with the error of the batch that failed otherwise.
    */
-  async #push(peer: string, entries: readonly WireEntry[]): Promise<void> {
+  async #push(peer: string, entries: readonly WireEntry[], by: number): Promise<void> {
     for (let from = 0; from < entries.length; ) {
       const limit = this.#sizes.limit(peer);
       const batch: WireEntry[] = [];
@@ -489,7 +512,10 @@ export class AntiEntropy {
         batch.push(entries[i]!);
         bytes += entries[i]![0].length + entries[i]![1].length;
       }
-      const how = { ...BULK, timeoutMs: transferTimeoutMs(this.#o.timeoutMs, bytes) };
+      if (Date.now() >= by) throw pastWindow();
+      const timeoutMs = transferTimeoutMs(this.#o.timeoutMs, bytes);
+      // Refused where it arrives past `by` (KV_ERR_EXPIRED), as it would be past its timeout.
+      const how = { ...BULK, timeoutMs, deadline: Math.min(Date.now() + timeoutMs, by) };
       try {
         await this.#o.replicas.apply(peer, batch, undefined, how);
       } catch (err) {
