@@ -394,6 +394,8 @@ export async function startCluster(
   // Served from the start, answering once the node routes (it needs the rings and replicas).
   let antiEntropy: AntiEntropy | null = null;
   let antiEntropyServed: Record<string, (body: unknown) => unknown> | null = null;
+  // Set once made (below): what `synced` answers say this node holds, queued hints included.
+  let hintsMade: Hints | null = null;
   // A member telling it finished its decommission: probed at once, once the members are known.
   let probeMember: ((name: string) => Promise<string | null>) | null = null;
   const noticeMethods = {
@@ -419,6 +421,7 @@ export async function startCluster(
     port: config.peerPort,
     handler: createReplicaHandler({
       storage,
+      hintsHeld: () => hintsMade?.held ?? hintStore.count,
       hello: (asker) => {
         callers.heard(asker);
         if (asker.name !== undefined && asker.epoch !== undefined && asker.probeMs !== undefined)
@@ -662,6 +665,7 @@ export async function startCluster(
     metrics,
     logger: log,
   });
+  hintsMade = hints;
   const rb = new Rebalancer({
     self,
     storage,
@@ -749,6 +753,7 @@ export async function startCluster(
     replicas,
     quiet,
     graceMs: config.tombstoneGraceMs,
+    hintsHeld: () => hints.held,
     intervalMs: config.gcIntervalMs,
     dropUnowned: () => dropUnowned(),
     metrics,

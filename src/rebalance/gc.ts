@@ -3,7 +3,7 @@
 import { KvError } from '../errors/index.ts';
 import type { Topology } from '../membership/index.ts';
 import type { Logger } from '../observability/index.ts';
-import type { Replicas } from '../replica/index.ts';
+import type { Replicas, Synced } from '../replica/index.ts';
 import {
   compareRecords,
   decodeRecord,
@@ -27,6 +27,11 @@ export interface GcOptions {
    */
   readonly quiet: () => boolean;
   readonly graceMs: number;
+  /**
+   * Hints this node holds now, queued ones included (Hints.held). Collection goes on only when
+   * neither it nor any member (its `synced` answer) holds one: see collectTombstones. Absent: 0.
+   */
+  readonly hintsHeld?: () => number;
   readonly metrics: RebalanceMetrics;
   readonly logger: Logger;
 }
@@ -56,8 +61,8 @@ export async function collectTombstones(o: GcOptions): Promise<number> {
   const cutoff = Date.now() - o.graceMs;
   let removed = 0;
   let after: Buffer | null = null;
-  /** The process of each member that answered the last `synced` (syncedBy), once asked. */
-  let started: (string | undefined)[] | null = null;
+  /** What each member answered to the last `synced` (syncedBy), once asked. */
+  let started: Synced[] | null = null;
   for (;;) {
     const batch: { key: Buffer; version: Version; record: StoredRecord }[] = [];
     for (const key of o.storage.tombstoneKeys(after)) {
@@ -79,9 +84,15 @@ export async function collectTombstones(o: GcOptions): Promise<number> {
     // that synced them is the one that answered them: the same one answered `synced` before
     // the questions and after (a member restarted between its answer and its sync, its power
     // cut meanwhile, synced nothing of what it answered).
+    // And only while no member holds a hint, as it answers after the questions: a hint is a
+    // write (or a read repair) made before this pass began, perhaps of a record older than the
+    // tombstone, which its delivery would bring back once the tombstone is gone. The hellos
+    // that quiet() reads say so only a probe later: a hint made just before the grace ran out
+    // was not seen (older members do not say: their hellos alone count).
     if (safe.some(Boolean)) {
       const now = await syncedBy(o, members);
-      if (now === null || now.some((b, i) => b !== started![i])) break;
+      if (now === null || now.some((b, i) => b.process !== started![i]!.process)) break;
+      if ((o.hintsHeld?.() ?? 0) > 0 || now.some((b) => (b.hints ?? 0) > 0)) break;
       started = now;
     }
     if (!unchanged()) break;
@@ -103,10 +114,7 @@ const olderSaid = new WeakMap<GcOptions, Set<string>>();
  * tombstone is collected until it is upgraded, said once per member (warn), and once when it
  * answers (info).
  */
-async function syncedBy(
-  o: GcOptions,
-  members: readonly string[],
-): Promise<(string | undefined)[] | null> {
+async function syncedBy(o: GcOptions, members: readonly string[]): Promise<Synced[] | null> {
   const answers = await Promise.allSettled(members.map((n) => o.replicas.synced(n)));
   const said = olderSaid.get(o) ?? new Set<string>();
   olderSaid.set(o, said);
@@ -128,7 +136,7 @@ async function syncedBy(
       );
     }
   });
-  const ids: (string | undefined)[] = [];
+  const ids: Synced[] = [];
   for (const a of answers) {
     if (a.status === 'rejected') return null;
     ids.push(a.value);

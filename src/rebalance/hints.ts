@@ -68,6 +68,8 @@ export class Hints {
   readonly #o: HintsOptions;
   #queue: { target: string; key: Buffer; raw: Buffer }[] = [];
   #flushing: Promise<void> | null = null;
+  /** Hints of the batch the store is adding (neither queued nor counted by it, maybe). */
+  #adding = 0;
   #timer: NodeJS.Timeout | null = null;
   #delivering = false;
   /** Bytes of the next batch per target. */
@@ -101,14 +103,28 @@ export class Hints {
     const batch = this.#queue;
     this.#queue = [];
     if (batch.length === 0) return;
-    this.#flushing = this.#o.store.add(batch).then(
-      (kept) => {
-        if (kept < batch.length)
-          this.#o.metrics.hintsDropped.labels('full').inc(batch.length - kept);
-      },
-      (err: unknown) => this.#refused(batch.length, err),
-    );
+    this.#adding = batch.length;
+    this.#flushing = this.#o.store
+      .add(batch)
+      .then(
+        (kept) => {
+          if (kept < batch.length)
+            this.#o.metrics.hintsDropped.labels('full').inc(batch.length - kept);
+        },
+        (err: unknown) => this.#refused(batch.length, err),
+      )
+      .finally(() => {
+        this.#adding = 0;
+      });
     await this.#flushing;
+  }
+
+  /**
+   * Hints held now: stored, being stored and queued (a batch being stored may be counted twice
+   * for a moment). What `synced` answers say, for tombstone collection (GcOptions.hintsHeld).
+   */
+  get held(): number {
+    return this.#queue.length + this.#adding + this.#o.store.count;
   }
 
   /**
@@ -175,7 +191,8 @@ export class Hints {
       }
       if (!this.#o.isUp(target)) return delivered;
       // Every other hint is delivered, however old: no tombstone is collected while any member
-      // holds hints (Topology.atRest), so an old value cannot outlive a delete of its key here.
+      // holds hints (Topology.atRest, and each member's `synced` answer after collection's
+      // questions: gc.ts), so an old value cannot outlive a delete of its key here.
       const entries: WireEntry[] = hints.map((h) => [h.key, h.raw]);
       let bytes = 0;
       for (const [key, raw] of entries) bytes += key.length + raw.length;

@@ -31,6 +31,11 @@ import {
 export interface ReplicaHandlerOptions {
   readonly storage: Storage;
   /**
+   * Hints this node holds now, queued ones included (Hints.held): said in `synced` answers, so
+   * that tombstone collection sees a hint made since this node's last hello. Absent: not said.
+   */
+  readonly hintsHeld?: () => number;
+  /**
    * This node's hello answer (status and ring progress come from above), given what the asker
    * said of itself (readHelloRequest: `{}` from older versions).
    */
@@ -260,9 +265,11 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
         const n = await storage.applyBatch(entries);
         return { n } satisfies ApplyReply;
       }
-      case METHODS.synced:
+      case METHODS.synced: {
         await storage.synced();
-        return { b: processId };
+        const hints = opts.hintsHeld?.();
+        return hints === undefined ? { b: processId } : { b: processId, h: hints };
+      }
       case METHODS.scan: {
         const req = readScanRequest(body, opts.maxScanEntries);
         checkIncarnation(req.i, body);

@@ -28,4 +28,5 @@ export {
   readScanReply,
   readScanRequest,
   readSyncedReply,
+  type Synced,
 } from './wire.ts';

@@ -322,12 +322,14 @@ export const METHODS = {
   apply: 'apply',
   scan: 'scan',
   /**
-   * `synced` (`{}` -> `{b}`): answers once every record write the member decided before it came
+   * `synced` (`{}` -> `{b, h}`): answers once every record write the member decided before it came
    * is on its disk, so that what its earlier replies said it holds survives a power cut there.
    * `b`: the id of the answering process (random, made when it started): two answers with the
    * same `b` came from one process, and so did every answer it gave between them (a restart in
    * between would have lost what was not synced). Tombstone collection asks it before and after
-   * its questions. Members before it answer KV_ERR_UNKNOWN_COMMAND; the first ones with it
+   * its questions. `h`: the hints the member holds as it answers (queued ones included), which
+   * its hellos say only a probe later: collection goes on only when none holds any (absent from
+   * older versions). Members before it answer KV_ERR_UNKNOWN_COMMAND; the first ones with it
    * answer `{}`.
    */
   synced: 'synced',

@@ -22,6 +22,7 @@ import {
   readGetReply,
   readScanReply,
   readSyncedReply,
+  type Synced,
 } from './wire.ts';
 
 /**
@@ -447,13 +448,13 @@ export class Replicas {
   /**
    * Resolves once every record write `name` decided before the request came is on its disk:
    * what its earlier get replies said it holds then survives a power cut there (METHODS.synced).
-   * Resolves with the id of the process that answered (undefined from the first members with
-   * `synced`, and for `self`, whose own writes it waits for).
+   * Resolves with the id of the process that answered and the hints it holds (Synced; both
+   * undefined for `self`, whose own writes it waits for).
    */
-  async synced(name: string): Promise<string | undefined> {
+  async synced(name: string): Promise<Synced> {
     if (name === this.self) {
       await this.#storage.synced();
-      return undefined;
+      return { process: undefined, hints: undefined };
     }
     return readSyncedReply(await this.#call(name, METHODS.synced, {}));
   }

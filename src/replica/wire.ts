@@ -276,17 +276,24 @@ export function readApplyReply(reply: unknown): ApplyReply {
   return { n };
 }
 
-/**
- * `synced` reply: `{b}`, the id of the answering process (random, made when it started); absent
- * from the first members with `synced` (undefined then).
- */
-export function readSyncedReply(reply: unknown): string | undefined {
-  const b = object(reply, 'reply', 'synced reply').b;
-  if (b === undefined) return undefined;
-  if (typeof b !== 'string' || b.length === 0 || b.length > 64) {
+/** What a `synced` reply says: the answering process, and the hints it holds. */
+export interface Synced {
+  /** Its id (random, made when it started); undefined from the first members with `synced`. */
+  readonly process: string | undefined;
+  /** Hints it holds as it answers (`h`); undefined from members before it. */
+  readonly hints: number | undefined;
+}
+
+/** `synced` reply: `{b, h}` (Synced). */
+export function readSyncedReply(reply: unknown): Synced {
+  const { b, h } = object(reply, 'reply', 'synced reply');
+  if (b !== undefined && (typeof b !== 'string' || b.length === 0 || b.length > 64)) {
     throw fail('reply', 'synced reply b must be a process id');
   }
-  return b;
+  if (h !== undefined && (typeof h !== 'number' || !Number.isSafeInteger(h) || h < 0)) {
+    throw fail('reply', 'synced reply h must be a count of hints');
+  }
+  return { process: b as string | undefined, hints: h as number | undefined };
 }
 
 /** `scan` reply: `{e: [[key, record], ...], more: boolean}`; at most `limit` entries, keys ascending. */

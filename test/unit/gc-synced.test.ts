@@ -7,8 +7,9 @@ import { KvError } from '../../src/errors/index.ts';
 import { Topology } from '../../src/membership/index.ts';
 import type { Logger } from '../../src/observability/index.ts';
 import { collectTombstones, registerRebalanceMetrics } from '../../src/rebalance/index.ts';
-import type { Replicas } from '../../src/replica/index.ts';
+import { createReplicaHandler, type HelloReply, Replicas } from '../../src/replica/index.ts';
 import { HintStore, Storage } from '../../src/storage/index.ts';
+import { openStore } from '../helpers/coordinators.ts';
 import { defer } from '../helpers/defer.ts';
 import { captureLog } from '../helpers/log-capture.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
@@ -50,7 +51,7 @@ it('a member without synced holds collection up, said once; collection goes on o
       if (name === 'b' && older) {
         throw new KvError('KV_ERR_UNKNOWN_COMMAND', "replica: unknown peer method 'synced'");
       }
-      return undefined;
+      return { process: undefined, hints: undefined };
     },
   };
   const { logger, records } = captureLog();
@@ -79,12 +80,44 @@ it('a member whose process changed between its answers and its sync holds collec
       if (name === 'b') process = 'p2';
       return null;
     },
-    synced: async (name: string) => (name === 'b' ? process : 'c1'),
+    synced: async (name: string) => ({ process: name === 'b' ? process : 'c1', hints: 0 }),
   };
   const o = gcOptions(storage, replicas, captureLog().logger);
   // Before: 1 (the answers counted, synced by another process than the one that gave them).
   expect(await collectTombstones(o)).toBe(0);
   expect(storage.get(key)?.tombstone).toBe(true);
   // The same process before the questions and after: collected.
+  expect(await collectTombstones(o)).toBe(1);
+});
+
+it('a hint held as a member answers synced, or here, holds collection up (its hello said none yet)', async () => {
+  const key = Buffer.from('gone');
+  const storage = await storeWithTombstone(key);
+  // b and c: real replica handlers on stores without the key (nothing older there).
+  const held = { a: 0, b: 1, c: 0 };
+  const handlers = Object.fromEntries(
+    (['b', 'c'] as const).map((n) => [
+      n,
+      createReplicaHandler({
+        storage: openStore(n),
+        hello: () => ({}) as HelloReply,
+        incarnation: `inc-${n}`,
+        maxScanEntries: 100,
+        hintsHeld: () => held[n],
+      }),
+    ]),
+  );
+  const replicas = new Replicas('a', storage, async (name, method, body) =>
+    handlers[name]!(method, body),
+  );
+  const o = { ...gcOptions(storage, replicas, captureLog().logger), hintsHeld: () => held.a };
+  // quiet() is true throughout: the hellos it reads had not said so yet.
+  // Before: 1 (collected while b held a hint, perhaps of an older record of the key).
+  expect(await collectTombstones(o)).toBe(0);
+  held.b = 0;
+  held.a = 2;
+  expect(await collectTombstones(o)).toBe(0);
+  expect(storage.get(key)?.tombstone).toBe(true);
+  held.a = 0;
   expect(await collectTombstones(o)).toBe(1);
 });

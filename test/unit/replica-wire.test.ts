@@ -246,10 +246,13 @@ describe('peer reply decoders', () => {
     expect(codeOf(() => readGetReply('x'))).toBe('KV_ERR_PEER_PROTOCOL');
     expect(readApplyReply({ n: 0 })).toEqual({ n: 0 });
     expect(codeOf(() => readApplyReply({ n: -1 }))).toBe('KV_ERR_PEER_PROTOCOL');
-    expect(readSyncedReply({ b: '0a1b' })).toBe('0a1b');
-    expect(readSyncedReply({})).toBeUndefined();
+    expect(readSyncedReply({ b: '0a1b' })).toEqual({ process: '0a1b', hints: undefined });
+    expect(readSyncedReply({ b: '0a1b', h: 3 })).toEqual({ process: '0a1b', hints: 3 });
+    expect(readSyncedReply({})).toEqual({ process: undefined, hints: undefined });
     expect(codeOf(() => readSyncedReply({ b: 7 }))).toBe('KV_ERR_PEER_PROTOCOL');
     expect(codeOf(() => readSyncedReply({ b: 'x'.repeat(65) }))).toBe('KV_ERR_PEER_PROTOCOL');
+    expect(codeOf(() => readSyncedReply({ b: '0a1b', h: -1 }))).toBe('KV_ERR_PEER_PROTOCOL');
+    expect(codeOf(() => readSyncedReply({ b: '0a1b', h: 0.5 }))).toBe('KV_ERR_PEER_PROTOCOL');
     const a = Buffer.from('a');
     const b = Buffer.from('b');
     expect(
