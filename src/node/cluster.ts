@@ -301,6 +301,16 @@ export async function startCluster(
     config.tombstoneGraceMs,
     config.maxClockOffsetMs,
   );
+  if (repairWithin <= 0) {
+    log.warn(
+      {
+        tombstoneGraceMs: config.tombstoneGraceMs,
+        peerTimeoutMs: config.peerTimeoutMs,
+        maxClockOffsetMs: config.maxClockOffsetMs,
+      },
+      'no read repair nor anti-entropy write-back: --tombstone-grace-ms is under --peer-timeout-ms plus three --max-clock-offset-ms, which leaves no time in which a repair lands safely',
+    );
+  }
   // Set below: asking the members for their hellos is how a ring fence's refusal is acted on.
   let learnRings: () => Promise<unknown> = () => Promise.resolve();
   // Data between a member taken out of the ring and the others, refused both ways until it learns.
