@@ -200,10 +200,11 @@ export class ClusterCoordinator implements Coordinator {
         const p = this.#shared(key);
         return p === null ? this.#readHere(key) : this.#read(key, p);
       },
-      write: async (key, record) => {
+      write: async (key, record, readAt) => {
         const p = this.#shared(key);
         if (p === null) await opts.storage.apply(key, record);
-        else await this.#write(key, record, p);
+        else if (readAt === undefined) await this.#write(key, record, p);
+        else await this.#writeBack(key, record, p, readAt);
       },
       deleteAbsent: async (key, version) => {
         const p = this.#shared(key);
@@ -553,6 +554,7 @@ export class ClusterCoordinator implements Coordinator {
     p: Placement,
     encoded?: Buffer,
     placedHow?: ApplyHow,
+    hintBefore?: number,
   ): Promise<Reply> {
     // Not an async function (one per client write; its frame was the largest allocation of a
     // write's path, bench/write-path.ts): what throws rejects all the same.
@@ -572,11 +574,34 @@ export class ClusterCoordinator implements Coordinator {
         groups,
         'write quorum',
         (name) => this.#o.replicas.apply(name, entry, records, how),
-        (name) => this.#o.hint(name, key, raw),
+        (name) => {
+          if (hintBefore === undefined || Date.now() < hintBefore) this.#o.hint(name, key, raw);
+        },
       ).then(answerOk);
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /**
+   * #write of a record that carries a value read earlier, by a read begun at `readAt` (an expiry
+   * change): as a read repair (#repairOne), its copies land by `readAt` plus the repair window,
+   * or not at all, and one that fails is hinted only before then; past it the write fails before
+   * anything is sent. Its version is newer than the value's, but a delete made while the read
+   * waited wins over it (its `base`) only while that delete's tombstone is there.
+   */
+  #writeBack(key: Buffer, record: StoredRecord, p: Placement, readAt: number): Promise<Reply> {
+    const deadline = this.#repairDeadline(readAt);
+    if (deadline === undefined) return this.#write(key, record, p);
+    if (Date.now() >= deadline) {
+      return Promise.reject(
+        new KvError(
+          'KV_ERR_UNAVAILABLE',
+          `replication: the expiry change's read took longer than the repair window (${this.#o.repairWithinMs} ms: --tombstone-grace-ms less clock offsets and a tombstone copy timeout); the key was not written; retry`,
+        ),
+      );
+    }
+    return this.#write(key, record, p, undefined, { rings: p.rings, deadline }, deadline);
   }
 
   /**

@@ -23,8 +23,13 @@ export interface RecordAccess {
   version(): Version;
   /** The newest record of `key` among a read quorum (tombstones included), or null. */
   read(key: Buffer): Promise<StoredRecord | null>;
-  /** Writes `record` to the key's replicas; resolves once a write quorum made it durable. */
-  write(key: Buffer, record: StoredRecord): Promise<void>;
+  /**
+   * Writes `record` to the key's replicas; resolves once a write quorum made it durable.
+   * `readAt`: when the read began whose value `record` writes back (an expiry change): its
+   * copies must then land within the repair window of it (ClusterOptions.repairWithinMs), or the
+   * write fails and nothing of it is hinted.
+   */
+  write(key: Buffer, record: StoredRecord, readAt?: number): Promise<void>;
   /**
    * Deletes `key`, which the read found absent: a tombstone at `version` to its replicas, as
    * REMOVE writes one (a write that failed may sit on a replica the read did not ask, and would
@@ -73,13 +78,15 @@ function expiryChange(rec: StoredRecord, version: Version, at: number | undefine
 async function readForWrite(
   io: RecordAccess,
   key: Buffer,
-): Promise<{ rec: StoredRecord | null; version: Version; arrived: Version }> {
+): Promise<{ rec: StoredRecord | null; version: Version; arrived: Version; readAt: number }> {
   // Made before the read: the version of a delete of a key the read found absent (whenAbsent).
   const arrived = io.version();
+  // An expiry change writes back the value read: its copies land within the window of this.
+  const readAt = Date.now();
   const rec = await io.read(key);
   if (rec) io.clock.observe(rec.version);
   const version = io.version();
-  return { rec: rec && isLive(rec, version.wall) ? rec : null, version, arrived };
+  return { rec: rec && isLive(rec, version.wall) ? rec : null, version, arrived, readAt };
 }
 
 /**
@@ -125,17 +132,15 @@ export async function executeExpiry(cmd: ExpiryCommand, io: RecordAccess): Promi
       const { rec, version } = read;
       const at = resolveExpiry(cmd.expiry, version);
       if (!rec) return whenAbsent(io, cmd.key, at, read);
-      await io.write(
-        cmd.key,
-        at <= version.wall ? tombstone(version) : expiryChange(rec, version, at),
-      );
+      if (at <= version.wall) await io.write(cmd.key, tombstone(version));
+      else await io.write(cmd.key, expiryChange(rec, version, at), read.readAt);
       return int(1);
     }
     case 'persist': {
-      const { rec, version } = await readForWrite(io, cmd.key);
+      const { rec, version, readAt } = await readForWrite(io, cmd.key);
       if (!rec) return NOT_FOUND;
       if (rec.expiresAt === undefined) return int(0);
-      await io.write(cmd.key, expiryChange(rec, version, undefined));
+      await io.write(cmd.key, expiryChange(rec, version, undefined), readAt);
       return int(1);
     }
     case 'getex': {
@@ -158,11 +163,8 @@ export async function executeExpiry(cmd: ExpiryCommand, io: RecordAccess): Promi
       const value: Reply = { type: 'value', value: rec.value };
       if (c.kind === 'persist' && rec.expiresAt === undefined) return value;
       const at = c.kind === 'set' ? resolveExpiry(c.expiry, version) : undefined;
-      const next =
-        at !== undefined && at <= version.wall
-          ? tombstone(version)
-          : expiryChange(rec, version, at);
-      await io.write(cmd.key, next);
+      if (at !== undefined && at <= version.wall) await io.write(cmd.key, tombstone(version));
+      else await io.write(cmd.key, expiryChange(rec, version, at), read.readAt);
       return value;
     }
     case 'ttl': {

@@ -308,7 +308,7 @@ export async function startCluster(
         peerTimeoutMs: config.peerTimeoutMs,
         maxClockOffsetMs: config.maxClockOffsetMs,
       },
-      'no read repair nor anti-entropy write-back: --tombstone-grace-ms is under --peer-timeout-ms plus three --max-clock-offset-ms, which leaves no time in which a repair lands safely',
+      'no read repair nor anti-entropy write-back, and expiry changes of existing keys refused: --tombstone-grace-ms is under --peer-timeout-ms plus three --max-clock-offset-ms, which leaves no time in which a value read can be written back safely',
     );
   }
   // Set below: asking the members for their hellos is how a ring fence's refusal is acted on.

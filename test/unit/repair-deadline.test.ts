@@ -42,7 +42,8 @@ interface Held {
 /**
  * Node a's coordinator among a, b and c (RF 3, R = W = 2, every read asking all three), each
  * other member a real replica handler on its own store. Requests of the methods in `hold[name]`
- * to that member wait in `held` until let go (then answered as its store is then); copies
+ * to that member wait in `held` until let go (then answered as its store is then), and the
+ * answers of those in `holdReply[name]` (answered as its store is when asked); copies
  * (`apply`) to members in `refusing` fail at once. Hints are recorded.
  */
 function cluster(repairWithin: number | undefined = WITHIN) {
@@ -50,15 +51,17 @@ function cluster(repairWithin: number | undefined = WITHIN) {
   const stores = new Map<string, Storage>(names.map((n) => [n, openStore(n)]));
   const handlers = new Map(names.map((n) => [n, handlerOn(stores.get(n)!, `inc-${n}`)]));
   const hold = new Map<string, Set<string>>();
+  const holdReply = new Map<string, Set<string>>();
   const refusing = new Set<string>();
   const held: Held[] = [];
   const call: PeerCall = async (name, method, body) => {
     if (method === 'apply' && refusing.has(name))
       throw new KvError('KV_ERR_PEER_UNAVAILABLE', `${name} refuses copies`);
-    if (hold.get(name)?.has(method)) {
-      await new Promise<void>((go) => held.push({ method, go }));
-    }
-    return handlers.get(name)!(method, body);
+    const wait = () => new Promise<void>((go) => held.push({ method, go }));
+    if (hold.get(name)?.has(method)) await wait();
+    const reply = await handlers.get(name)!(method, body);
+    if (holdReply.get(name)?.has(method)) await wait();
+    return reply;
   };
   const recorded = Object.fromEntries(names.map((n) => [n, `inc-${n}`]));
   const topology = new Topology(names, settledRing(1, names, recorded), 3);
@@ -85,6 +88,13 @@ function cluster(repairWithin: number | undefined = WITHIN) {
     return m === undefined ? 0 : (await m.get()).values.reduce((n, v) => n + v.value, 0);
   };
   const { get, putOn } = getAndPutOn(coordinator, local, (n) => stores.get(n)!);
+  /** A delete of `key` on every member, with a fresh version. */
+  const tombstone = async (key: string) => {
+    const version = local.clock.now();
+    for (const s of stores.values())
+      await s.apply(b(key), { version, tombstone: true, value: Buffer.alloc(0) });
+  };
+  const expiresOn = (n: string, key: string) => stores.get(n)!.get(b(key))?.expiresAt;
   /** What every member holds at `key`: its value, `tombstone`, or `none`. */
   const holds = (key: string) =>
     names.map((n) => {
@@ -111,12 +121,15 @@ function cluster(repairWithin: number | undefined = WITHIN) {
   return {
     coordinator,
     hold,
+    holdReply,
     refusing,
     hinted,
     metric,
     get,
     putOn,
     holds,
+    tombstone,
+    expiresOn,
     collect,
     whenHeld,
     release,
@@ -201,6 +214,39 @@ describe('read repair lands within the window of its read, or not at all', () =>
     expect(await c.get('k')).toBe('old');
     expect(await repairOutcome(c, 'k')).toEqual({ c: 'c:none', dropped: 1, hinted: [] });
     expect(await c.metric('kvstore_read_repairs_total')).toBe(0);
+  });
+});
+
+describe('an expiry change writes the value it read back within the window of its read', () => {
+  it('fails, writing nothing, once its read took longer than the window', async () => {
+    const c = cluster();
+    await c.putOn(['a', 'b', 'c'], 'k', 'old');
+    // b and c answer 'old' as asked, but the answers come late: the read waits for one of them.
+    for (const n of ['b', 'c']) c.holdReply.set(n, new Set(['get']));
+    const expire = c.coordinator.execute({
+      type: 'expire',
+      key: b('k'),
+      expiry: { relative: true, ms: 60_000 },
+    });
+    // Meanwhile k is deleted on every member and, past the grace, its tombstone collected.
+    await c.whenHeld('get');
+    await c.tombstone('k');
+    later(WITHIN + 1);
+    await c.collect('k');
+    c.holdReply.clear();
+    await c.release('get');
+    // Before: 1, the expiry change (carrying 'old') written where the tombstone was collected.
+    await expect(expire).rejects.toThrow(/longer than the repair window/);
+    expect(c.holds('k')).toEqual(['a:none', 'b:none', 'c:none']);
+    expect(c.hinted).toEqual([]);
+  });
+
+  it('writes it within the window', async () => {
+    const c = cluster();
+    await c.putOn(['a', 'b', 'c'], 'k', 'old');
+    const expire = { type: 'expire', key: b('k'), expiry: { relative: true, ms: 60_000 } } as const;
+    expect(await c.coordinator.execute(expire)).toEqual({ type: 'integer', value: 1 });
+    for (const n of ['a', 'b', 'c']) expect(c.expiresOn(n, 'k')).toBeGreaterThan(Date.now());
   });
 });
 
