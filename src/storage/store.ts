@@ -941,7 +941,7 @@ export class Storage {
     const s = this.#state;
     const newest = compareVersions(record.version, s.hlc) > 0;
     const known =
-      newest && !onlyIfLive && record.base === undefined ? this.#kinds.get(k) : undefined;
+      newest && !onlyIfLive && record.base === undefined ? this.#kinds.get(key) : undefined;
     let was = known;
     if (was === undefined) {
       // `old` is used only here, and nothing below reads LMDB (see #peek). Its value is never
@@ -966,7 +966,7 @@ export class Storage {
       if (was === TOMBSTONE) this.#watch(() => this.#tombs.remove(key));
     }
     this.#indexExpiry(key, was, next);
-    if (known !== next) this.#kinds.set(k, next);
+    if (known !== next) this.#kinds.set(key, next);
     if (newest) s.hlc = record.version;
     this.#queue(key, bytes, k);
     if (this.#wal === null) return true; // the replay: nothing to log, nor a first write
@@ -1011,8 +1011,8 @@ export class Storage {
       this.#state.liveKeys--;
     }
     this.#indexExpiry(key, kindOf(old), ABSENT);
+    this.#kinds.set(key, ABSENT);
     const k = key.toString('latin1');
-    this.#kinds.set(k, ABSENT);
     this.#queue(key, null, k);
     this.#wal?.append(WAL_DISCARD, key, encodeRecord({ version, tombstone: true, value: EMPTY }));
     return true;

@@ -7,11 +7,12 @@ import { LIVE, RecentKinds } from '../../src/storage/kinds.ts';
 
 /** Keys of 8 characters: 96 bytes each as the map counts them, so 1,000 keys fill ROOM. */
 const ROOM = 96_000;
-const key = (i: number) => `k${String(i).padStart(7, '0')}`;
+const key = (i: number) => Buffer.from(`k${String(i).padStart(7, '0')}`);
 
 /** A write as Storage makes it of the map: ask for the key's kind, then set it when it changed. */
 function write(kinds: RecentKinds, i: number): void {
-  if (kinds.get(key(i)) !== LIVE) kinds.set(key(i), LIVE);
+  const k = key(i);
+  if (kinds.get(k) !== LIVE) kinds.set(k, LIVE);
 }
 
 /** A deterministic sequence of numbers in [0, 1) (mulberry32: 32-bit arithmetic, full period). */
@@ -75,5 +76,57 @@ describe('RecentKinds: the bound', () => {
     for (let i = 0; i < 900; i++) write(kinds, i);
     expect(kinds.idle()).toEqual({ keys: 0, bytes: 0 });
     expect(kinds.size).toBe(900);
+  });
+});
+
+describe('RecentKinds: the table of bytes', () => {
+  /**
+   * Random writes of random kinds to keys of 1 to 35 bytes (many sharing prefixes, some of one
+   * length only), with room for a few hundred: through the ring's wraps and pads, the index's
+   * growth, backward-shift deletes and shrinks, every answer is the kind last set for that key or
+   * nothing (an answer of nothing costs a read; a wrong one would corrupt the counters), and the
+   * keys set last are all answered.
+   */
+  it('answers only the kind last set for a key, and knows the keys set last', () => {
+    for (const seed of [1, 2, 3]) {
+      const kinds = new RecentKinds(30_000);
+      const last = new Map<string, number>();
+      const recent: Buffer[] = [];
+      const next = random(seed);
+      const keyOf = (n: number) => Buffer.from(`${'x'.repeat(n % 31)}${n}`, 'latin1');
+      let answered = 0;
+      for (let n = 0; n < 50_000; n++) {
+        // Narrow and wide phases: the bound halves and grows back, the table shrinks and grows.
+        const space = Math.floor(n / 10_000) % 2 === 0 ? 400 : 50_000;
+        const k = keyOf(Math.floor(next() * space));
+        const had = kinds.get(k);
+        const want = last.get(k.toString('latin1'));
+        if (had !== undefined) {
+          answered++;
+          expect(had).toBe(want);
+        }
+        const kind = Math.floor(next() * 5) - 3 === 1 ? Date.now() + n : Math.floor(next() * 4) - 3;
+        kinds.set(k, kind);
+        last.set(k.toString('latin1'), kind);
+        recent.push(k);
+        if (recent.length > 20) recent.shift();
+        if (n % 7_919 === 0) kinds.idle();
+      }
+      expect(answered).toBeGreaterThan(10_000);
+      for (const k of recent) expect(kinds.get(k)).toBe(last.get(k.toString('latin1')));
+      expect(kinds.size).toBeLessThanOrEqual(30_000 / 89);
+    }
+  });
+
+  it('keeps keys of the longest length, and drops one longer than its bound at once', () => {
+    const kinds = new RecentKinds(10_000);
+    const long = (c: string) => Buffer.alloc(1900, c);
+    for (const c of 'abcd') kinds.set(long(c), LIVE);
+    for (const c of 'abcd') expect(kinds.get(long(c))).toBe(LIVE);
+    const tiny = new RecentKinds(1000);
+    tiny.set(long('e'), LIVE);
+    expect([tiny.size, tiny.get(long('e'))]).toEqual([0, undefined]);
+    tiny.set(Buffer.from('k'), LIVE);
+    expect(tiny.get(Buffer.from('k'))).toBe(LIVE);
   });
 });
