@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=16
+#!/usr/bin/env -S node --max-semi-space-size=16 --no-parallel-scavenge
 // npm bin shim: the compiled JavaScript beside the sources when it is there (the image: `npm run
 // build` output, no TypeScript type stripping, about 28 MiB less RSS), else the TypeScript
 // sources run directly by Node 24 (type stripping, development).
@@ -8,8 +8,13 @@
 // of young generation), a 24 GiB host 64 MiB. Each collection of it stops the node, and at 1 MiB
 // a write-heavy node stopped 35-60 times as often as on the host (docs/performance.md, GC and
 // the young generation). Fixed here so that every node runs the one size measured; it only caps
-// how far the young generation grows under load (an empty node starts at 1 MiB). bench/procs.ts
-// starts its nodes with the flags of this line.
+// how far the young generation grows under load (an empty node starts at 1 MiB).
+// --no-parallel-scavenge: the main thread collects the young generation alone. In parallel, V8
+// woke its worker threads about ten times per collection, on the cores the node's clients and
+// the machine's other work need, and a worker switched out mid-collection held the stopped main
+// thread until it ran again (GET P1 on 2 cores, 7 runs each: 28 of 96 collections over 3 ms, up
+// to 187 ms, against 2 of 97; bench/results/2026-12-07-s34-get-p1-tail.md). bench/procs.ts starts
+// its nodes with the flags of this line.
 import { existsSync } from 'node:fs';
 import { enableCompileCache } from 'node:module';
 

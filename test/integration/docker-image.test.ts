@@ -36,13 +36,17 @@ async function health(container: string): Promise<string> {
 
 /**
  * The host pid of the container's node (PID 1 is tini: a SIGSTOP to it would stop tini, not the
- * node), which runs with bin/kvstore.js's young-generation cap (docs/configuration.md).
+ * node), which runs with bin/kvstore.js's Node flags (docs/configuration.md).
  */
 async function nodePid(container: string): Promise<number> {
   const top = await docker(['top', container, '-eo', 'pid,args']);
   const line = top
     .split('\n')
-    .find((l) => / node --max-semi-space-size=16 \/usr\/local\/bin\/kvstore$/.test(l.trim()));
+    .find((l) =>
+      / node --max-semi-space-size=16 --no-parallel-scavenge \/usr\/local\/bin\/kvstore$/.test(
+        l.trim(),
+      ),
+    );
   if (!line) throw new Error(`no kvstore node process in ${container}:\n${top}`);
   return Number(line.trim().split(/\s+/)[0]);
 }
