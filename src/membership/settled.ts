@@ -21,27 +21,39 @@ export function parseSettled(saved: unknown): SettledRing | null {
   const incarnations: Record<string, string> = {};
   for (const [name, id] of Object.entries(inc)) if (typeof id === 'string') incarnations[name] = id;
   if (r.lost !== undefined && (!Array.isArray(r.lost) || !r.lost.every(isName))) return null;
-  return settledRing(r.epoch, r.members as string[], incarnations, (r.lost ?? []) as string[]);
+  const handedOff: Record<string, string> = {};
+  const off = r.handedOff;
+  if (off !== null && typeof off === 'object' && !Array.isArray(off)) {
+    for (const [name, ring] of Object.entries(off)) if (isName(ring)) handedOff[name] = ring;
+  }
+  const lost = (r.lost ?? []) as string[];
+  return settledRing(r.epoch, r.members as string[], incarnations, lost, handedOff);
 }
 
 /**
  * A settled ring record: members sorted and unique; lost ones sorted, only members; incarnations
- * only of members not lost.
+ * only of members not lost; hand-offs (`handedOff`) only of lost members, the field left out
+ * when there is none (the record then reads as older versions made it).
  */
 export function settledRing(
   epoch: number,
   members: readonly string[],
   incarnations: Readonly<Record<string, string>>,
   lost: readonly string[] = [],
+  handedOff: Readonly<Record<string, string>> = {},
 ): SettledRing {
   const names = [...new Set(members)].sort();
   const gone = names.filter((n) => lost.includes(n));
   const kept: Record<string, string> = {};
+  const off: Record<string, string> = {};
   for (const n of names) {
     const id = own(incarnations, n);
     if (id !== undefined && !gone.includes(n)) kept[n] = id;
+    const ring = own(handedOff, n);
+    if (ring !== undefined && gone.includes(n)) off[n] = ring;
   }
-  return { epoch, members: names, incarnations: kept, lost: gone };
+  const record = { epoch, members: names, incarnations: kept, lost: gone };
+  return Object.keys(off).length === 0 ? record : { ...record, handedOff: off };
 }
 
 /**

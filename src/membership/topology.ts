@@ -4,7 +4,14 @@ import { xxh64 } from '@node-rs/xxhash';
 import type { ExpectIncarnation, NodeStatus, SettledRing } from '../replica/index.ts';
 import { Ring } from '../ring/index.ts';
 import { inRing, type MemberView } from './manager.ts';
-import { newerSettled, newestReported, own, sameNames, settledRing } from './settled.ts';
+import {
+  holdsDataIn,
+  newerSettled,
+  newestReported,
+  own,
+  sameNames,
+  settledRing,
+} from './settled.ts';
 
 /** The replicas of one key, and how many of each ring's replicas must answer. */
 export interface Placement {
@@ -161,6 +168,13 @@ export class Topology {
    * reports another status (back, empty, under the same name).
    */
   readonly #handedOff = new Map<string, string>();
+  /**
+   * Members whose last hello said they run again, not decommissioned, under their name after
+   * their loss or hand-off (their own settled ring does not count them as holders: a new data
+   * directory, or recommissioned): the settled record's hand-off of such a name (its handedOff)
+   * is not taken, as a hello of theirs takes back one this node saw itself.
+   */
+  readonly #backAfterLoss = new Set<string>();
   /**
    * Members not down whose last hello said they are active and recorded lost in their own settled
    * ring: back on a new data directory under their name, being refilled (see
@@ -330,11 +344,18 @@ export class Topology {
       } else this.#refilling.delete(m.name);
       if (m.self) continue;
       this.#seenEpoch = Math.max(this.#seenEpoch, h.settled.epoch);
-      if (h.status === 'decommissioned') this.#handedOff.set(m.name, h.ringId);
+      if (h.status === 'decommissioned') {
+        this.#handedOff.set(m.name, h.ringId);
+        this.#backAfterLoss.delete(m.name);
+      }
       // A hello with no ring comes from a member still starting (before it routes it says
       // 'active' whatever it was): a decommissioned member started again must not lose its
       // hand-off, or it counts as a lost owner (chaos seed 33006: 23 s of refused keys).
-      else if (h.ringId !== '') this.#handedOff.delete(m.name);
+      else if (h.ringId !== '') {
+        this.#handedOff.delete(m.name);
+        if (holdsDataIn(h.settled, m.name)) this.#backAfterLoss.delete(m.name);
+        else this.#backAfterLoss.add(m.name);
+      }
     }
     const adopted = this.#adoptNewest(members);
     const { replaced, recorded } = this.#checkIncarnations(members);
@@ -392,7 +413,9 @@ export class Topology {
   adopt(ring: SettledRing): boolean {
     if (!newerSettled(ring, this.#record)) return false;
     this.#seenEpoch = Math.max(this.#seenEpoch, ring.epoch);
-    this.#setRecord(settledRing(ring.epoch, ring.members, ring.incarnations, ring.lost));
+    this.#setRecord(
+      settledRing(ring.epoch, ring.members, ring.incarnations, ring.lost, ring.handedOff),
+    );
     return true;
   }
 
@@ -496,7 +519,7 @@ export class Topology {
     let mayAnswerInTarget: readonly string[] = NONE;
     if (settled.length < owners.length) {
       for (const n of owners) {
-        if (settled.includes(n) || this.#handedOff.get(n) === ring.id) continue;
+        if (settled.includes(n) || this.#handedOffTo(n) === ring.id) continue;
         lostOwners++;
         if (this.#refilling.has(n)) continue;
         lostMayAnswer++;
@@ -504,6 +527,20 @@ export class Topology {
       }
     }
     return { settled, lostOwners, lostMayAnswer, mayAnswerInTarget, target, all, rings, terms };
+  }
+
+  /**
+   * The ring the lost owner `name` handed its data off to, as far as this node knows: the one
+   * its own decommissioned hello reported, or without one, the one the settled record keeps
+   * (SettledRing.handedOff: the member that recorded the loss saw that hello, and a member
+   * recorded lost stays lost, and its hand-off true, until the ring settles), unless the name
+   * said since that it runs again after its loss (#backAfterLoss). undefined when none.
+   */
+  #handedOffTo(name: string): string | undefined {
+    const seen = this.#handedOff.get(name);
+    if (seen !== undefined || this.#backAfterLoss.has(name)) return seen;
+    const relayed = this.#record.handedOff;
+    return relayed === undefined ? undefined : own(relayed, name);
   }
 
   /** The settled owners of `key` that hold it: its owners in the settled ring less lost ones. */
@@ -560,9 +597,12 @@ export class Topology {
     }
     if (replaced.length > 0) {
       const lost = [...r.lost, ...replaced.map((x) => x.name)];
-      this.#setRecord(settledRing(this.#nextEpoch(), r.members, incarnations, lost));
+      this.#setRecord(settledRing(this.#nextEpoch(), r.members, incarnations, lost, r.handedOff));
     } else if (recorded.length > 0) {
-      this.#setRecord(settledRing(r.epoch, r.members, incarnations, r.lost), this.#settled);
+      this.#setRecord(
+        settledRing(r.epoch, r.members, incarnations, r.lost, r.handedOff),
+        this.#settled,
+      );
     }
     return { replaced, recorded };
   }
@@ -571,19 +611,20 @@ export class Topology {
    * Records as lost every settled owner that reports itself decommissioned (its last hello, also
    * when it is down now): its hand-off finished, so it holds nothing the ring without it lacks.
    * A new epoch, so that peers adopt the record, and nodes that start after its pod went learn
-   * it from them. Returns the names recorded now.
+   * it from them, with the target ring it reported (SettledRing.handedOff): such a node counts
+   * it as handed off to that ring as if it had seen the hello itself. Returns the names recorded
+   * now.
    */
   #checkHandOffs(members: readonly MemberView[]): string[] {
     const r = this.#record;
-    const done = members
-      .filter((m) => this.#holderReporting(m, 'decommissioned'))
-      .map((m) => m.name);
+    const done = members.filter((m) => this.#holderReporting(m, 'decommissioned'));
     if (done.length > 0) {
-      this.#setRecord(
-        settledRing(this.#nextEpoch(), r.members, r.incarnations, [...r.lost, ...done]),
-      );
+      const handedOff = { ...r.handedOff };
+      for (const m of done) if (m.hello!.ringId !== '') handedOff[m.name] = m.hello!.ringId;
+      const lost = [...r.lost, ...done.map((m) => m.name)];
+      this.#setRecord(settledRing(this.#nextEpoch(), r.members, r.incarnations, lost, handedOff));
     }
-    return done;
+    return done.map((m) => m.name);
   }
 
   /** Whether `m` holds data in the settled ring (a member of it, not lost) and reports `status`. */

@@ -31,6 +31,14 @@ export interface SettledRing {
    * it, but hold nothing until the ring with them settles again. Sorted; [] from older versions.
    */
   readonly lost: readonly string[];
+  /**
+   * Of `lost`, the members recorded lost for their hand-off (a holder of this ring that reported
+   * itself decommissioned), each with the target ring it reported then: the ring its data was
+   * handed off to. A node that did not see the hand-off itself (it started after the member's pod
+   * went) counts it as handed off to that ring from this record (Topology.place). Absent when
+   * none, and from versions before 2026-12-07.
+   */
+  readonly handedOff?: Readonly<Record<string, string>>;
 }
 
 /**

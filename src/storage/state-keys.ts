@@ -34,7 +34,7 @@ const streamCursorSchema = z
 export const STATE_DOCS = {
   /**
    * The settled ring (membership/settled.ts normalizes it): `{ epoch, members, incarnations,
-   * lost }`, or the bare member list versions before epochs saved.
+   * lost, handedOff }`, or the bare member list versions before epochs saved.
    */
   'settled-ring': z.union([
     z.array(z.string()).readonly(),
@@ -44,6 +44,11 @@ export const STATE_DOCS = {
       incarnations: z.record(z.string(), z.string()).readonly(),
       /** Absent in rings saved before members could be lost. */
       lost: z.array(memberName).readonly().optional(),
+      /**
+       * Lost members recorded for their hand-off, and the ring they handed off to; absent when
+       * none, and in rings saved before 2026-12-07.
+       */
+      handedOff: z.record(z.string(), z.string()).readonly().optional(),
     }),
   ]),
   /**

@@ -9,7 +9,7 @@ import {
   loopbackBlock,
   NO_ANTI_ENTROPY,
   openClient,
-  startDnsMember,
+  spawnDnsMember,
   waitAllUp,
   waitSettled,
 } from '../helpers/cluster.ts';
@@ -43,8 +43,8 @@ async function handOff(node: ClusterNode, method = 'GET'): Promise<HandOff> {
  * the `leaving` members take about 2 s per 256 records, and the others' streams to the ring
  * without them, which start when the hand-offs do, five times as long, so the ring settles well
  * after the leaving members are gone. No read repair, and hints only after the checks: only the
- * write path and the streams may put values where they belong. `start(i, bytesPerS)` starts
- * member i again, on a new, empty data directory.
+ * write path and the streams may put values where they belong. `start(i, bytesPerS, dataDir)`
+ * starts member i again, on `dataDir` or else a new, empty data directory.
  */
 async function startCluster(n: number, leaving: number, quorums: string[], slow: number[] = []) {
   dns = await startDnsServer();
@@ -61,11 +61,15 @@ async function startCluster(n: number, leaving: number, quorums: string[], slow:
     ...quorums,
   ];
   const rate = (i: number) => (i < n - leaving ? 2000 : 10000);
-  const start = (i: number, bytesPerS = rate(i)) =>
-    startDnsMember(dns!.port, SERVICE, names[i]!, hosts[i]!, [
-      ...quiet,
-      ...['--rebalance-rate-bytes', String(bytesPerS)],
-    ]);
+  const start = (i: number, bytesPerS = rate(i), dataDir?: string) =>
+    spawnDnsMember(
+      dns!.port,
+      SERVICE,
+      names[i]!,
+      hosts[i]!,
+      [...quiet, ...['--rebalance-rate-bytes', String(bytesPerS)]],
+      dataDir,
+    ).started;
   // The members in `slow` stream at 300 bytes/s: the ring cannot settle while they run.
   const nodes = await Promise.all(names.map((_, i) => start(i, slow.includes(i) ? 300 : rate(i))));
   await waitAllUp(nodes);
@@ -262,6 +266,75 @@ describe('scaling down: decommissioned members gone before the ring settles with
     await expectValues(clients, rest, keys, 'v2');
     await waitSettled(rest, names.slice(0, 3), 60_000);
     await expectValues(clients, rest, keys, 'v2');
+  }, 180_000);
+
+  it('4 -> 3 at R 1, W 3: a member started again after the hand-off, which it never saw, takes the writes of the leaving member keys', async () => {
+    // kvstore-3 hands off to the ring of kvstore-0..2 and goes; kvstore-0 then starts again on
+    // its data directory and never hears kvstore-3: it knows the hand-off only from the settled
+    // ring the others recorded. Before 2026-12-07 it counted kvstore-3 as a lost owner that may
+    // still answer and refused every write of its keys until the ring settled (`write refused:
+    // ... settled owners lost`; chaos seed 34403: 606 in one run), while kvstore-1, which saw
+    // the hand-off, took them. kvstore-0..2 stream slowly: the ring does not settle meanwhile.
+    const quorums = ['--replication-factor', '3', '--write-quorum', '3', '--read-quorum', '1'];
+    const { nodes, names, hosts, start } = await startCluster(4, 1, quorums, [0, 1, 2]);
+    const [k0, k1, k2, k3] = nodes as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
+    const keys = keysOwnedBy(names, [k0, k1, k3], 3, 12);
+    const c1 = await openClient(k1);
+    for (const k of keys) expect(await c1.call(`PUT ${k} v1`)).toBe('OK');
+    await fill(c1);
+    await startHandOffs([k3], [k0, k1, k2]);
+    await finishAndRemove([k3], [k0, k1, k2], hosts);
+
+    await k0.proc.stop('SIGTERM');
+    const since = Date.now();
+    const again = await start(0, 300, k0.dataDir);
+    const rest = [again, k1, k2];
+    // The others probed it since it started again (their connections to it are back).
+    for (const o of [k1, k2]) {
+      await expect
+        .poll(
+          async () => {
+            const m = (await clusterInfo(o)).members.find((x) => x.name === again.name);
+            return m?.state === 'up' && Date.parse(m.lastContact ?? '') > since;
+          },
+          { timeout: 30_000, interval: 200 },
+        )
+        .toBe(true);
+    }
+    // It routes by the ring without kvstore-3, the others up, and the ring has not settled.
+    const target = new Ring(names.slice(0, 3)).id;
+    await expect
+      .poll(
+        async () => {
+          const info = await clusterInfo(again);
+          const up = info.members.filter((m) => m.state === 'up').map((m) => m.name);
+          return { target: info.ring.target, moving: info.ring.moving, up };
+        },
+        { timeout: 30_000, interval: 200 },
+      )
+      .toEqual({ target, moving: true, up: names.slice(0, 3) });
+    expect((await clusterInfo(again)).members.map((m) => m.name)).not.toContain(k3.name);
+    const refusals = async (n: ClusterNode, value: string) => {
+      const c = await openClient(n);
+      let refused = 0;
+      for (const k of keys) {
+        const reply = await c.call(`PUT ${k} ${value}`);
+        if (reply.startsWith('ERR UNAVAILABLE replication: write refused')) refused++;
+        else expect(reply, `${k} via ${n.name}`).toBe('OK');
+      }
+      return refused;
+    };
+    // Main: { 'kvstore-0': 12, 'kvstore-1': 0 }.
+    expect({
+      [again.name]: await refusals(again, 'v2'),
+      [k1.name]: await refusals(k1, 'v3'),
+    }).toEqual({ [again.name]: 0, [k1.name]: 0 });
+    expect((await clusterInfo(k2)).ring.moving).toBe(true);
+    const clients = await Promise.all(rest.map(openClient));
+    await expectValues(clients, rest, keys, 'v3');
+    // And the writes kvstore-0 takes now, through every member at R 1.
+    for (const k of keys) expect(await clients[0]!.call(`PUT ${k} v4`), k).toBe('OK');
+    await expectValues(clients, rest, keys, 'v4');
   }, 180_000);
 
   it('4 -> 3, then the two other settled owners lose their volumes: reads of their keys are refused, not answered empty', async () => {

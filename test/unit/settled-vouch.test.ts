@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
 import { settledRing, Topology } from '../../src/membership/index.ts';
-import type { HelloReply, PeerCall } from '../../src/replica/index.ts';
+import type { HelloReply, PeerCall, SettledRing } from '../../src/replica/index.ts';
 import { Ring } from '../../src/ring/index.ts';
 import type { Storage } from '../../src/storage/index.ts';
 import { coordinatorOf, handlerOn, replica } from '../helpers/coordinators.ts';
@@ -169,6 +169,81 @@ describe('a write of a key whose lost owner has not said yet that it is refilled
       message: expect.stringContaining('write quorum'),
     });
     expect(sent).toContain('c apply down');
+  });
+});
+
+// Four members, RF 3, W = 3 and R = 1: d decommissioned, handing its data off to the ring of a, b
+// and c, and its pod went. a started again after that and never heard d: it knows the hand-off
+// only from the settled record b recorded and reported (SettledRing.handedOff). Before 2026-12-07
+// a counted d lost and refused every write of d's keys until the ring settled (chaos seed 34403:
+// 606 refusals).
+describe('a write of a key whose settled owner handed off in a hand-off this node did not see', () => {
+  const ABCD = ['a', 'b', 'c', 'd'];
+  const ABC = ['a', 'b', 'c'];
+
+  /** The record b made when d reported `decommissioned` to the ring of a, b, c. */
+  function recordedByB(): SettledRing {
+    const t = new Topology(ABC, settledRing(4, ABCD, incs(ABCD)), 3);
+    t.update([
+      ...ABC.map((n) => view(n, t, { self: n === 'b' })),
+      view('d', t, { status: 'decommissioned', ringId: new Ring(ABC).id }),
+    ]);
+    expect(t.settledRing.handedOff).toEqual({ d: new Ring(ABC).id });
+    return t.settledRing;
+  }
+
+  async function restartedA(record: SettledRing) {
+    const stores = { a: replica('inc-a'), b: replica('inc-b'), c: replica('inc-c') };
+    const topology = new Topology(ABC, record, 3);
+    topology.update(ABC.map((n) => view(n, topology, { self: n === 'a' })));
+    let key = b('');
+    for (let i = 0; !new Ring(ABCD).owners(key, 3).includes('d'); i++) key = b(`k${i}`);
+    const peers = { b: stores.b.handler, c: stores.c.handler };
+    const { coordinator } = withPeers('a', stores.a.storage, topology, peers, 1, 3);
+    return { coordinator, key, stores, topology };
+  }
+
+  it('is taken when the settled record keeps the hand-off, and a reader that has not recorded the loss reads it back', async () => {
+    const { coordinator, key, stores, topology } = await restartedA(recordedByB());
+    expect(topology.place(key)).toMatchObject({ lostOwners: 0 });
+    await expect(run(coordinator.execute({ type: 'put', key, value: b('v2') }))).resolves.toEqual({
+      type: 'ok',
+    });
+    // On the holders and the target ring (all of a, b, c own it there).
+    for (const s of Object.values(stores)) expect(s.storage.get(key)?.value).toEqual(b('v2'));
+    // x has seen d leave the target but not its hand-off: d is a holder to it, and answers
+    // first with the copy it handed off (v1); x's quorum of the target meets the write.
+    const d = replica('inc-d');
+    const version = { wall: 1, logical: 0, node: 'd' };
+    await d.storage.apply(key, { version, tombstone: false, value: b('v1') });
+    const old = new Topology(ABC, settledRing(4, ABCD, incs(ABCD)), 3);
+    old.update([
+      ...ABC.map((n) => view(n, old, { self: n === 'b' })),
+      view('d', old, { status: 'decommissioning' }),
+    ]);
+    expect(old.place(key).settled).toContain('d');
+    const x = replica('inc-x');
+    const handlers = {
+      b: handlerOn(stores.b.storage, 'inc-b'),
+      c: handlerOn(stores.c.storage, 'inc-c'),
+      d: d.handler,
+    };
+    const reader = withPeers('x', x.storage, old, handlers, 1, 3, (n) => n === 'd');
+    const got = await run(reader.coordinator.execute({ type: 'get', key }));
+    expect(got).toEqual({ type: 'value', value: b('v2') });
+    expect(reader.sent).toContain('d get ok');
+  });
+
+  it('is refused, writing nothing, from a record of an older version (no hand-off kept)', async () => {
+    const { handedOff: _, ...older } = recordedByB();
+    const { coordinator, key, stores } = await restartedA(older);
+    await expect(
+      run(coordinator.execute({ type: 'put', key, value: b('v2') })),
+    ).rejects.toMatchObject({
+      code: 'KV_ERR_UNAVAILABLE',
+      message: expect.stringContaining('write refused: 1 of the key'),
+    });
+    for (const s of Object.values(stores)) expect(s.storage.get(key)).toBeUndefined();
   });
 });
 

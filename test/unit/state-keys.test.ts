@@ -23,7 +23,9 @@ const GOOD: Record<StateKey, unknown> = {
     epoch: 3,
     members: ['a', 'b'],
     incarnations: { a: '00ff00ff00ff00ff' },
-    lost: [],
+    // b handed its data off to ring 1f2e...: a node started again keeps that (it never saw b).
+    lost: ['b'],
+    handedOff: { b: '1f2e3d4c5b6a7980' },
   },
   'dns-names': { '10.0.0.1': 'kv-0', '::1': 'kv-1' },
   status: 'decommissioning',

@@ -1,6 +1,7 @@
 // The settled ring: epochs that only move forward, adopted from peers, and owners recorded by incarnation.
 
 import { describe, expect, it } from 'vitest';
+import type { MemberView } from '../../src/membership/index.ts';
 import {
   newerSettled,
   parseSettled,
@@ -8,6 +9,7 @@ import {
   settledRing,
   Topology,
 } from '../../src/membership/index.ts';
+import type { SettledRing } from '../../src/replica/index.ts';
 import { Ring } from '../../src/ring/index.ts';
 import { allDone, incs, type ViewOptions, view } from '../helpers/member-views.ts';
 
@@ -390,7 +392,9 @@ describe('Topology: decommission (a member hands its data off, then goes)', () =
     expect(c.handedOff).toEqual(['d', 'e']);
     expect(c.settledChanged).toBe(true);
     // A new epoch: peers adopt it, and a node that starts after the pods went learns it from them.
-    expect(t.settledRing).toEqual(settledRing(5, names, incs(['a', 'b', 'c']), ['d', 'e']));
+    // With the ring each reported as its target: the ring its data went to.
+    const to = { d: views[3].hello!.ringId, e: views[4].hello!.ringId };
+    expect(t.settledRing).toEqual(settledRing(5, names, incs(['a', 'b', 'c']), ['d', 'e'], to));
     expect(newerSettled(t.settledRing, settledRing(4, names, incs(names)))).toBe(true);
     let both = 0;
     for (let i = 0; i < 300; i++) {
@@ -409,6 +413,94 @@ describe('Topology: decommission (a member hands its data off, then goes)', () =
     // Reported again: nothing more changes.
     expect(t.update(views).handedOff).toEqual([]);
     expect(t.settledRing.epoch).toBe(5);
+  });
+
+  /**
+   * d hands off to the ring of a, b, c, e (RF 3 of 5: a good share of keys have d as a settled
+   * owner); a records it, and the record as a would save it (its file) and report it (hello).
+   */
+  const handOffRecord = () => {
+    const t = settledFive();
+    const to = new Ring(['a', 'b', 'c', 'e']).id;
+    const views = allDone(t, names);
+    views[3] = view('d', t, { status: 'decommissioned', ringId: to });
+    expect(t.update(views).handedOff).toEqual(['d']);
+    const record = parseSettled(JSON.parse(JSON.stringify(t.settledRing)))!;
+    expect(record).toEqual(t.settledRing);
+    expect(record.handedOff).toEqual({ d: to });
+    const keys = [...Array(300).keys()]
+      .map((i) => Buffer.from(`k${i}`))
+      .filter((k) => t.settled.owners(k, RF).includes('d'));
+    expect(keys.length).toBeGreaterThan(50);
+    return { record, keys, to };
+  };
+
+  /**
+   * The lost owners a node counts for each key when it starts on `record` after d's pod went (it
+   * never hears d), with `before` reported first (then gone from the member list).
+   */
+  const lostAfterRestart = (
+    record: SettledRing,
+    keys: Buffer[],
+    before: (t: Topology) => MemberView[] = () => [],
+  ) => {
+    const live = ['a', 'b', 'c', 'e'];
+    const t = new Topology(live, record, RF);
+    const views = (x: Topology) => live.map((n) => view(n, x, { self: n === 'a' }));
+    t.update([...views(t), ...before(t)]);
+    t.update(views(t));
+    expect([t.moving, t.settledRing.epoch]).toEqual([true, record.epoch]);
+    return new Set(keys.map((k) => t.place(k).lostOwners));
+  };
+
+  it('counts a hand-off it did not see itself as handed off when the settled record keeps it (a node started after the pod went)', () => {
+    const { record, keys, to } = handOffRecord();
+    // Before 2026-12-07 it counted d lost on every key of d's (606 write refusals at R 1/W 3 in
+    // chaos seed 34403); a record from an older version still does.
+    expect(lostAfterRestart(record, keys)).toEqual(new Set([0]));
+    const { handedOff: _, ...older } = record;
+    expect(lostAfterRestart(older, keys)).toEqual(new Set([1]));
+    // Handed off to another ring than this node's target: lost, as when it sees the hello.
+    const other = { ...record, handedOff: { d: new Ring(['a', 'b', 'c']).id } };
+    expect(lostAfterRestart(other, keys)).toEqual(new Set([1]));
+    // Adopted from a peer's hello: the same.
+    const t = new Topology(['a', 'b', 'c', 'e'], settledRing(4, names, incs(names)), RF);
+    const peers = ['a', 'b', 'c', 'e'].map((n) =>
+      view(n, t, { self: n === 'a', settled: n === 'b' ? record : undefined }),
+    );
+    expect(t.update(peers).adopted?.ring).toEqual(record);
+    expect(t.settledRing.handedOff).toEqual({ d: to });
+    // Another owner's loss recorded on top keeps it; the settle drops it with the lost list.
+    const replaced = view('c', t, { incarnation: 'inc-c2' });
+    t.update([...peers.slice(0, 2), replaced, peers[3]!]);
+    expect(t.settledRing.lost).toEqual(['c', 'd']);
+    expect(t.settledRing.handedOff).toEqual({ d: to });
+    const settle = () =>
+      ['a', 'b', 'c', 'e'].map((n) =>
+        view(n, t, {
+          self: n === 'a',
+          rebalanced: t.transferId,
+          incarnation: n === 'c' ? 'inc-c2' : undefined,
+        }),
+      );
+    t.update(settle());
+    t.update(settle());
+    expect(t.settledRing.lost).toEqual([]);
+    expect(t.settledRing.handedOff).toBeUndefined();
+  });
+
+  it('takes no recorded hand-off of a name that said it runs again after its loss, as it takes back one it saw', () => {
+    const { record, keys } = handOffRecord();
+    // d back under its name on a new directory: active, lost in its own settled ring; then gone.
+    const back = (t: Topology) => [view('d', t, { incarnation: 'inc-d2', settled: record })];
+    expect(lostAfterRestart(record, keys, back)).toEqual(new Set([1]));
+    // Heard while it still handed off (a holder in its own ring), or still starting: taken.
+    const handing = (t: Topology) => [
+      view('d', t, { status: 'decommissioning', settled: settledRing(4, names, incs(names)) }),
+    ];
+    expect(lostAfterRestart(record, keys, handing)).toEqual(new Set([0]));
+    const starting = (t: Topology) => [view('d', t, { ringId: '', settled: record })];
+    expect(lostAfterRestart(record, keys, starting)).toEqual(new Set([0]));
   });
 });
 
