@@ -620,7 +620,14 @@ export class Topology {
     const done = members.filter((m) => this.#holderReporting(m, 'decommissioned'));
     if (done.length > 0) {
       const handedOff = { ...r.handedOff };
-      for (const m of done) if (m.hello!.ringId !== '') handedOff[m.name] = m.hello!.ringId;
+      for (const m of done) {
+        // Only from the directory the ring recorded (the one whose data it handed off).
+        const { ringId, incarnation } = m.hello!;
+        const recorded = own(r.incarnations, m.name);
+        if (ringId !== '' && (recorded === undefined || recorded === incarnation)) {
+          handedOff[m.name] = ringId;
+        }
+      }
       const lost = [...r.lost, ...done.map((m) => m.name)];
       this.#setRecord(settledRing(this.#nextEpoch(), r.members, r.incarnations, lost, handedOff));
     }

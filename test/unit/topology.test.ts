@@ -502,6 +502,18 @@ describe('Topology: decommission (a member hands its data off, then goes)', () =
     const starting = (t: Topology) => [view('d', t, { ringId: '', settled: record })];
     expect(lostAfterRestart(record, keys, starting)).toEqual(new Set([0]));
   });
+
+  it('keeps no hand-off in the record from a directory other than the one the ring recorded', () => {
+    // d's hello predates the ring (epoch 3 < 4), so its incarnation is not checked against it,
+    // and says decommissioned from another directory: lost, but its hand-off is not kept.
+    const t = settledFive();
+    const views = allDone(t, names);
+    const older = settledRing(3, names, incs(names));
+    views[3] = view('d', t, { status: 'decommissioned', incarnation: 'inc-d2', settled: older });
+    expect(t.update(views).handedOff).toEqual(['d']);
+    expect(t.settledRing.lost).toEqual(['d']);
+    expect(t.settledRing.handedOff).toBeUndefined();
+  });
 });
 
 describe('Topology: a founded ring that holds data (markHolding)', () => {
