@@ -48,7 +48,8 @@ export interface ReplicaHandlerOptions {
    * (KV_ERR_WRONG_INCARNATION) unless its ring fence carries a newer ring: one no newer counts
    * this directory as a holder only because it predates the loss, and the directory may lack
    * writes taken while the member ran on another one (it came back on its old volume). A newer
-   * ring that records it is a settle after its refill. Absent: never.
+   * ring that records it is a settle after its refill. Not while handedOff: a member that handed
+   * its data off is recorded lost for it and keeps the directory. Absent: never.
    */
   readonly lostAt?: () => number | null;
   /** Largest `l` a scan request may ask for. */
@@ -148,8 +149,10 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
         `replica: asked as incarnation ${expected}, this data directory is ${incarnation}`,
       );
     }
+    // A member that handed its data off is recorded lost for that (its own ring too), on the
+    // directory that holds all it held: its reads are handedOff's to refuse.
     const at = opts.lostAt?.() ?? null;
-    if (at === null) return;
+    if (at === null || opts.handedOff?.()) return;
     const epoch = readRingFence(body)?.[0];
     if (epoch !== undefined && epoch > at) return;
     throw new KvError(

@@ -2,7 +2,12 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
-import { loadIncarnation, stateAddressBook } from '../../src/membership/index.ts';
+import {
+  loadIncarnation,
+  settledRing,
+  stateAddressBook,
+  Topology,
+} from '../../src/membership/index.ts';
 import {
   createReplicaHandler,
   type HelloReply,
@@ -10,6 +15,7 @@ import {
   Replicas,
 } from '../../src/replica/index.ts';
 import { decodeRecord, encodeRecord, type StateStore, Storage } from '../../src/storage/index.ts';
+import { incs, view } from '../helpers/member-views.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 
 const opened: Storage[] = [];
@@ -187,6 +193,38 @@ describe('reads of a replica that handed its data off', () => {
     expect((await replicas.scan('peer', scan)).e).toHaveLength(1);
     // A copy written there is real (a write passed on from a member that has not learned yet).
     await expect(replicas.apply('peer', [[key, raw]])).resolves.toBeUndefined();
+  });
+  it('are answered, when the asker reads the ring without it too, though its own ring records its hand-off as lost', async () => {
+    // d finished its hand-off (decommissioned) before the ring without it settled: its own ring
+    // records it lost at a new epoch (as every member's does once it hears d's hello). A member
+    // that has not heard yet still counts d's directory as a holder under the older ring, and d
+    // holds all it held: it answers. (KV_ERR_WRONG_INCARNATION here is a read no other owner can
+    // make up for at RF 1, or at R = RF: d is a settled holder the asker must count.)
+    const names = ['a', 'b', 'c', 'd'];
+    const t = new Topology(names, settledRing(4, names, incs(names)), 3);
+    const status = (n: string) => (n === 'd' ? 'decommissioned' : 'active');
+    t.update(names.map((n) => view(n, t, { self: n === 'd', status: status(n) })));
+    expect(t.settledRing.lost).toEqual(['d']);
+    expect(t.settledRing.epoch).toBe(5);
+    const { storage, key, raw } = await storeHolding();
+    const handler = createReplicaHandler({
+      storage,
+      hello: () => ({}) as HelloReply,
+      incarnation: 'inc-d',
+      maxScanEntries: 100,
+      // As node/cluster.ts derives them.
+      lostAt: () => (t.settledRing.lost.includes('d') ? t.settledRing.epoch : null),
+      handedOff: () => true,
+    });
+    const replicas = new Replicas(
+      'a',
+      storage,
+      async (_n, method, body) => handler(method, { ...(body as object), f: [4, 'a', 1] }),
+      () => ({ i: 'inc-d', o: 1 }),
+    );
+    expect(await replicas.get('d', key)).toEqual(raw);
+    const scan = { s: Buffer.alloc(0), e: null, ie: false, xs: false, l: 10 };
+    expect((await replicas.scan('d', scan)).e).toHaveLength(1);
   });
 });
 
