@@ -73,25 +73,39 @@ const NONE: readonly string[] = Object.freeze([]);
 export class RingTerms {
   readonly #incarnations: Readonly<Record<string, string>>;
   readonly #target: readonly string[];
+  /** The settled ring's epoch (ExpectIncarnation.ir). */
+  readonly #epoch: number;
   readonly #memo = new Map<string, ExpectIncarnation>();
 
-  constructor(incarnations: Readonly<Record<string, string>>, target: readonly string[]) {
+  constructor(
+    incarnations: Readonly<Record<string, string>>,
+    target: readonly string[],
+    epoch: number,
+  ) {
     this.#incarnations = incarnations;
     this.#target = target;
+    this.#epoch = epoch;
   }
 
   /**
-   * The incarnation the settled ring recorded for `name` (`i`), and whether it is out of the
-   * target ring (`o`: then the read asks a quorum of the target as well, and a member that
-   * handed its data off may answer it).
+   * The incarnation the settled ring recorded for `name` (`i`, with that ring's epoch `ir`), and
+   * whether it is out of the target ring (`o`: then the read asks a quorum of the target as
+   * well, and a member that handed its data off may answer it).
    */
   of(name: string): ExpectIncarnation {
     let t = this.#memo.get(name);
     if (t === undefined) {
       const i = own(this.#incarnations, name);
       const o = this.#target.includes(name) ? undefined : 1;
+      const ir = this.#epoch;
       t = Object.freeze(
-        o === undefined ? (i === undefined ? {} : { i }) : i === undefined ? { o } : { i, o },
+        o === undefined
+          ? i === undefined
+            ? {}
+            : { i, ir }
+          : i === undefined
+            ? { o }
+            : { i, ir, o },
       );
       this.#memo.set(name, t);
     }
@@ -300,7 +314,11 @@ export class Topology {
 
   /** The read terms of the rings as they are now (the same object until they change). */
   termsNow(): RingTerms {
-    this.#terms ??= new RingTerms(this.#record.incarnations, this.#target.members);
+    this.#terms ??= new RingTerms(
+      this.#record.incarnations,
+      this.#target.members,
+      this.#record.epoch,
+    );
     return this.#terms;
   }
 

@@ -45,7 +45,7 @@ export interface ReplicaHandlerOptions {
   /**
    * The epoch of this node's settled ring while that ring records this node lost (a volume back,
    * being refilled), else null. A read expecting this very directory is then refused too
-   * (KV_ERR_WRONG_INCARNATION) unless its ring fence carries a newer ring: one no newer counts
+   * (KV_ERR_WRONG_INCARNATION) unless it was placed under a newer ring (ExpectIncarnation.ir): one no newer counts
    * this directory as a holder only because it predates the loss, and the directory may lack
    * writes taken while the member ran on another one (it came back on its old volume). A newer
    * ring that records it is a settle after its refill. Not while handedOff: a member that handed
@@ -139,9 +139,14 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
   /**
    * Refuses a read addressed to a settled-ring holder this data directory is not: another
    * directory, or this one while this node's ring records it lost and the asker's is no newer
-   * (see lostAt). `body`: the request, for its ring fence.
+   * (see lostAt): the ring that recorded `expected` (`recordedIn`), or for an asker that does
+   * not say (before 2026-12-07) its ring fence, from `body`.
    */
-  const checkIncarnation = (expected: string | undefined, body: unknown) => {
+  const checkIncarnation = (
+    expected: string | undefined,
+    recordedIn: number | undefined,
+    body: unknown,
+  ) => {
     if (expected === undefined) return;
     if (expected !== incarnation) {
       throw new KvError(
@@ -153,7 +158,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
     // directory that holds all it held: its reads are handedOff's to refuse.
     const at = opts.lostAt?.() ?? null;
     if (at === null || opts.handedOff?.()) return;
-    const epoch = readRingFence(body)?.[0];
+    const epoch = recordedIn ?? readRingFence(body)?.[0];
     if (epoch !== undefined && epoch > at) return;
     throw new KvError(
       'KV_ERR_WRONG_INCARNATION',
@@ -213,7 +218,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
         return opts.hello(readHelloRequest(body));
       case METHODS.get: {
         const req = readGetRequest(body);
-        checkIncarnation(req.i, body);
+        checkIncarnation(req.i, req.ir, body);
         checkServing(req.o);
         checkDisk();
         if (req.h) return { r: storage.withRaw(req.k, headerOf) } satisfies GetReply;
@@ -222,7 +227,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
       }
       case METHODS.getMany: {
         const req = readGetManyRequest(body);
-        checkIncarnation(req.i, body);
+        checkIncarnation(req.i, req.ir, body);
         checkServing(req.o);
         checkDisk();
         const rs: (Buffer | null)[] = [];
@@ -275,7 +280,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
       }
       case METHODS.scan: {
         const req = readScanRequest(body, opts.maxScanEntries);
-        checkIncarnation(req.i, body);
+        checkIncarnation(req.i, req.ir, body);
         checkServing(req.o);
         checkDisk();
         return localScan(storage, req, scanWork);

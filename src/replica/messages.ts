@@ -201,6 +201,13 @@ export interface MemberLoad {
  */
 export interface ExpectIncarnation {
   readonly i?: string;
+  /**
+   * With `i`: the epoch of the settled ring that recorded it, the ring the read was placed under
+   * (its request may leave later, under a newer ring fence). A replica whose own ring records its
+   * directory lost answers `i` only from a ring newer than its own (ReplicaHandlerOptions.lostAt).
+   * Absent (members before 2026-12-07): the request's ring fence stands for it.
+   */
+  readonly ir?: number;
   readonly o?: 1;
 }
 

@@ -117,7 +117,7 @@ export type ReadTerms = (name: string) => ExpectIncarnation;
 
 /** Whether two reads' terms are the same. */
 function sameTerms(a: ExpectIncarnation, b: ExpectIncarnation): boolean {
-  return a === b || (a.i === b.i && a.o === b.o);
+  return a === b || (a.i === b.i && a.ir === b.ir && a.o === b.o);
 }
 
 const NO_TERMS: ExpectIncarnation = Object.freeze({});

@@ -106,7 +106,15 @@ function entries(v: unknown, side: Side): { entries: Entry[]; wire: WireEntry[] 
 /** A read's terms (ExpectIncarnation) as parsed: `o` absent reads as false. */
 export interface ReadTermsIn {
   readonly i: string | undefined;
+  readonly ir: number | undefined;
   readonly o: boolean;
+}
+
+/** `ir` of a read request: absent, or the epoch of the ring that recorded `i`. */
+function recordedIn(v: unknown): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!Number.isSafeInteger(v) || (v as number) < 0) throw fail('request', 'ir must be an epoch');
+  return v as number;
 }
 
 /** `o` of a read request: absent, or 1 (the asker does not count this replica in its target). */
@@ -147,6 +155,7 @@ export function readGetRequest(body: unknown): { k: Buffer; h: boolean } & ReadT
     k: key(b.k, 'request', 'k'),
     h: flag(b.h, 'request', 'h'),
     i: incarnation(b.i),
+    ir: recordedIn(b.ir),
     o: outOfTarget(b.o),
   };
 }
@@ -161,7 +170,13 @@ export function readGetManyRequest(body: unknown): { ks: Buffer[]; h: boolean } 
     throw fail('request', `ks must be a list of 1 to ${GET_MANY_MAX_KEYS} keys`);
   }
   const ks = b.ks.map((k: unknown, n) => key(k, 'request', `ks[${n}]`));
-  return { ks, h: flag(b.h, 'request', 'h'), i: incarnation(b.i), o: outOfTarget(b.o) };
+  return {
+    ks,
+    h: flag(b.h, 'request', 'h'),
+    i: incarnation(b.i),
+    ir: recordedIn(b.ir),
+    o: outOfTarget(b.o),
+  };
 }
 
 /** `apply` request: `{e: [[key, record], ...]}`, every record decoded. */
@@ -196,7 +211,7 @@ export function readApplyPlacement(body: unknown): string | undefined {
 export function readScanRequest(
   body: unknown,
   maxEntries: number,
-): Omit<ScanRequest, 'i' | 'o'> & ReadTermsIn {
+): Omit<ScanRequest, 'i' | 'ir' | 'o'> & ReadTermsIn {
   const b = object(body, 'request', 'scan body');
   const l = b.l;
   if (typeof l !== 'number' || !Number.isInteger(l) || l < 1 || l > maxEntries) {
@@ -211,6 +226,7 @@ export function readScanRequest(
     l,
     h: flag(b.h, 'request', 'h'),
     i: incarnation(b.i),
+    ir: recordedIn(b.ir),
     o: outOfTarget(b.o),
   };
 }

@@ -121,7 +121,7 @@ describe('reads of a replica whose own settled ring records it lost', () => {
       lostAt: () => lostAt,
     });
     let epoch: number | null = 3;
-    let terms: { i?: string } = { i: 'peer-old' };
+    let terms: { i?: string; ir?: number } = { i: 'peer-old' };
     const replicas = new Replicas(
       'self',
       storage,
@@ -147,6 +147,18 @@ describe('reads of a replica whose own settled ring records it lost', () => {
     expect(await replicas.get('peer', key)).toEqual(raw);
     expect(await getMany()).toEqual([raw, raw]);
     expect((await replicas.scan('peer', scan)).e).toHaveLength(1);
+    // A read placed under an older ring that leaves after the asker adopted a newer one (a retry,
+    // a speculation, a scan's next round): its fence is newer, but its terms are the old ring's,
+    // which predates the loss (the newer ring may be any later record, another member's loss).
+    // The epoch its terms were recorded in decides: refused.
+    [epoch, terms] = [5, { i: 'peer-old', ir: 3 }];
+    for (const read of reads) {
+      await expect(read(), 'placed at 3, fenced at 5').rejects.toMatchObject({
+        code: 'KV_ERR_WRONG_INCARNATION',
+      });
+    }
+    terms = { i: 'peer-old', ir: 5 };
+    expect(await replicas.get('peer', key)).toEqual(raw);
     // A reader whose ring records it lost expects nothing of it (a target owner): answered.
     [epoch, terms] = [4, {}];
     expect(await replicas.get('peer', key)).toEqual(raw);

@@ -332,7 +332,7 @@ describe('Topology: incarnations (a new data directory under an old name holds n
     expect(c.replaced).toEqual([]);
     expect(c.recorded).toEqual(['constructor', 'toString']);
     expect(t.moving).toBe(false);
-    expect(t.readTerms('constructor')).toEqual({ i: 'inc-constructor' });
+    expect(t.readTerms('constructor')).toEqual({ i: 'inc-constructor', ir: 1 });
     // A founded ring's move to epoch 1 waits for them like for any other member.
     const f = new Topology(names, settledRing(0, names, { a: 'inc-a' }), RF);
     expect(f.markHolding(() => true, [view('a', f, { self: true })])).toBe(false);
@@ -409,7 +409,7 @@ describe('Topology: decommission (a member hands its data off, then goes)', () =
     expect(both).toBeGreaterThan(0);
     // Reads of them (a peer that has not learned yet) say they are out of this node's target.
     expect(t.readTerms('d')).toEqual({ o: 1 });
-    expect(t.readTerms('a')).toEqual({ i: 'inc-a' });
+    expect(t.readTerms('a')).toEqual({ i: 'inc-a', ir: 5 });
     // Reported again: nothing more changes.
     expect(t.update(views).handedOff).toEqual([]);
     expect(t.settledRing.epoch).toBe(5);
