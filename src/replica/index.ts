@@ -2,7 +2,13 @@
 
 export { createReplicaHandler, type ReplicaHandlerOptions, type Reroute } from './handler.ts';
 export * from './messages.ts';
-export { type ApplyHow, type PeerCall, type ReadTerms, Replicas } from './replicas.ts';
+export {
+  type ApplyHow,
+  COALESCE_MAX_BYTES,
+  type PeerCall,
+  type ReadTerms,
+  Replicas,
+} from './replicas.ts';
 export {
   localScan,
   SCAN_PIECE_RECORDS,

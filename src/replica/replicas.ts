@@ -33,7 +33,7 @@ import {
  * small writes coalesced into one 1 MiB request waited behind hint batches and large values.
  */
 const COALESCE_MAX_ENTRIES = 256;
-const COALESCE_MAX_BYTES = 56 * 1024;
+export const COALESCE_MAX_BYTES = 56 * 1024;
 /** An entry at least this large is sent on its own. */
 const COALESCE_ENTRY_BYTES = 64 * 1024;
 

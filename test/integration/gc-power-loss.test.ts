@@ -55,7 +55,7 @@ it('a tombstone another member holds but has not synced is not collected: its po
     ...['--max-hints', '0', ...NO_ANTI_ENTROPY],
     ...['--tombstone-grace-ms', String(GRACE_MS), '--gc-interval-ms', '200'],
     // A read repair lands within the grace less three clock offsets and a tombstone copy's
-    // timeout of its read (docs/cluster.md): at 500 ms that leaves none of 3 s, at 100 ms 694 ms.
+    // timeout of its read (docs/cluster.md): at 500 ms that leaves none of 3 s, at 100 ms 589 ms.
     ...['--max-clock-offset-ms', '100'],
     ...['--storage-stall-timeout-ms', '60000'],
   ];
