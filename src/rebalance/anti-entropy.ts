@@ -434,8 +434,12 @@ export class AntiEntropy {
   ): Promise<{ pushed: number; pulled: number } | null> {
     const { self, call, versions, replicas, logger } = this.#o;
     const within = this.#o.repairWithinMs ?? Number.POSITIVE_INFINITY;
-    // Their records are read after this: what is pulled is stored by then plus the window.
-    const pullBy = Date.now() + within;
+    // Their records are read after this, and this node's after them: what is pulled is stored,
+    // and what is pushed lands, by then plus the window. A push is made of what both read: the
+    // record here, and its absence (or an older one) there, which a delete copied there just
+    // after their answer may have ended; so its window starts here too, not when this node's
+    // records were read (a long fetch of theirs would move it later).
+    const by = Date.now() + within;
     const theirs = new Map<string, Buffer>();
     let from = after;
     for (;;) {
@@ -466,8 +470,6 @@ export class AntiEntropy {
       from = page.e[page.e.length - 1]![0];
     }
     if (!unchanged()) return null;
-    // This node's records are read after this: what is pushed lands by then plus the window.
-    const pushBy = Date.now() + within;
     const push: WireEntry[] = [];
     const pull: WireEntry[] = [];
     for (const [key, raw] of this.#shared(peer, after, end, bitmap)) {
@@ -483,9 +485,9 @@ export class AntiEntropy {
     }
     for (const [k, raw] of theirs) pull.push([Buffer.from(k, 'latin1'), raw]);
     try {
-      await this.#push(peer, push, pushBy);
+      await this.#push(peer, push, by);
       for (const batch of batches(pull)) {
-        if (Date.now() >= pullBy) throw pastWindow();
+        if (Date.now() >= by) throw pastWindow();
         await replicas.apply(self, batch);
       }
     } catch (err) {

@@ -33,12 +33,17 @@ afterEach(async () => {
   await cleanup();
 });
 
+interface Hold {
+  readonly method: string;
+  readonly when: 'send' | 'reply';
+}
+
 /**
- * a and b (RF 2: both own every key), a walking. `held`: the method whose request to b waits on
+ * a and b (RF 2: both own every key), a walking. `held`: the methods whose request to b waits on
  * its way (`send`, answered as b's store is when let go) or whose answer waits (`reply`, read
- * from b's store when asked).
+ * from b's store when asked); each waits in `gates`, in the order they came, until let go.
  */
-function pair(held: { readonly method: string; readonly when: 'send' | 'reply' }) {
+function pair(...held: Hold[]) {
   const names = ['a', 'b'];
   const stores = new Map<string, Storage>(names.map((n) => [n, openStore(n)]));
   const topology = new Topology(names, settledRing(1, names, { a: 'inc-a', b: 'inc-b' }), 2);
@@ -62,14 +67,15 @@ function pair(held: { readonly method: string; readonly when: 'send' | 'reply' }
   const nowhere: PeerCall = () => Promise.reject(new Error('b asks nothing here'));
   const served = made('b', nowhere, new Registry()).methods();
   const handler = handlerOn(stores.get('b')!, 'inc-b');
-  let go: (() => void) | null = null;
-  const gate = () => new Promise<void>((resolve) => (go = resolve));
+  const gates: (() => void)[] = [];
+  const gate = () => new Promise<void>((resolve) => gates.push(resolve));
+  const holds = (method: string, when: Hold['when']) =>
+    held.some((h) => h.method === method && h.when === when);
   const call: PeerCall = async (_name, method, body) => {
-    const isHeld = method === held.method;
-    if (isHeld && held.when === 'send') await gate();
+    if (holds(method, 'send')) await gate();
     const serve = served[method];
     const reply = await (serve === undefined ? handler(method, body) : serve(body));
-    if (isHeld && held.when === 'reply') await gate();
+    if (holds(method, 'reply')) await gate();
     return reply;
   };
   const registry = new Registry();
@@ -83,7 +89,7 @@ function pair(held: { readonly method: string; readonly when: 'send' | 'reply' }
     const version = stores.get('a')!.clock.now();
     await stores.get(on)!.apply(KEY, { version, tombstone: false, value: b(value) });
   };
-  const holds = (n: string) => {
+  const holding = (n: string) => {
     const r = stores.get(n)!.get(KEY);
     return `${n}:${r === undefined ? 'none' : r.tombstone ? 'tombstone' : r.value.toString()}`;
   };
@@ -92,15 +98,15 @@ function pair(held: { readonly method: string; readonly when: 'send' | 'reply' }
    * tombstone collected on both; then the request goes on. Resolves once the pass ended.
    */
   const deleteWhileHeld = async () => {
-    await expect.poll(() => go !== null).toBe(true);
+    await expect.poll(() => gates.length).toBe(1);
     const version = stores.get('a')!.clock.now();
     for (const s of stores.values()) await s.apply(KEY, { version, tombstone: true, value: b('') });
     vi.setSystemTime(Date.now() + WITHIN + 1);
     for (const s of stores.values()) expect(await s.discard([{ key: KEY, version }])).toBe(1);
-    go!();
+    gates[0]!();
     await expect.poll(passes).toBe(1);
   };
-  return { walker, write, holds, deleteWhileHeld };
+  return { walker, write, holds: holding, deleteWhileHeld, stores, gates, passes };
 }
 
 describe('anti-entropy writes back only within the window of its read', () => {
@@ -126,10 +132,39 @@ describe('anti-entropy writes back only within the window of its read', () => {
   );
 
   it('pushes within the window', async () => {
-    const p = pair({ method: 'none', when: 'send' });
+    const p = pair();
     await p.write('a', 'pushed');
     p.walker.start();
     await expect.poll(() => p.holds('b')).toBe('b:pushed');
     await p.walker.stop();
+  });
+
+  it('pushes only within the window of when it read the member it pushes to', async () => {
+    // b's records (here: nothing at k) are read first, then a's own (its old value): the push
+    // is made of both. A delete copied to b just after b answered (b in its write quorum, a not:
+    // a gets it later, by a hint) has a version no older than that answer, less the copy's time
+    // (0 here), and is collected on every member once the grace (here the window and 1 ms) has
+    // passed since. The entries answer takes 500 ms to come back, and the push goes on its way
+    // after: it must land by the window of when b was read, not of when a read its own.
+    const p = pair(
+      { method: ANTI_ENTROPY_METHODS.entries, when: 'reply' },
+      { method: 'apply', when: 'send' },
+    );
+    await p.write('a', 'old');
+    p.walker.start();
+    await expect.poll(() => p.gates.length).toBe(1);
+    const version = p.stores.get('b')!.clock.now();
+    const tomb = { version, tombstone: true, value: b('') };
+    await p.stores.get('b')!.apply(KEY, tomb);
+    vi.setSystemTime(Date.now() + 500);
+    p.gates[0]!();
+    await expect.poll(() => p.gates.length).toBe(2);
+    await p.stores.get('a')!.apply(KEY, tomb);
+    vi.setSystemTime(version.wall + WITHIN + 2);
+    for (const s of p.stores.values()) expect(await s.discard([{ key: KEY, version }])).toBe(1);
+    p.gates[1]!();
+    await expect.poll(p.passes).toBe(1);
+    await p.walker.stop();
+    expect([p.holds('a'), p.holds('b')]).toEqual(['a:none', 'b:none']);
   });
 });
