@@ -28,6 +28,12 @@ export interface GcOptions {
   readonly quiet: () => boolean;
   readonly graceMs: number;
   /**
+   * An expired record's age counts from the later of its expiry and its version plus this
+   * (transfer.ts expiredLaterMs: a copy of its value may have landed that much later than a
+   * tombstone's). Absent: 0.
+   */
+  readonly expiredAfterMs?: number;
+  /**
    * Hints this node holds now, queued ones included (Hints.held). Collection goes on only when
    * neither it nor any member (its `synced` answer) holds one: see collectTombstones. Absent: 0.
    */
@@ -69,7 +75,7 @@ export async function collectTombstones(o: GcOptions): Promise<number> {
       after = Buffer.from(key);
       const rec = o.storage.get(key);
       // An expired record's tombstone counts its age from the expiry (deletedAt).
-      if (rec?.tombstone && deletedAt(rec) < cutoff)
+      if (rec?.tombstone && collectedAfter(rec, o.expiredAfterMs ?? 0) < cutoff)
         batch.push({ key: after, version: rec.version, record: rec });
       if (batch.length === BATCH) break;
     }
@@ -102,6 +108,15 @@ export async function collectTombstones(o: GcOptions): Promise<number> {
   o.metrics.tombstonesCollected.inc(removed);
   if (removed > 0) o.logger.info({ removed }, 'tombstones collected');
   return removed;
+}
+
+/**
+ * The time after which, plus the grace, tombstone `rec` may be collected: when it took effect
+ * (deletedAt), and for an expired record no earlier than its version plus `expiredAfterMs`.
+ */
+export function collectedAfter(rec: StoredRecord, expiredAfterMs: number): number {
+  const at = deletedAt(rec);
+  return rec.expiresAt === undefined ? at : Math.max(at, rec.version.wall + expiredAfterMs);
 }
 
 /** Per collector (its options): members said to answer no `synced` (an older version). */

@@ -13,6 +13,7 @@ export {
 export { dropAll, dropHints } from './drop.ts';
 export {
   type CollectorOptions,
+  collectedAfter,
   collectTombstones,
   type GcOptions,
   startCollector,
@@ -22,4 +23,4 @@ export { Rebalancer, type RebalancerOptions } from './manager.ts';
 export { type RebalanceMetrics, registerRebalanceMetrics } from './metrics.ts';
 export type { StreamProgress } from './progress.ts';
 export { ProgressCounter } from './progress.ts';
-export { copyTimeoutMs, readWaitMs, repairWithinMs } from './transfer.ts';
+export { copyTimeoutMs, expiredLaterMs, readWaitMs, repairWithinMs } from './transfer.ts';

@@ -5,11 +5,30 @@
 // entry for another member joins the others of its turn in one request (coalescing), whose
 // timeout and deadline go by the bytes of all of them. Date is faked (still), so that the
 // deadline is the timeout the request was given, not that plus how long the test took.
+// And an expired record takes its key's value away as a tombstone does, but its copies carried
+// the value, with a value's timeout: a read that missed one may be that much newer than its
+// version, so it must not be collected sooner (GcOptions.expiredAfterMs).
 
+import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { copyTimeoutMs, repairWithinMs } from '../../src/rebalance/index.ts';
+import { Topology } from '../../src/membership/index.ts';
+import { createLogger } from '../../src/observability/index.ts';
+import {
+  collectedAfter,
+  collectTombstones,
+  copyTimeoutMs,
+  expiredLaterMs,
+  registerRebalanceMetrics,
+  repairWithinMs,
+} from '../../src/rebalance/index.ts';
 import { type PeerCall, Replicas } from '../../src/replica/index.ts';
-import { decodeRecord, encodeRecord } from '../../src/storage/index.ts';
+import {
+  decodeRecord,
+  encodeRecord,
+  expiredForm,
+  HintStore,
+  type StoredRecord,
+} from '../../src/storage/index.ts';
 import { openStore } from '../helpers/coordinators.ts';
 import { cleanup } from '../helpers/node-process.ts';
 
@@ -62,4 +81,67 @@ describe('a tombstone copy lands within the time the repair window allows for it
       }
     },
   );
+});
+
+/** The node's defaults but for the grace and offset: 1 KiB keys, 1 MiB values. */
+const MAX_RECORD = 1024 + 1024 * 1024 + 512;
+
+/** A 1 MiB value written with PX 10 at `wall`, as every replica holds it once it expired. */
+const expired = (wall: number): StoredRecord =>
+  expiredForm({
+    version: { wall, logical: 0, node: 'a' },
+    tombstone: false,
+    value: Buffer.alloc(1024 * 1024),
+    expiresAt: wall + 10,
+  });
+
+describe('a record that expired is collected only once no repair that missed it can land', () => {
+  it.each([
+    { graceMs: 3_600_000, offsetMs: 500 },
+    { graceMs: 10_000, offsetMs: 500 },
+    { graceMs: 5000, offsetMs: 100 },
+  ])('grace $graceMs ms, offset $offsetMs ms, a 1 MiB value', ({ graceMs, offsetMs }) => {
+    const rec = expired(1_000_000);
+    // A copy of it could land until its version plus its copy's timeout (plus an offset), so a
+    // read that did not see it may have begun until two offsets past that.
+    const copy = copyTimeoutMs(PEER_TIMEOUT, graceMs - offsetMs, MAX_RECORD);
+    const lastStart = rec.version.wall + copy + 2 * offsetMs;
+    // Its repair lands by that plus the window (plus an offset, on the replica's clock).
+    const lands = lastStart + repairWithinMs(PEER_TIMEOUT, graceMs, offsetMs) + offsetMs;
+    const after = expiredLaterMs(PEER_TIMEOUT, graceMs, offsetMs, MAX_RECORD);
+    // Collected there once the grace passed since collectedAfter, on that replica's clock.
+    expect(collectedAfter(rec, after) + graceMs).toBeGreaterThan(lands);
+  });
+
+  it('collection keeps it until then, on a store', async () => {
+    try {
+      const graceMs = 10_000;
+      const storage = openStore('a');
+      const key = Buffer.from('gone');
+      const after = expiredLaterMs(PEER_TIMEOUT, graceMs, 500, MAX_RECORD);
+      // Expired (and its grace passed) 1 s ago; a copy of its value may have landed later.
+      const rec = expired(Date.now() - graceMs - 1010);
+      await storage.apply(key, rec);
+      await storage.flush();
+      const o = {
+        self: 'a',
+        storage,
+        topology: new Topology(['a', 'b'], null, 2),
+        replicas: {
+          get: async () => null,
+          synced: async () => ({ process: undefined, hints: 0 }),
+        } as unknown as Replicas,
+        quiet: () => true,
+        graceMs,
+        expiredAfterMs: after,
+        metrics: registerRebalanceMetrics(new Registry(), new HintStore(storage, 1000)),
+        logger: createLogger('silent', {}),
+      };
+      expect(await collectTombstones(o)).toBe(0);
+      vi.setSystemTime(Date.now() + after);
+      expect(await collectTombstones(o)).toBe(1);
+    } finally {
+      await cleanup();
+    }
+  });
 });
