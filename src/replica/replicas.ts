@@ -73,6 +73,12 @@ interface Outbox {
   readonly entries: WireEntry[];
   readonly waiters: { resolve: () => void; reject: (err: unknown) => void }[];
   bytes: number;
+  /**
+   * Date.now() when its first entry came: its deadline counts from then, not from the end of the
+   * turn, when it goes (a copy's deadline is its version plus its timeout at most, which the
+   * repair window counts on: transfer.ts repairWithinMs).
+   */
+  readonly at: number;
 }
 
 /** How an apply goes to another member (see Replicas.apply). */
@@ -399,7 +405,7 @@ export class Replicas {
       box = undefined;
     }
     if (box === undefined) {
-      box = { rings, entries: [], waiters: [], bytes: 0 };
+      box = { rings, entries: [], waiters: [], bytes: 0, at: Date.now() };
       this.#outboxes.set(name, box);
       atTurnEnd(() => this.#flush(name, box!));
     }
@@ -414,7 +420,12 @@ export class Replicas {
   #flush(name: string, box: Outbox): void {
     if (this.#outboxes.get(name) !== box) return;
     this.#outboxes.delete(name);
-    this.#send(name, box.entries, box.rings === undefined ? {} : { rings: box.rings }).then(
+    const t = this.#timeoutOf(box.entries);
+    const how: ApplyHow = {
+      ...(box.rings === undefined ? {} : { rings: box.rings }),
+      ...(t === null ? {} : { timeoutMs: t, deadline: box.at + t }),
+    };
+    this.#send(name, box.entries, how).then(
       () => {
         for (const w of box.waiters) w.resolve();
       },

@@ -43,12 +43,14 @@ afterEach(() => {
 
 describe('a tombstone copy lands within the time the repair window allows for it', () => {
   it.each([
-    { graceMs: 3_600_000, offsetMs: 500 },
-    { graceMs: 5000, offsetMs: 500 },
-    { graceMs: 10_000, offsetMs: 100 },
+    { graceMs: 3_600_000, offsetMs: 500, turnMs: 0 },
+    { graceMs: 5000, offsetMs: 500, turnMs: 0 },
+    { graceMs: 10_000, offsetMs: 100, turnMs: 0 },
+    // The rest of the turn (other clients' commands) takes 50 ms before its writes go out.
+    { graceMs: 5000, offsetMs: 500, turnMs: 50 },
   ])(
-    'grace $graceMs ms, offset $offsetMs ms, sent with a large write of its turn',
-    async ({ graceMs, offsetMs }) => {
+    'grace $graceMs ms, offset $offsetMs ms, sent with a large write of its turn ($turnMs ms more in it)',
+    async ({ graceMs, offsetMs, turnMs }) => {
       try {
         const store = openStore('a');
         const sent: { d: number; e: [Buffer, Buffer][] }[] = [];
@@ -67,10 +69,12 @@ describe('a tombstone copy lands within the time the repair window allows for it
           value: Buffer.alloc(54 * 1024),
         };
         const tomb = { version: store.clock.now(), tombstone: true, value: Buffer.alloc(0) };
-        await Promise.all([
+        const copied = Promise.all([
           replicas.apply('b', [[Buffer.from('big'), encodeRecord(big)]], [big]),
           replicas.apply('b', [[Buffer.from('gone'), encodeRecord(tomb)]], [tomb]),
         ]);
+        vi.setSystemTime(Date.now() + turnMs);
+        await copied;
         const request = sent.find((r) => r.e.some(([, raw]) => decodeRecord(raw).tombstone))!;
         // The time the window leaves for a tombstone's copy: grace - 3 offsets - window - 1 ms.
         const allowed =
