@@ -438,8 +438,11 @@ export class Replicas {
   async #send(name: string, entries: WireEntry[], how: ApplyHow): Promise<void> {
     const t = how.timeoutMs ?? this.#timeoutOf(entries);
     const body: { -readonly [K in keyof ApplyRequest]: ApplyRequest[K] } = { e: entries };
-    if (how.deadline !== undefined) body.d = how.deadline;
-    else if (t !== null) body.d = Date.now() + t;
+    // A deadline given (a repair's, an expiry change's: the repair window of their read; a write
+    // passed on: its coordinator's) is the latest it may land, never later than its own timeout
+    // from now: a repair held on its way landed up to the window (an hour) after it was sent.
+    if (t !== null) body.d = Math.min(how.deadline ?? Number.POSITIVE_INFINITY, Date.now() + t);
+    else if (how.deadline !== undefined) body.d = how.deadline;
     if (how.rings !== undefined) body.p = how.rings;
     const opts: { timeoutMs?: number; bulk?: boolean } = {};
     if (t !== null) opts.timeoutMs = t;

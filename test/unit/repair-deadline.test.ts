@@ -46,7 +46,7 @@ interface Held {
  * answers of those in `holdReply[name]` (answered as its store is when asked); copies
  * (`apply`) to members in `refusing` fail at once. Hints are recorded.
  */
-function cluster(repairWithin: number | undefined = WITHIN) {
+function cluster(repairWithin: number | undefined = WITHIN, copyTimeoutMs: number | null = null) {
   const names = ['a', 'b', 'c'];
   const stores = new Map<string, Storage>(names.map((n) => [n, openStore(n)]));
   const handlers = new Map(names.map((n) => [n, handlerOn(stores.get(n)!, `inc-${n}`)]));
@@ -71,7 +71,14 @@ function cluster(repairWithin: number | undefined = WITHIN) {
   const coordinator = new ClusterCoordinator({
     storage: local,
     topology,
-    replicas: new Replicas('a', local, call, (name) => topology.readTerms(name)),
+    replicas: new Replicas(
+      'a',
+      local,
+      call,
+      (name) => topology.readTerms(name),
+      undefined,
+      copyTimeoutMs,
+    ),
     isUp: () => true,
     hint: (target, key) => hinted.push(`${target}:${key}`),
     info: () => ({}),
@@ -194,6 +201,18 @@ describe('read repair lands within the window of its read, or not at all', () =>
     // c answers at once (nothing), the repair of c is held on the way.
     await readHolding(c, 'apply');
     await deletedThenLetGo(c, 'apply');
+  });
+
+  it('refuses a repair that arrives past its own copy timeout, though within the window, and hints it', async () => {
+    // The window is the most a repair may take; one sent goes by its copy timeout as any copy
+    // does. With the window alone (an hour by default), a repair held on its way (a connection
+    // reconnecting) landed up to that long after it was sent, where the window's premise does
+    // not hold (read and write quorums that do not overlap, a REMOVE that found nothing).
+    const c = cluster(10 * WITHIN, 2000);
+    await readHolding(c, 'apply');
+    later(2001);
+    await c.release('apply');
+    expect(await repairOutcome(c, 'k')).toEqual({ c: 'c:none', dropped: 0, hinted: ['c:k'] });
   });
 
   it('repairs within the window, and hints a repair that failed within it', async () => {
