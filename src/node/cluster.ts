@@ -567,6 +567,8 @@ export async function startCluster(
     versions,
     (bytes) => copyTimeoutMs(config.peerTimeoutMs, freshWithin, bytes),
     scanWork,
+    // Waited for behind other frames to the member, or while answers arrive, never longer.
+    freshWithin - 1,
   );
   const clock = new ClockCheck({
     offsets: () => membership.clockOffsets(),

@@ -11,6 +11,7 @@ import {
   encodeRequestFrame,
   MAX_REQUEST_ID,
   type ResponseMessage,
+  setRequestDeadline,
   setRequestId,
 } from './codec.ts';
 import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameDecoder } from './frame.ts';
@@ -64,6 +65,23 @@ export interface PeerClientOptions {
    * minus --max-clock-offset-ms of the read (rebalance/transfer.ts readWaitMs).
    */
   readonly maxWaitMs?: number;
+}
+
+/** What one request may set (PeerClient.request, requestFrame; PeerPool.request passes them on). */
+export interface PeerRequestOptions {
+  /** Its timeout instead of the client's `timeoutMs`. */
+  readonly timeoutMs?: number;
+  /** Longest it is waited for from when it was sent, if less than the client's `maxWaitMs`. */
+  readonly maxWaitMs?: number;
+  /**
+   * Its body's first key is `d`, its deadline (ms since the epoch: ApplyRequest.d), which the
+   * client sets as it hands the frame to its socket, to about when it stops waiting for the answer
+   * (#lookAgainAt): then, plus the bytes ahead of it the peer has not read yet at FLOOR_RATE, plus
+   * the timeout; no later than sent plus the longest it is waited for. Before, a copy queued
+   * behind others to a member over a slow link carried the deadline of when it was made, and was
+   * refused as expired when it got there.
+   */
+  readonly deadline?: boolean;
 }
 
 export const PEER_CLIENT_DEFAULTS = {
@@ -149,17 +167,34 @@ interface Pending {
   timer: NodeJS.Timeout;
   readonly method: string;
   readonly started: number;
-  /** Its frame while in the client's queue; null once handed to the socket (or never queued). */
-  out: Outgoing | null;
+  /** Its frame, queued or handed to the socket; null for a handshake's (written at once). */
+  readonly out: Outgoing | null;
   /** The connection it was sent on, and the bytes received on it by then. */
   readonly socket: Socket | null;
   readonly received: number;
   /**
+   * The connection's bytes the kernel had taken (#taken), and those the peer had read
+   * (#peerRead), when it was sent.
+   */
+  readonly taken: number;
+  readonly read: number;
+  /** When it is waited for no longer (performance.now()): sent plus the longest wait. */
+  readonly lastAt: number;
+  /**
    * When it was last waited for past its timeout (0: not yet), and the connection's #arrivedBytes
-   * then (ARRIVING_WINDOW_MS).
+   * #taken and #peerRead bytes then (ARRIVING_WINDOW_MS, #lookAgainAt).
    */
   waitedAt: number;
   waitedBytes: number;
+  waitedTaken: number;
+  waitedRead: number;
+  /**
+   * Behind frames the peer had not been seen to read, when sent or at its last look
+   * (#lookAgainAt).
+   */
+  behind: boolean;
+  /** Waited for past its timeout at least once (kvstore_peer_requests_waited_total). */
+  waited: boolean;
 }
 
 /** A request frame waiting for the socket (see HANDOFF_BYTES). */
@@ -171,6 +206,14 @@ interface Outgoing {
   frame: Buffer;
   /** Handed to the socket, or its request settled before that (then it is never sent). */
   gone: boolean;
+  /**
+   * The connection's bytes written (#written) before its first byte and up to its last one, once
+   * handed to the socket; Infinity before.
+   */
+  start: number;
+  end: number;
+  /** Its deadline's window (PeerRequestOptions.deadline): its timeout, and the latest wall time. */
+  readonly deadline: { readonly timeoutMs: number; readonly latest: number } | null;
 }
 
 type Options = Required<Omit<PeerClientOptions, 'registry' | 'handshake' | 'tls' | 'refusals'>> &
@@ -261,6 +304,14 @@ export class PeerClient {
   #arrivingUntil = 0;
   #arriving = false;
   #arrivedBytes = 0;
+  /**
+   * The current socket's bytes the peer has read, as far as its answers show: the end of the
+   * furthest request frame answered (a peer reads a connection's frames in order). The frames'
+   * ends of requests that timed out after they were written, by id, so that their late answers
+   * still count (at most maxInFlight of them).
+   */
+  #peerRead = 0;
+  #lateEnds = new Map<number, number>();
 
   /** Throws KvError KV_ERR_INVALID_ARGUMENT for a malformed address; does not connect. */
   constructor(opts: PeerClientOptions) {
@@ -309,7 +360,7 @@ export class PeerClient {
    * - KV_ERR_INTERNAL when the body cannot be encoded.
    * `method` labels metrics: use a fixed set of names.
    */
-  request<T>(method: string, body: unknown, opts: { timeoutMs?: number } = {}): Promise<T> {
+  request<T>(method: string, body: unknown, opts: PeerRequestOptions = {}): Promise<T> {
     return this.#send(method, encodeFrame(method, body), opts, false);
   }
 
@@ -321,7 +372,7 @@ export class PeerClient {
   requestFrame<T>(
     method: string,
     frame: Buffer | KvError,
-    opts: { timeoutMs?: number } = {},
+    opts: PeerRequestOptions = {},
   ): Promise<T> {
     return this.#send(method, frame, opts, false);
   }
@@ -344,7 +395,7 @@ export class PeerClient {
   #send<T>(
     method: string,
     frame: Buffer | KvError,
-    opts: { timeoutMs?: number },
+    opts: PeerRequestOptions,
     handshake: boolean,
   ): Promise<T> {
     const started = performance.now();
@@ -367,7 +418,13 @@ export class PeerClient {
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     const timeoutMs = opts.timeoutMs ?? this.#opts.timeoutMs;
     const timer = this.#timer(id, timeoutMs, timeoutMs);
-    const out = handshake ? null : { frame, gone: false };
+    const waitMs = Math.min(this.#opts.maxWaitMs, opts.maxWaitMs ?? Number.POSITIVE_INFINITY);
+    const deadline = opts.deadline
+      ? { timeoutMs, latest: Date.now() + Math.max(timeoutMs, waitMs) }
+      : null;
+    const never = Number.POSITIVE_INFINITY;
+    const out = handshake ? null : { frame, gone: false, start: never, end: never, deadline };
+    const socket = this.#socket!;
     this.#pending.set(id, {
       resolve: resolve as (v: unknown) => void,
       reject,
@@ -375,10 +432,19 @@ export class PeerClient {
       method,
       started,
       out,
-      socket: this.#socket,
+      socket,
       received: this.#received,
+      taken: this.#taken(socket),
+      read: this.#peerRead,
+      lastAt: started + waitMs,
       waitedAt: 0,
       waitedBytes: 0,
+      waitedTaken: 0,
+      waitedRead: 0,
+      // Behind a large frame's worth or more: a request on a connection whose small requests
+      // are answered as they come is not.
+      behind: this.#written + this.#queueBytes - this.#peerRead >= ARRIVING_FRAME_BYTES,
+      waited: false,
     });
     this.#metrics.inFlight.labels('client').inc();
     if (out === null) {
@@ -408,7 +474,17 @@ export class PeerClient {
       }
       out.gone = true;
       this.#queueBytes -= out.frame.length;
+      if (out.deadline !== null) {
+        // When it stops being waited for (#lookAgainAt), the bytes ahead of it the peer has not
+        // read yet (in the socket, the kernels', the link) going at the floor rate: they, then
+        // its timeout.
+        const ahead = ((this.#written - this.#peerRead) * 1000) / FLOOR_RATE;
+        const d = Math.min(Date.now() + ahead + out.deadline.timeoutMs, out.deadline.latest);
+        setRequestDeadline(out.frame, Math.ceil(d));
+      }
+      out.start = this.#written;
       writer.write(out.frame);
+      out.end = this.#written;
       out.frame = EMPTY; // the socket holds it now; the request need not until it settles
     }
     if (this.#queueHead === queue.length) {
@@ -513,6 +589,19 @@ export class PeerClient {
   }
 
   /**
+   * Bytes of `socket`'s the kernel has taken: those handed to libuv less those it has not written
+   * yet (unsentBytes; Node's own count of bytes dispatched). Where the handle does not say, those
+   * of completed writes (a large write then shows only when all of it is taken).
+   */
+  #taken(socket: Socket | null): number {
+    if (socket === null) return 0;
+    const dispatched = (socket as unknown as { _bytesDispatched?: unknown })._bytesDispatched;
+    const unsent = unsentBytes(socket);
+    if (typeof dispatched === 'number' && unsent >= 0) return dispatched - unsent;
+    return this.#written - socket.writableLength;
+  }
+
+  /**
    * Closes `socket` if the peer took none of its queued bytes, and sent none, since the queue
    * became full. A slow link is not a stall: the kernel takes part of a large write at a time.
    */
@@ -561,6 +650,8 @@ export class PeerClient {
     this.#arrivingUntil = 0;
     this.#arriving = false;
     this.#arrivedBytes = 0;
+    this.#peerRead = 0;
+    this.#lateEnds.clear();
     this.#writer = new FrameWriter(socket, (n) => {
       this.#written += n;
       this.#metrics.sentBytes.labels('client').inc(n);
@@ -671,6 +762,58 @@ export class PeerClient {
   }
 
   /**
+   * When `p`, whose timeout ran out at `now`, is looked at again, or 0 to fail it now: while its
+   * frame waits behind others leaving at the floor rate, and its timeout again from the look that
+   * finds it all left; while large answers arrive on its connection (ARRIVING_WINDOW_MS); never
+   * past its lastAt.
+   *
+   * A request whose timeout runs out while its frame waits behind others the peer has not been
+   * seen to read (#peerRead: in the client's queue, the socket's, the kernels', on the link) is
+   * not failed while the connection's bytes leave (the kernel takes them as the link carries them)
+   * or are read (answered) at FLOOR_RATE or faster: on its first look, since it was sent; then
+   * over each ARRIVING_WINDOW_MS. The first look that finds every frame before it read gives it
+   * its own timeout from then, as if just sent: the time spent behind frames that were moving
+   * does not count, and what it asked of the member has its whole timeout. A member that reads
+   * nothing (stopped, cut off) takes nothing once the kernels' buffers are full: its requests fail
+   * at their timeout as before, or one window later. Before, a 4 MiB copy queued behind two others
+   * to a member behind 8 Mbit/s spent the time for its own bytes waiting behind theirs, and timed
+   * out.
+   */
+  #lookAgainAt(p: Pending, now: number, timeoutMs: number): number {
+    const socket = this.#socket;
+    if (p.socket !== socket || socket === null || now >= p.lastAt) return 0;
+    const taken = this.#taken(socket);
+    const read = this.#peerRead;
+    // The connection's bytes left (the kernel took them) or were read (answered) at the floor
+    // rate since it was sent (its first look) or last looked at.
+    const first = p.waitedAt === 0;
+    const floor = ((now - (first ? p.started : p.waitedAt)) * FLOOR_RATE) / 1000;
+    const moved =
+      taken - (first ? p.taken : p.waitedTaken) >= floor ||
+      read - (first ? p.read : p.waitedRead) >= floor;
+    // Behind frames the peer has not been seen to read: waited for while they move.
+    const behind = p.out !== null && p.out.start > read;
+    if (!behind && p.behind && moved) {
+      // Every frame before it was read since it was sent or last looked at: its own timeout from
+      // now, and the first look again.
+      p.behind = false;
+      p.waitedAt = 0;
+      return Math.min(now + timeoutMs, p.lastAt);
+    }
+    let next = 0;
+    if ((behind && moved) || this.#answersArriving(p, now)) next = now + ARRIVING_WINDOW_MS;
+    p.behind = behind;
+    if (next === 0) return 0;
+    if (!p.waited) this.#metrics.waited.labels(this.#opts.lane).inc();
+    p.waited = true;
+    p.waitedAt = now;
+    p.waitedBytes = this.#arrivedBytes;
+    p.waitedTaken = taken;
+    p.waitedRead = read;
+    return Math.min(next, p.lastAt);
+  }
+
+  /**
    * Runs #onTimeout for request `id` after `ms`, judged after the next I/O poll: a process starved
    * of CPU (a loaded machine, a long GC) runs expired timers before it reads its sockets, so an
    * answer that came in time and waits in the socket would be taken for a timeout. setImmediate
@@ -682,7 +825,15 @@ export class PeerClient {
 
   #onResponse(msg: ResponseMessage): void {
     const p = this.#pending.get(msg.i);
-    if (p === undefined) return; // timed out earlier: the late response is ignored
+    const end = p === undefined ? this.#lateEnds.get(msg.i) : p.out?.end;
+    if (end !== undefined && end !== Number.POSITIVE_INFINITY && end > this.#peerRead) {
+      this.#peerRead = end;
+    }
+    if (p === undefined) {
+      // Timed out earlier: the late response is ignored, but for the bytes it shows read.
+      this.#lateEnds.delete(msg.i);
+      return;
+    }
     if (msg.ok) this.#settle(msg.i, p, null, msg.r);
     else this.#settle(msg.i, p, new KvError(msg.code, msg.message), undefined);
   }
@@ -691,27 +842,29 @@ export class PeerClient {
     const p = this.#pending.get(id);
     if (p === undefined) return;
     const now = performance.now();
-    // Large answers are arriving on its connection: its own, or ones it comes behind.
-    if (this.#answersArriving(p, now)) {
-      const until = Math.min(now + ARRIVING_WINDOW_MS, p.started + this.#opts.maxWaitMs);
-      if (until > now) {
-        p.timer = this.#timer(id, timeoutMs, until - now);
-        if (p.waitedAt === 0) this.#metrics.waited.labels(this.#opts.lane).inc();
-        p.waitedAt = now;
-        p.waitedBytes = this.#arrivedBytes;
-        return;
-      }
+    const next = this.#lookAgainAt(p, now, timeoutMs);
+    if (next > now) {
+      p.timer = this.#timer(id, timeoutMs, next - now);
+      return;
     }
     // Every outstanding request is on the current connection (losing one settles its requests),
     // in the order sent: the first is the oldest still waiting.
     const oldest = this.#pending.keys().next().value === id;
-    const msg =
-      p.waitedAt > 0
-        ? `peer: ${p.method} to ${this.address} timed out after ${Math.round(now - p.started)} ms (${timeoutMs} ms, then an answer arriving too slowly or too long)`
-        : `peer: ${p.method} to ${this.address} timed out after ${timeoutMs} ms`;
+    const msg = p.waited
+      ? `peer: ${p.method} to ${this.address} timed out after ${Math.round(now - p.started)} ms (${timeoutMs} ms, then its frame leaving or an answer arriving too slowly or too long)`
+      : `peer: ${p.method} to ${this.address} timed out after ${timeoutMs} ms`;
     if (p.out !== null && !p.out.gone) this.#metrics.dropped.labels(this.#opts.lane).inc();
+    else if (p.out !== null && p.socket === this.#socket) this.#lateEnd(id, p.out.end);
     this.#settle(id, p, new KvError('KV_ERR_PEER_TIMEOUT', msg), undefined);
     if (oldest) this.#closeIfSilent(p, timeoutMs);
+  }
+
+  /** Keeps the end of a timed-out request's frame, written, for its late answer (#peerRead). */
+  #lateEnd(id: number, end: number): void {
+    if (this.#lateEnds.size >= this.#opts.maxInFlight) {
+      this.#lateEnds.delete(this.#lateEnds.keys().next().value!);
+    }
+    this.#lateEnds.set(id, end);
   }
 
   /**

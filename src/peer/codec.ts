@@ -115,6 +115,34 @@ function idOffset(frame: Buffer): number {
   return map + 3;
 }
 
+/**
+ * Writes `ms` as the deadline of a request frame whose body's first key is `d`, a float64 (as a
+ * wall time in ms since the epoch is written: over 32 bits), right after the method: so that the
+ * client sets it as it hands the frame to its socket (PeerClient, `deadline`), not when the body
+ * was encoded. Returns false, and leaves the frame as it is, when it is not laid out so.
+ */
+export function setRequestDeadline(frame: Buffer, ms: number): boolean {
+  const id = idOffset(frame);
+  if (id < 0) return false;
+  let at = id + 4;
+  if (frame[at] !== 0xa1 || frame[at + 1] !== 0x6d) return false;
+  at += 2;
+  const str = frame[at]!;
+  if (str >= 0xa0 && str <= 0xbf) at += 1 + (str & 0x1f);
+  else if (str === 0xd9) at += 2 + frame[at + 1]!;
+  else return false;
+  if (frame[at] !== 0xa1 || frame[at + 1] !== 0x62) return false;
+  at += 2;
+  const map = frame[at]!;
+  if (map > 0x80 && map <= 0x8f) at += 1;
+  else if (map === 0xde) at += 3;
+  else return false;
+  if (frame[at] !== 0xa1 || frame[at + 1] !== 0x64 || frame[at + 2] !== 0xcb) return false;
+  if (at + 11 > frame.length) return false;
+  frame.writeDoubleBE(ms, at + 3);
+  return true;
+}
+
 /** Msgpack of a success response; throws KvError KV_ERR_INTERNAL when `result` cannot be encoded. */
 export function encodeResult(id: number, result: unknown): Buffer {
   return encodeResultFrame(id, result).subarray(FRAME_HEADER_BYTES);

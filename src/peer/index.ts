@@ -7,6 +7,7 @@ export {
   PeerClient,
   type PeerClientOptions,
   type PeerClientState,
+  type PeerRequestOptions,
 } from './client.ts';
 export {
   decodeRequest,
@@ -19,6 +20,7 @@ export {
   encodeResultFrame,
   type RequestMessage,
   type ResponseMessage,
+  setRequestDeadline,
   setRequestId,
 } from './codec.ts';
 export { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameDecoder, frameHeader } from './frame.ts';

@@ -272,7 +272,7 @@ function register(registry: Registry): PeerMetrics {
     ),
     waited: counter(
       'kvstore_peer_requests_waited_total',
-      'Peer requests whose timeout ran out while answers of 64 KiB or more were arriving on their connection at 4 Mbit/s or faster (their own, or ones ahead of them), waited for past it, answered or not, by lane (control, small, large).',
+      'Peer requests whose timeout ran out while answers of 64 KiB or more were arriving on their connection at 4 Mbit/s or faster (their own, or ones ahead of them), or while their frame waited behind others leaving that fast, waited for past it, answered or not, by lane (control, small, large).',
       ['lane'],
       registry,
     ),

@@ -3,7 +3,12 @@
 import type { Registry } from 'prom-client';
 import { KvError } from '../errors/index.ts';
 import type { Logger } from '../observability/index.ts';
-import { encodeFrame, PeerClient, type PeerClientOptions } from './client.ts';
+import {
+  encodeFrame,
+  PeerClient,
+  type PeerClientOptions,
+  type PeerRequestOptions,
+} from './client.ts';
 import { FRAME_HEADER_BYTES } from './frame.ts';
 import type { PeerLane } from './metrics.ts';
 import { PeerRefusals } from './refusals.ts';
@@ -44,8 +49,7 @@ export const PEER_POOL_DEFAULTS = {
 export const LARGE_FRAME_BYTES = 64 * 1024;
 
 /** Requests that go on the large lane whatever their size (see PeerPool.request). */
-export interface RequestOptions {
-  readonly timeoutMs?: number;
+export interface RequestOptions extends PeerRequestOptions {
   /**
    * A bulk transfer (hint delivery, streams, anti-entropy): on the `large` lane even when small,
    * so that it never queues ahead of the small lane's requests, its large replies come back
@@ -166,8 +170,7 @@ export class PeerPool {
     const large =
       opts.bulk === true ||
       (frame instanceof Buffer && frame.length - FRAME_HEADER_BYTES > LARGE_FRAME_BYTES);
-    const timeout = opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs };
-    return this.get(address, large ? 'large' : 'small').requestFrame<T>(method, frame, timeout);
+    return this.get(address, large ? 'large' : 'small').requestFrame<T>(method, frame, opts);
   }
 
   /**

@@ -2,7 +2,13 @@
 
 import { KvError } from '../errors/index.ts';
 import { atTurnEnd } from '../net/index.ts';
-import { decodeRecord, type Storage, type StoredRecord, validWall } from '../storage/index.ts';
+import {
+  decodeRecord,
+  decodeRecordHeader,
+  type Storage,
+  type StoredRecord,
+  validWall,
+} from '../storage/index.ts';
 import {
   type ApplyRequest,
   type ExpectIncarnation,
@@ -98,13 +104,19 @@ export interface ApplyHow {
  * Sends one peer request; rejects with a KvError (unavailable, timeout, remote code). `timeoutMs`
  * replaces the peer timeout for this request. `bulk`: a background transfer, sent on the peer's
  * large lane whatever its size, behind the other bulk requests to that member and ahead of none
- * of the small requests clients wait on (peer RequestOptions.bulk).
+ * of the small requests clients wait on (peer RequestOptions.bulk). `deadline` and `maxWaitMs`:
+ * the body's first key is its deadline, set as it leaves (peer PeerRequestOptions).
  */
 export type PeerCall = (
   name: string,
   method: string,
   body: unknown,
-  opts?: { readonly timeoutMs?: number; readonly bulk?: boolean },
+  opts?: {
+    readonly timeoutMs?: number;
+    readonly bulk?: boolean;
+    readonly deadline?: boolean;
+    readonly maxWaitMs?: number;
+  },
 ) => Promise<unknown>;
 
 /**
@@ -120,6 +132,17 @@ export type ApplyTimeout = number | ((bytes: number) => number) | null;
  * then.
  */
 export type ReadTerms = (name: string) => ExpectIncarnation;
+
+/**
+ * Whether a copy of this record may wait past its own timeout behind other frames to a slow
+ * member: a live value without an expiry. Not a tombstone nor an expiring record, collected a
+ * grace after their version: the repair window counts on their copies landing within their
+ * timeout of being sent (repairWithinMs).
+ */
+function waitable(entry: WireEntry): boolean {
+  const r = decodeRecordHeader(entry[1]);
+  return !r.tombstone && r.expiresAt === undefined;
+}
 
 /** Whether two reads' terms are the same. */
 function sameTerms(a: ExpectIncarnation, b: ExpectIncarnation): boolean {
@@ -148,6 +171,7 @@ export class Replicas {
   readonly #terms: ReadTerms;
   readonly #versions: RemoteVersions;
   readonly #applyTimeoutMs: ApplyTimeout;
+  readonly #applyWaitMs: number;
   /** The node's scan work per event-loop turn: its own scans' reads, and the coordinator's merges. */
   readonly scanWork: ScanWork;
   readonly #outboxes = new Map<string, Outbox>();
@@ -165,6 +189,7 @@ export class Replicas {
     versions: RemoteVersions = new RemoteVersions({ clock: storage.clock }),
     applyTimeoutMs: ApplyTimeout = null,
     scanWork: ScanWork = new ScanWork(),
+    applyWaitMs = Number.POSITIVE_INFINITY,
   ) {
     this.self = self;
     this.#storage = storage;
@@ -172,6 +197,7 @@ export class Replicas {
     this.#terms = terms;
     this.#versions = versions;
     this.#applyTimeoutMs = applyTimeoutMs;
+    this.#applyWaitMs = applyWaitMs;
     this.scanWork = scanWork;
   }
 
@@ -437,14 +463,31 @@ export class Replicas {
 
   async #send(name: string, entries: WireEntry[], how: ApplyHow): Promise<void> {
     const t = how.timeoutMs ?? this.#timeoutOf(entries);
-    const body: { -readonly [K in keyof ApplyRequest]: ApplyRequest[K] } = { e: entries };
-    // A deadline given (a repair's, an expiry change's: the repair window of their read; a write
-    // passed on: its coordinator's) is the latest it may land, never later than its own timeout
-    // from now: a repair held on its way landed up to the window (an hour) after it was sent.
-    if (t !== null) body.d = Math.min(how.deadline ?? Number.POSITIVE_INFINITY, Date.now() + t);
-    else if (how.deadline !== undefined) body.d = how.deadline;
+    const opts: { timeoutMs?: number; bulk?: boolean; deadline?: boolean; maxWaitMs?: number } = {};
+    let d: number | undefined;
+    if (how.deadline !== undefined) {
+      // A deadline given (a repair's, an expiry change's: the repair window of their read; a
+      // write passed on: its coordinator's) is the latest it may land, never later than its own
+      // timeout from now: a repair held on its way landed up to the window (an hour) after it
+      // was sent.
+      d = t === null ? how.deadline : Math.min(how.deadline, Date.now() + t);
+    } else if (t !== null) {
+      d = Date.now() + t;
+      // A copy of a value is set again as the frame leaves (peer `deadline`), to when the client
+      // stops waiting, which a wait behind other frames to the member moves: a copy of a client
+      // write lands within freshWithin of when it was sent (applyWaitMs), a transfer's
+      // (how.timeoutMs) within the peer client's own bound. Not a tombstone's or an expiring
+      // record's: the repair window (repairWithinMs) counts on those landing within their
+      // timeout of being sent.
+      if (entries.every(waitable)) {
+        opts.deadline = true;
+        if (how.timeoutMs === undefined) opts.maxWaitMs = this.#applyWaitMs;
+      }
+    }
+    // The deadline first: the peer client rewrites it in place as the frame leaves.
+    const body: { -readonly [K in keyof ApplyRequest]: ApplyRequest[K] } =
+      d === undefined ? { e: entries } : { d, e: entries };
     if (how.rings !== undefined) body.p = how.rings;
-    const opts: { timeoutMs?: number; bulk?: boolean } = {};
     if (t !== null) opts.timeoutMs = t;
     if (how.bulk === true) opts.bulk = true;
     readApplyReply(await this.#call(name, METHODS.apply, body, opts));

@@ -11,6 +11,7 @@ import {
   encodeResultFrame,
   FRAME_HEADER_BYTES,
   FrameDecoder,
+  setRequestDeadline,
   setRequestId,
 } from '../../src/peer/index.ts';
 import { NOT_PLAIN, readPlain, writePlain } from '../../src/peer/msgpack.ts';
@@ -183,6 +184,26 @@ describe('peer frames', () => {
       const got = decodeRequest(d.next()!);
       expect(got).toEqual({ i: 42, m: 'get', b: body });
       expect(frame.readUInt32BE(0)).toBe(frame.length - FRAME_HEADER_BYTES);
+    }
+    // A body whose first key is its deadline (ApplyRequest.d): set again as the frame leaves.
+    const now = Date.now();
+    const late = { d: now, e: [[Buffer.from('k'), Buffer.alloc(100_000, 1)]], p: 'rings' };
+    for (const method of ['apply', 'm'.repeat(40)]) {
+      const frame = encodeRequestFrame(method, late);
+      setRequestId(frame, 7);
+      expect(setRequestDeadline(frame, now + 12_345)).toBe(true);
+      expect(decodeRequest(frame.subarray(FRAME_HEADER_BYTES))).toEqual({
+        i: 7,
+        m: method,
+        b: { ...late, d: now + 12_345 },
+      });
+    }
+    // Anything else is left as it is.
+    for (const body of [{ e: [], d: now }, { d: 5 }, [now], { d: 'x' }, undefined]) {
+      const frame = encodeRequestFrame('apply', body);
+      const copy = Buffer.from(frame);
+      expect(setRequestDeadline(frame, now + 1)).toBe(false);
+      expect(frame).toEqual(copy);
     }
     const ok = encodeResultFrame(9, { rs: [Buffer.from('r'), null] });
     expect(decodeResponse(ok.subarray(FRAME_HEADER_BYTES))).toEqual({

@@ -1,0 +1,134 @@
+// A peer request whose frame waits behind others to a member that takes them slowly: waited for
+// while the connection's bytes leave at the floor rate (4 Mbit/s) or faster, its deadline set as it
+// leaves, and failed as before when the member reads nothing or reads slower.
+
+import { once } from 'node:events';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { KvError } from '../../src/errors/index.ts';
+import {
+  decodeRequest,
+  encodeResultFrame,
+  FLOOR_RATE,
+  FrameDecoder,
+} from '../../src/peer/index.ts';
+import { defer } from '../helpers/defer.ts';
+import { peerClient } from '../helpers/peer.ts';
+
+/**
+ * A peer on loopback that reads its connections at `rate` bytes a second (a slow link; none
+ * after `stopAfter` bytes) and answers each request at once with whether it came past the
+ * deadline its body carries (`d`, ms since the epoch). `read`: the bytes it has read so far.
+ */
+async function slowReader(rate: number, stopAfter = Number.POSITIVE_INFINITY) {
+  const state = { read: 0, late: 0 };
+  const sockets: Socket[] = [];
+  const timers = new Set<NodeJS.Timeout>();
+  const srv = createServer((socket) => {
+    sockets.push(socket);
+    const decoder = new FrameDecoder();
+    const start = performance.now();
+    socket.on('error', () => {});
+    socket.on('data', (chunk: Buffer) => {
+      state.read += chunk.length;
+      decoder.push(chunk);
+      for (let f = decoder.next(); f !== null; f = decoder.next()) {
+        const req = decodeRequest(f);
+        const { d } = req.b as { d?: number };
+        const late = d !== undefined && Date.now() > d;
+        if (late) state.late++;
+        socket.write(encodeResultFrame(req.i, { late }));
+      }
+      // Paused until the bytes read so far are due at `rate`.
+      const due = state.read >= stopAfter ? Number.POSITIVE_INFINITY : (state.read / rate) * 1000;
+      const wait = start + due - performance.now();
+      if (wait <= 0) return;
+      socket.pause();
+      if (!Number.isFinite(wait)) return;
+      const t = setTimeout(() => {
+        timers.delete(t);
+        socket.resume();
+      }, wait);
+      timers.add(t);
+    });
+  });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  defer(async () => {
+    for (const t of timers) clearTimeout(t);
+    for (const s of sockets) s.destroy();
+    await new Promise((resolve) => srv.close(resolve));
+  });
+  return { port: (srv.address() as AddressInfo).port, state };
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * `n` requests of 1 MiB each and a small one behind them, each with a deadline of its own: their
+ * timeout is the client's plus their bytes at 4 Mbit/s (as copies' are), 2.3 s for 1 MiB.
+ */
+function queueUp(c: ReturnType<typeof peerClient>, n: number, timeoutMs: number) {
+  const ask = (size: number) => {
+    const t = timeoutMs + Math.ceil((size * 1000) / FLOOR_RATE);
+    const body = { d: Date.now() + t, pad: Buffer.alloc(size, 7) };
+    return c.request<{ late: boolean }>('put', body, { deadline: true, timeoutMs: t });
+  };
+  return [...Array.from({ length: n }, () => ask(MiB)), ask(10)];
+}
+
+/** What each of `requests` settled as: `ok`, `late` (answered, past its deadline) or a code. */
+async function outcomes(requests: Promise<{ late: boolean }>[]) {
+  const seen: Record<string, number> = {};
+  for (const r of await Promise.allSettled(requests)) {
+    const k =
+      r.status === 'fulfilled'
+        ? r.value.late
+          ? 'late'
+          : 'ok'
+        : r.reason instanceof KvError
+          ? r.reason.code
+          : String(r.reason);
+    seen[k] = (seen[k] ?? 0) + 1;
+  }
+  return seen;
+}
+
+describe('a peer request queued behind others to a slow member', () => {
+  it('is answered while the frames ahead of it leave at over 4 Mbit/s, before its deadline', async () => {
+    // 2 MiB/s (four times the floor): 12 MiB take 6 s or more, each 1 MiB has 2.3 s.
+    const { port, state } = await slowReader(2 * MiB);
+    const c = peerClient(port, { timeoutMs: 300 });
+    // Before: every request not read by 2.3 s (300 ms for the small one) failed
+    // KV_ERR_PEER_TIMEOUT; the deadlines they carried were set when they were made, so those
+    // that got there were refused (here: answered `late`).
+    const seen = await outcomes(queueUp(c, 12, 300));
+    expect(seen).toEqual({ ok: 13 });
+    expect(state.late).toBe(0);
+    expect(state.read).toBeGreaterThan(12 * MiB);
+  });
+
+  it('times out when the member stops reading, and when it reads slower than 4 Mbit/s', async () => {
+    // Stops after the first 512 KiB: nothing is answered.
+    const stopped = await slowReader(2 * MiB, 512 * 1024);
+    const c = peerClient(stopped.port, { timeoutMs: 300 });
+    expect(await outcomes(queueUp(c, 12, 300))).toEqual({ KV_ERR_PEER_TIMEOUT: 13 });
+    // 128 KiB/s: 8 s for each 1 MiB; the first may be answered, not the ones behind it.
+    const slow = await slowReader(128 * 1024);
+    const d = peerClient(slow.port, { timeoutMs: 300 });
+    const seen = await outcomes(queueUp(d, 12, 300));
+    expect(seen.KV_ERR_PEER_TIMEOUT).toBeGreaterThanOrEqual(12);
+    expect(slow.state.read).toBeLessThan(12 * MiB);
+  });
+
+  it('times out at its maxWaitMs however fast the frames ahead of it leave', async () => {
+    const { port } = await slowReader(2 * MiB);
+    // Shorter than the 1 MiB requests' own timeout: those are not waited for past it; the small
+    // one behind them, with its 300 ms, is waited for up to 2 s.
+    const c = peerClient(port, { timeoutMs: 300, maxWaitMs: 2000 });
+    const seen = await outcomes(queueUp(c, 12, 300));
+    expect(seen.ok).toBeGreaterThan(0);
+    expect(seen.KV_ERR_PEER_TIMEOUT).toBeGreaterThan(1);
+    expect(seen.late ?? 0).toBe(0);
+  });
+});
