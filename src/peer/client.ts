@@ -18,7 +18,7 @@ import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameDecoder } from './fra
 import { FrameWriter } from './frame-writer.ts';
 import { type PeerLane, type PeerMetrics, peerMetrics } from './metrics.ts';
 import { PeerRefusals } from './refusals.ts';
-import { retransmitting, tunePeerSocket, unsentBytes } from './socket.ts';
+import { retransmitting, tunePeerSocket, unacknowledgedBytes, unsentBytes } from './socket.ts';
 
 export interface PeerClientOptions {
   /** `host:port` of the peer's peer port (`[addr]:port` for IPv6). */
@@ -188,6 +188,8 @@ interface Pending {
   waitedBytes: number;
   waitedTaken: number;
   waitedRead: number;
+  /** The connection's bytes the peer's kernel had acknowledged then, or at most (#lookAgainAt). */
+  waitedAcked: number;
   /**
    * Behind frames the peer had not been seen to read, when sent or at its last look
    * (#lookAgainAt).
@@ -441,6 +443,7 @@ export class PeerClient {
       waitedBytes: 0,
       waitedTaken: 0,
       waitedRead: 0,
+      waitedAcked: 0,
       // Behind a large frame's worth or more: a request on a connection whose small requests
       // are answered as they come is not.
       behind: this.#written + this.#queueBytes - this.#peerRead >= ARRIVING_FRAME_BYTES,
@@ -769,9 +772,11 @@ export class PeerClient {
    *
    * A request whose timeout runs out while its frame waits behind others the peer has not been
    * seen to read (#peerRead: in the client's queue, the socket's, the kernels', on the link) is
-   * not failed while the connection's bytes leave (the kernel takes them as the link carries them)
-   * or are read (answered) at FLOOR_RATE or faster: on its first look, since it was sent; then
-   * over each ARRIVING_WINDOW_MS. The first look that finds every frame before it read gives it
+   * not failed while the connection's bytes leave (the kernel takes them as the link carries them),
+   * are acknowledged by the peer's kernel (`acked`: asked of the kernel when the others show no
+   * movement, for frames in the kernels' buffers, megabytes, cross the link unseen here) or are
+   * read (answered) at FLOOR_RATE or faster: on its first look, since it was sent; then over each
+   * ARRIVING_WINDOW_MS. The first look that finds every frame before it read gives it
    * its own timeout from then, as if just sent: the time spent behind frames that were moving
    * does not count, and what it asked of the member has its whole timeout. A member that reads
    * nothing (stopped, cut off) takes nothing once the kernels' buffers are full: its requests fail
@@ -779,7 +784,7 @@ export class PeerClient {
    * to a member behind 8 Mbit/s spent the time for its own bytes waiting behind theirs, and timed
    * out.
    */
-  #lookAgainAt(p: Pending, now: number, timeoutMs: number): number {
+  #lookAgainAt(p: Pending, now: number, timeoutMs: number, acked: number | null): number {
     const socket = this.#socket;
     if (p.socket !== socket || socket === null || now >= p.lastAt) return 0;
     const taken = this.#taken(socket);
@@ -790,7 +795,8 @@ export class PeerClient {
     const floor = ((now - (first ? p.started : p.waitedAt)) * FLOOR_RATE) / 1000;
     const moved =
       taken - (first ? p.taken : p.waitedTaken) >= floor ||
-      read - (first ? p.read : p.waitedRead) >= floor;
+      read - (first ? p.read : p.waitedRead) >= floor ||
+      (acked !== null && acked - (first ? p.taken : p.waitedAcked) >= floor);
     // Behind frames the peer has not been seen to read: waited for while they move.
     const behind = p.out !== null && p.out.start > read;
     if (!behind && p.behind && moved) {
@@ -798,19 +804,27 @@ export class PeerClient {
       // now, and the first look again.
       p.behind = false;
       p.waitedAt = 0;
+      this.#countWaited(p);
       return Math.min(now + timeoutMs, p.lastAt);
     }
     let next = 0;
     if ((behind && moved) || this.#answersArriving(p, now)) next = now + ARRIVING_WINDOW_MS;
     p.behind = behind;
     if (next === 0) return 0;
-    if (!p.waited) this.#metrics.waited.labels(this.#opts.lane).inc();
-    p.waited = true;
+    this.#countWaited(p);
     p.waitedAt = now;
     p.waitedBytes = this.#arrivedBytes;
     p.waitedTaken = taken;
     p.waitedRead = read;
+    // At most what the kernel took, when it was not asked (an acknowledgement needs it first).
+    p.waitedAcked = acked ?? taken;
     return Math.min(next, p.lastAt);
+  }
+
+  /** Counts `p` in kvstore_peer_requests_waited_total, once. */
+  #countWaited(p: Pending): void {
+    if (!p.waited) this.#metrics.waited.labels(this.#opts.lane).inc();
+    p.waited = true;
   }
 
   /**
@@ -842,11 +856,31 @@ export class PeerClient {
     const p = this.#pending.get(id);
     if (p === undefined) return;
     const now = performance.now();
-    const next = this.#lookAgainAt(p, now, timeoutMs);
+    const next = this.#lookAgainAt(p, now, timeoutMs, null);
     if (next > now) {
       p.timer = this.#timer(id, timeoutMs, next - now);
       return;
     }
+    const socket = this.#socket;
+    if (socket === null || p.socket !== socket || p.out === null || p.out.start <= this.#peerRead) {
+      this.#timedOut(id, p, now, timeoutMs);
+      return;
+    }
+    // Behind frames that showed no movement here: they may be crossing the link from the
+    // kernels' buffers (megabytes), which only the kernel's acknowledgements show.
+    void unacknowledgedBytes(socket).then((unacked) => {
+      if (this.#pending.get(id) !== p) return;
+      const at = performance.now();
+      const acked =
+        unacked === null || socket !== this.#socket ? null : this.#taken(socket) - unacked;
+      const later = acked === null ? 0 : this.#lookAgainAt(p, at, timeoutMs, acked);
+      if (later > at) p.timer = this.#timer(id, timeoutMs, later - at);
+      else this.#timedOut(id, p, at, timeoutMs);
+    });
+  }
+
+  /** Fails `p` (request `id`), whose timeout ran out and which is not waited for any longer. */
+  #timedOut(id: number, p: Pending, now: number, timeoutMs: number): void {
     // Every outstanding request is on the current connection (losing one settles its requests),
     // in the order sent: the first is the oldest still waiting.
     const oldest = this.#pending.keys().next().value === id;

@@ -45,21 +45,39 @@ export function unsentBytes(socket: Socket): number {
  * the socket's line, one scan at a time for every caller.
  */
 export async function retransmitting(socket: Socket): Promise<boolean | null> {
-  const { localAddress, localPort, remoteAddress, remotePort } = socket;
-  if (localAddress === undefined || localPort === undefined) return null;
-  if (remoteAddress === undefined || remotePort === undefined) return null;
-  // Both ends, addresses too: every member listens on the same peer port, and the kernel may give
-  // one local port to connections to different members.
-  const f = await tcpLine(
-    isIPv4(localAddress) ? '/proc/net/tcp' : '/proc/net/tcp6',
-    procNetAddress(localAddress, localPort),
-    procNetAddress(remoteAddress, remotePort),
-  );
+  const f = await tcpFields(socket);
   // local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ...
   if (f === null || f.length < 6) return null;
   const unacked = Number.parseInt(f[3]!.split(':')[0]!, 16);
   const retransmits = Number.parseInt(f[5]!, 16);
   return unacked > 0 && retransmits >= RESENT_TIMEOUTS;
+}
+
+/**
+ * Bytes the kernel took of `socket`'s and the other end has not acknowledged yet (its send queue,
+ * sent or not: tx_queue of /proc/net/tcp), or null when the kernel does not say. The bytes taken
+ * (see unsentBytes) less these are the bytes the other end's kernel has received: they grow as the
+ * link carries them, whatever the buffers between hold.
+ */
+export async function unacknowledgedBytes(socket: Socket): Promise<number | null> {
+  const f = await tcpFields(socket);
+  if (f === null || f.length < 5) return null;
+  const unacked = Number.parseInt(f[3]!.split(':')[0]!, 16);
+  return Number.isFinite(unacked) ? unacked : null;
+}
+
+/** `socket`'s line of /proc/net/tcp (tcp6 for IPv6), split (tcpLine); null when not there. */
+async function tcpFields(socket: Socket): Promise<string[] | null> {
+  const { localAddress, localPort, remoteAddress, remotePort } = socket;
+  if (localAddress === undefined || localPort === undefined) return null;
+  if (remoteAddress === undefined || remotePort === undefined) return null;
+  // Both ends, addresses too: every member listens on the same peer port, and the kernel may give
+  // one local port to connections to different members.
+  return tcpLine(
+    isIPv4(localAddress) ? '/proc/net/tcp' : '/proc/net/tcp6',
+    procNetAddress(localAddress, localPort),
+    procNetAddress(remoteAddress, remotePort),
+  );
 }
 
 /**
