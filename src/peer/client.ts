@@ -314,6 +314,9 @@ export class PeerClient {
    */
   #peerRead = 0;
   #lateEnds = new Map<number, number>();
+  /** When #peerRead last grew (performance.now()), and the bytes the kernel had taken then. */
+  #readAt = 0;
+  #takenAtRead = 0;
 
   /** Throws KvError KV_ERR_INVALID_ARGUMENT for a malformed address; does not connect. */
   constructor(opts: PeerClientOptions) {
@@ -655,6 +658,8 @@ export class PeerClient {
     this.#arrivedBytes = 0;
     this.#peerRead = 0;
     this.#lateEnds.clear();
+    this.#readAt = 0;
+    this.#takenAtRead = 0;
     this.#writer = new FrameWriter(socket, (n) => {
       this.#written += n;
       this.#metrics.sentBytes.labels('client').inc(n);
@@ -791,12 +796,19 @@ export class PeerClient {
     const read = this.#peerRead;
     // The connection's bytes left (the kernel took them) or were read (answered) at the floor
     // rate since it was sent (its first look) or last looked at.
+    // Or since the last answer that showed frames read, when that is later: a connection's first
+    // seconds through a slow link (TCP's slow start overshooting its queue, losses) are slower
+    // than what follows.
     const first = p.waitedAt === 0;
-    const floor = ((now - (first ? p.started : p.waitedAt)) * FLOOR_RATE) / 1000;
+    const since = first ? p.started : p.waitedAt;
+    const floor = ((now - since) * FLOOR_RATE) / 1000;
+    const sinceRead = ((now - this.#readAt) * FLOOR_RATE) / 1000;
+    const left = acked ?? taken;
     const moved =
       taken - (first ? p.taken : p.waitedTaken) >= floor ||
       read - (first ? p.read : p.waitedRead) >= floor ||
-      (acked !== null && acked - (first ? p.taken : p.waitedAcked) >= floor);
+      (acked !== null && acked - (first ? p.taken : p.waitedAcked) >= floor) ||
+      (this.#readAt > since && left - this.#takenAtRead >= sinceRead);
     // Behind frames the peer has not been seen to read: waited for while they move.
     const behind = p.out !== null && p.out.start > read;
     if (!behind && p.behind && moved) {
@@ -842,6 +854,8 @@ export class PeerClient {
     const end = p === undefined ? this.#lateEnds.get(msg.i) : p.out?.end;
     if (end !== undefined && end !== Number.POSITIVE_INFINITY && end > this.#peerRead) {
       this.#peerRead = end;
+      this.#readAt = performance.now();
+      this.#takenAtRead = this.#taken(this.#socket);
     }
     if (p === undefined) {
       // Timed out earlier: the late response is ignored, but for the bytes it shows read.
