@@ -19,6 +19,7 @@ import {
 } from './lmdb-check.ts';
 import { LmdbSync, type SyncableEnv } from './lmdb-sync.ts';
 import { registerStorageMetrics, type StorageMetrics } from './metrics.ts';
+import { NewestVersions } from './newest.ts';
 import {
   compareRecords,
   decodeRecord,
@@ -214,6 +215,8 @@ export class Storage {
   #lastCommit: Promise<unknown> = Promise.resolve();
   /** The kinds of the newest records of the keys written last (see #applyOne). */
   readonly #kinds: RecentKinds;
+  /** Which writes are above every stored version of their key (see #applyOne). */
+  readonly #newest = new NewestVersions(() => this.#state.hlc);
   /** The writes that decide true or false (apply, removeIfLive) wait for their log group here. */
   readonly #shared = new SharedSync(
     (starts) => {
@@ -931,8 +934,10 @@ export class Storage {
    * `encoded`, when given, is encodeRecord(record): stored as it is. What the write replaces is
    * known by its kind (kinds.ts) for the counters and indexes. A write that wins on its version
    * alone (above the newest one of its key, which #kinds holds only for keys whose every change
-   * this process made: s.hlc is at or above it; and no base version, which compareRecords ranks
-   * first) takes the kind from #kinds when it knows the key; any other write reads the old record
+   * this process made: s.hlc is at or above it, and so is its bucket's bound in #newest, which
+   * also finds most of a replica's writes that are not above s.hlc; and no base version, which
+   * compareRecords ranks first) takes the kind from #kinds when it knows the key; any other write
+   * reads the old record
    * (the overlay, then LMDB's lookup: about a quarter of a SET's CPU at pipeline 16,
    * bench/results/2026-12-07-s31-durable-set-cpu.md) and decides against it.
    */
@@ -940,8 +945,11 @@ export class Storage {
     const k = key.toString('latin1');
     const s = this.#state;
     const newest = compareVersions(record.version, s.hlc) > 0;
+    const bucket = this.#newest.bucket(key);
+    // Above every stored version of its key: the store's newest, or its bucket's bound.
+    const above = newest || this.#newest.above(bucket, record.version);
     const known =
-      newest && !onlyIfLive && record.base === undefined ? this.#kinds.get(key) : undefined;
+      above && !onlyIfLive && record.base === undefined ? this.#kinds.get(key) : undefined;
     let was = known;
     if (was === undefined) {
       // `old` is used only here, and nothing below reads LMDB (see #peek). Its value is never
@@ -967,6 +975,7 @@ export class Storage {
     }
     this.#indexExpiry(key, was, next);
     if (known !== next) this.#kinds.set(key, next);
+    this.#newest.wrote(bucket, record.version, above);
     if (newest) s.hlc = record.version;
     this.#queue(key, bytes, k);
     if (this.#wal === null) return true; // the replay: nothing to log, nor a first write

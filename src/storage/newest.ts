@@ -1,0 +1,47 @@
+// A bound on the newest version of each key, by hash bucket: which writes win on their version
+// alone without reading the record they replace (Storage.#applyOne).
+
+import { compareVersions, type Version } from './hlc.ts';
+
+/** Buckets (a power of two): 256 KiB of references, and the versions they hold. */
+const BUCKETS = 1 << 15;
+
+/**
+ * For every key, a version at or above every version the store holds of it: the largest version
+ * written to any key of its hash bucket since the bucket was first written, and for a bucket not
+ * written yet the store's newest version (`floor()`, which is at or above every version stored).
+ * So a write above its key's bound is above every stored version of that key, although not
+ * above the store's newest: a replica's write from another coordinator often is not (a write
+ * that this node's own coordinator made since is newer), and it then wins without an LMDB read.
+ * Exact as long as every write stored goes through `wrote` (Storage.#applyOne is the only
+ * writer of the data table) and `floor()` never goes back; discards only lower what is stored.
+ */
+export class NewestVersions {
+  readonly #bounds: (Version | null)[] = new Array<Version | null>(BUCKETS).fill(null);
+  readonly #floor: () => Version;
+
+  constructor(floor: () => Version) {
+    this.#floor = floor;
+  }
+
+  /** The bucket of `key` (FNV-1a of its bytes). */
+  bucket(key: Buffer): number {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key[i]!, 0x01000193);
+    return (h >>> 0) & (BUCKETS - 1);
+  }
+
+  /** True when `v` is above every version stored of the keys of bucket `b`. */
+  above(b: number, v: Version): boolean {
+    return compareVersions(v, this.#bounds[b] ?? this.#floor()) > 0;
+  }
+
+  /**
+   * Records a write of version `v` stored at a key of bucket `b`, which was `above(b, v)` or not
+   * (called before the store's newest version moves to `v`).
+   */
+  wrote(b: number, v: Version, above: boolean): void {
+    if (above) this.#bounds[b] = v;
+    else this.#bounds[b] ??= this.#floor();
+  }
+}
