@@ -3,7 +3,7 @@
 
 import { compareVersions, type Version } from './hlc.ts';
 
-/** Buckets (a power of two): 256 KiB of references, and the versions they hold. */
+/** Buckets (a power of two): 448 KiB of bounds. */
 const BUCKETS = 1 << 15;
 
 /**
@@ -17,7 +17,11 @@ const BUCKETS = 1 << 15;
  * writer of the data table) and `floor()` never goes back; discards only lower what is stored.
  */
 export class NewestVersions {
-  readonly #bounds: (Version | null)[] = new Array<Version | null>(BUCKETS).fill(null);
+  // Each bucket's bound as typed arrays (a wall of -1: none yet), not Version objects: one
+  // cache miss per write at most, rather than the reference and then the object.
+  readonly #walls = new Float64Array(BUCKETS).fill(-1);
+  readonly #logicals = new Uint16Array(BUCKETS);
+  readonly #nodes: string[] = new Array<string>(BUCKETS).fill('');
   readonly #floor: () => Version;
 
   constructor(floor: () => Version) {
@@ -33,7 +37,12 @@ export class NewestVersions {
 
   /** True when `v` is above every version stored of the keys of bucket `b`. */
   above(b: number, v: Version): boolean {
-    return compareVersions(v, this.#bounds[b] ?? this.#floor()) > 0;
+    const wall = this.#walls[b]!;
+    if (wall < 0) return compareVersions(v, this.#floor()) > 0;
+    if (v.wall !== wall) return v.wall > wall;
+    const logical = this.#logicals[b]!;
+    if (v.logical !== logical) return v.logical > logical;
+    return v.node > this.#nodes[b]!;
   }
 
   /**
@@ -41,7 +50,13 @@ export class NewestVersions {
    * (called before the store's newest version moves to `v`).
    */
   wrote(b: number, v: Version, above: boolean): void {
-    if (above) this.#bounds[b] = v;
-    else this.#bounds[b] ??= this.#floor();
+    if (above) this.#set(b, v);
+    else if (this.#walls[b]! < 0) this.#set(b, this.#floor());
+  }
+
+  #set(b: number, v: Version): void {
+    this.#walls[b] = v.wall;
+    this.#logicals[b] = v.logical;
+    this.#nodes[b] = v.node;
   }
 }
