@@ -95,25 +95,35 @@ function bad(why: string, buf: Buffer): KvError {
   return new KvError('KV_ERR_BAD_RECORD', `storage: record of ${buf.length} bytes ${why}`);
 }
 
-/** The bytes and the name of the last node name decoded: most records carry the same few. */
-let lastNodeBytes = Buffer.alloc(0);
-let lastNode = '';
+/**
+ * The bytes and names of the last node names decoded, newest first: most records carry the same
+ * few (a replica decodes the writes of every coordinator, and the records they replace).
+ */
+const NODE_NAMES_KEPT = 4;
+const lastNodeBytes: Buffer[] = [];
+const lastNodes: string[] = [];
 
 /** A UTF-8 node name of `len` (1..255) bytes at `at`; throws when it runs past the end. */
 function nodeName(buf: Buffer, at: number, len: number, what: string): string {
   if (len === 0 || at + len > buf.length) {
     throw bad(`has a ${what} length of ${len} past its end`, buf);
   }
-  if (len === lastNodeBytes.length) {
+  for (let n = 0; n < lastNodeBytes.length; n++) {
+    const known = lastNodeBytes[n]!;
+    if (known.length !== len) continue;
     let i = 0;
-    while (i < len && buf[at + i] === lastNodeBytes[i]) i++;
-    if (i === len) return lastNode;
+    while (i < len && buf[at + i] === known[i]) i++;
+    if (i === len) return lastNodes[n]!;
   }
   const node = buf.toString('utf8', at, at + len);
   // Invalid UTF-8 decodes to U+FFFD, which no node name contains (cheaper than isUtf8()).
   if (node.includes('\uFFFD')) throw bad(`has a ${what} that is not UTF-8`, buf);
-  lastNodeBytes = Buffer.from(buf.subarray(at, at + len));
-  lastNode = node;
+  if (lastNodes.length === NODE_NAMES_KEPT) {
+    lastNodeBytes.pop();
+    lastNodes.pop();
+  }
+  lastNodeBytes.unshift(Buffer.from(buf.subarray(at, at + len)));
+  lastNodes.unshift(node);
   return node;
 }
 
