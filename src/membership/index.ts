@@ -45,6 +45,7 @@ export {
 } from './ring-keeper.ts';
 export {
   holdsDataIn,
+  lostAt,
   newerSettled,
   newestReported,
   parseSettled,

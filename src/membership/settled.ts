@@ -31,6 +31,21 @@ export function parseSettled(saved: unknown): SettledRing | null {
 }
 
 /**
+ * ReplicaHandlerOptions.lostAt of the member `self` whose settled ring is `record`: its epoch
+ * while it records `self` lost, else null. Also null while `self` is decommissioned and the
+ * record keeps its hand-off (SettledRing.handedOff: recorded for it, from the directory the ring
+ * recorded): that directory holds all it held, and its reads are the handler's handedOff to
+ * refuse. A member lost before its hand-off (a new directory, then back on its old one) is not
+ * exempt: its directory lacks the writes taken on the other one.
+ */
+export function lostAt(record: SettledRing, self: string, decommissioned: boolean): number | null {
+  if (!record.lost.includes(self)) return null;
+  const off = record.handedOff;
+  if (decommissioned && off !== undefined && own(off, self) !== undefined) return null;
+  return record.epoch;
+}
+
+/**
  * A settled ring record: members sorted and unique; lost ones sorted, only members; incarnations
  * only of members not lost; hand-offs (`handedOff`) only of lost members, the field left out
  * when there is none (the record then reads as older versions made it).

@@ -24,6 +24,7 @@ import {
   type FoundingBlock,
   holdsDataIn,
   loadIncarnation,
+  lostAt,
   Membership,
   MembershipCheck,
   membershipSpreadMs,
@@ -442,7 +443,7 @@ export async function startCluster(
       incarnation: incarnation.id,
       lostAt: () => {
         const r = topology?.settledRing;
-        return r?.lost.includes(self) ? r.epoch : null;
+        return r === undefined ? null : lostAt(r, self, rebalancer?.status === 'decommissioned');
       },
       maxScanEntries: scanServeLimit(config.maxScanKeys),
       scanWork,

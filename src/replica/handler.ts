@@ -48,8 +48,9 @@ export interface ReplicaHandlerOptions {
    * (KV_ERR_WRONG_INCARNATION) unless it was placed under a newer ring (ExpectIncarnation.ir): one no newer counts
    * this directory as a holder only because it predates the loss, and the directory may lack
    * writes taken while the member ran on another one (it came back on its old volume). A newer
-   * ring that records it is a settle after its refill. Not while handedOff: a member that handed
-   * its data off is recorded lost for it and keeps the directory. Absent: never.
+   * ring that records it is a settle after its refill. null too for a member recorded lost for
+   * its own hand-off (lostAt in membership/settled.ts): that directory holds all it held. Absent:
+   * never.
    */
   readonly lostAt?: () => number | null;
   /** Largest `l` a scan request may ask for. */
@@ -154,10 +155,8 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
         `replica: asked as incarnation ${expected}, this data directory is ${incarnation}`,
       );
     }
-    // A member that handed its data off is recorded lost for that (its own ring too), on the
-    // directory that holds all it held: its reads are handedOff's to refuse.
     const at = opts.lostAt?.() ?? null;
-    if (at === null || opts.handedOff?.()) return;
+    if (at === null) return;
     const epoch = recordedIn ?? readRingFence(body)?.[0];
     if (epoch !== undefined && epoch > at) return;
     throw new KvError(

@@ -4,12 +4,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
 import {
   loadIncarnation,
+  lostAt,
   settledRing,
   stateAddressBook,
   Topology,
 } from '../../src/membership/index.ts';
 import {
   createReplicaHandler,
+  type ExpectIncarnation,
   type HelloReply,
   METHODS,
   Replicas,
@@ -55,6 +57,28 @@ async function storeHolding() {
   });
   await storage.applyBatch([{ key, record: decodeRecord(raw), raw }]);
   return { storage, key, raw };
+}
+
+/**
+ * Member a's replicas reading member d, decommissioned on directory inc-d with settled ring
+ * `t`'s, from a ring of epoch 4 (its fence) with `terms`; d's handler options as node/cluster.ts
+ * derives them.
+ */
+function decommissionedD(t: Topology, storage: Storage, terms: ExpectIncarnation): Replicas {
+  const handler = createReplicaHandler({
+    storage,
+    hello: () => ({}) as HelloReply,
+    incarnation: 'inc-d',
+    maxScanEntries: 100,
+    lostAt: () => lostAt(t.settledRing, 'd', true),
+    handedOff: () => true,
+  });
+  return new Replicas(
+    'a',
+    storage,
+    async (_n, method, body) => handler(method, { ...(body as object), f: [4, 'a', 1] }),
+    () => terms,
+  );
 }
 
 describe('reads that expect an incarnation', () => {
@@ -218,25 +242,36 @@ describe('reads of a replica that handed its data off', () => {
     t.update(names.map((n) => view(n, t, { self: n === 'd', status: status(n) })));
     expect(t.settledRing.lost).toEqual(['d']);
     expect(t.settledRing.epoch).toBe(5);
+    // Recorded lost for its hand-off, from the directory the ring recorded: not before it.
+    expect(Object.keys(t.settledRing.handedOff ?? {})).toEqual(['d']);
     const { storage, key, raw } = await storeHolding();
-    const handler = createReplicaHandler({
-      storage,
-      hello: () => ({}) as HelloReply,
-      incarnation: 'inc-d',
-      maxScanEntries: 100,
-      // As node/cluster.ts derives them.
-      lostAt: () => (t.settledRing.lost.includes('d') ? t.settledRing.epoch : null),
-      handedOff: () => true,
-    });
-    const replicas = new Replicas(
-      'a',
-      storage,
-      async (_n, method, body) => handler(method, { ...(body as object), f: [4, 'a', 1] }),
-      () => ({ i: 'inc-d', o: 1 }),
-    );
+    const replicas = decommissionedD(t, storage, { i: 'inc-d', o: 1 });
     expect(await replicas.get('d', key)).toEqual(raw);
     const scan = { s: Buffer.alloc(0), e: null, ie: false, xs: false, l: 10 };
     expect((await replicas.scan('d', scan)).e).toHaveLength(1);
+  });
+  it('are refused when its ring recorded it lost before its hand-off (its directory then lacks writes taken on another)', async () => {
+    // d's volume was lost: it ran on a new directory (inc-d2), recorded lost at epoch 5, and took
+    // writes there as a target owner while it was refilled. Then it came back on its old
+    // directory (inc-d) and handed that off. The old directory lacks the writes taken on the new
+    // one: a member that has not heard of the loss (epoch 4, inc-d a holder) must not read it
+    // there, decommissioned or not (89154e9's lostAt). Only a loss recorded for its hand-off, from
+    // the directory the ring kept (SettledRing.handedOff), leaves all it held in that directory.
+    const names = ['a', 'b', 'c', 'd'];
+    const t = new Topology(names, settledRing(4, names, incs(names)), 3);
+    const back = (inc: string, status: 'active' | 'decommissioned') =>
+      names.map((n) => view(n, t, n === 'd' ? { self: true, incarnation: inc, status } : {}));
+    t.update(back('inc-d2', 'active'));
+    expect([t.settledRing.lost, t.settledRing.epoch]).toEqual([['d'], 5]);
+    t.update(back('inc-d', 'decommissioned'));
+    expect(t.settledRing.lost).toEqual(['d']);
+    expect(t.settledRing.handedOff).toBeUndefined();
+    const { storage, key } = await storeHolding();
+    const replicas = decommissionedD(t, storage, { i: 'inc-d', ir: 4, o: 1 });
+    const scan = { s: Buffer.alloc(0), e: null, ie: false, xs: false, l: 10 };
+    for (const read of [() => replicas.get('d', key), () => replicas.scan('d', scan)]) {
+      await expect(read()).rejects.toMatchObject({ code: 'KV_ERR_WRONG_INCARNATION' });
+    }
   });
 });
 
