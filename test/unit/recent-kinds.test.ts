@@ -118,6 +118,45 @@ describe('RecentKinds: the table of bytes', () => {
     }
   });
 
+  it('answers only the kind last set for keys of any bytes: empty, zeros, over 64 KiB, views into larger buffers', () => {
+    // The key's bytes are the key (no string of them): a key that is a prefix of another, one of
+    // zeros, one longer than a u16, the same bytes at another offset of another buffer.
+    for (const seed of [21, 22]) {
+      const next = random(seed);
+      const kinds = new RecentKinds(400_000);
+      const pool: Buffer[] = [Buffer.alloc(0), Buffer.alloc(1), Buffer.alloc(2)];
+      while (pool.length < 400) {
+        const r = next();
+        const len = r < 0.9 ? Math.floor(next() * 24) : r < 0.97 ? 4096 : 65_536 + pool.length;
+        const b = Buffer.alloc(len, pool.length % 3 === 0 ? 0 : pool.length);
+        if (len > 0) b[len - 1] = Math.floor(next() * 256);
+        const at = Math.floor(next() * 9);
+        const view = Buffer.alloc(len + 16).fill(0xff);
+        b.copy(view, at);
+        pool.push(next() < 0.5 ? b : view.subarray(at, at + len));
+      }
+      const last = new Map<string, number>();
+      let answered = 0;
+      let answeredLong = 0;
+      for (let n = 0; n < 20_000; n++) {
+        const k = pool[Math.floor(next() * (n % 5_000 < 2_500 ? 60 : pool.length))]!;
+        const had = kinds.get(k);
+        if (had !== undefined) {
+          expect(had).toBe(last.get(k.toString('latin1')));
+          answered++;
+          if (k.length > 65_535) answeredLong++;
+        }
+        const kind = next() < 0.3 ? 1.7e12 + n : Math.floor(next() * 3) - 3;
+        kinds.set(k, kind);
+        last.set(k.toString('latin1'), kind);
+        // Just set: held, when it fits a sixteenth of the bound (the least the bound halves to).
+        if (k.length < 4096) expect(kinds.get(k)).toBe(kind);
+      }
+      expect(answered).toBeGreaterThan(10_000);
+      expect(answeredLong).toBeGreaterThan(0);
+    }
+  });
+
   it('keeps keys of the longest length, and drops one longer than its bound at once', () => {
     const kinds = new RecentKinds(10_000);
     const long = (c: string) => Buffer.alloc(1900, c);
