@@ -38,10 +38,10 @@ const children: ChildProcess[] = [];
 let failed = false;
 
 for (const n of nodes) {
+  // Through the launcher, as the image and npm's bin start a node: its `#!` line's Node flags.
   const child = spawn(
-    process.execPath,
+    join(ROOT, 'bin/kvstore.js'),
     [
-      join(ROOT, 'src/main.ts'),
       ...['--node-name', n.name, '--host', host, '--port', String(n.port)],
       ...['--http-port', String(n.httpPort), '--peer-port', String(n.peerPort), '--peers', peers],
       ...['--data-dir', join(dataRoot, n.name), ...process.argv.slice(2)],

@@ -1,9 +1,10 @@
 // The npm scripts that start processes, run as a user runs them: --help, Ctrl-C, a kill.
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LineClient } from '../helpers/line-client.ts';
@@ -122,6 +123,26 @@ describe('--help starts nothing', () => {
       timeout: 30_000,
     });
     expect(stdout).toMatch(/^Builds the kvstore image/);
+  });
+  it("npm start runs the launcher: Node gets the flags of bin/kvstore.js's first line", async () => {
+    // A preload reports the Node flags in effect; --help prints the usage and starts nothing.
+    const tmp = tempDir();
+    const report = join(tmp, 'report.json');
+    const file = join(tmp, 'preload.mjs');
+    writeFileSync(
+      file,
+      `import { writeFileSync } from 'node:fs';\nwriteFileSync(${JSON.stringify(report)}, JSON.stringify(process.execArgv));\n`,
+    );
+    const { stdout } = await run('npm', ['start', '-s', '--', '--help'], {
+      cwd: ROOT,
+      env: { ...process.env, NODE_OPTIONS: `--import=${pathToFileURL(file).href}` },
+      timeout: 30_000,
+    });
+    expect(stdout).toMatch(/^Usage: kvstore /);
+    const first = readFileSync(join(ROOT, 'bin/kvstore.js'), 'utf8').split('\n', 1)[0]!;
+    const flags = first.split(' ').filter((f) => f.startsWith('--'));
+    expect(flags).toContain('--no-parallel-scavenge');
+    expect(JSON.parse(readFileSync(report, 'utf8'))).toEqual(expect.arrayContaining(flags));
   });
 });
 
