@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { loadavg, tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { abPlan, median, perRoundRatios } from './ab-plan.ts';
 import { CLUSTER_START_MS, startCluster } from './cluster.ts';
 import { storeload, storeloadBinary } from './etcd.ts';
 import {
@@ -31,6 +32,12 @@ const USAGE = `Usage: node bench/ab.ts --a SCRIPT --b SCRIPT [options]
   --rounds N         rounds; each runs every cell on every target in turn, every other round
                      in the opposite order (default 4)
   --requests N       requests per pipeline-1 run, 4x that at depth (default 60000)
+  --warmup N         requests of the unmeasured warm-up run of the same cell on the same target
+                     right before each measured one, 4x that at depth (default a quarter of
+                     --requests; storeload: a quarter of --storeload-s, at least 1 s; 0: none).
+                     Without it a node that sat idle (e.g. through the other target's SET P1
+                     run) trims its heap and pays for that in its next run: an A/A measured B/A
+                     GET P1 CPU 0.77-0.92 in round 0 (5 runs), where A waited through B's fill
   --keys N           key space, redis-benchmark -r (default 100000)
   --redis-always     also Redis with appendfsync always (the yardstick of the SET cells)
   --redis            also Redis without persistence (the yardstick of the GET cells, and of the
@@ -59,6 +66,7 @@ const { values: o } = parseArgs({
     cells: { type: 'string', default: 'set:1,set:16' },
     rounds: { type: 'string', default: '4' },
     requests: { type: 'string', default: '60000' },
+    warmup: { type: 'string' },
     keys: { type: 'string', default: '100000' },
     'redis-always': { type: 'boolean', default: false },
     redis: { type: 'boolean', default: false },
@@ -87,6 +95,11 @@ const cells = o.cells.split(',').map((c) => {
   if (!/^\d+$/.test(pipeline ?? '')) throw new Error(`bench/ab: bad cell ${c} (want set:1, ...)`);
   return { op, pipeline: Number(pipeline) };
 });
+const warmupRequests =
+  o.warmup === undefined ? Math.ceil(Number(o.requests) / 4) : Number(o.warmup);
+if (!Number.isInteger(warmupRequests) || warmupRequests < 0) {
+  throw new Error(`bench/ab: bad --warmup ${o.warmup}`);
+}
 const keys = Number(o.keys);
 if (!Number.isInteger(keys) || keys < 1) throw new Error(`bench/ab: bad --keys ${o.keys}`);
 if (o.nodes !== '1' && o.nodes !== '3') throw new Error(`bench/ab: --nodes must be 1 or 3`);
@@ -103,7 +116,6 @@ const clusterOf = (t: { server: Server }) => {
   const i = servers.indexOf(t.server);
   return servers.slice(i, i + 3);
 };
-const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 
 function rb(host: string, port: number, op: string, pipeline: number, requests: number): string[] {
   const args = ['-h', host, '-p', String(port), '-c', '50', '-P', String(pipeline)];
@@ -162,45 +174,53 @@ try {
   const storeloadBin = cells.some((c) => c.op.startsWith('storeload'))
     ? await storeloadBinary()
     : null;
-  for (let round = 0; round < Number(o.rounds); round++) {
-    // Every other round in the opposite order: a target that runs after another pays for the
-    // other's dirty pages being written back (writes) and was measured up to 0.8x for it.
-    const order = round % 2 === 0 ? targets : [...targets].reverse();
-    console.log(
-      `round ${round}: load ${loadavg()
-        .map((l) => l.toFixed(2))
-        .join(' ')}`,
-    );
-    for (const { op, pipeline } of cells) {
-      for (const t of order) {
-        if (op === 'del' || op === 'expire') rb(t.server.host, t.server.port, 'set', 16, 4 * keys);
-        const cpu = () => t.pids.reduce((sum, pid) => sum + processCpuMs(pid, ticks), 0);
-        const syscalls = () => t.pids.reduce((sum, pid) => sum + processSyscalls(pid), 0);
-        const cpu0 = cpu();
-        const sys0 = syscalls();
-        const f = await runCell(t, op, pipeline);
-        const cpuUs = ((cpu() - cpu0) * 1000) / f.requests;
-        const perRequest = (syscalls() - sys0) / f.requests;
-        const key = `${cellName(op, pipeline)}|${t.name}`;
-        const r = results.get(key) ?? { ops: [], cpu: [], p99: [] };
-        r.ops.push(f.ops);
-        r.cpu.push(cpuUs);
-        r.p99.push(f.p99);
-        results.set(key, r);
-        console.log(
-          `round ${round} ${key.replace('|', ' ')}: ${Math.round(f.ops)} ops/s p50 ${f.p50} ms p99 ${f.p99} ms, ${cpuUs.toFixed(1)} µs CPU/request, ${perRequest.toFixed(2)} syscalls/request`,
-        );
-      }
+  // Every other round in the opposite order: a target that runs after another pays for the
+  // other's dirty pages being written back (writes) and was measured up to 0.8x for it. And each
+  // measured run right after a warm-up of its own (bench/ab-plan.ts says why).
+  let lastRound = -1;
+  for (const step of abPlan(targets, cells, Number(o.rounds), warmupRequests > 0)) {
+    const { round, target: t } = step;
+    const { op, pipeline } = step.cell;
+    if (round !== lastRound) {
+      lastRound = round;
+      console.log(
+        `round ${round}: load ${loadavg()
+          .map((l) => l.toFixed(2))
+          .join(' ')}`,
+      );
     }
+    if (!step.measured) {
+      await runCell(t, op, pipeline, true);
+      continue;
+    }
+    if (op === 'del' || op === 'expire') rb(t.server.host, t.server.port, 'set', 16, 4 * keys);
+    const cpu = () => t.pids.reduce((sum, pid) => sum + processCpuMs(pid, ticks), 0);
+    const syscalls = () => t.pids.reduce((sum, pid) => sum + processSyscalls(pid), 0);
+    const cpu0 = cpu();
+    const sys0 = syscalls();
+    const f = await runCell(t, op, pipeline, false);
+    const cpuUs = ((cpu() - cpu0) * 1000) / f.requests;
+    const perRequest = (syscalls() - sys0) / f.requests;
+    const key = `${cellName(op, pipeline)}|${t.name}`;
+    const r = results.get(key) ?? { ops: [], cpu: [], p99: [] };
+    r.ops.push(f.ops);
+    r.cpu.push(cpuUs);
+    r.p99.push(f.p99);
+    results.set(key, r);
+    console.log(
+      `round ${round} ${key.replace('|', ' ')}: ${Math.round(f.ops)} ops/s p50 ${f.p50} ms p99 ${f.p99} ms, ${cpuUs.toFixed(1)} µs CPU/request, ${perRequest.toFixed(2)} syscalls/request`,
+    );
   }
 
-  /** One run of a cell on `t`: its requests, ops/s and latency (ms). */
+  /** One run of a cell on `t` (a warm-up: a shorter one): its requests, ops/s and latency (ms). */
   async function runCell(
     t: { server: Server; pids: number[] },
     op: string,
     pipeline: number,
+    warmup: boolean,
   ): Promise<{ requests: number; ops: number; p50: number; p99: number }> {
     if (storeloadBin !== null && op.startsWith('storeload')) {
+      const seconds = Number(o['storeload-s']);
       const { result } = await storeload(
         storeloadBin,
         'kvstore',
@@ -211,7 +231,7 @@ try {
           clients: 50,
           keys,
           valueBytes: 100,
-          durationS: Number(o['storeload-s']),
+          durationS: warmup ? Math.max(1, Math.round(seconds / 4)) : seconds,
           warmupS: 0,
         },
       );
@@ -219,7 +239,7 @@ try {
       const l = result.latencyMs;
       return { requests: result.requests, ops: result.opsPerSec, p50: l.p50, p99: l.p99 };
     }
-    const requests = Number(o.requests) * (pipeline === 1 ? 1 : 4);
+    const requests = (warmup ? warmupRequests : Number(o.requests)) * (pipeline === 1 ? 1 : 4);
     const f = rb(t.server.host, t.server.port, op, pipeline, requests);
     return { requests, ops: Number(f[1]), p50: Number(f[5]), p99: Number(f[7]) };
   }
@@ -264,9 +284,9 @@ try {
     const cell = cellName(op, pipeline);
     const a = results.get(`${cell}|A`)!;
     const b = results.get(`${cell}|B`)!;
-    const ops = b.ops.map((x, i) => x / a.ops[i]!);
-    const cpu = b.cpu.map((x, i) => x / a.cpu[i]!);
-    const p99 = b.p99.map((x, i) => x / a.p99[i]!);
+    const ops = perRoundRatios(a.ops, b.ops);
+    const cpu = perRoundRatios(a.cpu, b.cpu);
+    const p99 = perRoundRatios(a.p99, b.p99);
     const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' ');
     console.log(
       `| ${cell} | ${list(ops)} | ${median(ops).toFixed(2)}x | ${list(cpu)} | ${median(cpu).toFixed(2)}x | ${list(p99)} | ${median(p99).toFixed(2)}x |`,

@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { loadavg, tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
+import { median } from './ab-plan.ts';
 import {
   cleanupSync,
   freePort,
@@ -78,11 +79,6 @@ async function killed(server: Server): Promise<void> {
   server.child.kill('SIGKILL');
   await exited;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function main(): Promise<void> {
   const port = await freePort();
