@@ -82,6 +82,12 @@ export interface PeerRequestOptions {
    * refused as expired when it got there.
    */
   readonly deadline?: boolean;
+  /**
+   * Its body's deadline when it is fixed (ms since the epoch: a tombstone's copy, copies
+   * coalesced in a turn, a repair): the peer refuses it past then (KV_ERR_EXPIRED), so it is not
+   * waited for behind other frames past it, only while answers arrive (ARRIVING_WINDOW_MS).
+   */
+  readonly landBy?: number;
 }
 
 export const PEER_CLIENT_DEFAULTS = {
@@ -180,6 +186,8 @@ interface Pending {
   readonly read: number;
   /** When it is waited for no longer (performance.now()): sent plus the longest wait. */
   readonly lastAt: number;
+  /** When it is no longer waited for behind other frames (performance.now(): its landBy). */
+  readonly behindUntil: number;
   /**
    * When it was last waited for past its timeout (0: not yet), and the connection's #arrivedBytes
    * #taken and #peerRead bytes then (ARRIVING_WINDOW_MS, #lookAgainAt).
@@ -442,6 +450,8 @@ export class PeerClient {
       taken: this.#taken(socket),
       read: this.#peerRead,
       lastAt: started + waitMs,
+      behindUntil:
+        opts.landBy === undefined ? Number.POSITIVE_INFINITY : started + opts.landBy - Date.now(),
       waitedAt: 0,
       waitedBytes: 0,
       waitedTaken: 0,
@@ -811,7 +821,9 @@ export class PeerClient {
       (this.#readAt > since && left - this.#takenAtRead >= sinceRead);
     // Behind frames the peer has not been seen to read: waited for while they move.
     const behind = p.out !== null && p.out.start > read;
-    if (!behind && p.behind && moved) {
+    // Past a fixed deadline the peer refuses it: not waited for behind others any longer.
+    const mayWait = moved && now < p.behindUntil;
+    if (!behind && p.behind && mayWait) {
       // Every frame before it was read since it was sent or last looked at: its own timeout from
       // now, and the first look again.
       p.behind = false;
@@ -820,7 +832,7 @@ export class PeerClient {
       return Math.min(now + timeoutMs, p.lastAt);
     }
     let next = 0;
-    if ((behind && moved) || this.#answersArriving(p, now)) next = now + ARRIVING_WINDOW_MS;
+    if ((behind && mayWait) || this.#answersArriving(p, now)) next = now + ARRIVING_WINDOW_MS;
     p.behind = behind;
     if (next === 0) return 0;
     this.#countWaited(p);
@@ -876,7 +888,13 @@ export class PeerClient {
       return;
     }
     const socket = this.#socket;
-    if (socket === null || p.socket !== socket || p.out === null || p.out.start <= this.#peerRead) {
+    if (
+      socket === null ||
+      p.socket !== socket ||
+      p.out === null ||
+      p.out.start <= this.#peerRead ||
+      now >= p.behindUntil
+    ) {
       this.#timedOut(id, p, now, timeoutMs);
       return;
     }

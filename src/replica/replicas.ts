@@ -105,7 +105,8 @@ export interface ApplyHow {
  * replaces the peer timeout for this request. `bulk`: a background transfer, sent on the peer's
  * large lane whatever its size, behind the other bulk requests to that member and ahead of none
  * of the small requests clients wait on (peer RequestOptions.bulk). `deadline` and `maxWaitMs`:
- * the body's first key is its deadline, set as it leaves (peer PeerRequestOptions).
+ * the body's first key is its deadline, set as it leaves; `landBy`: its deadline, fixed (peer
+ * PeerRequestOptions).
  */
 export type PeerCall = (
   name: string,
@@ -116,6 +117,7 @@ export type PeerCall = (
     readonly bulk?: boolean;
     readonly deadline?: boolean;
     readonly maxWaitMs?: number;
+    readonly landBy?: number;
   },
 ) => Promise<unknown>;
 
@@ -463,7 +465,13 @@ export class Replicas {
 
   async #send(name: string, entries: WireEntry[], how: ApplyHow): Promise<void> {
     const t = how.timeoutMs ?? this.#timeoutOf(entries);
-    const opts: { timeoutMs?: number; bulk?: boolean; deadline?: boolean; maxWaitMs?: number } = {};
+    const opts: {
+      timeoutMs?: number;
+      bulk?: boolean;
+      deadline?: boolean;
+      maxWaitMs?: number;
+      landBy?: number;
+    } = {};
     let d: number | undefined;
     if (how.deadline !== undefined) {
       // A deadline given (a repair's, an expiry change's: the repair window of their read; a
@@ -484,6 +492,8 @@ export class Replicas {
         if (how.timeoutMs === undefined) opts.maxWaitMs = this.#applyWaitMs;
       }
     }
+    // Kept as sent: refused past it, so not waited for behind other frames past it either.
+    if (d !== undefined && opts.deadline !== true) opts.landBy = d;
     // The deadline first: the peer client rewrites it in place as the frame leaves.
     const body: { -readonly [K in keyof ApplyRequest]: ApplyRequest[K] } =
       d === undefined ? { e: entries } : { d, e: entries };

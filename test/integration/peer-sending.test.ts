@@ -121,6 +121,25 @@ describe('a peer request queued behind others to a slow member', () => {
     expect(slow.state.read).toBeLessThan(12 * MiB);
   });
 
+  it('is not waited for behind them past a deadline fixed when it was made (landBy)', async () => {
+    // A tombstone's copy, or small copies coalesced in a turn, keep the deadline they were sent
+    // with (the repair window counts on it): the member refuses them once it has passed, so
+    // waiting for them longer only delays that answer (and holds their place in flight).
+    const { port, state } = await slowReader(2 * MiB);
+    const c = peerClient(port, { timeoutMs: 300 });
+    const ahead = queueUp(c, 12, 300);
+    const landBy = Date.now() + 300;
+    const fixed = c.request<{ late: boolean }>(
+      'put',
+      { d: landBy, pad: Buffer.alloc(10) },
+      { timeoutMs: 300, landBy },
+    );
+    expect(await outcomes([fixed])).toEqual({ KV_ERR_PEER_TIMEOUT: 1 });
+    // The ones with deadlines set as they leave are still waited for.
+    expect(await outcomes(ahead)).toEqual({ ok: 13 });
+    expect(state.late).toBe(0);
+  });
+
   it('times out at its maxWaitMs however fast the frames ahead of it leave', async () => {
     const { port } = await slowReader(2 * MiB);
     // Shorter than the 1 MiB requests' own timeout: those are not waited for past it; the small
