@@ -91,4 +91,86 @@ describe('writes above their key but not above the store', () => {
     expect(s.stats().liveKeys).toBe(live);
     expect(s.stats().tombstones).toBe(model.size - live);
   });
+
+  it('keep the decisions and counters exact through discards, deletes of live values, expiry and a reopen', async () => {
+    // Every other path that changes a key's record (collection's discard, DEL's removeIfLive,
+    // the sweeper's expiry, a reopen) between writes decided by the bound.
+    const dir = tempDir('kv-newest-');
+    let s = openStore(dir);
+    const t = Date.now();
+    let x = 11;
+    const next = (n: number) => {
+      x = (x * 1103515245 + 12345) % 2 ** 31;
+      return x % n;
+    };
+    type Model = { v: Version; tomb: boolean; exp?: number };
+    const model = new Map<string, Model>();
+    const nodes = ['n1', 'n2', 'n3'];
+    const cmp = (p: Version, q: Version) =>
+      p.wall - q.wall || p.logical - q.logical || (p.node < q.node ? -1 : p.node > q.node ? 1 : 0);
+    const beats = (old: Model | undefined, v: Version, tomb: boolean) =>
+      old === undefined || (cmp(old.v, v) || (old.tomb ? 1 : 0) - (tomb ? 1 : 0)) < 0;
+    const isLive = (m: Model | undefined) =>
+      m !== undefined && !m.tomb && (m.exp === undefined || m.exp > Date.now());
+    let wall = t;
+    for (let i = 0; i < 4000; i++) {
+      const key = `k${next(30)}`;
+      // Mostly rising, as clocks do, with writes from behind (other coordinators, repairs).
+      wall += next(3);
+      const v: Version = { wall: wall - next(60), logical: next(3), node: nodes[next(3)]! };
+      const old = model.get(key);
+      const op = next(20);
+      if (op === 0 && old !== undefined) {
+        // Collection (or a dropped range): the stored version, or a stale one.
+        const stale = next(3) === 0;
+        const dv = stale ? { ...old.v, logical: old.v.logical + 1 } : old.v;
+        expect(await s.discard([{ key: b(key), version: dv }])).toBe(stale ? 0 : 1);
+        if (!stale) model.delete(key);
+      } else if (op === 1) {
+        const wins = isLive(old) && beats(old, v, true);
+        expect(await s.removeIfLive(b(key), v)).toBe(wins);
+        if (wins) model.set(key, { v, tomb: true });
+      } else if (op === 2) {
+        const r = await s.expireDue(1000);
+        let n = 0;
+        for (const m of model.values()) {
+          if (!m.tomb && m.exp !== undefined && m.exp <= Date.now()) {
+            m.tomb = true;
+            n++;
+          }
+        }
+        expect(r.expired).toBe(n);
+      } else {
+        const tomb = next(6) === 0;
+        // No expiry, one passed already, or one far off.
+        const e = next(4);
+        const exp = tomb || e < 2 ? undefined : e === 2 ? t - 1000 : t + 3_600_000;
+        const rec = {
+          version: v,
+          tombstone: tomb,
+          value: b(tomb ? '' : `v${i}`),
+          ...(exp === undefined ? {} : { expiresAt: exp }),
+        };
+        const wins = beats(old, v, tomb);
+        expect(await s.apply(b(key), rec)).toBe(wins);
+        if (wins) model.set(key, { v, tomb, ...(exp === undefined ? {} : { exp }) });
+      }
+      if (i % 700 === 350) await s.flush();
+      if (i === 2000) {
+        await s.close();
+        s = openStore(dir);
+      }
+    }
+    let live = 0;
+    let expiring = 0;
+    for (const [key, want] of model) {
+      const got = s.get(b(key));
+      expect(got?.version).toEqual(want.v);
+      expect(got?.tombstone).toBe(want.tomb);
+      if (!want.tomb) live++;
+      if (!want.tomb && want.exp !== undefined) expiring++;
+    }
+    for (let k = 0; k < 30; k++) if (!model.has(`k${k}`)) expect(s.get(b(`k${k}`))).toBeUndefined();
+    expect(s.stats()).toMatchObject({ liveKeys: live, tombstones: model.size - live, expiring });
+  });
 });
