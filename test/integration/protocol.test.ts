@@ -192,15 +192,33 @@ describe('bad input', () => {
     expect(await bystander.call('PING')).toBe('PONG');
   });
 
-  it('refuses connections beyond --max-connections with an error', async () => {
+  it('refuses connections beyond --max-connections with an error, once every open one has sent a request', async () => {
     const small = await startNodeProcess({ args: ['--max-connections', '2'] });
     const a = await LineClient.connect(small.port);
     const b = await LineClient.connect(small.port);
     clients.push(a, b);
     expect(await a.call('PING')).toBe('PONG');
+    expect(await b.call('PING')).toBe('PONG');
     const c = await LineClient.connect(small.port);
     clients.push(c);
     expect(await c.lines(1)).toEqual([expect.stringMatching(/^ERR MAX_CLIENTS /)]);
     expect(await b.call('PING')).toBe('PONG');
+  });
+
+  it('at --max-connections, closes the oldest connection that has sent nothing for a new one', async () => {
+    // A silent connection (no password: no whole request yet) holds no slot against a client
+    // that comes later (docs/security.md, the client port's limits).
+    const small = await startNodeProcess({ args: ['--max-connections', '2'] });
+    const a = await LineClient.connect(small.port);
+    const silent = await LineClient.connect(small.port);
+    clients.push(a, silent);
+    expect(await a.call('PING')).toBe('PONG');
+    const c = await LineClient.connect(small.port);
+    clients.push(c);
+    expect(await silent.lines(1)).toEqual([
+      expect.stringMatching(/^ERR MAX_CLIENTS .*closed for a new one/),
+    ]);
+    expect(await c.call('PING')).toBe('PONG');
+    expect(await a.call('PING')).toBe('PONG');
   });
 });
