@@ -205,9 +205,11 @@ export class Hints {
         return delivered;
       }
       this.#batchBytes.succeeded(target, limit);
+      after = await this.#done(target, hints);
+      // Counted once they are removed (or kept as delivered: #deliveredUpTo), so that a scrape
+      // never shows them both delivered and still stored (kvstore_hints_stored).
       metrics.hintsDelivered.inc(hints.length);
       delivered += hints.length;
-      after = await this.#done(target, hints);
     }
   }
 

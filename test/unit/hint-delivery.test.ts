@@ -35,11 +35,13 @@ function deliverer(
   hints: Hints;
   store: HintStore;
   calls: Call[];
+  registry: Registry;
 } {
   const storage = Storage.open({ path: tempDir(), nodeName: 'n1' });
   defer(() => storage.close());
   const store = new HintStore(storage, 100_000);
   const calls: Call[] = [];
+  const registry = new Registry();
   const replicas = {
     apply: (target: string, entries: WireEntry[], _records: unknown, how: ApplyHow = {}) => {
       let bytes = 0;
@@ -55,12 +57,12 @@ function deliverer(
     isMember: () => true,
     intervalMs: 60_000,
     timeoutMs: 2000,
-    metrics: registerRebalanceMetrics(new Registry(), store),
+    metrics: registerRebalanceMetrics(registry, store),
     logger: createLogger('silent', {}),
     ...(droppedBefore ? { droppedBefore } : {}),
     ...(freshWithinMs === undefined ? {} : { freshWithinMs }),
   });
-  return { hints, store, calls };
+  return { hints, store, calls, registry };
 }
 
 /** `n` hints of `size`-byte records for `target`. */
@@ -97,6 +99,33 @@ function dropping(floor: { at: number }, freshWithinMs?: number) {
 }
 
 describe('hint delivery', () => {
+  it('counts hints delivered once they are removed: no scrape shows them delivered and still stored', async () => {
+    const { hints, store, registry } = deliverer(async () => {});
+    await store.add(hintsFor('n2', 3, 10));
+    const value = async (name: string) =>
+      (await registry.getSingleMetric(name)!.get()).values.reduce((n, v) => n + v.value, 0);
+    const seen: number[][] = [];
+    const remove = store.remove.bind(store);
+    store.remove = async (h) => {
+      seen.push([
+        await value('kvstore_hints_delivered_total'),
+        await value('kvstore_hints_stored'),
+      ]);
+      await remove(h);
+      seen.push([
+        await value('kvstore_hints_delivered_total'),
+        await value('kvstore_hints_stored'),
+      ]);
+    };
+    expect(await hints.deliverNow()).toBe(3);
+    // Before 2026-12-07 the first read was [3, 3] (cluster.test read 53 stored after 53 delivered).
+    expect(seen).toEqual([
+      [0, 3],
+      [0, 0],
+    ]);
+    expect(await value('kvstore_hints_delivered_total')).toBe(3);
+  });
+
   it('drops, undelivered, hints of records older than the drop of a ring this node was taken out of', async () => {
     const floor = { at: 0 };
     const { hints, store, sent } = dropping(floor);
