@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import { Registry } from 'prom-client';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
-import { startHeapTrimmer } from '../../src/node/heap-trim.ts';
+import { type HeapTrimOptions, startHeapTrimmer } from '../../src/node/heap-trim.ts';
 import { createLogger } from '../../src/observability/index.ts';
 
 const trims = async (r: Registry) =>
@@ -19,19 +19,22 @@ function burst(): void {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A trimmer of 100 ms intervals that collects at any slack, stopped when the test ends; its registry. */
-function anySlackTrimmer(): Registry {
+/** A trimmer of 100 ms intervals with `o`, stopped when the test ends; its registry. */
+function testTrimmer(o: Pick<HeapTrimOptions, 'minSlackBytes' | 'atStart'>): Registry {
   const registry = new Registry();
   const t = startHeapTrimmer({
     intervalMs: 100,
     idleCpuShare: 0.3,
-    minSlackBytes: 1,
+    ...o,
     logger: createLogger('silent', {}),
     registry,
   });
   onTestFinished(() => t.stop());
   return registry;
 }
+
+/** A trimmer of 100 ms intervals that collects at any slack, stopped when the test ends; its registry. */
+const anySlackTrimmer = (): Registry => testTrimmer({ minSlackBytes: 1 });
 
 /**
  * The process's CPU time and event loop as the trimmer sees them, scripted: idle unless made busy.
@@ -143,6 +146,18 @@ describe('heap trimmer', () => {
     const end = Date.now() + 300;
     while (Date.now() < end) burst();
     await sleep(800); // idle again, for eight intervals
+    expect(await trims(registry)).toBe(1);
+  });
+
+  it('collects at start, before it returns, when asked to (atStart), and not again at the first idle interval', async () => {
+    const activity = scriptedActivity();
+    burst();
+    const before = getHeapStatistics().total_heap_size;
+    // No slack reaches the threshold: only the collection at start counts.
+    const registry = testTrimmer({ minSlackBytes: 2 ** 40, atStart: true });
+    expect(await trims(registry)).toBe(1);
+    expect(getHeapStatistics().total_heap_size).toBeLessThan(before);
+    await activity.idleFor(8);
     expect(await trims(registry)).toBe(1);
   });
 
