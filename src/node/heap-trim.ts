@@ -14,7 +14,7 @@
 // of 100 reads that were answered 3 s after they were sent). The first idle
 // interval after start collects whatever the slack: start-up grows the young generation to its
 // maximum (16 MiB) while it loads ~450 modules, and leaves their garbage behind. The node asks for
-// that collection at start instead (`atStart`), before it listens: waiting for the first idle
+// that collection at start instead (`atStart`; it serves already, `node listening` comes after): waiting for the first idle
 // interval (2 s after start or later on a busy machine) left an empty node 8 MiB larger (V8
 // heap pages: 72 against 64 MiB) for a time that depended on the machine's load.
 
