@@ -136,6 +136,20 @@ export const FLOOR_RATE = 512 * 1024;
 const ARRIVING_WINDOW_MS = 1000;
 
 /**
+ * The looks a request waiting behind other frames judges its connection's progress from
+ * (#lookAgainAt): from any of its last three to now (up to about 3 s: looks are
+ * ARRIVING_WINDOW_MS apart), not only from the last one. A busy socket's bytes leave in steps
+ * (the kernel takes them as about a third of its send buffer frees: 326-456 KB measured through
+ * the tests' shaper), against FLOOR_RATE's 524 KB a second: a second that held one step failed
+ * a 4 MiB copy behind others on a connection that carried 0.9-1.8 MB/s (slow-link.test's lanes
+ * case: 4 runs of 6 lost a write so). Over 2-3 s a step is a quarter to a third of the floor's
+ * bytes. A member that stops reading while requests are waited for fails them within about 3 s
+ * (1 s before); one that reads nothing from the start, at their timeout or a second later, as
+ * before: the first look is from when it was sent, and later ones never reach back past it.
+ */
+const PROGRESS_LOOKS = 3;
+
+/**
  * Answers at least this large count as arriving (ARRIVING_WINDOW_MS); smaller ones cross any link
  * in well under a peer timeout (64 KiB: 125 ms at FLOOR_RATE), and a stream of them does not keep
  * a request whose handler hangs waiting. The large lane's threshold (pool.ts).
@@ -190,14 +204,12 @@ interface Pending {
   readonly behindUntil: number;
   /**
    * When it was last waited for past its timeout (0: not yet), and the connection's #arrivedBytes
-   * #taken and #peerRead bytes then (ARRIVING_WINDOW_MS, #lookAgainAt).
+   * then (ARRIVING_WINDOW_MS).
    */
   waitedAt: number;
   waitedBytes: number;
-  waitedTaken: number;
-  waitedRead: number;
-  /** The connection's bytes the peer's kernel had acknowledged then, or at most (#lookAgainAt). */
-  waitedAcked: number;
+  /** Its last PROGRESS_LOOKS looks that waited for it, the last one last. */
+  looks: Look[];
   /**
    * Behind frames the peer had not been seen to read, when sent or at its last look
    * (#lookAgainAt).
@@ -205,6 +217,18 @@ interface Pending {
   behind: boolean;
   /** Waited for past its timeout at least once (kvstore_peer_requests_waited_total). */
   waited: boolean;
+}
+
+/**
+ * A look at a request waiting past its timeout (#lookAgainAt): when, and the connection's bytes
+ * the kernel had taken (#taken), the peer had read (#peerRead) and the peer's kernel had
+ * acknowledged, or at most (the bytes taken, when it was not asked).
+ */
+interface Look {
+  readonly at: number;
+  readonly taken: number;
+  readonly read: number;
+  readonly acked: number;
 }
 
 /** A request frame waiting for the socket (see HANDOFF_BYTES). */
@@ -454,9 +478,7 @@ export class PeerClient {
         opts.landBy === undefined ? Number.POSITIVE_INFINITY : started + opts.landBy - Date.now(),
       waitedAt: 0,
       waitedBytes: 0,
-      waitedTaken: 0,
-      waitedRead: 0,
-      waitedAcked: 0,
+      looks: [],
       // Behind a large frame's worth or more: a request on a connection whose small requests
       // are answered as they come is not.
       behind: this.#written + this.#queueBytes - this.#peerRead >= ARRIVING_FRAME_BYTES,
@@ -790,12 +812,12 @@ export class PeerClient {
    * not failed while the connection's bytes leave (the kernel takes them as the link carries them),
    * are acknowledged by the peer's kernel (`acked`: asked of the kernel when the others show no
    * movement, for frames in the kernels' buffers, megabytes, cross the link unseen here) or are
-   * read (answered) at FLOOR_RATE or faster: on its first look, since it was sent; then over each
-   * ARRIVING_WINDOW_MS. The first look that finds every frame before it read gives it
-   * its own timeout from then, as if just sent: the time spent behind frames that were moving
-   * does not count, and what it asked of the member has its whole timeout. A member that reads
-   * nothing (stopped, cut off) takes nothing once the kernels' buffers are full: its requests fail
-   * at their timeout as before, or one window later. Before, a 4 MiB copy queued behind two others
+   * read (answered) at FLOOR_RATE or faster: on its first look, since it was sent; then since any
+   * of its last PROGRESS_LOOKS looks, a second apart. The first look that finds every frame before
+   * it read gives it its own timeout from then, as if just sent: the time spent behind frames
+   * that were moving does not count, and what it asked of the member has its whole timeout. A
+   * member that reads nothing (stopped, cut off) takes nothing once the kernels' buffers are full:
+   * its requests fail at their timeout as before, or one window later. Before, a 4 MiB copy queued behind two others
    * to a member behind 8 Mbit/s spent the time for its own bytes waiting behind theirs, and timed
    * out.
    */
@@ -805,19 +827,27 @@ export class PeerClient {
     const taken = this.#taken(socket);
     const read = this.#peerRead;
     // The connection's bytes left (the kernel took them) or were read (answered) at the floor
-    // rate since it was sent (its first look) or last looked at.
+    // rate since it was sent (its first look) or since one of its last looks.
     // Or since the last answer that showed frames read, when that is later: a connection's first
     // seconds through a slow link (TCP's slow start overshooting its queue, losses) are slower
     // than what follows.
     const first = p.waitedAt === 0;
     const since = first ? p.started : p.waitedAt;
-    const floor = ((now - since) * FLOOR_RATE) / 1000;
     const sinceRead = ((now - this.#readAt) * FLOOR_RATE) / 1000;
     const left = acked ?? taken;
+    // From when it was sent, on its first look; then from any of its last looks (PROGRESS_LOOKS).
+    const from = first
+      ? [{ at: p.started, taken: p.taken, read: p.read, acked: p.taken }]
+      : p.looks;
     const moved =
-      taken - (first ? p.taken : p.waitedTaken) >= floor ||
-      read - (first ? p.read : p.waitedRead) >= floor ||
-      (acked !== null && acked - (first ? p.taken : p.waitedAcked) >= floor) ||
+      from.some((look) => {
+        const floor = ((now - look.at) * FLOOR_RATE) / 1000;
+        return (
+          taken - look.taken >= floor ||
+          read - look.read >= floor ||
+          (acked !== null && acked - look.acked >= floor)
+        );
+      }) ||
       (this.#readAt > since && left - this.#takenAtRead >= sinceRead);
     // Behind frames the peer has not been seen to read: waited for while they move.
     const behind = p.out !== null && p.out.start > read;
@@ -828,6 +858,7 @@ export class PeerClient {
       // now, and the first look again.
       p.behind = false;
       p.waitedAt = 0;
+      p.looks = [];
       this.#countWaited(p);
       return Math.min(now + timeoutMs, p.lastAt);
     }
@@ -838,10 +869,12 @@ export class PeerClient {
     this.#countWaited(p);
     p.waitedAt = now;
     p.waitedBytes = this.#arrivedBytes;
-    p.waitedTaken = taken;
-    p.waitedRead = read;
-    // At most what the kernel took, when it was not asked (an acknowledgement needs it first).
-    p.waitedAcked = acked ?? taken;
+    // Acknowledged: at most what the kernel took, when it was not asked (an acknowledgement
+    // needs it first).
+    p.looks = [
+      ...p.looks.slice(1 - PROGRESS_LOOKS),
+      { at: now, taken, read, acked: acked ?? taken },
+    ];
     return Math.min(next, p.lastAt);
   }
 
