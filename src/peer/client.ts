@@ -138,7 +138,9 @@ const ARRIVING_WINDOW_MS = 1000;
 /**
  * The looks a request waiting behind other frames judges its connection's progress from
  * (#lookAgainAt): from any of its last three to now (up to about 3 s: looks are
- * ARRIVING_WINDOW_MS apart), not only from the last one. A busy socket's bytes leave in steps
+ * ARRIVING_WINDOW_MS apart), and from the other requests' looks on its connection in the last 3 s
+ * since it was sent (its second look too then judges more than a second), not only from its last.
+ * A busy socket's bytes leave in steps
  * (the kernel takes them as about a third of its send buffer frees: 326-456 KB measured through
  * the tests' shaper), against FLOOR_RATE's 524 KB a second: a second that held one step failed
  * a 4 MiB copy behind others on a connection that carried 0.9-1.8 MB/s (slow-link.test's lanes
@@ -348,6 +350,11 @@ export class PeerClient {
   #lateEnds = new Map<number, number>();
   /** When #peerRead last grew (performance.now()), and the bytes the kernel had taken then. */
   #readAt = 0;
+  /**
+   * The current socket's looks at requests waiting past their timeout in the last
+   * PROGRESS_LOOKS seconds, any request's (#lookAgainAt).
+   */
+  #looks: Look[] = [];
   #takenAtRead = 0;
 
   /** Throws KvError KV_ERR_INVALID_ARGUMENT for a malformed address; does not connect. */
@@ -691,6 +698,7 @@ export class PeerClient {
     this.#peerRead = 0;
     this.#lateEnds.clear();
     this.#readAt = 0;
+    this.#looks = [];
     this.#takenAtRead = 0;
     this.#writer = new FrameWriter(socket, (n) => {
       this.#written += n;
@@ -838,7 +846,7 @@ export class PeerClient {
     // From when it was sent, on its first look; then from any of its last looks (PROGRESS_LOOKS).
     const from = first
       ? [{ at: p.started, taken: p.taken, read: p.read, acked: p.taken }]
-      : p.looks;
+      : [...p.looks, ...this.#looks.filter((look) => look.at > p.started)];
     const moved =
       from.some((look) => {
         const floor = ((now - look.at) * FLOOR_RATE) / 1000;
@@ -871,10 +879,11 @@ export class PeerClient {
     p.waitedBytes = this.#arrivedBytes;
     // Acknowledged: at most what the kernel took, when it was not asked (an acknowledgement
     // needs it first).
-    p.looks = [
-      ...p.looks.slice(1 - PROGRESS_LOOKS),
-      { at: now, taken, read, acked: acked ?? taken },
-    ];
+    const look = { at: now, taken, read, acked: acked ?? taken };
+    p.looks = [...p.looks.slice(1 - PROGRESS_LOOKS), look];
+    // Other requests' looks since this one was sent count for it too: its second look then
+    // judges up to PROGRESS_LOOKS seconds, not only the second since its first.
+    this.#looks = [...this.#looks.filter((l) => now - l.at < PROGRESS_LOOKS * 1000), look];
     return Math.min(next, p.lastAt);
   }
 
