@@ -192,15 +192,25 @@ describe('bad input', () => {
     expect(await bystander.call('PING')).toBe('PONG');
   });
 
-  it('refuses connections beyond --max-connections with an error, once every open one has sent a request', async () => {
+  /** A node taking 2 client connections, and `n` clients of it (the first has sent a PING). */
+  async function fullNode(n: number) {
     const small = await startNodeProcess({ args: ['--max-connections', '2'] });
-    const a = await LineClient.connect(small.port);
-    const b = await LineClient.connect(small.port);
-    clients.push(a, b);
-    expect(await a.call('PING')).toBe('PONG');
+    const open = async () => {
+      const c = await LineClient.connect(small.port);
+      clients.push(c);
+      return c;
+    };
+    const got: LineClient[] = [];
+    for (let i = 0; i < n; i++) got.push(await open());
+    expect(await got[0]!.call('PING')).toBe('PONG');
+    return { open, got };
+  }
+
+  it('refuses connections beyond --max-connections with an error, once every open one has sent a request', async () => {
+    const { open, got } = await fullNode(2);
+    const b = got[1]!;
     expect(await b.call('PING')).toBe('PONG');
-    const c = await LineClient.connect(small.port);
-    clients.push(c);
+    const c = await open();
     expect(await c.lines(1)).toEqual([expect.stringMatching(/^ERR MAX_CLIENTS /)]);
     expect(await b.call('PING')).toBe('PONG');
   });
@@ -208,13 +218,9 @@ describe('bad input', () => {
   it('at --max-connections, closes the oldest connection that has sent nothing for a new one', async () => {
     // A silent connection (no password: no whole request yet) holds no slot against a client
     // that comes later (docs/security.md, the client port's limits).
-    const small = await startNodeProcess({ args: ['--max-connections', '2'] });
-    const a = await LineClient.connect(small.port);
-    const silent = await LineClient.connect(small.port);
-    clients.push(a, silent);
-    expect(await a.call('PING')).toBe('PONG');
-    const c = await LineClient.connect(small.port);
-    clients.push(c);
+    const { open, got } = await fullNode(2);
+    const [a, silent] = got as [LineClient, LineClient];
+    const c = await open();
     expect(await silent.lines(1)).toEqual([
       expect.stringMatching(/^ERR MAX_CLIENTS .*closed for a new one/),
     ]);
