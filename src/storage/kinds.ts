@@ -172,6 +172,11 @@ export class RecentKinds {
     return this.#count;
   }
 
+  /** The bytes its ring and index take (0 for an empty table: they grow from nothing as keys come). */
+  get tableBytes(): number {
+    return this.#ring.byteLength + this.#slots.byteLength;
+  }
+
   /** The bound in bytes now (for tests). */
   get bound(): number {
     return this.#bound;

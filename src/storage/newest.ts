@@ -3,7 +3,7 @@
 
 import { compareVersions, type Version } from './hlc.ts';
 
-/** Buckets (a power of two): 448 KiB of bounds. */
+/** Buckets (a power of two): 576 KiB of bounds, allocated at the first write (an empty store has none). */
 const BUCKETS = 1 << 15;
 
 /**
@@ -18,10 +18,13 @@ const BUCKETS = 1 << 15;
  */
 export class NewestVersions {
   // Each bucket's bound as typed arrays (a wall of -1: none yet), not Version objects: one
-  // cache miss per write at most, rather than the reference and then the object.
-  readonly #walls = new Float64Array(BUCKETS).fill(-1);
-  readonly #logicals = new Uint16Array(BUCKETS);
-  readonly #nodes: string[] = new Array<string>(BUCKETS).fill('');
+  // cache miss per write at most, rather than the reference and then the object. Null until the
+  // first write records a bound: every bucket is then unwritten, and an empty node (which may
+  // never take a write) does not hold the tables (256 KiB of walls filled with -1, 256 KiB of
+  // node references in V8's heap, 64 KiB of logicals).
+  #walls: Float64Array | null = null;
+  #logicals = new Uint16Array(0);
+  #nodes: string[] = [];
   readonly #floor: () => Version;
 
   constructor(floor: () => Version) {
@@ -37,7 +40,7 @@ export class NewestVersions {
 
   /** True when `v` is above every version stored of the keys of bucket `b`. */
   above(b: number, v: Version): boolean {
-    const wall = this.#walls[b]!;
+    const wall = this.#walls === null ? -1 : this.#walls[b]!;
     if (wall < 0) return compareVersions(v, this.#floor()) > 0;
     if (v.wall !== wall) return v.wall > wall;
     const logical = this.#logicals[b]!;
@@ -51,10 +54,23 @@ export class NewestVersions {
    */
   wrote(b: number, v: Version, above: boolean): void {
     if (above) this.#set(b, v);
-    else if (this.#walls[b]! < 0) this.#set(b, this.#floor());
+    else if (this.#walls === null || this.#walls[b]! < 0) this.#set(b, this.#floor());
+  }
+
+  /** The bytes the bounds take: 0 until the first write. */
+  get bytes(): number {
+    // The node names' array holds a reference (8 bytes) per bucket.
+    return this.#walls === null
+      ? 0
+      : this.#walls.byteLength + this.#logicals.byteLength + 8 * BUCKETS;
   }
 
   #set(b: number, v: Version): void {
+    if (this.#walls === null) {
+      this.#walls = new Float64Array(BUCKETS).fill(-1);
+      this.#logicals = new Uint16Array(BUCKETS);
+      this.#nodes = new Array<string>(BUCKETS).fill('');
+    }
     this.#walls[b] = v.wall;
     this.#logicals[b] = v.logical;
     this.#nodes[b] = v.node;

@@ -1141,6 +1141,15 @@ export class Storage {
   }
 
   /**
+   * The bytes held by the tables that let a write skip reading the record it replaces (the recent
+   * kinds' ring and index, the newest versions' bounds): none in a store not written since it was
+   * opened, so that an empty node does not carry them (docs/memory.md).
+   */
+  writeTableBytes(): { kinds: number; newest: number } {
+    return { kinds: this.#kinds.tableBytes, newest: this.#newest.bytes };
+  }
+
+  /**
    * Counters for metrics and admin: exact, written in the same transactions as the data.
    * `liveKeys` counts every record that is not a tombstone, expired ones the sweeper has not
    * turned into tombstones yet included (see dueCount); `expiring` those of them with an expiry.
