@@ -14,7 +14,7 @@ const ROOT = resolve(import.meta.dirname, '..');
  * Packages the bundle leaves to `require`: native addons (.node files found by their loaders at
  * run time) and the packages that load them.
  */
-export const BUNDLE_EXTERNAL = ['lmdb', 'msgpackr', '@node-rs/xxhash', 'fs-native-extensions'];
+export const BUNDLE_EXTERNAL = ['lmdb', 'msgpackr', 'fs-native-extensions'];
 
 /**
  * Each kvstore module keeps its own `import.meta` inside the bundle: its URL beside the bundle's

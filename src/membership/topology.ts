@@ -1,8 +1,7 @@
 // The rings this node routes by: the settled ring (epoch, owner incarnations) and the target ring while data moves.
 
-import { xxh64 } from '@node-rs/xxhash';
 import type { ExpectIncarnation, NodeStatus, SettledRing } from '../replica/index.ts';
-import { Ring } from '../ring/index.ts';
+import { Ring, xxh64 } from '../ring/index.ts';
 import { inRing, type MemberView } from './manager.ts';
 import {
   holdsDataIn,

@@ -9,3 +9,4 @@ export {
   type TokenRangeChange,
 } from './ring.ts';
 export { xxh32 } from './xxh32.ts';
+export { xxh64 } from './xxh64.ts';

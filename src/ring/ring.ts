@@ -1,6 +1,6 @@
-import { xxh64 } from '@node-rs/xxhash';
 import { KvError } from '../errors/index.ts';
 import { keyToken, TOKEN_SPACE, vnodeToken } from './hash.ts';
+import { xxh64 } from './xxh64.ts';
 
 /**
  * Virtual nodes per member when not configured: 1024, the smallest power of two that keeps

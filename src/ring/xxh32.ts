@@ -2,7 +2,7 @@
 //
 // The ring hashes every key of every request. For keys of tens of bytes this is 3-5x faster than
 // the native @node-rs/xxhash binding (26-39 ns vs 124-132 ns per 17-byte key on Node 24: the
-// N-API call costs more than the hashing). The binding stays for the ring id (xxh64, ring.ts).
+// N-API call costs more than the hashing). The ring id is xxh64, in ./xxh64.ts.
 // test/unit/xxh32.test.ts checks it against that binding on arbitrary inputs.
 
 const P1 = 0x9e3779b1 | 0;
