@@ -250,6 +250,14 @@ interface Outgoing {
   end: number;
   /** Its deadline's window (PeerRequestOptions.deadline): its timeout, and the latest wall time. */
   readonly deadline: { readonly timeoutMs: number; readonly latest: number } | null;
+  /** Its request's timeout. */
+  readonly timeoutMs: number;
+  /**
+   * When it was handed to the socket, and when a look first found all of it acknowledged by the
+   * peer's kernel (performance.now(); 0 before): see #aheadAnswered.
+   */
+  writtenAt: number;
+  crossedAt: number;
 }
 
 type Options = Required<Omit<PeerClientOptions, 'registry' | 'handshake' | 'tls' | 'refusals'>> &
@@ -356,6 +364,13 @@ export class PeerClient {
    */
   #looks: Look[] = [];
   #takenAtRead = 0;
+  /**
+   * The current socket's frames handed to it and not yet seen read (their end past #peerRead),
+   * in the order written, from #unansweredHead on: the first is the one the peer answers next
+   * (#aheadAnswered).
+   */
+  #unanswered: Outgoing[] = [];
+  #unansweredHead = 0;
 
   /** Throws KvError KV_ERR_INVALID_ARGUMENT for a malformed address; does not connect. */
   constructor(opts: PeerClientOptions) {
@@ -467,7 +482,18 @@ export class PeerClient {
       ? { timeoutMs, latest: Date.now() + Math.max(timeoutMs, waitMs) }
       : null;
     const never = Number.POSITIVE_INFINITY;
-    const out = handshake ? null : { frame, gone: false, start: never, end: never, deadline };
+    const out = handshake
+      ? null
+      : {
+          frame,
+          gone: false,
+          start: never,
+          end: never,
+          deadline,
+          timeoutMs,
+          writtenAt: 0,
+          crossedAt: 0,
+        };
     const socket = this.#socket!;
     this.#pending.set(id, {
       resolve: resolve as (v: unknown) => void,
@@ -531,6 +557,8 @@ export class PeerClient {
       writer.write(out.frame);
       out.end = this.#written;
       out.frame = EMPTY; // the socket holds it now; the request need not until it settles
+      out.writtenAt = performance.now();
+      this.#sentUnanswered(out);
     }
     if (this.#queueHead === queue.length) {
       this.#queue = [];
@@ -700,6 +728,8 @@ export class PeerClient {
     this.#readAt = 0;
     this.#looks = [];
     this.#takenAtRead = 0;
+    this.#unanswered = [];
+    this.#unansweredHead = 0;
     this.#writer = new FrameWriter(socket, (n) => {
       this.#written += n;
       this.#metrics.sentBytes.labels('client').inc(n);
@@ -825,9 +855,10 @@ export class PeerClient {
    * it read gives it its own timeout from then, as if just sent: the time spent behind frames
    * that were moving does not count, and what it asked of the member has its whole timeout. A
    * member that reads nothing (stopped, cut off) takes nothing once the kernels' buffers are full:
-   * its requests fail at their timeout as before, or one window later. Before, a 4 MiB copy queued behind two others
-   * to a member behind 8 Mbit/s spent the time for its own bytes waiting behind theirs, and timed
-   * out.
+   * its requests fail at their timeout as before, or one window later; one that reads and answers
+   * nothing fails them once the first frame ahead of them is overdue (#aheadAnswered). Before, a
+   * 4 MiB copy queued behind two others to a member behind 8 Mbit/s spent the time for its own
+   * bytes waiting behind theirs, and timed out.
    */
   #lookAgainAt(p: Pending, now: number, timeoutMs: number, acked: number | null): number {
     const socket = this.#socket;
@@ -859,8 +890,12 @@ export class PeerClient {
       (this.#readAt > since && left - this.#takenAtRead >= sinceRead);
     // Behind frames the peer has not been seen to read: waited for while they move.
     const behind = p.out !== null && p.out.start > read;
-    // Past a fixed deadline the peer refuses it: not waited for behind others any longer.
-    const mayWait = moved && now < p.behindUntil;
+    // Past a fixed deadline the peer refuses it: not waited for behind others any longer. Nor
+    // behind a frame that reached the member and is not answered (its handler hangs); when the
+    // kernel must say whether it reached it, 0: #onTimeout asks and looks again.
+    const answering = moved && now < p.behindUntil ? this.#aheadAnswered(p, now, acked) : false;
+    if (answering === null) return 0;
+    const mayWait = answering;
     if (!behind && p.behind && mayWait) {
       // Every frame before it was read since it was sent or last looked at: its own timeout from
       // now, and the first look again.
@@ -887,6 +922,66 @@ export class PeerClient {
     return Math.min(next, p.lastAt);
   }
 
+  /** Keeps `out`, just handed to the socket, until the peer is seen to read it (#aheadAnswered). */
+  #sentUnanswered(out: Outgoing): void {
+    const list = this.#unanswered;
+    list.push(out);
+    // Bounded: only requests in flight, and timed out ones whose late answers are awaited
+    // (#lateEnds), can show a frame read; older ones go.
+    if (list.length - this.#unansweredHead > 2 * this.#opts.maxInFlight) this.#unansweredHead++;
+    this.#compactUnanswered();
+  }
+
+  /** Drops the frames the peer is seen to have read (their end at or before #peerRead). */
+  #dropAnswered(): void {
+    const list = this.#unanswered;
+    while (
+      this.#unansweredHead < list.length &&
+      list[this.#unansweredHead]!.end <= this.#peerRead
+    ) {
+      this.#unansweredHead++;
+    }
+    this.#compactUnanswered();
+  }
+
+  #compactUnanswered(): void {
+    const head = this.#unansweredHead;
+    if (head === this.#unanswered.length) {
+      this.#unanswered = [];
+      this.#unansweredHead = 0;
+    } else if (head >= 1024 && head * 2 >= this.#unanswered.length) {
+      this.#unanswered = this.#unanswered.slice(head);
+      this.#unansweredHead = 0;
+    }
+  }
+
+  /**
+   * Whether the frames ahead of `p`'s are answered as a member that works answers them, so that
+   * `p` may be waited for behind them: the first of them not seen read (the head, timed out or
+   * not) is answered within its own timeout of becoming the head (its write, or the last answer
+   * that showed frames read), or, when it is not, it has not all reached the member yet (its
+   * bytes crossing a slow link: the peer's kernel has not acknowledged them, `acked`), or did
+   * less than its own timeout ago (the member's work on it). null: the kernel must be asked
+   * (`acked` null), as it is only past that first timeout. A member that reads its connection
+   * but answers nothing (handlers that hang, a disk slow enough to hold its writes) takes the
+   * bytes as fast as they come: before, every request behind the first was waited for as long as
+   * the node kept writing to it, up to the member's 1,024 frames in flight or its disk called
+   * stalled (8.9-10 s where each failed at its 300 ms timeout before). A slow link's queue is
+   * answered a frame at a time as each crosses, however long the queue.
+   */
+  #aheadAnswered(p: Pending, now: number, acked: number | null): boolean | null {
+    this.#dropAnswered();
+    const head = this.#unanswered[this.#unansweredHead];
+    if (head === undefined || p.out === null || head.start >= p.out.start) return true;
+    if (now - Math.max(head.writtenAt, this.#readAt) <= head.timeoutMs) return true;
+    if (head.crossedAt === 0) {
+      if (acked === null) return null;
+      if (acked < head.end) return true;
+      head.crossedAt = now;
+    }
+    return now - head.crossedAt <= head.timeoutMs;
+  }
+
   /** Counts `p` in kvstore_peer_requests_waited_total, once. */
   #countWaited(p: Pending): void {
     if (!p.waited) this.#metrics.waited.labels(this.#opts.lane).inc();
@@ -908,6 +1003,7 @@ export class PeerClient {
     const end = p === undefined ? this.#lateEnds.get(msg.i) : p.out?.end;
     if (end !== undefined && end !== Number.POSITIVE_INFINITY && end > this.#peerRead) {
       this.#peerRead = end;
+      this.#dropAnswered();
       this.#readAt = performance.now();
       this.#takenAtRead = this.#taken(this.#socket);
     }

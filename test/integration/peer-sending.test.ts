@@ -1,6 +1,7 @@
 // A peer request whose frame waits behind others to a member that takes them slowly: waited for
 // while the connection's bytes leave at the floor rate (4 Mbit/s) or faster, its deadline set as it
-// leaves, and failed as before when the member reads nothing or reads slower.
+// leaves, and failed as before when the member reads nothing or reads slower, or reads and answers
+// nothing.
 
 import { once } from 'node:events';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
@@ -18,9 +19,10 @@ import { peerClient } from '../helpers/peer.ts';
 /**
  * A peer on loopback that reads its connections at `rate` bytes a second (a slow link; none
  * after `stopAfter` bytes) and answers each request at once with whether it came past the
- * deadline its body carries (`d`, ms since the epoch). `read`: the bytes it has read so far.
+ * deadline its body carries (`d`, ms since the epoch), or never (`answer` false: handlers that
+ * hang). `read`: the bytes it has read so far.
  */
-async function slowReader(rate: number, stopAfter = Number.POSITIVE_INFINITY) {
+async function slowReader(rate: number, stopAfter = Number.POSITIVE_INFINITY, answer = true) {
   const state = { read: 0, late: 0 };
   const sockets: Socket[] = [];
   const timers = new Set<NodeJS.Timeout>();
@@ -37,7 +39,7 @@ async function slowReader(rate: number, stopAfter = Number.POSITIVE_INFINITY) {
         const { d } = req.b as { d?: number };
         const late = d !== undefined && Date.now() > d;
         if (late) state.late++;
-        socket.write(encodeResultFrame(req.i, { late }));
+        if (answer) socket.write(encodeResultFrame(req.i, { late }));
       }
       // Paused until the bytes read so far are due at `rate`.
       const due = state.read >= stopAfter ? Number.POSITIVE_INFINITY : (state.read / rate) * 1000;
@@ -138,6 +140,64 @@ describe('a peer request queued behind others to a slow member', () => {
     // The ones with deadlines set as they leave are still waited for.
     expect(await outcomes(ahead)).toEqual({ ok: 13 });
     expect(state.late).toBe(0);
+  });
+
+  it('times out behind others when the member reads its connection but answers nothing', async () => {
+    // It takes every byte at once (handlers that hang, a disk slow enough to hold its writes but
+    // not yet called stalled): the bytes leave fast, but the frames ahead are never answered.
+    // Before, every request behind the first was waited for as long as the node kept writing.
+    const { port, state } = await slowReader(64 * MiB, Number.POSITIVE_INFINITY, false);
+    const c = peerClient(port, { timeoutMs: 300 });
+    let sending = true;
+    let failedWhileSending = 0;
+    const held: number[] = [];
+    const all: Promise<unknown>[] = [];
+    // 256 KiB every 100 ms (five times the floor) for 6 s.
+    for (let i = 0; i < 60; i++) {
+      const body = { d: Date.now() + 300, pad: Buffer.alloc(256 * 1024) };
+      const sent = performance.now();
+      const request = c.request('put', body, { timeoutMs: 300 });
+      all.push(
+        request.then(
+          () => 'answered',
+          (err: unknown) => {
+            held.push(Math.round(performance.now() - sent));
+            if (sending) failedWhileSending++;
+            return err instanceof KvError ? err.code : String(err);
+          },
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    sending = false;
+    const seen = await Promise.all(all);
+    held.sort((x, y) => x - y);
+    console.log(`held (ms): median ${held[held.length >> 1]}, max ${held.at(-1)}`);
+    expect(new Set(seen)).toEqual(new Set(['KV_ERR_PEER_TIMEOUT']));
+    // It did read what was sent.
+    expect(state.read).toBeGreaterThan(50 * 256 * 1024);
+    // Each fails about a timeout or two after it was sent, not once the writes stop (before: 1
+    // of 60 failed while they went on, the first).
+    expect(failedWhileSending).toBeGreaterThan(40);
+  });
+
+  it("is waited for behind a frame still crossing to the member past that frame's own timeout", async () => {
+    // The frame ahead takes 3 s to cross at 2 MiB/s, far past its own 1 s (a link slower than
+    // the floor while it crossed): it is not answered within its timeout, but the member's kernel
+    // has not had all of it yet (its bytes are still on their way, not held by a handler), so the
+    // requests behind it are waited for while the bytes move. (Judging by that frame's answer
+    // alone failed them at 2 s: its timeout, then a look.)
+    const { port, state } = await slowReader(2 * MiB);
+    const c = peerClient(port, { timeoutMs: 1000 });
+    const ask = (size: number) =>
+      c.request<{ late: boolean }>('put', { pad: Buffer.alloc(size, 7) }, { timeoutMs: 1000 });
+    const first = ask(6 * MiB);
+    const behind = Array.from({ length: 5 }, () => ask(10));
+    // The first has its own timeout only (its frame crossing counts: copies get their bytes at
+    // the floor in theirs).
+    expect(await outcomes([first])).toEqual({ KV_ERR_PEER_TIMEOUT: 1 });
+    expect(await outcomes(behind)).toEqual({ ok: 5 });
+    expect(state.read).toBeGreaterThan(6 * MiB);
   });
 
   it('times out at its maxWaitMs however fast the frames ahead of it leave', async () => {
