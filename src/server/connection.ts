@@ -1043,8 +1043,11 @@ export class Connection implements OutputHolder, ReplyWaiter {
       if (output.length >= LARGE_REPLY && !this.#closed) output.send(this.#socket);
     }
     if (this.#head === this.#slots.length) {
-      this.#slots = [];
-      this.#head = 0;
+      // Empty already (a GET answered by #getNow makes no slot): no new array per read.
+      if (this.#head !== 0) {
+        this.#slots = [];
+        this.#head = 0;
+      }
     } else if (this.#head > 1024) {
       this.#slots = this.#slots.slice(this.#head);
       this.#head = 0;

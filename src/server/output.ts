@@ -37,9 +37,13 @@ export class Output implements RangeSink {
   #length = 0;
   /** Bytes before this were sent (belong to a socket); after it, encoded since the last send. */
   #mark = 0;
-  readonly #sockets: Socket[] = [];
+  // The sends since the last writeAll: the first #count entries of these (kept between turns and
+  // reused, not emptied: emptied, a JS array gives up its backing store and grows it again, a few
+  // allocations every turn).
+  readonly #sockets: (Socket | null)[] = [];
   readonly #starts: number[] = [];
   readonly #ends: number[] = [];
+  #count = 0;
   #scheduled = false;
   /** Bytes handed to sockets since the process started (written). */
   #written = 0;
@@ -105,13 +109,13 @@ export class Output implements RangeSink {
       this.#lastSocket = socket;
       this.#turnSockets++;
     }
-    const last = this.#sockets.length - 1;
+    const last = this.#count - 1;
     if (last >= 0 && this.#sockets[last] === socket && this.#ends[last] === this.#mark) {
       this.#ends[last] = end;
     } else {
-      this.#sockets.push(socket);
-      this.#starts.push(this.#mark);
-      this.#ends.push(end);
+      this.#sockets[this.#count] = socket;
+      this.#starts[this.#count] = this.#mark;
+      this.#ends[this.#count++] = end;
     }
     this.#mark = end;
     const alone = this.#turnSockets === 1 && this.#lastTurnSockets <= 1;
@@ -131,7 +135,7 @@ export class Output implements RangeSink {
    * destroyed or ended is skipped (its replies are dropped, as they would be in its own buffer).
    */
   writeAll(): void {
-    const n = this.#sockets.length;
+    const n = this.#count;
     if (n === 0) return;
     const buf = this.#buf;
     let kept = false;
@@ -149,9 +153,8 @@ export class Output implements RangeSink {
     } finally {
       // A write that threw may have kept its view too; the sockets after it lose their bytes.
       if (i < n) kept = true;
-      this.#sockets.length = 0;
-      this.#starts.length = 0;
-      this.#ends.length = 0;
+      this.#sockets.fill(null, 0, n); // no socket kept alive by this list
+      this.#count = 0;
       // Bytes encoded but not sent yet (none when a send or a connection's close calls this)
       // move to the front of the buffer the next replies go to.
       const unsent = this.#length - this.#mark;
