@@ -5,6 +5,7 @@ import { Ring, xxh64 } from '../ring/index.ts';
 import { inRing, type MemberView } from './manager.ts';
 import {
   holdsDataIn,
+  lostAt,
   newerSettled,
   newestReported,
   own,
@@ -29,13 +30,15 @@ export interface Placement {
   readonly lostOwners: number;
   /**
    * Of lostOwners, those that may still answer a read with the data they held: all but owners
-   * known to be back on a new data directory (their last hello said they are active and lost in
-   * their own settled ring), which refuse every read expecting the directory the ring recorded
-   * (KV_ERR_WRONG_INCARNATION): another directory's by its incarnation, and the recorded one
-   * itself, should the member be back on its old volume, while its own ring records it lost and
-   * the reader's is no newer (ReplicaHandlerOptions.lostAt). A decommissioned owner keeps its directory and answers reads from
-   * members that count it as a holder and read the ring without it too. What a write is held to
-   * (settledVouches).
+   * whose last hello, while they answer, said their own settled ring records them lost without
+   * exempting them (lostAt: back on a new data directory and being refilled, also while they
+   * decommission or once decommissioned from it), which refuse every read expecting the
+   * directory the ring recorded (KV_ERR_WRONG_INCARNATION): another directory's by its
+   * incarnation, and the recorded one itself, should the member be back on its old volume,
+   * while its own ring records it lost and the reader's is no newer
+   * (ReplicaHandlerOptions.lostAt). A decommissioned owner whose ring recorded it lost for that
+   * very hand-off keeps its directory and answers reads from members that count it as a holder
+   * and read the ring without it too. What a write is held to (settledVouches).
    */
   readonly lostMayAnswer: number;
   /**
@@ -189,12 +192,14 @@ export class Topology {
    */
   readonly #backAfterLoss = new Set<string>();
   /**
-   * Members not down whose last hello said they are active and recorded lost in their own settled
-   * ring: back on a new data directory under their name, being refilled (see
-   * Placement.lostMayAnswer). A decommissioned member says `decommissioned`, so a member lost for
-   * its hand-off is never among them while it answers.
+   * Members not down whose last hello said their own settled ring records them lost and does not
+   * exempt them (lostAt in settled.ts, the rule their reads are refused by): back on a new data
+   * directory under their name, being refilled, or handing that directory off (decommissioning,
+   * or decommissioned while lost before it: chaos seed 34105, 381 write refusals while such a
+   * member decommissioned). A member lost for its own hand-off is exempt, so never among them
+   * while it answers (see Placement.lostMayAnswer).
    */
-  readonly #refilling = new Set<string>();
+  readonly #refusingAsLost = new Set<string>();
   /**
    * The data directory (incarnation) each member the settled ring records lost last reported:
    * what the transfer to it refills (transferId names it). A member back on a new directory that
@@ -356,9 +361,10 @@ export class Topology {
       const h = m.hello;
       if (!h) continue;
       // Only while it answers: a hello from before a hand-off it made since must not count.
-      if (m.state !== 'down' && h.status === 'active' && h.settled.lost.includes(m.name)) {
-        this.#refilling.add(m.name);
-      } else this.#refilling.delete(m.name);
+      const decommissioned = h.status === 'decommissioned';
+      if (m.state !== 'down' && lostAt(h.settled, m.name, decommissioned) !== null) {
+        this.#refusingAsLost.add(m.name);
+      } else this.#refusingAsLost.delete(m.name);
       if (m.self) continue;
       this.#seenEpoch = Math.max(this.#seenEpoch, h.settled.epoch);
       if (h.status === 'decommissioned') {
@@ -538,7 +544,7 @@ export class Topology {
       for (const n of owners) {
         if (settled.includes(n) || this.#handedOffTo(n) === ring.id) continue;
         lostOwners++;
-        if (this.#refilling.has(n)) continue;
+        if (this.#refusingAsLost.has(n)) continue;
         lostMayAnswer++;
         if (target.includes(n)) mayAnswerInTarget = [...mayAnswerInTarget, n];
       }

@@ -53,6 +53,16 @@ function withPeers(
 
 const run = <T>(reply: T | Promise<T>) => Promise.resolve(reply);
 
+/**
+ * `record` as the member `name` reports it once decommissioned from the directory the ring
+ * recorded: lost for that very hand-off, to `ring` (SettledRing.handedOff), so it answers reads
+ * with what it held (lostAt exempts it).
+ */
+const ownHandOff = (record: SettledRing, name: string, ring: string): SettledRing => {
+  const { epoch, members, incarnations, lost } = record;
+  return settledRing(epoch, members, incarnations, lost, { ...record.handedOff, [name]: ring });
+};
+
 // Three members, RF 3: c's volume was lost and it is back under its name on an empty directory
 // (new-c), being refilled; a and b recorded it lost. With W = 3 and R = 1 (a read-heavy choice)
 // every write reaches all three owners anyway (the target ring's quorum is 3 of a, b and c), and
@@ -65,20 +75,39 @@ async function refillingC(cStatus: HelloReply['status'], cIncarnation: string) {
   const c = replica(cIncarnation);
   const lost = settledRing(2, ABC, incs(ABC), ['c']);
   const topology = new Topology(ABC, lost, 3);
+  // Handed off to a ring other than a's target (a and b): not left out. Decommissioned from its
+  // old directory (inc-c), its own ring keeps that hand-off; from the new one, no hand-off.
+  const abd = new Ring(['a', 'b', 'd']).id;
+  const own = cStatus === 'decommissioned' && cIncarnation === 'inc-c';
   topology.update([
     view('a', topology, { self: true }),
     view('b', topology),
     view('c', topology, {
       incarnation: cIncarnation,
       status: cStatus,
-      // Handed off to a ring other than a's target (a and b): not left out.
-      ...(cStatus === 'active' ? {} : { ringId: new Ring(['a', 'b', 'd']).id }),
+      ...(cStatus === 'active' ? {} : { ringId: abd }),
+      ...(own ? { settled: ownHandOff(lost, 'c', abd) } : {}),
     }),
   ]);
   expect(topology.settledRing.lost).toEqual(['c']);
   const peers = { b: bb.handler, c: c.handler };
   const { coordinator, sent } = withPeers('a', a.storage, topology, peers, 1, 3);
   return { coordinator, sent, stores: { a: a.storage, b: bb.storage, c: c.storage }, topology };
+}
+
+/**
+ * x coordinates without being an owner, its settled ring still records c's old directory, and it
+ * asks c first (a and b look down to it, so come last): it reads `v2` from b, c (on new-c)
+ * refusing its read.
+ */
+async function expectReadBackByLagging(stores: { b: Storage; c: Storage }, key: Buffer) {
+  const topology = new Topology(ABC, settledRing(1, ABC, incs(ABC)), 3);
+  const x = replica('inc-x');
+  const peers = { b: handlerOn(stores.b, 'inc-b'), c: handlerOn(stores.c, 'new-c') };
+  const reader = withPeers('x', x.storage, topology, peers, 1, 3, (n) => n === 'c');
+  const got = await run(reader.coordinator.execute({ type: 'get', key }));
+  expect(got).toEqual({ type: 'value', value: b('v2') });
+  expect(reader.sent).toContain('c get KV_ERR_WRONG_INCARNATION');
 }
 
 describe('a write of a key one of whose owners is back on a new data directory', () => {
@@ -96,17 +125,30 @@ describe('a write of a key one of whose owners is back on a new data directory',
     const { coordinator, stores } = await refillingC('active', 'new-c');
     const key = b('k1');
     await run(coordinator.execute({ type: 'put', key, value: b('v2') }));
-    // x coordinates without being an owner, its settled ring still records c's old directory,
-    // and it asks c first (a and b look down to it, so come last).
-    const old = settledRing(1, ABC, incs(ABC));
-    const topology = new Topology(ABC, old, 3);
-    const x = replica('inc-x');
-    const peers = { b: handlerOn(stores.b, 'inc-b'), c: handlerOn(stores.c, 'new-c') };
-    const reader = withPeers('x', x.storage, topology, peers, 1, 3, (n) => n === 'c');
-    const got = await run(reader.coordinator.execute({ type: 'get', key }));
-    expect(got).toEqual({ type: 'value', value: b('v2') });
-    expect(reader.sent).toContain('c get KV_ERR_WRONG_INCARNATION');
+    await expectReadBackByLagging(stores, key);
   });
+
+  it.each(['decommissioning', 'decommissioned'] as const)(
+    'is taken while the lost owner hands its new directory off (%s), and read back by a member that has not recorded the loss',
+    async (status) => {
+      // c is scaled down before its refill finished (chaos seed 34105-d: kv3 at 120 s). Its own
+      // ring records it lost (no hand-off of its own), so it refuses every read expecting its old
+      // directory: it is no owner that may answer. Before 2026-12-07: `write refused: 1 of the
+      // key's 3 settled owners ...` (it is out of the target, so its acknowledgement cannot count).
+      const { coordinator, stores, topology } = await refillingC(status, 'new-c');
+      const key = b('k1');
+      expect(topology.place(key)).toMatchObject({ lostOwners: 1, lostMayAnswer: 0 });
+      const version = { wall: 1, logical: 0, node: 'c' };
+      await stores.c.apply(key, { version, tombstone: false, value: b('v1') });
+      await expect(run(coordinator.execute({ type: 'put', key, value: b('v2') }))).resolves.toEqual(
+        {
+          type: 'ok',
+        },
+      );
+      expect([stores.a.get(key)?.value, stores.b.get(key)?.value]).toEqual([b('v2'), b('v2')]);
+      await expectReadBackByLagging(stores, key);
+    },
+  );
 
   it('is refused, writing nothing, when the lost owner handed off to another ring and may answer with its old copy', async () => {
     const { coordinator, stores } = await refillingC('decommissioned', 'inc-c');
@@ -259,12 +301,17 @@ describe('quorums that do not overlap on the key owners', () => {
     const bb = replica('inc-b');
     const lost = settledRing(5, ABCD, incs(ABCD), ['c', 'd']);
     const topology = new Topology(['a', 'b'], lost, 3);
+    const abe = new Ring(['a', 'b', 'e']).id;
     topology.update(
       [
         view('a', topology, { self: true }),
         view('b', topology),
         view('c', topology, { status: 'decommissioned', ringId: topology.target.id }),
-        view('d', topology, { status: 'decommissioned', ringId: new Ring(['a', 'b', 'e']).id }),
+        view('d', topology, {
+          status: 'decommissioned',
+          ringId: abe,
+          settled: ownHandOff(lost, 'd', abe),
+        }),
       ],
       false,
     );
@@ -298,11 +345,16 @@ describe('a key this node is the only target owner of', () => {
     const a = replica('inc-a');
     const lost = settledRing(5, ABC, incs(ABC), ['c']);
     const topology = new Topology(['a', 'b'], lost, 1);
+    const bd = new Ring(['b', 'd']).id;
     topology.update(
       [
         view('a', topology, { self: true }),
         view('b', topology),
-        view('c', topology, { status: 'decommissioned', ringId: new Ring(['b', 'd']).id }),
+        view('c', topology, {
+          status: 'decommissioned',
+          ringId: bd,
+          settled: ownHandOff(lost, 'c', bd),
+        }),
       ],
       false,
     );
@@ -344,12 +396,17 @@ describe('a key this node is the only target owner of', () => {
 });
 
 describe('Placement.lostMayAnswer', () => {
-  it('leaves out a lost owner only while it answers as back on a new directory', () => {
+  /** a's rings with c recorded lost, and `seen(c)`: a and b up, c as given. */
+  const lostC = () => {
     const lost = settledRing(2, ABC, incs(ABC), ['c']);
     const t = new Topology(ABC, lost, 3);
     const seen = (c: Parameters<typeof view>[2]) =>
       t.update([view('a', t, { self: true }), view('b', t), view('c', t, c)]);
-    const key = b('k1');
+    return { lost, t, seen, key: b('k1') };
+  };
+
+  it('leaves out a lost owner only while it answers as back on a new directory', () => {
+    const { lost, t, seen, key } = lostC();
     // Its hello from before it adopted the ring that records it lost: it may be the old one.
     seen({ incarnation: 'new-c', settled: settledRing(1, ABC, incs(ABC)) });
     expect(t.place(key)).toMatchObject({ lostOwners: 1, lostMayAnswer: 1 });
@@ -358,8 +415,37 @@ describe('Placement.lostMayAnswer', () => {
     // Down: its last hello may be older than a hand-off it made since.
     seen({ incarnation: 'new-c', state: 'down' });
     expect(t.place(key)).toMatchObject({ lostOwners: 1, lostMayAnswer: 1 });
-    seen({ incarnation: 'new-c' });
-    seen({ incarnation: 'new-c', status: 'decommissioning' });
+    // Decommissioned while its own ring records it lost for that very hand-off (it handed off
+    // the directory the ring recorded, SettledRing.handedOff): it answers with what it held.
+    // (To another ring than this node's target: this node does not count the hand-off.)
+    const handedOff = { ...lost, handedOff: { c: 'ring-abx' } };
+    seen({ status: 'decommissioned', ringId: 'ring-abx', settled: handedOff });
     expect(t.place(key)).toMatchObject({ lostOwners: 1, lostMayAnswer: 1 });
+  });
+
+  it('leaves out a lost owner that hands off a directory its own ring records lost (chaos seed 34105)', () => {
+    // c's volume was lost and c runs on a new directory, being refilled, when it is scaled down:
+    // its own ring records it lost, without a hand-off of its own, so it refuses every read that
+    // expects the directory a ring recorded (its incarnation, or lostAt), decommissioning or
+    // decommissioned. Before, it counted as an owner that may answer once it said anything but
+    // `active`: 381 of 655 write refusals in chaos seed 34105-d came from kv3 decommissioning.
+    const { lost, t, seen, key } = lostC();
+    // c hands off to the ring of a and b (this node's target once c leaves it).
+    const ab = new Ring(['a', 'b']).id;
+    seen({ incarnation: 'new-c', status: 'decommissioning', ringId: ab });
+    expect(t.target.id).toBe(ab);
+    expect(t.place(key)).toMatchObject({ lostOwners: 1, lostMayAnswer: 0 });
+    // Down: its last hello may be older than what it runs on now.
+    seen({ incarnation: 'new-c', status: 'decommissioning', ringId: ab, state: 'down' });
+    expect(t.place(key)).toMatchObject({ lostOwners: 1, lostMayAnswer: 1 });
+    // Decommissioned to another ring than this node's target (it did not count the hand-off):
+    // still lost, and still refusing such reads, without a hand-off of its own in its ring, or
+    // with one recorded for another member only.
+    const elsewhere = new Ring(['a', 'b', 'x']).id;
+    seen({ incarnation: 'new-c', status: 'decommissioned', ringId: elsewhere });
+    expect(t.place(key)).toMatchObject({ lostOwners: 1, lostMayAnswer: 0 });
+    const other = { ...lost, handedOff: { a: 'ring-bc' } };
+    seen({ incarnation: 'new-c', status: 'decommissioned', ringId: elsewhere, settled: other });
+    expect(t.place(key)).toMatchObject({ lostOwners: 1, lostMayAnswer: 0 });
   });
 });
