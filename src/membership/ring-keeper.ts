@@ -252,6 +252,12 @@ export class RingKeeper {
       );
       metrics.changed('handed_off');
     }
+    if (c.takenBack.length > 0) {
+      log.info(
+        { members: c.takenBack, epoch: ring.epoch },
+        'members run again after their hand-off: the settled ring no longer keeps it',
+      );
+    }
     if (c.recorded.length > 0) log.info({ members: c.recorded }, 'member incarnations recorded');
     if (c.targetChanged) {
       log.info({ ring: topo.target.id, members: topo.target.members }, 'ring changed');

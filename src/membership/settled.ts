@@ -1,6 +1,6 @@
 // Settled-ring records: parsing what a node saved, and the order that says which of two is newer.
 
-import type { SettledRing } from '../replica/index.ts';
+import type { HelloReply, SettledRing } from '../replica/index.ts';
 import type { MemberView } from './manager.ts';
 
 /**
@@ -142,4 +142,15 @@ export function holdsDataIn(
   if (!record.members.includes(name)) return false;
   if (!record.lost.includes(name)) return true;
   return last !== undefined && last.status === 'active' && last.settled.lost.includes(name);
+}
+
+/**
+ * Whether `hello`, the member `name`'s, says it runs again under its name after its loss or
+ * hand-off: routing (a ring), not decommissioned, and not holding data in its own settled ring
+ * (back on a new directory, or recommissioned).
+ */
+export function runsAgainAfterLoss(name: string, hello: HelloReply): boolean {
+  return (
+    hello.status !== 'decommissioned' && hello.ringId !== '' && !holdsDataIn(hello.settled, name)
+  );
 }

@@ -4,11 +4,11 @@ import type { ExpectIncarnation, NodeStatus, SettledRing } from '../replica/inde
 import { Ring, xxh64 } from '../ring/index.ts';
 import { inRing, type MemberView } from './manager.ts';
 import {
-  holdsDataIn,
   lostAt,
   newerSettled,
   newestReported,
   own,
+  runsAgainAfterLoss,
   sameNames,
   settledRing,
 } from './settled.ts';
@@ -119,6 +119,11 @@ export class RingTerms {
 export interface RingChanges {
   /** A newer settled ring a peer reported, now this node's settled ring. */
   readonly adopted: { readonly from: string; readonly ring: SettledRing } | null;
+  /**
+   * Lost members whose hand-off the settled record no longer keeps: they said they run again
+   * after their loss (back on a new directory, or recommissioned).
+   */
+  readonly takenBack: readonly string[];
   /**
    * Settled owners now recorded as lost: they answer with an incarnation other than the one the
    * ring recorded (a new data directory under an old name), so they do not hold its data.
@@ -357,6 +362,8 @@ export class Topology {
    */
   update(members: readonly MemberView[], listed = true): RingChanges {
     const before = this.#record;
+    /** This node itself, when its hello says it runs again after its loss (#takeBackHandOffs). */
+    let selfBack: string | null = null;
     for (const m of members) {
       const h = m.hello;
       if (!h) continue;
@@ -365,7 +372,10 @@ export class Topology {
       if (m.state !== 'down' && lostAt(h.settled, m.name, decommissioned) !== null) {
         this.#refusingAsLost.add(m.name);
       } else this.#refusingAsLost.delete(m.name);
-      if (m.self) continue;
+      if (m.self) {
+        if (runsAgainAfterLoss(m.name, h)) selfBack = m.name;
+        continue;
+      }
       this.#seenEpoch = Math.max(this.#seenEpoch, h.settled.epoch);
       if (h.status === 'decommissioned') {
         this.#handedOff.set(m.name, h.ringId);
@@ -376,11 +386,12 @@ export class Topology {
       // hand-off, or it counts as a lost owner (chaos seed 33006: 23 s of refused keys).
       else if (h.ringId !== '') {
         this.#handedOff.delete(m.name);
-        if (holdsDataIn(h.settled, m.name)) this.#backAfterLoss.delete(m.name);
-        else this.#backAfterLoss.add(m.name);
+        if (runsAgainAfterLoss(m.name, h)) this.#backAfterLoss.add(m.name);
+        else this.#backAfterLoss.delete(m.name);
       }
     }
     const adopted = this.#adoptNewest(members);
+    const takenBack = this.#takeBackHandOffs(selfBack);
     const { replaced, recorded } = this.#checkIncarnations(members);
     const handedOff = this.#checkHandOffs(members);
     this.#noteLostDirectories(members);
@@ -389,6 +400,7 @@ export class Topology {
     const settled = this.#trySettle(members);
     return {
       adopted,
+      takenBack,
       replaced,
       recorded,
       handedOff,
@@ -430,6 +442,28 @@ export class Topology {
     if (!holdsData()) return false;
     this.#setRecord(settledRing(this.#nextEpoch(), r.members, incarnations, r.lost), this.#settled);
     return true;
+  }
+
+  /**
+   * Drops from the settled record the hand-off (SettledRing.handedOff) of every name that said
+   * since that it runs again after its loss (#backAfterLoss, or `self`, this node itself): as a
+   * hello of theirs takes back a hand-off this node saw, for this node and, at a new epoch, for
+   * every member that adopts the record, and for nodes started on it later (before 2026-12-07
+   * the record kept it: once the name left again without a hand-off, its target was the ring of
+   * the old one again, and a node that had not heard it back, or had restarted since, took that
+   * hand-off for one of everything it held, while one that had heard it counted it lost).
+   * Returns the names dropped.
+   */
+  #takeBackHandOffs(self: string | null): string[] {
+    const r = this.#record;
+    const off = r.handedOff;
+    if (off === undefined) return [];
+    const back = Object.keys(off).filter((n) => n === self || this.#backAfterLoss.has(n));
+    if (back.length === 0) return [];
+    const kept = Object.fromEntries(Object.entries(off).filter(([n]) => !back.includes(n)));
+    const record = settledRing(this.#nextEpoch(), r.members, r.incarnations, r.lost, kept);
+    this.#setRecord(record, this.#settled);
+    return back;
   }
 
   /** Adopts `ring` when it is newer than the settled ring; true when it did. */

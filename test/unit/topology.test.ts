@@ -449,7 +449,11 @@ describe('Topology: decommission (a member hands its data off, then goes)', () =
     const views = (x: Topology) => live.map((n) => view(n, x, { self: n === 'a' }));
     t.update([...views(t), ...before(t)]);
     t.update(views(t));
-    expect([t.moving, t.settledRing.epoch]).toEqual([true, record.epoch]);
+    // The record's epoch, or the next when a name said it runs again (#takeBackHandOffs).
+    expect(t.moving).toBe(true);
+    expect(t.settledRing.epoch - record.epoch).toBe(
+      t.settledRing.handedOff === record.handedOff ? 0 : 1,
+    );
     return new Set(keys.map((k) => t.place(k).lostOwners));
   };
 
@@ -501,6 +505,44 @@ describe('Topology: decommission (a member hands its data off, then goes)', () =
     expect(lostAfterRestart(record, keys, handing)).toEqual(new Set([0]));
     const starting = (t: Topology) => [view('d', t, { ringId: '', settled: record })];
     expect(lostAfterRestart(record, keys, starting)).toEqual(new Set([0]));
+  });
+
+  it('drops a recorded hand-off from the record once the name runs again after it, so that it is not taken again when the name leaves without one', () => {
+    // d is back under its name (a new directory), then gone again without a hand-off (its pod
+    // deleted). a, which heard it back, counts d lost; before 2026-12-07 a node started later on
+    // a's record (or a itself after a restart: #backAfterLoss is in memory only) took the
+    // hand-off of d's old directory for one of everything d held, and counted no lost owner.
+    const { record, keys, to } = handOffRecord();
+    const live = ['a', 'b', 'c', 'e'];
+    const a = new Topology(live, record, RF);
+    const views = () => live.map((n) => view(n, a, { self: n === 'a' }));
+    const back = view('d', a, { incarnation: 'inc-d2', settled: record });
+    const c = a.update([...views(), back]);
+    expect(c.takenBack).toEqual(['d']);
+    expect(c.settledChanged).toBe(true);
+    // A new epoch: peers adopt it (a record of the same epoch never replaces another).
+    expect(a.settledRing).toEqual({ ...record, epoch: record.epoch + 1, handedOff: undefined });
+    expect(a.settledRing.handedOff).toBeUndefined();
+    expect(a.update([...views(), back]).takenBack).toEqual([]);
+    expect(a.settledRing.epoch).toBe(record.epoch + 1);
+    const saved = parseSettled(JSON.parse(JSON.stringify(a.settledRing)))!;
+    expect(lostAfterRestart(saved, keys)).toEqual(new Set([1]));
+    // Still starting (no ring yet), or decommissioned again: not taken back.
+    for (const again of [
+      view('d', a, { incarnation: 'inc-d2', settled: record, ringId: '' }),
+      view('d', a, { status: 'decommissioned', ringId: to, settled: record }),
+    ]) {
+      const t = new Topology(live, record, RF);
+      expect(
+        t.update([...live.map((n) => view(n, t, { self: n === 'a' })), again]).takenBack,
+      ).toEqual([]);
+      expect(t.settledRing).toEqual(record);
+    }
+    // d itself, recommissioned (active, lost in its own ring): its own record drops it too, so it
+    // is not taken for lost for that hand-off if it leaves again (lostAt).
+    const d = new Topology([...live, 'd'], record, RF);
+    d.update([...live.map((n) => view(n, d)), view('d', d, { self: true })]);
+    expect(d.settledRing.handedOff).toBeUndefined();
   });
 
   it('keeps no hand-off in the record from a directory other than the one the ring recorded', () => {
