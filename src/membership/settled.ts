@@ -154,3 +154,13 @@ export function runsAgainAfterLoss(name: string, hello: HelloReply): boolean {
     hello.status !== 'decommissioned' && hello.ringId !== '' && !holdsDataIn(hello.settled, name)
   );
 }
+
+/** Whether two records are the same but for their hand-offs. */
+export function sameRecord(a: SettledRing, b: SettledRing): boolean {
+  if (a.epoch !== b.epoch || !sameNames(a.members, b.members) || !sameNames(a.lost, b.lost)) {
+    return false;
+  }
+  const names = Object.keys(a.incarnations);
+  if (names.length !== Object.keys(b.incarnations).length) return false;
+  return names.every((n) => own(b.incarnations, n) === a.incarnations[n]);
+}

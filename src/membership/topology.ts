@@ -10,6 +10,7 @@ import {
   own,
   runsAgainAfterLoss,
   sameNames,
+  sameRecord,
   settledRing,
 } from './settled.ts';
 
@@ -391,6 +392,7 @@ export class Topology {
       }
     }
     const adopted = this.#adoptNewest(members);
+    this.#mergeHandOffs(members);
     const takenBack = this.#takeBackHandOffs(selfBack);
     const { replaced, recorded } = this.#checkIncarnations(members);
     const handedOff = this.#checkHandOffs(members);
@@ -614,6 +616,32 @@ export class Topology {
   allMembers(): string[] {
     const set = new Set([...this.#settled.members, ...this.#target.members]);
     return [...set].sort();
+  }
+
+  /**
+   * Takes the hand-offs (SettledRing.handedOff) another member keeps in a record that is this
+   * node's own but for them: the same epoch, members, lost members and incarnations, which no
+   * adoption replaces (neither is newer). Such records come from one history (two members that
+   * recorded the same hand-off at once, one without its ring: a version before 2026-12-07, or a
+   * hello that named none), so an entry is about the directory this record's ring recorded as
+   * well. Not for a name this node keeps another ring for, nor one that said it runs again after
+   * its loss (#takeBackHandOffs). The epoch stays: every member converges on the union.
+   */
+  #mergeHandOffs(members: readonly MemberView[]): void {
+    const r = this.#record;
+    const mine = r.handedOff ?? {};
+    let merged: Record<string, string> | null = null;
+    for (const m of members) {
+      const theirs = m.self ? undefined : m.hello?.settled;
+      if (theirs?.handedOff === undefined || !sameRecord(theirs, r)) continue;
+      for (const [name, ring] of Object.entries(theirs.handedOff)) {
+        const kept: Readonly<Record<string, string>> = merged ?? mine;
+        if (own(kept, name) !== undefined || this.#backAfterLoss.has(name)) continue;
+        merged = { ...kept, [name]: ring };
+      }
+    }
+    if (merged === null) return;
+    this.#setRecord(settledRing(r.epoch, r.members, r.incarnations, r.lost, merged), this.#settled);
   }
 
   #adoptNewest(members: readonly MemberView[]): RingChanges['adopted'] {

@@ -545,6 +545,42 @@ describe('Topology: decommission (a member hands its data off, then goes)', () =
     expect(d.settledRing.handedOff).toBeUndefined();
   });
 
+  it('takes the hand-offs a peer keeps in a record of the same epoch, members, lost members and incarnations', () => {
+    // a recorded d's hand-off at the same moment as b, but without its ring (a version before
+    // 2026-12-07, or d's hello named none), or adopted such a record: no peer's record is newer,
+    // so before 2026-12-07 a kept counting d lost on every key of d's while b did not.
+    const { record, keys, to } = handOffRecord();
+    const { handedOff: _, ...bare } = record;
+    const live = ['a', 'b', 'c', 'e'];
+    const merged = (peer: SettledRing, first: (t: Topology) => MemberView[] = () => []) => {
+      const t = new Topology(live, bare, RF);
+      t.update(first(t));
+      const views = live.map((n) =>
+        view(n, t, { self: n === 'a', settled: n === 'b' ? peer : undefined }),
+      );
+      const c = t.update(views);
+      return { t, c };
+    };
+    const { t, c } = merged(record);
+    expect(c.settledChanged).toBe(true);
+    expect(c.adopted).toBeNull();
+    expect(t.settledRing).toEqual(record);
+    expect(lostAfterRestart(t.settledRing, keys)).toEqual(new Set([0]));
+    // Not from a record that differs otherwise (another history: its hand-offs may concern other
+    // directories), nor one this node keeps another ring for, nor of a name that said it runs
+    // again after its loss.
+    const otherIncs = { ...record, incarnations: { ...record.incarnations, c: 'inc-c2' } };
+    expect(merged(otherIncs).t.settledRing).toEqual(bare);
+    const t2 = new Topology(live, { ...record, handedOff: { d: 'ring-x' } }, RF);
+    t2.update(
+      live.map((n) => view(n, t2, { self: n === 'a', settled: n === 'b' ? record : undefined })),
+    );
+    expect(t2.settledRing.handedOff).toEqual({ d: 'ring-x' });
+    const back = (x: Topology) => [view('d', x, { incarnation: 'inc-d2', settled: bare })];
+    expect(merged(record, back).t.settledRing.handedOff).toBeUndefined();
+    expect(to).toBe(record.handedOff?.d);
+  });
+
   it('keeps no hand-off in the record from a directory other than the one the ring recorded', () => {
     // d's hello predates the ring (epoch 3 < 4), so its incarnation is not checked against it,
     // and says decommissioned from another directory: lost, but its hand-off is not kept.
