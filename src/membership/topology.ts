@@ -201,7 +201,7 @@ export class Topology {
    * Members not down whose last hello said their own settled ring records them lost and does not
    * exempt them (lostAt in settled.ts, the rule their reads are refused by): back on a new data
    * directory under their name, being refilled, or handing that directory off (decommissioning,
-   * or decommissioned while lost before it: chaos seed 34105, 381 write refusals while such a
+   * or decommissioned while lost before it: chaos seed 34105, 389 write refusals while such a
    * member decommissioned). A member lost for its own hand-off is exempt, so never among them
    * while it answers (see Placement.lostMayAnswer).
    */

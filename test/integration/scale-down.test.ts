@@ -345,7 +345,7 @@ describe('scaling down: decommissioned members gone before the ring settles with
     // read that expects its old directory, decommissioning or not: it is no owner that may still
     // answer with what it held. Before 2026-12-07 its `decommissioning` counted it as one, and
     // out of the target its acknowledgement could not vouch: every write of its keys was refused
-    // while it handed off (chaos seed 34105-d: 381 of 655 refusals, kv3 at 120-133 s).
+    // while it handed off (chaos seed 34105-d: 389 of 655 refusals, kv3 at 120-133 s).
     const quorums = ['--replication-factor', '3', '--write-quorum', '3', '--read-quorum', '1'];
     const { nodes, names, start } = await startCluster(4, 1, quorums, [0, 1, 2]);
     const [k0, k1, k2, k3] = nodes as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];

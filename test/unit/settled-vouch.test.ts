@@ -428,7 +428,7 @@ describe('Placement.lostMayAnswer', () => {
     // its own ring records it lost, without a hand-off of its own, so it refuses every read that
     // expects the directory a ring recorded (its incarnation, or lostAt), decommissioning or
     // decommissioned. Before, it counted as an owner that may answer once it said anything but
-    // `active`: 381 of 655 write refusals in chaos seed 34105-d came from kv3 decommissioning.
+    // `active`: 389 of 655 write refusals in chaos seed 34105-d came from kv3 decommissioning.
     const { lost, t, seen, key } = lostC();
     // c hands off to the ring of a and b (this node's target once c leaves it).
     const ab = new Ring(['a', 'b']).id;
