@@ -26,6 +26,7 @@ import {
   type StreamRoute,
   startHttp,
 } from '../observability/index.ts';
+import { lateLandingMs } from '../rebalance/index.ts';
 import { KvServer } from '../server/index.ts';
 import { ExpirySweeper, lockDataDir, type OpenPhase, Storage } from '../storage/index.ts';
 import { type Cluster, checkMembership, startCluster } from './cluster.ts';
@@ -333,6 +334,11 @@ async function openStorage(
         minFreeBytes: config.minFreeDiskBytes,
         walSegmentBytes: config.walSegmentBytes,
         recentKindsBytes: config.recentKindsBytes,
+        lateLandingMs: lateLandingMs(
+          config.peerTimeoutMs,
+          config.tombstoneGraceMs,
+          config.maxClockOffsetMs,
+        ),
         walTruncateCorrupt: config.walTruncateCorrupt,
         stallTimeoutMs: config.storageStallTimeoutMs,
         onStall: (what, outstandingMs) => {

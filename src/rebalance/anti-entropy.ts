@@ -476,14 +476,15 @@ export class AntiEntropy {
       const k = key.toString('latin1');
       const other = theirs.get(k);
       theirs.delete(k);
-      if (other === undefined) push.push([key, raw]);
-      else if (!other.equals(raw)) {
+      if (other === undefined) {
+        if (!this.#late(raw)) push.push([key, raw]);
+      } else if (!other.equals(raw)) {
         const c = compareRecords(decodeRecord(raw), decodeRecord(other));
         if (c > 0) push.push([key, raw]);
         else if (c < 0) pull.push([key, other]);
       }
     }
-    for (const [k, raw] of theirs) pull.push([Buffer.from(k, 'latin1'), raw]);
+    for (const [k, raw] of theirs) if (!this.#late(raw)) pull.push([Buffer.from(k, 'latin1'), raw]);
     try {
       await this.#push(peer, push, by);
       for (const batch of batches(pull)) {
@@ -505,6 +506,17 @@ export class AntiEntropy {
    * the repair gives up (a record the link carries in more than the peer timeout still gets
    * through). Rejects with the error of the batch that failed otherwise.
    */
+  /**
+   * Whether a record, for a member that holds nothing at its key, would land late there
+   * (Storage.landsLate): it holds no value and took effect longer ago than a copy of it lands.
+   * It is not moved: there is nothing to delete there, and landed late it would be kept as having
+   * taken effect then, holding its key's collection up on every member a grace longer each time
+   * (as read repair, coordinator/cluster.ts #repairOne).
+   */
+  #late(raw: Buffer): boolean {
+    return this.#o.storage.landsLate(decodeRecord(raw));
+  }
+
   async #push(peer: string, entries: readonly WireEntry[], by: number): Promise<void> {
     for (let from = 0; from < entries.length; ) {
       const limit = this.#sizes.limit(peer);

@@ -83,7 +83,7 @@ export async function collectTombstones(o: GcOptions): Promise<number> {
     // Each member's process before the questions (see below).
     started ??= await syncedBy(o, members);
     if (started === null) break;
-    const safe = await Promise.all(batch.map((t) => noOlderCopy(o, members, t)));
+    const safe = await Promise.all(batch.map((t) => noOlderCopy(o, members, t, cutoff)));
     // The answers count only for the rings they were asked under, and only once each member's
     // are on its disk: a replica answers writes it has not synced yet (a tombstone a read
     // repair just gave it), which a power cut there would take back. And only when the process
@@ -161,18 +161,24 @@ async function syncedBy(o: GcOptions, members: readonly string[]): Promise<Synce
 
 /**
  * True when every one of `members` answers with `t`'s record or one that wins over it
- * (compareRecords), or with nothing.
+ * (compareRecords), or with nothing; and its copy of `t`'s record, if it holds one, is as old as
+ * `cutoff` asks too: a copy that landed late there counts its age from when it landed
+ * (StorageOptions.lateLandingMs), and a read that missed it there may have found a value this
+ * tombstone deleted, whose write-back lands within the repair window of that read.
  */
 async function noOlderCopy(
   o: GcOptions,
   members: readonly string[],
   t: { key: Buffer; record: StoredRecord },
+  cutoff: number,
 ): Promise<boolean> {
   try {
     const answers = await Promise.all(members.map((n) => o.replicas.get(n, t.key)));
     return answers.every((raw) => {
       if (raw === null) return true;
-      return compareRecords(decodeRecord(raw), t.record) >= 0;
+      const there = decodeRecord(raw);
+      const order = compareRecords(there, t.record);
+      return order > 0 || (order === 0 && collectedAfter(there, o.expiredAfterMs ?? 0) < cutoff);
     });
   } catch {
     return false;

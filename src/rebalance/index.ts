@@ -23,4 +23,10 @@ export { Rebalancer, type RebalancerOptions } from './manager.ts';
 export { type RebalanceMetrics, registerRebalanceMetrics } from './metrics.ts';
 export type { StreamProgress } from './progress.ts';
 export { ProgressCounter } from './progress.ts';
-export { copyTimeoutMs, expiredLaterMs, readWaitMs, repairWithinMs } from './transfer.ts';
+export {
+  copyTimeoutMs,
+  expiredLaterMs,
+  lateLandingMs,
+  readWaitMs,
+  repairWithinMs,
+} from './transfer.ts';

@@ -70,16 +70,38 @@ const TOMBSTONE_BYTES = Math.max(MAX_KEY_BYTES + 512, COALESCE_MAX_BYTES);
  * less three offsets, a tombstone's copy timeout and 1 ms. At the default grace (1 h) that is
  * 3,596 s; at 10 s 6.4 s; a grace under the peer timeout plus three offsets leaves none (read
  * repair off: anti-entropy, hints and later reads' quorums still bring replicas in step).
- * A REMOVE that finds nothing live makes its tombstone's version as it arrives, before its
- * read: that tombstone can be older than this counts by the REMOVE's read (docs/cluster.md).
+ * A tombstone that lands later than that (a failed delete's hint, a REMOVE's that found nothing
+ * live, versioned as it arrived, before its read) is kept as having taken effect when it landed
+ * (lateLandingMs), and collection waits for every member's copy to be past the grace.
  */
 export function repairWithinMs(
   peerTimeoutMs: number,
   graceMs: number,
   maxClockOffsetMs: number,
 ): number {
-  const tombstone = copyTimeoutMs(peerTimeoutMs, graceMs - maxClockOffsetMs, TOMBSTONE_BYTES);
+  const tombstone = tombstoneCopyMs(peerTimeoutMs, graceMs, maxClockOffsetMs);
   return graceMs - 3 * maxClockOffsetMs - tombstone - 1;
+}
+
+/** A tombstone copy's timeout: a small entry with the other small writes of its turn. */
+function tombstoneCopyMs(peerTimeoutMs: number, graceMs: number, maxClockOffsetMs: number) {
+  return copyTimeoutMs(peerTimeoutMs, graceMs - maxClockOffsetMs, TOMBSTONE_BYTES);
+}
+
+/**
+ * How long after it took effect a tombstone (or an expired record) lands on a replica at the
+ * latest when it comes by a copy: a tombstone copy's timeout plus the clock offset a replica
+ * allows (StorageOptions.lateLandingMs). repairWithinMs counts on a tombstone that a read missed
+ * on a replica it asked having landed there by then; one that lands later (a failed delete's
+ * hint, a REMOVE's tombstone versioned before its read) is kept as having taken effect when it
+ * landed, and collected the grace after that.
+ */
+export function lateLandingMs(
+  peerTimeoutMs: number,
+  graceMs: number,
+  maxClockOffsetMs: number,
+): number {
+  return tombstoneCopyMs(peerTimeoutMs, graceMs, maxClockOffsetMs) + maxClockOffsetMs;
 }
 
 /**
@@ -100,7 +122,7 @@ export function expiredLaterMs(
   maxRecordBytes: number,
 ): number {
   const fresh = graceMs - maxClockOffsetMs;
-  const tombstone = copyTimeoutMs(peerTimeoutMs, fresh, TOMBSTONE_BYTES);
+  const tombstone = tombstoneCopyMs(peerTimeoutMs, graceMs, maxClockOffsetMs);
   return Math.max(0, copyTimeoutMs(peerTimeoutMs, fresh, maxRecordBytes) - tombstone);
 }
 

@@ -24,6 +24,7 @@ import {
   compareRecords,
   decodeRecord,
   decodeRecordHeader,
+  deletedAt,
   encodeRecord,
   expiredForm,
   isLive,
@@ -163,6 +164,8 @@ export class Storage {
   #closed = false;
   /** The log's segment size (StorageOptions.walSegmentBytes). */
   readonly #walSegmentBytes: number;
+  /** StorageOptions.lateLandingMs (infinite when absent: nothing lands late). */
+  readonly #lateLandingMs: number;
   /**
    * The writes of the batch not given to LMDB yet (see #batchKs), by key (latin1 of the key
    * bytes): bytes or a delete. (While #held, every replayed write, and no batch.)
@@ -242,6 +245,7 @@ export class Storage {
     this.#dataFile = join(opts.path, 'data.mdb');
     this.#firstWrite = opts.onFirstWrite ?? null;
     this.#walSegmentBytes = opts.walSegmentBytes ?? WAL_SEGMENT_BYTES;
+    this.#lateLandingMs = opts.lateLandingMs ?? Number.POSITIVE_INFINITY;
     this.#kinds = new RecentKinds(opts.recentKindsBytes ?? RECENT_KINDS_BYTES);
     // lmdb-js's root has sync(callback) (open.js), which its type declarations leave out.
     const lmdbSync = new LmdbSync(root as unknown as SyncableEnv);
@@ -535,7 +539,31 @@ export class Storage {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#durable(this.#applyOneOf, key, record);
+    return this.#durable(this.#applyOneOf, key, this.#asLanded(record));
+  }
+
+  /**
+   * `record` as this store keeps it when it lands now: one that holds no value (a tombstone, or
+   * a value expired already) landing more than lateLandingMs after it took effect (deletedAt)
+   * has that moved to now (its expiry set to now; its versions, and so which write wins, kept),
+   * so tombstone collection counts its age from when it landed here. The same record otherwise.
+   */
+  #asLanded(record: StoredRecord): StoredRecord {
+    if (!record.tombstone && record.expiresAt === undefined) return record;
+    const now = Date.now();
+    return this.#late(record, now) ? { ...record, expiresAt: now } : record;
+  }
+
+  /**
+   * Whether `record`, landing on a store now, would land late: it holds no value, and took effect
+   * more than StorageOptions.lateLandingMs ago (see #asLanded).
+   */
+  landsLate(record: StoredRecord): boolean {
+    return this.#late(record, Date.now());
+  }
+
+  #late(record: StoredRecord, now: number): boolean {
+    return !isLive(record, now) && now > deletedAt(record) + this.#lateLandingMs;
   }
 
   /** #applyOne as apply() decides it, without a closure per write (see #durable). */
@@ -552,7 +580,12 @@ export class Storage {
     }
     return this.#durable(() => {
       let n = 0;
-      for (const e of entries) if (this.#applyOne(e.key, e.record, false, e.raw)) n++;
+      for (const e of entries) {
+        const record = this.#asLanded(e.record);
+        // Moved (landed late): its bytes are encoded again.
+        const raw = record === e.record ? e.raw : undefined;
+        if (this.#applyOne(e.key, record, false, raw)) n++;
+      }
       return n;
     });
   }

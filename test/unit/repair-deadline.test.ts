@@ -9,7 +9,7 @@
 // grace (an hour), and at a short one only by chance of timing; this shows every step.
 
 import { Registry } from 'prom-client';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ClusterCoordinator } from '../../src/coordinator/index.ts';
 import { KvError } from '../../src/errors/index.ts';
 import { settledRing, Topology } from '../../src/membership/index.ts';
@@ -17,21 +17,13 @@ import { copyTimeoutMs, repairWithinMs } from '../../src/rebalance/index.ts';
 import { type PeerCall, Replicas } from '../../src/replica/index.ts';
 import { MAX_KEY_BYTES, type Storage } from '../../src/storage/index.ts';
 import { getAndPutOn, handlerOn, openStore } from '../helpers/coordinators.ts';
-import { cleanup } from '../helpers/node-process.ts';
+import { fakeDateEachTest } from '../helpers/fake-date.ts';
 
 const b = (s: string) => Buffer.from(s);
 const WITHIN = 1000;
 
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
-});
-afterEach(async () => {
-  vi.useRealTimers();
-  await cleanup();
-});
-
 /** Moves the (fake) wall clock on by `ms`. */
-const later = (ms: number) => vi.setSystemTime(Date.now() + ms);
+const later = fakeDateEachTest();
 
 /** A request to a member held back until the test lets it go on. */
 interface Held {
