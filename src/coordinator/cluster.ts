@@ -333,13 +333,18 @@ export class ClusterCoordinator implements Coordinator {
    * resolves once every one of them reached a write quorum in each ring. This node stores one
    * only if it is an owner here. Owners that do not take it get a hint. The copies go without
    * rings of their own, so a member routing by yet other rings stores them as they are, and with
-   * the request's `deadline` (ApplyRequest.d): a copy lands no later than the write could have.
+   * the request's `deadline` (ApplyRequest.d): a copy lands no later than the write could have,
+   * and one that fails is hinted only before it, as its coordinator would (a read repair's or an
+   * expiry change's copy carries the value its read found, and its hint made later would land
+   * whenever, perhaps after a delete made since was collected).
    */
   async reroute(entries: readonly Entry[], deadline: number | undefined): Promise<void> {
     this.#rerouted.inc(entries.length);
     const how: ApplyHow = { deadline };
     await Promise.all(
-      entries.map((e) => this.#write(e.key, e.record, this.#o.topology.place(e.key), e.raw, how)),
+      entries.map((e) =>
+        this.#write(e.key, e.record, this.#o.topology.place(e.key), e.raw, how, deadline),
+      ),
     );
   }
 

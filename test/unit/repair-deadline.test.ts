@@ -15,7 +15,7 @@ import { KvError } from '../../src/errors/index.ts';
 import { settledRing, Topology } from '../../src/membership/index.ts';
 import { copyTimeoutMs, repairWithinMs } from '../../src/rebalance/index.ts';
 import { type PeerCall, Replicas } from '../../src/replica/index.ts';
-import { MAX_KEY_BYTES, type Storage } from '../../src/storage/index.ts';
+import { encodeRecord, MAX_KEY_BYTES, type Storage } from '../../src/storage/index.ts';
 import { getAndPutOn, handlerOn, openStore } from '../helpers/coordinators.ts';
 import { fakeDateEachTest } from '../helpers/fake-date.ts';
 
@@ -258,6 +258,41 @@ describe('an expiry change writes the value it read back within the window of it
     const expire = { type: 'expire', key: b('k'), expiry: { relative: true, ms: 60_000 } } as const;
     expect(await c.coordinator.execute(expire)).toEqual({ type: 'integer', value: 1 });
     for (const n of ['a', 'b', 'c']) expect(c.expiresOn(n, 'k')).toBeGreaterThan(Date.now());
+  });
+});
+
+describe('a write passed on (reroute) by a member routing by other rings', () => {
+  /** Node a passes on a copy of an expiry change (the value 'old', read earlier) with `deadline`. */
+  const passOn = (c: ReturnType<typeof cluster>, deadline: number) => {
+    const record = {
+      version: { wall: Date.now(), logical: 1, node: 'x' },
+      base: { wall: Date.now(), logical: 0, node: 'x' },
+      tombstone: false,
+      value: b('old'),
+      expiresAt: Date.now() + 60_000,
+    };
+    return c.coordinator.reroute([{ key: b('k'), record, raw: encodeRecord(record) }], deadline);
+  };
+
+  it('hints a copy that failed before the deadline the write came with', async () => {
+    const c = cluster();
+    c.refusing.add('c');
+    await passOn(c, Date.now() + WITHIN);
+    expect(c.hinted).toEqual(['c:k']);
+  });
+
+  it('does not hint a copy that failed past it: the hint would land whenever', async () => {
+    const c = cluster();
+    c.hold.set('c', new Set(['apply']));
+    const passing = passOn(c, Date.now() + WITHIN);
+    await c.whenHeld('apply');
+    later(WITHIN + 1);
+    // c refuses it (past its deadline); a and b took it.
+    await c.release('apply');
+    await passing;
+    // Before: ['c:k'], a hint of the value read earlier, delivered whenever c came back.
+    expect(c.hinted).toEqual([]);
+    expect(c.holds('k')).toEqual(['a:old', 'b:old', 'c:none']);
   });
 });
 
