@@ -2,12 +2,14 @@
 // tombstone copy's timeout) is outside what the repair window counts on: a read that missed it
 // there may have begun long after its version, so its collection, counted from that version, can
 // come before a write-back of what that read found has landed, and the deleted value is back.
-// Such tombstones: a failed delete's, delivered as a hint whenever its members came back, and a
+// Such tombstones: a failed delete's, delivered as a hint whenever its members came back (also an
+// acknowledged delete's hints to both members of an anti-entropy pass, with RF - W >= 2), and a
 // REMOVE's that found nothing live (versioned as it arrived, before its read, copied after).
 // Each store now counts such a tombstone's age from when it landed (its deletedAt moved there),
 // and collection waits until every member's copy is past the grace.
-// Real stores, replica handlers, coordinator, Replicas and tombstone collection (collectTombstones
-// on each member), reached through an in-process PeerCall that holds the answers the test names.
+// Real stores, replica handlers, coordinator, Replicas, AntiEntropy and tombstone collection
+// (collectTombstones on each member), reached through an in-process PeerCall that holds the
+// answers (or the push) the test names.
 // The timing is faked: Date alone runs on vitest's fake clock, moved on by the test. A real
 // cluster shows this only by chance of timing (a read answer held for seconds between a delete's
 // read or hints and the collection past the grace); this shows every step.
@@ -16,14 +18,17 @@ import { Registry } from 'prom-client';
 import { describe, expect, it, vi } from 'vitest';
 import { ClusterCoordinator } from '../../src/coordinator/index.ts';
 import { settledRing, Topology } from '../../src/membership/index.ts';
+import { createLogger } from '../../src/observability/index.ts';
 import {
+  AntiEntropy,
   collectTombstones,
   copyTimeoutMs,
   lateLandingMs,
+  registerAntiEntropyMetrics,
   registerRebalanceMetrics,
   repairWithinMs,
 } from '../../src/rebalance/index.ts';
-import { type PeerCall, Replicas } from '../../src/replica/index.ts';
+import { type PeerCall, RemoteVersions, Replicas } from '../../src/replica/index.ts';
 import {
   encodeRecord,
   HintStore,
@@ -161,8 +166,17 @@ function cluster() {
     await release(label);
     await expect.poll(() => applied.get('c')!).toBeGreaterThan(before);
   };
+  /** A delete of a key made now (its version from a's clock). */
+  const tombstone = (): StoredRecord => ({
+    version: local.clock.now(),
+    tombstone: true,
+    value: Buffer.alloc(0),
+  });
   return {
     coordinator,
+    tombstone,
+    stores,
+    handlers,
     clock: local.clock,
     get,
     putOn,
@@ -190,11 +204,7 @@ describe('a tombstone that landed late is collected no sooner than the grace aft
     later(10);
     // A DEL coordinated by a member outside k's owners reached none of them: it failed, and that
     // member holds its hints.
-    const tombstone: StoredRecord = {
-      version: c.clock.now(),
-      tombstone: true,
-      value: Buffer.alloc(0),
-    };
+    const tombstone = c.tombstone();
     later(3000);
     // A read of k: a and b answer 'old'; c's answer (nothing) comes late.
     c.holdReply('c', 'get', 'read');
@@ -259,11 +269,7 @@ describe('a tombstone that landed late is collected no sooner than the grace aft
     later(10);
     // A DEL coordinated by a member outside k's owners reached c alone (in time): it failed,
     // and that member holds its hints for a and b.
-    const tombstone: StoredRecord = {
-      version: c.clock.now(),
-      tombstone: true,
-      value: Buffer.alloc(0),
-    };
+    const tombstone = c.tombstone();
     await c.deliverHints('k', tombstone, ['c']);
     later(3000);
     // EXPIRE k: its read finds 'old' on a at once, on b late; c's answer (the tombstone) later
@@ -302,13 +308,12 @@ describe('a tombstone that landed late is collected no sooner than the grace aft
     // every member kept it another grace, and a deleted key read more often than collection
     // passes ran was never collected.
     const c = cluster();
-    const tombstone = () => ({ version: c.clock.now(), tombstone: true, value: Buffer.alloc(0) });
-    await c.deliverHints('k', tombstone(), ['a', 'b']);
+    await c.deliverHints('k', c.tombstone(), ['a', 'b']);
     later(LATE + 1);
     c.holdReply('c', 'get', 'read-k');
     expect(await c.get('k')).toBe('not_found');
     // A tombstone that took effect just now is repaired onto c, as before.
-    await c.deliverHints('j', tombstone(), ['a', 'b']);
+    await c.deliverHints('j', c.tombstone(), ['a', 'b']);
     c.holdReply('c', 'get', 'read-j');
     expect(await c.get('j')).toBe('not_found');
     await c.release('read-k');
@@ -317,5 +322,71 @@ describe('a tombstone that landed late is collected no sooner than the grace aft
     // Before: c held k's tombstone too.
     expect(c.holds('k')[2]).toBe('c:none');
     expect(c.appliedOn('c')).toBe(1);
+  });
+
+  it("an anti-entropy pass of two members outside a delete's write quorum (RF - W = 2) does not bring the value back", async () => {
+    // RF 3, W 1: a DEL acknowledged by c alone; its copies to a and b failed, hinted. a's pass
+    // with b reads 'old' on a and nothing on b before the hints are delivered, and its push to b
+    // is still on its way when every member collects the tombstone.
+    const c = cluster();
+    await c.putOn(['a'], 'k', 'old', c.clock.now());
+    later(10);
+    const tombstone = c.tombstone();
+    await c.deliverHints('k', tombstone, ['c']);
+    vi.setSystemTime(tombstone.version.wall + GRACE - 100);
+    // a walks with b (a and b alone in its ring: the pass of this pair), its push to b held.
+    const pairRing = new Topology(
+      ['a', 'b'],
+      settledRing(1, ['a', 'b'], { a: 'inc-a', b: 'inc-b' }),
+      2,
+    );
+    const logger = createLogger('silent', {});
+    const made = (self: string, call: PeerCall, registry: Registry) =>
+      new AntiEntropy({
+        self,
+        storage: c.stores.get(self)!,
+        topology: pairRing,
+        replicas: new Replicas(self, c.stores.get(self)!, call),
+        call,
+        versions: new RemoteVersions({ clock: c.stores.get(self)!.clock }),
+        quiet: () => true,
+        interruptions: () => 0,
+        intervalMs: 600_000,
+        timeoutMs: PEER_TIMEOUT,
+        repairWithinMs: WITHIN,
+        metrics: registerAntiEntropyMetrics(registry),
+        logger,
+      });
+    const served = made(
+      'b',
+      () => Promise.reject(new Error('b asks nothing')),
+      new Registry(),
+    ).methods();
+    let letPushGo: (() => void) | null = null;
+    const call: PeerCall = async (_name, method, body) => {
+      if (method === 'apply') await new Promise<void>((go) => (letPushGo = go));
+      const serve = served[method];
+      return serve === undefined ? c.handlers.get('b')!(method, body) : serve(body);
+    };
+    const registry = new Registry();
+    const walker = made('a', call, registry);
+    const passes = async () =>
+      (await registry.getSingleMetric('kvstore_anti_entropy_passes_total')!.get()).values.reduce(
+        (n, v) => n + v.value,
+        0,
+      );
+    walker.start();
+    await expect.poll(() => letPushGo !== null).toBe(true);
+    // The hints are delivered to a and b: the grace less 100 ms after the tombstone's version.
+    later(10);
+    await c.deliverHints('k', tombstone, ['a', 'b']);
+    vi.setSystemTime(tombstone.version.wall + GRACE + 1);
+    const removed = await c.collectAll();
+    letPushGo!();
+    await expect.poll(passes).toBe(1);
+    await walker.stop();
+    // Before: removed 3, and b held 'old' again.
+    expect(c.holds('k')).toEqual(['a:tombstone', 'b:tombstone', 'c:tombstone']);
+    expect(removed).toBe(0);
   });
 });
