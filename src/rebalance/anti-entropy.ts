@@ -501,12 +501,6 @@ export class AntiEntropy {
   }
 
   /**
-   * Sends `entries` to `peer` in batches of #sizes' bytes (at least one record), each with time
-   * for its bytes; a batch that took too long is sent again halved, down to one record, before
-   * the repair gives up (a record the link carries in more than the peer timeout still gets
-   * through). Rejects with the error of the batch that failed otherwise.
-   */
-  /**
    * Whether a record, for a member that holds nothing at its key, would land late there
    * (Storage.landsLate): it holds no value and took effect longer ago than a copy of it lands.
    * It is not moved: there is nothing to delete there, and landed late it would be kept as having
@@ -517,6 +511,12 @@ export class AntiEntropy {
     return this.#o.storage.landsLate(decodeRecord(raw));
   }
 
+  /**
+   * Sends `entries` to `peer` in batches of #sizes' bytes (at least one record), each with time
+   * for its bytes; a batch that took too long is sent again halved, down to one record, before
+   * the repair gives up (a record the link carries in more than the peer timeout still gets
+   * through). Rejects with the error of the batch that failed otherwise.
+   */
   async #push(peer: string, entries: readonly WireEntry[], by: number): Promise<void> {
     for (let from = 0; from < entries.length; ) {
       const limit = this.#sizes.limit(peer);
