@@ -555,7 +555,7 @@ export class Topology {
       }
       return this.#sole;
     }
-    const target = ring.owners(key, this.rf(ring));
+    const target = ring.ownersShared(key, this.rf(ring));
     const rings = this.#placementId;
     if (!this.moving) {
       return {

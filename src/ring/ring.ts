@@ -14,6 +14,11 @@ import { xxh64 } from './xxh64.ts';
  * more binary-search step than at 512.
  */
 export const DEFAULT_VNODES = 1024;
+/**
+ * The most ring entries (members x vnodes) whose walks Ring.ownersShared keeps: 16 members at
+ * the default vnodes, under 1 MiB when every entry was asked for.
+ */
+const SHARED_WALK_ENTRIES = 16 * DEFAULT_VNODES;
 
 /** Upper bound on vnodes: each entry is 8 bytes, so at most 512 KB of ring per member. */
 const MAX_VNODES = 65_536;
@@ -86,6 +91,8 @@ export class Ring {
   /** Per member: the walk epoch that last chose it (avoids a per-call "seen" set). */
   readonly #seen: Uint32Array;
   #epoch = 0;
+  /** ownersShared's walks, per owner count: one per entry, made when first asked for. */
+  readonly #walks = new Map<number, (readonly string[] | undefined)[]>();
 
   constructor(members: readonly string[], opts: RingOptions = {}) {
     const vnodes = opts.vnodes ?? DEFAULT_VNODES;
@@ -128,6 +135,32 @@ export class Ring {
    */
   owners(key: Uint8Array, n: number): string[] {
     return this.ownersOfToken(keyToken(key), n);
+  }
+
+  /**
+   * owners() as an array shared by every key of the same ring entry (frozen: never to be
+   * changed), made once per entry and count: a placement per request (Topology.place) then
+   * walks the ring and allocates nothing. Rings of more than SHARED_WALK_ENTRIES entries walk
+   * per call (what the walks would keep grows with the entries).
+   */
+  ownersShared(key: Uint8Array, n: number): readonly string[] {
+    const want = clampCount(n, this.members.length);
+    if (want === 0) return [];
+    const tokens = this.#tokens;
+    let e = lowerBound(tokens, keyToken(key) >>> 0);
+    if (e === tokens.length) e = 0;
+    if (tokens.length > SHARED_WALK_ENTRIES) return this.#walk(e, want);
+    let walks = this.#walks.get(want);
+    if (walks === undefined) {
+      walks = new Array<readonly string[] | undefined>(tokens.length);
+      this.#walks.set(want, walks);
+    }
+    let owners = walks[e];
+    if (owners === undefined) {
+      owners = Object.freeze(this.#walk(e, want));
+      walks[e] = owners;
+    }
+    return owners;
   }
 
   /** owners() for a token (an integer in 0..2^32 - 1; other numbers are taken modulo 2^32). */

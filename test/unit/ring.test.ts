@@ -158,6 +158,20 @@ describe('movement', () => {
   }
 });
 
+const entryTokens = new Map<Ring, number[]>();
+/** The token of the ring entry `key` falls to: the first vnode token at or after its own, wrapping. */
+function keyTokenEntry(ring: Ring, key: Buffer): number {
+  let tokens = entryTokens.get(ring);
+  if (tokens === undefined) {
+    tokens = ring.members
+      .flatMap((m) => Array.from({ length: ring.vnodes }, (_, i) => vnodeToken(m, i)))
+      .sort((a, b) => a - b);
+    entryTokens.set(ring, tokens);
+  }
+  const t = keyToken(key);
+  return tokens.find((x) => x >= t) ?? tokens[0]!;
+}
+
 describe('determinism and edge cases', () => {
   it('depends only on the member set and vnodes', () => {
     const a = new Ring(['kvstore-2', 'kvstore-0', 'kvstore-1']);
@@ -183,6 +197,32 @@ describe('determinism and edge cases', () => {
     }
     expect(ring.owners(KEYS[0]!, 0)).toEqual([]);
     expect(new Ring(['solo']).owners(KEYS[0]!, 3)).toEqual(['solo']);
+  });
+
+  it('ownersShared: the owners of owners(), one frozen array per entry and count, shared by its keys', () => {
+    for (const ring of [new Ring(names(3)), new Ring(names(5), { vnodes: 4 })]) {
+      const byOwners = new Map<string, readonly string[]>();
+      for (const key of KEYS.slice(0, 2000)) {
+        for (const n of [1, 3, 9]) {
+          const shared = ring.ownersShared(key, n);
+          expect(shared).toEqual(ring.owners(key, n));
+          expect(Object.isFrozen(shared)).toBe(true);
+          expect(ring.ownersShared(key, n)).toBe(shared);
+        }
+        // 5 members of 4 vnodes: 20 entries, so many keys share an entry and its array.
+        const three = ring.ownersShared(key, 3);
+        const seen = byOwners.get(`${keyTokenEntry(ring, key)}`);
+        if (seen !== undefined) expect(three).toBe(seen);
+        byOwners.set(`${keyTokenEntry(ring, key)}`, three);
+      }
+    }
+    expect(new Ring(names(3)).ownersShared(KEYS[0]!, 0)).toEqual([]);
+    expect(new Ring([]).ownersShared(KEYS[0]!, 3)).toEqual([]);
+    // Past SHARED_WALK_ENTRIES entries, a walk per call (the same owners, not kept).
+    const big = new Ring(names(17));
+    const once = big.ownersShared(KEYS[0]!, 3);
+    expect(once).toEqual(big.owners(KEYS[0]!, 3));
+    expect(big.ownersShared(KEYS[0]!, 3)).not.toBe(once);
   });
 
   it('wraps: tokens past the last vnode belong to the first', () => {
