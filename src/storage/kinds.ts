@@ -47,7 +47,7 @@ function entrySize(keyBytes: number): number {
 }
 
 /** A 32-bit hash of a key's bytes: FNV-1a, then murmur3's finalizer for the low bits the index uses. */
-function hashOf(key: Uint8Array): number {
+export function hashOf(key: Uint8Array): number {
   let h = 0x811c9dc5 ^ key.length;
   for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key[i]!, 0x01000193);
   h ^= h >>> 16;
@@ -55,6 +55,18 @@ function hashOf(key: Uint8Array): number {
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   return h ^ (h >>> 16);
+}
+
+/**
+ * Puts (v, hash) in the first free pair of an open-addressed index of (v, hash) pairs (v > 0; 0 is
+ * a free pair) from the hash's place on (linear probing). The index must have a free pair.
+ */
+export function placeSlot(slots: Int32Array, v: number, hash: number): void {
+  const mask = (slots.length >> 1) - 1;
+  let i = hash & mask;
+  while (slots[2 * i] !== 0) i = (i + 1) & mask;
+  slots[2 * i] = v;
+  slots[2 * i + 1] = hash;
 }
 
 /**
@@ -265,12 +277,7 @@ export class RecentKinds {
     this.#ring.set(key, o + HEADER);
     this.#used += size;
     this.#tail = o + size === this.#ring.length ? 0 : o + size;
-    const slots = this.#slots;
-    const mask = (slots.length >> 1) - 1;
-    let i = hash & mask;
-    while (slots[2 * i] !== 0) i = (i + 1) & mask;
-    slots[2 * i] = w + 1;
-    slots[2 * i + 1] = hash;
+    placeSlot(this.#slots, w + 1, hash);
     this.#count++;
   }
 

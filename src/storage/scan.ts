@@ -1,5 +1,6 @@
 // Ordered scans: LMDB's range merged with the writes LMDB has not committed yet.
 
+import type { QueuedWrites } from './queued-writes.ts';
 import { decodeRecord, type StoredRecord } from './record.ts';
 
 /** Bounds of an ordered scan, on raw key bytes. */
@@ -50,27 +51,27 @@ interface Pending {
 }
 
 /**
- * The queued writes (by latin1 key) within `bounds`, in key order: `queued` are maps of them
- * from the oldest to the newest, a key's newest write wins. The bounds are compared as latin1
- * strings (one char per byte, so string order is byte order): only the entries inside get a
- * Buffer, which keeps a scan cheap while many writes wait for LMDB.
+ * The queued writes within `bounds`, in key order: `queued` are tables of them from the oldest to
+ * the newest, a key's newest write wins. Only the entries inside are kept, by their latin1 string
+ * (one char per byte, so string order is byte order), which keeps a scan cheap while many writes
+ * wait for LMDB.
  */
-export function overlayWithin(
-  queued: readonly ReadonlyMap<string, Queued>[],
-  bounds: ScanBounds,
-): Pending[] {
-  const start = bounds.start.toString('latin1');
-  const end = bounds.end === null ? null : bounds.end.toString('latin1');
-  const inside = new Map<string, Buffer | null>();
+export function overlayWithin(queued: readonly QueuedWrites[], bounds: ScanBounds): Pending[] {
+  const { start, end } = bounds;
+  const inside = new Map<string, Pending>();
   for (const writes of queued) {
-    for (const [k, e] of writes) {
-      if (k < start || (k === start && bounds.exclusiveStart)) continue;
-      if (end !== null && (k > end || (k === end && !bounds.inclusiveEnd))) continue;
-      inside.set(k, e instanceof QueuedDelete ? null : e);
+    for (const [key, e] of writes) {
+      const s = Buffer.compare(key, start);
+      if (s < 0 || (s === 0 && bounds.exclusiveStart)) continue;
+      if (end !== null) {
+        const c = Buffer.compare(key, end);
+        if (c > 0 || (c === 0 && !bounds.inclusiveEnd)) continue;
+      }
+      inside.set(key.toString('latin1'), { key, raw: e instanceof QueuedDelete ? null : e });
     }
   }
   const out = [...inside.keys()].sort();
-  return out.map((k) => ({ key: Buffer.from(k, 'latin1'), raw: inside.get(k)! }));
+  return out.map((k) => inside.get(k)!);
 }
 
 /** `range` (ascending) with `overlay` (ascending) merged in: an overlay entry shadows its key. */

@@ -20,6 +20,7 @@ import {
 import { LmdbSync, type SyncableEnv } from './lmdb-sync.ts';
 import { registerStorageMetrics, type StorageMetrics } from './metrics.ts';
 import { NewestVersions } from './newest.ts';
+import { QueuedWrites } from './queued-writes.ts';
 import {
   compareRecords,
   decodeRecord,
@@ -85,7 +86,7 @@ interface MetaState {
 /** A batch of writes given to LMDB (see Storage.#issued). */
 interface IssuedBatch {
   /** Its writes by key, the last of each key (as #queued held them). */
-  readonly writes: Map<string, Queued>;
+  readonly writes: QueuedWrites;
   /** What its writes counted in #uncommittedBytes. */
   readonly bytes: number;
 }
@@ -135,8 +136,8 @@ function openFailure(path: string, err: unknown): KvError {
 }
 
 /** The bytes a queued write counts (key and record) against MAX_UNCOMMITTED_BYTES and the batch. */
-function queuedSize(k: string, v: Queued): number {
-  return k.length + (v instanceof QueuedDelete ? 0 : v.length);
+function queuedSize(key: Buffer, v: Queued): number {
+  return key.length + (v instanceof QueuedDelete ? 0 : v.length);
 }
 
 /**
@@ -167,10 +168,10 @@ export class Storage {
   /** StorageOptions.lateLandingMs (infinite when absent: nothing lands late). */
   readonly #lateLandingMs: number;
   /**
-   * The writes of the batch not given to LMDB yet (see #batchKs), by key (latin1 of the key
-   * bytes): bytes or a delete. (While #held, every replayed write, and no batch.)
+   * The writes of the batch not given to LMDB yet, by key bytes: bytes or a delete, the last of
+   * each key (what LMDB is given: see #issue). (While #held, every replayed write, and no batch.)
    */
-  #queued = new Map<string, Queued>();
+  #queued = new QueuedWrites();
   /**
    * Batches given to LMDB and not committed yet, oldest first, each with its writes by key. A
    * batch is dropped whole once LMDB has committed it: no work per write then (a batch holds up
@@ -182,12 +183,11 @@ export class Storage {
   /** The counters changed since the last batch went to LMDB. */
   #stateDirty = false;
   /**
-   * Data writes decided and not yet given to LMDB (see LMDB_BATCH_MS), in decision order: each
-   * key's latin1 string and its #queued value. Two arrays and no object per write: a batch lives
-   * up to a second, long enough for the garbage collector to copy and promote what it holds.
+   * Data writes decided and not yet given to LMDB (see LMDB_BATCH_MS): #queued holds the last of
+   * each key, which is all LMDB is given (the batch commits in one transaction). Not counted
+   * while #held: then there is no batch.
    */
-  #batchKs: string[] = [];
-  #batchValues: Queued[] = [];
+  #batchWrites = 0;
   #batchBytes = 0;
   #batchTimer: NodeJS.Timeout | null = null;
   /** Record writes queued so far (see `changes`). */
@@ -510,9 +510,9 @@ export class Storage {
    * (bench/results/2026-12-04-read-cache.md).
    */
   withRaw<T>(key: Buffer, use: (raw: Buffer | undefined) => T): T {
-    // Nothing queued (the common case for reads): no key string to build.
+    // Nothing queued (the common case for reads): no lookup in the overlay.
     if (this.#nothingQueued()) return use(this.#data.getBinaryFast(key));
-    return use(this.#peek(key, key.toString('latin1')));
+    return use(this.#peek(key));
   }
 
   /**
@@ -763,17 +763,15 @@ export class Storage {
     this.#held = false;
     // Every uncommitted write, the newest of each key, into a new batch. A batch still on its
     // way to LMDB subtracts its bytes when it settles, as a failed one did.
-    const all = new Map<string, Queued>();
-    for (const batch of this.#issued) for (const [k, v] of batch.writes) all.set(k, v);
-    for (const [k, v] of this.#queued) all.set(k, v);
+    const all = new QueuedWrites();
+    for (const batch of this.#issued) for (const [key, v] of batch.writes) all.set(key, v);
+    for (const [key, v] of this.#queued) all.set(key, v);
     this.#issued = [];
-    this.#queued = new Map();
+    this.#queued = new QueuedWrites(all.size);
     this.#uncommittedBytes -= this.#batchBytes;
-    this.#batchKs = [];
-    this.#batchValues = [];
+    this.#batchWrites = 0;
     this.#batchBytes = 0;
-    for (const [k, queued] of all) {
-      const key = Buffer.from(k, 'latin1');
+    for (const [key, queued] of all) {
       const raw = queued instanceof QueuedDelete ? null : queued;
       this.#queue(key, raw);
       const rec = raw === null ? null : decodeRecord(raw);
@@ -796,9 +794,9 @@ export class Storage {
 
   /** The newest record bytes at `key`: a queued (uncommitted) write, else what LMDB holds. */
   #current(key: Buffer): Buffer | undefined {
-    // Nothing queued (the common case for reads): no key string to build.
+    // Nothing queued (the common case for reads): no lookup in the overlay.
     if (this.#nothingQueued()) return copyOut(this.#data.getBinaryFast(key));
-    const queued = this.#queuedAt(key.toString('latin1'));
+    const queued = this.#queuedAt(key);
     if (queued !== undefined) return queued instanceof QueuedDelete ? undefined : queued;
     return copyOut(this.#data.getBinaryFast(key));
   }
@@ -807,26 +805,25 @@ export class Storage {
     return this.#queued.size === 0 && this.#issued.length === 0;
   }
 
-  /** The newest uncommitted write of `k` (latin1 of the key), or undefined. */
-  #queuedAt(k: string): Queued | undefined {
-    const queued = this.#queued.get(k);
+  /** The newest uncommitted write of `key`, or undefined. */
+  #queuedAt(key: Buffer): Queued | undefined {
+    const queued = this.#queued.get(key);
     if (queued !== undefined) return queued;
     for (let i = this.#issued.length - 1; i >= 0; i--) {
-      const issued = this.#issued[i]!.writes.get(k);
+      const issued = this.#issued[i]!.writes.get(key);
       if (issued !== undefined) return issued;
     }
     return undefined;
   }
 
   /**
-   * #current for a write's decision, with the key's latin1 string made once for #queue too.
-   * LMDB's bytes are not copied: they are valid only until the next LMDB read, so the caller
+   * #current for a write's decision. LMDB's bytes are not copied: they are valid only until the next LMDB read, so the caller
    * must be done with them (and with a record decoded from them) before it reads again. They are
    * the same view of lmdb-js's read buffer as in withRaw (whose end is not the record's), so
    * only the header is decoded from them (decodeRecordHeader).
    */
-  #peek(key: Buffer, k: string): Buffer | undefined {
-    const queued = this.#queuedAt(k);
+  #peek(key: Buffer): Buffer | undefined {
+    const queued = this.#queuedAt(key);
     if (queued !== undefined) return queued instanceof QueuedDelete ? undefined : queued;
     return this.#data.getBinaryFast(key);
   }
@@ -834,23 +831,21 @@ export class Storage {
   /**
    * Queues a put (raw) or a delete (null) of `key` to LMDB (in the next batch) and remembers it
    * until committed, so reads see it at once. The caller appends it to the log in the same turn
-   * (or is replaying the log). The key is kept only as its latin1 string `k` (the map key): the
-   * batch and scans rebuild Buffers from it, so a queued write does not keep the caller's key
-   * (often a view of a whole socket read) alive. A write that fills the batch gives it to LMDB
+   * (or is replaying the log). The key's bytes are copied into #queued, so a queued write does
+   * not keep the caller's key (often a view of a whole socket read) alive. A write that fills the batch gives it to LMDB
    * here, with the counters as they stand, in the same transaction: the caller has counted the
    * write already. (Counted after, the write whose value filled a batch was missing from the
    * stored counters until the next write: after a stop or a crash, for good.)
    */
-  #queue(key: Buffer, raw: Buffer | null, k = key.toString('latin1')): void {
+  #queue(key: Buffer, raw: Buffer | null): void {
     this.#changes++;
     const queued = raw ?? new QueuedDelete();
-    this.#queued.set(k, queued);
+    this.#queued.set(key, queued);
     if (this.#held) return;
-    const size = queuedSize(k, queued);
+    const size = queuedSize(key, queued);
     this.#uncommittedBytes += size;
     this.#stateDirty = true;
-    this.#batchKs.push(k);
-    this.#batchValues.push(queued);
+    this.#batchWrites++;
     this.#batchBytes += size;
     if (this.#batchBytes >= LMDB_BATCH_BYTES) this.#issue();
     else this.#batchTimer ??= setTimeout(() => this.#issue(), LMDB_BATCH_MS);
@@ -903,12 +898,12 @@ export class Storage {
     // LMDB failed for good (LmdbHealth.fatal): it gets no transaction again in this process. The
     // writes stay in memory and in the log, which the restart replays.
     if (this.#w.health.fatal !== null) return;
-    const ks = this.#batchKs;
-    const values = this.#batchValues;
-    if (ks.length > 0) {
+    if (this.#batchWrites > 0) {
       // #queued holds this batch's writes (not while #held: then there is no batch).
-      const batch: IssuedBatch = { writes: this.#queued, bytes: this.#batchBytes };
-      this.#queued = new Map();
+      const writes = this.#queued;
+      const batch: IssuedBatch = { writes, bytes: this.#batchBytes };
+      // The next batch is likely to hold about as many keys.
+      this.#queued = new QueuedWrites(writes.size);
       this.#issued.push(batch);
       // lmdb-js gives the writes of one transaction the same promise: one reaction per
       // transaction (normally one per batch), none per write. Compared within this batch only:
@@ -917,9 +912,9 @@ export class Storage {
       // before LMDB held it (reads then answered the older value).
       const commits: Promise<unknown>[] = [];
       let last: Promise<unknown> | null = null;
-      for (let i = 0; i < ks.length; i++) {
-        const key = Buffer.from(ks[i]!, 'latin1');
-        const v = values[i]!;
+      for (let i = 0; i < writes.entries; i++) {
+        const v = writes.valueAt(i)!; // no deletes in the batch being built
+        const key = writes.keyAt(i);
         const done = v instanceof QueuedDelete ? this.#data.remove(key) : this.#data.put(key, v);
         if (done !== last) commits.push(done);
         last = done;
@@ -927,8 +922,7 @@ export class Storage {
       this.#lastCommit = last!;
       this.#settle(batch, commits.length === 1 ? commits[0]! : Promise.all(commits));
     }
-    this.#batchKs = [];
-    this.#batchValues = [];
+    this.#batchWrites = 0;
     this.#batchBytes = 0;
     if (this.#stateDirty && !this.#held) {
       this.#stateDirty = false;
@@ -953,7 +947,7 @@ export class Storage {
         // batch committed must not be shadowed by an older write still kept there.
         for (let i = 0; i < at; i++) {
           const older = this.#issued[i]!.writes;
-          for (const k of batch.writes.keys()) older.delete(k);
+          for (const [key] of batch.writes) older.delete(key);
         }
       },
       (err: unknown) => {
@@ -975,7 +969,6 @@ export class Storage {
    * bench/results/2026-12-07-s31-durable-set-cpu.md) and decides against it.
    */
   #applyOne(key: Buffer, record: StoredRecord, onlyIfLive: boolean, encoded?: Buffer): boolean {
-    const k = key.toString('latin1');
     const s = this.#state;
     const newest = compareVersions(record.version, s.hlc) > 0;
     const bucket = this.#newest.bucket(key);
@@ -987,7 +980,7 @@ export class Storage {
     if (was === undefined) {
       // `old` is used only here, and nothing below reads LMDB (see #peek). Its value is never
       // read: the header alone is decoded (with every check of a whole decode).
-      const raw = this.#peek(key, k);
+      const raw = this.#peek(key);
       const old = raw === undefined ? undefined : decodeRecordHeader(raw);
       if (onlyIfLive && (!old || !isLive(old, this.clock.wallNow()))) return false;
       // A stored version out of range (written before versions were checked) loses to any write.
@@ -1010,7 +1003,7 @@ export class Storage {
     if (known !== next) this.#kinds.set(key, next);
     this.#newest.wrote(bucket, record.version, above);
     if (newest) s.hlc = record.version;
-    this.#queue(key, bytes, k);
+    this.#queue(key, bytes);
     if (this.#wal === null) return true; // the replay: nothing to log, nor a first write
     this.#wal.append(WAL_PUT, key, bytes);
     if (this.#firstWrite !== null) this.#wroteFirst();
@@ -1054,8 +1047,7 @@ export class Storage {
     }
     this.#indexExpiry(key, kindOf(old), ABSENT);
     this.#kinds.set(key, ABSENT);
-    const k = key.toString('latin1');
-    this.#queue(key, null, k);
+    this.#queue(key, null);
     this.#wal?.append(WAL_DISCARD, key, encodeRecord({ version, tombstone: true, value: EMPTY }));
     return true;
   }
