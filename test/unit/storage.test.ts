@@ -153,6 +153,22 @@ describe('Storage', () => {
     expect(openStore(dir).stats()).toMatchObject({ liveKeys: 3, tombstones: 0 });
   });
 
+  it('a scan begun before its writes were committed answers their keys after LMDB took them and later writes came', async () => {
+    const s = openStore();
+    const put = (k: string) =>
+      s.apply(b(k), { version: s.clock.now(), tombstone: false, value: b(`v-${k}`) });
+    await Promise.all(['k1', 'k2', 'k3'].map(put));
+    const scan = s.scan({ start: b('k'), end: b('l') });
+    expect(scan.next().value?.key.toString()).toBe('k1'); // the overlay is read here
+    // The batch goes to LMDB, then two more batches of other keys of the same length.
+    await s.flush();
+    await Promise.all(['x1', 'x2', 'x3'].map(put));
+    await s.flush();
+    await Promise.all(['y1', 'y2', 'y3'].map(put));
+    const rest = [...scan].map((r) => `${r.key}=${r.record.value}`);
+    expect(rest).toEqual(['k2=v-k2', 'k3=v-k3']);
+  });
+
   it("stores and logs an entry's encoded bytes as given, and scans hand them back undecoded", async () => {
     const dir = tempDir();
     const s = openStore(dir);
