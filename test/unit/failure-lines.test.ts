@@ -12,7 +12,7 @@ const dir = mkdtempSync(join(tmpdir(), 'kv-failure-lines-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('FailureLines', () => {
-  it("keeps vitest's failure summary: the failed test's name and its error, not the passes", () => {
+  it("keeps vitest's failure summary: each failed test's name and its error, not the passes", () => {
     writeFileSync(
       join(dir, 'two.test.ts'),
       [
@@ -20,6 +20,9 @@ describe('FailureLines', () => {
         "it('passes quietly', () => { expect(1).toBe(1); });",
         ...Array.from({ length: 60 }, (_, i) => `it('filler ${i}', () => {});`),
         "it('breaks loudly', () => { expect('got-this').toBe('wanted-that'); });",
+        // A long diff: it must not push the next failure out.
+        "it('differs at length', () => { expect(Array.from({ length: 300 }, (_, i) => `k${i}`)).toEqual([]); });",
+        "it('breaks last', () => { expect('second-got').toBe('second-wanted'); });",
       ].join('\n'),
     );
     const vitest = resolve('node_modules/vitest/vitest.mjs');
@@ -36,11 +39,16 @@ describe('FailureLines', () => {
     for (const l of `${run.stdout}${run.stderr}`.split('\n')) lines.add(l);
     const kept = lines.lines().join('\n');
     // biome-ignore lint/suspicious/noControlCharactersInRegex: the colour codes vitest printed
-    expect(lines.lines()[0]!.replace(/\x1b\[[0-9;]*m/g, '')).toMatch(/⎯ Failed Tests 1 ⎯/);
+    expect(lines.lines()[0]!.replace(/\x1b\[[0-9;]*m/g, '')).toMatch(/⎯ Failed Tests 3 ⎯/);
     expect(kept).toMatch(/breaks loudly/);
     expect(kept).toMatch(/wanted-that/);
+    expect(kept).toMatch(/differs at length/);
+    expect(kept).toMatch(/"k2"/); // the start of its diff
+    expect(kept).not.toMatch(/k250/);
+    expect(kept).toMatch(/breaks last/);
+    expect(kept).toMatch(/second-wanted/);
     expect(kept).not.toMatch(/passes quietly/);
-    expect(lines.lines().length).toBeLessThanOrEqual(80);
+    expect(lines.lines().length).toBeLessThanOrEqual(120);
   });
 
   it('keeps the last 40 lines of a run that printed no summary', () => {
@@ -49,12 +57,20 @@ describe('FailureLines', () => {
     expect(lines.lines()).toEqual(Array.from({ length: 40 }, (_, i) => `line ${i + 60}`));
   });
 
-  it('keeps at most 80 lines of a summary, its start first', () => {
+  it('keeps at most 120 lines of a summary, its start first, 16 of each failure', () => {
     const lines = new FailureLines();
     lines.add('noise');
-    lines.add('\x1b[31m⎯⎯⎯⎯⎯⎯ Failed Tests 3 ⎯⎯⎯⎯⎯⎯\x1b[39m');
-    for (let i = 0; i < 200; i++) lines.add(`detail ${i}`);
-    expect(lines.lines()).toHaveLength(80);
-    expect(lines.lines()[1]).toBe('detail 0');
+    lines.add('\x1b[31m⎯⎯⎯⎯⎯⎯ Failed Tests 30 ⎯⎯⎯⎯⎯⎯\x1b[39m');
+    for (let f = 0; f < 30; f++) {
+      lines.add(` FAIL  test/x.test.ts > case ${f}`);
+      for (let i = 0; i < 40; i++) lines.add(`detail ${f}.${i}`);
+    }
+    const kept = lines.lines();
+    expect(kept).toHaveLength(120);
+    expect(kept.slice(0, 3)).toEqual([kept[0], ' FAIL  test/x.test.ts > case 0', 'detail 0.0']);
+    expect(kept).toContain('detail 0.14');
+    expect(kept).not.toContain('detail 0.15');
+    expect(kept[17]).toBe('  …');
+    expect(kept).toContain(' FAIL  test/x.test.ts > case 1');
   });
 });
