@@ -21,7 +21,7 @@ describe('FailureLines', () => {
         ...Array.from({ length: 60 }, (_, i) => `it('filler ${i}', () => {});`),
         "it('breaks loudly', () => { expect('got-this').toBe('wanted-that'); });",
         // A long diff: it must not push the next failure out.
-        "it('differs at length', () => { expect(Array.from({ length: 300 }, (_, i) => `k${i}`)).toEqual([]); });",
+        "it('differs at length', () => { expect(Array.from({ length: 300 }, (_, i) => 'k' + String(i))).toEqual([]); });",
         "it('breaks last', () => { expect('second-got').toBe('second-wanted'); });",
       ].join('\n'),
     );
