@@ -545,13 +545,15 @@ export class Storage {
   /**
    * `record` as this store keeps it when it lands now: one that holds no value (a tombstone, or
    * a value expired already) landing more than lateLandingMs after it took effect (deletedAt)
-   * has that moved to now (its expiry set to now; its versions, and so which write wins, kept),
-   * so tombstone collection counts its age from when it landed here. The same record otherwise.
+   * is kept as its tombstone (expiredForm) with its expiry set to now (its versions kept), so
+   * tombstone collection counts its age from when it landed here. Never as a value expiring
+   * now: a clock behind this one (within the offset) would read that value as live, and an
+   * expiry change made by it (PERSIST) would keep it for good. The same record otherwise.
    */
   #asLanded(record: StoredRecord): StoredRecord {
     if (!record.tombstone && record.expiresAt === undefined) return record;
     const now = Date.now();
-    return this.#late(record, now) ? { ...record, expiresAt: now } : record;
+    return this.#late(record, now) ? { ...expiredForm(record), expiresAt: now } : record;
   }
 
   /**

@@ -59,14 +59,15 @@ const later = fakeDateEachTest();
  * method, label)`: the next such request to n is answered as n's store is when asked, but the
  * answer is held until `release(label)`.
  */
-function cluster() {
+function cluster(offset = OFFSET) {
   const names = ['a', 'b', 'c'];
   const stores = new Map<string, Storage>(
     names.map((n) => {
       const s = Storage.open({
         path: tempDir(),
         nodeName: n,
-        lateLandingMs: LATE,
+        lateLandingMs: lateLandingMs(PEER_TIMEOUT, GRACE, offset),
+        ...(offset > 0 ? { maxClockOffsetMs: offset } : {}),
       });
       defer(() => s.close());
       return [n, s];
@@ -106,7 +107,7 @@ function cluster() {
     writeQuorum: 2,
     readRepairChance: 1,
     readSpeculateMs: 1000,
-    repairWithinMs: WITHIN,
+    repairWithinMs: repairWithinMs(PEER_TIMEOUT, GRACE, offset),
     maxScanKeys: 100,
     registry: new Registry(),
   });
@@ -388,5 +389,32 @@ describe('a tombstone that landed late is collected no sooner than the grace aft
     // Before: removed 3, and b held 'old' again.
     expect(c.holds('k')).toEqual(['a:tombstone', 'b:tombstone', 'c:tombstone']);
     expect(removed).toBe(0);
+  });
+
+  it('a value that expired long before it landed stays expired on a node whose clock is behind (within the offset), and an expiry change does not bring it back', async () => {
+    // A SET with a TTL, hinted to every owner and delivered long after the value expired. A store
+    // kept it as a value whose expiry is when it landed: live again to any clock behind that
+    // store's, which the clock offset allows (here 100 ms of 500), and a PERSIST there kept it.
+    const c = cluster(500);
+    const set: StoredRecord = {
+      version: c.clock.now(),
+      tombstone: false,
+      value: b('old'),
+      expiresAt: Date.now() + 1000,
+    };
+    later(1000 + GRACE);
+    await c.deliverHints('k', set);
+    const landed = Date.now();
+    // a's clock 100 ms behind the clock the copies landed by (a clock step, or another node's).
+    vi.setSystemTime(landed - 100);
+    // Before: 'old', and PERSIST answered 1 and wrote it back without an expiry.
+    expect(await c.get('k')).toBe('not_found');
+    expect(await c.coordinator.execute({ type: 'persist', key: b('k') })).toEqual({
+      type: 'not_found',
+    });
+    // An hour on (before: 'old' on every owner, for good).
+    vi.setSystemTime(landed + 3_600_000);
+    expect(await c.get('k')).toBe('not_found');
+    expect(c.holds('k')).toEqual(['a:tombstone', 'b:tombstone', 'c:tombstone']);
   });
 });
