@@ -93,8 +93,10 @@ function tombstoneCopyMs(peerTimeoutMs: number, graceMs: number, maxClockOffsetM
  * latest when it comes by a copy: a tombstone copy's timeout plus the clock offset a replica
  * allows (StorageOptions.lateLandingMs). repairWithinMs counts on a tombstone that a read missed
  * on a replica it asked having landed there by then; one that lands later (a failed delete's
- * hint, a REMOVE's tombstone versioned before its read) is kept as having taken effect when it
- * landed, and collected the grace after that.
+ * hint, a REMOVE's tombstone versioned before its read) where the replica held a record at its
+ * key is kept as having taken effect when it landed, and collected the grace after that; where
+ * it held nothing, as it was: a value a read found, and wrote back, was on a replica that held it
+ * when the tombstone landed there.
  */
 export function lateLandingMs(
   peerTimeoutMs: number,

@@ -539,7 +539,7 @@ export class Storage {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#durable(this.#applyOneOf, key, this.#asLanded(record));
+    return this.#durable(this.#applyOneOf, key, record);
   }
 
   /**
@@ -548,12 +548,20 @@ export class Storage {
    * is kept as its tombstone (expiredForm) with its expiry set to now (its versions kept), so
    * tombstone collection counts its age from when it landed here. Never as a value expiring
    * now: a clock behind this one (within the offset) would read that value as live, and an
-   * expiry change made by it (PERSIST) would keep it for good. The same record otherwise.
+   * expiry change made by it (PERSIST) would keep it for good. The same record otherwise, and
+   * where the store holds nothing at `key`: no read found a value here for it to delete, and a
+   * write-back of one a read found elsewhere is bounded by the copy that landed where that
+   * value was (rebalance/transfer.ts lateLandingMs). Kept as landing now, a tombstone streamed
+   * to a new owner held its collection on every member up a grace longer, and its bytes, not
+   * the others', had anti-entropy fetch its bucket on every pass. Decided in the write's own
+   * step (#durable's), so both are judged when it lands, not before a wait for the disk.
    */
-  #asLanded(record: StoredRecord): StoredRecord {
+  #asLanded(key: Buffer, record: StoredRecord): StoredRecord {
     if (!record.tombstone && record.expiresAt === undefined) return record;
     const now = Date.now();
-    return this.#late(record, now) ? { ...expiredForm(record), expiresAt: now } : record;
+    if (!this.#late(record, now) || this.#peek(key, key.toString('latin1')) === undefined)
+      return record;
+    return { ...expiredForm(record), expiresAt: now };
   }
 
   /**
@@ -570,7 +578,7 @@ export class Storage {
 
   /** #applyOne as apply() decides it, without a closure per write (see #durable). */
   readonly #applyOneOf = (key: Buffer, record: StoredRecord): boolean =>
-    this.#applyOne(key, record, false);
+    this.#applyOne(key, this.#asLanded(key, record), false);
 
   /** Applies many entries (last write wins each); resolves with how many applied, once durable. */
   applyBatch(entries: readonly Entry[]): Promise<number> {
@@ -583,7 +591,7 @@ export class Storage {
     return this.#durable(() => {
       let n = 0;
       for (const e of entries) {
-        const record = this.#asLanded(e.record);
+        const record = this.#asLanded(e.key, e.record);
         // Moved (landed late): its bytes are encoded again.
         const raw = record === e.record ? e.raw : undefined;
         if (this.#applyOne(e.key, record, false, raw)) n++;

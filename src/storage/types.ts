@@ -57,8 +57,9 @@ export interface StorageOptions {
    * A record that holds no value (a tombstone, or a value expired already) applied more than
    * this after it took effect (its deletedAt: its version's time, or its expiry) landed later
    * than its copies could have (a hint of a failed delete, a REMOVE's tombstone versioned before
-   * its read): it is stored as a tombstone (expiredForm) with its deletedAt moved to when it
-   * landed (its expiry set to then), so that its collection
+   * its read): where the store holds a record at its key, it is stored as a tombstone
+   * (expiredForm) with its deletedAt moved to when it landed (its expiry set to then), so that
+   * its collection
    * counts from then (the repair window, rebalance/transfer.ts repairWithinMs, counts on a
    * tombstone a read missed having landed within this of its deletedAt). The node sets a
    * tombstone copy's timeout plus --max-clock-offset-ms; absent: never moved.

@@ -396,6 +396,10 @@ describe('a tombstone that landed late is collected no sooner than the grace aft
     // kept it as a value whose expiry is when it landed: live again to any clock behind that
     // store's, which the clock offset allows (here 100 ms of 500), and a PERSIST there kept it.
     const c = cluster(500);
+    // Every owner holds an older write of k (where it held nothing, the late copy is kept as it
+    // was: expired since its expiry, as everywhere).
+    await c.putOn(['a', 'b', 'c'], 'k', 'older', c.clock.now());
+    later(10);
     const set: StoredRecord = {
       version: c.clock.now(),
       tombstone: false,
@@ -416,5 +420,24 @@ describe('a tombstone that landed late is collected no sooner than the grace aft
     vi.setSystemTime(landed + 3_600_000);
     expect(await c.get('k')).toBe('not_found');
     expect(c.holds('k')).toEqual(['a:tombstone', 'b:tombstone', 'c:tombstone']);
+  });
+
+  it('a tombstone that lands late on a member holding nothing at its key (a stream to a new owner, a hint) is kept as it was: collected the grace after it took effect', async () => {
+    // No read found a value on that member for it to delete: a write-back of a value a read found
+    // elsewhere is bounded by that member's copy, which landed where it held the value. Kept as
+    // landing then, it held every member's collection up a grace longer (a join streams every
+    // moved tombstone to a new owner), and anti-entropy fetched the bucket on every pass, its
+    // bytes not the others'.
+    const c = cluster();
+    const tombstone = c.tombstone();
+    await c.deliverHints('k', tombstone, ['a', 'b']);
+    later(LATE + 1000);
+    await c.deliverHints('k', tombstone, ['c']);
+    const raw = (n: string) => c.stores.get(n)!.getRaw(b('k'));
+    // Before: c's copy had its expiry set to when it landed.
+    expect(raw('c')).toEqual(raw('a'));
+    vi.setSystemTime(tombstone.version.wall + GRACE + 1);
+    // Before: 0 (every member waited for c's copy).
+    expect(await c.collectAll()).toBe(3);
   });
 });
