@@ -962,11 +962,9 @@ export class ClusterCoordinator implements Coordinator {
   ): void {
     if (theirs !== null && (sameWrite(theirs, raw) || !olderThan(theirs, newest))) return;
     // Nothing there, and the newest holds no value and took effect longer ago than a copy of
-    // it lands: the copy would land late, and be kept as having taken effect now (a tombstone
-    // the grace from now: StorageOptions.lateLandingMs), while there is nothing to delete there.
-    // A read landing one on a member that collected it before the others had their copies kept
-    // it a grace longer each time, for every member (gc.ts waits for every copy to be past it):
-    // a deleted key read more often than collection passes never went.
+    // it lands (StorageOptions.lateLandingMs): there is nothing to delete there. A member that
+    // collected it before the others did would take it again on every read of the key (the
+    // store keeps it as it was where it holds nothing, so it goes in that member's next pass).
     if (theirs === null && this.#o.storage.landsLate(newest)) return;
     if (deadline !== undefined && Date.now() >= deadline) {
       this.#repairsDropped.inc();

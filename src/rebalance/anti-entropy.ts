@@ -503,9 +503,8 @@ export class AntiEntropy {
   /**
    * Whether a record, for a member that holds nothing at its key, would land late there
    * (Storage.landsLate): it holds no value and took effect longer ago than a copy of it lands.
-   * It is not moved: there is nothing to delete there, and landed late it would be kept as having
-   * taken effect then, holding its key's collection up on every member a grace longer each time
-   * (as read repair, coordinator/cluster.ts #repairOne).
+   * It is not moved: there is nothing to delete there (as read repair, coordinator/cluster.ts
+   * #repairOne).
    */
   #late(raw: Buffer): boolean {
     return this.#o.storage.landsLate(decodeRecord(raw));
