@@ -13,7 +13,7 @@ import {
 } from '../replica/index.ts';
 import { keyToken, xxh32 } from '../ring/index.ts';
 import {
-  compareRecords,
+  compareCopies,
   decodeRecord,
   MAX_KEY_BYTES,
   type Storage,
@@ -35,7 +35,8 @@ import { BatchSizes, tooSlow, transferTimeoutMs } from './transfer.ts';
  * and its record bytes (replicas in step hold the same bytes); the walker computes its own
  * over the same range. For the buckets that differ, the other sends its records
  * (`antiEntropyEntries`), and the walker sends back the records where its own wins
- * (compareRecords) or the other has none, and stores those where the other's wins. So only
+ * (compareRecords; of two copies of one tombstone, the one that took effect later: compareCopies)
+ * or the other has none, and stores those where the other's wins. So only
  * records that exist on an owner move, only between owners, and last write wins: nothing a pass
  * does can bring back a value a delete replaced. Tombstone collection removes a tombstone only
  * once no member holds an older copy (gc.ts), so no member has one left for a pass to spread.
@@ -479,7 +480,9 @@ export class AntiEntropy {
       if (other === undefined) {
         if (!this.#late(raw)) push.push([key, raw]);
       } else if (!other.equals(raw)) {
-        const c = compareRecords(decodeRecord(raw), decodeRecord(other));
+        // Copies of one tombstone, one landed late (kept as taking effect then): the later goes
+        // to the other side too (compareCopies), so their bucket is not fetched again.
+        const c = compareCopies(decodeRecord(raw), decodeRecord(other));
         if (c > 0) push.push([key, raw]);
         else if (c < 0) pull.push([key, other]);
       }

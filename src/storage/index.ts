@@ -15,6 +15,7 @@ export {
   type Version,
 } from './hlc.ts';
 export {
+  compareCopies,
   compareRecords,
   decodeRecord,
   decodeRecordHeader,

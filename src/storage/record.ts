@@ -298,6 +298,18 @@ export function compareRecords(a: StoredRecord, b: StoredRecord): number {
   return (a.tombstone ? 1 : 0) - (b.tombstone ? 1 : 0);
 }
 
+/**
+ * compareRecords, but two copies of one tombstone (0 there) that took effect at different times
+ * order by that (deletedAt): a copy that landed late on a replica is kept as taking effect then
+ * (StorageOptions.lateLandingMs), and the store and anti-entropy take the later, so that the
+ * copies become the same bytes. Which write wins is unchanged.
+ */
+export function compareCopies(a: StoredRecord, b: StoredRecord): number {
+  const order = compareRecords(a, b);
+  if (order !== 0 || !a.tombstone || !b.tombstone) return order;
+  return Math.sign(deletedAt(a) - deletedAt(b));
+}
+
 /** Whether `r` holds a value at time `now` (ms since the epoch): not a tombstone, not expired. */
 export function isLive(r: StoredRecord, now: number): boolean {
   return !r.tombstone && (r.expiresAt === undefined || r.expiresAt > now);

@@ -22,7 +22,7 @@ import { registerStorageMetrics, type StorageMetrics } from './metrics.ts';
 import { NewestVersions } from './newest.ts';
 import { QueuedWrites } from './queued-writes.ts';
 import {
-  compareRecords,
+  compareCopies,
   decodeRecord,
   decodeRecordHeader,
   deletedAt,
@@ -529,7 +529,8 @@ export class Storage {
   }
 
   /**
-   * Stores `record` at `key` unless the stored version is the same or newer (last write wins).
+   * Stores `record` at `key` unless the stored version is the same or newer (last write wins;
+   * of two copies of one tombstone, the later: compareCopies).
    * Resolves once the write is durable: true when it was applied, false when it was older.
    */
   apply(key: Buffer, record: StoredRecord): Promise<boolean> {
@@ -548,8 +549,10 @@ export class Storage {
    * is kept as its tombstone (expiredForm) with its expiry set to now (its versions kept), so
    * tombstone collection counts its age from when it landed here. Never as a value expiring
    * now: a clock behind this one (within the offset) would read that value as live, and an
-   * expiry change made by it (PERSIST) would keep it for good. The same record otherwise, and
-   * where the store holds nothing at `key`: no read found a value here for it to delete, and a
+   * expiry change made by it (PERSIST) would keep it for good. The same record otherwise, where
+   * the store holds the same write (a copy of the tombstone, or the value it is the expiry of:
+   * it landed in time, or as it took effect later, compareCopies), and where it holds nothing at
+   * `key`: no read found a value here for it to delete, and a
    * write-back of one a read found elsewhere is bounded by the copy that landed where that
    * value was (rebalance/transfer.ts lateLandingMs). Kept as landing now, a tombstone streamed
    * to a new owner held its collection on every member up a grace longer, and its bytes, not
@@ -559,8 +562,11 @@ export class Storage {
   #asLanded(key: Buffer, record: StoredRecord): StoredRecord {
     if (!record.tombstone && record.expiresAt === undefined) return record;
     const now = Date.now();
-    if (!this.#late(record, now) || this.#peek(key, key.toString('latin1')) === undefined)
-      return record;
+    if (!this.#late(record, now)) return record;
+    const stored = this.#peek(key, key.toString('latin1'));
+    // Nothing here, or the same write (its other form or another copy's, see #applyOne).
+    if (stored === undefined) return record;
+    if (compareVersions(decodeRecordHeader(stored).version, record.version) === 0) return record;
     return { ...expiredForm(record), expiresAt: now };
   }
 
@@ -994,7 +1000,9 @@ export class Storage {
       const old = raw === undefined ? undefined : decodeRecordHeader(raw);
       if (onlyIfLive && (!old || !isLive(old, this.clock.wallNow()))) return false;
       // A stored version out of range (written before versions were checked) loses to any write.
-      if (old && compareRecords(old, record) >= 0 && isValidVersion(old.version)) return false;
+      // The same write's tombstone taking effect later (a copy that landed late elsewhere) is
+      // taken: copies of one tombstone become the same bytes (anti-entropy's digests).
+      if (old && compareCopies(old, record) >= 0 && isValidVersion(old.version)) return false;
       was = old === undefined ? ABSENT : kindOf(old);
     }
     const bytes = encoded ?? encodeRecord(record);
