@@ -563,7 +563,7 @@ export class Storage {
     if (!record.tombstone && record.expiresAt === undefined) return record;
     const now = Date.now();
     if (!this.#late(record, now)) return record;
-    const stored = this.#peek(key, key.toString('latin1'));
+    const stored = this.#peek(key);
     // Nothing here, or the same write (its other form or another copy's, see #applyOne).
     if (stored === undefined) return record;
     if (compareVersions(decodeRecordHeader(stored).version, record.version) === 0) return record;
