@@ -42,6 +42,11 @@ export class QueuedWrites {
     return this.#live;
   }
 
+  /** The bytes of its index, entry ends and key buffer (its writes' records not counted). */
+  get tableBytes(): number {
+    return this.#slots.byteLength + this.#ends.byteLength + this.#keys.length;
+  }
+
   /** Entries made, deleted ones included: keyAt and valueAt take 0 to entries - 1. */
   get entries(): number {
     return this.#count;

@@ -169,6 +169,23 @@ describe('Storage', () => {
     expect(rest).toEqual(['k2=v-k2', 'k3=v-k3']);
   });
 
+  it('lets the table a burst of writes filled go once LMDB committed them: an idle store holds no table sized for the burst', async () => {
+    const s = openStore();
+    const empty = s.overlayTableBytes();
+    const put = (k: string) =>
+      s.apply(b(k), { version: s.clock.now(), tombstone: false, value: b('v') });
+    // One batch of 20,000 keys: the table the next batch starts with was made this size.
+    await Promise.all(Array.from({ length: 20_000 }, (_, i) => put(`key:${i}`)));
+    await s.flush();
+    await new Promise((r) => setImmediate(r));
+    expect(s.overlayTableBytes()).toBe(empty);
+    // Later writes still find their way to the table and LMDB.
+    await Promise.all(Array.from({ length: 3 }, (_, i) => put(`later:${i}`)));
+    expect(s.get(b('later:2'))?.value.toString()).toBe('v');
+    await s.flush();
+    expect(s.stats().liveKeys).toBe(20_003);
+  });
+
   it("stores and logs an entry's encoded bytes as given, and scans hand them back undecoded", async () => {
     const dir = tempDir();
     const s = openStore(dir);
