@@ -5,7 +5,7 @@
 // @node-rs/xxhash binding's last use in the node; loading that binding reserved a 32 MiB
 // allocator region and kept 2 MiB of it and 0.5 MiB of its library resident in every node, an
 // empty one included (docs/memory.md). The ids are on the wire and in the state documents, so
-// the value must not change: test/unit/xxh32.test.ts checks it against that binding (a
+// the value must not change: test/unit/xxh64.test.ts checks it against that binding (a
 // devDependency) on arbitrary inputs.
 
 const M = (1n << 64n) - 1n;

@@ -32,6 +32,24 @@ describe('xxh64', () => {
       }),
       { numRuns: 500 },
     );
+    // Every length to 100 (each tail: 8-, 4- and 1-byte steps, 32-byte stripes) at every
+    // alignment in its buffer, with the seeds at the edges; strings with lone surrogates (the
+    // binding and Buffer.from both take them as U+FFFD).
+    const seeds = [0n, 1n, 2n ** 32n - 1n, 2n ** 63n, 2n ** 64n - 2n, 2n ** 64n - 1n];
+    const wide = Buffer.from(Array.from({ length: 112 }, (_, i) => (i * 131 + 7) & 0xff));
+    for (const seed of seeds) {
+      for (let len = 0; len <= 100; len++) {
+        const want = native(Buffer.from(wide.subarray(0, len)), seed);
+        for (let at = 0; at < 8; at++) {
+          const bytes = Buffer.from(wide.subarray(0, len));
+          const holder = new Uint8Array(len + at);
+          holder.set(bytes, at);
+          expect(xxh64(holder.subarray(at), seed)).toBe(want);
+        }
+      }
+      for (const text of ['\ud800', 'a\udc00b', '\u0000', 'é', '😀'.repeat(30), '節点'])
+        expect(xxh64(text, seed)).toBe(native(text, seed));
+    }
     for (let len = 0; len <= 80; len++) {
       const b = Buffer.from(Array.from({ length: len }, (_, i) => (i * 37 + len) & 0xff));
       expect(xxh64(b)).toBe(native(b));
