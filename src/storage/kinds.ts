@@ -46,9 +46,20 @@ function entrySize(keyBytes: number): number {
   return HEADER + ((keyBytes + 7) & ~7);
 }
 
+/**
+ * FNV-1a's offset basis, made random per process: from the fixed one, anyone can make keys that
+ * all reach one state (12 bytes each, by meeting in the middle: ~100,000 steps a key), so one hash
+ * and one probe run in this index and the overlay's (QueuedWrites): 8,000 such keys took ~1 s of
+ * the main thread in one table, and the work grows with the square of their number. Nothing keeps
+ * these hashes beyond the process. Math.random (V8 seeds it from the OS at start): node:crypto is
+ * loaded only when used (its memory, docs/memory.md), and nothing here needs more than a value
+ * a client cannot know.
+ */
+const BASIS = (0x811c9dc5 ^ (Math.random() * 2 ** 32)) | 0;
+
 /** A 32-bit hash of a key's bytes: FNV-1a, then murmur3's finalizer for the low bits the index uses. */
 export function hashOf(key: Uint8Array): number {
-  let h = 0x811c9dc5 ^ key.length;
+  let h = BASIS ^ key.length;
   for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key[i]!, 0x01000193);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
