@@ -407,10 +407,8 @@ export class AntiEntropy {
       if (differ > 0) {
         this.#o.metrics.buckets.inc(differ);
         totals.mismatched += differ;
-        const moved = await this.#reconcile(peer, r, after, reply.end, bitmap, unchanged);
-        if (moved === null) return false;
-        totals.pushed += moved.pushed;
-        totals.pulled += moved.pulled;
+        const done = await this.#reconcile(peer, r, after, reply.end, bitmap, unchanged, totals);
+        if (!done) return false;
       }
       if (reply.end === null) return true;
       after = reply.end;
@@ -423,7 +421,8 @@ export class AntiEntropy {
 
   /**
    * Fetches `peer`'s records in the buckets of `bitmap` within (after, end], compares them with
-   * this node's and sends each side what the other lacks. Null when the pass must end.
+   * this node's and sends each side what the other lacks, adding what moved to `totals`. False
+   * when the pass must end.
    */
   async #reconcile(
     peer: string,
@@ -432,7 +431,8 @@ export class AntiEntropy {
     end: Buffer | null,
     bitmap: Buffer,
     unchanged: () => boolean,
-  ): Promise<{ pushed: number; pulled: number } | null> {
+    totals: { pushed: number; pulled: number },
+  ): Promise<boolean> {
     const { self, call, versions, replicas, logger } = this.#o;
     const within = this.#o.repairWithinMs ?? Number.POSITIVE_INFINITY;
     // Their records are read after this, and this node's after them: what is pulled is stored,
@@ -456,7 +456,7 @@ export class AntiEntropy {
         );
       } catch (err) {
         logger.warn({ peer, err }, 'anti-entropy records not answered');
-        return null;
+        return false;
       }
       for (let i = 0; i < page.e.length; i++) {
         const [key, raw] = page.e[i]!;
@@ -470,7 +470,7 @@ export class AntiEntropy {
       if (!page.more || page.e.length === 0) break;
       from = page.e[page.e.length - 1]![0];
     }
-    if (!unchanged()) return null;
+    if (!unchanged()) return false;
     const push: WireEntry[] = [];
     const pull: WireEntry[] = [];
     for (const [key, raw] of this.#shared(peer, after, end, bitmap)) {
@@ -488,19 +488,31 @@ export class AntiEntropy {
       }
     }
     for (const [k, raw] of theirs) if (!this.#late(raw)) pull.push([Buffer.from(k, 'latin1'), raw]);
+    // Counted as each batch is confirmed: the batches before one that failed did move.
+    const moved = { pushed: 0, pulled: 0 };
+    const { repaired } = this.#o.metrics;
+    let done = true;
     try {
-      await this.#push(peer, push, by);
+      await this.#push(peer, push, by, (n) => {
+        moved.pushed += n;
+        repaired.labels('pushed').inc(n);
+      });
       for (const batch of batches(pull)) {
         if (Date.now() >= by) throw pastWindow();
         await replicas.apply(self, batch);
+        moved.pulled += batch.length;
+        repaired.labels('pulled').inc(batch.length);
       }
     } catch (err) {
-      logger.warn({ peer, err }, 'anti-entropy repair not applied');
-      return null;
+      // Unconfirmed: a batch whose push timed out may have landed all the same (a later pass
+      // then finds it in step), and the ones after it were not sent.
+      const unconfirmed = push.length - moved.pushed + pull.length - moved.pulled;
+      logger.warn({ peer, err, unconfirmed, ...moved }, 'anti-entropy repair not applied');
+      done = false;
     }
-    this.#o.metrics.repaired.labels('pushed').inc(push.length);
-    this.#o.metrics.repaired.labels('pulled').inc(pull.length);
-    return { pushed: push.length, pulled: pull.length };
+    totals.pushed += moved.pushed;
+    totals.pulled += moved.pulled;
+    return done;
   }
 
   /**
@@ -519,7 +531,12 @@ export class AntiEntropy {
    * the repair gives up (a record the link carries in more than the peer timeout still gets
    * through). Rejects with the error of the batch that failed otherwise.
    */
-  async #push(peer: string, entries: readonly WireEntry[], by: number): Promise<void> {
+  async #push(
+    peer: string,
+    entries: readonly WireEntry[],
+    by: number,
+    confirmed: (records: number) => void,
+  ): Promise<void> {
     for (let from = 0; from < entries.length; ) {
       const limit = this.#sizes.limit(peer);
       const batch: WireEntry[] = [];
@@ -540,6 +557,7 @@ export class AntiEntropy {
         throw err;
       }
       this.#sizes.succeeded(peer, limit);
+      confirmed(batch.length);
       from += batch.length;
     }
   }
