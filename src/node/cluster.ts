@@ -73,6 +73,7 @@ import {
   type PeerCall,
   RemoteVersions,
   Replicas,
+  SCAN_REPLY_TIMEOUT_SHARE,
   ScanWork,
   scanServeLimit,
 } from '../replica/index.ts';
@@ -446,6 +447,7 @@ export async function startCluster(
         return r === undefined ? null : lostAt(r, self, rebalancer?.status === 'decommissioned');
       },
       maxScanEntries: scanServeLimit(config.maxScanKeys),
+      scanReplyMs: config.peerTimeoutMs * SCAN_REPLY_TIMEOUT_SHARE,
       scanWork,
       clusterSecret: secret,
       versions,

@@ -56,6 +56,11 @@ export interface ReplicaHandlerOptions {
   /** Largest `l` a scan request may ask for. */
   readonly maxScanEntries: number;
   /**
+   * How long a scan request reads before it answers what it has, with more (localScan); absent:
+   * unbounded. A share of the peer timeout (SCAN_REPLY_TIMEOUT_SHARE), which its asker waits.
+   */
+  readonly scanReplyMs?: number;
+  /**
    * The node's scan work per event-loop turn, shared with its own scans (Replicas.scanWork);
    * absent: a bound of the handler's own.
    */
@@ -282,7 +287,7 @@ export function createReplicaHandler(opts: ReplicaHandlerOptions) {
         checkIncarnation(req.i, req.ir, body);
         checkServing(req.o);
         checkDisk();
-        return localScan(storage, req, scanWork);
+        return localScan(storage, req, scanWork, opts.scanReplyMs);
       }
       default: {
         const more =

@@ -73,6 +73,33 @@ describe('localScan', () => {
     }
   });
 
+  it('ends a reply, with more, once it has read for its time (at least one entry): paging on reads the rest', async () => {
+    // 80 values of 1 MiB read for their headers took longer than the peer timeout on a loaded
+    // node, and PREFIX answered UNAVAILABLE: a member answers what it read in its time instead.
+    const storage = await storeWith(Array(6).fill(MiB));
+    let reply = await localScan(storage, { ...all, l: 100, h: true }, undefined, 0);
+    expect(reply.e).toHaveLength(1);
+    expect(reply.more).toBe(true);
+    const seen = [...reply.e];
+    while (reply.more) {
+      const from = { ...all, s: seen.at(-1)![0], xs: true, l: 100, h: true };
+      reply = await localScan(storage, from, undefined, 0);
+      seen.push(...reply.e);
+    }
+    expect(seen.map(([k]) => k.toString())).toEqual([
+      'k000',
+      'k001',
+      'k002',
+      'k003',
+      'k004',
+      'k005',
+    ]);
+    // With time to read them, one reply.
+    reply = await localScan(storage, { ...all, l: 100, h: true }, undefined, 60_000);
+    expect(reply.e).toHaveLength(6);
+    expect(reply.more).toBe(false);
+  });
+
   it('still stops at l entries', async () => {
     const storage = await storeWith(Array(5).fill(10));
     const reply = await localScan(storage, { ...all, l: 3, h: true });
