@@ -927,8 +927,15 @@ export class PeerClient {
     const list = this.#unanswered;
     list.push(out);
     // Bounded: only requests in flight, and timed out ones whose late answers are awaited
-    // (#lateEnds), can show a frame read; older ones go.
-    if (list.length - this.#unansweredHead > 2 * this.#opts.maxInFlight) this.#unansweredHead++;
+    // (#lateEnds), can show a frame read; older ones go, but the first stays (the one a member
+    // that answers nothing is judged by; dropping it made each later frame the first, just
+    // written, and waited for again): the second goes. Once an answer passes the first, the next
+    // is a later frame than the true one, judged more leniently.
+    const head = this.#unansweredHead;
+    if (list.length - head > 2 * this.#opts.maxInFlight) {
+      list[head + 1] = list[head]!;
+      this.#unansweredHead++;
+    }
     this.#compactUnanswered();
   }
 

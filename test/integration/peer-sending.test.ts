@@ -96,6 +96,41 @@ async function outcomes(requests: Promise<{ late: boolean }>[]) {
   return seen;
 }
 
+/**
+ * 60 requests of 256 KiB, one every 100 ms (five times the floor), each with a 300 ms timeout, to
+ * a member that reads its connection at once and answers nothing: what each came to, the bytes
+ * the member read, and how many failed while the requests were still being sent.
+ */
+async function toHungMember(opts: { maxInFlight?: number }) {
+  const { port, state } = await slowReader(64 * MiB, Number.POSITIVE_INFINITY, false);
+  const c = peerClient(port, { timeoutMs: 300, ...opts });
+  let sending = true;
+  let failedWhileSending = 0;
+  const held: number[] = [];
+  const all: Promise<unknown>[] = [];
+  for (let i = 0; i < 60; i++) {
+    const body = { d: Date.now() + 300, pad: Buffer.alloc(256 * 1024) };
+    const sent = performance.now();
+    const request = c.request('put', body, { timeoutMs: 300 });
+    all.push(
+      request.then(
+        () => 'answered',
+        (err: unknown) => {
+          held.push(Math.round(performance.now() - sent));
+          if (sending) failedWhileSending++;
+          return err instanceof KvError ? err.code : String(err);
+        },
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  sending = false;
+  const seen = await Promise.all(all);
+  held.sort((x, y) => x - y);
+  console.log(`held (ms): median ${held[held.length >> 1]}, max ${held.at(-1)}`);
+  return { seen, read: state.read, failedWhileSending };
+}
+
 describe('a peer request queued behind others to a slow member', () => {
   it('is answered while the frames ahead of it leave at over 4 Mbit/s, before its deadline', async () => {
     // 2 MiB/s (four times the floor): 12 MiB take 6 s or more, each 1 MiB has 2.3 s.
@@ -146,38 +181,23 @@ describe('a peer request queued behind others to a slow member', () => {
     // It takes every byte at once (handlers that hang, a disk slow enough to hold its writes but
     // not yet called stalled): the bytes leave fast, but the frames ahead are never answered.
     // Before, every request behind the first was waited for as long as the node kept writing.
-    const { port, state } = await slowReader(64 * MiB, Number.POSITIVE_INFINITY, false);
-    const c = peerClient(port, { timeoutMs: 300 });
-    let sending = true;
-    let failedWhileSending = 0;
-    const held: number[] = [];
-    const all: Promise<unknown>[] = [];
-    // 256 KiB every 100 ms (five times the floor) for 6 s.
-    for (let i = 0; i < 60; i++) {
-      const body = { d: Date.now() + 300, pad: Buffer.alloc(256 * 1024) };
-      const sent = performance.now();
-      const request = c.request('put', body, { timeoutMs: 300 });
-      all.push(
-        request.then(
-          () => 'answered',
-          (err: unknown) => {
-            held.push(Math.round(performance.now() - sent));
-            if (sending) failedWhileSending++;
-            return err instanceof KvError ? err.code : String(err);
-          },
-        ),
-      );
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    sending = false;
-    const seen = await Promise.all(all);
-    held.sort((x, y) => x - y);
-    console.log(`held (ms): median ${held[held.length >> 1]}, max ${held.at(-1)}`);
+    const { seen, read, failedWhileSending } = await toHungMember({});
     expect(new Set(seen)).toEqual(new Set(['KV_ERR_PEER_TIMEOUT']));
     // It did read what was sent.
-    expect(state.read).toBeGreaterThan(50 * 256 * 1024);
+    expect(read).toBeGreaterThan(50 * 256 * 1024);
     // Each fails about a timeout or two after it was sent, not once the writes stop (before: 1
     // of 60 failed while they went on, the first).
+    expect(failedWhileSending).toBeGreaterThan(40);
+  });
+
+  it('times out behind others to a member that answers nothing, past twice maxInFlight frames', async () => {
+    // The client keeps at most 2 x maxInFlight unanswered frames to judge the first by: past 32
+    // here. Dropping the first then made each later one the first, just written, and waited for
+    // again: every request after the 32nd was held until the writes stopped (and filled the
+    // client's 16 slots: KV_ERR_PEER_OVERLOADED).
+    const { seen, read, failedWhileSending } = await toHungMember({ maxInFlight: 16 });
+    expect(new Set(seen)).toEqual(new Set(['KV_ERR_PEER_TIMEOUT']));
+    expect(read).toBeGreaterThan(50 * 256 * 1024);
     expect(failedWhileSending).toBeGreaterThan(40);
   });
 
