@@ -393,7 +393,7 @@ export class Topology {
     }
     const adopted = this.#adoptNewest(members);
     this.#mergeHandOffs(members);
-    const takenBack = this.#takeBackHandOffs(selfBack);
+    const takenBack = this.#takeBackHandOffs(members, selfBack);
     const { replaced, recorded } = this.#checkIncarnations(members);
     const handedOff = this.#checkHandOffs(members);
     this.#noteLostDirectories(members);
@@ -456,11 +456,20 @@ export class Topology {
    * hand-off for one of everything it held, while one that had heard it counted it lost).
    * Returns the names dropped.
    */
-  #takeBackHandOffs(self: string | null): string[] {
+  #takeBackHandOffs(members: readonly MemberView[], self: string | null): string[] {
     const r = this.#record;
     const off = r.handedOff;
     if (off === undefined) return [];
-    const back = Object.keys(off).filter((n) => n === self || this.#backAfterLoss.has(n));
+    // A hello that says so from a ring older than this record may predate the hand-off (a member
+    // lost once, refilled, then handed off, last heard before it was refilled): not word that it
+    // runs again after it. Its next hello, once it adopted this record, is.
+    const saidSince = (n: string) => {
+      const h = members.find((m) => m.name === n)?.hello;
+      return h !== undefined && h !== null && h.settled.epoch >= r.epoch;
+    };
+    const back = Object.keys(off).filter(
+      (n) => n === self || (this.#backAfterLoss.has(n) && saidSince(n)),
+    );
     if (back.length === 0) return [];
     const kept = Object.fromEntries(Object.entries(off).filter(([n]) => !back.includes(n)));
     const record = settledRing(this.#nextEpoch(), r.members, r.incarnations, r.lost, kept);

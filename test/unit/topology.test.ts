@@ -581,6 +581,23 @@ describe('Topology: decommission (a member hands its data off, then goes)', () =
     expect(to).toBe(record.handedOff?.d);
   });
 
+  it('keeps a recorded hand-off when the only hello saying the name runs again after a loss predates it', () => {
+    // d lost its volume once (epoch 3: lost in its own ring, routing, refilled), was a holder
+    // again at epoch 4, then handed off and went. a was cut from d from before the refill: the
+    // last hello it has of d, now down, is that old one. It is no word that d runs again after
+    // the hand-off, which came later: before, a dropped the entry at a new epoch, and every node
+    // started on the record since took d, handed off, for lost.
+    const { record, keys } = handOffRecord();
+    const live = ['a', 'b', 'c', 'e'];
+    const a = new Topology(live, record, RF);
+    const old = settledRing(3, names, incs(names.filter((n) => n !== 'd')), ['d']);
+    const stale = view('d', a, { state: 'down', incarnation: 'inc-d', settled: old });
+    const c = a.update([...live.map((n) => view(n, a, { self: n === 'a' })), stale]);
+    expect(c.takenBack).toEqual([]);
+    expect(a.settledRing).toEqual(record);
+    expect(lostAfterRestart(a.settledRing, keys)).toEqual(new Set([0]));
+  });
+
   it('keeps no hand-off in the record from a directory other than the one the ring recorded', () => {
     // d's hello predates the ring (epoch 3 < 4), so its incarnation is not checked against it,
     // and says decommissioned from another directory: lost, but its hand-off is not kept.
