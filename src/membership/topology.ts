@@ -634,7 +634,8 @@ export class Topology {
    * recorded the same hand-off at once, one without its ring: a version before 2026-12-07, or a
    * hello that named none), so an entry is about the directory this record's ring recorded as
    * well. Not for a name this node keeps another ring for, nor one that said it runs again after
-   * its loss (#takeBackHandOffs). The epoch stays: every member converges on the union.
+   * its loss (#takeBackHandOffs), nor from a record that lacks one of this one's (it may have
+   * taken that back). The epoch stays.
    */
   #mergeHandOffs(members: readonly MemberView[]): void {
     const r = this.#record;
@@ -643,6 +644,11 @@ export class Topology {
     for (const m of members) {
       const theirs = m.self ? undefined : m.hello?.settled;
       if (theirs?.handedOff === undefined || !sameRecord(theirs, r)) continue;
+      // Only from a record that keeps every hand-off this one does: one that lacks some may be a
+      // member's that took them back (#takeBackHandOffs) at this epoch, and this one another's
+      // that took back others; the union would keep what each dropped.
+      const off = theirs.handedOff;
+      if (!Object.entries(mine).every(([name, ring]) => own(off, name) === ring)) continue;
       for (const [name, ring] of Object.entries(theirs.handedOff)) {
         const kept: Readonly<Record<string, string>> = merged ?? mine;
         if (own(kept, name) !== undefined || this.#backAfterLoss.has(name)) continue;

@@ -598,6 +598,35 @@ describe('Topology: decommission (a member hands its data off, then goes)', () =
     expect(lostAfterRestart(a.settledRing, keys)).toEqual(new Set([0]));
   });
 
+  it('takes back no hand-off two members dropped each at the same epoch by merging their records', () => {
+    // d and e both handed off. a heard d back under its name and dropped d's hand-off; b heard e
+    // back and dropped e's: two records of epoch 6, the same but for their hand-offs, each
+    // without what its node took back. c, on the epoch 5 record, hears neither d nor e (their
+    // pods gone again): it must not count them handed off again. Before, c adopted one record
+    // and merged the other's entries into it, so both came back, at epoch 6, on c alone.
+    const live = ['a', 'b', 'c'];
+    const all = [...live, 'd', 'e'];
+    const toD = new Ring(['a', 'b', 'c', 'e']).id;
+    const toE = new Ring(['a', 'b', 'c']).id;
+    const record = settledRing(5, all, incs(live), ['d', 'e'], { d: toD, e: toE });
+    const heard = (self: string, name: string) => {
+      const t = new Topology(live, record, RF);
+      const views = live.map((n) => view(n, t, { self: n === self }));
+      const again = view(name, t, { incarnation: `inc-${name}2`, settled: record });
+      expect(t.update([...views, again]).takenBack).toEqual([name]);
+      return t.settledRing;
+    };
+    const fromA = heard('a', 'd');
+    const fromB = heard('b', 'e');
+    expect([fromA.epoch, fromA.handedOff, fromB.handedOff]).toEqual([6, { e: toE }, { d: toD }]);
+    const c = new Topology(live, record, RF);
+    const reported = { a: fromA, b: fromB } as Record<string, SettledRing>;
+    c.update(live.map((n) => view(n, c, { self: n === 'c', settled: reported[n] })));
+    expect(c.settledRing.epoch).toBe(6);
+    // Whichever it adopted, not both: each was dropped by a member that heard it run again.
+    expect(Object.keys(c.settledRing.handedOff ?? {}).length).toBeLessThan(2);
+  });
+
   it('keeps no hand-off in the record from a directory other than the one the ring recorded', () => {
     // d's hello predates the ring (epoch 3 < 4), so its incarnation is not checked against it,
     // and says decommissioned from another directory: lost, but its hand-off is not kept.
