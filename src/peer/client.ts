@@ -258,6 +258,8 @@ interface Outgoing {
    */
   writtenAt: number;
   crossedAt: number;
+  /** When a look last found it not all acknowledged by the peer's kernel (0: none did). */
+  crossingAt: number;
 }
 
 type Options = Required<Omit<PeerClientOptions, 'registry' | 'handshake' | 'tls' | 'refusals'>> &
@@ -493,6 +495,7 @@ export class PeerClient {
           timeoutMs,
           writtenAt: 0,
           crossedAt: 0,
+          crossingAt: 0,
         };
     const socket = this.#socket!;
     this.#pending.set(id, {
@@ -982,8 +985,16 @@ export class PeerClient {
     if (head === undefined || p.out === null || head.start >= p.out.start) return true;
     if (now - Math.max(head.writtenAt, this.#readAt) <= head.timeoutMs) return true;
     if (head.crossedAt === 0) {
-      if (acked === null) return null;
-      if (acked < head.end) return true;
+      // Found still crossing less than a look ago: so taken again without asking. Every request
+      // behind it looks once a second, each at its own time: asking at each look read the
+      // kernel's TCP table (5-18 ms a scan with 10,000 sockets) about 20 times a second with 100
+      // small requests a second behind 4 MiB frames crossing at 2 MiB/s (0.75 before this rule
+      // asked; 1-3 now).
+      if (acked === null) return now - head.crossingAt < ARRIVING_WINDOW_MS ? true : null;
+      if (acked < head.end) {
+        head.crossingAt = now;
+        return true;
+      }
       head.crossedAt = now;
     }
     return now - head.crossedAt <= head.timeoutMs;

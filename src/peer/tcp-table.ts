@@ -50,8 +50,17 @@ async function runScans(file: string, first: Wanted, scan: { next: Wanted | null
   scans.delete(file);
 }
 
+/** Scans of the tables begun since the process started (tests count what callers cost). */
+let scansBegun = 0;
+
+/** How many scans of /proc/net/tcp or tcp6 tcpLine has begun in this process. */
+export function tcpScansBegun(): number {
+  return scansBegun;
+}
+
 /** One read of `file` from its start, answering each of `wanted` (null: not found). */
 async function scanFor(file: string, wanted: Wanted): Promise<void> {
+  scansBegun++;
   const answer = (key: string, fields: string[] | null) => {
     for (const a of wanted.get(key) ?? []) a(fields);
     wanted.delete(key);

@@ -13,6 +13,7 @@ import {
   FLOOR_RATE,
   FrameDecoder,
 } from '../../src/peer/index.ts';
+import { tcpScansBegun } from '../../src/peer/tcp-table.ts';
 import { defer } from '../helpers/defer.ts';
 import { peerClient } from '../helpers/peer.ts';
 
@@ -218,6 +219,34 @@ describe('a peer request queued behind others to a slow member', () => {
     expect(await outcomes([first])).toEqual({ KV_ERR_PEER_TIMEOUT: 1 });
     expect(await outcomes(behind)).toEqual({ ok: 5 });
     expect(state.read).toBeGreaterThan(6 * MiB);
+  });
+
+  it('asks the kernel about a frame still crossing past its own timeout about once a second, not at each look behind it', async () => {
+    // 4 MiB frames with a 1 s timeout cross at 2 MiB/s (2 s each: overdue, still crossing), and a
+    // small request goes every 10 ms behind them: each looks once a second, at its own time.
+    // Before, each look read the kernel's TCP table (tcpLine: one scan per ask not made at once
+    // with another; ~15 ms of CPU a scan with 10,000 sockets).
+    const { port } = await slowReader(2 * MiB);
+    const c = peerClient(port, { timeoutMs: 1000 });
+    const all: Promise<{ late: boolean }>[] = [];
+    const scans = tcpScansBegun();
+    const started = performance.now();
+    for (let i = 0; i < 400; i++) {
+      if (i % 100 === 0) all.push(c.request('put', { pad: Buffer.alloc(4 * MiB, 7) }));
+      all.at(-1)!.catch(() => {});
+      all.push(c.request('put', { pad: Buffer.alloc(100, 7) }, { timeoutMs: 1000 }));
+      all.at(-1)!.catch(() => {}); // counted by outcomes, once all are made
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const seen = await outcomes(all);
+    const seconds = (performance.now() - started) / 1000;
+    const asked = tcpScansBegun() - scans;
+    console.log(JSON.stringify({ seen, seconds: Math.round(seconds), scans: asked }));
+    // The small requests were waited for behind the frames crossing (about 400 answered).
+    expect(seen.ok).toBeGreaterThan(350);
+    // 10-25 in 8 s (3 runs: about one a second for the frame crossing, and those of requests
+    // whose frames showed no movement); 351-443 before, nearly one for each small request's look.
+    expect(asked).toBeLessThan(all.length / 4);
   });
 
   it('times out at its maxWaitMs however fast the frames ahead of it leave', async () => {
