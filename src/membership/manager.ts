@@ -183,6 +183,8 @@ export class Membership extends EventEmitter<{
   /** The probeMember() calls out, by member: another call for one joins it. */
   readonly #asked = new Map<string, Promise<NodeStatus | null>>();
   #stopped = false;
+  /** pausedMs(). */
+  #pausedMs = 0;
   /** The source has answered at least once. */
   #listed = false;
   /** The source's last answer listed no member (ignored while others are known). */
@@ -248,9 +250,27 @@ export class Membership extends EventEmitter<{
         }, this.#opts.resolveIntervalMs),
       );
     }
-    this.#timers.push(setInterval(() => void this.probeNow(), this.#opts.probeIntervalMs));
+    let tick = performance.now();
+    this.#timers.push(
+      setInterval(() => {
+        // A tick later than its interval: this process did not run (stopped, or its event loop
+        // blocked) for that long.
+        const at = performance.now();
+        this.#pausedMs += Math.max(0, at - tick - this.#opts.probeIntervalMs);
+        tick = at;
+        void this.probeNow();
+      }, this.#opts.probeIntervalMs),
+    );
     for (const t of this.#timers) t.unref();
     return resolved;
+  }
+
+  /**
+   * How long (ms, in all) this process did not run since start: the lateness of its probe ticks
+   * (a SIGSTOP, or an event loop blocked), measured to within one --probe-interval-ms.
+   */
+  pausedMs(): number {
+    return this.#pausedMs;
   }
 
   stop(): void {

@@ -35,6 +35,11 @@ export interface MembershipCheckOptions {
   readonly unlisted?: () => readonly string[];
   /** Addresses its source listed and could not name yet (Membership.unnamed). */
   readonly unnamed?: () => number;
+  /**
+   * How long (ms, in all) this process did not run (Membership.pausedMs): a pause does not count
+   * toward the bound. None when absent.
+   */
+  readonly paused?: () => number;
   /** membershipSpreadMs(). */
   readonly boundMs: number;
   readonly logger: Logger;
@@ -56,7 +61,13 @@ export interface MembershipCheckOptions {
  * kept while unlisted and addresses not named yet, are not counted). A member that is up (its
  * last hello is current), not decommissioned (it is leaving every list) and lists other names
  * than this node for longer than `boundMs` (membershipSpreadMs: longer than a join or a leave
- * takes to reach every list) is reported: an error log once per change naming each such member's list and this
+ * takes to reach every list) is reported. Only hellos received after a difference began show
+ * it lasts: a member not heard since (its last hello is from before, however long this node
+ * waits) is no evidence, nor is the time this process did not run (`paused`: stopped, or its
+ * event loop blocked, when the member's hellos waited unread or its probes were not sent).
+ * Before, a node stopped right after its own list changed, then cut off from a member that
+ * dropped the name 1.4 s later, said that member had listed it "for over 8 s" (chaos 35104-d).
+ * What is reported: an error log once per change naming each such member's list and this
  * node's, `kvstore_membership_mismatch` 1, and CLUSTER's `memberListsDiffer`. A decommissioned
  * node reports nothing (others stop listing it first).
  *
@@ -68,8 +79,8 @@ export interface MembershipCheckOptions {
  */
 export class MembershipCheck {
   readonly #o: MembershipCheckOptions;
-  /** Since when (ms) each member's list has differed from this node's, without a break. */
-  readonly #since = new Map<string, number>();
+  /** Each member whose list differs from this node's, without a break (Difference). */
+  readonly #since = new Map<string, Difference>();
   /** Since when (ms) each member this node lists has reported itself decommissioned. */
   readonly #decommissionedSince = new Map<string, number>();
   /** Decommissioned members this node has listed for longer than the bound. */
@@ -112,12 +123,15 @@ export class MembershipCheck {
     return this.#reported;
   }
 
-  update(now: number = Date.now()): void {
+  /** `now`: ms on a monotonic clock (performance.now()), which the tests fake. */
+  update(now: number = performance.now()): void {
+    // Time this process ran: a pause of it counts toward no bound.
+    const running = now - (this.#o.paused?.() ?? 0);
     const own = this.#o.names();
     const members = this.#o.members();
     // A decommissioned node reports nothing (the others stop listing it first).
     const mine = members.find((m) => m.self)?.hello?.status === 'decommissioned' ? null : own;
-    const differ = new Map<string, readonly string[]>();
+    const differ = new Map<string, MemberView>();
     if (mine !== null) {
       const ours: OwnList = {
         names: mine,
@@ -129,12 +143,11 @@ export class MembershipCheck {
         if (m.self || m.state !== 'up' || h?.listed === undefined) continue;
         if (h.status === 'decommissioned' || !listsDiffer(ours, h.listed, h.unnamed ?? 0, h.kept))
           continue;
-        differ.set(m.name, h.listed);
+        differ.set(m.name, m);
       }
     }
-    this.#updateDecommissioned(mine, members, now);
-    const lasting = pastBound(this.#since, differ.keys(), now, this.#o.boundMs);
-    const reported = [...differ].filter(([name]) => lasting.includes(name));
+    this.#updateDecommissioned(mine, members, running);
+    const reported = lastingDifferences(this.#since, differ, running, this.#o.boundMs);
     // fromEntries: a member named `__proto__` stays an own property.
     this.#reported = Object.fromEntries(reported);
     const seen = reported.length === 0 ? '' : JSON.stringify([own, reported]);
@@ -219,6 +232,44 @@ export function listsDiffer(
   const extra = theirs.filter((n) => !mine.has(n) && !kept.has(n)).length;
   const missing = ours.names.filter((n) => !other.has(n) && !kept.has(n)).length;
   return extra > ours.unnamed || missing > theirUnnamed;
+}
+
+/** A member's list that differs from this node's (MembershipCheck.update). */
+interface Difference {
+  /** When this node first saw it (ms of this process's running time, pauses left out). */
+  readonly began: number;
+  /** When a hello received since `began` last showed it (the check after it arrived). */
+  shown: number;
+  /** The member's lastContact at `shown`: a new one is a hello received since. */
+  contact: number | null;
+}
+
+/**
+ * The members in `differ` whose difference has lasted at least `boundMs` of `running` time, as
+ * hellos received since it began show it, with their lists; `since` keeps each difference, and
+ * forgets the members that no longer differ.
+ */
+function lastingDifferences(
+  since: Map<string, Difference>,
+  differ: ReadonlyMap<string, MemberView>,
+  running: number,
+  boundMs: number,
+): [string, readonly string[]][] {
+  for (const name of [...since.keys()]) if (!differ.has(name)) since.delete(name);
+  const out: [string, readonly string[]][] = [];
+  for (const [name, m] of differ) {
+    const d = since.get(name);
+    if (d === undefined) {
+      since.set(name, { began: running, shown: running, contact: m.lastContact });
+      continue;
+    }
+    if (m.lastContact !== d.contact) {
+      d.shown = running;
+      d.contact = m.lastContact;
+    }
+    if (d.shown - d.began >= boundMs) out.push([name, m.hello?.listed ?? []]);
+  }
+  return out;
 }
 
 /**

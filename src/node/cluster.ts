@@ -600,6 +600,7 @@ export async function startCluster(
     names: () => membership.names(),
     unlisted: () => membership.unlisted(),
     unnamed: () => membership.unnamed(),
+    paused: () => membership.pausedMs(),
     boundMs: membershipSpreadMs(
       config.resolveIntervalMs,
       config.probeIntervalMs,

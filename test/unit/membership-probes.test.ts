@@ -27,6 +27,7 @@ function membershipOf(
   others: readonly MemberAddress[],
   probe: (m: MemberAddress) => Promise<HelloReply>,
   probeFailures: number,
+  probeIntervalMs = 60_000,
 ): Membership {
   const membership = new Membership({
     self,
@@ -34,8 +35,8 @@ function membershipOf(
     probe,
     selfHello: () => ({ name: 'n0' }) as HelloReply,
     resolveIntervalMs: 60_000,
-    // The tests probe themselves (probeNow): start() is never called.
-    probeIntervalMs: 60_000,
+    // The tests probe themselves (probeNow), unless they start() it with a shorter interval.
+    probeIntervalMs,
     probeFailures,
     logger: createLogger('silent', {}),
     registry: new Registry(),
@@ -121,5 +122,19 @@ describe('Membership probes', () => {
     n1 = { started: 3000 };
     await probe();
     expect(membership.interruptions()).toBe(2);
+  });
+
+  it('counts the time its event loop did not run (pausedMs)', async () => {
+    const membership = membershipOf([], () => Promise.reject(new Error('no members')), 3, 50);
+    await membership.start();
+    const probed = () => new Promise<void>((resolve) => membership.once('probed', () => resolve()));
+    await probed();
+    const before = membership.pausedMs();
+    // The event loop blocked for 600 ms, as a SIGSTOP stops it: the next tick comes that late.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 600);
+    // Two rounds: one may have started before the block.
+    await probed();
+    await probed();
+    expect(membership.pausedMs() - before).toBeGreaterThanOrEqual(600 - 50);
   });
 });
