@@ -1,6 +1,8 @@
 // The kinds of the newest records of the keys written last: what a write that wins on its version
 // alone needs to know of the record it replaces, without reading it (Storage.#applyOne).
 
+import { halfSipHash } from './halfsiphash.ts';
+
 /** No record: the key was never written, or its record was discarded. */
 export const ABSENT = -3;
 /** A tombstone (an expired record's too). */
@@ -47,25 +49,25 @@ function entrySize(keyBytes: number): number {
 }
 
 /**
- * FNV-1a's offset basis, made random per process: from the fixed one, anyone can make keys that
- * all reach one state (12 bytes each, by meeting in the middle: ~100,000 steps a key), so one hash
- * and one probe run in this index and the overlay's (QueuedWrites): 8,000 such keys took ~1 s of
- * the main thread in one table, and the work grows with the square of their number. Nothing keeps
- * these hashes beyond the process. Math.random (V8 seeds it from the OS at start): node:crypto is
- * loaded only when used (its memory, docs/memory.md), and nothing here needs more than a value
- * a client cannot know.
+ * This process's key for hashOf, random per process: with a fixed or guessable one, anyone can
+ * make keys that share a hash (from FNV-1a's fixed basis, 12-byte keys by meeting in the middle,
+ * ~100,000 steps a key; under a random basis, 300 such keys still had only 105 hashes in one
+ * run), so one probe run in this index and the overlay's (QueuedWrites): 8,000 such keys took
+ * ~1 s of the main thread in one table, and the work grows with the square of their number.
+ * Nothing keeps these hashes beyond the process. Math.random (V8 seeds it from the OS at start;
+ * nothing the node sends shows its output): node:crypto is loaded only when used (its memory,
+ * docs/memory.md).
  */
-const BASIS = (0x811c9dc5 ^ (Math.random() * 2 ** 32)) | 0;
+const KEY0 = (Math.random() * 2 ** 32) | 0;
+const KEY1 = (Math.random() * 2 ** 32) | 0;
 
-/** A 32-bit hash of a key's bytes: FNV-1a, then murmur3's finalizer for the low bits the index uses. */
+/**
+ * A 32-bit hash of a key's bytes: HalfSipHash-1-3 under this process's random key (the rounds
+ * Linux's hsiphash and Rust's HashMap use for hash tables), so no client can make keys that share
+ * one.
+ */
 export function hashOf(key: Uint8Array): number {
-  let h = BASIS ^ key.length;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key[i]!, 0x01000193);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return h ^ (h >>> 16);
+  return halfSipHash(key, KEY0, KEY1, 1, 3);
 }
 
 /**
