@@ -54,6 +54,12 @@ export interface RingKeeperOptions {
    */
   readonly listed?: () => boolean;
   /**
+   * How many addresses the member source lists that no member is known at yet
+   * (Membership.unnamed): while a settled holder is missing from the member list, the target
+   * does not settle (Topology.update). Absent: none.
+   */
+  readonly unnamed?: () => number;
+  /**
    * This node's name, and what drops its records once the cluster settled a ring without it
    * while it was away (see RingKeeper.update); absent: never dropped.
    */
@@ -116,7 +122,11 @@ export class RingKeeper {
           void this.save();
         }
         const before = topo.settledRing;
-        const c = topo.update(this.#o.members(), this.#o.listed?.() ?? true);
+        const c = topo.update(
+          this.#o.members(),
+          this.#o.listed?.() ?? true,
+          this.#o.unnamed?.() ?? 0,
+        );
         this.#report(c);
         if (c.adopted) this.#dropIfRemoved(before, c.adopted.ring);
         if (c.settledChanged) void this.save();

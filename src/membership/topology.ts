@@ -360,8 +360,12 @@ export class Topology {
    * while its DNS server failed move its data to a ring of itself alone and settle that ring at
    * an epoch above the cluster's, which every member then adopted (chaos seed 29004: reads
    * through it answered values overwritten while it was down).
+   *
+   * `unnamed`: addresses the source lists that have not said who they are yet (Membership.unnamed).
+   * While there are any, a holder of the settled ring that is no member here at all may be at
+   * one of them, and the target does not settle (#trySettle).
    */
-  update(members: readonly MemberView[], listed = true): RingChanges {
+  update(members: readonly MemberView[], listed = true, unnamed = 0): RingChanges {
     const before = this.#record;
     /** This node itself, when its hello says it runs again after its loss (#takeBackHandOffs). */
     let selfBack: string | null = null;
@@ -399,7 +403,7 @@ export class Topology {
     this.#noteLostDirectories(members);
     const names = members.filter(inRing).map((m) => m.name);
     const targetChanged = listed && names.length > 0 && this.#setMembers(names);
-    const settled = this.#trySettle(members);
+    const settled = this.#trySettle(members, unnamed);
     return {
       adopted,
       takenBack,
@@ -491,11 +495,13 @@ export class Topology {
    * Settles the target when every target member (this node included, through `members`) is up
    * and reports the target ring as routed and the transfer to it (transferId) as finished, and no
    * member that holds data in the settled ring is still handing it off (decommissioning: the
-   * target may lack what it holds until it is done). The new settled ring records each member's
-   * incarnation and an epoch above every one seen. True when it settled now.
+   * target may lack what it holds until it is done), nor any that this node cannot tell from an
+   * address the source lists without a name (`unnamed`, #holderUnheard). The new settled ring
+   * records each member's incarnation and an epoch above every one seen. True when it settled now.
    */
-  #trySettle(members: readonly MemberView[]): boolean {
+  #trySettle(members: readonly MemberView[], unnamed: number): boolean {
     if (!this.moving) return false;
+    if (unnamed > 0 && this.#holderUnheard(members)) return false;
     if (members.some((m) => this.#holderReporting(m, 'decommissioning'))) return false;
     const byName = new Map(members.map((m) => [m.name, m]));
     const id = this.#target.id;
@@ -514,6 +520,19 @@ export class Topology {
       this.#target,
     );
     return true;
+  }
+
+  /**
+   * Whether a holder of the settled ring (a member not recorded lost) is no member in `members`
+   * at all: a node started on a new data directory while that holder did not answer (stopped,
+   * cut off) cannot name its address (A records without PTR names), so the holder is neither a
+   * member nor in the target here. Settling that target counted every lost owner as refilled
+   * with what nobody streamed (scale-down.test: a key written v1 read as missing through a node
+   * back empty, whose target had left out the only member holding it).
+   */
+  #holderUnheard(members: readonly MemberView[]): boolean {
+    const r = this.#record;
+    return r.members.some((n) => !r.lost.includes(n) && !members.some((m) => m.name === n));
   }
 
   /**

@@ -710,6 +710,7 @@ export async function startCluster(
       return s.liveKeys + s.tombstones > 0;
     },
     listed: () => membership.sourceListed(),
+    unnamed: () => membership.unnamed(),
     removed: { self, active: () => rb.status === 'active', drop: dropTakenOut },
   });
   rings = keeper;

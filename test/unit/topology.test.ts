@@ -47,6 +47,29 @@ describe('Topology: settling', () => {
   });
 });
 
+describe('Topology: a settled holder this node cannot name', () => {
+  it('does not settle a target without a settled holder while the source lists an address no member is known at', () => {
+    // a and b are back on new data directories (recorded lost); c, the only holder, was stopped
+    // before a started, so a cannot name c's address (A records without PTR names): c is no
+    // member here and the target is {a, b}, whose transfer a and b finish at once (there is
+    // nothing to refill them from). Settled, it counted a and b as holding what only c holds.
+    const names = ['a', 'b', 'c'];
+    const record = settledRing(4, names, incs(['c']), ['a', 'b']);
+    const t = new Topology(names, record, RF);
+    const views = () => allDone(t, ['a', 'b']);
+    const c = t.update(views(), true, 1);
+    expect(c.targetChanged).toBe(true);
+    expect(t.target.members).toEqual(['a', 'b']);
+    expect(c.settled).toBe(false);
+    expect(t.update(views(), true, 1).settled).toBe(false);
+    expect(t.moving).toBe(true);
+    expect(t.settledRing).toEqual(record);
+    // Every address named and c listed at none: c left, and the ring settles without it.
+    expect(t.update(views(), true, 0).settled).toBe(true);
+    expect(t.settledRing.members).toEqual(['a', 'b']);
+  });
+});
+
 describe('Topology: a member list the source has not given yet', () => {
   it('sets no target from a list of this node alone until the source has listed members', () => {
     const names = ['a', 'b', 'c'];
