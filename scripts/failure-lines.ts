@@ -1,14 +1,14 @@
 // What a failed test run printed that says why: vitest's failure summary, else the run's last lines.
 // scripts/test-suites.ts prints it again once both runs have ended.
 
+import { stripVTControlCharacters } from 'node:util';
+
 /** Lines printed again per failed run, at most. */
 const SUMMARY_LINES = 120;
 /** Lines kept of each failure in the summary: its name, its error, the start of its diff or stack. */
 const FAILURE_LINES = 16;
 /** Lines kept from a failed run that printed no failure summary (it crashed or was killed). */
 const TAIL_LINES = 40;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: the terminal's colour codes
-const ANSI = /\x1b\[[0-9;]*m/g;
 const SUMMARY_START = /⎯⎯ (Failed Tests|Unhandled Errors?|Failed Suites)\b/;
 /** A failure's first line in vitest's summary, or another section's heading. */
 const FAILURE_START = /^\s*FAIL\s|⎯⎯ /;
@@ -23,7 +23,7 @@ export class FailureLines {
   #tail: string[] = [];
 
   add(line: string): void {
-    const plain = line.replace(ANSI, '');
+    const plain = stripVTControlCharacters(line);
     if (this.#summary === null && SUMMARY_START.test(plain)) this.#summary = [];
     if (this.#summary === null) {
       this.#tail.push(line);

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FailureLines } from '../../scripts/failure-lines.ts';
 
@@ -38,8 +39,7 @@ describe('FailureLines', () => {
     const lines = new FailureLines();
     for (const l of `${run.stdout}${run.stderr}`.split('\n')) lines.add(l);
     const kept = lines.lines().join('\n');
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: the colour codes vitest printed
-    expect(lines.lines()[0]!.replace(/\x1b\[[0-9;]*m/g, '')).toMatch(/⎯ Failed Tests 3 ⎯/);
+    expect(stripVTControlCharacters(lines.lines()[0]!)).toMatch(/⎯ Failed Tests 3 ⎯/);
     expect(kept).toMatch(/breaks loudly/);
     expect(kept).toMatch(/wanted-that/);
     expect(kept).toMatch(/differs at length/);
