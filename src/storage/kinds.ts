@@ -144,17 +144,18 @@ export class RecentKinds {
     this.#bound = maxBytes;
   }
 
-  get(key: Uint8Array): Kind | undefined {
+  /** `hash`: hashOf(key), when the caller has it already. */
+  get(key: Uint8Array, hash = hashOf(key)): Kind | undefined {
     if (this.#count === 0) return undefined;
-    const at = this.#find(key, hashOf(key));
+    const at = this.#find(key, hash);
     if (at < 0) return undefined;
     this.#hits++;
     return this.#ringF64[this.#slots[at]!]!; // the place / 8 + 1: the kind's f64
   }
 
-  set(key: Uint8Array, kind: Kind): void {
+  /** `hash`: hashOf(key), when the caller has it already. */
+  set(key: Uint8Array, kind: Kind, hash = hashOf(key)): void {
     if (this.#maxBytes <= 0) return;
-    const hash = hashOf(key);
     const at = this.#count === 0 ? -1 : this.#find(key, hash);
     if (at >= 0) {
       // A key known already keeps its place (the order is of first writes).

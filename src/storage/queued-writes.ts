@@ -68,8 +68,8 @@ export class QueuedWrites {
     return e < 0 ? undefined : this.#values[e];
   }
 
-  set(key: Uint8Array, value: Queued): void {
-    const hash = hashOf(key);
+  /** `hash`: hashOf(key), when the caller has it already. */
+  set(key: Uint8Array, value: Queued, hash = hashOf(key)): void {
     const e = this.#find(key, hash);
     if (e >= 0) {
       if (this.#values[e] === undefined) this.#live++;

@@ -8,7 +8,7 @@ import { dueEnd, expiryIndexKey, INDEX_START, parseExpiryIndexKey } from './expi
 import { guardLmdbRejections } from './health.ts';
 import { compareVersions, HybridClock, isValidVersion, type Version } from './hlc.ts';
 import { describeIoError } from './io-errors.ts';
-import { ABSENT, expiryOf, type Kind, kindOf, RecentKinds, TOMBSTONE } from './kinds.ts';
+import { ABSENT, expiryOf, hashOf, type Kind, kindOf, RecentKinds, TOMBSTONE } from './kinds.ts';
 import {
   checkLmdbFile,
   checkLmdbTrees,
@@ -853,10 +853,10 @@ export class Storage {
    * write already. (Counted after, the write whose value filled a batch was missing from the
    * stored counters until the next write: after a stop or a crash, for good.)
    */
-  #queue(key: Buffer, raw: Buffer | null): void {
+  #queue(key: Buffer, raw: Buffer | null, hash = hashOf(key)): void {
     this.#changes++;
     const queued = raw ?? new QueuedDelete();
-    this.#queued.set(key, queued);
+    this.#queued.set(key, queued, hash);
     if (this.#held) return;
     const size = queuedSize(key, queued);
     this.#uncommittedBytes += size;
@@ -993,8 +993,10 @@ export class Storage {
     const bucket = this.#newest.bucket(key);
     // Above every stored version of its key: the store's newest, or its bucket's bound.
     const above = newest || this.#newest.above(bucket, record.version);
+    // One hash of the key for the recent kinds and the overlay (hashOf: a keyed hash).
+    const hash = hashOf(key);
     const known =
-      above && !onlyIfLive && record.base === undefined ? this.#kinds.get(key) : undefined;
+      above && !onlyIfLive && record.base === undefined ? this.#kinds.get(key, hash) : undefined;
     let was = known;
     if (was === undefined) {
       // `old` is used only here, and nothing below reads LMDB (see #peek). Its value is never
@@ -1021,10 +1023,10 @@ export class Storage {
       if (was === TOMBSTONE) this.#watch(() => this.#tombs.remove(key));
     }
     this.#indexExpiry(key, was, next);
-    if (known !== next) this.#kinds.set(key, next);
+    if (known !== next) this.#kinds.set(key, next, hash);
     this.#newest.wrote(bucket, record.version, above);
     if (newest) s.hlc = record.version;
-    this.#queue(key, bytes);
+    this.#queue(key, bytes, hash);
     if (this.#wal === null) return true; // the replay: nothing to log, nor a first write
     this.#wal.append(WAL_PUT, key, bytes);
     if (this.#firstWrite !== null) this.#wroteFirst();
