@@ -47,6 +47,8 @@ export const ERROR_CODES = {
   KV_ERR_CORRUPT:
     'the data directory is damaged (write-ahead log or LMDB file); the node does not start (exit code 2)',
   KV_ERR_INTERNAL: 'an unexpected failure; the node keeps running',
+  KV_ERR_DISCOVERY:
+    'the member source could not be read: a --discovery DNS query failed (the server unreachable, SERVFAIL, REFUSED, no answer in time); logged with `member source failed`, never a reply: the node keeps the members it knows and asks again at the next --resolve-interval-ms',
   KV_ERR_PROTOCOL:
     'a RESP request is malformed or over a size limit, or an HTTP request was sent to the client port (nothing of it runs); one error reply, then the connection is closed',
   KV_ERR_CONFIG:

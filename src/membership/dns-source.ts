@@ -43,6 +43,26 @@ export interface DnsSourceOptions {
 const DEFAULT_TIMEOUT_MS = 5000;
 /** c-ares codes meaning "no such name" (NXDOMAIN) or "no records of that type" (NODATA). */
 const NOT_FOUND = new Set<unknown>([dns.NOTFOUND, dns.NODATA]);
+/**
+ * The other codes a resolver query fails with (its server, the network, the answer, the
+ * deadline): a failure outside the node, KV_ERR_DISCOVERY. Anything else is KV_ERR_INTERNAL.
+ */
+const DNS_FAILED = new Set<unknown>([
+  dns.FORMERR,
+  dns.SERVFAIL,
+  dns.NOTIMP,
+  dns.REFUSED,
+  dns.BADQUERY,
+  dns.BADNAME,
+  dns.BADFAMILY,
+  dns.BADRESP,
+  dns.CONNREFUSED,
+  dns.TIMEOUT,
+  dns.EOF,
+  dns.FILE,
+  dns.BADSTR,
+  dns.CANCELLED,
+]);
 const LABEL = /^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?$/;
 
 /**
@@ -66,7 +86,8 @@ const LABEL = /^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?$/;
  * The result is sorted by name with one member per name (pickByName; defaultPeerPort preferred,
  * then lower SRV priority, then host). NXDOMAIN/NODATA everywhere gives []. Any other DNS
  * failure of SRV, A or AAAA (SERVFAIL, REFUSED, unreachable server, no answer within timeoutMs)
- * rejects with KvError KV_ERR_INTERNAL naming the query, with the resolver error as its cause.
+ * rejects with KvError KV_ERR_DISCOVERY naming the query, with the resolver error as its cause
+ * (an error the resolver has no DNS code for: KV_ERR_INTERNAL).
  * Throws KV_ERR_INVALID_ARGUMENT at once for an invalid name, port or server.
  */
 export function dnsSource(opts: DnsSourceOptions): PeerSource {
@@ -161,14 +182,19 @@ async function lookup(q: Query): Promise<MemberAddress[]> {
   return pickByName(members, defaultPeerPort);
 }
 
-/** Runs one DNS query within the deadline: NXDOMAIN/NODATA -> [], other failures -> KvError. */
+/**
+ * Runs one DNS query within the deadline: NXDOMAIN/NODATA -> [], DNS failures -> KvError
+ * KV_ERR_DISCOVERY, anything else (not the resolver's) -> KV_ERR_INTERNAL.
+ */
 async function ask<T>(q: Query, type: string, of: string, run: () => Promise<T[]>): Promise<T[]> {
   try {
     return await Promise.race([run(), q.deadline]);
   } catch (err) {
-    if (NOT_FOUND.has(codeOf(err))) return [];
-    const text = `membership: dns:${q.opts.name}: ${type} query for ${of} failed (${codeOf(err) ?? err})`;
-    throw new KvError('KV_ERR_INTERNAL', text, { cause: err });
+    const code = codeOf(err);
+    if (NOT_FOUND.has(code)) return [];
+    const text = `membership: dns:${q.opts.name}: ${type} query for ${of} failed (${code ?? err})`;
+    const kind = DNS_FAILED.has(code) ? 'KV_ERR_DISCOVERY' : 'KV_ERR_INTERNAL';
+    throw new KvError(kind, text, { cause: err });
   }
 }
 

@@ -234,11 +234,15 @@ describe('dnsSource failures', () => {
   it('rejects on SERVFAIL of the SRV query and of the A query', async () => {
     server.fail(ZONE, 'SERVFAIL');
     const err = await rejection(source(ZONE).resolve());
+    // A failure outside the node, not an internal error (KV_ERR_INTERNAL buried real ones in logs).
+    expect(err.code).toBe('KV_ERR_DISCOVERY');
     expect(err.message).toBe(`membership: dns:${ZONE}: SRV query for ${ZONE} failed (ESERVFAIL)`);
     expect((err.cause as { code?: string }).code).toBe('ESERVFAIL');
     server.clear(ZONE);
     server.fail('a-fails.test', 'REFUSED', 'A');
-    expect((await rejection(source('a-fails.test').resolve())).message).toBe(
+    const refused = await rejection(source('a-fails.test').resolve());
+    expect(refused.code).toBe('KV_ERR_DISCOVERY');
+    expect(refused.message).toBe(
       'membership: dns:a-fails.test: A query for a-fails.test failed (EREFUSED)',
     );
     server.clear('a-fails.test');
@@ -258,6 +262,7 @@ describe('dnsSource failures', () => {
       });
     const [, err] = await Promise.all([ask(2400), ask(600)]);
     expect(ended).toEqual([600, 2400]);
+    expect(err.code).toBe('KV_ERR_DISCOVERY');
     expect(err.message).toContain(`SRV query for ${ZONE} failed (ETIMEOUT)`);
     server.clear(ZONE);
   });
@@ -272,6 +277,7 @@ describe('dnsSource failures', () => {
     const err = await rejection(s.resolve());
     // Bounded well below the 5 s default: the 600 ms given is what ends it, not a hang.
     expect(Date.now() - started).toBeLessThan(3000);
+    expect(err.code).toBe('KV_ERR_DISCOVERY');
     expect(err.message).toMatch(/SRV query for .* failed \((ECONNREFUSED|ETIMEOUT)\)$/);
   });
 });

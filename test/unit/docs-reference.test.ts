@@ -81,7 +81,7 @@ describe('metric names in the docs, alerts and dashboard', () => {
 });
 
 describe('error codes', () => {
-  /** Codes only peers, the start-up or backups use: never a reply on the client port. */
+  /** Codes only peers, the start-up, backups or logs use: never a reply on the client port. */
   const INTERNAL: readonly ErrorCode[] = [
     'KV_ERR_PEER_UNAVAILABLE',
     'KV_ERR_PEER_TIMEOUT',
@@ -97,6 +97,7 @@ describe('error codes', () => {
     'KV_ERR_DATA_DIR_LOCKED',
     'KV_ERR_BACKUP',
     'KV_ERR_PROTOCOL', // RESP sends Redis's own `-ERR Protocol error: ...`
+    'KV_ERR_DISCOVERY', // logged by membership (`member source failed`)
   ];
 
   it('that a client can receive are each in docs/protocol.md or docs/redis.md', () => {
