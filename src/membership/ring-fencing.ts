@@ -34,6 +34,12 @@ export interface RingFencingOptions {
     readonly failures: number;
     readonly timeoutMs: number;
   };
+  /**
+   * Whether this node saw `name` report its decommission finished (Topology.sawDecommissioned):
+   * a refused sender that did left the ring by handing its data off, not taken out of it. Absent:
+   * never known (the refusal says it may be either).
+   */
+  readonly decommissioned?: (name: string) => boolean;
   /** The monotonic clock (ms), for tests; performance.now by default. */
   readonly now?: () => number;
   readonly logger: Logger;
@@ -48,7 +54,9 @@ export interface RingFencingOptions {
  * whether it lists the addressee), and the receiver refuses it (KV_ERR_STALE_RING) when
  * - the sender holds data of an older ring than the receiver's, which does not list it: the
  *   sender was taken out (its old data must not land, and its reads must not count; an apply of
- *   records too recent to be under a collected tombstone lands: freshWithinMs);
+ *   records too recent to be under a collected tombstone lands: freshWithinMs), or it was
+ *   decommissioned and sends on as it stops (its copies no longer count either; the refusal
+ *   says which when this node saw its hand-off: RingFencingOptions.decommissioned);
  * - the sender's ring is newer, leaves the receiver out, and the receiver's own ring lists it: the
  *   receiver was taken out (what it would answer or take belongs to a ring the others left).
  * Either way the member that is behind asks the members for their rings at once (a refused
@@ -247,16 +255,23 @@ export class RingFencing {
     const [epoch, sender, addressee] = f;
     if (epoch > 0 && epoch < r.epoch && sender !== '' && !this.#lists(r, sender)) {
       if (this.#fresh(oldest)) return null;
+      // Said as this node knows it: a member it saw hand its data off, or one that left somehow.
+      const handedOff = this.#o.decommissioned?.(sender) === true;
       if (this.#refused.get(sender) !== r.epoch) {
         this.#refused.set(sender, r.epoch);
         this.#o.logger.warn(
           { member: sender, epoch, settled: r.epoch },
-          'refusing data from a member taken out of the ring (it holds data of an older ring): it learns the ring from the refusal',
+          handedOff
+            ? 'refusing data from a decommissioned member (it holds data of the ring it handed off): it learns the ring from the refusal'
+            : "refusing data from a member this node's settled ring leaves out (it holds data of an older ring: taken out of the ring, or decommissioned unseen by this node): it learns the ring from the refusal",
         );
       }
+      const left = handedOff
+        ? 'it was decommissioned (its hand-off finished), and its copies no longer count'
+        : 'it left the ring (taken out without a decommission, or decommissioned unseen by this node) and may hold values deleted since';
       return new KvError(
         'KV_ERR_STALE_RING',
-        `replica: ${sender} sent data as a holder of settled ring epoch ${epoch}; this node's (epoch ${r.epoch}) leaves it out: it was taken out of the ring and may hold values deleted since`,
+        `replica: ${sender} sent data as a holder of settled ring epoch ${epoch}; this node's (epoch ${r.epoch}) leaves it out: ${left}`,
       );
     }
     if (r.epoch > 0 && epoch > r.epoch && addressee === 0 && this.#lists(r, this.#o.self)) {

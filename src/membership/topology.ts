@@ -617,6 +617,15 @@ export class Topology {
   }
 
   /**
+   * Whether a hello of `name` said `decommissioned` (its hand-off finished) and none since said
+   * another status: kept after it left the member list, for what this process still hears of it
+   * (RingFencing says a refused sender was decommissioned, not taken out of the ring).
+   */
+  sawDecommissioned(name: string): boolean {
+    return this.#handedOff.has(name);
+  }
+
+  /**
    * The ring the lost owner `name` handed its data off to, as far as this node knows: the one
    * its own decommissioned hello reported, or without one, the one the settled record keeps
    * (SettledRing.handedOff: the member that recorded the loss saw that hello, and a member

@@ -2,7 +2,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
-import { RingFencing, settledRing } from '../../src/membership/index.ts';
+import { RingFencing, settledRing, Topology } from '../../src/membership/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import {
   createReplicaHandler,
@@ -11,6 +11,8 @@ import {
   type SettledRing,
 } from '../../src/replica/index.ts';
 import { encodeRecord, Storage } from '../../src/storage/index.ts';
+import { captureLog } from '../helpers/log-capture.ts';
+import { allDone, incs, view } from '../helpers/member-views.ts';
 import { cleanup, tempDir } from '../helpers/node-process.ts';
 
 const opened: Storage[] = [];
@@ -97,6 +99,53 @@ describe('RingFencing', () => {
     expect(fencingOf('a', THREE, -5).fencing.check(f, () => Date.now())?.code).toBe(
       'KV_ERR_STALE_RING',
     );
+  });
+
+  it('says a refused sender it saw finish a decommission was decommissioned, not taken out of the ring', () => {
+    // a, b, c, d settled at epoch 3; d decommissions: it hands off (recorded lost for it, epoch
+    // 4), the ring without it settles (epoch 5, the same update), and d leaves a's member list. d, stopping, still
+    // holds epoch 3 and sends a its data (chaos 35102-e: 285 ms after its hand-off).
+    const names = ['a', 'b', 'c', 'd'];
+    const t = new Topology(names, settledRing(3, names, incs(names)), 3);
+    const leaving = allDone(t, names);
+    leaving[3] = view('d', t, { status: 'decommissioning' });
+    expect(t.update(leaving).targetChanged).toBe(true);
+    const gone = () => [...allDone(t, ['a', 'b', 'c']), view('d', t, { status: 'decommissioned' })];
+    const c = t.update(gone());
+    expect([c.handedOff, c.settled]).toEqual([['d'], true]);
+    t.update(allDone(t, ['a', 'b', 'c']));
+    expect(t.settledRing.epoch).toBe(5);
+    expect(t.settledRing.members).toEqual(['a', 'b', 'c']);
+    const log = captureLog('warn');
+    const receiver = new RingFencing({
+      self: 'a',
+      settled: () => t.settledRing,
+      learn: async () => {},
+      decommissioned: (name) => t.sawDecommissioned(name),
+      logger: log.logger,
+    });
+    const fromD = receiver.check([3, 'd', 1]);
+    expect(fromD?.code).toBe('KV_ERR_STALE_RING');
+    // Before: "it was taken out of the ring", which says it left without a decommission.
+    expect(fromD?.message).toBe(
+      "replica: d sent data as a holder of settled ring epoch 3; this node's (epoch 5) leaves it out: it was decommissioned (its hand-off finished), and its copies no longer count",
+    );
+    // A member a saw no decommission of (out of the member source while away, or decommissioned
+    // while a did not hear it): a cannot tell which.
+    const fromE = receiver.check([3, 'e', 1]);
+    expect(fromE?.message).toBe(
+      "replica: e sent data as a holder of settled ring epoch 3; this node's (epoch 5) leaves it out: it left the ring (taken out without a decommission, or decommissioned unseen by this node) and may hold values deleted since",
+    );
+    expect(log.records().map((r) => [r.member, r.msg])).toEqual([
+      [
+        'd',
+        'refusing data from a decommissioned member (it holds data of the ring it handed off): it learns the ring from the refusal',
+      ],
+      [
+        'e',
+        "refusing data from a member this node's settled ring leaves out (it holds data of an older ring: taken out of the ring, or decommissioned unseen by this node): it learns the ring from the refusal",
+      ],
+    ]);
   });
 
   it('lets through rings of one epoch, members of both rings, joiners and senders without a ring', () => {
