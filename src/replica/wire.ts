@@ -205,8 +205,10 @@ export function readApplyPlacement(body: unknown): string | undefined {
 }
 
 /**
- * `scan` request: bounds of 0 to MAX_KEY_BYTES bytes (`e` may be null: to the end), booleans
- * `ie`/`xs`/`h` (absent: false) and a limit `l` of 1 to `maxEntries`.
+ * `scan` request: a start `s` of 0 to MAX_KEY_BYTES bytes, an end `e` of 1 to MAX_KEY_BYTES or
+ * null (to the end; an empty one, the empty key, is KV_ERR_INVALID_KEY: no member sends it, and
+ * LMDB would read it as no end), booleans `ie`/`xs`/`h` (absent: false) and a limit `l` of 1 to
+ * `maxEntries`.
  */
 export function readScanRequest(
   body: unknown,
@@ -220,7 +222,7 @@ export function readScanRequest(
   }
   return {
     s: key(b.s, 'request', 's', true),
-    e: b.e === null || b.e === undefined ? null : key(b.e, 'request', 'e', true),
+    e: b.e === null || b.e === undefined ? null : key(b.e, 'request', 'e'),
     ie: flag(b.ie, 'request', 'ie'),
     xs: flag(b.xs, 'request', 'xs'),
     l,

@@ -7,7 +7,10 @@ import { decodeRecord, type StoredRecord } from './record.ts';
 export interface ScanBounds {
   /** First key (inclusive unless `exclusiveStart`). */
   readonly start: Buffer;
-  /** Last key: exclusive by default, inclusive with `inclusiveEnd`; null scans to the end. */
+  /**
+   * Last key: exclusive by default, inclusive with `inclusiveEnd`; null scans to the end. An
+   * empty one is the empty key, before every stored key: the scan finds nothing.
+   */
   readonly end: Buffer | null;
   readonly inclusiveEnd?: boolean;
   readonly exclusiveStart?: boolean;

@@ -1081,12 +1081,17 @@ export class Storage {
    * consistent snapshot.
    */
   *scan(bounds: ScanBounds): Generator<ScannedRecord> {
-    const range = this.#data.getRange({
-      start: bounds.start,
-      ...(bounds.end === null ? {} : { end: bounds.end }),
-      inclusiveEnd: bounds.inclusiveEnd ?? false,
-      exclusiveStart: bounds.exclusiveStart ?? false,
-    });
+    // An empty end is the empty key (ScanBounds), which lmdb-js takes as no end: LMDB holds no
+    // key at or below it (keys are never empty), so it is not asked; the overlay reads it right.
+    const range =
+      bounds.end?.length === 0
+        ? []
+        : this.#data.getRange({
+            start: bounds.start,
+            ...(bounds.end === null ? {} : { end: bounds.end }),
+            inclusiveEnd: bounds.inclusiveEnd ?? false,
+            exclusiveStart: bounds.exclusiveStart ?? false,
+          });
     // Writes LMDB has not committed yet (acknowledged: they are in the log) merged in.
     const overlay = this.#nothingQueued()
       ? []

@@ -168,6 +168,13 @@ describe('peer request decoders', () => {
       () => readScanRequest({ s: k, l: 1, ie: 'y' }, 100),
       'KV_ERR_INVALID_ARGUMENT',
     ],
+    // An empty end would be the empty key (nothing), not "no end" (null says that): no member
+    // sends one, and the store's two paths read it differently before.
+    [
+      'scan end empty',
+      () => readScanRequest({ s: Buffer.alloc(0), e: Buffer.alloc(0), l: 1 }, 100),
+      'KV_ERR_INVALID_KEY',
+    ],
     ['scan headers only', () => readScanRequest({ s: k, l: 1, h: true }, 100), 'ok'],
     ['scan h text', () => readScanRequest({ s: k, l: 1, h: 1 }, 100), 'KV_ERR_INVALID_ARGUMENT'],
     ['get headers only', () => readGetRequest({ k, h: true }), 'ok'],

@@ -118,6 +118,9 @@ describe('parseRespRequest: data commands', () => {
     expect(errorOf('SET', 'k', 'v', 'EX', '10', 'PX', '10')).toBe('-ERR syntax error');
     expect(errorOf('RANGE', 'a', 'b', 'LIMIT')).toBe('-ERR syntax error');
     expect(errorOf('RANGE', 'a', 'b', 'LIMIT', '0')).toMatch(/^-ERR INVALID_ARGUMENT /);
+    // An empty bound is no key (the text protocol cannot send one: its fields are never empty).
+    expect(errorOf('RANGE', 'a', '')).toMatch(/^-ERR INVALID_KEY protocol: end is empty/);
+    expect(errorOf('RANGE', '', 'a')).toMatch(/^-ERR INVALID_KEY protocol: start is empty/);
     expect(errorOf('CLUSTER', 'INFO')).toBe('-ERR This instance has cluster support disabled');
   });
 

@@ -271,6 +271,27 @@ describe('Storage write-ahead log', () => {
     expect(live({ start: b('k-'), end: null })).toEqual(all);
   });
 
+  it('a scan whose end is the empty key finds nothing, before and after LMDB committed the writes', async () => {
+    const s = openStore();
+    const keys = (bounds: Parameters<Storage['scan']>[0]) =>
+      [...s.scan(bounds)].map((r) => r.key.toString());
+    const ends = [
+      { start: b(''), end: b('') },
+      { start: b(''), end: b(''), inclusiveEnd: true },
+    ];
+    // Queued in one synchronous turn: the overlay answers (an empty end is the empty key).
+    const acks = ['a', 'b'].map((k) =>
+      s.apply(b(k), { version: s.clock.now(), tombstone: false, value: b(k) }),
+    );
+    for (const bounds of ends) expect(keys(bounds)).toEqual([]);
+    await Promise.all(acks);
+    await s.flush();
+    // Committed: LMDB answers. Before, it took an empty end as none: ['a', 'b'].
+    for (const bounds of ends) expect(keys(bounds), JSON.stringify(bounds)).toEqual([]);
+    // No end is said with null.
+    expect(keys({ start: b(''), end: null })).toEqual(['a', 'b']);
+  });
+
   it('reads and scans see the newest write of a key while older batches of it are on their way to LMDB', async () => {
     const s = openStore();
     const put = (k: string, v: string) =>
