@@ -19,6 +19,8 @@ export interface StorageMetrics {
   readonly walReplayed: Gauge;
   /** Counts the store becoming stalled. */
   readonly stalls: Counter;
+  /** Counts records that landed late where the store held the key (Storage.#asLanded). */
+  readonly lateTombstones: Counter;
   /** One write-ahead log group commit: its sync time, records and bytes. */
   walSynced(seconds: number, records: number, bytes: number): void;
 }
@@ -87,6 +89,11 @@ export function registerStorageMetrics(
     help: 'Times the disk stalled (an operation outstanding past --storage-stall-timeout-ms).',
     registers: [registry],
   });
+  const lateTombstones = new Counter({
+    name: 'kvstore_storage_late_tombstones_total',
+    help: 'Tombstones (and values expired already) that landed where this node held their key later than a tombstone copy can (its timeout plus --max-clock-offset-ms after they took effect: a hint after an outage, a late repair); each is kept a grace from when it landed, on every member (docs/cluster.md).',
+    registers: [registry],
+  });
   const commitSeconds = new HotHistogram({
     ...UNLABELED,
     name: 'kvstore_storage_commit_duration_seconds',
@@ -122,6 +129,7 @@ export function registerStorageMetrics(
     commitSeconds,
     walReplayed,
     stalls,
+    lateTombstones,
     walSynced(seconds, records, bytes) {
       walSyncSeconds.observe(seconds);
       walGroupRecords.observe(records);

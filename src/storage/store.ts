@@ -584,7 +584,18 @@ export class Storage {
 
   /** #applyOne as apply() decides it, without a closure per write (see #durable). */
   readonly #applyOneOf = (key: Buffer, record: StoredRecord): boolean =>
-    this.#applyOne(key, this.#asLanded(key, record), false);
+    this.#applyLanded(key, record, this.#asLanded(key, record));
+
+  /**
+   * Applies `landed` (#asLanded of `record`), counting it in kvstore_storage_late_tombstones_total
+   * when it landed late (moved) and was taken. `raw`: `record`'s bytes, if at hand.
+   */
+  #applyLanded(key: Buffer, record: StoredRecord, landed: StoredRecord, raw?: Buffer): boolean {
+    if (landed === record) return this.#applyOne(key, record, false, raw);
+    const applied = this.#applyOne(key, landed, false);
+    if (applied) this.#metrics?.lateTombstones.inc();
+    return applied;
+  }
 
   /** Applies many entries (last write wins each); resolves with how many applied, once durable. */
   applyBatch(entries: readonly Entry[]): Promise<number> {
@@ -597,10 +608,8 @@ export class Storage {
     return this.#durable(() => {
       let n = 0;
       for (const e of entries) {
-        const record = this.#asLanded(e.key, e.record);
         // Moved (landed late): its bytes are encoded again.
-        const raw = record === e.record ? e.raw : undefined;
-        if (this.#applyOne(e.key, record, false, raw)) n++;
+        if (this.#applyLanded(e.key, e.record, this.#asLanded(e.key, e.record), e.raw)) n++;
       }
       return n;
     });

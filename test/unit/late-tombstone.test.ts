@@ -61,11 +61,13 @@ const later = fakeDateEachTest();
  */
 function cluster(offset = OFFSET) {
   const names = ['a', 'b', 'c'];
+  const registries = new Map(names.map((n) => [n, new Registry()]));
   const stores = new Map<string, Storage>(
     names.map((n) => {
       const s = Storage.open({
         path: tempDir(),
         nodeName: n,
+        registry: registries.get(n)!,
         lateLandingMs: lateLandingMs(PEER_TIMEOUT, GRACE, offset),
         ...(offset > 0 ? { maxClockOffsetMs: offset } : {}),
       });
@@ -189,6 +191,14 @@ function cluster(offset = OFFSET) {
     release,
     repairOfC,
     appliedOn: (n: string) => applied.get(n)!,
+    /** kvstore_storage_late_tombstones_total of each member, in name order. */
+    late: () =>
+      Promise.all(
+        names.map(async (n) => {
+          const m = registries.get(n)!.getSingleMetric('kvstore_storage_late_tombstones_total');
+          return m === undefined ? 'none' : (await m.get()).values[0]?.value;
+        }),
+      ),
   };
 }
 
@@ -264,8 +274,14 @@ describe('a tombstone that landed late is collected no sooner than the grace aft
     await c.whenHeld('read');
     // The hints are delivered: every owner holds the tombstone, 3 s after its version.
     later(10);
+    expect(await c.late()).toEqual([0, 0, 0]);
     await c.deliverHints('k', tombstone);
     expect(c.holds('k')).toEqual(['a:tombstone', 'b:tombstone', 'c:tombstone']);
+    // Late where a and b held the value (counted), and on c, which held nothing (kept as it was).
+    expect(await c.late()).toEqual([1, 1, 0]);
+    // Delivered again (a retried hint): the same write, nothing more lands late.
+    await c.deliverHints('k', tombstone);
+    expect(await c.late()).toEqual([1, 1, 0]);
     // The grace after the tombstone's version: collection finds every member with it, no hints.
     vi.setSystemTime(tombstone.version.wall + GRACE + 1);
     const removed = await c.collectAll();
@@ -374,6 +390,8 @@ describe('a tombstone that landed late is collected no sooner than the grace aft
     // Before: c held k's tombstone too.
     expect(c.holds('k')[2]).toBe('c:none');
     expect(c.appliedOn('c')).toBe(1);
+    // Every copy landed where nothing was, or in time: none counted late.
+    expect(await c.late()).toEqual([0, 0, 0]);
   });
 
   it("an anti-entropy pass of two members outside a delete's write quorum (RF - W = 2) does not bring the value back", async () => {
