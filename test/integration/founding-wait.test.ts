@@ -159,6 +159,16 @@ describe('a member back on an empty data directory while its DNS server fails', 
       .toContain('the member source has listed no member yet');
     // Before, it served at once from a ring of itself alone: 20 of 20 keys read wrong.
     expect(await servedFirst(back.started, waiting, keys)).toEqual({ first: 'waiting', wrong: 0 });
+    // Each failed resolve is logged as a DNS failure, never as an internal error (before:
+    // KV_ERR_INTERNAL, 345 such lines in a chaos run, burying real ones).
+    const failed = back.spawned.logs.filter((l) => l.msg === 'member source failed');
+    expect(failed.length).toBeGreaterThan(0);
+    expect([
+      ...new Set(failed.map((l) => (l.err as { code?: unknown } | undefined)?.code)),
+    ]).toEqual(['KV_ERR_DISCOVERY']);
+    expect(back.spawned.logs.filter((l) => JSON.stringify(l).includes('KV_ERR_INTERNAL'))).toEqual(
+      [],
+    );
 
     dns.clear(SERVICE);
     dns.setA(SERVICE, hosts);
