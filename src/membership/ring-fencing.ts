@@ -35,9 +35,10 @@ export interface RingFencingOptions {
     readonly timeoutMs: number;
   };
   /**
-   * Whether this node saw `name` report its decommission finished (Topology.sawDecommissioned):
-   * a refused sender that did left the ring by handing its data off, not taken out of it. Absent:
-   * never known (the refusal says it may be either).
+   * Whether `name` finished its decommission, as this node knows: its own status for itself, a
+   * hello it saw for a member (Topology.sawDecommissioned). A member that did left the ring by
+   * handing its data off, not taken out of it, and the refusal says so. Absent: never known (a
+   * refused sender's refusal says it may be either).
    */
   readonly decommissioned?: (name: string) => boolean;
   /** The monotonic clock (ms), for tests; performance.now by default. */
@@ -280,9 +281,13 @@ export class RingFencing {
         r.epoch,
         'refusing data for a newer settled ring that leaves this node out: asking the members for their rings',
       );
+      const left =
+        this.#o.decommissioned?.(this.#o.self) === true
+          ? 'was decommissioned (its hand-off finished) and learns the newer ring now'
+          : 'was taken out of the ring and learns it now';
       return new KvError(
         'KV_ERR_STALE_RING',
-        `replica: the sender's settled ring (epoch ${epoch}) leaves this node out, and this node's (epoch ${r.epoch}) lists it: this node was taken out of the ring and learns it now`,
+        `replica: the sender's settled ring (epoch ${epoch}) leaves this node out, and this node's (epoch ${r.epoch}) lists it: this node ${left}`,
       );
     }
     return null;

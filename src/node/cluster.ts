@@ -321,8 +321,11 @@ export async function startCluster(
     self,
     settled: () => topology?.settledRing,
     learn: () => learnRings(),
-    // A refusal says a member this node saw hand off was decommissioned, not taken out.
-    decommissioned: (name) => topology?.sawDecommissioned(name) === true,
+    // A refusal says a member (this node too) that handed off was decommissioned, not taken out.
+    decommissioned: (name) =>
+      name === self
+        ? (rebalancer?.status ?? savedStatus) === 'decommissioned'
+        : topology?.sawDecommissioned(name) === true,
     // What it writes now is taken: no tombstone it could outlive was collected (RingFencing).
     freshWithinMs: freshWithin,
     // Reads it would answer alone wait until a member said lately that its ring is current.

@@ -78,8 +78,24 @@ describe('RingFencing', () => {
   it('refuses, as a holder of an older ring, a sender whose newer ring leaves it out, and asks for the rings', () => {
     const { fencing: stale, state } = fencingOf('d', FOUR);
     const sender = fencingOf('a', THREE).fencing;
-    expect(stale.check(sender.fence('d')!)?.code).toBe('KV_ERR_STALE_RING');
+    const refused = stale.check(sender.fence('d')!);
+    expect(refused?.code).toBe('KV_ERR_STALE_RING');
+    expect(refused?.message).toBe(
+      "replica: the sender's settled ring (epoch 4) leaves this node out, and this node's (epoch 3) lists it: this node was taken out of the ring and learns it now",
+    );
     expect(state.asked).toBe(1);
+    // d finished its own decommission (a hand-off, not taken out) and has not adopted the ring
+    // without it yet. Before, it said it was taken out of the ring.
+    const handedOff = new RingFencing({
+      self: 'd',
+      settled: () => FOUR,
+      learn: async () => {},
+      decommissioned: (name) => name === 'd',
+      logger: createLogger('silent', {}),
+    });
+    expect(handedOff.check(sender.fence('d')!)?.message).toBe(
+      "replica: the sender's settled ring (epoch 4) leaves this node out, and this node's (epoch 3) lists it: this node was decommissioned (its hand-off finished) and learns the newer ring now",
+    );
   });
 
   it('takes an apply from a member taken out only when every record is newer than the grace allows to collect', () => {
