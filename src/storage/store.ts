@@ -588,7 +588,8 @@ export class Storage {
 
   /**
    * Applies `landed` (#asLanded of `record`), counting it in kvstore_storage_late_tombstones_total
-   * when it landed late (moved) and was taken. `raw`: `record`'s bytes, if at hand.
+   * when it landed late (moved) and was taken. `raw`: `record`'s bytes, if at hand (a moved
+   * record's are encoded again).
    */
   #applyLanded(key: Buffer, record: StoredRecord, landed: StoredRecord, raw?: Buffer): boolean {
     if (landed === record) return this.#applyOne(key, record, false, raw);
@@ -608,7 +609,6 @@ export class Storage {
     return this.#durable(() => {
       let n = 0;
       for (const e of entries) {
-        // Moved (landed late): its bytes are encoded again.
         if (this.#applyLanded(e.key, e.record, this.#asLanded(e.key, e.record), e.raw)) n++;
       }
       return n;
