@@ -36,7 +36,7 @@ export const ERROR_CODES = {
   KV_ERR_HANDED_OFF:
     'a replica was asked for data after its decommission hand-off finished: the ring without it holds everything it held, and its copies no longer count',
   KV_ERR_STALE_RING:
-    "a peer refused data because one of the two members' settled rings is newer and leaves the other out: that one left the ring (taken out without a decommission, when it may hold values deleted since, or decommissioned: its copies no longer count); it asks the members for their rings at once, then, taken out while active, drops its records",
+    "a peer refused data because one of the two members' settled rings is newer and leaves the other out: that one left the ring (taken out without a decommission, when it may hold values deleted since, or decommissioned: its copies no longer count); it asks the members for their rings at once, and one taken out while active then drops its records",
   KV_ERR_STORAGE: 'the storage engine failed; the write was not acknowledged',
   KV_ERR_STORAGE_STALLED:
     "this node's disk stopped answering (a log sync or LMDB commit outstanding past --storage-stall-timeout-ms); it refuses commands until the disk answers again: use another node. A write refused this way was not acknowledged",

@@ -59,7 +59,8 @@ export interface RingFencingOptions {
  *   decommissioned and sends on as it stops (its copies no longer count either; the refusal
  *   says which when this node saw its hand-off: RingFencingOptions.decommissioned);
  * - the sender's ring is newer, leaves the receiver out, and the receiver's own ring lists it: the
- *   receiver was taken out (what it would answer or take belongs to a ring the others left).
+ *   receiver was taken out (what it would answer or take belongs to a ring the others left), or
+ *   it finished its own decommission and has not adopted that ring yet.
  * Either way the member that is behind asks the members for their rings at once (a refused
  * sender on the refusal, a refusing receiver as it refuses), adopts the newer one, and drops its
  * records (RingKeeper); its requests then carry that ring's fence and are taken as any joiner's.
