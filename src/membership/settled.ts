@@ -27,7 +27,8 @@ export function parseSettled(saved: unknown): SettledRing | null {
     for (const [name, ring] of Object.entries(off)) if (isName(ring)) handedOff[name] = ring;
   }
   const lost = (r.lost ?? []) as string[];
-  return settledRing(r.epoch, r.members as string[], incarnations, lost, handedOff);
+  const back = Array.isArray(r.takenBack) ? r.takenBack.filter(isName) : [];
+  return settledRing(r.epoch, r.members as string[], incarnations, lost, handedOff, back);
 }
 
 /**
@@ -47,8 +48,9 @@ export function lostAt(record: SettledRing, self: string, decommissioned: boolea
 
 /**
  * A settled ring record: members sorted and unique; lost ones sorted, only members; incarnations
- * only of members not lost; hand-offs (`handedOff`) only of lost members, the field left out
- * when there is none (the record then reads as older versions made it).
+ * only of members not lost; hand-offs (`handedOff`) only of lost members not taken back; taken
+ * back ones (`takenBack`) only of lost members; each of the last two fields left out when it is
+ * empty (the record then reads as older versions made it).
  */
 export function settledRing(
   epoch: number,
@@ -56,19 +58,46 @@ export function settledRing(
   incarnations: Readonly<Record<string, string>>,
   lost: readonly string[] = [],
   handedOff: Readonly<Record<string, string>> = {},
+  takenBack: readonly string[] = [],
 ): SettledRing {
   const names = [...new Set(members)].sort();
   const gone = names.filter((n) => lost.includes(n));
+  const back = gone.filter((n) => takenBack.includes(n));
   const kept: Record<string, string> = {};
   const off: Record<string, string> = {};
   for (const n of names) {
     const id = own(incarnations, n);
     if (id !== undefined && !gone.includes(n)) kept[n] = id;
     const ring = own(handedOff, n);
-    if (ring !== undefined && gone.includes(n)) off[n] = ring;
+    if (ring !== undefined && gone.includes(n) && !back.includes(n)) off[n] = ring;
   }
-  const record = { epoch, members: names, incarnations: kept, lost: gone };
-  return Object.keys(off).length === 0 ? record : { ...record, handedOff: off };
+  const record: SettledRing = { epoch, members: names, incarnations: kept, lost: gone };
+  return {
+    ...record,
+    ...(Object.keys(off).length === 0 ? {} : { handedOff: off }),
+    ...(back.length === 0 ? {} : { takenBack: back }),
+  };
+}
+
+/**
+ * `record` with other hand-offs and take-backs (settledRing's last two arguments; a take-back
+ * keeps the name's hand-off out).
+ */
+export function withHandOffs(
+  record: SettledRing,
+  handedOff: Readonly<Record<string, string>> | undefined,
+  takenBack: readonly string[] | undefined,
+  epoch = record.epoch,
+): SettledRing {
+  const { members, incarnations, lost } = record;
+  return settledRing(epoch, members, incarnations, lost, handedOff, takenBack);
+}
+
+/** Whether two records keep the same hand-offs and take-backs. */
+export function sameHandOffs(a: SettledRing, b: SettledRing): boolean {
+  const off = (r: SettledRing) => JSON.stringify(Object.entries(r.handedOff ?? {}).sort());
+  const back = (r: SettledRing) => JSON.stringify(r.takenBack ?? []);
+  return off(a) === off(b) && back(a) === back(b);
 }
 
 /**

@@ -9,9 +9,11 @@ import {
   newestReported,
   own,
   runsAgainAfterLoss,
+  sameHandOffs,
   sameNames,
   sameRecord,
   settledRing,
+  withHandOffs,
 } from './settled.ts';
 
 /** The replicas of one key, and how many of each ring's replicas must answer. */
@@ -475,19 +477,25 @@ export class Topology {
       (n) => n === self || (this.#backAfterLoss.has(n) && saidSince(n)),
     );
     if (back.length === 0) return [];
-    const kept = Object.fromEntries(Object.entries(off).filter(([n]) => !back.includes(n)));
-    const record = settledRing(this.#nextEpoch(), r.members, r.incarnations, r.lost, kept);
-    this.#setRecord(record, this.#settled);
+    // Recorded (takenBack): a record of this epoch or a newer one that kept the hand-off, made by
+    // a member that had not heard of this, gives it back neither by a merge nor an adoption.
+    const taken = [...(r.takenBack ?? []), ...back];
+    this.#setRecord(withHandOffs(r, off, taken, this.#nextEpoch()), this.#settled);
     return back;
   }
 
-  /** Adopts `ring` when it is newer than the settled ring; true when it did. */
+  /**
+   * Adopts `ring` when it is newer than the settled ring; true when it did. The hand-offs this
+   * node's record took back stay taken back (SettledRing.takenBack) for the members `ring` still
+   * records lost: the member that made `ring` may not have heard of them yet. (Should `ring` come
+   * after a settle and a new hand-off of such a member that this node missed, that hand-off is
+   * left out too: its owner then counts as lost, which refuses more, never less.)
+   */
   adopt(ring: SettledRing): boolean {
     if (!newerSettled(ring, this.#record)) return false;
     this.#seenEpoch = Math.max(this.#seenEpoch, ring.epoch);
-    this.#setRecord(
-      settledRing(ring.epoch, ring.members, ring.incarnations, ring.lost, ring.handedOff),
-    );
+    const taken = [...(ring.takenBack ?? []), ...(this.#record.takenBack ?? [])];
+    this.#setRecord(withHandOffs(ring, ring.handedOff, taken));
     return true;
   }
 
@@ -656,35 +664,44 @@ export class Topology {
   }
 
   /**
-   * Takes the hand-offs (SettledRing.handedOff) another member keeps in a record that is this
-   * node's own but for them: the same epoch, members, lost members and incarnations, which no
-   * adoption replaces (neither is newer). Such records come from one history (two members that
-   * recorded the same hand-off at once, one without its ring: a version before 2026-12-07, or a
-   * hello that named none), so an entry is about the directory this record's ring recorded as
-   * well. Not for a name this node keeps another ring for, nor one that said it runs again after
-   * its loss (#takeBackHandOffs), nor from a record that lacks one of this one's (it may have
-   * taken that back). The epoch stays.
+   * Merges the hand-offs (SettledRing.handedOff) and take-backs (SettledRing.takenBack) other
+   * members keep in a record that is this node's own but for them: the same epoch, members, lost
+   * members and incarnations, which no adoption replaces (neither is newer). Such records come
+   * from one history (two members that recorded the same hand-off at once, one without its ring:
+   * a version before 2026-12-07, or a hello that named none; or members that each took back
+   * hand-offs at the same epoch), so an entry is about the directory this record's ring recorded
+   * as well. Take-backs are always taken (dropping a hand-off only counts its member lost), and
+   * keep their names' hand-offs out for good: two members that took back different hand-offs, or
+   * one some of the other's, end with neither (before, a third member merged a hand-off one of
+   * them took back into the other's record). A hand-off is taken only from a record that keeps
+   * every hand-off this one does, once both lose the take-backs (a member of session 35, which
+   * took hand-offs back without recording it, may have taken back what its record lacks), and
+   * not for a name this node keeps another ring for, nor one that said it runs again after its
+   * loss (#takeBackHandOffs). The epoch stays.
    */
   #mergeHandOffs(members: readonly MemberView[]): void {
     const r = this.#record;
-    const mine = r.handedOff ?? {};
-    let merged: Record<string, string> | null = null;
+    const peers: SettledRing[] = [];
     for (const m of members) {
       const theirs = m.self ? undefined : m.hello?.settled;
-      if (theirs?.handedOff === undefined || !sameRecord(theirs, r)) continue;
-      // Only from a record that keeps every hand-off this one does: one that lacks some may be a
-      // member's that took them back (#takeBackHandOffs) at this epoch, and this one another's
-      // that took back others; the union would keep what each dropped.
-      const off = theirs.handedOff;
-      if (!Object.entries(mine).every(([name, ring]) => own(off, name) === ring)) continue;
-      for (const [name, ring] of Object.entries(theirs.handedOff)) {
-        const kept: Readonly<Record<string, string>> = merged ?? mine;
-        if (own(kept, name) !== undefined || this.#backAfterLoss.has(name)) continue;
-        merged = { ...kept, [name]: ring };
+      if (theirs !== undefined && sameRecord(theirs, r)) peers.push(theirs);
+    }
+    if (peers.length === 0) return;
+    const taken = new Set(r.takenBack);
+    for (const p of peers) for (const n of p.takenBack ?? []) taken.add(n);
+    const left = (off: SettledRing['handedOff']) =>
+      Object.entries(off ?? {}).filter(([n]) => !taken.has(n));
+    const mine = left(r.handedOff);
+    const kept: Record<string, string> = Object.fromEntries(mine);
+    for (const p of peers) {
+      const off = Object.fromEntries(left(p.handedOff));
+      if (!mine.every(([name, ring]) => own(off, name) === ring)) continue;
+      for (const [name, ring] of Object.entries(off)) {
+        if (own(kept, name) === undefined && !this.#backAfterLoss.has(name)) kept[name] = ring;
       }
     }
-    if (merged === null) return;
-    this.#setRecord(settledRing(r.epoch, r.members, r.incarnations, r.lost, merged), this.#settled);
+    const next = withHandOffs(r, kept, [...taken]);
+    if (!sameHandOffs(next, r)) this.#setRecord(next, this.#settled);
   }
 
   #adoptNewest(members: readonly MemberView[]): RingChanges['adopted'] {
@@ -725,12 +742,11 @@ export class Topology {
     }
     if (replaced.length > 0) {
       const lost = [...r.lost, ...replaced.map((x) => x.name)];
-      this.#setRecord(settledRing(this.#nextEpoch(), r.members, incarnations, lost, r.handedOff));
+      const next = settledRing(this.#nextEpoch(), r.members, incarnations, lost);
+      this.#setRecord(withHandOffs(next, r.handedOff, r.takenBack));
     } else if (recorded.length > 0) {
-      this.#setRecord(
-        settledRing(r.epoch, r.members, incarnations, r.lost, r.handedOff),
-        this.#settled,
-      );
+      const next = settledRing(r.epoch, r.members, incarnations, r.lost);
+      this.#setRecord(withHandOffs(next, r.handedOff, r.takenBack), this.#settled);
     }
     return { replaced, recorded };
   }
@@ -757,7 +773,8 @@ export class Topology {
         }
       }
       const lost = [...r.lost, ...done.map((m) => m.name)];
-      this.#setRecord(settledRing(this.#nextEpoch(), r.members, r.incarnations, lost, handedOff));
+      const next = settledRing(this.#nextEpoch(), r.members, r.incarnations, lost);
+      this.#setRecord(withHandOffs(next, handedOff, r.takenBack));
     }
     return done.map((m) => m.name);
   }

@@ -39,6 +39,13 @@ export interface SettledRing {
    * none, and from versions before 2026-12-07.
    */
   readonly handedOff?: Readonly<Record<string, string>>;
+  /**
+   * Of `lost`, the members whose hand-off a member took back (they said they run again after it):
+   * no record made from this one or merged with it keeps their hand-off (`handedOff` leaves them
+   * out) until the ring settles. Sorted; absent when none, and from versions before 2026-12-07
+   * (session 36).
+   */
+  readonly takenBack?: readonly string[];
 }
 
 /**

@@ -34,7 +34,7 @@ const streamCursorSchema = z
 export const STATE_DOCS = {
   /**
    * The settled ring (membership/settled.ts normalizes it): `{ epoch, members, incarnations,
-   * lost, handedOff }`, or the bare member list versions before epochs saved.
+   * lost, handedOff, takenBack }`, or the bare member list versions before epochs saved.
    */
   'settled-ring': z.union([
     z.array(z.string()).readonly(),
@@ -49,6 +49,8 @@ export const STATE_DOCS = {
        * none, and in rings saved before 2026-12-07.
        */
       handedOff: z.record(z.string(), z.string()).readonly().optional(),
+      /** Lost members whose hand-off was taken back; absent when none, and in older rings. */
+      takenBack: z.array(memberName).readonly().optional(),
     }),
   ]),
   /**

@@ -21,11 +21,13 @@ function store(docs: Record<string, unknown>): StateStore {
 const GOOD: Record<StateKey, unknown> = {
   'settled-ring': {
     epoch: 3,
-    members: ['a', 'b'],
+    members: ['a', 'b', 'c'],
     incarnations: { a: '00ff00ff00ff00ff' },
     // b handed its data off to ring 1f2e...: a node started again keeps that (it never saw b).
-    lost: ['b'],
+    lost: ['b', 'c'],
     handedOff: { b: '1f2e3d4c5b6a7980' },
+    // c said it runs again after its hand-off: no record made from this one keeps it again.
+    takenBack: ['c'],
   },
   'dns-names': { '10.0.0.1': 'kv-0', '::1': 'kv-1' },
   status: 'decommissioning',

@@ -543,8 +543,14 @@ describe('Topology: decommission (a member hands its data off, then goes)', () =
     const c = a.update([...views(), back]);
     expect(c.takenBack).toEqual(['d']);
     expect(c.settledChanged).toBe(true);
-    // A new epoch: peers adopt it (a record of the same epoch never replaces another).
-    expect(a.settledRing).toEqual({ ...record, epoch: record.epoch + 1, handedOff: undefined });
+    // A new epoch: peers adopt it (a record of the same epoch never replaces another). The
+    // take-back is recorded, so that no record without it gives the hand-off back.
+    expect(a.settledRing).toEqual({
+      ...record,
+      epoch: record.epoch + 1,
+      handedOff: undefined,
+      takenBack: ['d'],
+    });
     expect(a.settledRing.handedOff).toBeUndefined();
     expect(a.update([...views(), back]).takenBack).toEqual([]);
     expect(a.settledRing.epoch).toBe(record.epoch + 1);
@@ -648,6 +654,95 @@ describe('Topology: decommission (a member hands its data off, then goes)', () =
     expect(c.settledRing.epoch).toBe(6);
     // Whichever it adopted, not both: each was dropped by a member that heard it run again.
     expect(Object.keys(c.settledRing.handedOff ?? {}).length).toBeLessThan(2);
+  });
+
+  it('takes back no hand-off when one member took back some of the hand-offs another took back (the take-backs are recorded)', () => {
+    // d, e and f handed off (epoch 5). a heard d and f run again and dropped both; b heard f only
+    // and dropped it: two records of epoch 6 the same but for their hand-offs, b's keeping every
+    // hand-off a's does. c, still on epoch 5, hears neither d, e nor f. Before, c merged d back
+    // into a's record (b's keeps it), and b kept d for good: no record says a dropped it.
+    const live = ['a', 'b', 'c'];
+    const all = [...live, 'd', 'e', 'f'];
+    const to = { d: 'ring-d', e: 'ring-e', f: 'ring-f' };
+    const record = settledRing(5, all, incs(live), ['d', 'e', 'f'], to);
+    const heard = (self: string, names: string[]) => {
+      const t = new Topology(live, record, RF);
+      const views = live.map((n) => view(n, t, { self: n === self }));
+      const again = names.map((n) => view(n, t, { incarnation: `inc-${n}2`, settled: record }));
+      expect(t.update([...views, ...again]).takenBack).toEqual(names);
+      return t;
+    };
+    const a = heard('a', ['d', 'f']);
+    const b = heard('b', ['f']);
+    expect([a.settledRing.epoch, b.settledRing.epoch]).toEqual([6, 6]);
+    expect([a.settledRing.handedOff, b.settledRing.handedOff]).toEqual([
+      { e: 'ring-e' },
+      { d: 'ring-d', e: 'ring-e' },
+    ]);
+    // c hears both, in either order: only e's hand-off, which nobody took back.
+    for (const order of [
+      ['a', 'b'],
+      ['b', 'a'],
+    ]) {
+      const c = new Topology(live, record, RF);
+      const reported: Record<string, SettledRing> = { a: a.settledRing, b: b.settledRing };
+      const views = () => live.map((n) => view(n, c, { self: n === 'c', settled: reported[n] }));
+      const first = order[0]!;
+      c.update(
+        live.map((n) =>
+          view(n, c, { self: n === 'c', settled: n === first ? reported[n] : record }),
+        ),
+      );
+      c.update(views());
+      c.update(views());
+      expect(c.settledRing.handedOff).toEqual({ e: 'ring-e' });
+    }
+    // b, hearing a's record, drops d too: the records converge.
+    const bViews = live.map((n) =>
+      view(n, b, { self: n === 'b', settled: n === 'a' ? a.settledRing : undefined }),
+    );
+    b.update(bViews);
+    expect(b.settledRing.handedOff).toEqual({ e: 'ring-e' });
+    // So does a node started on b's saved record afterwards: lost, not handed off.
+    const saved = parseSettled(JSON.parse(JSON.stringify(b.settledRing)))!;
+    const later = new Topology(live, saved, RF);
+    later.update(
+      live.map((n) => view(n, later, { self: n === 'c', settled: n === 'a' ? record : undefined })),
+    );
+    expect(later.settledRing.handedOff).toEqual({ e: 'ring-e' });
+  });
+
+  it('takes back no hand-off by adopting a newer record made by a member that had not heard of the take-back', () => {
+    // a heard d run again after its hand-off and dropped it at epoch 6; b, which had not heard a
+    // yet, recorded c's directory replaced at epoch 6 from the epoch 5 record (d's hand-off in it):
+    // newer (one more lost member). Before, a adopted it and kept d's hand-off again, in its
+    // record and for every node started on it, though d runs again (its pod gone once more).
+    const live = ['a', 'b', 'c'];
+    const all = [...live, 'd'];
+    const record = settledRing(5, all, incs(live), ['d'], { d: 'ring-d' });
+    const a = new Topology(live, record, RF);
+    const again = view('d', a, { incarnation: 'inc-d2', settled: record });
+    expect(
+      a.update([...live.map((n) => view(n, a, { self: n === 'a' })), again]).takenBack,
+    ).toEqual(['d']);
+    const fromB = settledRing(6, all, incs(['a', 'b']), ['c', 'd'], { d: 'ring-d' });
+    const c = a.update(
+      live.map((n) => view(n, a, { self: n === 'a', settled: n === 'b' ? fromB : undefined })),
+    );
+    expect(c.adopted?.from).toBe('b');
+    expect(a.settledRing.lost).toEqual(['c', 'd']);
+    expect(a.settledRing.handedOff).toBeUndefined();
+    // b then takes a's take-back (its record is b's but for it): the records converge.
+    const b = new Topology(live, fromB, RF);
+    b.update(
+      live.map((n) =>
+        view(n, b, { self: n === 'b', settled: n === 'a' ? a.settledRing : undefined }),
+      ),
+    );
+    expect(b.settledRing.handedOff).toBeUndefined();
+    // The settle ends it: a record without d lost keeps no take-back either.
+    const settled = settledRing(7, live, incs(live), [], {}, ['d']);
+    expect(settled).toEqual(settledRing(7, live, incs(live)));
   });
 
   it('keeps no hand-off in the record from a directory other than the one the ring recorded', () => {
