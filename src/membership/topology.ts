@@ -217,6 +217,8 @@ export class Topology {
   readonly #lostIncarnations = new Map<string, string>();
   /** The read terms of the rings as they are now; null until asked after a change. */
   #terms: RingTerms | null = null;
+  /** This node's name, once update() has been given its own view. */
+  #self: string | null = null;
 
   /**
    * `initial`: the target members. `settled`: the saved (or adopted) record; null makes one of
@@ -372,6 +374,7 @@ export class Topology {
     /** This node itself, when its hello says it runs again after its loss (#takeBackHandOffs). */
     let selfBack: string | null = null;
     for (const m of members) {
+      if (m.self) this.#self = m.name;
       const h = m.hello;
       if (!h) continue;
       // Only while it answers: a hello from before a hand-off it made since must not count.
@@ -495,8 +498,27 @@ export class Topology {
     if (!newerSettled(ring, this.#record)) return false;
     this.#seenEpoch = Math.max(this.#seenEpoch, ring.epoch);
     const taken = [...(ring.takenBack ?? []), ...(this.#record.takenBack ?? [])];
-    this.#setRecord(withHandOffs(ring, ring.handedOff, taken));
+    this.#setRecord(withHandOffs(ring, this.#keptFor(ring.handedOff), taken));
     return true;
+  }
+
+  /**
+   * `off` without this node's own hand-off while this node's record counts it lost without one:
+   * its own record never gains it then. Such a node refuses every read expecting its directory
+   * (lostAt), and the members count it as refusing from its last hello (#refusingAsLost) until
+   * its next one: gaining its hand-off (h9's merge, or a newer record made from one that kept
+   * it), it would answer those reads at once, while a member that counts it refusing takes writes
+   * that only the holders have (at W 3, R 1 a joining member's write, and a lagging member's read
+   * answered by it alone: `v1` over an acknowledged `v2` before session 36,
+   * test/unit/settled-vouch.test.ts). Left out, it counts as lost, and refuses, until the ring
+   * settles: more writes taken, fewer lagging reads answered by it.
+   */
+  #keptFor(off: SettledRing['handedOff']): SettledRing['handedOff'] {
+    const self = this.#self;
+    const r = this.#record;
+    if (off === undefined || self === null || own(off, self) === undefined) return off;
+    if (!r.lost.includes(self) || own(r.handedOff ?? {}, self) !== undefined) return off;
+    return Object.fromEntries(Object.entries(off).filter(([n]) => n !== self));
   }
 
   /**
@@ -677,7 +699,8 @@ export class Topology {
    * every hand-off this one does, once both lose the take-backs (a member of session 35, which
    * took hand-offs back without recording it, may have taken back what its record lacks), and
    * not for a name this node keeps another ring for, nor one that said it runs again after its
-   * loss (#takeBackHandOffs). The epoch stays.
+   * loss (#takeBackHandOffs), nor for this node itself while its record counts it lost without
+   * one (#keptFor). The epoch stays.
    */
   #mergeHandOffs(members: readonly MemberView[]): void {
     const r = this.#record;
@@ -700,7 +723,7 @@ export class Topology {
         if (own(kept, name) === undefined && !this.#backAfterLoss.has(name)) kept[name] = ring;
       }
     }
-    const next = withHandOffs(r, kept, [...taken]);
+    const next = withHandOffs(r, this.#keptFor(kept), [...taken]);
     if (!sameHandOffs(next, r)) this.#setRecord(next, this.#settled);
   }
 

@@ -4,8 +4,13 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
-import { settledRing, Topology } from '../../src/membership/index.ts';
-import type { HelloReply, PeerCall, SettledRing } from '../../src/replica/index.ts';
+import { lostAt, settledRing, Topology } from '../../src/membership/index.ts';
+import {
+  createReplicaHandler,
+  type HelloReply,
+  type PeerCall,
+  type SettledRing,
+} from '../../src/replica/index.ts';
 import { Ring } from '../../src/ring/index.ts';
 import type { Storage } from '../../src/storage/index.ts';
 import { coordinatorOf, handlerOn, replica } from '../helpers/coordinators.ts';
@@ -447,5 +452,118 @@ describe('Placement.lostMayAnswer', () => {
     const other = { ...lost, handedOff: { a: 'ring-bc' } };
     seen({ incarnation: 'new-c', status: 'decommissioned', ringId: elsewhere, settled: other });
     expect(t.place(key)).toMatchObject({ lostOwners: 1, lostMayAnswer: 0 });
+  });
+});
+
+// Three members a, b and x, RF 3, W = 3 and R = 1. x decommissioned from the directory the ring
+// recorded, handing off to the ring of a and b; it adopted b's record of that first, which keeps
+// no hand-off of it (b heard a hello of x that named no ring), so x's own ring records it lost
+// without one and it refuses every read expecting its directory (lostAt). w, joining (its target
+// is a, b and w), counts x lost (handed off to another ring than its own target) and, from that
+// hello, refusing: the holders a and b vouch alone, and it takes writes of x's keys. Then x
+// hears a's record of the same epoch, which keeps x's hand-off.
+describe('a lost owner whose own ring would gain its hand-off after its last hello', () => {
+  const ABX = ['a', 'b', 'x'];
+  const ab = new Ring(['a', 'b']).id;
+  const s4 = settledRing(4, ABX, incs(ABX));
+  const fromB = settledRing(5, ABX, incs(['a', 'b']), ['x']);
+  const fromA = ownHandOff(fromB, 'x', ab);
+
+  it('keeps refusing reads that expect its directory, so a write taken meanwhile is read back', async () => {
+    const tx = new Topology(['a', 'b'], s4, 3);
+    const decommissioned = { self: true, status: 'decommissioned', ringId: ab } as const;
+    tx.update([view('x', tx, decommissioned), view('a', tx), view('b', tx, { settled: fromB })]);
+    expect(tx.settledRing).toEqual(fromB);
+    expect(lostAt(tx.settledRing, 'x', true)).toBe(5);
+    // w's rings, with the hello x answered then.
+    const tw = new Topology(['a', 'b', 'w'], fromB, 3);
+    const xSaid = { status: 'decommissioned', ringId: ab, settled: tx.settledRing } as const;
+    tw.update([view('w', tw, { self: true }), view('a', tw), view('b', tw), view('x', tw, xSaid)]);
+    const key = b('k1');
+    expect(tw.place(key)).toMatchObject({ lostOwners: 1, lostMayAnswer: 0 });
+    // x hears a's record (the same but for x's hand-off), before w's next probe of it. Before
+    // session 36 x took its hand-off from it and answered f's read below with `v1`.
+    tx.update([view('x', tx, decommissioned), view('a', tx, { settled: fromA }), view('b', tx)]);
+    const x = replica('inc-x');
+    const xHandler = createReplicaHandler({
+      storage: x.storage,
+      hello: () => ({}) as HelloReply,
+      incarnation: 'inc-x',
+      maxScanEntries: 100,
+      lostAt: () => lostAt(tx.settledRing, 'x', true),
+      handedOff: () => true,
+    });
+    await x.storage.apply(key, {
+      version: { wall: 1, logical: 0, node: 'x' },
+      tombstone: false,
+      value: b('v1'),
+    });
+    const stores = { a: replica('inc-a'), b: replica('inc-b') };
+    const w = replica('inc-w');
+    const peers = { a: stores.a.handler, b: stores.b.handler, x: xHandler };
+    const writer = withPeers('w', w.storage, tw, peers, 1, 3);
+    await expect(
+      run(writer.coordinator.execute({ type: 'put', key, value: b('v2') })),
+    ).resolves.toEqual({ type: 'ok' });
+    // f, joining too (its target a, b and f), has not adopted x's loss: x is a holder to it, out
+    // of its target. x answers it first (a and b are slow: theirs come after the read is done).
+    const tf = new Topology(['a', 'b', 'f'], s4, 3);
+    tf.update([
+      view('f', tf, { self: true }),
+      view('a', tf),
+      view('b', tf),
+      view('x', tf, { status: 'decommissioning' }),
+    ]);
+    expect(tf.place(key)).toMatchObject({ settled: ABX, target: ['a', 'b', 'f'] });
+    // a and b answer only once x has.
+    let xDone = () => {};
+    const xAnswered = new Promise<void>((resolve) => {
+      xDone = resolve;
+    });
+    const afterX =
+      (h: Handler): Handler =>
+      async (method, body) => {
+        await xAnswered;
+        return h(method, body);
+      };
+    const handlers = {
+      a: afterX(handlerOn(stores.a.storage, 'inc-a')),
+      b: afterX(handlerOn(stores.b.storage, 'inc-b')),
+      x: (method: string, body: unknown) => {
+        try {
+          return xHandler(method, body);
+        } finally {
+          setImmediate(xDone);
+        }
+      },
+    };
+    const f = replica('inc-f');
+    const reader = withPeers('f', f.storage, tf, handlers, 1, 3);
+    const got = await run(reader.coordinator.execute({ type: 'get', key }));
+    expect(got).toEqual({ type: 'value', value: b('v2') });
+    expect(reader.sent).toContain('x get KV_ERR_WRONG_INCARNATION');
+    expect(lostAt(tx.settledRing, 'x', true)).toBe(5);
+  });
+
+  it('gains it neither from a newer record made from one that kept it; the other members keep it', () => {
+    const tx = new Topology(['a', 'b'], s4, 3);
+    const decommissioned = { self: true, status: 'decommissioned', ringId: ab } as const;
+    tx.update([view('x', tx, decommissioned), view('a', tx), view('b', tx, { settled: fromB })]);
+    // a recorded b's directory replaced on top of its record (epoch 6, x's hand-off kept).
+    const six = settledRing(6, ABX, incs(['a']), ['b', 'x'], { x: ab });
+    tx.update([view('x', tx, decommissioned), view('a', tx, { settled: six }), view('b', tx)]);
+    expect(tx.settledRing).toEqual(settledRing(6, ABX, incs(['a']), ['b', 'x']));
+    expect(lostAt(tx.settledRing, 'x', true)).toBe(6);
+    // A member whose own ring kept its hand-off from the start answers such reads (the members
+    // counted it as one that may answer from its first hello): unchanged.
+    const ty = new Topology(['a', 'b'], s4, 3);
+    ty.update([view('x', ty, decommissioned), view('a', ty), view('b', ty)]);
+    expect(ty.settledRing.handedOff).toEqual({ x: ab });
+    expect(lostAt(ty.settledRing, 'x', true)).toBeNull();
+    // Another member takes it from the same record as before.
+    const ta = new Topology(['a', 'b'], fromB, 3);
+    const xDone = view('x', ta, { status: 'decommissioned', ringId: ab });
+    ta.update([view('a', ta, { self: true }), view('b', ta, { settled: fromA }), xDone]);
+    expect(ta.settledRing.handedOff).toEqual({ x: ab });
   });
 });
