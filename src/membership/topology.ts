@@ -205,7 +205,11 @@ export class Topology {
    * directory under their name, being refilled, or handing that directory off (decommissioning,
    * or decommissioned while lost before it: chaos seed 34105, 389 write refusals while such a
    * member decommissioned). A member lost for its own hand-off is exempt, so never among them
-   * while it answers (see Placement.lostMayAnswer).
+   * while it answers (see Placement.lostMayAnswer). Made again at every update() from the members
+   * given: one down, or no longer listed (forgotten), counts as one that may answer, as one never
+   * heard does: away, it may come back on another data directory, one it handed off with its
+   * ring keeping that hand-off (test/unit/settled-vouch.test.ts; before session 36 a member
+   * forgotten kept counting as its last hello said).
    */
   readonly #refusingAsLost = new Set<string>();
   /**
@@ -373,6 +377,7 @@ export class Topology {
     const before = this.#record;
     /** This node itself, when its hello says it runs again after its loss (#takeBackHandOffs). */
     let selfBack: string | null = null;
+    this.#refusingAsLost.clear();
     for (const m of members) {
       if (m.self) this.#self = m.name;
       const h = m.hello;
@@ -381,7 +386,7 @@ export class Topology {
       const decommissioned = h.status === 'decommissioned';
       if (m.state !== 'down' && lostAt(h.settled, m.name, decommissioned) !== null) {
         this.#refusingAsLost.add(m.name);
-      } else this.#refusingAsLost.delete(m.name);
+      }
       if (m.self) {
         if (runsAgainAfterLoss(m.name, h)) selfBack = m.name;
         continue;

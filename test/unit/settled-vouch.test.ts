@@ -4,7 +4,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.ts';
-import { lostAt, settledRing, Topology } from '../../src/membership/index.ts';
+import { lostAt, type MemberView, settledRing, Topology } from '../../src/membership/index.ts';
 import {
   createReplicaHandler,
   type HelloReply,
@@ -455,17 +455,89 @@ describe('Placement.lostMayAnswer', () => {
   });
 });
 
-// Three members a, b and x, RF 3, W = 3 and R = 1. x decommissioned from the directory the ring
-// recorded, handing off to the ring of a and b; it adopted b's record of that first, which keeps
-// no hand-off of it (b heard a hello of x that named no ring), so x's own ring records it lost
-// without one and it refuses every read expecting its directory (lostAt). w, joining (its target
-// is a, b and w), counts x lost (handed off to another ring than its own target) and, from that
-// hello, refusing: the holders a and b vouch alone, and it takes writes of x's keys. Then x
-// hears a's record of the same epoch, which keeps x's hand-off.
+// Three members a, b and x, RF 3, W = 3 and R = 1; x decommissioned from the directory the ring
+// recorded (inc-x), handing off to the ring of a and b. w joins (its target is a, b and w) and
+// coordinates writes: it counts x lost (handed off to another ring than its own target). f joins
+// too (its target a, b and f) and has not adopted x's loss: x is a holder to it, out of its
+// target, and f reads at R 1.
+const ABX = ['a', 'b', 'x'];
+const abRing = new Ring(['a', 'b']).id;
+const s4 = settledRing(4, ABX, incs(ABX));
+
+/** x's replica on inc-x, holding `v1` of `key`, answering as its ring `record()` says. */
+async function decommissionedX(key: Buffer, record: () => SettledRing) {
+  const x = replica('inc-x');
+  await x.storage.apply(key, {
+    version: { wall: 1, logical: 0, node: 'x' },
+    tombstone: false,
+    value: b('v1'),
+  });
+  return createReplicaHandler({
+    storage: x.storage,
+    hello: () => ({}) as HelloReply,
+    incarnation: 'inc-x',
+    maxScanEntries: 100,
+    lostAt: () => lostAt(record(), 'x', true),
+    handedOff: () => true,
+  });
+}
+
+/**
+ * f's GET of `key`, x answering first: a and b (`stores`) answer only once x has (slow links),
+ * so x's answer and f's own copy (none) make f's quorums if x answers.
+ */
+async function readByF(key: Buffer, stores: { a: Storage; b: Storage }, x: Handler) {
+  const tf = new Topology(['a', 'b', 'f'], s4, 3);
+  tf.update([
+    view('f', tf, { self: true }),
+    view('a', tf),
+    view('b', tf),
+    view('x', tf, { status: 'decommissioning' }),
+  ]);
+  expect(tf.place(key)).toMatchObject({ settled: ABX, target: ['a', 'b', 'f'] });
+  let xDone = () => {};
+  const xAnswered = new Promise<void>((resolve) => {
+    xDone = resolve;
+  });
+  const afterX =
+    (h: Handler): Handler =>
+    async (method, body) => {
+      await xAnswered;
+      return h(method, body);
+    };
+  const handlers = {
+    a: afterX(handlerOn(stores.a, 'inc-a')),
+    b: afterX(handlerOn(stores.b, 'inc-b')),
+    x: (method: string, body: unknown) => {
+      try {
+        return x(method, body);
+      } finally {
+        setImmediate(xDone);
+      }
+    },
+  };
+  const f = replica('inc-f');
+  const reader = withPeers('f', f.storage, tf, handlers, 1, 3);
+  const got = await run(reader.coordinator.execute({ type: 'get', key }));
+  return { got, sent: reader.sent };
+}
+
+/** w's coordinator over `tw`, a and b on their own stores, x answering through `x`. */
+function writerW(tw: Topology, x: Handler) {
+  const stores = { a: replica('inc-a'), b: replica('inc-b') };
+  const w = replica('inc-w');
+  const peers = { a: stores.a.handler, b: stores.b.handler, x };
+  const { coordinator } = withPeers('w', w.storage, tw, peers, 1, 3);
+  return { coordinator, stores: { a: stores.a.storage, b: stores.b.storage } };
+}
+
+// x adopted b's record of its hand-off first, which keeps no hand-off of it (b heard a hello of x
+// that named no ring): x's own ring records it lost without one, so it refuses every read
+// expecting its directory (lostAt), and w counts it refusing from that hello: the holders a and b
+// vouch alone, and w takes writes of x's keys. Then x hears a's record of the same epoch, which
+// keeps x's hand-off.
 describe('a lost owner whose own ring would gain its hand-off after its last hello', () => {
-  const ABX = ['a', 'b', 'x'];
-  const ab = new Ring(['a', 'b']).id;
-  const s4 = settledRing(4, ABX, incs(ABX));
+  const ab = abRing;
   const fromB = settledRing(5, ABX, incs(['a', 'b']), ['x']);
   const fromA = ownHandOff(fromB, 'x', ab);
 
@@ -484,64 +556,14 @@ describe('a lost owner whose own ring would gain its hand-off after its last hel
     // x hears a's record (the same but for x's hand-off), before w's next probe of it. Before
     // session 36 x took its hand-off from it and answered f's read below with `v1`.
     tx.update([view('x', tx, decommissioned), view('a', tx, { settled: fromA }), view('b', tx)]);
-    const x = replica('inc-x');
-    const xHandler = createReplicaHandler({
-      storage: x.storage,
-      hello: () => ({}) as HelloReply,
-      incarnation: 'inc-x',
-      maxScanEntries: 100,
-      lostAt: () => lostAt(tx.settledRing, 'x', true),
-      handedOff: () => true,
+    const x = await decommissionedX(key, () => tx.settledRing);
+    const { coordinator, stores } = writerW(tw, x);
+    await expect(run(coordinator.execute({ type: 'put', key, value: b('v2') }))).resolves.toEqual({
+      type: 'ok',
     });
-    await x.storage.apply(key, {
-      version: { wall: 1, logical: 0, node: 'x' },
-      tombstone: false,
-      value: b('v1'),
-    });
-    const stores = { a: replica('inc-a'), b: replica('inc-b') };
-    const w = replica('inc-w');
-    const peers = { a: stores.a.handler, b: stores.b.handler, x: xHandler };
-    const writer = withPeers('w', w.storage, tw, peers, 1, 3);
-    await expect(
-      run(writer.coordinator.execute({ type: 'put', key, value: b('v2') })),
-    ).resolves.toEqual({ type: 'ok' });
-    // f, joining too (its target a, b and f), has not adopted x's loss: x is a holder to it, out
-    // of its target. x answers it first (a and b are slow: theirs come after the read is done).
-    const tf = new Topology(['a', 'b', 'f'], s4, 3);
-    tf.update([
-      view('f', tf, { self: true }),
-      view('a', tf),
-      view('b', tf),
-      view('x', tf, { status: 'decommissioning' }),
-    ]);
-    expect(tf.place(key)).toMatchObject({ settled: ABX, target: ['a', 'b', 'f'] });
-    // a and b answer only once x has.
-    let xDone = () => {};
-    const xAnswered = new Promise<void>((resolve) => {
-      xDone = resolve;
-    });
-    const afterX =
-      (h: Handler): Handler =>
-      async (method, body) => {
-        await xAnswered;
-        return h(method, body);
-      };
-    const handlers = {
-      a: afterX(handlerOn(stores.a.storage, 'inc-a')),
-      b: afterX(handlerOn(stores.b.storage, 'inc-b')),
-      x: (method: string, body: unknown) => {
-        try {
-          return xHandler(method, body);
-        } finally {
-          setImmediate(xDone);
-        }
-      },
-    };
-    const f = replica('inc-f');
-    const reader = withPeers('f', f.storage, tf, handlers, 1, 3);
-    const got = await run(reader.coordinator.execute({ type: 'get', key }));
+    const { got, sent } = await readByF(key, stores, x);
     expect(got).toEqual({ type: 'value', value: b('v2') });
-    expect(reader.sent).toContain('x get KV_ERR_WRONG_INCARNATION');
+    expect(sent).toContain('x get KV_ERR_WRONG_INCARNATION');
     expect(lostAt(tx.settledRing, 'x', true)).toBe(5);
   });
 
@@ -565,5 +587,50 @@ describe('a lost owner whose own ring would gain its hand-off after its last hel
     const xDone = view('x', ta, { status: 'decommissioned', ringId: ab });
     ta.update([view('a', ta, { self: true }), view('b', ta, { settled: fromA }), xDone]);
     expect(ta.settledRing.handedOff).toEqual({ x: ab });
+  });
+});
+
+// (c) of session 35's open hand-off problems: a lost owner that is down counts as one that may
+// answer, whatever its last hello said. x handed inc-x off (its own ring keeps that hand-off, so
+// it answers reads expecting inc-x), then came back under its name on a new directory, inc-x2
+// (w took the hand-off back), was scaled down again before its refill (decommissioning from
+// inc-x2: refusing such reads, in w's count) and went down. Down, it may come back on inc-x (a
+// volume mounted again) cut off from a, b and w, on the ring it saved there: decommissioned, its
+// hand-off kept, answering f with what it held.
+describe('a lost owner that is down or forgotten, whose last hello said it refuses', () => {
+  it('counts as one that may answer: back on the directory it handed off, it answers', async () => {
+    const handedOff = settledRing(5, ABX, incs(['a', 'b']), ['x'], { x: abRing });
+    const tw = new Topology(['a', 'b', 'w'], handedOff, 3);
+    const seen = (x: MemberView) =>
+      tw.update([view('w', tw, { self: true }), view('a', tw), view('b', tw), x]);
+    seen(view('x', tw, { incarnation: 'inc-x2', settled: handedOff }));
+    expect(tw.settledRing.takenBack).toEqual(['x']);
+    const leaving = { incarnation: 'inc-x2', status: 'decommissioning' } as const;
+    seen(view('x', tw, { ...leaving, settled: tw.settledRing }));
+    const key = b('k1');
+    expect(tw.place(key)).toMatchObject({ lostOwners: 1, lostMayAnswer: 0 });
+    expect(tw.target.members).toEqual(['a', 'b', 'w']);
+    seen(view('x', tw, { ...leaving, settled: tw.settledRing, state: 'down' }));
+    expect(tw.place(key)).toMatchObject({ lostOwners: 1, lostMayAnswer: 1 });
+    // So does one no longer listed, which the members forget (a pod deleted): before session 36
+    // it kept counting as its last hello said, refusing, and w took the write below.
+    seen(view('x', tw, { ...leaving, settled: tw.settledRing }));
+    expect(tw.place(key)).toMatchObject({ lostOwners: 1, lostMayAnswer: 0 });
+    tw.update([view('w', tw, { self: true }), view('a', tw), view('b', tw)]);
+    expect(tw.place(key)).toMatchObject({ lostOwners: 1, lostMayAnswer: 1 });
+    const x = await decommissionedX(key, () => handedOff);
+    expect(lostAt(handedOff, 'x', true)).toBeNull();
+    // So w refuses the write: counted by its last hello (refusing), x would leave m = 2 and the
+    // write be taken on a and b alone, and f, below, read `v1` over it.
+    const { coordinator, stores } = writerW(tw, x);
+    await expect(
+      run(coordinator.execute({ type: 'put', key, value: b('v2') })),
+    ).rejects.toMatchObject({
+      code: 'KV_ERR_UNAVAILABLE',
+      message: expect.stringContaining("write refused: 1 of the key's 3 settled owners"),
+    });
+    const { got, sent } = await readByF(key, stores, x);
+    expect(sent).toContain('x get ok');
+    expect(got).toEqual({ type: 'value', value: b('v1') });
   });
 });
