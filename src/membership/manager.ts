@@ -183,8 +183,10 @@ export class Membership extends EventEmitter<{
   /** The probeMember() calls out, by member: another call for one joins it. */
   readonly #asked = new Map<string, Promise<NodeStatus | null>>();
   #stopped = false;
-  /** pausedMs(). */
+  /** pausedMs(): the lateness of the probe ticks run so far. */
   #pausedMs = 0;
+  /** When the last probe tick ran (performance.now()), from start(); null before. */
+  #tick: number | null = null;
   /** The source has answered at least once. */
   #listed = false;
   /** The source's last answer listed no member (ignored while others are known). */
@@ -250,14 +252,14 @@ export class Membership extends EventEmitter<{
         }, this.#opts.resolveIntervalMs),
       );
     }
-    let tick = performance.now();
+    this.#tick = performance.now();
     this.#timers.push(
       setInterval(() => {
         // A tick later than its interval: this process did not run (stopped, or its event loop
         // blocked) for that long.
         const at = performance.now();
-        this.#pausedMs += Math.max(0, at - tick - this.#opts.probeIntervalMs);
-        tick = at;
+        this.#pausedMs += this.#late(at);
+        this.#tick = at;
         void this.probeNow();
       }, this.#opts.probeIntervalMs),
     );
@@ -267,10 +269,17 @@ export class Membership extends EventEmitter<{
 
   /**
    * How long (ms, in all) this process did not run since start: the lateness of its probe ticks
-   * (a SIGSTOP, or an event loop blocked), measured to within one --probe-interval-ms.
+   * (a SIGSTOP, or an event loop blocked), measured to within one --probe-interval-ms, the tick
+   * due now included: what runs right after a pause (a probe answer read before the late tick)
+   * counts it already. Before, a hello read then was taken as shown after the whole pause.
    */
   pausedMs(): number {
-    return this.#pausedMs;
+    return this.#pausedMs + this.#late(performance.now());
+  }
+
+  /** How much later than its interval after the last probe tick `at` is (0 before start()). */
+  #late(at: number): number {
+    return this.#tick === null ? 0 : Math.max(0, at - this.#tick - this.#opts.probeIntervalMs);
   }
 
   stop(): void {
