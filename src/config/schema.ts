@@ -221,7 +221,9 @@ const options = {
    * leaves at once. 30 s: a pod made again on its node, or rescheduled with its volume, is
    * listed again within it; a decommissioned member whose last statuses this node missed (a
    * decommission of little data, the pod deleted before a probe saw it) holds the ring and the
-   * operator's health gate for at most that long.
+   * operator's health gate for at most that long. A node that never knew a holder of its settled
+   * ring as a member (back on an empty directory) and finds it listed nowhere waits as long before
+   * it settles a ring without it (RingKeeper).
    */
   unlistedGraceMs: z.coerce
     .number()

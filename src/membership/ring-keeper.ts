@@ -60,6 +60,12 @@ export interface RingKeeperOptions {
    */
   readonly unnamed?: () => number;
   /**
+   * --unlisted-grace-ms: how long a holder of the settled ring that is no member here at all
+   * (listed nowhere: a pod made again, which a node that knew it keeps a member for as long)
+   * holds the target from settling. Absent: 0.
+   */
+  readonly unlistedGraceMs?: number;
+  /**
    * This node's name, and what drops its records once the cluster settled a ring without it
    * while it was away (see RingKeeper.update); absent: never dropped.
    */
@@ -91,6 +97,14 @@ export class RingKeeper {
   #unsaved = false;
   #retry: NodeJS.Timeout | null = null;
   #dropping = false;
+  /** Every name that has been a member in this process. */
+  readonly #members = new Set<string>();
+  /** Since when (performance.now()) each settled holder has been no member here. */
+  readonly #unheardSince = new Map<string, number>();
+  /** The update() due when the unlisted grace of such a holder ends. */
+  #unheardCheck: NodeJS.Timeout | null = null;
+  /** What was last said about the holders the target waits for ('' when none). */
+  #unheardSaid = '';
 
   constructor(o: RingKeeperOptions) {
     this.#o = o;
@@ -122,11 +136,12 @@ export class RingKeeper {
           void this.save();
         }
         const before = topo.settledRing;
-        const c = topo.update(
-          this.#o.members(),
-          this.#o.listed?.() ?? true,
-          this.#o.unnamed?.() ?? 0,
-        );
+        const members = this.#o.members();
+        const listed = this.#o.listed?.() ?? true;
+        const unnamed = this.#o.unnamed?.() ?? 0;
+        for (const m of members) this.#members.add(m.name);
+        const hold = this.#holdUnheard(listed ? topo.unheardHolders(members) : [], unnamed);
+        const c = topo.update(members, listed, unnamed, hold);
         this.#report(c);
         if (c.adopted) this.#dropIfRemoved(before, c.adopted.ring);
         if (c.settledChanged) void this.save();
@@ -222,6 +237,53 @@ export class RingKeeper {
     this.#timers.clear();
     if (this.#retry !== null) clearTimeout(this.#retry);
     this.#retry = null;
+    if (this.#unheardCheck !== null) clearTimeout(this.#unheardCheck);
+    this.#unheardCheck = null;
+  }
+
+  /**
+   * Whether the target waits for `unheard`, the settled holders that are no member here
+   * (Topology.unheardHolders; none until the source listed members): while the source lists an
+   * address not named yet (`unnamed`: one may be theirs), or, for one never a member in this
+   * process, for the unlisted grace since it was first found so, as a node that knew such a
+   * holder keeps it a member while the source lists it nowhere (Membership: one that was a
+   * member here and left did so by its rules, the grace included). Before, a node back on an
+   * empty directory settled a target without such a holder at once, and the holder, listed again
+   * within the grace, adopted a ring without itself and dropped every record, the only copies of
+   * some. Says once which holders it waits for and why; asks an update() for when the grace ends.
+   */
+  #holdUnheard(unheard: readonly string[], unnamed: number): boolean {
+    const now = performance.now();
+    for (const n of [...this.#unheardSince.keys()])
+      if (!unheard.includes(n)) this.#unheardSince.delete(n);
+    let waitMs = 0;
+    for (const n of unheard) {
+      if (this.#members.has(n)) continue;
+      const since = this.#unheardSince.get(n) ?? now;
+      this.#unheardSince.set(n, since);
+      waitMs = Math.max(waitMs, since + (this.#o.unlistedGraceMs ?? 0) - now);
+    }
+    if (this.#unheardCheck !== null) clearTimeout(this.#unheardCheck);
+    this.#unheardCheck = null;
+    if (waitMs > 0 && !this.#stopped) {
+      this.#unheardCheck = setTimeout(() => {
+        this.#unheardCheck = null;
+        this.update();
+      }, waitMs);
+      this.#unheardCheck.unref();
+    }
+    const hold = unheard.length > 0 && (unnamed > 0 || waitMs > 0);
+    const said = hold ? JSON.stringify([unheard, unnamed > 0]) : '';
+    if (said === this.#unheardSaid) return hold;
+    this.#unheardSaid = said;
+    if (!hold) return hold;
+    this.#o.logger.warn(
+      { holders: unheard, unnamed, graceMs: this.#o.unlistedGraceMs ?? 0 },
+      unnamed > 0
+        ? 'ring not settled: holders of the settled ring are no member here while the member source lists addresses that have not said who they are (one may be theirs); it waits until each is named or unlisted'
+        : 'ring not settled: holders of the settled ring are listed nowhere by the member source; it waits --unlisted-grace-ms for them to be listed again before it takes them to have left',
+    );
+    return hold;
   }
 
   #cleanup(): void {

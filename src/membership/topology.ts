@@ -371,9 +371,15 @@ export class Topology {
    *
    * `unnamed`: addresses the source lists that have not said who they are yet (Membership.unnamed).
    * While there are any, a holder of the settled ring that is no member here at all may be at
-   * one of them, and the target does not settle (#trySettle).
+   * one of them, and the target does not settle (#trySettle). `holdUnheard`: nor does it while
+   * the caller says so (RingKeeper: such a holder listed nowhere for less than the unlisted grace).
    */
-  update(members: readonly MemberView[], listed = true, unnamed = 0): RingChanges {
+  update(
+    members: readonly MemberView[],
+    listed = true,
+    unnamed = 0,
+    holdUnheard = false,
+  ): RingChanges {
     const before = this.#record;
     /** This node itself, when its hello says it runs again after its loss (#takeBackHandOffs). */
     let selfBack: string | null = null;
@@ -413,7 +419,7 @@ export class Topology {
     this.#noteLostDirectories(members);
     const names = members.filter(inRing).map((m) => m.name);
     const targetChanged = listed && names.length > 0 && this.#setMembers(names);
-    const settled = this.#trySettle(members, unnamed);
+    const settled = this.#trySettle(members, unnamed > 0 || holdUnheard);
     return {
       adopted,
       takenBack,
@@ -530,13 +536,14 @@ export class Topology {
    * Settles the target when every target member (this node included, through `members`) is up
    * and reports the target ring as routed and the transfer to it (transferId) as finished, and no
    * member that holds data in the settled ring is still handing it off (decommissioning: the
-   * target may lack what it holds until it is done), nor any that this node cannot tell from an
-   * address the source lists without a name (`unnamed`, #holderUnheard). The new settled ring
-   * records each member's incarnation and an epoch above every one seen. True when it settled now.
+   * target may lack what it holds until it is done), nor, when `holdUnheard` (an address the
+   * source lists without a name, or the caller's grace), any holder that is no member here
+   * (unheardHolders). The new settled ring records each member's incarnation and an epoch above
+   * every one seen. True when it settled now.
    */
-  #trySettle(members: readonly MemberView[], unnamed: number): boolean {
+  #trySettle(members: readonly MemberView[], holdUnheard: boolean): boolean {
     if (!this.moving) return false;
-    if (unnamed > 0 && this.#holderUnheard(members)) return false;
+    if (holdUnheard && this.unheardHolders(members).length > 0) return false;
     if (members.some((m) => this.#holderReporting(m, 'decommissioning'))) return false;
     const byName = new Map(members.map((m) => [m.name, m]));
     const id = this.#target.id;
@@ -558,16 +565,17 @@ export class Topology {
   }
 
   /**
-   * Whether a holder of the settled ring (a member not recorded lost) is no member in `members`
-   * at all: a node started on a new data directory while that holder did not answer (stopped,
-   * cut off) cannot name its address (A records without PTR names), so the holder is neither a
-   * member nor in the target here. Settling that target counted every lost owner as refilled
-   * with what nobody streamed (scale-down.test: a key written v1 read as missing through a node
-   * back empty, whose target had left out the only member holding it).
+   * The holders of the settled ring (members not recorded lost) that are no member in `members`
+   * at all: a node started on a new data directory while such a holder did not answer (stopped,
+   * cut off) cannot name its address (A records without PTR names), nor know it while the
+   * source lists no address of it (a pod made again), so the holder is neither a member nor in
+   * the target here. Settling that target counted every lost owner as refilled with what nobody
+   * streamed (scale-down.test: a key written v1 read as missing through a node back empty, whose
+   * target had left out the only member holding it).
    */
-  #holderUnheard(members: readonly MemberView[]): boolean {
+  unheardHolders(members: readonly MemberView[]): string[] {
     const r = this.#record;
-    return r.members.some((n) => !r.lost.includes(n) && !members.some((m) => m.name === n));
+    return r.members.filter((n) => !r.lost.includes(n) && !members.some((m) => m.name === n));
   }
 
   /**

@@ -716,6 +716,7 @@ export async function startCluster(
     },
     listed: () => membership.sourceListed(),
     unnamed: () => membership.unnamed(),
+    unlistedGraceMs: config.unlistedGraceMs,
     removed: { self, active: () => rb.status === 'active', drop: dropTakenOut },
   });
   rings = keeper;

@@ -403,57 +403,84 @@ describe('scaling down: decommissioned members gone before the ring settles with
   }, 180_000);
 
   it('4 -> 3, then the two other settled owners lose their volumes: reads of their keys are refused, not answered empty', async () => {
-    // Keys owned by kvstore-0, -1 and -3. kvstore-3 hands off to the ring without it (kvstore-2
-    // takes its copies), then kvstore-0 and -1 come back on empty data directories, one after
-    // the other, while kvstore-2, the only member holding the keys now, is stopped. The keys sort
-    // after the padding, so the refills have not reached them. Every settled owner of the keys
-    // is lost: before, a read through kvstore-0 counted its own and kvstore-1's empty answers
-    // (two of the target ring's three owners) and answered that the keys do not exist.
-    // kvstore-0 and -1 stream so slowly that the ring does not settle without kvstore-3 before
-    // they lose their volumes; back empty, they stream at the usual rate.
-    const { nodes, names, hosts, start } = await startCluster(4, 1, [], [0, 1]);
-    const [k0, k1, k2, k3] = nodes as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
-    const rest = [k0, k1, k2];
-    const keys = keysOwnedBy(names, [k0, k1, k3], 3, 6, 'zz');
-    const c2 = await openClient(k2);
-    await fill(c2);
-    for (const k of keys) expect(await c2.call(`PUT ${k} v1`)).toBe('OK');
-    await startHandOffs([k3], rest);
-    await finishAndRemove([k3], rest, hosts);
-    expect((await clusterInfo(k2)).ring.moving).toBe(true);
+    await loseTheirVolumes(false);
+  }, 240_000);
 
-    k2.proc.child.kill('SIGSTOP');
-    const empty: ClusterNode[] = [];
-    try {
-      // kvstore-0, then kvstore-1, back empty, each once the other recorded the one before lost.
-      for (const [i, old] of [k0, k1].entries()) {
-        await old.proc.stop('SIGKILL');
-        empty.push(await start(i));
-        await recordedLost(i === 0 ? k1 : empty[0]!, empty);
-      }
-      const [e0, e1] = empty as [ClusterNode, ClusterNode];
-      // Both finish their own streams (only kvstore-2 holds what they lack, and they cannot
-      // name its address while it is stopped): their ring must still not settle. Before, it
-      // settled without kvstore-2 in 1 of 2 runs just before the reads below (NOT_FOUND), or
-      // before recordedLost (not moving); waiting for the streams makes that every run.
-      await streamsDone(empty);
-      for (const n of empty) await recordedLost(n, empty);
-      for (const n of [e0, e1]) {
-        const c = await openClient(n);
-        for (const k of keys) {
-          expect(await c.call(`GET ${k}`), `${k} via ${n.name}`).toMatch(
-            /^ERR UNAVAILABLE replication: read refused: 3 of the key's 3 settled owners/,
-          );
-        }
-      }
-    } finally {
-      k2.proc.child.kill('SIGCONT');
-    }
-    // Nothing was lost: once kvstore-2 refilled the others and the ring settled, every member
-    // reads v1.
-    const three = [...empty, k2];
-    await waitSettled(three, names.slice(0, 3), 120_000);
-    const clients = await Promise.all(three.map(openClient));
-    await expectValues(clients, three, keys, 'v1');
+  it('4 -> 3, then the two other settled owners lose their volumes while the only holder is listed nowhere: their ring waits for it', async () => {
+    // The same, and kvstore-2's record leaves DNS while it is stopped (its pod made again: no
+    // address for a while), within --unlisted-grace-ms: kvstore-0 and -1, back empty, never knew
+    // it, and nothing is unnamed. Before, they settled a ring of themselves at once (a node that
+    // knew kvstore-2 keeps it a member for the grace), read the keys as NOT_FOUND, and kvstore-2,
+    // listed again, adopted a ring without itself and dropped every record it held.
+    await loseTheirVolumes(true);
   }, 240_000);
 });
+
+/**
+ * 4 -> 3 (kvstore-3 hands off), then kvstore-0 and -1 come back on empty data directories while
+ * kvstore-2, the only member holding the keys, is stopped (and, `unlisted`, out of DNS).
+ */
+async function loseTheirVolumes(unlisted: boolean): Promise<void> {
+  // Keys owned by kvstore-0, -1 and -3. kvstore-3 hands off to the ring without it (kvstore-2
+  // takes its copies), then kvstore-0 and -1 come back on empty data directories, one after
+  // the other, while kvstore-2, the only member holding the keys now, is stopped. The keys sort
+  // after the padding, so the refills have not reached them. Every settled owner of the keys
+  // is lost: before, a read through kvstore-0 counted its own and kvstore-1's empty answers
+  // (two of the target ring's three owners) and answered that the keys do not exist.
+  // kvstore-0 and -1 stream so slowly that the ring does not settle without kvstore-3 before
+  // they lose their volumes; back empty, they stream at the usual rate.
+  // Unlisted, kvstore-2 is out of DNS for longer than the default grace takes (the streams).
+  const grace = unlisted ? ['--unlisted-grace-ms', '600000'] : [];
+  const { nodes, names, hosts, start } = await startCluster(4, 1, grace, [0, 1]);
+  const [k0, k1, k2, k3] = nodes as [ClusterNode, ClusterNode, ClusterNode, ClusterNode];
+  const rest = [k0, k1, k2];
+  const keys = keysOwnedBy(names, [k0, k1, k3], 3, 6, 'zz');
+  const c2 = await openClient(k2);
+  await fill(c2);
+  for (const k of keys) expect(await c2.call(`PUT ${k} v1`)).toBe('OK');
+  await startHandOffs([k3], rest);
+  await finishAndRemove([k3], rest, hosts);
+  expect((await clusterInfo(k2)).ring.moving).toBe(true);
+
+  k2.proc.child.kill('SIGSTOP');
+  const three = hosts.filter((h) => h !== k3.host);
+  if (unlisted)
+    dns!.setA(
+      SERVICE,
+      three.filter((h) => h !== k2.host),
+    );
+  const empty: ClusterNode[] = [];
+  try {
+    // kvstore-0, then kvstore-1, back empty, each once the other recorded the one before lost.
+    for (const [i, old] of [k0, k1].entries()) {
+      await old.proc.stop('SIGKILL');
+      empty.push(await start(i));
+      await recordedLost(i === 0 ? k1 : empty[0]!, empty);
+    }
+    const [e0, e1] = empty as [ClusterNode, ClusterNode];
+    // Both finish their own streams (only kvstore-2 holds what they lack, and they cannot
+    // name its address while it is stopped, or know it while DNS lists it nowhere): their ring
+    // must still not settle. Before, it
+    // settled without kvstore-2 in 1 of 2 runs just before the reads below (NOT_FOUND), or
+    // before recordedLost (not moving); waiting for the streams makes that every run.
+    await streamsDone(empty);
+    for (const n of empty) await recordedLost(n, empty);
+    for (const n of [e0, e1]) {
+      const c = await openClient(n);
+      for (const k of keys) {
+        expect(await c.call(`GET ${k}`), `${k} via ${n.name}`).toMatch(
+          /^ERR UNAVAILABLE replication: read refused: 3 of the key's 3 settled owners/,
+        );
+      }
+    }
+  } finally {
+    dns!.setA(SERVICE, three);
+    k2.proc.child.kill('SIGCONT');
+  }
+  // Nothing was lost: once kvstore-2 refilled the others and the ring settled, every member
+  // reads v1.
+  const members = [...empty, k2];
+  await waitSettled(members, names.slice(0, 3), 120_000);
+  const clients = await Promise.all(members.map(openClient));
+  await expectValues(clients, members, keys, 'v1');
+}

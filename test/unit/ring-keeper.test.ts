@@ -507,3 +507,69 @@ describe('untilFoundable', () => {
     await waited;
   });
 });
+
+describe('RingKeeper: a settled holder listed nowhere here', () => {
+  it('does not settle without it for --unlisted-grace-ms, as a member that DNS stops listing stays one', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    // a and b are back on new data directories (recorded lost); c holds every key they held and
+    // is being made again (a pod deleted: DNS lists no address for it for a moment, and with SRV
+    // records no address is ever unnamed). a never knew c, so c is no member here and the target
+    // is {a, b}, whose transfer is done at once (there is nothing to refill them from). A node
+    // that knew c keeps it a member for the grace; before, a settled {a, b} at once, and c, back
+    // within the grace, adopted a ring without itself and dropped every record it held.
+    const names = ['a', 'b', 'c'];
+    const t = new Topology(names, settledRing(4, names, incs(['c']), ['a', 'b']), 3);
+    const k = keeper(t, () => allDone(t, ['a', 'b']), {
+      unnamed: () => 0,
+      unlistedGraceMs: 30_000,
+    });
+    k.k.update();
+    expect(t.target.members).toEqual(['a', 'b']);
+    expect(t.moving).toBe(true);
+    await vi.advanceTimersByTimeAsync(29_000);
+    k.k.update();
+    expect(t.moving).toBe(true);
+    expect(t.settledRing.members).toEqual(names);
+    // Listed nowhere for the whole grace (and no update asked meanwhile): c left.
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(t.moving).toBe(false);
+    expect(t.settledRing.members).toEqual(['a', 'b']);
+    k.k.stop();
+  });
+
+  it('settles with the holder once it is a member again within the grace', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const names = ['a', 'b', 'c'];
+    const t = new Topology(names, settledRing(4, names, incs(['c']), ['a', 'b']), 3);
+    let here = ['a', 'b'];
+    const k = keeper(t, () => allDone(t, here), { unnamed: () => 0, unlistedGraceMs: 30_000 });
+    k.k.update();
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(t.moving).toBe(true);
+    // c answers (its new address named): a member, in the target, which refills a and b from it;
+    // once they report that transfer done, the ring settles with c.
+    here = names;
+    k.k.update();
+    expect(t.target.members).toEqual(names);
+    k.k.update();
+    expect(t.moving).toBe(false);
+    expect(t.settledRing.members).toEqual(names);
+    k.k.stop();
+  });
+
+  it('does not wait again for a holder that was a member here and left (Membership gave it the grace)', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const names = ['a', 'b', 'c'];
+    const t = new Topology(names, settledRing(4, names, incs(names)), 3);
+    let here = names;
+    const k = keeper(t, () => allDone(t, here), { unnamed: () => 0, unlistedGraceMs: 30_000 });
+    k.k.update();
+    expect(t.moving).toBe(false);
+    here = ['a', 'b'];
+    k.k.update();
+    k.k.update();
+    expect(t.moving).toBe(false);
+    expect(t.settledRing.members).toEqual(['a', 'b']);
+    k.k.stop();
+  });
+});
