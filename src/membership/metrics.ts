@@ -9,14 +9,29 @@ export interface RingMetrics {
   readonly changed: (reason: SettledChange) => void;
 }
 
-/** Registers `kvstore_ring_epoch` (read from `epoch` at scrape) and the change counter. */
-export function registerRingMetrics(registry: Registry, epoch: () => number): RingMetrics {
+/**
+ * Registers `kvstore_ring_epoch` (read from `epoch` at scrape), `kvstore_ring_held_seconds` (from
+ * `heldMs`, RingKeeper.heldMs) and the change counter.
+ */
+export function registerRingMetrics(
+  registry: Registry,
+  epoch: () => number,
+  heldMs: () => number = () => 0,
+): RingMetrics {
   new Gauge({
     name: 'kvstore_ring_epoch',
     help: 'Epoch of the settled ring this node routes by (it only grows).',
     registers: [registry],
     collect() {
       this.set(epoch());
+    },
+  });
+  new Gauge({
+    name: 'kvstore_ring_held_seconds',
+    help: 'How long this node has held its target ring from settling for holders of its settled ring that are no member here (an address the source lists has not said who it is, or they are listed nowhere, within --unlisted-grace-ms), 0 when it does not: see docs/cluster.md.',
+    registers: [registry],
+    collect() {
+      this.set(heldMs() / 1000);
     },
   });
   const changes = new Counter({

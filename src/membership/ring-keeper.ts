@@ -105,6 +105,8 @@ export class RingKeeper {
   #unheardCheck: NodeJS.Timeout | null = null;
   /** What was last said about the holders the target waits for ('' when none). */
   #unheardSaid = '';
+  /** Since when (performance.now()) the target has waited for such holders; null when not. */
+  #heldSince: number | null = null;
 
   constructor(o: RingKeeperOptions) {
     this.#o = o;
@@ -114,6 +116,14 @@ export class RingKeeper {
   /** True from the moment this node found itself taken out of the ring until its records are dropped. */
   get dropping(): boolean {
     return this.#dropping;
+  }
+
+  /**
+   * How long (ms) the target has been held from settling for settled holders that are no member
+   * here (kvstore_ring_held_seconds), as of the last update(); 0 when it is not.
+   */
+  heldMs(): number {
+    return this.#heldSince === null ? 0 : performance.now() - this.#heldSince;
   }
 
   /** The last save asked for: resolves once it is written (or its failure logged). */
@@ -273,6 +283,7 @@ export class RingKeeper {
       this.#unheardCheck.unref();
     }
     const hold = unheard.length > 0 && (unnamed > 0 || waitMs > 0);
+    this.#heldSince = hold ? (this.#heldSince ?? now) : null;
     const said = hold ? JSON.stringify([unheard, unnamed > 0]) : '';
     if (said === this.#unheardSaid) return hold;
     this.#unheardSaid = said;

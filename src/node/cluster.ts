@@ -365,7 +365,11 @@ export async function startCluster(
     w: config.writeQuorum,
     r: config.readQuorum,
   };
-  const ringMetrics = registerRingMetrics(registry, () => topology?.settledRing.epoch ?? 0);
+  const ringMetrics = registerRingMetrics(
+    registry,
+    () => topology?.settledRing.epoch ?? 0,
+    () => rings?.heldMs() ?? 0,
+  );
   // In every hello: members tell a restart of this node from a probe that went unanswered.
   const started = Date.now();
   const selfHello = (): HelloReply => ({

@@ -29,6 +29,7 @@ const ALERTS = [
   'KvstoreMembershipMismatch',
   'KvstoreDecommissionedMemberListed',
   'KvstoreFoundingWait',
+  'KvstoreRingHeld',
   'KvstoreHintsBacklog',
   'KvstoreHintsDropped',
   'KvstoreAntiEntropyStale',

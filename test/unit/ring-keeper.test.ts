@@ -530,10 +530,12 @@ describe('RingKeeper: a settled holder listed nowhere here', () => {
     k.k.update();
     expect(t.moving).toBe(true);
     expect(t.settledRing.members).toEqual(names);
+    expect(k.k.heldMs()).toBe(29_000); // kvstore_ring_held_seconds
     // Listed nowhere for the whole grace (and no update asked meanwhile): c left.
     await vi.advanceTimersByTimeAsync(1_000);
     expect(t.moving).toBe(false);
     expect(t.settledRing.members).toEqual(['a', 'b']);
+    expect(k.k.heldMs()).toBe(0);
     k.k.stop();
   });
 
