@@ -20,9 +20,12 @@ export interface Step<T, C> {
 }
 
 /**
- * The runs of `rounds` rounds: each runs every cell on every target in turn, every other round in
- * the opposite order of targets; with `warmup`, each measured run comes right after a warm-up run
- * of the same cell on the same target.
+ * The runs of `rounds` rounds: each runs every cell on every target in turn, every other round
+ * with the first two targets (A and B) swapped and any after them (Redis yardsticks) reversed;
+ * with `warmup`, each measured run comes right after a warm-up run of the same cell on the same
+ * target. A and B take the first and the second place in half the rounds each: reversing all
+ * three targets instead kept B in the middle, always right after another target's run, and an
+ * A/A measured B 1.06x (SET P1) and 1.14x (SET P16) for its place alone (s36-h2).
  */
 export function abPlan<T, C>(
   targets: readonly T[],
@@ -32,7 +35,7 @@ export function abPlan<T, C>(
 ): Step<T, C>[] {
   const steps: Step<T, C>[] = [];
   for (let round = 0; round < rounds; round++) {
-    const order = round % 2 === 0 ? targets : [...targets].reverse();
+    const order = round % 2 === 0 ? targets : swapFirstTwo(targets);
     for (const cell of cells) {
       for (const target of order) {
         if (warmup) steps.push({ round, cell, target, measured: false });
@@ -41,6 +44,12 @@ export function abPlan<T, C>(
     }
   }
   return steps;
+}
+
+/** `targets` with its first two swapped and the rest reversed. */
+function swapFirstTwo<T>(targets: readonly T[]): T[] {
+  if (targets.length < 2) return [...targets];
+  return [targets[1]!, targets[0]!, ...targets.slice(2).reverse()];
 }
 
 /** The median; of an even count, the mean of the middle two (not the upper one: that leans up). */

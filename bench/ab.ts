@@ -30,7 +30,7 @@ const USAGE = `Usage: node bench/ab.ts --a SCRIPT --b SCRIPT [options]
                      storeload-get: the etcd comparison's cells (bench/storeload, 50 clients
                      spread over the three members, --storeload-s seconds each)
   --rounds N         rounds; each runs every cell on every target in turn, every other round
-                     in the opposite order (default 4)
+                     with A and B swapped (default 4)
   --requests N       requests per pipeline-1 run, 4x that at depth (default 60000)
   --warmup N         requests of the unmeasured warm-up run of the same cell on the same target
                      right before each measured one, 4x that at depth (default a quarter of
@@ -174,9 +174,10 @@ try {
   const storeloadBin = cells.some((c) => c.op.startsWith('storeload'))
     ? await storeloadBinary()
     : null;
-  // Every other round in the opposite order: a target that runs after another pays for the
-  // other's dirty pages being written back (writes) and was measured up to 0.8x for it. And each
-  // measured run right after a warm-up of its own (bench/ab-plan.ts says why).
+  // Every other round with A and B swapped (yardsticks after them, reversed): a target that runs
+  // after another pays for the other's dirty pages being written back (writes) and was measured up
+  // to 0.8x for it. And each measured run right after a warm-up of its own (bench/ab-plan.ts says
+  // why).
   let lastRound = -1;
   for (const step of abPlan(targets, cells, Number(o.rounds), warmupRequests > 0)) {
     const { round, target: t } = step;

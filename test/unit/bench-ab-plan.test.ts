@@ -42,9 +42,19 @@ describe('abPlan', () => {
     expect(bare).toEqual(measured);
   });
 
-  it('reverses any number of targets (Redis yardsticks too)', () => {
-    const three = abPlan(['A', 'B', 'Redis'], ['GET P1'], 2, false).map((s) => s.target);
-    expect(three).toEqual(['A', 'B', 'Redis', 'Redis', 'B', 'A']);
+  it('gives A and B each place in half the rounds, yardsticks after them', () => {
+    // Reversing [A, B, Redis] kept B in the middle of every round (s36-h2: B/A 1.06-1.14 in an A/A).
+    const four = abPlan(['A', 'B', 'Redis', 'Redis always'], ['GET P1'], 2, false).map(
+      (s) => s.target,
+    );
+    expect(four).toEqual(['A', 'B', 'Redis', 'Redis always', 'B', 'A', 'Redis always', 'Redis']);
+    const rounds = abPlan(['A', 'B', 'Redis'], ['GET P1'], 4, false);
+    for (const target of ['A', 'B']) {
+      const places = [0, 1, 2, 3].map((round) =>
+        rounds.filter((s) => s.round === round).findIndex((s) => s.target === target),
+      );
+      expect(places.sort()).toEqual([0, 0, 1, 1]);
+    }
   });
 });
 
