@@ -480,22 +480,25 @@ export class Topology {
     const r = this.#record;
     const off = r.handedOff;
     if (off === undefined) return [];
-    // A hello that says so from a ring older than this record may predate the hand-off (a member
-    // lost once, refilled, then handed off, last heard before it was refilled): not word that it
-    // runs again after it. Its next hello, once it adopted this record, is.
-    const saidSince = (n: string) => {
-      const h = members.find((m) => m.name === n)?.hello;
-      return h !== undefined && h !== null && h.settled.epoch >= r.epoch;
-    };
-    const back = Object.keys(off).filter(
-      (n) => n === self || (this.#backAfterLoss.has(n) && saidSince(n)),
-    );
+    const back = Object.keys(off).filter((n) => n === self || this.#saidBack(members, n));
     if (back.length === 0) return [];
     // Recorded (takenBack): a record of this epoch or a newer one that kept the hand-off, made by
     // a member that had not heard of this, gives it back neither by a merge nor an adoption.
     const taken = [...(r.takenBack ?? []), ...back];
     this.#setRecord(withHandOffs(r, off, taken, this.#nextEpoch()), this.#settled);
     return back;
+  }
+
+  /**
+   * Whether `name` said it runs again after its loss (#backAfterLoss) in a hello from a ring at
+   * least as new as the record: one from an older ring may predate the hand-off (a member lost
+   * once, refilled, then handed off, last heard before it was refilled), so it is no word that it
+   * runs again after it. Its next hello, once it adopted this record, is.
+   */
+  #saidBack(members: readonly MemberView[], name: string): boolean {
+    if (!this.#backAfterLoss.has(name)) return false;
+    const h = members.find((m) => m.name === name)?.hello;
+    return h !== undefined && h !== null && h.settled.epoch >= this.#record.epoch;
   }
 
   /**
@@ -708,7 +711,10 @@ export class Topology {
    * as well. Take-backs are always taken (dropping a hand-off only counts its member lost), and
    * keep their names' hand-offs out for good: two members that took back different hand-offs, or
    * one some of the other's, end with neither (before, a third member merged a hand-off one of
-   * them took back into the other's record). A hand-off is taken only from a record that keeps
+   * them took back into the other's record). A peer's hand-off this record lacks, of a name that
+   * said since that it runs again (#saidBack), is recorded as taken back, so that the peer, cut off
+   * from the name, drops it too (before, it kept it until the ring settled: its record keeps one
+   * this one lacks). A hand-off is taken only from a record that keeps
    * every hand-off this one does, once both lose the take-backs (a member of session 35, which
    * took hand-offs back without recording it, may have taken back what its record lacks), and
    * not for a name this node keeps another ring for, nor one that said it runs again after its
@@ -727,6 +733,15 @@ export class Topology {
     for (const p of peers) for (const n of p.takenBack ?? []) taken.add(n);
     const left = (off: SettledRing['handedOff']) =>
       Object.entries(off ?? {}).filter(([n]) => !taken.has(n));
+    // A peer's entry that this record lacks, of a name that said it runs again, is recorded as
+    // taken back (this record was told no ring for it): the peer's node, not hearing the name,
+    // would otherwise keep it for good (its record keeps an entry this one lacks, so it takes
+    // nothing from this one). One this record keeps, #takeBackHandOffs takes back at a new epoch.
+    for (const p of peers) {
+      for (const [n] of left(p.handedOff)) {
+        if (own(r.handedOff ?? {}, n) === undefined && this.#saidBack(members, n)) taken.add(n);
+      }
+    }
     const mine = left(r.handedOff);
     const kept: Record<string, string> = Object.fromEntries(mine);
     for (const p of peers) {

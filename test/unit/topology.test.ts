@@ -745,6 +745,43 @@ describe('Topology: decommission (a member hands its data off, then goes)', () =
     expect(settled).toEqual(settledRing(7, live, incs(live)));
   });
 
+  it('records a take-back of a hand-off only a peer keeps, so that the peer drops it too', () => {
+    // a and b recorded d's hand-off at epoch 5, b from a hello that named no ring (h9's case), so
+    // b's record lacks the entry. b then heard d run again (a new directory) and a's record; a,
+    // cut off from d, hears only b. Before, b merged nothing (d runs again) and recorded nothing
+    // (its record had no entry to take back), and a, whose record keeps one b's lacks, took
+    // nothing from b: a kept d handed off to its target for good, as (a)'s merge case did.
+    const live = ['a', 'b', 'c'];
+    const all = [...live, 'd'];
+    const to = new Ring(live).id;
+    const record = settledRing(5, all, incs(live), ['d'], { d: to });
+    const { handedOff: _, ...bare } = record;
+    const b = new Topology(live, bare, RF);
+    const again = view('d', b, { incarnation: 'inc-d2', settled: bare });
+    const heard = live.map((n) =>
+      view(n, b, { self: n === 'b', settled: n === 'a' ? record : undefined }),
+    );
+    b.update([...heard, again]);
+    expect(b.settledRing.handedOff).toBeUndefined();
+    expect(b.settledRing.takenBack).toEqual(['d']);
+    expect(b.settledRing.epoch).toBe(5);
+    const a = new Topology(live, record, RF);
+    a.update(
+      live.map((n) =>
+        view(n, a, { self: n === 'a', settled: n === 'b' ? b.settledRing : undefined }),
+      ),
+    );
+    expect(a.settledRing.handedOff).toBeUndefined();
+    // Only from a hello at least as new as the record, as #takeBackHandOffs takes one.
+    const b2 = new Topology(live, bare, RF);
+    const old = settledRing(4, all, incs(all));
+    b2.update([
+      ...live.map((n) => view(n, b2, { self: n === 'b', settled: n === 'a' ? record : undefined })),
+      view('d', b2, { incarnation: 'inc-d2', settled: { ...old, lost: ['d'] } }),
+    ]);
+    expect(b2.settledRing.takenBack).toBeUndefined();
+  });
+
   it('keeps no hand-off in the record from a directory other than the one the ring recorded', () => {
     // d's hello predates the ring (epoch 3 < 4), so its incarnation is not checked against it,
     // and says decommissioned from another directory: lost, but its hand-off is not kept.
