@@ -152,6 +152,11 @@ export class RingKeeper {
         for (const m of members) this.#members.add(m.name);
         const hold = this.#holdUnheard(listed ? topo.unheardHolders(members) : [], unnamed);
         const c = topo.update(members, listed, unnamed, hold);
+        // The hold was judged on the ring before the update: one adopted (or settled) in it may
+        // wait for nobody, and no later update need come to say so (kvstore_ring_held_seconds).
+        if (hold && (!topo.moving || topo.unheardHolders(members).length === 0)) {
+          this.#heldSince = null;
+        }
         this.#report(c);
         if (c.adopted) this.#dropIfRemoved(before, c.adopted.ring);
         if (c.settledChanged) void this.save();

@@ -575,3 +575,36 @@ describe('RingKeeper: a settled holder listed nowhere here', () => {
     k.k.stop();
   });
 });
+
+describe('RingKeeper: kvstore_ring_held_seconds after the hold ends by an adopted ring', () => {
+  it('reports no hold once the update adopted a ring whose holders are all members here', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    // a and b are back on new directories, c (the only holder) is no member here and an address
+    // is listed unnamed: held. Then b reports the ring the others settled without c meanwhile
+    // (epoch 6): a adopts it, nothing moves, and nothing waits for c any more. Before, the hold
+    // was judged on the ring before the update only, so heldMs kept growing until some later
+    // update (KvstoreRingHeld at 10 minutes in a quiet cluster).
+    const names = ['a', 'b', 'c'];
+    const t = new Topology(names, settledRing(4, names, incs(['c']), ['a', 'b']), 3);
+    let peer: SettledRing | undefined;
+    const k = keeper(
+      t,
+      () =>
+        ['a', 'b'].map((n) =>
+          view(n, t, { self: n === 'a', settled: n === 'b' ? peer : undefined }),
+        ),
+      { unnamed: () => 1, unlistedGraceMs: 30_000 },
+    );
+    k.k.update();
+    expect(t.moving).toBe(true);
+    vi.advanceTimersByTime(5_000);
+    expect(k.k.heldMs()).toBe(5_000);
+    peer = settledRing(6, ['a', 'b'], incs(['a', 'b']));
+    k.k.update();
+    expect(t.settledRing.epoch).toBe(6);
+    expect(t.moving).toBe(false);
+    vi.advanceTimersByTime(5_000);
+    expect(k.k.heldMs()).toBe(0);
+    k.k.stop();
+  });
+});
