@@ -179,12 +179,17 @@ async function restartOnNewAddress(d: Discovery, meanwhile: readonly Where[], re
     expect(info.members.map((m) => m.name)).toEqual(NAMES);
     expect(info.members.find((m) => m.name === 'kvstore-3')?.state).toBe('down');
     expect(await metric(n, 'kvstore_members_unlisted')).toBe(1);
+    // A member it knew, down: nothing holds the ring (KvstoreRingHeld is for holders unheard).
+    expect(await metric(n, 'kvstore_ring_held_seconds')).toBe(0);
   }
   d.publish([...hosts.slice(0, 3), hosts[4]!]);
   const back = await d.start('kvstore-3', hosts[4]!, moving.dataDir);
   const four = [...others, back];
   await waitFormed(four, 30_000);
-  for (const n of four) expect(await metric(n, 'kvstore_members_unlisted')).toBe(0);
+  for (const n of four) {
+    expect(await metric(n, 'kvstore_members_unlisted')).toBe(0);
+    expect(await metric(n, 'kvstore_ring_held_seconds')).toBe(0);
+  }
   const during = await reader.finish();
   const { moved, ...changes } = await whatChanged(others, logsBefore, four);
   expect({ ...changes, wrong: during.wrong.slice(0, 5) }).toEqual({
