@@ -3,6 +3,7 @@
 import type { Registry } from 'prom-client';
 import { KvError } from '../errors/index.ts';
 import { flagGauge, type Logger } from '../observability/index.ts';
+import { readingAt } from '../storage/index.ts';
 import type { ClockOffset } from './manager.ts';
 
 export interface ClockCheckOptions {
@@ -94,12 +95,15 @@ function baseNow(before = performance.now()): number | null {
   const wall = Date.now();
   lastWall = wall;
   const after = performance.now();
+  lastAfter = after;
   if (after - before > LOOK_SLACK_MS) return null;
   return wall - (before + after) / 2;
 }
 
 /** Date.now() as baseNow last read it: what a check's other steps take instead of reading again. */
 let lastWall = 0;
+/** performance.now() as baseNow last read it, right after lastWall. */
+let lastAfter = 0;
 
 export class ClockCheck {
   readonly #o: ClockCheckOptions;
@@ -137,6 +141,7 @@ export class ClockCheck {
 
   /** Recomputes from the last probes' offsets; logs when the verdict changes. */
   update(): void {
+    this.#jobReading = -1; // the next write checks again
     this.#noticeStep();
     const stepped = this.#stepped;
     // After a step, only offsets measured by probes sent after it tell how the clock is now.
@@ -224,10 +229,42 @@ export class ClockCheck {
     return peers === null || peers > 0;
   }
 
-  /** Throws KV_ERR_CLOCK_OFFSET while this node's clock is out of sync (see the class). */
-  check(): void {
+  /**
+   * check() once per job (a callback of the event loop with the microtasks it queued), for the
+   * versions made in it: the first write of a job checks and reads the clocks, the later ones take
+   * the same reading (the version clock counts them up from it). Not weaker than a check per
+   * write: a version is made from a reading the check found unstepped, never from a later read of
+   * the wall clock (a step within the job goes into no version, and the next job's check sees it),
+   * and every request a job serves was read from its socket before the job's first check, so
+   * the reading is no earlier than its arrival (a write sent after another node answered OK for an
+   * older one is still made above it). A write at pipeline 16 read the clocks seven times, three
+   * of them here (bench/results/2026-12-07-s36-h1-clock-reads.md).
+   */
+  checkOncePerJob(): number {
+    const held = this.#jobReading;
+    if (held >= 0) return held; // checked in this job
+    const at = this.check();
+    this.#jobReading = at;
+    queueMicrotask(this.#jobDone);
+    return at;
+  }
+
+  /** The reading checkOncePerJob returned in the job running now; -1 outside one. */
+  #jobReading = -1;
+  readonly #jobDone = (): void => {
+    this.#jobReading = -1;
+  };
+
+  /**
+   * Throws KV_ERR_CLOCK_OFFSET while this node's clock is out of sync (see the class). Else
+   * returns the reading of the clocks it checked (HybridClock.nowAt's `at`: the wall clock it
+   * read for the step check, with the fraction of its millisecond): a version made from it, not
+   * from a read of the wall clock after the check, cannot be made under a step the check missed.
+   */
+  check(): number {
     const r = this.refusal();
     if (r !== null) throw new KvError('KV_ERR_CLOCK_OFFSET', r.reason);
+    return readingAt(lastWall, lastAfter);
   }
 
   /**

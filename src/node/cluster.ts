@@ -835,7 +835,7 @@ export async function startCluster(
     maxValueBytes: config.maxValueBytes,
     maxMultiReadBytes: config.maxMultiReadBytes,
     registry,
-    checkClock: () => clock.check(),
+    checkClock: () => clock.checkOncePerJob(),
     refusing: refusal,
     alone: { may: () => fencing.mayAnswerAlone(), until: () => fencing.untilHeard() },
     checkIdentity: () => {

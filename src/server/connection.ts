@@ -918,9 +918,9 @@ export class Connection implements OutputHolder, ReplyWaiter {
     let result: Reply | null;
     try {
       // One reaction per asynchronous outcome: give back the budget, fill the slot, flush soon.
-      result = this.#order.run(kind, run, (reply, err) => {
+      result = this.#order.run(kind, run, (reply, err, at) => {
         budget?.give(cost);
-        this.#finish(slot, reply ?? this.#failure(err));
+        this.#finish(slot, reply ?? this.#failure(err), at);
         this.#scheduleFlush();
       });
     } catch (err) {
@@ -968,7 +968,8 @@ export class Connection implements OutputHolder, ReplyWaiter {
     return errorReply(e);
   }
 
-  #finish(slot: Slot, result: Reply): void {
+  /** `at`: when it settled (performance.now()), when the caller read it already. */
+  #finish(slot: Slot, result: Reply, at?: number): void {
     let reply = result;
     if (slot.shape !== undefined && reply.type !== 'error') {
       try {
@@ -985,7 +986,7 @@ export class Connection implements OutputHolder, ReplyWaiter {
     if (slot.command !== null) {
       this.#ctx.metrics.duration
         .labels(slot.command)
-        .observe((performance.now() - slot.started) / 1000);
+        .observe(((at ?? performance.now()) - slot.started) / 1000);
     }
     if (reply.type === 'error') this.#ctx.metrics.errors.labels(wireCode(reply.code)).inc();
   }

@@ -2,8 +2,11 @@
 
 import type { Ordering, Reply } from '../protocol/index.ts';
 
-/** The outcome of a command that settled later: its reply, or (reply null) what it threw. */
-export type Done = (reply: Reply | null, err: unknown) => void;
+/**
+ * The outcome of a command that settled later: its reply, or (reply null) what it threw; `at`:
+ * when (performance.now(), read once for every command settled by the same promise).
+ */
+export type Done = (reply: Reply | null, err: unknown, at: number) => void;
 
 /** Consecutive commands of one kind that may run concurrently. */
 interface Group {
@@ -123,11 +126,12 @@ export class CommandOrder {
  */
 function settleAll(waiters: readonly (Group | Done)[], reply: Reply | null, err: unknown): void {
   let thrown: { err: unknown } | null = null;
+  const at = performance.now();
   for (let i = 0; i < waiters.length; i += 2) {
     const group = waiters[i] as Group;
     if (--group.pending === 0) group.resolve?.();
     try {
-      (waiters[i + 1] as Done)(reply, err);
+      (waiters[i + 1] as Done)(reply, err, at);
     } catch (e) {
       thrown ??= { err: e };
     }

@@ -53,6 +53,16 @@ export function microsPast(ms: number): number {
   return Math.max(0, Math.min(us, 999));
 }
 
+/**
+ * A reading of the clocks as one number for HybridClock.nowAt: `wallMs` (a Date.now()) plus the
+ * fraction of its millisecond past it that `monoMs` (a performance.now() read right after it)
+ * puts it at, clamped as microsPast clamps it.
+ */
+export function readingAt(wallMs: number, monoMs: number): number {
+  const past = TIME_ORIGIN + monoMs - wallMs;
+  return wallMs + Math.max(0, Math.min(past, 0.999));
+}
+
 /** Default of --max-clock-offset-ms (CockroachDB's default maximum offset). */
 export const DEFAULT_MAX_CLOCK_OFFSET_MS = 500;
 
@@ -112,7 +122,23 @@ export class HybridClock {
    */
   now(): Version {
     const pt = this.#physical();
-    const sub = this.#micros(pt) * SUB_MS_STEP;
+    return this.#next(pt, this.#micros(pt) * SUB_MS_STEP);
+  }
+
+  /**
+   * now() from a reading of the wall clock the caller made and checked (ClockCheck.check: the
+   * wall clock read between two reads of the monotonic clock): `at` is that Date.now() with the
+   * fraction of its millisecond from the monotonic read after it (readingAt). The version is then
+   * made from the very reading the check found unstepped, with no read of the clocks of its own
+   * (two per version else: a SET read the clocks seven times).
+   */
+  nowAt(at: number): Version {
+    const pt = Math.floor(at);
+    const us = Math.floor((at - pt) * 1000);
+    return this.#next(pt, Math.min(us, 999) * SUB_MS_STEP);
+  }
+
+  #next(pt: number, sub: number): Version {
     if (pt > this.#wall) {
       this.#wall = pt;
       this.#logical = sub;

@@ -11,6 +11,7 @@ export {
   MAX_LOGICAL,
   MAX_VALID_WALL,
   microsPast,
+  readingAt,
   SUB_MS_STEP,
   type Version,
 } from './hlc.ts';

@@ -225,6 +225,48 @@ it('reads the wall clock once per check: the lead is taken against the reading o
   expect(walls.at(-1)).toBe(vi.mocked(Date.now).mock.results.at(-1)?.value);
 });
 
+// A SET's version is made from this reading (HybridClock.nowAt), not from reads of the clocks
+// after the check: a step between the two went into the version unseen, and cost two reads more.
+it('returns the reading of the wall clock it checked, with the fraction of its millisecond', () => {
+  const t = setUp();
+  t.probed();
+  t.check.update();
+  t.advance(1_234);
+  const at = t.check.check();
+  const read = vi.mocked(Date.now).mock.results.at(-1)?.value as number;
+  expect(Math.floor(at)).toBe(read);
+  expect(at - read).toBeGreaterThanOrEqual(0);
+  expect(at - read).toBeLessThan(1);
+});
+
+// The writes of one job (a socket's read, the microtasks it queued) take the reading of the job's
+// first check: a step within the job goes into none of their versions (they are made from the
+// reading, not from the wall clock), and the next job's check sees it.
+it('checks once per job for versions: a step within the job goes into no version, the next job refuses', async () => {
+  const t = setUp();
+  t.probed();
+  t.check.update();
+  const first = t.check.checkOncePerJob();
+  const reads = vi.mocked(Date.now).mock.calls.length;
+  t.advance(1, 2_000); // stepped 2 s ahead within the job
+  expect(t.check.checkOncePerJob()).toBe(first);
+  expect(vi.mocked(Date.now).mock.calls.length).toBe(reads); // no read: the job's reading
+  await new Promise((res) => setImmediate(res)); // the next job
+  expect(() => t.check.checkOncePerJob()).toThrow(/stepped ahead by 2000 ms/);
+  expect(() => t.check.checkOncePerJob()).toThrow(/stepped ahead/); // refusals are not held
+  // Agreement again (probes sent after the step): update() lets the same job check again.
+  t.advance(1_000);
+  t.probed(0);
+  t.check.update();
+  const after = t.check.checkOncePerJob();
+  expect(Math.floor(after)).toBe(vi.mocked(Date.now).mock.results.at(-1)?.value);
+  expect(after).toBeGreaterThan(first + 2_000);
+  // update() within a job drops the job's reading: a check after it reads again.
+  t.advance(5);
+  t.check.update();
+  expect(t.check.checkOncePerJob()).toBeGreaterThanOrEqual(after + 5);
+});
+
 /** A ClockCheck of a node with two other members over `offsets`, on the real clocks. */
 function checkOver(offsets: ClockOffset[]): ClockCheck {
   return new ClockCheck({
