@@ -97,7 +97,7 @@ export function registerStorageMetrics(
   const commitSeconds = new HotHistogram({
     ...UNLABELED,
     name: 'kvstore_storage_commit_duration_seconds',
-    help: 'Time from a write being queued to it being durable on disk.',
+    help: 'Time from a write being queued (the first write of its event-loop job) to it being durable on disk.',
     buckets: SECONDS,
     registers: [registry],
   }).labels('');
