@@ -2,6 +2,7 @@
 
 import type { Registry } from 'prom-client';
 import { KvError } from '../errors/index.ts';
+import { currentJob } from '../net/index.ts';
 import { flagGauge, type Logger } from '../observability/index.ts';
 import { readingAt } from '../storage/index.ts';
 import type { ClockOffset } from './manager.ts';
@@ -141,7 +142,7 @@ export class ClockCheck {
 
   /** Recomputes from the last probes' offsets; logs when the verdict changes. */
   update(): void {
-    this.#jobReading = -1; // the next write checks again
+    this.#readingJob = 0; // the next write checks again
     this.#noticeStep();
     const stepped = this.#stepped;
     // After a step, only offsets measured by probes sent after it tell how the clock is now.
@@ -230,9 +231,9 @@ export class ClockCheck {
   }
 
   /**
-   * check() once per job (a callback of the event loop with the microtasks it queued), for the
-   * versions made in it: the first write of a job checks and reads the clocks, the later ones take
-   * the same reading (the version clock counts them up from it). Not weaker than a check per
+   * check() once per job (a callback of the event loop: currentJob), for the versions made in
+   * it: the first write of a job checks and reads the clocks, the later ones take the same reading
+   * (the version clock counts them up from it). Not weaker than a check per
    * write: a version is made from a reading the check found unstepped, never from a later read of
    * the wall clock (a step within the job goes into no version, and the next job's check sees it),
    * and every request a job serves was read from its socket before the job's first check, so
@@ -241,19 +242,17 @@ export class ClockCheck {
    * of them here (bench/results/2026-12-07-s36-h1-clock-reads.md).
    */
   checkOncePerJob(): number {
-    const held = this.#jobReading;
-    if (held >= 0) return held; // checked in this job
+    const job = currentJob();
+    if (this.#readingJob === job) return this.#jobReading;
     const at = this.check();
     this.#jobReading = at;
-    queueMicrotask(this.#jobDone);
+    this.#readingJob = job;
     return at;
   }
 
-  /** The reading checkOncePerJob returned in the job running now; -1 outside one. */
-  #jobReading = -1;
-  readonly #jobDone = (): void => {
-    this.#jobReading = -1;
-  };
+  /** The reading checkOncePerJob returned in job #readingJob (currentJob; 0: none). */
+  #jobReading = 0;
+  #readingJob = 0;
 
   /**
    * Throws KV_ERR_CLOCK_OFFSET while this node's clock is out of sync (see the class). Else

@@ -6,5 +6,5 @@ export { checkBindable, type ListenAddress } from './bindable.ts';
 export { listen } from './listen.ts';
 export { onReads, type Reads } from './reads.ts';
 export { type SlotOutcome, Slots } from './slots.ts';
-export { atNextTurn, atTurnEnd, turnPasses } from './turn.ts';
+export { atNextTurn, atTurnEnd, currentJob, turnPasses } from './turn.ts';
 export { inPieces, TurnBudget } from './turn-budget.ts';

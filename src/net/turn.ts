@@ -16,6 +16,28 @@ export function turnPasses(): number {
   return passes;
 }
 
+/** The job currentJob() answers; `jobEnding`: its end is queued (a microtask). */
+let job = 1;
+let jobEnding = false;
+const endJob = (): void => {
+  job++;
+  jobEnding = false;
+};
+
+/**
+ * A number that stays the same through one job (a callback of the event loop, with the
+ * microtasks queued until the one this queues runs) and differs in every later one: what is read
+ * once per job and kept for the rest of it (ClockCheck.checkOncePerJob, the store's start of a
+ * write's wait) is kept under it. One microtask per job for all of them.
+ */
+export function currentJob(): number {
+  if (!jobEnding) {
+    jobEnding = true;
+    queueMicrotask(endJob);
+  }
+  return job;
+}
+
 /**
  * Runs `fn` once the turn's I/O callbacks are done (in setImmediate's phase), after the
  * functions queued before it. A function queued while they run joins the same pass rather than

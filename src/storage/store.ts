@@ -4,6 +4,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
 import { KvError } from '../errors/index.ts';
+import { currentJob } from '../net/index.ts';
 import { dueEnd, expiryIndexKey, INDEX_START, parseExpiryIndexKey } from './expiry-index.ts';
 import { guardLmdbRejections } from './health.ts';
 import { compareVersions, HybridClock, isValidVersion, type Version } from './hlc.ts';
@@ -735,23 +736,23 @@ export class Storage {
   }
 
   /**
-   * When the job running now (a callback of the event loop with the microtasks it queued) began
+   * When the job running now (a callback of the event loop: currentJob) began
    * to write (performance.now()): the start of each of its writes' wait for the disk. Read once
    * per job, not per write (one of a SET's seven reads of the clocks at pipeline 16; the job's
    * writes are decided within microseconds of each other, their waits take milliseconds).
    */
   #jobStart(): number {
-    if (this.#jobStarted < 0) {
+    const job = currentJob();
+    if (this.#startedJob !== job) {
       this.#jobStarted = performance.now();
-      queueMicrotask(this.#jobDone);
+      this.#startedJob = job;
     }
     return this.#jobStarted;
   }
 
-  #jobStarted = -1;
-  readonly #jobDone = (): void => {
-    this.#jobStarted = -1;
-  };
+  /** #jobStart's time, and the job (currentJob) it was read in; 0: none. */
+  #jobStarted = 0;
+  #startedJob = 0;
 
   /** #durable when the store is closed or refusing writes (it waits until the log can take them). */
   async #durableSlowly<T>(decide: () => T): Promise<T> {

@@ -1,7 +1,7 @@
 // atTurnEnd: one pass at the end of the turn, in order, including what is queued during it.
 
 import { expect, it } from 'vitest';
-import { atNextTurn, atTurnEnd, turnPasses } from '../../src/net/index.ts';
+import { atNextTurn, atTurnEnd, currentJob, turnPasses } from '../../src/net/index.ts';
 
 it('runs queued functions after the turn, in order, and those queued meanwhile in the same pass', async () => {
   const seen: string[] = [];
@@ -51,4 +51,21 @@ it('runs what atNextTurn queued in the pass after the one its turn ends with, in
   await new Promise((resolve) => setImmediate(resolve));
   expect(seen).toEqual(['end in pass 0', 'a in pass 1', 'b in pass 1', 'joins pass 1']);
   expect(turnPasses()).toBe(before + 2);
+});
+
+it('names the job running now: the same through it, another in each later one', async () => {
+  // A microtask queued before the job's first currentJob() runs in the job; one queued after it,
+  // after the job's end.
+  const seen: number[] = [];
+  queueMicrotask(() => seen.push(currentJob()));
+  const first = currentJob();
+  expect(currentJob()).toBe(first);
+  queueMicrotask(() => seen.push(currentJob()));
+  await new Promise((res) => setImmediate(res));
+  expect(seen[0]).toBe(first);
+  expect(seen[1]).not.toBe(first);
+  const later = currentJob();
+  expect(later).not.toBe(first);
+  await new Promise((res) => setTimeout(res, 1));
+  expect(currentJob()).not.toBe(later);
 });
