@@ -18,6 +18,12 @@ export function turnPasses(): number {
 
 /** The job currentJob() answers; `jobEnding`: its end is queued (a microtask). */
 let job = 1;
+/**
+ * What currentJob's microtask hangs on: a reaction to a settled promise is a V8 job of its own,
+ * where Node's queueMicrotask wraps each callback in an AsyncResource and a bound function
+ * (~25 ns against 56-86 ns a call, measured alone).
+ */
+const SETTLED = Promise.resolve();
 let jobEnding = false;
 const endJob = (): void => {
   job++;
@@ -33,7 +39,7 @@ const endJob = (): void => {
 export function currentJob(): number {
   if (!jobEnding) {
     jobEnding = true;
-    queueMicrotask(endJob);
+    void SETTLED.then(endJob);
   }
   return job;
 }
