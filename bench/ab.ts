@@ -2,6 +2,7 @@
 // alternating, with the node CPU per request: how a change is measured on a shared machine.
 
 import { spawnSync } from 'node:child_process';
+import { get as httpGet } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -57,7 +58,10 @@ Prints every run, then per cell the median ops/s and node CPU µs per request, a
 those medians; then per cell the B/A of each round (A and B measured back to back, so the
 machine's load moves both) and the median of those per-round ratios. Each run also says the
 system calls the nodes made per request (reads and writes of sockets and files, from
-/proc/<pid>/io), and every round the 1-minute load average before it.`;
+/proc/<pid>/io), and every round the 1-minute load average before it. With --nodes 3 each run
+also says each member's CPU per request (the load's member first) and, per request, the peer
+requests the members sent, the other owners' reads, the reads speculated and the young
+collections: a cluster that costs more than another of the same build shows where.`;
 
 const { values: o } = parseArgs({
   options: {
@@ -111,6 +115,45 @@ const root = tempDir(tmpdir(), 'kvstore-ab-');
 const servers: Server[] = [];
 const cellName = (op: string, pipeline: number) =>
   op.startsWith('storeload') ? op : `${op.toUpperCase()} P${pipeline}`;
+/** What a run changed on each member of a 3-node target: where its CPU per request went. */
+interface MemberCounts {
+  peerRequests: number;
+  otherReads: number;
+  speculations: number;
+  minorGcs: number;
+}
+
+/**
+ * A member's counters, each scrape on a connection of its own (fetch's kept-alive one was
+ * found closed under the node after a run: "other side closed").
+ */
+async function memberCounts(m: Server): Promise<MemberCounts> {
+  const text = await new Promise<string>((res, rej) => {
+    httpGet({ host: m.host, port: 9090, path: '/metrics', agent: false }, (r) => {
+      let body = '';
+      r.setEncoding('utf8');
+      r.on('data', (d: string) => {
+        body += d;
+      });
+      r.on('end', () => res(body));
+      r.on('error', rej);
+    }).on('error', rej);
+  });
+  const sum = (prefix: string) => {
+    let n = 0;
+    for (const line of text.split('\n')) {
+      if (line.startsWith(prefix)) n += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+    return n;
+  };
+  return {
+    peerRequests: sum('kvstore_peer_requests_sent_total{'),
+    otherReads: sum('kvstore_replica_reads_total{replica="other"}'),
+    speculations: sum('kvstore_read_speculations_total '),
+    minorGcs: sum('nodejs_gc_duration_seconds_count{kind="minor"}'),
+  };
+}
+
 /** The members of the cluster whose first member is `t.server`. */
 const clusterOf = (t: { server: Server }) => {
   const i = servers.indexOf(t.server);
@@ -197,11 +240,17 @@ try {
     if (op === 'del' || op === 'expire') rb(t.server.host, t.server.port, 'set', 16, 4 * keys);
     const cpu = () => t.pids.reduce((sum, pid) => sum + processCpuMs(pid, ticks), 0);
     const syscalls = () => t.pids.reduce((sum, pid) => sum + processSyscalls(pid), 0);
+    const members = o.nodes === '3' ? clusterOf(t) : [];
+    const memberCpu = () => t.pids.map((pid) => processCpuMs(pid, ticks));
+    const counts0 = await Promise.all(members.map(memberCounts));
+    const each0 = memberCpu();
     const cpu0 = cpu();
     const sys0 = syscalls();
     const f = await runCell(t, op, pipeline, false);
     const cpuUs = ((cpu() - cpu0) * 1000) / f.requests;
     const perRequest = (syscalls() - sys0) / f.requests;
+    const each1 = memberCpu();
+    const counts1 = await Promise.all(members.map(memberCounts));
     const key = `${cellName(op, pipeline)}|${t.name}`;
     const r = results.get(key) ?? { ops: [], cpu: [], p99: [] };
     r.ops.push(f.ops);
@@ -211,6 +260,14 @@ try {
     console.log(
       `round ${round} ${key.replace('|', ' ')}: ${Math.round(f.ops)} ops/s p50 ${f.p50} ms p99 ${f.p99} ms, ${cpuUs.toFixed(1)} µs CPU/request, ${perRequest.toFixed(2)} syscalls/request`,
     );
+    if (members.length > 0) {
+      const cpus = each1.map((c, i) => (((c - each0[i]!) * 1000) / f.requests).toFixed(1));
+      const per = (k: keyof MemberCounts) =>
+        (counts1.reduce((s, c, i) => s + c[k] - counts0[i]![k], 0) / f.requests).toFixed(4);
+      console.log(
+        `  members: ${cpus.join(' / ')} µs CPU/request; per request: ${per('peerRequests')} peer requests, ${per('otherReads')} other owners' reads, ${per('speculations')} speculations, ${per('minorGcs')} young collections`,
+      );
+    }
   }
 
   /** One run of a cell on `t` (a warm-up: a shorter one): its requests, ops/s and latency (ms). */
