@@ -158,8 +158,16 @@ function unavailable(
  * the same millisecond anyway (here one may fire up to a millisecond early). One timer for them
  * saves each read a Timeout, its insertion in Node's timer list and its clearTimeout (a
  * replicated GET made one of each; the reads of a turn share a batch). A deadline cancelled
- * before the timer fires (the read answered) is dropped at once; the timer is cleared once every
+ * before it runs (the read answered) is dropped at once; the timer is cleared once every
  * deadline of the batch is cancelled.
+ *
+ * The deadlines run in the check phase after the timer fired (setImmediate), not in the timer's
+ * own callback: Node runs due timers before it reads its sockets, so after a turn longer than
+ * the delay (a busy coordinator: a batch of 800 pipelined GETs, a collection) the timer came
+ * first and every read of its batch asked a third replica although the answer it waited for had
+ * arrived and sat unread in the socket. The reads' answers that came meanwhile are read in the
+ * poll phase between the two and cancel their deadlines; a replica that is really late is asked
+ * about one loop iteration later.
  */
 class Deadlines {
   readonly ms: number;
@@ -188,13 +196,18 @@ class Deadlines {
   }
 
   cancel(slot: number): void {
-    if (this.#fns[slot] === null || this.#fired) return;
+    if (this.#fns[slot] === null) return;
     this.#fns[slot] = null;
-    if (--this.#live === 0) clearTimeout(this.#timer);
+    if (--this.#live === 0 && !this.#fired) clearTimeout(this.#timer);
   }
 
+  /** The timer fired: the deadlines still live run after this iteration's poll phase. */
   readonly #fire = () => {
     this.#fired = true;
+    setImmediate(this.#run);
+  };
+
+  readonly #run = () => {
     const fns = this.#fns;
     for (let i = 0; i < fns.length; i++) {
       const fn = fns[i];
