@@ -61,7 +61,8 @@ system calls the nodes made per request (reads and writes of sockets and files, 
 /proc/<pid>/io), and every round the 1-minute load average before it. With --nodes 3 each run
 also says each member's CPU per request (the load's member first) and, per request, the peer
 requests the members sent, the other owners' reads, the reads speculated and the young
-collections: a cluster that costs more than another of the same build shows where.`;
+collections, and each member's time in young collections per request: a cluster that costs more
+than another of the same build shows where.`;
 
 const { values: o } = parseArgs({
   options: {
@@ -121,6 +122,8 @@ interface MemberCounts {
   otherReads: number;
   speculations: number;
   minorGcs: number;
+  /** Seconds in young collections: a coordinator found paying 3-4.5x per collection (2026-12-07). */
+  minorGcSeconds: number;
 }
 
 /**
@@ -151,6 +154,7 @@ async function memberCounts(m: Server): Promise<MemberCounts> {
     otherReads: sum('kvstore_replica_reads_total{replica="other"}'),
     speculations: sum('kvstore_read_speculations_total '),
     minorGcs: sum('nodejs_gc_duration_seconds_count{kind="minor"}'),
+    minorGcSeconds: sum('nodejs_gc_duration_seconds_sum{kind="minor"}'),
   };
 }
 
@@ -262,10 +266,13 @@ try {
     );
     if (members.length > 0) {
       const cpus = each1.map((c, i) => (((c - each0[i]!) * 1000) / f.requests).toFixed(1));
+      const youngUs = counts1.map((c, i) =>
+        (((c.minorGcSeconds - counts0[i]!.minorGcSeconds) * 1e6) / f.requests).toFixed(2),
+      );
       const per = (k: keyof MemberCounts) =>
         (counts1.reduce((s, c, i) => s + c[k] - counts0[i]![k], 0) / f.requests).toFixed(4);
       console.log(
-        `  members: ${cpus.join(' / ')} µs CPU/request; per request: ${per('peerRequests')} peer requests, ${per('otherReads')} other owners' reads, ${per('speculations')} speculations, ${per('minorGcs')} young collections`,
+        `  members: ${cpus.join(' / ')} µs CPU/request; per request: ${per('peerRequests')} peer requests, ${per('otherReads')} other owners' reads, ${per('speculations')} speculations, ${per('minorGcs')} young collections; µs of them per request ${youngUs.join(' / ')}`,
       );
     }
   }
