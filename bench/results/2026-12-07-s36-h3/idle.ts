@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { startCluster } from '/work/wt-h3/bench/cluster.ts';
-import { cleanupSync, processCpuMs, processSyscalls, stopServer, tempDir } from '/work/wt-h3/bench/procs.ts';
+import { startCluster } from '../../cluster.ts';
+import { cleanupSync, processCpuMs, processSyscalls, stopServer, tempDir } from '../../procs.ts';
 const script = process.argv[2]!; const K = Number(process.argv[3] ?? 2);
 const root = tempDir(tmpdir(), 'h3-idle-');
 function rb(host: string, port: number, op: string, p: number, n: number) {

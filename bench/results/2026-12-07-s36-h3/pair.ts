@@ -2,8 +2,8 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { startCluster } from '/work/wt-h3/bench/cluster.ts';
-import { cleanupSync, processCpuMs, processSyscalls, stopServer, tempDir } from '/work/wt-h3/bench/procs.ts';
+import { startCluster } from '../../cluster.ts';
+import { cleanupSync, processCpuMs, processSyscalls, stopServer, tempDir } from '../../procs.ts';
 const scripts = [process.argv[2]!, process.argv[3] ?? process.argv[2]!];
 const P = Number(process.env.PAIRS ?? 1), RUNS = Number(process.env.RUNS ?? 3);
 const root = tempDir(tmpdir(), 'h3-pair-');

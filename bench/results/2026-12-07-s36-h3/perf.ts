@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { startCluster } from '/work/wt-h3/bench/cluster.ts';
-import { cleanupSync, processCpuMs, stopServer, tempDir } from '/work/wt-h3/bench/procs.ts';
+import { startCluster } from '../../cluster.ts';
+import { cleanupSync, processCpuMs, stopServer, tempDir } from '../../procs.ts';
 const [script, out] = process.argv.slice(2);
 const root = tempDir(tmpdir(), 'h3-perf-');
 function rb(host: string, port: number, op: string, p: number, n: number) {

@@ -1,8 +1,8 @@
 // K clusters alive; each: fill, warm GET, then GET with perf on the coordinator; per-cluster coordinator CPU/GET.
 import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { startCluster } from '/work/wt-h3/bench/cluster.ts';
-import { cleanupSync, processCpuMs, stopServer, tempDir } from '/work/wt-h3/bench/procs.ts';
+import { startCluster } from '../../cluster.ts';
+import { cleanupSync, processCpuMs, stopServer, tempDir } from '../../procs.ts';
 const [script, K] = [process.argv[2]!, Number(process.argv[3] ?? 3)];
 const root = tempDir(tmpdir(), 'h3-tiers-');
 function rb(host: string, port: number, op: string, p: number, n: number) {
