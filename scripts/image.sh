@@ -38,7 +38,9 @@ buildkit_cli() {
   for c in "${KVSTORE_DOCKER:-docker}" /usr/bin/docker; do
     command -v "$c" >/dev/null || continue
     if "$c" buildx version >/dev/null 2>&1; then echo "$c" && return; fi
-    major=$("$c" version --format '{{.Client.Version}}' 2>/dev/null | cut -d. -f1) || continue
+    # The client's version, also when no engine answers (the command then exits 1 after printing
+    # it): that case is told apart below, by `info`, with its own message.
+    major=$({ "$c" version --format '{{.Client.Version}}' 2>/dev/null || true; } | cut -d. -f1)
     if [[ $major =~ ^[0-9]+$ ]] && ((major < 23)); then echo "$c" && return; fi
     [[ -n ${KVSTORE_DOCKER:-} ]] && break
   done
