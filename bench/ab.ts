@@ -2,7 +2,6 @@
 // alternating, with the node CPU per request: how a change is measured on a shared machine.
 
 import { spawnSync } from 'node:child_process';
-import { get as httpGet } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -15,6 +14,7 @@ import {
   processSyscalls,
   type Server,
   SINGLE_NODE_ARGS,
+  scrapeMetrics,
   startKvstore,
   startRedis,
   stopServer,
@@ -126,33 +126,18 @@ interface MemberCounts {
   minorGcSeconds: number;
 }
 
-/**
- * A member's counters, each scrape on a connection of its own (fetch's kept-alive one was
- * found closed under the node after a run: "other side closed").
- */
+/** A member's counters (scrapeMetrics), each summed over its labelled series. */
 async function memberCounts(m: Server): Promise<MemberCounts> {
-  const text = await new Promise<string>((res, rej) => {
-    httpGet({ host: m.host, port: 9090, path: '/metrics', agent: false }, (r) => {
-      let body = '';
-      r.setEncoding('utf8');
-      r.on('data', (d: string) => {
-        body += d;
-      });
-      r.on('end', () => res(body));
-      r.on('error', rej);
-    }).on('error', rej);
-  });
+  const metrics = await scrapeMetrics(m.host, 9090);
   const sum = (prefix: string) => {
     let n = 0;
-    for (const line of text.split('\n')) {
-      if (line.startsWith(prefix)) n += Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
+    for (const [series, value] of metrics) if (series.startsWith(prefix)) n += value;
     return n;
   };
   return {
     peerRequests: sum('kvstore_peer_requests_sent_total{'),
     otherReads: sum('kvstore_replica_reads_total{replica="other"}'),
-    speculations: sum('kvstore_read_speculations_total '),
+    speculations: sum('kvstore_read_speculations_total'),
     minorGcs: sum('nodejs_gc_duration_seconds_count{kind="minor"}'),
     minorGcSeconds: sum('nodejs_gc_duration_seconds_sum{kind="minor"}'),
   };

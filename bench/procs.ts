@@ -10,6 +10,7 @@ import {
   rmSync,
   writeSync,
 } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -356,12 +357,26 @@ export function progressLog(): (line: string) => void {
     );
 }
 
-/** The `kvstore_*` samples of a node's /metrics; a labelled series is keyed with its labels. */
+/**
+ * The `kvstore_*` and `nodejs_*` samples of a node's /metrics; a labelled series is keyed with its
+ * labels. Each scrape on a connection of its own: fetch's kept-alive one was found closed under
+ * the node after a run ("other side closed", bench/ab.ts --nodes 3, 2026-12-07).
+ */
 export async function scrapeMetrics(host: string, httpPort: number): Promise<Map<string, number>> {
-  const res = await fetch(`http://${host}:${httpPort}/metrics`);
+  const text = await new Promise<string>((res, rej) => {
+    httpGet({ host, port: httpPort, path: '/metrics', agent: false }, (r) => {
+      let body = '';
+      r.setEncoding('utf8');
+      r.on('data', (d: string) => {
+        body += d;
+      });
+      r.on('end', () => res(body));
+      r.on('error', rej);
+    }).on('error', rej);
+  });
   const out = new Map<string, number>();
-  for (const line of (await res.text()).split('\n')) {
-    const m = /^(kvstore_[a-z_]+(?:\{[^}]*\})?) ([\d.e+-]+)$/.exec(line);
+  for (const line of text.split('\n')) {
+    const m = /^((?:kvstore|nodejs)_[a-z_]+(?:\{[^}]*\})?) ([\d.e+-]+)$/.exec(line);
     if (m) out.set(m[1]!, Number(m[2]));
   }
   return out;
