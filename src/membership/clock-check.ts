@@ -84,6 +84,11 @@ export interface ClockRefusal {
  * the time it was out for a step of the wall clock.
  */
 const LOOK_SLACK_MS = 20;
+/**
+ * Looks a check takes at most when a thread switch spoils them (LOOK_SLACK_MS): its reading of
+ * the wall clock is a version's, so one that no look checked would go into versions unseen.
+ */
+const LOOKS = 3;
 
 /**
  * The wall clock minus the monotonic clock now (ms), read between two reads of the monotonic
@@ -235,7 +240,8 @@ export class ClockCheck {
    * it: the first write of a job checks and reads the clocks, the later ones take the same reading
    * (the version clock counts them up from it). Not weaker than a check per
    * write: a version is made from a reading the check found unstepped, never from a later read of
-   * the wall clock (a step within the job goes into no version, and the next job's check sees it),
+   * the wall clock (a step within the job goes into no version, and the next job's check sees it;
+   * a reading whose looks thread switches all spoiled goes into its own write's version only),
    * and every request a job serves was read from its socket before the job's first check, so
    * the reading is no earlier than its arrival (a write sent after another node answered OK for an
    * older one is still made above it). A write at pipeline 16 read the clocks seven times, three
@@ -245,6 +251,9 @@ export class ClockCheck {
     const job = currentJob();
     if (this.#readingJob === job) return this.#jobReading;
     const at = this.check();
+    // A reading no look checked (every one spoiled by thread switches) is not kept for the job:
+    // its other writes check again rather than take it unseen.
+    if (!this.#looked) return at;
     this.#jobReading = at;
     this.#readingJob = job;
     return at;
@@ -253,6 +262,8 @@ export class ClockCheck {
   /** The reading checkOncePerJob returned in job #readingJob (currentJob; 0: none). */
   #jobReading = 0;
   #readingJob = 0;
+  /** Whether the last look at the clocks (#noticeStep) counted: not spoiled by a thread switch. */
+  #looked = true;
 
   /**
    * Throws KV_ERR_CLOCK_OFFSET while this node's clock is out of sync (see the class). Else
@@ -321,11 +332,20 @@ export class ClockCheck {
     return null;
   }
 
-  /** Records a step of the wall clock against the monotonic clock by more than half the bound. */
+  /**
+   * Records a step of the wall clock against the monotonic clock by more than half the bound.
+   * A look between whose reads this thread was switched out tells nothing (see baseNow), and the
+   * wall clock it read is what check() returns for versions: it is taken again, up to LOOKS
+   * times; #looked says whether one counted.
+   */
   #noticeStep(): void {
-    const now = performance.now();
-    const base = baseNow(now);
-    // A look between whose reads this thread was switched out tells nothing (see baseNow).
+    let now = performance.now();
+    let base = baseNow(now);
+    for (let i = 1; base === null && i < LOOKS; i++) {
+      now = performance.now();
+      base = baseNow(now);
+    }
+    this.#looked = base !== null;
     if (base === null) return;
     const ms = base - this.#base;
     this.#base = base;

@@ -27,10 +27,12 @@ function setUp(
   let mono = 1_000;
   /** Set: the next Date.now() comes this long after the read before it (a thread switched out). */
   let pause = 0;
+  /** How many reads of the wall clock in a row come `pause` late. */
+  let pauses = 0;
   vi.spyOn(Date, 'now').mockImplementation(() => {
     mono += pause;
     wall += pause;
-    pause = 0;
+    if (--pauses <= 0) pause = 0;
     return Math.floor(wall);
   });
   vi.spyOn(performance, 'now').mockImplementation(() => mono);
@@ -45,9 +47,13 @@ function setUp(
   });
   return {
     check,
-    /** The next read of the wall clock comes `ms` after the read before it, both clocks moving. */
-    switchedOut(ms: number) {
+    /**
+     * The next read of the wall clock (the next `times` reads) comes `ms` after the read before
+     * it, both clocks moving.
+     */
+    switchedOut(ms: number, times = 1) {
       pause = ms;
+      pauses = times;
     },
     /** Both clocks advance by `ms`; the wall clock `drift` ms more. */
     advance(ms: number, drift = 0) {
@@ -265,6 +271,31 @@ it('checks once per job for versions: a step within the job goes into no version
   t.advance(5);
   t.check.update();
   expect(t.check.checkOncePerJob()).toBeGreaterThanOrEqual(after + 5);
+});
+
+// A look whose reads of the monotonic clock are far apart (a thread switched out) tells nothing of
+// a step, and the version of a write was made from the wall clock it read: with one check per job,
+// every write of the job (a pipeline of SETs) took a reading 2 s ahead that no look had checked,
+// and the next job refused for the step. A spoiled look is taken again at once; a reading no look
+// checked is not kept for the job's other writes, each of which checks again.
+it('makes no version from a reading whose look a thread switch spoiled', () => {
+  const t = setUp();
+  t.probed();
+  t.check.update();
+  t.advance(100, 2_000); // stepped 2 s ahead
+  t.switchedOut(400); // and the next check's look spoiled
+  expect(() => t.check.checkOncePerJob()).toThrow(/stepped ahead by 2000 ms/);
+
+  const u = setUp();
+  u.probed();
+  u.check.update();
+  u.advance(100);
+  u.switchedOut(400, 100); // every look spoiled
+  expect(() => u.check.checkOncePerJob()).not.toThrow(); // unchecked, as before
+  u.advance(100, 2_000); // stepped 2 s ahead within the job
+  u.switchedOut(0);
+  // The job's next write looks again: not the job's unchecked reading.
+  expect(() => u.check.checkOncePerJob()).toThrow(/stepped ahead by 2000 ms/);
 });
 
 /** A ClockCheck of a node with two other members over `offsets`, on the real clocks. */
