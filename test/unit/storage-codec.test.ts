@@ -11,6 +11,7 @@ import {
   MAX_EXPIRES_AT,
   MAX_VALID_WALL,
   microsPast,
+  readingAt,
   type StoredRecord,
   SUB_MS_STEP,
   withoutValue,
@@ -259,6 +260,30 @@ describe('HybridClock', () => {
     // The default clock uses them.
     const d = new HybridClock('d');
     expect(d.now().logical % SUB_MS_STEP).toBe(0);
+  });
+
+  // The writes of one job share one reading of the clocks (ClockCheck.checkOncePerJob): their
+  // versions count up from it, past versions observed between them, and a later job's reading
+  // behind them (a step back the next check refuses for, or a job that ran long) goes below none.
+  it('makes versions from one reading that increase strictly past all it made or observed', () => {
+    const clock = new HybridClock('a', () => 10);
+    const at = 1_000.25; // 1000 ms and 250 µs
+    const seen = [clock.nowAt(at), clock.nowAt(at)];
+    expect(seen[0]).toEqual({ wall: 1_000, logical: 250 * SUB_MS_STEP, node: 'a' });
+    const remote = { wall: 1_000, logical: 250 * SUB_MS_STEP + 5, node: 'b' };
+    clock.observe(remote);
+    seen.push(clock.nowAt(at));
+    expect(compareVersions(seen[2]!, remote)).toBeGreaterThan(0);
+    seen.push(clock.nowAt(at - 400), clock.nowAt(at + 0.5));
+    for (let i = 1; i < seen.length; i++) {
+      expect(compareVersions(seen[i]!, seen[i - 1]!)).toBeGreaterThan(0);
+    }
+    // A reading is within the millisecond of the wall clock it read, whatever the monotonic one.
+    for (const mono of [-1e9, 0, performance.now(), 1e12]) {
+      const r = readingAt(1_000, mono);
+      expect(r).toBeGreaterThanOrEqual(1_000);
+      expect(r).toBeLessThan(1_001);
+    }
   });
 
   it('breaks ties by node name', () => {
