@@ -133,39 +133,37 @@ async function toHungMember(opts: { maxInFlight?: number }) {
 }
 
 describe('a peer request queued behind others to a slow member', () => {
-  it('is answered while the frames ahead of it leave at over 4 Mbit/s, before its deadline', async () => {
+  it('times out when the member stops reading, and when it reads slower than 4 Mbit/s', async () => {
+    // The two members side by side, each with a client of its own. One stops after the first
+    // 512 KiB: nothing is answered.
+    const stopped = await slowReader(2 * MiB, 512 * 1024);
+    const c = peerClient(stopped.port, { timeoutMs: 300 });
+    // The other reads 128 KiB/s: 8 s for each 1 MiB; the first may be answered, not the ones
+    // behind it.
+    const slow = await slowReader(128 * 1024);
+    const d = peerClient(slow.port, { timeoutMs: 300 });
+    const [none, seen] = await Promise.all([
+      outcomes(queueUp(c, 12, 300)),
+      outcomes(queueUp(d, 12, 300)),
+    ]);
+    expect(none).toEqual({ KV_ERR_PEER_TIMEOUT: 13 });
+    expect(seen.KV_ERR_PEER_TIMEOUT).toBeGreaterThanOrEqual(12);
+    expect(slow.state.read).toBeLessThan(12 * MiB);
+  });
+
+  // One history for both: the request with a fixed deadline goes behind the 13, which it does
+  // not disturb (it is refused or dropped, the others are waited for as without it).
+  it('is answered while the frames ahead of it leave at over 4 Mbit/s, before its deadline; one whose deadline was fixed when it was made (landBy) is not waited for past it', async () => {
     // 2 MiB/s (four times the floor): 12 MiB take 6 s or more, each 1 MiB has 2.3 s.
     const { port, state } = await slowReader(2 * MiB);
     const c = peerClient(port, { timeoutMs: 300 });
     // Before: every request not read by 2.3 s (300 ms for the small one) failed
     // KV_ERR_PEER_TIMEOUT; the deadlines they carried were set when they were made, so those
     // that got there were refused (here: answered `late`).
-    const seen = await outcomes(queueUp(c, 12, 300));
-    expect(seen).toEqual({ ok: 13 });
-    expect(state.late).toBe(0);
-    expect(state.read).toBeGreaterThan(12 * MiB);
-  });
-
-  it('times out when the member stops reading, and when it reads slower than 4 Mbit/s', async () => {
-    // Stops after the first 512 KiB: nothing is answered.
-    const stopped = await slowReader(2 * MiB, 512 * 1024);
-    const c = peerClient(stopped.port, { timeoutMs: 300 });
-    expect(await outcomes(queueUp(c, 12, 300))).toEqual({ KV_ERR_PEER_TIMEOUT: 13 });
-    // 128 KiB/s: 8 s for each 1 MiB; the first may be answered, not the ones behind it.
-    const slow = await slowReader(128 * 1024);
-    const d = peerClient(slow.port, { timeoutMs: 300 });
-    const seen = await outcomes(queueUp(d, 12, 300));
-    expect(seen.KV_ERR_PEER_TIMEOUT).toBeGreaterThanOrEqual(12);
-    expect(slow.state.read).toBeLessThan(12 * MiB);
-  });
-
-  it('is not waited for behind them past a deadline fixed when it was made (landBy)', async () => {
+    const ahead = queueUp(c, 12, 300);
     // A tombstone's copy, or small copies coalesced in a turn, keep the deadline they were sent
     // with (the repair window counts on it): the member refuses them once it has passed, so
     // waiting for them longer only delays that answer (and holds their place in flight).
-    const { port, state } = await slowReader(2 * MiB);
-    const c = peerClient(port, { timeoutMs: 300 });
-    const ahead = queueUp(c, 12, 300);
     const landBy = Date.now() + 300;
     const fixed = c.request<{ late: boolean }>(
       'put',
@@ -176,30 +174,28 @@ describe('a peer request queued behind others to a slow member', () => {
     // The ones with deadlines set as they leave are still waited for.
     expect(await outcomes(ahead)).toEqual({ ok: 13 });
     expect(state.late).toBe(0);
+    expect(state.read).toBeGreaterThan(12 * MiB);
   });
 
-  it('times out behind others when the member reads its connection but answers nothing', async () => {
+  // Two hung members side by side, one per client: the default maxInFlight, and 16.
+  it('times out behind others when the member reads its connection but answers nothing, also past twice maxInFlight frames', async () => {
     // It takes every byte at once (handlers that hang, a disk slow enough to hold its writes but
     // not yet called stalled): the bytes leave fast, but the frames ahead are never answered.
     // Before, every request behind the first was waited for as long as the node kept writing.
-    const { seen, read, failedWhileSending } = await toHungMember({});
-    expect(new Set(seen)).toEqual(new Set(['KV_ERR_PEER_TIMEOUT']));
-    // It did read what was sent.
-    expect(read).toBeGreaterThan(50 * 256 * 1024);
-    // Each fails about a timeout or two after it was sent, not once the writes stop (before: 1
-    // of 60 failed while they went on, the first).
-    expect(failedWhileSending).toBeGreaterThan(40);
-  });
-
-  it('times out behind others to a member that answers nothing, past twice maxInFlight frames', async () => {
     // The client keeps at most 2 x maxInFlight unanswered frames to judge the first by: past 32
-    // here. Dropping the first then made each later one the first, just written, and waited for
-    // again: every request after the 32nd was held until the writes stopped (and filled the
-    // client's 16 slots: KV_ERR_PEER_OVERLOADED).
-    const { seen, read, failedWhileSending } = await toHungMember({ maxInFlight: 16 });
-    expect(new Set(seen)).toEqual(new Set(['KV_ERR_PEER_TIMEOUT']));
-    expect(read).toBeGreaterThan(50 * 256 * 1024);
-    expect(failedWhileSending).toBeGreaterThan(40);
+    // with maxInFlight 16. Dropping the first then made each later one the first, just written,
+    // and waited for again: every request after the 32nd was held until the writes stopped (and
+    // filled the client's 16 slots: KV_ERR_PEER_OVERLOADED).
+    const runs = await Promise.all([toHungMember({}), toHungMember({ maxInFlight: 16 })]);
+    for (const [i, { seen, read, failedWhileSending }] of runs.entries()) {
+      const which = i === 0 ? 'default maxInFlight' : 'maxInFlight 16';
+      expect(new Set(seen), which).toEqual(new Set(['KV_ERR_PEER_TIMEOUT']));
+      // It did read what was sent.
+      expect(read, which).toBeGreaterThan(50 * 256 * 1024);
+      // Each fails about a timeout or two after it was sent, not once the writes stop (before: 1
+      // of 60 failed while they went on, the first).
+      expect(failedWhileSending, which).toBeGreaterThan(40);
+    }
   });
 
   it("is waited for behind a frame still crossing to the member past that frame's own timeout", async () => {
