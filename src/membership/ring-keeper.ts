@@ -1,6 +1,6 @@
 // Keeps this node's rings up to date: one update at a time, the settled ring saved, cleanup after a settle.
 
-import type { Logger } from '../observability/index.ts';
+import { FailureLog, type Logger } from '../observability/index.ts';
 import type { SettledRing } from '../replica/index.ts';
 import { inRing, type MemberView } from './manager.ts';
 import type { RingMetrics } from './metrics.ts';
@@ -96,6 +96,9 @@ export class RingKeeper {
   /** The last save failed (said once), and a retry is due. */
   #unsaved = false;
   #retry: NodeJS.Timeout | null = null;
+  /** Saves and cleanups the store refuses (a full disk): said once until one works. */
+  readonly #saves: FailureLog;
+  readonly #cleanups: FailureLog;
   #dropping = false;
   /** Every name that has been a member in this process. */
   readonly #members = new Set<string>();
@@ -111,6 +114,16 @@ export class RingKeeper {
   constructor(o: RingKeeperOptions) {
     this.#o = o;
     this.#transfer = o.topology.transferId;
+    this.#saves = new FailureLog({
+      logger: o.logger,
+      failed: 'settled ring not saved',
+      worked: 'settled ring saved',
+    });
+    this.#cleanups = new FailureLog({
+      logger: o.logger,
+      failed: 'cleanup failed',
+      worked: 'cleanup works again',
+    });
   }
 
   /** True from the moment this node found itself taken out of the ring until its records are dropped. */
@@ -173,20 +186,18 @@ export class RingKeeper {
 
   /**
    * Saves the settled ring as it is when the write runs, after every save asked before. One that
-   * fails is said once and tried again every SAVE_RETRY_MS until one works (or stop()).
+   * fails is said once (FailureLog) and tried again every SAVE_RETRY_MS until one works (or stop()).
    */
   save(): Promise<void> {
     this.#saving = this.#saving
       .then(() => this.#o.save(this.#o.topology.settledRing))
       .then(
         () => {
-          if (!this.#unsaved) return;
           this.#unsaved = false;
-          this.#o.logger.info({ epoch: this.#o.topology.settledRing.epoch }, 'settled ring saved');
+          this.#saves.worked({ epoch: this.#o.topology.settledRing.epoch });
         },
         (err: unknown) => {
-          if (!this.#unsaved)
-            this.#o.logger.error({ err, retryMs: SAVE_RETRY_MS }, 'settled ring not saved');
+          this.#saves.failed(err, { retryMs: SAVE_RETRY_MS });
           this.#unsaved = true;
           this.#retryLater();
         },
@@ -304,7 +315,10 @@ export class RingKeeper {
 
   #cleanup(): void {
     const run = () => {
-      this.#o.cleanup().catch((err: unknown) => this.#o.logger.error({ err }, 'cleanup failed'));
+      this.#o.cleanup().then(
+        () => this.#cleanups.worked(),
+        (err: unknown) => this.#cleanups.failed(err),
+      );
     };
     run();
     if (this.#stopped) return;

@@ -2,6 +2,7 @@
 
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 
+export { FAILURE_LOG_EVERY_MS, FailureLog, type FailureLogOptions } from './failure-log.ts';
 export {
   type CounterCell,
   type HistogramCell,

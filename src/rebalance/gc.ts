@@ -2,7 +2,7 @@
 
 import { KvError } from '../errors/index.ts';
 import type { Topology } from '../membership/index.ts';
-import type { Logger } from '../observability/index.ts';
+import { FailureLog, type Logger } from '../observability/index.ts';
 import type { Replicas, Synced } from '../replica/index.ts';
 import {
   compareRecords,
@@ -201,6 +201,12 @@ export interface CollectorOptions extends GcOptions {
  */
 export function startCollector(o: CollectorOptions): () => void {
   let collecting = false;
+  // A pass the store refuses (a full disk) fails every interval: said once until one works.
+  const failures = new FailureLog({
+    logger: o.logger,
+    failed: 'tombstone collection failed',
+    worked: 'tombstone collection works again',
+  });
   const timer = setInterval(() => {
     if (collecting) return;
     if (!o.quiet()) {
@@ -210,7 +216,10 @@ export function startCollector(o: CollectorOptions): () => void {
     collecting = true;
     o.dropUnowned()
       .then(() => collectTombstones(o))
-      .catch((err: unknown) => o.logger.error({ err }, 'tombstone collection failed'))
+      .then(
+        () => failures.worked(),
+        (err: unknown) => failures.failed(err),
+      )
       .finally(() => {
         collecting = false;
       });

@@ -1,6 +1,6 @@
 // Hinted handoff: keep writes for unreachable replicas, deliver them when the replica is back.
 
-import { type Logger, LogThrottle } from '../observability/index.ts';
+import { FailureLog, type Logger, LogThrottle } from '../observability/index.ts';
 import type { Replicas, WireEntry } from '../replica/index.ts';
 import { decodeRecordHeader, type Hint, type HintStore, validWall } from '../storage/index.ts';
 import type { RebalanceMetrics } from './metrics.ts';
@@ -74,8 +74,12 @@ export class Hints {
   #delivering = false;
   /** Bytes of the next batch per target. */
   readonly #batchBytes = new BatchSizes(DELIVERY_BATCH_BYTES, MIN_BATCH_BYTES);
-  /** Hints this node's store refused: logged at most once in 10 s, with the count since. */
-  readonly #refusals = new LogThrottle(10_000);
+  /**
+   * Batches this node's store refused: said once per run of refusals (again when the cause
+   * changes or after a minute), with the hints dropped since the last line; once when it stores
+   * hints again (FailureLog).
+   */
+  readonly #refusals: FailureLog;
   #refusedSince = 0;
   /**
    * Per target, the id of the last hint delivered (or dropped, the target gone) whose removal the
@@ -90,6 +94,11 @@ export class Hints {
 
   constructor(opts: HintsOptions) {
     this.#o = opts;
+    this.#refusals = new FailureLog({
+      logger: opts.logger,
+      failed: 'hints not stored',
+      worked: 'hints stored again',
+    });
   }
 
   /** Keeps a write for `target` (durable within a moment; dropped and counted when full). */
@@ -108,6 +117,8 @@ export class Hints {
       .add(batch)
       .then(
         (kept) => {
+          if (this.#refusals.failing) this.#refusals.worked({ dropped: this.#refusedSince });
+          this.#refusedSince = 0;
           if (kept < batch.length)
             this.#o.metrics.hintsDropped.labels('full').inc(batch.length - kept);
         },
@@ -130,14 +141,13 @@ export class Hints {
   /**
    * The store refused a batch (its disk full or failing): the hints are lost, as those over the
    * bounds are, and counted (`unwritable`). Before, every refused batch logged an error: 1,272
-   * lines in 9 s of a full disk under chaos load (one a write that missed a replica).
+   * lines in 9 s of a full disk under chaos load (one a write that missed a replica); then one
+   * every 10 s for as long as the disk stayed full.
    */
   #refused(hints: number, err: unknown): void {
     this.#o.metrics.hintsDropped.labels('unwritable').inc(hints);
     this.#refusedSince += hints;
-    if (this.#refusals.take() < 0) return;
-    this.#o.logger.error({ err, dropped: this.#refusedSince }, 'hints not stored');
-    this.#refusedSince = 0;
+    if (this.#refusals.failed(err, { dropped: this.#refusedSince })) this.#refusedSince = 0;
   }
 
   start(): void {

@@ -1,11 +1,8 @@
 // The expiry sweeper: turns records whose expiry passed into tombstones, a bounded batch a tick.
 
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Logger } from '../observability/index.ts';
+import { FailureLog, type Logger } from '../observability/index.ts';
 import type { Storage } from './store.ts';
-
-/** How often a sweep failure that does not change is logged again. */
-export const FAILURE_LOG_EVERY_MS = 60_000;
 
 export interface SweeperOptions {
   readonly storage: Storage;
@@ -35,11 +32,17 @@ export class ExpirySweeper {
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<void> | null = null;
   #stopped = false;
-  /** While sweeps fail: the last failure's message and when it was logged; null once one works. */
-  #failing: { message: string; saidAt: number } | null = null;
+  /** Sweeps that fail tick after tick (a full disk): said once, and once when one works. */
+  readonly #failures: FailureLog;
 
   constructor(opts: SweeperOptions) {
     this.#o = opts;
+    this.#failures = new FailureLog({
+      logger: opts.logger,
+      failed: 'expiry sweep failed',
+      worked: 'expiry sweeps work again',
+      level: 'warn',
+    });
     const registers = [opts.registry];
     this.#expired = new Counter({
       name: 'kvstore_expired_keys_total',
@@ -86,21 +89,11 @@ export class ExpirySweeper {
     let more = false;
     try {
       more = (await this.sweepNow()).more;
-      if (this.#failing !== null) {
-        this.#failing = null;
-        this.#o.logger.info({}, 'expiry sweeps work again');
-      }
+      this.#failures.worked();
     } catch (err) {
       // Refused writes (a full disk) or a closing store: the next tick tries again. Said once,
-      // then again only when the failure changes or every FAILURE_LOG_EVERY_MS: a disk that
-      // stays full would otherwise log it every tick.
-      const message = err instanceof Error ? err.message : String(err);
-      const now = Date.now();
-      const f = this.#failing;
-      if (f === null || f.message !== message || now - f.saidAt >= FAILURE_LOG_EVERY_MS) {
-        this.#o.logger.warn({ err }, 'expiry sweep failed');
-        this.#failing = { message, saidAt: now };
-      }
+      // then again only when the failure changes or every minute (FailureLog).
+      this.#failures.failed(err);
     }
     this.#schedule(more ? 0 : this.#o.intervalMs);
   }
