@@ -95,6 +95,11 @@ export interface Coordinator {
    * GET that runs at once then counts its reply when it is in, without sizeHere's lookup first.
    */
   answersNow(key: Buffer): boolean;
+  /**
+   * The error a client gets for a command that failed with `err`: KV_ERR_UNAVAILABLE with what
+   * this node waits for appended while its ring is held (ClusterOptions.ringHold), else `err`.
+   */
+  explain?(err: KvError): KvError;
 }
 
 /** Gets GET's answer from getNow: the value is `raw` from `start` to its end; -1: none. */
@@ -150,6 +155,11 @@ export interface ClusterOptions {
    * from its old copy while nothing of the read reaches the others). Absent: it always may.
    */
   readonly alone?: { readonly may: () => boolean; readonly until: () => Promise<void> };
+  /**
+   * While this node's target ring waits for settled holders that are no member here
+   * (RingKeeper.holdNote): which, and why; null when it does not.
+   */
+  readonly ringHold?: () => string | null;
 }
 
 const OK: Reply = { type: 'ok' };
@@ -256,6 +266,11 @@ export class ClusterCoordinator implements Coordinator {
     });
     this.#readsHere = asked.labels('self');
     this.#readsThere = asked.labels('other');
+  }
+
+  explain(err: KvError): KvError {
+    const note = err.code === 'KV_ERR_UNAVAILABLE' ? (this.#o.ringHold?.() ?? null) : null;
+    return note === null ? err : new KvError(err.code, `${err.message}; ${note}`, { cause: err });
   }
 
   execute(cmd: Command): Reply | Promise<Reply> {

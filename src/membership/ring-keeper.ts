@@ -110,6 +110,8 @@ export class RingKeeper {
   #unheardSaid = '';
   /** Since when (performance.now()) the target has waited for such holders; null when not. */
   #heldSince: number | null = null;
+  /** The holders it waits for, and whether for an unnamed address (else the unlisted grace). */
+  #heldFor: { holders: readonly string[]; unnamed: boolean } | null = null;
 
   constructor(o: RingKeeperOptions) {
     this.#o = o;
@@ -137,6 +139,20 @@ export class RingKeeper {
    */
   heldMs(): number {
     return this.#heldSince === null ? 0 : performance.now() - this.#heldSince;
+  }
+
+  /**
+   * While the target is held for settled holders that are no member here (heldMs): a clause a
+   * refused request's error ends with, naming them and why the ring waits; null when not held.
+   */
+  holdNote(): string | null {
+    const h = this.#heldFor;
+    if (h === null) return null;
+    const s = Math.round(this.heldMs() / 1000);
+    const who = h.holders.join(', ');
+    return h.unnamed
+      ? `this node's ring has not settled for ${s} s: it waits for ${who}, holding data of its settled ring, which is no member here while the member source lists an address that has not said who it is; requests that need ${who} are refused until that address answers or leaves the source`
+      : `this node's ring has not settled for ${s} s: it waits --unlisted-grace-ms for ${who}, holding data of its settled ring, which the member source lists nowhere; requests that need ${who} are refused until it is listed again or the grace ends`;
   }
 
   /** The last save asked for: resolves once it is written (or its failure logged). */
@@ -300,6 +316,7 @@ export class RingKeeper {
     }
     const hold = unheard.length > 0 && (unnamed > 0 || waitMs > 0);
     this.#heldSince = hold ? (this.#heldSince ?? now) : null;
+    this.#heldFor = hold ? { holders: [...unheard], unnamed: unnamed > 0 } : null;
     const said = hold ? JSON.stringify([unheard, unnamed > 0]) : '';
     if (said === this.#unheardSaid) return hold;
     this.#unheardSaid = said;

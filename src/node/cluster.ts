@@ -838,6 +838,7 @@ export async function startCluster(
     checkClock: () => clock.checkOncePerJob(),
     refusing: refusal,
     alone: { may: () => fencing.mayAnswerAlone(), until: () => fencing.untilHeard() },
+    ringHold: () => keeper.holdNote(),
     checkIdentity: () => {
       checkIdentity();
       // This node's disk stalled: a clear refusal now rather than a write that hangs (its peers

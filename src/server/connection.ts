@@ -961,11 +961,12 @@ export class Connection implements OutputHolder, ReplyWaiter {
 
   #failure(err: unknown): Reply {
     const e = toKvError(err, 'server');
+    const told = this.#ctx.coordinator.explain?.(e) ?? e;
     if (e.code === 'KV_ERR_INTERNAL' || e.code === 'KV_ERR_STORAGE') {
       const since = this.#ctx.commandFailures.take();
       if (since >= 0) this.#ctx.logger.error({ err: e, code: e.code, since }, 'command failed');
     }
-    return errorReply(e);
+    return errorReply(told);
   }
 
   /** `at`: when it settled (performance.now()), when the caller read it already. */

@@ -477,12 +477,26 @@ async function loseTheirVolumes(unlisted: boolean): Promise<void> {
     // before recordedLost (not moving); waiting for the streams makes that every run.
     await streamsDone(empty);
     for (const n of empty) await recordedLost(n, empty);
+    // Reads and writes of keys whose settled owners are all lost, and writes of a key only
+    // kvstore-2 holds, are refused with what the ring waits for. Before 2026-12-07 the writes
+    // said only `write refused: ...` or `write quorum 0/1 (kvstore-2: peer_unavailable)`.
+    const held = unlisted
+      ? /; this node's ring has not settled for \d+ s: it waits --unlisted-grace-ms for kvstore-2, .* listed again or the grace ends$/
+      : /; this node's ring has not settled for \d+ s: it waits for kvstore-2, .* until that address answers or leaves the source$/;
+    const onK2 = keysOwnedBy(names, [k0, k1, k2], 3, 1, 'h')[0]!;
     for (const n of [e0, e1]) {
       const c = await openClient(n);
       for (const k of keys) {
-        expect(await c.call(`GET ${k}`), `${k} via ${n.name}`).toMatch(
+        const read = await c.call(`GET ${k}`);
+        expect(read, `${k} via ${n.name}`).toMatch(
           /^ERR UNAVAILABLE replication: read refused: 3 of the key's 3 settled owners/,
         );
+        expect(read).toMatch(held);
+      }
+      for (const k of [keys[0]!, onK2]) {
+        const wrote = await c.call(`PUT ${k} v2`);
+        expect(wrote, `${k} via ${n.name}`).toMatch(/^ERR UNAVAILABLE replication: write /);
+        expect(wrote).toMatch(held);
       }
     }
   } finally {
