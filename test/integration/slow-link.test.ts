@@ -31,8 +31,9 @@ describe('the peer lanes', () => {
     // 8 Mbit/s one connection through the shaper carried about 4.2 Mbit/s, the floor itself.)
     await shapeLink(b, { rateKbit: 16000, lossPct: 0 });
     // Six writers: each copy to b waits behind five others (10 s and more), over the 10 s its
-    // own bytes get with them. The small commands start once the writers have filled the link.
-    const [bulk, small] = await Promise.all([writeBulk(lan, a, 25, 6), smallOps(lan, a, 20, 3)]);
+    // own bytes get with them. The small commands start once the writers have filled the link,
+    // and end while the first round of copies is still crossing it (it ends about 13 s in).
+    const [bulk, small] = await Promise.all([writeBulk(lan, a, 15, 6), smallOps(lan, a, 10, 3)]);
     const lanes = (await scrape(lan, a))
       .split('\n')
       .filter((l) =>
@@ -51,8 +52,8 @@ describe('the peer lanes', () => {
     );
     expect(Number(waited?.split(' ')[1])).toBeGreaterThan(0);
     // Each small command waited for b's answer: one slower than the peer timeout (2 s) would
-    // have failed (all did before the lanes, 10 in 20 s); the latencies are printed above (p99
-    // about 250 ms here).
+    // have failed (all did before the lanes, 10 in 20 s, which ran 20 s until 2026-12-07); the
+    // latencies are printed above (p99 about 250 ms here).
     expect(small.errors).toEqual({});
     expect(small.ops).toBeGreaterThan(20);
   }, 180_000);
@@ -83,11 +84,12 @@ describe('a large read over a slow link', () => {
   // `peer_timeout` every time, with the value on its way.
   it('answers 4 MiB reads whose replica read whole is behind a slow link', async () => {
     // Two replicas of each key and both answer every read (R = 2). c coordinates the reads: it
-    // reads its own record whole where it holds one; for the keys a and b hold (about a third)
-    // it reads one of them whole, a or b by turn (ReadPreference), so each such key read twice
-    // is read whole from b about once.
+    // reads its own record whole where it holds one; for the keys a and b hold (big-0-0 and
+    // big-0-1 of these eight) it reads one of them whole, a or b by turn (ReadPreference: the
+    // turn moves on after each read that chose between two), so those two keys read twice are
+    // read whole from b about twice, each over 4 s on b's link.
     const { lan, a, b } = await lanCluster(['--replication-factor', '2']);
-    const keys = Array.from({ length: 16 }, (_, i) => `big-0-${i}`);
+    const keys = Array.from({ length: 8 }, (_, i) => `big-0-${i}`);
     expect((await writeBulk(lan, a, 0, 1, keys.length, 5)).ok).toBe(keys.length);
     await shapeLink(b, { rateKbit: 8000, lossPct: 0 });
     const c = lan.hosts.get('c')!;
@@ -112,10 +114,11 @@ describe('a stream over a slow link', () => {
     const { lan, procs } = await lanCluster(['--replication-factor', '2']);
     const a = lan.hosts.get('a')!;
     const c = lan.hosts.get('c')!;
-    // 4 keys of 4 MiB, each on two of the three: c holds two of them (big-0-2 and big-0-3, with
-    // b), which go to a, each over 4 s on c's link. (A write again when a copy took longer than
-    // the peer timeout: at load 50 a 4 MiB copy did, on the unshaped link.)
-    expect((await writeBulk(lan, a, 0, 1, 4, 5)).ok).toBe(4);
+    // 3 keys of 4 MiB, each on two of the three: c holds one of them (big-0-2, with b), which it
+    // hands off (its stream sent 2 records, 8 MiB, here), each over 4 s on c's link. (A write
+    // again when a copy took longer than the peer timeout: at load 50 a 4 MiB copy did, on the
+    // unshaped link.)
+    expect((await writeBulk(lan, a, 0, 1, 3, 5)).ok).toBe(3);
     await shapeLink(c, { rateKbit: 8000, lossPct: 0 });
     const env = { ...process.env, KVCTL_CLUSTER_SECRET: SECRET };
     const kvctl = (...args: string[]) =>
