@@ -36,8 +36,14 @@ async function send(c: LineClient, lines: string[]): Promise<string[]> {
 }
 
 describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
-  it('answers the seed test plan from any node', async () => {
+  it('describes itself with CLUSTER, and answers the seed test plan from any node', async () => {
     const nodes = await startStaticCluster(3);
+    const info = await clusterInfo(nodes[1]!);
+    expect(info.node).toBe('kvstore-1');
+    expect(info.ring.moving).toBe(false);
+    expect(info.members.map((m) => m.name)).toEqual(['kvstore-0', 'kvstore-1', 'kvstore-2']);
+    const shares = info.members.map((m) => m.share);
+    expect(shares.reduce((x, y) => x + y, 0)).toBeCloseTo(1, 3);
     const [a, b, c] = await Promise.all(nodes.map(openClient));
     expect(
       await send(a!, [
@@ -433,16 +439,6 @@ describe('a 3-node cluster (RF=3, W=2, R=2)', () => {
     for (let i = 0; i < 100; i++) expect(await a.call('GET s:0')).toBe('zero');
     expect((await metric(n0, 'kvstore_quorum_reads_total{replicas="all"}')) || 0).toBe(0);
     expect(await metric(n0, 'kvstore_quorum_reads_total{replicas="quorum"}')).toBe(120);
-  });
-
-  it('describes itself with CLUSTER', async () => {
-    const nodes = await startStaticCluster(3);
-    const info = await clusterInfo(nodes[1]!);
-    expect(info.node).toBe('kvstore-1');
-    expect(info.ring.moving).toBe(false);
-    expect(info.members.map((m) => m.name)).toEqual(['kvstore-0', 'kvstore-1', 'kvstore-2']);
-    const shares = info.members.map((m) => m.share);
-    expect(shares.reduce((x, y) => x + y, 0)).toBeCloseTo(1, 3);
   });
 });
 
