@@ -136,6 +136,29 @@ function openFailure(path: string, err: unknown): KvError {
   return new KvError('KV_ERR_STORAGE', `storage: cannot open ${path}: ${why}`, { cause: err });
 }
 
+/**
+ * Opens LMDB (rolled back to its flushed snapshot first when it needs it) and the store on it
+ * (`make`). Not a static private method of Storage: a node started from Node's compile cache
+ * (V8's cached code, as the tests start them) failed that method's brand check at the call
+ * ("TypeError: Receiver must be class #handing", sometimes SIGSEGV) once the class had a few
+ * more private members, while the same sources ran without the cache.
+ */
+function openLmdb(
+  opts: StorageOptions,
+  opened: OpenedMeta | null,
+  make: (root: RootDatabase) => Storage,
+): Storage {
+  let root: RootDatabase | null = null;
+  try {
+    if (opened?.rollback) rollBackUnflushed(opts.path);
+    root = open({ path: opts.path, ...LMDB_ENV_OPTIONS });
+    return make(root);
+  } catch (err) {
+    void root?.close().catch(() => {});
+    throw openFailure(opts.path, err);
+  }
+}
+
 /** The bytes a queued write counts (key and record) against MAX_UNCOMMITTED_BYTES and the batch. */
 function queuedSize(key: Buffer, v: Queued): number {
   return key.length + (v instanceof QueuedDelete ? 0 : v.length);
@@ -315,7 +338,7 @@ export class Storage {
     } catch (err) {
       throw openFailure(opts.path, err);
     }
-    const store = Storage.#openLmdb(opts, opened);
+    const store = openLmdb(opts, opened, (root) => new Storage(opts, root));
     try {
       runSteps(store.#replay(recovered));
       store.#replayed(recovered);
@@ -364,7 +387,7 @@ export class Storage {
       throw openFailure(opts.path, err);
     }
     phase({ phase: 'opening LMDB', rollback: opened?.rollback ?? false });
-    const store = Storage.#openLmdb(opts, opened);
+    const store = openLmdb(opts, opened, (root) => new Storage(opts, root));
     // Every failure from here on closes what the open made (LMDB, the disk probe, the timers).
     try {
       phase({ phase: 'replaying the write-ahead log', records: recovered.entries.length });
@@ -375,19 +398,6 @@ export class Storage {
     } catch (err) {
       await store.#abandon();
       if (signal.aborted && err === signal.reason) throw err;
-      throw openFailure(opts.path, err);
-    }
-  }
-
-  /** Opens LMDB (rolled back to its flushed snapshot first when it needs it) and the store on it. */
-  static #openLmdb(opts: StorageOptions, opened: OpenedMeta | null): Storage {
-    let root: RootDatabase | null = null;
-    try {
-      if (opened?.rollback) rollBackUnflushed(opts.path);
-      root = open({ path: opts.path, ...LMDB_ENV_OPTIONS });
-      return new Storage(opts, root);
-    } catch (err) {
-      void root?.close().catch(() => {});
       throw openFailure(opts.path, err);
     }
   }
