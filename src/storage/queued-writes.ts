@@ -1,7 +1,24 @@
 // The writes LMDB has not committed yet, by key bytes: the store's overlay (Storage.#queued).
 
-import { hashOf, placeSlot } from './kinds.ts';
+import { ABSENT, hashOf, type Kind, placeSlot, TOMBSTONE } from './kinds.ts';
 import type { Queued } from './scan.ts';
+
+/**
+ * What a record counts in (Storage's key counters): none (no record, or not told), a tombstone,
+ * a live record, a live record with an expiry.
+ */
+export const NONE = 0;
+export const TOMB = 1;
+export const LIVE_ONLY = 2;
+export const LIVE_EXPIRING = 3;
+export type KindClass = 0 | 1 | 2 | 3;
+
+/** The class of a record of kind `kind` (kinds.ts; NaN: not told). */
+function classOf(kind: Kind): KindClass {
+  if (kind === ABSENT || Number.isNaN(kind)) return NONE;
+  if (kind === TOMBSTONE) return TOMB;
+  return kind >= 0 ? LIVE_EXPIRING : LIVE_ONLY;
+}
 
 /** The slots an empty table starts with (pairs: an entry's number + 1, its hash). */
 const MIN_SLOTS = 64;
@@ -22,6 +39,12 @@ export class QueuedWrites {
   /** Where entry i's key ends in #keys (it starts where entry i - 1's ends). */
   #ends: Int32Array;
   #values: (Queued | undefined)[] = [];
+  /**
+   * Entry i's key's record class (KindClass) before the table's first write of it, times 4, plus
+   * the one after its last write: what the counters of a batch given to LMDB in slices follow
+   * (hand-over.ts).
+   */
+  #classes: Uint8Array;
   /** Entries made (deleted ones included). */
   #count = 0;
   /** Entries with a value. */
@@ -34,6 +57,7 @@ export class QueuedWrites {
     while (slots < 2 * expected) slots *= 2;
     this.#slots = new Int32Array(2 * slots);
     this.#ends = new Int32Array(slots / 2);
+    this.#classes = new Uint8Array(slots / 2);
     this.#keys = Buffer.allocUnsafeSlow(8 * slots);
   }
 
@@ -44,7 +68,8 @@ export class QueuedWrites {
 
   /** The bytes of its index, entry ends and key buffer (its writes' records not counted). */
   get tableBytes(): number {
-    return this.#slots.byteLength + this.#ends.byteLength + this.#keys.length;
+    const ends = this.#ends.byteLength + this.#classes.byteLength;
+    return this.#slots.byteLength + ends + this.#keys.length;
   }
 
   /** Entries made, deleted ones included: keyAt and valueAt take 0 to entries - 1. */
@@ -68,15 +93,35 @@ export class QueuedWrites {
     return e < 0 ? undefined : this.#values[e];
   }
 
-  /** `hash`: hashOf(key), when the caller has it already. */
-  set(key: Uint8Array, value: Queued, hash = hashOf(key)): void {
+  /** Entry i's key's class before the table's first write of it (NONE when not told). */
+  beforeAt(i: number): KindClass {
+    return (this.#classes[i]! >> 2) as KindClass;
+  }
+
+  /** Entry i's key's class after its last write (NONE when not told). */
+  afterAt(i: number): KindClass {
+    return (this.#classes[i]! & 3) as KindClass;
+  }
+
+  /**
+   * `hash`: hashOf(key), when the caller has it already. `was` and `next`: the key's kinds before
+   * and after this write (kinds.ts), for the counters of a hand-over in slices.
+   */
+  set(
+    key: Uint8Array,
+    value: Queued,
+    hash = hashOf(key),
+    was = Number.NaN,
+    next = Number.NaN,
+  ): void {
     const e = this.#find(key, hash);
     if (e >= 0) {
       if (this.#values[e] === undefined) this.#live++;
       this.#values[e] = value;
+      this.#classes[e] = (this.#classes[e]! & ~3) | classOf(next);
       return;
     }
-    this.#add(key, hash, value);
+    this.#add(key, hash, value, was, next);
   }
 
   delete(key: Uint8Array): void {
@@ -115,14 +160,18 @@ export class QueuedWrites {
     }
   }
 
-  #add(key: Uint8Array, hash: number, value: Queued): void {
+  #add(key: Uint8Array, hash: number, value: Queued, was: number, next: number): void {
     const e = this.#count;
     if (4 * (e + 1) > this.#slots.length) this.#grow();
     if (e === this.#ends.length) {
       const ends = new Int32Array(2 * e);
       ends.set(this.#ends);
       this.#ends = ends;
+      const classes = new Uint8Array(2 * e);
+      classes.set(this.#classes);
+      this.#classes = classes;
     }
+    this.#classes[e] = (classOf(was) << 2) | classOf(next);
     const from = this.#keyBytes;
     const to = from + key.length;
     if (to > this.#keys.length) {

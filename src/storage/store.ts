@@ -6,6 +6,7 @@ import { type Database, open, type RootDatabase } from 'lmdb';
 import { KvError } from '../errors/index.ts';
 import { currentJob } from '../net/index.ts';
 import { dueEnd, expiryIndexKey, INDEX_START, parseExpiryIndexKey } from './expiry-index.ts';
+import { type Counters, HandOver } from './hand-over.ts';
 import { guardLmdbRejections } from './health.ts';
 import { compareVersions, HybridClock, isValidVersion, type Version } from './hlc.ts';
 import { describeIoError } from './io-errors.ts';
@@ -83,6 +84,13 @@ interface MetaState {
   expiring?: number;
   hlc: Version;
 }
+
+/**
+ * Entries of a batch given to LMDB per event-loop turn (Storage.#give): about 1 ms of lmdb-js
+ * puts. A whole batch (~30,000 SETs at 4 MiB) in one run stopped the event loop for 7-25 ms at
+ * every log rotation (bench/results/2026-12-07-s37-h4-handover.md).
+ */
+const HANDOVER_SLICE = 2048;
 
 /** A batch of writes given to LMDB (see Storage.#issued). */
 interface IssuedBatch {
@@ -240,6 +248,17 @@ export class Storage {
   readonly #indexPending = new Map<string, { at: number; present: boolean; ops: number }>();
   #uncommittedBytes = 0;
   #lastCommit: Promise<unknown> = Promise.resolve();
+  /**
+   * Batches issued and not all given to LMDB yet, oldest first (see #give): a newer one's writes
+   * go to LMDB only after every write of the older ones.
+   */
+  #handing: HandOver<MetaState, IssuedBatch>[] = [];
+  /** The next turn's slice of #handing (see #give). */
+  #giveTimer: NodeJS.Immediate | null = null;
+  /** The counters given to LMDB with the last batch all given (see HandOver). */
+  #givenState: Counters;
+  /** Set once LMDB closes or failed for good: nothing more is given to it (#stopGiving). */
+  #givingStopped = false;
   /** The kinds of the newest records of the keys written last (see #applyOne). */
   readonly #kinds: RecentKinds;
   /** Which writes are above every stored version of their key (see #applyOne). */
@@ -292,6 +311,7 @@ export class Storage {
       hlc: { wall: 0, logical: 0, node: opts.nodeName },
     };
     this.clock.observe(this.#state.hlc);
+    this.#givenState = { ...this.#state };
     this.#metrics = opts.registry ? registerStorageMetrics(opts.registry, this) : null;
     // Last: what runs by itself (a listener, timers, the probe's file) exists only once nothing
     // here can throw any more, so a constructor that fails leaves none of it behind.
@@ -418,8 +438,11 @@ export class Storage {
     return {
       dir: walDir,
       segmentBytes: this.#walSegmentBytes,
-      checkpoint: () => {
+      // The rotation's: the batch goes to LMDB over the next turns (#give), and the flush is
+      // asked for once all of it was given.
+      checkpoint: async () => {
         this.#issue();
+        await this.#handing.at(-1)?.given();
         return this.#w.checkpoint(this.#root);
       },
       ...(m ? { onSync: m.walSynced } : {}),
@@ -438,6 +461,7 @@ export class Storage {
     this.#closed = true;
     if (this.#batchTimer !== null) clearTimeout(this.#batchTimer);
     this.#batchTimer = null;
+    this.#stopGiving();
     this.#w.close();
     this.#stall.close();
     this.#probe?.close();
@@ -795,7 +819,7 @@ export class Storage {
   #synced(starts: readonly number[]): undefined | Promise<unknown> {
     // LMDB commits in queue order: the newest queued write's commit covers these.
     if (this.#uncommittedBytes > MAX_UNCOMMITTED_BYTES) {
-      this.#issue();
+      this.#issueAll();
       return this.#lastCommit.catch(() => {}).then(() => this.#observeCommits(starts));
     }
     this.#observeCommits(starts);
@@ -821,6 +845,7 @@ export class Storage {
     const all = new QueuedWrites();
     for (const batch of this.#issued) for (const [key, v] of batch.writes) all.set(key, v);
     for (const [key, v] of this.#queued) all.set(key, v);
+    this.#dropHandOvers();
     this.#issued = [];
     this.#queued = new QueuedWrites(all.size);
     this.#uncommittedBytes -= this.#batchBytes;
@@ -837,7 +862,8 @@ export class Storage {
       if (at !== undefined) this.#indexWrite(expiryIndexKey(at, key), at, 1);
     }
     this.#stateDirty = false;
-    this.#issue();
+    this.#issueAll();
+    this.#givenState = { ...this.#state };
     const probe = this.#meta.put(META_KEY, { ...this.#state });
     try {
       await probe;
@@ -892,10 +918,10 @@ export class Storage {
    * write already. (Counted after, the write whose value filled a batch was missing from the
    * stored counters until the next write: after a stop or a crash, for good.)
    */
-  #queue(key: Buffer, raw: Buffer | null, hash = hashOf(key)): void {
+  #queue(key: Buffer, raw: Buffer | null, hash = hashOf(key), was = Number.NaN, next = Number.NaN) {
     this.#changes++;
     const queued = raw ?? new QueuedDelete();
-    this.#queued.set(key, queued, hash);
+    this.#queued.set(key, queued, hash, was, next);
     if (this.#held) return;
     const size = queuedSize(key, queued);
     this.#uncommittedBytes += size;
@@ -944,8 +970,12 @@ export class Storage {
   }
 
   /**
-   * Gives LMDB the batch, with the counters as they stand after it, in one synchronous run: lmdb-js
-   * commits the writes of one event-loop turn as one transaction, in the order they were made.
+   * Issues the batch, with the counters as they stand after it: from now on #issued answers its
+   * reads, and it goes to LMDB after the batches issued before it, a slice per event-loop turn
+   * (#give), not in one synchronous run (that stopped the event loop for 7-25 ms at each log
+   * rotation). lmdb-js commits the writes of one turn in one transaction, in the order they
+   * were made; a batch given over several turns may commit in several, each with the counters of
+   * what it holds (HandOver).
    */
   #issue(): void {
     if (this.#batchTimer !== null) clearTimeout(this.#batchTimer);
@@ -953,37 +983,106 @@ export class Storage {
     // LMDB failed for good (LmdbHealth.fatal): it gets no transaction again in this process. The
     // writes stay in memory and in the log, which the restart replays.
     if (this.#w.health.fatal !== null) return;
+    let batch: IssuedBatch | null = null;
     if (this.#batchWrites > 0) {
       // #queued holds this batch's writes (not while #held: then there is no batch).
       const writes = this.#queued;
-      const batch: IssuedBatch = { writes, bytes: this.#batchBytes };
+      batch = { writes, bytes: this.#batchBytes };
       // The next batch is likely to hold about as many keys.
       this.#queued = new QueuedWrites(writes.size);
       this.#issued.push(batch);
-      // lmdb-js gives the writes of one transaction the same promise: one reaction per
-      // transaction (normally one per batch), none per write. Compared within this batch only:
-      // batches given to LMDB in one event-loop turn share a transaction, and a batch whose
-      // writes all had the promise of the batch before it waited on nothing and was dropped
-      // before LMDB held it (reads then answered the older value).
-      const commits: Promise<unknown>[] = [];
-      let last: Promise<unknown> | null = null;
-      for (let i = 0; i < writes.entries; i++) {
-        const v = writes.valueAt(i)!; // no deletes in the batch being built
-        const key = writes.keyAt(i);
-        const done = v instanceof QueuedDelete ? this.#data.remove(key) : this.#data.put(key, v);
-        if (done !== last) commits.push(done);
-        last = done;
-      }
-      this.#lastCommit = last!;
-      this.#settle(batch, commits.length === 1 ? commits[0]! : Promise.all(commits));
     }
     this.#batchWrites = 0;
     this.#batchBytes = 0;
+    let state: MetaState | null = null;
     if (this.#stateDirty && !this.#held) {
       this.#stateDirty = false;
-      const state = { ...this.#state };
-      this.#meta.put(META_KEY, state).catch((err: unknown) => this.#w.health.fail(err));
+      state = { ...this.#state };
     }
+    if (batch === null && state === null) return;
+    this.#handing.push(new HandOver(batch, state));
+    this.#giveSoon();
+  }
+
+  /** Asks for the next turn's slice of #handing (#give). */
+  #giveSoon(): void {
+    this.#giveTimer ??= setImmediate(() => {
+      this.#giveTimer = null;
+      this.#give(HANDOVER_SLICE);
+    });
+  }
+
+  /** #issue, and every issued batch given to LMDB now, in this synchronous run. */
+  #issueAll(): void {
+    this.#issue();
+    this.#give(Number.POSITIVE_INFINITY);
+  }
+
+  /**
+   * Gives LMDB up to `budget` writes of the issued batches, oldest first, then, while some are
+   * left, the counters of what was given so far, and asks for the next turn's slice. A batch all
+   * given is settled (#settle) and its counters stored after it.
+   */
+  #give(budget: number): void {
+    while (this.#handing.length > 0) {
+      if (this.#givingStopped || this.#w.health.fatal !== null) {
+        this.#stopGiving();
+        return;
+      }
+      const h = this.#handing[0]!;
+      budget -= h.give(this.#data, budget, this.#givenState);
+      if (h.left > 0) {
+        const partial = h.partialState();
+        if (partial !== null) this.#putState(partial);
+        this.#giveSoon();
+        return;
+      }
+      this.#handing.shift();
+      if (h.batch !== null) {
+        if (h.last !== null) this.#lastCommit = h.last;
+        // (A batch with no write left to give, none: its writes were deleted.)
+        this.#settle(h.batch, h.last === null ? Promise.resolve() : h.committed());
+      }
+      if (h.state !== null) {
+        this.#putState(h.state);
+        this.#givenState = h.state;
+      }
+      h.settled();
+      if (budget <= 0 && this.#handing.length > 0) {
+        this.#giveSoon();
+        return;
+      }
+    }
+  }
+
+  #putState(state: MetaState): void {
+    this.#meta.put(META_KEY, state).catch((err: unknown) => this.#w.health.fail(err));
+  }
+
+  /** Gives LMDB nothing more (it closes, or failed for good); whoever waits is told. */
+  #stopGiving(): void {
+    if (this.#giveTimer !== null) clearImmediate(this.#giveTimer);
+    this.#giveTimer = null;
+    this.#givingStopped = true;
+    for (const h of this.#handing) h.settled();
+  }
+
+  /**
+   * For the repair, which queues every uncommitted write again: the issued batches are given no
+   * further. One partly given settles on what LMDB was given of it (its bytes come off
+   * #uncommittedBytes then, as a failed one's do); one not begun has its bytes taken off now.
+   */
+  #dropHandOvers(): void {
+    if (this.#giveTimer !== null) clearImmediate(this.#giveTimer);
+    this.#giveTimer = null;
+    for (const h of this.#handing) {
+      if (h.batch !== null) {
+        if (h.last !== null) this.#settle(h.batch, h.committed());
+        else this.#uncommittedBytes -= h.batch.bytes;
+      }
+      h.settled();
+    }
+    this.#handing = [];
   }
 
   /**
@@ -1065,7 +1164,7 @@ export class Storage {
     if (known !== next) this.#kinds.set(key, next, hash);
     this.#newest.wrote(bucket, record.version, above);
     if (newest) s.hlc = record.version;
-    this.#queue(key, bytes, hash);
+    this.#queue(key, bytes, hash, was, next);
     if (this.#wal === null) return true; // the replay: nothing to log, nor a first write
     this.#wal.append(WAL_PUT, key, bytes);
     if (this.#firstWrite !== null) this.#wroteFirst();
@@ -1109,7 +1208,7 @@ export class Storage {
     }
     this.#indexExpiry(key, kindOf(old), ABSENT);
     this.#kinds.set(key, ABSENT);
-    this.#queue(key, null);
+    this.#queue(key, null, hashOf(key), kindOf(old), ABSENT);
     this.#wal?.append(WAL_DISCARD, key, encodeRecord({ version, tombstone: true, value: EMPTY }));
     return true;
   }
@@ -1189,7 +1288,7 @@ export class Storage {
     const dropped = wal.dropped;
     if (dropped === this.#droppedFlushed) return;
     if (this.#w.health.failure !== null) throw this.#w.refusal();
-    this.#issue();
+    this.#issueAll();
     await this.#w.flushed(this.#root);
     if (dropped > this.#droppedFlushed) this.#droppedFlushed = dropped;
   }
@@ -1219,7 +1318,7 @@ export class Storage {
    */
   async flush(): Promise<void> {
     if (this.#closed) throw new KvError('KV_ERR_STORAGE', 'storage: store is closed');
-    this.#issue();
+    this.#issueAll();
     await this.#w.flushed(this.#root);
   }
 
@@ -1239,6 +1338,13 @@ export class Storage {
    */
   writeTableBytes(): { kinds: number; newest: number } {
     return { kinds: this.#kinds.tableBytes, newest: this.#newest.bytes };
+  }
+
+  /** Writes of issued batches not given to LMDB yet (they go a slice per event-loop turn). */
+  get handingOver(): number {
+    let n = 0;
+    for (const h of this.#handing) n += h.left;
+    return n;
   }
 
   /**
@@ -1283,11 +1389,13 @@ export class Storage {
       // every acknowledged write for the next start.
       if (this.#batchTimer !== null) clearTimeout(this.#batchTimer);
       this.#batchTimer = null;
+      this.#stopGiving();
       void this.#root.close().catch(() => {});
       return;
     }
-    this.#issue();
+    this.#issueAll();
     await this.#w.flushed(this.#root).catch(() => {});
+    this.#stopGiving();
     await this.#root.close();
   }
 }
