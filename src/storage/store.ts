@@ -817,10 +817,15 @@ export class Storage {
    * too much is uncommitted (the promise returned), and observes each write's commit time.
    */
   #synced(starts: readonly number[]): undefined | Promise<unknown> {
-    // LMDB commits in queue order: the newest queued write's commit covers these.
+    // LMDB commits in queue order: the newest queued write's commit covers these. Given in
+    // slices as always (at once, the batches waiting behind a slow LMDB stopped the event loop
+    // for longer than a rotation did), then waited for.
     if (this.#uncommittedBytes > MAX_UNCOMMITTED_BYTES) {
-      this.#issueAll();
-      return this.#lastCommit.catch(() => {}).then(() => this.#observeCommits(starts));
+      this.#issue();
+      const given = this.#handing.at(-1)?.given() ?? Promise.resolve();
+      return given
+        .then(() => this.#lastCommit.catch(() => {}))
+        .then(() => this.#observeCommits(starts));
     }
     this.#observeCommits(starts);
     return undefined;
