@@ -192,6 +192,8 @@ interface Slot {
    * runs, its replySize once it answered.
    */
   held: number;
+  /** Its bytes of the write budget (WriteBudget.cost), held while it runs asynchronously. */
+  cost: number;
 }
 
 /**
@@ -236,7 +238,9 @@ export class Connection implements OutputHolder, ReplyWaiter {
   #closing = false;
   #peerEnded = false;
   #onClosed: (() => void)[] = [];
-  readonly #order = new CommandOrder();
+  readonly #order = new CommandOrder<Slot>((slot, reply, err, at) =>
+    this.#settled(slot, reply, err, at),
+  );
   readonly #state: SessionState;
   #backlog: Pending[] = [];
   /** The bytes each backlog item counts in ctx.buffers (its framing's requestBytes), in order. */
@@ -828,9 +832,11 @@ export class Connection implements OutputHolder, ReplyWaiter {
       this.#finish(slot, denied);
       return;
     }
-    const coordinator = this.#ctx.coordinator;
-    this.#start(slot, orderingOf(cmd), WriteBudget.cost(cmd), () => coordinator.execute(cmd));
+    this.#start(slot, orderingOf(cmd), WriteBudget.cost(cmd), this.#execute, cmd);
   }
+
+  /** The coordinator's execute, made once (#start runs it with the command: no closure each). */
+  readonly #execute = (cmd: Command): Reply | Promise<Reply> => this.#ctx.coordinator.execute(cmd);
 
   /** A GET that #start will answer synchronously, unless #mustWait has counted it already. */
   #answeredNow(cmd: Command): boolean {
@@ -907,32 +913,47 @@ export class Connection implements OutputHolder, ReplyWaiter {
     this.#ctx.stats.commands++;
     if (command !== null) this.#lastCommand = command;
     const started = this.#readAt >= 0 ? this.#readAt : performance.now();
-    const slot: Slot = { reply: null, command, started, shape, proto, held: 0 };
+    const slot: Slot = { reply: null, command, started, shape, proto, held: 0, cost: 0 };
     this.#slots.push(slot);
     return slot;
   }
 
-  /** Runs `run` in its place in the connection's order (CommandOrder) and fills `slot`. */
-  #start(slot: Slot, kind: Ordering, cost: number, run: () => Reply | Promise<Reply>): void {
-    const budget = cost > 0 ? this.#ctx.budget : null;
+  /**
+   * Runs `run(arg)` in its place in the connection's order (CommandOrder) and fills `slot`.
+   */
+  #start<A>(
+    slot: Slot,
+    kind: Ordering,
+    cost: number,
+    run: (arg: A) => Reply | Promise<Reply>,
+    arg: A,
+  ): void {
     let result: Reply | null;
     try {
-      // One reaction per asynchronous outcome: give back the budget, fill the slot, flush soon.
-      result = this.#order.run(kind, run, (reply, err, at) => {
-        budget?.give(cost);
-        this.#finish(slot, reply ?? this.#failure(err), at);
-        this.#scheduleFlush();
-      });
+      result = this.#order.run(kind, run, arg, slot);
     } catch (err) {
       this.#finish(slot, this.#failure(err));
       return;
     }
-    // An asynchronous outcome (null) holds its bytes of the budget until it is in (above). A
+    // An asynchronous outcome (null) holds its bytes of the budget until it is in (#settled). A
     // large one made its copy of the value here (a GET's own replica's record): the turn's.
     if (result === null) {
-      budget?.take(cost);
+      if (cost > 0) {
+        slot.cost = cost;
+        this.#ctx.budget.take(cost);
+      }
       if (slot.held >= LARGE_REPLY_BYTES) this.#ctx.turns.spend(slot.held);
     } else this.#finish(slot, result);
+  }
+
+  /**
+   * The asynchronous outcome of `slot`'s command (CommandOrder's one reaction per promise): gives
+   * back its budget, fills the slot, flushes soon.
+   */
+  #settled(slot: Slot, reply: Reply | null, err: unknown, at: number): void {
+    if (slot.cost > 0) this.#ctx.budget.give(slot.cost);
+    this.#finish(slot, reply ?? this.#failure(err), at);
+    this.#scheduleFlush();
   }
 
   /** EXEC: the queued commands, in order, after everything before them; one array reply. */
@@ -954,8 +975,12 @@ export class Connection implements OutputHolder, ReplyWaiter {
       metrics.requests.labels(cmd.type).inc();
       return coordinator.execute(cmd);
     };
-    this.#start(slot, 'exclusive', cost, () =>
-      execQueued(items, run, (err) => this.#failure(err), maxMultiReadBytes),
+    this.#start(
+      slot,
+      'exclusive',
+      cost,
+      () => execQueued(items, run, (err) => this.#failure(err), maxMultiReadBytes),
+      null,
     );
   }
 

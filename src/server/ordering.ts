@@ -3,10 +3,11 @@
 import type { Ordering, Reply } from '../protocol/index.ts';
 
 /**
- * The outcome of a command that settled later: its reply, or (reply null) what it threw; `at`:
- * when (performance.now(), read once for every command settled by the same promise).
+ * The outcome of a command that settled later, for `target` (what the caller gave run() for it):
+ * its reply, or (reply null) what it threw; `at`: when (performance.now(), read once for every
+ * command settled by the same promise). One for the order's life, not a closure per command.
  */
-export type Done = (reply: Reply | null, err: unknown, at: number) => void;
+export type Settled<T> = (target: T, reply: Reply | null, err: unknown, at: number) => void;
 
 /** Consecutive commands of one kind that may run concurrently. */
 interface Group {
@@ -25,7 +26,7 @@ interface Group {
 }
 
 /** #waiters with no promise tracked (never added to: #result is null then). */
-const NO_WAITERS: (Group | Done)[] = [];
+const NO_WAITERS: unknown[] = [];
 
 function newGroup(kind: Ordering, gate: Promise<void> | null): Group {
   return { kind, gate, pending: 0, done: null, resolve: null };
@@ -48,15 +49,21 @@ function doneOf(group: Group): Promise<void> {
  * an `exclusive` command (REMOVE, DEL, EXEC) for everything before it, so a pipelined GET after
  * PUT sees the PUT and never a later write.
  */
-export class CommandOrder {
+export class CommandOrder<T> {
+  readonly #settled: Settled<T>;
   #group: Group | null = null;
   /**
-   * The last asynchronous result tracked, and the group and done of each command waiting for it
-   * (in pairs, in order). Commands that get the same promise (the SETs of one log group share
+   * The last asynchronous result tracked, and the group and target of each command waiting for
+   * it (in pairs, in order). Commands that get the same promise (the SETs of one log group share
    * one: ClusterCoordinator) share one reaction to it instead of one each.
    */
   #result: Promise<Reply> | null = null;
-  #waiters: (Group | Done)[] = NO_WAITERS;
+  #waiters: (Group | T)[] = NO_WAITERS as (Group | T)[];
+
+  /** `settled` gets the outcome of each command that settled later (see run). */
+  constructor(settled: Settled<T>) {
+    this.#settled = settled;
+  }
 
   /** True when no command is in flight: the next one would run at once. */
   get idle(): boolean {
@@ -64,77 +71,80 @@ export class CommandOrder {
   }
 
   /**
-   * Runs `run` in its place. Returns its result when `run` ran at once and returned one; else
-   * null, and the outcome goes to `done` (a reply, or what `run` threw or rejected with) once it
-   * settled, in the same reaction that counts the command settled for the order (one reaction
-   * per command, not one for the order and one for the caller). A throw of a `run` that ran at
-   * once is thrown.
+   * Runs `run(arg)` in its place. Returns its result when it ran at once and returned one; else
+   * null, and the outcome goes to the order's `settled` with `target` (a reply, or what `run`
+   * threw or rejected with) once it settled, in the same reaction that counts the command
+   * settled for the order (one reaction per command, not one for the order and one for the
+   * caller). A throw of a `run` that ran at once is thrown. `run` and `arg` apart, and `target`
+   * instead of a callback: a command that runs at once makes no closure (two a SET, before).
    */
-  run(kind: Ordering, run: () => Reply | Promise<Reply>, done: Done): Reply | null {
+  run<A>(kind: Ordering, run: (arg: A) => Reply | Promise<Reply>, arg: A, target: T): Reply | null {
     let group = this.#group;
     if (group === null || group.pending === 0) {
       // Nothing in flight: run now; only an asynchronous result needs a group.
       this.#group = null;
-      const result = run();
+      const result = run(arg);
       if (!(result instanceof Promise)) return result;
       this.#group = newGroup(kind, null);
-      this.#track(this.#group, result, done);
+      this.#track(this.#group, result, target);
       return null;
     }
     if (group.kind !== kind || kind === 'exclusive')
       group = this.#group = newGroup(kind, doneOf(group));
     const gate = group.gate;
-    const result = gate === null ? run() : gate.then(run);
+    const result = gate === null ? run(arg) : gate.then(() => run(arg));
     if (!(result instanceof Promise)) return result;
-    this.#track(group, result, done);
+    this.#track(group, result, target);
     return null;
   }
 
   /** Once its promise settled, a list takes no more commands: a later one starts a new list. */
-  #close(waiters: (Group | Done)[]): void {
+  #close(waiters: (Group | T)[]): void {
     if (this.#waiters !== waiters) return;
     this.#result = null;
-    this.#waiters = NO_WAITERS;
+    this.#waiters = NO_WAITERS as (Group | T)[];
   }
 
-  #track(group: Group, result: Promise<Reply>, done: Done): void {
+  #track(group: Group, result: Promise<Reply>, target: T): void {
     group.pending++;
     if (result === this.#result) {
-      this.#waiters.push(group, done);
+      this.#waiters.push(group, target);
       return;
     }
-    const waiters: (Group | Done)[] = [group, done];
+    const waiters: (Group | T)[] = [group, target];
     this.#result = result;
     this.#waiters = waiters;
     result.then(
       (reply) => {
         this.#close(waiters);
-        settleAll(waiters, reply, null);
+        this.#settleAll(waiters, reply, null);
       },
       (err: unknown) => {
         this.#close(waiters);
-        settleAll(waiters, null, err);
+        this.#settleAll(waiters, null, err);
       },
     );
   }
-}
 
-/**
- * Settles each waiting command in order, as one reaction each did: its group counts it, then its
- * done runs. A done that throws does not keep the ones after it from settling; the first throw
- * is thrown again at the end (the reaction's promise rejects, as that command's own did).
- */
-function settleAll(waiters: readonly (Group | Done)[], reply: Reply | null, err: unknown): void {
-  let thrown: { err: unknown } | null = null;
-  const at = performance.now();
-  for (let i = 0; i < waiters.length; i += 2) {
-    const group = waiters[i] as Group;
-    if (--group.pending === 0) group.resolve?.();
-    try {
-      (waiters[i + 1] as Done)(reply, err, at);
-    } catch (e) {
-      thrown ??= { err: e };
+  /**
+   * Settles each waiting command in order, as one reaction each did: its group counts it, then
+   * `settled` runs for it. One that throws does not keep the ones after it from settling; the
+   * first throw is thrown again at the end (the reaction's promise rejects, as that command's own
+   * did).
+   */
+  #settleAll(waiters: readonly (Group | T)[], reply: Reply | null, err: unknown): void {
+    let thrown: { err: unknown } | null = null;
+    const at = performance.now();
+    const settled = this.#settled;
+    for (let i = 0; i < waiters.length; i += 2) {
+      const group = waiters[i] as Group;
+      if (--group.pending === 0) group.resolve?.();
+      try {
+        settled(waiters[i + 1] as T, reply, err, at);
+      } catch (e) {
+        thrown ??= { err: e };
+      }
     }
+    if (thrown !== null) throw thrown.err;
   }
-  if (thrown !== null) throw thrown.err;
 }
