@@ -63,6 +63,27 @@ const BULK_LF = 6; // the `\n` after them
 const INLINE = 7; // an inline line up to `\n`
 
 /**
+ * Whether chunk[i..i+13) (in the chunk) is `*<count>\r\n$3\r\n<first>ET\r\n` (the name in any
+ * case; `count` and `first` as byte values, `first` lower case): GET's and SET's whole requests.
+ */
+function named(chunk: Buffer, i: number, count: number, first: number): boolean {
+  return (
+    chunk[i + 1] === count &&
+    chunk[i + 2] === CR &&
+    chunk[i + 3] === LF &&
+    chunk[i + 4] === DOLLAR &&
+    chunk[i + 5] === 0x33 &&
+    chunk[i + 6] === CR &&
+    chunk[i + 7] === LF &&
+    (chunk[i + 8]! | 0x20) === first &&
+    (chunk[i + 9]! | 0x20) === 0x65 &&
+    (chunk[i + 10]! | 0x20) === 0x74 &&
+    chunk[i + 11] === CR &&
+    chunk[i + 12] === LF
+  );
+}
+
+/**
  * Splits a byte stream into RESP2 requests: arrays of bulk strings
  * (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`), or inline lines of words split on spaces and tabs
  * (`PING\r\n`; no quoting). `*0` and `*-1` are empty requests and produce nothing, as do blank
@@ -137,8 +158,14 @@ export class RespDecoder {
    * Feeds one chunk; calls `onFrame` for every frame it completes, in stream order. `onGet`,
    * when given, is offered each `GET <key>` that arrives whole in one chunk first (its key a
    * view of the chunk, no frame made); when it returns false the request becomes a frame.
+   * `onSet` likewise for each `SET <key> <value>` (no options).
    */
-  push(chunk: Buffer, onFrame: (frame: RespFrame) => void, onGet?: (key: Buffer) => boolean): void {
+  push(
+    chunk: Buffer,
+    onFrame: (frame: RespFrame) => void,
+    onGet?: (key: Buffer) => boolean,
+    onSet?: (key: Buffer, value: Buffer) => boolean,
+  ): void {
     let i = 0;
     const n = chunk.length;
     while (i < n && !this.#failed) {
@@ -147,6 +174,13 @@ export class RespDecoder {
           if (chunk[i] === STAR) {
             if (onGet !== undefined) {
               const next = this.#wholeGet(chunk, i, onGet);
+              if (next !== -1) {
+                i = next;
+                break;
+              }
+            }
+            if (onSet !== undefined) {
+              const next = this.#wholeSet(chunk, i, onSet);
               if (next !== -1) {
                 i = next;
                 break;
@@ -248,23 +282,7 @@ export class RespDecoder {
    */
   #wholeGet(chunk: Buffer, i: number, onGet: (key: Buffer) => boolean): number {
     const n = chunk.length;
-    if (
-      i + 14 > n ||
-      chunk[i + 1] !== 0x32 ||
-      chunk[i + 2] !== CR ||
-      chunk[i + 3] !== LF ||
-      chunk[i + 4] !== DOLLAR ||
-      chunk[i + 5] !== 0x33 ||
-      chunk[i + 6] !== CR ||
-      chunk[i + 7] !== LF ||
-      (chunk[i + 8]! | 0x20) !== 0x67 ||
-      (chunk[i + 9]! | 0x20) !== 0x65 ||
-      (chunk[i + 10]! | 0x20) !== 0x74 ||
-      chunk[i + 11] !== CR ||
-      chunk[i + 12] !== LF ||
-      chunk[i + 13] !== DOLLAR
-    )
-      return -1;
+    if (i + 14 > n || !named(chunk, i, 0x32, 0x67) || chunk[i + 13] !== DOLLAR) return -1;
     let p = i + 14;
     let len = 0;
     for (let b = chunk[p]; p < n && b! >= 0x30 && b! <= 0x39; b = chunk[++p]) {
@@ -284,6 +302,56 @@ export class RespDecoder {
     this.#done = 3 + len + 2 * ARG_OVERHEAD;
     return onGet(chunk.subarray(p, p + len)) ? p + len + 2 : -1;
   }
+
+  /**
+   * `*3\r\n$3\r\nSET\r\n` (SET in any case), then a key and a value, whole in `chunk` from `i`,
+   * within the limits and taken by `onSet`: the index after it. Otherwise -1, nothing consumed
+   * (the general way decodes it from the same byte: a frame of three views and their array).
+   */
+  #wholeSet(chunk: Buffer, i: number, onSet: (key: Buffer, value: Buffer) => boolean): number {
+    if (i + 13 > chunk.length || !named(chunk, i, 0x33, 0x73)) return -1;
+    const keyLen = this.#bulkAt(chunk, i + 13);
+    if (keyLen < 0) return -1;
+    const key = this.#bulkStart;
+    const valueLen = this.#bulkAt(chunk, key + keyLen + 2);
+    if (valueLen < 0) return -1;
+    const value = this.#bulkStart;
+    const limits = this.limits;
+    const bytes = 3 + keyLen + valueLen + 3 * ARG_OVERHEAD;
+    if (
+      keyLen > limits.maxBulkBytes ||
+      valueLen > limits.maxBulkBytes ||
+      limits.maxArgs < 3 ||
+      bytes > limits.maxRequestBytes
+    )
+      return -1;
+    this.#done = bytes;
+    const taken = onSet(chunk.subarray(key, key + keyLen), chunk.subarray(value, value + valueLen));
+    return taken ? value + valueLen + 2 : -1;
+  }
+
+  /**
+   * The length of the bulk string `$<len>\r\n<bytes>\r\n` at chunk[p] when all of it is in `chunk`
+   * (at most 10 digits), with #bulkStart set to where its bytes start; -1 otherwise.
+   */
+  #bulkAt(chunk: Buffer, p: number): number {
+    const n = chunk.length;
+    if (p >= n || chunk[p] !== DOLLAR) return -1;
+    const from = ++p;
+    let len = 0;
+    for (let b = chunk[p]; p < n && b! >= 0x30 && b! <= 0x39; b = chunk[++p]) {
+      len = len * 10 + (b! - 0x30);
+      if (p - from >= 10) return -1;
+    }
+    if (p === from || p + 1 >= n || chunk[p] !== CR || chunk[p + 1] !== LF) return -1;
+    p += 2;
+    if (p + len + 2 > n || chunk[p + len] !== CR || chunk[p + len + 1] !== LF) return -1;
+    this.#bulkStart = p;
+    return len;
+  }
+
+  /** Where the bytes of the bulk string #bulkAt read last start. */
+  #bulkStart = 0;
 
   /** Reads `*<n>\r\n` or `$<len>\r\n` digits from `i`; returns where it stopped. */
   #header(chunk: Buffer, i: number, onFrame: (frame: RespFrame) => void): number {

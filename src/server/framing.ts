@@ -172,7 +172,7 @@ export class RespFraming implements Framing {
 
   decode(chunk: Buffer, sink: FramingSink): void {
     this.#sink = sink;
-    this.#decoder.push(chunk, this.#onFrame, this.#onGet);
+    this.#decoder.push(chunk, this.#onFrame, this.#onGet, this.#onSet);
   }
 
   /** The sink of the decode() in progress (the connection's, the same for its life). */
@@ -184,6 +184,20 @@ export class RespFraming implements Framing {
     if (key.length === 0 || key.length > this.#ctx.limits.maxKeyBytes) return false;
     this.#ctx.session.lastCommand = 'get';
     this.#sink!.get(key);
+    return true;
+  };
+
+  /**
+   * `SET key value` (no options): the put command parseRespRequest makes of it, without the
+   * frame, its array and the command name's view (and their parse).
+   */
+  readonly #onSet = (key: Buffer, value: Buffer): boolean => {
+    // An empty or long key, or a large value, goes the general way, which words its error.
+    const limits = this.#ctx.limits;
+    if (key.length === 0 || key.length > limits.maxKeyBytes || value.length > limits.maxValueBytes)
+      return false;
+    this.#ctx.session.lastCommand = 'set';
+    this.#sink!.command({ type: 'put', key, value });
     return true;
   };
 

@@ -150,6 +150,53 @@ const SAMPLES: { name: string; input: Buffer; frames: Out[] }[] = [
   },
 ];
 
+/**
+ * Feeds `input` as feed() does, with `fast` (GET or SET) offered to onGet or onSet, which takes
+ * the requests whose key does not start with 'x' (the rest become frames).
+ */
+function viaFast(input: Buffer, sizes: number[], fast: 'GET' | 'SET'): Out[] {
+  const d = new RespDecoder(LIMITS);
+  const out: Out[] = [];
+  const take = (...args: Buffer[]) => {
+    if (args[0]![0] === 0x78) return false;
+    out.push({ args: [fast, ...args.map(lat)] });
+    return true;
+  };
+  for (let i = 0, k = 0; i < input.length; ) {
+    const n = Math.max(1, sizes[k++ % sizes.length]!);
+    const chunk = input.subarray(i, i + n);
+    if (fast === 'GET') d.push(chunk, (f) => out.push(show(f)), take);
+    else d.push(chunk, (f) => out.push(show(f)), undefined, take);
+    i += n;
+  }
+  return out;
+}
+
+/**
+ * Runs `check` on copies of `input` with up to three bytes changed to some of `chars`, each fed
+ * in chunks of `sizes` (cycling).
+ */
+function forDamaged(
+  input: Buffer,
+  chars: string,
+  check: (damaged: Buffer, sizes: number[]) => void,
+): void {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.nat(input.length - 1), fc.constantFrom(...chars.split(''))), {
+        maxLength: 3,
+      }),
+      fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1 }),
+      (edits, sizes) => {
+        const damaged = Buffer.from(input);
+        for (const [at, ch] of edits) damaged[at] = ch.charCodeAt(0);
+        check(damaged, sizes);
+      },
+    ),
+    { numRuns: fuzzRuns(300) },
+  );
+}
+
 describe('RespDecoder', () => {
   for (const s of SAMPLES) {
     it(`${s.name}: whole, byte by byte, and in odd chunks`, () => {
@@ -274,21 +321,7 @@ describe('RespDecoder', () => {
 
   it('offers whole GETs to onGet, which changes nothing but who takes them', () => {
     // onGet takes the keys it likes (not those starting with 'x') and leaves the rest as frames.
-    const viaGet = (input: Buffer, sizes: number[]): Out[] => {
-      const d = new RespDecoder(LIMITS);
-      const out: Out[] = [];
-      const onGet = (key: Buffer) => {
-        if (key[0] === 0x78) return false;
-        out.push({ args: ['GET', lat(key)] });
-        return true;
-      };
-      for (let i = 0, k = 0; i < input.length; ) {
-        const n = Math.max(1, sizes[k++ % sizes.length]!);
-        d.push(input.subarray(i, i + n), (f) => out.push(show(f)), onGet);
-        i += n;
-      }
-      return out;
-    };
+    const viaGet = (input: Buffer, sizes: number[]) => viaFast(input, sizes, 'GET');
     const same = (frames: Out[]) =>
       frames.map((f) =>
         'args' in f && f.args.length === 2 && f.args[0]!.toUpperCase() === 'GET'
@@ -313,22 +346,48 @@ describe('RespDecoder', () => {
       (key) => taken.push(lat(key)) > 0,
     );
     expect(taken).toEqual(['a']);
-    fc.assert(
-      fc.property(
-        fc.array(
-          fc.tuple(fc.nat(input.length - 1), fc.constantFrom(...'*$\r\n09-aGx '.split(''))),
-          {
-            maxLength: 3,
-          },
-        ),
-        fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1 }),
-        (edits, sizes) => {
-          const damaged = Buffer.from(input);
-          for (const [at, ch] of edits) damaged[at] = ch.charCodeAt(0);
-          expect(same(viaGet(damaged, sizes))).toEqual(plain(damaged));
-        },
-      ),
-      { numRuns: fuzzRuns(300) },
+    forDamaged(input, '*$\r\n09-aGx ', (damaged, sizes) =>
+      expect(same(viaGet(damaged, sizes))).toEqual(plain(damaged)),
+    );
+  });
+
+  it('offers whole SETs without options to onSet, which changes nothing but who takes them', () => {
+    const same = (frames: Out[]) =>
+      frames.map((f) =>
+        'args' in f && f.args.length === 3 && f.args[0]!.toUpperCase() === 'SET'
+          ? { args: ['SET', ...f.args.slice(1)] }
+          : f,
+      );
+    const input = Buffer.concat([
+      req('set', 'a', 'v'),
+      req('SET', 'xa', 'v'), // not taken: a frame
+      req('SeT', '', ''),
+      req('SET', 'k'.repeat(300), 'v'.repeat(300)),
+      req('SET', 'k', 'v'.repeat(301)), // over maxBulkBytes: the general way words the error
+      req('SET', 'a', 'v', 'EX', '10'),
+      req('SETX', 'a', 'v'),
+      req('GET', 'a'),
+      ...SAMPLES.slice(0, 8).map((s) => s.input),
+    ]);
+    const plain = same(feed(input));
+    expect(plain).toContainEqual({ args: ['SET', '', ''] });
+    expect(same(viaFast(input, [input.length], 'SET'))).toEqual(plain);
+    expect(same(viaFast(input, [1], 'SET'))).toEqual(plain);
+    // Taken whole, with the count of bytes the general way makes.
+    const d = new RespDecoder(LIMITS);
+    const taken: string[] = [];
+    d.push(
+      req('SET', 'key', 'value'),
+      (f) => taken.push(show(f).toString()),
+      undefined,
+      (k, v) => {
+        taken.push(`${lat(k)}=${lat(v)} ${d.requestBytes}`);
+        return true;
+      },
+    );
+    expect(taken).toEqual([`key=value ${3 + 3 + 5 + 3 * ARG_OVERHEAD}`]);
+    forDamaged(input, '*$\r\n039-aSx ', (damaged, sizes) =>
+      expect(same(viaFast(damaged, sizes, 'SET'))).toEqual(same(feed(damaged))),
     );
   });
 
