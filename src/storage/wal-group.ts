@@ -2,6 +2,7 @@
 // (the group header's room at its front), so that a group is one or a few buffers for its write.
 
 import { crc32 } from 'node:zlib';
+import { crc32Range } from './crc32.ts';
 import {
   BODY_MIN,
   encodeGroupHeader,
@@ -103,7 +104,7 @@ export class PendingGroup {
         from = end;
         at = end;
       } else {
-        crc = crc32(buf.subarray(body, body + len), s);
+        crc = crc32Range(buf, body, body + len, s);
         at = body + len;
       }
       buf.writeUInt32LE(crc, body - RECORD_HEADER + 4);
