@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=16 --no-parallel-scavenge
+#!/usr/bin/env -S node --max-semi-space-size=16 --no-parallel-scavenge --no-allocation-site-pretenuring
 // npm bin shim: the compiled JavaScript beside the sources when it is there (the image: `npm run
 // build` output, no TypeScript type stripping, about 28 MiB less RSS), else the TypeScript
 // sources run directly by Node 24 (type stripping, development).
@@ -13,8 +13,16 @@
 // woke its worker threads about ten times per collection, on the cores the node's clients and
 // the machine's other work need, and a worker switched out mid-collection held the stopped main
 // thread until it ran again (GET P1 on 2 cores, 7 runs each: 28 of 96 collections over 3 ms, up
-// to 187 ms, against 2 of 97; bench/results/2026-12-07-s34-get-p1-tail.md). bench/procs.ts starts
-// its nodes with the flags of this line.
+// to 187 ms, against 2 of 97; bench/results/2026-12-07-s34-get-p1-tail.md).
+// --no-allocation-site-pretenuring: V8 never decides from one collection that an array or object
+// literal's objects live long and allocates them in the old generation from then on. A request's
+// objects (a read's order of replicas, its reply's record) all survive a collection that comes
+// while a burst of them is in flight, and V8 then tenured that literal for good: each of them
+// dead in the old generation, holding its young parts through every young collection, until
+// major collections. One 3-node coordinator in 4-5 fell into it at random: 3-4.5x the time per
+// young collection, 160-250 B promoted per GET against 10-20, GET P16 1.5x the CPU
+// (bench/results/2026-12-07-s37-h5-pretenuring.md). bench/procs.ts starts its nodes with the
+// flags of this line, scripts/build.ts makes the bundle's code cache under them.
 import { existsSync } from 'node:fs';
 import { enableCompileCache } from 'node:module';
 

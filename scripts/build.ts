@@ -23,7 +23,7 @@
 // Usage: node scripts/build.ts [--out-dir DIR] [--no-bundle]   (default dist/; DIR is replaced)
 
 import { execFileSync } from 'node:child_process';
-import { cpSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { bundleNode } from './bundle-node.ts';
@@ -107,8 +107,12 @@ function writeCodeCache(dir: string): number {
     if (!fn.cachedDataProduced) throw new Error('build: V8 produced no code cache');
     writeFileSync(filename + '.cache', fn.cachedData);
     process.stdout.write(String(fn.cachedData.length));`;
-  // A fresh process with no flags: the cache holds V8's flags, and the node runs with none.
-  return Number(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }));
+  // A fresh process with the V8 flags of bin/kvstore.js's #! line, which the node runs with: the
+  // cache holds a hash of the flags that change V8's code (--no-allocation-site-pretenuring
+  // does), and V8 rejects it under others.
+  const first = readFileSync(join(ROOT, 'bin/kvstore.js'), 'utf8').split('\n', 1)[0]!;
+  const flags = first.split(' ').filter((f) => f.startsWith('--'));
+  return Number(execFileSync(process.execPath, [...flags, '-e', script], { encoding: 'utf8' }));
 }
 
 rmSync(out, { recursive: true, force: true });

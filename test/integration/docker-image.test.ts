@@ -43,7 +43,7 @@ async function nodePid(container: string): Promise<number> {
   const line = top
     .split('\n')
     .find((l) =>
-      / node --max-semi-space-size=16 --no-parallel-scavenge \/usr\/local\/bin\/kvstore$/.test(
+      / node --max-semi-space-size=16 --no-parallel-scavenge --no-allocation-site-pretenuring \/usr\/local\/bin\/kvstore$/.test(
         l.trim(),
       ),
     );
