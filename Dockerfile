@@ -66,8 +66,9 @@ RUN set -eu; r=/rootfs; \
 # Node 24 could run the .ts sources directly, but its type stripping keeps a WebAssembly compiler
 # in every process: the compiled node starts with about 28 MiB less RSS (docs/performance.md).
 # The node itself is then bundled into src/main.bundle.cjs (esbuild) with V8's code cache of it,
-# made by this stage's node: the runtime stage copies node from the same NODE_IMAGE, so V8
-# accepts the cache (about 5 MiB less RSS; a rejected cache only costs that).
+# made by this stage's node under bin/kvstore.js's V8 flags: the runtime stage copies node from
+# the same NODE_IMAGE and runs it with those flags, so V8 accepts the cache (about 5 MiB less
+# RSS; a rejected cache only costs that).
 # Dev dependencies (typescript, esbuild) are needed here only; their install scripts are not.
 FROM ${NODE_IMAGE} AS build
 ARG NPM_CI_FAILED
@@ -81,6 +82,8 @@ RUN --mount=type=secret,id=npm_ca \
       exit 1; }
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts/build.ts scripts/bundle-node.ts ./scripts/
+# The launcher's #! line: its V8 flags are those the code cache is made under.
+COPY bin/kvstore.js ./bin/
 COPY src/ ./src/
 COPY operator/ ./operator/
 RUN node scripts/build.ts
