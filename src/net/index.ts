@@ -8,3 +8,4 @@ export { onReads, type Reads } from './reads.ts';
 export { type SlotOutcome, Slots } from './slots.ts';
 export { atNextTurn, atTurnEnd, currentJob, turnPasses } from './turn.ts';
 export { inPieces, TurnBudget } from './turn-budget.ts';
+export { directBytes, directWrites, writeDirect } from './writes.ts';

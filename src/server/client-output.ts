@@ -1,7 +1,7 @@
 // A node-wide bound on the bytes of replies the client connections hold: made and not written.
 
 import type { Socket } from 'node:net';
-import { atTurnEnd } from '../net/index.ts';
+import { atTurnEnd, directBytes } from '../net/index.ts';
 import { type Logger, LogThrottle } from '../observability/index.ts';
 import type { ServerMetrics } from './metrics.ts';
 
@@ -65,8 +65,12 @@ export function sentToKernel(socket: Socket): number {
   const raw = s._parent ?? s;
   const dispatched = raw._bytesDispatched;
   const queued = raw._handle?.writeQueueSize;
-  if (typeof dispatched === 'number' && typeof queued === 'number') return dispatched - queued;
-  return s.bytesWritten - s.writableLength;
+  // Plus what output.ts wrote on the descriptor itself (net/writes.ts: Node never saw it).
+  const direct = directBytes(socket);
+  if (typeof dispatched === 'number' && typeof queued === 'number') {
+    return dispatched - queued + direct;
+  }
+  return s.bytesWritten - s.writableLength + direct;
 }
 
 /** What the bound knows of one holder. */

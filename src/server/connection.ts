@@ -3,7 +3,14 @@
 import type { Socket } from 'node:net';
 import type { Coordinator, ValueUse } from '../coordinator/index.ts';
 import { KvError, toKvError, wireCode } from '../errors/index.ts';
-import { atTurnEnd, onReads, type Reads, type TurnBudget, turnPasses } from '../net/index.ts';
+import {
+  atTurnEnd,
+  directWrites,
+  onReads,
+  type Reads,
+  type TurnBudget,
+  turnPasses,
+} from '../net/index.ts';
 import type { CounterCell, HistogramCell, Logger, LogThrottle } from '../observability/index.ts';
 import {
   type ClientInfo,
@@ -347,6 +354,7 @@ export class Connection implements OutputHolder, ReplyWaiter {
       session: (op) => take({ kind: 'session', op }),
     };
     socket.setNoDelay(true);
+    directWrites(socket);
     this.#reads = onReads(
       socket,
       (chunk) => this.#onData(chunk),

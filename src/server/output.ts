@@ -3,7 +3,7 @@
 // the same point (as Redis writes its replies before it sleeps), instead of each as it is made.
 
 import type { Socket } from 'node:net';
-import { atTurnEnd } from '../net/index.ts';
+import { atTurnEnd, writeDirect } from '../net/index.ts';
 import type { RangeSink } from '../protocol/index.ts';
 
 const INITIAL_BYTES = 64 * 1024;
@@ -144,11 +144,9 @@ export class Output implements RangeSink {
       for (; i < n; i++) {
         const socket = this.#sockets[i]!;
         if (socket.destroyed || socket.writableEnded) continue;
-        socket.write(buf.subarray(this.#starts[i]!, this.#ends[i]!));
+        // The socket keeps a view (not a copy) of what the kernel did not take until it is sent.
+        if (writeDirect(socket, buf, this.#starts[i]!, this.#ends[i]!)) kept = true;
         this.#written += this.#ends[i]! - this.#starts[i]!;
-        // writableLength is 0 when the kernel took every byte during write(); otherwise the
-        // socket keeps the view (not a copy) until it is sent.
-        if (socket.writableLength > 0) kept = true;
       }
     } finally {
       // A write that threw may have kept its view too; the sockets after it lose their bytes.

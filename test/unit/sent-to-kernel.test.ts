@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { TLSSocket, connect as tlsConnect, createServer as tlsServer } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
+import { directWrites, writeDirect } from '../../src/net/index.ts';
 import { sentToKernel } from '../../src/server/client-output.ts';
 import { createPki } from '../helpers/certs.ts';
 import { defer } from '../helpers/defer.ts';
@@ -84,5 +85,27 @@ describe('sentToKernel', () => {
         tlsServer({ cert: readFileSync(cert), key: readFileSync(key) }, onSocket) as Server,
       (port) => tlsConnect({ port, host: '127.0.0.1', ca: readFileSync(pki.ca) }),
     );
+  });
+
+  it('counts the bytes written on the descriptor itself (net/writes.ts), which Node does not see', async () => {
+    let served: Socket | null = null;
+    const server = createServer((s) => {
+      served = s;
+    });
+    defer(() => new Promise<void>((r) => server.close(() => r())));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = connect({
+      port: (server.address() as { port: number }).port,
+      host: '127.0.0.1',
+    });
+    defer(() => client.destroy());
+    await until(async () => served !== null, 10_000, 'the connection', 10);
+    const socket = served as unknown as Socket;
+    defer(() => socket.destroy());
+    directWrites(socket);
+    const before = sentToKernel(socket);
+    expect(writeDirect(socket, Buffer.alloc(1000, 0x61), 100, 900)).toBe(false);
+    expect(socket.bytesWritten).toBe(0); // Node did not see it
+    expect(sentToKernel(socket)).toBe(before + 800);
   });
 });
