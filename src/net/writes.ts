@@ -55,9 +55,17 @@ export function directWrites(socket: Socket): void {
  * Returns whether the stream kept a view of `buf` (the caller must not reuse those bytes).
  */
 export function writeDirect(socket: Socket, buf: Buffer, start: number, end: number): boolean {
-  const direct = (socket as Socket & SocketInternals)[DIRECT];
+  const s = socket as Socket & SocketInternals;
+  const direct = s[DIRECT];
   let at = start;
-  if (direct !== undefined && end - start < DIRECT_MAX_BYTES && socket.writableLength === 0) {
+  // A closed handle (destroy() nulls it as it closes the descriptor, whose number the process
+  // may then give to another file) is never written here.
+  if (
+    direct !== undefined &&
+    end - start < DIRECT_MAX_BYTES &&
+    socket.writableLength === 0 &&
+    s._handle != null
+  ) {
     let n = 0;
     try {
       n = writeSync(direct.fd, buf, at, end - at);
@@ -66,7 +74,7 @@ export function writeDirect(socket: Socket, buf: Buffer, start: number, end: num
     }
     direct.sent += n;
     at += n;
-    if (n > 0) (socket as Socket & SocketInternals)._unrefTimer?.();
+    if (n > 0) s._unrefTimer?.();
     if (at === end) return false;
   }
   socket.write(buf.subarray(at, end));
