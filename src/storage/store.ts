@@ -216,7 +216,7 @@ export class Storage {
   #stateDirty = false;
   /**
    * Data writes decided and not yet given to LMDB (see LMDB_BATCH_MS): #queued holds the last of
-   * each key, which is all LMDB is given (the batch commits in one transaction). Not counted
+   * each key, which is all LMDB is given (in slices, each with its counters: HandOver). Not counted
    * while #held: then there is no batch.
    */
   #batchWrites = 0;
@@ -283,7 +283,8 @@ export class Storage {
     // opens a database in a synchronous transaction, which, run while a batch waits in LMDB's
     // writer, commits that batch and restarts its rest as a synchronous commit, outside the
     // overlapping sync the crash guarantee rested on until LMDB ran with its own sync (harmless
-    // since, and kept: a batch is not split; docs/storage.md, power-loss testing).
+    // since, and kept: a slice of a batch is not split from its counters; docs/storage.md,
+    // power-loss testing).
     this.#hints = root.openDB<Buffer, Buffer>({ name: 'hints', ...binary });
     this.#dataFile = join(opts.path, 'data.mdb');
     this.#firstWrite = opts.onFirstWrite ?? null;
@@ -918,9 +919,9 @@ export class Storage {
    * Queues a put (raw) or a delete (null) of `key` to LMDB (in the next batch) and remembers it
    * until committed, so reads see it at once. The caller appends it to the log in the same turn
    * (or is replaying the log). The key's bytes are copied into #queued, so a queued write does
-   * not keep the caller's key (often a view of a whole socket read) alive. A write that fills the batch gives it to LMDB
-   * here, with the counters as they stand, in the same transaction: the caller has counted the
-   * write already. (Counted after, the write whose value filled a batch was missing from the
+   * not keep the caller's key (often a view of a whole socket read) alive. A write that fills the
+   * batch issues it here, with the counters as they stand (stored with its last slice: #give):
+   * the caller has counted the write already. (Counted after, the write whose value filled a batch was missing from the
    * stored counters until the next write: after a stop or a crash, for good.)
    */
   #queue(key: Buffer, raw: Buffer | null, hash = hashOf(key), was = Number.NaN, next = Number.NaN) {
