@@ -388,6 +388,11 @@ describe('scaling down: decommissioned members gone before the ring settles with
     const keys = keysOwnedBy(names, [k0, k1, k3], 3, 12);
     const c1 = await openClient(k1);
     for (const k of keys) expect(await c1.call(`PUT ${k} v1`)).toBe('OK');
+    // The padding, written before kvstore-3 goes, is most of what its refill must bring back at
+    // the others' 300 bytes/s: a minute or more. Without it the refill (12 keys, about a second)
+    // could finish, and the ring settle with the new directory, before the four observers below
+    // were asked one after another on a loaded machine (seen at load 20-40).
+    await fill(c1);
 
     await k3.proc.stop('SIGKILL');
     const back = await start(3, 300);
