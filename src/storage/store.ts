@@ -818,15 +818,10 @@ export class Storage {
    * too much is uncommitted (the promise returned), and observes each write's commit time.
    */
   #synced(starts: readonly number[]): undefined | Promise<unknown> {
-    // LMDB commits in queue order: the newest queued write's commit covers these. Given in
-    // slices as always (at once, the batches waiting behind a slow LMDB stopped the event loop
-    // for longer than a rotation did), then waited for.
+    // LMDB commits in queue order: the newest queued write's commit covers these.
     if (this.#uncommittedBytes > MAX_UNCOMMITTED_BYTES) {
-      this.#issue();
-      const given = this.#handing.at(-1)?.given() ?? Promise.resolve();
-      return given
-        .then(() => this.#lastCommit.catch(() => {}))
-        .then(() => this.#observeCommits(starts));
+      this.#issueAll();
+      return this.#lastCommit.catch(() => {}).then(() => this.#observeCommits(starts));
     }
     this.#observeCommits(starts);
     return undefined;

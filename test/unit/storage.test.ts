@@ -439,26 +439,6 @@ describe('Storage write-ahead log', () => {
     expect(s.stats()).toMatchObject({ liveKeys: 2 * old, tombstones: old, expiring: old / 2 });
   });
 
-  it('acknowledges a write that leaves over 16 MiB uncommitted only once LMDB committed it', async () => {
-    // The bound on what LMDB may lag behind: past it a write waits for its batch, handed over in
-    // slices, to be committed.
-    const s = openStore();
-    const data = s.root.openDB<Buffer, Buffer>({
-      name: 'data',
-      keyEncoding: 'binary',
-      encoding: 'binary',
-    });
-    const big = Buffer.alloc(3 * 1024 * 1024, 7);
-    const acks = Array.from({ length: 7 }, (_, i) =>
-      s.apply(b(`big${i}`), { version: s.clock.now(), tombstone: false, value: big }),
-    );
-    await acks[6];
-    // LMDB's own table (not the overlay) holds the last write and all before it.
-    for (let i = 0; i < 7; i++)
-      expect(data.getBinary(b(`big${i}`))?.length).toBeGreaterThan(big.length);
-    await Promise.all(acks);
-  });
-
   it('gives LMDB separately acknowledged writes in batches, not a transaction each', async () => {
     const s = openStore();
     const txnId = () => (s.root.getStats() as { lastTxnId: number }).lastTxnId;
