@@ -93,10 +93,11 @@ export class RingKeeper {
   #pending = false;
   #timers = new Set<NodeJS.Timeout>();
   #stopped = false;
-  /** The last save failed (said once), and a retry is due. */
-  #unsaved = false;
   #retry: NodeJS.Timeout | null = null;
-  /** Saves and cleanups the store refuses (a full disk): said once until one works. */
+  /**
+   * Saves and cleanups the store refuses (a full disk): said once until one works. #saves.failing:
+   * the last save failed, and a retry is due.
+   */
   readonly #saves: FailureLog;
   readonly #cleanups: FailureLog;
   #dropping = false;
@@ -209,12 +210,10 @@ export class RingKeeper {
       .then(() => this.#o.save(this.#o.topology.settledRing))
       .then(
         () => {
-          this.#unsaved = false;
           this.#saves.worked({ epoch: this.#o.topology.settledRing.epoch });
         },
         (err: unknown) => {
           this.#saves.failed(err, { retryMs: SAVE_RETRY_MS });
-          this.#unsaved = true;
           this.#retryLater();
         },
       );
@@ -267,7 +266,7 @@ export class RingKeeper {
     if (this.#retry !== null || this.#stopped) return;
     this.#retry = setTimeout(() => {
       this.#retry = null;
-      if (!this.#stopped && this.#unsaved) void this.save();
+      if (!this.#stopped && this.#saves.failing) void this.save();
     }, SAVE_RETRY_MS);
     this.#retry.unref();
   }

@@ -136,7 +136,8 @@ describe("a client socket's replies", () => {
     }
     client.pause();
     client.write(Buffer.concat(requests));
-    await new Promise((r) => setTimeout(r, 300));
+    // Read nothing until the kernel's buffers are full: the stream has taken a write.
+    await expect.poll(() => streamWrites()).toBeGreaterThan(before);
     const expected = Buffer.concat(want);
     const got = await readBytes(client, expected.length);
     expect(got.length).toBe(expected.length);

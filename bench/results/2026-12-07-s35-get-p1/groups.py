@@ -1,4 +1,5 @@
-import sys, re, collections
+import sys, collections
+from perf_stacks import stacks
 groups = [
  ('GC (scavenges, V8 heap)', ['Heap::CollectGarbage','ScavengerCollector','Scavenger::','MinorGC','Heap::Scavenge']),
  ('LMDB lookup (getBinaryFast)', ['getBinaryFast','mdb_']),
@@ -14,19 +15,9 @@ def classify(frames):
     for name, keys in groups:
         if any(k in s for k in keys): return name
     return 'other'
-counts = collections.Counter(); total = 0; frames = []
-def flush():
-    global total
-    if frames:
-        total += 1; counts[classify(frames)] += 1
-for line in sys.stdin:
-    line = line.rstrip('\n')
-    if not line.strip():
-        flush(); frames.clear(); continue
-    if line.startswith('\t') or line.startswith(' '):
-        parts = line.strip().split(' ', 1)
-        if len(parts) == 2: frames.append(re.sub(r'\+0x[0-9a-f]+$', '', parts[1].split(' (')[0]))
-flush()
+counts = collections.Counter(); total = 0
+for frames in stacks(sys.stdin):
+    total += 1; counts[classify(frames)] += 1
 for name, _ in groups + [('other', None)]:
     print(f'{100*counts[name]/total:6.1f}%  {name}')
 print(f'samples {total}')
